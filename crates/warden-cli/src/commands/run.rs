@@ -1,0 +1,205 @@
+//! `warden run`: execute one program in the sandbox.
+//!
+//! Without `--json` the program's stdout and stderr pass through and warden exits with the
+//! program's status (see `exit_code`); with `--json` stdout carries exactly one JSON object
+//! (docs/result-schema.md).
+
+use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use nix::sys::stat::{fstat, SFlag};
+use warden_core::{parse_duration, ByteSize, LimitOverrides, Outcome};
+use warden_engine::{Engine, EngineConfig, ExecutionRequest, ExecutionResult, SourceFile};
+use warden_sandbox::Stdin;
+
+use crate::exit_code;
+
+/// Largest program source accepted.
+const MAX_SOURCE: u64 = 16 << 20;
+/// Largest standard input read from a file or socket (a pipe is passed through unread).
+const MAX_STDIN: u64 = 256 << 20;
+
+/// Arguments of `warden run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The program file; its language is detected from its name or shebang unless --lang says.
+    #[arg(required_unless_present = "code")]
+    file: Option<PathBuf>,
+    /// The program's code, inline, instead of a file.
+    #[arg(short = 'c', long = "code", conflicts_with = "file")]
+    code: Option<String>,
+    /// Language id or alias (python, py, javascript, node, bash, ...).
+    #[arg(short = 'l', long = "lang")]
+    lang: Option<String>,
+    /// Print one JSON object with the outcome, the output and the usage.
+    #[arg(long)]
+    json: bool,
+    /// CPU time of the whole process tree (e.g. 2s, 500ms).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    cpu_time: Option<Duration>,
+    /// Wall-clock time (e.g. 5s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    wall_time: Option<Duration>,
+    /// Memory of the whole process tree (e.g. 256MiB).
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<ByteSize>,
+    /// Processes and threads at once.
+    #[arg(long, value_name = "N")]
+    max_procs: Option<u32>,
+    /// Bytes kept of each of stdout and stderr; the run is killed past it (e.g. 1MiB).
+    #[arg(long, value_name = "SIZE")]
+    max_output: Option<ByteSize>,
+    /// Largest file the program may write (e.g. 16MiB).
+    #[arg(long, value_name = "SIZE")]
+    max_file_size: Option<ByteSize>,
+    /// Size of the writable workspace, /work and /tmp together (e.g. 64MiB).
+    #[arg(long, value_name = "SIZE")]
+    workspace_size: Option<ByteSize>,
+    /// Open file descriptors per process.
+    #[arg(long, value_name = "N")]
+    max_open_files: Option<u32>,
+    /// Arguments passed to the program (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+impl RunArgs {
+    fn limits(&self) -> LimitOverrides {
+        LimitOverrides {
+            cpu_time: self.cpu_time,
+            wall_time: self.wall_time,
+            memory: self.memory,
+            max_procs: self.max_procs,
+            max_output: self.max_output,
+            max_file_size: self.max_file_size,
+            workspace_size: self.workspace_size,
+            max_open_files: self.max_open_files,
+        }
+    }
+
+    fn source(&self) -> anyhow::Result<SourceFile> {
+        if let Some(code) = &self.code {
+            return Ok(SourceFile {
+                name: None,
+                code: code.clone().into_bytes(),
+            });
+        }
+        let Some(path) = &self.file else {
+            bail!("no program given: pass a file or -c CODE");
+        };
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut code = Vec::new();
+        file.take(MAX_SOURCE + 1)
+            .read_to_end(&mut code)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if code.len() as u64 > MAX_SOURCE {
+            bail!("{} is larger than {}", path.display(), ByteSize(MAX_SOURCE));
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        Ok(SourceFile { name, code })
+    }
+}
+
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    match execute(args) {
+        Ok(result) if json => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, &result).context("writing the JSON result")?;
+            writeln!(out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(result) => pass_through(&result),
+        Err(e) if json => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, &serde_json::json!({ "error": format!("{e:#}") }))?;
+            writeln!(out)?;
+            eprintln!("warden: {e:#}");
+            Ok(ExitCode::from(exit_code::WARDEN_ERROR))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn execute(args: RunArgs) -> anyhow::Result<ExecutionResult> {
+    let request = ExecutionRequest {
+        language: args.lang.clone(),
+        source: Some(args.source()?),
+        args: args.args.clone(),
+        stdin: stdin()?,
+        limits: args.limits(),
+    };
+    let engine = Engine::new(EngineConfig::new(super::helper_binary()?))?;
+    Ok(engine.execute(request)?)
+}
+
+/// A pipe is handed to the program as is; a terminal never is (an ioctl on it could inject
+/// input into the user's shell), so it becomes empty input; a file or socket is read here.
+fn stdin() -> anyhow::Result<Stdin> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok(Stdin::Null);
+    }
+    let Ok(stat) = fstat(stdin.as_fd()) else {
+        return Ok(Stdin::Null);
+    };
+    let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
+    if kind == SFlag::S_IFIFO {
+        let fd = stdin
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating stdin")?;
+        return Ok(Stdin::Pipe(fd));
+    }
+    let mut bytes = Vec::new();
+    stdin
+        .lock()
+        .take(MAX_STDIN + 1)
+        .read_to_end(&mut bytes)
+        .context("reading stdin")?;
+    if bytes.len() as u64 > MAX_STDIN {
+        bail!("standard input is larger than {}", ByteSize(MAX_STDIN));
+    }
+    Ok(Stdin::Bytes(bytes))
+}
+
+fn pass_through(result: &ExecutionResult) -> anyhow::Result<ExitCode> {
+    std::io::stdout()
+        .lock()
+        .write_all(&result.stdout)
+        .context("writing stdout")?;
+    std::io::stderr()
+        .lock()
+        .write_all(&result.stderr)
+        .context("writing stderr")?;
+    match &result.outcome {
+        Outcome::Exited { .. } => {}
+        Outcome::TimeLimit { which } => {
+            let limit = match which {
+                warden_core::TimeLimitKind::Cpu => result.limits.cpu_time,
+                warden_core::TimeLimitKind::Wall => result.limits.wall_time,
+            };
+            eprintln!(
+                "warden: {} ({})",
+                result.outcome,
+                warden_core::units::format_duration(limit)
+            );
+        }
+        Outcome::MemoryLimit => eprintln!("warden: {} ({})", result.outcome, result.limits.memory),
+        Outcome::OutputLimit { .. } => {
+            eprintln!("warden: {} ({})", result.outcome, result.limits.max_output)
+        }
+        Outcome::FileSizeLimit => eprintln!(
+            "warden: {} ({})",
+            result.outcome, result.limits.max_file_size
+        ),
+        other => eprintln!("warden: program {other}"),
+    }
+    Ok(ExitCode::from(exit_code::for_outcome(&result.outcome)))
+}

@@ -1,0 +1,65 @@
+//! `warden`: run untrusted code in a sandbox. Also the sandbox helper: the binary re-executes
+//! itself as `warden __sandbox-helper` to build each sandbox from a fresh, single-threaded
+//! process (docs/sandbox-setup.md).
+
+mod commands;
+mod exit_code;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Runs untrusted code in many languages, safely and fast.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a program in the sandbox.
+    Run(commands::run::RunArgs),
+    /// Report which isolation features this host supports.
+    Doctor(commands::doctor::DoctorArgs),
+    /// List the languages warden knows and whether their runtimes are installed.
+    Languages(commands::languages::LanguagesArgs),
+}
+
+fn main() -> ExitCode {
+    // The helper must not start logging threads or parse arguments: it is the clean,
+    // single-threaded process that builds a sandbox.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == warden_sandbox::HELPER_ARG)
+    {
+        warden_sandbox::helper_main();
+    }
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Doctor(args) => commands::doctor::run(args),
+        Command::Languages(args) => commands::languages::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            ExitCode::from(exit_code::WARDEN_ERROR)
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `WARDEN_LOG` (e.g. `WARDEN_LOG=debug`); stdout carries only
+/// results.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

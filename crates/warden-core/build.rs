@@ -1,0 +1,53 @@
+//! Embeds the data directories (`languages/`, `policies/`) into the crate, so that adding a
+//! language or a policy is a data file and nothing else.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::{env, fs};
+
+fn main() {
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest.join("../..");
+    let mut out = String::new();
+    embed(&mut out, "LANGUAGE_FILES", &root.join("languages"));
+    embed(&mut out, "SECCOMP_FILES", &root.join("policies/seccomp"));
+    embed(
+        &mut out,
+        "FILESYSTEM_FILES",
+        &root.join("policies/filesystem"),
+    );
+    let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded.rs");
+    fs::write(dest, out).expect("OUT_DIR is writable");
+}
+
+fn embed(out: &mut String, name: &str, dir: &Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    writeln!(
+        out,
+        "/// Embedded `{}` files: (file name, contents).",
+        dir.display()
+    )
+    .ok();
+    writeln!(out, "pub(crate) static {name}: &[(&str, &str)] = &[").ok();
+    for path in files {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let file = path
+            .file_name()
+            .expect("read_dir entries have names")
+            .to_string_lossy();
+        let abs = fs::canonicalize(&path).expect("embedded file exists");
+        writeln!(
+            out,
+            "    ({file:?}, include_str!({:?})),",
+            abs.display().to_string()
+        )
+        .ok();
+    }
+    writeln!(out, "];").ok();
+}

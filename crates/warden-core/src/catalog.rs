@@ -1,0 +1,223 @@
+//! The language catalog: every `languages/*.toml` embedded in the binary, optionally replaced
+//! or extended by an operator's override directory, indexed by id, alias and extension.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use crate::embedded::LANGUAGE_FILES;
+use crate::language::{Language, LanguageError};
+
+/// All known languages.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    languages: BTreeMap<String, Language>,
+    /// alias or id -> id
+    names: BTreeMap<String, String>,
+    /// extension -> id
+    extensions: BTreeMap<String, String>,
+}
+
+/// The catalog cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A language file is invalid.
+    #[error(transparent)]
+    Language(#[from] LanguageError),
+    /// The override directory cannot be read.
+    #[error("reading language overrides in {path}")]
+    ReadOverrides {
+        /// The directory or file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Catalog {
+    /// The languages embedded in this binary.
+    pub fn builtin() -> Result<Self, CatalogError> {
+        Self::from_files(
+            LANGUAGE_FILES
+                .iter()
+                .map(|(f, t)| ((*f).to_owned(), (*t).to_owned())),
+        )
+    }
+
+    /// The embedded languages, with every `*.toml` of `dir` replacing or adding one.
+    pub fn with_overrides(dir: &Path) -> Result<Self, CatalogError> {
+        let read_err = |source| CatalogError::ReadOverrides {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut files: BTreeMap<String, String> = LANGUAGE_FILES
+            .iter()
+            .map(|(f, t)| ((*f).to_owned(), (*t).to_owned()))
+            .collect();
+        for entry in fs::read_dir(dir).map_err(read_err)? {
+            let path = entry.map_err(read_err)?.path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).map_err(|source| CatalogError::ReadOverrides {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.insert(name, text);
+        }
+        Self::from_files(files)
+    }
+
+    fn from_files(files: impl IntoIterator<Item = (String, String)>) -> Result<Self, CatalogError> {
+        let mut catalog = Catalog {
+            languages: BTreeMap::new(),
+            names: BTreeMap::new(),
+            extensions: BTreeMap::new(),
+        };
+        for (file, text) in files {
+            catalog.insert(Language::from_toml(&file, &text)?)?;
+        }
+        Ok(catalog)
+    }
+
+    fn insert(&mut self, lang: Language) -> Result<(), LanguageError> {
+        let id = lang.id.to_string();
+        let names = std::iter::once(&id).chain(lang.aliases.iter());
+        for name in names {
+            claim(
+                &mut self.names,
+                if *name == id { "id" } else { "alias" },
+                name,
+                &id,
+            )?;
+        }
+        for ext in &lang.extensions {
+            claim(
+                &mut self.extensions,
+                "extension",
+                &ext.to_ascii_lowercase(),
+                &id,
+            )?;
+        }
+        self.languages.insert(id, lang);
+        Ok(())
+    }
+
+    /// Finds a language by id or alias (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&Language> {
+        let id = self.names.get(&name.to_ascii_lowercase())?;
+        self.languages.get(id)
+    }
+
+    /// Finds a language by file extension (without the dot, case-insensitive).
+    pub fn by_extension(&self, ext: &str) -> Option<&Language> {
+        let id = self.extensions.get(&ext.to_ascii_lowercase())?;
+        self.languages.get(id)
+    }
+
+    /// Finds a language whose shebang list names `interpreter` (the file name of the
+    /// interpreter in a `#!` line, after `env`).
+    pub fn by_shebang(&self, interpreter: &str) -> Option<&Language> {
+        self.languages
+            .values()
+            .find(|l| l.shebangs.iter().any(|s| s == interpreter))
+    }
+
+    /// Every language, ordered by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Language> {
+        self.languages.values()
+    }
+
+    /// Every accepted name (ids and aliases), for error messages.
+    pub fn names(&self) -> Vec<&str> {
+        self.names.keys().map(String::as_str).collect()
+    }
+}
+
+fn claim(
+    index: &mut BTreeMap<String, String>,
+    what: &'static str,
+    name: &str,
+    id: &str,
+) -> Result<(), LanguageError> {
+    match index.get(name) {
+        Some(first) if first != id => Err(LanguageError::Duplicate {
+            what,
+            name: name.to_owned(),
+            first: first.clone(),
+            second: id.to_owned(),
+        }),
+        _ => {
+            index.insert(name.to_owned(), id.to_owned());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_language_loads_with_its_smoke_test() {
+        let catalog = Catalog::builtin().expect("the embedded catalog is valid");
+        let ids: Vec<_> = catalog.iter().map(|l| l.id.as_str()).collect();
+        for required in ["python", "javascript", "bash"] {
+            assert!(ids.contains(&required), "{required} missing from {ids:?}");
+        }
+        for lang in catalog.iter() {
+            assert!(
+                !lang.smoke.stdout.is_empty(),
+                "{} smoke test prints nothing",
+                lang.id
+            );
+            assert!(!lang.extensions.is_empty(), "{} has no extension", lang.id);
+        }
+    }
+
+    #[test]
+    fn lookups_by_alias_extension_and_shebang() {
+        let catalog = Catalog::builtin().expect("valid");
+        assert_eq!(catalog.get("py").map(|l| l.id.as_str()), Some("python"));
+        assert_eq!(
+            catalog.get("Node").map(|l| l.id.as_str()),
+            Some("javascript")
+        );
+        assert_eq!(
+            catalog.by_extension("SH").map(|l| l.id.as_str()),
+            Some("bash")
+        );
+        assert_eq!(
+            catalog.by_shebang("python3").map(|l| l.id.as_str()),
+            Some("python")
+        );
+        assert!(catalog.get("cobol").is_none());
+    }
+
+    #[test]
+    fn an_alias_claimed_twice_is_refused() {
+        let a = "id = \"a\"\nname = \"A\"\naliases = [\"x\"]\nsource_file = \"a\"\nversion = [\"/a\"]\n[run]\nargv = [\"/a\"]\n[smoke]\ncode = \"\"\nstdout = \"a\"\n";
+        let b = a.replace("\"a\"", "\"b\"").replace("\"A\"", "\"B\"");
+        let err = Catalog::from_files([("a.toml".into(), a.into()), ("b.toml".into(), b)])
+            .expect_err("x is claimed twice");
+        assert!(err.to_string().contains("alias \"x\""), "{err}");
+    }
+
+    #[test]
+    fn overrides_replace_and_add() {
+        let dir = std::env::temp_dir().join(format!("warden-catalog-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let toy = "id = \"toy\"\nname = \"Toy\"\nextensions = [\"toy\"]\nsource_file = \"m\"\nversion = [\"/t\"]\n[run]\nargv = [\"/t\"]\n[smoke]\ncode = \"\"\nstdout = \"t\"\n";
+        fs::write(dir.join("toy.toml"), toy).expect("write");
+        let catalog = Catalog::with_overrides(&dir);
+        fs::remove_dir_all(&dir).expect("cleanup");
+        let catalog = catalog.expect("valid overrides");
+        assert!(catalog.get("toy").is_some());
+        assert!(catalog.get("python").is_some());
+    }
+}

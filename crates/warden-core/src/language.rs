@@ -1,0 +1,414 @@
+//! One language as data: how to name its source, how to compile and run it, what it needs
+//! mounted, its limit overrides and its smoke test. Read from `languages/<id>.toml`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::LimitOverrides;
+
+/// A language id: lowercase ASCII letters, digits, `-`, `_`, `+`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LanguageId(String);
+
+impl LanguageId {
+    /// Checks the spelling of an id.
+    pub fn new(id: &str) -> Result<Self, LanguageError> {
+        let ok = !id.is_empty()
+            && id.len() <= 32
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_+".contains(c));
+        if ok {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(LanguageError::BadId { id: id.to_owned() })
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for LanguageId {
+    type Error = LanguageError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        LanguageId::new(&s)
+    }
+}
+
+impl From<LanguageId> for String {
+    fn from(id: LanguageId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for LanguageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the entry file is named inside the workspace. A closed set: a language that needs a new
+/// rule gets a new variant here, never a module of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceNaming {
+    /// Always `source_file` from the language file.
+    #[default]
+    Fixed,
+}
+
+/// A command template: absolute program path, then arguments with placeholders.
+pub type ArgvTemplate = Vec<String>;
+
+/// The placeholders a command template may use.
+pub const PLACEHOLDERS: &[&str] = &["{source}", "{workdir}", "{args}", "{artifact}"];
+
+/// A language file as written (`languages/<id>.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Language {
+    /// Canonical id, also the file stem.
+    pub id: LanguageId,
+    /// Human name.
+    pub name: String,
+    /// Other names accepted by `--lang`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// File extensions without the dot.
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    /// Interpreter names recognised in a `#!` line (`python3`, `env python3`).
+    #[serde(default)]
+    pub shebangs: Vec<String>,
+    /// Name of the entry file inside the workspace.
+    pub source_file: String,
+    /// How the entry file is named.
+    #[serde(default)]
+    pub source_naming: SourceNaming,
+    /// Command that prints the toolchain version.
+    pub version: ArgvTemplate,
+    /// Host paths the runtime needs, bound read-only beyond the base filesystem policy.
+    #[serde(default)]
+    pub mounts: Vec<PathBuf>,
+    /// Environment of the program, on top of the sandbox's clean base environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The optional compile stage.
+    #[serde(default)]
+    pub compile: Option<CompileStage>,
+    /// The run stage.
+    pub run: RunStage,
+    /// Limit overrides for programs in this language.
+    #[serde(default)]
+    pub limits: LimitOverrides,
+    /// A program that must print `stdout` when run.
+    pub smoke: SmokeTest,
+}
+
+/// How to compile a program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompileStage {
+    /// The compiler command.
+    pub argv: ArgvTemplate,
+    /// Name of the file the compiler produces, inside the workspace (`{artifact}`).
+    pub artifact: String,
+    /// Limit overrides for the compiler (on top of the language's).
+    #[serde(default)]
+    pub limits: LimitOverrides,
+}
+
+/// How to run a program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunStage {
+    /// The command; `{args}` expands to the program's arguments.
+    pub argv: ArgvTemplate,
+}
+
+/// A smoke test: this code must print exactly `stdout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeTest {
+    /// The program.
+    pub code: String,
+    /// Its standard input.
+    #[serde(default)]
+    pub stdin: String,
+    /// What it must print.
+    pub stdout: String,
+}
+
+/// A language file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LanguageError {
+    /// The id is badly spelled.
+    #[error("language id {id:?} must be 1-32 of a-z 0-9 - _ +")]
+    BadId {
+        /// The id given.
+        id: String,
+    },
+    /// The TOML does not deserialize.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The file name.
+        file: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// The file name and the id disagree.
+    #[error("{file}: id {id:?} does not match the file name")]
+    FileName {
+        /// The file name.
+        file: String,
+        /// The id inside.
+        id: String,
+    },
+    /// A command template is unusable.
+    #[error("{language}: {stage} command {argv:?}: {problem}")]
+    Command {
+        /// The language id.
+        language: String,
+        /// `run`, `compile` or `version`.
+        stage: &'static str,
+        /// The template.
+        argv: Vec<String>,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A name, alias or extension is claimed twice.
+    #[error("{what} {name:?} is claimed by both {first} and {second}")]
+    Duplicate {
+        /// `id`, `alias` or `extension`.
+        what: &'static str,
+        /// The contested name.
+        name: String,
+        /// One claimant.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// Some other field is unusable.
+    #[error("{language}: {problem}")]
+    Invalid {
+        /// The language id.
+        language: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Language {
+    /// Parses and validates one language file.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, LanguageError> {
+        let lang: Language = toml::from_str(text).map_err(|e| LanguageError::Parse {
+            file: file.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+        let stem = file.strip_suffix(".toml").unwrap_or(file);
+        if stem != lang.id.as_str() {
+            return Err(LanguageError::FileName {
+                file: file.to_owned(),
+                id: lang.id.to_string(),
+            });
+        }
+        lang.validate()?;
+        Ok(lang)
+    }
+
+    fn validate(&self) -> Result<(), LanguageError> {
+        self.check_argv("version", &self.version)?;
+        self.check_argv("run", &self.run.argv)?;
+        if let Some(compile) = &self.compile {
+            self.check_argv("compile", &compile.argv)?;
+            check_file_name(self, &compile.artifact)?;
+        } else if self.run.argv.iter().any(|a| a.contains("{artifact}")) {
+            return Err(self.invalid("run uses {artifact} but there is no compile stage"));
+        }
+        check_file_name(self, &self.source_file)?;
+        if let Some(path) = self.mounts.iter().find(|p| !p.is_absolute()) {
+            return Err(self.invalid(&format!("mount {} is not absolute", path.display())));
+        }
+        if let Some(ext) = self
+            .extensions
+            .iter()
+            .find(|e| e.starts_with('.') || e.is_empty())
+        {
+            return Err(self.invalid(&format!("extension {ext:?} must be given without the dot")));
+        }
+        if let Some(key) = self
+            .env
+            .keys()
+            .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
+        {
+            return Err(self.invalid(&format!("environment name {key:?} is not valid")));
+        }
+        Ok(())
+    }
+
+    fn check_argv(&self, stage: &'static str, argv: &[String]) -> Result<(), LanguageError> {
+        let problem = |p: &str| LanguageError::Command {
+            language: self.id.to_string(),
+            stage,
+            argv: argv.to_vec(),
+            problem: p.to_owned(),
+        };
+        let program = argv.first().ok_or_else(|| problem("is empty"))?;
+        if !program.starts_with('/') {
+            return Err(problem("the program must be an absolute path"));
+        }
+        for arg in argv {
+            let mut rest = arg.as_str();
+            while let Some(start) = rest.find('{') {
+                let end = rest[start..]
+                    .find('}')
+                    .ok_or_else(|| problem("has an unclosed {"))?;
+                let placeholder = &rest[start..start + end + 1];
+                if !PLACEHOLDERS.contains(&placeholder) {
+                    return Err(problem(&format!("unknown placeholder {placeholder}")));
+                }
+                rest = &rest[start + end + 1..];
+            }
+        }
+        if argv.iter().any(|a| a.contains("{args}") && a != "{args}") {
+            return Err(problem("{args} must stand alone as one element"));
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, problem: &str) -> LanguageError {
+        LanguageError::Invalid {
+            language: self.id.to_string(),
+            problem: problem.to_owned(),
+        }
+    }
+}
+
+fn check_file_name(lang: &Language, name: &str) -> Result<(), LanguageError> {
+    let ok = !name.is_empty()
+        && !name.contains('/')
+        && name != "."
+        && name != ".."
+        && !name.contains('\0');
+    if ok {
+        Ok(())
+    } else {
+        Err(lang.invalid(&format!("{name:?} is not a plain file name")))
+    }
+}
+
+/// Values substituted into a command template.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandValues<'a> {
+    /// Absolute path of the entry file inside the sandbox.
+    pub source: &'a str,
+    /// The workspace directory inside the sandbox.
+    pub workdir: &'a str,
+    /// Absolute path of the compiled artifact inside the sandbox.
+    pub artifact: &'a str,
+    /// The program's own arguments.
+    pub args: &'a [String],
+}
+
+/// Expands a template: `{args}` becomes zero or more elements, the others are substituted.
+pub fn expand_argv(template: &[String], values: &CommandValues<'_>) -> Vec<String> {
+    let mut argv = Vec::with_capacity(template.len() + values.args.len());
+    for arg in template {
+        if arg == "{args}" {
+            argv.extend(values.args.iter().cloned());
+            continue;
+        }
+        argv.push(
+            arg.replace("{source}", values.source)
+                .replace("{workdir}", values.workdir)
+                .replace("{artifact}", values.artifact),
+        );
+    }
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+id = "toy"
+name = "Toy"
+source_file = "main.toy"
+version = ["/usr/bin/toy", "--version"]
+[run]
+argv = ["/usr/bin/toy", "{source}", "{args}"]
+[smoke]
+code = "say hi"
+stdout = "hi\n"
+"#;
+
+    #[test]
+    fn a_minimal_file_parses() {
+        let lang = Language::from_toml("toy.toml", MINIMAL).expect("valid");
+        assert_eq!(lang.id.as_str(), "toy");
+        assert!(lang.compile.is_none());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            (
+                MINIMAL.replace("\"/usr/bin/toy\", \"{source}\"", "\"toy\", \"{source}\""),
+                "absolute",
+            ),
+            (
+                MINIMAL.replace("{source}\", \"{args}", "{sauce}\", \"{args}"),
+                "unknown placeholder {sauce}",
+            ),
+            (
+                MINIMAL.replace("\"{args}\"]", "\"--{args}\"]"),
+                "stand alone",
+            ),
+            (
+                MINIMAL.replace("main.toy", "../main.toy"),
+                "plain file name",
+            ),
+            (format!("{MINIMAL}\ncolour = \"red\""), "unknown field"),
+        ];
+        for (text, expected) in cases {
+            let err = Language::from_toml("toy.toml", &text).expect_err(expected);
+            assert!(
+                err.to_string().contains(expected),
+                "{err} should mention {expected}"
+            );
+        }
+        let err = Language::from_toml("other.toml", MINIMAL).expect_err("name mismatch");
+        assert!(matches!(err, LanguageError::FileName { .. }));
+    }
+
+    #[test]
+    fn args_expand_to_zero_or_more_elements() {
+        let template: Vec<String> = ["/bin/x", "{source}", "{args}", "--out={artifact}"]
+            .map(String::from)
+            .to_vec();
+        let args = vec!["a b".to_owned(), "c".to_owned()];
+        let values = CommandValues {
+            source: "/work/main.x",
+            workdir: "/work",
+            artifact: "/work/main",
+            args: &args,
+        };
+        assert_eq!(
+            expand_argv(&template, &values),
+            ["/bin/x", "/work/main.x", "a b", "c", "--out=/work/main"]
+        );
+        let none = CommandValues {
+            args: &[],
+            ..values
+        };
+        assert_eq!(expand_argv(&template, &none).len(), 3);
+    }
+}

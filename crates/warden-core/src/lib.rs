@@ -1,0 +1,26 @@
+//! Domain types of warden: human units, limits, outcomes, the language catalog and the sandbox
+//! policies kept as data (`languages/`, `policies/`).
+//!
+//! Pure: no I/O beyond reading its own embedded data and an optional override directory, no
+//! `unsafe`, no async runtime.
+
+pub mod catalog;
+pub mod detect;
+pub mod filesystem;
+pub mod language;
+pub mod limits;
+pub mod outcome;
+pub mod seccomp_policy;
+pub mod units;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
+
+pub use catalog::{Catalog, CatalogError};
+pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
+pub use language::{Language, LanguageError, LanguageId};
+pub use limits::{LimitBounds, LimitError, LimitOverrides, Limits};
+pub use outcome::{Outcome, Signal, Stream, TimeLimitKind, Usage};
+pub use seccomp_policy::SeccompPolicy;
+pub use units::{parse_duration, ByteSize, UnitError};

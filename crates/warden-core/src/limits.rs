@@ -1,0 +1,347 @@
+//! Resource limits of one execution: defaults, per-language and per-request overrides, the
+//! operator's maxima, and the bounds outside which a value is refused as absurd.
+//!
+//! The order is fixed: defaults ⊕ language overrides ⊕ request overrides, then validated against
+//! [`LimitBounds`] (absurd values are an error), then clamped to the operator's [`Limits`] maxima
+//! (a request can never widen what the operator allows).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::{format_duration, human_duration, human_duration_opt, ByteSize};
+
+/// The effective limits of one execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// CPU time of the whole process tree (cgroup accounting), user plus system.
+    #[serde(with = "human_duration")]
+    pub cpu_time: Duration,
+    /// Wall-clock time from the start of the program.
+    #[serde(with = "human_duration")]
+    pub wall_time: Duration,
+    /// Memory of the whole tree, charged by the memory cgroup (never `RLIMIT_AS`).
+    pub memory: ByteSize,
+    /// Processes plus threads at once (pids cgroup).
+    pub max_procs: u32,
+    /// Bytes kept of each of stdout and stderr; the run is killed past it.
+    pub max_output: ByteSize,
+    /// Largest file the program may write (`RLIMIT_FSIZE`).
+    pub max_file_size: ByteSize,
+    /// Size of the writable workspace tmpfs (`/work` and `/tmp` together).
+    pub workspace_size: ByteSize,
+    /// Open file descriptors per process (`RLIMIT_NOFILE`).
+    pub max_open_files: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            cpu_time: Duration::from_secs(5),
+            wall_time: Duration::from_secs(10),
+            memory: ByteSize::mib(256),
+            max_procs: 64,
+            max_output: ByteSize::mib(1),
+            max_file_size: ByteSize::mib(16),
+            workspace_size: ByteSize::mib(64),
+            max_open_files: 256,
+        }
+    }
+}
+
+impl Limits {
+    /// The operator maxima used when no configuration says otherwise.
+    pub fn default_maxima() -> Self {
+        Self {
+            cpu_time: Duration::from_secs(300),
+            wall_time: Duration::from_secs(600),
+            memory: ByteSize(8 * ByteSize::GIB),
+            max_procs: 4096,
+            max_output: ByteSize::mib(256),
+            max_file_size: ByteSize(4 * ByteSize::GIB),
+            workspace_size: ByteSize(4 * ByteSize::GIB),
+            max_open_files: 65_536,
+        }
+    }
+
+    /// These limits with every field `overrides` sets replaced.
+    pub fn with(mut self, overrides: &LimitOverrides) -> Self {
+        let o = overrides;
+        self.cpu_time = o.cpu_time.unwrap_or(self.cpu_time);
+        self.wall_time = o.wall_time.unwrap_or(self.wall_time);
+        self.memory = o.memory.unwrap_or(self.memory);
+        self.max_procs = o.max_procs.unwrap_or(self.max_procs);
+        self.max_output = o.max_output.unwrap_or(self.max_output);
+        self.max_file_size = o.max_file_size.unwrap_or(self.max_file_size);
+        self.workspace_size = o.workspace_size.unwrap_or(self.workspace_size);
+        self.max_open_files = o.max_open_files.unwrap_or(self.max_open_files);
+        self
+    }
+
+    /// Refuses values outside `bounds` with a message naming the limit and the accepted range.
+    pub fn validate(&self, bounds: &LimitBounds) -> Result<(), LimitError> {
+        check_duration(
+            "cpu-time",
+            self.cpu_time,
+            bounds.min.cpu_time,
+            bounds.max.cpu_time,
+        )?;
+        check_duration(
+            "wall-time",
+            self.wall_time,
+            bounds.min.wall_time,
+            bounds.max.wall_time,
+        )?;
+        check_size("memory", self.memory, bounds.min.memory, bounds.max.memory)?;
+        check_count(
+            "max-procs",
+            self.max_procs,
+            bounds.min.max_procs,
+            bounds.max.max_procs,
+        )?;
+        check_size(
+            "max-output",
+            self.max_output,
+            bounds.min.max_output,
+            bounds.max.max_output,
+        )?;
+        check_size(
+            "max-file-size",
+            self.max_file_size,
+            bounds.min.max_file_size,
+            bounds.max.max_file_size,
+        )?;
+        check_size(
+            "workspace-size",
+            self.workspace_size,
+            bounds.min.workspace_size,
+            bounds.max.workspace_size,
+        )?;
+        check_count(
+            "max-open-files",
+            self.max_open_files,
+            bounds.min.max_open_files,
+            bounds.max.max_open_files,
+        )
+    }
+
+    /// Every field lowered to at most the operator's `maxima`.
+    pub fn clamp_to(self, maxima: &Limits) -> Self {
+        Self {
+            cpu_time: self.cpu_time.min(maxima.cpu_time),
+            wall_time: self.wall_time.min(maxima.wall_time),
+            memory: self.memory.min(maxima.memory),
+            max_procs: self.max_procs.min(maxima.max_procs),
+            max_output: self.max_output.min(maxima.max_output),
+            max_file_size: self.max_file_size.min(maxima.max_file_size),
+            workspace_size: self.workspace_size.min(maxima.workspace_size),
+            max_open_files: self.max_open_files.min(maxima.max_open_files),
+        }
+    }
+}
+
+/// Limits that a language file or a request sets; unset fields keep the value below them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// See [`Limits::cpu_time`].
+    #[serde(
+        default,
+        with = "human_duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cpu_time: Option<Duration>,
+    /// See [`Limits::wall_time`].
+    #[serde(
+        default,
+        with = "human_duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub wall_time: Option<Duration>,
+    /// See [`Limits::memory`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ByteSize>,
+    /// See [`Limits::max_procs`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_procs: Option<u32>,
+    /// See [`Limits::max_output`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output: Option<ByteSize>,
+    /// See [`Limits::max_file_size`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_size: Option<ByteSize>,
+    /// See [`Limits::workspace_size`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_size: Option<ByteSize>,
+    /// See [`Limits::max_open_files`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_files: Option<u32>,
+}
+
+/// The range a limit must fall in to be taken at all; outside it the request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitBounds {
+    /// Smallest accepted values.
+    pub min: Limits,
+    /// Largest accepted values (sanity, not policy: the operator's maxima clamp further).
+    pub max: Limits,
+}
+
+impl Default for LimitBounds {
+    fn default() -> Self {
+        Self {
+            min: Limits {
+                cpu_time: Duration::from_millis(10),
+                wall_time: Duration::from_millis(10),
+                memory: ByteSize::mib(8),
+                max_procs: 1,
+                max_output: ByteSize(0),
+                max_file_size: ByteSize(0),
+                workspace_size: ByteSize::kib(64),
+                max_open_files: 8,
+            },
+            max: Limits {
+                cpu_time: Duration::from_secs(24 * 3600),
+                wall_time: Duration::from_secs(24 * 3600),
+                memory: ByteSize(1 << 40),
+                max_procs: 1 << 20,
+                max_output: ByteSize(1 << 32),
+                max_file_size: ByteSize(1 << 40),
+                workspace_size: ByteSize(1 << 40),
+                max_open_files: 1 << 20,
+            },
+        }
+    }
+}
+
+/// A limit outside the accepted range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name} {value} is outside the accepted range {min}..={max}")]
+pub struct LimitError {
+    /// The flag name of the limit.
+    pub name: &'static str,
+    /// The value given, as text.
+    pub value: String,
+    /// The smallest accepted value.
+    pub min: String,
+    /// The largest accepted value.
+    pub max: String,
+}
+
+fn check_duration(
+    name: &'static str,
+    v: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<(), LimitError> {
+    if (min..=max).contains(&v) {
+        return Ok(());
+    }
+    Err(LimitError {
+        name,
+        value: format_duration(v),
+        min: format_duration(min),
+        max: format_duration(max),
+    })
+}
+
+fn check_size(
+    name: &'static str,
+    v: ByteSize,
+    min: ByteSize,
+    max: ByteSize,
+) -> Result<(), LimitError> {
+    if (min..=max).contains(&v) {
+        return Ok(());
+    }
+    Err(LimitError {
+        name,
+        value: v.to_string(),
+        min: min.to_string(),
+        max: max.to_string(),
+    })
+}
+
+fn check_count(name: &'static str, v: u32, min: u32, max: u32) -> Result<(), LimitError> {
+    if (min..=max).contains(&v) {
+        return Ok(());
+    }
+    Err(LimitError {
+        name,
+        value: v.to_string(),
+        min: min.to_string(),
+        max: max.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_within_bounds_and_maxima() {
+        let defaults = Limits::default();
+        defaults
+            .validate(&LimitBounds::default())
+            .expect("defaults are valid");
+        assert_eq!(defaults.clamp_to(&Limits::default_maxima()), defaults);
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let o = LimitOverrides {
+            memory: Some(ByteSize::mib(512)),
+            ..Default::default()
+        };
+        let l = Limits::default().with(&o);
+        assert_eq!(l.memory, ByteSize::mib(512));
+        assert_eq!(l.cpu_time, Limits::default().cpu_time);
+    }
+
+    #[test]
+    fn absurd_values_are_refused_by_name() {
+        let l = Limits {
+            memory: ByteSize(1),
+            ..Default::default()
+        };
+        let err = l
+            .validate(&LimitBounds::default())
+            .expect_err("1 byte of memory is absurd");
+        assert_eq!(err.name, "memory");
+        assert!(err.to_string().contains("memory 1B"), "{err}");
+        let l = Limits {
+            wall_time: Duration::from_secs(10 * 24 * 3600),
+            ..Default::default()
+        };
+        assert_eq!(
+            l.validate(&LimitBounds::default()).map_err(|e| e.name),
+            Err("wall-time")
+        );
+    }
+
+    #[test]
+    fn maxima_lower_but_never_raise() {
+        let maxima = Limits {
+            cpu_time: Duration::from_secs(1),
+            ..Limits::default_maxima()
+        };
+        let l = Limits::default().clamp_to(&maxima);
+        assert_eq!(l.cpu_time, Duration::from_secs(1));
+        assert_eq!(l.memory, Limits::default().memory);
+    }
+
+    #[test]
+    fn overrides_read_human_units_from_toml() {
+        let o: LimitOverrides =
+            toml::from_str("cpu_time = \"1500ms\"\nmemory = \"1GiB\"\nmax_procs = 128\n")
+                .expect("valid overrides");
+        assert_eq!(o.cpu_time, Some(Duration::from_millis(1500)));
+        assert_eq!(o.memory, Some(ByteSize::GIB).map(ByteSize));
+        assert_eq!(o.max_procs, Some(128));
+        assert!(
+            toml::from_str::<LimitOverrides>("cpu = \"1s\"").is_err(),
+            "unknown fields are refused"
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! Human units for limits: byte sizes (`256MiB`) and durations (`2s`, `500ms`).
+//!
+//! Both parse strictly: a number, an optional unit, nothing else. Ambiguity is an error rather
+//! than a guess, because a limit read wrongly is a limit not enforced.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// One kibibyte (1024 bytes).
+    pub const KIB: u64 = 1024;
+    /// One mebibyte.
+    pub const MIB: u64 = 1024 * 1024;
+    /// One gibibyte.
+    pub const GIB: u64 = 1024 * 1024 * 1024;
+
+    /// A size of `n` mebibytes.
+    pub const fn mib(n: u64) -> Self {
+        Self(n * Self::MIB)
+    }
+
+    /// A size of `n` kibibytes.
+    pub const fn kib(n: u64) -> Self {
+        Self(n * Self::KIB)
+    }
+
+    /// The number of bytes.
+    pub const fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+/// Why a size or a duration could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// The text is empty or has no leading number.
+    #[error("{input:?} is not a number followed by a unit")]
+    NoNumber {
+        /// The text given.
+        input: String,
+    },
+    /// The unit is not one this parser knows.
+    #[error("unknown unit {unit:?} in {input:?} (expected one of {expected})")]
+    UnknownUnit {
+        /// The text given.
+        input: String,
+        /// The unit found.
+        unit: String,
+        /// The units accepted.
+        expected: &'static str,
+    },
+    /// The value does not fit.
+    #[error("{input:?} is too large")]
+    Overflow {
+        /// The text given.
+        input: String,
+    },
+}
+
+const SIZE_UNITS: &str = "B, KiB, MiB, GiB, TiB, K, M, G, T, KB, MB, GB, TB";
+const DURATION_UNITS: &str = "ns, us, ms, s, m, h";
+
+/// Splits `"2.5MiB"` into `(2.5 as text, "MiB")`.
+fn split_number(input: &str) -> Result<(&str, &str), UnitError> {
+    let s = input.trim();
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(end);
+    if number.is_empty() || number.chars().all(|c| c == '.' || c == '_') {
+        return Err(UnitError::NoNumber {
+            input: input.to_owned(),
+        });
+    }
+    Ok((number, unit.trim()))
+}
+
+/// Multiplies a decimal text by an integer factor exactly (no float rounding for integers).
+fn scale(input: &str, number: &str, factor: u128) -> Result<u128, UnitError> {
+    let number = number.replace('_', "");
+    let (int, frac) = number.split_once('.').unwrap_or((&number, ""));
+    let no_number = || UnitError::NoNumber {
+        input: input.to_owned(),
+    };
+    let overflow = || UnitError::Overflow {
+        input: input.to_owned(),
+    };
+    if frac.contains('.') {
+        return Err(no_number());
+    }
+    let int: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| overflow())?
+    };
+    let mut value = int.checked_mul(factor).ok_or_else(overflow)?;
+    let mut denom = 1u128;
+    for digit in frac.chars().take(18) {
+        denom *= 10;
+        let d = u128::from(digit.to_digit(10).ok_or_else(no_number)?);
+        value = value.checked_add(d * factor / denom).ok_or_else(overflow)?;
+    }
+    Ok(value)
+}
+
+impl FromStr for ByteSize {
+    type Err = UnitError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let (number, unit) = split_number(input)?;
+        let factor: u128 = match unit {
+            "" | "B" | "b" => 1,
+            "K" | "k" | "KiB" | "Ki" => 1 << 10,
+            "M" | "m" | "MiB" | "Mi" => 1 << 20,
+            "G" | "g" | "GiB" | "Gi" => 1 << 30,
+            "T" | "t" | "TiB" | "Ti" => 1 << 40,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            _ => {
+                return Err(UnitError::UnknownUnit {
+                    input: input.to_owned(),
+                    unit: unit.to_owned(),
+                    expected: SIZE_UNITS,
+                })
+            }
+        };
+        let bytes = scale(input, number, factor)?;
+        u64::try_from(bytes)
+            .map(ByteSize)
+            .map_err(|_| UnitError::Overflow {
+                input: input.to_owned(),
+            })
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let units = [(Self::GIB, "GiB"), (Self::MIB, "MiB"), (Self::KIB, "KiB")];
+        for (size, name) in units {
+            if self.0 >= size && self.0 % size == 0 {
+                return write!(f, "{}{name}", self.0 / size);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses a duration such as `2s`, `500ms`, `1.5s`, `2m`. A bare number is seconds.
+pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
+    let (number, unit) = split_number(input)?;
+    let nanos_per_unit: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "" | "s" | "sec" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => {
+            return Err(UnitError::UnknownUnit {
+                input: input.to_owned(),
+                unit: unit.to_owned(),
+                expected: DURATION_UNITS,
+            })
+        }
+    };
+    let nanos = scale(input, number, nanos_per_unit)?;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| UnitError::Overflow {
+        input: input.to_owned(),
+    })?;
+    let sub = u32::try_from(nanos % 1_000_000_000).expect("remainder below 1e9 fits in u32");
+    Ok(Duration::new(secs, sub))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it back (`1500ms`, `2s`).
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}us", d.as_micros())
+    }
+}
+
+/// Serde adapter for `Duration` fields written as human text (`with = "crate::units::human_duration"`).
+pub mod human_duration {
+    use super::{format_duration, parse_duration};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Writes `2s` / `500ms`.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    /// Reads `2s` / `500ms`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde adapter for `Option<Duration>` fields written as human text.
+pub mod human_duration_opt {
+    use super::{format_duration, parse_duration};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Writes `2s` / `500ms`, or nothing.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads `2s` / `500ms`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_binary_and_decimal_units() {
+        let cases = [
+            ("256MiB", 256 << 20),
+            ("256M", 256 << 20),
+            ("1GiB", 1 << 30),
+            ("1.5KiB", 1536),
+            ("100", 100),
+            ("10B", 10),
+            ("1MB", 1_000_000),
+            (" 64 KiB ", 64 << 10),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{text}");
+        }
+    }
+
+    #[test]
+    fn sizes_reject_garbage() {
+        for text in [
+            "",
+            "MiB",
+            "12 parsecs",
+            "-1M",
+            "1.2.3M",
+            "99999999999999999999T",
+        ] {
+            assert!(text.parse::<ByteSize>().is_err(), "{text} should not parse");
+        }
+    }
+
+    #[test]
+    fn sizes_display_in_the_largest_exact_unit() {
+        assert_eq!(ByteSize::mib(256).to_string(), "256MiB");
+        assert_eq!(ByteSize(1536).to_string(), "1536B");
+        assert_eq!(ByteSize(1 << 30).to_string(), "1GiB");
+    }
+
+    #[test]
+    fn durations_parse() {
+        let cases = [
+            ("2s", Duration::from_secs(2)),
+            ("500ms", Duration::from_millis(500)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("2m", Duration::from_secs(120)),
+            ("3", Duration::from_secs(3)),
+            ("250us", Duration::from_micros(250)),
+        ];
+        for (text, d) in cases {
+            assert_eq!(parse_duration(text), Ok(d), "{text}");
+        }
+        for text in ["", "s", "2 fortnights", "-1s", "1e3s"] {
+            assert!(parse_duration(text).is_err(), "{text} should not parse");
+        }
+    }
+
+    #[test]
+    fn durations_round_trip_through_text() {
+        for d in [
+            Duration::from_secs(2),
+            Duration::from_millis(1500),
+            Duration::from_micros(7),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+}

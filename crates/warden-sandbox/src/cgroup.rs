@@ -1,0 +1,368 @@
+//! Control groups: one per execution, holding the sandbox's whole process tree, limiting
+//! memory and pids, accounting cpu, and killing the tree at the end. Supports cgroup v1 (one
+//! hierarchy per controller) and v2 (unified), detected at start from `/proc/self/mountinfo`.
+//!
+//! Runs in the parent. The filesystem roots are parameters so the decisions can be tested on a
+//! directory of fixture files. cgroups(7), Documentation/admin-guide/cgroup-v2.rst.
+
+mod v1;
+mod v2;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use warden_core::{ByteSize, Limits};
+
+/// Name of the parent cgroup under which warden creates one child per execution.
+pub const WARDEN_CGROUP: &str = "warden";
+
+/// A cgroup operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// No usable hierarchy has the controllers warden needs.
+    #[error("no cgroup hierarchy provides the controllers {missing} (needed for the memory, process and cpu limits)")]
+    Unsupported {
+        /// The missing controllers.
+        missing: String,
+    },
+    /// Reading or writing a cgroup file failed.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A cgroup file held something unexpected.
+    #[error("unexpected contents in {path}: {contents:?}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What it held.
+        contents: String,
+    },
+}
+
+pub(crate) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Which cgroup layout this host offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupFs {
+    /// cgroup v1: a mount point per controller.
+    V1(v1::Mounts),
+    /// cgroup v2: the unified hierarchy's mount point.
+    V2(PathBuf),
+}
+
+/// What the kernel accounted for one cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CgroupStats {
+    /// CPU time of every task that was in the group.
+    pub cpu_time: Duration,
+    /// Highest memory charge.
+    pub peak_memory: ByteSize,
+    /// How many tasks the OOM killer killed in the group.
+    pub oom_kills: u64,
+}
+
+/// One execution's cgroup (a directory per hierarchy on v1, one on v2).
+#[derive(Debug)]
+pub struct Cgroup {
+    layout: CgroupFs,
+    dirs: Vec<PathBuf>,
+    removed: bool,
+}
+
+impl CgroupFs {
+    /// Detects the layout from this process's mount table.
+    pub fn detect() -> Result<Self, CgroupError> {
+        let path = Path::new("/proc/self/mountinfo");
+        let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
+        Self::from_mountinfo(&text)
+    }
+
+    /// Chooses v1 when memory, pids and cpuacct each have a v1 hierarchy; otherwise v2 when the
+    /// unified hierarchy offers memory, pids and cpu.
+    pub fn from_mountinfo(text: &str) -> Result<Self, CgroupError> {
+        let mut v2_root = None;
+        let mut v1 = v1::Mounts::default();
+        for line in text.lines() {
+            let Some((mount_point, fstype, super_opts)) = parse_mountinfo_line(line) else {
+                continue;
+            };
+            match fstype {
+                "cgroup2" => v2_root = v2_root.or(Some(PathBuf::from(mount_point))),
+                "cgroup" => v1.add(mount_point, super_opts),
+                _ => {}
+            }
+        }
+        if let Some(mounts) = v1.complete() {
+            return Ok(CgroupFs::V1(mounts));
+        }
+        if let Some(root) = v2_root {
+            let missing = v2::missing_controllers(&root);
+            if missing.is_empty() {
+                return Ok(CgroupFs::V2(root));
+            }
+            return Err(CgroupError::Unsupported {
+                missing: missing.join(", "),
+            });
+        }
+        Err(CgroupError::Unsupported {
+            missing: v1.missing().join(", "),
+        })
+    }
+
+    /// `v1` or `v2`, for reports.
+    pub fn version(&self) -> &'static str {
+        match self {
+            CgroupFs::V1(_) => "v1",
+            CgroupFs::V2(_) => "v2",
+        }
+    }
+
+    /// Creates the cgroup `warden/<name>` with the memory and pids limits applied.
+    pub fn create(&self, name: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
+        let dirs = match self {
+            CgroupFs::V1(mounts) => mounts.create(name, limits)?,
+            CgroupFs::V2(root) => vec![v2::create(root, name, limits)?],
+        };
+        Ok(Cgroup {
+            layout: self.clone(),
+            dirs,
+            removed: false,
+        })
+    }
+}
+
+/// Returns (mount point, fstype, super options) of one mountinfo line (proc(5)).
+fn parse_mountinfo_line(line: &str) -> Option<(&str, &str, &str)> {
+    let (before, after) = line.split_once(" - ")?;
+    let mount_point = before.split(' ').nth(4)?;
+    let mut after = after.split(' ');
+    let fstype = after.next()?;
+    let _source = after.next()?;
+    Some((mount_point, fstype, after.next().unwrap_or("")))
+}
+
+impl Cgroup {
+    /// The `cgroup.procs` files a process must be written into to join this cgroup.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// CPU time used so far.
+    pub fn cpu_time(&self) -> Result<Duration, CgroupError> {
+        match &self.layout {
+            CgroupFs::V1(mounts) => {
+                v1::cpu_time(&mounts.dir_of(&self.dirs, v1::Controller::Cpuacct))
+            }
+            CgroupFs::V2(_) => v2::cpu_time(&self.dirs[0]),
+        }
+    }
+
+    /// Everything the kernel accounted.
+    pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
+        match &self.layout {
+            CgroupFs::V1(mounts) => v1::stats(mounts, &self.dirs),
+            CgroupFs::V2(_) => v2::stats(&self.dirs[0]),
+        }
+    }
+
+    /// Kills every task in the cgroup. Each pid is pinned with a pidfd and checked to still be
+    /// in this cgroup before the signal, so a recycled pid outside is never hit.
+    pub fn kill_all(&self) {
+        if let CgroupFs::V2(_) = self.layout {
+            if fs::write(self.dirs[0].join("cgroup.kill"), "1").is_ok() {
+                return;
+            }
+        }
+        for _ in 0..100 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                kill_if_member(pid, &self.dirs);
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn pids(&self) -> Vec<Pid> {
+        let Some(procs) = self.procs_files().into_iter().next() else {
+            return Vec::new();
+        };
+        fs::read_to_string(procs)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .map(Pid::from_raw)
+            .collect()
+    }
+
+    /// Removes the cgroup directories, waiting briefly for exiting tasks to leave.
+    pub fn remove(mut self) -> Result<(), CgroupError> {
+        self.removed = true;
+        remove_dirs(&self.dirs)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if !self.removed {
+            self.kill_all();
+            if let Err(e) = remove_dirs(&self.dirs) {
+                tracing::warn!(error = %e, "removing a cgroup on drop");
+            }
+        }
+    }
+}
+
+fn remove_dirs(dirs: &[PathBuf]) -> Result<(), CgroupError> {
+    for dir in dirs {
+        let mut attempt = 0;
+        loop {
+            match fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 500 => {
+                    attempt += 1;
+                    thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => return Err(io_err("removing", dir)(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kill_if_member(pid: Pid, dirs: &[PathBuf]) {
+    let Ok(pidfd) = warden_sys::process::pidfd_open(pid) else {
+        return;
+    };
+    let Ok(membership) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return;
+    };
+    let ours = dirs.iter().any(|d| {
+        let name = d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        membership
+            .lines()
+            .any(|l| l.ends_with(&format!("/{WARDEN_CGROUP}/{name}")))
+    });
+    if ours {
+        let _ = warden_sys::process::pidfd_send_signal(&pidfd, Signal::SIGKILL);
+    }
+}
+
+/// Reads a file holding one integer.
+pub(crate) fn read_u64(path: &Path) -> Result<u64, CgroupError> {
+    let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
+    text.trim().parse().map_err(|_| CgroupError::Parse {
+        path: path.to_owned(),
+        contents: text.chars().take(64).collect(),
+    })
+}
+
+/// Reads `key value` lines (memory.events, cpu.stat, memory.oom_control) for one key.
+pub(crate) fn read_keyed(path: &Path, key: &str) -> Result<Option<u64>, CgroupError> {
+    let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
+    Ok(text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    }))
+}
+
+pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(io_err("writing", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+35 25 0:30 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+36 35 0:31 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+37 35 0:32 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+39 35 0:34 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+43 35 0:38 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+45 35 0:40 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn hybrid_hosts_use_v1_when_it_has_the_controllers() {
+        let fs = CgroupFs::from_mountinfo(HYBRID).expect("v1 complete");
+        assert_eq!(fs.version(), "v1");
+    }
+
+    #[test]
+    fn comounted_cpu_and_cpuacct_count() {
+        let text = "\
+36 35 0:31 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+39 35 0:34 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+43 35 0:38 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+";
+        match CgroupFs::from_mountinfo(text).expect("complete") {
+            CgroupFs::V1(m) => {
+                assert_eq!(m.cpuacct, Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")))
+            }
+            other => panic!("expected v1, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_controllers_are_named() {
+        let text = "39 35 0:34 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        let err = CgroupFs::from_mountinfo(text).expect_err("pids and cpuacct missing");
+        let msg = err.to_string();
+        assert!(msg.contains("pids") && msg.contains("cpuacct"), "{msg}");
+    }
+
+    #[test]
+    fn v2_is_chosen_when_its_controllers_are_available() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(
+            dir.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .expect("write");
+        let text = format!(
+            "45 35 0:40 / {} rw - cgroup2 cgroup2 rw\n",
+            dir.path().display()
+        );
+        assert_eq!(CgroupFs::from_mountinfo(&text).expect("v2").version(), "v2");
+        fs::write(dir.path().join("cgroup.controllers"), "cpu io\n").expect("write");
+        let err = CgroupFs::from_mountinfo(&text).expect_err("memory and pids missing");
+        assert!(err.to_string().contains("memory"), "{err}");
+    }
+
+    #[test]
+    fn keyed_files_parse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("memory.events");
+        fs::write(&path, "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n").expect("write");
+        assert_eq!(read_keyed(&path, "oom_kill").expect("readable"), Some(1));
+        assert_eq!(read_keyed(&path, "absent").expect("readable"), None);
+    }
+}

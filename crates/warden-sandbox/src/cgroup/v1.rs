@@ -1,0 +1,175 @@
+//! cgroup v1: one hierarchy per controller. warden uses memory (limit, peak, OOM kills), pids
+//! (process limit, membership) and cpuacct (cpu time). Documentation/admin-guide/cgroup-v1/.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use warden_core::{ByteSize, Limits};
+
+use super::{io_err, read_keyed, read_u64, write, CgroupError, CgroupStats, WARDEN_CGROUP};
+
+/// The v1 controllers warden needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Controller {
+    Memory,
+    Cpuacct,
+}
+
+/// Mount points of the needed v1 hierarchies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mounts {
+    pub(crate) memory: Option<PathBuf>,
+    pub(crate) pids: Option<PathBuf>,
+    pub(crate) cpuacct: Option<PathBuf>,
+}
+
+impl Mounts {
+    pub(super) fn add(&mut self, mount_point: &str, super_opts: &str) {
+        for opt in super_opts.split(',') {
+            let slot = match opt {
+                "memory" => &mut self.memory,
+                "pids" => &mut self.pids,
+                "cpuacct" => &mut self.cpuacct,
+                _ => continue,
+            };
+            slot.get_or_insert_with(|| PathBuf::from(mount_point));
+        }
+    }
+
+    pub(super) fn complete(&self) -> Option<Mounts> {
+        (self.memory.is_some() && self.pids.is_some() && self.cpuacct.is_some())
+            .then(|| self.clone())
+    }
+
+    pub(super) fn missing(&self) -> Vec<&'static str> {
+        [
+            ("memory", self.memory.is_none()),
+            ("pids", self.pids.is_none()),
+            ("cpuacct", self.cpuacct.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, missing)| missing.then_some(name))
+        .collect()
+    }
+
+    /// The mount points in the order `create` returns directories: pids first (its
+    /// `cgroup.procs` lists every task, so it is the one read for membership), then memory,
+    /// then cpuacct.
+    fn ordered(&self) -> [&Path; 3] {
+        fn get(p: &Option<PathBuf>) -> &Path {
+            p.as_deref().unwrap_or(Path::new("/nonexistent"))
+        }
+        [get(&self.pids), get(&self.memory), get(&self.cpuacct)]
+    }
+
+    pub(super) fn dir_of(&self, dirs: &[PathBuf], controller: Controller) -> PathBuf {
+        let index = match controller {
+            Controller::Memory => 1,
+            Controller::Cpuacct => 2,
+        };
+        dirs[index].clone()
+    }
+
+    pub(super) fn create(&self, name: &str, limits: &Limits) -> Result<Vec<PathBuf>, CgroupError> {
+        let mut dirs = Vec::with_capacity(3);
+        for root in self.ordered() {
+            let parent = root.join(WARDEN_CGROUP);
+            if !parent.exists() {
+                fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
+            }
+            let dir = parent.join(name);
+            if let Err(e) = fs::create_dir(&dir).map_err(io_err("creating", &dir)) {
+                let _ = super::remove_dirs(&dirs);
+                return Err(e);
+            }
+            dirs.push(dir);
+        }
+        if let Err(e) = apply_limits(&dirs, limits) {
+            let _ = super::remove_dirs(&dirs);
+            return Err(e);
+        }
+        Ok(dirs)
+    }
+}
+
+fn apply_limits(dirs: &[PathBuf], limits: &Limits) -> Result<(), CgroupError> {
+    let (pids, memory) = (&dirs[0], &dirs[1]);
+    write(&pids.join("pids.max"), &limits.max_procs.to_string())?;
+    let bytes = limits.memory.bytes().to_string();
+    write(&memory.join("memory.limit_in_bytes"), &bytes)?;
+    // Without a memory+swap limit a program could page out to swap past its limit.
+    let memsw = memory.join("memory.memsw.limit_in_bytes");
+    if memsw.exists() {
+        write(&memsw, &bytes)?;
+    }
+    Ok(())
+}
+
+pub(super) fn cpu_time(cpuacct: &Path) -> Result<Duration, CgroupError> {
+    read_u64(&cpuacct.join("cpuacct.usage")).map(Duration::from_nanos)
+}
+
+pub(super) fn stats(mounts: &Mounts, dirs: &[PathBuf]) -> Result<CgroupStats, CgroupError> {
+    let memory = mounts.dir_of(dirs, Controller::Memory);
+    Ok(CgroupStats {
+        cpu_time: cpu_time(&mounts.dir_of(dirs, Controller::Cpuacct))?,
+        peak_memory: ByteSize(read_u64(&memory.join("memory.max_usage_in_bytes"))?),
+        oom_kills: read_keyed(&memory.join("memory.oom_control"), "oom_kill")?.unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> (tempfile::TempDir, Mounts) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mounts = Mounts {
+            memory: Some(dir.path().join("memory")),
+            pids: Some(dir.path().join("pids")),
+            cpuacct: Some(dir.path().join("cpuacct")),
+        };
+        for root in mounts.ordered() {
+            fs::create_dir_all(root).expect("mkdir");
+        }
+        (dir, mounts)
+    }
+
+    #[test]
+    fn create_writes_the_limits_into_each_hierarchy() {
+        let (_dir, mounts) = fixture();
+        let limits = Limits {
+            memory: ByteSize::mib(64),
+            max_procs: 7,
+            ..Limits::default()
+        };
+        let dirs = mounts.create("run-1", &limits).expect("created");
+        assert_eq!(
+            fs::read_to_string(dirs[0].join("pids.max")).expect("pids.max"),
+            "7"
+        );
+        assert_eq!(
+            fs::read_to_string(dirs[1].join("memory.limit_in_bytes")).expect("limit"),
+            (64u64 << 20).to_string()
+        );
+        assert!(dirs[2].ends_with("cpuacct/warden/run-1"));
+    }
+
+    #[test]
+    fn stats_read_the_v1_files() {
+        let (_dir, mounts) = fixture();
+        let dirs = mounts.create("run-2", &Limits::default()).expect("created");
+        fs::write(dirs[2].join("cpuacct.usage"), "1500000000\n").expect("write");
+        fs::write(dirs[1].join("memory.max_usage_in_bytes"), "4096\n").expect("write");
+        fs::write(
+            dirs[1].join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .expect("write");
+        let stats = stats(&mounts, &dirs).expect("readable");
+        assert_eq!(stats.cpu_time, Duration::from_millis(1500));
+        assert_eq!(stats.peak_memory, ByteSize(4096));
+        assert_eq!(stats.oom_kills, 2);
+    }
+}

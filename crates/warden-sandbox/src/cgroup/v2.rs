@@ -1,0 +1,138 @@
+//! cgroup v2: one unified hierarchy. warden enables memory, pids and cpu for its subtree and
+//! reads `cpu.stat`, `memory.peak` and `memory.events`. Documentation/admin-guide/cgroup-v2.rst.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use warden_core::{ByteSize, Limits};
+
+use super::{io_err, read_keyed, read_u64, write, CgroupError, CgroupStats, WARDEN_CGROUP};
+
+const NEEDED: [&str; 3] = ["memory", "pids", "cpu"];
+
+/// Controllers the root of the unified hierarchy does not offer.
+pub(super) fn missing_controllers(root: &Path) -> Vec<&'static str> {
+    let offered = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+    NEEDED
+        .into_iter()
+        .filter(|c| !offered.split_whitespace().any(|o| o == *c))
+        .collect()
+}
+
+/// Creates `<root>/warden/<name>` with the controllers delegated down to it.
+pub(super) fn create(root: &Path, name: &str, limits: &Limits) -> Result<PathBuf, CgroupError> {
+    let parent = root.join(WARDEN_CGROUP);
+    if !parent.exists() {
+        fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
+    }
+    let enable = "+memory +pids +cpu";
+    for dir in [root, parent.as_path()] {
+        let control = dir.join("cgroup.subtree_control");
+        let current = fs::read_to_string(&control).unwrap_or_default();
+        if NEEDED
+            .iter()
+            .any(|c| !current.split_whitespace().any(|o| o == *c))
+        {
+            write(&control, enable)?;
+        }
+    }
+    let dir = parent.join(name);
+    fs::create_dir(&dir).map_err(io_err("creating", &dir))?;
+    if let Err(e) = apply_limits(&dir, limits) {
+        let _ = fs::remove_dir(&dir);
+        return Err(e);
+    }
+    Ok(dir)
+}
+
+fn apply_limits(dir: &Path, limits: &Limits) -> Result<(), CgroupError> {
+    write(&dir.join("pids.max"), &limits.max_procs.to_string())?;
+    write(&dir.join("memory.max"), &limits.memory.bytes().to_string())?;
+    let swap = dir.join("memory.swap.max");
+    if swap.exists() {
+        write(&swap, "0")?;
+    }
+    // On OOM, kill the whole group rather than one task, so no half-dead tree lingers.
+    let group = dir.join("memory.oom.group");
+    if group.exists() {
+        write(&group, "1")?;
+    }
+    Ok(())
+}
+
+pub(super) fn cpu_time(dir: &Path) -> Result<Duration, CgroupError> {
+    let path = dir.join("cpu.stat");
+    let usec = read_keyed(&path, "usage_usec")?.ok_or_else(|| CgroupError::Parse {
+        path: path.clone(),
+        contents: "no usage_usec".to_owned(),
+    })?;
+    Ok(Duration::from_micros(usec))
+}
+
+pub(super) fn stats(dir: &Path) -> Result<CgroupStats, CgroupError> {
+    let peak = dir.join("memory.peak");
+    let peak = if peak.exists() {
+        read_u64(&peak)?
+    } else {
+        read_u64(&dir.join("memory.current"))?
+    };
+    Ok(CgroupStats {
+        cpu_time: cpu_time(dir)?,
+        peak_memory: ByteSize(peak),
+        oom_kills: read_keyed(&dir.join("memory.events"), "oom_kill")?.unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_delegates_controllers_and_writes_limits() {
+        let root = tempfile::tempdir().expect("tempdir");
+        fs::write(root.path().join("cgroup.subtree_control"), "").expect("write");
+        fs::create_dir(root.path().join(WARDEN_CGROUP)).expect("mkdir");
+        fs::write(
+            root.path()
+                .join(WARDEN_CGROUP)
+                .join("cgroup.subtree_control"),
+            "",
+        )
+        .expect("write");
+        let dir = create(
+            root.path(),
+            "run-1",
+            &Limits {
+                max_procs: 9,
+                ..Limits::default()
+            },
+        )
+        .expect("created");
+        assert_eq!(
+            fs::read_to_string(root.path().join("cgroup.subtree_control")).expect("read"),
+            "+memory +pids +cpu"
+        );
+        assert_eq!(fs::read_to_string(dir.join("pids.max")).expect("read"), "9");
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.max")).expect("read"),
+            Limits::default().memory.bytes().to_string()
+        );
+    }
+
+    #[test]
+    fn stats_read_the_v2_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(
+            dir.path().join("cpu.stat"),
+            "usage_usec 2500\nuser_usec 2000\n",
+        )
+        .expect("write");
+        fs::write(dir.path().join("memory.peak"), "8192\n").expect("write");
+        fs::write(dir.path().join("memory.events"), "oom 1\noom_kill 1\n").expect("write");
+        let stats = stats(dir.path()).expect("readable");
+        assert_eq!(stats.cpu_time, Duration::from_micros(2500));
+        assert_eq!(stats.peak_memory, ByteSize(8192));
+        assert_eq!(stats.oom_kills, 1);
+    }
+}

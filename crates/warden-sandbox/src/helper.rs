@@ -1,0 +1,191 @@
+//! The helper: a freshly exec'd, single-threaded copy of the warden binary that builds one
+//! sandbox. It reads its request from fd 3, clones the init into new namespaces, moves it into
+//! the cgroup, writes its id maps (which needs the host privileges the init no longer has),
+//! releases it, and waits for it with a backstop timer. Reports go to fd 4.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use warden_sys::process::{clone_into_namespaces, exit_immediately, inherited_fd, ForkResult};
+
+use crate::child::{self, SetupError};
+use crate::plan::SandboxPlan;
+use crate::{idmap, seccomp};
+
+/// The argument that makes the warden binary act as the helper.
+pub const HELPER_ARG: &str = "__sandbox-helper";
+
+/// Descriptor of the request pipe in the helper.
+pub(crate) const REQUEST_FD: i32 = 3;
+/// Descriptor of the report pipe in the helper.
+pub(crate) const REPORT_FD: i32 = 4;
+
+/// Largest request accepted (plan plus files).
+const MAX_REQUEST: u64 = 1 << 30;
+
+/// What the parent asks the helper to do: the plan plus the resources reserved for it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HelperRequest {
+    pub(crate) plan: SandboxPlan,
+    /// Host uid/gid that the sandbox's root maps to.
+    pub(crate) host_id: u32,
+    /// `cgroup.procs` files the init is written into.
+    pub(crate) cgroup_procs: Vec<PathBuf>,
+    /// After this long the helper kills the init itself, should the parent be gone.
+    pub(crate) backstop: Duration,
+}
+
+/// The namespaces of every sandbox. The cgroup namespace is entered by the init itself once
+/// it sits in its cgroup, so that the cgroup becomes its root.
+fn namespaces() -> CloneFlags {
+    CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+}
+
+/// Entry point of the helper process; never returns.
+pub fn helper_main() -> ! {
+    let (Some(request_fd), Some(report)) = (inherited_fd(REQUEST_FD), inherited_fd(REPORT_FD))
+    else {
+        // Started by hand, not by a warden parent: there is no one to report to.
+        exit_immediately(2)
+    };
+    match run(request_fd, &report) {
+        Ok(code) => exit_immediately(code),
+        Err(e) => {
+            e.report().send(report.as_fd());
+            exit_immediately(1)
+        }
+    }
+}
+
+fn run(request_fd: OwnedFd, report: &OwnedFd) -> Result<i32, SetupError> {
+    let request = read_request(request_fd)?;
+    let filter = seccomp::compile(&request.plan.seccomp)
+        .map_err(|e| SetupError::new("compile seccomp filter", e))?;
+    let (sync_read, sync_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| SetupError::errno("pipe", e))?;
+    match clone_into_namespaces(namespaces())
+        .map_err(|e| SetupError::errno("clone into namespaces", e))?
+    {
+        ForkResult::Child => {
+            drop(sync_write);
+            child::run_init(
+                &request.plan,
+                &filter,
+                sync_read,
+                report.try_clone().unwrap_or_else(|_| exit_immediately(1)),
+            )
+        }
+        ForkResult::Parent { child } => {
+            drop(sync_read);
+            release_child(&request, child, sync_write)?;
+            detach_stdio();
+            Ok(wait_with_backstop(child, request.backstop))
+        }
+    }
+}
+
+/// Reads `u64 length (LE) | JSON | file contents in plan order`.
+fn read_request(fd: OwnedFd) -> Result<HelperRequest, SetupError> {
+    let mut input = fs::File::from(fd);
+    let mut len = [0u8; 8];
+    input
+        .read_exact(&mut len)
+        .map_err(|e| SetupError::new("read request", e))?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_REQUEST {
+        return Err(SetupError::new(
+            "read request",
+            format!("{len} bytes is too large"),
+        ));
+    }
+    let mut json = vec![0u8; usize::try_from(len).map_err(|e| SetupError::new("read request", e))?];
+    input
+        .read_exact(&mut json)
+        .map_err(|e| SetupError::new("read request", e))?;
+    let mut request: HelperRequest =
+        serde_json::from_slice(&json).map_err(|e| SetupError::new("parse request", e))?;
+    for file in &mut request.plan.files {
+        let mut contents = Vec::new();
+        (&mut input)
+            .take(file.len)
+            .read_to_end(&mut contents)
+            .map_err(|e| SetupError::new("read workspace file", e))?;
+        if contents.len() as u64 != file.len {
+            return Err(SetupError::new(
+                "read workspace file",
+                "the request ended early",
+            ));
+        }
+        file.contents = contents;
+    }
+    Ok(request)
+}
+
+/// Puts the init into its cgroup and writes its id maps, then lets it go.
+fn release_child(request: &HelperRequest, child: Pid, sync: OwnedFd) -> Result<(), SetupError> {
+    let pid = child.to_string();
+    for procs in &request.cgroup_procs {
+        fs::write(procs, &pid).map_err(|e| SetupError::io("join cgroup", procs, e))?;
+    }
+    idmap::write_maps(child, request.host_id).map_err(|e| SetupError::new("write id maps", e))?;
+    nix::unistd::write(&sync, &[1]).map_err(|e| SetupError::errno("release the init", e))?;
+    Ok(())
+}
+
+/// The helper keeps no copy of the program's stdio, so the parent sees end-of-file as soon as
+/// the sandbox's processes are gone.
+fn detach_stdio() {
+    if let Ok(null) = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..=2 {
+            // The new descriptors must stay open: forget their owners.
+            if let Ok(owned) = warden_sys::process::dup_onto(null.as_fd(), fd, false) {
+                std::mem::forget(owned);
+            }
+        }
+    }
+}
+
+/// Waits for the init; kills it if it outlives `backstop`. Returns the helper's exit code.
+fn wait_with_backstop(child: Pid, backstop: Duration) -> i32 {
+    if let Ok(pidfd) = warden_sys::process::pidfd_open(child) {
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let millis =
+            u16::try_from(backstop.as_millis().min(u128::from(u16::MAX))).unwrap_or(u16::MAX);
+        let mut remaining = backstop;
+        loop {
+            let step = Duration::from_millis(u64::from(millis)).min(remaining);
+            let timeout = PollTimeout::try_from(step).unwrap_or(PollTimeout::MAX);
+            match poll(&mut fds, timeout) {
+                Ok(0) => {
+                    remaining = remaining.saturating_sub(step);
+                    if remaining.is_zero() {
+                        let _ = warden_sys::process::pidfd_send_signal(&pidfd, Signal::SIGKILL);
+                        break;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                _ => break,
+            }
+        }
+    }
+    let _ = waitpid(child, None);
+    0
+}

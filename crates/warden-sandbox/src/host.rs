@@ -1,0 +1,165 @@
+//! What this host supports: the isolation features the native backend requires (user
+//! namespaces, seccomp, cgroups, pidfds) and the optional ones `warden doctor` reports.
+//! The sandbox refuses to run when a required one is missing; it never runs unconfined.
+
+use std::fs;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cgroup::CgroupFs;
+use crate::parent::SandboxError;
+
+/// One feature and whether this host has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Feature {
+    /// Short name.
+    pub name: &'static str,
+    /// Whether the sandbox cannot run without it.
+    pub required: bool,
+    /// Whether it is available.
+    pub available: bool,
+    /// What was found, or what is missing and how to get it.
+    pub detail: String,
+}
+
+/// Every feature, probed now.
+pub fn features() -> Vec<Feature> {
+    vec![
+        user_namespaces(),
+        seccomp(),
+        cgroups(),
+        pidfd(),
+        optional("landlock", landlock()),
+        optional("gvisor (runsc)", runsc()),
+    ]
+}
+
+/// Fails with the first missing required feature.
+pub(crate) fn require_isolation() -> Result<(), SandboxError> {
+    for check in [user_namespaces(), seccomp(), pidfd()] {
+        if !check.available {
+            return Err(SandboxError::Unsupported {
+                feature: check.name,
+                detail: check.detail,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn feature(name: &'static str, available: bool, detail: String) -> Feature {
+    Feature {
+        name,
+        required: true,
+        available,
+        detail,
+    }
+}
+
+fn optional(name: &'static str, (available, detail): (bool, String)) -> Feature {
+    Feature {
+        name,
+        required: false,
+        available,
+        detail,
+    }
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+fn user_namespaces() -> Feature {
+    let max =
+        read_trimmed("/proc/sys/user/max_user_namespaces").and_then(|s| s.parse::<u64>().ok());
+    let unprivileged_clone = read_trimmed("/proc/sys/kernel/unprivileged_userns_clone");
+    match max {
+        Some(0) => feature(
+            "user namespaces",
+            false,
+            "user.max_user_namespaces is 0; raise it with sysctl".into(),
+        ),
+        Some(n) => feature(
+            "user namespaces",
+            true,
+            format!(
+                "max_user_namespaces={n}{}",
+                unprivileged_clone
+                    .map(|v| format!(", unprivileged_userns_clone={v}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        None => feature(
+            "user namespaces",
+            false,
+            "the kernel has no user namespace support".into(),
+        ),
+    }
+}
+
+fn seccomp() -> Feature {
+    match read_trimmed("/proc/sys/kernel/seccomp/actions_avail") {
+        Some(actions) if actions.contains("kill_process") && actions.contains("errno") => {
+            feature("seccomp-bpf", true, format!("actions: {actions}"))
+        }
+        Some(actions) => feature(
+            "seccomp-bpf",
+            false,
+            format!("missing kill_process or errno in: {actions}"),
+        ),
+        None => feature(
+            "seccomp-bpf",
+            false,
+            "the kernel has no seccomp filter support".into(),
+        ),
+    }
+}
+
+fn cgroups() -> Feature {
+    match CgroupFs::detect() {
+        Ok(fs) => feature(
+            "cgroups (memory, pids, cpu)",
+            true,
+            format!("cgroup {}", fs.version()),
+        ),
+        Err(e) => feature("cgroups (memory, pids, cpu)", false, e.to_string()),
+    }
+}
+
+fn pidfd() -> Feature {
+    match warden_sys::process::pidfd_open(nix::unistd::getpid()) {
+        Ok(_) => feature("pidfd", true, "pidfd_open works".into()),
+        Err(e) => feature(
+            "pidfd",
+            false,
+            format!("pidfd_open: {e} (Linux 5.3 or later is needed)"),
+        ),
+    }
+}
+
+fn landlock() -> (bool, String) {
+    match read_trimmed("/sys/kernel/security/lsm") {
+        Some(lsms) if lsms.split(',').any(|l| l == "landlock") => {
+            (true, format!("active LSMs: {lsms}"))
+        }
+        Some(lsms) => (
+            false,
+            format!("not among the active LSMs ({lsms}); not required"),
+        ),
+        None => (false, "securityfs not readable; not required".into()),
+    }
+}
+
+fn runsc() -> (bool, String) {
+    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
+        let path = Path::new(dir).join("runsc");
+        if path.exists() {
+            return (true, format!("{}", path.display()));
+        }
+    }
+    (
+        false,
+        "runsc not found; install the Debian package runsc for isolated mode".into(),
+    )
+}

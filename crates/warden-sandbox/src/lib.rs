@@ -1,0 +1,34 @@
+//! The native isolation backend of warden: a [`SandboxPlan`] goes in, an exact
+//! [`warden_core::Outcome`] comes out.
+//!
+//! Processes involved, and which module runs in which:
+//! - the **parent** (the warden process; `parent`, `watch`, `cgroup`, `idmap`) reserves a uid
+//!   slot and a cgroup, spawns the helper and watches the run;
+//! - the **helper** (`helper`), a freshly exec'd single-threaded copy of the warden binary,
+//!   clones the init into new namespaces and writes its id maps;
+//! - the **init** (`child`, `mounts`), pid 1 of the sandbox, builds the filesystem and reaps;
+//! - the **payload** (`payload`, `rlimits`, `seccomp`) drops every privilege and execs the
+//!   program.
+//!
+//! docs/sandbox-setup.md lists the steps in order.
+
+mod cgroup;
+mod child;
+mod helper;
+pub mod host;
+mod idmap;
+mod mounts;
+mod parent;
+mod payload;
+mod plan;
+mod report;
+mod rlimits;
+mod seccomp;
+mod verdict;
+mod watch;
+
+pub use cgroup::{CgroupError, CgroupFs, WARDEN_CGROUP};
+pub use helper::{helper_main, HELPER_ARG};
+pub use idmap::{IdMapError, HOST_ID_BASE, SLOTS};
+pub use parent::{Sandbox, SandboxError, SandboxRun, Stdin};
+pub use plan::{base_environment, Bind, PlanError, SandboxPlan, WorkspaceFile, WORKDIR};

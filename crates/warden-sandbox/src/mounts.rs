@@ -1,0 +1,286 @@
+//! The sandbox's filesystem, built by the init inside its new mount namespace: an empty tmpfs
+//! root, read-only binds of only the runtime paths, a minimal `/dev`, a fresh `/proc`, and a
+//! size-capped tmpfs holding `/work` and `/tmp`. Then `pivot_root` into it and drop the host's
+//! tree. mount(2), pivot_root(2), mount_namespaces(7).
+
+use std::fs;
+use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+
+use crate::child::SetupError;
+use crate::plan::{SandboxPlan, WORKDIR};
+
+/// Where the new root is assembled. A tmpfs mounted over `/tmp` inside the new mount namespace
+/// hides the host's `/tmp` and leaves the host's `/` visible to bind from.
+const NEW_ROOT: &str = "/tmp";
+/// Where the old root is parked between `pivot_root` and its detachment.
+const OLD_ROOT: &str = ".oldroot";
+/// Where the scratch tmpfs sits until `/work` and `/tmp` are bound out of it.
+const SCRATCH: &str = ".scratch";
+/// Host devices bound into the sandbox's `/dev`.
+const DEVICES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
+
+type Result<T> = std::result::Result<T, SetupError>;
+
+fn at(path: &Path) -> PathBuf {
+    Path::new(NEW_ROOT).join(path.strip_prefix("/").unwrap_or(path))
+}
+
+fn do_mount(
+    step: &str,
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    mount(source, target, fstype, flags, data).map_err(|e| SetupError::sys(step, target, e))
+}
+
+/// Stops mount events from propagating back to the host (mount_namespaces(7)).
+pub(crate) fn make_private() -> Result<()> {
+    do_mount(
+        "make mounts private",
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )
+}
+
+/// Assembles the new root under [`NEW_ROOT`]; nothing is visible in it but what the plan binds.
+pub(crate) fn build_root(plan: &SandboxPlan) -> Result<()> {
+    let root = Path::new(NEW_ROOT);
+    do_mount(
+        "mount the root tmpfs",
+        Some(Path::new("tmpfs")),
+        root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("size=1m,nr_inodes=4096,mode=0755"),
+    )?;
+    for bind in &plan.binds {
+        bind_read_only(&bind.path)?;
+    }
+    build_dev()?;
+    build_scratch(plan)?;
+    write_identity_files()?;
+    mkdir(&at(Path::new("/proc")))?;
+    mkdir(&root.join(OLD_ROOT))
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)
+        .map_err(|e| SetupError::io("create directory", path, e))
+}
+
+fn touch(path: &Path) -> Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)
+        .map(drop)
+        .map_err(|e| SetupError::io("create mount point", path, e))
+}
+
+/// Binds a host path read-only at the same place in the new root. A host symlink is recreated
+/// as a symlink (merged-/usr `/bin`); a missing path is skipped.
+fn bind_read_only(host: &Path) -> Result<()> {
+    let Ok(meta) = fs::symlink_metadata(host) else {
+        return Ok(());
+    };
+    let target = at(host);
+    if let Some(parent) = target.parent() {
+        mkdir(parent)?;
+    }
+    if meta.file_type().is_symlink() {
+        let link = fs::read_link(host).map_err(|e| SetupError::io("read symlink", host, e))?;
+        return symlink(&link, &target).map_err(|e| SetupError::io("create symlink", &target, e));
+    }
+    if meta.is_dir() {
+        mkdir(&target)?;
+    } else {
+        touch(&target)?;
+    }
+    do_mount("bind", Some(host), &target, None, MsFlags::MS_BIND, None)?;
+    remount_read_only(&target)
+}
+
+/// Remounts a bind read-only. Flags the host mount has locked (nosuid, nodev, noexec, atime
+/// flags) must be repeated or a user-namespaced remount fails with EPERM.
+fn remount_read_only(target: &Path) -> Result<()> {
+    let st = statvfs(target).map_err(|e| SetupError::sys("statvfs", target, e))?;
+    let mut flags =
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID;
+    let f = st.flags();
+    for (fs_flag, ms_flag) in [
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs_flag) {
+            flags |= ms_flag;
+        }
+    }
+    do_mount("remount read-only", None, target, None, flags, None)
+}
+
+/// A tmpfs `/dev` with the harmless host devices bound in and the usual symlinks.
+fn build_dev() -> Result<()> {
+    let dev = at(Path::new("/dev"));
+    mkdir(&dev)?;
+    do_mount(
+        "mount /dev tmpfs",
+        Some(Path::new("tmpfs")),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("size=64k,nr_inodes=64,mode=0755"),
+    )?;
+    for name in DEVICES {
+        let target = dev.join(name);
+        touch(&target)?;
+        let host = Path::new("/dev").join(name);
+        do_mount(
+            "bind device",
+            Some(&host),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+    }
+    for (name, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("shm", "/tmp"),
+    ] {
+        let link = dev.join(name);
+        symlink(to, &link).map_err(|e| SetupError::io("create symlink", &link, e))?;
+    }
+    do_mount(
+        "remount /dev read-only",
+        None,
+        &dev,
+        None,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NOEXEC,
+        None,
+    )
+}
+
+/// One size-capped tmpfs for everything writable, so `/work` and `/tmp` share one cap.
+fn build_scratch(plan: &SandboxPlan) -> Result<()> {
+    let scratch = Path::new(NEW_ROOT).join(SCRATCH);
+    mkdir(&scratch)?;
+    let size = plan.limits.workspace_size.bytes();
+    let inodes = (size / 4096).clamp(1024, 1 << 20);
+    do_mount(
+        "mount the workspace tmpfs",
+        Some(Path::new("tmpfs")),
+        &scratch,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(&format!("size={size},nr_inodes={inodes},mode=0755")),
+    )?;
+    for (inner, outer, mode) in [("work", WORKDIR, 0o755), ("tmp", "/tmp", 0o1777)] {
+        let source = scratch.join(inner);
+        fs::DirBuilder::new()
+            .mode(mode)
+            .create(&source)
+            .map_err(|e| SetupError::io("create directory", &source, e))?;
+        // The umask trimmed the mode (the sticky, world-writable /tmp in particular).
+        fs::set_permissions(&source, fs::Permissions::from_mode(mode))
+            .map_err(|e| SetupError::io("chmod", &source, e))?;
+        let target = at(Path::new(outer));
+        mkdir(&target)?;
+        do_mount(
+            "bind workspace",
+            Some(&source),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+    }
+    umount2(&scratch, MntFlags::MNT_DETACH)
+        .map_err(|e| SetupError::sys("detach scratch", &scratch, e))?;
+    fs::remove_dir(&scratch).map_err(|e| SetupError::io("remove directory", &scratch, e))
+}
+
+/// `/etc/passwd`, `/etc/group` and `/etc/hosts` describing the sandbox, not the host.
+fn write_identity_files() -> Result<()> {
+    let etc = at(Path::new("/etc"));
+    mkdir(&etc)?;
+    for (name, contents) in [
+        ("passwd", "root:x:0:0:sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        ("group", "root:x:0:\nnogroup:x:65534:\n"),
+        ("hosts", "127.0.0.1 localhost warden\n::1 localhost\n"),
+    ] {
+        let path = etc.join(name);
+        fs::write(&path, contents).map_err(|e| SetupError::io("write", &path, e))?;
+    }
+    Ok(())
+}
+
+/// Makes the new root `/` and parks the host's root at `/.oldroot`.
+pub(crate) fn pivot_into() -> Result<()> {
+    let root = Path::new(NEW_ROOT);
+    nix::unistd::chdir(root).map_err(|e| SetupError::sys("chdir", root, e))?;
+    nix::unistd::pivot_root(".", OLD_ROOT).map_err(|e| SetupError::sys("pivot_root", root, e))?;
+    nix::unistd::chdir("/").map_err(|e| SetupError::sys("chdir", Path::new("/"), e))
+}
+
+/// Mounts a fresh `/proc` for the new pid namespace. Must happen while the old root (with the
+/// host's fully visible `/proc`) is still attached: the kernel refuses a new proc mount in a
+/// user namespace otherwise (`mount_too_revealing`).
+pub(crate) fn mount_proc() -> Result<()> {
+    do_mount(
+        "mount /proc",
+        Some(Path::new("proc")),
+        Path::new("/proc"),
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )
+}
+
+/// Detaches the host's tree; from here on nothing of it is reachable.
+pub(crate) fn detach_old_root() -> Result<()> {
+    let old = Path::new("/").join(OLD_ROOT);
+    umount2(&old, MntFlags::MNT_DETACH)
+        .map_err(|e| SetupError::sys("detach the old root", &old, e))?;
+    fs::remove_dir(&old).map_err(|e| SetupError::io("remove directory", &old, e))
+}
+
+/// Makes the root tmpfs read-only: only `/work` and `/tmp` stay writable.
+pub(crate) fn make_root_read_only() -> Result<()> {
+    do_mount(
+        "remount / read-only",
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        None,
+    )
+}

@@ -1,0 +1,257 @@
+//! The parent side of one sandboxed run, inside the warden process (which may be
+//! multi-threaded): reserve a uid slot and a cgroup, spawn the helper by exec'ing the warden
+//! binary, send it the plan, then watch the program (see `watch`) and clean up. Blocking; an
+//! async caller runs it on a blocking thread.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use warden_core::{ByteSize, LimitBounds, Outcome, Usage};
+
+use crate::cgroup::{Cgroup, CgroupError, CgroupFs};
+use crate::helper::{HelperRequest, HELPER_ARG, REPORT_FD, REQUEST_FD};
+use crate::idmap::{IdMapError, IdSlot, DEFAULT_SLOT_FILE};
+use crate::plan::{PlanError, SandboxPlan};
+use crate::watch::{self, Pipes, Watched};
+
+/// How long the sandbox may take to be ready before the program starts.
+pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The program's standard input.
+#[derive(Debug, Default)]
+pub enum Stdin {
+    /// Nothing (`/dev/null`).
+    #[default]
+    Null,
+    /// These bytes, then end-of-file.
+    Bytes(Vec<u8>),
+    /// Read from this pipe directly (never a terminal or a file: a magic link to either could
+    /// be reopened from inside).
+    Pipe(OwnedFd),
+}
+
+/// What one sandboxed run produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRun {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Standard output, at most the output limit.
+    pub stdout: Vec<u8>,
+    /// Standard error, at most the output limit.
+    pub stderr: Vec<u8>,
+    /// Whether stdout was cut at the limit.
+    pub stdout_truncated: bool,
+    /// Whether stderr was cut at the limit.
+    pub stderr_truncated: bool,
+    /// Resources used.
+    pub usage: Usage,
+}
+
+/// warden itself failed to run the program (never the program's own failure).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The plan is unusable.
+    #[error("invalid sandbox plan")]
+    Plan(#[from] PlanError),
+    /// A limit is absurd.
+    #[error(transparent)]
+    Limit(#[from] warden_core::LimitError),
+    /// The cgroup layer failed.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// No uid could be reserved.
+    #[error(transparent)]
+    IdMap(#[from] IdMapError),
+    /// A required isolation feature is missing on this host.
+    #[error("refusing to run unconfined: {feature} is not available ({detail})")]
+    Unsupported {
+        /// The feature.
+        feature: &'static str,
+        /// Why it is considered missing.
+        detail: String,
+    },
+    /// The helper could not be started or talked to.
+    #[error("{action}")]
+    Helper {
+        /// What was being done.
+        action: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setup step inside the helper or the sandbox failed; the program never ran.
+    #[error("sandbox setup failed at {step}: {detail}")]
+    Setup {
+        /// The step (docs/sandbox-setup.md).
+        step: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The helper ended without a report of the program's end.
+    #[error("the sandbox helper ended without reporting how the program ended")]
+    Vanished,
+}
+
+/// The native sandbox backend.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    helper: PathBuf,
+    helper_args: Vec<OsString>,
+    cgroups: CgroupFs,
+    slot_file: PathBuf,
+}
+
+static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Sandbox {
+    /// A sandbox whose helper is `program` started with `[HELPER_ARG]` (the warden binary
+    /// re-executing itself, or a test's helper binary). Refuses if the host cannot confine.
+    pub fn new(program: PathBuf) -> Result<Self, SandboxError> {
+        crate::host::require_isolation()?;
+        Ok(Self {
+            helper: program,
+            helper_args: vec![HELPER_ARG.into()],
+            cgroups: CgroupFs::detect()?,
+            slot_file: PathBuf::from(DEFAULT_SLOT_FILE),
+        })
+    }
+
+    /// The cgroup layout in use.
+    pub fn cgroups(&self) -> &CgroupFs {
+        &self.cgroups
+    }
+
+    /// Runs the plan to completion.
+    pub fn run(&self, plan: &SandboxPlan, stdin: Stdin) -> Result<SandboxRun, SandboxError> {
+        plan.validate()?;
+        plan.limits.validate(&LimitBounds::default())?;
+        let run_id = format!(
+            "run-{}-{}",
+            std::process::id(),
+            RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let slot = IdSlot::reserve(
+            &self.slot_file,
+            u64::from(std::process::id()) << 20 ^ RUN_COUNTER.load(Ordering::Relaxed),
+        )?;
+        let cgroup = self.cgroups.create(&run_id, &plan.limits)?;
+        let result = self.run_in(plan, stdin, &slot, &cgroup);
+        cgroup.kill_all();
+        let removed = cgroup.remove();
+        let run = result?;
+        removed?;
+        Ok(run)
+    }
+
+    fn run_in(
+        &self,
+        plan: &SandboxPlan,
+        stdin: Stdin,
+        slot: &IdSlot,
+        cgroup: &Cgroup,
+    ) -> Result<SandboxRun, SandboxError> {
+        let request = HelperRequest {
+            plan: plan.clone(),
+            host_id: slot.host_id(),
+            cgroup_procs: cgroup.procs_files(),
+            backstop: SETUP_TIMEOUT + plan.limits.wall_time + Duration::from_secs(5),
+        };
+        let (stdin_read, stdin_bytes) = stdin_source(stdin)?;
+        let (stdout_read, stdout_write) = pipe()?;
+        let (stderr_read, stderr_write) = pipe()?;
+        let (request_read, request_write) = pipe()?;
+        let (report_read, report_write) = pipe()?;
+        let mut cmd = Command::new(&self.helper);
+        cmd.args(&self.helper_args)
+            .env_clear()
+            .current_dir("/")
+            .stdin(stdin_read.map(Stdio::from).unwrap_or_else(Stdio::null))
+            .stdout(Stdio::from(stdout_write))
+            .stderr(Stdio::from(stderr_write));
+        warden_sys::process::map_fds(
+            &mut cmd,
+            vec![(request_read, REQUEST_FD), (report_write, REPORT_FD)],
+        );
+        let mut helper = cmd.spawn().map_err(|source| SandboxError::Helper {
+            action: "spawning the sandbox helper",
+            source,
+        })?;
+        drop(cmd);
+        if let Err(source) = send_request(request_write, &request) {
+            let _ = helper.kill();
+            let _ = helper.wait();
+            return Err(SandboxError::Helper {
+                action: "sending the plan to the sandbox helper",
+                source,
+            });
+        }
+        let pipes = Pipes {
+            stdout: stdout_read,
+            stderr: stderr_read,
+            report: report_read,
+            stdin: stdin_bytes,
+        };
+        let watched = watch::watch(&mut helper, pipes, cgroup, &plan.limits)?;
+        finish(watched, cgroup, plan)
+    }
+}
+
+fn finish(w: Watched, cgroup: &Cgroup, plan: &SandboxPlan) -> Result<SandboxRun, SandboxError> {
+    if let Some((step, detail)) = w.setup_failure {
+        return Err(SandboxError::Setup { step, detail });
+    }
+    let stats = cgroup.stats()?;
+    let outcome = crate::verdict::decide(w.killed, w.status, &stats, &plan.limits)
+        .ok_or(SandboxError::Vanished)?;
+    Ok(SandboxRun {
+        outcome,
+        stdout: w.stdout.data,
+        stderr: w.stderr.data,
+        stdout_truncated: w.stdout.truncated,
+        stderr_truncated: w.stderr.truncated,
+        usage: Usage {
+            cpu_time: stats.cpu_time,
+            wall_time: w.wall_time,
+            peak_memory: ByteSize(stats.peak_memory.bytes()),
+        },
+    })
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::Helper {
+        action: "creating a pipe",
+        source: e.into(),
+    })
+}
+
+/// The helper's stdin and, for byte input, the pipe end the watcher feeds.
+fn stdin_source(
+    stdin: Stdin,
+) -> Result<(Option<OwnedFd>, Option<(OwnedFd, Vec<u8>)>), SandboxError> {
+    match stdin {
+        Stdin::Null => Ok((None, None)),
+        Stdin::Pipe(fd) => Ok((Some(fd), None)),
+        Stdin::Bytes(bytes) => {
+            let (read, write) = pipe()?;
+            Ok((Some(read), Some((write, bytes))))
+        }
+    }
+}
+
+/// Writes `u64 length | JSON | file contents`, then closes the pipe.
+fn send_request(fd: OwnedFd, request: &HelperRequest) -> std::io::Result<()> {
+    let json = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::from(fd));
+    out.write_all(&(json.len() as u64).to_le_bytes())?;
+    out.write_all(&json)?;
+    for file in &request.plan.files {
+        out.write_all(&file.contents)?;
+    }
+    out.flush()
+}

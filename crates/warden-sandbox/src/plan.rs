@@ -1,0 +1,280 @@
+//! The sandbox plan: a pure value that says everything the helper will do, built and tested
+//! without root. The parent sends it to the helper over a pipe; the helper only applies it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use warden_core::{FilesystemPolicy, Limits, SeccompPolicy};
+
+/// Where the program's writable workspace is, inside the sandbox.
+pub const WORKDIR: &str = "/work";
+
+/// A file placed in the workspace before the program starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceFile {
+    /// Plain file name or relative path inside the workspace (no `..`, not absolute).
+    pub path: PathBuf,
+    /// Contents. Sent after the plan's JSON on the plan pipe, not inside it.
+    #[serde(skip)]
+    pub contents: Vec<u8>,
+    /// Length of `contents`, for the wire format.
+    pub len: u64,
+    /// Whether the file gets the executable bit.
+    pub executable: bool,
+}
+
+impl WorkspaceFile {
+    /// A regular file.
+    pub fn new(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
+        let contents = contents.into();
+        Self {
+            path: path.into(),
+            len: contents.len() as u64,
+            contents,
+            executable: false,
+        }
+    }
+
+    /// An executable file.
+    pub fn executable(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
+        Self {
+            executable: true,
+            ..Self::new(path, contents)
+        }
+    }
+}
+
+/// A host path bound read-only at the same path inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bind {
+    /// Host path (also the path inside).
+    pub path: PathBuf,
+}
+
+/// Everything the helper needs to build the sandbox and start the program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxPlan {
+    /// The program and its arguments; `argv[0]` is an absolute path inside the sandbox.
+    pub argv: Vec<String>,
+    /// The complete environment (nothing of the host's leaks in).
+    pub env: Vec<(String, String)>,
+    /// Host paths bound read-only, in order.
+    pub binds: Vec<Bind>,
+    /// Files written into the workspace.
+    pub files: Vec<WorkspaceFile>,
+    /// The limits to enforce.
+    pub limits: Limits,
+    /// The system call filter.
+    pub seccomp: SeccompPolicy,
+    /// Host name inside the UTS namespace.
+    pub hostname: String,
+}
+
+/// A plan that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The command is empty or not absolute.
+    #[error("the program {program:?} must be an absolute path")]
+    Program {
+        /// `argv[0]`, or empty.
+        program: String,
+    },
+    /// A workspace file name escapes the workspace.
+    #[error("workspace file {path:?} must be a relative path without ..")]
+    FilePath {
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// A bind is not an absolute, normal path.
+    #[error("bind {path:?} must be an absolute path without ..")]
+    BindPath {
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// A string contains a NUL byte or an environment name contains `=`.
+    #[error("{what} {value:?} contains a NUL byte or a misplaced =")]
+    BadString {
+        /// What the string is.
+        what: &'static str,
+        /// The string (truncated).
+        value: String,
+    },
+}
+
+/// The environment every sandboxed program starts from.
+pub fn base_environment() -> Vec<(String, String)> {
+    [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("HOME", WORKDIR),
+        ("TMPDIR", "/tmp"),
+        ("LANG", "C.UTF-8"),
+        ("LC_ALL", "C.UTF-8"),
+        ("USER", "root"),
+        ("PWD", WORKDIR),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+impl SandboxPlan {
+    /// A plan for `argv` with the base filesystem policy, the base environment, the default
+    /// limits and the builtin seccomp policy.
+    pub fn new(argv: Vec<String>, filesystem: &FilesystemPolicy, seccomp: SeccompPolicy) -> Self {
+        Self {
+            argv,
+            env: base_environment(),
+            binds: filesystem
+                .mounts
+                .iter()
+                .map(|m| Bind {
+                    path: m.path.clone(),
+                })
+                .collect(),
+            files: Vec::new(),
+            limits: Limits::default(),
+            seccomp,
+            hostname: "warden".to_owned(),
+        }
+    }
+
+    /// Sets (or replaces) one environment variable.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Adds a read-only bind unless it is already there.
+    pub fn add_bind(&mut self, path: &Path) {
+        if !self.binds.iter().any(|b| b.path == path) {
+            self.binds.push(Bind {
+                path: path.to_owned(),
+            });
+        }
+    }
+
+    /// Checks everything the helper would otherwise fail on half-way.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let program = self.argv.first().map(String::as_str).unwrap_or("");
+        if !program.starts_with('/') {
+            return Err(PlanError::Program {
+                program: program.to_owned(),
+            });
+        }
+        for arg in &self.argv {
+            check_string("argument", arg)?;
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') {
+                return Err(bad("environment name", k));
+            }
+            check_string("environment name", k)?;
+            check_string("environment value", v)?;
+        }
+        for file in &self.files {
+            if !is_contained_relative(&file.path) || file.len != file.contents.len() as u64 {
+                return Err(PlanError::FilePath {
+                    path: file.path.clone(),
+                });
+            }
+        }
+        for bind in &self.binds {
+            let normal = bind
+                .path
+                .components()
+                .skip(1)
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !bind.path.is_absolute() || !normal || bind.path.components().count() < 2 {
+                return Err(PlanError::BindPath {
+                    path: bind.path.clone(),
+                });
+            }
+        }
+        check_string("hostname", &self.hostname)
+    }
+}
+
+/// True for `a`, `a/b.txt`; false for `/a`, `../a`, `a/../../b`, ``.
+pub(crate) fn is_contained_relative(path: &Path) -> bool {
+    path.components().count() > 0
+        && path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+fn check_string(what: &'static str, s: &str) -> Result<(), PlanError> {
+    if s.contains('\0') {
+        Err(bad(what, s))
+    } else {
+        Ok(())
+    }
+}
+
+fn bad(what: &'static str, s: &str) -> PlanError {
+    PlanError::BadString {
+        what,
+        value: s.chars().take(64).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> SandboxPlan {
+        SandboxPlan::new(
+            vec!["/usr/bin/python3".into(), "main.py".into()],
+            &FilesystemPolicy::builtin().expect("builtin"),
+            SeccompPolicy::builtin().expect("builtin"),
+        )
+    }
+
+    #[test]
+    fn a_new_plan_is_valid_and_exposes_only_the_base_mounts() {
+        let p = plan();
+        p.validate().expect("valid");
+        assert!(p.binds.iter().any(|b| b.path == Path::new("/usr")));
+        assert!(p
+            .binds
+            .iter()
+            .all(|b| !b.path.starts_with("/etc/shadow") && b.path != Path::new("/etc")));
+    }
+
+    #[test]
+    fn the_environment_is_clean_and_overridable() {
+        let mut p = plan();
+        assert!(p
+            .env
+            .iter()
+            .all(|(k, _)| k != "SSH_AUTH_SOCK" && k != "AWS_SECRET_ACCESS_KEY"));
+        p.set_env("HOME", "/tmp");
+        assert_eq!(p.env.iter().filter(|(k, _)| k == "HOME").count(), 1);
+    }
+
+    #[test]
+    fn escaping_paths_and_relative_programs_are_refused() {
+        let mut p = plan();
+        p.files.push(WorkspaceFile::new("../../etc/passwd", "x"));
+        assert!(matches!(p.validate(), Err(PlanError::FilePath { .. })));
+        let mut p = plan();
+        p.files.push(WorkspaceFile::new("/etc/passwd", "x"));
+        assert!(p.validate().is_err());
+        let mut p = plan();
+        p.argv[0] = "python3".into();
+        assert!(matches!(p.validate(), Err(PlanError::Program { .. })));
+        let mut p = plan();
+        p.add_bind(Path::new("/usr/../etc"));
+        assert!(matches!(p.validate(), Err(PlanError::BindPath { .. })));
+        let mut p = plan();
+        p.env.push(("A=B".into(), "c".into()));
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn contained_paths() {
+        assert!(is_contained_relative(Path::new("a/b.txt")));
+        for bad in ["", "/a", "../a", "a/../../b", "./a"] {
+            assert!(!is_contained_relative(Path::new(bad)), "{bad}");
+        }
+    }
+}

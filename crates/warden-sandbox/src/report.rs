@@ -1,0 +1,132 @@
+//! Messages from the helper and the sandbox init to the parent, one JSON object per line on the
+//! report pipe. Each message is written with a single `write(2)` shorter than `PIPE_BUF`, so
+//! messages from several processes never interleave.
+
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest detail text carried in a message (keeps every line under `PIPE_BUF`).
+const MAX_DETAIL: usize = 2048;
+
+/// How the payload process ended, as `waitpid` saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ExitStatus {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal number.
+    Signal(i32),
+}
+
+/// One message on the report pipe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum Report {
+    /// The payload was forked and is about to exec: the wall clock starts.
+    Started,
+    /// The payload ended.
+    Exited {
+        /// How.
+        status: ExitStatus,
+        /// Its wall time, measured by the init with the monotonic clock.
+        #[serde(with = "nanos")]
+        wall_time: Duration,
+    },
+    /// A setup step failed; the program never ran.
+    SetupFailed {
+        /// The step, as in docs/sandbox-setup.md.
+        step: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl Report {
+    /// A setup failure report.
+    pub(crate) fn failed(step: &str, detail: impl std::fmt::Display) -> Self {
+        let mut detail = detail.to_string();
+        if detail.len() > MAX_DETAIL {
+            let mut cut = MAX_DETAIL;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+        }
+        Report::SetupFailed {
+            step: step.chars().take(256).collect(),
+            detail,
+        }
+    }
+
+    /// Writes the message as one line with one `write(2)`. Failures are ignored: the reader
+    /// being gone means the parent already decided the outcome.
+    pub(crate) fn send(&self, fd: BorrowedFd<'_>) {
+        let Ok(mut line) = serde_json::to_vec(self) else {
+            return;
+        };
+        line.push(b'\n');
+        let _ = nix::unistd::write(fd, &line);
+    }
+}
+
+/// Splits complete lines off `buffer` and parses them; the incomplete tail stays.
+pub(crate) fn drain_lines(buffer: &mut Vec<u8>) -> Vec<Result<Report, String>> {
+    let mut out = Vec::new();
+    while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = buffer.drain(..=end).collect();
+        let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+        out.push(serde_json::from_str(&text).map_err(|_| text));
+    }
+    out
+}
+
+mod nanos {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_nanos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip_and_partial_lines_wait() {
+        let reports = [
+            Report::Started,
+            Report::Exited {
+                status: ExitStatus::Signal(9),
+                wall_time: Duration::from_millis(3),
+            },
+            Report::failed("mount /usr", "EPERM"),
+        ];
+        let mut buffer = Vec::new();
+        for r in &reports {
+            buffer.extend(serde_json::to_vec(r).expect("serializable"));
+            buffer.push(b'\n');
+        }
+        buffer.extend(b"{\"event\":");
+        let parsed: Vec<Report> = drain_lines(&mut buffer)
+            .into_iter()
+            .map(|r| r.expect("valid"))
+            .collect();
+        assert_eq!(parsed, reports);
+        assert_eq!(buffer, b"{\"event\":");
+    }
+
+    #[test]
+    fn long_details_are_cut_below_pipe_buf() {
+        let r = Report::failed("step", "é".repeat(10_000));
+        let line = serde_json::to_vec(&r).expect("serializable");
+        assert!(line.len() < 4096, "{}", line.len());
+    }
+}

@@ -1,0 +1,64 @@
+//! Resource limits of the payload, set right before exec. They are only ever lowered: a host
+//! without CAP_SYS_RESOURCE could not raise them, and a plan must never widen the host's own
+//! limits. getrlimit(2).
+
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use warden_core::Limits;
+
+use crate::child::SetupError;
+
+/// The rlimits derived from the plan's limits: (resource, soft, hard).
+pub(crate) fn from_limits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
+    // RLIMIT_CPU is a per-process backstop in whole seconds, one above the budget: the parent
+    // enforces the exact budget of the whole tree from the cgroup's accounting, and should
+    // be the one to stop the program.
+    let cpu = limits.cpu_time.as_secs() + u64::from(limits.cpu_time.subsec_nanos() > 0);
+    let cpu = cpu.max(1) + 1;
+    let fsize = limits.max_file_size.bytes();
+    let nofile = u64::from(limits.max_open_files);
+    let nproc = u64::from(limits.max_procs);
+    vec![
+        (Resource::RLIMIT_CPU, cpu, cpu + 1),
+        (Resource::RLIMIT_FSIZE, fsize, fsize),
+        (Resource::RLIMIT_NOFILE, nofile, nofile),
+        (Resource::RLIMIT_NPROC, nproc, nproc),
+        (Resource::RLIMIT_CORE, 0, 0),
+    ]
+}
+
+/// Applies each limit, never above the current hard limit.
+pub(crate) fn lower(limits: &Limits) -> Result<(), SetupError> {
+    for (resource, soft, hard) in from_limits(limits) {
+        let step = || format!("setrlimit {resource:?}");
+        let (_, current_hard) = getrlimit(resource).map_err(|e| SetupError::errno(&step(), e))?;
+        let hard = hard.min(current_hard);
+        let soft = soft.min(hard);
+        setrlimit(resource, soft, hard).map_err(|e| SetupError::errno(&step(), e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use warden_core::ByteSize;
+
+    #[test]
+    fn cpu_backstop_is_a_second_above_the_budget_and_core_dumps_are_off() {
+        let limits = Limits {
+            cpu_time: Duration::from_millis(1500),
+            max_file_size: ByteSize::mib(1),
+            ..Limits::default()
+        };
+        let rl = from_limits(&limits);
+        assert!(rl.contains(&(Resource::RLIMIT_CPU, 3, 4)));
+        assert!(rl.contains(&(Resource::RLIMIT_FSIZE, 1 << 20, 1 << 20)));
+        assert!(rl.contains(&(Resource::RLIMIT_CORE, 0, 0)));
+        let tiny = Limits {
+            cpu_time: Duration::from_millis(10),
+            ..Limits::default()
+        };
+        assert!(from_limits(&tiny).contains(&(Resource::RLIMIT_CPU, 2, 3)));
+    }
+}

@@ -1,0 +1,489 @@
+//! Compiles a [`SeccompPolicy`] into the seccomp-bpf program the payload runs under. Pure: the
+//! helper compiles it before forking the payload, which installs it last before `execve`, after
+//! no_new_privs (`warden_sys::seccomp::install_filter`). See seccomp(2) and
+//! <https://docs.kernel.org/userspace-api/seccomp_filter.html>.
+//!
+//! The program, in order:
+//!
+//! 1. load `seccomp_data.arch`; a foreign ABI (i386 `int 0x80` on x86_64) kills the process, since
+//!    its call numbers mean other calls;
+//! 2. load `seccomp_data.nr`; on x86_64 a number with the x32 bit set kills the process, since
+//!    x32 calls report the x86_64 arch and would otherwise slip past the comparisons below;
+//! 3. one block per denied call: `jeq nr` then the action, or for a flags condition: load the low
+//!    word of `args[0]`, `jset` the flag mask, the action, and reload `nr` for the next block;
+//! 4. allow.
+//!
+//! A linear list is enough for a deny list of ~60 entries, keeps every jump offset tiny (u8
+//! offsets cannot span long programs), and the kernel's seccomp cache (Linux 5.11) makes every
+//! call whose outcome depends only on arch and number skip the program entirely.
+
+use warden_core::seccomp_policy::{DenyErrno, DenyRule, NamespaceFlag, SeccompAction};
+use warden_core::SeccompPolicy;
+use warden_sys::seccomp::{
+    seccomp_data_arg_low, SockFilter, AUDIT_ARCH_NATIVE, BPF_ABS, BPF_JEQ, BPF_JMP, BPF_JSET,
+    BPF_K, BPF_LD, BPF_MAXINSNS, BPF_RET, BPF_W, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR,
+    SECCOMP_RET_ALLOW, SECCOMP_RET_DATA, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
+};
+
+/// A seccomp policy that cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SeccompError {
+    /// The policy names a call this file's table does not know on any supported architecture.
+    #[error("seccomp policy names unknown system call {name:?}")]
+    UnknownSyscall {
+        /// The name as written in the policy.
+        name: String,
+    },
+    /// The program exceeds the kernel's limit.
+    #[error(
+        "seccomp program has {instructions} instructions, more than the kernel's {BPF_MAXINSNS}"
+    )]
+    TooLong {
+        /// The program's length.
+        instructions: usize,
+    },
+}
+
+/// Compiles `policy` into a seccomp-bpf program for this architecture. Calls the architecture
+/// lacks (`iopl` on aarch64) are skipped.
+pub(crate) fn compile(policy: &SeccompPolicy) -> Result<Vec<SockFilter>, SeccompError> {
+    let mut program = prologue();
+    for rule in policy.rules() {
+        match syscall_number(&rule.syscall) {
+            Lookup::Native(nr) => program.extend(rule_block(rule, nr)),
+            Lookup::OtherArch => {}
+            Lookup::Unknown => {
+                return Err(SeccompError::UnknownSyscall {
+                    name: rule.syscall.clone(),
+                });
+            }
+        }
+    }
+    program.push(ret(SECCOMP_RET_ALLOW));
+    if program.len() > BPF_MAXINSNS {
+        return Err(SeccompError::TooLong {
+            instructions: program.len(),
+        });
+    }
+    Ok(program)
+}
+
+/// Steps 1 and 2: kill foreign ABIs, leave the call number in the accumulator.
+fn prologue() -> Vec<SockFilter> {
+    let mut program = vec![
+        load(SECCOMP_DATA_ARCH),
+        jump(BPF_JEQ, AUDIT_ARCH_NATIVE, 1, 0),
+        ret(SECCOMP_RET_KILL_PROCESS),
+        load(SECCOMP_DATA_NR),
+    ];
+    program.extend_from_slice(ABI_CHECK);
+    program
+}
+
+/// Step 2's check of the call number. On x86_64 it also kills nr -1 (all bits set), which only
+/// a ptrace tracer uses, to skip a call.
+#[cfg(target_arch = "x86_64")]
+const ABI_CHECK: &[SockFilter] = &[
+    jump(BPF_JSET, warden_sys::seccomp::X32_SYSCALL_BIT, 0, 1),
+    ret(SECCOMP_RET_KILL_PROCESS),
+];
+/// Step 2's check of the call number: aarch64 has a single ABI per arch value.
+#[cfg(target_arch = "aarch64")]
+const ABI_CHECK: &[SockFilter] = &[];
+
+/// Step 3 for one rule: expects the call number in the accumulator and leaves it there.
+fn rule_block(rule: &DenyRule, nr: u32) -> Vec<SockFilter> {
+    let action = ret(action_value(rule.action));
+    let body = if rule.when_flags_any.is_empty() {
+        vec![action]
+    } else {
+        vec![
+            load(seccomp_data_arg_low(0)),
+            jump(BPF_JSET, flag_mask(&rule.when_flags_any), 0, 1),
+            action,
+            load(SECCOMP_DATA_NR),
+        ]
+    };
+    let skip = u8::try_from(body.len()).expect("a rule's body is at most 4 instructions");
+    let mut block = vec![jump(BPF_JEQ, nr, 0, skip)];
+    block.extend(body);
+    block
+}
+
+/// The return value of a denied call.
+fn action_value(action: SeccompAction) -> u32 {
+    match action {
+        SeccompAction::KillProcess => SECCOMP_RET_KILL_PROCESS,
+        SeccompAction::Errno(errno) => SECCOMP_RET_ERRNO | (errno_code(errno) & SECCOMP_RET_DATA),
+    }
+}
+
+fn errno_code(errno: DenyErrno) -> u32 {
+    let code = match errno {
+        DenyErrno::Eperm => libc::EPERM,
+        DenyErrno::Eacces => libc::EACCES,
+        DenyErrno::Enosys => libc::ENOSYS,
+    };
+    code.unsigned_abs()
+}
+
+/// `CLONE_NEWTIME`; the libc crate exports it for glibc targets only.
+const CLONE_NEWTIME: libc::c_int = 0x80;
+
+/// The flags as a mask over the low 32 bits of the flags argument: every `CLONE_NEW*` flag lives
+/// there, and the kernel's clone(2) ignores the high half (`lower_32_bits(clone_flags)`).
+fn flag_mask(flags: &[NamespaceFlag]) -> u32 {
+    flags
+        .iter()
+        .map(|flag| match flag {
+            NamespaceFlag::NewNs => libc::CLONE_NEWNS,
+            NamespaceFlag::NewUts => libc::CLONE_NEWUTS,
+            NamespaceFlag::NewIpc => libc::CLONE_NEWIPC,
+            NamespaceFlag::NewUser => libc::CLONE_NEWUSER,
+            NamespaceFlag::NewPid => libc::CLONE_NEWPID,
+            NamespaceFlag::NewNet => libc::CLONE_NEWNET,
+            NamespaceFlag::NewCgroup => libc::CLONE_NEWCGROUP,
+            NamespaceFlag::NewTime => CLONE_NEWTIME,
+        })
+        .fold(0, |mask, bit| mask | bit.unsigned_abs())
+}
+
+const fn load(offset: u32) -> SockFilter {
+    SockFilter::stmt(BPF_LD | BPF_W | BPF_ABS, offset)
+}
+
+const fn jump(op: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
+    SockFilter::jump(BPF_JMP | op | BPF_K, k, jt, jf)
+}
+
+const fn ret(value: u32) -> SockFilter {
+    SockFilter::stmt(BPF_RET | BPF_K, value)
+}
+
+/// Where a policy's call name stands on this architecture.
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    /// The call's number here.
+    Native(u32),
+    /// Another supported architecture has the call, this one does not.
+    OtherArch,
+    /// No supported architecture has it (or the table lacks it).
+    Unknown,
+}
+
+fn syscall_number(name: &str) -> Lookup {
+    if let Some((_, nr)) = SYSCALLS.iter().find(|(known, _)| *known == name) {
+        return Lookup::Native(
+            u32::try_from(*nr).expect("system call numbers are small and positive"),
+        );
+    }
+    if OTHER_ARCH_ONLY.contains(&name) {
+        return Lookup::OtherArch;
+    }
+    Lookup::Unknown
+}
+
+/// The calls a policy may name, with their numbers on this architecture. To deny a call not
+/// listed, add it here (and to `OTHER_ARCH_ONLY` for the architectures that lack it).
+const SYSCALLS: &[(&str, libc::c_long)] = &[
+    ("acct", libc::SYS_acct),
+    ("add_key", libc::SYS_add_key),
+    ("adjtimex", libc::SYS_adjtimex),
+    ("bpf", libc::SYS_bpf),
+    ("chroot", libc::SYS_chroot),
+    ("clock_adjtime", libc::SYS_clock_adjtime),
+    ("clock_settime", libc::SYS_clock_settime),
+    ("clone", libc::SYS_clone),
+    ("clone3", libc::SYS_clone3),
+    ("delete_module", libc::SYS_delete_module),
+    ("fanotify_init", libc::SYS_fanotify_init),
+    ("finit_module", libc::SYS_finit_module),
+    ("fsconfig", libc::SYS_fsconfig),
+    ("fsmount", libc::SYS_fsmount),
+    ("fsopen", libc::SYS_fsopen),
+    ("fspick", libc::SYS_fspick),
+    ("init_module", libc::SYS_init_module),
+    ("io_uring_enter", libc::SYS_io_uring_enter),
+    ("io_uring_register", libc::SYS_io_uring_register),
+    ("io_uring_setup", libc::SYS_io_uring_setup),
+    ("kcmp", libc::SYS_kcmp),
+    ("kexec_file_load", libc::SYS_kexec_file_load),
+    ("kexec_load", libc::SYS_kexec_load),
+    ("keyctl", libc::SYS_keyctl),
+    ("lookup_dcookie", libc::SYS_lookup_dcookie),
+    ("mbind", libc::SYS_mbind),
+    ("migrate_pages", libc::SYS_migrate_pages),
+    ("mount", libc::SYS_mount),
+    ("mount_setattr", libc::SYS_mount_setattr),
+    ("move_mount", libc::SYS_move_mount),
+    ("move_pages", libc::SYS_move_pages),
+    ("name_to_handle_at", libc::SYS_name_to_handle_at),
+    ("nfsservctl", libc::SYS_nfsservctl),
+    ("open_by_handle_at", libc::SYS_open_by_handle_at),
+    ("open_tree", libc::SYS_open_tree),
+    ("perf_event_open", libc::SYS_perf_event_open),
+    ("personality", libc::SYS_personality),
+    ("pidfd_getfd", libc::SYS_pidfd_getfd),
+    ("pivot_root", libc::SYS_pivot_root),
+    ("process_madvise", libc::SYS_process_madvise),
+    ("process_vm_readv", libc::SYS_process_vm_readv),
+    ("process_vm_writev", libc::SYS_process_vm_writev),
+    ("ptrace", libc::SYS_ptrace),
+    ("quotactl", libc::SYS_quotactl),
+    ("quotactl_fd", libc::SYS_quotactl_fd),
+    ("reboot", libc::SYS_reboot),
+    ("request_key", libc::SYS_request_key),
+    ("setdomainname", libc::SYS_setdomainname),
+    ("sethostname", libc::SYS_sethostname),
+    ("setns", libc::SYS_setns),
+    ("settimeofday", libc::SYS_settimeofday),
+    ("swapoff", libc::SYS_swapoff),
+    ("swapon", libc::SYS_swapon),
+    ("syslog", libc::SYS_syslog),
+    ("umount2", libc::SYS_umount2),
+    ("unshare", libc::SYS_unshare),
+    ("userfaultfd", libc::SYS_userfaultfd),
+    ("vhangup", libc::SYS_vhangup),
+    #[cfg(target_arch = "x86_64")]
+    ("ioperm", libc::SYS_ioperm),
+    #[cfg(target_arch = "x86_64")]
+    ("iopl", libc::SYS_iopl),
+    #[cfg(target_arch = "x86_64")]
+    ("modify_ldt", libc::SYS_modify_ldt),
+    #[cfg(target_arch = "x86_64")]
+    ("uselib", libc::SYS_uselib),
+];
+
+/// Calls of another supported architecture that this one lacks: a policy naming them is valid,
+/// the entry is skipped here.
+#[cfg(target_arch = "x86_64")]
+const OTHER_ARCH_ONLY: &[&str] = &[];
+/// Calls of another supported architecture that this one lacks: a policy naming them is valid,
+/// the entry is skipped here.
+#[cfg(target_arch = "aarch64")]
+const OTHER_ARCH_ONLY: &[&str] = &["ioperm", "iopl", "modify_ldt", "uselib"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `struct seccomp_data` for the interpreter.
+    struct Data {
+        nr: i64,
+        arch: u32,
+        args: [u64; 6],
+    }
+
+    impl Data {
+        fn call(nr: libc::c_long, arg0: u64) -> Self {
+            Self {
+                nr,
+                arch: AUDIT_ARCH_NATIVE,
+                args: [arg0, 0, 0, 0, 0, 0],
+            }
+        }
+
+        /// The 32-bit word at `offset`, as a BPF_ABS load reads it.
+        fn word(&self, offset: u32) -> u32 {
+            let mut bytes = Vec::with_capacity(64);
+            bytes.extend_from_slice(&(self.nr as i32).to_ne_bytes());
+            bytes.extend_from_slice(&self.arch.to_ne_bytes());
+            bytes.extend_from_slice(&0u64.to_ne_bytes());
+            for arg in self.args {
+                bytes.extend_from_slice(&arg.to_ne_bytes());
+            }
+            let at = offset as usize;
+            assert_eq!(at % 4, 0, "unaligned load at {offset}");
+            assert!(at + 4 <= bytes.len(), "load past the end at {offset}");
+            u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+        }
+    }
+
+    /// Runs the BPF subset `compile` emits, as the kernel would.
+    fn run(program: &[SockFilter], data: &Data) -> u32 {
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        loop {
+            let ins = program[pc];
+            let taken = |cond: bool| usize::from(if cond { ins.jt } else { ins.jf });
+            pc += 1;
+            match ins.code {
+                c if c == BPF_LD | BPF_W | BPF_ABS => acc = data.word(ins.k),
+                c if c == BPF_JMP | BPF_JEQ | BPF_K => pc += taken(acc == ins.k),
+                c if c == BPF_JMP | BPF_JSET | BPF_K => pc += taken(acc & ins.k != 0),
+                c if c == BPF_RET | BPF_K => return ins.k,
+                other => panic!("the interpreter does not know opcode {other:#x}"),
+            }
+        }
+    }
+
+    fn builtin() -> Vec<SockFilter> {
+        let policy = SeccompPolicy::builtin().expect("builtin policy is valid");
+        compile(&policy).expect("builtin policy compiles")
+    }
+
+    fn errno(code: libc::c_int) -> u32 {
+        SECCOMP_RET_ERRNO | code.unsigned_abs()
+    }
+
+    const THREAD_FLAGS: libc::c_int = libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM
+        | libc::CLONE_SETTLS
+        | libc::CLONE_PARENT_SETTID
+        | libc::CLONE_CHILD_CLEARTID;
+
+    fn flags(bits: libc::c_int) -> u64 {
+        u64::from(bits.unsigned_abs())
+    }
+
+    #[test]
+    fn the_program_has_a_sane_length_and_checks_the_arch_first() {
+        let program = builtin();
+        assert!(
+            (60..=400).contains(&program.len()),
+            "{} instructions",
+            program.len()
+        );
+        assert_eq!(program[0], load(SECCOMP_DATA_ARCH));
+        assert_eq!(program[1], jump(BPF_JEQ, AUDIT_ARCH_NATIVE, 1, 0));
+        assert_eq!(program[2], ret(SECCOMP_RET_KILL_PROCESS));
+        assert_eq!(program[3], load(SECCOMP_DATA_NR));
+        assert_eq!(program.last(), Some(&ret(SECCOMP_RET_ALLOW)));
+    }
+
+    #[test]
+    fn every_jump_lands_inside_the_program() {
+        let program = builtin();
+        for (pc, ins) in program.iter().enumerate() {
+            if ins.code & 0x07 == BPF_JMP {
+                let furthest = pc + 1 + usize::from(ins.jt.max(ins.jf));
+                assert!(furthest < program.len(), "jump at {pc} leaves the program");
+            }
+        }
+    }
+
+    #[test]
+    fn every_builtin_entry_compiles_to_its_action() {
+        let policy = SeccompPolicy::builtin().expect("builtin policy is valid");
+        let program = compile(&policy).expect("builtin policy compiles");
+        for rule in policy.rules() {
+            let Lookup::Native(nr) = syscall_number(&rule.syscall) else {
+                assert_eq!(
+                    syscall_number(&rule.syscall),
+                    Lookup::OtherArch,
+                    "{}",
+                    rule.syscall
+                );
+                continue;
+            };
+            let arg0 = if rule.when_flags_any.is_empty() {
+                0
+            } else {
+                flags(libc::CLONE_NEWUSER)
+            };
+            let verdict = run(&program, &Data::call(nr.into(), arg0));
+            assert_eq!(verdict, action_value(rule.action), "{}", rule.syscall);
+        }
+    }
+
+    #[test]
+    fn the_interpreter_agrees_on_sample_calls() {
+        let program = builtin();
+        let verdict = |nr, arg0| run(&program, &Data::call(nr, arg0));
+        assert_eq!(verdict(libc::SYS_mount, 0), errno(libc::EPERM));
+        assert_eq!(verdict(libc::SYS_read, 0), SECCOMP_RET_ALLOW);
+        assert_eq!(verdict(libc::SYS_clone3, 0), errno(libc::ENOSYS));
+        assert_eq!(verdict(libc::SYS_init_module, 0), SECCOMP_RET_KILL_PROCESS);
+        for nr in [
+            libc::SYS_execve,
+            libc::SYS_mmap,
+            libc::SYS_mprotect,
+            libc::SYS_prctl,
+            libc::SYS_socket,
+        ] {
+            assert_eq!(verdict(nr, 0), SECCOMP_RET_ALLOW, "syscall {nr}");
+        }
+    }
+
+    #[test]
+    fn clone_is_denied_only_with_namespace_flags() {
+        let program = builtin();
+        let clone = |arg0| run(&program, &Data::call(libc::SYS_clone, arg0));
+        let sigchld = flags(libc::SIGCHLD);
+        assert_eq!(
+            clone(flags(libc::CLONE_NEWUSER) | sigchld),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            clone(flags(libc::CLONE_NEWNET | libc::CLONE_NEWNS)),
+            errno(libc::EPERM)
+        );
+        assert_eq!(clone(flags(THREAD_FLAGS)), SECCOMP_RET_ALLOW);
+        let fork = libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID;
+        assert_eq!(clone(flags(fork) | sigchld), SECCOMP_RET_ALLOW);
+        // The kernel ignores the high half of the flags; so does the filter.
+        assert_eq!(clone(0xffff_ffff_0000_0000 | sigchld), SECCOMP_RET_ALLOW);
+        // Calls after clone's block still see the call number, not the flags.
+        assert_eq!(
+            run(&program, &Data::call(libc::SYS_ptrace, 0)),
+            errno(libc::EPERM)
+        );
+    }
+
+    #[test]
+    fn foreign_abis_are_killed() {
+        let program = builtin();
+        const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+        let i386_getpid = Data {
+            nr: 20,
+            arch: AUDIT_ARCH_I386,
+            args: [0; 6],
+        };
+        assert_eq!(run(&program, &i386_getpid), SECCOMP_RET_KILL_PROCESS);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let x32_read = Data::call(0x4000_0000 | libc::SYS_read, 0);
+            assert_eq!(run(&program, &x32_read), SECCOMP_RET_KILL_PROCESS);
+            let x32_mount = Data::call(0x4000_0000 | libc::SYS_mount, 0);
+            assert_eq!(run(&program, &x32_mount), SECCOMP_RET_KILL_PROCESS);
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_errors_and_other_arch_names_are_skipped() {
+        let unknown = "[[deny]]\nsyscall = \"frobnicate\"\nreason = \"r\"\n";
+        let policy = SeccompPolicy::from_toml("t.toml", unknown).expect("valid file");
+        assert!(
+            matches!(compile(&policy), Err(SeccompError::UnknownSyscall { name }) if name == "frobnicate")
+        );
+        for name in OTHER_ARCH_ONLY {
+            let text = format!("[[deny]]\nsyscall = \"{name}\"\nreason = \"r\"\n");
+            let policy = SeccompPolicy::from_toml("t.toml", &text).expect("valid file");
+            assert_eq!(
+                compile(&policy).expect("compiles"),
+                compile(&empty()).expect("compiles")
+            );
+        }
+    }
+
+    #[test]
+    fn the_table_has_no_duplicates() {
+        for (i, (name, nr)) in SYSCALLS.iter().enumerate() {
+            for (other, other_nr) in &SYSCALLS[i + 1..] {
+                assert!(name != other && nr != other_nr, "{name} and {other} clash");
+            }
+            assert!(
+                !OTHER_ARCH_ONLY.contains(name),
+                "{name} is both native and foreign"
+            );
+        }
+    }
+
+    fn empty() -> SeccompPolicy {
+        SeccompPolicy::from_toml("t.toml", "").expect("an empty policy is valid")
+    }
+}

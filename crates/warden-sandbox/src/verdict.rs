@@ -1,0 +1,158 @@
+//! Turns what the parent observed (its own kill decision, the payload's exit status, the
+//! cgroup's accounting) into the program's [`Outcome`]. Pure, so every precedence rule is
+//! unit-tested.
+
+use warden_core::{Limits, Outcome, Signal, Stream, TimeLimitKind};
+
+use crate::cgroup::CgroupStats;
+use crate::report::ExitStatus;
+
+/// Why the parent killed the sandbox, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KillReason {
+    Output(Stream),
+    Wall,
+    Cpu,
+}
+
+/// The outcome, by precedence: the parent's own kill decision; the memory cgroup's OOM kill;
+/// cpu exhaustion; the kernel's limit signals; then the plain status.
+pub(crate) fn decide(
+    killed: Option<KillReason>,
+    status: Option<ExitStatus>,
+    stats: &CgroupStats,
+    limits: &Limits,
+) -> Option<Outcome> {
+    match killed {
+        Some(KillReason::Output(stream)) => return Some(Outcome::OutputLimit { stream }),
+        Some(KillReason::Wall) => {
+            return Some(Outcome::TimeLimit {
+                which: TimeLimitKind::Wall,
+            })
+        }
+        Some(KillReason::Cpu) => {
+            return Some(Outcome::TimeLimit {
+                which: TimeLimitKind::Cpu,
+            })
+        }
+        None => {}
+    }
+    if stats.oom_kills > 0 {
+        return Some(Outcome::MemoryLimit);
+    }
+    let cpu_exhausted = stats.cpu_time >= limits.cpu_time;
+    match status? {
+        ExitStatus::Code(code) => Some(Outcome::Exited { code }),
+        ExitStatus::Signal(n) => Some(match Signal(n) {
+            Signal::XCPU => Outcome::TimeLimit {
+                which: TimeLimitKind::Cpu,
+            },
+            Signal::KILL if cpu_exhausted => Outcome::TimeLimit {
+                which: TimeLimitKind::Cpu,
+            },
+            Signal::XFSZ => Outcome::FileSizeLimit,
+            Signal::SYS => Outcome::Violation {
+                detail: "a forbidden system call (seccomp killed the process)".to_owned(),
+            },
+            signal => Outcome::Signaled { signal },
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn stats(cpu_ms: u64, oom_kills: u64) -> CgroupStats {
+        CgroupStats {
+            cpu_time: Duration::from_millis(cpu_ms),
+            oom_kills,
+            ..CgroupStats::default()
+        }
+    }
+
+    #[test]
+    fn precedence() {
+        let limits = Limits::default();
+        let killed_by_sigkill = Some(ExitStatus::Signal(9));
+        let cases = [
+            (
+                Some(KillReason::Output(Stream::Stdout)),
+                killed_by_sigkill,
+                stats(0, 1),
+                Outcome::OutputLimit {
+                    stream: Stream::Stdout,
+                },
+            ),
+            (
+                Some(KillReason::Wall),
+                None,
+                stats(0, 0),
+                Outcome::TimeLimit {
+                    which: TimeLimitKind::Wall,
+                },
+            ),
+            (None, killed_by_sigkill, stats(0, 1), Outcome::MemoryLimit),
+            (None, None, stats(0, 1), Outcome::MemoryLimit),
+            (
+                None,
+                killed_by_sigkill,
+                stats(6000, 0),
+                Outcome::TimeLimit {
+                    which: TimeLimitKind::Cpu,
+                },
+            ),
+            (
+                None,
+                Some(ExitStatus::Signal(24)),
+                stats(10, 0),
+                Outcome::TimeLimit {
+                    which: TimeLimitKind::Cpu,
+                },
+            ),
+            (
+                None,
+                Some(ExitStatus::Signal(25)),
+                stats(10, 0),
+                Outcome::FileSizeLimit,
+            ),
+            (
+                None,
+                killed_by_sigkill,
+                stats(10, 0),
+                Outcome::Signaled {
+                    signal: Signal::KILL,
+                },
+            ),
+            (
+                None,
+                Some(ExitStatus::Signal(11)),
+                stats(10, 0),
+                Outcome::Signaled { signal: Signal(11) },
+            ),
+            (
+                None,
+                Some(ExitStatus::Code(3)),
+                stats(10, 0),
+                Outcome::Exited { code: 3 },
+            ),
+        ];
+        for (killed, status, stats, expected) in cases {
+            assert_eq!(
+                decide(killed, status, &stats, &limits),
+                Some(expected.clone()),
+                "{expected:?}"
+            );
+        }
+        assert!(matches!(
+            decide(None, Some(ExitStatus::Signal(31)), &stats(1, 0), &limits),
+            Some(Outcome::Violation { .. })
+        ));
+        assert_eq!(
+            decide(None, None, &stats(1, 0), &limits),
+            None,
+            "no status, no kill: unknown"
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! Process creation and control that `nix` does not wrap safely: `clone` into new namespaces,
+//! `fork` in a single-threaded helper, pidfds, `close_range`, and fd mapping for a spawned
+//! child.
+//!
+//! Man pages: clone(2), pidfd_open(2), pidfd_send_signal(2), close_range(2).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// Which side of a fork or clone the caller is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForkResult {
+    /// The original process; the child has this pid.
+    Parent {
+        /// The new process.
+        child: Pid,
+    },
+    /// The new process.
+    Child,
+}
+
+/// `clone(flags | SIGCHLD)` with fork semantics (the child continues on a copy of the stack).
+///
+/// Only call from a single-threaded process: the child inherits one thread and any lock another
+/// thread held stays locked forever. The warden helper is freshly exec'd and single-threaded.
+pub fn clone_into_namespaces(flags: CloneFlags) -> Result<ForkResult, Errno> {
+    let raw_flags = libc::c_ulong::try_from(flags.bits()).map_err(|_| Errno::EINVAL)?
+        | libc::c_ulong::try_from(libc::SIGCHLD).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: the raw clone syscall with a null stack behaves like fork(2): the child gets a
+    // copy-on-write copy of the address space and continues here. No pointer arguments are
+    // passed. The caller guarantees the process is single-threaded (documented above), so no
+    // lock can be held by a thread that does not exist in the child.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, raw_flags, 0usize, 0usize, 0usize, 0usize) };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(i32::try_from(pid).map_err(|_| Errno::EOVERFLOW)?),
+        }),
+    }
+}
+
+/// `fork(2)` for a single-threaded process (the sandbox init forking the payload).
+pub fn fork_single_threaded() -> Result<ForkResult, Errno> {
+    // SAFETY: callers are single-threaded (the sandbox init), so the child cannot inherit a lock
+    // held by another thread; the child only makes system calls before execve or _exit.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(ForkResult::Parent { child }),
+        nix::unistd::ForkResult::Child => Ok(ForkResult::Child),
+    }
+}
+
+/// Ends the process at once, without running destructors or atexit handlers (a forked child
+/// must not flush buffers it shares with its parent).
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit(2) takes an integer and never returns; it is always safe to call.
+    unsafe { libc::_exit(code) }
+}
+
+/// `pidfd_open(2)`: a file descriptor that refers to `pid` for its whole life, immune to pid
+/// reuse, readable (in poll) when the process exits.
+pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags by value; no memory is shared with the kernel.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0u32) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(2)`: signals the process `pidfd` refers to, never a recycled pid.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: Signal) -> Result<(), Errno> {
+    // SAFETY: the fd is a valid open pidfd (borrowed for the call), the info pointer is null
+    // (the kernel fills in a default siginfo) and flags are 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Closes every descriptor from `first` up (`close_range(2)`), so a payload holds only what
+/// it was meant to hold.
+pub fn close_fds_from(first: RawFd) -> Result<(), Errno> {
+    let first = libc::c_uint::try_from(first).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: close_range takes integers only; closing descriptors the process owns cannot
+    // violate memory safety in this process because it is single-threaded and about to exec.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0u32) };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Makes `cmd` start with each `(fd, target)` of `fds` duplicated onto descriptor `target`
+/// (without close-on-exec), whatever the caller's numbering. The sources may be close-on-exec,
+/// so that no other child spawned concurrently inherits them.
+///
+/// The targets must be 3 or above (0-2 are set through `Command::stdin` and friends) and
+/// distinct from every source.
+pub fn map_fds(cmd: &mut Command, fds: Vec<(OwnedFd, RawFd)>) {
+    let raw: Vec<(RawFd, RawFd)> = fds
+        .iter()
+        .map(|(fd, target)| (fd.as_raw_fd(), *target))
+        .collect();
+    // SAFETY: the closure runs in the child between fork and exec and only calls dup2(2), which
+    // is async-signal-safe, and allocates nothing (`raw` was built before the fork). The owned
+    // fds are moved into the closure, so they stay open until the Command is dropped.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _keep_open = &fds;
+            for (source, target) in &raw {
+                if libc::dup2(*source, *target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Duplicates `fd` onto descriptor number `target` (`dup3(2)`), closing whatever `target`
+/// was, optionally close-on-exec. The returned owner closes `target` when dropped.
+pub fn dup_onto(
+    fd: std::os::fd::BorrowedFd<'_>,
+    target: RawFd,
+    close_on_exec: bool,
+) -> Result<OwnedFd, Errno> {
+    let flags = if close_on_exec { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: dup3 takes integers only; `fd` is borrowed so it is open for the call.
+    let ret = unsafe { libc::dup3(fd.as_raw_fd(), target, flags) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel placed a new descriptor at `ret` (== target) for us; the previous
+    // occupant of that number was closed by dup3, so no other owner refers to it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+}
+
+/// Descriptors the helper inherits from the parent: 3 carries the plan, 4 the reports.
+pub fn inherited_fd(raw: RawFd) -> Option<OwnedFd> {
+    // SAFETY: F_GETFD only inspects the descriptor table entry; it has no side effects.
+    let valid = unsafe { libc::fcntl(raw, libc::F_GETFD) } >= 0;
+    // SAFETY: the descriptor is open (checked above) and was placed at this number by the
+    // parent for this process alone (map_fds); nothing in this process owns it yet, and this
+    // is called once per number at helper start.
+    valid.then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+}
