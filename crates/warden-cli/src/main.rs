@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a program in the sandbox.
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// Report which isolation features this host supports.
     Doctor(commands::doctor::DoctorArgs),
     /// List the languages warden knows and whether their runtimes are installed.
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => commands::run::run(args),
+        Command::Run(args) => commands::run::run(*args),
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Languages(args) => commands::languages::run(args),
     };

@@ -94,14 +94,12 @@ impl FilesystemPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn builtin_policy_loads_and_never_exposes_secrets() {
         let policy = FilesystemPolicy::builtin().expect("builtin policy is valid");
-        assert!(policy
-            .mounts
-            .iter()
-            .any(|m| m.path == PathBuf::from("/usr")));
+        assert!(policy.mounts.iter().any(|m| m.path == Path::new("/usr")));
         for forbidden in [
             "/etc",
             "/root",
@@ -113,10 +111,7 @@ mod tests {
             "/run",
         ] {
             assert!(
-                policy
-                    .mounts
-                    .iter()
-                    .all(|m| m.path != PathBuf::from(forbidden)),
+                policy.mounts.iter().all(|m| m.path != Path::new(forbidden)),
                 "{forbidden} must never be exposed"
             );
         }

@@ -337,7 +337,7 @@ mod tests {
             toml::from_str("cpu_time = \"1500ms\"\nmemory = \"1GiB\"\nmax_procs = 128\n")
                 .expect("valid overrides");
         assert_eq!(o.cpu_time, Some(Duration::from_millis(1500)));
-        assert_eq!(o.memory, Some(ByteSize::GIB).map(ByteSize));
+        assert_eq!(o.memory, Some(ByteSize(ByteSize::GIB)));
         assert_eq!(o.max_procs, Some(128));
         assert!(
             toml::from_str::<LimitOverrides>("cpu = \"1s\"").is_err(),

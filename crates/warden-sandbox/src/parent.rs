@@ -230,10 +230,12 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     })
 }
 
+/// The read end handed to the helper as stdin, and for byte input the write end the watcher
+/// feeds with the bytes.
+type StdinEnds = (Option<OwnedFd>, Option<(OwnedFd, Vec<u8>)>);
+
 /// The helper's stdin and, for byte input, the pipe end the watcher feeds.
-fn stdin_source(
-    stdin: Stdin,
-) -> Result<(Option<OwnedFd>, Option<(OwnedFd, Vec<u8>)>), SandboxError> {
+fn stdin_source(stdin: Stdin) -> Result<StdinEnds, SandboxError> {
     match stdin {
         Stdin::Null => Ok((None, None)),
         Stdin::Pipe(fd) => Ok((Some(fd), None)),

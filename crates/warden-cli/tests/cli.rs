@@ -1,0 +1,285 @@
+//! End to end: the built `warden` binary, real language runtimes, the real sandbox. Runs as
+//! root (CI does).
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use warden_core::Catalog;
+
+fn warden(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warden starts");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin)
+        .expect("stdin written");
+    child.wait_with_output().expect("warden finishes")
+}
+
+fn json(args: &[&str], stdin: &[u8]) -> Value {
+    let mut all = vec!["run", "--json"];
+    all.extend_from_slice(args);
+    let out = warden(&all, stdin);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8 JSON");
+    assert_eq!(text.lines().count(), 1, "exactly one JSON object: {text}");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+#[test]
+fn every_language_passes_its_smoke_test_in_the_sandbox() {
+    let catalog = Catalog::builtin().expect("catalog");
+    for lang in catalog.iter() {
+        let result = json(
+            &["--lang", lang.id.as_str(), "-c", &lang.smoke.code],
+            lang.smoke.stdin.as_bytes(),
+        );
+        assert_eq!(result["outcome"]["kind"], "exited", "{}: {result}", lang.id);
+        assert_eq!(result["outcome"]["code"], 0, "{}: {result}", lang.id);
+        assert_eq!(
+            result["stdout"],
+            lang.smoke.stdout.as_str(),
+            "{}: {result}",
+            lang.id
+        );
+        assert_eq!(result["language"], lang.id.as_str());
+    }
+}
+
+#[test]
+fn language_is_detected_from_the_file_name_and_stdin_passes_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("script.sh");
+    std::fs::write(&file, "read x; echo \"got $x\"; exit 4\n").expect("write");
+    let out = warden(&["run", file.to_str().expect("utf-8 path")], b"5\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got 5\n");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "the program's status is warden's"
+    );
+}
+
+#[test]
+fn program_arguments_follow_the_double_dash() {
+    let result = json(
+        &[
+            "-l",
+            "python",
+            "-c",
+            "import sys; print(sys.argv[1:])",
+            "--",
+            "a b",
+            "c",
+        ],
+        b"",
+    );
+    assert_eq!(result["stdout"], "['a b', 'c']\n");
+}
+
+#[test]
+fn json_has_the_documented_shape() {
+    let result = json(
+        &[
+            "--cpu-time",
+            "2s",
+            "--wall-time",
+            "5s",
+            "--memory",
+            "256MiB",
+            "--max-procs",
+            "64",
+            "--max-output",
+            "1MiB",
+            "-l",
+            "py",
+            "-c",
+            "import sys; print('out'); print('err', file=sys.stderr)",
+        ],
+        b"",
+    );
+    for key in [
+        "id",
+        "language",
+        "mode",
+        "outcome",
+        "stdout",
+        "stderr",
+        "stdout_truncated",
+        "stderr_truncated",
+        "usage",
+        "limits",
+    ] {
+        assert!(result.get(key).is_some(), "missing {key}: {result}");
+    }
+    assert_eq!(result["mode"], "sandboxed");
+    assert_eq!(result["stderr"], "err\n");
+    for key in ["cpu_time_ms", "wall_time_ms", "peak_memory_bytes"] {
+        assert!(result["usage"][key].is_u64(), "usage.{key}: {result}");
+    }
+    assert!(result["usage"]["peak_memory_bytes"].as_u64() > Some(0));
+    assert_eq!(result["limits"]["cpu_time"], "2s");
+    assert_eq!(result["limits"]["memory"], "256MiB");
+}
+
+#[test]
+fn limits_get_distinct_exit_codes_and_a_one_line_explanation() {
+    let cases: [(&[&str], i32, &str); 4] = [
+        (
+            &[
+                "--cpu-time",
+                "300ms",
+                "-l",
+                "sh",
+                "-c",
+                "while :; do :; done",
+            ],
+            124,
+            "cpu time limit",
+        ),
+        (
+            &["--wall-time", "300ms", "-l", "sh", "-c", "sleep 10"],
+            124,
+            "wall time limit",
+        ),
+        (
+            &[
+                "--memory",
+                "32MiB",
+                "-l",
+                "py",
+                "-c",
+                "a = bytearray(256 << 20)",
+            ],
+            123,
+            "memory limit",
+        ),
+        (
+            &["--max-output", "1KiB", "-l", "sh", "-c", "yes"],
+            122,
+            "output limit",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        let out = warden(&all, b"");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_signal_exits_128_plus_its_number() {
+    let out = warden(&["run", "-l", "sh", "-c", "kill -SEGV $$"], b"");
+    assert_eq!(out.status.code(), Some(139));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGSEGV"));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_125() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["run", "-l", "cobol", "-c", "x"],
+            "unknown language \"cobol\"",
+        ),
+        (&["run", "-c", "just words"], "pass --lang"),
+        (
+            &["run", "--memory", "1B", "-l", "py", "-c", "pass"],
+            "memory 1B is outside the accepted range",
+        ),
+        (
+            &["run", "--wall-time", "1000h", "-l", "py", "-c", "pass"],
+            "wall-time",
+        ),
+        (
+            &["run", "/nonexistent/prog.py"],
+            "opening /nonexistent/prog.py",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = warden(args, b"");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    let out = warden(&["run", "--memory", "lots", "-l", "py", "-c", "pass"], b"");
+    assert_eq!(out.status.code(), Some(2), "clap rejects unparsable units");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lots"));
+}
+
+#[test]
+fn json_errors_are_json_too() {
+    let out = warden(&["run", "--json", "-l", "cobol", "-c", "x"], b"");
+    assert_eq!(out.status.code(), Some(125));
+    let value: Value = serde_json::from_slice(&out.stdout).expect("JSON error object");
+    assert!(
+        value["error"].as_str().is_some_and(|e| e.contains("cobol")),
+        "{value}"
+    );
+}
+
+#[test]
+fn doctor_reports_every_feature_and_a_working_sandbox() {
+    let out = warden(&["doctor", "--json"], b"");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["sandbox_check"]["ok"], true);
+    let names: Vec<&str> = report["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    for name in [
+        "user namespaces",
+        "seccomp-bpf",
+        "cgroups (memory, pids, cpu)",
+        "pidfd",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+}
+
+#[test]
+fn the_host_environment_does_not_leak_in() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["run", "--json", "-l", "sh", "-c", "env; pwd"])
+        .env("WARDEN_TEST_SECRET", "hunter2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("piped"), &mut out).expect("read");
+    child.wait().expect("finishes");
+    let result: Value = serde_json::from_str(&out).expect("JSON");
+    let stdout = result["stdout"].as_str().expect("text");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    assert!(
+        stdout.contains("PATH=/usr/local/bin:/usr/bin:/bin"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("/work\n"), "{stdout}");
+}

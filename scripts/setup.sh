@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what warden and its tests need on a fresh Debian machine (run as root): the language
+# runtimes the catalog uses, a C toolchain (the isolation tests compile a static probe), and
+# cargo-nextest. The Rust toolchain itself must already be installed (rustup).
+set -euo pipefail
+
+packages=(build-essential python3 nodejs bash coreutils procps util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust with rustup first (https://rustup.rs)" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest" >&2
+  cargo install --locked cargo-nextest
+fi
