@@ -1,0 +1,190 @@
+//! seccomp-bpf: the classic-BPF instruction type, the constants a seccomp program is built from,
+//! and installing a program. The payload process installs its filter right before `execve`;
+//! building the program is pure and lives in `warden-sandbox` (`seccomp.rs`).
+//!
+//! See seccomp(2), <https://docs.kernel.org/userspace-api/seccomp_filter.html> and
+//! `linux/filter.h` / `linux/bpf_common.h` for the instruction encoding.
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("warden's seccomp layer supports x86_64 and aarch64 only");
+
+use std::mem::{offset_of, size_of};
+
+use nix::errno::Errno;
+
+/// One classic-BPF instruction, laid out as the kernel's `struct sock_filter`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockFilter {
+    /// The opcode: class | size | mode, or class | op | source (`BPF_JMP | BPF_JEQ | BPF_K`).
+    pub code: u16,
+    /// Jump offset (in instructions, from the next one) when a conditional jump's test is true.
+    pub jt: u8,
+    /// Jump offset when the test is false.
+    pub jf: u8,
+    /// The constant operand: a load offset, a comparison value or a return value.
+    pub k: u32,
+}
+
+const _: () = assert!(size_of::<SockFilter>() == size_of::<libc::sock_filter>());
+const _: () = assert!(size_of::<SockFilter>() == 8);
+
+impl SockFilter {
+    /// A non-jump instruction (`BPF_STMT` in C).
+    pub const fn stmt(code: u16, k: u32) -> Self {
+        Self {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
+    }
+
+    /// A jump instruction (`BPF_JUMP` in C).
+    pub const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Self {
+        Self { code, jt, jf, k }
+    }
+}
+
+/// Instruction class: load into the accumulator.
+pub const BPF_LD: u16 = libc::BPF_LD as u16;
+/// Instruction class: jump.
+pub const BPF_JMP: u16 = libc::BPF_JMP as u16;
+/// Instruction class: return.
+pub const BPF_RET: u16 = libc::BPF_RET as u16;
+/// Load size: a 32-bit word (the only size seccomp accepts).
+pub const BPF_W: u16 = libc::BPF_W as u16;
+/// Load mode: at a fixed offset into `struct seccomp_data`.
+pub const BPF_ABS: u16 = libc::BPF_ABS as u16;
+/// Operand source: the constant `k`.
+pub const BPF_K: u16 = libc::BPF_K as u16;
+/// Jump if the accumulator equals `k`.
+pub const BPF_JEQ: u16 = libc::BPF_JEQ as u16;
+/// Jump if the accumulator and `k` have a bit in common.
+pub const BPF_JSET: u16 = libc::BPF_JSET as u16;
+/// The longest program the kernel accepts, in instructions.
+pub const BPF_MAXINSNS: usize = 4096;
+
+/// Kill the whole process with SIGSYS (Linux 4.14).
+pub const SECCOMP_RET_KILL_PROCESS: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+/// Fail the call with the errno in the low 16 bits (`SECCOMP_RET_ERRNO | errno`).
+pub const SECCOMP_RET_ERRNO: u32 = libc::SECCOMP_RET_ERRNO;
+/// Run the call.
+pub const SECCOMP_RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+/// The mask of the data part of a return value (the errno of `SECCOMP_RET_ERRNO`).
+pub const SECCOMP_RET_DATA: u32 = libc::SECCOMP_RET_DATA;
+
+/// Offset of `nr` (the system call number) in `struct seccomp_data`.
+pub const SECCOMP_DATA_NR: u32 = offset_of!(libc::seccomp_data, nr) as u32;
+/// Offset of `arch` (an `AUDIT_ARCH_*` value) in `struct seccomp_data`.
+pub const SECCOMP_DATA_ARCH: u32 = offset_of!(libc::seccomp_data, arch) as u32;
+/// Offset of `args[0]` in `struct seccomp_data`; each argument is a 64-bit slot.
+pub const SECCOMP_DATA_ARGS: u32 = offset_of!(libc::seccomp_data, args) as u32;
+
+/// Offset of the low 32 bits of `args[index]`: BPF loads 32-bit words, and which half of the
+/// 64-bit slot holds the low bits depends on the byte order.
+pub const fn seccomp_data_arg_low(index: u32) -> u32 {
+    let slot = SECCOMP_DATA_ARGS + 8 * index;
+    if cfg!(target_endian = "little") {
+        slot
+    } else {
+        slot + 4
+    }
+}
+
+/// `AUDIT_ARCH_X86_64` (`linux/audit.h`): EM_X86_64 | 64-bit | little-endian.
+pub const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+/// `AUDIT_ARCH_AARCH64` (`linux/audit.h`): EM_AARCH64 | 64-bit | little-endian.
+pub const AUDIT_ARCH_AARCH64: u32 = 0xC000_00B7;
+/// The `AUDIT_ARCH_*` value of the architecture this crate is built for.
+#[cfg(target_arch = "x86_64")]
+pub const AUDIT_ARCH_NATIVE: u32 = AUDIT_ARCH_X86_64;
+/// The `AUDIT_ARCH_*` value of the architecture this crate is built for.
+#[cfg(target_arch = "aarch64")]
+pub const AUDIT_ARCH_NATIVE: u32 = AUDIT_ARCH_AARCH64;
+
+/// On x86_64, the bit that marks an x32-ABI call number. x32 calls report `AUDIT_ARCH_X86_64`,
+/// so a filter must check this bit or x32 numbers would slip past its x86_64 comparisons.
+#[cfg(target_arch = "x86_64")]
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// `struct sock_fprog`: the program as the kernel reads it.
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const SockFilter,
+}
+
+/// Installs `program` as a seccomp filter of the calling thread, inherited across `fork`,
+/// `clone` and `execve`. Filters stack: one installed later cannot loosen an earlier one.
+///
+/// The caller must have set no_new_privs first (`nix::sys::prctl::set_no_new_privs`), otherwise
+/// the kernel refuses with `EACCES` unless the caller has `CAP_SYS_ADMIN` in its user namespace.
+/// Only the calling thread is filtered (no `SECCOMP_FILTER_FLAG_TSYNC`): call it from a
+/// single-threaded process, such as the payload right before `execve`.
+///
+/// Raw `seccomp(SECCOMP_SET_MODE_FILTER, 0, &prog)` through `libc::syscall`: neither `nix` nor
+/// `libc` wraps it. Errors: `EINVAL` for an empty program or one longer than
+/// [`BPF_MAXINSNS`] (checked here), or one the kernel's checker rejects; `EACCES` as above;
+/// `EFAULT`/`ENOMEM` from the kernel.
+pub fn install_filter(program: &[SockFilter]) -> Result<(), Errno> {
+    if program.is_empty() || program.len() > BPF_MAXINSNS {
+        return Err(Errno::EINVAL);
+    }
+    let prog = SockFprog {
+        len: u16::try_from(program.len()).map_err(|_| Errno::EINVAL)?,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: `prog` is a valid `struct sock_fprog` whose `filter` points to `len` initialized
+    // `SockFilter`s (same layout as `struct sock_filter`, asserted above), all borrowed for the
+    // duration of the call; the kernel copies the program and keeps no pointer to our memory.
+    // The call only restricts the system calls this thread may make from now on.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
+            0 as libc::c_ulong,
+            &prog as *const SockFprog,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seccomp_data_offsets_match_the_kernel_abi() {
+        assert_eq!(SECCOMP_DATA_NR, 0);
+        assert_eq!(SECCOMP_DATA_ARCH, 4);
+        assert_eq!(SECCOMP_DATA_ARGS, 16);
+        assert_eq!(
+            seccomp_data_arg_low(1),
+            if cfg!(target_endian = "little") {
+                24
+            } else {
+                28
+            }
+        );
+    }
+
+    #[test]
+    fn opcodes_match_the_c_macros() {
+        // BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 4) and BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ...)
+        assert_eq!(BPF_LD | BPF_W | BPF_ABS, 0x20);
+        assert_eq!(BPF_JMP | BPF_JEQ | BPF_K, 0x15);
+        assert_eq!(BPF_JMP | BPF_JSET | BPF_K, 0x45);
+        assert_eq!(BPF_RET | BPF_K, 0x06);
+    }
+
+    #[test]
+    fn empty_and_oversized_programs_are_refused_before_the_kernel() {
+        assert_eq!(install_filter(&[]), Err(Errno::EINVAL));
+        let allow = SockFilter::stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+        assert_eq!(
+            install_filter(&vec![allow; BPF_MAXINSNS + 1]),
+            Err(Errno::EINVAL)
+        );
+    }
+}
