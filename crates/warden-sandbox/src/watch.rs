@@ -20,6 +20,9 @@ use crate::parent::{SandboxError, SETUP_TIMEOUT};
 use crate::report::{drain_lines, ExitStatus, Report};
 use crate::verdict::KillReason;
 
+/// How long the helper gets to reap the init after the tree was killed.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
 /// The parent's ends of the pipes.
 pub(crate) struct Pipes {
     pub(crate) stdout: OwnedFd,
@@ -58,6 +61,7 @@ struct State<'a> {
     report_buffer: Vec<u8>,
     report_eof: bool,
     started: Option<Instant>,
+    killed_at: Option<Instant>,
     setup_deadline: Instant,
     next_cpu_check: Instant,
     stdin: Option<(OwnedFd, Vec<u8>, usize)>,
@@ -98,6 +102,7 @@ pub(crate) fn watch(
         report_buffer: Vec::new(),
         report_eof: false,
         started: None,
+        killed_at: None,
         setup_deadline: now + SETUP_TIMEOUT,
         next_cpu_check: now,
         stdin: pipes.stdin.map(|(fd, bytes)| (fd, bytes, 0)),
@@ -125,12 +130,30 @@ impl State<'_> {
         if self.w.killed.is_none() {
             self.w.killed = reason;
         }
-        let _ = warden_sys::process::pidfd_send_signal(&self.helper_pidfd, Signal::SIGKILL);
+        // The tree dies through its cgroup; the helper then reaps the init and exits by
+        // itself. Killing the helper first would orphan the init to the host's pid 1, which
+        // may never reap it. Before the program started the init may not be in the cgroup
+        // yet, so then the helper goes too (its death takes the init: PR_SET_PDEATHSIG).
         self.cgroup.kill_all();
+        if self.started.is_none() {
+            self.kill_helper();
+        }
+        self.killed_at.get_or_insert_with(Instant::now);
+    }
+
+    fn kill_helper(&self) {
+        let _ = warden_sys::process::pidfd_send_signal(&self.helper_pidfd, Signal::SIGKILL);
     }
 
     fn enforce_deadlines(&mut self) {
-        if self.w.killed.is_some() || self.helper_done {
+        if self.helper_done {
+            return;
+        }
+        if let Some(killed_at) = self.killed_at {
+            // A helper that has not reaped its init this long after the kill is stuck.
+            if killed_at.elapsed() >= KILL_GRACE {
+                self.kill_helper();
+            }
             return;
         }
         let now = Instant::now();
@@ -165,8 +188,10 @@ impl State<'_> {
         if self.helper_done {
             return Duration::from_secs(1);
         }
-        if self.w.killed.is_some() {
-            return Duration::from_millis(100);
+        if let Some(killed_at) = self.killed_at {
+            return (killed_at + KILL_GRACE)
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
         }
         let now = Instant::now();
         let deadline = match self.started {

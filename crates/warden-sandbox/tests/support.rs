@@ -39,3 +39,13 @@ pub fn sh(script: &str, limits: Limits) -> SandboxRun {
 pub fn out(run: &SandboxRun) -> String {
     String::from_utf8_lossy(&run.stdout).into_owned()
 }
+
+/// Whether a prerequisite of a test is met. When it is not, prints why the test skips; in CI
+/// (`CI` set) a test must not skip, so a missing prerequisite fails it instead.
+pub fn prerequisite(met: bool, what: &str) -> bool {
+    if !met {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide {what}");
+        eprintln!("skipped: {what} is not available on this machine");
+    }
+    met
+}

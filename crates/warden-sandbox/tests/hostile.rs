@@ -1,0 +1,462 @@
+//! Hostile programs get precise outcomes, cannot hurt the host, and leave nothing behind.
+//! Privileged: runs as root. Uses the host's real /bin/sh, /bin/bash, coreutils and
+//! /usr/bin/python3 by absolute path inside the sandbox.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::sys::resource::{getrusage, UsageWho};
+use support::{out, plan, prerequisite, sandbox, sh};
+use warden_core::{ByteSize, Limits, Outcome, Stream, TimeLimitKind};
+use warden_sandbox::{SandboxError, SandboxRun, Stdin, HOST_ID_BASE, SLOTS};
+
+/// One sandbox at a time in this process: the checks for leftovers look at everything this
+/// process's sandboxes could have left, so another test's run must not be in flight. (Under
+/// `cargo nextest` each test is its own process and this lock is uncontended.)
+fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn run_argv(argv: &[&str], limits: Limits) -> SandboxRun {
+    let mut p = plan(argv);
+    p.limits = limits;
+    sandbox()
+        .run(&p, Stdin::Null)
+        .expect("warden ran the program")
+}
+
+/// The host uid a `cat /proc/self/uid_map` line (`0 <host> 1`) maps root to.
+fn host_uid(uid_map_line: &str) -> u32 {
+    let host = uid_map_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| panic!("not a uid_map line: {uid_map_line:?}"));
+    assert!(
+        (HOST_ID_BASE..HOST_ID_BASE + SLOTS).contains(&host),
+        "{uid_map_line}"
+    );
+    host
+}
+
+/// Host processes whose real uid is one of `uids`, as `pid state cmdline`. A process that sits
+/// in another test process's run cgroup is that run's (it reserved the same, then free, slot).
+fn processes_of(uids: &BTreeSet<u32>) -> Vec<String> {
+    let others_run = format!("/{}/run-", warden_sandbox::WARDEN_CGROUP);
+    let our_run = format!("{others_run}{}-", std::process::id());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let field = |key: &str| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(key))
+                    .map(|l| l[key.len()..].trim().to_owned())
+            };
+            let uid: u32 = field("Uid:")?.split_whitespace().next()?.parse().ok()?;
+            if !uids.contains(&uid) {
+                return None;
+            }
+            let cgroups = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+            if cgroups.contains(&others_run) && !cgroups.contains(&our_run) {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            Some(format!(
+                "{} {} {}",
+                entry.file_name().to_string_lossy(),
+                field("State:").unwrap_or_default(),
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn a_fork_bomb_is_contained_and_the_host_can_still_fork() {
+    let _one = exclusive();
+    let limits = Limits {
+        max_procs: 32,
+        wall_time: Duration::from_secs(3),
+        ..Limits::default()
+    };
+    // The bomb's pipelines return at once, so the payload blocks in bash's builtin `read` on
+    // a pipe this test keeps open (no fork needed) while the bomb multiplies in the background.
+    // bash's "fork: retry" complaints go nowhere so they cannot hit the output limit first.
+    let (stdin, keep_open) = nix::unistd::pipe().expect("pipe");
+    let bomb = std::thread::spawn(move || {
+        let mut p = plan(&[
+            "/bin/bash",
+            "-c",
+            "exec 2>/dev/null; :(){ :|:& };:; read -r line",
+        ]);
+        p.limits = limits;
+        sandbox()
+            .run(&p, Stdin::Pipe(stdin))
+            .expect("warden ran the bomb")
+    });
+    let mut host_forks = 0;
+    while !bomb.is_finished() || host_forks == 0 {
+        let status = Command::new("/bin/true")
+            .status()
+            .expect("the host can fork during the bomb");
+        assert!(status.success());
+        host_forks += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = bomb.join().expect("bomb thread");
+    drop(keep_open);
+    assert!(
+        matches!(run.outcome, Outcome::TimeLimit { .. })
+            || matches!(run.outcome, Outcome::Exited { code } if code != 0),
+        "{:?}",
+        run.outcome
+    );
+    assert!(Command::new("/bin/true")
+        .status()
+        .expect("the host can fork after the bomb")
+        .success());
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_limit() {
+    let _one = exclusive();
+    if !prerequisite(Path::new("/usr/bin/python3").exists(), "/usr/bin/python3") {
+        return;
+    }
+    let limit = ByteSize::mib(64);
+    let limits = Limits {
+        memory: limit,
+        ..Limits::default()
+    };
+    let script = "a = []\nwhile True:\n    a.append(bytearray(16 << 20))\n";
+    let run = run_argv(&["/usr/bin/python3", "-c", script], limits);
+    assert_eq!(
+        run.outcome,
+        Outcome::MemoryLimit,
+        "stderr: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        run.usage.peak_memory.bytes() <= limit.bytes() + ByteSize::mib(4).bytes(),
+        "peak {} over the {limit} limit",
+        run.usage.peak_memory
+    );
+}
+
+#[test]
+fn a_cpu_spin_hits_the_cpu_limit() {
+    let _one = exclusive();
+    let limits = Limits {
+        cpu_time: Duration::from_millis(500),
+        wall_time: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let run = sh("while :; do :; done", limits);
+    assert_eq!(
+        run.outcome,
+        Outcome::TimeLimit {
+            which: TimeLimitKind::Cpu
+        }
+    );
+    assert!(run.usage.cpu_time >= limits.cpu_time, "{:?}", run.usage);
+}
+
+#[test]
+fn a_sleeper_hits_the_wall_limit() {
+    let _one = exclusive();
+    let limits = Limits {
+        wall_time: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let run = run_argv(&["/bin/sleep", "30"], limits);
+    assert_eq!(
+        run.outcome,
+        Outcome::TimeLimit {
+            which: TimeLimitKind::Wall
+        }
+    );
+}
+
+#[test]
+fn a_program_that_stops_itself_hits_the_wall_limit() {
+    let _one = exclusive();
+    let limits = Limits {
+        wall_time: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let run = sh("kill -STOP 0; sleep 30", limits);
+    assert_eq!(
+        run.outcome,
+        Outcome::TimeLimit {
+            which: TimeLimitKind::Wall
+        }
+    );
+}
+
+#[test]
+fn a_stdout_flood_is_cut_at_the_output_limit_and_warden_memory_stays_bounded() {
+    let _one = exclusive();
+    let limits = Limits {
+        max_output: ByteSize::mib(1),
+        ..Limits::default()
+    };
+    let run = run_argv(&["/usr/bin/yes"], limits);
+    assert_eq!(
+        run.outcome,
+        Outcome::OutputLimit {
+            stream: Stream::Stdout
+        }
+    );
+    assert_eq!(run.stdout.len(), 1 << 20);
+    assert!(run.stdout_truncated);
+    assert!(
+        run.stdout.chunks(2).all(|c| c == b"y\n"),
+        "the kept bytes are the program's first bytes"
+    );
+    let max_rss_kib = getrusage(UsageWho::RUSAGE_SELF)
+        .expect("getrusage")
+        .max_rss();
+    assert!(
+        max_rss_kib < 200 * 1024,
+        "the test process peaked at {max_rss_kib} KiB"
+    );
+}
+
+#[test]
+fn a_stderr_flood_is_cut_at_the_output_limit() {
+    let _one = exclusive();
+    let limits = Limits {
+        max_output: ByteSize::mib(1),
+        ..Limits::default()
+    };
+    let run = sh("yes >&2", limits);
+    assert_eq!(
+        run.outcome,
+        Outcome::OutputLimit {
+            stream: Stream::Stderr
+        }
+    );
+    assert_eq!(run.stderr.len(), 1 << 20);
+    assert!(run.stderr_truncated);
+    assert!(run.stdout.is_empty() && !run.stdout_truncated);
+}
+
+#[test]
+fn filling_the_workspace_fails_with_enospc_at_the_workspace_size() {
+    let _one = exclusive();
+    let size = ByteSize::mib(8);
+    let limits = Limits {
+        workspace_size: size,
+        max_file_size: ByteSize::mib(1024),
+        ..Limits::default()
+    };
+    // /work and /tmp share the one capped tmpfs: once /work is full, /tmp is too.
+    let run = sh(
+        "dd if=/dev/zero of=/work/fill bs=1M count=100; rc=$?\n\
+         stat -c %s /work/fill\n\
+         if echo x > /tmp/more; then echo tmp-writable; else echo tmp-full; fi\n\
+         exit $rc",
+        limits,
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        matches!(run.outcome, Outcome::Exited { code } if code != 0),
+        "{:?} {stderr}",
+        run.outcome
+    );
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let stdout = out(&run);
+    let mut lines = stdout.lines();
+    let written: u64 = lines
+        .next()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        written > 0 && written <= size.bytes(),
+        "wrote {written} bytes into a {size} workspace"
+    );
+    assert_eq!(lines.next(), Some("tmp-full"));
+}
+
+#[test]
+fn a_file_over_the_file_size_limit_is_a_file_size_limit() {
+    let _one = exclusive();
+    let limits = Limits {
+        max_file_size: ByteSize::mib(1),
+        ..Limits::default()
+    };
+    // dd is the payload itself: SIGXFSZ goes to the process that wrote.
+    let run = run_argv(
+        &[
+            "/bin/dd",
+            "if=/dev/zero",
+            "of=/work/fill",
+            "bs=1M",
+            "count=4",
+        ],
+        limits,
+    );
+    assert_eq!(
+        run.outcome,
+        Outcome::FileSizeLimit,
+        "stderr: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+#[test]
+fn a_double_forked_daemon_does_not_outlive_the_run() {
+    let _one = exclusive();
+    let run = sh(
+        "cat /proc/self/uid_map; (setsid sh -c 'sleep 100' &); echo started",
+        Limits::default(),
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 });
+    let stdout = out(&run);
+    assert!(stdout.ends_with("started\n"), "{stdout}");
+    let uid = host_uid(stdout.lines().next().expect("uid map"));
+    let left = processes_of(&BTreeSet::from([uid]));
+    assert!(
+        left.is_empty(),
+        "processes of the sandbox's uid {uid} outlived the run: {left:#?}"
+    );
+}
+
+#[test]
+fn kill_minus_one_inside_cannot_reach_host_processes() {
+    let _one = exclusive();
+    let mut host = Command::new("/bin/sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn a host process");
+    let run = sh("kill -9 -1; echo alive", Limits::default());
+    let survived = host.try_wait().expect("try_wait").is_none();
+    let _ = host.kill();
+    let _ = host.wait();
+    assert!(survived, "kill -9 -1 in the sandbox killed a host process");
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 });
+    assert_eq!(out(&run), "alive\n");
+}
+
+#[test]
+fn a_missing_program_is_a_setup_error_naming_execve() {
+    let _one = exclusive();
+    let err = sandbox()
+        .run(&plan(&["/nonexistent/program"]), Stdin::Null)
+        .expect_err("there is no program to run");
+    match err {
+        SandboxError::Setup { step, detail } => {
+            assert!(step.contains("execve"), "{step}: {detail}");
+            assert!(step.contains("/nonexistent/program"), "{step}: {detail}");
+            assert!(detail.contains("ENOENT"), "{step}: {detail}");
+        }
+        other => panic!("expected a setup error, got {other:?}"),
+    }
+}
+
+/// What a run could leave on the host, as seen from the test process.
+#[derive(Debug, PartialEq, Eq)]
+struct HostTraces {
+    mounts: usize,
+    tmp_entries: BTreeSet<String>,
+}
+
+fn host_traces() -> HostTraces {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let tmp_entries = std::fs::read_dir("/tmp")
+        .expect("/tmp")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        // warden's own names, and what the sandbox builds under its root should that root not
+        // be a fresh tmpfs over /tmp.
+        .filter(|n| {
+            n.starts_with("warden")
+                || [
+                    ".oldroot", ".scratch", "work", "tmp", "usr", "dev", "etc", "proc",
+                ]
+                .contains(&n.as_str())
+        })
+        .collect();
+    HostTraces {
+        mounts: mountinfo.lines().count(),
+        tmp_entries,
+    }
+}
+
+/// `<cgroup mount>/warden/run-<this process>-*` directories, on v1 and v2.
+fn our_cgroups() -> Vec<String> {
+    let prefix = format!("run-{}-", std::process::id());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fstype = after.split(' ').next()?;
+            (fstype == "cgroup" || fstype == "cgroup2")
+                .then(|| before.split(' ').nth(4).map(str::to_owned))?
+        })
+        .flat_map(|mount_point| {
+            let parent = Path::new(&mount_point).join(warden_sandbox::WARDEN_CGROUP);
+            std::fs::read_dir(parent).into_iter().flatten().flatten()
+        })
+        .map(|e| e.path().display().to_string())
+        .filter(|p| {
+            p.rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with(&prefix))
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_of_runs_leaves_nothing_behind() {
+    let _one = exclusive();
+    let before = host_traces();
+    let short = Limits {
+        wall_time: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let runs = [
+        sh(
+            "cat /proc/self/uid_map; echo hi > /work/f; echo ok",
+            Limits::default(),
+        ),
+        sh(
+            "cat /proc/self/uid_map; (setsid sh -c 'sleep 100' &); sleep 30",
+            short,
+        ),
+        sh("cat /proc/self/uid_map; yes", Limits::default()),
+        sh(
+            "cat /proc/self/uid_map; sleep 30 & sleep 30 & exit 4",
+            Limits::default(),
+        ),
+    ];
+    let failed = sandbox().run(&plan(&["/nonexistent/program"]), Stdin::Null);
+    assert!(
+        matches!(failed, Err(SandboxError::Setup { .. })),
+        "{failed:?}"
+    );
+    let uids: BTreeSet<u32> = runs
+        .iter()
+        .map(|run| host_uid(out(run).lines().next().expect("uid map")))
+        .collect();
+    let left = processes_of(&uids);
+    assert!(
+        left.is_empty(),
+        "processes of the sandboxes' uids outlived their runs: {left:#?}"
+    );
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+    assert_eq!(host_traces(), before, "mounts or /tmp entries left behind");
+}

@@ -1,0 +1,621 @@
+//! Isolation proven from the inside: `tests/probe/probe.c` runs in the sandbox and reports its
+//! identity, capabilities, seccomp mode, interfaces, rlimits, mounts and the result of named
+//! escape attempts and denied system calls; these tests assert on that report. Privileged:
+//! runs as root. Needs gcc (and glibc's static libraries for a static probe).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use support::{out, plan, prerequisite, sandbox, sh};
+use warden_core::seccomp_policy::{DenyErrno, SeccompAction};
+use warden_core::{ByteSize, Limits, Outcome, SeccompPolicy};
+use warden_sandbox::{SandboxRun, Stdin, WorkspaceFile, HOST_ID_BASE, SLOTS};
+
+const PROBE_SOURCE: &str = include_str!("probe/probe.c");
+
+/// The probe's report (the JSON object `probe` prints without arguments).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Report {
+    uid: u32,
+    gid: u32,
+    euid: u32,
+    egid: u32,
+    pid: i32,
+    ppid: i32,
+    hostname: String,
+    uid_map: String,
+    gid_map: String,
+    status: BTreeMap<String, String>,
+    interfaces: Vec<String>,
+    rlimits: BTreeMap<String, [u64; 2]>,
+    mounts: Vec<MountEntry>,
+    escapes: Vec<Attempt>,
+    syscalls: Vec<Attempt>,
+    fatal: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MountEntry {
+    path: String,
+    options: String,
+}
+
+/// One escape attempt or denied call; `ok` means it succeeded (a sandbox failure).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Attempt {
+    name: String,
+    ok: bool,
+    errno: i32,
+    signal: i32,
+}
+
+impl Attempt {
+    /// The system call the attempt makes (`clone` for `clone:CLONE_NEWUSER`).
+    fn syscall(&self) -> &str {
+        self.name.split(':').next().unwrap_or(&self.name)
+    }
+}
+
+/// The probe binary, compiled once per test process into the cargo target's temporary
+/// directory (keyed by the source's hash, so concurrent test processes share it safely).
+/// `None` when this machine cannot compile it (a skip outside CI).
+fn probe() -> Option<Vec<u8>> {
+    static PROBE: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    PROBE.get_or_init(compile_probe).clone()
+}
+
+fn compile_probe() -> Option<Vec<u8>> {
+    let gcc = Command::new("gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !prerequisite(gcc, "gcc (to compile the isolation probe)") {
+        return None;
+    }
+    let mut hasher = DefaultHasher::new();
+    PROBE_SOURCE.hash(&mut hasher);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let binary = dir.join(format!("warden-probe-{:016x}", hasher.finish()));
+    if let Ok(bytes) = std::fs::read(&binary) {
+        return Some(bytes);
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probe/probe.c");
+    let partial = dir.join(format!("warden-probe.{}.partial", std::process::id()));
+    // Static, so the probe needs nothing from the sandbox's library binds; glibc's static
+    // libraries come with libc6-dev. Dynamic otherwise: libc is bound into every sandbox.
+    let mut errors = String::new();
+    for link in [Some("-static"), None] {
+        let output = Command::new("gcc")
+            .args(["-O1", "-Wall", "-Wextra"])
+            .args(link)
+            .arg("-o")
+            .arg(&partial)
+            .arg(&source)
+            .output()
+            .expect("gcc runs");
+        if output.status.success() {
+            std::fs::rename(&partial, &binary).expect("move the probe into place");
+            return Some(std::fs::read(&binary).expect("read the probe"));
+        }
+        errors.push_str(&String::from_utf8_lossy(&output.stderr));
+        eprintln!("compiling the probe with {link:?} failed:\n{errors}");
+    }
+    panic!("gcc cannot compile {}:\n{errors}", source.display());
+}
+
+/// Runs `/work/probe args...` in a sandbox with `limits` and `seccomp`.
+fn run_probe_with(
+    probe: &[u8],
+    args: &[&str],
+    limits: Limits,
+    seccomp: SeccompPolicy,
+) -> SandboxRun {
+    let mut argv = vec!["/work/probe"];
+    argv.extend_from_slice(args);
+    let mut p = plan(&argv);
+    p.limits = limits;
+    p.seccomp = seccomp;
+    p.files
+        .push(WorkspaceFile::executable("probe", probe.to_vec()));
+    sandbox()
+        .run(&p, Stdin::Null)
+        .expect("warden ran the probe")
+}
+
+fn builtin_policy() -> SeccompPolicy {
+    SeccompPolicy::builtin().expect("builtin seccomp policy")
+}
+
+/// The report of a probe run with `limits` and the builtin policy.
+fn report_with(probe: &[u8], limits: Limits) -> Report {
+    parse(&run_probe_with(probe, &[], limits, builtin_policy()))
+}
+
+fn parse(run: &SandboxRun) -> Report {
+    assert_eq!(
+        run.outcome,
+        Outcome::Exited { code: 0 },
+        "probe failed; stderr: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_slice(&run.stdout)
+        .unwrap_or_else(|e| panic!("unreadable probe report ({e}): {}", out(run)))
+}
+
+/// The host id a `"0 <host> 1"` id map line maps 0 to.
+fn mapped_root(map: &str) -> u32 {
+    let fields: Vec<u64> = map
+        .split_whitespace()
+        .map(|f| f.parse().expect("numeric id map"))
+        .collect();
+    assert_eq!(fields.len(), 3, "exactly one id map line: {map:?}");
+    assert_eq!(
+        (fields[0], fields[2]),
+        (0, 1),
+        "only root, only one id: {map:?}"
+    );
+    let host = u32::try_from(fields[1]).expect("a 32-bit id");
+    assert!(
+        (HOST_ID_BASE..HOST_ID_BASE + SLOTS).contains(&host),
+        "root maps to {host}, outside the sandbox range"
+    );
+    host
+}
+
+fn errno_of(errno: DenyErrno) -> i32 {
+    match errno {
+        DenyErrno::Eperm => libc::EPERM,
+        DenyErrno::Eacces => libc::EACCES,
+        DenyErrno::Enosys => libc::ENOSYS,
+    }
+}
+
+#[test]
+fn the_program_is_root_only_inside_its_own_user_namespace() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    assert_eq!((r.uid, r.gid, r.euid, r.egid), (0, 0, 0, 0));
+    let host = mapped_root(&r.uid_map);
+    assert_eq!(
+        mapped_root(&r.gid_map),
+        host,
+        "gid 0 maps to the same host id as uid 0"
+    );
+}
+
+#[test]
+fn the_program_has_no_capabilities_no_new_privileges_and_a_seccomp_filter() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let value = r
+            .status
+            .get(set)
+            .unwrap_or_else(|| panic!("{set} missing from {:?}", r.status));
+        assert_eq!(u64::from_str_radix(value, 16), Ok(0), "{set} = {value}");
+    }
+    assert_eq!(r.status.get("NoNewPrivs").map(String::as_str), Some("1"));
+    assert_eq!(
+        r.status.get("Seccomp").map(String::as_str),
+        Some("2"),
+        "filter mode"
+    );
+    assert_eq!(
+        r.status.get("Seccomp_filters").map(String::as_str),
+        Some("1")
+    );
+}
+
+#[test]
+fn the_program_is_pid_2_under_the_sandbox_init_with_its_own_hostname() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    assert_eq!((r.pid, r.ppid), (2, 1));
+    assert_eq!(r.hostname, "warden");
+}
+
+#[test]
+fn the_network_namespace_has_only_loopback_and_no_route_out() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    assert_eq!(r.interfaces, ["lo"]);
+    for target in ["connect 1.1.1.1:80", "connect 10.0.2.2:80"] {
+        let attempt = r
+            .escapes
+            .iter()
+            .find(|a| a.name == target)
+            .expect("the probe tries it");
+        assert!(!attempt.ok, "{attempt:?}");
+        assert_eq!(attempt.errno, libc::ENETUNREACH, "{attempt:?}");
+    }
+}
+
+#[test]
+fn rlimits_follow_the_plan() {
+    let Some(probe) = probe() else { return };
+    let limits = Limits {
+        cpu_time: Duration::from_millis(2500),
+        max_file_size: ByteSize::mib(5),
+        max_open_files: 77,
+        max_procs: 23,
+        ..Limits::default()
+    };
+    let mut r = report_with(&probe, limits);
+    // RLIMIT_CPU is a per-process backstop behind the cgroup's exact budget of the whole tree:
+    // finite, never below the budget (3 whole seconds here), and not far above it.
+    let [soft, hard] = r
+        .rlimits
+        .remove("cpu")
+        .expect("the probe reports RLIMIT_CPU");
+    assert!(
+        3 <= soft && soft <= hard && hard <= 3 + 5,
+        "RLIMIT_CPU {soft}/{hard} for a 2.5s budget"
+    );
+    let expected: BTreeMap<String, [u64; 2]> = [
+        ("fsize", [5 << 20, 5 << 20]),
+        ("nofile", [77, 77]),
+        ("nproc", [23, 23]),
+        ("core", [0, 0]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(r.rlimits, expected);
+}
+
+#[test]
+fn every_escape_attempt_fails_for_the_expected_reason() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    let expected = [
+        ("open /etc/shadow", libc::ENOENT),
+        ("open /root", libc::ENOENT),
+        ("open /opt", libc::ENOENT),
+        ("open /srv", libc::ENOENT),
+        ("open /var", libc::ENOENT),
+        ("open /home", libc::ENOENT),
+        ("open /sys", libc::ENOENT),
+        ("open /run", libc::ENOENT),
+        ("read /proc/1/environ", libc::EACCES),
+        ("write /usr/x", libc::EROFS),
+        ("write /x", libc::EROFS),
+        ("write /etc/x", libc::EROFS),
+        ("write /dev/x", libc::EROFS),
+        ("mkdir /proc/x", libc::ENOENT),
+        ("connect 1.1.1.1:80", libc::ENETUNREACH),
+        ("connect 10.0.2.2:80", libc::ENETUNREACH),
+    ];
+    let names: Vec<&str> = r.escapes.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        expected.map(|(name, _)| name),
+        "the probe reports every attempt"
+    );
+    let wrong: Vec<&Attempt> = r
+        .escapes
+        .iter()
+        .zip(expected)
+        .filter(|(a, (_, errno))| a.ok || a.signal != 0 || a.errno != *errno)
+        .map(|(a, _)| a)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "escape attempts that did not fail as expected: {wrong:#?}"
+    );
+}
+
+#[test]
+fn denied_system_calls_fail_with_the_policy_errno() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    let policy = builtin_policy();
+    let mut wrong = Vec::new();
+    for attempt in &r.syscalls {
+        let rule = policy.rule(attempt.syscall()).unwrap_or_else(|| {
+            panic!(
+                "the probe tries {}, which the policy does not deny",
+                attempt.name
+            )
+        });
+        let SeccompAction::Errno(errno) = rule.action else {
+            panic!(
+                "{} kills by policy; the probe must try it in `fatal` mode only",
+                attempt.name
+            );
+        };
+        if attempt.ok || attempt.signal != 0 || attempt.errno != errno_of(errno) {
+            wrong.push((attempt, errno.name()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "calls not denied as the policy says (attempt, expected): {wrong:#?}"
+    );
+    let clone3 = r
+        .syscalls
+        .iter()
+        .find(|a| a.name == "clone3")
+        .expect("the probe tries clone3");
+    assert_eq!(
+        clone3.errno,
+        libc::ENOSYS,
+        "clone3 must look unimplemented so runtimes fall back"
+    );
+    for name in [
+        "mount",
+        "unshare:CLONE_NEWUSER",
+        "clone:CLONE_NEWUSER",
+        "ptrace:PTRACE_TRACEME",
+        "bpf",
+    ] {
+        let attempt = r
+            .syscalls
+            .iter()
+            .find(|a| a.name == name)
+            .expect("the probe tries it");
+        assert_eq!(attempt.errno, libc::EPERM, "{attempt:?}");
+    }
+}
+
+#[test]
+fn the_probe_exercises_every_rule_of_the_builtin_policy() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    let tried: BTreeSet<&str> = r.syscalls.iter().map(Attempt::syscall).collect();
+    let fatal: BTreeSet<&str> = r.fatal.iter().map(String::as_str).collect();
+    for rule in builtin_policy().rules() {
+        let (list, name) = match rule.action {
+            SeccompAction::KillProcess => (&fatal, "fatal"),
+            SeccompAction::Errno(_) => (&tried, "syscalls"),
+        };
+        assert!(
+            list.contains(rule.syscall.as_str()),
+            "tests/probe/probe.c has no `{name}` attempt for {}",
+            rule.syscall
+        );
+    }
+}
+
+#[test]
+fn calls_the_policy_kills_for_end_the_program_as_a_violation() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    assert!(!r.fatal.is_empty());
+    for name in &r.fatal {
+        let run = run_probe_with(
+            &probe,
+            &["fatal", name],
+            Limits::default(),
+            builtin_policy(),
+        );
+        assert!(
+            matches!(run.outcome, Outcome::Violation { .. }),
+            "{name}: {:?}, stdout {}",
+            run.outcome,
+            out(&run)
+        );
+        assert!(run.stdout.is_empty(), "{name} returned: {}", out(&run));
+    }
+}
+
+#[test]
+fn an_x32_system_call_is_a_violation() {
+    let Some(probe) = probe() else { return };
+    let run = run_probe_with(&probe, &["x32"], Limits::default(), builtin_policy());
+    assert!(
+        matches!(run.outcome, Outcome::Violation { .. }),
+        "{:?} {}",
+        run.outcome,
+        out(&run)
+    );
+}
+
+#[test]
+fn an_i386_system_call_is_a_violation() {
+    let Some(probe) = probe() else { return };
+    let run = run_probe_with(&probe, &["i386"], Limits::default(), builtin_policy());
+    // A kernel without CONFIG_IA32_EMULATION answers int $0x80 with SIGSEGV instead.
+    assert!(
+        matches!(run.outcome, Outcome::Violation { .. }),
+        "{:?} {}",
+        run.outcome,
+        out(&run)
+    );
+}
+
+#[test]
+fn only_the_workspace_is_writable_and_only_planned_paths_are_mounted() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    let devices = [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+    ];
+    let writable: BTreeSet<&str> = ["/work", "/tmp", "/proc"]
+        .into_iter()
+        .chain(devices)
+        .collect();
+    let mut allowed: BTreeSet<String> = ["/", "/dev"]
+        .iter()
+        .chain(&writable)
+        .map(|s| (*s).to_owned())
+        .collect();
+    allowed.extend(
+        plan(&["/work/probe"])
+            .binds
+            .iter()
+            .map(|b| b.path.display().to_string()),
+    );
+    assert!(r.mounts.iter().any(|m| m.path == "/"), "{:?}", r.mounts);
+    for m in &r.mounts {
+        assert!(allowed.contains(&m.path), "unexpected mount {m:?}");
+        let read_only = m.options.split(',').any(|o| o == "ro");
+        assert!(
+            read_only || writable.contains(m.path.as_str()),
+            "writable mount {m:?}"
+        );
+    }
+    for path in ["/", "/usr", "/dev"] {
+        let m = r
+            .mounts
+            .iter()
+            .find(|m| m.path == path)
+            .unwrap_or_else(|| panic!("{path} is mounted"));
+        assert!(m.options.split(',').any(|o| o == "ro"), "{m:?}");
+    }
+}
+
+/// Guards the probe itself: with an empty deny list (every other layer still in place) the
+/// calls that need no privilege must get through, or the EPERMs above would prove nothing.
+#[test]
+fn the_probe_notices_when_the_filter_denies_nothing() {
+    let Some(probe) = probe() else { return };
+    let nothing = SeccompPolicy::from_toml("nothing.toml", "").expect("an empty policy is valid");
+    let r = parse(&run_probe_with(&probe, &[], Limits::default(), nothing));
+    let attempt = |name: &str| {
+        r.syscalls
+            .iter()
+            .find(|a| a.name == name)
+            .expect("the probe tries it")
+    };
+    for name in [
+        "unshare:CLONE_NEWUSER",
+        "clone:CLONE_NEWUSER",
+        "ptrace:PTRACE_TRACEME",
+        "process_vm_readv",
+        "kcmp",
+        "adjtimex",
+        "open_tree",
+    ] {
+        assert!(
+            attempt(name).ok,
+            "unfiltered, {name} should succeed: {:?}",
+            attempt(name)
+        );
+    }
+    for (name, errno) in [
+        ("setns", libc::EBADF),
+        ("chroot", libc::ENOENT),
+        ("clone3", libc::EINVAL),
+        ("name_to_handle_at", libc::EOVERFLOW),
+        ("reboot", libc::EPERM),
+    ] {
+        assert_eq!(
+            attempt(name).errno,
+            errno,
+            "unfiltered {name}: {:?}",
+            attempt(name)
+        );
+    }
+}
+
+/// Runs `script` in a sandbox whose stdin is a pipe; returns the pipe's write end and the run.
+fn spawn_blocked_on_stdin(script: String) -> (std::fs::File, std::thread::JoinHandle<SandboxRun>) {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    let runner = std::thread::spawn(move || {
+        let p = plan(&["/bin/sh", "-c", &script]);
+        sandbox()
+            .run(&p, Stdin::Pipe(read))
+            .expect("warden ran the program")
+    });
+    (std::fs::File::from(write), runner)
+}
+
+/// The host pid of a sandboxed process whose root holds `path`, searched among the sandbox uids.
+fn sandbox_process_with(path: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let uid: u32 = status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let in_sandbox = (HOST_ID_BASE..HOST_ID_BASE + SLOTS).contains(&uid);
+            (in_sandbox
+                && entry
+                    .path()
+                    .join("root")
+                    .join(path.trim_start_matches('/'))
+                    .exists())
+            .then_some(pid)
+        })
+}
+
+#[test]
+fn concurrent_sandboxes_have_distinct_host_uids_and_cannot_see_each_others_files() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos();
+    let token = format!("secret-{}-{nanos}", std::process::id());
+    let writer_script = format!(
+        "cat /proc/self/uid_map; echo s > /work/{token}; echo s > /tmp/{token}; read line; echo done"
+    );
+    let (mut release, writer) = spawn_blocked_on_stdin(writer_script);
+    // Wait (from the host, which sees into the writer's mount namespace) until its files exist.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sandbox_process_with(&format!("/tmp/{token}")).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the writer sandbox never wrote its files"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let reader = sh(
+        &format!("cat /proc/self/uid_map; ls -A /work /tmp; find / -name '{token}*' 2>/dev/null; ls /proc | grep -c '^[0-9]'"),
+        Limits::default(),
+    );
+    release.write_all(b"go\n").expect("release the writer");
+    let writer = writer.join().expect("writer thread");
+    assert_eq!(
+        writer.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        String::from_utf8_lossy(&writer.stderr)
+    );
+    let writer_out = out(&writer);
+    let reader_out = out(&reader);
+    assert!(writer_out.ends_with("done\n"), "{writer_out}");
+    let mut reader_lines = reader_out.lines();
+    let reader_map = reader_lines.next().expect("the reader's uid map");
+    let writer_map = writer_out.lines().next().expect("the writer's uid map");
+    assert_ne!(
+        mapped_root(reader_map),
+        mapped_root(writer_map),
+        "two sandboxes share a host uid"
+    );
+    assert!(
+        !reader_out.contains(&token),
+        "the reader saw the writer's files:\n{reader_out}"
+    );
+    let rest: Vec<&str> = reader_lines.collect();
+    assert_eq!(rest.len(), 4, "{reader_out}");
+    // ls of the two empty directories, then the count of pids: the init, sh, ls and grep at most.
+    assert_eq!(
+        rest[..rest.len() - 1],
+        ["/tmp:", "", "/work:"],
+        "{reader_out}"
+    );
+    let pids: u32 = rest[rest.len() - 1].parse().expect("a count");
+    assert!(pids <= 4, "the reader sees {pids} processes:\n{reader_out}");
+}

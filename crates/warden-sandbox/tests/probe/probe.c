@@ -1,0 +1,613 @@
+/*
+ * The isolation probe: runs INSIDE a warden sandbox and reports, as one JSON object on stdout,
+ * what the sandbox looks like from the inside (identity, capabilities, seccomp mode, network
+ * interfaces, rlimits, mounts) and the result of named escape attempts and denied system calls.
+ * tests/isolation.rs compiles it (gcc -static), runs it and asserts on the report.
+ *
+ * Modes:
+ *   probe                  the report
+ *   probe fatal <name>     makes one call the policy answers with a kill (SIGSYS)
+ *   probe x32              a call with the x32 bit set: the filter must kill the process
+ *   probe i386             a call through the i386 ABI (int $0x80): the filter must kill
+ *
+ * Never run it on the host: it is meant to be refused everything. Even so, every attempt uses
+ * arguments that make the call fail harmlessly (or do nothing lasting) were it not filtered, and
+ * it only ever connects to 1.1.1.1:80 and 10.0.2.2:80.
+ *
+ * Each attempt runs in a forked child so that one that wrongly succeeds (an unshare, a chroot,
+ * PTRACE_TRACEME) cannot change what the next one sees. "ok": true means the attempt SUCCEEDED,
+ * which is a sandbox failure.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/timex.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- JSON output --------------------------------------------------------------------------- */
+
+static void json_string(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            printf("\\%c", *p);
+        } else if (*p == '\n') {
+            fputs("\\n", stdout);
+        } else if (*p < 0x20 || *p >= 0x7f) {
+            printf("\\u%04x", *p);
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
+static void read_file(const char *path, char *buf, size_t size) {
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(buf, size, "<open failed: errno %d>", errno);
+        return;
+    }
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, size - 1 - len);
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fd);
+}
+
+/* ---- Facts --------------------------------------------------------------------------------- */
+
+static void report_status_lines(void) {
+    static const char *const keys[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+                                       "NoNewPrivs", "Seccomp", "Seccomp_filters"};
+    static char status[16384];
+    read_file("/proc/self/status", status, sizeof status);
+    printf("\"status\":{");
+    int first = 1;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        size_t klen = strlen(keys[k]);
+        for (char *line = status; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+            if (strncmp(line, keys[k], klen) != 0 || line[klen] != ':') {
+                continue;
+            }
+            char value[128];
+            const char *v = line + klen + 1;
+            while (*v == ' ' || *v == '\t') {
+                v++;
+            }
+            size_t n = strcspn(v, "\n");
+            if (n >= sizeof value) {
+                n = sizeof value - 1;
+            }
+            memcpy(value, v, n);
+            value[n] = '\0';
+            printf("%s", first ? "" : ",");
+            first = 0;
+            json_string(keys[k]);
+            putchar(':');
+            json_string(value);
+            break;
+        }
+    }
+    printf("}");
+}
+
+/* Interface names from /proc/net/dev (two header lines, then "  name: counters"). */
+static void report_interfaces(void) {
+    static char dev[16384];
+    read_file("/proc/net/dev", dev, sizeof dev);
+    printf("\"interfaces\":[");
+    int line_no = 0, first = 1;
+    for (char *line = dev; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (line_no++ < 2) {
+            continue;
+        }
+        while (*line == ' ') {
+            line++;
+        }
+        char *colon = strchr(line, ':');
+        char *eol = strchr(line, '\n');
+        if (!colon || (eol && colon > eol)) {
+            continue;
+        }
+        char name[64];
+        size_t n = (size_t)(colon - line) < sizeof name - 1 ? (size_t)(colon - line) : sizeof name - 1;
+        memcpy(name, line, n);
+        name[n] = '\0';
+        printf("%s", first ? "" : ",");
+        first = 0;
+        json_string(name);
+    }
+    printf("]");
+}
+
+static void report_rlimits(void) {
+    static const struct {
+        const char *name;
+        int resource;
+    } limits[] = {{"cpu", RLIMIT_CPU},     {"fsize", RLIMIT_FSIZE}, {"nofile", RLIMIT_NOFILE},
+                  {"nproc", RLIMIT_NPROC}, {"core", RLIMIT_CORE}};
+    printf("\"rlimits\":{");
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        struct rlimit rl;
+        if (getrlimit(limits[i].resource, &rl) != 0) {
+            rl.rlim_cur = rl.rlim_max = 0;
+        }
+        printf("%s\"%s\":[%llu,%llu]", i ? "," : "", limits[i].name, (unsigned long long)rl.rlim_cur,
+               (unsigned long long)rl.rlim_max);
+    }
+    printf("}");
+}
+
+/* Mount point and per-mount options of every line of /proc/self/mountinfo. */
+static void report_mounts(void) {
+    static char info[65536];
+    read_file("/proc/self/mountinfo", info, sizeof info);
+    printf("\"mounts\":[");
+    int first = 1;
+    for (char *line = info; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        char path[1024], options[512];
+        if (sscanf(line, "%*s %*s %*s %*s %1023s %511s", path, options) != 2) {
+            continue;
+        }
+        printf("%s{\"path\":", first ? "" : ",");
+        first = 0;
+        json_string(path);
+        printf(",\"options\":");
+        json_string(options);
+        printf("}");
+    }
+    printf("]");
+}
+
+/* ---- Attempts ------------------------------------------------------------------------------ */
+
+/* Each returns what the call returned (negative with errno set on failure). */
+typedef long (*attempt_fn)(void);
+
+struct attempt {
+    const char *name;
+    attempt_fn run;
+};
+
+static long try_open_read(const char *path, int flags) {
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof buf);
+    return n < 0 && errno != EISDIR ? -1 : 0;
+}
+
+static long try_create(const char *path) {
+    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+/* A TCP connection to ip:80, non-blocking with a one-second bound. */
+static long try_connect(const char *ip) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(80)};
+    inet_pton(AF_INET, ip, &addr.sin_addr);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
+        return 0;
+    }
+    if (errno != EINPROGRESS) {
+        return -1;
+    }
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    if (poll(&p, 1, 1000) <= 0) {
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+static long esc_shadow(void) { return try_open_read("/etc/shadow", O_RDONLY); }
+static long esc_root(void) { return try_open_read("/root", O_RDONLY | O_DIRECTORY); }
+static long esc_opt(void) { return try_open_read("/opt", O_RDONLY | O_DIRECTORY); }
+static long esc_srv(void) { return try_open_read("/srv", O_RDONLY | O_DIRECTORY); }
+static long esc_var(void) { return try_open_read("/var", O_RDONLY | O_DIRECTORY); }
+static long esc_home(void) { return try_open_read("/home", O_RDONLY | O_DIRECTORY); }
+static long esc_sys(void) { return try_open_read("/sys", O_RDONLY | O_DIRECTORY); }
+static long esc_run(void) { return try_open_read("/run", O_RDONLY | O_DIRECTORY); }
+static long esc_init_environ(void) { return try_open_read("/proc/1/environ", O_RDONLY); }
+static long esc_write_usr(void) { return try_create("/usr/x"); }
+static long esc_write_root(void) { return try_create("/x"); }
+static long esc_write_etc(void) { return try_create("/etc/x"); }
+static long esc_write_dev(void) { return try_create("/dev/x"); }
+static long esc_mkdir_proc(void) { return mkdir("/proc/x", 0755); }
+static long esc_connect_public(void) { return try_connect("1.1.1.1"); }
+static long esc_connect_gateway(void) { return try_connect("10.0.2.2"); }
+
+static const struct attempt escapes[] = {
+    {"open /etc/shadow", esc_shadow},
+    {"open /root", esc_root},
+    {"open /opt", esc_opt},
+    {"open /srv", esc_srv},
+    {"open /var", esc_var},
+    {"open /home", esc_home},
+    {"open /sys", esc_sys},
+    {"open /run", esc_run},
+    {"read /proc/1/environ", esc_init_environ},
+    {"write /usr/x", esc_write_usr},
+    {"write /x", esc_write_root},
+    {"write /etc/x", esc_write_etc},
+    {"write /dev/x", esc_write_dev},
+    {"mkdir /proc/x", esc_mkdir_proc},
+    {"connect 1.1.1.1:80", esc_connect_public},
+    {"connect 10.0.2.2:80", esc_connect_gateway},
+};
+
+#define NOWHERE "/nonexistent-warden-probe"
+
+/* clone(2) as a raw call, fork-like (no new stack); a child that exists exits at once. */
+static long raw_clone(unsigned long flags) {
+    long pid = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) {
+        _exit(0);
+    }
+    if (pid > 0) {
+        waitpid((pid_t)pid, NULL, 0);
+    }
+    return pid;
+}
+
+static long sc_mount(void) { return syscall(SYS_mount, "none", NOWHERE, "tmpfs", 0, NULL); }
+static long sc_umount2(void) { return syscall(SYS_umount2, NOWHERE, 0); }
+static long sc_fsopen(void) { return syscall(SYS_fsopen, "warden-no-such-fs", 0); }
+static long sc_fsconfig(void) { return syscall(SYS_fsconfig, -1, 0, NULL, NULL, 0); }
+static long sc_fsmount(void) { return syscall(SYS_fsmount, -1, 0, 0); }
+static long sc_fspick(void) { return syscall(SYS_fspick, AT_FDCWD, NOWHERE, 0); }
+static long sc_move_mount(void) { return syscall(SYS_move_mount, -1, "", -1, "", 0); }
+/* Without OPEN_TREE_CLONE this only opens an O_PATH descriptor: needs no privilege. */
+static long sc_open_tree(void) { return syscall(SYS_open_tree, AT_FDCWD, "/", O_CLOEXEC); }
+static long sc_mount_setattr(void) { return syscall(SYS_mount_setattr, -1, "", 0, NULL, 0); }
+static long sc_pivot_root(void) { return syscall(SYS_pivot_root, NOWHERE, NOWHERE); }
+/* Unfiltered: ENOENT, since the path is looked up before the capability check. */
+static long sc_chroot(void) { return syscall(SYS_chroot, NOWHERE); }
+/* Unfiltered: EOVERFLOW (a zero-sized handle buffer); needs no privilege. */
+static long sc_name_to_handle_at(void) {
+    struct {
+        unsigned int handle_bytes;
+        int handle_type;
+    } handle = {0, 0};
+    int mount_id;
+    return syscall(SYS_name_to_handle_at, AT_FDCWD, "/", &handle, &mount_id, 0);
+}
+static long sc_quotactl(void) { return syscall(SYS_quotactl, 0, NULL, 0, NULL); }
+static long sc_quotactl_fd(void) { return syscall(SYS_quotactl_fd, -1, 0, 0, NULL); }
+/* FAN_CLASS_NOTIF | FAN_REPORT_FID: the unprivileged form (Linux 5.13). */
+static long sc_fanotify_init(void) { return syscall(SYS_fanotify_init, 0x00000200, O_RDONLY); }
+/* Unfiltered: succeeds (a nested user namespace needs no privilege). */
+static long sc_unshare_user(void) { return syscall(SYS_unshare, CLONE_NEWUSER); }
+static long sc_unshare_mount(void) { return syscall(SYS_unshare, CLONE_NEWNS); }
+/* Unfiltered: EBADF. */
+static long sc_setns(void) { return syscall(SYS_setns, -1, 0); }
+static long sc_clone_user(void) { return raw_clone(CLONE_NEWUSER); }
+static long sc_clone_ns(void) { return raw_clone(CLONE_NEWNS); }
+static long sc_clone_uts(void) { return raw_clone(CLONE_NEWUTS); }
+static long sc_clone_ipc(void) { return raw_clone(CLONE_NEWIPC); }
+static long sc_clone_pid(void) { return raw_clone(CLONE_NEWPID); }
+static long sc_clone_net(void) { return raw_clone(CLONE_NEWNET); }
+static long sc_clone_cgroup(void) { return raw_clone(CLONE_NEWCGROUP); }
+/* CLONE_NEWTIME (0x80) shares clone(2)'s exit-signal byte; unfiltered: EINVAL. */
+static long sc_clone_time(void) { return raw_clone(0x80); }
+/* Unfiltered: EINVAL (a NULL, zero-sized clone_args). */
+static long sc_clone3(void) { return syscall(SYS_clone3, NULL, 0); }
+/* Unfiltered: succeeds. */
+static long sc_ptrace(void) { return syscall(SYS_ptrace, PTRACE_TRACEME, 0, NULL, NULL); }
+/* Unfiltered: 0 bytes moved from or to our own memory. */
+static long sc_process_vm_readv(void) { return syscall(SYS_process_vm_readv, getpid(), NULL, 0, NULL, 0, 0); }
+static long sc_process_vm_writev(void) { return syscall(SYS_process_vm_writev, getpid(), NULL, 0, NULL, 0, 0); }
+static long sc_pidfd_getfd(void) { return syscall(SYS_pidfd_getfd, -1, 0, 0); }
+static long sc_process_madvise(void) { return syscall(SYS_process_madvise, -1, NULL, 0, 0, 0); }
+/* KCMP_FILE on our own descriptor 0: unfiltered 0 (equal). */
+static long sc_kcmp(void) { return syscall(SYS_kcmp, getpid(), getpid(), 0, 0, 0); }
+static long sc_bpf(void) { return syscall(SYS_bpf, 0, NULL, 0); }
+static long sc_perf_event_open(void) { return syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0); }
+/* UFFD_USER_MODE_ONLY: the unprivileged form. */
+static long sc_userfaultfd(void) { return syscall(SYS_userfaultfd, O_CLOEXEC | 1); }
+static long sc_io_uring_setup(void) {
+    static char params[120];
+    memset(params, 0, sizeof params);
+    return syscall(SYS_io_uring_setup, 1, params);
+}
+static long sc_io_uring_enter(void) { return syscall(SYS_io_uring_enter, -1, 0, 0, 0, NULL, 0); }
+static long sc_io_uring_register(void) { return syscall(SYS_io_uring_register, -1, 0, NULL, 0); }
+/* Reads the (empty) LDT. */
+static long sc_modify_ldt(void) {
+    static char ldt[16];
+    return syscall(SYS_modify_ldt, 0, ldt, sizeof ldt);
+}
+static long sc_uselib(void) { return syscall(SYS_uselib, NOWHERE); }
+static long sc_nfsservctl(void) { return syscall(SYS_nfsservctl, 0, NULL, NULL); }
+/* In the process keyring, which dies with the process. */
+static long sc_add_key(void) { return syscall(SYS_add_key, "user", "warden-probe", "x", 1, -2); }
+static long sc_request_key(void) { return syscall(SYS_request_key, "user", "warden-probe-absent", NULL, 0); }
+/* KEYCTL_GET_KEYRING_ID of the process keyring, without creating it. */
+static long sc_keyctl(void) { return syscall(SYS_keyctl, 0, -2, 0); }
+/* Magic 0: EINVAL even for a privileged caller, so it could never reboot anything. */
+static long sc_reboot(void) { return syscall(SYS_reboot, 0, 0, 0, NULL); }
+static long sc_swapon(void) { return syscall(SYS_swapon, NOWHERE, 0); }
+static long sc_swapoff(void) { return syscall(SYS_swapoff, NOWHERE); }
+static long sc_acct(void) { return syscall(SYS_acct, NOWHERE); }
+/* SYSLOG_ACTION_SIZE_BUFFER: a read. */
+static long sc_syslog(void) { return syscall(SYS_syslog, 10, NULL, 0); }
+static long sc_lookup_dcookie(void) { return syscall(SYS_lookup_dcookie, 0, NULL, 0); }
+/* Level 0 never raises anything. */
+static long sc_iopl(void) { return syscall(SYS_iopl, 0); }
+/* An empty range: EINVAL. */
+static long sc_ioperm(void) { return syscall(SYS_ioperm, 0, 0, 0); }
+/* In a new session: no controlling terminal to hang up. */
+static long sc_vhangup(void) {
+    setsid();
+    return syscall(SYS_vhangup);
+}
+/* Clock id 1000 does not exist: EINVAL. */
+static long sc_clock_settime(void) {
+    struct timespec ts = {0, 0};
+    return syscall(SYS_clock_settime, 1000, &ts);
+}
+/* tv_usec out of range: EINVAL before anything is set. */
+static long sc_settimeofday(void) {
+    struct timeval tv = {0, 2000000};
+    return syscall(SYS_settimeofday, &tv, NULL);
+}
+/* modes 0 only reads the clock state, which needs no privilege. */
+static long sc_adjtimex(void) {
+    struct timex tx;
+    memset(&tx, 0, sizeof tx);
+    return syscall(SYS_adjtimex, &tx);
+}
+static long sc_clock_adjtime(void) {
+    struct timex tx;
+    memset(&tx, 0, sizeof tx);
+    return syscall(SYS_clock_adjtime, 1000, &tx);
+}
+
+/* Calls the policy answers with an error. Names are "<syscall>" or "<syscall>:<detail>". */
+static const struct attempt denied[] = {
+    {"mount", sc_mount},
+    {"umount2", sc_umount2},
+    {"fsopen", sc_fsopen},
+    {"fsconfig", sc_fsconfig},
+    {"fsmount", sc_fsmount},
+    {"fspick", sc_fspick},
+    {"move_mount", sc_move_mount},
+    {"open_tree", sc_open_tree},
+    {"mount_setattr", sc_mount_setattr},
+    {"pivot_root", sc_pivot_root},
+    {"chroot", sc_chroot},
+    {"name_to_handle_at", sc_name_to_handle_at},
+    {"quotactl", sc_quotactl},
+    {"quotactl_fd", sc_quotactl_fd},
+    {"fanotify_init", sc_fanotify_init},
+    {"unshare:CLONE_NEWUSER", sc_unshare_user},
+    {"unshare:CLONE_NEWNS", sc_unshare_mount},
+    {"setns", sc_setns},
+    {"clone:CLONE_NEWUSER", sc_clone_user},
+    {"clone:CLONE_NEWNS", sc_clone_ns},
+    {"clone:CLONE_NEWUTS", sc_clone_uts},
+    {"clone:CLONE_NEWIPC", sc_clone_ipc},
+    {"clone:CLONE_NEWPID", sc_clone_pid},
+    {"clone:CLONE_NEWNET", sc_clone_net},
+    {"clone:CLONE_NEWCGROUP", sc_clone_cgroup},
+    {"clone:CLONE_NEWTIME", sc_clone_time},
+    {"clone3", sc_clone3},
+    {"ptrace:PTRACE_TRACEME", sc_ptrace},
+    {"process_vm_readv", sc_process_vm_readv},
+    {"process_vm_writev", sc_process_vm_writev},
+    {"pidfd_getfd", sc_pidfd_getfd},
+    {"process_madvise", sc_process_madvise},
+    {"kcmp", sc_kcmp},
+    {"bpf", sc_bpf},
+    {"perf_event_open", sc_perf_event_open},
+    {"userfaultfd", sc_userfaultfd},
+    {"io_uring_setup", sc_io_uring_setup},
+    {"io_uring_enter", sc_io_uring_enter},
+    {"io_uring_register", sc_io_uring_register},
+    {"modify_ldt", sc_modify_ldt},
+    {"uselib", sc_uselib},
+    {"nfsservctl", sc_nfsservctl},
+    {"add_key", sc_add_key},
+    {"request_key", sc_request_key},
+    {"keyctl", sc_keyctl},
+    {"reboot", sc_reboot},
+    {"swapon", sc_swapon},
+    {"swapoff", sc_swapoff},
+    {"acct", sc_acct},
+    {"syslog", sc_syslog},
+    {"lookup_dcookie", sc_lookup_dcookie},
+    {"iopl", sc_iopl},
+    {"ioperm", sc_ioperm},
+    {"vhangup", sc_vhangup},
+    {"clock_settime", sc_clock_settime},
+    {"settimeofday", sc_settimeofday},
+    {"adjtimex", sc_adjtimex},
+    {"clock_adjtime", sc_clock_adjtime},
+};
+
+static long sc_open_by_handle_at(void) { return syscall(SYS_open_by_handle_at, -1, NULL, 0); }
+static long sc_init_module(void) { return syscall(SYS_init_module, NULL, 0, ""); }
+static long sc_finit_module(void) { return syscall(SYS_finit_module, -1, "", 0); }
+static long sc_delete_module(void) { return syscall(SYS_delete_module, "warden_probe_absent", O_NONBLOCK); }
+/* 17 segments (one over KEXEC_SEGMENT_MAX) and an unknown flag: EINVAL, nothing unloaded. */
+static long sc_kexec_load(void) { return syscall(SYS_kexec_load, 0, 17, NULL, 0x100); }
+static long sc_kexec_file_load(void) { return syscall(SYS_kexec_file_load, -1, -1, 0, "", 0x100); }
+
+/* Calls the policy answers by killing the process: one per `probe fatal <name>` run. */
+static const struct attempt fatal[] = {
+    {"open_by_handle_at", sc_open_by_handle_at},
+    {"init_module", sc_init_module},
+    {"finit_module", sc_finit_module},
+    {"delete_module", sc_delete_module},
+    {"kexec_load", sc_kexec_load},
+    {"kexec_file_load", sc_kexec_file_load},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Runs one attempt in a child. The child exits with SUCCEEDED if the call returned >= 0,
+ * otherwise with its errno (all below SUCCEEDED).
+ */
+#define SUCCEEDED 200
+
+static void report_attempt(const struct attempt *a, int first) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        errno = 0;
+        long r = a->run();
+        _exit(r >= 0 ? SUCCEEDED : (errno > 0 && errno < SUCCEEDED ? errno : SUCCEEDED - 1));
+    }
+    int status = 0, ok = 0, err = 0, sig = 0;
+    if (pid < 0) {
+        err = errno;
+    } else if (waitpid(pid, &status, 0) < 0) {
+        err = errno;
+    } else if (WIFSIGNALED(status)) {
+        sig = WTERMSIG(status);
+    } else if (WEXITSTATUS(status) == SUCCEEDED) {
+        ok = 1;
+    } else {
+        err = WEXITSTATUS(status);
+    }
+    printf("%s{\"name\":", first ? "" : ",");
+    json_string(a->name);
+    printf(",\"ok\":%s,\"errno\":%d,\"signal\":%d}", ok ? "true" : "false", err, sig);
+}
+
+static void report_attempts(const char *key, const struct attempt *list, size_t n) {
+    printf("\"%s\":[", key);
+    for (size_t i = 0; i < n; i++) {
+        report_attempt(&list[i], i == 0);
+    }
+    printf("]");
+}
+
+/* ---- Modes --------------------------------------------------------------------------------- */
+
+static int report(void) {
+    char uid_map[512], gid_map[512];
+    read_file("/proc/self/uid_map", uid_map, sizeof uid_map);
+    read_file("/proc/self/gid_map", gid_map, sizeof gid_map);
+    struct utsname uts;
+    uname(&uts);
+    printf("{\"uid\":%u,\"gid\":%u,\"euid\":%u,\"egid\":%u,\"pid\":%d,\"ppid\":%d,", getuid(), getgid(),
+           geteuid(), getegid(), getpid(), getppid());
+    printf("\"hostname\":");
+    json_string(uts.nodename);
+    printf(",\"uid_map\":");
+    json_string(uid_map);
+    printf(",\"gid_map\":");
+    json_string(gid_map);
+    printf(",");
+    report_status_lines();
+    printf(",");
+    report_interfaces();
+    printf(",");
+    report_rlimits();
+    printf(",");
+    report_mounts();
+    printf(",");
+    report_attempts("escapes", escapes, COUNT(escapes));
+    printf(",");
+    report_attempts("syscalls", denied, COUNT(denied));
+    printf(",\"fatal\":[");
+    for (size_t i = 0; i < COUNT(fatal); i++) {
+        printf("%s", i ? "," : "");
+        json_string(fatal[i].name);
+    }
+    printf("]}\n");
+    return 0;
+}
+
+/* Only reached if the call was not fatal: reports what it returned. */
+static int survived(const char *what, long r) {
+    printf("{\"survived\":");
+    json_string(what);
+    printf(",\"ret\":%ld,\"errno\":%d}\n", r, r < 0 ? errno : 0);
+    return 0;
+}
+
+static int run_fatal(const char *name) {
+    for (size_t i = 0; i < COUNT(fatal); i++) {
+        if (strcmp(fatal[i].name, name) == 0) {
+            errno = 0;
+            long r = fatal[i].run();
+            return survived(name, r);
+        }
+    }
+    fprintf(stderr, "probe: no fatal call named %s\n", name);
+    return 2;
+}
+
+static int run_x32(void) {
+    errno = 0;
+    long r = syscall(0x40000000L | SYS_getpid);
+    return survived("x32 getpid", r);
+}
+
+static int run_i386(void) {
+    long r = 20; /* getpid in the i386 table */
+    __asm__ volatile("int $0x80" : "+a"(r) : : "r8", "r9", "r10", "r11", "memory");
+    if (r < 0) {
+        errno = (int)-r;
+        r = -1;
+    }
+    return survived("i386 getpid", r);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 1) {
+        return report();
+    }
+    if (strcmp(argv[1], "fatal") == 0 && argc == 3) {
+        return run_fatal(argv[2]);
+    }
+    if (strcmp(argv[1], "x32") == 0) {
+        return run_x32();
+    }
+    if (strcmp(argv[1], "i386") == 0) {
+        return run_i386();
+    }
+    fprintf(stderr, "usage: probe [fatal <name> | x32 | i386]\n");
+    return 2;
+}
