@@ -22,3 +22,21 @@ fn stdin_bytes_reach_the_program() {
         .expect("ran");
     assert_eq!(out(&run), "five\n");
 }
+
+#[test]
+fn the_program_holds_only_descriptors_0_to_2() {
+    // `ls` itself opens the directory it lists, as descriptor 3.
+    let run = sh("exec ls -1 /proc/self/fd", Limits::default());
+    assert_eq!(out(&run), "0\n1\n2\n3\n");
+}
+
+#[test]
+fn the_program_leads_its_own_session_without_a_terminal() {
+    let run = sh("exec cat /proc/self/stat", Limits::default());
+    let stat = out(&run);
+    let after_comm = stat.rsplit_once(") ").expect("stat has a comm field").1;
+    let fields: Vec<&str> = after_comm.split(' ').collect();
+    let (pid, session, tty) = (stat.split(' ').next(), fields[3], fields[4]);
+    assert_eq!(pid, Some(session), "session leader: {stat}");
+    assert_eq!(tty, "0", "no controlling terminal: {stat}");
+}
