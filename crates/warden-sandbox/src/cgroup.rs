@@ -71,6 +71,19 @@ pub enum CgroupFs {
     V2(PathBuf),
 }
 
+/// How the helper puts the sandbox's init into its cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum CgroupJoin {
+    /// The helper writes "0" into each `enter` file before cloning the init (which is born
+    /// inside), then into each `leave` file (warden's parent cgroups).
+    MoveHelper {
+        enter: Vec<PathBuf>,
+        leave: Vec<PathBuf>,
+    },
+    /// The helper writes the init's pid into each `cgroup.procs` file after cloning it.
+    WriteInitPid { procs: Vec<PathBuf> },
+}
+
 /// What the kernel accounted for one cgroup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CgroupStats {
@@ -163,9 +176,32 @@ fn parse_mountinfo_line(line: &str) -> Option<(&str, &str, &str)> {
 }
 
 impl Cgroup {
-    /// The `cgroup.procs` files a process must be written into to join this cgroup.
+    /// The `cgroup.procs` files listing this cgroup's processes.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// How the sandbox's init gets into this cgroup.
+    pub(crate) fn join(&self) -> CgroupJoin {
+        match self.layout {
+            // Writing another process's pid to cgroup.procs takes the global
+            // cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period
+            // (5-25 ms here, docs/BENCHMARKS.md). A single-threaded process writing "0" to v1's
+            // `tasks` moves only itself and skips that lock. So the helper steps in, clones the
+            // init inside, and steps out into warden's own parent cgroup.
+            CgroupFs::V1(_) => CgroupJoin::MoveHelper {
+                enter: self.dirs.iter().map(|d| d.join("tasks")).collect(),
+                leave: self
+                    .dirs
+                    .iter()
+                    .filter_map(|d| d.parent())
+                    .map(|p| p.join("tasks"))
+                    .collect(),
+            },
+            CgroupFs::V2(_) => CgroupJoin::WriteInitPid {
+                procs: self.procs_files(),
+            },
+        }
     }
 
     /// CPU time used so far.

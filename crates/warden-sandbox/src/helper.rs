@@ -6,7 +6,7 @@
 use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use warden_sys::process::{clone_into_namespaces, exit_immediately, inherited_fd, ForkResult};
 
+use crate::cgroup::CgroupJoin;
 use crate::child::{self, SetupError};
 use crate::plan::SandboxPlan;
 use crate::{idmap, seccomp};
@@ -38,8 +39,8 @@ pub(crate) struct HelperRequest {
     pub(crate) plan: SandboxPlan,
     /// Host uid/gid that the sandbox's root maps to.
     pub(crate) host_id: u32,
-    /// `cgroup.procs` files the init is written into.
-    pub(crate) cgroup_procs: Vec<PathBuf>,
+    /// How the init gets into its cgroup.
+    pub(crate) cgroup: CgroupJoin,
     /// After this long the helper kills the init itself, should the parent be gone.
     pub(crate) backstop: Duration,
 }
@@ -77,6 +78,9 @@ fn run(request_fd: OwnedFd, report: &OwnedFd) -> Result<i32, SetupError> {
         .map_err(|e| SetupError::new("compile seccomp filter", e))?;
     let (sync_read, sync_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| SetupError::errno("pipe", e))?;
+    if let CgroupJoin::MoveHelper { enter, .. } = &request.cgroup {
+        move_self(enter)?;
+    }
     match clone_into_namespaces(namespaces())
         .map_err(|e| SetupError::errno("clone into namespaces", e))?
     {
@@ -137,13 +141,30 @@ fn read_request(fd: OwnedFd) -> Result<HelperRequest, SetupError> {
 
 /// Puts the init into its cgroup and writes its id maps, then lets it go.
 fn release_child(request: &HelperRequest, child: Pid, sync: OwnedFd) -> Result<(), SetupError> {
-    let pid = child.to_string();
-    for procs in &request.cgroup_procs {
-        fs::write(procs, &pid).map_err(|e| SetupError::io("join cgroup", procs, e))?;
+    match &request.cgroup {
+        CgroupJoin::MoveHelper { leave, .. } => move_self(leave)?,
+        CgroupJoin::WriteInitPid { procs } => {
+            let pid = child.to_string();
+            for file in procs {
+                write_cgroup_file(file, &pid)?;
+            }
+        }
     }
     idmap::write_maps(child, request.host_id).map_err(|e| SetupError::new("write id maps", e))?;
     nix::unistd::write(&sync, &[1]).map_err(|e| SetupError::errno("release the init", e))?;
     Ok(())
+}
+
+/// Moves this (single-threaded) process into the cgroups whose `tasks` files are given.
+fn move_self(tasks: &[PathBuf]) -> Result<(), SetupError> {
+    for file in tasks {
+        write_cgroup_file(file, "0")?;
+    }
+    Ok(())
+}
+
+fn write_cgroup_file(path: &Path, value: &str) -> Result<(), SetupError> {
+    fs::write(path, value).map_err(|e| SetupError::io("join cgroup", path, e))
 }
 
 /// The helper keeps no copy of the program's stdio, so the parent sees end-of-file as soon as

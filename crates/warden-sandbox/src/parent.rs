@@ -159,7 +159,7 @@ impl Sandbox {
         let request = HelperRequest {
             plan: plan.clone(),
             host_id: slot.host_id(),
-            cgroup_procs: cgroup.procs_files(),
+            cgroup: cgroup.join(),
             backstop: SETUP_TIMEOUT + plan.limits.wall_time + Duration::from_secs(5),
         };
         let (stdin_read, stdin_bytes) = stdin_source(stdin)?;
