@@ -23,7 +23,7 @@ use warden_sys::seccomp::SockFilter;
 
 use crate::plan::{SandboxPlan, WORKDIR};
 use crate::report::{ExitStatus, Report};
-use crate::{mounts, payload};
+use crate::{collect, mounts, payload};
 
 /// A setup step that failed inside the helper or the sandbox; travels to the parent as a
 /// [`Report::SetupFailed`].
@@ -61,6 +61,16 @@ impl SetupError {
     }
 }
 
+/// The pipes the init talks through.
+pub(crate) struct InitChannels {
+    /// Readable once the helper has written the id maps.
+    pub(crate) sync: OwnedFd,
+    /// Reports to the parent.
+    pub(crate) report: OwnedFd,
+    /// Collected files to the parent (`SandboxPlan::collect`).
+    pub(crate) artifacts: Option<OwnedFd>,
+}
+
 /// Signals the init passes on to the payload.
 const FORWARDED: [Signal; 6] = [
     Signal::SIGTERM,
@@ -72,13 +82,13 @@ const FORWARDED: [Signal; 6] = [
 ];
 
 /// Runs the init; never returns. A failed step is reported and ends the sandbox.
-pub(crate) fn run_init(
-    plan: &SandboxPlan,
-    filter: &[SockFilter],
-    sync: OwnedFd,
-    report: OwnedFd,
-) -> ! {
-    match enter_sandbox(plan, filter, sync, &report) {
+pub(crate) fn run_init(plan: &SandboxPlan, filter: &[SockFilter], channels: InitChannels) -> ! {
+    let InitChannels {
+        sync,
+        report,
+        artifacts,
+    } = channels;
+    match enter_sandbox(plan, filter, sync, &report, artifacts.as_ref()) {
         Ok(never) => match never {},
         Err(e) => {
             e.report().send(report.as_fd());
@@ -93,6 +103,7 @@ fn enter_sandbox(
     filter: &[SockFilter],
     sync: OwnedFd,
     report: &OwnedFd,
+    artifacts: Option<&OwnedFd>,
 ) -> Result<Infallible, SetupError> {
     die_with_helper()?;
     wait_for_id_maps(sync)?;
@@ -108,7 +119,7 @@ fn enter_sandbox(
     mounts::make_root_read_only()?;
     nix::unistd::sethostname(&plan.hostname).map_err(|e| SetupError::errno("sethostname", e))?;
     warden_sys::network::bring_up_loopback().map_err(|e| SetupError::errno("bring up lo", e))?;
-    supervise_payload(plan, filter, report)
+    supervise_payload(plan, filter, report, artifacts)
 }
 
 /// If the helper dies (the parent killed it, or crashed), so does the init, and with it the
@@ -178,6 +189,7 @@ fn supervise_payload(
     plan: &SandboxPlan,
     filter: &[SockFilter],
     report: &OwnedFd,
+    artifacts: Option<&OwnedFd>,
 ) -> Result<Infallible, SetupError> {
     let mut waited = SigSet::empty();
     waited.add(Signal::SIGCHLD);
@@ -200,11 +212,12 @@ fn supervise_payload(
             continue;
         }
         if let Some(status) = reap(payload) {
-            Report::Exited {
-                status,
-                wall_time: started.elapsed(),
+            let wall_time = started.elapsed();
+            if let (ExitStatus::Code(0), Some(path), Some(out)) = (status, &plan.collect, artifacts)
+            {
+                collect::send(Path::new(WORKDIR), path, out)?;
             }
-            .send(report.as_fd());
+            Report::Exited { status, wall_time }.send(report.as_fd());
             exit_immediately(0);
         }
     }

@@ -29,6 +29,8 @@ pub const HELPER_ARG: &str = "__sandbox-helper";
 pub(crate) const REQUEST_FD: i32 = 3;
 /// Descriptor of the report pipe in the helper.
 pub(crate) const REPORT_FD: i32 = 4;
+/// Descriptor of the artifact pipe in the helper (and the init).
+pub(crate) const ARTIFACT_FD: i32 = 5;
 
 /// Largest request accepted (plan plus files).
 const MAX_REQUEST: u64 = 1 << 30;
@@ -63,7 +65,8 @@ pub fn helper_main() -> ! {
         // Started by hand, not by a warden parent: there is no one to report to.
         exit_immediately(2)
     };
-    match run(request_fd, &report) {
+    let artifacts = inherited_fd(ARTIFACT_FD);
+    match run(request_fd, &report, artifacts) {
         Ok(code) => exit_immediately(code),
         Err(e) => {
             e.report().send(report.as_fd());
@@ -72,7 +75,11 @@ pub fn helper_main() -> ! {
     }
 }
 
-fn run(request_fd: OwnedFd, report: &OwnedFd) -> Result<i32, SetupError> {
+fn run(
+    request_fd: OwnedFd,
+    report: &OwnedFd,
+    artifacts: Option<OwnedFd>,
+) -> Result<i32, SetupError> {
     let request = read_request(request_fd)?;
     let filter = seccomp::compile(&request.plan.seccomp)
         .map_err(|e| SetupError::new("compile seccomp filter", e))?;
@@ -86,15 +93,17 @@ fn run(request_fd: OwnedFd, report: &OwnedFd) -> Result<i32, SetupError> {
     {
         ForkResult::Child => {
             drop(sync_write);
-            child::run_init(
-                &request.plan,
-                &filter,
-                sync_read,
-                report.try_clone().unwrap_or_else(|_| exit_immediately(1)),
-            )
+            let channels = child::InitChannels {
+                sync: sync_read,
+                report: report.try_clone().unwrap_or_else(|_| exit_immediately(1)),
+                artifacts,
+            };
+            child::run_init(&request.plan, &filter, channels)
         }
         ForkResult::Parent { child } => {
             drop(sync_read);
+            // Only the init writes artifacts; the parent must see end-of-file when it is gone.
+            drop(artifacts);
             release_child(&request, child, sync_write)?;
             detach_stdio();
             Ok(wait_with_backstop(child, request.backstop))

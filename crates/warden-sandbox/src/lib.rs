@@ -14,6 +14,7 @@
 
 mod cgroup;
 mod child;
+mod collect;
 mod helper;
 pub mod host;
 mod idmap;
@@ -28,6 +29,7 @@ mod verdict;
 mod watch;
 
 pub use cgroup::{CgroupError, CgroupFs, WARDEN_CGROUP};
+pub use collect::CollectedFile;
 pub use helper::{helper_main, HELPER_ARG};
 pub use idmap::{IdMapError, HOST_ID_BASE, SLOTS};
 pub use parent::{Sandbox, SandboxError, SandboxRun, Stdin};

@@ -15,7 +15,8 @@ use nix::fcntl::OFlag;
 use warden_core::{ByteSize, LimitBounds, Outcome, Usage};
 
 use crate::cgroup::{Cgroup, CgroupError, CgroupFs};
-use crate::helper::{HelperRequest, HELPER_ARG, REPORT_FD, REQUEST_FD};
+use crate::collect::CollectedFile;
+use crate::helper::{HelperRequest, ARTIFACT_FD, HELPER_ARG, REPORT_FD, REQUEST_FD};
 use crate::idmap::{IdMapError, IdSlot, DEFAULT_SLOT_FILE};
 use crate::plan::{PlanError, SandboxPlan};
 use crate::watch::{self, Pipes, Watched};
@@ -51,6 +52,10 @@ pub struct SandboxRun {
     pub stderr_truncated: bool,
     /// Resources used.
     pub usage: Usage,
+    /// The files `SandboxPlan::collect` named, when the program exited with status 0.
+    pub collected: Vec<CollectedFile>,
+    /// Why collecting failed (the path was missing, not a regular file, or too large).
+    pub collect_error: Option<String>,
 }
 
 /// warden itself failed to run the program (never the program's own failure).
@@ -167,6 +172,7 @@ impl Sandbox {
         let (stderr_read, stderr_write) = pipe()?;
         let (request_read, request_write) = pipe()?;
         let (report_read, report_write) = pipe()?;
+        let (artifacts_read, artifacts_write) = pipe()?;
         let mut cmd = Command::new(&self.helper);
         cmd.args(&self.helper_args)
             .env_clear()
@@ -176,7 +182,11 @@ impl Sandbox {
             .stderr(Stdio::from(stderr_write));
         warden_sys::process::map_fds(
             &mut cmd,
-            vec![(request_read, REQUEST_FD), (report_write, REPORT_FD)],
+            vec![
+                (request_read, REQUEST_FD),
+                (report_write, REPORT_FD),
+                (artifacts_write, ARTIFACT_FD),
+            ],
         );
         let mut helper = cmd.spawn().map_err(|source| SandboxError::Helper {
             action: "spawning the sandbox helper",
@@ -195,6 +205,7 @@ impl Sandbox {
             stdout: stdout_read,
             stderr: stderr_read,
             report: report_read,
+            artifacts: artifacts_read,
             stdin: stdin_bytes,
         };
         let watched = watch::watch(&mut helper, pipes, cgroup, &plan.limits)?;
@@ -209,6 +220,17 @@ fn finish(w: Watched, cgroup: &Cgroup, plan: &SandboxPlan) -> Result<SandboxRun,
     let stats = cgroup.stats()?;
     let outcome = crate::verdict::decide(w.killed, w.status, &stats, &plan.limits)
         .ok_or(SandboxError::Vanished)?;
+    let exited_cleanly = outcome == warden_core::Outcome::Exited { code: 0 };
+    let (collected, collect_error) = match (&plan.collect, exited_cleanly) {
+        (Some(path), true) if w.artifacts_overflow => {
+            (Vec::new(), Some(format!("{} is too large", path.display())))
+        }
+        (Some(_), true) => match crate::collect::parse(&w.artifacts) {
+            Ok(files) => (files, None),
+            Err(e) => (Vec::new(), Some(e)),
+        },
+        _ => (Vec::new(), None),
+    };
     Ok(SandboxRun {
         outcome,
         stdout: w.stdout.data,
@@ -220,6 +242,8 @@ fn finish(w: Watched, cgroup: &Cgroup, plan: &SandboxPlan) -> Result<SandboxRun,
             wall_time: w.wall_time,
             peak_memory: ByteSize(stats.peak_memory.bytes()),
         },
+        collected,
+        collect_error,
     })
 }
 

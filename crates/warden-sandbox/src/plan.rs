@@ -68,6 +68,9 @@ pub struct SandboxPlan {
     pub seccomp: SeccompPolicy,
     /// Host name inside the UTS namespace.
     pub hostname: String,
+    /// A file or directory of the workspace sent back to the parent when the program exits
+    /// with status 0 (a compiler's output); see `SandboxRun::collected`.
+    pub collect: Option<PathBuf>,
 }
 
 /// A plan that cannot be applied.
@@ -135,6 +138,7 @@ impl SandboxPlan {
             limits: Limits::default(),
             seccomp,
             hostname: "warden".to_owned(),
+            collect: None,
         }
     }
 
@@ -188,6 +192,11 @@ impl SandboxPlan {
                 return Err(PlanError::BindPath {
                     path: bind.path.clone(),
                 });
+            }
+        }
+        if let Some(path) = &self.collect {
+            if !is_contained_relative(path) {
+                return Err(PlanError::FilePath { path: path.clone() });
             }
         }
         check_string("hostname", &self.hostname)

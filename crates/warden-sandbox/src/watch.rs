@@ -28,6 +28,8 @@ pub(crate) struct Pipes {
     pub(crate) stdout: OwnedFd,
     pub(crate) stderr: OwnedFd,
     pub(crate) report: OwnedFd,
+    /// Files sent back by the init.
+    pub(crate) artifacts: OwnedFd,
     /// The stdin pipe's write end and the bytes to feed it.
     pub(crate) stdin: Option<(OwnedFd, Vec<u8>)>,
 }
@@ -49,6 +51,10 @@ pub(crate) struct Watched {
     pub(crate) killed: Option<KillReason>,
     pub(crate) wall_time: Duration,
     pub(crate) setup_failure: Option<(String, String)>,
+    /// The artifact stream (see `collect`), and whether it passed its cap.
+    pub(crate) artifacts: Vec<u8>,
+    pub(crate) artifacts_overflow: bool,
+    artifacts_eof: bool,
 }
 
 struct State<'a> {
@@ -80,7 +86,12 @@ pub(crate) fn watch(
             source: e.into(),
         }
     };
-    for fd in [&pipes.stdout, &pipes.stderr, &pipes.report] {
+    for fd in [
+        &pipes.stdout,
+        &pipes.stderr,
+        &pipes.report,
+        &pipes.artifacts,
+    ] {
         fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
             .map_err(io_err("making a pipe non-blocking"))?;
     }
@@ -107,11 +118,17 @@ pub(crate) fn watch(
         next_cpu_check: now,
         stdin: pipes.stdin.map(|(fd, bytes)| (fd, bytes, 0)),
     };
-    let (stdout, stderr, report) = (pipes.stdout, pipes.stderr, pipes.report);
-    while !(s.helper_done && s.w.stdout.eof && s.w.stderr.eof && s.report_eof) {
+    let ends = Ends {
+        stdout: pipes.stdout,
+        stderr: pipes.stderr,
+        report: pipes.report,
+        artifacts: pipes.artifacts,
+    };
+    while !(s.helper_done && s.w.stdout.eof && s.w.stderr.eof && s.report_eof && s.w.artifacts_eof)
+    {
         s.enforce_deadlines();
         let timeout = s.poll_timeout();
-        let ready = s.poll_once(&stdout, &stderr, &report, timeout)?;
+        let ready = s.poll_once(&ends, timeout)?;
         if !ready && s.helper_done {
             // Everything in the sandbox is dead; a pipe still open now has no writer we know of.
             break;
@@ -204,27 +221,25 @@ impl State<'_> {
     }
 
     /// One poll round; returns whether anything was ready.
-    fn poll_once(
-        &mut self,
-        stdout: &OwnedFd,
-        stderr: &OwnedFd,
-        report: &OwnedFd,
-        timeout: Duration,
-    ) -> Result<bool, SandboxError> {
+    fn poll_once(&mut self, ends: &Ends, timeout: Duration) -> Result<bool, SandboxError> {
         let mut fds = Vec::with_capacity(5);
         let mut roles = Vec::with_capacity(5);
         let input = PollFlags::POLLIN;
         if !self.w.stdout.eof {
-            fds.push(PollFd::new(stdout.as_fd(), input));
+            fds.push(PollFd::new(ends.stdout.as_fd(), input));
             roles.push(Role::Stdout);
         }
         if !self.w.stderr.eof {
-            fds.push(PollFd::new(stderr.as_fd(), input));
+            fds.push(PollFd::new(ends.stderr.as_fd(), input));
             roles.push(Role::Stderr);
         }
         if !self.report_eof {
-            fds.push(PollFd::new(report.as_fd(), input));
+            fds.push(PollFd::new(ends.report.as_fd(), input));
             roles.push(Role::Report);
+        }
+        if !self.w.artifacts_eof {
+            fds.push(PollFd::new(ends.artifacts.as_fd(), input));
+            roles.push(Role::Artifacts);
         }
         if !self.helper_done {
             fds.push(PollFd::new(self.helper_pidfd.as_fd(), input));
@@ -255,9 +270,10 @@ impl State<'_> {
         drop(fds);
         for role in ready {
             match role {
-                Role::Stdout => self.read_output(stdout, Stream::Stdout),
-                Role::Stderr => self.read_output(stderr, Stream::Stderr),
-                Role::Report => self.read_report(report),
+                Role::Stdout => self.read_output(&ends.stdout, Stream::Stdout),
+                Role::Stderr => self.read_output(&ends.stderr, Stream::Stderr),
+                Role::Report => self.read_report(&ends.report),
+                Role::Artifacts => self.read_artifacts(&ends.artifacts),
                 Role::Helper => {
                     let _ = self.helper.wait();
                     self.helper_done = true;
@@ -300,6 +316,37 @@ impl State<'_> {
         }
         if overflow && self.w.killed.is_none() {
             self.kill(Some(KillReason::Output(stream)));
+        }
+    }
+
+    fn read_artifacts(&mut self, fd: &OwnedFd) {
+        // Room for the files plus their headers; past that the stream is dropped and the
+        // sandbox killed (the init enforces the same cap, so only a broken init gets here).
+        let cap = usize::try_from(crate::collect::MAX_TOTAL).unwrap_or(usize::MAX) + (16 << 20);
+        let mut chunk = [0u8; 65536];
+        loop {
+            match nix::unistd::read(fd, &mut chunk) {
+                Ok(0) => {
+                    self.w.artifacts_eof = true;
+                    return;
+                }
+                Ok(n) if self.w.artifacts.len() + n <= cap => {
+                    self.w.artifacts.extend_from_slice(&chunk[..n])
+                }
+                Ok(_) => {
+                    self.w.artifacts.clear();
+                    self.w.artifacts_overflow = true;
+                    self.w.artifacts_eof = true;
+                    self.kill(None);
+                    return;
+                }
+                Err(Errno::EAGAIN) => return,
+                Err(Errno::EINTR) => {}
+                Err(_) => {
+                    self.w.artifacts_eof = true;
+                    return;
+                }
+            }
         }
     }
 
@@ -364,11 +411,20 @@ impl State<'_> {
     }
 }
 
+/// The parent's read ends, owned for the whole watch.
+struct Ends {
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    report: OwnedFd,
+    artifacts: OwnedFd,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Role {
     Stdout,
     Stderr,
     Report,
+    Artifacts,
     Helper,
     Stdin,
 }

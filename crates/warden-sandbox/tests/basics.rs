@@ -40,3 +40,56 @@ fn the_program_leads_its_own_session_without_a_terminal() {
     assert_eq!(pid, Some(session), "session leader: {stat}");
     assert_eq!(tty, "0", "no controlling terminal: {stat}");
 }
+
+#[test]
+fn collected_files_come_back_with_their_modes() {
+    let mut p = plan(&[
+        "/bin/sh",
+        "-c",
+        "mkdir -p out/sub && printf bin > out/main && chmod +x out/main && printf data > out/sub/b",
+    ]);
+    p.collect = Some("out".into());
+    let run = sandbox().run(&p, Stdin::Null).expect("ran");
+    assert_eq!(run.collect_error, None);
+    let files: Vec<_> = run
+        .collected
+        .iter()
+        .map(|f| {
+            (
+                f.path.to_string_lossy().into_owned(),
+                f.contents.clone(),
+                f.executable,
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("out/main".to_owned(), b"bin".to_vec(), true),
+            ("out/sub/b".to_owned(), b"data".to_vec(), false)
+        ]
+    );
+}
+
+#[test]
+fn a_planted_symlink_or_fifo_is_never_followed_out() {
+    for script in [
+        "ln -s /etc/hostname out",
+        "mkdir out && ln -s /etc/passwd out/x",
+        "mkfifo out",
+    ] {
+        let mut p = plan(&["/bin/sh", "-c", script]);
+        p.collect = Some("out".into());
+        let run = sandbox().run(&p, Stdin::Null).expect("ran");
+        assert!(run.collected.is_empty(), "{script}: {:?}", run.collected);
+        assert!(run.collect_error.is_some(), "{script}");
+    }
+}
+
+#[test]
+fn nothing_is_collected_from_a_failed_program() {
+    let mut p = plan(&["/bin/sh", "-c", "printf x > out; exit 1"]);
+    p.collect = Some("out".into());
+    let run = sandbox().run(&p, Stdin::Null).expect("ran");
+    assert!(run.collected.is_empty() && run.collect_error.is_none());
+}

@@ -1,0 +1,240 @@
+//! Files sent back out of the sandbox: a compiler's output, read by the init after the program
+//! exited with status 0 and streamed to the parent on the artifact pipe (fd 5 of the helper).
+//!
+//! The init opens every path with `O_NOFOLLOW` relative to its directory and sends only regular
+//! files, so a program that planted a symlink or a FIFO gets nothing out of it. Wire format,
+//! per file: `u32 path length | path | u32 mode | u64 length | contents`, little-endian; a
+//! record with path length `u32::MAX` and a message in place of the path reports a refusal.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::dir::Dir;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fstat, Mode, SFlag};
+
+use crate::child::SetupError;
+
+/// Most bytes sent back from one run.
+pub(crate) const MAX_TOTAL: u64 = 512 << 20;
+/// Most files sent back from one run.
+pub(crate) const MAX_FILES: usize = 10_000;
+/// Deepest directory nesting followed.
+const MAX_DEPTH: usize = 16;
+
+/// A file the sandbox sent back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectedFile {
+    /// Path relative to the workspace.
+    pub path: PathBuf,
+    /// Contents.
+    pub contents: Vec<u8>,
+    /// Whether it had an executable bit.
+    pub executable: bool,
+}
+
+struct Sender {
+    out: std::fs::File,
+    sent_bytes: u64,
+    sent_files: usize,
+}
+
+/// Runs in the init: sends `relative` (a file or a directory tree under `/work`).
+pub(crate) fn send(workdir: &Path, relative: &Path, out: &OwnedFd) -> Result<(), SetupError> {
+    let out = std::fs::File::from(
+        out.try_clone()
+            .map_err(|e| SetupError::new("dup artifact fd", e))?,
+    );
+    let mut sender = Sender {
+        out,
+        sent_bytes: 0,
+        sent_files: 0,
+    };
+    let base = nix::fcntl::open(
+        workdir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| SetupError::sys("open", workdir, e))?;
+    if let Err(refusal) = sender.send_path(&base, relative, relative, 0) {
+        sender.refuse(&refusal);
+    }
+    Ok(())
+}
+
+impl Sender {
+    /// Sends `name` (relative to the open directory `dir`), recorded as `shown`.
+    fn send_path(
+        &mut self,
+        dir: &OwnedFd,
+        name: &Path,
+        shown: &Path,
+        depth: usize,
+    ) -> Result<(), String> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+        let fd = openat(dir.as_fd(), name, flags, Mode::empty())
+            .map_err(|e| format!("{} cannot be opened ({})", shown.display(), e.desc()))?;
+        let stat = fstat(fd.as_fd()).map_err(|e| format!("{}: {}", shown.display(), e.desc()))?;
+        let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
+        if kind == SFlag::S_IFREG {
+            return self.send_file(
+                fd,
+                shown,
+                stat.st_mode,
+                u64::try_from(stat.st_size).unwrap_or(0),
+            );
+        }
+        if kind != SFlag::S_IFDIR {
+            return Err(format!(
+                "{} is not a regular file or directory",
+                shown.display()
+            ));
+        }
+        if depth >= MAX_DEPTH {
+            return Err(format!("{} is nested too deeply", shown.display()));
+        }
+        let mut entries: Vec<OsString> = Vec::new();
+        let mut listing = Dir::from_fd(fd.try_clone().map_err(|e| e.to_string())?)
+            .map_err(|e| e.desc().to_owned())?;
+        for entry in listing.iter() {
+            let entry = entry.map_err(|e| e.desc().to_owned())?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name != "." && name != ".." {
+                entries.push(name.to_owned());
+            }
+        }
+        entries.sort();
+        for entry in entries {
+            self.send_path(&fd, Path::new(&entry), &shown.join(&entry), depth + 1)?;
+        }
+        Ok(())
+    }
+
+    fn send_file(&mut self, fd: OwnedFd, shown: &Path, mode: u32, size: u64) -> Result<(), String> {
+        self.sent_files += 1;
+        self.sent_bytes += size;
+        if self.sent_files > MAX_FILES || self.sent_bytes > MAX_TOTAL {
+            return Err(format!(
+                "the output exceeds {MAX_FILES} files or {MAX_TOTAL} bytes"
+            ));
+        }
+        let mut contents = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        std::fs::File::from(fd)
+            .take(size)
+            .read_to_end(&mut contents)
+            .map_err(|e| format!("{}: {e}", shown.display()))?;
+        let path = shown.as_os_str().as_bytes();
+        let mut header = Vec::with_capacity(16 + path.len());
+        header.extend_from_slice(&u32::try_from(path.len()).unwrap_or(0).to_le_bytes());
+        header.extend_from_slice(path);
+        header.extend_from_slice(&mode.to_le_bytes());
+        header.extend_from_slice(&(contents.len() as u64).to_le_bytes());
+        self.out
+            .write_all(&header)
+            .and_then(|()| self.out.write_all(&contents))
+            .map_err(|e| format!("sending {}: {e}", shown.display()))
+    }
+
+    fn refuse(&mut self, message: &str) {
+        let mut record = u32::MAX.to_le_bytes().to_vec();
+        record.extend_from_slice(&u32::try_from(message.len()).unwrap_or(0).to_le_bytes());
+        record.extend_from_slice(message.as_bytes());
+        let _ = self.out.write_all(&record);
+    }
+}
+
+/// Parses what the parent read from the artifact pipe. `Err` carries the init's refusal or a
+/// description of a malformed stream.
+pub(crate) fn parse(mut bytes: &[u8]) -> Result<Vec<CollectedFile>, String> {
+    let mut files = Vec::new();
+    while !bytes.is_empty() {
+        let path_len = take_u32(&mut bytes)?;
+        if path_len == u32::MAX {
+            let len = take_u32(&mut bytes)? as usize;
+            let message = take(&mut bytes, len)?;
+            return Err(String::from_utf8_lossy(message).into_owned());
+        }
+        let path = take(&mut bytes, path_len as usize)?;
+        let mode = take_u32(&mut bytes)?;
+        let len = take_u64(&mut bytes)?;
+        let contents = take(
+            &mut bytes,
+            usize::try_from(len).map_err(|_| "length overflow")?,
+        )?;
+        let path = PathBuf::from(OsStr::from_bytes(path));
+        if !crate::plan::is_contained_relative(&path) {
+            return Err(format!(
+                "artifact path {} escapes the workspace",
+                path.display()
+            ));
+        }
+        files.push(CollectedFile {
+            path,
+            contents: contents.to_vec(),
+            executable: mode & 0o111 != 0,
+        });
+    }
+    Ok(files)
+}
+
+fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+    if bytes.len() < n {
+        return Err("the artifact stream ended early".to_owned());
+    }
+    let (head, tail) = bytes.split_at(n);
+    *bytes = tail;
+    Ok(head)
+}
+
+fn take_u32(bytes: &mut &[u8]) -> Result<u32, String> {
+    let raw = take(bytes, 4)?;
+    Ok(u32::from_le_bytes(
+        raw.try_into().map_err(|_| "short read")?,
+    ))
+}
+
+fn take_u64(bytes: &mut &[u8]) -> Result<u64, String> {
+    let raw = take(bytes, 8)?;
+    Ok(u64::from_le_bytes(
+        raw.try_into().map_err(|_| "short read")?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str, mode: u32, contents: &[u8]) -> Vec<u8> {
+        let mut r = (path.len() as u32).to_le_bytes().to_vec();
+        r.extend_from_slice(path.as_bytes());
+        r.extend_from_slice(&mode.to_le_bytes());
+        r.extend_from_slice(&(contents.len() as u64).to_le_bytes());
+        r.extend_from_slice(contents);
+        r
+    }
+
+    #[test]
+    fn records_parse_in_order_with_their_modes() {
+        let mut stream = record("main", 0o100755, b"\x7fELF");
+        stream.extend(record("classes/Main.class", 0o100644, b"cafe"));
+        let files = parse(&stream).expect("valid stream");
+        assert_eq!(files.len(), 2);
+        assert!(files[0].executable && !files[1].executable);
+        assert_eq!(files[1].path, PathBuf::from("classes/Main.class"));
+    }
+
+    #[test]
+    fn refusals_truncation_and_escapes_are_errors() {
+        let mut refused = u32::MAX.to_le_bytes().to_vec();
+        refused.extend_from_slice(&3u32.to_le_bytes());
+        refused.extend_from_slice(b"no!");
+        assert_eq!(parse(&refused), Err("no!".to_owned()));
+        let full = record("main", 0o755, b"abcdef");
+        assert!(parse(&full[..full.len() - 1]).is_err());
+        assert!(parse(&record("../etc/passwd", 0o644, b"x")).is_err());
+        assert!(parse(&record("/etc/passwd", 0o644, b"x")).is_err());
+    }
+}
