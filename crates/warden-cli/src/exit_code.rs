@@ -15,6 +15,8 @@ pub(crate) const OUTPUT_LIMIT: u8 = 122;
 pub(crate) const FILE_SIZE_LIMIT: u8 = 121;
 /// The sandbox stopped a forbidden operation.
 pub(crate) const VIOLATION: u8 = 120;
+/// The program did not compile.
+pub(crate) const COMPILE_ERROR: u8 = 119;
 
 /// The exit status that stands for `outcome`.
 pub(crate) fn for_outcome(outcome: &Outcome) -> u8 {
@@ -26,6 +28,7 @@ pub(crate) fn for_outcome(outcome: &Outcome) -> u8 {
         Outcome::OutputLimit { .. } => OUTPUT_LIMIT,
         Outcome::FileSizeLimit => FILE_SIZE_LIMIT,
         Outcome::Violation { .. } => VIOLATION,
+        Outcome::CompileError => COMPILE_ERROR,
     }
 }
 
@@ -51,10 +54,11 @@ mod tests {
             OUTPUT_LIMIT,
             FILE_SIZE_LIMIT,
             VIOLATION,
+            COMPILE_ERROR,
         ]
         .to_vec();
         codes.sort_unstable();
         codes.dedup();
-        assert_eq!(codes.len(), 6);
+        assert_eq!(codes.len(), 7);
     }
 }

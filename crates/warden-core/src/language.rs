@@ -59,16 +59,29 @@ impl fmt::Display for LanguageId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceNaming {
-    /// Always `source_file` from the language file.
+    /// The file name the user gave, or `source_file` for inline code.
     #[default]
     Fixed,
+    /// `<Class>.java`, after the public class of the code (or the class holding `main`);
+    /// `{class}` expands to that class.
+    JavaPublicClass,
 }
 
 /// A command template: absolute program path, then arguments with placeholders.
 pub type ArgvTemplate = Vec<String>;
 
 /// The placeholders a command template may use.
-pub const PLACEHOLDERS: &[&str] = &["{source}", "{workdir}", "{args}", "{artifact}"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "{source}",
+    "{sources}",
+    "{workdir}",
+    "{args}",
+    "{artifact}",
+    "{class}",
+];
+
+/// Placeholders that expand to zero or more whole elements.
+const LIST_PLACEHOLDERS: &[&str] = &["{args}", "{sources}"];
 
 /// A language file as written (`languages/<id>.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +107,10 @@ pub struct Language {
     pub source_naming: SourceNaming,
     /// Command that prints the toolchain version.
     pub version: ArgvTemplate,
+    /// Debian packages that provide the toolchain (installed by `scripts/setup.sh`, named in
+    /// the error when the toolchain is missing).
+    #[serde(default)]
+    pub packages: Vec<String>,
     /// Host paths the runtime needs, bound read-only beyond the base filesystem policy.
     #[serde(default)]
     pub mounts: Vec<PathBuf>,
@@ -261,8 +278,11 @@ impl Language {
             problem: p.to_owned(),
         };
         let program = argv.first().ok_or_else(|| problem("is empty"))?;
-        if !program.starts_with('/') {
-            return Err(problem("the program must be an absolute path"));
+        let runs_artifact = program == "{artifact}" && self.compile.is_some() && stage == "run";
+        if !program.starts_with('/') && !runs_artifact {
+            return Err(problem(
+                "the program must be an absolute path (or {artifact} in run)",
+            ));
         }
         for arg in argv {
             let mut rest = arg.as_str();
@@ -277,8 +297,10 @@ impl Language {
                 rest = &rest[start + end + 1..];
             }
         }
-        if argv.iter().any(|a| a.contains("{args}") && a != "{args}") {
-            return Err(problem("{args} must stand alone as one element"));
+        for list in LIST_PLACEHOLDERS {
+            if argv.iter().any(|a| a.contains(list) && a != list) {
+                return Err(problem(&format!("{list} must stand alone as one element")));
+            }
         }
         Ok(())
     }
@@ -309,6 +331,10 @@ fn check_file_name(lang: &Language, name: &str) -> Result<(), LanguageError> {
 pub struct CommandValues<'a> {
     /// Absolute path of the entry file inside the sandbox.
     pub source: &'a str,
+    /// Absolute paths of every source file of the program, entry first.
+    pub sources: &'a [String],
+    /// The entry class (`SourceNaming::JavaPublicClass`), else empty.
+    pub class: &'a str,
     /// The workspace directory inside the sandbox.
     pub workdir: &'a str,
     /// Absolute path of the compiled artifact inside the sandbox.
@@ -317,19 +343,21 @@ pub struct CommandValues<'a> {
     pub args: &'a [String],
 }
 
-/// Expands a template: `{args}` becomes zero or more elements, the others are substituted.
+/// Expands a template: `{args}` and `{sources}` become zero or more elements, the others are
+/// substituted.
 pub fn expand_argv(template: &[String], values: &CommandValues<'_>) -> Vec<String> {
     let mut argv = Vec::with_capacity(template.len() + values.args.len());
     for arg in template {
-        if arg == "{args}" {
-            argv.extend(values.args.iter().cloned());
-            continue;
+        match arg.as_str() {
+            "{args}" => argv.extend(values.args.iter().cloned()),
+            "{sources}" => argv.extend(values.sources.iter().cloned()),
+            _ => argv.push(
+                arg.replace("{source}", values.source)
+                    .replace("{workdir}", values.workdir)
+                    .replace("{artifact}", values.artifact)
+                    .replace("{class}", values.class),
+            ),
         }
-        argv.push(
-            arg.replace("{source}", values.source)
-                .replace("{workdir}", values.workdir)
-                .replace("{artifact}", values.artifact),
-        );
     }
     argv
 }
@@ -395,8 +423,11 @@ stdout = "hi\n"
             .map(String::from)
             .to_vec();
         let args = vec!["a b".to_owned(), "c".to_owned()];
+        let sources = vec!["/work/main.x".to_owned(), "/work/util.x".to_owned()];
         let values = CommandValues {
             source: "/work/main.x",
+            sources: &sources,
+            class: "",
             workdir: "/work",
             artifact: "/work/main",
             args: &args,

@@ -11,6 +11,7 @@ pub mod language;
 pub mod limits;
 pub mod outcome;
 pub mod seccomp_policy;
+pub mod source_naming;
 pub mod units;
 
 mod embedded {

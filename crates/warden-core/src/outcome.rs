@@ -42,6 +42,9 @@ pub enum Outcome {
         /// What was forbidden.
         detail: String,
     },
+    /// The compile stage failed; the program never ran (the compile stage's own outcome says
+    /// how the compiler ended).
+    CompileError,
 }
 
 impl Outcome {
@@ -61,6 +64,7 @@ impl fmt::Display for Outcome {
             Outcome::OutputLimit { stream } => write!(f, "output limit exceeded on {stream}"),
             Outcome::FileSizeLimit => write!(f, "file size limit exceeded"),
             Outcome::Violation { detail } => write!(f, "security violation: {detail}"),
+            Outcome::CompileError => write!(f, "compilation failed"),
         }
     }
 }
@@ -256,6 +260,7 @@ mod tests {
                 r#"{"kind":"time_limit","which":"wall"}"#,
             ),
             (Outcome::MemoryLimit, r#"{"kind":"memory_limit"}"#),
+            (Outcome::CompileError, r#"{"kind":"compile_error"}"#),
             (
                 Outcome::OutputLimit {
                     stream: Stream::Stderr,

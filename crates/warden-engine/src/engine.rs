@@ -1,14 +1,22 @@
-//! The execution use case: request -> language -> plan -> sandbox -> result.
+//! The execution use case: request -> language -> program layout -> [compile stage, cached]
+//! -> run stage -> result.
 
 use std::path::{Path, PathBuf};
 
 use warden_core::detect::{self, DetectError};
-use warden_core::language::{expand_argv, CommandValues};
-use warden_core::{Catalog, FilesystemPolicy, Language, LimitBounds, Limits, SeccompPolicy};
-use warden_sandbox::{Sandbox, SandboxError, SandboxPlan, WorkspaceFile, WORKDIR};
+use warden_core::language::{expand_argv, ArgvTemplate, CommandValues, CompileStage};
+use warden_core::{
+    Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits, Outcome,
+    SeccompPolicy,
+};
+use warden_sandbox::{
+    CollectedFile, Sandbox, SandboxError, SandboxPlan, Stdin, WorkspaceFile, WORKDIR,
+};
 
-use crate::execution::{ExecutionRequest, ExecutionResult, Mode};
+use crate::compile_cache::{toolchain_identity, CacheKey, CompileCache};
+use crate::execution::{ExecutionRequest, ExecutionResult, Mode, StageResult};
 use crate::id::ExecutionId;
+use crate::workspace::Program;
 
 /// Operator configuration of the engine.
 #[derive(Debug, Clone)]
@@ -19,15 +27,18 @@ pub struct EngineConfig {
     pub languages_dir: Option<PathBuf>,
     /// The most any request may get.
     pub maxima: Limits,
+    /// The compile cache, if any.
+    pub cache: Option<CompileCache>,
 }
 
 impl EngineConfig {
-    /// Defaults for a helper binary.
+    /// Defaults for a helper binary: embedded languages, default maxima, no compile cache.
     pub fn new(helper: PathBuf) -> Self {
         Self {
             helper,
             languages_dir: None,
             maxima: Limits::default_maxima(),
+            cache: None,
         }
     }
 }
@@ -47,22 +58,21 @@ pub enum EngineError {
     /// The request has no program.
     #[error("no program given: pass a file or code")]
     NoSource,
+    /// The program's files cannot be laid out.
+    #[error("invalid program files: {0}")]
+    BadSource(String),
     /// A requested limit is absurd.
     #[error(transparent)]
     Limit(#[from] warden_core::LimitError),
-    /// The language needs a compile stage.
-    #[error("{language} needs a compile stage, which this build does not run yet")]
-    CompileUnsupported {
-        /// The language id.
-        language: String,
-    },
-    /// The language's runtime is not installed.
-    #[error("the {language} runtime {program} is not installed on this host")]
+    /// The language's toolchain is not installed.
+    #[error("{language} needs {program}, which is not installed on this host{hint}")]
     MissingRuntime {
         /// The language id.
         language: String,
         /// The missing program.
         program: String,
+        /// How to install it.
+        hint: String,
     },
     /// The sandbox failed.
     #[error(transparent)]
@@ -77,6 +87,15 @@ pub struct Engine {
     seccomp: SeccompPolicy,
     sandbox: Sandbox,
     maxima: Limits,
+    cache: Option<CompileCache>,
+}
+
+/// The outcome of a compile stage.
+enum Compiled {
+    /// The artifact, and the stage as the result shows it.
+    Artifact(Vec<CollectedFile>, StageResult),
+    /// The compiler failed; the stage says how.
+    Failed(StageResult),
 }
 
 impl Engine {
@@ -93,6 +112,7 @@ impl Engine {
             seccomp: SeccompPolicy::builtin().map_err(|e| EngineError::Policy(e.to_string()))?,
             sandbox: Sandbox::new(config.helper)?,
             maxima: config.maxima,
+            cache: config.cache,
         })
     }
 
@@ -103,83 +123,171 @@ impl Engine {
 
     /// Runs one request to completion.
     pub fn execute(&self, request: ExecutionRequest) -> Result<ExecutionResult, EngineError> {
-        let source = request.source.as_ref().ok_or(EngineError::NoSource)?;
-        let code = String::from_utf8_lossy(&source.code);
+        let entry = request.sources.first().ok_or(EngineError::NoSource)?;
+        let code = String::from_utf8_lossy(&entry.code);
         let (language, _) = detect::resolve(
             &self.catalog,
             request.language.as_deref(),
-            source.name.as_deref(),
+            entry.name.as_deref(),
             &code,
         )?;
-        let limits = self.limits_for(language, &request)?;
-        let plan = self.plan(language, source.code.clone(), &request.args, limits)?;
-        let run = self.sandbox.run(&plan, request.stdin)?;
-        Ok(ExecutionResult {
+        let program = Program::prepare(language, &request.sources)?;
+        let limits = self.limits(&[&language.limits, &request.limits])?;
+        let mut result = ExecutionResult {
             id: ExecutionId::random(),
             language: language.id.to_string(),
             mode: Mode::Sandboxed,
-            outcome: run.outcome,
-            stdout: run.stdout,
-            stderr: run.stderr,
-            stdout_truncated: run.stdout_truncated,
-            stderr_truncated: run.stderr_truncated,
-            usage: run.usage,
+            outcome: Outcome::CompileError,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            usage: Default::default(),
             limits,
-        })
+            compile: None,
+        };
+        let artifacts = match &language.compile {
+            None => Vec::new(),
+            Some(stage) => match self.compile(language, stage, &program)? {
+                Compiled::Artifact(files, stage) => {
+                    result.compile = Some(stage);
+                    files
+                }
+                Compiled::Failed(stage) => {
+                    result.compile = Some(stage);
+                    return Ok(result);
+                }
+            },
+        };
+        require_installed(language, &language.run.argv)?;
+        let mut plan = self.plan(
+            language,
+            &language.run.argv,
+            &program,
+            &request.args,
+            limits,
+        );
+        plan.files
+            .extend(artifacts.into_iter().map(|f| WorkspaceFile {
+                executable: f.executable,
+                ..WorkspaceFile::new(f.path, f.contents)
+            }));
+        let run = self.sandbox.run(&plan, request.stdin)?;
+        result.outcome = run.outcome;
+        result.stdout = run.stdout;
+        result.stderr = run.stderr;
+        result.stdout_truncated = run.stdout_truncated;
+        result.stderr_truncated = run.stderr_truncated;
+        result.usage = run.usage;
+        Ok(result)
     }
 
-    /// Defaults ⊕ language ⊕ request, refused when absurd, clamped to the operator's maxima.
-    fn limits_for(
+    /// Runs the compile stage, or takes its artifact from the cache.
+    fn compile(
         &self,
         language: &Language,
-        request: &ExecutionRequest,
-    ) -> Result<Limits, EngineError> {
-        let limits = Limits::default()
-            .with(&language.limits)
-            .with(&request.limits);
+        stage: &CompileStage,
+        program: &Program,
+    ) -> Result<Compiled, EngineError> {
+        require_installed(language, &stage.argv)?;
+        let toolchain = toolchain_identity(&stage.argv[0]).unwrap_or_default();
+        let key = CacheKey::new(language, &toolchain, &program.files);
+        if let Some(files) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            tracing::debug!(key = key.as_str(), "compile cache hit");
+            return Ok(Compiled::Artifact(files, StageResult::cached()));
+        }
+        let limits = self.limits(&[&language.limits, &stage.limits])?;
+        let mut plan = self.plan(language, &stage.argv, program, &[], limits);
+        plan.collect = Some(PathBuf::from(&stage.artifact));
+        let run = self.sandbox.run(&plan, Stdin::Null)?;
+        let clean = run.outcome == (Outcome::Exited { code: 0 });
+        if !clean || run.collected.is_empty() {
+            let mut result = StageResult::from_run(run.clone());
+            if clean {
+                // The compiler claimed success but left no artifact (or one warden refused).
+                let why = run
+                    .collect_error
+                    .unwrap_or_else(|| format!("the compiler did not produce {}", stage.artifact));
+                result
+                    .stderr
+                    .extend_from_slice(format!("warden: {why}\n").as_bytes());
+                result.outcome = Outcome::Exited { code: 1 };
+            }
+            return Ok(Compiled::Failed(result));
+        }
+        if let Some(cache) = &self.cache {
+            if let Err(e) = cache.put(&key, &run.collected) {
+                tracing::warn!(dir = %cache.root().display(), error = %e, "storing a compile artifact");
+            }
+        }
+        let files = run.collected.clone();
+        Ok(Compiled::Artifact(files, StageResult::from_run(run)))
+    }
+
+    /// Defaults ⊕ each override in order, refused when absurd, clamped to the operator's maxima.
+    fn limits(&self, overrides: &[&LimitOverrides]) -> Result<Limits, EngineError> {
+        let limits = overrides.iter().fold(Limits::default(), |l, o| l.with(o));
         limits.validate(&LimitBounds::default())?;
         Ok(limits.clamp_to(&self.maxima))
     }
 
-    /// The sandbox plan for one program in `language`.
-    pub fn plan(
+    /// The sandbox plan running `argv` over `program`'s files.
+    fn plan(
         &self,
         language: &Language,
-        code: Vec<u8>,
+        argv: &ArgvTemplate,
+        program: &Program,
         args: &[String],
         limits: Limits,
-    ) -> Result<SandboxPlan, EngineError> {
-        if language.compile.is_some() {
-            // TODO(#3): run the compile stage in the sandbox and cache its artifact.
-            return Err(EngineError::CompileUnsupported {
-                language: language.id.to_string(),
-            });
-        }
-        let program = &language.run.argv[0];
-        if !Path::new(program).exists() {
-            return Err(EngineError::MissingRuntime {
-                language: language.id.to_string(),
-                program: program.clone(),
-            });
-        }
-        let source = format!("{WORKDIR}/{}", language.source_file);
+    ) -> SandboxPlan {
+        let artifact = language
+            .compile
+            .as_ref()
+            .map(|c| format!("{WORKDIR}/{}", c.artifact))
+            .unwrap_or_default();
         let values = CommandValues {
-            source: &source,
+            source: &program.source,
+            sources: &program.sources,
+            class: &program.class,
             workdir: WORKDIR,
-            artifact: "",
+            artifact: &artifact,
             args,
         };
-        let argv = expand_argv(&language.run.argv, &values);
-        let mut plan = SandboxPlan::new(argv, &self.filesystem, self.seccomp.clone());
+        let mut plan = SandboxPlan::new(
+            expand_argv(argv, &values),
+            &self.filesystem,
+            self.seccomp.clone(),
+        );
         for mount in &language.mounts {
             plan.add_bind(mount);
         }
         for (key, value) in &language.env {
             plan.set_env(key, value);
         }
-        plan.files
-            .push(WorkspaceFile::new(language.source_file.clone(), code));
+        plan.files = program.files.clone();
         plan.limits = limits;
-        Ok(plan)
+        plan
     }
+}
+
+/// Fails with an install hint when the program of `argv` is missing (the artifact of a compile
+/// stage is not a host program and is skipped).
+fn require_installed(language: &Language, argv: &ArgvTemplate) -> Result<(), EngineError> {
+    let program = &argv[0];
+    if !program.starts_with('/') || Path::new(program).exists() {
+        return Ok(());
+    }
+    let hint = if language.packages.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (install it with: apt-get install {})",
+            language.packages.join(" ")
+        )
+    };
+    Err(EngineError::MissingRuntime {
+        language: language.id.to_string(),
+        program: program.clone(),
+        hint,
+    })
 }

@@ -3,14 +3,14 @@
 
 use serde::{Serialize, Serializer};
 use warden_core::{LimitOverrides, Limits, Outcome, Usage};
-use warden_sandbox::Stdin;
+use warden_sandbox::{SandboxRun, Stdin};
 
 use crate::id::ExecutionId;
 
 /// A program's source file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
-    /// The name the user gave it (used for detection), if any.
+    /// The name the user gave it (a relative path for the files after the entry), if any.
     pub name: Option<String>,
     /// The code.
     pub code: Vec<u8>,
@@ -19,10 +19,10 @@ pub struct SourceFile {
 /// What to run and how.
 #[derive(Debug, Default)]
 pub struct ExecutionRequest {
-    /// Language id or alias; detected from the source when absent.
+    /// Language id or alias; detected from the entry file when absent.
     pub language: Option<String>,
-    /// The program.
-    pub source: Option<SourceFile>,
+    /// The program's files, entry first.
+    pub sources: Vec<SourceFile>,
     /// Arguments passed to the program.
     pub args: Vec<String>,
     /// Standard input.
@@ -39,6 +39,53 @@ pub enum Mode {
     Sandboxed,
 }
 
+/// One stage's result (the compile stage; the run stage's fields sit at the top level).
+#[derive(Debug, Clone, Serialize)]
+pub struct StageResult {
+    /// How the stage ended.
+    pub outcome: Outcome,
+    /// Its standard output.
+    #[serde(serialize_with = "lossy")]
+    pub stdout: Vec<u8>,
+    /// Its standard error.
+    #[serde(serialize_with = "lossy")]
+    pub stderr: Vec<u8>,
+    /// Whether stdout was cut at the output limit.
+    pub stdout_truncated: bool,
+    /// Whether stderr was cut at the output limit.
+    pub stderr_truncated: bool,
+    /// Resources used.
+    pub usage: Usage,
+    /// Whether the artifact came from the compile cache (no compiler ran).
+    pub cached: bool,
+}
+
+impl StageResult {
+    pub(crate) fn from_run(run: SandboxRun) -> Self {
+        Self {
+            outcome: run.outcome,
+            stdout: run.stdout,
+            stderr: run.stderr,
+            stdout_truncated: run.stdout_truncated,
+            stderr_truncated: run.stderr_truncated,
+            usage: run.usage,
+            cached: false,
+        }
+    }
+
+    pub(crate) fn cached() -> Self {
+        Self {
+            outcome: Outcome::Exited { code: 0 },
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            usage: Usage::default(),
+            cached: true,
+        }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExecutionResult {
@@ -48,7 +95,7 @@ pub struct ExecutionResult {
     pub language: String,
     /// The isolation mode used.
     pub mode: Mode,
-    /// How the program ended.
+    /// How the program ended (`compile_error` when it never ran).
     pub outcome: Outcome,
     /// Standard output (invalid UTF-8 replaced in JSON).
     #[serde(serialize_with = "lossy")]
@@ -60,10 +107,12 @@ pub struct ExecutionResult {
     pub stdout_truncated: bool,
     /// Whether stderr was cut at the output limit.
     pub stderr_truncated: bool,
-    /// Resources used.
+    /// Resources used by the run stage.
     pub usage: Usage,
-    /// The limits that were enforced.
+    /// The limits enforced on the run stage.
     pub limits: Limits,
+    /// The compile stage, for compiled languages.
+    pub compile: Option<StageResult>,
 }
 
 fn lossy<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

@@ -146,6 +146,29 @@ impl Sender {
     }
 }
 
+impl CollectedFile {
+    /// Encodes files in the artifact stream's format (the compile cache stores them so).
+    pub fn encode_all(files: &[CollectedFile]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for f in files {
+            let path = f.path.as_os_str().as_bytes();
+            out.extend_from_slice(&u32::try_from(path.len()).unwrap_or(0).to_le_bytes());
+            out.extend_from_slice(path);
+            let mode: u32 = if f.executable { 0o100755 } else { 0o100644 };
+            out.extend_from_slice(&mode.to_le_bytes());
+            out.extend_from_slice(&(f.contents.len() as u64).to_le_bytes());
+            out.extend_from_slice(&f.contents);
+        }
+        out
+    }
+
+    /// Decodes what [`CollectedFile::encode_all`] (or the init) wrote; every path is checked
+    /// to stay inside the workspace.
+    pub fn decode_all(bytes: &[u8]) -> Result<Vec<CollectedFile>, String> {
+        parse(bytes)
+    }
+}
+
 /// Parses what the parent read from the artifact pipe. `Err` carries the init's refusal or a
 /// description of a malformed stream.
 pub(crate) fn parse(mut bytes: &[u8]) -> Result<Vec<CollectedFile>, String> {
@@ -224,6 +247,26 @@ mod tests {
         assert_eq!(files.len(), 2);
         assert!(files[0].executable && !files[1].executable);
         assert_eq!(files[1].path, PathBuf::from("classes/Main.class"));
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let files = vec![
+            CollectedFile {
+                path: "main".into(),
+                contents: b"elf".to_vec(),
+                executable: true,
+            },
+            CollectedFile {
+                path: "classes/A.class".into(),
+                contents: Vec::new(),
+                executable: false,
+            },
+        ];
+        assert_eq!(
+            CollectedFile::decode_all(&CollectedFile::encode_all(&files)),
+            Ok(files)
+        );
     }
 
     #[test]

@@ -15,24 +15,32 @@ use clap::Args;
 use nix::sys::stat::{fstat, SFlag};
 use warden_core::{parse_duration, ByteSize, LimitOverrides, Outcome};
 use warden_engine::{Engine, EngineConfig, ExecutionRequest, ExecutionResult, SourceFile};
+
+use super::sources;
 use warden_sandbox::Stdin;
 
 use crate::exit_code;
 
-/// Largest program source accepted.
-const MAX_SOURCE: u64 = 16 << 20;
 /// Largest standard input read from a file or socket (a pipe is passed through unread).
 const MAX_STDIN: u64 = 256 << 20;
 
 /// Arguments of `warden run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// The program file; its language is detected from its name or shebang unless --lang says.
-    #[arg(required_unless_present = "code")]
-    file: Option<PathBuf>,
-    /// The program's code, inline, instead of a file.
-    #[arg(short = 'c', long = "code", conflicts_with = "file")]
+    /// The program: one file, several files (the first is the entry), or a directory with
+    /// --entry. The language is detected from the entry's name, shebang or content unless
+    /// --lang says.
+    #[arg(required_unless_present = "code", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The program's code, inline, instead of files.
+    #[arg(short = 'c', long = "code", conflicts_with = "files")]
     code: Option<String>,
+    /// The entry file, relative to the directory given as the program.
+    #[arg(long, value_name = "NAME")]
+    entry: Option<String>,
+    /// Compile even when the compile cache holds the artifact, and do not store it.
+    #[arg(long)]
+    no_cache: bool,
     /// Language id or alias (python, py, javascript, node, bash, ...).
     #[arg(short = 'l', long = "lang")]
     lang: Option<String>,
@@ -82,27 +90,28 @@ impl RunArgs {
         }
     }
 
-    fn source(&self) -> anyhow::Result<SourceFile> {
+    fn sources(&self) -> anyhow::Result<Vec<SourceFile>> {
         if let Some(code) = &self.code {
-            return Ok(SourceFile {
+            return Ok(vec![SourceFile {
                 name: None,
                 code: code.clone().into_bytes(),
-            });
+            }]);
         }
-        let Some(path) = &self.file else {
-            bail!("no program given: pass a file or -c CODE");
-        };
-        let file =
-            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let mut code = Vec::new();
-        file.take(MAX_SOURCE + 1)
-            .read_to_end(&mut code)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if code.len() as u64 > MAX_SOURCE {
-            bail!("{} is larger than {}", path.display(), ByteSize(MAX_SOURCE));
+        match self.files.as_slice() {
+            [dir] if dir.is_dir() => {
+                let entry = self
+                    .entry
+                    .as_deref()
+                    .context("a directory needs --entry NAME")?;
+                sources::from_directory(dir, entry)
+            }
+            files => {
+                if self.entry.is_some() {
+                    bail!("--entry goes with a directory; with files, the first one is the entry");
+                }
+                sources::from_files(files)
+            }
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        Ok(SourceFile { name, code })
     }
 }
 
@@ -130,12 +139,16 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn execute(args: RunArgs) -> anyhow::Result<ExecutionResult> {
     let request = ExecutionRequest {
         language: args.lang.clone(),
-        source: Some(args.source()?),
+        sources: args.sources()?,
         args: args.args.clone(),
         stdin: stdin()?,
         limits: args.limits(),
     };
-    let engine = Engine::new(EngineConfig::new(super::helper_binary()?))?;
+    let mut config = EngineConfig::new(super::helper_binary()?);
+    if !args.no_cache {
+        config.cache = Some(super::compile_cache());
+    }
+    let engine = Engine::new(config)?;
     Ok(engine.execute(request)?)
 }
 
@@ -170,6 +183,19 @@ fn stdin() -> anyhow::Result<Stdin> {
 }
 
 fn pass_through(result: &ExecutionResult) -> anyhow::Result<ExitCode> {
+    if let (Outcome::CompileError, Some(compile)) = (&result.outcome, &result.compile) {
+        let mut err = std::io::stderr().lock();
+        err.write_all(&compile.stdout)
+            .context("writing the compiler's output")?;
+        err.write_all(&compile.stderr)
+            .context("writing the compiler's output")?;
+        let how = match &compile.outcome {
+            Outcome::Exited { .. } => String::new(),
+            other => format!(": the compiler {other}"),
+        };
+        writeln!(err, "warden: {}{how}", result.outcome)?;
+        return Ok(ExitCode::from(exit_code::COMPILE_ERROR));
+    }
     std::io::stdout()
         .lock()
         .write_all(&result.stdout)
@@ -199,6 +225,7 @@ fn pass_through(result: &ExecutionResult) -> anyhow::Result<ExitCode> {
             "warden: {} ({})",
             result.outcome, result.limits.max_file_size
         ),
+        Outcome::CompileError => eprintln!("warden: {}", result.outcome),
         other => eprintln!("warden: program {other}"),
     }
     Ok(ExitCode::from(exit_code::for_outcome(&result.outcome)))

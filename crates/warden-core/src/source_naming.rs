@@ -1,0 +1,194 @@
+//! How a program's entry file is named inside the workspace ([`SourceNaming`]): the name the
+//! user gave, the language's default for inline code, or, for Java, `<Class>.java` after the
+//! class the compiler and the JVM expect.
+
+use crate::language::{Language, SourceNaming};
+
+/// The entry file's name in the workspace and, for Java, its class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryName {
+    /// Plain file name.
+    pub file: String,
+    /// The class to run (`{class}`), empty when the language has none.
+    pub class: String,
+}
+
+/// Names the entry file of `code`, given the name the user gave it, if any.
+pub fn entry_name(language: &Language, given: Option<&str>, code: &str) -> EntryName {
+    match language.source_naming {
+        SourceNaming::Fixed => EntryName {
+            file: given
+                .filter(|n| is_plain_file_name(n))
+                .unwrap_or(&language.source_file)
+                .to_owned(),
+            class: String::new(),
+        },
+        SourceNaming::JavaPublicClass => {
+            let class = java_entry_class(code).unwrap_or_else(|| "Main".to_owned());
+            EntryName {
+                file: format!("{class}.java"),
+                class,
+            }
+        }
+    }
+}
+
+/// A name usable as one file in the workspace: no separator, not `.`/`..`, not hidden.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name.contains(['/', '\0', '\\'])
+}
+
+/// The top-level type javac requires the file to be named after: the public one; failing that,
+/// the one declaring `main`; failing that, the first.
+pub fn java_entry_class(code: &str) -> Option<String> {
+    let tokens = java_tokens(code);
+    let mut depth = 0usize;
+    let mut declared: Vec<(String, bool, usize)> = Vec::new(); // (name, public, body start)
+    let mut public_seen = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = tokens[i].as_str();
+        match t {
+            "{" => depth += 1,
+            "}" => depth = depth.saturating_sub(1),
+            "public" if depth == 0 => public_seen = true,
+            "class" | "interface" | "enum" | "record" if depth == 0 => {
+                if let Some(name) = tokens.get(i + 1).filter(|n| is_identifier(n)) {
+                    declared.push((name.clone(), public_seen, i));
+                }
+                public_seen = false;
+            }
+            ";" if depth == 0 => public_seen = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    if let Some((name, _, _)) = declared.iter().find(|(_, public, _)| *public) {
+        return Some(name.clone());
+    }
+    let declares_main = |start: usize, end: usize| {
+        tokens[start..end]
+            .windows(3)
+            .any(|w| w[0] == "static" && w[1] == "void" && w[2] == "main")
+    };
+    for (k, (name, _, start)) in declared.iter().enumerate() {
+        let end = declared.get(k + 1).map_or(tokens.len(), |next| next.2);
+        if declares_main(*start, end) {
+            return Some(name.clone());
+        }
+    }
+    declared.into_iter().next().map(|(name, _, _)| name)
+}
+
+fn is_identifier(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_' || c == '$')
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+}
+
+/// Identifiers and single punctuation characters, with comments, string and character literals
+/// and text blocks removed.
+fn java_tokens(code: &str) -> Vec<String> {
+    let chars: Vec<char> = code.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            i += 2;
+            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                i += 1;
+            }
+            i += 2;
+        } else if c == '"' || c == '\'' {
+            let text_block = c == '"' && next == Some('"') && chars.get(i + 2) == Some(&'"');
+            i += if text_block { 3 } else { 1 };
+            while i < chars.len() {
+                if chars[i] == '\\' {
+                    i += 2;
+                    continue;
+                }
+                if text_block && chars[i..].starts_with(&['"', '"', '"']) {
+                    i += 3;
+                    break;
+                }
+                if !text_block && (chars[i] == c || chars[i] == '\n') {
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+        } else if c.is_alphanumeric() || c == '_' || c == '$' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
+                i += 1;
+            }
+            tokens.push(chars[start..i].iter().collect());
+        } else {
+            if !c.is_whitespace() {
+                tokens.push(c.to_string());
+            }
+            i += 1;
+        }
+    }
+    tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_entry_classes() {
+        let cases = [
+            (
+                "public class Hello { public static void main(String[] a) {} }",
+                Some("Hello"),
+            ),
+            (
+                "class A {}\npublic final class B { static void main(String[] a) {} }",
+                Some("B"),
+            ),
+            (
+                "class Helper {}\nclass Prog { public static void main(String[] a) {} }",
+                Some("Prog"),
+            ),
+            (
+                "// public class Fake {}\n/* public class Fake2 {} */\nclass Real {}",
+                Some("Real"),
+            ),
+            ("class A { String s = \"public class Nope {\"; }", Some("A")),
+            ("public record Point(int x, int y) {}", Some("Point")),
+            (
+                "class Outer { public class Inner {} public static void main(String[] a){} }",
+                Some("Outer"),
+            ),
+            ("int x = 1;", None),
+        ];
+        for (code, expected) in cases {
+            assert_eq!(java_entry_class(code).as_deref(), expected, "{code}");
+        }
+    }
+
+    #[test]
+    fn plain_file_names() {
+        for ok in ["main.py", "a-b_c.rs", "Main.java"] {
+            assert!(is_plain_file_name(ok), "{ok}");
+        }
+        for bad in ["", ".hidden", "../x", "a/b", "a\\b", "."] {
+            assert!(!is_plain_file_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The compile cache: artifacts of finished, successful compiles, addressed by a SHA-256 of
+//! everything that determines them (language, toolchain identity, compile command,
+//! environment, every source file's name and contents).
+//!
+//! Only warden writes here, and only from what a compile sandbox sent back through the artifact
+//! pipe; nothing is ever taken from a sandbox-writable place. Entries are single files written
+//! to a temporary name and renamed into place, so concurrent runs see a complete entry or none.
+//! The cache is bounded: after each insertion the least recently used entries are removed until
+//! the total fits.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use warden_core::Language;
+use warden_sandbox::{CollectedFile, WorkspaceFile};
+
+/// Where the cache lives unless configured otherwise.
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/warden/compile";
+/// Default bound on the cache's total size.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A bounded, content-addressed store of compile artifacts.
+#[derive(Debug, Clone)]
+pub struct CompileCache {
+    root: PathBuf,
+    max_bytes: u64,
+}
+
+/// The address of one entry: 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey(String);
+
+impl CacheKey {
+    /// The key of compiling `files` in `language` with the toolchain identified by `toolchain`.
+    pub fn new(language: &Language, toolchain: &str, files: &[WorkspaceFile]) -> Self {
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(b"warden-compile-v1");
+        field(language.id.as_str().as_bytes());
+        field(toolchain.as_bytes());
+        if let Some(compile) = &language.compile {
+            for arg in &compile.argv {
+                field(arg.as_bytes());
+            }
+            field(compile.artifact.as_bytes());
+        }
+        for (k, v) in &language.env {
+            field(k.as_bytes());
+            field(v.as_bytes());
+        }
+        for file in files {
+            field(file.path.as_os_str().as_encoded_bytes());
+            field(&[u8::from(file.executable)]);
+            field(&file.contents);
+        }
+        Self(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Identifies the toolchain that runs `program` by the file it resolves to, its size, inode and
+/// modification time: an upgrade of the compiler changes it. `None` when it is not installed.
+pub fn toolchain_identity(program: &str) -> Option<String> {
+    let path = fs::canonicalize(program).ok()?;
+    let meta = fs::metadata(&path).ok()?;
+    Some(format!(
+        "{}:{}:{}:{}.{}",
+        path.display(),
+        meta.len(),
+        meta.ino(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    ))
+}
+
+impl CompileCache {
+    /// A cache in `root` bounded to `max_bytes`.
+    pub fn new(root: PathBuf, max_bytes: u64) -> Self {
+        Self { root, max_bytes }
+    }
+
+    fn entry(&self, key: &CacheKey) -> PathBuf {
+        self.root.join(format!("{}.artifact", key.as_str()))
+    }
+
+    /// The artifacts stored under `key`, if any. A damaged entry is removed and missed.
+    pub fn get(&self, key: &CacheKey) -> Option<Vec<CollectedFile>> {
+        let path = self.entry(key);
+        let bytes = fs::read(&path).ok()?;
+        match CollectedFile::decode_all(&bytes) {
+            Ok(files) => {
+                // Mark as recently used for eviction; failure only makes it older.
+                if let Ok(file) = fs::File::options().write(true).open(&path) {
+                    let _ = file.set_modified(SystemTime::now());
+                }
+                Some(files)
+            }
+            Err(e) => {
+                tracing::warn!(entry = %path.display(), error = %e, "removing a damaged compile cache entry");
+                let _ = fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Stores `files` under `key`, then evicts the least recently used entries beyond the bound.
+    pub fn put(&self, key: &CacheKey, files: &[CollectedFile]) -> io::Result<()> {
+        fs::create_dir_all(&self.root)?;
+        let bytes = CollectedFile::encode_all(files);
+        if bytes.len() as u64 > self.max_bytes {
+            return Ok(());
+        }
+        let temp = self.root.join(format!(
+            ".tmp-{}-{}-{}",
+            key.as_str(),
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_data()));
+        if let Err(e) = written.and_then(|()| fs::rename(&temp, self.entry(key))) {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        self.evict()
+    }
+
+    /// Removes the oldest entries until the total size fits the bound.
+    fn evict(&self) -> io::Result<()> {
+        let mut entries: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if !name.to_string_lossy().ends_with(".artifact") {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            entries.push((
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+                entry.path(),
+            ));
+        }
+        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        entries.sort();
+        for (_, len, path) in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
+        Ok(())
+    }
+
+    /// The cache's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::Catalog;
+
+    fn artifact(n: usize) -> Vec<CollectedFile> {
+        vec![CollectedFile {
+            path: "main".into(),
+            contents: vec![7u8; n],
+            executable: true,
+        }]
+    }
+
+    fn key(code: &str) -> CacheKey {
+        let catalog = Catalog::builtin().expect("catalog");
+        let lang = catalog.get("python").expect("python");
+        CacheKey::new(lang, "toolchain-1", &[WorkspaceFile::new("main.py", code)])
+    }
+
+    #[test]
+    fn keys_depend_on_every_input() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let lang = catalog.get("python").expect("python");
+        let files = [WorkspaceFile::new("main.py", "print(1)")];
+        let base = CacheKey::new(lang, "t1", &files);
+        assert_eq!(base, CacheKey::new(lang, "t1", &files), "deterministic");
+        assert_ne!(base, CacheKey::new(lang, "t2", &files), "toolchain");
+        assert_ne!(
+            base,
+            CacheKey::new(lang, "t1", &[WorkspaceFile::new("main.py", "print(2)")]),
+            "code"
+        );
+        assert_ne!(
+            base,
+            CacheKey::new(lang, "t1", &[WorkspaceFile::new("other.py", "print(1)")]),
+            "name"
+        );
+        assert_eq!(base.as_str().len(), 64);
+    }
+
+    #[test]
+    fn entries_round_trip_and_the_bound_evicts_the_least_recently_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = CompileCache::new(dir.path().to_owned(), 2500);
+        let (a, b, c) = (key("a"), key("b"), key("c"));
+        cache.put(&a, &artifact(1000)).expect("put a");
+        assert_eq!(cache.get(&a), Some(artifact(1000)));
+        cache.put(&b, &artifact(1000)).expect("put b");
+        // Make `a` clearly older than `b` whatever the clock's resolution.
+        let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
+        fs::File::options()
+            .write(true)
+            .open(cache.entry(&a))
+            .and_then(|f| f.set_modified(old))
+            .expect("age a");
+        cache.put(&c, &artifact(1000)).expect("put c");
+        assert_eq!(cache.get(&a), None, "the oldest entry was evicted");
+        assert!(cache.get(&b).is_some() && cache.get(&c).is_some());
+        let leftovers = fs::read_dir(dir.path())
+            .expect("list")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn a_damaged_entry_is_a_miss_and_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = CompileCache::new(dir.path().to_owned(), 1 << 20);
+        let k = key("x");
+        fs::write(cache.entry(&k), b"\x05\x00\x00\x00ab").expect("write garbage");
+        assert_eq!(cache.get(&k), None);
+        assert!(!cache.entry(&k).exists());
+    }
+}

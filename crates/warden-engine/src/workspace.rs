@@ -1,0 +1,146 @@
+//! The files of one program as they will sit in the sandbox's `/work`: the entry file named by
+//! the language's rule, the others under the names the user gave, and the paths the command
+//! templates' `{source}`, `{sources}` and `{class}` expand to.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use warden_core::source_naming::entry_name;
+use warden_core::Language;
+use warden_sandbox::{WorkspaceFile, WORKDIR};
+
+use crate::engine::EngineError;
+use crate::execution::SourceFile;
+
+/// Most files one program may consist of.
+pub(crate) const MAX_FILES: usize = 1000;
+
+/// A program laid out for the workspace.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    /// Every source file, entry first.
+    pub(crate) files: Vec<WorkspaceFile>,
+    /// Absolute path of the entry file inside the sandbox.
+    pub(crate) source: String,
+    /// Absolute paths of the files in one of the language's extensions, entry first.
+    pub(crate) sources: Vec<String>,
+    /// The entry class (Java), else empty.
+    pub(crate) class: String,
+}
+
+impl Program {
+    /// Lays out `sources` (entry first) for `language`.
+    pub(crate) fn prepare(
+        language: &Language,
+        sources: &[SourceFile],
+    ) -> Result<Self, EngineError> {
+        let (entry, rest) = sources.split_first().ok_or(EngineError::NoSource)?;
+        if sources.len() > MAX_FILES {
+            return Err(EngineError::BadSource(format!(
+                "more than {MAX_FILES} files"
+            )));
+        }
+        let code = String::from_utf8_lossy(&entry.code);
+        let name = entry_name(language, entry.name.as_deref(), &code);
+        let mut files = vec![WorkspaceFile::new(name.file.clone(), entry.code.clone())];
+        let mut taken: BTreeSet<String> = BTreeSet::from([name.file.clone()]);
+        for file in rest {
+            let path = file.name.clone().ok_or_else(|| {
+                EngineError::BadSource("every file after the entry needs a name".into())
+            })?;
+            let contained = Path::new(&path)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !contained || path.is_empty() {
+                return Err(EngineError::BadSource(format!(
+                    "{path:?} is not a relative path inside the program"
+                )));
+            }
+            if !taken.insert(path.clone()) {
+                return Err(EngineError::BadSource(format!(
+                    "two files are named {path:?}"
+                )));
+            }
+            files.push(WorkspaceFile::new(path, file.code.clone()));
+        }
+        let in_workdir = |f: &WorkspaceFile| format!("{WORKDIR}/{}", f.path.display());
+        let has_language_extension = |f: &WorkspaceFile| {
+            f.path.extension().is_some_and(|e| {
+                language
+                    .extensions
+                    .iter()
+                    .any(|x| e.eq_ignore_ascii_case(x.as_str()))
+            })
+        };
+        let sources = files
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| *i == 0 || has_language_extension(f))
+            .map(|(_, f)| in_workdir(f))
+            .collect();
+        Ok(Self {
+            source: in_workdir(&files[0]),
+            sources,
+            class: name.class,
+            files,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::Catalog;
+
+    fn src(name: Option<&str>, code: &str) -> SourceFile {
+        SourceFile {
+            name: name.map(str::to_owned),
+            code: code.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn inline_code_takes_the_language_default_name() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let python = catalog.get("python").expect("python");
+        let p = Program::prepare(python, &[src(None, "print(1)")]).expect("prepared");
+        assert_eq!(p.source, "/work/main.py");
+        assert_eq!(p.sources, ["/work/main.py"]);
+    }
+
+    #[test]
+    fn given_names_are_kept_and_only_language_files_are_sources() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let python = catalog.get("python").expect("python");
+        let p = Program::prepare(
+            python,
+            &[
+                src(Some("app.py"), "import util"),
+                src(Some("util.py"), ""),
+                src(Some("data.txt"), ""),
+            ],
+        )
+        .expect("prepared");
+        assert_eq!(p.source, "/work/app.py");
+        assert_eq!(p.sources, ["/work/app.py", "/work/util.py"]);
+        assert_eq!(p.files.len(), 3);
+    }
+
+    #[test]
+    fn escaping_duplicate_and_nameless_extra_files_are_refused() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let python = catalog.get("python").expect("python");
+        for extra in [
+            src(Some("../x.py"), ""),
+            src(Some("/etc/x.py"), ""),
+            src(Some("main.py"), ""),
+            src(None, ""),
+        ] {
+            let result = Program::prepare(python, &[src(None, "pass"), extra.clone()]);
+            assert!(
+                matches!(result, Err(EngineError::BadSource(_))),
+                "{extra:?}"
+            );
+        }
+    }
+}
