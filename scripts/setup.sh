@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs what warden and its tests need on a fresh Debian machine (run as root): the language
-# runtimes the catalog uses, a C toolchain (the isolation tests compile a static probe), and
-# cargo-nextest. The Rust toolchain itself must already be installed (rustup).
+# Installs what warden and its tests need on a fresh Debian machine (run as root): every
+# language's toolchain (the `packages` each languages/*.toml names), a C toolchain (the isolation
+# tests compile a static probe), and cargo-nextest. The Rust toolchain that builds warden must
+# already be installed (rustup).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-packages=(build-essential python3 nodejs bash coreutils procps util-linux)
+# shellcheck disable=SC2207 # package names have no spaces
+language_packages=($(sed -n 's/^packages = \[\(.*\)\]/\1/p' languages/*.toml | tr -d '",'))
+packages=(build-essential coreutils procps util-linux "${language_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -283,3 +283,34 @@ fn the_host_environment_does_not_leak_in() {
     );
     assert!(stdout.ends_with("/work\n"), "{stdout}");
 }
+
+#[test]
+fn languages_lists_all_eleven_with_their_toolchain_versions() {
+    let out = warden(&["languages", "--json"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON array");
+    let ids: Vec<&str> = entries.iter().filter_map(|e| e["id"].as_str()).collect();
+    for id in [
+        "python",
+        "javascript",
+        "bash",
+        "java",
+        "go",
+        "rust",
+        "c",
+        "cpp",
+        "ruby",
+        "php",
+        "r",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    for e in &entries {
+        assert_eq!(
+            e["available"], true,
+            "every toolchain is installed by scripts/setup.sh: {e}"
+        );
+        let version = e["version"].as_str().expect("version text");
+        assert!(version.chars().any(|c| c.is_ascii_digit()), "{e}");
+    }
+}

@@ -182,6 +182,36 @@ impl Engine {
         Ok(result)
     }
 
+    /// The toolchain's version, as its `version` command prints it inside a sandbox (the first
+    /// non-empty line of stdout, else of stderr).
+    pub fn toolchain_version(&self, language: &Language) -> Result<String, EngineError> {
+        require_installed(language, &language.version)?;
+        let program = Program::prepare(
+            language,
+            &[crate::execution::SourceFile {
+                name: None,
+                code: Vec::new(),
+            }],
+        )?;
+        let limits = Limits {
+            wall_time: std::time::Duration::from_secs(20),
+            cpu_time: std::time::Duration::from_secs(20),
+            ..self.limits(&[&language.limits])?
+        };
+        let plan = self.plan(language, &language.version, &program, &[], limits);
+        let run = self.sandbox.run(&plan, Stdin::Null)?;
+        let first_line = |bytes: &[u8]| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_owned)
+        };
+        Ok(first_line(&run.stdout)
+            .or_else(|| first_line(&run.stderr))
+            .unwrap_or_else(|| format!("unknown ({})", run.outcome)))
+    }
+
     /// Runs the compile stage, or takes its artifact from the cache.
     fn compile(
         &self,

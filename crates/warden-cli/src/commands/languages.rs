@@ -1,13 +1,14 @@
-//! `warden languages`: the catalog, with whether each runtime is installed here.
+//! `warden languages`: the catalog, with each toolchain's version as it runs inside the
+//! sandbox, or why it is unavailable on this host.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use warden_core::Catalog;
+use warden_core::{Catalog, Language};
+use warden_engine::{Engine, EngineConfig};
 
 /// Arguments of `warden languages`.
 #[derive(Debug, Args)]
@@ -23,21 +24,52 @@ struct Entry<'a> {
     name: &'a str,
     aliases: &'a [String],
     extensions: &'a [String],
-    runtime: &'a str,
+    compiled: bool,
     available: bool,
+    /// The version line, or why the language is unavailable.
+    version: String,
+    packages: &'a [String],
 }
 
 pub(crate) fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
-    let catalog = Catalog::builtin().context("loading the language catalog")?;
-    let entries: Vec<Entry<'_>> = catalog
+    let engine = Engine::new(EngineConfig::new(super::helper_binary()?));
+    let catalog = match &engine {
+        Ok(engine) => engine.catalog().clone(),
+        Err(_) => Catalog::builtin().context("loading the language catalog")?,
+    };
+    let languages: Vec<&Language> = catalog.iter().collect();
+    // One sandbox per language, all at once: the JVM and R start slowly.
+    let versions: Vec<Result<String, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = languages
+            .iter()
+            .map(|lang| {
+                let engine = engine.as_ref();
+                scope.spawn(move || match engine {
+                    Ok(engine) => engine.toolchain_version(lang).map_err(|e| format!("{e:#}")),
+                    Err(e) => Err(format!("no sandbox on this host: {e}")),
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("version check panicked".to_owned()))
+            })
+            .collect()
+    });
+    let entries: Vec<Entry<'_>> = languages
         .iter()
-        .map(|l| Entry {
+        .zip(versions)
+        .map(|(l, version)| Entry {
             id: l.id.as_str(),
             name: &l.name,
             aliases: &l.aliases,
             extensions: &l.extensions,
-            runtime: &l.run.argv[0],
-            available: Path::new(&l.run.argv[0]).exists(),
+            compiled: l.compile.is_some(),
+            available: version.is_ok(),
+            version: version.unwrap_or_else(|e| e),
+            packages: &l.packages,
         })
         .collect();
     let mut out = std::io::stdout().lock();
@@ -46,11 +78,11 @@ pub(crate) fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
     } else {
         for e in &entries {
-            let status = if e.available { "available" } else { "missing" };
+            let status = if e.available { "available" } else { "MISSING" };
             writeln!(
                 out,
-                "{:<12} {:<24} {:<10} {}",
-                e.id, e.name, status, e.runtime
+                "{:<11} {:<22} {:<9} {}",
+                e.id, e.name, status, e.version
             )?;
         }
     }
