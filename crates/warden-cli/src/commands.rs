@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod detect;
 pub(crate) mod doctor;
 pub(crate) mod languages;
 pub(crate) mod run;

@@ -25,6 +25,8 @@ enum Command {
     Doctor(commands::doctor::DoctorArgs),
     /// List the languages warden knows and whether their runtimes are installed.
     Languages(commands::languages::LanguagesArgs),
+    /// Tell which language a file or code is in, how surely, and the runner-up.
+    Detect(commands::detect::DetectArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(*args),
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Languages(args) => commands::languages::run(args),
+        Command::Detect(args) => commands::detect::run(args),
     };
     match result {
         Ok(code) => code,

@@ -127,6 +127,9 @@ pub struct Language {
     pub limits: LimitOverrides,
     /// A program that must print `stdout` when run.
     pub smoke: SmokeTest,
+    /// How to recognise the language's code when a request does not name it.
+    #[serde(default)]
+    pub detect: DetectRules,
 }
 
 /// How to compile a program.
@@ -162,6 +165,53 @@ pub struct SmokeTest {
     /// What it must print.
     pub stdout: String,
 }
+
+/// The `[detect]` section: how content detection (`crate::detect`) recognises the language.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectRules {
+    /// Extensions owned by another language that files of this one also use (`h`, owned by C,
+    /// for C++): for such a file the content decides between the owner and the sharers.
+    #[serde(default)]
+    pub shared_extensions: Vec<String>,
+    /// Constructs that point to the language (or, with a negative weight, away from it).
+    #[serde(default)]
+    pub patterns: Vec<DetectPattern>,
+}
+
+/// One construct looked for in the code: plain text, no regular expressions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectPattern {
+    /// The text, matched case-sensitively.
+    pub text: String,
+    /// Where in a line the text must sit.
+    #[serde(default)]
+    pub at: MatchAt,
+    /// What one match adds to the language's score, -10 to 10 but not 0.
+    pub weight: i32,
+}
+
+/// Where a pattern's text must sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchAt {
+    /// Anywhere.
+    #[default]
+    Anywhere,
+    /// Not glued to a letter, digit or `_` at an end that is itself one (`nil` does not match
+    /// in `nile`).
+    Word,
+    /// At the start of a line, after its indentation.
+    LineStart,
+    /// At the end of a line, before trailing spaces.
+    LineEnd,
+    /// The whole line, indentation and trailing spaces aside.
+    Line,
+}
+
+/// The largest weight of a detection pattern, either way.
+pub const MAX_PATTERN_WEIGHT: i32 = 10;
 
 /// A language file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -250,6 +300,7 @@ impl Language {
             return Err(self.invalid("run uses {artifact} but there is no compile stage"));
         }
         check_file_name(self, &self.source_file)?;
+        self.check_detect()?;
         if let Some(path) = self.mounts.iter().find(|p| !p.is_absolute()) {
             return Err(self.invalid(&format!("mount {} is not absolute", path.display())));
         }
@@ -305,11 +356,57 @@ impl Language {
         Ok(())
     }
 
+    fn check_detect(&self) -> Result<(), LanguageError> {
+        for ext in &self.detect.shared_extensions {
+            if ext.is_empty() || ext.starts_with('.') {
+                return Err(self.invalid(&format!(
+                    "shared extension {ext:?} must be given without the dot"
+                )));
+            }
+            if self.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext)) {
+                return Err(self.invalid(&format!("extension {ext:?} is both owned and shared")));
+            }
+        }
+        for pattern in &self.detect.patterns {
+            if let Some(problem) = pattern_problem(pattern) {
+                return Err(self.invalid(&format!("detect pattern {:?}: {problem}", pattern.text)));
+            }
+        }
+        Ok(())
+    }
+
     fn invalid(&self, problem: &str) -> LanguageError {
         LanguageError::Invalid {
             language: self.id.to_string(),
             problem: problem.to_owned(),
         }
+    }
+}
+
+/// Why a detection pattern could never match or would weigh nothing, if it is unusable.
+fn pattern_problem(pattern: &DetectPattern) -> Option<&'static str> {
+    let text = pattern.text.as_str();
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    if text.is_empty() || text.len() > 100 {
+        Some("the text must be 1-100 bytes")
+    } else if text.contains(['\n', '\r']) {
+        Some("the text must fit on one line")
+    } else if pattern.weight == 0 || pattern.weight.abs() > MAX_PATTERN_WEIGHT {
+        Some("the weight must be -10 to 10 and not 0")
+    } else if match pattern.at {
+        MatchAt::Anywhere | MatchAt::Word => false,
+        MatchAt::LineStart => text.starts_with(char::is_whitespace),
+        MatchAt::LineEnd => text.ends_with(char::is_whitespace),
+        MatchAt::Line => text.trim() != text,
+    } {
+        Some("the text has spaces where the line is trimmed, so it never matches")
+    } else if pattern.at == MatchAt::Word
+        && !ident(text.chars().next())
+        && !ident(text.chars().next_back())
+    {
+        Some("a word pattern needs a letter, digit or _ at one end")
+    } else {
+        None
     }
 }
 
@@ -415,6 +512,55 @@ stdout = "hi\n"
         }
         let err = Language::from_toml("other.toml", MINIMAL).expect_err("name mismatch");
         assert!(matches!(err, LanguageError::FileName { .. }));
+    }
+
+    #[test]
+    fn detect_section_mistakes_are_named() {
+        let with = |section: &str| format!("{MINIMAL}\n[detect]\n{section}\n");
+        let lang = Language::from_toml(
+            "toy.toml",
+            &with("shared_extensions = [\"h\"]\npatterns = [{ text = \"say\", at = \"word\", weight = 3 }]"),
+        )
+        .expect("valid");
+        assert_eq!(lang.detect.patterns[0].at, MatchAt::Word);
+        let cases = [
+            ("patterns = [{ text = \"\", weight = 1 }]", "1-100 bytes"),
+            ("patterns = [{ text = \"a\\nb\", weight = 1 }]", "one line"),
+            ("patterns = [{ text = \"say\", weight = 0 }]", "not 0"),
+            ("patterns = [{ text = \"say\", weight = 11 }]", "-10 to 10"),
+            (
+                "patterns = [{ text = \" say\", at = \"line_start\", weight = 1 }]",
+                "never matches",
+            ),
+            (
+                "patterns = [{ text = \"end \", at = \"line\", weight = 1 }]",
+                "never matches",
+            ),
+            (
+                "patterns = [{ text = \"<-\", at = \"word\", weight = 1 }]",
+                "letter, digit or _",
+            ),
+            (
+                "patterns = [{ text = \"x\", at = \"middle\", weight = 1 }]",
+                "unknown variant",
+            ),
+            (
+                "patterns = [{ text = \"x\", weight = 1, regex = true }]",
+                "unknown field",
+            ),
+            ("shared_extensions = [\".h\"]", "without the dot"),
+        ];
+        for (section, expected) in cases {
+            let err = Language::from_toml("toy.toml", &with(section)).expect_err(expected);
+            assert!(
+                err.to_string().contains(expected),
+                "{err} should mention {expected}"
+            );
+        }
+        let owned = with("shared_extensions = [\"toy\"]")
+            .replace("source_file", "extensions = [\"toy\"]\nsource_file");
+        let err = Language::from_toml("toy.toml", &owned).expect_err("owned and shared");
+        assert!(err.to_string().contains("both owned and shared"), "{err}");
     }
 
     #[test]

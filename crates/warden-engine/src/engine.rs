@@ -125,12 +125,13 @@ impl Engine {
     pub fn execute(&self, request: ExecutionRequest) -> Result<ExecutionResult, EngineError> {
         let entry = request.sources.first().ok_or(EngineError::NoSource)?;
         let code = String::from_utf8_lossy(&entry.code);
-        let (language, _) = detect::resolve(
+        let language = detect::resolve(
             &self.catalog,
             request.language.as_deref(),
             entry.name.as_deref(),
             &code,
-        )?;
+        )?
+        .language;
         let program = Program::prepare(language, &request.sources)?;
         let limits = self.limits(&[&language.limits, &request.limits])?;
         let mut result = ExecutionResult {

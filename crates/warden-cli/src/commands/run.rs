@@ -137,7 +137,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn execute(args: RunArgs) -> anyhow::Result<ExecutionResult> {
-    let request = ExecutionRequest {
+    let mut request = ExecutionRequest {
         language: args.lang.clone(),
         sources: args.sources()?,
         args: args.args.clone(),
@@ -149,6 +149,18 @@ fn execute(args: RunArgs) -> anyhow::Result<ExecutionResult> {
         config.cache = Some(super::compile_cache());
     }
     let engine = Engine::new(config)?;
+    if let (None, Some(entry)) = (&request.language, request.sources.first()) {
+        // Detected here rather than in the engine, to say which language was chosen when unsure.
+        let code = String::from_utf8_lossy(&entry.code);
+        let found = warden_core::detect::detect(engine.catalog(), entry.name.as_deref(), &code)?;
+        if found.confidence < warden_core::detect::CONFIDENT {
+            eprintln!(
+                "warden: detected {} (confidence {:.2}, by {}); pass --lang to choose",
+                found.language.id, found.confidence, found.by
+            );
+        }
+        request.language = Some(found.language.id.to_string());
+    }
     Ok(engine.execute(request)?)
 }
 

@@ -1,0 +1,971 @@
+//! End to end, per language: the built `warden` binary runs the same kinds of program in every
+//! language (hello, stdin, arguments, exit status, runtime error, compile error, CPU and memory
+//! limits) through the real toolchains and the real sandbox, plus the features one language
+//! depends on (Java's class naming, Go without a module, libm, multi-file programs, the
+//! compile cache, a compiler that cannot read the host). Runs as root (CI does).
+//!
+//! A missing toolchain fails the test with the Debian package to install (scripts/setup.sh
+//! installs them all); it never skips.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use warden_core::Catalog;
+
+/// What every `hello` program prints.
+const HELLO: &str = "hello, world\n";
+/// Fed to every `echo_stdin` program, which prints the first line only.
+const STDIN: &[u8] = b"one line of input\nsecond line\n";
+const STDIN_FIRST_LINE: &str = "one line of input\n";
+/// Passed to every `args` program, which prints one argument per line.
+const ARGS: &[&str] = &["a", "b c"];
+const ARGS_PRINTED: &str = "a\nb c\n";
+/// The name every `compile_error` program uses without declaring it.
+const UNDECLARED: &str = "undeclared_thing";
+const MEMORY_LIMIT: &str = "128MiB";
+
+/// The outcome a program must end with.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    Exited(i64),
+    Signaled(&'static str),
+}
+
+impl Expect {
+    fn to_json(self) -> Value {
+        match self {
+            Self::Exited(code) => json!({ "kind": "exited", "code": code }),
+            Self::Signaled(signal) => json!({ "kind": "signaled", "signal": signal }),
+        }
+    }
+}
+
+/// A program that fails at run time, and how it must fail. It prints nothing to stdout.
+struct RuntimeError {
+    code: &'static str,
+    outcome: Expect,
+    /// Each of these is in the program's stderr.
+    stderr_has: &'static [&'static str],
+}
+
+/// The same programs written in one language.
+struct Programs {
+    language: &'static str,
+    /// Prints `HELLO`.
+    hello: &'static str,
+    /// Reads one line from stdin and prints it.
+    echo_stdin: &'static str,
+    /// Prints each argument on its own line.
+    args: &'static str,
+    /// Exits with status 3.
+    exit_3: &'static str,
+    runtime_error: RuntimeError,
+    /// Uses `UNDECLARED`; only for compiled languages.
+    compile_error: Option<&'static str>,
+    /// Loops forever on the CPU.
+    cpu_spin: &'static str,
+    /// The CPU limit `cpu_spin` runs under (the JVM needs more to start).
+    cpu_time: &'static str,
+    /// Allocates and touches memory until it is stopped, under `MEMORY_LIMIT`.
+    memory_hog: &'static str,
+}
+
+const PYTHON: Programs = Programs {
+    language: "python",
+    hello: r#"print("hello, world")"#,
+    echo_stdin: r#"
+import sys
+print(sys.stdin.readline(), end="")
+"#,
+    args: r#"
+import sys
+for arg in sys.argv[1:]:
+    print(arg)
+"#,
+    exit_3: "raise SystemExit(3)",
+    runtime_error: RuntimeError {
+        code: r#"raise ValueError("boom")"#,
+        outcome: Expect::Exited(1),
+        stderr_has: &["Traceback (most recent call last)", "ValueError: boom"],
+    },
+    compile_error: None,
+    cpu_spin: "while True:\n    pass\n",
+    cpu_time: "1s",
+    memory_hog: r#"
+chunks = []
+while True:
+    chunks.append(bytearray(b"\x01") * (16 << 20))
+"#,
+};
+
+const JAVASCRIPT: Programs = Programs {
+    language: "javascript",
+    hello: r#"console.log("hello, world");"#,
+    echo_stdin: r#"
+const input = require("fs").readFileSync(0, "utf8");
+console.log(input.split("\n")[0]);
+"#,
+    args: r#"
+for (const arg of process.argv.slice(2)) console.log(arg);
+"#,
+    exit_3: "process.exit(3);",
+    runtime_error: RuntimeError {
+        code: r#"throw new Error("boom");"#,
+        outcome: Expect::Exited(1),
+        stderr_has: &["Error: boom"],
+    },
+    compile_error: None,
+    cpu_spin: "for (;;) {}",
+    cpu_time: "1s",
+    // Buffers live outside the V8 heap, so the heap limit cannot fail first.
+    memory_hog: r#"
+const chunks = [];
+for (;;) chunks.push(Buffer.alloc(16 << 20, 1));
+"#,
+};
+
+const BASH: Programs = Programs {
+    language: "bash",
+    hello: r#"echo "hello, world""#,
+    echo_stdin: r#"
+read -r line
+printf '%s\n' "$line"
+"#,
+    args: r#"printf '%s\n' "$@""#,
+    exit_3: "exit 3",
+    runtime_error: RuntimeError {
+        code: "set -e\nfalse\necho unreachable\n",
+        outcome: Expect::Exited(1),
+        stderr_has: &[],
+    },
+    compile_error: None,
+    cpu_spin: "while :; do :; done",
+    cpu_time: "1s",
+    memory_hog: r#"
+s=x
+while :; do s="$s$s"; done
+"#,
+};
+
+const JAVA: Programs = Programs {
+    language: "java",
+    hello: r#"
+public class Main {
+    public static void main(String[] args) {
+        System.out.println("hello, world");
+    }
+}
+"#,
+    echo_stdin: r#"
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+
+public class Main {
+    public static void main(String[] args) throws Exception {
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        System.out.println(in.readLine());
+    }
+}
+"#,
+    args: r#"
+public class Main {
+    public static void main(String[] args) {
+        for (String arg : args) System.out.println(arg);
+    }
+}
+"#,
+    exit_3: r#"
+public class Main {
+    public static void main(String[] args) {
+        System.exit(3);
+    }
+}
+"#,
+    runtime_error: RuntimeError {
+        code: r#"
+public class Main {
+    public static void main(String[] args) {
+        throw new IllegalStateException("boom");
+    }
+}
+"#,
+        outcome: Expect::Exited(1),
+        stderr_has: &["Exception in thread \"main\" java.lang.IllegalStateException: boom"],
+    },
+    compile_error: Some(
+        r#"
+public class Main {
+    public static void main(String[] args) {
+        System.out.println(undeclared_thing);
+    }
+}
+"#,
+    ),
+    cpu_spin: r#"
+public class Main {
+    public static void main(String[] args) {
+        for (;;) {}
+    }
+}
+"#,
+    cpu_time: "2s",
+    // The JVM's default heap (a quarter of the host's memory) is larger than the limit, so
+    // the cgroup's OOM kill comes before an OutOfMemoryError.
+    memory_hog: r#"
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+public class Main {
+    public static void main(String[] args) {
+        List<long[]> chunks = new ArrayList<>();
+        for (;;) {
+            long[] chunk = new long[2 << 20];
+            Arrays.fill(chunk, 1L);
+            chunks.add(chunk);
+        }
+    }
+}
+"#,
+};
+
+const GO: Programs = Programs {
+    language: "go",
+    hello: r#"
+package main
+
+import "fmt"
+
+func main() {
+	fmt.Println("hello, world")
+}
+"#,
+    echo_stdin: r#"
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+)
+
+func main() {
+	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	fmt.Print(line)
+}
+"#,
+    args: r#"
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	for _, arg := range os.Args[1:] {
+		fmt.Println(arg)
+	}
+}
+"#,
+    exit_3: r#"
+package main
+
+import "os"
+
+func main() {
+	os.Exit(3)
+}
+"#,
+    runtime_error: RuntimeError {
+        code: r#"
+package main
+
+func main() {
+	panic("boom")
+}
+"#,
+        outcome: Expect::Exited(2),
+        stderr_has: &["panic: boom"],
+    },
+    compile_error: Some(
+        r#"
+package main
+
+import "fmt"
+
+func main() {
+	fmt.Println(undeclared_thing)
+}
+"#,
+    ),
+    cpu_spin: r#"
+package main
+
+func main() {
+	for {
+	}
+}
+"#,
+    cpu_time: "1s",
+    memory_hog: r#"
+package main
+
+func main() {
+	var chunks [][]byte
+	for {
+		chunk := make([]byte, 16<<20)
+		for i := range chunk {
+			chunk[i] = 1
+		}
+		chunks = append(chunks, chunk)
+	}
+}
+"#,
+};
+
+const RUST: Programs = Programs {
+    language: "rust",
+    hello: r#"
+fn main() {
+    println!("hello, world");
+}
+"#,
+    echo_stdin: r#"
+fn main() {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("stdin");
+    print!("{line}");
+}
+"#,
+    args: r#"
+fn main() {
+    for arg in std::env::args().skip(1) {
+        println!("{arg}");
+    }
+}
+"#,
+    exit_3: r#"
+fn main() {
+    std::process::exit(3);
+}
+"#,
+    runtime_error: RuntimeError {
+        code: r#"
+fn main() {
+    panic!("boom");
+}
+"#,
+        outcome: Expect::Exited(101),
+        stderr_has: &["panicked at 'boom'"],
+    },
+    compile_error: Some(
+        r#"
+fn main() {
+    println!("{}", undeclared_thing);
+}
+"#,
+    ),
+    cpu_spin: r#"
+fn main() {
+    loop {}
+}
+"#,
+    cpu_time: "1s",
+    memory_hog: r#"
+fn main() {
+    let mut chunks = Vec::new();
+    loop {
+        chunks.push(vec![1u8; 16 << 20]);
+    }
+}
+"#,
+};
+
+const C: Programs = Programs {
+    language: "c",
+    hello: r#"
+#include <stdio.h>
+
+int main(void) {
+    printf("hello, world\n");
+    return 0;
+}
+"#,
+    echo_stdin: r#"
+#include <stdio.h>
+
+int main(void) {
+    char line[256];
+    if (fgets(line, sizeof line, stdin)) fputs(line, stdout);
+    return 0;
+}
+"#,
+    args: r#"
+#include <stdio.h>
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) puts(argv[i]);
+    return 0;
+}
+"#,
+    exit_3: "int main(void) { return 3; }\n",
+    runtime_error: RuntimeError {
+        // Volatile, so that -O2 neither sees the null (and emits a trap) nor drops the store.
+        code: r#"
+#include <stddef.h>
+
+int main(void) {
+    volatile int *volatile p = NULL;
+    *p = 1;
+    return 0;
+}
+"#,
+        outcome: Expect::Signaled("SIGSEGV"),
+        stderr_has: &[],
+    },
+    compile_error: Some("int main(void) { return undeclared_thing; }\n"),
+    cpu_spin: r#"
+int main(void) {
+    volatile unsigned long n = 0;
+    for (;;) n++;
+}
+"#,
+    cpu_time: "1s",
+    memory_hog: r#"
+#include <stdlib.h>
+#include <string.h>
+
+int main(void) {
+    for (;;) {
+        char *chunk = malloc(16 << 20);
+        if (chunk == NULL) return 9;
+        memset(chunk, 1, 16 << 20);
+    }
+}
+"#,
+};
+
+const CPP: Programs = Programs {
+    language: "cpp",
+    hello: r#"
+#include <iostream>
+
+int main() {
+    std::cout << "hello, world" << std::endl;
+}
+"#,
+    echo_stdin: r#"
+#include <iostream>
+#include <string>
+
+int main() {
+    std::string line;
+    std::getline(std::cin, line);
+    std::cout << line << "\n";
+}
+"#,
+    args: r#"
+#include <iostream>
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) std::cout << argv[i] << "\n";
+}
+"#,
+    exit_3: "int main() { return 3; }\n",
+    runtime_error: RuntimeError {
+        code: r#"
+#include <stdexcept>
+
+int main() {
+    throw std::runtime_error("boom");
+}
+"#,
+        outcome: Expect::Signaled("SIGABRT"),
+        stderr_has: &["terminate called after throwing", "boom"],
+    },
+    compile_error: Some("int main() { return undeclared_thing; }\n"),
+    cpu_spin: r#"
+int main() {
+    volatile unsigned long n = 0;
+    for (;;) n++;
+}
+"#,
+    cpu_time: "1s",
+    memory_hog: r#"
+#include <cstring>
+#include <vector>
+
+int main() {
+    std::vector<char *> chunks;
+    for (;;) {
+        char *chunk = new char[16 << 20];
+        std::memset(chunk, 1, 16 << 20);
+        chunks.push_back(chunk);
+    }
+}
+"#,
+};
+
+const RUBY: Programs = Programs {
+    language: "ruby",
+    hello: r#"puts "hello, world""#,
+    echo_stdin: "print STDIN.gets",
+    args: "ARGV.each { |arg| puts arg }",
+    exit_3: "exit 3",
+    runtime_error: RuntimeError {
+        code: r#"raise ArgumentError, "boom""#,
+        outcome: Expect::Exited(1),
+        stderr_has: &["boom (ArgumentError)"],
+    },
+    compile_error: None,
+    cpu_spin: "loop {}",
+    cpu_time: "1s",
+    memory_hog: r#"
+chunks = []
+loop { chunks << ("x" * (16 << 20)) }
+"#,
+};
+
+const PHP: Programs = Programs {
+    language: "php",
+    hello: r#"<?php echo "hello, world\n";"#,
+    echo_stdin: "<?php echo fgets(STDIN);",
+    args: r#"<?php foreach (array_slice($argv, 1) as $arg) echo $arg, "\n";"#,
+    exit_3: "<?php exit(3);",
+    runtime_error: RuntimeError {
+        code: r#"<?php throw new RuntimeException("boom");"#,
+        outcome: Expect::Exited(255),
+        stderr_has: &["Uncaught RuntimeException: boom"],
+    },
+    compile_error: None,
+    cpu_spin: "<?php for (;;) {}",
+    cpu_time: "1s",
+    memory_hog: r#"<?php
+$chunks = [];
+for (;;) $chunks[] = str_repeat("x", 16 << 20);
+"#,
+};
+
+const R: Programs = Programs {
+    language: "r",
+    hello: r#"cat("hello, world\n")"#,
+    echo_stdin: r#"writeLines(readLines(file("stdin"), n = 1))"#,
+    args: "writeLines(commandArgs(trailingOnly = TRUE))",
+    exit_3: "quit(status = 3)",
+    runtime_error: RuntimeError {
+        code: r#"stop("boom")"#,
+        outcome: Expect::Exited(1),
+        stderr_has: &["Error: boom"],
+    },
+    compile_error: None,
+    cpu_spin: "repeat {}",
+    cpu_time: "1s",
+    memory_hog: r#"
+chunks <- list()
+repeat chunks[[length(chunks) + 1]] <- rep(1.5, 2e6)
+"#,
+};
+
+/// Runs `warden` with its compile cache in a temporary directory of its own.
+struct Warden {
+    cache: TempDir,
+}
+
+impl Warden {
+    /// Fails, naming the package to install, when `language`'s toolchain is missing.
+    fn for_language(language: &str) -> Self {
+        let catalog = Catalog::builtin().expect("the built-in catalog loads");
+        let lang = catalog
+            .get(language)
+            .unwrap_or_else(|| panic!("{language} is not in the catalog"));
+        let tools = std::iter::once(&lang.version)
+            .chain(lang.compile.as_ref().map(|c| &c.argv))
+            .chain(std::iter::once(&lang.run.argv))
+            .filter_map(|argv| argv.first())
+            .filter(|tool| tool.starts_with('/'));
+        for tool in tools {
+            assert!(
+                Path::new(tool).exists(),
+                "{language}: {tool} is missing; install the Debian package(s) {:?} \
+                 (scripts/setup.sh does)",
+                lang.packages
+            );
+        }
+        Self {
+            cache: tempfile::tempdir().expect("a temporary compile cache"),
+        }
+    }
+
+    /// `warden run --json ARGS` with `stdin` on a pipe; the one JSON object it prints.
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Value {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["run", "--json"])
+            .args(args)
+            .env_clear()
+            .env("WARDEN_CACHE_DIR", self.cache.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("warden starts");
+        let mut pipe = child.stdin.take().expect("piped");
+        // A program that never reads may be gone before its input is written.
+        if let Err(e) = pipe.write_all(stdin) {
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe,
+                "writing stdin: {e}"
+            );
+        }
+        drop(pipe);
+        let out = child.wait_with_output().expect("warden finishes");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: warden failed: {stderr}"
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON object ({e}); stderr: {stderr}"))
+    }
+
+    /// Runs `code` in `language`; `extra` follows the code (limit flags, `--` and arguments).
+    fn code(&self, language: &str, code: &str, extra: &[&str], stdin: &[u8]) -> Value {
+        let mut args = vec!["-l", language, "-c", code];
+        args.extend_from_slice(extra);
+        self.run(&args, stdin)
+    }
+}
+
+/// Asserts the outcome, the exact stdout and, for a compiled language, a successful compile.
+fn assert_ran(result: &Value, outcome: Expect, stdout: &str, what: &str) {
+    assert_eq!(result["outcome"], outcome.to_json(), "{what}: {result:#}");
+    assert_eq!(result["stdout"], stdout, "{what}: {result:#}");
+    let compile = &result["compile"];
+    if !compile.is_null() {
+        assert_eq!(
+            compile["outcome"],
+            Expect::Exited(0).to_json(),
+            "{what}: {result:#}"
+        );
+    }
+}
+
+fn assert_outcome(result: &Value, outcome: Value, what: &str) {
+    assert_eq!(result["outcome"], outcome, "{what}: {result:#}");
+}
+
+/// Runs every program of `p` and asserts the exact result of each.
+fn check_language(p: &Programs) {
+    let warden = Warden::for_language(p.language);
+    check_successful_runs(&warden, p);
+    check_runtime_error(&warden, p.language, &p.runtime_error);
+    if let Some(code) = p.compile_error {
+        check_compile_error(&warden, p.language, code);
+    }
+    check_limits(&warden, p);
+}
+
+fn check_successful_runs(warden: &Warden, p: &Programs) {
+    let lang = p.language;
+    let result = warden.code(lang, p.hello, &[], b"");
+    assert_ran(&result, Expect::Exited(0), HELLO, &format!("{lang} hello"));
+    assert_eq!(result["language"], lang, "{result:#}");
+    let compiled = p.compile_error.is_some();
+    assert_eq!(!result["compile"].is_null(), compiled, "{result:#}");
+
+    let result = warden.code(lang, p.echo_stdin, &[], STDIN);
+    let what = format!("{lang} echo_stdin");
+    assert_ran(&result, Expect::Exited(0), STDIN_FIRST_LINE, &what);
+
+    let mut extra = vec!["--"];
+    extra.extend_from_slice(ARGS);
+    let result = warden.code(lang, p.args, &extra, b"");
+    let what = format!("{lang} args");
+    assert_ran(&result, Expect::Exited(0), ARGS_PRINTED, &what);
+
+    let result = warden.code(lang, p.exit_3, &[], b"");
+    assert_ran(&result, Expect::Exited(3), "", &format!("{lang} exit_3"));
+}
+
+fn check_runtime_error(warden: &Warden, lang: &str, error: &RuntimeError) {
+    let result = warden.code(lang, error.code, &[], b"");
+    assert_ran(&result, error.outcome, "", &format!("{lang} runtime_error"));
+    let stderr = result["stderr"].as_str().expect("stderr is text");
+    for needle in error.stderr_has {
+        assert!(
+            stderr.contains(needle),
+            "{lang} runtime_error: {needle:?} not in {stderr:?}"
+        );
+    }
+}
+
+fn check_limits(warden: &Warden, p: &Programs) {
+    let lang = p.language;
+    let result = warden.code(lang, p.cpu_spin, &["--cpu-time", p.cpu_time], b"");
+    let cpu = json!({ "kind": "time_limit", "which": "cpu" });
+    assert_outcome(&result, cpu, &format!("{lang} cpu_spin"));
+
+    let result = warden.code(lang, p.memory_hog, &["--memory", MEMORY_LIMIT], b"");
+    let memory = json!({ "kind": "memory_limit" });
+    assert_outcome(&result, memory, &format!("{lang} memory_hog"));
+    assert_eq!(result["limits"]["memory"], MEMORY_LIMIT, "{result:#}");
+}
+
+fn check_compile_error(warden: &Warden, lang: &str, code: &str) {
+    let result = warden.code(lang, code, &[], b"");
+    let what = format!("{lang} compile_error");
+    assert_outcome(&result, json!({ "kind": "compile_error" }), &what);
+    let compile = &result["compile"];
+    assert_eq!(compile["outcome"]["kind"], "exited", "{what}: {result:#}");
+    assert_ne!(compile["outcome"]["code"], 0, "{what}: {result:#}");
+    let stderr = compile["stderr"].as_str().expect("compile.stderr is text");
+    assert!(
+        stderr.contains(UNDECLARED),
+        "{what}: {UNDECLARED} not in {stderr:?}"
+    );
+}
+
+#[test]
+fn python_programs() {
+    check_language(&PYTHON);
+}
+
+#[test]
+fn javascript_programs() {
+    check_language(&JAVASCRIPT);
+}
+
+#[test]
+fn bash_programs() {
+    check_language(&BASH);
+}
+
+#[test]
+fn java_programs() {
+    check_language(&JAVA);
+}
+
+#[test]
+fn go_programs() {
+    check_language(&GO);
+}
+
+#[test]
+fn rust_programs() {
+    check_language(&RUST);
+}
+
+#[test]
+fn c_programs() {
+    check_language(&C);
+}
+
+#[test]
+fn cpp_programs() {
+    check_language(&CPP);
+}
+
+#[test]
+fn ruby_programs() {
+    check_language(&RUBY);
+}
+
+#[test]
+fn php_programs() {
+    check_language(&PHP);
+}
+
+#[test]
+fn r_programs() {
+    check_language(&R);
+}
+
+/// The compiler runs in the sandbox too: a program that includes the host's /etc/shadow does
+/// not compile, and nothing of the file reaches the result.
+#[test]
+fn compilers_cannot_read_the_hosts_shadow_file() {
+    let shadow = std::fs::read_to_string("/etc/shadow").expect("the host has /etc/shadow");
+    // Every line, not only those with a password hash: a host (a container) may have none.
+    let lines: Vec<&str> = shadow.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "/etc/shadow is empty");
+    let programs = [
+        ("c", "#include \"/etc/shadow\"\nint main(void) { return 0; }\n"),
+        ("cpp", "#include \"/etc/shadow\"\nint main() { return 0; }\n"),
+        (
+            "rust",
+            "const SHADOW: &str = include_str!(\"/etc/shadow\");\nfn main() { print!(\"{SHADOW}\"); }\n",
+        ),
+    ];
+    for (lang, code) in programs {
+        let warden = Warden::for_language(lang);
+        let result = warden.code(lang, code, &[], b"");
+        assert_outcome(&result, json!({ "kind": "compile_error" }), lang);
+        let stderr = result["compile"]["stderr"].as_str().unwrap_or_default();
+        assert!(stderr.contains("/etc/shadow"), "{lang}: {result:#}");
+        let all = result.to_string();
+        for line in &lines {
+            // Searched in the serialized result, where the text would appear JSON-escaped.
+            let escaped = Value::from(*line).to_string();
+            let escaped = escaped.trim_matches('"');
+            assert!(
+                !all.contains(escaped),
+                "{lang}: a line of the host's /etc/shadow is in the result"
+            );
+        }
+    }
+}
+
+#[test]
+fn c_compile_cache_serves_the_same_program_again() {
+    let warden = Warden::for_language("c");
+    let program = "int main(void) { return 7; }\n";
+    let first = warden.code("c", program, &[], b"");
+    assert_ran(&first, Expect::Exited(7), "", "first run");
+    assert_eq!(first["compile"]["cached"], false, "{first:#}");
+
+    let second = warden.code("c", program, &[], b"");
+    assert_ran(&second, Expect::Exited(7), "", "second run");
+    assert_eq!(second["compile"]["cached"], true, "{second:#}");
+    assert_eq!(second["compile"]["usage"]["cpu_time_ms"], 0, "{second:#}");
+
+    let other = warden.code("c", "int main(void) { return 8; }\n", &[], b"");
+    assert_ran(&other, Expect::Exited(8), "", "a different program");
+    assert_eq!(other["compile"]["cached"], false, "{other:#}");
+}
+
+#[test]
+fn java_public_class_need_not_be_named_main() {
+    let warden = Warden::for_language("java");
+    let program = r#"
+import java.util.Scanner;
+
+public class Solution {
+    public static void main(String[] args) {
+        Scanner in = new Scanner(System.in);
+        System.out.println("sum " + (in.nextInt() + in.nextInt()));
+    }
+}
+"#;
+    let result = warden.code("java", program, &[], b"2 40\n");
+    assert_ran(
+        &result,
+        Expect::Exited(0),
+        "sum 42\n",
+        "public class Solution",
+    );
+}
+
+#[test]
+fn go_builds_package_main_without_a_module() {
+    let warden = Warden::for_language("go");
+    let program = r#"
+package main
+
+import (
+	"fmt"
+	"sort"
+)
+
+func main() {
+	xs := []int{3, 1, 2}
+	sort.Ints(xs)
+	fmt.Println(xs)
+}
+"#;
+    let result = warden.code("go", program, &[], b"");
+    assert_ran(&result, Expect::Exited(0), "[1 2 3]\n", "fmt and sort");
+}
+
+#[test]
+fn c_links_libm() {
+    let warden = Warden::for_language("c");
+    // The argument comes from argv so that GCC cannot fold sqrt into a constant.
+    let program = r#"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(int argc, char **argv) {
+    printf("%.3f\n", sqrt(atof(argv[1])));
+    return 0;
+}
+"#;
+    let result = warden.code("c", program, &["--", "2"], b"");
+    assert_ran(&result, Expect::Exited(0), "1.414\n", "sqrt");
+}
+
+#[test]
+fn cpp_standard_library_works() {
+    let warden = Warden::for_language("cpp");
+    let program = r#"
+#include <algorithm>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+int main() {
+    std::vector<std::string> words{"pear", "apple", "pear", "fig"};
+    std::sort(words.begin(), words.end());
+    std::map<std::string, int> counts;
+    for (const auto &w : words) counts[w]++;
+    for (const auto &[word, n] : counts) std::cout << word << " " << n << "\n";
+}
+"#;
+    let result = warden.code("cpp", program, &[], b"");
+    assert_ran(
+        &result,
+        Expect::Exited(0),
+        "apple 1\nfig 1\npear 2\n",
+        "vector, algorithm, map",
+    );
+}
+
+#[test]
+fn python_imports_a_module_from_another_file() {
+    let warden = Warden::for_language("python");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = dir.path().join("main.py");
+    let util = dir.path().join("util.py");
+    std::fs::write(&main, "import util\nprint(util.greet('files'))\n").expect("write main.py");
+    std::fs::write(&util, "def greet(who):\n    return 'hello, ' + who\n").expect("write util.py");
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+
+    let result = warden.run(&[&path(&main), &path(&util)], b"");
+    assert_ran(
+        &result,
+        Expect::Exited(0),
+        "hello, files\n",
+        "main.py util.py",
+    );
+    assert_eq!(result["language"], "python", "{result:#}");
+
+    let result = warden.run(&[&path(dir.path()), "--entry", "main.py"], b"");
+    assert_ran(
+        &result,
+        Expect::Exited(0),
+        "hello, files\n",
+        "a directory with --entry",
+    );
+}
+
+#[test]
+fn c_links_several_files() {
+    let warden = Warden::for_language("c");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = dir.path().join("main.c");
+    let helper = dir.path().join("helper.c");
+    let main_code = "#include <stdio.h>\nint twice(int);\nint main(void) { printf(\"%d\\n\", twice(21)); return 0; }\n";
+    std::fs::write(&main, main_code).expect("write main.c");
+    std::fs::write(&helper, "int twice(int x) { return 2 * x; }\n").expect("write helper.c");
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+
+    let result = warden.run(&[&path(&main), &path(&helper)], b"");
+    assert_ran(&result, Expect::Exited(0), "42\n", "main.c helper.c");
+    assert_eq!(result["language"], "c", "{result:#}");
+}
