@@ -31,62 +31,8 @@ BWRAP=(bwrap --unshare-all --die-with-parent --new-session
     --dev /dev --proc /proc --tmpfs /tmp --tmpfs /work --chdir /work
     --clearenv --setenv PATH /usr/bin)
 
-die() {
-    echo "error: $*" >&2
-    exit 1
-}
-
-# Installs the Debian packages whose command is missing: ensure_tools cmd:package ...
-ensure_tools() {
-    local missing=() pair
-    for pair in "$@"; do
-        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-    done
-    if ((${#missing[@]})); then
-        echo "installing: ${missing[*]}" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-    fi
-}
-
-build_warden() {
-    echo "building warden (release)..." >&2
-    (cd "$REPO" && cargo build --release --quiet -p warden-cli)
-    [[ -x "$WARDEN" ]] || die "$WARDEN was not built"
-}
-
-machine_info() {
-    echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), $(nproc) cores"
-    echo "- Kernel: $(uname -sr)"
-    echo "- OS: $(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release)"
-    echo "- cgroups: $(if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then echo v2; else echo v1; fi)"
-    echo "- Versions: $("$PY" --version 2>&1), node $("$NODE" --version)," \
-        "bash ${BASH_VERSION%%(*}, $(bwrap --version), $(hyperfine --version)"
-}
-
-# --- measure --------------------------------------------------------------------------------
-
-# Share of the last 10 s in which some task waited for a CPU (PSI), in percent; "n/a" if the
-# kernel does not expose it.
-cpu_pressure() {
-    awk '/^some/ { split($2, kv, "="); print kv[2] }' /proc/pressure/cpu 2>/dev/null || echo n/a
-}
-
-# Other work on the machine skews every row: wait (up to 2 minutes) until the CPUs are quiet.
-wait_for_quiet() {
-    local i p
-    for ((i = 0; i < 24; i++)); do
-        p="$(cpu_pressure)"
-        [[ "$p" == n/a ]] && return
-        awk -v p="$p" 'BEGIN { exit !(p < 5) }' && return
-        echo "waiting for a quiet machine (cpu pressure ${p}%)..." >&2
-        sleep 5
-    done
-    echo "warning: the machine is busy (cpu pressure ${p}%); the numbers will be noisy" >&2
-}
-
-# Quotes an argv for hyperfine's shell-words splitting (-N).
-q() { printf '%q ' "$@"; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 measure() {
     local runs="${RUNS:-100}"
