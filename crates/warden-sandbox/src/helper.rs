@@ -7,7 +7,7 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
@@ -106,7 +106,8 @@ fn run(
             drop(artifacts);
             release_child(&request, child, sync_write)?;
             detach_stdio();
-            Ok(wait_with_backstop(child, request.backstop))
+            wait_with_backstop(child, request.backstop);
+            Ok(0)
         }
     }
 }
@@ -193,29 +194,25 @@ fn detach_stdio() {
     }
 }
 
-/// Waits for the init; kills it if it outlives `backstop`. Returns the helper's exit code.
-fn wait_with_backstop(child: Pid, backstop: Duration) -> i32 {
+/// Waits for the init; kills it if it outlives `backstop`.
+fn wait_with_backstop(child: Pid, backstop: Duration) {
     if let Ok(pidfd) = warden_sys::process::pidfd_open(child) {
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        let millis =
-            u16::try_from(backstop.as_millis().min(u128::from(u16::MAX))).unwrap_or(u16::MAX);
-        let mut remaining = backstop;
+        let deadline = Instant::now() + backstop;
         loop {
-            let step = Duration::from_millis(u64::from(millis)).min(remaining);
-            let timeout = PollTimeout::try_from(step).unwrap_or(PollTimeout::MAX);
-            match poll(&mut fds, timeout) {
-                Ok(0) => {
-                    remaining = remaining.saturating_sub(step);
-                    if remaining.is_zero() {
-                        let _ = warden_sys::process::pidfd_send_signal(&pidfd, Signal::SIGKILL);
-                        break;
-                    }
-                }
-                Err(nix::errno::Errno::EINTR) => {}
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let _ = warden_sys::process::pidfd_send_signal(&pidfd, Signal::SIGKILL);
+                break;
+            }
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+            ) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => {}
                 _ => break,
             }
         }
     }
     let _ = waitpid(child, None);
-    0
 }
