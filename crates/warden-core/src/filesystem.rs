@@ -64,10 +64,11 @@ impl FilesystemPolicy {
 
     /// Parses and validates a policy file.
     pub fn from_toml(file: &str, text: &str) -> Result<Self, FilesystemPolicyError> {
-        let policy: Self = toml::from_str(text).map_err(|e| FilesystemPolicyError::Parse {
-            file: file.to_owned(),
-            message: e.message().to_owned(),
-        })?;
+        let policy: Self =
+            crate::data::from_str(text).map_err(|e| FilesystemPolicyError::Parse {
+                file: file.to_owned(),
+                message: e.message,
+            })?;
         for m in &policy.mounts {
             let invalid = |problem| FilesystemPolicyError::Invalid {
                 file: file.to_owned(),

@@ -273,11 +273,11 @@ pub enum LanguageError {
 }
 
 impl Language {
-    /// Parses and validates one language file.
+    /// Parses and validates one language file (TOML, or the embedded JSON form).
     pub fn from_toml(file: &str, text: &str) -> Result<Self, LanguageError> {
-        let lang: Language = toml::from_str(text).map_err(|e| LanguageError::Parse {
+        let lang: Language = crate::data::from_str(text).map_err(|e| LanguageError::Parse {
             file: file.to_owned(),
-            message: e.message().to_owned(),
+            message: e.message,
         })?;
         let stem = file.strip_suffix(".toml").unwrap_or(file);
         if stem != lang.id.as_str() {

@@ -5,6 +5,7 @@
 //! `unsafe`, no async runtime.
 
 pub mod catalog;
+mod data;
 pub mod detect;
 pub mod filesystem;
 pub mod language;

@@ -242,14 +242,12 @@ impl SeccompPolicy {
 
     /// Parses and validates a policy file; `file` names it in errors.
     pub fn from_toml(file: &str, text: &str) -> Result<Self, SeccompPolicyError> {
-        let parsed: PolicyFile = toml::from_str(text).map_err(|e| SeccompPolicyError::Parse {
-            file: file.to_owned(),
-            line: e
-                .span()
-                .and_then(|span| text.get(..span.start))
-                .map(|before| before.matches('\n').count() + 1),
-            message: e.message().to_owned(),
-        })?;
+        let parsed: PolicyFile =
+            crate::data::from_str(text).map_err(|e| SeccompPolicyError::Parse {
+                file: file.to_owned(),
+                line: e.line,
+                message: e.message,
+            })?;
         let mut seen = BTreeSet::new();
         let mut rules = Vec::with_capacity(parsed.deny.len());
         for entry in parsed.deny {
