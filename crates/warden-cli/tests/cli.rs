@@ -314,3 +314,55 @@ fn languages_lists_all_eleven_with_their_toolchain_versions() {
         assert!(version.chars().any(|c| c.is_ascii_digit()), "{e}");
     }
 }
+
+#[test]
+fn concurrent_compiles_of_one_program_share_one_complete_cache_entry() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let code = "#include <stdio.h>\nint main(void) { puts(\"cached\"); return 0; }\n";
+    let runs: Vec<Output> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    Command::new(env!("CARGO_BIN_EXE_warden"))
+                        .args(["run", "--json", "-l", "c", "-c", code])
+                        .env_clear()
+                        .env("WARDEN_CACHE_DIR", cache.path())
+                        .stdin(Stdio::null())
+                        .output()
+                        .expect("warden runs")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    for out in &runs {
+        let result: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(result["stdout"], "cached\n", "{result}");
+    }
+    let names: Vec<String> = std::fs::read_dir(cache.path())
+        .expect("cache dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "one entry, no temporary files left: {names:?}"
+    );
+    assert!(names[0].ends_with(".artifact"));
+    let again = warden_with_cache(&["run", "--json", "-l", "c", "-c", code], cache.path());
+    assert_eq!(again["compile"]["cached"], true, "{again}");
+}
+
+fn warden_with_cache(args: &[&str], cache: &std::path::Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .env_clear()
+        .env("WARDEN_CACHE_DIR", cache)
+        .stdin(Stdio::null())
+        .output()
+        .expect("warden runs");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}

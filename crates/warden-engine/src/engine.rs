@@ -322,3 +322,25 @@ fn require_installed(language: &Language, argv: &ArgvTemplate) -> Result<(), Eng
         hint,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_toolchain_names_the_packages_to_install() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let mut go = catalog.get("go").expect("go").clone();
+        go.compile.as_mut().expect("go compiles").argv[0] = "/nonexistent/go".to_owned();
+        let argv = go.compile.as_ref().expect("go compiles").argv.clone();
+        let err = require_installed(&go, &argv).expect_err("missing");
+        let message = err.to_string();
+        assert!(message.contains("/nonexistent/go"), "{message}");
+        assert!(message.contains("apt-get install golang-go"), "{message}");
+        let run = go.run.argv.clone();
+        assert!(
+            require_installed(&go, &run).is_ok(),
+            "{{artifact}} is not a host program"
+        );
+    }
+}
