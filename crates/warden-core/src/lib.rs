@@ -10,9 +10,11 @@ pub mod detect;
 pub mod filesystem;
 pub mod language;
 pub mod limits;
+pub mod mode;
 pub mod outcome;
 pub mod seccomp_policy;
 pub mod source_naming;
+pub mod threat;
 pub mod units;
 
 mod embedded {
@@ -23,6 +25,8 @@ pub use catalog::{Catalog, CatalogError};
 pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};
 pub use limits::{LimitBounds, LimitError, LimitOverrides, Limits};
+pub use mode::{Mode, ModeRequest};
 pub use outcome::{Outcome, Signal, Stream, TimeLimitKind, Usage};
 pub use seccomp_policy::SeccompPolicy;
+pub use threat::{Analysis, Finding, ThreatLevel};
 pub use units::{parse_duration, ByteSize, UnitError};
