@@ -5,6 +5,7 @@
 //! `unsafe`, no async runtime.
 
 pub mod catalog;
+pub mod config;
 mod data;
 pub mod detect;
 pub mod filesystem;
@@ -22,10 +23,11 @@ mod embedded {
 }
 
 pub use catalog::{Catalog, CatalogError};
+pub use config::{Config, ConfigError};
 pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};
 pub use limits::{LimitBounds, LimitError, LimitOverrides, Limits};
-pub use mode::{Mode, ModeRequest};
+pub use mode::{Mode, ModePolicy, ModeRequest};
 pub use outcome::{Outcome, Signal, Stream, TimeLimitKind, Usage};
 pub use seccomp_policy::SeccompPolicy;
 pub use threat::{Analysis, Finding, ThreatLevel};

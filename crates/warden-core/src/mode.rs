@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::threat::ThreatLevel;
+
 /// A concrete isolation mode. Ordered from weakest to strongest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -67,9 +69,245 @@ impl FromStr for ModeRequest {
     }
 }
 
+/// What the operator's policy requires for one threat level: a mode name, or `refuse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum LevelRule {
+    /// At least this mode.
+    Mode(Mode),
+    /// Never run.
+    Refuse,
+}
+
+impl TryFrom<String> for LevelRule {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "refuse" => Ok(LevelRule::Refuse),
+            _ => match s.parse::<ModeRequest>() {
+                Ok(ModeRequest::Exactly(mode)) => Ok(LevelRule::Mode(mode)),
+                _ => Err(format!(
+                    "{s:?} is not a mode (trusted, sandboxed, isolated) or refuse"
+                )),
+            },
+        }
+    }
+}
+
+impl From<LevelRule> for String {
+    fn from(rule: LevelRule) -> String {
+        match rule {
+            LevelRule::Mode(mode) => mode.name().to_owned(),
+            LevelRule::Refuse => "refuse".to_owned(),
+        }
+    }
+}
+
+/// The operator's mode policy (`[modes]` in warden.toml).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModePolicy {
+    /// Whether `trusted` (no namespaces) may be used at all.
+    pub trusted_enabled: bool,
+    /// The weakest mode allowed per threat level (`refuse` to never run), indexed
+    /// none, low, medium, high, critical.
+    pub none: LevelRule,
+    /// See `none`.
+    pub low: LevelRule,
+    /// See `none`.
+    pub medium: LevelRule,
+    /// See `none`.
+    pub high: LevelRule,
+    /// See `none`.
+    pub critical: LevelRule,
+}
+
+impl Default for ModePolicy {
+    /// None, low and medium run sandboxed, high runs isolated, critical is refused.
+    fn default() -> Self {
+        Self {
+            trusted_enabled: false,
+            none: LevelRule::Mode(Mode::Sandboxed),
+            low: LevelRule::Mode(Mode::Sandboxed),
+            medium: LevelRule::Mode(Mode::Sandboxed),
+            high: LevelRule::Mode(Mode::Isolated),
+            critical: LevelRule::Refuse,
+        }
+    }
+}
+
+/// A request the policy does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModeRefusal {
+    /// The threat level is above the operator's ceiling.
+    #[error("refused: the code's threat level is {level}, which this configuration never runs")]
+    ThreatTooHigh {
+        /// The program's level.
+        level: ThreatLevel,
+    },
+    /// The requested mode is weaker than the policy's minimum for the level.
+    #[error("refused: mode {requested} is weaker than {minimum}, the weakest this configuration allows for threat level {level}")]
+    TooWeak {
+        /// What was asked.
+        requested: Mode,
+        /// The policy's minimum.
+        minimum: Mode,
+        /// The program's level.
+        level: ThreatLevel,
+    },
+    /// `trusted` was asked for but the operator has not enabled it.
+    #[error("refused: trusted mode is disabled in this configuration (modes.trusted_enabled)")]
+    TrustedDisabled,
+}
+
+/// The mode chosen for a program, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeChoice {
+    /// The mode.
+    pub mode: Mode,
+    /// One sentence for the result's `security.reason`.
+    pub reason: String,
+}
+
+impl ModePolicy {
+    fn rule(&self, level: ThreatLevel) -> LevelRule {
+        match level {
+            ThreatLevel::None => self.none,
+            ThreatLevel::Low => self.low,
+            ThreatLevel::Medium => self.medium,
+            ThreatLevel::High => self.high,
+            ThreatLevel::Critical => self.critical,
+        }
+    }
+
+    /// Chooses the mode for a program of `level` asked to run in `request`. A request can
+    /// never get a weaker mode than the policy allows for its level; `trusted` is chosen only
+    /// when enabled.
+    pub fn choose(
+        &self,
+        request: ModeRequest,
+        level: ThreatLevel,
+    ) -> Result<ModeChoice, ModeRefusal> {
+        let minimum = match self.rule(level) {
+            LevelRule::Refuse => return Err(ModeRefusal::ThreatTooHigh { level }),
+            LevelRule::Mode(Mode::Trusted) if !self.trusted_enabled => Mode::Sandboxed,
+            LevelRule::Mode(mode) => mode,
+        };
+        match request {
+            ModeRequest::Auto => Ok(ModeChoice {
+                mode: minimum,
+                reason: format!(
+                    "auto: threat level {level} runs {minimum} under this configuration"
+                ),
+            }),
+            ModeRequest::Exactly(Mode::Trusted) if !self.trusted_enabled => {
+                Err(ModeRefusal::TrustedDisabled)
+            }
+            ModeRequest::Exactly(requested) if requested < minimum => Err(ModeRefusal::TooWeak {
+                requested,
+                minimum,
+                level,
+            }),
+            ModeRequest::Exactly(requested) => Ok(ModeChoice {
+                mode: requested,
+                reason: format!(
+                    "requested {requested}; threat level {level} allows {minimum} or stronger"
+                ),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_policy_maps_levels_to_modes() {
+        let policy = ModePolicy::default();
+        let auto = |level| policy.choose(ModeRequest::Auto, level).map(|c| c.mode);
+        assert_eq!(auto(ThreatLevel::None), Ok(Mode::Sandboxed));
+        assert_eq!(auto(ThreatLevel::Medium), Ok(Mode::Sandboxed));
+        assert_eq!(auto(ThreatLevel::High), Ok(Mode::Isolated));
+        assert_eq!(
+            auto(ThreatLevel::Critical),
+            Err(ModeRefusal::ThreatTooHigh {
+                level: ThreatLevel::Critical
+            })
+        );
+    }
+
+    #[test]
+    fn a_request_never_gets_weaker_than_the_policy() {
+        let policy = ModePolicy::default();
+        let sandboxed = ModeRequest::Exactly(Mode::Sandboxed);
+        assert!(matches!(
+            policy.choose(sandboxed, ThreatLevel::High),
+            Err(ModeRefusal::TooWeak {
+                minimum: Mode::Isolated,
+                ..
+            })
+        ));
+        let isolated = ModeRequest::Exactly(Mode::Isolated);
+        assert_eq!(
+            policy.choose(isolated, ThreatLevel::None).map(|c| c.mode),
+            Ok(Mode::Isolated)
+        );
+    }
+
+    #[test]
+    fn trusted_needs_the_operator() {
+        let trusted = ModeRequest::Exactly(Mode::Trusted);
+        assert_eq!(
+            ModePolicy::default().choose(trusted, ThreatLevel::None),
+            Err(ModeRefusal::TrustedDisabled)
+        );
+        let mut policy = ModePolicy {
+            trusted_enabled: true,
+            ..ModePolicy::default()
+        };
+        assert!(
+            policy.choose(trusted, ThreatLevel::None).is_err(),
+            "enabled, but the default policy's weakest mode for none is sandboxed"
+        );
+        policy.none = LevelRule::Mode(Mode::Trusted);
+        assert_eq!(
+            policy.choose(trusted, ThreatLevel::None).map(|c| c.mode),
+            Ok(Mode::Trusted)
+        );
+        assert!(
+            policy.choose(trusted, ThreatLevel::Medium).is_err(),
+            "medium needs at least sandboxed"
+        );
+        assert_eq!(
+            policy
+                .choose(ModeRequest::Auto, ThreatLevel::None)
+                .map(|c| c.mode),
+            Ok(Mode::Trusted)
+        );
+        policy.trusted_enabled = false;
+        assert_eq!(
+            policy
+                .choose(ModeRequest::Auto, ThreatLevel::None)
+                .map(|c| c.mode),
+            Ok(Mode::Sandboxed),
+            "trusted is never chosen automatically unless enabled"
+        );
+    }
+
+    #[test]
+    fn policies_read_from_toml() {
+        let policy: ModePolicy = toml::from_str(
+            "trusted_enabled = true
+high = \"refuse\"\nlow = \"trusted\"\n",
+        )
+        .expect("valid policy");
+        assert!(policy.trusted_enabled);
+        assert_eq!(policy.high, LevelRule::Refuse);
+        assert_eq!(policy.low, LevelRule::Mode(Mode::Trusted));
+        assert_eq!(policy.medium, ModePolicy::default().medium);
+    }
 
     #[test]
     fn modes_parse_and_order_by_strength() {

@@ -1,0 +1,129 @@
+//! The operator's configuration, `warden.toml`: the mode policy and the limits' maxima. A
+//! request can never widen what this file allows (DESIGN.md §7.6). Every section is optional;
+//! an absent file is the defaults.
+//!
+//! ```toml
+//! [modes]
+//! trusted_enabled = false
+//! none = "sandboxed"      # the weakest mode allowed per threat level, or "refuse"
+//! high = "isolated"
+//! critical = "refuse"
+//!
+//! [maxima]                # the most any request may get; unset fields keep the defaults
+//! cpu_time = "60s"
+//! memory = "2GiB"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{LimitOverrides, Limits};
+use crate::mode::ModePolicy;
+
+/// Where warden looks for its configuration when none is named.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/warden/warden.toml";
+
+/// The configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Which execution modes are allowed for which threat levels.
+    pub modes: ModePolicy,
+    /// Lower (or raise) the default operator maxima.
+    pub maxima: LimitOverrides,
+}
+
+/// The configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not deserialize.
+    #[error("{path}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The line, when known.
+        line: Option<usize>,
+        /// What the parser said.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `path`; a missing file is the defaults only when `optional` (the default path).
+    pub fn load(path: &Path, optional: bool) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        Self::from_toml(path, &text)
+    }
+
+    /// Parses a configuration; `path` names it in errors.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        crate::data::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            line: e.line,
+            message: e.message,
+        })
+    }
+
+    /// The operator maxima: the defaults with this file's `[maxima]` applied.
+    pub fn maxima(&self) -> Limits {
+        Limits::default_maxima().with(&self.maxima)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mode::{LevelRule, Mode};
+    use std::time::Duration;
+
+    #[test]
+    fn an_empty_or_missing_file_is_the_defaults() {
+        let path = Path::new("warden.toml");
+        assert_eq!(
+            Config::from_toml(path, "").expect("empty is valid"),
+            Config::default()
+        );
+        let missing = Config::load(Path::new("/nonexistent/warden.toml"), true).expect("optional");
+        assert_eq!(missing, Config::default());
+        assert!(Config::load(Path::new("/nonexistent/warden.toml"), false).is_err());
+    }
+
+    #[test]
+    fn sections_apply_and_mistakes_name_their_line() {
+        let path = Path::new("warden.toml");
+        let config = Config::from_toml(
+            path,
+            "[modes]\ntrusted_enabled = true\nhigh = \"refuse\"\n[maxima]\ncpu_time = \"2s\"\n",
+        )
+        .expect("valid");
+        assert!(config.modes.trusted_enabled);
+        assert_eq!(config.modes.high, LevelRule::Refuse);
+        assert_eq!(config.modes.none, LevelRule::Mode(Mode::Sandboxed));
+        assert_eq!(config.maxima().cpu_time, Duration::from_secs(2));
+        let err = Config::from_toml(path, "[modes]\nnone = \"yolo\"\n").expect_err("bad mode");
+        assert!(err.to_string().contains("yolo"), "{err}");
+        let err = Config::from_toml(path, "\n[limitz]\n").expect_err("unknown section");
+        assert!(err.to_string().starts_with("warden.toml:2"), "{err}");
+    }
+}
