@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # shellcheck disable=SC2207 # package names have no spaces
 language_packages=($(sed -n 's/^packages = \[\(.*\)\]/\1/p' languages/*.toml | tr -d '",'))
-packages=(build-essential coreutils procps util-linux "${language_packages[@]}")
+packages=(build-essential coreutils procps util-linux runsc "${language_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -45,6 +45,9 @@ pub(crate) struct HelperRequest {
     pub(crate) cgroup: CgroupJoin,
     /// After this long the helper kills the init itself, should the parent be gone.
     pub(crate) backstop: Duration,
+    /// Instead of building a sandbox, join the cgroup and exec this command (another
+    /// backend's runtime, such as `runsc`, which builds its own sandbox).
+    pub(crate) exec: Option<Vec<String>>,
 }
 
 /// The namespaces of every sandbox. The cgroup namespace is entered by the init itself once
@@ -81,6 +84,9 @@ fn run(
     artifacts: Option<OwnedFd>,
 ) -> Result<i32, SetupError> {
     let request = read_request(request_fd)?;
+    if let Some(argv) = &request.exec {
+        return exec_in_cgroup(&request.cgroup, argv, report);
+    }
     let filter = seccomp::compile(&request.plan.seccomp)
         .map_err(|e| SetupError::new("compile seccomp filter", e))?;
     let (sync_read, sync_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -163,6 +169,32 @@ fn release_child(request: &HelperRequest, child: Pid, sync: OwnedFd) -> Result<(
     idmap::write_maps(child, request.host_id).map_err(|e| SetupError::new("write id maps", e))?;
     nix::unistd::write(&sync, &[1]).map_err(|e| SetupError::errno("release the init", e))?;
     Ok(())
+}
+
+/// Joins the cgroup, reports the start and becomes `argv` (with an empty environment): the
+/// other backend's runtime then lives, with all its processes, inside the run's cgroup.
+fn exec_in_cgroup(join: &CgroupJoin, argv: &[String], report: &OwnedFd) -> Result<i32, SetupError> {
+    match join {
+        CgroupJoin::MoveHelper { enter, .. } => move_self(enter)?,
+        CgroupJoin::WriteInitPid { procs } => {
+            let pid = std::process::id().to_string();
+            for file in procs {
+                write_cgroup_file(file, &pid)?;
+            }
+        }
+    }
+    let c = |s: &str| std::ffi::CString::new(s).map_err(|e| SetupError::new("prepare argv", e));
+    let argv: Vec<std::ffi::CString> = argv.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
+    let program = argv
+        .first()
+        .ok_or_else(|| SetupError::new("prepare argv", "empty command"))?;
+    crate::report::Report::Started.send(report.as_fd());
+    let Err(e) = nix::unistd::execve::<std::ffi::CString, std::ffi::CString>(program, &argv, &[]);
+    Err(SetupError::sys(
+        "execve",
+        Path::new(&program.to_string_lossy().into_owned()),
+        e,
+    ))
 }
 
 /// Moves this (single-threaded) process into the cgroups whose `tasks` files are given.

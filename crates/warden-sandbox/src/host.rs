@@ -3,7 +3,6 @@
 //! The sandbox refuses to run when a required one is missing; it never runs unconfined.
 
 use std::fs;
-use std::path::Path;
 
 use serde::Serialize;
 
@@ -152,14 +151,11 @@ fn landlock() -> (bool, String) {
 }
 
 fn runsc() -> (bool, String) {
-    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
-        let path = Path::new(dir).join("runsc");
-        if path.exists() {
-            return (true, format!("{}", path.display()));
-        }
+    match crate::gvisor::runsc_path() {
+        Some(path) => (true, path.display().to_string()),
+        None => (
+            false,
+            "runsc not found; install the Debian package runsc for isolated mode".into(),
+        ),
     }
-    (
-        false,
-        "runsc not found; install the Debian package runsc for isolated mode".into(),
-    )
 }

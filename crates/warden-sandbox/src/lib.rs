@@ -15,6 +15,7 @@
 mod cgroup;
 mod child;
 mod collect;
+mod gvisor;
 mod helper;
 pub mod host;
 mod idmap;
@@ -30,6 +31,7 @@ mod watch;
 
 pub use cgroup::{CgroupError, CgroupFs, WARDEN_CGROUP};
 pub use collect::CollectedFile;
+pub use gvisor::runsc_path;
 pub use helper::{helper_main, HELPER_ARG};
 pub use idmap::{IdMapError, HOST_ID_BASE, SLOTS};
 pub use parent::{Sandbox, SandboxError, SandboxRun, Stdin};

@@ -136,16 +136,11 @@ impl Sandbox {
     pub fn run(&self, plan: &SandboxPlan, stdin: Stdin) -> Result<SandboxRun, SandboxError> {
         plan.validate()?;
         plan.limits.validate(&LimitBounds::default())?;
-        let run_id = format!(
-            "run-{}-{}",
-            std::process::id(),
-            RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
         let slot = IdSlot::reserve(
             &self.slot_file,
             u64::from(std::process::id()) << 20 ^ RUN_COUNTER.load(Ordering::Relaxed),
         )?;
-        let cgroup = self.cgroups.create(&run_id, &plan.limits)?;
+        let cgroup = self.new_cgroup(&plan.limits)?;
         let result = self.run_in(plan, stdin, &slot, &cgroup);
         cgroup.kill_all();
         let removed = cgroup.remove();
@@ -166,7 +161,19 @@ impl Sandbox {
             host_id: slot.host_id(),
             cgroup: cgroup.join(),
             backstop: SETUP_TIMEOUT + plan.limits.wall_time + Duration::from_secs(5),
+            exec: None,
         };
+        let watched = self.spawn_and_watch(&request, stdin, cgroup)?;
+        finish(watched, cgroup, plan)
+    }
+
+    /// Starts the helper with `request` and watches the run to its end.
+    pub(crate) fn spawn_and_watch(
+        &self,
+        request: &HelperRequest,
+        stdin: Stdin,
+        cgroup: &Cgroup,
+    ) -> Result<Watched, SandboxError> {
         let (stdin_read, stdin_bytes) = stdin_source(stdin)?;
         let (stdout_read, stdout_write) = pipe()?;
         let (stderr_read, stderr_write) = pipe()?;
@@ -193,7 +200,7 @@ impl Sandbox {
             source,
         })?;
         drop(cmd);
-        if let Err(source) = send_request(request_write, &request) {
+        if let Err(source) = send_request(request_write, request) {
             let _ = helper.kill();
             let _ = helper.wait();
             return Err(SandboxError::Helper {
@@ -208,12 +215,25 @@ impl Sandbox {
             artifacts: artifacts_read,
             stdin: stdin_bytes,
         };
-        let watched = watch::watch(&mut helper, pipes, cgroup, &plan.limits)?;
-        finish(watched, cgroup, plan)
+        watch::watch(&mut helper, pipes, cgroup, &request.plan.limits)
+    }
+
+    /// A cgroup for one run, named uniquely within this process.
+    pub(crate) fn new_cgroup(&self, limits: &warden_core::Limits) -> Result<Cgroup, SandboxError> {
+        let run_id = format!(
+            "run-{}-{}",
+            std::process::id(),
+            RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        Ok(self.cgroups.create(&run_id, limits)?)
     }
 }
 
-fn finish(w: Watched, cgroup: &Cgroup, plan: &SandboxPlan) -> Result<SandboxRun, SandboxError> {
+pub(crate) fn finish(
+    w: Watched,
+    cgroup: &Cgroup,
+    plan: &SandboxPlan,
+) -> Result<SandboxRun, SandboxError> {
     if let Some((step, detail)) = w.setup_failure {
         return Err(SandboxError::Setup { step, detail });
     }

@@ -51,6 +51,9 @@ pub(crate) struct Watched {
     pub(crate) killed: Option<KillReason>,
     pub(crate) wall_time: Duration,
     pub(crate) setup_failure: Option<(String, String)>,
+    /// How the helper process ended (for a backend that exec'd its runtime in the helper, the
+    /// program's status).
+    pub(crate) helper_status: Option<std::process::ExitStatus>,
     /// The artifact stream (see `collect`), and whether it passed its cap.
     pub(crate) artifacts: Vec<u8>,
     pub(crate) artifacts_overflow: bool,
@@ -275,7 +278,7 @@ impl State<'_> {
                 Role::Report => self.read_report(&ends.report),
                 Role::Artifacts => self.read_artifacts(&ends.artifacts),
                 Role::Helper => {
-                    let _ = self.helper.wait();
+                    self.w.helper_status = self.helper.wait().ok();
                     self.helper_done = true;
                 }
                 Role::Stdin => self.feed_stdin(),
