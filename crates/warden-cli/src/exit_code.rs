@@ -17,6 +17,8 @@ pub(crate) const FILE_SIZE_LIMIT: u8 = 121;
 pub(crate) const VIOLATION: u8 = 120;
 /// The program did not compile.
 pub(crate) const COMPILE_ERROR: u8 = 119;
+/// The configuration's mode policy refused to run the program.
+pub(crate) const REFUSED: u8 = 118;
 
 /// The exit status that stands for `outcome`.
 pub(crate) fn for_outcome(outcome: &Outcome) -> u8 {
@@ -55,10 +57,11 @@ mod tests {
             FILE_SIZE_LIMIT,
             VIOLATION,
             COMPILE_ERROR,
+            REFUSED,
         ]
         .to_vec();
         codes.sort_unstable();
         codes.dedup();
-        assert_eq!(codes.len(), 7);
+        assert_eq!(codes.len(), 8);
     }
 }

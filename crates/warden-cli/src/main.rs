@@ -27,6 +27,14 @@ enum Command {
     Languages(commands::languages::LanguagesArgs),
     /// Tell which language a file or code is in, how surely, and the runner-up.
     Detect(commands::detect::DetectArgs),
+    /// Statically analyse a program: findings and threat level. Runs nothing.
+    Analyze(commands::analyze::AnalyzeArgs),
+    /// List recorded executions, newest first.
+    History(commands::history::HistoryArgs),
+    /// Show everything recorded of one execution.
+    Show(commands::show::ShowArgs),
+    /// Statistics over recorded executions.
+    Stats(commands::stats::StatsArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +53,10 @@ fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Languages(args) => commands::languages::run(args),
         Command::Detect(args) => commands::detect::run(args),
+        Command::Analyze(args) => commands::analyze::run(args),
+        Command::History(args) => commands::history::run(args),
+        Command::Show(args) => commands::show::run(args),
+        Command::Stats(args) => commands::stats::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,18 +3,20 @@
 
 use std::path::{Path, PathBuf};
 
+use warden_analysis::Analyzer;
 use warden_core::detect::{self, DetectError};
 use warden_core::language::{expand_argv, ArgvTemplate, CommandValues, CompileStage};
+use warden_core::mode::ModeRefusal;
 use warden_core::{
-    Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits, Outcome,
-    SeccompPolicy,
+    Analysis, Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits, Mode,
+    ModePolicy, ModeRequest, Outcome, SeccompPolicy,
 };
 use warden_sandbox::{
-    CollectedFile, Sandbox, SandboxError, SandboxPlan, Stdin, WorkspaceFile, WORKDIR,
+    CollectedFile, Sandbox, SandboxError, SandboxPlan, SandboxRun, Stdin, WorkspaceFile, WORKDIR,
 };
 
 use crate::compile_cache::{toolchain_identity, CacheKey, CompileCache};
-use crate::execution::{ExecutionRequest, ExecutionResult, Mode, StageResult};
+use crate::execution::{ExecutionRequest, ExecutionResult, Security, StageResult};
 use crate::id::ExecutionId;
 use crate::workspace::Program;
 
@@ -29,6 +31,8 @@ pub struct EngineConfig {
     pub maxima: Limits,
     /// The compile cache, if any.
     pub cache: Option<CompileCache>,
+    /// Which modes the operator allows for which threat levels.
+    pub modes: ModePolicy,
 }
 
 impl EngineConfig {
@@ -39,6 +43,7 @@ impl EngineConfig {
             languages_dir: None,
             maxima: Limits::default_maxima(),
             cache: None,
+            modes: ModePolicy::default(),
         }
     }
 }
@@ -77,6 +82,22 @@ pub enum EngineError {
     /// The sandbox failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The mode policy refuses to run this program (or this mode).
+    #[error("{refusal}")]
+    Refused {
+        /// Why.
+        refusal: ModeRefusal,
+        /// The analysis that led to it.
+        analysis: Analysis,
+    },
+    /// The chosen mode's backend is not available on this host.
+    #[error("{mode} mode is not available: {why}")]
+    ModeUnavailable {
+        /// The mode.
+        mode: Mode,
+        /// What is missing.
+        why: String,
+    },
 }
 
 /// Runs requests.
@@ -88,6 +109,8 @@ pub struct Engine {
     sandbox: Sandbox,
     maxima: Limits,
     cache: Option<CompileCache>,
+    modes: ModePolicy,
+    analyzer: Analyzer,
 }
 
 /// The outcome of a compile stage.
@@ -113,12 +136,19 @@ impl Engine {
             sandbox: Sandbox::new(config.helper)?,
             maxima: config.maxima,
             cache: config.cache,
+            modes: config.modes,
+            analyzer: Analyzer::builtin().map_err(|e| EngineError::Policy(e.to_string()))?,
         })
     }
 
     /// The language catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The static analysis of one program (what `execute` decides the mode from).
+    pub fn analyze(&self, language: &Language, code: &[u8]) -> Analysis {
+        self.analyzer.analyze(language.id.as_str(), code)
     }
 
     /// Runs one request to completion.
@@ -134,10 +164,12 @@ impl Engine {
         .language;
         let program = Program::prepare(language, &request.sources)?;
         let limits = self.limits(&[&language.limits, &request.limits])?;
+        let security = self.judge(language, &program, request.mode)?;
+        let mode = security.mode;
         let mut result = ExecutionResult {
             id: ExecutionId::random(),
             language: language.id.to_string(),
-            mode: Mode::Sandboxed,
+            mode,
             outcome: Outcome::CompileError,
             stdout: Vec::new(),
             stderr: Vec::new(),
@@ -146,19 +178,23 @@ impl Engine {
             usage: Default::default(),
             limits,
             compile: None,
+            security,
         };
         let artifacts = match &language.compile {
             None => Vec::new(),
-            Some(stage) => match self.compile(language, stage, &program)? {
-                Compiled::Artifact(files, stage) => {
-                    result.compile = Some(stage);
-                    files
+            Some(stage) => {
+                let compiled = self.compile(language, stage, &program, mode)?;
+                let (files, stage) = match compiled {
+                    Compiled::Artifact(files, stage) => (Some(files), stage),
+                    Compiled::Failed(stage) => (None, stage),
+                };
+                result.security.note("compile", &stage.outcome);
+                result.compile = Some(stage);
+                match files {
+                    Some(files) => files,
+                    None => return Ok(result),
                 }
-                Compiled::Failed(stage) => {
-                    result.compile = Some(stage);
-                    return Ok(result);
-                }
-            },
+            }
         };
         require_installed(language, &language.run.argv)?;
         let mut plan = self.plan(
@@ -173,7 +209,8 @@ impl Engine {
                 executable: f.executable,
                 ..WorkspaceFile::new(f.path, f.contents)
             }));
-        let run = self.sandbox.run(&plan, request.stdin)?;
+        let run = self.run_plan(mode, &plan, request.stdin)?;
+        result.security.note("run", &run.outcome);
         result.outcome = run.outcome;
         result.stdout = run.stdout;
         result.stderr = run.stderr;
@@ -181,6 +218,57 @@ impl Engine {
         result.stderr_truncated = run.stderr_truncated;
         result.usage = run.usage;
         Ok(result)
+    }
+
+    /// Analyses every source file of the program in its language and chooses the mode; a
+    /// refusal carries the analysis.
+    fn judge(
+        &self,
+        language: &Language,
+        program: &Program,
+        request: ModeRequest,
+    ) -> Result<Security, EngineError> {
+        let mut analysis = Analysis::default();
+        for file in program.files.iter().filter(|f| program.is_source(f)) {
+            let part = self.analyzer.analyze(language.id.as_str(), &file.contents);
+            analysis.threat_level = analysis.threat_level.max(part.threat_level);
+            analysis.findings.extend(part.findings);
+            analysis.parse_error = analysis.parse_error.or(part.parse_error);
+        }
+        let choice = self
+            .modes
+            .choose(request, analysis.threat_level)
+            .map_err(|refusal| EngineError::Refused {
+                refusal,
+                analysis: analysis.clone(),
+            })?;
+        Ok(Security {
+            mode: choice.mode,
+            reason: choice.reason,
+            threat_level: analysis.threat_level,
+            findings: analysis.findings,
+            parse_error: analysis.parse_error,
+            violations: Vec::new(),
+        })
+    }
+
+    /// Runs a plan in the chosen mode's backend; a mode this host cannot provide is an error,
+    /// never a silent downgrade.
+    fn run_plan(
+        &self,
+        mode: Mode,
+        plan: &SandboxPlan,
+        stdin: Stdin,
+    ) -> Result<SandboxRun, EngineError> {
+        match mode {
+            Mode::Sandboxed => Ok(self.sandbox.run(plan, stdin)?),
+            // TODO(#4): the trusted backend (cgroup and rlimits, no namespaces).
+            Mode::Trusted => Err(EngineError::ModeUnavailable {
+                mode,
+                why: "this build has no trusted backend yet".to_owned(),
+            }),
+            Mode::Isolated => Ok(self.sandbox.run_isolated(plan, stdin)?),
+        }
     }
 
     /// The toolchain's version, as its `version` command prints it inside a sandbox (the first
@@ -219,6 +307,7 @@ impl Engine {
         language: &Language,
         stage: &CompileStage,
         program: &Program,
+        mode: Mode,
     ) -> Result<Compiled, EngineError> {
         require_installed(language, &stage.argv)?;
         let toolchain = toolchain_identity(&stage.argv[0]).unwrap_or_default();
@@ -230,7 +319,7 @@ impl Engine {
         let limits = self.limits(&[&language.limits, &stage.limits])?;
         let mut plan = self.plan(language, &stage.argv, program, &[], limits);
         plan.collect = Some(PathBuf::from(&stage.artifact));
-        let run = self.sandbox.run(&plan, Stdin::Null)?;
+        let run = self.run_plan(mode, &plan, Stdin::Null)?;
         let clean = run.outcome == (Outcome::Exited { code: 0 });
         if !clean || run.collected.is_empty() {
             let mut result = StageResult::from_run(run.clone());

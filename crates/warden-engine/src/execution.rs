@@ -2,7 +2,9 @@
 //! whose JSON form is documented in docs/result-schema.md).
 
 use serde::{Serialize, Serializer};
-use warden_core::{LimitOverrides, Limits, Outcome, Usage};
+use warden_core::{
+    Finding, LimitOverrides, Limits, Mode, ModeRequest, Outcome, ThreatLevel, Usage,
+};
 use warden_sandbox::{SandboxRun, Stdin};
 
 use crate::id::ExecutionId;
@@ -29,14 +31,38 @@ pub struct ExecutionRequest {
     pub stdin: Stdin,
     /// Limits the request sets (clamped to the operator's maxima).
     pub limits: LimitOverrides,
+    /// The isolation mode asked for.
+    pub mode: ModeRequest,
 }
 
-/// How strongly an execution is isolated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// The native sandbox (namespaces, seccomp, cgroups).
-    Sandboxed,
+/// Why an execution ran as it did, and what the sandbox stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Security {
+    /// The isolation mode used.
+    pub mode: Mode,
+    /// Why that mode was chosen.
+    pub reason: String,
+    /// The static analysis' threat level.
+    pub threat_level: ThreatLevel,
+    /// The static analysis' findings.
+    pub findings: Vec<Finding>,
+    /// Why the code could not be parsed for analysis, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+    /// What the sandbox stopped at run time (limits hit, forbidden operations), in order.
+    pub violations: Vec<String>,
+}
+
+impl Security {
+    /// Records a stage's outcome when it was a limit or a forbidden operation.
+    pub(crate) fn note(&mut self, stage: &str, outcome: &Outcome) {
+        let what = match outcome {
+            Outcome::Exited { .. } | Outcome::Signaled { .. } | Outcome::CompileError => return,
+            Outcome::Violation { detail } => format!("seccomp: {detail}"),
+            other => other.to_string(),
+        };
+        self.violations.push(format!("{stage}: {what}"));
+    }
 }
 
 /// One stage's result (the compile stage; the run stage's fields sit at the top level).
@@ -113,6 +139,8 @@ pub struct ExecutionResult {
     pub limits: Limits,
     /// The compile stage, for compiled languages.
     pub compile: Option<StageResult>,
+    /// The mode, why, the analysis and the run-time violations.
+    pub security: Security,
 }
 
 fn lossy<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

@@ -7,10 +7,14 @@
 pub mod compile_cache;
 mod engine;
 mod execution;
+pub mod history;
 mod id;
 mod workspace;
 
 pub use compile_cache::CompileCache;
 pub use engine::{Engine, EngineConfig, EngineError};
-pub use execution::{ExecutionRequest, ExecutionResult, Mode, SourceFile, StageResult};
+pub use execution::{ExecutionRequest, ExecutionResult, Security, SourceFile, StageResult};
+pub use history::{
+    HistoryEntry, HistoryError, HistoryFilter, HistoryStore, RecordInput, Retention, Stats,
+};
 pub use id::ExecutionId;

@@ -29,6 +29,12 @@ pub(crate) struct Program {
 }
 
 impl Program {
+    /// Whether `file` is one of the program's source files (what analysis reads).
+    pub(crate) fn is_source(&self, file: &WorkspaceFile) -> bool {
+        let path = format!("{WORKDIR}/{}", file.path.display());
+        self.sources.contains(&path)
+    }
+
     /// Lays out `sources` (entry first) for `language`.
     pub(crate) fn prepare(
         language: &Language,

@@ -13,8 +13,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use nix::sys::stat::{fstat, SFlag};
+use warden_core::mode::ModeRefusal;
 use warden_core::{parse_duration, ByteSize, LimitOverrides, Outcome};
-use warden_engine::{Engine, EngineConfig, ExecutionRequest, ExecutionResult, SourceFile};
+use warden_core::{Analysis, ModeRequest};
+use warden_engine::{
+    Engine, EngineConfig, EngineError, ExecutionRequest, ExecutionResult, SourceFile,
+};
 
 use super::sources;
 use warden_sandbox::Stdin;
@@ -47,6 +51,10 @@ pub(crate) struct RunArgs {
     /// Print one JSON object with the outcome, the output and the usage.
     #[arg(long)]
     json: bool,
+    /// Isolation: auto (from the code's threat level and the configuration), sandboxed,
+    /// isolated (gVisor) or trusted (when the configuration enables it).
+    #[arg(long, default_value = "auto", value_parser = parse_mode)]
+    mode: ModeRequest,
     /// CPU time of the whole process tree (e.g. 2s, 500ms).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     cpu_time: Option<Duration>,
@@ -115,9 +123,19 @@ impl RunArgs {
     }
 }
 
+fn parse_mode(text: &str) -> Result<ModeRequest, String> {
+    text.parse()
+}
+
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let json = args.json;
-    match execute(args) {
+    let outcome = execute(args);
+    if let Err(e) = &outcome {
+        if let Some(EngineError::Refused { refusal, analysis }) = e.downcast_ref::<EngineError>() {
+            return refused(json, refusal, analysis);
+        }
+    }
+    match outcome {
         Ok(result) if json => {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer(&mut out, &result).context("writing the JSON result")?;
@@ -143,8 +161,12 @@ fn execute(args: RunArgs) -> anyhow::Result<ExecutionResult> {
         args: args.args.clone(),
         stdin: stdin()?,
         limits: args.limits(),
+        mode: args.mode,
     };
+    let settings = super::config()?;
     let mut config = EngineConfig::new(super::helper_binary()?);
+    config.maxima = settings.maxima();
+    config.modes = settings.modes;
     if !args.no_cache {
         config.cache = Some(super::compile_cache());
     }
@@ -161,7 +183,35 @@ fn execute(args: RunArgs) -> anyhow::Result<ExecutionResult> {
         }
         request.language = Some(found.language.id.to_string());
     }
-    Ok(engine.execute(request)?)
+    let pending = super::history::PendingRecord::of(&request);
+    let result = engine.execute(request)?;
+    pending.record(&result);
+    Ok(result)
+}
+
+/// The mode policy refused the program: the findings go to stderr (or into the JSON object).
+fn refused(json: bool, refusal: &ModeRefusal, analysis: &Analysis) -> anyhow::Result<ExitCode> {
+    if json {
+        let mut out = std::io::stdout().lock();
+        let value = serde_json::json!({
+            "error": refusal.to_string(),
+            "refused": true,
+            "security": { "threat_level": analysis.threat_level, "findings": analysis.findings },
+        });
+        serde_json::to_writer(&mut out, &value)?;
+        writeln!(out)?;
+    } else {
+        let mut err = std::io::stderr().lock();
+        for f in &analysis.findings {
+            writeln!(
+                err,
+                "warden: line {} {} {}: {} ({})",
+                f.line, f.severity, f.rule, f.explanation, f.excerpt
+            )?;
+        }
+        writeln!(err, "warden: {refusal}")?;
+    }
+    Ok(ExitCode::from(exit_code::REFUSED))
 }
 
 /// A pipe is handed to the program as is; a terminal never is (an ioctl on it could inject

@@ -1,0 +1,15 @@
+Point <- function(x, y) structure(list(x = x, y = y), class = "Point")
+print.Point <- function(p, ...) cat("Point(", p$x, ", ", p$y, ")\n", sep = "")
+dist <- function(a, b) sqrt((a$x - b$x)^2 + (a$y - b$y)^2)
+
+pts <- lapply(1:5, function(i) Point(i, i^2))
+for (p in pts) print(p)
+d <- mapply(function(a, b) dist(a, b), pts[-length(pts)], pts[-1])
+print(round(d, 3))
+words <- strsplit(tolower("The cat and the hat and the bat"), " ")[[1]]
+tab <- sort(table(words), decreasing = TRUE)
+print(head(tab, 3))
+m <- matrix(1:6, nrow = 2)
+print(m %*% t(m))
+df <- data.frame(name = c("a", "b"), score = c(3, 5))
+print(df[order(-df$score), ])

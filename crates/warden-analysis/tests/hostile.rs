@@ -1,0 +1,230 @@
+//! Hostile input: deep nesting, huge files, invalid UTF-8, binary data, empty input, garbage,
+//! an exhausted time budget, many findings, many threads. The analyzer must never panic and
+//! must grade what it cannot analyse with a level of its own (docs/analysis.md).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use warden_analysis::{
+    Analyzer, INVALID_UTF8_LEVEL, MAX_FINDINGS, MAX_INPUT_BYTES, MAX_NESTING,
+    UNKNOWN_LANGUAGE_LEVEL, UNPARSEABLE_LEVEL,
+};
+use warden_core::ThreatLevel;
+
+fn analyzer() -> &'static Analyzer {
+    static ANALYZER: OnceLock<Analyzer> = OnceLock::new();
+    ANALYZER.get_or_init(|| Analyzer::builtin().expect("the embedded rule files load"))
+}
+
+fn languages() -> Vec<&'static str> {
+    analyzer().languages().collect()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
+fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed.to_le_bytes()[3]
+        })
+        .collect()
+}
+
+#[test]
+fn hundred_thousand_nested_brackets_are_refused_in_every_language() {
+    for open_close in [("(", ")"), ("[", "]"), ("{", "}")] {
+        let code = format!(
+            "{}{}",
+            open_close.0.repeat(100_000),
+            open_close.1.repeat(100_000)
+        );
+        for language in languages() {
+            let analysis = analyzer().analyze(language, code.as_bytes());
+            assert_eq!(analysis.threat_level, UNPARSEABLE_LEVEL, "{language}");
+            let why = analysis.parse_error.expect("a reason");
+            assert!(why.contains("nested"), "{language}: {why}");
+        }
+    }
+}
+
+#[test]
+fn nesting_below_the_limit_is_analysed() {
+    let depth = MAX_NESTING - 10;
+    let code = format!(
+        "import os\nx = {}1{}\nos.system('ls')\n",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    );
+    let analysis = analyzer().analyze("python", code.as_bytes());
+    assert_eq!(analysis.parse_error, None);
+    assert_eq!(analysis.threat_level, ThreatLevel::Medium);
+}
+
+#[test]
+fn deep_indentation_is_analysed_without_trouble() {
+    let mut code = String::new();
+    for depth in 0..2_000 {
+        code.push_str(&" ".repeat(depth));
+        code.push_str("if x:\n");
+    }
+    code.push_str(&" ".repeat(2_000));
+    code.push_str("os.system('ls')\n");
+    let analysis = analyzer().analyze("python", code.as_bytes());
+    assert!(analysis.threat_level >= ThreatLevel::Medium, "{analysis:?}");
+}
+
+#[test]
+fn a_five_megabyte_file_is_refused_in_every_language() {
+    let code = "x = 1\n".repeat(5 * 1024 * 1024 / 6 + 1);
+    assert!(code.len() > 5 * 1024 * 1024);
+    for language in languages() {
+        let analysis = analyzer().analyze(language, code.as_bytes());
+        assert_eq!(analysis.threat_level, UNPARSEABLE_LEVEL, "{language}");
+        assert!(analysis
+            .parse_error
+            .expect("a reason")
+            .contains("larger than"));
+    }
+}
+
+#[test]
+fn a_file_just_under_the_cap_is_analysed() {
+    let line = "print(sum(range(10)))\n";
+    let code = line.repeat((MAX_INPUT_BYTES - 100) / line.len());
+    let analysis = Analyzer::builtin()
+        .expect("rules")
+        .with_time_budget(Duration::from_secs(60))
+        .analyze("python", code.as_bytes());
+    assert_eq!(analysis.parse_error, None);
+    assert_eq!(analysis.threat_level, ThreatLevel::None);
+}
+
+#[test]
+fn random_binary_is_refused_in_every_language() {
+    for (i, language) in languages().into_iter().enumerate() {
+        let bytes = random_bytes(64 * 1024, 0x9e37_79b9_7f4a_7c15 + i as u64);
+        let analysis = analyzer().analyze(language, &bytes);
+        assert_eq!(analysis.threat_level, UNPARSEABLE_LEVEL, "{language}");
+        assert!(analysis.parse_error.expect("a reason").contains("binary"));
+    }
+    let elf = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00";
+    let analysis = analyzer().analyze("c", elf);
+    assert_eq!(analysis.threat_level, UNPARSEABLE_LEVEL);
+}
+
+#[test]
+fn invalid_utf8_is_analysed_and_noted() {
+    let code = b"import os\n# caf\xe9 \xff\xfe\nos.system('ls')\n";
+    let analysis = analyzer().analyze("python", code);
+    assert!(analysis
+        .parse_error
+        .as_deref()
+        .is_some_and(|e| e.contains("UTF-8")));
+    assert_eq!(analysis.threat_level, ThreatLevel::Medium);
+    assert_eq!(analysis.findings[0].line, 3);
+
+    let quiet = analyzer().analyze("python", b"# caf\xe9\nprint(1)\n");
+    assert_eq!(quiet.threat_level, INVALID_UTF8_LEVEL);
+    assert!(quiet.findings.is_empty());
+    for language in languages() {
+        let excerpt = analyzer().analyze(language, b"\xc3\x28 \xa0\xa1 \xf0\x28\x8c\x28 x\n");
+        assert!(excerpt.threat_level >= INVALID_UTF8_LEVEL, "{language}");
+    }
+}
+
+#[test]
+fn empty_and_blank_input_is_nothing() {
+    for language in languages() {
+        for code in [&b""[..], b"\n\n", b"   \t\r\n"] {
+            let analysis = analyzer().analyze(language, code);
+            assert_eq!(analysis.threat_level, ThreatLevel::None, "{language}");
+            assert!(analysis.findings.is_empty() && analysis.parse_error.is_none());
+        }
+    }
+}
+
+#[test]
+fn text_that_is_not_code_is_unparseable() {
+    let prose = "Dear committee, ) this ( is ] not { a } program; it's => prose ?: with \\ odd @ punctuation # ~ ` and more ) ) ]\n".repeat(20);
+    for language in ["python", "java", "c", "go", "rust"] {
+        let analysis = analyzer().analyze(language, prose.as_bytes());
+        assert_eq!(
+            analysis.threat_level, UNPARSEABLE_LEVEL,
+            "{language}: {analysis:?}"
+        );
+        assert!(analysis
+            .parse_error
+            .expect("a reason")
+            .contains("does not parse"));
+    }
+}
+
+#[test]
+fn an_unknown_language_is_reported() {
+    let analysis = analyzer().analyze("cobol", b"DISPLAY 'HELLO'.");
+    assert_eq!(analysis.threat_level, UNKNOWN_LANGUAGE_LEVEL);
+    assert!(analysis.parse_error.expect("a reason").contains("cobol"));
+}
+
+#[test]
+fn findings_are_capped_but_all_count_for_the_level() {
+    let mut code = "import os\n".to_string() + &"os.system('ls')\n".repeat(MAX_FINDINGS * 3);
+    code.push_str("while True:\n    os.fork()\n");
+    let analysis = analyzer().analyze("python", code.as_bytes());
+    assert_eq!(analysis.findings.len(), MAX_FINDINGS);
+    assert_eq!(analysis.threat_level, ThreatLevel::Critical);
+}
+
+#[test]
+fn an_exhausted_time_budget_is_unparseable_and_leaves_the_parser_usable() {
+    let hurried = Analyzer::builtin()
+        .expect("rules")
+        .with_time_budget(Duration::ZERO);
+    let code = "def f(x):\n    return [i * x for i in range(10)]\n".repeat(20_000);
+    let analysis = hurried.analyze("python", code.as_bytes());
+    assert_eq!(analysis.threat_level, UNPARSEABLE_LEVEL);
+    assert!(analysis
+        .parse_error
+        .expect("a reason")
+        .contains("longer than"));
+    // The same thread's parser was cancelled: the next parse must start afresh.
+    let next = analyzer().analyze("python", b"import os\nos.system('ls')\n");
+    assert_eq!(next.parse_error, None);
+    assert_eq!(next.findings.len(), 1);
+}
+
+#[test]
+fn one_analyzer_serves_many_threads() {
+    let code = "import os\nwhile True:\n    os.fork()\n";
+    let expected = analyzer().analyze("python", code.as_bytes());
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    assert_eq!(analyzer().analyze("python", code.as_bytes()), expected);
+                    assert!(analyzer()
+                        .analyze("c", b"int main(void) { return 0; }")
+                        .findings
+                        .is_empty());
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn random_text_in_every_language_never_panics() {
+    let alphabet = b"()[]{}<>;:,.'\"`$@#!?%^&*-+=/\\|~ \n\tabcxyzXYZ019_";
+    for (i, language) in languages().into_iter().enumerate() {
+        for round in 0..20u64 {
+            let bytes: Vec<u8> = random_bytes(2_000, 7 + round * 31 + i as u64)
+                .into_iter()
+                .map(|b| alphabet[usize::from(b) % alphabet.len()])
+                .collect();
+            let analysis = analyzer().analyze(language, &bytes);
+            assert!(analysis.findings.len() <= MAX_FINDINGS);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `warden show ID`: everything the history recorded of one execution, with its code and
+//! output when the retention kept them.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use warden_core::units::format_duration;
+use warden_core::Usage;
+use warden_engine::HistoryEntry;
+
+use super::history::{human_bytes, HistorySettings};
+
+/// Arguments of `warden show`.
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The execution's id, or a unique prefix of it.
+    id: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let store = HistorySettings::from_env()?.open()?;
+    let Some(entry) = store.get(&args.id)? else {
+        eprintln!(
+            "warden: no execution {} in the history {}",
+            args.id,
+            store.path().display()
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &entry).context("writing the execution")?;
+        writeln!(out)?;
+    } else {
+        write_text(&mut out, &entry).context("writing the execution")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_text(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
+    let field = |out: &mut dyn Write, name: &str, value: &str| writeln!(out, "{name:<12} {value}");
+    field(out, "id:", e.id.as_str())?;
+    field(out, "finished:", &e.finished_at_utc())?;
+    field(out, "language:", &e.language)?;
+    field(out, "mode:", &e.mode)?;
+    field(out, "threat:", e.threat_level.map_or("-", |t| t.name()))?;
+    field(out, "outcome:", &e.outcome.to_string())?;
+    field(out, "usage:", &usage(&e.usage))?;
+    if let Some(limits) = &e.limits {
+        let limits = format!(
+            "cpu {}, wall {}, memory {}, output {}",
+            format_duration(limits.cpu_time),
+            format_duration(limits.wall_time),
+            limits.memory,
+            limits.max_output
+        );
+        field(out, "limits:", &limits)?;
+    }
+    let stdin = e.stdin_bytes.map_or("unknown (pipe)".to_owned(), size);
+    field(
+        out,
+        "input:",
+        &format!("code {}, stdin {stdin}", size(e.code_bytes)),
+    )?;
+    let truncated = |t: bool| if t { " (truncated)" } else { "" };
+    let output = format!(
+        "stdout {}{}, stderr {}{}",
+        size(e.stdout_bytes),
+        truncated(e.stdout_truncated),
+        size(e.stderr_bytes),
+        truncated(e.stderr_truncated)
+    );
+    field(out, "output:", &output)?;
+    if let Some(c) = &e.compile {
+        let how = if c.cached {
+            "cached".to_owned()
+        } else {
+            format!("{}; {}", c.outcome, usage(&c.usage))
+        };
+        field(out, "compile:", &how)?;
+    }
+    field(out, "retention:", e.retention.name())?;
+    write_security(out, e)?;
+    let blocks = [
+        ("code", e.code.as_deref()),
+        ("compiler stdout", compiler(e, |c| c.stdout.as_deref())),
+        ("compiler stderr", compiler(e, |c| c.stderr.as_deref())),
+        ("stdout", e.stdout.as_deref()),
+        ("stderr", e.stderr.as_deref()),
+    ];
+    for (name, bytes) in blocks {
+        if let Some(bytes) = bytes.filter(|b| !b.is_empty()) {
+            writeln!(out, "--- {name} ---")?;
+            out.write_all(bytes)?;
+            if !bytes.ends_with(b"\n") {
+                writeln!(out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_security(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
+    let Some(security) = &e.security else {
+        return Ok(());
+    };
+    if !security.reason.is_empty() {
+        writeln!(out, "{:<12} {}", "why:", security.reason)?;
+    }
+    for f in &security.findings {
+        let excerpt = if f.excerpt.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", f.excerpt)
+        };
+        writeln!(
+            out,
+            "{:<12} {} {} line {}{excerpt}",
+            "finding:", f.severity, f.rule, f.line
+        )?;
+    }
+    if let Some(error) = &security.parse_error {
+        writeln!(out, "{:<12} {error}", "parse error:")?;
+    }
+    for v in &security.violations {
+        writeln!(out, "{:<12} {v}", "violation:")?;
+    }
+    Ok(())
+}
+
+fn compiler<'a>(
+    e: &'a HistoryEntry,
+    stream: impl Fn(&'a warden_engine::history::CompileRecord) -> Option<&'a str>,
+) -> Option<&'a [u8]> {
+    e.compile.as_ref().and_then(stream).map(str::as_bytes)
+}
+
+fn usage(u: &Usage) -> String {
+    format!(
+        "wall {}, cpu {}, peak memory {}",
+        format_duration(u.wall_time),
+        format_duration(u.cpu_time),
+        human_bytes(u.peak_memory.bytes() as f64)
+    )
+}
+
+fn size(bytes: u64) -> String {
+    human_bytes(bytes as f64)
+}

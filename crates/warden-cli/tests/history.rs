@@ -1,0 +1,202 @@
+//! End to end: `warden run` records each execution in the history database; `warden history`,
+//! `warden show` and `warden stats` read it back. Runs real sandboxes, so needs root (CI is).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Runs warden with a clean environment but for `env`.
+fn warden(args: &[&str], env: &[(&str, &Path)], retention: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.args(args).env_clear();
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    if let Some(retention) = retention {
+        cmd.env("WARDEN_HISTORY_RETENTION", retention);
+    }
+    cmd.output().expect("warden runs")
+}
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn db(&self) -> std::path::PathBuf {
+        self.dir.path().join("data/history.sqlite3")
+    }
+
+    fn env(&self) -> Vec<(&'static str, std::path::PathBuf)> {
+        vec![
+            ("WARDEN_DB", self.db()),
+            ("WARDEN_CACHE_DIR", self.dir.path().join("cache")),
+        ]
+    }
+
+    fn warden(&self, args: &[&str], retention: Option<&str>) -> Output {
+        let env = self.env();
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        warden(args, &env, retention)
+    }
+
+    /// `warden run --json` of a bash one-liner; its JSON result.
+    fn run(&self, code: &str, retention: Option<&str>) -> Value {
+        let out = self.warden(&["run", "--json", "--lang", "bash", "-c", code], retention);
+        ok_json(&out)
+    }
+}
+
+fn ok_json(out: &Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("valid JSON on stdout")
+}
+
+#[test]
+fn parallel_runs_are_all_recorded() {
+    const RUNS: usize = 8;
+    let home = Home::new();
+    let env = home.env();
+    // All at once, on a database that none of them has created yet.
+    let children: Vec<_> = (0..RUNS)
+        .map(|i| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+            cmd.args(["run", "--json", "--lang", "bash", "-c"])
+                .arg(format!("echo run {i}"))
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().expect("warden starts")
+        })
+        .collect();
+    let mut ids: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().expect("warden finishes");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("history"), "no history warning: {stderr}");
+            let result = ok_json(&out);
+            result["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    ids.sort();
+
+    let history = ok_json(&home.warden(&["history", "--json"], None));
+    let mut listed: Vec<String> = history
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ids, "exactly the {RUNS} executions");
+
+    let stats = ok_json(&home.warden(&["stats", "--json"], None));
+    assert_eq!(stats["total"], RUNS);
+    assert_eq!(stats["by_language"]["bash"], RUNS);
+    assert_eq!(stats["by_outcome"]["exited"], RUNS);
+    assert!(stats["wall_time_p95_ms"].is_u64(), "{stats}");
+
+    let filtered = ok_json(&home.warden(&["history", "--json", "--lang", "python"], None));
+    assert_eq!(filtered, Value::Array(Vec::new()));
+    let table = home.warden(&["history", "--outcome", "exited", "--since", "1h"], None);
+    assert_eq!(table.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(
+        text.lines().count(),
+        RUNS + 1,
+        "a header and a row each: {text}"
+    );
+}
+
+#[test]
+fn show_prints_the_code_only_when_the_retention_keeps_it() {
+    let home = Home::new();
+    let code = "echo kept-output; : marker-in-code";
+    let mut ids = Vec::new();
+    for retention in ["metadata", "code", "full"] {
+        let result = home.run(code, Some(retention));
+        ids.push(result["id"].as_str().expect("id").to_owned());
+    }
+    let show = |id: &str| {
+        let out = home.warden(&["show", id], None);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let [metadata, code_only, full] = [show(&ids[0]), show(&ids[1]), show(&ids[2])];
+    assert!(!metadata.contains("marker-in-code"), "{metadata}");
+    assert!(!metadata.contains("kept-output"), "{metadata}");
+    assert!(code_only.contains("marker-in-code"), "{code_only}");
+    assert!(!code_only.contains("kept-output\n"), "{code_only}");
+    assert!(full.contains("marker-in-code"), "{full}");
+    assert!(full.contains("--- stdout ---\nkept-output\n"), "{full}");
+
+    let json = ok_json(&home.warden(&["show", "--json", &ids[2][..10]], None));
+    assert_eq!(json["id"], ids[2].as_str());
+    assert_eq!(json["code"], code);
+    assert_eq!(json["stdout"], "kept-output\n");
+    assert_eq!(json["retention"], "full");
+
+    let missing = home.warden(&["show", "0123456789abcdef0123456789abcdee"], None);
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn a_corrupt_database_warns_and_the_result_still_comes_back() {
+    let home = Home::new();
+    let db = home.db();
+    std::fs::create_dir_all(db.parent().expect("a parent")).expect("mkdir");
+    std::fs::write(&db, b"garbage, not a database\n".repeat(200)).expect("garbage written");
+
+    let out = home.warden(
+        &["run", "--json", "--lang", "bash", "-c", "echo fine"],
+        None,
+    );
+    let result = ok_json(&out);
+    assert_eq!(result["stdout"], "fine\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one warning line: {stderr}");
+    assert!(
+        stderr.starts_with("warden: warning: history not recorded: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("corrupt"), "{stderr}");
+
+    // Without --json, the program's output and status pass through all the same.
+    let out = home.warden(&["run", "--lang", "bash", "-c", "echo plain; exit 3"], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.stdout, b"plain\n");
+
+    let history = home.warden(&["history"], None);
+    assert_eq!(history.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&history.stderr);
+    assert!(stderr.contains("corrupt"), "{stderr}");
+}
+
+#[test]
+fn a_bad_retention_setting_warns_and_records_nothing() {
+    let home = Home::new();
+    let out = home.warden(
+        &["run", "--json", "--lang", "bash", "-c", "echo x"],
+        Some("forever"),
+    );
+    ok_json(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("history not recorded") && stderr.contains("WARDEN_HISTORY_RETENTION"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,168 @@
+//! End to end: the mode chosen from the code's threat level and the configuration, the refusal
+//! path, gVisor for `isolated`, `trusted` only when enabled. Root (CI is root); gVisor's runsc is
+//! installed by scripts/setup.sh.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn warden(args: &[&str], config: Option<&str>) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.args(args)
+        .env_clear()
+        .env("WARDEN_CACHE_DIR", dir.path().join("cache"))
+        .env("WARDEN_DB", dir.path().join("history.sqlite3"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(text) = config {
+        let path = dir.path().join("warden.toml");
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .expect("config written");
+        cmd.env("WARDEN_CONFIG", &path);
+    }
+    cmd.output().expect("warden runs")
+}
+
+fn json(args: &[&str], config: Option<&str>) -> Value {
+    let mut all = vec!["run", "--json"];
+    all.extend_from_slice(args);
+    let out = warden(&all, config);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+const BENIGN: &str = "print(sum(range(10)))";
+const NATIVE: &str = "import ctypes\nprint(open('/proc/version').read().split()[2])";
+const FORK_BOMB: &str = "import os\nwhile True:\n    os.fork()\n";
+
+#[test]
+fn auto_runs_benign_code_sandboxed_and_says_why() {
+    let result = json(&["-l", "python", "-c", BENIGN], None);
+    assert_eq!(result["stdout"], "45\n");
+    assert_eq!(result["mode"], "sandboxed");
+    let security = &result["security"];
+    assert_eq!(security["mode"], "sandboxed");
+    assert_eq!(security["threat_level"], "none");
+    assert!(
+        security["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("none")),
+        "{security}"
+    );
+    assert_eq!(security["findings"], serde_json::json!([]));
+}
+
+#[test]
+fn auto_runs_high_threat_code_under_gvisor_checked_from_inside() {
+    let host_release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("host release");
+    let result = json(&["-l", "python", "-c", NATIVE], None);
+    assert_eq!(result["mode"], "isolated", "{result}");
+    assert_eq!(result["security"]["threat_level"], "high");
+    assert!(
+        result["security"]["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["severity"] == "high")),
+        "{result}"
+    );
+    let inside = result["stdout"].as_str().expect("stdout").trim();
+    assert_eq!(
+        inside,
+        "4.4.0",
+        "gVisor's kernel, not the host's {}",
+        host_release.trim()
+    );
+}
+
+#[test]
+fn the_configuration_decides_what_auto_picks() {
+    let result = json(
+        &["-l", "python", "-c", BENIGN],
+        Some("[modes]\nnone = \"isolated\"\n"),
+    );
+    assert_eq!(result["mode"], "isolated", "{result}");
+    assert_eq!(result["stdout"], "45\n");
+}
+
+#[test]
+fn critical_code_is_refused_with_its_findings() {
+    let out = warden(&["run", "-l", "python", "-c", FORK_BOMB], None);
+    assert_eq!(out.status.code(), Some(118));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("critical") && stderr.contains("refused"),
+        "{stderr}"
+    );
+    let result = json(&["-l", "python", "-c", FORK_BOMB], None);
+    assert_eq!(result["refused"], true);
+    assert_eq!(result["security"]["threat_level"], "critical");
+    assert!(result["security"]["findings"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty()));
+}
+
+#[test]
+fn a_request_cannot_get_a_weaker_mode_than_the_configuration_allows() {
+    let out = warden(
+        &["run", "--mode", "sandboxed", "-l", "python", "-c", NATIVE],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(118),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("weaker"));
+    let stronger = json(&["--mode", "isolated", "-l", "python", "-c", BENIGN], None);
+    assert_eq!(
+        stronger["mode"], "isolated",
+        "a stronger mode is always allowed"
+    );
+}
+
+#[test]
+fn trusted_is_refused_unless_the_operator_enables_it() {
+    let out = warden(
+        &["run", "--mode", "trusted", "-l", "python", "-c", BENIGN],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(118));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trusted mode is disabled"));
+}
+
+#[test]
+fn run_time_violations_are_recorded_in_the_security_object() {
+    let result = json(&["--max-output", "1KiB", "-l", "bash", "-c", "yes"], None);
+    let violations = result["security"]["violations"]
+        .as_array()
+        .expect("violations");
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.as_str().is_some_and(|v| v.contains("output limit"))),
+        "{result}"
+    );
+}
+
+#[test]
+fn a_bad_configuration_is_a_clear_error() {
+    let out = warden(
+        &["run", "-l", "python", "-c", BENIGN],
+        Some("[modes]\nnone = \"yolo\"\n"),
+    );
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warden.toml") && stderr.contains("yolo"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,331 @@
+//! The execution history: every execution recorded in an embedded SQLite database, listed,
+//! shown and summed up into statistics (docs/history.md).
+//!
+//! Runs in whichever process executed the program (`warden run`, later the server). Many such
+//! processes write one database at once: it is in WAL mode (readers never block the writer),
+//! every write takes the write lock up front (`BEGIN IMMEDIATE`) and waits up to
+//! [`BUSY_TIMEOUT`] for it. Schema changes are numbered migrations applied in one transaction,
+//! the version kept in `PRAGMA user_version` (<https://www.sqlite.org/pragma.html#pragma_user_version>).
+//!
+//! Submitted code and its output are data: they are stored only as far as the [`Retention`]
+//! asks, and never logged.
+
+mod entry;
+mod schema;
+mod stats;
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+
+use crate::execution::ExecutionResult;
+
+pub use entry::{
+    CompileRecord, HistoryEntry, HistoryFilter, Prune, RecordInput, Retention, SecurityRecord,
+};
+pub use stats::{LanguageStats, Stats};
+
+/// How long a write waits for another process's write lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The WAL size past which a record empties it into the database.
+const WAL_LIMIT: u64 = 1 << 20;
+
+/// A failure of the history store. The execution it was recording is unaffected.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The database's directory could not be created.
+    #[error("creating the history directory {path}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a SQLite database, or a damaged one.
+    #[error("{path} is corrupt or not a SQLite database (move it aside to start a new history)")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's report.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Other processes held the database's lock for longer than [`BUSY_TIMEOUT`].
+    #[error("history database {path} stayed locked by another process while {step}")]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        step: &'static str,
+    },
+    /// A newer warden wrote this database; this one does not know its schema.
+    #[error(
+        "history database {path} has schema version {found}, newer than this warden's {supported}"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: u32,
+        /// The latest version this warden knows.
+        supported: u32,
+    },
+    /// Any other SQLite failure.
+    #[error("{step} in history database {path}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        step: &'static str,
+        /// SQLite's report.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A stored value could not be read back.
+    #[error("execution {id} in history database {path} has an unreadable {column}")]
+    Decode {
+        /// The database file.
+        path: PathBuf,
+        /// The execution.
+        id: String,
+        /// The column.
+        column: &'static str,
+    },
+    /// An id (or id prefix) that is not hexadecimal.
+    #[error("{0:?} is not an execution id (hex digits)")]
+    InvalidId(String),
+    /// An id prefix shared by several executions.
+    #[error("{0:?} matches several executions; give more digits")]
+    AmbiguousId(String),
+}
+
+/// An open history database.
+#[derive(Debug)]
+pub struct HistoryStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl HistoryStore {
+    /// The latest schema version, the one [`HistoryStore::open`] migrates to.
+    pub const LATEST_SCHEMA_VERSION: u32 = schema::LATEST;
+
+    /// Opens (creating it, its directory and its schema if needed) the database at `path`, and
+    /// migrates an older schema to the current one.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
+        let path = path.as_ref().to_path_buf();
+        create_private(&path)?;
+        let conn = Connection::open(&path).map_err(|e| classify(&path, "opening", e))?;
+        let mut store = Self { conn, path };
+        store
+            .conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| store.error("setting the busy timeout", e))?;
+        store.retry_while_busy("switching to WAL mode", |s| s.use_wal())?;
+        schema::migrate(&mut store.conn, &store.path)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records one execution; of its code and output, only what `retention` keeps.
+    pub fn record(
+        &self,
+        result: &ExecutionResult,
+        input: RecordInput<'_>,
+        retention: Retention,
+    ) -> Result<(), HistoryError> {
+        let step = "recording an execution";
+        let row = entry::Row::new(result, input, retention, SystemTime::now());
+        let tx = self.immediate(step)?;
+        row.insert(&tx).map_err(|e| self.error(step, e))?;
+        tx.commit().map_err(|e| self.error(step, e))?;
+        self.checkpoint_if_large();
+        Ok(())
+    }
+
+    /// The executions matching `filter`, newest first, without code or output.
+    pub fn list(&self, filter: &HistoryFilter) -> Result<Vec<HistoryEntry>, HistoryError> {
+        entry::list(&self.conn, &self.path, filter)
+    }
+
+    /// One execution, by id or by a unique prefix of it, with its code and output when they
+    /// were retained.
+    pub fn get(&self, id: &str) -> Result<Option<HistoryEntry>, HistoryError> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(HistoryError::InvalidId(id.to_owned()));
+        }
+        let step = "reading an execution";
+        let pattern = format!("{}%", id.to_ascii_lowercase());
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM executions WHERE id LIKE ?1 LIMIT 2")
+            .map_err(|e| self.error(step, e))?;
+        let ids = stmt
+            .query_map([&pattern], |r| r.get::<_, String>(0))
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| self.error(step, e))?;
+        match ids.as_slice() {
+            [] => Ok(None),
+            [full] => entry::get(&self.conn, &self.path, full),
+            _ => Err(HistoryError::AmbiguousId(id.to_owned())),
+        }
+    }
+
+    /// Statistics over the executions that finished at or after `since` (all when `None`).
+    pub fn stats(&self, since: Option<SystemTime>) -> Result<Stats, HistoryError> {
+        stats::compute(&self.conn, &self.path, since)
+    }
+
+    /// Deletes the executions that `rule` no longer keeps; returns how many.
+    pub fn prune(&self, rule: &Prune) -> Result<u64, HistoryError> {
+        let step = "pruning old executions";
+        let tx = self.immediate(step)?;
+        let deleted = rule.apply(&tx).map_err(|e| self.error(step, e))?;
+        tx.commit().map_err(|e| self.error(step, e))?;
+        Ok(deleted)
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32, HistoryError> {
+        schema::version(&self.conn).map_err(|e| self.error("reading the schema version", e))
+    }
+
+    /// WAL lets readers and the one writer proceed together; `synchronous = NORMAL` is durable
+    /// against a crash of the process (not of the machine) and spares an fsync per record.
+    fn use_wal(&self) -> rusqlite::Result<()> {
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %self.path.display(), mode, "history database is not in WAL mode");
+        }
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // SQLite's defaults checkpoint the WAL when the last connection closes, and at each
+        // commit past 1000 pages. Both fsync, and a `warden run` is a short-lived last
+        // connection: that cost it 2 to 15 ms (the more the disk is busy, the longer). So both
+        // are off, and `checkpoint_if_large` empties the WAL once in a while instead. (A WAL
+        // checkpointed but not emptied would not do: the next process rebuilds the WAL index
+        // from the whole file, forgetting what was checkpointed, so the WAL would never
+        // restart.)
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)
+    }
+
+    /// Copies the WAL into the database and empties it once it passes [`WAL_LIMIT`]: every
+    /// process that opens the database first reads the whole WAL. Best effort: a busy or
+    /// failed checkpoint is left to the next record.
+    fn checkpoint_if_large(&self) {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if size <= WAL_LIMIT {
+            return;
+        }
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        match done {
+            Ok(0) => tracing::debug!(path = %self.path.display(), size, "history WAL emptied"),
+            Ok(_) => tracing::debug!(path = %self.path.display(), "history WAL busy, not emptied"),
+            Err(e) => {
+                tracing::debug!(path = %self.path.display(), error = %e, "history WAL not emptied")
+            }
+        }
+    }
+
+    /// Changing the journal mode needs an exclusive lock that SQLite does not always wait for
+    /// through the busy handler, so a racing first open is retried here, within the same bound.
+    fn retry_while_busy(
+        &self,
+        step: &'static str,
+        f: impl Fn(&Self) -> rusqlite::Result<()>,
+    ) -> Result<(), HistoryError> {
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match f(self) {
+                Ok(()) => return Ok(()),
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(self.error(step, e)),
+            }
+        }
+    }
+
+    /// A transaction holding the write lock from its start, so that it never has to upgrade a
+    /// stale read snapshot (which fails at once with `SQLITE_BUSY_SNAPSHOT` instead of waiting).
+    fn immediate(&self, step: &'static str) -> Result<Transaction<'_>, HistoryError> {
+        Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.error(step, e))
+    }
+
+    fn error(&self, step: &'static str, e: rusqlite::Error) -> HistoryError {
+        classify(&self.path, step, e)
+    }
+}
+
+/// Creates the database's directory (mode 0700) and the file itself (mode 0600) when missing:
+/// it holds submitted code. SQLite gives its `-wal` and `-shm` files the database's mode.
+fn create_private(path: &Path) -> Result<(), HistoryError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| HistoryError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path);
+    // A failure here (a read-only file, say) is reported by SQLite's open, with its reason.
+    drop(created);
+    Ok(())
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn classify(path: &Path, step: &'static str, e: rusqlite::Error) -> HistoryError {
+    let path = path.to_owned();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            HistoryError::Corrupt { path, source: e }
+        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            HistoryError::Locked { path, step }
+        }
+        _ => HistoryError::Sqlite {
+            path,
+            step,
+            source: e,
+        },
+    }
+}
+
+/// Unix milliseconds of `t` (0 before the epoch, saturating far after it).
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,599 @@
+//! One recorded execution: what is written ([`Row`]), what is read back ([`HistoryEntry`]),
+//! how much of the code and output is kept ([`Retention`]) and which rows are selected
+//! ([`HistoryFilter`]) or deleted ([`Prune`]).
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, Row as SqlRow, Transaction};
+use serde::de::IntoDeserializer;
+use serde::{Deserialize, Serialize, Serializer};
+use warden_core::{ByteSize, Finding, Limits, Outcome, ThreatLevel, Usage};
+
+use super::{classify, unix_ms, HistoryError};
+use crate::execution::{ExecutionResult, StageResult};
+use crate::id::ExecutionId;
+
+/// How much of an execution's code and output the history keeps. Metadata (language, mode,
+/// threat level, outcome, usage, sizes) is always kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retention {
+    /// Metadata only; finding excerpts (which quote the code) are dropped too.
+    Metadata,
+    /// Metadata and the submitted code.
+    #[default]
+    Code,
+    /// Metadata, the code, and the output (stdout, stderr and the compiler's output).
+    Full,
+}
+
+impl Retention {
+    /// The name used in configuration and JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Retention::Metadata => "metadata",
+            Retention::Code => "code",
+            Retention::Full => "full",
+        }
+    }
+
+    fn keeps_code(self) -> bool {
+        self != Retention::Metadata
+    }
+
+    fn keeps_output(self) -> bool {
+        self == Retention::Full
+    }
+}
+
+impl fmt::Display for Retention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Retention {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Retention::Metadata, Retention::Code, Retention::Full]
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("unknown retention {s:?} (metadata, code, full)"))
+    }
+}
+
+/// What the result does not say about an execution's input.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordInput<'a> {
+    /// The submitted code (the entry file of a multi-file program).
+    pub code: &'a [u8],
+    /// Bytes of standard input, when known (a pipe passed through unread is not measured).
+    pub stdin_bytes: Option<u64>,
+}
+
+/// Which executions [`super::HistoryStore::list`] returns. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// Language id.
+    pub language: Option<String>,
+    /// Outcome kind (`exited`, `time_limit`, `violation`, ...).
+    pub outcome: Option<String>,
+    /// Mode (`trusted`, `sandboxed`, `isolated`).
+    pub mode: Option<String>,
+    /// Only executions that finished at or after this time.
+    pub since: Option<SystemTime>,
+    /// At most this many (the newest).
+    pub limit: Option<u32>,
+}
+
+/// Which executions [`super::HistoryStore::prune`] deletes. Both rules apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prune {
+    /// Delete executions that finished before this time.
+    pub older_than: Option<SystemTime>,
+    /// Keep only this many, the newest.
+    pub keep_last: Option<u64>,
+}
+
+impl Prune {
+    pub(super) fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<u64> {
+        let mut deleted = 0;
+        if let Some(time) = self.older_than {
+            deleted += tx.execute(
+                "DELETE FROM executions WHERE finished_at_ms < ?1",
+                [unix_ms(time)],
+            )?;
+        }
+        if let Some(keep) = self.keep_last {
+            deleted += tx.execute(
+                "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
+                 ORDER BY finished_at_ms DESC, id DESC LIMIT -1 OFFSET ?1)",
+                [i64::try_from(keep).unwrap_or(i64::MAX)],
+            )?;
+        }
+        Ok(deleted as u64)
+    }
+}
+
+/// The compile stage of a recorded execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompileRecord {
+    /// How the compiler ended.
+    pub outcome: Outcome,
+    /// What it used.
+    pub usage: Usage,
+    /// Whether the artifact came from the compile cache.
+    pub cached: bool,
+    /// Size of the compiler's standard output.
+    pub stdout_bytes: u64,
+    /// Size of the compiler's standard error.
+    pub stderr_bytes: u64,
+    /// The compiler's standard output, when the retention keeps output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    /// The compiler's standard error, when the retention keeps output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+}
+
+/// The security section of a recorded execution.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SecurityRecord {
+    /// Why the mode was chosen.
+    #[serde(default)]
+    pub reason: String,
+    /// What static analysis found (excerpts empty when the retention keeps no code).
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    /// Why the code could not be parsed for analysis (dropped when the retention keeps no
+    /// code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+    /// What the sandbox stopped at run time (limits hit, forbidden operations).
+    #[serde(default)]
+    pub violations: Vec<String>,
+}
+
+/// A recorded execution, as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    /// The execution's id.
+    pub id: ExecutionId,
+    /// When it finished (when it was recorded), shown in JSON as RFC 3339 UTC.
+    #[serde(serialize_with = "rfc3339")]
+    pub finished_at: SystemTime,
+    /// The language id.
+    pub language: String,
+    /// The isolation mode used.
+    pub mode: String,
+    /// The threat level static analysis gave the code (absent when it was not analysed).
+    pub threat_level: Option<ThreatLevel>,
+    /// How the program ended.
+    pub outcome: Outcome,
+    /// What the run stage used.
+    pub usage: Usage,
+    /// The limits enforced on the run stage.
+    pub limits: Option<Limits>,
+    /// Size of the submitted code.
+    pub code_bytes: u64,
+    /// Size of standard input, when known.
+    pub stdin_bytes: Option<u64>,
+    /// Size of standard output (as returned: at most the output limit).
+    pub stdout_bytes: u64,
+    /// Size of standard error.
+    pub stderr_bytes: u64,
+    /// Whether stdout was cut at the output limit.
+    pub stdout_truncated: bool,
+    /// Whether stderr was cut at the output limit.
+    pub stderr_truncated: bool,
+    /// The compile stage, for compiled languages.
+    pub compile: Option<CompileRecord>,
+    /// Findings and violations, when the execution was analysed.
+    pub security: Option<SecurityRecord>,
+    /// What the history kept of this execution's code and output.
+    pub retention: Retention,
+    /// The code, when kept and asked for.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "lossy")]
+    pub code: Option<Vec<u8>>,
+    /// Standard output, when kept and asked for.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "lossy")]
+    pub stdout: Option<Vec<u8>>,
+    /// Standard error, when kept and asked for.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "lossy")]
+    pub stderr: Option<Vec<u8>>,
+}
+
+impl HistoryEntry {
+    /// When the execution finished, as RFC 3339 UTC with milliseconds.
+    pub fn finished_at_utc(&self) -> String {
+        utc(unix_ms(self.finished_at))
+    }
+}
+
+/// What the record needs from the result's security section.
+struct Facts {
+    mode: String,
+    threat_level: Option<ThreatLevel>,
+    record: Option<SecurityRecord>,
+}
+
+fn facts_of(result: &ExecutionResult) -> Facts {
+    let security = &result.security;
+    Facts {
+        mode: security.mode.name().to_owned(),
+        threat_level: Some(security.threat_level),
+        record: Some(SecurityRecord {
+            reason: security.reason.clone(),
+            findings: security.findings.clone(),
+            parse_error: security.parse_error.clone(),
+            violations: security.violations.clone(),
+        }),
+    }
+}
+
+/// The values of one `executions` row, ready to insert.
+pub(super) struct Row {
+    id: String,
+    finished_at_ms: i64,
+    language: String,
+    security: Facts,
+    outcome_kind: String,
+    outcome: String,
+    usage: Usage,
+    input: (i64, Option<i64>),
+    output: (i64, i64, bool, bool),
+    limits: String,
+    compile: Option<String>,
+    retention: Retention,
+    code: Option<Vec<u8>>,
+    stdout: Option<Vec<u8>>,
+    stderr: Option<Vec<u8>>,
+}
+
+impl Row {
+    pub(super) fn new(
+        result: &ExecutionResult,
+        input: RecordInput<'_>,
+        retention: Retention,
+        now: SystemTime,
+    ) -> Self {
+        let mut security = facts_of(result);
+        if let (false, Some(record)) = (retention.keeps_code(), &mut security.record) {
+            // Excerpts quote the code, and a parse error may.
+            record.findings.iter_mut().for_each(|f| f.excerpt.clear());
+            record.parse_error = None;
+        }
+        let output = retention.keeps_output();
+        Self {
+            id: result.id.as_str().to_owned(),
+            finished_at_ms: unix_ms(now),
+            language: result.language.clone(),
+            security,
+            outcome_kind: outcome_kind(&result.outcome),
+            outcome: to_json(&result.outcome),
+            usage: result.usage,
+            input: (len(input.code), input.stdin_bytes.map(signed)),
+            output: (
+                len(&result.stdout),
+                len(&result.stderr),
+                result.stdout_truncated,
+                result.stderr_truncated,
+            ),
+            limits: to_json(&result.limits),
+            compile: result
+                .compile
+                .as_ref()
+                .map(|c| to_json(&compile(c, output))),
+            retention,
+            code: retention.keeps_code().then(|| input.code.to_vec()),
+            stdout: output.then(|| result.stdout.clone()),
+            stderr: output.then(|| result.stderr.clone()),
+        }
+    }
+
+    pub(super) fn insert(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let security = &self.security;
+        let findings = security.record.as_ref().map_or(0, |r| r.findings.len());
+        let violations = security.record.as_ref().map_or(0, |r| r.violations.len());
+        tx.execute(
+            "INSERT INTO executions (id, finished_at_ms, language, mode, outcome_kind, outcome, \
+             cpu_time_ms, wall_time_ms, peak_memory_bytes, code_bytes, stdin_bytes, \
+             stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, limits, compile, \
+             retention, code, stdout, stderr, threat_level, finding_count, violation_count, \
+             security) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+             ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+            params![
+                self.id,
+                self.finished_at_ms,
+                self.language,
+                security.mode,
+                self.outcome_kind,
+                self.outcome,
+                millis(self.usage.cpu_time),
+                millis(self.usage.wall_time),
+                signed(self.usage.peak_memory.bytes()),
+                self.input.0,
+                self.input.1,
+                self.output.0,
+                self.output.1,
+                self.output.2,
+                self.output.3,
+                self.limits,
+                self.compile,
+                self.retention.name(),
+                self.code,
+                self.stdout,
+                self.stderr,
+                security.threat_level.map(ThreatLevel::name),
+                signed(findings as u64),
+                signed(violations as u64),
+                security.record.as_ref().map(to_json),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+fn compile(stage: &StageResult, keep_output: bool) -> CompileRecord {
+    let text = |bytes: &[u8]| keep_output.then(|| String::from_utf8_lossy(bytes).into_owned());
+    CompileRecord {
+        outcome: stage.outcome.clone(),
+        usage: stage.usage,
+        cached: stage.cached,
+        stdout_bytes: stage.stdout.len() as u64,
+        stderr_bytes: stage.stderr.len() as u64,
+        stdout: text(&stage.stdout),
+        stderr: text(&stage.stderr),
+    }
+}
+
+/// The `kind` tag of an outcome's JSON form (`exited`, `time_limit`, ...).
+pub(super) fn outcome_kind(outcome: &Outcome) -> String {
+    serde_json::to_value(outcome)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("history values serialize to JSON")
+}
+
+const COLUMNS: &str = "id, finished_at_ms, language, mode, outcome, cpu_time_ms, wall_time_ms, \
+    peak_memory_bytes, code_bytes, stdin_bytes, stdout_bytes, stderr_bytes, stdout_truncated, \
+    stderr_truncated, limits, compile, retention, threat_level, security";
+
+/// A row as SQLite returns it, before its JSON columns are decoded.
+struct Raw {
+    id: String,
+    finished_at_ms: i64,
+    language: String,
+    mode: String,
+    outcome: String,
+    numbers: [i64; 6],
+    stdin_bytes: Option<i64>,
+    truncated: (bool, bool),
+    limits: String,
+    compile: Option<String>,
+    retention: String,
+    threat_level: Option<String>,
+    security: Option<String>,
+    payload: [Option<Vec<u8>>; 3],
+}
+
+impl Raw {
+    fn read(row: &SqlRow<'_>, with_payload: bool) -> rusqlite::Result<Self> {
+        let payload = if with_payload {
+            [row.get(19)?, row.get(20)?, row.get(21)?]
+        } else {
+            [None, None, None]
+        };
+        Ok(Self {
+            id: row.get(0)?,
+            finished_at_ms: row.get(1)?,
+            language: row.get(2)?,
+            mode: row.get(3)?,
+            outcome: row.get(4)?,
+            numbers: [
+                row.get(5)?,
+                row.get(6)?,
+                row.get(7)?,
+                row.get(8)?,
+                row.get(10)?,
+                row.get(11)?,
+            ],
+            stdin_bytes: row.get(9)?,
+            truncated: (row.get(12)?, row.get(13)?),
+            limits: row.get(14)?,
+            compile: row.get(15)?,
+            retention: row.get(16)?,
+            threat_level: row.get(17)?,
+            security: row.get(18)?,
+            payload,
+        })
+    }
+
+    fn decode(self, path: &Path) -> Result<HistoryEntry, HistoryError> {
+        let fail = |column| HistoryError::Decode {
+            path: path.to_owned(),
+            id: self.id.clone(),
+            column,
+        };
+        let id = ExecutionId::deserialize(self.id.as_str().into_deserializer())
+            .map_err(|_: serde::de::value::Error| fail("id"))?;
+        let outcome = serde_json::from_str(&self.outcome).map_err(|_| fail("outcome"))?;
+        let compile = decode_opt(self.compile.as_deref()).map_err(|_| fail("compile"))?;
+        let security = decode_opt(self.security.as_deref()).map_err(|_| fail("security"))?;
+        let retention = self.retention.parse().map_err(|_| fail("retention"))?;
+        let [cpu, wall, memory, code_bytes, stdout_bytes, stderr_bytes] =
+            self.numbers.map(unsigned);
+        let [code, stdout, stderr] = self.payload;
+        Ok(HistoryEntry {
+            id,
+            finished_at: SystemTime::UNIX_EPOCH
+                + Duration::from_millis(unsigned(self.finished_at_ms)),
+            language: self.language,
+            mode: self.mode,
+            threat_level: self.threat_level.and_then(|t| t.parse().ok()),
+            outcome,
+            usage: Usage {
+                cpu_time: Duration::from_millis(cpu),
+                wall_time: Duration::from_millis(wall),
+                peak_memory: ByteSize(memory),
+            },
+            // Limits gain fields over time; an old row's limits are shown when they still parse.
+            limits: serde_json::from_str(&self.limits).ok(),
+            code_bytes,
+            stdin_bytes: self.stdin_bytes.map(unsigned),
+            stdout_bytes,
+            stderr_bytes,
+            stdout_truncated: self.truncated.0,
+            stderr_truncated: self.truncated.1,
+            compile,
+            security,
+            retention,
+            code,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+fn decode_opt<T: for<'de> Deserialize<'de>>(json: Option<&str>) -> serde_json::Result<Option<T>> {
+    json.map(serde_json::from_str).transpose()
+}
+
+/// The executions matching `filter`, newest first, without payloads.
+pub(super) fn list(
+    conn: &Connection,
+    path: &Path,
+    filter: &HistoryFilter,
+) -> Result<Vec<HistoryEntry>, HistoryError> {
+    let mut sql = format!("SELECT {COLUMNS} FROM executions WHERE 1 = 1");
+    let mut args = Vec::new();
+    let text = [
+        ("language", &filter.language),
+        ("outcome_kind", &filter.outcome),
+        ("mode", &filter.mode),
+    ];
+    for (column, value) in text {
+        if let Some(value) = value {
+            sql.push_str(&format!(" AND {column} = ?"));
+            args.push(Value::Text(value.clone()));
+        }
+    }
+    if let Some(since) = filter.since {
+        sql.push_str(" AND finished_at_ms >= ?");
+        args.push(Value::Integer(unix_ms(since)));
+    }
+    sql.push_str(" ORDER BY finished_at_ms DESC, id DESC");
+    if let Some(limit) = filter.limit {
+        sql.push_str(" LIMIT ?");
+        args.push(Value::Integer(limit.into()));
+    }
+    let step = "listing executions";
+    let raws = conn
+        .prepare(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(rusqlite::params_from_iter(args), |r| Raw::read(r, false))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| classify(path, step, e))?;
+    raws.into_iter().map(|raw| raw.decode(path)).collect()
+}
+
+/// The execution with exactly this id, with its payloads.
+pub(super) fn get(
+    conn: &Connection,
+    path: &Path,
+    id: &str,
+) -> Result<Option<HistoryEntry>, HistoryError> {
+    let sql = format!("SELECT {COLUMNS}, code, stdout, stderr FROM executions WHERE id = ?1");
+    let raw = conn
+        .query_row(&sql, [id], |r| Raw::read(r, true))
+        .optional()
+        .map_err(|e| classify(path, "reading an execution", e))?;
+    raw.map(|raw| raw.decode(path)).transpose()
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn len(bytes: &[u8]) -> i64 {
+    signed(bytes.len() as u64)
+}
+
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn lossy<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match bytes {
+        Some(b) => s.serialize_str(&String::from_utf8_lossy(b)),
+        None => s.serialize_none(),
+    }
+}
+
+fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&utc(unix_ms(*time)))
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, second) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        second / 3600,
+        second % 3600 / 60,
+        second % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, <https://howardhinnant.github.io/date_algorithms.html>).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_as_rfc3339_utc() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(utc(1_767_225_599_999), "2025-12-31T23:59:59.999Z");
+        assert_eq!(utc(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn retention_names_round_trip() {
+        for r in [Retention::Metadata, Retention::Code, Retention::Full] {
+            assert_eq!(r.name().parse(), Ok(r));
+        }
+        assert!("everything".parse::<Retention>().is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! The history database's schema, as numbered migrations. Migration `n` (1-based) takes a
+//! database from `user_version = n - 1` to `n`; a new version appends one, never edits one
+//! (docs/history.md lists them).
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{classify, HistoryError};
+
+/// Version 1: one row per execution, with its code and output as the retention kept them.
+const V1: &str = "
+CREATE TABLE executions (
+    id                TEXT PRIMARY KEY NOT NULL,
+    finished_at_ms    INTEGER NOT NULL,
+    language          TEXT NOT NULL,
+    mode              TEXT NOT NULL,
+    outcome_kind      TEXT NOT NULL,
+    outcome           TEXT NOT NULL,
+    cpu_time_ms       INTEGER NOT NULL,
+    wall_time_ms      INTEGER NOT NULL,
+    peak_memory_bytes INTEGER NOT NULL,
+    code_bytes        INTEGER NOT NULL,
+    stdin_bytes       INTEGER,
+    stdout_bytes      INTEGER NOT NULL,
+    stderr_bytes      INTEGER NOT NULL,
+    stdout_truncated  INTEGER NOT NULL,
+    stderr_truncated  INTEGER NOT NULL,
+    limits            TEXT NOT NULL,
+    compile           TEXT,
+    retention         TEXT NOT NULL,
+    code              BLOB,
+    stdout            BLOB,
+    stderr            BLOB
+);
+CREATE INDEX executions_by_time ON executions (finished_at_ms);
+";
+
+/// Version 2: the security section (static analysis and runtime violations).
+const V2: &str = "
+ALTER TABLE executions ADD COLUMN threat_level TEXT;
+ALTER TABLE executions ADD COLUMN finding_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN violation_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN security TEXT;
+";
+
+const MIGRATIONS: [&str; 2] = [V1, V2];
+
+/// The version a database has once migrated.
+pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// The database's `user_version`.
+pub(super) fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the database to [`LATEST`]. The common case, an up-to-date database, only reads; a
+/// migration holds the write lock and checks the version again, so that of several processes
+/// opening a new database at once exactly one creates the schema.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), HistoryError> {
+    let found = version(conn).map_err(|e| classify(path, "reading the schema version", e))?;
+    if found == LATEST {
+        return Ok(());
+    }
+    check_known(path, found)?;
+    let step = "migrating the schema";
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| classify(path, step, e))?;
+    let found = version(&tx).map_err(|e| classify(path, step, e))?;
+    check_known(path, found)?;
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tracing::info!(path = %path.display(), from, to = from + 1, "migrating the history database");
+        tx.execute_batch(sql).map_err(|e| classify(path, step, e))?;
+    }
+    tx.pragma_update(None, "user_version", LATEST)
+        .map_err(|e| classify(path, step, e))?;
+    tx.commit().map_err(|e| classify(path, step, e))
+}
+
+fn check_known(path: &Path, found: u32) -> Result<(), HistoryError> {
+    if found > LATEST {
+        return Err(HistoryError::TooNew {
+            path: path.to_owned(),
+            found,
+            supported: LATEST,
+        });
+    }
+    Ok(())
+}

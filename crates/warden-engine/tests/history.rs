@@ -1,0 +1,535 @@
+//! The history store on real SQLite files in a temporary directory: recording and reading back,
+//! retention, filters, statistics on known data, migration from an older schema, corruption,
+//! and many writers at once. Needs nothing but a writable temporary directory.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use warden_core::{ByteSize, Finding, Limits, Mode, Outcome, ThreatLevel, TimeLimitKind, Usage};
+use warden_engine::history::{HistoryError, Prune};
+use warden_engine::{
+    ExecutionId, ExecutionResult, HistoryFilter, HistoryStore, RecordInput, Retention, Security,
+    StageResult,
+};
+
+fn result(language: &str, outcome: Outcome, wall_ms: u64) -> ExecutionResult {
+    ExecutionResult {
+        id: ExecutionId::random(),
+        language: language.to_owned(),
+        mode: Mode::Sandboxed,
+        outcome,
+        stdout: b"hello\n".to_vec(),
+        stderr: b"warn\n".to_vec(),
+        stdout_truncated: false,
+        stderr_truncated: true,
+        usage: Usage {
+            cpu_time: Duration::from_millis(wall_ms / 2),
+            wall_time: Duration::from_millis(wall_ms),
+            peak_memory: ByteSize::mib(8),
+        },
+        limits: Limits::default(),
+        compile: None,
+        security: Security {
+            mode: Mode::Sandboxed,
+            reason: "auto: threat level low".to_owned(),
+            threat_level: ThreatLevel::Low,
+            findings: vec![Finding {
+                rule: "python.environ".to_owned(),
+                severity: ThreatLevel::Low,
+                line: 1,
+                excerpt: "os.environ".to_owned(),
+                explanation: "reads the environment".to_owned(),
+            }],
+            parse_error: None,
+            violations: Vec::new(),
+        },
+    }
+}
+
+fn input(code: &[u8]) -> RecordInput<'_> {
+    RecordInput {
+        code,
+        stdin_bytes: Some(3),
+    }
+}
+
+fn exited(code: i32) -> Outcome {
+    Outcome::Exited { code }
+}
+
+fn open(dir: &Path) -> HistoryStore {
+    HistoryStore::open(dir.join("sub/dir/history.sqlite3")).expect("history opens")
+}
+
+#[test]
+fn an_execution_reads_back_as_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut r = result("cpp", exited(3), 40);
+    r.compile = Some(StageResult {
+        outcome: exited(0),
+        stdout: Vec::new(),
+        stderr: b"note: something\n".to_vec(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        usage: Usage::default(),
+        cached: false,
+    });
+    store
+        .record(&r, input(b"int main() {}"), Retention::Full)
+        .expect("recorded");
+
+    let e = store.get(r.id.as_str()).expect("read").expect("present");
+    assert_eq!(e.id, r.id);
+    assert_eq!(e.language, "cpp");
+    assert_eq!(e.mode, "sandboxed");
+    assert_eq!(e.threat_level, Some(ThreatLevel::Low));
+    assert_eq!(e.outcome, exited(3));
+    assert_eq!(e.usage, r.usage);
+    assert_eq!(e.limits, Some(Limits::default()));
+    assert_eq!((e.code_bytes, e.stdin_bytes), (13, Some(3)));
+    assert_eq!((e.stdout_bytes, e.stderr_bytes), (6, 5));
+    assert!(!e.stdout_truncated && e.stderr_truncated);
+    let compile = e.compile.as_ref().expect("compile stage recorded");
+    assert_eq!(compile.stderr.as_deref(), Some("note: something\n"));
+    let security = e.security.as_ref().expect("security recorded");
+    assert_eq!(security.reason, "auto: threat level low");
+    assert_eq!(security.findings, r.security.findings);
+    let age = SystemTime::now()
+        .duration_since(e.finished_at)
+        .expect("in the past");
+    assert!(age < Duration::from_secs(60), "finished just now: {age:?}");
+    assert!(e.finished_at_utc().ends_with('Z'));
+
+    let json = serde_json::to_value(&e).expect("serializable");
+    assert_eq!(json["outcome"]["kind"], "exited");
+    assert_eq!(json["code"], "int main() {}");
+    assert_eq!(json["stdout"], "hello\n");
+}
+
+#[test]
+fn retention_decides_what_is_kept_of_code_and_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let code = b"import os; print(os.environ)";
+    let mut kept = Vec::new();
+    for retention in [Retention::Metadata, Retention::Code, Retention::Full] {
+        let r = result("python", exited(0), 10);
+        store.record(&r, input(code), retention).expect("recorded");
+        let e = store.get(r.id.as_str()).expect("read").expect("present");
+        assert_eq!(e.retention, retention);
+        assert_eq!(e.code_bytes, code.len() as u64, "sizes are always kept");
+        assert_eq!(e.stdout_bytes, 6, "sizes are always kept");
+        let excerpt = &e.security.as_ref().expect("security").findings[0].excerpt;
+        kept.push((
+            e.code.is_some(),
+            e.stdout.is_some() && e.stderr.is_some(),
+            !excerpt.is_empty(),
+        ));
+        if let Some(c) = &e.code {
+            assert_eq!(c, code);
+        }
+        let json = serde_json::to_value(&e).expect("serializable");
+        assert_eq!(json.get("code").is_some(), e.code.is_some());
+    }
+    assert_eq!(
+        kept,
+        [
+            (false, false, false),
+            (true, false, true),
+            (true, true, true)
+        ],
+        "(code, output, finding excerpt) kept for metadata, code, full"
+    );
+}
+
+#[test]
+fn listing_filters_and_orders_newest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let runs = [
+        ("python", exited(0)),
+        ("bash", exited(1)),
+        (
+            "python",
+            Outcome::TimeLimit {
+                which: TimeLimitKind::Wall,
+            },
+        ),
+        ("go", Outcome::CompileError),
+    ];
+    let mut ids = Vec::new();
+    for (language, outcome) in runs {
+        let r = result(language, outcome, 5);
+        store
+            .record(&r, input(b"x"), Retention::Metadata)
+            .expect("recorded");
+        ids.push(r.id);
+        // Distinct milliseconds, so that the order is the order of recording.
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let list = |filter: HistoryFilter| -> Vec<_> {
+        let entries = store.list(&filter).expect("listed");
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.code.is_none() && e.stdout.is_none()),
+            "lists carry no payload"
+        );
+        entries.into_iter().map(|e| e.id).collect()
+    };
+    let newest_first: Vec<_> = ids.iter().rev().cloned().collect();
+    assert_eq!(list(HistoryFilter::default()), newest_first);
+    let python = HistoryFilter {
+        language: Some("python".to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(list(python), [ids[2].clone(), ids[0].clone()]);
+    let time_limit = HistoryFilter {
+        outcome: Some("time_limit".to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(list(time_limit), [ids[2].clone()]);
+    let isolated = HistoryFilter {
+        mode: Some("isolated".to_owned()),
+        ..Default::default()
+    };
+    assert!(list(isolated).is_empty());
+    let future = HistoryFilter {
+        since: Some(SystemTime::now() + Duration::from_secs(3600)),
+        ..Default::default()
+    };
+    assert!(list(future).is_empty());
+    let last_hour = HistoryFilter {
+        since: SystemTime::now().checked_sub(Duration::from_secs(3600)),
+        limit: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(list(last_hour), newest_first[..2]);
+}
+
+#[test]
+fn ids_resolve_from_a_unique_prefix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let r = result("bash", exited(0), 1);
+    store
+        .record(&r, input(b"true"), Retention::Code)
+        .expect("recorded");
+    let prefix = &r.id.as_str()[..8];
+    let found = store.get(prefix).expect("read").expect("present");
+    assert_eq!(found.id, r.id);
+    assert!(store
+        .get("0123456789abcdef0123456789abcdee")
+        .expect("read")
+        .is_none());
+    assert!(matches!(store.get("xyz%"), Err(HistoryError::InvalidId(_))));
+    assert!(matches!(store.get(""), Err(HistoryError::InvalidId(_))));
+
+    // Seventeen ids: two share their first hex digit, which then names neither.
+    let mut firsts = vec![r.id.as_str()[..1].to_owned()];
+    for _ in 0..16 {
+        let other = result("bash", exited(0), 1);
+        store
+            .record(&other, input(b"true"), Retention::Code)
+            .expect("recorded");
+        firsts.push(other.id.as_str()[..1].to_owned());
+    }
+    let shared = firsts
+        .iter()
+        .find(|d| firsts.iter().filter(|e| e == d).count() > 1)
+        .expect("pigeonhole");
+    assert!(matches!(
+        store.get(shared),
+        Err(HistoryError::AmbiguousId(_))
+    ));
+}
+
+#[test]
+fn statistics_on_known_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    // python: wall 1..=20 ms; bash: one violation; go: a compile error (wall 0, left out).
+    for wall in 1..=20 {
+        let r = result("python", exited(0), wall);
+        store
+            .record(&r, input(b"x"), Retention::Metadata)
+            .expect("recorded");
+    }
+    let mut violation = result(
+        "bash",
+        Outcome::Violation {
+            detail: "ptrace".to_owned(),
+        },
+        100,
+    );
+    violation.security.mode = Mode::Isolated;
+    violation.security.threat_level = ThreatLevel::High;
+    violation.security.violations = vec!["run: seccomp: ptrace".to_owned()];
+    store
+        .record(&violation, input(b"x"), Retention::Metadata)
+        .expect("recorded");
+    let mut limit = result("bash", Outcome::MemoryLimit, 100);
+    limit.security.violations = vec!["run: memory limit exceeded".to_owned()];
+    store
+        .record(&limit, input(b"x"), Retention::Metadata)
+        .expect("recorded");
+    store
+        .record(
+            &result("go", Outcome::CompileError, 0),
+            input(b"x"),
+            Retention::Metadata,
+        )
+        .expect("recorded");
+
+    let s = store.stats(None).expect("stats");
+    assert_eq!(s.total, 23);
+    assert_eq!(s.by_language["python"], 20);
+    assert_eq!(s.by_language["bash"], 2);
+    assert_eq!(s.by_language["go"], 1);
+    assert_eq!(s.by_outcome["exited"], 20);
+    assert_eq!(s.by_outcome["violation"], 1);
+    assert_eq!(s.by_outcome["compile_error"], 1);
+    assert_eq!(s.by_mode["sandboxed"], 22);
+    assert_eq!(s.by_mode["isolated"], 1);
+    assert_eq!(s.by_threat_level["low"], 22);
+    assert_eq!(s.by_threat_level["high"], 1);
+    assert_eq!(
+        (s.violations, s.violation_outcomes, s.security_violations),
+        (2, 1, 2)
+    );
+    // 22 programs ran: 1..=20, 100, 100. Nearest rank: p50 = 11th = 11, p95 = 21st = 100.
+    assert_eq!(s.wall_time_p50_ms, Some(11));
+    assert_eq!(s.wall_time_p95_ms, Some(100));
+    let python = &s.per_language["python"];
+    assert_eq!(python.runs, 20);
+    assert!((python.avg_wall_time_ms - 10.5).abs() < 1e-9);
+    // cpu = wall / 2, rounded down: 0, 1, 1, 2, 2, ..., 10 adds up to 100.
+    assert!((python.avg_cpu_time_ms - 5.0).abs() < 1e-9, "{python:?}");
+    assert!((python.avg_peak_memory_bytes - 8.0 * 1024.0 * 1024.0).abs() < 1e-3);
+    assert!(!s.per_language.contains_key("go"), "go never ran");
+
+    let future = store
+        .stats(Some(SystemTime::now() + Duration::from_secs(60)))
+        .expect("stats");
+    assert_eq!(future.total, 0);
+    assert_eq!(future.wall_time_p50_ms, None);
+    assert!(future.per_language.is_empty());
+}
+
+#[test]
+fn pruning_deletes_by_age_and_by_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    for _ in 0..5 {
+        store
+            .record(
+                &result("bash", exited(0), 1),
+                input(b"x"),
+                Retention::Metadata,
+            )
+            .expect("recorded");
+    }
+    let keep_three = Prune {
+        keep_last: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(store.prune(&keep_three).expect("pruned"), 2);
+    assert_eq!(
+        store.list(&HistoryFilter::default()).expect("listed").len(),
+        3
+    );
+    let ancient = Prune {
+        older_than: SystemTime::now().checked_sub(Duration::from_secs(3600)),
+        ..Default::default()
+    };
+    assert_eq!(store.prune(&ancient).expect("pruned"), 0);
+    let everything = Prune {
+        older_than: Some(SystemTime::now() + Duration::from_secs(1)),
+        ..Default::default()
+    };
+    assert_eq!(store.prune(&everything).expect("pruned"), 3);
+    assert_eq!(store.stats(None).expect("stats").total, 0);
+}
+
+/// The version 1 schema, as released before executions carried a security section.
+const V1_SCHEMA: &str = "
+CREATE TABLE executions (
+    id TEXT PRIMARY KEY NOT NULL, finished_at_ms INTEGER NOT NULL, language TEXT NOT NULL,
+    mode TEXT NOT NULL, outcome_kind TEXT NOT NULL, outcome TEXT NOT NULL,
+    cpu_time_ms INTEGER NOT NULL, wall_time_ms INTEGER NOT NULL,
+    peak_memory_bytes INTEGER NOT NULL, code_bytes INTEGER NOT NULL, stdin_bytes INTEGER,
+    stdout_bytes INTEGER NOT NULL, stderr_bytes INTEGER NOT NULL,
+    stdout_truncated INTEGER NOT NULL, stderr_truncated INTEGER NOT NULL,
+    limits TEXT NOT NULL, compile TEXT, retention TEXT NOT NULL,
+    code BLOB, stdout BLOB, stderr BLOB
+);
+CREATE INDEX executions_by_time ON executions (finished_at_ms);
+INSERT INTO executions VALUES (
+    '0123456789abcdef0123456789abcdef', 1700000000000, 'python', 'sandboxed', 'exited',
+    '{\"kind\":\"exited\",\"code\":0}', 7, 12, 8388608, 14, 0, 3, 0, 0, 0,
+    '{\"cpu_time\":\"5s\",\"wall_time\":\"10s\",\"memory\":\"256MiB\",\"max_procs\":64,\"max_output\":\"1MiB\",\"max_file_size\":\"16MiB\",\"workspace_size\":\"64MiB\",\"max_open_files\":256}',
+    NULL, 'code', CAST('print(\"hi\")' AS BLOB), NULL, NULL
+);
+PRAGMA user_version = 1;
+";
+
+#[test]
+fn a_version_1_database_is_migrated_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.sqlite3");
+    rusqlite::Connection::open(&path)
+        .and_then(|c| c.execute_batch(V1_SCHEMA))
+        .expect("old database written");
+
+    let store = HistoryStore::open(&path).expect("opens and migrates");
+    assert_eq!(
+        store.schema_version().expect("version"),
+        HistoryStore::LATEST_SCHEMA_VERSION
+    );
+    const { assert!(HistoryStore::LATEST_SCHEMA_VERSION > 1) };
+    let old = store
+        .get("0123456789abcdef0123456789abcdef")
+        .expect("read")
+        .expect("the old row survives");
+    assert_eq!(old.language, "python");
+    assert_eq!(old.outcome, exited(0));
+    assert_eq!(old.usage.wall_time, Duration::from_millis(12));
+    assert_eq!(old.code.as_deref(), Some(&b"print(\"hi\")"[..]));
+    assert_eq!(old.threat_level, None, "not analysed before version 2");
+    assert!(old.security.is_none());
+
+    // New rows go in beside it, and statistics count both.
+    store
+        .record(&result("bash", exited(0), 3), input(b"x"), Retention::Code)
+        .expect("recorded");
+    let stats = store.stats(None).expect("stats");
+    assert_eq!(stats.total, 2);
+    assert_eq!(stats.by_threat_level["unknown"], 1);
+    drop(store);
+    let again = HistoryStore::open(&path).expect("reopens without migrating again");
+    assert_eq!(
+        again.list(&HistoryFilter::default()).expect("listed").len(),
+        2
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_warden_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("new.sqlite3");
+    rusqlite::Connection::open(&path)
+        .and_then(|c| c.execute_batch("PRAGMA user_version = 999;"))
+        .expect("database written");
+    let err = HistoryStore::open(&path).expect_err("refused");
+    assert!(
+        matches!(err, HistoryError::TooNew { found: 999, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_corrupt_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.sqlite3");
+    std::fs::write(
+        &path,
+        b"this is not a database, just some garbage bytes".repeat(100),
+    )
+    .expect("garbage written");
+    let err = HistoryStore::open(&path).expect_err("refused");
+    assert!(matches!(err, HistoryError::Corrupt { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("corrupt"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+}
+
+#[test]
+fn concurrent_writers_on_a_new_database_lose_nothing() {
+    const THREADS: usize = 8;
+    const EACH: usize = 25;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.sqlite3");
+    let barrier = std::sync::Barrier::new(THREADS);
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                barrier.wait();
+                // Each opens its own connection, all at once, on a database none has created.
+                let store = HistoryStore::open(&path).expect("opens");
+                for _ in 0..EACH {
+                    store
+                        .record(&result("bash", exited(0), 2), input(b"x"), Retention::Full)
+                        .expect("recorded");
+                }
+            });
+        }
+    });
+    let store = HistoryStore::open(&path).expect("opens");
+    assert_eq!(
+        store.stats(None).expect("stats").total,
+        (THREADS * EACH) as u64
+    );
+    let all = HistoryFilter::default();
+    assert_eq!(store.list(&all).expect("listed").len(), THREADS * EACH);
+}
+
+#[test]
+fn the_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mode = std::fs::metadata(store.path())
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "history holds code: mode {mode:o}");
+}
+
+#[test]
+fn a_database_locked_past_the_busy_timeout_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let holder = rusqlite::Connection::open(store.path()).expect("second connection");
+    holder
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("write lock taken");
+    // Waits out the busy timeout (5 s), then gives up.
+    let err = store
+        .record(&result("bash", exited(0), 1), input(b"x"), Retention::Code)
+        .expect_err("locked");
+    assert!(matches!(err, HistoryError::Locked { .. }), "{err:?}");
+    assert!(err.to_string().contains("locked"), "{err}");
+    holder.execute_batch("ROLLBACK").expect("lock released");
+    store
+        .record(&result("bash", exited(0), 1), input(b"x"), Retention::Code)
+        .expect("recorded once the lock is gone");
+    // Readers are never blocked by a writer (WAL).
+    holder
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("write lock taken");
+    assert_eq!(store.stats(None).expect("stats while locked").total, 1);
+}
+
+#[test]
+fn the_wal_is_emptied_once_it_grows_past_its_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.sqlite3");
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    let mut largest = 0;
+    for _ in 0..40 {
+        // One process per record, as `warden run` does: no checkpoint happens on close.
+        let store = HistoryStore::open(&path).expect("opens");
+        let mut r = result("bash", exited(0), 1);
+        r.stdout = vec![b'x'; 100 << 10];
+        store
+            .record(&r, input(b"x"), Retention::Full)
+            .expect("recorded");
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    // 40 records of 100 KiB went through a WAL that stayed near its 1 MiB limit.
+    assert!(largest < 2 << 20, "WAL grew to {largest} bytes");
+    let store = HistoryStore::open(&path).expect("opens");
+    assert_eq!(store.stats(None).expect("stats").total, 40);
+}
