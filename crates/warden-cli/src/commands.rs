@@ -57,6 +57,16 @@ pub(crate) fn history_path() -> PathBuf {
     )
 }
 
+/// Reports warden's own failure of a `--json` command: `{"error": ...}` on stdout, the message
+/// on stderr, exit status 125.
+pub(crate) fn json_error(e: &anyhow::Error) -> anyhow::Result<std::process::ExitCode> {
+    use std::io::Write as _;
+    let error = serde_json::json!({ "error": format!("{e:#}") });
+    writeln!(std::io::stdout().lock(), "{error}")?;
+    eprintln!("warden: {e:#}");
+    Ok(std::process::ExitCode::from(crate::exit_code::WARDEN_ERROR))
+}
+
 /// The binary that acts as the sandbox helper: this very binary.
 pub(crate) fn helper_binary() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("finding the warden binary to use as the sandbox helper")

@@ -9,12 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use serde_json::json;
 use warden_analysis::Analyzer;
 use warden_core::detect::{self, SCANNED_BYTES};
 use warden_core::{Analysis, Catalog, Finding, ThreatLevel};
-
-use crate::exit_code;
 
 /// Arguments of `warden analyze`.
 #[derive(Debug, Args)]
@@ -39,12 +36,7 @@ pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             write!(std::io::stdout().lock(), "{text}")?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) if args.json => {
-            let error = json!({ "error": format!("{e:#}") });
-            writeln!(std::io::stdout().lock(), "{error}")?;
-            eprintln!("warden: {e:#}");
-            Ok(ExitCode::from(exit_code::WARDEN_ERROR))
-        }
+        Err(e) if args.json => super::json_error(&e),
         Err(e) => Err(e),
     }
 }
@@ -125,6 +117,7 @@ struct Report<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn text_lists_findings_then_the_level() {

@@ -9,11 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use serde_json::json;
 use warden_core::detect::{self, DetectedBy, Detection, SCANNED_BYTES};
 use warden_core::{Catalog, LanguageId};
-
-use crate::exit_code;
 
 /// Arguments of `warden detect`.
 #[derive(Debug, Args)]
@@ -35,12 +32,7 @@ pub(crate) fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             writeln!(std::io::stdout().lock(), "{line}")?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) if args.json => {
-            let error = json!({ "error": format!("{e:#}") });
-            writeln!(std::io::stdout().lock(), "{error}")?;
-            eprintln!("warden: {e:#}");
-            Ok(ExitCode::from(exit_code::WARDEN_ERROR))
-        }
+        Err(e) if args.json => super::json_error(&e),
         Err(e) => Err(e),
     }
 }

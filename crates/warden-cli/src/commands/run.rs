@@ -143,13 +143,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Ok(result) => pass_through(&result),
-        Err(e) if json => {
-            let mut out = std::io::stdout().lock();
-            serde_json::to_writer(&mut out, &serde_json::json!({ "error": format!("{e:#}") }))?;
-            writeln!(out)?;
-            eprintln!("warden: {e:#}");
-            Ok(ExitCode::from(exit_code::WARDEN_ERROR))
-        }
+        Err(e) if json => super::json_error(&e),
         Err(e) => Err(e),
     }
 }
