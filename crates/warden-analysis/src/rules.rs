@@ -5,7 +5,8 @@
 mod combined;
 mod triggers;
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Deserialize;
 use warden_core::ThreatLevel;
@@ -142,7 +143,7 @@ pub(crate) enum Compiled<'a> {
     /// Every rule (cached in the rule set).
     Shared(&'a Combined),
     /// Only the rules a program can trigger.
-    Own(Box<Combined>),
+    Subset(Arc<Combined>),
 }
 
 impl std::ops::Deref for Compiled<'_> {
@@ -151,7 +152,7 @@ impl std::ops::Deref for Compiled<'_> {
     fn deref(&self) -> &Combined {
         match self {
             Compiled::Shared(c) => c,
-            Compiled::Own(c) => c,
+            Compiled::Subset(c) => c,
         }
     }
 }
@@ -172,6 +173,9 @@ pub(crate) struct RuleSet {
     /// The compiled query, once compiled: compiling costs tens of milliseconds per language
     /// (tree-sitter analyses each pattern against the grammar), so it waits for first use.
     compiled: OnceLock<Result<Combined, AnalysisError>>,
+    /// Queries of subsets of the rules (`compiled_for`), by the rules' indices, kept for the
+    /// life of the analyzer so that a long-running process compiles each subset once.
+    subsets: Mutex<HashMap<Vec<usize>, Arc<Combined>>>,
 }
 
 impl RuleSet {
@@ -221,6 +225,7 @@ impl RuleSet {
             rules,
             queries,
             compiled: OnceLock::new(),
+            subsets: Mutex::new(HashMap::new()),
         })
     }
 
@@ -246,8 +251,24 @@ impl RuleSet {
         if needed.len() == self.queries.len() {
             return self.compiled().map(Compiled::Shared).map_err(Clone::clone);
         }
-        Combined::compile_some(&self.file, self.grammar, &self.queries, &needed)
-            .map(|c| Compiled::Own(Box::new(c)))
+        let cached = self
+            .subsets
+            .lock()
+            .ok()
+            .and_then(|subsets| subsets.get(&needed).cloned());
+        if let Some(combined) = cached {
+            return Ok(Compiled::Subset(combined));
+        }
+        let combined = Arc::new(Combined::compile_some(
+            &self.file,
+            self.grammar,
+            &self.queries,
+            &needed,
+        )?);
+        if let Ok(mut subsets) = self.subsets.lock() {
+            subsets.insert(needed, Arc::clone(&combined));
+        }
+        Ok(Compiled::Subset(combined))
     }
 
     /// Whether findings of rule `rule` only count inside its scope.
