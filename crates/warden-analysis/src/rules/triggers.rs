@@ -5,8 +5,8 @@
 //!
 //! A pattern can only match text that its positive string predicates accept, so the program must
 //! contain one of their words: for `#eq?` and `#any-of?` the literals themselves; for `#match?`
-//! a word of three or more characters from each `|`-separated piece of a regex without optional
-//! parts. Words are compared case-insensitively. A pattern with no such predicate can match
+//! a word of three or more characters from each `|`-separated piece of the regex, counting only
+//! what every match must contain. Words are compared case-insensitively. A pattern with no such predicate can match
 //! anything: its rule always runs. Analysis is advisory (the sandbox is the boundary), and the
 //! extraction errs towards running a rule.
 
@@ -116,23 +116,11 @@ fn exact_words(literals: &[String]) -> Option<Vec<String>> {
 }
 
 /// `#match?`: words of at least three characters, one from each `|`-separated piece of the
-/// regex, so every match contains one. A regex with optional parts (`?`, `*`, `{`), classes
-/// (`[`) or inline flags tells nothing: `None`.
+/// regex, so every match contains one. Optional atoms (`x?`, `x*`, `x{0,2}`), classes and
+/// escapes break words; an optional group or an inline flag (`(?i)`) tells nothing: `None`.
 fn regex_words(literals: &[String]) -> Option<Vec<String>> {
     let [regex] = literals else { return None };
-    if regex.contains(['?', '*', '{', '[']) {
-        return None;
-    }
-    let mut plain = String::with_capacity(regex.len());
-    let mut chars = regex.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            chars.next();
-            plain.push(' ');
-        } else {
-            plain.push(c);
-        }
-    }
+    let plain = required_text(regex)?;
     let mut words = Vec::new();
     for piece in plain.split('|') {
         let long: Vec<String> = piece
@@ -146,6 +134,85 @@ fn regex_words(literals: &[String]) -> Option<Vec<String>> {
         words.extend(long);
     }
     Some(words)
+}
+
+/// The regex with every character a match might not contain replaced by a space (escapes,
+/// classes, `.`, optional atoms), keeping the literal characters, parentheses and `|`.
+fn required_text(regex: &str) -> Option<String> {
+    let chars: Vec<char> = regex.chars().collect();
+    let mut out = String::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let next = chars.get(i + 1).copied();
+        match chars[i] {
+            '\\' => {
+                out.push(' ');
+                i = skip_quantifier(&chars, i + 2);
+            }
+            '[' => {
+                out.push(' ');
+                i = skip_quantifier(&chars, class_end(&chars, i)? + 1);
+            }
+            '(' if next == Some('?') => return None,
+            ')' if matches!(next, Some('?' | '*' | '{')) => return None,
+            '(' | ')' | '|' => {
+                out.push(chars[i]);
+                i += 1;
+            }
+            '?' | '*' | '{' => return None,
+            '+' | '.' | '^' | '$' => {
+                out.push(' ');
+                i += 1;
+            }
+            _ if matches!(next, Some('?' | '*' | '{')) => {
+                // An optional character: not required.
+                out.push(' ');
+                i = skip_quantifier(&chars, i + 1);
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Index of the `]` closing the class opened at `open`.
+fn class_end(chars: &[char], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    if chars.get(i) == Some(&'^') {
+        i += 1;
+    }
+    if chars.get(i) == Some(&']') {
+        i += 1;
+    }
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            ']' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Index after the quantifier (if any) starting at `i`, lazy `?` included.
+fn skip_quantifier(chars: &[char], mut i: usize) -> usize {
+    match chars.get(i) {
+        Some('?' | '*' | '+') => i += 1,
+        Some('{') => {
+            while i < chars.len() && chars[i] != '}' {
+                i += 1;
+            }
+            i += 1;
+        }
+        _ => return i,
+    }
+    if chars.get(i) == Some(&'?') {
+        i += 1;
+    }
+    i
 }
 
 /// A query string literal's value (`\\`, `\"`, `\n` unescaped).
