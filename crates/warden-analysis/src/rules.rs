@@ -138,6 +138,9 @@ pub(crate) struct RuleQueries {
     pub(crate) triggers: Option<Vec<String>>,
 }
 
+/// How many rule subsets one language keeps compiled before it compiles its full query instead.
+const MAX_CACHED_SUBSETS: usize = 32;
+
 /// A compiled query: the language's cached full one, or one for a single program's rules.
 pub(crate) enum Compiled<'a> {
     /// Every rule (cached in the rule set).
@@ -248,14 +251,21 @@ impl RuleSet {
                     .is_none_or(|words| triggers::present(words, &lowercase))
             })
             .collect();
-        if needed.len() == self.queries.len() {
-            return self.compiled().map(Compiled::Shared).map_err(Clone::clone);
-        }
-        let cached = self
+        // The full query serves every program once it exists, and past a bound on the cached
+        // subsets (one per combination of triggered rules) it is compiled once instead.
+        let full_exists = matches!(self.compiled.get(), Some(Ok(_)));
+        let subsets = self
             .subsets
             .lock()
-            .ok()
-            .and_then(|subsets| subsets.get(&needed).cloned());
+            .map(|s| (s.get(&needed).cloned(), s.len()))
+            .ok();
+        let (cached, cached_count) = subsets.unwrap_or((None, MAX_CACHED_SUBSETS));
+        if needed.len() == self.queries.len()
+            || full_exists
+            || (cached.is_none() && cached_count >= MAX_CACHED_SUBSETS)
+        {
+            return self.compiled().map(Compiled::Shared).map_err(Clone::clone);
+        }
         if let Some(combined) = cached {
             return Ok(Compiled::Subset(combined));
         }
