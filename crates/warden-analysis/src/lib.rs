@@ -1,12 +1,13 @@
 //! Static analysis of untrusted programs (DESIGN.md §2, step 2): each program is parsed with
 //! its language's tree-sitter grammar, so comments and string literals cannot fool the rules,
-//! and the rules, kept as data in `policies/analysis/<language-id>.toml`, are tree-sitter
-//! queries over its syntax tree. Findings roll up into a threat level.
+//! and the rules, kept as data in `policies/analysis/<language-id>.toml`, are patterns in
+//! tree-sitter's query language over its syntax tree, matched by this crate (`query.rs`).
+//! Findings roll up into a threat level.
 //!
 //! Analysis is advisory input to choosing an execution mode, never the security boundary. It
-//! runs on every execution, so it is cheap (one parse and one query pass: tens of microseconds
-//! for a 200-line program) and never fails: input it cannot parse is graded by a level of its
-//! own (docs/analysis.md). Runs in whichever process calls it; no I/O.
+//! runs on every execution, so it is cheap (one parse and one walk over the tree; the parse is
+//! most of it) and never fails: input it cannot parse is graded by a level of its own
+//! (docs/analysis.md). Runs in whichever process calls it; no I/O.
 //!
 //! ```
 //! let analyzer = warden_analysis::Analyzer::builtin()?;
@@ -16,16 +17,19 @@
 //! ```
 
 mod error;
+mod flat;
 pub mod grammar;
 mod input;
 mod matching;
 mod parse;
+mod query;
 mod rules;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use warden_core::{Analysis, ThreatLevel};
@@ -50,45 +54,61 @@ const MAX_ERROR_SHARE: f64 = 0.5;
 /// The rules of every language. Built once and shared: it is `Send + Sync`, and `analyze`
 /// takes `&self`.
 ///
-/// Building it parses and checks every rule file. Each language's queries are compiled on the
-/// first analysis in that language, once (tree-sitter analyses every pattern against the
-/// grammar: from about 10 ms for Go to a few hundred for Ruby); [`Analyzer::compile_all`]
-/// does it all upfront, for a long-running server.
+/// Building it only checks the rule files' names; a language's file is parsed, checked and
+/// compiled on its first use (a few milliseconds, most of it building the `#match?` regexes),
+/// so that a `warden run` process pays for one language only. [`Analyzer::compile_all`] does
+/// every language upfront, to find a malformed rule or warm a long-running server.
 #[derive(Debug)]
 pub struct Analyzer {
-    /// One rule set per language, sorted by language id.
-    languages: Vec<RuleSet>,
+    /// One entry per language, sorted by language id.
+    languages: Vec<LanguageRules>,
     time_budget: Duration,
 }
 
+/// A language's rule file, compiled on first use.
+#[derive(Debug)]
+struct LanguageRules {
+    /// The language id: the file's stem.
+    language: String,
+    file: String,
+    text: String,
+    compiled: OnceLock<Result<RuleSet, AnalysisError>>,
+}
+
+impl LanguageRules {
+    fn rules(&self) -> Result<&RuleSet, &AnalysisError> {
+        self.compiled
+            .get_or_init(|| RuleSet::load(&self.file, &self.text))
+            .as_ref()
+    }
+}
+
 impl Analyzer {
-    /// The rules embedded in the binary (`policies/analysis/*.toml`), loaded and checked.
+    /// The rules embedded in the binary (`policies/analysis/*.toml`).
     pub fn builtin() -> Result<Analyzer, AnalysisError> {
         Analyzer::from_files(embedded::RULE_FILES.iter().copied())
     }
 
-    /// Loads rule files given as (file name, contents), each named `<language-id>.toml`.
+    /// Rule files given as (file name, contents), each named `<language-id>.toml`; their
+    /// contents are checked on first use, or by [`Analyzer::compile_all`].
     pub fn from_files<'a>(
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Analyzer, AnalysisError> {
-        let mut languages: Vec<RuleSet> = Vec::new();
+        let mut languages: Vec<LanguageRules> = Vec::new();
         for (file, text) in files {
-            let set = RuleSet::load(file, text)?;
-            if languages.iter().any(|l| l.language == set.language) {
-                let language = set.language;
+            let language = rules::language_of(file)?;
+            if languages.iter().any(|l| l.language == language) {
                 return Err(AnalysisError::DuplicateLanguage {
                     file: file.into(),
                     language,
                 });
             }
-            tree_sitter::Parser::new()
-                .set_language(&set.grammar.language())
-                .map_err(|e| AnalysisError::Grammar {
-                    file: file.into(),
-                    grammar: set.grammar.name(),
-                    message: e.to_string(),
-                })?;
-            languages.push(set);
+            languages.push(LanguageRules {
+                language,
+                file: file.into(),
+                text: text.into(),
+                compiled: OnceLock::new(),
+            });
         }
         languages.sort_by(|a, b| a.language.cmp(&b.language));
         Ok(Analyzer {
@@ -97,11 +117,10 @@ impl Analyzer {
         })
     }
 
-    /// Compiles every language's queries now rather than on first use; the first error, if
-    /// any. Safe to call from any thread, as often as wanted.
+    /// Compiles every language's rules now rather than on first use; the first error, if any.
     pub fn compile_all(&self) -> Result<(), AnalysisError> {
-        for set in &self.languages {
-            set.compiled().map_err(Clone::clone)?;
+        for language in &self.languages {
+            language.rules().map_err(Clone::clone)?;
         }
         Ok(())
     }
@@ -118,17 +137,22 @@ impl Analyzer {
         self.languages.iter().map(|l| l.language.as_str())
     }
 
-    /// The rules of `language`, in file order; none for a language without rules.
+    /// The rules of `language`, in file order; none for a language without (valid) rules.
     pub fn rules(&self, language: &str) -> &[Rule] {
         self.rule_set(language).map_or(&[], |l| &l.rules)
     }
 
-    /// The grammar of `language`, if it has rules.
+    /// The grammar of `language`, if it has (valid) rules.
     pub fn grammar(&self, language: &str) -> Option<Grammar> {
         self.rule_set(language).map(|l| l.grammar)
     }
 
-    fn rule_set(&self, language: &str) -> Option<&RuleSet> {
+    /// The compiled rules of `language`, if it has valid ones.
+    pub(crate) fn rule_set(&self, language: &str) -> Option<&RuleSet> {
+        self.entry(language).and_then(|l| l.rules().ok())
+    }
+
+    fn entry(&self, language: &str) -> Option<&LanguageRules> {
         self.languages
             .binary_search_by(|l| l.language.as_str().cmp(language))
             .ok()
@@ -139,20 +163,19 @@ impl Analyzer {
     /// input that cannot be analysed gets a `parse_error` and a level of its own
     /// (docs/analysis.md#unparseable-input).
     pub fn analyze(&self, language: &str, code: &[u8]) -> Analysis {
-        let Some(rules) = self.rule_set(language) else {
+        let Some(entry) = self.entry(language) else {
             let why = format!("no analysis rules for language {language:?}");
             return unanalysed(UNKNOWN_LANGUAGE_LEVEL, why);
+        };
+        let rules = match entry.rules() {
+            Ok(rules) => rules,
+            Err(e) => return unanalysed(UNKNOWN_LANGUAGE_LEVEL, e.to_string()),
         };
         let utf8_note = match input::screen(code) {
             Screen::Empty => return Analysis::default(),
             Screen::Refuse(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
             Screen::Parse { invalid_utf8 } => invalid_utf8,
         };
-        let combined = match rules.compiled_for(code) {
-            Ok(combined) => combined,
-            Err(e) => return unanalysed(UNKNOWN_LANGUAGE_LEVEL, e.to_string()),
-        };
-        // The budget starts after compilation: that is paid once, not by this program.
         let deadline = Instant::now() + self.time_budget;
         let tree = match parse::parse(&rules.grammar.language(), code, deadline) {
             Ok(tree) => tree,
@@ -162,7 +185,7 @@ impl Analyzer {
             }
             Err(parse::ParseFailure::Grammar(why)) => return unanalysed(UNPARSEABLE_LEVEL, why),
         };
-        let found = matching::find(rules, &combined, &tree, code, deadline);
+        let found = matching::find(rules, &tree, code, deadline);
         // Graded after matching: a program that is mostly errors is still searched as far as
         // its tree goes, and what is found still counts.
         let (level, parse_error) =
@@ -225,7 +248,8 @@ mod tests {
     fn rules_that_do_not_compile_leave_the_language_unanalysed() {
         let broken = rules::tests::RULE.replace("(call", "(kall");
         let analyzer = Analyzer::from_files([("python.toml", broken.as_str())]).expect("loads");
-        assert!(analyzer.compile_all().is_err());
+        let error = analyzer.compile_all().expect_err("refused");
+        assert!(error.to_string().contains("python.system"), "{error}");
         let analysis = analyzer.analyze("python", b"import os\nos.system(\"ls\")\n");
         assert_eq!(analysis.threat_level, UNKNOWN_LANGUAGE_LEVEL);
         assert!(analysis

@@ -1,21 +1,20 @@
-//! Running a language's combined query over a program's tree and turning matches into
-//! findings: one pass over the tree for all the rules.
+//! Running a language's rules over a program's tree and turning matches into findings: one
+//! walk over the tree, trying at each node only the patterns that can start there.
 
 use std::ops::{ControlFlow, Range};
 use std::time::Instant;
 
-use tree_sitter::{Node, QueryCursor, QueryCursorOptions, StreamingIterator, Tree};
+use tree_sitter::Tree;
 use warden_core::{Finding, ThreatLevel};
 
-use crate::rules::{Combined, Role, RuleSet};
+use crate::flat::{FlatNode, FlatTree};
+use crate::query::{Outcome, Search};
+use crate::rules::{Role, RuleSet};
 
 /// At most this many findings are listed; the threat level counts them all.
 pub const MAX_FINDINGS: usize = 200;
 /// An excerpt is at most this many characters of the first line of the match.
 const EXCERPT_CHARS: usize = 80;
-/// In-progress matches the query cursor keeps; past it, the oldest are dropped. Generous for
-/// real programs, and a bound on memory for hostile ones.
-const MATCH_LIMIT: u32 = 512;
 
 /// What the rules found.
 #[derive(Debug, Default)]
@@ -29,53 +28,33 @@ pub(crate) struct Matches {
 }
 
 /// A match before its rule's scope is checked.
-struct Candidate<'tree> {
+struct Candidate {
     rule: usize,
-    node: Node<'tree>,
+    node: FlatNode,
+}
+
+/// What the walk collected: findings before their scopes are checked, and the scopes.
+#[derive(Default)]
+struct Collected {
+    candidates: Vec<Candidate>,
+    scopes: Vec<(usize, Range<usize>)>,
+    timed_out: bool,
 }
 
 /// Runs every rule of `rules` over `tree`, giving up at `deadline`.
-pub(crate) fn find(
-    rules: &RuleSet,
-    combined: &Combined,
-    tree: &Tree,
-    code: &[u8],
-    deadline: Instant,
-) -> Matches {
-    let mut cursor = QueryCursor::new();
-    cursor.set_match_limit(MATCH_LIMIT);
-    let mut timed_out = false;
-    let mut past_deadline = |_: &tree_sitter::QueryCursorState| {
-        if Instant::now() >= deadline {
-            timed_out = true;
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    };
-    let options = QueryCursorOptions::new().progress_callback(&mut past_deadline);
-    let mut candidates = Vec::new();
-    let mut scopes: Vec<(usize, Range<usize>)> = Vec::new();
-    let mut matches = cursor.matches_with_options(&combined.query, tree.root_node(), code, options);
-    while let Some(m) = matches.next() {
-        let (Role::Finding { rule, capture } | Role::Scope { rule, capture }) =
-            combined.roles[m.pattern_index];
-        let Some(node) = m.nodes_for_capture_index(capture).next() else {
-            continue;
-        };
-        match combined.roles[m.pattern_index] {
-            Role::Finding { .. } => candidates.push(Candidate { rule, node }),
-            Role::Scope { .. } => scopes.push((rule, node.byte_range())),
-        }
-    }
-    drop(matches);
+pub(crate) fn find(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Instant) -> Matches {
+    let Collected {
+        mut candidates,
+        scopes,
+        timed_out,
+    } = collect(rules, tree, code, deadline);
     let mut found = Matches {
         timed_out,
         ..Matches::default()
     };
     candidates.retain(|c| !rules.is_scoped(c.rule) || inside_scope(c, &scopes));
-    candidates.sort_by_key(|c| (c.node.start_byte(), c.rule));
-    candidates.dedup_by_key(|c| (c.node.start_byte(), c.rule));
+    candidates.sort_by_key(|c| (c.node.start, c.rule));
+    candidates.dedup_by_key(|c| (c.node.start, c.rule));
     for candidate in candidates {
         let rule = &rules.rules[candidate.rule];
         found.level = found.level.max(rule.severity);
@@ -83,8 +62,8 @@ pub(crate) fn find(
             found.findings.push(Finding {
                 rule: rule.id.clone(),
                 severity: rule.severity,
-                line: u32::try_from(candidate.node.start_position().row + 1).unwrap_or(u32::MAX),
-                excerpt: excerpt(&code[candidate.node.byte_range()]),
+                line: candidate.node.row.saturating_add(1),
+                excerpt: excerpt(code.get(candidate.node.bytes()).unwrap_or_default()),
                 explanation: rule.explanation.clone(),
             });
         }
@@ -92,10 +71,42 @@ pub(crate) fn find(
     found
 }
 
+/// Matches, at every node of the tree, the patterns that can start there.
+fn collect(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Instant) -> Collected {
+    let mut collected = Collected::default();
+    let Some(flat) = FlatTree::build(tree, deadline) else {
+        collected.timed_out = true;
+        return collected;
+    };
+    let mut search = Search::new(&flat, code, deadline);
+    for (at, node) in flat.nodes.iter().enumerate() {
+        for index in rules.compiled.for_kind(node.kind) {
+            let p = &rules.compiled.patterns[index];
+            let mut found = |matched: usize| {
+                let node = flat.nodes[matched];
+                match p.role {
+                    Role::Finding => collected.candidates.push(Candidate { rule: p.rule, node }),
+                    Role::Scope => collected.scopes.push((p.rule, node.bytes())),
+                }
+                if p.reports_root {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            };
+            if search.run(&p.pattern, at, p.report, &mut found) == Outcome::Exhausted {
+                collected.timed_out = true;
+                return collected;
+            }
+        }
+    }
+    collected
+}
+
 /// Whether the candidate lies within a scope of its rule (a scope node contains it, and is not
 /// the node itself: `while True: fork()` is a fork in a loop, the loop is not).
-fn inside_scope(candidate: &Candidate<'_>, scopes: &[(usize, Range<usize>)]) -> bool {
-    let range = candidate.node.byte_range();
+fn inside_scope(candidate: &Candidate, scopes: &[(usize, Range<usize>)]) -> bool {
+    let range = candidate.node.bytes();
     scopes.iter().any(|(rule, scope)| {
         *rule == candidate.rule
             && scope.start <= range.start
@@ -119,7 +130,10 @@ fn excerpt(text: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::query::Pattern;
 
     #[test]
     fn excerpts_are_one_short_line() {
@@ -132,5 +146,105 @@ mod tests {
             excerpt("é".repeat(100).as_bytes()).chars().count(),
             EXCERPT_CHARS + 1
         );
+    }
+
+    type Found = BTreeSet<(usize, usize, usize)>;
+
+    /// The nodes tree-sitter's own query engine reports on `tree`: (pattern, start, end) of
+    /// the capture `report` of each match.
+    fn oracle(query: &tree_sitter::Query, report: &str, tree: &Tree, code: &[u8]) -> Found {
+        use tree_sitter::StreamingIterator;
+        let capture = query.capture_index_for_name(report).expect("captured");
+        let mut cursor = tree_sitter::QueryCursor::new();
+        let mut matches = cursor.matches(query, tree.root_node(), code);
+        let mut found = BTreeSet::new();
+        while let Some(m) = matches.next() {
+            for node in m.nodes_for_capture_index(capture) {
+                found.insert((m.pattern_index, node.start_byte(), node.end_byte()));
+            }
+        }
+        found
+    }
+
+    /// The nodes this crate's engine reports for the same query.
+    fn ours(patterns: &[Pattern], report: &str, tree: &Tree, code: &[u8]) -> Found {
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let flat = FlatTree::build(tree, deadline).expect("in time");
+        let mut search = Search::new(&flat, code, deadline);
+        let mut found = BTreeSet::new();
+        for at in 0..flat.nodes.len() {
+            for (i, pattern) in patterns.iter().enumerate() {
+                let report = pattern.capture(report).expect("captured");
+                let mut record = |n: usize| {
+                    let node = &flat.nodes[n];
+                    found.insert((i, node.start as usize, node.end as usize));
+                    ControlFlow::Continue(())
+                };
+                let outcome = search.run(pattern, at, report, &mut record);
+                assert_eq!(outcome, Outcome::Done);
+            }
+        }
+        found
+    }
+
+    /// The examples of every rule of `set` and the programs of its benign corpus, whole and
+    /// cut in half.
+    fn programs(language: &str, set: &RuleSet) -> Vec<Vec<u8>> {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/benign")
+            .join(language);
+        let mut programs: Vec<Vec<u8>> = set
+            .rules
+            .iter()
+            .flat_map(|r| r.examples.iter().map(|e| e.as_bytes().to_vec()))
+            .collect();
+        for entry in std::fs::read_dir(corpus).expect("a benign corpus") {
+            programs.push(std::fs::read(entry.expect("entry").path()).expect("readable"));
+        }
+        // Cut in the middle, each one: trees with errors in them.
+        let halves: Vec<Vec<u8>> = programs.iter().map(|p| p[..p.len() / 2].to_vec()).collect();
+        programs.extend(halves);
+        programs
+    }
+
+    /// Every rule's query and `inside` query, matched by this crate and by tree-sitter, find the
+    /// same nodes in every example of the language and every program of its benign corpus.
+    #[test]
+    fn every_rule_matches_what_tree_sitter_matches() {
+        let analyzer = crate::Analyzer::builtin().expect("loads");
+        let (mut compared, mut found) = (0, 0);
+        for language in analyzer.languages() {
+            let set = analyzer.rule_set(language).expect("has rules");
+            let grammar = set.grammar.language();
+            let mut parser = tree_sitter::Parser::new();
+            parser.set_language(&grammar).expect("grammar");
+            let programs: Vec<(Vec<u8>, Tree)> = programs(language, set)
+                .into_iter()
+                .map(|code| {
+                    let tree = parser.parse(&code, None).expect("parses");
+                    (code, tree)
+                })
+                .collect();
+            for text in &set.texts {
+                let report = text.capture.as_deref().unwrap_or("finding");
+                let queries = [(Some(&text.query), report), (text.inside.as_ref(), "scope")];
+                for (query, report) in queries {
+                    let Some(query) = query else { continue };
+                    let theirs = tree_sitter::Query::new(&grammar, query)
+                        .unwrap_or_else(|e| panic!("tree-sitter compiles {}: {e}", text.id));
+                    let patterns = Pattern::compile_all(query, &grammar).expect("compiles");
+                    for (code, tree) in &programs {
+                        let expected = oracle(&theirs, report, tree, code);
+                        let actual = ours(&patterns, report, tree, code);
+                        let program = String::from_utf8_lossy(code);
+                        assert_eq!(actual, expected, "rule {} on {program:?}", text.id);
+                        compared += 1;
+                        found += expected.len();
+                    }
+                }
+            }
+        }
+        assert!(compared > 1000, "{compared} comparisons");
+        assert!(found > 500, "{found} nodes found");
     }
 }

@@ -1,19 +1,15 @@
 //! The analysis rules of one language, kept as data (`policies/analysis/<language-id>.toml`,
-//! docs/analysis.md#rule-files). Loading a file parses it and checks its conventions; its
-//! queries are compiled into one tree-sitter query on first use (`combined.rs`), once.
+//! docs/analysis.md#rule-files). Loading a file parses it, checks its conventions and compiles
+//! its queries (`compiled.rs`, `query.rs`): microseconds, so it is done upfront.
 
-mod combined;
-mod triggers;
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+mod compiled;
 
 use serde::Deserialize;
 use warden_core::ThreatLevel;
 
 use crate::{AnalysisError, Grammar};
 
-pub(crate) use combined::{Combined, Role};
+pub(crate) use compiled::{Compiled, Role};
 
 /// What kind of risk a rule looks for. Every language has rules of every category the issue
 /// lists (the rule-file test checks it); `escape` is optional.
@@ -112,7 +108,7 @@ struct RuleSpec {
     category: Category,
     severity: ThreatLevel,
     explanation: String,
-    /// One or more tree-sitter patterns (S-expressions with `#eq?`, `#match?`, `#any-of?`...).
+    /// One or more patterns in tree-sitter's query language (`query.rs`).
     query: String,
     /// The capture whose node is reported (line and excerpt); `finding` when absent.
     #[serde(default)]
@@ -126,87 +122,51 @@ struct RuleSpec {
     examples: Vec<String>,
 }
 
-/// A rule's queries, kept for compilation.
+/// A rule's query texts.
 #[derive(Debug)]
-pub(crate) struct RuleQueries {
+pub(crate) struct RuleText {
     pub(crate) id: String,
     pub(crate) query: String,
     pub(crate) capture: Option<String>,
     pub(crate) inside: Option<String>,
-    /// Words one of which a program must contain for the rule to match (`triggers.rs`);
-    /// `None`: the rule can match any program.
-    pub(crate) triggers: Option<Vec<String>>,
-}
-
-/// How many rule subsets one language keeps compiled before it compiles its full query instead.
-const MAX_CACHED_SUBSETS: usize = 32;
-
-/// A compiled query: the language's cached full one, or one for a single program's rules.
-pub(crate) enum Compiled<'a> {
-    /// Every rule (cached in the rule set).
-    Shared(&'a Combined),
-    /// Only the rules a program can trigger.
-    Subset(Arc<Combined>),
-}
-
-impl std::ops::Deref for Compiled<'_> {
-    type Target = Combined;
-
-    fn deref(&self) -> &Combined {
-        match self {
-            Compiled::Shared(c) => c,
-            Compiled::Subset(c) => c,
-        }
-    }
 }
 
 /// The rules of one language.
 #[derive(Debug)]
 pub(crate) struct RuleSet {
-    /// The rule file's name, for error messages.
-    pub(crate) file: String,
-    /// The language id (the file's stem).
-    pub(crate) language: String,
     /// The grammar.
     pub(crate) grammar: Grammar,
     /// The rules, in file order.
     pub(crate) rules: Vec<Rule>,
-    /// Their queries, in the same order.
-    queries: Vec<RuleQueries>,
-    /// The compiled query, once compiled: compiling costs tens of milliseconds per language
-    /// (tree-sitter analyses each pattern against the grammar), so it waits for first use.
-    compiled: OnceLock<Result<Combined, AnalysisError>>,
-    /// Queries of subsets of the rules (`compiled_for`), by the rules' indices, kept for the
-    /// life of the analyzer so that a long-running process compiles each subset once.
-    subsets: Mutex<HashMap<Vec<usize>, Arc<Combined>>>,
+    /// Their query texts, in the same order.
+    pub(crate) texts: Vec<RuleText>,
+    /// Their patterns, compiled.
+    pub(crate) compiled: Compiled,
 }
 
 impl RuleSet {
-    /// Parses the rule file `file` (named `<language-id>.toml`) and checks its conventions.
+    /// Parses the rule file `file` (named `<language-id>.toml`), checks its conventions and
+    /// compiles its queries against the grammar.
     pub(crate) fn load(file: &str, text: &str) -> Result<RuleSet, AnalysisError> {
-        let language = file
-            .strip_suffix(".toml")
-            .filter(|stem| is_language_id(stem))
-            .ok_or_else(|| AnalysisError::FileName { file: file.into() })?
-            .to_owned();
+        let language = language_of(file)?;
+        let language = language.as_str();
         let parsed: RuleFile = toml::from_str(text).map_err(|source| AnalysisError::Format {
             file: file.into(),
             source,
         })?;
         for (i, spec) in parsed.rules.iter().enumerate() {
-            check(spec, &parsed.rules[..i], &language).map_err(|problem| AnalysisError::Rule {
+            check(spec, &parsed.rules[..i], language).map_err(|problem| AnalysisError::Rule {
                 file: file.into(),
                 rule: spec.id.clone(),
                 problem,
             })?;
         }
-        let (rules, queries) = parsed
+        let (rules, texts): (Vec<Rule>, Vec<RuleText>) = parsed
             .rules
             .into_iter()
             .map(|spec| {
-                let queries = RuleQueries {
+                let text = RuleText {
                     id: spec.id.clone(),
-                    triggers: triggers::of(&spec.query),
                     query: spec.query,
                     capture: spec.capture,
                     inside: spec.inside,
@@ -218,73 +178,38 @@ impl RuleSet {
                     explanation: spec.explanation,
                     examples: spec.examples,
                 };
-                (rule, queries)
+                (rule, text)
             })
             .unzip();
+        let grammar = parsed.grammar.language();
+        tree_sitter::Parser::new()
+            .set_language(&grammar)
+            .map_err(|e| AnalysisError::Grammar {
+                file: file.into(),
+                grammar: parsed.grammar.name(),
+                message: e.to_string(),
+            })?;
+        let compiled = Compiled::compile(file, &grammar, &texts)?;
         Ok(RuleSet {
-            file: file.into(),
-            language,
             grammar: parsed.grammar,
             rules,
-            queries,
-            compiled: OnceLock::new(),
-            subsets: Mutex::new(HashMap::new()),
+            texts,
+            compiled,
         })
-    }
-
-    /// The compiled query, compiling it on first use.
-    pub(crate) fn compiled(&self) -> Result<&Combined, &AnalysisError> {
-        self.compiled
-            .get_or_init(|| Combined::compile(&self.file, self.grammar, &self.queries))
-            .as_ref()
-    }
-
-    /// The query of only the rules `code` can trigger (see `triggers.rs`): the cached full
-    /// query when that is every rule, else one compiled for this program.
-    pub(crate) fn compiled_for(&self, code: &[u8]) -> Result<Compiled<'_>, AnalysisError> {
-        let lowercase = String::from_utf8_lossy(code).to_ascii_lowercase();
-        let needed: Vec<usize> = (0..self.queries.len())
-            .filter(|&i| {
-                self.queries[i]
-                    .triggers
-                    .as_ref()
-                    .is_none_or(|words| triggers::present(words, &lowercase))
-            })
-            .collect();
-        // The full query serves every program once it exists, and past a bound on the cached
-        // subsets (one per combination of triggered rules) it is compiled once instead.
-        let full_exists = matches!(self.compiled.get(), Some(Ok(_)));
-        let subsets = self
-            .subsets
-            .lock()
-            .map(|s| (s.get(&needed).cloned(), s.len()))
-            .ok();
-        let (cached, cached_count) = subsets.unwrap_or((None, MAX_CACHED_SUBSETS));
-        if needed.len() == self.queries.len()
-            || full_exists
-            || (cached.is_none() && cached_count >= MAX_CACHED_SUBSETS)
-        {
-            return self.compiled().map(Compiled::Shared).map_err(Clone::clone);
-        }
-        if let Some(combined) = cached {
-            return Ok(Compiled::Subset(combined));
-        }
-        let combined = Arc::new(Combined::compile_some(
-            &self.file,
-            self.grammar,
-            &self.queries,
-            &needed,
-        )?);
-        if let Ok(mut subsets) = self.subsets.lock() {
-            subsets.insert(needed, Arc::clone(&combined));
-        }
-        Ok(Compiled::Subset(combined))
     }
 
     /// Whether findings of rule `rule` only count inside its scope.
     pub(crate) fn is_scoped(&self, rule: usize) -> bool {
-        self.queries.get(rule).is_some_and(|q| q.inside.is_some())
+        self.texts.get(rule).is_some_and(|t| t.inside.is_some())
     }
+}
+
+/// The language id a rule file is for: its name's stem.
+pub(crate) fn language_of(file: &str) -> Result<String, AnalysisError> {
+    file.strip_suffix(".toml")
+        .filter(|stem| is_language_id(stem))
+        .map(str::to_owned)
+        .ok_or_else(|| AnalysisError::FileName { file: file.into() })
 }
 
 /// Lowercase letters, digits, `-` and `_`, starting with a letter (as the catalog's ids).
@@ -332,24 +257,19 @@ examples = ["import os\nos.system('ls')"]
 "#;
 
     fn error(text: &str) -> String {
-        match RuleSet::load("python.toml", text) {
-            Ok(set) => set
-                .compiled()
-                .map_or_else(ToString::to_string, |_| "compiled".into()),
-            Err(e) => e.to_string(),
-        }
+        RuleSet::load("python.toml", text).map_or_else(|e| e.to_string(), |_| "compiled".into())
     }
 
     #[test]
     fn a_rule_compiles_into_one_pattern_with_its_capture() {
         let set = RuleSet::load("python.toml", RULE).expect("valid");
-        assert_eq!(set.language, "python");
         assert_eq!(set.rules[0].id, "python.system");
-        let compiled = set.compiled().expect("compiles");
-        assert!(matches!(
-            compiled.roles[..],
-            [Role::Finding { rule: 0, .. }]
-        ));
+        let [pattern] = &set.compiled.patterns[..] else {
+            panic!("one pattern: {:?}", set.compiled.patterns);
+        };
+        assert_eq!((pattern.rule, pattern.role), (0, Role::Finding));
+        assert!(pattern.reports_root);
+        assert_eq!(pattern.pattern.capture_names[pattern.report], "finding");
     }
 
     #[test]

@@ -14,9 +14,14 @@ fn analyzer() -> Analyzer {
 
 #[test]
 fn every_rule_file_compiles_against_its_grammar() {
-    analyzer()
+    let analyzer = analyzer();
+    analyzer
         .compile_all()
         .expect("every query compiles, captures what it reports and uses evaluated predicates");
+    assert_eq!(analyzer.languages().count(), 11);
+    for language in analyzer.languages() {
+        assert!(!analyzer.rules(language).is_empty(), "{language} has rules");
+    }
 }
 
 /// Categories a language cannot express, and why. Everything else is required.

@@ -1,0 +1,235 @@
+//! Matching one compiled pattern at one node, with tree-sitter's semantics: child patterns
+//! match the node's children in order, skipping any in between unless an anchor forbids
+//! skipping a named one; a field pattern only matches a child in that field; predicates
+//! filter the captures. The search backtracks over every way the pattern can match, checking
+//! each predicate as soon as its captures are bound, and stops at a deadline: a hostile program
+//! (a node with thousands of children, say) can make it long, never unbounded.
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use super::{NodeTest, Pattern, Predicate, Step, TextTest, What};
+use crate::flat::FlatTree;
+
+/// How a search ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every match was reported, or the caller said it had enough.
+    Done,
+    /// The deadline passed first.
+    Exhausted,
+}
+
+/// Why a search stops early.
+enum Stop {
+    /// The caller has what it wanted.
+    Enough,
+    /// The deadline passed.
+    Exhausted,
+}
+
+type Flow = ControlFlow<Stop>;
+
+/// Steps between two looks at the clock.
+const STEPS_PER_CLOCK_CHECK: u32 = 1024;
+
+/// Searches for matches in one program; reused for every pattern and node. Nodes are indices
+/// into the program's [`FlatTree`].
+pub(crate) struct Search<'t> {
+    tree: &'t FlatTree,
+    code: &'t [u8],
+    deadline: Instant,
+    /// The node bound to each capture of the current pattern.
+    bindings: Vec<Option<usize>>,
+    steps: u32,
+    exhausted: bool,
+}
+
+impl<'t> Search<'t> {
+    /// A search in `tree`, the tree of `code`, that gives up at `deadline`.
+    pub(crate) fn new(tree: &'t FlatTree, code: &'t [u8], deadline: Instant) -> Search<'t> {
+        Search {
+            tree,
+            code,
+            deadline,
+            bindings: Vec::new(),
+            steps: 0,
+            exhausted: false,
+        }
+    }
+
+    /// Calls `found` with the node bound to capture `report` for every match of `pattern` at
+    /// `node`, until `found` breaks (it has enough) or the deadline passes.
+    pub(crate) fn run(
+        &mut self,
+        pattern: &Pattern,
+        node: usize,
+        report: usize,
+        found: &mut dyn FnMut(usize) -> ControlFlow<()>,
+    ) -> Outcome {
+        if self.exhausted {
+            return Outcome::Exhausted;
+        }
+        self.bindings.clear();
+        self.bindings.resize(pattern.capture_names.len(), None);
+        let mut report = |this: &mut Search<'t>| match this.bindings.get(report).copied().flatten()
+        {
+            Some(node) => found(node).map_break(|()| Stop::Enough),
+            None => ControlFlow::Continue(()),
+        };
+        match self.step(pattern, &pattern.root, node, &mut report) {
+            ControlFlow::Break(Stop::Exhausted) => Outcome::Exhausted,
+            ControlFlow::Break(Stop::Enough) | ControlFlow::Continue(()) => Outcome::Done,
+        }
+    }
+
+    /// Counts a step; breaks once the deadline has passed.
+    fn tick(&mut self, steps: u32) -> Flow {
+        self.steps += steps;
+        if self.steps >= STEPS_PER_CLOCK_CHECK {
+            self.steps = 0;
+            if Instant::now() >= self.deadline {
+                self.exhausted = true;
+            }
+        }
+        if self.exhausted {
+            ControlFlow::Break(Stop::Exhausted)
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    /// Matches `step` at `node`, then calls `next` for each way it matches.
+    fn step(
+        &mut self,
+        pattern: &Pattern,
+        step: &Step,
+        node: usize,
+        next: &mut dyn FnMut(&mut Search<'t>) -> Flow,
+    ) -> Flow {
+        self.tick(1)?;
+        match &step.what {
+            What::Node(test) => {
+                let tree = self.tree;
+                if !test.kind.accepts(&tree.nodes[node]) {
+                    return ControlFlow::Continue(());
+                }
+                let has_field = |field| {
+                    let children = tree.children(node);
+                    children
+                        .iter()
+                        .any(|&c| tree.nodes[c as usize].field == Some(field))
+                };
+                if test.negated_fields.iter().any(|&f| has_field(f)) {
+                    return ControlFlow::Continue(());
+                }
+                self.bind(pattern, &step.captures, node, &mut |this| {
+                    this.children(pattern, test, node, next)
+                })
+            }
+            What::Alternation(alternatives) => {
+                for alternative in alternatives {
+                    self.step(pattern, alternative, node, &mut |this| {
+                        this.bind(pattern, &step.captures, node, next)
+                    })?;
+                }
+                ControlFlow::Continue(())
+            }
+        }
+    }
+
+    /// Binds `captures` to `node` and, if the predicates that can now be checked hold, calls
+    /// `next`; restores the bindings after.
+    fn bind(
+        &mut self,
+        pattern: &Pattern,
+        captures: &[usize],
+        node: usize,
+        next: &mut dyn FnMut(&mut Search<'t>) -> Flow,
+    ) -> Flow {
+        let Some((&capture, rest)) = captures.split_first() else {
+            return next(self);
+        };
+        let previous = self.bindings[capture].replace(node);
+        let flow = if self.predicates_hold(pattern, capture) {
+            self.bind(pattern, rest, node, next)
+        } else {
+            ControlFlow::Continue(())
+        };
+        self.bindings[capture] = previous;
+        flow
+    }
+
+    /// Whether every predicate reading `capture` whose captures are all bound holds.
+    fn predicates_hold(&self, pattern: &Pattern, capture: usize) -> bool {
+        pattern.predicates_of[capture]
+            .iter()
+            .all(|&i| self.holds(&pattern.predicates[i]) != Some(false))
+    }
+
+    /// Whether `predicate` holds; `None` while one of its captures is unbound.
+    fn holds(&self, predicate: &Predicate) -> Option<bool> {
+        let text = |capture: usize| {
+            let node = self.bindings[capture]?;
+            let bytes = self.tree.nodes[node].bytes();
+            Some(self.code.get(bytes).unwrap_or_default())
+        };
+        let subject = text(predicate.capture)?;
+        let holds = match &predicate.test {
+            TextTest::Equals(value) => subject == value.as_slice(),
+            TextTest::SameAs(other) => subject == text(*other)?,
+            TextTest::Matches(regex) => regex.is_match(subject),
+            TextTest::AnyOf(values) => values.iter().any(|v| v.as_slice() == subject),
+        };
+        Some(holds != predicate.negated)
+    }
+
+    /// Matches the child patterns of `test` against the children of `node`.
+    fn children(
+        &mut self,
+        pattern: &Pattern,
+        test: &NodeTest,
+        node: usize,
+        next: &mut dyn FnMut(&mut Search<'t>) -> Flow,
+    ) -> Flow {
+        if test.children.is_empty() {
+            return next(self);
+        }
+        let children = self.tree.children(node);
+        self.tick(u32::try_from(children.len()).unwrap_or(u32::MAX))?;
+        self.sequence(pattern, test, children, 0, next)
+    }
+
+    /// Matches child patterns `index..` against the children `rest` (node indices).
+    fn sequence(
+        &mut self,
+        pattern: &Pattern,
+        test: &NodeTest,
+        rest: &[u32],
+        index: usize,
+        next: &mut dyn FnMut(&mut Search<'t>) -> Flow,
+    ) -> Flow {
+        let tree = self.tree;
+        let Some(child) = test.children.get(index) else {
+            let named_after = rest.iter().any(|&c| tree.nodes[c as usize].named);
+            if test.anchored_last && named_after {
+                return ControlFlow::Continue(());
+            }
+            return next(self);
+        };
+        for (i, &at) in rest.iter().enumerate() {
+            // An anchor forbids skipping a named child; anonymous ones may be skipped.
+            if child.immediate && i > 0 && tree.nodes[rest[i - 1] as usize].named {
+                break;
+            }
+            let at = at as usize;
+            if child.field.is_some() && tree.nodes[at].field != child.field {
+                continue;
+            }
+            self.step(pattern, &child.step, at, &mut |this| {
+                this.sequence(pattern, test, &rest[i + 1..], index + 1, next)
+            })?;
+        }
+        ControlFlow::Continue(())
+    }
+}

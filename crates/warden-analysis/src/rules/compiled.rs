@@ -1,0 +1,141 @@
+//! One language's rules compiled for matching: every pattern of every rule's `query` and
+//! `inside`, each remembering its rule and role, indexed by the node type it can start at so
+//! that a walk over a program's tree tries only the patterns that can match each node.
+
+use tree_sitter::Language;
+
+use super::RuleText;
+use crate::query::{Pattern, QueryError};
+use crate::AnalysisError;
+
+/// The capture a rule reports when it names none.
+const DEFAULT_CAPTURE: &str = "finding";
+/// The capture of a rule's `inside` query: the construct the finding must sit in.
+const SCOPE_CAPTURE: &str = "scope";
+
+/// What a match of a pattern stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A finding of the rule.
+    Finding,
+    /// A scope of the rule: its findings count only inside one.
+    Scope,
+}
+
+/// A pattern of a rule.
+#[derive(Debug)]
+pub(crate) struct RulePattern {
+    pub(crate) pattern: Pattern,
+    /// The rule's index in its file.
+    pub(crate) rule: usize,
+    pub(crate) role: Role,
+    /// The capture whose node is reported.
+    pub(crate) report: usize,
+    /// The reported node is the one the pattern starts at: one match at a node is enough.
+    pub(crate) reports_root: bool,
+}
+
+/// The compiled rules of one language.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub(crate) patterns: Vec<RulePattern>,
+    /// Indices of the patterns that can start at a node, by the node's kind id.
+    by_kind: Vec<Vec<usize>>,
+    /// Indices of the patterns that can start at any node.
+    any_kind: Vec<usize>,
+}
+
+impl Compiled {
+    /// Compiles `rules` (from the rule file `file`) against `language`.
+    pub(crate) fn compile(
+        file: &str,
+        language: &Language,
+        rules: &[RuleText],
+    ) -> Result<Compiled, AnalysisError> {
+        let mut patterns = Vec::new();
+        for (rule, text) in rules.iter().enumerate() {
+            let parts = [
+                (Some(&text.query), Role::Finding),
+                (text.inside.as_ref(), Role::Scope),
+            ];
+            for (source, role) in parts {
+                let Some(source) = source else { continue };
+                let compiled = Pattern::compile_all(source, language)
+                    .map_err(|e| query_error(file, &text.id, role, &e))?;
+                if compiled.is_empty() {
+                    return Err(problem(file, &text.id, "the query has no pattern".into()));
+                }
+                let name = match (role, &text.capture) {
+                    (Role::Scope, _) => SCOPE_CAPTURE,
+                    (Role::Finding, Some(name)) => name.as_str(),
+                    (Role::Finding, None) => DEFAULT_CAPTURE,
+                };
+                for pattern in compiled {
+                    let Some(report) = pattern.capture(name) else {
+                        let which = match role {
+                            Role::Finding => "its query",
+                            Role::Scope => "its `inside` query",
+                        };
+                        let why = format!("a pattern of {which} does not capture @{name}");
+                        return Err(problem(file, &text.id, why));
+                    };
+                    patterns.push(RulePattern {
+                        reports_root: pattern.root.captures.contains(&report),
+                        pattern,
+                        rule,
+                        role,
+                        report,
+                    });
+                }
+            }
+        }
+        let mut by_kind = vec![Vec::new(); language.node_kind_count()];
+        let mut any_kind = Vec::new();
+        for (i, p) in patterns.iter().enumerate() {
+            match p.pattern.root_kinds() {
+                Some(kinds) => {
+                    for kind in kinds {
+                        if let Some(list) = by_kind.get_mut(usize::from(kind)) {
+                            list.push(i);
+                        }
+                    }
+                }
+                None => any_kind.push(i),
+            }
+        }
+        Ok(Compiled {
+            patterns,
+            by_kind,
+            any_kind,
+        })
+    }
+
+    /// The indices of the patterns that may match a node of kind `kind`.
+    pub(crate) fn for_kind(&self, kind: u16) -> impl Iterator<Item = usize> + '_ {
+        let specific = self
+            .by_kind
+            .get(usize::from(kind))
+            .map_or(&[][..], Vec::as_slice);
+        specific.iter().chain(&self.any_kind).copied()
+    }
+}
+
+fn problem(file: &str, rule: &str, problem: String) -> AnalysisError {
+    AnalysisError::Rule {
+        file: file.into(),
+        rule: rule.into(),
+        problem,
+    }
+}
+
+fn query_error(file: &str, rule: &str, role: Role, e: &QueryError) -> AnalysisError {
+    let which = match role {
+        Role::Finding => "query",
+        Role::Scope => "`inside` query",
+    };
+    AnalysisError::Query {
+        file: file.into(),
+        rule: rule.into(),
+        message: format!("{} (line {} of its {which})", e.message, e.line + 1),
+    }
+}
