@@ -140,6 +140,48 @@ fn trusted_is_refused_unless_the_operator_enables_it() {
 }
 
 #[test]
+fn trusted_runs_on_the_host_with_limits_when_enabled() {
+    let enabled = "[modes]\ntrusted_enabled = true\nnone = \"trusted\"\nmedium = \"trusted\"\n";
+    // No pid namespace: the program sees the host's, and runs as the run's unprivileged uid.
+    let probe = "import os\nprint(os.readlink('/proc/self/ns/pid'), os.getuid(), os.getcwd())";
+    let host_pid_ns = std::fs::read_link("/proc/self/ns/pid").expect("readlink");
+    for args in [
+        vec!["--mode", "trusted", "-l", "python", "-c", probe],
+        vec!["-l", "python", "-c", probe],
+    ] {
+        let result = json(&args, Some(enabled));
+        assert_eq!(result["mode"], "trusted", "{result}");
+        let stdout = result["stdout"].as_str().expect("stdout");
+        let fields: Vec<&str> = stdout.split_whitespace().collect();
+        assert_eq!(fields[0], host_pid_ns.to_string_lossy(), "{result}");
+        assert_ne!(fields[1], "0", "{result}");
+        assert!(fields[2].starts_with("/run/warden/trusted/"), "{result}");
+    }
+    // Limits still hold.
+    let result = json(
+        &[
+            "--mode",
+            "trusted",
+            "--memory",
+            "64MiB",
+            "-l",
+            "python",
+            "-c",
+            "b = bytearray(1 << 30)",
+        ],
+        Some(enabled),
+    );
+    assert_eq!(result["outcome"]["kind"], "memory_limit", "{result}");
+    // A compiled language: the compile stage runs trusted too, and its artifact comes back.
+    let c = "#include <stdio.h>\nint main(void) { puts(\"compiled\"); return 0; }\n";
+    let result = json(
+        &["--mode", "trusted", "--no-cache", "-l", "c", "-c", c],
+        Some(enabled),
+    );
+    assert_eq!(result["stdout"], "compiled\n", "{result}");
+}
+
+#[test]
 fn run_time_violations_are_recorded_in_the_security_object() {
     let result = json(&["--max-output", "1KiB", "-l", "bash", "-c", "yes"], None);
     let violations = result["security"]["violations"]

@@ -176,6 +176,14 @@ fn parse_mountinfo_line(line: &str) -> Option<(&str, &str, &str)> {
 }
 
 impl Cgroup {
+    /// Its name, unique among the runs of this host (`run-<pid>-<n>`).
+    pub(crate) fn name(&self) -> String {
+        self.dirs
+            .first()
+            .and_then(|d| d.file_name())
+            .map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned())
+    }
+
     /// The `cgroup.procs` files listing this cgroup's processes.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()

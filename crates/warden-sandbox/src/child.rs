@@ -1,7 +1,8 @@
 //! The sandbox init: the first process of the new namespaces (pid 1 inside). Runs in the child
 //! of the helper's `clone`. It waits for its id maps, builds the filesystem, pivots into it,
 //! forks the payload, then reaps every process and forwards signals until the payload exits.
-//! When the init exits, the kernel kills whatever is left in its pid namespace.
+//! When the init exits, the kernel kills whatever is left in its pid namespace. The trusted
+//! backend's init (`enter_trusted`) runs the same supervision on the host, without namespaces.
 //! Each step assumes the ones before it (docs/sandbox-setup.md).
 
 use std::convert::Infallible;
@@ -81,6 +82,15 @@ const FORWARDED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
+/// How the payload is confined beyond its rlimits and cgroup.
+#[derive(Clone, Copy)]
+pub(crate) enum Confinement<'a> {
+    /// The native sandbox: drop every capability, no_new_privs, then this seccomp filter.
+    Sandbox(&'a [SockFilter]),
+    /// The trusted backend: the init already runs as an unprivileged uid; no_new_privs only.
+    Trusted,
+}
+
 /// Runs the init; never returns. A failed step is reported and ends the sandbox.
 pub(crate) fn run_init(plan: &SandboxPlan, filter: &[SockFilter], channels: InitChannels) -> ! {
     let InitChannels {
@@ -115,11 +125,68 @@ fn enter_sandbox(
     mounts::pivot_into()?;
     mounts::mount_proc()?;
     mounts::detach_old_root()?;
-    write_workspace(plan)?;
+    write_workspace(plan, Path::new(WORKDIR))?;
     mounts::make_root_read_only()?;
     nix::unistd::sethostname(&plan.hostname).map_err(|e| SetupError::errno("sethostname", e))?;
     warden_sys::network::bring_up_loopback().map_err(|e| SetupError::errno("bring up lo", e))?;
-    supervise_payload(plan, filter, report, artifacts)
+    let workdir = Path::new(WORKDIR);
+    supervise_payload(
+        plan,
+        workdir,
+        Confinement::Sandbox(filter),
+        report,
+        artifacts,
+    )
+}
+
+/// Runs the trusted backend's init (`trusted.rs`); never returns.
+pub(crate) fn run_trusted_init(
+    plan: &SandboxPlan,
+    workdir: &Path,
+    id: u32,
+    channels: InitChannels,
+) -> ! {
+    let InitChannels {
+        sync,
+        report,
+        artifacts,
+    } = channels;
+    match enter_trusted(plan, workdir, id, sync, &report, artifacts.as_ref()) {
+        Ok(never) => match never {},
+        Err(e) => {
+            e.report().send(report.as_fd());
+            exit_immediately(1)
+        }
+    }
+}
+
+/// Runs in the trusted backend's init, on the host: no namespaces. Once the helper has put it
+/// in the cgroup, it becomes the run's unprivileged user (the only user of that uid on the host
+/// while the run lasts), writes the workspace and supervises the program as an orphan reaper.
+fn enter_trusted(
+    plan: &SandboxPlan,
+    workdir: &Path,
+    id: u32,
+    sync: OwnedFd,
+    report: &OwnedFd,
+    artifacts: Option<&OwnedFd>,
+) -> Result<Infallible, SetupError> {
+    die_with_helper()?;
+    wait_for_id_maps(sync)?;
+    become_user(id)?;
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| SetupError::errno("become a child subreaper", e))?;
+    write_workspace(plan, workdir)?;
+    supervise_payload(plan, workdir, Confinement::Trusted, report, artifacts)
+}
+
+/// Drops every group and takes uid and gid `id`; the capabilities go with uid 0.
+fn become_user(id: u32) -> Result<(), SetupError> {
+    nix::unistd::setgroups(&[]).map_err(|e| SetupError::errno("setgroups", e))?;
+    let gid = Gid::from_raw(id);
+    let uid = Uid::from_raw(id);
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| SetupError::errno("setresgid", e))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| SetupError::errno("setresuid", e))
 }
 
 /// If the helper dies (the parent killed it, or crashed), so does the init, and with it the
@@ -129,7 +196,8 @@ fn die_with_helper() -> Result<(), SetupError> {
         .map_err(|e| SetupError::errno("set parent-death signal", e))
 }
 
-/// Blocks until the helper has written uid_map/gid_map and moved us into the cgroup.
+/// Blocks until the helper has written uid_map/gid_map (for a user namespace) and moved us into
+/// the cgroup.
 fn wait_for_id_maps(sync: OwnedFd) -> Result<(), SetupError> {
     let mut byte = [0u8; 1];
     let mut file = fs::File::from(sync);
@@ -154,10 +222,9 @@ fn become_namespace_root() -> Result<(), SetupError> {
         .map_err(|e| SetupError::errno("setresuid 0", e))
 }
 
-/// Writes the plan's files into `/work`. The tmpfs is fresh, so nothing there can be a link;
-/// `O_EXCL | O_NOFOLLOW` makes sure of it anyway.
-fn write_workspace(plan: &SandboxPlan) -> Result<(), SetupError> {
-    let workdir = Path::new(WORKDIR);
+/// Writes the plan's files into `workdir`. It is fresh (a new tmpfs, or a directory the parent
+/// just created), so nothing there can be a link; `O_EXCL | O_NOFOLLOW` makes sure of it anyway.
+fn write_workspace(plan: &SandboxPlan, workdir: &Path) -> Result<(), SetupError> {
     for file in &plan.files {
         let path = workdir.join(&file.path);
         if let Some(parent) = path.parent() {
@@ -184,10 +251,12 @@ fn write_workspace(plan: &SandboxPlan) -> Result<(), SetupError> {
 }
 
 /// Forks the payload, then reaps and forwards signals until it exits; reports how it ended and
-/// exits, which makes the kernel kill every process left in the namespace.
+/// exits, which makes the kernel kill every process left in the namespace. Without namespaces
+/// (trusted), it kills what is left itself: every process of the run's uid.
 fn supervise_payload(
     plan: &SandboxPlan,
-    filter: &[SockFilter],
+    workdir: &Path,
+    confinement: Confinement<'_>,
     report: &OwnedFd,
     artifacts: Option<&OwnedFd>,
 ) -> Result<Infallible, SetupError> {
@@ -202,7 +271,7 @@ fn supervise_payload(
     let started = Instant::now();
     let payload =
         match fork_single_threaded().map_err(|e| SetupError::errno("fork the payload", e))? {
-            ForkResult::Child => payload::exec(plan, filter, report),
+            ForkResult::Child => payload::exec(plan, workdir, confinement, report),
             ForkResult::Parent { child } => child,
         };
     loop {
@@ -215,12 +284,23 @@ fn supervise_payload(
             let wall_time = started.elapsed();
             if let (ExitStatus::Code(0), Some(path), Some(out)) = (status, &plan.collect, artifacts)
             {
-                collect::send(Path::new(WORKDIR), path, out)?;
+                collect::send(workdir, path, out)?;
+            }
+            if matches!(confinement, Confinement::Trusted) {
+                end_the_run();
             }
             Report::Exited { status, wall_time }.send(report.as_fd());
             exit_immediately(0);
         }
     }
+}
+
+/// Kills and reaps what is left of a trusted run. kill(-1) reaches every process this uid may
+/// signal but the caller: the run's, as the uid is the run's alone. They are this subreaper's
+/// descendants, so it reaps them: orphaned to the host's pid 1 they might stay zombies.
+fn end_the_run() {
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    while waitpid(Pid::from_raw(-1), None).is_ok() {}
 }
 
 /// Reaps every exited child; returns the payload's status once it is among them.

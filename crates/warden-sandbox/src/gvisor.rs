@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use warden_core::{ByteSize, Limits};
 
-use crate::helper::HelperRequest;
+use crate::helper::{Backend, HelperRequest};
 use crate::parent::{finish, SandboxError, SandboxRun, Stdin, SETUP_TIMEOUT};
 use crate::plan::{SandboxPlan, WORKDIR};
 use crate::report::ExitStatus;
@@ -60,7 +60,7 @@ impl Sandbox {
             ..plan.limits
         };
         let cgroup = self.new_cgroup(&runtime_limits)?;
-        let container = format!("warden-{}", cgroup_name(&cgroup));
+        let container = format!("warden-{}", cgroup.name());
         let bundle = Path::new(BUNDLES).join(&container);
         let result = write_bundle(&bundle, plan).and_then(|()| {
             let request = HelperRequest {
@@ -71,7 +71,7 @@ impl Sandbox {
                 host_id: 0,
                 cgroup: cgroup.join(),
                 backstop: SETUP_TIMEOUT + plan.limits.wall_time + Duration::from_secs(5),
-                exec: Some(runsc_argv(&runsc, &bundle, &container)),
+                backend: Backend::Exec(runsc_argv(&runsc, &bundle, &container)),
             };
             let mut watched = self.spawn_and_watch(&request, stdin, &cgroup)?;
             watched.status = watched.helper_status.map(runsc_status);
@@ -90,16 +90,6 @@ impl Sandbox {
         removed?;
         Ok(run)
     }
-}
-
-fn cgroup_name(cgroup: &crate::cgroup::Cgroup) -> String {
-    cgroup
-        .procs_files()
-        .first()
-        .and_then(|p| p.parent())
-        .and_then(|d| d.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".to_owned())
 }
 
 fn runsc_argv(runsc: &Path, bundle: &Path, container: &str) -> Vec<String> {

@@ -15,7 +15,9 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use warden_sys::process::{clone_into_namespaces, exit_immediately, inherited_fd, ForkResult};
+use warden_sys::process::{
+    clone_into_namespaces, exit_immediately, fork_single_threaded, inherited_fd, ForkResult,
+};
 
 use crate::cgroup::CgroupJoin;
 use crate::child::{self, SetupError};
@@ -45,9 +47,21 @@ pub(crate) struct HelperRequest {
     pub(crate) cgroup: CgroupJoin,
     /// After this long the helper kills the init itself, should the parent be gone.
     pub(crate) backstop: Duration,
-    /// Instead of building a sandbox, join the cgroup and exec this command (another
-    /// backend's runtime, such as `runsc`, which builds its own sandbox).
-    pub(crate) exec: Option<Vec<String>>,
+    /// What the helper builds.
+    pub(crate) backend: Backend,
+}
+
+/// What the helper builds for the plan.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Backend {
+    /// The native sandbox: namespaces, a private root, seccomp.
+    Namespaces,
+    /// Limits only (`trusted.rs`): no namespaces; the init and the program run as the run's
+    /// uid, in `workdir` on the host.
+    Trusted { workdir: PathBuf },
+    /// Join the cgroup and exec this command: another backend's runtime, such as `runsc`,
+    /// which builds its own sandbox.
+    Exec(Vec<String>),
 }
 
 /// The namespaces of every sandbox. The cgroup namespace is entered by the init itself once
@@ -84,8 +98,10 @@ fn run(
     artifacts: Option<OwnedFd>,
 ) -> Result<i32, SetupError> {
     let request = read_request(request_fd)?;
-    if let Some(argv) = &request.exec {
-        return exec_in_cgroup(&request.cgroup, argv, report);
+    match &request.backend {
+        Backend::Namespaces => {}
+        Backend::Exec(argv) => return exec_in_cgroup(&request.cgroup, argv, report),
+        Backend::Trusted { workdir } => return run_trusted(&request, workdir, report, artifacts),
     }
     let filter = seccomp::compile(&request.plan.seccomp)
         .map_err(|e| SetupError::new("compile seccomp filter", e))?;
@@ -110,7 +126,41 @@ fn run(
             drop(sync_read);
             // Only the init writes artifacts; the parent must see end-of-file when it is gone.
             drop(artifacts);
-            release_child(&request, child, sync_write)?;
+            release_child(&request, child, sync_write, true)?;
+            detach_stdio();
+            wait_with_backstop(child, request.backstop);
+            Ok(0)
+        }
+    }
+}
+
+/// The trusted backend's helper: forks the init without new namespaces, puts it in the cgroup
+/// and waits for it.
+fn run_trusted(
+    request: &HelperRequest,
+    workdir: &Path,
+    report: &OwnedFd,
+    artifacts: Option<OwnedFd>,
+) -> Result<i32, SetupError> {
+    let (sync_read, sync_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| SetupError::errno("pipe", e))?;
+    if let CgroupJoin::MoveHelper { enter, .. } = &request.cgroup {
+        move_self(enter)?;
+    }
+    match fork_single_threaded().map_err(|e| SetupError::errno("fork the init", e))? {
+        ForkResult::Child => {
+            drop(sync_write);
+            let channels = child::InitChannels {
+                sync: sync_read,
+                report: report.try_clone().unwrap_or_else(|_| exit_immediately(1)),
+                artifacts,
+            };
+            child::run_trusted_init(&request.plan, workdir, request.host_id, channels)
+        }
+        ForkResult::Parent { child } => {
+            drop(sync_read);
+            drop(artifacts);
+            release_child(request, child, sync_write, false)?;
             detach_stdio();
             wait_with_backstop(child, request.backstop);
             Ok(0)
@@ -155,8 +205,14 @@ fn read_request(fd: OwnedFd) -> Result<HelperRequest, SetupError> {
     Ok(request)
 }
 
-/// Puts the init into its cgroup and writes its id maps, then lets it go.
-fn release_child(request: &HelperRequest, child: Pid, sync: OwnedFd) -> Result<(), SetupError> {
+/// Puts the init into its cgroup and writes its id maps (when it has a user namespace), then
+/// lets it go.
+fn release_child(
+    request: &HelperRequest,
+    child: Pid,
+    sync: OwnedFd,
+    id_maps: bool,
+) -> Result<(), SetupError> {
     match &request.cgroup {
         CgroupJoin::MoveHelper { leave, .. } => move_self(leave)?,
         CgroupJoin::WriteInitPid { procs } => {
@@ -166,7 +222,10 @@ fn release_child(request: &HelperRequest, child: Pid, sync: OwnedFd) -> Result<(
             }
         }
     }
-    idmap::write_maps(child, request.host_id).map_err(|e| SetupError::new("write id maps", e))?;
+    if id_maps {
+        idmap::write_maps(child, request.host_id)
+            .map_err(|e| SetupError::new("write id maps", e))?;
+    }
     nix::unistd::write(&sync, &[1]).map_err(|e| SetupError::errno("release the init", e))?;
     Ok(())
 }

@@ -10,6 +10,10 @@
 //! - the **payload** (`payload`, `rlimits`, `seccomp`) drops every privilege and execs the
 //!   program.
 //!
+//! Two more backends reuse the parent and the helper: `gvisor` (isolated mode: the helper execs
+//! `runsc` in the run's cgroup) and `trusted` (limits only: the helper forks the init without
+//! namespaces, and the init runs as the run's unprivileged uid on the host).
+//!
 //! docs/sandbox-setup.md lists the steps in order.
 
 mod cgroup;
@@ -26,6 +30,7 @@ mod plan;
 mod report;
 mod rlimits;
 mod seccomp;
+mod trusted;
 mod verdict;
 mod watch;
 

@@ -16,7 +16,7 @@ use warden_core::{ByteSize, LimitBounds, Outcome, Usage};
 
 use crate::cgroup::{Cgroup, CgroupError, CgroupFs};
 use crate::collect::CollectedFile;
-use crate::helper::{HelperRequest, ARTIFACT_FD, HELPER_ARG, REPORT_FD, REQUEST_FD};
+use crate::helper::{Backend, HelperRequest, ARTIFACT_FD, HELPER_ARG, REPORT_FD, REQUEST_FD};
 use crate::idmap::{IdMapError, IdSlot, DEFAULT_SLOT_FILE};
 use crate::plan::{PlanError, SandboxPlan};
 use crate::watch::{self, Pipes, Watched};
@@ -136,10 +136,7 @@ impl Sandbox {
     pub fn run(&self, plan: &SandboxPlan, stdin: Stdin) -> Result<SandboxRun, SandboxError> {
         plan.validate()?;
         plan.limits.validate(&LimitBounds::default())?;
-        let slot = IdSlot::reserve(
-            &self.slot_file,
-            u64::from(std::process::id()) << 20 ^ RUN_COUNTER.load(Ordering::Relaxed),
-        )?;
+        let slot = self.reserve_slot()?;
         let cgroup = self.new_cgroup(&plan.limits)?;
         let result = self.run_in(plan, stdin, &slot, &cgroup);
         cgroup.kill_all();
@@ -161,10 +158,16 @@ impl Sandbox {
             host_id: slot.host_id(),
             cgroup: cgroup.join(),
             backstop: SETUP_TIMEOUT + plan.limits.wall_time + Duration::from_secs(5),
-            exec: None,
+            backend: Backend::Namespaces,
         };
         let watched = self.spawn_and_watch(&request, stdin, cgroup)?;
         finish(watched, cgroup, plan)
+    }
+
+    /// A uid slot for one run.
+    pub(crate) fn reserve_slot(&self) -> Result<IdSlot, SandboxError> {
+        let hint = u64::from(std::process::id()) << 20 ^ RUN_COUNTER.load(Ordering::Relaxed);
+        Ok(IdSlot::reserve(&self.slot_file, hint)?)
     }
 
     /// Starts the helper with `request` and watches the run to its end.

@@ -5,20 +5,25 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use warden_sys::process::exit_immediately;
-use warden_sys::seccomp::SockFilter;
 
-use crate::child::SetupError;
-use crate::plan::{SandboxPlan, WORKDIR};
+use crate::child::{Confinement, SetupError};
+use crate::plan::SandboxPlan;
 use crate::rlimits;
 
 /// Descriptor number of the report pipe in the payload (close-on-exec).
 const REPORT_FD: i32 = 3;
 
 /// Prepares and execs the program; never returns.
-pub(crate) fn exec(plan: &SandboxPlan, filter: &[SockFilter], report: &OwnedFd) -> ! {
+pub(crate) fn exec(
+    plan: &SandboxPlan,
+    workdir: &Path,
+    confinement: Confinement<'_>,
+    report: &OwnedFd,
+) -> ! {
     let report_fd = match move_report_fd(report) {
         Ok(fd) => fd,
         Err(e) => {
@@ -26,7 +31,7 @@ pub(crate) fn exec(plan: &SandboxPlan, filter: &[SockFilter], report: &OwnedFd) 
             exit_immediately(127)
         }
     };
-    match replace_process(plan, filter) {
+    match replace_process(plan, workdir, confinement) {
         Ok(never) => match never {},
         Err(e) => {
             e.report().send(report_fd.as_fd());
@@ -36,23 +41,37 @@ pub(crate) fn exec(plan: &SandboxPlan, filter: &[SockFilter], report: &OwnedFd) 
 }
 
 /// Runs in the payload. Each step assumes the ones before it (docs/sandbox-setup.md).
-fn replace_process(plan: &SandboxPlan, filter: &[SockFilter]) -> Result<Infallible, SetupError> {
+fn replace_process(
+    plan: &SandboxPlan,
+    workdir: &Path,
+    confinement: Confinement<'_>,
+) -> Result<Infallible, SetupError> {
     let (argv, env) = c_strings(plan)?;
     warden_sys::signals::reset_all().map_err(|e| SetupError::errno("reset signals", e))?;
     nix::unistd::setsid().map_err(|e| SetupError::errno("setsid", e))?;
-    nix::unistd::chdir(WORKDIR).map_err(|e| SetupError::errno("chdir /work", e))?;
+    nix::unistd::chdir(workdir).map_err(|e| SetupError::errno("chdir to the workspace", e))?;
     rlimits::lower(&plan.limits)?;
     warden_sys::process::close_fds_from(REPORT_FD + 1)
         .map_err(|e| SetupError::errno("close_range", e))?;
-    warden_sys::capabilities::drop_all().map_err(|e| SetupError::errno("drop capabilities", e))?;
-    nix::sys::prctl::set_no_new_privs().map_err(|e| SetupError::errno("set no_new_privs", e))?;
-    warden_sys::seccomp::install_filter(filter)
-        .map_err(|e| SetupError::errno("install seccomp filter", e))?;
+    match confinement {
+        Confinement::Sandbox(filter) => {
+            warden_sys::capabilities::drop_all()
+                .map_err(|e| SetupError::errno("drop capabilities", e))?;
+            set_no_new_privs()?;
+            warden_sys::seccomp::install_filter(filter)
+                .map_err(|e| SetupError::errno("install seccomp filter", e))?;
+        }
+        Confinement::Trusted => set_no_new_privs()?,
+    }
     let Err(err) = nix::unistd::execve(&argv[0], &argv, &env);
     Err(SetupError::new(
         &format!("execve {}", plan.argv[0]),
         format!("{err} ({})", err.desc()),
     ))
+}
+
+fn set_no_new_privs() -> Result<(), SetupError> {
+    nix::sys::prctl::set_no_new_privs().map_err(|e| SetupError::errno("set no_new_privs", e))
 }
 
 /// Puts the report pipe on descriptor 3, close-on-exec, so `close_fds_from(4)` keeps it.

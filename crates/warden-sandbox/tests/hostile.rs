@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::sys::resource::{getrusage, UsageWho};
-use support::{out, plan, prerequisite, sandbox, sh};
+use support::{out, plan, prerequisite, processes_of, sandbox, sh};
 use warden_core::{ByteSize, Limits, Outcome, Stream, TimeLimitKind};
 use warden_sandbox::{SandboxError, SandboxRun, Stdin, HOST_ID_BASE, SLOTS};
 
@@ -43,44 +43,6 @@ fn host_uid(uid_map_line: &str) -> u32 {
         "{uid_map_line}"
     );
     host
-}
-
-/// Host processes whose real uid is one of `uids`, as `pid state cmdline`. A process that sits
-/// in another test process's run cgroup is that run's (it reserved the same, then free, slot).
-fn processes_of(uids: &BTreeSet<u32>) -> Vec<String> {
-    let others_run = format!("/{}/run-", warden_sandbox::WARDEN_CGROUP);
-    let our_run = format!("{others_run}{}-", std::process::id());
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            entry.file_name().to_str()?.parse::<u32>().ok()?;
-            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-            let field = |key: &str| {
-                status
-                    .lines()
-                    .find(|l| l.starts_with(key))
-                    .map(|l| l[key.len()..].trim().to_owned())
-            };
-            let uid: u32 = field("Uid:")?.split_whitespace().next()?.parse().ok()?;
-            if !uids.contains(&uid) {
-                return None;
-            }
-            let cgroups = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
-            if cgroups.contains(&others_run) && !cgroups.contains(&our_run) {
-                return None;
-            }
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            Some(format!(
-                "{} {} {}",
-                entry.file_name().to_string_lossy(),
-                field("State:").unwrap_or_default(),
-                String::from_utf8_lossy(&cmdline).replace('\0', " ")
-            ))
-        })
-        .collect()
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use warden_core::{FilesystemPolicy, Limits, SeccompPolicy};
@@ -48,4 +49,42 @@ pub fn prerequisite(met: bool, what: &str) -> bool {
         eprintln!("skipped: {what} is not available on this machine");
     }
     met
+}
+
+/// Host processes whose real uid is one of `uids`, as `pid state cmdline`. A process that sits
+/// in another test process's run cgroup is that run's (it reserved the same, then free, slot).
+pub fn processes_of(uids: &BTreeSet<u32>) -> Vec<String> {
+    let others_run = format!("/{}/run-", warden_sandbox::WARDEN_CGROUP);
+    let our_run = format!("{others_run}{}-", std::process::id());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let field = |key: &str| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(key))
+                    .map(|l| l[key.len()..].trim().to_owned())
+            };
+            let uid: u32 = field("Uid:")?.split_whitespace().next()?.parse().ok()?;
+            if !uids.contains(&uid) {
+                return None;
+            }
+            let cgroups = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+            if cgroups.contains(&others_run) && !cgroups.contains(&our_run) {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            Some(format!(
+                "{} {} {}",
+                entry.file_name().to_string_lossy(),
+                field("State:").unwrap_or_default(),
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            ))
+        })
+        .collect()
 }

@@ -1,0 +1,147 @@
+//! The trusted backend (`trusted` mode, docs/modes.md): limits only, no namespaces. The program
+//! runs on the host in its own cgroup (memory, pids, cpu accounting) with the plan's rlimits,
+//! as the run's unprivileged uid (the same per-run slot the native sandbox maps its root to),
+//! without capabilities and with no_new_privs, in a fresh directory. It sees the host's
+//! filesystem as that user and the host's network: this is for code the operator trusts, and
+//! is never chosen unless the operator's configuration enables it. Runs in the parent.
+//!
+//! The plan speaks of the sandbox's `/work` and `/tmp`; here they are `work/` and `tmp/` under
+//! `/run/warden/trusted/<run>/`, so arguments and environment values under those paths are
+//! moved there. After the run, the cgroup is killed and the directory removed (without
+//! following links: `remove_dir_all` is safe against them since Rust 1.58).
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use warden_core::LimitBounds;
+
+use crate::helper::{Backend, HelperRequest};
+use crate::parent::{finish, Sandbox, SandboxError, SandboxRun, Stdin, SETUP_TIMEOUT};
+use crate::plan::{SandboxPlan, WORKDIR};
+
+/// Where trusted runs get their directories.
+const TRUSTED_RUNS: &str = "/run/warden/trusted";
+/// The sandbox's temporary directory, which the plan may name.
+const TMPDIR: &str = "/tmp";
+
+impl Sandbox {
+    /// Runs the plan with its limits but no isolation: see the module's documentation.
+    pub fn run_trusted(
+        &self,
+        plan: &SandboxPlan,
+        stdin: Stdin,
+    ) -> Result<SandboxRun, SandboxError> {
+        plan.validate()?;
+        plan.limits.validate(&LimitBounds::default())?;
+        let slot = self.reserve_slot()?;
+        let cgroup = self.new_cgroup(&plan.limits)?;
+        let dir = Path::new(TRUSTED_RUNS).join(cgroup.name());
+        let result = prepare(&dir, slot.host_id()).and_then(|()| {
+            let request = HelperRequest {
+                plan: on_host(plan, &dir),
+                host_id: slot.host_id(),
+                cgroup: cgroup.join(),
+                backstop: SETUP_TIMEOUT + plan.limits.wall_time + Duration::from_secs(5),
+                backend: Backend::Trusted {
+                    workdir: dir.join("work"),
+                },
+            };
+            let watched = self.spawn_and_watch(&request, stdin, &cgroup)?;
+            finish(watched, &cgroup, plan)
+        });
+        cgroup.kill_all();
+        let removed_dir = match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SandboxError::Helper {
+                action: "removing the trusted run's directory",
+                source: e,
+            }),
+            _ => Ok(()),
+        };
+        let removed = cgroup.remove();
+        let run = result?;
+        removed?;
+        removed_dir?;
+        Ok(run)
+    }
+}
+
+/// Creates `dir` with `work/` and `tmp/` owned by `id`.
+fn prepare(dir: &Path, id: u32) -> Result<(), SandboxError> {
+    let io = |action: &'static str| move |source| SandboxError::Helper { action, source };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(TRUSTED_RUNS)
+        .map_err(io("creating /run/warden/trusted"))?;
+    // Only traversable by others: the run's user needs to reach its two directories.
+    fs::DirBuilder::new()
+        .mode(0o711)
+        .create(dir)
+        .map_err(io("creating the trusted run's directory"))?;
+    for sub in ["work", "tmp"] {
+        let path = dir.join(sub);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(io("creating the trusted run's directories"))?;
+        std::os::unix::fs::chown(&path, Some(id), Some(id))
+            .map_err(io("handing the trusted run's directories to its user"))?;
+    }
+    Ok(())
+}
+
+/// The plan with the sandbox's `/work` and `/tmp` moved to `dir/work` and `dir/tmp` in its
+/// arguments and environment.
+fn on_host(plan: &SandboxPlan, dir: &Path) -> SandboxPlan {
+    let moved = |value: &String| relocate(value, dir).unwrap_or_else(|| value.clone());
+    SandboxPlan {
+        argv: plan.argv.iter().map(moved).collect(),
+        env: plan
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), moved(v)))
+            .collect(),
+        ..plan.clone()
+    }
+}
+
+/// `value` moved under `dir` if it is `/work`, `/tmp` or a path below them.
+fn relocate(value: &str, dir: &Path) -> Option<String> {
+    [(WORKDIR, "work"), (TMPDIR, "tmp")]
+        .into_iter()
+        .find_map(|(inside, sub)| {
+            let rest = value.strip_prefix(inside)?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| {
+                let mut host = PathBuf::from(dir).join(sub).into_os_string();
+                host.push(rest);
+                host.to_string_lossy().into_owned()
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_paths_move_under_the_run_directory_and_nothing_else_does() {
+        let dir = Path::new("/run/warden/trusted/run-1");
+        assert_eq!(
+            relocate("/work/main.py", dir).as_deref(),
+            Some("/run/warden/trusted/run-1/work/main.py")
+        );
+        assert_eq!(
+            relocate("/work", dir).as_deref(),
+            Some("/run/warden/trusted/run-1/work")
+        );
+        assert_eq!(
+            relocate("/tmp/go-cache", dir).as_deref(),
+            Some("/run/warden/trusted/run-1/tmp/go-cache")
+        );
+        assert_eq!(relocate("/workshop", dir), None);
+        assert_eq!(relocate("/usr/bin/python3", dir), None);
+        assert_eq!(relocate("-O2", dir), None);
+    }
+}

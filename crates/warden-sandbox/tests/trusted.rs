@@ -1,0 +1,175 @@
+//! The trusted backend: limits only, no namespaces, as the run's unprivileged uid, and nothing
+//! left behind. Privileged: runs as root.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use support::{out, plan, processes_of, sandbox};
+use warden_core::{ByteSize, Limits, Outcome, TimeLimitKind};
+use warden_sandbox::{SandboxRun, Stdin, WorkspaceFile, HOST_ID_BASE, SLOTS};
+
+fn trusted(argv: &[&str], limits: Limits) -> SandboxRun {
+    let mut p = plan(argv);
+    p.limits = limits;
+    sandbox()
+        .run_trusted(&p, Stdin::Null)
+        .expect("warden ran the program")
+}
+
+fn trusted_sh(script: &str, limits: Limits) -> SandboxRun {
+    trusted(&["/bin/sh", "-c", script], limits)
+}
+
+/// The value after `key` in /proc/self/status-like text.
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        .trim()
+}
+
+#[test]
+fn it_runs_on_the_host_as_an_unprivileged_user_with_no_privileges() {
+    let run = trusted_sh(
+        "echo uid=$(id -u) gid=$(id -g) groups=$(id -G); echo pwd=$(pwd); \
+         echo pidns=$(readlink /proc/self/ns/pid); echo netns=$(readlink /proc/self/ns/net); \
+         grep -E '^(CapEff|CapPrm|NoNewPrivs|Seccomp):' /proc/self/status",
+        Limits::default(),
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let text = out(&run);
+    let uid: u32 = field(&text, "uid=")
+        .split(' ')
+        .next()
+        .and_then(|u| u.parse().ok())
+        .expect("a uid");
+    assert!(
+        (HOST_ID_BASE..HOST_ID_BASE + SLOTS).contains(&uid),
+        "{text}"
+    );
+    assert!(text.contains(&format!("gid={uid} groups={uid}")), "{text}");
+    assert!(
+        field(&text, "pwd=").starts_with("/run/warden/trusted/run-"),
+        "{text}"
+    );
+    let host_ns = |ns: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{ns}"))
+            .expect("readlink")
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert_eq!(field(&text, "pidns="), host_ns("pid"), "no pid namespace");
+    assert_eq!(
+        field(&text, "netns="),
+        host_ns("net"),
+        "no network namespace"
+    );
+    assert_eq!(field(&text, "CapEff:"), "0000000000000000", "{text}");
+    assert_eq!(field(&text, "CapPrm:"), "0000000000000000", "{text}");
+    assert_eq!(field(&text, "NoNewPrivs:"), "1", "{text}");
+    assert_eq!(field(&text, "Seccomp:"), "0", "limits only: {text}");
+}
+
+#[test]
+fn workspace_files_and_sandbox_paths_are_moved_to_the_run_directory() {
+    let mut p = plan(&["/bin/sh", "/work/main.sh", "/work/data.txt"]);
+    p.files = vec![
+        WorkspaceFile::new(
+            "main.sh",
+            "cat \"$1\"; echo \"$HOME $TMPDIR\"; touch \"$TMPDIR/x\"",
+        ),
+        WorkspaceFile::new("data.txt", "data\n"),
+    ];
+    let run = sandbox().run_trusted(&p, Stdin::Null).expect("ran");
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let text = out(&run);
+    let (data, dirs) = text.split_once('\n').expect("two lines");
+    assert_eq!(data, "data");
+    let (home, tmp) = dirs.trim().split_once(' ').expect("HOME and TMPDIR");
+    assert!(home.starts_with("/run/warden/trusted/run-") && home.ends_with("/work"));
+    assert_eq!(tmp, home.replace("/work", "/tmp"));
+    assert!(
+        !std::path::Path::new(home).exists(),
+        "the run directory is removed"
+    );
+}
+
+#[test]
+fn limits_hold_without_namespaces() {
+    let memory = Limits {
+        memory: ByteSize::mib(64),
+        ..Limits::default()
+    };
+    let run = trusted(
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "b = bytearray(512 << 20); print(len(b))",
+        ],
+        memory,
+    );
+    assert_eq!(run.outcome, Outcome::MemoryLimit, "{run:?}");
+    let wall = Limits {
+        wall_time: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let run = trusted(&["/bin/sleep", "10"], wall);
+    assert_eq!(
+        run.outcome,
+        Outcome::TimeLimit {
+            which: TimeLimitKind::Wall
+        }
+    );
+    let procs = Limits {
+        max_procs: 8,
+        ..Limits::default()
+    };
+    // Forty forks; the payload counts those that succeed (the init is in the cgroup too).
+    let forks = "import os, time\n\
+                 n = 0\n\
+                 for _ in range(40):\n\
+                 \x20   try:\n\
+                 \x20       pid = os.fork()\n\
+                 \x20   except OSError:\n\
+                 \x20       break\n\
+                 \x20   if pid == 0:\n\
+                 \x20       time.sleep(5)\n\
+                 \x20       os._exit(0)\n\
+                 \x20   n += 1\n\
+                 print(n)\n";
+    let run = trusted(&["/usr/bin/python3", "-c", forks], procs);
+    let forked: u32 = out(&run)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{run:?}"));
+    assert!((1..8).contains(&forked), "{forked} forks with max_procs 8");
+}
+
+#[test]
+fn nothing_outlives_a_trusted_run() {
+    let run = trusted_sh(
+        "id -u; (setsid sh -c 'sleep 100' &); sleep 100 & echo started",
+        Limits::default(),
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let text = out(&run);
+    let uid: u32 = text
+        .lines()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .expect("uid");
+    let left = processes_of(&BTreeSet::from([uid]));
+    assert!(
+        left.is_empty(),
+        "processes of uid {uid} outlived the run: {left:#?}"
+    );
+    let ours = format!("run-{}-", std::process::id());
+    let dirs: Vec<_> = std::fs::read_dir("/run/warden/trusted")
+        .expect("the trusted runs' directory")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
+        .collect();
+    assert!(dirs.is_empty(), "run directories left behind: {dirs:?}");
+}
