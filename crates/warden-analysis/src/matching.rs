@@ -38,6 +38,7 @@ struct Candidate {
 struct Collected {
     candidates: Vec<Candidate>,
     scopes: Vec<(usize, Range<usize>)>,
+    exemptions: Vec<(usize, Range<usize>)>,
     timed_out: bool,
 }
 
@@ -45,9 +46,15 @@ struct Collected {
 pub(crate) fn find(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Instant) -> Matches {
     let Collected {
         mut candidates,
-        scopes,
+        mut scopes,
+        exemptions,
         timed_out,
     } = collect(rules, tree, code, deadline);
+    scopes.retain(|(rule, scope)| {
+        !exemptions
+            .iter()
+            .any(|(r, exempt)| r == rule && contains(scope, exempt))
+    });
     let mut found = Matches {
         timed_out,
         ..Matches::default()
@@ -87,6 +94,7 @@ fn collect(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Instant) -> Coll
                 match p.role {
                     Role::Finding => collected.candidates.push(Candidate { rule: p.rule, node }),
                     Role::Scope => collected.scopes.push((p.rule, node.bytes())),
+                    Role::Exempt => collected.exemptions.push((p.rule, node.bytes())),
                 }
                 if p.reports_root {
                     ControlFlow::Break(())
@@ -107,12 +115,14 @@ fn collect(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Instant) -> Coll
 /// the node itself: `while True: fork()` is a fork in a loop, the loop is not).
 fn inside_scope(candidate: &Candidate, scopes: &[(usize, Range<usize>)]) -> bool {
     let range = candidate.node.bytes();
-    scopes.iter().any(|(rule, scope)| {
-        *rule == candidate.rule
-            && scope.start <= range.start
-            && range.end <= scope.end
-            && *scope != range
-    })
+    scopes
+        .iter()
+        .any(|(rule, scope)| *rule == candidate.rule && contains(scope, &range))
+}
+
+/// Whether `inner` lies within `outer` and is not `outer` itself.
+fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end && outer != inner
 }
 
 /// The first line of `text`, trimmed and shortened, invalid UTF-8 replaced.
@@ -207,7 +217,7 @@ mod tests {
         programs
     }
 
-    /// Every rule's query and `inside` query, matched by this crate and by tree-sitter, find the
+    /// Every rule's query, `inside` and `unless` query, matched by this crate and by tree-sitter, find the
     /// same nodes in every example of the language and every program of its benign corpus.
     #[test]
     fn every_rule_matches_what_tree_sitter_matches() {
@@ -227,7 +237,11 @@ mod tests {
                 .collect();
             for text in &set.texts {
                 let report = text.capture.as_deref().unwrap_or("finding");
-                let queries = [(Some(&text.query), report), (text.inside.as_ref(), "scope")];
+                let queries = [
+                    (Some(&text.query), report),
+                    (text.inside.as_ref(), "scope"),
+                    (text.unless.as_ref(), "exempt"),
+                ];
                 for (query, report) in queries {
                     let Some(query) = query else { continue };
                     let theirs = tree_sitter::Query::new(&grammar, query)

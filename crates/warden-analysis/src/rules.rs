@@ -117,6 +117,10 @@ struct RuleSpec {
     /// inside an endless loop, say).
     #[serde(default)]
     inside: Option<String>,
+    /// Patterns capturing `@exempt`: a scope that contains one of those nodes does not count
+    /// (an endless loop that waits for a connection before each spawn is a server, not a bomb).
+    #[serde(default)]
+    unless: Option<String>,
     /// Programs that must produce a finding of this rule.
     #[serde(default)]
     examples: Vec<String>,
@@ -129,6 +133,7 @@ pub(crate) struct RuleText {
     pub(crate) query: String,
     pub(crate) capture: Option<String>,
     pub(crate) inside: Option<String>,
+    pub(crate) unless: Option<String>,
 }
 
 /// The rules of one language.
@@ -170,6 +175,7 @@ impl RuleSet {
                     query: spec.query,
                     capture: spec.capture,
                     inside: spec.inside,
+                    unless: spec.unless,
                 };
                 let rule = Rule {
                     id: spec.id,
@@ -237,6 +243,9 @@ fn check(spec: &RuleSpec, earlier: &[RuleSpec], language: &str) -> Result<(), St
     }
     if spec.examples.is_empty() {
         return Err("a rule needs at least one example".into());
+    }
+    if spec.unless.is_some() && spec.inside.is_none() {
+        return Err("`unless` exempts scopes: the rule needs `inside`".into());
     }
     Ok(())
 }

@@ -517,3 +517,73 @@ fn findings_are_in_source_order_and_the_level_is_their_maximum() {
     assert_eq!(analysis.threat_level, Critical);
     assert!(analysis.findings.iter().all(|f| !f.explanation.is_empty()));
 }
+
+/// Regression (issue #4, a known false positive): a server that accepts a connection and spawns
+/// a handler for it, forever, is bounded by its connections; the same loop without the accept
+/// is still a bomb.
+#[test]
+fn accept_loops_are_servers_not_fork_bombs() {
+    let servers = [
+        (
+            "go",
+            "package main\nimport \"net\"\nfunc main() {\n\tln, _ := net.Listen(\"tcp\", \":8080\")\n\tfor {\n\t\tconn, err := ln.Accept()\n\t\tif err != nil {\n\t\t\tcontinue\n\t\t}\n\t\tgo handle(conn)\n\t}\n}\nfunc handle(c net.Conn) { c.Close() }\n",
+        ),
+        (
+            "rust",
+            "use std::net::TcpListener;\nfn main() {\n    let l = TcpListener::bind(\"0:8080\").unwrap();\n    loop {\n        let (s, _) = l.accept().unwrap();\n        std::thread::spawn(move || drop(s));\n    }\n}\n",
+        ),
+        (
+            "python",
+            "import socket, threading\ns = socket.socket()\ns.bind(('', 8080))\ns.listen()\nwhile True:\n    conn, _ = s.accept()\n    threading.Thread(target=conn.close).start()\n",
+        ),
+        (
+            "c",
+            "#include <sys/socket.h>\n#include <unistd.h>\nint main(void) {\n  int s = socket(AF_INET, SOCK_STREAM, 0);\n  for (;;) {\n    int c = accept(s, 0, 0);\n    if (fork() == 0) { close(c); _exit(0); }\n    close(c);\n  }\n}\n",
+        ),
+        (
+            "cpp",
+            "#include <sys/socket.h>\n#include <thread>\nint main() {\n  int s = socket(AF_INET, SOCK_STREAM, 0);\n  while (true) {\n    int c = ::accept(s, nullptr, nullptr);\n    std::thread([c] { (void)c; }).detach();\n  }\n}\n",
+        ),
+        (
+            "java",
+            "import java.net.*;\npublic class Main {\n  public static void main(String[] a) throws Exception {\n    ServerSocket s = new ServerSocket(8080);\n    while (true) {\n      Socket c = s.accept();\n      new Thread(() -> {}).start();\n    }\n  }\n}\n",
+        ),
+        (
+            "ruby",
+            "require 'socket'\nserver = TCPServer.new(8080)\nloop do\n  client = server.accept\n  Thread.new { client.close }\nend\n",
+        ),
+        (
+            "php",
+            "<?php\n$s = stream_socket_server('tcp://0.0.0.0:8080');\nwhile (true) {\n  $c = stream_socket_accept($s);\n  if (pcntl_fork() == 0) { exit(0); }\n}\n",
+        ),
+    ];
+    for (language, server) in servers {
+        let analysis = analyzer().analyze(language, server.as_bytes());
+        assert!(
+            analysis.threat_level < ThreatLevel::Critical
+                && !analysis
+                    .findings
+                    .iter()
+                    .any(|f| f.rule.ends_with(".spawn_in_endless_loop")),
+            "{language}: an accept loop is graded as a fork bomb:\n{}",
+            describe(&analysis)
+        );
+        let bomb = server
+            .replace("ln.Accept()", "ln, nil")
+            .replace("l.accept().unwrap()", "(1, 2)")
+            .replace("s.accept()", "1, 2")
+            .replace("accept(s, 0, 0)", "0")
+            .replace("::accept(s, nullptr, nullptr)", "0")
+            .replace("s.accept()", "null")
+            .replace("server.accept", "nil")
+            .replace("stream_socket_accept($s)", "0");
+        assert_ne!(bomb, server, "{language}: the accept was taken out");
+        let analysis = analyzer().analyze(language, bomb.as_bytes());
+        assert_eq!(
+            analysis.threat_level,
+            ThreatLevel::Critical,
+            "{language}: without its accept the loop is a bomb:\n{}",
+            describe(&analysis)
+        );
+    }
+}

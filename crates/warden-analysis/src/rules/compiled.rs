@@ -12,6 +12,8 @@ use crate::AnalysisError;
 const DEFAULT_CAPTURE: &str = "finding";
 /// The capture of a rule's `inside` query: the construct the finding must sit in.
 const SCOPE_CAPTURE: &str = "scope";
+/// The capture of a rule's `unless` query: what exempts a scope that contains it.
+const EXEMPT_CAPTURE: &str = "exempt";
 
 /// What a match of a pattern stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +22,28 @@ pub(crate) enum Role {
     Finding,
     /// A scope of the rule: its findings count only inside one.
     Scope,
+    /// An exemption of the rule: a scope containing one does not count.
+    Exempt,
+}
+
+impl Role {
+    /// The capture a pattern of this role reports, given the rule's `capture`.
+    fn capture(self, named: Option<&str>) -> &str {
+        match self {
+            Role::Finding => named.unwrap_or(DEFAULT_CAPTURE),
+            Role::Scope => SCOPE_CAPTURE,
+            Role::Exempt => EXEMPT_CAPTURE,
+        }
+    }
+
+    /// The rule field its patterns come from, for messages.
+    fn field(self) -> &'static str {
+        match self {
+            Role::Finding => "query",
+            Role::Scope => "`inside` query",
+            Role::Exempt => "`unless` query",
+        }
+    }
 }
 
 /// A pattern of a rule.
@@ -57,6 +81,7 @@ impl Compiled {
             let parts = [
                 (Some(&text.query), Role::Finding),
                 (text.inside.as_ref(), Role::Scope),
+                (text.unless.as_ref(), Role::Exempt),
             ];
             for (source, role) in parts {
                 let Some(source) = source else { continue };
@@ -65,18 +90,11 @@ impl Compiled {
                 if compiled.is_empty() {
                     return Err(problem(file, &text.id, "the query has no pattern".into()));
                 }
-                let name = match (role, &text.capture) {
-                    (Role::Scope, _) => SCOPE_CAPTURE,
-                    (Role::Finding, Some(name)) => name.as_str(),
-                    (Role::Finding, None) => DEFAULT_CAPTURE,
-                };
+                let name = role.capture(text.capture.as_deref());
                 for pattern in compiled {
                     let Some(report) = pattern.capture(name) else {
-                        let which = match role {
-                            Role::Finding => "its query",
-                            Role::Scope => "its `inside` query",
-                        };
-                        let why = format!("a pattern of {which} does not capture @{name}");
+                        let which = role.field();
+                        let why = format!("a pattern of its {which} does not capture @{name}");
                         return Err(problem(file, &text.id, why));
                     };
                     patterns.push(RulePattern {
@@ -129,10 +147,7 @@ fn problem(file: &str, rule: &str, problem: String) -> AnalysisError {
 }
 
 fn query_error(file: &str, rule: &str, role: Role, e: &QueryError) -> AnalysisError {
-    let which = match role {
-        Role::Finding => "query",
-        Role::Scope => "`inside` query",
-    };
+    let which = role.field();
     AnalysisError::Query {
         file: file.into(),
         rule: rule.into(),
