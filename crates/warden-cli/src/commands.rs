@@ -36,15 +36,16 @@ pub(crate) fn config() -> anyhow::Result<warden_core::Config> {
     warden_core::Config::load(&path, optional).context("loading the configuration")
 }
 
-/// The history database: `WARDEN_DB`, else `$XDG_DATA_HOME/warden/history.sqlite3`, else
-/// `$HOME/.local/share/warden/history.sqlite3`, else `/var/lib/warden/history.sqlite3`.
-pub(crate) fn history_path() -> PathBuf {
+/// The history database: `WARDEN_DB`, else `configured` (the configuration's `[history] path`),
+/// else `$XDG_DATA_HOME/warden/history.sqlite3`, else `$HOME/.local/share/warden/history.sqlite3`,
+/// else `/var/lib/warden/history.sqlite3`.
+pub(crate) fn history_path(configured: Option<PathBuf>) -> PathBuf {
     let var = |name| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     };
-    if let Some(db) = var("WARDEN_DB") {
+    if let Some(db) = var("WARDEN_DB").or(configured) {
         return db;
     }
     // The XDG spec says to ignore a relative XDG_DATA_HOME.

@@ -200,3 +200,58 @@ fn a_bad_retention_setting_warns_and_records_nothing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_configuration_file_sets_the_history_and_the_environment_wins() {
+    let home = Home::new();
+    let configured = home.dir.path().join("configured/history.sqlite3");
+    let config = home.dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[history]\npath = {:?}\nretention = \"full\"\nmax_count = 2\n",
+            configured.display().to_string()
+        ),
+    )
+    .expect("config written");
+    let cache = home.dir.path().join("cache");
+    let env = [
+        ("WARDEN_CONFIG", config.as_path()),
+        ("WARDEN_CACHE_DIR", cache.as_path()),
+    ];
+    let run = |code: &str, retention: Option<&str>| {
+        ok_json(&warden(
+            &["run", "--json", "--lang", "bash", "-c", code],
+            &env,
+            retention,
+        ))
+    };
+    for n in 0..3 {
+        run(&format!("echo run-{n}"), None);
+    }
+    assert!(configured.exists(), "the configured path is used");
+    let listed = ok_json(&warden(&["history", "--json"], &env, None));
+    let rows = listed.as_array().expect("an array");
+    assert_eq!(rows.len(), 2, "max_count keeps the newest two: {listed}");
+    let id = rows[0]["id"].as_str().expect("id");
+    let shown = ok_json(&warden(&["show", "--json", id], &env, None));
+    assert_eq!(shown["retention"], "full", "{shown}");
+    assert_eq!(shown["stdout"], "run-2\n", "{shown}");
+
+    // The environment variable wins over the file.
+    let result = run("echo quiet", Some("metadata"));
+    let id = result["id"].as_str().expect("id");
+    let shown = ok_json(&warden(&["show", "--json", id], &env, None));
+    assert_eq!(shown["retention"], "metadata", "{shown}");
+
+    // A bad value in the file is named as such, and the run still comes back.
+    std::fs::write(&config, "[history]\nretention = \"forever\"\n").expect("config written");
+    let out = warden(
+        &["run", "--json", "--lang", "bash", "-c", "echo x"],
+        &env,
+        None,
+    );
+    ok_json(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[history] retention"), "{stderr}");
+}

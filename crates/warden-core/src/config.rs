@@ -12,6 +12,12 @@
 //! [maxima]                # the most any request may get; unset fields keep the defaults
 //! cpu_time = "60s"
 //! memory = "2GiB"
+//!
+//! [history]               # the execution history (docs/history.md); environment variables win
+//! path = "/var/lib/warden/history.sqlite3"
+//! retention = "code"      # metadata, code or full
+//! max_age = "30d"
+//! max_count = 100000
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -32,6 +38,23 @@ pub struct Config {
     pub modes: ModePolicy,
     /// Lower (or raise) the default operator maxima.
     pub maxima: LimitOverrides,
+    /// Where the execution history is kept and what it keeps.
+    pub history: HistoryConfig,
+}
+
+/// The `[history]` section: each field unset keeps the default (docs/history.md). The values
+/// are checked where they are used (the history's own types live with the history store).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// The database file.
+    pub path: Option<PathBuf>,
+    /// What is kept of code and output: `metadata`, `code` or `full`.
+    pub retention: Option<String>,
+    /// Executions older than this are deleted after each record: `30d`, `2w`, `12h`.
+    pub max_age: Option<String>,
+    /// Only this many executions, the newest, are kept.
+    pub max_count: Option<u64>,
 }
 
 /// The configuration cannot be used.
@@ -114,13 +137,18 @@ mod tests {
         let path = Path::new("warden.toml");
         let config = Config::from_toml(
             path,
-            "[modes]\ntrusted_enabled = true\nhigh = \"refuse\"\n[maxima]\ncpu_time = \"2s\"\n",
+            "[modes]\ntrusted_enabled = true\nhigh = \"refuse\"\n[maxima]\ncpu_time = \"2s\"\n\
+             [history]\npath = \"/tmp/h.db\"\nretention = \"full\"\nmax_count = 10\n",
         )
         .expect("valid");
         assert!(config.modes.trusted_enabled);
         assert_eq!(config.modes.high, LevelRule::Refuse);
         assert_eq!(config.modes.none, LevelRule::Mode(Mode::Sandboxed));
         assert_eq!(config.maxima().cpu_time, Duration::from_secs(2));
+        assert_eq!(config.history.path, Some(PathBuf::from("/tmp/h.db")));
+        assert_eq!(config.history.retention.as_deref(), Some("full"));
+        assert_eq!(config.history.max_count, Some(10));
+        assert_eq!(config.history.max_age, None);
         let err = Config::from_toml(path, "[modes]\nnone = \"yolo\"\n").expect_err("bad mode");
         assert!(err.to_string().contains("yolo"), "{err}");
         let err = Config::from_toml(path, "\n[limitz]\n").expect_err("unknown section");

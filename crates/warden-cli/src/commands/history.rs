@@ -32,11 +32,11 @@ const OUTCOME_KINDS: [&str; 8] = [
 /// The modes, as `--mode` accepts them.
 const MODES: [&str; 3] = ["trusted", "sandboxed", "isolated"];
 
-/// Where the history is and what it keeps. Read from the environment for now; kept in one
-/// value so that the configuration file can supply it later.
+/// Where the history is and what it keeps: each setting from its environment variable, else
+/// the configuration's `[history]` section, else the default.
 #[derive(Debug, Clone)]
 pub(crate) struct HistorySettings {
-    /// The database file (`WARDEN_DB`, see `history_path`).
+    /// The database file (`WARDEN_DB`, `path`, see `history_path`).
     pub(crate) path: PathBuf,
     /// What is kept of code and output (`WARDEN_HISTORY_RETENTION`).
     pub(crate) retention: Retention,
@@ -47,24 +47,35 @@ pub(crate) struct HistorySettings {
 }
 
 impl HistorySettings {
-    pub(crate) fn from_env() -> anyhow::Result<Self> {
-        let retention = match var("WARDEN_HISTORY_RETENTION") {
-            Some(v) => v
-                .parse()
-                .map_err(|e: String| anyhow!(e))
-                .context("WARDEN_HISTORY_RETENTION")?,
+    pub(crate) fn load() -> anyhow::Result<Self> {
+        let config = super::config()?.history;
+        // The environment wins; `what` names where a bad value came from.
+        let pick =
+            |name: &'static str, configured: Option<String>, key: &'static str| match var(name) {
+                Some(v) => Some((v, name)),
+                None => configured.map(|v| (v, key)),
+            };
+        let retention = match pick(
+            "WARDEN_HISTORY_RETENTION",
+            config.retention,
+            "[history] retention",
+        ) {
+            Some((v, what)) => v.parse().map_err(|e: String| anyhow!(e)).context(what)?,
             None => Retention::default(),
         };
-        let max_age = var("WARDEN_HISTORY_MAX_AGE")
-            .map(|v| parse_age(&v).map_err(|e| anyhow!(e)))
-            .transpose()
-            .context("WARDEN_HISTORY_MAX_AGE")?;
-        let max_count = var("WARDEN_HISTORY_MAX_COUNT")
-            .map(|v| v.parse::<u64>())
-            .transpose()
-            .context("WARDEN_HISTORY_MAX_COUNT")?;
+        let max_age = pick(
+            "WARDEN_HISTORY_MAX_AGE",
+            config.max_age,
+            "[history] max_age",
+        )
+        .map(|(v, what)| parse_age(&v).map_err(|e| anyhow!(e)).context(what))
+        .transpose()?;
+        let max_count = match var("WARDEN_HISTORY_MAX_COUNT") {
+            Some(v) => Some(v.parse::<u64>().context("WARDEN_HISTORY_MAX_COUNT")?),
+            None => config.max_count,
+        };
         Ok(Self {
-            path: super::history_path(),
+            path: super::history_path(config.path),
             retention,
             max_age,
             max_count,
@@ -116,7 +127,7 @@ impl PendingRecord {
 
     /// Records the execution. The history never fails a run: a failure is one warning line.
     pub(crate) fn record(self, result: &ExecutionResult) {
-        let settings = match HistorySettings::from_env() {
+        let settings = match HistorySettings::load() {
             Ok(settings) => settings,
             Err(e) => return eprintln!("warden: warning: history not recorded: {e:#}"),
         };
@@ -161,7 +172,7 @@ pub(crate) struct HistoryArgs {
 }
 
 pub(crate) fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let store = HistorySettings::from_env()?.open()?;
+    let store = HistorySettings::load()?.open()?;
     let filter = HistoryFilter {
         language: args.language.as_deref().map(canonical_language),
         outcome: args.outcome,

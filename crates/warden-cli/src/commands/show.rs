@@ -23,7 +23,7 @@ pub(crate) struct ShowArgs {
 }
 
 pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let store = HistorySettings::from_env()?.open()?;
+    let store = HistorySettings::load()?.open()?;
     let Some(entry) = store.get(&args.id)? else {
         eprintln!(
             "warden: no execution {} in the history {}",

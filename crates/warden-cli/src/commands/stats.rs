@@ -24,7 +24,7 @@ pub(crate) struct StatsArgs {
 }
 
 pub(crate) fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
-    let store = HistorySettings::from_env()?.open()?;
+    let store = HistorySettings::load()?.open()?;
     let stats = store.stats(args.since)?;
     let mut out = std::io::stdout().lock();
     if args.json {
