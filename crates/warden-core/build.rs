@@ -1,7 +1,6 @@
 //! Embeds the data directories (`languages/`, `policies/`) into the crate, so that adding a
 //! language or a policy is a data file and nothing else. Each TOML file is embedded converted to
-//! JSON, which loads several times faster (see `src/data.rs`); a syntax error fails the build. Each TOML file is embedded converted to
-//! JSON, which loads ten times faster (see `src/data.rs`); a syntax error fails the build.
+//! JSON, which loads several times faster (see `src/data.rs`); a syntax error fails the build.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

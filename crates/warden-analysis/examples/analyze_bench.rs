@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let started = Instant::now();
     let analyzer = Analyzer::builtin()?;
+    analyzer.compile_all()?;
     let load = started.elapsed();
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/benign");
     let mut out = std::io::stdout().lock();

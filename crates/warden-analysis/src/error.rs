@@ -4,14 +4,13 @@
 /// A rule file is malformed, or one of its rules is.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AnalysisError {
-    /// The file is not valid TOML or does not have the rule file's shape.
-    #[error("{file}: not a valid rule file")]
+    /// The file is not valid TOML (or, embedded, JSON) or does not have the rule file's shape.
+    #[error("{file}: not a valid rule file: {message}")]
     Format {
         /// The rule file.
         file: String,
-        /// What the TOML parser said.
-        #[source]
-        source: toml::de::Error,
+        /// What the parser said.
+        message: String,
     },
     /// The file's name does not make a language id.
     #[error("{file}: the file name must be `<language-id>.toml`")]

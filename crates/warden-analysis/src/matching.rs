@@ -261,4 +261,23 @@ mod tests {
         assert!(compared > 1000, "{compared} comparisons");
         assert!(found > 500, "{found} nodes found");
     }
+
+    /// Regexes are built on first use: every one of every rule must build.
+    #[test]
+    fn every_regex_of_every_rule_builds() {
+        let analyzer = crate::Analyzer::builtin().expect("loads");
+        let mut built = 0;
+        for language in analyzer.languages() {
+            let set = analyzer.rule_set(language).expect("has rules");
+            for p in &set.compiled.patterns {
+                for predicate in &p.pattern.predicates {
+                    if let crate::query::TextTest::Matches(regex) = &predicate.test {
+                        regex.build().unwrap_or_else(|e| panic!("{language}: {e}"));
+                        built += 1;
+                    }
+                }
+            }
+        }
+        assert!(built > 150, "{built} regexes");
+    }
 }

@@ -12,8 +12,9 @@ mod search;
 mod syntax;
 
 use std::num::NonZeroU16;
+use std::sync::OnceLock;
 
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 use tree_sitter::Language;
 
 pub(crate) use search::{Outcome, Search};
@@ -110,9 +111,58 @@ pub(crate) enum TextTest {
     /// `#eq? @a @b`.
     SameAs(usize),
     /// `#match? @a "regex"`: the regex is found in the text.
-    Matches(Regex),
+    Matches(LazyRegex),
     /// `#any-of? @a "x" "y"`.
     AnyOf(Vec<Vec<u8>>),
+}
+
+/// A regex checked when its rule compiles and built on its first use: a language has dozens,
+/// and most are never evaluated for a given program.
+///
+/// It is built without Unicode: `.` and classes match bytes, `(?i)` and `\w` are ASCII. The
+/// rules look for identifiers, commands and paths, which are ASCII, and a Unicode `.` costs a
+/// UTF-8 automaton per regex (hundreds of microseconds each, for every `warden run`). A
+/// multi-byte character is matched as several bytes, so `.*` still spans it; and `(?i)` no
+/// longer folds `ſ` into `s`, which PHP's case-insensitive names do not do either.
+#[derive(Debug)]
+pub(crate) struct LazyRegex {
+    pattern: String,
+    built: OnceLock<Option<Regex>>,
+}
+
+impl LazyRegex {
+    /// Checks `pattern`'s syntax as the `regex` crate reads it (the syntax only: translating
+    /// classes costs nearly as much as building).
+    fn new(pattern: &str) -> Result<LazyRegex, String> {
+        regex_syntax::ast::parse::Parser::new()
+            .parse(pattern)
+            .map_err(|e| e.to_string())?;
+        Ok(LazyRegex {
+            pattern: pattern.to_owned(),
+            built: OnceLock::new(),
+        })
+    }
+
+    /// Whether the regex is found in `text`. A regex that parses but cannot be built (an unknown
+    /// Unicode class, past the size limit; the tests build every builtin one) matches nothing.
+    pub(crate) fn is_match(&self, text: &[u8]) -> bool {
+        self.built
+            .get_or_init(|| self.builder().build().ok())
+            .as_ref()
+            .is_some_and(|r| r.is_match(text))
+    }
+
+    /// Builds it now; why it cannot be built.
+    #[cfg(test)]
+    pub(crate) fn build(&self) -> Result<(), String> {
+        self.builder().build().map(drop).map_err(|e| e.to_string())
+    }
+
+    fn builder(&self) -> RegexBuilder {
+        let mut builder = RegexBuilder::new(&self.pattern);
+        builder.unicode(false);
+        builder
+    }
 }
 
 impl Predicate {
@@ -321,7 +371,7 @@ fn predicate(text: &PredicateText, names: &[String]) -> Result<Predicate, QueryE
                 .position(|n| Arg::Capture(n.clone()) == *other)
                 .map_or_else(|| at(line, "no such capture"), Ok)?,
         ),
-        ("match?", [Arg::Text(regex)]) => match Regex::new(regex) {
+        ("match?", [Arg::Text(regex)]) => match LazyRegex::new(regex) {
             Ok(regex) => TextTest::Matches(regex),
             Err(e) => return at(line, format!("bad regex {regex:?}: {e}")),
         },
