@@ -246,7 +246,8 @@ mod tests {
                     let Some(query) = query else { continue };
                     let theirs = tree_sitter::Query::new(&grammar, query)
                         .unwrap_or_else(|e| panic!("tree-sitter compiles {}: {e}", text.id));
-                    let patterns = Pattern::compile_all(query, &grammar).expect("compiles");
+                    let mut resolver = crate::query::Resolver::new(&grammar);
+                    let patterns = Pattern::compile_all(query, &mut resolver).expect("compiles");
                     for (code, tree) in &programs {
                         let expected = oracle(&theirs, report, tree, code);
                         let actual = ours(&patterns, report, tree, code);
@@ -262,22 +263,36 @@ mod tests {
         assert!(found > 500, "{found} nodes found");
     }
 
-    /// Regexes are built on first use: every one of every rule must build.
+    /// Both regex engines build every regex of every rule and agree on every line of every
+    /// example of its language (and on each whole example).
     #[test]
-    fn every_regex_of_every_rule_builds() {
+    fn both_regex_engines_agree_on_every_rule() {
         let analyzer = crate::Analyzer::builtin().expect("loads");
-        let mut built = 0;
+        let (mut regexes, mut checks) = (0, 0);
         for language in analyzer.languages() {
             let set = analyzer.rule_set(language).expect("has rules");
+            let texts: Vec<&str> = set
+                .rules
+                .iter()
+                .flat_map(|r| &r.examples)
+                .flat_map(|e| std::iter::once(e.as_str()).chain(e.lines()))
+                .flat_map(|l| std::iter::once(l).chain(l.split_whitespace()))
+                .collect();
             for p in &set.compiled.patterns {
                 for predicate in &p.pattern.predicates {
-                    if let crate::query::TextTest::Matches(regex) = &predicate.test {
-                        regex.build().unwrap_or_else(|e| panic!("{language}: {e}"));
-                        built += 1;
-                    }
+                    let crate::query::TextTest::Matches(regex) = &predicate.test else {
+                        continue;
+                    };
+                    regexes += 1;
+                    let disagreement = regex.disagreement(&texts);
+                    assert_eq!(disagreement, Ok(None), "{language}: {regex:?}");
+                    checks += texts.len();
                 }
             }
         }
-        assert!(built > 150, "{built} regexes");
+        assert!(
+            regexes > 150 && checks > 10_000,
+            "{regexes} regexes, {checks} checks"
+        );
     }
 }

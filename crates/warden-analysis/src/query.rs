@@ -11,6 +11,7 @@
 mod search;
 mod syntax;
 
+use std::collections::HashMap;
 use std::num::NonZeroU16;
 use std::sync::OnceLock;
 
@@ -111,54 +112,62 @@ pub(crate) enum TextTest {
     /// `#eq? @a @b`.
     SameAs(usize),
     /// `#match? @a "regex"`: the regex is found in the text.
-    Matches(LazyRegex),
+    Matches(MatchRegex),
     /// `#any-of? @a "x" "y"`.
     AnyOf(Vec<Vec<u8>>),
 }
 
-/// A regex checked when its rule compiles and built on its first use: a language has dozens,
-/// and most are never evaluated for a given program.
-///
-/// It is built without Unicode: `.` and classes match bytes, `(?i)` and `\w` are ASCII. The
-/// rules look for identifiers, commands and paths, which are ASCII, and a Unicode `.` costs a
-/// UTF-8 automaton per regex (hundreds of microseconds each, for every `warden run`). A
-/// multi-byte character is matched as several bytes, so `.*` still spans it; and `(?i)` no
-/// longer folds `ſ` into `s`, which PHP's case-insensitive names do not do either.
+/// A `#match?` regex, in two engines with the same syntax and semantics (ASCII: `.` and
+/// classes match bytes, `(?i)` and `\w` are ASCII; the rules look for identifiers, commands and
+/// paths). `regex_lite` builds in about 10 µs and searches short texts quickly: a `warden run`
+/// builds every regex of its language, and almost every text a predicate sees is a name or a
+/// path. `regex` builds in about 100 µs but searches in linear time at any length, so a text
+/// longer than [`SHORT_TEXT`] (a megabyte string literal, say) goes to it, built on first use.
 #[derive(Debug)]
-pub(crate) struct LazyRegex {
+pub(crate) struct MatchRegex {
+    lite: regex_lite::Regex,
     pattern: String,
-    built: OnceLock<Option<Regex>>,
+    full: OnceLock<Option<Regex>>,
 }
 
-impl LazyRegex {
-    /// Checks `pattern`'s syntax as the `regex` crate reads it (the syntax only: translating
-    /// classes costs nearly as much as building).
-    fn new(pattern: &str) -> Result<LazyRegex, String> {
-        regex_syntax::ast::parse::Parser::new()
-            .parse(pattern)
-            .map_err(|e| e.to_string())?;
-        Ok(LazyRegex {
+/// Texts up to this long are searched by `regex_lite`.
+const SHORT_TEXT: usize = 1024;
+
+impl MatchRegex {
+    /// Compiles `pattern` (which checks it).
+    fn new(pattern: &str) -> Result<MatchRegex, String> {
+        let lite = regex_lite::Regex::new(pattern).map_err(|e| e.to_string())?;
+        Ok(MatchRegex {
+            lite,
             pattern: pattern.to_owned(),
-            built: OnceLock::new(),
+            full: OnceLock::new(),
         })
     }
 
-    /// Whether the regex is found in `text`. A regex that parses but cannot be built (an unknown
-    /// Unicode class, past the size limit; the tests build every builtin one) matches nothing.
+    /// Whether the regex is found in `text`.
     pub(crate) fn is_match(&self, text: &[u8]) -> bool {
-        self.built
-            .get_or_init(|| self.builder().build().ok())
+        if text.len() <= SHORT_TEXT {
+            return match std::str::from_utf8(text) {
+                Ok(text) => self.lite.is_match(text),
+                Err(_) => self.lite.is_match(&String::from_utf8_lossy(text)),
+            };
+        }
+        self.full
+            .get_or_init(|| self.full_builder().build().ok())
             .as_ref()
             .is_some_and(|r| r.is_match(text))
     }
 
-    /// Builds it now; why it cannot be built.
+    /// The first of `texts` the two engines disagree on; why, if the long-text one cannot be
+    /// built.
     #[cfg(test)]
-    pub(crate) fn build(&self) -> Result<(), String> {
-        self.builder().build().map(drop).map_err(|e| e.to_string())
+    pub(crate) fn disagreement<'a>(&self, texts: &[&'a str]) -> Result<Option<&'a str>, String> {
+        let full = self.full_builder().build().map_err(|e| e.to_string())?;
+        let differ = |t: &&&str| full.is_match(t.as_bytes()) != self.lite.is_match(t);
+        Ok(texts.iter().find(differ).copied())
     }
 
-    fn builder(&self) -> RegexBuilder {
+    fn full_builder(&self) -> RegexBuilder {
         let mut builder = RegexBuilder::new(&self.pattern);
         builder.unicode(false);
         builder
@@ -203,14 +212,54 @@ impl From<SyntaxError> for QueryError {
     }
 }
 
+/// Node type and field names resolved against a grammar, remembered: tree-sitter looks a name
+/// up by comparing it with every symbol's, and rules use the same few names many times.
+pub(crate) struct Resolver<'l> {
+    language: &'l Language,
+    kinds: HashMap<(String, bool), u16>,
+    fields: HashMap<String, Option<NonZeroU16>>,
+}
+
+impl<'l> Resolver<'l> {
+    pub(crate) fn new(language: &'l Language) -> Resolver<'l> {
+        Resolver {
+            language,
+            kinds: HashMap::new(),
+            fields: HashMap::new(),
+        }
+    }
+
+    /// The public kind id of node type `name`; 0 if the grammar has none.
+    fn kind(&mut self, name: &str, named: bool) -> u16 {
+        if let Some(&id) = self.kinds.get(&(name.to_owned(), named)) {
+            return id;
+        }
+        let id = self.language.id_for_node_kind(name, named);
+        self.kinds.insert((name.to_owned(), named), id);
+        id
+    }
+
+    fn field(&mut self, name: &str) -> Option<NonZeroU16> {
+        if let Some(&id) = self.fields.get(name) {
+            return id;
+        }
+        let id = self.language.field_id_for_name(name);
+        self.fields.insert(name.to_owned(), id);
+        id
+    }
+}
+
 impl Pattern {
-    /// Every top-level pattern of the query `text`, resolved against `language`.
-    pub(crate) fn compile_all(text: &str, language: &Language) -> Result<Vec<Pattern>, QueryError> {
+    /// Every top-level pattern of the query `text`, resolved by `resolver`.
+    pub(crate) fn compile_all(
+        text: &str,
+        resolver: &mut Resolver<'_>,
+    ) -> Result<Vec<Pattern>, QueryError> {
         syntax::read(text)?
             .into_iter()
             .map(|top| {
                 let mut names = Vec::new();
-                let root = step(&top.expr, language, &mut names)?;
+                let root = step(&top.expr, resolver, &mut names)?;
                 let mut pattern = Pattern {
                     root,
                     predicates_of: Vec::new(),
@@ -257,19 +306,23 @@ fn at<T>(line: usize, message: impl Into<String>) -> Result<T, QueryError> {
     })
 }
 
-fn step(expr: &Expr, language: &Language, names: &mut Vec<String>) -> Result<Step, QueryError> {
+fn step(
+    expr: &Expr,
+    resolver: &mut Resolver<'_>,
+    names: &mut Vec<String>,
+) -> Result<Step, QueryError> {
     let what = match &expr.shape {
         Shape::Node { kind, items } => {
             let kind = match kind {
                 None => Kind::AnyNamed,
-                Some(name) => match language.id_for_node_kind(name, true) {
+                Some(name) => match resolver.kind(name, true) {
                     0 => return at(expr.line, format!("no such node type {name:?}")),
                     id => Kind::Named(id),
                 },
             };
-            What::Node(node_test(kind, items, language, names)?)
+            What::Node(node_test(kind, items, resolver, names)?)
         }
-        Shape::Anonymous(text) => match language.id_for_node_kind(text, false) {
+        Shape::Anonymous(text) => match resolver.kind(text, false) {
             0 => return at(expr.line, format!("no such node type {text:?}")),
             id => What::Node(leaf(Kind::Anonymous(id))),
         },
@@ -277,7 +330,7 @@ fn step(expr: &Expr, language: &Language, names: &mut Vec<String>) -> Result<Ste
         Shape::Alternation(exprs) => What::Alternation(
             exprs
                 .iter()
-                .map(|e| step(e, language, names))
+                .map(|e| step(e, resolver, names))
                 .collect::<Result<_, _>>()?,
         ),
     };
@@ -301,7 +354,7 @@ fn leaf(kind: Kind) -> NodeTest {
 fn node_test(
     kind: Kind,
     items: &[Item],
-    language: &Language,
+    resolver: &mut Resolver<'_>,
     names: &mut Vec<String>,
 ) -> Result<NodeTest, QueryError> {
     let mut test = leaf(kind);
@@ -310,16 +363,16 @@ fn node_test(
         match item {
             Item::Anchor => anchor_pending = true,
             Item::NegatedField(name, line) => {
-                test.negated_fields.push(field(language, name, *line)?)
+                test.negated_fields.push(field(resolver, name, *line)?)
             }
             Item::Child { field: name, expr } => {
                 let field = match name {
-                    Some(name) => Some(field(language, name, expr.line)?),
+                    Some(name) => Some(field(resolver, name, expr.line)?),
                     None => None,
                 };
                 test.children.push(Child {
                     field,
-                    step: step(expr, language, names)?,
+                    step: step(expr, resolver, names)?,
                     immediate: std::mem::take(&mut anchor_pending),
                 });
             }
@@ -329,9 +382,9 @@ fn node_test(
     Ok(test)
 }
 
-fn field(language: &Language, name: &str, line: usize) -> Result<NonZeroU16, QueryError> {
-    language
-        .field_id_for_name(name)
+fn field(resolver: &mut Resolver<'_>, name: &str, line: usize) -> Result<NonZeroU16, QueryError> {
+    resolver
+        .field(name)
         .map_or_else(|| at(line, format!("no such field {name:?}")), Ok)
 }
 
@@ -371,7 +424,7 @@ fn predicate(text: &PredicateText, names: &[String]) -> Result<Predicate, QueryE
                 .position(|n| Arg::Capture(n.clone()) == *other)
                 .map_or_else(|| at(line, "no such capture"), Ok)?,
         ),
-        ("match?", [Arg::Text(regex)]) => match LazyRegex::new(regex) {
+        ("match?", [Arg::Text(regex)]) => match MatchRegex::new(regex) {
             Ok(regex) => TextTest::Matches(regex),
             Err(e) => return at(line, format!("bad regex {regex:?}: {e}")),
         },

@@ -80,7 +80,12 @@ pub(crate) struct SyntaxError {
 
 /// Reads every top-level pattern of `text`.
 pub(crate) fn read(text: &str) -> Result<Vec<TopLevel>, SyntaxError> {
-    let mut reader = Reader { text, pos: 0 };
+    let mut reader = Reader {
+        text,
+        pos: 0,
+        counted_line: 0,
+        counted_to: 0,
+    };
     let mut patterns = Vec::new();
     while reader.skip_space().is_some() {
         patterns.push(reader.top_level()?);
@@ -91,6 +96,9 @@ pub(crate) fn read(text: &str) -> Result<Vec<TopLevel>, SyntaxError> {
 struct Reader<'a> {
     text: &'a str,
     pos: usize,
+    /// The line at `counted_to`: lines are counted forward from there, once.
+    counted_line: usize,
+    counted_to: usize,
 }
 
 impl Reader<'_> {
@@ -118,11 +126,20 @@ impl Reader<'_> {
         self.text[self.pos..].chars().nth(1)
     }
 
-    fn line(&self) -> usize {
+    fn line(&mut self) -> usize {
+        if self.pos >= self.counted_to {
+            let newlines = self.text.as_bytes()[self.counted_to..self.pos]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            self.counted_line += newlines;
+            self.counted_to = self.pos;
+            return self.counted_line;
+        }
         self.text[..self.pos].matches('\n').count()
     }
 
-    fn error<T>(&self, message: impl Into<String>) -> Result<T, SyntaxError> {
+    fn error<T>(&mut self, message: impl Into<String>) -> Result<T, SyntaxError> {
         Err(SyntaxError {
             message: message.into(),
             line: self.line(),

@@ -5,7 +5,7 @@
 use tree_sitter::Language;
 
 use super::RuleText;
-use crate::query::{Pattern, QueryError};
+use crate::query::{Pattern, QueryError, Resolver};
 use crate::AnalysisError;
 
 /// The capture a rule reports when it names none.
@@ -77,6 +77,7 @@ impl Compiled {
         rules: &[RuleText],
     ) -> Result<Compiled, AnalysisError> {
         let mut patterns = Vec::new();
+        let mut resolver = Resolver::new(language);
         for (rule, text) in rules.iter().enumerate() {
             let parts = [
                 (Some(&text.query), Role::Finding),
@@ -85,7 +86,7 @@ impl Compiled {
             ];
             for (source, role) in parts {
                 let Some(source) = source else { continue };
-                let compiled = Pattern::compile_all(source, language)
+                let compiled = Pattern::compile_all(source, &mut resolver)
                     .map_err(|e| query_error(file, &text.id, role, &e))?;
                 if compiled.is_empty() {
                     return Err(problem(file, &text.id, "the query has no pattern".into()));
