@@ -366,3 +366,23 @@ fn warden_with_cache(args: &[&str], cache: &std::path::Path) -> Value {
         .expect("warden runs");
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
+
+/// The CLI forks its sandbox helper instead of exec'ing it (it is single-threaded): the
+/// program still holds only descriptors 0 to 2, and nothing it starts outlives the run.
+#[test]
+fn the_forked_helper_leaks_no_descriptor_and_leaves_nothing_behind() {
+    let marker = "4242.4242";
+    let script = format!("(setsid sleep {marker} &); sleep {marker} & exec ls /proc/self/fd");
+    let out = warden(&["run", "-l", "bash", "-c", &script], b"");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // `ls` opens the directory it lists as descriptor 3.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n1\n2\n3\n");
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(marker))
+        .collect();
+    assert!(left.is_empty(), "outlived the run: {left:?}");
+}

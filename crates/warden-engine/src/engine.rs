@@ -33,6 +33,9 @@ pub struct EngineConfig {
     pub cache: Option<CompileCache>,
     /// Which modes the operator allows for which threat levels.
     pub modes: ModePolicy,
+    /// Fork the sandbox helper without exec when the process is single-threaded (a CLI);
+    /// see `warden_sandbox::Sandbox::fork_helper_when_single_threaded`.
+    pub fork_helper: bool,
 }
 
 impl EngineConfig {
@@ -44,6 +47,7 @@ impl EngineConfig {
             maxima: Limits::default_maxima(),
             cache: None,
             modes: ModePolicy::default(),
+            fork_helper: false,
         }
     }
 }
@@ -133,7 +137,11 @@ impl Engine {
             filesystem: FilesystemPolicy::builtin()
                 .map_err(|e| EngineError::Policy(e.to_string()))?,
             seccomp: SeccompPolicy::builtin().map_err(|e| EngineError::Policy(e.to_string()))?,
-            sandbox: Sandbox::new(config.helper)?,
+            sandbox: if config.fork_helper {
+                Sandbox::new(config.helper)?.fork_helper_when_single_threaded()
+            } else {
+                Sandbox::new(config.helper)?
+            },
             maxima: config.maxima,
             cache: config.cache,
             modes: config.modes,

@@ -83,7 +83,24 @@ pub fn helper_main() -> ! {
         exit_immediately(2)
     };
     let artifacts = inherited_fd(ARTIFACT_FD);
-    match run(request_fd, &report, artifacts) {
+    let outcome = read_request(request_fd).and_then(|request| run(&request, &report, artifacts));
+    end(outcome, &report)
+}
+
+/// Entry point of a helper forked from a single-threaded parent without exec (`parent.rs`):
+/// the request is already in memory, and the parent has put the report and artifact pipes on
+/// descriptors 4 and 5; never returns.
+pub(crate) fn forked_main(request: &HelperRequest) -> ! {
+    let Some(report) = inherited_fd(REPORT_FD) else {
+        exit_immediately(2)
+    };
+    let artifacts = inherited_fd(ARTIFACT_FD);
+    end(run(request, &report, artifacts), &report)
+}
+
+/// Exits with the helper's status, after reporting a failure.
+fn end(outcome: Result<i32, SetupError>, report: &OwnedFd) -> ! {
+    match outcome {
         Ok(code) => exit_immediately(code),
         Err(e) => {
             e.report().send(report.as_fd());
@@ -93,15 +110,14 @@ pub fn helper_main() -> ! {
 }
 
 fn run(
-    request_fd: OwnedFd,
+    request: &HelperRequest,
     report: &OwnedFd,
     artifacts: Option<OwnedFd>,
 ) -> Result<i32, SetupError> {
-    let request = read_request(request_fd)?;
     match &request.backend {
         Backend::Namespaces => {}
         Backend::Exec(argv) => return exec_in_cgroup(&request.cgroup, argv, report),
-        Backend::Trusted { workdir } => return run_trusted(&request, workdir, report, artifacts),
+        Backend::Trusted { workdir } => return run_trusted(request, workdir, report, artifacts),
     }
     let filter = seccomp::compile(&request.plan.seccomp)
         .map_err(|e| SetupError::new("compile seccomp filter", e))?;
@@ -126,7 +142,7 @@ fn run(
             drop(sync_read);
             // Only the init writes artifacts; the parent must see end-of-file when it is gone.
             drop(artifacts);
-            release_child(&request, child, sync_write, true)?;
+            release_child(request, child, sync_write, true)?;
             detach_stdio();
             wait_with_backstop(child, request.backstop);
             Ok(0)

@@ -4,15 +4,14 @@
 //! tree: the helper by pidfd (its death takes the init and so the pid namespace with it), then
 //! every task left in the cgroup.
 
+use crate::parent::HelperProcess;
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use warden_core::{Limits, Stream};
 
 use crate::cgroup::Cgroup;
@@ -62,7 +61,7 @@ pub(crate) struct Watched {
 
 struct State<'a> {
     w: Watched,
-    helper: &'a mut Child,
+    helper: &'a mut HelperProcess,
     helper_pidfd: OwnedFd,
     helper_done: bool,
     cgroup: &'a Cgroup,
@@ -78,7 +77,7 @@ struct State<'a> {
 
 /// Watches the sandbox until every process in it is gone and every pipe is drained.
 pub(crate) fn watch(
-    helper: &mut Child,
+    helper: &mut HelperProcess,
     pipes: Pipes,
     cgroup: &Cgroup,
     limits: &Limits,
@@ -102,7 +101,7 @@ pub(crate) fn watch(
         fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
             .map_err(io_err("making a pipe non-blocking"))?;
     }
-    let pid = Pid::from_raw(i32::try_from(helper.id()).unwrap_or(i32::MAX));
+    let pid = helper.pid();
     let helper_pidfd =
         warden_sys::process::pidfd_open(pid).map_err(io_err("opening a pidfd of the helper"))?;
     let now = Instant::now();

@@ -4,7 +4,7 @@
 //!
 //! Man pages: clone(2), pidfd_open(2), pidfd_send_signal(2), close_range(2).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -135,6 +135,40 @@ pub fn map_fds(cmd: &mut Command, fds: Vec<(OwnedFd, RawFd)>) {
             Ok(())
         });
     }
+}
+
+/// In a freshly forked child of a single-threaded process: opens each source of `fds` at its
+/// target number (not close-on-exec), whatever the numbering, and closes every other
+/// descriptor from 3 up. What `map_fds` does for an exec'd child, for a forked one that does
+/// not exec. The sources are left open where they are only if they are also targets.
+pub fn arrange_fds(fds: &[(BorrowedFd<'_>, RawFd)]) -> Result<(), Errno> {
+    let highest = fds
+        .iter()
+        .flat_map(|(fd, target)| [fd.as_raw_fd(), *target])
+        .max()
+        .unwrap_or(2);
+    // First every source moves above every number in play, so that no dup2 below overwrites a
+    // source still to be placed.
+    let mut moved = Vec::with_capacity(fds.len());
+    for (fd, target) in fds {
+        let high = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(highest + 1))?;
+        moved.push((high, *target));
+    }
+    for &(high, target) in &moved {
+        // SAFETY: dup2 takes integers only; `high` was just opened by this function.
+        if unsafe { libc::dup2(high, target) } < 0 {
+            return Err(Errno::last());
+        }
+    }
+    let top = moved.iter().map(|&(_, t)| t).max().unwrap_or(2);
+    for fd in 3..=top {
+        if !moved.iter().any(|&(_, t)| t == fd) {
+            // SAFETY: closing a descriptor number; nothing else in this single-threaded child
+            // refers to it (the caller's owners of these numbers are never used again).
+            unsafe { libc::close(fd) };
+        }
+    }
+    close_fds_from(top.max(2) + 1)
 }
 
 /// Duplicates `fd` onto descriptor number `target` (`dup3(2)`), closing whatever `target`

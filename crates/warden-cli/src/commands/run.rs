@@ -159,6 +159,8 @@ fn execute(args: RunArgs) -> anyhow::Result<ExecutionResult> {
     };
     let settings = super::config()?;
     let mut config = EngineConfig::new(super::helper_binary()?);
+    // The CLI is single-threaded: the helper can be forked rather than exec'd.
+    config.fork_helper = true;
     config.maxima = settings.maxima();
     config.modes = settings.modes;
     if !args.no_cache {
