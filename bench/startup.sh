@@ -166,10 +166,12 @@ def phases(path):
     H = int(spawn["ret"].split()[0])  # the helper
     clone_ns = first(pid=H, name="clone", args=lambda a: "NEWUSER" in a)
     I = int(clone_ns["ret"].split()[0])  # the sandbox init
-    # The helper's first three writes after the clone: the init's pid into three cgroup.procs.
-    joins = [e for e in ev if e["pid"] == H and e["name"] == "write" and e["t"] > clone_ns["t"]][:3]
-    release = first(pid=H, name="write", args=lambda a: "count: 1)" in a)
     started = first(pid=I, name="write", args=lambda a: "count: 20)" in a)
+    writes = [e for e in ev if e["pid"] == H and e["name"] == "write"]
+    # On cgroup v1 the helper writes "0" into the run cgroup's `tasks` of each hierarchy before
+    # the clone (it steps in, so the init is born inside), and into the parent's after it.
+    joins = [e for e in writes if e["t"] < clone_ns["t"]][-3:]
+    release = [e for e in writes if e["t"] < started["t"] and "count: 1)" in e["args"]][-1]
     X = first(name="seccomp")["pid"]  # the payload
     setsid = first(pid=X, name="setsid")
     after_setsid = first(pid=X, t=lambda t: t > setsid["t"])
@@ -177,17 +179,16 @@ def phases(path):
     exit_ = first(pid=X, name="exit_group")
     done = first(pid=P, name="exit_group")
     return {
-        "warden CLI start: exec, host checks, catalog, uid slot, cgroup mkdir": spawn["t"] - parent["t"],
-        "spawn the helper: fork + exec `warden __sandbox-helper`, read the plan": clone_ns["t"] - spawn["t"],
+        "warden CLI start: exec, config, catalog, host checks, analysis, uid slot, cgroup mkdir": spawn["t"] - parent["t"],
+        "spawn the helper: fork (the CLI is single-threaded; exec'd otherwise)": joins[0]["t"] - spawn["t"],
+        "the helper joins the cgroup: 0 into 3 v1 `tasks`": end(joins[-1]) - joins[0]["t"],
         "clone into new user/pid/mount/net/uts/ipc namespaces": clone_ns["dur"],
-        "join the cgroup: write pid to 3 v1 `cgroup.procs`": end(joins[-1]) - joins[0]["t"],
-        "  of which the first write (pids hierarchy)": joins[0]["dur"],
-        "id maps, release the init": end(release) - end(joins[-1]),
+        "leave the cgroup, id maps, release the init": end(release) - end(clone_ns),
         "init: mounts, pivot_root, workspace, loopback": started["t"] - end(release),
         "payload: fork, signals, setsid, rlimits, caps, seccomp": exec_["t"] - started["t"],
         "  of which setsid() until the next syscall": after_setsid["t"] - setsid["t"],
         "the program itself (execve to exit_group)": exit_["t"] - exec_["t"],
-        "teardown: init exits, helper exits, stats, rmdir, output": done["t"] - exit_["t"],
+        "teardown: init exits, helper exits, stats, rmdir, history record, output": done["t"] - exit_["t"],
         "total, warden execve to exit": done["t"] - parent["t"],
     }
 
