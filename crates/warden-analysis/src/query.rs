@@ -13,6 +13,7 @@ mod syntax;
 
 use std::collections::HashMap;
 use std::num::NonZeroU16;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use regex::bytes::{Regex, RegexBuilder};
@@ -119,19 +120,23 @@ pub(crate) enum TextTest {
 
 /// A `#match?` regex, in two engines with the same syntax and semantics (ASCII: `.` and
 /// classes match bytes, `(?i)` and `\w` are ASCII; the rules look for identifiers, commands and
-/// paths). `regex_lite` builds in about 10 µs and searches short texts quickly: a `warden run`
-/// builds every regex of its language, and almost every text a predicate sees is a name or a
-/// path. `regex` builds in about 100 µs but searches in linear time at any length, so a text
-/// longer than [`SHORT_TEXT`] (a megabyte string literal, say) goes to it, built on first use.
+/// paths). `regex_lite` builds in about 10 µs but searches slowly; `regex` builds in about
+/// 100 µs and searches in linear time, several times faster. A `warden run` process builds every
+/// regex of its language and evaluates few, so each starts with `regex_lite`. A regex that has
+/// been evaluated [`LITE_USES`] times (a long program), or a text longer than [`SHORT_TEXT`]
+/// (a megabyte string literal, say), gets the `regex` one, built once.
 #[derive(Debug)]
 pub(crate) struct MatchRegex {
     lite: regex_lite::Regex,
     pattern: String,
     full: OnceLock<Option<Regex>>,
+    uses: AtomicU32,
 }
 
-/// Texts up to this long are searched by `regex_lite`.
+/// Texts up to this long may be searched by `regex_lite`.
 const SHORT_TEXT: usize = 1024;
+/// Evaluations after which building the faster engine pays.
+const LITE_USES: u32 = 32;
 
 impl MatchRegex {
     /// Compiles `pattern` (which checks it).
@@ -141,21 +146,24 @@ impl MatchRegex {
             lite,
             pattern: pattern.to_owned(),
             full: OnceLock::new(),
+            uses: AtomicU32::new(0),
         })
     }
 
     /// Whether the regex is found in `text`.
     pub(crate) fn is_match(&self, text: &[u8]) -> bool {
-        if text.len() <= SHORT_TEXT {
+        let uses = self.uses.fetch_add(1, Ordering::Relaxed);
+        if text.len() <= SHORT_TEXT && uses < LITE_USES {
             return match std::str::from_utf8(text) {
                 Ok(text) => self.lite.is_match(text),
                 Err(_) => self.lite.is_match(&String::from_utf8_lossy(text)),
             };
         }
-        self.full
-            .get_or_init(|| self.full_builder().build().ok())
-            .as_ref()
-            .is_some_and(|r| r.is_match(text))
+        match self.full.get_or_init(|| self.full_builder().build().ok()) {
+            Some(full) => full.is_match(text),
+            // Unreachable for a pattern regex_lite accepted (the tests build every one).
+            None => self.lite.is_match(&String::from_utf8_lossy(text)),
+        }
     }
 
     /// The first of `texts` the two engines disagree on; why, if the long-text one cannot be
