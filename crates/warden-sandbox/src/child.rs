@@ -98,7 +98,15 @@ pub(crate) fn run_init(plan: &SandboxPlan, filter: &[SockFilter], channels: Init
         report,
         artifacts,
     } = channels;
-    match enter_sandbox(plan, filter, sync, &report, artifacts.as_ref()) {
+    or_report(
+        enter_sandbox(plan, filter, sync, &report, artifacts.as_ref()),
+        &report,
+    )
+}
+
+/// The init's end when a step failed: the failure is reported, and the init exits.
+fn or_report(outcome: Result<Infallible, SetupError>, report: &OwnedFd) -> ! {
+    match outcome {
         Ok(never) => match never {},
         Err(e) => {
             e.report().send(report.as_fd());
@@ -151,13 +159,10 @@ pub(crate) fn run_trusted_init(
         report,
         artifacts,
     } = channels;
-    match enter_trusted(plan, workdir, id, sync, &report, artifacts.as_ref()) {
-        Ok(never) => match never {},
-        Err(e) => {
-            e.report().send(report.as_fd());
-            exit_immediately(1)
-        }
-    }
+    or_report(
+        enter_trusted(plan, workdir, id, sync, &report, artifacts.as_ref()),
+        &report,
+    )
 }
 
 /// Runs in the trusted backend's init, on the host: no namespaces. Once the helper has put it

@@ -115,55 +115,44 @@ fn run(
     artifacts: Option<OwnedFd>,
 ) -> Result<i32, SetupError> {
     match &request.backend {
-        Backend::Namespaces => {}
-        Backend::Exec(argv) => return exec_in_cgroup(&request.cgroup, argv, report),
-        Backend::Trusted { workdir } => return run_trusted(request, workdir, report, artifacts),
-    }
-    let filter = seccomp::compile(&request.plan.seccomp)
-        .map_err(|e| SetupError::new("compile seccomp filter", e))?;
-    let (sync_read, sync_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| SetupError::errno("pipe", e))?;
-    if let CgroupJoin::MoveHelper { enter, .. } = &request.cgroup {
-        move_self(enter)?;
-    }
-    match clone_into_namespaces(namespaces())
-        .map_err(|e| SetupError::errno("clone into namespaces", e))?
-    {
-        ForkResult::Child => {
-            drop(sync_write);
-            let channels = child::InitChannels {
-                sync: sync_read,
-                report: report.try_clone().unwrap_or_else(|_| exit_immediately(1)),
-                artifacts,
+        Backend::Exec(argv) => exec_in_cgroup(&request.cgroup, argv, report),
+        Backend::Namespaces => {
+            let filter = seccomp::compile(&request.plan.seccomp)
+                .map_err(|e| SetupError::new("compile seccomp filter", e))?;
+            let clone = || {
+                clone_into_namespaces(namespaces())
+                    .map_err(|e| SetupError::errno("clone into namespaces", e))
             };
-            child::run_init(&request.plan, &filter, channels)
+            let init = |channels| child::run_init(&request.plan, &filter, channels);
+            start_init(request, report, artifacts, clone, init)
         }
-        ForkResult::Parent { child } => {
-            drop(sync_read);
-            // Only the init writes artifacts; the parent must see end-of-file when it is gone.
-            drop(artifacts);
-            release_child(request, child, sync_write, true)?;
-            detach_stdio();
-            wait_with_backstop(child, request.backstop);
-            Ok(0)
+        // The trusted backend (`trusted.rs`): the init is forked without new namespaces.
+        Backend::Trusted { workdir } => {
+            let fork = || fork_single_threaded().map_err(|e| SetupError::errno("fork the init", e));
+            let init = |channels| {
+                child::run_trusted_init(&request.plan, workdir, request.host_id, channels)
+            };
+            start_init(request, report, artifacts, fork, init)
         }
     }
 }
 
-/// The trusted backend's helper: forks the init without new namespaces, puts it in the cgroup
-/// and waits for it.
-fn run_trusted(
+/// Creates the init with `create` (inside the run's cgroup on v1) and runs `init` in it, which
+/// never returns. In the helper: puts the init in the cgroup (v2), writes its id maps (when it
+/// has a user namespace), releases it and waits for it.
+fn start_init(
     request: &HelperRequest,
-    workdir: &Path,
     report: &OwnedFd,
     artifacts: Option<OwnedFd>,
+    create: impl FnOnce() -> Result<ForkResult, SetupError>,
+    init: impl FnOnce(child::InitChannels),
 ) -> Result<i32, SetupError> {
     let (sync_read, sync_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| SetupError::errno("pipe", e))?;
     if let CgroupJoin::MoveHelper { enter, .. } = &request.cgroup {
         move_self(enter)?;
     }
-    match fork_single_threaded().map_err(|e| SetupError::errno("fork the init", e))? {
+    match create()? {
         ForkResult::Child => {
             drop(sync_write);
             let channels = child::InitChannels {
@@ -171,12 +160,16 @@ fn run_trusted(
                 report: report.try_clone().unwrap_or_else(|_| exit_immediately(1)),
                 artifacts,
             };
-            child::run_trusted_init(&request.plan, workdir, request.host_id, channels)
+            init(channels);
+            // `init` never returns: it execs the program or exits.
+            exit_immediately(1)
         }
         ForkResult::Parent { child } => {
             drop(sync_read);
+            // Only the init writes artifacts; the parent must see end-of-file when it is gone.
             drop(artifacts);
-            release_child(request, child, sync_write, false)?;
+            let id_maps = matches!(request.backend, Backend::Namespaces);
+            release_child(request, child, sync_write, id_maps)?;
             detach_stdio();
             wait_with_backstop(child, request.backstop);
             Ok(0)
