@@ -233,3 +233,114 @@ impl<'t> Search<'t> {
         ControlFlow::Continue(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use tree_sitter::StreamingIterator;
+
+    use super::*;
+    use crate::query::Resolver;
+    use crate::Grammar;
+
+    /// The `(pattern, text)` pairs of capture `report` that this engine and tree-sitter's each
+    /// find for `query` in `code`.
+    fn both(
+        grammar: Grammar,
+        query: &str,
+        report: &str,
+        code: &str,
+    ) -> [BTreeSet<(usize, String)>; 2] {
+        let language = grammar.language();
+        let mut parser = tree_sitter::Parser::new();
+        parser.set_language(&language).expect("grammar");
+        let tree = parser.parse(code, None).expect("parses");
+        let text = |r: std::ops::Range<usize>| code[r].to_owned();
+
+        let theirs = tree_sitter::Query::new(&language, query).expect("tree-sitter compiles it");
+        let index = theirs.capture_index_for_name(report).expect("captured");
+        let mut cursor = tree_sitter::QueryCursor::new();
+        let mut matches = cursor.matches(&theirs, tree.root_node(), code.as_bytes());
+        let mut expected = BTreeSet::new();
+        while let Some(m) = matches.next() {
+            for node in m.nodes_for_capture_index(index) {
+                expected.insert((m.pattern_index, text(node.byte_range())));
+            }
+        }
+
+        let patterns =
+            Pattern::compile_all(query, &mut Resolver::new(&language)).expect("compiles");
+        let flat =
+            FlatTree::build(&tree, Instant::now() + Duration::from_secs(10)).expect("in time");
+        let mut search = Search::new(
+            &flat,
+            code.as_bytes(),
+            Instant::now() + Duration::from_secs(10),
+        );
+        let mut actual = BTreeSet::new();
+        for at in 0..flat.nodes.len() {
+            for (i, pattern) in patterns.iter().enumerate() {
+                let report = pattern.capture(report).expect("captured");
+                let mut found = |n: usize| {
+                    actual.insert((i, text(flat.nodes[n].bytes())));
+                    ControlFlow::Continue(())
+                };
+                assert_eq!(search.run(pattern, at, report, &mut found), Outcome::Done);
+            }
+        }
+        [actual, expected]
+    }
+
+    /// Each feature of the query language, checked against tree-sitter on a program made to
+    /// exercise it, with at least one match and one non-match.
+    #[test]
+    fn each_feature_matches_as_tree_sitter_does() {
+        let python =
+            "import os\nos.system('a')\nos.popen('b', 'r')\nf(1, 2, 3)\ng()\nx.y.z(4)\nf(f)\n";
+        let cases: &[(&str, &str)] = &[
+            // fields, nested patterns, #eq?, #match?, #any-of?, negations
+            ("(call function: (attribute object: (identifier) @m attribute: (identifier) @f) (#eq? @m \"os\") (#match? @f \"^(system|popen)$\")) @x", "x"),
+            ("(call function: (identifier) @f (#not-any-of? @f \"g\")) @x", "x"),
+            ("(call function: (identifier) @f (#not-eq? @f \"f\")) @x", "x"),
+            ("(call function: (attribute attribute: (identifier) @f) (#not-match? @f \"^sys\")) @x", "x"),
+            // anchors: first, last and adjacent named children
+            ("(argument_list . (integer) @x)", "x"),
+            ("(argument_list (integer) @x .)", "x"),
+            ("(argument_list (integer) @a . (integer) @x)", "x"),
+            ("(argument_list (string) . (string) @x)", "x"),
+            // wildcards and anonymous nodes
+            ("(call arguments: (_) @x)", "x"),
+            ("(argument_list \",\" @x)", "x"),
+            ("(argument_list _ @x)", "x"),
+            // alternations, with a capture on the alternation
+            ("(call function: [(identifier) (attribute)] @x)", "x"),
+            ("[(import_statement) (call function: (identifier))] @x", "x"),
+            // negated fields
+            ("(call !arguments) @x", "x"),
+            // predicates comparing two captures
+            ("(call function: (identifier) @a arguments: (argument_list (identifier) @b) (#eq? @a @b)) @x", "x"),
+            // a capture below the root, several matches per root
+            ("(argument_list (integer) @x)", "x"),
+            ("((call function: (attribute) @f) @x (#match? @f \"^x\\\\.\"))", "x"),
+        ];
+        for (query, report) in cases {
+            let [actual, expected] = both(Grammar::Python, query, report, python);
+            assert_eq!(actual, expected, "{query}");
+            // Every call has arguments in Python: that one must find nothing, the rest something.
+            assert_eq!(expected.is_empty(), query.contains("!arguments"), "{query}");
+        }
+        let bash = "sleep 1 &\necho a | cat &\nfor i in 1 2; do true & done\nls\n";
+        for query in [
+            "(_ (command) @x . \"&\")",
+            "(_ (pipeline) @x . \"&\")",
+            "(do_group (_) @x . \"&\")",
+            "(program . (_) @x)",
+        ] {
+            let [actual, expected] = both(Grammar::Bash, query, "x", bash);
+            assert_eq!(actual, expected, "{query}");
+            assert!(!expected.is_empty(), "{query} matches something");
+        }
+    }
+}
