@@ -130,6 +130,21 @@ fn a_request_cannot_get_a_weaker_mode_than_the_configuration_allows() {
 }
 
 #[test]
+fn the_configuration_sets_the_mode_of_a_request_that_names_none() {
+    let isolated = "[modes]\ndefault = \"isolated\"\n";
+    let result = json(&["-l", "python", "-c", BENIGN], Some(isolated));
+    assert_eq!(result["mode"], "isolated", "{result}");
+    let reason = result["security"]["reason"].as_str().expect("a reason");
+    assert!(reason.contains("isolated"), "{reason}");
+    // An explicit --mode still wins, within what the policy allows.
+    let result = json(
+        &["--mode", "sandboxed", "-l", "python", "-c", BENIGN],
+        Some(isolated),
+    );
+    assert_eq!(result["mode"], "sandboxed", "{result}");
+}
+
+#[test]
 fn trusted_is_refused_unless_the_operator_enables_it() {
     let out = warden(
         &["run", "--mode", "trusted", "-l", "python", "-c", BENIGN],

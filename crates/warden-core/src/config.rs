@@ -4,6 +4,7 @@
 //!
 //! ```toml
 //! [modes]
+//! default = "auto"        # the mode of a request that names none
 //! trusted_enabled = false
 //! none = "sandboxed"      # the weakest mode allowed per threat level, or "refuse"
 //! high = "isolated"
@@ -142,6 +143,15 @@ mod tests {
         )
         .expect("valid");
         assert!(config.modes.trusted_enabled);
+        assert_eq!(config.modes.default, crate::mode::ModeRequest::Auto);
+        let isolated = Config::from_toml(path, "[modes]\ndefault = \"isolated\"\n").expect("valid");
+        assert_eq!(
+            isolated.modes.default,
+            crate::mode::ModeRequest::Exactly(Mode::Isolated)
+        );
+        let err =
+            Config::from_toml(path, "[modes]\ndefault = \"fast\"\n").expect_err("bad default");
+        assert!(err.to_string().contains("fast"), "{err}");
         assert_eq!(config.modes.high, LevelRule::Refuse);
         assert_eq!(config.modes.none, LevelRule::Mode(Mode::Sandboxed));
         assert_eq!(config.maxima().cpu_time, Duration::from_secs(2));

@@ -108,6 +108,9 @@ impl From<LevelRule> for String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModePolicy {
+    /// The mode of a request that names none (`warden run` without `--mode`).
+    #[serde(with = "request_name")]
+    pub default: ModeRequest,
     /// Whether `trusted` (no namespaces) may be used at all.
     pub trusted_enabled: bool,
     /// The weakest mode allowed per threat level (`refuse` to never run), indexed
@@ -127,6 +130,7 @@ impl Default for ModePolicy {
     /// None, low and medium run sandboxed, high runs isolated, critical is refused.
     fn default() -> Self {
         Self {
+            default: ModeRequest::Auto,
             trusted_enabled: false,
             none: LevelRule::Mode(Mode::Sandboxed),
             low: LevelRule::Mode(Mode::Sandboxed),
@@ -134,6 +138,25 @@ impl Default for ModePolicy {
             high: LevelRule::Mode(Mode::Isolated),
             critical: LevelRule::Refuse,
         }
+    }
+}
+
+/// `default` in `[modes]`: `auto` or a mode's name, as `--mode` takes it.
+mod request_name {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::ModeRequest;
+
+    pub(super) fn serialize<S: Serializer>(request: &ModeRequest, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match request {
+            ModeRequest::Auto => "auto",
+            ModeRequest::Exactly(mode) => mode.name(),
+        })
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ModeRequest, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
     }
 }
 

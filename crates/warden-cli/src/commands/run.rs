@@ -52,9 +52,10 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     json: bool,
     /// Isolation: auto (from the code's threat level and the configuration), sandboxed,
-    /// isolated (gVisor) or trusted (when the configuration enables it).
-    #[arg(long, default_value = "auto", value_parser = parse_mode)]
-    mode: ModeRequest,
+    /// isolated (gVisor) or trusted (when the configuration enables it). Default: the
+    /// configuration's `modes.default`, itself auto by default.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<ModeRequest>,
     /// CPU time of the whole process tree (e.g. 2s, 500ms).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     cpu_time: Option<Duration>,
@@ -149,15 +150,15 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn execute(args: RunArgs) -> anyhow::Result<ExecutionResult> {
+    let settings = super::config()?;
     let mut request = ExecutionRequest {
         language: args.lang.clone(),
         sources: args.sources()?,
         args: args.args.clone(),
         stdin: stdin()?,
         limits: args.limits(),
-        mode: args.mode,
+        mode: args.mode.unwrap_or(settings.modes.default),
     };
-    let settings = super::config()?;
     let mut config = EngineConfig::new(super::helper_binary()?);
     // The CLI is single-threaded: the helper can be forked rather than exec'd.
     config.fork_helper = true;
