@@ -3,7 +3,7 @@
 //! captures numbered and predicates checked, matched by `query/search.rs`.
 //!
 //! Why not tree-sitter's own query engine: building a `tree_sitter::Query` analyses every
-//! pattern against the grammar's parse states, which costs 15 to 300 ms per language, paid by
+//! pattern against the grammar's parse states, which costs 17 to 494 ms per language, paid by
 //! every `warden run` process; matching these patterns directly costs microseconds. The
 //! semantics are tree-sitter's, and a test checks that both engines find the same nodes for
 //! every rule on every example and the benign corpus (`matching.rs`).
