@@ -386,3 +386,39 @@ fn the_forked_helper_leaks_no_descriptor_and_leaves_nothing_behind() {
         .collect();
     assert!(left.is_empty(), "outlived the run: {left:?}");
 }
+
+/// The forked helper and the sandbox's init are copies of the CLI, environment and arguments
+/// included: the program must not see them through the init's /proc files. (The code builds
+/// the paths at run time so that the analysis keeps it in `sandboxed` mode, where the init is
+/// pid 1; under gVisor the program itself is.)
+#[test]
+fn the_program_cannot_see_the_clis_environment_or_arguments_through_the_init() {
+    let marker = "warden-secret-4242";
+    // In the host path of the program (its name is the program's own business).
+    let dir = tempfile::Builder::new()
+        .prefix(marker)
+        .tempdir()
+        .expect("tempdir");
+    let program = dir.path().join("main.sh");
+    std::fs::write(
+        &program,
+        "p=/proc/1; e=env; e=${e}iron\nfor f in $e cmdline; do tr '\\0' ' ' < $p/$f; echo; done 2>&1\n",
+    )
+    .expect("program written");
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["run", "--json", "--mode", "sandboxed"])
+        .arg(&program)
+        .env_clear()
+        .env("WARDEN_TEST_SECRET", marker)
+        .stdin(Stdio::null())
+        .output()
+        .expect("warden runs");
+    let result: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(result["mode"], "sandboxed", "{result}");
+    let stdout = result["stdout"].as_str().expect("stdout");
+    assert!(stdout.contains("warden __sandbox-helper"), "{stdout}");
+    assert!(
+        !stdout.contains(marker),
+        "the CLI's environment or arguments leaked: {stdout}"
+    );
+}

@@ -402,6 +402,10 @@ fn fork_helper(request: &HelperRequest, ends: HelperEnds) -> Result<HelperProces
             if placed.is_err() || std::env::set_current_dir("/").is_err() {
                 warden_sys::process::exit_immediately(2)
             }
+            // What an exec'd helper's command line would be: the sandbox sees its init's.
+            if warden_sys::process::overwrite_own_cmdline(b"warden\0__sandbox-helper").is_err() {
+                warden_sys::process::exit_immediately(2)
+            }
             crate::helper::forked_main(request)
         }
         // The parent's copies of the helper's ends close here.

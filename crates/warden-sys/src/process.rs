@@ -171,6 +171,38 @@ pub fn arrange_fds(fds: &[(BorrowedFd<'_>, RawFd)]) -> Result<(), Errno> {
     close_fds_from(top.max(2) + 1)
 }
 
+/// Replaces this process's command line, as `/proc/<pid>/cmdline` shows it to others, with
+/// `title` (NUL-padded; cut to fit). That file reads the argv area of the process's memory,
+/// which a forked child shares with its parent until it writes there: a helper forked from the
+/// CLI would otherwise show the CLI's arguments (paths on the host, the code) to the sandbox,
+/// whose init is a copy of it. Only for a single-threaded process that no longer reads its
+/// arguments.
+pub fn overwrite_own_cmdline(title: &[u8]) -> Result<(), Errno> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|_| Errno::EIO)?;
+    // Fields after the command name, which may contain spaces; `state` is field 3 (proc(5)).
+    let after_comm = stat.rsplit_once(") ").ok_or(Errno::EIO)?.1;
+    let field = |n: usize| -> Result<usize, Errno> {
+        after_comm
+            .split(' ')
+            .nth(n - 3)
+            .and_then(|f| f.trim().parse().ok())
+            .ok_or(Errno::EIO)
+    };
+    let (start, end) = (field(48)?, field(49)?);
+    if start == 0 || end <= start {
+        return Err(Errno::EIO);
+    }
+    // SAFETY: [arg_start, arg_end) is this process's argv area, which the kernel reports for
+    // itself: mapped and writable (the initial stack), and private to this process since the
+    // fork (copy on write). Nothing reads it any more: the caller is single-threaded and does
+    // not look at its arguments again.
+    let area = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, end - start) };
+    area.fill(0);
+    let n = title.len().min(area.len().saturating_sub(1));
+    area[..n].copy_from_slice(&title[..n]);
+    Ok(())
+}
+
 /// Duplicates `fd` onto descriptor number `target` (`dup3(2)`), closing whatever `target`
 /// was, optionally close-on-exec. The returned owner closes `target` when dropped.
 pub fn dup_onto(
