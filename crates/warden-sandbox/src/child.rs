@@ -93,20 +93,22 @@ pub(crate) enum Confinement<'a> {
 
 /// Runs the init; never returns. A failed step is reported and ends the sandbox.
 pub(crate) fn run_init(plan: &SandboxPlan, filter: &[SockFilter], channels: InitChannels) -> ! {
+    run_reporting(channels, |sync, report, artifacts| {
+        enter_sandbox(plan, filter, sync, report, artifacts)
+    })
+}
+
+/// Runs `enter` with the init's channels; a failed step is reported, and the init exits.
+fn run_reporting(
+    channels: InitChannels,
+    enter: impl FnOnce(OwnedFd, &OwnedFd, Option<&OwnedFd>) -> Result<Infallible, SetupError>,
+) -> ! {
     let InitChannels {
         sync,
         report,
         artifacts,
     } = channels;
-    or_report(
-        enter_sandbox(plan, filter, sync, &report, artifacts.as_ref()),
-        &report,
-    )
-}
-
-/// The init's end when a step failed: the failure is reported, and the init exits.
-fn or_report(outcome: Result<Infallible, SetupError>, report: &OwnedFd) -> ! {
-    match outcome {
+    match enter(sync, &report, artifacts.as_ref()) {
         Ok(never) => match never {},
         Err(e) => {
             e.report().send(report.as_fd());
@@ -154,15 +156,9 @@ pub(crate) fn run_trusted_init(
     id: u32,
     channels: InitChannels,
 ) -> ! {
-    let InitChannels {
-        sync,
-        report,
-        artifacts,
-    } = channels;
-    or_report(
-        enter_trusted(plan, workdir, id, sync, &report, artifacts.as_ref()),
-        &report,
-    )
+    run_reporting(channels, |sync, report, artifacts| {
+        enter_trusted(plan, workdir, id, sync, report, artifacts)
+    })
 }
 
 /// Runs in the trusted backend's init, on the host: no namespaces. Once the helper has put it
