@@ -4,8 +4,8 @@
 //! A deny list: every call not named is allowed. This module parses and validates the file into
 //! a [`SeccompPolicy`]; the native backend compiles that into a BPF program and installs it in
 //! the payload process (`warden-sandbox`, `seccomp.rs`). Whether a name exists on the target
-//! architecture is the compiler's concern, not this module's. See seccomp(2) and
-//! <https://docs.kernel.org/userspace-api/seccomp_filter.html>.
+//! architecture is the compiler's concern, not this module's. See seccomp(2),
+//! <https://docs.kernel.org/userspace-api/seccomp_filter.html>, socket(2) and address_families(7).
 
 use std::collections::BTreeSet;
 
@@ -36,7 +36,24 @@ pub struct DenyRule {
     /// `clone`) has at least one of these flags; otherwise it is allowed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub when_flags_any: Vec<NamespaceFlag>,
+    /// When not empty, the call is denied unless its address family (the first argument of
+    /// `socket` and `socketpair`) is one of these, and its protocol one the entry allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_families: Vec<AllowedFamily>,
     /// Which escape or attack the call enables.
+    pub reason: String,
+}
+
+/// An address family a `socket` or `socketpair` rule lets through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedFamily {
+    /// The family (`AF_UNIX`).
+    pub family: SocketFamily,
+    /// When not empty, only these protocols (the third argument) of the family are allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocols: Vec<SocketProtocol>,
+    /// What programs need the family for.
     pub reason: String,
 }
 
@@ -62,11 +79,20 @@ pub enum DenyErrno {
     /// Function not implemented: makes callers fall back to an older call (`clone3` -> `clone`).
     #[serde(rename = "ENOSYS")]
     Enosys,
+    /// Address family not supported: what the kernel itself answers for a family it lacks, so
+    /// programs that probe for one (AF_VSOCK, AF_ALG) take their fallback path.
+    #[serde(rename = "EAFNOSUPPORT")]
+    Eafnosupport,
 }
 
 impl DenyErrno {
     /// Every variant, in the order error messages list them.
-    pub const ALL: [DenyErrno; 3] = [DenyErrno::Eperm, DenyErrno::Eacces, DenyErrno::Enosys];
+    pub const ALL: [DenyErrno; 4] = [
+        DenyErrno::Eperm,
+        DenyErrno::Eacces,
+        DenyErrno::Enosys,
+        DenyErrno::Eafnosupport,
+    ];
 
     /// The C name (`EPERM`).
     pub const fn name(self) -> &'static str {
@@ -74,6 +100,7 @@ impl DenyErrno {
             DenyErrno::Eperm => "EPERM",
             DenyErrno::Eacces => "EACCES",
             DenyErrno::Enosys => "ENOSYS",
+            DenyErrno::Eafnosupport => "EAFNOSUPPORT",
         }
     }
 }
@@ -135,9 +162,81 @@ impl NamespaceFlag {
     }
 }
 
+/// The address families an [`AllowedFamily`] may name: a closed table, so the policy file holds
+/// names and the compiler owns the numbers. A family programs do not need has no variant; it
+/// cannot be allowed without a code change that says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SocketFamily {
+    /// Local sockets: pipes between processes, language servers, test harnesses.
+    #[serde(rename = "AF_UNIX")]
+    Unix,
+    /// IPv4.
+    #[serde(rename = "AF_INET")]
+    Inet,
+    /// IPv6.
+    #[serde(rename = "AF_INET6")]
+    Inet6,
+    /// Netlink: the kernel's configuration sockets (routes, addresses, firewall, audit, ...).
+    #[serde(rename = "AF_NETLINK")]
+    Netlink,
+}
+
+impl SocketFamily {
+    /// Every variant, in the order error messages list them.
+    pub const ALL: [SocketFamily; 4] = [
+        SocketFamily::Unix,
+        SocketFamily::Inet,
+        SocketFamily::Inet6,
+        SocketFamily::Netlink,
+    ];
+
+    /// The C name (`AF_UNIX`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            SocketFamily::Unix => "AF_UNIX",
+            SocketFamily::Inet => "AF_INET",
+            SocketFamily::Inet6 => "AF_INET6",
+            SocketFamily::Netlink => "AF_NETLINK",
+        }
+    }
+}
+
+/// The protocols (the third argument of `socket`) an [`AllowedFamily`] may narrow itself to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SocketProtocol {
+    /// Netlink's routing protocol: interfaces, addresses and routes (getaddrinfo, getifaddrs).
+    #[serde(rename = "NETLINK_ROUTE")]
+    NetlinkRoute,
+}
+
+impl SocketProtocol {
+    /// Every variant, in the order error messages list them.
+    pub const ALL: [SocketProtocol; 1] = [SocketProtocol::NetlinkRoute];
+
+    /// The C name (`NETLINK_ROUTE`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            SocketProtocol::NetlinkRoute => "NETLINK_ROUTE",
+        }
+    }
+
+    /// The family whose protocol numbers this one is among: protocol numbers mean nothing
+    /// outside their family (0 is NETLINK_ROUTE for netlink, the default protocol for inet).
+    pub const fn family(self) -> SocketFamily {
+        match self {
+            SocketProtocol::NetlinkRoute => SocketFamily::Netlink,
+        }
+    }
+}
+
 /// The system calls whose flags argument a `when_flags_any` condition can inspect: their flags
 /// are a register argument. `clone3` passes them in memory, which seccomp cannot read.
 const FLAG_CONDITION_SYSCALLS: &[&str] = &["clone"];
+
+/// The system calls an `allow_family` condition applies to: the address family is their first
+/// argument and the protocol their third. (`socketcall`, which passes them in memory, exists only
+/// on 32-bit ABIs, which the compiled filter kills.)
+const FAMILY_CONDITION_SYSCALLS: &[&str] = &["socket", "socketpair"];
 
 /// A seccomp policy file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -200,6 +299,40 @@ pub enum DenyEntryProblem {
         known(FLAG_CONDITION_SYSCALLS)
     )]
     FlagsNotSupported,
+    /// `allow_family` on a call without an address-family argument.
+    #[error(
+        "allow_family is only supported for {}",
+        known(FAMILY_CONDITION_SYSCALLS)
+    )]
+    FamiliesNotSupported,
+    /// `allow_family` is an empty list; leave it out to deny the call whatever the family.
+    #[error("allow_family is empty")]
+    EmptyFamilies,
+    /// An `allow_family` entry names a family outside the closed table.
+    #[error("unknown address family {0:?}, expected one of {names}", names = known(SocketFamily::ALL.map(SocketFamily::name)))]
+    UnknownFamily(String),
+    /// The same family is allowed twice.
+    #[error("allows {0} more than once")]
+    DuplicateFamily(&'static str),
+    /// An `allow_family` entry has no reason.
+    #[error("allows {0} without a reason")]
+    FamilyNoReason(&'static str),
+    /// A `protocols` name is not a known protocol.
+    #[error("unknown protocol {0:?}, expected one of {names}", names = known(SocketProtocol::ALL.map(SocketProtocol::name)))]
+    UnknownProtocol(String),
+    /// A protocol listed under a family it does not belong to.
+    #[error("protocol {protocol} belongs to {belongs_to}, not {family}")]
+    ProtocolOfOtherFamily {
+        /// The protocol's name.
+        protocol: &'static str,
+        /// The family it is listed under.
+        family: &'static str,
+        /// The family it belongs to.
+        belongs_to: &'static str,
+    },
+    /// `protocols` is an empty list, which would make the family allowed in name only.
+    #[error("allows {0} with an empty protocols list")]
+    EmptyProtocols(&'static str),
 }
 
 fn known<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
@@ -226,6 +359,17 @@ struct DenyEntry {
     action: Option<String>,
     errno: Option<String>,
     when_flags_any: Option<Vec<String>>,
+    allow_family: Option<Vec<FamilyEntry>>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// A `[[deny.allow_family]]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FamilyEntry {
+    family: String,
+    protocols: Option<Vec<String>>,
     #[serde(default)]
     reason: String,
 }
@@ -293,6 +437,7 @@ impl DenyEntry {
             syscall: self.syscall.clone(),
             action: self.action()?,
             when_flags_any: self.flags()?,
+            allow_families: self.families()?,
             reason: self.reason.trim().to_owned(),
         })
     }
@@ -332,6 +477,71 @@ impl DenyEntry {
                     .ok_or_else(|| DenyEntryProblem::UnknownFlag(name.clone()))
             })
             .collect()
+    }
+
+    fn families(&self) -> Result<Vec<AllowedFamily>, DenyEntryProblem> {
+        let Some(entries) = &self.allow_family else {
+            return Ok(Vec::new());
+        };
+        if !FAMILY_CONDITION_SYSCALLS.contains(&self.syscall.as_str()) {
+            return Err(DenyEntryProblem::FamiliesNotSupported);
+        }
+        if entries.is_empty() {
+            return Err(DenyEntryProblem::EmptyFamilies);
+        }
+        let mut allowed: Vec<AllowedFamily> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let family = entry.validate()?;
+            if allowed.iter().any(|a| a.family == family.family) {
+                return Err(DenyEntryProblem::DuplicateFamily(family.family.name()));
+            }
+            allowed.push(family);
+        }
+        Ok(allowed)
+    }
+}
+
+impl FamilyEntry {
+    fn validate(&self) -> Result<AllowedFamily, DenyEntryProblem> {
+        let family = SocketFamily::ALL
+            .into_iter()
+            .find(|f| f.name() == self.family)
+            .ok_or_else(|| DenyEntryProblem::UnknownFamily(self.family.clone()))?;
+        if self.reason.trim().is_empty() {
+            return Err(DenyEntryProblem::FamilyNoReason(family.name()));
+        }
+        Ok(AllowedFamily {
+            family,
+            protocols: self.protocols(family)?,
+            reason: self.reason.trim().to_owned(),
+        })
+    }
+
+    fn protocols(&self, family: SocketFamily) -> Result<Vec<SocketProtocol>, DenyEntryProblem> {
+        let Some(names) = &self.protocols else {
+            return Ok(Vec::new());
+        };
+        if names.is_empty() {
+            return Err(DenyEntryProblem::EmptyProtocols(family.name()));
+        }
+        let mut protocols = Vec::with_capacity(names.len());
+        for name in names {
+            let protocol = SocketProtocol::ALL
+                .into_iter()
+                .find(|p| p.name() == name)
+                .ok_or_else(|| DenyEntryProblem::UnknownProtocol(name.clone()))?;
+            if protocol.family() != family {
+                return Err(DenyEntryProblem::ProtocolOfOtherFamily {
+                    protocol: protocol.name(),
+                    family: family.name(),
+                    belongs_to: protocol.family().name(),
+                });
+            }
+            if !protocols.contains(&protocol) {
+                protocols.push(protocol);
+            }
+        }
+        Ok(protocols)
     }
 }
 
@@ -394,7 +604,6 @@ mod tests {
         "mprotect",
         "munmap",
         "prctl",
-        "socket",
         "connect",
         "read",
         "write",
@@ -452,6 +661,35 @@ mod tests {
         assert_ne!(uring.action, SeccompAction::KillProcess);
     }
 
+    /// Issue 8: AF_VSOCK and the other families programs never need are refused.
+    #[test]
+    fn builtin_policy_allows_only_the_socket_families_programs_need() {
+        let policy = SeccompPolicy::builtin().expect("builtin policy is valid");
+        let families = |name: &str| {
+            let rule = policy.rule(name).expect("listed");
+            assert_eq!(
+                rule.action,
+                SeccompAction::Errno(DenyErrno::Eafnosupport),
+                "{name}"
+            );
+            assert!(rule.allow_families.iter().all(|f| !f.reason.is_empty()));
+            rule.allow_families
+                .iter()
+                .map(|f| (f.family, f.protocols.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            families("socket"),
+            [
+                (SocketFamily::Unix, vec![]),
+                (SocketFamily::Inet, vec![]),
+                (SocketFamily::Inet6, vec![]),
+                (SocketFamily::Netlink, vec![SocketProtocol::NetlinkRoute]),
+            ]
+        );
+        assert_eq!(families("socketpair"), [(SocketFamily::Unix, vec![])]);
+    }
+
     #[test]
     fn an_entry_without_a_reason_is_refused() {
         assert_eq!(
@@ -494,12 +732,98 @@ mod tests {
         assert_eq!(problem(where_), DenyEntryProblem::FlagsNotSupported);
         let name = "[[deny]]\nsyscall = \"Mount\"\nreason = \"r\"\n";
         assert_eq!(problem(name), DenyEntryProblem::BadName);
+        let afno = "[[deny]]\nsyscall = \"mount\"\nerrno = \"EAFNOSUPPORT\"\nreason = \"r\"\n";
+        assert_eq!(
+            parse(afno).expect("valid").rules()[0].action,
+            SeccompAction::Errno(DenyErrno::Eafnosupport)
+        );
 
         let message = parse(errno).expect_err("unknown errno").to_string();
         assert_eq!(
             message,
-            "t.toml: deny \"mount\": unknown errno \"EFOO\", expected one of EPERM, EACCES, ENOSYS"
+            "t.toml: deny \"mount\": unknown errno \"EFOO\", expected one of EPERM, EACCES, ENOSYS, EAFNOSUPPORT"
         );
+    }
+
+    /// A `socket` rule with `body` appended after its reason.
+    fn socket_rule(syscall: &str, body: &str) -> String {
+        format!("[[deny]]\nsyscall = \"{syscall}\"\nreason = \"r\"\n{body}")
+    }
+
+    #[test]
+    fn bad_family_conditions_are_refused_with_the_entry_named() {
+        let family = |name: &str, extra: &str| {
+            format!("[[deny.allow_family]]\nfamily = \"{name}\"\n{extra}reason = \"r\"\n")
+        };
+        let cases = [
+            (
+                socket_rule("connect", &family("AF_UNIX", "")),
+                DenyEntryProblem::FamiliesNotSupported,
+            ),
+            (
+                socket_rule("socket", "allow_family = []\n"),
+                DenyEntryProblem::EmptyFamilies,
+            ),
+            (
+                socket_rule("socket", &family("AF_VSOCK", "")),
+                DenyEntryProblem::UnknownFamily("AF_VSOCK".into()),
+            ),
+            (
+                socket_rule("socket", &family("40", "")),
+                DenyEntryProblem::UnknownFamily("40".into()),
+            ),
+            (
+                socket_rule("socket", &(family("AF_INET", "") + &family("AF_INET", ""))),
+                DenyEntryProblem::DuplicateFamily("AF_INET"),
+            ),
+            (
+                socket_rule(
+                    "socket",
+                    "[[deny.allow_family]]\nfamily = \"AF_UNIX\"\nreason = \" \"\n",
+                ),
+                DenyEntryProblem::FamilyNoReason("AF_UNIX"),
+            ),
+            (
+                socket_rule(
+                    "socket",
+                    &family("AF_NETLINK", "protocols = [\"NETLINK_AUDIT\"]\n"),
+                ),
+                DenyEntryProblem::UnknownProtocol("NETLINK_AUDIT".into()),
+            ),
+            (
+                socket_rule("socket", &family("AF_NETLINK", "protocols = []\n")),
+                DenyEntryProblem::EmptyProtocols("AF_NETLINK"),
+            ),
+            (
+                socket_rule(
+                    "socket",
+                    &family("AF_INET", "protocols = [\"NETLINK_ROUTE\"]\n"),
+                ),
+                DenyEntryProblem::ProtocolOfOtherFamily {
+                    protocol: "NETLINK_ROUTE",
+                    family: "AF_INET",
+                    belongs_to: "AF_NETLINK",
+                },
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(problem(&text), expected, "{text}");
+        }
+        let message = parse(&socket_rule("socket", &family("AF_VSOCK", "")))
+            .expect_err("unknown family")
+            .to_string();
+        assert_eq!(
+            message,
+            "t.toml: deny \"socket\": unknown address family \"AF_VSOCK\", expected one of AF_UNIX, AF_INET, AF_INET6, AF_NETLINK"
+        );
+        let unknown_key = socket_rule(
+            "socket",
+            "[[deny.allow_family]]\nfamily = \"AF_UNIX\"\nnumber = 1\nreason = \"r\"\n",
+        );
+        assert!(matches!(
+            parse(&unknown_key),
+            Err(SeccompPolicyError::Parse { line: Some(6), .. })
+        ));
     }
 
     #[test]

@@ -9,15 +9,23 @@
 //!    its call numbers mean other calls;
 //! 2. load `seccomp_data.nr`; on x86_64 a number with the x32 bit set kills the process, since
 //!    x32 calls report the x86_64 arch and would otherwise slip past the comparisons below;
-//! 3. one block per denied call: `jeq nr` then the action, or for a flags condition: load the low
-//!    word of `args[0]`, `jset` the flag mask, the action, and reload `nr` for the next block;
+//! 3. one block per denied call: `jeq nr` then the action, or
+//!    - for a flags condition: load the low word of `args[0]`, `jset` the flag mask, the action,
+//!      and reload `nr` for the next block;
+//!    - for a family condition: load the low word of `args[0]`, one `jeq` per allowed family,
+//!      the action; then per family narrowed to protocols, load the low word of `args[2]`, one
+//!      `jeq` per protocol, the action; then allow. Every path returns: no other block names
+//!      the same call;
 //! 4. allow.
 //!
 //! A linear list is enough for a deny list of ~60 entries, keeps every jump offset tiny (u8
 //! offsets cannot span long programs), and the kernel's seccomp cache (Linux 5.11) makes every
-//! call whose outcome depends only on arch and number skip the program entirely.
+//! call whose outcome depends only on arch and number skip the program entirely: only `clone`,
+//! `socket` and `socketpair` run it.
 
-use warden_core::seccomp_policy::{DenyErrno, DenyRule, NamespaceFlag, SeccompAction};
+use warden_core::seccomp_policy::{
+    AllowedFamily, DenyErrno, DenyRule, NamespaceFlag, SeccompAction, SocketFamily, SocketProtocol,
+};
 use warden_core::SeccompPolicy;
 use warden_sys::seccomp::{
     seccomp_data_arg_low, SockFilter, AUDIT_ARCH_NATIVE, BPF_ABS, BPF_JEQ, BPF_JMP, BPF_JSET,
@@ -91,23 +99,95 @@ const ABI_CHECK: &[SockFilter] = &[
 #[cfg(target_arch = "aarch64")]
 const ABI_CHECK: &[SockFilter] = &[];
 
-/// Step 3 for one rule: expects the call number in the accumulator and leaves it there.
+/// Step 3 for one rule: expects the call number in the accumulator and leaves it there for the
+/// next block when the call is not this rule's.
 fn rule_block(rule: &DenyRule, nr: u32) -> Vec<SockFilter> {
     let action = ret(action_value(rule.action));
-    let body = if rule.when_flags_any.is_empty() {
-        vec![action]
-    } else {
+    let body = if !rule.when_flags_any.is_empty() {
         vec![
             load(seccomp_data_arg_low(0)),
             jump(BPF_JSET, flag_mask(&rule.when_flags_any), 0, 1),
             action,
             load(SECCOMP_DATA_NR),
         ]
+    } else if !rule.allow_families.is_empty() {
+        family_body(&rule.allow_families, action)
+    } else {
+        vec![action]
     };
-    let skip = u8::try_from(body.len()).expect("a rule's body is at most 4 instructions");
+    let skip = u8::try_from(body.len())
+        .expect("the closed family and protocol tables bound a body to a few dozen instructions");
     let mut block = vec![jump(BPF_JEQ, nr, 0, skip)];
     block.extend(body);
     block
+}
+
+/// The body of a family condition: `deny` unless the family, and for a family narrowed to
+/// protocols also the protocol, is allowed. Ends in a return on every path.
+///
+/// Family and protocol are `int` in socket(2) and socketpair(2): the kernel's syscall wrapper
+/// truncates the 64-bit register to its low 32 bits, so those bits alone choose what the call
+/// creates, and deciding on them is exact. High bits cannot sneak a family past an allow list
+/// (as `(1 << 32) | AF_VSOCK` slips past a 64-bit `!= AF_VSOCK`), nor deny a call the kernel
+/// would read as an allowed family.
+fn family_body(families: &[AllowedFamily], deny: SockFilter) -> Vec<SockFilter> {
+    let narrowed: Vec<&AllowedFamily> = families
+        .iter()
+        .filter(|f| !f.protocols.is_empty())
+        .collect();
+    // Layout: load the family, one jeq per family, deny; then per narrowed family: load the
+    // protocol, one jeq per protocol, deny; then allow.
+    let mut protocol_checks = Vec::with_capacity(narrowed.len());
+    let mut at = families.len() + 2;
+    for family in &narrowed {
+        protocol_checks.push(at);
+        at += family.protocols.len() + 2;
+    }
+    let allow = at;
+    let mut body = vec![load(seccomp_data_arg_low(0))];
+    for family in families {
+        let target = narrowed
+            .iter()
+            .position(|n| n.family == family.family)
+            .map_or(allow, |k| protocol_checks[k]);
+        let jt = offset(body.len(), target);
+        body.push(jump(BPF_JEQ, family_number(family.family), jt, 0));
+    }
+    body.push(deny);
+    for family in &narrowed {
+        body.push(load(seccomp_data_arg_low(2)));
+        for protocol in &family.protocols {
+            let jt = offset(body.len(), allow);
+            body.push(jump(BPF_JEQ, protocol_number(*protocol), jt, 0));
+        }
+        body.push(deny);
+    }
+    body.push(ret(SECCOMP_RET_ALLOW));
+    debug_assert_eq!(body.len(), allow + 1, "the layout above matches the body");
+    body
+}
+
+/// The jump offset from the instruction at `from` to the later one at `to`.
+fn offset(from: usize, to: usize) -> u8 {
+    u8::try_from(to - from - 1)
+        .expect("the closed family and protocol tables bound a body to a few dozen instructions")
+}
+
+fn family_number(family: SocketFamily) -> u32 {
+    let number = match family {
+        SocketFamily::Unix => libc::AF_UNIX,
+        SocketFamily::Inet => libc::AF_INET,
+        SocketFamily::Inet6 => libc::AF_INET6,
+        SocketFamily::Netlink => libc::AF_NETLINK,
+    };
+    number.unsigned_abs()
+}
+
+fn protocol_number(protocol: SocketProtocol) -> u32 {
+    let number = match protocol {
+        SocketProtocol::NetlinkRoute => libc::NETLINK_ROUTE,
+    };
+    number.unsigned_abs()
 }
 
 /// The return value of a denied call.
@@ -123,6 +203,7 @@ fn errno_code(errno: DenyErrno) -> u32 {
         DenyErrno::Eperm => libc::EPERM,
         DenyErrno::Eacces => libc::EACCES,
         DenyErrno::Enosys => libc::ENOSYS,
+        DenyErrno::Eafnosupport => libc::EAFNOSUPPORT,
     };
     code.unsigned_abs()
 }
@@ -237,6 +318,8 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("sethostname", libc::SYS_sethostname),
     ("setns", libc::SYS_setns),
     ("settimeofday", libc::SYS_settimeofday),
+    ("socket", libc::SYS_socket),
+    ("socketpair", libc::SYS_socketpair),
     ("swapoff", libc::SYS_swapoff),
     ("swapon", libc::SYS_swapon),
     ("syslog", libc::SYS_syslog),
@@ -280,6 +363,15 @@ mod tests {
                 nr,
                 arch: AUDIT_ARCH_NATIVE,
                 args: [arg0, 0, 0, 0, 0, 0],
+            }
+        }
+
+        /// `socket(family, type, protocol)`, or `socketpair` with `nr`.
+        fn socket(nr: libc::c_long, family: u64, kind: libc::c_int, protocol: u64) -> Self {
+            Self {
+                nr,
+                arch: AUDIT_ARCH_NATIVE,
+                args: [family, flags(kind), protocol, 0, 0, 0],
             }
         }
 
@@ -380,10 +472,12 @@ mod tests {
                 );
                 continue;
             };
-            let arg0 = if rule.when_flags_any.is_empty() {
-                0
-            } else {
+            let arg0 = if !rule.when_flags_any.is_empty() {
                 flags(libc::CLONE_NEWUSER)
+            } else if !rule.allow_families.is_empty() {
+                flags(libc::AF_VSOCK)
+            } else {
+                0
             };
             let verdict = run(&program, &Data::call(nr.into(), arg0));
             assert_eq!(verdict, action_value(rule.action), "{}", rule.syscall);
@@ -403,7 +497,7 @@ mod tests {
             libc::SYS_mmap,
             libc::SYS_mprotect,
             libc::SYS_prctl,
-            libc::SYS_socket,
+            libc::SYS_connect,
         ] {
             assert_eq!(verdict(nr, 0), SECCOMP_RET_ALLOW, "syscall {nr}");
         }
@@ -431,6 +525,139 @@ mod tests {
         assert_eq!(
             run(&program, &Data::call(libc::SYS_ptrace, 0)),
             errno(libc::EPERM)
+        );
+    }
+
+    /// Issue 8: a sandboxed program could open AF_VSOCK sockets, reaching the VM host's side.
+    #[test]
+    fn socket_is_allowed_only_for_unix_inet_inet6_and_netlink_route() {
+        let program = builtin();
+        let socket = |family: libc::c_int, kind, protocol: libc::c_int| {
+            let data = Data::socket(libc::SYS_socket, flags(family), kind, flags(protocol));
+            run(&program, &data)
+        };
+        let denied = errno(libc::EAFNOSUPPORT);
+        for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+            for kind in [libc::SOCK_STREAM, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC] {
+                assert_eq!(socket(family, kind, 0), SECCOMP_RET_ALLOW, "{family}");
+            }
+        }
+        assert_eq!(
+            socket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_TCP),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE),
+            SECCOMP_RET_ALLOW
+        );
+        for protocol in [
+            libc::NETLINK_AUDIT,
+            libc::NETLINK_NETFILTER,
+            libc::NETLINK_XFRM,
+            libc::NETLINK_GENERIC,
+            libc::NETLINK_KOBJECT_UEVENT,
+            libc::NETLINK_SOCK_DIAG,
+        ] {
+            assert_eq!(
+                socket(libc::AF_NETLINK, libc::SOCK_RAW, protocol),
+                denied,
+                "netlink protocol {protocol}"
+            );
+        }
+        let allowed = [
+            libc::AF_UNIX,
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_NETLINK,
+        ];
+        // Every family number the kernel knows (AF_MAX is 46 in Linux 6.x) and a margin.
+        for family in 0..64 {
+            let expected = if allowed.contains(&family) {
+                SECCOMP_RET_ALLOW
+            } else {
+                denied
+            };
+            assert_eq!(socket(family, libc::SOCK_STREAM, 0), expected, "{family}");
+        }
+        for family in [libc::AF_VSOCK, libc::AF_PACKET, libc::AF_ALG, libc::AF_KEY] {
+            assert_eq!(socket(family, libc::SOCK_DGRAM, 0), denied, "{family}");
+        }
+    }
+
+    #[test]
+    fn the_family_is_read_from_the_low_half_as_the_kernel_reads_it() {
+        let program = builtin();
+        let socket = |family: u64, protocol: u64| {
+            let data = Data::socket(libc::SYS_socket, family, libc::SOCK_STREAM, protocol);
+            run(&program, &data)
+        };
+        let denied = errno(libc::EAFNOSUPPORT);
+        let high = 0xffff_ffff_0000_0000;
+        // The kernel creates an AF_VSOCK socket for these: the filter must see AF_VSOCK too.
+        assert_eq!(socket((1 << 32) | flags(libc::AF_VSOCK), 0), denied);
+        assert_eq!(socket(high | flags(libc::AF_VSOCK), 0), denied);
+        // ... and AF_UNIX for these, and a NETLINK_ROUTE socket for the last.
+        assert_eq!(socket(high | flags(libc::AF_UNIX), 0), SECCOMP_RET_ALLOW);
+        assert_eq!(socket(flags(libc::AF_NETLINK), high), SECCOMP_RET_ALLOW);
+        assert_eq!(socket(flags(libc::AF_NETLINK), high | 9), denied);
+        // A sign-extended negative family is no family at all.
+        assert_eq!(socket(u64::MAX, 0), denied);
+    }
+
+    #[test]
+    fn socketpair_is_allowed_only_for_unix() {
+        let program = builtin();
+        let socketpair = |family: libc::c_int| {
+            let data = Data::socket(libc::SYS_socketpair, flags(family), libc::SOCK_STREAM, 0);
+            run(&program, &data)
+        };
+        assert_eq!(socketpair(libc::AF_UNIX), SECCOMP_RET_ALLOW);
+        for family in [
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_NETLINK,
+            libc::AF_VSOCK,
+            libc::AF_UNSPEC,
+        ] {
+            assert_eq!(socketpair(family), errno(libc::EAFNOSUPPORT), "{family}");
+        }
+    }
+
+    #[test]
+    fn family_conditions_compile_in_any_order() {
+        let text = "[[deny]]\nsyscall = \"socket\"\naction = \"kill\"\nreason = \"r\"\n\
+            [[deny.allow_family]]\nfamily = \"AF_NETLINK\"\nprotocols = [\"NETLINK_ROUTE\"]\nreason = \"r\"\n\
+            [[deny.allow_family]]\nfamily = \"AF_INET6\"\nreason = \"r\"\n\
+            [[deny]]\nsyscall = \"mount\"\nreason = \"r\"\n";
+        let policy = SeccompPolicy::from_toml("t.toml", text).expect("valid file");
+        let program = compile(&policy).expect("compiles");
+        let socket = |family: libc::c_int, protocol: libc::c_int| {
+            let data = Data::socket(
+                libc::SYS_socket,
+                flags(family),
+                libc::SOCK_RAW,
+                flags(protocol),
+            );
+            run(&program, &data)
+        };
+        assert_eq!(
+            socket(libc::AF_NETLINK, libc::NETLINK_ROUTE),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            socket(libc::AF_NETLINK, libc::NETLINK_AUDIT),
+            SECCOMP_RET_KILL_PROCESS
+        );
+        assert_eq!(socket(libc::AF_INET6, 0), SECCOMP_RET_ALLOW);
+        assert_eq!(socket(libc::AF_INET, 0), SECCOMP_RET_KILL_PROCESS);
+        // The block after the socket rule still sees the call number.
+        assert_eq!(
+            run(&program, &Data::call(libc::SYS_mount, 0)),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            run(&program, &Data::call(libc::SYS_read, 0)),
+            SECCOMP_RET_ALLOW
         );
     }
 

@@ -1,6 +1,7 @@
 //! Isolation proven from the inside: `tests/probe/probe.c` runs in the sandbox and reports its
 //! identity, capabilities, seccomp mode, interfaces, rlimits, mounts and the result of named
-//! escape attempts and denied system calls; these tests assert on that report. Privileged:
+//! escape attempts, denied system calls and calls the policy narrows but allows; these tests
+//! assert on that report. Privileged:
 //! runs as root. Needs gcc (and glibc's static libraries for a static probe).
 
 mod support;
@@ -40,6 +41,7 @@ struct Report {
     mounts: Vec<MountEntry>,
     escapes: Vec<Attempt>,
     syscalls: Vec<Attempt>,
+    allowed: Vec<Attempt>,
     fatal: Vec<String>,
 }
 
@@ -50,7 +52,7 @@ struct MountEntry {
     options: String,
 }
 
-/// One escape attempt or denied call; `ok` means it succeeded (a sandbox failure).
+/// One escape attempt or call; `ok` means it succeeded (a sandbox failure, except in `allowed`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Attempt {
@@ -178,6 +180,7 @@ fn errno_of(errno: DenyErrno) -> i32 {
         DenyErrno::Eperm => libc::EPERM,
         DenyErrno::Eacces => libc::EACCES,
         DenyErrno::Enosys => libc::ENOSYS,
+        DenyErrno::Eafnosupport => libc::EAFNOSUPPORT,
     }
 }
 
@@ -368,6 +371,61 @@ fn denied_system_calls_fail_with_the_policy_errno() {
     }
 }
 
+/// Issue 8: AF_VSOCK reached the port space shared with the virtual machine's host side.
+#[test]
+fn socket_families_outside_the_allow_list_fail_with_eafnosupport() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    let expected = [
+        "socket:AF_VSOCK",
+        "socket:AF_VSOCK+high",
+        "socket:AF_PACKET",
+        "socket:AF_ALG",
+        "socket:AF_KEY",
+        "socket:AF_BLUETOOTH",
+        "socket:NETLINK_AUDIT",
+        "socketpair:AF_VSOCK",
+    ];
+    let tried: Vec<&Attempt> = r
+        .syscalls
+        .iter()
+        .filter(|a| a.syscall().starts_with("socket"))
+        .collect();
+    assert_eq!(
+        tried.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        expected,
+        "the probe reports every attempt"
+    );
+    let wrong: Vec<&&Attempt> = tried
+        .iter()
+        .filter(|a| a.ok || a.signal != 0 || a.errno != libc::EAFNOSUPPORT)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "socket families not refused with EAFNOSUPPORT: {wrong:#?}"
+    );
+}
+
+#[test]
+fn the_socket_families_programs_need_still_work() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    let expected = [
+        "socket:AF_UNIX/SOCK_STREAM",
+        "socket:AF_UNIX/SOCK_DGRAM",
+        "socket:AF_INET/SOCK_STREAM",
+        "socket:AF_INET/SOCK_DGRAM",
+        "socket:AF_INET6/SOCK_STREAM",
+        "socket:AF_INET6/SOCK_DGRAM",
+        "socket:NETLINK_ROUTE",
+        "socketpair:AF_UNIX",
+    ];
+    let names: Vec<&str> = r.allowed.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, expected, "the probe reports every attempt");
+    let failed: Vec<&Attempt> = r.allowed.iter().filter(|a| !a.ok).collect();
+    assert!(failed.is_empty(), "needed sockets refused: {failed:#?}");
+}
+
 #[test]
 fn the_probe_exercises_every_rule_of_the_builtin_policy() {
     let Some(probe) = probe() else { return };
@@ -500,6 +558,7 @@ fn the_probe_notices_when_the_filter_denies_nothing() {
         "kcmp",
         "adjtimex",
         "open_tree",
+        "socket:NETLINK_AUDIT",
     ] {
         assert!(
             attempt(name).ok,
@@ -513,6 +572,7 @@ fn the_probe_notices_when_the_filter_denies_nothing() {
         ("clone3", libc::EINVAL),
         ("name_to_handle_at", libc::EOVERFLOW),
         ("reboot", libc::EPERM),
+        ("socket:AF_PACKET", libc::EPERM),
     ] {
         assert_eq!(
             attempt(name).errno,
@@ -520,6 +580,15 @@ fn the_probe_notices_when_the_filter_denies_nothing() {
             "unfiltered {name}: {:?}",
             attempt(name)
         );
+    }
+    // Where the kernel has vsock loaded (a virtual machine guest), only the filter stops it.
+    let protocols = std::fs::read_to_string("/proc/net/protocols").unwrap_or_default();
+    if protocols.lines().any(|l| l.starts_with("AF_VSOCK ")) {
+        for name in ["socket:AF_VSOCK", "socket:AF_VSOCK+high"] {
+            assert!(attempt(name).ok, "unfiltered {name}: {:?}", attempt(name));
+        }
+    } else {
+        eprintln!("this kernel has no vsock loaded: unfiltered AF_VSOCK is not checked");
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * The isolation probe: runs INSIDE a warden sandbox and reports, as one JSON object on stdout,
  * what the sandbox looks like from the inside (identity, capabilities, seccomp mode, network
- * interfaces, rlimits, mounts) and the result of named escape attempts and denied system calls.
+ * interfaces, rlimits, mounts), the result of named escape attempts and denied system calls, and
+ * of calls the policy narrows but must still allow (the socket families programs need).
  * tests/isolation.rs compiles it (gcc -static), runs it and asserts on the report.
  *
  * Modes:
@@ -22,6 +23,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -400,6 +402,26 @@ static long sc_clock_adjtime(void) {
     memset(&tx, 0, sizeof tx);
     return syscall(SYS_clock_adjtime, 1000, &tx);
 }
+/*
+ * Socket families outside the allow list (issue 8). Unfiltered, AF_VSOCK succeeds wherever the
+ * kernel has it (a virtual machine guest); AF_PACKET fails with EPERM (no CAP_NET_RAW), which
+ * tells the filter's EAFNOSUPPORT apart.
+ */
+static long sc_socket_vsock(void) { return socket(AF_VSOCK, SOCK_STREAM, 0); }
+/* The kernel reads the family as an int: this is AF_VSOCK to it, and must be to the filter. */
+static long sc_socket_vsock_high(void) { return syscall(SYS_socket, (1L << 32) | AF_VSOCK, SOCK_STREAM, 0); }
+static long sc_socket_packet(void) { return socket(AF_PACKET, SOCK_RAW, 0); }
+static long sc_socket_alg(void) { return socket(AF_ALG, SOCK_SEQPACKET, 0); }
+/* PF_KEY_V2 (2), <linux/pfkeyv2.h>. */
+static long sc_socket_key(void) { return socket(AF_KEY, SOCK_RAW, 2); }
+/* BTPROTO_HCI (1), <bluetooth/bluetooth.h>. */
+static long sc_socket_bluetooth(void) { return socket(AF_BLUETOOTH, SOCK_RAW, 1); }
+/* Netlink beyond NETLINK_ROUTE; unfiltered, creating it needs no privilege. */
+static long sc_socket_netlink_audit(void) { return socket(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT); }
+static long sc_socketpair_vsock(void) {
+    int sv[2];
+    return socketpair(AF_VSOCK, SOCK_STREAM, 0, sv);
+}
 
 /* Calls the policy answers with an error. Names are "<syscall>" or "<syscall>:<detail>". */
 static const struct attempt denied[] = {
@@ -461,6 +483,46 @@ static const struct attempt denied[] = {
     {"settimeofday", sc_settimeofday},
     {"adjtimex", sc_adjtimex},
     {"clock_adjtime", sc_clock_adjtime},
+    {"socket:AF_VSOCK", sc_socket_vsock},
+    {"socket:AF_VSOCK+high", sc_socket_vsock_high},
+    {"socket:AF_PACKET", sc_socket_packet},
+    {"socket:AF_ALG", sc_socket_alg},
+    {"socket:AF_KEY", sc_socket_key},
+    {"socket:AF_BLUETOOTH", sc_socket_bluetooth},
+    {"socket:NETLINK_AUDIT", sc_socket_netlink_audit},
+    {"socketpair:AF_VSOCK", sc_socketpair_vsock},
+};
+
+/* Calls the policy narrows and must still let through: the socket families programs need. */
+static long ok_unix_stream(void) { return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); }
+static long ok_unix_dgram(void) { return socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
+static long ok_inet_stream(void) { return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); }
+static long ok_inet_dgram(void) { return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
+static long ok_inet6_stream(void) { return socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0); }
+static long ok_inet6_dgram(void) { return socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
+/* What glibc's getaddrinfo and getifaddrs open: a NETLINK_ROUTE socket, bound. */
+static long ok_netlink_route(void) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) {
+        return -1;
+    }
+    struct sockaddr_nl addr = {.nl_family = AF_NETLINK};
+    return bind(fd, (struct sockaddr *)&addr, sizeof addr);
+}
+static long ok_socketpair_unix(void) {
+    int sv[2];
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+}
+
+static const struct attempt allowed[] = {
+    {"socket:AF_UNIX/SOCK_STREAM", ok_unix_stream},
+    {"socket:AF_UNIX/SOCK_DGRAM", ok_unix_dgram},
+    {"socket:AF_INET/SOCK_STREAM", ok_inet_stream},
+    {"socket:AF_INET/SOCK_DGRAM", ok_inet_dgram},
+    {"socket:AF_INET6/SOCK_STREAM", ok_inet6_stream},
+    {"socket:AF_INET6/SOCK_DGRAM", ok_inet6_dgram},
+    {"socket:NETLINK_ROUTE", ok_netlink_route},
+    {"socketpair:AF_UNIX", ok_socketpair_unix},
 };
 
 static long sc_open_by_handle_at(void) { return syscall(SYS_open_by_handle_at, -1, NULL, 0); }
@@ -550,6 +612,8 @@ static int report(void) {
     report_attempts("escapes", escapes, COUNT(escapes));
     printf(",");
     report_attempts("syscalls", denied, COUNT(denied));
+    printf(",");
+    report_attempts("allowed", allowed, COUNT(allowed));
     printf(",\"fatal\":[");
     for (size_t i = 0; i < COUNT(fatal); i++) {
         printf("%s", i ? "," : "");
