@@ -14,48 +14,18 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-/// The compile cache: `WARDEN_CACHE_DIR` or the default directory.
-pub(crate) fn compile_cache() -> warden_engine::CompileCache {
-    use warden_engine::compile_cache::{DEFAULT_CACHE_DIR, DEFAULT_MAX_BYTES};
-    let dir = std::env::var_os("WARDEN_CACHE_DIR")
-        .map_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR), PathBuf::from);
-    warden_engine::CompileCache::new(dir, DEFAULT_MAX_BYTES)
-}
-
-/// The operator's configuration: `WARDEN_CONFIG` (which must exist), else
-/// /etc/warden/warden.toml if it exists, else the defaults.
-pub(crate) fn config() -> anyhow::Result<warden_core::Config> {
-    use anyhow::Context as _;
-    let (path, optional) = match std::env::var_os("WARDEN_CONFIG") {
-        Some(path) => (PathBuf::from(path), false),
-        None => (
-            PathBuf::from(warden_core::config::DEFAULT_CONFIG_PATH),
-            true,
-        ),
-    };
-    warden_core::Config::load(&path, optional).context("loading the configuration")
-}
-
-/// The history database: `WARDEN_DB`, else `configured` (the configuration's `[history] path`),
-/// else `$XDG_DATA_HOME/warden/history.sqlite3`, else `$HOME/.local/share/warden/history.sqlite3`,
-/// else `/var/lib/warden/history.sqlite3`.
-pub(crate) fn history_path(configured: Option<PathBuf>) -> PathBuf {
-    let var = |name| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(db) = var("WARDEN_DB").or(configured) {
-        return db;
-    }
-    // The XDG spec says to ignore a relative XDG_DATA_HOME.
-    let data = var("XDG_DATA_HOME")
-        .filter(|d| d.is_absolute())
-        .or_else(|| var("HOME").map(|home| home.join(".local/share")));
-    data.map_or_else(
-        || PathBuf::from("/var/lib/warden/history.sqlite3"),
-        |d| d.join("warden/history.sqlite3"),
-    )
+/// The engine, configured from `warden.toml` and the environment (`warden_engine::Settings`).
+/// `tweak` adjusts the configuration for one command (e.g. `--no-cache`).
+pub(crate) fn engine(
+    tweak: impl FnOnce(&mut warden_engine::EngineConfig),
+) -> anyhow::Result<warden_engine::Engine> {
+    let settings = warden_engine::Settings::load()?;
+    let mut config = settings.engine_config(helper_binary()?);
+    // The CLI is single-threaded when it runs a program: the helper can be forked rather than
+    // exec'd.
+    config.fork_helper = true;
+    tweak(&mut config);
+    Ok(warden_engine::Engine::new(config)?)
 }
 
 /// Reports warden's own failure of a `--json` command: `{"error": ...}` on stdout, the message

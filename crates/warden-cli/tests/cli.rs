@@ -1,19 +1,22 @@
 //! End to end: the built `warden` binary, real language runtimes, the real sandbox. Runs as
 //! root (CI does).
 
+mod support;
+
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use serde_json::Value;
+use support::World;
 use warden_core::Catalog;
 
+/// `warden ARGS` in a world of its own, `stdin` on a pipe.
 fn warden(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+    let world = World::new();
+    let mut child = world
+        .warden()
         .args(args)
-        .env_clear()
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("warden starts");
     child
@@ -264,11 +267,11 @@ fn doctor_reports_every_feature_and_a_working_sandbox() {
 
 #[test]
 fn the_host_environment_does_not_leak_in() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+    let world = World::new();
+    let mut child = world
+        .warden()
         .args(["run", "--json", "-l", "sh", "-c", "env; pwd"])
         .env("WARDEN_TEST_SECRET", "hunter2")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
         .spawn()
         .expect("starts");
     let mut out = String::new();
@@ -317,17 +320,15 @@ fn languages_lists_all_eleven_with_their_toolchain_versions() {
 
 #[test]
 fn concurrent_compiles_of_one_program_share_one_complete_cache_entry() {
-    let cache = tempfile::tempdir().expect("tempdir");
+    let world = World::new();
     let code = "#include <stdio.h>\nint main(void) { puts(\"cached\"); return 0; }\n";
     let runs: Vec<Output> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 scope.spawn(|| {
-                    Command::new(env!("CARGO_BIN_EXE_warden"))
+                    world
+                        .warden()
                         .args(["run", "--json", "-l", "c", "-c", code])
-                        .env_clear()
-                        .env("WARDEN_CACHE_DIR", cache.path())
-                        .stdin(Stdio::null())
                         .output()
                         .expect("warden runs")
                 })
@@ -342,7 +343,7 @@ fn concurrent_compiles_of_one_program_share_one_complete_cache_entry() {
         let result: Value = serde_json::from_slice(&out.stdout).expect("JSON");
         assert_eq!(result["stdout"], "cached\n", "{result}");
     }
-    let names: Vec<String> = std::fs::read_dir(cache.path())
+    let names: Vec<String> = std::fs::read_dir(world.cache())
         .expect("cache dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
@@ -352,19 +353,13 @@ fn concurrent_compiles_of_one_program_share_one_complete_cache_entry() {
         "one entry, no temporary files left: {names:?}"
     );
     assert!(names[0].ends_with(".artifact"));
-    let again = warden_with_cache(&["run", "--json", "-l", "c", "-c", code], cache.path());
-    assert_eq!(again["compile"]["cached"], true, "{again}");
-}
-
-fn warden_with_cache(args: &[&str], cache: &std::path::Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(args)
-        .env_clear()
-        .env("WARDEN_CACHE_DIR", cache)
-        .stdin(Stdio::null())
+    let out = world
+        .warden()
+        .args(["run", "--json", "-l", "c", "-c", code])
         .output()
         .expect("warden runs");
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    let again: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(again["compile"]["cached"], true, "{again}");
 }
 
 /// The CLI forks its sandbox helper instead of exec'ing it (it is single-threaded): the
@@ -405,12 +400,12 @@ fn the_program_cannot_see_the_clis_environment_or_arguments_through_the_init() {
         "p=/proc/1; e=env; e=${e}iron\nfor f in $e cmdline; do tr '\\0' ' ' < $p/$f; echo; done 2>&1\n",
     )
     .expect("program written");
-    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+    let world = World::new();
+    let out = world
+        .warden()
         .args(["run", "--json", "--mode", "sandboxed"])
         .arg(&program)
-        .env_clear()
         .env("WARDEN_TEST_SECRET", marker)
-        .stdin(Stdio::null())
         .output()
         .expect("warden runs");
     let result: Value = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -420,5 +415,22 @@ fn the_program_cannot_see_the_clis_environment_or_arguments_through_the_init() {
     assert!(
         !stdout.contains(marker),
         "the CLI's environment or arguments leaked: {stdout}"
+    );
+}
+
+/// Issue 8: AF_VSOCK reached the port space shared with the virtual machine's host side.
+#[test]
+fn python_cannot_open_a_vsock_socket_but_keeps_the_families_it_needs() {
+    let code = "import errno, socket\n\
+        try:\n    socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)\n    print('vsock opened')\n\
+        except OSError as e:\n    print('vsock', errno.errorcode[e.errno])\n\
+        a, b = socket.socketpair()\n\
+        s = socket.socket(socket.AF_INET6)\ns.bind(('::1', 0))\ns.listen()\n\
+        print('socketpair and inet6 ok')\n";
+    let result = json(&["--mode", "sandboxed", "-l", "python", "-c", code], b"");
+    assert_eq!(result["mode"], "sandboxed", "{result}");
+    assert_eq!(
+        result["stdout"], "vsock EAFNOSUPPORT\nsocketpair and inet6 ok\n",
+        "{result}"
     );
 }

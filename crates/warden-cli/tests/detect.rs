@@ -1,19 +1,15 @@
 //! End to end: `warden detect` (text and `--json`), and `warden run` choosing the language by
 //! detection (docs/cli.md#detection). The `run` tests need root and the runtimes (CI has both).
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::process::Output;
 
 use serde_json::Value;
+use support::World;
 
-fn warden(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(args)
-        .env_clear()
-        .env("WARDEN_CACHE_DIR", cache)
-        .stdin(Stdio::null())
-        .output()
-        .expect("warden runs")
+fn warden(args: &[&str], world: &World) -> Output {
+    world.warden().args(args).output().expect("warden runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -21,10 +17,10 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// The one JSON object `warden detect --json` prints.
-fn detect_json(args: &[&str], cache: &Path) -> (Option<i32>, Value) {
+fn detect_json(args: &[&str], world: &World) -> (Option<i32>, Value) {
     let mut all = vec!["detect", "--json"];
     all.extend_from_slice(args);
-    let out = warden(&all, cache);
+    let out = warden(&all, world);
     let stdout = text(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "exactly one JSON line: {stdout}");
     let value = serde_json::from_str(&stdout).expect("valid JSON");
@@ -38,17 +34,17 @@ const RUBY: &str = "def square(x)\n  x * x\nend\n\n[1, 2].each do |i|\n  puts sq
 
 #[test]
 fn detect_prints_language_confidence_and_how() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = World::new();
     let file = dir.path().join("fib.py");
     std::fs::write(&file, "print(1)\n").expect("write");
-    let out = warden(&["detect", file.to_str().expect("utf-8")], dir.path());
+    let out = warden(&["detect", file.to_str().expect("utf-8")], &dir);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
         "python (confidence 0.99, by extension)\n"
     );
 
-    let out = warden(&["detect", "-c", GO], dir.path());
+    let out = warden(&["detect", "-c", GO], &dir);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let line = text(&out.stdout);
     assert!(line.starts_with("go (confidence 0."), "{line}");
@@ -57,14 +53,14 @@ fn detect_prints_language_confidence_and_how() {
 
 #[test]
 fn detect_names_the_runner_up() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = World::new();
     let header = dir.path().join("point.h");
     std::fs::write(
         &header,
         "#include <vector>\nstruct Point { std::vector<int> xs; };\n",
     )
     .expect("write");
-    let out = warden(&["detect", header.to_str().expect("utf-8")], dir.path());
+    let out = warden(&["detect", header.to_str().expect("utf-8")], &dir);
     let line = text(&out.stdout);
     assert!(line.starts_with("cpp (confidence 0.9"), "{line}");
     assert!(line.contains("by extension; runner-up: c 0.0"), "{line}");
@@ -72,10 +68,10 @@ fn detect_names_the_runner_up() {
 
 #[test]
 fn detect_json_has_the_documented_shape() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = World::new();
     let script = dir.path().join("tool");
     std::fs::write(&script, "#!/usr/bin/env ruby\nputs 1\n").expect("write");
-    let (code, value) = detect_json(&[script.to_str().expect("utf-8")], dir.path());
+    let (code, value) = detect_json(&[script.to_str().expect("utf-8")], &dir);
     assert_eq!(code, Some(0));
     assert_eq!(value["language"], "ruby");
     assert_eq!(value["by"], "shebang");
@@ -84,7 +80,7 @@ fn detect_json_has_the_documented_shape() {
     let keys: Vec<&String> = value.as_object().expect("an object").keys().collect();
     assert_eq!(keys.len(), 4, "{value}");
 
-    let (code, value) = detect_json(&["-c", PYTHON], dir.path());
+    let (code, value) = detect_json(&["-c", PYTHON], &dir);
     assert_eq!(code, Some(0));
     assert_eq!(value["language"], "python");
     assert_eq!(value["by"], "content");
@@ -97,8 +93,8 @@ fn detect_json_has_the_documented_shape() {
 
 #[test]
 fn detect_errors_exit_125_with_the_candidates() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = warden(&["detect", "-c", "x = 1"], dir.path());
+    let dir = World::new();
+    let out = warden(&["detect", "-c", "x = 1"], &dir);
     assert_eq!(out.status.code(), Some(125));
     assert!(out.stdout.is_empty());
     let stderr = text(&out.stderr);
@@ -112,7 +108,7 @@ fn detect_errors_exit_125_with_the_candidates() {
     );
 
     // Valid Python and valid R alike.
-    let out = warden(&["detect", "-c", "print(\"hi\")"], dir.path());
+    let out = warden(&["detect", "-c", "print(\"hi\")"], &dir);
     assert_eq!(out.status.code(), Some(125));
     let stderr = text(&out.stderr);
     for expected in ["python (0.", "r (0.", "--lang"] {
@@ -121,7 +117,7 @@ fn detect_errors_exit_125_with_the_candidates() {
 
     let blob = dir.path().join("blob");
     std::fs::write(&blob, b"\x7fELF\x02\x01\x01\0\0\xff\xfe<-=>$(").expect("write");
-    let (code, value) = detect_json(&[blob.to_str().expect("utf-8")], dir.path());
+    let (code, value) = detect_json(&[blob.to_str().expect("utf-8")], &dir);
     assert_eq!(code, Some(125));
     assert!(
         value["error"]
@@ -129,29 +125,29 @@ fn detect_errors_exit_125_with_the_candidates() {
             .is_some_and(|e| e.contains("--lang")),
         "{value}"
     );
-    let (code, value) = detect_json(&["/nonexistent/file.py"], dir.path());
+    let (code, value) = detect_json(&["/nonexistent/file.py"], &dir);
     assert_eq!(code, Some(125));
     assert!(value["error"].is_string(), "{value}");
 }
 
 #[test]
 fn run_without_lang_detects_inline_code_quietly_when_sure() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = World::new();
     for (code, expected) in [(PYTHON, "49\n"), (RUBY, "1\n4\n")] {
-        let out = warden(&["run", "-c", code], dir.path());
+        let out = warden(&["run", "-c", code], &dir);
         assert_eq!(text(&out.stdout), expected, "{}", text(&out.stderr));
         assert_eq!(out.status.code(), Some(0));
         assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
     }
-    let out = warden(&["run", "--json", "-c", RUBY], dir.path());
+    let out = warden(&["run", "--json", "-c", RUBY], &dir);
     let result: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(result["language"], "ruby", "{result}");
 }
 
 #[test]
 fn run_without_lang_says_which_language_it_chose_when_unsure() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = warden(&["run", "-c", "echo hi"], dir.path());
+    let dir = World::new();
+    let out = warden(&["run", "-c", "echo hi"], &dir);
     assert_eq!(text(&out.stdout), "hi\n", "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(
@@ -163,12 +159,12 @@ fn run_without_lang_says_which_language_it_chose_when_unsure() {
 
 #[test]
 fn run_without_lang_refuses_what_it_cannot_tell() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = warden(&["run", "-c", "x = 1"], dir.path());
+    let dir = World::new();
+    let out = warden(&["run", "-c", "x = 1"], &dir);
     assert_eq!(out.status.code(), Some(125));
     assert!(out.stdout.is_empty());
     assert!(text(&out.stderr).contains("pass --lang"));
-    let out = warden(&["run", "--json", "-c", "print(1)"], dir.path());
+    let out = warden(&["run", "--json", "-c", "print(1)"], &dir);
     assert_eq!(out.status.code(), Some(125));
     let result: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let error = result["error"].as_str().expect("an error");

@@ -1,50 +1,40 @@
 //! End to end: `warden run` records each execution in the history database; `warden history`,
 //! `warden show` and `warden stats` read it back. Runs real sandboxes, so needs root (CI is).
 
-use std::path::Path;
+mod support;
+
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use support::World;
 
-/// Runs warden with a clean environment but for `env`.
-fn warden(args: &[&str], env: &[(&str, &Path)], retention: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-    cmd.args(args).env_clear();
-    for (name, value) in env {
-        cmd.env(name, value);
-    }
-    if let Some(retention) = retention {
-        cmd.env("WARDEN_HISTORY_RETENTION", retention);
-    }
-    cmd.output().expect("warden runs")
-}
-
+/// A test's world, with `WARDEN_HISTORY_RETENTION` set per command.
 struct Home {
-    dir: tempfile::TempDir,
+    world: World,
 }
 
 impl Home {
     fn new() -> Self {
         Self {
-            dir: tempfile::tempdir().expect("tempdir"),
+            world: World::new(),
         }
     }
 
     fn db(&self) -> std::path::PathBuf {
-        self.dir.path().join("data/history.sqlite3")
+        self.world.db()
     }
 
-    fn env(&self) -> Vec<(&'static str, std::path::PathBuf)> {
-        vec![
-            ("WARDEN_DB", self.db()),
-            ("WARDEN_CACHE_DIR", self.dir.path().join("cache")),
-        ]
+    fn command(&self, args: &[&str], retention: Option<&str>) -> Command {
+        let mut cmd = self.world.warden();
+        cmd.args(args);
+        if let Some(retention) = retention {
+            cmd.env("WARDEN_HISTORY_RETENTION", retention);
+        }
+        cmd
     }
 
     fn warden(&self, args: &[&str], retention: Option<&str>) -> Output {
-        let env = self.env();
-        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
-        warden(args, &env, retention)
+        self.command(args, retention).output().expect("warden runs")
     }
 
     /// `warden run --json` of a bash one-liner; its JSON result.
@@ -68,18 +58,13 @@ fn ok_json(out: &Output) -> Value {
 fn parallel_runs_are_all_recorded() {
     const RUNS: usize = 8;
     let home = Home::new();
-    let env = home.env();
     // All at once, on a database that none of them has created yet.
     let children: Vec<_> = (0..RUNS)
         .map(|i| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-            cmd.args(["run", "--json", "--lang", "bash", "-c"])
+            home.command(&["run", "--json", "--lang", "bash", "-c"], None)
                 .arg(format!("echo run {i}"))
-                .env_clear()
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            cmd.spawn().expect("warden starts")
+                .spawn()
+                .expect("warden starts")
         })
         .collect();
     let mut ids: Vec<String> = children
@@ -204,25 +189,21 @@ fn a_bad_retention_setting_warns_and_records_nothing() {
 #[test]
 fn the_configuration_file_sets_the_history_and_the_environment_wins() {
     let home = Home::new();
-    let configured = home.dir.path().join("configured/history.sqlite3");
-    let config = home.dir.path().join("warden.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[history]\npath = {:?}\nretention = \"full\"\nmax_count = 2\n",
-            configured.display().to_string()
-        ),
-    )
-    .expect("config written");
-    let cache = home.dir.path().join("cache");
-    let env = [
-        ("WARDEN_CONFIG", config.as_path()),
-        ("WARDEN_CACHE_DIR", cache.as_path()),
-    ];
+    let configured = home.world.path().join("configured/history.sqlite3");
+    home.world.write_config(&format!(
+        "[history]\npath = {:?}\nretention = \"full\"\nmax_count = 2\n",
+        configured.display().to_string()
+    ));
+    // Without WARDEN_DB, so that the file's path is the one used.
+    let warden = |args: &[&str], retention: Option<&str>| {
+        home.command(args, retention)
+            .env_remove("WARDEN_DB")
+            .output()
+            .expect("warden runs")
+    };
     let run = |code: &str, retention: Option<&str>| {
         ok_json(&warden(
             &["run", "--json", "--lang", "bash", "-c", code],
-            &env,
             retention,
         ))
     };
@@ -230,27 +211,24 @@ fn the_configuration_file_sets_the_history_and_the_environment_wins() {
         run(&format!("echo run-{n}"), None);
     }
     assert!(configured.exists(), "the configured path is used");
-    let listed = ok_json(&warden(&["history", "--json"], &env, None));
+    let listed = ok_json(&warden(&["history", "--json"], None));
     let rows = listed.as_array().expect("an array");
     assert_eq!(rows.len(), 2, "max_count keeps the newest two: {listed}");
     let id = rows[0]["id"].as_str().expect("id");
-    let shown = ok_json(&warden(&["show", "--json", id], &env, None));
+    let shown = ok_json(&warden(&["show", "--json", id], None));
     assert_eq!(shown["retention"], "full", "{shown}");
     assert_eq!(shown["stdout"], "run-2\n", "{shown}");
 
     // The environment variable wins over the file.
     let result = run("echo quiet", Some("metadata"));
     let id = result["id"].as_str().expect("id");
-    let shown = ok_json(&warden(&["show", "--json", id], &env, None));
+    let shown = ok_json(&warden(&["show", "--json", id], None));
     assert_eq!(shown["retention"], "metadata", "{shown}");
 
     // A bad value in the file is named as such, and the run still comes back.
-    std::fs::write(&config, "[history]\nretention = \"forever\"\n").expect("config written");
-    let out = warden(
-        &["run", "--json", "--lang", "bash", "-c", "echo x"],
-        &env,
-        None,
-    );
+    home.world
+        .write_config("[history]\nretention = \"forever\"\n");
+    let out = warden(&["run", "--json", "--lang", "bash", "-c", "echo x"], None);
     ok_json(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("[history] retention"), "{stderr}");

@@ -7,12 +7,14 @@
 //! A missing toolchain fails the test with the Debian package to install (scripts/setup.sh
 //! installs them all); it never skips.
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::{json, Value};
-use tempfile::TempDir;
+use support::World;
 use warden_core::Catalog;
 
 /// What every `hello` program prints.
@@ -570,9 +572,9 @@ repeat chunks[[length(chunks) + 1]] <- rep(1.5, 2e6)
 "#,
 };
 
-/// Runs `warden` with its compile cache in a temporary directory of its own.
+/// Runs `warden` in a world of its own (database, compile cache, configuration).
 struct Warden {
-    cache: TempDir,
+    world: World,
 }
 
 impl Warden {
@@ -596,20 +598,18 @@ impl Warden {
             );
         }
         Self {
-            cache: tempfile::tempdir().expect("a temporary compile cache"),
+            world: World::new(),
         }
     }
 
     /// `warden run --json ARGS` with `stdin` on a pipe; the one JSON object it prints.
     fn run(&self, args: &[&str], stdin: &[u8]) -> Value {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        let mut child = self
+            .world
+            .warden()
             .args(["run", "--json"])
             .args(args)
-            .env_clear()
-            .env("WARDEN_CACHE_DIR", self.cache.path())
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("warden starts");
         let mut pipe = child.stdin.take().expect("piped");

@@ -2,29 +2,17 @@
 //! path, gVisor for `isolated`, `trusted` only when enabled. Root (CI is root); gVisor's runsc is
 //! installed by scripts/setup.sh.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::process::Output;
 
 use serde_json::Value;
+use support::World;
 
+/// `warden ARGS` in a world of its own whose configuration file holds `config`.
 fn warden(args: &[&str], config: Option<&str>) -> Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-    cmd.args(args)
-        .env_clear()
-        .env("WARDEN_CACHE_DIR", dir.path().join("cache"))
-        .env("WARDEN_DB", dir.path().join("history.sqlite3"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(text) = config {
-        let path = dir.path().join("warden.toml");
-        std::fs::File::create(&path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .expect("config written");
-        cmd.env("WARDEN_CONFIG", &path);
-    }
-    cmd.output().expect("warden runs")
+    let world = World::with_config(config.unwrap_or(""));
+    world.warden().args(args).output().expect("warden runs")
 }
 
 fn json(args: &[&str], config: Option<&str>) -> Value {
@@ -205,7 +193,7 @@ fn run_time_violations_are_recorded_in_the_security_object() {
     assert!(
         violations
             .iter()
-            .any(|v| v.as_str().is_some_and(|v| v.contains("output limit"))),
+            .any(|v| v["stage"] == "run" && v["kind"] == "output_limit"),
         "{result}"
     );
 }

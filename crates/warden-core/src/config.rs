@@ -1,6 +1,8 @@
-//! The operator's configuration, `warden.toml`: the mode policy and the limits' maxima. A
-//! request can never widen what this file allows (DESIGN.md §7.6). Every section is optional;
-//! an absent file is the defaults.
+//! The operator's configuration, `warden.toml`: the mode policy, the limits' maxima, the
+//! execution history, the compile cache and the language override directory. A request can
+//! never widen what this file allows (DESIGN.md §7.6). Every section is optional; an absent file
+//! is the defaults. Environment variables that override a setting are applied by the engine's
+//! settings loader (`warden_engine::Settings`), not here.
 //!
 //! ```toml
 //! [modes]
@@ -19,6 +21,14 @@
 //! retention = "code"      # metadata, code or full
 //! max_age = "30d"
 //! max_count = 100000
+//!
+//! [cache]                 # the compile cache; WARDEN_CACHE_DIR wins over `dir`
+//! enabled = true
+//! dir = "/var/cache/warden/compile"
+//! max_size = "1GiB"
+//!
+//! [languages]             # language files replacing or adding to the embedded ones
+//! dir = "/etc/warden/languages"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::{LimitOverrides, Limits};
 use crate::mode::ModePolicy;
+use crate::units::ByteSize;
 
 /// Where warden looks for its configuration when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/warden/warden.toml";
@@ -41,10 +52,16 @@ pub struct Config {
     pub maxima: LimitOverrides,
     /// Where the execution history is kept and what it keeps.
     pub history: HistoryConfig,
+    /// The compile cache.
+    pub cache: CacheConfig,
+    /// Where extra language files are.
+    pub languages: LanguagesConfig,
 }
 
-/// The `[history]` section: each field unset keeps the default (docs/history.md). The values
-/// are checked where they are used (the history's own types live with the history store).
+/// The `[history]` section: each field unset keeps the default (docs/history.md). `max_age`
+/// is read as a duration here; `retention` is checked by the engine's settings loader (the
+/// history's own types live with the history store), so that a bad value there only stops
+/// recording, as the same value in `WARDEN_HISTORY_RETENTION` does.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistoryConfig {
@@ -53,9 +70,49 @@ pub struct HistoryConfig {
     /// What is kept of code and output: `metadata`, `code` or `full`.
     pub retention: Option<String>,
     /// Executions older than this are deleted after each record: `30d`, `2w`, `12h`.
-    pub max_age: Option<String>,
+    #[serde(with = "history_max_age", skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<std::time::Duration>,
     /// Only this many executions, the newest, are kept.
     pub max_count: Option<u64>,
+}
+
+/// The `[history] max_age` field: an age, its errors naming the key (TOML's own errors give
+/// only the line).
+mod history_max_age {
+    use crate::units::human_age_opt;
+    use serde::{Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        human_age_opt::serialize(d, s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        human_age_opt::deserialize(d)
+            .map_err(|e| serde::de::Error::custom(format!("[history] max_age: {e}")))
+    }
+}
+
+/// The `[cache]` section: the compile cache (docs/cli.md#compile-cache).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Whether compile artifacts are cached at all (default true).
+    pub enabled: Option<bool>,
+    /// The cache's directory (`WARDEN_CACHE_DIR` wins).
+    pub dir: Option<PathBuf>,
+    /// The bound on the cache's total size.
+    pub max_size: Option<ByteSize>,
+}
+
+/// The `[languages]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LanguagesConfig {
+    /// A directory of language files replacing or adding to the embedded ones.
+    pub dir: Option<PathBuf>,
 }
 
 /// The configuration cannot be used.
@@ -159,9 +216,36 @@ mod tests {
         assert_eq!(config.history.retention.as_deref(), Some("full"));
         assert_eq!(config.history.max_count, Some(10));
         assert_eq!(config.history.max_age, None);
+        assert_eq!(config.cache, CacheConfig::default());
         let err = Config::from_toml(path, "[modes]\nnone = \"yolo\"\n").expect_err("bad mode");
         assert!(err.to_string().contains("yolo"), "{err}");
         let err = Config::from_toml(path, "\n[limitz]\n").expect_err("unknown section");
         assert!(err.to_string().starts_with("warden.toml:2"), "{err}");
+    }
+
+    #[test]
+    fn cache_languages_and_ages_are_typed_at_load() {
+        let path = Path::new("warden.toml");
+        let config = Config::from_toml(
+            path,
+            "[history]\nmax_age = \"2w\"\n[cache]\nenabled = false\ndir = \"/c\"\n\
+             max_size = \"64MiB\"\n[languages]\ndir = \"/l\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.history.max_age,
+            Some(Duration::from_secs(14 * 86_400))
+        );
+        assert_eq!(config.cache.enabled, Some(false));
+        assert_eq!(config.cache.dir, Some(PathBuf::from("/c")));
+        assert_eq!(config.cache.max_size, Some(ByteSize::mib(64)));
+        assert_eq!(config.languages.dir, Some(PathBuf::from("/l")));
+        let err = Config::from_toml(path, "[history]\nmax_count = 1\nmax_age = \"soon\"\n")
+            .expect_err("bad age");
+        let message = err.to_string();
+        assert!(message.starts_with("warden.toml:3"), "{message}");
+        assert!(message.contains("[history] max_age"), "{message}");
+        let err = Config::from_toml(path, "[cache]\nsize = 1\n").expect_err("unknown key");
+        assert!(err.to_string().contains("size"), "{err}");
     }
 }

@@ -23,12 +23,12 @@ mod embedded {
 }
 
 pub use catalog::{Catalog, CatalogError};
-pub use config::{Config, ConfigError};
+pub use config::{CacheConfig, Config, ConfigError, HistoryConfig, LanguagesConfig};
 pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};
 pub use limits::{LimitBounds, LimitError, LimitOverrides, Limits};
 pub use mode::{Mode, ModePolicy, ModeRequest};
-pub use outcome::{Outcome, Signal, Stream, TimeLimitKind, Usage};
+pub use outcome::{Outcome, OutcomeKind, Signal, Stream, TimeLimitKind, Usage};
 pub use seccomp_policy::SeccompPolicy;
 pub use threat::{Analysis, Finding, ThreatLevel};
-pub use units::{parse_duration, ByteSize, UnitError};
+pub use units::{parse_age, parse_duration, ByteSize, UnitError};

@@ -53,6 +53,17 @@ impl fmt::Display for Mode {
     }
 }
 
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Mode::Trusted, Mode::Sandboxed, Mode::Isolated]
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown mode {s:?} (trusted, sandboxed, isolated)"))
+    }
+}
+
 impl FromStr for ModeRequest {
     type Err = String;
 

@@ -47,7 +47,89 @@ pub enum Outcome {
     CompileError,
 }
 
+/// The kind of an [`Outcome`], without its details: the `kind` tag of its JSON form, what
+/// history filters and statistics group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// [`Outcome::Exited`].
+    Exited,
+    /// [`Outcome::Signaled`].
+    Signaled,
+    /// [`Outcome::TimeLimit`].
+    TimeLimit,
+    /// [`Outcome::MemoryLimit`].
+    MemoryLimit,
+    /// [`Outcome::OutputLimit`].
+    OutputLimit,
+    /// [`Outcome::FileSizeLimit`].
+    FileSizeLimit,
+    /// [`Outcome::Violation`].
+    Violation,
+    /// [`Outcome::CompileError`].
+    CompileError,
+}
+
+impl OutcomeKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [OutcomeKind; 8] = [
+        OutcomeKind::Exited,
+        OutcomeKind::Signaled,
+        OutcomeKind::TimeLimit,
+        OutcomeKind::MemoryLimit,
+        OutcomeKind::OutputLimit,
+        OutcomeKind::FileSizeLimit,
+        OutcomeKind::Violation,
+        OutcomeKind::CompileError,
+    ];
+
+    /// The name used in JSON, the history database and on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OutcomeKind::Exited => "exited",
+            OutcomeKind::Signaled => "signaled",
+            OutcomeKind::TimeLimit => "time_limit",
+            OutcomeKind::MemoryLimit => "memory_limit",
+            OutcomeKind::OutputLimit => "output_limit",
+            OutcomeKind::FileSizeLimit => "file_size_limit",
+            OutcomeKind::Violation => "violation",
+            OutcomeKind::CompileError => "compile_error",
+        }
+    }
+}
+
+impl fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OutcomeKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown outcome kind {s:?}"))
+    }
+}
+
 impl Outcome {
+    /// The kind of this outcome.
+    pub fn kind(&self) -> OutcomeKind {
+        match self {
+            Outcome::Exited { .. } => OutcomeKind::Exited,
+            Outcome::Signaled { .. } => OutcomeKind::Signaled,
+            Outcome::TimeLimit { .. } => OutcomeKind::TimeLimit,
+            Outcome::MemoryLimit => OutcomeKind::MemoryLimit,
+            Outcome::OutputLimit { .. } => OutcomeKind::OutputLimit,
+            Outcome::FileSizeLimit => OutcomeKind::FileSizeLimit,
+            Outcome::Violation { .. } => OutcomeKind::Violation,
+            Outcome::CompileError => OutcomeKind::CompileError,
+        }
+    }
+
     /// True when the program exited with status 0.
     pub fn is_success(&self) -> bool {
         matches!(self, Outcome::Exited { code: 0 })
@@ -244,6 +326,23 @@ mod bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_match_the_json_tag_and_round_trip() {
+        let outcome = Outcome::TimeLimit {
+            which: TimeLimitKind::Cpu,
+        };
+        let json = serde_json::to_value(&outcome).expect("serializable");
+        assert_eq!(json["kind"], outcome.kind().name());
+        for kind in OutcomeKind::ALL {
+            assert_eq!(kind.name().parse(), Ok(kind));
+            assert_eq!(
+                serde_json::to_value(kind).expect("serializable"),
+                kind.name()
+            );
+        }
+        assert!("finished".parse::<OutcomeKind>().is_err());
+    }
 
     #[test]
     fn outcomes_serialize_with_a_kind_tag() {

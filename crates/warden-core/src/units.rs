@@ -201,6 +201,29 @@ pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
     Ok(Duration::new(secs, sub))
 }
 
+/// Parses an age, how long ago something happened: [`parse_duration`]'s units, and whole days
+/// (`30d`) and weeks (`2w`), which retention periods are counted in.
+pub fn parse_age(input: &str) -> Result<Duration, UnitError> {
+    let days = |n: &str, per: u64| -> Result<Duration, UnitError> {
+        let n: u64 = n.trim().parse().map_err(|_| UnitError::NoNumber {
+            input: input.to_owned(),
+        })?;
+        let secs = n
+            .checked_mul(per * 86_400)
+            .ok_or_else(|| UnitError::Overflow {
+                input: input.to_owned(),
+            })?;
+        Ok(Duration::from_secs(secs))
+    };
+    if let Some(n) = input.strip_suffix('d') {
+        days(n, 1)
+    } else if let Some(n) = input.strip_suffix('w') {
+        days(n, 7)
+    } else {
+        parse_duration(input)
+    }
+}
+
 /// Formats a duration the way [`parse_duration`] reads it back (`1500ms`, `2s`).
 pub fn format_duration(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
@@ -252,9 +275,41 @@ pub mod human_duration_opt {
     }
 }
 
+/// Serde adapter for `Option<Duration>` fields written as an age ([`parse_age`]: `30d`, `2w`,
+/// `12h`).
+pub mod human_age_opt {
+    use super::{format_duration, parse_age};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Writes `2s` / `500ms`, or nothing.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads `30d` / `2w` / `12h`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| parse_age(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_take_days_and_weeks() {
+        assert_eq!(parse_age("2d"), Ok(Duration::from_secs(2 * 86_400)));
+        assert_eq!(parse_age("1w"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_age("90m"), Ok(Duration::from_secs(90 * 60)));
+        assert!(parse_age("1.5d").is_err());
+        assert!(parse_age("soon").is_err());
+    }
 
     #[test]
     fn sizes_parse_binary_and_decimal_units() {

@@ -1,6 +1,10 @@
 //! The compile cache: artifacts of finished, successful compiles, addressed by a SHA-256 of
-//! everything that determines them (language, toolchain identity, compile command,
+//! everything that determines them (language, mode, toolchain identity, compile command,
 //! environment, every source file's name and contents).
+//!
+//! The mode is in the key because the compiler runs in the request's mode: in `trusted` mode it
+//! sees the host's files, so its artifact must never be served to a `sandboxed` or `isolated`
+//! run of the same source (issue 8).
 //!
 //! Only warden writes here, and only from what a compile sandbox sent back through the artifact
 //! pipe; nothing is ever taken from a sandbox-writable place. Entries are single files written
@@ -16,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
-use warden_core::Language;
+use warden_core::{Language, Mode};
 use warden_sandbox::{CollectedFile, WorkspaceFile};
 
 /// Where the cache lives unless configured otherwise.
@@ -38,15 +42,17 @@ pub struct CompileCache {
 pub struct CacheKey(String);
 
 impl CacheKey {
-    /// The key of compiling `files` in `language` with the toolchain identified by `toolchain`.
-    pub fn new(language: &Language, toolchain: &str, files: &[WorkspaceFile]) -> Self {
+    /// The key of compiling `files` in `language`, in `mode`, with the toolchain identified by
+    /// `toolchain`.
+    pub fn new(language: &Language, mode: Mode, toolchain: &str, files: &[WorkspaceFile]) -> Self {
         let mut h = Sha256::new();
         let mut field = |bytes: &[u8]| {
             h.update((bytes.len() as u64).to_le_bytes());
             h.update(bytes);
         };
-        field(b"warden-compile-v1");
+        field(b"warden-compile-v2");
         field(language.id.as_str().as_bytes());
+        field(mode.name().as_bytes());
         field(toolchain.as_bytes());
         if let Some(compile) = &language.compile {
             for arg in &compile.argv {
@@ -193,7 +199,12 @@ mod tests {
     fn key(code: &str) -> CacheKey {
         let catalog = Catalog::builtin().expect("catalog");
         let lang = catalog.get("python").expect("python");
-        CacheKey::new(lang, "toolchain-1", &[WorkspaceFile::new("main.py", code)])
+        CacheKey::new(
+            lang,
+            Mode::Sandboxed,
+            "toolchain-1",
+            &[WorkspaceFile::new("main.py", code)],
+        )
     }
 
     #[test]
@@ -201,20 +212,50 @@ mod tests {
         let catalog = Catalog::builtin().expect("catalog");
         let lang = catalog.get("python").expect("python");
         let files = [WorkspaceFile::new("main.py", "print(1)")];
-        let base = CacheKey::new(lang, "t1", &files);
-        assert_eq!(base, CacheKey::new(lang, "t1", &files), "deterministic");
-        assert_ne!(base, CacheKey::new(lang, "t2", &files), "toolchain");
+        let key =
+            |mode, toolchain, files: &[WorkspaceFile]| CacheKey::new(lang, mode, toolchain, files);
+        let base = key(Mode::Sandboxed, "t1", &files);
+        assert_eq!(base, key(Mode::Sandboxed, "t1", &files), "deterministic");
+        assert_ne!(base, key(Mode::Sandboxed, "t2", &files), "toolchain");
         assert_ne!(
             base,
-            CacheKey::new(lang, "t1", &[WorkspaceFile::new("main.py", "print(2)")]),
+            key(
+                Mode::Sandboxed,
+                "t1",
+                &[WorkspaceFile::new("main.py", "print(2)")]
+            ),
             "code"
         );
         assert_ne!(
             base,
-            CacheKey::new(lang, "t1", &[WorkspaceFile::new("other.py", "print(1)")]),
+            key(
+                Mode::Sandboxed,
+                "t1",
+                &[WorkspaceFile::new("other.py", "print(1)")]
+            ),
             "name"
         );
         assert_eq!(base.as_str().len(), 64);
+    }
+
+    /// Issue 8: an artifact compiled in `trusted` mode, where the compiler sees the host's
+    /// files, must never be served to a `sandboxed` or `isolated` run of the same source.
+    #[test]
+    fn the_mode_is_part_of_the_key() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let lang = catalog.get("c").expect("c");
+        let files = [WorkspaceFile::new("main.c", "int main(void) { return 0; }")];
+        let key = |mode| CacheKey::new(lang, mode, "cc-1", &files);
+        assert_ne!(key(Mode::Trusted), key(Mode::Sandboxed));
+        assert_ne!(key(Mode::Trusted), key(Mode::Isolated));
+        assert_ne!(key(Mode::Sandboxed), key(Mode::Isolated));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = CompileCache::new(dir.path().to_owned(), 1 << 20);
+        cache.put(&key(Mode::Trusted), &artifact(10)).expect("put");
+        assert!(cache.get(&key(Mode::Trusted)).is_some());
+        assert_eq!(cache.get(&key(Mode::Sandboxed)), None);
+        assert_eq!(cache.get(&key(Mode::Isolated)), None);
     }
 
     #[test]

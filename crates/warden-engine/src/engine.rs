@@ -1,26 +1,41 @@
-//! The execution use case: request -> language -> program layout -> [compile stage, cached]
-//! -> run stage -> result.
+//! The execution use case: request -> language -> analysis and mode -> program layout ->
+//! [compile stage, cached] -> run stage -> result -> history.
+//!
+//! Every call into the sandbox goes through [`Engine::run_plan`], so that a new sandbox API
+//! changes one function.
+
+mod compile;
+mod history;
+mod host;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use warden_analysis::Analyzer;
-use warden_core::detect::{self, DetectError};
-use warden_core::language::{expand_argv, ArgvTemplate, CommandValues, CompileStage};
-use warden_core::mode::ModeRefusal;
+use warden_core::detect;
+use warden_core::language::{expand_argv, ArgvTemplate, CommandValues};
 use warden_core::{
     Analysis, Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits, Mode,
-    ModePolicy, ModeRequest, Outcome, SeccompPolicy,
+    ModePolicy, Outcome, SeccompPolicy,
 };
 use warden_sandbox::{
-    CollectedFile, Sandbox, SandboxError, SandboxPlan, SandboxRun, Stdin, WorkspaceFile, WORKDIR,
+    CollectedFile, Sandbox, SandboxPlan, SandboxRun, Stdin, WorkspaceFile, WORKDIR,
 };
 
-use crate::compile_cache::{toolchain_identity, CacheKey, CompileCache};
-use crate::execution::{ExecutionRequest, ExecutionResult, Security, StageResult};
+use crate::compile_cache::CompileCache;
+use crate::error::EngineError;
+use crate::execution::{
+    Execution, ExecutionRequest, ExecutionResult, LanguageDetection, StageResult,
+};
 use crate::id::ExecutionId;
+use crate::security::{Security, Stage, Violation};
+use crate::settings::{HistorySettings, SettingError};
 use crate::workspace::Program;
 
-/// Operator configuration of the engine.
+pub use host::SandboxCheck;
+
+/// Operator configuration of the engine; [`crate::Settings::engine_config`] builds it from
+/// `warden.toml` and the environment.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// The binary that acts as the sandbox helper (normally the running warden binary).
@@ -36,10 +51,14 @@ pub struct EngineConfig {
     /// Fork the sandbox helper without exec when the process is single-threaded (a CLI);
     /// see `warden_sandbox::Sandbox::fork_helper_when_single_threaded`.
     pub fork_helper: bool,
+    /// The execution history: `None` records nothing; an invalid setting records nothing and
+    /// says so in each execution's warnings.
+    pub history: Option<Result<HistorySettings, SettingError>>,
 }
 
 impl EngineConfig {
-    /// Defaults for a helper binary: embedded languages, default maxima, no compile cache.
+    /// Defaults for a helper binary: embedded languages, default maxima, no compile cache, no
+    /// history.
     pub fn new(helper: PathBuf) -> Self {
         Self {
             helper,
@@ -48,85 +67,44 @@ impl EngineConfig {
             cache: None,
             modes: ModePolicy::default(),
             fork_helper: false,
+            history: None,
         }
     }
 }
 
-/// warden could not execute the request (never the program's own failure).
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The language catalog is invalid.
-    #[error("loading the language catalog")]
-    Catalog(#[from] warden_core::CatalogError),
-    /// A built-in policy file is invalid.
-    #[error("loading the built-in policies: {0}")]
-    Policy(String),
-    /// The language is unknown or could not be detected.
-    #[error(transparent)]
-    Language(#[from] DetectError),
-    /// The request has no program.
-    #[error("no program given: pass a file or code")]
-    NoSource,
-    /// The program's files cannot be laid out.
-    #[error("invalid program files: {0}")]
-    BadSource(String),
-    /// A requested limit is absurd.
-    #[error(transparent)]
-    Limit(#[from] warden_core::LimitError),
-    /// The language's toolchain is not installed.
-    #[error("{language} needs {program}, which is not installed on this host{hint}")]
-    MissingRuntime {
-        /// The language id.
-        language: String,
-        /// The missing program.
-        program: String,
-        /// How to install it.
-        hint: String,
-    },
-    /// The sandbox failed.
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
-    /// The mode policy refuses to run this program (or this mode).
-    #[error("{refusal}")]
-    Refused {
-        /// Why.
-        refusal: ModeRefusal,
-        /// The analysis that led to it.
-        analysis: Analysis,
-    },
-    /// The chosen mode's backend is not available on this host.
-    #[error("{mode} mode is not available: {why}")]
-    ModeUnavailable {
-        /// The mode.
-        mode: Mode,
-        /// What is missing.
-        why: String,
-    },
-}
-
-/// Runs requests.
+/// Runs requests, records them and answers questions about them.
 #[derive(Debug)]
 pub struct Engine {
     catalog: Catalog,
     filesystem: FilesystemPolicy,
     seccomp: SeccompPolicy,
-    sandbox: Sandbox,
+    helper: PathBuf,
+    fork_helper: bool,
+    /// Created at the first run, so that what needs no sandbox (analysis, the history) works on
+    /// a host that cannot sandbox.
+    sandbox: OnceLock<Sandbox>,
     maxima: Limits,
     cache: Option<CompileCache>,
     modes: ModePolicy,
     analyzer: Analyzer,
+    history: Option<history::Journal>,
 }
 
-/// The outcome of a compile stage.
-enum Compiled {
-    /// The artifact, and the stage as the result shows it.
-    Artifact(Vec<CollectedFile>, StageResult),
-    /// The compiler failed; the stage says how.
-    Failed(StageResult),
+/// A request made ready to run: its language, its files and limits, and the mode chosen from
+/// its analysis.
+struct Prepared<'e> {
+    language: &'e Language,
+    detection: LanguageDetection,
+    program: Program,
+    limits: Limits,
+    mode: Mode,
+    reason: String,
+    analysis: Analysis,
 }
 
 impl Engine {
-    /// Loads the catalog and policies and checks that this host can sandbox.
+    /// Loads the catalog, the policies and the analysis rules. The sandbox is checked at the
+    /// first run.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
         let catalog = match &config.languages_dir {
             Some(dir) => Catalog::with_overrides(dir)?,
@@ -134,18 +112,16 @@ impl Engine {
         };
         Ok(Self {
             catalog,
-            filesystem: FilesystemPolicy::builtin()
-                .map_err(|e| EngineError::Policy(e.to_string()))?,
-            seccomp: SeccompPolicy::builtin().map_err(|e| EngineError::Policy(e.to_string()))?,
-            sandbox: if config.fork_helper {
-                Sandbox::new(config.helper)?.fork_helper_when_single_threaded()
-            } else {
-                Sandbox::new(config.helper)?
-            },
+            filesystem: FilesystemPolicy::builtin()?,
+            seccomp: SeccompPolicy::builtin()?,
+            helper: config.helper,
+            fork_helper: config.fork_helper,
+            sandbox: OnceLock::new(),
             maxima: config.maxima,
             cache: config.cache,
             modes: config.modes,
-            analyzer: Analyzer::builtin().map_err(|e| EngineError::Policy(e.to_string()))?,
+            analyzer: Analyzer::builtin()?,
+            history: config.history.map(history::Journal::new),
         })
     }
 
@@ -154,88 +130,98 @@ impl Engine {
         &self.catalog
     }
 
-    /// The static analysis of one program (what `execute` decides the mode from).
-    pub fn analyze(&self, language: &Language, code: &[u8]) -> Analysis {
-        self.analyzer.analyze(language.id.as_str(), code)
+    /// The language of a program: `explicit` (an id or alias) if given, else detected from its
+    /// file name, `#!` line and content.
+    pub fn detect(
+        &self,
+        explicit: Option<&str>,
+        file_name: Option<&str>,
+        code: &[u8],
+    ) -> Result<LanguageDetection, EngineError> {
+        let (_, detection) = self.resolve(explicit, file_name, code)?;
+        Ok(detection)
     }
 
-    /// Runs one request to completion.
-    pub fn execute(&self, request: ExecutionRequest) -> Result<ExecutionResult, EngineError> {
+    /// The static analysis of one program, in its language (named or detected); what
+    /// `execute` decides the mode from. Runs nothing.
+    pub fn analyze(
+        &self,
+        explicit: Option<&str>,
+        file_name: Option<&str>,
+        code: &[u8],
+    ) -> Result<(LanguageDetection, Analysis), EngineError> {
+        let (language, detection) = self.resolve(explicit, file_name, code)?;
+        Ok((detection, self.analyzer.analyze(language.id.as_str(), code)))
+    }
+
+    /// Runs one request to completion and records it in the history.
+    pub fn execute(&self, request: ExecutionRequest) -> Result<Execution, EngineError> {
+        let prepared = self.prepare(&request)?;
+        let input = history::Pending::of(&request);
+        let (compile, artifacts) = match &prepared.language.compile {
+            None => (None, Some(Vec::new())),
+            Some(_) => match self.compile_stage(&prepared)? {
+                compile::Compiled::Artifact(files, stage) => (Some(stage), Some(files)),
+                compile::Compiled::Failed(stage) => (Some(stage), None),
+            },
+        };
+        let run = match artifacts {
+            Some(files) => Some(self.run_stage(&prepared, files, &request.args, request.stdin)?),
+            None => None,
+        };
+        let result = finish(prepared, compile, run);
+        let warnings = self.record(&result, input.borrowed());
+        Ok(Execution { result, warnings })
+    }
+
+    /// Resolves the language, lays out the files, merges the limits, analyses the code and
+    /// chooses the mode: everything decided before anything runs.
+    fn prepare(&self, request: &ExecutionRequest) -> Result<Prepared<'_>, EngineError> {
         let entry = request.sources.first().ok_or(EngineError::NoSource)?;
-        let code = String::from_utf8_lossy(&entry.code);
-        let language = detect::resolve(
-            &self.catalog,
+        let (language, detection) = self.resolve(
             request.language.as_deref(),
             entry.name.as_deref(),
-            &code,
-        )?
-        .language;
+            &entry.code,
+        )?;
         let program = Program::prepare(language, &request.sources)?;
         let limits = self.limits(&[&language.limits, &request.limits])?;
-        let security = self.judge(language, &program, request.mode)?;
-        let mode = security.mode;
-        let mut result = ExecutionResult {
-            id: ExecutionId::random(),
-            language: language.id.to_string(),
-            mode,
-            outcome: Outcome::CompileError,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            usage: Default::default(),
-            limits,
-            compile: None,
-            security,
-        };
-        let artifacts = match &language.compile {
-            None => Vec::new(),
-            Some(stage) => {
-                let compiled = self.compile(language, stage, &program, mode)?;
-                let (files, stage) = match compiled {
-                    Compiled::Artifact(files, stage) => (Some(files), stage),
-                    Compiled::Failed(stage) => (None, stage),
-                };
-                result.security.note("compile", &stage.outcome);
-                result.compile = Some(stage);
-                match files {
-                    Some(files) => files,
-                    None => return Ok(result),
-                }
-            }
-        };
-        require_installed(language, &language.run.argv)?;
-        let mut plan = self.plan(
+        let analysis = self.analyze_program(language, &program);
+        let choice = self
+            .modes
+            .choose(
+                request.mode.unwrap_or(self.modes.default),
+                analysis.threat_level,
+            )
+            .map_err(|refusal| EngineError::Refused {
+                refusal,
+                analysis: analysis.clone(),
+            })?;
+        Ok(Prepared {
             language,
-            &language.run.argv,
-            &program,
-            &request.args,
+            detection,
+            program,
             limits,
-        );
-        plan.files
-            .extend(artifacts.into_iter().map(|f| WorkspaceFile {
-                executable: f.executable,
-                ..WorkspaceFile::new(f.path, f.contents)
-            }));
-        let run = self.run_plan(mode, &plan, request.stdin)?;
-        result.security.note("run", &run.outcome);
-        result.outcome = run.outcome;
-        result.stdout = run.stdout;
-        result.stderr = run.stderr;
-        result.stdout_truncated = run.stdout_truncated;
-        result.stderr_truncated = run.stderr_truncated;
-        result.usage = run.usage;
-        Ok(result)
+            mode: choice.mode,
+            reason: choice.reason,
+            analysis,
+        })
     }
 
-    /// Analyses every source file of the program in its language and chooses the mode; a
-    /// refusal carries the analysis.
-    fn judge(
+    /// The language and how it was found. Detection reads only the start of the code.
+    fn resolve(
         &self,
-        language: &Language,
-        program: &Program,
-        request: ModeRequest,
-    ) -> Result<Security, EngineError> {
+        explicit: Option<&str>,
+        file_name: Option<&str>,
+        code: &[u8],
+    ) -> Result<(&Language, LanguageDetection), EngineError> {
+        let head = &code[..code.len().min(detect::SCANNED_BYTES)];
+        let text = String::from_utf8_lossy(head);
+        let found = detect::resolve(&self.catalog, explicit, file_name, &text)?;
+        Ok((found.language, LanguageDetection::from(&found)))
+    }
+
+    /// Analyses every source file of the program in its language.
+    fn analyze_program(&self, language: &Language, program: &Program) -> Analysis {
         let mut analysis = Analysis::default();
         for file in program.files.iter().filter(|f| program.is_source(f)) {
             let part = self.analyzer.analyze(language.id.as_str(), &file.contents);
@@ -243,109 +229,63 @@ impl Engine {
             analysis.findings.extend(part.findings);
             analysis.parse_error = analysis.parse_error.or(part.parse_error);
         }
-        let choice = self
-            .modes
-            .choose(request, analysis.threat_level)
-            .map_err(|refusal| EngineError::Refused {
-                refusal,
-                analysis: analysis.clone(),
-            })?;
-        Ok(Security {
-            mode: choice.mode,
-            reason: choice.reason,
-            threat_level: analysis.threat_level,
-            findings: analysis.findings,
-            parse_error: analysis.parse_error,
-            violations: Vec::new(),
-        })
+        analysis
+    }
+
+    /// Runs the program over its files and the compile stage's artifacts.
+    fn run_stage(
+        &self,
+        prepared: &Prepared<'_>,
+        artifacts: Vec<CollectedFile>,
+        args: &[String],
+        stdin: Stdin,
+    ) -> Result<SandboxRun, EngineError> {
+        let language = prepared.language;
+        require_installed(language, &language.run.argv)?;
+        let mut plan = self.plan(
+            language,
+            &language.run.argv,
+            &prepared.program,
+            args,
+            prepared.limits,
+        );
+        plan.files
+            .extend(artifacts.into_iter().map(|f| WorkspaceFile {
+                executable: f.executable,
+                ..WorkspaceFile::new(f.path, f.contents)
+            }));
+        self.run_plan(prepared.mode, &plan, stdin)
     }
 
     /// Runs a plan in the chosen mode's backend; a mode this host cannot provide is an error,
-    /// never a silent downgrade.
+    /// never a silent downgrade. The one place the engine calls the sandbox.
     fn run_plan(
         &self,
         mode: Mode,
         plan: &SandboxPlan,
         stdin: Stdin,
     ) -> Result<SandboxRun, EngineError> {
+        let sandbox = self.sandbox()?;
         match mode {
-            Mode::Sandboxed => Ok(self.sandbox.run(plan, stdin)?),
-            Mode::Trusted => Ok(self.sandbox.run_trusted(plan, stdin)?),
-            Mode::Isolated => Ok(self.sandbox.run_isolated(plan, stdin)?),
+            Mode::Sandboxed => Ok(sandbox.run(plan, stdin)?),
+            Mode::Trusted => Ok(sandbox.run_trusted(plan, stdin)?),
+            Mode::Isolated => Ok(sandbox.run_isolated(plan, stdin)?),
         }
     }
 
-    /// The toolchain's version, as its `version` command prints it inside a sandbox (the first
-    /// non-empty line of stdout, else of stderr).
-    pub fn toolchain_version(&self, language: &Language) -> Result<String, EngineError> {
-        require_installed(language, &language.version)?;
-        let program = Program::prepare(
-            language,
-            &[crate::execution::SourceFile {
-                name: None,
-                code: Vec::new(),
-            }],
-        )?;
-        let limits = Limits {
-            wall_time: std::time::Duration::from_secs(20),
-            cpu_time: std::time::Duration::from_secs(20),
-            ..self.limits(&[&language.limits])?
+    /// The sandbox, created (and the host checked) at the first use.
+    fn sandbox(&self) -> Result<&Sandbox, EngineError> {
+        if let Some(sandbox) = self.sandbox.get() {
+            return Ok(sandbox);
+        }
+        let sandbox = Sandbox::new(self.helper.clone())?;
+        let sandbox = if self.fork_helper {
+            sandbox.fork_helper_when_single_threaded()
+        } else {
+            sandbox
         };
-        let plan = self.plan(language, &language.version, &program, &[], limits);
-        let run = self.sandbox.run(&plan, Stdin::Null)?;
-        let first_line = |bytes: &[u8]| {
-            String::from_utf8_lossy(bytes)
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .map(str::to_owned)
-        };
-        Ok(first_line(&run.stdout)
-            .or_else(|| first_line(&run.stderr))
-            .unwrap_or_else(|| format!("unknown ({})", run.outcome)))
-    }
-
-    /// Runs the compile stage, or takes its artifact from the cache.
-    fn compile(
-        &self,
-        language: &Language,
-        stage: &CompileStage,
-        program: &Program,
-        mode: Mode,
-    ) -> Result<Compiled, EngineError> {
-        require_installed(language, &stage.argv)?;
-        let toolchain = toolchain_identity(&stage.argv[0]).unwrap_or_default();
-        let key = CacheKey::new(language, &toolchain, &program.files);
-        if let Some(files) = self.cache.as_ref().and_then(|c| c.get(&key)) {
-            tracing::debug!(key = key.as_str(), "compile cache hit");
-            return Ok(Compiled::Artifact(files, StageResult::cached()));
-        }
-        let limits = self.limits(&[&language.limits, &stage.limits])?;
-        let mut plan = self.plan(language, &stage.argv, program, &[], limits);
-        plan.collect = Some(PathBuf::from(&stage.artifact));
-        let run = self.run_plan(mode, &plan, Stdin::Null)?;
-        let clean = run.outcome == (Outcome::Exited { code: 0 });
-        if !clean || run.collected.is_empty() {
-            let mut result = StageResult::from_run(run.clone());
-            if clean {
-                // The compiler claimed success but left no artifact (or one warden refused).
-                let why = run
-                    .collect_error
-                    .unwrap_or_else(|| format!("the compiler did not produce {}", stage.artifact));
-                result
-                    .stderr
-                    .extend_from_slice(format!("warden: {why}\n").as_bytes());
-                result.outcome = Outcome::Exited { code: 1 };
-            }
-            return Ok(Compiled::Failed(result));
-        }
-        if let Some(cache) = &self.cache {
-            if let Err(e) = cache.put(&key, &run.collected) {
-                tracing::warn!(dir = %cache.root().display(), error = %e, "storing a compile artifact");
-            }
-        }
-        let files = run.collected.clone();
-        Ok(Compiled::Artifact(files, StageResult::from_run(run)))
+        // Two threads may both create one; either is as good, the other is dropped.
+        Ok(self.sandbox.get_or_init(|| sandbox))
     }
 
     /// Defaults ⊕ each override in order, refused when absurd, clamped to the operator's maxima.
@@ -394,6 +334,52 @@ impl Engine {
     }
 }
 
+/// The result of an execution, built once from what each stage returned: `run` is `None` when
+/// the compile stage failed.
+fn finish(
+    prepared: Prepared<'_>,
+    compile: Option<StageResult>,
+    run: Option<SandboxRun>,
+) -> ExecutionResult {
+    let violations = [
+        compile
+            .as_ref()
+            .and_then(|c| Violation::of(Stage::Compile, &c.outcome)),
+        run.as_ref()
+            .and_then(|r| Violation::of(Stage::Run, &r.outcome)),
+    ];
+    let security = Security {
+        mode: prepared.mode,
+        reason: prepared.reason,
+        threat_level: prepared.analysis.threat_level,
+        findings: prepared.analysis.findings,
+        parse_error: prepared.analysis.parse_error,
+        violations: violations.into_iter().flatten().collect(),
+    };
+    let run = run.map_or_else(
+        || StageResult {
+            outcome: Outcome::CompileError,
+            ..StageResult::empty()
+        },
+        StageResult::from_run,
+    );
+    ExecutionResult {
+        id: ExecutionId::random(),
+        language: prepared.detection.language.clone(),
+        detection: prepared.detection,
+        mode: prepared.mode,
+        outcome: run.outcome,
+        stdout: run.stdout,
+        stderr: run.stderr,
+        stdout_truncated: run.stdout_truncated,
+        stderr_truncated: run.stderr_truncated,
+        usage: run.usage,
+        limits: prepared.limits,
+        compile,
+        security,
+    }
+}
+
 /// Fails with an install hint when the program of `argv` is missing (the artifact of a compile
 /// stage is not a host program and is skipped).
 fn require_installed(language: &Language, argv: &ArgvTemplate) -> Result<(), EngineError> {
@@ -410,7 +396,7 @@ fn require_installed(language: &Language, argv: &ArgvTemplate) -> Result<(), Eng
         )
     };
     Err(EngineError::MissingRuntime {
-        language: language.id.to_string(),
+        language: language.id.clone(),
         program: program.clone(),
         hint,
     })
@@ -435,5 +421,20 @@ mod tests {
             require_installed(&go, &run).is_ok(),
             "{{artifact}} is not a host program"
         );
+    }
+
+    #[test]
+    fn analysis_and_detection_need_no_sandbox() {
+        let engine = Engine::new(EngineConfig::new(PathBuf::from("/nonexistent/warden")))
+            .expect("an engine without a sandbox");
+        let (detection, analysis) = engine
+            .analyze(None, Some("x.py"), b"eval(input())\n")
+            .expect("analysed");
+        assert_eq!(detection.language.as_str(), "python");
+        assert!(!detection.is_unsure());
+        assert!(!analysis.findings.is_empty());
+        let detection = engine.detect(None, None, b"echo hi").expect("detected");
+        assert_eq!(detection.language.as_str(), "bash");
+        assert!(detection.is_unsure());
     }
 }

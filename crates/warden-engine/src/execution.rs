@@ -2,12 +2,12 @@
 //! whose JSON form is documented in docs/result-schema.md).
 
 use serde::{Serialize, Serializer};
-use warden_core::{
-    Finding, LimitOverrides, Limits, Mode, ModeRequest, Outcome, ThreatLevel, Usage,
-};
+use warden_core::detect::{Candidate, DetectedBy, Detection};
+use warden_core::{LanguageId, LimitOverrides, Limits, Mode, ModeRequest, Outcome, Usage};
 use warden_sandbox::{SandboxRun, Stdin};
 
 use crate::id::ExecutionId;
+use crate::security::Security;
 
 /// A program's source file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +21,8 @@ pub struct SourceFile {
 /// What to run and how.
 #[derive(Debug, Default)]
 pub struct ExecutionRequest {
-    /// Language id or alias; detected from the entry file when absent.
+    /// Language id or alias; detected from the entry file when absent (the result's
+    /// `detection` says how sure that was).
     pub language: Option<String>,
     /// The program's files, entry first.
     pub sources: Vec<SourceFile>,
@@ -31,38 +32,8 @@ pub struct ExecutionRequest {
     pub stdin: Stdin,
     /// Limits the request sets (clamped to the operator's maxima).
     pub limits: LimitOverrides,
-    /// The isolation mode asked for.
-    pub mode: ModeRequest,
-}
-
-/// Why an execution ran as it did, and what the sandbox stopped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Security {
-    /// The isolation mode used.
-    pub mode: Mode,
-    /// Why that mode was chosen.
-    pub reason: String,
-    /// The static analysis' threat level.
-    pub threat_level: ThreatLevel,
-    /// The static analysis' findings.
-    pub findings: Vec<Finding>,
-    /// Why the code could not be parsed for analysis, if it could not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parse_error: Option<String>,
-    /// What the sandbox stopped at run time (limits hit, forbidden operations), in order.
-    pub violations: Vec<String>,
-}
-
-impl Security {
-    /// Records a stage's outcome when it was a limit or a forbidden operation.
-    pub(crate) fn note(&mut self, stage: &str, outcome: &Outcome) {
-        let what = match outcome {
-            Outcome::Exited { .. } | Outcome::Signaled { .. } | Outcome::CompileError => return,
-            Outcome::Violation { detail } => format!("seccomp: {detail}"),
-            other => other.to_string(),
-        };
-        self.violations.push(format!("{stage}: {what}"));
-    }
+    /// The isolation mode asked for; `None` takes the configuration's `[modes] default`.
+    pub mode: Option<ModeRequest>,
 }
 
 /// One stage's result (the compile stage; the run stage's fields sit at the top level).
@@ -99,7 +70,8 @@ impl StageResult {
         }
     }
 
-    pub(crate) fn cached() -> Self {
+    /// A stage that ran nothing: exited 0, no output, no usage.
+    pub(crate) fn empty() -> Self {
         Self {
             outcome: Outcome::Exited { code: 0 },
             stdout: Vec::new(),
@@ -107,9 +79,89 @@ impl StageResult {
             stdout_truncated: false,
             stderr_truncated: false,
             usage: Usage::default(),
-            cached: true,
+            cached: false,
         }
     }
+
+    /// A compile stage whose artifact came from the cache.
+    pub(crate) fn cached() -> Self {
+        Self {
+            cached: true,
+            ..Self::empty()
+        }
+    }
+}
+
+/// How the language of a request was resolved: named, or detected and how surely.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LanguageDetection {
+    /// The language.
+    pub language: LanguageId,
+    /// From 0 to 1 (1 when named).
+    pub confidence: f32,
+    /// What decided.
+    pub by: DetectedBy,
+    /// The next most likely language, when another one was in the running.
+    pub runner_up: Option<Candidate>,
+}
+
+impl LanguageDetection {
+    /// Whether the language was detected with less than [`warden_core::detect::CONFIDENT`]
+    /// confidence: an adapter should say which language it chose.
+    pub fn is_unsure(&self) -> bool {
+        self.confidence < warden_core::detect::CONFIDENT
+    }
+}
+
+impl From<&Detection<'_>> for LanguageDetection {
+    fn from(d: &Detection<'_>) -> Self {
+        Self {
+            language: d.language.id.clone(),
+            confidence: d.confidence,
+            by: d.by,
+            runner_up: d.runner_up.clone(),
+        }
+    }
+}
+
+/// Something that went wrong beside the execution without failing it (the history could not
+/// record it, say); an adapter shows it as a warning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{what}: {detail}")]
+pub struct Warning {
+    /// What could not be done.
+    pub what: WarningKind,
+    /// Why, with its causes.
+    pub detail: String,
+}
+
+/// What a [`Warning`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// The execution was not recorded in the history.
+    HistoryNotRecorded,
+    /// The history was not pruned after recording.
+    HistoryNotPruned,
+}
+
+impl std::fmt::Display for WarningKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WarningKind::HistoryNotRecorded => "history not recorded",
+            WarningKind::HistoryNotPruned => "history not pruned",
+        })
+    }
+}
+
+/// What [`crate::Engine::execute`] returns: the result, and the warnings beside it.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// What happened to the program.
+    pub result: ExecutionResult,
+    /// What went wrong beside it (never the program's own failure, never warden's failure to
+    /// run it).
+    pub warnings: Vec<Warning>,
 }
 
 /// What happened.
@@ -118,7 +170,9 @@ pub struct ExecutionResult {
     /// The execution's id.
     pub id: ExecutionId,
     /// The language id.
-    pub language: String,
+    pub language: LanguageId,
+    /// How the language was chosen.
+    pub detection: LanguageDetection,
     /// The isolation mode used.
     pub mode: Mode,
     /// How the program ended (`compile_error` when it never ran).

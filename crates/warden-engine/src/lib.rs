@@ -1,20 +1,30 @@
-//! The use cases of warden, independent of any interface: resolve the language of a request,
-//! lay out its files, compile it in the sandbox (or take the artifact from the compile cache),
-//! plan its run (defaults ⊕ language ⊕ request, clamped to the operator's maxima) and run it in
-//! the native sandbox. The CLI (and later the HTTP and MCP servers) are adapters over this
-//! crate.
+//! The use cases of warden, independent of any interface: load the settings (`warden.toml` and
+//! the environment), resolve the language of a request, analyse it and choose its mode, lay out
+//! its files, compile it in the sandbox (or take the artifact from the compile cache), plan its
+//! run (defaults ⊕ language ⊕ request, clamped to the operator's maxima), run it, and record it
+//! in the history, which it also answers questions about. The CLI (and later the HTTP and MCP
+//! servers) are adapters over this crate: they parse, call and render.
 
 pub mod compile_cache;
 mod engine;
+mod error;
 mod execution;
 pub mod history;
 mod id;
+mod security;
+pub mod settings;
 mod workspace;
 
 pub use compile_cache::CompileCache;
-pub use engine::{Engine, EngineConfig, EngineError};
-pub use execution::{ExecutionRequest, ExecutionResult, Security, SourceFile, StageResult};
+pub use engine::{Engine, EngineConfig, SandboxCheck};
+pub use error::{EngineError, ErrorKind, SourceError};
+pub use execution::{
+    Execution, ExecutionRequest, ExecutionResult, LanguageDetection, SourceFile, StageResult,
+    Warning, WarningKind,
+};
 pub use history::{
     HistoryEntry, HistoryError, HistoryFilter, HistoryStore, RecordInput, Retention, Stats,
 };
 pub use id::ExecutionId;
+pub use security::{Security, Stage, Violation};
+pub use settings::{CacheSettings, HistorySettings, Settings, SettingsError};

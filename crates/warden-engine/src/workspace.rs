@@ -9,7 +9,7 @@ use warden_core::source_naming::entry_name;
 use warden_core::Language;
 use warden_sandbox::{WorkspaceFile, WORKDIR};
 
-use crate::engine::EngineError;
+use crate::error::{EngineError, SourceError};
 use crate::execution::SourceFile;
 
 /// Most files one program may consist of.
@@ -42,30 +42,22 @@ impl Program {
     ) -> Result<Self, EngineError> {
         let (entry, rest) = sources.split_first().ok_or(EngineError::NoSource)?;
         if sources.len() > MAX_FILES {
-            return Err(EngineError::BadSource(format!(
-                "more than {MAX_FILES} files"
-            )));
+            return Err(SourceError::TooMany { max: MAX_FILES }.into());
         }
         let code = String::from_utf8_lossy(&entry.code);
         let name = entry_name(language, entry.name.as_deref(), &code);
         let mut files = vec![WorkspaceFile::new(name.file.clone(), entry.code.clone())];
         let mut taken: BTreeSet<String> = BTreeSet::from([name.file.clone()]);
         for file in rest {
-            let path = file.name.clone().ok_or_else(|| {
-                EngineError::BadSource("every file after the entry needs a name".into())
-            })?;
+            let path = file.name.clone().ok_or(SourceError::Unnamed)?;
             let contained = Path::new(&path)
                 .components()
                 .all(|c| matches!(c, std::path::Component::Normal(_)));
             if !contained || path.is_empty() {
-                return Err(EngineError::BadSource(format!(
-                    "{path:?} is not a relative path inside the program"
-                )));
+                return Err(SourceError::NotContained { path }.into());
             }
             if !taken.insert(path.clone()) {
-                return Err(EngineError::BadSource(format!(
-                    "two files are named {path:?}"
-                )));
+                return Err(SourceError::Duplicate { path }.into());
             }
             files.push(WorkspaceFile::new(path, file.code.clone()));
         }

@@ -1,21 +1,38 @@
 //! The history store on real SQLite files in a temporary directory: recording and reading back,
 //! retention, filters, statistics on known data, migration from an older schema, corruption,
-//! and many writers at once. Needs nothing but a writable temporary directory.
+//! and many writers at once, and the engine answering from the history its settings name.
+//! Needs nothing but a writable temporary directory (each test's own, from the shared
+//! `support::World`).
 
-use std::path::Path;
+#[path = "../../warden-cli/tests/support.rs"]
+mod support;
+
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use warden_core::{ByteSize, Finding, Limits, Mode, Outcome, ThreatLevel, TimeLimitKind, Usage};
+use support::World;
+use warden_core::detect::DetectedBy;
+use warden_core::{
+    ByteSize, Finding, LanguageId, Limits, Mode, Outcome, OutcomeKind, ThreatLevel, TimeLimitKind,
+    Usage,
+};
 use warden_engine::history::{HistoryError, Prune};
 use warden_engine::{
-    ExecutionId, ExecutionResult, HistoryFilter, HistoryStore, RecordInput, Retention, Security,
-    StageResult,
+    Engine, ExecutionId, ExecutionResult, HistoryFilter, HistoryStore, LanguageDetection,
+    RecordInput, Retention, Security, Stage, StageResult, Violation,
 };
 
 fn result(language: &str, outcome: Outcome, wall_ms: u64) -> ExecutionResult {
+    let language = LanguageId::new(language).expect("a language id");
     ExecutionResult {
         id: ExecutionId::random(),
-        language: language.to_owned(),
+        detection: LanguageDetection {
+            language: language.clone(),
+            confidence: 1.0,
+            by: DetectedBy::Explicit,
+            runner_up: None,
+        },
+        language,
         mode: Mode::Sandboxed,
         outcome,
         stdout: b"hello\n".to_vec(),
@@ -57,14 +74,18 @@ fn exited(code: i32) -> Outcome {
     Outcome::Exited { code }
 }
 
-fn open(dir: &Path) -> HistoryStore {
-    HistoryStore::open(dir.join("sub/dir/history.sqlite3")).expect("history opens")
+fn open(world: &World) -> HistoryStore {
+    HistoryStore::open(world.db()).expect("history opens")
+}
+
+fn violation(stage: Stage, outcome: &Outcome) -> Violation {
+    Violation::of(stage, outcome).expect("a violation")
 }
 
 #[test]
 fn an_execution_reads_back_as_recorded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    let dir = World::new();
+    let store = open(&dir);
     let mut r = result("cpp", exited(3), 40);
     r.compile = Some(StageResult {
         outcome: exited(0),
@@ -81,8 +102,8 @@ fn an_execution_reads_back_as_recorded() {
 
     let e = store.get(r.id.as_str()).expect("read").expect("present");
     assert_eq!(e.id, r.id);
-    assert_eq!(e.language, "cpp");
-    assert_eq!(e.mode, "sandboxed");
+    assert_eq!(e.language.as_str(), "cpp");
+    assert_eq!(e.mode, Mode::Sandboxed);
     assert_eq!(e.threat_level, Some(ThreatLevel::Low));
     assert_eq!(e.outcome, exited(3));
     assert_eq!(e.usage, r.usage);
@@ -109,8 +130,8 @@ fn an_execution_reads_back_as_recorded() {
 
 #[test]
 fn retention_decides_what_is_kept_of_code_and_output() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    let dir = World::new();
+    let store = open(&dir);
     let code = b"import os; print(os.environ)";
     let mut kept = Vec::new();
     for retention in [Retention::Metadata, Retention::Code, Retention::Full] {
@@ -145,8 +166,8 @@ fn retention_decides_what_is_kept_of_code_and_output() {
 
 #[test]
 fn listing_filters_and_orders_newest_first() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    let dir = World::new();
+    let store = open(&dir);
     let runs = [
         ("python", exited(0)),
         ("bash", exited(1)),
@@ -181,17 +202,17 @@ fn listing_filters_and_orders_newest_first() {
     let newest_first: Vec<_> = ids.iter().rev().cloned().collect();
     assert_eq!(list(HistoryFilter::default()), newest_first);
     let python = HistoryFilter {
-        language: Some("python".to_owned()),
+        language: Some(LanguageId::new("python").expect("id")),
         ..Default::default()
     };
     assert_eq!(list(python), [ids[2].clone(), ids[0].clone()]);
     let time_limit = HistoryFilter {
-        outcome: Some("time_limit".to_owned()),
+        outcome: Some(OutcomeKind::TimeLimit),
         ..Default::default()
     };
     assert_eq!(list(time_limit), [ids[2].clone()]);
     let isolated = HistoryFilter {
-        mode: Some("isolated".to_owned()),
+        mode: Some(Mode::Isolated),
         ..Default::default()
     };
     assert!(list(isolated).is_empty());
@@ -210,8 +231,8 @@ fn listing_filters_and_orders_newest_first() {
 
 #[test]
 fn ids_resolve_from_a_unique_prefix() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    let dir = World::new();
+    let store = open(&dir);
     let r = result("bash", exited(0), 1);
     store
         .record(&r, input(b"true"), Retention::Code)
@@ -247,8 +268,8 @@ fn ids_resolve_from_a_unique_prefix() {
 
 #[test]
 fn statistics_on_known_data() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    let dir = World::new();
+    let store = open(&dir);
     // python: wall 1..=20 ms; bash: one violation; go: a compile error (wall 0, left out).
     for wall in 1..=20 {
         let r = result("python", exited(0), wall);
@@ -265,12 +286,17 @@ fn statistics_on_known_data() {
     );
     violation.security.mode = Mode::Isolated;
     violation.security.threat_level = ThreatLevel::High;
-    violation.security.violations = vec!["run: seccomp: ptrace".to_owned()];
+    violation.security.violations = vec![crate::violation(
+        Stage::Run,
+        &Outcome::Violation {
+            detail: "ptrace".into(),
+        },
+    )];
     store
         .record(&violation, input(b"x"), Retention::Metadata)
         .expect("recorded");
     let mut limit = result("bash", Outcome::MemoryLimit, 100);
-    limit.security.violations = vec!["run: memory limit exceeded".to_owned()];
+    limit.security.violations = vec![crate::violation(Stage::Run, &Outcome::MemoryLimit)];
     store
         .record(&limit, input(b"x"), Retention::Metadata)
         .expect("recorded");
@@ -319,8 +345,8 @@ fn statistics_on_known_data() {
 
 #[test]
 fn pruning_deletes_by_age_and_by_count() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    let dir = World::new();
+    let store = open(&dir);
     for _ in 0..5 {
         store
             .record(
@@ -376,7 +402,7 @@ PRAGMA user_version = 1;
 
 #[test]
 fn a_version_1_database_is_migrated_and_keeps_its_rows() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = World::new();
     let path = dir.path().join("old.sqlite3");
     rusqlite::Connection::open(&path)
         .and_then(|c| c.execute_batch(V1_SCHEMA))
@@ -392,7 +418,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
         .get("0123456789abcdef0123456789abcdef")
         .expect("read")
         .expect("the old row survives");
-    assert_eq!(old.language, "python");
+    assert_eq!(old.language.as_str(), "python");
     assert_eq!(old.outcome, exited(0));
     assert_eq!(old.usage.wall_time, Duration::from_millis(12));
     assert_eq!(old.code.as_deref(), Some(&b"print(\"hi\")"[..]));
@@ -416,7 +442,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
 
 #[test]
 fn a_database_from_a_newer_warden_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = World::new();
     let path = dir.path().join("new.sqlite3");
     rusqlite::Connection::open(&path)
         .and_then(|c| c.execute_batch("PRAGMA user_version = 999;"))
@@ -430,7 +456,7 @@ fn a_database_from_a_newer_warden_is_refused() {
 
 #[test]
 fn a_corrupt_file_is_a_clear_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = World::new();
     let path = dir.path().join("history.sqlite3");
     std::fs::write(
         &path,
@@ -448,7 +474,7 @@ fn a_corrupt_file_is_a_clear_error() {
 fn concurrent_writers_on_a_new_database_lose_nothing() {
     const THREADS: usize = 8;
     const EACH: usize = 25;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = World::new();
     let path = dir.path().join("history.sqlite3");
     let barrier = std::sync::Barrier::new(THREADS);
     std::thread::scope(|scope| {
@@ -477,8 +503,8 @@ fn concurrent_writers_on_a_new_database_lose_nothing() {
 #[test]
 fn the_database_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    let dir = World::new();
+    let store = open(&dir);
     let mode = std::fs::metadata(store.path())
         .expect("metadata")
         .permissions()
@@ -488,8 +514,8 @@ fn the_database_file_is_private() {
 
 #[test]
 fn a_database_locked_past_the_busy_timeout_is_a_clear_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    let dir = World::new();
+    let store = open(&dir);
     let holder = rusqlite::Connection::open(store.path()).expect("second connection");
     holder
         .execute_batch("BEGIN IMMEDIATE")
@@ -513,7 +539,7 @@ fn a_database_locked_past_the_busy_timeout_is_a_clear_error() {
 
 #[test]
 fn the_wal_is_emptied_once_it_grows_past_its_limit() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = World::new();
     let path = dir.path().join("history.sqlite3");
     let mut wal = path.clone().into_os_string();
     wal.push("-wal");
@@ -532,4 +558,72 @@ fn the_wal_is_emptied_once_it_grows_past_its_limit() {
     assert!(largest < 2 << 20, "WAL grew to {largest} bytes");
     let store = HistoryStore::open(&path).expect("opens");
     assert_eq!(store.stats(None).expect("stats").total, 40);
+}
+
+/// The engine, built from the settings of a world, answers from that world's database: what
+/// `warden history`, `show` and `stats` ask. No sandbox is needed for it.
+#[test]
+fn the_engine_answers_from_the_history_its_settings_name() {
+    let world = World::new();
+    let mut recorded = result("python", exited(0), 5);
+    recorded.security.violations = vec![violation(Stage::Run, &Outcome::MemoryLimit)];
+    open(&world)
+        .record(&recorded, input(b"print(1)"), Retention::Code)
+        .expect("recorded");
+    let engine = Engine::new(
+        world
+            .settings()
+            .engine_config(PathBuf::from("/nonexistent")),
+    )
+    .expect("an engine");
+    assert_eq!(engine.history_path(), Some(world.db().as_path()));
+    let listed = engine
+        .history_list(&HistoryFilter {
+            mode: Some(Mode::Sandboxed),
+            ..HistoryFilter::default()
+        })
+        .expect("listed");
+    assert_eq!(listed.len(), 1);
+    let shown = engine
+        .history_entry(recorded.id.as_str())
+        .expect("read")
+        .expect("found");
+    let security = shown.security.expect("security recorded");
+    assert_eq!(security.violations, recorded.security.violations);
+    assert_eq!(
+        serde_json::to_value(&security.violations[0]).expect("serializable")["kind"],
+        "memory_limit"
+    );
+    assert_eq!(engine.history_stats(None).expect("stats").total, 1);
+    let err = engine.history_entry("xyz").expect_err("not hex");
+    assert_eq!(err.kind(), warden_engine::ErrorKind::Request);
+}
+
+/// Rows recorded before violations were structured hold them as text; they read back as
+/// structured violations.
+#[test]
+fn violations_recorded_as_text_read_back_structured() {
+    let world = World::new();
+    let store = open(&world);
+    let recorded = result("bash", exited(0), 1);
+    store
+        .record(&recorded, input(b"x"), Retention::Code)
+        .expect("recorded");
+    drop(store);
+    let conn = rusqlite::Connection::open(world.db()).expect("second connection");
+    conn.execute(
+        "UPDATE executions SET security = json_set(security, '$.violations', \
+         json('[\"run: seccomp: ptrace\"]'))",
+        [],
+    )
+    .expect("old-style violations written");
+    let shown = open(&world)
+        .get(recorded.id.as_str())
+        .expect("read")
+        .expect("found");
+    let violations = shown.security.expect("security").violations;
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].stage, Stage::Run);
+    assert_eq!(violations[0].kind, OutcomeKind::Violation);
+    assert_eq!(violations[0].detail, "seccomp: ptrace");
 }

@@ -4,6 +4,9 @@
 //! The child runs only raw system calls between `fork` and `_exit` (no allocation, no panics):
 //! the test harness is multi-threaded, and another thread may hold the allocator's lock.
 
+// Forking and raw system calls are what this test exercises; the crate allows unsafe too.
+#![allow(unsafe_code)]
+
 use nix::errno::Errno;
 use nix::sys::prctl;
 use nix::sys::signal::Signal;

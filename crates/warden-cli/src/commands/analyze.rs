@@ -9,9 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use warden_analysis::Analyzer;
-use warden_core::detect::{self, SCANNED_BYTES};
-use warden_core::{Analysis, Catalog, Finding, ThreatLevel};
+use warden_core::{Analysis, Finding, ThreatLevel};
 
 /// Arguments of `warden analyze`.
 #[derive(Debug, Args)]
@@ -44,18 +42,11 @@ pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
 /// What to print: the analysis as text or JSON.
 fn analyze(args: &AnalyzeArgs) -> anyhow::Result<String> {
     let (name, code) = input(args)?;
-    let catalog = Catalog::builtin().context("loading the language catalog")?;
-    let head = String::from_utf8_lossy(&code[..code.len().min(SCANNED_BYTES)]);
-    let language = detect::resolve(&catalog, args.lang.as_deref(), name.as_deref(), &head)?
-        .language
-        .id
-        .as_str()
-        .to_owned();
-    let analyzer = Analyzer::builtin().context("loading the analysis rules")?;
-    let analysis = analyzer.analyze(&language, &code);
+    let engine = super::engine(|_| {})?;
+    let (detection, analysis) = engine.analyze(args.lang.as_deref(), name.as_deref(), &code)?;
     if args.json {
         let report = Report {
-            language: &language,
+            language: detection.language.as_str(),
             threat_level: analysis.threat_level,
             findings: &analysis.findings,
             parse_error: analysis.parse_error.as_deref(),

@@ -7,9 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use warden_core::{FilesystemPolicy, SeccompPolicy};
 use warden_sandbox::host::{self, Feature};
-use warden_sandbox::{Sandbox, SandboxPlan, Stdin};
 
 /// Arguments of `warden doctor`.
 #[derive(Debug, Args)]
@@ -74,18 +72,10 @@ pub(crate) fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
 
 fn sandbox_check() -> Check {
     let attempt = || -> anyhow::Result<String> {
-        let sandbox = Sandbox::new(super::helper_binary()?)?;
-        let plan = SandboxPlan::new(
-            vec!["/bin/true".into()],
-            &FilesystemPolicy::builtin()?,
-            SeccompPolicy::builtin()?,
-        );
-        let run = sandbox.run(&plan, Stdin::Null)?;
-        Ok(format!(
-            "{} (cgroup {})",
-            run.outcome,
-            sandbox.cgroups().version()
-        ))
+        // The exec'd helper, as a server would use it: doctor checks the general case.
+        let engine = super::engine(|config| config.fork_helper = false)?;
+        let check = engine.sandbox_check()?;
+        Ok(format!("{} (cgroup {})", check.outcome, check.cgroup))
     };
     match attempt() {
         Ok(detail) => Check { ok: true, detail },

@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use warden_core::{Catalog, Language};
-use warden_engine::{Engine, EngineConfig};
 
 /// Arguments of `warden languages`.
 #[derive(Debug, Args)]
@@ -32,7 +31,8 @@ struct Entry<'a> {
 }
 
 pub(crate) fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
-    let engine = Engine::new(EngineConfig::new(super::helper_binary()?));
+    // Versions are asked from several threads at once: the helper is exec'd.
+    let engine = super::engine(|config| config.fork_helper = false);
     let catalog = match &engine {
         Ok(engine) => engine.catalog().clone(),
         Err(_) => Catalog::builtin().context("loading the language catalog")?,
@@ -46,7 +46,7 @@ pub(crate) fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
                 let engine = engine.as_ref();
                 scope.spawn(move || match engine {
                     Ok(engine) => engine.toolchain_version(lang).map_err(|e| format!("{e:#}")),
-                    Err(e) => Err(format!("no sandbox on this host: {e}")),
+                    Err(e) => Err(format!("{e:#}")),
                 })
             })
             .collect();

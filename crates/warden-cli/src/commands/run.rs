@@ -16,9 +16,7 @@ use nix::sys::stat::{fstat, SFlag};
 use warden_core::mode::ModeRefusal;
 use warden_core::{parse_duration, ByteSize, LimitOverrides, Outcome};
 use warden_core::{Analysis, ModeRequest};
-use warden_engine::{
-    Engine, EngineConfig, EngineError, ExecutionRequest, ExecutionResult, SourceFile,
-};
+use warden_engine::{EngineError, Execution, ExecutionRequest, ExecutionResult, SourceFile};
 
 use super::sources;
 use warden_sandbox::Stdin;
@@ -136,54 +134,54 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return refused(json, refusal, analysis);
         }
     }
-    match outcome {
-        Ok(result) if json => {
-            let mut out = std::io::stdout().lock();
-            serde_json::to_writer(&mut out, &result).context("writing the JSON result")?;
-            writeln!(out)?;
-            Ok(ExitCode::SUCCESS)
+    let result = match outcome {
+        Ok(execution) => {
+            warn(&execution);
+            execution.result
         }
-        Ok(result) => pass_through(&result),
-        Err(e) if json => super::json_error(&e),
-        Err(e) => Err(e),
+        Err(e) if json => return super::json_error(&e),
+        Err(e) => return Err(e),
+    };
+    if json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &result).context("writing the JSON result")?;
+        writeln!(out)?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        pass_through(&result)
     }
 }
 
-fn execute(args: RunArgs) -> anyhow::Result<ExecutionResult> {
-    let settings = super::config()?;
-    let mut request = ExecutionRequest {
+fn execute(args: RunArgs) -> anyhow::Result<Execution> {
+    let request = ExecutionRequest {
         language: args.lang.clone(),
         sources: args.sources()?,
         args: args.args.clone(),
         stdin: stdin()?,
         limits: args.limits(),
-        mode: args.mode.unwrap_or(settings.modes.default),
+        mode: args.mode,
     };
-    let mut config = EngineConfig::new(super::helper_binary()?);
-    // The CLI is single-threaded: the helper can be forked rather than exec'd.
-    config.fork_helper = true;
-    config.maxima = settings.maxima();
-    config.modes = settings.modes;
-    if !args.no_cache {
-        config.cache = Some(super::compile_cache());
-    }
-    let engine = Engine::new(config)?;
-    if let (None, Some(entry)) = (&request.language, request.sources.first()) {
-        // Detected here rather than in the engine, to say which language was chosen when unsure.
-        let code = String::from_utf8_lossy(&entry.code);
-        let found = warden_core::detect::detect(engine.catalog(), entry.name.as_deref(), &code)?;
-        if found.confidence < warden_core::detect::CONFIDENT {
-            eprintln!(
-                "warden: detected {} (confidence {:.2}, by {}); pass --lang to choose",
-                found.language.id, found.confidence, found.by
-            );
+    let engine = super::engine(|config| {
+        if args.no_cache {
+            config.cache = None;
         }
-        request.language = Some(found.language.id.to_string());
+    })?;
+    Ok(engine.execute(request)?)
+}
+
+/// Says which language was chosen when detection was unsure, and what went wrong beside the
+/// execution (the history), on stderr before the program's own output.
+fn warn(execution: &Execution) {
+    let found = &execution.result.detection;
+    if found.is_unsure() {
+        eprintln!(
+            "warden: detected {} (confidence {:.2}, by {}); pass --lang to choose",
+            found.language, found.confidence, found.by
+        );
     }
-    let pending = super::history::PendingRecord::of(&request);
-    let result = engine.execute(request)?;
-    pending.record(&result);
-    Ok(result)
+    for warning in &execution.warnings {
+        eprintln!("warden: warning: {warning}");
+    }
 }
 
 /// The mode policy refused the program: the findings go to stderr (or into the JSON object).

@@ -10,7 +10,7 @@ use warden_core::units::format_duration;
 use warden_core::Usage;
 use warden_engine::HistoryEntry;
 
-use super::history::{human_bytes, HistorySettings};
+use super::history::{history_engine, human_bytes};
 
 /// Arguments of `warden show`.
 #[derive(Debug, Args)]
@@ -23,12 +23,13 @@ pub(crate) struct ShowArgs {
 }
 
 pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let store = HistorySettings::load()?.open()?;
-    let Some(entry) = store.get(&args.id)? else {
+    let engine = history_engine()?;
+    let Some(entry) = engine.history_entry(&args.id)? else {
+        let path = engine.history_path().unwrap_or(std::path::Path::new("-"));
         eprintln!(
             "warden: no execution {} in the history {}",
             args.id,
-            store.path().display()
+            path.display()
         );
         return Ok(ExitCode::FAILURE);
     };
@@ -46,8 +47,8 @@ fn write_text(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
     let field = |out: &mut dyn Write, name: &str, value: &str| writeln!(out, "{name:<12} {value}");
     field(out, "id:", e.id.as_str())?;
     field(out, "finished:", &e.finished_at_utc())?;
-    field(out, "language:", &e.language)?;
-    field(out, "mode:", &e.mode)?;
+    field(out, "language:", e.language.as_str())?;
+    field(out, "mode:", e.mode.name())?;
     field(out, "threat:", e.threat_level.map_or("-", |t| t.name()))?;
     field(out, "outcome:", &e.outcome.to_string())?;
     field(out, "usage:", &usage(&e.usage))?;

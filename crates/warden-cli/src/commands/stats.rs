@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use warden_engine::Stats;
 
-use super::history::{human_bytes, parse_since, write_table, HistorySettings};
+use super::history::{history_engine, human_bytes, parse_since, write_table};
 
 /// Arguments of `warden stats`.
 #[derive(Debug, Args)]
@@ -24,8 +24,7 @@ pub(crate) struct StatsArgs {
 }
 
 pub(crate) fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
-    let store = HistorySettings::load()?.open()?;
-    let stats = store.stats(args.since)?;
+    let stats = history_engine()?.history_stats(args.since)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &stats).context("writing the statistics")?;

@@ -11,11 +11,14 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row as SqlRow, Transaction};
 use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize, Serializer};
-use warden_core::{ByteSize, Finding, Limits, Outcome, ThreatLevel, Usage};
+use warden_core::{
+    ByteSize, Finding, LanguageId, Limits, Mode, Outcome, OutcomeKind, ThreatLevel, Usage,
+};
 
 use super::{classify, unix_ms, HistoryError};
 use crate::execution::{ExecutionResult, StageResult};
 use crate::id::ExecutionId;
+use crate::security::Violation;
 
 /// How much of an execution's code and output the history keeps. Metadata (language, mode,
 /// threat level, outcome, usage, sizes) is always kept.
@@ -79,12 +82,12 @@ pub struct RecordInput<'a> {
 /// Which executions [`super::HistoryStore::list`] returns. Empty fields match everything.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryFilter {
-    /// Language id.
-    pub language: Option<String>,
-    /// Outcome kind (`exited`, `time_limit`, `violation`, ...).
-    pub outcome: Option<String>,
-    /// Mode (`trusted`, `sandboxed`, `isolated`).
-    pub mode: Option<String>,
+    /// Language.
+    pub language: Option<LanguageId>,
+    /// Outcome kind.
+    pub outcome: Option<OutcomeKind>,
+    /// Mode.
+    pub mode: Option<Mode>,
     /// Only executions that finished at or after this time.
     pub since: Option<SystemTime>,
     /// At most this many (the newest).
@@ -154,9 +157,11 @@ pub struct SecurityRecord {
     /// code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parse_error: Option<String>,
-    /// What the sandbox stopped at run time (limits hit, forbidden operations).
+    /// What the sandbox stopped at run time (limits hit, forbidden operations). Rows
+    /// recorded before violations were structured hold text (`run: seccomp: ptrace`), read
+    /// back into the same form.
     #[serde(default)]
-    pub violations: Vec<String>,
+    pub violations: Vec<Violation>,
 }
 
 /// A recorded execution, as read back.
@@ -167,10 +172,10 @@ pub struct HistoryEntry {
     /// When it finished (when it was recorded), shown in JSON as RFC 3339 UTC.
     #[serde(serialize_with = "rfc3339")]
     pub finished_at: SystemTime,
-    /// The language id.
-    pub language: String,
+    /// The language.
+    pub language: LanguageId,
     /// The isolation mode used.
-    pub mode: String,
+    pub mode: Mode,
     /// The threat level static analysis gave the code (absent when it was not analysed).
     pub threat_level: Option<ThreatLevel>,
     /// How the program ended.
@@ -242,7 +247,7 @@ pub(super) struct Row {
     finished_at_ms: i64,
     language: String,
     security: Facts,
-    outcome_kind: String,
+    outcome_kind: OutcomeKind,
     outcome: String,
     usage: Usage,
     input: (i64, Option<i64>),
@@ -272,9 +277,9 @@ impl Row {
         Self {
             id: result.id.as_str().to_owned(),
             finished_at_ms: unix_ms(now),
-            language: result.language.clone(),
+            language: result.language.to_string(),
             security,
-            outcome_kind: outcome_kind(&result.outcome),
+            outcome_kind: result.outcome.kind(),
             outcome: to_json(&result.outcome),
             usage: result.usage,
             input: (len(input.code), input.stdin_bytes.map(signed)),
@@ -312,7 +317,7 @@ impl Row {
                 self.finished_at_ms,
                 self.language,
                 security.mode,
-                self.outcome_kind,
+                self.outcome_kind.name(),
                 self.outcome,
                 millis(self.usage.cpu_time),
                 millis(self.usage.wall_time),
@@ -350,14 +355,6 @@ fn compile(stage: &StageResult, keep_output: bool) -> CompileRecord {
         stdout: text(&stage.stdout),
         stderr: text(&stage.stderr),
     }
-}
-
-/// The `kind` tag of an outcome's JSON form (`exited`, `time_limit`, ...).
-pub(super) fn outcome_kind(outcome: &Outcome) -> String {
-    serde_json::to_value(outcome)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -430,6 +427,8 @@ impl Raw {
         let compile = decode_opt(self.compile.as_deref()).map_err(|_| fail("compile"))?;
         let security = decode_opt(self.security.as_deref()).map_err(|_| fail("security"))?;
         let retention = self.retention.parse().map_err(|_| fail("retention"))?;
+        let language = LanguageId::new(&self.language).map_err(|_| fail("language"))?;
+        let mode = self.mode.parse().map_err(|_| fail("mode"))?;
         let [cpu, wall, memory, code_bytes, stdout_bytes, stderr_bytes] =
             self.numbers.map(unsigned);
         let [code, stdout, stderr] = self.payload;
@@ -437,8 +436,8 @@ impl Raw {
             id,
             finished_at: SystemTime::UNIX_EPOCH
                 + Duration::from_millis(unsigned(self.finished_at_ms)),
-            language: self.language,
-            mode: self.mode,
+            language,
+            mode,
             threat_level: self.threat_level.and_then(|t| t.parse().ok()),
             outcome,
             usage: Usage {
@@ -477,14 +476,14 @@ pub(super) fn list(
     let mut sql = format!("SELECT {COLUMNS} FROM executions WHERE 1 = 1");
     let mut args = Vec::new();
     let text = [
-        ("language", &filter.language),
-        ("outcome_kind", &filter.outcome),
-        ("mode", &filter.mode),
+        ("language", filter.language.as_ref().map(LanguageId::as_str)),
+        ("outcome_kind", filter.outcome.map(OutcomeKind::name)),
+        ("mode", filter.mode.map(Mode::name)),
     ];
     for (column, value) in text {
         if let Some(value) = value {
             sql.push_str(&format!(" AND {column} = ?"));
-            args.push(Value::Text(value.clone()));
+            args.push(Value::Text(value.to_owned()));
         }
     }
     if let Some(since) = filter.since {

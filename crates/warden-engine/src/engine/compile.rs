@@ -1,0 +1,63 @@
+//! The compile stage: run the language's compiler over the program in the request's mode, or
+//! take its artifact from the compile cache.
+
+use std::path::PathBuf;
+
+use warden_core::Outcome;
+use warden_sandbox::{CollectedFile, Stdin};
+
+use super::{require_installed, Engine, Prepared};
+use crate::compile_cache::{toolchain_identity, CacheKey};
+use crate::error::EngineError;
+use crate::execution::StageResult;
+
+/// The outcome of a compile stage.
+pub(super) enum Compiled {
+    /// The artifact, and the stage as the result shows it.
+    Artifact(Vec<CollectedFile>, StageResult),
+    /// The compiler failed; the stage says how.
+    Failed(StageResult),
+}
+
+impl Engine {
+    /// Runs the compile stage of a compiled language, or takes its artifact from the cache.
+    pub(super) fn compile_stage(&self, prepared: &Prepared<'_>) -> Result<Compiled, EngineError> {
+        let language = prepared.language;
+        let Some(stage) = &language.compile else {
+            return Ok(Compiled::Artifact(Vec::new(), StageResult::empty()));
+        };
+        require_installed(language, &stage.argv)?;
+        let toolchain = toolchain_identity(&stage.argv[0]).unwrap_or_default();
+        let key = CacheKey::new(language, prepared.mode, &toolchain, &prepared.program.files);
+        if let Some(files) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            tracing::debug!(key = key.as_str(), "compile cache hit");
+            return Ok(Compiled::Artifact(files, StageResult::cached()));
+        }
+        let limits = self.limits(&[&language.limits, &stage.limits])?;
+        let mut plan = self.plan(language, &stage.argv, &prepared.program, &[], limits);
+        plan.collect = Some(PathBuf::from(&stage.artifact));
+        let run = self.run_plan(prepared.mode, &plan, Stdin::Null)?;
+        let clean = run.outcome == (Outcome::Exited { code: 0 });
+        if !clean || run.collected.is_empty() {
+            let mut result = StageResult::from_run(run.clone());
+            if clean {
+                // The compiler claimed success but left no artifact (or one warden refused).
+                let why = run
+                    .collect_error
+                    .unwrap_or_else(|| format!("the compiler did not produce {}", stage.artifact));
+                result
+                    .stderr
+                    .extend_from_slice(format!("warden: {why}\n").as_bytes());
+                result.outcome = Outcome::Exited { code: 1 };
+            }
+            return Ok(Compiled::Failed(result));
+        }
+        if let Some(cache) = &self.cache {
+            if let Err(e) = cache.put(&key, &run.collected) {
+                tracing::warn!(dir = %cache.root().display(), error = %e, "storing a compile artifact");
+            }
+        }
+        let files = run.collected.clone();
+        Ok(Compiled::Artifact(files, StageResult::from_run(run)))
+    }
+}

@@ -1,0 +1,153 @@
+//! The engine's history: each execution recorded as it finishes (pruned per the settings),
+//! and the questions adapters ask of it (`history`, `show`, `stats`). Recording never fails an
+//! execution: a failure becomes a [`Warning`].
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use warden_sandbox::Stdin;
+
+use super::Engine;
+use crate::error::EngineError;
+use crate::execution::{ExecutionRequest, ExecutionResult, Warning, WarningKind};
+use crate::history::{HistoryEntry, HistoryFilter, HistoryStore, RecordInput, Stats};
+use crate::settings::{HistorySettings, SettingError};
+
+/// The history settings and the database, opened at the first use and kept open.
+#[derive(Debug)]
+pub(super) struct Journal {
+    settings: Result<HistorySettings, SettingError>,
+    store: Mutex<Option<HistoryStore>>,
+}
+
+/// What the record needs of a request that the execution consumes.
+pub(super) struct Pending {
+    code: Vec<u8>,
+    stdin_bytes: Option<u64>,
+}
+
+impl Pending {
+    pub(super) fn of(request: &ExecutionRequest) -> Self {
+        let stdin_bytes = match &request.stdin {
+            Stdin::Null => Some(0),
+            Stdin::Bytes(bytes) => Some(bytes.len() as u64),
+            // A pipe is passed through unread: its size is unknown.
+            Stdin::Pipe(_) => None,
+        };
+        Self {
+            code: request
+                .sources
+                .first()
+                .map(|s| s.code.clone())
+                .unwrap_or_default(),
+            stdin_bytes,
+        }
+    }
+
+    pub(super) fn borrowed(&self) -> RecordInput<'_> {
+        RecordInput {
+            code: &self.code,
+            stdin_bytes: self.stdin_bytes,
+        }
+    }
+}
+
+impl Journal {
+    pub(super) fn new(settings: Result<HistorySettings, SettingError>) -> Self {
+        Self {
+            settings,
+            store: Mutex::new(None),
+        }
+    }
+
+    /// The open database, opening it if this is the first use.
+    fn store(
+        &self,
+    ) -> Result<(MutexGuard<'_, Option<HistoryStore>>, &HistorySettings), EngineError> {
+        let settings = self
+            .settings
+            .as_ref()
+            .map_err(|e| EngineError::HistorySetting(e.clone()))?;
+        // A panic while holding the lock leaves the store as usable as before it.
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if store.is_none() {
+            *store = Some(HistoryStore::open(&settings.path)?);
+        }
+        Ok((store, settings))
+    }
+}
+
+impl Engine {
+    /// Records an execution and prunes the history; what failed becomes a warning.
+    pub(super) fn record(&self, result: &ExecutionResult, input: RecordInput<'_>) -> Vec<Warning> {
+        let Some(journal) = &self.history else {
+            return Vec::new();
+        };
+        let warn = |what, e: &dyn std::error::Error| Warning {
+            what,
+            detail: chain(e),
+        };
+        let (store, settings) = match journal.store() {
+            Ok(open) => open,
+            Err(e) => return vec![warn(WarningKind::HistoryNotRecorded, &e)],
+        };
+        let Some(store) = store.as_ref() else {
+            return Vec::new();
+        };
+        if let Err(e) = store.record(result, input, settings.retention) {
+            return vec![warn(WarningKind::HistoryNotRecorded, &e)];
+        }
+        match settings
+            .prune_rule(SystemTime::now())
+            .map(|rule| store.prune(&rule))
+        {
+            Some(Err(e)) => vec![warn(WarningKind::HistoryNotPruned, &e)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The recorded executions matching `filter`, newest first, without code or output.
+    pub fn history_list(&self, filter: &HistoryFilter) -> Result<Vec<HistoryEntry>, EngineError> {
+        self.with_store(|store| store.list(filter))
+    }
+
+    /// One recorded execution, by id or a unique prefix of it, with its code and output when
+    /// they were retained.
+    pub fn history_entry(&self, id: &str) -> Result<Option<HistoryEntry>, EngineError> {
+        self.with_store(|store| store.get(id))
+    }
+
+    /// Statistics over the executions that finished at or after `since` (all when `None`).
+    pub fn history_stats(&self, since: Option<SystemTime>) -> Result<Stats, EngineError> {
+        self.with_store(|store| store.stats(since))
+    }
+
+    /// The history database's file, when the engine keeps a history with valid settings.
+    pub fn history_path(&self) -> Option<&Path> {
+        let journal = self.history.as_ref()?;
+        journal.settings.as_ref().ok().map(|s| s.path.as_path())
+    }
+
+    fn with_store<T>(
+        &self,
+        query: impl FnOnce(&HistoryStore) -> Result<T, crate::HistoryError>,
+    ) -> Result<T, EngineError> {
+        let journal = self.history.as_ref().ok_or(EngineError::NoHistory)?;
+        let (store, _) = journal.store()?;
+        let store = store.as_ref().ok_or(EngineError::NoHistory)?;
+        Ok(query(store)?)
+    }
+}
+
+/// An error and its causes, `a: b: c`, as one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

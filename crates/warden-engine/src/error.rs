@@ -1,0 +1,255 @@
+//! The engine's errors, and whose fault each one is ([`ErrorKind`]), so that an adapter maps
+//! them to its own terms (HTTP 4xx or 5xx, an exit status) without reading the message.
+//!
+//! An [`EngineError`] is never the program's own failure: that is an `Ok` outcome
+//! (DESIGN.md §7.4).
+
+use warden_core::detect::DetectError;
+use warden_core::filesystem::FilesystemPolicyError;
+use warden_core::mode::ModeRefusal;
+use warden_core::seccomp_policy::SeccompPolicyError;
+use warden_core::{Analysis, Mode};
+use warden_sandbox::SandboxError;
+
+use crate::history::HistoryError;
+use crate::settings::{SettingError, SettingsError};
+
+/// Whose fault an [`EngineError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request is wrong (unknown language, bad files, absurd limits): the caller can fix
+    /// it. HTTP 4xx.
+    Request,
+    /// The request is well formed but the operator's policy will not run it. HTTP 403 or 422.
+    Refused,
+    /// This host lacks what the request needs (a toolchain, gVisor, an isolation feature);
+    /// the operator can fix it. HTTP 503.
+    Unavailable,
+    /// warden itself failed (its data, its database, the sandbox machinery). HTTP 5xx.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The name used in JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Request => "request",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// Whether the caller, rather than warden or its host, is the one to act.
+    pub const fn is_caller_fault(self) -> bool {
+        matches!(self, ErrorKind::Request | ErrorKind::Refused)
+    }
+}
+
+/// The program's files cannot be laid out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// More files than a program may have.
+    #[error("more than {max} files")]
+    TooMany {
+        /// The most accepted.
+        max: usize,
+    },
+    /// A file after the entry has no name.
+    #[error("every file after the entry needs a name")]
+    Unnamed,
+    /// A file's name leaves the program's directory (or is empty).
+    #[error("{path:?} is not a relative path inside the program")]
+    NotContained {
+        /// The name given.
+        path: String,
+    },
+    /// Two files have the same name.
+    #[error("two files are named {path:?}")]
+    Duplicate {
+        /// The name.
+        path: String,
+    },
+}
+
+/// warden could not carry out the request (never the program's own failure).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The settings cannot be loaded.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// A history setting is invalid, so the history cannot be used.
+    #[error("the history settings")]
+    HistorySetting(#[source] SettingError),
+    /// The engine was configured without a history.
+    #[error("this engine keeps no execution history")]
+    NoHistory,
+    /// The history database failed.
+    #[error("the execution history")]
+    History(#[from] HistoryError),
+    /// The language catalog is invalid.
+    #[error("loading the language catalog")]
+    Catalog(#[from] warden_core::CatalogError),
+    /// The built-in filesystem policy is invalid.
+    #[error("loading the built-in filesystem policy")]
+    FilesystemPolicy(#[from] FilesystemPolicyError),
+    /// The built-in seccomp policy is invalid.
+    #[error("loading the built-in seccomp policy")]
+    SeccompPolicy(#[from] SeccompPolicyError),
+    /// The built-in analysis rules are invalid.
+    #[error("loading the analysis rules")]
+    AnalysisRules(#[from] warden_analysis::AnalysisError),
+    /// The language is unknown or could not be detected.
+    #[error(transparent)]
+    Language(#[from] DetectError),
+    /// The request has no program.
+    #[error("no program given: pass a file or code")]
+    NoSource,
+    /// The program's files cannot be laid out.
+    #[error("invalid program files: {0}")]
+    BadSource(#[from] SourceError),
+    /// A requested limit is absurd.
+    #[error(transparent)]
+    Limit(#[from] warden_core::LimitError),
+    /// The language's toolchain is not installed.
+    #[error("{language} needs {program}, which is not installed on this host{hint}")]
+    MissingRuntime {
+        /// The language id.
+        language: warden_core::LanguageId,
+        /// The missing program.
+        program: String,
+        /// How to install it.
+        hint: String,
+    },
+    /// The sandbox failed.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The mode policy refuses to run this program (or this mode).
+    #[error("{refusal}")]
+    Refused {
+        /// Why.
+        refusal: ModeRefusal,
+        /// The analysis that led to it.
+        analysis: Analysis,
+    },
+    /// The chosen mode's backend is not available on this host.
+    #[error("{mode} mode is not available: {why}")]
+    ModeUnavailable {
+        /// The mode.
+        mode: Mode,
+        /// What is missing.
+        why: String,
+    },
+}
+
+impl EngineError {
+    /// Whose fault this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Language(_)
+            | EngineError::NoSource
+            | EngineError::BadSource(_)
+            | EngineError::Limit(_) => ErrorKind::Request,
+            EngineError::History(HistoryError::InvalidId(_) | HistoryError::AmbiguousId(_)) => {
+                ErrorKind::Request
+            }
+            EngineError::Refused { .. } => ErrorKind::Refused,
+            EngineError::MissingRuntime { .. }
+            | EngineError::ModeUnavailable { .. }
+            | EngineError::NoHistory
+            | EngineError::Sandbox(SandboxError::Unsupported { .. }) => ErrorKind::Unavailable,
+            EngineError::Settings(_)
+            | EngineError::HistorySetting(_)
+            | EngineError::History(_)
+            | EngineError::Catalog(_)
+            | EngineError::FilesystemPolicy(_)
+            | EngineError::SeccompPolicy(_)
+            | EngineError::AnalysisRules(_)
+            | EngineError::Sandbox(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::SettingSource;
+    use warden_core::{Catalog, ThreatLevel};
+
+    #[test]
+    fn request_mistakes_are_the_callers_and_failures_are_wardens() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let unknown = warden_core::detect::resolve(&catalog, Some("cobol"), None, "")
+            .expect_err("unknown language");
+        let limit = warden_core::Limits {
+            cpu_time: std::time::Duration::ZERO,
+            ..warden_core::Limits::default()
+        }
+        .validate(&warden_core::LimitBounds::default())
+        .expect_err("zero cpu time");
+        let refusal = warden_core::ModePolicy::default()
+            .choose(warden_core::ModeRequest::Auto, ThreatLevel::Critical)
+            .expect_err("critical is refused");
+        let cases = [
+            (EngineError::Language(unknown), ErrorKind::Request),
+            (EngineError::NoSource, ErrorKind::Request),
+            (
+                EngineError::BadSource(SourceError::Unnamed),
+                ErrorKind::Request,
+            ),
+            (EngineError::Limit(limit), ErrorKind::Request),
+            (
+                EngineError::History(HistoryError::InvalidId("xyz".into())),
+                ErrorKind::Request,
+            ),
+            (
+                EngineError::Refused {
+                    refusal,
+                    analysis: Analysis::default(),
+                },
+                ErrorKind::Refused,
+            ),
+            (
+                EngineError::MissingRuntime {
+                    language: warden_core::LanguageId::new("go").expect("id"),
+                    program: "/usr/bin/go".into(),
+                    hint: String::new(),
+                },
+                ErrorKind::Unavailable,
+            ),
+            (
+                EngineError::ModeUnavailable {
+                    mode: Mode::Isolated,
+                    why: "runsc is not installed".into(),
+                },
+                ErrorKind::Unavailable,
+            ),
+            (
+                EngineError::Sandbox(SandboxError::Vanished),
+                ErrorKind::Internal,
+            ),
+            (
+                EngineError::HistorySetting(SettingError {
+                    origin: SettingSource::Env("WARDEN_HISTORY_RETENTION"),
+                    reason: "unknown".into(),
+                }),
+                ErrorKind::Internal,
+            ),
+            (
+                EngineError::History(HistoryError::AmbiguousId("ab".into())),
+                ErrorKind::Request,
+            ),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+            assert_eq!(error.kind().is_caller_fault(), kind.is_caller_fault());
+        }
+        assert!(ErrorKind::Request.is_caller_fault());
+        assert!(!ErrorKind::Internal.is_caller_fault());
+        assert_eq!(
+            serde_json::to_value(ErrorKind::Unavailable).expect("serializable"),
+            "unavailable"
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! The engine's settings: `warden.toml` with the environment applied on top, in one place, so
+//! that every adapter (the CLI now, the HTTP and MCP servers next) gets the same precedence.
+//!
+//! Each setting comes from its environment variable if set, else from the configuration file,
+//! else the default (docs/cli.md#environment, docs/history.md#where-it-is). A bad value names
+//! where it came from: the variable, or the file's section and key.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use warden_core::config::DEFAULT_CONFIG_PATH;
+use warden_core::{parse_age, ByteSize, Config, ConfigError, Limits, ModePolicy};
+
+use crate::compile_cache::{CompileCache, DEFAULT_CACHE_DIR, DEFAULT_MAX_BYTES};
+use crate::engine::EngineConfig;
+use crate::history::{Prune, Retention};
+
+/// Where the history database is when nothing names it and no home directory is known.
+pub const SYSTEM_HISTORY_PATH: &str = "/var/lib/warden/history.sqlite3";
+
+/// Everything the engine is configured by.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Which modes the operator allows for which threat levels (`[modes]`).
+    pub modes: ModePolicy,
+    /// The most any request may get (`[maxima]` over the default maxima).
+    pub maxima: Limits,
+    /// A directory of language files replacing or adding to the embedded ones (`[languages]`).
+    pub languages_dir: Option<PathBuf>,
+    /// The compile cache (`[cache]`, `WARDEN_CACHE_DIR`).
+    pub cache: CacheSettings,
+    /// The execution history (`[history]`, `WARDEN_DB`, `WARDEN_HISTORY_*`). An invalid value
+    /// does not stop executions, which then run unrecorded with a warning (docs/history.md);
+    /// the history's own queries fail with it.
+    pub history: Result<HistorySettings, SettingError>,
+}
+
+/// The compile cache's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Whether artifacts are cached at all.
+    pub enabled: bool,
+    /// The cache's directory.
+    pub dir: PathBuf,
+    /// The bound on its total size.
+    pub max_size: ByteSize,
+}
+
+impl CacheSettings {
+    /// The cache these settings describe, if it is enabled.
+    pub fn cache(&self) -> Option<CompileCache> {
+        self.enabled
+            .then(|| CompileCache::new(self.dir.clone(), self.max_size.bytes()))
+    }
+}
+
+/// Where the history is and what it keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySettings {
+    /// The database file.
+    pub path: PathBuf,
+    /// What is kept of code and output.
+    pub retention: Retention,
+    /// Executions older than this are deleted after each record.
+    pub max_age: Option<Duration>,
+    /// Only this many executions, the newest, are kept.
+    pub max_count: Option<u64>,
+}
+
+impl HistorySettings {
+    /// What to delete after a record made at `now`, if anything.
+    pub fn prune_rule(&self, now: SystemTime) -> Option<Prune> {
+        let older_than = self.max_age.and_then(|age| now.checked_sub(age));
+        (older_than.is_some() || self.max_count.is_some()).then_some(Prune {
+            older_than,
+            keep_last: self.max_count,
+        })
+    }
+}
+
+/// Where a setting's value came from, to name it in an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingSource {
+    /// An environment variable.
+    Env(&'static str),
+    /// A key of the configuration file, as `[section] key`.
+    File(&'static str),
+}
+
+impl std::fmt::Display for SettingSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SettingSource::Env(name) | SettingSource::File(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One setting has a value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {reason}")]
+pub struct SettingError {
+    /// Where the value came from.
+    pub origin: SettingSource,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The settings cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The configuration file is unreadable or invalid.
+    #[error("loading the configuration")]
+    Config(#[from] ConfigError),
+}
+
+impl Settings {
+    /// The settings from the process's environment and the configuration file it names.
+    pub fn load() -> Result<Self, SettingsError> {
+        Self::load_with(|name| std::env::var_os(name).and_then(|v| v.into_string().ok()))
+    }
+
+    /// The settings with `env` as the environment (a test's, or a server's own).
+    pub fn load_with(env: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        // WARDEN_CONFIG must exist; the default file is optional.
+        let config = match env("WARDEN_CONFIG") {
+            Some(path) => Config::load(&PathBuf::from(path), false)?,
+            None => Config::load(&PathBuf::from(DEFAULT_CONFIG_PATH), true)?,
+        };
+        Ok(Self::from_config(config, |name| {
+            env(name).filter(|v| !v.is_empty())
+        }))
+    }
+
+    /// The settings of `config` with `env` (empty values already left out) applied on top.
+    fn from_config(config: Config, env: impl Fn(&str) -> Option<String>) -> Self {
+        let maxima = config.maxima();
+        let cache = CacheSettings {
+            enabled: config.cache.enabled.unwrap_or(true),
+            dir: env("WARDEN_CACHE_DIR")
+                .map(PathBuf::from)
+                .or(config.cache.dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR)),
+            max_size: config.cache.max_size.unwrap_or(ByteSize(DEFAULT_MAX_BYTES)),
+        };
+        Self {
+            maxima,
+            modes: config.modes,
+            languages_dir: config.languages.dir,
+            cache,
+            history: history(config.history, &env),
+        }
+    }
+
+    /// The engine's configuration for these settings, with `helper` as the sandbox helper.
+    pub fn engine_config(&self, helper: PathBuf) -> EngineConfig {
+        EngineConfig {
+            languages_dir: self.languages_dir.clone(),
+            maxima: self.maxima,
+            cache: self.cache.cache(),
+            modes: self.modes.clone(),
+            history: Some(self.history.clone()),
+            ..EngineConfig::new(helper)
+        }
+    }
+}
+
+/// The `[history]` section with `WARDEN_DB` and `WARDEN_HISTORY_*` applied.
+fn history(
+    config: warden_core::HistoryConfig,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<HistorySettings, SettingError> {
+    let invalid = |origin, reason: String| SettingError { origin, reason };
+    let retention = match env("WARDEN_HISTORY_RETENTION") {
+        Some(v) => v
+            .parse()
+            .map_err(|e| invalid(SettingSource::Env("WARDEN_HISTORY_RETENTION"), e))?,
+        None => match config.retention {
+            Some(v) => v
+                .parse()
+                .map_err(|e| invalid(SettingSource::File("[history] retention"), e))?,
+            None => Retention::default(),
+        },
+    };
+    let max_age =
+        match env("WARDEN_HISTORY_MAX_AGE") {
+            Some(v) => Some(parse_age(&v).map_err(|e| {
+                invalid(SettingSource::Env("WARDEN_HISTORY_MAX_AGE"), e.to_string())
+            })?),
+            // Checked when the file was read: `Config::load` names the key and line.
+            None => config.max_age,
+        };
+    let max_count = match env("WARDEN_HISTORY_MAX_COUNT") {
+        Some(v) => Some(v.parse::<u64>().map_err(|e| {
+            invalid(
+                SettingSource::Env("WARDEN_HISTORY_MAX_COUNT"),
+                e.to_string(),
+            )
+        })?),
+        None => config.max_count,
+    };
+    Ok(HistorySettings {
+        path: history_path(config.path, env),
+        retention,
+        max_age,
+        max_count,
+    })
+}
+
+/// The history database: `WARDEN_DB`, else `configured` (the configuration's `[history] path`),
+/// else `$XDG_DATA_HOME/warden/history.sqlite3`, else `$HOME/.local/share/warden/history.sqlite3`,
+/// else [`SYSTEM_HISTORY_PATH`].
+fn history_path(configured: Option<PathBuf>, env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    let var = |name| env(name).map(PathBuf::from);
+    if let Some(db) = var("WARDEN_DB").or(configured) {
+        return db;
+    }
+    // The XDG spec says to ignore a relative XDG_DATA_HOME.
+    let data = var("XDG_DATA_HOME")
+        .filter(|d| d.is_absolute())
+        .or_else(|| var("HOME").map(|home| home.join(".local/share")));
+    data.map_or_else(
+        || PathBuf::from(SYSTEM_HISTORY_PATH),
+        |d| d.join("warden/history.sqlite3"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    fn settings(toml: &str, vars: &[(&str, &str)]) -> Settings {
+        let config = Config::from_toml(Path::new("warden.toml"), toml).expect("valid");
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_config(config, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_which_wins_over_the_defaults() {
+        let file = "[history]\npath = \"/f/h.db\"\nretention = \"full\"\nmax_count = 5\n\
+                    max_age = \"2d\"\n[cache]\ndir = \"/f/cache\"\n";
+        let s = settings(file, &[]);
+        let h = s.history.clone().expect("valid");
+        assert_eq!(h.path, PathBuf::from("/f/h.db"));
+        assert_eq!(h.retention, Retention::Full);
+        assert_eq!(h.max_count, Some(5));
+        assert_eq!(h.max_age, Some(Duration::from_secs(2 * 86_400)));
+        assert_eq!(s.cache.dir, PathBuf::from("/f/cache"));
+        let env = [
+            ("WARDEN_DB", "/e/h.db"),
+            ("WARDEN_HISTORY_RETENTION", "metadata"),
+            ("WARDEN_HISTORY_MAX_COUNT", "7"),
+            ("WARDEN_HISTORY_MAX_AGE", "1w"),
+            ("WARDEN_CACHE_DIR", "/e/cache"),
+        ];
+        let s = settings(file, &env);
+        let h = s.history.expect("valid");
+        assert_eq!(h.path, PathBuf::from("/e/h.db"));
+        assert_eq!(h.retention, Retention::Metadata);
+        assert_eq!(h.max_count, Some(7));
+        assert_eq!(h.max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(s.cache.dir, PathBuf::from("/e/cache"));
+        let s = settings("", &[]);
+        assert_eq!(s.cache.dir, PathBuf::from(DEFAULT_CACHE_DIR));
+        assert!(s.cache.enabled);
+        assert_eq!(s.history.expect("valid").retention, Retention::Code);
+    }
+
+    #[test]
+    fn the_history_path_falls_back_through_xdg_and_home() {
+        let path = |vars: &[(&str, &str)]| settings("", vars).history.expect("valid").path;
+        assert_eq!(
+            path(&[("XDG_DATA_HOME", "/x"), ("HOME", "/h")]),
+            PathBuf::from("/x/warden/history.sqlite3")
+        );
+        assert_eq!(
+            path(&[("XDG_DATA_HOME", "relative"), ("HOME", "/h")]),
+            PathBuf::from("/h/.local/share/warden/history.sqlite3")
+        );
+        assert_eq!(path(&[]), PathBuf::from(SYSTEM_HISTORY_PATH));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_source() {
+        let err = settings("", &[("WARDEN_HISTORY_RETENTION", "forever")])
+            .history
+            .expect_err("bad");
+        assert!(
+            err.to_string().starts_with("WARDEN_HISTORY_RETENTION: "),
+            "{err}"
+        );
+        let err = settings("[history]\nretention = \"forever\"\n", &[])
+            .history
+            .expect_err("bad");
+        assert!(
+            err.to_string().starts_with("[history] retention: "),
+            "{err}"
+        );
+        let err = settings("", &[("WARDEN_HISTORY_MAX_AGE", "soon")])
+            .history
+            .expect_err("bad");
+        assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_AGE"));
+        let err = settings("", &[("WARDEN_HISTORY_MAX_COUNT", "-1")])
+            .history
+            .expect_err("bad");
+        assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_COUNT"));
+    }
+
+    #[test]
+    fn a_disabled_cache_is_none() {
+        let s = settings("[cache]\nenabled = false\nmax_size = \"1MiB\"\n", &[]);
+        assert!(s.cache.cache().is_none());
+        assert_eq!(s.cache.max_size, ByteSize::mib(1));
+    }
+}
