@@ -3,6 +3,7 @@
 //! carries a `// SAFETY:` comment.
 
 pub mod capabilities;
+pub mod fdpass;
 pub mod lock;
 pub mod network;
 pub mod process;
