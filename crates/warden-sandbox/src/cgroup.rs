@@ -230,6 +230,27 @@ impl Cgroup {
         }
     }
 
+    /// Replaces the memory and process limits (a live sandbox's next job may ask for less).
+    pub(crate) fn set_limits(&self, memory: ByteSize, max_procs: u32) -> Result<(), CgroupError> {
+        match &self.layout {
+            CgroupFs::V1(mounts) => v1::set_limits(mounts, &self.dirs, memory, max_procs),
+            CgroupFs::V2(_) => v2::set_limits(&self.dirs[0], memory, max_procs),
+        }
+    }
+
+    /// Restarts the memory peak from the current charge, so the next job's peak is its own
+    /// (v1 `memory.max_usage_in_bytes`, v2 `memory.peak` since Linux 6.12; on an older v2 the
+    /// peak stays the sandbox's).
+    pub(crate) fn reset_peak(&self) {
+        let file = match &self.layout {
+            CgroupFs::V1(mounts) => mounts
+                .dir_of(&self.dirs, v1::Controller::Memory)
+                .join("memory.max_usage_in_bytes"),
+            CgroupFs::V2(_) => self.dirs[0].join("memory.peak"),
+        };
+        let _ = fs::write(file, "0");
+    }
+
     /// Kills every task in the cgroup. Each pid is pinned with a pidfd and checked to still be
     /// in this cgroup before the signal, so a recycled pid outside is never hit.
     pub fn kill_all(&self) {

@@ -1,30 +1,33 @@
 //! The sandbox init: the first process of the new namespaces (pid 1 inside). Runs in the child
-//! of the helper's `clone`. It waits for its id maps, builds the filesystem, pivots into it,
-//! forks the payload, then reaps every process and forwards signals until the payload exits.
-//! When the init exits, the kernel kills whatever is left in its pid namespace. The trusted
-//! backend's init (`enter_trusted`) runs the same supervision on the host, without namespaces.
-//! Each step assumes the ones before it (docs/sandbox-setup.md).
+//! of the helper's `clone`. It waits for its id maps, builds the filesystem, pivots into it and
+//! reports `Ready`; then, for each job the parent sends on the control channel, it writes the
+//! job's files, forks the payload, reaps and forwards signals until the payload exits, and
+//! kills every process the job left, so the next job starts with the init alone. When the
+//! parent closes the channel, the init exits and the kernel kills whatever is left in its pid
+//! namespace. The trusted backend's init (`enter_trusted`) serves jobs the same way on the
+//! host, without namespaces. Each step assumes the ones before it (docs/sandbox-setup.md).
 
 use std::convert::Infallible;
 use std::fmt;
 use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Gid, Pid, Uid};
 use warden_sys::process::{exit_immediately, fork_single_threaded, ForkResult};
 use warden_sys::seccomp::SockFilter;
 
-use crate::plan::{SandboxPlan, WORKDIR};
+use crate::control::{self, JobFds};
+use crate::plan::{Job, SandboxSpec, WORKDIR};
 use crate::report::{ExitStatus, Report};
-use crate::{collect, mounts, payload};
+use crate::{collect, mounts, payload, workspace};
 
 /// A setup step that failed inside the helper or the sandbox; travels to the parent as a
 /// [`Report::SetupFailed`].
@@ -62,14 +65,14 @@ impl SetupError {
     }
 }
 
-/// The pipes the init talks through.
+/// The channels the init talks through.
 pub(crate) struct InitChannels {
     /// Readable once the helper has written the id maps.
     pub(crate) sync: OwnedFd,
     /// Reports to the parent.
     pub(crate) report: OwnedFd,
-    /// Collected files to the parent (`SandboxPlan::collect`).
-    pub(crate) artifacts: Option<OwnedFd>,
+    /// Jobs from the parent (`control`).
+    pub(crate) control: OwnedFd,
 }
 
 /// Signals the init passes on to the payload.
@@ -82,6 +85,12 @@ const FORWARDED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
+/// The parent's request to end the current job at once (a limit was hit): the init kills every
+/// process but itself. Only the parent can send it to a namespaced init: the kernel drops
+/// signals from inside a pid namespace to its init unless the init has a handler, and this one
+/// has none (it waits for its signals with `sigwait`).
+pub(crate) const END_JOB: Signal = Signal::SIGPWR;
+
 /// How the payload is confined beyond its rlimits and cgroup.
 #[derive(Clone, Copy)]
 pub(crate) enum Confinement<'a> {
@@ -92,23 +101,23 @@ pub(crate) enum Confinement<'a> {
 }
 
 /// Runs the init; never returns. A failed step is reported and ends the sandbox.
-pub(crate) fn run_init(plan: &SandboxPlan, filter: &[SockFilter], channels: InitChannels) -> ! {
-    run_reporting(channels, |sync, report, artifacts| {
-        enter_sandbox(plan, filter, sync, report, artifacts)
+pub(crate) fn run_init(spec: &SandboxSpec, filter: &[SockFilter], channels: InitChannels) -> ! {
+    run_reporting(channels, |sync, report, control| {
+        enter_sandbox(spec, filter, sync, report, control)
     })
 }
 
 /// Runs `enter` with the init's channels; a failed step is reported, and the init exits.
 fn run_reporting(
     channels: InitChannels,
-    enter: impl FnOnce(OwnedFd, &OwnedFd, Option<&OwnedFd>) -> Result<Infallible, SetupError>,
+    enter: impl FnOnce(OwnedFd, &OwnedFd, &OwnedFd) -> Result<Infallible, SetupError>,
 ) -> ! {
     let InitChannels {
         sync,
         report,
-        artifacts,
+        control,
     } = channels;
-    match enter(sync, &report, artifacts.as_ref()) {
+    match enter(sync, &report, &control) {
         Ok(never) => match never {},
         Err(e) => {
             e.report().send(report.as_fd());
@@ -119,11 +128,11 @@ fn run_reporting(
 
 /// Runs in the init. Each step assumes the ones before it (docs/sandbox-setup.md).
 fn enter_sandbox(
-    plan: &SandboxPlan,
+    spec: &SandboxSpec,
     filter: &[SockFilter],
     sync: OwnedFd,
     report: &OwnedFd,
-    artifacts: Option<&OwnedFd>,
+    control: &OwnedFd,
 ) -> Result<Infallible, SetupError> {
     die_with_helper()?;
     wait_for_id_maps(sync)?;
@@ -131,54 +140,44 @@ fn enter_sandbox(
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| SetupError::errno("unshare cgroup namespace", e))?;
     mounts::make_private()?;
-    mounts::build_root(plan)?;
+    mounts::build_root(spec)?;
     mounts::pivot_into()?;
     mounts::mount_proc()?;
     mounts::detach_old_root()?;
-    write_workspace(plan, Path::new(WORKDIR))?;
     mounts::make_root_read_only()?;
-    nix::unistd::sethostname(&plan.hostname).map_err(|e| SetupError::errno("sethostname", e))?;
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| SetupError::errno("sethostname", e))?;
     warden_sys::network::bring_up_loopback().map_err(|e| SetupError::errno("bring up lo", e))?;
-    let workdir = Path::new(WORKDIR);
-    supervise_payload(
-        plan,
-        workdir,
+    serve_jobs(
+        Path::new(WORKDIR),
         Confinement::Sandbox(filter),
         report,
-        artifacts,
+        control,
     )
 }
 
 /// Runs the trusted backend's init (`trusted.rs`); never returns.
-pub(crate) fn run_trusted_init(
-    plan: &SandboxPlan,
-    workdir: &Path,
-    id: u32,
-    channels: InitChannels,
-) -> ! {
-    run_reporting(channels, |sync, report, artifacts| {
-        enter_trusted(plan, workdir, id, sync, report, artifacts)
+pub(crate) fn run_trusted_init(workdir: &Path, id: u32, channels: InitChannels) -> ! {
+    run_reporting(channels, |sync, report, control| {
+        enter_trusted(workdir, id, sync, report, control)
     })
 }
 
 /// Runs in the trusted backend's init, on the host: no namespaces. Once the helper has put it
 /// in the cgroup, it becomes the run's unprivileged user (the only user of that uid on the host
-/// while the run lasts), writes the workspace and supervises the program as an orphan reaper.
+/// while the sandbox lives), and serves jobs as an orphan reaper.
 fn enter_trusted(
-    plan: &SandboxPlan,
     workdir: &Path,
     id: u32,
     sync: OwnedFd,
     report: &OwnedFd,
-    artifacts: Option<&OwnedFd>,
+    control: &OwnedFd,
 ) -> Result<Infallible, SetupError> {
     die_with_helper()?;
     wait_for_id_maps(sync)?;
     become_user(id)?;
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| SetupError::errno("become a child subreaper", e))?;
-    write_workspace(plan, workdir)?;
-    supervise_payload(plan, workdir, Confinement::Trusted, report, artifacts)
+    serve_jobs(workdir, Confinement::Trusted, report, control)
 }
 
 /// Drops every group and takes uid and gid `id`; the capabilities go with uid 0.
@@ -223,92 +222,110 @@ fn become_namespace_root() -> Result<(), SetupError> {
         .map_err(|e| SetupError::errno("setresuid 0", e))
 }
 
-/// Writes the plan's files into `workdir`. It is fresh (a new tmpfs, or a directory the parent
-/// just created), so nothing there can be a link; `O_EXCL | O_NOFOLLOW` makes sure of it anyway.
-fn write_workspace(plan: &SandboxPlan, workdir: &Path) -> Result<(), SetupError> {
-    for file in &plan.files {
-        let path = workdir.join(&file.path);
-        if let Some(parent) = path.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(parent)
-                .map_err(|e| SetupError::io("create directory", parent, e))?;
-        }
-        let mode = if file.executable { 0o755 } else { 0o644 };
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(mode)
-            .open(&path)
-            .map_err(|e| SetupError::io("create workspace file", &path, e))?;
-        std::io::Write::write_all(&mut out, &file.contents)
-            .map_err(|e| SetupError::io("write workspace file", &path, e))?;
-        out.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| SetupError::io("chmod workspace file", &path, e))?;
-    }
-    Ok(())
-}
-
-/// Forks the payload, then reaps and forwards signals until it exits; reports how it ended and
-/// exits, which makes the kernel kill every process left in the namespace. Without namespaces
-/// (trusted), it kills what is left itself: every process of the run's uid.
-fn supervise_payload(
-    plan: &SandboxPlan,
+/// Reports `Ready`, then runs each job the parent sends, one after another, until the parent
+/// closes the control channel; then exits, which (in a pid namespace) makes the kernel kill
+/// whatever is left.
+fn serve_jobs(
     workdir: &Path,
     confinement: Confinement<'_>,
     report: &OwnedFd,
-    artifacts: Option<&OwnedFd>,
+    control: &OwnedFd,
 ) -> Result<Infallible, SetupError> {
     let mut waited = SigSet::empty();
     waited.add(Signal::SIGCHLD);
+    waited.add(END_JOB);
     for signal in FORWARDED {
         waited.add(signal);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None)
         .map_err(|e| SetupError::errno("block signals", e))?;
+    // Reads (and so discards) an END_JOB left pending between jobs: it was meant for a job
+    // that had already ended.
+    let mut stale = SigSet::empty();
+    stale.add(END_JOB);
+    let stale = SignalFd::with_flags(&stale, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| SetupError::errno("signalfd", e))?;
+    Report::Ready.send(report.as_fd());
+    loop {
+        let Some((job, fds)) = control::receive_job(control)? else {
+            end_the_job(None);
+            exit_immediately(0)
+        };
+        while let Ok(Some(_)) = stale.read_signal() {}
+        let (status, wall_time) = match run_job(&job, fds, workdir, confinement, report, &waited) {
+            Ok(ended) => ended,
+            Err(e) => {
+                e.report().send(report.as_fd());
+                end_the_job(None);
+                (ExitStatus::Code(127), Duration::ZERO)
+            }
+        };
+        Report::Exited { status, wall_time }.send(report.as_fd());
+    }
+}
+
+/// Runs one job: writes its files, forks its payload, forwards signals and reaps until the
+/// payload exits, sends what the job collects, and kills and reaps every process left.
+fn run_job(
+    job: &Job,
+    fds: JobFds,
+    workdir: &Path,
+    confinement: Confinement<'_>,
+    report: &OwnedFd,
+    waited: &SigSet,
+) -> Result<(ExitStatus, Duration), SetupError> {
+    workspace::write_files(workdir, &job.files)?;
     Report::Started.send(report.as_fd());
     let started = Instant::now();
     let payload =
         match fork_single_threaded().map_err(|e| SetupError::errno("fork the payload", e))? {
-            ForkResult::Child => payload::exec(plan, workdir, confinement, report),
+            ForkResult::Child => payload::exec(job, &fds, workdir, confinement, report),
             ForkResult::Parent { child } => child,
         };
+    let JobFds { artifacts, .. } = fds;
+    let status = supervise(payload, waited)?;
+    let wall_time = started.elapsed();
+    if let (ExitStatus::Code(0), Some(path), Some(out)) = (status, &job.collect, &artifacts) {
+        collect::send(workdir, path, out)?;
+    }
+    drop(artifacts);
+    end_the_job(Some(payload));
+    Ok((status, wall_time))
+}
+
+/// Forwards signals to the payload and reaps until it exits; on [`END_JOB`], kills the job.
+fn supervise(payload: Pid, waited: &SigSet) -> Result<ExitStatus, SetupError> {
     loop {
         let signal = waited.wait().map_err(|e| SetupError::errno("sigwait", e))?;
-        if signal != Signal::SIGCHLD {
+        if signal == END_JOB {
+            if let Some(status) = end_the_job(Some(payload)) {
+                return Ok(status);
+            }
+        } else if signal != Signal::SIGCHLD {
             let _ = kill(payload, signal);
-            continue;
-        }
-        if let Some(status) = reap(payload) {
-            let wall_time = started.elapsed();
-            if let (ExitStatus::Code(0), Some(path), Some(out)) = (status, &plan.collect, artifacts)
-            {
-                collect::send(workdir, path, out)?;
-            }
-            if matches!(confinement, Confinement::Trusted) {
-                end_the_run();
-            }
-            Report::Exited { status, wall_time }.send(report.as_fd());
-            exit_immediately(0);
+        } else if let Some(status) = reap(payload, false) {
+            return Ok(status);
         }
     }
 }
 
-/// Kills and reaps what is left of a trusted run. kill(-1) reaches every process this uid may
-/// signal but the caller: the run's, as the uid is the run's alone. They are this subreaper's
-/// descendants, so it reaps them: orphaned to the host's pid 1 they might stay zombies.
-fn end_the_run() {
+/// Kills every process the init may signal but itself, and reaps them all: in a pid namespace,
+/// kill(-1) from its init reaches every other process of the namespace; in a trusted run, every
+/// process of the run's uid, which is the run's alone. They are the init's descendants (a
+/// subreaper inherits orphans), so it reaps them. Returns the payload's status if it was among
+/// them.
+fn end_the_job(payload: Option<Pid>) -> Option<ExitStatus> {
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-    while waitpid(Pid::from_raw(-1), None).is_ok() {}
+    reap(payload.unwrap_or(Pid::from_raw(0)), true)
 }
 
-/// Reaps every exited child; returns the payload's status once it is among them.
-fn reap(payload: Pid) -> Option<ExitStatus> {
+/// Reaps exited children (every child until none is left, when `all`); returns the payload's
+/// status once it is among them.
+fn reap(payload: Pid, all: bool) -> Option<ExitStatus> {
+    let flags = (!all).then_some(WaitPidFlag::WNOHANG);
     let mut result = None;
     loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        match waitpid(Pid::from_raw(-1), flags) {
             Ok(WaitStatus::Exited(pid, code)) if pid == payload => {
                 result = Some(ExitStatus::Code(code))
             }

@@ -1,28 +1,32 @@
-//! The `isolated` backend: the same plan run under gVisor (`runsc`), so the program talks to a
+//! The `isolated` backend: the same jobs run under gVisor (`runsc`), so the program talks to a
 //! user-space kernel instead of the host's. Runs in the parent.
 //!
-//! warden writes an OCI bundle (a read-only root of mount points and symlinks, the plan's
-//! read-only binds, the workspace files, `config.json`) and has the helper join the run's
+//! warden writes an OCI bundle (a read-only root of mount points and symlinks, the spec's
+//! read-only binds, an empty workspace, `config.json`) and has the helper join the sandbox's
 //! cgroup and exec `runsc run` there: runsc's sandbox, gofer and every program process are
-//! charged to and killed with that cgroup, watched by the same loop as the native backend.
-//! `--overlay2=all:memory` keeps every write inside the sandbox's memory, so the bundle on the
-//! host is never written by the program and is removed as warden wrote it. The network is
-//! `none`: the sandbox has only loopback.
+//! charged to and killed with that cgroup. The container's own process is `cat` reading the
+//! lifeline: it exits, and the container with it, when the parent lets the sandbox go. Each
+//! job is a `runsc exec` of an OCI process (argv, environment, rlimits, no capabilities, no
+//! new privileges) whose exit status is the program's; its files are written into the
+//! workspace directory first, from the host, without following links. A limit kills the whole
+//! sandbox here (runsc has no cheap way to kill one job's processes and keep the rest), so
+//! after a limit the sandbox runs no more jobs. The network is `none`: loopback only.
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use warden_core::{ByteSize, Limits};
+use warden_core::{ByteSize, LimitBounds, Limits};
 
-use crate::helper::{Backend, HelperRequest};
-use crate::parent::{finish, SandboxError, SandboxRun, Stdin, SETUP_TIMEOUT};
-use crate::plan::{SandboxPlan, WORKDIR};
+use crate::helper::{Backend as HelperBackend, HelperRequest};
+use crate::live::{run_once, Backend, JobLauncher, LiveSandbox, SETUP_TIMEOUT};
+use crate::parent::{Launch, Sandbox, SandboxError, SandboxRun, Stdin};
+use crate::plan::{Job, SandboxPlan, SandboxSpec, WORKDIR};
 use crate::report::ExitStatus;
 use crate::rlimits;
-use crate::Sandbox;
 
 /// Where runsc keeps its container state.
 const RUNSC_ROOT: &str = "/run/warden/runsc";
@@ -32,6 +36,9 @@ const BUNDLES: &str = "/run/warden/gvisor";
 const RUNTIME_MEMORY: ByteSize = ByteSize::mib(192);
 /// Threads of runsc's own processes, on top of the program's limit.
 const RUNTIME_PIDS: u32 = 512;
+/// Writes to the root stay in the sandbox's memory; the workspace is the bundle's `work/`,
+/// shared with the host so that each job's files reach it.
+const OVERLAY: &str = "--overlay2=root:memory";
 
 /// Finds `runsc`: `None` when gVisor is not installed.
 pub fn runsc_path() -> Option<PathBuf> {
@@ -41,54 +48,188 @@ pub fn runsc_path() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// Builds gVisor sandboxes on this host.
+#[derive(Debug, Clone)]
+pub struct Gvisor {
+    host: Sandbox,
+    runsc: PathBuf,
+}
+
 impl Sandbox {
-    /// Runs the plan under gVisor. Fails (never falls back to another backend) when runsc is
-    /// missing.
+    /// The gVisor backend; fails (never falls back to another backend) when runsc is missing.
+    pub fn gvisor(&self) -> Result<Gvisor, SandboxError> {
+        let runsc = runsc_path().ok_or(SandboxError::Unsupported {
+            feature: "gVisor (runsc)",
+            detail: "install the Debian package runsc for isolated mode".to_owned(),
+        })?;
+        Ok(Gvisor {
+            host: self.clone(),
+            runsc,
+        })
+    }
+
+    /// Runs the plan to completion in a fresh gVisor sandbox.
     pub fn run_isolated(
         &self,
         plan: &SandboxPlan,
         stdin: Stdin,
     ) -> Result<SandboxRun, SandboxError> {
-        plan.validate()?;
-        let runsc = runsc_path().ok_or(SandboxError::Unsupported {
-            feature: "gVisor (runsc)",
-            detail: "install the Debian package runsc for isolated mode".to_owned(),
-        })?;
+        run_once(&self.gvisor()?, plan, stdin)
+    }
+}
+
+impl Backend for Gvisor {
+    fn name(&self) -> &'static str {
+        "gvisor"
+    }
+
+    fn create(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
+        spec.validate()?;
+        spec.limits.validate(&LimitBounds::default())?;
         let runtime_limits = Limits {
-            memory: ByteSize(plan.limits.memory.bytes() + RUNTIME_MEMORY.bytes()),
-            max_procs: plan.limits.max_procs.saturating_add(RUNTIME_PIDS),
-            ..plan.limits
+            memory: ByteSize(spec.limits.memory.bytes() + RUNTIME_MEMORY.bytes()),
+            max_procs: spec.limits.max_procs.saturating_add(RUNTIME_PIDS),
+            ..spec.limits
         };
-        let cgroup = self.new_cgroup(&runtime_limits)?;
+        let cgroup = self.host.new_cgroup(&runtime_limits)?;
         let container = format!("warden-{}", cgroup.name());
         let bundle = Path::new(BUNDLES).join(&container);
-        let result = write_bundle(&bundle, plan).and_then(|()| {
-            let request = HelperRequest {
-                plan: SandboxPlan {
-                    limits: runtime_limits,
-                    ..plan.clone()
-                },
-                host_id: 0,
-                cgroup: cgroup.join(),
-                backstop: SETUP_TIMEOUT + plan.limits.wall_time + Duration::from_secs(5),
-                backend: Backend::Exec(runsc_argv(&runsc, &bundle, &container)),
-            };
-            let mut watched = self.spawn_and_watch(&request, stdin, &cgroup)?;
-            watched.status = watched.helper_status.map(runsc_status);
-            finish(watched, &cgroup, plan)
-        });
-        cgroup.kill_all();
-        let _ = std::process::Command::new(&runsc)
-            .args(["--root", RUNSC_ROOT, "delete", "--force", &container])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-        let _ = fs::remove_dir_all(&bundle);
-        let removed = cgroup.remove();
-        let run = result?;
-        removed?;
-        Ok(run)
+        let cleanup = {
+            let (runsc, container, bundle) =
+                (self.runsc.clone(), container.clone(), bundle.clone());
+            Box::new(move || {
+                let _ = Command::new(&runsc)
+                    .args(["--root", RUNSC_ROOT, "delete", "--force", &container])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                match fs::remove_dir_all(&bundle) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(SandboxError::Helper {
+                            action: "removing the gVisor bundle",
+                            source: e,
+                        })
+                    }
+                    _ => Ok(()),
+                }
+            }) as Box<dyn FnOnce() -> Result<(), SandboxError> + Send>
+        };
+        if let Err(e) = write_bundle(&bundle, spec) {
+            let _ = cleanup();
+            return Err(e);
+        }
+        let request = HelperRequest {
+            spec: SandboxSpec {
+                limits: runtime_limits,
+                ..spec.clone()
+            },
+            host_id: 0,
+            cgroup: cgroup.join(),
+            backend: HelperBackend::Exec(runsc_argv(&self.runsc, &bundle, &container)),
+        };
+        let launcher = RunscJobs {
+            runsc: self.runsc.clone(),
+            container,
+            bundle,
+            count: 0,
+        };
+        let waiter = launcher.clone();
+        let sandbox = self.host.launch(
+            Launch {
+                request,
+                spec: spec.clone(),
+                overhead: (RUNTIME_MEMORY, RUNTIME_PIDS),
+                slot: None,
+                cgroup,
+                cleanup: vec![cleanup],
+            },
+            Some(Box::new(launcher)),
+        )?;
+        waiter.await_running()?;
+        Ok(sandbox)
+    }
+}
+
+/// Runs each job as `runsc exec --process`.
+#[derive(Debug, Clone)]
+struct RunscJobs {
+    runsc: PathBuf,
+    container: String,
+    bundle: PathBuf,
+    /// Jobs started so far (names their process files).
+    count: u64,
+}
+
+impl RunscJobs {
+    fn runsc(&self) -> Command {
+        let mut command = Command::new(&self.runsc);
+        command.args(["--root", RUNSC_ROOT]);
+        command
+    }
+
+    /// Waits until runsc reports the container running.
+    fn await_running(&self) -> Result<(), SandboxError> {
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        loop {
+            let state = self
+                .runsc()
+                .args(["state", &self.container])
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+                .map_err(|source| SandboxError::Helper {
+                    action: "asking runsc for the container's state",
+                    source,
+                })?;
+            let text = String::from_utf8_lossy(&state.stdout);
+            if text.contains("\"running\"") {
+                return Ok(());
+            }
+            if text.contains("\"stopped\"") || Instant::now() >= deadline {
+                return Err(SandboxError::Setup {
+                    step: "start the gVisor container".into(),
+                    detail: format!("runsc reports: {}", text.trim()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl JobLauncher for RunscJobs {
+    fn prepare(&mut self, job: &Job) -> Result<Command, SandboxError> {
+        crate::workspace::write_files(&self.bundle.join("work"), &job.files).map_err(|e| {
+            SandboxError::Setup {
+                step: e.step,
+                detail: e.detail,
+            }
+        })?;
+        self.count += 1;
+        let process = self.bundle.join(format!("job-{}.json", self.count));
+        let text =
+            serde_json::to_vec(&oci_process(&job.argv, &job.env, &job.limits)).map_err(|e| {
+                SandboxError::Helper {
+                    action: "writing a job's process.json",
+                    source: std::io::Error::other(e),
+                }
+            })?;
+        fs::write(&process, text).map_err(|source| SandboxError::Helper {
+            action: "writing a job's process.json",
+            source,
+        })?;
+        let mut command = self.runsc();
+        command
+            .arg("exec")
+            .arg("--process")
+            .arg(&process)
+            .arg(&self.container)
+            .env_clear();
+        Ok(command)
+    }
+
+    fn status(&self, status: std::process::ExitStatus) -> ExitStatus {
+        runsc_status(status)
     }
 }
 
@@ -99,7 +240,7 @@ fn runsc_argv(runsc: &Path, bundle: &Path, container: &str) -> Vec<String> {
         RUNSC_ROOT,
         "--network=none",
         "--ignore-cgroups",
-        "--overlay2=all:memory",
+        OVERLAY,
         "run",
         "--bundle",
         &bundle.to_string_lossy(),
@@ -120,9 +261,9 @@ fn runsc_status(status: std::process::ExitStatus) -> ExitStatus {
     }
 }
 
-/// Writes `rootfs/` (mount points, symlinks, identity files), `work/` (the plan's files) and
+/// Writes `rootfs/` (mount points, symlinks, identity files), an empty `work/` and
 /// `config.json` into a fresh directory.
-fn write_bundle(bundle: &Path, plan: &SandboxPlan) -> Result<(), SandboxError> {
+fn write_bundle(bundle: &Path, plan: &SandboxSpec) -> Result<(), SandboxError> {
     let io = |action: &'static str| move |source| SandboxError::Helper { action, source };
     fs::create_dir_all(bundle.parent().unwrap_or(bundle))
         .map_err(io("creating the gVisor bundle directory"))?;
@@ -163,18 +304,7 @@ fn write_bundle(bundle: &Path, plan: &SandboxPlan) -> Result<(), SandboxError> {
     ] {
         fs::write(rootfs.join("etc").join(name), contents).map_err(io("writing the gVisor root"))?;
     }
-    let work = bundle.join("work");
-    fs::create_dir(&work).map_err(io("creating the workspace"))?;
-    for file in &plan.files {
-        let path = work.join(&file.path);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(io("writing the workspace"))?;
-        }
-        fs::write(&path, &file.contents).map_err(io("writing the workspace"))?;
-        let mode = if file.executable { 0o755 } else { 0o644 };
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-            .map_err(io("writing the workspace"))?;
-    }
+    fs::create_dir(bundle.join("work")).map_err(io("creating the workspace"))?;
     let config = oci_config(plan, mounts);
     let text = serde_json::to_vec_pretty(&config).map_err(|e| SandboxError::Helper {
         action: "writing config.json",
@@ -183,29 +313,36 @@ fn write_bundle(bundle: &Path, plan: &SandboxPlan) -> Result<(), SandboxError> {
     fs::write(bundle.join("config.json"), text).map_err(io("writing config.json"))
 }
 
-/// The OCI runtime configuration: the plan's argv, environment, rlimits and mounts, a
-/// read-only root, no capabilities, no new privileges, its own pid, network, ipc, uts and mount
-/// namespaces (inside gVisor).
-fn oci_config(plan: &SandboxPlan, mounts: Vec<Value>) -> Value {
-    let rlimits: Vec<Value> = rlimits::from_limits(&plan.limits)
+/// One OCI process: the job's argv, environment and rlimits, as root of the container's user
+/// namespace without capabilities and with no new privileges, in the workspace.
+fn oci_process(argv: &[String], env: &[(String, String)], limits: &Limits) -> Value {
+    let rlimits: Vec<Value> = rlimits::from_limits(limits)
         .into_iter()
         .map(|(resource, soft, hard)| json!({"type": format!("{resource:?}"), "soft": soft, "hard": hard}))
         .collect();
-    let env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    json!({
+        "terminal": false,
+        "user": {"uid": 0, "gid": 0},
+        "args": argv,
+        "env": env,
+        "cwd": WORKDIR,
+        "rlimits": rlimits,
+        "noNewPrivileges": true,
+        "capabilities": {"bounding": [], "effective": [], "inheritable": [], "permitted": [], "ambient": []}
+    })
+}
+
+/// The OCI runtime configuration: the container's own process (`cat` on the lifeline, see the
+/// module documentation), the mounts, a read-only root, its own pid, network, ipc, uts and
+/// mount namespaces (inside gVisor).
+fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
+    let keeper = ["/bin/cat".to_owned()];
     json!({
         "ociVersion": "1.0.0",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": plan.argv,
-            "env": env,
-            "cwd": WORKDIR,
-            "rlimits": rlimits,
-            "noNewPrivileges": true,
-            "capabilities": {"bounding": [], "effective": [], "inheritable": [], "permitted": [], "ambient": []}
-        },
+        "process": oci_process(&keeper, &crate::plan::base_environment(), &spec.limits),
         "root": {"path": "rootfs", "readonly": true},
-        "hostname": plan.hostname,
+        "hostname": spec.hostname,
         "mounts": mounts,
         "linux": {
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
@@ -219,16 +356,20 @@ mod tests {
     use warden_core::{FilesystemPolicy, SeccompPolicy};
 
     #[test]
-    fn the_oci_config_carries_the_plan() {
-        let mut plan = SandboxPlan::new(
+    fn the_oci_config_and_each_job_process_carry_the_plan() {
+        let plan = SandboxPlan::new(
             vec!["/usr/bin/python3".into(), "/work/main.py".into()],
             &FilesystemPolicy::builtin().expect("builtin"),
             SeccompPolicy::builtin().expect("builtin"),
         );
-        plan.limits.max_open_files = 99;
-        let config = oci_config(&plan, vec![]);
-        assert_eq!(config["process"]["args"][0], "/usr/bin/python3");
+        let (spec, mut job) = plan.split();
+        job.limits.max_open_files = 99;
+        let config = oci_config(&spec, vec![]);
+        assert_eq!(config["process"]["args"][0], "/bin/cat");
         assert_eq!(config["root"]["readonly"], true);
+        let process = oci_process(&job.argv, &job.env, &job.limits);
+        let config = json!({ "process": process });
+        assert_eq!(config["process"]["args"][0], "/usr/bin/python3");
         assert_eq!(config["process"]["noNewPrivileges"], true);
         let rlimits = config["process"]["rlimits"].as_array().expect("rlimits");
         assert!(rlimits

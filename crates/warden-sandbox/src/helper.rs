@@ -1,13 +1,14 @@
-//! The helper: a freshly exec'd, single-threaded copy of the warden binary that builds one
-//! sandbox. It reads its request from fd 3, clones the init into new namespaces, moves it into
-//! the cgroup, writes its id maps (which needs the host privileges the init no longer has),
-//! releases it, and waits for it with a backstop timer. Reports go to fd 4.
+//! The helper: a freshly exec'd (or, from a single-threaded caller, forked) single-threaded copy
+//! of the warden binary that builds one sandbox. It reads its request from fd 3, clones the
+//! init into new namespaces, moves it into the cgroup, writes its id maps (which needs the host
+//! privileges the init no longer has), releases it, tells the parent its pid, and waits for it. Reports go to fd 4; the init inherits the control
+//! channel on fd 5. Fd 6 is the lifeline: the parent holds its other end for as long as the
+//! sandbox lives, so when the parent drops the sandbox or dies, the helper kills the init.
 
 use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
@@ -21,7 +22,7 @@ use warden_sys::process::{
 
 use crate::cgroup::CgroupJoin;
 use crate::child::{self, SetupError};
-use crate::plan::SandboxPlan;
+use crate::plan::SandboxSpec;
 use crate::{idmap, seccomp};
 
 /// The argument that makes the warden binary act as the helper.
@@ -31,22 +32,22 @@ pub const HELPER_ARG: &str = "__sandbox-helper";
 pub(crate) const REQUEST_FD: i32 = 3;
 /// Descriptor of the report pipe in the helper.
 pub(crate) const REPORT_FD: i32 = 4;
-/// Descriptor of the artifact pipe in the helper (and the init).
-pub(crate) const ARTIFACT_FD: i32 = 5;
+/// Descriptor of the init's end of the control channel in the helper (and the init).
+pub(crate) const CONTROL_FD: i32 = 5;
+/// Descriptor of the lifeline's read end in the helper.
+pub(crate) const LIFELINE_FD: i32 = 6;
 
-/// Largest request accepted (plan plus files).
-const MAX_REQUEST: u64 = 1 << 30;
+/// Largest request accepted.
+const MAX_REQUEST: u64 = 64 << 20;
 
-/// What the parent asks the helper to do: the plan plus the resources reserved for it.
+/// What the parent asks the helper to do: the sandbox plus the resources reserved for it.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct HelperRequest {
-    pub(crate) plan: SandboxPlan,
+    pub(crate) spec: SandboxSpec,
     /// Host uid/gid that the sandbox's root maps to.
     pub(crate) host_id: u32,
     /// How the init gets into its cgroup.
     pub(crate) cgroup: CgroupJoin,
-    /// After this long the helper kills the init itself, should the parent be gone.
-    pub(crate) backstop: Duration,
     /// What the helper builds.
     pub(crate) backend: Backend,
 }
@@ -59,8 +60,8 @@ pub(crate) enum Backend {
     /// Limits only (`trusted.rs`): no namespaces; the init and the program run as the run's
     /// uid, in `workdir` on the host.
     Trusted { workdir: PathBuf },
-    /// Join the cgroup and exec this command: another backend's runtime, such as `runsc`,
-    /// which builds its own sandbox.
+    /// Join the cgroup and exec this command, with the lifeline as its stdin: another
+    /// backend's runtime, such as `runsc`, which builds its own sandbox.
     Exec(Vec<String>),
 }
 
@@ -82,20 +83,36 @@ pub fn helper_main() -> ! {
         // Started by hand, not by a warden parent: there is no one to report to.
         exit_immediately(2)
     };
-    let artifacts = inherited_fd(ARTIFACT_FD);
-    let outcome = read_request(request_fd).and_then(|request| run(&request, &report, artifacts));
+    let ends = HelperEnds::inherited();
+    let outcome = read_request(request_fd).and_then(|request| run(&request, &report, ends));
     end(outcome, &report)
 }
 
 /// Entry point of a helper forked from a single-threaded parent without exec (`parent.rs`):
-/// the request is already in memory, and the parent has put the report and artifact pipes on
-/// descriptors 4 and 5; never returns.
+/// the request is already in memory, and the parent has put the report, control and lifeline
+/// descriptors where an exec'd helper has them; never returns.
 pub(crate) fn forked_main(request: &HelperRequest) -> ! {
     let Some(report) = inherited_fd(REPORT_FD) else {
         exit_immediately(2)
     };
-    let artifacts = inherited_fd(ARTIFACT_FD);
-    end(run(request, &report, artifacts), &report)
+    end(run(request, &report, HelperEnds::inherited()), &report)
+}
+
+/// The descriptors the helper inherits besides the request and the report.
+struct HelperEnds {
+    /// The init's end of the control channel (absent for `Backend::Exec`).
+    control: Option<OwnedFd>,
+    /// Closed (end-of-file) when the parent lets the sandbox go.
+    lifeline: Option<OwnedFd>,
+}
+
+impl HelperEnds {
+    fn inherited() -> Self {
+        Self {
+            control: inherited_fd(CONTROL_FD),
+            lifeline: inherited_fd(LIFELINE_FD),
+        }
+    }
 }
 
 /// Exits with the helper's status, after reporting a failure.
@@ -109,44 +126,42 @@ fn end(outcome: Result<i32, SetupError>, report: &OwnedFd) -> ! {
     }
 }
 
-fn run(
-    request: &HelperRequest,
-    report: &OwnedFd,
-    artifacts: Option<OwnedFd>,
-) -> Result<i32, SetupError> {
+fn run(request: &HelperRequest, report: &OwnedFd, ends: HelperEnds) -> Result<i32, SetupError> {
     match &request.backend {
         Backend::Exec(argv) => exec_in_cgroup(&request.cgroup, argv, report),
         Backend::Namespaces => {
-            let filter = seccomp::compile(&request.plan.seccomp)
+            let filter = seccomp::compile(&request.spec.seccomp)
                 .map_err(|e| SetupError::new("compile seccomp filter", e))?;
             let clone = || {
                 clone_into_namespaces(namespaces())
                     .map_err(|e| SetupError::errno("clone into namespaces", e))
             };
-            let init = |channels| child::run_init(&request.plan, &filter, channels);
-            start_init(request, report, artifacts, clone, init)
+            let init = |channels| child::run_init(&request.spec, &filter, channels);
+            start_init(request, report, ends, clone, init)
         }
         // The trusted backend (`trusted.rs`): the init is forked without new namespaces.
         Backend::Trusted { workdir } => {
             let fork = || fork_single_threaded().map_err(|e| SetupError::errno("fork the init", e));
-            let init = |channels| {
-                child::run_trusted_init(&request.plan, workdir, request.host_id, channels)
-            };
-            start_init(request, report, artifacts, fork, init)
+            let init = |channels| child::run_trusted_init(workdir, request.host_id, channels);
+            start_init(request, report, ends, fork, init)
         }
     }
 }
 
 /// Creates the init with `create` (inside the run's cgroup on v1) and runs `init` in it, which
 /// never returns. In the helper: puts the init in the cgroup (v2), writes its id maps (when it
-/// has a user namespace), releases it and waits for it.
+/// has a user namespace), releases it, reports its pid and waits for it, or for the lifeline to
+/// be cut.
 fn start_init(
     request: &HelperRequest,
     report: &OwnedFd,
-    artifacts: Option<OwnedFd>,
+    ends: HelperEnds,
     create: impl FnOnce() -> Result<ForkResult, SetupError>,
     init: impl FnOnce(child::InitChannels),
 ) -> Result<i32, SetupError> {
+    let control = ends
+        .control
+        .ok_or_else(|| SetupError::new("start the init", "no control channel"))?;
     let (sync_read, sync_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| SetupError::errno("pipe", e))?;
     if let CgroupJoin::MoveHelper { enter, .. } = &request.cgroup {
@@ -155,29 +170,34 @@ fn start_init(
     match create()? {
         ForkResult::Child => {
             drop(sync_write);
+            drop(ends.lifeline);
             let channels = child::InitChannels {
                 sync: sync_read,
                 report: report.try_clone().unwrap_or_else(|_| exit_immediately(1)),
-                artifacts,
+                control,
             };
             init(channels);
-            // `init` never returns: it execs the program or exits.
+            // `init` never returns: it serves jobs and exits.
             exit_immediately(1)
         }
         ForkResult::Parent { child } => {
             drop(sync_read);
-            // Only the init writes artifacts; the parent must see end-of-file when it is gone.
-            drop(artifacts);
+            // Only the init talks on the control channel.
+            drop(control);
             let id_maps = matches!(request.backend, Backend::Namespaces);
             release_child(request, child, sync_write, id_maps)?;
+            crate::report::Report::Init {
+                pid: child.as_raw(),
+            }
+            .send(report.as_fd());
             detach_stdio();
-            wait_with_backstop(child, request.backstop);
+            wait_for_init(child, ends.lifeline);
             Ok(0)
         }
     }
 }
 
-/// Reads `u64 length (LE) | JSON | file contents in plan order`.
+/// Reads `u64 length (LE) | JSON`.
 fn read_request(fd: OwnedFd) -> Result<HelperRequest, SetupError> {
     let mut input = fs::File::from(fd);
     let mut len = [0u8; 8];
@@ -195,23 +215,7 @@ fn read_request(fd: OwnedFd) -> Result<HelperRequest, SetupError> {
     input
         .read_exact(&mut json)
         .map_err(|e| SetupError::new("read request", e))?;
-    let mut request: HelperRequest =
-        serde_json::from_slice(&json).map_err(|e| SetupError::new("parse request", e))?;
-    for file in &mut request.plan.files {
-        let mut contents = Vec::new();
-        (&mut input)
-            .take(file.len)
-            .read_to_end(&mut contents)
-            .map_err(|e| SetupError::new("read workspace file", e))?;
-        if contents.len() as u64 != file.len {
-            return Err(SetupError::new(
-                "read workspace file",
-                "the request ended early",
-            ));
-        }
-        file.contents = contents;
-    }
-    Ok(request)
+    serde_json::from_slice(&json).map_err(|e| SetupError::new("parse request", e))
 }
 
 /// Puts the init into its cgroup and writes its id maps (when it has a user namespace), then
@@ -235,6 +239,7 @@ fn release_child(
         idmap::write_maps(child, request.host_id)
             .map_err(|e| SetupError::new("write id maps", e))?;
     }
+
     nix::unistd::write(&sync, &[1]).map_err(|e| SetupError::errno("release the init", e))?;
     Ok(())
 }
@@ -256,7 +261,13 @@ fn exec_in_cgroup(join: &CgroupJoin, argv: &[String], report: &OwnedFd) -> Resul
     let program = argv
         .first()
         .ok_or_else(|| SetupError::new("prepare argv", "empty command"))?;
-    crate::report::Report::Started.send(report.as_fd());
+    // The runtime's stdin is the lifeline: it ends when the parent lets the sandbox go.
+    if let Some(lifeline) = inherited_fd(LIFELINE_FD) {
+        warden_sys::process::dup_onto(lifeline.as_fd(), 0, false)
+            .map(std::mem::forget)
+            .map_err(|e| SetupError::errno("place the lifeline", e))?;
+    }
+    crate::report::Report::Ready.send(report.as_fd());
     let Err(e) = nix::unistd::execve::<std::ffi::CString, std::ffi::CString>(program, &argv, &[]);
     Err(SetupError::sys(
         "execve",
@@ -294,23 +305,30 @@ fn detach_stdio() {
     }
 }
 
-/// Waits for the init; kills it if it outlives `backstop`.
-fn wait_with_backstop(child: Pid, backstop: Duration) {
+/// Waits for the init to exit; kills it when the lifeline is cut first (the parent dropped the
+/// sandbox, or died).
+fn wait_for_init(child: Pid, lifeline: Option<OwnedFd>) {
     if let Ok(pidfd) = warden_sys::process::pidfd_open(child) {
-        let deadline = Instant::now() + backstop;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let _ = warden_sys::process::pidfd_send_signal(&pidfd, Signal::SIGKILL);
-                break;
+            let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(lifeline) = &lifeline {
+                fds.push(PollFd::new(lifeline.as_fd(), PollFlags::POLLIN));
             }
-            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-            match poll(
-                &mut fds,
-                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
-            ) {
-                Ok(0) | Err(nix::errno::Errno::EINTR) => {}
-                _ => break,
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+                Ok(_) => {}
+            }
+            let init_exited = fds[0].revents().is_some_and(|r| !r.is_empty());
+            let cut = fds
+                .get(1)
+                .and_then(PollFd::revents)
+                .is_some_and(|r| !r.is_empty());
+            if cut && !init_exited {
+                let _ = warden_sys::process::pidfd_send_signal(&pidfd, Signal::SIGKILL);
+            }
+            if init_exited || cut {
+                break;
             }
         }
     }

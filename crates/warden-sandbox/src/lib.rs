@@ -19,11 +19,14 @@
 mod cgroup;
 mod child;
 mod collect;
+mod control;
 mod gvisor;
 mod helper;
 pub mod host;
 mod idmap;
+mod live;
 mod mounts;
+mod native;
 mod parent;
 mod payload;
 mod plan;
@@ -33,11 +36,17 @@ mod seccomp;
 mod trusted;
 mod verdict;
 mod watch;
+mod workspace;
 
 pub use cgroup::{CgroupError, CgroupFs, WARDEN_CGROUP};
 pub use collect::CollectedFile;
-pub use gvisor::runsc_path;
+pub use gvisor::{runsc_path, Gvisor};
 pub use helper::{helper_main, HELPER_ARG};
 pub use idmap::{IdMapError, HOST_ID_BASE, SLOTS};
+pub use live::{run_once, Backend, CancelHandle, LiveSandbox};
+pub use native::Native;
 pub use parent::{Sandbox, SandboxError, SandboxRun, Stdin};
-pub use plan::{base_environment, Bind, PlanError, SandboxPlan, WorkspaceFile, WORKDIR};
+pub use plan::{
+    base_environment, Bind, Job, PlanError, SandboxPlan, SandboxSpec, WorkspaceFile, WORKDIR,
+};
+pub use trusted::Trusted;

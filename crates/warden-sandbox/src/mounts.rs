@@ -11,7 +11,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 
 use crate::child::SetupError;
-use crate::plan::{SandboxPlan, WORKDIR};
+use crate::plan::{SandboxSpec, WORKDIR};
 
 /// Where the new root is assembled. A tmpfs mounted over `/tmp` inside the new mount namespace
 /// hides the host's `/tmp` and leaves the host's `/` visible to bind from.
@@ -53,7 +53,7 @@ pub(crate) fn make_private() -> Result<()> {
 }
 
 /// Assembles the new root under [`NEW_ROOT`]; nothing is visible in it but what the plan binds.
-pub(crate) fn build_root(plan: &SandboxPlan) -> Result<()> {
+pub(crate) fn build_root(plan: &SandboxSpec) -> Result<()> {
     let root = Path::new(NEW_ROOT);
     do_mount(
         "mount the root tmpfs",
@@ -186,7 +186,7 @@ fn build_dev() -> Result<()> {
 }
 
 /// One size-capped tmpfs for everything writable, so `/work` and `/tmp` share one cap.
-fn build_scratch(plan: &SandboxPlan) -> Result<()> {
+fn build_scratch(plan: &SandboxSpec) -> Result<()> {
     let scratch = Path::new(NEW_ROOT).join(SCRATCH);
     mkdir(&scratch)?;
     let size = plan.limits.workspace_size.bytes();

@@ -1,12 +1,12 @@
-//! The parent side of one sandboxed run, inside the warden process (which may be
-//! multi-threaded): reserve a uid slot and a cgroup, spawn the helper by exec'ing the warden
-//! binary, send it the plan, then watch the program (see `watch`) and clean up. Blocking; an
-//! async caller runs it on a blocking thread.
+//! The host side of sandboxing, inside the warden process (which may be multi-threaded):
+//! [`Sandbox`] holds what every sandbox of this host shares (the helper binary, the cgroup
+//! layout, the uid slots) and starts the helper of each new sandbox, by exec'ing the warden
+//! binary and sending it the request. Blocking; an async caller runs it on a blocking thread.
 //!
 //! A single-threaded caller (the `warden` CLI) may instead have the helper forked without exec
 //! ([`Sandbox::fork_helper_when_single_threaded`]): the child of a single-threaded process holds
 //! no lock another thread could have held, and skipping the exec (loading the binary, dynamic
-//! linking, the runtime's start-up, sending and parsing the plan) saves about 2 ms per run.
+//! linking, the runtime's start-up, sending and parsing the request) saves about 2 ms per run.
 //! The process is checked to be single-threaded at each spawn; otherwise the helper is exec'd.
 
 use std::ffi::OsString;
@@ -16,23 +16,22 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use nix::fcntl::OFlag;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use warden_core::{ByteSize, LimitBounds, Outcome, Usage};
+use warden_core::{Outcome, Usage};
 use warden_sys::process::ForkResult;
 
 use crate::cgroup::{Cgroup, CgroupError, CgroupFs};
 use crate::collect::CollectedFile;
-use crate::helper::{Backend, HelperRequest, ARTIFACT_FD, HELPER_ARG, REPORT_FD, REQUEST_FD};
+use crate::helper::{
+    Backend as HelperBackend, HelperRequest, CONTROL_FD, HELPER_ARG, LIFELINE_FD, REPORT_FD,
+    REQUEST_FD,
+};
 use crate::idmap::{IdMapError, IdSlot, DEFAULT_SLOT_FILE};
-use crate::plan::{PlanError, SandboxPlan};
-use crate::watch::{self, Pipes, Watched};
-
-/// How long the sandbox may take to be ready before the program starts.
-pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::live::{pipe, JobLauncher, LiveSandbox, Parts};
+use crate::plan::{PlanError, SandboxSpec};
 
 /// The program's standard input.
 #[derive(Debug, Default)]
@@ -111,6 +110,15 @@ pub enum SandboxError {
     /// The helper ended without a report of the program's end.
     #[error("the sandbox helper ended without reporting how the program ended")]
     Vanished,
+    /// The sandbox was cancelled (`CancelHandle::cancel`); it runs no more jobs.
+    #[error("the sandbox was cancelled")]
+    Cancelled,
+    /// The sandbox can run no more jobs.
+    #[error("the sandbox is gone: {why}")]
+    Gone {
+        /// What ended it.
+        why: &'static str,
+    },
 }
 
 /// The native sandbox backend.
@@ -187,76 +195,85 @@ impl Sandbox {
         &self.cgroups
     }
 
-    /// Runs the plan to completion.
-    pub fn run(&self, plan: &SandboxPlan, stdin: Stdin) -> Result<SandboxRun, SandboxError> {
-        plan.validate()?;
-        plan.limits.validate(&LimitBounds::default())?;
-        let slot = self.reserve_slot()?;
-        let cgroup = self.new_cgroup(&plan.limits)?;
-        let result = self.run_in(plan, stdin, &slot, &cgroup);
-        cgroup.kill_all();
-        let removed = cgroup.remove();
-        let run = result?;
-        removed?;
-        Ok(run)
-    }
-
-    fn run_in(
-        &self,
-        plan: &SandboxPlan,
-        stdin: Stdin,
-        slot: &IdSlot,
-        cgroup: &Cgroup,
-    ) -> Result<SandboxRun, SandboxError> {
-        let request = HelperRequest {
-            plan: plan.clone(),
-            host_id: slot.host_id(),
-            cgroup: cgroup.join(),
-            backstop: SETUP_TIMEOUT + plan.limits.wall_time + Duration::from_secs(5),
-            backend: Backend::Namespaces,
-        };
-        let watched = self.spawn_and_watch(&request, stdin, cgroup)?;
-        finish(watched, cgroup, plan)
-    }
-
-    /// A uid slot for one run.
+    /// A uid slot for one sandbox.
     pub(crate) fn reserve_slot(&self) -> Result<IdSlot, SandboxError> {
         let hint = u64::from(std::process::id()) << 20 ^ RUN_COUNTER.load(Ordering::Relaxed);
         Ok(IdSlot::reserve(&self.slot_file, hint)?)
     }
 
-    /// Starts the helper with `request` and watches the run to its end.
-    pub(crate) fn spawn_and_watch(
+    /// A cgroup for one sandbox, named uniquely within this process.
+    pub(crate) fn new_cgroup(&self, limits: &warden_core::Limits) -> Result<Cgroup, SandboxError> {
+        let run_id = format!(
+            "run-{}-{}",
+            std::process::id(),
+            RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        Ok(self.cgroups.create(&run_id, limits)?)
+    }
+
+    /// Starts the helper for `request` and hands everything to a [`LiveSandbox`], which waits
+    /// until the sandbox is ready. `launcher` runs the jobs of a backend without warden's init.
+    pub(crate) fn launch(
         &self,
-        request: &HelperRequest,
-        stdin: Stdin,
-        cgroup: &Cgroup,
-    ) -> Result<Watched, SandboxError> {
-        let (stdin_read, stdin_bytes) = stdin_source(stdin)?;
-        let (stdout_read, stdout_write) = pipe()?;
-        let (stderr_read, stderr_write) = pipe()?;
+        parts: Launch,
+        launcher: Option<Box<dyn JobLauncher>>,
+    ) -> Result<LiveSandbox, SandboxError> {
+        let Launch {
+            request,
+            spec,
+            overhead,
+            slot,
+            cgroup,
+            cleanup,
+        } = parts;
+        let with_init = !matches!(request.backend, HelperBackend::Exec(_));
         let (report_read, report_write) = pipe()?;
-        let (artifacts_read, artifacts_write) = pipe()?;
-        let ends = HelperEnds {
-            stdin: stdin_read,
-            stdout: stdout_write,
-            stderr: stderr_write,
-            report: report_write,
-            artifacts: artifacts_write,
-        };
-        let mut helper = if self.fork_helper && single_threaded() {
-            fork_helper(request, ends)?
+        let (lifeline_read, lifeline_write) = pipe()?;
+        let control = if with_init {
+            let (parent, init) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| SandboxError::Helper {
+                action: "creating the control channel",
+                source: e.into(),
+            })?;
+            Some((parent, init))
         } else {
-            self.exec_helper(request, ends)?
+            None
         };
-        let pipes = Pipes {
-            stdout: stdout_read,
-            stderr: stderr_read,
-            report: report_read,
-            artifacts: artifacts_read,
-            stdin: stdin_bytes,
+        let (control_parent, control_init) = match control {
+            Some((p, i)) => (Some(p), Some(i)),
+            None => (None, None),
         };
-        watch::watch(&mut helper, pipes, cgroup, &request.plan.limits)
+        let ends = HelperEnds {
+            report: report_write,
+            control: control_init,
+            lifeline: lifeline_read,
+        };
+        let helper = if self.fork_helper && warden_sys::process::single_threaded() {
+            fork_helper(&request, ends)?
+        } else {
+            self.exec_helper(&request, ends)?
+        };
+        LiveSandbox::start(
+            Parts {
+                name: cgroup.name(),
+                spec,
+                slot,
+                cgroup,
+                helper,
+                report: report_read,
+                lifeline: lifeline_write,
+                control: control_parent,
+                cleanup,
+                overhead,
+            },
+            with_init,
+            launcher,
+        )
     }
 
     /// Spawns the helper by exec'ing the warden binary and sends it the request.
@@ -270,17 +287,21 @@ impl Sandbox {
         cmd.args(&self.helper_args)
             .env_clear()
             .current_dir("/")
-            .stdin(ends.stdin.map(Stdio::from).unwrap_or_else(Stdio::null))
-            .stdout(Stdio::from(ends.stdout))
-            .stderr(Stdio::from(ends.stderr));
-        warden_sys::process::map_fds(
-            &mut cmd,
-            vec![
-                (request_read, REQUEST_FD),
-                (ends.report, REPORT_FD),
-                (ends.artifacts, ARTIFACT_FD),
-            ],
-        );
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut fds = vec![
+            (request_read, REQUEST_FD),
+            (ends.report, REPORT_FD),
+            (ends.lifeline, LIFELINE_FD),
+        ];
+        if let Some(control) = ends.control {
+            fds.push((control, CONTROL_FD));
+        }
+        warden_sys::process::map_fds(&mut cmd, fds).map_err(|e| SandboxError::Helper {
+            action: "passing descriptors to the sandbox helper",
+            source: e.into(),
+        })?;
         let mut helper = cmd.spawn().map_err(|source| SandboxError::Helper {
             action: "spawning the sandbox helper",
             source,
@@ -296,109 +317,53 @@ impl Sandbox {
         }
         Ok(HelperProcess::Spawned(helper))
     }
-
-    /// A cgroup for one run, named uniquely within this process.
-    pub(crate) fn new_cgroup(&self, limits: &warden_core::Limits) -> Result<Cgroup, SandboxError> {
-        let run_id = format!(
-            "run-{}-{}",
-            std::process::id(),
-            RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        Ok(self.cgroups.create(&run_id, limits)?)
-    }
 }
 
-pub(crate) fn finish(
-    w: Watched,
-    cgroup: &Cgroup,
-    plan: &SandboxPlan,
-) -> Result<SandboxRun, SandboxError> {
-    if let Some((step, detail)) = w.setup_failure {
-        return Err(SandboxError::Setup { step, detail });
-    }
-    let stats = cgroup.stats()?;
-    let outcome = crate::verdict::decide(w.killed, w.status, &stats, &plan.limits)
-        .ok_or(SandboxError::Vanished)?;
-    let exited_cleanly = outcome == warden_core::Outcome::Exited { code: 0 };
-    let (collected, collect_error) = match (&plan.collect, exited_cleanly) {
-        (Some(path), true) if w.artifacts_overflow => {
-            (Vec::new(), Some(format!("{} is too large", path.display())))
-        }
-        (Some(_), true) => match crate::collect::parse(&w.artifacts) {
-            Ok(files) => (files, None),
-            Err(e) => (Vec::new(), Some(e)),
-        },
-        _ => (Vec::new(), None),
-    };
-    Ok(SandboxRun {
-        outcome,
-        stdout: w.stdout.data,
-        stderr: w.stderr.data,
-        stdout_truncated: w.stdout.truncated,
-        stderr_truncated: w.stderr.truncated,
-        usage: Usage {
-            cpu_time: stats.cpu_time,
-            wall_time: w.wall_time,
-            peak_memory: ByteSize(stats.peak_memory.bytes()),
-        },
-        collected,
-        collect_error,
-    })
+/// What a backend prepared for its sandbox, for [`Sandbox::launch`].
+pub(crate) struct Launch {
+    pub(crate) request: HelperRequest,
+    /// The sandbox's job-level spec (the request's may carry the runtime's overhead).
+    pub(crate) spec: SandboxSpec,
+    /// See `Parts::overhead`.
+    pub(crate) overhead: (warden_core::ByteSize, u32),
+    pub(crate) slot: Option<IdSlot>,
+    pub(crate) cgroup: Cgroup,
+    pub(crate) cleanup: Vec<Box<dyn FnOnce() -> Result<(), SandboxError> + Send>>,
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::Helper {
-        action: "creating a pipe",
-        source: e.into(),
-    })
-}
-
-/// The pipe ends the helper gets.
+/// The descriptors the helper gets.
 struct HelperEnds {
-    /// Its stdin, `/dev/null` when `None`.
-    stdin: Option<OwnedFd>,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
     report: OwnedFd,
-    artifacts: OwnedFd,
-}
-
-/// Whether this process has one thread (`/proc/self/task` lists them).
-fn single_threaded() -> bool {
-    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+    /// The init's end of the control channel (backends with warden's init).
+    control: Option<OwnedFd>,
+    lifeline: OwnedFd,
 }
 
 /// Forks the helper without exec; only for a single-threaded process. The child runs the
-/// helper on the request it already has in memory, with the pipe ends at the descriptors an
-/// exec'd helper would have, and nothing else open; it never returns.
+/// helper on the request it already has in memory, with its descriptors where an exec'd
+/// helper would have them, and nothing else open; it never returns.
 fn fork_helper(request: &HelperRequest, ends: HelperEnds) -> Result<HelperProcess, SandboxError> {
-    let null = match &ends.stdin {
-        Some(_) => None,
-        None => Some(
-            std::fs::File::open("/dev/null").map_err(|source| SandboxError::Helper {
-                action: "opening /dev/null",
-                source,
-            })?,
-        ),
-    };
+    let null = std::fs::File::open("/dev/null").map_err(|source| SandboxError::Helper {
+        action: "opening /dev/null",
+        source,
+    })?;
     let fork = warden_sys::process::fork_single_threaded().map_err(|e| SandboxError::Helper {
         action: "forking the sandbox helper",
         source: e.into(),
     })?;
     match fork {
         ForkResult::Child => {
-            let stdin = match (&ends.stdin, &null) {
-                (Some(fd), _) => fd.as_fd(),
-                (None, Some(null)) => null.as_fd(),
-                (None, None) => warden_sys::process::exit_immediately(2),
-            };
-            let placed = warden_sys::process::arrange_fds(&[
-                (stdin, 0),
-                (ends.stdout.as_fd(), 1),
-                (ends.stderr.as_fd(), 2),
+            let mut placed = vec![
+                (null.as_fd(), 0),
+                (null.as_fd(), 1),
+                (null.as_fd(), 2),
                 (ends.report.as_fd(), REPORT_FD),
-                (ends.artifacts.as_fd(), ARTIFACT_FD),
-            ]);
+                (ends.lifeline.as_fd(), LIFELINE_FD),
+            ];
+            if let Some(control) = &ends.control {
+                placed.push((control.as_fd(), CONTROL_FD));
+            }
+            let placed = warden_sys::process::arrange_fds(&placed);
             if placed.is_err() || std::env::set_current_dir("/").is_err() {
                 warden_sys::process::exit_immediately(2)
             }
@@ -413,30 +378,26 @@ fn fork_helper(request: &HelperRequest, ends: HelperEnds) -> Result<HelperProces
     }
 }
 
-/// The read end handed to the helper as stdin, and for byte input the write end the watcher
-/// feeds with the bytes.
-type StdinEnds = (Option<OwnedFd>, Option<(OwnedFd, Vec<u8>)>);
-
-/// The helper's stdin and, for byte input, the pipe end the watcher feeds.
-fn stdin_source(stdin: Stdin) -> Result<StdinEnds, SandboxError> {
-    match stdin {
-        Stdin::Null => Ok((None, None)),
-        Stdin::Pipe(fd) => Ok((Some(fd), None)),
-        Stdin::Bytes(bytes) => {
-            let (read, write) = pipe()?;
-            Ok((Some(read), Some((write, bytes))))
-        }
-    }
-}
-
-/// Writes `u64 length | JSON | file contents`, then closes the pipe.
+/// Writes `u64 length | JSON`, then closes the pipe.
 fn send_request(fd: OwnedFd, request: &HelperRequest) -> std::io::Result<()> {
     let json = serde_json::to_vec(request).map_err(std::io::Error::other)?;
     let mut out = std::io::BufWriter::new(std::fs::File::from(fd));
     out.write_all(&(json.len() as u64).to_le_bytes())?;
     out.write_all(&json)?;
-    for file in &request.plan.files {
-        out.write_all(&file.contents)?;
-    }
     out.flush()
+}
+
+/// Builds the request of a sandbox with warden's init: native or trusted.
+pub(crate) fn init_request(
+    spec: &SandboxSpec,
+    slot: &IdSlot,
+    cgroup: &Cgroup,
+    backend: HelperBackend,
+) -> HelperRequest {
+    HelperRequest {
+        spec: spec.clone(),
+        host_id: slot.host_id(),
+        cgroup: cgroup.join(),
+        backend,
+    }
 }

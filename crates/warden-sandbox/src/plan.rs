@@ -1,5 +1,8 @@
-//! The sandbox plan: a pure value that says everything the helper will do, built and tested
-//! without root. The parent sends it to the helper over a pipe; the helper only applies it.
+//! The sandbox plan: pure values that say everything the helper and the init will do, built and
+//! tested without root. A [`SandboxSpec`] is what a sandbox *is* (its filesystem, ceilings,
+//! system-call filter, host name) and lives as long as the sandbox; a [`Job`] is one program
+//! run inside it (argv, environment, files, per-run limits, what to collect). A one-shot
+//! [`SandboxPlan`] is both at once and [`SandboxPlan::split`]s into them.
 
 use std::path::{Path, PathBuf};
 
@@ -73,6 +76,42 @@ pub struct SandboxPlan {
     pub collect: Option<PathBuf>,
 }
 
+/// What a live sandbox is, fixed for its life: the host paths it sees, its ceilings (the
+/// cgroup's memory and process limits, the workspace's size) and its system-call filter. Its
+/// network is its own namespace with loopback only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Host paths bound read-only, in order.
+    pub binds: Vec<Bind>,
+    /// The sandbox's ceilings: `memory` and `max_procs` bound every job (a job may ask for
+    /// less), `workspace_size` sizes `/work` and `/tmp`. The other fields are the defaults of a
+    /// job that names none.
+    pub limits: Limits,
+    /// The system call filter every job's program runs under.
+    pub seccomp: SeccompPolicy,
+    /// Host name inside the UTS namespace.
+    pub hostname: String,
+}
+
+/// One program run in a live sandbox, with its own accounting (cpu time, peak memory, OOM
+/// kills, wall time) and its own output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// The program and its arguments; `argv[0]` is an absolute path inside the sandbox.
+    pub argv: Vec<String>,
+    /// The complete environment (nothing of the host's leaks in).
+    pub env: Vec<(String, String)>,
+    /// Files written into the workspace before the program starts, replacing files of the
+    /// same name that an earlier job left.
+    pub files: Vec<WorkspaceFile>,
+    /// This run's limits. `memory` and `max_procs` above the sandbox's ceilings are refused;
+    /// `workspace_size` is the sandbox's and ignored here.
+    pub limits: Limits,
+    /// A file or directory of the workspace sent back when the program exits with status 0
+    /// (a compiler's output); see `SandboxRun::collected`.
+    pub collect: Option<PathBuf>,
+}
+
 /// A plan that cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -93,6 +132,16 @@ pub enum PlanError {
     BindPath {
         /// The offending path.
         path: PathBuf,
+    },
+    /// A job asks for more than its sandbox's ceiling.
+    #[error("the job's {what} ({asked}) is above the sandbox's ceiling ({ceiling})")]
+    AboveCeiling {
+        /// Which limit.
+        what: &'static str,
+        /// What the job asked for.
+        asked: String,
+        /// The sandbox's ceiling.
+        ceiling: String,
     },
     /// A string contains a NUL byte or an environment name contains `=`.
     #[error("{what} {value:?} contains a NUL byte or a misplaced =")]
@@ -159,6 +208,85 @@ impl SandboxPlan {
 
     /// Checks everything the helper would otherwise fail on half-way.
     pub fn validate(&self) -> Result<(), PlanError> {
+        let (spec, job) = self.split();
+        spec.validate()?;
+        job.validate(&spec)
+    }
+
+    /// The sandbox this plan needs and the one job it runs there.
+    pub fn split(&self) -> (SandboxSpec, Job) {
+        let spec = SandboxSpec {
+            binds: self.binds.clone(),
+            limits: self.limits,
+            seccomp: self.seccomp.clone(),
+            hostname: self.hostname.clone(),
+        };
+        let job = Job {
+            argv: self.argv.clone(),
+            env: self.env.clone(),
+            files: self.files.clone(),
+            limits: self.limits,
+            collect: self.collect.clone(),
+        };
+        (spec, job)
+    }
+}
+
+impl SandboxSpec {
+    /// The base filesystem policy's binds, default limits, the given seccomp policy.
+    pub fn new(filesystem: &FilesystemPolicy, seccomp: SeccompPolicy) -> Self {
+        let (spec, _) = SandboxPlan::new(Vec::new(), filesystem, seccomp).split();
+        spec
+    }
+
+    /// Adds a read-only bind unless it is already there.
+    pub fn add_bind(&mut self, path: &Path) {
+        if !self.binds.iter().any(|b| b.path == path) {
+            self.binds.push(Bind {
+                path: path.to_owned(),
+            });
+        }
+    }
+
+    /// Checks everything the helper would otherwise fail on half-way.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        for bind in &self.binds {
+            let normal = bind
+                .path
+                .components()
+                .skip(1)
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !bind.path.is_absolute() || !normal || bind.path.components().count() < 2 {
+                return Err(PlanError::BindPath {
+                    path: bind.path.clone(),
+                });
+            }
+        }
+        check_string("hostname", &self.hostname)
+    }
+}
+
+impl Job {
+    /// A job running `argv` with the base environment and `limits`.
+    pub fn new(argv: Vec<String>, limits: Limits) -> Self {
+        Self {
+            argv,
+            env: base_environment(),
+            files: Vec::new(),
+            limits,
+            collect: None,
+        }
+    }
+
+    /// Sets (or replaces) one environment variable.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Checks everything the init would otherwise fail on half-way, and that the job stays
+    /// within `sandbox`'s ceilings.
+    pub fn validate(&self, sandbox: &SandboxSpec) -> Result<(), PlanError> {
         let program = self.argv.first().map(String::as_str).unwrap_or("");
         if !program.starts_with('/') {
             return Err(PlanError::Program {
@@ -182,24 +310,25 @@ impl SandboxPlan {
                 });
             }
         }
-        for bind in &self.binds {
-            let normal = bind
-                .path
-                .components()
-                .skip(1)
-                .all(|c| matches!(c, std::path::Component::Normal(_)));
-            if !bind.path.is_absolute() || !normal || bind.path.components().count() < 2 {
-                return Err(PlanError::BindPath {
-                    path: bind.path.clone(),
-                });
-            }
-        }
         if let Some(path) = &self.collect {
             if !is_contained_relative(path) {
                 return Err(PlanError::FilePath { path: path.clone() });
             }
         }
-        check_string("hostname", &self.hostname)
+        let ceiling = |what, asked: String, ceiling: String| PlanError::AboveCeiling {
+            what,
+            asked,
+            ceiling,
+        };
+        if self.limits.memory > sandbox.limits.memory {
+            let (asked, top) = (self.limits.memory, sandbox.limits.memory);
+            return Err(ceiling("memory", asked.to_string(), top.to_string()));
+        }
+        if self.limits.max_procs > sandbox.limits.max_procs {
+            let (asked, top) = (self.limits.max_procs, sandbox.limits.max_procs);
+            return Err(ceiling("process limit", asked.to_string(), top.to_string()));
+        }
+        Ok(())
     }
 }
 

@@ -24,9 +24,17 @@ pub(crate) enum ExitStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub(crate) enum Report {
+    /// From the helper: the init exists, with this pid in the host's pid namespace.
+    Init {
+        /// The init's host pid.
+        pid: i32,
+    },
+    /// From the init: the sandbox is built and waits for its first job.
+    Ready,
     /// The payload was forked and is about to exec: the wall clock starts.
     Started,
-    /// The payload ended.
+    /// The job ended: its payload exited and every process it left was killed and reaped.
+    /// The last message of every job, also of one whose setup failed.
     Exited {
         /// How.
         status: ExitStatus,
@@ -34,7 +42,8 @@ pub(crate) enum Report {
         #[serde(with = "nanos")]
         wall_time: Duration,
     },
-    /// A setup step failed; the program never ran.
+    /// A setup step failed: before `Ready`, the sandbox's (it is gone); after, the current
+    /// job's (its program never ran, and the sandbox waits for the next job).
     SetupFailed {
         /// The step, as in docs/sandbox-setup.md.
         step: String,

@@ -7,63 +7,90 @@
 //!
 //! The plan speaks of the sandbox's `/work` and `/tmp`; here they are `work/` and `tmp/` under
 //! `/run/warden/trusted/<run>/`, so arguments and environment values under those paths are
-//! moved there. After the run, the cgroup is killed and the directory removed (without
-//! following links: `remove_dir_all` is safe against them since Rust 1.58).
+//! moved there in every job. When the sandbox is destroyed, the cgroup is killed and the
+//! directory removed (without following links: `remove_dir_all` is safe against them since
+//! Rust 1.58).
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use warden_core::LimitBounds;
 
-use crate::helper::{Backend, HelperRequest};
-use crate::parent::{finish, Sandbox, SandboxError, SandboxRun, Stdin, SETUP_TIMEOUT};
-use crate::plan::{SandboxPlan, WORKDIR};
+use crate::helper::Backend as HelperBackend;
+use crate::live::{run_once, Backend, LiveSandbox};
+use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Stdin};
+use crate::plan::{Job, SandboxPlan, SandboxSpec, WORKDIR};
 
 /// Where trusted runs get their directories.
 const TRUSTED_RUNS: &str = "/run/warden/trusted";
-/// The sandbox's temporary directory, which the plan may name.
+/// The sandbox's temporary directory, which a job may name.
 const TMPDIR: &str = "/tmp";
 
+/// Builds trusted "sandboxes" (limits only) on this host.
+#[derive(Debug, Clone)]
+pub struct Trusted {
+    host: Sandbox,
+}
+
 impl Sandbox {
+    /// The trusted backend of this host.
+    pub fn trusted(&self) -> Trusted {
+        Trusted { host: self.clone() }
+    }
+
     /// Runs the plan with its limits but no isolation: see the module's documentation.
     pub fn run_trusted(
         &self,
         plan: &SandboxPlan,
         stdin: Stdin,
     ) -> Result<SandboxRun, SandboxError> {
-        plan.validate()?;
-        plan.limits.validate(&LimitBounds::default())?;
-        let slot = self.reserve_slot()?;
-        let cgroup = self.new_cgroup(&plan.limits)?;
+        run_once(&self.trusted(), plan, stdin)
+    }
+}
+
+impl Backend for Trusted {
+    fn name(&self) -> &'static str {
+        "trusted"
+    }
+
+    fn create(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
+        spec.validate()?;
+        spec.limits.validate(&LimitBounds::default())?;
+        let slot = self.host.reserve_slot()?;
+        let cgroup = self.host.new_cgroup(&spec.limits)?;
         let dir = Path::new(TRUSTED_RUNS).join(cgroup.name());
-        let result = prepare(&dir, slot.host_id()).and_then(|()| {
-            let request = HelperRequest {
-                plan: on_host(plan, &dir),
-                host_id: slot.host_id(),
-                cgroup: cgroup.join(),
-                backstop: SETUP_TIMEOUT + plan.limits.wall_time + Duration::from_secs(5),
-                backend: Backend::Trusted {
-                    workdir: dir.join("work"),
-                },
-            };
-            let watched = self.spawn_and_watch(&request, stdin, &cgroup)?;
-            finish(watched, &cgroup, plan)
-        });
-        cgroup.kill_all();
-        let removed_dir = match fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SandboxError::Helper {
-                action: "removing the trusted run's directory",
-                source: e,
-            }),
-            _ => Ok(()),
+        let remove_dir = {
+            let dir = dir.clone();
+            Box::new(move || match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SandboxError::Helper {
+                    action: "removing the trusted run's directory",
+                    source: e,
+                }),
+                _ => Ok(()),
+            }) as Box<dyn FnOnce() -> Result<(), SandboxError> + Send>
         };
-        let removed = cgroup.remove();
-        let run = result?;
-        removed?;
-        removed_dir?;
-        Ok(run)
+        if let Err(e) = prepare(&dir, slot.host_id()) {
+            let _ = remove_dir();
+            return Err(e);
+        }
+        let backend = HelperBackend::Trusted {
+            workdir: dir.join("work"),
+        };
+        let request = init_request(spec, &slot, &cgroup, backend);
+        let mut sandbox = self.host.launch(
+            Launch {
+                request,
+                spec: spec.clone(),
+                overhead: (warden_core::ByteSize(0), 0),
+                slot: Some(slot),
+                cgroup,
+                cleanup: vec![remove_dir],
+            },
+            None,
+        )?;
+        sandbox.relocate_jobs(on_host, dir);
+        Ok(sandbox)
     }
 }
 
@@ -92,18 +119,14 @@ fn prepare(dir: &Path, id: u32) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// The plan with the sandbox's `/work` and `/tmp` moved to `dir/work` and `dir/tmp` in its
+/// The job with the sandbox's `/work` and `/tmp` moved to `dir/work` and `dir/tmp` in its
 /// arguments and environment.
-fn on_host(plan: &SandboxPlan, dir: &Path) -> SandboxPlan {
+fn on_host(job: &Job, dir: &Path) -> Job {
     let moved = |value: &String| relocate(value, dir).unwrap_or_else(|| value.clone());
-    SandboxPlan {
-        argv: plan.argv.iter().map(moved).collect(),
-        env: plan
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), moved(v)))
-            .collect(),
-        ..plan.clone()
+    Job {
+        argv: job.argv.iter().map(moved).collect(),
+        env: job.env.iter().map(|(k, v)| (k.clone(), moved(v))).collect(),
+        ..job.clone()
     }
 }
 

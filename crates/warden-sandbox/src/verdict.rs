@@ -16,7 +16,8 @@ pub(crate) enum KillReason {
 }
 
 /// The outcome, by precedence: the parent's own kill decision; the memory cgroup's OOM kill;
-/// cpu exhaustion; the kernel's limit signals; then the plain status.
+/// cpu exhaustion (a SIGXCPU or SIGKILL death with the cgroup's cpu time at the limit); the
+/// kernel's file-size signal; then the plain status.
 pub(crate) fn decide(
     killed: Option<KillReason>,
     status: Option<ExitStatus>,
@@ -44,10 +45,9 @@ pub(crate) fn decide(
     match status? {
         ExitStatus::Code(code) => Some(Outcome::Exited { code }),
         ExitStatus::Signal(n) => Some(match Signal(n) {
-            Signal::XCPU => Outcome::TimeLimit {
-                which: TimeLimitKind::Cpu,
-            },
-            Signal::KILL if cpu_exhausted => Outcome::TimeLimit {
+            // SIGXCPU is the kernel's RLIMIT_CPU backstop (a second above the budget), but a
+            // program can also raise it itself: the accounting decides, not the signal.
+            Signal::XCPU | Signal::KILL if cpu_exhausted => Outcome::TimeLimit {
                 which: TimeLimitKind::Cpu,
             },
             Signal::XFSZ => Outcome::FileSizeLimit,
@@ -106,9 +106,19 @@ mod tests {
             (
                 None,
                 Some(ExitStatus::Signal(24)),
-                stats(10, 0),
+                stats(6000, 0),
                 Outcome::TimeLimit {
                     which: TimeLimitKind::Cpu,
+                },
+            ),
+            // Issue 8: a program that raises SIGXCPU itself, far below its cpu budget, gets no
+            // time-limit verdict.
+            (
+                None,
+                Some(ExitStatus::Signal(24)),
+                stats(10, 0),
+                Outcome::Signaled {
+                    signal: Signal::XCPU,
                 },
             ),
             (

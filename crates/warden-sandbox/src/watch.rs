@@ -1,36 +1,80 @@
-//! The parent's watch over a running sandbox: one `poll(2)` loop over the program's stdout and
-//! stderr (read with a byte cap), the report pipe, the stdin feed and the helper's pidfd,
-//! with the wall deadline and the cgroup's cpu budget as timers. Any limit kills the whole
-//! tree: the helper by pidfd (its death takes the init and so the pid namespace with it), then
-//! every task left in the cgroup.
+//! The parent's watch over one job of a live sandbox: one `poll` loop over the job's stdout
+//! and stderr (read with a byte cap), its artifact pipe, the report pipe, the stdin feed, the
+//! helper's pidfd (the whole sandbox ending), the cancel pipe and, for a backend whose jobs
+//! are processes of their own, that process's pidfd; with the wall deadline and the cgroup's
+//! cpu budget as timers.
+//!
+//! A limit ends the job, not the sandbox: the parent sends the init `child::END_JOB`, and the
+//! init kills every process but itself. Killing the cgroup instead would take the init (and
+//! the sandbox) with it; it is the fallback when the init has not ended the job within
+//! [`KILL_GRACE`], the path of a backend without warden's init, and what a cancel does.
+//! In that order, first the cgroup's tasks and then the helper: the helper reaps the init and
+//! exits by itself, whereas killing the helper first would orphan the init to the host's
+//! pid 1, which may never reap it. Only before the job started (when the init may not sit in
+//! the cgroup yet) does the helper go at once, and its death takes the init with it
+//! (PR_SET_PDEATHSIG).
 
-use crate::parent::HelperProcess;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use warden_core::{Limits, Stream};
 
 use crate::cgroup::Cgroup;
-use crate::parent::{SandboxError, SETUP_TIMEOUT};
-use crate::report::{drain_lines, ExitStatus, Report};
+use crate::live::{nonblocking, ReportReader, SETUP_TIMEOUT};
+use crate::parent::{HelperProcess, SandboxError};
+use crate::report::{ExitStatus, Report};
 use crate::verdict::KillReason;
 
-/// How long the helper gets to reap the init after the tree was killed.
-const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long the init (or the helper) gets to end a job after being asked.
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
 
-/// The parent's ends of the pipes.
-pub(crate) struct Pipes {
+/// How the parent learns that a job ended.
+#[derive(Debug)]
+pub(crate) enum JobEnd {
+    /// The init reports `Started` and `Exited`.
+    Reported,
+    /// The job is this host process (a runtime's `exec`); its exit is the job's.
+    Process {
+        child: std::process::Child,
+        started: Instant,
+    },
+}
+
+/// How the parent ends a job that hit a limit.
+pub(crate) enum KillPath<'a> {
+    /// Ask the init (this pidfd) to end the job; the sandbox lives on.
+    AskInit(&'a OwnedFd),
+    /// Kill everything in the cgroup: the sandbox ends with the job.
+    WholeSandbox,
+}
+
+/// The parent's ends of one job's pipes.
+pub(crate) struct JobPipes {
     pub(crate) stdout: OwnedFd,
     pub(crate) stderr: OwnedFd,
-    pub(crate) report: OwnedFd,
-    /// Files sent back by the init.
-    pub(crate) artifacts: OwnedFd,
+    /// Files sent back by the init, when the job collects.
+    pub(crate) artifacts: Option<OwnedFd>,
     /// The stdin pipe's write end and the bytes to feed it.
     pub(crate) stdin: Option<(OwnedFd, Vec<u8>)>,
+}
+
+/// Everything one job's watch needs.
+pub(crate) struct Watch<'a> {
+    pub(crate) pipes: JobPipes,
+    pub(crate) end: JobEnd,
+    pub(crate) report: &'a mut ReportReader,
+    pub(crate) helper: &'a mut HelperProcess,
+    pub(crate) helper_pidfd: &'a OwnedFd,
+    pub(crate) helper_done: &'a mut bool,
+    pub(crate) cancel: &'a OwnedFd,
+    pub(crate) cgroup: &'a Cgroup,
+    pub(crate) limits: &'a Limits,
+    /// The cgroup's cpu time when the job was sent.
+    pub(crate) cpu_before: Duration,
+    pub(crate) kill: KillPath<'a>,
 }
 
 /// One output stream, captured up to a cap.
@@ -50,24 +94,24 @@ pub(crate) struct Watched {
     pub(crate) killed: Option<KillReason>,
     pub(crate) wall_time: Duration,
     pub(crate) setup_failure: Option<(String, String)>,
-    /// How the helper process ended (for a backend that exec'd its runtime in the helper, the
-    /// program's status).
-    pub(crate) helper_status: Option<std::process::ExitStatus>,
     /// The artifact stream (see `collect`), and whether it passed its cap.
     pub(crate) artifacts: Vec<u8>,
     pub(crate) artifacts_overflow: bool,
     artifacts_eof: bool,
+    /// The whole sandbox was killed (it can run no more jobs).
+    pub(crate) sandbox_killed: bool,
+    /// The job was cancelled from another thread.
+    pub(crate) cancelled: bool,
+    /// How the job's own process ended (`JobEnd::Process`).
+    pub(crate) process_status: Option<std::process::ExitStatus>,
 }
 
 struct State<'a> {
     w: Watched,
-    helper: &'a mut HelperProcess,
-    helper_pidfd: OwnedFd,
-    helper_done: bool,
-    cgroup: &'a Cgroup,
-    limits: &'a Limits,
-    report_buffer: Vec<u8>,
-    report_eof: bool,
+    watch: Watch<'a>,
+    /// The job's process, for `JobEnd::Process`.
+    process_pidfd: Option<OwnedFd>,
+    ended: bool,
     started: Option<Instant>,
     killed_at: Option<Instant>,
     setup_deadline: Instant,
@@ -75,102 +119,117 @@ struct State<'a> {
     stdin: Option<(OwnedFd, Vec<u8>, usize)>,
 }
 
-/// Watches the sandbox until every process in it is gone and every pipe is drained.
-pub(crate) fn watch(
-    helper: &mut HelperProcess,
-    pipes: Pipes,
-    cgroup: &Cgroup,
-    limits: &Limits,
-) -> Result<Watched, SandboxError> {
+/// Watches one job until it ended and every pipe of it is drained.
+pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
     let io_err = |action| {
-        move |e: nix::errno::Errno| SandboxError::Helper {
+        move |e: Errno| SandboxError::Helper {
             action,
             source: e.into(),
         }
     };
-    for fd in [
-        &pipes.stdout,
-        &pipes.stderr,
-        &pipes.report,
-        &pipes.artifacts,
-    ] {
-        fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-            .map_err(io_err("making a pipe non-blocking"))?;
+    nonblocking(&watch.pipes.stdout)?;
+    nonblocking(&watch.pipes.stderr)?;
+    if let Some(fd) = &watch.pipes.artifacts {
+        nonblocking(fd)?;
     }
-    if let Some((fd, _)) = &pipes.stdin {
-        fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-            .map_err(io_err("making a pipe non-blocking"))?;
+    if let Some((fd, _)) = &watch.pipes.stdin {
+        nonblocking(fd)?;
     }
-    let pid = helper.pid();
-    let helper_pidfd =
-        warden_sys::process::pidfd_open(pid).map_err(io_err("opening a pidfd of the helper"))?;
     let now = Instant::now();
+    let (process_pidfd, started) = match &watch.end {
+        JobEnd::Reported => (None, None),
+        JobEnd::Process { child, started } => {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+            let pidfd = warden_sys::process::pidfd_open(pid)
+                .map_err(io_err("opening a pidfd of the job's process"))?;
+            (Some(pidfd), Some(*started))
+        }
+    };
+    let stdin = watch.pipes.stdin.take().map(|(fd, bytes)| (fd, bytes, 0));
     let mut s = State {
-        w: Watched::default(),
-        helper,
-        helper_pidfd,
-        helper_done: false,
-        cgroup,
-        limits,
-        report_buffer: Vec::new(),
-        report_eof: false,
-        started: None,
+        w: Watched {
+            artifacts_eof: watch.pipes.artifacts.is_none(),
+            ..Watched::default()
+        },
+        watch,
+        process_pidfd,
+        ended: false,
+        started,
         killed_at: None,
         setup_deadline: now + SETUP_TIMEOUT,
         next_cpu_check: now,
-        stdin: pipes.stdin.map(|(fd, bytes)| (fd, bytes, 0)),
+        stdin,
     };
-    let ends = Ends {
-        stdout: pipes.stdout,
-        stderr: pipes.stderr,
-        report: pipes.report,
-        artifacts: pipes.artifacts,
-    };
-    while !(s.helper_done && s.w.stdout.eof && s.w.stderr.eof && s.report_eof && s.w.artifacts_eof)
-    {
+    while !(s.ended && s.w.stdout.eof && s.w.stderr.eof && s.w.artifacts_eof) {
         s.enforce_deadlines();
         let timeout = s.poll_timeout();
-        let ready = s.poll_once(&ends, timeout)?;
-        if !ready && s.helper_done {
+        let ready = s.poll_once(timeout)?;
+        if !ready && (s.ended || *s.watch.helper_done) && s.killed_at.is_some() {
             // Everything in the sandbox is dead; a pipe still open now has no writer we know of.
             break;
+        }
+        if *s.watch.helper_done && !s.ended && s.w.stdout.eof && s.w.stderr.eof {
+            // The sandbox ended under the job (killed, or its init died).
+            s.ended = true;
         }
     }
     if s.w.status.is_none() || s.w.wall_time.is_zero() {
         if let Some(started) = s.started {
-            s.w.wall_time = s.w.wall_time.max(started.elapsed().min(limits.wall_time));
+            let limit = s.watch.limits.wall_time;
+            s.w.wall_time = s.w.wall_time.max(started.elapsed().min(limit));
         }
     }
     Ok(s.w)
 }
 
 impl State<'_> {
+    /// Ends the job for `reason`: through the init when it can, else with the whole sandbox.
     fn kill(&mut self, reason: Option<KillReason>) {
         if self.w.killed.is_none() {
             self.w.killed = reason;
         }
-        // The tree dies through its cgroup; the helper then reaps the init and exits by
-        // itself. Killing the helper first would orphan the init to the host's pid 1, which
-        // may never reap it. Before the program started the init may not be in the cgroup
-        // yet, so then the helper goes too (its death takes the init: PR_SET_PDEATHSIG).
-        self.cgroup.kill_all();
+        if self.killed_at.is_some() {
+            return;
+        }
+        self.killed_at = Some(Instant::now());
+        match (&self.watch.kill, self.started) {
+            (KillPath::AskInit(init), Some(_)) => {
+                if warden_sys::process::pidfd_send_signal(init, crate::child::END_JOB).is_err() {
+                    self.kill_sandbox();
+                }
+            }
+            _ => self.kill_sandbox(),
+        }
+    }
+
+    /// Kills everything in the cgroup (the init with it) and the job's own process; before the
+    /// job started, the helper too (module documentation).
+    fn kill_sandbox(&mut self) {
+        self.w.sandbox_killed = true;
+        self.watch.cgroup.kill_all();
+        if let Some(pidfd) = &self.process_pidfd {
+            let _ = warden_sys::process::pidfd_send_signal(pidfd, Signal::SIGKILL);
+        }
         if self.started.is_none() {
             self.kill_helper();
         }
-        self.killed_at.get_or_insert_with(Instant::now);
     }
 
     fn kill_helper(&self) {
-        let _ = warden_sys::process::pidfd_send_signal(&self.helper_pidfd, Signal::SIGKILL);
+        let _ = warden_sys::process::pidfd_send_signal(self.watch.helper_pidfd, Signal::SIGKILL);
     }
 
     fn enforce_deadlines(&mut self) {
-        if self.helper_done {
+        if self.ended {
             return;
         }
         if let Some(killed_at) = self.killed_at {
-            // A helper that has not reaped its init this long after the kill is stuck.
-            if killed_at.elapsed() >= KILL_GRACE {
+            // An init that has not ended the job this long after being asked is stuck; a
+            // helper that has not reaped its init twice as long after is stuck too.
+            let waited = killed_at.elapsed();
+            if waited >= KILL_GRACE && !self.w.sandbox_killed {
+                self.kill_sandbox();
+            } else if waited >= 2 * KILL_GRACE {
                 self.kill_helper();
             }
             return;
@@ -179,24 +238,30 @@ impl State<'_> {
         let Some(started) = self.started else {
             if now >= self.setup_deadline {
                 self.w.setup_failure =
-                    Some(("wait for the sandbox to start".into(), "timed out".into()));
+                    Some(("wait for the job to start".into(), "timed out".into()));
                 self.kill(None);
             }
             return;
         };
-        if now >= started + self.limits.wall_time {
+        let limits = self.watch.limits;
+        if now >= started + limits.wall_time {
             self.w.wall_time = now - started;
             self.kill(Some(KillReason::Wall));
             return;
         }
         if now >= self.next_cpu_check {
-            match self.cgroup.cpu_time() {
-                Ok(used) if used >= self.limits.cpu_time => self.kill(Some(KillReason::Cpu)),
-                Ok(used) => {
-                    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-                    let soonest = (self.limits.cpu_time - used) / cpus;
-                    self.next_cpu_check =
-                        now + soonest.clamp(Duration::from_millis(5), Duration::from_millis(250));
+            match self.watch.cgroup.cpu_time() {
+                Ok(total) => {
+                    let used = total.saturating_sub(self.watch.cpu_before);
+                    if used >= limits.cpu_time {
+                        self.kill(Some(KillReason::Cpu));
+                    } else {
+                        let cpus =
+                            std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+                        let soonest = (limits.cpu_time - used) / cpus;
+                        self.next_cpu_check = now
+                            + soonest.clamp(Duration::from_millis(5), Duration::from_millis(250));
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "reading the cgroup's cpu time"),
             }
@@ -204,17 +269,22 @@ impl State<'_> {
     }
 
     fn poll_timeout(&self) -> Duration {
-        if self.helper_done {
+        if self.ended {
             return Duration::from_secs(1);
         }
         if let Some(killed_at) = self.killed_at {
-            return (killed_at + KILL_GRACE)
+            let next = if self.w.sandbox_killed {
+                killed_at + 2 * KILL_GRACE
+            } else {
+                killed_at + KILL_GRACE
+            };
+            return next
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
         }
         let now = Instant::now();
         let deadline = match self.started {
-            Some(started) => (started + self.limits.wall_time).min(self.next_cpu_check),
+            Some(started) => (started + self.watch.limits.wall_time).min(self.next_cpu_check),
             None => self.setup_deadline,
         };
         deadline
@@ -223,29 +293,38 @@ impl State<'_> {
     }
 
     /// One poll round; returns whether anything was ready.
-    fn poll_once(&mut self, ends: &Ends, timeout: Duration) -> Result<bool, SandboxError> {
-        let mut fds = Vec::with_capacity(5);
-        let mut roles = Vec::with_capacity(5);
+    fn poll_once(&mut self, timeout: Duration) -> Result<bool, SandboxError> {
+        let mut fds = Vec::with_capacity(8);
+        let mut roles = Vec::with_capacity(8);
         let input = PollFlags::POLLIN;
+        let pipes = &self.watch.pipes;
         if !self.w.stdout.eof {
-            fds.push(PollFd::new(ends.stdout.as_fd(), input));
+            fds.push(PollFd::new(pipes.stdout.as_fd(), input));
             roles.push(Role::Stdout);
         }
         if !self.w.stderr.eof {
-            fds.push(PollFd::new(ends.stderr.as_fd(), input));
+            fds.push(PollFd::new(pipes.stderr.as_fd(), input));
             roles.push(Role::Stderr);
         }
-        if !self.report_eof {
-            fds.push(PollFd::new(ends.report.as_fd(), input));
-            roles.push(Role::Report);
-        }
-        if !self.w.artifacts_eof {
-            fds.push(PollFd::new(ends.artifacts.as_fd(), input));
+        if let (false, Some(fd)) = (self.w.artifacts_eof, &pipes.artifacts) {
+            fds.push(PollFd::new(fd.as_fd(), input));
             roles.push(Role::Artifacts);
         }
-        if !self.helper_done {
-            fds.push(PollFd::new(self.helper_pidfd.as_fd(), input));
+        if !self.watch.report.eof {
+            fds.push(PollFd::new(self.watch.report.fd.as_fd(), input));
+            roles.push(Role::Report);
+        }
+        if !*self.watch.helper_done {
+            fds.push(PollFd::new(self.watch.helper_pidfd.as_fd(), input));
             roles.push(Role::Helper);
+        }
+        if let (false, Some(fd)) = (self.ended, &self.process_pidfd) {
+            fds.push(PollFd::new(fd.as_fd(), input));
+            roles.push(Role::Process);
+        }
+        if !self.w.cancelled {
+            fds.push(PollFd::new(self.watch.cancel.as_fd(), input));
+            roles.push(Role::Cancel);
         }
         if let Some((fd, _, _)) = &self.stdin {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
@@ -272,13 +351,21 @@ impl State<'_> {
         drop(fds);
         for role in ready {
             match role {
-                Role::Stdout => self.read_output(&ends.stdout, Stream::Stdout),
-                Role::Stderr => self.read_output(&ends.stderr, Stream::Stderr),
-                Role::Report => self.read_report(&ends.report),
-                Role::Artifacts => self.read_artifacts(&ends.artifacts),
+                Role::Stdout => self.read_output(Stream::Stdout),
+                Role::Stderr => self.read_output(Stream::Stderr),
+                Role::Report => self.read_reports(),
+                Role::Artifacts => self.read_artifacts(),
                 Role::Helper => {
-                    self.w.helper_status = self.helper.wait().ok();
-                    self.helper_done = true;
+                    let _ = self.watch.helper.wait();
+                    *self.watch.helper_done = true;
+                    // Its last reports may still be in the pipe.
+                    self.read_reports();
+                }
+                Role::Process => self.reap_process(),
+                Role::Cancel => {
+                    self.w.cancelled = true;
+                    self.killed_at.get_or_insert_with(Instant::now);
+                    self.kill_sandbox();
                 }
                 Role::Stdin => self.feed_stdin(),
             }
@@ -286,11 +373,21 @@ impl State<'_> {
         Ok(true)
     }
 
-    fn read_output(&mut self, fd: &OwnedFd, stream: Stream) {
-        let cap = usize::try_from(self.limits.max_output.bytes()).unwrap_or(usize::MAX);
-        let captured = match stream {
-            Stream::Stdout => &mut self.w.stdout,
-            Stream::Stderr => &mut self.w.stderr,
+    fn reap_process(&mut self) {
+        if let JobEnd::Process { child, .. } = &mut self.watch.end {
+            if let Ok(status) = child.wait() {
+                self.w.process_status = Some(status);
+                self.w.wall_time = self.started.map(|s| s.elapsed()).unwrap_or_default();
+            }
+        }
+        self.ended = true;
+    }
+
+    fn read_output(&mut self, stream: Stream) {
+        let cap = usize::try_from(self.watch.limits.max_output.bytes()).unwrap_or(usize::MAX);
+        let (captured, fd) = match stream {
+            Stream::Stdout => (&mut self.w.stdout, &self.watch.pipes.stdout),
+            Stream::Stderr => (&mut self.w.stderr, &self.watch.pipes.stderr),
         };
         let mut chunk = [0u8; 65536];
         let mut overflow = false;
@@ -321,9 +418,12 @@ impl State<'_> {
         }
     }
 
-    fn read_artifacts(&mut self, fd: &OwnedFd) {
-        // Room for the files plus their headers; past that the stream is dropped and the
-        // sandbox killed (the init enforces the same cap, so only a broken init gets here).
+    fn read_artifacts(&mut self) {
+        let Some(fd) = &self.watch.pipes.artifacts else {
+            return;
+        };
+        // Room for the files plus their headers; past that the stream is dropped and the job
+        // killed (the init enforces the same cap, so only a broken init gets here).
         let cap = usize::try_from(crate::collect::MAX_TOTAL).unwrap_or(usize::MAX) + (16 << 20);
         let mut chunk = [0u8; 65536];
         loop {
@@ -352,28 +452,8 @@ impl State<'_> {
         }
     }
 
-    fn read_report(&mut self, fd: &OwnedFd) {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match nix::unistd::read(fd, &mut chunk) {
-                Ok(0) => {
-                    self.report_eof = true;
-                    break;
-                }
-                Ok(n) => self.report_buffer.extend_from_slice(&chunk[..n]),
-                Err(Errno::EAGAIN) => break,
-                Err(Errno::EINTR) => {}
-                Err(_) => {
-                    self.report_eof = true;
-                    break;
-                }
-            }
-            if self.report_buffer.len() > 1 << 20 {
-                // A flood on the report pipe can only come from a broken helper.
-                self.report_buffer.clear();
-            }
-        }
-        for report in drain_lines(&mut self.report_buffer) {
+    fn read_reports(&mut self) {
+        for report in self.watch.report.read() {
             match report {
                 Ok(Report::Started) => {
                     let now = Instant::now();
@@ -383,10 +463,12 @@ impl State<'_> {
                 Ok(Report::Exited { status, wall_time }) => {
                     self.w.status = Some(status);
                     self.w.wall_time = wall_time;
+                    self.ended = true;
                 }
                 Ok(Report::SetupFailed { step, detail }) => {
                     self.w.setup_failure.get_or_insert((step, detail));
                 }
+                Ok(other) => tracing::warn!(?other, "unexpected report during a job"),
                 Err(line) => tracing::warn!(%line, "unreadable line on the report pipe"),
             }
         }
@@ -413,14 +495,6 @@ impl State<'_> {
     }
 }
 
-/// The parent's read ends, owned for the whole watch.
-struct Ends {
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-    report: OwnedFd,
-    artifacts: OwnedFd,
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Role {
     Stdout,
@@ -428,5 +502,7 @@ enum Role {
     Report,
     Artifacts,
     Helper,
+    Process,
+    Cancel,
     Stdin,
 }

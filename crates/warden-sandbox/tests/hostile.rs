@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::sys::resource::{getrusage, UsageWho};
-use support::{out, plan, prerequisite, processes_of, sandbox, sh};
+use support::{our_cgroups, out, plan, prerequisite, processes_of, sandbox, sh};
 use warden_core::{ByteSize, Limits, Outcome, Stream, TimeLimitKind};
 use warden_sandbox::{SandboxError, SandboxRun, Stdin, HOST_ID_BASE, SLOTS};
 
@@ -358,29 +358,6 @@ fn host_traces() -> HostTraces {
 }
 
 /// `<cgroup mount>/warden/run-<this process>-*` directories, on v1 and v2.
-fn our_cgroups() -> Vec<String> {
-    let prefix = format!("run-{}-", std::process::id());
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let fstype = after.split(' ').next()?;
-            (fstype == "cgroup" || fstype == "cgroup2")
-                .then(|| before.split(' ').nth(4).map(str::to_owned))?
-        })
-        .flat_map(|mount_point| {
-            let parent = Path::new(&mount_point).join(warden_sandbox::WARDEN_CGROUP);
-            std::fs::read_dir(parent).into_iter().flatten().flatten()
-        })
-        .map(|e| e.path().display().to_string())
-        .filter(|p| {
-            p.rsplit('/')
-                .next()
-                .is_some_and(|name| name.starts_with(&prefix))
-        })
-        .collect()
-}
 
 #[test]
 fn a_batch_of_runs_leaves_nothing_behind() {

@@ -3,7 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use warden_core::{FilesystemPolicy, Limits, SeccompPolicy};
 use warden_sandbox::{Sandbox, SandboxPlan, SandboxRun, Stdin};
@@ -85,6 +85,31 @@ pub fn processes_of(uids: &BTreeSet<u32>) -> Vec<String> {
                 field("State:").unwrap_or_default(),
                 String::from_utf8_lossy(&cmdline).replace('\0', " ")
             ))
+        })
+        .collect()
+}
+
+/// The cgroups of this test process's runs that still exist.
+pub fn our_cgroups() -> Vec<String> {
+    let prefix = format!("run-{}-", std::process::id());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fstype = after.split(' ').next()?;
+            (fstype == "cgroup" || fstype == "cgroup2")
+                .then(|| before.split(' ').nth(4).map(str::to_owned))?
+        })
+        .flat_map(|mount_point| {
+            let parent = Path::new(&mount_point).join(warden_sandbox::WARDEN_CGROUP);
+            std::fs::read_dir(parent).into_iter().flatten().flatten()
+        })
+        .map(|e| e.path().display().to_string())
+        .filter(|p| {
+            p.rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with(&prefix))
         })
         .collect()
 }

@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 pub mod capabilities;
+pub mod fdpass;
 pub mod lock;
 pub mod network;
 pub mod process;

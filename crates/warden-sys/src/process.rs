@@ -25,17 +25,44 @@ pub enum ForkResult {
     Child,
 }
 
+/// Whether this process has exactly one thread (`num_threads` in `/proc/self/stat`, proc(5)).
+/// An unreadable file counts as no: the callers below then refuse rather than guess.
+pub fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which may contain spaces; `state` is field 3.
+            let after_comm = stat.rsplit_once(") ")?.1.to_owned();
+            after_comm.split(' ').nth(20 - 3)?.parse::<u32>().ok()
+        })
+        == Some(1)
+}
+
+/// Fails with `EDEADLK` unless the process is single-threaded: a child of a multi-threaded
+/// process inherits one thread, and a lock another thread held (the allocator's, stdio's)
+/// stays locked forever in it. A server thread calling a fork wrapper gets this error instead
+/// of a child that may hang.
+fn require_single_thread() -> Result<(), Errno> {
+    if single_threaded() {
+        Ok(())
+    } else {
+        Err(Errno::EDEADLK)
+    }
+}
+
 /// `clone(flags | SIGCHLD)` with fork semantics (the child continues on a copy of the stack).
 ///
-/// Only call from a single-threaded process: the child inherits one thread and any lock another
-/// thread held stays locked forever. The warden helper is freshly exec'd and single-threaded.
+/// Fails with `EDEADLK` unless the process is single-threaded (checked here): the child
+/// inherits one thread and any lock another thread held stays locked forever. The warden
+/// helper is freshly exec'd, or forked from a single-threaded CLI.
 pub fn clone_into_namespaces(flags: CloneFlags) -> Result<ForkResult, Errno> {
+    require_single_thread()?;
     let raw_flags = libc::c_ulong::try_from(flags.bits()).map_err(|_| Errno::EINVAL)?
         | libc::c_ulong::try_from(libc::SIGCHLD).map_err(|_| Errno::EINVAL)?;
     // SAFETY: the raw clone syscall with a null stack behaves like fork(2): the child gets a
     // copy-on-write copy of the address space and continues here. No pointer arguments are
-    // passed. The caller guarantees the process is single-threaded (documented above), so no
-    // lock can be held by a thread that does not exist in the child.
+    // passed. The process is single-threaded (checked just above), so no lock can be held by a
+    // thread that does not exist in the child.
     let ret = unsafe { libc::syscall(libc::SYS_clone, raw_flags, 0usize, 0usize, 0usize, 0usize) };
     match ret {
         -1 => Err(Errno::last()),
@@ -46,10 +73,12 @@ pub fn clone_into_namespaces(flags: CloneFlags) -> Result<ForkResult, Errno> {
     }
 }
 
-/// `fork(2)` for a single-threaded process (the sandbox init forking the payload).
+/// `fork(2)` for a single-threaded process (the sandbox init forking the payload, the CLI
+/// forking its helper). Fails with `EDEADLK` when the process has other threads (checked here).
 pub fn fork_single_threaded() -> Result<ForkResult, Errno> {
-    // SAFETY: callers are single-threaded (the sandbox init), so the child cannot inherit a lock
-    // held by another thread; the child only makes system calls before execve or _exit.
+    require_single_thread()?;
+    // SAFETY: the process is single-threaded (checked just above; only this thread could start
+    // another, and it is here), so the child cannot inherit a lock held by another thread.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Parent { child } => Ok(ForkResult::Parent { child }),
         nix::unistd::ForkResult::Child => Ok(ForkResult::Child),
@@ -114,9 +143,21 @@ pub fn close_fds_from(first: RawFd) -> Result<(), Errno> {
 /// (without close-on-exec), whatever the caller's numbering. The sources may be close-on-exec,
 /// so that no other child spawned concurrently inherits them.
 ///
-/// The targets must be 3 or above (0-2 are set through `Command::stdin` and friends) and
-/// distinct from every source.
-pub fn map_fds(cmd: &mut Command, fds: Vec<(OwnedFd, RawFd)>) {
+/// The targets must be 3 or above (0-2 are set through `Command::stdin` and friends); a source
+/// may sit at any number, another's target included. Fails when the process has no
+/// descriptors left.
+pub fn map_fds(cmd: &mut Command, fds: Vec<(OwnedFd, RawFd)>) -> Result<(), Errno> {
+    // Each source first moves above every target, so that placing one never overwrites a
+    // source still to be placed (a source may sit at another's target number).
+    let above = fds.iter().map(|(_, target)| *target).max().unwrap_or(2) + 1;
+    let fds: Vec<(OwnedFd, RawFd)> = fds
+        .into_iter()
+        .map(|(fd, target)| {
+            let high = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(above))?;
+            // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+            Ok((unsafe { OwnedFd::from_raw_fd(high) }, target))
+        })
+        .collect::<Result<_, Errno>>()?;
     let raw: Vec<(RawFd, RawFd)> = fds
         .iter()
         .map(|(fd, target)| (fd.as_raw_fd(), *target))
@@ -135,6 +176,7 @@ pub fn map_fds(cmd: &mut Command, fds: Vec<(OwnedFd, RawFd)>) {
             Ok(())
         });
     }
+    Ok(())
 }
 
 /// In a freshly forked child of a single-threaded process: opens each source of `fds` at its
@@ -229,4 +271,24 @@ pub fn inherited_fd(raw: RawFd) -> Option<OwnedFd> {
     // parent for this process alone (map_fds); nothing in this process owns it yet, and this
     // is called once per number at helper start.
     valid.then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fork_wrappers_refuse_a_multi_threaded_process() {
+        // The test harness runs this test on a thread of its own; make sure of a second one.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || rx.recv());
+        assert!(!single_threaded());
+        assert_eq!(fork_single_threaded(), Err(Errno::EDEADLK));
+        assert_eq!(
+            clone_into_namespaces(CloneFlags::empty()),
+            Err(Errno::EDEADLK)
+        );
+        drop(tx);
+        let _ = other.join();
+    }
 }

@@ -94,12 +94,36 @@ impl Mounts {
 }
 
 fn apply_limits(dirs: &[PathBuf], limits: &Limits) -> Result<(), CgroupError> {
+    write_limits(dirs, limits.memory, limits.max_procs)
+}
+
+/// Replaces the memory and process limits of a created cgroup.
+pub(super) fn set_limits(
+    mounts: &Mounts,
+    dirs: &[PathBuf],
+    memory: ByteSize,
+    max_procs: u32,
+) -> Result<(), CgroupError> {
+    let _ = mounts;
+    write_limits(dirs, memory, max_procs)
+}
+
+fn write_limits(
+    dirs: &[PathBuf],
+    memory_limit: ByteSize,
+    max_procs: u32,
+) -> Result<(), CgroupError> {
     let (pids, memory) = (&dirs[0], &dirs[1]);
-    write(&pids.join("pids.max"), &limits.max_procs.to_string())?;
-    let bytes = limits.memory.bytes().to_string();
+    write(&pids.join("pids.max"), &max_procs.to_string())?;
+    let bytes = memory_limit.bytes().to_string();
+    // memory+swap may not drop below memory, nor memory rise above memory+swap: the order
+    // depends on the direction.
+    let memsw = memory.join("memory.memsw.limit_in_bytes");
+    if memsw.exists() {
+        let _ = write(&memsw, &bytes);
+    }
     write(&memory.join("memory.limit_in_bytes"), &bytes)?;
     // Without a memory+swap limit a program could page out to swap past its limit.
-    let memsw = memory.join("memory.memsw.limit_in_bytes");
     if memsw.exists() {
         write(&memsw, &bytes)?;
     }

@@ -46,9 +46,14 @@ pub(super) fn create(root: &Path, name: &str, limits: &Limits) -> Result<PathBuf
     Ok(dir)
 }
 
+/// Replaces the memory and process limits of a created cgroup.
+pub(super) fn set_limits(dir: &Path, memory: ByteSize, max_procs: u32) -> Result<(), CgroupError> {
+    write(&dir.join("pids.max"), &max_procs.to_string())?;
+    write(&dir.join("memory.max"), &memory.bytes().to_string())
+}
+
 fn apply_limits(dir: &Path, limits: &Limits) -> Result<(), CgroupError> {
-    write(&dir.join("pids.max"), &limits.max_procs.to_string())?;
-    write(&dir.join("memory.max"), &limits.memory.bytes().to_string())?;
+    set_limits(dir, limits.memory, limits.max_procs)?;
     let swap = dir.join("memory.swap.max");
     if swap.exists() {
         write(&swap, "0")?;

@@ -1,0 +1,678 @@
+//! A live sandbox, held by the parent: built once by a [`Backend`], then running jobs one after
+//! another, each with its own accounting and output, until it is destroyed. It owns everything
+//! the sandbox holds on the host (the uid slot, the cgroup, the helper, the pidfds, the control
+//! channel and the lifeline), so dropping it (or [`LiveSandbox::destroy`]) leaves nothing
+//! behind. Runs in the parent, which may be multi-threaded: a live sandbox can move between
+//! threads, and [`CancelHandle::cancel`] stops it from any of them.
+//!
+//! The lifecycle is written once here; each backend (`native.rs`, `trusted.rs`, `gvisor.rs`)
+//! supplies what differs: the helper's request, the host-side preparation and cleanup, and how
+//! a job reaches the sandbox.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use warden_core::{ByteSize, LimitBounds, Usage};
+
+use crate::cgroup::{Cgroup, CgroupStats};
+use crate::collect::CollectedFile;
+use crate::control::{self, SendFds};
+use crate::idmap::IdSlot;
+use crate::parent::{HelperProcess, SandboxError, SandboxRun, Stdin};
+use crate::plan::{Job, SandboxPlan, SandboxSpec};
+use crate::report::{drain_lines, Report};
+use crate::watch::{self, JobEnd, JobPipes, KillPath};
+
+/// How long a sandbox may take to be built, and a job to start.
+pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An isolation backend: builds live sandboxes. The native, trusted and gVisor backends each
+/// implement it once; everything else about a sandbox's life is common ([`LiveSandbox`]).
+pub trait Backend: std::fmt::Debug + Send + Sync {
+    /// A short name for reports (`native`, `trusted`, `gvisor`).
+    fn name(&self) -> &'static str;
+
+    /// Builds a sandbox for `spec` and waits until it is ready for jobs.
+    fn create(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError>;
+}
+
+/// Runs one plan in a fresh sandbox of `backend`: create, run the job, destroy. What
+/// `Sandbox::run` and its siblings do.
+pub fn run_once(
+    backend: &dyn Backend,
+    plan: &SandboxPlan,
+    stdin: Stdin,
+) -> Result<SandboxRun, SandboxError> {
+    let (spec, job) = plan.split();
+    job.validate(&spec)?;
+    let mut sandbox = backend.create(&spec)?;
+    let run = sandbox.run(&job, stdin);
+    let destroyed = sandbox.destroy();
+    let run = run?;
+    destroyed?;
+    Ok(run)
+}
+
+/// Stops a live sandbox from another thread.
+#[derive(Debug, Clone)]
+pub struct CancelHandle(Arc<Cancel>);
+
+#[derive(Debug)]
+struct Cancel {
+    requested: AtomicBool,
+    /// Written once on cancel; the watch polls the read end.
+    wake: OwnedFd,
+}
+
+impl CancelHandle {
+    /// Kills the sandbox: the job running in it (if any) ends with `SandboxError::Cancelled`,
+    /// as does every later one. Idempotent; the sandbox is still destroyed by its owner.
+    pub fn cancel(&self) {
+        if !self.0.requested.swap(true, Ordering::SeqCst) {
+            let _ = nix::unistd::write(&self.0.wake, &[1]);
+        }
+    }
+
+    /// Whether cancel was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.requested.load(Ordering::SeqCst)
+    }
+}
+
+/// How jobs reach the sandbox: the part of a live sandbox that differs between backends.
+#[derive(Debug)]
+pub(crate) enum Jobs {
+    /// An init of warden's own serves jobs from the control channel (native and trusted).
+    Init {
+        /// The parent's end of the control channel.
+        control: OwnedFd,
+        /// The init, in the host's pid namespace.
+        init: Pid,
+        /// Its pidfd, to ask it to end a job (`child::END_JOB`).
+        init_pidfd: OwnedFd,
+        /// How a job's paths map onto the host (trusted), or `None`.
+        relocate: Option<fn(&Job, &std::path::Path) -> Job>,
+        /// The directory `relocate` maps into.
+        host_dir: Option<PathBuf>,
+    },
+    /// Another runtime's own init; each job is a process the parent starts (gVisor's
+    /// `runsc exec`), built by this function from the job.
+    Process(Box<dyn JobLauncher>),
+}
+
+/// Starts a job as a host process of its own (a runtime's `exec` command), whose exit status
+/// is the job's.
+pub(crate) trait JobLauncher: std::fmt::Debug + Send {
+    /// Writes the job's files into the sandbox and returns the command that runs it.
+    fn prepare(&mut self, job: &Job) -> Result<std::process::Command, SandboxError>;
+    /// How that process's exit status reads as the program's.
+    fn status(&self, status: std::process::ExitStatus) -> crate::report::ExitStatus;
+}
+
+/// What a backend hands over for the common lifecycle.
+pub(crate) struct Parts {
+    pub(crate) name: String,
+    pub(crate) spec: SandboxSpec,
+    pub(crate) slot: Option<IdSlot>,
+    pub(crate) cgroup: Cgroup,
+    pub(crate) helper: HelperProcess,
+    pub(crate) report: OwnedFd,
+    pub(crate) lifeline: OwnedFd,
+    /// The parent's end of the control channel, for backends with warden's init.
+    pub(crate) control: Option<OwnedFd>,
+    /// Undone when the sandbox is destroyed, after its processes are gone.
+    pub(crate) cleanup: Vec<Box<dyn FnOnce() -> Result<(), SandboxError> + Send>>,
+    /// Memory and threads of the backend's own runtime in the cgroup, on top of each job's
+    /// limits (gVisor's sentry and gofer); zero for warden's init.
+    pub(crate) overhead: (ByteSize, u32),
+}
+
+/// A sandbox that exists and waits for jobs; see the module documentation.
+pub struct LiveSandbox {
+    name: String,
+    spec: SandboxSpec,
+    jobs: Option<Jobs>,
+    helper: HelperProcess,
+    helper_pidfd: OwnedFd,
+    helper_done: bool,
+    report: ReportReader,
+    lifeline: Option<OwnedFd>,
+    cancel: CancelHandle,
+    cancel_read: OwnedFd,
+    cgroup: Option<Cgroup>,
+    slot: Option<IdSlot>,
+    cleanup: Vec<Box<dyn FnOnce() -> Result<(), SandboxError> + Send>>,
+    /// The memory and process limits of the job the cgroup is now set for.
+    cgroup_limits: (ByteSize, u32),
+    /// What the backend's runtime adds to them (`Parts::overhead`).
+    overhead: (ByteSize, u32),
+    /// Why the sandbox can run no more jobs, once it cannot.
+    dead: Option<&'static str>,
+    destroyed: bool,
+}
+
+impl std::fmt::Debug for LiveSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSandbox")
+            .field("name", &self.name)
+            .field("init", &self.init_pid())
+            .field("dead", &self.dead)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The report pipe, read line by line.
+#[derive(Debug)]
+pub(crate) struct ReportReader {
+    pub(crate) fd: OwnedFd,
+    buffer: Vec<u8>,
+    pub(crate) eof: bool,
+}
+
+impl ReportReader {
+    /// Reads what is there (non-blocking) and returns the complete messages.
+    pub(crate) fn read(&mut self) -> Vec<Result<Report, String>> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match nix::unistd::read(&self.fd, &mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => {}
+                Err(_) => {
+                    self.eof = true;
+                    break;
+                }
+            }
+            if self.buffer.len() > 1 << 20 {
+                // A flood on the report pipe can only come from a broken helper.
+                self.buffer.clear();
+            }
+        }
+        drain_lines(&mut self.buffer)
+    }
+}
+
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::Helper {
+        action: "creating a pipe",
+        source: e.into(),
+    })
+}
+
+pub(crate) fn nonblocking(fd: &OwnedFd) -> Result<(), SandboxError> {
+    nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+        .map(drop)
+        .map_err(|e| SandboxError::Helper {
+            action: "making a pipe non-blocking",
+            source: e.into(),
+        })
+}
+
+impl LiveSandbox {
+    /// Takes over what a backend started and waits for the sandbox to be ready: the helper's
+    /// `Init` (when `wants_init`) and `Ready`. A failure destroys what was started.
+    pub(crate) fn start(
+        parts: Parts,
+        wants_init: bool,
+        launcher: Option<Box<dyn JobLauncher>>,
+    ) -> Result<Self, SandboxError> {
+        let (cancel_read, cancel_write) = pipe()?;
+        let helper_pidfd = warden_sys::process::pidfd_open(parts.helper.pid()).map_err(|e| {
+            SandboxError::Helper {
+                action: "opening a pidfd of the helper",
+                source: e.into(),
+            }
+        })?;
+        nonblocking(&parts.report)?;
+        let mut sandbox = Self {
+            name: parts.name,
+            cgroup_limits: (parts.spec.limits.memory, parts.spec.limits.max_procs),
+            overhead: parts.overhead,
+            spec: parts.spec,
+            jobs: None,
+            helper: parts.helper,
+            helper_pidfd,
+            helper_done: false,
+            report: ReportReader {
+                fd: parts.report,
+                buffer: Vec::new(),
+                eof: false,
+            },
+            lifeline: Some(parts.lifeline),
+            cancel: CancelHandle(Arc::new(Cancel {
+                requested: AtomicBool::new(false),
+                wake: cancel_write,
+            })),
+            cancel_read,
+            cgroup: Some(parts.cgroup),
+            slot: parts.slot,
+            cleanup: parts.cleanup,
+            dead: None,
+            destroyed: false,
+        };
+        let init = sandbox.await_ready(wants_init)?;
+        sandbox.jobs = Some(match (parts.control, init, launcher) {
+            (Some(control), Some(init), _) => {
+                control::limit_send_time(&control).map_err(|source| SandboxError::Helper {
+                    action: "configuring the control channel",
+                    source,
+                })?;
+                let init_pidfd =
+                    warden_sys::process::pidfd_open(init).map_err(|e| SandboxError::Helper {
+                        action: "opening a pidfd of the sandbox's init",
+                        source: e.into(),
+                    })?;
+                Jobs::Init {
+                    control,
+                    init,
+                    init_pidfd,
+                    relocate: None,
+                    host_dir: None,
+                }
+            }
+            (_, _, Some(launcher)) => Jobs::Process(launcher),
+            _ => {
+                return Err(SandboxError::Setup {
+                    step: "start the sandbox".into(),
+                    detail: "the backend gave no way to run jobs".into(),
+                })
+            }
+        });
+        Ok(sandbox)
+    }
+
+    /// Maps each job's paths onto the host before it is sent (the trusted backend).
+    pub(crate) fn relocate_jobs(&mut self, f: fn(&Job, &std::path::Path) -> Job, dir: PathBuf) {
+        if let Some(Jobs::Init {
+            relocate, host_dir, ..
+        }) = &mut self.jobs
+        {
+            *relocate = Some(f);
+            *host_dir = Some(dir);
+        }
+    }
+
+    /// Waits for `Ready` (and, when `wants_init`, the init's pid) within [`SETUP_TIMEOUT`].
+    fn await_ready(&mut self, wants_init: bool) -> Result<Option<Pid>, SandboxError> {
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let mut init = None;
+        let mut ready = false;
+        let mut failure = None;
+        while !(ready && (init.is_some() || !wants_init)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SandboxError::Setup {
+                    step: "wait for the sandbox to start".into(),
+                    detail: "timed out".into(),
+                });
+            }
+            let mut fds = [
+                PollFd::new(self.report.fd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.helper_pidfd.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+            ) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => {
+                    return Err(SandboxError::Helper {
+                        action: "polling the sandbox",
+                        source: e.into(),
+                    })
+                }
+            }
+            let helper_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
+            for report in self.report.read() {
+                match report {
+                    Ok(Report::Init { pid }) => init = Some(Pid::from_raw(pid)),
+                    Ok(Report::Ready) => ready = true,
+                    Ok(Report::SetupFailed { step, detail }) => {
+                        failure.get_or_insert(SandboxError::Setup { step, detail });
+                    }
+                    Ok(other) => tracing::warn!(?other, "unexpected report before Ready"),
+                    Err(line) => tracing::warn!(%line, "unreadable line on the report pipe"),
+                }
+            }
+            if let Some(failure) = failure.take() {
+                return Err(failure);
+            }
+            if helper_gone && !(ready && (init.is_some() || !wants_init)) {
+                // Its last reports may still be in the pipe.
+                for report in self.report.read() {
+                    if let Ok(Report::SetupFailed { step, detail }) = report {
+                        return Err(SandboxError::Setup { step, detail });
+                    }
+                }
+                return Err(SandboxError::Vanished);
+            }
+        }
+        Ok(init)
+    }
+
+    /// The handle that cancels this sandbox from another thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// The init's pid in the host's pid namespace (backends with warden's own init).
+    pub fn init_pid(&self) -> Option<Pid> {
+        match &self.jobs {
+            Some(Jobs::Init { init, .. }) => Some(*init),
+            _ => None,
+        }
+    }
+
+    /// The sandbox's network namespace, as a path another process may `setns` into while the
+    /// sandbox lives (`/proc/<init>/ns/net`). `None` for a backend whose network is not a
+    /// host namespace (gVisor's is inside its own kernel).
+    pub fn network_namespace(&self) -> Option<PathBuf> {
+        self.init_pid()
+            .map(|pid| PathBuf::from(format!("/proc/{pid}/ns/net")))
+    }
+
+    /// The sandbox's spec.
+    pub fn spec(&self) -> &SandboxSpec {
+        &self.spec
+    }
+
+    /// Whether it can still run jobs.
+    pub fn is_alive(&self) -> bool {
+        self.dead.is_none() && !self.cancel.is_cancelled()
+    }
+
+    /// Runs one job to its end: its own output, limits and accounting. A program's failure is
+    /// `Ok`; `Err` is warden's (or a cancel). After a job, the sandbox holds only its init.
+    pub fn run(&mut self, job: &Job, stdin: Stdin) -> Result<SandboxRun, SandboxError> {
+        if self.cancel.is_cancelled() {
+            return Err(SandboxError::Cancelled);
+        }
+        if let Some(why) = self.dead {
+            return Err(SandboxError::Gone { why });
+        }
+        job.validate(&self.spec)?;
+        job.limits.validate(&LimitBounds::default())?;
+        let before = self.prepare_accounting(job)?;
+        let (stdin_read, stdin_feed) = stdin_source(stdin)?;
+        let (stdout_read, stdout_write) = pipe()?;
+        let (stderr_read, stderr_write) = pipe()?;
+        let artifacts = job.collect.as_ref().map(|_| pipe()).transpose()?;
+        let null = std::fs::File::open("/dev/null").map_err(|source| SandboxError::Helper {
+            action: "opening /dev/null",
+            source,
+        })?;
+        let stdin_fd = stdin_read.unwrap_or_else(|| OwnedFd::from(null));
+        let end = self.start_job(
+            job,
+            SendFds {
+                stdin: stdin_fd.as_fd(),
+                stdout: stdout_write.as_fd(),
+                stderr: stderr_write.as_fd(),
+                artifacts: artifacts.as_ref().map(|(_, w)| w.as_fd()),
+            },
+        );
+        // The sandbox holds its own copies now; the parent must see end-of-file when they close.
+        drop((stdin_fd, stdout_write, stderr_write));
+        let end = end?;
+        let pipes = JobPipes {
+            stdout: stdout_read,
+            stderr: stderr_read,
+            artifacts: artifacts.map(|(r, w)| {
+                drop(w);
+                r
+            }),
+            stdin: stdin_feed,
+        };
+        let kill = match &self.jobs {
+            Some(Jobs::Init { init_pidfd, .. }) => KillPath::AskInit(init_pidfd),
+            _ => KillPath::WholeSandbox,
+        };
+        let cgroup = self
+            .cgroup
+            .as_ref()
+            .ok_or(SandboxError::Gone { why: "destroyed" })?;
+        let watched = watch::watch_job(watch::Watch {
+            pipes,
+            end,
+            report: &mut self.report,
+            helper: &mut self.helper,
+            helper_pidfd: &self.helper_pidfd,
+            helper_done: &mut self.helper_done,
+            cancel: &self.cancel_read,
+            cgroup,
+            limits: &job.limits,
+            cpu_before: before.cpu_time,
+            kill,
+        })?;
+        let mut watched = watched;
+        if let Some(status) = watched.process_status {
+            watched.status = Some(self.launcher_status(status));
+        }
+        if self.helper_done {
+            self.dead = Some("the sandbox ended");
+        }
+        if watched.cancelled {
+            self.dead = Some("cancelled");
+            return Err(SandboxError::Cancelled);
+        }
+        if watched.sandbox_killed {
+            self.dead = Some("a limit ended the whole sandbox");
+        }
+        if let Some((step, detail)) = watched.setup_failure {
+            return Err(SandboxError::Setup { step, detail });
+        }
+        let after = cgroup.stats()?;
+        let used = CgroupStats {
+            cpu_time: after.cpu_time.saturating_sub(before.cpu_time),
+            peak_memory: after.peak_memory,
+            oom_kills: after.oom_kills.saturating_sub(before.oom_kills),
+        };
+        finish(watched, &used, job)
+    }
+
+    /// Applies the job's memory and process limits to the cgroup (when they differ from the
+    /// last job's), resets the memory peak, and returns the counters before the job.
+    fn prepare_accounting(&mut self, job: &Job) -> Result<CgroupStats, SandboxError> {
+        let cgroup = self
+            .cgroup
+            .as_ref()
+            .ok_or(SandboxError::Gone { why: "destroyed" })?;
+        let wanted = (job.limits.memory, job.limits.max_procs);
+        if wanted != self.cgroup_limits {
+            let memory = ByteSize(wanted.0.bytes().saturating_add(self.overhead.0.bytes()));
+            cgroup.set_limits(memory, wanted.1.saturating_add(self.overhead.1))?;
+            self.cgroup_limits = wanted;
+        }
+        cgroup.reset_peak();
+        Ok(cgroup.stats()?)
+    }
+
+    /// Sends the job to the init, or starts its process.
+    fn start_job(&mut self, job: &Job, fds: SendFds<'_>) -> Result<JobEnd, SandboxError> {
+        match self.jobs.as_mut() {
+            Some(Jobs::Init {
+                control,
+                relocate,
+                host_dir,
+                ..
+            }) => {
+                let moved;
+                let job = match (relocate, host_dir.as_deref()) {
+                    (Some(f), Some(dir)) => {
+                        moved = f(job, dir);
+                        &moved
+                    }
+                    _ => job,
+                };
+                control::send_job(control, job, fds).map_err(|source| {
+                    self.dead = Some("its control channel failed");
+                    SandboxError::Helper {
+                        action: "sending a job to the sandbox",
+                        source,
+                    }
+                })?;
+                Ok(JobEnd::Reported)
+            }
+            Some(Jobs::Process(launcher)) => {
+                let mut command = launcher.prepare(job)?;
+                command
+                    .stdin(std::process::Stdio::from(
+                        fds.stdin
+                            .try_clone_to_owned()
+                            .map_err(|source| SandboxError::Helper {
+                                action: "duplicating a job's pipe",
+                                source,
+                            })?,
+                    ))
+                    .stdout(std::process::Stdio::from(
+                        fds.stdout
+                            .try_clone_to_owned()
+                            .map_err(|source| SandboxError::Helper {
+                                action: "duplicating a job's pipe",
+                                source,
+                            })?,
+                    ))
+                    .stderr(std::process::Stdio::from(
+                        fds.stderr
+                            .try_clone_to_owned()
+                            .map_err(|source| SandboxError::Helper {
+                                action: "duplicating a job's pipe",
+                                source,
+                            })?,
+                    ));
+                let child = command.spawn().map_err(|source| SandboxError::Helper {
+                    action: "starting a job's process",
+                    source,
+                })?;
+                Ok(JobEnd::Process {
+                    child,
+                    started: Instant::now(),
+                })
+            }
+            None => Err(SandboxError::Gone { why: "destroyed" }),
+        }
+    }
+
+    /// Maps a job process's exit status to the program's (for `Jobs::Process`).
+    pub(crate) fn launcher_status(
+        &self,
+        status: std::process::ExitStatus,
+    ) -> crate::report::ExitStatus {
+        match &self.jobs {
+            Some(Jobs::Process(launcher)) => launcher.status(status),
+            _ => crate::report::ExitStatus::Code(status.code().unwrap_or(-1)),
+        }
+    }
+
+    /// Ends the sandbox and removes everything it held on the host. Errors name what could
+    /// not be removed; everything else is still removed.
+    pub fn destroy(mut self) -> Result<(), SandboxError> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), SandboxError> {
+        if self.destroyed {
+            return Ok(());
+        }
+        self.destroyed = true;
+        // The init reads end-of-file and exits; the helper, its lifeline cut, kills it anyway.
+        self.jobs = None;
+        self.lifeline = None;
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill_all();
+        }
+        if !self.helper_done {
+            self.reap_helper();
+        }
+        let mut first_error = None;
+        for undo in self.cleanup.drain(..) {
+            if let Err(e) = undo() {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(cgroup) = self.cgroup.take() {
+            cgroup.kill_all();
+            if let Err(e) = cgroup.remove() {
+                first_error.get_or_insert(e.into());
+            }
+        }
+        self.slot = None;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Waits for the helper to exit; kills it if it takes longer than a grace period.
+    fn reap_helper(&mut self) {
+        let mut fds = [PollFd::new(self.helper_pidfd.as_fd(), PollFlags::POLLIN)];
+        let grace = PollTimeout::try_from(watch::KILL_GRACE).unwrap_or(PollTimeout::MAX);
+        if !matches!(poll(&mut fds, grace), Ok(n) if n > 0) {
+            let _ = warden_sys::process::pidfd_send_signal(&self.helper_pidfd, Signal::SIGKILL);
+        }
+        let _ = self.helper.wait();
+        self.helper_done = true;
+    }
+}
+
+impl Drop for LiveSandbox {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            tracing::warn!(sandbox = %self.name, error = %e, "destroying a sandbox on drop");
+        }
+    }
+}
+
+/// The program's stdin pipe end for the sandbox and, for byte input, the end the watch feeds.
+type StdinEnds = (Option<OwnedFd>, Option<(OwnedFd, Vec<u8>)>);
+
+fn stdin_source(stdin: Stdin) -> Result<StdinEnds, SandboxError> {
+    match stdin {
+        Stdin::Null => Ok((None, None)),
+        Stdin::Pipe(fd) => Ok((Some(fd), None)),
+        Stdin::Bytes(bytes) => {
+            let (read, write) = pipe()?;
+            Ok((Some(read), Some((write, bytes))))
+        }
+    }
+}
+
+/// The job's result from what the watch saw and the cgroup accounted.
+fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun, SandboxError> {
+    let outcome = crate::verdict::decide(w.killed, w.status, used, &job.limits)
+        .ok_or(SandboxError::Vanished)?;
+    let exited_cleanly = outcome == warden_core::Outcome::Exited { code: 0 };
+    let (collected, collect_error): (Vec<CollectedFile>, _) = match (&job.collect, exited_cleanly) {
+        (Some(path), true) if w.artifacts_overflow => {
+            (Vec::new(), Some(format!("{} is too large", path.display())))
+        }
+        (Some(_), true) => match crate::collect::parse(&w.artifacts) {
+            Ok(files) => (files, None),
+            Err(e) => (Vec::new(), Some(e)),
+        },
+        _ => (Vec::new(), None),
+    };
+    Ok(SandboxRun {
+        outcome,
+        stdout: w.stdout.data,
+        stderr: w.stderr.data,
+        stdout_truncated: w.stdout.truncated,
+        stderr_truncated: w.stderr.truncated,
+        usage: Usage {
+            cpu_time: used.cpu_time,
+            wall_time: w.wall_time,
+            peak_memory: ByteSize(used.peak_memory.bytes()),
+        },
+        collected,
+        collect_error,
+    })
+}

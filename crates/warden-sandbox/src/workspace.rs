@@ -1,0 +1,119 @@
+//! Writing a job's files into the workspace. Runs in the init. Earlier jobs of the same sandbox
+//! ran untrusted code that could write there, so every step is relative to an open directory
+//! and never follows a link: a directory on the way must be a real directory (`O_NOFOLLOW`),
+//! and a file of the same name is unlinked and created anew (`O_EXCL`), so a planted symlink
+//! or FIFO is replaced, never written through.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fchmod, mkdirat, Mode};
+use nix::unistd::{unlinkat, UnlinkatFlags};
+
+use crate::child::SetupError;
+use crate::plan::WorkspaceFile;
+
+/// Writes `files` under `workdir`.
+pub(crate) fn write_files(workdir: &Path, files: &[WorkspaceFile]) -> Result<(), SetupError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let root = open_dir(None, workdir).map_err(|e| SetupError::sys("open", workdir, e))?;
+    for file in files {
+        write_one(&root, file)
+            .map_err(|e| SetupError::sys("write workspace file", &file.path, e))?;
+    }
+    Ok(())
+}
+
+fn write_one(root: &OwnedFd, file: &WorkspaceFile) -> Result<(), Errno> {
+    let components: Vec<&std::ffi::OsStr> = file
+        .path
+        .components()
+        .map(|c| match c {
+            Component::Normal(name) => Ok(name),
+            _ => Err(Errno::EINVAL),
+        })
+        .collect::<Result<_, _>>()?;
+    let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
+    let mut dir = root.try_clone().map_err(|_| Errno::EBADF)?;
+    for parent in parents {
+        match mkdirat(dir.as_fd(), *parent, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        dir = open_dir(Some(&dir), Path::new(parent))?;
+    }
+    match unlinkat(dir.as_fd(), *name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let mode = Mode::from_bits_truncate(if file.executable { 0o755 } else { 0o644 });
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(dir.as_fd(), *name, flags, mode)?;
+    // The umask may have taken bits off.
+    fchmod(fd.as_fd(), mode)?;
+    std::fs::File::from(fd)
+        .write_all(&file.contents)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
+/// Opens a directory without following a final symlink (relative to `at` when given).
+fn open_dir(at: Option<&OwnedFd>, path: &Path) -> Result<OwnedFd, Errno> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match at {
+        Some(dir) => openat(dir.as_fd(), path, flags, Mode::empty()),
+        None => nix::fcntl::open(path, flags, Mode::empty()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn files_land_in_place_and_replace_earlier_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_files(
+            dir.path(),
+            &[
+                WorkspaceFile::new("a.txt", "one"),
+                WorkspaceFile::executable("sub/dir/run", "#!/bin/sh\n"),
+            ],
+        )
+        .expect("written");
+        write_files(dir.path(), &[WorkspaceFile::new("a.txt", "two")]).expect("replaced");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).expect("read"),
+            "two"
+        );
+        let mode = std::fs::metadata(dir.path().join("sub/dir/run"))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+    }
+
+    #[test]
+    fn planted_links_are_replaced_or_refused_never_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let target = outside.path().join("victim");
+        std::fs::write(&target, "untouched").expect("write");
+        std::os::unix::fs::symlink(&target, dir.path().join("a.txt")).expect("symlink");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("sub")).expect("symlink");
+        write_files(dir.path(), &[WorkspaceFile::new("a.txt", "new")]).expect("replaced");
+        assert!(write_files(dir.path(), &[WorkspaceFile::new("sub/b.txt", "x")]).is_err());
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "untouched");
+        assert!(!outside.path().join("b.txt").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).expect("read"),
+            "new"
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! Live sandboxes on every backend (issue 8): several jobs in one sandbox, each with its own
+//! output and accounting; a cancel from another thread; a drop mid-run; and nothing left
+//! behind. Needs root, and runsc for the gVisor backend (CI has both).
+
+mod support;
+
+use std::time::Duration;
+
+use support::{our_cgroups, plan, prerequisite, sandbox};
+use warden_core::{Limits, Outcome, TimeLimitKind};
+use warden_sandbox::{Backend, Job, SandboxError, SandboxSpec, Stdin, WorkspaceFile};
+
+/// Every backend this host has (gVisor only when runsc is installed; CI has it).
+fn backends() -> Vec<Box<dyn Backend>> {
+    let host = sandbox();
+    let mut all: Vec<Box<dyn Backend>> = vec![Box::new(host.native()), Box::new(host.trusted())];
+    if prerequisite(warden_sandbox::runsc_path().is_some(), "runsc (gVisor)") {
+        all.push(Box::new(host.gvisor().expect("runsc is installed")));
+    }
+    all
+}
+
+fn spec() -> SandboxSpec {
+    plan(&["/bin/true"]).split().0
+}
+
+fn sh(script: &str) -> Job {
+    let mut job = plan(&["/bin/sh", "-c", script]).split().1;
+    job.limits = Limits::default();
+    job
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn one_sandbox_runs_several_jobs_each_with_its_own_output_and_accounting() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let mut first = sh("cat input.txt; echo made > kept.txt; i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exit 3");
+        first
+            .files
+            .push(WorkspaceFile::new("input.txt", "from the host\n"));
+        let one = sandbox.run(&first, Stdin::Null).expect("first job");
+        assert_eq!(one.outcome, Outcome::Exited { code: 3 }, "{name}");
+        assert_eq!(text(&one.stdout), "from the host\n", "{name}");
+        let two = sandbox
+            .run(
+                &sh("cat kept.txt; cat -"),
+                Stdin::Bytes(b"second stdin\n".to_vec()),
+            )
+            .expect("second job");
+        assert_eq!(two.outcome, Outcome::Exited { code: 0 }, "{name}");
+        assert_eq!(
+            text(&two.stdout),
+            "made\nsecond stdin\n",
+            "{name}: the workspace persists"
+        );
+        assert!(
+            two.usage.cpu_time < one.usage.cpu_time,
+            "{name}: each job's cpu time is its own ({:?} then {:?})",
+            one.usage.cpu_time,
+            two.usage.cpu_time
+        );
+        let mut limited = sh("while :; do :; done");
+        limited.limits.cpu_time = Duration::from_millis(300);
+        let three = sandbox.run(&limited, Stdin::Null).expect("third job");
+        assert_eq!(
+            three.outcome,
+            Outcome::TimeLimit {
+                which: TimeLimitKind::Cpu
+            },
+            "{name}"
+        );
+        if name != "gvisor" {
+            // A limit ends the job, not the sandbox (under gVisor it ends both, docs).
+            let four = sandbox
+                .run(&sh("echo still here"), Stdin::Null)
+                .expect("fourth job");
+            assert_eq!(text(&four.stdout), "still here\n", "{name}");
+        }
+        sandbox.destroy().expect("destroyed");
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
+#[test]
+fn processes_a_job_leaves_are_gone_before_the_next_job() {
+    // gVisor keeps them until the sandbox ends (docs/sandbox-setup.md).
+    let host = sandbox();
+    for backend in [
+        Box::new(host.native()) as Box<dyn Backend>,
+        Box::new(host.trusted()),
+    ] {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let left = sandbox
+            .run(
+                &sh("(setsid sleep 1000 &); sleep 1000 & echo started"),
+                Stdin::Null,
+            )
+            .expect("first job");
+        assert_eq!(text(&left.stdout), "started\n", "{name}");
+        let seen = sandbox
+            .run(&sh("ps -eo comm= | grep -c '^sleep$' || true"), Stdin::Null)
+            .expect("second job");
+        assert_eq!(
+            text(&seen.stdout).trim(),
+            "0",
+            "{name}: a sleep survived its job"
+        );
+        sandbox.destroy().expect("destroyed");
+    }
+}
+
+#[test]
+fn a_cancel_from_another_thread_stops_the_job_and_the_sandbox() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let cancel = sandbox.cancel_handle();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            cancel.cancel();
+        });
+        let mut long = sh("echo begun; sleep 60");
+        long.limits.wall_time = Duration::from_secs(60);
+        let result = sandbox.run(&long, Stdin::Null);
+        canceller.join().expect("canceller");
+        assert!(
+            matches!(result, Err(SandboxError::Cancelled)),
+            "{name}: {result:?}"
+        );
+        assert!(!sandbox.is_alive(), "{name}");
+        let again = sandbox.run(&sh("true"), Stdin::Null);
+        assert!(
+            matches!(again, Err(SandboxError::Cancelled)),
+            "{name}: {again:?}"
+        );
+        sandbox.destroy().expect("destroyed");
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
+#[test]
+fn a_sandbox_dropped_mid_run_leaves_nothing_behind() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let init = sandbox.init_pid();
+        let cancel = sandbox.cancel_handle();
+        // The job's thread gives up on it at once (as a server whose client went away) and
+        // drops the sandbox while the program and a daemon of it still run.
+        let runner = std::thread::spawn(move || {
+            let mut long = sh("(setsid sleep 1000 &); sleep 60");
+            long.limits.wall_time = Duration::from_secs(60);
+            let result = sandbox.run(&long, Stdin::Null);
+            drop(sandbox);
+            result
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        cancel.cancel();
+        let result = runner.join().expect("runner");
+        assert!(
+            matches!(result, Err(SandboxError::Cancelled)),
+            "{name}: {result:?}"
+        );
+        if let Some(init) = init {
+            assert!(
+                !std::path::Path::new(&format!("/proc/{init}")).exists()
+                    || std::fs::read_to_string(format!("/proc/{init}/stat"))
+                        .is_ok_and(|s| s.contains(") Z ")),
+                "{name}: the init outlived its sandbox"
+            );
+        }
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
+#[test]
+fn an_idle_sandbox_dropped_without_destroy_leaves_nothing_behind() {
+    for backend in backends() {
+        let sandbox = backend.create(&spec()).expect("created");
+        assert!(sandbox.is_alive());
+        drop(sandbox);
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
+#[test]
+fn a_job_above_the_sandboxs_ceiling_is_refused_and_the_sandbox_lives_on() {
+    let mut sandbox = sandbox().native().create(&spec()).expect("created");
+    let mut greedy = sh("true");
+    greedy.limits.memory = warden_core::ByteSize(spec().limits.memory.bytes() * 2);
+    let refused = sandbox.run(&greedy, Stdin::Null);
+    assert!(matches!(refused, Err(SandboxError::Plan(_))), "{refused:?}");
+    let missing = sandbox.run(&plan(&["/nonexistent/program"]).split().1, Stdin::Null);
+    assert!(
+        matches!(missing, Err(SandboxError::Setup { .. })),
+        "{missing:?}"
+    );
+    let fine = sandbox.run(&sh("echo ok"), Stdin::Null).expect("ran");
+    assert_eq!(text(&fine.stdout), "ok\n");
+}
