@@ -134,9 +134,10 @@ fn enter_sandbox(
     report: &OwnedFd,
     control: &OwnedFd,
 ) -> Result<Infallible, SetupError> {
-    die_with_helper()?;
     wait_for_id_maps(sync)?;
     become_namespace_root()?;
+    // After the change of ids, which clears the parent-death signal.
+    die_with_helper()?;
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| SetupError::errno("unshare cgroup namespace", e))?;
     mounts::make_private()?;
@@ -172,9 +173,10 @@ fn enter_trusted(
     report: &OwnedFd,
     control: &OwnedFd,
 ) -> Result<Infallible, SetupError> {
-    die_with_helper()?;
     wait_for_id_maps(sync)?;
     become_user(id)?;
+    // After the change of ids, which clears the parent-death signal.
+    die_with_helper()?;
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| SetupError::errno("become a child subreaper", e))?;
     serve_jobs(workdir, Confinement::Trusted, report, control)

@@ -132,10 +132,7 @@ fn run(request: &HelperRequest, report: &OwnedFd, ends: HelperEnds) -> Result<i3
         Backend::Namespaces => {
             let filter = seccomp::compile(&request.spec.seccomp)
                 .map_err(|e| SetupError::new("compile seccomp filter", e))?;
-            let clone = || {
-                clone_into_namespaces(namespaces())
-                    .map_err(|e| SetupError::errno("clone into namespaces", e))
-            };
+            let clone = || clone_as(request.host_id);
             let init = |channels| child::run_init(&request.spec, &filter, channels);
             start_init(request, report, ends, clone, init)
         }
@@ -146,6 +143,24 @@ fn run(request: &HelperRequest, report: &OwnedFd, ends: HelperEnds) -> Result<i3
             start_init(request, report, ends, fork, init)
         }
     }
+}
+
+/// Clones the init into its namespaces with `host_id` as the effective uid, so that the new
+/// user namespace is owned by the run's uid rather than host root: the kernel charges per-user
+/// counters (inotify instances and watches, message-queue bytes, queued signals) of everything
+/// inside to the namespace's owner, and a namespace of root's would share root's allowance
+/// with every other run and the host's own services. The helper keeps root as its real and
+/// saved uid, and takes it back as soon as the clone returns (the init's id maps, the cgroup
+/// need it).
+fn clone_as(host_id: u32) -> Result<ForkResult, SetupError> {
+    let run_uid = nix::unistd::Uid::from_raw(host_id);
+    nix::unistd::seteuid(run_uid).map_err(|e| SetupError::errno("seteuid to the run's uid", e))?;
+    let cloned = clone_into_namespaces(namespaces());
+    if !matches!(cloned, Ok(ForkResult::Child)) {
+        nix::unistd::seteuid(nix::unistd::Uid::from_raw(0))
+            .map_err(|e| SetupError::errno("seteuid back to root", e))?;
+    }
+    cloned.map_err(|e| SetupError::errno("clone into namespaces", e))
 }
 
 /// Creates the init with `create` (inside the run's cgroup on v1) and runs `init` in it, which

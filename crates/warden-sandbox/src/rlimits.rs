@@ -7,6 +7,11 @@ use warden_core::Limits;
 
 use crate::child::SetupError;
 
+/// Signals queued at once for the program's uid (`RLIMIT_SIGPENDING`).
+const SIGPENDING: u64 = 1024;
+/// Bytes of POSIX message queues for the program's uid (`RLIMIT_MSGQUEUE`).
+const MSGQUEUE: u64 = 256 << 10;
+
 /// The rlimits derived from the plan's limits: (resource, soft, hard).
 pub(crate) fn from_limits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
     // RLIMIT_CPU is a per-process backstop in whole seconds, one above the budget: the parent
@@ -23,6 +28,11 @@ pub(crate) fn from_limits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
         (Resource::RLIMIT_NOFILE, nofile, nofile),
         (Resource::RLIMIT_NPROC, nproc, nproc),
         (Resource::RLIMIT_CORE, 0, 0),
+        // Both are charged per real uid: low, so one program cannot take a large share of what
+        // the kernel allows that uid (the host's default is about 60,000 queued signals and
+        // 800 KiB of message queues).
+        (Resource::RLIMIT_SIGPENDING, SIGPENDING, SIGPENDING),
+        (Resource::RLIMIT_MSGQUEUE, MSGQUEUE, MSGQUEUE),
     ]
 }
 

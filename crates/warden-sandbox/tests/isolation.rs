@@ -35,6 +35,7 @@ struct Report {
     hostname: String,
     uid_map: String,
     gid_map: String,
+    userns_owner: i64,
     status: BTreeMap<String, String>,
     interfaces: Vec<String>,
     rlimits: BTreeMap<String, [u64; 2]>,
@@ -184,6 +185,30 @@ fn errno_of(errno: DenyErrno) -> i32 {
     }
 }
 
+/// Issue 8: per-user kernel counters (inotify instances and watches, POSIX message-queue bytes,
+/// queued signals) are charged to the owner of the user namespace and to the real uid. The
+/// namespace is created by the run's own uid, which the sandbox's root maps to, so it is owned
+/// by uid 0 as seen inside (a namespace created by host root reads as the overflow uid); and
+/// the program's message-queue and pending-signal rlimits are low.
+#[test]
+fn per_user_kernel_counters_are_charged_to_the_runs_own_uid() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    assert_eq!(r.userns_owner, 0, "the user namespace's owner, seen inside");
+    let [msgqueue_soft, msgqueue_hard] = r.rlimits["msgqueue"];
+    assert!(
+        msgqueue_hard <= 1 << 20 && msgqueue_soft <= msgqueue_hard,
+        "{:?}",
+        r.rlimits
+    );
+    let [sigpending_soft, sigpending_hard] = r.rlimits["sigpending"];
+    assert!(
+        sigpending_hard <= 1024 && sigpending_soft <= sigpending_hard,
+        "{:?}",
+        r.rlimits
+    );
+}
+
 #[test]
 fn the_program_is_root_only_inside_its_own_user_namespace() {
     let Some(probe) = probe() else { return };
@@ -270,6 +295,8 @@ fn rlimits_follow_the_plan() {
         ("nofile", [77, 77]),
         ("nproc", [23, 23]),
         ("core", [0, 0]),
+        ("sigpending", [1024, 1024]),
+        ("msgqueue", [256 << 10, 256 << 10]),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -153,7 +154,8 @@ static void report_rlimits(void) {
         const char *name;
         int resource;
     } limits[] = {{"cpu", RLIMIT_CPU},     {"fsize", RLIMIT_FSIZE}, {"nofile", RLIMIT_NOFILE},
-                  {"nproc", RLIMIT_NPROC}, {"core", RLIMIT_CORE}};
+                  {"nproc", RLIMIT_NPROC}, {"core", RLIMIT_CORE},   {"sigpending", RLIMIT_SIGPENDING},
+                  {"msgqueue", RLIMIT_MSGQUEUE}};
     printf("\"rlimits\":{");
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
         struct rlimit rl;
@@ -164,6 +166,18 @@ static void report_rlimits(void) {
                (unsigned long long)rl.rlim_max);
     }
     printf("}");
+}
+
+/* The owner of this process's user namespace, as this namespace sees it (ioctl_ns(2)
+ * NS_GET_OWNER_UID); -1 when it cannot be read. An owner outside the namespace's map reads as
+ * the overflow uid. */
+static long userns_owner(void) {
+    int fd = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    uid_t owner;
+    long r = ioctl(fd, 0xb704 /* NS_GET_OWNER_UID */, &owner);
+    close(fd);
+    return r == 0 ? (long)owner : -1;
 }
 
 /* Mount point and per-mount options of every line of /proc/self/mountinfo. */
@@ -600,7 +614,7 @@ static int report(void) {
     json_string(uid_map);
     printf(",\"gid_map\":");
     json_string(gid_map);
-    printf(",");
+    printf(",\"userns_owner\":%ld,", userns_owner());
     report_status_lines();
     printf(",");
     report_interfaces();
