@@ -1,12 +1,13 @@
 //! The execution use case: request -> language -> analysis and mode -> program layout ->
 //! [compile stage, cached] -> run stage -> result -> history.
 //!
-//! Every call into the sandbox goes through [`Engine::run_plan`], so that a new sandbox API
-//! changes one function.
+//! The stages of one execution are jobs of live sandboxes (`runner.rs`): the compile stage and
+//! every run share one sandbox, or each get a fresh one, as the request says.
 
 mod compile;
 mod history;
 mod host;
+mod runner;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -19,7 +20,8 @@ use warden_core::{
     ModePolicy, Outcome, SeccompPolicy,
 };
 use warden_sandbox::{
-    CollectedFile, Sandbox, SandboxPlan, SandboxRun, Stdin, WorkspaceFile, WORKDIR,
+    CollectedFile, Job, Sandbox, SandboxPlan, SandboxRun, SandboxSpec, Stdin, WorkspaceFile,
+    WORKDIR,
 };
 
 use crate::compile_cache::CompileCache;
@@ -30,6 +32,7 @@ use crate::execution::{
 use crate::id::ExecutionId;
 use crate::security::{Security, Stage, Violation};
 use crate::settings::{HistorySettings, SettingError};
+use crate::test_cases::{TestCase, TestResult, Verdict};
 use crate::workspace::Program;
 
 pub use host::SandboxCheck;
@@ -155,23 +158,83 @@ impl Engine {
     }
 
     /// Runs one request to completion and records it in the history.
-    pub fn execute(&self, request: ExecutionRequest) -> Result<Execution, EngineError> {
+    pub fn execute(&self, mut request: ExecutionRequest) -> Result<Execution, EngineError> {
         let prepared = self.prepare(&request)?;
         let input = history::Pending::of(&request);
-        let (compile, artifacts) = match &prepared.language.compile {
-            None => (None, Some(Vec::new())),
-            Some(_) => match self.compile_stage(&prepared)? {
-                compile::Compiled::Artifact(files, stage) => (Some(stage), Some(files)),
-                compile::Compiled::Failed(stage) => (Some(stage), None),
-            },
-        };
-        let run = match artifacts {
-            Some(files) => Some(self.run_stage(&prepared, files, &request.args, request.stdin)?),
-            None => None,
-        };
-        let result = finish(prepared, compile, run);
+        let spec = self.spec(&prepared)?;
+        let mut runner = runner::Runner::new(self.sandbox()?, prepared.mode, spec, request.reuse)?;
+        let stages = self.stages(&prepared, &mut request, &mut runner);
+        let finished = runner.finish();
+        let (compile, run, tests) = stages?;
+        finished?;
+        let result = finish(prepared, compile, run, tests);
         let warnings = self.record(&result, input.borrowed());
         Ok(Execution { result, warnings })
+    }
+
+    /// The compile stage, then the run, or one run per test case.
+    fn stages(
+        &self,
+        prepared: &Prepared<'_>,
+        request: &mut ExecutionRequest,
+        runner: &mut runner::Runner,
+    ) -> Result<Stages, EngineError> {
+        let artifacts = match &prepared.language.compile {
+            None => Vec::new(),
+            Some(_) => match self.compile_stage(prepared, runner)? {
+                compile::Compiled::Artifact(files, stage) => {
+                    return self.runs(prepared, request, runner, files, Some(stage));
+                }
+                compile::Compiled::Failed(stage) => return Ok((Some(stage), None, Vec::new())),
+            },
+        };
+        self.runs(prepared, request, runner, artifacts, None)
+    }
+
+    /// The run stage: one run with the request's stdin, or one per test case.
+    fn runs(
+        &self,
+        prepared: &Prepared<'_>,
+        request: &mut ExecutionRequest,
+        runner: &mut runner::Runner,
+        artifacts: Vec<CollectedFile>,
+        compile: Option<StageResult>,
+    ) -> Result<Stages, EngineError> {
+        let language = prepared.language;
+        require_installed(language, &language.run.argv)?;
+        let job_for = |args: &[String]| {
+            let mut job = self.job(
+                language,
+                &language.run.argv,
+                &prepared.program,
+                args,
+                prepared.limits,
+            );
+            job.files.extend(artifacts.iter().map(|f| WorkspaceFile {
+                executable: f.executable,
+                ..WorkspaceFile::new(f.path.clone(), f.contents.clone())
+            }));
+            job
+        };
+        if request.tests.is_empty() {
+            let stdin = std::mem::take(&mut request.stdin);
+            let run = runner.run(&job_for(&request.args), stdin)?;
+            return Ok((compile, Some(run), Vec::new()));
+        }
+        let mut results = Vec::with_capacity(request.tests.len());
+        let mut last = None;
+        for case in &request.tests {
+            let args: Vec<String> = request.args.iter().chain(&case.args).cloned().collect();
+            let run = runner.run(&job_for(&args), Stdin::Bytes(case.stdin.clone()))?;
+            let result = test_result(&run, case, request.comparison);
+            let failed = result.verdict != Verdict::Accepted;
+            results.push(result);
+            last = Some(run);
+            if failed && request.stop_on_failure {
+                break;
+            }
+        }
+        Ok((compile, last, results))
     }
 
     /// Resolves the language, lays out the files, merges the limits, analyses the code and
@@ -232,31 +295,6 @@ impl Engine {
         analysis
     }
 
-    /// Runs the program over its files and the compile stage's artifacts.
-    fn run_stage(
-        &self,
-        prepared: &Prepared<'_>,
-        artifacts: Vec<CollectedFile>,
-        args: &[String],
-        stdin: Stdin,
-    ) -> Result<SandboxRun, EngineError> {
-        let language = prepared.language;
-        require_installed(language, &language.run.argv)?;
-        let mut plan = self.plan(
-            language,
-            &language.run.argv,
-            &prepared.program,
-            args,
-            prepared.limits,
-        );
-        plan.files
-            .extend(artifacts.into_iter().map(|f| WorkspaceFile {
-                executable: f.executable,
-                ..WorkspaceFile::new(f.path, f.contents)
-            }));
-        self.run_plan(prepared.mode, &plan, stdin)
-    }
-
     /// Runs a plan in the chosen mode's backend; a mode this host cannot provide is an error,
     /// never a silent downgrade. The one place the engine calls the sandbox.
     fn run_plan(
@@ -295,15 +333,35 @@ impl Engine {
         Ok(limits.clamp_to(&self.maxima))
     }
 
-    /// The sandbox plan running `argv` over `program`'s files.
-    fn plan(
+    /// The sandbox one execution's jobs run in: the base filesystem and the language's mounts,
+    /// the seccomp policy, and ceilings that hold both the compile stage's and the run's
+    /// limits.
+    fn spec(&self, prepared: &Prepared<'_>) -> Result<SandboxSpec, EngineError> {
+        let language = prepared.language;
+        let mut spec = SandboxSpec::new(&self.filesystem, self.seccomp.clone());
+        for mount in &language.mounts {
+            spec.add_bind(mount);
+        }
+        let mut limits = prepared.limits;
+        if let Some(stage) = &language.compile {
+            let compile = self.limits(&[&language.limits, &stage.limits])?;
+            limits.memory = limits.memory.max(compile.memory);
+            limits.max_procs = limits.max_procs.max(compile.max_procs);
+            limits.workspace_size = limits.workspace_size.max(compile.workspace_size);
+        }
+        spec.limits = limits;
+        Ok(spec)
+    }
+
+    /// The job running `argv` over `program`'s files.
+    fn job(
         &self,
         language: &Language,
         argv: &ArgvTemplate,
         program: &Program,
         args: &[String],
         limits: Limits,
-    ) -> SandboxPlan {
+    ) -> Job {
         let artifact = language
             .compile
             .as_ref()
@@ -317,20 +375,52 @@ impl Engine {
             artifact: &artifact,
             args,
         };
-        let mut plan = SandboxPlan::new(
-            expand_argv(argv, &values),
-            &self.filesystem,
-            self.seccomp.clone(),
-        );
+        let mut job = Job::new(expand_argv(argv, &values), limits);
+        for (key, value) in &language.env {
+            job.set_env(key, value);
+        }
+        job.files = program.files.clone();
+        job
+    }
+
+    /// A one-shot plan running `argv` over `program`'s files (host checks).
+    fn plan(
+        &self,
+        language: &Language,
+        argv: &ArgvTemplate,
+        program: &Program,
+        args: &[String],
+        limits: Limits,
+    ) -> SandboxPlan {
+        let job = self.job(language, argv, program, args, limits);
+        let mut plan = SandboxPlan::new(job.argv, &self.filesystem, self.seccomp.clone());
         for mount in &language.mounts {
             plan.add_bind(mount);
         }
-        for (key, value) in &language.env {
-            plan.set_env(key, value);
-        }
-        plan.files = program.files.clone();
+        plan.env = job.env;
+        plan.files = job.files;
         plan.limits = limits;
         plan
+    }
+}
+
+/// What the stages returned: the compile stage, the (last) run, the test cases' results.
+type Stages = (Option<StageResult>, Option<SandboxRun>, Vec<TestResult>);
+
+/// A test case's result from its run.
+fn test_result(
+    run: &SandboxRun,
+    case: &TestCase,
+    rule: crate::test_cases::Comparison,
+) -> TestResult {
+    TestResult {
+        verdict: Verdict::of(&run.outcome, &run.stdout, case, rule),
+        outcome: run.outcome.clone(),
+        stdout: run.stdout.clone(),
+        stderr: run.stderr.clone(),
+        stdout_truncated: run.stdout_truncated,
+        stderr_truncated: run.stderr_truncated,
+        usage: run.usage,
     }
 }
 
@@ -340,6 +430,7 @@ fn finish(
     prepared: Prepared<'_>,
     compile: Option<StageResult>,
     run: Option<SandboxRun>,
+    tests: Vec<TestResult>,
 ) -> ExecutionResult {
     let violations = [
         compile
@@ -376,6 +467,7 @@ fn finish(
         usage: run.usage,
         limits: prepared.limits,
         compile,
+        tests,
         security,
     }
 }

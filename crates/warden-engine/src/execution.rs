@@ -8,6 +8,7 @@ use warden_sandbox::{SandboxRun, Stdin};
 
 use crate::id::ExecutionId;
 use crate::security::Security;
+use crate::test_cases::{Comparison, SandboxReuse, TestCase, TestResult};
 
 /// A program's source file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,15 @@ pub struct ExecutionRequest {
     pub limits: LimitOverrides,
     /// The isolation mode asked for; `None` takes the configuration's `[modes] default`.
     pub mode: Option<ModeRequest>,
+    /// Test cases: when given, the program runs once per case (with the case's stdin instead
+    /// of `stdin`) and each run gets a verdict.
+    pub tests: Vec<TestCase>,
+    /// How test case output is compared.
+    pub comparison: Comparison,
+    /// Stop at the first case that is not accepted.
+    pub stop_on_failure: bool,
+    /// Whether the compile stage and the runs share one sandbox.
+    pub reuse: SandboxReuse,
 }
 
 /// One stage's result (the compile stage; the run stage's fields sit at the top level).
@@ -193,10 +203,14 @@ pub struct ExecutionResult {
     pub limits: Limits,
     /// The compile stage, for compiled languages.
     pub compile: Option<StageResult>,
+    /// The test cases' results, in order (absent without test cases). The top-level outcome
+    /// and output are the last case's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestResult>,
     /// The mode, why, the analysis and the run-time violations.
     pub security: Security,
 }
 
-fn lossy<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn lossy<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&String::from_utf8_lossy(bytes))
 }

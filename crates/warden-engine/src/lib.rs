@@ -13,6 +13,7 @@ pub mod history;
 mod id;
 mod security;
 pub mod settings;
+mod test_cases;
 mod workspace;
 
 pub use compile_cache::CompileCache;
@@ -28,3 +29,4 @@ pub use history::{
 pub use id::ExecutionId;
 pub use security::{Security, Stage, Violation};
 pub use settings::{CacheSettings, HistorySettings, Settings, SettingsError};
+pub use test_cases::{Comparison, SandboxReuse, TestCase, TestResult, Verdict};

@@ -46,6 +46,7 @@ fn result(language: &str, outcome: Outcome, wall_ms: u64) -> ExecutionResult {
         },
         limits: Limits::default(),
         compile: None,
+        tests: Vec::new(),
         security: Security {
             mode: Mode::Sandboxed,
             reason: "auto: threat level low".to_owned(),

@@ -160,6 +160,7 @@ fn execute(args: RunArgs) -> anyhow::Result<Execution> {
         stdin: stdin()?,
         limits: args.limits(),
         mode: args.mode,
+        ..ExecutionRequest::default()
     };
     let engine = super::engine(|config| {
         if args.no_cache {

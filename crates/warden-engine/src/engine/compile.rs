@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use warden_core::Outcome;
 use warden_sandbox::{CollectedFile, Stdin};
 
+use super::runner::Runner;
 use super::{require_installed, Engine, Prepared};
 use crate::compile_cache::{toolchain_identity, CacheKey};
 use crate::error::EngineError;
@@ -21,7 +22,11 @@ pub(super) enum Compiled {
 
 impl Engine {
     /// Runs the compile stage of a compiled language, or takes its artifact from the cache.
-    pub(super) fn compile_stage(&self, prepared: &Prepared<'_>) -> Result<Compiled, EngineError> {
+    pub(super) fn compile_stage(
+        &self,
+        prepared: &Prepared<'_>,
+        runner: &mut Runner,
+    ) -> Result<Compiled, EngineError> {
         let language = prepared.language;
         let Some(stage) = &language.compile else {
             return Ok(Compiled::Artifact(Vec::new(), StageResult::empty()));
@@ -34,9 +39,9 @@ impl Engine {
             return Ok(Compiled::Artifact(files, StageResult::cached()));
         }
         let limits = self.limits(&[&language.limits, &stage.limits])?;
-        let mut plan = self.plan(language, &stage.argv, &prepared.program, &[], limits);
-        plan.collect = Some(PathBuf::from(&stage.artifact));
-        let run = self.run_plan(prepared.mode, &plan, Stdin::Null)?;
+        let mut job = self.job(language, &stage.argv, &prepared.program, &[], limits);
+        job.collect = Some(PathBuf::from(&stage.artifact));
+        let run = runner.run(&job, Stdin::Null)?;
         let clean = run.outcome == (Outcome::Exited { code: 0 });
         if !clean || run.collected.is_empty() {
             let mut result = StageResult::from_run(run.clone());

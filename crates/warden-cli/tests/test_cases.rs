@@ -1,0 +1,135 @@
+//! Test cases through the engine (issue 8: compile once, run many): verdicts, the comparison
+//! rule, stopping at the first failure, and sandboxes shared by the compile stage and every
+//! run or fresh for each, on the native backend. Needs root (CI runs as root).
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::World;
+use warden_core::{LimitOverrides, Outcome, OutcomeKind};
+use warden_engine::{
+    Comparison, Engine, ExecutionRequest, SandboxReuse, SourceFile, TestCase, Verdict,
+};
+
+fn engine(world: &World) -> Engine {
+    Engine::new(
+        world
+            .settings()
+            .engine_config(PathBuf::from(env!("CARGO_BIN_EXE_warden"))),
+    )
+    .expect("engine")
+}
+
+fn case(stdin: &str, expected: &str) -> TestCase {
+    TestCase {
+        stdin: stdin.as_bytes().to_vec(),
+        args: Vec::new(),
+        expected_output: Some(expected.as_bytes().to_vec()),
+    }
+}
+
+fn request(language: &str, code: &str, tests: Vec<TestCase>) -> ExecutionRequest {
+    ExecutionRequest {
+        language: Some(language.to_owned()),
+        sources: vec![SourceFile {
+            name: None,
+            code: code.as_bytes().to_vec(),
+        }],
+        tests,
+        ..ExecutionRequest::default()
+    }
+}
+
+const DOUBLER: &str =
+    "n = int(input())\nif n < 0:\n    while True: pass\nprint(n * 2 if n != 7 else 0)\n";
+
+#[test]
+fn each_case_gets_a_verdict_in_fresh_and_shared_sandboxes() {
+    let world = World::new();
+    let engine = engine(&world);
+    for reuse in [SandboxReuse::Fresh, SandboxReuse::Shared] {
+        let mut req = request(
+            "python",
+            DOUBLER,
+            vec![
+                case("2\n", "4\n"),
+                case("7\n", "14\n"),
+                case("-1\n", ""),
+                case("5", "10  \n\n"),
+            ],
+        );
+        req.reuse = reuse;
+        req.limits = LimitOverrides {
+            cpu_time: Some(Duration::from_millis(500)),
+            ..LimitOverrides::default()
+        };
+        let result = engine.execute(req).expect("executed").result;
+        let verdicts: Vec<Verdict> = result.tests.iter().map(|t| t.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Accepted,
+                Verdict::WrongAnswer,
+                Verdict::Failed(OutcomeKind::TimeLimit),
+                Verdict::Accepted,
+            ],
+            "{reuse:?}"
+        );
+        assert_eq!(result.tests[1].stdout, b"0\n");
+        assert_eq!(
+            result.outcome,
+            Outcome::Exited { code: 0 },
+            "the last case's"
+        );
+    }
+}
+
+#[test]
+fn exact_comparison_and_stop_on_failure() {
+    let world = World::new();
+    let engine = engine(&world);
+    let mut req = request(
+        "python",
+        DOUBLER,
+        vec![case("5", "10"), case("1", "2\n"), case("2", "4\n")],
+    );
+    req.comparison = Comparison::Exact;
+    req.stop_on_failure = true;
+    let result = engine.execute(req).expect("executed").result;
+    let verdicts: Vec<Verdict> = result.tests.iter().map(|t| t.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [Verdict::WrongAnswer],
+        "stopped after the first failure"
+    );
+}
+
+#[test]
+fn a_compiled_program_is_compiled_once_and_run_per_case() {
+    let world = World::new();
+    let engine = engine(&world);
+    let code = "#include <stdio.h>\nint main(void){int n; if(scanf(\"%d\",&n)!=1) return 2; printf(\"%d\\n\", n*n); return 0;}\n";
+    for reuse in [SandboxReuse::Shared, SandboxReuse::Fresh] {
+        let mut req = request(
+            "c",
+            code,
+            vec![case("3", "9"), case("4", "16"), case("x", "")],
+        );
+        req.reuse = reuse;
+        let result = engine.execute(req).expect("executed").result;
+        let compile = result.compile.as_ref().expect("a compile stage");
+        assert_eq!(compile.outcome, Outcome::Exited { code: 0 }, "{reuse:?}");
+        let verdicts: Vec<Verdict> = result.tests.iter().map(|t| t.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Accepted,
+                Verdict::Accepted,
+                Verdict::Failed(OutcomeKind::Exited)
+            ],
+            "{reuse:?}"
+        );
+    }
+}
