@@ -4,8 +4,9 @@
 //! warden writes an OCI bundle (a read-only root of mount points and symlinks, the spec's
 //! read-only binds, an empty workspace, `config.json`) and has the helper join the sandbox's
 //! cgroup and exec `runsc run` there: runsc's sandbox, gofer and every program process are
-//! charged to and killed with that cgroup. The container's own process is `cat` reading the
-//! lifeline: it exits, and the container with it, when the parent lets the sandbox go. Each
+//! charged to and killed with that cgroup. The container's own process is a bash loop reading
+//! the lifeline (and, as pid 1, reaping orphans): it exits, and the container with it, when the
+//! parent lets the sandbox go. Each
 //! job is a `runsc exec` of an OCI process (argv, environment, rlimits, no capabilities, no
 //! new privileges) whose exit status is the program's; its files are written into the
 //! workspace directory first, from the host, without following links. A limit kills the whole
@@ -36,8 +37,8 @@ const BUNDLES: &str = "/run/warden/gvisor";
 const RUNTIME_MEMORY: ByteSize = ByteSize::mib(192);
 /// Threads of runsc's own processes, on top of the program's limit.
 const RUNTIME_PIDS: u32 = 512;
-/// Writes to the root stay in the sandbox's memory; the workspace is the bundle's `work/`,
-/// shared with the host so that each job's files reach it.
+/// Writes to the root stay in the sandbox's memory; the workspace is the bundle's `work/` (a
+/// size-capped tmpfs), shared with the host so that each job's files reach it.
 const OVERLAY: &str = "--overlay2=root:memory";
 
 /// Finds `runsc`: `None` when gVisor is not installed.
@@ -104,6 +105,8 @@ impl Backend for Gvisor {
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
                     .status();
+                // Not there when the bundle was never complete.
+                let _ = nix::mount::umount2(&bundle.join("work"), nix::mount::MntFlags::MNT_DETACH);
                 match fs::remove_dir_all(&bundle) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                         Err(SandboxError::Helper {
@@ -261,8 +264,8 @@ fn runsc_status(status: std::process::ExitStatus) -> ExitStatus {
     }
 }
 
-/// Writes `rootfs/` (mount points, symlinks, identity files), an empty `work/` and
-/// `config.json` into a fresh directory.
+/// Writes `rootfs/` (mount points, symlinks, identity files), an empty `work/` (a tmpfs of the
+/// workspace's size) and `config.json` into a fresh directory.
 fn write_bundle(bundle: &Path, plan: &SandboxSpec) -> Result<(), SandboxError> {
     let io = |action: &'static str| move |source| SandboxError::Helper { action, source };
     fs::create_dir_all(bundle.parent().unwrap_or(bundle))
@@ -304,7 +307,22 @@ fn write_bundle(bundle: &Path, plan: &SandboxSpec) -> Result<(), SandboxError> {
     ] {
         fs::write(rootfs.join("etc").join(name), contents).map_err(io("writing the gVisor root"))?;
     }
-    fs::create_dir(bundle.join("work")).map_err(io("creating the workspace"))?;
+    let work = bundle.join("work");
+    fs::create_dir(&work).map_err(io("creating the workspace"))?;
+    // The workspace is a tmpfs of its own, capped at the workspace size: the program's writes
+    // reach it through gVisor's gofer, and a host directory would have no cap.
+    let size = format!("size={},mode=0755", plan.limits.workspace_size.bytes());
+    nix::mount::mount(
+        Some("tmpfs"),
+        &work,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(size.as_str()),
+    )
+    .map_err(|e| SandboxError::Helper {
+        action: "mounting the gVisor workspace",
+        source: e.into(),
+    })?;
     let config = oci_config(plan, mounts);
     let text = serde_json::to_vec_pretty(&config).map_err(|e| SandboxError::Helper {
         action: "writing config.json",
@@ -333,11 +351,17 @@ fn oci_process(argv: &[String], env: &[(String, String)], limits: &Limits) -> Va
     })
 }
 
-/// The OCI runtime configuration: the container's own process (`cat` on the lifeline, see the
+/// The OCI runtime configuration: the container's own process (bash on the lifeline, see the
 /// module documentation), the mounts, a read-only root, its own pid, network, ipc, uts and
 /// mount namespaces (inside gVisor).
 fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
-    let keeper = ["/bin/cat".to_owned()];
+    // Reads the lifeline until end-of-file, waking every few seconds; as pid 1, bash also
+    // reaps the orphans jobs leave, which would otherwise pile up as zombies.
+    let keeper = [
+        "/bin/bash".to_owned(),
+        "-c".to_owned(),
+        "while read -r -t 5 _ || [ $? -gt 128 ]; do :; done".to_owned(),
+    ];
     json!({
         "ociVersion": "1.0.0",
         "process": oci_process(&keeper, &crate::plan::base_environment(), &spec.limits),
@@ -365,7 +389,7 @@ mod tests {
         let (spec, mut job) = plan.split();
         job.limits.max_open_files = 99;
         let config = oci_config(&spec, vec![]);
-        assert_eq!(config["process"]["args"][0], "/bin/cat");
+        assert_eq!(config["process"]["args"][0], "/bin/bash");
         assert_eq!(config["root"]["readonly"], true);
         let process = oci_process(&job.argv, &job.env, &job.limits);
         let config = json!({ "process": process });

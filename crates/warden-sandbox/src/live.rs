@@ -211,6 +211,25 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     })
 }
 
+/// A connected pair of Unix stream sockets, used like a pipe (read end, write end).
+fn socket_pair() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    use nix::sys::socket::{shutdown, socketpair, AddressFamily, Shutdown, SockFlag, SockType};
+    let (read, write) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| SandboxError::Helper {
+        action: "creating a socket pair",
+        source: e.into(),
+    })?;
+    // One direction only, as a pipe: the program cannot read what the parent never writes.
+    let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(&read), Shutdown::Write);
+    let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(&write), Shutdown::Read);
+    Ok((read, write))
+}
+
 pub(crate) fn nonblocking(fd: &OwnedFd) -> Result<(), SandboxError> {
     nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
         .map(drop)
@@ -406,8 +425,16 @@ impl LiveSandbox {
         job.limits.validate(&LimitBounds::default())?;
         let before = self.prepare_accounting(job)?;
         let (stdin_read, stdin_feed) = stdin_source(stdin)?;
-        let (stdout_read, stdout_write) = pipe()?;
-        let (stderr_read, stderr_write) = pipe()?;
+        // gVisor makes the host descriptors it is given non-blocking and hands a program's
+        // blocking write the short count of a full pipe: the rest of the output would be lost
+        // without a word. A socket's buffer takes it whole.
+        let output = if matches!(self.jobs, Some(Jobs::Process(_))) {
+            socket_pair
+        } else {
+            pipe
+        };
+        let (stdout_read, stdout_write) = output()?;
+        let (stderr_read, stderr_write) = output()?;
         let artifacts = job.collect.as_ref().map(|_| pipe()).transpose()?;
         let null = std::fs::File::open("/dev/null").map_err(|source| SandboxError::Helper {
             action: "opening /dev/null",

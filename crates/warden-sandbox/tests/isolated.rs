@@ -91,3 +91,34 @@ fn the_network_has_no_route_out() {
     );
     assert!(out(&run).starts_with("refused"), "{}", out(&run));
 }
+
+#[test]
+fn the_workspace_is_capped_at_its_size_under_gvisor() {
+    let limits = Limits {
+        workspace_size: ByteSize::mib(4),
+        ..Limits::default()
+    };
+    let run = isolated(
+        "head -c 8388608 /dev/zero > /work/big; echo status $?; wc -c < /work/big",
+        limits,
+    );
+    let text = out(&run);
+    assert!(text.contains("status 1"), "the write must fail: {text}");
+    let written: u64 = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(written <= 4 << 20, "{written} bytes in a 4 MiB workspace");
+}
+
+/// Issue 8: gVisor answered a program's blocking write into a full pipe with a short count,
+/// and a program that does not retry (python -u) lost the rest without a word.
+#[test]
+fn unbuffered_output_larger_than_a_pipe_comes_back_whole_under_gvisor() {
+    let script = "python3 -u -c 'import sys; sys.stdout.write(\"x\" * 500000); sys.stderr.write(\"y\" * 300000)'";
+    let run = isolated(script, Limits::default());
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    assert_eq!((run.stdout.len(), run.stdout_truncated), (500_000, false));
+    assert_eq!((run.stderr.len(), run.stderr_truncated), (300_000, false));
+}
