@@ -46,6 +46,12 @@ fn main() -> ExitCode {
     {
         warden_sandbox::helper_main();
     }
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == warden_sandbox::ZYGOTE_ARG)
+    {
+        warden_sandbox::zygote_main();
+    }
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -54,6 +54,9 @@ pub struct EngineConfig {
     /// Fork the sandbox helper without exec when the process is single-threaded (a CLI);
     /// see `warden_sandbox::Sandbox::fork_helper_when_single_threaded`.
     pub fork_helper: bool,
+    /// Have a zygote fork every sandbox helper (a multi-threaded server, which must not fork
+    /// them itself); see `warden_sandbox::Sandbox::with_zygote`.
+    pub zygote: bool,
     /// The execution history: `None` records nothing; an invalid setting records nothing and
     /// says so in each execution's warnings.
     pub history: Option<Result<HistorySettings, SettingError>>,
@@ -70,6 +73,7 @@ impl EngineConfig {
             cache: None,
             modes: ModePolicy::default(),
             fork_helper: false,
+            zygote: false,
             history: None,
         }
     }
@@ -83,6 +87,7 @@ pub struct Engine {
     seccomp: SeccompPolicy,
     helper: PathBuf,
     fork_helper: bool,
+    zygote: bool,
     /// Created at the first run, so that what needs no sandbox (analysis, the history) works on
     /// a host that cannot sandbox.
     sandbox: OnceLock<Sandbox>,
@@ -119,6 +124,7 @@ impl Engine {
             seccomp: SeccompPolicy::builtin()?,
             helper: config.helper,
             fork_helper: config.fork_helper,
+            zygote: config.zygote,
             sandbox: OnceLock::new(),
             maxima: config.maxima,
             cache: config.cache,
@@ -317,7 +323,9 @@ impl Engine {
             return Ok(sandbox);
         }
         let sandbox = Sandbox::new(self.helper.clone())?;
-        let sandbox = if self.fork_helper {
+        let sandbox = if self.zygote {
+            sandbox.with_zygote()?
+        } else if self.fork_helper {
             sandbox.fork_helper_when_single_threaded()
         } else {
             sandbox

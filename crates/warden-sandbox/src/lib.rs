@@ -37,6 +37,7 @@ mod trusted;
 mod verdict;
 mod watch;
 mod workspace;
+mod zygote;
 
 pub use cgroup::{CgroupError, CgroupFs, WARDEN_CGROUP};
 pub use collect::CollectedFile;
@@ -50,3 +51,4 @@ pub use plan::{
     base_environment, Bind, Job, PlanError, SandboxPlan, SandboxSpec, WorkspaceFile, WORKDIR,
 };
 pub use trusted::Trusted;
+pub use zygote::{zygote_main, ZYGOTE_ARG};

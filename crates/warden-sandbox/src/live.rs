@@ -248,12 +248,13 @@ impl LiveSandbox {
         launcher: Option<Box<dyn JobLauncher>>,
     ) -> Result<Self, SandboxError> {
         let (cancel_read, cancel_write) = pipe()?;
-        let helper_pidfd = warden_sys::process::pidfd_open(parts.helper.pid()).map_err(|e| {
-            SandboxError::Helper {
+        let helper_pidfd = parts
+            .helper
+            .open_pidfd()
+            .map_err(|e| SandboxError::Helper {
                 action: "opening a pidfd of the helper",
                 source: e.into(),
-            }
-        })?;
+            })?;
         nonblocking(&parts.report)?;
         let mut sandbox = Self {
             name: parts.name,

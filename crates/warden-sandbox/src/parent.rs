@@ -129,6 +129,8 @@ pub struct Sandbox {
     cgroups: CgroupFs,
     slot_file: PathBuf,
     fork_helper: bool,
+    /// Forks helpers for a multi-threaded process (`with_zygote`).
+    zygote: Option<std::sync::Arc<crate::zygote::Zygote>>,
 }
 
 /// The helper process, as the parent holds it.
@@ -138,6 +140,8 @@ pub(crate) enum HelperProcess {
     Spawned(Child),
     /// Forked from this (single-threaded) process.
     Forked(Pid),
+    /// Forked by the zygote, which reaps it; the parent holds a pidfd.
+    Zygote(crate::zygote::ZygoteChild),
 }
 
 impl HelperProcess {
@@ -147,6 +151,19 @@ impl HelperProcess {
                 Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX))
             }
             HelperProcess::Forked(pid) => *pid,
+            HelperProcess::Zygote(child) => child.pid,
+        }
+    }
+
+    /// A pidfd of the helper: the zygote's (opened before it could reap the helper), or a new
+    /// one of this process's own child.
+    pub(crate) fn open_pidfd(&self) -> Result<OwnedFd, nix::errno::Errno> {
+        match self {
+            HelperProcess::Zygote(child) => child
+                .pidfd
+                .try_clone()
+                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF))),
+            other => warden_sys::process::pidfd_open(other.pid()),
         }
     }
 
@@ -161,6 +178,21 @@ impl HelperProcess {
                     other => return Err(std::io::Error::other(format!("helper wait: {other:?}"))),
                 };
                 Ok(ExitStatus::from_raw(raw))
+            }
+            // Not this process's child: it has exited once its pidfd is readable (the zygote
+            // reaps it, and knows its status; nothing here needs it).
+            HelperProcess::Zygote(child) => {
+                let mut fds = [nix::poll::PollFd::new(
+                    child.pidfd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                loop {
+                    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(e) => return Err(e.into()),
+                        Ok(_) => return Ok(ExitStatus::from_raw(0)),
+                    }
+                }
             }
         }
     }
@@ -179,7 +211,18 @@ impl Sandbox {
             cgroups: CgroupFs::detect()?,
             slot_file: PathBuf::from(DEFAULT_SLOT_FILE),
             fork_helper: false,
+            zygote: None,
         })
+    }
+
+    /// Has every helper forked by a zygote: a single-threaded process started now (one exec of
+    /// the binary), which forks each helper without exec. For a multi-threaded process (the
+    /// server), which must not fork helpers itself; see `zygote.rs`.
+    pub fn with_zygote(mut self) -> Result<Self, SandboxError> {
+        self.zygote = Some(std::sync::Arc::new(crate::zygote::Zygote::start(
+            &self.helper,
+        )?));
+        Ok(self)
     }
 
     /// Has the helper forked without exec when this process is single-threaded at the time
@@ -253,7 +296,14 @@ impl Sandbox {
             control: control_init,
             lifeline: lifeline_read,
         };
-        let helper = if self.fork_helper && warden_sys::process::single_threaded() {
+        let helper = if let Some(zygote) = &self.zygote {
+            let fds = crate::zygote::ChildFds {
+                report: ends.report.as_fd(),
+                lifeline: ends.lifeline.as_fd(),
+                control: ends.control.as_ref().map(AsFd::as_fd),
+            };
+            HelperProcess::Zygote(zygote.fork_helper(&request, fds)?)
+        } else if self.fork_helper && warden_sys::process::single_threaded() {
             fork_helper(&request, ends)?
         } else {
             self.exec_helper(&request, ends)?

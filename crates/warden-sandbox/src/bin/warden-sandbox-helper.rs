@@ -2,5 +2,11 @@
 //! itself (`warden __sandbox-helper`).
 
 fn main() {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == warden_sandbox::ZYGOTE_ARG)
+    {
+        warden_sandbox::zygote_main()
+    }
     warden_sandbox::helper_main()
 }
