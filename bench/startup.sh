@@ -11,6 +11,8 @@
 # Env:    RUNS=N         timed runs per command (default 100), after 10 warmup runs;
 #                        with --profile: traced runs per language (default 30)
 #         JSON_OUT=path  keep hyperfine's raw JSON there instead of a deleted temp file
+#         WARDEN_BEFORE=path  also measure this other warden binary (say, a build of the
+#                        previous commit) in the same run, as "(warden before)" rows
 # Needs root: apt-get for missing tools, and warden itself needs it for cgroups.
 set -euo pipefail
 
@@ -42,9 +44,11 @@ measure() {
         "python hello (bare)|python|$(q env -i "$PY" -c 'print("hello")')"
         "python hello (warden run)|python|$(q env -i "$WARDEN" run -l python -c 'print("hello")')"
         "python hello (bwrap)|python|$(q env -i "${BWRAP[@]}" "$PY" -c 'print("hello")')"
+        ${WARDEN_BEFORE:+"python hello (warden before)|python|$(q env -i "$WARDEN_BEFORE" run -l python -c 'print("hello")')"}
         "bash echo (bare)|bash|$(q env -i "$BASH_BIN" -c 'echo hello')"
         "bash echo (warden run)|bash|$(q env -i "$WARDEN" run -l bash -c 'echo hello')"
         "bash echo (bwrap)|bash|$(q env -i "${BWRAP[@]}" "$BASH_BIN" -c 'echo hello')"
+        ${WARDEN_BEFORE:+"bash echo (warden before)|bash|$(q env -i "$WARDEN_BEFORE" run -l bash -c 'echo hello')"}
         "node console.log (bare)|node|$(q env -i "$NODE" -e 'console.log(1)')"
         "node console.log (warden run)|node|$(q env -i "$WARDEN" run -l javascript -c 'console.log(1)')"
         "node console.log (bwrap)|node|$(q env -i "${BWRAP[@]}" "$NODE" -e 'console.log(1)')"

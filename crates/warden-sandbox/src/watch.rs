@@ -256,8 +256,7 @@ impl State<'_> {
                     if used >= limits.cpu_time {
                         self.kill(Some(KillReason::Cpu));
                     } else {
-                        let cpus =
-                            std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+                        let cpus = cpus();
                         let soonest = (limits.cpu_time - used) / cpus;
                         self.next_cpu_check = now
                             + soonest.clamp(Duration::from_millis(5), Duration::from_millis(250));
@@ -493,6 +492,15 @@ impl State<'_> {
             self.stdin = None;
         }
     }
+}
+
+/// The cpus the cgroup's tasks may use at once, read once per process: the standard library
+/// reads the cgroup's quota files each time.
+fn cpus() -> u32 {
+    static CPUS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
