@@ -84,7 +84,7 @@ impl Backend for Gvisor {
         "gvisor"
     }
 
-    fn create(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
+    fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
         spec.validate()?;
         spec.limits.validate(&LimitBounds::default())?;
         let runtime_limits = Limits {
@@ -137,8 +137,7 @@ impl Backend for Gvisor {
             bundle,
             count: 0,
         };
-        let waiter = launcher.clone();
-        let sandbox = self.host.launch(
+        self.host.launch(
             Launch {
                 request,
                 spec: spec.clone(),
@@ -148,9 +147,7 @@ impl Backend for Gvisor {
                 cleanup: vec![cleanup],
             },
             Some(Box::new(launcher)),
-        )?;
-        waiter.await_running()?;
-        Ok(sandbox)
+        )
     }
 }
 
@@ -170,7 +167,9 @@ impl RunscJobs {
         command.args(["--root", RUNSC_ROOT]);
         command
     }
+}
 
+impl JobLauncher for RunscJobs {
     /// Waits until runsc reports the container running.
     fn await_running(&self) -> Result<(), SandboxError> {
         let deadline = Instant::now() + SETUP_TIMEOUT;
@@ -198,9 +197,7 @@ impl RunscJobs {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-}
 
-impl JobLauncher for RunscJobs {
     fn prepare(&mut self, job: &Job) -> Result<Command, SandboxError> {
         crate::workspace::write_files(&self.bundle.join("work"), &job.files).map_err(|e| {
             SandboxError::Setup {

@@ -40,12 +40,21 @@ pub trait Backend: std::fmt::Debug + Send + Sync {
     /// A short name for reports (`native`, `trusted`, `gvisor`).
     fn name(&self) -> &'static str;
 
+    /// Starts building a sandbox for `spec` without waiting for it: its first job may be sent
+    /// at once, and the setup finishes while it travels (what a one-shot run does). A setup
+    /// failure surfaces at the first job, or at [`LiveSandbox::wait_ready`].
+    fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError>;
+
     /// Builds a sandbox for `spec` and waits until it is ready for jobs.
-    fn create(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError>;
+    fn create(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
+        let mut sandbox = self.start(spec)?;
+        sandbox.wait_ready()?;
+        Ok(sandbox)
+    }
 }
 
-/// Runs one plan in a fresh sandbox of `backend`: create, run the job, destroy. What
-/// `Sandbox::run` and its siblings do.
+/// Runs one plan in a fresh sandbox of `backend`: start, run the job (sent while the sandbox
+/// is still being built), destroy. What `Sandbox::run` and its siblings do.
 pub fn run_once(
     backend: &dyn Backend,
     plan: &SandboxPlan,
@@ -53,7 +62,7 @@ pub fn run_once(
 ) -> Result<SandboxRun, SandboxError> {
     let (spec, job) = plan.split();
     job.validate(&spec)?;
-    let mut sandbox = backend.create(&spec)?;
+    let mut sandbox = backend.start(&spec)?;
     let run = sandbox.run(&job, stdin);
     let destroyed = sandbox.destroy();
     let run = run?;
@@ -94,10 +103,9 @@ pub(crate) enum Jobs {
     Init {
         /// The parent's end of the control channel.
         control: OwnedFd,
-        /// The init, in the host's pid namespace.
-        init: Pid,
-        /// Its pidfd, to ask it to end a job (`child::END_JOB`).
-        init_pidfd: OwnedFd,
+        /// The init, in the host's pid namespace, and its pidfd (to ask it to end a job,
+        /// `child::END_JOB`); known once the sandbox is ready.
+        init: Option<(Pid, OwnedFd)>,
         /// How a job's paths map onto the host (trusted), or `None`.
         relocate: Option<fn(&Job, &std::path::Path) -> Job>,
         /// The directory `relocate` maps into.
@@ -115,6 +123,8 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
     fn prepare(&mut self, job: &Job) -> Result<std::process::Command, SandboxError>;
     /// How that process's exit status reads as the program's.
     fn status(&self, status: std::process::ExitStatus) -> crate::report::ExitStatus;
+    /// Waits until the runtime takes jobs (after the helper's `Ready`).
+    fn await_running(&self) -> Result<(), SandboxError>;
 }
 
 /// What a backend hands over for the common lifecycle.
@@ -157,6 +167,12 @@ pub struct LiveSandbox {
     /// Why the sandbox can run no more jobs, once it cannot.
     dead: Option<&'static str>,
     destroyed: bool,
+    /// Whether the sandbox reported ready (`wait_ready`).
+    ready: bool,
+    /// Whether the helper reports the init's pid (backends with warden's own init).
+    wants_init: bool,
+    /// Jobs sent so far.
+    jobs_run: u64,
 }
 
 impl std::fmt::Debug for LiveSandbox {
@@ -175,11 +191,19 @@ pub(crate) struct ReportReader {
     pub(crate) fd: OwnedFd,
     buffer: Vec<u8>,
     pub(crate) eof: bool,
+    /// Messages read but left for the next reader (what followed `Ready`).
+    pending: Vec<Result<Report, String>>,
 }
 
 impl ReportReader {
     /// Reads what is there (non-blocking) and returns the complete messages.
     pub(crate) fn read(&mut self) -> Vec<Result<Report, String>> {
+        let mut out = std::mem::take(&mut self.pending);
+        out.extend(self.read_pipe());
+        out
+    }
+
+    fn read_pipe(&mut self) -> Vec<Result<Report, String>> {
         let mut chunk = [0u8; 4096];
         loop {
             match nix::unistd::read(&self.fd, &mut chunk) {
@@ -240,8 +264,8 @@ pub(crate) fn nonblocking(fd: &OwnedFd) -> Result<(), SandboxError> {
 }
 
 impl LiveSandbox {
-    /// Takes over what a backend started and waits for the sandbox to be ready: the helper's
-    /// `Init` (when `wants_init`) and `Ready`. A failure destroys what was started.
+    /// Takes over what a backend started (its readiness is awaited by `wait_ready`). A failure
+    /// destroys what was started.
     pub(crate) fn start(
         parts: Parts,
         wants_init: bool,
@@ -269,6 +293,7 @@ impl LiveSandbox {
                 fd: parts.report,
                 buffer: Vec::new(),
                 eof: false,
+                pending: Vec::new(),
             },
             lifeline: Some(parts.lifeline),
             cancel: CancelHandle(Arc::new(Cancel {
@@ -281,29 +306,25 @@ impl LiveSandbox {
             cleanup: parts.cleanup,
             dead: None,
             destroyed: false,
+            ready: false,
+            wants_init,
+            jobs_run: 0,
         };
-        let init = sandbox.await_ready(wants_init)?;
-        sandbox.jobs = Some(match (parts.control, init, launcher) {
-            (Some(control), Some(init), _) => {
+        sandbox.jobs = Some(match (parts.control, launcher) {
+            (Some(control), _) => {
                 control::limit_send_time(&control).map_err(|source| SandboxError::Helper {
                     action: "configuring the control channel",
                     source,
                 })?;
-                let init_pidfd =
-                    warden_sys::process::pidfd_open(init).map_err(|e| SandboxError::Helper {
-                        action: "opening a pidfd of the sandbox's init",
-                        source: e.into(),
-                    })?;
                 Jobs::Init {
                     control,
-                    init,
-                    init_pidfd,
+                    init: None,
                     relocate: None,
                     host_dir: None,
                 }
             }
-            (_, _, Some(launcher)) => Jobs::Process(launcher),
-            _ => {
+            (None, Some(launcher)) => Jobs::Process(launcher),
+            (None, None) => {
                 return Err(SandboxError::Setup {
                     step: "start the sandbox".into(),
                     detail: "the backend gave no way to run jobs".into(),
@@ -311,6 +332,40 @@ impl LiveSandbox {
             }
         });
         Ok(sandbox)
+    }
+
+    /// Waits until the sandbox is built and takes jobs (the helper's `Init`, the init's or
+    /// the runtime's `Ready`). A failure leaves the sandbox dead; drop or destroy it.
+    pub fn wait_ready(&mut self) -> Result<(), SandboxError> {
+        if self.ready {
+            return Ok(());
+        }
+        let waited =
+            self.await_ready(self.wants_init)
+                .and_then(|init| match (&mut self.jobs, init) {
+                    (Some(Jobs::Init { init: slot, .. }), Some(pid)) => {
+                        let pidfd = warden_sys::process::pidfd_open(pid).map_err(|e| {
+                            SandboxError::Helper {
+                                action: "opening a pidfd of the sandbox's init",
+                                source: e.into(),
+                            }
+                        })?;
+                        *slot = Some((pid, pidfd));
+                        Ok(())
+                    }
+                    (Some(Jobs::Process(launcher)), _) => launcher.await_running(),
+                    _ => Err(SandboxError::Vanished),
+                });
+        match waited {
+            Ok(()) => {
+                self.ready = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.dead = Some("its setup failed");
+                Err(e)
+            }
+        }
     }
 
     /// Maps each job's paths onto the host before it is sent (the trusted backend).
@@ -355,10 +410,15 @@ impl LiveSandbox {
                 }
             }
             let helper_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
-            for report in self.report.read() {
+            let mut reports = self.report.read().into_iter();
+            while let Some(report) = reports.next() {
                 match report {
                     Ok(Report::Init { pid }) => init = Some(Pid::from_raw(pid)),
-                    Ok(Report::Ready) => ready = true,
+                    Ok(Report::Ready) => {
+                        ready = true;
+                        // What follows belongs to the first job, already on its way.
+                        self.report.pending.extend(reports.by_ref());
+                    }
                     Ok(Report::SetupFailed { step, detail }) => {
                         failure.get_or_insert(SandboxError::Setup { step, detail });
                     }
@@ -390,7 +450,7 @@ impl LiveSandbox {
     /// The init's pid in the host's pid namespace (backends with warden's own init).
     pub fn init_pid(&self) -> Option<Pid> {
         match &self.jobs {
-            Some(Jobs::Init { init, .. }) => Some(*init),
+            Some(Jobs::Init { init, .. }) => init.as_ref().map(|(pid, _)| *pid),
             _ => None,
         }
     }
@@ -424,6 +484,9 @@ impl LiveSandbox {
         }
         job.validate(&self.spec)?;
         job.limits.validate(&LimitBounds::default())?;
+        if matches!(self.jobs, Some(Jobs::Process(_))) {
+            self.wait_ready()?;
+        }
         let before = self.prepare_accounting(job)?;
         let (stdin_read, stdin_feed) = stdin_source(stdin)?;
         // gVisor makes the host descriptors it is given non-blocking and hands a program's
@@ -454,6 +517,9 @@ impl LiveSandbox {
         // The sandbox holds its own copies now; the parent must see end-of-file when they close.
         drop((stdin_fd, stdout_write, stderr_write));
         let end = end?;
+        self.jobs_run += 1;
+        // A first job sent while the sandbox was still being built: its setup ends first.
+        self.wait_ready()?;
         let pipes = JobPipes {
             stdout: stdout_read,
             stderr: stderr_read,
@@ -464,7 +530,10 @@ impl LiveSandbox {
             stdin: stdin_feed,
         };
         let kill = match &self.jobs {
-            Some(Jobs::Init { init_pidfd, .. }) => KillPath::AskInit(init_pidfd),
+            Some(Jobs::Init {
+                init: Some((_, init_pidfd)),
+                ..
+            }) => KillPath::AskInit(init_pidfd),
             _ => KillPath::WholeSandbox,
         };
         let cgroup = self
@@ -522,6 +591,11 @@ impl LiveSandbox {
             let memory = ByteSize(wanted.0.bytes().saturating_add(self.overhead.0.bytes()));
             cgroup.set_limits(memory, wanted.1.saturating_add(self.overhead.1))?;
             self.cgroup_limits = wanted;
+        }
+        if self.jobs_run == 0 {
+            // The cgroup is the sandbox's own and fresh: the first job's accounting starts at
+            // zero (and includes the sandbox's setup, as a one-shot run always has).
+            return Ok(CgroupStats::default());
         }
         cgroup.reset_peak();
         Ok(cgroup.stats()?)

@@ -54,7 +54,7 @@ impl Backend for Trusted {
         "trusted"
     }
 
-    fn create(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
+    fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
         spec.validate()?;
         spec.limits.validate(&LimitBounds::default())?;
         let slot = self.host.reserve_slot()?;

@@ -160,6 +160,9 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         next_cpu_check: now,
         stdin,
     };
+    // Reports that arrived with the sandbox's `Ready` (a first job sent during its setup) are
+    // already read: the pipe will not poll readable for them.
+    s.read_reports();
     while !(s.ended && s.w.stdout.eof && s.w.stderr.eof && s.w.artifacts_eof) {
         s.enforce_deadlines();
         let timeout = s.poll_timeout();
