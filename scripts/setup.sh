@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 # shellcheck disable=SC2207 # package names have no spaces
 language_packages=($(sed -n 's/^packages = \[\(.*\)\]/\1/p' languages/*.toml | tr -d '",'))
-packages=(build-essential coreutils procps util-linux runsc "${language_packages[@]}")
+# python3-venv: the venv of the compatible APIs' clients (below).
+packages=(build-essential coreutils procps util-linux runsc python3-venv "${language_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,4 +28,14 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest
+fi
+
+# The compatible APIs' real clients, unchanged, at pinned versions, for the end-to-end tests
+# (crates/warden-cli/tests/compat_clients.rs): the official Judge0 Python SDK and a Piston client.
+venv=/opt/warden-test-venv
+# scripts/test-clients.txt pins them and everything they pull in.
+if ! "$venv/bin/python3" -c 'import judge0, pistonapi' >/dev/null 2>&1; then
+  echo "setup: installing the Judge0 and Piston clients into $venv" >&2
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q -r scripts/test-clients.txt
 fi

@@ -6,6 +6,7 @@ pub(crate) mod doctor;
 pub(crate) mod history;
 pub(crate) mod languages;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod show;
 mod sources;
 pub(crate) mod stats;

@@ -35,6 +35,8 @@ enum Command {
     Show(commands::show::ShowArgs),
     /// Statistics over recorded executions.
     Stats(commands::stats::StatsArgs),
+    /// Serve the HTTP API (own API under /v1) until SIGTERM or SIGINT.
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::History(args) => commands::history::run(args),
         Command::Show(args) => commands::show::run(args),
         Command::Stats(args) => commands::stats::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -29,11 +29,18 @@
 //!
 //! [languages]             # language files replacing or adding to the embedded ones
 //! dir = "/etc/warden/languages"
+//!
+//! [server]                # `warden serve` (config/server.rs, docs/server.md)
+//! listen = ["127.0.0.1:2358"]
 //! ```
+
+mod server;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub use server::{ServerConfig, TokenConfig};
 
 use crate::limits::{LimitOverrides, Limits};
 use crate::mode::ModePolicy;
@@ -56,6 +63,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Where extra language files are.
     pub languages: LanguagesConfig,
+    /// `warden serve`: addresses, admission, request caps and API tokens.
+    pub server: ServerConfig,
 }
 
 /// The `[history]` section: each field unset keeps the default (docs/history.md). `max_age`
@@ -159,11 +168,20 @@ impl Config {
 
     /// Parses a configuration; `path` names it in errors.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        crate::data::from_str(text).map_err(|e| ConfigError::Parse {
+        let config: Self = crate::data::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             line: e.line,
             message: e.message,
-        })
+        })?;
+        config
+            .server
+            .check()
+            .map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                line: None,
+                message,
+            })?;
+        Ok(config)
     }
 
     /// The operator maxima: the defaults with this file's `[maxima]` applied.

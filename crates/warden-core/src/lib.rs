@@ -23,7 +23,9 @@ mod embedded {
 }
 
 pub use catalog::{Catalog, CatalogError};
-pub use config::{CacheConfig, Config, ConfigError, HistoryConfig, LanguagesConfig};
+pub use config::{
+    CacheConfig, Config, ConfigError, HistoryConfig, LanguagesConfig, ServerConfig, TokenConfig,
+};
 pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};
 pub use limits::{LimitBounds, LimitError, LimitOverrides, Limits};

@@ -44,6 +44,35 @@ pub struct ExecutionRequest {
     pub stop_on_failure: bool,
     /// Whether the compile stage and the runs share one sandbox.
     pub reuse: SandboxReuse,
+    /// Who asked, as the history records it.
+    pub origin: Origin,
+}
+
+/// Who asked for an execution: the interface and the API token's name, as the history records
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The interface: `cli`, `v1`, `piston`, `judge0`, or `library` (a Rust caller of the
+    /// engine, the default).
+    pub api: String,
+    /// The configured name of the caller's API token, if any (never the token itself).
+    pub token: Option<String>,
+}
+
+impl Origin {
+    /// An origin of `api`, by the token named `token`.
+    pub fn new(api: impl Into<String>, token: Option<String>) -> Self {
+        Self {
+            api: api.into(),
+            token,
+        }
+    }
+}
+
+impl Default for Origin {
+    fn default() -> Self {
+        Self::new("library", None)
+    }
 }
 
 /// One stage's result (the compile stage; the run stage's fields sit at the top level).

@@ -13,6 +13,7 @@
 mod entry;
 mod schema;
 mod stats;
+mod time;
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};

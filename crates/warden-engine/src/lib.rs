@@ -20,8 +20,8 @@ pub use compile_cache::CompileCache;
 pub use engine::{Engine, EngineConfig, SandboxCheck};
 pub use error::{EngineError, ErrorKind, SourceError};
 pub use execution::{
-    Execution, ExecutionRequest, ExecutionResult, LanguageDetection, SourceFile, StageResult,
-    Warning, WarningKind,
+    Execution, ExecutionRequest, ExecutionResult, LanguageDetection, Origin, SourceFile,
+    StageResult, Warning, WarningKind,
 };
 pub use history::{
     HistoryEntry, HistoryError, HistoryFilter, HistoryStore, RecordInput, Retention, Stats,

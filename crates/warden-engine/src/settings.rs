@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use warden_core::config::DEFAULT_CONFIG_PATH;
-use warden_core::{parse_age, ByteSize, Config, ConfigError, Limits, ModePolicy};
+use warden_core::{parse_age, ByteSize, Config, ConfigError, Limits, ModePolicy, ServerConfig};
 
 use crate::compile_cache::{CompileCache, DEFAULT_CACHE_DIR, DEFAULT_MAX_BYTES};
 use crate::engine::EngineConfig;
@@ -33,6 +33,8 @@ pub struct Settings {
     /// does not stop executions, which then run unrecorded with a warning (docs/history.md);
     /// the history's own queries fail with it.
     pub history: Result<HistorySettings, SettingError>,
+    /// `warden serve`'s section (`[server]`), read by the server only.
+    pub server: ServerConfig,
 }
 
 /// The compile cache's settings.
@@ -148,6 +150,7 @@ impl Settings {
             languages_dir: config.languages.dir,
             cache,
             history: history(config.history, &env),
+            server: config.server,
         }
     }
 

@@ -68,6 +68,8 @@ fn input(code: &[u8]) -> RecordInput<'_> {
     RecordInput {
         code,
         stdin_bytes: Some(3),
+        api: "v1",
+        token: Some("grader"),
     }
 }
 
@@ -112,6 +114,8 @@ fn an_execution_reads_back_as_recorded() {
     assert_eq!((e.code_bytes, e.stdin_bytes), (13, Some(3)));
     assert_eq!((e.stdout_bytes, e.stderr_bytes), (6, 5));
     assert!(!e.stdout_truncated && e.stderr_truncated);
+    assert_eq!(e.api.as_deref(), Some("v1"));
+    assert_eq!(e.token.as_deref(), Some("grader"));
     let compile = e.compile.as_ref().expect("compile stage recorded");
     assert_eq!(compile.stderr.as_deref(), Some("note: something\n"));
     let security = e.security.as_ref().expect("security recorded");
@@ -425,6 +429,8 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
     assert_eq!(old.code.as_deref(), Some(&b"print(\"hi\")"[..]));
     assert_eq!(old.threat_level, None, "not analysed before version 2");
     assert!(old.security.is_none());
+    assert_eq!(old.api, None, "who asked is unknown before version 3");
+    assert_eq!(old.token, None);
 
     // New rows go in beside it, and statistics count both.
     store

@@ -2,11 +2,13 @@
 //! mistakes, 5xx with a request id for warden's own failures (logged in full). The compatible
 //! APIs render their own error shapes (`judge0/`, `piston/`).
 
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use warden_engine::ErrorKind;
+use warden_engine::{EngineError, ErrorKind};
 
+use crate::auth::AuthError;
 use crate::state::ExecError;
 
 /// An error of warden's own API.
@@ -32,6 +34,95 @@ impl ApiError {
             retry_after: None,
         }
     }
+
+    /// A 422: the request is well formed but asks for what cannot be (a field out of range,
+    /// too many files).
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            ..Self::bad_request(message)
+        }
+    }
+
+    /// A 404 for an unknown id.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            kind: "not_found",
+            ..Self::bad_request(message)
+        }
+    }
+
+    /// A 504: a synchronous request outlived its deadline.
+    pub(crate) fn deadline(deadline: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            kind: "deadline",
+            message: format!(
+                "the execution did not finish within the synchronous deadline of {}; \
+                 use ?wait=false and poll for long runs",
+                warden_core::units::format_duration(deadline)
+            ),
+            retry_after: None,
+        }
+    }
+
+    /// The body of this error, `{error, kind}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.message, "kind": self.kind })
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        ExecError::Engine(e).into()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            kind: "unauthorized",
+            message: e.to_string(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Malformed JSON is a 400, JSON of the wrong shape a 422, a body past the cap a 413, a body
+/// that is not JSON 415: axum's rejection knows which, and says where.
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        Self {
+            status: e.status(),
+            kind: "request",
+            message: e.body_text(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Self {
+            status: e.status(),
+            kind: "request",
+            message: e.body_text(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        Self {
+            status: e.status(),
+            kind: "request",
+            message: e.body_text(),
+            retry_after: None,
+        }
+    }
 }
 
 impl From<ExecError> for ApiError {
@@ -52,12 +143,27 @@ impl From<ExecError> for ApiError {
                 "queue_full",
                 Some(*retry_after_secs),
             ),
+            ExecError::QuotaExceeded {
+                retry_after_secs, ..
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                Some(*retry_after_secs),
+            ),
             ExecError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", Some(5)),
             ExecError::Worker => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         };
-        if status.is_server_error() {
-            tracing::error!(error = %message, "execution failed");
-        }
+        // A 5xx's details are for the operator's log; the caller gets an id to quote.
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            let id = warden_engine::ExecutionId::random();
+            tracing::error!(request = %id.as_str(), error = %message, "execution failed");
+            format!(
+                "internal error (request {}); the server's log has the details",
+                id.as_str()
+            )
+        } else {
+            message
+        };
         Self {
             status,
             kind,
@@ -69,7 +175,7 @@ impl From<ExecError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "error": self.message, "kind": self.kind }));
+        let body = Json(self.body());
         let mut response = (self.status, body).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(value) = secs.to_string().parse() {

@@ -3,8 +3,28 @@
 //! calls the engine on a blocking thread, and renders the answer in the vocabulary of the API
 //! that was asked: warden's own (`/v1`), Piston's (`/api/v2`) or Judge0's (the root).
 
+mod admission;
+mod auth;
 mod error;
+mod execution_request;
+mod jobs;
+pub mod judge0;
+mod openapi;
+mod options;
+pub mod piston;
+mod quota;
+mod routes;
+mod serve;
 mod state;
+mod toolchains;
 
+pub use admission::Load;
+pub use auth::AuthError;
 pub use error::ApiError;
+pub use execution_request::{ExecutionBody, FileBody, LimitsBody, ModeBody, TestBody};
+pub use jobs::{JobState, JobStatus};
+pub use openapi::ApiDoc;
+pub use options::{ServerOptions, DEFAULT_LISTEN};
+pub use routes::router;
+pub use serve::{serve, ServeError};
 pub use state::{Api, AppState, Caller, ExecError};

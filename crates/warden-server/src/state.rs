@@ -1,11 +1,20 @@
 //! What every route shares: the engine (kept warm: catalog, analyzer rules, configuration and
-//! database are loaded once) and the way into it. Every execution, from any API, goes through
-//! [`AppState::execute`], which admits it, runs it on a blocking thread and records which API
-//! and which caller asked.
+//! database are loaded once), the admission queue, the tokens and their quotas. Every
+//! execution, from any API, goes through [`AppState::execute`], which admits it, runs it on a
+//! blocking thread and records which API and which caller asked.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use warden_engine::{Engine, EngineError, Execution, ExecutionRequest};
+use axum::http::HeaderMap;
+use tokio::sync::Mutex as AsyncMutex;
+use warden_engine::{Engine, EngineError, Execution, ExecutionRequest, Origin};
+
+use crate::admission::{Admission, Load, Running, Ticket};
+use crate::auth::{AuthError, Tokens};
+use crate::jobs::Jobs;
+use crate::options::ServerOptions;
+use crate::quota::{QuotaPermit, Quotas};
 
 /// Which API an execution came through (recorded in the history).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -17,6 +26,17 @@ pub enum Api {
     Piston,
     /// Judge0 CE, at the root.
     Judge0,
+}
+
+impl Api {
+    /// The name the history records: `v1`, `piston` or `judge0`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Api::Own => "v1",
+            Api::Piston => "piston",
+            Api::Judge0 => "judge0",
+        }
+    }
 }
 
 /// Who asked: the API and the name of the token that authenticated the request, if any.
@@ -40,6 +60,16 @@ pub enum ExecError {
         /// A hint for `Retry-After`.
         retry_after_secs: u64,
     },
+    /// The caller's token has used up a quota.
+    #[error("token {token:?} is over its quota of {reason}")]
+    QuotaExceeded {
+        /// The token's name.
+        token: String,
+        /// Which quota, e.g. `600 requests per minute`.
+        reason: String,
+        /// A hint for `Retry-After`.
+        retry_after_secs: u64,
+    },
     /// The server is shutting down and takes no new work.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -56,6 +86,20 @@ pub struct AppState {
 
 struct Inner {
     engine: Engine,
+    options: ServerOptions,
+    admission: Admission,
+    tokens: Tokens,
+    quotas: Quotas,
+    jobs: Jobs,
+    /// The last host check and when it ran (`/v1/ready`).
+    ready: AsyncMutex<Option<(Instant, Result<String, String>)>>,
+}
+
+/// An execution admitted (its quota taken, its place in the queue held), not yet running.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    ticket: Ticket,
+    quota: QuotaPermit,
 }
 
 impl std::fmt::Debug for AppState {
@@ -65,10 +109,23 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State around an engine.
+    /// State around an engine, with the default options (no tokens, workers from the cores).
     pub fn new(engine: Engine) -> Self {
+        Self::with_options(engine, ServerOptions::default())
+    }
+
+    /// State around an engine with `options`.
+    pub fn with_options(engine: Engine, options: ServerOptions) -> Self {
         Self {
-            inner: Arc::new(Inner { engine }),
+            inner: Arc::new(Inner {
+                engine,
+                admission: Admission::new(options.workers, options.queue_size),
+                tokens: Tokens::new(&options.tokens),
+                quotas: Quotas::new(&options.tokens),
+                jobs: Jobs::default(),
+                ready: AsyncMutex::new(None),
+                options,
+            }),
         }
     }
 
@@ -77,17 +134,104 @@ impl AppState {
         &self.inner.engine
     }
 
-    /// Runs one request to its result on a blocking thread.
+    /// The server's options (caps, deadlines, maxima).
+    pub fn options(&self) -> &ServerOptions {
+        &self.inner.options
+    }
+
+    /// Who presents `headers` through `api`: `Authorization: Bearer <token>`, or for Judge0
+    /// also `X-Auth-Token`. Anonymous when no token is configured.
+    pub fn authenticate(&self, headers: &HeaderMap, api: Api) -> Result<Caller, AuthError> {
+        self.inner.tokens.caller(headers, api)
+    }
+
+    /// How long a synchronous request may wait and run before it is answered with a timeout.
+    pub fn sync_deadline(&self) -> Duration {
+        self.inner.options.sync_deadline
+    }
+
+    /// How busy the server is.
+    pub fn load(&self) -> Load {
+        self.inner.admission.load()
+    }
+
+    /// Runs one request to its result on a blocking thread, once admitted: the caller's quotas
+    /// and a place in the queue (else [`ExecError::QueueFull`] or
+    /// [`ExecError::QuotaExceeded`]). Dropping the future before the execution has a worker
+    /// drops it unrun; once running, it finishes (and is recorded) without a listener.
     pub async fn execute(
         &self,
         request: ExecutionRequest,
         caller: Caller,
     ) -> Result<Execution, ExecError> {
-        let _ = caller;
+        let admitted = self.admit(&caller)?;
+        self.run_admitted(admitted, request, caller, || {}).await
+    }
+
+    /// Takes `caller`'s quota and a place in the queue.
+    pub(crate) fn admit(&self, caller: &Caller) -> Result<Admitted, ExecError> {
+        let quota = self.inner.quotas.admit(caller.token.as_deref())?;
+        let ticket = self.inner.admission.admit()?;
+        Ok(Admitted { ticket, quota })
+    }
+
+    /// Waits for a worker, calls `on_start`, and runs the request.
+    pub(crate) async fn run_admitted(
+        &self,
+        admitted: Admitted,
+        mut request: ExecutionRequest,
+        caller: Caller,
+        on_start: impl FnOnce() + Send + 'static,
+    ) -> Result<Execution, ExecError> {
+        let running: Running = self.inner.admission.start(admitted.ticket).await?;
+        let quota = admitted.quota;
+        request.origin = Origin::new(caller.api.name(), caller.token);
         let state = self.clone();
-        tokio::task::spawn_blocking(move || state.inner.engine.execute(request))
+        tokio::task::spawn_blocking(move || {
+            // Held by the blocking task, not the future: a run whose client left still
+            // occupies its worker and its token's quota until it ends.
+            let _held = (running, quota);
+            on_start();
+            state.inner.engine.execute(request)
+        })
+        .await
+        .map_err(|_| ExecError::Worker)?
+        .map_err(ExecError::from)
+    }
+
+    /// Executions started with `wait=false`.
+    pub(crate) fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
+    }
+
+    /// The host check of `/v1/ready` (`warden doctor`'s sandbox check), run at most once per
+    /// `max_age`: a check forks a sandbox, too costly for every probe.
+    pub(crate) async fn readiness(&self, max_age: Duration) -> Result<String, String> {
+        let mut cached = self.inner.ready.lock().await;
+        if let Some((at, answer)) = cached.as_ref() {
+            if at.elapsed() < max_age {
+                return answer.clone();
+            }
+        }
+        let state = self.clone();
+        let answer = tokio::task::spawn_blocking(move || state.inner.engine.sandbox_check())
             .await
-            .map_err(|_| ExecError::Worker)?
-            .map_err(ExecError::from)
+            .map_err(|_| "the check's worker failed".to_owned())
+            .and_then(|check| check.map_err(|e| format!("{e:#}")))
+            .and_then(|check| match check.outcome {
+                warden_core::Outcome::Exited { code: 0 } => {
+                    Ok(format!("sandbox works (cgroup {})", check.cgroup))
+                }
+                other => Err(format!("/bin/true in the sandbox: {other}")),
+            });
+        *cached = Some((Instant::now(), answer.clone()));
+        answer
+    }
+
+    /// Stops admitting executions and waits, at most `deadline`, for the admitted ones to
+    /// end; whether they all did.
+    pub(crate) async fn drain(&self, deadline: Duration) -> bool {
+        self.inner.admission.close();
+        self.inner.admission.drain(deadline).await
     }
 }

@@ -16,7 +16,9 @@ use nix::sys::stat::{fstat, SFlag};
 use warden_core::mode::ModeRefusal;
 use warden_core::{parse_duration, ByteSize, LimitOverrides, Outcome};
 use warden_core::{Analysis, ModeRequest};
-use warden_engine::{EngineError, Execution, ExecutionRequest, ExecutionResult, SourceFile};
+use warden_engine::{
+    EngineError, Execution, ExecutionRequest, ExecutionResult, Origin, SourceFile,
+};
 
 use super::sources;
 use warden_sandbox::Stdin;
@@ -160,6 +162,7 @@ fn execute(args: RunArgs) -> anyhow::Result<Execution> {
         stdin: stdin()?,
         limits: args.limits(),
         mode: args.mode,
+        origin: Origin::new("cli", None),
         ..ExecutionRequest::default()
     };
     let engine = super::engine(|config| {

@@ -86,6 +86,14 @@ fn write_text(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
         field(out, "compile:", &how)?;
     }
     field(out, "retention:", e.retention.name())?;
+    if let Some(api) = &e.api {
+        let by = e
+            .token
+            .as_ref()
+            .map(|t| format!(" (token {t})"))
+            .unwrap_or_default();
+        field(out, "asked via:", &format!("{api}{by}"))?;
+    }
     write_security(out, e)?;
     let blocks = [
         ("code", e.code.as_deref()),

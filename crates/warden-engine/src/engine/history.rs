@@ -25,6 +25,7 @@ pub(super) struct Journal {
 pub(super) struct Pending {
     code: Vec<u8>,
     stdin_bytes: Option<u64>,
+    origin: crate::execution::Origin,
 }
 
 impl Pending {
@@ -42,6 +43,7 @@ impl Pending {
                 .map(|s| s.code.clone())
                 .unwrap_or_default(),
             stdin_bytes,
+            origin: request.origin.clone(),
         }
     }
 
@@ -49,6 +51,8 @@ impl Pending {
         RecordInput {
             code: &self.code,
             stdin_bytes: self.stdin_bytes,
+            api: &self.origin.api,
+            token: self.origin.token.as_deref(),
         }
     }
 }

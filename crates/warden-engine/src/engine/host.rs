@@ -37,6 +37,15 @@ impl Engine {
         })
     }
 
+    /// Whether `language`'s toolchain (compiler and runtime) is installed on this host; the
+    /// error names what is missing and how to install it. Runs nothing.
+    pub fn toolchain_installed(&self, language: &Language) -> Result<(), EngineError> {
+        if let Some(compile) = &language.compile {
+            require_installed(language, &compile.argv)?;
+        }
+        require_installed(language, &language.run.argv)
+    }
+
     /// The toolchain's version, as its `version` command prints it inside a sandbox (the first
     /// non-empty line of stdout, else of stderr).
     pub fn toolchain_version(&self, language: &Language) -> Result<String, EngineError> {

@@ -15,6 +15,7 @@ use warden_core::{
     ByteSize, Finding, LanguageId, Limits, Mode, Outcome, OutcomeKind, ThreatLevel, Usage,
 };
 
+use super::time::{rfc3339, utc};
 use super::{classify, unix_ms, HistoryError};
 use crate::execution::{ExecutionResult, StageResult};
 use crate::id::ExecutionId;
@@ -77,6 +78,10 @@ pub struct RecordInput<'a> {
     pub code: &'a [u8],
     /// Bytes of standard input, when known (a pipe passed through unread is not measured).
     pub stdin_bytes: Option<u64>,
+    /// The interface that asked (`cli`, `v1`, `piston`, `judge0`, `library`).
+    pub api: &'a str,
+    /// The name of the API token that asked, if any (never the token itself).
+    pub token: Option<&'a str>,
 }
 
 /// Which executions [`super::HistoryStore::list`] returns. Empty fields match everything.
@@ -202,6 +207,10 @@ pub struct HistoryEntry {
     pub security: Option<SecurityRecord>,
     /// What the history kept of this execution's code and output.
     pub retention: Retention,
+    /// The interface that asked (absent for executions recorded before it was kept).
+    pub api: Option<String>,
+    /// The name of the API token that asked, if any.
+    pub token: Option<String>,
     /// The code, when kept and asked for.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "lossy")]
     pub code: Option<Vec<u8>>,
@@ -255,6 +264,7 @@ pub(super) struct Row {
     limits: String,
     compile: Option<String>,
     retention: Retention,
+    origin: (String, Option<String>),
     code: Option<Vec<u8>>,
     stdout: Option<Vec<u8>>,
     stderr: Option<Vec<u8>>,
@@ -295,6 +305,7 @@ impl Row {
                 .as_ref()
                 .map(|c| to_json(&compile(c, output))),
             retention,
+            origin: (input.api.to_owned(), input.token.map(str::to_owned)),
             code: retention.keeps_code().then(|| input.code.to_vec()),
             stdout: output.then(|| result.stdout.clone()),
             stderr: output.then(|| result.stderr.clone()),
@@ -310,8 +321,8 @@ impl Row {
              cpu_time_ms, wall_time_ms, peak_memory_bytes, code_bytes, stdin_bytes, \
              stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, limits, compile, \
              retention, code, stdout, stderr, threat_level, finding_count, violation_count, \
-             security) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-             ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+             security, api, token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+             ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
             params![
                 self.id,
                 self.finished_at_ms,
@@ -338,6 +349,8 @@ impl Row {
                 signed(findings as u64),
                 signed(violations as u64),
                 security.record.as_ref().map(to_json),
+                self.origin.0,
+                self.origin.1,
             ],
         )?;
         Ok(())
@@ -363,7 +376,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
 
 const COLUMNS: &str = "id, finished_at_ms, language, mode, outcome, cpu_time_ms, wall_time_ms, \
     peak_memory_bytes, code_bytes, stdin_bytes, stdout_bytes, stderr_bytes, stdout_truncated, \
-    stderr_truncated, limits, compile, retention, threat_level, security";
+    stderr_truncated, limits, compile, retention, threat_level, security, api, token";
 
 /// A row as SQLite returns it, before its JSON columns are decoded.
 struct Raw {
@@ -380,13 +393,14 @@ struct Raw {
     retention: String,
     threat_level: Option<String>,
     security: Option<String>,
+    origin: (Option<String>, Option<String>),
     payload: [Option<Vec<u8>>; 3],
 }
 
 impl Raw {
     fn read(row: &SqlRow<'_>, with_payload: bool) -> rusqlite::Result<Self> {
         let payload = if with_payload {
-            [row.get(19)?, row.get(20)?, row.get(21)?]
+            [row.get(21)?, row.get(22)?, row.get(23)?]
         } else {
             [None, None, None]
         };
@@ -411,6 +425,7 @@ impl Raw {
             retention: row.get(16)?,
             threat_level: row.get(17)?,
             security: row.get(18)?,
+            origin: (row.get(19)?, row.get(20)?),
             payload,
         })
     }
@@ -456,6 +471,8 @@ impl Raw {
             compile,
             security,
             retention,
+            api: self.origin.0,
+            token: self.origin.1,
             code,
             stdout,
             stderr,
@@ -543,50 +560,9 @@ fn lossy<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error
     }
 }
 
-fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&utc(unix_ms(*time)))
-}
-
-/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, second) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        second / 3600,
-        second % 3600 / 60,
-        second % 60,
-        ms.rem_euclid(1000)
-    )
-}
-
-/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, <https://howardhinnant.github.io/date_algorithms.html>).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_format_as_rfc3339_utc() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(utc(1_767_225_599_999), "2025-12-31T23:59:59.999Z");
-        assert_eq!(utc(-1), "1969-12-31T23:59:59.999Z");
-    }
 
     #[test]
     fn retention_names_round_trip() {

@@ -44,7 +44,14 @@ ALTER TABLE executions ADD COLUMN violation_count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE executions ADD COLUMN security TEXT;
 ";
 
-const MIGRATIONS: [&str; 2] = [V1, V2];
+/// Version 3: which interface and which API token asked (`warden serve` records `v1`, `piston`,
+/// `judge0`; the CLI `cli`). Older rows keep NULL: who asked them is unknown.
+const V3: &str = "
+ALTER TABLE executions ADD COLUMN api TEXT;
+ALTER TABLE executions ADD COLUMN token TEXT;
+";
+
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;

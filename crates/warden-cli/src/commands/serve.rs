@@ -1,0 +1,29 @@
+//! `warden serve`: the HTTP service (docs/server.md). Thin: settings, an engine that never
+//! forks its helpers itself (the server is multi-threaded, ARCHITECTURE.md invariant 8) but has
+//! a single-threaded zygote fork them (no exec of the binary per run), then
+//! `warden_server::serve` until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Args;
+
+/// Arguments of `warden serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (repeatable); replaces `[server] listen`. Default 127.0.0.1:2358.
+    /// Anything but loopback needs a token in `[[server.tokens]]`.
+    #[arg(long = "listen", value_name = "ADDR")]
+    listen: Vec<SocketAddr>,
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = warden_engine::Settings::load()?;
+    let options = warden_server::ServerOptions::from_settings(&settings, args.listen);
+    let mut config = settings.engine_config(super::helper_binary()?);
+    config.fork_helper = false;
+    config.zygote = true;
+    let engine = warden_engine::Engine::new(config)?;
+    warden_server::serve(engine, options)?;
+    Ok(ExitCode::SUCCESS)
+}

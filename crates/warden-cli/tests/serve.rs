@@ -1,0 +1,335 @@
+//! End to end: `warden serve` on a loopback port, spoken to over plain HTTP/1.1 by a tiny
+//! client here (issue 9). Real sandboxes: runs as root (CI does).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::World;
+
+const TOKENS: &str = "[[server.tokens]]\nname = \"grader\"\ntoken = \"s3cret\"\n";
+
+/// A running `warden serve` in its own world; SIGTERM and a wait when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    world: World,
+}
+
+impl Server {
+    fn start(config: &str) -> Self {
+        let world = World::with_config(config);
+        let mut child = world
+            .warden()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("WARDEN_LOG", "info")
+            .spawn()
+            .expect("warden serve starts");
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("warden serve says where it listens before exiting")
+                .expect("stderr is text");
+            if let Some(addr) = line.strip_prefix("warden: listening on http://") {
+                break addr.parse().expect("an address");
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, addr, world }
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Response {
+        self.raw(
+            method,
+            path,
+            &[("authorization", "Bearer s3cret")],
+            body.map(Value::to_string),
+        )
+    }
+
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Response {
+        let mut stream = TcpStream::connect(self.addr).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout set");
+        let body = body.unwrap_or_default();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("head sent");
+        // A server may answer (413) before reading a large body, and close.
+        let _ = stream.write_all(body.as_bytes());
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        Response::parse(&raw)
+    }
+
+    fn sigterm(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signalled");
+    }
+
+    /// Polls an asynchronous execution until it is finished.
+    fn finished(&self, id: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let status = self.request("GET", &format!("/v1/executions/{id}"), None);
+            assert_eq!(status.code, 200, "{}", status.body);
+            if status.json()["state"] == "finished" {
+                return status.json();
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "never finished");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.sigterm();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+struct Response {
+    code: u16,
+    head: String,
+    body: String,
+}
+
+impl Response {
+    fn parse(raw: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let code = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Self {
+            code,
+            head: head.to_ascii_lowercase(),
+            body: body.to_owned(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+#[test]
+fn programs_run_sync_async_and_with_test_cases_and_are_recorded_with_their_token() {
+    let server = Server::start(TOKENS);
+    let unauthenticated = server.raw("POST", "/v1/executions", &[], Some("{}".into()));
+    assert_eq!(unauthenticated.code, 401, "{}", unauthenticated.body);
+
+    let python = json!({"language": "python", "code": "print(input() * 2)", "stdin": "ab\n"});
+    let done = server.request("POST", "/v1/executions", Some(&python));
+    assert_eq!(done.code, 200, "{}", done.body);
+    assert_eq!(done.json()["stdout"], "abab\n");
+    assert_eq!(done.json()["outcome"]["kind"], "exited");
+
+    let c = json!({"language": "c", "files": [{"name": "main.c",
+        "content": "#include <stdio.h>\nint main(void) { puts(\"compiled\"); return 3; }\n"}]});
+    let done = server.request("POST", "/v1/executions", Some(&c));
+    assert_eq!(done.code, 200, "{}", done.body);
+    assert_eq!(done.json()["stdout"], "compiled\n");
+    assert_eq!(done.json()["outcome"]["code"], 3);
+    assert!(done.json()["compile"].is_object());
+
+    let accepted = server.request("POST", "/v1/executions?wait=false", Some(&python));
+    assert_eq!(accepted.code, 202, "{}", accepted.body);
+    let id = accepted.json()["id"].as_str().expect("an id").to_owned();
+    let finished = server.finished(&id);
+    assert_eq!(finished["result"]["stdout"], "abab\n");
+
+    let cases = json!({"language": "python", "code": "print(int(input()) * 2)", "tests": [
+        {"stdin": "2", "expected_output": "4"},
+        {"stdin": "3", "expected_output": "7"},
+        {"stdin": "x", "expected_output": "0"},
+    ]});
+    let judged = server.request("POST", "/v1/executions", Some(&cases));
+    assert_eq!(judged.code, 200, "{}", judged.body);
+    let verdicts: Vec<Value> = judged.json()["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .map(|t| t["verdict"].clone())
+        .collect();
+    assert_eq!(
+        verdicts,
+        [json!("accepted"), json!("wrong_answer"), json!("exited")]
+    );
+
+    let history = server.request("GET", "/v1/history?limit=10", None);
+    assert_eq!(history.code, 200, "{}", history.body);
+    let entries = history.json();
+    let entries = entries.as_array().expect("a list");
+    assert_eq!(entries.len(), 4, "every execution recorded once");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["api"] == "v1" && e["token"] == "grader"),
+        "{entries:?}"
+    );
+    let stats = server.request("GET", "/v1/stats", None);
+    assert_eq!(stats.json()["total"], 4, "{}", stats.body);
+
+    // The CLI shows who asked, and records its own runs as `cli`.
+    let run = server
+        .world
+        .warden()
+        .args(["run", "--json", "-l", "bash", "-c", "true"])
+        .output();
+    assert!(run.expect("warden run").status.success());
+    let listed = server
+        .world
+        .warden()
+        .args(["history", "--json"])
+        .output()
+        .expect("history");
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(listed[0]["api"], "cli");
+    assert_eq!(listed[1]["api"], "v1");
+}
+
+#[test]
+fn bad_input_gets_its_status_and_the_server_stays_up() {
+    let server = Server::start("[server]\nmax_body = \"64KiB\"\nmax_files = 2\n");
+    let malformed = server.raw("POST", "/v1/executions", &[], Some("{\"code\":".into()));
+    assert_eq!(malformed.code, 400, "{}", malformed.body);
+    let unknown = server.request(
+        "POST",
+        "/v1/executions",
+        Some(&json!({"language": "cobol", "code": "x"})),
+    );
+    assert_eq!(unknown.code, 422, "{}", unknown.body);
+    let absurd = json!({"language": "python", "code": "x", "limits": {"memory": "64TiB"}});
+    let absurd = server.request("POST", "/v1/executions", Some(&absurd));
+    assert_eq!(absurd.code, 422);
+    assert!(absurd.json()["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("limits.memory")));
+    let huge = json!({"language": "python", "code": "#".repeat(256 * 1024)});
+    assert_eq!(
+        server.request("POST", "/v1/executions", Some(&huge)).code,
+        413
+    );
+    let files = json!({"files": [{"content": ""}, {"name": "b", "content": ""}, {"name": "c", "content": ""}]});
+    assert_eq!(
+        server.request("POST", "/v1/executions", Some(&files)).code,
+        422
+    );
+    assert_eq!(server.request("GET", "/v1/health", None).code, 200);
+}
+
+#[test]
+fn a_full_queue_is_429_with_retry_after_while_health_answers() {
+    let server = Server::start("[server]\nworkers = 1\nqueue_size = 0\n");
+    let slow = json!({"language": "python", "code": "import time; time.sleep(3)"});
+    let first = server.request("POST", "/v1/executions?wait=false", Some(&slow));
+    assert_eq!(first.code, 202, "{}", first.body);
+    let refused = server.request("POST", "/v1/executions", Some(&slow));
+    assert_eq!(refused.code, 429, "{}", refused.body);
+    assert!(refused.head.contains("retry-after: "), "{}", refused.head);
+    let health = server.request("GET", "/v1/health", None);
+    assert_eq!(health.code, 200);
+    let load = &health.json()["load"];
+    let admitted = load["running"].as_u64().unwrap_or(0) + load["queued"].as_u64().unwrap_or(0);
+    assert_eq!(admitted, 1, "{}", health.body);
+    let id = first.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(server.finished(&id)["result"]["outcome"]["kind"], "exited");
+}
+
+#[test]
+fn a_public_address_without_a_token_is_refused_at_start() {
+    let world = World::new();
+    let out = world
+        .warden()
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .stdout(Stdio::null())
+        .output()
+        .expect("warden serve runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without an API token"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_lets_the_running_execution_finish_and_leaves_nothing() {
+    let mut server = Server::start("");
+    let slow = json!({"language": "python", "code": "import time; time.sleep(2); print('done')"});
+    let accepted = server.request("POST", "/v1/executions?wait=false", Some(&slow));
+    assert_eq!(accepted.code, 202, "{}", accepted.body);
+    // Wait until it runs, so that the shutdown has something to wait for.
+    let id = accepted.json()["id"].as_str().expect("id").to_owned();
+    let start = Instant::now();
+    while server
+        .request("GET", &format!("/v1/executions/{id}"), None)
+        .json()["state"]
+        != "running"
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = server.child.id();
+    server.sigterm();
+    let status = server.child.wait().expect("the server exits");
+    assert!(status.success(), "{status}");
+    let children = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    assert_eq!(children, 0, "the server process is gone");
+    let listed = server
+        .world
+        .warden()
+        .args(["history", "--json"])
+        .output()
+        .expect("history");
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(
+        listed[0]["outcome"]["kind"], "exited",
+        "it finished: {listed}"
+    );
+    assert!(
+        no_process_mentions(&server.world),
+        "no sandbox outlives the server"
+    );
+}
+
+/// Whether no process has this world's directory in its command line or environment (the
+/// server's helpers carry `WARDEN_DB` pointing into it).
+fn no_process_mentions(world: &World) -> bool {
+    let needle = world.path().to_string_lossy().into_owned();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    procs.flatten().all(|p| {
+        let environ = std::fs::read(p.path().join("environ")).unwrap_or_default();
+        !String::from_utf8_lossy(&environ).contains(&needle)
+    })
+}

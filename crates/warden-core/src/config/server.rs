@@ -1,0 +1,162 @@
+//! The `[server]` section of `warden.toml`: what `warden serve` listens on, how much work it
+//! admits, how large a request may be, and the API tokens with their quotas (docs/server.md).
+//! Every field is optional; `warden-server` fills in the defaults (some depend on the host's
+//! cores).
+//!
+//! ```toml
+//! [server]
+//! listen = ["127.0.0.1:2358"]   # `--listen` replaces this list
+//! workers = 2                    # executions at once (default: the host's cores)
+//! queue_size = 64                # executions admitted beyond the running ones
+//! max_body = "8MiB"              # largest request body
+//! max_files = 64                 # files of one program
+//! max_batch = 20                 # requests of one POST /v1/batch
+//! sync_deadline = "60s"          # how long a synchronous request may wait and run
+//! shutdown_deadline = "30s"      # how long running executions may take to finish on SIGTERM
+//!
+//! [[server.tokens]]
+//! name = "grader"                # recorded in the history (the token itself never is)
+//! token = "s3cret"
+//! max_concurrent = 4             # executions at once for this token
+//! requests_per_minute = 600
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::{human_duration_opt, ByteSize};
+
+/// The `[server]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The addresses to listen on (`--listen` replaces them).
+    pub listen: Vec<SocketAddr>,
+    /// How many executions run at once.
+    pub workers: Option<usize>,
+    /// How many executions wait beyond the running ones before requests are refused.
+    pub queue_size: Option<usize>,
+    /// The largest request body.
+    pub max_body: Option<ByteSize>,
+    /// The most files one program may have.
+    pub max_files: Option<usize>,
+    /// The most requests one batch may carry.
+    pub max_batch: Option<usize>,
+    /// How long a synchronous request may wait in the queue and run.
+    #[serde(with = "human_duration_opt", skip_serializing_if = "Option::is_none")]
+    pub sync_deadline: Option<Duration>,
+    /// How long running executions may take to finish once shutdown begins.
+    #[serde(with = "human_duration_opt", skip_serializing_if = "Option::is_none")]
+    pub shutdown_deadline: Option<Duration>,
+    /// The API tokens; none means no authentication (allowed on loopback only).
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One API token (`[[server.tokens]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The caller's name, recorded in the history.
+    pub name: String,
+    /// The secret the caller presents.
+    pub token: String,
+    /// Executions this token may have admitted at once (unlimited when unset).
+    #[serde(default)]
+    pub max_concurrent: Option<u32>,
+    /// Executions this token may ask for per minute (unlimited when unset).
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+}
+
+impl ServerConfig {
+    /// The first mistake a parser cannot see: an empty or duplicate token or name, a zero
+    /// quota or size.
+    pub fn check(&self) -> Result<(), String> {
+        let zero = [
+            ("workers", self.workers),
+            ("max_files", self.max_files),
+            ("max_batch", self.max_batch),
+        ];
+        if let Some((key, _)) = zero.iter().find(|(_, v)| *v == Some(0)) {
+            return Err(format!("[server] {key} must be at least 1"));
+        }
+        for (i, token) in self.tokens.iter().enumerate() {
+            if token.name.is_empty() || token.token.is_empty() {
+                return Err(format!(
+                    "[[server.tokens]] #{}: name and token must not be empty",
+                    i + 1
+                ));
+            }
+            if token.max_concurrent == Some(0) || token.requests_per_minute == Some(0) {
+                return Err(format!(
+                    "[[server.tokens]] {:?}: a quota must be at least 1",
+                    token.name
+                ));
+            }
+            let earlier = &self.tokens[..i];
+            if earlier.iter().any(|t| t.name == token.name) {
+                return Err(format!(
+                    "[[server.tokens]] name {:?} is used twice",
+                    token.name
+                ));
+            }
+            if earlier.iter().any(|t| t.token == token.token) {
+                return Err(format!(
+                    "[[server.tokens]] {:?} repeats another token's secret",
+                    token.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn parse(toml: &str) -> Result<ServerConfig, String> {
+        Config::from_toml(Path::new("warden.toml"), toml)
+            .map(|c| c.server)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_section_reads_addresses_sizes_durations_and_tokens() {
+        let server = parse(
+            "[server]\nlisten = [\"127.0.0.1:1\", \"[::1]:2\"]\nworkers = 3\nqueue_size = 9\n\
+             max_body = \"1MiB\"\nsync_deadline = \"5s\"\n\
+             [[server.tokens]]\nname = \"ci\"\ntoken = \"t\"\nrequests_per_minute = 60\n",
+        )
+        .expect("valid");
+        assert_eq!(server.listen.len(), 2);
+        assert_eq!(server.workers, Some(3));
+        assert_eq!(server.max_body, Some(ByteSize::mib(1)));
+        assert_eq!(server.sync_deadline, Some(Duration::from_secs(5)));
+        assert_eq!(server.tokens[0].requests_per_minute, Some(60));
+        assert_eq!(server.tokens[0].max_concurrent, None);
+        assert!(server.check().is_ok());
+        assert_eq!(parse("").expect("empty"), ServerConfig::default());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = parse("[server]\nlisten = [\"localhost\"]\n").expect_err("not an address");
+        assert!(err.contains("warden.toml:2"), "{err}");
+        let err = parse("[server]\nthreads = 2\n").expect_err("unknown key");
+        assert!(err.contains("threads"), "{err}");
+        let err = parse("[[server.tokens]]\nname = \"a\"\n").expect_err("no secret");
+        assert!(err.contains("token"), "{err}");
+        let twice = parse(
+            "[[server.tokens]]\nname = \"a\"\ntoken = \"x\"\n[[server.tokens]]\nname = \"a\"\ntoken = \"y\"\n",
+        )
+        .expect_err("duplicate names");
+        assert!(twice.contains("used twice"), "{twice}");
+        let zero = parse("[server]\nworkers = 0\n").expect_err("zero workers");
+        assert!(zero.contains("[server] workers"), "{zero}");
+    }
+}

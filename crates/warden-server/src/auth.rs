@@ -1,0 +1,131 @@
+//! Authentication: the API tokens of `[[server.tokens]]`. A request presents one as
+//! `Authorization: Bearer <token>` (every API) or `X-Auth-Token: <token>` (Judge0's way); the
+//! caller is known by the token's configured name, never by the token. With no tokens
+//! configured every request is anonymous, which the server allows on loopback only.
+
+use axum::http::HeaderMap;
+use warden_core::TokenConfig;
+
+use crate::state::{Api, Caller};
+
+/// Why a request is not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token was presented.
+    #[error("an API token is required: send `Authorization: Bearer <token>`")]
+    Missing,
+    /// The token presented is not one of the configured tokens.
+    #[error("the API token is not valid")]
+    Invalid,
+}
+
+/// The configured tokens.
+#[derive(Debug, Default)]
+pub(crate) struct Tokens {
+    tokens: Vec<TokenConfig>,
+}
+
+impl Tokens {
+    pub(crate) fn new(tokens: &[TokenConfig]) -> Self {
+        Self {
+            tokens: tokens.to_vec(),
+        }
+    }
+
+    /// Who presents `headers` through `api`.
+    pub(crate) fn caller(&self, headers: &HeaderMap, api: Api) -> Result<Caller, AuthError> {
+        if self.tokens.is_empty() {
+            return Ok(Caller { api, token: None });
+        }
+        let presented = presented(headers, api).ok_or(AuthError::Missing)?;
+        // Every token is compared, in time independent of where they differ, so the answer's
+        // timing tells nothing about a secret.
+        let mut found = None;
+        for token in &self.tokens {
+            if constant_time_eq(token.token.as_bytes(), presented.as_bytes()) {
+                found = Some(token.name.clone());
+            }
+        }
+        found
+            .map(|name| Caller {
+                api,
+                token: Some(name),
+            })
+            .ok_or(AuthError::Invalid)
+    }
+}
+
+/// The token a request carries: a bearer token, or for Judge0 its `X-Auth-Token` header.
+fn presented(headers: &HeaderMap, api: Api) -> Option<&str> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    let judge0 = || {
+        (api == Api::Judge0)
+            .then(|| headers.get("x-auth-token").and_then(|v| v.to_str().ok()))
+            .flatten()
+    };
+    bearer.or_else(judge0).filter(|t| !t.is_empty())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens::new(&[TokenConfig {
+            name: "grader".into(),
+            token: "s3cret".into(),
+            max_concurrent: None,
+            requests_per_minute: None,
+        }])
+    }
+
+    fn headers(name: &'static str, value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, value.parse().expect("header value"));
+        headers
+    }
+
+    #[test]
+    fn a_bearer_token_names_its_caller() {
+        let caller = tokens()
+            .caller(&headers("authorization", "Bearer s3cret"), Api::Own)
+            .expect("valid");
+        assert_eq!(caller.token.as_deref(), Some("grader"));
+        assert_eq!(
+            tokens().caller(&HeaderMap::new(), Api::Own),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            tokens().caller(&headers("authorization", "Bearer nope"), Api::Own),
+            Err(AuthError::Invalid)
+        );
+    }
+
+    #[test]
+    fn x_auth_token_is_judge0s_alone() {
+        let h = headers("x-auth-token", "s3cret");
+        assert!(tokens().caller(&h, Api::Judge0).is_ok());
+        assert_eq!(tokens().caller(&h, Api::Own), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn without_tokens_everyone_is_anonymous() {
+        let caller = Tokens::default()
+            .caller(&HeaderMap::new(), Api::Piston)
+            .expect("open");
+        assert_eq!(caller.token, None);
+    }
+}

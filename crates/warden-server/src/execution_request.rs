@@ -1,0 +1,343 @@
+//! The own API's execution request: the JSON body of `POST /v1/executions` (and of each item of
+//! `POST /v1/batch`), the same request as `warden run`, and its translation into the engine's
+//! [`ExecutionRequest`]. What the engine would silently clamp is refused here with the field
+//! named: an API caller should learn that it asked for more than the operator allows.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+use warden_core::units::format_duration;
+use warden_core::{ByteSize, LimitOverrides, Limits, Mode, ModeRequest};
+use warden_engine::{Comparison, ExecutionRequest, SandboxReuse, SourceFile, TestCase};
+use warden_sandbox::Stdin;
+
+use crate::error::ApiError;
+use crate::options::ServerOptions;
+
+/// A program to run: its language (or none, to detect it), its code inline or as files, and
+/// how to run it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionBody {
+    /// Language id or alias (`python`, `py`, `cpp`, ...); detected from the entry file's name
+    /// and content when absent (the result's `detection` says how surely).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// The program's code, inline (one file). Give this or `files`.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// The program's files, the entry first; the files after it need names. Give this or
+    /// `code`.
+    #[serde(default)]
+    pub files: Vec<FileBody>,
+    /// Standard input.
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// Arguments passed to the program.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Limits, each at most the operator's maximum.
+    #[serde(default)]
+    pub limits: LimitsBody,
+    /// Isolation mode; the operator's default (normally `auto`) when absent.
+    #[serde(default)]
+    pub mode: Option<ModeBody>,
+    /// Test cases: the program is compiled once and run once per case, each with a verdict.
+    #[serde(default)]
+    pub tests: Vec<TestBody>,
+    /// How a case's output is compared with its expected output.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "trailing_whitespace")]
+    pub comparison: Option<Comparison>,
+    /// Stop at the first case that is not accepted.
+    #[serde(default)]
+    pub stop_on_failure: bool,
+    /// Whether the compile stage and the runs share one sandbox (`shared`) or each get a
+    /// fresh one (`fresh`, the default).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "fresh")]
+    pub reuse: Option<SandboxReuse>,
+}
+
+/// One file of a program.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileBody {
+    /// Its name, a relative path (optional for the entry).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its content.
+    pub content: String,
+}
+
+/// One test case.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestBody {
+    /// Standard input of this run.
+    #[serde(default)]
+    pub stdin: String,
+    /// The expected standard output; absent accepts any output of a clean exit.
+    #[serde(default)]
+    pub expected_output: Option<String>,
+    /// Arguments of this run, after the request's own.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// An isolation mode.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeBody {
+    /// Chosen by the operator's policy from the code's threat level.
+    Auto,
+    /// Namespaces, seccomp, cgroups.
+    Sandboxed,
+    /// gVisor.
+    Isolated,
+    /// Limits only, when the operator enables it.
+    Trusted,
+}
+
+/// Limits of one execution. Durations are text (`2s`, `500ms`) or a number of seconds; sizes
+/// text (`256MiB`) or a number of bytes.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsBody {
+    /// CPU time of the whole process tree.
+    #[serde(default, deserialize_with = "duration")]
+    #[schema(value_type = Option<String>, example = "2s")]
+    pub cpu_time: Option<Duration>,
+    /// Wall-clock time.
+    #[serde(default, deserialize_with = "duration")]
+    #[schema(value_type = Option<String>, example = "5s")]
+    pub wall_time: Option<Duration>,
+    /// Memory of the whole process tree.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "256MiB")]
+    pub memory: Option<ByteSize>,
+    /// Processes and threads at once.
+    #[serde(default)]
+    pub max_procs: Option<u32>,
+    /// Bytes kept of each of stdout and stderr.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "1MiB")]
+    pub max_output: Option<ByteSize>,
+    /// Largest file the program may write.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub max_file_size: Option<ByteSize>,
+    /// Size of the writable workspace.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub workspace_size: Option<ByteSize>,
+    /// Open file descriptors per process.
+    #[serde(default)]
+    pub max_open_files: Option<u32>,
+}
+
+/// A duration as text (`2s`) or a number of seconds.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(f64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Seconds(s)) => Duration::try_from_secs_f64(s)
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{s} is not a duration in seconds"))),
+        Some(Raw::Text(t)) => warden_core::parse_duration(&t)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+impl ExecutionBody {
+    /// The engine's request, or the first field the server's caps or the operator's maxima
+    /// refuse.
+    pub fn into_request(self, options: &ServerOptions) -> Result<ExecutionRequest, ApiError> {
+        let limits = self.limits.checked(&options.maxima)?;
+        let sources = match (self.code, self.files.is_empty()) {
+            (Some(_), false) => {
+                return Err(ApiError::unprocessable("give `code` or `files`, not both"))
+            }
+            (None, true) => {
+                return Err(ApiError::unprocessable(
+                    "no program: give `code` or `files`",
+                ))
+            }
+            (Some(code), true) => vec![SourceFile {
+                name: None,
+                code: code.into_bytes(),
+            }],
+            (None, false) if self.files.len() > options.max_files => {
+                return Err(ApiError::unprocessable(format!(
+                    "files: {} files, at most {} are accepted",
+                    self.files.len(),
+                    options.max_files
+                )))
+            }
+            (None, false) => self
+                .files
+                .into_iter()
+                .map(|f| SourceFile {
+                    name: f.name,
+                    code: f.content.into_bytes(),
+                })
+                .collect(),
+        };
+        Ok(ExecutionRequest {
+            language: self.language,
+            sources,
+            args: self.args,
+            stdin: self
+                .stdin
+                .map_or(Stdin::Null, |s| Stdin::Bytes(s.into_bytes())),
+            limits,
+            mode: self.mode.map(ModeBody::request),
+            tests: self.tests.into_iter().map(TestBody::case).collect(),
+            comparison: self.comparison.unwrap_or_default(),
+            stop_on_failure: self.stop_on_failure,
+            reuse: self.reuse.unwrap_or_default(),
+            ..ExecutionRequest::default()
+        })
+    }
+}
+
+impl ModeBody {
+    fn request(self) -> ModeRequest {
+        match self {
+            ModeBody::Auto => ModeRequest::Auto,
+            ModeBody::Sandboxed => ModeRequest::Exactly(Mode::Sandboxed),
+            ModeBody::Isolated => ModeRequest::Exactly(Mode::Isolated),
+            ModeBody::Trusted => ModeRequest::Exactly(Mode::Trusted),
+        }
+    }
+}
+
+impl TestBody {
+    fn case(self) -> TestCase {
+        TestCase {
+            stdin: self.stdin.into_bytes(),
+            args: self.args,
+            expected_output: self.expected_output.map(String::into_bytes),
+        }
+    }
+}
+
+impl LimitsBody {
+    /// The overrides, or a 422 naming the first limit above the operator's maximum.
+    fn checked(self, maxima: &Limits) -> Result<LimitOverrides, ApiError> {
+        let over = |field: &str, asked: String, max: String| {
+            Err(ApiError::unprocessable(format!(
+                "limits.{field}: {asked} is above the operator's maximum of {max}"
+            )))
+        };
+        let durations = [
+            ("cpu_time", self.cpu_time, maxima.cpu_time),
+            ("wall_time", self.wall_time, maxima.wall_time),
+        ];
+        for (field, asked, max) in durations {
+            if let Some(asked) = asked.filter(|a| *a > max) {
+                return over(field, format_duration(asked), format_duration(max));
+            }
+        }
+        let sizes = [
+            ("memory", self.memory, maxima.memory),
+            ("max_output", self.max_output, maxima.max_output),
+            ("max_file_size", self.max_file_size, maxima.max_file_size),
+            ("workspace_size", self.workspace_size, maxima.workspace_size),
+        ];
+        for (field, asked, max) in sizes {
+            if let Some(asked) = asked.filter(|a| *a > max) {
+                return over(field, asked.to_string(), max.to_string());
+            }
+        }
+        let counts = [
+            ("max_procs", self.max_procs, maxima.max_procs),
+            ("max_open_files", self.max_open_files, maxima.max_open_files),
+        ];
+        for (field, asked, max) in counts {
+            if let Some(asked) = asked.filter(|a| *a > max) {
+                return over(field, asked.to_string(), max.to_string());
+            }
+        }
+        Ok(LimitOverrides {
+            cpu_time: self.cpu_time,
+            wall_time: self.wall_time,
+            memory: self.memory,
+            max_procs: self.max_procs,
+            max_output: self.max_output,
+            max_file_size: self.max_file_size,
+            workspace_size: self.workspace_size,
+            max_open_files: self.max_open_files,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> ExecutionBody {
+        serde_json::from_str(json).expect("valid body")
+    }
+
+    #[test]
+    fn limits_above_the_maxima_are_refused_by_name() {
+        let options = ServerOptions::default();
+        let err = body(r#"{"code": "x", "limits": {"memory": "1TiB"}}"#)
+            .into_request(&options)
+            .expect_err("above the maximum");
+        assert_eq!(err.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            err.message.starts_with("limits.memory: "),
+            "{}",
+            err.message
+        );
+        let err = body(r#"{"code": "x", "limits": {"cpu_time": 100000}}"#)
+            .into_request(&options)
+            .expect_err("above the maximum");
+        assert!(
+            err.message.starts_with("limits.cpu_time: "),
+            "{}",
+            err.message
+        );
+        let ok = body(r#"{"code": "x", "limits": {"cpu_time": "2s", "memory": 1048576000}}"#)
+            .into_request(&options)
+            .expect("within the maxima");
+        assert_eq!(ok.limits.cpu_time, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_program_is_code_or_files_within_the_cap() {
+        let options = ServerOptions {
+            max_files: 1,
+            ..ServerOptions::default()
+        };
+        assert!(body("{}").into_request(&options).is_err());
+        let both = r#"{"code": "x", "files": [{"content": "y"}]}"#;
+        assert!(body(both).into_request(&options).is_err());
+        let two = r#"{"files": [{"content": "y"}, {"name": "b", "content": "z"}]}"#;
+        let err = body(two).into_request(&options).expect_err("too many");
+        assert!(err.message.starts_with("files: 2 files"), "{}", err.message);
+        let tests = r#"{"code": "x", "mode": "sandboxed", "tests": [{"stdin": "1", "expected_output": "2"}]}"#;
+        let request = body(tests).into_request(&options).expect("valid");
+        assert_eq!(request.tests.len(), 1);
+        assert_eq!(request.mode, Some(ModeRequest::Exactly(Mode::Sandboxed)));
+    }
+
+    #[test]
+    fn unknown_fields_and_modes_are_named() {
+        let err = serde_json::from_str::<ExecutionBody>(r#"{"code": "x", "langauge": "py"}"#)
+            .expect_err("typo");
+        assert!(err.to_string().contains("langauge"), "{err}");
+        let err = serde_json::from_str::<ExecutionBody>(r#"{"code": "x", "mode": "fast"}"#)
+            .expect_err("mode");
+        assert!(err.to_string().contains("fast"), "{err}");
+    }
+}

@@ -1,0 +1,143 @@
+//! The Judge0 CE compatible API at the root (judge0/judge0 v1.13.1): `submissions` (with `wait`,
+//! `base64_encoded`, `fields`, `expected_output`, `callback_url`), `submissions/batch`,
+//! `languages`, `statuses`, `about`, `config_info`, `system_info`, `workers`; so that Judge0's
+//! clients (the `judge0` SDK, plain HTTP) run their code in warden unchanged. An adapter over
+//! [`AppState::execute`]'s admission and run: it parses Judge0's request, runs it, and renders
+//! Judge0's answer; warden's exact outcome rides in an extra `warden` attribute. Shapes,
+//! messages, ids and the known differences: docs/compat.md#judge0-ce.
+
+mod callback;
+mod fields;
+mod info;
+mod languages;
+mod statuses;
+mod store;
+mod submission;
+mod submissions;
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde_json::{json, Value};
+
+use crate::state::{Api, AppState, Caller, ExecError};
+
+/// Judge0's routes, to be merged into the server's router at the root.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/submissions", post(submissions::create))
+        .route(
+            "/submissions/batch",
+            post(submissions::create_batch).get(submissions::show_batch),
+        )
+        .route("/submissions/{token}", get(submissions::show))
+        .route("/languages", get(languages::list))
+        .route("/languages/all", get(languages::all))
+        .route("/languages/{id}", get(languages::show))
+        .route("/statuses", get(statuses::list))
+        .route("/about", get(info::about))
+        .route("/version", get(|| async { info::VERSION }))
+        .route("/config_info", get(info::config_info))
+        .route("/system_info", get(info::system_info))
+        .route("/workers", get(info::workers))
+        .layer(Extension(store::Store::default()))
+}
+
+/// Who asked: the server's tokens, presented as `X-Auth-Token` (Judge0's header) or
+/// `Authorization: Bearer`.
+fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Judge0Error> {
+    state
+        .authenticate(headers, Api::Judge0)
+        .map_err(|e| Judge0Error::new(StatusCode::UNAUTHORIZED, e.to_string()))
+}
+
+/// An error in Judge0's shape: `{"error": "..."}`, or for invalid attributes a map of field →
+/// messages (422).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Judge0Error {
+    status: StatusCode,
+    message: String,
+    body: Option<Value>,
+    retry_after: Option<u64>,
+}
+
+impl Judge0Error {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            body: None,
+            retry_after: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 422 with Judge0's field → messages map.
+    fn invalid(fields: BTreeMap<String, Vec<String>>) -> Self {
+        Self {
+            body: Some(json!(fields)),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid submission")
+        }
+    }
+}
+
+impl From<ExecError> for Judge0Error {
+    fn from(e: ExecError) -> Self {
+        let busy = |message: String, secs| Self {
+            retry_after: Some(secs),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        };
+        match e {
+            ExecError::QueueFull { retry_after_secs } => {
+                busy("queue is full".to_owned(), retry_after_secs)
+            }
+            ExecError::QuotaExceeded {
+                retry_after_secs, ..
+            } => Self {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                ..busy(e.to_string(), retry_after_secs)
+            },
+            ExecError::ShuttingDown => busy(e.to_string(), 5),
+            ExecError::Engine(inner) if inner.kind().is_caller_fault() => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{inner:#}"))
+            }
+            other => {
+                tracing::error!(error = %format!("{other:#}"), "judge0 submission failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{other:#}"))
+            }
+        }
+    }
+}
+
+impl IntoResponse for Judge0Error {
+    fn into_response(self) -> Response {
+        let body = self
+            .body
+            .unwrap_or_else(|| json!({ "error": self.message }));
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// A boolean query parameter as Rails reads it (`true`, `1`; anything else is false).
+fn flag(value: Option<&str>) -> bool {
+    matches!(value, Some("true" | "1" | "True" | "TRUE"))
+}
+
+#[cfg(test)]
+mod tests;

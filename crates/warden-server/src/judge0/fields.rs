@@ -1,0 +1,318 @@
+//! A submission as Judge0 shows it: the `fields` asked for (a default set, `*`, or a list;
+//! unknown names refused with Judge0's 400), its text attributes base64-encoded when
+//! `base64_encoded=true`, and Judge0's units (`time` in seconds as a decimal string, `memory` in
+//! kilobytes). The extra `warden` attribute (the exact outcome) is in the default set and may be
+//! named, but `*` leaves it out: the `judge0` SDK asks for `*` and fails on an attribute its
+//! model lacks.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use warden_engine::ExecutionResult;
+
+use super::statuses::{exit_signal, message, Status};
+use super::store::{Progress, Record};
+use super::Judge0Error;
+
+/// Every attribute of `*` (Judge0's documented set plus `language`, `language_id`,
+/// `status_id`, which its code also shows).
+const ALL: [&str; 35] = [
+    "source_code",
+    "language_id",
+    "language",
+    "stdin",
+    "expected_output",
+    "stdout",
+    "stderr",
+    "compile_output",
+    "message",
+    "exit_code",
+    "exit_signal",
+    "status",
+    "status_id",
+    "created_at",
+    "finished_at",
+    "token",
+    "time",
+    "wall_time",
+    "memory",
+    "compiler_options",
+    "command_line_arguments",
+    "cpu_time_limit",
+    "cpu_extra_time",
+    "wall_time_limit",
+    "memory_limit",
+    "stack_limit",
+    "max_processes_and_or_threads",
+    "enable_per_process_and_thread_time_limit",
+    "enable_per_process_and_thread_memory_limit",
+    "max_file_size",
+    "redirect_stderr_to_stdout",
+    "enable_network",
+    "number_of_runs",
+    "additional_files",
+    "callback_url",
+];
+
+/// Judge0's default fields, and warden's outcome.
+const DEFAULT: [&str; 9] = [
+    "token",
+    "time",
+    "memory",
+    "stdout",
+    "stderr",
+    "compile_output",
+    "message",
+    "status",
+    "warden",
+];
+
+/// The attributes whose text is base64-encoded on request.
+const TEXT: [&str; 7] = [
+    "source_code",
+    "stdin",
+    "expected_output",
+    "stdout",
+    "stderr",
+    "compile_output",
+    "message",
+];
+
+/// Which attributes to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fields(Vec<String>);
+
+impl Fields {
+    /// The `fields` query parameter: absent for the default set, `*` for all, else a
+    /// comma-separated list.
+    pub(crate) fn parse(param: Option<&str>) -> Result<Self, Judge0Error> {
+        let names: Vec<String> = match param.map(str::trim) {
+            None | Some("") => return Ok(Self(DEFAULT.map(str::to_owned).to_vec())),
+            Some("*") => return Ok(Self(ALL.map(str::to_owned).to_vec())),
+            Some(list) => list
+                .split(',')
+                .map(|f| f.trim().to_owned())
+                .filter(|f| !f.is_empty())
+                .collect(),
+        };
+        let unknown: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !ALL.contains(f) && *f != "warden")
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Judge0Error::bad_request(format!(
+                "invalid fields: [{}]",
+                unknown.join(", ")
+            )));
+        }
+        Ok(Self(names))
+    }
+
+    /// The default set Judge0 `PUT`s to a callback.
+    pub(crate) fn callback() -> Self {
+        Self(DEFAULT.map(str::to_owned).to_vec())
+    }
+}
+
+/// Judge0's message when a text attribute is not UTF-8 and base64 was not asked for.
+pub(crate) const NOT_UTF8: &str = "some attributes for this submission cannot be converted to UTF-8, use base64_encoded=true query parameter";
+
+/// The submission's attributes, or `Err` when one is not UTF-8 and `base64` is off.
+pub(crate) fn render(record: &Record, fields: &Fields, base64: bool) -> Result<Value, ()> {
+    let full = attributes(record);
+    let mut shown = Map::new();
+    for name in &fields.0 {
+        let value = full.get(name).cloned().unwrap_or(Value::Null);
+        let value = match (TEXT.contains(&name.as_str()), value) {
+            (true, Value::Array(bytes)) => text(&bytes, base64)?,
+            (_, other) => other,
+        };
+        shown.insert(name.clone(), value);
+    }
+    Ok(Value::Object(shown))
+}
+
+/// Bytes (carried as an array of numbers until the encoding is chosen) as base64 or UTF-8.
+fn text(bytes: &[Value], base64: bool) -> Result<Value, ()> {
+    let bytes: Vec<u8> = bytes
+        .iter()
+        .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+        .collect();
+    if base64 {
+        return Ok(json!(
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        ));
+    }
+    String::from_utf8(bytes).map(Value::String).map_err(|_| ())
+}
+
+fn bytes(b: &[u8]) -> Value {
+    Value::Array(b.iter().map(|b| json!(b)).collect())
+}
+
+fn attributes(record: &Record) -> Map<String, Value> {
+    let input = &record.input;
+    let mut a = input.echo.clone();
+    a.insert("token".into(), json!(record.token));
+    a.insert("source_code".into(), bytes(&input.source_code));
+    a.insert("language_id".into(), json!(input.language_id));
+    a.insert(
+        "language".into(),
+        json!({ "id": input.language_id, "name": input.language }),
+    );
+    a.insert(
+        "stdin".into(),
+        input.stdin.as_deref().map_or(Value::Null, bytes),
+    );
+    let expected = input.expected_output.as_deref();
+    a.insert(
+        "expected_output".into(),
+        expected.map_or(Value::Null, bytes),
+    );
+    a.insert("created_at".into(), json!(timestamp(record.created_at)));
+    a.insert(
+        "finished_at".into(),
+        json!(record.finished_at.map(timestamp)),
+    );
+    let status = match &record.progress {
+        Progress::Queued => Status::InQueue,
+        Progress::Processing => Status::Processing,
+        Progress::Failed(why) => {
+            a.insert("message".into(), bytes(why.as_bytes()));
+            Status::InternalError
+        }
+        Progress::Finished(result) => {
+            finished(&mut a, result, input.redirect_stderr_to_stdout, expected)
+        }
+    };
+    a.insert("status".into(), status.json());
+    a.insert("status_id".into(), json!(status.id()));
+    a
+}
+
+fn finished(
+    a: &mut Map<String, Value>,
+    result: &ExecutionResult,
+    redirect: bool,
+    expected: Option<&[u8]>,
+) -> Status {
+    let mut stdout = result.stdout.clone();
+    let mut stderr = result.stderr.clone();
+    if redirect {
+        stdout.append(&mut stderr);
+    }
+    let status = Status::of(&result.outcome, &stdout, expected);
+    a.insert("stdout".into(), bytes(&stdout));
+    a.insert("stderr".into(), bytes(&stderr));
+    let compile_output = result
+        .compile
+        .as_ref()
+        .map(|c| [&c.stdout[..], &c.stderr[..]].concat());
+    let compile_output = compile_output.filter(|o| !o.is_empty());
+    a.insert(
+        "compile_output".into(),
+        compile_output.as_deref().map_or(Value::Null, bytes),
+    );
+    let message = message(&result.outcome);
+    a.insert(
+        "message".into(),
+        message
+            .as_deref()
+            .map_or(Value::Null, |m| bytes(m.as_bytes())),
+    );
+    let code = match result.outcome {
+        warden_core::Outcome::Exited { code } => Some(code),
+        _ => None,
+    };
+    a.insert("exit_code".into(), json!(code));
+    a.insert("exit_signal".into(), json!(exit_signal(&result.outcome)));
+    a.insert("time".into(), json!(seconds(result.usage.cpu_time)));
+    a.insert("wall_time".into(), json!(seconds(result.usage.wall_time)));
+    a.insert(
+        "memory".into(),
+        json!(result.usage.peak_memory.bytes() / 1024),
+    );
+    a.insert(
+        "warden".into(),
+        json!({ "id": result.id, "outcome": result.outcome }),
+    );
+    status
+}
+
+/// Seconds as Judge0 shows them: a decimal string with milliseconds (`"0.012"`).
+fn seconds(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+/// `2024-05-01T12:00:00.123Z`: Rails' format, which the SDK parses with
+/// `%Y-%m-%dT%H:%M:%S.%fZ`.
+pub(crate) fn timestamp(t: SystemTime) -> String {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_checked_with_judge0s_message() {
+        assert!(Fields::parse(None)
+            .expect("default")
+            .0
+            .contains(&"warden".to_owned()));
+        assert!(!Fields::parse(Some("*"))
+            .expect("all")
+            .0
+            .contains(&"warden".to_owned()));
+        assert_eq!(
+            Fields::parse(Some("stdout,warden")).expect("known").0,
+            ["stdout", "warden"]
+        );
+        let e = Fields::parse(Some("stdout,foo,bar")).expect_err("unknown");
+        assert_eq!(e.message, "invalid fields: [foo, bar]");
+    }
+
+    #[test]
+    fn text_is_base64_or_utf8_or_refused() {
+        let hello = [json!(104), json!(105)];
+        assert_eq!(text(&hello, true), Ok(json!("aGk=")));
+        assert_eq!(text(&hello, false), Ok(json!("hi")));
+        assert_eq!(text(&[json!(255)], false), Err(()));
+    }
+
+    #[test]
+    fn timestamps_are_in_rails_format() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_714_564_800_123);
+        assert_eq!(timestamp(t), "2024-05-01T12:00:00.123Z");
+        assert_eq!(
+            timestamp(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
+}

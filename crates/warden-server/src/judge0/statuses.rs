@@ -1,0 +1,179 @@
+//! Judge0's statuses (`app/enumerations/status.rb`), `GET /statuses`, and warden's outcomes in
+//! that vocabulary. Judge0 has no memory or output limit status: a memory limit is "Runtime
+//! Error (Other)" and an output or file size limit "Runtime Error (SIGXFSZ)" (isolate enforces
+//! the output limit as a file size limit); the exact outcome stays in `warden.outcome`.
+
+use axum::Json;
+use serde_json::{json, Value};
+use warden_core::{Outcome, Signal};
+use warden_engine::Comparison;
+
+/// A Judge0 status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    InQueue = 1,
+    Processing = 2,
+    Accepted = 3,
+    WrongAnswer = 4,
+    TimeLimitExceeded = 5,
+    CompilationError = 6,
+    Sigsegv = 7,
+    Sigxfsz = 8,
+    Sigfpe = 9,
+    Sigabrt = 10,
+    Nzec = 11,
+    Other = 12,
+    InternalError = 13,
+}
+
+const ALL: [Status; 13] = [
+    Status::InQueue,
+    Status::Processing,
+    Status::Accepted,
+    Status::WrongAnswer,
+    Status::TimeLimitExceeded,
+    Status::CompilationError,
+    Status::Sigsegv,
+    Status::Sigxfsz,
+    Status::Sigfpe,
+    Status::Sigabrt,
+    Status::Nzec,
+    Status::Other,
+    Status::InternalError,
+];
+
+impl Status {
+    /// The id.
+    pub(crate) fn id(self) -> u8 {
+        self as u8
+    }
+
+    /// Judge0's description.
+    pub(crate) fn description(self) -> &'static str {
+        match self {
+            Status::InQueue => "In Queue",
+            Status::Processing => "Processing",
+            Status::Accepted => "Accepted",
+            Status::WrongAnswer => "Wrong Answer",
+            Status::TimeLimitExceeded => "Time Limit Exceeded",
+            Status::CompilationError => "Compilation Error",
+            Status::Sigsegv => "Runtime Error (SIGSEGV)",
+            Status::Sigxfsz => "Runtime Error (SIGXFSZ)",
+            Status::Sigfpe => "Runtime Error (SIGFPE)",
+            Status::Sigabrt => "Runtime Error (SIGABRT)",
+            Status::Nzec => "Runtime Error (NZEC)",
+            Status::Other => "Runtime Error (Other)",
+            Status::InternalError => "Internal Error",
+        }
+    }
+
+    /// `{id, description}`.
+    pub(crate) fn json(self) -> Value {
+        json!({ "id": self.id(), "description": self.description() })
+    }
+
+    /// The status of a run that ended with `outcome` and printed `stdout`, judged against
+    /// `expected` as Judge0 does (each line and the text right-trimmed).
+    pub(crate) fn of(outcome: &Outcome, stdout: &[u8], expected: Option<&[u8]>) -> Status {
+        match outcome {
+            Outcome::Exited { code: 0 } => match expected {
+                Some(expected) if !Comparison::TrailingWhitespace.matches(stdout, expected) => {
+                    Status::WrongAnswer
+                }
+                _ => Status::Accepted,
+            },
+            Outcome::Exited { .. } => Status::Nzec,
+            Outcome::Signaled { signal } => match signal.0 {
+                11 => Status::Sigsegv,
+                25 => Status::Sigxfsz,
+                8 => Status::Sigfpe,
+                6 => Status::Sigabrt,
+                _ => Status::Other,
+            },
+            Outcome::TimeLimit { .. } => Status::TimeLimitExceeded,
+            Outcome::OutputLimit { .. } | Outcome::FileSizeLimit => Status::Sigxfsz,
+            Outcome::MemoryLimit | Outcome::Violation { .. } => Status::Other,
+            Outcome::CompileError => Status::CompilationError,
+        }
+    }
+}
+
+/// The signal Judge0 reports as `exit_signal` for an outcome (limits are enforced by a kill).
+pub(crate) fn exit_signal(outcome: &Outcome) -> Option<i32> {
+    match outcome {
+        Outcome::Signaled { signal } => Some(signal.0),
+        Outcome::TimeLimit { .. } | Outcome::MemoryLimit | Outcome::OutputLimit { .. } => {
+            Some(Signal::KILL.0)
+        }
+        Outcome::FileSizeLimit => Some(Signal::XFSZ.0),
+        Outcome::Violation { .. } => Some(Signal::SYS.0),
+        Outcome::Exited { .. } | Outcome::CompileError => None,
+    }
+}
+
+/// isolate's message for an outcome, as Judge0 passes it on.
+pub(crate) fn message(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Exited { code: 0 } | Outcome::CompileError => None,
+        Outcome::Exited { code } => Some(format!("Exited with error status {code}")),
+        Outcome::Signaled { signal } => Some(format!("Caught fatal signal {}", signal.0)),
+        other => Some(capitalized(&other.to_string())),
+    }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// `GET /statuses`.
+pub(crate) async fn list() -> Json<Vec<Value>> {
+    Json(ALL.iter().map(|s| s.json()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::{Stream, TimeLimitKind};
+
+    #[test]
+    fn outcomes_map_to_judge0_statuses() {
+        let ok = Outcome::Exited { code: 0 };
+        assert_eq!(Status::of(&ok, b"42 \n\n", Some(b"42")), Status::Accepted);
+        assert_eq!(Status::of(&ok, b"41\n", Some(b"42")), Status::WrongAnswer);
+        assert_eq!(Status::of(&ok, b"anything", None), Status::Accepted);
+        let cases = [
+            (Outcome::Exited { code: 1 }, 11),
+            (Outcome::Signaled { signal: Signal(11) }, 7),
+            (Outcome::Signaled { signal: Signal(25) }, 8),
+            (Outcome::Signaled { signal: Signal(8) }, 9),
+            (Outcome::Signaled { signal: Signal(6) }, 10),
+            (Outcome::Signaled { signal: Signal(9) }, 12),
+            (
+                Outcome::TimeLimit {
+                    which: TimeLimitKind::Cpu,
+                },
+                5,
+            ),
+            (Outcome::MemoryLimit, 12),
+            (
+                Outcome::OutputLimit {
+                    stream: Stream::Stdout,
+                },
+                8,
+            ),
+            (Outcome::CompileError, 6),
+        ];
+        for (outcome, id) in cases {
+            assert_eq!(Status::of(&outcome, b"", None).id(), id, "{outcome}");
+        }
+        assert_eq!(
+            message(&Outcome::MemoryLimit).as_deref(),
+            Some("Memory limit exceeded")
+        );
+        assert_eq!(exit_signal(&Outcome::MemoryLimit), Some(9));
+    }
+}

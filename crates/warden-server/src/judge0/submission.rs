@@ -1,0 +1,356 @@
+//! A Judge0 submission's input: the body of `POST /submissions` (and of each item of a batch),
+//! checked as Judge0's model validates it (422 with a map of field → messages), its
+//! `base64_encoded` fields decoded, and turned into warden's [`ExecutionRequest`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+use warden_core::{ByteSize, LimitOverrides, Limits};
+use warden_engine::{ExecutionRequest, SourceFile};
+use warden_sandbox::Stdin;
+
+use super::callback;
+use super::languages::language_of;
+use crate::state::AppState;
+
+/// Field → messages, Judge0's 422 body.
+pub(crate) type Invalid = BTreeMap<String, Vec<String>>;
+
+/// A checked submission.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Input {
+    /// Judge0's language id.
+    pub(crate) language_id: i64,
+    /// warden's language id.
+    pub(crate) language: String,
+    /// The code, decoded.
+    pub(crate) source_code: Vec<u8>,
+    /// Standard input, decoded.
+    pub(crate) stdin: Option<Vec<u8>>,
+    /// The expected output, decoded.
+    pub(crate) expected_output: Option<Vec<u8>>,
+    /// Arguments, split from `command_line_arguments`.
+    pub(crate) args: Vec<String>,
+    /// The limits the submission sets.
+    pub(crate) limits: LimitOverrides,
+    /// Append stderr to stdout.
+    pub(crate) redirect_stderr_to_stdout: bool,
+    /// Where to `PUT` the result (a loopback URL).
+    pub(crate) callback_url: Option<String>,
+    /// The other attributes as sent, echoed back by `fields`.
+    pub(crate) echo: Map<String, Value>,
+}
+
+impl Input {
+    /// The engine's request.
+    pub(crate) fn execution(&self) -> ExecutionRequest {
+        ExecutionRequest {
+            language: Some(self.language.clone()),
+            sources: vec![SourceFile {
+                name: None,
+                code: self.source_code.clone(),
+            }],
+            args: self.args.clone(),
+            stdin: Stdin::Bytes(self.stdin.clone().unwrap_or_default()),
+            limits: self.limits,
+            ..ExecutionRequest::default()
+        }
+    }
+}
+
+/// Attributes echoed as sent (limits and options warden reads or refuses).
+const ECHOED: [&str; 15] = [
+    "compiler_options",
+    "command_line_arguments",
+    "cpu_time_limit",
+    "cpu_extra_time",
+    "wall_time_limit",
+    "memory_limit",
+    "stack_limit",
+    "max_processes_and_or_threads",
+    "enable_per_process_and_thread_time_limit",
+    "enable_per_process_and_thread_memory_limit",
+    "max_file_size",
+    "redirect_stderr_to_stdout",
+    "enable_network",
+    "number_of_runs",
+    "callback_url",
+];
+
+/// Checks and decodes one submission.
+pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Input, Invalid> {
+    let mut invalid = Invalid::new();
+    let Some(body) = body.as_object() else {
+        add(
+            &mut invalid,
+            "submission",
+            "must be a JSON object".to_owned(),
+        );
+        return Err(invalid);
+    };
+    let source_code = text(body, "source_code", base64, &mut invalid);
+    let stdin = text(body, "stdin", base64, &mut invalid);
+    let expected_output = text(body, "expected_output", base64, &mut invalid);
+    if !matches!(&source_code, Some(s) if !s.is_empty()) && !invalid.contains_key("source_code") {
+        add(&mut invalid, "source_code", "can't be blank".to_owned());
+    }
+    let language = match body.get("language_id") {
+        None | Some(Value::Null) => {
+            add(&mut invalid, "language_id", "can't be blank".to_owned());
+            None
+        }
+        Some(v) => match v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        {
+            None => {
+                add(&mut invalid, "language_id", "is not a number".to_owned());
+                None
+            }
+            Some(id) => match language_of(state, id) {
+                Some(l) => Some((id, l.id.as_str().to_owned())),
+                None => {
+                    add(
+                        &mut invalid,
+                        "language_id",
+                        format!("language with id {id} doesn't exist"),
+                    );
+                    None
+                }
+            },
+        },
+    };
+    let limits = limits(body, &mut invalid);
+    let args = arguments(body, &mut invalid);
+    refuse_unsupported(body, &mut invalid);
+    let callback_url = match body.get("callback_url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(url)) => callback::check(url)
+            .map_err(|message| add(&mut invalid, "callback_url", message))
+            .ok()
+            .map(|()| url.clone()),
+        Some(_) => {
+            add(&mut invalid, "callback_url", "must be a string".to_owned());
+            None
+        }
+    };
+    let redirect = body.get("redirect_stderr_to_stdout") == Some(&Value::Bool(true));
+    let (Some(source_code), Some((language_id, language)), true) =
+        (source_code, language, invalid.is_empty())
+    else {
+        return Err(invalid);
+    };
+    let echo = ECHOED
+        .iter()
+        .filter_map(|k| Some(((*k).to_owned(), body.get(*k)?.clone())))
+        .collect();
+    Ok(Input {
+        language_id,
+        language,
+        source_code,
+        stdin,
+        expected_output,
+        args,
+        limits,
+        redirect_stderr_to_stdout: redirect,
+        callback_url,
+        echo,
+    })
+}
+
+fn add(invalid: &mut Invalid, field: &str, message: String) {
+    invalid.entry(field.to_owned()).or_default().push(message);
+}
+
+/// A text attribute, decoded from base64 when the request says so.
+fn text(
+    body: &Map<String, Value>,
+    field: &str,
+    base64: bool,
+    invalid: &mut Invalid,
+) -> Option<Vec<u8>> {
+    match body.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if base64 => decode(s)
+            .map_err(|()| add(invalid, field, "is not valid base64".to_owned()))
+            .ok(),
+        Some(Value::String(s)) => Some(s.as_bytes().to_vec()),
+        Some(_) => {
+            add(invalid, field, "must be a string".to_owned());
+            None
+        }
+    }
+}
+
+/// Base64 as Ruby's `Base64.decode64` takes it: line breaks and missing padding allowed.
+pub(crate) fn decode(text: &str) -> Result<Vec<u8>, ()> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine.decode(compact).map_err(|_| ())
+}
+
+/// Judge0's limit attributes as warden's: seconds, kilobytes, counts; checked against warden's
+/// maxima with Judge0's messages.
+fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> LimitOverrides {
+    let maxima = Limits::default_maxima();
+    let mut number = |field: &str, min: f64, max: f64| -> Option<f64> {
+        let value = match body.get(field) {
+            None | Some(Value::Null) => return None,
+            Some(v) => v
+                .as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok())),
+        };
+        match value {
+            None => add(invalid, field, "is not a number".to_owned()),
+            Some(v) if v < min => add(
+                invalid,
+                field,
+                format!("must be greater than or equal to {min}"),
+            ),
+            Some(v) if v > max => add(
+                invalid,
+                field,
+                format!("must be less than or equal to {max}"),
+            ),
+            Some(v) => return Some(v),
+        }
+        None
+    };
+    let kb = ByteSize::KIB as f64;
+    let seconds = |v: f64| Duration::from_secs_f64(v);
+    let cpu = number("cpu_time_limit", 0.0, maxima.cpu_time.as_secs_f64());
+    let wall = number("wall_time_limit", 0.0, maxima.wall_time.as_secs_f64());
+    let memory = number("memory_limit", 2048.0, maxima.memory.bytes() as f64 / kb);
+    let procs = number(
+        "max_processes_and_or_threads",
+        1.0,
+        f64::from(maxima.max_procs),
+    );
+    let file = number(
+        "max_file_size",
+        0.0,
+        maxima.max_file_size.bytes() as f64 / kb,
+    );
+    number("cpu_extra_time", 0.0, maxima.cpu_time.as_secs_f64());
+    number("stack_limit", 0.0, maxima.memory.bytes() as f64 / kb);
+    number("number_of_runs", 1.0, 20.0);
+    // Judge0 counts 0 as "no limit given" for the times; warden needs a positive limit.
+    LimitOverrides {
+        cpu_time: cpu.filter(|v| *v > 0.0).map(seconds),
+        wall_time: wall.filter(|v| *v > 0.0).map(seconds),
+        memory: memory.map(|v| ByteSize((v * kb) as u64)),
+        max_procs: procs.map(|v| v as u32),
+        max_file_size: file.map(|v| ByteSize((v * kb) as u64)),
+        ..LimitOverrides::default()
+    }
+}
+
+/// `command_line_arguments` as Judge0 sanitizes it (shell metacharacters removed), split on
+/// white space; warden runs no shell, so quotes are not interpreted.
+fn arguments(body: &Map<String, Value>, invalid: &mut Invalid) -> Vec<String> {
+    match body.get("command_line_arguments") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) if s.chars().count() > 512 => {
+            add(
+                invalid,
+                "command_line_arguments",
+                "is too long (maximum is 512 characters)".to_owned(),
+            );
+            Vec::new()
+        }
+        Some(Value::String(s)) => s
+            .chars()
+            .filter(|c| !matches!(c, '$' | '&' | ';' | '<' | '>' | '|' | '`'))
+            .collect::<String>()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        Some(_) => {
+            add(
+                invalid,
+                "command_line_arguments",
+                "must be a string".to_owned(),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// What warden cannot honour is refused rather than ignored.
+fn refuse_unsupported(body: &Map<String, Value>, invalid: &mut Invalid) {
+    let given = |field: &str| match body.get(field) {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    };
+    if given("enable_network") {
+        add(
+            invalid,
+            "enable_network",
+            "enabling network is not allowed: warden's sandboxes have no network".to_owned(),
+        );
+    }
+    if given("compiler_options") {
+        add(
+            invalid,
+            "compiler_options",
+            "setting compiler options is not supported by warden".to_owned(),
+        );
+    }
+    if given("additional_files") {
+        add(
+            invalid,
+            "additional_files",
+            "additional files are not supported by warden".to_owned(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_read_as_ruby_reads_it() {
+        assert_eq!(decode("aGVsbG8=").as_deref(), Ok(&b"hello"[..]));
+        assert_eq!(decode("aGVs\nbG8").as_deref(), Ok(&b"hello"[..]));
+        assert!(decode("not base64!").is_err());
+    }
+
+    #[test]
+    fn limits_are_converted_and_checked_with_judge0s_messages() {
+        let body = serde_json::json!({
+            "cpu_time_limit": 2.5, "memory_limit": 65536, "wall_time_limit": 0,
+            "max_processes_and_or_threads": 10,
+        });
+        let mut invalid = Invalid::new();
+        let got = limits(body.as_object().expect("object"), &mut invalid);
+        assert!(invalid.is_empty(), "{invalid:?}");
+        assert_eq!(got.cpu_time, Some(Duration::from_millis(2500)));
+        assert_eq!(got.memory, Some(ByteSize::mib(64)));
+        assert_eq!(got.wall_time, None, "0 is no limit given");
+        assert_eq!(got.max_procs, Some(10));
+
+        let body = serde_json::json!({ "cpu_time_limit": 1e9, "memory_limit": "lots" });
+        let mut invalid = Invalid::new();
+        limits(body.as_object().expect("object"), &mut invalid);
+        assert_eq!(
+            invalid["cpu_time_limit"],
+            ["must be less than or equal to 300"]
+        );
+        assert_eq!(invalid["memory_limit"], ["is not a number"]);
+    }
+
+    #[test]
+    fn arguments_are_sanitized_as_judge0_does() {
+        let body = serde_json::json!({ "command_line_arguments": "a  b;rm -rf $HOME|x" });
+        let args = arguments(body.as_object().expect("object"), &mut Invalid::new());
+        assert_eq!(args, ["a", "brm", "-rf", "HOMEx"]);
+    }
+}

@@ -1,0 +1,205 @@
+//! `POST /submissions`, `GET /submissions/{token}` and `submissions/batch` both ways. Every
+//! submission is admitted (a full queue answers 503 `queue is full` before a token is given),
+//! then runs in a task of its own that records its progress in the store; `wait=true` awaits
+//! that task. A client that leaves does not cancel its submission: it has a token, and Judge0
+//! keeps running what it accepted.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+use super::fields::{self, Fields, NOT_UTF8};
+use super::info::MAX_BATCH;
+use super::store::{self, Progress, Record, Store};
+use super::submission::{self, Input};
+use super::{callback, caller, flag, Judge0Error};
+use crate::state::{AppState, Caller, ExecError};
+
+/// The query parameters of the submission endpoints.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Params {
+    base64_encoded: Option<String>,
+    wait: Option<String>,
+    fields: Option<String>,
+    tokens: Option<String>,
+}
+
+/// `POST /submissions`: 201 with `{"token"}`, or with the finished submission when `wait=true`.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Extension(store): Extension<Store>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), Judge0Error> {
+    let caller = caller(&state, &headers)?;
+    let base64 = flag(params.base64_encoded.as_deref());
+    let fields = Fields::parse(params.fields.as_deref())?;
+    let body = json_body(&body)?;
+    let input = submission::parse(&state, &body, base64).map_err(Judge0Error::invalid)?;
+    let (token, task) = start(&state, &store, input, caller)?;
+    if !flag(params.wait.as_deref()) {
+        return Ok((StatusCode::CREATED, Json(json!({ "token": token }))));
+    }
+    if let Ok(Some(e)) = task.await {
+        if matches!(&e, ExecError::Engine(inner) if inner.kind().is_caller_fault()) {
+            return Err(e.into());
+        }
+    }
+    let record = store
+        .get(&token)
+        .ok_or_else(|| Judge0Error::not_found(format!("submission {token} was forgotten")))?;
+    Ok((StatusCode::CREATED, Json(shown(&record, &fields, base64))))
+}
+
+/// `GET /submissions/{token}`.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Extension(store): Extension<Store>,
+    Path(token): Path<String>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, Judge0Error> {
+    caller(&state, &headers)?;
+    let fields = Fields::parse(params.fields.as_deref())?;
+    let record = store
+        .get(&token)
+        .ok_or_else(|| Judge0Error::not_found("Not Found"))?;
+    let base64 = flag(params.base64_encoded.as_deref());
+    Ok(Json(shown(&record, &fields, base64)))
+}
+
+/// `POST /submissions/batch`: `{"submissions": [...]}` → one `{"token"}` or error map each;
+/// 201 when at least one was accepted, else 422.
+pub(crate) async fn create_batch(
+    State(state): State<AppState>,
+    Extension(store): Extension<Store>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), Judge0Error> {
+    let caller = caller(&state, &headers)?;
+    let base64 = flag(params.base64_encoded.as_deref());
+    let body = json_body(&body)?;
+    let items = body["submissions"].as_array().cloned().unwrap_or_default();
+    batch_size(items.len())?;
+    let mut answers = Vec::with_capacity(items.len());
+    for item in &items {
+        let answer = match submission::parse(&state, item, base64) {
+            Err(invalid) => json!(invalid),
+            Ok(input) => match start(&state, &store, input, caller.clone()) {
+                Ok((token, _task)) => json!({ "token": token }),
+                Err(e) => json!({ "error": e.message }),
+            },
+        };
+        answers.push(answer);
+    }
+    let any = answers.iter().any(|a| a.get("token").is_some());
+    let status = if any {
+        StatusCode::CREATED
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((status, Json(Value::Array(answers))))
+}
+
+/// `GET /submissions/batch?tokens=…`: `{"submissions": [...]}`, `null` for unknown tokens.
+pub(crate) async fn show_batch(
+    State(state): State<AppState>,
+    Extension(store): Extension<Store>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, Judge0Error> {
+    caller(&state, &headers)?;
+    let fields = Fields::parse(params.fields.as_deref())?;
+    let base64 = flag(params.base64_encoded.as_deref());
+    let tokens: Vec<&str> = params
+        .tokens
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    batch_size(tokens.len())?;
+    let submissions: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            store
+                .get(t)
+                .map_or(Value::Null, |r| shown(&r, &fields, base64))
+        })
+        .collect();
+    Ok(Json(json!({ "submissions": submissions })))
+}
+
+fn batch_size(n: usize) -> Result<(), Judge0Error> {
+    if n == 0 {
+        return Err(Judge0Error::bad_request(
+            "there should be at least one submission in a batch",
+        ));
+    }
+    if n > MAX_BATCH {
+        return Err(Judge0Error::bad_request(format!(
+            "number of submissions in a batch should be less than or equal to {MAX_BATCH}"
+        )));
+    }
+    Ok(())
+}
+
+fn json_body(body: &[u8]) -> Result<Value, Judge0Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| Judge0Error::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// The record with `fields`, or Judge0's answer for text that is not UTF-8.
+fn shown(record: &Record, fields: &Fields, base64: bool) -> Value {
+    fields::render(record, fields, base64)
+        .unwrap_or_else(|()| json!({ "token": record.token, "error": NOT_UTF8 }))
+}
+
+/// Admits `input`, stores it as queued and runs it in a task of its own; the task yields the
+/// error that kept it from a result, if any.
+fn start(
+    state: &AppState,
+    store: &Store,
+    input: Input,
+    caller: Caller,
+) -> Result<(String, tokio::task::JoinHandle<Option<ExecError>>), Judge0Error> {
+    let admitted = state.admit(&caller)?;
+    let token = store::token();
+    let input = Arc::new(input);
+    store.insert(Record {
+        token: token.clone(),
+        input: Arc::clone(&input),
+        progress: Progress::Queued,
+        created_at: SystemTime::now(),
+        finished_at: None,
+    });
+    let (state, store, id) = (state.clone(), store.clone(), token.clone());
+    let task = tokio::spawn(async move {
+        let on_start = {
+            let (store, id) = (store.clone(), id.clone());
+            move || store.update(&id, Progress::Processing)
+        };
+        let ran = state
+            .run_admitted(admitted, input.execution(), caller, on_start)
+            .await;
+        let (progress, failure) = match ran {
+            Ok(execution) => (Progress::Finished(Box::new(execution.result)), None),
+            Err(e) => (Progress::Failed(format!("{e:#}")), Some(e)),
+        };
+        store.update(&id, progress);
+        if let (Some(url), Some(record)) = (&input.callback_url, store.get(&id)) {
+            let body = shown(&record, &Fields::callback(), true).to_string();
+            tokio::spawn(callback::deliver(url.clone(), body));
+        }
+        failure
+    });
+    Ok((token, task))
+}

@@ -1,0 +1,135 @@
+//! Router tests of the Judge0 facade: what needs no sandbox (validation, languages, statuses,
+//! configuration, unknown tokens).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use warden_engine::{Engine, EngineConfig};
+
+use super::routes;
+use crate::state::AppState;
+
+async fn call(request: Request<Body>) -> (StatusCode, Value) {
+    let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+    let app = routes().with_state(AppState::new(engine));
+    let response = app.oneshot(request).await.expect("answered");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).expect("request")
+}
+
+fn post(uri: &str, body: &Value) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn languages_statuses_and_about_answer_as_judge0() {
+    let (status, languages) = call(get("/languages")).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<u64> = languages
+        .as_array()
+        .map(|l| l.iter().filter_map(|l| l["id"].as_u64()).collect())
+        .unwrap_or_default();
+    for id in [46, 50, 52, 54, 60, 62, 63, 68, 71, 72, 73, 80] {
+        assert!(ids.contains(&id), "{id} listed");
+    }
+    let (status, python) = call(get("/languages/71")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(python["source_file"], "main.py");
+    let (status, body) = call(get("/languages/70")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "language with id 70 doesn't exist");
+    let (_, statuses) = call(get("/statuses")).await;
+    assert_eq!(
+        statuses[11],
+        json!({"id": 12, "description": "Runtime Error (Other)"})
+    );
+    let (_, about) = call(get("/about")).await;
+    assert_eq!(
+        about["version"], "1.13.1",
+        "the SDK picks its id table by it"
+    );
+    let (_, config) = call(get("/config_info")).await;
+    assert_eq!(config["max_submission_batch_size"], 20);
+    assert!(config["max_queue_size"].is_u64());
+}
+
+#[tokio::test]
+async fn invalid_submissions_get_judge0s_422_map() {
+    let (status, body) = call(post("/submissions", &json!({"language_id": 9999}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["source_code"], json!(["can't be blank"]));
+    assert_eq!(
+        body["language_id"],
+        json!(["language with id 9999 doesn't exist"])
+    );
+
+    let bad64 = json!({"language_id": 71, "source_code": "%%%"});
+    let (status, body) = call(post("/submissions?base64_encoded=true", &bad64)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["source_code"], json!(["is not valid base64"]));
+
+    let limits = json!({"language_id": 71, "source_code": "print(1)", "wall_time_limit": 1e6,
+        "enable_network": true, "callback_url": "http://example.invalid/cb"});
+    let (status, body) = call(post("/submissions", &limits)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["wall_time_limit"],
+        json!(["must be less than or equal to 600"])
+    );
+    assert!(body["enable_network"].is_array());
+    assert!(body["callback_url"].is_array());
+}
+
+#[tokio::test]
+async fn malformed_bodies_fields_and_batches_are_refused() {
+    let request = Request::post("/submissions")
+        .header("content-type", "application/json")
+        .body(Body::from("{"))
+        .expect("request");
+    let (status, body) = call(request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].is_string());
+
+    let ok = json!({"language_id": 71, "source_code": "print(1)"});
+    let (status, body) = call(post("/submissions?fields=stdout,nope", &ok)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid fields: [nope]");
+
+    let (status, body) = call(post("/submissions/batch", &json!({"submissions": []}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"],
+        "there should be at least one submission in a batch"
+    );
+    let many = json!({"submissions": vec![ok.clone(); 21]});
+    let (status, body) = call(post("/submissions/batch", &many)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"],
+        "number of submissions in a batch should be less than or equal to 20"
+    );
+    let invalid = json!({"submissions": [{"language_id": 1}]});
+    let (status, body) = call(post("/submissions/batch", &invalid)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body[0]["source_code"].is_array());
+
+    let (status, _) = call(get("/submissions/00000000-0000-4000-8000-000000000000")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(get("/submissions/batch?tokens=a,b")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"submissions": [null, null]}));
+}

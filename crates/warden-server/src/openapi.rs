@@ -1,0 +1,80 @@
+//! The OpenAPI 3.1 document of the own API, generated from the handlers' and types'
+//! annotations (utoipa), so that it cannot drift from the code. The compatible APIs document
+//! themselves by reference to Piston's and Judge0's own documentation (docs/server.md).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{batch, executions, health, history, languages};
+
+/// The own API's document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "warden",
+        description = "Run untrusted code in a sandbox: warden's own HTTP API. The result \
+                       object is documented in docs/result-schema.md."
+    ),
+    paths(
+        executions::create,
+        executions::status,
+        batch::create,
+        languages::list,
+        health::health,
+        health::ready,
+        history::list,
+        history::stats,
+    ),
+    modifiers(&BearerToken),
+    tags(
+        (name = "executions", description = "Run programs"),
+        (name = "languages", description = "What can run"),
+        (name = "health", description = "Liveness and readiness"),
+        (name = "history", description = "Recorded executions"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The `bearer` security scheme the paths refer to.
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_every_route() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializable");
+        assert!(
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.1")),
+            "{}",
+            doc["openapi"]
+        );
+        for path in [
+            "/v1/executions",
+            "/v1/executions/{id}",
+            "/v1/batch",
+            "/v1/languages",
+            "/v1/health",
+            "/v1/ready",
+            "/v1/history",
+            "/v1/stats",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path} is documented");
+        }
+        assert!(doc["components"]["schemas"]["ExecutionBody"].is_object());
+        assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    }
+}

@@ -1,0 +1,118 @@
+//! `warden serve`'s options: the `[server]` section of `warden.toml` with `--listen` applied
+//! and every unset value given its default (some from the host's cores), plus the operator's
+//! maxima that requests are checked against.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use warden_core::{ByteSize, Limits, TokenConfig};
+use warden_engine::Settings;
+
+/// Where the server listens when neither `--listen` nor `[server] listen` says.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2358);
+
+/// Everything the server is configured by, defaults applied.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The addresses to listen on.
+    pub listen: Vec<SocketAddr>,
+    /// Executions running at once.
+    pub workers: usize,
+    /// Executions admitted beyond the running ones; past it, requests get 429.
+    pub queue_size: usize,
+    /// The largest request body, in bytes (413 beyond).
+    pub max_body: usize,
+    /// The most files one program may have.
+    pub max_files: usize,
+    /// The most requests one batch may carry.
+    pub max_batch: usize,
+    /// How long a synchronous request may wait in the queue and run (504 beyond).
+    pub sync_deadline: Duration,
+    /// How long running executions may take to finish once shutdown begins.
+    pub shutdown_deadline: Duration,
+    /// The API tokens; empty means no authentication (loopback only).
+    pub tokens: Vec<TokenConfig>,
+    /// The most a request may ask for: asking more is refused, naming the field.
+    pub maxima: Limits,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            listen: vec![DEFAULT_LISTEN],
+            workers,
+            // Enough to keep the workers busy through bursts, small enough that a queued
+            // request still finishes within a synchronous deadline.
+            queue_size: workers * 16,
+            max_body: ByteSize::mib(8).bytes() as usize,
+            max_files: 64,
+            max_batch: 20,
+            sync_deadline: Duration::from_secs(60),
+            shutdown_deadline: Duration::from_secs(30),
+            tokens: Vec::new(),
+            maxima: Limits::default_maxima(),
+        }
+    }
+}
+
+impl ServerOptions {
+    /// The options of `settings`; a non-empty `listen` (from `--listen`) replaces the
+    /// configured addresses.
+    pub fn from_settings(settings: &Settings, listen: Vec<SocketAddr>) -> Self {
+        let server = &settings.server;
+        let defaults = Self::default();
+        let workers = server.workers.unwrap_or(defaults.workers);
+        let listen = match (listen.is_empty(), server.listen.is_empty()) {
+            (false, _) => listen,
+            (true, false) => server.listen.clone(),
+            (true, true) => defaults.listen,
+        };
+        Self {
+            listen,
+            workers,
+            queue_size: server.queue_size.unwrap_or(workers * 16),
+            max_body: server.max_body.map_or(defaults.max_body, |b| {
+                usize::try_from(b.bytes()).unwrap_or(usize::MAX)
+            }),
+            max_files: server.max_files.unwrap_or(defaults.max_files),
+            max_batch: server.max_batch.unwrap_or(defaults.max_batch),
+            sync_deadline: server.sync_deadline.unwrap_or(defaults.sync_deadline),
+            shutdown_deadline: server
+                .shutdown_deadline
+                .unwrap_or(defaults.shutdown_deadline),
+            tokens: server.tokens.clone(),
+            maxima: settings.maxima,
+        }
+    }
+
+    /// The first address that is not loopback, when no token protects the server: binding it
+    /// would open code execution to the network.
+    pub fn exposed_without_token(&self) -> Option<SocketAddr> {
+        if !self.tokens.is_empty() {
+            return None;
+        }
+        self.listen.iter().copied().find(|a| !a.ip().is_loopback())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_address_needs_a_token() {
+        let mut options = ServerOptions::default();
+        assert_eq!(options.exposed_without_token(), None);
+        let public: SocketAddr = "0.0.0.0:2358".parse().expect("address");
+        options.listen.push(public);
+        assert_eq!(options.exposed_without_token(), Some(public));
+        options.tokens.push(TokenConfig {
+            name: "a".into(),
+            token: "t".into(),
+            max_concurrent: None,
+            requests_per_minute: None,
+        });
+        assert_eq!(options.exposed_without_token(), None);
+    }
+}

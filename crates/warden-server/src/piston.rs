@@ -1,0 +1,128 @@
+//! The Piston v2 compatible API under `/api/v2` (engineer-man/piston, `api/src/api/v2.js`): so
+//! that clients written for Piston (`piston-client` on npm, `pistonapi` on PyPI) run their code
+//! in warden unchanged. An adapter over [`AppState::execute`]: it parses Piston's request,
+//! calls the engine and renders Piston's answer; warden's finer outcome rides along in an extra
+//! `warden` object of each stage. Shapes, messages and the known differences:
+//! docs/compat.md#piston-v2.
+
+mod connect;
+mod execute;
+mod names;
+mod request;
+mod response;
+mod runtimes;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+
+use crate::state::{Api, AppState, Caller, ExecError};
+use crate::toolchains::Toolchains;
+
+/// The routes of `/api/v2` (`runtimes`, `execute`, the WebSocket `connect`), to be merged into
+/// the server's router.
+pub fn routes() -> Router<AppState> {
+    routes_with(Toolchains::default())
+}
+
+fn routes_with(toolchains: Toolchains) -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/runtimes", get(runtimes::list))
+        .route("/api/v2/execute", post(execute::execute))
+        .route("/api/v2/connect", get(connect::connect))
+        .layer(Extension(toolchains))
+}
+
+/// Who asked: the server's tokens, presented as `Authorization: Bearer` (Piston itself has no
+/// authentication; its clients can send a header).
+fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, PistonError> {
+    state
+        .authenticate(headers, Api::Piston)
+        .map_err(|e| PistonError {
+            status: StatusCode::UNAUTHORIZED,
+            message: e.to_string(),
+            retry_after: None,
+        })
+}
+
+/// An error in Piston's shape: `{"message": "..."}` with its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PistonError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl PistonError {
+    /// A 400 (Piston's status for every validation failure).
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Piston's 415 for a body that is not JSON.
+    fn unsupported_media_type() -> Self {
+        Self {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "requests must be of type application/json".to_owned(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<ExecError> for PistonError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            // Piston's public instance answers 429 when it is rate limited; a full queue is the
+            // same situation for a client.
+            ExecError::QueueFull { retry_after_secs } => Self {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: "the queue is full, retry later".to_owned(),
+                retry_after: Some(retry_after_secs),
+            },
+            ExecError::QuotaExceeded {
+                retry_after_secs, ..
+            } => Self {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: e.to_string(),
+                retry_after: Some(retry_after_secs),
+            },
+            ExecError::ShuttingDown => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+                retry_after: Some(5),
+            },
+            ExecError::Engine(inner) if inner.kind().is_caller_fault() => {
+                Self::bad_request(format!("{inner:#}"))
+            }
+            other => {
+                tracing::error!(error = %format!("{other:#}"), "piston execution failed");
+                Self {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: format!("{other:#}"),
+                    retry_after: None,
+                }
+            }
+        }
+    }
+}
+
+impl IntoResponse for PistonError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "message": self.message }));
+        let mut response = (self.status, body).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests;

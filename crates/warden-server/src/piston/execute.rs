@@ -1,0 +1,50 @@
+//! `POST /api/v2/execute`: one program run to completion, answered in Piston's shape.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::{Extension, Json};
+use serde_json::Value;
+
+use super::runtimes::resolve;
+use super::{caller, request, response, PistonError};
+use crate::state::AppState;
+use crate::toolchains::Toolchains;
+
+/// Runs the request and renders its result.
+pub(crate) async fn execute(
+    State(state): State<AppState>,
+    Extension(toolchains): Extension<Toolchains>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, PistonError> {
+    let caller = caller(&state, &headers)?;
+    let request = parse(&headers, &body)?;
+    let runtime = resolve(&state, &toolchains, &request.language, &request.version).await?;
+    let execution = state
+        .execute(request.into_execution(&runtime.id), caller)
+        .await?;
+    Ok(Json(response::render(
+        &execution.result,
+        &runtime.language,
+        &runtime.version,
+    )))
+}
+
+/// The body by its content type: JSON as Piston takes it, or the form `pistonapi` sends.
+fn parse(headers: &HeaderMap, body: &[u8]) -> Result<request::ExecuteRequest, PistonError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| PistonError::bad_request(format!("invalid JSON body: {e}")))?;
+        request::from_json(&value)
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        request::from_form(body)
+    } else {
+        Err(PistonError::unsupported_media_type())
+    }
+}

@@ -1,0 +1,123 @@
+//! Router tests of the Piston facade: what needs no sandbox (validation, runtimes).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use warden_engine::{Engine, EngineConfig};
+
+use super::routes_with;
+use crate::state::AppState;
+use crate::toolchains::Toolchains;
+
+fn app() -> axum::Router {
+    let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+    let versions = [
+        ("python", "Python 3.11.2"),
+        ("cpp", "g++ (Debian 12.2.0-14) 12.2.0"),
+    ]
+    .into_iter()
+    .map(|(id, v)| (id.to_owned(), Some(v.to_owned())))
+    .collect();
+    routes_with(Toolchains::known(versions)).with_state(AppState::new(engine))
+}
+
+async fn call(request: Request<Body>) -> (StatusCode, Value) {
+    let response = app().oneshot(request).await.expect("answered");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn execute(content_type: &str, body: String) -> Request<Body> {
+    Request::post("/api/v2/execute")
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn runtimes_use_pistons_names_and_semver() {
+    let (status, body) = call(
+        Request::get("/api/v2/runtimes")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let cpp = body
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["language"] == "c++"))
+        .expect("c++ listed");
+    assert_eq!(cpp["version"], "12.2.0");
+    assert_eq!(cpp["runtime"], "gcc");
+    let listed: Vec<&str> = body
+        .as_array()
+        .map(|r| r.iter().filter_map(|r| r["language"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(listed.len(), 2, "only probed toolchains: {listed:?}");
+}
+
+#[tokio::test]
+async fn bad_requests_get_pistons_status_and_message() {
+    let cases = [
+        (json!({}), "language is required as a string"),
+        (
+            json!({"language": "python"}),
+            "version is required as a string",
+        ),
+        (
+            json!({"language": "python", "version": "*"}),
+            "files is required as an array",
+        ),
+        (
+            json!({"language": "python", "version": "*", "files": [{"name": "a"}]}),
+            "files[0].content is required as a string",
+        ),
+        (
+            json!({"language": "cobol", "version": "*", "files": [{"content": "x"}]}),
+            "cobol-* runtime is unknown",
+        ),
+        (
+            json!({"language": "python", "version": "2.7", "files": [{"content": "x"}]}),
+            "python-2.7 runtime is unknown",
+        ),
+        (
+            json!({"language": "python", "version": "*", "files": [{"content": "eA==", "encoding": "base64"}]}),
+            "files must include at least one utf8 encoded file",
+        ),
+        (
+            json!({"language": "python", "version": "*", "files": [{"content": "x"}], "run_timeout": "1"}),
+            "If specified, run_timeout must be a number",
+        ),
+        (
+            json!({"language": "python", "version": "*", "files": [{"content": "x"}], "run_timeout": -5}),
+            "run_timeout must be non-negative",
+        ),
+    ];
+    for (body, message) in cases {
+        let (status, answer) = call(execute("application/json", body.to_string())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer["message"], message, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn only_json_and_forms_are_taken() {
+    let (status, body) = call(execute("text/plain", "x".into())).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body["message"], "requests must be of type application/json");
+    let (status, body) = call(execute("application/json", "{".into())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("JSON")));
+    // pistonapi's form: reaches the runtime lookup.
+    let form = "language=cobol&version=%2A&files=print%28%29&stdin=".to_owned();
+    let (status, body) = call(execute("application/x-www-form-urlencoded", form)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "cobol-* runtime is unknown");
+}

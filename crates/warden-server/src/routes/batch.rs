@@ -1,0 +1,117 @@
+//! `POST /v1/batch`: several executions in one request, run concurrently as the queue admits
+//! them, answered together in order. Each is admitted on its own: one refused (a full queue, a
+//! bad field) does not refuse the others.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+use utoipa::ToSchema;
+
+use super::V1Caller;
+use crate::error::ApiError;
+use crate::execution_request::ExecutionBody;
+use crate::state::AppState;
+
+/// Several executions.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchBody {
+    /// The executions, at most the server's `max_batch`.
+    pub(crate) executions: Vec<ExecutionBody>,
+}
+
+/// One execution's answer: its result, or why it has none.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchItem {
+    /// The HTTP status it would have had alone.
+    pub(crate) status: u16,
+    /// The result (docs/result-schema.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) result: Option<serde_json::Value>,
+    /// `{error, kind}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<serde_json::Value>,
+}
+
+/// The answers, in the order of the request.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchResponse {
+    /// One per execution asked for.
+    pub(crate) results: Vec<BatchItem>,
+}
+
+/// Runs several programs; answers when all have finished.
+#[utoipa::path(
+    post, path = "/v1/batch", tag = "executions", request_body = BatchBody,
+    responses(
+        (status = 200, description = "One answer per execution, in order", body = BatchResponse),
+        (status = 422, description = "More executions than the server accepts in one batch"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    body: Result<Json<BatchBody>, JsonRejection>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let Json(body) = body?;
+    let max = state.options().max_batch;
+    if body.executions.len() > max {
+        return Err(ApiError::unprocessable(format!(
+            "executions: {} in one batch, at most {max} are accepted",
+            body.executions.len()
+        )));
+    }
+    let deadline = state.sync_deadline();
+    let count = body.executions.len();
+    // Dropping the set (the client went away, or the deadline) aborts what has not started.
+    let mut set = JoinSet::new();
+    for (index, item) in body.executions.into_iter().enumerate() {
+        let (state, caller) = (state.clone(), caller.clone());
+        set.spawn(async move {
+            let answer = match item.into_request(state.options()) {
+                Ok(request) => state
+                    .execute(request, caller)
+                    .await
+                    .map(|e| e.result)
+                    .map_err(ApiError::from),
+                Err(e) => Err(e),
+            };
+            (index, answer)
+        });
+    }
+    let mut results: Vec<Option<BatchItem>> = (0..count).map(|_| None).collect();
+    let collect = async {
+        while let Some(joined) = set.join_next().await {
+            // A task that panicked leaves its place empty, answered below as a worker failure.
+            if let Ok((index, answer)) = joined {
+                results[index] = Some(item(answer));
+            }
+        }
+    };
+    tokio::time::timeout(deadline, collect)
+        .await
+        .map_err(|_| ApiError::deadline(deadline))?;
+    let results = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| item(Err(crate::state::ExecError::Worker.into()))))
+        .collect();
+    Ok(Json(BatchResponse { results }))
+}
+
+fn item(answer: Result<warden_engine::ExecutionResult, ApiError>) -> BatchItem {
+    match answer {
+        Ok(result) => BatchItem {
+            status: 200,
+            result: serde_json::to_value(&result).ok(),
+            error: None,
+        },
+        Err(e) => BatchItem {
+            status: e.status.as_u16(),
+            result: None,
+            error: Some(e.body()),
+        },
+    }
+}

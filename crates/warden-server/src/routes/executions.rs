@@ -1,0 +1,115 @@
+//! `POST /v1/executions` (run one program, synchronously or not) and
+//! `GET /v1/executions/{id}` (an asynchronous execution's state and result).
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::V1Caller;
+use crate::error::ApiError;
+use crate::execution_request::ExecutionBody;
+use crate::jobs::JobStatus;
+use crate::state::{AppState, Caller};
+
+/// Query parameters of `POST /v1/executions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WaitQuery {
+    /// `false` answers 202 with an id at once; poll `GET /v1/executions/{id}`. Default `true`.
+    wait: Option<bool>,
+}
+
+/// Runs a program and answers its result (docs/result-schema.md), or with `wait=false` an id
+/// to poll.
+#[utoipa::path(
+    post, path = "/v1/executions", tag = "executions",
+    request_body = ExecutionBody, params(WaitQuery),
+    responses(
+        (status = 200, description = "The result, as `warden run --json` prints it", body = serde_json::Value),
+        (status = 202, description = "Admitted; poll its id", body = JobStatus),
+        (status = 400, description = "Malformed JSON"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "The mode policy refuses the program"),
+        (status = 413, description = "The body is larger than the server accepts"),
+        (status = 422, description = "A field is invalid: unknown language, limit above the maximum, too many files"),
+        (status = 429, description = "The queue is full or the token is over a quota; see Retry-After"),
+        (status = 504, description = "Not finished within the synchronous deadline"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    query: Result<Query<WaitQuery>, QueryRejection>,
+    body: Result<Json<ExecutionBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let Json(body) = body?;
+    let request = body.into_request(state.options())?;
+    if query.wait == Some(false) {
+        let status = start(&state, request, caller)?;
+        return Ok((StatusCode::ACCEPTED, Json(status)).into_response());
+    }
+    let deadline = state.sync_deadline();
+    // On the deadline (or when the client goes away) this future is dropped: a queued
+    // execution never runs, a running one finishes unwatched and is recorded.
+    match tokio::time::timeout(deadline, state.execute(request, caller)).await {
+        Ok(execution) => Ok(Json(execution?.result).into_response()),
+        Err(_) => Err(ApiError::deadline(deadline)),
+    }
+}
+
+/// Admits an execution and runs it in the background, tracked in the jobs.
+fn start(
+    state: &AppState,
+    request: warden_engine::ExecutionRequest,
+    caller: Caller,
+) -> Result<JobStatus, ApiError> {
+    let admitted = state.admit(&caller)?;
+    let id = warden_engine::ExecutionId::random().as_str().to_owned();
+    let status = state.jobs().insert(&id);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let running = {
+            let (state, id) = (state.clone(), id.clone());
+            move || state.jobs().set_running(&id)
+        };
+        let outcome = state
+            .run_admitted(admitted, request, caller, running)
+            .await
+            .map_err(|e| ApiError::from(e).body())
+            .and_then(|execution| {
+                serde_json::to_value(&execution.result)
+                    .map_err(|e| serde_json::json!({ "error": e.to_string(), "kind": "internal" }))
+            });
+        state.jobs().finish(&id, outcome);
+    });
+    Ok(status)
+}
+
+/// An asynchronous execution's state, and its result once finished.
+#[utoipa::path(
+    get, path = "/v1/executions/{id}", tag = "executions",
+    params(("id" = String, Path, description = "The id `POST /v1/executions?wait=false` answered")),
+    responses(
+        (status = 200, description = "Its state", body = JobStatus),
+        (status = 404, description = "No such execution (or forgotten; see the history)"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    V1Caller(_): V1Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<JobStatus>, ApiError> {
+    let Path(id) = id?;
+    state
+        .jobs()
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no execution {id:?}")))
+}

@@ -1,0 +1,92 @@
+//! `GET /v1/history` and `GET /v1/stats`: what `warden history --json` and
+//! `warden stats --json` show, read from the same database.
+
+use std::time::{Duration, SystemTime};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use warden_engine::{HistoryEntry, HistoryFilter, Stats};
+
+use super::V1Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Filters of `GET /v1/history`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryQuery {
+    /// At most this many, the newest (default 50).
+    limit: Option<u32>,
+    /// Only this language.
+    language: Option<String>,
+    /// Only executions that finished within this age (`1h`, `7d`).
+    since: Option<String>,
+}
+
+/// Filter of `GET /v1/stats`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StatsQuery {
+    /// Only executions that finished within this age (`1h`, `7d`).
+    since: Option<String>,
+}
+
+fn since(age: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
+    let Some(age) = age else { return Ok(None) };
+    let age: Duration =
+        warden_core::parse_age(age).map_err(|e| ApiError::bad_request(format!("since: {e}")))?;
+    Ok(SystemTime::now().checked_sub(age))
+}
+
+/// Recorded executions, newest first, without code or output.
+#[utoipa::path(
+    get, path = "/v1/history", tag = "history", params(HistoryQuery),
+    responses((status = 200, description = "The executions, as `warden history --json`", body = serde_json::Value)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    V1Caller(_): V1Caller,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    let Query(query) = query?;
+    let language = query
+        .language
+        .map(|l| warden_core::LanguageId::new(&l))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("language: {e}")))?;
+    let filter = HistoryFilter {
+        language,
+        since: since(query.since.as_deref())?,
+        limit: Some(query.limit.unwrap_or(50)),
+        ..HistoryFilter::default()
+    };
+    let engine = state.clone();
+    let entries = tokio::task::spawn_blocking(move || engine.engine().history_list(&filter))
+        .await
+        .map_err(|_| ApiError::from(crate::state::ExecError::Worker))??;
+    Ok(Json(entries))
+}
+
+/// Statistics over recorded executions.
+#[utoipa::path(
+    get, path = "/v1/stats", tag = "history", params(StatsQuery),
+    responses((status = 200, description = "As `warden stats --json`", body = serde_json::Value)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    V1Caller(_): V1Caller,
+    query: Result<Query<StatsQuery>, QueryRejection>,
+) -> Result<Json<Stats>, ApiError> {
+    let Query(query) = query?;
+    let since = since(query.since.as_deref())?;
+    let engine = state.clone();
+    let stats = tokio::task::spawn_blocking(move || engine.engine().history_stats(since))
+        .await
+        .map_err(|_| ApiError::from(crate::state::ExecError::Worker))??;
+    Ok(Json(stats))
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""End-to-end check of warden's Judge0 CE API with the official `judge0` SDK (0.0.8), unchanged.
+
+Usage: judge0_client.py BASE_URL   (e.g. http://127.0.0.1:2358)
+
+Every language through the SDK (each one is a batch of test cases: accepted and wrong answer),
+a compile error, a time limit, then what the SDK does not reach, over plain HTTP: wait=true,
+base64, fields, the memory limit's exact outcome. Exits non-zero with a message on the first
+failure."""
+
+import base64
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import judge0
+from judge0 import Client, LanguageAlias, Status
+from judge0.retry import MaxWaitTime
+
+from programs import BROKEN_C, HELLO
+
+ALIAS = {
+    "python": LanguageAlias.PYTHON,
+    "c": LanguageAlias.C,
+    "cpp": LanguageAlias.CPP,
+    "java": LanguageAlias.JAVA,
+    "javascript": LanguageAlias.JAVASCRIPT,
+    "go": LanguageAlias.GO,
+    "rust": LanguageAlias.RUST,
+    "ruby": LanguageAlias.RUBY,
+    "php": LanguageAlias.PHP,
+    "r": LanguageAlias.R,
+    "bash": LanguageAlias.BASH,
+}
+
+
+def check(condition, what):
+    if not condition:
+        sys.exit(f"judge0_client: FAILED: {what}")
+    print(f"judge0_client: ok: {what.splitlines()[0][:100]}")
+
+
+def http(base, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def main(base):
+    # Compiles and JVM starts take longer than the SDK's default 2 s of polling.
+    client = Client(base, retry_strategy=MaxWaitTime(max_wait_time_sec=300))
+    check(client.version == "1.13.1", f"about.version is 1.13.1: {client.version}")
+
+    for language, code in HELLO.items():
+        cases = [("world", "hello world"), ("warden", "hello warden"), ("x", "hello y")]
+        results = judge0.run(client=client, source_code=code, language=ALIAS[language],
+                             test_cases=cases)
+        statuses = [r.status for r in results]
+        want = [Status.ACCEPTED, Status.ACCEPTED, Status.WRONG_ANSWER]
+        details = [(r.status, r.stdout, r.stderr, r.compile_output, r.message) for r in results]
+        check(statuses == want, f"{language}: test cases accepted, accepted, wrong answer: {details}")
+        check(results[0].stdout == "hello world\n", f"{language}: stdout {results[0].stdout!r}")
+
+    broken = judge0.run(client=client, source_code=BROKEN_C, language=LanguageAlias.C)
+    check(broken.status == Status.COMPILATION_ERROR and "undefined_name" in (broken.compile_output or ""),
+          f"C compile error: {broken.status} {broken.compile_output!r}")
+
+    slow = judge0.run(client=client, source_code="while True:\n    pass\n",
+                      language=LanguageAlias.PYTHON, cpu_time_limit=1, wall_time_limit=3)
+    check(slow.status == Status.TIME_LIMIT_EXCEEDED, f"time limit: {slow.status}")
+
+    raw(base)
+    print("judge0_client: all passed")
+
+
+def raw(base):
+    """What the SDK does not exercise: wait=true, base64 both ways, fields, exact outcomes."""
+    b64 = lambda s: base64.b64encode(s.encode()).decode()
+    status, body = http(base, "POST", "/submissions?base64_encoded=true&wait=true&fields=stdout,status,warden,time,memory",
+                        {"language_id": 71, "source_code": b64("print(input()[::-1])"), "stdin": b64("abc")})
+    check(status == 201 and base64.b64decode(body["stdout"]) == b"cba\n" and body["status"]["id"] == 3,
+          f"wait=true with base64: {status} {body}")
+    check(isinstance(body["time"], str) and isinstance(body["memory"], int), f"units: {body}")
+
+    memory = {"language_id": 71, "source_code": "x = 'a' * (400 * 1024 * 1024)\n", "memory_limit": 65536}
+    status, body = http(base, "POST", "/submissions?wait=true&fields=status,warden", memory)
+    check(status == 201 and body["status"]["id"] == 12 and body["warden"]["outcome"]["kind"] == "memory_limit",
+          f"memory limit is Runtime Error (Other), exactly memory_limit: {status} {body}")
+
+    status, body = http(base, "POST", "/submissions?wait=true",
+                        {"language_id": 71, "source_code": "import sys; sys.stdout.buffer.write(b'\\xff')"})
+    check(status == 201 and "use base64_encoded=true" in body.get("error", ""), f"invalid UTF-8: {status} {body}")
+
+    status, body = http(base, "GET", "/submissions/batch?tokens=nope")
+    check(status == 200 and body == {"submissions": [None]}, f"unknown token in a batch: {body}")
+    status, body = http(base, "POST", "/submissions?fields=nope", {"language_id": 71, "source_code": "1"})
+    check(status == 400 and body == {"error": "invalid fields: [nope]"}, f"unknown field: {status} {body}")
+    status, body = http(base, "POST", "/submissions", {"language_id": 4242, "source_code": "1"})
+    check(status == 422 and body["language_id"] == ["language with id 4242 doesn't exist"],
+          f"unknown language: {status} {body}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1].rstrip("/"))

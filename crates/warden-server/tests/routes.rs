@@ -1,0 +1,245 @@
+//! The own API's handlers through the router (`oneshot`, no socket, no root): bad input gets
+//! the documented status and a precise message, authentication, the documents. What runs a
+//! program is tested end to end in warden-cli's `tests/serve.rs`.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use tower::ServiceExt;
+use warden_core::TokenConfig;
+use warden_engine::{Engine, EngineConfig};
+use warden_server::{router, AppState, ServerOptions};
+
+/// An engine that can resolve, analyse and refuse, but has no sandbox helper: nothing runs.
+fn app(options: ServerOptions) -> Router {
+    let engine = Engine::new(EngineConfig::new(PathBuf::from("/nonexistent/warden")))
+        .expect("engine without a sandbox");
+    router(AppState::with_options(engine, options))
+}
+
+fn with_token() -> ServerOptions {
+    ServerOptions {
+        tokens: vec![TokenConfig {
+            name: "grader".into(),
+            token: "s3cret".into(),
+            max_concurrent: None,
+            requests_per_minute: None,
+        }],
+        ..ServerOptions::default()
+    }
+}
+
+async fn send(app: Router, request: Request<Body>) -> (StatusCode, serde_json::Value, String) {
+    let response = app.oneshot(request).await.expect("a response");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("the body");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    (status, json, text)
+}
+
+fn post(uri: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .expect("request")
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).expect("request")
+}
+
+#[tokio::test]
+async fn health_answers_without_a_token() {
+    let (status, json, _) = send(app(with_token()), get("/v1/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["status"], "ok");
+    assert!(
+        json["load"]["workers"].as_u64().is_some_and(|w| w >= 1),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_wrong_types_422_with_the_place() {
+    let (status, json, _) = send(
+        app(ServerOptions::default()),
+        post("/v1/executions", "{\"code\":"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert_eq!(json["kind"], "request");
+    let (status, json, _) = send(
+        app(ServerOptions::default()),
+        post("/v1/executions", r#"{"code": 5}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        json["error"].as_str().is_some_and(|e| e.contains("code")),
+        "{json}"
+    );
+    let (status, json, _) = send(
+        app(ServerOptions::default()),
+        post(
+            "/v1/executions",
+            r#"{"code": "x", "limits": {"cpu": "1s"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        json["error"].as_str().is_some_and(|e| e.contains("cpu")),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_language_absurd_limits_and_too_many_files_are_422() {
+    let (status, json, _) = send(
+        app(ServerOptions::default()),
+        post("/v1/executions", r#"{"language": "cobol", "code": "x"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        json["error"].as_str().is_some_and(|e| e.contains("cobol")),
+        "{json}"
+    );
+    let (status, json, _) = send(
+        app(ServerOptions::default()),
+        post(
+            "/v1/executions",
+            r#"{"language": "python", "code": "x", "limits": {"memory": "64TiB"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("limits.memory")),
+        "{json}"
+    );
+    let (status, json, _) = send(
+        app(ServerOptions::default()),
+        post(
+            "/v1/executions",
+            r#"{"language": "python", "code": "x", "limits": {"cpu_time": "1ms"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "below the sane minimum: {json}"
+    );
+    let options = ServerOptions {
+        max_files: 2,
+        ..ServerOptions::default()
+    };
+    let files: Vec<_> = (0..3)
+        .map(|i| serde_json::json!({"name": format!("f{i}.py"), "content": ""}))
+        .collect();
+    let body = serde_json::json!({ "files": files }).to_string();
+    let (status, json, _) = send(app(options), post("/v1/executions", body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("files:")),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_the_cap_is_413() {
+    let options = ServerOptions {
+        max_body: 1024,
+        ..ServerOptions::default()
+    };
+    let body = serde_json::json!({ "code": "#".repeat(4096) }).to_string();
+    let (status, _, text) = send(app(options), post("/v1/executions", body)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+}
+
+#[tokio::test]
+async fn the_own_api_needs_a_bearer_token_when_tokens_are_configured() {
+    let body = r#"{"language": "cobol", "code": "x"}"#;
+    let (status, json, _) = send(app(with_token()), post("/v1/executions", body)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["kind"], "unauthorized");
+    let wrong = Request::post("/v1/executions")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer nope")
+        .body(Body::from(body))
+        .expect("request");
+    assert_eq!(
+        send(app(with_token()), wrong).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let right = Request::post("/v1/executions")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer s3cret")
+        .body(Body::from(body))
+        .expect("request");
+    // Authenticated: now the language is what is wrong.
+    assert_eq!(
+        send(app(with_token()), right).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
+
+#[tokio::test]
+async fn batches_are_capped_and_answer_per_item() {
+    let options = ServerOptions {
+        max_batch: 2,
+        ..ServerOptions::default()
+    };
+    let item = serde_json::json!({"language": "cobol", "code": "x"});
+    let three = serde_json::json!({ "executions": [item, item, item] }).to_string();
+    let (status, json, _) = send(app(options.clone()), post("/v1/batch", three)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    let two =
+        serde_json::json!({ "executions": [item, {"code": "x", "limits": {"memory": "64TiB"}}] });
+    let (status, json, _) = send(app(options), post("/v1/batch", two.to_string())).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["results"][0]["status"], 422);
+    assert!(json["results"][1]["error"]["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("limits.memory")));
+}
+
+#[tokio::test]
+async fn unknown_jobs_are_404_and_languages_are_listed() {
+    let (status, _, _) = send(app(ServerOptions::default()), get("/v1/executions/abc")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, json, _) = send(app(ServerOptions::default()), get("/v1/languages")).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<_> = json
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|l| l["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"python") && ids.contains(&"cpp"), "{ids:?}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_the_reference_page_are_served() {
+    let (status, json, _) = send(app(ServerOptions::default()), get("/v1/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(json["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1")));
+    let (status, _, text) = send(app(ServerOptions::default()), get("/docs")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.contains("/v1/openapi.json") && !text.contains("https://"),
+        "self-contained"
+    );
+}
