@@ -333,3 +333,55 @@ fn no_process_mentions(world: &World) -> bool {
         !String::from_utf8_lossy(&environ).contains(&needle)
     })
 }
+
+/// Whether a host process runs `sleep` with exactly this argument.
+fn sleeping(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Polls `condition` for up to 30 s.
+fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 9: a client that disconnects cancels its execution. The program is killed at once
+/// (not at its wall limit), and the only worker is free for the next request.
+#[test]
+fn a_client_that_leaves_cancels_its_running_execution() {
+    let server = Server::start(&format!("[server]\nworkers = 1\n{TOKENS}"));
+    let marker = "31.4159";
+    let body = json!({"language": "bash", "code": format!("exec sleep {marker}"),
+        "limits": {"wall_time": "60s", "cpu_time": "60s"}})
+    .to_string();
+    let mut stream = TcpStream::connect(server.addr).expect("connects");
+    let head = format!(
+        "POST /v1/executions HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer s3cret\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("sent");
+    eventually("the program runs", || sleeping(marker));
+    drop(stream);
+    eventually("the program is killed once its client left", || {
+        !sleeping(marker)
+    });
+    let next = server.request(
+        "POST",
+        "/v1/executions",
+        Some(&json!({"language": "bash", "code": "echo next"})),
+    );
+    assert_eq!(next.code, 200, "{}", next.body);
+    assert_eq!(next.json()["stdout"], "next\n");
+}

@@ -168,7 +168,13 @@ impl Engine {
         let prepared = self.prepare(&request)?;
         let input = history::Pending::of(&request);
         let spec = self.spec(&prepared)?;
-        let mut runner = runner::Runner::new(self.sandbox()?, prepared.mode, spec, request.reuse)?;
+        let mut runner = runner::Runner::new(
+            self.sandbox()?,
+            prepared.mode,
+            spec,
+            request.reuse,
+            request.cancel.clone(),
+        )?;
         let stages = self.stages(&prepared, &mut request, &mut runner);
         let finished = runner.finish();
         let (compile, run, tests) = stages?;

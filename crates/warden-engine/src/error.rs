@@ -28,6 +28,8 @@ pub enum ErrorKind {
     Unavailable,
     /// warden itself failed (its data, its database, the sandbox machinery). HTTP 5xx.
     Internal,
+    /// The caller cancelled the execution (`Cancellation`); nobody waits for an answer.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -38,12 +40,16 @@ impl ErrorKind {
             ErrorKind::Refused => "refused",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 
     /// Whether the caller, rather than warden or its host, is the one to act.
     pub const fn is_caller_fault(self) -> bool {
-        matches!(self, ErrorKind::Request | ErrorKind::Refused)
+        matches!(
+            self,
+            ErrorKind::Request | ErrorKind::Refused | ErrorKind::Cancelled
+        )
     }
 }
 
@@ -155,6 +161,7 @@ impl EngineError {
                 ErrorKind::Request
             }
             EngineError::Refused { .. } => ErrorKind::Refused,
+            EngineError::Sandbox(SandboxError::Cancelled) => ErrorKind::Cancelled,
             EngineError::MissingRuntime { .. }
             | EngineError::ModeUnavailable { .. }
             | EngineError::NoHistory

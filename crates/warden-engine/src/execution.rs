@@ -6,6 +6,7 @@ use warden_core::detect::{Candidate, DetectedBy, Detection};
 use warden_core::{LanguageId, LimitOverrides, Limits, Mode, ModeRequest, Outcome, Usage};
 use warden_sandbox::{SandboxRun, Stdin};
 
+use crate::cancel::Cancellation;
 use crate::id::ExecutionId;
 use crate::security::Security;
 use crate::test_cases::{Comparison, SandboxReuse, TestCase, TestResult};
@@ -44,6 +45,8 @@ pub struct ExecutionRequest {
     pub stop_on_failure: bool,
     /// Whether the compile stage and the runs share one sandbox.
     pub reuse: SandboxReuse,
+    /// Cancels the execution from another thread (its sandboxes are killed).
+    pub cancel: Option<Cancellation>,
     /// Who asked, as the history records it.
     pub origin: Origin,
 }

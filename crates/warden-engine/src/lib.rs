@@ -5,6 +5,7 @@
 //! in the history, which it also answers questions about. The CLI (and later the HTTP and MCP
 //! servers) are adapters over this crate: they parse, call and render.
 
+mod cancel;
 pub mod compile_cache;
 mod engine;
 mod error;
@@ -16,6 +17,7 @@ pub mod settings;
 mod test_cases;
 mod workspace;
 
+pub use cancel::Cancellation;
 pub use compile_cache::CompileCache;
 pub use engine::{Engine, EngineConfig, SandboxCheck};
 pub use error::{EngineError, ErrorKind, SourceError};

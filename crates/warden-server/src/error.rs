@@ -137,6 +137,12 @@ impl From<ExecError> for ApiError {
                 ErrorKind::Refused => (StatusCode::FORBIDDEN, "refused", None),
                 ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
                 ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+                // Nobody reads it: the client that asked has gone (nginx's 499).
+                ErrorKind::Cancelled => (
+                    StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                    "cancelled",
+                    None,
+                ),
             },
             ExecError::QueueFull { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use tokio::sync::Mutex as AsyncMutex;
-use warden_engine::{Engine, EngineError, Execution, ExecutionRequest, Origin};
+use warden_engine::{Cancellation, Engine, EngineError, Execution, ExecutionRequest, Origin};
 
 use crate::admission::{Admission, Load, Running, Ticket};
 use crate::auth::{AuthError, Tokens};
@@ -76,6 +76,25 @@ pub enum ExecError {
     /// The blocking task that ran the engine panicked or was cancelled.
     #[error("the execution's worker failed")]
     Worker,
+}
+
+/// Cancels an execution when dropped before it finished (its client left).
+struct CancelOnDrop(Option<Cancellation>);
+
+impl CancelOnDrop {
+    /// The execution finished: nothing to cancel.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.0.take() {
+            tracing::info!("the client left: cancelling its execution");
+            cancel.cancel();
+        }
+    }
 }
 
 /// The state every route shares (cheap to clone).
@@ -186,17 +205,23 @@ impl AppState {
         let running: Running = self.inner.admission.start(admitted.ticket).await?;
         let quota = admitted.quota;
         request.origin = Origin::new(caller.api.name(), caller.token);
+        // Held by this future: when the client goes away, axum drops the future, and the guard
+        // kills the execution's sandboxes; the blocking task then ends at once.
+        let cancel = CancelOnDrop(Some(Cancellation::new()));
+        request.cancel = cancel.0.clone();
         let state = self.clone();
-        tokio::task::spawn_blocking(move || {
-            // Held by the blocking task, not the future: a run whose client left still
-            // occupies its worker and its token's quota until it ends.
+        let result = tokio::task::spawn_blocking(move || {
+            // Held by the blocking task, not the future: a cancelled run still occupies its
+            // worker and its token's quota until its sandboxes are gone.
             let _held = (running, quota);
             on_start();
             state.inner.engine.execute(request)
         })
         .await
         .map_err(|_| ExecError::Worker)?
-        .map_err(ExecError::from)
+        .map_err(ExecError::from);
+        cancel.disarm();
+        result
     }
 
     /// Executions started with `wait=false`.

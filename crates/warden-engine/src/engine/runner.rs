@@ -5,6 +5,7 @@
 use warden_core::Mode;
 use warden_sandbox::{Backend, Job, LiveSandbox, Sandbox, SandboxRun, SandboxSpec, Stdin};
 
+use crate::cancel::Cancellation;
 use crate::error::EngineError;
 use crate::test_cases::SandboxReuse;
 
@@ -14,6 +15,7 @@ pub(super) struct Runner {
     spec: SandboxSpec,
     reuse: SandboxReuse,
     shared: Option<LiveSandbox>,
+    cancel: Option<Cancellation>,
 }
 
 impl Runner {
@@ -24,6 +26,7 @@ impl Runner {
         mode: Mode,
         spec: SandboxSpec,
         reuse: SandboxReuse,
+        cancel: Option<Cancellation>,
     ) -> Result<Self, EngineError> {
         let backend: Box<dyn Backend> = match mode {
             Mode::Sandboxed => Box::new(host.native()),
@@ -35,7 +38,20 @@ impl Runner {
             spec,
             reuse,
             shared: None,
+            cancel,
         })
+    }
+
+    /// A new sandbox of this execution, registered with its cancellation.
+    fn create(&self) -> Result<LiveSandbox, EngineError> {
+        if self.cancel.as_ref().is_some_and(Cancellation::is_cancelled) {
+            return Err(warden_sandbox::SandboxError::Cancelled.into());
+        }
+        let sandbox = self.backend.start(&self.spec)?;
+        if let Some(cancel) = &self.cancel {
+            cancel.watch(sandbox.cancel_handle());
+        }
+        Ok(sandbox)
     }
 
     /// Runs one job: in the shared sandbox (created at the first job, and again should a limit
@@ -43,7 +59,7 @@ impl Runner {
     pub(super) fn run(&mut self, job: &Job, stdin: Stdin) -> Result<SandboxRun, EngineError> {
         match self.reuse {
             SandboxReuse::Fresh => {
-                let mut sandbox = self.backend.create(&self.spec)?;
+                let mut sandbox = self.create()?;
                 let run = sandbox.run(job, stdin);
                 let destroyed = sandbox.destroy();
                 let run = run?;
@@ -55,7 +71,7 @@ impl Runner {
                     if let Some(dead) = self.shared.take() {
                         dead.destroy()?;
                     }
-                    self.shared = Some(self.backend.create(&self.spec)?);
+                    self.shared = Some(self.create()?);
                 }
                 let sandbox = self.shared.as_mut().ok_or(EngineError::Sandbox(
                     warden_sandbox::SandboxError::Gone { why: "not created" },
