@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `warden serve` next to the bare interpreter: the latency of python hello through
+# `POST /v1/executions?wait=true` with one client, the throughput of two clients against two
+# bare `python3` loops, and the same program through Judge0's Python SDK. One run, ratios.
+#
+# Usage:  bash bench/server.sh
+# Env:    RUNS=N      requests (and bare runs) for the latency, default 200
+#         SECONDS_=S  seconds of each throughput measurement, default 20
+# Needs root (warden creates cgroups), and the venv that scripts/setup.sh installs for the
+# Judge0 client. docs/BENCHMARKS.md has the reading.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WARDEN="$REPO/target/release/warden"
+PY=/usr/bin/python3 # never the `python3` on PATH: it may be a pyenv shim
+NODE=/usr/bin/node
+VENV_PY=/opt/warden-test-venv/bin/python3
+
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+
+[[ -x "$VENV_PY" ]] || die "run scripts/setup.sh first (it installs the Judge0 client)"
+ensure_tools hyperfine:hyperfine bwrap:bubblewrap
+build_warden
+
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+    [[ -n "$SERVER_PID" ]] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+printf '[server]\nworkers = 2\nqueue_size = 64\n' >"$WORK/warden.toml"
+WARDEN_CONFIG="$WORK/warden.toml" WARDEN_DB="$WORK/history.sqlite3" \
+    WARDEN_CACHE_DIR="$WORK/cache" "$WARDEN" serve --listen 127.0.0.1:0 2>"$WORK/log" &
+SERVER_PID=$!
+for _ in $(seq 100); do
+    ADDR="$(sed -n 's/^warden: listening on http:\/\///p' "$WORK/log" | head -n1)"
+    [[ -n "$ADDR" ]] && break
+    sleep 0.1
+done
+[[ -n "${ADDR:-}" ]] || die "warden serve did not start: $(cat "$WORK/log")"
+
+wait_for_quiet
+echo "## Machine"
+echo
+machine_info
+echo "- $(date -u +%Y-%m-%d), warden serve with workers = 2, one server for every row"
+echo
+"$VENV_PY" "$REPO/bench/server_bench.py" "http://$ADDR" "$PY" "${RUNS:-200}" "${SECONDS_:-20}"
