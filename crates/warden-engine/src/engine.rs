@@ -4,9 +4,11 @@
 //! The stages of one execution are jobs of live sandboxes (`runner.rs`): the compile stage and
 //! every run share one sandbox, or each get a fresh one, as the request says.
 
+mod analysis_cache;
 mod compile;
 mod history;
 mod host;
+mod pool;
 mod runner;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +38,7 @@ use crate::test_cases::{TestCase, TestResult, Verdict};
 use crate::workspace::Program;
 
 pub use host::SandboxCheck;
+pub use pool::PoolStats;
 
 /// Operator configuration of the engine; [`crate::Settings::engine_config`] builds it from
 /// `warden.toml` and the environment.
@@ -57,6 +60,9 @@ pub struct EngineConfig {
     /// Have a zygote fork every sandbox helper (a multi-threaded server, which must not fork
     /// them itself); see `warden_sandbox::Sandbox::with_zygote`.
     pub zygote: bool,
+    /// Native sandboxes kept ready per spec (a server's warm pool, `engine/pool.rs`); 0 for
+    /// none.
+    pub pool_size: usize,
     /// The execution history: `None` records nothing; an invalid setting records nothing and
     /// says so in each execution's warnings.
     pub history: Option<Result<HistorySettings, SettingError>>,
@@ -74,6 +80,7 @@ impl EngineConfig {
             modes: ModePolicy::default(),
             fork_helper: false,
             zygote: false,
+            pool_size: 0,
             history: None,
         }
     }
@@ -88,6 +95,9 @@ pub struct Engine {
     helper: PathBuf,
     fork_helper: bool,
     zygote: bool,
+    pool_size: usize,
+    pool: OnceLock<pool::Pool>,
+    analyses: analysis_cache::AnalysisCache,
     /// Created at the first run, so that what needs no sandbox (analysis, the history) works on
     /// a host that cannot sandbox.
     sandbox: OnceLock<Sandbox>,
@@ -125,6 +135,9 @@ impl Engine {
             helper: config.helper,
             fork_helper: config.fork_helper,
             zygote: config.zygote,
+            pool_size: config.pool_size,
+            pool: OnceLock::new(),
+            analyses: analysis_cache::AnalysisCache::default(),
             sandbox: OnceLock::new(),
             maxima: config.maxima,
             cache: config.cache,
@@ -174,7 +187,8 @@ impl Engine {
             spec,
             request.reuse,
             request.cancel.clone(),
-        )?;
+        )?
+        .with_pool(self.pool()?);
         let stages = self.stages(&prepared, &mut request, &mut runner);
         let finished = runner.finish();
         let (compile, run, tests) = stages?;
@@ -299,7 +313,10 @@ impl Engine {
     fn analyze_program(&self, language: &Language, program: &Program) -> Analysis {
         let mut analysis = Analysis::default();
         for file in program.files.iter().filter(|f| program.is_source(f)) {
-            let part = self.analyzer.analyze(language.id.as_str(), &file.contents);
+            let id = language.id.as_str();
+            let part = self.analyses.get_or(id, &file.contents, || {
+                self.analyzer.analyze(id, &file.contents)
+            });
             analysis.threat_level = analysis.threat_level.max(part.threat_level);
             analysis.findings.extend(part.findings);
             analysis.parse_error = analysis.parse_error.or(part.parse_error);
@@ -338,6 +355,26 @@ impl Engine {
         };
         // Two threads may both create one; either is as good, the other is dropped.
         Ok(self.sandbox.get_or_init(|| sandbox))
+    }
+
+    /// The warm pool, started at the first use when the configuration asks for one.
+    fn pool(&self) -> Result<Option<&pool::Pool>, EngineError> {
+        if self.pool_size == 0 {
+            return Ok(None);
+        }
+        if let Some(pool) = self.pool.get() {
+            return Ok(Some(pool));
+        }
+        let host = self.sandbox()?.clone();
+        Ok(Some(
+            self.pool
+                .get_or_init(|| pool::Pool::start(host, self.pool_size)),
+        ))
+    }
+
+    /// How the warm pool has done; `None` without a pool.
+    pub fn pool_stats(&self) -> Option<PoolStats> {
+        self.pool.get().map(pool::Pool::stats)
     }
 
     /// Defaults ⊕ each override in order, refused when absurd, clamped to the operator's maxima.

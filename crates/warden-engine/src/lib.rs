@@ -19,7 +19,7 @@ mod workspace;
 
 pub use cancel::Cancellation;
 pub use compile_cache::CompileCache;
-pub use engine::{Engine, EngineConfig, SandboxCheck};
+pub use engine::{Engine, EngineConfig, PoolStats, SandboxCheck};
 pub use error::{EngineError, ErrorKind, SourceError};
 pub use execution::{
     Execution, ExecutionRequest, ExecutionResult, LanguageDetection, Origin, SourceFile,

@@ -592,9 +592,11 @@ impl LiveSandbox {
             cgroup.set_limits(memory, wanted.1.saturating_add(self.overhead.1))?;
             self.cgroup_limits = wanted;
         }
-        if self.jobs_run == 0 {
-            // The cgroup is the sandbox's own and fresh: the first job's accounting starts at
-            // zero (and includes the sandbox's setup, as a one-shot run always has).
+        if self.jobs_run == 0 && !self.ready {
+            // A first job sent while the sandbox is still being built: the cgroup is fresh,
+            // and the job's accounting starts at zero (with the sandbox's setup in it, as a
+            // one-shot run's always has). A sandbox made ready earlier (a pooled one) counts
+            // from its state when the job starts, like every later job.
             return Ok(CgroupStats::default());
         }
         cgroup.reset_peak();

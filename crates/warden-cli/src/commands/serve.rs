@@ -8,6 +8,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+/// Native sandboxes the server keeps ready per kind of program, unless `[server] pool_size`
+/// says otherwise: two, so that two clients in a row both find one.
+const DEFAULT_POOL_SIZE: usize = 2;
+
 /// Arguments of `warden serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -23,6 +27,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = settings.engine_config(super::helper_binary()?);
     config.fork_helper = false;
     config.zygote = true;
+    config.pool_size = settings.server.pool_size.unwrap_or(DEFAULT_POOL_SIZE);
     let engine = warden_engine::Engine::new(config)?;
     warden_server::serve(engine, options)?;
     Ok(ExitCode::SUCCESS)

@@ -13,6 +13,8 @@
 //! max_batch = 20                 # requests of one POST /v1/batch
 //! sync_deadline = "60s"          # how long a synchronous request may wait and run
 //! shutdown_deadline = "30s"      # how long running executions may take to finish on SIGTERM
+//! header_read_timeout = "10s"    # a connection that has not sent a request's headers by then is closed
+//! max_connections = 512          # open connections at once; more wait to be accepted
 //!
 //! [[server.tokens]]
 //! name = "grader"                # recorded in the history (the token itself never is)
@@ -50,6 +52,15 @@ pub struct ServerConfig {
     /// How long running executions may take to finish once shutdown begins.
     #[serde(with = "human_duration_opt", skip_serializing_if = "Option::is_none")]
     pub shutdown_deadline: Option<Duration>,
+    /// How long a connection may take to send a request's headers (also the idle time allowed
+    /// between two requests of a kept-alive connection) before it is closed: a slow-loris
+    /// client cannot hold a connection open.
+    #[serde(with = "human_duration_opt", skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<Duration>,
+    /// How many connections may be open at once; more wait in the listen backlog.
+    pub max_connections: Option<usize>,
+    /// Native sandboxes kept ready per kind of program (the warm pool); 0 for none.
+    pub pool_size: Option<usize>,
     /// The API tokens; none means no authentication (allowed on loopback only).
     pub tokens: Vec<TokenConfig>,
 }
@@ -78,9 +89,13 @@ impl ServerConfig {
             ("workers", self.workers),
             ("max_files", self.max_files),
             ("max_batch", self.max_batch),
+            ("max_connections", self.max_connections),
         ];
         if let Some((key, _)) = zero.iter().find(|(_, v)| *v == Some(0)) {
             return Err(format!("[server] {key} must be at least 1"));
+        }
+        if self.header_read_timeout == Some(Duration::ZERO) {
+            return Err("[server] header_read_timeout must be more than 0s".to_owned());
         }
         for (i, token) in self.tokens.iter().enumerate() {
             if token.name.is_empty() || token.token.is_empty() {
@@ -129,7 +144,8 @@ mod tests {
     fn the_section_reads_addresses_sizes_durations_and_tokens() {
         let server = parse(
             "[server]\nlisten = [\"127.0.0.1:1\", \"[::1]:2\"]\nworkers = 3\nqueue_size = 9\n\
-             max_body = \"1MiB\"\nsync_deadline = \"5s\"\n\
+             max_body = \"1MiB\"\nsync_deadline = \"5s\"\nheader_read_timeout = \"3s\"\n\
+             max_connections = 100\n\
              [[server.tokens]]\nname = \"ci\"\ntoken = \"t\"\nrequests_per_minute = 60\n",
         )
         .expect("valid");
@@ -137,6 +153,8 @@ mod tests {
         assert_eq!(server.workers, Some(3));
         assert_eq!(server.max_body, Some(ByteSize::mib(1)));
         assert_eq!(server.sync_deadline, Some(Duration::from_secs(5)));
+        assert_eq!(server.header_read_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(server.max_connections, Some(100));
         assert_eq!(server.tokens[0].requests_per_minute, Some(60));
         assert_eq!(server.tokens[0].max_concurrent, None);
         assert!(server.check().is_ok());
@@ -158,5 +176,7 @@ mod tests {
         assert!(twice.contains("used twice"), "{twice}");
         let zero = parse("[server]\nworkers = 0\n").expect_err("zero workers");
         assert!(zero.contains("[server] workers"), "{zero}");
+        let no_time = parse("[server]\nheader_read_timeout = \"0s\"\n").expect_err("zero");
+        assert!(no_time.contains("header_read_timeout"), "{no_time}");
     }
 }

@@ -5,20 +5,23 @@
 use warden_core::Mode;
 use warden_sandbox::{Backend, Job, LiveSandbox, Sandbox, SandboxRun, SandboxSpec, Stdin};
 
+use super::pool::Pool;
 use crate::cancel::Cancellation;
 use crate::error::EngineError;
 use crate::test_cases::SandboxReuse;
 
 /// Runs jobs for one execution in its mode's backend.
-pub(super) struct Runner {
+pub(super) struct Runner<'e> {
     backend: Box<dyn Backend>,
+    /// Ready native sandboxes to take instead of building one (`sandboxed` mode only).
+    pool: Option<&'e Pool>,
     spec: SandboxSpec,
     reuse: SandboxReuse,
     shared: Option<LiveSandbox>,
     cancel: Option<Cancellation>,
 }
 
-impl Runner {
+impl<'e> Runner<'e> {
     /// A runner for sandboxes of `spec` in `mode`'s backend; a mode this host cannot provide is
     /// an error, never a silent downgrade.
     pub(super) fn new(
@@ -35,6 +38,7 @@ impl Runner {
         };
         Ok(Self {
             backend,
+            pool: None,
             spec,
             reuse,
             shared: None,
@@ -42,12 +46,25 @@ impl Runner {
         })
     }
 
-    /// A new sandbox of this execution, registered with its cancellation.
+    /// Takes sandboxes from `pool` when it has them (`sandboxed` mode only).
+    pub(super) fn with_pool(mut self, pool: Option<&'e Pool>) -> Self {
+        if self.backend.name() == "native" {
+            self.pool = pool;
+        }
+        self
+    }
+
+    /// A new sandbox of this execution (a pooled one when there is one), registered with its
+    /// cancellation.
     fn create(&self) -> Result<LiveSandbox, EngineError> {
         if self.cancel.as_ref().is_some_and(Cancellation::is_cancelled) {
             return Err(warden_sandbox::SandboxError::Cancelled.into());
         }
-        let sandbox = self.backend.start(&self.spec)?;
+        let pooled = self.pool.and_then(|pool| pool.take(&self.spec));
+        let sandbox = match pooled {
+            Some(sandbox) => sandbox,
+            None => self.backend.start(&self.spec)?,
+        };
         if let Some(cancel) = &self.cancel {
             cancel.watch(sandbox.cancel_handle());
         }
@@ -61,7 +78,10 @@ impl Runner {
             SandboxReuse::Fresh => {
                 let mut sandbox = self.create()?;
                 let run = sandbox.run(job, stdin);
-                let destroyed = sandbox.destroy();
+                let destroyed = match self.pool {
+                    Some(pool) => pool.retire(sandbox),
+                    None => sandbox.destroy(),
+                };
                 let run = run?;
                 destroyed?;
                 Ok(run)

@@ -1,0 +1,82 @@
+//! The warm pool (issue 12, used by `warden serve`): a pooled sandbox is a fresh one built
+//! ahead of time. A run in it cannot find what an earlier run wrote, the pool refills after each
+//! use, and nothing is left once the engine is dropped. Needs root (CI runs as root).
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use support::World;
+use warden_engine::{Engine, ExecutionRequest, SourceFile};
+
+fn engine(world: &World) -> Engine {
+    let mut config = world
+        .settings()
+        .engine_config(PathBuf::from(env!("CARGO_BIN_EXE_warden")));
+    config.zygote = true;
+    config.pool_size = 1;
+    Engine::new(config).expect("engine")
+}
+
+fn bash(engine: &Engine, script: &str) -> String {
+    let request = ExecutionRequest {
+        language: Some("bash".into()),
+        sources: vec![SourceFile {
+            name: None,
+            code: script.as_bytes().to_vec(),
+        }],
+        ..ExecutionRequest::default()
+    };
+    let result = engine.execute(request).expect("executed").result;
+    String::from_utf8_lossy(&result.stdout).into_owned()
+}
+
+/// Waits until the pool has a sandbox ready again.
+fn refilled(engine: &Engine) {
+    let start = Instant::now();
+    while engine.pool_stats().map_or(0, |s| s.ready) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the pool never refilled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The cgroups of this test process's sandboxes that still exist.
+fn our_cgroups() -> usize {
+    let prefix = format!("run-{}-", std::process::id());
+    std::fs::read_dir("/sys/fs/cgroup/pids/warden")
+        .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn pooled_sandboxes_never_see_an_earlier_runs_data() {
+    let world = World::new();
+    let engine = engine(&world);
+    let writer = "echo secret > /work/secret; echo secret > /tmp/secret; sleep 60 & echo wrote";
+    assert_eq!(bash(&engine, writer), "wrote\n");
+    for _ in 0..3 {
+        refilled(&engine);
+        let seen = bash(
+            &engine,
+            "ls -A /work /tmp; ps -eo comm= | grep -c '^sleep$' || true",
+        );
+        assert!(!seen.contains("secret"), "an earlier run's file: {seen}");
+        assert!(
+            seen.trim_end().ends_with('0'),
+            "an earlier run's process: {seen}"
+        );
+    }
+    let stats = engine.pool_stats().expect("a pool");
+    assert!(stats.hits >= 3, "{stats:?}");
+    drop(engine);
+    assert_eq!(our_cgroups(), 0, "a sandbox outlived the engine");
+}
