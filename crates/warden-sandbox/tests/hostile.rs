@@ -135,6 +135,20 @@ fn a_cpu_spin_hits_the_cpu_limit() {
     assert!(run.usage.cpu_time >= limits.cpu_time, "{:?}", run.usage);
 }
 
+/// Issue 8: a program that raises SIGXCPU itself, far below its budget, cannot forge a time
+/// limit verdict: the accounting decides.
+#[test]
+fn a_self_raised_sigxcpu_is_not_a_time_limit() {
+    let run = sh("kill -XCPU $$; sleep 1", Limits::default());
+    assert_eq!(
+        run.outcome,
+        Outcome::Signaled {
+            signal: warden_core::Signal::XCPU
+        },
+        "{run:?}"
+    );
+}
+
 #[test]
 fn a_sleeper_hits_the_wall_limit() {
     let _one = exclusive();
