@@ -30,12 +30,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-# The compatible APIs' real clients, unchanged, at pinned versions, for the end-to-end tests
-# (crates/warden-cli/tests/compat_clients.rs): the official Judge0 Python SDK and a Piston client.
+# The end-to-end tests' Python clients, at pinned versions: the compatible APIs' real clients,
+# unchanged (crates/warden-cli/tests/compat_clients.rs: the official Judge0 Python SDK and a
+# Piston client), schemathesis and openapi-spec-validator (tests/openapi.rs), websockets
+# (tests/piston_connect.rs).
 venv=/opt/warden-test-venv
-# scripts/test-clients.txt pins them and everything they pull in.
-if ! "$venv/bin/python3" -c 'import judge0, pistonapi' >/dev/null 2>&1; then
-  echo "setup: installing the Judge0 and Piston clients into $venv" >&2
+# scripts/test-clients.txt pins them and everything they pull in (`pip freeze` of the venv).
+if ! "$venv/bin/python3" -c 'import judge0, pistonapi, schemathesis, openapi_spec_validator, websockets' >/dev/null 2>&1; then
+  echo "setup: installing the test clients into $venv" >&2
   /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install -q -r scripts/test-clients.txt
 fi

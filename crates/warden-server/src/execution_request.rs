@@ -29,7 +29,7 @@ pub struct ExecutionBody {
     pub code: Option<String>,
     /// The program's files, the entry first; the files after it need names. Give this or
     /// `code`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_body::objects")]
     pub files: Vec<FileBody>,
     /// Standard input.
     #[serde(default)]
@@ -38,13 +38,13 @@ pub struct ExecutionBody {
     #[serde(default)]
     pub args: Vec<String>,
     /// Limits, each at most the operator's maximum.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_body::object")]
     pub limits: LimitsBody,
     /// Isolation mode; the operator's default (normally `auto`) when absent.
     #[serde(default)]
     pub mode: Option<ModeBody>,
     /// Test cases: the program is compiled once and run once per case, each with a verdict.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_body::objects")]
     pub tests: Vec<TestBody>,
     /// How a case's output is compared with its expected output.
     #[serde(default)]
@@ -107,34 +107,78 @@ pub enum ModeBody {
 pub struct LimitsBody {
     /// CPU time of the whole process tree.
     #[serde(default, deserialize_with = "duration")]
-    #[schema(value_type = Option<String>, example = "2s")]
+    #[schema(schema_with = duration_schema)]
     pub cpu_time: Option<Duration>,
     /// Wall-clock time.
     #[serde(default, deserialize_with = "duration")]
-    #[schema(value_type = Option<String>, example = "5s")]
+    #[schema(schema_with = duration_schema)]
     pub wall_time: Option<Duration>,
     /// Memory of the whole process tree.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "256MiB")]
+    #[schema(schema_with = size_schema)]
     pub memory: Option<ByteSize>,
     /// Processes and threads at once.
     #[serde(default)]
+    // u32: the document would otherwise say int32, a range half as wide.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub max_procs: Option<u32>,
     /// Bytes kept of each of stdout and stderr.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "1MiB")]
+    #[schema(schema_with = size_schema)]
     pub max_output: Option<ByteSize>,
     /// Largest file the program may write.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = size_schema)]
     pub max_file_size: Option<ByteSize>,
     /// Size of the writable workspace.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = size_schema)]
     pub workspace_size: Option<ByteSize>,
     /// Open file descriptors per process.
     #[serde(default)]
+    // u32: the document would otherwise say int32, a range half as wide.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub max_open_files: Option<u32>,
+}
+
+/// The document's schema of a duration: text with a unit (`2s`, `500ms`), or seconds.
+fn duration_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::Type;
+    text_or_number(
+        "text with a unit (2s, 500ms) or seconds",
+        "2s",
+        Type::Number,
+    )
+}
+
+/// The document's schema of a size: text with a unit (`256MiB`), or bytes.
+fn size_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::Type;
+    text_or_number(
+        "text with a unit (256MiB, 1MiB) or bytes",
+        "256MiB",
+        Type::Integer,
+    )
+}
+
+/// `string | number (>= 0) | null`: what the limits' deserializers take.
+fn text_or_number(
+    description: &str,
+    example: &str,
+    number: utoipa::openapi::schema::Type,
+) -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .description(Some(description))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .examples([example]),
+        )
+        .item(ObjectBuilder::new().schema_type(number).minimum(Some(0)))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
 }
 
 /// A duration as text (`2s`) or a number of seconds.

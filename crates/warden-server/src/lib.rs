@@ -8,6 +8,7 @@ mod auth;
 mod error;
 mod execution_request;
 mod jobs;
+mod json_body;
 pub mod judge0;
 mod openapi;
 mod options;

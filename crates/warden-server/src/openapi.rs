@@ -77,4 +77,29 @@ mod tests {
         assert!(doc["components"]["schemas"]["ExecutionBody"].is_object());
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
+
+    /// Found by the property-based run (crates/warden-cli/tests/openapi.rs, issue 9): query
+    /// parameters were documented as required path parameters, and two pairs of operations
+    /// shared an `operationId`, which code generators reject.
+    #[test]
+    fn parameters_sit_where_the_routes_read_them_and_operation_ids_are_unique() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializable");
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("operations") {
+                let id = operation["operationId"].as_str().expect("an operationId");
+                assert!(
+                    ids.insert(id.to_owned()),
+                    "{method} {path}: {id} used twice"
+                );
+                let parameters = operation["parameters"].as_array().cloned();
+                for parameter in parameters.unwrap_or_default() {
+                    let name = parameter["name"].as_str().expect("a name");
+                    let templated = path.contains(&format!("{{{name}}}"));
+                    let expected = if templated { "path" } else { "query" };
+                    assert_eq!(parameter["in"], expected, "{method} {path} {name}");
+                }
+            }
+        }
+    }
 }

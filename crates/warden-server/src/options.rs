@@ -30,6 +30,11 @@ pub struct ServerOptions {
     pub sync_deadline: Duration,
     /// How long running executions may take to finish once shutdown begins.
     pub shutdown_deadline: Duration,
+    /// How long a connection may take to send a request's headers, or stay idle between two
+    /// requests, before it is closed.
+    pub header_read_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
     /// The API tokens; empty means no authentication (loopback only).
     pub tokens: Vec<TokenConfig>,
     /// The most a request may ask for: asking more is refused, naming the field.
@@ -50,6 +55,12 @@ impl Default for ServerOptions {
             max_batch: 20,
             sync_deadline: Duration::from_secs(60),
             shutdown_deadline: Duration::from_secs(30),
+            // Ample for a client on a slow link to send a few kilobytes of headers; short
+            // enough that connections held open by a slow-loris client are freed quickly.
+            header_read_timeout: Duration::from_secs(10),
+            // Far below the file descriptor limit (the sandboxes need descriptors too), far
+            // above what the workers can serve at once.
+            max_connections: 512,
             tokens: Vec::new(),
             maxima: Limits::default_maxima(),
         }
@@ -81,6 +92,10 @@ impl ServerOptions {
             shutdown_deadline: server
                 .shutdown_deadline
                 .unwrap_or(defaults.shutdown_deadline),
+            header_read_timeout: server
+                .header_read_timeout
+                .unwrap_or(defaults.header_read_timeout),
+            max_connections: server.max_connections.unwrap_or(defaults.max_connections),
             tokens: server.tokens.clone(),
             maxima: settings.maxima,
         }

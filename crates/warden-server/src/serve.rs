@@ -3,11 +3,23 @@
 //! shutdown deadline, and return. An execution still running past the deadline is ended by
 //! its sandbox's lifeline when the process exits (ARCHITECTURE.md, invariant 7), so nothing is
 //! left behind either way.
+//!
+//! Connections are served by hyper's HTTP/1 server rather than `axum::serve`, for two limits
+//! axum does not offer: a header-read timeout (a client that sends its headers byte by byte,
+//! or nothing, is cut after `header_read_timeout` instead of holding its connection forever:
+//! slow loris) and a cap on open connections (`max_connections`). Upgrades stay enabled for
+//! Piston's WebSocket.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use warden_engine::Engine;
 
 use crate::options::ServerOptions;
@@ -33,15 +45,6 @@ pub enum ServeError {
     /// An address could not be bound.
     #[error("listening on {addr}")]
     Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A listener failed while serving.
-    #[error("serving on {addr}")]
-    Serve {
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -84,23 +87,20 @@ async fn run(state: AppState) -> Result<(), ServeError> {
     let (stop, stopped) = watch::channel(false);
     let app = router(state.clone());
     let mut servers = tokio::task::JoinSet::new();
-    for (addr, listener) in listeners {
-        let mut stopped = stopped.clone();
-        let app = app.clone();
-        servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-                .map_err(|source| ServeError::Serve { addr, source })
-        });
+    // One cap for all listeners: it bounds the process's descriptors, not an address's.
+    let limits = ConnectionLimits {
+        slots: Arc::new(Semaphore::new(options.max_connections)),
+        header_read_timeout: options.header_read_timeout,
+    };
+    for (_, listener) in listeners {
+        servers.spawn(accept(
+            listener,
+            app.clone(),
+            limits.clone(),
+            stopped.clone(),
+        ));
     }
-    let signal = shutdown_signal()?;
-    tokio::select! {
-        () = signal => {}
-        Some(Ok(Err(e))) = servers.join_next() => return Err(e),
-    }
+    shutdown_signal()?.await;
     tracing::info!("shutting down: no new connections; waiting for admitted executions");
     let _ = stop.send(true);
     drain(&state, &mut servers).await;
@@ -108,7 +108,7 @@ async fn run(state: AppState) -> Result<(), ServeError> {
 }
 
 /// Waits for the admitted executions and the open requests, within the shutdown deadline.
-async fn drain(state: &AppState, servers: &mut tokio::task::JoinSet<Result<(), ServeError>>) {
+async fn drain(state: &AppState, servers: &mut tokio::task::JoinSet<()>) {
     let deadline = state.options().shutdown_deadline;
     if !state.drain(deadline).await {
         tracing::warn!(
@@ -125,6 +125,103 @@ async fn drain(state: &AppState, servers: &mut tokio::task::JoinSet<Result<(), S
     if flushed.is_err() {
         tracing::warn!("connections still open after the executions ended; closing them");
     }
+}
+
+/// What every connection is held to.
+#[derive(Clone)]
+struct ConnectionLimits {
+    /// One permit per open connection (`max_connections`).
+    slots: Arc<Semaphore>,
+    /// How long a request's headers may take to arrive, or a kept-alive connection may idle.
+    header_read_timeout: Duration,
+}
+
+/// Accepts connections on `listener` until `stopped`, each once a slot is free; then waits for
+/// the open ones to finish their requests.
+async fn accept(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        // Past the cap, clients wait in the listen backlog rather than being refused.
+        let slot = tokio::select! {
+            slot = Arc::clone(&limits.slots).acquire_owned() => {
+                slot.expect("the connection semaphore is never closed")
+            }
+            () = stop_requested(&mut stopped) => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = stop_requested(&mut stopped) => break,
+        };
+        let connection = serve_connection(stream, app.clone(), &limits, stopped.clone(), slot);
+        connections.spawn(connection);
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// A failed `accept`: a connection reset before it was accepted costs nothing; anything else
+/// (typically `EMFILE`) is logged and retried after a pause, so that the loop does not spin.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accepting a connection; retrying in 1s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Serves one connection's requests until the client closes it, its headers are late, or the
+/// server stops (then the request in progress is finished and the connection closed). Holds
+/// its slot until then; an upgraded connection (WebSocket) gives it back at the upgrade.
+fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    limits: &ConnectionLimits,
+    mut stopped: watch::Receiver<bool>,
+    slot: OwnedSemaphorePermit,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let _ = stream.set_nodelay(true);
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+        .with_upgrades();
+    async move {
+        let _slot = slot;
+        tokio::pin!(connection);
+        let ended = tokio::select! {
+            ended = connection.as_mut() => ended,
+            () = stop_requested(&mut stopped) => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(error) = ended {
+            // Late headers, a reset, a malformed request: the client's doing.
+            tracing::debug!(%error, "connection closed");
+        }
+    }
+}
+
+/// Resolves once the server is stopping (at once if it already is).
+async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
+    // The sender lives until `run` returns; an error would mean it is gone, i.e. stopping.
+    let _ = stopped.wait_for(|s| *s).await;
 }
 
 /// Resolves at the first SIGTERM or SIGINT.

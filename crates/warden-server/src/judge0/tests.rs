@@ -133,3 +133,41 @@ async fn malformed_bodies_fields_and_batches_are_refused() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"submissions": [null, null]}));
 }
+
+/// Issue 9's bad input: invalid base64 in every encoded input attribute, bytes that are not
+/// UTF-8 without base64 (not JSON: Judge0's 400), unknown `fields` on every read.
+#[tokio::test]
+async fn invalid_base64_invalid_utf8_and_unknown_fields_get_judge0s_answers() {
+    for attribute in ["source_code", "stdin", "expected_output"] {
+        let mut submission = json!({"language_id": 46, "source_code": "ZWNobyBoaQ=="});
+        submission[attribute] = json!("not base64!");
+        let (status, body) = call(post("/submissions?base64_encoded=true", &submission)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{attribute}");
+        assert_eq!(
+            body[attribute],
+            json!(["is not valid base64"]),
+            "{attribute}"
+        );
+    }
+
+    let not_utf8 = Request::post("/submissions")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            &b"{\"language_id\": 46, \"source_code\": \"echo \xff\"}"[..],
+        ))
+        .expect("request");
+    let (status, body) = call(not_utf8).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error = body["error"].as_str().expect("an error message");
+    assert!(error.starts_with("invalid JSON body"), "{error}");
+
+    let token = "00000000-0000-4000-8000-000000000000";
+    for uri in [
+        format!("/submissions/{token}?fields=stdout,bogus"),
+        format!("/submissions/batch?tokens={token}&fields=bogus"),
+    ] {
+        let (status, body) = call(get(&uri)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(body["error"], "invalid fields: [bogus]", "{uri}");
+    }
+}

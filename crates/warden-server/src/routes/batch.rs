@@ -2,7 +2,6 @@
 //! them, answered together in order. Each is admitted on its own: one refused (a full queue, a
 //! bad field) does not refuse the others.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -12,6 +11,7 @@ use utoipa::ToSchema;
 use super::V1Caller;
 use crate::error::ApiError;
 use crate::execution_request::ExecutionBody;
+use crate::json_body::JsonObject;
 use crate::state::AppState;
 
 /// Several executions.
@@ -19,6 +19,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchBody {
     /// The executions, at most the server's `max_batch`.
+    #[serde(deserialize_with = "crate::json_body::objects")]
     pub(crate) executions: Vec<ExecutionBody>,
 }
 
@@ -44,19 +45,23 @@ pub(crate) struct BatchResponse {
 
 /// Runs several programs; answers when all have finished.
 #[utoipa::path(
-    post, path = "/v1/batch", tag = "executions", request_body = BatchBody,
+    post, path = "/v1/batch", tag = "executions", operation_id = "create_batch",
+    request_body = BatchBody,
     responses(
         (status = 200, description = "One answer per execution, in order", body = BatchResponse),
-        (status = 422, description = "More executions than the server accepts in one batch"),
+        (status = 400, description = "Malformed JSON"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 413, description = "The body is larger than the server accepts"),
+        (status = 415, description = "Not `Content-Type: application/json`"),
+        (status = 422, description = "Wrong types or unknown fields, or more executions than the server accepts in one batch"),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn create(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
-    body: Result<Json<BatchBody>, JsonRejection>,
+    JsonObject(body): JsonObject<BatchBody>,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    let Json(body) = body?;
     let max = state.options().max_batch;
     if body.executions.len() > max {
         return Err(ApiError::unprocessable(format!(

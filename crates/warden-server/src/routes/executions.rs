@@ -1,7 +1,7 @@
 //! `POST /v1/executions` (run one program, synchronously or not) and
 //! `GET /v1/executions/{id}` (an asynchronous execution's state and result).
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,10 +13,12 @@ use super::V1Caller;
 use crate::error::ApiError;
 use crate::execution_request::ExecutionBody;
 use crate::jobs::JobStatus;
+use crate::json_body::JsonObject;
 use crate::state::{AppState, Caller};
 
 /// Query parameters of `POST /v1/executions`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WaitQuery {
     /// `false` answers 202 with an id at once; poll `GET /v1/executions/{id}`. Default `true`.
@@ -26,7 +28,7 @@ pub(crate) struct WaitQuery {
 /// Runs a program and answers its result (docs/result-schema.md), or with `wait=false` an id
 /// to poll.
 #[utoipa::path(
-    post, path = "/v1/executions", tag = "executions",
+    post, path = "/v1/executions", tag = "executions", operation_id = "create_execution",
     request_body = ExecutionBody, params(WaitQuery),
     responses(
         (status = 200, description = "The result, as `warden run --json` prints it", body = serde_json::Value),
@@ -35,8 +37,10 @@ pub(crate) struct WaitQuery {
         (status = 401, description = "Missing or invalid token"),
         (status = 403, description = "The mode policy refuses the program"),
         (status = 413, description = "The body is larger than the server accepts"),
+        (status = 415, description = "Not `Content-Type: application/json`"),
         (status = 422, description = "A field is invalid: unknown language, limit above the maximum, too many files"),
         (status = 429, description = "The queue is full or the token is over a quota; see Retry-After"),
+        (status = 503, description = "A toolchain or a mode's backend is missing, or the server is shutting down"),
         (status = 504, description = "Not finished within the synchronous deadline"),
     ),
     security(("bearer" = []))
@@ -45,10 +49,9 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
     query: Result<Query<WaitQuery>, QueryRejection>,
-    body: Result<Json<ExecutionBody>, JsonRejection>,
+    JsonObject(body): JsonObject<ExecutionBody>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let Json(body) = body?;
     let request = body.into_request(state.options())?;
     if query.wait == Some(false) {
         let status = start(&state, request, caller)?;
@@ -93,10 +96,11 @@ fn start(
 
 /// An asynchronous execution's state, and its result once finished.
 #[utoipa::path(
-    get, path = "/v1/executions/{id}", tag = "executions",
+    get, path = "/v1/executions/{id}", tag = "executions", operation_id = "execution_status",
     params(("id" = String, Path, description = "The id `POST /v1/executions?wait=false` answered")),
     responses(
         (status = 200, description = "Its state", body = JobStatus),
+        (status = 401, description = "Missing or invalid token"),
         (status = 404, description = "No such execution (or forgotten; see the history)"),
     ),
     security(("bearer" = []))

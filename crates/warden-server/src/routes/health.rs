@@ -38,7 +38,7 @@ pub(crate) struct Readiness {
 
 /// Liveness.
 #[utoipa::path(
-    get, path = "/v1/health", tag = "health",
+    get, path = "/v1/health", tag = "health", operation_id = "health",
     responses((status = 200, description = "The server is up", body = Health))
 )]
 pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
@@ -51,7 +51,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
 
 /// Readiness: a sandbox can be built on this host.
 #[utoipa::path(
-    get, path = "/v1/ready", tag = "health",
+    get, path = "/v1/ready", tag = "health", operation_id = "ready",
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "The host cannot run sandboxes", body = Readiness),

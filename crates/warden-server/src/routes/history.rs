@@ -16,9 +16,12 @@ use crate::state::AppState;
 
 /// Filters of `GET /v1/history`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryQuery {
     /// At most this many, the newest (default 50).
+    // utoipa documents a `u32` as `int32`, whose maximum is half of what is accepted.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4_294_967_295_f64)]
     limit: Option<u32>,
     /// Only this language.
     language: Option<String>,
@@ -28,6 +31,7 @@ pub(crate) struct HistoryQuery {
 
 /// Filter of `GET /v1/stats`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StatsQuery {
     /// Only executions that finished within this age (`1h`, `7d`).
@@ -43,8 +47,13 @@ fn since(age: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
 
 /// Recorded executions, newest first, without code or output.
 #[utoipa::path(
-    get, path = "/v1/history", tag = "history", params(HistoryQuery),
-    responses((status = 200, description = "The executions, as `warden history --json`", body = serde_json::Value)),
+    get, path = "/v1/history", tag = "history", operation_id = "list_history",
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "The executions, as `warden history --json`", body = serde_json::Value),
+        (status = 400, description = "A bad query parameter"),
+        (status = 401, description = "Missing or invalid token"),
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn list(
@@ -73,8 +82,13 @@ pub(crate) async fn list(
 
 /// Statistics over recorded executions.
 #[utoipa::path(
-    get, path = "/v1/stats", tag = "history", params(StatsQuery),
-    responses((status = 200, description = "As `warden stats --json`", body = serde_json::Value)),
+    get, path = "/v1/stats", tag = "history", operation_id = "stats",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "As `warden stats --json`", body = serde_json::Value),
+        (status = 400, description = "A bad query parameter"),
+        (status = 401, description = "Missing or invalid token"),
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn stats(

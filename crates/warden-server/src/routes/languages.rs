@@ -29,7 +29,7 @@ pub(crate) struct LanguageInfo {
 
 /// The languages, in the catalog's order.
 #[utoipa::path(
-    get, path = "/v1/languages", tag = "languages",
+    get, path = "/v1/languages", tag = "languages", operation_id = "list_languages",
     responses((status = 200, description = "Every language", body = [LanguageInfo]))
 )]
 pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<LanguageInfo>> {

@@ -1,0 +1,108 @@
+//! End to end (issue 9): slow-loris clients. Connections that send nothing, or their headers a
+//! byte at a time, are closed after `header_read_timeout` and do not keep the server from
+//! answering others; past `max_connections`, a client waits until a slot frees up.
+
+mod live_server;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use live_server::{eventually, LiveServer};
+
+/// Generous: the timeout is 2 s; the bound only keeps a broken server from hanging the test.
+const CLOSED_WITHIN: Duration = Duration::from_secs(30);
+
+/// Whether the server has closed `stream` (end of file or reset), without waiting long.
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .expect("read timeout set");
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    }
+}
+
+/// A client that sends a request's headers one byte every 100 ms, forever, until the server
+/// closes the connection (or the test ends).
+fn trickle(mut stream: TcpStream, done: Arc<AtomicBool>) -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(move || {
+        let head = b"GET /v1/health HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ";
+        let mut bytes = head.iter().chain(std::iter::repeat(&b'a'));
+        while !done.load(Ordering::Relaxed) {
+            let byte = bytes.next().expect("endless");
+            if stream.write_all(std::slice::from_ref(byte)).is_err()
+                || closed_by_server(&mut stream)
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    })
+}
+
+#[test]
+fn slow_loris_connections_are_closed_and_the_server_keeps_answering() {
+    let server =
+        LiveServer::start("[server]\nheader_read_timeout = \"2s\"\nmax_connections = 64\n");
+    let mut silent: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(server.addr()).expect("connects"))
+        .collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let trickles: Vec<_> = (0..5)
+        .map(|_| {
+            let stream = TcpStream::connect(server.addr()).expect("connects");
+            trickle(stream, Arc::clone(&done))
+        })
+        .collect();
+
+    for _ in 0..5 {
+        assert_eq!(
+            server.health(Duration::from_secs(10)),
+            Some(200),
+            "health answers while slow clients hold connections\n{}",
+            server.log()
+        );
+    }
+
+    for (i, stream) in silent.iter_mut().enumerate() {
+        assert!(
+            eventually(CLOSED_WITHIN, || closed_by_server(stream)),
+            "silent connection {i} is still open"
+        );
+    }
+    let closed =
+        live_server::eventually(CLOSED_WITHIN, || trickles.iter().all(|t| t.is_finished()));
+    done.store(true, Ordering::Relaxed);
+    assert!(
+        closed,
+        "a byte-by-byte connection is still open after {CLOSED_WITHIN:?}"
+    );
+    for t in trickles {
+        assert!(t.join().expect("no panic"), "closed by the server");
+    }
+    assert_eq!(server.health(Duration::from_secs(10)), Some(200));
+}
+
+#[test]
+fn past_the_connection_cap_a_client_waits_for_a_slot_that_the_timeout_frees() {
+    let server = LiveServer::start("[server]\nheader_read_timeout = \"2s\"\nmax_connections = 3\n");
+    // Three silent clients take every slot; the kernel still completes further handshakes
+    // into the listen backlog.
+    let _silent: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(server.addr()).expect("connects"))
+        .collect();
+    // Answered once the header timeout has closed one of them.
+    assert_eq!(
+        server.health(CLOSED_WITHIN),
+        Some(200),
+        "health is answered once a slot is free\n{}",
+        server.log()
+    );
+}

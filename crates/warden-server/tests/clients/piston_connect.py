@@ -1,0 +1,98 @@
+"""Piston's interactive WebSocket (`/api/v2/connect`) with a real WebSocket client, the
+`websockets` package (pinned in scripts/test-clients.txt); run by
+crates/warden-cli/tests/piston_connect.rs.
+
+Usage: piston_connect.py BASE_URL TOKEN
+
+The sessions of docs/compat.md: init, stdin, end of transmission, then runtime, stage, data and
+exit messages and close 4999; no init within a second closes 4001; a message before init
+4003; a signal message before the run ends the job with that signal; a program killed by a
+signal reports it. Exits 1 at the first broken expectation.
+"""
+
+import json
+import sys
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+BASE, TOKEN = sys.argv[1], sys.argv[2]
+URL = BASE.replace("http://", "ws://", 1) + "/api/v2/connect"
+assert URL.startswith("ws://127.0.0.1:"), "loopback only"
+
+
+def session(messages, timeout=30):
+    """Sends `messages` in order, then reads until the server closes; returns what it sent
+    and the close frame (code, reason)."""
+    received = []
+    with connect(URL, additional_headers={"Authorization": f"Bearer {TOKEN}"},
+                 open_timeout=10, close_timeout=10) as ws:
+        for message in messages:
+            ws.send(json.dumps(message))
+        try:
+            while True:
+                received.append(json.loads(ws.recv(timeout=timeout)))
+        except ConnectionClosed:
+            pass
+        return received, (ws.close_code, ws.close_reason)
+
+
+def expect(what, condition, detail):
+    if not condition:
+        print(f"FAIL {what}: {detail}")
+        sys.exit(1)
+    print(f"ok   {what}")
+
+
+def init(code, language="bash"):
+    return {"type": "init", "language": language, "version": "*",
+            "files": [{"content": code}]}
+
+
+EOT = "\u0004"
+
+# A whole session: stdin in two messages, then end of transmission.
+received, close = session([
+    init("read a; read b; echo \"$a-$b\"; echo err >&2; exit 3"),
+    {"type": "data", "stream": "stdin", "data": "one\n"},
+    {"type": "data", "stream": "stdin", "data": "two\n" + EOT},
+])
+kinds = [m["type"] for m in received]
+expect("the session's close", close == (4999, "Job Completed"), close)
+expect("runtime first", kinds[:1] == ["runtime"] and received[0]["language"] == "bash", received)
+expect("a run stage", {"type": "stage", "stage": "run"} in received, received)
+stdout = "".join(m["data"] for m in received if m["type"] == "data" and m["stream"] == "stdout")
+stderr = "".join(m["data"] for m in received if m["type"] == "data" and m["stream"] == "stderr")
+expect("stdout from the stdin messages", stdout == "one-two\n", repr(stdout))
+expect("stderr", stderr == "err\n", repr(stderr))
+exits = [m for m in received if m["type"] == "exit"]
+expect("the exit code", len(exits) == 1 and exits[0]["code"] == 3 and exits[0]["signal"] is None,
+       exits)
+expect("exit last", kinds[-1] == "exit", kinds)
+
+# No init: closed with 4001 after Piston's one second.
+received, close = session([], timeout=20)
+expect("no init closes 4001", close == (4001, "Initialization Timeout") and received == [],
+       (close, received))
+
+# Data before init: 4003.
+received, close = session([{"type": "data", "stream": "stdin", "data": "x"}])
+expect("data before init closes 4003", close == (4003, "Not yet Initialized"), (close, received))
+
+# A signal message before the run: the job ends unrun, with that signal.
+received, close = session([init("echo never"), {"type": "signal", "signal": "SIGKILL"}])
+exits = [m for m in received if m["type"] == "exit"]
+expect("a signal message ends the job", close == (4999, "Job Completed")
+       and len(exits) == 1 and exits[0]["signal"] == "SIGKILL", (close, received))
+expect("nothing ran", not [m for m in received if m["type"] == "data"], received)
+
+# A program killed by a signal reports it.
+received, close = session([init("kill -TERM $$"), {"type": "data", "stream": "stdin",
+                                                    "data": EOT}])
+exits = [m for m in received if m["type"] == "exit"]
+expect("a killed program's signal", close == (4999, "Job Completed") and len(exits) == 1
+       and exits[0]["signal"] == "SIGTERM" and exits[0]["code"] is None, (close, received))
+
+# A second init: 4000.
+received, close = session([init("echo x"), init("echo y")])
+expect("a second init closes 4000", close[0] == 4000, (close, received))
