@@ -38,19 +38,25 @@ source "$REPO/bench/lib.sh"
 
 measure() {
     local runs="${RUNS:-100}"
+    # Each warden its own history database: one of an older schema does not record into a
+    # newer one (it warns and skips the write), which would make it look faster.
+    DBS="$(mktemp -d)"
+    trap 'rm -rf "$DBS"' EXIT
+    local now=(env -i "WARDEN_DB=$DBS/now.sqlite3" "$WARDEN")
+    local before=(env -i "WARDEN_DB=$DBS/before.sqlite3" "${WARDEN_BEFORE:-}")
     # Each entry: "name|group|command". A group's first entry is its bare baseline.
     local bench=(
         "python -c pass (bare)|pass|$(q env -i "$PY" -c pass)"
         "python hello (bare)|python|$(q env -i "$PY" -c 'print("hello")')"
-        "python hello (warden run)|python|$(q env -i "$WARDEN" run -l python -c 'print("hello")')"
+        "python hello (warden run)|python|$(q "${now[@]}" run -l python -c 'print("hello")')"
         "python hello (bwrap)|python|$(q env -i "${BWRAP[@]}" "$PY" -c 'print("hello")')"
-        ${WARDEN_BEFORE:+"python hello (warden before)|python|$(q env -i "$WARDEN_BEFORE" run -l python -c 'print("hello")')"}
+        ${WARDEN_BEFORE:+"python hello (warden before)|python|$(q "${before[@]}" run -l python -c 'print("hello")')"}
         "bash echo (bare)|bash|$(q env -i "$BASH_BIN" -c 'echo hello')"
-        "bash echo (warden run)|bash|$(q env -i "$WARDEN" run -l bash -c 'echo hello')"
+        "bash echo (warden run)|bash|$(q "${now[@]}" run -l bash -c 'echo hello')"
         "bash echo (bwrap)|bash|$(q env -i "${BWRAP[@]}" "$BASH_BIN" -c 'echo hello')"
-        ${WARDEN_BEFORE:+"bash echo (warden before)|bash|$(q env -i "$WARDEN_BEFORE" run -l bash -c 'echo hello')"}
+        ${WARDEN_BEFORE:+"bash echo (warden before)|bash|$(q "${before[@]}" run -l bash -c 'echo hello')"}
         "node console.log (bare)|node|$(q env -i "$NODE" -e 'console.log(1)')"
-        "node console.log (warden run)|node|$(q env -i "$WARDEN" run -l javascript -c 'console.log(1)')"
+        "node console.log (warden run)|node|$(q "${now[@]}" run -l javascript -c 'console.log(1)')"
         "node console.log (bwrap)|node|$(q env -i "${BWRAP[@]}" "$NODE" -e 'console.log(1)')"
     )
     local entry name group cmd out args=() groups=""
@@ -70,7 +76,7 @@ measure() {
     if [[ -z "$json" ]]; then
         json="$(mktemp --suffix=.json)"
         JSON_TMP="$json"
-        trap 'rm -f "$JSON_TMP"' EXIT
+        trap 'rm -f "$JSON_TMP"; rm -rf "$DBS"' EXIT
     fi
     wait_for_quiet
     local pressure_before pressure_after
