@@ -2,8 +2,6 @@
 //! private root, capabilities dropped and seccomp (docs/sandbox-setup.md). Runs in the parent;
 //! the helper and the init do the building.
 
-use warden_core::LimitBounds;
-
 use crate::helper::Backend as HelperBackend;
 use crate::live::{run_once, Backend, LiveSandbox};
 use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Stdin};
@@ -33,10 +31,7 @@ impl Backend for Native {
     }
 
     fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
-        spec.validate()?;
-        spec.limits.validate(&LimitBounds::default())?;
-        let slot = self.host.reserve_slot()?;
-        let cgroup = self.host.new_cgroup(&spec.limits)?;
+        let (slot, cgroup) = self.host.reserve(spec)?;
         let request = init_request(spec, &slot, &cgroup, HelperBackend::Namespaces);
         self.host.launch(
             Launch {

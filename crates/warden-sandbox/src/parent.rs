@@ -238,6 +238,16 @@ impl Sandbox {
         &self.cgroups
     }
 
+    /// What every sandbox with warden's own init needs first: its spec checked (the plan and
+    /// the limits' bounds), a uid slot and a cgroup with the spec's limits.
+    pub(crate) fn reserve(&self, spec: &SandboxSpec) -> Result<(IdSlot, Cgroup), SandboxError> {
+        spec.validate()?;
+        spec.limits.validate(&warden_core::LimitBounds::default())?;
+        let slot = self.reserve_slot()?;
+        let cgroup = self.new_cgroup(&spec.limits)?;
+        Ok((slot, cgroup))
+    }
+
     /// A uid slot for one sandbox.
     pub(crate) fn reserve_slot(&self) -> Result<IdSlot, SandboxError> {
         let hint = u64::from(std::process::id()) << 20 ^ RUN_COUNTER.load(Ordering::Relaxed);

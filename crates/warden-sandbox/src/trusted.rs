@@ -15,8 +15,6 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use warden_core::LimitBounds;
-
 use crate::helper::Backend as HelperBackend;
 use crate::live::{run_once, Backend, LiveSandbox};
 use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Stdin};
@@ -55,10 +53,7 @@ impl Backend for Trusted {
     }
 
     fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
-        spec.validate()?;
-        spec.limits.validate(&LimitBounds::default())?;
-        let slot = self.host.reserve_slot()?;
-        let cgroup = self.host.new_cgroup(&spec.limits)?;
+        let (slot, cgroup) = self.host.reserve(spec)?;
         let dir = Path::new(TRUSTED_RUNS).join(cgroup.name());
         let remove_dir = {
             let dir = dir.clone();
