@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use warden_core::{ByteSize, LimitBounds, Limits};
 
+use crate::backend::{run_once, Backend};
 use crate::helper::{Backend as HelperBackend, HelperRequest};
-use crate::live::{run_once, Backend, JobLauncher, LiveSandbox, SETUP_TIMEOUT};
+use crate::live::{JobLauncher, LiveSandbox, SETUP_TIMEOUT};
 use crate::parent::{Launch, Sandbox, SandboxError, SandboxRun, Stdin};
 use crate::plan::{Job, SandboxPlan, SandboxSpec, WORKDIR};
 use crate::report::ExitStatus;

@@ -16,6 +16,7 @@
 //!
 //! docs/sandbox-setup.md lists the steps in order.
 
+mod backend;
 mod cgroup;
 mod child;
 mod collect;
@@ -29,6 +30,7 @@ mod mounts;
 mod native;
 mod parent;
 mod payload;
+mod pipes;
 mod plan;
 mod report;
 mod rlimits;
@@ -39,12 +41,13 @@ mod watch;
 mod workspace;
 mod zygote;
 
+pub use backend::{run_once, Backend, CancelHandle};
 pub use cgroup::{CgroupError, CgroupFs, WARDEN_CGROUP};
 pub use collect::CollectedFile;
 pub use gvisor::{runsc_path, Gvisor};
 pub use helper::{helper_main, HELPER_ARG};
 pub use idmap::{IdMapError, HOST_ID_BASE, SLOTS};
-pub use live::{run_once, Backend, CancelHandle, LiveSandbox};
+pub use live::LiveSandbox;
 pub use native::Native;
 pub use parent::{Sandbox, SandboxError, SandboxRun, Stdin};
 pub use plan::{

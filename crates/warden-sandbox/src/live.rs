@@ -1,5 +1,6 @@
-//! A live sandbox, held by the parent: built once by a [`Backend`], then running jobs one after
-//! another, each with its own accounting and output, until it is destroyed. It owns everything
+//! A live sandbox, held by the parent: built once by a [`Backend`](crate::Backend), then
+//! running jobs one after another, each with its own accounting and output, until it is
+//! destroyed. It owns everything
 //! the sandbox holds on the host (the uid slot, the cgroup, the helper, the pidfds, the control
 //! channel and the lifeline), so dropping it (or [`LiveSandbox::destroy`]) leaves nothing
 //! behind. Runs in the parent, which may be multi-threaded: a live sandbox can move between
@@ -11,90 +12,27 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use warden_core::{ByteSize, LimitBounds, Usage};
 
+use crate::backend::CancelHandle;
 use crate::cgroup::{Cgroup, CgroupStats};
 use crate::collect::CollectedFile;
 use crate::control::{self, SendFds};
 use crate::idmap::IdSlot;
 use crate::parent::{HelperProcess, SandboxError, SandboxRun, Stdin};
-use crate::plan::{Job, SandboxPlan, SandboxSpec};
-use crate::report::{drain_lines, Report};
+use crate::pipes::{pipe, socket_pair, stdin_source, ReportReader};
+use crate::plan::{Job, SandboxSpec};
+use crate::report::Report;
 use crate::watch::{self, JobEnd, JobPipes, KillPath};
 
 /// How long a sandbox may take to be built, and a job to start.
 pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// An isolation backend: builds live sandboxes. The native, trusted and gVisor backends each
-/// implement it once; everything else about a sandbox's life is common ([`LiveSandbox`]).
-pub trait Backend: std::fmt::Debug + Send + Sync {
-    /// A short name for reports (`native`, `trusted`, `gvisor`).
-    fn name(&self) -> &'static str;
-
-    /// Starts building a sandbox for `spec` without waiting for it: its first job may be sent
-    /// at once, and the setup finishes while it travels (what a one-shot run does). A setup
-    /// failure surfaces at the first job, or at [`LiveSandbox::wait_ready`].
-    fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError>;
-
-    /// Builds a sandbox for `spec` and waits until it is ready for jobs.
-    fn create(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
-        let mut sandbox = self.start(spec)?;
-        sandbox.wait_ready()?;
-        Ok(sandbox)
-    }
-}
-
-/// Runs one plan in a fresh sandbox of `backend`: start, run the job (sent while the sandbox
-/// is still being built), destroy. What `Sandbox::run` and its siblings do.
-pub fn run_once(
-    backend: &dyn Backend,
-    plan: &SandboxPlan,
-    stdin: Stdin,
-) -> Result<SandboxRun, SandboxError> {
-    let (spec, job) = plan.split();
-    job.validate(&spec)?;
-    let mut sandbox = backend.start(&spec)?;
-    let run = sandbox.run(&job, stdin);
-    let destroyed = sandbox.destroy();
-    let run = run?;
-    destroyed?;
-    Ok(run)
-}
-
-/// Stops a live sandbox from another thread.
-#[derive(Debug, Clone)]
-pub struct CancelHandle(Arc<Cancel>);
-
-#[derive(Debug)]
-struct Cancel {
-    requested: AtomicBool,
-    /// Written once on cancel; the watch polls the read end.
-    wake: OwnedFd,
-}
-
-impl CancelHandle {
-    /// Kills the sandbox: the job running in it (if any) ends with `SandboxError::Cancelled`,
-    /// as does every later one. Idempotent; the sandbox is still destroyed by its owner.
-    pub fn cancel(&self) {
-        if !self.0.requested.swap(true, Ordering::SeqCst) {
-            let _ = nix::unistd::write(&self.0.wake, &[1]);
-        }
-    }
-
-    /// Whether cancel was called.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.requested.load(Ordering::SeqCst)
-    }
-}
 
 /// How jobs reach the sandbox: the part of a live sandbox that differs between backends.
 #[derive(Debug)]
@@ -185,84 +123,6 @@ impl std::fmt::Debug for LiveSandbox {
     }
 }
 
-/// The report pipe, read line by line.
-#[derive(Debug)]
-pub(crate) struct ReportReader {
-    pub(crate) fd: OwnedFd,
-    buffer: Vec<u8>,
-    pub(crate) eof: bool,
-    /// Messages read but left for the next reader (what followed `Ready`).
-    pending: Vec<Result<Report, String>>,
-}
-
-impl ReportReader {
-    /// Reads what is there (non-blocking) and returns the complete messages.
-    pub(crate) fn read(&mut self) -> Vec<Result<Report, String>> {
-        let mut out = std::mem::take(&mut self.pending);
-        out.extend(self.read_pipe());
-        out
-    }
-
-    fn read_pipe(&mut self) -> Vec<Result<Report, String>> {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match nix::unistd::read(&self.fd, &mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
-                Err(Errno::EAGAIN) => break,
-                Err(Errno::EINTR) => {}
-                Err(_) => {
-                    self.eof = true;
-                    break;
-                }
-            }
-            if self.buffer.len() > 1 << 20 {
-                // A flood on the report pipe can only come from a broken helper.
-                self.buffer.clear();
-            }
-        }
-        drain_lines(&mut self.buffer)
-    }
-}
-
-pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::Helper {
-        action: "creating a pipe",
-        source: e.into(),
-    })
-}
-
-/// A connected pair of Unix stream sockets, used like a pipe (read end, write end).
-fn socket_pair() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    use nix::sys::socket::{shutdown, socketpair, AddressFamily, Shutdown, SockFlag, SockType};
-    let (read, write) = socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| SandboxError::Helper {
-        action: "creating a socket pair",
-        source: e.into(),
-    })?;
-    // One direction only, as a pipe: the program cannot read what the parent never writes.
-    let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(&read), Shutdown::Write);
-    let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(&write), Shutdown::Read);
-    Ok((read, write))
-}
-
-pub(crate) fn nonblocking(fd: &OwnedFd) -> Result<(), SandboxError> {
-    nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-        .map(drop)
-        .map_err(|e| SandboxError::Helper {
-            action: "making a pipe non-blocking",
-            source: e.into(),
-        })
-}
-
 impl LiveSandbox {
     /// Takes over what a backend started (its readiness is awaited by `wait_ready`). A failure
     /// destroys what was started.
@@ -279,7 +139,6 @@ impl LiveSandbox {
                 action: "opening a pidfd of the helper",
                 source: e.into(),
             })?;
-        nonblocking(&parts.report)?;
         let mut sandbox = Self {
             name: parts.name,
             cgroup_limits: (parts.spec.limits.memory, parts.spec.limits.max_procs),
@@ -289,17 +148,9 @@ impl LiveSandbox {
             helper: parts.helper,
             helper_pidfd,
             helper_done: false,
-            report: ReportReader {
-                fd: parts.report,
-                buffer: Vec::new(),
-                eof: false,
-                pending: Vec::new(),
-            },
+            report: ReportReader::new(parts.report)?,
             lifeline: Some(parts.lifeline),
-            cancel: CancelHandle(Arc::new(Cancel {
-                requested: AtomicBool::new(false),
-                wake: cancel_write,
-            })),
+            cancel: CancelHandle::new(cancel_write),
             cancel_read,
             cgroup: Some(parts.cgroup),
             slot: parts.slot,
@@ -417,7 +268,7 @@ impl LiveSandbox {
                     Ok(Report::Ready) => {
                         ready = true;
                         // What follows belongs to the first job, already on its way.
-                        self.report.pending.extend(reports.by_ref());
+                        self.report.keep(reports.by_ref());
                     }
                     Ok(Report::SetupFailed { step, detail }) => {
                         failure.get_or_insert(SandboxError::Setup { step, detail });
@@ -731,20 +582,6 @@ impl Drop for LiveSandbox {
     fn drop(&mut self) {
         if let Err(e) = self.teardown() {
             tracing::warn!(sandbox = %self.name, error = %e, "destroying a sandbox on drop");
-        }
-    }
-}
-
-/// The program's stdin pipe end for the sandbox and, for byte input, the end the watch feeds.
-type StdinEnds = (Option<OwnedFd>, Option<(OwnedFd, Vec<u8>)>);
-
-fn stdin_source(stdin: Stdin) -> Result<StdinEnds, SandboxError> {
-    match stdin {
-        Stdin::Null => Ok((None, None)),
-        Stdin::Pipe(fd) => Ok((Some(fd), None)),
-        Stdin::Bytes(bytes) => {
-            let (read, write) = pipe()?;
-            Ok((Some(read), Some((write, bytes))))
         }
     }
 }

@@ -2,8 +2,9 @@
 //! private root, capabilities dropped and seccomp (docs/sandbox-setup.md). Runs in the parent;
 //! the helper and the init do the building.
 
+use crate::backend::{run_once, Backend};
 use crate::helper::Backend as HelperBackend;
-use crate::live::{run_once, Backend, LiveSandbox};
+use crate::live::LiveSandbox;
 use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Stdin};
 use crate::plan::{SandboxPlan, SandboxSpec};
 

@@ -30,7 +30,8 @@ use crate::helper::{
     REQUEST_FD,
 };
 use crate::idmap::{IdMapError, IdSlot, DEFAULT_SLOT_FILE};
-use crate::live::{pipe, JobLauncher, LiveSandbox, Parts};
+use crate::live::{JobLauncher, LiveSandbox, Parts};
+use crate::pipes::pipe;
 use crate::plan::{PlanError, SandboxSpec};
 
 /// The program's standard input.

@@ -15,8 +15,9 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use crate::backend::{run_once, Backend};
 use crate::helper::Backend as HelperBackend;
-use crate::live::{run_once, Backend, LiveSandbox};
+use crate::live::LiveSandbox;
 use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Stdin};
 use crate::plan::{Job, SandboxPlan, SandboxSpec, WORKDIR};
 

@@ -23,8 +23,9 @@ use nix::sys::signal::Signal;
 use warden_core::{Limits, Stream};
 
 use crate::cgroup::Cgroup;
-use crate::live::{nonblocking, ReportReader, SETUP_TIMEOUT};
+use crate::live::SETUP_TIMEOUT;
 use crate::parent::{HelperProcess, SandboxError};
+use crate::pipes::{nonblocking, ReportReader};
 use crate::report::{ExitStatus, Report};
 use crate::verdict::KillReason;
 

@@ -1,0 +1,80 @@
+//! The backend trait, one-shot runs, and cancelling a live sandbox from another thread. Runs in
+//! the parent. The lifecycle every backend shares is `live.rs`.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::live::LiveSandbox;
+use crate::parent::{SandboxError, SandboxRun, Stdin};
+use crate::plan::{SandboxPlan, SandboxSpec};
+
+/// An isolation backend: builds live sandboxes. The native, trusted and gVisor backends each
+/// implement it once; everything else about a sandbox's life is common ([`LiveSandbox`]).
+pub trait Backend: std::fmt::Debug + Send + Sync {
+    /// A short name for reports (`native`, `trusted`, `gvisor`).
+    fn name(&self) -> &'static str;
+
+    /// Starts building a sandbox for `spec` without waiting for it: its first job may be sent
+    /// at once, and the setup finishes while it travels (what a one-shot run does). A setup
+    /// failure surfaces at the first job, or at [`LiveSandbox::wait_ready`].
+    fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError>;
+
+    /// Builds a sandbox for `spec` and waits until it is ready for jobs.
+    fn create(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
+        let mut sandbox = self.start(spec)?;
+        sandbox.wait_ready()?;
+        Ok(sandbox)
+    }
+}
+
+/// Runs one plan in a fresh sandbox of `backend`: start, run the job (sent while the sandbox
+/// is still being built), destroy. What `Sandbox::run` and its siblings do.
+pub fn run_once(
+    backend: &dyn Backend,
+    plan: &SandboxPlan,
+    stdin: Stdin,
+) -> Result<SandboxRun, SandboxError> {
+    let (spec, job) = plan.split();
+    job.validate(&spec)?;
+    let mut sandbox = backend.start(&spec)?;
+    let run = sandbox.run(&job, stdin);
+    let destroyed = sandbox.destroy();
+    let run = run?;
+    destroyed?;
+    Ok(run)
+}
+
+/// Stops a live sandbox from another thread.
+#[derive(Debug, Clone)]
+pub struct CancelHandle(Arc<Cancel>);
+
+#[derive(Debug)]
+struct Cancel {
+    requested: AtomicBool,
+    /// Written once on cancel; the watch polls the read end.
+    wake: OwnedFd,
+}
+
+impl CancelHandle {
+    /// A handle that writes to `wake` (once) when cancelled.
+    pub(crate) fn new(wake: OwnedFd) -> Self {
+        Self(Arc::new(Cancel {
+            requested: AtomicBool::new(false),
+            wake,
+        }))
+    }
+
+    /// Kills the sandbox: the job running in it (if any) ends with `SandboxError::Cancelled`,
+    /// as does every later one. Idempotent; the sandbox is still destroyed by its owner.
+    pub fn cancel(&self) {
+        if !self.0.requested.swap(true, Ordering::SeqCst) {
+            let _ = nix::unistd::write(&self.0.wake, &[1]);
+        }
+    }
+
+    /// Whether cancel was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.requested.load(Ordering::SeqCst)
+    }
+}
