@@ -1,9 +1,10 @@
 //! A live sandbox, held by the parent: built once by a [`Backend`](crate::Backend), then
 //! running jobs one after another, each with its own accounting and output, until it is
 //! destroyed. It owns everything the sandbox holds on the host (the uid slot, the cgroup, the
-//! helper, the pidfds, the control channel and the lifeline), so dropping it (or [`LiveSandbox::destroy`]) leaves nothing
-//! behind. Runs in the parent, which may be multi-threaded: a live sandbox can move between
-//! threads, and [`CancelHandle::cancel`] stops it from any of them.
+//! helper, the pidfds, the control channel and the lifeline), so dropping it (or
+//! [`LiveSandbox::destroy`]) leaves nothing behind. Runs in the parent, which may be
+//! multi-threaded: a live sandbox can move between threads, and [`CancelHandle::cancel`] stops
+//! it from any of them.
 //!
 //! The lifecycle is written once here; each backend (`native.rs`, `trusted.rs`, `gvisor.rs`)
 //! supplies what differs: the helper's request, the host-side preparation and cleanup, and how
