@@ -16,7 +16,7 @@ use support::World;
 /// The venv scripts/setup.sh creates with the clients at pinned versions.
 const VENV_PYTHON: &str = "/opt/warden-test-venv/bin/python3";
 
-/// A `warden serve` that is killed when dropped.
+/// A `warden serve` that is stopped (SIGTERM, then a wait) when dropped.
 struct Server {
     child: Child,
     base: String,
@@ -24,7 +24,12 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM: a server killed outright leaves its pool's cgroups for the next warden to
+        // sweep (warden_sandbox's stale.rs); this one shuts down cleanly.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_err() {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }

@@ -151,6 +151,14 @@ impl CgroupFs {
         }
     }
 
+    /// warden's parent cgroup directories (`warden/` in each hierarchy).
+    pub(crate) fn parents(&self) -> Vec<PathBuf> {
+        match self {
+            CgroupFs::V1(mounts) => mounts.parents(),
+            CgroupFs::V2(root) => vec![root.join(WARDEN_CGROUP)],
+        }
+    }
+
     /// Creates the cgroup `warden/<name>` with the memory and pids limits applied.
     pub fn create(&self, name: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
         let dirs = match self {

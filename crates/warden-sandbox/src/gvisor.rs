@@ -33,7 +33,7 @@ use crate::rlimits;
 /// Where runsc keeps its container state.
 const RUNSC_ROOT: &str = "/run/warden/runsc";
 /// Where bundles are written.
-const BUNDLES: &str = "/run/warden/gvisor";
+pub(crate) const BUNDLES: &str = "/run/warden/gvisor";
 /// Memory of runsc's own processes (sentry, gofer), on top of the program's limit.
 const RUNTIME_MEMORY: ByteSize = ByteSize::mib(192);
 /// Threads of runsc's own processes, on top of the program's limit.

@@ -35,6 +35,7 @@ mod plan;
 mod report;
 mod rlimits;
 mod seccomp;
+mod stale;
 mod trusted;
 mod verdict;
 mod watch;

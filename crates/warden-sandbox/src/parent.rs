@@ -206,10 +206,12 @@ impl Sandbox {
     /// re-executing itself, or a test's helper binary). Refuses if the host cannot confine.
     pub fn new(program: PathBuf) -> Result<Self, SandboxError> {
         crate::host::require_isolation()?;
+        let cgroups = CgroupFs::detect()?;
+        crate::stale::sweep(&cgroups);
         Ok(Self {
             helper: program,
             helper_args: vec![HELPER_ARG.into()],
-            cgroups: CgroupFs::detect()?,
+            cgroups,
             slot_file: PathBuf::from(DEFAULT_SLOT_FILE),
             fork_helper: false,
             zygote: None,

@@ -22,7 +22,7 @@ use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Std
 use crate::plan::{Job, SandboxPlan, SandboxSpec, WORKDIR};
 
 /// Where trusted runs get their directories.
-const TRUSTED_RUNS: &str = "/run/warden/trusted";
+pub(crate) const TRUSTED_RUNS: &str = "/run/warden/trusted";
 /// The sandbox's temporary directory, which a job may name.
 const TMPDIR: &str = "/tmp";
 

@@ -208,3 +208,39 @@ fn a_job_above_the_sandboxs_ceiling_is_refused_and_the_sandbox_lives_on() {
     let fine = sandbox.run(&sh("echo ok"), Stdin::Null).expect("ran");
     assert_eq!(text(&fine.stdout), "ok\n");
 }
+
+/// A warden killed outright leaves empty cgroups (and run directories) named after its pid;
+/// the next `Sandbox` removes those of processes that no longer exist, and nothing else.
+#[test]
+fn what_a_dead_warden_left_is_swept_by_the_next() {
+    // Above the kernel's largest pid: never a live process.
+    let dead = "run-4194305-1";
+    let alive = format!("run-{}-999999", std::process::id());
+    let parents: Vec<std::path::PathBuf> = ["pids", "memory", "cpuacct", "unified"]
+        .iter()
+        .map(|h| {
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join("warden")
+        })
+        .filter(|p| p.is_dir())
+        .collect();
+    assert!(!parents.is_empty(), "no warden cgroup parent on this host");
+    for parent in &parents {
+        for name in [dead, alive.as_str()] {
+            let _ = std::fs::create_dir(parent.join(name));
+        }
+    }
+    let trusted = std::path::Path::new("/run/warden/trusted").join(dead);
+    std::fs::create_dir_all(trusted.join("work")).expect("a stale trusted directory");
+    drop(sandbox());
+    for parent in &parents {
+        assert!(!parent.join(dead).exists(), "{}", parent.display());
+        assert!(
+            parent.join(&alive).exists(),
+            "a live process's cgroup was removed"
+        );
+        let _ = std::fs::remove_dir(parent.join(&alive));
+    }
+    assert!(!trusted.exists());
+}

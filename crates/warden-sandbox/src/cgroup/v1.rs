@@ -63,6 +63,14 @@ impl Mounts {
         [get(&self.pids), get(&self.memory), get(&self.cpuacct)]
     }
 
+    /// warden's parent directory in each hierarchy.
+    pub(super) fn parents(&self) -> Vec<PathBuf> {
+        self.ordered()
+            .iter()
+            .map(|root| root.join(WARDEN_CGROUP))
+            .collect()
+    }
+
     pub(super) fn dir_of(&self, dirs: &[PathBuf], controller: Controller) -> PathBuf {
         let index = match controller {
             Controller::Memory => 1,
