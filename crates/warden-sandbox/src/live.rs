@@ -261,15 +261,15 @@ impl LiveSandbox {
                 }
             }
             let helper_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
-            let mut reports = self.report.read().into_iter();
-            while let Some(report) = reports.next() {
+            let mut kept = Vec::new();
+            for report in self.report.read() {
                 match report {
                     Ok(Report::Init { pid }) => init = Some(Pid::from_raw(pid)),
-                    Ok(Report::Ready) => {
-                        ready = true;
-                        // What follows belongs to the first job, already on its way.
-                        self.report.keep(reports.by_ref());
-                    }
+                    // What follows `Ready` belongs to the first job, already on its way. The
+                    // helper's `Init` may come after it: the init does not wait for the
+                    // helper to report, and a trusted init is ready at once.
+                    other if ready => kept.push(other),
+                    Ok(Report::Ready) => ready = true,
                     Ok(Report::SetupFailed { step, detail }) => {
                         failure.get_or_insert(SandboxError::Setup { step, detail });
                     }
@@ -277,6 +277,7 @@ impl LiveSandbox {
                     Err(line) => tracing::warn!(%line, "unreadable line on the report pipe"),
                 }
             }
+            self.report.keep(kept);
             if let Some(failure) = failure.take() {
                 return Err(failure);
             }
