@@ -434,3 +434,45 @@ fn python_cannot_open_a_vsock_socket_but_keeps_the_families_it_needs() {
         "{result}"
     );
 }
+
+/// Issue 13: run without root, warden says so in one line with what to do, instead of failing
+/// on one of its internal files; `warden doctor` says the same.
+#[test]
+fn without_root_warden_says_it_needs_root() {
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    assert!(
+        setpriv.exists(),
+        "util-linux's setpriv (scripts/setup.sh installs util-linux)"
+    );
+    // A copy nobody can reach: the checkout may sit below a directory only root may enter.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(dir.path(), open.clone()).expect("chmod");
+    let warden = dir.path().join("warden");
+    std::fs::copy(env!("CARGO_BIN_EXE_warden"), &warden).expect("copied");
+    std::fs::set_permissions(&warden, open).expect("chmod");
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new(setpriv)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&warden)
+            .args(args)
+            .env_clear()
+            .env("HOME", "/nonexistent")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("setpriv runs")
+    };
+    let run = as_nobody(&["run", "-l", "bash", "-c", "echo hi"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(125), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("needs root") && stderr.contains("uid 65534") && stderr.contains("sudo"),
+        "{stderr}"
+    );
+    let doctor = as_nobody(&["doctor"]);
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(!doctor.status.success());
+    assert!(report.contains("MISSING root privileges"), "{report}");
+}

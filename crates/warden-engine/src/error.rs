@@ -165,7 +165,9 @@ impl EngineError {
             EngineError::MissingRuntime { .. }
             | EngineError::ModeUnavailable { .. }
             | EngineError::NoHistory
-            | EngineError::Sandbox(SandboxError::Unsupported { .. }) => ErrorKind::Unavailable,
+            | EngineError::Sandbox(
+                SandboxError::Unsupported { .. } | SandboxError::NeedsRoot { .. },
+            ) => ErrorKind::Unavailable,
             EngineError::Settings(_)
             | EngineError::HistorySetting(_)
             | EngineError::History(_)

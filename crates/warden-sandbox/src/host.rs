@@ -25,6 +25,7 @@ pub struct Feature {
 /// Every feature, probed now.
 pub fn features() -> Vec<Feature> {
     vec![
+        root(),
         user_namespaces(),
         seccomp(),
         cgroups(),
@@ -36,6 +37,10 @@ pub fn features() -> Vec<Feature> {
 
 /// Fails with the first missing required feature.
 pub(crate) fn require_isolation() -> Result<(), SandboxError> {
+    let euid = nix::unistd::geteuid();
+    if !euid.is_root() {
+        return Err(SandboxError::NeedsRoot { uid: euid.as_raw() });
+    }
     for check in [user_namespaces(), seccomp(), pidfd()] {
         if !check.available {
             return Err(SandboxError::Unsupported {
@@ -45,6 +50,25 @@ pub(crate) fn require_isolation() -> Result<(), SandboxError> {
         }
     }
     Ok(())
+}
+
+/// warden maps each sandbox's root to an unprivileged host uid, creates cgroups and locks uid
+/// slots in /run/warden: all of which needs root. Without it every run would fail half-way on
+/// some internal file; this says what to do instead.
+fn root() -> Feature {
+    let euid = nix::unistd::geteuid();
+    feature(
+        "root privileges",
+        euid.is_root(),
+        if euid.is_root() {
+            "running as root".to_owned()
+        } else {
+            format!(
+                "running as uid {euid}: warden creates cgroups and user namespaces mapped to \
+                 other uids, which needs root; run it as root (sudo warden ...)"
+            )
+        },
+    )
 }
 
 fn feature(name: &'static str, available: bool, detail: String) -> Feature {

@@ -83,6 +83,16 @@ pub enum SandboxError {
     /// No uid could be reserved.
     #[error(transparent)]
     IdMap(#[from] IdMapError),
+    /// The process is not root: it cannot create cgroups, nor user namespaces mapped to other
+    /// uids.
+    #[error(
+        "building a sandbox needs root (cgroups, and each sandbox's root mapped to an \
+         unprivileged uid), and this runs as uid {uid}: run warden as root, e.g. with sudo"
+    )]
+    NeedsRoot {
+        /// The effective uid it runs as.
+        uid: u32,
+    },
     /// A required isolation feature is missing on this host.
     #[error("refusing to run unconfined: {feature} is not available ({detail})")]
     Unsupported {
