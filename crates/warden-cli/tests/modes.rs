@@ -211,3 +211,18 @@ fn a_bad_configuration_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Issue 13: a compiled program sent to gVisor compiles there and runs, with an empty compile
+/// cache (the artifact used to be lost: "the compiler did not produce main").
+#[test]
+fn a_compiled_program_compiles_and_runs_under_gvisor_without_a_cache() {
+    let code = "#include <stdio.h>\nint main(void){printf(\"%d\\n\", 6*7);return 0;}\n";
+    let result = json(
+        &["--no-cache", "--mode", "isolated", "-l", "c", "-c", code],
+        None,
+    );
+    assert_eq!(result["mode"], "isolated", "{result}");
+    assert_eq!(result["compile"]["outcome"]["kind"], "exited", "{result}");
+    assert_eq!(result["compile"]["cached"], false, "{result}");
+    assert_eq!(result["stdout"], "42\n", "{result}");
+}

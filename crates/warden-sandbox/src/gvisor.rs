@@ -9,7 +9,8 @@
 //! parent lets the sandbox go. Each
 //! job is a `runsc exec` of an OCI process (argv, environment, rlimits, no capabilities, no
 //! new privileges) whose exit status is the program's; its files are written into the
-//! workspace directory first, from the host, without following links. A limit kills the whole
+//! workspace directory first, and what it collects (a compiler's output) read out after it,
+//! from the host, without following links. A limit kills the whole
 //! sandbox here (runsc has no cheap way to kill one job's processes and keep the rest), so
 //! after a limit the sandbox runs no more jobs. The network is `none`: loopback only.
 
@@ -231,6 +232,40 @@ impl JobLauncher for RunscJobs {
 
     fn status(&self, status: std::process::ExitStatus) -> ExitStatus {
         runsc_status(status)
+    }
+
+    /// Reads the collected path out of the workspace, which is a host directory here, with the
+    /// init's own collector: every path opened relative to its parent without following a
+    /// link, only regular files, capped (`collect.rs`). The stream goes through an unnamed
+    /// temporary file in the bundle.
+    fn collect(&self, path: &Path) -> Result<Vec<u8>, SandboxError> {
+        use std::io::{Read, Seek};
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = |action: &'static str| move |source| SandboxError::Helper { action, source };
+        let mut stream = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(&self.bundle)
+            .map_err(io("creating the collection's temporary file"))?;
+        let out = std::os::fd::OwnedFd::from(
+            stream
+                .try_clone()
+                .map_err(io("creating the collection's temporary file"))?,
+        );
+        crate::collect::send(&self.bundle.join("work"), path, &out).map_err(|e| {
+            SandboxError::Setup {
+                step: e.step,
+                detail: e.detail,
+            }
+        })?;
+        stream.rewind().map_err(io("reading the collected files"))?;
+        let mut bytes = Vec::new();
+        stream
+            .read_to_end(&mut bytes)
+            .map_err(io("reading the collected files"))?;
+        Ok(bytes)
     }
 }
 

@@ -63,6 +63,8 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
     fn status(&self, status: std::process::ExitStatus) -> crate::report::ExitStatus;
     /// Waits until the runtime takes jobs (after the helper's `Ready`).
     fn await_running(&self) -> Result<(), SandboxError>;
+    /// After a job that exited 0: what it names to collect, in `collect.rs`'s stream format.
+    fn collect(&self, path: &std::path::Path) -> Result<Vec<u8>, SandboxError>;
 }
 
 /// What a backend hands over for the common lifecycle.
@@ -351,7 +353,13 @@ impl LiveSandbox {
         };
         let (stdout_read, stdout_write) = output()?;
         let (stderr_read, stderr_write) = output()?;
-        let artifacts = job.collect.as_ref().map(|_| pipe()).transpose()?;
+        // A runtime's job (gVisor) has no init of warden's to send its files: the parent reads
+        // them after the job (`JobLauncher::collect`).
+        let process = matches!(self.jobs, Some(Jobs::Process(_)));
+        let artifacts = match (&job.collect, process) {
+            (Some(_), false) => Some(pipe()?),
+            _ => None,
+        };
         let null = std::fs::File::open("/dev/null").map_err(|source| SandboxError::Helper {
             action: "opening /dev/null",
             source,
@@ -408,6 +416,11 @@ impl LiveSandbox {
         let mut watched = watched;
         if let Some(status) = watched.process_status {
             watched.status = Some(self.launcher_status(status));
+        }
+        if let (Some(Jobs::Process(launcher)), Some(path)) = (&self.jobs, &job.collect) {
+            if watched.status == Some(crate::report::ExitStatus::Code(0)) {
+                watched.artifacts = launcher.collect(path)?;
+            }
         }
         if self.helper_done {
             self.dead = Some("the sandbox ended");
