@@ -244,3 +244,20 @@ fn what_a_dead_warden_left_is_swept_by_the_next() {
     }
     assert!(!trusted.exists());
 }
+
+/// A live sandbox exposes its network namespace (where the network manager will attach its
+/// proxy): a namespace of its own, not the host's, there while the sandbox lives.
+#[test]
+fn a_native_sandbox_exposes_its_own_network_namespace() {
+    let sandbox = sandbox().native().create(&spec()).expect("created");
+    let path = sandbox.network_namespace().expect("a namespace path");
+    let inside = std::fs::read_link(&path).expect("the namespace exists while the sandbox lives");
+    let host = std::fs::read_link("/proc/self/ns/net").expect("the host's namespace");
+    assert_ne!(inside, host);
+    assert!(inside.to_string_lossy().starts_with("net:["), "{inside:?}");
+    sandbox.destroy().expect("destroyed");
+    assert!(
+        std::fs::read_link(&path).is_err(),
+        "the init outlived its sandbox"
+    );
+}
