@@ -197,6 +197,12 @@ fn programs_run_sync_async_and_with_test_cases_and_are_recorded_with_their_token
     );
     let stats = server.request("GET", "/v1/stats", None);
     assert_eq!(stats.json()["total"], 4, "{}", stats.body);
+    // Every sandbox of those executions (a compile stage, each test case: at least one each)
+    // came through the warm pool (issue 12): a ready one, or one built on the spot.
+    let pool = &stats.json()["pool"];
+    assert_eq!(pool["size"], 2, "{}", stats.body);
+    let taken = pool["hits"].as_u64().unwrap_or(0) + pool["misses"].as_u64().unwrap_or(0);
+    assert!(taken >= 4, "{}", stats.body);
 
     // The CLI shows who asked, and records its own runs as `cli`.
     let run = server

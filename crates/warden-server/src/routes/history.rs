@@ -85,7 +85,7 @@ pub(crate) async fn list(
     get, path = "/v1/stats", tag = "history", operation_id = "stats",
     params(StatsQuery),
     responses(
-        (status = 200, description = "As `warden stats --json`", body = serde_json::Value),
+        (status = 200, description = "As `warden stats --json`, with the warm pool's state under `pool`", body = serde_json::Value),
         (status = 400, description = "A bad query parameter"),
         (status = 401, description = "Missing or invalid token"),
     ),
@@ -95,12 +95,27 @@ pub(crate) async fn stats(
     State(state): State<AppState>,
     V1Caller(_): V1Caller,
     query: Result<Query<StatsQuery>, QueryRejection>,
-) -> Result<Json<Stats>, ApiError> {
+) -> Result<Json<ServerStats>, ApiError> {
     let Query(query) = query?;
     let since = since(query.since.as_deref())?;
     let engine = state.clone();
-    let stats = tokio::task::spawn_blocking(move || engine.engine().history_stats(since))
+    let history = tokio::task::spawn_blocking(move || engine.engine().history_stats(since))
         .await
         .map_err(|_| ApiError::from(crate::state::ExecError::Worker))??;
-    Ok(Json(stats))
+    Ok(Json(ServerStats {
+        history,
+        pool: state.engine().pool_stats(),
+    }))
+}
+
+/// The history's statistics and the warm pool's state.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct ServerStats {
+    /// What `warden stats --json` shows.
+    #[serde(flatten)]
+    history: Stats,
+    /// Sandboxes kept per spec, ready now, hits and misses; absent before the first run or
+    /// without a pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool: Option<warden_engine::PoolStats>,
 }
