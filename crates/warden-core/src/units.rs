@@ -278,17 +278,12 @@ pub mod human_duration_opt {
 /// Serde adapter for `Option<Duration>` fields written as an age ([`parse_age`]: `30d`, `2w`,
 /// `12h`).
 pub mod human_age_opt {
-    use super::{format_duration, parse_age};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use super::parse_age;
+    use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
-    /// Writes `2s` / `500ms`, or nothing.
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&format_duration(*d)),
-            None => s.serialize_none(),
-        }
-    }
+    /// Writes `2s` / `500ms`, or nothing, as durations are written.
+    pub use super::human_duration_opt::serialize;
 
     /// Reads `30d` / `2w` / `12h`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
