@@ -1,6 +1,8 @@
 //! The warm pool (issue 12, used by `warden serve`): a pooled sandbox is a fresh one built
-//! ahead of time. A run in it cannot find what an earlier run wrote, the pool refills after each
-//! use, and nothing is left once the engine is dropped. Needs root (CI runs as root).
+//! ahead of time, or one reset after an earlier run of the same owner. A run in it cannot find
+//! what an earlier run wrote or left running, one owner's sandboxes never serve another, the
+//! pool refills after each use, and nothing is left once the engine is dropped. Needs root (CI
+//! runs as root).
 
 mod support;
 
@@ -8,24 +10,34 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use support::World;
-use warden_engine::{Engine, ExecutionRequest, SourceFile};
+use warden_engine::{Engine, ExecutionRequest, Origin, SourceFile};
 
-fn engine(world: &World) -> Engine {
+fn engine_with(world: &World, reuse: u64) -> Engine {
     let mut config = world
         .settings()
         .engine_config(PathBuf::from(env!("CARGO_BIN_EXE_warden")));
     config.zygote = true;
     config.pool_size = 1;
+    config.pool_reuse = reuse;
     Engine::new(config).expect("engine")
 }
 
+fn engine(world: &World) -> Engine {
+    engine_with(world, 1)
+}
+
 fn bash(engine: &Engine, script: &str) -> String {
+    bash_as(engine, None, script)
+}
+
+fn bash_as(engine: &Engine, token: Option<&str>, script: &str) -> String {
     let request = ExecutionRequest {
         language: Some("bash".into()),
         sources: vec![SourceFile {
             name: None,
             code: script.as_bytes().to_vec(),
         }],
+        origin: Origin::new("v1", token.map(str::to_owned)),
         ..ExecutionRequest::default()
     };
     let result = engine.execute(request).expect("executed").result;
@@ -77,6 +89,54 @@ fn pooled_sandboxes_never_see_an_earlier_runs_data() {
     }
     let stats = engine.pool_stats().expect("a pool");
     assert!(stats.hits >= 3, "{stats:?}");
+    drop(engine);
+    assert_eq!(our_cgroups(), 0, "a sandbox outlived the engine");
+}
+
+/// Waits until the pool holds `n` sandboxes (fresh and reset).
+fn ready(engine: &Engine, n: usize) {
+    let start = Instant::now();
+    while engine.pool_stats().map_or(0, |s| s.ready) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the pool never held {n}: {:?}",
+            engine.pool_stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_reused_sandbox_serves_one_owner_and_keeps_nothing_of_its_runs() {
+    let world = World::new();
+    let engine = engine_with(&world, 10);
+    // Each run prints its sandbox (the network namespace is one per sandbox while it lives).
+    let whose = "readlink /proc/self/ns/net";
+    let writer = format!(
+        "ipcmk -M 4096 >/dev/null; echo secret > /work/secret; echo secret > /tmp/secret; \
+         (sleep 60 &); {whose}"
+    );
+    let first = bash_as(&engine, Some("alice"), &writer);
+    ready(&engine, 2); // the fresh one built after the take, and alice's reset one
+    let look = format!(
+        "ls -A /work /tmp; ipcs -m | grep -c 0x; ps -eo comm= | grep -c '^sleep$'; {whose}"
+    );
+    let again = bash_as(&engine, Some("alice"), &look);
+    assert_eq!(
+        again,
+        format!("/tmp:\n\n/work:\nmain.sh\n0\n0\n{first}"),
+        "alice's second run is in her reset sandbox, empty"
+    );
+    let stats = engine.pool_stats().expect("a pool");
+    assert!(stats.reused >= 1, "{stats:?}");
+
+    // bob never gets a sandbox alice used, not even while alice's is idle in the pool.
+    ready(&engine, 2);
+    for _ in 0..3 {
+        let bobs = bash_as(&engine, Some("bob"), whose);
+        assert_ne!(bobs, first, "bob ran in alice's sandbox");
+        ready(&engine, 2);
+    }
     drop(engine);
     assert_eq!(our_cgroups(), 0, "a sandbox outlived the engine");
 }

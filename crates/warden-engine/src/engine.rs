@@ -63,6 +63,9 @@ pub struct EngineConfig {
     /// Native sandboxes kept ready per spec (a server's warm pool, `engine/pool.rs`); 0 for
     /// none.
     pub pool_size: usize,
+    /// Runs one pooled sandbox may serve for one owner, reset in between (`engine/pool.rs`);
+    /// 1 runs each sandbox once.
+    pub pool_reuse: u64,
     /// The execution history: `None` records nothing; an invalid setting records nothing and
     /// says so in each execution's warnings.
     pub history: Option<Result<HistorySettings, SettingError>>,
@@ -81,6 +84,7 @@ impl EngineConfig {
             fork_helper: false,
             zygote: false,
             pool_size: 0,
+            pool_reuse: 1,
             history: None,
         }
     }
@@ -96,6 +100,7 @@ pub struct Engine {
     fork_helper: bool,
     zygote: bool,
     pool_size: usize,
+    pool_reuse: u64,
     pool: OnceLock<pool::Pool>,
     analyses: analysis_cache::AnalysisCache,
     /// Created at the first run, so that what needs no sandbox (analysis, the history) works on
@@ -136,6 +141,7 @@ impl Engine {
             fork_helper: config.fork_helper,
             zygote: config.zygote,
             pool_size: config.pool_size,
+            pool_reuse: config.pool_reuse,
             pool: OnceLock::new(),
             analyses: analysis_cache::AnalysisCache::default(),
             sandbox: OnceLock::new(),
@@ -188,7 +194,7 @@ impl Engine {
             request.reuse,
             request.cancel.clone(),
         )?
-        .with_pool(self.pool()?);
+        .with_pool(self.pool()?, request.origin.token.as_deref().unwrap_or(""));
         let stages = self.stages(&prepared, &mut request, &mut runner);
         let finished = runner.finish();
         let (compile, run, tests) = stages?;
@@ -366,10 +372,9 @@ impl Engine {
             return Ok(Some(pool));
         }
         let host = self.sandbox()?.clone();
-        Ok(Some(
-            self.pool
-                .get_or_init(|| pool::Pool::start(host, self.pool_size)),
-        ))
+        Ok(Some(self.pool.get_or_init(|| {
+            pool::Pool::start(host, self.pool_size, self.pool_reuse)
+        })))
     }
 
     /// How the warm pool has done; `None` without a pool.

@@ -24,7 +24,7 @@ use nix::unistd::{Gid, Pid, Uid};
 use warden_sys::process::{exit_immediately, fork_single_threaded, ForkResult};
 use warden_sys::seccomp::SockFilter;
 
-use crate::control::{self, JobFds};
+use crate::control::{self, JobFds, Message};
 use crate::plan::{Job, SandboxSpec, WORKDIR};
 use crate::report::{ExitStatus, Report};
 use crate::{collect, mounts, payload, workspace};
@@ -151,6 +151,7 @@ fn enter_sandbox(
     serve_jobs(
         Path::new(WORKDIR),
         Confinement::Sandbox(filter),
+        Some(spec),
         report,
         control,
     )
@@ -179,7 +180,7 @@ fn enter_trusted(
     die_with_helper()?;
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| SetupError::errno("become a child subreaper", e))?;
-    serve_jobs(workdir, Confinement::Trusted, report, control)
+    serve_jobs(workdir, Confinement::Trusted, None, report, control)
 }
 
 /// Drops every group and takes uid and gid `id`; the capabilities go with uid 0.
@@ -226,10 +227,11 @@ fn become_namespace_root() -> Result<(), SetupError> {
 
 /// Reports `Ready`, then runs each job the parent sends, one after another, until the parent
 /// closes the control channel; then exits, which (in a pid namespace) makes the kernel kill
-/// whatever is left.
+/// whatever is left. A reset (`spec` given: the native sandbox) is answered with `Ready`.
 fn serve_jobs(
     workdir: &Path,
     confinement: Confinement<'_>,
+    spec: Option<&SandboxSpec>,
     report: &OwnedFd,
     control: &OwnedFd,
 ) -> Result<Infallible, SetupError> {
@@ -249,9 +251,22 @@ fn serve_jobs(
         .map_err(|e| SetupError::errno("signalfd", e))?;
     Report::Ready.send(report.as_fd());
     loop {
-        let Some((job, fds)) = control::receive_job(control)? else {
-            end_the_job(None);
-            exit_immediately(0)
+        let (job, fds) = match control::receive(control)? {
+            Message::Job(job, fds) => (job, fds),
+            Message::Reset => {
+                match spec.ok_or_else(|| SetupError::new("reset", "not supported")) {
+                    Ok(spec) => match reset(spec) {
+                        Ok(()) => Report::Ready.send(report.as_fd()),
+                        Err(e) => e.report().send(report.as_fd()),
+                    },
+                    Err(e) => e.report().send(report.as_fd()),
+                }
+                continue;
+            }
+            Message::End => {
+                end_the_job(None);
+                exit_immediately(0)
+            }
         };
         while let Ok(Some(_)) = stale.read_signal() {}
         let (status, wall_time) = match run_job(&job, fds, workdir, confinement, report, &waited) {
@@ -264,6 +279,19 @@ fn serve_jobs(
         };
         Report::Exited { status, wall_time }.send(report.as_fd());
     }
+}
+
+/// Renews what a job could have changed in the sandbox, so that the next one finds it as a
+/// fresh sandbox has it (docs/sandbox-setup.md, Reset): a new workspace tmpfs for `/work` and
+/// `/tmp` (the old one, with whatever the job wrote, is freed) and a new IPC namespace (System
+/// V objects and POSIX message queues go with the old one). Every process of the job is
+/// already gone (`end_the_job`), and the payload could change nothing else: the root and
+/// `/dev` are read-only, and it had no capability to mount, set the host name or configure
+/// the network.
+fn reset(spec: &SandboxSpec) -> Result<(), SetupError> {
+    mounts::renew_scratch(spec)?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWIPC)
+        .map_err(|e| SetupError::errno("unshare ipc namespace", e))
 }
 
 /// Runs one job: writes its files, forks its payload, forwards signals and reaps until the

@@ -6,7 +6,9 @@
 //! One job on the wire: a single byte carrying the job's descriptors (`SCM_RIGHTS`: stdin,
 //! stdout, stderr, then the artifact pipe when the job collects), then `u64 length (LE) | JSON
 //! of the job | file contents in job order`. The parent writes it (`send_job`), the init reads
-//! it (`receive_job`).
+//! it (`receive`). Between jobs the parent may instead send a reset (`send_reset`): one byte
+//! without descriptors, asking the init to renew what a job could have left behind
+//! (`child::reset`), which the init answers with `Ready`.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -24,6 +26,19 @@ const MAX_JOB: u64 = 1 << 30;
 
 /// The byte that carries a job's descriptors.
 const JOB_MARK: u8 = b'J';
+/// The byte that asks for a reset.
+const RESET_MARK: u8 = b'R';
+
+/// What the init reads from the channel.
+#[derive(Debug)]
+pub(crate) enum Message {
+    /// A job to run.
+    Job(Job, JobFds),
+    /// Renew the sandbox's writable state before the next job.
+    Reset,
+    /// The parent closed the channel: the sandbox ends.
+    End,
+}
 
 /// How long the parent waits for the init to take a job's bytes before giving up on the
 /// sandbox (an init that stopped reading is broken).
@@ -68,6 +83,12 @@ pub(crate) fn send_job(socket: &OwnedFd, job: &Job, fds: SendFds<'_>) -> std::io
     Ok(())
 }
 
+/// In the parent: asks the init to reset the sandbox (between jobs only).
+pub(crate) fn send_reset(socket: &OwnedFd) -> std::io::Result<()> {
+    warden_sys::fdpass::send_with_fds(socket.as_fd(), &[RESET_MARK], &[])?;
+    Ok(())
+}
+
 /// Writes with `MSG_NOSIGNAL`: a dead init is an error here, not a SIGPIPE for the caller.
 struct SocketWriter<'a>(BorrowedFd<'a>);
 
@@ -96,13 +117,16 @@ impl Write for SocketWriter<'_> {
     }
 }
 
-/// In the init: the next job, or `None` when the parent closed the channel.
-pub(crate) fn receive_job(socket: &OwnedFd) -> Result<Option<(Job, JobFds)>, SetupError> {
+/// In the init: the next message.
+pub(crate) fn receive(socket: &OwnedFd) -> Result<Message, SetupError> {
     let mut mark = [0u8; 1];
     let (n, fds) = warden_sys::fdpass::recv_with_fds(socket.as_fd(), &mut mark)
         .map_err(|e| SetupError::errno("receive a job", e))?;
     if n == 0 {
-        return Ok(None);
+        return Ok(Message::End);
+    }
+    if mark[0] == RESET_MARK && fds.is_empty() {
+        return Ok(Message::Reset);
     }
     let mut fds = fds.into_iter();
     let (Some(stdin), Some(stdout), Some(stderr)) = (fds.next(), fds.next(), fds.next()) else {
@@ -126,7 +150,7 @@ pub(crate) fn receive_job(socket: &OwnedFd) -> Result<Option<(Job, JobFds)>, Set
             "the artifact pipe does not match the job",
         ));
     }
-    Ok(Some((
+    Ok(Message::Job(
         job,
         JobFds {
             stdin,
@@ -134,7 +158,7 @@ pub(crate) fn receive_job(socket: &OwnedFd) -> Result<Option<(Job, JobFds)>, Set
             stderr,
             artifacts,
         },
-    )))
+    ))
 }
 
 /// Reads `u64 length (LE) | JSON | file contents in job order`.
@@ -213,10 +237,15 @@ mod tests {
             .expect("sent");
             parent
         });
-        let (received, fds) = receive_job(&init).expect("received").expect("a job");
+        let Message::Job(received, fds) = receive(&init).expect("received") else {
+            panic!("a job was sent");
+        };
         assert_eq!(received, job);
         assert!(fds.artifacts.is_some());
-        drop(sender.join().expect("sender"));
-        assert!(receive_job(&init).expect("end").is_none());
+        let parent = sender.join().expect("sender");
+        send_reset(&parent).expect("reset sent");
+        assert!(matches!(receive(&init), Ok(Message::Reset)));
+        drop(parent);
+        assert!(matches!(receive(&init), Ok(Message::End)));
     }
 }

@@ -322,6 +322,11 @@ impl LiveSandbox {
         &self.spec
     }
 
+    /// How many jobs it was sent.
+    pub fn jobs_run(&self) -> u64 {
+        self.jobs_run
+    }
+
     /// Whether it can still run jobs.
     pub fn is_alive(&self) -> bool {
         self.dead.is_none() && !self.cancel.is_cancelled()
@@ -442,6 +447,86 @@ impl LiveSandbox {
             oom_kills: after.oom_kills.saturating_sub(before.oom_kills),
         };
         finish(watched, &used, job)
+    }
+
+    /// Makes the sandbox fit for an unrelated next job (native backend only): the init
+    /// replaces the workspace (`/work` and `/tmp`) with an empty one and enters a new IPC
+    /// namespace; every process of the last job is already gone. What stays is what no job
+    /// can change (the read-only tree, the host name, the limits' ceilings) and what the
+    /// kernel keeps per namespace beyond a job's processes (the pid counter, loopback ports in
+    /// `TIME_WAIT`): a caller reuses a sandbox only for jobs of the same owner
+    /// (docs/sandbox-setup.md, Reset). A failure leaves the sandbox dead; destroy it.
+    pub fn reset(&mut self) -> Result<(), SandboxError> {
+        if self.cancel.is_cancelled() {
+            return Err(SandboxError::Cancelled);
+        }
+        if let Some(why) = self.dead {
+            return Err(SandboxError::Gone { why });
+        }
+        let control = match &self.jobs {
+            Some(Jobs::Init {
+                control,
+                init: Some(_),
+                relocate: None,
+                ..
+            }) if self.ready => control,
+            _ => {
+                return Err(SandboxError::Unsupported {
+                    feature: "resetting a sandbox",
+                    detail: "only a ready native sandbox can be reset".into(),
+                })
+            }
+        };
+        let sent = control::send_reset(control).map_err(|source| SandboxError::Helper {
+            action: "asking the sandbox to reset",
+            source,
+        });
+        let answered = sent.and_then(|()| self.await_reset());
+        if answered.is_err() {
+            self.dead = Some("its reset failed");
+        }
+        answered
+    }
+
+    /// Waits for the init's answer to a reset: `Ready`, or the step that failed.
+    fn await_reset(&mut self) -> Result<(), SandboxError> {
+        let deadline = Instant::now() + control::SEND_TIMEOUT;
+        loop {
+            for report in self.report.read() {
+                match report {
+                    Ok(Report::Ready) => return Ok(()),
+                    Ok(Report::SetupFailed { step, detail }) => {
+                        return Err(SandboxError::Setup { step, detail })
+                    }
+                    Ok(other) => tracing::warn!(?other, "unexpected report during a reset"),
+                    Err(line) => tracing::warn!(%line, "unreadable line on the report pipe"),
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.report.eof {
+                return Err(SandboxError::Setup {
+                    step: "reset".into(),
+                    detail: if left.is_zero() {
+                        "timed out".into()
+                    } else {
+                        "the sandbox ended".into()
+                    },
+                });
+            }
+            let mut fds = [PollFd::new(self.report.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+            ) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => {
+                    return Err(SandboxError::Helper {
+                        action: "polling the sandbox",
+                        source: e.into(),
+                    })
+                }
+            }
+        }
     }
 
     /// Applies the job's memory and process limits to the cgroup (when they differ from the

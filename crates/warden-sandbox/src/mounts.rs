@@ -67,7 +67,7 @@ pub(crate) fn build_root(plan: &SandboxSpec) -> Result<()> {
         bind_read_only(&bind.path)?;
     }
     build_dev()?;
-    build_scratch(plan)?;
+    build_scratch(plan, Path::new(NEW_ROOT))?;
     write_identity_files()?;
     mkdir(&at(Path::new("/proc")))?;
     mkdir(&root.join(OLD_ROOT))
@@ -185,9 +185,10 @@ fn build_dev() -> Result<()> {
     )
 }
 
-/// One size-capped tmpfs for everything writable, so `/work` and `/tmp` share one cap.
-fn build_scratch(plan: &SandboxSpec) -> Result<()> {
-    let scratch = Path::new(NEW_ROOT).join(SCRATCH);
+/// One size-capped tmpfs for everything writable, so `/work` and `/tmp` share one cap, bound
+/// at `root`'s `/work` and `/tmp`.
+fn build_scratch(plan: &SandboxSpec, root: &Path) -> Result<()> {
+    let scratch = root.join(SCRATCH);
     mkdir(&scratch)?;
     let size = plan.limits.workspace_size.bytes();
     let inodes = (size / 4096).clamp(1024, 1 << 20);
@@ -208,7 +209,7 @@ fn build_scratch(plan: &SandboxSpec) -> Result<()> {
         // The umask trimmed the mode (the sticky, world-writable /tmp in particular).
         fs::set_permissions(&source, fs::Permissions::from_mode(mode))
             .map_err(|e| SetupError::io("chmod", &source, e))?;
-        let target = at(Path::new(outer));
+        let target = root.join(outer.trim_start_matches('/'));
         mkdir(&target)?;
         do_mount(
             "bind workspace",
@@ -267,6 +268,27 @@ pub(crate) fn detach_old_root() -> Result<()> {
     umount2(&old, MntFlags::MNT_DETACH)
         .map_err(|e| SetupError::sys("detach the old root", &old, e))?;
     fs::remove_dir(&old).map_err(|e| SetupError::io("remove directory", &old, e))
+}
+
+/// After `pivot_root`, between jobs: replaces the workspace tmpfs behind `/work` and `/tmp`
+/// with an empty one (the old one is freed once unmounted). The root is writable only while
+/// this runs, when no process but the init exists.
+pub(crate) fn renew_scratch(plan: &SandboxSpec) -> Result<()> {
+    for path in [WORKDIR, "/tmp"] {
+        let path = Path::new(path);
+        umount2(path, MntFlags::MNT_DETACH)
+            .map_err(|e| SetupError::sys("unmount the workspace", path, e))?;
+    }
+    do_mount(
+        "remount / writable",
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None,
+    )?;
+    build_scratch(plan, Path::new("/"))?;
+    make_root_read_only()
 }
 
 /// Makes the root tmpfs read-only: only `/work` and `/tmp` stay writable.

@@ -261,3 +261,57 @@ fn a_native_sandbox_exposes_its_own_network_namespace() {
         "the init outlived its sandbox"
     );
 }
+
+#[test]
+fn a_reset_native_sandbox_keeps_nothing_of_the_last_job() {
+    let before = our_cgroups();
+    let mut sandbox = sandbox().native().create(&spec()).expect("created");
+    let mut first =
+        sh("echo secret > /work/left.txt; mkdir /tmp/d; echo secret > /tmp/d/f; ipcmk -M 4096 >/dev/null; ipcmk -Q >/dev/null; ipcs -m -q | grep -c 0x");
+    first.files.push(WorkspaceFile::new("input.txt", "given\n"));
+    let one = sandbox.run(&first, Stdin::Null).expect("first job");
+    assert_eq!(one.outcome, Outcome::Exited { code: 0 }, "{one:?}");
+    assert_eq!(
+        text(&one.stdout).trim(),
+        "2",
+        "the job made its IPC objects"
+    );
+
+    sandbox.reset().expect("reset");
+    let look = "ls -A /work /tmp; ipcs -m -q | grep -c 0x; echo >/work/new && echo writable";
+    let two = sandbox
+        .run(&sh(look), Stdin::Null)
+        .expect("a job after the reset");
+    assert_eq!(
+        text(&two.stdout),
+        "/tmp:\n\n/work:\n0\nwritable\n",
+        "the workspace, /tmp and the IPC objects are new: {two:?}"
+    );
+    // Resetting again, and again, works the same (the old mounts do not pile up).
+    for _ in 0..3 {
+        sandbox.reset().expect("reset");
+    }
+    let three = sandbox
+        .run(
+            &sh("ls -A /work; grep -c ' /work \\| /tmp ' /proc/self/mountinfo"),
+            Stdin::Null,
+        )
+        .expect("a job after more resets");
+    assert_eq!(text(&three.stdout), "2\n", "{three:?}");
+    sandbox.destroy().expect("destroyed");
+    assert_eq!(our_cgroups(), before, "nothing left behind");
+}
+
+#[test]
+fn only_a_native_sandbox_resets() {
+    let mut sandbox = sandbox().trusted().create(&spec()).expect("created");
+    assert!(matches!(
+        sandbox.reset(),
+        Err(SandboxError::Unsupported { .. })
+    ));
+    let after = sandbox
+        .run(&sh("echo fine"), Stdin::Null)
+        .expect("still runs");
+    assert_eq!(text(&after.stdout), "fine\n");
+    sandbox.destroy().expect("destroyed");
+}

@@ -12,6 +12,10 @@ use clap::Args;
 /// says otherwise: two, so that two clients in a row both find one.
 const DEFAULT_POOL_SIZE: usize = 2;
 
+/// Runs one pooled sandbox serves for one caller, reset in between, unless `[server]
+/// pool_reuse` says otherwise (docs/server.md, Warm pool).
+const DEFAULT_POOL_REUSE: u64 = 100;
+
 /// Arguments of `warden serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -28,6 +32,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.fork_helper = false;
     config.zygote = true;
     config.pool_size = settings.server.pool_size.unwrap_or(DEFAULT_POOL_SIZE);
+    config.pool_reuse = settings
+        .server
+        .pool_reuse
+        .unwrap_or(DEFAULT_POOL_REUSE)
+        .max(1);
     let engine = warden_engine::Engine::new(config)?;
     warden_server::serve(engine, options)?;
     Ok(ExitCode::SUCCESS)

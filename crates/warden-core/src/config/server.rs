@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub max_connections: Option<usize>,
     /// Native sandboxes kept ready per kind of program (the warm pool); 0 for none.
     pub pool_size: Option<usize>,
+    /// Runs one pooled sandbox may serve for one caller (the same token), reset in between;
+    /// 1 runs each sandbox once.
+    pub pool_reuse: Option<u64>,
     /// The API tokens; none means no authentication (allowed on loopback only).
     pub tokens: Vec<TokenConfig>,
 }

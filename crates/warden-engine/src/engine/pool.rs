@@ -1,31 +1,48 @@
 //! The warm pool: native sandboxes built ahead of the requests that will use them, so that a
-//! run skips the sandbox's setup (the helper, the namespaces, the mounts). A pooled sandbox is
-//! a sandbox that was created and never ran a job: from inside it is exactly a fresh one, and it
-//! is used once and destroyed like every other (`Runner`). Sandboxes are kept per spec (the
-//! language's mounts and the limits' ceilings decide it), up to `size` each, refilled by a
-//! background thread after each use. Only `sandboxed` mode is pooled.
+//! run skips the sandbox's setup (the helper, the namespaces, the mounts). Sandboxes are kept
+//! per spec (the language's mounts and the limits' ceilings decide it), up to `size` each,
+//! built by a background thread after each use of a fresh one.
 //!
-//! The pool also destroys used sandboxes off the request's path (`retire`): a thread of its
-//! own kills and removes them right after the run, while the answer is already on its way.
-//! Dropping the pool waits for that thread, so nothing outlives the engine.
+//! **Reuse.** After a run, the pool's reaper thread resets the sandbox (`LiveSandbox::reset`:
+//! a new empty workspace and `/tmp`, a new IPC namespace, every process of the run already
+//! gone) and keeps it for the next run of the same spec *and the same owner* (the API token's
+//! name; one owner when the server has no tokens), up to `reuse` runs per sandbox. What a reset
+//! does not renew (the pid counter, loopback ports in `TIME_WAIT`) is then visible only to the
+//! owner's own later runs, never to another tenant's (docs/sandbox-setup.md, Reset). A reset
+//! sandbox unused for [`IDLE`] is destroyed. With `reuse` 1, every sandbox runs once.
+//!
+//! Used sandboxes that are not kept are destroyed on the reaper thread too, off the request's
+//! path. Dropping the pool waits for its threads, so nothing outlives the engine.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use warden_sandbox::{Backend, LiveSandbox, Sandbox, SandboxSpec};
+
+/// How long a reset sandbox waits for its owner's next run before it is destroyed.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// Reset sandboxes kept at most, all specs and owners together, per unit of `size`.
+const MAX_KEPT_PER_SIZE: usize = 8;
 
 /// How the pool has done, for statistics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PoolStats {
     /// Sandboxes kept per spec.
     pub size: usize,
-    /// Sandboxes ready now, all specs together.
+    /// Runs one sandbox may serve (reset in between).
+    pub reuse: u64,
+    /// Sandboxes ready now, fresh and reset, all specs together.
     pub ready: usize,
-    /// Runs that took a ready sandbox.
+    /// Runs that took a ready sandbox (fresh or reset).
     pub hits: u64,
+    /// Of the hits, runs that took a sandbox reset after an earlier run of their owner.
+    pub reused: u64,
     /// Runs that had to build theirs.
     pub misses: u64,
 }
@@ -34,20 +51,28 @@ pub struct PoolStats {
 pub(crate) struct Pool {
     shared: Arc<Shared>,
     refiller: Option<JoinHandle<()>>,
-    /// Used sandboxes to destroy; `None` once the pool is dropping.
-    retired: Option<std::sync::mpsc::Sender<LiveSandbox>>,
+    /// Used sandboxes to reset or destroy, with their owners; `None` once the pool is dropping.
+    used: Option<Sender<(LiveSandbox, String)>>,
     reaper: Option<JoinHandle<()>>,
 }
 
+/// A reset sandbox and when it was put back.
+type Kept = (LiveSandbox, Instant);
+
 struct Shared {
     size: usize,
+    reuse: u64,
     host: Sandbox,
-    ready: Mutex<HashMap<String, Vec<LiveSandbox>>>,
+    /// Sandboxes that never ran, by spec key.
+    fresh: Mutex<HashMap<String, Vec<LiveSandbox>>>,
+    /// Sandboxes reset after a run, by spec key and owner.
+    kept: Mutex<HashMap<(String, String), Vec<Kept>>>,
     /// Specs to build a sandbox for, with their keys.
     wanted: Mutex<VecDeque<(String, SandboxSpec)>>,
     wake: Condvar,
     stop: AtomicBool,
     hits: AtomicU64,
+    reused: AtomicU64,
     misses: AtomicU64,
 }
 
@@ -64,17 +89,25 @@ fn key(spec: &SandboxSpec) -> String {
     format!("{:x}", Sha256::digest(&json))
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Pool {
-    /// A pool keeping `size` sandboxes per spec, built on `host` by a thread of its own.
-    pub(crate) fn start(host: Sandbox, size: usize) -> Self {
+    /// A pool keeping `size` sandboxes per spec, each serving up to `reuse` runs of one owner,
+    /// built on `host` by a thread of its own.
+    pub(crate) fn start(host: Sandbox, size: usize, reuse: u64) -> Self {
         let shared = Arc::new(Shared {
             size,
+            reuse: reuse.max(1),
             host,
-            ready: Mutex::new(HashMap::new()),
+            fresh: Mutex::new(HashMap::new()),
+            kept: Mutex::new(HashMap::new()),
             wanted: Mutex::new(VecDeque::new()),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
             hits: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         });
         let worker = Arc::clone(&shared);
@@ -82,47 +115,57 @@ impl Pool {
             .name("warden-pool".into())
             .spawn(move || worker.refill())
             .ok();
-        let (retired, queue) = std::sync::mpsc::channel::<LiveSandbox>();
+        let (used, queue) = std::sync::mpsc::channel();
+        let worker = Arc::clone(&shared);
         let reaper = std::thread::Builder::new()
             .name("warden-reaper".into())
-            .spawn(move || {
-                for sandbox in queue {
-                    if let Err(e) = sandbox.destroy() {
-                        tracing::warn!(error = %e, "destroying a used sandbox");
-                    }
-                }
-            })
+            .spawn(move || worker.reap(&queue))
             .ok();
         Self {
             shared,
             refiller,
-            retired: reaper.is_some().then_some(retired),
+            used: reaper.is_some().then_some(used),
             reaper,
         }
     }
 
-    /// Destroys a used sandbox on the reaper thread (at once, here, if there is none).
-    pub(crate) fn retire(&self, sandbox: LiveSandbox) -> Result<(), warden_sandbox::SandboxError> {
-        match &self.retired {
-            Some(queue) => match queue.send(sandbox) {
+    /// Takes back a sandbox after its run for `owner`: the reaper thread resets it for the
+    /// owner's next run, or destroys it (at once, here, if there is no reaper).
+    pub(crate) fn give_back(
+        &self,
+        sandbox: LiveSandbox,
+        owner: &str,
+    ) -> Result<(), warden_sandbox::SandboxError> {
+        match &self.used {
+            Some(queue) => match queue.send((sandbox, owner.to_owned())) {
                 Ok(()) => Ok(()),
-                Err(std::sync::mpsc::SendError(sandbox)) => sandbox.destroy(),
+                Err(std::sync::mpsc::SendError((sandbox, _))) => sandbox.destroy(),
             },
             None => sandbox.destroy(),
         }
     }
 
-    /// A ready sandbox of `spec`, if the pool has one; either way, the pool builds another.
-    pub(crate) fn take(&self, spec: &SandboxSpec) -> Option<LiveSandbox> {
+    /// A ready sandbox of `spec` for `owner`, if the pool has one: one reset after the owner's
+    /// earlier run, else a fresh one (then the pool builds another).
+    pub(crate) fn take(&self, spec: &SandboxSpec, owner: &str) -> Option<LiveSandbox> {
         let key = key(spec);
-        let taken = {
-            let mut ready = self
-                .shared
-                .ready
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let list = ready.entry(key.clone()).or_default();
+        let kept = {
+            let mut kept = lock(&self.shared.kept);
+            let entry = kept.get_mut(&(key.clone(), owner.to_owned()));
             // One that died while waiting (its init was killed) is dropped, and destroyed.
+            entry.and_then(|list| {
+                list.retain(|(sandbox, _)| sandbox.is_alive());
+                list.pop().map(|(sandbox, _)| sandbox)
+            })
+        };
+        if kept.is_some() {
+            self.shared.hits.fetch_add(1, Ordering::Relaxed);
+            self.shared.reused.fetch_add(1, Ordering::Relaxed);
+            return kept;
+        }
+        let taken = {
+            let mut fresh = lock(&self.shared.fresh);
+            let list = fresh.entry(key.clone()).or_default();
             list.retain(LiveSandbox::is_alive);
             list.pop()
         };
@@ -132,11 +175,7 @@ impl Pool {
             &self.shared.misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let mut wanted = self
-            .shared
-            .wanted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut wanted = lock(&self.shared.wanted);
         if wanted.len() < 4 * self.shared.size.max(1) {
             wanted.push_back((key, spec.clone()));
             self.shared.wake.notify_one();
@@ -146,18 +185,14 @@ impl Pool {
 
     /// Sizes and hit counts.
     pub(crate) fn stats(&self) -> PoolStats {
-        let ready = self
-            .shared
-            .ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .map(Vec::len)
-            .sum();
+        let fresh: usize = lock(&self.shared.fresh).values().map(Vec::len).sum();
+        let kept: usize = lock(&self.shared.kept).values().map(Vec::len).sum();
         PoolStats {
             size: self.shared.size,
-            ready,
+            reuse: self.shared.reuse,
+            ready: fresh + kept,
             hits: self.shared.hits.load(Ordering::Relaxed),
+            reused: self.shared.reused.load(Ordering::Relaxed),
             misses: self.shared.misses.load(Ordering::Relaxed),
         }
     }
@@ -169,7 +204,7 @@ impl Shared {
         let backend = self.host.native();
         loop {
             let next = {
-                let mut wanted = self.wanted.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut wanted = lock(&self.wanted);
                 loop {
                     if self.stop.load(Ordering::SeqCst) {
                         return;
@@ -184,25 +219,81 @@ impl Shared {
                 }
             };
             let (key, spec) = next;
-            let short = self
-                .ready
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&key)
-                .map_or(0, Vec::len)
-                < self.size;
+            let short = lock(&self.fresh).get(&key).map_or(0, Vec::len) < self.size;
             if !short {
                 continue;
             }
             match backend.create(&spec) {
                 Ok(sandbox) => {
-                    let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-                    let list = ready.entry(key).or_default();
+                    let mut fresh = lock(&self.fresh);
+                    let list = fresh.entry(key).or_default();
                     if list.len() < self.size && !self.stop.load(Ordering::SeqCst) {
                         list.push(sandbox);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "building a sandbox for the pool"),
+            }
+        }
+    }
+
+    /// The reaper thread: resets each used sandbox for its owner's next run, or destroys it;
+    /// destroys reset sandboxes left idle. Ends when the queue closes.
+    fn reap(&self, queue: &Receiver<(LiveSandbox, String)>) {
+        loop {
+            match queue.recv_timeout(IDLE / 2) {
+                Ok((sandbox, owner)) => self.keep_or_destroy(sandbox, owner),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.expire();
+        }
+    }
+
+    fn keep_or_destroy(&self, mut sandbox: LiveSandbox, owner: String) {
+        let reusable = sandbox.is_alive()
+            && sandbox.jobs_run() < self.reuse
+            && !self.stop.load(Ordering::SeqCst);
+        let key = (key(sandbox.spec()), owner);
+        let room = reusable && {
+            let kept = lock(&self.kept);
+            let total: usize = kept.values().map(Vec::len).sum();
+            kept.get(&key).map_or(0, Vec::len) < self.size && total < MAX_KEPT_PER_SIZE * self.size
+        };
+        if room {
+            match sandbox.reset() {
+                Ok(()) => {
+                    lock(&self.kept)
+                        .entry(key)
+                        .or_default()
+                        .push((sandbox, Instant::now()));
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "resetting a used sandbox"),
+            }
+        }
+        if let Err(e) = sandbox.destroy() {
+            tracing::warn!(error = %e, "destroying a used sandbox");
+        }
+    }
+
+    /// Destroys the reset sandboxes idle for [`IDLE`].
+    fn expire(&self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        {
+            let mut kept = lock(&self.kept);
+            for list in kept.values_mut() {
+                let (old, young): (Vec<Kept>, Vec<Kept>) = list
+                    .drain(..)
+                    .partition(|(_, since)| now.duration_since(*since) >= IDLE);
+                *list = young;
+                expired.extend(old.into_iter().map(|(sandbox, _)| sandbox));
+            }
+            kept.retain(|_, list| !list.is_empty());
+        }
+        for sandbox in expired {
+            if let Err(e) = sandbox.destroy() {
+                tracing::warn!(error = %e, "destroying an idle sandbox");
             }
         }
     }
@@ -216,15 +307,12 @@ impl Drop for Pool {
             let _ = refiller.join();
         }
         // The reaper ends once its queue is closed and drained.
-        self.retired = None;
+        self.used = None;
         if let Some(reaper) = self.reaper.take() {
             let _ = reaper.join();
         }
         // Every pooled sandbox is destroyed as it drops.
-        self.shared
-            .ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        lock(&self.shared.fresh).clear();
+        lock(&self.shared.kept).clear();
     }
 }

@@ -15,6 +15,8 @@ pub(super) struct Runner<'e> {
     backend: Box<dyn Backend>,
     /// Ready native sandboxes to take instead of building one (`sandboxed` mode only).
     pool: Option<&'e Pool>,
+    /// Whose runs these are: a pooled sandbox is reused only for the same owner.
+    owner: String,
     spec: SandboxSpec,
     reuse: SandboxReuse,
     shared: Option<LiveSandbox>,
@@ -39,6 +41,7 @@ impl<'e> Runner<'e> {
         Ok(Self {
             backend,
             pool: None,
+            owner: String::new(),
             spec,
             reuse,
             shared: None,
@@ -46,12 +49,24 @@ impl<'e> Runner<'e> {
         })
     }
 
-    /// Takes sandboxes from `pool` when it has them (`sandboxed` mode only).
-    pub(super) fn with_pool(mut self, pool: Option<&'e Pool>) -> Self {
+    /// Takes sandboxes from `pool` when it has them, and gives them back after use, for
+    /// `owner` (`sandboxed` mode only).
+    pub(super) fn with_pool(mut self, pool: Option<&'e Pool>, owner: &str) -> Self {
         if self.backend.name() == "native" {
             self.pool = pool;
+            owner.clone_into(&mut self.owner);
         }
         self
+    }
+
+    /// Ends the use of a sandbox: back to the pool (reset for the owner's next run, or
+    /// destroyed off the request's path), or destroyed here.
+    fn release(&self, sandbox: LiveSandbox) -> Result<(), EngineError> {
+        match self.pool {
+            Some(pool) => pool.give_back(sandbox, &self.owner)?,
+            None => sandbox.destroy()?,
+        }
+        Ok(())
     }
 
     /// A new sandbox of this execution (a pooled one when there is one), registered with its
@@ -60,7 +75,9 @@ impl<'e> Runner<'e> {
         if self.cancel.as_ref().is_some_and(Cancellation::is_cancelled) {
             return Err(warden_sandbox::SandboxError::Cancelled.into());
         }
-        let pooled = self.pool.and_then(|pool| pool.take(&self.spec));
+        let pooled = self
+            .pool
+            .and_then(|pool| pool.take(&self.spec, &self.owner));
         let sandbox = match pooled {
             Some(sandbox) => sandbox,
             None => self.backend.start(&self.spec)?,
@@ -78,12 +95,9 @@ impl<'e> Runner<'e> {
             SandboxReuse::Fresh => {
                 let mut sandbox = self.create()?;
                 let run = sandbox.run(job, stdin);
-                let destroyed = match self.pool {
-                    Some(pool) => pool.retire(sandbox),
-                    None => sandbox.destroy(),
-                };
+                let released = self.release(sandbox);
                 let run = run?;
-                destroyed?;
+                released?;
                 Ok(run)
             }
             SandboxReuse::Shared => {
@@ -101,11 +115,11 @@ impl<'e> Runner<'e> {
         }
     }
 
-    /// Destroys the shared sandbox, if any.
+    /// Releases the shared sandbox, if any.
     pub(super) fn finish(mut self) -> Result<(), EngineError> {
-        if let Some(sandbox) = self.shared.take() {
-            sandbox.destroy()?;
+        match self.shared.take() {
+            Some(sandbox) => self.release(sandbox),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
