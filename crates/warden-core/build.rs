@@ -18,6 +18,11 @@ fn main() {
         "FILESYSTEM_FILES",
         &root.join("policies/filesystem"),
     );
+    embed(
+        &mut out,
+        "NETWORK_POLICY_FILES",
+        &root.join("policies/network"),
+    );
     let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded.rs");
     fs::write(dest, out).expect("OUT_DIR is writable");
 }

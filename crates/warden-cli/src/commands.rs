@@ -5,6 +5,7 @@ pub(crate) mod detect;
 pub(crate) mod doctor;
 pub(crate) mod history;
 pub(crate) mod languages;
+pub(crate) mod network;
 pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod show;

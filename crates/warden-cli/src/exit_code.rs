@@ -19,6 +19,8 @@ pub(crate) const VIOLATION: u8 = 120;
 pub(crate) const COMPILE_ERROR: u8 = 119;
 /// The configuration's mode policy refused to run the program.
 pub(crate) const REFUSED: u8 = 118;
+/// `warden network check`: the policy denies the destination (as `grep` finding nothing).
+pub(crate) const DENIED: u8 = 1;
 
 /// The exit status that stands for `outcome`.
 pub(crate) fn for_outcome(outcome: &Outcome) -> u8 {

@@ -37,6 +37,9 @@ enum Command {
     Stats(commands::stats::StatsArgs),
     /// Serve the HTTP API (own API under /v1) until SIGTERM or SIGINT.
     Serve(commands::serve::ServeArgs),
+    /// Network policies: list, show, export, import, remove, check a destination; the package
+    /// registries found on this host.
+    Network(commands::network::NetworkArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Show(args) => commands::show::run(args),
         Command::Stats(args) => commands::stats::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Network(args) => commands::network::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,8 @@
 //! Each test's own world (issue 8): a temporary directory with its own history database,
-//! compile cache and configuration file, and the `warden` command pointed at them through
-//! `WARDEN_DB`, `WARDEN_CACHE_DIR` and `WARDEN_CONFIG`, so that no test reads or writes the
-//! host's real state and results do not depend on which tests ran before.
+//! compile cache, configuration file and network policy directory, and the `warden` command
+//! pointed at them through `WARDEN_DB`, `WARDEN_CACHE_DIR`, `WARDEN_CONFIG` and
+//! `WARDEN_NETWORK_POLICY_DIR`, so that no test reads or writes the host's real state and
+//! results do not depend on which tests ran before.
 //!
 //! The one helper of the end-to-end tests of `warden-cli` (`mod support;`) and of the
 //! integration tests of `warden-engine` (`#[path]`d there).
@@ -59,17 +60,24 @@ impl World {
         self.path().join("warden.toml")
     }
 
+    /// The directory of imported network policies (`WARDEN_NETWORK_POLICY_DIR`); it does not
+    /// exist until a policy is imported.
+    pub fn policy_dir(&self) -> PathBuf {
+        self.path().join("policies/network")
+    }
+
     /// Replaces the configuration file.
     pub fn write_config(&self, toml: &str) {
         std::fs::write(self.config(), toml).expect("configuration written");
     }
 
     /// The variables that point warden at this world.
-    pub fn env(&self) -> [(&'static str, PathBuf); 3] {
+    pub fn env(&self) -> [(&'static str, PathBuf); 4] {
         [
             ("WARDEN_DB", self.db()),
             ("WARDEN_CACHE_DIR", self.cache()),
             ("WARDEN_CONFIG", self.config()),
+            ("WARDEN_NETWORK_POLICY_DIR", self.policy_dir()),
         ]
     }
 

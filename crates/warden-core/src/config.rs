@@ -32,14 +32,19 @@
 //!
 //! [server]                # `warden serve` (config/server.rs, docs/server.md)
 //! listen = ["127.0.0.1:2358"]
+//!
+//! [network]               # network policies (config/network.rs, docs/network.md)
+//! default = "no_access"
 //! ```
 
+mod network;
 mod server;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use network::{NetworkConfig, DEFAULT_POLICY_DIR};
 pub use server::{ServerConfig, TokenConfig};
 
 use crate::limits::{LimitOverrides, Limits};
@@ -65,6 +70,8 @@ pub struct Config {
     pub languages: LanguagesConfig,
     /// `warden serve`: addresses, admission, request caps and API tokens.
     pub server: ServerConfig,
+    /// Network policies: the import directory, the allowed and default policies, registries.
+    pub network: NetworkConfig,
 }
 
 /// The `[history]` section: each field unset keeps the default (docs/history.md). `max_age`
@@ -176,6 +183,7 @@ impl Config {
         config
             .server
             .check()
+            .and_then(|()| config.network.check())
             .map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),
                 line: None,

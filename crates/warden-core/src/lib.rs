@@ -12,6 +12,7 @@ pub mod filesystem;
 pub mod language;
 pub mod limits;
 pub mod mode;
+pub mod network;
 pub mod outcome;
 pub mod seccomp_policy;
 pub mod source_naming;
@@ -24,7 +25,8 @@ mod embedded {
 
 pub use catalog::{Catalog, CatalogError};
 pub use config::{
-    CacheConfig, Config, ConfigError, HistoryConfig, LanguagesConfig, ServerConfig, TokenConfig,
+    CacheConfig, Config, ConfigError, HistoryConfig, LanguagesConfig, NetworkConfig, ServerConfig,
+    TokenConfig,
 };
 pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};

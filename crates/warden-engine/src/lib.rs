@@ -12,6 +12,7 @@ mod error;
 mod execution;
 pub mod history;
 mod id;
+pub mod network;
 mod security;
 pub mod settings;
 mod test_cases;

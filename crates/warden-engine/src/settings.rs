@@ -5,11 +5,15 @@
 //! else the default (docs/cli.md#environment, docs/history.md#where-it-is). A bad value names
 //! where it came from: the variable, or the file's section and key.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use warden_core::config::DEFAULT_CONFIG_PATH;
-use warden_core::{parse_age, ByteSize, Config, ConfigError, Limits, ModePolicy, ServerConfig};
+use warden_core::config::{DEFAULT_CONFIG_PATH, DEFAULT_POLICY_DIR};
+use warden_core::network::{Registry, BUILTIN_NAMES};
+use warden_core::{
+    parse_age, ByteSize, Config, ConfigError, Limits, Mode, ModePolicy, NetworkConfig, ServerConfig,
+};
 
 use crate::compile_cache::{CompileCache, DEFAULT_CACHE_DIR, DEFAULT_MAX_BYTES};
 use crate::engine::EngineConfig;
@@ -35,6 +39,38 @@ pub struct Settings {
     pub history: Result<HistorySettings, SettingError>,
     /// `warden serve`'s section (`[server]`), read by the server only.
     pub server: ServerConfig,
+    /// Network policies (`[network]`, `WARDEN_NETWORK_POLICY_DIR`).
+    pub network: NetworkSettings,
+}
+
+/// Which network policies requests may have, and where imported ones are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// The directory of imported policies (`PolicyStore`).
+    pub policy_dir: PathBuf,
+    /// The policies a request may choose.
+    pub allowed: Vec<String>,
+    /// The policy of a request that names none.
+    pub default: String,
+    /// The policy of a request that names none, for the modes that have their own.
+    pub mode_default: BTreeMap<Mode, String>,
+    /// The registries the operator adds to those found on the host.
+    pub registries: Vec<Registry>,
+}
+
+/// The source named by registries the operator adds.
+pub const OPERATOR_REGISTRIES: &str = "warden.toml [network] registries";
+
+impl NetworkSettings {
+    /// The policy a request that names none gets in `mode`.
+    pub fn default_for(&self, mode: Mode) -> &str {
+        self.mode_default.get(&mode).unwrap_or(&self.default)
+    }
+
+    /// Whether a request may choose the policy `name`.
+    pub fn allows(&self, name: &str) -> bool {
+        self.allowed.iter().any(|a| a == name)
+    }
 }
 
 /// The compile cache's settings.
@@ -151,6 +187,7 @@ impl Settings {
             cache,
             history: history(config.history, &env),
             server: config.server,
+            network: network(config.network, &env),
         }
     }
 
@@ -164,6 +201,30 @@ impl Settings {
             history: Some(self.history.clone()),
             ..EngineConfig::new(helper)
         }
+    }
+}
+
+/// The `[network]` section with `WARDEN_NETWORK_POLICY_DIR` applied (the section was checked
+/// when the file was read: names, defaults within `allowed`, registry URLs).
+fn network(config: NetworkConfig, env: &impl Fn(&str) -> Option<String>) -> NetworkSettings {
+    let registries = config
+        .registries
+        .iter()
+        .filter_map(|url| Registry::from_url(url, OPERATOR_REGISTRIES))
+        .collect();
+    NetworkSettings {
+        policy_dir: env("WARDEN_NETWORK_POLICY_DIR")
+            .map(PathBuf::from)
+            .or(config.policy_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR)),
+        allowed: config
+            .allowed
+            .unwrap_or_else(|| BUILTIN_NAMES.map(str::to_owned).to_vec()),
+        default: config
+            .default
+            .unwrap_or_else(|| BUILTIN_NAMES[0].to_owned()),
+        mode_default: config.mode_default,
+        registries,
     }
 }
 
@@ -311,6 +372,29 @@ mod tests {
             .history
             .expect_err("bad");
         assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_COUNT"));
+    }
+
+    #[test]
+    fn network_settings_take_the_environment_then_the_file_then_the_defaults() {
+        let s = settings("", &[]);
+        assert_eq!(s.network.policy_dir, PathBuf::from(DEFAULT_POLICY_DIR));
+        assert_eq!(s.network.default_for(Mode::Sandboxed), "no_access");
+        assert!(s.network.allows("internet_access") && !s.network.allows("mine"));
+        let file = "[network]\npolicy_dir = \"/f/p\"\nallowed = [\"no_access\", \"mine\"]\n\
+                    registries = [\"https://mirror.pkgs.example:8443/simple\"]\n\
+                    [network.mode_default]\ntrusted = \"mine\"\n";
+        let s = settings(file, &[]);
+        assert_eq!(s.network.policy_dir, PathBuf::from("/f/p"));
+        assert_eq!(s.network.default_for(Mode::Trusted), "mine");
+        assert_eq!(s.network.default_for(Mode::Isolated), "no_access");
+        assert!(s.network.allows("mine") && !s.network.allows("internet_access"));
+        assert_eq!(
+            s.network.registries[0].to_string(),
+            "mirror.pkgs.example:8443"
+        );
+        assert_eq!(s.network.registries[0].source, OPERATOR_REGISTRIES);
+        let s = settings(file, &[("WARDEN_NETWORK_POLICY_DIR", "/e/p")]);
+        assert_eq!(s.network.policy_dir, PathBuf::from("/e/p"));
     }
 
     #[test]

@@ -1,0 +1,522 @@
+//! `warden network`: the network policies (list, show, export, import, remove), what one of
+//! them decides for a destination, and the package registries found on this host
+//! (docs/network.md). Connects to nothing: `check` only evaluates, after asking the system
+//! resolver for a name's addresses.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use warden_core::network::{Action, Matched, Protocol, Registry};
+use warden_engine::network::{
+    self, host_registries, CheckReport, HostFacts, PolicyStore, StoredPolicy, Verdict,
+};
+use warden_engine::settings::NetworkSettings;
+use warden_engine::Settings;
+
+use super::history::write_table;
+
+/// Arguments of `warden network`.
+#[derive(Debug, Args)]
+pub(crate) struct NetworkArgs {
+    #[command(subcommand)]
+    command: NetworkCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum NetworkCommand {
+    /// List the policies, built-in and imported.
+    Policies(JsonFlag),
+    /// Show one policy: its level, rules, limits and flags.
+    Show {
+        /// The policy's name.
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Print a policy as TOML, ready to edit and import.
+    Export {
+        /// The policy's name.
+        name: String,
+    },
+    /// Validate a policy file and store it in the policy directory; a bad file changes nothing.
+    Import {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Remove an imported policy.
+    Rm {
+        /// The policy's name.
+        name: String,
+    },
+    /// Decide what a policy does with a destination, as the egress proxy would. Connects to
+    /// nothing. Exits 0 when allowed, 1 when denied (0 either way with --json).
+    Check(CheckArgs),
+    /// The package registries found on this host, and where each was found.
+    Registries(JsonFlag),
+}
+
+#[derive(Debug, Args)]
+struct JsonFlag {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The policy (default: the configuration's default policy).
+    #[arg(long)]
+    policy: Option<String>,
+    /// The protocol of the attempt; `dns` asks whether the sandbox's resolver would answer.
+    #[arg(long, default_value = "tcp",
+        value_parser = PossibleValuesParser::new(Protocol::ALL.map(Protocol::name))
+            .try_map(|p| p.parse::<Protocol>()))]
+    protocol: Protocol,
+    /// HOST:PORT (`[v6]:PORT` for an IPv6 address); the port may be left out with `--protocol dns`.
+    target: String,
+    #[command(flatten)]
+    json: JsonFlag,
+}
+
+pub(crate) fn run(args: NetworkArgs) -> anyhow::Result<ExitCode> {
+    let json = match &args.command {
+        NetworkCommand::Policies(j) | NetworkCommand::Registries(j) => j.json,
+        NetworkCommand::Show { json, .. } => json.json,
+        NetworkCommand::Check(c) => c.json.json,
+        _ => false,
+    };
+    match dispatch(args.command) {
+        Err(e) if json => super::json_error(&e),
+        result => result,
+    }
+}
+
+fn dispatch(command: NetworkCommand) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load()?;
+    let store = PolicyStore::new(&settings.network.policy_dir);
+    let mut out = std::io::stdout().lock();
+    match command {
+        NetworkCommand::Policies(j) => policies(&mut out, &store, &settings.network, j.json)?,
+        NetworkCommand::Show { name, json } => show(&mut out, &store.get(&name)?, json.json)?,
+        NetworkCommand::Export { name } => write!(out, "{}", store.get(&name)?.policy.to_toml())?,
+        NetworkCommand::Import { file } => import(&mut out, &store, &settings.network, &file)?,
+        NetworkCommand::Rm { name } => {
+            let path = store.remove(&name)?;
+            writeln!(out, "removed {name} ({})", path.display())?;
+        }
+        NetworkCommand::Check(args) => return check(&mut out, &store, &settings, &args),
+        NetworkCommand::Registries(j) => {
+            registries(&mut out, &all_registries(&settings.network), j.json)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The registries found on this host, then the operator's.
+fn all_registries(network: &NetworkSettings) -> Vec<Registry> {
+    let mut all = host_registries().to_vec();
+    all.extend(network.registries.iter().cloned());
+    all
+}
+
+#[derive(Debug, Serialize)]
+struct PolicyRow<'a> {
+    name: &'a str,
+    level: &'a str,
+    origin: &'a str,
+    dangerous: bool,
+    /// Whether requests may choose it (`[network] allowed`).
+    allowed: bool,
+    /// Whether a request naming no policy gets it in some mode.
+    default: bool,
+    description: &'a str,
+}
+
+fn policies(
+    out: &mut impl Write,
+    store: &PolicyStore,
+    network: &NetworkSettings,
+    json: bool,
+) -> anyhow::Result<()> {
+    let all = store.list()?;
+    let rows: Vec<PolicyRow<'_>> = all
+        .iter()
+        .map(|s| PolicyRow {
+            name: &s.policy.name,
+            level: s.policy.level.name(),
+            origin: s.origin.name(),
+            dangerous: s.policy.is_dangerous(),
+            allowed: network.allows(&s.policy.name),
+            default: network.default == s.policy.name
+                || network.mode_default.values().any(|d| *d == s.policy.name),
+            description: &s.policy.description,
+        })
+        .collect();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &rows).context("writing JSON")?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let header = [
+        "NAME",
+        "LEVEL",
+        "ORIGIN",
+        "REQUESTS",
+        "FLAGS",
+        "DESCRIPTION",
+    ];
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let requests = match (r.default, r.allowed) {
+                (true, _) => "default",
+                (false, true) => "allowed",
+                (false, false) => "-",
+            };
+            let flags = if r.dangerous { "DANGEROUS" } else { "-" };
+            [r.name, r.level, r.origin, requests, flags, r.description]
+                .map(str::to_owned)
+                .to_vec()
+        })
+        .collect();
+    write_table(out, &header, &table)?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct ShowJson<'a> {
+    #[serde(flatten)]
+    policy: &'a warden_core::network::Policy,
+    origin: &'a str,
+    path: Option<&'a std::path::Path>,
+    dangerous: bool,
+}
+
+fn show(out: &mut impl Write, stored: &StoredPolicy, json: bool) -> anyhow::Result<()> {
+    let p = &stored.policy;
+    if json {
+        let view = ShowJson {
+            policy: p,
+            origin: stored.origin.name(),
+            path: stored.path.as_deref(),
+            dangerous: p.is_dangerous(),
+        };
+        serde_json::to_writer_pretty(&mut *out, &view).context("writing JSON")?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    show_text(out, stored)?;
+    Ok(())
+}
+
+/// One line per property, the rules numbered from 1 (as `check` names them).
+fn show_text(out: &mut impl Write, stored: &StoredPolicy) -> std::io::Result<()> {
+    let p = &stored.policy;
+    writeln!(
+        out,
+        "{} ({}): {}",
+        p.name,
+        stored.origin.name(),
+        p.description
+    )?;
+    if let Some(path) = &stored.path {
+        writeln!(out, "file:           {}", path.display())?;
+    }
+    writeln!(out, "level:          {}", p.level)?;
+    writeln!(out, "default action: {}", p.default_action)?;
+    let registries = if p.registries {
+        "admitted after the rules (see `warden network registries`)"
+    } else {
+        "no"
+    };
+    writeln!(out, "registries:     {registries}")?;
+    let log = if p.log_detail {
+        "every connection"
+    } else {
+        "decisions only"
+    };
+    writeln!(out, "logging:        {log}")?;
+    writeln!(out, "limits:         {}", limits(&p.limits))?;
+    if p.rules.is_empty() {
+        writeln!(out, "rules:          none")?;
+    } else {
+        writeln!(out, "rules (first match wins):")?;
+        for (i, rule) in p.rules.iter().enumerate() {
+            writeln!(out, "  {:>2}. {rule} — {}", i + 1, rule.reason)?;
+        }
+    }
+    writeln!(
+        out,
+        "deny set:       always applies (loopback, private, link-local and metadata, \
+         multicast, reserved, the host's own and warden's addresses; docs/network.md)"
+    )?;
+    if p.is_dangerous() {
+        let nets: Vec<String> = p.allow_denied.iter().map(ToString::to_string).collect();
+        writeln!(
+            out,
+            "DANGEROUS:      exempts {} from the deny set{}",
+            nets.join(", "),
+            if stored.is_imported() {
+                ""
+            } else {
+                " (ignored: not imported)"
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// `bandwidth 1MiB/s up, 8MiB/s down; 512MiB in total; ...`, unset limits left out.
+fn limits(l: &warden_core::network::NetLimits) -> String {
+    use warden_core::units::format_duration;
+    let mut parts = Vec::new();
+    let rate =
+        |s: Option<warden_core::ByteSize>| s.map_or("unlimited".to_owned(), |s| format!("{s}/s"));
+    if l.bandwidth_up.is_some() || l.bandwidth_down.is_some() {
+        parts.push(format!(
+            "bandwidth {} up, {} down",
+            rate(l.bandwidth_up),
+            rate(l.bandwidth_down)
+        ));
+    }
+    if let Some(total) = l.total_bytes {
+        parts.push(format!("{total} in total"));
+    }
+    if let Some(n) = l.max_connections {
+        parts.push(format!("{n} connections at once"));
+    }
+    if let Some(n) = l.total_connections {
+        parts.push(format!("{n} connections in total"));
+    }
+    parts.push(format!(
+        "connect timeout {}, idle timeout {}",
+        format_duration(l.connect_timeout),
+        format_duration(l.idle_timeout)
+    ));
+    parts.join("; ")
+}
+
+fn import(
+    out: &mut impl Write,
+    store: &PolicyStore,
+    network: &NetworkSettings,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let stored = store.import(&file.display().to_string(), &text)?;
+    let p = &stored.policy;
+    let path = stored.path.as_deref().unwrap_or(store.dir());
+    writeln!(
+        out,
+        "imported {} (level {}) into {}",
+        p.name,
+        p.level,
+        path.display()
+    )?;
+    if p.is_dangerous() {
+        let nets: Vec<String> = p.allow_denied.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "warden: warning: {} is DANGEROUS: it exempts {} from the deny set",
+            p.name,
+            nets.join(", ")
+        );
+    }
+    if !network.allows(&p.name) {
+        eprintln!(
+            "warden: note: requests can choose {} once warden.toml lists it in [network] allowed",
+            p.name
+        );
+    }
+    Ok(())
+}
+
+fn check(
+    out: &mut impl Write,
+    store: &PolicyStore,
+    settings: &Settings,
+    args: &CheckArgs,
+) -> anyhow::Result<ExitCode> {
+    let name = args.policy.as_deref().unwrap_or(&settings.network.default);
+    let stored = store.get(name)?;
+    let (host, port) = target(&args.target, args.protocol)?;
+    // Discovery may run package managers: only for a policy that admits registries.
+    let registries = if stored.policy.registries {
+        all_registries(&settings.network)
+    } else {
+        Vec::new()
+    };
+    let host_addrs = host_addresses();
+    let mut services = settings.server.listen.clone();
+    if services.is_empty() {
+        services.push(warden_server::DEFAULT_LISTEN);
+    }
+    let facts = HostFacts {
+        registries: &registries,
+        host_addrs: &host_addrs,
+        service_addrs: &services,
+    };
+    let report = network::check(&stored, args.protocol, &host, port, &facts)?;
+    if args.json.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    write_check(out, &report)?;
+    Ok(match report.action {
+        Action::Allow => ExitCode::SUCCESS,
+        Action::Deny => ExitCode::from(crate::exit_code::DENIED),
+    })
+}
+
+fn write_check(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
+    let target = match r.port {
+        Some(port) if r.host.contains(':') => format!("[{}]:{port}", r.host),
+        Some(port) => format!("{}:{port}", r.host),
+        None => r.host.to_owned(),
+    };
+    writeln!(
+        out,
+        "policy {} ({}), {} {target}",
+        r.policy, r.origin, r.protocol
+    )?;
+    let width = r
+        .decisions
+        .iter()
+        .map(|v| v.address.len())
+        .max()
+        .unwrap_or(0);
+    let why = |v: &Verdict| match v.matched {
+        Matched::Rule(_) | Matched::Default | Matched::InvalidName => {
+            format!("{}: {}", v.matched, v.reason)
+        }
+        _ => v.matched.to_string(),
+    };
+    if let Some(v) = &r.resolver {
+        writeln!(
+            out,
+            "  the sandbox's resolver: {}  {}",
+            v.action.name(),
+            why(v)
+        )?;
+    }
+    if r.resolved {
+        writeln!(
+            out,
+            "  {} resolves (system resolver) to {} address(es), each evaluated as the proxy would:",
+            r.host,
+            r.decisions.len()
+        )?;
+    }
+    for v in &r.decisions {
+        writeln!(
+            out,
+            "  {:<width$}  {:<5}  {}",
+            v.address,
+            v.action.name(),
+            why(v)
+        )?;
+    }
+    writeln!(
+        out,
+        "{}",
+        if r.action == Action::Allow {
+            "allowed"
+        } else {
+            "denied"
+        }
+    )
+}
+
+/// `host:port`, `[v6]:port`, a bare IPv6 address or (for dns) a bare host.
+fn target(text: &str, protocol: Protocol) -> anyhow::Result<(String, Option<u16>)> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .context("an unclosed [ in the target")?;
+        (host, after.strip_prefix(':'))
+    } else if text.parse::<IpAddr>().is_ok() {
+        (text, None)
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    let port = port
+        .map(|p| {
+            p.parse::<u16>()
+                .with_context(|| format!("{p:?} is not a port"))
+        })
+        .transpose()?;
+    anyhow::ensure!(
+        port.is_some() || protocol == Protocol::Dns,
+        "the target {text:?} needs a port: HOST:PORT"
+    );
+    anyhow::ensure!(!host.is_empty(), "the target {text:?} has no host");
+    Ok((host.to_owned(), port))
+}
+
+/// This host's own addresses, every interface's (getifaddrs(3)); none if they cannot be read.
+fn host_addresses() -> Vec<IpAddr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        tracing::warn!("cannot list the host's addresses; they are not in the deny set");
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|i| i.address)
+        .filter_map(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .collect()
+}
+
+fn registries(out: &mut impl Write, found: &[Registry], json: bool) -> anyhow::Result<()> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, found).context("writing JSON")?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if found.is_empty() {
+        eprintln!("warden: no package registry found on this host");
+    }
+    let rows: Vec<Vec<String>> = found
+        .iter()
+        .map(|r| {
+            let port = r.port.map_or("80, 443".to_owned(), |p| p.to_string());
+            vec![r.host.clone(), port, r.source.clone()]
+        })
+        .collect();
+    write_table(out, &["HOST", "PORTS", "SOURCE"], &rows)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_check_targets_parse() {
+        let t = |s: &str, p| target(s, p).map_err(|e| e.to_string());
+        assert_eq!(
+            t("registry.test:443", Protocol::Tcp),
+            Ok(("registry.test".into(), Some(443)))
+        );
+        assert_eq!(t("[::1]:80", Protocol::Tcp), Ok(("::1".into(), Some(80))));
+        assert_eq!(
+            t("registry.test", Protocol::Dns),
+            Ok(("registry.test".into(), None))
+        );
+        assert!(t("registry.test", Protocol::Tcp).is_err_and(|e| e.contains("needs a port")));
+        assert!(t("::1", Protocol::Tcp).is_err());
+        assert!(t("h:http", Protocol::Tcp).is_err_and(|e| e.contains("not a port")));
+        assert!(t("[::1:80", Protocol::Tcp).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! The deny set: addresses no policy rule can reach, whatever it says. A sandbox that could
+//! connect to them could talk to the host's own services, the cloud provider's metadata service
+//! (credentials), the operator's private network, or warden itself.
+//!
+//! The fixed ranges are the special-purpose registries of IANA (RFC 6890 and its updates) minus
+//! the globally routable ones, plus multicast and what can be turned into one of them: an
+//! IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address itself to the kernel, and a
+//! NAT64 address (`64:ff9b::a.b.c.d`, RFC 6052) reaches the embedded IPv4 address through the
+//! translator, so both are judged by the IPv4 address inside. The host's own addresses and
+//! warden's service addresses are added by the caller at evaluation time.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::host::IpNet;
+
+/// One range of the deny set, with why it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeniedRange {
+    /// The range.
+    pub net: IpNet,
+    /// Why no sandbox may reach it.
+    pub reason: &'static str,
+}
+
+const fn v4(octets: [u8; 4], prefix: u8, reason: &'static str) -> DeniedRange {
+    DeniedRange {
+        net: IpNet::v4(octets, prefix),
+        reason,
+    }
+}
+
+const fn v6(segments: [u16; 8], prefix: u8, reason: &'static str) -> DeniedRange {
+    DeniedRange {
+        net: IpNet::v6(segments, prefix),
+        reason,
+    }
+}
+
+/// The fixed ranges. The first range containing an address names it, so narrower ranges come
+/// before the wider ones that contain them (`::1/128` before `::/96`).
+pub const DENY_SET: &[DeniedRange] = &[
+    v4(
+        [0, 0, 0, 0],
+        8,
+        "\"this network\"; 0.0.0.0 reaches the host itself on Linux, RFC 791",
+    ),
+    v4([10, 0, 0, 0], 8, "private network, RFC 1918"),
+    v4(
+        [100, 64, 0, 0],
+        10,
+        "shared address space of carrier-grade NAT, RFC 6598",
+    ),
+    v4(
+        [127, 0, 0, 0],
+        8,
+        "loopback: the host's own services, RFC 1122",
+    ),
+    v4(
+        [169, 254, 0, 0],
+        16,
+        "link-local, home of the cloud metadata service 169.254.169.254, RFC 3927",
+    ),
+    v4([172, 16, 0, 0], 12, "private network, RFC 1918"),
+    v4(
+        [192, 0, 0, 0],
+        24,
+        "IETF protocol assignments, incl. some clouds' metadata service, RFC 6890",
+    ),
+    v4([192, 0, 2, 0], 24, "documentation TEST-NET-1, RFC 5737"),
+    v4(
+        [192, 88, 99, 0],
+        24,
+        "6to4 relay anycast, deprecated, RFC 7526",
+    ),
+    v4([192, 168, 0, 0], 16, "private network, RFC 1918"),
+    v4([198, 18, 0, 0], 15, "benchmarking, RFC 2544"),
+    v4([198, 51, 100, 0], 24, "documentation TEST-NET-2, RFC 5737"),
+    v4([203, 0, 113, 0], 24, "documentation TEST-NET-3, RFC 5737"),
+    v4([224, 0, 0, 0], 4, "multicast, RFC 5771"),
+    v4(
+        [240, 0, 0, 0],
+        4,
+        "reserved, and the broadcast address 255.255.255.255, RFC 1112",
+    ),
+    v6(
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        128,
+        "the unspecified address; reaches the host itself",
+    ),
+    v6(
+        [0, 0, 0, 0, 0, 0, 0, 1],
+        128,
+        "loopback: the host's own services, RFC 4291",
+    ),
+    v6(
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        96,
+        "IPv4-compatible, deprecated, RFC 4291",
+    ),
+    v6(
+        [0x64, 0xff9b, 1, 0, 0, 0, 0, 0],
+        48,
+        "local-use NAT64, reaches private networks, RFC 8215",
+    ),
+    v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64, "discard-only, RFC 6666"),
+    v6(
+        [0x2001, 0, 0, 0, 0, 0, 0, 0],
+        23,
+        "IETF protocol assignments, incl. Teredo tunnels to embedded IPv4 addresses, RFC 2928",
+    ),
+    v6(
+        [0x2001, 0xdb8, 0, 0, 0, 0, 0, 0],
+        32,
+        "documentation, RFC 3849",
+    ),
+    v6(
+        [0x2002, 0, 0, 0, 0, 0, 0, 0],
+        16,
+        "6to4, embeds IPv4 addresses, deprecated, RFC 7526",
+    ),
+    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, "documentation, RFC 9637"),
+    v6(
+        [0xfc00, 0, 0, 0, 0, 0, 0, 0],
+        7,
+        "unique local: private networks, RFC 4193",
+    ),
+    v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "link-local, RFC 4291"),
+    v6(
+        [0xfec0, 0, 0, 0, 0, 0, 0, 0],
+        10,
+        "site-local, deprecated, RFC 3879",
+    ),
+    v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "multicast, RFC 4291"),
+];
+
+/// The well-known NAT64 prefix (RFC 6052): the last 32 bits are an IPv4 address.
+const NAT64: IpNet = IpNet::v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96);
+
+/// Why an address is denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DenyHit {
+    /// A fixed range.
+    Range(&'static DeniedRange),
+    /// One of the host's own addresses.
+    HostAddress(IpAddr),
+    /// One of warden's own service addresses.
+    Service(SocketAddr),
+}
+
+/// The addresses `addr` stands for: itself with a mapped IPv4 address unwrapped, and the IPv4
+/// address inside a NAT64 address.
+pub(super) fn effective(addr: IpAddr) -> impl Iterator<Item = IpAddr> {
+    let addr = addr.to_canonical();
+    let embedded = match addr {
+        IpAddr::V6(v6) if NAT64.contains(addr) => {
+            let [.., a, b, c, d] = v6.octets();
+            Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)))
+        }
+        _ => None,
+    };
+    std::iter::once(addr).chain(embedded)
+}
+
+/// The first fixed range containing `addr` (already made [`effective`]).
+pub(super) fn fixed_range(addr: IpAddr) -> Option<&'static DeniedRange> {
+    DENY_SET.iter().find(|r| r.net.contains(addr))
+}
+
+/// Whether `addr` (already made [`effective`]) is one of the host's or warden's own. A service
+/// address on the unspecified address listens on every host address, which `host` holds; on
+/// port 0 it stands for every port.
+pub(super) fn own_address(
+    addr: IpAddr,
+    port: u16,
+    host: &[IpAddr],
+    services: &[SocketAddr],
+) -> Option<DenyHit> {
+    if let Some(a) = host.iter().find(|a| a.to_canonical() == addr) {
+        return Some(DenyHit::HostAddress(*a));
+    }
+    services
+        .iter()
+        .find(|s| s.ip().to_canonical() == addr && (s.port() == 0 || s.port() == port))
+        .map(|s| DenyHit::Service(*s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    fn reason(s: &str) -> Option<&'static str> {
+        effective(ip(s)).find_map(fixed_range).map(|r| r.reason)
+    }
+
+    #[test]
+    fn network_deny_set_holds_the_special_ranges() {
+        for addr in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "10.1.2.3",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "169.254.169.254",
+            "192.0.0.192",
+            "198.18.0.1",
+            "224.0.0.251",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::1",
+        ] {
+            assert!(reason(addr).is_some(), "{addr} is not denied");
+        }
+        for addr in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
+            assert_eq!(reason(addr), None, "{addr} is denied");
+        }
+        assert!(reason("169.254.169.254").is_some_and(|r| r.contains("metadata")));
+        assert!(reason("::1").is_some_and(|r| r.contains("loopback")));
+    }
+
+    #[test]
+    fn network_deny_set_ranges_are_valid_networks_with_reasons() {
+        for range in DENY_SET {
+            let again = IpNet::new(range.net.addr(), range.net.prefix());
+            assert_eq!(again, Ok(range.net), "{}", range.net);
+            assert!(!range.reason.is_empty());
+        }
+    }
+
+    #[test]
+    fn network_own_addresses_are_matched_through_mapping_and_ports() {
+        let host = [ip("198.51.100.7"), ip("2001:db8::7")];
+        let services: [SocketAddr; 2] = [
+            "203.0.113.5:2358".parse().expect("addr"),
+            "[2001:db8::9]:0".parse().expect("addr"),
+        ];
+        let hit =
+            |a: &str, port| effective(ip(a)).find_map(|a| own_address(a, port, &host, &services));
+        assert!(matches!(
+            hit("::ffff:198.51.100.7", 80),
+            Some(DenyHit::HostAddress(_))
+        ));
+        assert!(matches!(
+            hit("203.0.113.5", 2358),
+            Some(DenyHit::Service(_))
+        ));
+        assert_eq!(hit("203.0.113.5", 80), None);
+        assert!(matches!(hit("2001:db8::9", 1), Some(DenyHit::Service(_))));
+    }
+}

@@ -1,0 +1,276 @@
+//! Deciding one attempt: may the sandbox connect there, or may its resolver answer this name?
+//! Pure; the egress proxy and `warden network check` call it with what they know.
+//!
+//! The order is fixed, and the first step that decides wins:
+//! 1. the address (and the IPv4 address inside a mapped or NAT64 one) against the deny set,
+//!    the host's own addresses and warden's services: checked before any rule, so a rule that
+//!    allows a name cannot reach a denied address through it (DNS rebinding);
+//! 2. the policy's rules in order, a name pattern against the name asked for, an address
+//!    pattern against the address;
+//! 3. the discovered registries, when the policy admits them;
+//! 4. the policy's default action.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Serialize, Serializer};
+
+use super::deny_set::{self, DeniedRange, DenyHit};
+use super::host::{normalize_name, HostPattern};
+use super::registry::{Registry, REGISTRY_PORTS};
+use super::rule::{Action, PortRange, Protocol};
+use super::Policy;
+
+/// What the sandbox tries to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The protocol; `dns` asks whether `host` may be resolved at all.
+    pub protocol: Protocol,
+    /// The host name as the program asked for it (an IP literal counts as the address).
+    pub host: Option<String>,
+    /// The address that would be connected to, once resolved.
+    pub addr: Option<IpAddr>,
+    /// The destination port (ignored for `dns`).
+    pub port: u16,
+}
+
+/// What the caller knows that the pure evaluation cannot find out itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalContext<'a> {
+    /// The registries discovered on the host and added by the operator.
+    pub registries: &'a [Registry],
+    /// The host's own addresses (every interface's, loopback included).
+    pub host_addrs: &'a [IpAddr],
+    /// warden's own services (its API, its proxy); port 0 stands for every port.
+    pub service_addrs: &'a [SocketAddr],
+    /// Whether the policy was imported by the operator: only then is its `allow_denied`
+    /// honoured.
+    pub imported: bool,
+}
+
+/// The verdict on one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Allowed or denied.
+    pub action: Action,
+    /// What decided it.
+    pub matched: Matched,
+    /// Why, in words: the rule's reason, the deny set range's, ...
+    pub reason: String,
+}
+
+impl Decision {
+    /// The index in [`Policy::rules`] of the rule that decided, if one did.
+    pub fn rule(&self) -> Option<usize> {
+        match self.matched {
+            Matched::Rule(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+/// What decided an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matched {
+    /// A range of the deny set.
+    DenySet(&'static DeniedRange),
+    /// One of the host's own addresses.
+    HostAddress(IpAddr),
+    /// One of warden's own service addresses.
+    Service(SocketAddr),
+    /// The rule at this index of [`Policy::rules`].
+    Rule(usize),
+    /// A registry the policy admits.
+    Registry {
+        /// Its host.
+        host: String,
+        /// Where it was found.
+        source: String,
+    },
+    /// No rule matched: the policy's default action.
+    Default,
+    /// The name is not a host name, so no name rule can match it (resolver questions only).
+    InvalidName,
+}
+
+impl fmt::Display for Matched {
+    /// `rule 2` (numbered from 1, as `warden network show` lists them), `default`,
+    /// `deny set: 169.254.0.0/16 (...)`, `registry pkgs.example (from ...)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Matched::DenySet(r) => write!(f, "deny set: {} ({})", r.net, r.reason),
+            Matched::HostAddress(a) => write!(f, "deny set: the host's own address {a}"),
+            Matched::Service(s) => write!(f, "deny set: warden's own service {s}"),
+            Matched::Rule(i) => write!(f, "rule {}", i + 1),
+            Matched::Registry { host, source } => write!(f, "registry {host} (from {source})"),
+            Matched::Default => f.write_str("default"),
+            Matched::InvalidName => f.write_str("invalid name"),
+        }
+    }
+}
+
+impl Serialize for Matched {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The protocols a connection can use, to ask whether any connection to a name is allowed.
+const CONNECTION_PROTOCOLS: [Protocol; 4] = [
+    Protocol::Tcp,
+    Protocol::Udp,
+    Protocol::Http,
+    Protocol::Https,
+];
+
+impl Policy {
+    /// Decides `attempt` (see the module's documentation for the order).
+    pub fn evaluate(&self, attempt: &Attempt, ctx: &EvalContext<'_>) -> Decision {
+        let literal = attempt
+            .host
+            .as_deref()
+            .and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse().ok());
+        let addr: Option<IpAddr> = attempt.addr.or(literal).map(|a: IpAddr| a.to_canonical());
+        for a in [attempt.addr, literal].into_iter().flatten() {
+            if let Some(denied) = self.denied(a, attempt.port, ctx) {
+                return denied;
+            }
+        }
+        let name = attempt.host.as_deref().and_then(normalize_name);
+        if attempt.protocol == Protocol::Dns {
+            return self.answer(attempt.host.as_deref(), name.as_deref(), ctx);
+        }
+        self.by_rules(attempt.protocol, name.as_deref(), addr, attempt.port, ctx)
+    }
+
+    /// The deny set's verdict on `addr`, if it denies it.
+    fn denied(&self, addr: IpAddr, port: u16, ctx: &EvalContext<'_>) -> Option<Decision> {
+        let exempt = |a: IpAddr| ctx.imported && self.allow_denied.iter().any(|n| n.contains(a));
+        let hit = deny_set::effective(addr).find_map(|a| {
+            deny_set::fixed_range(a)
+                .filter(|_| !exempt(a))
+                .map(DenyHit::Range)
+                .or_else(|| deny_set::own_address(a, port, ctx.host_addrs, ctx.service_addrs))
+        })?;
+        let (matched, reason) = match hit {
+            DenyHit::Range(r) => (Matched::DenySet(r), r.reason),
+            DenyHit::HostAddress(a) => (Matched::HostAddress(a), "the host's own address"),
+            DenyHit::Service(s) => (Matched::Service(s), "warden's own service"),
+        };
+        Some(Decision {
+            action: Action::Deny,
+            matched,
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// Steps 2 to 4 for a connection.
+    fn by_rules(
+        &self,
+        protocol: Protocol,
+        name: Option<&str>,
+        addr: Option<IpAddr>,
+        port: u16,
+        ctx: &EvalContext<'_>,
+    ) -> Decision {
+        // `*` matches whatever the attempt names, even a name that is not a host name.
+        let rule = self.rules.iter().position(|r| {
+            r.protocol.covers(protocol)
+                && r.ports.contains(port)
+                && (r.host == HostPattern::Any
+                    || name.is_some_and(|n| r.host.matches_name(n))
+                    || addr.is_some_and(|a| r.host.matches_addr(a)))
+        });
+        if let Some(i) = rule {
+            return Decision {
+                action: self.rules[i].action,
+                matched: Matched::Rule(i),
+                reason: self.rules[i].reason.clone(),
+            };
+        }
+        let tcp_based = matches!(protocol, Protocol::Tcp | Protocol::Http | Protocol::Https);
+        let registry = (self.registries && tcp_based)
+            .then(|| ctx.registries.iter().find(|r| r.admits(name, addr, port)))
+            .flatten();
+        if let Some(r) = registry {
+            return Decision {
+                action: Action::Allow,
+                matched: Matched::Registry {
+                    host: r.host.clone(),
+                    source: r.source.clone(),
+                },
+                reason: "a package registry the host's package managers use".to_owned(),
+            };
+        }
+        Decision {
+            action: self.default_action,
+            matched: Matched::Default,
+            reason: "no rule matched: the policy's default action".to_owned(),
+        }
+    }
+
+    /// The resolver's question: may `name` be answered? The first `dns` rule matching the
+    /// name decides, as does an `any` rule on every port. Otherwise the name is answered only
+    /// if some connection to it could be allowed: an answered name is already a message out
+    /// (the query travels to the name's servers), so names nothing may reach are refused.
+    fn answer(&self, asked: Option<&str>, name: Option<&str>, ctx: &EvalContext<'_>) -> Decision {
+        let Some(name) = name else {
+            return Decision {
+                action: Action::Deny,
+                matched: Matched::InvalidName,
+                reason: format!(
+                    "{:?} is not a host name (ASCII letters, digits, - and _; an \
+                     internationalized name in its xn-- form)",
+                    asked.unwrap_or_default()
+                ),
+            };
+        };
+        let decisive = self.rules.iter().position(|r| {
+            r.host.matches_name(name)
+                && (r.protocol == Protocol::Dns
+                    || (r.protocol == Protocol::Any && r.ports == PortRange::Any))
+        });
+        if let Some(i) = decisive {
+            return Decision {
+                action: self.rules[i].action,
+                matched: Matched::Rule(i),
+                reason: self.rules[i].reason.clone(),
+            };
+        }
+        let ports = self.candidate_ports(ctx);
+        let allowed = CONNECTION_PROTOCOLS.iter().find_map(|&protocol| {
+            ports
+                .iter()
+                .map(|&port| self.by_rules(protocol, Some(name), None, port, ctx))
+                .find(|d| d.action == Action::Allow)
+        });
+        match allowed {
+            Some(d) => Decision {
+                reason: format!("a connection to it may be allowed: {}", d.reason),
+                ..d
+            },
+            None => Decision {
+                action: Action::Deny,
+                matched: Matched::Default,
+                reason: "no connection to this name is allowed".to_owned(),
+            },
+        }
+    }
+
+    /// One port of every stretch over which no rule's or registry's port range starts or
+    /// ends: the rules' verdict on a name is the same across a stretch, so trying these is
+    /// trying every port.
+    fn candidate_ports(&self, ctx: &EvalContext<'_>) -> Vec<u16> {
+        let mut ports = vec![1];
+        for r in &self.rules {
+            let (lo, hi) = r.ports.bounds();
+            ports.push(lo);
+            ports.extend(hi.checked_add(1));
+        }
+        ports.extend(REGISTRY_PORTS);
+        ports.extend(ctx.registries.iter().filter_map(|r| r.port));
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+}

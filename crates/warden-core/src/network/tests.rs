@@ -1,0 +1,507 @@
+//! Policies end to end: parsing and its errors, the built-in files, export and import, and the
+//! evaluation of attempts.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::*;
+
+fn policy(toml: &str) -> Policy {
+    Policy::from_toml("test.toml", toml).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+fn to(protocol: Protocol, host: &str, port: u16) -> Attempt {
+    let addr = host.parse().ok();
+    Attempt {
+        protocol,
+        host: addr.is_none().then(|| host.to_owned()),
+        addr,
+        port,
+    }
+}
+
+fn resolved(protocol: Protocol, name: &str, addr: &str, port: u16) -> Attempt {
+    Attempt {
+        protocol,
+        host: Some(name.to_owned()),
+        addr: Some(ip(addr)),
+        port,
+    }
+}
+
+fn dns(name: &str) -> Attempt {
+    Attempt {
+        protocol: Protocol::Dns,
+        host: Some(name.to_owned()),
+        addr: None,
+        port: 53,
+    }
+}
+
+const HEAD: &str = "name = \"t\"\nlevel = \"custom\"\ndefault_action = \"deny\"\n";
+
+/// A custom default-deny policy with these rules appended.
+fn custom(rules: &str) -> Policy {
+    policy(&format!("{HEAD}{rules}"))
+}
+
+fn rule(protocol: &str, host: &str, ports: &str, action: &str) -> String {
+    format!(
+        "[[rule]]\nprotocol = \"{protocol}\"\nhost = \"{host}\"\nports = \"{ports}\"\n\
+         action = \"{action}\"\nreason = \"{action} {host}\"\n"
+    )
+}
+
+#[test]
+fn network_every_builtin_loads_round_trips_and_has_reasons() {
+    let builtins = Policy::builtins().expect("the built-in policies are valid");
+    assert_eq!(builtins.len(), BUILTIN_NAMES.len());
+    for p in &builtins {
+        assert!(!p.description.is_empty(), "{} has no description", p.name);
+        assert!(!p.is_dangerous(), "{} exempts deny-set addresses", p.name);
+        assert!(p.rules.iter().all(|r| !r.reason.trim().is_empty()));
+        let again = Policy::from_toml("export.toml", &p.to_toml())
+            .unwrap_or_else(|e| panic!("{} does not re-import: {e}\n{}", p.name, p.to_toml()));
+        assert_eq!(&again, p);
+    }
+    let by_name = |n: &str| builtins.iter().find(|p| p.name == n).expect(n);
+    assert_eq!(by_name("no_access").level, Level::None);
+    assert!(by_name("limited_access").registries);
+    assert_eq!(by_name("internet_access").default_action, Action::Allow);
+    assert!(by_name("development").log_detail);
+    assert!(Policy::builtin("nonexistent").is_none());
+}
+
+#[test]
+fn network_a_custom_policy_round_trips_through_toml() {
+    let p = policy(
+        "name = \"odd-one\"\ndescription = \"quotes \\\" and \\\\ and\\nlines\"\n\
+         level = \"custom\"\ndefault_action = \"deny\"\nregistries = true\n\
+         allow_denied = [\"10.1.2.3\", \"fd00::/8\"]\n\
+         [limits]\nbandwidth_up = \"1.5KiB\"\ntotal_connections = 3\nidle_timeout = \"1500ms\"\n\
+         [[rule]]\nprotocol = \"dns\"\nhost = \"*.example.org\"\naction = \"allow\"\nreason = \"r1\"\n\
+         [[rule]]\nhost = \"2001:db8::/32\"\nports = \"1000-2000\"\naction = \"deny\"\nreason = \"r2\"\n\
+         [[rule]]\nprotocol = \"udp\"\nhost = \"192.0.2.1\"\nports = 53\naction = \"allow\"\nreason = \"r3\"\n",
+    );
+    assert!(p.is_dangerous());
+    assert_eq!(p.rules[1].protocol, Protocol::Any);
+    let again = Policy::from_toml("export.toml", &p.to_toml()).expect("re-imports");
+    assert_eq!(again, p);
+}
+
+#[test]
+fn network_mistakes_are_refused_with_their_line() {
+    let cases = [
+        ("colour = \"red\"\n", 4, "unknown field"),
+        (
+            "[[rule]]\nhost = \"10.0.0.1/8\"\naction = \"allow\"\nreason = \"r\"\n",
+            5,
+            "10.0.0.0/8",
+        ),
+        (
+            "[[rule]]\nhost = \"a.*.org\"\naction = \"allow\"\nreason = \"r\"\n",
+            5,
+            "wildcard",
+        ),
+        (
+            "[[rule]]\nhost = \"bücher.example\"\naction = \"allow\"\nreason = \"r\"\n",
+            5,
+            "xn--",
+        ),
+        (
+            "[[rule]]\nports = \"90-80\"\naction = \"allow\"\nreason = \"r\"\n",
+            5,
+            "reversed",
+        ),
+        (
+            "[[rule]]\nports = 70000\naction = \"allow\"\nreason = \"r\"\n",
+            5,
+            "not a port",
+        ),
+        (
+            "[[rule]]\nprotocol = \"icmp\"\naction = \"allow\"\nreason = \"r\"\n",
+            5,
+            "icmp",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nreason = \"r\"\nport = 1\n",
+            7,
+            "unknown field",
+        ),
+        ("allow_denied = [\"10.0.0.0/40\"]\n", 4, "longer than 32"),
+        ("[limits]\nmax_connections = 0\n", 5, "at least 1"),
+    ];
+    for (tail, line, why) in cases {
+        let err = Policy::from_toml("p.toml", &format!("{HEAD}{tail}")).expect_err(tail);
+        let PolicyError::Parse {
+            line: got, message, ..
+        } = &err
+        else {
+            panic!("{tail}: {err:?}");
+        };
+        assert_eq!(*got, Some(line), "{tail}: {err}");
+        assert!(message.contains(why), "{tail}: {err}");
+        assert!(
+            err.to_string().starts_with(&format!("p.toml:{line}: ")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn network_incoherent_rules_and_levels_name_their_line() {
+    let ok = "[[rule]]\nhost = \"a.example\"\naction = \"allow\"\nreason = \"r\"\n\n";
+    let cases = [
+        (format!("{HEAD}{ok}[[rule]]\nhost = \"b.example\"\naction = \"allow\"\n"), 9, "rule 2: has no reason"),
+        (format!("{HEAD}{ok}[[rule]]\nhost = \"b.example\"\nreason = \"r\"\n"), 9, "rule 2: has no action"),
+        (format!("{HEAD}[[rule]]\nprotocol = \"dns\"\nports = 53\naction = \"allow\"\nreason = \"r\"\n"), 4, "names ports"),
+        (format!("{HEAD}[[rule]]\nprotocol = \"dns\"\nhost = \"10.0.0.0/8\"\naction = \"allow\"\nreason = \"r\"\n"), 4, "not addresses"),
+        ("name = \"t\"\nlevel = \"none\"\ndefault_action = \"deny\"\nregistries = true\n".to_owned(), 2, "allows nothing"),
+        ("name = \"t\"\nlevel = \"limited\"\ndefault_action = \"allow\"\n".to_owned(), 3, "must be \"deny\""),
+        ("name = \"t\"\n\nlevel = \"internet\"\ndefault_action = \"deny\"\n".to_owned(), 4, "must be \"allow\""),
+    ];
+    for (text, line, why) in cases {
+        let err = Policy::from_toml("p.toml", &text).expect_err(&text);
+        let PolicyError::Invalid {
+            line: got, message, ..
+        } = &err
+        else {
+            panic!("{text}: {err:?}");
+        };
+        assert_eq!(*got, Some(line), "{text}: {err}");
+        assert!(message.contains(why), "{text}: {err}");
+    }
+    let err = Policy::from_toml(
+        "p.toml",
+        "name = \"../etc\"\nlevel = \"none\"\ndefault_action = \"deny\"\n",
+    )
+    .expect_err("a name that is a path");
+    assert!(
+        err.to_string().starts_with("p.toml:1: policy name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn network_rules_apply_in_order_and_the_first_match_wins() {
+    let p = custom(
+        &[
+            rule("tcp", "blocked.example.org", "*", "deny"),
+            rule("https", "*.example.org", "443", "allow"),
+            rule("any", "*.example.org", "*", "deny"),
+        ]
+        .concat(),
+    );
+    let ctx = EvalContext::default();
+    let d = p.evaluate(&to(Protocol::Https, "blocked.example.org", 443), &ctx);
+    assert_eq!((d.action, d.rule()), (Action::Deny, Some(0)));
+    let d = p.evaluate(&to(Protocol::Https, "www.example.org", 443), &ctx);
+    assert_eq!((d.action, d.rule()), (Action::Allow, Some(1)));
+    assert_eq!(d.reason, "allow *.example.org");
+    assert_eq!(d.matched.to_string(), "rule 2");
+    let d = p.evaluate(&to(Protocol::Https, "www.example.org", 8443), &ctx);
+    assert_eq!((d.action, d.rule()), (Action::Deny, Some(2)));
+    let d = p.evaluate(&to(Protocol::Https, "example.org", 443), &ctx);
+    assert_eq!(
+        (d.action, d.matched),
+        (Action::Deny, Matched::Default),
+        "apex not listed"
+    );
+    let d = p.evaluate(&to(Protocol::Tcp, "WWW.Example.Org.", 443), &ctx);
+    assert_eq!(
+        d.rule(),
+        Some(2),
+        "a tcp attempt is not covered by an https rule"
+    );
+    let d = p.evaluate(&to(Protocol::Http, "WWW.Example.Org.", 443), &ctx);
+    assert_eq!(d.rule(), Some(1), "case and the trailing dot do not matter");
+}
+
+#[test]
+fn network_address_rules_match_cidr_blocks_v4_and_v6() {
+    let p = custom(
+        &[
+            rule("tcp", "93.184.216.0/24", "80-443", "allow"),
+            rule("udp", "2606:4700::/32", "*", "allow"),
+            rule("any", "1.1.1.1", "*", "allow"),
+        ]
+        .concat(),
+    );
+    let ctx = EvalContext::default();
+    let allow = |a: &Attempt| p.evaluate(a, &ctx).action == Action::Allow;
+    assert!(allow(&to(Protocol::Tcp, "93.184.216.34", 443)));
+    assert!(
+        allow(&to(Protocol::Tcp, "::ffff:93.184.216.34", 80)),
+        "mapped is its IPv4"
+    );
+    assert!(!allow(&to(Protocol::Tcp, "93.184.216.34", 444)));
+    assert!(!allow(&to(Protocol::Tcp, "93.184.217.1", 443)));
+    assert!(allow(&to(Protocol::Udp, "2606:4700::1111", 53)));
+    assert!(!allow(&to(Protocol::Tcp, "2606:4700::1111", 53)));
+    assert!(allow(&resolved(
+        Protocol::Tcp,
+        "one.example",
+        "1.1.1.1",
+        853
+    )));
+    assert!(
+        !allow(&to(Protocol::Tcp, "one.example", 853)),
+        "an address rule needs the address"
+    );
+    assert!(
+        allow(&to(Protocol::Udp, "[2606:4700::1]", 5)),
+        "a bracketed literal is its address"
+    );
+}
+
+#[test]
+fn network_the_deny_set_wins_over_every_rule() {
+    let p = custom(&rule("any", "*", "*", "allow"));
+    let host = [ip("198.51.100.20"), ip("127.0.0.1")];
+    let services: [SocketAddr; 1] = ["192.0.2.80:2358".parse().expect("addr")];
+    let ctx = EvalContext {
+        host_addrs: &host,
+        service_addrs: &services,
+        ..EvalContext::default()
+    };
+    for addr in [
+        "169.254.169.254",
+        "::ffff:127.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "fc00::1",
+        "fe80::1",
+        "10.0.0.1",
+        "::1",
+        "0.0.0.0",
+    ] {
+        let d = p.evaluate(&to(Protocol::Tcp, addr, 80), &ctx);
+        assert_eq!(d.action, Action::Deny, "{addr}: {d:?}");
+        assert!(matches!(d.matched, Matched::DenySet(_)), "{addr}: {d:?}");
+    }
+    let d = p.evaluate(&to(Protocol::Tcp, "169.254.169.254", 80), &ctx);
+    assert!(
+        d.matched
+            .to_string()
+            .starts_with("deny set: 169.254.0.0/16 (link-local"),
+        "{}",
+        d.matched
+    );
+    let d = p.evaluate(
+        &resolved(Protocol::Https, "rebound.example", "10.9.9.9", 443),
+        &ctx,
+    );
+    assert_eq!(
+        d.action,
+        Action::Deny,
+        "a name resolving into the deny set (DNS rebinding)"
+    );
+    let d = p.evaluate(&to(Protocol::Tcp, "198.51.100.20", 22), &ctx);
+    assert_eq!(
+        d.action,
+        Action::Deny,
+        "TEST-NET-2 is in the deny set anyway"
+    );
+    let public_host = [ip("8.8.4.4")];
+    let ctx = EvalContext {
+        host_addrs: &public_host,
+        ..ctx
+    };
+    let d = p.evaluate(&to(Protocol::Tcp, "8.8.4.4", 22), &ctx);
+    assert_eq!(d.matched, Matched::HostAddress(ip("8.8.4.4")));
+    let d = p.evaluate(&to(Protocol::Tcp, "::ffff:8.8.4.4", 22), &ctx);
+    assert_eq!(d.action, Action::Deny, "the host's own address, mapped");
+    let d = p.evaluate(&to(Protocol::Tcp, "8.8.8.8", 22), &ctx);
+    assert_eq!(d.action, Action::Allow);
+}
+
+#[test]
+fn network_service_addresses_are_denied_on_their_port() {
+    let p = custom(&rule("any", "*", "*", "allow"));
+    let services: [SocketAddr; 1] = ["8.8.4.4:2358".parse().expect("addr")];
+    let ctx = EvalContext {
+        service_addrs: &services,
+        ..EvalContext::default()
+    };
+    let d = p.evaluate(&to(Protocol::Tcp, "8.8.4.4", 2358), &ctx);
+    assert!(matches!(d.matched, Matched::Service(_)), "{d:?}");
+    assert_eq!(
+        p.evaluate(&to(Protocol::Tcp, "8.8.4.4", 443), &ctx).action,
+        Action::Allow
+    );
+}
+
+#[test]
+fn network_allow_denied_is_honoured_only_for_imported_policies() {
+    let p = policy(&format!(
+        "{HEAD}allow_denied = [\"10.1.0.0/16\", \"169.254.169.254\"]\n{}",
+        rule("tcp", "*", "*", "allow")
+    ));
+    let host = [ip("10.1.0.5")];
+    let builtin = EvalContext {
+        host_addrs: &host,
+        ..EvalContext::default()
+    };
+    let imported = EvalContext {
+        imported: true,
+        ..builtin
+    };
+    let mirror = to(Protocol::Tcp, "10.1.2.3", 443);
+    assert_eq!(p.evaluate(&mirror, &builtin).action, Action::Deny);
+    assert_eq!(p.evaluate(&mirror, &imported).action, Action::Allow);
+    let nat64 = to(Protocol::Tcp, "64:ff9b::a9fe:a9fe", 80);
+    assert_eq!(p.evaluate(&nat64, &imported).action, Action::Allow);
+    let own = p.evaluate(&to(Protocol::Tcp, "10.1.0.5", 443), &imported);
+    assert_eq!(
+        own.matched,
+        Matched::HostAddress(ip("10.1.0.5")),
+        "never the host's own"
+    );
+    let other = p.evaluate(&to(Protocol::Tcp, "10.2.0.1", 443), &imported);
+    assert_eq!(other.action, Action::Deny);
+}
+
+#[test]
+fn network_registries_are_admitted_after_the_rules_on_their_ports() {
+    let limited = Policy::builtin("limited_access")
+        .expect("built in")
+        .expect("valid");
+    let registries = [
+        Registry::from_url("https://registry.test/simple/", "pip config (/x/pip.conf)")
+            .expect("ok"),
+        Registry::from_url("http://pkgs.example:8080/", "npm config (/x/.npmrc)").expect("ok"),
+    ];
+    let ctx = EvalContext {
+        registries: &registries,
+        ..EvalContext::default()
+    };
+    let d = limited.evaluate(
+        &resolved(Protocol::Https, "Registry.Test", "93.184.216.34", 443),
+        &ctx,
+    );
+    assert_eq!(d.action, Action::Allow);
+    assert_eq!(
+        d.matched.to_string(),
+        "registry registry.test (from pip config (/x/pip.conf))"
+    );
+    let d = limited.evaluate(&to(Protocol::Tcp, "registry.test", 22), &ctx);
+    assert_eq!(d.action, Action::Deny, "HTTP(S) ports only");
+    let d = limited.evaluate(&to(Protocol::Udp, "registry.test", 443), &ctx);
+    assert_eq!(d.action, Action::Deny, "TCP only");
+    assert_eq!(
+        limited
+            .evaluate(&to(Protocol::Http, "pkgs.example", 8080), &ctx)
+            .action,
+        Action::Allow
+    );
+    assert_eq!(
+        limited
+            .evaluate(&to(Protocol::Http, "pkgs.example", 80), &ctx)
+            .action,
+        Action::Deny
+    );
+    let d = limited.evaluate(
+        &resolved(Protocol::Https, "registry.test", "10.0.0.8", 443),
+        &ctx,
+    );
+    assert!(
+        matches!(d.matched, Matched::DenySet(_)),
+        "a registry in the deny set stays denied"
+    );
+    let none = Policy::builtin("no_access")
+        .expect("built in")
+        .expect("valid");
+    assert_eq!(
+        none.evaluate(&to(Protocol::Https, "registry.test", 443), &ctx)
+            .action,
+        Action::Deny
+    );
+}
+
+#[test]
+fn network_dns_answers_only_names_a_connection_could_reach() {
+    let registries = [Registry::from_url("https://registry.test/", "test").expect("ok")];
+    let ctx = EvalContext {
+        registries: &registries,
+        ..EvalContext::default()
+    };
+    let builtin = |n: &str| Policy::builtin(n).expect("built in").expect("valid");
+    let allow = |p: &Policy, name: &str| p.evaluate(&dns(name), &ctx).action == Action::Allow;
+    let limited = builtin("limited_access");
+    assert!(allow(&limited, "registry.test"));
+    assert!(allow(&limited, "REGISTRY.test."));
+    assert!(!allow(&limited, "exfil.attacker.example"));
+    assert!(!allow(&builtin("no_access"), "registry.test"));
+    assert!(allow(&builtin("internet_access"), "anything.example"));
+    let d = builtin("internet_access").evaluate(&dns("bücher.example"), &ctx);
+    assert_eq!(d.matched, Matched::InvalidName);
+
+    let p = custom(
+        &[
+            rule("dns", "*.tracker.example", "*", "deny"),
+            rule("tcp", "*.example", "8443", "allow"),
+            rule("tcp", "forbidden.example", "*", "deny"),
+            rule("udp", "10.0.0.0/8", "*", "allow"),
+        ]
+        .concat()
+        .replace("ports = \"*\"\n", ""),
+    );
+    assert!(!allow(&p, "a.tracker.example"), "a dns rule decides first");
+    assert!(
+        allow(&p, "forbidden.example"),
+        "port 8443 is allowed before the deny rule"
+    );
+    assert!(allow(&p, "www.example"));
+    assert!(!allow(&p, "other.test"));
+    let d = p.evaluate(&dns("www.example"), &ctx);
+    assert_eq!(d.rule(), Some(1));
+    assert!(
+        d.reason.starts_with("a connection to it may be allowed"),
+        "{}",
+        d.reason
+    );
+    let any_deny = custom(&format!(
+        "{}{}",
+        rule("any", "*.blocked.example", "*", "deny"),
+        rule("tcp", "*", "*", "allow")
+    ));
+    assert!(
+        !allow(&any_deny, "x.blocked.example"),
+        "an `any` rule on every port covers dns"
+    );
+    assert!(allow(&any_deny, "x.open.example"));
+}
+
+#[test]
+fn network_a_wildcard_rule_matches_even_an_odd_name() {
+    let internet = Policy::builtin("internet_access")
+        .expect("built in")
+        .expect("valid");
+    let d = internet.evaluate(
+        &to(Protocol::Tcp, "bücher.example", 25),
+        &EvalContext::default(),
+    );
+    assert_eq!((d.action, d.rule()), (Action::Deny, Some(0)));
+}
+
+#[test]
+fn network_odd_names_match_no_name_rule() {
+    let p = custom(&rule("tcp", "*.example.org", "*", "allow"));
+    let ctx = EvalContext::default();
+    for name in [
+        "bücher.example.org",
+        "a..example.org",
+        "a b.example.org",
+        "xn--bcher-kva.example.org",
+    ] {
+        let d = p.evaluate(&to(Protocol::Tcp, name, 443), &ctx);
+        let expect = if name.starts_with("xn--") {
+            Action::Allow
+        } else {
+            Action::Deny
+        };
+        assert_eq!(d.action, expect, "{name}");
+    }
+}

@@ -1,0 +1,218 @@
+//! What a network policy decides for one destination, as the egress proxy would decide it:
+//! an address is evaluated directly; a name is put to the sandbox resolver's question, then
+//! resolved with the system resolver, and each address is evaluated with the name. Connects to
+//! nothing. Runs in the caller's process (`warden network check`).
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use serde::Serialize;
+use warden_core::network::{Action, Attempt, Decision, EvalContext, Matched, Protocol, Registry};
+
+use super::store::StoredPolicy;
+
+/// One evaluated address, or the resolver's question about the name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// The address, or `resolver` for the name's question.
+    pub address: String,
+    /// Allowed or denied.
+    pub action: Action,
+    /// What decided.
+    pub matched: Matched,
+    /// The deciding rule, numbered from 1 as `warden network show` lists them.
+    pub rule: Option<usize>,
+    /// Why.
+    pub reason: String,
+}
+
+impl Verdict {
+    fn new(address: String, d: Decision) -> Self {
+        Self {
+            address,
+            action: d.action,
+            rule: d.rule().map(|i| i + 1),
+            matched: d.matched,
+            reason: d.reason,
+        }
+    }
+}
+
+/// The answer for one destination (docs/network.md#warden-network-commands).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// The policy's name.
+    pub policy: String,
+    /// `built-in` or `imported`.
+    pub origin: &'static str,
+    /// The protocol asked about.
+    pub protocol: Protocol,
+    /// The host asked about: a name or an address.
+    pub host: String,
+    /// The port, if one was given (`dns` needs none).
+    pub port: Option<u16>,
+    /// Whether the name was resolved with the system resolver.
+    pub resolved: bool,
+    /// For a name: whether the sandbox's resolver would answer it.
+    pub resolver: Option<Verdict>,
+    /// Each address, as the proxy would evaluate it.
+    pub decisions: Vec<Verdict>,
+    /// For `dns`, the resolver's answer; otherwise allowed if any address is, since the proxy
+    /// connects to allowed addresses only.
+    pub action: Action,
+}
+
+/// What the evaluation needs to know of the host: the registries (found and added), its own
+/// addresses and warden's services.
+#[derive(Debug, Clone, Copy)]
+pub struct HostFacts<'a> {
+    /// The registries a policy with `registries = true` admits.
+    pub registries: &'a [Registry],
+    /// The host's own addresses.
+    pub host_addrs: &'a [IpAddr],
+    /// warden's own service addresses.
+    pub service_addrs: &'a [SocketAddr],
+}
+
+/// The name could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[error("resolving {host}")]
+pub struct ResolveError {
+    /// The name.
+    pub host: String,
+    /// What the resolver said.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Decides what `stored` does with `protocol` to `host` (a name or an address) on `port`.
+pub fn check(
+    stored: &StoredPolicy,
+    protocol: Protocol,
+    host: &str,
+    port: Option<u16>,
+    facts: &HostFacts<'_>,
+) -> Result<CheckReport, ResolveError> {
+    let ctx = EvalContext {
+        registries: facts.registries,
+        host_addrs: facts.host_addrs,
+        service_addrs: facts.service_addrs,
+        imported: stored.is_imported(),
+    };
+    let literal = host.parse::<IpAddr>().ok();
+    let attempt = |addr| Attempt {
+        protocol,
+        host: (literal.is_none() || protocol == Protocol::Dns).then(|| host.to_owned()),
+        addr,
+        port: port.unwrap_or(0),
+    };
+    let evaluate = |a: &Attempt| stored.policy.evaluate(a, &ctx);
+    let mut report = CheckReport {
+        policy: stored.policy.name.clone(),
+        origin: stored.origin.name(),
+        protocol,
+        host: host.to_owned(),
+        port,
+        resolved: false,
+        resolver: None,
+        decisions: Vec::new(),
+        action: Action::Deny,
+    };
+    if let Some(ip) = literal {
+        let d = evaluate(&attempt(Some(ip)));
+        report.decisions.push(Verdict::new(ip.to_string(), d));
+    } else {
+        let question = Attempt {
+            protocol: Protocol::Dns,
+            ..attempt(None)
+        };
+        report.resolver = Some(Verdict::new("resolver".into(), evaluate(&question)));
+        if protocol != Protocol::Dns {
+            report.resolved = true;
+            for ip in resolve(host, port.unwrap_or(0))? {
+                let d = evaluate(&attempt(Some(ip)));
+                report.decisions.push(Verdict::new(ip.to_string(), d));
+            }
+        }
+    }
+    let allowed = match (&report.resolver, protocol) {
+        (Some(r), Protocol::Dns) => r.action == Action::Allow,
+        _ => report.decisions.iter().any(|d| d.action == Action::Allow),
+    };
+    report.action = if allowed { Action::Allow } else { Action::Deny };
+    Ok(report)
+}
+
+/// The addresses the system resolver gives for `host`, in its order, each once.
+fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, ResolveError> {
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|source| ResolveError {
+            host: host.to_owned(),
+            source,
+        })?;
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for ip in addrs.map(|a| a.ip()) {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    Ok(ips)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::store::PolicyStore;
+
+    fn builtin(name: &str) -> StoredPolicy {
+        PolicyStore::new("/nonexistent")
+            .get(name)
+            .expect("built in")
+    }
+
+    #[test]
+    fn network_check_evaluates_addresses_and_the_resolver_question() {
+        let registries = [Registry::from_url("https://registry.test/", "test").expect("valid")];
+        let host = ["192.0.2.10".parse().expect("addr")];
+        let facts = HostFacts {
+            registries: &registries,
+            host_addrs: &host,
+            service_addrs: &[],
+        };
+        let report = check(
+            &builtin("internet_access"),
+            Protocol::Tcp,
+            "169.254.169.254",
+            Some(80),
+            &facts,
+        )
+        .expect("no resolution needed");
+        assert_eq!(report.action, Action::Deny);
+        assert!(!report.resolved && report.resolver.is_none());
+        assert!(matches!(report.decisions[0].matched, Matched::DenySet(_)));
+        let limited = builtin("limited_access");
+        let dns =
+            check(&limited, Protocol::Dns, "registry.test", None, &facts).expect("no resolution");
+        assert_eq!(dns.action, Action::Allow);
+        assert!(dns.decisions.is_empty());
+        let report = check(
+            &builtin("development"),
+            Protocol::Tcp,
+            "localhost",
+            Some(80),
+            &facts,
+        )
+        .expect("localhost resolves from /etc/hosts");
+        assert!(report.resolved && !report.decisions.is_empty());
+        assert_eq!(report.action, Action::Deny, "{report:?}");
+        let smtp = check(
+            &builtin("internet_access"),
+            Protocol::Tcp,
+            "8.8.8.8",
+            Some(25),
+            &facts,
+        )
+        .expect("no resolution");
+        assert_eq!(smtp.decisions[0].rule, Some(1));
+    }
+}
