@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 
 # shellcheck disable=SC2207 # package names have no spaces
 language_packages=($(sed -n 's/^packages = \[\(.*\)\]/\1/p' languages/*.toml | tr -d '",'))
-# python3-venv: the venv of the compatible APIs' clients (below).
-packages=(build-essential coreutils procps util-linux runsc python3-venv "${language_packages[@]}")
+# python3-venv: the venv of the compatible APIs' clients (below). nftables: the `nft` that
+# installs a sandbox's transparent interception (crates/warden-net/src/interception.rs); curl:
+# a real client in warden-net's proxy tests.
+packages=(build-essential coreutils procps util-linux runsc python3-venv nftables curl
+  "${language_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,126 @@
+//! The resolver inside the sandbox (`127.0.0.1:53`, UDP and TCP). It answers an A question
+//! only for a name the policy may allow, with the name's synthetic address (`synthetic.rs`);
+//! other questions about such a name get an empty answer (no AAAA: IPv6 has no route anyway),
+//! and every other name is NXDOMAIN at once. It never forwards a question anywhere, so DNS is
+//! no side channel out of the sandbox. Every question is logged. Runs on the proxy's runtime.
+
+mod message;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::decider::Protocol;
+use crate::listeners::DNS_PORT;
+use crate::proxy::Shared;
+use crate::record::ConnectionRecord;
+use message::{Query, Rcode, CLASS_IN, TYPE_A};
+
+/// The TTL of an answer: the mapping lives as long as the execution.
+const TTL_SECONDS: u32 = 3600;
+
+/// Answers questions on the UDP socket until the proxy stops.
+pub(crate) async fn serve_udp(shared: Arc<Shared>, socket: UdpSocket) {
+    // EDNS allows 4096-byte queries; a question is far smaller, but read whole datagrams.
+    let mut buf = vec![0; 4096];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((len, peer)) => {
+                if let Some(reply) = answer(&shared, &buf[..len]) {
+                    if let Err(e) = socket.send_to(&reply, peer).await {
+                        tracing::debug!(error = %e, %peer, "dns reply not sent");
+                    }
+                }
+            }
+            // An ICMP error for an earlier reply surfaces here; the socket is still fine.
+            Err(e) => tracing::debug!(error = %e, "dns receive failed"),
+        }
+    }
+}
+
+/// Answers the questions of one TCP connection (length-prefixed, RFC 1035 §4.2.2).
+pub(crate) async fn serve_tcp(shared: &Shared, mut stream: TcpStream) {
+    let idle = shared.limits.idle_timeout;
+    loop {
+        let read = async {
+            let len = usize::from(stream.read_u16().await?);
+            let mut msg = vec![0; len];
+            stream.read_exact(&mut msg).await?;
+            Ok::<_, std::io::Error>(msg)
+        };
+        let Ok(Ok(msg)) = tokio::time::timeout(idle, read).await else {
+            return;
+        };
+        let Some(reply) = answer(shared, &msg) else {
+            return;
+        };
+        let Ok(len) = u16::try_from(reply.len()) else {
+            return;
+        };
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(&reply);
+        if stream.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The response to one message, logged; `None` for a message not worth one.
+fn answer(shared: &Shared, msg: &[u8]) -> Option<Vec<u8>> {
+    let query = match message::parse(msg) {
+        Ok(query) => query,
+        Err(header) => {
+            let (id, flags, rcode) = header?;
+            return Some(message::response(id, flags, rcode, None, None));
+        }
+    };
+    let (rcode, addr, allowed, reason) = decide(shared, &query);
+    tracing::debug!(name = ?query.name, qtype = query.qtype, ?rcode, "dns question");
+    shared.log.push(ConnectionRecord {
+        started: SystemTime::now(),
+        protocol: Protocol::Dns,
+        host: query.name.clone(),
+        addr: None,
+        port: DNS_PORT,
+        allowed,
+        rule: "resolver".to_owned(),
+        reason,
+        bytes_up: msg.len() as u64,
+        bytes_down: 0,
+        duration: std::time::Duration::ZERO,
+        cut_by: None,
+    });
+    let answer = addr.map(|addr| (addr, TTL_SECONDS));
+    Some(message::response(
+        query.id,
+        query.flags,
+        rcode,
+        Some(query.question),
+        answer,
+    ))
+}
+
+fn decide(shared: &Shared, query: &Query<'_>) -> (Rcode, Option<std::net::Ipv4Addr>, bool, String) {
+    let Some(name) = &query.name else {
+        return (Rcode::NxDomain, None, false, "not a host name".into());
+    };
+    if query.qclass != CLASS_IN {
+        return (Rcode::Refused, None, false, "class other than IN".into());
+    }
+    if !shared.decider.may_resolve(name) {
+        let reason = "no rule of the policy can allow this name".into();
+        return (Rcode::NxDomain, None, false, reason);
+    }
+    if query.qtype != TYPE_A {
+        return (Rcode::NoError, None, true, "no record of this type".into());
+    }
+    match shared.pool.address_for(name) {
+        Some(addr) => (Rcode::NoError, Some(addr), true, format!("answered {addr}")),
+        None => {
+            let reason = "the execution's synthetic addresses are used up".into();
+            (Rcode::Refused, None, false, reason)
+        }
+    }
+}

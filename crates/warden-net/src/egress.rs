@@ -1,0 +1,276 @@
+//! The proxy's core, shared by every way in (HTTP, SOCKS5, transparent): decide the attempt,
+//! take a connection slot, resolve the name on the host, decide again on every address (no DNS
+//! rebinding: a name that resolves to one denied address is denied), and dial. Nothing is
+//! dialed before every check passed. Runs on the proxy's runtime, in the host's namespace.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::time::{timeout_at, Instant};
+
+use crate::decider::{Attempt, Verdict};
+use crate::dialer::BoxedStream;
+use crate::limits::Permit;
+use crate::proxy::Shared;
+use crate::record::Recording;
+use crate::synthetic::{is_synthetic, SyntheticPool};
+
+/// Where the program wants to go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Destination {
+    pub(crate) host: Host,
+    pub(crate) port: u16,
+}
+
+/// A host name (normalized: lower case, no trailing dot) or an address literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Host {
+    Name(String),
+    Addr(IpAddr),
+}
+
+impl Destination {
+    /// What the program named: a host name, or an address literal (IPv6 in brackets or not).
+    /// `None` for something that is neither.
+    pub(crate) fn named(host: &str, port: u16, pool: &SyntheticPool) -> Option<Self> {
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(addr) = bare.parse::<IpAddr>() {
+            return Some(Self::address(addr, port, pool));
+        }
+        Some(Self {
+            host: Host::Name(normalize(host)?),
+            port,
+        })
+    }
+
+    /// An address; a synthetic one the resolver handed out stands for its name.
+    pub(crate) fn address(addr: IpAddr, port: u16, pool: &SyntheticPool) -> Self {
+        let addr = canonical(addr);
+        let host = pool.name_of(addr).map_or(Host::Addr(addr), Host::Name);
+        Self { host, port }
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        match &self.host {
+            Host::Name(name) => Some(name),
+            Host::Addr(_) => None,
+        }
+    }
+
+    pub(crate) fn literal(&self) -> Option<IpAddr> {
+        match self.host {
+            Host::Name(_) => None,
+            Host::Addr(addr) => Some(addr),
+        }
+    }
+
+    /// The host as an HTTP `Host` header or URL authority writes it, with the port unless it is
+    /// `default_port`.
+    pub(crate) fn authority(&self, default_port: u16) -> String {
+        let host = match &self.host {
+            Host::Name(name) => name.clone(),
+            Host::Addr(IpAddr::V6(v6)) => format!("[{v6}]"),
+            Host::Addr(IpAddr::V4(v4)) => v4.to_string(),
+        };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it reaches, so that the
+/// policy's IPv4 rules and the synthetic range apply to it.
+fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        IpAddr::V4(_) => addr,
+    }
+}
+
+/// A host name as the policy sees it: lower case, without the trailing dot; `None` unless it
+/// is a syntactically valid DNS name (letters, digits, `-`, `_`; labels of 1 to 63 bytes; at
+/// most 253 in all).
+pub(crate) fn normalize(name: &str) -> Option<String> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    valid.then(|| name.to_ascii_lowercase())
+}
+
+/// Why an attempt did not get an upstream connection.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The policy said no.
+    Denied(Verdict),
+    /// A connection cap said no.
+    Limit(String),
+    /// The name has no address.
+    Unresolvable(String),
+    /// Every address refused or failed.
+    Unreachable(io::ErrorKind, String),
+    /// Resolving plus connecting took longer than the connect timeout.
+    TimedOut(String),
+}
+
+/// An allowed upstream connection with the connection slot it holds.
+pub(crate) struct Upstream {
+    pub(crate) stream: BoxedStream,
+    pub(crate) addr: SocketAddr,
+    /// Held until the relay ends.
+    pub(crate) permit: Permit,
+}
+
+/// Decides, resolves, decides again and dials; records each step's outcome in `rec`.
+pub(crate) async fn open(
+    shared: &Shared,
+    dest: &Destination,
+    rec: &mut Recording,
+) -> Result<Upstream, Refusal> {
+    let first = match dest.host {
+        Host::Addr(addr) if is_synthetic(addr) => Verdict::deny(
+            "synthetic",
+            format!("{addr} was not handed out by the sandbox's resolver"),
+        ),
+        _ => shared.decider.decide(&attempt(rec, dest, dest.literal())),
+    };
+    rec.verdict(&first);
+    if !first.allow {
+        return Err(Refusal::Denied(first));
+    }
+    let permit = shared.budget.admit().map_err(|(cut, reason)| {
+        rec.limit(cut, reason.clone());
+        Refusal::Limit(reason)
+    })?;
+    let deadline = Instant::now() + shared.limits.connect_timeout;
+    let addrs = match &dest.host {
+        Host::Name(name) => resolve_checked(shared, dest, name, deadline, rec).await?,
+        Host::Addr(addr) => vec![*addr],
+    };
+    let (stream, addr) = dial_first(shared, &addrs, dest.port, deadline, rec).await?;
+    Ok(Upstream {
+        stream,
+        addr,
+        permit,
+    })
+}
+
+fn attempt(rec: &Recording, dest: &Destination, addr: Option<IpAddr>) -> Attempt {
+    Attempt {
+        protocol: rec.protocol(),
+        host: dest.name().map(str::to_owned),
+        addr,
+        port: dest.port,
+    }
+}
+
+/// The addresses of `name`, each allowed by the policy.
+async fn resolve_checked(
+    shared: &Shared,
+    dest: &Destination,
+    name: &str,
+    deadline: Instant,
+    rec: &mut Recording,
+) -> Result<Vec<IpAddr>, Refusal> {
+    let fail = |rec: &mut Recording, refusal: Refusal, reason: String| {
+        rec.failed(reason);
+        Err(refusal)
+    };
+    let addrs = match timeout_at(deadline, shared.resolver.resolve(name)).await {
+        Err(_) => {
+            let reason = format!("resolving {name} timed out");
+            return fail(rec, Refusal::TimedOut(reason.clone()), reason);
+        }
+        Ok(Err(e)) => {
+            let reason = format!("cannot resolve {name}: {e}");
+            return fail(rec, Refusal::Unresolvable(reason.clone()), reason);
+        }
+        Ok(Ok(addrs)) if addrs.is_empty() => {
+            let reason = format!("{name} has no address");
+            return fail(rec, Refusal::Unresolvable(reason.clone()), reason);
+        }
+        Ok(Ok(addrs)) => addrs.into_iter().map(canonical).collect::<Vec<_>>(),
+    };
+    for addr in &addrs {
+        let verdict = shared.decider.decide(&attempt(rec, dest, Some(*addr)));
+        if !verdict.allow {
+            tracing::debug!(name, %addr, rule = verdict.rule, "a resolved address is denied");
+            rec.set_addr(SocketAddr::new(*addr, dest.port));
+            rec.verdict(&verdict);
+            return Err(Refusal::Denied(verdict));
+        }
+    }
+    Ok(addrs)
+}
+
+/// A connection to the first of `addrs` that accepts one.
+async fn dial_first(
+    shared: &Shared,
+    addrs: &[IpAddr],
+    port: u16,
+    deadline: Instant,
+    rec: &mut Recording,
+) -> Result<(BoxedStream, SocketAddr), Refusal> {
+    let mut last = None;
+    for addr in addrs {
+        let target = SocketAddr::new(*addr, port);
+        rec.set_addr(target);
+        match timeout_at(deadline, shared.dialer.dial(target)).await {
+            Ok(Ok(stream)) => return Ok((stream, target)),
+            Ok(Err(e)) => last = Some((target, e)),
+            Err(_) => {
+                let reason = format!("connecting to {target} timed out");
+                rec.failed(reason.clone());
+                return Err(Refusal::TimedOut(reason));
+            }
+        }
+    }
+    let (kind, reason) = match last {
+        Some((target, e)) => (e.kind(), format!("cannot connect to {target}: {e}")),
+        None => (
+            io::ErrorKind::NotFound,
+            "no address to connect to".to_owned(),
+        ),
+    };
+    rec.failed(reason.clone());
+    Err(Refusal::Unreachable(kind, reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_normalized_and_literals_recognized() {
+        let pool = SyntheticPool::default();
+        assert_eq!(normalize("Example.TEST."), Some("example.test".into()));
+        assert_eq!(normalize("a..b"), None);
+        assert_eq!(normalize("bad host"), None);
+        assert_eq!(normalize(&"a".repeat(64)), None);
+        let v6 = Destination::named("[::1]", 443, &pool).expect("literal");
+        assert_eq!(v6.literal(), Some("::1".parse().expect("address")));
+        assert_eq!(v6.authority(443), "[::1]");
+        let named = Destination::named("Svc.Test", 8080, &pool).expect("name");
+        assert_eq!(named.authority(80), "svc.test:8080");
+        let synthetic = pool.address_for("svc.test").expect("room");
+        let back = Destination::address(IpAddr::V4(synthetic), 80, &pool);
+        assert_eq!(back.name(), Some("svc.test"));
+        let mapped = Destination::named(&format!("[::ffff:{synthetic}]"), 80, &pool);
+        assert_eq!(mapped.expect("literal").name(), Some("svc.test"));
+        let metadata = Destination::named("::ffff:169.254.169.254", 80, &pool).expect("literal");
+        assert_eq!(
+            metadata.literal(),
+            Some("169.254.169.254".parse().expect("address"))
+        );
+    }
+}

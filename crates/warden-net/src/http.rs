@@ -1,0 +1,153 @@
+//! The HTTP proxy inside the sandbox (`127.0.0.1:3128`, what `HTTP_PROXY` names): `CONNECT`
+//! opens a tunnel, a request with an absolute `http://` URI is forwarded in origin form. A
+//! denial is a `403` whose body names the rule and the reason, at once. Runs on the proxy's
+//! runtime.
+
+mod head;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::decider::Protocol;
+use crate::egress::{self, Destination, Refusal};
+use crate::proxy::Shared;
+use crate::relay::{self, conclude, Inspection};
+use head::{RequestHead, Target};
+
+/// Serves one client connection: one CONNECT tunnel or one forwarded request.
+pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
+    let mut buf = Vec::new();
+    let end =
+        match tokio::time::timeout(shared.limits.idle_timeout, read_head(&mut client, &mut buf))
+            .await
+        {
+            Ok(Ok(Some(end))) => end,
+            Ok(Ok(None)) => {
+                return respond(&mut client, 431, "the request head is too large").await
+            }
+            Ok(Err(_)) | Err(_) => return,
+        };
+    let rest = buf.split_off(end);
+    let request = match head::parse(&buf) {
+        Ok(request) => request,
+        Err(why) => return respond(&mut client, 400, why).await,
+    };
+    match request.proxy_target() {
+        Ok(Target::Connect { host, port }) => connect(shared, client, host, port, rest).await,
+        Ok(Target::Absolute { host, port, path }) => {
+            forward(shared, client, &request, host, port, &path, rest).await;
+        }
+        Err(why) => respond(&mut client, 400, why).await,
+    }
+}
+
+/// Reads until the end of the request head; `None` when it grows past the bound first.
+async fn read_head(client: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+    let mut chunk = [0; 4096];
+    loop {
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        // The end may straddle two reads: search from a little before the new bytes.
+        let from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = head::head_end(&buf[from..]) {
+            return Ok(Some(from + end));
+        }
+        if buf.len() > head::MAX_HEAD {
+            return Ok(None);
+        }
+    }
+}
+
+async fn connect(shared: &Shared, mut client: TcpStream, host: &str, port: u16, rest: Vec<u8>) {
+    let Some(dest) = Destination::named(host, port, &shared.pool) else {
+        return respond(&mut client, 400, "not a host name or address").await;
+    };
+    let protocol = if port == 443 {
+        Protocol::Https
+    } else {
+        Protocol::Tcp
+    };
+    let mut rec = shared.recording(protocol, &dest);
+    let upstream = match egress::open(shared, &dest, &mut rec).await {
+        Ok(upstream) => upstream,
+        Err(refusal) => return refuse(&mut client, &refusal).await,
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return rec.ended(None);
+    }
+    let inspection = Inspection::tunnel(protocol, &dest, &upstream);
+    let ending = relay::run(shared, &mut client, upstream, rest, inspection, &rec.meter).await;
+    conclude(&mut rec, ending);
+}
+
+async fn forward(
+    shared: &Shared,
+    mut client: TcpStream,
+    request: &RequestHead<'_>,
+    host: &str,
+    port: u16,
+    path: &str,
+    rest: Vec<u8>,
+) {
+    let Some(dest) = Destination::named(host, port, &shared.pool) else {
+        return respond(&mut client, 400, "not a host name or address").await;
+    };
+    let mut rec = shared.recording(Protocol::Http, &dest);
+    let upstream = match egress::open(shared, &dest, &mut rec).await {
+        Ok(upstream) => upstream,
+        Err(refusal) => return refuse(&mut client, &refusal).await,
+    };
+    let mut initial = request.for_origin(path, &dest);
+    initial.extend_from_slice(&rest);
+    let ending = relay::run(
+        shared,
+        &mut client,
+        upstream,
+        initial,
+        Inspection::Nothing,
+        &rec.meter,
+    )
+    .await;
+    conclude(&mut rec, ending);
+}
+
+async fn refuse(client: &mut TcpStream, refusal: &Refusal) {
+    let (status, text) = match refusal {
+        Refusal::Denied(verdict) => (
+            403,
+            format!("denied by rule {}: {}", verdict.rule, verdict.reason),
+        ),
+        Refusal::Limit(reason) => (429, reason.clone()),
+        Refusal::Unresolvable(reason) | Refusal::Unreachable(_, reason) => (502, reason.clone()),
+        Refusal::TimedOut(reason) => (504, reason.clone()),
+    };
+    respond(client, status, &text).await;
+}
+
+/// Answers with `status` and `text` as a plain-text body, and closes.
+async fn respond(client: &mut TcpStream, status: u16, text: &str) {
+    let phrase = match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
+        _ => "Gateway Timeout",
+    };
+    let body = format!("warden: {text}\n");
+    let response = format!(
+        "HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // The client may be gone already; there is no one else to tell.
+    let _ = client.write_all(response.as_bytes()).await;
+    let _ = client.shutdown().await;
+}

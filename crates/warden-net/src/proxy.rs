@@ -1,0 +1,302 @@
+//! The lifecycle of one execution's proxy: started on a tokio runtime with the listeners of its
+//! sandbox's namespace, stopped when the execution ends. Every task it runs (the accept loops,
+//! the resolver, each connection) is tracked in one set, so that stopping aborts all of them
+//! and every socket is closed before `stop` returns. Runs in warden's process: [`Proxy::start`]
+//! on the caller's runtime, [`Proxy::start_blocking`] on a thread of its own for a synchronous
+//! caller (`warden run`).
+
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+use crate::decider::{Decider, Protocol};
+use crate::dialer::{Dialer, TcpDialer};
+use crate::egress::Destination;
+use crate::limits::{Budget, ProxyLimits};
+use crate::listeners::NetnsListeners;
+use crate::record::{ConnectionRecord, Recording, TrafficLog};
+use crate::resolver::{Resolver, SystemResolver};
+use crate::synthetic::SyntheticPool;
+use crate::{dns, http, socks, transparent};
+
+/// A failure to start the proxy.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// A listener could not be registered with the runtime's reactor.
+    #[error("cannot register the {what} listener with the runtime")]
+    Register {
+        /// Which listener.
+        what: &'static str,
+        /// The reactor's error.
+        source: io::Error,
+    },
+    /// The runtime of [`Proxy::start_blocking`] could not be built.
+    #[error("cannot build the proxy's runtime")]
+    Runtime(#[source] io::Error),
+    /// The thread of [`Proxy::start_blocking`] could not start.
+    #[error("cannot start the proxy's thread")]
+    Thread(#[source] io::Error),
+}
+
+/// The egress proxy of one execution, configured and not yet started.
+pub struct Proxy {
+    decider: Arc<dyn Decider>,
+    limits: ProxyLimits,
+    resolver: Arc<dyn Resolver>,
+    dialer: Arc<dyn Dialer>,
+}
+
+impl Proxy {
+    /// A proxy enforcing `decider` and `limits`, resolving with the host's resolver and
+    /// dialing plain TCP.
+    pub fn new(decider: Arc<dyn Decider>, limits: ProxyLimits) -> Self {
+        Self {
+            decider,
+            limits,
+            resolver: Arc::new(SystemResolver),
+            dialer: Arc::new(TcpDialer),
+        }
+    }
+
+    /// Resolves names with `resolver` instead.
+    #[must_use]
+    pub fn with_resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Dials with `dialer` instead.
+    #[must_use]
+    pub fn with_dialer(mut self, dialer: Arc<dyn Dialer>) -> Self {
+        self.dialer = dialer;
+        self
+    }
+
+    /// Starts serving `listeners` on `runtime`.
+    pub fn start(
+        self,
+        runtime: &Handle,
+        listeners: NetnsListeners,
+    ) -> Result<ProxyHandle, ProxyError> {
+        let _entered = runtime.enter();
+        let http = tcp_listener("http proxy", listeners.http)?;
+        let socks = tcp_listener("socks5", listeners.socks)?;
+        let dns_tcp = tcp_listener("dns", listeners.dns_tcp)?;
+        let transparent = tcp_listener("transparent", listeners.transparent)?;
+        let dns_udp =
+            UdpSocket::from_std(listeners.dns_udp).map_err(|source| ProxyError::Register {
+                what: "dns",
+                source,
+            })?;
+        let shared = Arc::new(Shared {
+            budget: Arc::new(Budget::new(&self.limits)),
+            decider: self.decider,
+            resolver: self.resolver,
+            dialer: self.dialer,
+            limits: self.limits,
+            pool: SyntheticPool::default(),
+            log: Arc::new(TrafficLog::default()),
+            tasks: Mutex::new(Some(JoinSet::new())),
+            runtime: runtime.clone(),
+        });
+        shared.spawn(accept(Arc::clone(&shared), http, Front::Http));
+        shared.spawn(accept(Arc::clone(&shared), socks, Front::Socks));
+        shared.spawn(accept(Arc::clone(&shared), dns_tcp, Front::Dns));
+        shared.spawn(accept(Arc::clone(&shared), transparent, Front::Transparent));
+        shared.spawn(dns::serve_udp(Arc::clone(&shared), dns_udp));
+        tracing::info!("egress proxy started");
+        Ok(ProxyHandle { shared })
+    }
+
+    /// Starts serving `listeners` on a current-thread runtime on a thread of its own, for a
+    /// caller without a runtime.
+    pub fn start_blocking(self, listeners: NetnsListeners) -> Result<BlockingProxy, ProxyError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ProxyError::Runtime)?;
+        let handle = self.start(runtime.handle(), listeners)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("warden-proxy".into())
+            .spawn(move || {
+                let records = runtime.block_on(async move {
+                    // Either a stop, or the BlockingProxy dropped without one: stop both ways.
+                    let _ = stopped.await;
+                    handle.stop().await
+                });
+                // A lookup still on the blocking pool (getaddrinfo cannot be cancelled) is left
+                // to finish on its own rather than delay the stop.
+                runtime.shutdown_timeout(Duration::from_millis(100));
+                records
+            })
+            .map_err(ProxyError::Thread)?;
+        Ok(BlockingProxy {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+fn tcp_listener(
+    what: &'static str,
+    listener: std::net::TcpListener,
+) -> Result<TcpListener, ProxyError> {
+    TcpListener::from_std(listener).map_err(|source| ProxyError::Register { what, source })
+}
+
+/// A running proxy. Dropping it aborts everything too, without waiting.
+pub struct ProxyHandle {
+    shared: Arc<Shared>,
+}
+
+impl ProxyHandle {
+    /// The records so far.
+    pub fn records(&self) -> Vec<ConnectionRecord> {
+        self.shared.log.snapshot()
+    }
+
+    /// Aborts every task, waits until each is gone (its sockets closed, its record written),
+    /// and returns the traffic log.
+    pub async fn stop(self) -> Vec<ConnectionRecord> {
+        self.shared.log.begin_stop();
+        let tasks = self.shared.take_tasks();
+        if let Some(mut tasks) = tasks {
+            tasks.shutdown().await;
+        }
+        let records = self.shared.log.take();
+        tracing::info!(records = records.len(), "egress proxy stopped");
+        records
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        // Dropping the set aborts its tasks, which breaks the cycle through `Shared`.
+        drop(self.shared.take_tasks());
+    }
+}
+
+/// A proxy running on a thread of its own ([`Proxy::start_blocking`]). Dropping it stops it
+/// too, discarding the log.
+pub struct BlockingProxy {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Vec<ConnectionRecord>>>,
+}
+
+impl BlockingProxy {
+    /// Stops the proxy (see [`ProxyHandle::stop`]), joins its thread, and returns the log.
+    pub fn stop(mut self) -> Vec<ConnectionRecord> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> Vec<ConnectionRecord> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.thread
+            .take()
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for BlockingProxy {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// What every task of one proxy shares.
+pub(crate) struct Shared {
+    pub(crate) decider: Arc<dyn Decider>,
+    pub(crate) resolver: Arc<dyn Resolver>,
+    pub(crate) dialer: Arc<dyn Dialer>,
+    pub(crate) limits: ProxyLimits,
+    pub(crate) budget: Arc<Budget>,
+    pub(crate) pool: SyntheticPool,
+    pub(crate) log: Arc<TrafficLog>,
+    /// Every task of the proxy; `None` once stopped.
+    tasks: Mutex<Option<JoinSet<()>>>,
+    runtime: Handle,
+}
+
+impl Shared {
+    /// Runs `task` on the proxy's runtime, tracked; does nothing once the proxy is stopped.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(tasks) = tasks.as_mut() else { return };
+        // Reap the finished ones, so that the set holds only live tasks.
+        while let Some(done) = tasks.try_join_next() {
+            if let Err(e) = done {
+                if e.is_panic() {
+                    tracing::error!(error = %e, "a proxy task panicked");
+                }
+            }
+        }
+        tasks.spawn_on(task, &self.runtime);
+    }
+
+    fn take_tasks(&self) -> Option<JoinSet<()>> {
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// The record of a new attempt to `dest`.
+    pub(crate) fn recording(&self, protocol: Protocol, dest: &Destination) -> Recording {
+        Recording::new(
+            Arc::clone(&self.log),
+            protocol,
+            dest.name().map(str::to_owned),
+            dest.literal()
+                .map(|addr| std::net::SocketAddr::new(addr, dest.port)),
+            dest.port,
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Front {
+    Http,
+    Socks,
+    Dns,
+    Transparent,
+}
+
+/// Accepts connections and runs each in a task of its own.
+async fn accept(shared: Arc<Shared>, listener: TcpListener, front: Front) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let task_shared = Arc::clone(&shared);
+                shared.spawn(serve(task_shared, stream, front));
+            }
+            Err(e) => {
+                // EMFILE and the like: wait rather than spin on a listener that stays readable.
+                tracing::warn!(error = %e, ?front, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve(shared: Arc<Shared>, stream: TcpStream, front: Front) {
+    match front {
+        Front::Http => http::serve(&shared, stream).await,
+        Front::Socks => socks::serve(&shared, stream).await,
+        Front::Dns => dns::serve_tcp(&shared, stream).await,
+        Front::Transparent => transparent::serve(&shared, stream).await,
+    }
+}

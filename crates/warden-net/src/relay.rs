@@ -1,0 +1,276 @@
+//! Moving the bytes of an allowed connection, both directions at once, under the execution's
+//! limits: each chunk is paid for from the byte budget and paced by the direction's token
+//! bucket before it is written, and a connection on which nothing moves for the idle timeout
+//! is cut. The first bytes of a tunnel are held back until they are known not to be a TLS
+//! ClientHello, or to be one whose server name is the allowed host. Runs on the proxy's
+//! runtime.
+
+use std::io;
+use std::net::IpAddr;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::decider::{Attempt, Protocol, Verdict};
+use crate::egress::{normalize, Destination, Upstream};
+use crate::proxy::Shared;
+use crate::record::{Cut, Meter, Recording};
+use crate::tls::{self, FirstBytes};
+
+/// One read of a relay.
+const CHUNK: usize = 32 * 1024;
+
+/// One write paid for at a time: a rate-limited relay writes in steps this small, so that
+/// connections sharing a bucket take turns.
+const SLICE: usize = 16 * 1024;
+
+/// What to check in the first bytes from the client.
+#[derive(Debug)]
+pub(crate) enum Inspection {
+    /// Nothing: a plain HTTP request, whose head the proxy already read.
+    Nothing,
+    /// A tunnel: a TLS ClientHello must name the allowed host.
+    Tunnel {
+        /// The protocol the attempt was allowed as; https requires TLS.
+        protocol: Protocol,
+        host: Option<String>,
+        addr: IpAddr,
+        port: u16,
+    },
+}
+
+impl Inspection {
+    pub(crate) fn tunnel(protocol: Protocol, dest: &Destination, upstream: &Upstream) -> Self {
+        Self::Tunnel {
+            protocol,
+            host: dest.name().map(str::to_owned),
+            addr: upstream.addr.ip(),
+            port: dest.port,
+        }
+    }
+}
+
+/// How a relay ended.
+#[derive(Debug)]
+pub(crate) enum Ending {
+    /// Both ends closed, or one failed.
+    Closed,
+    /// A limit cut it.
+    Cut(Cut),
+    /// The TLS check refused it before anything was forwarded.
+    Refused(Verdict),
+}
+
+enum Stop {
+    Io(io::Error),
+    Cut(Cut),
+    Refused(Verdict),
+}
+
+/// Relays between `client` and `upstream` until both ends are done or something stops it;
+/// `initial` (bytes already read from the client) goes first.
+pub(crate) async fn run(
+    shared: &Shared,
+    client: &mut TcpStream,
+    upstream: Upstream,
+    initial: Vec<u8>,
+    inspection: Inspection,
+    meter: &Meter,
+) -> Ending {
+    let Upstream { stream, permit, .. } = upstream;
+    let (mut client_read, mut client_write) = client.split();
+    let (mut upstream_read, mut upstream_write) = tokio::io::split(stream);
+    meter.touch();
+    let up = async {
+        let first = first_flight(&mut client_read, initial, &inspection, shared, meter).await?;
+        forward(&mut upstream_write, &first, true, shared, meter).await?;
+        pump(&mut client_read, &mut upstream_write, true, shared, meter).await
+    };
+    let down = pump(&mut upstream_read, &mut client_write, false, shared, meter);
+    let stopped = tokio::select! {
+        both = async { tokio::try_join!(up, down) } => both.err(),
+        cut = idle(meter, shared.limits.idle_timeout) => Some(Stop::Cut(cut)),
+    };
+    // The slot is free once the upstream socket is closed, not before.
+    drop((upstream_read, upstream_write));
+    drop(permit);
+    match stopped {
+        None => Ending::Closed,
+        Some(Stop::Io(e)) => {
+            tracing::debug!(error = %e, "relay ended by an i/o error");
+            Ending::Closed
+        }
+        Some(Stop::Cut(cut)) => Ending::Cut(cut),
+        Some(Stop::Refused(verdict)) => Ending::Refused(verdict),
+    }
+}
+
+/// Records how a relay ended.
+pub(crate) fn conclude(rec: &mut Recording, ending: Ending) {
+    match ending {
+        Ending::Closed => rec.ended(None),
+        Ending::Cut(cut) => rec.ended(Some(cut)),
+        Ending::Refused(verdict) => rec.verdict(&verdict),
+    }
+}
+
+/// Copies `reader` to `writer` until end of file, then half-closes `writer`.
+async fn pump<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    upward: bool,
+    shared: &Shared,
+    meter: &Meter,
+) -> Result<(), Stop>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0; CHUNK];
+    loop {
+        let n = reader.read(&mut buf).await.map_err(Stop::Io)?;
+        if n == 0 {
+            // The other direction may still be moving; a peer already gone is no error here.
+            let _ = writer.shutdown().await;
+            return Ok(());
+        }
+        meter.touch();
+        forward(writer, &buf[..n], upward, shared, meter).await?;
+    }
+}
+
+/// Writes `bytes` as far as the byte budget allows, each slice paced by the bucket.
+async fn forward<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+    upward: bool,
+    shared: &Shared,
+    meter: &Meter,
+) -> Result<(), Stop> {
+    for slice in bytes.chunks(SLICE) {
+        let allowed = shared.budget.spend(slice.len());
+        let wait = shared.budget.reserve(upward, allowed);
+        if !wait.is_zero() {
+            // Waiting for the bucket is not idleness.
+            meter.hold_off(wait);
+            tokio::time::sleep(wait).await;
+        }
+        writer
+            .write_all(&slice[..allowed])
+            .await
+            .map_err(Stop::Io)?;
+        meter.add(upward, allowed as u64);
+        if allowed < slice.len() {
+            return Err(Stop::Cut(Cut::TotalBytes));
+        }
+    }
+    Ok(())
+}
+
+/// Cuts the connection once nothing moved for `limit`.
+async fn idle(meter: &Meter, limit: std::time::Duration) -> Cut {
+    loop {
+        let idle_for = meter.idle_for();
+        if idle_for >= limit {
+            return Cut::IdleTimeout;
+        }
+        tokio::time::sleep(limit - idle_for).await;
+    }
+}
+
+/// Reads the client's first bytes until they are known not to be TLS, or to be a ClientHello
+/// that passes the check; returns them to be forwarded.
+async fn first_flight<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    mut buf: Vec<u8>,
+    inspection: &Inspection,
+    shared: &Shared,
+    meter: &Meter,
+) -> Result<Vec<u8>, Stop> {
+    let Inspection::Tunnel { protocol, .. } = inspection else {
+        return Ok(buf);
+    };
+    let require_tls = *protocol == Protocol::Https;
+    loop {
+        match tls::parse(&buf) {
+            FirstBytes::Incomplete => {
+                let mut chunk = vec![0; CHUNK];
+                let n = reader.read(&mut chunk).await.map_err(Stop::Io)?;
+                if n == 0 && buf.is_empty() {
+                    return Ok(buf); // closed before sending anything
+                }
+                if n == 0 {
+                    return Err(refused("a TLS ClientHello cut short"));
+                }
+                meter.touch();
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            FirstBytes::NotTls if require_tls => {
+                return Err(refused(
+                    "an https connection must start with a TLS ClientHello",
+                ))
+            }
+            FirstBytes::NotTls => return Ok(buf),
+            FirstBytes::Malformed(why) => return Err(refused(why)),
+            FirstBytes::ClientHello { server_name } => {
+                meter.saw_tls();
+                check_server_name(inspection, server_name, shared)?;
+                return Ok(buf);
+            }
+        }
+    }
+}
+
+fn refused(reason: &str) -> Stop {
+    Stop::Refused(Verdict::deny("tls", reason))
+}
+
+/// The server name must be the host the tunnel was allowed for. A tunnel to a literal address
+/// may name any host the policy allows there. A tunnel allowed as tcp is decided again as
+/// https once it turns out to carry TLS.
+fn check_server_name(
+    inspection: &Inspection,
+    server_name: Option<String>,
+    shared: &Shared,
+) -> Result<(), Stop> {
+    let Inspection::Tunnel {
+        protocol,
+        host,
+        addr,
+        port,
+    } = inspection
+    else {
+        return Ok(());
+    };
+    let server_name = match server_name {
+        Some(name) => Some(normalize(&name).ok_or_else(|| refused("an invalid TLS server name"))?),
+        None => None,
+    };
+    let decide_as_https = |host: Option<String>| {
+        let verdict = shared.decider.decide(&Attempt {
+            protocol: Protocol::Https,
+            host,
+            addr: Some(*addr),
+            port: *port,
+        });
+        if verdict.allow {
+            Ok(())
+        } else {
+            Err(Stop::Refused(verdict))
+        }
+    };
+    let already_https = *protocol == Protocol::Https;
+    match (host, server_name) {
+        (Some(host), Some(name)) if *host == name && already_https => Ok(()),
+        (Some(host), Some(name)) if *host == name => decide_as_https(Some(name)),
+        (Some(host), Some(name)) => Err(refused(&format!(
+            "the TLS server name {name} is not the connection's host {host}"
+        ))),
+        (Some(host), None) => Err(refused(&format!(
+            "a TLS ClientHello without a server name for host {host}"
+        ))),
+        (None, Some(name)) => decide_as_https(Some(name)),
+        (None, None) if already_https => Ok(()),
+        (None, None) => decide_as_https(None),
+    }
+}

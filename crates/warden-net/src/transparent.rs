@@ -1,0 +1,68 @@
+//! The target of the transparent redirect (`127.0.0.1:15001`): every TCP connection a program
+//! opens to a non-loopback address arrives here (`interception.rs`), and `SO_ORIGINAL_DST`
+//! says where it was going. A synthetic address stands for its name. A denied connection is
+//! reset at once. Runs on the proxy's runtime.
+//!
+//! Man pages: the `SO_ORIGINAL_DST` option is undocumented; see `nf_conntrack`'s
+//! `getorigdst()` in the kernel (`net/netfilter/nf_conntrack_proto.c`).
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use nix::sys::socket::{getsockopt, sockopt::OriginalDst};
+use tokio::net::TcpStream;
+
+use crate::decider::Protocol;
+use crate::egress::{self, Destination};
+use crate::proxy::Shared;
+use crate::relay::{self, conclude, Ending, Inspection};
+
+/// Serves one intercepted connection.
+pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
+    let original = match original_destination(&client) {
+        Ok(original) => original,
+        Err(e) => {
+            // A connection made to 15001 itself: it was never redirected.
+            tracing::debug!(error = %e, "no original destination");
+            return reset(client);
+        }
+    };
+    let dest = Destination::address(original.ip(), original.port(), &shared.pool);
+    let mut rec = shared.recording(Protocol::Tcp, &dest);
+    let upstream = match egress::open(shared, &dest, &mut rec).await {
+        Ok(upstream) => upstream,
+        Err(_) => return reset(client),
+    };
+    let inspection = Inspection::tunnel(Protocol::Tcp, &dest, &upstream);
+    let ending = relay::run(
+        shared,
+        &mut client,
+        upstream,
+        Vec::new(),
+        inspection,
+        &rec.meter,
+    )
+    .await;
+    let refused = matches!(ending, Ending::Refused(_));
+    conclude(&mut rec, ending);
+    if refused {
+        reset(client);
+    }
+}
+
+/// Where the program connected before the redirect (`getsockopt(SOL_IP, SO_ORIGINAL_DST)`).
+fn original_destination(client: &TcpStream) -> io::Result<SocketAddr> {
+    let original = getsockopt(client, OriginalDst)?;
+    Ok(SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(original.sin_addr.s_addr)),
+        u16::from_be(original.sin_port),
+    )))
+}
+
+/// Closes with a reset rather than a FIN: the program's connect looked successful (the
+/// redirect accepted it), and a reset is the nearest thing to "refused" it can still get.
+fn reset(client: TcpStream) {
+    if let Err(e) = client.set_zero_linger() {
+        tracing::debug!(error = %e, "SO_LINGER not set; closing normally");
+    }
+}

@@ -1,0 +1,153 @@
+//! The execution's limits hold through the proxy: connections beyond the cap are refused with
+//! the reason, a bandwidth limit slows a download to the rate, the byte budget cuts the
+//! connection that spends it, and an idle connection is cut.
+
+mod support;
+
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use support::*;
+use warden_net::{Cut, ProxyLimits};
+
+fn allowing_svc(limits: ProxyLimits) -> TestSandbox {
+    TestSandbox::start(proxy(
+        TestPolicy::allowing(&["svc.test"], &[host_loopback()]),
+        limits,
+        FakeResolver::with(&[("svc.test", &[host_loopback()])]),
+    ))
+}
+
+#[test]
+fn connections_beyond_the_cap_are_refused() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let sandbox = allowing_svc(ProxyLimits {
+        max_connections: Some(2),
+        ..ProxyLimits::default()
+    });
+    let authority = format!("svc.test:{}", echo.addr.port());
+    sandbox.run(|| {
+        let (mut first, _) = connect_tunnel(&authority);
+        let (mut second, _) = connect_tunnel(&authority);
+        assert_eq!(echo_round_trip(&mut first, b"1"), b"1");
+        assert_eq!(echo_round_trip(&mut second, b"2"), b"2");
+        let (_, head) = connect_tunnel(&authority);
+        assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+        assert_eq!(
+            socks_connect(SocksTarget::Name("svc.test"), echo.addr.port()).err(),
+            Some(2)
+        );
+        // A closed tunnel frees its slot once the proxy has seen both ends close.
+        drop(first);
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        loop {
+            let (mut third, head) = connect_tunnel(&authority);
+            if head.starts_with("HTTP/1.1 200") {
+                assert_eq!(echo_round_trip(&mut third, b"3"), b"3");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the slot was never freed: {head}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let records = sandbox.stop();
+    let refused: Vec<_> = records.iter().filter(|r| !r.allowed).collect();
+    assert!(refused.len() >= 2, "{records:?}");
+    for record in refused {
+        assert_eq!(record.cut_by, Some(Cut::MaxConnections), "{record:?}");
+        assert!(record.reason.starts_with("connection limit"), "{record:?}");
+        assert_eq!(record.rule, "limits");
+    }
+}
+
+#[test]
+fn a_bandwidth_limit_slows_a_download_to_the_rate() {
+    if !root() {
+        return;
+    }
+    let server = HttpServer::start();
+    let rate = 256 * 1024;
+    let sandbox = allowing_svc(ProxyLimits {
+        bandwidth_down: Some(rate),
+        ..ProxyLimits::default()
+    });
+    let size = 1024 * 1024;
+    let port = server.addr.port();
+    let (elapsed, response) = sandbox.run(|| {
+        let started = Instant::now();
+        let (_, response) = http_proxy(&format!(
+            "GET http://svc.test:{port}/bytes/{size} HTTP/1.1\r\nHost: svc.test\r\n\r\n"
+        ));
+        (started.elapsed(), response)
+    });
+    assert!(response.ends_with(&"x".repeat(1000)), "the whole body came");
+    let records = sandbox.stop();
+    let down = records[0].bytes_down;
+    assert!(down > size, "{records:?}");
+    // The bucket starts full (a quarter second of traffic): the rest takes at least
+    // (size - burst) / rate = 3.75 s. A lower bound only; a slow machine may take longer.
+    #[allow(clippy::cast_precision_loss)]
+    let measured = down as f64 / elapsed.as_secs_f64();
+    eprintln!(
+        "{down} bytes in {elapsed:?}: {:.0} KiB/s against a limit of {} KiB/s",
+        measured / 1024.0,
+        rate / 1024
+    );
+    assert!(elapsed >= Duration::from_secs(3), "{elapsed:?}");
+}
+
+#[test]
+fn the_byte_budget_cuts_the_connection_that_spends_it() {
+    if !root() {
+        return;
+    }
+    let server = HttpServer::start();
+    let sandbox = allowing_svc(ProxyLimits {
+        total_bytes: Some(4096),
+        ..ProxyLimits::default()
+    });
+    let port = server.addr.port();
+    let response = sandbox.run(|| {
+        http_proxy(&format!(
+            "GET http://svc.test:{port}/bytes/100000 HTTP/1.1\r\nHost: svc.test\r\n\r\n"
+        ))
+        .1
+    });
+    assert!(response.len() < 4096, "{}", response.len());
+    let records = sandbox.stop();
+    assert_eq!(records[0].cut_by, Some(Cut::TotalBytes), "{records:?}");
+    assert_eq!(records[0].bytes_up + records[0].bytes_down, 4096);
+}
+
+#[test]
+fn an_idle_connection_is_cut() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let sandbox = allowing_svc(ProxyLimits {
+        idle_timeout: Duration::from_millis(300),
+        ..ProxyLimits::default()
+    });
+    let authority = format!("svc.test:{}", echo.addr.port());
+    sandbox.run(|| {
+        let (mut tunnel, head) = connect_tunnel(&authority);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let mut buf = [0; 1];
+        let n = tunnel
+            .read(&mut buf)
+            .expect("closed by the proxy, not timed out here");
+        assert_eq!(n, 0);
+    });
+    assert_eq!(echo.wait_idle(), 0);
+    assert_eq!(echo.received.load(Ordering::SeqCst), 0);
+    let records = sandbox.stop();
+    assert_eq!(records[0].cut_by, Some(Cut::IdleTimeout), "{records:?}");
+}

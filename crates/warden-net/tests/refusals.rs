@@ -1,0 +1,226 @@
+//! What the policy denies is refused at once through every way out, and nothing is dialed: a
+//! recording dialer stands in for the network and must stay unused. A name that resolves to a
+//! denied address is refused (no DNS rebinding); the resolver inside answers NXDOMAIN for
+//! anything the policy cannot allow and never asks anyone; a TLS ClientHello must name the
+//! tunnel's host.
+
+mod support;
+
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use support::*;
+use warden_net::{Protocol, Proxy, ProxyLimits};
+
+const METADATA: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
+
+struct Denying {
+    sandbox: TestSandbox,
+    dialer: Arc<RecordingDialer>,
+    resolver: Arc<FakeResolver>,
+}
+
+/// A proxy whose policy allows nothing but lets the resolver answer `resolvable`; every name
+/// "resolves" to the metadata address, and nothing can be dialed.
+fn denying(resolvable: &[&str]) -> Denying {
+    let dialer = Arc::new(RecordingDialer::default());
+    let resolver = Arc::new(FakeResolver::with(&[
+        ("denied.test", &[METADATA]),
+        ("rebind.test", &[METADATA]),
+    ]));
+    let policy = TestPolicy::allowing(&[], &[]).resolving(resolvable);
+    let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
+        .with_resolver(Arc::clone(&resolver) as _)
+        .with_dialer(Arc::clone(&dialer) as _);
+    Denying {
+        sandbox: TestSandbox::start(proxy),
+        dialer,
+        resolver,
+    }
+}
+
+/// Asserts that nothing was dialed and nothing resolved.
+fn nothing_left_the_host(denying: &Denying) {
+    assert!(denying.dialer.dialed.lock().expect("lock").is_empty());
+    assert!(denying.resolver.asked.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn a_denied_request_is_refused_by_every_proxy_and_never_dialed() {
+    if !root() {
+        return;
+    }
+    let denying = denying(&[]);
+    denying.sandbox.run(|| {
+        let (status, response) =
+            http_proxy("GET http://denied.test/ HTTP/1.1\r\nHost: denied.test\r\n\r\n");
+        assert_eq!(status, 403, "{response}");
+        assert!(
+            response.contains("denied by rule test-deny: not in the test's allow list"),
+            "{response}"
+        );
+        let (_, head) = connect_tunnel("denied.test:443");
+        assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+        assert_eq!(
+            socks_connect(SocksTarget::Name("denied.test"), 80).err(),
+            Some(2),
+            "SOCKS reply 2: not allowed by ruleset"
+        );
+        let v6 = IpAddr::V6("2001:db8::1".parse().expect("address"));
+        assert_eq!(socks_connect(SocksTarget::Addr(v6), 80).err(), Some(2));
+    });
+    nothing_left_the_host(&denying);
+    let records = denying.sandbox.stop();
+    assert_eq!(records.len(), 4, "{records:?}");
+    assert!(records.iter().all(|r| !r.allowed && r.rule == "test-deny"));
+    assert_eq!(records[0].protocol, Protocol::Http);
+    assert_eq!(records[1].protocol, Protocol::Https);
+}
+
+#[test]
+fn a_denied_transparent_connection_is_reset_and_never_dialed() {
+    if !root() {
+        return;
+    }
+    let denying = denying(&["denied.test"]);
+    denying.sandbox.run(|| {
+        let synthetic = dns_query("denied.test", TYPE_A).addr.expect("resolvable");
+        // TEST-NET-1, never routed: the redirect keeps the connection inside the namespace.
+        let literal = Ipv4Addr::new(192, 0, 2, 1);
+        for addr in [synthetic, literal] {
+            let mut stream = std::net::TcpStream::connect((addr, 80)).expect("redirected");
+            stream
+                .set_read_timeout(Some(CLIENT_TIMEOUT))
+                .expect("timeout");
+            let mut buf = [0; 1];
+            match stream.read(&mut buf) {
+                Ok(0) => {}
+                Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+                Ok(n) => panic!("{n} bytes from a denied destination"),
+            }
+        }
+    });
+    nothing_left_the_host(&denying);
+    let records = denying.sandbox.stop();
+    let tcp: Vec<_> = records
+        .iter()
+        .filter(|r| r.protocol == Protocol::Tcp)
+        .collect();
+    assert_eq!(tcp.len(), 2, "{records:?}");
+    assert_eq!(tcp[0].host.as_deref(), Some("denied.test"));
+    assert_eq!(
+        tcp[1].addr,
+        Some(SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 80)))
+    );
+    assert!(tcp.iter().all(|r| !r.allowed));
+}
+
+#[test]
+fn a_name_that_resolves_to_a_denied_address_is_refused() {
+    if !root() {
+        return;
+    }
+    // The name is allowed; the address it resolves to (cloud metadata) is not.
+    let dialer = Arc::new(RecordingDialer::default());
+    let resolver = FakeResolver::with(&[
+        ("rebind.test", &[METADATA]),
+        ("mixed.test", &[host_loopback(), METADATA]),
+    ]);
+    let policy = TestPolicy::allowing(&["rebind.test", "mixed.test"], &[host_loopback()]);
+    let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
+        .with_resolver(Arc::new(resolver))
+        .with_dialer(Arc::clone(&dialer) as _);
+    let sandbox = TestSandbox::start(proxy);
+    sandbox.run(|| {
+        let (status, response) =
+            http_proxy("GET http://rebind.test/ HTTP/1.1\r\nHost: rebind.test\r\n\r\n");
+        assert_eq!(status, 403, "{response}");
+        let (_, head) = connect_tunnel("mixed.test:80");
+        assert!(
+            head.starts_with("HTTP/1.1 403"),
+            "one denied address denies the name: {head}"
+        );
+        assert_eq!(
+            socks_connect(SocksTarget::Name("rebind.test"), 443).err(),
+            Some(2)
+        );
+    });
+    assert!(
+        dialer.dialed.lock().expect("lock").is_empty(),
+        "nothing dialed"
+    );
+    let records = sandbox.stop();
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        assert!(!record.allowed, "{record:?}");
+        assert_eq!(record.addr.map(|a| a.ip()), Some(METADATA), "{record:?}");
+    }
+}
+
+#[test]
+fn the_resolver_answers_nxdomain_for_other_names_and_asks_no_one() {
+    if !root() {
+        return;
+    }
+    let denying = denying(&["denied.test"]);
+    denying.sandbox.run(|| {
+        let other = dns_query("anything.example", TYPE_A);
+        assert_eq!(other.rcode, 3, "NXDOMAIN: {other:?}");
+        assert_eq!(other.answers, 0);
+        let over_tcp = dns_query_tcp("exfiltrate.data.example", TYPE_A);
+        assert_eq!(over_tcp.rcode, 3, "{over_tcp:?}");
+        let v6 = dns_query("denied.test", TYPE_AAAA);
+        assert_eq!((v6.rcode, v6.answers), (0, 0), "no data for AAAA: {v6:?}");
+    });
+    nothing_left_the_host(&denying);
+    let records = denying.sandbox.stop();
+    assert_eq!(records.len(), 3);
+    assert!(records.iter().all(|r| r.protocol == Protocol::Dns));
+    assert_eq!(records[0].host.as_deref(), Some("anything.example"));
+    assert!(!records[0].allowed);
+}
+
+#[test]
+fn a_client_hello_naming_another_host_is_refused() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let dialer = Arc::new(RedirectDialer::to(echo.addr));
+    let policy = TestPolicy::allowing(&["svc.test", "evil.test"], &[host_loopback()]);
+    let resolver = FakeResolver::with(&[("svc.test", &[host_loopback()])]);
+    let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
+        .with_resolver(Arc::new(resolver))
+        .with_dialer(Arc::clone(&dialer) as _);
+    let sandbox = TestSandbox::start(proxy);
+    sandbox.run(|| {
+        for (authority, first_bytes) in [
+            ("svc.test:443", client_hello("evil.test")),
+            ("svc.test:443", b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+            ("svc.test:8443", client_hello("evil.test")),
+        ] {
+            let (mut tunnel, head) = connect_tunnel(authority);
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            std::io::Write::write_all(&mut tunnel, &first_bytes).expect("send");
+            let back = read_all(&mut tunnel).unwrap_or_default();
+            assert!(
+                back.is_empty(),
+                "{authority}: nothing may come back: {back:?}"
+            );
+        }
+    });
+    assert_eq!(
+        echo.received.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no byte reached the server"
+    );
+    let records = sandbox.stop();
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        assert!(!record.allowed, "{record:?}");
+        assert_eq!(record.rule, "tls", "{record:?}");
+        assert_eq!(record.bytes_up, 0, "{record:?}");
+    }
+    assert!(records[0].reason.contains("evil.test"), "{records:?}");
+}

@@ -1,0 +1,253 @@
+//! Allowed traffic from inside a network namespace reaches a server on the host's loopback
+//! through every way out: the HTTP proxy (plain and CONNECT), SOCKS5 (name and address), and a
+//! plain connect to the synthetic address the resolver inside handed out; real clients (curl)
+//! work with the proxy variables; and each attempt ends up in the traffic log.
+
+mod support;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use support::*;
+use warden_net::{Protocol, Proxy, ProxyLimits};
+
+fn allowing_svc() -> (TestPolicy, FakeResolver) {
+    (
+        TestPolicy::allowing(&["svc.test"], &[host_loopback()]),
+        FakeResolver::with(&[("svc.test", &[host_loopback()])]),
+    )
+}
+
+#[test]
+fn a_plain_http_request_is_forwarded_in_origin_form() {
+    if !root() {
+        return;
+    }
+    let server = HttpServer::start();
+    let (policy, resolver) = allowing_svc();
+    let sandbox = TestSandbox::start(proxy(policy, ProxyLimits::default(), resolver));
+    let port = server.addr.port();
+    let (status, response) = sandbox.run(|| {
+        http_proxy(&format!(
+            "GET http://Svc.Test:{port}/hello?x=1 HTTP/1.1\r\nHost: elsewhere.test\r\n\
+             Proxy-Connection: keep-alive\r\n\r\n"
+        ))
+    });
+    assert_eq!(status, 200, "{response}");
+    assert!(response.ends_with("hello"), "{response}");
+    let heads = server.heads.lock().expect("lock").clone();
+    assert_eq!(heads.len(), 1);
+    assert!(
+        heads[0].starts_with(&format!(
+            "GET /hello?x=1 HTTP/1.1\r\nHost: svc.test:{port}\r\n"
+        )),
+        "{}",
+        heads[0]
+    );
+    assert!(heads[0].contains("Connection: close\r\n"), "{}", heads[0]);
+    assert!(!heads[0].contains("Proxy-Connection"), "{}", heads[0]);
+    let records = sandbox.stop();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(record.protocol, Protocol::Http);
+    assert_eq!(record.host.as_deref(), Some("svc.test"));
+    assert_eq!(record.addr, Some(server.addr));
+    assert!(record.allowed, "{record:?}");
+    assert_eq!(record.rule, "test-allow");
+    assert!(record.bytes_up > 0 && record.bytes_down > 0, "{record:?}");
+}
+
+#[test]
+fn connect_and_socks5_tunnels_reach_the_host() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let (policy, resolver) = allowing_svc();
+    let sandbox = TestSandbox::start(proxy(policy, ProxyLimits::default(), resolver));
+    let port = echo.addr.port();
+    sandbox.run(|| {
+        let (mut tunnel, head) = connect_tunnel(&format!("svc.test:{port}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(
+            echo_round_trip(&mut tunnel, b"through connect"),
+            b"through connect"
+        );
+        let mut by_name = socks_connect(SocksTarget::Name("svc.test"), port).expect("allowed");
+        assert_eq!(echo_round_trip(&mut by_name, b"socks name"), b"socks name");
+        let mut by_addr = socks_connect(SocksTarget::Addr(host_loopback()), port).expect("allowed");
+        assert_eq!(echo_round_trip(&mut by_addr, b"socks addr"), b"socks addr");
+    });
+    let records = sandbox.stop();
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(records
+        .iter()
+        .all(|r| r.allowed && r.protocol == Protocol::Tcp));
+    let hosts: Vec<_> = records.iter().map(|r| r.host.as_deref()).collect();
+    assert_eq!(hosts.iter().filter(|h| **h == Some("svc.test")).count(), 2);
+}
+
+#[test]
+fn a_connect_to_the_synthetic_address_is_intercepted_and_reaches_the_name() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let (policy, resolver) = allowing_svc();
+    let resolver = Arc::new(resolver);
+    let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
+        .with_resolver(Arc::clone(&resolver) as _);
+    let sandbox = TestSandbox::start(proxy);
+    let port = echo.addr.port();
+    let synthetic = sandbox.run(|| {
+        let answer = dns_query("svc.test", TYPE_A);
+        assert_eq!(answer.rcode, 0, "{answer:?}");
+        let addr = answer.addr.expect("an address");
+        assert_eq!(addr.octets()[..2], [198, 18], "{addr}");
+        assert_eq!(
+            dns_query_tcp("SVC.test", TYPE_A).addr,
+            Some(addr),
+            "same name, same address"
+        );
+        let mut stream = std::net::TcpStream::connect((addr, port)).expect("intercepted");
+        stream
+            .set_read_timeout(Some(CLIENT_TIMEOUT))
+            .expect("timeout");
+        assert_eq!(echo_round_trip(&mut stream, b"transparent"), b"transparent");
+        addr
+    });
+    assert_eq!(*resolver.asked.lock().expect("lock"), ["svc.test"]);
+    let records = sandbox.stop();
+    let tcp: Vec<_> = records
+        .iter()
+        .filter(|r| r.protocol != Protocol::Dns)
+        .collect();
+    assert_eq!(tcp.len(), 1, "{records:?}");
+    assert_eq!(tcp[0].host.as_deref(), Some("svc.test"));
+    assert_eq!(tcp[0].addr, Some(echo.addr), "dialed the real address");
+    assert_ne!(tcp[0].addr.map(|a| a.ip()), Some(IpAddr::V4(synthetic)));
+    let dns = records
+        .iter()
+        .filter(|r| r.protocol == Protocol::Dns)
+        .count();
+    assert_eq!(dns, 2, "{records:?}");
+}
+
+#[test]
+fn an_https_tunnel_whose_server_name_is_its_host_passes() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let (policy, resolver) = allowing_svc();
+    let dialer = Arc::new(RedirectDialer::to(echo.addr));
+    let proxy =
+        proxy(policy, ProxyLimits::default(), resolver).with_dialer(Arc::clone(&dialer) as _);
+    let sandbox = TestSandbox::start(proxy);
+    sandbox.run(|| {
+        let (mut tunnel, head) = connect_tunnel("svc.test:443");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let hello = client_hello("SVC.test");
+        assert_eq!(
+            echo_round_trip(&mut tunnel, &hello),
+            hello,
+            "forwarded unchanged"
+        );
+    });
+    let dialed = dialer.dialed.lock().expect("lock").clone();
+    assert_eq!(dialed, [SocketAddr::new(host_loopback(), 443)]);
+    let records = sandbox.stop();
+    assert_eq!(records[0].protocol, Protocol::Https);
+    assert!(records[0].allowed, "{records:?}");
+}
+
+#[test]
+fn a_tls_tunnel_on_another_port_is_decided_again_as_https() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let (policy, resolver) = allowing_svc();
+    let policy = Arc::new(policy);
+    let proxy = Proxy::new(Arc::clone(&policy) as _, ProxyLimits::default())
+        .with_resolver(Arc::new(resolver));
+    let sandbox = TestSandbox::start(proxy);
+    let port = echo.addr.port();
+    sandbox.run(|| {
+        let (mut tunnel, _) = connect_tunnel(&format!("svc.test:{port}"));
+        let hello = client_hello("svc.test");
+        assert_eq!(echo_round_trip(&mut tunnel, &hello), hello);
+    });
+    let asked = policy.asked.lock().expect("lock").clone();
+    let protocols: Vec<_> = asked.iter().map(|a| a.protocol).collect();
+    assert_eq!(
+        protocols,
+        [Protocol::Tcp, Protocol::Tcp, Protocol::Https],
+        "name, address, then https once the ClientHello was seen: {asked:?}"
+    );
+    let records = sandbox.stop();
+    assert_eq!(records[0].protocol, Protocol::Https, "{records:?}");
+}
+
+#[test]
+fn curl_works_through_the_proxy_variables() {
+    if !root() {
+        return;
+    }
+    let curl = std::path::Path::new("/usr/bin/curl");
+    if !prerequisite_curl(curl) {
+        return;
+    }
+    let server = HttpServer::start();
+    let (policy, resolver) = allowing_svc();
+    let sandbox = TestSandbox::start(proxy(policy, ProxyLimits::default(), resolver));
+    let port = server.addr.port();
+    let output = sandbox.run(|| {
+        std::process::Command::new(curl)
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                &format!("http://svc.test:{port}/via-curl"),
+            ])
+            .env_clear()
+            .envs(warden_net::proxy_env())
+            .output()
+            .expect("curl runs")
+    });
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(output.stdout, b"hello");
+    let heads = server.heads.lock().expect("lock").clone();
+    assert!(
+        heads[0].starts_with("GET /via-curl HTTP/1.1\r\n"),
+        "{heads:?}"
+    );
+    let refused = sandbox.run(|| {
+        std::process::Command::new(curl)
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg("http://other.test/")
+            .env_clear()
+            .envs(warden_net::proxy_env())
+            .output()
+            .expect("curl runs")
+    });
+    assert_eq!(refused.stdout, b"403", "{refused:?}");
+}
+
+/// curl is part of the test machine's setup (scripts/setup.sh).
+fn prerequisite_curl(curl: &std::path::Path) -> bool {
+    let met = curl.is_file();
+    if !met {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide curl");
+        eprintln!("skipped: {} is not installed", curl.display());
+    }
+    met
+}
