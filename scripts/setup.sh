@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 language_packages=($(sed -n 's/^packages = \[\(.*\)\]/\1/p' languages/*.toml | tr -d '",'))
 # python3-venv: the venv of the compatible APIs' clients (below). nftables: the `nft` that
 # installs a sandbox's transparent interception (crates/warden-net/src/interception.rs); curl:
-# a real client in warden-net's proxy tests.
+# a real client in warden-net's proxy tests; python3-pip and npm: the package managers whose
+# real downloads under limited_access are tested (crates/warden-cli/tests/network_registries.rs).
 packages=(build-essential coreutils procps util-linux runsc python3-venv nftables curl
-  "${language_packages[@]}")
+  python3-pip npm "${language_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -38,7 +38,7 @@ enum Command {
     /// Serve the HTTP API (own API under /v1) until SIGTERM or SIGINT.
     Serve(commands::serve::ServeArgs),
     /// Network policies: list, show, export, import, remove, check a destination; the package
-    /// registries found on this host.
+    /// registries found on this host; the recorded executions' traffic log and its statistics.
     Network(commands::network::NetworkArgs),
 }
 

@@ -8,6 +8,7 @@ mod analysis_cache;
 mod compile;
 mod history;
 mod host;
+mod network;
 mod pool;
 mod runner;
 
@@ -19,7 +20,7 @@ use warden_core::detect;
 use warden_core::language::{expand_argv, ArgvTemplate, CommandValues};
 use warden_core::{
     Analysis, Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits, Mode,
-    ModePolicy, Outcome, SeccompPolicy,
+    ModePolicy, Outcome, OutcomeKind, SeccompPolicy,
 };
 use warden_sandbox::{
     CollectedFile, Job, Sandbox, SandboxPlan, SandboxRun, SandboxSpec, Stdin, WorkspaceFile,
@@ -33,11 +34,12 @@ use crate::execution::{
 };
 use crate::id::ExecutionId;
 use crate::security::{Security, Stage, Violation};
-use crate::settings::{HistorySettings, SettingError};
+use crate::settings::{HistorySettings, NetworkSettings, SettingError};
 use crate::test_cases::{TestCase, TestResult, Verdict};
 use crate::workspace::Program;
 
 pub use host::SandboxCheck;
+pub use network::{Connection, NetworkReport};
 pub use pool::PoolStats;
 
 /// Operator configuration of the engine; [`crate::Settings::engine_config`] builds it from
@@ -69,6 +71,10 @@ pub struct EngineConfig {
     /// The execution history: `None` records nothing; an invalid setting records nothing and
     /// says so in each execution's warnings.
     pub history: Option<Result<HistorySettings, SettingError>>,
+    /// The `[network]` settings; `None`: the built-in policies, `no_access` by default.
+    pub network: Option<NetworkSettings>,
+    /// warden's own service addresses (a server's listeners): no policy reaches them.
+    pub services: Vec<std::net::SocketAddr>,
 }
 
 impl EngineConfig {
@@ -86,6 +92,8 @@ impl EngineConfig {
             pool_size: 0,
             pool_reuse: 1,
             history: None,
+            network: None,
+            services: Vec::new(),
         }
     }
 }
@@ -102,6 +110,7 @@ pub struct Engine {
     pool_size: usize,
     pool_reuse: u64,
     pool: OnceLock<pool::Pool>,
+    network: network::NetworkConfig,
     analyses: analysis_cache::AnalysisCache,
     /// Created at the first run, so that what needs no sandbox (analysis, the history) works on
     /// a host that cannot sandbox.
@@ -143,6 +152,10 @@ impl Engine {
             pool_size: config.pool_size,
             pool_reuse: config.pool_reuse,
             pool: OnceLock::new(),
+            network: network::NetworkConfig {
+                settings: config.network,
+                services: config.services,
+            },
             analyses: analysis_cache::AnalysisCache::default(),
             sandbox: OnceLock::new(),
             maxima: config.maxima,
@@ -187,6 +200,9 @@ impl Engine {
         let prepared = self.prepare(&request)?;
         let input = history::Pending::of(&request);
         let spec = self.spec(&prepared)?;
+        let network = self
+            .network
+            .plan(request.network.as_deref(), prepared.mode)?;
         let mut runner = runner::Runner::new(
             self.sandbox()?,
             prepared.mode,
@@ -194,12 +210,16 @@ impl Engine {
             request.reuse,
             request.cancel.clone(),
         )?
-        .with_pool(self.pool()?, request.origin.token.as_deref().unwrap_or(""));
+        .with_pool(self.pool()?, request.origin.token.as_deref().unwrap_or(""))
+        .with_network(network.clone());
         let stages = self.stages(&prepared, &mut request, &mut runner);
         let finished = runner.finish();
         let (compile, run, tests) = stages?;
         finished?;
-        let result = finish(prepared, compile, run, tests);
+        let report = network
+            .has_egress()
+            .then(|| NetworkReport::new(&network.name, runner.take_records()));
+        let result = finish(prepared, compile, run, tests, report);
         let warnings = self.record(&result, input.borrowed());
         Ok(Execution { result, warnings })
     }
@@ -487,21 +507,34 @@ fn finish(
     compile: Option<StageResult>,
     run: Option<SandboxRun>,
     tests: Vec<TestResult>,
+    network: Option<NetworkReport>,
 ) -> ExecutionResult {
-    let violations = [
+    let denials = network
+        .iter()
+        .flat_map(|n| n.violations())
+        .map(|detail| Violation {
+            stage: Stage::Run,
+            kind: OutcomeKind::Violation,
+            detail,
+        });
+    let violations: Vec<Violation> = [
         compile
             .as_ref()
             .and_then(|c| Violation::of(Stage::Compile, &c.outcome)),
         run.as_ref()
             .and_then(|r| Violation::of(Stage::Run, &r.outcome)),
-    ];
+    ]
+    .into_iter()
+    .flatten()
+    .chain(denials)
+    .collect();
     let security = Security {
         mode: prepared.mode,
         reason: prepared.reason,
         threat_level: prepared.analysis.threat_level,
         findings: prepared.analysis.findings,
         parse_error: prepared.analysis.parse_error,
-        violations: violations.into_iter().flatten().collect(),
+        violations,
     };
     let run = run.map_or_else(
         || StageResult {
@@ -525,6 +558,7 @@ fn finish(
         compile,
         tests,
         security,
+        network,
     }
 }
 

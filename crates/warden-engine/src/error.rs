@@ -147,6 +147,32 @@ pub enum EngineError {
         /// What is missing.
         why: String,
     },
+    /// The network policy cannot be found or read.
+    #[error(transparent)]
+    NetworkPolicy(#[from] crate::network::StoreError),
+    /// The request names a network policy the configuration does not let requests choose.
+    #[error("the network policy {policy:?} is not allowed here (warden.toml [network] allowed)")]
+    NetworkRefused {
+        /// The policy asked for.
+        policy: String,
+    },
+    /// A network policy that lets traffic out cannot be enforced in this mode.
+    #[error("the network policy {policy:?} cannot be enforced in {mode} mode: only no_access is available there")]
+    NetworkUnavailable {
+        /// The policy asked for.
+        policy: String,
+        /// The mode chosen.
+        mode: Mode,
+    },
+    /// The egress proxy of a sandbox could not be set up.
+    #[error("setting up the sandbox's network ({step})")]
+    Egress {
+        /// The step that failed.
+        step: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl EngineError {
@@ -160,10 +186,12 @@ impl EngineError {
             EngineError::History(HistoryError::InvalidId(_) | HistoryError::AmbiguousId(_)) => {
                 ErrorKind::Request
             }
-            EngineError::Refused { .. } => ErrorKind::Refused,
+            EngineError::Refused { .. } | EngineError::NetworkRefused { .. } => ErrorKind::Refused,
+            EngineError::NetworkPolicy(e) => e.kind(),
             EngineError::Sandbox(SandboxError::Cancelled) => ErrorKind::Cancelled,
             EngineError::MissingRuntime { .. }
             | EngineError::ModeUnavailable { .. }
+            | EngineError::NetworkUnavailable { .. }
             | EngineError::NoHistory
             | EngineError::Sandbox(
                 SandboxError::Unsupported { .. } | SandboxError::NeedsRoot { .. },
@@ -175,6 +203,7 @@ impl EngineError {
             | EngineError::FilesystemPolicy(_)
             | EngineError::SeccompPolicy(_)
             | EngineError::AnalysisRules(_)
+            | EngineError::Egress { .. }
             | EngineError::Sandbox(_) => ErrorKind::Internal,
         }
     }

@@ -49,6 +49,9 @@ pub struct ExecutionRequest {
     pub cancel: Option<Cancellation>,
     /// Who asked, as the history records it.
     pub origin: Origin,
+    /// The network policy by name; `None` takes the configuration's default for the mode
+    /// (docs/network.md). A policy the configuration does not allow is refused.
+    pub network: Option<String>,
 }
 
 /// Who asked for an execution: the interface and the API token's name, as the history records
@@ -241,6 +244,10 @@ pub struct ExecutionResult {
     pub tests: Vec<TestResult>,
     /// The mode, why, the analysis and the run-time violations.
     pub security: Security,
+    /// The network policy and every connection attempt its proxy logged; absent under a
+    /// policy that lets nothing out (`no_access`: loopback only, nothing to log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::engine::NetworkReport>,
 }
 
 pub(crate) fn lossy<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

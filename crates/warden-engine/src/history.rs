@@ -1,5 +1,6 @@
 //! The execution history: every execution recorded in an embedded SQLite database, listed,
-//! shown and summed up into statistics (docs/history.md).
+//! shown and summed up into statistics, with the connections its network policy's proxy
+//! logged (docs/history.md, docs/network.md#traffic-log).
 //!
 //! Runs in whichever process executed the program (`warden run`, later the server). Many such
 //! processes write one database at once: it is in WAL mode (readers never block the writer),
@@ -11,9 +12,11 @@
 //! asks, and never logged.
 
 mod entry;
+mod network_stats;
 mod schema;
 mod stats;
 mod time;
+mod traffic;
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -27,7 +30,9 @@ use crate::execution::ExecutionResult;
 pub use entry::{
     CompileRecord, HistoryEntry, HistoryFilter, Prune, RecordInput, Retention, SecurityRecord,
 };
+pub use network_stats::{HostStats, NetworkStats, PolicyStats};
 pub use stats::{LanguageStats, Stats};
+pub use traffic::{ConnectionFilter, LoggedConnection};
 
 /// How long a write waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -159,8 +164,51 @@ impl HistoryStore {
     }
 
     /// One execution, by id or by a unique prefix of it, with its code and output when they
-    /// were retained.
+    /// were retained, and its network policy's connections.
     pub fn get(&self, id: &str) -> Result<Option<HistoryEntry>, HistoryError> {
+        match self.resolve(id)? {
+            Some(full) => entry::get(&self.conn, &self.path, &full),
+            None => Ok(None),
+        }
+    }
+
+    /// The logged connections matching `filter`, newest first. An execution the filter names
+    /// that is not in the history has none.
+    pub fn connections(
+        &self,
+        filter: &ConnectionFilter,
+    ) -> Result<Vec<LoggedConnection>, HistoryError> {
+        let execution = match filter.execution.as_deref().map(|id| self.resolve(id)) {
+            None => None,
+            Some(Ok(Some(full))) => Some(full),
+            Some(Ok(None)) => return Ok(Vec::new()),
+            Some(Err(e)) => return Err(e),
+        };
+        traffic::query(&self.conn, &self.path, filter, execution.as_deref())
+    }
+
+    /// Network statistics over the executions that finished at or after `since` (all when
+    /// `None`).
+    pub fn network_stats(&self, since: Option<SystemTime>) -> Result<NetworkStats, HistoryError> {
+        network_stats::compute(&self.conn, &self.path, since)
+    }
+
+    /// Statistics over the executions that finished at or after `since` (all when `None`).
+    pub fn stats(&self, since: Option<SystemTime>) -> Result<Stats, HistoryError> {
+        stats::compute(&self.conn, &self.path, since)
+    }
+
+    /// Deletes the executions that `rule` no longer keeps; returns how many.
+    pub fn prune(&self, rule: &Prune) -> Result<u64, HistoryError> {
+        let step = "pruning old executions";
+        let tx = self.immediate(step)?;
+        let deleted = rule.apply(&tx).map_err(|e| self.error(step, e))?;
+        tx.commit().map_err(|e| self.error(step, e))?;
+        Ok(deleted)
+    }
+
+    /// The full id of the one execution whose id starts with `id`.
+    fn resolve(&self, id: &str) -> Result<Option<String>, HistoryError> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(HistoryError::InvalidId(id.to_owned()));
         }
@@ -176,23 +224,9 @@ impl HistoryStore {
             .map_err(|e| self.error(step, e))?;
         match ids.as_slice() {
             [] => Ok(None),
-            [full] => entry::get(&self.conn, &self.path, full),
+            [full] => Ok(Some(full.clone())),
             _ => Err(HistoryError::AmbiguousId(id.to_owned())),
         }
-    }
-
-    /// Statistics over the executions that finished at or after `since` (all when `None`).
-    pub fn stats(&self, since: Option<SystemTime>) -> Result<Stats, HistoryError> {
-        stats::compute(&self.conn, &self.path, since)
-    }
-
-    /// Deletes the executions that `rule` no longer keeps; returns how many.
-    pub fn prune(&self, rule: &Prune) -> Result<u64, HistoryError> {
-        let step = "pruning old executions";
-        let tx = self.immediate(step)?;
-        let deleted = rule.apply(&tx).map_err(|e| self.error(step, e))?;
-        tx.commit().map_err(|e| self.error(step, e))?;
-        Ok(deleted)
     }
 
     /// The schema version of the open database.
@@ -323,6 +357,12 @@ fn classify(path: &Path, step: &'static str, e: rusqlite::Error) -> HistoryError
             source: e,
         },
     }
+}
+
+/// Unix milliseconds as the history's JSON shows times: RFC 3339 UTC with milliseconds
+/// (`2026-04-20T12:00:01.234Z`). For a connection's `started_ms`.
+pub fn utc_from_unix_ms(ms: u64) -> String {
+    time::utc(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 /// Unix milliseconds of `t` (0 before the epoch, saturating far after it).

@@ -20,14 +20,15 @@ mod workspace;
 
 pub use cancel::Cancellation;
 pub use compile_cache::CompileCache;
-pub use engine::{Engine, EngineConfig, PoolStats, SandboxCheck};
+pub use engine::{Connection, Engine, EngineConfig, NetworkReport, PoolStats, SandboxCheck};
 pub use error::{EngineError, ErrorKind, SourceError};
 pub use execution::{
     Execution, ExecutionRequest, ExecutionResult, LanguageDetection, Origin, SourceFile,
     StageResult, Warning, WarningKind,
 };
 pub use history::{
-    HistoryEntry, HistoryError, HistoryFilter, HistoryStore, RecordInput, Retention, Stats,
+    ConnectionFilter, HistoryEntry, HistoryError, HistoryFilter, HistoryStore, LoggedConnection,
+    NetworkStats, RecordInput, Retention, Stats,
 };
 pub use id::ExecutionId;
 pub use security::{Security, Stage, Violation};

@@ -199,6 +199,8 @@ impl Settings {
             cache: self.cache.cache(),
             modes: self.modes.clone(),
             history: Some(self.history.clone()),
+            network: Some(self.network.clone()),
+            services: self.server.listen.clone(),
             ..EngineConfig::new(helper)
         }
     }

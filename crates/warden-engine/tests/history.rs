@@ -1,11 +1,13 @@
 //! The history store on real SQLite files in a temporary directory: recording and reading back,
 //! retention, filters, statistics on known data, migration from an older schema, corruption,
-//! and many writers at once, and the engine answering from the history its settings name.
-//! Needs nothing but a writable temporary directory (each test's own, from the shared
-//! `support::World`).
+//! and many writers at once, and the engine answering from the history its settings name; the
+//! traffic log in `history/traffic.rs`. Needs nothing but a writable temporary directory (each
+//! test's own, from the shared `support::World`).
 
 #[path = "../../warden-cli/tests/support.rs"]
 mod support;
+#[path = "history/traffic.rs"]
+mod traffic;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -61,6 +63,7 @@ fn result(language: &str, outcome: Outcome, wall_ms: u64) -> ExecutionResult {
             parse_error: None,
             violations: Vec::new(),
         },
+        network: None,
     }
 }
 

@@ -225,7 +225,10 @@ fn build_scratch(plan: &SandboxSpec, root: &Path) -> Result<()> {
     fs::remove_dir(&scratch).map_err(|e| SetupError::io("remove directory", &scratch, e))
 }
 
-/// `/etc/passwd`, `/etc/group` and `/etc/hosts` describing the sandbox, not the host.
+/// `/etc/passwd`, `/etc/group` and `/etc/hosts` describing the sandbox, not the host, and
+/// `/etc/resolv.conf` naming the resolver on the sandbox's own loopback: warden's, when a
+/// network policy lets anything out (docs/network.md); nothing answers there otherwise, and a
+/// lookup fails at once.
 fn write_identity_files() -> Result<()> {
     let etc = at(Path::new("/etc"));
     mkdir(&etc)?;
@@ -233,6 +236,10 @@ fn write_identity_files() -> Result<()> {
         ("passwd", "root:x:0:0:sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
         ("group", "root:x:0:\nnogroup:x:65534:\n"),
         ("hosts", "127.0.0.1 localhost warden\n::1 localhost\n"),
+        (
+            "resolv.conf",
+            "nameserver 127.0.0.1\noptions ndots:0 attempts:1 timeout:1\n",
+        ),
     ] {
         let path = etc.join(name);
         fs::write(&path, contents).map_err(|e| SetupError::io("write", &path, e))?;

@@ -43,6 +43,11 @@ pub struct ExecutionBody {
     /// Isolation mode; the operator's default (normally `auto`) when absent.
     #[serde(default)]
     pub mode: Option<ModeBody>,
+    /// The network policy by name (`no_access`, `limited_access`, `internet_access`,
+    /// `development`, or one the operator imported); the operator's default when absent. A
+    /// policy the configuration does not allow is refused (403).
+    #[serde(default)]
+    pub network: Option<String>,
     /// Test cases: the program is compiled once and run once per case, each with a verdict.
     #[serde(default, deserialize_with = "crate::json_body::objects")]
     pub tests: Vec<TestBody>,
@@ -243,6 +248,7 @@ impl ExecutionBody {
                 .map_or(Stdin::Null, |s| Stdin::Bytes(s.into_bytes())),
             limits,
             mode: self.mode.map(ModeBody::request),
+            network: self.network,
             tests: self.tests.into_iter().map(TestBody::case).collect(),
             comparison: self.comparison.unwrap_or_default(),
             stop_on_failure: self.stop_on_failure,

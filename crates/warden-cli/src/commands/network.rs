@@ -1,7 +1,9 @@
 //! `warden network`: the network policies (list, show, export, import, remove), what one of
-//! them decides for a destination, and the package registries found on this host
-//! (docs/network.md). Connects to nothing: `check` only evaluates, after asking the system
-//! resolver for a name's addresses.
+//! them decides for a destination, the package registries found on this host, and the traffic
+//! log the history keeps (`log`, `stats`, in `network/traffic.rs`) (docs/network.md). Connects
+//! to nothing: `check` only evaluates, after asking the system resolver for a name's addresses.
+
+mod traffic;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -20,6 +22,7 @@ use warden_engine::settings::NetworkSettings;
 use warden_engine::Settings;
 
 use super::history::write_table;
+pub(super) use traffic::write_connections;
 
 /// Arguments of `warden network`.
 #[derive(Debug, Args)]
@@ -59,6 +62,10 @@ enum NetworkCommand {
     Check(CheckArgs),
     /// The package registries found on this host, and where each was found.
     Registries(JsonFlag),
+    /// The connections recorded executions attempted under their policies, newest first.
+    Log(traffic::LogArgs),
+    /// Attempts, denials and bytes per destination host and per policy.
+    Stats(traffic::StatsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +96,8 @@ pub(crate) fn run(args: NetworkArgs) -> anyhow::Result<ExitCode> {
         NetworkCommand::Policies(j) | NetworkCommand::Registries(j) => j.json,
         NetworkCommand::Show { json, .. } => json.json,
         NetworkCommand::Check(c) => c.json.json,
+        NetworkCommand::Log(l) => l.json.json,
+        NetworkCommand::Stats(s) => s.json.json,
         _ => false,
     };
     match dispatch(args.command) {
@@ -114,6 +123,8 @@ fn dispatch(command: NetworkCommand) -> anyhow::Result<ExitCode> {
         NetworkCommand::Registries(j) => {
             registries(&mut out, &all_registries(&settings.network), j.json)?;
         }
+        NetworkCommand::Log(args) => traffic::log(&mut out, args)?,
+        NetworkCommand::Stats(args) => traffic::stats(&mut out, args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

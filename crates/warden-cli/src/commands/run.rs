@@ -56,6 +56,11 @@ pub(crate) struct RunArgs {
     /// configuration's `modes.default`, itself auto by default.
     #[arg(long, value_parser = parse_mode)]
     mode: Option<ModeRequest>,
+    /// The network policy (`warden network policies` lists them): no_access, limited_access,
+    /// internet_access, development, or one the operator imported. Default: the
+    /// configuration's `[network] default`, itself no_access.
+    #[arg(long, value_name = "POLICY")]
+    network: Option<String>,
     /// CPU time of the whole process tree (e.g. 2s, 500ms).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     cpu_time: Option<Duration>,
@@ -162,6 +167,7 @@ fn execute(args: RunArgs) -> anyhow::Result<Execution> {
         stdin: stdin()?,
         limits: args.limits(),
         mode: args.mode,
+        network: args.network.clone(),
         origin: Origin::new("cli", None),
         ..ExecutionRequest::default()
     };

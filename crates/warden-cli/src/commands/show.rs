@@ -1,5 +1,5 @@
-//! `warden show ID`: everything the history recorded of one execution, with its code and
-//! output when the retention kept them.
+//! `warden show ID`: everything the history recorded of one execution, its network policy's
+//! connections, and its code and output when the retention kept them.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,6 +11,7 @@ use warden_core::Usage;
 use warden_engine::HistoryEntry;
 
 use super::history::{history_engine, human_bytes};
+use super::network::write_connections;
 
 /// Arguments of `warden show`.
 #[derive(Debug, Args)]
@@ -95,6 +96,9 @@ fn write_text(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
         field(out, "asked via:", &format!("{api}{by}"))?;
     }
     write_security(out, e)?;
+    if let Some(report) = &e.network {
+        write_connections(out, report)?;
+    }
     let blocks = [
         ("code", e.code.as_deref()),
         ("compiler stdout", compiler(e, |c| c.stdout.as_deref())),

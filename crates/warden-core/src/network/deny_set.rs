@@ -3,7 +3,9 @@
 //! (credentials), the operator's private network, or warden itself.
 //!
 //! The fixed ranges are the special-purpose registries of IANA (RFC 6890 and its updates) minus
-//! the globally routable ones, plus multicast and what can be turned into one of them: an
+//! the globally routable ones and the documentation ranges (nothing of the host's is there, and
+//! some networks put real services in them), plus multicast and what can be turned into one of
+//! them: an
 //! IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address itself to the kernel, and a
 //! NAT64 address (`64:ff9b::a.b.c.d`, RFC 6052) reaches the embedded IPv4 address through the
 //! translator, so both are judged by the IPv4 address inside. The host's own addresses and
@@ -66,7 +68,6 @@ pub const DENY_SET: &[DeniedRange] = &[
         24,
         "IETF protocol assignments, incl. some clouds' metadata service, RFC 6890",
     ),
-    v4([192, 0, 2, 0], 24, "documentation TEST-NET-1, RFC 5737"),
     v4(
         [192, 88, 99, 0],
         24,
@@ -74,8 +75,6 @@ pub const DENY_SET: &[DeniedRange] = &[
     ),
     v4([192, 168, 0, 0], 16, "private network, RFC 1918"),
     v4([198, 18, 0, 0], 15, "benchmarking, RFC 2544"),
-    v4([198, 51, 100, 0], 24, "documentation TEST-NET-2, RFC 5737"),
-    v4([203, 0, 113, 0], 24, "documentation TEST-NET-3, RFC 5737"),
     v4([224, 0, 0, 0], 4, "multicast, RFC 5771"),
     v4(
         [240, 0, 0, 0],
@@ -109,16 +108,10 @@ pub const DENY_SET: &[DeniedRange] = &[
         "IETF protocol assignments, incl. Teredo tunnels to embedded IPv4 addresses, RFC 2928",
     ),
     v6(
-        [0x2001, 0xdb8, 0, 0, 0, 0, 0, 0],
-        32,
-        "documentation, RFC 3849",
-    ),
-    v6(
         [0x2002, 0, 0, 0, 0, 0, 0, 0],
         16,
         "6to4, embeds IPv4 addresses, deprecated, RFC 7526",
     ),
-    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, "documentation, RFC 9637"),
     v6(
         [0xfc00, 0, 0, 0, 0, 0, 0, 0],
         7,
@@ -175,13 +168,17 @@ pub(super) fn own_address(
     host: &[IpAddr],
     services: &[SocketAddr],
 ) -> Option<DenyHit> {
-    if let Some(a) = host.iter().find(|a| a.to_canonical() == addr) {
-        return Some(DenyHit::HostAddress(*a));
-    }
-    services
-        .iter()
-        .find(|s| s.ip().to_canonical() == addr && (s.port() == 0 || s.port() == port))
+    let own = host.iter().find(|a| a.to_canonical() == addr);
+    // A service first: an operator's policy may exempt a host address, never a service. One
+    // on the unspecified address listens on every address of the host (loopback included).
+    let service = services.iter().find(|s| {
+        let on = s.ip().to_canonical();
+        (s.port() == 0 || s.port() == port)
+            && (on == addr || (on.is_unspecified() && (own.is_some() || addr.is_loopback())))
+    });
+    service
         .map(|s| DenyHit::Service(*s))
+        .or(own.map(|a| DenyHit::HostAddress(*a)))
 }
 
 #[cfg(test)]
@@ -216,7 +213,6 @@ mod tests {
             "fd00:ec2::254",
             "fe80::1",
             "ff02::1",
-            "2001:db8::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
@@ -225,9 +221,13 @@ mod tests {
         ] {
             assert!(reason(addr).is_some(), "{addr} is not denied");
         }
+        // The documentation ranges are not special to routing: some networks use them (a
+        // registry mirror behind one, say), and nothing of the host's is there.
         for addr in [
             "8.8.8.8",
             "1.1.1.1",
+            "203.0.113.80",
+            "2001:db8::1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
@@ -265,6 +265,18 @@ mod tests {
             Some(DenyHit::Service(_))
         ));
         assert_eq!(hit("203.0.113.5", 80), None);
+        let anywhere: [SocketAddr; 1] = ["0.0.0.0:2358".parse().expect("addr")];
+        let on = |a: &str, port| own_address(ip(a), port, &host, &anywhere);
+        assert!(matches!(
+            on("198.51.100.7", 2358),
+            Some(DenyHit::Service(_))
+        ));
+        assert!(matches!(on("127.0.0.1", 2358), Some(DenyHit::Service(_))));
+        assert!(matches!(
+            on("198.51.100.7", 80),
+            Some(DenyHit::HostAddress(_))
+        ));
+        assert_eq!(on("8.8.8.8", 2358), None);
         assert!(matches!(hit("2001:db8::9", 1), Some(DenyHit::Service(_))));
     }
 }

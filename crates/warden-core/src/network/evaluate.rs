@@ -146,11 +146,14 @@ impl Policy {
     /// The deny set's verdict on `addr`, if it denies it.
     fn denied(&self, addr: IpAddr, port: u16, ctx: &EvalContext<'_>) -> Option<Decision> {
         let exempt = |a: IpAddr| ctx.imported && self.allow_denied.iter().any(|n| n.contains(a));
+        // An operator-imported policy may exempt a named address of the fixed ranges or of the
+        // host's own (a test server on the host's loopback); warden's own services, never.
         let hit = deny_set::effective(addr).find_map(|a| {
-            deny_set::fixed_range(a)
-                .filter(|_| !exempt(a))
-                .map(DenyHit::Range)
-                .or_else(|| deny_set::own_address(a, port, ctx.host_addrs, ctx.service_addrs))
+            match deny_set::own_address(a, port, ctx.host_addrs, ctx.service_addrs) {
+                Some(service @ DenyHit::Service(_)) => Some(service),
+                _ if exempt(a) => None,
+                own => deny_set::fixed_range(a).map(DenyHit::Range).or(own),
+            }
         })?;
         let (matched, reason) = match hit {
             DenyHit::Range(r) => (Matched::DenySet(r), r.reason),

@@ -353,14 +353,35 @@ fn network_allow_denied_is_honoured_only_for_imported_policies() {
     assert_eq!(p.evaluate(&mirror, &imported).action, Action::Allow);
     let nat64 = to(Protocol::Tcp, "64:ff9b::a9fe:a9fe", 80);
     assert_eq!(p.evaluate(&nat64, &imported).action, Action::Allow);
-    let own = p.evaluate(&to(Protocol::Tcp, "10.1.0.5", 443), &imported);
+    // The host's own address, named by the imported policy: exempt (a test server on the
+    // host's loopback needs this); by a built-in, denied.
+    let own = to(Protocol::Tcp, "10.1.0.5", 443);
+    assert_eq!(p.evaluate(&own, &imported).action, Action::Allow);
+    assert_eq!(p.evaluate(&own, &builtin).action, Action::Deny);
+    let public_host = [ip("8.8.4.4")];
+    let public = EvalContext {
+        host_addrs: &public_host,
+        ..EvalContext::default()
+    };
     assert_eq!(
-        own.matched,
-        Matched::HostAddress(ip("10.1.0.5")),
-        "never the host's own"
+        p.evaluate(&to(Protocol::Tcp, "8.8.4.4", 443), &public)
+            .matched,
+        Matched::HostAddress(ip("8.8.4.4")),
+        "a host address outside the fixed ranges is denied as the host's"
     );
     let other = p.evaluate(&to(Protocol::Tcp, "10.2.0.1", 443), &imported);
     assert_eq!(other.action, Action::Deny);
+    // warden's own services, never.
+    let services = [std::net::SocketAddr::new(ip("10.1.0.5"), 2358)];
+    let serving = EvalContext {
+        service_addrs: &services,
+        ..imported
+    };
+    let service = p.evaluate(&to(Protocol::Tcp, "10.1.0.5", 2358), &serving);
+    assert!(
+        matches!(service.matched, Matched::Service(_)),
+        "{service:?}"
+    );
 }
 
 #[test]

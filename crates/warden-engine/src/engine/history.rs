@@ -1,6 +1,6 @@
 //! The engine's history: each execution recorded as it finishes (pruned per the settings),
-//! and the questions adapters ask of it (`history`, `show`, `stats`). Recording never fails an
-//! execution: a failure becomes a [`Warning`].
+//! and the questions adapters ask of it (`history`, `show`, `stats`, `network log`, `network
+//! stats`). Recording never fails an execution: a failure becomes a [`Warning`].
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -11,7 +11,10 @@ use warden_sandbox::Stdin;
 use super::Engine;
 use crate::error::EngineError;
 use crate::execution::{ExecutionRequest, ExecutionResult, Warning, WarningKind};
-use crate::history::{HistoryEntry, HistoryFilter, HistoryStore, RecordInput, Stats};
+use crate::history::{
+    ConnectionFilter, HistoryEntry, HistoryFilter, HistoryStore, LoggedConnection, NetworkStats,
+    RecordInput, Stats,
+};
 use crate::settings::{HistorySettings, SettingError};
 
 /// The history settings and the database, opened at the first use and kept open.
@@ -125,6 +128,24 @@ impl Engine {
     /// Statistics over the executions that finished at or after `since` (all when `None`).
     pub fn history_stats(&self, since: Option<SystemTime>) -> Result<Stats, EngineError> {
         self.with_store(|store| store.stats(since))
+    }
+
+    /// The connections the recorded executions' network policies logged, matching `filter`,
+    /// newest first.
+    pub fn history_connections(
+        &self,
+        filter: &ConnectionFilter,
+    ) -> Result<Vec<LoggedConnection>, EngineError> {
+        self.with_store(|store| store.connections(filter))
+    }
+
+    /// Network statistics (per destination host, per policy) over the executions that finished
+    /// at or after `since` (all when `None`).
+    pub fn history_network_stats(
+        &self,
+        since: Option<SystemTime>,
+    ) -> Result<NetworkStats, EngineError> {
+        self.with_store(|store| store.network_stats(since))
     }
 
     /// The history database's file, when the engine keeps a history with valid settings.

@@ -2,9 +2,13 @@
 //! sandbox shared by all of them or in a fresh sandbox each, as the request says
 //! ([`SandboxReuse`]). The one place `execute` reaches the sandbox.
 
+use std::borrow::Cow;
+
 use warden_core::Mode;
+use warden_net::{BlockingProxy, ConnectionRecord};
 use warden_sandbox::{Backend, Job, LiveSandbox, Sandbox, SandboxRun, SandboxSpec, Stdin};
 
+use super::network::NetworkPlan;
 use super::pool::Pool;
 use crate::cancel::Cancellation;
 use crate::error::EngineError;
@@ -19,8 +23,12 @@ pub(super) struct Runner<'e> {
     owner: String,
     spec: SandboxSpec,
     reuse: SandboxReuse,
-    shared: Option<LiveSandbox>,
+    shared: Option<(LiveSandbox, Option<BlockingProxy>)>,
     cancel: Option<Cancellation>,
+    /// The network policy; with egress, each sandbox gets its own proxy and is never pooled.
+    network: Option<NetworkPlan>,
+    /// What the sandboxes' proxies logged, once stopped.
+    records: Vec<ConnectionRecord>,
 }
 
 impl<'e> Runner<'e> {
@@ -46,6 +54,8 @@ impl<'e> Runner<'e> {
             reuse,
             shared: None,
             cancel,
+            network: None,
+            records: Vec::new(),
         })
     }
 
@@ -59,9 +69,27 @@ impl<'e> Runner<'e> {
         self
     }
 
-    /// Ends the use of a sandbox: back to the pool (reset for the owner's next run, or
-    /// destroyed off the request's path), or destroyed here.
-    fn release(&self, sandbox: LiveSandbox) -> Result<(), EngineError> {
+    /// Runs the sandboxes under `plan`: with egress, each gets warden's proxy in its network
+    /// namespace and the proxy variables in its jobs' environment, and none is pooled.
+    pub(super) fn with_network(mut self, plan: NetworkPlan) -> Self {
+        if plan.has_egress() {
+            self.pool = None;
+        }
+        self.network = Some(plan);
+        self
+    }
+
+    /// Ends the use of a sandbox: its proxy stopped (the log kept), then back to the pool
+    /// (reset for the owner's next run, or destroyed off the request's path), or destroyed
+    /// here.
+    fn release(
+        &mut self,
+        sandbox: LiveSandbox,
+        proxy: Option<BlockingProxy>,
+    ) -> Result<(), EngineError> {
+        if let Some(proxy) = proxy {
+            self.records.extend(proxy.stop());
+        }
         match self.pool {
             Some(pool) => pool.give_back(sandbox, &self.owner)?,
             None => sandbox.destroy()?,
@@ -69,23 +97,47 @@ impl<'e> Runner<'e> {
         Ok(())
     }
 
+    /// What the proxies logged so far (all of it after `finish`).
+    pub(super) fn take_records(&mut self) -> Vec<ConnectionRecord> {
+        std::mem::take(&mut self.records)
+    }
+
     /// A new sandbox of this execution (a pooled one when there is one), registered with its
-    /// cancellation.
-    fn create(&self) -> Result<LiveSandbox, EngineError> {
+    /// cancellation, with its proxy when the policy lets traffic out.
+    fn create(&self) -> Result<(LiveSandbox, Option<BlockingProxy>), EngineError> {
         if self.cancel.as_ref().is_some_and(Cancellation::is_cancelled) {
             return Err(warden_sandbox::SandboxError::Cancelled.into());
         }
+        let egress = self.network.as_ref().filter(|n| n.has_egress());
         let pooled = self
             .pool
             .and_then(|pool| pool.take(&self.spec, &self.owner));
-        let sandbox = match pooled {
-            Some(sandbox) => sandbox,
-            None => self.backend.start(&self.spec)?,
+        let (sandbox, proxy) = match (pooled, egress) {
+            (Some(sandbox), _) => (sandbox, None),
+            (None, None) => (self.backend.start(&self.spec)?, None),
+            (None, Some(plan)) => {
+                // The proxy opens its listeners in the sandbox's namespace: it must exist.
+                let sandbox = self.backend.create(&self.spec)?;
+                let proxy = plan.start(&sandbox)?;
+                (sandbox, proxy)
+            }
         };
         if let Some(cancel) = &self.cancel {
             cancel.watch(sandbox.cancel_handle());
         }
-        Ok(sandbox)
+        Ok((sandbox, proxy))
+    }
+
+    /// `job` with the proxy variables when the sandboxes have egress.
+    fn job<'j>(&self, job: &'j Job) -> Cow<'j, Job> {
+        match &self.network {
+            Some(plan) if plan.has_egress() => {
+                let mut job = job.clone();
+                job.env.extend(warden_net::proxy_env());
+                Cow::Owned(job)
+            }
+            _ => Cow::Borrowed(job),
+        }
     }
 
     /// Runs one job: in the shared sandbox (created at the first job, and again should a limit
@@ -93,32 +145,36 @@ impl<'e> Runner<'e> {
     pub(super) fn run(&mut self, job: &Job, stdin: Stdin) -> Result<SandboxRun, EngineError> {
         match self.reuse {
             SandboxReuse::Fresh => {
-                let mut sandbox = self.create()?;
-                let run = sandbox.run(job, stdin);
-                let released = self.release(sandbox);
+                let (mut sandbox, proxy) = self.create()?;
+                let run = sandbox.run(&self.job(job), stdin);
+                let released = self.release(sandbox, proxy);
                 let run = run?;
                 released?;
                 Ok(run)
             }
             SandboxReuse::Shared => {
-                if !self.shared.as_ref().is_some_and(LiveSandbox::is_alive) {
-                    if let Some(dead) = self.shared.take() {
+                if !self.shared.as_ref().is_some_and(|(s, _)| s.is_alive()) {
+                    if let Some((dead, proxy)) = self.shared.take() {
+                        if let Some(proxy) = proxy {
+                            self.records.extend(proxy.stop());
+                        }
                         dead.destroy()?;
                     }
                     self.shared = Some(self.create()?);
                 }
-                let sandbox = self.shared.as_mut().ok_or(EngineError::Sandbox(
+                let job = self.job(job);
+                let (sandbox, _) = self.shared.as_mut().ok_or(EngineError::Sandbox(
                     warden_sandbox::SandboxError::Gone { why: "not created" },
                 ))?;
-                Ok(sandbox.run(job, stdin)?)
+                Ok(sandbox.run(&job, stdin)?)
             }
         }
     }
 
     /// Releases the shared sandbox, if any.
-    pub(super) fn finish(mut self) -> Result<(), EngineError> {
+    pub(super) fn finish(&mut self) -> Result<(), EngineError> {
         match self.shared.take() {
-            Some(sandbox) => self.release(sandbox),
+            Some((sandbox, proxy)) => self.release(sandbox, proxy),
             None => Ok(()),
         }
     }

@@ -1,6 +1,6 @@
 //! One recorded execution: what is written ([`Row`]), what is read back ([`HistoryEntry`]),
 //! how much of the code and output is kept ([`Retention`]) and which rows are selected
-//! ([`HistoryFilter`]) or deleted ([`Prune`]).
+//! ([`HistoryFilter`]) or deleted ([`Prune`]). Its connections are `super::traffic`'s.
 
 use std::fmt;
 use std::path::Path;
@@ -8,7 +8,10 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension, Row as SqlRow, Transaction};
+use rusqlite::{
+    params, Connection, OptionalExtension, Row as SqlRow, Transaction, TransactionBehavior,
+};
+use serde::de::value::StrDeserializer;
 use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize, Serializer};
 use warden_core::{
@@ -16,7 +19,8 @@ use warden_core::{
 };
 
 use super::time::{rfc3339, utc};
-use super::{classify, unix_ms, HistoryError};
+use super::{classify, traffic, unix_ms, HistoryError};
+use crate::engine::NetworkReport;
 use crate::execution::{ExecutionResult, StageResult};
 use crate::id::ExecutionId;
 use crate::security::Violation;
@@ -112,20 +116,28 @@ impl Prune {
     pub(super) fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<u64> {
         let mut deleted = 0;
         if let Some(time) = self.older_than {
-            deleted += tx.execute(
-                "DELETE FROM executions WHERE finished_at_ms < ?1",
-                [unix_ms(time)],
-            )?;
+            deleted += delete_where(tx, "finished_at_ms < ?1", unix_ms(time))?;
         }
         if let Some(keep) = self.keep_last {
-            deleted += tx.execute(
-                "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
-                 ORDER BY finished_at_ms DESC, id DESC LIMIT -1 OFFSET ?1)",
-                [i64::try_from(keep).unwrap_or(i64::MAX)],
-            )?;
+            let beyond = "id IN (SELECT id FROM executions \
+                 ORDER BY finished_at_ms DESC, id DESC LIMIT -1 OFFSET ?1)";
+            deleted += delete_where(tx, beyond, signed(keep))?;
         }
         Ok(deleted as u64)
     }
+}
+
+/// Deletes the executions `condition` (SQL on `executions`, one parameter) selects, and their
+/// connections. The connections go first: they are found through the executions' rows.
+fn delete_where(tx: &Transaction<'_>, condition: &str, arg: i64) -> rusqlite::Result<usize> {
+    tx.execute(
+        &format!(
+            "DELETE FROM connections WHERE execution_id IN \
+             (SELECT id FROM executions WHERE {condition})"
+        ),
+        [arg],
+    )?;
+    tx.execute(&format!("DELETE FROM executions WHERE {condition}"), [arg])
 }
 
 /// The compile stage of a recorded execution.
@@ -211,6 +223,14 @@ pub struct HistoryEntry {
     pub api: Option<String>,
     /// The name of the API token that asked, if any.
     pub token: Option<String>,
+    /// The network policy it ran under, when that policy let traffic out (absent under
+    /// `no_access`, and for executions recorded before the traffic log was kept).
+    pub network_policy: Option<String>,
+    /// How many of its connection attempts that policy denied.
+    pub network_denied: Option<u32>,
+    /// The policy and every connection attempt, when asked for (one execution, not a list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkReport>,
     /// The code, when kept and asked for.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "lossy")]
     pub code: Option<Vec<u8>>,
@@ -265,6 +285,7 @@ pub(super) struct Row {
     compile: Option<String>,
     retention: Retention,
     origin: (String, Option<String>),
+    network: Option<NetworkReport>,
     code: Option<Vec<u8>>,
     stdout: Option<Vec<u8>>,
     stderr: Option<Vec<u8>>,
@@ -306,6 +327,8 @@ impl Row {
                 .map(|c| to_json(&compile(c, output))),
             retention,
             origin: (input.api.to_owned(), input.token.map(str::to_owned)),
+            // What the sandbox let out or stopped is metadata: kept at every retention.
+            network: result.network.clone(),
             code: retention.keeps_code().then(|| input.code.to_vec()),
             stdout: output.then(|| result.stdout.clone()),
             stderr: output.then(|| result.stderr.clone()),
@@ -321,8 +344,9 @@ impl Row {
              cpu_time_ms, wall_time_ms, peak_memory_bytes, code_bytes, stdin_bytes, \
              stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, limits, compile, \
              retention, code, stdout, stderr, threat_level, finding_count, violation_count, \
-             security, api, token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-             ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+             security, api, token, network_policy) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+             ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
+             ?26, ?27, ?28)",
             params![
                 self.id,
                 self.finished_at_ms,
@@ -351,9 +375,13 @@ impl Row {
                 security.record.as_ref().map(to_json),
                 self.origin.0,
                 self.origin.1,
+                self.network.as_ref().map(|n| n.policy.as_str()),
             ],
         )?;
-        Ok(())
+        match &self.network {
+            Some(report) => traffic::insert(tx, &self.id, report),
+            None => Ok(()),
+        }
     }
 }
 
@@ -374,9 +402,13 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("history values serialize to JSON")
 }
 
+/// The columns [`Raw::read`] takes, in order. The last counts the denied connections through
+/// the `connections` primary key's index: a list stays one query, and reads no connection.
 const COLUMNS: &str = "id, finished_at_ms, language, mode, outcome, cpu_time_ms, wall_time_ms, \
     peak_memory_bytes, code_bytes, stdin_bytes, stdout_bytes, stderr_bytes, stdout_truncated, \
-    stderr_truncated, limits, compile, retention, threat_level, security, api, token";
+    stderr_truncated, limits, compile, retention, threat_level, security, api, token, \
+    network_policy, CASE WHEN network_policy IS NULL THEN NULL ELSE (SELECT count(*) \
+    FROM connections c WHERE c.execution_id = executions.id AND c.allowed = 0) END";
 
 /// A row as SQLite returns it, before its JSON columns are decoded.
 struct Raw {
@@ -394,13 +426,14 @@ struct Raw {
     threat_level: Option<String>,
     security: Option<String>,
     origin: (Option<String>, Option<String>),
+    network: (Option<String>, Option<i64>),
     payload: [Option<Vec<u8>>; 3],
 }
 
 impl Raw {
     fn read(row: &SqlRow<'_>, with_payload: bool) -> rusqlite::Result<Self> {
         let payload = if with_payload {
-            [row.get(21)?, row.get(22)?, row.get(23)?]
+            [row.get(23)?, row.get(24)?, row.get(25)?]
         } else {
             [None, None, None]
         };
@@ -426,6 +459,7 @@ impl Raw {
             threat_level: row.get(17)?,
             security: row.get(18)?,
             origin: (row.get(19)?, row.get(20)?),
+            network: (row.get(21)?, row.get(22)?),
             payload,
         })
     }
@@ -436,8 +470,7 @@ impl Raw {
             id: self.id.clone(),
             column,
         };
-        let id = ExecutionId::deserialize(self.id.as_str().into_deserializer())
-            .map_err(|_: serde::de::value::Error| fail("id"))?;
+        let id = execution_id(&self.id).ok_or_else(|| fail("id"))?;
         let outcome = serde_json::from_str(&self.outcome).map_err(|_| fail("outcome"))?;
         let compile = decode_opt(self.compile.as_deref()).map_err(|_| fail("compile"))?;
         let security = decode_opt(self.security.as_deref()).map_err(|_| fail("security"))?;
@@ -473,6 +506,9 @@ impl Raw {
             retention,
             api: self.origin.0,
             token: self.origin.1,
+            network_policy: self.network.0,
+            network_denied: self.network.1.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            network: None,
             code,
             stdout,
             stderr,
@@ -523,25 +559,48 @@ pub(super) fn list(
     raws.into_iter().map(|raw| raw.decode(path)).collect()
 }
 
-/// The execution with exactly this id, with its payloads.
+/// The execution with exactly this id, with its payloads and its connections.
 pub(super) fn get(
     conn: &Connection,
     path: &Path,
     id: &str,
 ) -> Result<Option<HistoryEntry>, HistoryError> {
+    let step = "reading an execution";
     let sql = format!("SELECT {COLUMNS}, code, stdout, stderr FROM executions WHERE id = ?1");
-    let raw = conn
+    // One read transaction: a prune between the two reads would leave a policy without its
+    // connections.
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Deferred)
+        .map_err(|e| classify(path, step, e))?;
+    let raw = tx
         .query_row(&sql, [id], |r| Raw::read(r, true))
         .optional()
-        .map_err(|e| classify(path, "reading an execution", e))?;
-    raw.map(|raw| raw.decode(path)).transpose()
+        .map_err(|e| classify(path, step, e))?;
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let report = match &raw.network.0 {
+        Some(policy) => {
+            Some(traffic::report(&tx, id, policy.clone()).map_err(|e| classify(path, step, e))?)
+        }
+        None => None,
+    };
+    tx.commit().map_err(|e| classify(path, step, e))?;
+    let mut entry = raw.decode(path)?;
+    entry.network = report;
+    Ok(Some(entry))
+}
+
+/// An id read back from the database; `None` if it is not one.
+pub(super) fn execution_id(text: &str) -> Option<ExecutionId> {
+    let text: StrDeserializer<'_, serde::de::value::Error> = text.into_deserializer();
+    ExecutionId::deserialize(text).ok()
 }
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn signed(n: u64) -> i64 {
+pub(super) fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -549,7 +608,7 @@ fn len(bytes: &[u8]) -> i64 {
     signed(bytes.len() as u64)
 }
 
-fn unsigned(n: i64) -> u64 {
+pub(super) fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 

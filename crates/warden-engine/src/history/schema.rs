@@ -51,7 +51,35 @@ ALTER TABLE executions ADD COLUMN api TEXT;
 ALTER TABLE executions ADD COLUMN token TEXT;
 ";
 
-const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+/// Version 4: the traffic log (issue 10). The policy an execution ran under, when it let
+/// anything out (NULL otherwise, and for older rows), and one row per connection attempt or
+/// name lookup its proxy logged, `seq` numbering them in the order of the result.
+///
+/// No separate index on `execution_id`: the primary key's index starts with it, and serves
+/// the lookups by execution (`warden show`, pruning, `--execution`) on its own.
+const V4: &str = "
+ALTER TABLE executions ADD COLUMN network_policy TEXT;
+CREATE TABLE connections (
+    execution_id  TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    started_at_ms INTEGER NOT NULL,
+    protocol      TEXT NOT NULL,
+    host          TEXT,
+    addr          TEXT,
+    port          INTEGER NOT NULL,
+    allowed       INTEGER NOT NULL,
+    rule          TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    bytes_up      INTEGER NOT NULL,
+    bytes_down    INTEGER NOT NULL,
+    duration_ms   INTEGER NOT NULL,
+    cut_by        TEXT,
+    PRIMARY KEY (execution_id, seq)
+);
+CREATE INDEX connections_by_time ON connections (started_at_ms);
+";
+
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;

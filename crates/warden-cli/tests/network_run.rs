@@ -1,0 +1,354 @@
+//! `warden run --network` end to end (issue 10): a program in the native sandbox reaches a
+//! server this test starts on the host's loopback through warden's HTTP and SOCKS5 proxies
+//! under an operator-imported policy that allows exactly that address, and is refused
+//! everything else: another port, a private address connected to directly (intercepted and
+//! decided, never dialed), a name lookup. Every attempt is in the result's `network` section
+//! and the denials among its violations. Traffic goes to this machine's loopback only. Needs
+//! root (CI runs as root).
+
+mod live_server;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use live_server::{LiveServer, World, TOKEN};
+use serde_json::Value;
+
+/// A one-line HTTP server on the host's loopback; counts the connections it serves.
+fn serve(listener: TcpListener, served: Arc<AtomicUsize>) {
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        served.fetch_add(1, Ordering::SeqCst);
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf);
+        let _ = stream.write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 16\r\n\r\nhello from host\n");
+    }
+}
+
+fn policy(port: u16) -> String {
+    format!(
+        "name = \"test_server\"\ndescription = \"this test's server on the host's loopback\"\n\
+         level = \"custom\"\ndefault_action = \"deny\"\nallow_denied = [\"127.0.0.1\"]\n\n\
+         [[rule]]\nprotocol = \"tcp\"\nhost = \"127.0.0.1\"\nports = {port}\naction = \"allow\"\n\
+         reason = \"the test server\"\n"
+    )
+}
+
+/// The program: each line of its output is one attempt's answer.
+fn program(port: u16) -> String {
+    format!(
+        r#"
+import os, socket, struct
+
+def http_via_proxy(port):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+    s.sendall(b"GET http://127.0.0.1:%d/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" % port)
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n")[0].decode() + " | " + data.split(b"\r\n\r\n", 1)[-1].decode().strip()
+
+def socks(port):
+    s = socket.create_connection(("127.0.0.1", 1080), timeout=5)
+    s.sendall(b"\x05\x01\x00")
+    assert s.recv(2) == b"\x05\x00"
+    s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack(">H", port))
+    reply = s.recv(10)
+    if reply[1] != 0:
+        return "socks refused %d" % reply[1]
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    return "socks " + s.recv(4096).split(b"\r\n\r\n", 1)[-1].decode().strip()
+
+def direct(addr, port):
+    try:
+        s = socket.create_connection((addr, port), timeout=5)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        got = s.recv(100)
+        return "direct answered %r" % got if got else "direct closed"
+    except OSError as e:
+        return "direct refused %s" % type(e).__name__
+
+def lookup(name):
+    try:
+        return "resolved %s" % socket.gethostbyname(name)
+    except OSError as e:
+        return "lookup failed"
+
+print(http_via_proxy({port}))
+print(http_via_proxy({other}))
+print(socks({port}))
+print(direct("10.1.2.3", 80))
+print(lookup("exfiltrate-this.example"))
+print("proxy variable", os.environ.get("HTTP_PROXY"))
+"#,
+        port = port,
+        other = port.wrapping_add(1),
+    )
+}
+
+#[test]
+fn a_program_reaches_only_what_its_policy_allows_and_every_attempt_is_logged() {
+    // An imported policy is for requests only once the operator allows it.
+    let world = World::with_config("[network]\nallowed = [\"no_access\", \"test_server\"]\n");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
+    std::thread::spawn(move || serve(listener, counter));
+
+    let file = world.path().join("test_server.toml");
+    std::fs::write(&file, policy(port)).expect("policy written");
+    let out = world
+        .warden()
+        .args(["network", "import"])
+        .arg(&file)
+        .output()
+        .expect("warden runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let source = world.path().join("net.py");
+    std::fs::write(&source, program(port)).expect("program written");
+    let out = world
+        .warden()
+        .args([
+            "run",
+            "--json",
+            "--network",
+            "test_server",
+            "--wall-time",
+            "30s",
+        ])
+        .arg(&source)
+        .output()
+        .expect("warden runs");
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let stdout = result["stdout"].as_str().unwrap_or_default();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{result:#}");
+    assert_eq!(lines[0], "HTTP/1.0 200 OK | hello from host", "{result:#}");
+    assert!(
+        lines[1].starts_with("HTTP/1.1 403"),
+        "another port: {result:#}"
+    );
+    assert_eq!(lines[2], "socks hello from host", "{result:#}");
+    assert!(
+        lines[3] == "direct closed" || lines[3].starts_with("direct refused"),
+        "a direct connect to a private address: {result:#}"
+    );
+    assert_eq!(lines[4], "lookup failed", "{result:#}");
+    assert_eq!(
+        lines[5], "proxy variable http://127.0.0.1:3128",
+        "{result:#}"
+    );
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        2,
+        "only the allowed attempts arrived"
+    );
+
+    let network = &result["network"];
+    assert_eq!(network["policy"], "test_server");
+    let connections = network["connections"].as_array().expect("connections");
+    let allowed = connections.iter().filter(|c| c["allowed"] == true).count();
+    assert_eq!(allowed, 2, "{network:#}");
+    let private = connections
+        .iter()
+        .find(|c| c["addr"] == "10.1.2.3")
+        .expect("the direct connect was intercepted and logged");
+    assert_eq!(private["allowed"], false);
+    assert!(
+        private["rule"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("deny set"),
+        "{private:#}"
+    );
+    assert!(
+        connections
+            .iter()
+            .any(|c| c["protocol"] == "dns" && c["allowed"] == false),
+        "the lookup was logged: {network:#}"
+    );
+    assert!(network["denied"].as_u64().unwrap_or(0) >= 3, "{network:#}");
+    let violations = result["security"]["violations"]
+        .as_array()
+        .expect("violations");
+    assert!(
+        violations
+            .iter()
+            .any(|v| v["detail"].as_str().unwrap_or("").starts_with("network:")),
+        "{violations:#?}"
+    );
+
+    // The history recorded the execution with its traffic log.
+    let warden_json = |args: &[&str]| -> Value {
+        let out = world.warden().args(args).output().expect("warden runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    };
+    let id = result["id"].as_str().expect("an id");
+    let history = warden_json(&["history", "--json"]);
+    assert_eq!(history[0]["id"], id, "the newest entry: {history:#}");
+    assert_eq!(history[0]["network_policy"], "test_server");
+    assert_eq!(history[0]["network_denied"], network["denied"]);
+    let shown = warden_json(&["show", "--json", id]);
+    assert_eq!(
+        shown["network"], *network,
+        "show reads back the result's section"
+    );
+    let logged = warden_json(&[
+        "network",
+        "log",
+        "--execution",
+        id,
+        "--limit",
+        "0",
+        "--json",
+    ]);
+    let mut logged: Vec<Value> = logged
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|c| {
+            assert_eq!(c["execution_id"], id);
+            assert_eq!(c["policy"], "test_server");
+            let mut attempt = c.clone();
+            let fields = attempt.as_object_mut().expect("an object");
+            fields.remove("execution_id");
+            fields.remove("policy");
+            attempt
+        })
+        .collect();
+    // The log is newest first, the result in the proxies' order: compare as sets.
+    let mut expected = connections.clone();
+    logged.sort_by_key(Value::to_string);
+    expected.sort_by_key(Value::to_string);
+    assert_eq!(logged, expected);
+}
+
+#[test]
+fn a_policy_the_configuration_does_not_allow_is_refused() {
+    let world = World::with_config("[network]\nallowed = [\"no_access\"]\n");
+    let source = world.path().join("p.py");
+    std::fs::write(&source, "print(1)\n").expect("program written");
+    let out = world
+        .warden()
+        .args(["run", "--network", "internet_access"])
+        .arg(&source)
+        .output()
+        .expect("warden runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("internet_access") && stderr.contains("not allowed"),
+        "{stderr}"
+    );
+    let out = world
+        .warden()
+        .args(["run", "--network", "no_such_policy"])
+        .arg(&source)
+        .output()
+        .expect("warden runs");
+    assert!(!out.status.success());
+}
+
+/// `POST /v1/executions?wait=true` with `body`; the status and the JSON answer.
+fn post(server: &LiveServer, body: &Value) -> (u16, Value) {
+    let body = body.to_string();
+    let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+    write!(
+        stream,
+        "POST /v1/executions?wait=true HTTP/1.0\r\nauthorization: Bearer {TOKEN}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer read");
+    let (head, json) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, serde_json::from_str(json).expect("JSON"))
+}
+
+#[test]
+fn the_server_takes_the_policy_from_the_request_and_refuses_one_not_allowed() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
+    std::thread::spawn(move || serve(listener, counter));
+    let server = LiveServer::start("[network]\nallowed = [\"no_access\", \"test_server\"]\n");
+    let file = server.world().path().join("test_server.toml");
+    std::fs::write(&file, policy(port)).expect("policy written");
+    let out = server
+        .world()
+        .warden()
+        .args(["network", "import"])
+        .arg(&file)
+        .output()
+        .expect("warden runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let code = format!(
+        "import socket\ns = socket.create_connection((\"127.0.0.1\", 3128))\n\
+         s.sendall(b\"GET http://127.0.0.1:{port}/ HTTP/1.0\\r\\n\\r\\n\")\n\
+         print(s.recv(4096).split(b\"\\r\\n\\r\\n\")[-1].decode().strip())\n"
+    );
+    let (status, result) = post(
+        &server,
+        &serde_json::json!({"language": "python", "code": code, "network": "test_server"}),
+    );
+    assert_eq!(status, 200, "{result:#}\n{}", server.log());
+    assert_eq!(result["stdout"], "hello from host\n", "{result:#}");
+    assert_eq!(result["network"]["policy"], "test_server");
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+
+    let (status, refused) = post(
+        &server,
+        &serde_json::json!({"language": "python", "code": "print(1)", "network": "internet_access"}),
+    );
+    assert_eq!(status, 403, "{refused:#}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("internet_access"),
+        "{refused:#}"
+    );
+    let (status, plain) = post(
+        &server,
+        &serde_json::json!({"language": "python", "code": "print(1)"}),
+    );
+    assert_eq!(status, 200, "{plain:#}");
+    assert!(
+        plain.get("network").is_none(),
+        "no_access logs nothing: {plain:#}"
+    );
+}

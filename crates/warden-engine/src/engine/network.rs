@@ -1,0 +1,344 @@
+//! An execution's network (docs/network.md): the policy it runs under, chosen from the request
+//! within what the configuration allows, and for a policy that lets anything out, warden's
+//! egress proxy (`warden_net`) in each of its sandboxes, deciding with the policy's own
+//! evaluation (`warden_core::network::Policy::evaluate`, the same as `warden network check`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+use warden_core::network::{Action, EvalContext, Level, Policy, Protocol, Registry};
+use warden_core::Mode;
+use warden_net::{BlockingProxy, ConnectionRecord, Decider, Proxy, ProxyLimits, Verdict};
+use warden_sandbox::LiveSandbox;
+
+use crate::error::EngineError;
+use crate::network::{host_registries, PolicyStore, StoredPolicy};
+use crate::settings::NetworkSettings;
+
+/// Denied connections listed one by one among the security violations; more are counted.
+const LISTED_DENIALS: usize = 20;
+
+/// The network section of a result: the policy and every attempt its proxy saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkReport {
+    /// The policy's name.
+    pub policy: String,
+    /// Every connection attempt and name lookup, in order.
+    pub connections: Vec<Connection>,
+    /// How many of them were denied.
+    pub denied: u32,
+}
+
+/// One connection attempt or name lookup, as the proxy logged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// `http`, `https`, `tcp` or `dns`.
+    pub protocol: String,
+    /// The name asked for, if the program gave one.
+    pub host: Option<String>,
+    /// The address connected to (or that would have been).
+    pub addr: Option<String>,
+    /// The port.
+    pub port: u16,
+    /// Whether the policy allowed it.
+    pub allowed: bool,
+    /// What decided (`rule 2`, `default`, `deny set: ...`, `registry ...`).
+    pub rule: String,
+    /// Why.
+    pub reason: String,
+    /// Bytes from the program.
+    pub bytes_up: u64,
+    /// Bytes to the program.
+    pub bytes_down: u64,
+    /// How long it lasted, in milliseconds.
+    pub duration_ms: u64,
+    /// The limit that cut it, if one did.
+    pub cut_by: Option<String>,
+}
+
+impl From<ConnectionRecord> for Connection {
+    fn from(r: ConnectionRecord) -> Self {
+        Self {
+            started_ms: r
+                .started
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            protocol: serde_name(&r.protocol),
+            host: r.host,
+            addr: r.addr.map(|a| a.ip().to_string()),
+            port: r.port,
+            allowed: r.allowed,
+            rule: r.rule,
+            reason: r.reason,
+            bytes_up: r.bytes_up,
+            bytes_down: r.bytes_down,
+            duration_ms: u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX),
+            cut_by: r.cut_by.as_ref().map(serde_name),
+        }
+    }
+}
+
+/// The serde name of a unit enum variant (`Protocol::Https` → `https`).
+fn serde_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
+}
+
+impl Connection {
+    /// How a denied attempt reads among the security violations.
+    pub fn denial(&self) -> String {
+        let target = match (&self.host, &self.addr) {
+            (Some(host), _) => host.clone(),
+            (None, Some(addr)) => addr.clone(),
+            (None, None) => "?".into(),
+        };
+        let why = if self.rule.contains(&self.reason) {
+            self.rule.clone()
+        } else {
+            format!("{}: {}", self.rule, self.reason)
+        };
+        format!(
+            "network: {} {target}:{} denied by {why}",
+            self.protocol, self.port
+        )
+    }
+}
+
+impl NetworkReport {
+    /// The report of `policy` over the proxies' logs.
+    pub(crate) fn new(policy: &str, records: Vec<ConnectionRecord>) -> Self {
+        let connections: Vec<Connection> = records.into_iter().map(Connection::from).collect();
+        let denied = connections.iter().filter(|c| !c.allowed).count();
+        Self {
+            policy: policy.to_owned(),
+            connections,
+            denied: u32::try_from(denied).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The denials as violation details: the first [`LISTED_DENIALS`], then a count of the
+    /// rest.
+    pub(crate) fn violations(&self) -> Vec<String> {
+        let denied: Vec<&Connection> = self.connections.iter().filter(|c| !c.allowed).collect();
+        let mut out: Vec<String> = denied
+            .iter()
+            .take(LISTED_DENIALS)
+            .map(|c| c.denial())
+            .collect();
+        if denied.len() > LISTED_DENIALS {
+            out.push(format!(
+                "network: {} more connections denied",
+                denied.len() - LISTED_DENIALS
+            ));
+        }
+        out
+    }
+}
+
+/// The network an execution runs with.
+#[derive(Clone)]
+pub(crate) struct NetworkPlan {
+    /// The policy's name.
+    pub(crate) name: String,
+    /// `None` for a policy that lets nothing out (the sandbox keeps loopback only).
+    egress: Option<(Arc<PolicyDecider>, ProxyLimits)>,
+}
+
+impl std::fmt::Debug for NetworkPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkPlan")
+            .field("name", &self.name)
+            .field("egress", &self.egress.is_some())
+            .finish()
+    }
+}
+
+/// What the engine needs to choose and enforce policies.
+#[derive(Debug, Clone)]
+pub(crate) struct NetworkConfig {
+    pub(crate) settings: Option<NetworkSettings>,
+    /// warden's own service addresses (the server's listeners), in the deny set.
+    pub(crate) services: Vec<SocketAddr>,
+}
+
+impl NetworkConfig {
+    fn store(&self) -> PolicyStore {
+        PolicyStore::new(self.settings.as_ref().map_or_else(
+            || warden_core::config::DEFAULT_POLICY_DIR.into(),
+            |s| s.policy_dir.clone(),
+        ))
+    }
+
+    /// The plan for a request naming `asked` in `mode`: the default when it names none; a
+    /// policy the configuration does not allow is refused, one that lets traffic out is
+    /// refused where it cannot be enforced.
+    pub(crate) fn plan(&self, asked: Option<&str>, mode: Mode) -> Result<NetworkPlan, EngineError> {
+        let default = warden_core::network::BUILTIN_NAMES[0];
+        let name = match (asked, &self.settings) {
+            (Some(name), _) => name,
+            (None, Some(settings)) => settings.default_for(mode),
+            (None, None) => default,
+        };
+        let allowed = match &self.settings {
+            Some(settings) => settings.allows(name),
+            None => warden_core::network::BUILTIN_NAMES.contains(&name),
+        };
+        if !allowed {
+            return Err(EngineError::NetworkRefused {
+                policy: name.to_owned(),
+            });
+        }
+        let stored = self.store().get(name)?;
+        if stored.policy.level == Level::None {
+            return Ok(NetworkPlan {
+                name: name.to_owned(),
+                egress: None,
+            });
+        }
+        if mode != Mode::Sandboxed {
+            return Err(EngineError::NetworkUnavailable {
+                policy: name.to_owned(),
+                mode,
+            });
+        }
+        let limits = proxy_limits(&stored.policy);
+        Ok(NetworkPlan {
+            name: name.to_owned(),
+            egress: Some((Arc::new(self.decider(stored)), limits)),
+        })
+    }
+
+    fn decider(&self, stored: StoredPolicy) -> PolicyDecider {
+        let registries = if stored.policy.registries {
+            let mut all = host_registries().to_vec();
+            if let Some(settings) = &self.settings {
+                all.extend(settings.registries.iter().cloned());
+            }
+            all
+        } else {
+            Vec::new()
+        };
+        PolicyDecider {
+            imported: stored.is_imported(),
+            policy: stored.policy,
+            registries,
+            host_addrs: warden_net::host_addresses(),
+            services: self.services.clone(),
+        }
+    }
+}
+
+impl NetworkPlan {
+    /// Whether the sandboxes need the proxy.
+    pub(crate) fn has_egress(&self) -> bool {
+        self.egress.is_some()
+    }
+
+    /// Starts the proxy in `sandbox`'s network namespace; `None` without egress.
+    pub(crate) fn start(
+        &self,
+        sandbox: &LiveSandbox,
+    ) -> Result<Option<BlockingProxy>, EngineError> {
+        let Some((decider, limits)) = &self.egress else {
+            return Ok(None);
+        };
+        let egress = |step, source: Box<dyn std::error::Error + Send + Sync>| EngineError::Egress {
+            step,
+            source,
+        };
+        let path = sandbox.network_namespace().ok_or_else(|| {
+            egress(
+                "finding the network namespace",
+                "the sandbox has no network namespace of the host's".into(),
+            )
+        })?;
+        let netns = std::fs::File::open(&path)
+            .map_err(|e| egress("opening the network namespace", e.into()))?;
+        let listeners = warden_net::open_listeners(&netns)
+            .map_err(|e| egress("opening the proxy's listeners", e.into()))?;
+        warden_net::install_interception(&netns)
+            .map_err(|e| egress("installing the interception", e.into()))?;
+        let decider: Arc<dyn Decider> = decider.clone();
+        Proxy::new(decider, limits.clone())
+            .start_blocking(listeners)
+            .map(Some)
+            .map_err(|e| egress("starting the proxy", e.into()))
+    }
+}
+
+fn proxy_limits(policy: &Policy) -> ProxyLimits {
+    let l = &policy.limits;
+    ProxyLimits {
+        bandwidth_up: l.bandwidth_up.map(|b| b.bytes()),
+        bandwidth_down: l.bandwidth_down.map(|b| b.bytes()),
+        total_bytes: l.total_bytes.map(|b| b.bytes()),
+        max_connections: l.max_connections,
+        total_connections: l.total_connections,
+        connect_timeout: l.connect_timeout,
+        idle_timeout: l.idle_timeout,
+    }
+}
+
+/// A policy as the proxy asks it.
+struct PolicyDecider {
+    policy: Policy,
+    imported: bool,
+    registries: Vec<Registry>,
+    host_addrs: Vec<IpAddr>,
+    services: Vec<SocketAddr>,
+}
+
+impl PolicyDecider {
+    fn context(&self) -> EvalContext<'_> {
+        EvalContext {
+            registries: &self.registries,
+            host_addrs: &self.host_addrs,
+            service_addrs: &self.services,
+            imported: self.imported,
+        }
+    }
+}
+
+impl Decider for PolicyDecider {
+    fn decide(&self, attempt: &warden_net::Attempt) -> Verdict {
+        let protocol = match attempt.protocol {
+            warden_net::Protocol::Http => Protocol::Http,
+            warden_net::Protocol::Https => Protocol::Https,
+            warden_net::Protocol::Tcp => Protocol::Tcp,
+            warden_net::Protocol::Dns => Protocol::Dns,
+        };
+        let decision = self.policy.evaluate(
+            &warden_core::network::Attempt {
+                protocol,
+                host: attempt.host.clone(),
+                addr: attempt.addr,
+                port: attempt.port,
+            },
+            &self.context(),
+        );
+        let rule = decision.matched.to_string();
+        match decision.action {
+            Action::Allow => Verdict::allow(rule, decision.reason),
+            Action::Deny => Verdict::deny(rule, decision.reason),
+        }
+    }
+
+    fn may_resolve(&self, name: &str) -> bool {
+        let decision = self.policy.evaluate(
+            &warden_core::network::Attempt {
+                protocol: Protocol::Dns,
+                host: Some(name.to_owned()),
+                addr: None,
+                port: 53,
+            },
+            &self.context(),
+        );
+        decision.action == Action::Allow
+    }
+}

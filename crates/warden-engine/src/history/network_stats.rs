@@ -1,0 +1,122 @@
+//! Statistics over the traffic log: attempts, denials and bytes per destination host, and
+//! executions, attempts and denials per network policy.
+//!
+//! The period selects executions by when they finished, as `warden stats` does, and counts
+//! their connections: every figure then covers the same connections, so the per-host and the
+//! per-policy attempts both add up to the total.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use serde::Serialize;
+
+use super::entry::unsigned;
+use super::{classify, unix_ms, HistoryError};
+
+/// Network statistics over a period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NetworkStats {
+    /// Connection attempts and name lookups.
+    pub total_attempts: u64,
+    /// Those the policies denied.
+    pub total_denied: u64,
+    /// Per destination: the name the program asked for, else the address. Most attempts first.
+    pub per_host: Vec<HostStats>,
+    /// Per network policy, over the executions that ran under one that lets traffic out. Most
+    /// executions first.
+    pub per_policy: Vec<PolicyStats>,
+}
+
+/// The attempts on one destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostStats {
+    /// The name asked for, else the address (`?` when the log has neither).
+    pub host: String,
+    /// Attempts.
+    pub attempts: u64,
+    /// Denied attempts.
+    pub denied: u64,
+    /// Bytes from the programs.
+    pub bytes_up: u64,
+    /// Bytes to the programs.
+    pub bytes_down: u64,
+}
+
+/// The executions under one policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyStats {
+    /// The policy's name.
+    pub policy: String,
+    /// Executions that ran under it (with or without attempts).
+    pub executions: u64,
+    /// Their attempts.
+    pub attempts: u64,
+    /// Their denied attempts.
+    pub denied: u64,
+}
+
+pub(super) fn compute(
+    conn: &Connection,
+    path: &Path,
+    since: Option<SystemTime>,
+) -> Result<NetworkStats, HistoryError> {
+    let step = "computing network statistics";
+    let from = since.map_or(i64::MIN, unix_ms);
+    // One read transaction: both tables describe the same snapshot.
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Deferred)
+        .map_err(|e| classify(path, step, e))?;
+    let stats = read(&tx, from).map_err(|e| classify(path, step, e))?;
+    tx.commit().map_err(|e| classify(path, step, e))?;
+    Ok(stats)
+}
+
+fn read(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<NetworkStats> {
+    let per_host = per_host(tx, from)?;
+    Ok(NetworkStats {
+        total_attempts: per_host.iter().map(|h| h.attempts).sum(),
+        total_denied: per_host.iter().map(|h| h.denied).sum(),
+        per_host,
+        per_policy: per_policy(tx, from)?,
+    })
+}
+
+fn per_host(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Vec<HostStats>> {
+    let mut stmt = tx.prepare(
+        "SELECT coalesce(c.host, c.addr, '?'), count(*), count(*) FILTER (WHERE c.allowed = 0), \
+         coalesce(sum(c.bytes_up), 0), coalesce(sum(c.bytes_down), 0) \
+         FROM connections c JOIN executions e ON e.id = c.execution_id \
+         WHERE e.finished_at_ms >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1",
+    )?;
+    let rows = stmt.query_map([from], |r| {
+        Ok(HostStats {
+            host: r.get(0)?,
+            attempts: unsigned(r.get(1)?),
+            denied: unsigned(r.get(2)?),
+            bytes_up: unsigned(r.get(3)?),
+            bytes_down: unsigned(r.get(4)?),
+        })
+    })?;
+    rows.collect()
+}
+
+fn per_policy(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Vec<PolicyStats>> {
+    // The left join keeps the executions that attempted nothing; `count(c.seq)` skips their
+    // one row of NULLs.
+    let mut stmt = tx.prepare(
+        "SELECT e.network_policy, count(DISTINCT e.id), count(c.seq), \
+         count(c.seq) FILTER (WHERE c.allowed = 0) \
+         FROM executions e LEFT JOIN connections c ON c.execution_id = e.id \
+         WHERE e.finished_at_ms >= ?1 AND e.network_policy IS NOT NULL \
+         GROUP BY 1 ORDER BY 2 DESC, 1",
+    )?;
+    let rows = stmt.query_map([from], |r| {
+        Ok(PolicyStats {
+            policy: r.get(0)?,
+            executions: unsigned(r.get(1)?),
+            attempts: unsigned(r.get(2)?),
+            denied: unsigned(r.get(3)?),
+        })
+    })?;
+    rows.collect()
+}
