@@ -34,6 +34,8 @@ pub struct HostView {
     pub env: BTreeMap<String, String>,
     /// Whether package managers are run for their built-in defaults.
     pub run_tools: bool,
+    /// A file keeping the tools' answers between processes ([`ToolAnswers`]), if any.
+    pub answers: Option<PathBuf>,
 }
 
 impl HostView {
@@ -43,6 +45,7 @@ impl HostView {
             root: PathBuf::from("/"),
             env: std::env::vars().collect(),
             run_tools: true,
+            answers: Some(ToolAnswers::default_path()),
         }
     }
 
@@ -488,11 +491,114 @@ fn display(tool: &Option<PathBuf>) -> String {
 }
 
 /// Runs `tool args` with only `PATH` and `HOME` of the view's environment, and returns its
-/// standard output if it succeeds within [`TOOL_TIMEOUT`].
+/// standard output if it succeeds within [`TOOL_TIMEOUT`]; an answer kept by
+/// [`ToolAnswers`] for the same tool file, arguments and environment is reused.
 fn run(view: &HostView, tool: &Path, args: &[&str]) -> Option<String> {
     if !view.run_tools {
         return None;
     }
+    let Some(file) = &view.answers else {
+        return ask(view, tool, args);
+    };
+    let key = ToolAnswers::key(view, tool, args)?;
+    let mut answers = ToolAnswers::load(file);
+    if let Some(answer) = answers.get(&key) {
+        return answer;
+    }
+    let answer = ask(view, tool, args);
+    answers.put(key, answer.clone());
+    answers.save(file);
+    answer
+}
+
+/// The package managers' answers, kept in a file for [`ANSWER_TTL`]: asking them costs about a
+/// second (a `warden run` under `limited_access` would pay it every time), and their built-in
+/// defaults change only when they are reinstalled or reconfigured. An answer is keyed by the
+/// tool's path, size and modification time, its arguments, and `PATH` and `HOME`; the
+/// configuration files discovery reads itself are read every time.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct ToolAnswers {
+    /// Key → (seconds since the epoch when asked, the answer).
+    entries: BTreeMap<String, (u64, Option<String>)>,
+}
+
+/// How long a kept answer is trusted.
+const ANSWER_TTL: Duration = Duration::from_secs(24 * 3600);
+
+impl ToolAnswers {
+    /// Beside the compile cache (`WARDEN_CACHE_DIR`'s parent directory, else
+    /// `/var/cache/warden`).
+    fn default_path() -> PathBuf {
+        let compile = std::env::var_os("WARDEN_CACHE_DIR").map_or_else(
+            || PathBuf::from(crate::compile_cache::DEFAULT_CACHE_DIR),
+            PathBuf::from,
+        );
+        compile
+            .parent()
+            .unwrap_or(Path::new("/var/cache/warden"))
+            .join("registry-tool-answers.json")
+    }
+
+    fn key(view: &HostView, tool: &Path, args: &[&str]) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(tool).ok()?;
+        Some(format!(
+            "{}|{}|{}.{}|{}|PATH={}|HOME={}",
+            tool.display(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            args.join(" "),
+            view.var("PATH").unwrap_or_default(),
+            view.var("HOME").unwrap_or_default()
+        ))
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn load(file: &Path) -> Self {
+        fs::read(file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn get(&self, key: &str) -> Option<Option<String>> {
+        let (asked, answer) = self.entries.get(key)?;
+        (Self::now().saturating_sub(*asked) < ANSWER_TTL.as_secs()).then(|| answer.clone())
+    }
+
+    fn put(&mut self, key: String, answer: Option<String>) {
+        let now = Self::now();
+        self.entries
+            .retain(|_, (asked, _)| now.saturating_sub(*asked) < ANSWER_TTL.as_secs());
+        self.entries.insert(key, (now, answer));
+    }
+
+    /// Best effort, atomically (a temporary file renamed over it): a cache that cannot be
+    /// written only costs the next process the tools' time.
+    fn save(&self, file: &Path) {
+        let Some(dir) = file.parent() else { return };
+        let Ok(json) = serde_json::to_vec(self) else {
+            return;
+        };
+        let tmp = dir.join(format!(".registry-tool-answers.{}.tmp", std::process::id()));
+        let written = fs::create_dir_all(dir)
+            .and_then(|()| fs::write(&tmp, &json))
+            .and_then(|()| fs::rename(&tmp, file));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            tracing::debug!(file = %file.display(), error = %e, "registry tool answers not kept");
+        }
+    }
+}
+
+/// Runs the tool (see [`run`]).
+fn ask(view: &HostView, tool: &Path, args: &[&str]) -> Option<String> {
     let mut command = Command::new(tool);
     command
         .args(args)

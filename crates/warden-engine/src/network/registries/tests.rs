@@ -40,6 +40,7 @@ impl Fixture {
             root: self.root(),
             env: vars,
             run_tools: false,
+            answers: None,
         }
     }
 }
@@ -270,4 +271,29 @@ fn network_a_failing_tool_contributes_nothing() {
     let mut view = f.view(&[("PATH", &path)]);
     view.run_tools = true;
     assert!(discover(&view).is_empty());
+}
+
+#[test]
+fn network_tools_answers_are_kept_until_the_tool_changes() {
+    let f = Fixture::new();
+    let count = f.dir.path().join("asked");
+    let script = |host: &str| {
+        format!(
+            "echo x >> {}; [ \"$*\" = 'config get registry' ] && echo 'https://{host}/'",
+            count.display()
+        )
+    };
+    fake_tool(&f, "npm", &script("first.test"));
+    let path = f.dir.path().join("bin").display().to_string();
+    let mut view = f.view(&[("PATH", &path)]);
+    view.run_tools = true;
+    view.answers = Some(f.dir.path().join("cache/answers.json"));
+    let asked = || fs::read_to_string(&count).map_or(0, |t| t.lines().count());
+    assert_eq!(hosts(&discover(&view)), ["first.test"]);
+    assert_eq!(hosts(&discover(&view)), ["first.test"]);
+    assert_eq!(asked(), 1, "the second discovery used the kept answer");
+    // A reinstalled tool (another size) is asked again.
+    fake_tool(&f, "npm", &script("second-registry.test"));
+    assert_eq!(hosts(&discover(&view)), ["second-registry.test"]);
+    assert_eq!(asked(), 2);
 }
