@@ -352,3 +352,100 @@ fn the_server_takes_the_policy_from_the_request_and_refuses_one_not_allowed() {
         "no_access logs nothing: {plain:#}"
     );
 }
+
+/// The host's first address that is not loopback, if it has one.
+fn host_address() -> Option<std::net::IpAddr> {
+    nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter_map(|i| i.address)
+        .filter_map(|a| a.as_sockaddr_in().map(|v4| std::net::IpAddr::V4(v4.ip())))
+        .find(|ip| !ip.is_loopback())
+}
+
+#[test]
+fn hostile_attempts_under_the_open_policies_are_refused_at_once_and_logged() {
+    // Every destination here is in the deny set (or not routable at all): nothing is sent to
+    // any of them; the interception hands each connect to the proxy, which refuses it.
+    let world = World::new();
+    let host = host_address().map_or("127.0.0.2".to_owned(), |ip| ip.to_string());
+    let program = format!(
+        r#"
+import socket, time
+def tcp(addr, port, family=socket.AF_INET):
+    start = time.monotonic()
+    try:
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect((addr, port))
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        got = s.recv(100)
+        result = "answered" if got else "closed"
+    except OSError as e:
+        result = type(e).__name__
+    return "%s %s %.1f" % (addr, result, time.monotonic() - start)
+def udp(addr, port):
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(b"x", (addr, port))
+        return "udp sent"
+    except OSError as e:
+        return "udp " + type(e).__name__
+print(tcp("{host}", 22))
+print(tcp("169.254.169.254", 80))
+print(tcp("10.0.0.1", 80))
+print(tcp("::ffff:127.0.0.1", 22, socket.AF_INET6))
+print(tcp("fd00::1", 80, socket.AF_INET6))
+print(udp("192.0.2.1", 53))
+"#
+    );
+    let source = world.path().join("hostile.py");
+    std::fs::write(&source, program).expect("program written");
+    for policy in ["internet_access", "development", "limited_access"] {
+        let out = world
+            .warden()
+            .args(["run", "--json", "--network", policy, "--wall-time", "60s"])
+            .arg(&source)
+            .output()
+            .expect("warden runs");
+        let result: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let stdout = result["stdout"].as_str().unwrap_or_default();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 6, "{policy}: {result:#}");
+        for line in &lines[..5] {
+            let mut words = line.split(' ');
+            let (addr, outcome, seconds) = (
+                words.next().unwrap_or_default(),
+                words.next().unwrap_or_default(),
+                words
+                    .next()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(99.0),
+            );
+            assert!(
+                outcome != "answered",
+                "{policy}: {addr} answered: {result:#}"
+            );
+            // Refused, reset or unreachable at once, not after the 10 s socket timeout.
+            assert!(seconds < 5.0, "{policy}: {addr} hung: {result:#}");
+        }
+        assert_ne!(lines[5], "udp sent", "{policy}: UDP left: {result:#}");
+        let connections = result["network"]["connections"]
+            .as_array()
+            .expect("connections");
+        for addr in [host.as_str(), "169.254.169.254", "10.0.0.1"] {
+            let logged = connections
+                .iter()
+                .find(|c| c["addr"] == addr)
+                .unwrap_or_else(|| panic!("{policy}: {addr} not logged: {result:#}"));
+            assert_eq!(logged["allowed"], false, "{policy}: {logged:#}");
+            assert!(
+                logged["rule"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("deny set"),
+                "{policy}: {logged:#}"
+            );
+            assert_eq!(logged["bytes_down"], 0, "{policy}: {logged:#}");
+        }
+    }
+}
