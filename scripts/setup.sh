@@ -13,7 +13,10 @@ language_packages=($(sed -n 's/^packages = \[\(.*\)\]/\1/p' languages/*.toml | t
 # a real client in warden-net's proxy tests; python3-pip and npm: the package managers whose
 # real downloads under limited_access are tested (crates/warden-cli/tests/network_registries.rs).
 packages=(build-essential coreutils procps util-linux runsc python3-venv nftables curl
-  python3-pip npm "${language_packages[@]}")
+  python3-pip "${language_packages[@]}")
+# A node.js from elsewhere (NodeSource's package) brings its own npm, which Debian's `npm`
+# package would conflict with.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
