@@ -10,3 +10,5 @@ pub mod store;
 pub use check::{check, CheckReport, HostFacts, ResolveError, Verdict};
 pub use registries::{discover, host_registries, HostView};
 pub use store::{PolicyOrigin, PolicyStore, StoreError, StoredPolicy};
+/// This host's own addresses, in the deny set of every policy.
+pub use warden_net::host_addresses;

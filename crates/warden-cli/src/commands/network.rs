@@ -363,7 +363,7 @@ fn check(
     } else {
         Vec::new()
     };
-    let host_addrs = host_addresses();
+    let host_addrs = network::host_addresses();
     let mut services = settings.server.listen.clone();
     if services.is_empty() {
         services.push(warden_server::DEFAULT_LISTEN);
@@ -471,22 +471,6 @@ fn target(text: &str, protocol: Protocol) -> anyhow::Result<(String, Option<u16>
     );
     anyhow::ensure!(!host.is_empty(), "the target {text:?} has no host");
     Ok((host.to_owned(), port))
-}
-
-/// This host's own addresses, every interface's (getifaddrs(3)); none if they cannot be read.
-fn host_addresses() -> Vec<IpAddr> {
-    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
-        tracing::warn!("cannot list the host's addresses; they are not in the deny set");
-        return Vec::new();
-    };
-    interfaces
-        .filter_map(|i| i.address)
-        .filter_map(|a| {
-            a.as_sockaddr_in()
-                .map(|v4| IpAddr::V4(v4.ip()))
-                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-        })
-        .collect()
 }
 
 fn registries(out: &mut impl Write, found: &[Registry], json: bool) -> anyhow::Result<()> {
