@@ -34,7 +34,7 @@ pub struct HostView {
     pub env: BTreeMap<String, String>,
     /// Whether package managers are run for their built-in defaults.
     pub run_tools: bool,
-    /// A file keeping the tools' answers between processes ([`ToolAnswers`]), if any.
+    /// A file keeping the tools' answers between processes for a day, if any.
     pub answers: Option<PathBuf>,
 }
 
