@@ -6,6 +6,7 @@
 # Usage:  bash bench/server.sh
 # Env:    RUNS=N      requests (and bare runs) for the latency, default 200
 #         SECONDS_=S  seconds of each throughput measurement, default 20
+#         POOL_REUSE=N  [server] pool_reuse, default 100 (the server's own default is 1)
 # Needs root (warden creates cgroups), and the venv that scripts/setup.sh installs for the
 # Judge0 client. docs/BENCHMARKS.md has the reading.
 set -euo pipefail
@@ -31,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-printf '[server]\nworkers = 2\nqueue_size = 64\n' >"$WORK/warden.toml"
+printf '[server]\nworkers = 2\nqueue_size = 64\npool_reuse = %s\n' "${POOL_REUSE:-100}" >"$WORK/warden.toml"
 WARDEN_CONFIG="$WORK/warden.toml" WARDEN_DB="$WORK/history.sqlite3" \
     WARDEN_CACHE_DIR="$WORK/cache" "$WARDEN" serve --listen 127.0.0.1:0 2>"$WORK/log" &
 SERVER_PID=$!
@@ -46,6 +47,6 @@ wait_for_quiet
 echo "## Machine"
 echo
 machine_info
-echo "- $(date -u +%Y-%m-%d), warden serve with workers = 2, one server for every row"
+echo "- $(date -u +%Y-%m-%d), warden serve with workers = 2, pool_reuse = ${POOL_REUSE:-100}, one server for every row"
 echo
 "$VENV_PY" "$REPO/bench/server_bench.py" "http://$ADDR" "$PY" "${RUNS:-200}" "${SECONDS_:-20}"

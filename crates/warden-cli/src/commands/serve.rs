@@ -12,9 +12,10 @@ use clap::Args;
 /// says otherwise: two, so that two clients in a row both find one.
 const DEFAULT_POOL_SIZE: usize = 2;
 
-/// Runs one pooled sandbox serves for one caller, reset in between, unless `[server]
-/// pool_reuse` says otherwise (docs/server.md, Warm pool).
-const DEFAULT_POOL_REUSE: u64 = 100;
+/// Runs one pooled sandbox serves, unless `[server] pool_reuse` says otherwise: one, so that a
+/// pooled sandbox is, from inside, a fresh one. Reuse (reset in between, for one caller only)
+/// is the operator's choice (docs/server.md, Warm pool).
+const DEFAULT_POOL_REUSE: u64 = 1;
 
 /// Arguments of `warden serve`.
 #[derive(Debug, Args)]

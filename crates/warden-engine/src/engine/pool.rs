@@ -3,7 +3,9 @@
 //! per spec (the language's mounts and the limits' ceilings decide it), up to `size` each,
 //! built by a background thread after each use of a fresh one.
 //!
-//! **Reuse.** After a run, the pool's reaper thread resets the sandbox (`LiveSandbox::reset`:
+//! **Reuse**, when the operator allows it (`reuse` above 1; a server's default is 1, so that a
+//! pooled sandbox is, from inside, a fresh one). After a run, the pool's reaper thread resets
+//! the sandbox (`LiveSandbox::reset`:
 //! a new empty workspace and `/tmp`, a new IPC namespace, every process of the run already
 //! gone) and keeps it for the next run of the same spec *and the same owner* (the API token's
 //! name; one owner when the server has no tokens), up to `reuse` runs per sandbox. What a reset
