@@ -36,6 +36,33 @@ fn policy(port: u16) -> String {
     )
 }
 
+/// Starts the test server on the host's loopback: its port and its count of connections.
+fn start_server() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
+    std::thread::spawn(move || serve(listener, counter));
+    (port, served)
+}
+
+/// Imports the policy allowing exactly the test server, as the operator would.
+fn import_policy(world: &World, port: u16) {
+    let file = world.path().join("test_server.toml");
+    std::fs::write(&file, policy(port)).expect("policy written");
+    let out = world
+        .warden()
+        .args(["network", "import"])
+        .arg(&file)
+        .output()
+        .expect("warden runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The program: each line of its output is one attempt's answer.
 fn program(port: u16) -> String {
     format!(
@@ -95,25 +122,8 @@ print("proxy variable", os.environ.get("HTTP_PROXY"))
 fn a_program_reaches_only_what_its_policy_allows_and_every_attempt_is_logged() {
     // An imported policy is for requests only once the operator allows it.
     let world = World::with_config("[network]\nallowed = [\"no_access\", \"test_server\"]\n");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let served = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&served);
-    std::thread::spawn(move || serve(listener, counter));
-
-    let file = world.path().join("test_server.toml");
-    std::fs::write(&file, policy(port)).expect("policy written");
-    let out = world
-        .warden()
-        .args(["network", "import"])
-        .arg(&file)
-        .output()
-        .expect("warden runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (port, served) = start_server();
+    import_policy(&world, port);
 
     let source = world.path().join("net.py");
     std::fs::write(&source, program(port)).expect("program written");
@@ -295,26 +305,9 @@ fn post(server: &LiveServer, body: &Value) -> (u16, Value) {
 
 #[test]
 fn the_server_takes_the_policy_from_the_request_and_refuses_one_not_allowed() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let served = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&served);
-    std::thread::spawn(move || serve(listener, counter));
+    let (port, served) = start_server();
     let server = LiveServer::start("[network]\nallowed = [\"no_access\", \"test_server\"]\n");
-    let file = server.world().path().join("test_server.toml");
-    std::fs::write(&file, policy(port)).expect("policy written");
-    let out = server
-        .world()
-        .warden()
-        .args(["network", "import"])
-        .arg(&file)
-        .output()
-        .expect("warden runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_policy(server.world(), port);
 
     let code = format!(
         "import socket\ns = socket.create_connection((\"127.0.0.1\", 3128))\n\

@@ -10,7 +10,7 @@
 //! supplies what differs: the helper's request, the host-side preparation and cleanup, and how
 //! a job reaches the sandbox.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -581,31 +581,18 @@ impl LiveSandbox {
             }
             Some(Jobs::Process(launcher)) => {
                 let mut command = launcher.prepare(job)?;
+                let stdio = |fd: BorrowedFd<'_>| {
+                    fd.try_clone_to_owned()
+                        .map(std::process::Stdio::from)
+                        .map_err(|source| SandboxError::Helper {
+                            action: "duplicating a job's pipe",
+                            source,
+                        })
+                };
                 command
-                    .stdin(std::process::Stdio::from(
-                        fds.stdin
-                            .try_clone_to_owned()
-                            .map_err(|source| SandboxError::Helper {
-                                action: "duplicating a job's pipe",
-                                source,
-                            })?,
-                    ))
-                    .stdout(std::process::Stdio::from(
-                        fds.stdout
-                            .try_clone_to_owned()
-                            .map_err(|source| SandboxError::Helper {
-                                action: "duplicating a job's pipe",
-                                source,
-                            })?,
-                    ))
-                    .stderr(std::process::Stdio::from(
-                        fds.stderr
-                            .try_clone_to_owned()
-                            .map_err(|source| SandboxError::Helper {
-                                action: "duplicating a job's pipe",
-                                source,
-                            })?,
-                    ));
+                    .stdin(stdio(fds.stdin)?)
+                    .stdout(stdio(fds.stdout)?)
+                    .stderr(stdio(fds.stderr)?);
                 let child = command.spawn().map_err(|source| SandboxError::Helper {
                     action: "starting a job's process",
                     source,
