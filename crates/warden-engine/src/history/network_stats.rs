@@ -8,11 +8,11 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Transaction};
 use serde::Serialize;
 
 use super::entry::unsigned;
-use super::{classify, unix_ms, HistoryError};
+use super::HistoryError;
 
 /// Network statistics over a period.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -61,14 +61,7 @@ pub(super) fn compute(
     path: &Path,
     since: Option<SystemTime>,
 ) -> Result<NetworkStats, HistoryError> {
-    let step = "computing network statistics";
-    let from = since.map_or(i64::MIN, unix_ms);
-    // One read transaction: both tables describe the same snapshot.
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Deferred)
-        .map_err(|e| classify(path, step, e))?;
-    let stats = read(&tx, from).map_err(|e| classify(path, step, e))?;
-    tx.commit().map_err(|e| classify(path, step, e))?;
-    Ok(stats)
+    super::stats::in_snapshot(conn, path, "computing network statistics", since, read)
 }
 
 fn read(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<NetworkStats> {

@@ -66,14 +66,24 @@ pub(super) fn compute(
     path: &Path,
     since: Option<SystemTime>,
 ) -> Result<Stats, HistoryError> {
-    let step = "computing statistics";
+    in_snapshot(conn, path, "computing statistics", since, read)
+}
+
+/// Runs `read` on the executions since `since` (milliseconds since the epoch, all when `None`)
+/// in one read transaction, so that every figure describes the same snapshot of the database.
+pub(super) fn in_snapshot<T>(
+    conn: &Connection,
+    path: &Path,
+    step: &'static str,
+    since: Option<SystemTime>,
+    read: impl FnOnce(&Transaction<'_>, i64) -> rusqlite::Result<T>,
+) -> Result<T, HistoryError> {
     let from = since.map_or(i64::MIN, unix_ms);
-    // One read transaction: every figure describes the same snapshot of the database.
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Deferred)
         .map_err(|e| classify(path, step, e))?;
-    let stats = read(&tx, from).map_err(|e| classify(path, step, e))?;
+    let out = read(&tx, from).map_err(|e| classify(path, step, e))?;
     tx.commit().map_err(|e| classify(path, step, e))?;
-    Ok(stats)
+    Ok(out)
 }
 
 fn read(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Stats> {
