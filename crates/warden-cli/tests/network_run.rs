@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use live_server::{LiveServer, World, TOKEN};
+use live_server::{LiveServer, World};
 use serde_json::Value;
 
 /// A one-line HTTP server on the host's loopback; counts the connections it serves.
@@ -283,24 +283,9 @@ fn a_policy_the_configuration_does_not_allow_is_refused() {
 
 /// `POST /v1/executions?wait=true` with `body`; the status and the JSON answer.
 fn post(server: &LiveServer, body: &Value) -> (u16, Value) {
-    let body = body.to_string();
-    let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
-    write!(
-        stream,
-        "POST /v1/executions?wait=true HTTP/1.0\r\nauthorization: Bearer {TOKEN}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("request sent");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("answer read");
-    let (head, json) = answer.split_once("\r\n\r\n").expect("a head and a body");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (status, serde_json::from_str(json).expect("JSON"))
+    let (status, answer) =
+        server.request("POST", "/v1/executions?wait=true", Some(&body.to_string()));
+    (status, serde_json::from_str(&answer).expect("JSON"))
 }
 
 #[test]

@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stats", get(history::stats))
         .route("/v1/history", get(history::list))
         .route("/v1/openapi.json", get(docs::openapi))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/docs", get(docs::page))
         .merge(crate::piston::routes())
         .merge(crate::judge0::routes())

@@ -110,6 +110,7 @@ struct Inner {
     tokens: Tokens,
     quotas: Quotas,
     jobs: Jobs,
+    metrics: crate::metrics::Metrics,
     /// The last host check and when it ran (`/v1/ready`).
     ready: AsyncMutex<Option<(Instant, Result<String, String>)>>,
 }
@@ -142,6 +143,7 @@ impl AppState {
                 tokens: Tokens::new(&options.tokens),
                 quotas: Quotas::new(&options.tokens),
                 jobs: Jobs::default(),
+                metrics: crate::metrics::Metrics::default(),
                 ready: AsyncMutex::new(None),
                 options,
             }),
@@ -169,6 +171,11 @@ impl AppState {
         self.inner.options.sync_deadline
     }
 
+    /// What `/metrics` shows.
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
+    }
+
     /// How busy the server is.
     pub fn load(&self) -> Load {
         self.inner.admission.load()
@@ -189,9 +196,23 @@ impl AppState {
 
     /// Takes `caller`'s quota and a place in the queue.
     pub(crate) fn admit(&self, caller: &Caller) -> Result<Admitted, ExecError> {
-        let quota = self.inner.quotas.admit(caller.token.as_deref())?;
-        let ticket = self.inner.admission.admit()?;
-        Ok(Admitted { ticket, quota })
+        let admitted = self
+            .inner
+            .quotas
+            .admit(caller.token.as_deref())
+            .and_then(|quota| {
+                let ticket = self.inner.admission.admit()?;
+                Ok(Admitted { ticket, quota })
+            });
+        if let Err(e) = &admitted {
+            self.inner.metrics.refused(match e {
+                ExecError::QueueFull { .. } => "queue_full",
+                ExecError::QuotaExceeded { .. } => "quota",
+                ExecError::ShuttingDown => "shutting_down",
+                _ => "other",
+            });
+        }
+        admitted
     }
 
     /// Waits for a worker, calls `on_start`, and runs the request.
@@ -204,7 +225,8 @@ impl AppState {
     ) -> Result<Execution, ExecError> {
         let running: Running = self.inner.admission.start(admitted.ticket).await?;
         let quota = admitted.quota;
-        request.origin = Origin::new(caller.api.name(), caller.token);
+        let api = caller.api.name();
+        request.origin = Origin::new(api, caller.token);
         // Held by this future: when the client goes away, axum drops the future, and the guard
         // kills the execution's sandboxes; the blocking task then ends at once.
         let cancel = CancelOnDrop(Some(Cancellation::new()));
@@ -215,7 +237,13 @@ impl AppState {
             // worker and its token's quota until its sandboxes are gone.
             let _held = (running, quota);
             on_start();
-            state.inner.engine.execute(request)
+            let started = std::time::Instant::now();
+            let result = state.inner.engine.execute(request);
+            state
+                .inner
+                .metrics
+                .executed(api, started.elapsed(), &result);
+            result
         })
         .await
         .map_err(|_| ExecError::Worker)?

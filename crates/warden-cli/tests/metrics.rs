@@ -1,0 +1,86 @@
+//! `GET /metrics` (issue 13): the real server counts each execution by interface, language,
+//! mode and outcome, what failed, how long runs took, and shows its queue and warm pool, in the
+//! Prometheus text format; without the token it answers 401. Needs root (CI runs as root).
+
+mod live_server;
+
+use live_server::LiveServer;
+
+/// The value of the sample line starting with `series ` (name and labels exactly).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_count_executions_failures_and_durations() {
+    let server = LiveServer::start("");
+    let run = r#"{"language": "python", "code": "print(1)"}"#;
+    for _ in 0..2 {
+        let (status, body) = server.request("POST", "/v1/executions?wait=true", Some(run));
+        assert_eq!(status, 200, "{body}");
+    }
+    let limited =
+        r#"{"language": "python", "code": "while True: pass", "limits": {"cpu_time": "300ms"}}"#;
+    let (status, body) = server.request("POST", "/v1/executions?wait=true", Some(limited));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.request(
+        "POST",
+        "/v1/executions?wait=true",
+        Some(r#"{"language": "cobol", "code": "x"}"#),
+    );
+    assert_eq!(status, 422, "{body}");
+
+    let (status, text) = server.request("GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    let exited =
+        r#"warden_executions_total{api="v1",language="python",mode="sandboxed",outcome="exited"}"#;
+    assert_eq!(value(&text, exited), Some(2.0), "{text}");
+    let limit = r#"warden_executions_total{api="v1",language="python",mode="sandboxed",outcome="time_limit"}"#;
+    assert_eq!(value(&text, limit), Some(1.0), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_execution_failures_total{api="v1",kind="request"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_execution_duration_seconds_count{api="v1"}"#
+        ),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_execution_duration_seconds_bucket{api="v1",le="+Inf"}"#
+        ),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "warden_executions_running"),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(value(&text, "warden_pool_hits_total").is_some(), "{text}");
+    // Every line is a comment or `name{labels} number`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, number) = line.rsplit_once(' ').expect("a value");
+        assert!(number.parse::<f64>().is_ok(), "{line}");
+    }
+    // Without the token: refused like the rest of the own API.
+    let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+    std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.0\r\n\r\n").expect("sent");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("read");
+    assert!(
+        answer.starts_with("HTTP/1.0 401") || answer.starts_with("HTTP/1.1 401"),
+        "{answer}"
+    );
+}

@@ -1,0 +1,293 @@
+//! `GET /metrics`: the server's counters and gauges in the Prometheus text exposition format
+//! (version 0.0.4), for a scraper. Counted here, in memory, since the server started: each
+//! execution by interface, language, mode and outcome kind (and by error kind when warden
+//! failed it), its duration, the admissions refused, and the connections a network policy
+//! denied; read at scrape time: the queue, the warm pool.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use warden_engine::{EngineError, Execution};
+
+use crate::routes::V1Caller;
+use crate::state::AppState;
+
+/// Upper bounds of the duration histogram's buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// What the server counts.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    inner: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    /// (api, language, mode, outcome) → executions.
+    executions: BTreeMap<(String, String, String, String), u64>,
+    /// (api, error kind) → executions warden did not run to a result.
+    failures: BTreeMap<(String, String), u64>,
+    /// api → (count per bucket, sum of seconds, count).
+    durations: BTreeMap<String, ([u64; BUCKETS.len()], f64, u64)>,
+    /// reason → admissions refused.
+    refused: BTreeMap<String, u64>,
+    /// (policy) → connections denied.
+    denied: BTreeMap<String, u64>,
+}
+
+impl Metrics {
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts one execution through `api` that took `took`.
+    pub(crate) fn executed(
+        &self,
+        api: &str,
+        took: Duration,
+        result: &Result<Execution, EngineError>,
+    ) {
+        let mut counts = self.counts();
+        match result {
+            Ok(execution) => {
+                let r = &execution.result;
+                let key = (
+                    api.to_owned(),
+                    r.language.as_str().to_owned(),
+                    r.mode.name().to_owned(),
+                    r.outcome.kind().to_string(),
+                );
+                *counts.executions.entry(key).or_default() += 1;
+                if let Some(network) = r.network.as_ref().filter(|n| n.denied > 0) {
+                    *counts.denied.entry(network.policy.clone()).or_default() +=
+                        u64::from(network.denied);
+                }
+            }
+            Err(e) => {
+                let kind = format!("{:?}", e.kind()).to_lowercase();
+                *counts.failures.entry((api.to_owned(), kind)).or_default() += 1;
+            }
+        }
+        let seconds = took.as_secs_f64();
+        let (buckets, sum, count) = counts.durations.entry(api.to_owned()).or_default();
+        for (bucket, bound) in buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        *sum += seconds;
+        *count += 1;
+    }
+
+    /// Counts an admission refused for `reason` (`queue_full`, `quota`, ...).
+    pub(crate) fn refused(&self, reason: &str) {
+        *self.counts().refused.entry(reason.to_owned()).or_default() += 1;
+    }
+}
+
+/// `GET /metrics`.
+pub(crate) async fn metrics(State(state): State<AppState>, _caller: V1Caller) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        render(&state),
+    )
+}
+
+fn render(state: &AppState) -> String {
+    let mut out = String::new();
+    let counts = state.metrics().counts();
+    family(
+        &mut out,
+        "warden_executions_total",
+        "counter",
+        "Executions run to a result, by interface, language, mode and outcome kind.",
+    );
+    for ((api, language, mode, outcome), n) in &counts.executions {
+        sample(
+            &mut out,
+            "warden_executions_total",
+            &[
+                ("api", api),
+                ("language", language),
+                ("mode", mode),
+                ("outcome", outcome),
+            ],
+            *n as f64,
+        );
+    }
+    family(
+        &mut out,
+        "warden_execution_failures_total",
+        "counter",
+        "Executions that ended without a result, by interface and whose fault.",
+    );
+    for ((api, kind), n) in &counts.failures {
+        sample(
+            &mut out,
+            "warden_execution_failures_total",
+            &[("api", api), ("kind", kind)],
+            *n as f64,
+        );
+    }
+    family(
+        &mut out,
+        "warden_execution_duration_seconds",
+        "histogram",
+        "Time from a worker taking an execution to its result, by interface.",
+    );
+    for (api, (buckets, sum, count)) in &counts.durations {
+        for (bound, n) in BUCKETS.iter().zip(buckets) {
+            let le = bound.to_string();
+            sample(
+                &mut out,
+                "warden_execution_duration_seconds_bucket",
+                &[("api", api), ("le", &le)],
+                *n as f64,
+            );
+        }
+        let name = "warden_execution_duration_seconds";
+        sample(
+            &mut out,
+            &format!("{name}_bucket"),
+            &[("api", api), ("le", "+Inf")],
+            *count as f64,
+        );
+        sample(&mut out, &format!("{name}_sum"), &[("api", api)], *sum);
+        sample(
+            &mut out,
+            &format!("{name}_count"),
+            &[("api", api)],
+            *count as f64,
+        );
+    }
+    family(
+        &mut out,
+        "warden_admissions_refused_total",
+        "counter",
+        "Requests refused before running, by reason.",
+    );
+    for (reason, n) in &counts.refused {
+        sample(
+            &mut out,
+            "warden_admissions_refused_total",
+            &[("reason", reason)],
+            *n as f64,
+        );
+    }
+    family(
+        &mut out,
+        "warden_network_denied_total",
+        "counter",
+        "Connection attempts a network policy denied, by policy.",
+    );
+    for (policy, n) in &counts.denied {
+        sample(
+            &mut out,
+            "warden_network_denied_total",
+            &[("policy", policy)],
+            *n as f64,
+        );
+    }
+    drop(counts);
+    let load = state.load();
+    for (name, help, value) in [
+        (
+            "warden_executions_running",
+            "Executions running now.",
+            load.running,
+        ),
+        (
+            "warden_executions_queued",
+            "Executions admitted and waiting for a worker.",
+            load.queued,
+        ),
+    ] {
+        family(&mut out, name, "gauge", help);
+        sample(&mut out, name, &[], value as f64);
+    }
+    if let Some(pool) = state.engine().pool_stats() {
+        for (name, kind, help, value) in [
+            (
+                "warden_pool_ready",
+                "gauge",
+                "Sandboxes ready in the warm pool.",
+                pool.ready as u64,
+            ),
+            (
+                "warden_pool_hits_total",
+                "counter",
+                "Runs that took a ready sandbox.",
+                pool.hits,
+            ),
+            (
+                "warden_pool_reused_total",
+                "counter",
+                "Hits on a sandbox reset after its owner's earlier run.",
+                pool.reused,
+            ),
+            (
+                "warden_pool_misses_total",
+                "counter",
+                "Runs that built their own sandbox.",
+                pool.misses,
+            ),
+            (
+                "warden_pool_shrunk_total",
+                "counter",
+                "Ready sandboxes destroyed for memory pressure.",
+                pool.shrunk,
+            ),
+        ] {
+            family(&mut out, name, kind, help);
+            sample(&mut out, name, &[], value as f64);
+        }
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One sample line; label values escaped as the format wants (`\`, `"`, newline).
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (key, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let escaped = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = write!(out, "{key}=\"{escaped}\"");
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_escape_their_label_values() {
+        let mut out = String::new();
+        sample(&mut out, "m", &[("a", "x\"y\\z\nw")], 2.0);
+        sample(&mut out, "n", &[], 0.5);
+        assert_eq!(out, "m{a=\"x\\\"y\\\\z\\nw\"} 2\nn 0.5\n");
+    }
+}
