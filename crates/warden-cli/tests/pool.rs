@@ -140,3 +140,48 @@ fn a_reused_sandbox_serves_one_owner_and_keeps_nothing_of_its_runs() {
     drop(engine);
     assert_eq!(our_cgroups(), 0, "a sandbox outlived the engine");
 }
+
+/// The memory pressure the next test's pool sees.
+static PRESSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn pressed() -> bool {
+    PRESSED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn under_memory_pressure_the_pool_shrinks_and_runs_go_on() {
+    use std::sync::atomic::Ordering;
+    let world = World::new();
+    let mut config = world
+        .settings()
+        .engine_config(PathBuf::from(env!("CARGO_BIN_EXE_warden")));
+    config.zygote = true;
+    config.pool_size = 1;
+    config.pool_reuse = 10;
+    config.memory_pressure = pressed;
+    let engine = Engine::new(config).expect("engine");
+    assert_eq!(bash(&engine, "echo one"), "one\n");
+    ready(&engine, 2); // a fresh one and the reset one
+
+    PRESSED.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    while engine.pool_stats().map_or(1, |s| s.ready) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the pool never shrank: {:?}",
+            engine.pool_stats()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(engine.pool_stats().expect("a pool").shrunk >= 2);
+    // Runs go on, each building its own; nothing is kept or built while the pressure lasts.
+    assert_eq!(bash(&engine, "echo two"), "two\n");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(engine.pool_stats().expect("a pool").ready, 0);
+
+    PRESSED.store(false, Ordering::SeqCst);
+    assert_eq!(bash(&engine, "echo three"), "three\n");
+    ready(&engine, 1);
+    drop(engine);
+    assert_eq!(our_cgroups(), 0, "a sandbox outlived the engine");
+}

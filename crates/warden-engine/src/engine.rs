@@ -40,7 +40,7 @@ use crate::workspace::Program;
 
 pub use host::SandboxCheck;
 pub use network::{Connection, NetworkReport};
-pub use pool::PoolStats;
+pub use pool::{host_memory_pressure, MemoryPressure, PoolStats};
 
 /// Operator configuration of the engine; [`crate::Settings::engine_config`] builds it from
 /// `warden.toml` and the environment.
@@ -68,6 +68,9 @@ pub struct EngineConfig {
     /// Runs one pooled sandbox may serve for one owner, reset in between (`engine/pool.rs`);
     /// 1 runs each sandbox once.
     pub pool_reuse: u64,
+    /// How the pool tells that the host is short of memory, to shrink
+    /// (`pool::host_memory_pressure` by default; tests replace it).
+    pub memory_pressure: pool::MemoryPressure,
     /// The execution history: `None` records nothing; an invalid setting records nothing and
     /// says so in each execution's warnings.
     pub history: Option<Result<HistorySettings, SettingError>>,
@@ -91,6 +94,7 @@ impl EngineConfig {
             zygote: false,
             pool_size: 0,
             pool_reuse: 1,
+            memory_pressure: pool::host_memory_pressure,
             history: None,
             network: None,
             services: Vec::new(),
@@ -109,6 +113,7 @@ pub struct Engine {
     zygote: bool,
     pool_size: usize,
     pool_reuse: u64,
+    memory_pressure: pool::MemoryPressure,
     pool: OnceLock<pool::Pool>,
     network: network::NetworkConfig,
     analyses: analysis_cache::AnalysisCache,
@@ -151,6 +156,7 @@ impl Engine {
             zygote: config.zygote,
             pool_size: config.pool_size,
             pool_reuse: config.pool_reuse,
+            memory_pressure: config.memory_pressure,
             pool: OnceLock::new(),
             network: network::NetworkConfig {
                 settings: config.network,
@@ -393,7 +399,7 @@ impl Engine {
         }
         let host = self.sandbox()?.clone();
         Ok(Some(self.pool.get_or_init(|| {
-            pool::Pool::start(host, self.pool_size, self.pool_reuse)
+            pool::Pool::start(host, self.pool_size, self.pool_reuse, self.memory_pressure)
         })))
     }
 

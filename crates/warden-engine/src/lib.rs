@@ -20,7 +20,10 @@ mod workspace;
 
 pub use cancel::Cancellation;
 pub use compile_cache::CompileCache;
-pub use engine::{Connection, Engine, EngineConfig, NetworkReport, PoolStats, SandboxCheck};
+pub use engine::{
+    host_memory_pressure, Connection, Engine, EngineConfig, MemoryPressure, NetworkReport,
+    PoolStats, SandboxCheck,
+};
 pub use error::{EngineError, ErrorKind, SourceError};
 pub use execution::{
     Execution, ExecutionRequest, ExecutionResult, LanguageDetection, Origin, SourceFile,

@@ -13,6 +13,11 @@
 //! owner's own later runs, never to another tenant's (docs/sandbox-setup.md, Reset). A reset
 //! sandbox unused for [`IDLE`] is destroyed. With `reuse` 1, every sandbox runs once.
 //!
+//! **Memory pressure.** While the host is short of memory ([`MemoryPressure`]: the kernel's
+//! pressure stall information, else the share of available memory), the pool shrinks before
+//! any run is refused: the reaper destroys every ready sandbox (fresh and reset), used ones are
+//! destroyed rather than kept, and the refill thread builds none; runs then build their own.
+//!
 //! Used sandboxes that are not kept are destroyed on the reaper thread too, off the request's
 //! path. Dropping the pool waits for its threads, so nothing outlives the engine.
 
@@ -28,6 +33,48 @@ use warden_sandbox::{Backend, LiveSandbox, Sandbox, SandboxSpec};
 
 /// How long a reset sandbox waits for its owner's next run before it is destroyed.
 const IDLE: Duration = Duration::from_secs(30);
+
+/// How often the reaper looks at the memory pressure (and at idle sandboxes) when no used
+/// sandbox comes back.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Whether the host is short of memory now.
+pub type MemoryPressure = fn() -> bool;
+
+/// The host's memory pressure: some task stalled on memory more than 10% of the last 10 s
+/// (`/proc/pressure/memory`, PSI), or, without PSI, under 10% of the memory available
+/// (`/proc/meminfo`).
+pub fn host_memory_pressure() -> bool {
+    if let Ok(text) = std::fs::read_to_string("/proc/pressure/memory") {
+        if let Some(avg10) = psi_some_avg10(&text) {
+            return avg10 > 10.0;
+        }
+    }
+    let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") else {
+        return false;
+    };
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+    };
+    match (field("MemAvailable:"), field("MemTotal:")) {
+        (Some(available), Some(total)) if total > 0 => available * 10 < total,
+        _ => false,
+    }
+}
+
+/// `avg10` of the `some` line of a PSI file.
+fn psi_some_avg10(text: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with("some "))?
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("avg10="))?
+        .parse()
+        .ok()
+}
 
 /// Reset sandboxes kept at most, all specs and owners together, per unit of `size`.
 const MAX_KEPT_PER_SIZE: usize = 8;
@@ -47,6 +94,8 @@ pub struct PoolStats {
     pub reused: u64,
     /// Runs that had to build theirs.
     pub misses: u64,
+    /// Sandboxes destroyed unused because the host was short of memory.
+    pub shrunk: u64,
 }
 
 /// The pool; dropping it destroys every sandbox in it.
@@ -76,6 +125,8 @@ struct Shared {
     hits: AtomicU64,
     reused: AtomicU64,
     misses: AtomicU64,
+    shrunk: AtomicU64,
+    pressure: MemoryPressure,
 }
 
 impl std::fmt::Debug for Pool {
@@ -98,7 +149,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Pool {
     /// A pool keeping `size` sandboxes per spec, each serving up to `reuse` runs of one owner,
     /// built on `host` by a thread of its own.
-    pub(crate) fn start(host: Sandbox, size: usize, reuse: u64) -> Self {
+    pub(crate) fn start(host: Sandbox, size: usize, reuse: u64, pressure: MemoryPressure) -> Self {
         let shared = Arc::new(Shared {
             size,
             reuse: reuse.max(1),
@@ -111,6 +162,8 @@ impl Pool {
             hits: AtomicU64::new(0),
             reused: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            shrunk: AtomicU64::new(0),
+            pressure,
         });
         let worker = Arc::clone(&shared);
         let refiller = std::thread::Builder::new()
@@ -196,6 +249,7 @@ impl Pool {
             hits: self.shared.hits.load(Ordering::Relaxed),
             reused: self.shared.reused.load(Ordering::Relaxed),
             misses: self.shared.misses.load(Ordering::Relaxed),
+            shrunk: self.shared.shrunk.load(Ordering::Relaxed),
         }
     }
 }
@@ -222,7 +276,7 @@ impl Shared {
             };
             let (key, spec) = next;
             let short = lock(&self.fresh).get(&key).map_or(0, Vec::len) < self.size;
-            if !short {
+            if !short || (self.pressure)() {
                 continue;
             }
             match backend.create(&spec) {
@@ -242,17 +296,22 @@ impl Shared {
     /// destroys reset sandboxes left idle. Ends when the queue closes.
     fn reap(&self, queue: &Receiver<(LiveSandbox, String)>) {
         loop {
-            match queue.recv_timeout(IDLE / 2) {
-                Ok((sandbox, owner)) => self.keep_or_destroy(sandbox, owner),
+            let pressed = (self.pressure)();
+            match queue.recv_timeout(TICK) {
+                Ok((sandbox, owner)) => self.keep_or_destroy(sandbox, owner, pressed),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if pressed {
+                self.shrink();
             }
             self.expire();
         }
     }
 
-    fn keep_or_destroy(&self, mut sandbox: LiveSandbox, owner: String) {
-        let reusable = sandbox.is_alive()
+    fn keep_or_destroy(&self, mut sandbox: LiveSandbox, owner: String, pressed: bool) {
+        let reusable = !pressed
+            && sandbox.is_alive()
             && sandbox.jobs_run() < self.reuse
             && !self.stop.load(Ordering::SeqCst);
         let key = (key(sandbox.spec()), owner);
@@ -275,6 +334,32 @@ impl Shared {
         }
         if let Err(e) = sandbox.destroy() {
             tracing::warn!(error = %e, "destroying a used sandbox");
+        }
+    }
+
+    /// Destroys every ready sandbox, fresh and reset (the host is short of memory).
+    fn shrink(&self) {
+        let mut ready: Vec<LiveSandbox> = lock(&self.fresh)
+            .drain()
+            .flat_map(|(_, list)| list)
+            .collect();
+        ready.extend(
+            lock(&self.kept)
+                .drain()
+                .flat_map(|(_, list)| list.into_iter().map(|(sandbox, _)| sandbox)),
+        );
+        if ready.is_empty() {
+            return;
+        }
+        tracing::info!(
+            count = ready.len(),
+            "memory pressure: shrinking the warm pool"
+        );
+        self.shrunk.fetch_add(ready.len() as u64, Ordering::Relaxed);
+        for sandbox in ready {
+            if let Err(e) = sandbox.destroy() {
+                tracing::warn!(error = %e, "destroying a pooled sandbox");
+            }
         }
     }
 
@@ -316,5 +401,20 @@ impl Drop for Pool {
         // Every pooled sandbox is destroyed as it drops.
         lock(&self.shared.fresh).clear();
         lock(&self.shared.kept).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psi_is_read_from_the_some_line() {
+        let text = "some avg10=12.50 avg60=3.00 avg300=1.00 total=1\n\
+                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(psi_some_avg10(text), Some(12.5));
+        assert_eq!(psi_some_avg10("full avg10=1.00\n"), None);
+        // This host answers one way or the other without failing.
+        let _ = host_memory_pressure();
     }
 }
