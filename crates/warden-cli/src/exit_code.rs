@@ -17,6 +17,8 @@ pub(crate) const FILE_SIZE_LIMIT: u8 = 121;
 pub(crate) const VIOLATION: u8 = 120;
 /// The program did not compile.
 pub(crate) const COMPILE_ERROR: u8 = 119;
+/// The dependencies could not be installed.
+pub(crate) const DEPENDENCY_ERROR: u8 = 117;
 /// The configuration's mode policy refused to run the program.
 pub(crate) const REFUSED: u8 = 118;
 /// `warden network check`: the policy denies the destination (as `grep` finding nothing).
@@ -33,6 +35,7 @@ pub(crate) fn for_outcome(outcome: &Outcome) -> u8 {
         Outcome::FileSizeLimit => FILE_SIZE_LIMIT,
         Outcome::Violation { .. } => VIOLATION,
         Outcome::CompileError => COMPILE_ERROR,
+        Outcome::DependencyError => DEPENDENCY_ERROR,
     }
 }
 
@@ -60,10 +63,11 @@ mod tests {
             VIOLATION,
             COMPILE_ERROR,
             REFUSED,
+            DEPENDENCY_ERROR,
         ]
         .to_vec();
         codes.sort_unstable();
         codes.dedup();
-        assert_eq!(codes.len(), 8);
+        assert_eq!(codes.len(), 9);
     }
 }

@@ -71,6 +71,7 @@ fn execution(policy: &str, connections: Vec<Connection>) -> ExecutionResult {
             peak_memory: ByteSize::mib(4),
         },
         limits: Limits::default(),
+        dependencies: None,
         compile: None,
         tests: Vec::new(),
         security: Security {

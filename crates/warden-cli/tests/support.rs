@@ -30,6 +30,17 @@ impl World {
         Self::default()
     }
 
+    /// A world in `/var/tmp` rather than the temporary directory: every sandbox mounts its own
+    /// `/tmp` and `/work`, so a host directory under them is hidden inside, and a sandbox can
+    /// be given this world's dependency cache only from elsewhere.
+    pub fn visible_to_sandboxes() -> Self {
+        let world = Self {
+            dir: tempfile::tempdir_in("/var/tmp").expect("a directory for the test in /var/tmp"),
+        };
+        world.write_config("");
+        world
+    }
+
     /// A world whose configuration file holds `toml`.
     pub fn with_config(toml: &str) -> Self {
         let world = Self {
@@ -107,4 +118,83 @@ impl World {
         })
         .expect("the world's settings load")
     }
+
+    /// `warden run --network limited_access --json` on a bash script, with room for a package
+    /// manager; the result.
+    pub fn run_limited(&self, script: &str) -> serde_json::Value {
+        let path = self.path().join("install.sh");
+        std::fs::write(&path, script).expect("script written");
+        let out = self
+            .warden()
+            .env("PATH", "/usr/bin:/bin")
+            .args(["run", "--json", "--network", "limited_access"])
+            .args([
+                "--wall-time",
+                "120s",
+                "--cpu-time",
+                "60s",
+                "--memory",
+                "1GiB",
+            ])
+            .args(["--max-procs", "256", "--workspace-size", "512MiB"])
+            .arg(&path)
+            .output()
+            .expect("warden runs");
+        json_of(&out)
+    }
+
+    /// The registries `warden network registries` finds, as (host, source).
+    pub fn registries(&self) -> Vec<(String, String)> {
+        let out = self
+            .warden()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/root")
+            .args(["network", "registries", "--json"])
+            .output()
+            .expect("warden runs");
+        let found = json_of(&out);
+        found
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|r| {
+                (
+                    r["host"].as_str().unwrap_or_default().to_owned(),
+                    r["source"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Admits, in this world's `[network] registries`, the host pip's index serves its files
+    /// from, which registry discovery cannot know: like an operator, asks the index (through
+    /// `limited_access`) where its files are. Replaces the configuration file.
+    pub fn admit_pip_file_host(&self) {
+        let pip = self
+            .registries()
+            .into_iter()
+            .find(|(_, source)| source.starts_with("pip"))
+            .map(|(host, _)| host)
+            .expect("pip's index is discovered on this host");
+        let page = self.run_limited(&format!(
+            "/usr/bin/python3 -c \"import re, urllib.request; \
+             page = urllib.request.urlopen('https://{pip}/simple/six/', timeout=30).read().decode(); \
+             print(re.search(r'href=.https://([^/]+)/', page).group(1))\"\n"
+        ));
+        assert_eq!(page["outcome"]["code"], 0, "{page:#}");
+        let files = page["stdout"].as_str().unwrap_or("").trim().to_owned();
+        assert!(!files.is_empty(), "{page:#}");
+        self.write_config(&format!("[network]\nregistries = [\"https://{files}\"]\n"));
+    }
+}
+
+/// The JSON a `warden ... --json` printed, or a panic with its output.
+pub fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }

@@ -122,6 +122,9 @@ pub struct Language {
     pub compile: Option<CompileStage>,
     /// The run stage.
     pub run: RunStage,
+    /// How the language's package manager installs a request's dependencies, if it can.
+    #[serde(default)]
+    pub dependencies: Option<crate::dependencies::Installer>,
     /// Limit overrides for programs in this language.
     #[serde(default)]
     pub limits: LimitOverrides,
@@ -300,6 +303,9 @@ impl Language {
             return Err(self.invalid("run uses {artifact} but there is no compile stage"));
         }
         check_file_name(self, &self.source_file)?;
+        if let Some(problem) = self.dependencies.as_ref().and_then(|d| d.problem()) {
+            return Err(self.invalid(&format!("[dependencies]: {problem}")));
+        }
         self.check_detect()?;
         if let Some(path) = self.mounts.iter().find(|p| !p.is_absolute()) {
             return Err(self.invalid(&format!("mount {} is not absolute", path.display())));
@@ -587,5 +593,23 @@ stdout = "hi\n"
             ..values
         };
         assert_eq!(expand_argv(&template, &none).len(), 3);
+    }
+
+    #[test]
+    fn a_dependencies_section_is_validated() {
+        let section = "[dependencies]\nargv = [\"/usr/bin/toy-get\", \"{deps}\", \"{packages}\"]\n\
+                       manifest = \"requirements_txt\"\nenv = { TOYPATH = \"{deps}\" }\n";
+        let lang = Language::from_toml("toy.toml", &format!("{MINIMAL}{section}")).expect("valid");
+        let installer = lang.dependencies.expect("an installer");
+        assert_eq!(installer.env["TOYPATH"], "{deps}");
+        let bad = section.replace("\"{deps}\", ", "");
+        let err =
+            Language::from_toml("toy.toml", &format!("{MINIMAL}{bad}")).expect_err("no {deps}");
+        assert!(err.to_string().contains("[dependencies]"), "{err}");
+        let unknown = format!("{MINIMAL}{section}shell = true\n");
+        assert!(
+            Language::from_toml("toy.toml", &unknown).is_err(),
+            "unknown keys are refused"
+        );
     }
 }

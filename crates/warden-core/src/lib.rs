@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod config;
 mod data;
+pub mod dependencies;
 pub mod detect;
 pub mod filesystem;
 pub mod language;

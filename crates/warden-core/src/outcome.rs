@@ -45,6 +45,9 @@ pub enum Outcome {
     /// The compile stage failed; the program never ran (the compile stage's own outcome says
     /// how the compiler ended).
     CompileError,
+    /// The dependency installation failed; the program never ran (the `dependencies` stage's
+    /// own outcome and output say how the installer ended).
+    DependencyError,
 }
 
 /// The kind of an [`Outcome`], without its details: the `kind` tag of its JSON form, what
@@ -68,11 +71,13 @@ pub enum OutcomeKind {
     Violation,
     /// [`Outcome::CompileError`].
     CompileError,
+    /// [`Outcome::DependencyError`].
+    DependencyError,
 }
 
 impl OutcomeKind {
     /// Every kind, in declaration order.
-    pub const ALL: [OutcomeKind; 8] = [
+    pub const ALL: [OutcomeKind; 9] = [
         OutcomeKind::Exited,
         OutcomeKind::Signaled,
         OutcomeKind::TimeLimit,
@@ -81,6 +86,7 @@ impl OutcomeKind {
         OutcomeKind::FileSizeLimit,
         OutcomeKind::Violation,
         OutcomeKind::CompileError,
+        OutcomeKind::DependencyError,
     ];
 
     /// The name used in JSON, the history database and on the command line.
@@ -94,6 +100,7 @@ impl OutcomeKind {
             OutcomeKind::FileSizeLimit => "file_size_limit",
             OutcomeKind::Violation => "violation",
             OutcomeKind::CompileError => "compile_error",
+            OutcomeKind::DependencyError => "dependency_error",
         }
     }
 }
@@ -127,6 +134,7 @@ impl Outcome {
             Outcome::FileSizeLimit => OutcomeKind::FileSizeLimit,
             Outcome::Violation { .. } => OutcomeKind::Violation,
             Outcome::CompileError => OutcomeKind::CompileError,
+            Outcome::DependencyError => OutcomeKind::DependencyError,
         }
     }
 
@@ -147,6 +155,7 @@ impl fmt::Display for Outcome {
             Outcome::FileSizeLimit => write!(f, "file size limit exceeded"),
             Outcome::Violation { detail } => write!(f, "security violation: {detail}"),
             Outcome::CompileError => write!(f, "compilation failed"),
+            Outcome::DependencyError => write!(f, "dependency installation failed"),
         }
     }
 }
@@ -360,6 +369,7 @@ mod tests {
             ),
             (Outcome::MemoryLimit, r#"{"kind":"memory_limit"}"#),
             (Outcome::CompileError, r#"{"kind":"compile_error"}"#),
+            (Outcome::DependencyError, r#"{"kind":"dependency_error"}"#),
             (
                 Outcome::OutputLimit {
                     stream: Stream::Stderr,

@@ -45,11 +45,8 @@ impl CacheKey {
     /// The key of compiling `files` in `language`, in `mode`, with the toolchain identified by
     /// `toolchain`.
     pub fn new(language: &Language, mode: Mode, toolchain: &str, files: &[WorkspaceFile]) -> Self {
-        let mut h = Sha256::new();
-        let mut field = |bytes: &[u8]| {
-            h.update((bytes.len() as u64).to_le_bytes());
-            h.update(bytes);
-        };
+        let mut h = KeyHasher::default();
+        let mut field = |bytes: &[u8]| h.field(bytes);
         field(b"warden-compile-v2");
         field(language.id.as_str().as_bytes());
         field(mode.name().as_bytes());
@@ -69,12 +66,63 @@ impl CacheKey {
             field(&[u8::from(file.executable)]);
             field(&file.contents);
         }
-        Self(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        Self(h.hex())
     }
 
     /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A SHA-256 over length-prefixed fields, so that no two field lists hash alike by
+/// concatenation; shared by the compile and the dependency cache.
+#[derive(Default)]
+pub(crate) struct KeyHasher(Sha256);
+
+impl KeyHasher {
+    /// Adds one field.
+    pub(crate) fn field(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    /// The digest as 64 hex digits.
+    pub(crate) fn hex(self) -> String {
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// A fresh name in `root` for an entry under `key` being written: unique across processes and
+/// threads, and starting with `.tmp-` so that no reader takes it for an entry.
+pub(crate) fn temp_path(root: &Path, key: &str) -> PathBuf {
+    root.join(format!(
+        ".tmp-{key}-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Removes the least recently used of `entries` (last use, size, path) with `remove` until
+/// their total fits `max_bytes`; an entry `remove` fails on still counts.
+pub(crate) fn evict_oldest(
+    mut entries: Vec<(SystemTime, u64, PathBuf)>,
+    max_bytes: u64,
+    remove: impl Fn(&Path) -> bool,
+) {
+    let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+    entries.sort();
+    for (_, len, path) in entries {
+        if total <= max_bytes {
+            break;
+        }
+        if remove(&path) {
+            total -= len;
+        }
     }
 }
 
@@ -130,12 +178,7 @@ impl CompileCache {
         if bytes.len() as u64 > self.max_bytes {
             return Ok(());
         }
-        let temp = self.root.join(format!(
-            ".tmp-{}-{}-{}",
-            key.as_str(),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temp = temp_path(&self.root, key.as_str());
         let written = fs::File::options()
             .write(true)
             .create_new(true)
@@ -164,16 +207,9 @@ impl CompileCache {
                 entry.path(),
             ));
         }
-        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
-        entries.sort();
-        for (_, len, path) in entries {
-            if total <= self.max_bytes {
-                break;
-            }
-            if fs::remove_file(&path).is_ok() {
-                total -= len;
-            }
-        }
+        evict_oldest(entries, self.max_bytes, |path| {
+            fs::remove_file(path).is_ok()
+        });
         Ok(())
     }
 

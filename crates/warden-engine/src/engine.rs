@@ -1,11 +1,13 @@
 //! The execution use case: request -> language -> analysis and mode -> program layout ->
-//! [compile stage, cached] -> run stage -> result -> history.
+//! [dependency stage, cached] -> [compile stage, cached] -> run stage -> result -> history.
 //!
 //! The stages of one execution are jobs of live sandboxes (`runner.rs`): the compile stage and
-//! every run share one sandbox, or each get a fresh one, as the request says.
+//! every run share one sandbox, or each get a fresh one, as the request says. The dependency
+//! stage has a sandbox of its own, under its own network policy (`dependencies.rs`).
 
 mod analysis_cache;
 mod compile;
+mod dependencies;
 mod history;
 mod host;
 mod network;
@@ -28,6 +30,7 @@ use warden_sandbox::{
 };
 
 use crate::compile_cache::CompileCache;
+use crate::dependency_cache::DependencyCache;
 use crate::error::EngineError;
 use crate::execution::{
     Execution, ExecutionRequest, ExecutionResult, LanguageDetection, StageResult,
@@ -54,6 +57,9 @@ pub struct EngineConfig {
     pub maxima: Limits,
     /// The compile cache, if any.
     pub cache: Option<CompileCache>,
+    /// Where installed dependency sets are kept; without it, a request with dependencies is
+    /// refused.
+    pub dependencies: Option<DependencyCache>,
     /// Which modes the operator allows for which threat levels.
     pub modes: ModePolicy,
     /// Fork the sandbox helper without exec when the process is single-threaded (a CLI);
@@ -89,6 +95,7 @@ impl EngineConfig {
             languages_dir: None,
             maxima: Limits::default_maxima(),
             cache: None,
+            dependencies: None,
             modes: ModePolicy::default(),
             fork_helper: false,
             zygote: false,
@@ -122,6 +129,7 @@ pub struct Engine {
     sandbox: OnceLock<Sandbox>,
     maxima: Limits,
     cache: Option<CompileCache>,
+    dependencies: Option<DependencyCache>,
     modes: ModePolicy,
     analyzer: Analyzer,
     history: Option<history::Journal>,
@@ -137,6 +145,22 @@ struct Prepared<'e> {
     mode: Mode,
     reason: String,
     analysis: Analysis,
+    /// The dependencies to install, normalised.
+    dependencies: Vec<String>,
+    /// The installed set's directory once the dependency stage ran, bound into every sandbox.
+    dependency_dir: Option<PathBuf>,
+}
+
+impl Prepared<'_> {
+    /// `job` with the installed set's environment, if there is one.
+    fn with_dependencies(&self, mut job: Job) -> Job {
+        if let Some(dir) = &self.dependency_dir {
+            for (key, value) in dependencies::environment(self.language, dir) {
+                job.set_env(&key, &value);
+            }
+        }
+        job
+    }
 }
 
 impl Engine {
@@ -166,6 +190,7 @@ impl Engine {
             sandbox: OnceLock::new(),
             maxima: config.maxima,
             cache: config.cache,
+            dependencies: config.dependencies,
             modes: config.modes,
             analyzer: Analyzer::builtin()?,
             history: config.history.map(history::Journal::new),
@@ -203,8 +228,20 @@ impl Engine {
 
     /// Runs one request to completion and records it in the history.
     pub fn execute(&self, mut request: ExecutionRequest) -> Result<Execution, EngineError> {
-        let prepared = self.prepare(&request)?;
+        let mut prepared = self.prepare(&request)?;
         let input = history::Pending::of(&request);
+        let installed = match self.dependency_stage(&prepared, request.cancel.clone())? {
+            dependencies::Installed::Nothing => None,
+            dependencies::Installed::Set(dir, stage) => {
+                prepared.dependency_dir = Some(dir);
+                Some(stage)
+            }
+            dependencies::Installed::Failed(stage) => {
+                let result = finish(prepared, Some(stage), None, None, Vec::new(), None);
+                let warnings = self.record(&result, input.borrowed());
+                return Ok(Execution { result, warnings });
+            }
+        };
         let spec = self.spec(&prepared)?;
         let network = self
             .network
@@ -225,7 +262,7 @@ impl Engine {
         let report = network
             .has_egress()
             .then(|| NetworkReport::new(&network.name, runner.take_records()));
-        let result = finish(prepared, compile, run, tests, report);
+        let result = finish(prepared, installed, compile, run, tests, report);
         let warnings = self.record(&result, input.borrowed());
         Ok(Execution { result, warnings })
     }
@@ -261,13 +298,13 @@ impl Engine {
         let language = prepared.language;
         require_installed(language, &language.run.argv)?;
         let job_for = |args: &[String]| {
-            let mut job = self.job(
+            let mut job = prepared.with_dependencies(self.job(
                 language,
                 &language.run.argv,
                 &prepared.program,
                 args,
                 prepared.limits,
-            );
+            ));
             job.files.extend(artifacts.iter().map(|f| WorkspaceFile {
                 executable: f.executable,
                 ..WorkspaceFile::new(f.path.clone(), f.contents.clone())
@@ -307,6 +344,7 @@ impl Engine {
         let program = Program::prepare(language, &request.sources)?;
         let limits = self.limits(&[&language.limits, &request.limits])?;
         let analysis = self.analyze_program(language, &program);
+        let dependencies = dependencies::requested(language, request, &program)?;
         let choice = self
             .modes
             .choose(
@@ -325,6 +363,8 @@ impl Engine {
             mode: choice.mode,
             reason: choice.reason,
             analysis,
+            dependencies,
+            dependency_dir: None,
         })
     }
 
@@ -424,6 +464,9 @@ impl Engine {
         for mount in &language.mounts {
             spec.add_bind(mount);
         }
+        if let Some(dir) = &prepared.dependency_dir {
+            spec.add_bind(dir);
+        }
         let mut limits = prepared.limits;
         if let Some(stage) = &language.compile {
             let compile = self.limits(&[&language.limits, &stage.limits])?;
@@ -507,23 +550,28 @@ fn test_result(
 }
 
 /// The result of an execution, built once from what each stage returned: `run` is `None` when
-/// the compile stage failed.
+/// the dependency or the compile stage failed.
 fn finish(
     prepared: Prepared<'_>,
+    dependencies: Option<StageResult>,
     compile: Option<StageResult>,
     run: Option<SandboxRun>,
     tests: Vec<TestResult>,
     network: Option<NetworkReport>,
 ) -> ExecutionResult {
-    let denials = network
-        .iter()
-        .flat_map(|n| n.violations())
-        .map(|detail| Violation {
-            stage: Stage::Run,
+    let install_network = dependencies.as_ref().and_then(|d| d.network.as_ref());
+    let denials = (install_network.iter().map(|n| (Stage::Dependencies, *n)))
+        .chain(network.iter().map(|n| (Stage::Run, n)))
+        .flat_map(|(stage, n)| n.violations().into_iter().map(move |d| (stage, d)))
+        .map(|(stage, detail)| Violation {
+            stage,
             kind: OutcomeKind::Violation,
             detail,
         });
     let violations: Vec<Violation> = [
+        dependencies
+            .as_ref()
+            .and_then(|d| Violation::of(Stage::Dependencies, &d.outcome)),
         compile
             .as_ref()
             .and_then(|c| Violation::of(Stage::Compile, &c.outcome)),
@@ -542,9 +590,13 @@ fn finish(
         parse_error: prepared.analysis.parse_error,
         violations,
     };
+    let never_ran = match &dependencies {
+        Some(stage) if !stage.outcome.is_success() => Outcome::DependencyError,
+        _ => Outcome::CompileError,
+    };
     let run = run.map_or_else(
         || StageResult {
-            outcome: Outcome::CompileError,
+            outcome: never_ran,
             ..StageResult::empty()
         },
         StageResult::from_run,
@@ -561,6 +613,7 @@ fn finish(
         stderr_truncated: run.stderr_truncated,
         usage: run.usage,
         limits: prepared.limits,
+        dependencies,
         compile,
         tests,
         security,
@@ -624,5 +677,39 @@ mod tests {
         let detection = engine.detect(None, None, b"echo hi").expect("detected");
         assert_eq!(detection.language.as_str(), "bash");
         assert!(detection.is_unsure());
+    }
+
+    /// Every sandbox mounts its own `/tmp`: a set stored there could never be seen inside, so
+    /// the request is refused, saying why, before anything is installed.
+    #[test]
+    fn a_dependency_cache_a_sandbox_cannot_see_is_refused() {
+        let run = |dependencies| {
+            let config = EngineConfig {
+                dependencies,
+                ..EngineConfig::new(PathBuf::from("/nonexistent/warden"))
+            };
+            let engine = Engine::new(config).expect("an engine");
+            engine.execute(ExecutionRequest {
+                language: Some("python".into()),
+                sources: vec![crate::execution::SourceFile {
+                    name: None,
+                    code: b"import six".to_vec(),
+                }],
+                dependencies: vec!["six==1.16.0".into()],
+                ..ExecutionRequest::default()
+            })
+        };
+        let hidden = DependencyCache::new(PathBuf::from("/tmp/warden-deps"), 1 << 20);
+        let err = run(Some(hidden)).expect_err("hidden from sandboxes");
+        assert!(
+            matches!(
+                err,
+                EngineError::DependencyCacheHidden { hidden: "/tmp", .. }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.kind(), crate::ErrorKind::Unavailable);
+        let err = run(None).expect_err("no cache");
+        assert!(matches!(err, EngineError::NoDependencyCache), "{err}");
     }
 }

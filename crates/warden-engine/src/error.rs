@@ -128,6 +128,30 @@ pub enum EngineError {
         /// How to install it.
         hint: String,
     },
+    /// The request's dependencies are malformed, or its language installs none.
+    #[error(transparent)]
+    Dependencies(#[from] warden_core::dependencies::DependencyError),
+    /// Dependencies were asked for but this engine has no dependency cache to install into.
+    #[error("this engine installs no dependencies: it has no dependency cache")]
+    NoDependencyCache,
+    /// The dependency cache is where every sandbox mounts its own directory, so a sandbox
+    /// could never see a set in it.
+    #[error("the dependency cache {dir} is under {hidden}, which every sandbox replaces with its own: set [cache] dir elsewhere")]
+    DependencyCacheHidden {
+        /// The cache's directory.
+        dir: std::path::PathBuf,
+        /// The sandbox's own directory it is under.
+        hidden: &'static str,
+    },
+    /// An installed dependency set could not be stored.
+    #[error("storing installed dependencies in {dir}")]
+    DependencyCache {
+        /// The cache's directory.
+        dir: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The sandbox failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
@@ -182,6 +206,7 @@ impl EngineError {
             EngineError::Language(_)
             | EngineError::NoSource
             | EngineError::BadSource(_)
+            | EngineError::Dependencies(_)
             | EngineError::Limit(_) => ErrorKind::Request,
             EngineError::History(HistoryError::InvalidId(_) | HistoryError::AmbiguousId(_)) => {
                 ErrorKind::Request
@@ -193,6 +218,8 @@ impl EngineError {
             | EngineError::ModeUnavailable { .. }
             | EngineError::NetworkUnavailable { .. }
             | EngineError::NoHistory
+            | EngineError::NoDependencyCache
+            | EngineError::DependencyCacheHidden { .. }
             | EngineError::Sandbox(
                 SandboxError::Unsupported { .. } | SandboxError::NeedsRoot { .. },
             ) => ErrorKind::Unavailable,
@@ -204,6 +231,7 @@ impl EngineError {
             | EngineError::SeccompPolicy(_)
             | EngineError::AnalysisRules(_)
             | EngineError::Egress { .. }
+            | EngineError::DependencyCache { .. }
             | EngineError::Sandbox(_) => ErrorKind::Internal,
         }
     }

@@ -52,6 +52,10 @@ pub struct ExecutionRequest {
     /// The network policy by name; `None` takes the configuration's default for the mode
     /// (docs/network.md). A policy the configuration does not allow is refused.
     pub network: Option<String>,
+    /// Packages to install before the program runs, in the form the language's package manager
+    /// takes (`six==1.16.0`, `is-number@7.0.0`); added to those of a manifest file among the
+    /// sources (docs/network.md#dependencies).
+    pub dependencies: Vec<String>,
 }
 
 /// Who asked for an execution: the interface and the API token's name, as the history records
@@ -98,8 +102,13 @@ pub struct StageResult {
     pub stderr_truncated: bool,
     /// Resources used.
     pub usage: Usage,
-    /// Whether the artifact came from the compile cache (no compiler ran).
+    /// Whether the stage's product came from a cache and nothing ran: the compile cache's
+    /// artifact, the dependency cache's installed set.
     pub cached: bool,
+    /// The dependency stage only: its policy (`limited_access`) and every connection attempt
+    /// the installer made; absent when nothing was installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::engine::NetworkReport>,
 }
 
 impl StageResult {
@@ -112,6 +121,7 @@ impl StageResult {
             stderr_truncated: run.stderr_truncated,
             usage: run.usage,
             cached: false,
+            network: None,
         }
     }
 
@@ -125,10 +135,11 @@ impl StageResult {
             stderr_truncated: false,
             usage: Usage::default(),
             cached: false,
+            network: None,
         }
     }
 
-    /// A compile stage whose artifact came from the cache.
+    /// A stage whose product came from a cache.
     pub(crate) fn cached() -> Self {
         Self {
             cached: true,
@@ -220,7 +231,7 @@ pub struct ExecutionResult {
     pub detection: LanguageDetection,
     /// The isolation mode used.
     pub mode: Mode,
-    /// How the program ended (`compile_error` when it never ran).
+    /// How the program ended (`compile_error` or `dependency_error` when it never ran).
     pub outcome: Outcome,
     /// Standard output (invalid UTF-8 replaced in JSON).
     #[serde(serialize_with = "lossy")]
@@ -236,6 +247,10 @@ pub struct ExecutionResult {
     pub usage: Usage,
     /// The limits enforced on the run stage.
     pub limits: Limits,
+    /// The dependency installation, when the request named dependencies (`cached` when the
+    /// set came from the dependency cache).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<StageResult>,
     /// The compile stage, for compiled languages.
     pub compile: Option<StageResult>,
     /// The test cases' results, in order (absent without test cases). The top-level outcome

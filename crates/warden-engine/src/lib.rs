@@ -7,6 +7,7 @@
 
 mod cancel;
 pub mod compile_cache;
+pub mod dependency_cache;
 mod engine;
 mod error;
 mod execution;
@@ -20,6 +21,7 @@ mod workspace;
 
 pub use cancel::Cancellation;
 pub use compile_cache::CompileCache;
+pub use dependency_cache::DependencyCache;
 pub use engine::{
     host_memory_pressure, Connection, Engine, EngineConfig, MemoryPressure, NetworkReport,
     PoolStats, SandboxCheck,

@@ -26,6 +26,8 @@ pub struct Security {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// The dependency installation.
+    Dependencies,
     /// The compile stage.
     Compile,
     /// The run stage.
@@ -47,9 +49,10 @@ impl Violation {
     /// The violation a stage's outcome records, if it was a limit or a forbidden operation.
     pub fn of(stage: Stage, outcome: &Outcome) -> Option<Self> {
         let detail = match outcome {
-            Outcome::Exited { .. } | Outcome::Signaled { .. } | Outcome::CompileError => {
-                return None
-            }
+            Outcome::Exited { .. }
+            | Outcome::Signaled { .. }
+            | Outcome::CompileError
+            | Outcome::DependencyError => return None,
             Outcome::Violation { detail } => format!("seccomp: {detail}"),
             other => other.to_string(),
         };
@@ -63,6 +66,7 @@ impl Violation {
     /// A violation recorded before they were structured: `run: seccomp: ptrace`.
     fn from_legacy(text: &str) -> Self {
         let (stage, detail) = match text.split_once(": ") {
+            Some(("dependencies", rest)) => (Stage::Dependencies, rest),
             Some(("compile", rest)) => (Stage::Compile, rest),
             Some(("run", rest)) => (Stage::Run, rest),
             _ => (Stage::Run, text),
@@ -88,6 +92,7 @@ impl Violation {
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let stage = match self.stage {
+            Stage::Dependencies => "dependencies",
             Stage::Compile => "compile",
             Stage::Run => "run",
         };

@@ -16,6 +16,7 @@ use warden_core::{
 };
 
 use crate::compile_cache::{CompileCache, DEFAULT_CACHE_DIR, DEFAULT_MAX_BYTES};
+use crate::dependency_cache::DependencyCache;
 use crate::engine::EngineConfig;
 use crate::history::{Prune, Retention};
 
@@ -89,6 +90,14 @@ impl CacheSettings {
     pub fn cache(&self) -> Option<CompileCache> {
         self.enabled
             .then(|| CompileCache::new(self.dir.clone(), self.max_size.bytes()))
+    }
+
+    /// The dependency cache beside the compile cache (`dependencies` in the parent of its
+    /// directory), with the same bound. It exists even when compile caching is disabled: runs
+    /// bind their installed set from it.
+    pub fn dependency_cache(&self) -> DependencyCache {
+        let parent = self.dir.parent().unwrap_or(&self.dir);
+        DependencyCache::new(parent.join("dependencies"), self.max_size.bytes())
     }
 }
 
@@ -197,6 +206,7 @@ impl Settings {
             languages_dir: self.languages_dir.clone(),
             maxima: self.maxima,
             cache: self.cache.cache(),
+            dependencies: Some(self.cache.dependency_cache()),
             modes: self.modes.clone(),
             history: Some(self.history.clone()),
             network: Some(self.network.clone()),

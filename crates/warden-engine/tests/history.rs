@@ -47,6 +47,7 @@ fn result(language: &str, outcome: Outcome, wall_ms: u64) -> ExecutionResult {
             peak_memory: ByteSize::mib(8),
         },
         limits: Limits::default(),
+        dependencies: None,
         compile: None,
         tests: Vec::new(),
         security: Security {
@@ -88,6 +89,38 @@ fn violation(stage: Stage, outcome: &Outcome) -> Violation {
     Violation::of(stage, outcome).expect("a violation")
 }
 
+/// Issue 10: a failed dependency installation is recorded with the installer's output, and
+/// counted apart from programs that ran.
+#[test]
+fn a_dependency_error_reads_back_with_the_installers_output() {
+    let dir = World::new();
+    let store = open(&dir);
+    let mut r = result("python", Outcome::DependencyError, 0);
+    r.dependencies = Some(StageResult {
+        outcome: exited(1),
+        stdout: Vec::new(),
+        stderr: b"ERROR: No matching distribution found for nope\n".to_vec(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        usage: Usage::default(),
+        cached: false,
+        network: None,
+    });
+    store
+        .record(&r, input(b"import nope"), Retention::Full)
+        .expect("recorded");
+    let e = store.get(r.id.as_str()).expect("read").expect("present");
+    assert_eq!(e.outcome, Outcome::DependencyError);
+    let stage = e.dependencies.as_ref().expect("dependency stage recorded");
+    assert_eq!(stage.outcome, exited(1));
+    assert_eq!(
+        stage.stderr.as_deref(),
+        Some("ERROR: No matching distribution found for nope\n")
+    );
+    let listed = store.list(&HistoryFilter::default()).expect("listed");
+    assert_eq!(listed[0].dependencies, e.dependencies);
+}
+
 #[test]
 fn an_execution_reads_back_as_recorded() {
     let dir = World::new();
@@ -101,6 +134,7 @@ fn an_execution_reads_back_as_recorded() {
         stderr_truncated: false,
         usage: Usage::default(),
         cached: false,
+        network: None,
     });
     store
         .record(&r, input(b"int main() {}"), Retention::Full)

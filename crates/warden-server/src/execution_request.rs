@@ -48,6 +48,14 @@ pub struct ExecutionBody {
     /// policy the configuration does not allow is refused (403).
     #[serde(default)]
     pub network: Option<String>,
+    /// Packages to install before the program runs, as the language's package manager names
+    /// them (`six==1.16.0` for Python, `is-number@7.0.0` for JavaScript, `rake:13.0.6` for
+    /// Ruby); added to those of a `requirements.txt`, `package.json` or `Gemfile` among the
+    /// files. Installed under `limited_access` whatever `network` says, and cached: the same
+    /// set is installed once. A malformed spec (an installer option, a path, a URL, shell
+    /// text) is refused (422); a failed installation is the outcome `dependency_error`.
+    #[serde(default)]
+    pub dependencies: Vec<String>,
     /// Test cases: the program is compiled once and run once per case, each with a verdict.
     #[serde(default, deserialize_with = "crate::json_body::objects")]
     pub tests: Vec<TestBody>,
@@ -249,6 +257,7 @@ impl ExecutionBody {
             limits,
             mode: self.mode.map(ModeBody::request),
             network: self.network,
+            dependencies: self.dependencies,
             tests: self.tests.into_iter().map(TestBody::case).collect(),
             comparison: self.comparison.unwrap_or_default(),
             stop_on_failure: self.stop_on_failure,

@@ -156,6 +156,26 @@ async fn an_unknown_language_absurd_limits_and_too_many_files_are_422() {
     );
 }
 
+/// Issue 10: a dependency that is an installer option or shell text is the caller's mistake,
+/// refused before anything runs.
+#[tokio::test]
+async fn a_malformed_dependency_is_422_with_the_spec() {
+    for (spec, why) in [
+        ("-r /etc/passwd", "installer options are not allowed"),
+        ("a;b", "only letters"),
+    ] {
+        let body = serde_json::json!({"language": "python", "code": "x", "dependencies": [spec]});
+        let (status, json, _) = send(
+            app(ServerOptions::default()),
+            post("/v1/executions", body.to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(error.contains(spec) && error.contains(why), "{json}");
+    }
+}
+
 #[tokio::test]
 async fn a_body_over_the_cap_is_413() {
     let options = ServerOptions {

@@ -111,6 +111,7 @@ pub(super) fn short_outcome(outcome: &Outcome) -> String {
         Outcome::FileSizeLimit => "file size limit".to_owned(),
         Outcome::Violation { .. } => "violation".to_owned(),
         Outcome::CompileError => "compile error".to_owned(),
+        Outcome::DependencyError => "dependency error".to_owned(),
     }
 }
 

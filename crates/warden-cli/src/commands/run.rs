@@ -61,6 +61,11 @@ pub(crate) struct RunArgs {
     /// configuration's `[network] default`, itself no_access.
     #[arg(long, value_name = "POLICY")]
     network: Option<String>,
+    /// A package to install before the program runs, as the language's package manager names
+    /// it (six==1.16.0, is-number@7.0.0, rake:13.0.6); repeatable. Installed under
+    /// limited_access whatever --network says, and cached (docs/network.md#dependencies).
+    #[arg(long = "dep", value_name = "SPEC", allow_hyphen_values = true)]
+    deps: Vec<String>,
     /// CPU time of the whole process tree (e.g. 2s, 500ms).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     cpu_time: Option<Duration>,
@@ -168,6 +173,7 @@ fn execute(args: RunArgs) -> anyhow::Result<Execution> {
         limits: args.limits(),
         mode: args.mode,
         network: args.network.clone(),
+        dependencies: args.deps.clone(),
         origin: Origin::new("cli", None),
         ..ExecutionRequest::default()
     };
@@ -250,6 +256,19 @@ fn stdin() -> anyhow::Result<Stdin> {
 }
 
 fn pass_through(result: &ExecutionResult) -> anyhow::Result<ExitCode> {
+    if let (Outcome::DependencyError, Some(install)) = (&result.outcome, &result.dependencies) {
+        let mut err = std::io::stderr().lock();
+        err.write_all(&install.stdout)
+            .context("writing the installer's output")?;
+        err.write_all(&install.stderr)
+            .context("writing the installer's output")?;
+        let how = match &install.outcome {
+            Outcome::Exited { .. } => String::new(),
+            other => format!(": the installer {other}"),
+        };
+        writeln!(err, "warden: {}{how}", result.outcome)?;
+        return Ok(ExitCode::from(exit_code::DEPENDENCY_ERROR));
+    }
     if let (Outcome::CompileError, Some(compile)) = (&result.outcome, &result.compile) {
         let mut err = std::io::stderr().lock();
         err.write_all(&compile.stdout)

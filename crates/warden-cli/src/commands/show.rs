@@ -78,13 +78,16 @@ fn write_text(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
         truncated(e.stderr_truncated)
     );
     field(out, "output:", &output)?;
-    if let Some(c) = &e.compile {
-        let how = if c.cached {
-            "cached".to_owned()
-        } else {
-            format!("{}; {}", c.outcome, usage(&c.usage))
-        };
-        field(out, "compile:", &how)?;
+    let stages = [("dependencies:", &e.dependencies), ("compile:", &e.compile)];
+    for (name, stage) in stages {
+        if let Some(c) = stage {
+            let how = if c.cached {
+                "cached".to_owned()
+            } else {
+                format!("{}; {}", c.outcome, usage(&c.usage))
+            };
+            field(out, name, &how)?;
+        }
     }
     field(out, "retention:", e.retention.name())?;
     if let Some(api) = &e.api {
@@ -101,6 +104,8 @@ fn write_text(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
     }
     let blocks = [
         ("code", e.code.as_deref()),
+        ("installer stdout", installer(e, |c| c.stdout.as_deref())),
+        ("installer stderr", installer(e, |c| c.stderr.as_deref())),
         ("compiler stdout", compiler(e, |c| c.stdout.as_deref())),
         ("compiler stderr", compiler(e, |c| c.stderr.as_deref())),
         ("stdout", e.stdout.as_deref()),
@@ -151,6 +156,13 @@ fn compiler<'a>(
     stream: impl Fn(&'a warden_engine::history::CompileRecord) -> Option<&'a str>,
 ) -> Option<&'a [u8]> {
     e.compile.as_ref().and_then(stream).map(str::as_bytes)
+}
+
+fn installer<'a>(
+    e: &'a HistoryEntry,
+    stream: impl Fn(&'a warden_engine::history::CompileRecord) -> Option<&'a str>,
+) -> Option<&'a [u8]> {
+    e.dependencies.as_ref().and_then(stream).map(str::as_bytes)
 }
 
 fn usage(u: &Usage) -> String {

@@ -32,14 +32,25 @@ impl Engine {
             return Ok(Compiled::Artifact(Vec::new(), StageResult::empty()));
         };
         require_installed(language, &stage.argv)?;
-        let toolchain = toolchain_identity(&stage.argv[0]).unwrap_or_default();
+        let mut toolchain = toolchain_identity(&stage.argv[0]).unwrap_or_default();
+        if let Some(dir) = &prepared.dependency_dir {
+            // The compiler sees the installed set: its directory, named by the set's key, is
+            // part of what determines the artifact.
+            toolchain.push_str(&format!(" dependencies:{}", dir.display()));
+        }
         let key = CacheKey::new(language, prepared.mode, &toolchain, &prepared.program.files);
         if let Some(files) = self.cache.as_ref().and_then(|c| c.get(&key)) {
             tracing::debug!(key = key.as_str(), "compile cache hit");
             return Ok(Compiled::Artifact(files, StageResult::cached()));
         }
         let limits = self.limits(&[&language.limits, &stage.limits])?;
-        let mut job = self.job(language, &stage.argv, &prepared.program, &[], limits);
+        let mut job = prepared.with_dependencies(self.job(
+            language,
+            &stage.argv,
+            &prepared.program,
+            &[],
+            limits,
+        ));
         job.collect = Some(PathBuf::from(&stage.artifact));
         let run = runner.run(&job, Stdin::Null)?;
         let clean = run.outcome == (Outcome::Exited { code: 0 });

@@ -140,7 +140,8 @@ fn delete_where(tx: &Transaction<'_>, condition: &str, arg: i64) -> rusqlite::Re
     tx.execute(&format!("DELETE FROM executions WHERE {condition}"), [arg])
 }
 
-/// The compile stage of a recorded execution.
+/// A stage before the run of a recorded execution: the compile stage, or the dependency
+/// installation (`cached`: the set came from the dependency cache).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompileRecord {
     /// How the compiler ended.
@@ -213,6 +214,9 @@ pub struct HistoryEntry {
     pub stdout_truncated: bool,
     /// Whether stderr was cut at the output limit.
     pub stderr_truncated: bool,
+    /// The dependency stage, when the execution named dependencies (absent for executions
+    /// recorded before it was kept).
+    pub dependencies: Option<CompileRecord>,
     /// The compile stage, for compiled languages.
     pub compile: Option<CompileRecord>,
     /// Findings and violations, when the execution was analysed.
@@ -282,6 +286,7 @@ pub(super) struct Row {
     input: (i64, Option<i64>),
     output: (i64, i64, bool, bool),
     limits: String,
+    dependencies: Option<String>,
     compile: Option<String>,
     retention: Retention,
     origin: (String, Option<String>),
@@ -321,6 +326,10 @@ impl Row {
                 result.stderr_truncated,
             ),
             limits: to_json(&result.limits),
+            dependencies: result
+                .dependencies
+                .as_ref()
+                .map(|d| to_json(&compile(d, output))),
             compile: result
                 .compile
                 .as_ref()
@@ -344,9 +353,9 @@ impl Row {
              cpu_time_ms, wall_time_ms, peak_memory_bytes, code_bytes, stdin_bytes, \
              stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, limits, compile, \
              retention, code, stdout, stderr, threat_level, finding_count, violation_count, \
-             security, api, token, network_policy) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-             ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-             ?26, ?27, ?28)",
+             security, api, token, network_policy, dependencies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+             ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, \
+             ?24, ?25, ?26, ?27, ?28, ?29)",
             params![
                 self.id,
                 self.finished_at_ms,
@@ -376,6 +385,7 @@ impl Row {
                 self.origin.0,
                 self.origin.1,
                 self.network.as_ref().map(|n| n.policy.as_str()),
+                self.dependencies,
             ],
         )?;
         match &self.network {
@@ -402,13 +412,15 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("history values serialize to JSON")
 }
 
-/// The columns [`Raw::read`] takes, in order. The last counts the denied connections through
-/// the `connections` primary key's index: a list stays one query, and reads no connection.
+/// The columns [`Raw::read`] takes, in order. The one before the last counts the denied
+/// connections through the `connections` primary key's index: a list stays one query, and reads
+/// no connection.
 const COLUMNS: &str = "id, finished_at_ms, language, mode, outcome, cpu_time_ms, wall_time_ms, \
     peak_memory_bytes, code_bytes, stdin_bytes, stdout_bytes, stderr_bytes, stdout_truncated, \
     stderr_truncated, limits, compile, retention, threat_level, security, api, token, \
     network_policy, CASE WHEN network_policy IS NULL THEN NULL ELSE (SELECT count(*) \
-    FROM connections c WHERE c.execution_id = executions.id AND c.allowed = 0) END";
+    FROM connections c WHERE c.execution_id = executions.id AND c.allowed = 0) END, \
+    dependencies";
 
 /// A row as SQLite returns it, before its JSON columns are decoded.
 struct Raw {
@@ -421,6 +433,7 @@ struct Raw {
     stdin_bytes: Option<i64>,
     truncated: (bool, bool),
     limits: String,
+    dependencies: Option<String>,
     compile: Option<String>,
     retention: String,
     threat_level: Option<String>,
@@ -433,7 +446,7 @@ struct Raw {
 impl Raw {
     fn read(row: &SqlRow<'_>, with_payload: bool) -> rusqlite::Result<Self> {
         let payload = if with_payload {
-            [row.get(23)?, row.get(24)?, row.get(25)?]
+            [row.get(24)?, row.get(25)?, row.get(26)?]
         } else {
             [None, None, None]
         };
@@ -454,6 +467,7 @@ impl Raw {
             stdin_bytes: row.get(9)?,
             truncated: (row.get(12)?, row.get(13)?),
             limits: row.get(14)?,
+            dependencies: row.get(23)?,
             compile: row.get(15)?,
             retention: row.get(16)?,
             threat_level: row.get(17)?,
@@ -472,6 +486,8 @@ impl Raw {
         };
         let id = execution_id(&self.id).ok_or_else(|| fail("id"))?;
         let outcome = serde_json::from_str(&self.outcome).map_err(|_| fail("outcome"))?;
+        let dependencies =
+            decode_opt(self.dependencies.as_deref()).map_err(|_| fail("dependencies"))?;
         let compile = decode_opt(self.compile.as_deref()).map_err(|_| fail("compile"))?;
         let security = decode_opt(self.security.as_deref()).map_err(|_| fail("security"))?;
         let retention = self.retention.parse().map_err(|_| fail("retention"))?;
@@ -501,6 +517,7 @@ impl Raw {
             stderr_bytes,
             stdout_truncated: self.truncated.0,
             stderr_truncated: self.truncated.1,
+            dependencies,
             compile,
             security,
             retention,

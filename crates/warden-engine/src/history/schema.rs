@@ -79,7 +79,14 @@ CREATE TABLE connections (
 CREATE INDEX connections_by_time ON connections (started_at_ms);
 ";
 
-const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+/// Version 5: the dependency stage (issue 10), as the compile stage is kept: outcome, usage,
+/// cached, sizes, output if kept. NULL for executions that named no dependencies, and for
+/// older rows.
+const V5: &str = "
+ALTER TABLE executions ADD COLUMN dependencies TEXT;
+";
+
+const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -1,8 +1,9 @@
 //! Statistics over the recorded executions: counts by language, outcome, mode and threat
 //! level, violations, wall-time percentiles and per-language averages.
 //!
-//! Times and memory describe programs that ran: executions that failed to compile are counted
-//! but left out of the percentiles and averages (their zero usage would drag them down).
+//! Times and memory describe programs that ran: executions that failed to compile or to install
+//! their dependencies are counted but left out of the percentiles and averages (their zero
+//! usage would drag them down).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,7 +60,7 @@ pub struct LanguageStats {
 /// Rows of the period; `?1` is its start in unix milliseconds.
 const PERIOD: &str = "FROM executions WHERE finished_at_ms >= ?1";
 /// The programs that ran, in the period.
-const RAN: &str = "FROM executions WHERE finished_at_ms >= ?1 AND outcome_kind != 'compile_error'";
+const RAN: &str = "FROM executions WHERE finished_at_ms >= ?1 AND outcome_kind NOT IN ('compile_error', 'dependency_error')";
 
 pub(super) fn compute(
     conn: &Connection,

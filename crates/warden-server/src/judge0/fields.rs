@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
+use warden_core::Outcome;
 use warden_engine::ExecutionResult;
 
 use super::statuses::{exit_signal, message, Status};
@@ -206,9 +207,13 @@ fn finished(
     let status = Status::of(&result.outcome, &stdout, expected);
     a.insert("stdout".into(), bytes(&stdout));
     a.insert("stderr".into(), bytes(&stderr));
-    let compile_output = result
-        .compile
+    // A failed dependency installation stands where a failed compile would (statuses.rs).
+    let failed_install = result
+        .dependencies
         .as_ref()
+        .filter(|_| result.outcome == Outcome::DependencyError);
+    let compile_output = failed_install
+        .or(result.compile.as_ref())
         .map(|c| [&c.stdout[..], &c.stderr[..]].concat());
     let compile_output = compile_output.filter(|o| !o.is_empty());
     a.insert(

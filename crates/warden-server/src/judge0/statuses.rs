@@ -93,7 +93,9 @@ impl Status {
             Outcome::TimeLimit { .. } => Status::TimeLimitExceeded,
             Outcome::OutputLimit { .. } | Outcome::FileSizeLimit => Status::Sigxfsz,
             Outcome::MemoryLimit | Outcome::Violation { .. } => Status::Other,
-            Outcome::CompileError => Status::CompilationError,
+            // Judge0 has no dependency stage: like a compile stage, it failed before the
+            // program ran, and its output is `compile_output`.
+            Outcome::CompileError | Outcome::DependencyError => Status::CompilationError,
         }
     }
 }
@@ -107,14 +109,14 @@ pub(crate) fn exit_signal(outcome: &Outcome) -> Option<i32> {
         }
         Outcome::FileSizeLimit => Some(Signal::XFSZ.0),
         Outcome::Violation { .. } => Some(Signal::SYS.0),
-        Outcome::Exited { .. } | Outcome::CompileError => None,
+        Outcome::Exited { .. } | Outcome::CompileError | Outcome::DependencyError => None,
     }
 }
 
 /// isolate's message for an outcome, as Judge0 passes it on.
 pub(crate) fn message(outcome: &Outcome) -> Option<String> {
     match outcome {
-        Outcome::Exited { code: 0 } | Outcome::CompileError => None,
+        Outcome::Exited { code: 0 } | Outcome::CompileError | Outcome::DependencyError => None,
         Outcome::Exited { code } => Some(format!("Exited with error status {code}")),
         Outcome::Signaled { signal } => Some(format!("Caught fatal signal {}", signal.0)),
         other => Some(capitalized(&other.to_string())),
@@ -166,6 +168,7 @@ mod tests {
                 8,
             ),
             (Outcome::CompileError, 6),
+            (Outcome::DependencyError, 6),
         ];
         for (outcome, id) in cases {
             assert_eq!(Status::of(&outcome, b"", None).id(), id, "{outcome}");

@@ -15,15 +15,26 @@ pub(crate) struct StageView<'a> {
 }
 
 /// The stages of a result: the compile stage if the language compiles, and the run stage
-/// (`None` when compilation failed and the program never ran).
+/// (`None` when compilation failed and the program never ran). Piston has no dependency stage:
+/// a failed installation is shown as a failed compile stage.
 pub(crate) fn stages(result: &ExecutionResult) -> (Option<StageView<'_>>, Option<StageView<'_>>) {
-    let compile = result.compile.as_ref().map(|c| StageView {
-        outcome: &c.outcome,
-        stdout: &c.stdout,
-        stderr: &c.stderr,
-        usage: &c.usage,
-    });
-    let run = (result.outcome != Outcome::CompileError).then(|| StageView {
+    let failed_install = result
+        .dependencies
+        .as_ref()
+        .filter(|_| result.outcome == Outcome::DependencyError);
+    let compile = failed_install
+        .or(result.compile.as_ref())
+        .map(|c| StageView {
+            outcome: &c.outcome,
+            stdout: &c.stdout,
+            stderr: &c.stderr,
+            usage: &c.usage,
+        });
+    let ran = !matches!(
+        result.outcome,
+        Outcome::CompileError | Outcome::DependencyError
+    );
+    let run = ran.then(|| StageView {
         outcome: &result.outcome,
         stdout: &result.stdout,
         stderr: &result.stderr,
@@ -128,6 +139,12 @@ pub(crate) fn verdict(outcome: &Outcome) -> Verdict {
             code: Some(1),
             signal: None,
             message: Some("Compilation failed".to_owned()),
+            status: Some("RE"),
+        },
+        Outcome::DependencyError => Verdict {
+            code: Some(1),
+            signal: None,
+            message: Some("Dependency installation failed".to_owned()),
             status: Some("RE"),
         },
     }

@@ -1,0 +1,448 @@
+//! Dependencies as data: the `[dependencies]` section of a language file (how its package
+//! manager installs into a directory), the package specs a request may name, and the manifest
+//! files (`requirements.txt`, `package.json`, `Gemfile`) they may be read from
+//! (docs/languages.md, docs/network.md#dependencies).
+//!
+//! A spec becomes one argv element of the installer, never shell text; it is still kept to a
+//! narrow alphabet so that it can only name a package: no leading `-` (an installer option
+//! such as `-r /etc/passwd` or `--index-url`), no path or URL, no spaces.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::language::ArgvTemplate;
+use crate::limits::LimitOverrides;
+
+/// The most dependencies one request may name.
+pub const MAX_DEPENDENCIES: usize = 64;
+/// The longest dependency spec, in bytes.
+pub const MAX_SPEC_LEN: usize = 200;
+/// The placeholders of an installer command.
+pub const INSTALL_PLACEHOLDERS: &[&str] = &["{deps}", "{packages}"];
+
+/// The `[dependencies]` section of a language file: how its package manager installs a list
+/// of packages into a directory, and what a program needs to find them there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Installer {
+    /// The installer command: `{deps}` is the directory it installs into, `{packages}` (one
+    /// element of its own) the dependency specs.
+    pub argv: ArgvTemplate,
+    /// The installer's environment, on top of the language's (`{deps}` expands).
+    #[serde(default)]
+    pub install_env: BTreeMap<String, String>,
+    /// The environment of a program that uses an installed set, on top of the language's;
+    /// `{deps}` expands to where the set is mounted.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The manifest file a request's files may carry instead of naming dependencies.
+    #[serde(default)]
+    pub manifest: Option<Manifest>,
+    /// Limit overrides for the installer (on top of the language's).
+    #[serde(default)]
+    pub limits: LimitOverrides,
+}
+
+impl Installer {
+    /// Why the section cannot be used, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        let Some(program) = self.argv.first() else {
+            return Some("the installer command is empty".into());
+        };
+        if !program.starts_with('/') {
+            return Some(format!(
+                "the installer {program:?} must be an absolute path"
+            ));
+        }
+        if self.argv.iter().filter(|a| *a == "{packages}").count() != 1
+            || self
+                .argv
+                .iter()
+                .any(|a| a.contains("{packages}") && a != "{packages}")
+        {
+            return Some("the installer command needs {packages} once, as one element".into());
+        }
+        if !self.argv.iter().any(|a| a.contains("{deps}")) {
+            return Some("the installer command must install into {deps}".into());
+        }
+        let texts = self
+            .argv
+            .iter()
+            .chain(self.env.values())
+            .chain(self.install_env.values());
+        for text in texts {
+            if let Some(unknown) = unknown_placeholder(text) {
+                return Some(format!("unknown placeholder {unknown} in {text:?}"));
+            }
+        }
+        let keys = self.env.keys().chain(self.install_env.keys());
+        keys.clone()
+            .find(|k| k.is_empty() || k.contains(['=', '\0']))
+            .map(|k| format!("environment name {k:?} is not valid"))
+    }
+
+    /// The installer's argv for `packages`, installing into `deps`.
+    pub fn command(&self, deps: &str, packages: &[String]) -> Vec<String> {
+        let mut argv = Vec::with_capacity(self.argv.len() + packages.len());
+        for arg in &self.argv {
+            if arg == "{packages}" {
+                argv.extend(packages.iter().cloned());
+            } else {
+                argv.push(arg.replace("{deps}", deps));
+            }
+        }
+        argv
+    }
+}
+
+/// The first `{...}` in `text` that is not an installer placeholder.
+fn unknown_placeholder(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let Some(end) = rest[start..].find('}') else {
+            return Some(&rest[start..]);
+        };
+        let placeholder = &rest[start..start + end + 1];
+        if !INSTALL_PLACEHOLDERS.contains(&placeholder) {
+            return Some(placeholder);
+        }
+        rest = &rest[start + end + 1..];
+    }
+    None
+}
+
+/// A manifest file naming a program's dependencies. A closed set: each is read by its own
+/// strict parser, which refuses what it does not understand rather than guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Manifest {
+    /// pip's `requirements.txt`: one spec a line, `#` comments; option lines are refused.
+    RequirementsTxt,
+    /// npm's `package.json`: its `dependencies` object, each `name@version`.
+    PackageJson,
+    /// Bundler's `Gemfile`: `gem "name"` or `gem "name", "version"` lines (`name:version`);
+    /// `source` lines are ignored (the network policy decides where packages come from).
+    Gemfile,
+}
+
+impl Manifest {
+    /// The file's name among the request's files.
+    pub const fn file_name(self) -> &'static str {
+        match self {
+            Manifest::RequirementsTxt => "requirements.txt",
+            Manifest::PackageJson => "package.json",
+            Manifest::Gemfile => "Gemfile",
+        }
+    }
+
+    /// The dependency specs the file names, each checked by [`check_spec`].
+    pub fn parse(self, text: &str) -> Result<Vec<String>, DependencyError> {
+        let specs = match self {
+            Manifest::RequirementsTxt => requirements_txt(text)?,
+            Manifest::PackageJson => package_json(text)?,
+            Manifest::Gemfile => gemfile(text)?,
+        };
+        for spec in &specs {
+            check_spec(spec)?;
+        }
+        Ok(specs)
+    }
+}
+
+fn requirements_txt(text: &str) -> Result<Vec<String>, DependencyError> {
+    let mut specs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = match line.find('#') {
+            Some(at) => &line[..at],
+            None => line,
+        };
+        let spec: String = line.split_whitespace().collect();
+        if spec.starts_with('-') {
+            return Err(DependencyError::Manifest {
+                file: "requirements.txt",
+                line: n + 1,
+                problem: "installer options are not allowed".into(),
+            });
+        }
+        if !spec.is_empty() {
+            specs.push(spec);
+        }
+    }
+    Ok(specs)
+}
+
+fn package_json(text: &str) -> Result<Vec<String>, DependencyError> {
+    let problem = |problem: String| DependencyError::Manifest {
+        file: "package.json",
+        line: 0,
+        problem,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| problem(e.to_string()))?;
+    let Some(deps) = value.get("dependencies") else {
+        return Ok(Vec::new());
+    };
+    let deps = deps
+        .as_object()
+        .ok_or_else(|| problem("dependencies must be an object".into()))?;
+    deps.iter()
+        .map(|(name, version)| match version.as_str() {
+            Some(version) => Ok(format!("{name}@{version}")),
+            None => Err(problem(format!("the version of {name:?} must be a string"))),
+        })
+        .collect()
+}
+
+fn gemfile(text: &str) -> Result<Vec<String>, DependencyError> {
+    let mut specs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with("source ") {
+            continue;
+        }
+        let refuse = || DependencyError::Manifest {
+            file: "Gemfile",
+            line: n + 1,
+            problem: "only gem \"name\" or gem \"name\", \"version\" lines are understood".into(),
+        };
+        let args = line.strip_prefix("gem ").ok_or_else(refuse)?;
+        let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+        let quoted = |s: &str| {
+            s.strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .or_else(|| s.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+                .map(|s| s.split_whitespace().collect::<String>())
+        };
+        match parts.as_slice() {
+            [name] => specs.push(quoted(name).ok_or_else(refuse)?),
+            [name, version] => {
+                let (name, version) = quoted(name).zip(quoted(version)).ok_or_else(refuse)?;
+                specs.push(format!("{name}:{version}"));
+            }
+            _ => return Err(refuse()),
+        }
+    }
+    Ok(specs)
+}
+
+/// Checks one dependency spec: 1 to [`MAX_SPEC_LEN`] bytes of letters, digits and
+/// `. _ - = < > ! ~ @ + ^ * , [ ] :`, starting with a letter, a digit or `@`; a `/` only in an
+/// npm scope (`@scope/name`).
+pub fn check_spec(spec: &str) -> Result<(), DependencyError> {
+    let bad = |why: &'static str| {
+        Err(DependencyError::Spec {
+            spec: spec.to_owned(),
+            why,
+        })
+    };
+    if spec.is_empty() || spec.len() > MAX_SPEC_LEN {
+        return bad("a spec is 1 to 200 bytes");
+    }
+    if spec.starts_with('-') {
+        return bad("installer options are not allowed");
+    }
+    if !spec.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '@') {
+        return bad("a spec starts with a package name");
+    }
+    if let Some(c) = spec
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-=<>!~@+^*,[]:/".contains(*c)))
+    {
+        return if c.is_whitespace() {
+            bad("a spec has no spaces")
+        } else {
+            bad("a spec has only letters, digits and . _ - = < > ! ~ @ + ^ * , [ ] :")
+        };
+    }
+    let scoped = spec.starts_with('@') && spec.matches('/').count() == 1;
+    if spec.contains('/') && !scoped || spec.contains("//") {
+        return bad("a spec names a package, not a path or URL");
+    }
+    Ok(())
+}
+
+/// The request's dependency specs made ready for an installer and a cache key: each checked,
+/// sorted, duplicates removed, at most [`MAX_DEPENDENCIES`].
+pub fn normalise(specs: &[String]) -> Result<Vec<String>, DependencyError> {
+    if specs.len() > MAX_DEPENDENCIES {
+        return Err(DependencyError::TooMany {
+            count: specs.len(),
+            max: MAX_DEPENDENCIES,
+        });
+    }
+    for spec in specs {
+        check_spec(spec)?;
+    }
+    let mut out = specs.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Dependencies a request cannot have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DependencyError {
+    /// A spec is malformed.
+    #[error("dependency {spec:?}: {why}")]
+    Spec {
+        /// The spec given.
+        spec: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// Too many specs.
+    #[error("{count} dependencies: at most {max}")]
+    TooMany {
+        /// How many were given.
+        count: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// A manifest file cannot be read.
+    #[error("{file}{}: {problem}", if *line > 0 { format!(":{line}") } else { String::new() })]
+    Manifest {
+        /// The manifest's file name.
+        file: &'static str,
+        /// The line (from 1), or 0 for the whole file.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The language declares no installer.
+    #[error("{language} has no dependency installer (its language file has no [dependencies])")]
+    Unsupported {
+        /// The language id.
+        language: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_specs_are_accepted() {
+        for spec in [
+            "six",
+            "six==1.16.0",
+            "requests[socks]>=2,<3",
+            "is-number@7.0.0",
+            "@types/node@^20",
+            "rake:13.0.6",
+            "Django~=4.2",
+        ] {
+            assert_eq!(check_spec(spec), Ok(()), "{spec}");
+        }
+    }
+
+    #[test]
+    fn options_paths_urls_and_shell_text_are_refused() {
+        for (spec, why) in [
+            ("-r /etc/passwd", "options"),
+            ("--index-url=x", "options"),
+            ("a;b", "only letters"),
+            ("a b", "no spaces"),
+            ("$(id)", "starts with a package name"),
+            ("a`id`", "only letters"),
+            ("/etc/passwd", "starts with a package name"),
+            ("./local", "starts with a package name"),
+            ("git+https://host/x", "not a path or URL"),
+            ("a/b", "not a path or URL"),
+            ("@scope/a/b", "not a path or URL"),
+            ("", "1 to 200"),
+        ] {
+            let err = check_spec(spec).expect_err(spec).to_string();
+            assert!(err.contains(why), "{spec}: {err}");
+        }
+        assert!(check_spec(&"a".repeat(MAX_SPEC_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn normalising_sorts_dedups_and_bounds() {
+        let specs = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            normalise(&specs(&["six", "attrs", "six"])),
+            Ok(specs(&["attrs", "six"]))
+        );
+        let many: Vec<String> = (0..=MAX_DEPENDENCIES).map(|i| format!("p{i}")).collect();
+        assert!(matches!(
+            normalise(&many),
+            Err(DependencyError::TooMany { .. })
+        ));
+    }
+
+    #[test]
+    fn requirements_txt_reads_specs_and_refuses_options() {
+        let text = "# pinned\nsix==1.16.0  # inline\n\nrequests >= 2.0\n";
+        assert_eq!(
+            Manifest::RequirementsTxt.parse(text),
+            Ok(vec!["six==1.16.0".to_owned(), "requests>=2.0".to_owned()])
+        );
+        let err = Manifest::RequirementsTxt
+            .parse("six\n-r other.txt\n")
+            .expect_err("an option line");
+        assert_eq!(
+            err.to_string(),
+            "requirements.txt:2: installer options are not allowed"
+        );
+        assert!(Manifest::RequirementsTxt.parse("a;b\n").is_err());
+    }
+
+    #[test]
+    fn package_json_reads_its_dependencies_object() {
+        let text = r#"{"name": "x", "dependencies": {"is-number": "7.0.0", "@a/b": "^1"},
+                       "devDependencies": {"jest": "29"}}"#;
+        assert_eq!(
+            Manifest::PackageJson.parse(text),
+            Ok(vec!["@a/b@^1".to_owned(), "is-number@7.0.0".to_owned()])
+        );
+        assert_eq!(Manifest::PackageJson.parse("{}"), Ok(Vec::new()));
+        assert!(Manifest::PackageJson
+            .parse("{\"dependencies\": [1]}")
+            .is_err());
+        assert!(Manifest::PackageJson
+            .parse(r#"{"dependencies": {"x": "file:/etc"}}"#)
+            .is_err());
+    }
+
+    #[test]
+    fn gemfile_reads_gem_lines_only() {
+        let text = "source \"https://gems.example\"\n# c\ngem \"rake\", \"13.0.6\"\ngem 'json'\n";
+        assert_eq!(
+            Manifest::Gemfile.parse(text),
+            Ok(vec!["rake:13.0.6".to_owned(), "json".to_owned()])
+        );
+        let err = Manifest::Gemfile
+            .parse("gem \"a\"\nsystem(\"id\")\n")
+            .expect_err("not a gem line");
+        assert!(err.to_string().starts_with("Gemfile:2: "), "{err}");
+        assert!(Manifest::Gemfile.parse("gem \"a\", git: \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn an_installer_needs_its_placeholders() {
+        let installer = |argv: &[&str]| Installer {
+            argv: argv.iter().map(|a| (*a).to_owned()).collect(),
+            install_env: BTreeMap::new(),
+            env: BTreeMap::new(),
+            manifest: None,
+            limits: LimitOverrides::default(),
+        };
+        let good = installer(&["/usr/bin/pip", "--target", "{deps}", "{packages}"]);
+        assert_eq!(good.problem(), None);
+        assert_eq!(
+            good.command("/d", &["a".into(), "b".into()]),
+            ["/usr/bin/pip", "--target", "/d", "a", "b"]
+        );
+        for argv in [
+            &["pip", "{deps}", "{packages}"][..],
+            &["/usr/bin/pip", "{packages}"],
+            &["/usr/bin/pip", "{deps}"],
+            &["/usr/bin/pip", "{deps}", "x{packages}"],
+            &["/usr/bin/pip", "{deps}", "{packages}", "{source}"],
+        ] {
+            assert!(installer(argv).problem().is_some(), "{argv:?}");
+        }
+    }
+}

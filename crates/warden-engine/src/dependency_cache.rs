@@ -1,0 +1,308 @@
+//! The dependency cache: installed dependency sets, one directory each, addressed by a SHA-256
+//! of what determines them (language, the identity of its runtime and installer, the installer
+//! command and environment, the sorted dependency list). Later runs bind an entry read-only at
+//! its own path (docs/network.md#dependencies).
+//!
+//! As in the compile cache (`compile_cache.rs`, whose key hashing, temporary naming and
+//! eviction this shares), only warden writes here, from what an install sandbox sent back
+//! through the artifact pipe. An entry is written under a temporary name and renamed into
+//! place, so a concurrent run sees a complete set or none; two runs installing the same set
+//! both install, and the first rename wins. The cache is bounded: after each insertion the
+//! least recently used entries go until the total fits, except entries used within
+//! [`IN_USE`], which a running execution may still have mounted.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use warden_core::Language;
+use warden_sandbox::CollectedFile;
+
+use crate::compile_cache::{evict_oldest, temp_path, KeyHasher};
+
+/// How long after its last use an entry is kept whatever the bound: longer than the longest
+/// run the default maxima allow (10 minutes), so that eviction never empties a set a running
+/// program has mounted.
+pub const IN_USE: Duration = Duration::from_secs(30 * 60);
+
+/// A bounded, content-addressed store of installed dependency sets.
+#[derive(Debug, Clone)]
+pub struct DependencyCache {
+    root: PathBuf,
+    max_bytes: u64,
+}
+
+/// The address of one installed set: 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DependencyKey(String);
+
+impl DependencyKey {
+    /// The key of installing `specs` (normalised) for `language` with the toolchain identified
+    /// by `toolchain`.
+    pub(crate) fn new(language: &Language, toolchain: &str, specs: &[String]) -> Self {
+        let mut h = KeyHasher::default();
+        h.field(b"warden-dependencies-v1");
+        h.field(language.id.as_str().as_bytes());
+        h.field(toolchain.as_bytes());
+        if let Some(installer) = &language.dependencies {
+            for arg in &installer.argv {
+                h.field(arg.as_bytes());
+            }
+            for (k, v) in installer.install_env.iter().chain(&language.env) {
+                h.field(k.as_bytes());
+                h.field(v.as_bytes());
+            }
+        }
+        h.field(b"specs");
+        for spec in specs {
+            h.field(spec.as_bytes());
+        }
+        Self(h.hex())
+    }
+
+    /// The key as text.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl DependencyCache {
+    /// A cache in `root` bounded to `max_bytes`.
+    pub fn new(root: PathBuf, max_bytes: u64) -> Self {
+        Self { root, max_bytes }
+    }
+
+    /// The cache's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn entry(&self, key: &DependencyKey) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+
+    /// The directory of the set stored under `key`, if any, marked as just used.
+    pub(crate) fn get(&self, key: &DependencyKey) -> Option<PathBuf> {
+        let path = self.entry(key);
+        if !path.is_dir() {
+            return None;
+        }
+        // Mark as recently used for eviction; failure only makes it older.
+        if let Ok(dir) = fs::File::open(&path) {
+            let _ = dir.set_modified(SystemTime::now());
+        }
+        Some(path)
+    }
+
+    /// Stores `files`, each under `prefix` in the sandbox's workspace, as the set of `key`, then
+    /// evicts beyond the bound; the entry's directory.
+    pub(crate) fn put(
+        &self,
+        key: &DependencyKey,
+        prefix: &Path,
+        files: &[CollectedFile],
+    ) -> io::Result<PathBuf> {
+        fs::create_dir_all(&self.root)?;
+        let temp = temp_path(&self.root, key.as_str());
+        let written = write_tree(&temp, prefix, files);
+        let entry = self.entry(key);
+        match written.and_then(|()| fs::rename(&temp, &entry)) {
+            Ok(()) => {}
+            // Another run stored the same set first: theirs is as good.
+            Err(_) if entry.is_dir() => {
+                let _ = fs::remove_dir_all(&temp);
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&temp);
+                return Err(e);
+            }
+        }
+        self.evict(&entry)?;
+        Ok(entry)
+    }
+
+    /// Removes the least recently used entries, other than `keep` and those still in use,
+    /// until the total fits the bound.
+    fn evict(&self, keep: &Path) -> io::Result<()> {
+        let now = SystemTime::now();
+        let mut entries = Vec::new();
+        let mut total_in_use = 0;
+        for entry in fs::read_dir(&self.root)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') || !path.is_dir() {
+                continue;
+            }
+            let used = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let size = tree_size(&path);
+            let recent = now.duration_since(used).unwrap_or_default() < IN_USE;
+            if path == keep || recent {
+                total_in_use += size;
+            } else {
+                entries.push((used, size, path));
+            }
+        }
+        let bound = self.max_bytes.saturating_sub(total_in_use);
+        evict_oldest(entries, bound, |path| {
+            // Renamed away first, so that no reader finds a half-removed set.
+            let doomed = temp_path(&self.root, "evicted");
+            fs::rename(path, &doomed).is_ok() && fs::remove_dir_all(&doomed).is_ok()
+        });
+        Ok(())
+    }
+}
+
+/// Writes `files` (paths under `prefix`) into a new directory `dir`, readable by every user
+/// (the sandbox's), executable where they were.
+fn write_tree(dir: &Path, prefix: &Path, files: &[CollectedFile]) -> io::Result<()> {
+    fs::create_dir(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    for file in files {
+        let relative = file.path.strip_prefix(prefix).unwrap_or(&file.path);
+        // The paths come from the sandbox: refuse any that would leave the entry.
+        if relative.as_os_str().is_empty()
+            || !relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("installed file {} is outside the set", file.path.display()),
+            ));
+        }
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&path, &file.contents)?;
+        let mode = if file.executable { 0o755 } else { 0o644 };
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+    }
+    // Directories made above took the umask's mode: open them all to the sandbox's user.
+    open_directories(dir)
+}
+
+fn open_directories(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o755))?;
+            open_directories(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of the regular files under `dir`.
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::Catalog;
+
+    fn file(path: &str, n: usize) -> CollectedFile {
+        CollectedFile {
+            path: path.into(),
+            contents: vec![b'x'; n],
+            executable: false,
+        }
+    }
+
+    fn key(specs: &[&str]) -> DependencyKey {
+        let catalog = Catalog::builtin().expect("catalog");
+        let python = catalog.get("python").expect("python");
+        let specs: Vec<String> = specs.iter().map(|s| (*s).to_owned()).collect();
+        DependencyKey::new(python, "python-1", &specs)
+    }
+
+    #[test]
+    fn keys_depend_on_the_set_and_the_toolchain() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let python = catalog.get("python").expect("python");
+        let node = catalog.get("javascript").expect("javascript");
+        let six = vec!["six==1.16.0".to_owned()];
+        let base = DependencyKey::new(python, "t1", &six);
+        assert_eq!(base, DependencyKey::new(python, "t1", &six));
+        assert_ne!(base, DependencyKey::new(python, "t2", &six));
+        assert_ne!(base, DependencyKey::new(node, "t1", &six));
+        assert_ne!(base, key(&["six==1.15.0"]));
+        assert_eq!(base.as_str().len(), 64);
+    }
+
+    #[test]
+    fn a_set_is_stored_as_a_readable_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = DependencyCache::new(dir.path().join("deps"), 1 << 20);
+        let k = key(&["six"]);
+        assert_eq!(cache.get(&k), None);
+        let files = [
+            file(".deps/six.py", 3),
+            file(".deps/six-1.dist-info/RECORD", 2),
+        ];
+        let entry = cache.put(&k, Path::new(".deps"), &files).expect("put");
+        assert_eq!(cache.get(&k), Some(entry.clone()));
+        assert_eq!(fs::read(entry.join("six.py")).expect("read"), b"xxx");
+        let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&entry.join("six-1.dist-info")), 0o755);
+        assert_eq!(mode(&entry.join("six-1.dist-info/RECORD")), 0o644);
+        // The same set stored again (a concurrent install) keeps the first.
+        assert_eq!(
+            cache.put(&k, Path::new(".deps"), &files).expect("again"),
+            entry
+        );
+    }
+
+    #[test]
+    fn paths_leaving_the_set_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = DependencyCache::new(dir.path().to_owned(), 1 << 20);
+        let k = key(&["evil"]);
+        let err = cache
+            .put(&k, Path::new(".deps"), &[file(".deps/../../etc/x", 1)])
+            .expect_err("escapes");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(cache.get(&k), None);
+        assert_eq!(
+            fs::read_dir(dir.path()).expect("list").count(),
+            0,
+            "no leftovers"
+        );
+    }
+
+    #[test]
+    fn the_bound_evicts_old_sets_but_not_ones_in_use() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = DependencyCache::new(dir.path().to_owned(), 1500);
+        let (a, b, c) = (key(&["a"]), key(&["b"]), key(&["c"]));
+        let prefix = Path::new(".deps");
+        let old = SystemTime::now() - IN_USE - Duration::from_secs(60);
+        let a_dir = cache.put(&a, prefix, &[file(".deps/a", 1000)]).expect("a");
+        fs::File::open(&a_dir)
+            .and_then(|d| d.set_modified(old))
+            .expect("age a");
+        cache.put(&b, prefix, &[file(".deps/b", 1000)]).expect("b");
+        assert_eq!(cache.get(&a), None, "the old set went");
+        assert!(cache.get(&b).is_some());
+        cache.put(&c, prefix, &[file(".deps/c", 1000)]).expect("c");
+        assert!(cache.get(&b).is_some(), "a set used recently stays");
+        assert!(cache.get(&c).is_some());
+    }
+}

@@ -1,0 +1,251 @@
+//! The dependency stage (docs/network.md#dependencies): before the compile stage, the
+//! language's package manager installs the request's dependencies into the workspace of a
+//! fresh native sandbox under `limited_access` (whatever the request's own policy, which
+//! applies to the program), and the set it sends back is stored in the dependency cache; or the
+//! set is taken from the cache, and nothing is installed. Later sandboxes of the execution bind
+//! the set read-only.
+
+use std::path::{Path, PathBuf};
+
+use warden_core::dependencies::{self, DependencyError};
+use warden_core::{Language, Mode, Outcome};
+use warden_sandbox::{Job, SandboxSpec, Stdin, WORKDIR};
+
+use super::runner::Runner;
+use super::NetworkReport;
+use super::{require_installed, Engine, Prepared};
+use crate::cancel::Cancellation;
+use crate::compile_cache::toolchain_identity;
+use crate::dependency_cache::DependencyKey;
+use crate::error::EngineError;
+use crate::execution::{ExecutionRequest, StageResult};
+use crate::test_cases::SandboxReuse;
+use crate::workspace::Program;
+
+/// The network policy every installation runs under.
+pub(crate) const INSTALL_POLICY: &str = "limited_access";
+/// Where the installer writes, relative to the workspace (`{deps}` while installing).
+const INSTALL_DIR: &str = ".deps";
+/// The directories every sandbox mounts afresh (docs/sandbox-setup.md): a host directory under
+/// one of them is hidden inside, so a dependency set there could never be bound.
+const SANDBOX_OWN: [&str; 4] = ["/tmp", "/work", "/proc", "/dev"];
+
+/// What the dependency stage did.
+pub(super) enum Installed {
+    /// The request names no dependencies.
+    Nothing,
+    /// The set's directory in the cache, and the stage as the result shows it.
+    Set(PathBuf, StageResult),
+    /// The installer failed; the stage says how.
+    Failed(StageResult),
+}
+
+/// The request's dependencies: those it names and those of its language's manifest file among
+/// its sources, checked and normalised. A language without an installer accepts none (a
+/// manifest file is then only a file).
+pub(super) fn requested(
+    language: &Language,
+    request: &ExecutionRequest,
+    program: &Program,
+) -> Result<Vec<String>, EngineError> {
+    let mut specs = request.dependencies.clone();
+    let Some(installer) = &language.dependencies else {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Err(DependencyError::Unsupported {
+            language: language.id.to_string(),
+        }
+        .into());
+    };
+    if let Some(manifest) = installer.manifest {
+        let file = program
+            .files
+            .iter()
+            .find(|f| f.path == Path::new(manifest.file_name()));
+        if let Some(file) = file {
+            let text = String::from_utf8_lossy(&file.contents);
+            specs.extend(manifest.parse(&text)?);
+        }
+    }
+    Ok(dependencies::normalise(&specs)?)
+}
+
+impl Engine {
+    /// Installs the prepared dependencies, or takes their set from the cache.
+    pub(super) fn dependency_stage(
+        &self,
+        prepared: &Prepared<'_>,
+        cancel: Option<Cancellation>,
+    ) -> Result<Installed, EngineError> {
+        let language = prepared.language;
+        let specs = &prepared.dependencies;
+        let Some(installer) = language.dependencies.as_ref().filter(|_| !specs.is_empty()) else {
+            return Ok(Installed::Nothing);
+        };
+        let cache = self
+            .dependencies
+            .as_ref()
+            .ok_or(EngineError::NoDependencyCache)?;
+        if let Some(hidden) = SANDBOX_OWN
+            .into_iter()
+            .find(|d| cache.root().starts_with(d))
+        {
+            return Err(EngineError::DependencyCacheHidden {
+                dir: cache.root().to_owned(),
+                hidden,
+            });
+        }
+        require_installed(language, &installer.argv)?;
+        let toolchain: Vec<String> = [&installer.argv[0], &language.run.argv[0]]
+            .iter()
+            .map(|program| toolchain_identity(program).unwrap_or_default())
+            .collect();
+        let key = DependencyKey::new(language, &toolchain.join(" "), specs);
+        if let Some(dir) = cache.get(&key) {
+            tracing::debug!(key = key.as_str(), "dependency cache hit");
+            return Ok(Installed::Set(dir, StageResult::cached()));
+        }
+        let limits = self.limits(&[&language.limits, &installer.limits])?;
+        let mut spec = SandboxSpec::new(&self.filesystem, self.seccomp.clone());
+        for mount in &language.mounts {
+            spec.add_bind(mount);
+        }
+        spec.limits = limits;
+        let network = self.network.plan(Some(INSTALL_POLICY), Mode::Sandboxed)?;
+        let mut runner = Runner::new(
+            self.sandbox()?,
+            Mode::Sandboxed,
+            spec,
+            SandboxReuse::Fresh,
+            cancel,
+        )?
+        .with_network(network);
+        let target = format!("{WORKDIR}/{INSTALL_DIR}");
+        let mut job = Job::new(installer.command(&target, specs), limits);
+        for (key, value) in language.env.iter().chain(&installer.install_env) {
+            job.set_env(key, &value.replace("{deps}", &target));
+        }
+        job.collect = Some(PathBuf::from(INSTALL_DIR));
+        let run = runner.run(&job, Stdin::Null);
+        let finished = runner.finish();
+        let run = run?;
+        finished?;
+        let clean = run.outcome == (Outcome::Exited { code: 0 });
+        let mut stage = StageResult::from_run(run.clone());
+        stage.network = Some(NetworkReport::new(INSTALL_POLICY, runner.take_records()));
+        if !clean || run.collected.is_empty() {
+            if clean {
+                // The installer claimed success but left nothing (or what warden refused).
+                let why = run
+                    .collect_error
+                    .unwrap_or_else(|| "the installer installed nothing".to_owned());
+                stage
+                    .stderr
+                    .extend_from_slice(format!("warden: {why}\n").as_bytes());
+                stage.outcome = Outcome::Exited { code: 1 };
+            }
+            return Ok(Installed::Failed(stage));
+        }
+        let dir = cache
+            .put(&key, Path::new(INSTALL_DIR), &run.collected)
+            .map_err(|source| EngineError::DependencyCache {
+                dir: cache.root().to_owned(),
+                source,
+            })?;
+        Ok(Installed::Set(dir, stage))
+    }
+}
+
+/// The environment a program using the set in `dir` gets from `language`'s installer.
+pub(super) fn environment(language: &Language, dir: &Path) -> Vec<(String, String)> {
+    let dir = dir.to_string_lossy();
+    language
+        .dependencies
+        .iter()
+        .flat_map(|installer| &installer.env)
+        .map(|(key, value)| (key.clone(), value.replace("{deps}", &dir)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execution::SourceFile;
+    use warden_core::Catalog;
+
+    fn request(deps: &[&str], files: &[(&str, &str)]) -> ExecutionRequest {
+        ExecutionRequest {
+            dependencies: deps.iter().map(|d| (*d).to_owned()).collect(),
+            sources: files
+                .iter()
+                .map(|(name, code)| SourceFile {
+                    name: Some((*name).to_owned()),
+                    code: code.as_bytes().to_vec(),
+                })
+                .collect(),
+            ..ExecutionRequest::default()
+        }
+    }
+
+    fn requested_in(
+        language: &str,
+        request: &ExecutionRequest,
+    ) -> Result<Vec<String>, EngineError> {
+        let catalog = Catalog::builtin().expect("catalog");
+        let language = catalog.get(language).expect("language");
+        let program = Program::prepare(language, &request.sources).expect("program");
+        requested(language, request, &program)
+    }
+
+    #[test]
+    fn named_and_manifest_dependencies_are_merged_sorted_and_deduplicated() {
+        let r = request(
+            &["six==1.16.0"],
+            &[
+                ("main.py", "import six"),
+                ("requirements.txt", "attrs\nsix==1.16.0\n"),
+            ],
+        );
+        assert_eq!(
+            requested_in("python", &r).expect("requested"),
+            ["attrs", "six==1.16.0"]
+        );
+        let js = request(
+            &[],
+            &[
+                ("main.js", ""),
+                (
+                    "package.json",
+                    r#"{"dependencies": {"is-number": "7.0.0"}}"#,
+                ),
+            ],
+        );
+        assert_eq!(
+            requested_in("javascript", &js).expect("requested"),
+            ["is-number@7.0.0"]
+        );
+        let none = request(&[], &[("main.py", "print(1)")]);
+        assert!(requested_in("python", &none).expect("requested").is_empty());
+    }
+
+    #[test]
+    fn a_language_without_an_installer_refuses_dependencies_but_not_a_manifest_file() {
+        let named = request(&["six"], &[("main.sh", "echo hi")]);
+        let err = requested_in("bash", &named).expect_err("bash installs nothing");
+        assert_eq!(err.kind(), crate::ErrorKind::Request);
+        let file = request(
+            &[],
+            &[
+                ("main.sh", "cat requirements.txt"),
+                ("requirements.txt", "six\n"),
+            ],
+        );
+        assert!(requested_in("bash", &file).expect("only a file").is_empty());
+        let bad = request(&["-r", "/etc/passwd"], &[("main.py", "")]);
+        assert_eq!(
+            requested_in("python", &bad).expect_err("an option").kind(),
+            crate::ErrorKind::Request
+        );
+    }
+}
