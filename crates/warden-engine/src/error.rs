@@ -143,6 +143,18 @@ pub enum EngineError {
         /// The sandbox's own directory it is under.
         hidden: &'static str,
     },
+    /// A directory on the way to the dependency cache is closed to other users, and the
+    /// sandbox's user is one: the sets bound from it could not be read.
+    #[error(
+        "the dependency cache {dir} is unreadable inside a sandbox: {closed} is closed to other \
+         users (chmod o+x it, or set WARDEN_CACHE_DIR elsewhere)"
+    )]
+    DependencyCacheClosed {
+        /// The cache's directory.
+        dir: std::path::PathBuf,
+        /// The directory without the others' search permission.
+        closed: std::path::PathBuf,
+    },
     /// An installed dependency set could not be stored.
     #[error("storing installed dependencies in {dir}")]
     DependencyCache {
@@ -220,6 +232,7 @@ impl EngineError {
             | EngineError::NoHistory
             | EngineError::NoDependencyCache
             | EngineError::DependencyCacheHidden { .. }
+            | EngineError::DependencyCacheClosed { .. }
             | EngineError::Sandbox(
                 SandboxError::Unsupported { .. } | SandboxError::NeedsRoot { .. },
             ) => ErrorKind::Unavailable,

@@ -96,6 +96,12 @@ impl Engine {
                 hidden,
             });
         }
+        if let Some(closed) = closed_ancestor(cache.root()) {
+            return Err(EngineError::DependencyCacheClosed {
+                dir: cache.root().to_owned(),
+                closed,
+            });
+        }
         require_installed(language, &installer.argv)?;
         let toolchain: Vec<String> = [&installer.argv[0], &language.run.argv[0]]
             .iter()
@@ -166,6 +172,20 @@ pub(super) fn environment(language: &Language, dir: &Path) -> Vec<(String, Strin
         .flat_map(|installer| &installer.env)
         .map(|(key, value)| (key.clone(), value.replace("{deps}", &dir)))
         .collect()
+}
+
+/// The first existing directory from `/` down to `dir` that others may not search: the
+/// sandbox's user (an unprivileged uid of its own) could not reach a set below it.
+fn closed_ancestor(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    dir.ancestors()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find(|d| {
+            std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 == 0)
+        })
+        .map(Path::to_owned)
 }
 
 #[cfg(test)]
@@ -247,5 +267,19 @@ mod tests {
             requested_in("python", &bad).expect_err("an option").kind(),
             crate::ErrorKind::Request
         );
+    }
+
+    #[test]
+    fn a_cache_under_a_directory_closed_to_others_is_found() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = dir.path().join("cache/dependencies");
+        std::fs::create_dir_all(&cache).expect("dirs");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        assert_eq!(closed_ancestor(&cache), None);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        assert_eq!(closed_ancestor(&cache), Some(dir.path().to_owned()));
     }
 }
