@@ -36,6 +36,7 @@ mod report;
 mod rlimits;
 mod seccomp;
 mod stale;
+mod stream;
 mod trusted;
 mod verdict;
 mod watch;
@@ -54,5 +55,6 @@ pub use parent::{Sandbox, SandboxError, SandboxRun, Stdin};
 pub use plan::{
     base_environment, Bind, Job, PlanError, SandboxPlan, SandboxSpec, WorkspaceFile, WORKDIR,
 };
+pub use stream::OutputSink;
 pub use trusted::Trusted;
 pub use zygote::{zygote_main, ZYGOTE_ARG};

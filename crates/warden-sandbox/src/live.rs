@@ -18,7 +18,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use warden_core::{ByteSize, LimitBounds, Usage};
+use warden_core::{ByteSize, LimitBounds, Stream, Usage};
 
 use crate::backend::CancelHandle;
 use crate::cgroup::{Cgroup, CgroupStats};
@@ -29,6 +29,7 @@ use crate::parent::{HelperProcess, SandboxError, SandboxRun, Stdin};
 use crate::pipes::{pipe, socket_pair, stdin_source, ReportReader};
 use crate::plan::{Job, SandboxSpec};
 use crate::report::Report;
+use crate::stream::OutputSink;
 use crate::watch::{self, JobEnd, JobPipes, KillPath};
 
 /// How long a sandbox may take to be built, and a job to start.
@@ -335,6 +336,21 @@ impl LiveSandbox {
     /// Runs one job to its end: its own output, limits and accounting. A program's failure is
     /// `Ok`; `Err` is warden's (or a cancel). After a job, the sandbox holds only its init.
     pub fn run(&mut self, job: &Job, stdin: Stdin) -> Result<SandboxRun, SandboxError> {
+        self.run_streaming(job, stdin, &mut |_: Stream, _: &[u8]| true)
+    }
+
+    /// Runs one job as [`run`](Self::run) does, handing its output to `sink` as it is read,
+    /// while the job runs; `sink` can end the job ([`OutputSink`]). With
+    /// [`Stdin::Pipe`] fed by another thread, this serves an interactive program; the caller
+    /// keeps the pipe's write end close-on-exec (`pipe2(O_CLOEXEC)`), or a job process the
+    /// parent starts (gVisor's `runsc exec`) inherits it and the program never reads
+    /// end-of-file.
+    pub fn run_streaming(
+        &mut self,
+        job: &Job,
+        stdin: Stdin,
+        sink: &mut dyn OutputSink,
+    ) -> Result<SandboxRun, SandboxError> {
         if self.cancel.is_cancelled() {
             return Err(SandboxError::Cancelled);
         }
@@ -417,6 +433,7 @@ impl LiveSandbox {
             limits: &job.limits,
             cpu_before: before.cpu_time,
             kill,
+            sink,
         })?;
         let mut watched = watched;
         if let Some(status) = watched.process_status {

@@ -2,7 +2,8 @@
 //! and stderr (read with a byte cap), its artifact pipe, the report pipe, the stdin feed, the
 //! helper's pidfd (the whole sandbox ending), the cancel pipe and, for a backend whose jobs
 //! are processes of their own, that process's pidfd; with the wall deadline and the cgroup's
-//! cpu budget as timers.
+//! cpu budget as timers. Each chunk of output goes to the run's [`OutputSink`] as soon as it
+//! is read, so a caller sees the output while the job runs.
 //!
 //! A limit ends the job, not the sandbox: the parent sends the init `child::END_JOB`, and the
 //! init kills every process but itself. Killing the cgroup instead would take the init (and
@@ -27,6 +28,7 @@ use crate::live::SETUP_TIMEOUT;
 use crate::parent::{HelperProcess, SandboxError};
 use crate::pipes::{nonblocking, ReportReader};
 use crate::report::{ExitStatus, Report};
+use crate::stream::OutputSink;
 use crate::verdict::KillReason;
 
 /// How long the init (or the helper) gets to end a job after being asked.
@@ -76,6 +78,8 @@ pub(crate) struct Watch<'a> {
     /// The cgroup's cpu time when the job was sent.
     pub(crate) cpu_before: Duration,
     pub(crate) kill: KillPath<'a>,
+    /// Gets each chunk of output as it is read.
+    pub(crate) sink: &'a mut dyn OutputSink,
 }
 
 /// One output stream, captured up to a cap.
@@ -118,6 +122,8 @@ struct State<'a> {
     setup_deadline: Instant,
     next_cpu_check: Instant,
     stdin: Option<(OwnedFd, Vec<u8>, usize)>,
+    /// The sink returned false: it gets nothing more, and the job is being ended.
+    sink_stopped: bool,
 }
 
 /// Watches one job until it ended and every pipe of it is drained.
@@ -160,6 +166,7 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         setup_deadline: now + SETUP_TIMEOUT,
         next_cpu_check: now,
         stdin,
+        sink_stopped: false,
     };
     // Reports that arrived with the sandbox's `Ready` (a first job sent during its setup) are
     // already read: the pipe will not poll readable for them.
@@ -176,6 +183,12 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
             // The sandbox ended under the job (killed, or its init died).
             s.ended = true;
         }
+    }
+    if s.sink_stopped && s.w.sandbox_killed {
+        // The job went with its sandbox, killed (SIGKILL) by the parent for its sink. A
+        // runtime's exec process then reports its own failure, not the program's status.
+        s.w.status = Some(ExitStatus::Signal(Signal::SIGKILL as i32));
+        s.w.process_status = None;
     }
     if s.w.status.is_none() || s.w.wall_time.is_zero() {
         if let Some(started) = s.started {
@@ -194,6 +207,12 @@ impl State<'_> {
         }
         if self.killed_at.is_some() {
             return;
+        }
+        if self.started.is_none() {
+            // The init reports `Started` before it forks the payload, but that report is read
+            // after the output when both arrive in one poll round: without it the job would
+            // count as not started, and the whole sandbox would go.
+            self.read_reports();
         }
         self.killed_at = Some(Instant::now());
         match (&self.watch.kill, self.started) {
@@ -394,6 +413,7 @@ impl State<'_> {
         };
         let mut chunk = [0u8; 65536];
         let mut overflow = false;
+        let mut stop = false;
         loop {
             match nix::unistd::read(fd, &mut chunk) {
                 Ok(0) => {
@@ -402,10 +422,19 @@ impl State<'_> {
                 }
                 Ok(n) => {
                     let room = cap.saturating_sub(captured.data.len());
-                    captured.data.extend_from_slice(&chunk[..n.min(room)]);
+                    let kept = &chunk[..n.min(room)];
+                    captured.data.extend_from_slice(kept);
+                    if !kept.is_empty() && !self.sink_stopped {
+                        stop = !self.watch.sink.chunk(stream, kept);
+                    }
                     if n > room {
                         captured.truncated = true;
                         overflow = true;
+                    }
+                    if stop || (overflow && self.killed_at.is_none()) {
+                        // Ends the job at once: a flood may not leave the pipe empty for a
+                        // long while. Poll brings the reader back to drain it.
+                        break;
                     }
                 }
                 Err(Errno::EAGAIN) => break,
@@ -416,8 +445,15 @@ impl State<'_> {
                 }
             }
         }
-        if overflow && self.w.killed.is_none() {
+        // A limit passed in the same read as the sink's stop is still the verdict.
+        if overflow && self.w.killed.is_none() && !self.sink_stopped {
             self.kill(Some(KillReason::Output(stream)));
+        }
+        if stop {
+            self.sink_stopped = true;
+            if !self.ended {
+                self.kill(None);
+            }
         }
     }
 

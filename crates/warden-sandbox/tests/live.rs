@@ -315,3 +315,164 @@ fn only_a_native_sandbox_resets() {
     assert_eq!(text(&after.stdout), "fine\n");
     sandbox.destroy().expect("destroyed");
 }
+
+/// Streaming: an interactive program fed line by line through `Stdin::Pipe` from another
+/// thread answers each line before the next is written, so its output reaches the sink while
+/// it runs (what an MCP relay needs). The writer waits for each reply before the next line:
+/// a sink that saw output only at the end would leave it waiting, and the test would fail.
+#[test]
+fn a_streamed_interactive_job_answers_each_line_before_the_next() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        // Close-on-exec, or a runtime's job process (gVisor's `runsc exec`) would inherit the
+        // write end and the program would never read end-of-file.
+        let (read_end, write_end) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a stdin pipe");
+        let (replies, replied) = std::sync::mpsc::channel::<String>();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut input = std::fs::File::from(write_end);
+            for i in 1..=3 {
+                writeln!(input, "{i}").map_err(|e| format!("writing line {i}: {e}"))?;
+                let reply = replied
+                    .recv_timeout(Duration::from_secs(8))
+                    .map_err(|e| format!("no reply to line {i} while the job runs: {e}"))?;
+                if reply != format!("got {i}") {
+                    return Err(format!("line {i} answered {reply:?}"));
+                }
+            }
+            // Closing the write end is the program's end-of-file.
+            Ok::<(), String>(())
+        });
+        let mut line = Vec::new();
+        let mut streamed = Vec::new();
+        let mut sink = |stream: warden_core::Stream, bytes: &[u8]| {
+            if stream == warden_core::Stream::Stderr {
+                eprintln!("{name}: stderr: {}", text(bytes));
+                return true;
+            }
+            streamed.extend_from_slice(bytes);
+            for &b in bytes {
+                if b == b'\n' {
+                    let _ = replies.send(text(&std::mem::take(&mut line)));
+                } else {
+                    line.push(b);
+                }
+            }
+            true
+        };
+        let run = sandbox
+            .run_streaming(
+                &sh("while read l; do echo \"got $l\"; done"),
+                Stdin::Pipe(read_end),
+                &mut sink,
+            )
+            .expect("ran");
+        writer.join().expect("writer").expect(name);
+        assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{name}: {run:?}");
+        assert_eq!(text(&run.stdout), "got 1\ngot 2\ngot 3\n", "{name}");
+        assert_eq!(
+            streamed, run.stdout,
+            "{name}: the sink saw what was captured"
+        );
+        sandbox.destroy().expect("destroyed");
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
+/// Streaming keeps the output limit: the sink gets no byte past it, and the job ends with the
+/// output-limit outcome.
+#[test]
+fn a_streamed_flood_stops_at_the_output_limit() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let mut flood = sh("yes");
+        flood.limits.max_output = warden_core::ByteSize::kib(64);
+        let (mut streamed, mut errors) = (Vec::new(), Vec::new());
+        let run = sandbox
+            .run_streaming(
+                &flood,
+                Stdin::Null,
+                &mut |stream: warden_core::Stream, bytes: &[u8]| {
+                    match stream {
+                        warden_core::Stream::Stdout => streamed.extend_from_slice(bytes),
+                        warden_core::Stream::Stderr => errors.extend_from_slice(bytes),
+                    }
+                    true
+                },
+            )
+            .expect("ran");
+        assert_eq!(
+            run.outcome,
+            Outcome::OutputLimit {
+                stream: warden_core::Stream::Stdout
+            },
+            "{name}"
+        );
+        // The limit is per stream, as without a sink: gVisor's `runsc exec` writes a line of its
+        // own on the job's stderr when the sandbox is killed under it.
+        assert!(streamed.len() <= 64 * 1024, "{name}: {}", streamed.len());
+        assert_eq!(
+            streamed, run.stdout,
+            "{name}: the sink saw what was captured"
+        );
+        assert_eq!(errors, run.stderr, "{name}");
+        assert!(run.stdout_truncated, "{name}");
+        sandbox.destroy().expect("destroyed");
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
+/// A sink that returns false ends a job that would print forever: the run returns with the
+/// job killed (SIGKILL), no process of it is left, and a sandbox with warden's init runs the
+/// next job (gVisor's ends with the job, as on a limit).
+#[test]
+fn a_sink_that_returns_false_ends_the_job() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let mut forever = sh("yes tick");
+        // Far beyond the test: the run must end because of the sink, not a limit.
+        forever.limits.wall_time = Duration::from_secs(60);
+        forever.limits.cpu_time = Duration::from_secs(60);
+        forever.limits.max_output = warden_core::ByteSize::mib(64);
+        let mut calls = 0;
+        let run = sandbox
+            .run_streaming(
+                &forever,
+                Stdin::Null,
+                &mut |_: warden_core::Stream, _: &[u8]| {
+                    calls += 1;
+                    calls < 3
+                },
+            )
+            .expect("ran");
+        assert_eq!(
+            calls, 3,
+            "{name}: the sink is not called after it said stop"
+        );
+        assert!(text(&run.stdout).starts_with("tick\ntick\n"), "{name}");
+        assert_eq!(
+            run.outcome,
+            Outcome::Signaled {
+                signal: warden_core::Signal::KILL
+            },
+            "{name}"
+        );
+        if name == "gvisor" {
+            assert!(!sandbox.is_alive(), "{name}: the sandbox ends with the job");
+        } else {
+            let seen = sandbox
+                .run(
+                    &sh("ps -u \"$(id -u)\" -o comm= | grep -c '^yes$' || true"),
+                    Stdin::Null,
+                )
+                .expect("the sandbox runs the next job");
+            assert_eq!(text(&seen.stdout).trim(), "0", "{name}: a yes survived");
+        }
+        sandbox.destroy().expect("destroyed");
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
