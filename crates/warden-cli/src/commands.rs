@@ -5,12 +5,14 @@ pub(crate) mod detect;
 pub(crate) mod doctor;
 pub(crate) mod history;
 pub(crate) mod languages;
+pub(crate) mod mcp;
 pub(crate) mod network;
 pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod show;
 mod sources;
 pub(crate) mod stats;
+pub(crate) mod tool;
 
 use std::path::PathBuf;
 

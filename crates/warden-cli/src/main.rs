@@ -40,6 +40,12 @@ enum Command {
     /// Network policies: list, show, export, import, remove, check a destination; the package
     /// registries found on this host; the recorded executions' traffic log and its statistics.
     Network(commands::network::NetworkArgs),
+    /// The tool registry: list, show, call, register, wrap a host command, approve, remove,
+    /// statistics.
+    Tool(commands::tool::ToolArgs),
+    /// Serve the tool registry over MCP on stdin/stdout; `mcp wrap` runs a third-party MCP
+    /// server in a sandbox.
+    Mcp(commands::mcp::McpArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +76,8 @@ fn main() -> ExitCode {
         Command::Stats(args) => commands::stats::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Network(args) => commands::network::run(args),
+        Command::Tool(args) => commands::tool::run(args),
+        Command::Mcp(args) => commands::mcp::run(args),
     };
     match result {
         Ok(code) => code,
@@ -84,7 +92,10 @@ fn main() -> ExitCode {
 /// results.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+        // rmcp logs whole messages at debug: programs' code and output, which are data and
+        // never logged (DESIGN.md §2.9).
+        .add_directive("rmcp=warn".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

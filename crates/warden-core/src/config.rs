@@ -35,10 +35,14 @@
 //!
 //! [network]               # network policies (config/network.rs, docs/network.md)
 //! default = "no_access"
+//!
+//! [tools]                 # the tool registry (config/tools.rs, docs/tools.md)
+//! approval = ["host"]
 //! ```
 
 mod network;
 mod server;
+mod tools;
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +50,7 @@ use serde::{Deserialize, Serialize};
 
 pub use network::{NetworkConfig, DEFAULT_POLICY_DIR};
 pub use server::{ServerConfig, TokenConfig};
+pub use tools::ToolsConfig;
 
 use crate::limits::{LimitOverrides, Limits};
 use crate::mode::ModePolicy;
@@ -72,6 +77,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Network policies: the import directory, the allowed and default policies, registries.
     pub network: NetworkConfig,
+    /// The tool registry: operator directories, state, categories and approval.
+    pub tools: ToolsConfig,
 }
 
 /// The `[history]` section: each field unset keeps the default (docs/history.md). `max_age`

@@ -18,6 +18,7 @@ pub mod outcome;
 pub mod seccomp_policy;
 pub mod source_naming;
 pub mod threat;
+pub mod tool;
 pub mod units;
 
 mod embedded {
@@ -27,7 +28,7 @@ mod embedded {
 pub use catalog::{Catalog, CatalogError};
 pub use config::{
     CacheConfig, Config, ConfigError, HistoryConfig, LanguagesConfig, NetworkConfig, ServerConfig,
-    TokenConfig,
+    TokenConfig, ToolsConfig,
 };
 pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};

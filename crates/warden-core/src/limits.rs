@@ -179,6 +179,23 @@ pub struct LimitOverrides {
     pub max_open_files: Option<u32>,
 }
 
+impl LimitOverrides {
+    /// These overrides with `later`'s set fields replacing them (a tool's limits, then its
+    /// caller's).
+    pub fn overridden_by(&self, later: &LimitOverrides) -> LimitOverrides {
+        LimitOverrides {
+            cpu_time: later.cpu_time.or(self.cpu_time),
+            wall_time: later.wall_time.or(self.wall_time),
+            memory: later.memory.or(self.memory),
+            max_procs: later.max_procs.or(self.max_procs),
+            max_output: later.max_output.or(self.max_output),
+            max_file_size: later.max_file_size.or(self.max_file_size),
+            workspace_size: later.workspace_size.or(self.workspace_size),
+            max_open_files: later.max_open_files.or(self.max_open_files),
+        }
+    }
+}
+
 /// The range a limit must fall in to be taken at all; outside it the request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitBounds {

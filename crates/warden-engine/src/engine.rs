@@ -10,9 +10,11 @@ mod compile;
 mod dependencies;
 mod history;
 mod host;
+mod mcp_relay;
 mod network;
 mod pool;
 mod runner;
+mod tool_calls;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -42,6 +44,7 @@ use crate::test_cases::{TestCase, TestResult, Verdict};
 use crate::workspace::Program;
 
 pub use host::SandboxCheck;
+pub use mcp_relay::{McpWrap, RelayReport};
 pub use network::{Connection, NetworkReport};
 pub use pool::{host_memory_pressure, MemoryPressure, PoolStats};
 
@@ -84,6 +87,9 @@ pub struct EngineConfig {
     pub network: Option<NetworkSettings>,
     /// warden's own service addresses (a server's listeners): no policy reaches them.
     pub services: Vec<std::net::SocketAddr>,
+    /// The tool registry's settings; `None`: the embedded tools, state in the temporary
+    /// directory.
+    pub tools: Option<crate::tools::ToolsSettings>,
 }
 
 impl EngineConfig {
@@ -105,6 +111,7 @@ impl EngineConfig {
             history: None,
             network: None,
             services: Vec::new(),
+            tools: None,
         }
     }
 }
@@ -133,6 +140,11 @@ pub struct Engine {
     modes: ModePolicy,
     analyzer: Analyzer,
     history: Option<history::Journal>,
+    tools: Option<crate::tools::ToolsSettings>,
+    /// The tool registry, loaded at its first use.
+    registry: OnceLock<crate::tools::Registry>,
+    /// The `files` tool's workspaces.
+    workspaces: OnceLock<crate::tools::Workspaces>,
 }
 
 /// A request made ready to run: its language, its files and limits, and the mode chosen from
@@ -149,6 +161,8 @@ struct Prepared<'e> {
     dependencies: Vec<String>,
     /// The installed set's directory once the dependency stage ran, bound into every sandbox.
     dependency_dir: Option<PathBuf>,
+    /// The request's extra read-only host paths (a tool's).
+    read_only: Vec<PathBuf>,
 }
 
 impl Prepared<'_> {
@@ -194,6 +208,9 @@ impl Engine {
             modes: config.modes,
             analyzer: Analyzer::builtin()?,
             history: config.history.map(history::Journal::new),
+            tools: config.tools,
+            registry: OnceLock::new(),
+            workspaces: OnceLock::new(),
         })
     }
 
@@ -243,9 +260,16 @@ impl Engine {
             }
         };
         let spec = self.spec(&prepared)?;
-        let network = self
+        let mut network = self
             .network
             .plan(request.network.as_deref(), prepared.mode)?;
+        if let Some(hook) = request
+            .interactive
+            .as_ref()
+            .and_then(|i| i.on_denial.clone())
+        {
+            network.watch_denials(hook);
+        }
         let mut runner = runner::Runner::new(
             self.sandbox()?,
             prepared.mode,
@@ -313,7 +337,13 @@ impl Engine {
         };
         if request.tests.is_empty() {
             let stdin = std::mem::take(&mut request.stdin);
-            let run = runner.run(&job_for(&request.args), stdin)?;
+            let job = job_for(&request.args);
+            let run = match request.interactive.as_mut() {
+                Some(interactive) => {
+                    runner.run_streaming(&job, stdin, interactive.output.as_mut())?
+                }
+                None => runner.run(&job, stdin)?,
+            };
             return Ok((compile, Some(run), Vec::new()));
         }
         let mut results = Vec::with_capacity(request.tests.len());
@@ -365,6 +395,7 @@ impl Engine {
             analysis,
             dependencies,
             dependency_dir: None,
+            read_only: request.read_only.clone(),
         })
     }
 
@@ -466,6 +497,9 @@ impl Engine {
         }
         if let Some(dir) = &prepared.dependency_dir {
             spec.add_bind(dir);
+        }
+        for path in &prepared.read_only {
+            spec.add_bind(path);
         }
         let mut limits = prepared.limits;
         if let Some(stage) = &language.compile {

@@ -56,6 +56,33 @@ pub struct ExecutionRequest {
     /// takes (`six==1.16.0`, `is-number@7.0.0`); added to those of a manifest file among the
     /// sources (docs/network.md#dependencies).
     pub dependencies: Vec<String>,
+    /// Host paths bound read-only into the sandbox beside the base tree, at the same path: set
+    /// by the tool registry from an operator's tool file (docs/tools.md), never from an API
+    /// request, which cannot widen what the operator allows.
+    pub read_only: Vec<std::path::PathBuf>,
+    /// An interactive run (an MCP relay): its output handed over as it is read, and a word
+    /// when the network policy denies a connection. `None` collects the output to the end.
+    pub interactive: Option<Interactive>,
+}
+
+/// What an interactive run reports while it runs (docs/mcp.md#wrapping-a-server).
+pub struct Interactive {
+    /// Receives the run stage's output as it is read; returning false ends the program.
+    pub output: Box<dyn warden_sandbox::OutputSink>,
+    /// Called with a description of each connection the network policy denies, as it is
+    /// denied.
+    pub on_denial: Option<DenialHook>,
+}
+
+/// A callback told of each denied connection.
+pub type DenialHook = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+impl std::fmt::Debug for Interactive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interactive")
+            .field("on_denial", &self.on_denial.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Who asked for an execution: the interface and the API token's name, as the history records

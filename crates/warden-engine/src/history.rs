@@ -16,6 +16,7 @@ mod network_stats;
 mod schema;
 mod stats;
 mod time;
+mod tool_calls;
 mod traffic;
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -32,6 +33,9 @@ pub use entry::{
 };
 pub use network_stats::{HostStats, NetworkStats, PolicyStats};
 pub use stats::{LanguageStats, Stats};
+pub use tool_calls::{
+    CategoryStat, LastError, ToolCallRecord, ToolCallStatus, ToolStat, ToolStats,
+};
 pub use traffic::{ConnectionFilter, LoggedConnection};
 
 /// How long a write waits for another process's write lock before giving up.
@@ -198,10 +202,35 @@ impl HistoryStore {
         stats::compute(&self.conn, &self.path, since)
     }
 
-    /// Deletes the executions that `rule` no longer keeps; returns how many.
+    /// Records one call of the tool registry.
+    pub fn record_tool_call(&self, call: &ToolCallRecord<'_>) -> Result<(), HistoryError> {
+        let step = "recording a tool call";
+        let tx = self.immediate(step)?;
+        tool_calls::insert(&tx, call, SystemTime::now()).map_err(|e| self.error(step, e))?;
+        tx.commit().map_err(|e| self.error(step, e))?;
+        Ok(())
+    }
+
+    /// The tool registry's statistics over the calls made at or after `since` (all when
+    /// `None`).
+    pub fn tool_stats(&self, since: Option<SystemTime>) -> Result<ToolStats, HistoryError> {
+        tool_calls::stats(&self.conn, &self.path, since)
+    }
+
+    /// The tool an execution ran for, when it was a tool call.
+    pub fn tool_of(&self, execution: &str) -> Result<Option<String>, HistoryError> {
+        tool_calls::tool_of(&self.conn, execution)
+            .map_err(|e| self.error("reading an execution's tool", e))
+    }
+
+    /// Deletes the executions that `rule` no longer keeps (and tool calls older than its
+    /// age); returns how many executions.
     pub fn prune(&self, rule: &Prune) -> Result<u64, HistoryError> {
         let step = "pruning old executions";
         let tx = self.immediate(step)?;
+        if let Some(time) = rule.older_than {
+            tool_calls::prune_older(&tx, time).map_err(|e| self.error(step, e))?;
+        }
         let deleted = rule.apply(&tx).map_err(|e| self.error(step, e))?;
         tx.commit().map_err(|e| self.error(step, e))?;
         Ok(deleted)

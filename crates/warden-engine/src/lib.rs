@@ -17,25 +17,30 @@ pub mod network;
 mod security;
 pub mod settings;
 mod test_cases;
+pub mod tools;
 mod workspace;
 
 pub use cancel::Cancellation;
 pub use compile_cache::CompileCache;
 pub use dependency_cache::DependencyCache;
 pub use engine::{
-    host_memory_pressure, Connection, Engine, EngineConfig, MemoryPressure, NetworkReport,
-    PoolStats, SandboxCheck,
+    host_memory_pressure, Connection, Engine, EngineConfig, McpWrap, MemoryPressure, NetworkReport,
+    PoolStats, RelayReport, SandboxCheck,
 };
 pub use error::{EngineError, ErrorKind, SourceError};
 pub use execution::{
-    Execution, ExecutionRequest, ExecutionResult, LanguageDetection, Origin, SourceFile,
-    StageResult, Warning, WarningKind,
+    DenialHook, Execution, ExecutionRequest, ExecutionResult, Interactive, LanguageDetection,
+    Origin, SourceFile, StageResult, Warning, WarningKind,
 };
 pub use history::{
     ConnectionFilter, HistoryEntry, HistoryError, HistoryFilter, HistoryStore, LoggedConnection,
-    NetworkStats, RecordInput, Retention, Stats,
+    NetworkStats, RecordInput, Retention, Stats, ToolStats,
 };
 pub use id::ExecutionId;
 pub use security::{Security, Stage, Violation};
 pub use settings::{CacheSettings, HistorySettings, Settings, SettingsError};
 pub use test_cases::{Comparison, SandboxReuse, TestCase, TestResult, Verdict};
+pub use tools::{
+    ProgramFile, RegisteredTool, RegistryError, ToolCallError, ToolCallRequest, ToolReply,
+    ToolStatus, ToolsSettings,
+};

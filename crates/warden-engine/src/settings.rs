@@ -42,6 +42,8 @@ pub struct Settings {
     pub server: ServerConfig,
     /// Network policies (`[network]`, `WARDEN_NETWORK_POLICY_DIR`).
     pub network: NetworkSettings,
+    /// The `[tools]` settings with `WARDEN_TOOLS_DIR` applied.
+    pub tools: crate::tools::ToolsSettings,
 }
 
 /// Which network policies requests may have, and where imported ones are.
@@ -189,14 +191,17 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR)),
             max_size: config.cache.max_size.unwrap_or(ByteSize(DEFAULT_MAX_BYTES)),
         };
+        let history = history(config.history, &env);
+        let tools = tools(config.tools, &history, &env);
         Self {
             maxima,
             modes: config.modes,
             languages_dir: config.languages.dir,
             cache,
-            history: history(config.history, &env),
+            history,
             server: config.server,
             network: network(config.network, &env),
+            tools,
         }
     }
 
@@ -211,6 +216,7 @@ impl Settings {
             history: Some(self.history.clone()),
             network: Some(self.network.clone()),
             services: self.server.listen.clone(),
+            tools: Some(self.tools.clone()),
             ..EngineConfig::new(helper)
         }
     }
@@ -239,6 +245,37 @@ fn network(config: NetworkConfig, env: &impl Fn(&str) -> Option<String>) -> Netw
         registries,
     }
 }
+
+/// The `[tools]` section with `WARDEN_TOOLS_DIR` applied. The state directory defaults to
+/// `tools/` beside the history database (so that a test's world, or an operator's data
+/// directory, holds both), else the system's.
+fn tools(
+    config: warden_core::ToolsConfig,
+    history: &Result<HistorySettings, SettingError>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> crate::tools::ToolsSettings {
+    let state_dir = env("WARDEN_TOOLS_DIR")
+        .map(PathBuf::from)
+        .or(config.state_dir)
+        .or_else(|| {
+            let db = history.as_ref().ok()?;
+            Some(db.path.parent()?.join("tools"))
+        })
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_TOOLS_DIR));
+    crate::tools::ToolsSettings {
+        dirs: config.dirs,
+        state_dir,
+        allowed_categories: config.allowed_categories,
+        approval: config.approval,
+        disabled: config.disabled,
+        files_quota: config
+            .files_quota
+            .map_or(crate::tools::DEFAULT_FILES_QUOTA, |q| q.0),
+    }
+}
+
+/// The tools' state directory when nothing else says.
+const SYSTEM_TOOLS_DIR: &str = "/var/lib/warden/tools";
 
 /// The `[history]` section with `WARDEN_DB` and `WARDEN_HISTORY_*` applied.
 fn history(

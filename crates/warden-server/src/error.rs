@@ -67,6 +67,30 @@ impl ApiError {
         }
     }
 
+    /// A caller's error with its own status (a conflict, an unavailable tool).
+    pub(crate) fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            ..Self::bad_request(message)
+        }
+    }
+
+    /// A 500 for warden's own failure: the details go to the log under a request id, the
+    /// caller gets the id.
+    pub(crate) fn internal(e: &dyn std::error::Error) -> Self {
+        let id = warden_engine::ExecutionId::random();
+        tracing::error!(request = %id.as_str(), error = %e, "request failed");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "internal",
+            message: format!(
+                "internal error (request {}); the server's log has the details",
+                id.as_str()
+            ),
+            retry_after: None,
+        }
+    }
+
     /// The body of this error, `{error, kind}`.
     pub fn body(&self) -> serde_json::Value {
         serde_json::json!({ "error": self.message, "kind": self.kind })

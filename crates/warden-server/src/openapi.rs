@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{batch, executions, health, history, languages};
+use crate::routes::{batch, executions, health, history, languages, tools};
 
 /// The own API's document.
 #[derive(OpenApi)]
@@ -24,6 +24,12 @@ use crate::routes::{batch, executions, health, history, languages};
         health::ready,
         history::list,
         history::stats,
+        tools::list,
+        tools::get,
+        tools::register,
+        tools::remove,
+        tools::call,
+        tools::stats,
     ),
     modifiers(&BearerToken),
     tags(
@@ -31,6 +37,7 @@ use crate::routes::{batch, executions, health, history, languages};
         (name = "languages", description = "What can run"),
         (name = "health", description = "Liveness and readiness"),
         (name = "history", description = "Recorded executions"),
+        (name = "tools", description = "The tool registry: tools for agents, each run in a sandbox"),
     )
 )]
 pub struct ApiDoc;

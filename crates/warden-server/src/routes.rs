@@ -8,6 +8,7 @@ pub(crate) mod executions;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod languages;
+pub(crate) mod tools;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
@@ -29,13 +30,61 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ready", get(health::ready))
         .route("/v1/stats", get(history::stats))
         .route("/v1/history", get(history::list))
+        .route("/v1/tools", get(tools::list).post(tools::register))
+        .route("/v1/tools/stats", get(tools::stats))
+        .route("/v1/tools/{name}", get(tools::get).delete(tools::remove))
+        .route("/v1/tools/{name}/call", post(tools::call))
         .route("/v1/openapi.json", get(docs::openapi))
         .route("/metrics", get(crate::metrics::metrics))
         .route("/docs", get(docs::page))
+        .merge(mcp_routes(&state))
         .merge(crate::piston::routes())
         .merge(crate::judge0::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// `/mcp`: the tool registry over MCP's streamable HTTP (docs/mcp.md), authenticated like
+/// the own API. rmcp caps the body itself (`DefaultBodyLimit` does not reach a service).
+fn mcp_routes(state: &AppState) -> Router<AppState> {
+    let options = crate::mcp::HttpOptions {
+        // With tokens, a request must present one, which a web page cannot know: any Host is
+        // fine. Without, only loopback names are, against DNS rebinding.
+        allowed_hosts: if state.options().tokens.is_empty() {
+            crate::mcp::HttpOptions::default().allowed_hosts
+        } else {
+            Vec::new()
+        },
+        max_body: state.options().max_body,
+        shutdown: state.mcp_shutdown().clone(),
+    };
+    let tools = std::sync::Arc::new(crate::mcp::ServerTools {
+        state: state.clone(),
+    });
+    Router::new()
+        .route_service("/mcp", crate::mcp::http_service(tools, options))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            mcp_auth,
+        ))
+}
+
+/// Authenticates an MCP request and hands its caller to the MCP server.
+async fn mcp_auth(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.authenticate(request.headers(), Api::Mcp) {
+        Ok(caller) => {
+            request
+                .extensions_mut()
+                .insert(crate::mcp::McpCaller(caller.token));
+            next.run(request).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// The caller of an own-API route, authenticated by its bearer token.

@@ -101,6 +101,8 @@ async fn run(state: AppState) -> Result<(), ServeError> {
         ));
     }
     shutdown_signal()?.await;
+    // An MCP client's open event stream would hold its connection until the deadline.
+    state.mcp_shutdown().close();
     tracing::info!("shutting down: no new connections; waiting for admitted executions");
     let _ = stop.send(true);
     drain(&state, &mut servers).await;

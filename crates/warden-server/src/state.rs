@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use tokio::sync::Mutex as AsyncMutex;
-use warden_engine::{Cancellation, Engine, EngineError, Execution, ExecutionRequest, Origin};
+use warden_engine::{
+    Cancellation, Engine, EngineError, Execution, ExecutionRequest, Origin, ToolCallError,
+    ToolCallRequest, ToolReply,
+};
 
 use crate::admission::{Admission, Load, Running, Ticket};
 use crate::auth::{AuthError, Tokens};
@@ -26,6 +29,8 @@ pub enum Api {
     Piston,
     /// Judge0 CE, at the root.
     Judge0,
+    /// MCP over streamable HTTP, at `/mcp`.
+    Mcp,
 }
 
 impl Api {
@@ -35,6 +40,7 @@ impl Api {
             Api::Own => "v1",
             Api::Piston => "piston",
             Api::Judge0 => "judge0",
+            Api::Mcp => "mcp",
         }
     }
 }
@@ -113,6 +119,8 @@ struct Inner {
     metrics: crate::metrics::Metrics,
     /// The last host check and when it ran (`/v1/ready`).
     ready: AsyncMutex<Option<(Instant, Result<String, String>)>>,
+    /// Ends the MCP sessions' open event streams at shutdown.
+    mcp_shutdown: crate::mcp::McpShutdown,
 }
 
 /// An execution admitted (its quota taken, its place in the queue held), not yet running.
@@ -145,6 +153,7 @@ impl AppState {
                 jobs: Jobs::default(),
                 metrics: crate::metrics::Metrics::default(),
                 ready: AsyncMutex::new(None),
+                mcp_shutdown: crate::mcp::McpShutdown::default(),
                 options,
             }),
         }
@@ -153,6 +162,11 @@ impl AppState {
     /// The engine, for what does not run a program (languages, history, statistics).
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// Ends the MCP sessions at shutdown.
+    pub(crate) fn mcp_shutdown(&self) -> &crate::mcp::McpShutdown {
+        &self.inner.mcp_shutdown
     }
 
     /// The server's options (caps, deadlines, maxima).
@@ -250,6 +264,36 @@ impl AppState {
         .map_err(ExecError::from);
         cancel.disarm();
         result
+    }
+
+    /// Calls a tool of the registry once admitted, as [`AppState::execute`] runs an
+    /// execution: the caller's quotas, a place in the queue, a worker, and a cancel when the
+    /// client goes away.
+    pub async fn call_tool(
+        &self,
+        tool: String,
+        input: serde_json::Value,
+        caller: Caller,
+    ) -> Result<Result<ToolReply, ToolCallError>, ExecError> {
+        let admitted = self.admit(&caller)?;
+        let running: Running = self.inner.admission.start(admitted.ticket).await?;
+        let quota = admitted.quota;
+        let cancel = CancelOnDrop(Some(Cancellation::new()));
+        let request = ToolCallRequest {
+            tool,
+            input,
+            origin: Origin::new(caller.api.name(), caller.token),
+            cancel: cancel.0.clone(),
+        };
+        let state = self.clone();
+        let reply = tokio::task::spawn_blocking(move || {
+            let _held = (running, quota);
+            state.inner.engine.call_tool(request)
+        })
+        .await
+        .map_err(|_| ExecError::Worker)?;
+        cancel.disarm();
+        Ok(reply)
     }
 
     /// Executions started with `wait=false`.

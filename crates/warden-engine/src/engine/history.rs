@@ -154,7 +154,7 @@ impl Engine {
         journal.settings.as_ref().ok().map(|s| s.path.as_path())
     }
 
-    fn with_store<T>(
+    pub(super) fn with_store<T>(
         &self,
         query: impl FnOnce(&HistoryStore) -> Result<T, crate::HistoryError>,
     ) -> Result<T, EngineError> {

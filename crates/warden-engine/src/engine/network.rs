@@ -14,6 +14,7 @@ use warden_net::{BlockingProxy, ConnectionRecord, Decider, Proxy, ProxyLimits, V
 use warden_sandbox::LiveSandbox;
 
 use crate::error::EngineError;
+use crate::execution::DenialHook;
 use crate::network::{host_registries, PolicyStore, StoredPolicy};
 use crate::settings::NetworkSettings;
 
@@ -148,6 +149,8 @@ pub(crate) struct NetworkPlan {
     pub(crate) name: String,
     /// `None` for a policy that lets nothing out (the sandbox keeps loopback only).
     egress: Option<(Arc<PolicyDecider>, ProxyLimits)>,
+    /// Told of each denied connection as it is denied (an interactive run's relay).
+    on_denial: Option<DenialHook>,
 }
 
 impl std::fmt::Debug for NetworkPlan {
@@ -199,6 +202,7 @@ impl NetworkConfig {
             return Ok(NetworkPlan {
                 name: name.to_owned(),
                 egress: None,
+                on_denial: None,
             });
         }
         if mode != Mode::Sandboxed {
@@ -211,6 +215,7 @@ impl NetworkConfig {
         Ok(NetworkPlan {
             name: name.to_owned(),
             egress: Some((Arc::new(self.decider(stored)), limits)),
+            on_denial: None,
         })
     }
 
@@ -235,6 +240,11 @@ impl NetworkConfig {
 }
 
 impl NetworkPlan {
+    /// Has `hook` told of each connection the policy denies, as it is denied.
+    pub(crate) fn watch_denials(&mut self, hook: DenialHook) {
+        self.on_denial = Some(hook);
+    }
+
     /// Whether the sandboxes need the proxy.
     pub(crate) fn has_egress(&self) -> bool {
         self.egress.is_some()
@@ -264,7 +274,13 @@ impl NetworkPlan {
             .map_err(|e| egress("opening the proxy's listeners", e.into()))?;
         warden_net::install_interception(&netns)
             .map_err(|e| egress("installing the interception", e.into()))?;
-        let decider: Arc<dyn Decider> = decider.clone();
+        let decider: Arc<dyn Decider> = match &self.on_denial {
+            Some(hook) => Arc::new(Watching {
+                inner: decider.clone(),
+                hook: hook.clone(),
+            }),
+            None => decider.clone(),
+        };
         Proxy::new(decider, limits.clone())
             .start_blocking(listeners)
             .map(Some)
@@ -282,6 +298,31 @@ fn proxy_limits(policy: &Policy) -> ProxyLimits {
         total_connections: l.total_connections,
         connect_timeout: l.connect_timeout,
         idle_timeout: l.idle_timeout,
+    }
+}
+
+/// A decider that tells a hook of each denial.
+struct Watching {
+    inner: Arc<PolicyDecider>,
+    hook: DenialHook,
+}
+
+impl Decider for Watching {
+    fn decide(&self, attempt: &warden_net::Attempt) -> Verdict {
+        let verdict = self.inner.decide(attempt);
+        if !verdict.allow {
+            let target = match (&attempt.host, attempt.addr) {
+                (Some(host), _) => host.clone(),
+                (None, Some(addr)) => addr.to_string(),
+                (None, None) => "?".to_owned(),
+            };
+            (self.hook)(&format!("{target}:{} ({})", attempt.port, verdict.reason));
+        }
+        verdict
+    }
+
+    fn may_resolve(&self, name: &str) -> bool {
+        self.inner.may_resolve(name)
     }
 }
 

@@ -5,8 +5,11 @@
 use std::borrow::Cow;
 
 use warden_core::Mode;
+use warden_core::Stream;
 use warden_net::{BlockingProxy, ConnectionRecord};
-use warden_sandbox::{Backend, Job, LiveSandbox, Sandbox, SandboxRun, SandboxSpec, Stdin};
+use warden_sandbox::{
+    Backend, Job, LiveSandbox, OutputSink, Sandbox, SandboxRun, SandboxSpec, Stdin,
+};
 
 use super::network::NetworkPlan;
 use super::pool::Pool;
@@ -143,10 +146,20 @@ impl<'e> Runner<'e> {
     /// Runs one job: in the shared sandbox (created at the first job, and again should a limit
     /// have ended it), or in a fresh one.
     pub(super) fn run(&mut self, job: &Job, stdin: Stdin) -> Result<SandboxRun, EngineError> {
+        self.run_streaming(job, stdin, &mut |_: Stream, _: &[u8]| true)
+    }
+
+    /// Runs one job as [`Runner::run`] does, its output handed to `sink` as it is read.
+    pub(super) fn run_streaming(
+        &mut self,
+        job: &Job,
+        stdin: Stdin,
+        sink: &mut dyn OutputSink,
+    ) -> Result<SandboxRun, EngineError> {
         match self.reuse {
             SandboxReuse::Fresh => {
                 let (mut sandbox, proxy) = self.create()?;
-                let run = sandbox.run(&self.job(job), stdin);
+                let run = sandbox.run_streaming(&self.job(job), stdin, sink);
                 let released = self.release(sandbox, proxy);
                 let run = run?;
                 released?;
@@ -166,7 +179,7 @@ impl<'e> Runner<'e> {
                 let (sandbox, _) = self.shared.as_mut().ok_or(EngineError::Sandbox(
                     warden_sandbox::SandboxError::Gone { why: "not created" },
                 ))?;
-                Ok(sandbox.run(&job, stdin)?)
+                Ok(sandbox.run_streaming(&job, stdin, sink)?)
             }
         }
     }

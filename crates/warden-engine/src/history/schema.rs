@@ -86,7 +86,27 @@ const V5: &str = "
 ALTER TABLE executions ADD COLUMN dependencies TEXT;
 ";
 
-const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
+/// Version 6: the tool registry's calls (issue 11), one row each, refused ones included (they
+/// have no execution). A call that ran links its execution; an execution of a tool call knows
+/// its tool through this table. Rows outlive their executions' pruning only by age.
+const V6: &str = "
+CREATE TABLE tool_calls (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    called_at_ms  INTEGER NOT NULL,
+    tool          TEXT NOT NULL,
+    category      TEXT NOT NULL,
+    api           TEXT NOT NULL,
+    caller        TEXT,
+    status        TEXT NOT NULL,
+    latency_ms    INTEGER NOT NULL,
+    execution_id  TEXT,
+    error         TEXT
+);
+CREATE INDEX tool_calls_by_tool ON tool_calls (tool, called_at_ms);
+CREATE INDEX tool_calls_by_execution ON tool_calls (execution_id);
+";
+
+const MIGRATIONS: [&str; 6] = [V1, V2, V3, V4, V5, V6];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -38,7 +38,7 @@ pub(crate) struct StatsQuery {
     since: Option<String>,
 }
 
-fn since(age: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
+pub(super) fn since(age: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
     let Some(age) = age else { return Ok(None) };
     let age: Duration =
         warden_core::parse_age(age).map_err(|e| ApiError::bad_request(format!("since: {e}")))?;

@@ -1,0 +1,112 @@
+//! `warden mcp`: the tool registry served over MCP on stdin/stdout (docs/mcp.md), and
+//! `warden mcp wrap`, which runs a third-party stdio MCP server in a sandbox and relays its
+//! messages. stdout is the protocol channel: nothing else may be written to it (logs go to
+//! stderr).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use warden_engine::{McpWrap, Origin};
+
+/// Arguments of `warden mcp`.
+#[derive(Debug, Args)]
+pub(crate) struct McpArgs {
+    #[command(subcommand)]
+    command: Option<McpCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+enum McpCommand {
+    /// Run a stdio MCP server in a sandbox and relay its messages:
+    /// `warden mcp wrap NAME [--network POLICY] [--read-only PATH] -- COMMAND [ARGS]`. Use it
+    /// as the command an MCP client launches.
+    Wrap(WrapArgs),
+}
+
+#[derive(Debug, Args)]
+struct WrapArgs {
+    /// The server's name: its tools are counted as NAME/TOOL in `warden tool stats`.
+    name: String,
+    /// The network policy it runs under (default: the configuration's default).
+    #[arg(long)]
+    network: Option<String>,
+    /// A host path it may read (repeatable): its code, its packages.
+    #[arg(long = "read-only", value_name = "PATH")]
+    read_only: Vec<PathBuf>,
+    /// Its memory limit (default 512MiB).
+    #[arg(long)]
+    memory: Option<warden_core::ByteSize>,
+    /// How long it may live (default: the operator's maximum wall time).
+    #[arg(long, value_parser = warden_core::parse_duration)]
+    wall_time: Option<std::time::Duration>,
+    /// The server's command: an absolute program (or one on PATH) and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+pub(crate) fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        None => serve(),
+        Some(McpCommand::Wrap(wrap)) => relay(wrap),
+    }
+}
+
+/// Serves the registry on stdio until the client closes its side.
+fn serve() -> anyhow::Result<ExitCode> {
+    let settings = warden_engine::Settings::load()?;
+    let mut config = settings.engine_config(super::helper_binary()?);
+    // The async runtime makes this process multi-threaded: a zygote forks the helpers.
+    config.fork_helper = false;
+    config.zygote = true;
+    let engine = Arc::new(warden_engine::Engine::new(config)?);
+    let host: Arc<dyn warden_server::mcp::ToolHost> =
+        Arc::new(warden_server::mcp::EngineTools::new(engine));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("warden-mcp")
+        .build()
+        .context("starting the async runtime")?;
+    runtime
+        .block_on(warden_server::mcp::serve_stdio(host))
+        .context("serving MCP over stdio")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Relays between this process's stdin/stdout and the sandboxed server until both are done.
+fn relay(args: WrapArgs) -> anyhow::Result<ExitCode> {
+    let engine = super::engine(|_| {})?;
+    let mut command = args.command;
+    command[0] = super::tool::absolute_program(&command[0])?;
+    let wrap = McpWrap {
+        name: args.name,
+        command,
+        network: args.network,
+        read_only: args.read_only,
+        limits: warden_core::LimitOverrides {
+            memory: args.memory,
+            wall_time: args.wall_time,
+            ..warden_core::LimitOverrides::default()
+        },
+        origin: Origin::new("mcp", None),
+    };
+    let report = engine.relay_mcp(
+        wrap,
+        Box::new(std::io::stdin()),
+        Box::new(std::io::stdout()),
+        Box::new(std::io::stderr()),
+    )?;
+    if let Some(reason) = &report.stopped {
+        eprintln!("warden: the wrapped server was stopped: {reason}");
+        return Ok(ExitCode::from(crate::exit_code::VIOLATION));
+    }
+    Ok(match &report.execution {
+        Some(execution) if !execution.outcome.is_success() => {
+            eprintln!("warden: the wrapped server ended: {}", execution.outcome);
+            ExitCode::from(crate::exit_code::for_outcome(&execution.outcome))
+        }
+        _ => ExitCode::SUCCESS,
+    })
+}

@@ -1,0 +1,553 @@
+//! The tool registry end to end (issue 11) through `warden tool`: every built-in tool called
+//! for real in its sandbox, limits, bad input, registration with its assessment (hostile tool
+//! files refused), wrapping a host command, approval, removal, and the statistics the history
+//! keeps. Needs root (real sandboxes), as CI runs.
+
+mod support;
+
+use std::process::Output;
+
+use serde_json::{json, Value};
+use support::{json_of, World};
+
+fn call(world: &World, tool: &str, input: Value) -> Output {
+    world
+        .warden()
+        .args([
+            "tool",
+            "call",
+            tool,
+            "--json",
+            "--input",
+            &input.to_string(),
+        ])
+        .output()
+        .expect("warden runs")
+}
+
+/// A call's reply, which must have come back (the tool ran, whatever its own result).
+fn reply(world: &World, tool: &str, input: Value) -> Value {
+    let out = call(world, tool, input);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{tool}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(&out)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_built_in_tools_are_listed_with_their_assessment() {
+    let world = World::new();
+    let out = world
+        .warden()
+        .args(["tool", "list", "--json"])
+        .output()
+        .expect("warden runs");
+    let tools = json_of(&out);
+    let by_name = |name: &str| -> Value {
+        tools
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} listed: {tools:#}"))
+    };
+    for (name, category) in [
+        ("run_code", "shell"),
+        ("python", "shell"),
+        ("shell", "shell"),
+        ("files", "filesystem"),
+        ("http_fetch", "network"),
+        ("jq", "host"),
+        ("grep", "host"),
+        ("wc", "host"),
+    ] {
+        let tool = by_name(name);
+        assert_eq!(tool["category"], category, "{tool:#}");
+        assert_eq!(tool["status"]["state"], "active", "{tool:#}");
+        assert_eq!(tool["input_schema"]["type"], "object", "{tool:#}");
+    }
+    assert_eq!(by_name("http_fetch")["network"], "internet_access");
+}
+
+#[test]
+fn code_runners_run_their_input_in_a_sandbox() {
+    let world = World::new();
+    let run = reply(
+        &world,
+        "run_code",
+        json!({"language": "python", "code": "import os\nprint(os.path.exists('/root'), 6 * 7)"}),
+    );
+    assert_eq!(run["is_error"], false, "{run:#}");
+    assert_eq!(run["text"], "False 42\n");
+    assert_eq!(run["structured"]["outcome"]["kind"], "exited");
+    assert_eq!(run["execution"]["mode"], "sandboxed", "{run:#}");
+    let python = reply(
+        &world,
+        "python",
+        json!({"code": "print(input()[::-1])", "stdin": "abc"}),
+    );
+    assert_eq!(python["text"], "cba\n", "{python:#}");
+    let shell = reply(
+        &world,
+        "shell",
+        json!({"command": "echo out; echo err >&2; exit 3"}),
+    );
+    assert_eq!(shell["is_error"], true, "{shell:#}");
+    assert_eq!(shell["structured"]["stdout"], "out\n");
+    assert_eq!(shell["structured"]["stderr"], "err\n");
+    assert!(
+        shell["text"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("[exited with status 3]"),
+        "{shell:#}"
+    );
+    // Compiled languages go through their compile stage.
+    let c = reply(
+        &world,
+        "run_code",
+        json!({"language": "c", "code": "#include <stdio.h>\nint main(){puts(\"c ok\");}"}),
+    );
+    assert_eq!(c["text"], "c ok\n", "{c:#}");
+}
+
+#[test]
+fn a_limit_ends_a_tool_with_a_tool_error_not_a_failed_call() {
+    let world = World::new();
+    let slow = reply(
+        &world,
+        "run_code",
+        json!({"language": "bash", "code": "sleep 30", "limits": {"wall_time": "1s"}}),
+    );
+    assert_eq!(slow["is_error"], true, "{slow:#}");
+    assert_eq!(
+        slow["structured"]["outcome"]["kind"], "time_limit",
+        "{slow:#}"
+    );
+    assert!(
+        slow["text"].as_str().unwrap_or("").contains("time limit"),
+        "{slow:#}"
+    );
+    let bomb = reply(
+        &world,
+        "shell",
+        json!({"command": "yes | head -c 100000000"}),
+    );
+    assert_eq!(bomb["is_error"], true, "{bomb:#}");
+    assert_eq!(
+        bomb["structured"]["outcome"]["kind"], "output_limit",
+        "{bomb:#}"
+    );
+    // Code that reaches for the network meets no network.
+    let net = reply(
+        &world,
+        "python",
+        json!({"code": "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)"}),
+    );
+    assert_eq!(net["is_error"], true, "{net:#}");
+}
+
+#[test]
+fn wrapped_host_commands_take_their_input_as_arguments_and_stdin() {
+    let world = World::new();
+    let jq = reply(
+        &world,
+        "jq",
+        json!({"filter": ".items | length", "document": "{\"items\": [1, 2, 3]}"}),
+    );
+    assert_eq!(jq["text"], "3\n", "{jq:#}");
+    let grep = reply(
+        &world,
+        "grep",
+        json!({"pattern": "^b", "text": "apple\nbanana\n"}),
+    );
+    assert_eq!(grep["text"], "banana\n", "{grep:#}");
+    // An argument that would be an option is refused before anything runs.
+    let option = reply(
+        &world,
+        "jq",
+        json!({"filter": "--rawfile", "document": "1"}),
+    );
+    assert_eq!(option["is_error"], true, "{option:#}");
+    assert!(option.get("execution").is_none(), "{option:#}");
+    assert!(
+        option["text"].as_str().unwrap_or("").contains("option"),
+        "{option:#}"
+    );
+}
+
+#[test]
+fn bad_calls_are_refused_clearly() {
+    let world = World::new();
+    let unknown = call(&world, "no_such_tool", json!({}));
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("no tool named \"no_such_tool\""),
+        "{}",
+        stderr(&unknown)
+    );
+    let wrong = call(&world, "wc", json!({"txt": 1}));
+    assert_eq!(wrong.status.code(), Some(2));
+    let text = stderr(&wrong);
+    assert!(
+        text.contains("missing required property \"text\""),
+        "{text}"
+    );
+    assert!(text.contains("unknown property \"txt\""), "{text}");
+    let mut huge = world
+        .warden()
+        .args(["tool", "call", "wc", "--input", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("warden runs");
+    let input = json!({"text": "x".repeat(2 << 20)}).to_string();
+    std::io::Write::write_all(&mut huge.stdin.take().expect("stdin"), input.as_bytes())
+        .expect("input written");
+    let huge = huge.wait_with_output().expect("warden ends");
+    assert_eq!(huge.status.code(), Some(2), "{}", stderr(&huge));
+    assert!(stderr(&huge).contains("bytes"), "{}", stderr(&huge));
+    let not_json = world
+        .warden()
+        .args(["tool", "call", "wc", "--input", "{not json"])
+        .output()
+        .expect("warden runs");
+    assert_eq!(not_json.status.code(), Some(125));
+    assert!(stderr(&not_json).contains("not valid JSON"));
+}
+
+#[test]
+fn files_live_in_the_callers_workspace_and_nowhere_else() {
+    let world = World::new();
+    let wrote = reply(
+        &world,
+        "files",
+        json!({"operation": "write", "path": "notes/a.txt", "content": "hello"}),
+    );
+    assert_eq!(wrote["is_error"], false, "{wrote:#}");
+    let read = reply(
+        &world,
+        "files",
+        json!({"operation": "read", "path": "notes/a.txt"}),
+    );
+    assert_eq!(read["text"], "hello");
+    let listed = reply(
+        &world,
+        "files",
+        json!({"operation": "list", "path": "notes"}),
+    );
+    assert_eq!(listed["structured"]["entries"][0]["name"], "a.txt");
+    for escape in ["../../../etc/passwd", "/etc/passwd", "notes/../../x"] {
+        let refused = reply(
+            &world,
+            "files",
+            json!({"operation": "read", "path": escape}),
+        );
+        assert_eq!(refused["is_error"], true, "{escape}: {refused:#}");
+        assert!(
+            !refused["text"].as_str().unwrap_or("").contains("root:"),
+            "{refused:#}"
+        );
+    }
+    let deleted = reply(
+        &world,
+        "files",
+        json!({"operation": "delete", "path": "notes/a.txt"}),
+    );
+    assert_eq!(deleted["is_error"], false, "{deleted:#}");
+}
+
+const WORD_COUNT: &str = r#"
+name = "word_count"
+description = "Counts the words of a text."
+category = "compute"
+example = { text = "a b c" }
+
+[input]
+type = "object"
+required = ["text"]
+additionalProperties = false
+[input.properties.text]
+type = "string"
+
+[output]
+format = "json"
+
+[run]
+program = "word_count.py"
+"#;
+
+#[test]
+fn a_registered_program_tool_is_assessed_called_counted_and_removed() {
+    let world = World::new();
+    let dir = world.path().join("word_count");
+    std::fs::create_dir(&dir).expect("dir");
+    std::fs::write(dir.join("word_count.toml"), WORD_COUNT).expect("tool file");
+    std::fs::write(
+        dir.join("word_count.py"),
+        "import json, sys\nprint(json.dumps({'words': len(json.load(sys.stdin)['text'].split())}))\n",
+    )
+    .expect("program");
+    let out = world
+        .warden()
+        .args(["tool", "register"])
+        .arg(dir.join("word_count.toml"))
+        .output()
+        .expect("warden runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let counted = reply(&world, "word_count", json!({"text": "one two three"}));
+    assert_eq!(counted["structured"], json!({"words": 3}), "{counted:#}");
+    // The call is an execution in the history.
+    let id = counted["execution"]["id"]
+        .as_str()
+        .expect("an execution id");
+    let shown = world
+        .warden()
+        .args(["show", id, "--json"])
+        .output()
+        .expect("runs");
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    // Registering the same name again is refused; --replace replaces.
+    let again = world
+        .warden()
+        .args(["tool", "register"])
+        .arg(dir.join("word_count.toml"))
+        .output()
+        .expect("warden runs");
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        call(&world, "word_count", json!({"text": 5})).status.code(),
+        Some(2)
+    );
+    let stats = json_of(
+        &world
+            .warden()
+            .args(["tool", "stats", "--json"])
+            .output()
+            .expect("runs"),
+    );
+    let wc = stats["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .find(|t| t["tool"] == "word_count")
+        .cloned()
+        .expect("counted");
+    assert_eq!(wc["calls"], 2, "{stats:#}");
+    assert_eq!(wc["successes"], 1, "{stats:#}");
+    assert_eq!(wc["refusals"], 1, "{stats:#}");
+    assert!(wc["latency_p50_ms"].is_u64(), "{stats:#}");
+    let rm = world
+        .warden()
+        .args(["tool", "rm", "word_count"])
+        .output()
+        .expect("runs");
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    assert_eq!(
+        call(&world, "word_count", json!({"text": "a"}))
+            .status
+            .code(),
+        Some(2)
+    );
+    let builtin = world
+        .warden()
+        .args(["tool", "rm", "jq"])
+        .output()
+        .expect("runs");
+    assert!(
+        stderr(&builtin).contains("not a registered tool"),
+        "{}",
+        stderr(&builtin)
+    );
+}
+
+/// Registers `definition` with a program `code` beside it, and returns the command's output.
+fn register(world: &World, definition: &str, program: Option<(&str, &str)>) -> Output {
+    let dir = tempfile::tempdir_in(world.path()).expect("dir");
+    let file = dir.path().join("tool.toml");
+    std::fs::write(&file, definition).expect("tool file");
+    if let Some((name, code)) = program {
+        std::fs::write(dir.path().join(name), code).expect("program");
+    }
+    world
+        .warden()
+        .args(["tool", "register"])
+        .arg(&file)
+        .output()
+        .expect("warden runs")
+}
+
+#[test]
+fn hostile_tool_files_are_refused_at_registration() {
+    let world = World::new();
+    // Declares compute, opens connections: the analysis exceeds the declaration.
+    let sneaky = register(
+        &world,
+        WORD_COUNT,
+        Some((
+            "word_count.py",
+            "import socket\ns = socket.create_connection(('203.0.113.9', 80))\nprint(1)\n",
+        )),
+    );
+    assert!(!sneaky.status.success());
+    let why = stderr(&sneaky);
+    assert!(why.contains("refused") && why.contains("network"), "{why}");
+    // Unknown keys, invalid schemas, a builtin claimed by a registered file, a missing program.
+    for (definition, expected) in [
+        (
+            WORD_COUNT.replace(
+                "category = \"compute\"",
+                "category = \"compute\"\ncolour = 1",
+            ),
+            "colour",
+        ),
+        (
+            WORD_COUNT.replace("type = \"string\"", "type = \"strnig\""),
+            "strnig",
+        ),
+        (
+            WORD_COUNT.replace("required = [\"text\"]", "requried = [\"text\"]"),
+            "requried",
+        ),
+        (
+            WORD_COUNT.replace("program = \"word_count.py\"", "builtin = \"shell\""),
+            "builtin",
+        ),
+        (
+            WORD_COUNT.replace("name = \"word_count\"", "name = \"../etc\""),
+            "name",
+        ),
+        (
+            WORD_COUNT.replace("name = \"word_count\"", "name = \"jq\""),
+            "already exists",
+        ),
+    ] {
+        let out = register(&world, &definition, Some(("word_count.py", "print(1)\n")));
+        assert!(!out.status.success(), "{definition}");
+        assert!(
+            stderr(&out).contains(expected),
+            "{expected}: {}",
+            stderr(&out)
+        );
+    }
+    let missing = register(&world, WORD_COUNT, None);
+    assert!(
+        stderr(&missing).contains("word_count.py"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn a_wrapped_command_is_a_sandboxed_tool_whose_callers_cannot_add_options() {
+    let world = World::new();
+    let out = world
+        .warden()
+        .args([
+            "tool",
+            "wrap",
+            "sorter",
+            "--wall-time",
+            "5s",
+            "--",
+            "sort",
+            "-r",
+        ])
+        .output()
+        .expect("warden runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sorted = reply(&world, "sorter", json!({"stdin": "a\nc\nb\n"}));
+    assert_eq!(sorted["text"], "c\nb\na\n", "{sorted:#}");
+    let shown = json_of(
+        &world
+            .warden()
+            .args(["tool", "show", "sorter", "--json"])
+            .output()
+            .expect("runs"),
+    );
+    assert_eq!(shown["category"], "host", "{shown:#}");
+    let option = reply(
+        &world,
+        "sorter",
+        json!({"args": ["--output=/etc/passwd"], "stdin": "x"}),
+    );
+    assert_eq!(option["is_error"], true, "{option:#}");
+    let missing = world
+        .warden()
+        .args(["tool", "wrap", "ghost", "--", "no-such-command-anywhere"])
+        .output()
+        .expect("warden runs");
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("not on PATH"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn categories_the_configuration_names_wait_for_approval_or_are_refused() {
+    let world = World::with_config("[tools]\napproval = [\"host\"]\n");
+    let out = world
+        .warden()
+        .args(["tool", "wrap", "counter", "--", "/usr/bin/wc", "-l"])
+        .output()
+        .expect("warden runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pending"));
+    let early = call(&world, "counter", json!({"stdin": "a\nb\n"}));
+    assert_eq!(early.status.code(), Some(2));
+    assert!(stderr(&early).contains("approval"), "{}", stderr(&early));
+    let approve = world
+        .warden()
+        .args(["tool", "approve", "counter"])
+        .output()
+        .expect("runs");
+    assert!(approve.status.success(), "{}", stderr(&approve));
+    let counted = reply(&world, "counter", json!({"stdin": "a\nb\n"}));
+    assert_eq!(counted["text"], "2\n", "{counted:#}");
+
+    let strict = World::with_config("[tools]\nallowed_categories = [\"compute\", \"shell\"]\n");
+    let refused = strict
+        .warden()
+        .args(["tool", "wrap", "counter", "--", "/usr/bin/wc"])
+        .output()
+        .expect("warden runs");
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("allowed_categories"),
+        "{}",
+        stderr(&refused)
+    );
+    let listed = json_of(
+        &strict
+            .warden()
+            .args(["tool", "list", "--json"])
+            .output()
+            .expect("runs"),
+    );
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"run_code") && !names.contains(&"jq"),
+        "{names:?}"
+    );
+}

@@ -1,0 +1,891 @@
+//! A JSON Schema validator for the subset a tool's input needs, written here rather than taken
+//! from a crate so that the subset is closed and documented: an unknown keyword is an error (a
+//! typo like `requried` must not silently loosen a tool's input), and the validator's cost is
+//! bounded by the schema's depth (at most [`MAX_DEPTH`]), never by the input's.
+//!
+//! Supported: `type` (one name or an array of `object`, `array`, `string`, `number`,
+//! `integer`, `boolean`, `null`), `properties`, `required`, `additionalProperties` (boolean or
+//! schema), `items`, `enum`, `const`, `minimum`, `maximum`, `exclusiveMinimum`,
+//! `exclusiveMaximum`, `minLength`, `maxLength` (in characters), `minItems`, `maxItems`,
+//! `pattern` (regex-lite syntax, searched, not anchored), `default` (must itself validate).
+//! Accepted and ignored: `description`, `title`, `examples`, `format`, `$schema`, `$comment`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use regex_lite::Regex;
+use serde_json::{Map, Value};
+
+/// The deepest nesting of schemas accepted (the root is depth 1).
+pub const MAX_DEPTH: usize = 32;
+
+/// The most errors one validation reports.
+pub const MAX_ERRORS: usize = 20;
+
+const ANNOTATIONS: &[&str] = &[
+    "description",
+    "title",
+    "examples",
+    "format",
+    "$schema",
+    "$comment",
+];
+
+/// A JSON type name of the `type` keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum JsonType {
+    /// An object.
+    Object,
+    /// An array.
+    Array,
+    /// A string.
+    String,
+    /// Any number.
+    Number,
+    /// A number without a fractional part (`1.0` included).
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+    /// `null`.
+    Null,
+}
+
+impl JsonType {
+    /// Every type.
+    pub const ALL: [JsonType; 7] = [
+        JsonType::Object,
+        JsonType::Array,
+        JsonType::String,
+        JsonType::Number,
+        JsonType::Integer,
+        JsonType::Boolean,
+        JsonType::Null,
+    ];
+
+    /// The name used in schemas.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JsonType::Object => "object",
+            JsonType::Array => "array",
+            JsonType::String => "string",
+            JsonType::Number => "number",
+            JsonType::Integer => "integer",
+            JsonType::Boolean => "boolean",
+            JsonType::Null => "null",
+        }
+    }
+
+    /// Whether `value` is of this type.
+    pub fn admits(self, value: &Value) -> bool {
+        match (self, value) {
+            (JsonType::Object, Value::Object(_))
+            | (JsonType::Array, Value::Array(_))
+            | (JsonType::String, Value::String(_))
+            | (JsonType::Number, Value::Number(_))
+            | (JsonType::Boolean, Value::Bool(_))
+            | (JsonType::Null, Value::Null) => true,
+            (JsonType::Integer, Value::Number(n)) => {
+                n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+            }
+            _ => false,
+        }
+    }
+
+    /// The name of a value's type as messages say it (`number` for every number).
+    fn of(value: &Value) -> &'static str {
+        match value {
+            Value::Object(_) => "object",
+            Value::Array(_) => "array",
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "boolean",
+            Value::Null => "null",
+        }
+    }
+}
+
+impl fmt::Display for JsonType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A schema that cannot be used; `path` is the JSON pointer of the schema at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    /// A keyword outside the supported subset, or misspelled.
+    #[error("unknown keyword {keyword:?} at {}", at(path))]
+    UnknownKeyword {
+        /// Where the schema holding it sits.
+        path: String,
+        /// The keyword.
+        keyword: String,
+    },
+    /// A keyword's value is unusable.
+    #[error("{keyword} at {}: {problem}", at(path))]
+    Invalid {
+        /// Where the schema holding it sits.
+        path: String,
+        /// The keyword.
+        keyword: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Something other than an object where a schema belongs.
+    #[error("the schema at {} must be an object, not {found}", at(path))]
+    NotASchema {
+        /// Where.
+        path: String,
+        /// The JSON type found.
+        found: &'static str,
+    },
+    /// Schemas nested deeper than [`MAX_DEPTH`].
+    #[error("the schema at {} is nested deeper than {MAX_DEPTH} levels", at(path))]
+    TooDeep {
+        /// Where the limit was passed.
+        path: String,
+    },
+}
+
+fn at(path: &str) -> &str {
+    if path.is_empty() {
+        "the root"
+    } else {
+        path
+    }
+}
+
+/// One way an input fails its schema.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InputError {
+    /// JSON pointer of the offending value (`/files/0/name`); empty for the whole input.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() {
+            "input"
+        } else {
+            &self.path
+        };
+        write!(f, "{path}: {}", self.message)
+    }
+}
+
+/// What an object admits beyond its `properties`.
+#[derive(Debug, Clone)]
+enum Additional {
+    Any,
+    Nothing,
+    Matching(Box<Schema>),
+}
+
+/// A parsed schema: the original JSON plus its keywords, checked and compiled.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    json: Value,
+    types: Vec<JsonType>,
+    properties: BTreeMap<String, Schema>,
+    required: Vec<String>,
+    additional: Additional,
+    items: Option<Box<Schema>>,
+    enumeration: Option<Vec<Value>>,
+    constant: Option<Value>,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
+    exclusive_minimum: Option<f64>,
+    exclusive_maximum: Option<f64>,
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    min_items: Option<u64>,
+    max_items: Option<u64>,
+    pattern: Option<Regex>,
+}
+
+/// Two schemas are equal when written alike: the compiled form follows from the JSON.
+impl PartialEq for Schema {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+impl Schema {
+    /// Checks and compiles a schema.
+    pub fn parse(json: &Value) -> Result<Schema, SchemaError> {
+        Schema::parse_at(json, "", 1)
+    }
+
+    /// The JSON the schema was parsed from (what MCP's `tools/list` publishes).
+    pub fn to_json(&self) -> &Value {
+        &self.json
+    }
+
+    /// The admitted types; empty when `type` is absent (any type).
+    pub fn types(&self) -> &[JsonType] {
+        &self.types
+    }
+
+    /// The schema of one declared property.
+    pub fn property(&self, name: &str) -> Option<&Schema> {
+        self.properties.get(name)
+    }
+
+    /// Whether `name` is listed in `required`.
+    pub fn is_required(&self, name: &str) -> bool {
+        self.required.iter().any(|r| r == name)
+    }
+
+    /// The schema of an array's items, if `items` is given.
+    pub fn items(&self) -> Option<&Schema> {
+        self.items.as_deref()
+    }
+
+    /// Checks `value`, reporting up to [`MAX_ERRORS`] problems with their paths.
+    pub fn validate(&self, value: &Value) -> Result<(), Vec<InputError>> {
+        let mut errors = Vec::new();
+        self.check(value, &mut String::new(), &mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn parse_at(json: &Value, path: &str, depth: usize) -> Result<Schema, SchemaError> {
+        if depth > MAX_DEPTH {
+            return Err(SchemaError::TooDeep {
+                path: path.to_owned(),
+            });
+        }
+        let Value::Object(map) = json else {
+            return Err(SchemaError::NotASchema {
+                path: path.to_owned(),
+                found: JsonType::of(json),
+            });
+        };
+        let reader = Reader { map, path };
+        reader.check_keywords()?;
+        let schema = Schema {
+            json: json.clone(),
+            types: reader.types()?,
+            properties: reader.properties(depth)?,
+            required: reader.required()?,
+            additional: reader.additional(depth)?,
+            items: reader.sub("items", depth)?.map(|(_, s)| Box::new(s)),
+            enumeration: reader.enumeration()?,
+            constant: map.get("const").cloned(),
+            minimum: reader.number("minimum")?,
+            maximum: reader.number("maximum")?,
+            exclusive_minimum: reader.number("exclusiveMinimum")?,
+            exclusive_maximum: reader.number("exclusiveMaximum")?,
+            min_length: reader.count("minLength")?,
+            max_length: reader.count("maxLength")?,
+            min_items: reader.count("minItems")?,
+            max_items: reader.count("maxItems")?,
+            pattern: reader.pattern()?,
+        };
+        schema.check_consistency(path)?;
+        Ok(schema)
+    }
+
+    fn check_consistency(&self, path: &str) -> Result<(), SchemaError> {
+        let invalid = |keyword, problem: String| SchemaError::Invalid {
+            path: path.to_owned(),
+            keyword,
+            problem,
+        };
+        if let (Some(min), Some(max)) = (self.min_length, self.max_length) {
+            if min > max {
+                return Err(invalid(
+                    "minLength",
+                    format!("{min} is above maxLength {max}"),
+                ));
+            }
+        }
+        if let (Some(min), Some(max)) = (self.min_items, self.max_items) {
+            if min > max {
+                return Err(invalid(
+                    "minItems",
+                    format!("{min} is above maxItems {max}"),
+                ));
+            }
+        }
+        if let (Some(min), Some(max)) = (self.minimum, self.maximum) {
+            if min > max {
+                return Err(invalid("minimum", format!("{min} is above maximum {max}")));
+            }
+        }
+        if matches!(self.additional, Additional::Nothing) {
+            if let Some(name) = self
+                .required
+                .iter()
+                .find(|r| !self.properties.contains_key(*r))
+            {
+                return Err(invalid(
+                    "required",
+                    format!("{name:?} is not in properties and additionalProperties is false"),
+                ));
+            }
+        }
+        if let Some(default) = self.json.get("default") {
+            if let Err(errors) = self.validate(default) {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                return Err(invalid(
+                    "default",
+                    format!("does not match the schema: {}", list.join("; ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, value: &Value, path: &mut String, errors: &mut Vec<InputError>) {
+        if errors.len() >= MAX_ERRORS {
+            return;
+        }
+        if !self.types.is_empty() && !self.types.iter().any(|t| t.admits(value)) {
+            let names: Vec<&str> = self.types.iter().map(|t| t.as_str()).collect();
+            let got = JsonType::of(value);
+            push(
+                errors,
+                path,
+                format!("expected {}, got {got}", names.join(" or ")),
+            );
+            return;
+        }
+        let mut messages = Vec::new();
+        if let Some(allowed) = self.enumeration.as_ref().filter(|a| !a.contains(value)) {
+            messages.push(format!("must be one of {}", list_values(allowed)));
+        }
+        if let Some(constant) = self.constant.as_ref().filter(|c| *c != value) {
+            messages.push(format!("must be {}", short_json(constant)));
+        }
+        match value {
+            Value::Number(n) => self.check_number(n.as_f64().unwrap_or(f64::NAN), &mut messages),
+            Value::String(s) => self.check_string(s, &mut messages),
+            _ => {}
+        }
+        for message in messages {
+            push(errors, path, message);
+        }
+        match value {
+            Value::Array(items) => self.check_array(items, path, errors),
+            Value::Object(map) => self.check_object(map, path, errors),
+            _ => {}
+        }
+    }
+
+    fn check_number(&self, n: f64, out: &mut Vec<String>) {
+        if let Some(min) = self.minimum.filter(|min| n < *min) {
+            out.push(format!("below the minimum {min}"));
+        }
+        if let Some(max) = self.maximum.filter(|max| n > *max) {
+            out.push(format!("above the maximum {max}"));
+        }
+        if let Some(min) = self.exclusive_minimum.filter(|min| n <= *min) {
+            out.push(format!("must be greater than {min}"));
+        }
+        if let Some(max) = self.exclusive_maximum.filter(|max| n >= *max) {
+            out.push(format!("must be less than {max}"));
+        }
+    }
+
+    fn check_string(&self, s: &str, out: &mut Vec<String>) {
+        // Counting stops past the largest bound, so a huge string costs no more than a short one.
+        let bound = self.max_length.max(self.min_length).unwrap_or(0);
+        let limit = usize::try_from(bound)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        let len = s.chars().take(limit).count() as u64;
+        if let Some(min) = self.min_length.filter(|min| len < *min) {
+            out.push(format!("shorter than {min} characters"));
+        }
+        if let Some(max) = self.max_length.filter(|max| len > *max) {
+            out.push(format!("longer than {max} characters"));
+        }
+        if let Some(pattern) = self.pattern.as_ref().filter(|p| !p.is_match(s)) {
+            out.push(format!("does not match the pattern {}", pattern.as_str()));
+        }
+    }
+
+    fn check_array(&self, items: &[Value], path: &mut String, errors: &mut Vec<InputError>) {
+        let len = items.len() as u64;
+        if let Some(min) = self.min_items.filter(|min| len < *min) {
+            push(errors, path, format!("fewer than {min} items"));
+        }
+        if let Some(max) = self.max_items.filter(|max| len > *max) {
+            push(errors, path, format!("more than {max} items"));
+        }
+        if let Some(schema) = &self.items {
+            for (i, item) in items.iter().enumerate() {
+                if errors.len() >= MAX_ERRORS {
+                    return;
+                }
+                let len = path.len();
+                path.push('/');
+                path.push_str(&i.to_string());
+                schema.check(item, path, errors);
+                path.truncate(len);
+            }
+        }
+    }
+
+    fn check_object(
+        &self,
+        map: &Map<String, Value>,
+        path: &mut String,
+        errors: &mut Vec<InputError>,
+    ) {
+        for name in self.required.iter().filter(|r| !map.contains_key(*r)) {
+            push(errors, path, format!("missing required property {name:?}"));
+        }
+        for (name, value) in map {
+            if errors.len() >= MAX_ERRORS {
+                return;
+            }
+            let schema = match (self.properties.get(name), &self.additional) {
+                (Some(schema), _) => schema,
+                (None, Additional::Matching(schema)) => schema.as_ref(),
+                (None, Additional::Any) => continue,
+                (None, Additional::Nothing) => {
+                    push(
+                        errors,
+                        path,
+                        format!("unknown property {:?}", shorten(name)),
+                    );
+                    continue;
+                }
+            };
+            let len = path.len();
+            path.push('/');
+            path.push_str(&name.replace('~', "~0").replace('/', "~1"));
+            schema.check(value, path, errors);
+            path.truncate(len);
+        }
+    }
+}
+
+fn push(errors: &mut Vec<InputError>, path: &str, message: String) {
+    if errors.len() < MAX_ERRORS {
+        errors.push(InputError {
+            path: path.to_owned(),
+            message,
+        });
+    }
+}
+
+/// A value as JSON text, cut to keep messages short.
+fn short_json(value: &Value) -> String {
+    shorten(&value.to_string())
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 60;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+fn list_values(values: &[Value]) -> String {
+    let mut shown: Vec<String> = values.iter().take(10).map(short_json).collect();
+    if values.len() > shown.len() {
+        shown.push(format!("({} more)", values.len() - shown.len()));
+    }
+    shown.join(", ")
+}
+
+/// Reads the keywords of one schema object.
+struct Reader<'a> {
+    map: &'a Map<String, Value>,
+    path: &'a str,
+}
+
+impl Reader<'_> {
+    const KEYWORDS: &'static [&'static str] = &[
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "pattern",
+        "default",
+    ];
+
+    fn check_keywords(&self) -> Result<(), SchemaError> {
+        match self
+            .map
+            .keys()
+            .find(|k| !Self::KEYWORDS.contains(&k.as_str()) && !ANNOTATIONS.contains(&k.as_str()))
+        {
+            Some(keyword) => Err(SchemaError::UnknownKeyword {
+                path: self.path.to_owned(),
+                keyword: keyword.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn invalid(&self, keyword: &'static str, problem: impl Into<String>) -> SchemaError {
+        SchemaError::Invalid {
+            path: self.path.to_owned(),
+            keyword,
+            problem: problem.into(),
+        }
+    }
+
+    fn types(&self) -> Result<Vec<JsonType>, SchemaError> {
+        let names: Vec<&Value> = match self.map.get("type") {
+            None => return Ok(Vec::new()),
+            Some(Value::Array(names)) if !names.is_empty() => names.iter().collect(),
+            Some(one) => vec![one],
+        };
+        let mut types = Vec::new();
+        for name in names {
+            let found = JsonType::ALL
+                .into_iter()
+                .find(|t| name.as_str() == Some(t.as_str()))
+                .ok_or_else(|| {
+                    self.invalid(
+                        "type",
+                        format!(
+                            "{} is not a type (object, array, string, number, integer, \
+                             boolean, null)",
+                            short_json(name)
+                        ),
+                    )
+                })?;
+            if types.contains(&found) {
+                return Err(self.invalid("type", format!("{found} is listed twice")));
+            }
+            types.push(found);
+        }
+        Ok(types)
+    }
+
+    fn child_path(&self, keyword: &str, name: Option<&str>) -> String {
+        let mut path = format!("{}/{keyword}", self.path);
+        if let Some(name) = name {
+            path.push('/');
+            path.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        }
+        path
+    }
+
+    fn sub(&self, keyword: &str, depth: usize) -> Result<Option<(String, Schema)>, SchemaError> {
+        let Some(json) = self.map.get(keyword) else {
+            return Ok(None);
+        };
+        let path = self.child_path(keyword, None);
+        let schema = Schema::parse_at(json, &path, depth + 1)?;
+        Ok(Some((path, schema)))
+    }
+
+    fn properties(&self, depth: usize) -> Result<BTreeMap<String, Schema>, SchemaError> {
+        let Some(json) = self.map.get("properties") else {
+            return Ok(BTreeMap::new());
+        };
+        let Value::Object(map) = json else {
+            return Err(self.invalid("properties", "must be an object of schemas"));
+        };
+        let mut properties = BTreeMap::new();
+        for (name, json) in map {
+            let path = self.child_path("properties", Some(name));
+            properties.insert(name.clone(), Schema::parse_at(json, &path, depth + 1)?);
+        }
+        Ok(properties)
+    }
+
+    fn required(&self) -> Result<Vec<String>, SchemaError> {
+        let Some(json) = self.map.get("required") else {
+            return Ok(Vec::new());
+        };
+        let problem = || self.invalid("required", "must be an array of distinct property names");
+        let names = json.as_array().ok_or_else(problem)?;
+        let mut required: Vec<String> = Vec::new();
+        for name in names {
+            let name = name.as_str().ok_or_else(problem)?;
+            if required.iter().any(|r| r == name) {
+                return Err(problem());
+            }
+            required.push(name.to_owned());
+        }
+        Ok(required)
+    }
+
+    fn additional(&self, depth: usize) -> Result<Additional, SchemaError> {
+        match self.map.get("additionalProperties") {
+            None | Some(Value::Bool(true)) => Ok(Additional::Any),
+            Some(Value::Bool(false)) => Ok(Additional::Nothing),
+            Some(_) => {
+                let (_, schema) = self
+                    .sub("additionalProperties", depth)?
+                    .expect("the keyword is present");
+                Ok(Additional::Matching(Box::new(schema)))
+            }
+        }
+    }
+
+    fn enumeration(&self) -> Result<Option<Vec<Value>>, SchemaError> {
+        match self.map.get("enum") {
+            None => Ok(None),
+            Some(Value::Array(values)) if !values.is_empty() => Ok(Some(values.clone())),
+            Some(_) => Err(self.invalid("enum", "must be a non-empty array")),
+        }
+    }
+
+    fn number(&self, keyword: &'static str) -> Result<Option<f64>, SchemaError> {
+        match self.map.get(keyword) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(_) => Err(self.invalid(keyword, "must be a number")),
+        }
+    }
+
+    fn count(&self, keyword: &'static str) -> Result<Option<u64>, SchemaError> {
+        match self.map.get(keyword) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.invalid(keyword, "must be a non-negative integer")),
+        }
+    }
+
+    fn pattern(&self) -> Result<Option<Regex>, SchemaError> {
+        let Some(json) = self.map.get("pattern") else {
+            return Ok(None);
+        };
+        let text = json
+            .as_str()
+            .ok_or_else(|| self.invalid("pattern", "must be a string"))?;
+        Regex::new(text)
+            .map(Some)
+            .map_err(|e| self.invalid("pattern", format!("{text:?} does not compile: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema(json: Value) -> Schema {
+        Schema::parse(&json).expect("a valid schema")
+    }
+
+    fn errors(schema: &Schema, value: Value) -> Vec<String> {
+        schema
+            .validate(&value)
+            .expect_err("invalid input")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_supported_keyword_parses() {
+        let s = schema(json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$comment": "c", "title": "t", "description": "d", "examples": [{}],
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 9,
+                                     "exclusiveMinimum": -1, "exclusiveMaximum": 10},
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 5, "pattern": "^[a-z]+$",
+                         "format": "hostname", "default": "abc"},
+                "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "minItems": 0,
+                         "maxItems": 3},
+                "kind": {"const": "fixed"},
+                "maybe": {"type": ["string", "null"]}
+            }
+        }));
+        assert_eq!(s.types(), [JsonType::Object]);
+        assert!(s.is_required("name") && !s.is_required("tags"));
+        let tags = s.property("tags").expect("declared");
+        assert_eq!(tags.items().expect("items").types(), []);
+        assert_eq!(s.to_json()["required"], json!(["name"]));
+        assert!(s
+            .validate(&json!({"name": "ab", "tags": ["a"], "kind": "fixed", "maybe": null, "x": 3}))
+            .is_ok());
+    }
+
+    #[test]
+    fn unknown_keywords_are_refused_with_their_path() {
+        let err = Schema::parse(&json!({
+            "type": "object",
+            "properties": {"code": {"type": "string", "requried": true}}
+        }))
+        .expect_err("typo");
+        assert_eq!(
+            err.to_string(),
+            "unknown keyword \"requried\" at /properties/code"
+        );
+        let err = Schema::parse(&json!({"$ref": "#/x"})).expect_err("unsupported");
+        assert_eq!(err.to_string(), "unknown keyword \"$ref\" at the root");
+    }
+
+    #[test]
+    fn bad_keyword_values_are_refused() {
+        let cases = [
+            (json!({"type": "text"}), "is not a type"),
+            (json!({"type": ["string", "string"]}), "listed twice"),
+            (json!({"type": []}), "is not a type"),
+            (json!({"pattern": "(unclosed"}), "does not compile"),
+            (json!({"pattern": 3}), "must be a string"),
+            (json!({"minLength": -1}), "non-negative integer"),
+            (json!({"maxItems": 1.5}), "non-negative integer"),
+            (json!({"minimum": "1"}), "must be a number"),
+            (json!({"enum": []}), "non-empty array"),
+            (json!({"required": ["a", "a"]}), "distinct"),
+            (json!({"required": [1]}), "distinct"),
+            (json!({"properties": []}), "object of schemas"),
+            (json!({"items": "string"}), "must be an object, not string"),
+            (json!({"minLength": 3, "maxLength": 2}), "above maxLength"),
+            (json!({"minimum": 3, "maximum": 2}), "above maximum"),
+            (
+                json!({"type": "string", "default": 3}),
+                "default at the root: does not match",
+            ),
+            (
+                json!({"required": ["a"], "additionalProperties": false}),
+                "not in properties",
+            ),
+        ];
+        for (json, expected) in cases {
+            let err = Schema::parse(&json).expect_err(expected).to_string();
+            assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+        assert!(Schema::parse(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn nesting_is_capped() {
+        let mut json = json!({"type": "string"});
+        for _ in 0..MAX_DEPTH - 1 {
+            json = json!({"type": "array", "items": json});
+        }
+        assert!(Schema::parse(&json).is_ok());
+        let json = json!({"type": "array", "items": json});
+        let err = Schema::parse(&json).expect_err("too deep");
+        assert!(matches!(err, SchemaError::TooDeep { .. }), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_path_and_the_problem() {
+        let s = schema(json!({
+            "type": "object",
+            "required": ["code", "files"],
+            "additionalProperties": false,
+            "properties": {
+                "code": {"type": "string", "maxLength": 100},
+                "n": {"type": "integer", "minimum": 1, "exclusiveMaximum": 10},
+                "files": {"type": "array", "maxItems": 2, "items": {
+                    "type": "object", "required": ["name"],
+                    "properties": {"name": {"type": "string", "pattern": "^[a-z]+$"}}
+                }},
+                "mode": {"enum": ["fast", "slow"]}
+            }
+        }));
+        assert_eq!(
+            errors(&s, json!({"colour": 1})),
+            [
+                "input: missing required property \"code\"",
+                "input: missing required property \"files\"",
+                "input: unknown property \"colour\""
+            ]
+        );
+        assert_eq!(
+            errors(
+                &s,
+                json!({"code": 5, "files": [{"name": "ok"}, {"name": 3}, {}]})
+            ),
+            [
+                "/code: expected string, got number",
+                "/files: more than 2 items",
+                "/files/1/name: expected string, got number",
+                "/files/2: missing required property \"name\"",
+            ]
+        );
+        assert_eq!(
+            errors(
+                &s,
+                json!({"code": "x".repeat(101), "files": [{"name": "A"}], "n": 10})
+            ),
+            [
+                "/code: longer than 100 characters",
+                "/files/0/name: does not match the pattern ^[a-z]+$",
+                "/n: must be less than 10",
+            ]
+        );
+        assert_eq!(
+            errors(
+                &s,
+                json!({"code": "", "files": [], "mode": "medium", "n": 0.5})
+            ),
+            [
+                "/mode: must be one of \"fast\", \"slow\"",
+                "/n: expected integer, got number"
+            ]
+        );
+        assert_eq!(
+            errors(&s, json!({"code": "", "files": [], "n": 0})),
+            ["/n: below the minimum 1"]
+        );
+        assert_eq!(errors(&s, json!([])), ["input: expected object, got array"]);
+    }
+
+    #[test]
+    fn integers_include_whole_floats_and_lengths_count_characters() {
+        let s = schema(json!({"type": "integer"}));
+        assert!(s.validate(&json!(1.0)).is_ok() && s.validate(&json!(-3)).is_ok());
+        assert!(s.validate(&json!(1.5)).is_err());
+        let s = schema(json!({"type": "string", "maxLength": 2, "minLength": 2}));
+        assert!(s.validate(&json!("éé")).is_ok());
+        assert_eq!(errors(&s, json!("é")), ["input: shorter than 2 characters"]);
+        let s = schema(json!({"const": {"a": [1]}}));
+        assert_eq!(
+            errors(&s, json!({"a": [2]})),
+            ["input: must be {\"a\":[1]}"]
+        );
+    }
+
+    #[test]
+    fn hostile_inputs_stay_cheap_and_bounded() {
+        let s = schema(json!({"type": "object", "properties": {
+            "s": {"type": "string", "maxLength": 10},
+            "a": {"type": "array", "items": {"type": "string"}}
+        }}));
+        let huge = "x".repeat(10 << 20);
+        assert_eq!(
+            errors(&s, json!({"s": huge})),
+            ["/s: longer than 10 characters"]
+        );
+        let many: Vec<Value> = (0..1000).map(Value::from).collect();
+        assert_eq!(errors(&s, json!({"a": many})).len(), MAX_ERRORS);
+        let mut deep = json!("leaf");
+        for _ in 0..100 {
+            deep = Value::Array(vec![deep]);
+        }
+        assert!(s.validate(&json!({"deep": deep})).is_ok());
+        let odd = schema(json!({"type": "object", "additionalProperties": false}));
+        assert_eq!(
+            errors(&odd, json!({"a/b~c": 1})),
+            ["input: unknown property \"a/b~c\""]
+        );
+    }
+}

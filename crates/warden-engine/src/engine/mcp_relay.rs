@@ -1,0 +1,548 @@
+//! `warden mcp wrap` (docs/mcp.md#wrapping-a-server): a third-party stdio MCP server run as
+//! one long execution in a sandbox, under a network policy, its messages relayed between the
+//! client and the server line by line, and each `tools/call` it answers recorded in the
+//! tool statistics. A server that tries a connection its policy denies is stopped: it gets no
+//! more messages, it is killed at its next output, and the calls in flight fail with the
+//! reason.
+//!
+//! Three threads take part: the caller's (the execution, whose output sink handles the
+//! server's lines), a reader of the client's messages, and the proxy's (the denial hook).
+//! They share one [`Relay`] behind a mutex, which also orders every write to the client.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use warden_core::{ByteSize, LimitOverrides, ModeRequest, Stream};
+use warden_sandbox::{OutputSink, Stdin};
+
+use super::Engine;
+use crate::error::EngineError;
+use crate::execution::{ExecutionRequest, ExecutionResult, Interactive, Origin, SourceFile};
+use crate::history::{ToolCallRecord, ToolCallStatus};
+
+/// The longest message either side may send; a longer one is refused (client) or ends the
+/// server (a flood).
+const MAX_LINE: usize = 16 << 20;
+/// How long a server has to exit once its client has gone, before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// A server to wrap.
+#[derive(Debug, Clone, Default)]
+pub struct McpWrap {
+    /// Its name: its tools are counted as `NAME/TOOL`.
+    pub name: String,
+    /// Its command: an absolute program, then its arguments.
+    pub command: Vec<String>,
+    /// Its network policy (default: the configuration's default).
+    pub network: Option<String>,
+    /// Host paths it may read (its code, its packages), beside the sandbox's base tree.
+    pub read_only: Vec<PathBuf>,
+    /// Its limits over the relay's defaults (the operator's maxima for time, 512 MiB).
+    pub limits: LimitOverrides,
+    /// Who runs it, as the history records it.
+    pub origin: Origin,
+}
+
+/// How a relay ended.
+#[derive(Debug)]
+pub struct RelayReport {
+    /// The server's execution, as recorded; `None` when it had to be killed after its client
+    /// left (a cancelled execution is not recorded).
+    pub execution: Option<ExecutionResult>,
+    /// Why warden stopped the server, if it did.
+    pub stopped: Option<String>,
+    /// The tool calls it served.
+    pub calls: usize,
+}
+
+/// A `tools/call` in flight.
+struct Pending {
+    tool: String,
+    started: Instant,
+}
+
+/// A `tools/call` answered (or failed), to record once the execution has an id.
+struct Answered {
+    tool: String,
+    status: ToolCallStatus,
+    latency: Duration,
+    error: Option<String>,
+}
+
+/// What the relay's threads share.
+struct Relay {
+    client: Box<dyn Write + Send>,
+    pending: HashMap<String, Pending>,
+    answered: Vec<Answered>,
+    stopped: Option<String>,
+    /// The server's output not yet ending in a newline.
+    partial: Vec<u8>,
+    /// The server's stdin; dropped (end-of-file) when the client leaves or the server is
+    /// stopped.
+    server_in: Option<std::fs::File>,
+}
+
+impl Relay {
+    /// Sends one message to the client.
+    fn send(&mut self, message: &Value) {
+        let mut line = message.to_string();
+        line.push('\n');
+        // A client that has gone cannot be told anything; the server ends with its stdin.
+        let _ = self
+            .client
+            .write_all(line.as_bytes())
+            .and_then(|()| self.client.flush());
+    }
+
+    /// Stops the server for `reason` (the first reason wins).
+    fn stop(&mut self, reason: String) {
+        if self.stopped.is_none() {
+            tracing::warn!(%reason, "stopping the wrapped MCP server");
+            self.stopped = Some(reason);
+            self.server_in = None;
+        }
+    }
+
+    /// Fails every call in flight with `reason`.
+    fn fail_pending(&mut self, reason: &str, status: ToolCallStatus) {
+        let pending: Vec<(String, Pending)> = self.pending.drain().collect();
+        for (id, call) in pending {
+            let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
+            self.send(&error_response(id, -32000, reason));
+            self.answered.push(Answered {
+                tool: call.tool,
+                status,
+                latency: call.started.elapsed(),
+                error: Some(reason.to_owned()),
+            });
+        }
+    }
+
+    /// One line of the server's stdout: a response to a tracked call is recorded; every
+    /// JSON message goes to the client; anything else is dropped (a client cannot read it).
+    fn server_line(&mut self, line: &[u8]) {
+        let Ok(message) = serde_json::from_slice::<Value>(line) else {
+            tracing::warn!("dropped a line of the wrapped MCP server that is not JSON");
+            return;
+        };
+        if let Some(call) = message
+            .get("id")
+            .filter(|_| message.get("result").is_some() || message.get("error").is_some())
+            .and_then(|id| self.pending.remove(&id.to_string()))
+        {
+            let failed = message.get("error").is_some()
+                || message["result"]["isError"].as_bool() == Some(true);
+            self.answered.push(Answered {
+                tool: call.tool,
+                status: if failed {
+                    ToolCallStatus::Failure
+                } else {
+                    ToolCallStatus::Success
+                },
+                latency: call.started.elapsed(),
+                error: failed.then(|| error_text(&message)),
+            });
+        }
+        self.send(&message);
+    }
+
+    /// One line of the client: malformed, refused (the server is stopped), or forwarded.
+    fn client_line(&mut self, line: &[u8]) {
+        let message = match serde_json::from_slice::<Value>(line) {
+            Ok(message) => message,
+            Err(e) => {
+                self.send(&error_response(
+                    Value::Null,
+                    -32700,
+                    &format!("parse error: {e}"),
+                ));
+                return;
+            }
+        };
+        let id = message.get("id").cloned();
+        let is_request = message.get("method").is_some() && id.is_some();
+        if let Some(reason) = self.stopped.clone() {
+            if let (true, Some(id)) = (is_request, id) {
+                let text = format!("the wrapped server was stopped: {reason}");
+                self.send(&error_response(id, -32000, &text));
+            }
+            return;
+        }
+        if message["method"] == "tools/call" {
+            if let Some(id) = &id {
+                let tool = message["params"]["name"].as_str().unwrap_or("?").to_owned();
+                self.pending.insert(
+                    id.to_string(),
+                    Pending {
+                        tool,
+                        started: Instant::now(),
+                    },
+                );
+            }
+        }
+        let forwarded = self.server_in.as_mut().map(|server| {
+            server
+                .write_all(line)
+                .and_then(|()| server.write_all(b"\n"))
+                .and_then(|()| server.flush())
+        });
+        if let Some(Err(e)) = forwarded {
+            self.stop(format!("it stopped reading its input ({e})"));
+        }
+    }
+}
+
+/// A JSON-RPC error response.
+fn error_response(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// The error a failed response carries, in one line.
+fn error_text(message: &Value) -> String {
+    let text = message["error"]["message"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            message["result"]["content"]
+                .as_array()
+                .and_then(|c| c.iter().find_map(|part| part["text"].as_str()))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "the tool reported an error".to_owned());
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}
+
+fn lock(relay: &Mutex<Relay>) -> MutexGuard<'_, Relay> {
+    relay.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The server's output, as the sandbox reads it.
+struct ServerOutput {
+    relay: Arc<Mutex<Relay>>,
+    log: Box<dyn Write + Send>,
+}
+
+impl OutputSink for ServerOutput {
+    fn chunk(&mut self, stream: Stream, bytes: &[u8]) -> bool {
+        if stream == Stream::Stderr {
+            // The server's log, passed on as MCP's stdio transport lets a server log.
+            let _ = self.log.write_all(bytes);
+            return lock(&self.relay).stopped.is_none();
+        }
+        let mut relay = lock(&self.relay);
+        if relay.stopped.is_some() {
+            return false;
+        }
+        relay.partial.extend_from_slice(bytes);
+        while let Some(end) = relay.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = relay.partial.drain(..=end).collect();
+            let line = line.trim_ascii();
+            if !line.is_empty() {
+                relay.server_line(line);
+            }
+        }
+        if relay.partial.len() > MAX_LINE {
+            relay.stop(format!(
+                "it sent a message longer than {} MiB",
+                MAX_LINE >> 20
+            ));
+        }
+        relay.stopped.is_none()
+    }
+}
+
+impl Engine {
+    /// Runs `wrap`'s server in a sandbox and relays its messages with `client` until the
+    /// client closes its side and the server exits (or a limit, or a denial, ends it).
+    pub fn relay_mcp(
+        &self,
+        wrap: McpWrap,
+        client_in: Box<dyn Read + Send>,
+        client_out: Box<dyn Write + Send>,
+        server_log: Box<dyn Write + Send>,
+    ) -> Result<RelayReport, EngineError> {
+        let (stdin_read, stdin_write) = server_pipe()?;
+        let relay = Arc::new(Mutex::new(Relay {
+            client: client_out,
+            pending: HashMap::new(),
+            answered: Vec::new(),
+            stopped: None,
+            partial: Vec::new(),
+            server_in: Some(std::fs::File::from(stdin_write)),
+        }));
+        let cancel = crate::Cancellation::new();
+        let policy = wrap.network.clone().unwrap_or_else(|| "the default".into());
+        let on_denial = {
+            let relay = relay.clone();
+            Arc::new(move |what: &str| {
+                let reason = format!("it tried to connect to {what}, which policy {policy} denies");
+                lock(&relay).stop(reason);
+            })
+        };
+        spawn_client_reader(client_in, relay.clone(), cancel.clone());
+        let request = self.relay_request(
+            &wrap,
+            stdin_read,
+            cancel,
+            relay.clone(),
+            server_log,
+            on_denial,
+        );
+        let executed = self.execute(request);
+        let mut state = lock(&relay);
+        state.server_in = None;
+        let (reason, status) = match (&state.stopped, &executed) {
+            (Some(reason), _) => (
+                format!("the wrapped server was stopped: {reason}"),
+                ToolCallStatus::Violation,
+            ),
+            (None, Ok(done)) => (
+                format!(
+                    "the wrapped server ended before answering ({})",
+                    done.result.outcome
+                ),
+                ToolCallStatus::Failure,
+            ),
+            (None, Err(e)) => (
+                format!("the wrapped server ended: {e}"),
+                ToolCallStatus::Failure,
+            ),
+        };
+        state.fail_pending(&reason, status);
+        let answered = std::mem::take(&mut state.answered);
+        let stopped = state.stopped.clone();
+        drop(state);
+        let execution = match executed {
+            Ok(done) => Some(done.result),
+            Err(e) if e.kind() == crate::ErrorKind::Cancelled => None,
+            Err(e) => return Err(e),
+        };
+        for call in &answered {
+            self.record_relayed(&wrap, call, execution.as_ref());
+        }
+        Ok(RelayReport {
+            execution,
+            stopped,
+            calls: answered.len(),
+        })
+    }
+
+    /// The execution that runs the server.
+    fn relay_request(
+        &self,
+        wrap: &McpWrap,
+        stdin: OwnedFd,
+        cancel: crate::Cancellation,
+        relay: Arc<Mutex<Relay>>,
+        log: Box<dyn Write + Send>,
+        on_denial: crate::DenialHook,
+    ) -> ExecutionRequest {
+        let program = wrap.command.first().cloned().unwrap_or_default();
+        let defaults = LimitOverrides {
+            wall_time: Some(self.maxima.wall_time),
+            cpu_time: Some(self.maxima.cpu_time),
+            memory: Some(ByteSize::mib(512)),
+            max_output: Some(ByteSize::mib(64)),
+            ..LimitOverrides::default()
+        };
+        ExecutionRequest {
+            language: Some("bash".into()),
+            sources: vec![SourceFile {
+                name: None,
+                code: format!("exec '{}' \"$@\"\n", program.replace('\'', r"'\''")).into_bytes(),
+            }],
+            args: wrap.command.iter().skip(1).cloned().collect(),
+            stdin: Stdin::Pipe(stdin),
+            limits: defaults.overridden_by(&wrap.limits),
+            mode: Some(ModeRequest::Exactly(warden_core::Mode::Sandboxed)),
+            network: wrap.network.clone(),
+            read_only: wrap.read_only.clone(),
+            origin: wrap.origin.clone(),
+            cancel: Some(cancel),
+            interactive: Some(Interactive {
+                output: Box::new(ServerOutput { relay, log }),
+                on_denial: Some(on_denial),
+            }),
+            ..ExecutionRequest::default()
+        }
+    }
+
+    fn record_relayed(&self, wrap: &McpWrap, call: &Answered, execution: Option<&ExecutionResult>) {
+        let tool = format!("{}/{}", wrap.name, call.tool);
+        let id = execution.map(|e| e.id.to_string());
+        if let Err(e) = self.with_store(|store| {
+            store.record_tool_call(&ToolCallRecord {
+                tool: &tool,
+                category: "host",
+                api: &wrap.origin.api,
+                caller: wrap.origin.token.as_deref(),
+                status: call.status,
+                latency: call.latency,
+                execution_id: id.as_deref(),
+                error: call.error.as_deref(),
+            })
+        }) {
+            if !matches!(e, EngineError::NoHistory) {
+                tracing::warn!(error = %e, %tool, "relayed tool call not recorded");
+            }
+        }
+    }
+}
+
+/// The server's stdin: close-on-exec, so that no process the sandbox starts keeps the write
+/// end open (the server must see end-of-file when its client leaves).
+fn server_pipe() -> Result<(OwnedFd, OwnedFd), EngineError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+        EngineError::Sandbox(warden_sandbox::SandboxError::Helper {
+            action: "creating the wrapped server's stdin",
+            source: e.into(),
+        })
+    })
+}
+
+/// Reads the client's messages on a thread of their own and hands each to the relay. At the
+/// client's end-of-file the server's stdin is closed; a server still running after
+/// [`EXIT_GRACE`] is killed.
+fn spawn_client_reader(
+    client_in: Box<dyn Read + Send>,
+    relay: Arc<Mutex<Relay>>,
+    cancel: crate::Cancellation,
+) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(client_in);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = (&mut reader)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line);
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) if line.len() > MAX_LINE => {
+                    let text = format!("message longer than {} MiB", MAX_LINE >> 20);
+                    lock(&relay).send(&error_response(Value::Null, -32600, &text));
+                    // Skip the rest of the long line.
+                    let mut rest = Vec::new();
+                    let _ = reader.read_until(b'\n', &mut rest);
+                }
+                Ok(_) => {
+                    let trimmed = line.trim_ascii();
+                    if !trimmed.is_empty() {
+                        lock(&relay).client_line(trimmed);
+                    }
+                }
+            }
+        }
+        lock(&relay).server_in = None;
+        std::thread::sleep(EXIT_GRACE);
+        cancel.cancel();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn relay() -> (Relay, Shared) {
+        let out = Shared::default();
+        let relay = Relay {
+            client: Box::new(out.clone()),
+            pending: HashMap::new(),
+            answered: Vec::new(),
+            stopped: None,
+            partial: Vec::new(),
+            server_in: None,
+        };
+        (relay, out)
+    }
+
+    fn sent(out: &Shared) -> Vec<Value> {
+        let bytes = out.0.lock().expect("lock").clone();
+        String::from_utf8(bytes)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect()
+    }
+
+    #[test]
+    fn calls_are_matched_to_their_answers() {
+        let (mut relay, out) = relay();
+        relay.client_line(
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add"}}"#,
+        );
+        relay.client_line(
+            br#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"div"}}"#,
+        );
+        relay.server_line(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#);
+        relay.server_line(
+            br#"{"jsonrpc":"2.0","id":"x","result":{"isError":true,"content":[{"type":"text","text":"division by zero"}]}}"#,
+        );
+        let statuses: Vec<_> = relay
+            .answered
+            .iter()
+            .map(|a| (a.tool.as_str(), a.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("add", ToolCallStatus::Success),
+                ("div", ToolCallStatus::Failure)
+            ]
+        );
+        assert_eq!(relay.answered[1].error.as_deref(), Some("division by zero"));
+        assert_eq!(sent(&out).len(), 2);
+    }
+
+    #[test]
+    fn malformed_client_lines_get_a_parse_error_and_server_noise_is_dropped() {
+        let (mut relay, out) = relay();
+        relay.client_line(b"{not json");
+        relay.server_line(b"Server starting...");
+        let sent = sent(&out);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0]["error"]["code"], -32700);
+    }
+
+    #[test]
+    fn a_stopped_server_gets_nothing_and_its_calls_fail_with_the_reason() {
+        let (mut relay, out) = relay();
+        relay.client_line(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"leak"}}"#,
+        );
+        relay.stop("it tried to connect to 10.0.0.1:80".into());
+        relay.client_line(br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+        relay.fail_pending("stopped", ToolCallStatus::Violation);
+        let sent = sent(&out);
+        assert_eq!(sent[0]["id"], 2);
+        assert!(sent[0]["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("10.0.0.1"));
+        assert_eq!(sent[1]["id"], 1);
+        assert_eq!(relay.answered[0].status, ToolCallStatus::Violation);
+    }
+}

@@ -1,0 +1,566 @@
+//! The tool registry's use cases (docs/tools.md): list, register, approve and remove tools, and
+//! call one: check the input against its schema, run it as an execution (or, for `files`, as
+//! an operation on the caller's workspace), render the reply, and record the call.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use serde_json::{json, Value};
+use warden_core::tool::{
+    self, Assessment, Builtin, Implies, OutputFormat, ProgramAnalysis, Runner, Tool,
+};
+use warden_core::{Finding, LimitOverrides, Mode, ModeRequest, OutcomeKind};
+use warden_sandbox::Stdin;
+
+use super::Engine;
+use crate::error::EngineError;
+use crate::execution::{ExecutionRequest, ExecutionResult, SourceFile};
+use crate::history::{ToolCallRecord, ToolCallStatus, ToolStats};
+use crate::tools::{
+    Judge, LoadProblem, ProgramFile, RegisteredTool, Registry, RegistryError, ToolCallError,
+    ToolCallRequest, ToolReply, ToolStatus, ToolsSettings, Workspaces,
+};
+
+impl Engine {
+    /// Every tool of the registry, by name.
+    pub fn tools(&self) -> Vec<Arc<RegisteredTool>> {
+        self.registry().list()
+    }
+
+    /// One tool by name.
+    pub fn tool(&self, name: &str) -> Option<Arc<RegisteredTool>> {
+        self.registry().get(name)
+    }
+
+    /// The tool files that did not load, with why.
+    pub fn tool_load_problems(&self) -> Vec<LoadProblem> {
+        self.registry().problems().to_vec()
+    }
+
+    /// Registers a tool file and its program files (docs/tools.md#registering).
+    pub fn register_tool(
+        &self,
+        text: &str,
+        files: &[ProgramFile],
+        replace: bool,
+    ) -> Result<Arc<RegisteredTool>, RegistryError> {
+        self.registry()
+            .register(text, files, replace, &EngineJudge(self))
+    }
+
+    /// Registers the tool file at `path`, with the program file it names read from beside it.
+    pub fn register_tool_file(
+        &self,
+        path: &Path,
+        replace: bool,
+    ) -> Result<Arc<RegisteredTool>, RegistryError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| RegistryError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let text = String::from_utf8_lossy(&read(path)?).into_owned();
+        let tool = Tool::parse(&text, tool::ToolOrigin::Registered)?;
+        let mut files = Vec::new();
+        if let Runner::Program { file, .. } = &tool.runner {
+            let beside = path.parent().unwrap_or(Path::new(".")).join(file);
+            files.push(ProgramFile {
+                name: file.clone(),
+                code: read(&beside)?,
+            });
+        }
+        self.register_tool(&text, &files, replace)
+    }
+
+    /// Removes a registered tool.
+    pub fn remove_tool(&self, name: &str) -> Result<(), RegistryError> {
+        self.registry().remove(name)
+    }
+
+    /// Approves a registered tool awaiting approval.
+    pub fn approve_tool(&self, name: &str) -> Result<Arc<RegisteredTool>, RegistryError> {
+        self.registry().approve(name)
+    }
+
+    /// The registry's statistics over the calls made at or after `since`.
+    pub fn tool_stats(&self, since: Option<SystemTime>) -> Result<ToolStats, EngineError> {
+        self.with_store(|store| store.tool_stats(since))
+    }
+
+    /// Calls a tool and records the call. The tool's own failure is an `Ok` reply with
+    /// `is_error`; so is a refusal the caller can act on once the tool ran (the analysis
+    /// refused its code, its language is unknown). `Err` is a call that never reached the
+    /// tool: unknown, awaiting approval, unavailable, invalid input, or warden's failure.
+    pub fn call_tool(&self, request: ToolCallRequest) -> Result<ToolReply, ToolCallError> {
+        let started = Instant::now();
+        let Some(entry) = self.registry().get(&request.tool) else {
+            return Err(ToolCallError::Unknown(request.tool));
+        };
+        let outcome = self.call_entry(&entry, &request, started);
+        let (status, execution, error) = match &outcome {
+            Ok(reply) => (
+                status_of(reply),
+                reply.execution.as_ref().map(|e| e.id.to_string()),
+                reply.is_error.then(|| match &reply.execution {
+                    Some(result) if !result.outcome.is_success() => result.outcome.to_string(),
+                    _ => first_line(&reply.text),
+                }),
+            ),
+            Err(e) => (ToolCallStatus::Refused, None, Some(e.to_string())),
+        };
+        self.record_tool_call(&ToolCallRecord {
+            tool: &entry.tool.name,
+            category: entry.category().as_str(),
+            api: &request.origin.api,
+            caller: request.origin.token.as_deref(),
+            status,
+            latency: started.elapsed(),
+            execution_id: execution.as_deref(),
+            error: error.as_deref(),
+        });
+        outcome
+    }
+
+    fn call_entry(
+        &self,
+        entry: &RegisteredTool,
+        request: &ToolCallRequest,
+        started: Instant,
+    ) -> Result<ToolReply, ToolCallError> {
+        let tool = &entry.tool;
+        match &entry.status {
+            ToolStatus::Active => {}
+            ToolStatus::Pending => return Err(ToolCallError::Pending(tool.name.clone())),
+            ToolStatus::Unavailable { reason } => {
+                return Err(ToolCallError::Unavailable {
+                    tool: tool.name.clone(),
+                    reason: reason.clone(),
+                })
+            }
+        }
+        let input = if request.input.is_null() {
+            &json!({})
+        } else {
+            &request.input
+        };
+        tool.check_input(input)
+            .map_err(|errors| ToolCallError::Input {
+                tool: tool.name.clone(),
+                errors,
+            })?;
+        if let Runner::Builtin(Builtin::Files) = tool.runner {
+            return self.files_call(tool, request, input, started);
+        }
+        let execution = match self.tool_execution(entry, input) {
+            Ok(execution) => execution,
+            Err(Refusal::Input(message)) => return Ok(failed(tool, message, started)),
+            Err(Refusal::Engine(e)) if e.kind().is_caller_fault() => {
+                return Ok(failed(tool, e.to_string(), started))
+            }
+            Err(Refusal::Engine(e)) => return Err(ToolCallError::Engine(e)),
+        };
+        let request_execution = ExecutionRequest {
+            cancel: request.cancel.clone(),
+            origin: request.origin.clone(),
+            ..execution
+        };
+        match self.execute(request_execution) {
+            Ok(done) => Ok(reply(tool, done.result, started)),
+            Err(e) if e.kind().is_caller_fault() => Ok(failed(tool, e.to_string(), started)),
+            Err(e) => Err(ToolCallError::Engine(e)),
+        }
+    }
+
+    /// The `files` tool: an operation on the caller's workspace, no sandbox involved.
+    fn files_call(
+        &self,
+        tool: &Tool,
+        request: &ToolCallRequest,
+        input: &Value,
+        started: Instant,
+    ) -> Result<ToolReply, ToolCallError> {
+        match self
+            .workspaces()
+            .operate(request.origin.token.as_deref(), input)
+        {
+            Ok(value) => Ok(ToolReply {
+                tool: tool.name.clone(),
+                is_error: false,
+                text: match value.get("content").and_then(Value::as_str) {
+                    Some(content) => content.to_owned(),
+                    None => value.to_string(),
+                },
+                structured: Some(value),
+                execution: None,
+                latency: started.elapsed(),
+            }),
+            Err(e) if e.is_internal() => Err(ToolCallError::Files(e)),
+            Err(e) => Ok(failed(tool, e.to_string(), started)),
+        }
+    }
+
+    /// The execution a call of a sandboxed tool is.
+    fn tool_execution(
+        &self,
+        entry: &RegisteredTool,
+        input: &Value,
+    ) -> Result<ExecutionRequest, Refusal> {
+        let tool = &entry.tool;
+        let mut execution = ExecutionRequest {
+            mode: Some(tool.mode),
+            network: Some(tool.network.clone()),
+            limits: tool.limits,
+            read_only: tool.read_only.clone(),
+            ..ExecutionRequest::default()
+        };
+        let text = |key: &str| input.get(key).and_then(Value::as_str).map(str::to_owned);
+        let strings = |key: &str| -> Vec<String> {
+            input
+                .get(key)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let stdin_of = |key: Option<&str>| match key.and_then(&text) {
+            Some(s) => Stdin::Bytes(s.into_bytes()),
+            None => Stdin::Null,
+        };
+        match &tool.runner {
+            Runner::Builtin(Builtin::RunCode) => {
+                execution.language = text("language");
+                execution.sources = run_code_sources(input);
+                execution.stdin = stdin_of(Some("stdin"));
+                execution.args = strings("args");
+                execution.dependencies = strings("dependencies");
+                if let Some(network) = text("network") {
+                    execution.network = Some(network);
+                }
+                if let Some(mode) = text("mode") {
+                    execution.mode = Some(mode.parse::<ModeRequest>().map_err(Refusal::Input)?);
+                }
+                if let Some(limits) = input.get("limits") {
+                    let asked: LimitOverrides = serde_json::from_value(limits.clone())
+                        .map_err(|e| Refusal::Input(format!("invalid limits: {e}")))?;
+                    execution.limits = execution.limits.overridden_by(&asked);
+                }
+            }
+            Runner::Builtin(Builtin::Python) => {
+                execution.language = Some("python".into());
+                execution.sources = vec![source(None, text("code").unwrap_or_default())];
+                execution.stdin = stdin_of(Some("stdin"));
+                execution.dependencies = strings("dependencies");
+            }
+            Runner::Builtin(Builtin::Shell) => {
+                execution.language = Some("bash".into());
+                execution.sources = vec![source(None, text("command").unwrap_or_default())];
+                execution.stdin = stdin_of(Some("stdin"));
+            }
+            Runner::Builtin(other) => {
+                return Err(Refusal::Input(format!(
+                    "the built-in {} does not run as an execution",
+                    other.as_str()
+                )))
+            }
+            Runner::Program {
+                language,
+                dependencies,
+                ..
+            } => {
+                let program = entry
+                    .program
+                    .as_ref()
+                    .ok_or_else(|| Refusal::Engine(EngineError::NoSource))?;
+                execution.language = language.clone();
+                execution.sources = vec![SourceFile {
+                    name: Some(program.name.clone()),
+                    code: program.code.clone(),
+                }];
+                execution.dependencies = dependencies.clone();
+                execution.stdin = match &tool.stdin {
+                    Some(key) => stdin_of(Some(key)),
+                    None => Stdin::Bytes(input.to_string().into_bytes()),
+                };
+            }
+            Runner::Command(template) => {
+                let argv = template
+                    .expand(input)
+                    .map_err(|e| Refusal::Input(e.to_string()))?;
+                execution.language = Some("bash".into());
+                execution.sources = vec![source(
+                    None,
+                    format!(
+                        "exec {} \"$@\"\n",
+                        shell_quote(&template.program().to_string_lossy())
+                    ),
+                )];
+                execution.args = argv.into_iter().skip(1).collect();
+                execution.stdin = stdin_of(tool.stdin.as_deref());
+            }
+            Runner::Mcp(_) => {
+                return Err(Refusal::Input(
+                    "an MCP server tool is run by `warden mcp wrap`, not called".into(),
+                ))
+            }
+        }
+        Ok(execution)
+    }
+
+    fn record_tool_call(&self, call: &ToolCallRecord<'_>) {
+        if let Err(e) = self.with_store(|store| store.record_tool_call(call)) {
+            if !matches!(e, EngineError::NoHistory) {
+                tracing::warn!(error = %e, tool = call.tool, "tool call not recorded");
+            }
+        }
+    }
+
+    /// The registry, loaded at its first use.
+    pub(super) fn registry(&self) -> &Registry {
+        self.registry
+            .get_or_init(|| Registry::load(self.tools_settings(), &EngineJudge(self)))
+    }
+
+    /// The `files` workspaces.
+    fn workspaces(&self) -> &Workspaces {
+        self.workspaces.get_or_init(|| {
+            let settings = self.tools_settings();
+            Workspaces::new(settings.state_dir.join("files"), settings.files_quota)
+        })
+    }
+
+    fn tools_settings(&self) -> ToolsSettings {
+        self.tools
+            .clone()
+            .unwrap_or_else(|| ToolsSettings::new(std::env::temp_dir().join("warden-tools")))
+    }
+}
+
+/// Why a call's execution could not be built.
+enum Refusal {
+    /// The input, though valid for the schema, cannot be run (a bad mode, bad limits).
+    Input(String),
+    /// The engine refused.
+    Engine(EngineError),
+}
+
+/// The engine's judgement of tools for the registry.
+struct EngineJudge<'e>(&'e Engine);
+
+impl Judge for EngineJudge<'_> {
+    fn assess(&self, tool: &Tool, program: Option<&ProgramFile>) -> Assessment {
+        let analysis = program.and_then(|program| self.analyse(tool, program));
+        tool::assess(tool, analysis.as_ref())
+    }
+
+    fn unavailable(&self, tool: &Tool) -> Option<String> {
+        let engine = self.0;
+        if let Err(e) = engine.network.plan(Some(&tool.network), Mode::Sandboxed) {
+            return Some(e.to_string());
+        }
+        if let Runner::Command(template) = &tool.runner {
+            let program = template.program();
+            if !program.exists() {
+                return Some(format!(
+                    "{} is not installed on this host",
+                    program.display()
+                ));
+            }
+            let visible = engine
+                .filesystem
+                .mounts
+                .iter()
+                .map(|m| m.path.as_path())
+                .chain(tool.read_only.iter().map(|p| p.as_path()))
+                .any(|root| program.starts_with(root));
+            if !visible {
+                return Some(format!(
+                    "{} is outside the sandbox's read-only tree; add its directory to the \
+                     tool's read_only",
+                    program.display()
+                ));
+            }
+        }
+        tool.read_only.iter().find(|p| !p.exists()).map(|p| {
+            format!(
+                "its read-only path {} does not exist on this host",
+                p.display()
+            )
+        })
+    }
+}
+
+impl EngineJudge<'_> {
+    /// The static analysis of a tool's program, each finding with what its rule implies.
+    fn analyse(&self, tool: &Tool, program: &ProgramFile) -> Option<ProgramAnalysis> {
+        let engine = self.0;
+        let language = match &tool.runner {
+            Runner::Program {
+                language: Some(id), ..
+            } => Some(id.as_str()),
+            _ => None,
+        };
+        let (language, _) = engine
+            .resolve(language, Some(&program.name), &program.code)
+            .ok()?;
+        let id = language.id.as_str();
+        let analysis = engine.analyzer.analyze(id, &program.code);
+        let rules = engine.analyzer.rules(id);
+        let implies = |finding: &Finding| {
+            use warden_analysis::Category as C;
+            match rules
+                .iter()
+                .find(|r| r.id == finding.rule)
+                .map(|r| r.category)
+            {
+                Some(C::Network) => Implies::Network,
+                Some(C::Filesystem) => Implies::Filesystem,
+                Some(C::Process | C::UnboundedSpawn | C::PackageInstall) => Implies::Process,
+                _ => Implies::Other,
+            }
+        };
+        Some(ProgramAnalysis {
+            threat_level: analysis.threat_level,
+            findings: analysis
+                .findings
+                .into_iter()
+                .map(|f| {
+                    let i = implies(&f);
+                    (f, i)
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The sources of a `run_code` input: `code`, then `files`.
+fn run_code_sources(input: &Value) -> Vec<SourceFile> {
+    let code = input["code"].as_str().unwrap_or_default().to_owned();
+    let mut sources = vec![source(None, code)];
+    for file in input["files"].as_array().into_iter().flatten() {
+        sources.push(source(
+            file["name"].as_str().map(str::to_owned),
+            file["content"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    sources
+}
+
+fn source(name: Option<String>, code: String) -> SourceFile {
+    SourceFile {
+        name,
+        code: code.into_bytes(),
+    }
+}
+
+/// `s` quoted for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A reply for a tool that failed before or without running.
+fn failed(tool: &Tool, message: String, started: Instant) -> ToolReply {
+    ToolReply {
+        tool: tool.name.clone(),
+        is_error: true,
+        text: message,
+        structured: None,
+        execution: None,
+        latency: started.elapsed(),
+    }
+}
+
+/// The reply of a tool whose call ran as `result`.
+fn reply(tool: &Tool, result: ExecutionResult, started: Instant) -> ToolReply {
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+    let ok = result.outcome.is_success();
+    let code_runner = matches!(
+        tool.runner,
+        Runner::Builtin(Builtin::RunCode | Builtin::Python | Builtin::Shell)
+    );
+    let mut text = stdout.clone();
+    let mut structured = None;
+    let mut is_error = !ok;
+    if code_runner {
+        structured = Some(json!({
+            "language": result.language,
+            "mode": result.mode,
+            "outcome": result.outcome,
+            "stdout": stdout,
+            "stderr": stderr,
+            "stdout_truncated": result.stdout_truncated,
+            "stderr_truncated": result.stderr_truncated,
+            "usage": result.usage,
+            "execution_id": result.id.to_string(),
+        }));
+    } else if ok && tool.output == OutputFormat::Json {
+        match serde_json::from_str::<Value>(&stdout) {
+            Ok(value) => structured = Some(value),
+            Err(e) => {
+                is_error = true;
+                text = format!("the tool's output is not JSON ({e}): {stdout}");
+            }
+        }
+    }
+    if !ok {
+        let compile = result
+            .compile
+            .as_ref()
+            .filter(|c| !c.outcome.is_success())
+            .map(|c| String::from_utf8_lossy(&c.stderr).into_owned());
+        for extra in [compile, Some(stderr)].into_iter().flatten() {
+            if !extra.is_empty() {
+                text.push_str(if text.is_empty() || text.ends_with('\n') {
+                    ""
+                } else {
+                    "\n"
+                });
+                text.push_str(&extra);
+            }
+        }
+        text.push_str(if text.is_empty() || text.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        });
+        text.push_str(&format!("[{}]", result.outcome));
+    }
+    ToolReply {
+        tool: tool.name.clone(),
+        is_error,
+        text,
+        structured,
+        execution: Some(result),
+        latency: started.elapsed(),
+    }
+}
+
+/// How the statistics count a reply.
+fn status_of(reply: &ToolReply) -> ToolCallStatus {
+    let Some(result) = &reply.execution else {
+        return if reply.is_error {
+            ToolCallStatus::Failure
+        } else {
+            ToolCallStatus::Success
+        };
+    };
+    let denied = result.network.as_ref().is_some_and(|n| n.denied > 0);
+    if result.outcome.kind() == OutcomeKind::Violation || denied {
+        ToolCallStatus::Violation
+    } else if reply.is_error {
+        ToolCallStatus::Failure
+    } else {
+        ToolCallStatus::Success
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text);
+    line.chars().take(300).collect()
+}

@@ -1,0 +1,620 @@
+//! The `files` built-in tool: list, read, write and delete files in a caller's own workspace,
+//! a directory under the tools' state directory kept between calls (docs/tools.md#files).
+//!
+//! Runs in the engine's process, on the host. Every operation walks the path one component at
+//! a time from the workspace's descriptor with `O_NOFOLLOW` (DESIGN.md §7.5): a link, wherever
+//! it came from, is refused rather than followed, and `..` never reaches the walk.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// The largest file `read` returns.
+pub(crate) const MAX_READ: u64 = 1 << 20;
+/// The deepest path accepted.
+const MAX_DEPTH: usize = 32;
+/// Most entries a workspace may hold (files and directories).
+const MAX_ENTRIES: u64 = 10_000;
+
+/// A files operation that cannot be done; the caller's mistake, shown as the tool's error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilesError {
+    /// The path is not a relative path inside the workspace.
+    #[error("{0:?} is not a relative path inside the workspace (no '..', no leading '/')")]
+    BadPath(String),
+    /// Nothing is there.
+    #[error("{0:?} does not exist")]
+    NotFound(String),
+    /// A link is on the way (never followed).
+    #[error("{0:?} is a link; links are not followed")]
+    Link(String),
+    /// The path names a directory where a file is needed, or the reverse.
+    #[error("{path:?} is {what}")]
+    WrongKind {
+        /// The path.
+        path: String,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// The file is larger than `read` returns.
+    #[error("{path:?} has {size} bytes, more than the {max} a read returns")]
+    TooLarge {
+        /// The path.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// [`MAX_READ`].
+        max: u64,
+    },
+    /// The file is not UTF-8 text.
+    #[error("{0:?} is not UTF-8 text")]
+    Binary(String),
+    /// The write would pass the workspace's quota.
+    #[error(
+        "writing {path:?} would use {needed} bytes, more than the workspace's quota of {quota}"
+    )]
+    Quota {
+        /// The path.
+        path: String,
+        /// What the workspace would hold.
+        needed: u64,
+        /// Its quota.
+        quota: u64,
+    },
+    /// A required field is missing.
+    #[error("{0}")]
+    Input(String),
+    /// A directory that still holds files.
+    #[error("{0:?} is a directory that is not empty")]
+    NotEmpty(String),
+    /// The host refused (not the caller's fault).
+    #[error("{step} {path:?}: {errno}")]
+    Host {
+        /// What was being done.
+        step: &'static str,
+        /// The path.
+        path: String,
+        /// Why.
+        errno: Errno,
+    },
+}
+
+impl FilesError {
+    /// Whether warden (its host), not the caller, failed.
+    pub(crate) fn is_internal(&self) -> bool {
+        matches!(self, FilesError::Host { .. })
+    }
+}
+
+/// The workspaces of all callers, under one directory.
+#[derive(Debug)]
+pub(crate) struct Workspaces {
+    root: PathBuf,
+    quota: u64,
+    /// One operation at a time, so that a quota check and its write are not interleaved with
+    /// another write.
+    lock: Mutex<()>,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Serialize)]
+struct Entry {
+    name: String,
+    kind: &'static str,
+    size: u64,
+}
+
+impl Workspaces {
+    /// The workspaces under `root` (created when first used), each holding at most `quota`
+    /// bytes.
+    pub(crate) fn new(root: PathBuf, quota: u64) -> Self {
+        Self {
+            root,
+            quota,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Runs one operation of the `files` tool for `caller` (an API token's name; `None` for
+    /// a local caller) and answers in JSON.
+    pub(crate) fn operate(&self, caller: Option<&str>, input: &Value) -> Result<Value, FilesError> {
+        let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let operation = input["operation"].as_str().unwrap_or_default();
+        let path = input["path"].as_str().unwrap_or_default();
+        let workspace = self.open(caller)?;
+        match operation {
+            "list" => list(&workspace, path),
+            "read" => read(&workspace, path),
+            "write" => {
+                let content = input["content"].as_str().ok_or_else(|| {
+                    FilesError::Input("write needs \"content\" (the file's text)".into())
+                })?;
+                self.write(&workspace, path, content.as_bytes())
+            }
+            "delete" => delete(&workspace, path),
+            other => Err(FilesError::Input(format!(
+                "unknown operation {other:?}: list, read, write or delete"
+            ))),
+        }
+    }
+
+    /// The caller's workspace directory, created on first use, opened without following links.
+    fn open(&self, caller: Option<&str>) -> Result<OwnedFd, FilesError> {
+        let dir = self.root.join(caller_dir(caller));
+        let host = |step, errno| FilesError::Host {
+            step,
+            path: dir.display().to_string(),
+            errno,
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| host("creating", io_errno(&e)))?;
+        nix::fcntl::open(
+            &dir,
+            OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .map_err(|e| host("opening", e))
+    }
+
+    fn write(&self, workspace: &OwnedFd, path: &str, content: &[u8]) -> Result<Value, FilesError> {
+        let parts = components(path)?;
+        let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
+        let dir = walk(workspace, parents, path, true)?;
+        let old = match stat(&dir, name, path)? {
+            Some(st) if kind(&st) == "file" => st.st_size as u64,
+            Some(st) => {
+                return Err(FilesError::WrongKind {
+                    path: path.into(),
+                    what: article(kind(&st)),
+                })
+            }
+            None => 0,
+        };
+        let (used, entries) = usage(workspace, path)?;
+        let needed = used - old + content.len() as u64;
+        if needed > self.quota || entries >= MAX_ENTRIES {
+            return Err(FilesError::Quota {
+                path: path.into(),
+                needed,
+                quota: self.quota,
+            });
+        }
+        let fd = openat(
+            &dir,
+            *name,
+            OFlag::O_WRONLY
+                | OFlag::O_CREAT
+                | OFlag::O_TRUNC
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| at(path, "writing", e))?;
+        std::fs::File::from(fd)
+            .write_all(content)
+            .map_err(|e| at(path, "writing", io_errno(&e)))?;
+        Ok(json!({"written": path, "bytes": content.len()}))
+    }
+}
+
+/// The directory name of a caller's workspace: the token's name when it is plain, else its
+/// hex; `local` for a caller without a token (the CLI, MCP over stdio).
+fn caller_dir(caller: Option<&str>) -> String {
+    match caller {
+        None => "local".to_owned(),
+        Some(name)
+            if !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            format!("token-{name}")
+        }
+        Some(name) => format!(
+            "token-x{}",
+            name.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    }
+}
+
+fn list(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
+    let parts = if path.is_empty() || path == "." {
+        Vec::new()
+    } else {
+        components(path)?
+    };
+    let dir = walk(workspace, &parts, path, false)?;
+    let mut entries = Vec::new();
+    for (name, st) in children(&dir, path)? {
+        entries.push(Entry {
+            name,
+            kind: kind(&st),
+            size: if kind(&st) == "file" {
+                st.st_size as u64
+            } else {
+                0
+            },
+        });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(json!({"path": path, "entries": entries}))
+}
+
+fn read(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
+    let parts = components(path)?;
+    let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
+    let dir = walk(workspace, parents, path, false)?;
+    let fd = openat(
+        &dir,
+        *name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )
+    .map_err(|e| at(path, "reading", e))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| at(path, "reading", e))?;
+    if kind(&st) != "file" {
+        return Err(FilesError::WrongKind {
+            path: path.into(),
+            what: article(kind(&st)),
+        });
+    }
+    let size = st.st_size as u64;
+    if size > MAX_READ {
+        return Err(FilesError::TooLarge {
+            path: path.into(),
+            size,
+            max: MAX_READ,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    std::fs::File::from(fd)
+        .take(MAX_READ + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| at(path, "reading", io_errno(&e)))?;
+    let text = String::from_utf8(bytes).map_err(|_| FilesError::Binary(path.into()))?;
+    Ok(json!({"path": path, "content": text}))
+}
+
+fn delete(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
+    let parts = components(path)?;
+    let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
+    let dir = walk(workspace, parents, path, false)?;
+    let st = stat(&dir, name, path)?.ok_or_else(|| FilesError::NotFound(path.into()))?;
+    let flag = if kind(&st) == "directory" {
+        UnlinkatFlags::RemoveDir
+    } else {
+        UnlinkatFlags::NoRemoveDir
+    };
+    unlinkat(&dir, *name, flag).map_err(|e| match e {
+        Errno::ENOTEMPTY | Errno::EEXIST => FilesError::NotEmpty(path.into()),
+        e => at(path, "deleting", e),
+    })?;
+    Ok(json!({"deleted": path}))
+}
+
+/// The normal components of a relative path, or the refusal.
+fn components(path: &str) -> Result<Vec<&OsStr>, FilesError> {
+    if path.is_empty() || path.len() > 1024 || path.contains('\0') {
+        return Err(bad(path));
+    }
+    let mut parts = Vec::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(name) if name.len() <= 255 => parts.push(name),
+            Component::CurDir => {}
+            _ => return Err(bad(path)),
+        }
+    }
+    if parts.is_empty() || parts.len() > MAX_DEPTH {
+        return Err(bad(path));
+    }
+    Ok(parts)
+}
+
+fn bad(path: &str) -> FilesError {
+    FilesError::BadPath(path.into())
+}
+
+/// Opens the directory `parts` below `workspace`, one component at a time, never following a
+/// link; `create` makes the missing ones.
+fn walk(
+    workspace: &OwnedFd,
+    parts: &[&OsStr],
+    path: &str,
+    create: bool,
+) -> Result<OwnedFd, FilesError> {
+    let mut dir = dup(workspace, path)?;
+    for part in parts {
+        let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+        let next = match openat(&dir, *part, flags, Mode::empty()) {
+            Err(Errno::ENOENT) if create => {
+                mkdirat(&dir, *part, Mode::from_bits_truncate(0o700))
+                    .map_err(|e| at(path, "creating a directory for", e))?;
+                openat(&dir, *part, flags, Mode::empty())
+            }
+            other => other,
+        };
+        dir = match next {
+            Ok(fd) => fd,
+            // O_DIRECTORY is checked on the link itself: a link to a directory fails as
+            // "not a directory". Say what it is.
+            Err(Errno::ENOTDIR | Errno::ELOOP)
+                if stat(&dir, part, path)?.is_some_and(|st| kind(&st) == "link") =>
+            {
+                return Err(FilesError::Link(path.into()))
+            }
+            Err(e) => return Err(at(path, "opening", e)),
+        };
+    }
+    Ok(dir)
+}
+
+fn dup(fd: &OwnedFd, path: &str) -> Result<OwnedFd, FilesError> {
+    fd.try_clone()
+        .map_err(|e| at(path, "opening", io_errno(&e)))
+}
+
+/// What is at `name` in `dir`, without following a link; `None` when nothing is.
+fn stat(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &str,
+) -> Result<Option<nix::sys::stat::FileStat>, FilesError> {
+    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(at(path, "examining", e)),
+    }
+}
+
+/// The entries of an open directory with their status.
+fn children(
+    dir: &OwnedFd,
+    path: &str,
+) -> Result<Vec<(String, nix::sys::stat::FileStat)>, FilesError> {
+    let listing = Dir::from_fd(dup(dir, path)?).map_err(|e| at(path, "listing", e))?;
+    let mut out = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|e| at(path, "listing", e))?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        if let Some(st) = stat(dir, name, path)? {
+            out.push((name.to_string_lossy().into_owned(), st));
+        }
+    }
+    Ok(out)
+}
+
+/// The bytes held and the entries in a workspace.
+fn usage(workspace: &OwnedFd, path: &str) -> Result<(u64, u64), FilesError> {
+    let mut bytes = 0;
+    let mut entries = 0;
+    let mut pending = vec![dup(workspace, path)?];
+    while let Some(dir) = pending.pop() {
+        for (name, st) in children(&dir, path)? {
+            entries += 1;
+            match kind(&st) {
+                "file" => bytes += st.st_size as u64,
+                "directory" => {
+                    let flags =
+                        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+                    pending.push(
+                        openat(&dir, name.as_str(), flags, Mode::empty())
+                            .map_err(|e| at(path, "measuring", e))?,
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((bytes, entries))
+}
+
+fn kind(st: &nix::sys::stat::FileStat) -> &'static str {
+    match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+        SFlag::S_IFREG => "file",
+        SFlag::S_IFDIR => "directory",
+        SFlag::S_IFLNK => "link",
+        _ => "other",
+    }
+}
+
+fn article(kind: &'static str) -> &'static str {
+    match kind {
+        "file" => "a file",
+        "directory" => "a directory",
+        "link" => "a link",
+        _ => "not a regular file",
+    }
+}
+
+/// The error for a failed step on `path`: the caller's when it is about what is (or is not)
+/// there, the host's otherwise.
+fn at(path: &str, step: &'static str, errno: Errno) -> FilesError {
+    match errno {
+        Errno::ENOENT => FilesError::NotFound(path.into()),
+        Errno::ELOOP => FilesError::Link(path.into()),
+        Errno::ENOTDIR => FilesError::WrongKind {
+            path: path.into(),
+            what: "not a directory (a file is on the way)",
+        },
+        Errno::EISDIR => FilesError::WrongKind {
+            path: path.into(),
+            what: "a directory",
+        },
+        errno => FilesError::Host {
+            step,
+            path: path.into(),
+            errno,
+        },
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws(quota: u64) -> (tempfile::TempDir, Workspaces) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ws = Workspaces::new(dir.path().join("files"), quota);
+        (dir, ws)
+    }
+
+    fn op(ws: &Workspaces, caller: Option<&str>, input: Value) -> Result<Value, FilesError> {
+        ws.operate(caller, &input)
+    }
+
+    #[test]
+    fn write_read_list_delete_round_trip() {
+        let (_d, ws) = ws(1 << 20);
+        let w = op(
+            &ws,
+            None,
+            json!({"operation": "write", "path": "a/b.txt", "content": "hi"}),
+        );
+        assert_eq!(w.expect("written")["bytes"], 2);
+        let r = op(&ws, None, json!({"operation": "read", "path": "a/b.txt"})).expect("read");
+        assert_eq!(r["content"], "hi");
+        let l = op(&ws, None, json!({"operation": "list", "path": ""})).expect("list");
+        assert_eq!(l["entries"][0]["name"], "a");
+        assert_eq!(l["entries"][0]["kind"], "directory");
+        op(&ws, None, json!({"operation": "delete", "path": "a/b.txt"})).expect("deleted");
+        let gone = op(&ws, None, json!({"operation": "read", "path": "a/b.txt"}));
+        assert_eq!(gone, Err(FilesError::NotFound("a/b.txt".into())));
+    }
+
+    #[test]
+    fn callers_do_not_see_each_other() {
+        let (_d, ws) = ws(1 << 20);
+        op(
+            &ws,
+            Some("alice"),
+            json!({"operation": "write", "path": "s", "content": "x"}),
+        )
+        .expect("written");
+        let bob = op(&ws, Some("bob"), json!({"operation": "read", "path": "s"}));
+        assert_eq!(bob, Err(FilesError::NotFound("s".into())));
+        let local = op(&ws, None, json!({"operation": "list", "path": ""})).expect("list");
+        assert_eq!(local["entries"], json!([]));
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        let (_d, ws) = ws(1 << 20);
+        for path in ["../x", "/etc/passwd", "a/../../x", "", "a\0b"] {
+            let r = op(&ws, None, json!({"operation": "read", "path": path}));
+            assert_eq!(r, Err(FilesError::BadPath(path.into())), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_planted_link_is_never_followed() {
+        let (dir, ws) = ws(1 << 20);
+        op(
+            &ws,
+            None,
+            json!({"operation": "write", "path": "d/f", "content": "x"}),
+        )
+        .expect("ok");
+        let local = dir.path().join("files/local");
+        std::os::unix::fs::symlink("/etc", local.join("etc")).expect("link");
+        std::os::unix::fs::symlink("/etc/passwd", local.join("pw")).expect("link");
+        let through = op(
+            &ws,
+            None,
+            json!({"operation": "read", "path": "etc/passwd"}),
+        );
+        assert_eq!(through, Err(FilesError::Link("etc/passwd".into())));
+        let direct = op(&ws, None, json!({"operation": "read", "path": "pw"}));
+        assert_eq!(direct, Err(FilesError::Link("pw".into())));
+        let write = op(
+            &ws,
+            None,
+            json!({"operation": "write", "path": "pw", "content": "y"}),
+        );
+        assert!(write.is_err(), "{write:?}");
+        assert_ne!(std::fs::read_to_string("/etc/passwd").expect("passwd"), "y");
+    }
+
+    #[test]
+    fn the_quota_holds() {
+        let (_d, ws) = ws(10);
+        op(
+            &ws,
+            None,
+            json!({"operation": "write", "path": "a", "content": "12345678"}),
+        )
+        .expect("fits");
+        let over = op(
+            &ws,
+            None,
+            json!({"operation": "write", "path": "b", "content": "123"}),
+        );
+        assert!(
+            matches!(over, Err(FilesError::Quota { needed: 11, .. })),
+            "{over:?}"
+        );
+        // Rewriting a file counts its new size, not both.
+        op(
+            &ws,
+            None,
+            json!({"operation": "write", "path": "a", "content": "1234567890"}),
+        )
+        .expect("replaces");
+    }
+
+    #[test]
+    fn wrong_kinds_and_bad_operations() {
+        let (_d, ws) = ws(1 << 20);
+        op(
+            &ws,
+            None,
+            json!({"operation": "write", "path": "d/f", "content": "x"}),
+        )
+        .expect("ok");
+        assert!(matches!(
+            op(&ws, None, json!({"operation": "read", "path": "d"})),
+            Err(FilesError::WrongKind { .. })
+        ));
+        assert_eq!(
+            op(&ws, None, json!({"operation": "delete", "path": "d"})),
+            Err(FilesError::NotEmpty("d".into()))
+        );
+        assert!(matches!(
+            op(&ws, None, json!({"operation": "chmod", "path": "d"})),
+            Err(FilesError::Input(_))
+        ));
+        assert!(matches!(
+            op(&ws, None, json!({"operation": "write", "path": "x"})),
+            Err(FilesError::Input(_))
+        ));
+    }
+
+    #[test]
+    fn caller_directories_are_plain_names() {
+        assert_eq!(caller_dir(None), "local");
+        assert_eq!(caller_dir(Some("alice")), "token-alice");
+        assert_eq!(caller_dir(Some("../x")), "token-x2e2e2f78");
+    }
+}

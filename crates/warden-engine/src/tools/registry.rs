@@ -1,0 +1,584 @@
+//! The registry's contents: the tools embedded in the binary, the operator's directories, and
+//! the tools registered at run time (kept under the state directory, one directory each), with
+//! each tool's assessment and status.
+//!
+//! Loading and registering take the engine's judgement as parameters ([`Judge`]): the
+//! assessment needs the analyzer, the availability the network settings and the catalog.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use warden_core::tool::{self, Assessment, Category, Runner, Tool, ToolFileError, ToolOrigin};
+
+use super::ToolsSettings;
+
+/// A program file of a tool: its name beside the tool file and its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramFile {
+    /// The file's name.
+    pub name: String,
+    /// Its contents.
+    pub code: Vec<u8>,
+}
+
+/// Whether a tool can be called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ToolStatus {
+    /// It can be called.
+    Active,
+    /// Its category needs an operator's approval first (`warden tool approve`).
+    Pending,
+    /// This host or configuration cannot run it (a missing command, a policy the
+    /// configuration does not allow); it is listed with the reason.
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where a tool's file came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "path")]
+pub enum ToolSource {
+    /// Embedded in the binary (`tools/` of the source tree).
+    Embedded,
+    /// An operator's directory (`[tools] dirs`).
+    Operator(PathBuf),
+    /// Registered at run time (`warden tool register`, `POST /v1/tools`).
+    Registered(PathBuf),
+}
+
+/// One tool of the registry.
+#[derive(Debug, Clone)]
+pub struct RegisteredTool {
+    /// The tool file.
+    pub tool: Tool,
+    /// What it needs and how risky it is.
+    pub assessment: Assessment,
+    /// Whether it can be called.
+    pub status: ToolStatus,
+    /// Where its file is.
+    pub source: ToolSource,
+    /// Its program, for a tool that runs one.
+    pub program: Option<ProgramFile>,
+}
+
+/// A tool as the CLI and the HTTP API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolView {
+    /// The name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// Its category: the higher of the declared one and the one its assessment found.
+    pub category: Category,
+    /// Its risk level.
+    pub level: warden_core::ThreatLevel,
+    /// Whether it can be called.
+    pub status: ToolStatus,
+    /// Where its file is.
+    pub source: ToolSource,
+    /// How it runs: `builtin`, `program`, `command`.
+    pub runs: &'static str,
+    /// The isolation mode it asks for.
+    pub mode: warden_core::ModeRequest,
+    /// Its network policy.
+    pub network: String,
+    /// Its input's JSON Schema.
+    pub input_schema: serde_json::Value,
+    /// What its output is.
+    pub output: warden_core::tool::OutputFormat,
+    /// An example input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub example: Option<serde_json::Value>,
+    /// The assessment: the needed and declared categories, the level and why.
+    pub assessment: Assessment,
+    /// Its limits beyond the defaults.
+    pub limits: warden_core::LimitOverrides,
+    /// Host paths it sees read-only.
+    pub read_only: Vec<PathBuf>,
+}
+
+impl RegisteredTool {
+    /// The category calls are counted under: the higher of the declared and the needed one.
+    pub fn category(&self) -> Category {
+        self.assessment.category.max(self.tool.category)
+    }
+
+    /// The tool as shown.
+    pub fn view(&self) -> ToolView {
+        let tool = &self.tool;
+        ToolView {
+            name: tool.name.clone(),
+            description: tool.description.clone(),
+            category: self.category(),
+            level: self.assessment.level,
+            status: self.status.clone(),
+            source: self.source.clone(),
+            runs: tool.runner.key(),
+            mode: tool.mode,
+            network: tool.network.clone(),
+            input_schema: tool.input.to_json().clone(),
+            output: tool.output,
+            example: tool.example.clone(),
+            assessment: self.assessment.clone(),
+            limits: tool.limits,
+            read_only: tool.read_only.clone(),
+        }
+    }
+}
+
+/// Why a registration (or removal, or approval) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The tool file is invalid.
+    #[error(transparent)]
+    File(#[from] ToolFileError),
+    /// The assessment refuses it.
+    #[error("tool {name:?} is refused: {}", problems.join("; "))]
+    Assessment {
+        /// The tool.
+        name: String,
+        /// Why.
+        problems: Vec<String>,
+    },
+    /// Its category may not be registered here.
+    #[error(
+        "tool {name:?} is in category {category}, which [tools] allowed_categories does not allow"
+    )]
+    Category {
+        /// The tool.
+        name: String,
+        /// Its category.
+        category: Category,
+    },
+    /// The name is taken.
+    #[error("a tool named {0:?} already exists")]
+    Exists(String),
+    /// No such tool.
+    #[error("no tool named {0:?}")]
+    Unknown(String),
+    /// The tool is not a registered one (embedded and operator tools are changed by files).
+    #[error("tool {0:?} is not a registered tool: it comes from {1}")]
+    NotRegistered(String, &'static str),
+    /// The program file the tool names is missing.
+    #[error("tool {name:?} runs {file:?}, which was not given")]
+    MissingProgram {
+        /// The tool.
+        name: String,
+        /// The file.
+        file: String,
+    },
+    /// The tool is not pending.
+    #[error("tool {0:?} is not awaiting approval")]
+    NotPending(String),
+    /// A tool file (or its program) given by path could not be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state directory could not be written.
+    #[error("{step} {path}")]
+    State {
+        /// What was being done.
+        step: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RegistryError {
+    /// Whether the caller, not warden's host, is at fault.
+    pub fn is_caller_fault(&self) -> bool {
+        !matches!(self, RegistryError::State { .. })
+    }
+}
+
+/// A tool file that did not load, with why (the others load).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadProblem {
+    /// The file.
+    pub file: String,
+    /// Why it was skipped.
+    pub problem: String,
+}
+
+/// The engine's judgement of a tool: its assessment, and whether this host can run it.
+pub(crate) trait Judge {
+    /// The assessment of `tool` with its program.
+    fn assess(&self, tool: &Tool, program: Option<&ProgramFile>) -> Assessment;
+    /// Why `tool` cannot run here, if it cannot.
+    fn unavailable(&self, tool: &Tool) -> Option<String>;
+}
+
+/// The loaded registry.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    tools: RwLock<BTreeMap<String, Arc<RegisteredTool>>>,
+    settings: ToolsSettings,
+    problems: Vec<LoadProblem>,
+}
+
+/// The marker file of a registered tool awaiting approval.
+const PENDING: &str = "pending";
+/// A registered tool's file in its directory.
+const TOOL_FILE: &str = "tool.toml";
+
+impl Registry {
+    /// The embedded tools, then each operator directory (a file there replaces an embedded
+    /// tool of the same name), then the registered ones. A file that does not load or whose
+    /// assessment refuses it is skipped and reported in [`Registry::problems`].
+    pub(crate) fn load(settings: ToolsSettings, judge: &dyn Judge) -> Self {
+        let mut registry = Self {
+            tools: RwLock::new(BTreeMap::new()),
+            settings,
+            problems: Vec::new(),
+        };
+        for (file, text) in tool::embedded_files() {
+            let program =
+                |name: &str| tool::embedded_source(name).map(|code| code.as_bytes().to_vec());
+            registry.add_file(
+                file,
+                text,
+                ToolOrigin::Embedded,
+                ToolSource::Embedded,
+                &program,
+                false,
+                judge,
+            );
+        }
+        for dir in registry.settings.dirs.clone() {
+            for path in toml_files(&dir) {
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    registry.problem(&path.display().to_string(), "cannot be read".into());
+                    continue;
+                };
+                let beside = |name: &str| std::fs::read(dir.join(name)).ok();
+                let source = ToolSource::Operator(path.clone());
+                registry.add_file(
+                    &path.display().to_string(),
+                    &text,
+                    ToolOrigin::Operator,
+                    source,
+                    &beside,
+                    false,
+                    judge,
+                );
+            }
+        }
+        for dir in registered_dirs(&registry.settings.state_dir.join("registered")) {
+            let path = dir.join(TOOL_FILE);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let beside = |name: &str| std::fs::read(dir.join(name)).ok();
+            let pending = dir.join(PENDING).exists();
+            let source = ToolSource::Registered(dir.clone());
+            registry.add_file(
+                &path.display().to_string(),
+                &text,
+                ToolOrigin::Registered,
+                source,
+                &beside,
+                pending,
+                judge,
+            );
+        }
+        registry
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_file(
+        &mut self,
+        file: &str,
+        text: &str,
+        origin: ToolOrigin,
+        source: ToolSource,
+        program: &dyn Fn(&str) -> Option<Vec<u8>>,
+        pending: bool,
+        judge: &dyn Judge,
+    ) {
+        let built = Tool::parse(text, origin)
+            .map_err(|e| e.to_string())
+            .and_then(|tool| {
+                let program = program_of(&tool, program).map_err(|e| e.to_string())?;
+                self.admit(tool, program, source, pending, judge)
+                    .map_err(|e| e.to_string())
+            });
+        match built {
+            Ok(entry) => {
+                let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
+                if matches!(entry.source, ToolSource::Registered(_))
+                    && tools.contains_key(&entry.tool.name)
+                {
+                    drop(tools);
+                    self.problem(
+                        file,
+                        format!("a tool named {:?} already exists", entry.tool.name),
+                    );
+                    return;
+                }
+                tools.insert(entry.tool.name.clone(), Arc::new(entry));
+            }
+            Err(problem) => self.problem(file, problem),
+        }
+    }
+
+    fn problem(&mut self, file: &str, problem: String) {
+        tracing::warn!(file, %problem, "tool file skipped");
+        self.problems.push(LoadProblem {
+            file: file.to_owned(),
+            problem,
+        });
+    }
+
+    /// Assesses `tool` and decides its status.
+    fn admit(
+        &self,
+        tool: Tool,
+        program: Option<ProgramFile>,
+        source: ToolSource,
+        pending: bool,
+        judge: &dyn Judge,
+    ) -> Result<RegisteredTool, RegistryError> {
+        let assessment = judge.assess(&tool, program.as_ref());
+        if !assessment.problems.is_empty() {
+            return Err(RegistryError::Assessment {
+                name: tool.name.clone(),
+                problems: assessment.problems.clone(),
+            });
+        }
+        if !self
+            .settings
+            .allows(assessment.declared.max(assessment.category))
+        {
+            return Err(RegistryError::Category {
+                name: tool.name.clone(),
+                category: assessment.declared.max(assessment.category),
+            });
+        }
+        let status = match judge.unavailable(&tool) {
+            Some(reason) => ToolStatus::Unavailable { reason },
+            None if pending => ToolStatus::Pending,
+            None => ToolStatus::Active,
+        };
+        Ok(RegisteredTool {
+            tool,
+            assessment,
+            status,
+            source,
+            program,
+        })
+    }
+
+    /// Every tool, by name, the disabled ones left out.
+    pub(crate) fn list(&self) -> Vec<Arc<RegisteredTool>> {
+        let tools = self.tools.read().unwrap_or_else(|p| p.into_inner());
+        tools
+            .values()
+            .filter(|t| !self.settings.disabled.contains(&t.tool.name))
+            .cloned()
+            .collect()
+    }
+
+    /// One tool by name.
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<RegisteredTool>> {
+        if self.settings.disabled.iter().any(|d| d == name) {
+            return None;
+        }
+        let tools = self.tools.read().unwrap_or_else(|p| p.into_inner());
+        tools.get(name).cloned()
+    }
+
+    /// The files that did not load.
+    pub(crate) fn problems(&self) -> &[LoadProblem] {
+        &self.problems
+    }
+
+    /// Registers a tool file with its program files: parsed, assessed, refused when its
+    /// category is not allowed, pending when the category needs approval, then kept in the
+    /// state directory. `replace` lets it replace a registered tool of the same name.
+    pub(crate) fn register(
+        &self,
+        text: &str,
+        files: &[ProgramFile],
+        replace: bool,
+        judge: &dyn Judge,
+    ) -> Result<Arc<RegisteredTool>, RegistryError> {
+        let tool = Tool::parse(text, ToolOrigin::Registered)?;
+        let name = tool.name.clone();
+        let program = program_of(&tool, &|file| {
+            files
+                .iter()
+                .find(|f| f.name == file)
+                .map(|f| f.code.clone())
+        })?;
+        let pending = self.settings.needs_approval(
+            judge
+                .assess(&tool, program.as_ref())
+                .category
+                .max(tool.category),
+        );
+        let dir = self.settings.state_dir.join("registered").join(&name);
+        let entry = self.admit(
+            tool,
+            program,
+            ToolSource::Registered(dir.clone()),
+            pending,
+            judge,
+        )?;
+        let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
+        match tools.get(&name).map(|t| &t.source) {
+            Some(ToolSource::Registered(_)) if replace => {}
+            Some(_) => return Err(RegistryError::Exists(name)),
+            None => {}
+        }
+        store(&dir, text, entry.program.as_ref(), pending)?;
+        let entry = Arc::new(entry);
+        tools.insert(name, entry.clone());
+        Ok(entry)
+    }
+
+    /// Removes a registered tool.
+    pub(crate) fn remove(&self, name: &str) -> Result<(), RegistryError> {
+        let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
+        let dir = registered_dir(tools.get(name), name)?;
+        std::fs::remove_dir_all(&dir).map_err(|source| RegistryError::State {
+            step: "removing",
+            path: dir.clone(),
+            source,
+        })?;
+        tools.remove(name);
+        Ok(())
+    }
+
+    /// Approves a pending registered tool.
+    pub(crate) fn approve(&self, name: &str) -> Result<Arc<RegisteredTool>, RegistryError> {
+        let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
+        let entry = tools
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RegistryError::Unknown(name.to_owned()))?;
+        if entry.status != ToolStatus::Pending {
+            return Err(RegistryError::NotPending(name.to_owned()));
+        }
+        let dir = registered_dir(Some(&entry), name)?;
+        let marker = dir.join(PENDING);
+        std::fs::remove_file(&marker).map_err(|source| RegistryError::State {
+            step: "approving",
+            path: marker,
+            source,
+        })?;
+        let approved = Arc::new(RegisteredTool {
+            status: ToolStatus::Active,
+            ..(*entry).clone()
+        });
+        tools.insert(name.to_owned(), approved.clone());
+        Ok(approved)
+    }
+}
+
+/// The directory of a registered tool, or why `entry` is not one.
+fn registered_dir(
+    entry: Option<&Arc<RegisteredTool>>,
+    name: &str,
+) -> Result<PathBuf, RegistryError> {
+    match entry.map(|e| &e.source) {
+        None => Err(RegistryError::Unknown(name.to_owned())),
+        Some(ToolSource::Registered(dir)) => Ok(dir.clone()),
+        Some(ToolSource::Embedded) => {
+            Err(RegistryError::NotRegistered(name.to_owned(), "the binary"))
+        }
+        Some(ToolSource::Operator(_)) => Err(RegistryError::NotRegistered(
+            name.to_owned(),
+            "an operator's directory",
+        )),
+    }
+}
+
+/// The program a tool runs, read through `read`; `None` for a tool that runs none.
+fn program_of(
+    tool: &Tool,
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Option<ProgramFile>, RegistryError> {
+    let Runner::Program { file, .. } = &tool.runner else {
+        return Ok(None);
+    };
+    let code = read(file).ok_or_else(|| RegistryError::MissingProgram {
+        name: tool.name.clone(),
+        file: file.clone(),
+    })?;
+    Ok(Some(ProgramFile {
+        name: file.clone(),
+        code,
+    }))
+}
+
+/// Writes a registered tool's directory: built beside its place, then renamed into it, so
+/// that a crash leaves either the old tool or the new one.
+fn store(
+    dir: &Path,
+    text: &str,
+    program: Option<&ProgramFile>,
+    pending: bool,
+) -> Result<(), RegistryError> {
+    let state = |step, path: &Path| {
+        let path = path.to_owned();
+        move |source| RegistryError::State { step, path, source }
+    };
+    let parent = dir.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent).map_err(state("creating", parent))?;
+    let building = parent.join(format!(
+        ".building-{}",
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = std::fs::remove_dir_all(&building);
+    std::fs::create_dir(&building).map_err(state("creating", &building))?;
+    std::fs::write(building.join(TOOL_FILE), text).map_err(state("writing", &building))?;
+    if let Some(program) = program {
+        std::fs::write(building.join(&program.name), &program.code)
+            .map_err(state("writing", &building))?;
+    }
+    if pending {
+        std::fs::write(building.join(PENDING), b"").map_err(state("writing", &building))?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(state("replacing", dir))?;
+    }
+    std::fs::rename(&building, dir).map_err(state("storing", dir))
+}
+
+/// The `*.toml` files of a directory, sorted; none when it does not exist.
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file());
+    files.sort();
+    files
+}
+
+/// The directories of registered tools, sorted.
+fn registered_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    dirs.retain(|p| {
+        p.is_dir()
+            && !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    });
+    dirs.sort();
+    dirs
+}

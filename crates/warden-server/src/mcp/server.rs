@@ -1,0 +1,126 @@
+//! The MCP server itself: `rmcp`'s `ServerHandler`, written by hand because the tools are
+//! known only at run time. It answers `initialize`, `tools/list` and `tools/call` and
+//! translates between MCP's vocabulary and the [`ToolHost`] port; every other method is
+//! rmcp's default (method not found).
+
+use std::sync::Arc;
+
+use axum::http::request::Parts;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+use super::http::McpCaller;
+use super::{CallRefused, ToolHost, ToolInfo, ToolReply};
+
+/// What `initialize` tells the client about this server.
+const INSTRUCTIONS: &str = "warden runs every tool in a sandbox on this host: code and commands \
+                            are isolated, limited in time and memory, and offline unless a \
+                            network policy allows otherwise.";
+
+/// The MCP server over one [`ToolHost`]; cheap to clone (one per HTTP session).
+#[derive(Clone)]
+pub(crate) struct McpServer {
+    host: Arc<dyn ToolHost>,
+}
+
+impl McpServer {
+    pub(crate) fn new(host: Arc<dyn ToolHost>) -> Self {
+        Self { host }
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("warden", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = self.host.tools().into_iter().map(tool).collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = caller(&context)?;
+        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
+        let name = request.name.into_owned();
+        tracing::debug!(tool = %name, caller = ?caller, "mcp tool call");
+        match self.host.call(name, arguments, caller).await {
+            Ok(reply) => Ok(result(reply).into()),
+            Err(refused @ CallRefused::Busy(_)) => {
+                Ok(CallToolResult::error(vec![ContentBlock::text(refused.to_string())]).into())
+            }
+            Err(refused @ (CallRefused::UnknownTool(_) | CallRefused::Invalid(_))) => {
+                Err(ErrorData::invalid_params(refused.to_string(), None))
+            }
+        }
+    }
+
+    /// rmcp checks the `Mcp-Param-*` headers of an HTTP call against the tool's schema.
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.host
+            .tools()
+            .into_iter()
+            .find(|info| info.name == name)
+            .map(tool)
+    }
+}
+
+/// `ToolInfo` as MCP lists it.
+fn tool(info: ToolInfo) -> Tool {
+    let annotations = ToolAnnotations::new()
+        .read_only(info.read_only)
+        .open_world(info.open_world);
+    let tool = Tool::new(info.name, info.description, Arc::new(info.input_schema))
+        .with_annotations(annotations);
+    match info.title {
+        Some(title) => tool.with_title(title),
+        None => tool,
+    }
+}
+
+/// A tool's reply as MCP's result: one text block, the structured value if any.
+fn result(reply: ToolReply) -> CallToolResult {
+    let content = vec![ContentBlock::text(reply.text)];
+    let mut result = if reply.is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
+    };
+    result.structured_content = reply.structured;
+    result
+}
+
+/// Who calls: over HTTP, the [`McpCaller`] the authenticating middleware put in the request's
+/// extensions (rmcp hands the request's `Parts` to the handler); over stdio (no `Parts`),
+/// the local user. An HTTP request without an `McpCaller` means `/mcp` was mounted without
+/// that middleware: refused rather than run anonymously.
+fn caller(context: &RequestContext<RoleServer>) -> Result<Option<String>, ErrorData> {
+    let Some(parts) = context.extensions.get::<Parts>() else {
+        return Ok(None);
+    };
+    match parts.extensions.get::<McpCaller>() {
+        Some(McpCaller(name)) => Ok(name.clone()),
+        None => {
+            tracing::error!("an mcp call over http carries no McpCaller: is /mcp authenticated?");
+            Err(ErrorData::internal_error(
+                "the request was not authenticated",
+                None,
+            ))
+        }
+    }
+}

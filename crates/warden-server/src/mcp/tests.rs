@@ -1,0 +1,511 @@
+//! The adapter against a fake registry: raw JSON-RPC lines over an in-memory stream (what an
+//! MCP client writes to `warden mcp`'s stdin), and HTTP requests through the tower service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{json, Value};
+use tokio::io::{
+    AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf,
+};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use super::stdio::serve_stream;
+use super::{
+    http_service, CallRefused, HttpOptions, McpCaller, McpError, ToolCall, ToolHost, ToolInfo,
+    ToolReply,
+};
+
+/// Two tools: `echo` answers its `text` (and who called), `fail` is a program that failed,
+/// or with `"busy": true` a call the queue refused.
+struct FakeHost;
+
+impl ToolHost for FakeHost {
+    fn tools(&self) -> Vec<ToolInfo> {
+        let schema = |value: Value| match value {
+            Value::Object(map) => map,
+            _ => unreachable!("the schemas below are objects"),
+        };
+        vec![
+            ToolInfo {
+                name: "echo".into(),
+                description: "Answers its text.".into(),
+                input_schema: schema(json!({
+                    "type": "object",
+                    "properties": {"text": {"type": "string"}},
+                    "required": ["text"],
+                })),
+                title: Some("Echo".into()),
+                read_only: true,
+                open_world: false,
+            },
+            ToolInfo {
+                name: "fail".into(),
+                description: "Fails.".into(),
+                input_schema: schema(json!({"type": "object"})),
+                title: None,
+                read_only: false,
+                open_world: true,
+            },
+        ]
+    }
+
+    fn call(&self, name: String, arguments: Value, caller: Option<String>) -> ToolCall {
+        Box::pin(async move {
+            match name.as_str() {
+                "echo" => {
+                    let text = arguments["text"]
+                        .as_str()
+                        .ok_or_else(|| CallRefused::Invalid("`text` is required".into()))?;
+                    Ok(ToolReply {
+                        text: text.into(),
+                        structured: Some(json!({"text": text, "caller": caller})),
+                        is_error: false,
+                    })
+                }
+                "fail" if arguments["busy"] == true => {
+                    Err(CallRefused::Busy("the queue is full, retry later".into()))
+                }
+                "fail" => Ok(ToolReply {
+                    text: "exited with status 1".into(),
+                    structured: None,
+                    is_error: true,
+                }),
+                _ => Err(CallRefused::UnknownTool(name)),
+            }
+        })
+    }
+}
+
+/// The client's end of a stdio session.
+struct Client {
+    lines: Lines<BufReader<ReadHalf<DuplexStream>>>,
+    writer: WriteHalf<DuplexStream>,
+    next_id: u64,
+}
+
+impl Client {
+    /// A server on one end of an in-memory stream, this client on the other.
+    fn start() -> (Self, JoinHandle<Result<(), McpError>>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (server_reader, server_writer) = tokio::io::split(server);
+        let server = tokio::spawn(serve_stream(
+            Arc::new(FakeHost),
+            server_reader,
+            server_writer,
+        ));
+        let (reader, writer) = tokio::io::split(client);
+        let client = Self {
+            lines: BufReader::new(reader).lines(),
+            writer,
+            next_id: 1,
+        };
+        (client, server)
+    }
+
+    /// Starts a server and completes the handshake.
+    async fn initialized() -> (Self, JoinHandle<Result<(), McpError>>) {
+        let (mut client, server) = Self::start();
+        let answer = client.request("initialize", initialize_params()).await;
+        assert_eq!(answer["result"]["serverInfo"]["name"], "warden", "{answer}");
+        client
+            .send_line(
+                &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+            )
+            .await;
+        (client, server)
+    }
+
+    async fn send_line(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("the server reads");
+    }
+
+    /// Sends a request and returns the server's answer to it (skipping notifications).
+    async fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send_line(&request.to_string()).await;
+        self.answer(Some(&json!(id))).await
+    }
+
+    /// The next answer to the request `id`, or with `None` to a request whose id the server
+    /// could not read (notifications, which have no id either, are skipped).
+    async fn answer(&mut self, id: Option<&Value>) -> Value {
+        // A bound on a hang, not a timing assertion: a missing answer fails instead of
+        // blocking the suite.
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let line = self
+                    .lines
+                    .next_line()
+                    .await
+                    .expect("the server writes")
+                    .expect("the server answers before closing");
+                let message: Value = serde_json::from_str(&line).expect("the server writes JSON");
+                if message.get("id") == id && message.get("method").is_none() {
+                    return message;
+                }
+            }
+        })
+        .await
+        .expect("an answer")
+    }
+
+    async fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        self.request("tools/call", json!({"name": tool, "arguments": arguments}))
+            .await
+    }
+}
+
+fn initialize_params() -> Value {
+    json!({
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "warden-tests", "version": "0"},
+    })
+}
+
+#[tokio::test]
+async fn initialize_names_warden_and_offers_tools() {
+    let (mut client, _server) = Client::start();
+    let answer = client.request("initialize", initialize_params()).await;
+    let result = &answer["result"];
+    assert_eq!(result["serverInfo"]["name"], "warden");
+    assert_eq!(result["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(result["capabilities"]["tools"].is_object(), "{answer}");
+    assert!(result["instructions"]
+        .as_str()
+        .is_some_and(|text| text.contains("sandbox")));
+}
+
+#[tokio::test]
+async fn tools_list_shows_every_tool_with_its_schema_and_hints() {
+    let (mut client, _server) = Client::initialized().await;
+    let answer = client.request("tools/list", json!({})).await;
+    let tools = answer["result"]["tools"].as_array().expect("a list");
+    assert_eq!(tools.len(), 2, "{answer}");
+    let echo = &tools[0];
+    assert_eq!(echo["name"], "echo");
+    assert_eq!(echo["title"], "Echo");
+    assert_eq!(echo["description"], "Answers its text.");
+    assert_eq!(echo["inputSchema"]["required"], json!(["text"]));
+    assert_eq!(echo["annotations"]["readOnlyHint"], true);
+    assert_eq!(echo["annotations"]["openWorldHint"], false);
+    let fail = &tools[1];
+    assert_eq!(fail["name"], "fail");
+    assert_eq!(fail["inputSchema"], json!({"type": "object"}));
+    assert_eq!(fail["annotations"]["openWorldHint"], true);
+    assert!(fail.get("title").is_none());
+}
+
+#[tokio::test]
+async fn a_call_answers_the_tools_text_and_structured_content() {
+    let (mut client, _server) = Client::initialized().await;
+    let answer = client.call("echo", json!({"text": "hello"})).await;
+    let result = &answer["result"];
+    assert_eq!(
+        result["content"],
+        json!([{"type": "text", "text": "hello"}])
+    );
+    assert_eq!(result["isError"], false);
+    // Over stdio the caller is the local user: no token name.
+    assert_eq!(
+        result["structuredContent"],
+        json!({"text": "hello", "caller": null})
+    );
+}
+
+#[tokio::test]
+async fn a_failed_program_is_a_tool_error_not_a_protocol_error() {
+    let (mut client, _server) = Client::initialized().await;
+    // No `arguments` at all: the host sees `{}`.
+    let answer = client.request("tools/call", json!({"name": "fail"})).await;
+    assert!(answer.get("error").is_none(), "{answer}");
+    assert_eq!(answer["result"]["isError"], true);
+    assert_eq!(
+        answer["result"]["content"][0]["text"],
+        "exited with status 1"
+    );
+    assert!(answer["result"].get("structuredContent").is_none());
+}
+
+#[tokio::test]
+async fn a_busy_server_is_a_tool_error_the_agent_can_retry() {
+    let (mut client, _server) = Client::initialized().await;
+    let answer = client.call("fail", json!({"busy": true})).await;
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert_eq!(
+        answer["result"]["content"][0]["text"],
+        "the queue is full, retry later"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_tool_or_malformed_call_is_invalid_params() {
+    let (mut client, _server) = Client::initialized().await;
+    let answer = client.call("nope", json!({})).await;
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert_eq!(answer["error"]["message"], "unknown tool: nope");
+    let answer = client.call("echo", json!({"txt": "typo"})).await;
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert_eq!(answer["error"]["message"], "`text` is required");
+}
+
+#[tokio::test]
+async fn bad_input_does_not_stop_the_server() {
+    let (mut client, _server) = Client::initialized().await;
+    // Not JSON: ignored (there is no id to answer).
+    client.send_line("{this is not json").await;
+    // JSON, but not a JSON-RPC message: answered with "invalid request", id unknown.
+    client.send_line(r#"{"hello": "world"}"#).await;
+    let answer = client.answer(None).await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    // A method MCP does not have.
+    let answer = client.request("tools/frobnicate", json!({})).await;
+    assert_eq!(answer["error"]["code"], -32601, "{answer}");
+    // Still serving.
+    let answer = client.call("echo", json!({"text": "still here"})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "still here");
+}
+
+#[tokio::test]
+async fn a_request_before_initialize_is_refused_and_the_handshake_still_works() {
+    let (mut client, _server) = Client::start();
+    let answer = client.request("tools/list", json!({})).await;
+    assert!(answer["error"]["code"].is_i64(), "{answer}");
+    let answer = client.request("initialize", initialize_params()).await;
+    assert_eq!(answer["result"]["serverInfo"]["name"], "warden", "{answer}");
+}
+
+#[tokio::test]
+async fn closing_stdin_ends_the_session_cleanly() {
+    let (client, server) = Client::initialized().await;
+    drop(client);
+    server.await.expect("the task").expect("a clean end");
+    // Also before the handshake.
+    let (client, server) = Client::start();
+    drop(client);
+    server.await.expect("the task").expect("a clean end");
+}
+
+/// A POST to `/mcp` as a streamable HTTP client sends it.
+fn post(body: &Value, session: Option<&str>, caller: Option<McpCaller>) -> Request<Body> {
+    let mut request = Request::post("/mcp")
+        .header(header::HOST, "localhost")
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(session) = session {
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    if let Some(caller) = caller {
+        request = request.extension(caller);
+    }
+    request
+        .body(Body::from(body.to_string()))
+        .expect("a valid request")
+}
+
+/// The JSON-RPC message in an answer: the body itself, or the `data:` of an event stream.
+async fn message(response: axum::response::Response) -> Value {
+    let body = tokio::time::timeout(
+        Duration::from_secs(30),
+        axum::body::to_bytes(response.into_body(), 1 << 20),
+    )
+    .await
+    .expect("the answer ends")
+    .expect("a body");
+    let body = String::from_utf8(body.to_vec()).expect("UTF-8");
+    // The stream starts with an empty `data:` (a priming event the client can resume from).
+    let json = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .find(|data| !data.trim().is_empty())
+        .unwrap_or(&body);
+    serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn initialize_request() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize_params()})
+}
+
+#[tokio::test]
+async fn http_initialize_opens_a_session() {
+    let service = http_service(Arc::new(FakeHost), HttpOptions::default());
+    let response = service
+        .oneshot(post(&initialize_request(), None, None))
+        .await
+        .expect("infallible")
+        .into_response();
+    assert_eq!(response.status(), StatusCode::OK);
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .expect("a session id");
+    assert!(!session.is_empty());
+    let answer = message(response).await;
+    assert_eq!(answer["id"], 1);
+    assert_eq!(answer["result"]["serverInfo"]["name"], "warden", "{answer}");
+}
+
+#[tokio::test]
+async fn http_calls_run_as_the_caller_the_middleware_authenticated() {
+    let service = http_service(Arc::new(FakeHost), HttpOptions::default());
+    let session = open_session(&service).await;
+
+    let call = |id: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"text": "hi"}}})
+    };
+    let grader = McpCaller(Some("grader".into()));
+    let response = service
+        .clone()
+        .oneshot(post(&call(2), Some(&session), Some(grader)))
+        .await
+        .expect("infallible")
+        .into_response();
+    let answer = message(response).await;
+    assert_eq!(
+        answer["result"]["structuredContent"],
+        json!({"text": "hi", "caller": "grader"}),
+        "{answer}"
+    );
+
+    // Mounted without the authenticating middleware: refused, not run anonymously.
+    let response = service
+        .oneshot(post(&call(3), Some(&session), None))
+        .await
+        .expect("infallible")
+        .into_response();
+    let answer = message(response).await;
+    assert_eq!(answer["error"]["code"], -32603, "{answer}");
+}
+
+#[tokio::test]
+async fn http_refuses_a_host_it_does_not_serve() {
+    let service = http_service(Arc::new(FakeHost), HttpOptions::default());
+    let mut request = post(&initialize_request(), None, None);
+    request.headers_mut().insert(
+        header::HOST,
+        "evil.example".parse().expect("a header value"),
+    );
+    let response = service
+        .oneshot(request)
+        .await
+        .expect("infallible")
+        .into_response();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+/// Opens a session: initialize, then initialized. Returns its id.
+async fn open_session<S>(service: &S) -> String
+where
+    S: tower::Service<Request<Body>, Error = std::convert::Infallible> + Clone,
+    S::Response: IntoResponse,
+{
+    let response = service
+        .clone()
+        .oneshot(post(&initialize_request(), None, None))
+        .await
+        .expect("infallible")
+        .into_response();
+    assert_eq!(response.status(), StatusCode::OK);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = service
+        .clone()
+        .oneshot(post(&initialized, Some(&session), None))
+        .await
+        .expect("infallible")
+        .into_response();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    session
+}
+
+#[tokio::test]
+async fn http_shutdown_ends_the_open_event_streams() {
+    let options = HttpOptions::default();
+    let shutdown = options.shutdown.clone();
+    let service = http_service(Arc::new(FakeHost), options);
+    let session = open_session(&service).await;
+    // The session's stream for server messages: open until the session ends.
+    let stream = Request::get("/mcp")
+        .header(header::HOST, "localhost")
+        .header(header::ACCEPT, "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(Body::empty())
+        .expect("a valid request");
+    let response = service
+        .oneshot(stream)
+        .await
+        .expect("infallible")
+        .into_response();
+    assert_eq!(response.status(), StatusCode::OK);
+    shutdown.close();
+    // Keep-alive comments every 15 s would hold it open forever; the bound fails a hang.
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        axum::body::to_bytes(response.into_body(), 1 << 20),
+    )
+    .await
+    .expect("the stream ends at shutdown")
+    .expect("a body");
+}
+
+#[tokio::test]
+async fn the_service_mounts_in_an_axum_router_behind_a_middleware() {
+    // The integrator's shape: authenticate, then insert the caller.
+    async fn authenticate(
+        mut request: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        request
+            .extensions_mut()
+            .insert(McpCaller(Some("agent".into())));
+        next.run(request).await
+    }
+    let router = axum::Router::new()
+        .route_service(
+            "/mcp",
+            http_service(Arc::new(FakeHost), HttpOptions::default()),
+        )
+        .layer(axum::middleware::from_fn(authenticate));
+    let session = open_session(&router).await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": "routed"}}});
+    let response = router
+        .oneshot(post(&call, Some(&session), None))
+        .await
+        .expect("infallible");
+    let answer = message(response).await;
+    assert_eq!(
+        answer["result"]["structuredContent"]["caller"], "agent",
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_notification_instead_of_initialize_ends_the_session_with_an_error() {
+    let (mut client, server) = Client::start();
+    client
+        .send_line(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+        .await;
+    let error = server
+        .await
+        .expect("the task")
+        .expect_err("not a handshake");
+    assert!(matches!(error, McpError::NotInitialized), "{error:?}");
+}
