@@ -48,3 +48,14 @@ if ! "$venv/bin/python3" -c 'import judge0, pistonapi, schemathesis, openapi_spe
   /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install -q -r scripts/test-clients.txt
 fi
+
+# The official MCP Python SDK (tests/mcp.rs: its clients drive `warden mcp`, `/mcp` and
+# `warden mcp wrap`, and a wrapped server is written with it), in a venv of its own: mcp 2.x's
+# pins must not fight the compatible APIs' clients'.
+mcp_venv=/opt/warden-mcp-venv
+# scripts/mcp-clients.txt pins it and everything it pulls in (`pip freeze` of the venv).
+if ! "$mcp_venv/bin/python3" -c 'import mcp' >/dev/null 2>&1; then
+  echo "setup: installing the MCP SDK into $mcp_venv" >&2
+  /usr/bin/python3 -m venv "$mcp_venv"
+  "$mcp_venv/bin/pip" install -q -r scripts/mcp-clients.txt
+fi

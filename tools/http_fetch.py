@@ -18,7 +18,18 @@ try:
             "body": body[:limit].decode("utf-8", "replace"),
         }
 except urllib.error.HTTPError as e:
-    result = {"status": e.code, "content_type": e.headers.get("Content-Type"), "truncated": False, "body": ""}
+    body = e.read(limit + 1)
+    text = body[:limit].decode("utf-8", "replace")
+    # warden's proxy refuses what the policy denies with its own answer: an error, not a page.
+    if text.startswith("warden: "):
+        print(json.dumps({"error": text.strip()}))
+        sys.exit(1)
+    result = {
+        "status": e.code,
+        "content_type": e.headers.get("Content-Type"),
+        "truncated": len(body) > limit,
+        "body": text,
+    }
 except (urllib.error.URLError, OSError, ValueError) as e:
     print(json.dumps({"error": str(getattr(e, "reason", e))}))
     sys.exit(1)

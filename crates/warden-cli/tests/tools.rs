@@ -551,3 +551,89 @@ fn categories_the_configuration_names_wait_for_approval_or_are_refused() {
         "{names:?}"
     );
 }
+
+#[test]
+fn http_fetch_reaches_a_public_host_through_the_policy_and_never_this_one() {
+    let world = World::new();
+    // A registry this host's package managers use: public, and reachable from CI's machine.
+    let (host, _) = world
+        .registries()
+        .into_iter()
+        .next()
+        .expect("a package registry is configured on this host");
+    let fetched = reply(
+        &world,
+        "http_fetch",
+        json!({"url": format!("https://{host}/"), "max_bytes": 1000}),
+    );
+    assert_eq!(fetched["is_error"], false, "{fetched:#}");
+    assert!(fetched["structured"]["status"].is_u64(), "{fetched:#}");
+    assert!(
+        fetched["structured"]["body"].as_str().unwrap_or("").len() <= 1000,
+        "{fetched:#}"
+    );
+    let network = &fetched["execution"]["network"];
+    assert_eq!(network["policy"], "internet_access", "{fetched:#}");
+    // The sandbox's loopback is its own: this host's listener is not there.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let port = listener.local_addr().expect("address").port();
+    let local = reply(
+        &world,
+        "http_fetch",
+        json!({"url": format!("http://127.0.0.1:{port}/")}),
+    );
+    assert_eq!(local["is_error"], true, "{local:#}");
+    assert!(
+        listener.accept().is_err(),
+        "the host's listener was reached"
+    );
+    // This host's own address is in the deny set: the proxy refuses it by evaluation (no
+    // packet leaves), logs it, and the call counts as a violation.
+    let own = host_address();
+    let denied = reply(
+        &world,
+        "http_fetch",
+        json!({"url": format!("http://{own}:{port}/")}),
+    );
+    assert_eq!(denied["is_error"], true, "{denied:#}");
+    let attempts = denied["execution"]["network"]["connections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        attempts
+            .iter()
+            .any(|c| c["allowed"] == false && c["port"] == port && c["addr"] == own.to_string()),
+        "{denied:#}"
+    );
+    let stats = json_of(
+        &world
+            .warden()
+            .args(["tool", "stats", "--json"])
+            .output()
+            .expect("runs"),
+    );
+    let fetch = stats["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .find(|t| t["tool"] == "http_fetch")
+        .cloned()
+        .expect("counted");
+    assert_eq!(fetch["successes"], 1, "{stats:#}");
+    assert_eq!(fetch["violations"], 1, "{stats:#}");
+}
+
+/// This host's first non-loopback IPv4 address.
+fn host_address() -> std::net::Ipv4Addr {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .expect("hostname runs");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .find(|a| !a.is_loopback())
+        .expect("this host has a non-loopback IPv4 address")
+}

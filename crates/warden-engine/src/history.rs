@@ -217,12 +217,6 @@ impl HistoryStore {
         tool_calls::stats(&self.conn, &self.path, since)
     }
 
-    /// The tool an execution ran for, when it was a tool call.
-    pub fn tool_of(&self, execution: &str) -> Result<Option<String>, HistoryError> {
-        tool_calls::tool_of(&self.conn, execution)
-            .map_err(|e| self.error("reading an execution's tool", e))
-    }
-
     /// Deletes the executions that `rule` no longer keeps (and tool calls older than its
     /// age); returns how many executions.
     pub fn prune(&self, rule: &Prune) -> Result<u64, HistoryError> {

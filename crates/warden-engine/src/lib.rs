@@ -25,7 +25,7 @@ pub use compile_cache::CompileCache;
 pub use dependency_cache::DependencyCache;
 pub use engine::{
     host_memory_pressure, Connection, Engine, EngineConfig, McpWrap, MemoryPressure, NetworkReport,
-    PoolStats, RelayReport, SandboxCheck,
+    PoolStats, RelayReport, SandboxCheck, DEFAULT_CALL_TIMEOUT,
 };
 pub use error::{EngineError, ErrorKind, SourceError};
 pub use execution::{

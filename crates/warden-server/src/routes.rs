@@ -81,7 +81,14 @@ async fn mcp_auth(
             request
                 .extensions_mut()
                 .insert(crate::mcp::McpCaller(caller.token));
-            next.run(request).await
+            let delete = request.method() == axum::http::Method::DELETE;
+            let mut response = next.run(request).await;
+            // rmcp accepts a session's DELETE with 202; clients (the Python SDK) expect the
+            // 200 of a completed request.
+            if delete && response.status() == axum::http::StatusCode::ACCEPTED {
+                *response.status_mut() = axum::http::StatusCode::OK;
+            }
+            response
         }
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use warden_engine::{McpWrap, Origin};
+use warden_engine::{McpWrap, Origin, ToolStatus};
 
 /// Arguments of `warden mcp`.
 #[derive(Debug, Args)]
@@ -42,8 +42,13 @@ struct WrapArgs {
     /// How long it may live (default: the operator's maximum wall time).
     #[arg(long, value_parser = warden_core::parse_duration)]
     wall_time: Option<std::time::Duration>,
-    /// The server's command: an absolute program (or one on PATH) and its arguments.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    /// How long a tool call may wait for its answer before it fails (default 120s).
+    #[arg(long, value_parser = warden_core::parse_duration)]
+    call_timeout: Option<std::time::Duration>,
+    /// The server's command: an absolute program (or one on PATH) and its arguments. Without
+    /// it, NAME is a registered tool file with `[run] mcp = [...]`, whose command, network
+    /// policy, read-only paths and limits are used.
+    #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -75,23 +80,47 @@ fn serve() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The wrap of the registered MCP server `name`, which must be approved.
+fn registered(engine: &warden_engine::Engine, name: &str) -> anyhow::Result<McpWrap> {
+    let Some(tool) = engine.tool(name) else {
+        bail!(
+            "no tool named {name:?}: give the server's command after --, or register its tool file"
+        );
+    };
+    match &tool.status {
+        ToolStatus::Active => {}
+        ToolStatus::Pending => bail!("{name} awaits an operator's approval (warden tool approve)"),
+        ToolStatus::Unavailable { reason } => bail!("{name} is unavailable: {reason}"),
+    }
+    McpWrap::from_tool(&tool).with_context(|| format!("{name} is a tool, not an MCP server"))
+}
+
 /// Relays between this process's stdin/stdout and the sandboxed server until both are done.
 fn relay(args: WrapArgs) -> anyhow::Result<ExitCode> {
     let engine = super::engine(|_| {})?;
-    let mut command = args.command;
-    command[0] = super::tool::absolute_program(&command[0])?;
-    let wrap = McpWrap {
-        name: args.name,
-        command,
-        network: args.network,
-        read_only: args.read_only,
-        limits: warden_core::LimitOverrides {
-            memory: args.memory,
-            wall_time: args.wall_time,
-            ..warden_core::LimitOverrides::default()
-        },
-        origin: Origin::new("mcp", None),
+    let mut wrap = match args.command.first() {
+        Some(program) => {
+            let mut command = args.command.clone();
+            command[0] = super::tool::absolute_program(program)?;
+            McpWrap {
+                name: args.name,
+                command,
+                network: None,
+                read_only: Vec::new(),
+                limits: warden_core::LimitOverrides::default(),
+                origin: Origin::new("mcp", None),
+                call_timeout: warden_engine::DEFAULT_CALL_TIMEOUT,
+            }
+        }
+        None => registered(&engine, &args.name)?,
     };
+    wrap.network = args.network.or(wrap.network);
+    wrap.read_only.extend(args.read_only);
+    wrap.limits.memory = args.memory.or(wrap.limits.memory);
+    wrap.limits.wall_time = args.wall_time.or(wrap.limits.wall_time);
+    if let Some(timeout) = args.call_timeout {
+        wrap.call_timeout = timeout;
+    }
     let report = engine.relay_mcp(
         wrap,
         Box::new(std::io::stdin()),

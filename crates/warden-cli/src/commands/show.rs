@@ -98,6 +98,9 @@ fn write_text(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
             .unwrap_or_default();
         field(out, "asked via:", &format!("{api}{by}"))?;
     }
+    if let Some(tool) = &e.tool {
+        field(out, "tool:", tool)?;
+    }
     write_security(out, e)?;
     if let Some(report) = &e.network {
         write_connections(out, report)?;

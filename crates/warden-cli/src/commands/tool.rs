@@ -167,11 +167,18 @@ impl WrapArgs {
     }
 }
 
-/// `program` if absolute, else the first executable of that name on `PATH`, its links
-/// resolved (the sandbox sees the real file, not a link into a directory it may not see).
+/// `program` if absolute, else the first executable of that name on `PATH`. Links are kept:
+/// a virtual environment's `bin/python3` is a link whose path tells Python where its packages
+/// are.
 pub(super) fn absolute_program(program: &str) -> anyhow::Result<String> {
-    let found = if program.contains('/') {
+    let found = if program.starts_with('/') {
         Some(PathBuf::from(program))
+    } else if program.contains('/') {
+        Some(
+            std::env::current_dir()
+                .context("finding the current directory")?
+                .join(program),
+        )
     } else {
         // Without PATH, the search path a shell would use (confstr's _CS_PATH plus /usr/local).
         let path =
@@ -180,13 +187,11 @@ pub(super) fn absolute_program(program: &str) -> anyhow::Result<String> {
             .map(|dir| dir.join(program))
             .find(|candidate| candidate.is_file())
     };
-    let Some(found) = found else {
-        bail!("{program} is not on PATH; give its absolute path");
-    };
-    let real = found
-        .canonicalize()
-        .with_context(|| format!("resolving {}", found.display()))?;
-    Ok(real.to_string_lossy().into_owned())
+    match found {
+        Some(found) if found.is_file() => Ok(found.to_string_lossy().into_owned()),
+        Some(found) => bail!("{} does not exist", found.display()),
+        None => bail!("{program} is not on PATH; give its absolute path"),
+    }
 }
 
 fn list(out: &mut impl Write, engine: &Engine, json: bool) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -46,7 +47,32 @@ pub struct McpWrap {
     pub limits: LimitOverrides,
     /// Who runs it, as the history records it.
     pub origin: Origin,
+    /// How long a `tools/call` may wait for its answer before it fails (the server goes on);
+    /// zero takes [`DEFAULT_CALL_TIMEOUT`].
+    pub call_timeout: Duration,
 }
+
+impl McpWrap {
+    /// The wrap a registered tool file describes (`[run] mcp = [...]`): its command, network
+    /// policy, read-only paths and limits; `None` for another kind of tool.
+    pub fn from_tool(tool: &crate::tools::RegisteredTool) -> Option<Self> {
+        let warden_core::tool::Runner::Mcp(argv) = &tool.tool.runner else {
+            return None;
+        };
+        Some(Self {
+            name: tool.tool.name.clone(),
+            command: argv.clone(),
+            network: Some(tool.tool.network.clone()),
+            read_only: tool.tool.read_only.clone(),
+            limits: tool.tool.limits,
+            origin: Origin::new("mcp", None),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+        })
+    }
+}
+
+/// How long a relayed call waits for its answer unless the wrap says otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How a relay ended.
 #[derive(Debug)]
@@ -80,6 +106,9 @@ struct Relay {
     pending: HashMap<String, Pending>,
     answered: Vec<Answered>,
     stopped: Option<String>,
+    /// Why the server is gone, once its execution has ended: later requests are answered
+    /// with it until the client closes its side.
+    ended: Option<String>,
     /// The server's output not yet ending in a newline.
     partial: Vec<u8>,
     /// The server's stdin; dropped (end-of-file) when the client leaves or the server is
@@ -105,6 +134,32 @@ impl Relay {
             tracing::warn!(%reason, "stopping the wrapped MCP server");
             self.stopped = Some(reason);
             self.server_in = None;
+        }
+    }
+
+    /// Fails the calls that have waited longer than `timeout`.
+    fn expire(&mut self, timeout: Duration) {
+        let late: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, call)| call.started.elapsed() > timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in late {
+            if let Some(call) = self.pending.remove(&id) {
+                let reason = format!(
+                    "the wrapped server did not answer within {}",
+                    warden_core::units::format_duration(timeout)
+                );
+                let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
+                self.send(&error_response(id, -32001, &reason));
+                self.answered.push(Answered {
+                    tool: call.tool,
+                    status: ToolCallStatus::Failure,
+                    latency: call.started.elapsed(),
+                    error: Some(reason),
+                });
+            }
         }
     }
 
@@ -166,9 +221,13 @@ impl Relay {
         };
         let id = message.get("id").cloned();
         let is_request = message.get("method").is_some() && id.is_some();
-        if let Some(reason) = self.stopped.clone() {
+        let gone = self
+            .stopped
+            .as_ref()
+            .map(|reason| format!("the wrapped server was stopped: {reason}"))
+            .or_else(|| self.ended.clone());
+        if let Some(text) = gone {
             if let (true, Some(id)) = (is_request, id) {
-                let text = format!("the wrapped server was stopped: {reason}");
                 self.send(&error_response(id, -32000, &text));
             }
             return;
@@ -277,6 +336,7 @@ impl Engine {
             pending: HashMap::new(),
             answered: Vec::new(),
             stopped: None,
+            ended: None,
             partial: Vec::new(),
             server_in: Some(std::fs::File::from(stdin_write)),
         }));
@@ -289,7 +349,13 @@ impl Engine {
                 lock(&relay).stop(reason);
             })
         };
-        spawn_client_reader(client_in, relay.clone(), cancel.clone());
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = spawn_client_reader(client_in, relay.clone(), cancel.clone(), done.clone());
+        let timeout = match wrap.call_timeout {
+            Duration::ZERO => DEFAULT_CALL_TIMEOUT,
+            timeout => timeout,
+        };
+        spawn_watchdog(relay.clone(), timeout, done.clone());
         let request = self.relay_request(
             &wrap,
             stdin_read,
@@ -299,6 +365,7 @@ impl Engine {
             on_denial,
         );
         let executed = self.execute(request);
+        done.store(true, Ordering::Relaxed);
         let mut state = lock(&relay);
         state.server_in = None;
         let (reason, status) = match (&state.stopped, &executed) {
@@ -319,6 +386,12 @@ impl Engine {
             ),
         };
         state.fail_pending(&reason, status);
+        state.ended = Some(reason);
+        drop(state);
+        // The client owns the session: until it closes its side, its requests are answered
+        // with why the server is gone.
+        let _ = reader.join();
+        let mut state = lock(&relay);
         let answered = std::mem::take(&mut state.answered);
         let stopped = state.stopped.clone();
         drop(state);
@@ -410,14 +483,26 @@ fn server_pipe() -> Result<(OwnedFd, OwnedFd), EngineError> {
     })
 }
 
-/// Reads the client's messages on a thread of their own and hands each to the relay. At the
-/// client's end-of-file the server's stdin is closed; a server still running after
-/// [`EXIT_GRACE`] is killed.
+/// Fails the calls a server leaves unanswered for longer than `timeout`, once a second, until
+/// `done`.
+fn spawn_watchdog(relay: Arc<Mutex<Relay>>, timeout: Duration, done: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_secs(1));
+            lock(&relay).expire(timeout);
+        }
+    });
+}
+
+/// Reads the client's messages on a thread of their own and hands each to the relay, until
+/// the client closes its side. Then the server's stdin is closed; a server still running after
+/// [`EXIT_GRACE`] is killed (a thread of its own waits, so that the reader ends at once).
 fn spawn_client_reader(
     client_in: Box<dyn Read + Send>,
     relay: Arc<Mutex<Relay>>,
     cancel: crate::Cancellation,
-) {
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(client_in);
         let mut line = Vec::new();
@@ -431,9 +516,9 @@ fn spawn_client_reader(
                 Ok(_) if line.len() > MAX_LINE => {
                     let text = format!("message longer than {} MiB", MAX_LINE >> 20);
                     lock(&relay).send(&error_response(Value::Null, -32600, &text));
-                    // Skip the rest of the long line.
-                    let mut rest = Vec::new();
-                    let _ = reader.read_until(b'\n', &mut rest);
+                    if !skip_line(&mut reader) {
+                        break;
+                    }
                 }
                 Ok(_) => {
                     let trimmed = line.trim_ascii();
@@ -444,9 +529,34 @@ fn spawn_client_reader(
             }
         }
         lock(&relay).server_in = None;
-        std::thread::sleep(EXIT_GRACE);
-        cancel.cancel();
-    });
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + EXIT_GRACE;
+            while Instant::now() < deadline {
+                if done.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            cancel.cancel();
+        });
+    })
+}
+
+/// Discards the rest of a line without holding it; false at end-of-file.
+fn skip_line(reader: &mut impl BufRead) -> bool {
+    loop {
+        let (consumed, found) = match reader.fill_buf() {
+            Ok([]) | Err(_) => return false,
+            Ok(buf) => match buf.iter().position(|&b| b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (buf.len(), false),
+            },
+        };
+        reader.consume(consumed);
+        if found {
+            return true;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -473,6 +583,7 @@ mod tests {
             pending: HashMap::new(),
             answered: Vec::new(),
             stopped: None,
+            ended: None,
             partial: Vec::new(),
             server_in: None,
         };
@@ -515,6 +626,22 @@ mod tests {
         );
         assert_eq!(relay.answered[1].error.as_deref(), Some("division by zero"));
         assert_eq!(sent(&out).len(), 2);
+    }
+
+    #[test]
+    fn a_call_left_unanswered_fails_after_the_timeout_and_the_relay_goes_on() {
+        let (mut relay, out) = relay();
+        relay.client_line(
+            br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"hang"}}"#,
+        );
+        relay.expire(Duration::from_secs(60));
+        assert!(sent(&out).is_empty());
+        relay.expire(Duration::ZERO);
+        let sent = sent(&out);
+        assert_eq!(sent[0]["id"], 3);
+        assert_eq!(sent[0]["error"]["code"], -32001);
+        assert_eq!(relay.answered[0].status, ToolCallStatus::Failure);
+        assert!(relay.pending.is_empty());
     }
 
     #[test]

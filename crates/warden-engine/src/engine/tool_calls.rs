@@ -140,6 +140,16 @@ impl Engine {
                 })
             }
         }
+        if let Runner::Mcp(_) = tool.runner {
+            return Err(ToolCallError::Unavailable {
+                tool: tool.name.clone(),
+                reason: format!(
+                    "it is an MCP server, not a tool: an MCP client runs it with \
+                     `warden mcp wrap {}`",
+                    tool.name
+                ),
+            });
+        }
         let input = if request.input.is_null() {
             &json!({})
         } else {
@@ -304,9 +314,7 @@ impl Engine {
                 execution.stdin = stdin_of(tool.stdin.as_deref());
             }
             Runner::Mcp(_) => {
-                return Err(Refusal::Input(
-                    "an MCP server tool is run by `warden mcp wrap`, not called".into(),
-                ))
+                return Err(Refusal::Input("an MCP server is not called".into()));
             }
         }
         Ok(execution)
@@ -363,8 +371,12 @@ impl Judge for EngineJudge<'_> {
         if let Err(e) = engine.network.plan(Some(&tool.network), Mode::Sandboxed) {
             return Some(e.to_string());
         }
-        if let Runner::Command(template) = &tool.runner {
-            let program = template.program();
+        let program = match &tool.runner {
+            Runner::Command(template) => Some(template.program()),
+            Runner::Mcp(argv) => argv.first().map(std::path::Path::new),
+            _ => None,
+        };
+        if let Some(program) = program {
             if !program.exists() {
                 return Some(format!(
                     "{} is not installed on this host",

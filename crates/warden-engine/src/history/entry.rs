@@ -235,6 +235,9 @@ pub struct HistoryEntry {
     /// The policy and every connection attempt, when asked for (one execution, not a list).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkReport>,
+    /// The tool it ran for, when it was a tool call (one execution, not a list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
     /// The code, when kept and asked for.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "lossy")]
     pub code: Option<Vec<u8>>,
@@ -526,6 +529,7 @@ impl Raw {
             network_policy: self.network.0,
             network_denied: self.network.1.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             network: None,
+            tool: None,
             code,
             stdout,
             stderr,
@@ -601,9 +605,11 @@ pub(super) fn get(
         }
         None => None,
     };
+    let tool = super::tool_calls::tool_of(&tx, id).map_err(|e| classify(path, step, e))?;
     tx.commit().map_err(|e| classify(path, step, e))?;
     let mut entry = raw.decode(path)?;
     entry.network = report;
+    entry.tool = tool;
     Ok(Some(entry))
 }
 

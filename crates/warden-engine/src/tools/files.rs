@@ -55,7 +55,7 @@ pub enum FilesError {
         path: String,
         /// Its size.
         size: u64,
-        /// [`MAX_READ`].
+        /// The most a read returns (1 MiB).
         max: u64,
     },
     /// The file is not UTF-8 text.

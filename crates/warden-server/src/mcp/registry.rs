@@ -15,6 +15,8 @@ fn active_tools(engine: &Engine) -> Vec<ToolInfo> {
         .tools()
         .iter()
         .filter(|t| t.status == ToolStatus::Active)
+        // An MCP server in the registry is run by `warden mcp wrap`, not called.
+        .filter(|t| !matches!(t.tool.runner, warden_core::tool::Runner::Mcp(_)))
         .filter_map(|t| {
             let view = t.view();
             let serde_json::Value::Object(input_schema) = view.input_schema else {
@@ -40,11 +42,7 @@ fn answer(
     reply: Result<warden_engine::ToolReply, ToolCallError>,
 ) -> Result<ToolReply, CallRefused> {
     match reply {
-        Ok(reply) => Ok(ToolReply {
-            text: reply.text,
-            structured: reply.structured,
-            is_error: reply.is_error,
-        }),
+        Ok(reply) => Ok(capped(reply)),
         Err(ToolCallError::Unknown(name)) => Err(CallRefused::UnknownTool(name)),
         Err(e) if e.is_caller_fault() => Ok(ToolReply {
             text: e.to_string(),
@@ -59,6 +57,47 @@ fn answer(
                 is_error: true,
             })
         }
+    }
+}
+
+/// The most of a tool's text a reply carries, and the largest structured content it keeps:
+/// together, escaped as JSON, well under the 1 MiB a client's event stream takes by default
+/// (the Python SDK's), where a program's output may reach the output limit.
+const MAX_REPLY_TEXT: usize = 128 << 10;
+
+/// A reply cut to fit: the text at [`MAX_REPLY_TEXT`] with a note saying how much there was,
+/// the structured content left out when it is larger (the text still has the start of it).
+fn capped(reply: warden_engine::ToolReply) -> ToolReply {
+    let mut text = reply.text;
+    let mut structured = reply.structured;
+    if structured
+        .as_ref()
+        .is_some_and(|s| s.to_string().len() > MAX_REPLY_TEXT)
+    {
+        structured = None;
+    }
+    if text.len() > MAX_REPLY_TEXT {
+        let total = text.len();
+        let mut cut = MAX_REPLY_TEXT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let tail: String = text[cut..]
+            .rsplit('\n')
+            .next()
+            .filter(|last| last.starts_with('[') && last.len() < 200)
+            .map(|last| format!("\n{last}"))
+            .unwrap_or_default();
+        text.truncate(cut);
+        text.push_str(&format!(
+            "\n[warden: the reply was cut at {} KiB of {total} bytes]{tail}",
+            MAX_REPLY_TEXT >> 10
+        ));
+    }
+    ToolReply {
+        text,
+        structured,
+        is_error: reply.is_error,
     }
 }
 
@@ -123,5 +162,45 @@ impl ToolHost for ServerTools {
                 Err(e) => Err(CallRefused::Busy(e.to_string())),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(text: String, structured: Option<serde_json::Value>) -> warden_engine::ToolReply {
+        warden_engine::ToolReply {
+            tool: "shell".into(),
+            is_error: true,
+            text,
+            structured,
+            execution: None,
+            latency: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_large_reply_is_cut_and_keeps_its_outcome_line() {
+        let text = format!(
+            "{}\n[output limit exceeded on stdout]",
+            "y\n".repeat(500_000)
+        );
+        let big = serde_json::json!({ "stdout": text.clone() });
+        let cut = capped(reply(text, Some(big)));
+        assert!(cut.text.len() < MAX_REPLY_TEXT + 300, "{}", cut.text.len());
+        assert!(
+            cut.text.ends_with("[output limit exceeded on stdout]"),
+            "{}",
+            &cut.text[cut.text.len() - 200..]
+        );
+        assert!(cut
+            .text
+            .contains("the reply was cut at 128 KiB of 1000034 bytes"));
+        assert!(cut.structured.is_none());
+        assert!(cut.is_error);
+        let small = capped(reply("ok\n".into(), Some(serde_json::json!({"a": 1}))));
+        assert_eq!(small.text, "ok\n");
+        assert!(small.structured.is_some());
     }
 }

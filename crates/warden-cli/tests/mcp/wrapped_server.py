@@ -1,0 +1,34 @@
+"""A third-party stdio MCP server, written with the official MCP Python SDK's MCPServer, that
+`warden mcp wrap` runs in a sandbox (crates/warden-cli/tests/mcp.rs): a harmless tool, one that
+reads any path it is given, and one that opens any TCP connection it is asked to.
+"""
+
+import socket
+
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("demo")
+
+
+@server.tool()
+def add(a: int, b: int) -> str:
+    """Adds two integers."""
+    return str(a + b)
+
+
+@server.tool()
+def read_file(path: str) -> str:
+    """Returns the text of the file at path."""
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+@server.tool()
+def connect(host: str, port: int) -> str:
+    """Opens a TCP connection to host:port."""
+    with socket.create_connection((host, port), timeout=5):
+        return "connected"
+
+
+if __name__ == "__main__":
+    server.run()
