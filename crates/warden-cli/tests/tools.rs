@@ -637,3 +637,40 @@ fn host_address() -> std::net::Ipv4Addr {
         .find(|a| !a.is_loopback())
         .expect("this host has a non-loopback IPv4 address")
 }
+
+#[test]
+fn an_operators_directory_adds_and_replaces_tools_and_a_bad_file_there_is_skipped() {
+    let world = World::new();
+    let dir = world.path().join("operator-tools");
+    std::fs::create_dir(&dir).expect("dir");
+    std::fs::write(
+        dir.join("wc.toml"),
+        "name = \"wc\"\ndescription = \"Counts lines only.\"\ncategory = \"host\"\n\
+         [input]\ntype = \"object\"\nrequired = [\"text\"]\n\
+         [input.properties.text]\ntype = \"string\"\n\
+         [run]\ncommand = [\"/usr/bin/wc\", \"-l\"]\nstdin = \"text\"\n",
+    )
+    .expect("tool file");
+    std::fs::write(dir.join("broken.toml"), "name = \"broken\"\ncolour = 1\n").expect("file");
+    world.write_config(&format!("[tools]\ndirs = [\"{}\"]\n", dir.display()));
+    let counted = reply(&world, "wc", json!({"text": "a b\nc\n"}));
+    assert_eq!(counted["text"], "2\n", "{counted:#}");
+    let shown = json_of(
+        &world
+            .warden()
+            .args(["tool", "show", "wc", "--json"])
+            .output()
+            .expect("runs"),
+    );
+    assert_eq!(shown["source"]["kind"], "operator", "{shown:#}");
+    let list = world
+        .warden()
+        .args(["tool", "list"])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("skipped") && text.contains("broken.toml"),
+        "{text}"
+    );
+}

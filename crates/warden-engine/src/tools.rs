@@ -134,6 +134,14 @@ pub enum ToolCallError {
         /// Why.
         reason: String,
     },
+    /// The tool is not called but run another way (an MCP server: `warden mcp wrap`).
+    #[error("tool {tool:?} cannot be called: {reason}")]
+    NotCallable {
+        /// The tool.
+        tool: String,
+        /// Why, and how to run it.
+        reason: String,
+    },
     /// The engine refused or failed the execution.
     #[error(transparent)]
     Engine(#[from] EngineError),

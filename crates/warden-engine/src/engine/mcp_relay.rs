@@ -111,6 +111,8 @@ struct Relay {
     ended: Option<String>,
     /// The server's output not yet ending in a newline.
     partial: Vec<u8>,
+    /// Lines of the server's output that were not JSON.
+    dropped: u64,
     /// The server's stdin; dropped (end-of-file) when the client leaves or the server is
     /// stopped.
     server_in: Option<std::fs::File>,
@@ -182,7 +184,13 @@ impl Relay {
     /// JSON message goes to the client; anything else is dropped (a client cannot read it).
     fn server_line(&mut self, line: &[u8]) {
         let Ok(message) = serde_json::from_slice::<Value>(line) else {
-            tracing::warn!("dropped a line of the wrapped MCP server that is not JSON");
+            if self.dropped == 0 {
+                tracing::warn!(
+                    "dropped a line of the wrapped MCP server that is not JSON (further ones \
+                     are dropped without a word)"
+                );
+            }
+            self.dropped += 1;
             return;
         };
         if let Some(call) = message
@@ -302,14 +310,23 @@ impl OutputSink for ServerOutput {
         if relay.stopped.is_some() {
             return false;
         }
-        relay.partial.extend_from_slice(bytes);
-        while let Some(end) = relay.partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = relay.partial.drain(..=end).collect();
-            let line = line.trim_ascii();
+        // Only the new bytes are searched for line ends, and the consumed lines are removed
+        // once per chunk: a flood of short lines, or one long line, costs its length.
+        let mut buffer = std::mem::take(&mut relay.partial);
+        let mut start = 0;
+        let mut scan = buffer.len();
+        buffer.extend_from_slice(bytes);
+        while let Some(at) = buffer[scan..].iter().position(|&b| b == b'\n') {
+            let end = scan + at;
+            let line = buffer[start..end].trim_ascii();
             if !line.is_empty() {
                 relay.server_line(line);
             }
+            start = end + 1;
+            scan = start;
         }
+        buffer.drain(..start);
+        relay.partial = buffer;
         if relay.partial.len() > MAX_LINE {
             relay.stop(format!(
                 "it sent a message longer than {} MiB",
@@ -338,6 +355,7 @@ impl Engine {
             stopped: None,
             ended: None,
             partial: Vec::new(),
+            dropped: 0,
             server_in: Some(std::fs::File::from(stdin_write)),
         }));
         let cancel = crate::Cancellation::new();
@@ -585,6 +603,7 @@ mod tests {
             stopped: None,
             ended: None,
             partial: Vec::new(),
+            dropped: 0,
             server_in: None,
         };
         (relay, out)

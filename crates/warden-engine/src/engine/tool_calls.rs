@@ -141,7 +141,7 @@ impl Engine {
             }
         }
         if let Runner::Mcp(_) = tool.runner {
-            return Err(ToolCallError::Unavailable {
+            return Err(ToolCallError::NotCallable {
                 tool: tool.name.clone(),
                 reason: format!(
                     "it is an MCP server, not a tool: an MCP client runs it with \

@@ -205,7 +205,9 @@ pub(crate) async fn call(
 fn call_error(e: ToolCallError) -> ApiError {
     match e {
         ToolCallError::Unknown(_) => ApiError::not_found(e.to_string()),
-        ToolCallError::Input { .. } => ApiError::unprocessable(e.to_string()),
+        ToolCallError::Input { .. } | ToolCallError::NotCallable { .. } => {
+            ApiError::unprocessable(e.to_string())
+        }
         ToolCallError::Pending(_) => ApiError::with_status(StatusCode::CONFLICT, e.to_string()),
         ToolCallError::Unavailable { .. } => {
             ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
