@@ -131,7 +131,7 @@ impl Backend for Gvisor {
             },
             host_id: 0,
             cgroup: cgroup.join(),
-            backend: HelperBackend::Exec(runsc_argv(&self.runsc, &bundle, &container)),
+            backend: HelperBackend::Exec(runsc_argv(&self.runsc, &bundle, &container, spec.egress)),
         };
         let launcher = RunscJobs {
             runsc: self.runsc.clone(),
@@ -171,22 +171,37 @@ impl RunscJobs {
     }
 }
 
+impl RunscJobs {
+    /// What `runsc state` says of the container (JSON), if it answers.
+    fn state(&self) -> Result<String, SandboxError> {
+        let state = self
+            .runsc()
+            .args(["state", &self.container])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .map_err(|source| SandboxError::Helper {
+                action: "asking runsc for the container's state",
+                source,
+            })?;
+        Ok(String::from_utf8_lossy(&state.stdout).into_owned())
+    }
+}
+
 impl JobLauncher for RunscJobs {
+    /// The sandbox process's pid (`runsc state`), which runs in the network namespace runsc
+    /// made for it.
+    fn network_pid(&self) -> Option<nix::unistd::Pid> {
+        let state: Value = serde_json::from_str(&self.state().ok()?).ok()?;
+        let pid = i32::try_from(state["pid"].as_i64()?).ok()?;
+        (pid > 0).then(|| nix::unistd::Pid::from_raw(pid))
+    }
+
     /// Waits until runsc reports the container running.
     fn await_running(&self) -> Result<(), SandboxError> {
         let deadline = Instant::now() + SETUP_TIMEOUT;
         loop {
-            let state = self
-                .runsc()
-                .args(["state", &self.container])
-                .stdin(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .output()
-                .map_err(|source| SandboxError::Helper {
-                    action: "asking runsc for the container's state",
-                    source,
-                })?;
-            let text = String::from_utf8_lossy(&state.stdout);
+            let text = self.state()?;
             if text.contains("\"running\"") {
                 return Ok(());
             }
@@ -269,12 +284,20 @@ impl JobLauncher for RunscJobs {
     }
 }
 
-fn runsc_argv(runsc: &Path, bundle: &Path, container: &str) -> Vec<String> {
+/// `runsc run` of the bundle. With `egress`, gVisor's sockets are the host kernel's
+/// (`--network=host`), in the new network namespace runsc makes for its sandbox process, where
+/// warden's proxy then listens and its interception and resolver govern every socket (a
+/// namespace with nothing but loopback); without, gVisor's own stack with loopback only.
+fn runsc_argv(runsc: &Path, bundle: &Path, container: &str, egress: bool) -> Vec<String> {
     [
         runsc.to_string_lossy().as_ref(),
         "--root",
         RUNSC_ROOT,
-        "--network=none",
+        if egress {
+            "--network=host"
+        } else {
+            "--network=none"
+        },
         "--ignore-cgroups",
         OVERLAY,
         "run",
@@ -337,6 +360,9 @@ fn write_bundle(bundle: &Path, plan: &SandboxSpec) -> Result<(), SandboxError> {
         ("passwd", "root:x:0:0:sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
         ("group", "root:x:0:\nnogroup:x:65534:\n"),
         ("hosts", "127.0.0.1 localhost warden\n::1 localhost\n"),
+        // The resolver warden's proxy runs on loopback under a policy with egress (as the
+        // native sandbox's, `mounts.rs`); nothing answers there otherwise.
+        ("resolv.conf", "nameserver 127.0.0.1\noptions ndots:0 attempts:1 timeout:1\n"),
     ] {
         fs::write(rootfs.join("etc").join(name), contents).map_err(io("writing the gVisor root"))?;
     }
@@ -386,7 +412,8 @@ fn oci_process(argv: &[String], env: &[(String, String)], limits: &Limits) -> Va
 
 /// The OCI runtime configuration: the container's own process (bash on the lifeline, see the
 /// module documentation), the mounts, a read-only root, its own pid, network, ipc, uts and
-/// mount namespaces (inside gVisor).
+/// mount namespaces (the network one a host namespace that runsc creates, which its sandbox
+/// uses under `--network=host`).
 fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
     // Reads the lifeline until end-of-file, waking every few seconds; as pid 1, bash also
     // reaps the orphans jobs leave, which would otherwise pile up as zombies.
@@ -437,6 +464,14 @@ mod tests {
             .expect("env")
             .iter()
             .any(|e| e == "HOME=/work"));
+    }
+
+    #[test]
+    fn only_a_sandbox_with_egress_runs_on_the_host_network_stack() {
+        let argv = |egress| runsc_argv(Path::new("/usr/bin/runsc"), Path::new("/b"), "c", egress);
+        assert!(argv(false).contains(&"--network=none".to_owned()));
+        assert!(argv(true).contains(&"--network=host".to_owned()));
+        assert!(!argv(true).contains(&"--network=none".to_owned()));
     }
 
     #[test]

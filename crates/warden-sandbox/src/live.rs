@@ -66,6 +66,11 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
     fn await_running(&self) -> Result<(), SandboxError>;
     /// After a job that exited 0: what it names to collect, in `collect.rs`'s stream format.
     fn collect(&self, path: &std::path::Path) -> Result<Vec<u8>, SandboxError>;
+    /// A host process in the runtime's network namespace, once it runs (gVisor's sandbox
+    /// process on the host's network stack); `None` when its network is its own.
+    fn network_pid(&self) -> Option<Pid> {
+        None
+    }
 }
 
 /// What a backend hands over for the common lifecycle.
@@ -311,11 +316,15 @@ impl LiveSandbox {
     }
 
     /// The sandbox's network namespace, as a path another process may `setns` into while the
-    /// sandbox lives (`/proc/<init>/ns/net`). `None` for a backend whose network is not a
-    /// host namespace (gVisor's is inside its own kernel).
+    /// sandbox lives (`/proc/<init>/ns/net`). For gVisor, the namespace its runtime runs in
+    /// when the spec has egress (on the host's network stack); `None` otherwise (gVisor's own
+    /// stack is inside its kernel).
     pub fn network_namespace(&self) -> Option<PathBuf> {
-        self.init_pid()
-            .map(|pid| PathBuf::from(format!("/proc/{pid}/ns/net")))
+        let pid = match &self.jobs {
+            Some(Jobs::Process(launcher)) if self.spec.egress => launcher.network_pid(),
+            _ => self.init_pid(),
+        }?;
+        Some(PathBuf::from(format!("/proc/{pid}/ns/net")))
     }
 
     /// The sandbox's spec.

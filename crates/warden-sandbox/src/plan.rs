@@ -91,6 +91,12 @@ pub struct SandboxSpec {
     pub seccomp: SeccompPolicy,
     /// Host name inside the UTS namespace.
     pub hostname: String,
+    /// Whether warden's egress proxy will serve the sandbox's network namespace (a network
+    /// policy that lets traffic out). The native backend's namespace is the same either way;
+    /// gVisor then runs on the host's network stack inside a namespace of its own, so that the
+    /// proxy, its interception and its resolver govern the program's sockets (`gvisor.rs`).
+    #[serde(default)]
+    pub egress: bool,
 }
 
 /// One program run in a live sandbox, with its own accounting (cpu time, peak memory, OOM
@@ -220,6 +226,7 @@ impl SandboxPlan {
             limits: self.limits,
             seccomp: self.seccomp.clone(),
             hostname: self.hostname.clone(),
+            egress: false,
         };
         let job = Job {
             argv: self.argv.clone(),

@@ -205,7 +205,9 @@ impl NetworkConfig {
                 on_denial: None,
             });
         }
-        if mode != Mode::Sandboxed {
+        // `trusted` has no network namespace of its own to put the proxy in; `isolated` runs
+        // gVisor on the host's network stack in one (warden-sandbox's gvisor.rs).
+        if mode == Mode::Trusted {
             return Err(EngineError::NetworkUnavailable {
                 policy: name.to_owned(),
                 mode,

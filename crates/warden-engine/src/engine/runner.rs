@@ -77,6 +77,7 @@ impl<'e> Runner<'e> {
     pub(super) fn with_network(mut self, plan: NetworkPlan) -> Self {
         if plan.has_egress() {
             self.pool = None;
+            self.spec.egress = true;
         }
         self.network = Some(plan);
         self
