@@ -40,6 +40,7 @@
 //! approval = ["host"]
 //! ```
 
+mod dependencies;
 mod network;
 mod server;
 mod tools;
@@ -48,6 +49,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use dependencies::DependenciesConfig;
 pub use network::{NetworkConfig, DEFAULT_POLICY_DIR};
 pub use server::{ServerConfig, TokenConfig};
 pub use tools::ToolsConfig;
@@ -79,6 +81,8 @@ pub struct Config {
     pub network: NetworkConfig,
     /// The tool registry: operator directories, state, categories and approval.
     pub tools: ToolsConfig,
+    /// The dependency stage: its network policy and the package indexes.
+    pub dependencies: DependenciesConfig,
 }
 
 /// The `[history]` section: each field unset keeps the default (docs/history.md). `max_age`
@@ -191,6 +195,7 @@ impl Config {
             .server
             .check()
             .and_then(|()| config.network.check())
+            .and_then(|()| config.dependencies.check())
             .map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),
                 line: None,

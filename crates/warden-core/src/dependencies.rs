@@ -19,7 +19,7 @@ pub const MAX_DEPENDENCIES: usize = 64;
 /// The longest dependency spec, in bytes.
 pub const MAX_SPEC_LEN: usize = 200;
 /// The placeholders of an installer command.
-pub const INSTALL_PLACEHOLDERS: &[&str] = &["{deps}", "{packages}"];
+pub const INSTALL_PLACEHOLDERS: &[&str] = &["{deps}", "{packages}", "{index}", "{index_host}"];
 
 /// The `[dependencies]` section of a language file: how its package manager installs a list
 /// of packages into a directory, and what a program needs to find them there.
@@ -42,6 +42,11 @@ pub struct Installer {
     /// Limit overrides for the installer (on top of the language's).
     #[serde(default)]
     pub limits: LimitOverrides,
+    /// Arguments that point the installer at the operator's package index, placed before the
+    /// packages when `[dependencies.index]` names one for the language: `{index}` is its URL,
+    /// `{index_host}` its host.
+    #[serde(default)]
+    pub index_args: Vec<String>,
 }
 
 impl Installer {
@@ -66,9 +71,24 @@ impl Installer {
         if !self.argv.iter().any(|a| a.contains("{deps}")) {
             return Some("the installer command must install into {deps}".into());
         }
+        if !self.index_args.is_empty() && !self.index_args.iter().any(|a| a.contains("{index}")) {
+            return Some("index_args must name {index}".into());
+        }
+        if let Some(misplaced) = self
+            .argv
+            .iter()
+            .chain(self.env.values())
+            .chain(self.install_env.values())
+            .find(|t| t.contains("{index}") || t.contains("{index_host}"))
+        {
+            return Some(format!(
+                "{{index}} belongs in index_args, not in {misplaced:?}"
+            ));
+        }
         let texts = self
             .argv
             .iter()
+            .chain(&self.index_args)
             .chain(self.env.values())
             .chain(self.install_env.values());
         for text in texts {
@@ -82,11 +102,22 @@ impl Installer {
             .map(|k| format!("environment name {k:?} is not valid"))
     }
 
-    /// The installer's argv for `packages`, installing into `deps`.
-    pub fn command(&self, deps: &str, packages: &[String]) -> Vec<String> {
+    /// The installer's argv for `packages`, installing into `deps`, from `index` (a URL) when
+    /// the operator names one.
+    pub fn command(&self, deps: &str, packages: &[String], index: Option<&str>) -> Vec<String> {
         let mut argv = Vec::with_capacity(self.argv.len() + packages.len());
         for arg in &self.argv {
             if arg == "{packages}" {
+                if let Some(url) = index {
+                    let host = crate::network::host_of_url(url)
+                        .map(|(host, _)| host)
+                        .unwrap_or_default();
+                    argv.extend(
+                        self.index_args
+                            .iter()
+                            .map(|a| a.replace("{index_host}", &host).replace("{index}", url)),
+                    );
+                }
                 argv.extend(packages.iter().cloned());
             } else {
                 argv.push(arg.replace("{deps}", deps));
@@ -428,13 +459,39 @@ mod tests {
             env: BTreeMap::new(),
             manifest: None,
             limits: LimitOverrides::default(),
+            index_args: vec![
+                "--index-url".into(),
+                "{index}".into(),
+                "--trusted-host".into(),
+                "{index_host}".into(),
+            ],
         };
         let good = installer(&["/usr/bin/pip", "--target", "{deps}", "{packages}"]);
         assert_eq!(good.problem(), None);
         assert_eq!(
-            good.command("/d", &["a".into(), "b".into()]),
+            good.command("/d", &["a".into(), "b".into()], None),
             ["/usr/bin/pip", "--target", "/d", "a", "b"]
         );
+        assert_eq!(
+            good.command("/d", &["a".into()], Some("http://127.0.0.1:8080/simple/")),
+            [
+                "/usr/bin/pip",
+                "--target",
+                "/d",
+                "--index-url",
+                "http://127.0.0.1:8080/simple/",
+                "--trusted-host",
+                "127.0.0.1",
+                "a"
+            ]
+        );
+        let misplaced = installer(&[
+            "/usr/bin/pip",
+            "--index-url={index}",
+            "{deps}",
+            "{packages}",
+        ]);
+        assert!(misplaced.problem().is_some());
         for argv in [
             &["pip", "{deps}", "{packages}"][..],
             &["/usr/bin/pip", "{packages}"],

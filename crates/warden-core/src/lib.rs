@@ -27,8 +27,8 @@ mod embedded {
 
 pub use catalog::{Catalog, CatalogError};
 pub use config::{
-    CacheConfig, Config, ConfigError, HistoryConfig, LanguagesConfig, NetworkConfig, ServerConfig,
-    TokenConfig, ToolsConfig,
+    CacheConfig, Config, ConfigError, DependenciesConfig, HistoryConfig, LanguagesConfig,
+    NetworkConfig, ServerConfig, TokenConfig, ToolsConfig,
 };
 pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};

@@ -7,7 +7,7 @@
 
 mod analysis_cache;
 mod compile;
-mod dependencies;
+pub(crate) mod dependencies;
 mod history;
 mod host;
 mod mcp_relay;
@@ -90,6 +90,8 @@ pub struct EngineConfig {
     /// The tool registry's settings; `None`: the embedded tools, state in the temporary
     /// directory.
     pub tools: Option<crate::tools::ToolsSettings>,
+    /// How dependencies are installed: the stage's network policy, the package indexes.
+    pub install: crate::settings::InstallSettings,
 }
 
 impl EngineConfig {
@@ -112,6 +114,7 @@ impl EngineConfig {
             network: None,
             services: Vec::new(),
             tools: None,
+            install: crate::settings::InstallSettings::default(),
         }
     }
 }
@@ -141,6 +144,7 @@ pub struct Engine {
     analyzer: Analyzer,
     history: Option<history::Journal>,
     tools: Option<crate::tools::ToolsSettings>,
+    install: crate::settings::InstallSettings,
     /// The tool registry, loaded at its first use.
     registry: OnceLock<crate::tools::Registry>,
     /// The `files` tool's workspaces.
@@ -209,6 +213,7 @@ impl Engine {
             analyzer: Analyzer::builtin()?,
             history: config.history.map(history::Journal::new),
             tools: config.tools,
+            install: config.install,
             registry: OnceLock::new(),
             workspaces: OnceLock::new(),
         })

@@ -44,6 +44,26 @@ pub struct Settings {
     pub network: NetworkSettings,
     /// The `[tools]` settings with `WARDEN_TOOLS_DIR` applied.
     pub tools: crate::tools::ToolsSettings,
+    /// The `[dependencies]` settings: the install stage's policy and package indexes.
+    pub install: InstallSettings,
+}
+
+/// How dependencies are installed (`[dependencies]` of `warden.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallSettings {
+    /// The network policy of the dependency stage.
+    pub policy: String,
+    /// Per language id, the package index its installer uses instead of its default.
+    pub index: BTreeMap<String, String>,
+}
+
+impl Default for InstallSettings {
+    fn default() -> Self {
+        Self {
+            policy: crate::engine::dependencies::INSTALL_POLICY.to_owned(),
+            index: BTreeMap::new(),
+        }
+    }
 }
 
 /// Which network policies requests may have, and where imported ones are.
@@ -202,6 +222,13 @@ impl Settings {
             server: config.server,
             network: network(config.network, &env),
             tools,
+            install: InstallSettings {
+                policy: config
+                    .dependencies
+                    .policy
+                    .unwrap_or_else(|| crate::engine::dependencies::INSTALL_POLICY.to_owned()),
+                index: config.dependencies.index,
+            },
         }
     }
 
@@ -217,6 +244,7 @@ impl Settings {
             network: Some(self.network.clone()),
             services: self.server.listen.clone(),
             tools: Some(self.tools.clone()),
+            install: self.install.clone(),
             ..EngineConfig::new(helper)
         }
     }

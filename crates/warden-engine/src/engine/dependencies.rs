@@ -1,9 +1,10 @@
 //! The dependency stage (docs/network.md#dependencies): before the compile stage, the
 //! language's package manager installs the request's dependencies into the workspace of a
-//! fresh native sandbox under `limited_access` (whatever the request's own policy, which
-//! applies to the program), and the set it sends back is stored in the dependency cache; or the
-//! set is taken from the cache, and nothing is installed. Later sandboxes of the execution bind
-//! the set read-only.
+//! fresh native sandbox under `limited_access`, or `[dependencies] policy` (whatever the
+//! request's own policy, which applies to the program), from the operator's index when
+//! `[dependencies.index]` names one; the set it sends back is stored in the dependency cache,
+//! or the set is taken from the cache and nothing is installed. Later sandboxes of the
+//! execution bind the set read-only.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,7 @@ use crate::execution::{ExecutionRequest, StageResult};
 use crate::test_cases::SandboxReuse;
 use crate::workspace::Program;
 
-/// The network policy every installation runs under.
+/// The network policy installations run under unless `[dependencies] policy` names another.
 pub(crate) const INSTALL_POLICY: &str = "limited_access";
 /// Where the installer writes, relative to the workspace (`{deps}` while installing).
 const INSTALL_DIR: &str = ".deps";
@@ -107,7 +108,18 @@ impl Engine {
             .iter()
             .map(|program| toolchain_identity(program).unwrap_or_default())
             .collect();
-        let key = DependencyKey::new(language, &toolchain.join(" "), specs);
+        let index = self
+            .install
+            .index
+            .get(language.id.as_str())
+            .map(String::as_str);
+        // A set installed from another index may differ: the index is part of its identity.
+        let mut identity = toolchain.join(" ");
+        if let Some(url) = index {
+            identity.push_str(" index=");
+            identity.push_str(url);
+        }
+        let key = DependencyKey::new(language, &identity, specs);
         if let Some(dir) = cache.get(&key) {
             tracing::debug!(key = key.as_str(), "dependency cache hit");
             return Ok(Installed::Set(dir, StageResult::cached()));
@@ -118,7 +130,8 @@ impl Engine {
             spec.add_bind(mount);
         }
         spec.limits = limits;
-        let network = self.network.plan(Some(INSTALL_POLICY), Mode::Sandboxed)?;
+        let policy = self.install.policy.as_str();
+        let network = self.network.plan(Some(policy), Mode::Sandboxed)?;
         let mut runner = Runner::new(
             self.sandbox()?,
             Mode::Sandboxed,
@@ -128,9 +141,15 @@ impl Engine {
         )?
         .with_network(network);
         let target = format!("{WORKDIR}/{INSTALL_DIR}");
-        let mut job = Job::new(installer.command(&target, specs), limits);
+        let mut job = Job::new(installer.command(&target, specs, index), limits);
         for (key, value) in language.env.iter().chain(&installer.install_env) {
             job.set_env(key, &value.replace("{deps}", &target));
+        }
+        // Every request of the installer goes through the proxy, an index on an address the
+        // proxy's own policy admits (an operator's mirror on this host) included: the installer
+        // has nothing of its own to reach on the sandbox's loopback.
+        for key in ["NO_PROXY", "no_proxy"] {
+            job.set_env(key, "");
         }
         job.collect = Some(PathBuf::from(INSTALL_DIR));
         let run = runner.run(&job, Stdin::Null);
@@ -139,7 +158,7 @@ impl Engine {
         finished?;
         let clean = run.outcome == (Outcome::Exited { code: 0 });
         let mut stage = StageResult::from_run(run.clone());
-        stage.network = Some(NetworkReport::new(INSTALL_POLICY, runner.take_records()));
+        stage.network = Some(NetworkReport::new(policy, runner.take_records()));
         if !clean || run.collected.is_empty() {
             if clean {
                 // The installer claimed success but left nothing (or what warden refused).

@@ -137,7 +137,12 @@ impl<'e> Runner<'e> {
         match &self.network {
             Some(plan) if plan.has_egress() => {
                 let mut job = job.clone();
-                job.env.extend(warden_net::proxy_env());
+                // What the job sets itself wins (the dependency stage clears NO_PROXY).
+                for (key, value) in warden_net::proxy_env() {
+                    if !job.env.iter().any(|(k, _)| *k == key) {
+                        job.env.push((key, value));
+                    }
+                }
                 Cow::Owned(job)
             }
             _ => Cow::Borrowed(job),
