@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{batch, executions, health, history, languages, tools};
+use crate::routes::{batch, executions, health, history, languages, stream, tools};
 
 /// The own API's document.
 #[derive(OpenApi)]
@@ -18,6 +18,7 @@ use crate::routes::{batch, executions, health, history, languages, tools};
     paths(
         executions::create,
         executions::status,
+        stream::create,
         batch::create,
         languages::list,
         health::health,

@@ -8,6 +8,7 @@ pub(crate) mod executions;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod languages;
+pub(crate) mod stream;
 pub(crate) mod tools;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.options().max_body;
     Router::new()
         .route("/v1/executions", post(executions::create))
+        .route("/v1/executions/stream", post(stream::create))
         .route("/v1/executions/{id}", get(executions::status))
         .route("/v1/batch", post(batch::create))
         .route("/v1/languages", get(languages::list))

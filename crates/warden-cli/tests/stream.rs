@@ -1,0 +1,137 @@
+//! `POST /v1/executions/stream` on the real server (issue 12): the program's output arrives as
+//! server-sent events while it runs, in order, then the result; a client that leaves ends the
+//! program. Needs root (CI runs as root).
+
+mod live_server;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use live_server::{LiveServer, TOKEN};
+use serde_json::Value;
+
+/// Opens the stream for `body` and returns the reader past the response head, with its status.
+fn open(server: &LiveServer, body: &str) -> (u16, BufReader<TcpStream>) {
+    let mut stream = TcpStream::connect(server.addr()).expect("connect");
+    write!(
+        stream,
+        "POST /v1/executions/stream HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {TOKEN}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request sent");
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).expect("status line");
+    let code = status
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status");
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("a header");
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    (code, reader)
+}
+
+/// The next event (name and data), reading through chunked framing and blank lines.
+fn next_event(reader: &mut BufReader<TcpStream>) -> Option<(String, Value)> {
+    let mut name = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if let Some(event) = line.strip_prefix("event: ") {
+            name = Some(event.to_owned());
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            let value = serde_json::from_str(data).expect("JSON data");
+            return Some((name.take().expect("event before data"), value));
+        }
+    }
+}
+
+fn running(server: &LiveServer) -> u64 {
+    let (_, body) = server.request("GET", "/v1/health", None);
+    let health: Value = serde_json::from_str(&body).expect("JSON");
+    health["load"]["running"].as_u64().expect("running")
+}
+
+#[test]
+fn output_arrives_in_order_while_the_program_runs_then_the_result() {
+    let server = LiveServer::start("");
+    let program = "import sys, time\nprint('one', flush=True)\nprint('err', file=sys.stderr, flush=True)\ntime.sleep(1)\nprint('two', flush=True)\n";
+    let body = serde_json::json!({"language": "python", "code": program}).to_string();
+    let (status, mut reader) = open(&server, &body);
+    assert_eq!(status, 200);
+    // Chunks are as the program wrote them (an unbuffered print may write its newline apart).
+    let mut events = Vec::new();
+    let mut stdout = String::new();
+    while !stdout.contains("one\n") {
+        let event = next_event(&mut reader).expect("an event");
+        if event.0 == "stdout" {
+            stdout.push_str(event.1["data"].as_str().unwrap_or_default());
+        }
+        events.push(event);
+    }
+    // The program is still running (it sleeps before its last line): the output came live.
+    assert_eq!(running(&server), 1);
+    while let Some(event) = next_event(&mut reader) {
+        events.push(event);
+    }
+    let text = |name: &str| -> String {
+        events
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, v)| v["data"].as_str())
+            .collect()
+    };
+    assert_eq!(text("stdout"), "one\ntwo\n", "{events:?}");
+    assert_eq!(text("stderr"), "err\n", "{events:?}");
+    let position = |name: &str| events.iter().position(|(n, _)| n == name);
+    let last_stdout = events.iter().rposition(|(n, _)| n == "stdout");
+    assert!(
+        position("stderr") < last_stdout,
+        "err before two: {events:?}"
+    );
+    let (name, result) = events.last().expect("events");
+    assert_eq!(name, "result", "{events:?}");
+    assert_eq!(result["outcome"]["kind"], "exited");
+    assert_eq!(
+        result["stdout"], "one\ntwo\n",
+        "the result has the whole output too"
+    );
+}
+
+#[test]
+fn a_client_that_leaves_ends_the_program_and_refusals_come_before_the_stream() {
+    let server = LiveServer::start("");
+    let program = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.2)\n";
+    let body =
+        serde_json::json!({"language": "python", "code": program, "limits": {"wall_time": "60s"}})
+            .to_string();
+    let (status, mut reader) = open(&server, &body);
+    assert_eq!(status, 200);
+    assert_eq!(next_event(&mut reader).expect("an event").0, "stdout");
+    assert_eq!(running(&server), 1);
+    drop(reader);
+    // Its next chunk finds nobody: the program is ended, not left to its wall time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running(&server) != 0 {
+        assert!(Instant::now() < deadline, "the program outlived its client");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, _) = open(&server, r#"{"language": "cobol", "code": "x"}"#);
+    assert_eq!(status, 422);
+    let (status, _) = open(
+        &server,
+        r#"{"language": "python", "code": "print(1)", "tests": [{"stdin": "", "expected_output": "1"}]}"#,
+    );
+    assert_eq!(status, 422);
+}

@@ -1,0 +1,140 @@
+//! `POST /v1/executions/stream`: one program, its output sent as server-sent events while it
+//! is produced (issue 12). The body is `POST /v1/executions`'s; the answer is
+//! `text/event-stream`:
+//!
+//! ```text
+//! event: stdout
+//! data: {"data":"first line\n"}
+//!
+//! event: result
+//! data: {...the result object of docs/result-schema.md...}
+//! ```
+//!
+//! `stdout` and `stderr` events carry the run stage's output in order, each chunk as read
+//! (invalid UTF-8 replaced), within the output limit; then exactly one `result` event, or an
+//! `error` event (`{error, kind}`) when the execution did not run to a result. A client that
+//! goes away ends the program: its next chunk finds nobody to take it.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::sync::mpsc;
+use warden_core::Stream;
+use warden_engine::Interactive;
+
+use super::V1Caller;
+use crate::error::ApiError;
+use crate::execution_request::ExecutionBody;
+use crate::json_body::JsonObject;
+use crate::state::AppState;
+
+/// One server-sent event of the stream, as the OpenAPI document describes each.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: events are written as text by `event`.
+pub(crate) struct StreamEvent {
+    /// `stdout`, `stderr`, `result` or `error`.
+    #[schema(pattern = "^(stdout|stderr|result|error)$")]
+    event: String,
+    /// One line of JSON: `{"data": TEXT}` for output, the result object, or `{error, kind}`.
+    data: String,
+}
+
+/// Runs a program and streams its output, then its result.
+#[utoipa::path(
+    post, path = "/v1/executions/stream", tag = "executions", operation_id = "stream_execution",
+    request_body = ExecutionBody,
+    responses(
+        (status = 200, description = "Server-sent events: `stdout` and `stderr` (`{\"data\": TEXT}`) as the program writes, then one `result` (the result object) or `error` (`{error, kind}`)", content_type = "text/event-stream", body = StreamEvent),
+        (status = 400, description = "Malformed JSON"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 413, description = "The body is larger than the server accepts"),
+        (status = 415, description = "Not `Content-Type: application/json`"),
+        (status = 422, description = "A field is invalid: unknown language, limit above the maximum, too many files"),
+        (status = 429, description = "The queue is full or the token is over a quota; see Retry-After"),
+        (status = 503, description = "The server is shutting down"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    JsonObject(body): JsonObject<ExecutionBody>,
+) -> Result<Response, ApiError> {
+    let mut request = body.into_request(state.options())?;
+    if !request.tests.is_empty() {
+        return Err(ApiError::unprocessable(
+            "tests: a streamed execution runs the program once; use POST /v1/executions",
+        ));
+    }
+    // What can be refused before the stream starts is refused with its status: an unknown
+    // language, no room. Later refusals (the analysis, the mode policy) are `error` events.
+    if let Some(language) = &request.language {
+        if state.engine().catalog().get(language).is_none() {
+            return Err(ApiError::unprocessable(format!(
+                "language: unknown language {language:?} (GET /v1/languages lists them)"
+            )));
+        }
+    }
+    let admitted = state.admit(&caller)?;
+    let (events, receiver) = mpsc::unbounded_channel::<Bytes>();
+    let output = events.clone();
+    request.interactive = Some(Interactive {
+        output: Box::new(move |stream: Stream, bytes: &[u8]| {
+            let name = match stream {
+                Stream::Stdout => "stdout",
+                Stream::Stderr => "stderr",
+            };
+            let data = json!({ "data": String::from_utf8_lossy(bytes) });
+            // The client has gone when nobody takes the chunk: end the program.
+            output.send(event(name, &data.to_string())).is_ok()
+        }),
+        on_denial: None,
+    });
+    tokio::spawn(async move {
+        let finished = state.run_admitted(admitted, request, caller, || {}).await;
+        let last = match finished {
+            Ok(execution) => match serde_json::to_string(&execution.result) {
+                Ok(result) => event("result", &result),
+                Err(e) => event(
+                    "error",
+                    &json!({"error": e.to_string(), "kind": "internal"}).to_string(),
+                ),
+            },
+            Err(e) => event("error", &ApiError::from(e).body().to_string()),
+        };
+        let _ = events.send(last);
+    });
+    let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(receiver);
+    let body = Body::from_stream(tokio_stream::StreamExt::map(stream, Ok::<_, Infallible>));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// One server-sent event; `data` is one line of JSON (no raw newline can occur in it).
+fn event(name: &str, data: &str) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_one_json_line() {
+        let data = json!({"data": "a\nb"}).to_string();
+        assert_eq!(
+            event("stdout", &data),
+            Bytes::from("event: stdout\ndata: {\"data\":\"a\\nb\"}\n\n")
+        );
+    }
+}
