@@ -1,6 +1,7 @@
 //! End to end (issue 11): the official MCP Python SDK, unchanged, against warden's MCP server
-//! and relay. It launches `warden mcp` on stdio and calls every built-in tool but http_fetch,
-//! a limit, bad input and an unknown tool; it connects to `warden serve`'s `/mcp` with the
+//! and relay. It launches `warden mcp` on stdio and calls every built-in tool (http_fetch on a
+//! package registry this host uses, found at run time), a limit, bad input and an unknown tool;
+//! it connects to `warden serve`'s `/mcp` with the
 //! server's bearer token (and is refused without it), and the calls are counted for the MCP
 //! API; it launches `warden mcp wrap` on a third-party server written with the SDK, which sees
 //! only its sandbox, is stopped at a connection its policy denies (to this host's own address,
@@ -92,7 +93,14 @@ fn text(value: &Value) -> &str {
 fn the_sdk_uses_every_built_in_tool_over_stdio() {
     let Some(python) = venv_python() else { return };
     let world = World::new();
-    let report = run_client(python, &world, "client_stdio.py", &[warden_binary()]);
+    // A registry this host's package managers use: public, reachable from CI's machine.
+    let (registry, _) = world
+        .registries()
+        .into_iter()
+        .next()
+        .expect("a package registry is configured on this host");
+    let url = format!("https://{registry}/");
+    let report = run_client(python, &world, "client_stdio.py", &[warden_binary(), &url]);
     for name in [
         "run_code",
         "python",
@@ -125,6 +133,9 @@ fn the_sdk_uses_every_built_in_tool_over_stdio() {
         calls["run_code"]["structured"]["mode"], "sandboxed",
         "{calls:#}"
     );
+    let fetched = &calls["http_fetch"];
+    assert_eq!(fetched["is_error"], false, "{fetched:#}");
+    assert!(fetched["structured"]["status"].is_u64(), "{fetched:#}");
 
     let slow = &calls["slow"];
     assert_eq!(slow["is_error"], true, "{slow:#}");

@@ -1,7 +1,8 @@
 """The official MCP Python SDK (pinned by scripts/mcp-clients.txt) launches `warden mcp` on
-stdio and uses every built-in tool but http_fetch, a limit, bad input and an unknown tool.
+stdio and uses every built-in tool, a limit, bad input and an unknown tool.
 
-Usage: client_stdio.py WARDEN. The world's variables come in the environment. Prints one JSON
+Usage: client_stdio.py WARDEN URL, URL being a public page http_fetch may fetch (a package
+registry this host uses, found by the test at run time). The world's variables come in the environment. Prints one JSON
 object of observations; crates/warden-cli/tests/mcp.rs asserts on it.
 """
 
@@ -26,7 +27,7 @@ def observed(result):
     }
 
 
-async def main(warden):
+async def main(warden, url):
     params = StdioServerParameters(command=warden, args=["mcp"], env=dict(os.environ))
     report = {}
     with anyio.fail_after(300):
@@ -47,6 +48,7 @@ async def main(warden):
                     "jq": ("jq", {"filter": ".items | length", "document": '{"items": [1, 2, 3]}'}),
                     "grep": ("grep", {"pattern": "^b", "text": "apple\nbanana\n"}),
                     "wc": ("wc", {"text": "a b c\n"}),
+                    "http_fetch": ("http_fetch", {"url": url, "max_bytes": 200}),
                     "slow": (
                         "run_code",
                         {"language": "bash", "code": "sleep 30", "limits": {"wall_time": "1s"}},
@@ -66,4 +68,4 @@ async def main(warden):
     print(json.dumps(report))
 
 
-anyio.run(main, sys.argv[1])
+anyio.run(main, sys.argv[1], sys.argv[2])
