@@ -345,6 +345,9 @@ impl Engine {
             let job = job_for(&request.args);
             let run = match request.interactive.as_mut() {
                 Some(interactive) => {
+                    if let Some(started) = interactive.on_run.take() {
+                        started(compile.as_ref());
+                    }
                     runner.run_streaming(&job, stdin, interactive.output.as_mut())?
                 }
                 None => runner.run(&job, stdin)?,

@@ -72,7 +72,14 @@ pub struct Interactive {
     /// Called with a description of each connection the network policy denies, as it is
     /// denied.
     pub on_denial: Option<DenialHook>,
+    /// Called once as the run stage starts, with the compile stage's result for a compiled
+    /// language (so that an adapter reports the stages in order); never when the program
+    /// does not run.
+    pub on_run: Option<RunHook>,
 }
+
+/// A callback told that the run stage starts, with the compile stage's result if any.
+pub type RunHook = Box<dyn FnOnce(Option<&StageResult>) + Send>;
 
 /// A callback told of each denied connection.
 pub type DenialHook = std::sync::Arc<dyn Fn(&str) + Send + Sync>;

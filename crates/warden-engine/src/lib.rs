@@ -30,7 +30,7 @@ pub use engine::{
 pub use error::{EngineError, ErrorKind, SourceError};
 pub use execution::{
     DenialHook, Execution, ExecutionRequest, ExecutionResult, Interactive, LanguageDetection,
-    Origin, SourceFile, StageResult, Warning, WarningKind,
+    Origin, RunHook, SourceFile, StageResult, Warning, WarningKind,
 };
 pub use history::{
     ConnectionFilter, HistoryEntry, HistoryError, HistoryFilter, HistoryStore, LoggedConnection,

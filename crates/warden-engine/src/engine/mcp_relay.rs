@@ -463,6 +463,7 @@ impl Engine {
             interactive: Some(Interactive {
                 output: Box::new(ServerOutput { relay, log }),
                 on_denial: Some(on_denial),
+                on_run: None,
             }),
             ..ExecutionRequest::default()
         }

@@ -2,11 +2,11 @@
 //! fields) within a second, then `data` messages for stdin and maybe a `signal`; the server
 //! answers `runtime`, then per stage `stage`, `data` and `exit`, and closes with 4999.
 //!
-//! warden cannot stream into a running program yet: it collects the stdin messages until the
-//! client is idle for [`STDIN_IDLE`] or sends end-of-transmission (`\u0004`, Ctrl-D), then runs
-//! the program to completion and sends its output. A `signal` before the run ends the job
-//! without running it; one sent during the run is not read until it is over
-//! (docs/compat.md).
+//! The program starts at once, its stdin a pipe: each `data` message is written to it while it
+//! runs, and end of transmission (`\u0004`, Ctrl-D) closes it. Its output is sent as `data`
+//! messages as it is produced (the run stage's, within the output limit; a compile stage is
+//! reported whole before the run starts). A `signal` ends the job at once: it is killed and the
+//! exit reports the signal asked for (docs/compat.md). A client that goes away ends the job.
 
 use std::time::Duration;
 
@@ -15,8 +15,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use std::io::Write as _;
+use std::os::fd::OwnedFd;
+
 use serde_json::{json, Value};
-use warden_core::Signal;
+use tokio::sync::mpsc;
+use warden_core::{Signal, Stream};
+use warden_engine::{Interactive, StageResult};
 use warden_sandbox::Stdin;
 
 use super::response::{stages, verdict, StageView};
@@ -27,8 +32,6 @@ use crate::toolchains::Toolchains;
 
 /// How long a client has to send `init` (Piston's own timeout).
 const INIT_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long without a stdin message before the program is run with what arrived.
-pub(crate) const STDIN_IDLE: Duration = Duration::from_millis(500);
 /// End of transmission: a client's way to say stdin is complete.
 const EOT: char = '\u{4}';
 
@@ -69,77 +72,224 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
     if send(&mut socket, hello).await.is_err() {
         return;
     }
-    let stdin = match collect_stdin(&mut socket).await {
-        Collected::Stdin(bytes) => bytes,
-        Collected::Signal(signal) => {
-            let exit = json!({"type": "exit", "stage": "run", "code": null, "signal": signal});
-            let _ = send(&mut socket, exit).await;
-            return close(socket, 4999, "Job Completed").await;
-        }
-        Collected::Closed(Some((code, reason))) => return close(socket, code, reason).await,
-        Collected::Closed(None) => return,
-    };
     let mut execution = request.into_execution(&runtime.id);
-    execution.stdin = Stdin::Bytes(stdin);
-    match state.execute(execution, caller).await {
-        Ok(done) => {
-            let (compile, run) = stages(&done.result);
-            for (name, view) in [("compile", compile), ("run", run)] {
-                if let Some(view) = view {
-                    if report(&mut socket, name, &view).await.is_err() {
-                        return;
-                    }
+    let (stdin_read, stdin_write) = match std::io::pipe() {
+        Ok(pipe) => pipe,
+        Err(e) => return fail(socket, &format!("creating the program's stdin: {e}")).await,
+    };
+    execution.stdin = Stdin::Pipe(OwnedFd::from(stdin_read));
+    let (events, mut received) = mpsc::unbounded_channel::<Event>();
+    let output = events.clone();
+    let started = events.clone();
+    execution.interactive = Some(Interactive {
+        output: Box::new(move |stream: Stream, bytes: &[u8]| {
+            output.send(Event::Output(stream, bytes.to_vec())).is_ok()
+        }),
+        on_denial: None,
+        on_run: Some(Box::new(move |compile: Option<&StageResult>| {
+            let _ = started.send(Event::Run(compile.cloned()));
+        })),
+    });
+    let admitted = match state.admit(&caller) {
+        Ok(admitted) => admitted,
+        Err(e) => return fail(socket, &super::PistonError::from(e).message).await,
+    };
+    let job = tokio::spawn(async move {
+        let finished = state.run_admitted(admitted, execution, caller, || {}).await;
+        let _ = events.send(Event::Done(Box::new(finished)));
+    });
+    // Dropping the job's future cancels it (its sandboxes are killed).
+    let job = AbortOnDrop(job);
+    let mut stdin = StdinWriter::spawn(stdin_write);
+    let mut run_started = false;
+    loop {
+        tokio::select! {
+            event = received.recv() => {
+                let Some(event) = event else { return };
+                match relay(&mut socket, event, &mut run_started).await {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Close(code, reason)) => return close(socket, code, reason).await,
+                    Ok(Flow::Fail(message)) => return fail(socket, &message).await,
+                    Err(_) => return,
                 }
             }
-            close(socket, 4999, "Job Completed").await;
+            message = socket.recv() => {
+                match client_message(message, &mut stdin) {
+                    Client::Continue => {}
+                    Client::Signal(signal) => {
+                        drop(job);
+                        let stage = if run_started { "run" } else { "compile" };
+                        let exit = json!({"type": "exit", "stage": stage, "code": null, "signal": signal});
+                        let _ = send(&mut socket, exit).await;
+                        return close(socket, 4999, "Job Completed").await;
+                    }
+                    Client::Close(Some((code, reason))) => return close(socket, code, reason).await,
+                    Client::Close(None) => return,
+                }
+            }
         }
-        Err(e) => fail(socket, &super::PistonError::from(e).message).await,
     }
 }
 
-/// What the client sent before the run.
-enum Collected {
-    /// Its stdin, complete.
-    Stdin(Vec<u8>),
-    /// A valid signal: the job ends unrun.
-    Signal(String),
-    /// The session ends: with this close frame, or the client is gone.
-    Closed(Option<(u16, &'static str)>),
+/// What the running job reports to the session.
+enum Event {
+    /// The run stage starts, after the compile stage (its result) if the language compiles.
+    Run(Option<StageResult>),
+    /// A chunk of the run stage's output.
+    Output(Stream, Vec<u8>),
+    /// The execution ended.
+    Done(Box<Result<warden_engine::Execution, crate::state::ExecError>>),
 }
 
-async fn collect_stdin(socket: &mut WebSocket) -> Collected {
-    let mut stdin = Vec::new();
-    loop {
-        let message = match tokio::time::timeout(STDIN_IDLE, socket.recv()).await {
-            Err(_) => return Collected::Stdin(stdin),
-            Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => {
-                return Collected::Closed(None)
+/// What the session does after an event.
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+    Fail(String),
+}
+
+/// Passes one event of the job to the client.
+async fn relay(
+    socket: &mut WebSocket,
+    event: Event,
+    run_started: &mut bool,
+) -> Result<Flow, axum::Error> {
+    match event {
+        Event::Run(compile) => {
+            if let Some(stage) = &compile {
+                report(socket, "compile", &view(stage)).await?;
             }
-            Ok(Some(Ok(message))) => message,
-        };
-        let Some(value) = parse(&message) else {
-            continue;
-        };
-        match value["type"].as_str() {
-            Some("init") => return Collected::Closed(Some((4000, "Already Initialized"))),
-            Some("data") if value["stream"] == "stdin" => {
-                let data = value["data"].as_str().unwrap_or_default();
-                if let Some((before, _)) = data.split_once(EOT) {
-                    stdin.extend_from_slice(before.as_bytes());
-                    return Collected::Stdin(stdin);
-                }
-                stdin.extend_from_slice(data.as_bytes());
-            }
-            Some("data") => return Collected::Closed(Some((4004, "Can only write to stdin"))),
-            Some("signal") => {
-                let name = value["signal"].as_str().unwrap_or_default();
-                return match Signal::from_name(name).filter(|s| (1..=31).contains(&s.0)) {
-                    Some(signal) if name.starts_with("SIG") => Collected::Signal(signal.name()),
-                    _ => Collected::Closed(Some((4005, "Invalid Signal"))),
-                };
-            }
-            _ => {}
+            send(socket, json!({"type": "stage", "stage": "run"})).await?;
+            *run_started = true;
         }
+        Event::Output(stream, bytes) => {
+            let name = match stream {
+                Stream::Stdout => "stdout",
+                Stream::Stderr => "stderr",
+            };
+            let data = String::from_utf8_lossy(&bytes);
+            send(
+                socket,
+                json!({"type": "data", "stream": name, "data": data}),
+            )
+            .await?;
+        }
+        Event::Done(finished) => {
+            let done = match *finished {
+                Ok(done) => done,
+                Err(e) => return Ok(Flow::Fail(super::PistonError::from(e).message)),
+            };
+            let (compile, run) = stages(&done.result);
+            if *run_started {
+                // The stages were reported as they happened: only the run's exit is left.
+                if let Some(run) = run {
+                    send(socket, exit_message("run", &run)).await?;
+                }
+            } else {
+                for (name, view) in [("compile", compile), ("run", run)] {
+                    if let Some(view) = view {
+                        report(socket, name, &view).await?;
+                    }
+                }
+            }
+            return Ok(Flow::Close(4999, "Job Completed"));
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+fn view(stage: &StageResult) -> StageView<'_> {
+    StageView {
+        outcome: &stage.outcome,
+        stdout: &stage.stdout,
+        stderr: &stage.stderr,
+        usage: &stage.usage,
+    }
+}
+
+/// What a message of the client asks.
+enum Client {
+    Continue,
+    /// A valid signal: the job ends.
+    Signal(String),
+    /// The session ends: with this close frame, or the client is gone.
+    Close(Option<(u16, &'static str)>),
+}
+
+/// Handles one message of the client: stdin is written to the program (end of transmission
+/// closes it), a signal ends the job, anything else is refused as Piston refuses it.
+fn client_message(
+    message: Option<Result<Message, axum::Error>>,
+    stdin: &mut StdinWriter,
+) -> Client {
+    let message = match message {
+        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Client::Close(None),
+        Some(Ok(message)) => message,
+    };
+    let Some(value) = parse(&message) else {
+        return Client::Continue;
+    };
+    match value["type"].as_str() {
+        Some("init") => Client::Close(Some((4000, "Already Initialized"))),
+        Some("data") if value["stream"] == "stdin" => {
+            let data = value["data"].as_str().unwrap_or_default();
+            match data.split_once(EOT) {
+                Some((before, _)) => {
+                    stdin.write(before.as_bytes());
+                    stdin.close();
+                }
+                None => stdin.write(data.as_bytes()),
+            }
+            Client::Continue
+        }
+        Some("data") => Client::Close(Some((4004, "Can only write to stdin"))),
+        Some("signal") => {
+            let name = value["signal"].as_str().unwrap_or_default();
+            match Signal::from_name(name).filter(|s| (1..=31).contains(&s.0)) {
+                Some(signal) if name.starts_with("SIG") => Client::Signal(signal.name()),
+                _ => Client::Close(Some((4005, "Invalid Signal"))),
+            }
+        }
+        _ => Client::Continue,
+    }
+}
+
+/// The program's stdin, written by a thread of its own: a program that does not read cannot
+/// block the session.
+struct StdinWriter(Option<std::sync::mpsc::Sender<Vec<u8>>>);
+
+impl StdinWriter {
+    fn spawn(pipe: std::io::PipeWriter) -> Self {
+        let (chunks, received) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut pipe = pipe;
+            for chunk in received {
+                if pipe.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        Self(Some(chunks))
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(chunks) = &self.0 {
+            let _ = chunks.send(bytes.to_vec());
+        }
+    }
+
+    /// End of file for the program, once what was written has gone through.
+    fn close(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// Aborts the job's task when the session ends, which cancels its execution.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -160,12 +310,16 @@ async fn report(
             .await?;
         }
     }
+    send(socket, exit_message(name, view)).await
+}
+
+/// A stage's `exit` message.
+fn exit_message(name: &str, view: &StageView<'_>) -> Value {
     let v = verdict(view.outcome);
-    let exit = json!({
+    json!({
         "type": "exit", "stage": name, "code": v.code, "signal": v.signal,
         "warden": { "outcome": view.outcome },
-    });
-    send(socket, exit).await
+    })
 }
 
 fn parse(message: &Message) -> Option<Value> {

@@ -93,6 +93,7 @@ pub(crate) async fn create(
             output.send(event(name, &data.to_string())).is_ok()
         }),
         on_denial: None,
+        on_run: None,
     });
     tokio::spawn(async move {
         let finished = state.run_admitted(admitted, request, caller, || {}).await;

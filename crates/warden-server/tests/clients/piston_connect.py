@@ -6,8 +6,9 @@ Usage: piston_connect.py BASE_URL TOKEN
 
 The sessions of docs/compat.md: init, stdin, end of transmission, then runtime, stage, data and
 exit messages and close 4999; no init within a second closes 4001; a message before init
-4003; a signal message before the run ends the job with that signal; a program killed by a
-signal reports it. Exits 1 at the first broken expectation.
+4003; a signal message ends the job with that signal; an interactive session, each line
+answered before the next is written; a program killed by a signal reports it. Exits 1 at the
+first broken expectation.
 """
 
 import json
@@ -79,12 +80,54 @@ expect("no init closes 4001", close == (4001, "Initialization Timeout") and rece
 received, close = session([{"type": "data", "stream": "stdin", "data": "x"}])
 expect("data before init closes 4003", close == (4003, "Not yet Initialized"), (close, received))
 
-# A signal message before the run: the job ends unrun, with that signal.
-received, close = session([init("echo never"), {"type": "signal", "signal": "SIGKILL"}])
+# A signal message ends the job at once, with that signal (the program sleeps before it
+# writes anything).
+received, close = session([init("sleep 5; echo never"), {"type": "signal", "signal": "SIGKILL"}])
 exits = [m for m in received if m["type"] == "exit"]
 expect("a signal message ends the job", close == (4999, "Job Completed")
        and len(exits) == 1 and exits[0]["signal"] == "SIGKILL", (close, received))
 expect("nothing ran", not [m for m in received if m["type"] == "data"], received)
+
+# Interactive: each line is answered before the next is sent, so the program runs while the
+# client writes, and its output comes back as it is produced.
+with connect(URL, additional_headers={"Authorization": f"Bearer {TOKEN}"},
+             open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps(init("while read l; do echo \"got $l\"; done; echo bye")))
+    answers = []
+    for line in ["a", "b", "c"]:
+        ws.send(json.dumps({"type": "data", "stream": "stdin", "data": line + "\n"}))
+        text = ""
+        while not text.endswith("got %s\n" % line):
+            message = json.loads(ws.recv(timeout=30))
+            if message["type"] == "data" and message["stream"] == "stdout":
+                text += message["data"]
+        answers.append(text)
+    ws.send(json.dumps({"type": "data", "stream": "stdin", "data": EOT}))
+    rest = []
+    try:
+        while True:
+            rest.append(json.loads(ws.recv(timeout=30)))
+    except ConnectionClosed:
+        pass
+    closed = (ws.close_code, ws.close_reason)
+expect("each line answered before the next is sent", answers == ["got a\n", "got b\n", "got c\n"],
+       answers)
+tail = "".join(m["data"] for m in rest if m["type"] == "data" and m["stream"] == "stdout")
+exits = [m for m in rest if m["type"] == "exit"]
+expect("end of transmission ends the loop", tail == "bye\n" and closed == (4999, "Job Completed")
+       and len(exits) == 1 and exits[0]["code"] == 0, (tail, closed, rest))
+
+# A compiled language: the compile stage is reported whole, then the run streams.
+received, close = session([
+    init("#include <stdio.h>\nint main(void){char s[32]; if (fgets(s, sizeof s, stdin)) printf(\"c:%s\", s); return 0;}\n",
+         language="c"),
+    {"type": "data", "stream": "stdin", "data": "hi\n" + EOT},
+])
+stages_seen = [m["stage"] for m in received if m["type"] == "stage"]
+exits = [(m["stage"], m["code"]) for m in received if m["type"] == "exit"]
+stdout = "".join(m["data"] for m in received if m["type"] == "data" and m["stream"] == "stdout")
+expect("compile then run", stages_seen == ["compile", "run"] and exits == [("compile", 0), ("run", 0)]
+       and stdout == "c:hi\n" and close == (4999, "Job Completed"), (received, close))
 
 # A program killed by a signal reports it.
 received, close = session([init("kill -TERM $$"), {"type": "data", "stream": "stdin",
