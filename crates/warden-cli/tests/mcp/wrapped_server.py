@@ -25,9 +25,11 @@ def read_file(path: str) -> str:
 
 @server.tool()
 def connect(host: str, port: int) -> str:
-    """Opens a TCP connection to host:port."""
-    with socket.create_connection((host, port), timeout=5):
-        return "connected"
+    """Opens a TCP connection to host:port and waits for its first byte (an intercepted
+    connect succeeds at once: the answer comes with the policy's decision)."""
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        return "answered" if conn.recv(1) else "closed"
 
 
 if __name__ == "__main__":
