@@ -70,6 +70,7 @@ fn execution(policy: &str, connections: Vec<Connection>) -> ExecutionResult {
             wall_time: Duration::from_millis(9),
             peak_memory: ByteSize::mib(4),
         },
+        samples: Vec::new(),
         limits: Limits::default(),
         dependencies: None,
         compile: None,

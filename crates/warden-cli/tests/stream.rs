@@ -85,6 +85,21 @@ fn output_arrives_in_order_while_the_program_runs_then_the_result() {
     while let Some(event) = next_event(&mut reader) {
         events.push(event);
     }
+    // Live resource monitoring: readings of the run's cgroup while it slept.
+    let readings: Vec<Value> = events
+        .iter()
+        .filter(|(n, _)| n == "usage")
+        .map(|(_, v)| v.clone())
+        .collect();
+    assert!(!readings.is_empty(), "{events:?}");
+    for reading in &readings {
+        assert!(
+            reading["memory_bytes"].as_u64().unwrap_or(0) > 0,
+            "{readings:?}"
+        );
+        assert!(reading["pids"].as_u64().unwrap_or(0) >= 1, "{readings:?}");
+    }
+    events.retain(|(n, _)| n != "usage");
     let text = |name: &str| -> String {
         events
             .iter()
@@ -106,6 +121,11 @@ fn output_arrives_in_order_while_the_program_runs_then_the_result() {
     assert_eq!(
         result["stdout"], "one\ntwo\n",
         "the result has the whole output too"
+    );
+    assert_eq!(
+        result["samples"].as_array().map(Vec::len),
+        Some(readings.len()),
+        "the result keeps the readings: {result:#}"
     );
 }
 

@@ -306,6 +306,23 @@ pub struct Usage {
     pub peak_memory: ByteSize,
 }
 
+/// One reading of a running program's cgroup (live resource monitoring): how far into the run,
+/// the cpu time used so far, the memory charged and the tasks alive at that moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageSample {
+    /// Since the program started.
+    #[serde(rename = "t_ms", with = "millis")]
+    pub at: Duration,
+    /// CPU time of the tree so far.
+    #[serde(rename = "cpu_time_ms", with = "millis")]
+    pub cpu_time: Duration,
+    /// Memory charged at that moment.
+    #[serde(rename = "memory_bytes", with = "bytes")]
+    pub memory: ByteSize,
+    /// Tasks (processes and threads) alive.
+    pub pids: u64,
+}
+
 mod millis {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;

@@ -654,6 +654,7 @@ fn finish(
         stdout_truncated: run.stdout_truncated,
         stderr_truncated: run.stderr_truncated,
         usage: run.usage,
+        samples: run.samples,
         limits: prepared.limits,
         dependencies,
         compile,

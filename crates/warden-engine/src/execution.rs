@@ -143,6 +143,10 @@ pub struct StageResult {
     /// the installer made; absent when nothing was installed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::engine::NetworkReport>,
+    /// Its cgroup read while it ran (live resource monitoring); absent for a stage shorter
+    /// than one interval.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<warden_core::UsageSample>,
 }
 
 impl StageResult {
@@ -156,6 +160,7 @@ impl StageResult {
             usage: run.usage,
             cached: false,
             network: None,
+            samples: run.samples,
         }
     }
 
@@ -170,6 +175,7 @@ impl StageResult {
             usage: Usage::default(),
             cached: false,
             network: None,
+            samples: Vec::new(),
         }
     }
 
@@ -279,6 +285,10 @@ pub struct ExecutionResult {
     pub stderr_truncated: bool,
     /// Resources used by the run stage.
     pub usage: Usage,
+    /// The run stage's cgroup read every 100 ms while it ran: time into the run, cpu time,
+    /// memory charged, tasks (docs/result-schema.md); absent for a shorter run.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub samples: Vec<warden_core::UsageSample>,
     /// The limits enforced on the run stage.
     pub limits: Limits,
     /// The dependency installation, when the request named dependencies (`cached` when the

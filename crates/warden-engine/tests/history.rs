@@ -46,6 +46,7 @@ fn result(language: &str, outcome: Outcome, wall_ms: u64) -> ExecutionResult {
             wall_time: Duration::from_millis(wall_ms),
             peak_memory: ByteSize::mib(8),
         },
+        samples: Vec::new(),
         limits: Limits::default(),
         dependencies: None,
         compile: None,
@@ -105,6 +106,7 @@ fn a_dependency_error_reads_back_with_the_installers_output() {
         usage: Usage::default(),
         cached: false,
         network: None,
+        samples: Vec::new(),
     });
     store
         .record(&r, input(b"import nope"), Retention::Full)
@@ -135,6 +137,7 @@ fn an_execution_reads_back_as_recorded() {
         usage: Usage::default(),
         cached: false,
         network: None,
+        samples: Vec::new(),
     });
     store
         .record(&r, input(b"int main() {}"), Retention::Full)

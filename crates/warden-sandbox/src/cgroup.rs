@@ -230,7 +230,15 @@ impl Cgroup {
         }
     }
 
-    /// Everything the kernel accounted.
+    /// The memory charged and the tasks alive at this moment (live monitoring).
+    pub fn current(&self) -> Result<(ByteSize, u64), CgroupError> {
+        match &self.layout {
+            CgroupFs::V1(mounts) => v1::current(mounts, &self.dirs),
+            CgroupFs::V2(_) => v2::current(&self.dirs[0]),
+        }
+    }
+
+    /// The group's accounting so far.
     pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
         match &self.layout {
             CgroupFs::V1(mounts) => v1::stats(mounts, &self.dirs),

@@ -57,4 +57,5 @@ pub use plan::{
 };
 pub use stream::OutputSink;
 pub use trusted::Trusted;
+pub use watch::{MAX_SAMPLES, SAMPLE_EVERY};
 pub use zygote::{zygote_main, ZYGOTE_ARG};

@@ -726,5 +726,6 @@ fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun
         },
         collected,
         collect_error,
+        samples: w.samples,
     })
 }

@@ -66,6 +66,9 @@ pub struct SandboxRun {
     pub collected: Vec<CollectedFile>,
     /// Why collecting failed (the path was missing, not a regular file, or too large).
     pub collect_error: Option<String>,
+    /// The job's cgroup read while it ran, every [`crate::SAMPLE_EVERY`] (and less often for
+    /// a long run, at most [`crate::MAX_SAMPLES`] readings): live resource monitoring.
+    pub samples: Vec<warden_core::UsageSample>,
 }
 
 /// warden itself failed to run the program (never the program's own failure).

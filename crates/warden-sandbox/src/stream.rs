@@ -3,7 +3,7 @@
 //! Runs in the parent, on the thread that runs the job ([`crate::LiveSandbox::run_streaming`]),
 //! inside the watch's poll loop (`watch.rs`).
 
-use warden_core::Stream;
+use warden_core::{Stream, UsageSample};
 
 /// Receives a job's output as the parent reads it from the job's pipes, before the job ends.
 ///
@@ -27,6 +27,10 @@ use warden_core::Stream;
 pub trait OutputSink: Send {
     /// A chunk read from `stream`, in order; `false` ends the job (see the trait's docs).
     fn chunk(&mut self, stream: Stream, bytes: &[u8]) -> bool;
+
+    /// A reading of the job's cgroup, as it is taken (live resource monitoring); the same
+    /// readings end up in `SandboxRun::samples`. Nothing by default.
+    fn sample(&mut self, _sample: &UsageSample) {}
 }
 
 /// A closure is a sink: `|stream, bytes| { ...; true }`.

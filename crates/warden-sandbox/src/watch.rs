@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
-use warden_core::{Limits, Stream};
+use warden_core::{Limits, Stream, UsageSample};
 
 use crate::cgroup::Cgroup;
 use crate::live::SETUP_TIMEOUT;
@@ -33,6 +33,12 @@ use crate::verdict::KillReason;
 
 /// How long the init (or the helper) gets to end a job after being asked.
 pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a running job's cgroup is read (live resource monitoring).
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// The most readings one job keeps: past it, every other one is dropped and the interval
+/// doubles, so a long run keeps an even series of bounded size.
+pub const MAX_SAMPLES: usize = 600;
 
 /// How the parent learns that a job ended.
 #[derive(Debug)]
@@ -109,6 +115,8 @@ pub(crate) struct Watched {
     pub(crate) cancelled: bool,
     /// How the job's own process ended (`JobEnd::Process`).
     pub(crate) process_status: Option<std::process::ExitStatus>,
+    /// The cgroup's readings while the job ran.
+    pub(crate) samples: Vec<UsageSample>,
 }
 
 struct State<'a> {
@@ -124,6 +132,9 @@ struct State<'a> {
     stdin: Option<(OwnedFd, Vec<u8>, usize)>,
     /// The sink returned false: it gets nothing more, and the job is being ended.
     sink_stopped: bool,
+    /// When to read the cgroup next, and how often.
+    next_sample: Instant,
+    sample_every: Duration,
 }
 
 /// Watches one job until it ended and every pipe of it is drained.
@@ -167,6 +178,8 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         next_cpu_check: now,
         stdin,
         sink_stopped: false,
+        next_sample: now + SAMPLE_EVERY,
+        sample_every: SAMPLE_EVERY,
     };
     // Reports that arrived with the sandbox's `Ready` (a first job sent during its setup) are
     // already read: the pipe will not poll readable for them.
@@ -272,6 +285,9 @@ impl State<'_> {
             self.kill(Some(KillReason::Wall));
             return;
         }
+        if now >= self.next_sample {
+            self.sample(started, now);
+        }
         if now >= self.next_cpu_check {
             match self.watch.cgroup.cpu_time() {
                 Ok(total) => {
@@ -287,6 +303,34 @@ impl State<'_> {
                 }
                 Err(e) => tracing::warn!(error = %e, "reading the cgroup's cpu time"),
             }
+        }
+    }
+
+    /// Reads the job's cgroup into the series (and hands the reading to the sink).
+    fn sample(&mut self, started: Instant, now: Instant) {
+        self.next_sample = now + self.sample_every;
+        let cpu = self.watch.cgroup.cpu_time();
+        let current = self.watch.cgroup.current();
+        let (Ok(cpu), Ok((memory, pids))) = (cpu, current) else {
+            return;
+        };
+        let sample = UsageSample {
+            at: now - started,
+            cpu_time: cpu.saturating_sub(self.watch.cpu_before),
+            memory,
+            pids,
+        };
+        if !self.sink_stopped {
+            self.watch.sink.sample(&sample);
+        }
+        self.w.samples.push(sample);
+        if self.w.samples.len() >= MAX_SAMPLES {
+            let mut index = 0;
+            self.w.samples.retain(|_| {
+                index += 1;
+                index % 2 == 0
+            });
+            self.sample_every *= 2;
         }
     }
 
@@ -306,7 +350,9 @@ impl State<'_> {
         }
         let now = Instant::now();
         let deadline = match self.started {
-            Some(started) => (started + self.watch.limits.wall_time).min(self.next_cpu_check),
+            Some(started) => (started + self.watch.limits.wall_time)
+                .min(self.next_cpu_check)
+                .min(self.next_sample),
             None => self.setup_deadline,
         };
         deadline

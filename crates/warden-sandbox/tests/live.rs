@@ -476,3 +476,54 @@ fn a_sink_that_returns_false_ends_the_job() {
     }
     assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
 }
+
+/// Live resource monitoring (issue 12): a running job's cgroup is read every interval, handed
+/// to the sink as it is taken and kept in the run; a job shorter than one interval has none.
+#[test]
+fn a_running_job_is_sampled_and_the_readings_reach_the_sink_live() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        struct Readings(Vec<warden_core::UsageSample>);
+        impl warden_sandbox::OutputSink for Readings {
+            fn chunk(&mut self, _: warden_core::Stream, _: &[u8]) -> bool {
+                true
+            }
+            fn sample(&mut self, sample: &warden_core::UsageSample) {
+                self.0.push(*sample);
+            }
+        }
+        let mut readings = Readings(Vec::new());
+        // Busy for about half a second with an 8 MiB string held in memory.
+        let job = sh("x=$(head -c 8388608 /dev/zero | tr '\\0' a); i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo ${#x}");
+        let run = sandbox
+            .run_streaming(&job, Stdin::Null, &mut readings)
+            .expect("ran");
+        assert_eq!(text(&run.stdout), "8388608\n", "{name}: {:?}", run.outcome);
+        assert!(run.samples.len() >= 2, "{name}: {:?}", run.samples);
+        assert_eq!(readings.0, run.samples, "{name}: the sink saw each reading");
+        for pair in run.samples.windows(2) {
+            assert!(pair[0].at < pair[1].at, "{name}: {:?}", run.samples);
+            assert!(
+                pair[0].cpu_time <= pair[1].cpu_time,
+                "{name}: {:?}",
+                run.samples
+            );
+        }
+        let most = run
+            .samples
+            .iter()
+            .map(|s| s.memory.bytes())
+            .max()
+            .unwrap_or(0);
+        assert!(most >= 8 << 20, "{name}: {:?}", run.samples);
+        assert!(
+            run.samples.iter().all(|s| s.pids >= 1),
+            "{name}: {:?}",
+            run.samples
+        );
+        let quick = sandbox.run(&sh("true"), Stdin::Null).expect("ran");
+        assert!(quick.samples.len() <= 1, "{name}: {:?}", quick.samples);
+        sandbox.destroy().expect("destroyed");
+    }
+}

@@ -12,6 +12,7 @@ use super::{io_err, read_keyed, read_u64, write, CgroupError, CgroupStats, WARDE
 /// The v1 controllers warden needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Controller {
+    Pids,
     Memory,
     Cpuacct,
 }
@@ -73,6 +74,7 @@ impl Mounts {
 
     pub(super) fn dir_of(&self, dirs: &[PathBuf], controller: Controller) -> PathBuf {
         let index = match controller {
+            Controller::Pids => 0,
             Controller::Memory => 1,
             Controller::Cpuacct => 2,
         };
@@ -140,6 +142,16 @@ fn write_limits(
 
 pub(super) fn cpu_time(cpuacct: &Path) -> Result<Duration, CgroupError> {
     read_u64(&cpuacct.join("cpuacct.usage")).map(Duration::from_nanos)
+}
+
+/// The memory charged and the tasks alive now.
+pub(super) fn current(mounts: &Mounts, dirs: &[PathBuf]) -> Result<(ByteSize, u64), CgroupError> {
+    let memory = mounts.dir_of(dirs, Controller::Memory);
+    let pids = mounts.dir_of(dirs, Controller::Pids);
+    Ok((
+        ByteSize(read_u64(&memory.join("memory.usage_in_bytes"))?),
+        read_u64(&pids.join("pids.current"))?,
+    ))
 }
 
 pub(super) fn stats(mounts: &Mounts, dirs: &[PathBuf]) -> Result<CgroupStats, CgroupError> {

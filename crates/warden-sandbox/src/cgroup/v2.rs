@@ -75,6 +75,14 @@ pub(super) fn cpu_time(dir: &Path) -> Result<Duration, CgroupError> {
     Ok(Duration::from_micros(usec))
 }
 
+/// The memory charged and the tasks alive now.
+pub(super) fn current(dir: &Path) -> Result<(ByteSize, u64), CgroupError> {
+    Ok((
+        ByteSize(read_u64(&dir.join("memory.current"))?),
+        read_u64(&dir.join("pids.current"))?,
+    ))
+}
+
 pub(super) fn stats(dir: &Path) -> Result<CgroupStats, CgroupError> {
     let peak = dir.join("memory.peak");
     let peak = if peak.exists() {

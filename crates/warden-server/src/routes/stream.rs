@@ -11,7 +11,9 @@
 //! ```
 //!
 //! `stdout` and `stderr` events carry the run stage's output in order, each chunk as read
-//! (invalid UTF-8 replaced), within the output limit; then exactly one `result` event, or an
+//! (invalid UTF-8 replaced), within the output limit; `usage` events a reading of the run's
+//! cgroup every 100 ms (`{t_ms, cpu_time_ms, memory_bytes, pids}`, live resource monitoring);
+//! then exactly one `result` event, or an
 //! `error` event (`{error, kind}`) when the execution did not run to a result. A client that
 //! goes away ends the program: its next chunk finds nobody to take it.
 
@@ -23,8 +25,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::sync::mpsc;
-use warden_core::Stream;
+use warden_core::{Stream, UsageSample};
 use warden_engine::Interactive;
+use warden_sandbox::OutputSink;
 
 use super::V1Caller;
 use crate::error::ApiError;
@@ -36,10 +39,11 @@ use crate::state::AppState;
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documentation only: events are written as text by `event`.
 pub(crate) struct StreamEvent {
-    /// `stdout`, `stderr`, `result` or `error`.
-    #[schema(pattern = "^(stdout|stderr|result|error)$")]
+    /// `stdout`, `stderr`, `usage`, `result` or `error`.
+    #[schema(pattern = "^(stdout|stderr|usage|result|error)$")]
     event: String,
-    /// One line of JSON: `{"data": TEXT}` for output, the result object, or `{error, kind}`.
+    /// One line of JSON: `{"data": TEXT}` for output, a reading `{t_ms, cpu_time_ms,
+    /// memory_bytes, pids}`, the result object, or `{error, kind}`.
     data: String,
 }
 
@@ -81,17 +85,8 @@ pub(crate) async fn create(
     }
     let admitted = state.admit(&caller)?;
     let (events, receiver) = mpsc::unbounded_channel::<Bytes>();
-    let output = events.clone();
     request.interactive = Some(Interactive {
-        output: Box::new(move |stream: Stream, bytes: &[u8]| {
-            let name = match stream {
-                Stream::Stdout => "stdout",
-                Stream::Stderr => "stderr",
-            };
-            let data = json!({ "data": String::from_utf8_lossy(bytes) });
-            // The client has gone when nobody takes the chunk: end the program.
-            output.send(event(name, &data.to_string())).is_ok()
-        }),
+        output: Box::new(EventSink(events.clone())),
         on_denial: None,
         on_run: None,
     });
@@ -119,6 +114,27 @@ pub(crate) async fn create(
         body,
     )
         .into_response())
+}
+
+/// The run's output and readings, as events on the stream's channel.
+struct EventSink(mpsc::UnboundedSender<Bytes>);
+
+impl OutputSink for EventSink {
+    fn chunk(&mut self, stream: Stream, bytes: &[u8]) -> bool {
+        let name = match stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        };
+        let data = json!({ "data": String::from_utf8_lossy(bytes) });
+        // The client has gone when nobody takes the chunk: end the program.
+        self.0.send(event(name, &data.to_string())).is_ok()
+    }
+
+    fn sample(&mut self, sample: &UsageSample) {
+        if let Ok(data) = serde_json::to_string(sample) {
+            let _ = self.0.send(event("usage", &data));
+        }
+    }
 }
 
 /// One server-sent event; `data` is one line of JSON (no raw newline can occur in it).
