@@ -15,13 +15,13 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{json_of, World};
+use support::{host_address, json_of, World};
 
 /// The venv scripts/setup.sh creates with the SDK at pinned versions.
 const VENV_PYTHON: &str = "/opt/warden-mcp-venv/bin/python3";
@@ -251,20 +251,6 @@ fn the_sdk_calls_tools_over_http_with_the_servers_token() {
     let flood = &report["flood"];
     assert_eq!(flood["is_error"], true, "{flood:#}");
     assert!(text(&flood["text"]).contains("output limit"), "{flood:#}");
-}
-
-/// This host's first non-loopback IPv4 address: a destination every policy denies (the host's
-/// own), reached without a packet leaving the machine.
-fn host_address() -> Ipv4Addr {
-    let out = Command::new("hostname")
-        .arg("-I")
-        .output()
-        .expect("hostname runs");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|a| a.parse::<Ipv4Addr>().ok())
-        .find(|a| !a.is_loopback())
-        .expect("this host has a non-loopback IPv4 address")
 }
 
 /// The processes whose command line contains `needle`.

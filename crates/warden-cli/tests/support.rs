@@ -198,3 +198,17 @@ pub fn json_of(out: &std::process::Output) -> serde_json::Value {
         )
     })
 }
+
+/// This host's first IPv4 address that is not loopback: a destination in the deny set that a
+/// test's program may try, refused by the proxy's evaluation (no packet leaves the machine).
+pub fn host_address() -> std::net::Ipv4Addr {
+    let out = Command::new("hostname")
+        .arg("-I")
+        .output()
+        .expect("hostname runs");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .find(|a| !a.is_loopback())
+        .expect("this host has a non-loopback IPv4 address")
+}

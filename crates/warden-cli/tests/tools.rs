@@ -8,7 +8,7 @@ mod support;
 use std::process::Output;
 
 use serde_json::{json, Value};
-use support::{json_of, World};
+use support::{host_address, json_of, World};
 
 fn call(world: &World, tool: &str, input: Value) -> Output {
     world
@@ -35,6 +35,24 @@ fn reply(world: &World, tool: &str, input: Value) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     json_of(&out)
+}
+
+/// `tool`'s line of `warden tool stats --json`.
+fn stat_of(world: &World, tool: &str) -> Value {
+    let stats = json_of(
+        &world
+            .warden()
+            .args(["tool", "stats", "--json"])
+            .output()
+            .expect("runs"),
+    );
+    stats["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .find(|t| t["tool"] == tool)
+        .cloned()
+        .unwrap_or_else(|| panic!("{tool} counted: {stats:#}"))
 }
 
 fn stderr(out: &Output) -> String {
@@ -333,24 +351,11 @@ fn a_registered_program_tool_is_assessed_called_counted_and_removed() {
         call(&world, "word_count", json!({"text": 5})).status.code(),
         Some(2)
     );
-    let stats = json_of(
-        &world
-            .warden()
-            .args(["tool", "stats", "--json"])
-            .output()
-            .expect("runs"),
-    );
-    let wc = stats["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .find(|t| t["tool"] == "word_count")
-        .cloned()
-        .expect("counted");
-    assert_eq!(wc["calls"], 2, "{stats:#}");
-    assert_eq!(wc["successes"], 1, "{stats:#}");
-    assert_eq!(wc["refusals"], 1, "{stats:#}");
-    assert!(wc["latency_p50_ms"].is_u64(), "{stats:#}");
+    let wc = stat_of(&world, "word_count");
+    assert_eq!(wc["calls"], 2, "{wc:#}");
+    assert_eq!(wc["successes"], 1, "{wc:#}");
+    assert_eq!(wc["refusals"], 1, "{wc:#}");
+    assert!(wc["latency_p50_ms"].is_u64(), "{wc:#}");
     let rm = world
         .warden()
         .args(["tool", "rm", "word_count"])
@@ -607,70 +612,7 @@ fn http_fetch_reaches_a_public_host_through_the_policy_and_never_this_one() {
             .any(|c| c["allowed"] == false && c["port"] == port && c["addr"] == own.to_string()),
         "{denied:#}"
     );
-    let stats = json_of(
-        &world
-            .warden()
-            .args(["tool", "stats", "--json"])
-            .output()
-            .expect("runs"),
-    );
-    let fetch = stats["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .find(|t| t["tool"] == "http_fetch")
-        .cloned()
-        .expect("counted");
-    assert_eq!(fetch["successes"], 1, "{stats:#}");
-    assert_eq!(fetch["violations"], 1, "{stats:#}");
-}
-
-/// This host's first non-loopback IPv4 address.
-fn host_address() -> std::net::Ipv4Addr {
-    let out = std::process::Command::new("hostname")
-        .arg("-I")
-        .output()
-        .expect("hostname runs");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
-        .find(|a| !a.is_loopback())
-        .expect("this host has a non-loopback IPv4 address")
-}
-
-#[test]
-fn an_operators_directory_adds_and_replaces_tools_and_a_bad_file_there_is_skipped() {
-    let world = World::new();
-    let dir = world.path().join("operator-tools");
-    std::fs::create_dir(&dir).expect("dir");
-    std::fs::write(
-        dir.join("wc.toml"),
-        "name = \"wc\"\ndescription = \"Counts lines only.\"\ncategory = \"host\"\n\
-         [input]\ntype = \"object\"\nrequired = [\"text\"]\n\
-         [input.properties.text]\ntype = \"string\"\n\
-         [run]\ncommand = [\"/usr/bin/wc\", \"-l\"]\nstdin = \"text\"\n",
-    )
-    .expect("tool file");
-    std::fs::write(dir.join("broken.toml"), "name = \"broken\"\ncolour = 1\n").expect("file");
-    world.write_config(&format!("[tools]\ndirs = [\"{}\"]\n", dir.display()));
-    let counted = reply(&world, "wc", json!({"text": "a b\nc\n"}));
-    assert_eq!(counted["text"], "2\n", "{counted:#}");
-    let shown = json_of(
-        &world
-            .warden()
-            .args(["tool", "show", "wc", "--json"])
-            .output()
-            .expect("runs"),
-    );
-    assert_eq!(shown["source"]["kind"], "operator", "{shown:#}");
-    let list = world
-        .warden()
-        .args(["tool", "list"])
-        .output()
-        .expect("runs");
-    let text = String::from_utf8_lossy(&list.stdout);
-    assert!(
-        text.contains("skipped") && text.contains("broken.toml"),
-        "{text}"
-    );
+    let fetch = stat_of(&world, "http_fetch");
+    assert_eq!(fetch["successes"], 1, "{fetch:#}");
+    assert_eq!(fetch["violations"], 1, "{fetch:#}");
 }
