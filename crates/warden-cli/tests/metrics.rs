@@ -31,6 +31,13 @@ fn metrics_count_executions_failures_and_durations() {
         Some(r#"{"language": "cobol", "code": "x"}"#),
     );
     assert_eq!(status, 422, "{body}");
+    let compiled = r#"{"language": "c", "code": "int main(void) { return 0; }"}"#;
+    let (status, body) = server.request("POST", "/v1/executions?wait=true", Some(compiled));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.request("POST", "/v1/tools/wc/call", Some(r#"{"text": "a b"}"#));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.request("POST", "/v1/tools/wc/call", Some(r#"{"txt": 1}"#));
+    assert_eq!(status, 422, "{body}");
 
     let (status, text) = server.request("GET", "/metrics", None);
     assert_eq!(status, 200, "{text}");
@@ -52,7 +59,7 @@ fn metrics_count_executions_failures_and_durations() {
             &text,
             r#"warden_execution_duration_seconds_count{api="v1"}"#
         ),
-        Some(4.0),
+        Some(5.0),
         "{text}"
     );
     assert_eq!(
@@ -60,7 +67,7 @@ fn metrics_count_executions_failures_and_durations() {
             &text,
             r#"warden_execution_duration_seconds_bucket{api="v1",le="+Inf"}"#
         ),
-        Some(4.0),
+        Some(5.0),
         "{text}"
     );
     assert_eq!(
@@ -69,6 +76,54 @@ fn metrics_count_executions_failures_and_durations() {
         "{text}"
     );
     assert!(value(&text, "warden_pool_hits_total").is_some(), "{text}");
+    // Stages: every admitted request waited in the queue (five executions, two tool calls),
+    // four ran (not the unknown language), one compiled (C).
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_stage_duration_seconds_count{stage="queue"}"#
+        ),
+        Some(7.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, r#"warden_stage_duration_seconds_count{stage="run"}"#),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_stage_duration_seconds_count{stage="compile"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_security_violations_total{kind="time_limit"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, r#"warden_tool_calls_total{tool="wc",result="ok"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_tool_calls_total{tool="wc",result="refused"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        value(&text, "warden_workers").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
     // Every line is a comment or `name{labels} number`.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (_, number) = line.rsplit_once(' ').expect("a value");

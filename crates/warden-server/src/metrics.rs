@@ -1,8 +1,10 @@
 //! `GET /metrics`: the server's counters and gauges in the Prometheus text exposition format
 //! (version 0.0.4), for a scraper. Counted here, in memory, since the server started: each
 //! execution by interface, language, mode and outcome kind (and by error kind when warden
-//! failed it), its duration, the admissions refused, and the connections a network policy
-//! denied; read at scrape time: the queue, the warm pool.
+//! failed it), its duration and its stages' (queue, dependencies, compile, run), the security
+//! violations by kind, the admissions refused, the connections a network policy denied and the
+//! bytes it let through, the tool calls by tool and result; read at scrape time: the queue and
+//! the workers, the warm pool.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -34,12 +36,56 @@ struct Counts {
     executions: BTreeMap<(String, String, String, String), u64>,
     /// (api, error kind) → executions warden did not run to a result.
     failures: BTreeMap<(String, String), u64>,
-    /// api → (count per bucket, sum of seconds, count).
-    durations: BTreeMap<String, ([u64; BUCKETS.len()], f64, u64)>,
+    /// api → execution durations.
+    durations: BTreeMap<String, Histogram>,
     /// reason → admissions refused.
     refused: BTreeMap<String, u64>,
     /// (policy) → connections denied.
     denied: BTreeMap<String, u64>,
+    /// stage → durations (`queue`, `dependencies`, `compile`, `run`).
+    stages: BTreeMap<&'static str, Histogram>,
+    /// outcome kind → security violations.
+    violations: BTreeMap<String, u64>,
+    /// direction (`up`, `down`) → bytes relayed by the egress proxies.
+    network_bytes: BTreeMap<&'static str, u64>,
+    /// (tool, result) → tool calls (`ok`, `error`, `refused`).
+    tool_calls: BTreeMap<(String, &'static str), u64>,
+}
+
+/// A histogram over [`BUCKETS`]: the count per bucket, the sum of seconds, the count.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        for (bucket, bound) in self.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    /// Its `_bucket`, `_sum` and `_count` lines under `labels`.
+    fn render(&self, out: &mut String, name: &str, labels: &[(&str, &str)]) {
+        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
+            let le = bound.to_string();
+            let mut with_le = labels.to_vec();
+            with_le.push(("le", &le));
+            sample(out, &format!("{name}_bucket"), &with_le, *n as f64);
+        }
+        let mut inf = labels.to_vec();
+        inf.push(("le", "+Inf"));
+        sample(out, &format!("{name}_bucket"), &inf, self.count as f64);
+        sample(out, &format!("{name}_sum"), labels, self.sum);
+        sample(out, &format!("{name}_count"), labels, self.count as f64);
+    }
 }
 
 impl Metrics {
@@ -71,26 +117,78 @@ impl Metrics {
                     *counts.denied.entry(network.policy.clone()).or_default() +=
                         u64::from(network.denied);
                 }
+                counts.stages_of(r);
             }
             Err(e) => {
                 let kind = format!("{:?}", e.kind()).to_lowercase();
                 *counts.failures.entry((api.to_owned(), kind)).or_default() += 1;
             }
         }
-        let seconds = took.as_secs_f64();
-        let (buckets, sum, count) = counts.durations.entry(api.to_owned()).or_default();
-        for (bucket, bound) in buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *bucket += 1;
-            }
-        }
-        *sum += seconds;
-        *count += 1;
+        counts
+            .durations
+            .entry(api.to_owned())
+            .or_default()
+            .observe(took);
+    }
+
+    /// Counts the time an execution waited in the queue for a worker.
+    pub(crate) fn queued(&self, waited: Duration) {
+        self.counts()
+            .stages
+            .entry("queue")
+            .or_default()
+            .observe(waited);
+    }
+
+    /// Counts one tool call: `ok`, `error` (the tool failed) or `refused` (it never ran).
+    pub(crate) fn tool_call(&self, tool: &str, result: &'static str) {
+        *self
+            .counts()
+            .tool_calls
+            .entry((tool.to_owned(), result))
+            .or_default() += 1;
     }
 
     /// Counts an admission refused for `reason` (`queue_full`, `quota`, ...).
     pub(crate) fn refused(&self, reason: &str) {
         *self.counts().refused.entry(reason.to_owned()).or_default() += 1;
+    }
+}
+
+impl Counts {
+    /// An execution's stage durations, its violations by kind, its proxies' bytes.
+    fn stages_of(&mut self, r: &warden_engine::ExecutionResult) {
+        let ran = [
+            ("dependencies", r.dependencies.as_ref()),
+            ("compile", r.compile.as_ref()),
+        ];
+        for (stage, result) in ran {
+            if let Some(result) = result.filter(|s| !s.cached) {
+                self.stages
+                    .entry(stage)
+                    .or_default()
+                    .observe(result.usage.wall_time);
+            }
+        }
+        if !matches!(
+            r.outcome,
+            warden_core::Outcome::CompileError | warden_core::Outcome::DependencyError
+        ) {
+            self.stages
+                .entry("run")
+                .or_default()
+                .observe(r.usage.wall_time);
+        }
+        for violation in &r.security.violations {
+            *self
+                .violations
+                .entry(violation.kind.to_string())
+                .or_default() += 1;
+        }
+        for connection in r.network.iter().flat_map(|n| &n.connections) {
+            *self.network_bytes.entry("up").or_default() += connection.bytes_up;
+            *self.network_bytes.entry("down").or_default() += connection.bytes_down;
+        }
     }
 }
 
@@ -144,29 +242,11 @@ fn render(state: &AppState) -> String {
         "histogram",
         "Time from a worker taking an execution to its result, by interface.",
     );
-    for (api, (buckets, sum, count)) in &counts.durations {
-        for (bound, n) in BUCKETS.iter().zip(buckets) {
-            let le = bound.to_string();
-            sample(
-                &mut out,
-                "warden_execution_duration_seconds_bucket",
-                &[("api", api), ("le", &le)],
-                *n as f64,
-            );
-        }
-        let name = "warden_execution_duration_seconds";
-        sample(
+    for (api, histogram) in &counts.durations {
+        histogram.render(
             &mut out,
-            &format!("{name}_bucket"),
-            &[("api", api), ("le", "+Inf")],
-            *count as f64,
-        );
-        sample(&mut out, &format!("{name}_sum"), &[("api", api)], *sum);
-        sample(
-            &mut out,
-            &format!("{name}_count"),
+            "warden_execution_duration_seconds",
             &[("api", api)],
-            *count as f64,
         );
     }
     family(
@@ -197,7 +277,74 @@ fn render(state: &AppState) -> String {
             *n as f64,
         );
     }
+    family(
+        &mut out,
+        "warden_stage_duration_seconds",
+        "histogram",
+        "Time per stage: waiting for a worker (queue), installing dependencies, compiling, running.",
+    );
+    for (stage, histogram) in &counts.stages {
+        histogram.render(
+            &mut out,
+            "warden_stage_duration_seconds",
+            &[("stage", stage)],
+        );
+    }
+    family(
+        &mut out,
+        "warden_security_violations_total",
+        "counter",
+        "What the sandbox stopped (limits hit, forbidden operations, denied connections), by kind.",
+    );
+    for (kind, n) in &counts.violations {
+        sample(
+            &mut out,
+            "warden_security_violations_total",
+            &[("kind", kind)],
+            *n as f64,
+        );
+    }
+    family(
+        &mut out,
+        "warden_network_bytes_total",
+        "counter",
+        "Bytes the egress proxies relayed, by direction (up: from the programs).",
+    );
+    for (direction, n) in &counts.network_bytes {
+        sample(
+            &mut out,
+            "warden_network_bytes_total",
+            &[("direction", direction)],
+            *n as f64,
+        );
+    }
+    family(
+        &mut out,
+        "warden_tool_calls_total",
+        "counter",
+        "Tool calls over HTTP and MCP, by tool and result (ok, error, refused).",
+    );
+    for ((tool, result), n) in &counts.tool_calls {
+        sample(
+            &mut out,
+            "warden_tool_calls_total",
+            &[("tool", tool), ("result", result)],
+            *n as f64,
+        );
+    }
     drop(counts);
+    family(
+        &mut out,
+        "warden_workers",
+        "gauge",
+        "Executions that may run at once.",
+    );
+    sample(
+        &mut out,
+        "warden_workers",
+        &[],
+        state.options().workers as f64,
+    );
     let load = state.load();
     for (name, help, value) in [
         (

@@ -128,6 +128,8 @@ struct Inner {
 pub(crate) struct Admitted {
     ticket: Ticket,
     quota: QuotaPermit,
+    /// When it was admitted (the queue's wait, for the metrics).
+    at: Instant,
 }
 
 impl std::fmt::Debug for AppState {
@@ -216,7 +218,11 @@ impl AppState {
             .admit(caller.token.as_deref())
             .and_then(|quota| {
                 let ticket = self.inner.admission.admit()?;
-                Ok(Admitted { ticket, quota })
+                Ok(Admitted {
+                    ticket,
+                    quota,
+                    at: Instant::now(),
+                })
             });
         if let Err(e) = &admitted {
             self.inner.metrics.refused(match e {
@@ -238,6 +244,7 @@ impl AppState {
         on_start: impl FnOnce() + Send + 'static,
     ) -> Result<Execution, ExecError> {
         let running: Running = self.inner.admission.start(admitted.ticket).await?;
+        self.inner.metrics.queued(admitted.at.elapsed());
         let quota = admitted.quota;
         let api = caller.api.name();
         request.origin = Origin::new(api, caller.token);
@@ -277,8 +284,10 @@ impl AppState {
     ) -> Result<Result<ToolReply, ToolCallError>, ExecError> {
         let admitted = self.admit(&caller)?;
         let running: Running = self.inner.admission.start(admitted.ticket).await?;
+        self.inner.metrics.queued(admitted.at.elapsed());
         let quota = admitted.quota;
         let cancel = CancelOnDrop(Some(Cancellation::new()));
+        let tool_name = tool.clone();
         let request = ToolCallRequest {
             tool,
             input,
@@ -293,6 +302,12 @@ impl AppState {
         .await
         .map_err(|_| ExecError::Worker)?;
         cancel.disarm();
+        let result = match &reply {
+            Ok(reply) if reply.is_error => "error",
+            Ok(_) => "ok",
+            Err(_) => "refused",
+        };
+        self.inner.metrics.tool_call(&tool_name, result);
         Ok(reply)
     }
 
