@@ -82,6 +82,7 @@ fn execution(policy: &str, connections: Vec<Connection>) -> ExecutionResult {
             findings: Vec::new(),
             parse_error: None,
             violations: Vec::new(),
+            analysis_time: std::time::Duration::ZERO,
         },
         network: Some(NetworkReport {
             policy: policy.to_owned(),

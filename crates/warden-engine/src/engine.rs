@@ -161,6 +161,8 @@ struct Prepared<'e> {
     mode: Mode,
     reason: String,
     analysis: Analysis,
+    /// How long the analysis took.
+    analysis_time: std::time::Duration,
     /// The dependencies to install, normalised.
     dependencies: Vec<String>,
     /// The installed set's directory once the dependency stage ran, bound into every sandbox.
@@ -381,7 +383,9 @@ impl Engine {
         )?;
         let program = Program::prepare(language, &request.sources)?;
         let limits = self.limits(&[&language.limits, &request.limits])?;
+        let analysing = std::time::Instant::now();
         let analysis = self.analyze_program(language, &program);
+        let analysis_time = analysing.elapsed();
         let dependencies = dependencies::requested(language, request, &program)?;
         let choice = self
             .modes
@@ -401,6 +405,7 @@ impl Engine {
             mode: choice.mode,
             reason: choice.reason,
             analysis,
+            analysis_time,
             dependencies,
             dependency_dir: None,
             read_only: request.read_only.clone(),
@@ -631,6 +636,7 @@ fn finish(
         findings: prepared.analysis.findings,
         parse_error: prepared.analysis.parse_error,
         violations,
+        analysis_time: prepared.analysis_time,
     };
     let never_ran = match &dependencies {
         Some(stage) if !stage.outcome.is_success() => Outcome::DependencyError,

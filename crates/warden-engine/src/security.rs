@@ -20,6 +20,19 @@ pub struct Security {
     pub parse_error: Option<String>,
     /// What the sandbox stopped at run time (limits hit, forbidden operations), in order.
     pub violations: Vec<Violation>,
+    /// How long the static analysis took (little when its answer came from the analysis cache).
+    #[serde(rename = "analysis_us", with = "micros")]
+    pub analysis_time: std::time::Duration,
+}
+
+/// `Duration` as whole microseconds.
+mod micros {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
 }
 
 /// A stage of an execution.

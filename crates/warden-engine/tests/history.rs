@@ -64,6 +64,7 @@ fn result(language: &str, outcome: Outcome, wall_ms: u64) -> ExecutionResult {
             }],
             parse_error: None,
             violations: Vec::new(),
+            analysis_time: std::time::Duration::ZERO,
         },
         network: None,
     }

@@ -158,6 +158,10 @@ impl Metrics {
 impl Counts {
     /// An execution's stage durations, its violations by kind, its proxies' bytes.
     fn stages_of(&mut self, r: &warden_engine::ExecutionResult) {
+        self.stages
+            .entry("analysis")
+            .or_default()
+            .observe(r.security.analysis_time);
         let ran = [
             ("dependencies", r.dependencies.as_ref()),
             ("compile", r.compile.as_ref()),
@@ -281,7 +285,7 @@ fn render(state: &AppState) -> String {
         &mut out,
         "warden_stage_duration_seconds",
         "histogram",
-        "Time per stage: waiting for a worker (queue), installing dependencies, compiling, running.",
+        "Time per stage: waiting for a worker (queue), static analysis, installing dependencies, compiling, running.",
     );
     for (stage, histogram) in &counts.stages {
         histogram.render(
