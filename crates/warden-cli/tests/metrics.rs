@@ -94,6 +94,14 @@ fn metrics_count_executions_failures_and_durations() {
     assert_eq!(
         value(
             &text,
+            r#"warden_stage_duration_seconds_count{stage="analysis"}"#
+        ),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
             r#"warden_stage_duration_seconds_count{stage="compile"}"#
         ),
         Some(1.0),
