@@ -3,6 +3,7 @@
 pub(crate) mod analyze;
 pub(crate) mod detect;
 pub(crate) mod doctor;
+pub(crate) mod events;
 pub(crate) mod history;
 pub(crate) mod languages;
 pub(crate) mod mcp;

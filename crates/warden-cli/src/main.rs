@@ -35,6 +35,9 @@ enum Command {
     Show(commands::show::ShowArgs),
     /// Statistics over recorded executions.
     Stats(commands::stats::StatsArgs),
+    /// Security events of recorded executions: limits hit, forbidden operations, denied
+    /// connections, with their severity.
+    Events(commands::events::EventsArgs),
     /// Serve the HTTP API (own API under /v1) until SIGTERM or SIGINT.
     Serve(commands::serve::ServeArgs),
     /// Network policies: list, show, export, import, remove, check a destination; the package
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::History(args) => commands::history::run(args),
         Command::Show(args) => commands::show::run(args),
         Command::Stats(args) => commands::stats::run(args),
+        Command::Events(args) => commands::events::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Network(args) => commands::network::run(args),
         Command::Tool(args) => commands::tool::run(args),

@@ -38,10 +38,19 @@
 //!
 //! [tools]                 # the tool registry (config/tools.rs, docs/tools.md)
 //! approval = ["host"]
+//!
+//! [dependencies]          # the install stage's policy and package indexes (config/dependencies.rs)
+//! policy = "limited_access"
+//!
+//! [response]              # a caller that keeps causing security events (config/response.rs)
+//! events = 5
+//! within = "10m"
+//! action = "isolate"
 //! ```
 
 mod dependencies;
 mod network;
+mod response;
 mod server;
 mod tools;
 
@@ -51,6 +60,7 @@ use serde::{Deserialize, Serialize};
 
 pub use dependencies::DependenciesConfig;
 pub use network::{NetworkConfig, DEFAULT_POLICY_DIR};
+pub use response::{ResponseAction, ResponseConfig};
 pub use server::{ServerConfig, TokenConfig};
 pub use tools::ToolsConfig;
 
@@ -83,6 +93,8 @@ pub struct Config {
     pub tools: ToolsConfig,
     /// The dependency stage: its network policy and the package indexes.
     pub dependencies: DependenciesConfig,
+    /// What happens to a caller whose executions keep causing security events.
+    pub response: Option<ResponseConfig>,
 }
 
 /// The `[history]` section: each field unset keeps the default (docs/history.md). `max_age`

@@ -28,7 +28,7 @@ mod embedded {
 pub use catalog::{Catalog, CatalogError};
 pub use config::{
     CacheConfig, Config, ConfigError, DependenciesConfig, HistoryConfig, LanguagesConfig,
-    NetworkConfig, ServerConfig, TokenConfig, ToolsConfig,
+    NetworkConfig, ResponseAction, ResponseConfig, ServerConfig, TokenConfig, ToolsConfig,
 };
 pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};

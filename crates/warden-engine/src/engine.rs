@@ -92,6 +92,8 @@ pub struct EngineConfig {
     pub tools: Option<crate::tools::ToolsSettings>,
     /// How dependencies are installed: the stage's network policy, the package indexes.
     pub install: crate::settings::InstallSettings,
+    /// What happens to a caller whose executions keep causing security events.
+    pub response: Option<warden_core::ResponseConfig>,
 }
 
 impl EngineConfig {
@@ -115,6 +117,7 @@ impl EngineConfig {
             services: Vec::new(),
             tools: None,
             install: crate::settings::InstallSettings::default(),
+            response: None,
         }
     }
 }
@@ -145,6 +148,7 @@ pub struct Engine {
     history: Option<history::Journal>,
     tools: Option<crate::tools::ToolsSettings>,
     install: crate::settings::InstallSettings,
+    response: Option<warden_core::ResponseConfig>,
     /// The tool registry, loaded at its first use.
     registry: OnceLock<crate::tools::Registry>,
     /// The `files` tool's workspaces.
@@ -216,6 +220,7 @@ impl Engine {
             history: config.history.map(history::Journal::new),
             tools: config.tools,
             install: config.install,
+            response: config.response,
             registry: OnceLock::new(),
             workspaces: OnceLock::new(),
         })
@@ -252,7 +257,11 @@ impl Engine {
 
     /// Runs one request to completion and records it in the history.
     pub fn execute(&self, mut request: ExecutionRequest) -> Result<Execution, EngineError> {
+        let responded = self.respond(&mut request)?;
         let mut prepared = self.prepare(&request)?;
+        if let Some(why) = responded {
+            prepared.reason = format!("{why}; {}", prepared.reason);
+        }
         let input = history::Pending::of(&request);
         let installed = match self.dependency_stage(&prepared, request.cancel.clone())? {
             dependencies::Installed::Nothing => None,

@@ -186,6 +186,19 @@ pub enum EngineError {
     /// The network policy cannot be found or read.
     #[error(transparent)]
     NetworkPolicy(#[from] crate::network::StoreError),
+    /// The `[response]` rule refuses the caller for a while.
+    #[error(
+        "{caller} caused {events} security events within {within}: its executions are refused \
+         until they age out of that window (warden.toml [response]; warden events lists them)"
+    )]
+    CallerRefused {
+        /// The token's name, or the local caller.
+        caller: String,
+        /// Its events within the window.
+        events: u64,
+        /// The window.
+        within: String,
+    },
     /// The request names a network policy the configuration does not let requests choose.
     #[error("the network policy {policy:?} is not allowed here (warden.toml [network] allowed)")]
     NetworkRefused {
@@ -223,7 +236,9 @@ impl EngineError {
             EngineError::History(HistoryError::InvalidId(_) | HistoryError::AmbiguousId(_)) => {
                 ErrorKind::Request
             }
-            EngineError::Refused { .. } | EngineError::NetworkRefused { .. } => ErrorKind::Refused,
+            EngineError::Refused { .. }
+            | EngineError::NetworkRefused { .. }
+            | EngineError::CallerRefused { .. } => ErrorKind::Refused,
             EngineError::NetworkPolicy(e) => e.kind(),
             EngineError::Sandbox(SandboxError::Cancelled) => ErrorKind::Cancelled,
             EngineError::MissingRuntime { .. }

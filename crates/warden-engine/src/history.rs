@@ -12,6 +12,7 @@
 //! asks, and never logged.
 
 mod entry;
+mod events;
 mod network_stats;
 mod schema;
 mod stats;
@@ -31,6 +32,7 @@ use crate::execution::ExecutionResult;
 pub use entry::{
     CompileRecord, HistoryEntry, HistoryFilter, Prune, RecordInput, Retention, SecurityRecord,
 };
+pub use events::{EventFilter, SecurityEvent, Severity};
 pub use network_stats::{HostStats, NetworkStats, PolicyStats};
 pub use stats::{LanguageStats, Stats};
 pub use tool_calls::{
@@ -200,6 +202,21 @@ impl HistoryStore {
     /// Statistics over the executions that finished at or after `since` (all when `None`).
     pub fn stats(&self, since: Option<SystemTime>) -> Result<Stats, HistoryError> {
         stats::compute(&self.conn, &self.path, since)
+    }
+
+    /// The security events matching `filter`, newest first (docs/events.md).
+    pub fn events(&self, filter: &EventFilter) -> Result<Vec<SecurityEvent>, HistoryError> {
+        events::list(&self.conn, &self.path, filter)
+    }
+
+    /// How many security events the executions of `token` (the local caller when `None`)
+    /// recorded since `since`.
+    pub fn caller_events(
+        &self,
+        token: Option<&str>,
+        since: SystemTime,
+    ) -> Result<u64, HistoryError> {
+        events::count_for(&self.conn, &self.path, token, since)
     }
 
     /// Records one call of the tool registry.

@@ -33,8 +33,9 @@ pub use execution::{
     Origin, RunHook, SourceFile, StageResult, Warning, WarningKind,
 };
 pub use history::{
-    ConnectionFilter, HistoryEntry, HistoryError, HistoryFilter, HistoryStore, LoggedConnection,
-    NetworkStats, RecordInput, Retention, Stats, ToolStats,
+    ConnectionFilter, EventFilter, HistoryEntry, HistoryError, HistoryFilter, HistoryStore,
+    LoggedConnection, NetworkStats, RecordInput, Retention, SecurityEvent, Severity, Stats,
+    ToolStats,
 };
 pub use id::ExecutionId;
 pub use security::{Security, Stage, Violation};

@@ -46,6 +46,8 @@ pub struct Settings {
     pub tools: crate::tools::ToolsSettings,
     /// The `[dependencies]` settings: the install stage's policy and package indexes.
     pub install: InstallSettings,
+    /// The `[response]` rule, if any.
+    pub response: Option<warden_core::ResponseConfig>,
 }
 
 /// How dependencies are installed (`[dependencies]` of `warden.toml`).
@@ -222,6 +224,7 @@ impl Settings {
             server: config.server,
             network: network(config.network, &env),
             tools,
+            response: config.response,
             install: InstallSettings {
                 policy: config
                     .dependencies
@@ -245,6 +248,7 @@ impl Settings {
             services: self.server.listen.clone(),
             tools: Some(self.tools.clone()),
             install: self.install.clone(),
+            response: self.response.clone(),
             ..EngineConfig::new(helper)
         }
     }

@@ -176,3 +176,58 @@ fn chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+impl Engine {
+    /// The security events matching `filter`, newest first (docs/events.md).
+    pub fn events(
+        &self,
+        filter: &crate::history::EventFilter,
+    ) -> Result<Vec<crate::history::SecurityEvent>, EngineError> {
+        self.with_store(|store| store.events(filter))
+    }
+
+    /// Applies the `[response]` rule to `request`'s caller: over its threshold of security
+    /// events within the window, the request is made `isolated` (the answer says why) or
+    /// refused. A history that cannot be read applies nothing (logged): it never blocks runs.
+    pub(super) fn respond(
+        &self,
+        request: &mut crate::execution::ExecutionRequest,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(rule) = &self.response else {
+            return Ok(None);
+        };
+        let since = SystemTime::now()
+            .checked_sub(rule.within)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let token = request.origin.token.as_deref();
+        let events = match self.with_store(|store| store.caller_events(token, since)) {
+            Ok(events) => events,
+            Err(EngineError::NoHistory) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "the response rule could not count events");
+                return Ok(None);
+            }
+        };
+        if events < rule.events {
+            return Ok(None);
+        }
+        let caller = token.unwrap_or("the local caller").to_owned();
+        let within = warden_core::units::format_duration(rule.within);
+        match rule.action {
+            warden_core::ResponseAction::Refuse => Err(EngineError::CallerRefused {
+                caller,
+                events,
+                within,
+            }),
+            warden_core::ResponseAction::Isolate => {
+                request.mode = Some(warden_core::ModeRequest::Exactly(
+                    warden_core::Mode::Isolated,
+                ));
+                Ok(Some(format!(
+                    "response rule: {caller} caused {events} security events within {within}, \
+                     so its executions run isolated"
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `warden events`: the security events of the recorded executions (docs/events.md): limits
+//! hit, operations the sandbox killed a program for, connections a policy denied; each with a
+//! severity, newest first.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use clap::Args;
+use warden_engine::{EventFilter, Severity};
+
+use super::history::{history_engine, parse_since, write_table};
+
+/// Arguments of `warden events`.
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Only events of executions that finished within this long (e.g. 30m, 1h, 2d).
+    #[arg(long, value_parser = parse_since, value_name = "DURATION")]
+    since: Option<SystemTime>,
+    /// Only events at least this serious: low (limits), medium (denied connections), high
+    /// (forbidden operations).
+    #[arg(long)]
+    severity: Option<Severity>,
+    /// At most this many, the newest (0 for all).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
+    let filter = EventFilter {
+        since: args.since,
+        severity: args.severity,
+        limit: args.limit,
+    };
+    let events = history_engine()?.events(&filter)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &events).context("writing JSON")?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                e.time.clone(),
+                format!("{:?}", e.severity).to_lowercase(),
+                e.execution_id.chars().take(12).collect(),
+                e.token.clone().unwrap_or_else(|| "-".into()),
+                e.detail.clone(),
+            ]
+        })
+        .collect();
+    write_table(
+        &mut out,
+        &["TIME", "SEVERITY", "EXECUTION", "TOKEN", "WHAT"],
+        &rows,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,94 @@
+//! Security events and the response rule (issue 13): what the sandbox stopped is listed by
+//! `warden events` with a severity; a caller that keeps probing is refused, or escalated to
+//! `isolated`, once its events within the window reach the operator's threshold. Needs root
+//! (real sandboxes), as CI runs.
+
+mod support;
+
+use std::process::Output;
+
+use serde_json::Value;
+use support::{json_of, World};
+
+/// A program that hits its output limit: one security event of low severity.
+const FLOOD: [&str; 6] = ["--max-output", "1KiB", "-l", "bash", "-c", "yes"];
+
+fn run(world: &World, args: &[&str]) -> Output {
+    world
+        .warden()
+        .args(["run", "--json"])
+        .args(args)
+        .output()
+        .expect("warden runs")
+}
+
+#[test]
+fn events_are_listed_with_their_severity() {
+    let world = World::new();
+    for _ in 0..2 {
+        let result = json_of(&run(&world, &FLOOD));
+        assert_eq!(result["outcome"]["kind"], "output_limit", "{result:#}");
+    }
+    let events = json_of(
+        &world
+            .warden()
+            .args(["events", "--json"])
+            .output()
+            .expect("runs"),
+    );
+    let events = events.as_array().expect("a list");
+    assert_eq!(events.len(), 2, "{events:#?}");
+    for event in events {
+        assert_eq!(event["severity"], "low", "{event:#}");
+        assert_eq!(event["kind"], "output_limit", "{event:#}");
+        assert_eq!(event["stage"], "run", "{event:#}");
+    }
+    let serious = json_of(
+        &world
+            .warden()
+            .args(["events", "--json", "--severity", "high"])
+            .output()
+            .expect("runs"),
+    );
+    assert_eq!(serious, Value::Array(Vec::new()));
+    let bad = world
+        .warden()
+        .args(["events", "--severity", "urgent"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn a_caller_that_keeps_probing_is_refused_until_its_events_age_out() {
+    let world =
+        World::with_config("[response]\nevents = 2\nwithin = \"10m\"\naction = \"refuse\"\n");
+    for _ in 0..2 {
+        assert!(run(&world, &FLOOD).status.code().is_some());
+    }
+    let refused = run(&world, &["-l", "bash", "-c", "echo fine"]);
+    assert_eq!(refused.status.code(), Some(125));
+    let error = json_of(&refused);
+    let message = error["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("caused 2 security events within 600s"),
+        "{message}"
+    );
+    // Another configuration without the rule runs the same caller again.
+    world.write_config("");
+    let fine = json_of(&run(&world, &["-l", "bash", "-c", "echo fine"]));
+    assert_eq!(fine["stdout"], "fine\n", "{fine:#}");
+}
+
+#[test]
+fn a_caller_over_the_threshold_is_escalated_to_isolated_and_told_why() {
+    let world =
+        World::with_config("[response]\nevents = 1\nwithin = \"1h\"\naction = \"isolate\"\n");
+    let first = json_of(&run(&world, &FLOOD));
+    assert_eq!(first["mode"], "sandboxed", "{first:#}");
+    let next = json_of(&run(&world, &["-l", "bash", "-c", "echo fine"]));
+    assert_eq!(next["stdout"], "fine\n", "{next:#}");
+    assert_eq!(next["mode"], "isolated", "{next:#}");
+    let reason = next["security"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("response rule:"), "{reason}");
+}

@@ -1,0 +1,57 @@
+//! The `[response]` section of `warden.toml`: what warden does about a caller (an API token, or
+//! the local user) whose executions keep causing security events (docs/events.md).
+//!
+//! ```toml
+//! [response]
+//! events = 5          # this many security events of one caller...
+//! within = "10m"      # ...within this long...
+//! action = "isolate"  # ...and its next executions run isolated (gVisor), or "refuse"
+//! ```
+//!
+//! The response lasts while the caller's events within the window reach the threshold: once
+//! they age out of it, the caller is back to normal (the cool-down is the window).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What happens to a caller over the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseAction {
+    /// Its executions run in `isolated` mode, whatever they ask.
+    Isolate,
+    /// Its executions are refused, saying why and until when.
+    Refuse,
+}
+
+/// The `[response]` section; absent: no response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseConfig {
+    /// Security events of one caller that trigger the action.
+    pub events: u64,
+    /// The window they are counted in.
+    #[serde(with = "crate::units::human_duration")]
+    pub within: Duration,
+    /// What happens.
+    pub action: ResponseAction,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_reads_and_bad_ones_are_refused() {
+        let rule: ResponseConfig =
+            toml::from_str("events = 3\nwithin = \"10m\"\naction = \"refuse\"\n").expect("valid");
+        assert_eq!(rule.within, Duration::from_secs(600));
+        assert_eq!(rule.action, ResponseAction::Refuse);
+        assert!(toml::from_str::<ResponseConfig>(
+            "events = 3\nwithin = \"10m\"\naction = \"ban\"\n"
+        )
+        .is_err());
+        assert!(toml::from_str::<ResponseConfig>("events = 3\naction = \"refuse\"\n").is_err());
+    }
+}
