@@ -476,3 +476,33 @@ fn without_root_warden_says_it_needs_root() {
     assert!(!doctor.status.success());
     assert!(report.contains("MISSING root privileges"), "{report}");
 }
+
+/// Issue 14: `--profile` prints the phase table on stderr after the program's own output, each
+/// phase with its milliseconds, and a total no smaller than any phase.
+#[test]
+fn profile_prints_where_the_time_went() {
+    let out = warden(&["run", "--profile", "-l", "bash", "-c", "echo hi"], b"");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let table: Vec<(&str, f64)> = stderr
+        .lines()
+        .skip_while(|l| *l != "warden: profile")
+        .skip(2)
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?, words.next()?.parse().ok()?))
+        })
+        .collect();
+    let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+    for phase in [
+        "engine", "prepare", "plan", "setup", "jobs", "teardown", "record", "cli", "total",
+    ] {
+        assert!(names.contains(&phase), "{phase}: {stderr}");
+    }
+    let total = table
+        .iter()
+        .find(|(n, _)| *n == "total")
+        .map_or(0.0, |(_, ms)| *ms);
+    assert!(table.iter().all(|(_, ms)| *ms <= total), "{stderr}");
+}

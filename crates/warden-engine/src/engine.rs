@@ -257,13 +257,19 @@ impl Engine {
 
     /// Runs one request to completion and records it in the history.
     pub fn execute(&self, mut request: ExecutionRequest) -> Result<Execution, EngineError> {
+        let mut clock = PhaseClock::start();
         let responded = self.respond(&mut request)?;
         let mut prepared = self.prepare(&request)?;
         if let Some(why) = responded {
             prepared.reason = format!("{why}; {}", prepared.reason);
         }
         let input = history::Pending::of(&request);
-        let installed = match self.dependency_stage(&prepared, request.cancel.clone())? {
+        clock.lap("prepare");
+        let installed = self.dependency_stage(&prepared, request.cancel.clone())?;
+        if !prepared.dependencies.is_empty() {
+            clock.lap("dependencies");
+        }
+        let installed = match installed {
             dependencies::Installed::Nothing => None,
             dependencies::Installed::Set(dir, stage) => {
                 prepared.dependency_dir = Some(dir);
@@ -272,7 +278,12 @@ impl Engine {
             dependencies::Installed::Failed(stage) => {
                 let result = finish(prepared, Some(stage), None, None, Vec::new(), None);
                 let warnings = self.record(&result, input.borrowed());
-                return Ok(Execution { result, warnings });
+                clock.lap("record");
+                return Ok(Execution {
+                    result,
+                    warnings,
+                    phases: clock.phases,
+                });
             }
         };
         let spec = self.spec(&prepared)?;
@@ -295,16 +306,24 @@ impl Engine {
         )?
         .with_pool(self.pool()?, request.origin.token.as_deref().unwrap_or(""))
         .with_network(network.clone());
+        clock.lap("plan");
         let stages = self.stages(&prepared, &mut request, &mut runner);
         let finished = runner.finish();
         let (compile, run, tests) = stages?;
         finished?;
+        let (setup, jobs, teardown) = runner.timings();
+        clock.split(&[("setup", setup), ("jobs", jobs), ("teardown", teardown)]);
         let report = network
             .has_egress()
             .then(|| NetworkReport::new(&network.name, runner.take_records()));
         let result = finish(prepared, installed, compile, run, tests, report);
         let warnings = self.record(&result, input.borrowed());
-        Ok(Execution { result, warnings })
+        clock.lap("record");
+        Ok(Execution {
+            result,
+            warnings,
+            phases: clock.phases,
+        })
     }
 
     /// The compile stage, then the run, or one run per test case.
@@ -676,6 +695,47 @@ fn finish(
         tests,
         security,
         network,
+    }
+}
+
+/// Times an execution's phases one after another.
+struct PhaseClock {
+    last: std::time::Instant,
+    phases: Vec<crate::execution::Phase>,
+}
+
+impl PhaseClock {
+    fn start() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            phases: Vec::new(),
+        }
+    }
+
+    /// Ends the phase `name` now.
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.phases.push(crate::execution::Phase {
+            name,
+            took: now - self.last,
+        });
+        self.last = now;
+    }
+
+    /// Ends a stretch measured inside as `parts`; what they do not cover is `other`.
+    fn split(&mut self, parts: &[(&'static str, std::time::Duration)]) {
+        let now = std::time::Instant::now();
+        let mut rest = now - self.last;
+        for (name, took) in parts {
+            self.phases
+                .push(crate::execution::Phase { name, took: *took });
+            rest = rest.saturating_sub(*took);
+        }
+        self.phases.push(crate::execution::Phase {
+            name: "other",
+            took: rest,
+        });
+        self.last = now;
     }
 }
 

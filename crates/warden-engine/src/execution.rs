@@ -258,6 +258,25 @@ pub struct Execution {
     /// What went wrong beside it (never the program's own failure, never warden's failure to
     /// run it).
     pub warnings: Vec<Warning>,
+    /// Where warden's time went, phase by phase (`warden run --profile`).
+    pub phases: Vec<Phase>,
+}
+
+/// One phase of an execution and how long it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Phase {
+    /// `prepare` (language, files, limits, analysis, mode), `dependencies`, `plan` (the
+    /// sandbox's spec, the network plan), `setup` (building sandboxes, starting proxies),
+    /// `jobs` (the compile and run jobs, from sending each to its end), `teardown` (destroying
+    /// sandboxes or giving them back to the pool), `record` (the history).
+    pub name: &'static str,
+    /// How long it took.
+    #[serde(rename = "ms", serialize_with = "millis_f64")]
+    pub took: std::time::Duration,
+}
+
+fn millis_f64<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 /// What happened.

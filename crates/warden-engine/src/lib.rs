@@ -30,7 +30,7 @@ pub use engine::{
 pub use error::{EngineError, ErrorKind, SourceError};
 pub use execution::{
     DenialHook, Execution, ExecutionRequest, ExecutionResult, Interactive, LanguageDetection,
-    Origin, RunHook, SourceFile, StageResult, Warning, WarningKind,
+    Origin, Phase, RunHook, SourceFile, StageResult, Warning, WarningKind,
 };
 pub use history::{
     ConnectionFilter, EventFilter, HistoryEntry, HistoryError, HistoryFilter, HistoryStore,

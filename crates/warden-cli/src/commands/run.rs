@@ -51,6 +51,9 @@ pub(crate) struct RunArgs {
     /// Print one JSON object with the outcome, the output and the usage.
     #[arg(long)]
     json: bool,
+    /// Print where warden's time went, phase by phase, on stderr after the run.
+    #[arg(long)]
+    profile: bool,
     /// Isolation: auto (from the code's threat level and the configuration), sandboxed,
     /// isolated (gVisor) or trusted (when the configuration enables it). Default: the
     /// configuration's `modes.default`, itself auto by default.
@@ -140,6 +143,7 @@ fn parse_mode(text: &str) -> Result<ModeRequest, String> {
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let json = args.json;
+    let profile = args.profile.then(std::time::Instant::now);
     let outcome = execute(args);
     if let Err(e) = &outcome {
         if let Some(EngineError::Refused { refusal, analysis }) = e.downcast_ref::<EngineError>() {
@@ -147,8 +151,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let result = match outcome {
-        Ok(execution) => {
+        Ok((execution, engine_ready)) => {
             warn(&execution);
+            if let Some(started) = profile {
+                print_profile(started, engine_ready, &execution.phases);
+            }
             execution.result
         }
         Err(e) if json => return super::json_error(&e),
@@ -164,7 +171,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn execute(args: RunArgs) -> anyhow::Result<Execution> {
+/// Runs the request; also says how long the engine took to be ready (settings, catalog,
+/// policies, analyzer).
+fn execute(args: RunArgs) -> anyhow::Result<(Execution, std::time::Duration)> {
+    let started = std::time::Instant::now();
     let request = ExecutionRequest {
         language: args.lang.clone(),
         sources: args.sources()?,
@@ -182,7 +192,40 @@ fn execute(args: RunArgs) -> anyhow::Result<Execution> {
             config.cache = None;
         }
     })?;
-    Ok(engine.execute(request)?)
+    let ready = started.elapsed();
+    Ok((engine.execute(request)?, ready))
+}
+
+/// `--profile`: the phase table on stderr, each phase in milliseconds and its share.
+fn print_profile(
+    started: std::time::Instant,
+    engine_ready: std::time::Duration,
+    phases: &[warden_engine::Phase],
+) {
+    let total = started.elapsed();
+    let share = |d: std::time::Duration| 100.0 * d.as_secs_f64() / total.as_secs_f64().max(1e-9);
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    eprintln!("warden: profile");
+    eprintln!("  {:<12} {:>9} {:>6}", "phase", "ms", "%");
+    eprintln!(
+        "  {:<12} {:>9.2} {:>5.1}%",
+        "engine",
+        ms(engine_ready),
+        share(engine_ready)
+    );
+    let mut accounted = engine_ready;
+    for phase in phases {
+        accounted += phase.took;
+        eprintln!(
+            "  {:<12} {:>9.2} {:>5.1}%",
+            phase.name,
+            ms(phase.took),
+            share(phase.took)
+        );
+    }
+    let rest = total.saturating_sub(accounted);
+    eprintln!("  {:<12} {:>9.2} {:>5.1}%", "cli", ms(rest), share(rest));
+    eprintln!("  {:<12} {:>9.2}", "total", ms(total));
 }
 
 /// Says which language was chosen when detection was unsure, and what went wrong beside the

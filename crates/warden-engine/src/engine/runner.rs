@@ -3,6 +3,7 @@
 //! ([`SandboxReuse`]). The one place `execute` reaches the sandbox.
 
 use std::borrow::Cow;
+use std::time::{Duration, Instant};
 
 use warden_core::Mode;
 use warden_core::Stream;
@@ -32,6 +33,10 @@ pub(super) struct Runner<'e> {
     network: Option<NetworkPlan>,
     /// What the sandboxes' proxies logged, once stopped.
     records: Vec<ConnectionRecord>,
+    /// Time spent building sandboxes, running jobs, and ending sandboxes (`--profile`).
+    setup: Duration,
+    jobs: Duration,
+    teardown: Duration,
 }
 
 impl<'e> Runner<'e> {
@@ -59,6 +64,9 @@ impl<'e> Runner<'e> {
             cancel,
             network: None,
             records: Vec::new(),
+            setup: Duration::ZERO,
+            jobs: Duration::ZERO,
+            teardown: Duration::ZERO,
         })
     }
 
@@ -91,14 +99,21 @@ impl<'e> Runner<'e> {
         sandbox: LiveSandbox,
         proxy: Option<BlockingProxy>,
     ) -> Result<(), EngineError> {
+        let started = Instant::now();
         if let Some(proxy) = proxy {
             self.records.extend(proxy.stop());
         }
-        match self.pool {
-            Some(pool) => pool.give_back(sandbox, &self.owner)?,
-            None => sandbox.destroy()?,
-        }
-        Ok(())
+        let released = match self.pool {
+            Some(pool) => pool.give_back(sandbox, &self.owner),
+            None => sandbox.destroy(),
+        };
+        self.teardown += started.elapsed();
+        Ok(released?)
+    }
+
+    /// Time spent building sandboxes, running jobs, and ending sandboxes, so far.
+    pub(super) fn timings(&self) -> (Duration, Duration, Duration) {
+        (self.setup, self.jobs, self.teardown)
     }
 
     /// What the proxies logged so far (all of it after `finish`).
@@ -164,8 +179,12 @@ impl<'e> Runner<'e> {
     ) -> Result<SandboxRun, EngineError> {
         match self.reuse {
             SandboxReuse::Fresh => {
+                let building = Instant::now();
                 let (mut sandbox, proxy) = self.create()?;
+                self.setup += building.elapsed();
+                let running = Instant::now();
                 let run = sandbox.run_streaming(&self.job(job), stdin, sink);
+                self.jobs += running.elapsed();
                 let released = self.release(sandbox, proxy);
                 let run = run?;
                 released?;
@@ -179,13 +198,18 @@ impl<'e> Runner<'e> {
                         }
                         dead.destroy()?;
                     }
+                    let building = Instant::now();
                     self.shared = Some(self.create()?);
+                    self.setup += building.elapsed();
                 }
                 let job = self.job(job);
                 let (sandbox, _) = self.shared.as_mut().ok_or(EngineError::Sandbox(
                     warden_sandbox::SandboxError::Gone { why: "not created" },
                 ))?;
-                Ok(sandbox.run_streaming(&job, stdin, sink)?)
+                let running = Instant::now();
+                let run = sandbox.run_streaming(&job, stdin, sink);
+                self.jobs += running.elapsed();
+                Ok(run?)
             }
         }
     }
