@@ -296,8 +296,11 @@ impl Shared {
     /// destroys reset sandboxes left idle. Ends when the queue closes.
     fn reap(&self, queue: &Receiver<(LiveSandbox, String)>) {
         loop {
+            let received = queue.recv_timeout(TICK);
+            // Read after the wait, not before it: a reading a tick old could shrink the pool
+            // (the sandbox just built for a run) after the pressure has passed.
             let pressed = (self.pressure)();
-            match queue.recv_timeout(TICK) {
+            match received {
                 Ok((sandbox, owner)) => self.keep_or_destroy(sandbox, owner, pressed),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
