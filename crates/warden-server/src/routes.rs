@@ -96,6 +96,18 @@ async fn mcp_auth(
     }
 }
 
+/// Runs `work` on the engine on a blocking thread: what a route that reads the history or the
+/// registry does, so that SQLite and file reads stay off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&warden_engine::Engine) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || work(state.engine()))
+        .await
+        .map_err(|_| ApiError::from(crate::state::ExecError::Worker))
+}
+
 /// The caller of an own-API route, authenticated by its bearer token.
 #[derive(Debug)]
 pub(crate) struct V1Caller(pub(crate) Caller);

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use warden_engine::{HistoryEntry, HistoryFilter, Stats};
 
-use super::V1Caller;
+use super::{blocking, V1Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -73,10 +73,7 @@ pub(crate) async fn list(
         limit: Some(query.limit.unwrap_or(50)),
         ..HistoryFilter::default()
     };
-    let engine = state.clone();
-    let entries = tokio::task::spawn_blocking(move || engine.engine().history_list(&filter))
-        .await
-        .map_err(|_| ApiError::from(crate::state::ExecError::Worker))??;
+    let entries = blocking(&state, move |engine| engine.history_list(&filter)).await??;
     Ok(Json(entries))
 }
 
@@ -98,10 +95,7 @@ pub(crate) async fn stats(
 ) -> Result<Json<ServerStats>, ApiError> {
     let Query(query) = query?;
     let since = since(query.since.as_deref())?;
-    let engine = state.clone();
-    let history = tokio::task::spawn_blocking(move || engine.engine().history_stats(since))
-        .await
-        .map_err(|_| ApiError::from(crate::state::ExecError::Worker))??;
+    let history = blocking(&state, move |engine| engine.history_stats(since)).await??;
     Ok(Json(ServerStats {
         history,
         pool: state.engine().pool_stats(),

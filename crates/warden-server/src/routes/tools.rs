@@ -10,9 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use warden_engine::tools::ToolView;
 use warden_engine::{ProgramFile, ToolCallError, ToolReply, ToolStats};
 
-use super::V1Caller;
+use super::{blocking, V1Caller};
 use crate::error::ApiError;
-use crate::state::{AppState, ExecError};
+use crate::state::AppState;
 
 /// `POST /v1/tools`: a tool file to register.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -35,16 +35,6 @@ pub(crate) struct RegisterBody {
 pub(crate) struct StatsQuery {
     /// Only calls made within this age (`1h`, `7d`).
     since: Option<String>,
-}
-
-async fn blocking<T: Send + 'static>(
-    state: &AppState,
-    work: impl FnOnce(&warden_engine::Engine) -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || work(state.engine()))
-        .await
-        .map_err(|_| ApiError::from(ExecError::Worker))
 }
 
 /// The tools, by name.
