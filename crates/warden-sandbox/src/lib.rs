@@ -53,7 +53,7 @@ pub use live::LiveSandbox;
 pub use native::Native;
 pub use parent::{Sandbox, SandboxError, SandboxRun, Stdin};
 pub use plan::{
-    base_environment, Bind, Job, PlanError, SandboxPlan, SandboxSpec, WorkspaceFile, WORKDIR,
+    base_environment, Bind, Job, PlanError, SandboxPlan, SandboxSpec, VolumeMount, WorkspaceFile, WORKDIR,
 };
 pub use stream::OutputSink;
 pub use trusted::Trusted;

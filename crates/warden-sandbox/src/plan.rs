@@ -97,6 +97,24 @@ pub struct SandboxSpec {
     /// proxy, its interception and its resolver govern the program's sockets (`gvisor.rs`).
     #[serde(default)]
     pub egress: bool,
+    /// Host directories mounted read-write or read-only at a path of their own inside the
+    /// sandbox (named volumes, a session's workspace at `/work`). On disk their files belong
+    /// to uid and gid 0, which inside the sandbox is its root (`VolumeMount`).
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A host directory mounted into a sandbox. The mount is id-mapped: a file owned on disk by
+/// uid 0 is owned by the sandbox's root inside, and a file the sandbox creates is stored as
+/// uid 0, whichever host uid the sandbox runs as; it is `nosuid` and `nodev` on both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// The host directory (a volume's mount point, kept out of every sandbox's binds).
+    pub host: PathBuf,
+    /// Where it appears inside the sandbox: an absolute path, `/work` included.
+    pub target: PathBuf,
+    /// Whether the sandbox may write to it.
+    pub writable: bool,
 }
 
 /// One program run in a live sandbox, with its own accounting (cpu time, peak memory, OOM
@@ -227,6 +245,7 @@ impl SandboxPlan {
             seccomp: self.seccomp.clone(),
             hostname: self.hostname.clone(),
             egress: false,
+            volumes: Vec::new(),
         };
         let job = Job {
             argv: self.argv.clone(),
