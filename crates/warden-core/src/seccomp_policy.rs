@@ -40,8 +40,51 @@ pub struct DenyRule {
     /// `socket` and `socketpair`) is one of these, and its protocol one the entry allows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_families: Vec<AllowedFamily>,
+    /// How serious an attempt is, as a security event (`action = "errno"` entries; a killed
+    /// call ends the program and is a violation of its own).
+    #[serde(default)]
+    pub severity: DenySeverity,
+    /// Whether an attempt is recorded. False for calls that runtimes make as routine probes
+    /// (glibc tries `clone3` before every thread and fork): recording them would make every
+    /// ordinary program a security event, and each recorded attempt costs a round trip to the
+    /// sandbox's init.
+    #[serde(default = "recorded")]
+    pub record: bool,
     /// Which escape or attack the call enables.
     pub reason: String,
+}
+
+fn recorded() -> bool {
+    true
+}
+
+/// How serious an attempt of a denied call is, as a security event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenySeverity {
+    /// A call programs may try in passing (a socket family probed before a fallback).
+    Low,
+    /// A call an ordinary program has no use for.
+    #[default]
+    Medium,
+    /// A step of a known escape: mounts, namespaces, tracing other processes, kernel keyrings,
+    /// BPF.
+    High,
+}
+
+impl DenySeverity {
+    /// Every variant, in the order error messages list them.
+    pub const ALL: [DenySeverity; 3] =
+        [DenySeverity::Low, DenySeverity::Medium, DenySeverity::High];
+
+    /// The name in the policy file (`high`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DenySeverity::Low => "low",
+            DenySeverity::Medium => "medium",
+            DenySeverity::High => "high",
+        }
+    }
 }
 
 /// An address family a `socket` or `socketpair` rule lets through.
@@ -287,6 +330,17 @@ pub enum DenyEntryProblem {
     /// `errno` given with `action = "kill"`.
     #[error("errno is set but the action is \"kill\"")]
     ErrnoWithKill,
+    /// `severity` is not a known severity.
+    #[error("unknown severity {0:?}, expected one of {names}", names = known(DenySeverity::ALL.map(DenySeverity::name)))]
+    UnknownSeverity(String),
+    /// `severity` or `record` given with `action = "kill"`: a killed call is always a violation.
+    #[error(
+        "severity and record apply to action \"errno\" only; a killed call is always recorded"
+    )]
+    RecordWithKill,
+    /// `severity` given with `record = false`, which would never be used.
+    #[error("severity is set but record is false")]
+    SeverityNotRecorded,
     /// A `when_flags_any` name is not a known flag.
     #[error("unknown flag {0:?}, expected one of {names}", names = known(NamespaceFlag::ALL.map(NamespaceFlag::name)))]
     UnknownFlag(String),
@@ -360,6 +414,8 @@ struct DenyEntry {
     errno: Option<String>,
     when_flags_any: Option<Vec<String>>,
     allow_family: Option<Vec<FamilyEntry>>,
+    severity: Option<String>,
+    record: Option<bool>,
     #[serde(default)]
     reason: String,
 }
@@ -433,13 +489,34 @@ impl DenyEntry {
         if self.reason.trim().is_empty() {
             return Err(DenyEntryProblem::NoReason);
         }
+        let action = self.action()?;
         Ok(DenyRule {
             syscall: self.syscall.clone(),
-            action: self.action()?,
+            action,
             when_flags_any: self.flags()?,
             allow_families: self.families()?,
+            severity: self.severity(action)?,
+            record: self.record.unwrap_or(true),
             reason: self.reason.trim().to_owned(),
         })
+    }
+
+    fn severity(&self, action: SeccompAction) -> Result<DenySeverity, DenyEntryProblem> {
+        if action == SeccompAction::KillProcess
+            && (self.severity.is_some() || self.record.is_some())
+        {
+            return Err(DenyEntryProblem::RecordWithKill);
+        }
+        if self.record == Some(false) && self.severity.is_some() {
+            return Err(DenyEntryProblem::SeverityNotRecorded);
+        }
+        match &self.severity {
+            None => Ok(DenySeverity::default()),
+            Some(name) => DenySeverity::ALL
+                .into_iter()
+                .find(|s| s.name() == name)
+                .ok_or_else(|| DenyEntryProblem::UnknownSeverity(name.clone())),
+        }
     }
 
     fn action(&self) -> Result<SeccompAction, DenyEntryProblem> {
@@ -854,5 +931,49 @@ mod tests {
         let json = serde_json::to_string(&policy).expect("serializes");
         let back: SeccompPolicy = serde_json::from_str(&json).expect("deserializes");
         assert_eq!(back, policy);
+    }
+
+    #[test]
+    fn severity_and_record_are_read_validated_and_defaulted() {
+        let policy = SeccompPolicy::from_toml(
+            "t.toml",
+            "[[deny]]\nsyscall = \"mount\"\nseverity = \"high\"\nreason = \"r\"\n\
+             [[deny]]\nsyscall = \"clone3\"\nerrno = \"ENOSYS\"\nrecord = false\nreason = \"r\"\n\
+             [[deny]]\nsyscall = \"acct\"\nreason = \"r\"\n",
+        )
+        .expect("valid file");
+        let of = |name| policy.rule(name).map(|r| (r.severity, r.record));
+        assert_eq!(of("mount"), Some((DenySeverity::High, true)));
+        assert_eq!(of("clone3"), Some((DenySeverity::Medium, false)));
+        assert_eq!(of("acct"), Some((DenySeverity::Medium, true)));
+        let unknown = "[[deny]]\nsyscall = \"mount\"\nseverity = \"dire\"\nreason = \"r\"\n";
+        assert_eq!(
+            problem(unknown),
+            DenyEntryProblem::UnknownSeverity("dire".into())
+        );
+        let kill =
+            "[[deny]]\nsyscall = \"mount\"\naction = \"kill\"\nrecord = false\nreason = \"r\"\n";
+        assert_eq!(problem(kill), DenyEntryProblem::RecordWithKill);
+        let unused =
+            "[[deny]]\nsyscall = \"mount\"\nrecord = false\nseverity = \"low\"\nreason = \"r\"\n";
+        assert_eq!(problem(unused), DenyEntryProblem::SeverityNotRecorded);
+    }
+
+    #[test]
+    fn the_builtin_policy_records_escapes_as_high_and_leaves_probes_unrecorded() {
+        let policy = SeccompPolicy::builtin().expect("builtin policy is valid");
+        for name in [
+            "mount", "unshare", "setns", "ptrace", "bpf", "keyctl", "clone",
+        ] {
+            let rule = policy.rule(name).expect("denied");
+            assert_eq!(
+                (rule.severity, rule.record),
+                (DenySeverity::High, true),
+                "{name}"
+            );
+        }
+        for name in ["clone3", "io_uring_setup"] {
+            assert!(!policy.rule(name).expect("denied").record, "{name}");
+        }
     }
 }

@@ -95,6 +95,31 @@ pub struct CgroupStats {
     pub oom_kills: u64,
 }
 
+/// Reads a cgroup's current memory, tasks and cpu time without owning it; reads fail once the
+/// group is gone.
+#[derive(Debug)]
+pub struct CgroupReader {
+    group: Cgroup,
+}
+
+impl Clone for CgroupReader {
+    fn clone(&self) -> Self {
+        self.group.reader()
+    }
+}
+
+impl CgroupReader {
+    /// The memory charged and the tasks alive now.
+    pub fn current(&self) -> Result<(ByteSize, u64), CgroupError> {
+        self.group.current()
+    }
+
+    /// CPU time used so far.
+    pub fn cpu_time(&self) -> Result<Duration, CgroupError> {
+        self.group.cpu_time()
+    }
+}
+
 /// One execution's cgroup (a directory per hierarchy on v1, one on v2).
 #[derive(Debug)]
 pub struct Cgroup {
@@ -235,6 +260,18 @@ impl Cgroup {
         match &self.layout {
             CgroupFs::V1(mounts) => v1::current(mounts, &self.dirs),
             CgroupFs::V2(_) => v2::current(&self.dirs[0]),
+        }
+    }
+
+    /// A handle that reads the group's current use from any thread, while it exists.
+    pub fn reader(&self) -> CgroupReader {
+        CgroupReader {
+            group: Cgroup {
+                layout: self.layout.clone(),
+                dirs: self.dirs.clone(),
+                // Never removes anything: only `current` and `cpu_time` are reachable.
+                removed: true,
+            },
         }
     }
 

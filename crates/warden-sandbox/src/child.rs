@@ -22,12 +22,12 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Gid, Pid, Uid};
 use warden_sys::process::{exit_immediately, fork_single_threaded, ForkResult};
-use warden_sys::seccomp::SockFilter;
 
 use crate::control::{self, JobFds, Message};
 use crate::plan::{Job, SandboxSpec, WORKDIR};
 use crate::report::{ExitStatus, Report};
-use crate::{collect, mounts, payload, workspace};
+use crate::seccomp::CompiledFilter;
+use crate::{collect, denials, mounts, payload, volumes, workspace};
 
 /// A setup step that failed inside the helper or the sandbox; travels to the parent as a
 /// [`Report::SetupFailed`].
@@ -94,14 +94,15 @@ pub(crate) const END_JOB: Signal = Signal::SIGPWR;
 /// How the payload is confined beyond its rlimits and cgroup.
 #[derive(Clone, Copy)]
 pub(crate) enum Confinement<'a> {
-    /// The native sandbox: drop every capability, no_new_privs, then this seccomp filter.
-    Sandbox(&'a [SockFilter]),
+    /// The native sandbox: drop every capability, no_new_privs, then this seccomp filter,
+    /// whose notified calls the init answers (`denials.rs`).
+    Sandbox(&'a CompiledFilter),
     /// The trusted backend: the init already runs as an unprivileged uid; no_new_privs only.
     Trusted,
 }
 
 /// Runs the init; never returns. A failed step is reported and ends the sandbox.
-pub(crate) fn run_init(spec: &SandboxSpec, filter: &[SockFilter], channels: InitChannels) -> ! {
+pub(crate) fn run_init(spec: &SandboxSpec, filter: &CompiledFilter, channels: InitChannels) -> ! {
     run_reporting(channels, |sync, report, control| {
         enter_sandbox(spec, filter, sync, report, control)
     })
@@ -129,12 +130,12 @@ fn run_reporting(
 /// Runs in the init. Each step assumes the ones before it (docs/sandbox-setup.md).
 fn enter_sandbox(
     spec: &SandboxSpec,
-    filter: &[SockFilter],
+    filter: &CompiledFilter,
     sync: OwnedFd,
     report: &OwnedFd,
     control: &OwnedFd,
 ) -> Result<Infallible, SetupError> {
-    wait_for_id_maps(sync)?;
+    let volume_mounts = volumes::wait_for_release(sync)?;
     become_namespace_root()?;
     // After the change of ids, which clears the parent-death signal.
     die_with_helper()?;
@@ -142,6 +143,7 @@ fn enter_sandbox(
         .map_err(|e| SetupError::errno("unshare cgroup namespace", e))?;
     mounts::make_private()?;
     mounts::build_root(spec)?;
+    volumes::attach(&spec.volumes, volume_mounts)?;
     mounts::pivot_into()?;
     mounts::mount_proc()?;
     mounts::detach_old_root()?;
@@ -306,36 +308,69 @@ fn run_job(
 ) -> Result<(ExitStatus, Duration), SetupError> {
     workspace::write_files(workdir, &job.files)?;
     Report::Started.send(report.as_fd());
+    let handoff = listener_handoff(confinement)?;
     let started = Instant::now();
     let payload =
         match fork_single_threaded().map_err(|e| SetupError::errno("fork the payload", e))? {
-            ForkResult::Child => payload::exec(job, &fds, workdir, confinement, report),
+            ForkResult::Child => {
+                let to_init = handoff.map(|(_, payload_end)| payload_end);
+                payload::exec(job, &fds, workdir, confinement, to_init, report)
+            }
             ForkResult::Parent { child } => child,
         };
     let JobFds { artifacts, .. } = fds;
-    let status = supervise(payload, waited)?;
+    // The payload's end closes here, so that the init's end reads end of file if the payload
+    // never sends a listener.
+    let handoff = handoff.map(|(init_end, _payload_end)| init_end);
+    let supervised = match (confinement, handoff) {
+        (Confinement::Sandbox(filter), Some(init_end)) => {
+            denials::supervise(filter, init_end, waited, |s| on_signal(payload, s))?
+        }
+        _ => denials::Supervised::plain(supervise(payload, waited)?),
+    };
     let wall_time = started.elapsed();
+    let status = supervised.status;
     if let (ExitStatus::Code(0), Some(path), Some(out)) = (status, &job.collect, &artifacts) {
         collect::send(workdir, path, out)?;
     }
     drop(artifacts);
     end_the_job(Some(payload));
+    drop(supervised.listener);
+    supervised.denials.send(report.as_fd());
     Ok((status, wall_time))
+}
+
+/// The socket pair the payload hands its seccomp listener to the init through, when its
+/// filter notifies any call.
+fn listener_handoff(
+    confinement: Confinement<'_>,
+) -> Result<Option<(OwnedFd, OwnedFd)>, SetupError> {
+    match confinement {
+        Confinement::Sandbox(filter) if !filter.notified.is_empty() => denials::handoff().map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// Forwards signals to the payload and reaps until it exits; on [`END_JOB`], kills the job.
 fn supervise(payload: Pid, waited: &SigSet) -> Result<ExitStatus, SetupError> {
     loop {
         let signal = waited.wait().map_err(|e| SetupError::errno("sigwait", e))?;
-        if signal == END_JOB {
-            if let Some(status) = end_the_job(Some(payload)) {
-                return Ok(status);
-            }
-        } else if signal != Signal::SIGCHLD {
-            let _ = kill(payload, signal);
-        } else if let Some(status) = reap(payload, false) {
+        if let Some(status) = on_signal(payload, signal) {
             return Ok(status);
         }
+    }
+}
+
+/// Handles one signal of the job: forwards it, reaps, or ends the job on [`END_JOB`]. Returns
+/// the payload's status once it exited.
+fn on_signal(payload: Pid, signal: Signal) -> Option<ExitStatus> {
+    if signal == END_JOB {
+        end_the_job(Some(payload))
+    } else if signal != Signal::SIGCHLD {
+        let _ = kill(payload, signal);
+        None
+    } else {
+        reap(payload, false)
     }
 }
 

@@ -1,46 +1,56 @@
 //! The `isolated` backend: the same jobs run under gVisor (`runsc`), so the program talks to a
 //! user-space kernel instead of the host's. Runs in the parent.
 //!
-//! warden writes an OCI bundle (a read-only root of mount points and symlinks, the spec's
-//! read-only binds, an empty workspace, `config.json`) and has the helper join the sandbox's
-//! cgroup and exec `runsc run` there: runsc's sandbox, gofer and every program process are
-//! charged to and killed with that cgroup. The container's own process is a bash loop reading
-//! the lifeline (and, as pid 1, reaping orphans): it exits, and the container with it, when the
-//! parent lets the sandbox go. Each
+//! warden writes an OCI bundle that carries the whole plan (`gvisor/bundle.rs`: a read-only
+//! root, the spec's read-only binds and volumes, the native sandbox's `/dev`, a size-capped
+//! workspace and `/tmp`, the seccomp policy as OCI seccomp, `gvisor/seccomp.rs`) and has the
+//! helper join the sandbox's cgroup and exec `runsc run` there: runsc's sandbox, gofer and
+//! every program process are charged to and killed with that cgroup. The container's own
+//! process is a bash loop reading the lifeline (and, as pid 1, reaping orphans), run as
+//! `nobody`: it exits, and the container with it, when the parent lets the sandbox go. Each
 //! job is a `runsc exec` of an OCI process (argv, environment, rlimits, no capabilities, no
-//! new privileges) whose exit status is the program's; its files are written into the
+//! new privileges, the seccomp filter) whose exit status is the program's; its files are written into the
 //! workspace directory first, and what it collects (a compiler's output) read out after it,
 //! from the host, without following links. A limit kills the whole
 //! sandbox here (runsc has no cheap way to kill one job's processes and keep the rest), so
 //! after a limit the sandbox runs no more jobs. The network is `none`: loopback only.
 
+mod bundle;
+mod filter_exec;
+mod seccomp;
+
+pub use filter_exec::{seccomp_exec_main, SECCOMP_EXEC_ARG};
+
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use warden_core::{ByteSize, LimitBounds, Limits};
 
 use crate::backend::{run_once, Backend};
 use crate::helper::{Backend as HelperBackend, HelperRequest};
 use crate::live::{JobLauncher, LiveSandbox, SETUP_TIMEOUT};
 use crate::parent::{Launch, Sandbox, SandboxError, SandboxRun, Stdin};
-use crate::plan::{Job, SandboxPlan, SandboxSpec, WORKDIR};
+use crate::plan::{Job, SandboxPlan, SandboxSpec};
 use crate::report::ExitStatus;
-use crate::rlimits;
 
 /// Where runsc keeps its container state.
 const RUNSC_ROOT: &str = "/run/warden/runsc";
 /// Where bundles are written.
 pub(crate) const BUNDLES: &str = "/run/warden/gvisor";
-/// Memory of runsc's own processes (sentry, gofer), on top of the program's limit.
-const RUNTIME_MEMORY: ByteSize = ByteSize::mib(192);
+/// Memory of runsc's own processes (sentry, gofer), on top of the program's limit: the
+/// cgroup holds the whole sandbox, and gVisor has no limit of its own for the program's
+/// memory. An idle sandbox's runsc takes about 20 MiB (measured with runsc 0.0~20221219: a
+/// python program touching 100 MiB peaks at 123 MiB), so a program can use up to about
+/// 44 MiB more than its limit, less as the sentry grows (docs/threat-model.md).
+const RUNTIME_MEMORY: ByteSize = ByteSize::mib(64);
 /// Threads of runsc's own processes, on top of the program's limit.
 const RUNTIME_PIDS: u32 = 512;
-/// Writes to the root stay in the sandbox's memory; the workspace is the bundle's `work/` (a
-/// size-capped tmpfs), shared with the host so that each job's files reach it.
+/// Writes to the root stay in the sandbox's memory (the root is read-only, so there are
+/// none); the workspace and `/tmp` are on the bundle's size-capped tmpfs (`bundle.rs`),
+/// shared with the host so that each job's files reach it.
 const OVERLAY: &str = "--overlay2=root:memory";
 
 /// Finds `runsc`: `None` when gVisor is not installed.
@@ -108,7 +118,10 @@ impl Backend for Gvisor {
                     .stderr(std::process::Stdio::null())
                     .status();
                 // Not there when the bundle was never complete.
-                let _ = nix::mount::umount2(&bundle.join("work"), nix::mount::MntFlags::MNT_DETACH);
+                let _ = nix::mount::umount2(
+                    &bundle::scratch(&bundle),
+                    nix::mount::MntFlags::MNT_DETACH,
+                );
                 match fs::remove_dir_all(&bundle) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                         Err(SandboxError::Helper {
@@ -120,7 +133,8 @@ impl Backend for Gvisor {
                 }
             }) as Box<dyn FnOnce() -> Result<(), SandboxError> + Send>
         };
-        if let Err(e) = write_bundle(&bundle, spec) {
+        let filter = filter_exec::compile_for_jobs(&spec.seccomp)?;
+        if let Err(e) = bundle::write_bundle(&bundle, spec, self.host.helper_path()) {
             let _ = cleanup();
             return Err(e);
         }
@@ -136,6 +150,8 @@ impl Backend for Gvisor {
         let launcher = RunscJobs {
             runsc: self.runsc.clone(),
             container,
+            workspace: bundle::workspace(&bundle, spec),
+            filter,
             bundle,
             count: 0,
         };
@@ -159,6 +175,10 @@ struct RunscJobs {
     runsc: PathBuf,
     container: String,
     bundle: PathBuf,
+    /// The host directory the sandbox sees at `/work`.
+    workspace: PathBuf,
+    /// The seccomp filter each job's loader installs (`gvisor/filter_exec.rs`).
+    filter: String,
     /// Jobs started so far (names their process files).
     count: u64,
 }
@@ -216,7 +236,7 @@ impl JobLauncher for RunscJobs {
     }
 
     fn prepare(&mut self, job: &Job) -> Result<Command, SandboxError> {
-        crate::workspace::write_files(&self.bundle.join("work"), &job.files).map_err(|e| {
+        crate::workspace::write_files(&self.workspace, &job.files).map_err(|e| {
             SandboxError::Setup {
                 step: e.step,
                 detail: e.detail,
@@ -224,13 +244,15 @@ impl JobLauncher for RunscJobs {
         })?;
         self.count += 1;
         let process = self.bundle.join(format!("job-{}.json", self.count));
-        let text =
-            serde_json::to_vec(&oci_process(&job.argv, &job.env, &job.limits)).map_err(|e| {
-                SandboxError::Helper {
-                    action: "writing a job's process.json",
-                    source: std::io::Error::other(e),
-                }
-            })?;
+        let text = serde_json::to_vec(&bundle::oci_process(
+            &filter_exec::job_argv(&self.filter, &job.argv),
+            &job.env,
+            &job.limits,
+        ))
+        .map_err(|e| SandboxError::Helper {
+            action: "writing a job's process.json",
+            source: std::io::Error::other(e),
+        })?;
         fs::write(&process, text).map_err(|source| SandboxError::Helper {
             action: "writing a job's process.json",
             source,
@@ -269,11 +291,9 @@ impl JobLauncher for RunscJobs {
                 .try_clone()
                 .map_err(io("creating the collection's temporary file"))?,
         );
-        crate::collect::send(&self.bundle.join("work"), path, &out).map_err(|e| {
-            SandboxError::Setup {
-                step: e.step,
-                detail: e.detail,
-            }
+        crate::collect::send(&self.workspace, path, &out).map_err(|e| SandboxError::Setup {
+            step: e.step,
+            detail: e.detail,
         })?;
         stream.rewind().map_err(io("reading the collected files"))?;
         let mut bytes = Vec::new();
@@ -299,6 +319,8 @@ fn runsc_argv(runsc: &Path, bundle: &Path, container: &str, egress: bool) -> Vec
             "--network=none"
         },
         "--ignore-cgroups",
+        // Enforce the bundle's seccomp section on the program (`gvisor/seccomp.rs`).
+        "--oci-seccomp",
         OVERLAY,
         "run",
         "--bundle",
@@ -320,151 +342,9 @@ fn runsc_status(status: std::process::ExitStatus) -> ExitStatus {
     }
 }
 
-/// Writes `rootfs/` (mount points, symlinks, identity files), an empty `work/` (a tmpfs of the
-/// workspace's size) and `config.json` into a fresh directory.
-fn write_bundle(bundle: &Path, plan: &SandboxSpec) -> Result<(), SandboxError> {
-    let io = |action: &'static str| move |source| SandboxError::Helper { action, source };
-    fs::create_dir_all(bundle.parent().unwrap_or(bundle))
-        .map_err(io("creating the gVisor bundle directory"))?;
-    fs::create_dir(bundle).map_err(io("creating the gVisor bundle"))?;
-    let rootfs = bundle.join("rootfs");
-    for dir in ["work", "tmp", "proc", "dev", "etc"] {
-        fs::create_dir_all(rootfs.join(dir)).map_err(io("creating the gVisor root"))?;
-    }
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
-        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}),
-        json!({"destination": WORKDIR, "type": "bind", "source": bundle.join("work"), "options": ["rbind", "rw"]}),
-    ];
-    for bind in &plan.binds {
-        let Ok(meta) = fs::symlink_metadata(&bind.path) else {
-            continue;
-        };
-        let inside = rootfs.join(bind.path.strip_prefix("/").unwrap_or(&bind.path));
-        if let Some(parent) = inside.parent() {
-            fs::create_dir_all(parent).map_err(io("creating the gVisor root"))?;
-        }
-        if meta.file_type().is_symlink() {
-            let target = fs::read_link(&bind.path).map_err(io("reading a symlink to recreate"))?;
-            symlink(target, &inside).map_err(io("creating a symlink in the gVisor root"))?;
-            continue;
-        }
-        if meta.is_dir() {
-            fs::create_dir_all(&inside).map_err(io("creating the gVisor root"))?;
-        } else {
-            fs::write(&inside, b"").map_err(io("creating the gVisor root"))?;
-        }
-        mounts.push(json!({"destination": bind.path, "type": "bind", "source": bind.path, "options": ["rbind", "ro"]}));
-    }
-    for (name, contents) in [
-        ("passwd", "root:x:0:0:sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
-        ("group", "root:x:0:\nnogroup:x:65534:\n"),
-        ("hosts", "127.0.0.1 localhost warden\n::1 localhost\n"),
-        // The resolver warden's proxy runs on loopback under a policy with egress (as the
-        // native sandbox's, `mounts.rs`); nothing answers there otherwise.
-        ("resolv.conf", "nameserver 127.0.0.1\noptions ndots:0 attempts:1 timeout:1\n"),
-    ] {
-        fs::write(rootfs.join("etc").join(name), contents).map_err(io("writing the gVisor root"))?;
-    }
-    let work = bundle.join("work");
-    fs::create_dir(&work).map_err(io("creating the workspace"))?;
-    // The workspace is a tmpfs of its own, capped at the workspace size: the program's writes
-    // reach it through gVisor's gofer, and a host directory would have no cap.
-    let size = format!("size={},mode=0755", plan.limits.workspace_size.bytes());
-    nix::mount::mount(
-        Some("tmpfs"),
-        &work,
-        Some("tmpfs"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-        Some(size.as_str()),
-    )
-    .map_err(|e| SandboxError::Helper {
-        action: "mounting the gVisor workspace",
-        source: e.into(),
-    })?;
-    let config = oci_config(plan, mounts);
-    let text = serde_json::to_vec_pretty(&config).map_err(|e| SandboxError::Helper {
-        action: "writing config.json",
-        source: std::io::Error::other(e),
-    })?;
-    fs::write(bundle.join("config.json"), text).map_err(io("writing config.json"))
-}
-
-/// One OCI process: the job's argv, environment and rlimits, as root of the container's user
-/// namespace without capabilities and with no new privileges, in the workspace.
-fn oci_process(argv: &[String], env: &[(String, String)], limits: &Limits) -> Value {
-    let rlimits: Vec<Value> = rlimits::from_limits(limits)
-        .into_iter()
-        .map(|(resource, soft, hard)| json!({"type": format!("{resource:?}"), "soft": soft, "hard": hard}))
-        .collect();
-    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    json!({
-        "terminal": false,
-        "user": {"uid": 0, "gid": 0},
-        "args": argv,
-        "env": env,
-        "cwd": WORKDIR,
-        "rlimits": rlimits,
-        "noNewPrivileges": true,
-        "capabilities": {"bounding": [], "effective": [], "inheritable": [], "permitted": [], "ambient": []}
-    })
-}
-
-/// The OCI runtime configuration: the container's own process (bash on the lifeline, see the
-/// module documentation), the mounts, a read-only root, its own pid, network, ipc, uts and
-/// mount namespaces (the network one a host namespace that runsc creates, which its sandbox
-/// uses under `--network=host`).
-fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
-    // Reads the lifeline until end-of-file, waking every few seconds; as pid 1, bash also
-    // reaps the orphans jobs leave, which would otherwise pile up as zombies.
-    let keeper = [
-        "/bin/bash".to_owned(),
-        "-c".to_owned(),
-        "while read -r -t 5 _ || [ $? -gt 128 ]; do :; done".to_owned(),
-    ];
-    json!({
-        "ociVersion": "1.0.0",
-        "process": oci_process(&keeper, &crate::plan::base_environment(), &spec.limits),
-        "root": {"path": "rootfs", "readonly": true},
-        "hostname": spec.hostname,
-        "mounts": mounts,
-        "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warden_core::{FilesystemPolicy, SeccompPolicy};
-
-    #[test]
-    fn the_oci_config_and_each_job_process_carry_the_plan() {
-        let plan = SandboxPlan::new(
-            vec!["/usr/bin/python3".into(), "/work/main.py".into()],
-            &FilesystemPolicy::builtin().expect("builtin"),
-            SeccompPolicy::builtin().expect("builtin"),
-        );
-        let (spec, mut job) = plan.split();
-        job.limits.max_open_files = 99;
-        let config = oci_config(&spec, vec![]);
-        assert_eq!(config["process"]["args"][0], "/bin/bash");
-        assert_eq!(config["root"]["readonly"], true);
-        let process = oci_process(&job.argv, &job.env, &job.limits);
-        let config = json!({ "process": process });
-        assert_eq!(config["process"]["args"][0], "/usr/bin/python3");
-        assert_eq!(config["process"]["noNewPrivileges"], true);
-        let rlimits = config["process"]["rlimits"].as_array().expect("rlimits");
-        assert!(rlimits
-            .iter()
-            .any(|r| r["type"] == "RLIMIT_NOFILE" && r["soft"] == 99 && r["hard"] == 99));
-        assert!(config["process"]["env"]
-            .as_array()
-            .expect("env")
-            .iter()
-            .any(|e| e == "HOME=/work"));
-    }
 
     #[test]
     fn only_a_sandbox_with_egress_runs_on_the_host_network_stack() {

@@ -1,9 +1,11 @@
 //! The helper: a freshly exec'd (or, from a single-threaded caller, forked) single-threaded copy
 //! of the warden binary that builds one sandbox. It reads its request from fd 3, clones the
-//! init into new namespaces, moves it into the cgroup, writes its id maps (which needs the host
-//! privileges the init no longer has), releases it, tells the parent its pid, and waits for it. Reports go to fd 4; the init inherits the control
-//! channel on fd 5. Fd 6 is the lifeline: the parent holds its other end for as long as the
-//! sandbox lives, so when the parent drops the sandbox or dies, the helper kills the init.
+//! init into new namespaces, moves it into the cgroup, writes its id maps and makes its
+//! volumes' id-mapped mounts (both need the host privileges the init no longer has,
+//! `volumes.rs`), releases it, tells the parent its pid, and waits for it. Reports go to fd 4;
+//! the init inherits the control channel on fd 5. Fd 6 is the lifeline: the parent holds its
+//! other end for as long as the sandbox lives, so when the parent drops the sandbox or dies,
+//! the helper kills the init.
 
 use std::fs;
 use std::io::Read;
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -23,7 +26,7 @@ use warden_sys::process::{
 use crate::cgroup::CgroupJoin;
 use crate::child::{self, SetupError};
 use crate::plan::SandboxSpec;
-use crate::{idmap, seccomp};
+use crate::{idmap, seccomp, volumes};
 
 /// The argument that makes the warden binary act as the helper.
 pub const HELPER_ARG: &str = "__sandbox-helper";
@@ -177,8 +180,14 @@ fn start_init(
     let control = ends
         .control
         .ok_or_else(|| SetupError::new("start the init", "no control channel"))?;
-    let (sync_read, sync_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| SetupError::errno("pipe", e))?;
+    // A socket rather than a pipe: the volumes' mounts travel to the init on it.
+    let (sync_write, sync_read) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| SetupError::errno("socketpair", e))?;
     if let CgroupJoin::MoveHelper { enter, .. } = &request.cgroup {
         move_self(enter)?;
     }
@@ -233,8 +242,8 @@ fn read_request(fd: OwnedFd) -> Result<HelperRequest, SetupError> {
     serde_json::from_slice(&json).map_err(|e| SetupError::new("parse request", e))
 }
 
-/// Puts the init into its cgroup and writes its id maps (when it has a user namespace), then
-/// lets it go.
+/// Puts the init into its cgroup, writes its id maps and sends it its volumes' mounts (when it
+/// has a user namespace), then lets it go.
 fn release_child(
     request: &HelperRequest,
     child: Pid,
@@ -250,13 +259,14 @@ fn release_child(
             }
         }
     }
+    let mut mounts = Vec::new();
     if id_maps {
         idmap::write_maps(child, request.host_id)
             .map_err(|e| SetupError::new("write id maps", e))?;
+        // The id mapping of a volume is the init's user namespace, so its maps come first.
+        mounts = volumes::make_mounts(&request.spec.volumes, child)?;
     }
-
-    nix::unistd::write(&sync, &[1]).map_err(|e| SetupError::errno("release the init", e))?;
-    Ok(())
+    volumes::release(&sync, mounts)
 }
 
 /// Joins the cgroup, reports the start and becomes `argv` (with an empty environment): the

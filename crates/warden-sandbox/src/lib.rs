@@ -5,8 +5,10 @@
 //! - the **parent** (the warden process; `parent`, `watch`, `cgroup`, `idmap`) reserves a uid
 //!   slot and a cgroup, spawns the helper and watches the run;
 //! - the **helper** (`helper`), a freshly exec'd single-threaded copy of the warden binary,
-//!   clones the init into new namespaces and writes its id maps;
-//! - the **init** (`child`, `mounts`), pid 1 of the sandbox, builds the filesystem and reaps;
+//!   clones the init into new namespaces, writes its id maps and makes its volumes' id-mapped
+//!   mounts (`volumes`);
+//! - the **init** (`child`, `mounts`, `volumes`), pid 1 of the sandbox, builds the filesystem
+//!   and reaps;
 //! - the **payload** (`payload`, `rlimits`, `seccomp`) drops every privilege and execs the
 //!   program.
 //!
@@ -21,6 +23,7 @@ mod cgroup;
 mod child;
 mod collect;
 mod control;
+mod denials;
 mod gvisor;
 mod helper;
 pub mod host;
@@ -39,6 +42,7 @@ mod stale;
 mod stream;
 mod trusted;
 mod verdict;
+mod volumes;
 mod watch;
 mod workspace;
 mod zygote;
@@ -46,14 +50,16 @@ mod zygote;
 pub use backend::{run_once, Backend, CancelHandle};
 pub use cgroup::{CgroupError, CgroupFs, WARDEN_CGROUP};
 pub use collect::CollectedFile;
-pub use gvisor::{runsc_path, Gvisor};
+pub use denials::DeniedSyscall;
+pub use gvisor::{runsc_path, seccomp_exec_main, Gvisor, SECCOMP_EXEC_ARG};
 pub use helper::{helper_main, HELPER_ARG};
 pub use idmap::{IdMapError, HOST_ID_BASE, SLOTS};
-pub use live::LiveSandbox;
+pub use live::{LiveSandbox, UsageReader};
 pub use native::Native;
 pub use parent::{Sandbox, SandboxError, SandboxRun, Stdin};
 pub use plan::{
-    base_environment, Bind, Job, PlanError, SandboxPlan, SandboxSpec, VolumeMount, WorkspaceFile, WORKDIR,
+    base_environment, Bind, Job, PlanError, SandboxPlan, SandboxSpec, VolumeMount, WorkspaceFile,
+    WORKDIR,
 };
 pub use stream::OutputSink;
 pub use trusted::Trusted;

@@ -91,6 +91,27 @@ pub(crate) struct Parts {
     pub(crate) overhead: (ByteSize, u32),
 }
 
+/// Reads a live sandbox's current use (`LiveSandbox::usage_reader`).
+#[derive(Debug, Clone)]
+pub struct UsageReader {
+    cgroup: crate::cgroup::CgroupReader,
+    since: std::time::Instant,
+}
+
+impl UsageReader {
+    /// Memory, tasks and cpu time now; `None` once the sandbox is gone. `t_ms` counts from when
+    /// the reader was made.
+    pub fn sample(&self) -> Option<warden_core::UsageSample> {
+        let (memory, pids) = self.cgroup.current().ok()?;
+        Some(warden_core::UsageSample {
+            at: self.since.elapsed(),
+            cpu_time: self.cgroup.cpu_time().ok()?,
+            memory,
+            pids,
+        })
+    }
+}
+
 /// A sandbox that exists and waits for jobs; see the module documentation.
 pub struct LiveSandbox {
     name: String,
@@ -325,6 +346,15 @@ impl LiveSandbox {
             _ => self.init_pid(),
         }?;
         Some(PathBuf::from(format!("/proc/{pid}/ns/net")))
+    }
+
+    /// Reads the sandbox's whole use (every job and process in it) from any thread while it
+    /// lives: a session's state shows it. `None` for a backend without a cgroup.
+    pub fn usage_reader(&self) -> Option<UsageReader> {
+        self.cgroup.as_ref().map(|c| UsageReader {
+            cgroup: c.reader(),
+            since: std::time::Instant::now(),
+        })
     }
 
     /// The sandbox's spec.
@@ -727,5 +757,6 @@ fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun
         collected,
         collect_error,
         samples: w.samples,
+        denied_syscalls: w.denied,
     })
 }

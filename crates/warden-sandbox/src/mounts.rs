@@ -1,7 +1,8 @@
 //! The sandbox's filesystem, built by the init inside its new mount namespace: an empty tmpfs
 //! root, read-only binds of only the runtime paths, a minimal `/dev`, a fresh `/proc`, and a
-//! size-capped tmpfs holding `/work` and `/tmp`. Then `pivot_root` into it and drop the host's
-//! tree. mount(2), pivot_root(2), mount_namespaces(7).
+//! size-capped tmpfs holding `/work` and `/tmp` (only `/tmp` when a volume is the workspace:
+//! `volumes.rs` attaches the volumes). Then `pivot_root` into it and drop the host's tree.
+//! mount(2), pivot_root(2), mount_namespaces(7).
 
 use std::fs;
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -25,7 +26,8 @@ const DEVICES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
 
 type Result<T> = std::result::Result<T, SetupError>;
 
-fn at(path: &Path) -> PathBuf {
+/// Where `path` of the sandbox is in the new root while it is assembled.
+pub(crate) fn at(path: &Path) -> PathBuf {
     Path::new(NEW_ROOT).join(path.strip_prefix("/").unwrap_or(path))
 }
 
@@ -73,7 +75,7 @@ pub(crate) fn build_root(plan: &SandboxSpec) -> Result<()> {
     mkdir(&root.join(OLD_ROOT))
 }
 
-fn mkdir(path: &Path) -> Result<()> {
+pub(crate) fn mkdir(path: &Path) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -185,8 +187,18 @@ fn build_dev() -> Result<()> {
     )
 }
 
+/// The directories of the workspace tmpfs, with their modes: `/work` and `/tmp`, or only
+/// `/tmp` when a volume is the workspace.
+fn scratch_dirs(plan: &SandboxSpec) -> Vec<(&'static str, &'static str, u32)> {
+    let work_is_volume = plan.volumes.iter().any(|v| v.target == Path::new(WORKDIR));
+    [("work", WORKDIR, 0o755), ("tmp", "/tmp", 0o1777)]
+        .into_iter()
+        .filter(|(_, outer, _)| !(work_is_volume && *outer == WORKDIR))
+        .collect()
+}
+
 /// One size-capped tmpfs for everything writable, so `/work` and `/tmp` share one cap, bound
-/// at `root`'s `/work` and `/tmp`.
+/// at `root`'s `/work` and `/tmp` (`scratch_dirs`).
 fn build_scratch(plan: &SandboxSpec, root: &Path) -> Result<()> {
     let scratch = root.join(SCRATCH);
     mkdir(&scratch)?;
@@ -200,7 +212,7 @@ fn build_scratch(plan: &SandboxSpec, root: &Path) -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(&format!("size={size},nr_inodes={inodes},mode=0755")),
     )?;
-    for (inner, outer, mode) in [("work", WORKDIR, 0o755), ("tmp", "/tmp", 0o1777)] {
+    for (inner, outer, mode) in scratch_dirs(plan) {
         let source = scratch.join(inner);
         fs::DirBuilder::new()
             .mode(mode)
@@ -278,11 +290,12 @@ pub(crate) fn detach_old_root() -> Result<()> {
 }
 
 /// After `pivot_root`, between jobs: replaces the workspace tmpfs behind `/work` and `/tmp`
-/// with an empty one (the old one is freed once unmounted). The root is writable only while
-/// this runs, when no process but the init exists.
+/// with an empty one (the old one is freed once unmounted). A volume, `/work` included, is
+/// left as it is: its contents are meant to last. The root is writable only while this runs,
+/// when no process but the init exists.
 pub(crate) fn renew_scratch(plan: &SandboxSpec) -> Result<()> {
-    for path in [WORKDIR, "/tmp"] {
-        let path = Path::new(path);
+    for (_, outer, _) in scratch_dirs(plan) {
+        let path = Path::new(outer);
         umount2(path, MntFlags::MNT_DETACH)
             .map_err(|e| SetupError::sys("unmount the workspace", path, e))?;
     }

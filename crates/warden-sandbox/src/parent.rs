@@ -69,6 +69,10 @@ pub struct SandboxRun {
     /// The job's cgroup read while it ran, every [`crate::SAMPLE_EVERY`] (and less often for
     /// a long run, at most [`crate::MAX_SAMPLES`] readings): live resource monitoring.
     pub samples: Vec<warden_core::UsageSample>,
+    /// The system calls the seccomp policy refused with an error, with how often each was
+    /// tried, in the order first tried (native backend; empty elsewhere, docs/events.md). A
+    /// refused call does not change the outcome: the program may have handled the error.
+    pub denied_syscalls: Vec<crate::DeniedSyscall>,
 }
 
 /// warden itself failed to run the program (never the program's own failure).
@@ -145,6 +149,14 @@ pub struct Sandbox {
     fork_helper: bool,
     /// Forks helpers for a multi-threaded process (`with_zygote`).
     zygote: Option<std::sync::Arc<crate::zygote::Zygote>>,
+}
+
+impl Sandbox {
+    /// The helper binary (the warden binary, or a test's helper), which gVisor's jobs also
+    /// start from (`gvisor/filter_exec.rs`).
+    pub(crate) fn helper_path(&self) -> &std::path::Path {
+        &self.helper
+    }
 }
 
 /// The helper process, as the parent holds it.

@@ -5,9 +5,10 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, IntoRawFd, OwnedFd};
 use std::path::Path;
 
+use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use warden_sys::process::exit_immediately;
 
@@ -15,9 +16,13 @@ use crate::child::{Confinement, SetupError};
 use crate::control::JobFds;
 use crate::plan::Job;
 use crate::rlimits;
+use crate::seccomp::CompiledFilter;
 
 /// Descriptor number of the report pipe in the payload (close-on-exec).
 const REPORT_FD: i32 = 3;
+/// Descriptor number of the socket the seccomp listener goes to the init on (closed before
+/// exec).
+const HANDOFF_FD: i32 = 4;
 
 /// Prepares and execs the job's program; never returns.
 pub(crate) fn exec(
@@ -25,15 +30,21 @@ pub(crate) fn exec(
     fds: &JobFds,
     workdir: &Path,
     confinement: Confinement<'_>,
+    to_init: Option<OwnedFd>,
     report: &OwnedFd,
 ) -> ! {
-    let placed = warden_sys::process::arrange_fds(&[
+    let mut targets = vec![
         (fds.stdin.as_fd(), 0),
         (fds.stdout.as_fd(), 1),
         (fds.stderr.as_fd(), 2),
         (report.as_fd(), REPORT_FD),
-    ]);
-    // From here on the report pipe is only at REPORT_FD (arrange_fds closed the rest).
+    ];
+    if let Some(fd) = &to_init {
+        targets.push((fd.as_fd(), HANDOFF_FD));
+    }
+    let placed = warden_sys::process::arrange_fds(&targets);
+    // From here on the report pipe is only at REPORT_FD, the handoff only at HANDOFF_FD
+    // (arrange_fds closed the rest).
     let placed = placed
         .ok()
         .and_then(|()| warden_sys::process::inherited_fd(REPORT_FD));
@@ -42,7 +53,12 @@ pub(crate) fn exec(
     else {
         exit_immediately(127)
     };
-    match replace_process(job, workdir, confinement) {
+    // The original number was closed by arrange_fds: forget its owner without closing again.
+    let handoff = to_init.and_then(|fd| {
+        let _ = fd.into_raw_fd();
+        warden_sys::process::inherited_fd(HANDOFF_FD)
+    });
+    match replace_process(job, workdir, confinement, handoff) {
         Ok(never) => match never {},
         Err(e) => {
             e.report().send(report.as_fd());
@@ -56,6 +72,7 @@ fn replace_process(
     job: &Job,
     workdir: &Path,
     confinement: Confinement<'_>,
+    handoff: Option<OwnedFd>,
 ) -> Result<Infallible, SetupError> {
     let (argv, env) = c_strings(job)?;
     warden_sys::signals::reset_all().map_err(|e| SetupError::errno("reset signals", e))?;
@@ -67,8 +84,7 @@ fn replace_process(
             warden_sys::capabilities::drop_all()
                 .map_err(|e| SetupError::errno("drop capabilities", e))?;
             set_no_new_privs()?;
-            warden_sys::seccomp::install_filter(filter)
-                .map_err(|e| SetupError::errno("install seccomp filter", e))?;
+            install_seccomp(filter, handoff)?;
         }
         Confinement::Trusted => set_no_new_privs()?,
     }
@@ -77,6 +93,31 @@ fn replace_process(
         &format!("execve {}", job.argv[0]),
         format!("{err} ({})", err.desc()),
     ))
+}
+
+/// Installs the filter, last before exec. A filter that notifies calls hands its listener to
+/// the init, which answers them (`denials.rs`); the payload's copies of the listener and the
+/// handoff socket close here, so the program never holds the listener, which could let its
+/// own calls run.
+fn install_seccomp(filter: &CompiledFilter, handoff: Option<OwnedFd>) -> Result<(), SetupError> {
+    let step = "install seccomp filter";
+    match handoff {
+        Some(handoff) if !filter.notified.is_empty() => {
+            match warden_sys::seccomp::install_filter_with_listener(&filter.program) {
+                Ok(listener) => {
+                    warden_sys::fdpass::send_with_fds(handoff.as_fd(), b"L", &[listener.as_fd()])
+                        .map_err(|e| SetupError::errno("hand the seccomp listener to the init", e))
+                        .map(drop)
+                }
+                // A filter above warden's has the listener: refuse the calls alike, unrecorded.
+                Err(Errno::EBUSY) => warden_sys::seccomp::install_filter(&filter.errno_only)
+                    .map_err(|e| SetupError::errno(step, e)),
+                Err(e) => Err(SetupError::errno(step, e)),
+            }
+        }
+        _ => warden_sys::seccomp::install_filter(&filter.program)
+            .map_err(|e| SetupError::errno(step, e)),
+    }
 }
 
 fn set_no_new_privs() -> Result<(), SetupError> {

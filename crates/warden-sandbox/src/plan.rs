@@ -167,6 +167,28 @@ pub enum PlanError {
         /// The sandbox's ceiling.
         ceiling: String,
     },
+    /// A volume's host directory is unusable.
+    #[error("volume host directory {path:?} {why}")]
+    VolumeHost {
+        /// The host directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A volume's target is not a place a volume may go.
+    #[error("volume target {path:?} {why}")]
+    VolumeTarget {
+        /// The target inside the sandbox.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The backend cannot mount volumes.
+    #[error("the {backend} backend cannot mount volumes: volumes and sessions run sandboxed or isolated")]
+    VolumesUnsupported {
+        /// The backend's name.
+        backend: &'static str,
+    },
     /// A string contains a NUL byte or an environment name contains `=`.
     #[error("{what} {value:?} contains a NUL byte or a misplaced =")]
     BadString {
@@ -176,6 +198,11 @@ pub enum PlanError {
         value: String,
     },
 }
+
+/// Paths of the sandbox that its root provides: a volume may not cover them or sit inside
+/// them, any more than it may cover or sit inside a bind. `/.oldroot` and `/.scratch` are
+/// where `mounts.rs` parks the host's root and the workspace tmpfs during setup.
+const RESERVED_TARGETS: [&str; 6] = ["/proc", "/dev", "/etc", "/tmp", "/.oldroot", "/.scratch"];
 
 /// The environment every sandboxed program starts from.
 pub fn base_environment() -> Vec<(String, String)> {
@@ -288,7 +315,73 @@ impl SandboxSpec {
                 });
             }
         }
+        for (i, volume) in self.volumes.iter().enumerate() {
+            self.check_volume_target(volume, &self.volumes[..i])?;
+            self.check_volume_host(volume)?;
+        }
         check_string("hostname", &self.hostname)
+    }
+
+    /// A volume's target: absolute and normal, not `/`, clear of the binds, the paths the
+    /// root provides (`RESERVED_TARGETS`) and the `earlier` volumes, and not inside the
+    /// workspace (which a reset replaces) unless it is the workspace.
+    fn check_volume_target(
+        &self,
+        volume: &VolumeMount,
+        earlier: &[VolumeMount],
+    ) -> Result<(), PlanError> {
+        let target = &volume.target;
+        let refuse = |why: String| {
+            Err(PlanError::VolumeTarget {
+                path: target.clone(),
+                why,
+            })
+        };
+        if !is_absolute_normal(target) {
+            return refuse("must be an absolute path without .., other than /".into());
+        }
+        let reserved = RESERVED_TARGETS.iter().map(Path::new);
+        let binds = self.binds.iter().map(|b| b.path.as_path());
+        if let Some(taken) = reserved.chain(binds).find(|p| overlaps(target, p)) {
+            return refuse(format!(
+                "overlaps {taken:?}, which the sandbox's root provides"
+            ));
+        }
+        if target.starts_with(WORKDIR) && target != Path::new(WORKDIR) {
+            return refuse(format!("is inside {WORKDIR}, the workspace"));
+        }
+        if let Some(other) = earlier.iter().find(|v| overlaps(target, &v.target)) {
+            return refuse(format!("overlaps another volume's, {:?}", other.target));
+        }
+        Ok(())
+    }
+
+    /// A volume's host directory: an absolute path to an existing directory with no symlink
+    /// on the way (the helper opens it with `RESOLVE_NO_SYMLINKS`), clear of the binds (a
+    /// writable volume of `/usr` would let the sandbox's root write the host's programs).
+    fn check_volume_host(&self, volume: &VolumeMount) -> Result<(), PlanError> {
+        let host = &volume.host;
+        let refuse = |why: String| {
+            Err(PlanError::VolumeHost {
+                path: host.clone(),
+                why,
+            })
+        };
+        if !is_absolute_normal(host) {
+            return refuse("must be an absolute path without .., other than /".into());
+        }
+        match std::fs::canonicalize(host) {
+            Ok(real) if real != *host => {
+                return refuse(format!("must not go through a symlink (it is {real:?})"))
+            }
+            Ok(_) if !host.is_dir() => return refuse("is not a directory".into()),
+            Ok(_) => {}
+            Err(e) => return refuse(format!("cannot be reached: {e}")),
+        }
+        if let Some(bind) = self.binds.iter().find(|b| overlaps(host, &b.path)) {
+            return refuse(format!("overlaps the bind {:?}", bind.path));
+        }
+        Ok(())
     }
 }
 
@@ -356,6 +449,20 @@ impl Job {
         }
         Ok(())
     }
+}
+
+/// True for `/a`, `/a/b`; false for `/`, `a`, `/a/../b`.
+fn is_absolute_normal(path: &Path) -> bool {
+    let mut components = path.components();
+    components.next() == Some(std::path::Component::RootDir)
+        && components.clone().next().is_some()
+        && components.all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Whether one path is the other or lies below it (component-wise: `/data` and `/database`
+/// do not overlap).
+fn overlaps(a: &Path, b: &Path) -> bool {
+    a.starts_with(b) || b.starts_with(a)
 }
 
 /// True for `a`, `a/b.txt`; false for `/a`, `../a`, `a/../../b`, ``.
@@ -432,6 +539,106 @@ mod tests {
         let mut p = plan();
         p.env.push(("A=B".into(), "c".into()));
         assert!(p.validate().is_err());
+    }
+
+    fn with_volume(spec: &mut SandboxSpec, host: &Path, target: &str) {
+        spec.volumes.push(VolumeMount {
+            host: host.to_owned(),
+            target: target.into(),
+            writable: true,
+        });
+    }
+
+    #[test]
+    fn volumes_at_the_workspace_and_elsewhere_are_valid() {
+        let (a, b) = (
+            tempfile::tempdir().expect("a"),
+            tempfile::tempdir().expect("b"),
+        );
+        let (mut spec, _) = plan().split();
+        with_volume(&mut spec, a.path(), WORKDIR);
+        with_volume(&mut spec, b.path(), "/data/set");
+        spec.validate().expect("valid");
+    }
+
+    #[test]
+    fn volume_targets_that_cover_or_sit_inside_the_root_s_paths_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for target in [
+            "/",
+            "data",
+            "/data/../etc",
+            "/usr",
+            "/usr/local/x",
+            "/proc",
+            "/dev/x",
+            "/etc/x",
+            "/tmp",
+            "/tmp/x",
+            "/work/x",
+            "/.oldroot",
+            "/lib",
+        ] {
+            let (mut spec, _) = plan().split();
+            with_volume(&mut spec, dir.path(), target);
+            assert!(
+                matches!(spec.validate(), Err(PlanError::VolumeTarget { .. })),
+                "{target}: {:?}",
+                spec.validate()
+            );
+        }
+    }
+
+    #[test]
+    fn two_volumes_at_one_target_or_one_inside_another_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (first, second) in [
+            ("/data", "/data"),
+            ("/data", "/data/x"),
+            ("/data/x", "/data"),
+        ] {
+            let (mut spec, _) = plan().split();
+            with_volume(&mut spec, dir.path(), first);
+            with_volume(&mut spec, dir.path(), second);
+            let refused = spec.validate();
+            assert!(
+                matches!(&refused, Err(PlanError::VolumeTarget { path, .. }) if path == Path::new(second)),
+                "{first} then {second}: {refused:?}"
+            );
+        }
+        let (mut spec, _) = plan().split();
+        with_volume(&mut spec, dir.path(), "/data");
+        with_volume(&mut spec, dir.path(), "/database");
+        spec.validate().expect("/data and /database are distinct");
+    }
+
+    #[test]
+    fn volume_hosts_must_be_real_directories_clear_of_the_binds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).expect("symlink");
+        let missing = dir.path().join("missing");
+        let below_link = link.join("sub");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        for host in [
+            Path::new("relative"),
+            Path::new("/"),
+            &file,
+            &link,
+            &below_link,
+            &missing,
+            Path::new("/usr/share"),
+        ] {
+            let (mut spec, _) = plan().split();
+            with_volume(&mut spec, host, "/data");
+            assert!(
+                matches!(spec.validate(), Err(PlanError::VolumeHost { .. })),
+                "{host:?}: {:?}",
+                spec.validate()
+            );
+        }
     }
 
     #[test]

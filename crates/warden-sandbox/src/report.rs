@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::denials::DeniedSyscall;
+
 /// Longest detail text carried in a message (keeps every line under `PIPE_BUF`).
 const MAX_DETAIL: usize = 2048;
 
@@ -42,6 +44,9 @@ pub(crate) enum Report {
         #[serde(with = "nanos")]
         wall_time: Duration,
     },
+    /// A system call the seccomp policy refused, with how often the job tried it: one message
+    /// per call, after the job's processes are gone and before its `Exited` (`denials.rs`).
+    Denied(DeniedSyscall),
     /// A setup step failed: before `Ready`, the sandbox's (it is gone); after, the current
     /// job's (its program never ran, and the sandbox waits for the next job).
     SetupFailed {
@@ -117,7 +122,17 @@ mod tests {
                 wall_time: Duration::from_millis(3),
             },
             Report::failed("mount /usr", "EPERM"),
+            Report::Denied(DeniedSyscall {
+                name: "mount".into(),
+                errno: warden_core::seccomp_policy::DenyErrno::Eperm,
+                severity: warden_core::seccomp_policy::DenySeverity::High,
+                count: u64::MAX,
+                samples: vec![[u64::MAX; 6]; 3],
+            }),
         ];
+        // The largest `denied` line (every number at its widest) is one atomic pipe write.
+        let denied = serde_json::to_vec(&reports[3]).expect("serializable");
+        assert!(denied.len() < libc::PIPE_BUF, "{} bytes", denied.len());
         let mut buffer = Vec::new();
         for r in &reports {
             buffer.extend(serde_json::to_vec(r).expect("serializable"));

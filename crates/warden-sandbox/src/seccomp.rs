@@ -18,19 +18,27 @@
 //!      the same call;
 //! 4. allow.
 //!
+//! A denied call whose rule is recorded (`record`, the default) returns
+//! `SECCOMP_RET_USER_NOTIF` rather than `SECCOMP_RET_ERRNO`: the sandbox's init, which holds the
+//! filter's listener, answers it with the rule's errno and counts it ([`CompiledFilter::notified`],
+//! `denials.rs`). The program sees the same failure either way. Killed calls stay kills, and
+//! unrecorded ones (routine probes such as `clone3`) fail in the kernel.
+//!
 //! A linear list is enough for a deny list of ~60 entries, keeps every jump offset tiny (u8
 //! offsets cannot span long programs), and the kernel's seccomp cache (Linux 5.11) makes every
 //! call whose outcome depends only on arch and number skip the program entirely: only `clone`,
 //! `socket` and `socketpair` run it.
 
 use warden_core::seccomp_policy::{
-    AllowedFamily, DenyErrno, DenyRule, NamespaceFlag, SeccompAction, SocketFamily, SocketProtocol,
+    AllowedFamily, DenyErrno, DenyRule, DenySeverity, NamespaceFlag, SeccompAction, SocketFamily,
+    SocketProtocol,
 };
 use warden_core::SeccompPolicy;
 use warden_sys::seccomp::{
     seccomp_data_arg_low, SockFilter, AUDIT_ARCH_NATIVE, BPF_ABS, BPF_JEQ, BPF_JMP, BPF_JSET,
     BPF_K, BPF_LD, BPF_MAXINSNS, BPF_RET, BPF_W, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR,
     SECCOMP_RET_ALLOW, SECCOMP_RET_DATA, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
+    SECCOMP_RET_USER_NOTIF,
 };
 
 /// A seccomp policy that cannot be compiled.
@@ -52,13 +60,63 @@ pub(crate) enum SeccompError {
     },
 }
 
+/// A compiled policy: the program, and how the init answers the calls it notifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CompiledFilter {
+    /// The seccomp-bpf program.
+    pub(crate) program: Vec<SockFilter>,
+    /// The calls the program notifies (recorded errno rules), one per call number.
+    pub(crate) notified: Vec<NotifiedCall>,
+    /// The same program with every errno rule answered in the kernel, nothing notified: what
+    /// the payload installs when the kernel refuses it a listener (`EBUSY`: a filter installed
+    /// above warden, by a container runtime, already has one). The calls are refused alike,
+    /// only not recorded.
+    pub(crate) errno_only: Vec<SockFilter>,
+}
+
+/// A call the program suspends for the init, and the answer it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NotifiedCall {
+    /// The call number on this architecture.
+    pub(crate) nr: i32,
+    /// The policy's name for it.
+    pub(crate) name: String,
+    /// The error the call fails with.
+    pub(crate) errno: DenyErrno,
+    /// The errno's number.
+    pub(crate) code: i32,
+    /// How serious an attempt is.
+    pub(crate) severity: DenySeverity,
+}
+
+impl CompiledFilter {
+    /// The rule behind notified call `nr`, if the program notifies it.
+    pub(crate) fn notified_call(&self, nr: i32) -> Option<&NotifiedCall> {
+        self.notified.iter().find(|call| call.nr == nr)
+    }
+}
+
 /// Compiles `policy` into a seccomp-bpf program for this architecture. Calls the architecture
 /// lacks (`iopl` on aarch64) are skipped.
-pub(crate) fn compile(policy: &SeccompPolicy) -> Result<Vec<SockFilter>, SeccompError> {
+pub(crate) fn compile(policy: &SeccompPolicy) -> Result<CompiledFilter, SeccompError> {
     let mut program = prologue();
+    let mut errno_only = prologue();
+    let mut notified = Vec::new();
     for rule in policy.rules() {
         match syscall_number(&rule.syscall) {
-            Lookup::Native(nr) => program.extend(rule_block(rule, nr)),
+            Lookup::Native(nr) => {
+                program.extend(rule_block(rule, nr, true));
+                errno_only.extend(rule_block(rule, nr, false));
+                if let (SeccompAction::Errno(errno), true) = (rule.action, rule.record) {
+                    notified.push(NotifiedCall {
+                        nr: i32::try_from(nr).expect("system call numbers are small"),
+                        name: rule.syscall.clone(),
+                        errno,
+                        code: errno_code(errno).cast_signed(),
+                        severity: rule.severity,
+                    });
+                }
+            }
             Lookup::OtherArch => {}
             Lookup::Unknown => {
                 return Err(SeccompError::UnknownSyscall {
@@ -68,12 +126,17 @@ pub(crate) fn compile(policy: &SeccompPolicy) -> Result<Vec<SockFilter>, Seccomp
         }
     }
     program.push(ret(SECCOMP_RET_ALLOW));
+    errno_only.push(ret(SECCOMP_RET_ALLOW));
     if program.len() > BPF_MAXINSNS {
         return Err(SeccompError::TooLong {
             instructions: program.len(),
         });
     }
-    Ok(program)
+    Ok(CompiledFilter {
+        program,
+        notified,
+        errno_only,
+    })
 }
 
 /// Steps 1 and 2: kill foreign ABIs, leave the call number in the accumulator.
@@ -100,9 +163,9 @@ const ABI_CHECK: &[SockFilter] = &[
 const ABI_CHECK: &[SockFilter] = &[];
 
 /// Step 3 for one rule: expects the call number in the accumulator and leaves it there for the
-/// next block when the call is not this rule's.
-fn rule_block(rule: &DenyRule, nr: u32) -> Vec<SockFilter> {
-    let action = ret(action_value(rule.action));
+/// next block when the call is not this rule's. `notify`: a recorded errno rule notifies.
+fn rule_block(rule: &DenyRule, nr: u32, notify: bool) -> Vec<SockFilter> {
+    let action = ret(action_value(rule, notify));
     let body = if !rule.when_flags_any.is_empty() {
         vec![
             load(seccomp_data_arg_low(0)),
@@ -190,10 +253,12 @@ fn protocol_number(protocol: SocketProtocol) -> u32 {
     number.unsigned_abs()
 }
 
-/// The return value of a denied call.
-fn action_value(action: SeccompAction) -> u32 {
-    match action {
+/// The return value of a denied call: with `notify`, a recorded errno rule suspends the call
+/// for the init.
+fn action_value(rule: &DenyRule, notify: bool) -> u32 {
+    match rule.action {
         SeccompAction::KillProcess => SECCOMP_RET_KILL_PROCESS,
+        SeccompAction::Errno(_) if notify && rule.record => SECCOMP_RET_USER_NOTIF,
         SeccompAction::Errno(errno) => SECCOMP_RET_ERRNO | (errno_code(errno) & SECCOMP_RET_DATA),
     }
 }
@@ -409,9 +474,24 @@ mod tests {
         }
     }
 
-    fn builtin() -> Vec<SockFilter> {
+    fn builtin() -> CompiledFilter {
         let policy = SeccompPolicy::builtin().expect("builtin policy is valid");
         compile(&policy).expect("builtin policy compiles")
+    }
+
+    /// What the calling program sees: the program's verdict, with a notified call answered as
+    /// the init answers it (its rule's errno).
+    fn answered(filter: &CompiledFilter, data: &Data) -> u32 {
+        match run(&filter.program, data) {
+            SECCOMP_RET_USER_NOTIF => {
+                let nr = i32::try_from(data.nr).expect("a native call number");
+                let call = filter
+                    .notified_call(nr)
+                    .expect("every notified call has an answer");
+                SECCOMP_RET_ERRNO | call.code.unsigned_abs()
+            }
+            verdict => verdict,
+        }
     }
 
     fn errno(code: libc::c_int) -> u32 {
@@ -434,7 +514,7 @@ mod tests {
 
     #[test]
     fn the_program_has_a_sane_length_and_checks_the_arch_first() {
-        let program = builtin();
+        let program = builtin().program;
         assert!(
             (60..=400).contains(&program.len()),
             "{} instructions",
@@ -449,7 +529,7 @@ mod tests {
 
     #[test]
     fn every_jump_lands_inside_the_program() {
-        let program = builtin();
+        let program = builtin().program;
         for (pc, ins) in program.iter().enumerate() {
             if ins.code & 0x07 == BPF_JMP {
                 let furthest = pc + 1 + usize::from(ins.jt.max(ins.jf));
@@ -479,15 +559,58 @@ mod tests {
             } else {
                 0
             };
-            let verdict = run(&program, &Data::call(nr.into(), arg0));
-            assert_eq!(verdict, action_value(rule.action), "{}", rule.syscall);
+            let verdict = run(&program.program, &Data::call(nr.into(), arg0));
+            let expected = match rule.action {
+                SeccompAction::KillProcess => SECCOMP_RET_KILL_PROCESS,
+                SeccompAction::Errno(_) if rule.record => SECCOMP_RET_USER_NOTIF,
+                SeccompAction::Errno(e) => SECCOMP_RET_ERRNO | errno_code(e),
+            };
+            assert_eq!(verdict, expected, "{}", rule.syscall);
+            let nr = i32::try_from(nr).expect("small");
+            match (rule.action, rule.record) {
+                (SeccompAction::Errno(e), true) => {
+                    let call = program.notified_call(nr).expect("notified");
+                    assert_eq!((call.name.as_str(), call.errno), (rule.syscall.as_str(), e));
+                }
+                _ => assert_eq!(program.notified_call(nr), None, "{}", rule.syscall),
+            }
         }
+    }
+
+    #[test]
+    fn recorded_calls_are_notified_and_probes_and_kills_are_not() {
+        let filter = builtin();
+        let raw = |nr: libc::c_long| run(&filter.program, &Data::call(nr, 0));
+        assert_eq!(raw(libc::SYS_mount), SECCOMP_RET_USER_NOTIF);
+        assert_eq!(raw(libc::SYS_keyctl), SECCOMP_RET_USER_NOTIF);
+        assert_eq!(raw(libc::SYS_clone3), errno(libc::ENOSYS));
+        assert_eq!(raw(libc::SYS_io_uring_setup), errno(libc::EPERM));
+        assert_eq!(raw(libc::SYS_init_module), SECCOMP_RET_KILL_PROCESS);
+        let plain = |nr: libc::c_long| run(&filter.errno_only, &Data::call(nr, 0));
+        assert_eq!(plain(libc::SYS_mount), errno(libc::EPERM));
+        assert_eq!(plain(libc::SYS_clone3), errno(libc::ENOSYS));
+        assert_eq!(plain(libc::SYS_init_module), SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(filter.errno_only.len(), filter.program.len());
+        let mount = filter
+            .notified_call(libc::SYS_mount as i32)
+            .expect("mount is notified");
+        assert_eq!(
+            (mount.code, mount.severity),
+            (libc::EPERM, DenySeverity::High)
+        );
+        let socket = filter
+            .notified_call(libc::SYS_socket as i32)
+            .expect("socket is notified");
+        assert_eq!(
+            (socket.code, socket.severity),
+            (libc::EAFNOSUPPORT, DenySeverity::Low)
+        );
     }
 
     #[test]
     fn the_interpreter_agrees_on_sample_calls() {
         let program = builtin();
-        let verdict = |nr, arg0| run(&program, &Data::call(nr, arg0));
+        let verdict = |nr, arg0| answered(&program, &Data::call(nr, arg0));
         assert_eq!(verdict(libc::SYS_mount, 0), errno(libc::EPERM));
         assert_eq!(verdict(libc::SYS_read, 0), SECCOMP_RET_ALLOW);
         assert_eq!(verdict(libc::SYS_clone3, 0), errno(libc::ENOSYS));
@@ -506,7 +629,7 @@ mod tests {
     #[test]
     fn clone_is_denied_only_with_namespace_flags() {
         let program = builtin();
-        let clone = |arg0| run(&program, &Data::call(libc::SYS_clone, arg0));
+        let clone = |arg0| answered(&program, &Data::call(libc::SYS_clone, arg0));
         let sigchld = flags(libc::SIGCHLD);
         assert_eq!(
             clone(flags(libc::CLONE_NEWUSER) | sigchld),
@@ -523,7 +646,7 @@ mod tests {
         assert_eq!(clone(0xffff_ffff_0000_0000 | sigchld), SECCOMP_RET_ALLOW);
         // Calls after clone's block still see the call number, not the flags.
         assert_eq!(
-            run(&program, &Data::call(libc::SYS_ptrace, 0)),
+            answered(&program, &Data::call(libc::SYS_ptrace, 0)),
             errno(libc::EPERM)
         );
     }
@@ -534,7 +657,7 @@ mod tests {
         let program = builtin();
         let socket = |family: libc::c_int, kind, protocol: libc::c_int| {
             let data = Data::socket(libc::SYS_socket, flags(family), kind, flags(protocol));
-            run(&program, &data)
+            answered(&program, &data)
         };
         let denied = errno(libc::EAFNOSUPPORT);
         for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
@@ -589,7 +712,7 @@ mod tests {
         let program = builtin();
         let socket = |family: u64, protocol: u64| {
             let data = Data::socket(libc::SYS_socket, family, libc::SOCK_STREAM, protocol);
-            run(&program, &data)
+            answered(&program, &data)
         };
         let denied = errno(libc::EAFNOSUPPORT);
         let high = 0xffff_ffff_0000_0000;
@@ -609,7 +732,7 @@ mod tests {
         let program = builtin();
         let socketpair = |family: libc::c_int| {
             let data = Data::socket(libc::SYS_socketpair, flags(family), libc::SOCK_STREAM, 0);
-            run(&program, &data)
+            answered(&program, &data)
         };
         assert_eq!(socketpair(libc::AF_UNIX), SECCOMP_RET_ALLOW);
         for family in [
@@ -638,7 +761,7 @@ mod tests {
                 libc::SOCK_RAW,
                 flags(protocol),
             );
-            run(&program, &data)
+            answered(&program, &data)
         };
         assert_eq!(
             socket(libc::AF_NETLINK, libc::NETLINK_ROUTE),
@@ -652,11 +775,11 @@ mod tests {
         assert_eq!(socket(libc::AF_INET, 0), SECCOMP_RET_KILL_PROCESS);
         // The block after the socket rule still sees the call number.
         assert_eq!(
-            run(&program, &Data::call(libc::SYS_mount, 0)),
+            answered(&program, &Data::call(libc::SYS_mount, 0)),
             errno(libc::EPERM)
         );
         assert_eq!(
-            run(&program, &Data::call(libc::SYS_read, 0)),
+            answered(&program, &Data::call(libc::SYS_read, 0)),
             SECCOMP_RET_ALLOW
         );
     }
@@ -670,13 +793,13 @@ mod tests {
             arch: AUDIT_ARCH_I386,
             args: [0; 6],
         };
-        assert_eq!(run(&program, &i386_getpid), SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(answered(&program, &i386_getpid), SECCOMP_RET_KILL_PROCESS);
         #[cfg(target_arch = "x86_64")]
         {
             let x32_read = Data::call(0x4000_0000 | libc::SYS_read, 0);
-            assert_eq!(run(&program, &x32_read), SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(answered(&program, &x32_read), SECCOMP_RET_KILL_PROCESS);
             let x32_mount = Data::call(0x4000_0000 | libc::SYS_mount, 0);
-            assert_eq!(run(&program, &x32_mount), SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(answered(&program, &x32_mount), SECCOMP_RET_KILL_PROCESS);
         }
     }
 

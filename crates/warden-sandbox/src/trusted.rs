@@ -19,7 +19,7 @@ use crate::backend::{run_once, Backend};
 use crate::helper::Backend as HelperBackend;
 use crate::live::LiveSandbox;
 use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Stdin};
-use crate::plan::{Job, SandboxPlan, SandboxSpec, WORKDIR};
+use crate::plan::{Job, PlanError, SandboxPlan, SandboxSpec, WORKDIR};
 
 /// Where trusted runs get their directories.
 pub(crate) const TRUSTED_RUNS: &str = "/run/warden/trusted";
@@ -54,6 +54,13 @@ impl Backend for Trusted {
     }
 
     fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
+        // No mount namespace to attach a volume in, and no user namespace to id-map it to.
+        if !spec.volumes.is_empty() {
+            return Err(PlanError::VolumesUnsupported {
+                backend: self.name(),
+            }
+            .into());
+        }
         let (slot, cgroup) = self.host.reserve(spec)?;
         let dir = Path::new(TRUSTED_RUNS).join(cgroup.name());
         let remove_dir = {

@@ -24,6 +24,7 @@ use nix::sys::signal::Signal;
 use warden_core::{Limits, Stream, UsageSample};
 
 use crate::cgroup::Cgroup;
+use crate::denials::DeniedSyscall;
 use crate::live::SETUP_TIMEOUT;
 use crate::parent::{HelperProcess, SandboxError};
 use crate::pipes::{nonblocking, ReportReader};
@@ -33,6 +34,9 @@ use crate::verdict::KillReason;
 
 /// How long the init (or the helper) gets to end a job after being asked.
 pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Most refused calls one job reports: more than any policy's notified calls.
+const MAX_DENIED: usize = 512;
 
 /// How often a running job's cgroup is read (live resource monitoring).
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -117,6 +121,8 @@ pub(crate) struct Watched {
     pub(crate) process_status: Option<std::process::ExitStatus>,
     /// The cgroup's readings while the job ran.
     pub(crate) samples: Vec<UsageSample>,
+    /// The system calls the seccomp policy refused (`Report::Denied`).
+    pub(crate) denied: Vec<DeniedSyscall>,
 }
 
 struct State<'a> {
@@ -549,6 +555,10 @@ impl State<'_> {
                     self.w.status = Some(status);
                     self.w.wall_time = wall_time;
                     self.ended = true;
+                }
+                // One per call of the policy; the bound only guards against a broken init.
+                Ok(Report::Denied(call)) if self.w.denied.len() < MAX_DENIED => {
+                    self.w.denied.push(call);
                 }
                 Ok(Report::SetupFailed { step, detail }) => {
                     self.w.setup_failure.get_or_insert((step, detail));

@@ -1,5 +1,7 @@
 //! Hostile programs get precise outcomes, cannot hurt the host, and leave nothing behind.
-//! Privileged: runs as root. Uses the host's real /bin/sh, /bin/bash, coreutils and
+//! The limits and the workspace cap are tried under `sandboxed` and `isolated` alike
+//! (`support::MODES`); what depends on the native backend's host uids is tried there only.
+//! Privileged: runs as root, and runsc for `isolated` (CI has both). Uses the host's real /bin/sh, /bin/bash, coreutils and
 //! /usr/bin/python3 by absolute path inside the sandbox.
 
 mod support;
@@ -11,7 +13,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::sys::resource::{getrusage, UsageWho};
-use support::{our_cgroups, out, plan, prerequisite, processes_of, sandbox, sh};
+use support::{
+    our_cgroups, out, plan, prerequisite, processes_of, run_in, sandbox, sh, sh_in, Mode, MODES,
+};
 use warden_core::{ByteSize, Limits, Outcome, Stream, TimeLimitKind};
 use warden_sandbox::{SandboxError, SandboxRun, Stdin, HOST_ID_BASE, SLOTS};
 
@@ -24,11 +28,13 @@ fn exclusive() -> MutexGuard<'static, ()> {
 }
 
 fn run_argv(argv: &[&str], limits: Limits) -> SandboxRun {
+    run_argv_in(Mode::Sandboxed, argv, limits)
+}
+
+fn run_argv_in(mode: Mode, argv: &[&str], limits: Limits) -> SandboxRun {
     let mut p = plan(argv);
     p.limits = limits;
-    sandbox()
-        .run(&p, Stdin::Null)
-        .expect("warden ran the program")
+    run_in(mode, &p, Stdin::Null)
 }
 
 /// The host uid a `cat /proc/self/uid_map` line (`0 <host> 1`) maps root to.
@@ -47,6 +53,12 @@ fn host_uid(uid_map_line: &str) -> u32 {
 
 #[test]
 fn a_fork_bomb_is_contained_and_the_host_can_still_fork() {
+    for mode in MODES {
+        fork_bomb_in(mode);
+    }
+}
+
+fn fork_bomb_in(mode: Mode) {
     let _one = exclusive();
     let limits = Limits {
         max_procs: 32,
@@ -64,9 +76,7 @@ fn a_fork_bomb_is_contained_and_the_host_can_still_fork() {
             "exec 2>/dev/null; :(){ :|:& };:; read -r line",
         ]);
         p.limits = limits;
-        sandbox()
-            .run(&p, Stdin::Pipe(stdin))
-            .expect("warden ran the bomb")
+        run_in(mode, &p, Stdin::Pipe(stdin))
     });
     let mut host_forks = 0;
     while !bomb.is_finished() || host_forks == 0 {
@@ -82,7 +92,7 @@ fn a_fork_bomb_is_contained_and_the_host_can_still_fork() {
     assert!(
         matches!(run.outcome, Outcome::TimeLimit { .. })
             || matches!(run.outcome, Outcome::Exited { code } if code != 0),
-        "{:?}",
+        "{mode:?}: {:?}",
         run.outcome
     );
     assert!(Command::new("/bin/true")
@@ -125,28 +135,37 @@ fn a_cpu_spin_hits_the_cpu_limit() {
         wall_time: Duration::from_secs(10),
         ..Limits::default()
     };
-    let run = sh("while :; do :; done", limits);
-    assert_eq!(
-        run.outcome,
-        Outcome::TimeLimit {
-            which: TimeLimitKind::Cpu
-        }
-    );
-    assert!(run.usage.cpu_time >= limits.cpu_time, "{:?}", run.usage);
+    for mode in MODES {
+        let run = sh_in(mode, "while :; do :; done", limits);
+        assert_eq!(
+            run.outcome,
+            Outcome::TimeLimit {
+                which: TimeLimitKind::Cpu
+            },
+            "{mode:?}"
+        );
+        assert!(
+            run.usage.cpu_time >= limits.cpu_time,
+            "{mode:?}: {:?}",
+            run.usage
+        );
+    }
 }
 
 /// Issue 8: a program that raises SIGXCPU itself, far below its budget, cannot forge a time
 /// limit verdict: the accounting decides.
 #[test]
 fn a_self_raised_sigxcpu_is_not_a_time_limit() {
-    let run = sh("kill -XCPU $$; sleep 1", Limits::default());
-    assert_eq!(
-        run.outcome,
-        Outcome::Signaled {
-            signal: warden_core::Signal::XCPU
-        },
-        "{run:?}"
-    );
+    for mode in MODES {
+        let run = sh_in(mode, "kill -XCPU $$; sleep 1", Limits::default());
+        assert_eq!(
+            run.outcome,
+            Outcome::Signaled {
+                signal: warden_core::Signal::XCPU
+            },
+            "{mode:?}: {run:?}"
+        );
+    }
 }
 
 #[test]
@@ -156,13 +175,16 @@ fn a_sleeper_hits_the_wall_limit() {
         wall_time: Duration::from_millis(500),
         ..Limits::default()
     };
-    let run = run_argv(&["/bin/sleep", "30"], limits);
-    assert_eq!(
-        run.outcome,
-        Outcome::TimeLimit {
-            which: TimeLimitKind::Wall
-        }
-    );
+    for mode in MODES {
+        let run = run_argv_in(mode, &["/bin/sleep", "30"], limits);
+        assert_eq!(
+            run.outcome,
+            Outcome::TimeLimit {
+                which: TimeLimitKind::Wall
+            },
+            "{mode:?}"
+        );
+    }
 }
 
 #[test]
@@ -172,13 +194,16 @@ fn a_program_that_stops_itself_hits_the_wall_limit() {
         wall_time: Duration::from_secs(1),
         ..Limits::default()
     };
-    let run = sh("kill -STOP 0; sleep 30", limits);
-    assert_eq!(
-        run.outcome,
-        Outcome::TimeLimit {
-            which: TimeLimitKind::Wall
-        }
-    );
+    for mode in MODES {
+        let run = sh_in(mode, "kill -STOP 0; sleep 30", limits);
+        assert_eq!(
+            run.outcome,
+            Outcome::TimeLimit {
+                which: TimeLimitKind::Wall
+            },
+            "{mode:?}"
+        );
+    }
 }
 
 #[test]
@@ -217,16 +242,19 @@ fn a_stderr_flood_is_cut_at_the_output_limit() {
         max_output: ByteSize::mib(1),
         ..Limits::default()
     };
-    let run = sh("yes >&2", limits);
-    assert_eq!(
-        run.outcome,
-        Outcome::OutputLimit {
-            stream: Stream::Stderr
-        }
-    );
-    assert_eq!(run.stderr.len(), 1 << 20);
-    assert!(run.stderr_truncated);
-    assert!(run.stdout.is_empty() && !run.stdout_truncated);
+    for mode in MODES {
+        let run = sh_in(mode, "yes >&2", limits);
+        assert_eq!(
+            run.outcome,
+            Outcome::OutputLimit {
+                stream: Stream::Stderr
+            },
+            "{mode:?}"
+        );
+        assert_eq!(run.stderr.len(), 1 << 20, "{mode:?}");
+        assert!(run.stderr_truncated, "{mode:?}");
+        assert!(run.stdout.is_empty() && !run.stdout_truncated, "{mode:?}");
+    }
 }
 
 #[test]
@@ -238,10 +266,18 @@ fn filling_the_workspace_fails_with_enospc_at_the_workspace_size() {
         max_file_size: ByteSize::mib(1024),
         ..Limits::default()
     };
-    // /work and /tmp share the one capped tmpfs: once /work is full, /tmp is too.
-    let run = sh(
+    for mode in MODES {
+        fill_the_workspace_in(mode, size, limits);
+    }
+}
+
+fn fill_the_workspace_in(mode: Mode, size: ByteSize, limits: Limits) {
+    // /work and /tmp share the one capped tmpfs: once /work is full, /tmp is too. (`wc -c`,
+    // not `stat`: coreutils' statx fails under gVisor 2022.)
+    let run = sh_in(
+        mode,
         "dd if=/dev/zero of=/work/fill bs=1M count=100; rc=$?\n\
-         stat -c %s /work/fill\n\
+         wc -c < /work/fill\n\
          if echo x > /tmp/more; then echo tmp-writable; else echo tmp-full; fi\n\
          exit $rc",
         limits,
@@ -249,21 +285,24 @@ fn filling_the_workspace_fails_with_enospc_at_the_workspace_size() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
         matches!(run.outcome, Outcome::Exited { code } if code != 0),
-        "{:?} {stderr}",
+        "{mode:?}: {:?} {stderr}",
         run.outcome
     );
-    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains("No space left on device"),
+        "{mode:?}: {stderr}"
+    );
     let stdout = out(&run);
     let mut lines = stdout.lines();
     let written: u64 = lines
         .next()
-        .and_then(|l| l.parse().ok())
-        .unwrap_or_else(|| panic!("{stdout}"));
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{mode:?}: {stdout}"));
     assert!(
         written > 0 && written <= size.bytes(),
-        "wrote {written} bytes into a {size} workspace"
+        "{mode:?}: wrote {written} bytes into a {size} workspace"
     );
-    assert_eq!(lines.next(), Some("tmp-full"));
+    assert_eq!(lines.next(), Some("tmp-full"), "{mode:?}");
 }
 
 #[test]
@@ -274,22 +313,25 @@ fn a_file_over_the_file_size_limit_is_a_file_size_limit() {
         ..Limits::default()
     };
     // dd is the payload itself: SIGXFSZ goes to the process that wrote.
-    let run = run_argv(
-        &[
-            "/bin/dd",
-            "if=/dev/zero",
-            "of=/work/fill",
-            "bs=1M",
-            "count=4",
-        ],
-        limits,
-    );
-    assert_eq!(
-        run.outcome,
-        Outcome::FileSizeLimit,
-        "stderr: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    for mode in MODES {
+        let run = run_argv_in(
+            mode,
+            &[
+                "/bin/dd",
+                "if=/dev/zero",
+                "of=/work/fill",
+                "bs=1M",
+                "count=4",
+            ],
+            limits,
+        );
+        assert_eq!(
+            run.outcome,
+            Outcome::FileSizeLimit,
+            "{mode:?}: stderr: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
 }
 
 #[test]
@@ -317,13 +359,17 @@ fn kill_minus_one_inside_cannot_reach_host_processes() {
         .arg("30")
         .spawn()
         .expect("spawn a host process");
-    let run = sh("kill -9 -1; echo alive", Limits::default());
-    let survived = host.try_wait().expect("try_wait").is_none();
+    for mode in MODES {
+        let run = sh_in(mode, "kill -9 -1; echo alive", Limits::default());
+        assert!(
+            host.try_wait().expect("try_wait").is_none(),
+            "{mode:?}: kill -9 -1 in the sandbox killed a host process"
+        );
+        assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{mode:?}");
+        assert_eq!(out(&run), "alive\n", "{mode:?}");
+    }
     let _ = host.kill();
     let _ = host.wait();
-    assert!(survived, "kill -9 -1 in the sandbox killed a host process");
-    assert_eq!(run.outcome, Outcome::Exited { code: 0 });
-    assert_eq!(out(&run), "alive\n");
 }
 
 #[test]

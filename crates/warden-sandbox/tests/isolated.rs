@@ -122,3 +122,125 @@ fn unbuffered_output_larger_than_a_pipe_comes_back_whole_under_gvisor() {
     assert_eq!((run.stdout.len(), run.stdout_truncated), (500_000, false));
     assert_eq!((run.stderr.len(), run.stderr_truncated), (300_000, false));
 }
+
+/// `/work` and `/tmp` share one capped tmpfs, as in the native sandbox: once `/work` is full,
+/// `/tmp` is too.
+#[test]
+fn the_workspace_and_tmp_share_the_cap_under_gvisor() {
+    let limits = Limits {
+        workspace_size: ByteSize::mib(4),
+        max_file_size: ByteSize::mib(64),
+        ..Limits::default()
+    };
+    let run = isolated(
+        "head -c 8388608 /dev/zero > /work/big; if echo x > /tmp/more; then echo tmp-writable; else echo tmp-full; fi",
+        limits,
+    );
+    assert_eq!(out(&run).lines().last(), Some("tmp-full"), "{run:?}");
+}
+
+/// A root-owned host directory under `/var/tmp`, removed when dropped (also when a test
+/// fails half-way).
+struct HostVolume(std::path::PathBuf);
+
+impl HostVolume {
+    fn new(name: &str) -> Self {
+        let path =
+            std::path::PathBuf::from(format!("/var/tmp/warden-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).expect("create the volume directory");
+        Self(path)
+    }
+
+    /// Runs `script` in a fresh gVisor sandbox with this directory at `/data`.
+    fn run(&self, writable: bool, script: &str) -> warden_sandbox::SandboxRun {
+        use warden_sandbox::{Backend, VolumeMount};
+        let mut spec = plan(&["/bin/true"]).split().0;
+        spec.volumes.push(VolumeMount {
+            host: self.0.clone(),
+            target: "/data".into(),
+            writable,
+        });
+        let gvisor = sandbox().gvisor().expect("runsc is installed");
+        let mut live = gvisor.create(&spec).expect("created");
+        let mut job = plan(&["/bin/sh", "-c", script]).split().1;
+        job.limits = Limits::default();
+        live.run(&job, Stdin::Null).expect("the job ran")
+    }
+}
+
+impl Drop for HostVolume {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A volume is a bind of its host directory: the sandbox's root reads and writes files owned
+/// by uid 0 on disk, and what it creates is stored as uid 0 (`SandboxSpec::volumes`).
+#[test]
+fn a_writable_volume_is_shared_with_the_host_as_uid_0() {
+    use std::os::unix::fs::MetadataExt;
+    let volume = HostVolume::new("volume-test");
+    std::fs::write(volume.0.join("given.txt"), "from the host\n").expect("write a file");
+    let run = volume.run(
+        true,
+        "cat /data/given.txt; echo more >> /data/given.txt; echo new > /data/made.txt; \
+         python3 -c 'import os; s = os.stat(\"/data/made.txt\"); print(s.st_uid, s.st_gid)'",
+    );
+    assert_eq!(out(&run), "from the host\n0 0\n", "{run:?}");
+    let given = std::fs::read_to_string(volume.0.join("given.txt")).expect("the file is there");
+    assert_eq!(given, "from the host\nmore\n");
+    let made = std::fs::metadata(volume.0.join("made.txt")).expect("the sandbox's file is on disk");
+    assert_eq!((made.uid(), made.gid()), (0, 0));
+}
+
+/// A read-only volume cannot be written.
+#[test]
+fn a_read_only_volume_refuses_writes_under_gvisor() {
+    let volume = HostVolume::new("volume-ro-test");
+    let run = volume.run(false, "echo x > /data/f && echo wrote || echo refused");
+    assert_eq!(out(&run), "refused\n", "{run:?}");
+    let left = std::fs::read_dir(&volume.0).expect("the directory").count();
+    assert_eq!(left, 0);
+}
+
+/// The program's memory is capped near its limit: the sandbox's cgroup holds the program and
+/// runsc's own processes, which get 64 MiB on top (`gvisor.rs`, docs/threat-model.md).
+#[test]
+fn a_memory_bomb_hits_the_memory_limit_under_gvisor() {
+    let limits = Limits {
+        memory: ByteSize::mib(64),
+        ..Limits::default()
+    };
+    let run = isolated(
+        "exec python3 -c 'a = []\nwhile True: a.append(bytearray(16 << 20))'",
+        limits,
+    );
+    assert_eq!(run.outcome, Outcome::MemoryLimit, "{run:?}");
+    assert!(
+        // A page or so past the cgroup's limit before the kill, as in tests/hostile.rs.
+        run.usage.peak_memory.bytes() <= ByteSize::mib(64 + 64 + 4).bytes(),
+        "peak {}",
+        run.usage.peak_memory
+    );
+}
+
+/// The devices behave as devices under both modes, on their read-only `/dev`.
+#[test]
+fn the_devices_work_and_dev_stays_read_only_in_both_modes() {
+    let script = "echo x > /dev/null && echo null-ok; \
+                  head -c 5 /dev/zero | wc -c; head -c 5 /dev/urandom | wc -c; \
+                  head -c 5 /dev/random | wc -c; \
+                  if echo x > /dev/full; then echo full-wrote; else echo full-refused; fi; \
+                  if chmod 600 /dev/null; then echo chmod-ok; else echo chmod-refused; fi; \
+                  if true > /dev/new; then echo created; else echo create-refused; fi";
+    for mode in support::MODES {
+        let run = support::sh_in(mode, script, Limits::default());
+        assert_eq!(
+            out(&run),
+            "null-ok\n5\n5\n5\nfull-refused\nchmod-refused\ncreate-refused\n",
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use support::{out, plan, prerequisite, sandbox, sh};
+use support::{out, plan, prerequisite, run_in, sandbox, sh, Mode};
 use warden_core::seccomp_policy::{DenyErrno, SeccompAction};
 use warden_core::{ByteSize, Limits, Outcome, SeccompPolicy};
 use warden_sandbox::{SandboxRun, Stdin, WorkspaceFile, HOST_ID_BASE, SLOTS};
@@ -36,6 +36,8 @@ struct Report {
     uid_map: String,
     gid_map: String,
     userns_owner: i64,
+    no_new_privs: i32,
+    dev: Vec<String>,
     status: BTreeMap<String, String>,
     interfaces: Vec<String>,
     rlimits: BTreeMap<String, [u64; 2]>,
@@ -117,8 +119,19 @@ fn compile_probe() -> Option<Vec<u8>> {
     panic!("gcc cannot compile {}:\n{errors}", source.display());
 }
 
-/// Runs `/work/probe args...` in a sandbox with `limits` and `seccomp`.
+/// Runs `/work/probe args...` in a native sandbox with `limits` and `seccomp`.
 fn run_probe_with(
+    probe: &[u8],
+    args: &[&str],
+    limits: Limits,
+    seccomp: SeccompPolicy,
+) -> SandboxRun {
+    run_probe_in(Mode::Sandboxed, probe, args, limits, seccomp)
+}
+
+/// Runs `/work/probe args...` under `mode` with `limits` and `seccomp`.
+fn run_probe_in(
+    mode: Mode,
     probe: &[u8],
     args: &[&str],
     limits: Limits,
@@ -131,9 +144,7 @@ fn run_probe_with(
     p.seccomp = seccomp;
     p.files
         .push(WorkspaceFile::executable("probe", probe.to_vec()));
-    sandbox()
-        .run(&p, Stdin::Null)
-        .expect("warden ran the probe")
+    run_in(mode, &p, Stdin::Null)
 }
 
 fn builtin_policy() -> SeccompPolicy {
@@ -323,6 +334,10 @@ fn every_escape_attempt_fails_for_the_expected_reason() {
         ("write /etc/x", libc::EROFS),
         ("write /dev/x", libc::EROFS),
         ("mkdir /proc/x", libc::ENOENT),
+        ("chmod /dev/null", libc::EPERM),
+        ("mkdir /dev/x", libc::EROFS),
+        ("open /dev/ptmx", libc::ENOENT),
+        ("open /dev/pts/ptmx", libc::ENOENT),
         ("connect 1.1.1.1:80", libc::ENETUNREACH),
         ("connect 10.0.2.2:80", libc::ENETUNREACH),
     ];
@@ -714,4 +729,202 @@ fn concurrent_sandboxes_have_distinct_host_uids_and_cannot_see_each_others_files
     );
     let pids: u32 = rest[rest.len() - 1].parse().expect("a count");
     assert!(pids <= 4, "the reader sees {pids} processes:\n{reader_out}");
+}
+
+// ---- isolated (gVisor) enforces what sandboxed (native) does (issue 13) ----------------------
+
+/// The probe's report under each of `sandboxed` and `isolated`, with the builtin policy.
+fn reports() -> Option<(Report, Report)> {
+    let probe = probe()?;
+    let under = |mode| {
+        parse(&run_probe_in(
+            mode,
+            &probe,
+            &[],
+            Limits::default(),
+            builtin_policy(),
+        ))
+    };
+    Some((under(Mode::Sandboxed), under(Mode::Isolated)))
+}
+
+/// Each job under gVisor runs under the very filter a native job runs under
+/// (`gvisor/filter_exec.rs`): every denied call fails with the same errno.
+#[test]
+fn isolated_denies_every_call_the_policy_denies_like_sandboxed() {
+    let Some((native, gvisor)) = reports() else {
+        return;
+    };
+    let names = |r: &Report| {
+        r.syscalls
+            .iter()
+            .map(|a| a.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&native), names(&gvisor));
+    let wrong: Vec<(&Attempt, &Attempt)> = native
+        .syscalls
+        .iter()
+        .zip(&gvisor.syscalls)
+        .filter(|(n, g)| g.ok || g.signal != 0 || g.errno != n.errno)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "calls isolated answers unlike sandboxed (sandboxed, isolated): {wrong:#?}"
+    );
+    // And a few by name, so that a probe that stopped trying them fails here.
+    for name in [
+        "mount",
+        "unshare:CLONE_NEWUSER",
+        "clone:CLONE_NEWUSER",
+        "ptrace:PTRACE_TRACEME",
+        "keyctl",
+        "bpf",
+        "perf_event_open",
+        "socket:AF_PACKET",
+        "socket:NETLINK_AUDIT",
+        "clone3",
+    ] {
+        let attempt = gvisor
+            .syscalls
+            .iter()
+            .find(|a| a.name == name)
+            .expect("the probe tries it");
+        assert!(!attempt.ok && attempt.errno != 0, "{attempt:?}");
+    }
+}
+
+#[test]
+fn calls_the_policy_kills_for_end_the_program_as_a_violation_under_isolated() {
+    let Some(probe) = probe() else { return };
+    let r = report_with(&probe, Limits::default());
+    for args in r
+        .fatal
+        .iter()
+        .map(|name| vec!["fatal", name.as_str()])
+        .chain([vec!["x32"]])
+    {
+        let run = run_probe_in(
+            Mode::Isolated,
+            &probe,
+            &args,
+            Limits::default(),
+            builtin_policy(),
+        );
+        assert!(
+            matches!(run.outcome, Outcome::Violation { .. }),
+            "{args:?}: {:?}, stdout {}",
+            run.outcome,
+            out(&run)
+        );
+        assert!(run.stdout.is_empty(), "{args:?} returned: {}", out(&run));
+    }
+}
+
+#[test]
+fn isolated_lets_through_the_sockets_sandboxed_lets_through() {
+    let Some((native, gvisor)) = reports() else {
+        return;
+    };
+    for r in [&native, &gvisor] {
+        let failed: Vec<&Attempt> = r.allowed.iter().filter(|a| !a.ok).collect();
+        assert!(failed.is_empty(), "needed sockets refused: {failed:#?}");
+    }
+    assert_eq!(native.allowed.len(), gvisor.allowed.len());
+}
+
+/// Every escape attempt fails under both. Where the errno differs, the two kernels refuse for
+/// the same reason in their own words (docs/threat-model.md lists them).
+#[test]
+fn isolated_refuses_every_escape_sandboxed_refuses() {
+    let Some((native, gvisor)) = reports() else {
+        return;
+    };
+    // (attempt, what gVisor answers: 0 when it succeeds).
+    let documented = [
+        // An empty read-only tmpfs: runsc mounts a sysfs when the spec has no /sys.
+        ("open /sys", 0),
+        // pid 1 is the lifeline keeper, whose environment is the base environment only.
+        ("read /proc/1/environ", 0),
+        // runsc always mounts a devpts at /dev/pts; read-only, its multiplexer cannot open.
+        ("open /dev/pts/ptmx", libc::EROFS),
+        // gVisor's /proc refuses new entries with EACCES, Linux's with ENOENT.
+        ("mkdir /proc/x", libc::EACCES),
+        // gVisor's network stack has no route: EHOSTUNREACH where Linux says ENETUNREACH.
+        ("connect 1.1.1.1:80", libc::EHOSTUNREACH),
+        ("connect 10.0.2.2:80", libc::EHOSTUNREACH),
+    ];
+    let mut wrong = Vec::new();
+    for (n, g) in native.escapes.iter().zip(&gvisor.escapes) {
+        assert_eq!(n.name, g.name);
+        assert!(!n.ok, "{n:?}");
+        let expected = documented
+            .iter()
+            .find(|(name, _)| *name == n.name)
+            .map_or(n.errno, |(_, errno)| *errno);
+        if g.ok != (expected == 0) || g.signal != 0 || g.errno != expected {
+            wrong.push((n, g));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "escapes isolated answers unlike sandboxed (sandboxed, isolated): {wrong:#?}"
+    );
+}
+
+#[test]
+fn isolated_has_no_capabilities_no_new_privileges_and_the_seccomp_filter() {
+    let Some((native, gvisor)) = reports() else {
+        return;
+    };
+    for (mode, r) in [("sandboxed", &native), ("isolated", &gvisor)] {
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd"] {
+            let value = r
+                .status
+                .get(set)
+                .unwrap_or_else(|| panic!("{mode}: {set} missing from {:?}", r.status));
+            assert_eq!(
+                u64::from_str_radix(value, 16),
+                Ok(0),
+                "{mode}: {set} = {value}"
+            );
+        }
+        assert_eq!(r.no_new_privs, 1, "{mode}: PR_GET_NO_NEW_PRIVS");
+        assert_eq!(
+            r.status.get("Seccomp").map(String::as_str),
+            Some("2"),
+            "{mode}: filter mode"
+        );
+        assert_eq!(r.hostname, "warden", "{mode}");
+        assert_eq!(r.interfaces, ["lo"], "{mode}");
+    }
+    assert_eq!(native.rlimits, gvisor.rlimits, "the same rlimits");
+}
+
+/// The same devices and links in `/dev`, read-only under both (`write /dev/x`, `mkdir /dev/x`
+/// and `chmod /dev/null` above). runsc mounts a devpts at `/dev/pts` whatever the spec says;
+/// it is read-only there, so its multiplexer cannot be opened (docs/threat-model.md).
+#[test]
+fn isolated_has_the_dev_of_sandboxed() {
+    let Some((native, gvisor)) = reports() else {
+        return;
+    };
+    let native_dev: BTreeSet<&str> = native.dev.iter().map(String::as_str).collect();
+    let gvisor_dev: BTreeSet<&str> = gvisor
+        .dev
+        .iter()
+        .map(String::as_str)
+        .filter(|e| *e != "d pts")
+        .collect();
+    assert_eq!(native_dev, gvisor_dev);
+    for device in [
+        "c null",
+        "c zero",
+        "c full",
+        "c random",
+        "c urandom",
+        "l fd",
+    ] {
+        assert!(native_dev.contains(device), "{device}: {native_dev:?}");
+    }
 }

@@ -27,6 +27,43 @@ pub fn plan(argv: &[&str]) -> SandboxPlan {
     )
 }
 
+/// The modes whose sandboxes enforce the same plan: `sandboxed` (the native backend) and
+/// `isolated` (gVisor). `trusted` has its own, smaller set (tests/trusted.rs,
+/// docs/threat-model.md) and is not among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The native backend.
+    Sandboxed,
+    /// gVisor.
+    Isolated,
+}
+
+/// Both modes, for tests that must hold under each.
+pub const MODES: [Mode; 2] = [Mode::Sandboxed, Mode::Isolated];
+
+/// Runs `plan` to completion under `mode`. runsc is required (CI has it).
+pub fn run_in(mode: Mode, plan: &SandboxPlan, stdin: Stdin) -> SandboxRun {
+    let host = sandbox();
+    match mode {
+        Mode::Sandboxed => host.run(plan, stdin),
+        Mode::Isolated => {
+            assert!(
+                warden_sandbox::runsc_path().is_some(),
+                "runsc is missing: install the Debian package runsc (scripts/setup.sh does)"
+            );
+            host.run_isolated(plan, stdin)
+        }
+    }
+    .expect("warden ran the program")
+}
+
+/// Runs a shell script under `mode`.
+pub fn sh_in(mode: Mode, script: &str, limits: Limits) -> SandboxRun {
+    let mut p = plan(&["/bin/sh", "-c", script]);
+    p.limits = limits;
+    run_in(mode, &p, Stdin::Null)
+}
+
 /// Runs a shell script in the sandbox.
 pub fn sh(script: &str, limits: Limits) -> SandboxRun {
     let mut p = plan(&["/bin/sh", "-c", script]);

@@ -9,6 +9,7 @@
 pub mod capabilities;
 pub mod fdpass;
 pub mod lock;
+pub mod mount;
 pub mod network;
 pub mod process;
 pub mod seccomp;

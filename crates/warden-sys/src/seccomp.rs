@@ -1,14 +1,18 @@
 //! seccomp-bpf: the classic-BPF instruction type, the constants a seccomp program is built from,
-//! and installing a program. The payload process installs its filter right before `execve`;
-//! building the program is pure and lives in `warden-sandbox` (`seccomp.rs`).
+//! installing a program, and answering a filter's user notifications. The payload process
+//! installs its filter right before `execve` and hands the listener to the sandbox's init,
+//! which answers each notified call with an error; building the program is pure and lives in
+//! `warden-sandbox` (`seccomp.rs`).
 //!
-//! See seccomp(2), <https://docs.kernel.org/userspace-api/seccomp_filter.html> and
-//! `linux/filter.h` / `linux/bpf_common.h` for the instruction encoding.
+//! See seccomp(2), seccomp_unotify(2),
+//! <https://docs.kernel.org/userspace-api/seccomp_filter.html> and `linux/filter.h` /
+//! `linux/bpf_common.h` for the instruction encoding.
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("warden's seccomp layer supports x86_64 and aarch64 only");
 
 use std::mem::{offset_of, size_of};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
@@ -69,6 +73,8 @@ pub const BPF_MAXINSNS: usize = 4096;
 pub const SECCOMP_RET_KILL_PROCESS: u32 = libc::SECCOMP_RET_KILL_PROCESS;
 /// Fail the call with the errno in the low 16 bits (`SECCOMP_RET_ERRNO | errno`).
 pub const SECCOMP_RET_ERRNO: u32 = libc::SECCOMP_RET_ERRNO;
+/// Suspend the call and notify the filter's listener, which decides its result (Linux 5.0).
+pub const SECCOMP_RET_USER_NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
 /// Run the call.
 pub const SECCOMP_RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 /// The mask of the data part of a return value (the errno of `SECCOMP_RET_ERRNO`).
@@ -128,6 +134,30 @@ struct SockFprog {
 /// [`BPF_MAXINSNS`] (checked here), or one the kernel's checker rejects; `EACCES` as above;
 /// `EFAULT`/`ENOMEM` from the kernel.
 pub fn install_filter(program: &[SockFilter]) -> Result<(), Errno> {
+    set_mode_filter(program, 0).map(drop)
+}
+
+/// Installs `program` as [`install_filter`] does, and returns the filter's listener: the
+/// descriptor on which every call the program answers with [`SECCOMP_RET_USER_NOTIF`] waits
+/// for an answer ([`receive_notification`], [`deny_notification`]). Every process that inherits
+/// the filter notifies the same listener. The kernel opens it close-on-exec.
+///
+/// Until someone answers, a notified call blocks (killably); once every copy of the listener
+/// is closed, pending and later notified calls fail with `ENOSYS`. Whoever holds the listener
+/// decides the calls, so it must never reach the filtered program.
+///
+/// Errors as [`install_filter`], and `EBUSY` when a filter already installed on this thread has
+/// a listener (a thread's filters may have one between them).
+pub fn install_filter_with_listener(program: &[SockFilter]) -> Result<OwnedFd, Errno> {
+    let fd = set_mode_filter(program, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
+    let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
+    // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER a successful seccomp() returns a new
+    // descriptor installed in this process for the caller alone; it gets exactly one owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog)`; returns the call's result.
+fn set_mode_filter(program: &[SockFilter], flags: libc::c_ulong) -> Result<libc::c_long, Errno> {
     if program.is_empty() || program.len() > BPF_MAXINSNS {
         return Err(Errno::EINVAL);
     }
@@ -143,8 +173,75 @@ pub fn install_filter(program: &[SockFilter]) -> Result<(), Errno> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
-            0 as libc::c_ulong,
+            flags,
             &prog as *const SockFprog,
+        )
+    };
+    Errno::result(ret)
+}
+
+/// One suspended system call, as the listener reports it (`struct seccomp_notif`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notification {
+    /// The kernel's cookie for this call; the answer names it.
+    pub id: u64,
+    /// The calling thread, in the listener's pid namespace (0 if it has no number there).
+    pub pid: u32,
+    /// The system call number.
+    pub nr: i32,
+    /// The caller's `AUDIT_ARCH_*` value.
+    pub arch: u32,
+    /// The call's six arguments, as the registers held them.
+    pub args: [u64; 6],
+}
+
+/// Takes the next suspended call from `listener` (`SECCOMP_IOCTL_NOTIF_RECV`). Blocks while
+/// none is pending: call it when `poll` says the listener is readable.
+///
+/// Errors: `ENOENT` when the call vanished between `poll` and here (its caller was killed),
+/// `EINTR` when a signal interrupted the wait.
+pub fn receive_notification(listener: BorrowedFd<'_>) -> Result<Notification, Errno> {
+    // SAFETY: `seccomp_notif` is plain integers; all zeroes is a valid value, and the kernel
+    // requires the buffer zeroed (it refuses with EINVAL otherwise).
+    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl writes one `struct seccomp_notif` (the type libc declares for this
+    // request number) into `notif`, which lives across the call; the descriptor is borrowed.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut notif as *mut libc::seccomp_notif,
+        )
+    };
+    Errno::result(ret)?;
+    Ok(Notification {
+        id: notif.id,
+        pid: notif.pid,
+        nr: notif.data.nr,
+        arch: notif.data.arch,
+        args: notif.data.args,
+    })
+}
+
+/// Answers the suspended call `id` with failure `errno` (`SECCOMP_IOCTL_NOTIF_SEND`, without
+/// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: the call never runs). The caller sees -1 and `errno`,
+/// as with `SECCOMP_RET_ERRNO`.
+///
+/// Errors: `ENOENT` when the call is gone (its caller was killed meanwhile).
+pub fn deny_notification(listener: BorrowedFd<'_>, id: u64, errno: Errno) -> Result<(), Errno> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: -(errno as i32),
+        flags: 0,
+    };
+    // SAFETY: the ioctl reads one `struct seccomp_notif_resp` (the type libc declares for this
+    // request number) from `resp`, which lives across the call; the descriptor is borrowed.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp as *mut libc::seccomp_notif_resp,
         )
     };
     Errno::result(ret).map(drop)

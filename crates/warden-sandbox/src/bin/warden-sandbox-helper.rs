@@ -8,5 +8,11 @@ fn main() {
     {
         warden_sandbox::zygote_main()
     }
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == warden_sandbox::SECCOMP_EXEC_ARG)
+    {
+        warden_sandbox::seccomp_exec_main()
+    }
     warden_sandbox::helper_main()
 }

@@ -32,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -201,6 +203,31 @@ static void report_mounts(void) {
     printf("]");
 }
 
+/* Every entry of /dev with its type: c (character device), l (symlink), d, f or ?. */
+static void report_dev(void) {
+    printf("\"dev\":[");
+    DIR *dir = opendir("/dev");
+    int first = 1;
+    for (struct dirent *e = dir ? readdir(dir) : NULL; e; e = readdir(dir)) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        char path[512];
+        snprintf(path, sizeof path, "/dev/%s", e->d_name);
+        struct stat st;
+        char type = '?';
+        if (lstat(path, &st) == 0) {
+            type = S_ISCHR(st.st_mode) ? 'c' : S_ISLNK(st.st_mode) ? 'l' : S_ISDIR(st.st_mode) ? 'd' : S_ISREG(st.st_mode) ? 'f' : '?';
+        }
+        printf("%s\"%c %s\"", first ? "" : ",", type, e->d_name);
+        first = 0;
+    }
+    if (dir) {
+        closedir(dir);
+    }
+    printf("]");
+}
+
 /* ---- Attempts ------------------------------------------------------------------------------ */
 
 /* Each returns what the call returned (negative with errno set on failure). */
@@ -268,6 +295,11 @@ static long esc_write_root(void) { return try_create("/x"); }
 static long esc_write_etc(void) { return try_create("/etc/x"); }
 static long esc_write_dev(void) { return try_create("/dev/x"); }
 static long esc_mkdir_proc(void) { return mkdir("/proc/x", 0755); }
+static long esc_chmod_dev_null(void) { return chmod("/dev/null", 0600); }
+static long esc_mkdir_dev(void) { return mkdir("/dev/x", 0755); }
+/* A pseudo-terminal pair, through either multiplexer. */
+static long esc_open_ptmx(void) { return open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC); }
+static long esc_open_pts_ptmx(void) { return open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC); }
 static long esc_connect_public(void) { return try_connect("1.1.1.1"); }
 static long esc_connect_gateway(void) { return try_connect("10.0.2.2"); }
 
@@ -286,6 +318,10 @@ static const struct attempt escapes[] = {
     {"write /etc/x", esc_write_etc},
     {"write /dev/x", esc_write_dev},
     {"mkdir /proc/x", esc_mkdir_proc},
+    {"chmod /dev/null", esc_chmod_dev_null},
+    {"mkdir /dev/x", esc_mkdir_dev},
+    {"open /dev/ptmx", esc_open_ptmx},
+    {"open /dev/pts/ptmx", esc_open_pts_ptmx},
     {"connect 1.1.1.1:80", esc_connect_public},
     {"connect 10.0.2.2:80", esc_connect_gateway},
 };
@@ -615,6 +651,9 @@ static int report(void) {
     printf(",\"gid_map\":");
     json_string(gid_map);
     printf(",\"userns_owner\":%ld,", userns_owner());
+    printf("\"no_new_privs\":%d,", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+    report_dev();
+    printf(",");
     report_status_lines();
     printf(",");
     report_interfaces();

@@ -1,0 +1,302 @@
+//! The system calls a job's program was refused, counted by the sandbox's init. The payload
+//! installs a filter whose recorded errno rules notify a listener
+//! (`SECCOMP_RET_USER_NOTIF`, `seccomp.rs`) and hands the listener to the init over a socket
+//! pair made for the job ([`handoff`]); the init answers every notified call with the rule's
+//! errno, never letting one run, and counts it while it supervises the job ([`supervise`]).
+//! The counts go to the parent as [`Report::Denied`] messages before the job's `Exited`.
+//!
+//! Man pages: seccomp_unotify(2), signalfd(2), poll(2).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use serde::{Deserialize, Serialize};
+use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
+use warden_sys::seccomp::{deny_notification, receive_notification, Notification};
+
+use crate::child::SetupError;
+use crate::report::{ExitStatus, Report};
+use crate::seccomp::CompiledFilter;
+
+/// How many calls of each system call keep their arguments.
+const SAMPLES: usize = 3;
+
+/// One system call the seccomp policy refused with an error, with how often the job tried it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeniedSyscall {
+    /// The call's name (`mount`).
+    pub name: String,
+    /// The error each attempt failed with.
+    pub errno: DenyErrno,
+    /// How serious an attempt is, from the policy.
+    pub severity: DenySeverity,
+    /// How many times the job's processes tried it (saturates at `u64::MAX`).
+    pub count: u64,
+    /// The six arguments of the first few attempts (at most 3), in order.
+    pub samples: Vec<[u64; 6]>,
+}
+
+/// The init's tally of one job's refused calls: one entry per notified call of the policy, so
+/// its size is bounded by the policy whatever the program does.
+#[derive(Debug, Default)]
+pub(crate) struct Denials {
+    calls: Vec<DeniedSyscall>,
+}
+
+impl Denials {
+    fn count(&mut self, filter: &CompiledFilter, n: &Notification) -> Errno {
+        let Some(rule) = filter.notified_call(n.nr) else {
+            // Only the filter's notified calls reach the listener; answer anything else as
+            // a call that does not exist.
+            return Errno::ENOSYS;
+        };
+        let at = match self.calls.iter().position(|c| c.name == rule.name) {
+            Some(at) => at,
+            None => {
+                self.calls.push(DeniedSyscall {
+                    name: rule.name.clone(),
+                    errno: rule.errno,
+                    severity: rule.severity,
+                    count: 0,
+                    samples: Vec::new(),
+                });
+                self.calls.len() - 1
+            }
+        };
+        let call = &mut self.calls[at];
+        call.count = call.count.saturating_add(1);
+        if call.samples.len() < SAMPLES {
+            call.samples.push(n.args);
+        }
+        Errno::from_raw(rule.code)
+    }
+
+    /// Sends one [`Report::Denied`] per call, in the order they were first tried.
+    pub(crate) fn send(self, report: BorrowedFd<'_>) {
+        for call in self.calls {
+            Report::Denied(call).send(report);
+        }
+    }
+}
+
+/// The job's socket pair for the listener: (the init's end, the payload's end). Both
+/// close-on-exec; datagrams keep the one message whole.
+pub(crate) fn handoff() -> Result<(OwnedFd, OwnedFd), SetupError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| SetupError::errno("create the seccomp listener's socket pair", e))
+}
+
+/// What [`supervise`] ends with.
+pub(crate) struct Supervised {
+    /// How the payload ended.
+    pub(crate) status: ExitStatus,
+    /// The calls refused so far.
+    pub(crate) denials: Denials,
+    /// The listener, held until the job's processes are killed: closing it would fail their
+    /// pending calls with ENOSYS and let them run on for a moment.
+    pub(crate) listener: Option<OwnedFd>,
+}
+
+impl Supervised {
+    /// The end of a job supervised without a listener.
+    pub(crate) fn plain(status: ExitStatus) -> Self {
+        Self {
+            status,
+            denials: Denials::default(),
+            listener: None,
+        }
+    }
+}
+
+/// Runs in the init while the payload lives: waits for the signals in `waited` (blocked, as
+/// `sigwait` would), the listener on `handoff`, and notified calls on the listener, in one
+/// `poll`, so neither the payload's signals nor a storm of denied calls can stall the other.
+/// `on_signal` handles a signal as the plain supervision does and returns the payload's status
+/// once it exited.
+pub(crate) fn supervise(
+    filter: &CompiledFilter,
+    handoff: OwnedFd,
+    waited: &SigSet,
+    mut on_signal: impl FnMut(Signal) -> Option<ExitStatus>,
+) -> Result<Supervised, SetupError> {
+    let signals = SignalFd::with_flags(waited, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| SetupError::errno("signalfd", e))?;
+    let mut handoff = Some(handoff);
+    let mut listener: Option<OwnedFd> = None;
+    let mut denials = Denials::default();
+    loop {
+        let ready = wait_ready(&signals, handoff.as_ref(), listener.as_ref())?;
+        if ready.handoff {
+            // One message with the listener, or end of file: the payload exec'd (or failed)
+            // without one. Either way the socket has served its purpose.
+            if let Some(socket) = handoff.take() {
+                listener = receive_listener(socket.as_fd());
+            }
+        }
+        if let (Some(pending), Some(fd)) = (ready.listener, &listener) {
+            // Not pending: hung up, no process uses the filter any more.
+            if !pending || !answer(fd.as_fd(), filter, &mut denials) {
+                listener = None;
+            }
+        }
+        if ready.signals {
+            while let Some(info) = signals
+                .read_signal()
+                .map_err(|e| SetupError::errno("read signalfd", e))?
+            {
+                let Ok(signal) = Signal::try_from(info.ssi_signo.cast_signed()) else {
+                    continue;
+                };
+                if let Some(status) = on_signal(signal) {
+                    return Ok(Supervised {
+                        status,
+                        denials,
+                        listener,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Which descriptors [`wait_ready`] found ready.
+struct Ready {
+    signals: bool,
+    handoff: bool,
+    /// `Some(true)` for a pending call, `Some(false)` when the listener hung up.
+    listener: Option<bool>,
+}
+
+/// Blocks until a signal, the handoff or the listener is ready.
+fn wait_ready(
+    signals: &SignalFd,
+    handoff: Option<&OwnedFd>,
+    listener: Option<&OwnedFd>,
+) -> Result<Ready, SetupError> {
+    let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+    let mut handoff_at = None;
+    let mut listener_at = None;
+    for (fd, at) in [(handoff, &mut handoff_at), (listener, &mut listener_at)] {
+        if let Some(fd) = fd {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            *at = Some(fds.len() - 1);
+        }
+    }
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(SetupError::errno("poll the job's signals and listener", e)),
+        }
+    }
+    let events = |at: usize| fds[at].revents().unwrap_or(PollFlags::empty());
+    let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+    Ok(Ready {
+        signals: events(0).contains(PollFlags::POLLIN),
+        handoff: handoff_at.is_some_and(|at| events(at).intersects(PollFlags::POLLIN | gone)),
+        listener: listener_at.map(events).and_then(|e| {
+            if e.contains(PollFlags::POLLIN) {
+                Some(true)
+            } else if e.intersects(gone) {
+                Some(false)
+            } else {
+                None
+            }
+        }),
+    })
+}
+
+/// The listener the payload sent, if it sent one before its end closed.
+fn receive_listener(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
+    let mut byte = [0u8; 1];
+    match warden_sys::fdpass::recv_with_fds(socket, &mut byte) {
+        Ok((_, fds)) => fds.into_iter().next(),
+        Err(e) => {
+            tracing::debug!(error = %e, "no seccomp listener from the payload");
+            None
+        }
+    }
+}
+
+/// Takes one pending call and fails it with its rule's errno. A call that vanished (its
+/// caller was killed) needs no answer. Returns false if the listener failed otherwise: the
+/// caller closes it, which fails every pending and later notified call with ENOSYS (still
+/// refused), rather than poll a broken listener in a loop.
+fn answer(listener: BorrowedFd<'_>, filter: &CompiledFilter, denials: &mut Denials) -> bool {
+    match receive_notification(listener) {
+        Ok(call) => {
+            let errno = denials.count(filter, &call);
+            let _ = deny_notification(listener, call.id, errno);
+            true
+        }
+        Err(Errno::ENOENT | Errno::EINTR) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "receiving a seccomp notification; closing the listener");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::SeccompPolicy;
+
+    fn filter() -> CompiledFilter {
+        let policy = SeccompPolicy::builtin().expect("builtin policy is valid");
+        crate::seccomp::compile(&policy).expect("compiles")
+    }
+
+    fn call(nr: libc::c_long, arg0: u64) -> Notification {
+        Notification {
+            id: 7,
+            pid: 2,
+            nr: i32::try_from(nr).expect("small"),
+            arch: warden_sys::seccomp::AUDIT_ARCH_NATIVE,
+            args: [arg0, 0, 0, 0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn calls_are_counted_per_name_with_the_first_arguments_and_their_errno() {
+        let filter = filter();
+        let mut denials = Denials::default();
+        for i in 0..10 {
+            assert_eq!(
+                denials.count(&filter, &call(libc::SYS_mount, i)),
+                Errno::EPERM
+            );
+        }
+        assert_eq!(
+            denials.count(&filter, &call(libc::SYS_socket, 40)),
+            Errno::EAFNOSUPPORT
+        );
+        let [mount, socket] = &denials.calls[..] else {
+            panic!("{:?}", denials.calls)
+        };
+        assert_eq!((mount.name.as_str(), mount.count), ("mount", 10));
+        let firsts: Vec<u64> = mount.samples.iter().map(|a| a[0]).collect();
+        assert_eq!(firsts, [0, 1, 2]);
+        assert_eq!((socket.name.as_str(), socket.count), ("socket", 1));
+        assert_eq!(socket.severity, DenySeverity::Low);
+    }
+
+    #[test]
+    fn a_call_the_filter_does_not_notify_is_answered_enosys_and_not_counted() {
+        let mut denials = Denials::default();
+        assert_eq!(
+            denials.count(&filter(), &call(libc::SYS_read, 0)),
+            Errno::ENOSYS
+        );
+        assert!(denials.calls.is_empty());
+    }
+}

@@ -1,0 +1,394 @@
+//! The OCI bundle of a gVisor sandbox, written in the parent: the same filesystem, devices,
+//! privileges and system-call filter as a native sandbox (docs/threat-model.md compares them).
+//!
+//! ```text
+//! <bundle>/rootfs/    read-only root: mount points, symlinks of the binds, /etc's few files
+//! <bundle>/scratch/   a tmpfs of the workspace's size: work/ at /work, tmp/ at /tmp (one cap)
+//! <bundle>/dev/       read-only /dev: mount points of the devices, the fd and shm symlinks
+//! <bundle>/config.json
+//! ```
+//!
+//! `/dev` is a read-only bind of `<bundle>/dev` with the host's null, zero, full, random and
+//! urandom bound on their mount points, as the native sandbox binds them (`mounts.rs`). runsc
+//! would otherwise give its own `/dev`, writable, with a tty, fuse, tun and a pty multiplexer;
+//! and a read-only `/dev` of its own refuses to open its devices for writing (`EROFS` even on
+//! `/dev/null`). runsc mounts a devpts at `/dev/pts` whatever the spec says: it is mounted
+//! read-only here, so its multiplexer cannot be opened either. `/sys`, which runsc mounts when
+//! the spec has none, is an empty read-only tmpfs (the native sandbox has no `/sys`).
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use warden_core::Limits;
+
+use crate::parent::SandboxError;
+use crate::plan::{SandboxSpec, WORKDIR};
+use crate::rlimits;
+
+/// The devices a program may open, bound from the host: the native sandbox's list
+/// (`mounts.rs`); tests/isolation.rs compares the two from inside.
+const DEVICES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
+
+/// The symlinks of `/dev`, as the native sandbox makes them.
+const DEV_LINKS: [(&str, &str); 5] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("shm", "/tmp"),
+];
+
+/// The uid and gid of the container's own process (the lifeline keeper): `nobody`, so that a
+/// job, root without capabilities, can neither signal it nor read its memory or environment
+/// (`/proc/1/environ` is refused as in the native sandbox, whose init is not the job's).
+const KEEPER_ID: u32 = 65534;
+
+/// The tmpfs that holds the workspace and `/tmp`.
+pub(super) fn scratch(bundle: &Path) -> PathBuf {
+    bundle.join("scratch")
+}
+
+/// The host directory the sandbox sees at `/work`: a volume mounted there, or the scratch
+/// tmpfs's `work/`. Each job's files are written into it and its output collected from it.
+pub(super) fn workspace(bundle: &Path, spec: &SandboxSpec) -> PathBuf {
+    spec.volumes
+        .iter()
+        .find(|v| v.target == Path::new(WORKDIR))
+        .map_or_else(|| scratch(bundle).join("work"), |v| v.host.clone())
+}
+
+/// Writes the bundle into a fresh directory. The scratch tmpfs is mounted last: the caller
+/// unmounts it (detached) whether or not this got that far.
+pub(super) fn write_bundle(
+    bundle: &Path,
+    spec: &SandboxSpec,
+    loader: &Path,
+) -> Result<(), SandboxError> {
+    fs::create_dir_all(bundle.parent().unwrap_or(bundle))
+        .map_err(io("creating the gVisor bundle directory"))?;
+    fs::create_dir(bundle).map_err(io("creating the gVisor bundle"))?;
+    let rootfs = bundle.join("rootfs");
+    for dir in ["work", "tmp", "proc", "dev", "sys", "etc"] {
+        fs::create_dir_all(rootfs.join(dir)).map_err(io("creating the gVisor root"))?;
+    }
+    write_etc(&rootfs)?;
+    write_dev(&bundle.join("dev"))?;
+    let mut mounts = base_mounts(bundle, spec);
+    mounts.push(loader_mount(&rootfs, loader)?);
+    mounts.extend(bind_mounts(&rootfs, spec)?);
+    mounts.extend(volume_mounts(&rootfs, spec)?);
+    mount_scratch(&scratch(bundle), spec)?;
+    let config = oci_config(spec, mounts);
+    let text = serde_json::to_vec_pretty(&config).map_err(|e| SandboxError::Helper {
+        action: "writing config.json",
+        source: std::io::Error::other(e),
+    })?;
+    fs::write(bundle.join("config.json"), text).map_err(io("writing config.json"))
+}
+
+fn io(action: &'static str) -> impl Fn(std::io::Error) -> SandboxError {
+    move |source| SandboxError::Helper { action, source }
+}
+
+fn write_etc(rootfs: &Path) -> Result<(), SandboxError> {
+    for (name, contents) in [
+        ("passwd", "root:x:0:0:sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        ("group", "root:x:0:\nnogroup:x:65534:\n"),
+        ("hosts", "127.0.0.1 localhost warden\n::1 localhost\n"),
+        // The resolver warden's proxy runs on loopback under a policy with egress (as the
+        // native sandbox's, `mounts.rs`); nothing answers there otherwise.
+        ("resolv.conf", "nameserver 127.0.0.1\noptions ndots:0 attempts:1 timeout:1\n"),
+    ] {
+        fs::write(rootfs.join("etc").join(name), contents).map_err(io("writing the gVisor root"))?;
+    }
+    Ok(())
+}
+
+/// The source of the read-only `/dev`: an empty file per device (its mount point) and the
+/// symlinks.
+fn write_dev(dev: &Path) -> Result<(), SandboxError> {
+    fs::create_dir(dev).map_err(io("creating the gVisor /dev"))?;
+    for name in DEVICES {
+        fs::write(dev.join(name), b"").map_err(io("creating the gVisor /dev"))?;
+    }
+    for (name, target) in DEV_LINKS {
+        symlink(target, dev.join(name)).map_err(io("creating the gVisor /dev"))?;
+    }
+    Ok(())
+}
+
+/// `/proc`, `/sys`, `/dev` and its devices, the workspace and `/tmp`, in mount order.
+fn base_mounts(bundle: &Path, spec: &SandboxSpec) -> Vec<Value> {
+    let read_only = ["ro", "nosuid", "nodev", "noexec"];
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        json!({"destination": "/sys", "type": "tmpfs", "source": "tmpfs", "options": read_only}),
+        json!({"destination": "/dev", "type": "bind", "source": bundle.join("dev"),
+               "options": ["rbind", "ro", "nosuid", "noexec"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": read_only}),
+    ];
+    for name in DEVICES {
+        let device = Path::new("/dev").join(name);
+        mounts.push(
+            json!({"destination": device, "type": "bind", "source": device,
+                           "options": ["bind", "rw", "nosuid", "noexec"]}),
+        );
+    }
+    let scratch = scratch(bundle);
+    let writable = ["rbind", "rw", "nosuid", "nodev"];
+    if !spec.volumes.iter().any(|v| v.target == Path::new(WORKDIR)) {
+        mounts.push(json!({"destination": WORKDIR, "type": "bind", "source": scratch.join("work"), "options": writable}));
+    }
+    mounts.push(json!({"destination": "/tmp", "type": "bind", "source": scratch.join("tmp"), "options": writable}));
+    mounts
+}
+
+/// The warden binary, read-only at the path each job starts from (`gvisor/filter_exec.rs`).
+fn loader_mount(rootfs: &Path, loader: &Path) -> Result<Value, SandboxError> {
+    let inside = rootfs.join(super::filter_exec::LOADER.trim_start_matches('/'));
+    if let Some(parent) = inside.parent() {
+        fs::create_dir_all(parent).map_err(io("creating the gVisor root"))?;
+    }
+    fs::write(&inside, b"").map_err(io("creating the gVisor root"))?;
+    Ok(
+        json!({"destination": super::filter_exec::LOADER, "type": "bind", "source": loader,
+              "options": ["bind", "ro", "nosuid", "nodev"]}),
+    )
+}
+
+/// The spec's read-only binds: a mount point in the root for each, or the symlink itself.
+fn bind_mounts(rootfs: &Path, spec: &SandboxSpec) -> Result<Vec<Value>, SandboxError> {
+    let mut mounts = Vec::new();
+    for bind in &spec.binds {
+        let Ok(meta) = fs::symlink_metadata(&bind.path) else {
+            continue;
+        };
+        let inside = rootfs.join(bind.path.strip_prefix("/").unwrap_or(&bind.path));
+        if let Some(parent) = inside.parent() {
+            fs::create_dir_all(parent).map_err(io("creating the gVisor root"))?;
+        }
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&bind.path).map_err(io("reading a symlink to recreate"))?;
+            symlink(target, &inside).map_err(io("creating a symlink in the gVisor root"))?;
+            continue;
+        }
+        if meta.is_dir() {
+            fs::create_dir_all(&inside).map_err(io("creating the gVisor root"))?;
+        } else {
+            fs::write(&inside, b"").map_err(io("creating the gVisor root"))?;
+        }
+        mounts.push(
+            json!({"destination": bind.path, "type": "bind", "source": bind.path,
+                           "options": ["rbind", "ro", "nosuid", "nodev"]}),
+        );
+    }
+    Ok(mounts)
+}
+
+/// The spec's volumes: binds of their host directories, `nosuid` and `nodev`, read-only
+/// unless writable. runsc runs as host root and its gofer creates files with the sandbox
+/// user's ids, so the sandbox's root owns uid-0 files on disk and stores new ones as uid 0,
+/// as the native backend's id-mapped mounts do (`volumes.rs`).
+fn volume_mounts(rootfs: &Path, spec: &SandboxSpec) -> Result<Vec<Value>, SandboxError> {
+    let mut mounts = Vec::new();
+    for volume in &spec.volumes {
+        let Ok(inside) = volume.target.strip_prefix("/") else {
+            return Err(SandboxError::Setup {
+                step: "mount a volume".into(),
+                detail: format!("the target {} is not absolute", volume.target.display()),
+            });
+        };
+        fs::create_dir_all(rootfs.join(inside)).map_err(io("creating a volume's mount point"))?;
+        let access = if volume.writable { "rw" } else { "ro" };
+        mounts.push(
+            json!({"destination": volume.target, "type": "bind", "source": volume.host,
+                           "options": ["rbind", access, "nosuid", "nodev"]}),
+        );
+    }
+    Ok(mounts)
+}
+
+/// Mounts the scratch tmpfs, capped at the workspace size (bytes and inodes, as the native
+/// sandbox's), with `work/` and a sticky `tmp/`: the program's writes to both reach it through
+/// gVisor's gofer, and a host directory would have no cap.
+fn mount_scratch(scratch: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
+    fs::create_dir(scratch).map_err(io("creating the workspace"))?;
+    let size = spec.limits.workspace_size.bytes();
+    let inodes = (size / 4096).clamp(1024, 1 << 20);
+    let options = format!("size={size},nr_inodes={inodes},mode=0755");
+    nix::mount::mount(
+        Some("tmpfs"),
+        scratch,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(|e| SandboxError::Helper {
+        action: "mounting the gVisor workspace",
+        source: e.into(),
+    })?;
+    fs::create_dir(scratch.join("work")).map_err(io("creating the workspace"))?;
+    let tmp = scratch.join("tmp");
+    fs::create_dir(&tmp).map_err(io("creating the sandbox's /tmp"))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))
+        .map_err(io("creating the sandbox's /tmp"))
+}
+
+/// One OCI process: the job's argv, environment and rlimits, as root of the container's user
+/// namespace without capabilities and with no new privileges, in the workspace.
+pub(super) fn oci_process(argv: &[String], env: &[(String, String)], limits: &Limits) -> Value {
+    let rlimits: Vec<Value> = rlimits::from_limits(limits)
+        .into_iter()
+        .map(|(resource, soft, hard)| json!({"type": format!("{resource:?}"), "soft": soft, "hard": hard}))
+        .collect();
+    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    json!({
+        "terminal": false,
+        "user": {"uid": 0, "gid": 0},
+        "args": argv,
+        "env": env,
+        "cwd": WORKDIR,
+        "rlimits": rlimits,
+        "noNewPrivileges": true,
+        "capabilities": {"bounding": [], "effective": [], "inheritable": [], "permitted": [], "ambient": []}
+    })
+}
+
+/// The OCI runtime configuration: the container's own process (bash on the lifeline, as
+/// `nobody`, see `gvisor.rs`), the mounts, a read-only root, the seccomp policy, its own pid,
+/// network, ipc, uts and mount namespaces (the network one a host namespace that runsc
+/// creates, which its sandbox uses under `--network=host`).
+pub(super) fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
+    // Reads the lifeline until end-of-file, waking every few seconds; as pid 1, bash also
+    // reaps the orphans jobs leave, which would otherwise pile up as zombies.
+    let keeper = [
+        "/bin/bash".to_owned(),
+        "-c".to_owned(),
+        "while read -r -t 5 _ || [ $? -gt 128 ]; do :; done".to_owned(),
+    ];
+    let mut process = oci_process(&keeper, &crate::plan::base_environment(), &spec.limits);
+    process["user"] = json!({"uid": KEEPER_ID, "gid": KEEPER_ID});
+    json!({
+        "ociVersion": "1.0.0",
+        "process": process,
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": spec.hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "seccomp": super::seccomp::oci_seccomp(&spec.seccomp),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{SandboxPlan, VolumeMount};
+    use warden_core::{FilesystemPolicy, SeccompPolicy};
+
+    fn spec() -> SandboxSpec {
+        let plan = SandboxPlan::new(
+            vec!["/usr/bin/python3".into(), "/work/main.py".into()],
+            &FilesystemPolicy::builtin().expect("builtin"),
+            SeccompPolicy::builtin().expect("builtin"),
+        );
+        plan.split().0
+    }
+
+    #[test]
+    fn the_oci_config_and_each_job_process_carry_the_plan() {
+        let plan = SandboxPlan::new(
+            vec!["/usr/bin/python3".into(), "/work/main.py".into()],
+            &FilesystemPolicy::builtin().expect("builtin"),
+            SeccompPolicy::builtin().expect("builtin"),
+        );
+        let (spec, mut job) = plan.split();
+        job.limits.max_open_files = 99;
+        let config = oci_config(&spec, vec![]);
+        assert_eq!(config["process"]["args"][0], "/bin/bash");
+        assert_eq!(config["process"]["user"]["uid"], KEEPER_ID);
+        assert_eq!(config["root"]["readonly"], true);
+        assert_eq!(
+            config["linux"]["seccomp"]["defaultAction"],
+            "SCMP_ACT_ALLOW"
+        );
+        let process = oci_process(&job.argv, &job.env, &job.limits);
+        let config = json!({ "process": process });
+        assert_eq!(config["process"]["args"][0], "/usr/bin/python3");
+        assert_eq!(config["process"]["user"]["uid"], 0);
+        assert_eq!(config["process"]["noNewPrivileges"], true);
+        assert_eq!(config["process"]["capabilities"]["bounding"], json!([]));
+        let rlimits = config["process"]["rlimits"].as_array().expect("rlimits");
+        assert!(rlimits
+            .iter()
+            .any(|r| r["type"] == "RLIMIT_NOFILE" && r["soft"] == 99 && r["hard"] == 99));
+        assert!(config["process"]["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .any(|e| e == "HOME=/work"));
+    }
+
+    #[test]
+    fn dev_is_read_only_with_only_the_native_devices_writable() {
+        let mounts = base_mounts(Path::new("/b"), &spec());
+        let find = |at: &str| {
+            mounts
+                .iter()
+                .find(|m| m["destination"] == at)
+                .unwrap_or_else(|| panic!("{at} is mounted"))
+        };
+        assert_eq!(find("/dev")["source"], "/b/dev");
+        assert!(find("/dev")["options"]
+            .as_array()
+            .expect("options")
+            .contains(&json!("ro")));
+        assert!(find("/dev/pts")["options"]
+            .as_array()
+            .expect("options")
+            .contains(&json!("ro")));
+        assert!(find("/sys")["options"]
+            .as_array()
+            .expect("options")
+            .contains(&json!("ro")));
+        for name in DEVICES {
+            let device = format!("/dev/{name}");
+            assert_eq!(find(&device)["source"], device.as_str());
+        }
+        let dev_mounts = mounts
+            .iter()
+            .filter(|m| {
+                m["destination"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("/dev/"))
+            })
+            .count();
+        assert_eq!(dev_mounts, DEVICES.len() + 1, "the devices and devpts only");
+        assert_eq!(find("/work")["source"], "/b/scratch/work");
+        assert_eq!(find("/tmp")["source"], "/b/scratch/tmp");
+    }
+
+    #[test]
+    fn a_volume_at_the_workspace_replaces_the_scratch_workspace() {
+        let mut spec = spec();
+        spec.volumes.push(VolumeMount {
+            host: "/var/lib/warden/volumes/v".into(),
+            target: WORKDIR.into(),
+            writable: true,
+        });
+        let mounts = base_mounts(Path::new("/b"), &spec);
+        assert!(mounts.iter().all(|m| m["destination"] != WORKDIR));
+        assert_eq!(
+            workspace(Path::new("/b"), &spec),
+            Path::new("/var/lib/warden/volumes/v")
+        );
+        spec.volumes.clear();
+        assert_eq!(
+            workspace(Path::new("/b"), &spec),
+            Path::new("/b/scratch/work")
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! The seccomp policy for a gVisor job. runsc applies the bundle's OCI seccomp to the
+//! container's own process only, not to what `runsc exec` starts, so each job starts as the
+//! warden binary (bound read-only into the sandbox at [`LOADER`]) with [`SECCOMP_EXEC_ARG`]:
+//! it sets no_new_privs, installs the policy compiled by the native backend's compiler
+//! (`seccomp.rs`), and execs the job's program. gVisor implements seccomp(2) for the programs
+//! it runs, so the job meets the very filter a native job meets: the same errnos, kills of the
+//! whole process, and of foreign-ABI calls. Runs inside gVisor, as the job's process.
+//!
+//! The native filter hands the calls it records to the sandbox's init (seccomp user
+//! notification); gVisor has no such init, so here every errno rule answers in the filter
+//! itself and nothing is counted.
+
+use std::convert::Infallible;
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStringExt;
+
+use warden_core::SeccompPolicy;
+use warden_sys::seccomp::SockFilter;
+
+use crate::parent::SandboxError;
+
+/// The argument that makes the warden binary (or the tests' helper binary) a job's filter
+/// loader: `<binary> __seccomp-exec <program as hex> <path> <argv0> <args>...`.
+pub const SECCOMP_EXEC_ARG: &str = "__seccomp-exec";
+
+/// Where the loader is inside the sandbox.
+pub(super) const LOADER: &str = "/.warden/seccomp-exec";
+
+/// The policy's filter for a gVisor job, as the hex text the loader takes: every errno rule
+/// answers in the filter (none is notified, there is no listener).
+pub(super) fn compile_for_jobs(policy: &SeccompPolicy) -> Result<String, SandboxError> {
+    let fail = |detail: String| SandboxError::Setup {
+        step: "compile the seccomp policy for gVisor's jobs".into(),
+        detail,
+    };
+    let mut value = serde_json::to_value(policy).map_err(|e| fail(e.to_string()))?;
+    for rule in value["rules"].as_array_mut().into_iter().flatten() {
+        rule["record"] = serde_json::Value::Bool(false);
+    }
+
+    let unrecorded: SeccompPolicy =
+        serde_json::from_value(value).map_err(|e| fail(e.to_string()))?;
+    let compiled = crate::seccomp::compile(&unrecorded).map_err(|e| fail(e.to_string()))?;
+    if !compiled.notified.is_empty() {
+        return Err(fail(
+            "the filter would notify a listener gVisor's jobs do not have".into(),
+        ));
+    }
+    Ok(encode(&compiled.program))
+}
+
+/// The argv of a job's `runsc exec`: the loader, the filter, then the job's own argv.
+pub(super) fn job_argv(filter: &str, argv: &[String]) -> Vec<String> {
+    let mut full = vec![
+        LOADER.to_owned(),
+        SECCOMP_EXEC_ARG.to_owned(),
+        filter.to_owned(),
+    ];
+    if let Some(program) = argv.first() {
+        full.push(program.clone());
+    }
+    full.extend(argv.iter().cloned());
+    full
+}
+
+fn encode(program: &[SockFilter]) -> String {
+    program
+        .iter()
+        .map(|i| format!("{:04x}{:02x}{:02x}{:08x}", i.code, i.jt, i.jf, i.k))
+        .collect()
+}
+
+fn decode(text: &str) -> Option<Vec<SockFilter>> {
+    if !text.len().is_multiple_of(16) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len() / 16)
+        .map(|n| {
+            let i = &text[n * 16..n * 16 + 16];
+            Some(SockFilter {
+                code: u16::from_str_radix(&i[..4], 16).ok()?,
+                jt: u8::from_str_radix(&i[4..6], 16).ok()?,
+                jf: u8::from_str_radix(&i[6..8], 16).ok()?,
+                k: u32::from_str_radix(&i[8..], 16).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The loader's entry point (`warden __seccomp-exec ...`, checked first in `main`): installs
+/// the filter and execs the program, or fails with status 127 and never runs it unfiltered.
+pub fn seccomp_exec_main() -> ! {
+    let args: Vec<OsString> = std::env::args_os().skip(2).collect();
+    let Err(message) = load_and_exec(args);
+    eprintln!("warden: {message}");
+    std::process::exit(127)
+}
+
+fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
+    let [filter, path, argv @ ..] = args.as_slice() else {
+        return Err(format!(
+            "usage: {SECCOMP_EXEC_ARG} <filter> <path> <argv0> <args>..."
+        ));
+    };
+    let program = filter
+        .to_str()
+        .and_then(decode)
+        .ok_or("the seccomp filter argument is not a filter")?;
+    let c_string = |s: &OsString| {
+        CString::new(s.clone().into_vec()).map_err(|_| format!("{s:?} contains a NUL byte"))
+    };
+    let path = c_string(path)?;
+    let argv: Vec<CString> = argv.iter().map(c_string).collect::<Result<_, _>>()?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
+    warden_sys::seccomp::install_filter(&program)
+        .map_err(|e| format!("installing the seccomp filter: {e}"))?;
+    let e = nix::unistd::execv(&path, &argv).unwrap_err();
+    Err(format!("execve {path:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_filter_survives_the_hex_round_trip_without_notifications() {
+        let policy = SeccompPolicy::builtin().expect("builtin policy");
+        let text = compile_for_jobs(&policy).expect("compiles");
+        let program = decode(&text).expect("decodes");
+        assert_eq!(encode(&program), text);
+        assert!(program.len() > 60, "{} instructions", program.len());
+        let user_notif = 0x7fc0_0000;
+        assert!(
+            program.iter().all(|i| i.k != user_notif),
+            "no notifications"
+        );
+        assert_eq!(decode("12"), None);
+        assert_eq!(decode("zzzzzzzzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn a_jobs_argv_starts_with_the_loader() {
+        let argv = job_argv("00", &["/bin/sh".into(), "-c".into(), "true".into()]);
+        assert_eq!(
+            argv,
+            [
+                LOADER,
+                SECCOMP_EXEC_ARG,
+                "00",
+                "/bin/sh",
+                "/bin/sh",
+                "-c",
+                "true"
+            ]
+        );
+    }
+}

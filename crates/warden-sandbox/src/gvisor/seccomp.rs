@@ -1,0 +1,333 @@
+//! The seccomp policy as an OCI `linux.seccomp` section, which runsc enforces inside its own
+//! kernel (`--oci-seccomp`). runsc 0.0~20221219 applies it to the container's own process (the
+//! lifeline keeper) and what that starts, not to `runsc exec`'s jobs: each job installs the
+//! native backend's compiled filter itself (`filter_exec.rs`). The section keeps the policy in
+//! the bundle for every process runsc starts from it; a runsc that honours `errnoRet` answers
+//! every errno rule exactly.
+//!
+//! OCI names calls, not numbers, and compares whole 64-bit arguments. The conversion:
+//!
+//! - the default action allows; each denied call is one or more entries, all with the rule's
+//!   action (an entry's `args` must all match, and separate entries for one call are tried in
+//!   turn, so "any of" becomes several entries);
+//! - a `clone` flags condition: one entry per flag, `(flags & flag) == flag`;
+//! - a family condition: entries that match every family *outside* the allowed set (below the
+//!   lowest, each number between two allowed ones, above the highest), and for a family
+//!   narrowed to protocols, entries matching that family with a protocol outside its set.
+//!   runsc ORs comparisons of one argument within an entry (runc's legacy behaviour), so no
+//!   entry compares one argument twice.
+//!
+//! Where runsc 0.0~20221219 (Debian 12's) falls short of the policy, and what this does:
+//!
+//! - it ignores `errnoRet` and answers every `SCMP_ACT_ERRNO` with EPERM. `ENOSYS` rules
+//!   therefore use `SCMP_ACT_TRACE`, which fails the call with ENOSYS when no tracer is
+//!   attached (seccomp(2); gVisor's kernel does the same), and the policy denies `ptrace`, so
+//!   none can be: glibc falls back from `clone3` to `clone` only on ENOSYS, and threads would
+//!   fail on EPERM. `EAFNOSUPPORT` and `EACCES` rules carry `errnoRet` (a runsc that reads it
+//!   answers exactly) and fail with EPERM on this one;
+//! - it has no `SCMP_ACT_KILL_PROCESS` (the container would not start): `kill` rules use
+//!   `SCMP_ACT_KILL`, which kills the calling thread with SIGSYS, the whole program when it has
+//!   one thread;
+//! - a family with high bits set is compared whole: `(1 << 32) | AF_UNIX` is denied here,
+//!   where the native filter reads the low half as the kernel does and allows it. Stricter,
+//!   never wider;
+//! - it checks no ABI: gVisor implements neither i386 nor x32 system calls (they fail with an
+//!   error instead of killing the program, as the native filter does).
+//!
+//! See <https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#seccomp>.
+
+use serde_json::{json, Value};
+use warden_core::seccomp_policy::{
+    AllowedFamily, DenyErrno, DenyRule, NamespaceFlag, SeccompAction, SocketFamily, SocketProtocol,
+};
+use warden_core::SeccompPolicy;
+
+/// The native architecture's OCI name.
+#[cfg(target_arch = "x86_64")]
+const ARCH: &str = "SCMP_ARCH_X86_64";
+/// The native architecture's OCI name.
+#[cfg(target_arch = "aarch64")]
+const ARCH: &str = "SCMP_ARCH_AARCH64";
+
+/// The `linux.seccomp` section for `policy`.
+pub(crate) fn oci_seccomp(policy: &SeccompPolicy) -> Value {
+    let syscalls: Vec<Value> = policy.rules().iter().flat_map(rule_entries).collect();
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": [ARCH],
+        "syscalls": syscalls,
+    })
+}
+
+/// The entries of one rule: each a set of argument comparisons that must all hold.
+fn rule_entries(rule: &DenyRule) -> Vec<Value> {
+    let conditions: Vec<Vec<Value>> = if !rule.when_flags_any.is_empty() {
+        rule.when_flags_any
+            .iter()
+            .map(|flag| {
+                let bit = flag_bit(*flag);
+                vec![json!({"index": 0, "value": bit, "valueTwo": bit, "op": "SCMP_CMP_MASKED_EQ"})]
+            })
+            .collect()
+    } else if !rule.allow_families.is_empty() {
+        family_conditions(&rule.allow_families)
+    } else {
+        vec![Vec::new()]
+    };
+    conditions
+        .into_iter()
+        .map(|args| {
+            let mut entry = action(rule.action);
+            entry["names"] = json!([rule.syscall]);
+            if !args.is_empty() {
+                entry["args"] = Value::Array(args);
+            }
+            entry
+        })
+        .collect()
+}
+
+/// The OCI action (and `errnoRet`) of a rule; see the module documentation for why ENOSYS is
+/// a trace and a kill kills the thread.
+fn action(action: SeccompAction) -> Value {
+    match action {
+        SeccompAction::KillProcess => json!({"action": "SCMP_ACT_KILL"}),
+        SeccompAction::Errno(DenyErrno::Enosys) => json!({"action": "SCMP_ACT_TRACE"}),
+        SeccompAction::Errno(errno) => {
+            json!({"action": "SCMP_ACT_ERRNO", "errnoRet": errno_code(errno)})
+        }
+    }
+}
+
+/// Conditions matching every call whose family is not allowed, or whose protocol is not
+/// allowed for its family.
+fn family_conditions(families: &[AllowedFamily]) -> Vec<Vec<Value>> {
+    let numbers: Vec<u64> = families.iter().map(|f| family_number(f.family)).collect();
+    let mut conditions: Vec<Vec<Value>> =
+        outside(0, &numbers).into_iter().map(|c| vec![c]).collect();
+    for family in families.iter().filter(|f| !f.protocols.is_empty()) {
+        let protocols: Vec<u64> = family
+            .protocols
+            .iter()
+            .map(|p| protocol_number(*p))
+            .collect();
+        let is_family =
+            json!({"index": 0, "value": family_number(family.family), "op": "SCMP_CMP_EQ"});
+        for protocol in outside(2, &protocols) {
+            conditions.push(vec![is_family.clone(), protocol]);
+        }
+    }
+    conditions
+}
+
+/// Single comparisons of argument `index` that together match every value not in `allowed`:
+/// below the lowest, each value between two allowed ones, above the highest. The closed
+/// family and protocol tables keep the gaps small (families are below 46).
+fn outside(index: u32, allowed: &[u64]) -> Vec<Value> {
+    let mut sorted = allowed.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let (Some(&lowest), Some(&highest)) = (sorted.first(), sorted.last()) else {
+        return Vec::new();
+    };
+    let compare = |op: &str, value: u64| json!({"index": index, "value": value, "op": op});
+    let mut conditions = Vec::new();
+    if lowest > 0 {
+        conditions.push(compare("SCMP_CMP_LT", lowest));
+    }
+    for pair in sorted.windows(2) {
+        conditions.extend((pair[0] + 1..pair[1]).map(|value| compare("SCMP_CMP_EQ", value)));
+    }
+    conditions.push(compare("SCMP_CMP_GT", highest));
+    conditions
+}
+
+fn errno_code(errno: DenyErrno) -> i32 {
+    match errno {
+        DenyErrno::Eperm => libc::EPERM,
+        DenyErrno::Eacces => libc::EACCES,
+        DenyErrno::Enosys => libc::ENOSYS,
+        DenyErrno::Eafnosupport => libc::EAFNOSUPPORT,
+    }
+}
+
+fn family_number(family: SocketFamily) -> u64 {
+    let number = match family {
+        SocketFamily::Unix => libc::AF_UNIX,
+        SocketFamily::Inet => libc::AF_INET,
+        SocketFamily::Inet6 => libc::AF_INET6,
+        SocketFamily::Netlink => libc::AF_NETLINK,
+    };
+    u64::from(number.unsigned_abs())
+}
+
+fn protocol_number(protocol: SocketProtocol) -> u64 {
+    let number = match protocol {
+        SocketProtocol::NetlinkRoute => libc::NETLINK_ROUTE,
+    };
+    u64::from(number.unsigned_abs())
+}
+
+/// `CLONE_NEWTIME`; the libc crate exports it for glibc targets only.
+const CLONE_NEWTIME: libc::c_int = 0x80;
+
+fn flag_bit(flag: NamespaceFlag) -> u64 {
+    let bit = match flag {
+        NamespaceFlag::NewNs => libc::CLONE_NEWNS,
+        NamespaceFlag::NewUts => libc::CLONE_NEWUTS,
+        NamespaceFlag::NewIpc => libc::CLONE_NEWIPC,
+        NamespaceFlag::NewUser => libc::CLONE_NEWUSER,
+        NamespaceFlag::NewPid => libc::CLONE_NEWPID,
+        NamespaceFlag::NewNet => libc::CLONE_NEWNET,
+        NamespaceFlag::NewCgroup => libc::CLONE_NEWCGROUP,
+        NamespaceFlag::NewTime => CLONE_NEWTIME,
+    };
+    u64::from(bit.unsigned_abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the OCI section decides for one call, evaluated as runsc does: the first entry
+    /// naming the call whose comparisons all hold.
+    fn decide(section: &Value, name: &str, args: [u64; 6]) -> Value {
+        for entry in section["syscalls"].as_array().expect("syscalls") {
+            if entry["names"][0] != name {
+                continue;
+            }
+            let holds = entry["args"].as_array().into_iter().flatten().all(|c| {
+                let arg =
+                    args[usize::try_from(c["index"].as_u64().expect("index")).expect("small")];
+                let value = c["value"].as_u64().expect("value");
+                match c["op"].as_str().expect("op") {
+                    "SCMP_CMP_EQ" => arg == value,
+                    "SCMP_CMP_LT" => arg < value,
+                    "SCMP_CMP_GT" => arg > value,
+                    "SCMP_CMP_MASKED_EQ" => arg & value == c["valueTwo"].as_u64().expect("two"),
+                    other => panic!("unexpected op {other}"),
+                }
+            });
+            if holds {
+                return entry.clone();
+            }
+        }
+        json!({"action": "SCMP_ACT_ALLOW"})
+    }
+
+    fn builtin() -> Value {
+        oci_seccomp(&SeccompPolicy::builtin().expect("builtin policy"))
+    }
+
+    fn call(name: &str, arg0: u64, arg2: u64) -> String {
+        let entry = decide(&builtin(), name, [arg0, 1, arg2, 0, 0, 0]);
+        match entry["errnoRet"].as_i64() {
+            Some(errno) => format!("{} {errno}", entry["action"].as_str().expect("action")),
+            None => entry["action"].as_str().expect("action").to_owned(),
+        }
+    }
+
+    #[test]
+    fn every_rule_of_the_builtin_policy_is_in_the_section_with_its_action() {
+        let policy = SeccompPolicy::builtin().expect("builtin policy");
+        let section = oci_seccomp(&policy);
+        assert_eq!(section["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(section["architectures"], json!([ARCH]));
+        for rule in policy.rules() {
+            let entries: Vec<&Value> = section["syscalls"]
+                .as_array()
+                .expect("syscalls")
+                .iter()
+                .filter(|e| e["names"] == json!([rule.syscall]))
+                .collect();
+            assert!(!entries.is_empty(), "{} is missing", rule.syscall);
+            for entry in entries {
+                let mut expected = action(rule.action);
+                expected["names"] = json!([rule.syscall]);
+                if let Some(args) = entry.get("args") {
+                    expected["args"] = args.clone();
+                }
+                assert_eq!(*entry, expected, "{}", rule.syscall);
+            }
+        }
+    }
+
+    #[test]
+    fn errors_kills_and_enosys_map_to_what_runsc_can_enforce() {
+        assert_eq!(call("mount", 0, 0), "SCMP_ACT_ERRNO 1");
+        assert_eq!(call("clone3", 0, 0), "SCMP_ACT_TRACE");
+        assert_eq!(call("init_module", 0, 0), "SCMP_ACT_KILL");
+        assert_eq!(call("read", 0, 0), "SCMP_ACT_ALLOW");
+    }
+
+    #[test]
+    fn clone_is_denied_only_with_a_namespace_flag() {
+        let sigchld = u64::from(libc::SIGCHLD.unsigned_abs());
+        let flag = |f: libc::c_int| u64::from(f.unsigned_abs());
+        for f in [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWNET,
+            CLONE_NEWTIME,
+        ] {
+            assert_eq!(
+                call("clone", flag(f) | sigchld, 0),
+                "SCMP_ACT_ERRNO 1",
+                "{f:#x}"
+            );
+        }
+        let thread = flag(libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SETTLS);
+        assert_eq!(call("clone", thread, 0), "SCMP_ACT_ALLOW");
+        assert_eq!(call("clone", sigchld, 0), "SCMP_ACT_ALLOW");
+    }
+
+    #[test]
+    fn only_the_allowed_socket_families_and_netlink_route_get_through() {
+        let denied = "SCMP_ACT_ERRNO 97";
+        let allowed = [
+            libc::AF_UNIX,
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_NETLINK,
+        ];
+        for family in 0..64 {
+            let expected = if allowed.contains(&family) {
+                "SCMP_ACT_ALLOW"
+            } else {
+                denied
+            };
+            assert_eq!(
+                call("socket", u64::from(family.unsigned_abs()), 0),
+                expected,
+                "{family}"
+            );
+        }
+        let netlink = u64::from(libc::AF_NETLINK.unsigned_abs());
+        assert_eq!(call("socket", netlink, 0), "SCMP_ACT_ALLOW");
+        assert_eq!(call("socket", netlink, 9), denied);
+        assert_eq!(
+            call("socket", (1 << 32) | 40, 0),
+            denied,
+            "AF_VSOCK with high bits"
+        );
+        assert_eq!(call("socket", u64::MAX, 0), denied);
+        assert_eq!(call("socketpair", 1, 0), "SCMP_ACT_ALLOW");
+        assert_eq!(call("socketpair", 2, 0), denied);
+        assert_eq!(call("socketpair", 0, 0), denied);
+    }
+
+    #[test]
+    fn no_entry_compares_one_argument_twice() {
+        for entry in builtin()["syscalls"].as_array().expect("syscalls") {
+            let mut indices: Vec<u64> = entry["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| c["index"].as_u64().expect("index"))
+                .collect();
+            let all = indices.len();
+            indices.dedup();
+            assert_eq!(indices.len(), all, "runsc would OR these: {entry}");
+        }
+    }
+}

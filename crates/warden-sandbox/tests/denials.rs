@@ -1,0 +1,208 @@
+//! Issue 13: the system calls the seccomp policy refuses with an error are counted and
+//! reported with the run (`SandboxRun::denied_syscalls`), while the program still sees the same
+//! error as before. `tests/denials/denials.c` makes the calls. Privileged: runs as root. Needs
+//! gcc (and glibc's static libraries for a static binary).
+
+mod support;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use support::{out, plan, prerequisite, sandbox};
+use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
+use warden_core::{Limits, Outcome};
+use warden_sandbox::{DeniedSyscall, SandboxRun, Stdin, WorkspaceFile};
+
+const SOURCE: &str = include_str!("denials/denials.c");
+
+/// The test program, compiled once per test process into the cargo target's temporary
+/// directory (keyed by the source's hash, so concurrent test processes share it safely).
+fn program() -> Option<Vec<u8>> {
+    static PROGRAM: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    PROGRAM.get_or_init(compile).clone()
+}
+
+fn compile() -> Option<Vec<u8>> {
+    let gcc = Command::new("gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !prerequisite(gcc, "gcc (to compile the denials program)") {
+        return None;
+    }
+    let mut hasher = DefaultHasher::new();
+    SOURCE.hash(&mut hasher);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let binary = dir.join(format!("warden-denials-{:016x}", hasher.finish()));
+    if let Ok(bytes) = std::fs::read(&binary) {
+        return Some(bytes);
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/denials/denials.c");
+    let partial = dir.join(format!("warden-denials.{}.partial", std::process::id()));
+    let mut errors = String::new();
+    // Static, so it needs nothing from the sandbox's library binds; dynamic otherwise.
+    for link in [Some("-static"), None] {
+        let output = Command::new("gcc")
+            .args(["-O1", "-Wall", "-Wextra"])
+            .args(link)
+            .arg("-o")
+            .arg(&partial)
+            .arg(&source)
+            .output()
+            .expect("gcc runs");
+        if output.status.success() {
+            std::fs::rename(&partial, &binary).expect("move the program into place");
+            return Some(std::fs::read(&binary).expect("read the program"));
+        }
+        errors.push_str(&String::from_utf8_lossy(&output.stderr));
+    }
+    panic!("gcc cannot compile {}:\n{errors}", source.display());
+}
+
+/// Runs `/work/denials args...` in a sandbox with the built-in policy.
+fn run(program: &[u8], args: &[&str]) -> SandboxRun {
+    let mut argv = vec!["/work/denials"];
+    argv.extend_from_slice(args);
+    let mut p = plan(&argv);
+    p.limits = Limits::default();
+    p.files
+        .push(WorkspaceFile::executable("denials", program.to_vec()));
+    sandbox()
+        .run(&p, Stdin::Null)
+        .expect("warden ran the program")
+}
+
+fn exited(run: &SandboxRun) {
+    assert_eq!(
+        run.outcome,
+        Outcome::Exited { code: 0 },
+        "stdout: {}\nstderr: {}",
+        out(run),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+fn denied<'a>(run: &'a SandboxRun, name: &str) -> &'a DeniedSyscall {
+    run.denied_syscalls
+        .iter()
+        .find(|d| d.name == name)
+        .unwrap_or_else(|| panic!("{name} not reported: {:?}", run.denied_syscalls))
+}
+
+#[test]
+fn refused_calls_fail_as_before_and_are_reported_with_a_count() {
+    let Some(program) = program() else { return };
+    let run = run(&program, &["escapes"]);
+    exited(&run);
+    let eperm = libc::EPERM;
+    assert_eq!(
+        out(&run),
+        format!("unshare {eperm}\nmount {eperm}\nkeyctl {eperm}\n")
+    );
+    let names: Vec<&str> = run
+        .denied_syscalls
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(names, ["unshare", "mount", "keyctl"]);
+    for call in &run.denied_syscalls {
+        assert_eq!(call.count, 1, "{call:?}");
+        assert_eq!(call.errno, DenyErrno::Eperm);
+        assert_eq!(call.severity, DenySeverity::High);
+        assert_eq!(call.samples.len(), 1);
+    }
+    let unshare = denied(&run, "unshare");
+    assert_eq!(
+        unshare.samples[0][0],
+        u64::from(libc::CLONE_NEWUSER.unsigned_abs()),
+        "the first argument is kept"
+    );
+}
+
+#[test]
+fn a_childs_refused_calls_are_counted() {
+    let Some(program) = program() else { return };
+    let run = run(&program, &["child"]);
+    exited(&run);
+    let eperm = libc::EPERM;
+    assert_eq!(
+        out(&run),
+        format!("mount {eperm}\nmount {eperm}\nmount {eperm}\nchild 0\n")
+    );
+    let mount = denied(&run, "mount");
+    assert_eq!(mount.count, 3);
+    assert_eq!(mount.samples.len(), 3);
+}
+
+/// A storm of refused calls only runs slower: every call is refused, every one is counted, and
+/// the init still ends the job.
+#[test]
+fn a_storm_of_refused_calls_finishes_and_is_counted() {
+    let Some(program) = program() else { return };
+    let run = run(&program, &["storm", "100000"]);
+    exited(&run);
+    assert_eq!(out(&run), "storm 100000 0\n");
+    let mount = denied(&run, "mount");
+    assert_eq!(mount.count, 100_000);
+    assert_eq!(
+        mount.samples.len(),
+        3,
+        "only the first few keep their arguments"
+    );
+    assert_eq!(run.denied_syscalls.len(), 1);
+}
+
+#[test]
+fn a_killed_call_is_still_a_kill() {
+    let Some(program) = program() else { return };
+    let run = run(&program, &["kill"]);
+    assert!(
+        matches!(run.outcome, Outcome::Violation { .. }),
+        "{:?}",
+        run.outcome
+    );
+    assert!(run.denied_syscalls.is_empty(), "{:?}", run.denied_syscalls);
+}
+
+#[test]
+fn an_ordinary_program_reports_nothing() {
+    let Some(program) = program() else { return };
+    let run = run(&program, &["none"]);
+    exited(&run);
+    assert_eq!(out(&run), "hello\n");
+    assert!(run.denied_syscalls.is_empty(), "{:?}", run.denied_syscalls);
+    // A shell forks through clone3 (refused with ENOSYS, unrecorded, then clone).
+    let shell = support::sh("/bin/true & wait; echo ok", Limits::default());
+    assert_eq!(out(&shell), "ok\n");
+    assert!(
+        shell.denied_syscalls.is_empty(),
+        "{:?}",
+        shell.denied_syscalls
+    );
+}
+
+/// When warden itself runs under a filter that has a listener (a container runtime's), the
+/// kernel refuses the payload a second one (`EBUSY`): the calls are refused alike, in the
+/// kernel, and nothing is recorded.
+#[test]
+fn under_a_foreign_listener_calls_are_refused_unrecorded() {
+    let Some(program) = program() else { return };
+    // This test's thread (and every process it starts) gets a filter that allows everything
+    // but holds a listener; the test process ends with the test.
+    let allow = warden_sys::seccomp::SockFilter::stmt(
+        warden_sys::seccomp::BPF_RET | warden_sys::seccomp::BPF_K,
+        warden_sys::seccomp::SECCOMP_RET_ALLOW,
+    );
+    let _listener =
+        warden_sys::seccomp::install_filter_with_listener(&[allow]).expect("a listener");
+    let run = run(&program, &["escapes"]);
+    exited(&run);
+    let eperm = libc::EPERM;
+    assert_eq!(
+        out(&run),
+        format!("unshare {eperm}\nmount {eperm}\nkeyctl {eperm}\n")
+    );
+    assert!(run.denied_syscalls.is_empty(), "{:?}", run.denied_syscalls);
+}

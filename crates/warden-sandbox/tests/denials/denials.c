@@ -1,0 +1,69 @@
+/* Makes system calls the seccomp policy denies, for tests/denials.rs, and prints one line per
+ * attempt: `name errno` (0 when the call succeeded). Modes:
+ *   escapes      unshare(CLONE_NEWUSER), mount, keyctl, once each
+ *   child        a forked child calls mount 3 times; the parent calls nothing denied
+ *   storm N      N calls of mount; prints `storm <refused with EPERM> <other>`
+ *   kill         init_module, which the policy kills
+ *   none         nothing denied
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void report(const char *name, long ret) {
+    printf("%s %d\n", name, ret == 0 ? 0 : errno);
+}
+
+static long try_mount(void) {
+    return mount("none", "/tmp", "tmpfs", 0, "size=1m");
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "none";
+    if (strcmp(mode, "escapes") == 0) {
+        report("unshare", unshare(CLONE_NEWUSER));
+        report("mount", try_mount());
+        /* KEYCTL_GET_KEYRING_ID (0) of the session keyring (-3), without creating it. */
+        report("keyctl", syscall(SYS_keyctl, 0, -3, 0));
+    } else if (strcmp(mode, "child") == 0) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 2;
+        }
+        if (pid == 0) {
+            for (int i = 0; i < 3; i++) {
+                report("mount", try_mount());
+            }
+            fflush(stdout);
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        printf("child %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    } else if (strcmp(mode, "storm") == 0) {
+        long n = argc > 2 ? atol(argv[2]) : 100000;
+        long refused = 0, other = 0;
+        for (long i = 0; i < n; i++) {
+            if (try_mount() == -1 && errno == EPERM) {
+                refused++;
+            } else {
+                other++;
+            }
+        }
+        printf("storm %ld %ld\n", refused, other);
+    } else if (strcmp(mode, "kill") == 0) {
+        fflush(stdout);
+        report("init_module", syscall(SYS_init_module, 0, 0, ""));
+    } else {
+        printf("hello\n");
+    }
+    return 0;
+}
