@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod analyze;
+mod client;
 pub(crate) mod detect;
 pub(crate) mod doctor;
 pub(crate) mod events;
@@ -10,10 +11,12 @@ pub(crate) mod mcp;
 pub(crate) mod network;
 pub(crate) mod run;
 pub(crate) mod serve;
+pub(crate) mod session;
 pub(crate) mod show;
 mod sources;
 pub(crate) mod stats;
 pub(crate) mod tool;
+pub(crate) mod volume;
 
 use std::path::PathBuf;
 

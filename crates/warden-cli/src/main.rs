@@ -46,9 +46,14 @@ enum Command {
     /// The tool registry: list, show, call, register, wrap a host command, approve, remove,
     /// statistics.
     Tool(commands::tool::ToolArgs),
+    /// Sessions of a running `warden serve`: sandboxes that live across calls, with a
+    /// persistent workspace (create, exec, cp, ls, rm, list, show).
+    Session(commands::session::SessionArgs),
     /// Serve the tool registry over MCP on stdin/stdout; `mcp wrap` runs a third-party MCP
     /// server in a sandbox.
     Mcp(commands::mcp::McpArgs),
+    /// Named persistent volumes: create with a quota, list, inspect, remove, prune.
+    Volume(commands::volume::VolumeArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,13 @@ fn main() -> ExitCode {
     {
         warden_sandbox::zygote_main();
     }
+    // A gVisor job's first step, inside the sandbox: install the seccomp filter, exec the job.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == warden_sandbox::SECCOMP_EXEC_ARG)
+    {
+        warden_sandbox::seccomp_exec_main();
+    }
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -82,6 +94,8 @@ fn main() -> ExitCode {
         Command::Network(args) => commands::network::run(args),
         Command::Tool(args) => commands::tool::run(args),
         Command::Mcp(args) => commands::mcp::run(args),
+        Command::Volume(args) => commands::volume::run(args),
+        Command::Session(args) => commands::session::run(args),
     };
     match result {
         Ok(code) => code,

@@ -59,6 +59,65 @@ fn events_are_listed_with_their_severity() {
     assert!(!bad.status.success());
 }
 
+/// A program that tries to mount and to create a user namespace, and handles the refusals.
+/// (`os.unshare` needs python 3.12; ctypes works with any.)
+const PROBING: &str = "import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+ret = libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)
+print('mount', ret, ctypes.get_errno() == 1)
+ret = libc.unshare(0x10000000)  # CLONE_NEWUSER
+print('unshare', ret, ctypes.get_errno() == 1)
+";
+
+/// Issue 13: a system call the seccomp policy refuses with an error is a security event with
+/// the policy's severity, and it leaves the program's outcome alone.
+#[test]
+fn refused_system_calls_are_events_and_the_program_still_succeeds() {
+    // Sandboxed: by default code this suspicious runs isolated, where gVisor's own kernel
+    // answers these calls and nothing is recorded (docs/events.md).
+    let world = World::with_config("[modes]\nhigh = \"sandboxed\"\n");
+    let args = ["--mode", "sandboxed", "-l", "python", "-c", PROBING];
+    let result = json_of(&run(&world, &args));
+    assert_eq!(result["outcome"]["kind"], "exited", "{result:#}");
+    assert_eq!(result["outcome"]["code"], 0, "{result:#}");
+    assert_eq!(
+        result["stdout"], "mount -1 True\nunshare -1 True\n",
+        "{result:#}"
+    );
+    let violations = result["security"]["violations"].as_array().expect("a list");
+    let refused = |name: &str| {
+        violations
+            .iter()
+            .find(|v| v["syscall"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not among {violations:#?}"))
+            .clone()
+    };
+    for name in ["mount", "unshare"] {
+        let v = refused(name);
+        assert_eq!(v["kind"], "denied_syscall", "{v:#}");
+        assert_eq!(v["stage"], "run", "{v:#}");
+        assert_eq!(v["syscall"]["errno"], "EPERM", "{v:#}");
+        assert_eq!(v["syscall"]["severity"], "high", "{v:#}");
+        assert_eq!(v["syscall"]["count"], 1, "{v:#}");
+    }
+    let events = json_of(
+        &world
+            .warden()
+            .args(["events", "--json", "--severity", "high"])
+            .output()
+            .expect("runs"),
+    );
+    let events = events.as_array().expect("a list");
+    assert_eq!(events.len(), violations.len(), "{events:#?}");
+    let mount = events
+        .iter()
+        .find(|e| e["detail"] == "seccomp refused mount (EPERM), 1 time")
+        .unwrap_or_else(|| panic!("no mount event in {events:#?}"));
+    assert_eq!(mount["kind"], "denied_syscall", "{mount:#}");
+    assert_eq!(mount["severity"], "high", "{mount:#}");
+    assert_eq!(mount["execution_id"], result["id"], "{mount:#}");
+}
+
 #[test]
 fn a_caller_that_keeps_probing_is_refused_until_its_events_age_out() {
     let world =

@@ -40,7 +40,19 @@ impl LiveServer {
     /// until it says where it listens.
     pub fn start(config: &str) -> Self {
         let config = format!("{config}\n[[server.tokens]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n");
-        let world = World::with_config(&config);
+        Self::start_in(World::with_config(&config))
+    }
+
+    /// Stops this server (SIGTERM) and starts another in the same world: its database,
+    /// configuration and state.
+    pub fn restart(mut self) -> Self {
+        self.stop(Duration::from_secs(40));
+        let world = std::mem::take(&mut self.world);
+        Self::start_in(world)
+    }
+
+    /// Starts `warden serve` in `world`.
+    fn start_in(world: World) -> Self {
         let mut child = world
             .warden()
             .args(["serve", "--listen", "127.0.0.1:0"])

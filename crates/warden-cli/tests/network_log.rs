@@ -89,6 +89,7 @@ fn execution(policy: &str, connections: Vec<Connection>) -> ExecutionResult {
             connections,
             denied: u32::try_from(denied).expect("few"),
         }),
+        volumes: Vec::new(),
     }
 }
 

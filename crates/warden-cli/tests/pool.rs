@@ -185,3 +185,34 @@ fn under_memory_pressure_the_pool_shrinks_and_runs_go_on() {
     drop(engine);
     assert_eq!(our_cgroups(), 0, "a sandbox outlived the engine");
 }
+
+#[test]
+fn languages_named_in_the_configuration_are_ready_from_the_start() {
+    let world = World::new();
+    let mut config = world
+        .settings()
+        .engine_config(PathBuf::from(env!("CARGO_BIN_EXE_warden")));
+    config.zygote = true;
+    config.pool_size = 0;
+    config.pool_languages = vec![("bash".into(), 2)];
+    let engine = Engine::new(config).expect("engine");
+    engine.warm_pool().expect("the pool starts");
+    let start = Instant::now();
+    while engine.pool_stats().map_or(0, |s| s.ready) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "never built");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first bash run takes one: a hit, not a miss; python has no pool (size 0).
+    assert_eq!(bash(&engine, "echo warm"), "warm\n");
+    let stats = engine.pool_stats().expect("a pool");
+    assert_eq!((stats.hits, stats.misses), (1, 0), "{stats:?}");
+
+    let mut config = world
+        .settings()
+        .engine_config(PathBuf::from(env!("CARGO_BIN_EXE_warden")));
+    config.pool_languages = vec![("cobol".into(), 1)];
+    let engine = Engine::new(config).expect("engine");
+    let refused = engine.warm_pool().expect_err("an unknown language");
+    assert!(refused.to_string().contains("cobol"), "{refused}");
+    drop(engine);
+}

@@ -46,13 +46,18 @@
 //! events = 5
 //! within = "10m"
 //! action = "isolate"
+//!
+//! [volumes]               # named persistent volumes (config/volumes.rs, docs/volumes.md)
+//! max_size = "10GiB"
 //! ```
 
 mod dependencies;
 mod network;
 mod response;
 mod server;
+mod sessions;
 mod tools;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 
@@ -62,7 +67,12 @@ pub use dependencies::DependenciesConfig;
 pub use network::{NetworkConfig, DEFAULT_POLICY_DIR};
 pub use response::{ResponseAction, ResponseConfig};
 pub use server::{ServerConfig, TokenConfig};
+pub use sessions::{
+    SessionsConfig, DEFAULT_DISK, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_DISK, DEFAULT_MAX_LIFETIME,
+    DEFAULT_MAX_PER_CALLER, DEFAULT_MAX_SESSIONS,
+};
 pub use tools::ToolsConfig;
+pub use volumes::{ConcurrentWriters, VolumesConfig, DEFAULT_MAX_VOLUME_SIZE, DEFAULT_WRITER_WAIT};
 
 use crate::limits::{LimitOverrides, Limits};
 use crate::mode::ModePolicy;
@@ -95,6 +105,10 @@ pub struct Config {
     pub dependencies: DependenciesConfig,
     /// What happens to a caller whose executions keep causing security events.
     pub response: Option<ResponseConfig>,
+    /// `warden serve`'s sessions: how many, how long they live, their disk.
+    pub sessions: SessionsConfig,
+    /// Named volumes: where they are kept, their largest size, pruning, concurrent writers.
+    pub volumes: VolumesConfig,
 }
 
 /// The `[history]` section: each field unset keeps the default (docs/history.md). `max_age`

@@ -28,7 +28,8 @@ mod embedded {
 pub use catalog::{Catalog, CatalogError};
 pub use config::{
     CacheConfig, Config, ConfigError, DependenciesConfig, HistoryConfig, LanguagesConfig,
-    NetworkConfig, ResponseAction, ResponseConfig, ServerConfig, TokenConfig, ToolsConfig,
+    NetworkConfig, ResponseAction, ResponseConfig, ServerConfig, SessionsConfig, TokenConfig,
+    ToolsConfig, VolumesConfig,
 };
 pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};

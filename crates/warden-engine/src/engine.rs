@@ -11,10 +11,12 @@ pub(crate) mod dependencies;
 mod history;
 mod host;
 mod mcp_relay;
-mod network;
+pub(crate) mod network;
 mod pool;
 mod runner;
+mod sessions;
 mod tool_calls;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -24,7 +26,7 @@ use warden_core::detect;
 use warden_core::language::{expand_argv, ArgvTemplate, CommandValues};
 use warden_core::{
     Analysis, Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits, Mode,
-    ModePolicy, Outcome, OutcomeKind, SeccompPolicy,
+    ModePolicy, Outcome, SeccompPolicy,
 };
 use warden_sandbox::{
     CollectedFile, Job, Sandbox, SandboxPlan, SandboxRun, SandboxSpec, Stdin, WorkspaceFile,
@@ -38,7 +40,7 @@ use crate::execution::{
     Execution, ExecutionRequest, ExecutionResult, LanguageDetection, StageResult,
 };
 use crate::id::ExecutionId;
-use crate::security::{Security, Stage, Violation};
+use crate::security::{Security, Stage, Violation, ViolationKind};
 use crate::settings::{HistorySettings, NetworkSettings, SettingError};
 use crate::test_cases::{TestCase, TestResult, Verdict};
 use crate::workspace::Program;
@@ -47,6 +49,7 @@ pub use host::SandboxCheck;
 pub use mcp_relay::{McpWrap, RelayReport, DEFAULT_CALL_TIMEOUT};
 pub use network::{Connection, NetworkReport};
 pub use pool::{host_memory_pressure, MemoryPressure, PoolStats};
+pub use sessions::{FileAnswer, FileOp, SessionCall, MAX_DOWNLOAD};
 
 /// Operator configuration of the engine; [`crate::Settings::engine_config`] builds it from
 /// `warden.toml` and the environment.
@@ -77,6 +80,9 @@ pub struct EngineConfig {
     /// Runs one pooled sandbox may serve for one owner, reset in between (`engine/pool.rs`);
     /// 1 runs each sandbox once.
     pub pool_reuse: u64,
+    /// Sandboxes kept ready for each of these languages' default runs, from start-up
+    /// (`[server] pool_languages`); their count replaces `pool_size` for them.
+    pub pool_languages: Vec<(String, usize)>,
     /// How the pool tells that the host is short of memory, to shrink
     /// (`pool::host_memory_pressure` by default; tests replace it).
     pub memory_pressure: pool::MemoryPressure,
@@ -94,6 +100,10 @@ pub struct EngineConfig {
     pub install: crate::settings::InstallSettings,
     /// What happens to a caller whose executions keep causing security events.
     pub response: Option<warden_core::ResponseConfig>,
+    /// Sessions: their state directory, how many, how long, how much disk.
+    pub sessions: crate::sessions::SessionsSettings,
+    /// Named volumes: where they are kept, their largest size, concurrent writers.
+    pub volumes: crate::volumes::VolumesSettings,
 }
 
 impl EngineConfig {
@@ -111,6 +121,7 @@ impl EngineConfig {
             zygote: false,
             pool_size: 0,
             pool_reuse: 1,
+            pool_languages: Vec::new(),
             memory_pressure: pool::host_memory_pressure,
             history: None,
             network: None,
@@ -118,6 +129,13 @@ impl EngineConfig {
             tools: None,
             install: crate::settings::InstallSettings::default(),
             response: None,
+            sessions: crate::sessions::SessionsSettings::new(
+                &warden_core::SessionsConfig::default(),
+                PathBuf::from(crate::sessions::SYSTEM_SESSIONS_DIR),
+            ),
+            volumes: crate::volumes::VolumesSettings::in_dir(PathBuf::from(
+                crate::volumes::SYSTEM_VOLUMES_DIR,
+            )),
         }
     }
 }
@@ -133,6 +151,7 @@ pub struct Engine {
     zygote: bool,
     pool_size: usize,
     pool_reuse: u64,
+    pool_languages: Vec<(String, usize)>,
     memory_pressure: pool::MemoryPressure,
     pool: OnceLock<pool::Pool>,
     network: network::NetworkConfig,
@@ -153,6 +172,11 @@ pub struct Engine {
     registry: OnceLock<crate::tools::Registry>,
     /// The `files` tool's workspaces.
     workspaces: OnceLock<crate::tools::Workspaces>,
+    /// `warden serve`'s sessions, opened at the first use (`sessions.rs`).
+    sessions: OnceLock<std::sync::Arc<crate::sessions::Sessions>>,
+    sessions_settings: crate::sessions::SessionsSettings,
+    /// Named volumes, attached to the executions that ask for them (`volumes.rs`).
+    volumes: crate::volumes::Volumes,
 }
 
 /// A request made ready to run: its language, its files and limits, and the mode chosen from
@@ -173,6 +197,9 @@ struct Prepared<'e> {
     dependency_dir: Option<PathBuf>,
     /// The request's extra read-only host paths (a tool's).
     read_only: Vec<PathBuf>,
+    /// A session's shell command: the run is `bash -c` of the program's text, and no file is
+    /// written into the workspace (`sessions.rs`).
+    command: bool,
 }
 
 impl Prepared<'_> {
@@ -204,6 +231,7 @@ impl Engine {
             zygote: config.zygote,
             pool_size: config.pool_size,
             pool_reuse: config.pool_reuse,
+            pool_languages: config.pool_languages,
             memory_pressure: config.memory_pressure,
             pool: OnceLock::new(),
             network: network::NetworkConfig {
@@ -223,7 +251,15 @@ impl Engine {
             response: config.response,
             registry: OnceLock::new(),
             workspaces: OnceLock::new(),
+            sessions: OnceLock::new(),
+            sessions_settings: config.sessions,
+            volumes: crate::volumes::Volumes::new(config.volumes),
         })
+    }
+
+    /// The named volumes (docs/volumes.md).
+    pub fn volumes(&self) -> &crate::volumes::Volumes {
+        &self.volumes
     }
 
     /// The language catalog.
@@ -286,7 +322,21 @@ impl Engine {
                 });
             }
         };
-        let spec = self.spec(&prepared)?;
+        let mut spec = self.spec(&prepared)?;
+        // Dropped at the end of `execute`, after the runner has ended the sandboxes.
+        let _leases = volumes::attach(
+            &self.volumes,
+            &request.volumes,
+            prepared.mode,
+            &mut spec,
+            prepared.limits.wall_time,
+        )?;
+        // A pooled sandbox has no volumes, and one with volumes must not be pooled.
+        let pool = if spec.volumes.is_empty() {
+            self.pool()?
+        } else {
+            None
+        };
         let mut network = self
             .network
             .plan(request.network.as_deref(), prepared.mode)?;
@@ -304,7 +354,7 @@ impl Engine {
             request.reuse,
             request.cancel.clone(),
         )?
-        .with_pool(self.pool()?, request.origin.token.as_deref().unwrap_or(""))
+        .with_pool(pool, request.origin.token.as_deref().unwrap_or(""))
         .with_network(network.clone());
         clock.lap("plan");
         let stages = self.stages(&prepared, &mut request, &mut runner);
@@ -316,7 +366,8 @@ impl Engine {
         let report = network
             .has_egress()
             .then(|| NetworkReport::new(&network.name, runner.take_records()));
-        let result = finish(prepared, installed, compile, run, tests, report);
+        let mut result = finish(prepared, installed, compile, run, tests, report);
+        result.volumes = std::mem::take(&mut request.volumes);
         let warnings = self.record(&result, input.borrowed());
         clock.lap("record");
         Ok(Execution {
@@ -368,6 +419,16 @@ impl Engine {
                 executable: f.executable,
                 ..WorkspaceFile::new(f.path.clone(), f.contents.clone())
             }));
+            if prepared.command {
+                let entry = prepared.program.files.first();
+                let text = String::from_utf8_lossy(entry.map_or(&[][..], |f| &f.contents));
+                job.argv = ["/bin/bash", "-c", &text, "bash"]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .chain(args.iter().cloned())
+                    .collect();
+                job.files.clear();
+            }
             job
         };
         if request.tests.is_empty() {
@@ -437,6 +498,7 @@ impl Engine {
             dependencies,
             dependency_dir: None,
             read_only: request.read_only.clone(),
+            command: false,
         })
     }
 
@@ -503,7 +565,7 @@ impl Engine {
 
     /// The warm pool, started at the first use when the configuration asks for one.
     fn pool(&self) -> Result<Option<&pool::Pool>, EngineError> {
-        if self.pool_size == 0 {
+        if self.pool_size == 0 && self.pool_languages.is_empty() {
             return Ok(None);
         }
         if let Some(pool) = self.pool.get() {
@@ -513,6 +575,26 @@ impl Engine {
         Ok(Some(self.pool.get_or_init(|| {
             pool::Pool::start(host, self.pool_size, self.pool_reuse, self.memory_pressure)
         })))
+    }
+
+    /// Starts the warm pool and has it build, for each language of `[server] pool_languages`,
+    /// its number of sandboxes of that language's default run, so that the first runs find
+    /// them ready. An unknown language is an error (the server refuses to start).
+    pub fn warm_pool(&self) -> Result<(), EngineError> {
+        let Some(pool) = self.pool()? else {
+            return Ok(());
+        };
+        for (name, count) in &self.pool_languages {
+            let language = self.catalog.get(name).ok_or_else(|| {
+                EngineError::Language(warden_core::detect::DetectError::Unknown {
+                    name: name.clone(),
+                    known: self.catalog.names().join(", "),
+                })
+            })?;
+            let limits = self.limits(&[&language.limits])?;
+            pool.prewarm(&self.language_spec(language, limits)?, *count);
+        }
+        Ok(())
     }
 
     /// How the warm pool has done; `None` without a pool.
@@ -531,18 +613,28 @@ impl Engine {
     /// the seccomp policy, and ceilings that hold both the compile stage's and the run's
     /// limits.
     fn spec(&self, prepared: &Prepared<'_>) -> Result<SandboxSpec, EngineError> {
-        let language = prepared.language;
-        let mut spec = SandboxSpec::new(&self.filesystem, self.seccomp.clone());
-        for mount in &language.mounts {
-            spec.add_bind(mount);
-        }
+        let mut spec = self.language_spec(prepared.language, prepared.limits)?;
         if let Some(dir) = &prepared.dependency_dir {
             spec.add_bind(dir);
         }
         for path in &prepared.read_only {
             spec.add_bind(path);
         }
-        let mut limits = prepared.limits;
+        Ok(spec)
+    }
+
+    /// The sandbox of a run of `language` with `limits`, before a request's extra binds: what
+    /// the warm pool builds ahead for a language (`warm_pool`).
+    fn language_spec(
+        &self,
+        language: &Language,
+        limits: Limits,
+    ) -> Result<SandboxSpec, EngineError> {
+        let mut spec = SandboxSpec::new(&self.filesystem, self.seccomp.clone());
+        for mount in &language.mounts {
+            spec.add_bind(mount);
+        }
+        let mut limits = limits;
         if let Some(stage) = &language.compile {
             let compile = self.limits(&[&language.limits, &stage.limits])?;
             limits.memory = limits.memory.max(compile.memory);
@@ -640,9 +732,23 @@ fn finish(
         .flat_map(|(stage, n)| n.violations().into_iter().map(move |d| (stage, d)))
         .map(|(stage, detail)| Violation {
             stage,
-            kind: OutcomeKind::Violation,
+            kind: ViolationKind::Violation,
             detail,
+            syscall: None,
         });
+    // Each stage's refused system calls: they leave its outcome alone (docs/events.md).
+    let refused = [
+        (
+            Stage::Dependencies,
+            dependencies.as_ref().map(|d| &d.denied_syscalls),
+        ),
+        (Stage::Compile, compile.as_ref().map(|c| &c.denied_syscalls)),
+        (Stage::Run, run.as_ref().map(|r| &r.denied_syscalls)),
+    ]
+    .into_iter()
+    .flat_map(|(stage, calls)| calls.into_iter().flatten().map(move |c| (stage, c)))
+    .map(|(stage, call)| Violation::denied_syscall(stage, call))
+    .collect::<Vec<_>>();
     let violations: Vec<Violation> = [
         dependencies
             .as_ref()
@@ -655,6 +761,7 @@ fn finish(
     ]
     .into_iter()
     .flatten()
+    .chain(refused)
     .chain(denials)
     .collect();
     let security = Security {
@@ -695,6 +802,7 @@ fn finish(
         tests,
         security,
         network,
+        volumes: Vec::new(),
     }
 }
 

@@ -222,6 +222,23 @@ pub enum EngineError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A named volume cannot be created, found, attached or removed.
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
+    /// A request's volume cannot go where it asks.
+    #[error("{why}")]
+    VolumeRequest {
+        /// What is wrong.
+        why: String,
+    },
+    /// Volumes are mounted only where there is a mount namespace: not in `trusted` mode.
+    #[error(
+        "volumes cannot be mounted in {mode} mode: only sandboxed and isolated runs get volumes"
+    )]
+    VolumesUnsupported {
+        /// The mode chosen.
+        mode: Mode,
+    },
 }
 
 impl EngineError {
@@ -232,13 +249,20 @@ impl EngineError {
             | EngineError::NoSource
             | EngineError::BadSource(_)
             | EngineError::Dependencies(_)
-            | EngineError::Limit(_) => ErrorKind::Request,
+            | EngineError::Limit(_)
+            | EngineError::VolumeRequest { .. } => ErrorKind::Request,
+            EngineError::Volume(e) => match e.kind() {
+                crate::volumes::VolumeErrorKind::Unavailable => ErrorKind::Unavailable,
+                crate::volumes::VolumeErrorKind::Internal => ErrorKind::Internal,
+                _ => ErrorKind::Request,
+            },
             EngineError::History(HistoryError::InvalidId(_) | HistoryError::AmbiguousId(_)) => {
                 ErrorKind::Request
             }
             EngineError::Refused { .. }
             | EngineError::NetworkRefused { .. }
-            | EngineError::CallerRefused { .. } => ErrorKind::Refused,
+            | EngineError::CallerRefused { .. }
+            | EngineError::VolumesUnsupported { .. } => ErrorKind::Refused,
             EngineError::NetworkPolicy(e) => e.kind(),
             EngineError::Sandbox(SandboxError::Cancelled) => ErrorKind::Cancelled,
             EngineError::MissingRuntime { .. }

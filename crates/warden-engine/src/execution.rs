@@ -1,7 +1,7 @@
 //! One execution: what is asked ([`ExecutionRequest`]) and what happened ([`ExecutionResult`],
 //! whose JSON form is documented in docs/result-schema.md).
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use warden_core::detect::{Candidate, DetectedBy, Detection};
 use warden_core::{LanguageId, LimitOverrides, Limits, Mode, ModeRequest, Outcome, Usage};
 use warden_sandbox::{SandboxRun, Stdin};
@@ -63,6 +63,21 @@ pub struct ExecutionRequest {
     /// An interactive run (an MCP relay): its output handed over as it is read, and a word
     /// when the network policy denies a connection. `None` collects the output to the end.
     pub interactive: Option<Interactive>,
+    /// Named volumes mounted into the compile and run stages' sandboxes (docs/volumes.md).
+    pub volumes: Vec<VolumeRequest>,
+}
+
+/// A named volume a run asks for, and where it appears inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeRequest {
+    /// The volume's name.
+    pub name: String,
+    /// Where it is mounted inside the sandbox: absolute, outside `/work` and the sandbox's own
+    /// tree.
+    pub path: std::path::PathBuf,
+    /// Mounted read-only: the run cannot write to it, and other runs may write meanwhile.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// What an interactive run reports while it runs (docs/mcp.md#wrapping-a-server).
@@ -147,6 +162,10 @@ pub struct StageResult {
     /// than one interval.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<warden_core::UsageSample>,
+    /// The system calls the seccomp policy refused in the stage; they become the result's
+    /// `security.violations` (docs/events.md), so they are not repeated here.
+    #[serde(skip)]
+    pub denied_syscalls: Vec<warden_sandbox::DeniedSyscall>,
 }
 
 impl StageResult {
@@ -161,6 +180,7 @@ impl StageResult {
             cached: false,
             network: None,
             samples: run.samples,
+            denied_syscalls: run.denied_syscalls,
         }
     }
 
@@ -176,6 +196,7 @@ impl StageResult {
             cached: false,
             network: None,
             samples: Vec::new(),
+            denied_syscalls: Vec::new(),
         }
     }
 
@@ -326,6 +347,9 @@ pub struct ExecutionResult {
     /// policy that lets nothing out (`no_access`: loopback only, nothing to log).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::engine::NetworkReport>,
+    /// The named volumes mounted into the compile and run stages; absent without any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeRequest>,
 }
 
 pub(crate) fn lossy<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

@@ -16,7 +16,7 @@ mod events;
 mod network_stats;
 mod schema;
 mod stats;
-mod time;
+pub(crate) mod time;
 mod tool_calls;
 mod traffic;
 
@@ -35,6 +35,7 @@ pub use entry::{
 pub use events::{EventFilter, SecurityEvent, Severity};
 pub use network_stats::{HostStats, NetworkStats, PolicyStats};
 pub use stats::{LanguageStats, Stats};
+pub(crate) use time::utc;
 pub use tool_calls::{
     CategoryStat, LastError, ToolCallRecord, ToolCallStatus, ToolStat, ToolStats,
 };

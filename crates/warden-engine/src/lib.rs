@@ -15,22 +15,25 @@ pub mod history;
 mod id;
 pub mod network;
 mod security;
+pub mod sessions;
 pub mod settings;
 mod test_cases;
 pub mod tools;
+pub mod volumes;
 mod workspace;
 
 pub use cancel::Cancellation;
 pub use compile_cache::CompileCache;
 pub use dependency_cache::DependencyCache;
 pub use engine::{
-    host_memory_pressure, Connection, Engine, EngineConfig, McpWrap, MemoryPressure, NetworkReport,
-    PoolStats, RelayReport, SandboxCheck, DEFAULT_CALL_TIMEOUT,
+    host_memory_pressure, Connection, Engine, EngineConfig, FileAnswer, FileOp, McpWrap,
+    MemoryPressure, NetworkReport, PoolStats, RelayReport, SandboxCheck, SessionCall,
+    DEFAULT_CALL_TIMEOUT, MAX_DOWNLOAD,
 };
 pub use error::{EngineError, ErrorKind, SourceError};
 pub use execution::{
     DenialHook, Execution, ExecutionRequest, ExecutionResult, Interactive, LanguageDetection,
-    Origin, Phase, RunHook, SourceFile, StageResult, Warning, WarningKind,
+    Origin, Phase, RunHook, SourceFile, StageResult, VolumeRequest, Warning, WarningKind,
 };
 pub use history::{
     ConnectionFilter, EventFilter, HistoryEntry, HistoryError, HistoryFilter, HistoryStore,
@@ -38,10 +41,14 @@ pub use history::{
     ToolStats,
 };
 pub use id::ExecutionId;
-pub use security::{Security, Stage, Violation};
+pub use security::{RefusedCall, Security, Stage, Violation, ViolationKind};
+pub use sessions::{SessionError, SessionInfo, SessionRequest, SessionState, SessionsSettings};
 pub use settings::{CacheSettings, HistorySettings, Settings, SettingsError};
 pub use test_cases::{Comparison, SandboxReuse, TestCase, TestResult, Verdict};
 pub use tools::{
     ProgramFile, RegisteredTool, RegistryError, ToolCallError, ToolCallRequest, ToolReply,
     ToolStatus, ToolsSettings,
+};
+pub use volumes::{
+    InUse, VolumeError, VolumeErrorKind, VolumeInfo, VolumeLease, Volumes, VolumesSettings,
 };

@@ -1,8 +1,12 @@
 //! The security section of a result: which mode ran the program and why, what static analysis
-//! found, and what the sandbox stopped at run time ([`Violation`], one structured event each).
+//! found, and what the sandbox stopped at run time ([`Violation`], one structured event each):
+//! limits hit, forbidden operations, denied connections, and the system calls the seccomp
+//! policy refused with an error ([`ViolationKind::DeniedSyscall`], docs/events.md).
 
 use serde::{Deserialize, Deserializer, Serialize};
+use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
 use warden_core::{Finding, Mode, Outcome, OutcomeKind, ThreatLevel};
+use warden_sandbox::DeniedSyscall;
 
 /// Why an execution ran as it did, and what the sandbox stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,18 +51,111 @@ pub enum Stage {
     Run,
 }
 
-/// One thing the sandbox stopped: a limit hit or a forbidden operation.
+/// What kind of thing the sandbox stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// The stage ended at its time limit.
+    TimeLimit,
+    /// The stage ended at its memory limit.
+    MemoryLimit,
+    /// The stage ended at its output limit.
+    OutputLimit,
+    /// The stage ended at its file size limit.
+    FileSizeLimit,
+    /// A forbidden operation: a system call the sandbox killed the program for, or a
+    /// connection the network policy denied.
+    Violation,
+    /// A system call the seccomp policy refused with an error. The program went on (it may
+    /// have handled the error), so the stage's outcome is its own.
+    DeniedSyscall,
+}
+
+impl ViolationKind {
+    /// The kind of a stage's outcome, if it is one the sandbox stopped the stage with.
+    pub fn of_outcome(kind: OutcomeKind) -> Option<Self> {
+        Some(match kind {
+            OutcomeKind::TimeLimit => Self::TimeLimit,
+            OutcomeKind::MemoryLimit => Self::MemoryLimit,
+            OutcomeKind::OutputLimit => Self::OutputLimit,
+            OutcomeKind::FileSizeLimit => Self::FileSizeLimit,
+            OutcomeKind::Violation => Self::Violation,
+            OutcomeKind::Exited
+            | OutcomeKind::Signaled
+            | OutcomeKind::CompileError
+            | OutcomeKind::DependencyError => return None,
+        })
+    }
+
+    /// The name in JSON, the history and metrics labels (`denied_syscall`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::TimeLimit => "time_limit",
+            Self::MemoryLimit => "memory_limit",
+            Self::OutputLimit => "output_limit",
+            Self::FileSizeLimit => "file_size_limit",
+            Self::Violation => "violation",
+            Self::DeniedSyscall => "denied_syscall",
+        }
+    }
+}
+
+impl std::fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One thing the sandbox stopped: a limit hit, a forbidden operation, a refused system call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
     /// The stage it happened in.
     pub stage: Stage,
-    /// What kind of outcome it ended the stage with (`time_limit`, `violation`, ...).
-    pub kind: OutcomeKind,
+    /// What kind it was (`time_limit`, `violation`, `denied_syscall`, ...).
+    pub kind: ViolationKind,
     /// For people: `cpu time limit exceeded`, `seccomp: ptrace`.
     pub detail: String,
+    /// For a [`ViolationKind::DeniedSyscall`]: which call, how often, how serious.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<RefusedCall>,
+}
+
+/// A system call the seccomp policy refused with an error, as a violation records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedCall {
+    /// The call's name (`mount`).
+    pub name: String,
+    /// The error each attempt failed with.
+    pub errno: DenyErrno,
+    /// How many times the stage's processes tried it.
+    pub count: u64,
+    /// How serious an attempt is, from the seccomp policy.
+    pub severity: DenySeverity,
 }
 
 impl Violation {
+    /// The violation a system call the policy refused records: one per call name and stage,
+    /// whatever the number of attempts (a storm of a million is one event, with its count).
+    pub fn denied_syscall(stage: Stage, call: &DeniedSyscall) -> Self {
+        let times = if call.count == 1 { "time" } else { "times" };
+        Self {
+            stage,
+            kind: ViolationKind::DeniedSyscall,
+            detail: format!(
+                "seccomp refused {} ({}), {} {times}",
+                call.name,
+                call.errno.name(),
+                call.count
+            ),
+            syscall: Some(RefusedCall {
+                name: call.name.clone(),
+                errno: call.errno,
+                count: call.count,
+                severity: call.severity,
+            }),
+        }
+    }
+
     /// The violation a stage's outcome records, if it was a limit or a forbidden operation.
     pub fn of(stage: Stage, outcome: &Outcome) -> Option<Self> {
         let detail = match outcome {
@@ -71,8 +168,9 @@ impl Violation {
         };
         Some(Self {
             stage,
-            kind: outcome.kind(),
+            kind: ViolationKind::of_outcome(outcome.kind())?,
             detail,
+            syscall: None,
         })
     }
 
@@ -85,19 +183,20 @@ impl Violation {
             _ => (Stage::Run, text),
         };
         let kinds = [
-            ("time limit", OutcomeKind::TimeLimit),
-            ("memory limit", OutcomeKind::MemoryLimit),
-            ("output limit", OutcomeKind::OutputLimit),
-            ("file size limit", OutcomeKind::FileSizeLimit),
+            ("time limit", ViolationKind::TimeLimit),
+            ("memory limit", ViolationKind::MemoryLimit),
+            ("output limit", ViolationKind::OutputLimit),
+            ("file size limit", ViolationKind::FileSizeLimit),
         ];
         let kind = kinds
             .iter()
             .find(|(words, _)| detail.contains(words))
-            .map_or(OutcomeKind::Violation, |(_, kind)| *kind);
+            .map_or(ViolationKind::Violation, |(_, kind)| *kind);
         Self {
             stage,
             kind,
             detail: detail.to_owned(),
+            syscall: None,
         }
     }
 }
@@ -120,8 +219,10 @@ impl<'de> Deserialize<'de> for Violation {
         #[derive(Deserialize)]
         struct Object {
             stage: Stage,
-            kind: OutcomeKind,
+            kind: ViolationKind,
             detail: String,
+            #[serde(default)]
+            syscall: Option<RefusedCall>,
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -134,6 +235,7 @@ impl<'de> Deserialize<'de> for Violation {
                 stage: o.stage,
                 kind: o.kind,
                 detail: o.detail,
+                syscall: o.syscall,
             },
             Form::Text(text) => Self::from_legacy(&text),
         })
@@ -158,7 +260,7 @@ mod tests {
             },
         )
         .expect("a limit");
-        assert_eq!(v.kind, OutcomeKind::TimeLimit);
+        assert_eq!(v.kind, ViolationKind::TimeLimit);
         assert_eq!(v.to_string(), "compile: cpu time limit exceeded");
         let v = Violation::of(
             Stage::Run,
@@ -188,7 +290,33 @@ mod tests {
             serde_json::from_str("\"run: output limit exceeded on stdout\"").expect("parses");
         assert_eq!(old, v);
         let old: Violation = serde_json::from_str("\"run: seccomp: ptrace\"").expect("parses");
-        assert_eq!(old.kind, OutcomeKind::Violation);
+        assert_eq!(old.kind, ViolationKind::Violation);
         assert_eq!(old.detail, "seccomp: ptrace");
+    }
+
+    #[test]
+    fn a_refused_call_is_a_denied_syscall_with_its_count_and_severity() {
+        let call = DeniedSyscall {
+            name: "mount".into(),
+            errno: DenyErrno::Eperm,
+            severity: DenySeverity::High,
+            count: 3,
+            samples: vec![[0; 6]],
+        };
+        let v = Violation::denied_syscall(Stage::Run, &call);
+        let json = serde_json::to_value(&v).expect("serializable");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "stage": "run",
+                "kind": "denied_syscall",
+                "detail": "seccomp refused mount (EPERM), 3 times",
+                "syscall": {"name": "mount", "errno": "EPERM", "count": 3, "severity": "high"}
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<Violation>(json).expect("parses"),
+            v
+        );
     }
 }

@@ -48,6 +48,10 @@ pub struct Settings {
     pub install: InstallSettings,
     /// The `[response]` rule, if any.
     pub response: Option<warden_core::ResponseConfig>,
+    /// The `[sessions]` settings with `WARDEN_SESSIONS_DIR` applied.
+    pub sessions: crate::sessions::SessionsSettings,
+    /// The `[volumes]` settings with `WARDEN_VOLUMES_DIR` applied.
+    pub volumes: crate::volumes::VolumesSettings,
 }
 
 /// How dependencies are installed (`[dependencies]` of `warden.toml`).
@@ -215,7 +219,11 @@ impl Settings {
         };
         let history = history(config.history, &env);
         let tools = tools(config.tools, &history, &env);
+        let sessions = sessions(&config.sessions, &history, &env);
+        let volumes = volumes(&config.volumes, &history, &env);
         Self {
+            volumes,
+            sessions,
             maxima,
             modes: config.modes,
             languages_dir: config.languages.dir,
@@ -249,6 +257,8 @@ impl Settings {
             tools: Some(self.tools.clone()),
             install: self.install.clone(),
             response: self.response.clone(),
+            sessions: self.sessions.clone(),
+            volumes: self.volumes.clone(),
             ..EngineConfig::new(helper)
         }
     }
@@ -275,6 +285,48 @@ fn network(config: NetworkConfig, env: &impl Fn(&str) -> Option<String>) -> Netw
             .unwrap_or_else(|| BUILTIN_NAMES[0].to_owned()),
         mode_default: config.mode_default,
         registries,
+    }
+}
+
+/// The `[sessions]` section with `WARDEN_SESSIONS_DIR` applied; the state directory defaults
+/// to `sessions/` beside the history database, as the tools' does.
+fn sessions(
+    config: &warden_core::SessionsConfig,
+    history: &Result<HistorySettings, SettingError>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> crate::sessions::SessionsSettings {
+    let dir = env("WARDEN_SESSIONS_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let db = history.as_ref().ok()?;
+            Some(db.path.parent()?.join("sessions"))
+        })
+        .unwrap_or_else(|| PathBuf::from(crate::sessions::SYSTEM_SESSIONS_DIR));
+    crate::sessions::SessionsSettings::new(config, dir)
+}
+
+/// The `[volumes]` section with `WARDEN_VOLUMES_DIR` applied; the directory defaults to
+/// `volumes/` beside the history database, as the tools' does.
+fn volumes(
+    config: &warden_core::VolumesConfig,
+    history: &Result<HistorySettings, SettingError>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> crate::volumes::VolumesSettings {
+    let dir = env("WARDEN_VOLUMES_DIR")
+        .map(PathBuf::from)
+        .or_else(|| config.dir.clone())
+        .or_else(|| {
+            let db = history.as_ref().ok()?;
+            Some(db.path.parent()?.join("volumes"))
+        })
+        .unwrap_or_else(|| PathBuf::from(crate::volumes::SYSTEM_VOLUMES_DIR));
+    let defaults = crate::volumes::VolumesSettings::in_dir(dir);
+    crate::volumes::VolumesSettings {
+        max_size: config.max_size.unwrap_or(defaults.max_size),
+        prune_after: config.prune_after,
+        concurrent_writers: config.concurrent_writers,
+        writer_wait: config.writer_wait.unwrap_or(defaults.writer_wait),
+        ..defaults
     }
 }
 
@@ -476,6 +528,28 @@ mod tests {
         assert_eq!(s.network.registries[0].source, OPERATOR_REGISTRIES);
         let s = settings(file, &[("WARDEN_NETWORK_POLICY_DIR", "/e/p")]);
         assert_eq!(s.network.policy_dir, PathBuf::from("/e/p"));
+    }
+
+    #[test]
+    fn the_volumes_dir_is_the_environment_then_the_file_then_beside_the_history() {
+        let s = settings("[history]\npath = \"/f/h.db\"\n", &[]);
+        assert_eq!(s.volumes.dir, PathBuf::from("/f/volumes"));
+        assert_eq!(
+            s.volumes.max_size,
+            warden_core::config::DEFAULT_MAX_VOLUME_SIZE
+        );
+        let file = "[volumes]\ndir = \"/f/v\"\nmax_size = \"1GiB\"\n\
+                    concurrent_writers = \"wait\"\nwriter_wait = \"2s\"\n";
+        let s = settings(file, &[]);
+        assert_eq!(s.volumes.dir, PathBuf::from("/f/v"));
+        assert_eq!(s.volumes.max_size, ByteSize::mib(1024));
+        assert_eq!(s.volumes.writer_wait, Duration::from_secs(2));
+        assert_eq!(
+            s.volumes.concurrent_writers,
+            warden_core::config::ConcurrentWriters::Wait
+        );
+        let s = settings(file, &[("WARDEN_VOLUMES_DIR", "/e/v")]);
+        assert_eq!(s.volumes.dir, PathBuf::from("/e/v"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! The calls themselves are the engine's (`Engine::call_tool`); this module holds what they
 //! work with: the registry, the `files` workspaces, and the call's request, reply and errors.
 
-mod files;
+pub(crate) mod files;
 mod registry;
 
 use std::path::PathBuf;
@@ -21,8 +21,8 @@ use crate::cancel::Cancellation;
 use crate::error::EngineError;
 use crate::execution::{ExecutionResult, Origin};
 
-pub use files::FilesError;
 pub(crate) use files::Workspaces;
+pub use files::{FileEntry, FilesError};
 pub(crate) use registry::{Judge, Registry};
 pub use registry::{
     LoadProblem, ProgramFile, RegisteredTool, RegistryError, ToolSource, ToolStatus, ToolView,

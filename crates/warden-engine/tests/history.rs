@@ -67,6 +67,7 @@ fn result(language: &str, outcome: Outcome, wall_ms: u64) -> ExecutionResult {
             analysis_time: std::time::Duration::ZERO,
         },
         network: None,
+        volumes: Vec::new(),
     }
 }
 
@@ -108,6 +109,7 @@ fn a_dependency_error_reads_back_with_the_installers_output() {
         cached: false,
         network: None,
         samples: Vec::new(),
+        denied_syscalls: Vec::new(),
     });
     store
         .record(&r, input(b"import nope"), Retention::Full)
@@ -139,6 +141,7 @@ fn an_execution_reads_back_as_recorded() {
         cached: false,
         network: None,
         samples: Vec::new(),
+        denied_syscalls: Vec::new(),
     });
     store
         .record(&r, input(b"int main() {}"), Retention::Full)
@@ -672,6 +675,6 @@ fn violations_recorded_as_text_read_back_structured() {
     let violations = shown.security.expect("security").violations;
     assert_eq!(violations.len(), 1);
     assert_eq!(violations[0].stage, Stage::Run);
-    assert_eq!(violations[0].kind, OutcomeKind::Violation);
+    assert_eq!(violations[0].kind, warden_engine::ViolationKind::Violation);
     assert_eq!(violations[0].detail, "seccomp: ptrace");
 }

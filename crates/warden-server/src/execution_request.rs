@@ -71,6 +71,25 @@ pub struct ExecutionBody {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "fresh")]
     pub reuse: Option<SandboxReuse>,
+    /// Named volumes mounted into the run's sandbox (docs/volumes.md); not in trusted mode.
+    /// An unknown volume is a 422, as is a volume another run writes to under
+    /// `concurrent_writers = "refuse"`.
+    #[serde(default, deserialize_with = "crate::json_body::objects")]
+    pub volumes: Vec<VolumeBody>,
+}
+
+/// A named volume and where the run sees it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeBody {
+    /// The volume's name (`POST /v1/volumes` creates one).
+    pub name: String,
+    /// Where it is mounted: an absolute path outside `/work` and the sandbox's own tree.
+    #[schema(value_type = String, example = "/data")]
+    pub path: std::path::PathBuf,
+    /// Mount it read-only.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// One file of a program.
@@ -165,7 +184,7 @@ fn duration_schema() -> utoipa::openapi::schema::Schema {
 }
 
 /// The document's schema of a size: text with a unit (`256MiB`), or bytes.
-fn size_schema() -> utoipa::openapi::schema::Schema {
+pub(crate) fn size_schema() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::Type;
     text_or_number(
         "text with a unit (256MiB, 1MiB) or bytes",
@@ -262,13 +281,22 @@ impl ExecutionBody {
             comparison: self.comparison.unwrap_or_default(),
             stop_on_failure: self.stop_on_failure,
             reuse: self.reuse.unwrap_or_default(),
+            volumes: self
+                .volumes
+                .into_iter()
+                .map(|v| warden_engine::VolumeRequest {
+                    name: v.name,
+                    path: v.path,
+                    read_only: v.read_only,
+                })
+                .collect(),
             ..ExecutionRequest::default()
         })
     }
 }
 
 impl ModeBody {
-    fn request(self) -> ModeRequest {
+    pub(crate) fn request(self) -> ModeRequest {
         match self {
             ModeBody::Auto => ModeRequest::Auto,
             ModeBody::Sandboxed => ModeRequest::Exactly(Mode::Sandboxed),
@@ -290,7 +318,7 @@ impl TestBody {
 
 impl LimitsBody {
     /// The overrides, or a 422 naming the first limit above the operator's maximum.
-    fn checked(self, maxima: &Limits) -> Result<LimitOverrides, ApiError> {
+    pub(crate) fn checked(self, maxima: &Limits) -> Result<LimitOverrides, ApiError> {
         let over = |field: &str, asked: String, max: String| {
             Err(ApiError::unprocessable(format!(
                 "limits.{field}: {asked} is above the operator's maximum of {max}"

@@ -5,7 +5,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{batch, executions, health, history, languages, stream, tools};
+use crate::routes::{
+    batch, executions, health, history, languages, sessions, stream, tools, volumes,
+};
 
 /// The own API's document.
 #[derive(OpenApi)]
@@ -31,6 +33,20 @@ use crate::routes::{batch, executions, health, history, languages, stream, tools
         tools::remove,
         tools::call,
         tools::stats,
+        sessions::create,
+        sessions::list,
+        sessions::get,
+        sessions::remove,
+        sessions::exec,
+        sessions::list_files,
+        sessions::download,
+        sessions::upload,
+        sessions::delete_file,
+        volumes::create,
+        volumes::list,
+        volumes::get,
+        volumes::remove,
+        volumes::prune,
     ),
     modifiers(&BearerToken),
     tags(
@@ -39,6 +55,8 @@ use crate::routes::{batch, executions, health, history, languages, stream, tools
         (name = "health", description = "Liveness and readiness"),
         (name = "history", description = "Recorded executions"),
         (name = "tools", description = "The tool registry: tools for agents, each run in a sandbox"),
+        (name = "sessions", description = "Sandboxes that live across calls, with a persistent workspace"),
+        (name = "volumes", description = "Named persistent volumes with a quota, mounted into runs"),
     )
 )]
 pub struct ApiDoc;
@@ -78,6 +96,9 @@ mod tests {
             "/v1/health",
             "/v1/ready",
             "/v1/history",
+            "/v1/sessions",
+            "/v1/sessions/{id}/exec",
+            "/v1/sessions/{id}/file",
             "/v1/stats",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is documented");

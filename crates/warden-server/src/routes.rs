@@ -8,8 +8,10 @@ pub(crate) mod executions;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod languages;
+pub(crate) mod sessions;
 pub(crate) mod stream;
 pub(crate) mod tools;
+pub(crate) mod volumes;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
@@ -36,6 +38,25 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tools/stats", get(tools::stats))
         .route("/v1/tools/{name}", get(tools::get).delete(tools::remove))
         .route("/v1/tools/{name}/call", post(tools::call))
+        .route("/v1/sessions", get(sessions::list).post(sessions::create))
+        .route(
+            "/v1/sessions/{id}",
+            get(sessions::get).delete(sessions::remove),
+        )
+        .route("/v1/sessions/{id}/exec", post(sessions::exec))
+        .route("/v1/sessions/{id}/files", get(sessions::list_files))
+        .route(
+            "/v1/sessions/{id}/file",
+            get(sessions::download)
+                .put(sessions::upload)
+                .delete(sessions::delete_file),
+        )
+        .route("/v1/volumes", get(volumes::list).post(volumes::create))
+        .route("/v1/volumes/prune", post(volumes::prune))
+        .route(
+            "/v1/volumes/{name}",
+            get(volumes::get).delete(volumes::remove),
+        )
         .route("/v1/openapi.json", get(docs::openapi))
         .route("/metrics", get(crate::metrics::metrics))
         .route("/docs", get(docs::page))

@@ -106,6 +106,10 @@ async fn run(state: AppState) -> Result<(), ServeError> {
     tracing::info!("shutting down: no new connections; waiting for admitted executions");
     let _ = stop.send(true);
     drain(&state, &mut servers).await;
+    // Sessions end with the server: their processes stop, their files stay in their volumes,
+    // and each says so when the next server reads it back (docs/sessions.md).
+    let sessions = state.clone();
+    let _ = tokio::task::spawn_blocking(move || sessions.engine().stop_sessions()).await;
     Ok(())
 }
 

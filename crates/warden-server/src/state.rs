@@ -311,6 +311,46 @@ impl AppState {
         Ok(reply)
     }
 
+    /// Runs one call in a session once admitted, as [`AppState::execute`] runs an execution:
+    /// the caller's quotas, a place in the queue and a worker. A call whose client goes away
+    /// runs to its end (its wall-time limit bounds it): cancelling it would kill the session's
+    /// sandbox, and the session with it.
+    pub(crate) async fn session_call(
+        &self,
+        session: String,
+        call: warden_engine::SessionCall,
+        caller: Caller,
+    ) -> Result<Result<Execution, warden_engine::SessionError>, ExecError> {
+        let admitted = self.admit(&caller)?;
+        let running: Running = self.inner.admission.start(admitted.ticket).await?;
+        self.inner.metrics.queued(admitted.at.elapsed());
+        let quota = admitted.quota;
+        let origin = Origin::new(caller.api.name(), caller.token.clone());
+        let call = match call {
+            warden_engine::SessionCall::Command {
+                command,
+                mut request,
+            } => {
+                request.origin = origin;
+                warden_engine::SessionCall::Command { command, request }
+            }
+            warden_engine::SessionCall::Program(mut request) => {
+                request.origin = origin;
+                warden_engine::SessionCall::Program(request)
+            }
+        };
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _held = (running, quota);
+            state
+                .inner
+                .engine
+                .session_call(&session, caller.token.as_deref(), call)
+        })
+        .await
+        .map_err(|_| ExecError::Worker)
+    }
+
     /// Executions started with `wait=false`.
     pub(crate) fn jobs(&self) -> &Jobs {
         &self.inner.jobs

@@ -17,7 +17,7 @@ use warden_core::mode::ModeRefusal;
 use warden_core::{parse_duration, ByteSize, LimitOverrides, Outcome};
 use warden_core::{Analysis, ModeRequest};
 use warden_engine::{
-    EngineError, Execution, ExecutionRequest, ExecutionResult, Origin, SourceFile,
+    EngineError, Execution, ExecutionRequest, ExecutionResult, Origin, SourceFile, VolumeRequest,
 };
 
 use super::sources;
@@ -69,6 +69,10 @@ pub(crate) struct RunArgs {
     /// limited_access whatever --network says, and cached (docs/network.md#dependencies).
     #[arg(long = "dep", value_name = "SPEC", allow_hyphen_values = true)]
     deps: Vec<String>,
+    /// A named volume mounted at an absolute path, read-write or with `:ro` read-only
+    /// (`data:/data`, `refs:/refs:ro`); repeatable. Not in trusted mode (docs/volumes.md).
+    #[arg(long = "volume", value_name = "NAME:PATH[:ro]", value_parser = parse_volume)]
+    volumes: Vec<VolumeRequest>,
     /// CPU time of the whole process tree (e.g. 2s, 500ms).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     cpu_time: Option<Duration>,
@@ -141,6 +145,27 @@ fn parse_mode(text: &str) -> Result<ModeRequest, String> {
     text.parse()
 }
 
+/// `NAME:PATH`, `NAME:PATH:ro` or `NAME:PATH:rw`.
+fn parse_volume(text: &str) -> Result<VolumeRequest, String> {
+    let (name, rest) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not NAME:PATH[:ro]"))?;
+    let (path, read_only) = match rest.rsplit_once(':') {
+        Some((path, "ro")) => (path, true),
+        Some((path, "rw")) => (path, false),
+        Some((_, other)) => return Err(format!("{other:?} is not ro or rw")),
+        None => (rest, false),
+    };
+    if name.is_empty() || path.is_empty() {
+        return Err(format!("{text:?} is not NAME:PATH[:ro]"));
+    }
+    Ok(VolumeRequest {
+        name: name.to_owned(),
+        path: PathBuf::from(path),
+        read_only,
+    })
+}
+
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let json = args.json;
     let profile = args.profile.then(std::time::Instant::now);
@@ -184,6 +209,7 @@ fn execute(args: RunArgs) -> anyhow::Result<(Execution, std::time::Duration)> {
         mode: args.mode,
         network: args.network.clone(),
         dependencies: args.deps.clone(),
+        volumes: args.volumes.clone(),
         origin: Origin::new("cli", None),
         ..ExecutionRequest::default()
     };

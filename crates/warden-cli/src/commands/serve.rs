@@ -3,6 +3,7 @@
 //! a single-threaded zygote fork them (no exec of the binary per run), then
 //! `warden_server::serve` until SIGTERM or SIGINT.
 
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -38,7 +39,16 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .pool_reuse
         .unwrap_or(DEFAULT_POOL_REUSE)
         .max(1);
+    config.pool_languages = settings
+        .server
+        .pool_languages
+        .iter()
+        .map(|(language, count)| (language.clone(), *count))
+        .collect();
     let engine = warden_engine::Engine::new(config)?;
+    engine
+        .warm_pool()
+        .context("starting the warm pool ([server] pool_languages)")?;
     warden_server::serve(engine, options)?;
     Ok(ExitCode::SUCCESS)
 }

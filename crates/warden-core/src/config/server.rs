@@ -64,6 +64,10 @@ pub struct ServerConfig {
     /// Runs one pooled sandbox may serve for one caller (the same token), reset in between;
     /// 1 runs each sandbox once.
     pub pool_reuse: Option<u64>,
+    /// Sandboxes kept ready from start-up for each of these languages' default runs (`python =
+    /// 4`); the count replaces `pool_size` for that kind of program.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub pool_languages: std::collections::BTreeMap<String, usize>,
     /// The API tokens; none means no authentication (allowed on loopback only).
     pub tokens: Vec<TokenConfig>,
 }

@@ -112,6 +112,8 @@ type Kept = (LiveSandbox, Instant);
 
 struct Shared {
     size: usize,
+    /// Sizes that replace `size` for some specs (`Pool::prewarm`), by key.
+    targets: Mutex<HashMap<String, usize>>,
     reuse: u64,
     host: Sandbox,
     /// Sandboxes that never ran, by spec key.
@@ -152,6 +154,7 @@ impl Pool {
     pub(crate) fn start(host: Sandbox, size: usize, reuse: u64, pressure: MemoryPressure) -> Self {
         let shared = Arc::new(Shared {
             size,
+            targets: Mutex::new(HashMap::new()),
             reuse: reuse.max(1),
             host,
             fresh: Mutex::new(HashMap::new()),
@@ -231,11 +234,23 @@ impl Pool {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let mut wanted = lock(&self.shared.wanted);
-        if wanted.len() < 4 * self.shared.size.max(1) {
+        if wanted.len() < 4 * self.shared.size_of(&key).max(1) {
             wanted.push_back((key, spec.clone()));
             self.shared.wake.notify_one();
         }
         taken
+    }
+
+    /// Keeps `count` sandboxes of `spec` ready from now on (instead of `size`), and has the
+    /// refill thread build them.
+    pub(crate) fn prewarm(&self, spec: &SandboxSpec, count: usize) {
+        let key = key(spec);
+        lock(&self.shared.targets).insert(key.clone(), count);
+        let mut wanted = lock(&self.shared.wanted);
+        for _ in 0..count {
+            wanted.push_back((key.clone(), spec.clone()));
+        }
+        self.shared.wake.notify_one();
     }
 
     /// Sizes and hit counts.
@@ -255,6 +270,11 @@ impl Pool {
 }
 
 impl Shared {
+    /// How many sandboxes of the spec `key` the pool keeps.
+    fn size_of(&self, key: &str) -> usize {
+        lock(&self.targets).get(key).copied().unwrap_or(self.size)
+    }
+
     /// The refill thread: builds a sandbox for each wanted spec whose list is short.
     fn refill(&self) {
         let backend = self.host.native();
@@ -275,7 +295,8 @@ impl Shared {
                 }
             };
             let (key, spec) = next;
-            let short = lock(&self.fresh).get(&key).map_or(0, Vec::len) < self.size;
+            let size = self.size_of(&key);
+            let short = lock(&self.fresh).get(&key).map_or(0, Vec::len) < size;
             if !short || (self.pressure)() {
                 continue;
             }
@@ -283,7 +304,7 @@ impl Shared {
                 Ok(sandbox) => {
                     let mut fresh = lock(&self.fresh);
                     let list = fresh.entry(key).or_default();
-                    if list.len() < self.size && !self.stop.load(Ordering::SeqCst) {
+                    if list.len() < size && !self.stop.load(Ordering::SeqCst) {
                         list.push(sandbox);
                     }
                 }

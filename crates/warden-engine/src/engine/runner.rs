@@ -111,6 +111,32 @@ impl<'e> Runner<'e> {
         Ok(released?)
     }
 
+    /// Runs every job in `sandbox`, a session's (`sessions.rs`), which outlives the runner:
+    /// take it back with [`Runner::into_session`]. Should it end, the next job builds another
+    /// of the same spec.
+    pub(super) fn with_session(
+        mut self,
+        sandbox: LiveSandbox,
+        proxy: Option<BlockingProxy>,
+    ) -> Self {
+        self.pool = None;
+        self.reuse = SandboxReuse::Shared;
+        self.shared = Some((sandbox, proxy));
+        self
+    }
+
+    /// The session's sandbox and proxy back, after its jobs ran (`None` if it could not be
+    /// rebuilt after ending).
+    pub(super) fn into_session(mut self) -> Option<(LiveSandbox, Option<BlockingProxy>)> {
+        self.shared.take()
+    }
+
+    /// Builds a sandbox for a new session, with its proxy; never a pooled one.
+    pub(super) fn open(&mut self) -> Result<(LiveSandbox, Option<BlockingProxy>), EngineError> {
+        self.pool = None;
+        self.create()
+    }
+
     /// Time spent building sandboxes, running jobs, and ending sandboxes, so far.
     pub(super) fn timings(&self) -> (Duration, Duration, Duration) {
         (self.setup, self.jobs, self.teardown)

@@ -160,7 +160,11 @@ impl Engine {
                 tool: tool.name.clone(),
                 errors,
             })?;
+        let session = input.get("session").and_then(Value::as_str);
         if let Runner::Builtin(Builtin::Files) = tool.runner {
+            if let Some(session) = session {
+                return self.session_files_call(tool, request, session, input, started);
+            }
             return self.files_call(tool, request, input, started);
         }
         let execution = match self.tool_execution(entry, input) {
@@ -176,11 +180,114 @@ impl Engine {
             origin: request.origin.clone(),
             ..execution
         };
+        if let Some(session) = session {
+            return self.session_tool_call(tool, session, input, request_execution, started);
+        }
         match self.execute(request_execution) {
             Ok(done) => Ok(reply(tool, done.result, started)),
             Err(e) if e.kind().is_caller_fault() => Ok(failed(tool, e.to_string(), started)),
             Err(e) => Err(ToolCallError::Engine(e)),
         }
+    }
+
+    /// A `run_code`, `python` or `shell` call made in a session: the session's mode, network
+    /// and workspace instead of the tool's.
+    fn session_tool_call(
+        &self,
+        tool: &Tool,
+        session: &str,
+        input: &Value,
+        mut execution: ExecutionRequest,
+        started: Instant,
+    ) -> Result<ToolReply, ToolCallError> {
+        execution.mode = None;
+        execution.network = None;
+        let call = match tool.runner {
+            Runner::Builtin(Builtin::Shell) => super::SessionCall::Command {
+                command: input["command"].as_str().unwrap_or_default().to_owned(),
+                request: execution,
+            },
+            Runner::Builtin(Builtin::RunCode | Builtin::Python) => {
+                super::SessionCall::Program(execution)
+            }
+            _ => {
+                return Ok(failed(
+                    tool,
+                    format!("{} does not run in a session", tool.name),
+                    started,
+                ))
+            }
+        };
+        let caller = call_origin(&call).token.clone();
+        match self.session_call(session, caller.as_deref(), call) {
+            Ok(done) => Ok(reply(tool, done.result, started)),
+            Err(e) => session_failure(tool, e, started),
+        }
+    }
+
+    /// The `files` tool on a session's workspace.
+    fn session_files_call(
+        &self,
+        tool: &Tool,
+        request: &ToolCallRequest,
+        session: &str,
+        input: &Value,
+        started: Instant,
+    ) -> Result<ToolReply, ToolCallError> {
+        use super::{FileAnswer, FileOp};
+        let path = input["path"].as_str().unwrap_or_default().to_owned();
+        let op = match input["operation"].as_str().unwrap_or_default() {
+            "list" => FileOp::List(path.clone()),
+            "read" => FileOp::Read(path.clone()),
+            "write" => match input["content"].as_str() {
+                Some(content) => FileOp::Write(path.clone(), content.as_bytes().to_vec()),
+                None => {
+                    return Ok(failed(
+                        tool,
+                        "write needs \"content\" (the file's text)".into(),
+                        started,
+                    ))
+                }
+            },
+            "delete" => FileOp::Delete(path.clone()),
+            other => {
+                return Ok(failed(
+                    tool,
+                    format!("unknown operation {other:?}: list, read, write or delete"),
+                    started,
+                ))
+            }
+        };
+        let caller = request.origin.token.as_deref();
+        let value = match self.session_files(session, caller, op) {
+            Ok(FileAnswer::Entries(entries)) => json!({"path": path, "entries": entries}),
+            Ok(FileAnswer::Bytes(bytes)) => match String::from_utf8(bytes) {
+                Ok(text) => json!({"path": path, "content": text}),
+                Err(_) => {
+                    return Ok(failed(
+                        tool,
+                        crate::tools::FilesError::Binary(path).to_string(),
+                        started,
+                    ))
+                }
+            },
+            Ok(FileAnswer::Done) => match input["operation"].as_str() {
+                Some("write") => json!({"written": path}),
+                _ => json!({"deleted": path}),
+            },
+            Err(e) => return session_failure(tool, e, started),
+        };
+        Ok(ToolReply {
+            tool: tool.name.clone(),
+            is_error: false,
+            text: match value.get("content").and_then(Value::as_str) {
+                Some(content) => content.to_owned(),
+                None => value.to_string(),
+            },
+            structured: Some(value),
+            execution: None,
+            latency: started.elapsed(),
+        })
     }
 
     /// The `files` tool: an operation on the caller's workspace, no sandbox involved.
@@ -575,4 +682,28 @@ fn status_of(reply: &ToolReply) -> ToolCallStatus {
 fn first_line(text: &str) -> String {
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text);
     line.chars().take(300).collect()
+}
+
+/// The origin of a session call's request.
+fn call_origin(call: &super::SessionCall) -> &crate::execution::Origin {
+    match call {
+        super::SessionCall::Command { request, .. } | super::SessionCall::Program(request) => {
+            &request.origin
+        }
+    }
+}
+
+/// A session call that failed: the caller's mistake (an unknown or stopped session, a bad
+/// path, a refused program) is the tool's error; warden's own failure is an `Err`.
+fn session_failure(
+    tool: &Tool,
+    e: crate::sessions::SessionError,
+    started: Instant,
+) -> Result<ToolReply, ToolCallError> {
+    use crate::sessions::SessionError;
+    match e {
+        SessionError::Engine(e) if !e.kind().is_caller_fault() => Err(ToolCallError::Engine(e)),
+        SessionError::Files(e) if e.is_internal() => Err(ToolCallError::Files(e)),
+        e => Ok(failed(tool, e.to_string(), started)),
+    }
 }

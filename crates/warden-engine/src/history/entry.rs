@@ -180,6 +180,10 @@ pub struct SecurityRecord {
     /// back into the same form.
     #[serde(default)]
     pub violations: Vec<Violation>,
+    /// The named volumes the execution mounted (docs/volumes.md); kept here, in the row's
+    /// security JSON, since they are what its sandbox could reach beside its own tree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::execution::VolumeRequest>,
 }
 
 /// A recorded execution, as read back.
@@ -273,6 +277,7 @@ fn facts_of(result: &ExecutionResult) -> Facts {
             findings: security.findings.clone(),
             parse_error: security.parse_error.clone(),
             violations: security.violations.clone(),
+            volumes: result.volumes.clone(),
         }),
     }
 }

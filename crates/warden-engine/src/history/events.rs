@@ -7,11 +7,11 @@ use std::time::SystemTime;
 
 use rusqlite::Connection;
 use serde::Serialize;
-use warden_core::OutcomeKind;
+use warden_core::seccomp_policy::DenySeverity;
 
 use super::entry::{unsigned, SecurityRecord};
 use super::{classify, unix_ms, utc_from_unix_ms, HistoryError};
-use crate::security::{Stage, Violation};
+use crate::security::{Stage, Violation, ViolationKind};
 
 /// How serious an event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -22,16 +22,27 @@ pub enum Severity {
     /// A connection the network policy denied.
     Medium,
     /// An operation the sandbox killed the program for (a denied system call, a forbidden
-    /// operation).
+    /// operation), or a refused system call that is a step of a known escape (mount,
+    /// namespaces, ptrace, BPF, keyrings).
     High,
 }
 
 impl Severity {
     /// The severity of `violation`.
     pub fn of(violation: &Violation) -> Self {
+        if let Some(call) = &violation.syscall {
+            // A refused call: the seccomp policy says how serious (policies/seccomp).
+            return match call.severity {
+                DenySeverity::Low => Severity::Low,
+                DenySeverity::Medium => Severity::Medium,
+                DenySeverity::High => Severity::High,
+            };
+        }
         match violation.kind {
-            OutcomeKind::Violation if violation.detail.starts_with("network:") => Severity::Medium,
-            OutcomeKind::Violation => Severity::High,
+            ViolationKind::Violation if violation.detail.starts_with("network:") => {
+                Severity::Medium
+            }
+            ViolationKind::Violation => Severity::High,
             _ if violation.detail.starts_with("network:") => Severity::Medium,
             _ => Severity::Low,
         }
@@ -64,8 +75,8 @@ pub struct SecurityEvent {
     pub token: Option<String>,
     /// The stage it happened in.
     pub stage: Stage,
-    /// What kind of outcome it was.
-    pub kind: OutcomeKind,
+    /// What kind of thing was stopped.
+    pub kind: ViolationKind,
     /// For people.
     pub detail: String,
     /// How serious.
@@ -163,34 +174,49 @@ pub(super) fn count_for(
 mod tests {
     use super::*;
 
-    fn violation(kind: OutcomeKind, detail: &str) -> Violation {
+    fn violation(kind: ViolationKind, detail: &str) -> Violation {
         Violation {
             stage: Stage::Run,
             kind,
             detail: detail.to_owned(),
+            syscall: None,
         }
     }
 
     #[test]
     fn severities_follow_what_was_stopped() {
         assert_eq!(
-            Severity::of(&violation(OutcomeKind::Violation, "seccomp: ptrace")),
+            Severity::of(&violation(ViolationKind::Violation, "seccomp: ptrace")),
             Severity::High
         );
         assert_eq!(
             Severity::of(&violation(
-                OutcomeKind::Violation,
+                ViolationKind::Violation,
                 "network: tcp 10.0.0.1:80 denied"
             )),
             Severity::Medium
         );
         assert_eq!(
             Severity::of(&violation(
-                OutcomeKind::MemoryLimit,
+                ViolationKind::MemoryLimit,
                 "memory limit exceeded"
             )),
             Severity::Low
         );
+        let refused = |severity| {
+            Severity::of(&Violation::denied_syscall(
+                Stage::Run,
+                &warden_sandbox::DeniedSyscall {
+                    name: "mount".into(),
+                    errno: warden_core::seccomp_policy::DenyErrno::Eperm,
+                    severity,
+                    count: 1,
+                    samples: Vec::new(),
+                },
+            ))
+        };
+        assert_eq!(refused(DenySeverity::High), Severity::High);
+        assert_eq!(refused(DenySeverity::Low), Severity::Low);
         assert!(Severity::Low < Severity::High);
         assert_eq!("medium".parse(), Ok(Severity::Medium));
         assert!("urgent".parse::<Severity>().is_err());

@@ -7,12 +7,12 @@ use serde::Serializer;
 
 use super::unix_ms;
 
-pub(super) fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&utc(unix_ms(*time)))
 }
 
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub(super) fn utc(ms: i64) -> String {
+pub(crate) fn utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, second) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);

@@ -73,6 +73,9 @@ pub enum FilesError {
         /// Its quota.
         quota: u64,
     },
+    /// The workspace's filesystem is full (a session's or a volume's quota).
+    #[error("no space left in the workspace writing {0:?}")]
+    NoSpace(String),
     /// A required field is missing.
     #[error("{0}")]
     Input(String),
@@ -93,7 +96,7 @@ pub enum FilesError {
 
 impl FilesError {
     /// Whether warden (its host), not the caller, failed.
-    pub(crate) fn is_internal(&self) -> bool {
+    pub fn is_internal(&self) -> bool {
         matches!(self, FilesError::Host { .. })
     }
 }
@@ -210,6 +213,138 @@ impl Workspaces {
             .map_err(|e| at(path, "writing", io_errno(&e)))?;
         Ok(json!({"written": path, "bytes": content.len()}))
     }
+}
+
+/// One entry of a directory, for a session's file listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileEntry {
+    /// Its name in the directory.
+    pub name: String,
+    /// `file`, `directory`, `link` or `other`.
+    pub kind: &'static str,
+    /// Its size in bytes (files only; 0 otherwise).
+    pub size: u64,
+}
+
+/// Opens `root`, a workspace directory on the host, for the operations below.
+pub(crate) fn open_root(root: &Path) -> Result<OwnedFd, FilesError> {
+    nix::fcntl::open(
+        root,
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+        Mode::empty(),
+    )
+    .map_err(|errno| FilesError::Host {
+        step: "opening",
+        path: root.display().to_string(),
+        errno,
+    })
+}
+
+/// The entries of the directory `path` ("" or "." for the workspace itself), sorted by name.
+pub(crate) fn list_entries(workspace: &OwnedFd, path: &str) -> Result<Vec<FileEntry>, FilesError> {
+    let parts = if path.is_empty() || path == "." {
+        Vec::new()
+    } else {
+        components(path)?
+    };
+    let dir = walk(workspace, &parts, path, false)?;
+    let mut entries: Vec<FileEntry> = children(&dir, path)?
+        .into_iter()
+        .map(|(name, st)| FileEntry {
+            name,
+            kind: kind(&st),
+            size: if kind(&st) == "file" {
+                st.st_size as u64
+            } else {
+                0
+            },
+        })
+        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+/// The bytes of the regular file `path`, at most `max` of them (a larger file is refused).
+pub(crate) fn read_bytes(workspace: &OwnedFd, path: &str, max: u64) -> Result<Vec<u8>, FilesError> {
+    let parts = components(path)?;
+    let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
+    let dir = walk(workspace, parents, path, false)?;
+    // O_NONBLOCK: a FIFO the sandbox planted must not block the host's open.
+    let fd = openat(
+        &dir,
+        *name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )
+    .map_err(|e| at(path, "reading", e))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| at(path, "reading", e))?;
+    if kind(&st) != "file" {
+        return Err(FilesError::WrongKind {
+            path: path.into(),
+            what: article(kind(&st)),
+        });
+    }
+    let size = st.st_size as u64;
+    if size > max {
+        return Err(FilesError::TooLarge {
+            path: path.into(),
+            size,
+            max,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    std::fs::File::from(fd)
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| at(path, "reading", io_errno(&e)))?;
+    if bytes.len() as u64 > max {
+        return Err(FilesError::TooLarge {
+            path: path.into(),
+            size: bytes.len() as u64,
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Writes `content` to `path`, creating the missing directories and replacing a regular
+/// file; the workspace's filesystem is the quota (ENOSPC is [`FilesError::NoSpace`]).
+pub(crate) fn write_bytes(
+    workspace: &OwnedFd,
+    path: &str,
+    content: &[u8],
+) -> Result<(), FilesError> {
+    let parts = components(path)?;
+    let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
+    let dir = walk(workspace, parents, path, true)?;
+    if let Some(st) = stat(&dir, name, path)? {
+        if kind(&st) != "file" {
+            return Err(FilesError::WrongKind {
+                path: path.into(),
+                what: article(kind(&st)),
+            });
+        }
+    }
+    let no_space = |errno: Errno| match errno {
+        Errno::ENOSPC | Errno::EDQUOT => FilesError::NoSpace(path.into()),
+        errno => at(path, "writing", errno),
+    };
+    let fd = openat(
+        &dir,
+        *name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(no_space)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(content)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| no_space(io_errno(&e)))
+}
+
+/// Deletes the file, link or empty directory `path`.
+pub(crate) fn delete_path(workspace: &OwnedFd, path: &str) -> Result<(), FilesError> {
+    delete(workspace, path).map(|_| ())
 }
 
 /// The directory name of a caller's workspace: the token's name when it is plain, else its

@@ -1,0 +1,255 @@
+//! A small HTTP/1.1 client for the commands that talk to a running `warden serve` (sessions
+//! live in a server, not in a one-shot process). Plain `http://` only: the server listens on
+//! loopback unless the operator configured otherwise, and a remote one sits behind a proxy
+//! that terminates TLS. One request per connection (`Connection: close`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+/// The server's address when neither `--server` nor `WARDEN_SERVER` names one.
+pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:2358";
+
+/// The largest answer read (a downloaded file is at most 64 MiB).
+const MAX_ANSWER: u64 = 80 << 20;
+
+/// Where the server is and who the caller is.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    host: String,
+    port: u16,
+    token: Option<String>,
+}
+
+/// An answer: its status and body.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON, or the server's error message as the error.
+    pub(crate) fn json(self) -> anyhow::Result<serde_json::Value> {
+        let value: serde_json::Value = serde_json::from_slice(&self.body).with_context(|| {
+            format!(
+                "the server answered {} with a body that is not JSON",
+                self.status
+            )
+        })?;
+        if !(200..300).contains(&self.status) {
+            bail!("{}", error_message(self.status, &value));
+        }
+        Ok(value)
+    }
+
+    /// Nothing but success is expected.
+    pub(crate) fn ok(self) -> anyhow::Result<()> {
+        if (200..300).contains(&self.status) {
+            return Ok(());
+        }
+        let value = serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null);
+        bail!("{}", error_message(self.status, &value))
+    }
+}
+
+fn error_message(status: u16, body: &serde_json::Value) -> String {
+    match body["error"].as_str() {
+        Some(message) => format!("the server refused ({status}): {message}"),
+        None => format!("the server answered {status}"),
+    }
+}
+
+impl Client {
+    /// The server at `url` (`http://HOST:PORT`), authenticated with `token` if given.
+    pub(crate) fn new(url: &str, token: Option<String>) -> anyhow::Result<Self> {
+        let rest = url
+            .strip_prefix("http://")
+            .with_context(|| format!("{url:?}: the server's address is http://HOST:PORT"))?;
+        let authority = rest.trim_end_matches('/');
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
+                host,
+                port.parse::<u16>()
+                    .with_context(|| format!("{url:?}: {port:?} is not a port"))?,
+            ),
+            _ => (authority, 80),
+        };
+        if host.is_empty() || authority.contains('/') {
+            bail!("{url:?}: the server's address is http://HOST:PORT");
+        }
+        Ok(Self {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port,
+            token: token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// Sends one request and reads the whole answer.
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> anyhow::Result<Answer> {
+        let mut stream =
+            TcpStream::connect((self.host.as_str(), self.port)).with_context(|| {
+                format!(
+                    "connecting to the warden server at {}:{} (is `warden serve` running? set \
+                 --server or WARDEN_SERVER)",
+                    self.host, self.port
+                )
+            })?;
+        stream.set_read_timeout(Some(Duration::from_secs(3600)))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.host,
+            self.port,
+            body.len()
+        );
+        if let Some(kind) = content_type {
+            head.push_str(&format!("Content-Type: {kind}\r\n"));
+        }
+        if let Some(token) = &self.token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        head.push_str("\r\n");
+        // A server that refuses the body (too large) answers and closes before reading it all:
+        // its answer says why, better than the broken pipe.
+        let sent = stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body));
+        match (read_answer(BufReader::new(stream)), sent) {
+            (Ok(answer), _) => Ok(answer),
+            (Err(e), Ok(())) => Err(e),
+            (Err(_), Err(e)) => Err(e).context("sending the request to the server"),
+        }
+    }
+
+    /// `GET path`.
+    pub(crate) fn get(&self, path: &str) -> anyhow::Result<Answer> {
+        self.request("GET", path, None, &[])
+    }
+
+    /// A JSON body.
+    pub(crate) fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<Answer> {
+        self.request(
+            method,
+            path,
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        )
+    }
+}
+
+/// Reads a status line, headers and a body (by `Content-Length`, chunked, or to the end).
+fn read_answer(mut reader: impl BufRead) -> anyhow::Result<Answer> {
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .context("reading the server's answer")?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .with_context(|| format!("the server's answer starts with {line:?}"))?;
+    let mut length = None;
+    let mut chunked = false;
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse::<u64>().ok();
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.eq_ignore_ascii_case("chunked");
+            }
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = u64::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .context("a malformed chunk in the server's answer")?;
+            if size == 0 {
+                break;
+            }
+            if body.len() as u64 + size > MAX_ANSWER {
+                bail!("the server's answer is larger than {MAX_ANSWER} bytes");
+            }
+            (&mut reader).take(size).read_to_end(&mut body)?;
+            line.clear();
+            reader.read_line(&mut line)?;
+        }
+    } else {
+        let most = length.unwrap_or(MAX_ANSWER).min(MAX_ANSWER);
+        reader.take(most).read_to_end(&mut body)?;
+    }
+    Ok(Answer { status, body })
+}
+
+/// `s` with the characters a query value cannot hold percent-encoded.
+pub(crate) fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_and_bad_ones_are_refused() {
+        let c = Client::new("http://127.0.0.1:2358", None).expect("valid");
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 2358));
+        let c = Client::new("http://[::1]:80/", Some(String::new())).expect("valid");
+        assert_eq!((c.host.as_str(), c.port, c.token), ("::1", 80, None));
+        assert!(Client::new("https://example:1", None).is_err());
+        assert!(Client::new("http://:1", None).is_err());
+        assert!(Client::new("http://h:port", None).is_err());
+    }
+
+    #[test]
+    fn answers_read_by_length_and_chunked() {
+        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        let answer = read_answer(&plain[..]).expect("read");
+        assert_eq!((answer.status, answer.body.as_slice()), (200, &b"{}"[..]));
+        let chunked =
+            b"HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        let answer = read_answer(&chunked[..]).expect("read");
+        assert_eq!(
+            (answer.status, answer.body.as_slice()),
+            (404, &b"abcde"[..])
+        );
+        assert!(read_answer(&b"garbage\r\n\r\n"[..]).is_err());
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(query_value("a b/c&d"), "a%20b/c%26d");
+    }
+}

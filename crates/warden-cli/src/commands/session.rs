@@ -1,0 +1,372 @@
+//! `warden session`: sandboxes that live across calls (docs/sessions.md). A session lives in a
+//! running `warden serve`, so these commands are its clients: `--server` (or `WARDEN_SERVER`)
+//! says where, `--token` (or `WARDEN_TOKEN`) who asks.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use warden_core::{ByteSize, Outcome};
+
+use super::client::{query_value, Client, DEFAULT_SERVER};
+
+/// Arguments of `warden session`.
+#[derive(Debug, Args)]
+pub(crate) struct SessionArgs {
+    /// The server, `http://HOST:PORT`.
+    #[arg(long, env = "WARDEN_SERVER", default_value = DEFAULT_SERVER, global = true)]
+    server: String,
+    /// The API token, if the server requires one.
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: SessionCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCommand {
+    /// Start a session; prints its id.
+    Create(CreateArgs),
+    /// Run a command in a session (`-- CMD ARGS...`, joined into one shell line), or a program
+    /// file with `--file`. Prints its output; exits as `warden run` does.
+    Exec(ExecArgs),
+    /// Copy a file into or out of a session: `cp LOCAL ID:PATH` or `cp ID:PATH LOCAL`
+    /// (`-` for stdin or stdout).
+    Cp {
+        /// The source.
+        from: String,
+        /// The destination.
+        to: String,
+    },
+    /// List a directory of a session's workspace: `ls ID[:DIR]`.
+    Ls {
+        /// The session and, after a colon, the directory.
+        target: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a session and remove it with its workspace.
+    Rm {
+        /// The session's id.
+        id: String,
+    },
+    /// List the sessions: id, state, mode, calls, idle and lifetime.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one session as JSON: its state, why it stopped, its resources now.
+    Show {
+        /// The session's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// `sandboxed`, `isolated` or `auto` (what the operator's policy gives code without
+    /// findings).
+    #[arg(long)]
+    mode: Option<String>,
+    /// The network policy of every call.
+    #[arg(long)]
+    network: Option<String>,
+    /// Memory of the whole session (every process of every call).
+    #[arg(long)]
+    memory: Option<ByteSize>,
+    /// Processes and threads of the whole session.
+    #[arg(long)]
+    max_procs: Option<u32>,
+    /// Each call's wall-clock limit.
+    #[arg(long, value_name = "DURATION")]
+    wall_time: Option<String>,
+    /// Stop the session after this long without a call (`10m`).
+    #[arg(long, value_name = "DURATION")]
+    idle_timeout: Option<String>,
+    /// Stop it this long after it started (`1h`).
+    #[arg(long, value_name = "DURATION")]
+    max_lifetime: Option<String>,
+    /// Its workspace's size (`256MiB`), a hard quota.
+    #[arg(long)]
+    disk: Option<ByteSize>,
+    /// An existing volume to use as the workspace (kept when the session is removed).
+    #[arg(long)]
+    workspace: Option<String>,
+    /// Print the session as JSON instead of its id.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// The session's id.
+    id: String,
+    /// Run this program file (laid out in the workspace under its name) instead of a command.
+    #[arg(long, conflicts_with = "command")]
+    file: Option<PathBuf>,
+    /// The program's language (detected when absent).
+    #[arg(long = "lang", requires = "file")]
+    language: Option<String>,
+    /// Pass this process's standard input to the call.
+    #[arg(long)]
+    stdin: bool,
+    /// The call's wall-clock limit.
+    #[arg(long, value_name = "DURATION")]
+    wall_time: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The command and its arguments, joined with spaces into one shell line.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+/// Runs `warden session`.
+pub(crate) fn run(args: SessionArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server, args.token)?;
+    match args.command {
+        SessionCommand::Create(create) => create_session(&client, create),
+        SessionCommand::Exec(exec) => exec_call(&client, exec),
+        SessionCommand::Cp { from, to } => copy(&client, &from, &to),
+        SessionCommand::Ls { target, json } => list_files(&client, &target, json),
+        SessionCommand::Rm { id } => {
+            client
+                .request(
+                    "DELETE",
+                    &format!("/v1/sessions/{}", query_value(&id)),
+                    None,
+                    &[],
+                )?
+                .ok()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        SessionCommand::List { json } => list_sessions(&client, json),
+        SessionCommand::Show { id } => {
+            let session = client
+                .get(&format!("/v1/sessions/{}", query_value(&id)))?
+                .json()?;
+            line(&serde_json::to_string_pretty(&session)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn create_session(client: &Client, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let mut limits = serde_json::Map::new();
+    if let Some(memory) = args.memory {
+        limits.insert("memory".into(), json!(memory.to_string()));
+    }
+    if let Some(procs) = args.max_procs {
+        limits.insert("max_procs".into(), json!(procs));
+    }
+    if let Some(wall) = args.wall_time {
+        limits.insert("wall_time".into(), json!(wall));
+    }
+    let mut body = json!({ "limits": limits });
+    let fields = [
+        ("mode", args.mode),
+        ("network", args.network),
+        ("idle_timeout", args.idle_timeout),
+        ("max_lifetime", args.max_lifetime),
+        ("disk", args.disk.map(|d| d.to_string())),
+        ("workspace", args.workspace),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            body[key] = json!(value);
+        }
+    }
+    let session = client.send_json("POST", "/v1/sessions", &body)?.json()?;
+    if args.json {
+        line(&session.to_string())?;
+    } else {
+        line(session["id"].as_str().unwrap_or_default())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exec_call(client: &Client, args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let mut body = match &args.file {
+        Some(path) => {
+            let code = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "main".into());
+            let mut body = json!({ "files": [{ "name": name, "content": code }] });
+            if let Some(language) = &args.language {
+                body["language"] = json!(language);
+            }
+            body
+        }
+        None if args.command.is_empty() => {
+            bail!("nothing to run: give `-- COMMAND ARGS...` or --file PROGRAM")
+        }
+        None => json!({ "command": args.command.join(" ") }),
+    };
+    if args.stdin {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .context("reading standard input")?;
+        body["stdin"] = json!(input);
+    }
+    if let Some(wall) = args.wall_time {
+        body["limits"] = json!({ "wall_time": wall });
+    }
+    let result = client
+        .send_json(
+            "POST",
+            &format!("/v1/sessions/{}/exec", query_value(&args.id)),
+            &body,
+        )?
+        .json()?;
+    if args.json {
+        line(&result.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(compile) = result["compile"].as_object() {
+        if compile.get("outcome").and_then(|o| o["kind"].as_str()) != Some("exited")
+            || compile.get("outcome").and_then(|o| o["code"].as_i64()) != Some(0)
+        {
+            eprint!(
+                "{}",
+                compile
+                    .get("stderr")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            );
+        }
+    }
+    std::io::stdout().write_all(result["stdout"].as_str().unwrap_or_default().as_bytes())?;
+    std::io::stderr().write_all(result["stderr"].as_str().unwrap_or_default().as_bytes())?;
+    let outcome: Outcome = serde_json::from_value(result["outcome"].clone())
+        .context("the server's result has no outcome")?;
+    if !matches!(outcome, Outcome::Exited { .. }) {
+        eprintln!("warden: {outcome}");
+    }
+    Ok(ExitCode::from(crate::exit_code::for_outcome(&outcome)))
+}
+
+/// `ID:PATH` split, if `text` names a session's file.
+fn session_path(text: &str) -> Option<(&str, &str)> {
+    let (id, path) = text.split_once(':')?;
+    (!id.is_empty() && !id.contains('/')).then_some((id, path))
+}
+
+fn copy(client: &Client, from: &str, to: &str) -> anyhow::Result<ExitCode> {
+    match (session_path(from), session_path(to)) {
+        (Some(_), Some(_)) => bail!("copy between sessions through a local file"),
+        (None, None) => bail!("one side is a session's file: ID:PATH"),
+        (None, Some((id, path))) => {
+            let bytes = if from == "-" {
+                let mut bytes = Vec::new();
+                std::io::stdin().read_to_end(&mut bytes)?;
+                bytes
+            } else {
+                std::fs::read(from).with_context(|| format!("reading {from}"))?
+            };
+            client
+                .request(
+                    "PUT",
+                    &format!(
+                        "/v1/sessions/{}/file?path={}",
+                        query_value(id),
+                        query_value(path)
+                    ),
+                    Some("application/octet-stream"),
+                    &bytes,
+                )?
+                .ok()?;
+        }
+        (Some((id, path)), None) => {
+            let answer = client.get(&format!(
+                "/v1/sessions/{}/file?path={}",
+                query_value(id),
+                query_value(path)
+            ))?;
+            if answer.status != 200 {
+                return answer.ok().map(|()| ExitCode::FAILURE);
+            }
+            if to == "-" {
+                std::io::stdout().write_all(&answer.body)?;
+            } else {
+                std::fs::write(to, &answer.body).with_context(|| format!("writing {to}"))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_files(client: &Client, target: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let (id, dir) = session_path(target).unwrap_or((target, ""));
+    let listing = client
+        .get(&format!(
+            "/v1/sessions/{}/files?path={}",
+            query_value(id),
+            query_value(dir)
+        ))?
+        .json()?;
+    if json {
+        line(&listing.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    for entry in listing["entries"].as_array().into_iter().flatten() {
+        let name = entry["name"].as_str().unwrap_or_default();
+        match entry["kind"].as_str() {
+            Some("directory") => writeln!(out, "{name}/")?,
+            Some("file") => writeln!(out, "{name}\t{}", entry["size"])?,
+            _ => writeln!(out, "{name}\t({})", entry["kind"].as_str().unwrap_or("?"))?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_sessions(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let sessions = client.get("/v1/sessions")?.json()?;
+    if json {
+        line(&sessions.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = sessions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let text = |key: &str| s[key].as_str().unwrap_or_default().to_owned();
+            vec![
+                text("id"),
+                text("state"),
+                text("mode"),
+                s["calls"].to_string(),
+                text("last_used_at"),
+                s["stopped_reason"].as_str().unwrap_or("").to_owned(),
+            ]
+        })
+        .collect();
+    super::history::write_table(
+        &mut std::io::stdout().lock(),
+        &[
+            "ID",
+            "STATE",
+            "MODE",
+            "CALLS",
+            "LAST USED",
+            "STOPPED BECAUSE",
+        ],
+        &rows,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line on stdout.
+fn line(text: &str) -> std::io::Result<()> {
+    writeln!(std::io::stdout().lock(), "{text}")
+}

@@ -1,0 +1,419 @@
+//! Sessions (issue 12) against the real server, through `warden session` (the CLI is the
+//! server's client) and raw HTTP: the workspace persists across calls and a restart, calls run
+//! one at a time, file operations stay in the workspace, the quota, the idle timeout and the
+//! memory ceiling hold, a session is its token's only, and nothing is left behind. Needs root
+//! (CI runs as root).
+
+mod live_server;
+
+use std::process::Output;
+use std::time::Duration;
+
+use live_server::{eventually, LiveServer, TOKEN};
+use serde_json::Value;
+
+/// `warden session ARGS` against `server`.
+fn session(server: &LiveServer, args: &[&str]) -> Output {
+    session_with_stdin(server, args, None)
+}
+
+fn session_with_stdin(server: &LiveServer, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut command = server.world().warden();
+    command
+        .arg("session")
+        .args(args)
+        .env("WARDEN_SERVER", server.base())
+        .env("WARDEN_TOKEN", TOKEN);
+    if stdin.is_some() {
+        command.stdin(std::process::Stdio::piped());
+    }
+    let mut child = command.spawn().expect("warden session starts");
+    if let Some(bytes) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(bytes)
+            .expect("stdin written");
+    }
+    child.wait_with_output().expect("warden session ends")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The output of a command that must succeed.
+fn ok(server: &LiveServer, args: &[&str]) -> String {
+    let out = session(server, args);
+    assert!(
+        out.status.success(),
+        "warden session {args:?}: {:?}\nstdout: {}\nstderr: {}\nserver log:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr),
+        server.log()
+    );
+    text(&out.stdout)
+}
+
+fn create(server: &LiveServer, args: &[&str]) -> String {
+    let mut all = vec!["create"];
+    all.extend_from_slice(args);
+    ok(server, &all).trim().to_owned()
+}
+
+fn show(server: &LiveServer, id: &str) -> Value {
+    serde_json::from_str(&ok(server, &["show", id])).expect("show prints JSON")
+}
+
+/// Mount points on the host that belong to `volume` (a session's workspace is one).
+fn mounts_of(volume: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(volume))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_session_keeps_its_workspace_across_calls_and_files_move_in_and_out() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--disk", "32MiB"]);
+    assert_eq!(show(&server, &id)["state"], "running");
+
+    // A command writes; a later program in another language reads it.
+    assert_eq!(
+        ok(&server, &["exec", &id, "--", "echo kept > note.txt; pwd"]),
+        "/work\n"
+    );
+    let program = server.world().path().join("read.py");
+    std::fs::write(&program, "print(open('note.txt').read().strip().upper())\n").expect("write");
+    let program = program.to_str().expect("utf-8 path");
+    assert_eq!(ok(&server, &["exec", &id, "--file", program]), "KEPT\n");
+    // The program's file stays in the workspace under its name; the command left none.
+    let listing = ok(&server, &["ls", &id]);
+    assert!(
+        listing.contains("note.txt\t5") && listing.contains("read.py"),
+        "{listing}"
+    );
+
+    // In and out: a nested upload from stdin, then a download.
+    let out = session_with_stdin(
+        &server,
+        &["cp", "-", &format!("{id}:in/data.bin")],
+        Some(b"\x00\x01binary"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        ok(
+            &server,
+            &["exec", &id, "--", "od -An -c in/data.bin | tr -s ' '"]
+        )
+        .trim(),
+        "\\0 001 b i n a r y"
+    );
+    let local = server.world().path().join("back.txt");
+    ok(
+        &server,
+        &[
+            "cp",
+            &format!("{id}:note.txt"),
+            local.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&local).expect("downloaded"),
+        "kept\n"
+    );
+
+    // The program's exit status and stderr come back as `warden run` gives them.
+    let out = session(&server, &["exec", &id, "--", "echo oops >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out.stderr), "oops\n");
+
+    let state = show(&server, &id);
+    assert_eq!(state["calls"], 4, "{state}");
+    assert!(
+        state["disk_used_bytes"].as_u64().is_some_and(|b| b > 0),
+        "{state}"
+    );
+    assert!(state["usage"]["memory_bytes"].as_u64().is_some(), "{state}");
+    let volume = state["workspace"].as_str().expect("a workspace").to_owned();
+    assert_eq!(
+        mounts_of(&volume).len(),
+        1,
+        "the workspace is mounted once on the host"
+    );
+    let listed: Value = serde_json::from_str(&ok(&server, &["list", "--json"])).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    // Removed: gone from the list, its workspace unmounted and deleted.
+    ok(&server, &["rm", &id]);
+    let out = session(&server, &["show", &id]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("404"), "{}", text(&out.stderr));
+    assert!(mounts_of(&volume).is_empty(), "{:?}", mounts_of(&volume));
+    let (status, body) = server.request("GET", "/v1/volumes", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(&volume), "{body}");
+}
+
+#[test]
+fn calls_of_one_session_run_one_at_a_time_in_arrival_order() {
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| ok(&server, &["exec", &id, "--", "sleep 1; echo A >> order"]));
+        // The first call is in before the second is sent.
+        assert!(eventually(Duration::from_secs(20), || show(&server, &id)
+            ["busy"]
+            == true));
+        let second = scope.spawn(|| ok(&server, &["exec", &id, "--", "echo B >> order"]));
+        first.join().expect("first call");
+        second.join().expect("second call");
+    });
+    assert_eq!(ok(&server, &["exec", &id, "--", "cat order"]), "A\nB\n");
+}
+
+#[test]
+fn file_operations_stay_in_the_workspace_whatever_the_session_plants() {
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    // The session's own program plants links (out of the workspace, and up) and a FIFO.
+    ok(
+        &server,
+        &[
+            "exec",
+            &id,
+            "--",
+            "mkdir d; ln -s /usr/bin out; ln -s .. d/up; mkfifo pipe",
+        ],
+    );
+    let secret = server.world().path().join("host-secret");
+    std::fs::write(&secret, "host only").expect("write");
+    for (method, path, body) in [
+        ("GET", "/file?path=out/env", None),
+        ("GET", "/file?path=d/up/x", None),
+        ("GET", "/file?path=pipe", None),
+        ("GET", "/file?path=../etc/passwd", None),
+        ("GET", "/file?path=%2Fetc%2Fpasswd", None),
+        ("GET", "/files?path=out", None),
+        ("PUT", "/file?path=out/planted", Some("x")),
+        ("PUT", "/file?path=d/up/planted", Some("x")),
+        ("DELETE", "/file?path=out", None),
+    ] {
+        let path = format!("/v1/sessions/{id}{path}");
+        let (status, answer) = server.request(method, &path, body);
+        // `DELETE out` removes the link itself, never what it points to.
+        if method == "DELETE" {
+            assert_eq!(status, 204, "{method} {path}: {answer}");
+            continue;
+        }
+        assert!(
+            status == 422 || status == 404,
+            "{method} {path}: {status} {answer}"
+        );
+        assert!(answer.contains("error"), "{answer}");
+    }
+    assert!(std::path::Path::new("/usr/bin/env").exists());
+    assert!(!std::path::Path::new("/usr/bin/planted").exists());
+    // A FIFO read did not block the server: it still answers.
+    assert_eq!(server.health(Duration::from_secs(10)), Some(200));
+}
+
+#[test]
+fn the_disk_quota_the_idle_timeout_and_the_memory_ceiling_hold() {
+    let server = LiveServer::start("");
+
+    // The quota is the workspace's filesystem: past it, writes fail and the call ends cleanly.
+    let id = create(&server, &["--disk", "16MiB"]);
+    let out = session(
+        &server,
+        &[
+            "exec",
+            &id,
+            "--",
+            "for i in 1 2 3; do head -c 8000000 /dev/zero > f$i || echo full; done",
+        ],
+    );
+    assert!(text(&out.stdout).contains("full"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("No space left"),
+        "{}",
+        text(&out.stderr)
+    );
+    let big = vec![7u8; 12 << 20];
+    let answer = session_with_stdin(&server, &["cp", "-", &format!("{id}:upload")], Some(&big));
+    assert!(!answer.status.success());
+    assert_eq!(show(&server, &id)["state"], "running");
+
+    // Idle: stopped by the reaper, with the reason; later calls are refused with it.
+    let idle = create(&server, &["--idle-timeout", "1s"]);
+    assert!(eventually(Duration::from_secs(30), || show(&server, &idle)
+        ["state"]
+        == "stopped"));
+    let reason = show(&server, &idle)["stopped_reason"].to_string();
+    assert!(reason.contains("idle"), "{reason}");
+    let out = session(&server, &["exec", &idle, "--", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("409") && text(&out.stderr).contains("idle"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The memory ceiling is the whole session's: a call that reaches it stops the session.
+    let small = create(&server, &["--memory", "96MiB"]);
+    let program = server.world().path().join("hog.py");
+    std::fs::write(
+        &program,
+        "x = bytearray(400 * 1024 * 1024)\nprint(len(x))\n",
+    )
+    .expect("write");
+    let out = session(
+        &server,
+        &["exec", &small, "--file", program.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status.code(), Some(123), "{}", text(&out.stderr));
+    let state = show(&server, &small);
+    assert_eq!(state["state"], "stopped", "{state}");
+    assert!(
+        state["stopped_reason"].to_string().contains("memory"),
+        "{state}"
+    );
+}
+
+#[test]
+fn a_session_is_its_tokens_only_and_their_number_is_bounded() {
+    let server = LiveServer::start(
+        "[sessions]\nmax_per_caller = 2\n[[server.tokens]]\nname = \"other\"\ntoken = \"other-secret\"\n",
+    );
+    let id = create(&server, &[]);
+    let mut other = server.world().warden();
+    let out = other
+        .args(["session", "exec", &id, "--", "true"])
+        .env("WARDEN_SERVER", server.base())
+        .env("WARDEN_TOKEN", "other-secret")
+        .output()
+        .expect("runs");
+    assert!(text(&out.stderr).contains("404"), "{}", text(&out.stderr));
+    let out = server
+        .world()
+        .warden()
+        .args(["session", "list"])
+        .env("WARDEN_SERVER", server.base())
+        .output()
+        .expect("runs");
+    assert!(
+        text(&out.stderr).contains("401"),
+        "no token: {}",
+        text(&out.stderr)
+    );
+
+    create(&server, &[]);
+    let out = session(&server, &["create"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("429"), "{}", text(&out.stderr));
+
+    // Bad requests get clear refusals and create nothing.
+    for (body, field) in [
+        (r#"{"mode": "trusted"}"#, "trusted"),
+        (r#"{"idle_timeout": "99999h"}"#, "idle_timeout"),
+        (r#"{"disk": "1TiB"}"#, "disk"),
+        (r#"{"idle_timeout": "soon"}"#, "idle_timeout"),
+        (r#"{"colour": "red"}"#, "colour"),
+    ] {
+        let (status, answer) = server.request("POST", "/v1/sessions", Some(body));
+        assert!(status == 422 || status == 400, "{body}: {status} {answer}");
+        assert!(answer.contains(field), "{body}: {answer}");
+    }
+}
+
+#[test]
+fn a_restarted_server_keeps_the_files_and_says_the_processes_ended() {
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    ok(&server, &["exec", &id, "--", "echo survives > kept.txt"]);
+    let pid = server.pid();
+    let server = server.restart();
+    // The old server's sandboxes are gone with it.
+    let cgroups = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    assert!(
+        !cgroups.contains(&format!("session-{id}")),
+        "the workspace stayed mounted"
+    );
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/warden/run-{pid}-0")).exists());
+
+    let state = show(&server, &id);
+    assert_eq!(state["state"], "stopped", "{state}");
+    assert!(
+        state["stopped_reason"]
+            .to_string()
+            .contains("server stopped"),
+        "{state}"
+    );
+    let out = session(&server, &["cp", &format!("{id}:kept.txt"), "-"]);
+    assert_eq!(text(&out.stdout), "survives\n", "{}", text(&out.stderr));
+    let out = session(&server, &["exec", &id, "--", "true"]);
+    assert!(text(&out.stderr).contains("409"), "{}", text(&out.stderr));
+    ok(&server, &["rm", &id]);
+}
+
+#[test]
+fn agent_tools_work_in_a_session() {
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    let call = |tool: &str, input: Value| -> Value {
+        let body = input.to_string();
+        let (status, answer) =
+            server.request("POST", &format!("/v1/tools/{tool}/call"), Some(&body));
+        assert_eq!(status, 200, "{tool}: {answer}");
+        serde_json::from_str(&answer).expect("json")
+    };
+    let reply = call(
+        "files",
+        serde_json::json!({"operation": "write", "path": "src/a.py", "content": "print(6 * 7)\n", "session": id}),
+    );
+    assert_eq!(reply["is_error"], false, "{reply}");
+    let reply = call(
+        "shell",
+        serde_json::json!({"command": "python3 src/a.py > out.txt; cat out.txt", "session": id}),
+    );
+    assert_eq!(reply["is_error"], false, "{reply}");
+    assert!(reply["text"].to_string().contains("42"), "{reply}");
+    let reply = call(
+        "files",
+        serde_json::json!({"operation": "read", "path": "out.txt", "session": id}),
+    );
+    assert_eq!(reply["text"], "42\n", "{reply}");
+    let reply = call(
+        "run_code",
+        serde_json::json!({"language": "python", "code": "import os; print(sorted(os.listdir('.')))", "session": id}),
+    );
+    assert!(reply["text"].to_string().contains("out.txt"), "{reply}");
+    let reply = call(
+        "shell",
+        serde_json::json!({"command": "true", "session": "nope"}),
+    );
+    assert_eq!(reply["is_error"], true, "{reply}");
+    assert!(reply["text"].to_string().contains("no session"), "{reply}");
+}
+
+#[test]
+fn an_isolated_session_keeps_its_workspace_under_gvisor() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--mode", "isolated", "--disk", "32MiB"]);
+    assert_eq!(show(&server, &id)["mode"], "isolated");
+    ok(&server, &["exec", &id, "--", "echo under gvisor > g.txt"]);
+    // gVisor's own kernel answers: its release is not the host's.
+    let inside = ok(&server, &["exec", &id, "--", "cat g.txt; uname -r"]);
+    let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("the host's release");
+    assert_eq!(inside.lines().next(), Some("under gvisor"), "{inside}");
+    assert_ne!(inside.lines().nth(1), Some(host.trim()), "{inside}");
+    let out = session(&server, &["cp", &format!("{id}:g.txt"), "-"]);
+    assert_eq!(text(&out.stdout), "under gvisor\n", "{}", text(&out.stderr));
+    ok(&server, &["rm", &id]);
+}

@@ -1,0 +1,438 @@
+//! Named volumes end to end (issue 12, "Volumes: quota, read-only, isolation between
+//! sessions"): `warden volume` and `warden run --volume` with the built binary. A file written
+//! by one run is read by the next; a read-only mount refuses writes; a run without the volume
+//! sees neither its path nor the host's directory; writing past the quota fails with ENOSPC
+//! and the run still ends; a second writer is refused or waits, as configured; a volume in use
+//! cannot be removed; and nothing stays mounted or attached to a loop device. Needs root (CI
+//! runs as root).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output};
+
+use serde_json::Value;
+use support::{json_of, World};
+
+/// A `warden` running in the background, killed if the test ends before it does.
+struct Holder(Option<Child>);
+
+impl Holder {
+    /// Waits for it to end; its output.
+    fn finish(mut self) -> Output {
+        let child = self.0.take().expect("not finished yet");
+        child.wait_with_output().expect("warden ends")
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not finished yet")
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Unmounts what a failed test would leave mounted under the world (a killed holder's
+/// volume). Declared after the world and before the holders, so that it runs after they are
+/// killed and before the world's directory goes.
+struct Unmount<'w>(&'w World);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let dir = self.0.path().display().to_string();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for point in mountinfo.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if point.starts_with(&dir) {
+                let _ = std::process::Command::new("/usr/bin/umount")
+                    .arg(point)
+                    .status();
+            }
+        }
+    }
+}
+
+/// `warden run --json -l bash -c SCRIPT` with `extra` arguments (`--volume ...`).
+fn run(world: &World, script: &str, extra: &[&str]) -> Output {
+    world
+        .warden()
+        .args(["run", "--json", "-l", "bash", "--wall-time", "60s"])
+        .args(extra)
+        .args(["-c", script])
+        .output()
+        .expect("warden runs")
+}
+
+/// The result of a run that must have run.
+fn result(out: &Output) -> Value {
+    let result = json_of(out);
+    assert!(result.get("error").is_none(), "{result:#}");
+    result
+}
+
+fn warden(world: &World, args: &[&str]) -> Output {
+    world.warden().args(args).output().expect("warden runs")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn volumes_dir(world: &World) -> PathBuf {
+    world.path().join("data/volumes")
+}
+
+fn inspect(world: &World, name: &str) -> Value {
+    json_of(&warden(world, &["volume", "inspect", name, "--json"]))
+}
+
+/// Nothing of the world's volumes is mounted, and no loop device is attached to `image`.
+fn assert_nothing_left(world: &World, image: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let dir = world.path().display().to_string();
+    assert!(
+        !mountinfo.lines().any(|l| l.contains(&dir)),
+        "a mount is left under {dir}:\n{mountinfo}"
+    );
+    let loops = std::process::Command::new("/usr/sbin/losetup")
+        .arg("-j")
+        .arg(image)
+        .output()
+        .expect("losetup runs");
+    assert!(loops.status.success(), "{loops:?}");
+    assert!(
+        loops.stdout.is_empty(),
+        "a loop device is left: {}",
+        String::from_utf8_lossy(&loops.stdout)
+    );
+}
+
+#[test]
+fn a_volume_keeps_files_across_runs_and_is_seen_only_by_runs_that_ask_for_it() {
+    let world = World::visible_to_sandboxes();
+    let created = ok(&warden(
+        &world,
+        &["volume", "create", "data", "--size", "16MiB"],
+    ));
+    assert!(created.contains("created data (16MiB)"), "{created}");
+    let image = volumes_dir(&world).join("data/image");
+
+    let write = "printf '#!/bin/sh\\necho from-a-script\\n' > /data/tool.sh && \
+                 chmod +x /data/tool.sh && head -c 100000 /dev/zero > /data/blob && \
+                 echo kept > /data/note && /data/tool.sh";
+    let written = result(&run(&world, write, &["--volume", "data:/data"]));
+    assert_eq!(written["outcome"]["code"], 0, "{written:#}");
+    assert_eq!(written["stdout"], "from-a-script\n", "{written:#}");
+    assert_eq!(written["volumes"][0]["name"], "data", "{written:#}");
+    assert_eq!(written["volumes"][0]["read_only"], false, "{written:#}");
+
+    let read = result(&run(
+        &world,
+        "cat /data/note; stat -c %u /data/note; echo x > /data/other",
+        &["--volume", "data:/data:ro"],
+    ));
+    assert_eq!(read["outcome"]["code"], 1, "{read:#}");
+    assert_eq!(read["stdout"], "kept\n0\n", "{read:#}");
+    let stderr = read["stderr"].as_str().unwrap_or_default();
+    assert!(stderr.contains("Read-only file system"), "{read:#}");
+
+    let host = volumes_dir(&world).display().to_string();
+    let blind = result(&run(
+        &world,
+        &format!("ls /data; ls {host}; ls {}", world.path().display()),
+        &[],
+    ));
+    assert_ne!(blind["outcome"]["code"], 0, "{blind:#}");
+    assert_eq!(blind["stdout"], "", "{blind:#}");
+    let stderr = blind["stderr"].as_str().unwrap_or_default();
+    assert!(stderr.contains("'/data': No such file"), "{blind:#}");
+    assert!(
+        stderr.contains(&format!("'{host}': No such file")),
+        "{blind:#}"
+    );
+
+    let info = inspect(&world, "data");
+    assert_eq!(info["size_bytes"], 16 << 20, "{info:#}");
+    assert!(
+        info["used_bytes"].as_u64().unwrap_or(0) >= 100_000,
+        "{info:#}"
+    );
+    assert!(info["last_used_at"].is_string(), "{info:#}");
+    assert_eq!(info["in_use"]["attached"], false, "{info:#}");
+    let listed = json_of(&warden(&world, &["volume", "ls", "--json"]));
+    assert_eq!(listed[0]["name"], "data", "{listed:#}");
+    assert_nothing_left(&world, &image);
+
+    // The history keeps which volumes a run had.
+    let id = written["id"].as_str().expect("an id");
+    let shown = json_of(&warden(&world, &["show", id, "--json"]));
+    assert_eq!(
+        shown["security"]["volumes"][0]["path"], "/data",
+        "{shown:#}"
+    );
+
+    ok(&warden(&world, &["volume", "rm", "data"]));
+    let gone = warden(&world, &["volume", "inspect", "data"]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no volume named \"data\""));
+    let unknown = json_of(&run(&world, "true", &["--volume", "data:/data"]));
+    assert!(
+        unknown["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no volume named")),
+        "{unknown:#}"
+    );
+}
+
+#[test]
+fn writing_past_the_quota_fails_with_no_space_and_the_run_still_ends() {
+    let world = World::visible_to_sandboxes();
+    ok(&warden(
+        &world,
+        &["volume", "create", "small", "--size", "8MiB"],
+    ));
+    let full = result(&run(
+        &world,
+        "head -c 20000000 /dev/zero > /data/big; echo status=$?; rm /data/big; \
+         echo after > /data/after && cat /data/after",
+        &["--volume", "small:/data", "--max-file-size", "64MiB"],
+    ));
+    assert_eq!(full["outcome"]["kind"], "exited", "{full:#}");
+    assert_eq!(full["outcome"]["code"], 0, "{full:#}");
+    assert_eq!(full["stdout"], "status=1\nafter\n", "{full:#}");
+    let stderr = full["stderr"].as_str().unwrap_or_default();
+    assert!(stderr.contains("No space left on device"), "{full:#}");
+    assert_nothing_left(&world, &volumes_dir(&world).join("small/image"));
+}
+
+/// A writer run that holds the volume until the test creates `release` in it (through the
+/// host's mount), then writes `a-done`.
+fn hold_writer(world: &World, name: &str) -> Holder {
+    let child = world
+        .warden()
+        .args(["run", "--json", "-l", "bash", "--wall-time", "60s"])
+        .args(["--volume", &format!("{name}:/v")])
+        .args([
+            "-c",
+            "touch /v/started; while [ ! -e /v/release ]; do sleep 0.05; done; \
+             echo done > /v/a-done",
+        ])
+        .spawn()
+        .expect("warden starts");
+    Holder(Some(child))
+}
+
+/// Waits until the holder has started (its marker is on the host's mount).
+fn wait_started(world: &World, name: &str, holder: &mut Holder) -> PathBuf {
+    let mnt = volumes_dir(world).join(name).join("mnt");
+    while !mnt.join("started").exists() {
+        assert!(
+            holder
+                .child()
+                .try_wait()
+                .expect("the holder's status")
+                .is_none(),
+            "the holder ended before it started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    mnt
+}
+
+#[test]
+fn a_second_writer_is_refused_readers_share_and_a_volume_in_use_stays() {
+    let world = World::visible_to_sandboxes();
+    let _unmount = Unmount(&world);
+    ok(&warden(
+        &world,
+        &["volume", "create", "shared", "--size", "8MiB"],
+    ));
+    ok(&warden(
+        &world,
+        &["volume", "create", "idle", "--size", "8MiB"],
+    ));
+    let mut holder = hold_writer(&world, "shared");
+    let mnt = wait_started(&world, "shared", &mut holder);
+
+    let second = json_of(&run(&world, "echo no > /v/b", &["--volume", "shared:/v"]));
+    let error = second["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("volume \"shared\" already has a writer"),
+        "{second:#}"
+    );
+    let reader = result(&run(&world, "ls /v", &["--volume", "shared:/v:ro"]));
+    assert_eq!(reader["outcome"]["code"], 0, "{reader:#}");
+    assert!(
+        reader["stdout"].as_str().unwrap_or("").contains("started"),
+        "{reader:#}"
+    );
+
+    let info = inspect(&world, "shared");
+    assert_eq!(info["in_use"]["attached"], true, "{info:#}");
+    assert_eq!(info["in_use"]["writer"], true, "{info:#}");
+    let busy = warden(&world, &["volume", "rm", "shared"]);
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("is in use"),
+        "{busy:?}"
+    );
+    let pruned = ok(&warden(&world, &["volume", "prune"]));
+    assert_eq!(pruned, "removed idle\n");
+
+    std::fs::write(mnt.join("release"), b"").expect("released");
+    let held = holder.finish();
+    assert_eq!(result(&held)["outcome"]["code"], 0);
+    assert_nothing_left(&world, &volumes_dir(&world).join("shared/image"));
+    ok(&warden(&world, &["volume", "rm", "shared"]));
+    let listed = json_of(&warden(&world, &["volume", "ls", "--json"]));
+    assert_eq!(listed, serde_json::json!([]));
+}
+
+#[test]
+fn with_wait_configured_a_second_writer_runs_after_the_first() {
+    let world = World::visible_to_sandboxes();
+    let _unmount = Unmount(&world);
+    world.write_config("[volumes]\nconcurrent_writers = \"wait\"\nwriter_wait = \"60s\"\n");
+    ok(&warden(
+        &world,
+        &["volume", "create", "queue", "--size", "8MiB"],
+    ));
+    let mut holder = hold_writer(&world, "queue");
+    let mnt = wait_started(&world, "queue", &mut holder);
+    let second = Holder(Some(
+        world
+            .warden()
+            .args(["run", "--json", "-l", "bash", "--wall-time", "60s"])
+            .args(["--volume", "queue:/v", "-c", "cat /v/a-done"])
+            .spawn()
+            .expect("warden starts"),
+    ));
+    // Had the second writer not waited, it would have run by now and found no `a-done`,
+    // which the first writes only once released.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(mnt.join("release"), b"").expect("released");
+    let first = holder.finish();
+    assert_eq!(result(&first)["outcome"]["code"], 0);
+    let second = result(&second.finish());
+    assert_eq!(second["outcome"]["code"], 0, "{second:#}");
+    assert_eq!(second["stdout"], "done\n", "{second:#}");
+    assert_nothing_left(&world, &volumes_dir(&world).join("queue/image"));
+}
+
+#[test]
+fn bad_names_sizes_paths_and_modes_are_refused() {
+    let world = World::with_config(
+        "[volumes]\nmax_size = \"64MiB\"\n[modes]\ntrusted_enabled = true\nnone = \"trusted\"\n",
+    );
+    for (args, said) in [
+        (vec!["Data", "--size", "8MiB"], "invalid volume name"),
+        (vec!["big", "--size", "65MiB"], "[volumes] max_size"),
+        (vec!["tiny", "--size", "1MiB"], "outside 8MiB"),
+    ] {
+        let out = warden(&world, &[&["volume", "create"], args.as_slice()].concat());
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(said), "{stderr}");
+    }
+    ok(&warden(
+        &world,
+        &["volume", "create", "v", "--size", "8MiB"],
+    ));
+    for (extra, said) in [
+        (
+            vec!["--volume", "v:data", "--mode", "sandboxed"],
+            "must be an absolute path",
+        ),
+        (
+            vec!["--volume", "v:/", "--mode", "sandboxed"],
+            "must be an absolute path",
+        ),
+        (
+            vec!["--volume", "v:/work", "--mode", "sandboxed"],
+            "workspace",
+        ),
+        (
+            vec!["--volume", "v:/usr/lib", "--mode", "sandboxed"],
+            "overlaps",
+        ),
+        (
+            vec!["--volume", "v:/a", "--mode", "trusted"],
+            "trusted mode",
+        ),
+    ] {
+        let out = json_of(&run(&world, "true", &extra));
+        let error = out["error"].as_str().unwrap_or_default();
+        assert!(error.contains(said), "{extra:?}: {out:#}");
+    }
+    assert_nothing_left(&world, &volumes_dir(&world).join("v/image"));
+}
+
+#[test]
+fn a_mount_left_by_a_killed_warden_is_reused_and_then_undone() {
+    let world = World::visible_to_sandboxes();
+    let _unmount = Unmount(&world);
+    ok(&warden(
+        &world,
+        &["volume", "create", "crash", "--size", "8MiB"],
+    ));
+    let mut holder = hold_writer(&world, "crash");
+    wait_started(&world, "crash", &mut holder);
+    holder.child().kill().expect("warden killed");
+    holder.child().wait().expect("reaped");
+    let image = volumes_dir(&world).join("crash/image");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        mountinfo.contains(&world.path().display().to_string()),
+        "the killed warden's mount is left for the next lease to find"
+    );
+    let info = inspect(&world, "crash");
+    assert_eq!(info["in_use"]["attached"], false, "{info:#}");
+    assert_eq!(info["in_use"]["writer"], false, "{info:#}");
+    let next = result(&run(&world, "ls /v", &["--volume", "crash:/v"]));
+    assert_eq!(next["stdout"], "lost+found\nstarted\n", "{next:#}");
+    assert_nothing_left(&world, &image);
+    ok(&warden(&world, &["volume", "rm", "crash"]));
+}
+
+#[test]
+fn an_isolated_run_gets_volumes_too() {
+    let world = World::visible_to_sandboxes();
+    let _unmount = Unmount(&world);
+    ok(&warden(
+        &world,
+        &["volume", "create", "gv", "--size", "8MiB"],
+    ));
+    let isolated = ["--mode", "isolated", "--volume"];
+    let written = result(&run(
+        &world,
+        "echo from-gvisor > /data/note; head -c 20000000 /dev/zero > /data/big; \
+         echo status=$?; rm /data/big",
+        &[&isolated[..], &["gv:/data"]].concat(),
+    ));
+    assert_eq!(written["mode"], "isolated", "{written:#}");
+    assert_eq!(written["stdout"], "status=1\n", "{written:#}");
+    let stderr = written["stderr"].as_str().unwrap_or_default();
+    assert!(stderr.contains("No space left on device"), "{written:#}");
+    let read = result(&run(
+        &world,
+        "cat /data/note; echo x > /data/other",
+        &[&isolated[..], &["gv:/data:ro"]].concat(),
+    ));
+    assert_eq!(read["stdout"], "from-gvisor\n", "{read:#}");
+    let stderr = read["stderr"].as_str().unwrap_or_default();
+    assert!(stderr.contains("Read-only file system"), "{read:#}");
+    let sandboxed = result(&run(&world, "cat /data/note", &["--volume", "gv:/data"]));
+    assert_eq!(sandboxed["stdout"], "from-gvisor\n", "{sandboxed:#}");
+    assert_nothing_left(&world, &volumes_dir(&world).join("gv/image"));
+}

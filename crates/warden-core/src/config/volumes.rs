@@ -1,0 +1,76 @@
+//! The `[volumes]` section of `warden.toml`: where named volumes are kept, how large one may
+//! be, what `prune` removes, and what a second writer gets (docs/volumes.md).
+//!
+//! ```toml
+//! [volumes]
+//! dir = "/var/lib/warden/volumes"  # WARDEN_VOLUMES_DIR wins; default beside the history
+//! max_size = "10GiB"               # the largest quota `create` accepts
+//! prune_after = "30d"              # prune removes volumes unused this long (unset: all unused)
+//! concurrent_writers = "refuse"    # or "wait": a second writer waits for the first
+//! writer_wait = "30s"              # the longest a writer waits under "wait"
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::ByteSize;
+
+/// The largest volume, by default.
+pub const DEFAULT_MAX_VOLUME_SIZE: ByteSize = ByteSize::mib(10 * 1024);
+/// How long a writer waits for another under `concurrent_writers = "wait"`, by default.
+pub const DEFAULT_WRITER_WAIT: Duration = Duration::from_secs(30);
+
+/// What a writer gets while another holds the volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcurrentWriters {
+    /// Refused at once, the error naming the volume.
+    #[default]
+    Refuse,
+    /// Waits until the other writer is done, at most `writer_wait` (or the caller's deadline).
+    Wait,
+}
+
+/// The `[volumes]` section; each field unset keeps its default.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VolumesConfig {
+    /// Where volumes are kept (`WARDEN_VOLUMES_DIR` wins).
+    pub dir: Option<PathBuf>,
+    /// The largest quota a volume may be created with.
+    pub max_size: Option<ByteSize>,
+    /// `prune` removes only volumes unused for this long; unset, every volume not in use.
+    #[serde(with = "crate::units::human_age_opt")]
+    pub prune_after: Option<Duration>,
+    /// What a second writer of a volume gets.
+    pub concurrent_writers: ConcurrentWriters,
+    /// The longest a writer waits under `concurrent_writers = "wait"`.
+    #[serde(with = "crate::units::human_duration_opt")]
+    pub writer_wait: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_reads_and_unknown_keys_are_refused() {
+        let config: VolumesConfig = toml::from_str(
+            "max_size = \"1GiB\"\nprune_after = \"2w\"\nconcurrent_writers = \"wait\"\n\
+             writer_wait = \"5s\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.max_size, Some(ByteSize::mib(1024)));
+        assert_eq!(config.prune_after, Some(Duration::from_secs(14 * 86_400)));
+        assert_eq!(config.concurrent_writers, ConcurrentWriters::Wait);
+        assert_eq!(config.writer_wait, Some(Duration::from_secs(5)));
+        assert_eq!(config.dir, None);
+        let empty: VolumesConfig = toml::from_str("").expect("valid");
+        assert_eq!(empty.concurrent_writers, ConcurrentWriters::Refuse);
+        assert!(toml::from_str::<VolumesConfig>("concurrent_writers = \"queue\"\n").is_err());
+        assert!(toml::from_str::<VolumesConfig>("quota = \"1GiB\"\n").is_err());
+        assert!(toml::from_str::<VolumesConfig>("prune_after = \"soon\"\n").is_err());
+    }
+}

@@ -1,0 +1,456 @@
+//! The session use cases (`crate::sessions` keeps the sessions): create one, call into it,
+//! work with its files, remove it. A call is an execution like any other (analysis, the mode
+//! check, the compile stage and its cache, the result, the history), run as jobs of the
+//! session's sandbox instead of a sandbox of its own.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use warden_core::{Mode, ModeRequest, OutcomeKind, ThreatLevel};
+use warden_sandbox::{SandboxSpec, VolumeMount, WORKDIR};
+
+use super::{finish, runner, Engine, PhaseClock};
+use crate::error::EngineError;
+use crate::execution::{Execution, ExecutionRequest, SourceFile};
+use crate::id::ExecutionId;
+use crate::sessions::{
+    now_ms, Live, Meta, Session, SessionError, SessionInfo, SessionRequest, Sessions,
+};
+use crate::test_cases::SandboxReuse;
+use crate::tools::files;
+use crate::tools::FileEntry;
+
+/// The largest file a session download returns.
+pub const MAX_DOWNLOAD: u64 = 64 << 20;
+
+/// What one call runs in a session.
+#[derive(Debug)]
+pub enum SessionCall {
+    /// A shell command, run by `bash -c` in the workspace; nothing is written there for it.
+    Command {
+        /// The command line.
+        command: String,
+        /// The rest of the request (stdin, limits, cancellation, origin); its language and
+        /// sources are ignored.
+        request: ExecutionRequest,
+    },
+    /// A program, laid out in the workspace under its files' names (they replace files of the
+    /// same name), compiled if its language is, and run.
+    Program(ExecutionRequest),
+}
+
+/// A file operation in a session's workspace; paths are relative to `/work`.
+#[derive(Debug)]
+pub enum FileOp {
+    /// The entries of a directory ("" for the workspace).
+    List(String),
+    /// A file's bytes.
+    Read(String),
+    /// Writes (replaces) a file, creating its directories.
+    Write(String, Vec<u8>),
+    /// Deletes a file, link or empty directory.
+    Delete(String),
+}
+
+/// What a file operation answers.
+#[derive(Debug)]
+pub enum FileAnswer {
+    /// A listing.
+    Entries(Vec<FileEntry>),
+    /// A file's bytes.
+    Bytes(Vec<u8>),
+    /// Done.
+    Done,
+}
+
+impl Engine {
+    /// The sessions store, opened at the first use.
+    fn session_store(&self) -> &Arc<Sessions> {
+        self.sessions
+            .get_or_init(|| Arc::new(Sessions::open(self.sessions_settings.clone())))
+    }
+
+    /// Starts a session: its workspace volume, its sandbox (and proxy, if its network policy
+    /// lets traffic out), kept until it is removed or stopped.
+    pub fn create_session(&self, request: SessionRequest) -> Result<SessionInfo, SessionError> {
+        let store = self.session_store();
+        let settings = &store.settings;
+        let within = |what: &str, asked: Option<std::time::Duration>, most| match asked {
+            None => Ok(most),
+            Some(d) if d.is_zero() => Err(SessionError::Invalid(format!("{what} must be above 0"))),
+            Some(d) if d > most => Err(SessionError::Invalid(format!(
+                "{what} {} is above this server's most, {}",
+                warden_core::units::format_duration(d),
+                warden_core::units::format_duration(most)
+            ))),
+            Some(d) => Ok(d),
+        };
+        let idle = within("idle_timeout", request.idle_timeout, settings.idle_timeout)?;
+        let lifetime = within("max_lifetime", request.max_lifetime, settings.max_lifetime)?;
+        let disk = request.disk.unwrap_or(settings.disk);
+        if disk > settings.max_disk {
+            return Err(SessionError::Invalid(format!(
+                "disk {disk} is above this server's most, {}",
+                settings.max_disk
+            )));
+        }
+        let mode = self.session_mode(request.mode.unwrap_or_default())?;
+        let limits = self.limits(&[&request.limits])?;
+        let network = self.network.plan(request.network.as_deref(), mode)?;
+        store.admit(request.owner.as_deref())?;
+
+        let id = ExecutionId::random().as_str()[..16].to_owned();
+        let (workspace, own) = match &request.workspace {
+            Some(name) => (name.clone(), false),
+            None => (format!("session-{id}"), true),
+        };
+        let volumes = self.volumes();
+        if own {
+            volumes.create(&workspace, disk)?;
+        }
+        let opened = self.open_session_sandbox(&workspace, mode, limits, &network);
+        let (live, disk_bytes) = match opened {
+            Ok(live) => live,
+            Err(e) => {
+                if own {
+                    if let Err(removing) = volumes.remove(&workspace) {
+                        tracing::warn!(error = %removing, "removing a failed session's workspace");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let now = now_ms();
+        let meta = Meta {
+            id,
+            mode,
+            network: network.name.clone(),
+            limits,
+            call_limits: warden_core::LimitOverrides {
+                memory: None,
+                max_procs: None,
+                ..request.limits
+            },
+            idle_timeout_ms: duration_ms(idle),
+            max_lifetime_ms: duration_ms(lifetime),
+            workspace,
+            own_workspace: own,
+            disk_bytes,
+            created_ms: now,
+            last_used_ms: now,
+            calls: 0,
+            owner: request.owner,
+            stopped_reason: None,
+        };
+        let session = Session::new(meta, Some(live), settings.dir.clone());
+        Ok(store.insert(session).info())
+    }
+
+    /// The mode of a new session: `auto` is what the policy gives code without findings;
+    /// `trusted` has no mount namespace for the workspace.
+    fn session_mode(&self, asked: ModeRequest) -> Result<Mode, SessionError> {
+        let choice = self
+            .modes
+            .choose(asked, ThreatLevel::None)
+            .map_err(|refusal| {
+                SessionError::Invalid(format!("the session's mode is refused: {refusal}"))
+            })?;
+        match (asked, choice.mode) {
+            (ModeRequest::Exactly(Mode::Trusted), _) => Err(SessionError::Invalid(
+                "a session runs sandboxed or isolated: trusted has no mount namespace for its \
+                 workspace"
+                    .into(),
+            )),
+            (_, Mode::Trusted) => Ok(Mode::Sandboxed),
+            (_, mode) => Ok(mode),
+        }
+    }
+
+    /// The sandbox of a session: every language's mounts (a call may be in any), the
+    /// workspace volume at `/work`, the session's ceilings; with its proxy.
+    fn open_session_sandbox(
+        &self,
+        workspace: &str,
+        mode: Mode,
+        limits: warden_core::Limits,
+        network: &super::network::NetworkPlan,
+    ) -> Result<(Live, u64), SessionError> {
+        let lease = self.volumes().attach(workspace, true)?;
+        let disk_bytes = self.volumes().inspect(workspace)?.size.bytes();
+        let spec = self.session_spec(limits, lease.mount(Path::new(WORKDIR)));
+        let mut runner =
+            runner::Runner::new(self.sandbox()?, mode, spec, SandboxReuse::Shared, None)?
+                .with_network(network.clone());
+        let (sandbox, proxy) = runner.open()?;
+        Ok((
+            Live {
+                sandbox,
+                proxy,
+                workspace: lease,
+                network: network.clone(),
+            },
+            disk_bytes,
+        ))
+    }
+
+    /// The spec of a session's sandbox.
+    fn session_spec(&self, limits: warden_core::Limits, workspace: VolumeMount) -> SandboxSpec {
+        let mut spec = SandboxSpec::new(&self.filesystem, self.seccomp.clone());
+        for language in self.catalog.iter() {
+            for mount in &language.mounts {
+                if mount.exists() {
+                    spec.add_bind(mount);
+                }
+            }
+        }
+        spec.limits = limits;
+        spec.volumes.push(workspace);
+        spec
+    }
+
+    /// A session as the caller sees it, with its workspace's use.
+    pub fn session(&self, id: &str, caller: Option<&str>) -> Result<SessionInfo, SessionError> {
+        let session = self.session_store().get(id, caller)?;
+        let mut info = session.info();
+        if let Some(root) = session.host_path() {
+            info.disk_used_bytes = statvfs_used(&root);
+        }
+        Ok(info)
+    }
+
+    /// The caller's sessions.
+    pub fn sessions(&self, caller: Option<&str>) -> Vec<SessionInfo> {
+        self.session_store()
+            .list(caller)
+            .iter()
+            .map(|s| s.info())
+            .collect()
+    }
+
+    /// Runs one call in the session, after the calls before it. The result is an execution's,
+    /// recorded in the history.
+    pub fn session_call(
+        &self,
+        id: &str,
+        caller: Option<&str>,
+        call: SessionCall,
+    ) -> Result<Execution, SessionError> {
+        let session = self.session_store().get(id, caller)?;
+        let (mut request, command) = match call {
+            SessionCall::Command { command, request } => (request, Some(command)),
+            SessionCall::Program(request) => (request, None),
+        };
+        if let Some(command) = &command {
+            if command.trim().is_empty() {
+                return Err(SessionError::Invalid("the command is empty".into()));
+            }
+            request.language = Some("bash".into());
+            request.sources = vec![SourceFile {
+                name: None,
+                code: command.clone().into_bytes(),
+            }];
+        }
+        if !request.dependencies.is_empty() {
+            return Err(SessionError::Invalid(
+                "a session call cannot carry dependencies: install them with a command in the \
+                 session, under a network policy that reaches the package registries"
+                    .into(),
+            ));
+        }
+        if !request.tests.is_empty() {
+            return Err(SessionError::Invalid(
+                "a session call runs once; test cases are for executions".into(),
+            ));
+        }
+        let mut guard = session.begin_call()?;
+        let (mode, ceilings) = {
+            let meta = session.meta();
+            request.limits = meta.call_limits.overridden_by(&request.limits);
+            (meta.mode, meta.limits)
+        };
+        let alive = guard.live.as_ref().is_some_and(|l| l.sandbox.is_alive());
+        if !alive {
+            session.stop_in_call(&mut guard, "its sandbox ended unexpectedly");
+            return Err(stopped(&session));
+        }
+        let mut clock = PhaseClock::start();
+        let responded = self.respond(&mut request)?;
+        if responded.is_some() && mode != Mode::Isolated {
+            return Err(SessionError::Engine(EngineError::Refused {
+                refusal: warden_core::mode::ModeRefusal::TooWeak {
+                    requested: mode,
+                    minimum: Mode::Isolated,
+                    level: ThreatLevel::High,
+                },
+                analysis: warden_core::Analysis::default(),
+            }));
+        }
+        request.mode = Some(ModeRequest::Exactly(mode));
+        let mut prepared = self.prepare(&request)?;
+        prepared.command = command.is_some();
+        // Within the session's ceilings, whatever the language's defaults say.
+        prepared.limits.memory = prepared.limits.memory.min(ceilings.memory);
+        prepared.limits.max_procs = prepared.limits.max_procs.min(ceilings.max_procs);
+        let input = super::history::Pending::of(&request);
+        clock.lap("prepare");
+
+        let Some(live) = guard.live.take() else {
+            return Err(stopped(&session));
+        };
+        let Live {
+            sandbox,
+            proxy,
+            workspace,
+            network,
+        } = live;
+        let spec = sandbox.spec().clone();
+        let mut runner = runner::Runner::new(
+            self.sandbox()?,
+            mode,
+            spec,
+            SandboxReuse::Shared,
+            request.cancel.clone(),
+        )?
+        .with_network(network.clone())
+        .with_session(sandbox, proxy);
+        clock.lap("plan");
+        let stages = self.stages(&prepared, &mut request, &mut runner);
+        let (setup, jobs, teardown) = runner.timings();
+        let kept = runner.into_session();
+        match kept {
+            Some((sandbox, proxy)) => {
+                if setup > std::time::Duration::ZERO {
+                    // The sandbox had ended and was rebuilt on the same workspace.
+                    session.rebind(&sandbox);
+                }
+                *guard.live = Some(Live {
+                    sandbox,
+                    proxy,
+                    workspace,
+                    network,
+                });
+            }
+            None => drop(workspace),
+        }
+        let (compile, run, tests) = match stages {
+            Ok(stages) => stages,
+            Err(EngineError::Sandbox(warden_sandbox::SandboxError::Cancelled))
+                if session.meta().stopped_reason.is_some() =>
+            {
+                return Err(stopped(&session));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        clock.split(&[("setup", setup), ("jobs", jobs), ("teardown", teardown)]);
+        let ceiling = run.as_ref().and_then(|run| {
+            let kind = run.outcome.kind();
+            let memory =
+                kind == OutcomeKind::MemoryLimit && prepared.limits.memory >= ceilings.memory;
+            memory.then(|| {
+                format!(
+                    "a call reached the session's memory limit of {}",
+                    ceilings.memory
+                )
+            })
+        });
+        session.meta().calls += 1;
+        let result = finish(prepared, None, compile, run, tests, None);
+        let warnings = self.record(&result, input.borrowed());
+        clock.lap("record");
+        match ceiling {
+            Some(reason) => session.stop_in_call(&mut guard, &reason),
+            None => session.save(),
+        }
+        Ok(Execution {
+            result,
+            warnings,
+            phases: clock.phases,
+        })
+    }
+
+    /// One file operation in the session's workspace. A stopped session's files are reached
+    /// through its volume; paths never leave the workspace and links are never followed.
+    pub fn session_files(
+        &self,
+        id: &str,
+        caller: Option<&str>,
+        op: FileOp,
+    ) -> Result<FileAnswer, SessionError> {
+        let session = self.session_store().get(id, caller)?;
+        session.touch();
+        let writes = matches!(op, FileOp::Write(..) | FileOp::Delete(_));
+        let (root, _lease) = match session.host_path() {
+            Some(root) => (root, None),
+            None => {
+                let name = session.meta().workspace.clone();
+                let lease = self.volumes().attach(&name, writes)?;
+                (lease.host_path().to_owned(), Some(lease))
+            }
+        };
+        let workspace = files::open_root(&root)?;
+        Ok(match op {
+            FileOp::List(path) => FileAnswer::Entries(files::list_entries(&workspace, &path)?),
+            FileOp::Read(path) => {
+                FileAnswer::Bytes(files::read_bytes(&workspace, &path, MAX_DOWNLOAD)?)
+            }
+            FileOp::Write(path, bytes) => {
+                files::write_bytes(&workspace, &path, &bytes)?;
+                FileAnswer::Done
+            }
+            FileOp::Delete(path) => {
+                files::delete_path(&workspace, &path)?;
+                FileAnswer::Done
+            }
+        })
+    }
+
+    /// Stops a session and removes it with its workspace (unless the workspace was a volume
+    /// the session was given).
+    pub fn remove_session(&self, id: &str, caller: Option<&str>) -> Result<(), SessionError> {
+        let store = self.session_store();
+        let session = store.get(id, caller)?;
+        session.stop("it was removed");
+        let (workspace, own) = {
+            let meta = session.meta();
+            (meta.workspace.clone(), meta.own_workspace)
+        };
+        if own {
+            self.volumes().remove(&workspace)?;
+        }
+        store.forget(id);
+        Ok(())
+    }
+
+    /// Stops every session (the server is stopping); their files stay.
+    pub fn stop_sessions(&self) {
+        if let Some(store) = self.sessions.get() {
+            let when = crate::history::utc(now_ms());
+            store.stop_all(&format!(
+                "the server stopped at {when}; its processes ended with it, its files are kept"
+            ));
+        }
+    }
+}
+
+/// The error of a call to a stopped session.
+fn stopped(session: &Session) -> SessionError {
+    SessionError::Stopped {
+        id: session.id.clone(),
+        reason: session
+            .meta()
+            .stopped_reason
+            .clone()
+            .unwrap_or_else(|| "it stopped".into()),
+    }
+}
+
+fn duration_ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The bytes used on the filesystem holding `root` (a volume's own filesystem).
+fn statvfs_used(root: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(root).ok()?;
+    let block = st.fragment_size() as u64;
+    Some((st.blocks() as u64).saturating_sub(st.blocks_free() as u64) * block)
+}

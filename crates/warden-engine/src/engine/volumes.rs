@@ -1,0 +1,118 @@
+//! An execution's named volumes: checked, attached for the compile and run stages' sandboxes
+//! (never the dependency stage's, never a pooled one), and released when the execution ends,
+//! after its sandboxes (docs/volumes.md).
+
+use std::path::{Component, Path};
+use std::time::Duration;
+
+use warden_core::Mode;
+use warden_sandbox::{PlanError, SandboxSpec, WORKDIR};
+
+use crate::error::EngineError;
+use crate::execution::VolumeRequest;
+use crate::volumes::{VolumeLease, Volumes};
+
+/// Attaches `requests` and adds their mounts to `spec`; a writer waits for another writer at
+/// most `wait` (the run's wall time), within `[volumes] writer_wait`. The leases must outlive
+/// the sandboxes.
+pub(super) fn attach(
+    volumes: &Volumes,
+    requests: &[VolumeRequest],
+    mode: Mode,
+    spec: &mut SandboxSpec,
+    wait: Duration,
+) -> Result<Vec<VolumeLease>, EngineError> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    check(requests, mode)?;
+    let mut leases = Vec::with_capacity(requests.len());
+    for request in requests {
+        let lease = volumes.attach_within(&request.name, !request.read_only, wait)?;
+        spec.volumes.push(lease.mount(&request.path));
+        leases.push(lease);
+    }
+    // The sandbox's own checks of a target: clear of its binds and of the paths its root
+    // provides. Other mistakes of the spec are the backend's to report.
+    match spec.validate() {
+        Err(PlanError::VolumeTarget { path, why }) => Err(EngineError::VolumeRequest {
+            why: format!("volume path {} {why}", path.display()),
+        }),
+        _ => Ok(leases),
+    }
+}
+
+/// What can be refused before anything is attached: the mode, the paths, a volume asked for
+/// twice.
+fn check(requests: &[VolumeRequest], mode: Mode) -> Result<(), EngineError> {
+    // Trusted mode has no mount namespace to mount a volume in.
+    if mode == Mode::Trusted {
+        return Err(EngineError::VolumesUnsupported { mode });
+    }
+    for (i, request) in requests.iter().enumerate() {
+        crate::volumes::check_name(&request.name)?;
+        let path = &request.path;
+        let refuse = |why: &str| {
+            Err(EngineError::VolumeRequest {
+                why: format!("volume path {} {why}", path.display()),
+            })
+        };
+        if !is_absolute_normal(path) {
+            return refuse("must be an absolute path without .., other than /");
+        }
+        if path.starts_with(WORKDIR) {
+            return refuse("is the run's workspace or inside it");
+        }
+        if requests[..i].iter().any(|r| r.name == request.name) {
+            return Err(EngineError::VolumeRequest {
+                why: format!("volume {:?} is asked for twice", request.name),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn is_absolute_normal(path: &Path) -> bool {
+    let mut components = path.components();
+    components.next() == Some(Component::RootDir)
+        && components.clone().next().is_some()
+        && components.all(|c| matches!(c, Component::Normal(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(name: &str, path: &str) -> VolumeRequest {
+        VolumeRequest {
+            name: name.into(),
+            path: path.into(),
+            read_only: false,
+        }
+    }
+
+    #[test]
+    fn paths_modes_and_repeats_are_refused_before_anything_is_attached() {
+        for path in ["data", "/", "/work", "/work/data", "/a/../b"] {
+            let err = check(&[request("v", path)], Mode::Sandboxed).expect_err(path);
+            assert!(
+                matches!(err, EngineError::VolumeRequest { .. }),
+                "{path}: {err}"
+            );
+            assert_eq!(err.kind(), crate::ErrorKind::Request, "{path}");
+        }
+        assert!(check(
+            &[request("v", "/data"), request("w", "/srv/w")],
+            Mode::Sandboxed
+        )
+        .is_ok());
+        let twice = check(&[request("v", "/a"), request("v", "/b")], Mode::Sandboxed);
+        assert!(matches!(twice, Err(EngineError::VolumeRequest { .. })));
+        let bad_name = check(&[request("V", "/a")], Mode::Sandboxed).expect_err("bad name");
+        assert_eq!(bad_name.kind(), crate::ErrorKind::Request);
+        let err = check(&[request("v", "/data")], Mode::Trusted).expect_err("unsupported");
+        assert!(err.to_string().contains("trusted"), "{err}");
+        assert_eq!(err.kind(), crate::ErrorKind::Refused);
+        assert!(check(&[request("v", "/data")], Mode::Isolated).is_ok());
+    }
+}

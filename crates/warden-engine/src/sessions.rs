@@ -1,0 +1,612 @@
+//! Sessions: a sandbox that lives across calls (docs/sessions.md).
+//!
+//! A session is one live sandbox, kept by the engine between calls, whose workspace `/work` is
+//! a volume of its own (`session-<id>`), so that its files outlive the sandbox, the session's
+//! stop and a restart of the server. Each call is an execution run as a job of that sandbox
+//! (`engine/sessions.rs`), under the session's mode, network policy and ceilings; calls of one
+//! session run one at a time, in the order they arrive.
+//!
+//! The store here keeps the sessions, their state and their files on the host (`meta/<id>.json`
+//! beside the volumes' state), stops them (idle timeout, lifetime, a ceiling reached, removal),
+//! and runs the reaper thread that enforces the timeouts. A session whose server stopped is
+//! read back as stopped, with its files intact.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use warden_core::units::format_duration;
+use warden_core::{ByteSize, LimitOverrides, Limits, Mode, ModeRequest, UsageSample};
+use warden_net::BlockingProxy;
+use warden_sandbox::{CancelHandle, LiveSandbox, UsageReader};
+
+use crate::error::EngineError;
+use crate::tools::FilesError;
+
+/// Where sessions are kept when neither the environment nor the history's place says.
+pub const SYSTEM_SESSIONS_DIR: &str = "/var/lib/warden/sessions";
+
+/// How often the reaper looks for sessions past their timeouts.
+const REAP_EVERY: Duration = Duration::from_millis(500);
+
+/// What `[sessions]` allows, with its defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionsSettings {
+    /// Where each session's state is kept (`WARDEN_SESSIONS_DIR`, else `sessions/` beside the
+    /// history database).
+    pub dir: PathBuf,
+    /// Sessions alive at once.
+    pub max: usize,
+    /// Sessions of one caller alive at once.
+    pub max_per_caller: usize,
+    /// The default and largest idle timeout.
+    pub idle_timeout: Duration,
+    /// The default and longest lifetime.
+    pub max_lifetime: Duration,
+    /// A workspace's size when the request names none.
+    pub disk: ByteSize,
+    /// The largest workspace a request may ask for.
+    pub max_disk: ByteSize,
+}
+
+impl SessionsSettings {
+    /// The settings of `config`, its state in `dir`.
+    pub fn new(config: &warden_core::SessionsConfig, dir: PathBuf) -> Self {
+        Self {
+            dir,
+            max: config
+                .max
+                .unwrap_or(warden_core::config::DEFAULT_MAX_SESSIONS),
+            max_per_caller: config
+                .max_per_caller
+                .unwrap_or(warden_core::config::DEFAULT_MAX_PER_CALLER),
+            idle_timeout: config
+                .idle_timeout
+                .unwrap_or(warden_core::config::DEFAULT_IDLE_TIMEOUT),
+            max_lifetime: config
+                .max_lifetime
+                .unwrap_or(warden_core::config::DEFAULT_MAX_LIFETIME),
+            disk: config.disk.unwrap_or(warden_core::config::DEFAULT_DISK),
+            max_disk: config
+                .max_disk
+                .unwrap_or(warden_core::config::DEFAULT_MAX_DISK),
+        }
+    }
+}
+
+/// What a new session asks for. Unset fields take the configuration's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct SessionRequest {
+    /// The mode every call runs in: `sandboxed` or `isolated` (a session needs a mount
+    /// namespace); `auto` is the mode the policy gives code without findings.
+    pub mode: Option<ModeRequest>,
+    /// The network policy of the whole session, by name.
+    pub network: Option<String>,
+    /// `memory` and `max_procs` are the whole session's (its cgroup); the others are each
+    /// call's defaults.
+    pub limits: LimitOverrides,
+    /// Stop the session when no call used it for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Stop it this long after it started, whatever it is doing.
+    pub max_lifetime: Option<Duration>,
+    /// The size of its workspace (a hard quota: writes past it fail with ENOSPC).
+    pub disk: Option<ByteSize>,
+    /// An existing volume to use as the workspace instead of a new one; it is kept when the
+    /// session is removed.
+    pub workspace: Option<String>,
+    /// The caller: only the same token may use the session.
+    pub owner: Option<String>,
+}
+
+/// Whether a session can take calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Its sandbox is alive; calls run in it.
+    Running,
+    /// Its sandbox is gone (`stopped_reason` says why); its files remain until it is removed.
+    Stopped,
+}
+
+/// A session as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Its id.
+    pub id: String,
+    /// Running or stopped.
+    pub state: SessionState,
+    /// Why it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    /// The mode its calls run in.
+    pub mode: Mode,
+    /// Its network policy.
+    pub network: String,
+    /// Its ceilings (`memory`, `max_procs`) and the calls' default limits.
+    pub limits: Limits,
+    /// Idle timeout, in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Lifetime, in milliseconds.
+    pub max_lifetime_ms: u64,
+    /// The volume holding its workspace.
+    pub workspace: String,
+    /// The workspace's size (its quota), in bytes.
+    pub disk_bytes: u64,
+    /// When it was created, last used (a call or a file operation) and will be stopped at the
+    /// latest (RFC 3339, UTC).
+    pub created_at: String,
+    /// See `created_at`.
+    pub last_used_at: String,
+    /// See `created_at`.
+    pub expires_at: String,
+    /// Calls run so far.
+    pub calls: u64,
+    /// Whether a call is running now.
+    pub busy: bool,
+    /// The caller that owns it (an API token's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The sandbox's resources right now (memory, processes, cpu), while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageSample>,
+    /// The workspace's use, in bytes, when it could be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_used_bytes: Option<u64>,
+}
+
+/// A session operation that cannot be done.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No session has this id (or it belongs to another caller, which is not told apart).
+    #[error("no session {0:?}")]
+    NotFound(String),
+    /// The session stopped; it takes no more calls.
+    #[error("session {id} stopped: {reason}")]
+    Stopped {
+        /// The session.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Too many sessions are alive.
+    #[error("{0}")]
+    TooMany(String),
+    /// The request is wrong (a field out of bounds, a mode sessions cannot have).
+    #[error("{0}")]
+    Invalid(String),
+    /// The workspace volume cannot be made, attached or removed.
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
+    /// A file operation failed (a bad path, a link, a missing file, the quota).
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// The engine failed (building the sandbox, a volume, the call itself).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// The live part of a running session: its sandbox, proxy and workspace lease.
+pub(crate) struct Live {
+    pub(crate) sandbox: LiveSandbox,
+    pub(crate) proxy: Option<BlockingProxy>,
+    pub(crate) workspace: crate::volumes::VolumeLease,
+    /// The session's network policy, for each call's jobs.
+    pub(crate) network: crate::engine::network::NetworkPlan,
+}
+
+/// What is kept on disk about a session (`meta/<id>.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Meta {
+    pub(crate) id: String,
+    pub(crate) mode: Mode,
+    pub(crate) network: String,
+    pub(crate) limits: Limits,
+    /// What the session's request set for its calls (not `memory` and `max_procs`, which are
+    /// the session's): each call's defaults, under what the call sets.
+    #[serde(default)]
+    pub(crate) call_limits: LimitOverrides,
+    pub(crate) idle_timeout_ms: u64,
+    pub(crate) max_lifetime_ms: u64,
+    pub(crate) workspace: String,
+    /// Whether the workspace volume was made for the session (removed with it).
+    pub(crate) own_workspace: bool,
+    pub(crate) disk_bytes: u64,
+    pub(crate) created_ms: i64,
+    pub(crate) last_used_ms: i64,
+    pub(crate) calls: u64,
+    pub(crate) owner: Option<String>,
+    pub(crate) stopped_reason: Option<String>,
+}
+
+/// One session.
+pub(crate) struct Session {
+    pub(crate) id: String,
+    meta: Mutex<Meta>,
+    /// Held for the whole of a call: calls run one at a time.
+    live: Mutex<Option<Live>>,
+    /// Cancels the running call's job (the lifetime reached, removal).
+    cancel: Mutex<Option<CancelHandle>>,
+    /// Reads the sandbox's use while a call holds it.
+    usage: Mutex<Option<UsageReader>>,
+    /// The workspace on the host while the session runs, for file operations during calls.
+    host_path: Mutex<Option<PathBuf>>,
+    busy: std::sync::atomic::AtomicBool,
+    dir: PathBuf,
+}
+
+/// A call's hold on a running session; dropping it ends the call.
+pub(crate) struct CallGuard<'s> {
+    pub(crate) session: &'s Session,
+    pub(crate) live: MutexGuard<'s, Option<Live>>,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.session.touch();
+        self.session
+            .busy
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Session {
+    pub(crate) fn new(meta: Meta, live: Option<Live>, dir: PathBuf) -> Self {
+        let cancel = live.as_ref().map(|l| l.sandbox.cancel_handle());
+        let usage = live.as_ref().and_then(|l| l.sandbox.usage_reader());
+        let host_path = live.as_ref().map(|l| l.workspace.host_path().to_owned());
+        Self {
+            id: meta.id.clone(),
+            meta: Mutex::new(meta),
+            live: Mutex::new(live),
+            cancel: Mutex::new(cancel),
+            usage: Mutex::new(usage),
+            host_path: Mutex::new(host_path),
+            busy: std::sync::atomic::AtomicBool::new(false),
+            dir,
+        }
+    }
+
+    pub(crate) fn meta(&self) -> MutexGuard<'_, Meta> {
+        self.meta.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for the calls before this one, then holds the running session; a stopped one is
+    /// refused with its reason.
+    pub(crate) fn begin_call(&self) -> Result<CallGuard<'_>, SessionError> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(reason) = self.meta().stopped_reason.clone() {
+            return Err(SessionError::Stopped {
+                id: self.id.clone(),
+                reason,
+            });
+        }
+        self.busy.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.touch();
+        Ok(CallGuard {
+            session: self,
+            live,
+        })
+    }
+
+    /// Marks the session used now.
+    pub(crate) fn touch(&self) {
+        self.meta().last_used_ms = now_ms();
+    }
+
+    /// Stops the session: its running call (if any) is cancelled, its sandbox destroyed, its
+    /// proxy stopped and its workspace released; the reason is kept. Stopping a stopped session
+    /// does nothing.
+    pub(crate) fn stop(&self, reason: &str) {
+        {
+            let mut meta = self.meta();
+            if meta.stopped_reason.is_some() {
+                return;
+            }
+            meta.stopped_reason = Some(reason.to_owned());
+        }
+        if let Some(cancel) = self.cancel.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            cancel.cancel();
+        }
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.forget_live();
+        end_live(live);
+        self.save();
+    }
+
+    /// Drops what the session kept of its live part.
+    fn forget_live(&self) {
+        self.cancel.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.usage.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.host_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+
+    /// The workspace directory on the host while the session runs.
+    pub(crate) fn host_path(&self) -> Option<PathBuf> {
+        self.host_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Points the kept handles at a sandbox rebuilt during a call.
+    pub(crate) fn rebind(&self, sandbox: &LiveSandbox) {
+        *self.cancel.lock().unwrap_or_else(|p| p.into_inner()) = Some(sandbox.cancel_handle());
+        *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = sandbox.usage_reader();
+    }
+
+    /// Stops the session from within a call (the call holds the live part).
+    pub(crate) fn stop_in_call(&self, guard: &mut CallGuard<'_>, reason: &str) {
+        {
+            let mut meta = self.meta();
+            if meta.stopped_reason.is_none() {
+                meta.stopped_reason = Some(reason.to_owned());
+            }
+        }
+        self.forget_live();
+        end_live(guard.live.take());
+        self.save();
+    }
+
+    /// Writes the state to disk (best effort: a failure is logged; the session goes on).
+    pub(crate) fn save(&self) {
+        let meta = self.meta().clone();
+        let path = self.dir.join(format!("{}.json", meta.id));
+        let tmp = self.dir.join(format!(".{}.json.tmp", meta.id));
+        let written = serde_json::to_vec_pretty(&meta)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!(session = %meta.id, error = %e, "saving the session's state");
+        }
+    }
+
+    /// What the API shows.
+    pub(crate) fn info(&self) -> SessionInfo {
+        let usage = self
+            .usage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(UsageReader::sample);
+        let busy = self.busy.load(std::sync::atomic::Ordering::SeqCst);
+        let meta = self.meta();
+        SessionInfo {
+            id: meta.id.clone(),
+            state: if meta.stopped_reason.is_some() {
+                SessionState::Stopped
+            } else {
+                SessionState::Running
+            },
+            stopped_reason: meta.stopped_reason.clone(),
+            mode: meta.mode,
+            network: meta.network.clone(),
+            limits: meta.limits,
+            idle_timeout_ms: meta.idle_timeout_ms,
+            max_lifetime_ms: meta.max_lifetime_ms,
+            workspace: meta.workspace.clone(),
+            disk_bytes: meta.disk_bytes,
+            created_at: crate::history::utc(meta.created_ms),
+            last_used_at: crate::history::utc(meta.last_used_ms),
+            expires_at: crate::history::utc(
+                meta.created_ms + i64::try_from(meta.max_lifetime_ms).unwrap_or(i64::MAX / 2),
+            ),
+            calls: meta.calls,
+            busy,
+            owner: meta.owner.clone(),
+            usage,
+            disk_used_bytes: None,
+        }
+    }
+
+    /// The reason the reaper has to stop it now, if any.
+    fn expired(&self, now: i64) -> Option<String> {
+        let meta = self.meta();
+        if meta.stopped_reason.is_some() {
+            return None;
+        }
+        let lifetime = i64::try_from(meta.max_lifetime_ms).unwrap_or(i64::MAX / 2);
+        if now - meta.created_ms >= lifetime {
+            return Some(format!(
+                "it reached its maximum lifetime of {}",
+                format_duration(Duration::from_millis(meta.max_lifetime_ms))
+            ));
+        }
+        let idle = i64::try_from(meta.idle_timeout_ms).unwrap_or(i64::MAX / 2);
+        let busy = self.busy.load(std::sync::atomic::Ordering::SeqCst);
+        if !busy && now - meta.last_used_ms >= idle {
+            return Some(format!(
+                "it was idle for {} (its idle timeout)",
+                format_duration(Duration::from_millis(meta.idle_timeout_ms))
+            ));
+        }
+        None
+    }
+}
+
+/// Ends a session's sandbox, proxy and workspace lease, logging what fails.
+fn end_live(live: Option<Live>) {
+    if let Some(live) = live {
+        if let Some(proxy) = live.proxy {
+            proxy.stop();
+        }
+        if let Err(e) = live.sandbox.destroy() {
+            tracing::warn!(error = %e, "destroying a session's sandbox");
+        }
+        drop(live.workspace);
+    }
+}
+
+/// All sessions of an engine.
+pub(crate) struct Sessions {
+    pub(crate) settings: SessionsSettings,
+    sessions: Mutex<BTreeMap<String, Arc<Session>>>,
+    reaper: std::sync::OnceLock<()>,
+}
+
+impl Sessions {
+    /// The sessions kept in `settings.dir`: those a previous server left are read back as
+    /// stopped, with the reason.
+    pub(crate) fn open(settings: SessionsSettings) -> Self {
+        let mut sessions = BTreeMap::new();
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&settings.dir)
+        {
+            tracing::warn!(dir = %settings.dir.display(), error = %e, "creating the sessions' directory");
+        }
+        if let Ok(entries) = std::fs::read_dir(&settings.dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let Some(mut meta) = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
+                else {
+                    tracing::warn!(path = %path.display(), "an unreadable session state");
+                    continue;
+                };
+                if meta.stopped_reason.is_none() {
+                    meta.stopped_reason = Some(format!(
+                        "the server stopped (last use {}); its processes ended with it, its \
+                         files are kept",
+                        crate::history::utc(meta.last_used_ms)
+                    ));
+                }
+                let session = Session::new(meta, None, settings.dir.clone());
+                session.save();
+                sessions.insert(session.id.clone(), Arc::new(session));
+            }
+        }
+        Self {
+            settings,
+            sessions: Mutex::new(sessions),
+            reaper: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session `id` if `caller` owns it.
+    pub(crate) fn get(&self, id: &str, caller: Option<&str>) -> Result<Arc<Session>, SessionError> {
+        let session = self
+            .map()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SessionError::NotFound(id.to_owned()))?;
+        if session.meta().owner.as_deref() != caller {
+            return Err(SessionError::NotFound(id.to_owned()));
+        }
+        Ok(session)
+    }
+
+    /// The caller's sessions.
+    pub(crate) fn list(&self, caller: Option<&str>) -> Vec<Arc<Session>> {
+        self.map()
+            .values()
+            .filter(|s| s.meta().owner.as_deref() == caller)
+            .cloned()
+            .collect()
+    }
+
+    /// Refuses a new session of `caller` over the limits.
+    pub(crate) fn admit(&self, caller: Option<&str>) -> Result<(), SessionError> {
+        let map = self.map();
+        let running = |s: &&Arc<Session>| s.meta().stopped_reason.is_none();
+        let all = map.values().filter(running).count();
+        if all >= self.settings.max {
+            return Err(SessionError::TooMany(format!(
+                "{all} sessions are running, the most this server keeps ([sessions] max); \
+                 remove one first"
+            )));
+        }
+        let mine = map
+            .values()
+            .filter(running)
+            .filter(|s| s.meta().owner.as_deref() == caller)
+            .count();
+        if mine >= self.settings.max_per_caller {
+            return Err(SessionError::TooMany(format!(
+                "this caller has {mine} running sessions, the most one caller may have \
+                 ([sessions] max_per_caller); remove one first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds a new session and starts the reaper if it is not running.
+    pub(crate) fn insert(self: &Arc<Self>, session: Session) -> Arc<Session> {
+        session.save();
+        let session = Arc::new(session);
+        self.map().insert(session.id.clone(), session.clone());
+        self.reaper.get_or_init(|| {
+            let weak = Arc::downgrade(self);
+            let spawned = std::thread::Builder::new()
+                .name("warden-session-reaper".into())
+                .spawn(move || reap(&weak));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "starting the session reaper");
+            }
+        });
+        session
+    }
+
+    /// Forgets a session (after it was stopped and its state removed).
+    pub(crate) fn forget(&self, id: &str) {
+        self.map().remove(id);
+        let _ = std::fs::remove_file(self.settings.dir.join(format!("{id}.json")));
+    }
+
+    /// Stops every running session (the server is stopping).
+    pub(crate) fn stop_all(&self, reason: &str) {
+        let sessions: Vec<_> = self.map().values().cloned().collect();
+        for session in sessions {
+            session.stop(reason);
+        }
+    }
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("settings", &self.settings)
+            .field("sessions", &self.map().len())
+            .finish()
+    }
+}
+
+/// The reaper: stops the sessions past their idle timeout or lifetime, until the store is gone.
+fn reap(sessions: &Weak<Sessions>) {
+    loop {
+        std::thread::sleep(REAP_EVERY);
+        let Some(sessions) = sessions.upgrade() else {
+            return;
+        };
+        let now = now_ms();
+        let all: Vec<_> = sessions.map().values().cloned().collect();
+        for session in all {
+            if let Some(reason) = session.expired(now) {
+                tracing::info!(session = %session.id, %reason, "stopping a session");
+                session.stop(&reason);
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

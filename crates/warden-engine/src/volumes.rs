@@ -1,0 +1,815 @@
+//! Named persistent volumes (issue 12, docs/volumes.md): a directory that outlives executions,
+//! with a quota, mounted read-write or read-only into the sandboxes of the runs that ask for it.
+//!
+//! A volume is `<dir>/<name>/`: `image`, a sparse file of the quota's size formatted ext4 (so
+//! that a program filling it gets `ENOSPC` and nothing else on the host fills up), `meta.json`
+//! (size, creation, last use, bytes used) and `mnt/`, where the image is loop-mounted on the
+//! host while a run uses it. The sandbox gets `mnt/` as an id-mapped bind
+//! ([`warden_sandbox::VolumeMount`]); no sandbox sees a volume it did not ask for, since
+//! `<dir>` is in none of their binds.
+//!
+//! The CLI and a server may use one volume at once, so what must be exclusive is decided by
+//! `flock(2)` locks on files of the volume, which the kernel releases when a process dies:
+//! `mount.lock` serialises mounting and unmounting; every process that has the volume mounted
+//! for a lease holds `users.lock` shared, and the last one out (the one that can take it
+//! exclusively) unmounts; a writer holds `writer.lock`, so there is at most one writer at a
+//! time across processes. Readers are allowed beside a writer and see its writes as they are
+//! made. A mount left by a process that died is found at the next attach and reused, and
+//! undone when that lease ends (or by `remove`).
+
+mod disk;
+mod meta;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::Serialize;
+use warden_core::config::ConcurrentWriters;
+use warden_core::ByteSize;
+
+use meta::Meta;
+
+/// The smallest quota: below a few MiB ext4's own metadata is most of the image.
+pub const MIN_VOLUME_SIZE: ByteSize = ByteSize::mib(8);
+
+/// Where volumes are kept when nothing else says.
+pub const SYSTEM_VOLUMES_DIR: &str = "/var/lib/warden/volumes";
+
+/// How long a waiting writer sleeps between tries of the writer lock.
+const WRITER_POLL: Duration = Duration::from_millis(50);
+
+/// The `[volumes]` settings, `WARDEN_VOLUMES_DIR` applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumesSettings {
+    /// Where volumes are kept.
+    pub dir: PathBuf,
+    /// The largest quota `create` accepts.
+    pub max_size: ByteSize,
+    /// `prune` removes volumes unused this long; `None`, every volume not in use.
+    pub prune_after: Option<Duration>,
+    /// What a second writer gets.
+    pub concurrent_writers: ConcurrentWriters,
+    /// The longest a writer waits under [`ConcurrentWriters::Wait`].
+    pub writer_wait: Duration,
+}
+
+impl VolumesSettings {
+    /// The defaults, volumes kept in `dir`.
+    pub fn in_dir(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            max_size: warden_core::config::DEFAULT_MAX_VOLUME_SIZE,
+            prune_after: None,
+            concurrent_writers: ConcurrentWriters::Refuse,
+            writer_wait: warden_core::config::DEFAULT_WRITER_WAIT,
+        }
+    }
+}
+
+/// What is known of one volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeInfo {
+    /// Its name.
+    pub name: String,
+    /// Its quota: the size of its filesystem.
+    #[serde(rename = "size_bytes", serialize_with = "as_bytes")]
+    pub size: ByteSize,
+    /// Bytes its files take: read from the filesystem while it is mounted, else as the last
+    /// lease left it.
+    #[serde(rename = "used_bytes", serialize_with = "as_bytes")]
+    pub used: ByteSize,
+    /// When it was created.
+    #[serde(serialize_with = "crate::history::time::rfc3339")]
+    pub created_at: SystemTime,
+    /// When a lease on it last ended or began; absent if no run ever used it.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub last_used_at: Option<SystemTime>,
+    /// Who uses it now.
+    pub in_use: InUse,
+}
+
+/// Who uses a volume now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct InUse {
+    /// Whether some process (this one or another) has it mounted for a lease.
+    pub attached: bool,
+    /// Whether some process holds it for writing.
+    pub writer: bool,
+    /// Read-only leases of this process.
+    pub readers_here: usize,
+    /// Read-write leases of this process (0 or 1).
+    pub writers_here: usize,
+}
+
+impl InUse {
+    /// Whether anything uses the volume.
+    pub fn any(&self) -> bool {
+        self.attached || self.writer || self.readers_here + self.writers_here > 0
+    }
+}
+
+/// A volume operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// The name is not `[a-z0-9][a-z0-9_.-]{0,62}`.
+    #[error("invalid volume name {name:?}: use 1 to 63 of a-z 0-9 _ . - starting with a letter or digit")]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
+    /// The size is below the floor or above `[volumes] max_size`.
+    #[error("volume size {size} is outside {min} to {max} ([volumes] max_size)")]
+    InvalidSize {
+        /// The size asked for.
+        size: ByteSize,
+        /// The smallest size.
+        min: ByteSize,
+        /// The largest size.
+        max: ByteSize,
+    },
+    /// A volume of this name exists.
+    #[error("volume {name:?} already exists")]
+    Exists {
+        /// The volume.
+        name: String,
+    },
+    /// No volume has this name.
+    #[error("no volume named {name:?}")]
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// The volume is attached to a run or session (`remove`).
+    #[error("volume {name:?} is in use")]
+    InUse {
+        /// The volume.
+        name: String,
+    },
+    /// Another run or session writes to the volume (`[volumes] concurrent_writers`).
+    #[error(
+        "volume {name:?} already has a writer{}",
+        waited.map(|w| format!(" (waited {})", warden_core::units::format_duration(w))).unwrap_or_default()
+    )]
+    WriterBusy {
+        /// The volume.
+        name: String,
+        /// How long this writer waited, under `concurrent_writers = "wait"`.
+        waited: Option<Duration>,
+    },
+    /// A host program volumes need is missing.
+    #[error("{program} is missing (apt-get install {package})")]
+    MissingProgram {
+        /// Its path.
+        program: &'static str,
+        /// The package that has it.
+        package: &'static str,
+    },
+    /// A host program failed.
+    #[error("{step}: {program} failed ({status}): {stderr}")]
+    Program {
+        /// What it was for.
+        step: &'static str,
+        /// Its path.
+        program: &'static str,
+        /// How it ended.
+        status: std::process::ExitStatus,
+        /// What it said.
+        stderr: String,
+    },
+    /// A file operation failed.
+    #[error("{step} {path}")]
+    Io {
+        /// What was being done.
+        step: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `meta.json` does not parse.
+    #[error("reading {path}")]
+    Meta {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Whose fault a [`VolumeError`] is, for an adapter's status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeErrorKind {
+    /// A bad name or size (HTTP 400).
+    Invalid,
+    /// No such volume (HTTP 404).
+    NotFound,
+    /// It exists, is in use, or has a writer (HTTP 409).
+    Conflict,
+    /// The host lacks a program volumes need (HTTP 503).
+    Unavailable,
+    /// warden failed (HTTP 500).
+    Internal,
+}
+
+impl VolumeError {
+    /// Whose fault it is.
+    pub fn kind(&self) -> VolumeErrorKind {
+        match self {
+            VolumeError::InvalidName { .. } | VolumeError::InvalidSize { .. } => {
+                VolumeErrorKind::Invalid
+            }
+            VolumeError::NotFound { .. } => VolumeErrorKind::NotFound,
+            VolumeError::Exists { .. }
+            | VolumeError::InUse { .. }
+            | VolumeError::WriterBusy { .. } => VolumeErrorKind::Conflict,
+            VolumeError::MissingProgram { .. } => VolumeErrorKind::Unavailable,
+            VolumeError::Program { .. } | VolumeError::Io { .. } | VolumeError::Meta { .. } => {
+                VolumeErrorKind::Internal
+            }
+        }
+    }
+
+    fn io(step: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| VolumeError::Io { step, path, source }
+    }
+}
+
+/// Checks a volume name: `[a-z0-9][a-z0-9_.-]{0,62}`, so that it is one path component that
+/// is never `.`, `..` or hidden.
+pub fn check_name(name: &str) -> Result<(), VolumeError> {
+    let bytes = name.as_bytes();
+    let first_ok = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok = bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(b));
+    if first_ok && rest_ok && bytes.len() <= 63 {
+        Ok(())
+    } else {
+        Err(VolumeError::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// The volumes of one host, shared by clones (one per engine).
+#[derive(Debug, Clone)]
+pub struct Volumes {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: VolumesSettings,
+    /// This process's mounted volumes, by name.
+    attached: Mutex<HashMap<String, Attached>>,
+}
+
+/// A volume this process has mounted for its leases.
+#[derive(Debug)]
+struct Attached {
+    readers: usize,
+    writers: usize,
+    /// `users.lock`, held shared while this process has leases.
+    users: Flock<File>,
+}
+
+impl Volumes {
+    /// The volumes kept as `settings` say. Nothing is touched until the first call.
+    pub fn new(settings: VolumesSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                attached: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &VolumesSettings {
+        &self.inner.settings
+    }
+
+    /// Creates an empty volume of `size`.
+    pub fn create(&self, name: &str, size: ByteSize) -> Result<VolumeInfo, VolumeError> {
+        check_name(name)?;
+        let max = self.inner.settings.max_size;
+        if size < MIN_VOLUME_SIZE || size > max {
+            return Err(VolumeError::InvalidSize {
+                size,
+                min: MIN_VOLUME_SIZE,
+                max,
+            });
+        }
+        let root = self.root()?;
+        let dir = root.join(name);
+        if dir.exists() {
+            return Err(VolumeError::Exists {
+                name: name.to_owned(),
+            });
+        }
+        // Built under a hidden name and renamed into place, so that a volume either exists
+        // whole or not at all; a crash leaves a hidden directory that `prune` removes.
+        let building = root.join(format!(".{name}.new-{}", std::process::id()));
+        let built = disk::build(&building, size).and_then(|()| {
+            Meta::new(size).write(&building)?;
+            // rename(2) fails on an existing non-empty directory: another process created
+            // the same volume meanwhile.
+            std::fs::rename(&building, &dir).map_err(|e| {
+                if dir.join(meta::FILE).exists() {
+                    VolumeError::Exists {
+                        name: name.to_owned(),
+                    }
+                } else {
+                    VolumeError::io("moving the new volume to", &dir)(e)
+                }
+            })
+        });
+        if built.is_err() {
+            let _ = std::fs::remove_dir_all(&building);
+        }
+        built?;
+        tracing::info!(volume = name, size = %size, "volume created");
+        self.inspect(name)
+    }
+
+    /// Every volume, by name.
+    pub fn list(&self) -> Result<Vec<VolumeInfo>, VolumeError> {
+        let root = &self.inner.settings.dir;
+        let entries = match std::fs::read_dir(root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(VolumeError::io("listing", root)(e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| check_name(n).is_ok())
+            .collect();
+        names.sort();
+        let mut infos = Vec::with_capacity(names.len());
+        for name in names {
+            match self.inspect(&name) {
+                Ok(info) => infos.push(info),
+                // Removed meanwhile.
+                Err(VolumeError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(infos)
+    }
+
+    /// One volume.
+    pub fn inspect(&self, name: &str) -> Result<VolumeInfo, VolumeError> {
+        let dir = self.existing(name)?;
+        let meta = Meta::read(&dir, name)?;
+        let in_use = self.in_use(name, &dir)?;
+        let mnt = dir.join("mnt");
+        let used = if in_use.attached {
+            disk::used(&mnt).unwrap_or(meta.used)
+        } else {
+            meta.used
+        };
+        Ok(VolumeInfo {
+            name: name.to_owned(),
+            size: meta.size,
+            used,
+            created_at: meta.created_at(),
+            last_used_at: meta.last_used_at(),
+            in_use,
+        })
+    }
+
+    /// Removes a volume and its files; refused while a run or session uses it.
+    pub fn remove(&self, name: &str) -> Result<(), VolumeError> {
+        let dir = self.existing(name)?;
+        let attached = self.attached();
+        let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
+        let busy = VolumeError::InUse {
+            name: name.to_owned(),
+        };
+        if attached.contains_key(name) {
+            return Err(busy);
+        }
+        let users = try_lock(&dir.join("users.lock"), true)?.ok_or(busy)?;
+        let mnt = dir.join("mnt");
+        if disk::is_mounted(&mnt)? {
+            // Left by a process that died while a run used the volume.
+            disk::unmount(&mnt)?;
+        }
+        // Renamed first, so that an attach waiting for `mount.lock` finds no volume.
+        let doomed = self
+            .inner
+            .settings
+            .dir
+            .join(format!(".{name}.removing-{}", std::process::id()));
+        std::fs::rename(&dir, &doomed).map_err(VolumeError::io("renaming", &dir))?;
+        drop(users);
+        std::fs::remove_dir_all(&doomed).map_err(VolumeError::io("removing", &doomed))?;
+        tracing::info!(volume = name, "volume removed");
+        Ok(())
+    }
+
+    /// Removes every volume not in use whose last use (or creation) is older than
+    /// `[volumes] prune_after`, or every volume not in use when that is unset; and what a
+    /// crash left half-built or half-removed. Returns the names of the volumes removed.
+    pub fn prune(&self) -> Result<Vec<String>, VolumeError> {
+        let now = SystemTime::now();
+        let mut removed = Vec::new();
+        for info in self.list()? {
+            let last = info.last_used_at.unwrap_or(info.created_at);
+            let idle = now.duration_since(last).unwrap_or_default();
+            let old_enough = self
+                .inner
+                .settings
+                .prune_after
+                .is_none_or(|age| idle >= age);
+            if info.in_use.any() || !old_enough {
+                continue;
+            }
+            match self.remove(&info.name) {
+                Ok(()) => removed.push(info.name),
+                // Attached meanwhile, or removed by another process.
+                Err(VolumeError::InUse { .. } | VolumeError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.sweep_leftovers();
+        Ok(removed)
+    }
+
+    /// Attaches a volume for a run or session, waiting for another writer at most
+    /// `[volumes] writer_wait` when `concurrent_writers = "wait"`.
+    pub fn attach(&self, name: &str, writable: bool) -> Result<VolumeLease, VolumeError> {
+        self.attach_within(name, writable, self.inner.settings.writer_wait)
+    }
+
+    /// Attaches a volume, a writer waiting at most `max_wait` (and at most `[volumes]
+    /// writer_wait`) for another: the volume's image is mounted on the host if no lease of any
+    /// process has it mounted, and stays mounted until the last lease ends.
+    pub fn attach_within(
+        &self,
+        name: &str,
+        writable: bool,
+        max_wait: Duration,
+    ) -> Result<VolumeLease, VolumeError> {
+        let dir = self.existing(name)?;
+        let writer = if writable {
+            Some(self.take_writer(name, &dir, max_wait)?)
+        } else {
+            None
+        };
+        let mut attached = self.attached();
+        match attached.get_mut(name) {
+            Some(a) if writable => a.writers += 1,
+            Some(a) => a.readers += 1,
+            None => {
+                let users = self.mount(name, &dir)?;
+                attached.insert(
+                    name.to_owned(),
+                    Attached {
+                        readers: usize::from(!writable),
+                        writers: usize::from(writable),
+                        users,
+                    },
+                );
+            }
+        }
+        drop(attached);
+        let touched = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)
+            .and_then(|_mounting| Meta::touch(&dir, name, None));
+        if let Err(e) = touched {
+            tracing::warn!(volume = name, error = %e, "volume's last use not recorded");
+        }
+        Ok(VolumeLease {
+            volumes: self.clone(),
+            name: name.to_owned(),
+            host: dir.join("mnt"),
+            writable,
+            _writer: writer,
+        })
+    }
+
+    /// The volumes' directory, created 0700 if missing: volumes hold callers' files.
+    fn root(&self) -> Result<PathBuf, VolumeError> {
+        let root = &self.inner.settings.dir;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(VolumeError::io("creating", root))?;
+        Ok(root.clone())
+    }
+
+    /// The directory of an existing volume.
+    fn existing(&self, name: &str) -> Result<PathBuf, VolumeError> {
+        check_name(name)?;
+        let dir = self.inner.settings.dir.join(name);
+        if dir.join(meta::FILE).is_file() {
+            Ok(dir)
+        } else {
+            Err(VolumeError::NotFound {
+                name: name.to_owned(),
+            })
+        }
+    }
+
+    fn attached(&self) -> MutexGuard<'_, HashMap<String, Attached>> {
+        // A panic while holding the lock leaves the map as consistent as the last update.
+        self.inner
+            .attached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Who uses a volume: this process's leases, and probes of the other processes' locks
+    /// under `mount.lock`, so that a probe never makes an attach fail.
+    fn in_use(&self, name: &str, dir: &Path) -> Result<InUse, VolumeError> {
+        let (readers_here, writers_here) = self
+            .attached()
+            .get(name)
+            .map_or((0, 0), |a| (a.readers, a.writers));
+        let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
+        let attached =
+            readers_here + writers_here > 0 || try_lock(&dir.join("users.lock"), true)?.is_none();
+        let writer = writers_here > 0 || try_lock(&dir.join("writer.lock"), true)?.is_none();
+        Ok(InUse {
+            attached,
+            writer,
+            readers_here,
+            writers_here,
+        })
+    }
+
+    /// Takes the volume's writer lock: at once, or polling until `max_wait` (capped by
+    /// `writer_wait`) under `concurrent_writers = "wait"`.
+    fn take_writer(
+        &self,
+        name: &str,
+        dir: &Path,
+        max_wait: Duration,
+    ) -> Result<Flock<File>, VolumeError> {
+        let settings = &self.inner.settings;
+        let waits = settings.concurrent_writers == ConcurrentWriters::Wait;
+        let started = Instant::now();
+        let deadline = started + max_wait.min(settings.writer_wait);
+        loop {
+            {
+                let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
+                if let Some(writer) = try_lock(&dir.join("writer.lock"), true)? {
+                    return Ok(writer);
+                }
+            }
+            if !waits || Instant::now() >= deadline {
+                return Err(VolumeError::WriterBusy {
+                    name: name.to_owned(),
+                    waited: waits.then(|| started.elapsed()),
+                });
+            }
+            std::thread::sleep(WRITER_POLL);
+        }
+    }
+
+    /// Mounts the volume for this process's first lease (or finds it mounted by another
+    /// process, or left mounted by one that died) and holds `users.lock` shared.
+    fn mount(&self, name: &str, dir: &Path) -> Result<Flock<File>, VolumeError> {
+        let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
+        // Removed while this attach waited for the lock.
+        self.existing(name)?;
+        let users = lock(&dir.join("users.lock"), FlockArg::LockShared)?;
+        let mnt = dir.join("mnt");
+        if disk::is_mounted(&mnt)? {
+            tracing::debug!(volume = name, "volume already mounted on the host; reused");
+        } else {
+            disk::mount(&dir.join("image"), &mnt)?;
+            tracing::debug!(volume = name, "volume mounted on the host");
+        }
+        Ok(users)
+    }
+
+    /// Ends one lease; the last of this process unmounts the volume unless another process
+    /// still has leases on it.
+    fn release(&self, name: &str, writable: bool) {
+        let mut attached = self.attached();
+        let Some(a) = attached.get_mut(name) else {
+            return;
+        };
+        if writable {
+            a.writers -= 1;
+        } else {
+            a.readers -= 1;
+        }
+        if a.readers + a.writers > 0 {
+            return;
+        }
+        let Some(a) = attached.remove(name) else {
+            return;
+        };
+        let dir = self.inner.settings.dir.join(name);
+        if let Err(e) = self.unmount_if_last(name, &dir, a.users) {
+            tracing::warn!(volume = name, error = %e, "volume not unmounted");
+        }
+    }
+
+    fn unmount_if_last(
+        &self,
+        name: &str,
+        dir: &Path,
+        users: Flock<File>,
+    ) -> Result<(), VolumeError> {
+        let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
+        let mnt = dir.join("mnt");
+        let used = disk::used(&mnt).ok();
+        Meta::touch(dir, name, used)?;
+        // Converting a flock is not atomic, but every conversion and new shared lock happens
+        // under `mount.lock`, which this process holds.
+        match users.relock(FlockArg::LockExclusiveNonblock) {
+            Ok(()) => {
+                disk::unmount(&mnt)?;
+                tracing::debug!(volume = name, "volume unmounted from the host");
+            }
+            Err(nix::errno::Errno::EWOULDBLOCK) => {
+                tracing::debug!(volume = name, "volume still used by another process");
+            }
+            Err(e) => {
+                return Err(VolumeError::io("locking", &dir.join("users.lock"))(
+                    e.into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what a crash left: hidden directories of a create or remove whose process is
+    /// gone.
+    fn sweep_leftovers(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.inner.settings.dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix('.')
+                .and_then(|n| n.rsplit_once('-'))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            let gone = pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+            if gone {
+                let path = entry.path();
+                if let Err(e) = disk::unmount_if_mounted(&path.join("mnt")).and_then(|()| {
+                    std::fs::remove_dir_all(&path).map_err(VolumeError::io("removing", &path))
+                }) {
+                    tracing::warn!(path = %path.display(), error = %e, "leftover not removed");
+                }
+            }
+        }
+    }
+}
+
+/// A volume attached for one run or session: its host directory stays mounted, and a writer
+/// keeps the writer lock, until the lease is dropped.
+#[derive(Debug)]
+pub struct VolumeLease {
+    volumes: Volumes,
+    name: String,
+    host: PathBuf,
+    writable: bool,
+    _writer: Option<Flock<File>>,
+}
+
+impl VolumeLease {
+    /// The volume's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The host directory the volume is mounted on.
+    pub fn host_path(&self) -> &Path {
+        &self.host
+    }
+
+    /// Whether the lease may write.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The sandbox mount of this volume at `target`.
+    pub fn mount(&self, target: &Path) -> warden_sandbox::VolumeMount {
+        warden_sandbox::VolumeMount {
+            host: self.host.clone(),
+            target: target.to_owned(),
+            writable: self.writable,
+        }
+    }
+}
+
+impl Drop for VolumeLease {
+    fn drop(&mut self) {
+        self.volumes.release(&self.name, self.writable);
+    }
+}
+
+/// Opens (creating) `path` and locks it, waiting.
+fn lock(path: &Path, how: FlockArg) -> Result<Flock<File>, VolumeError> {
+    let file = open_lock(path)?;
+    Flock::lock(file, how).map_err(|(_, e)| VolumeError::io("locking", path)(e.into()))
+}
+
+/// Opens (creating) `path` and tries to lock it, exclusively or shared; `None` if another
+/// open file description holds a conflicting lock.
+fn try_lock(path: &Path, exclusive: bool) -> Result<Option<Flock<File>>, VolumeError> {
+    let file = open_lock(path)?;
+    let how = if exclusive {
+        FlockArg::LockExclusiveNonblock
+    } else {
+        FlockArg::LockSharedNonblock
+    };
+    match Flock::lock(file, how) {
+        Ok(locked) => Ok(Some(locked)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(VolumeError::io("locking", path)(e.into())),
+    }
+}
+
+fn open_lock(path: &Path) -> Result<File, VolumeError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(VolumeError::io("opening", path))
+}
+
+fn as_bytes<S: serde::Serializer>(size: &ByteSize, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(size.bytes())
+}
+
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => crate::history::time::rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_one_plain_path_component() {
+        for good in ["a", "0", "data", "my-vol_1.2", &"x".repeat(63)] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "-x",
+            "_x",
+            "A",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(64),
+        ] {
+            let err = check_name(bad).expect_err(bad);
+            assert!(matches!(err, VolumeError::InvalidName { .. }), "{bad}");
+            assert_eq!(err.kind(), VolumeErrorKind::Invalid);
+        }
+    }
+
+    #[test]
+    fn sizes_outside_the_floor_and_the_maximum_are_refused_before_anything_is_made() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("volumes");
+        let volumes = Volumes::new(VolumesSettings {
+            max_size: ByteSize::mib(64),
+            ..VolumesSettings::in_dir(root.clone())
+        });
+        for size in [ByteSize::mib(1), ByteSize::mib(65)] {
+            let err = volumes.create("v", size).expect_err("out of range");
+            assert!(matches!(err, VolumeError::InvalidSize { .. }), "{err}");
+            assert!(err.to_string().contains("[volumes] max_size"), "{err}");
+        }
+        let err = volumes
+            .create("Bad", ByteSize::mib(8))
+            .expect_err("bad name");
+        assert_eq!(err.kind(), VolumeErrorKind::Invalid);
+        assert!(!root.exists(), "nothing was created");
+        assert!(volumes.list().expect("empty").is_empty());
+        let err = volumes.inspect("v").expect_err("none");
+        assert_eq!(err.kind(), VolumeErrorKind::NotFound);
+        let err = volumes.attach("v", true).expect_err("none");
+        assert_eq!(err.kind(), VolumeErrorKind::NotFound);
+    }
+}

@@ -1,0 +1,420 @@
+//! `/v1/sessions`: sandboxes that live across calls (docs/sessions.md). Create one, run
+//! commands and programs in it, move files in and out of its workspace, look at it, remove it.
+//! A session belongs to the token that created it; other tokens get 404 for it.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use warden_core::ByteSize;
+use warden_engine::{FileAnswer, FileOp, SessionCall, SessionError, SessionInfo, SessionRequest};
+
+use super::{blocking, V1Caller};
+use crate::error::ApiError;
+use crate::execution_request::{ExecutionBody, LimitsBody, ModeBody};
+use crate::json_body::JsonObject;
+use crate::state::AppState;
+
+/// `POST /v1/sessions`: what the session is. Every field is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    /// `sandboxed` or `isolated`; `auto` (the default) is the mode the operator's policy gives
+    /// code without findings. A call whose code needs a stronger mode is refused.
+    #[serde(default)]
+    mode: Option<ModeBody>,
+    /// The network policy of every call.
+    #[serde(default)]
+    network: Option<String>,
+    /// `memory` and `max_procs` hold for the whole session (every process of every call); the
+    /// others are its calls' limits.
+    #[serde(default, deserialize_with = "crate::json_body::object")]
+    limits: LimitsBody,
+    /// Stop the session when no call or file operation used it for this long (`10m`).
+    #[serde(default)]
+    idle_timeout: Option<String>,
+    /// Stop it this long after it started (`1h`).
+    #[serde(default)]
+    max_lifetime: Option<String>,
+    /// Its workspace's size (`256MiB`), a hard quota.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "256MiB")]
+    disk: Option<ByteSize>,
+    /// An existing volume to use as the workspace (kept when the session is removed).
+    #[serde(default)]
+    workspace: Option<String>,
+}
+
+/// `POST /v1/sessions/{id}/exec`: a shell command, or a program as `POST /v1/executions`
+/// takes it (without `tests`, `dependencies` or `volumes`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommandBody {
+    /// A shell command, run by `bash -c` in `/work`.
+    command: String,
+    /// Standard input.
+    #[serde(default)]
+    stdin: Option<String>,
+    /// Arguments (`$1`, `$2`, ... of the command).
+    #[serde(default)]
+    args: Vec<String>,
+    /// The call's limits, within the session's.
+    #[serde(default, deserialize_with = "crate::json_body::object")]
+    limits: LimitsBody,
+}
+
+/// Where in the workspace a file operation acts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PathQuery {
+    /// A path relative to the workspace; for a listing, the directory ("" for the workspace).
+    #[serde(default)]
+    path: String,
+}
+
+/// Starts a session.
+#[utoipa::path(
+    post, path = "/v1/sessions", tag = "sessions", operation_id = "create_session",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "The session", body = serde_json::Value),
+        (status = 400, description = "Malformed JSON"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 404, description = "The workspace volume named does not exist"),
+        (status = 409, description = "The workspace volume has a writer"),
+        (status = 413, description = "The body is larger than the server accepts"),
+        (status = 415, description = "Not `Content-Type: application/json`"),
+        (status = 422, description = "A field is invalid or above the server's most"),
+        (status = 429, description = "Too many sessions (the server's or the caller's)"),
+        (status = 503, description = "The mode's backend or the volumes' tools are missing"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    JsonObject(body): JsonObject<CreateBody>,
+) -> Result<Response, ApiError> {
+    let duration = |field: &str, text: Option<String>| {
+        text.map(|t| {
+            warden_core::parse_duration(&t)
+                .map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))
+        })
+        .transpose()
+    };
+    let request = SessionRequest {
+        mode: body.mode.map(ModeBody::request),
+        network: body.network,
+        limits: body.limits.checked(&state.options().maxima)?,
+        idle_timeout: duration("idle_timeout", body.idle_timeout)?,
+        max_lifetime: duration("max_lifetime", body.max_lifetime)?,
+        disk: body.disk,
+        workspace: body.workspace,
+        owner: caller.token,
+    };
+    let created = blocking(&state, move |engine| engine.create_session(request)).await?;
+    Ok((StatusCode::CREATED, Json(created.map_err(session_error)?)).into_response())
+}
+
+/// The caller's sessions.
+#[utoipa::path(
+    get, path = "/v1/sessions", tag = "sessions", operation_id = "list_sessions",
+    responses(
+        (status = 200, description = "The sessions", body = serde_json::Value),
+        (status = 401, description = "Missing or invalid token"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+    let token = caller.token;
+    Ok(Json(
+        blocking(&state, move |engine| engine.sessions(token.as_deref())).await?,
+    ))
+}
+
+/// One session: its state, why it stopped, its resources now, its workspace's use.
+#[utoipa::path(
+    get, path = "/v1/sessions/{id}", tag = "sessions", operation_id = "get_session",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "The session", body = serde_json::Value),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 404, description = "No such session"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<SessionInfo>, ApiError> {
+    let Path(id) = id?;
+    let token = caller.token;
+    let info = blocking(&state, move |engine| engine.session(&id, token.as_deref())).await?;
+    Ok(Json(info.map_err(session_error)?))
+}
+
+/// Stops a session and removes it with its workspace.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{id}", tag = "sessions", operation_id = "remove_session",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 404, description = "No such session"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(id) = id?;
+    let token = caller.token;
+    let removed = blocking(&state, move |engine| {
+        engine.remove_session(&id, token.as_deref())
+    })
+    .await?;
+    removed.map_err(session_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs a command or a program in the session, after the calls before it, and answers the
+/// result as `POST /v1/executions` does.
+#[utoipa::path(
+    post, path = "/v1/sessions/{id}/exec", tag = "sessions", operation_id = "session_exec",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = serde_json::Value, description = "`{\"command\": ...}` (CommandBody) or a program (ExecutionBody)"),
+    responses(
+        (status = 200, description = "The result, as `warden run --json` prints it", body = serde_json::Value),
+        (status = 400, description = "Malformed JSON"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "The code needs a stronger mode than the session's"),
+        (status = 404, description = "No such session"),
+        (status = 409, description = "The session stopped (the reason is given)"),
+        (status = 413, description = "The body is larger than the server accepts"),
+        (status = 415, description = "Not `Content-Type: application/json`"),
+        (status = 422, description = "A field is invalid"),
+        (status = 429, description = "The queue is full or the token is over a quota"),
+        (status = 503, description = "A toolchain is missing, or the server is shutting down"),
+        (status = 504, description = "Not finished within the synchronous deadline"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn exec(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    id: Result<Path<String>, PathRejection>,
+    JsonObject(body): JsonObject<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let call = call_of(body, &state)?;
+    let deadline = state.sync_deadline();
+    let ran = tokio::time::timeout(deadline, state.session_call(id, call, caller))
+        .await
+        .map_err(|_| ApiError::deadline(deadline))??;
+    Ok(Json(ran.map_err(session_error)?.result).into_response())
+}
+
+/// A call from its JSON: a command when it has `command`, else a program.
+fn call_of(body: serde_json::Value, state: &AppState) -> Result<SessionCall, ApiError> {
+    let invalid = |e: serde_json::Error| ApiError::unprocessable(e.to_string());
+    if body.get("command").is_some() {
+        let body: CommandBody = serde_json::from_value(body).map_err(invalid)?;
+        let request = warden_engine::ExecutionRequest {
+            args: body.args,
+            stdin: body.stdin.map_or(warden_sandbox::Stdin::Null, |s| {
+                warden_sandbox::Stdin::Bytes(s.into_bytes())
+            }),
+            limits: body.limits.checked(&state.options().maxima)?,
+            ..Default::default()
+        };
+        return Ok(SessionCall::Command {
+            command: body.command,
+            request,
+        });
+    }
+    let body: ExecutionBody = serde_json::from_value(body).map_err(invalid)?;
+    if body.mode.is_some() || body.network.is_some() {
+        return Err(ApiError::unprocessable(
+            "a session call runs in the session's mode and network policy: leave out `mode` \
+             and `network`",
+        ));
+    }
+    Ok(SessionCall::Program(body.into_request(state.options())?))
+}
+
+/// The entries of a directory of the workspace.
+#[utoipa::path(
+    get, path = "/v1/sessions/{id}/files", tag = "sessions", operation_id = "list_session_files",
+    params(("id" = String, Path, description = "The session's id"), PathQuery),
+    responses(
+        (status = 400, description = "A malformed query"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 200, description = "`{path, entries: [{name, kind, size}]}`", body = serde_json::Value),
+        (status = 404, description = "No such session or directory"),
+        (status = 422, description = "The path leaves the workspace or crosses a link"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list_files(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<PathQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let Query(query) = query?;
+    let path = query.path.clone();
+    match file_op(&state, id, caller.token, FileOp::List(query.path)).await? {
+        FileAnswer::Entries(entries) => {
+            Ok(Json(serde_json::json!({"path": path, "entries": entries})).into_response())
+        }
+        _ => Err(ApiError::internal(&std::io::Error::other(
+            "a listing answered otherwise",
+        ))),
+    }
+}
+
+/// A file of the workspace, its bytes as the body.
+#[utoipa::path(
+    get, path = "/v1/sessions/{id}/file", tag = "sessions", operation_id = "download_session_file",
+    params(("id" = String, Path, description = "The session's id"), PathQuery),
+    responses(
+        (status = 400, description = "A malformed query"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
+        (status = 404, description = "No such session or file"),
+        (status = 422, description = "The path leaves the workspace, crosses a link, or is not a file"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn download(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<PathQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let Query(query) = query?;
+    match file_op(&state, id, caller.token, FileOp::Read(query.path)).await? {
+        FileAnswer::Bytes(bytes) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+        }
+        _ => Err(ApiError::internal(&std::io::Error::other(
+            "a read answered otherwise",
+        ))),
+    }
+}
+
+/// Writes (replaces) a file of the workspace from the body's bytes, creating its directories.
+#[utoipa::path(
+    put, path = "/v1/sessions/{id}/file", tag = "sessions", operation_id = "upload_session_file",
+    params(("id" = String, Path, description = "The session's id"), PathQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 400, description = "A malformed query"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 413, description = "The file is larger than the server accepts"),
+        (status = 204, description = "Written"),
+        (status = 404, description = "No such session"),
+        (status = 422, description = "The path leaves the workspace or crosses a link"),
+        (status = 507, description = "The workspace is full (its quota)"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<PathQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let Path(id) = id?;
+    let Query(query) = query?;
+    file_op(
+        &state,
+        id,
+        caller.token,
+        FileOp::Write(query.path, body.to_vec()),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a file, link or empty directory of the workspace.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{id}/file", tag = "sessions", operation_id = "delete_session_file",
+    params(("id" = String, Path, description = "The session's id"), PathQuery),
+    responses(
+        (status = 400, description = "A malformed query"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such session or file"),
+        (status = 422, description = "The path leaves the workspace, or names a directory that is not empty"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn delete_file(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<PathQuery>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(id) = id?;
+    let Query(query) = query?;
+    file_op(&state, id, caller.token, FileOp::Delete(query.path)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn file_op(
+    state: &AppState,
+    id: String,
+    token: Option<String>,
+    op: FileOp,
+) -> Result<FileAnswer, ApiError> {
+    let answer = blocking(state, move |engine| {
+        engine.session_files(&id, token.as_deref(), op)
+    })
+    .await?;
+    answer.map_err(session_error)
+}
+
+/// The status and message of a session error.
+pub(crate) fn session_error(e: SessionError) -> ApiError {
+    use warden_engine::tools::FilesError;
+    use warden_engine::volumes::VolumeErrorKind;
+    match e {
+        SessionError::NotFound(_) => ApiError::not_found(e.to_string()),
+        SessionError::Stopped { .. } => ApiError::with_status(StatusCode::CONFLICT, e.to_string()),
+        SessionError::TooMany(_) => {
+            ApiError::with_status(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+        }
+        SessionError::Invalid(_) => ApiError::unprocessable(e.to_string()),
+        SessionError::Files(FilesError::NotFound(_)) => ApiError::not_found(e.to_string()),
+        SessionError::Files(FilesError::NoSpace(_)) => {
+            ApiError::with_status(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
+        }
+        SessionError::Files(ref files) if files.is_internal() => ApiError::internal(&e),
+        SessionError::Files(_) => ApiError::unprocessable(e.to_string()),
+        SessionError::Volume(ref volume) => match volume.kind() {
+            VolumeErrorKind::Invalid => ApiError::unprocessable(e.to_string()),
+            VolumeErrorKind::NotFound => ApiError::not_found(e.to_string()),
+            VolumeErrorKind::Conflict => ApiError::with_status(StatusCode::CONFLICT, e.to_string()),
+            VolumeErrorKind::Unavailable => {
+                ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            VolumeErrorKind::Internal => ApiError::internal(&e),
+        },
+        SessionError::Engine(e) => ApiError::from(e),
+    }
+}

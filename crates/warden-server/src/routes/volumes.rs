@@ -1,0 +1,162 @@
+//! `/v1/volumes`: named persistent volumes over HTTP (docs/volumes.md): create, list, inspect,
+//! remove, prune. What `warden volume ... --json` shows, from the same engine; a run mounts
+//! one through the `volumes` field of `POST /v1/executions`.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use warden_core::ByteSize;
+use warden_engine::{VolumeError, VolumeErrorKind, VolumeInfo};
+
+use super::{blocking, V1Caller};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `POST /v1/volumes`: a volume to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    /// Its name: 1 to 63 of `a-z 0-9 _ . -`, starting with a letter or digit.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_.-]{0,62}$", example = "data")]
+    name: String,
+    /// Its quota, at least 8MiB and at most `[volumes] max_size`.
+    #[schema(schema_with = crate::execution_request::size_schema)]
+    size: ByteSize,
+}
+
+/// `POST /v1/volumes/prune`: what was removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Pruned {
+    /// The names of the volumes removed.
+    removed: Vec<String>,
+}
+
+/// A volume error as the API answers it: 400 invalid, 404 unknown, 409 exists or in use, 503
+/// a host without the programs volumes need, 500 warden's own failure.
+fn api_error(e: &VolumeError) -> ApiError {
+    match e.kind() {
+        VolumeErrorKind::Invalid => ApiError::bad_request(e.to_string()),
+        VolumeErrorKind::NotFound => ApiError::not_found(e.to_string()),
+        VolumeErrorKind::Conflict => ApiError::with_status(StatusCode::CONFLICT, e.to_string()),
+        VolumeErrorKind::Unavailable => {
+            ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+        VolumeErrorKind::Internal => ApiError::internal(e),
+    }
+}
+
+/// Creates an empty volume with a quota.
+#[utoipa::path(
+    post, path = "/v1/volumes", tag = "volumes", operation_id = "create_volume",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created: name, size_bytes, used_bytes, created_at, last_used_at, in_use", body = serde_json::Value),
+        (status = 400, description = "A bad name or size, or malformed JSON"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 409, description = "A volume of that name exists"),
+        (status = 415, description = "Not `Content-Type: application/json`"),
+        (status = 422, description = "A body of the wrong shape"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    V1Caller(_): V1Caller,
+    body: Result<Json<CreateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<VolumeInfo>), ApiError> {
+    let Json(body) = body?;
+    let created = blocking(&state, move |engine| {
+        engine.volumes().create(&body.name, body.size)
+    })
+    .await?;
+    created
+        .map(|info| (StatusCode::CREATED, Json(info)))
+        .map_err(|e| api_error(&e))
+}
+
+/// The volumes, by name.
+#[utoipa::path(
+    get, path = "/v1/volumes", tag = "volumes", operation_id = "list_volumes",
+    responses(
+        (status = 200, description = "The volumes, as `warden volume ls --json`", body = serde_json::Value),
+        (status = 401, description = "Missing or invalid token"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    V1Caller(_): V1Caller,
+) -> Result<Json<Vec<VolumeInfo>>, ApiError> {
+    let listed = blocking(&state, |engine| engine.volumes().list()).await?;
+    listed.map(Json).map_err(|e| api_error(&e))
+}
+
+/// One volume: its quota, bytes used, creation, last use, and who uses it now.
+#[utoipa::path(
+    get, path = "/v1/volumes/{name}", tag = "volumes", operation_id = "get_volume",
+    params(("name" = String, Path, description = "The volume's name")),
+    responses(
+        (status = 200, description = "The volume, as `warden volume inspect --json`", body = serde_json::Value),
+        (status = 400, description = "An invalid name"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 404, description = "No such volume"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    V1Caller(_): V1Caller,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<VolumeInfo>, ApiError> {
+    let Path(name) = name?;
+    let found = blocking(&state, move |engine| engine.volumes().inspect(&name)).await?;
+    found.map(Json).map_err(|e| api_error(&e))
+}
+
+/// Removes a volume and its files; refused while a run or session uses it.
+#[utoipa::path(
+    delete, path = "/v1/volumes/{name}", tag = "volumes", operation_id = "remove_volume",
+    params(("name" = String, Path, description = "The volume's name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "An invalid name"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 404, description = "No such volume"),
+        (status = 409, description = "The volume is in use"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    V1Caller(_): V1Caller,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(name) = name?;
+    let removed = blocking(&state, move |engine| engine.volumes().remove(&name)).await?;
+    removed
+        .map(|()| StatusCode::NO_CONTENT)
+        .map_err(|e| api_error(&e))
+}
+
+/// Removes the volumes no run or session uses (only those unused for `[volumes]
+/// prune_after`, when set).
+#[utoipa::path(
+    post, path = "/v1/volumes/prune", tag = "volumes", operation_id = "prune_volumes",
+    responses(
+        (status = 200, description = "The names of the volumes removed", body = Pruned),
+        (status = 401, description = "Missing or invalid token"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn prune(
+    State(state): State<AppState>,
+    V1Caller(_): V1Caller,
+) -> Result<Json<Pruned>, ApiError> {
+    let pruned = blocking(&state, |engine| engine.volumes().prune()).await?;
+    pruned
+        .map(|removed| Json(Pruned { removed }))
+        .map_err(|e| api_error(&e))
+}
