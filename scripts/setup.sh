@@ -12,7 +12,8 @@ language_packages=($(sed -n 's/^packages = \[\(.*\)\]/\1/p' languages/*.toml | t
 # installs a sandbox's transparent interception (crates/warden-net/src/interception.rs); curl:
 # a real client in warden-net's proxy tests; python3-pip and npm: the package managers whose
 # real downloads under limited_access are tested (crates/warden-cli/tests/network_registries.rs).
-packages=(build-essential coreutils procps util-linux runsc python3-venv nftables curl
+# e2fsprogs: the mkfs.ext4 that formats each volume's image (crates/warden-engine/src/volumes/).
+packages=(build-essential coreutils procps util-linux e2fsprogs runsc python3-venv nftables curl
   python3-pip "${language_packages[@]}")
 # A node.js from elsewhere (NodeSource's package) brings its own npm, which Debian's `npm`
 # package would conflict with.
