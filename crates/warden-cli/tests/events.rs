@@ -151,3 +151,70 @@ fn a_caller_over_the_threshold_is_escalated_to_isolated_and_told_why() {
     let reason = next["security"]["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("response rule:"), "{reason}");
 }
+
+/// Forks until the process limit refuses one, then reports and exits 0: a fork storm the
+/// program survives.
+const FORK_STORM: &str = "
+import os, time
+children = []
+try:
+    for _ in range(200):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(3)
+            os._exit(0)
+        children.append(pid)
+except OSError as e:
+    print('refused after', len(children) > 0, e.errno)
+";
+
+#[test]
+fn a_fork_storm_the_program_survives_is_an_event() {
+    let world = World::with_config("[modes]\nhigh = \"sandboxed\"\n");
+    let args = [
+        "--mode",
+        "sandboxed",
+        "--max-procs",
+        "8",
+        "-l",
+        "python",
+        "-c",
+        FORK_STORM,
+    ];
+    let result = json_of(&run(&world, &args));
+    assert_eq!(result["outcome"]["kind"], "exited", "{result:#}");
+    assert_eq!(result["stdout"], "refused after True 11\n", "{result:#}");
+    let violations = result["security"]["violations"].as_array().expect("a list");
+    let storm = violations
+        .iter()
+        .find(|v| v["kind"] == "process_limit")
+        .unwrap_or_else(|| panic!("no process_limit among {violations:#?}"));
+    assert_eq!(storm["stage"], "run", "{storm:#}");
+    assert!(
+        storm["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("process limit: ") && d.ends_with("at max_procs 8")),
+        "{storm:#}"
+    );
+    let events = json_of(
+        &world
+            .warden()
+            .args(["events", "--json", "--severity", "medium"])
+            .output()
+            .expect("runs"),
+    );
+    assert!(
+        events.as_array().is_some_and(|e| e
+            .iter()
+            .any(|e| e["kind"] == "process_limit" && e["severity"] == "medium")),
+        "{events:#}"
+    );
+
+    // An ordinary program that forks a little is no event.
+    let calm = json_of(&run(&world, &["-l", "bash", "-c", "echo a | cat | wc -l"]));
+    assert_eq!(
+        calm["security"]["violations"],
+        serde_json::json!([]),
+        "{calm:#}"
+    );
+}

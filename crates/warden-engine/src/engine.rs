@@ -749,6 +749,26 @@ fn finish(
     .flat_map(|(stage, calls)| calls.into_iter().flatten().map(move |c| (stage, c)))
     .map(|(stage, call)| Violation::denied_syscall(stage, call))
     .collect::<Vec<_>>();
+    // Forks refused at the process limit: a fork storm the program may have survived.
+    let max_procs = prepared.limits.max_procs;
+    let storms = [
+        (
+            Stage::Dependencies,
+            dependencies.as_ref().map(|d| d.process_limit_hits),
+        ),
+        (
+            Stage::Compile,
+            compile.as_ref().map(|c| c.process_limit_hits),
+        ),
+        (Stage::Run, run.as_ref().map(|r| r.process_limit_hits)),
+    ]
+    .into_iter()
+    .filter_map(|(stage, hits)| Some((stage, hits.filter(|h| *h > 0)?)))
+    .map(|(stage, hits)| {
+        let limit = (stage == Stage::Run).then_some(max_procs);
+        Violation::process_limit(stage, hits, limit)
+    })
+    .collect::<Vec<_>>();
     let violations: Vec<Violation> = [
         dependencies
             .as_ref()
@@ -762,6 +782,7 @@ fn finish(
     .into_iter()
     .flatten()
     .chain(refused)
+    .chain(storms)
     .chain(denials)
     .collect();
     let security = Security {

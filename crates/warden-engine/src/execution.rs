@@ -166,6 +166,9 @@ pub struct StageResult {
     /// `security.violations` (docs/events.md), so they are not repeated here.
     #[serde(skip)]
     pub denied_syscalls: Vec<warden_sandbox::DeniedSyscall>,
+    /// Forks the process limit refused in the stage; a `process_limit` violation when not 0.
+    #[serde(skip)]
+    pub process_limit_hits: u64,
 }
 
 impl StageResult {
@@ -181,6 +184,7 @@ impl StageResult {
             network: None,
             samples: run.samples,
             denied_syscalls: run.denied_syscalls,
+            process_limit_hits: run.process_limit_hits,
         }
     }
 
@@ -197,6 +201,7 @@ impl StageResult {
             network: None,
             samples: Vec::new(),
             denied_syscalls: Vec::new(),
+            process_limit_hits: 0,
         }
     }
 

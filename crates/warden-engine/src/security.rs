@@ -69,6 +69,9 @@ pub enum ViolationKind {
     /// A system call the seccomp policy refused with an error. The program went on (it may
     /// have handled the error), so the stage's outcome is its own.
     DeniedSyscall,
+    /// Forks or clones refused at the process limit: a fork storm, or a program that needed
+    /// more processes than it was given. The stage's outcome is its own.
+    ProcessLimit,
 }
 
 impl ViolationKind {
@@ -96,6 +99,7 @@ impl ViolationKind {
             Self::FileSizeLimit => "file_size_limit",
             Self::Violation => "violation",
             Self::DeniedSyscall => "denied_syscall",
+            Self::ProcessLimit => "process_limit",
         }
     }
 }
@@ -153,6 +157,22 @@ impl Violation {
                 count: call.count,
                 severity: call.severity,
             }),
+        }
+    }
+
+    /// The violation of a stage whose forks the process limit refused `hits` times (one
+    /// event, whatever the count); `max_procs` is the limit, when the stage is the run.
+    pub fn process_limit(stage: Stage, hits: u64, max_procs: Option<u32>) -> Self {
+        let times = if hits == 1 { "fork was" } else { "forks were" };
+        let limit = max_procs.map_or_else(
+            || "the stage's process limit".to_owned(),
+            |n| format!("max_procs {n}"),
+        );
+        Self {
+            stage,
+            kind: ViolationKind::ProcessLimit,
+            detail: format!("process limit: {hits} {times} refused at {limit}"),
+            syscall: None,
         }
     }
 

@@ -93,6 +93,9 @@ pub struct CgroupStats {
     pub peak_memory: ByteSize,
     /// How many tasks the OOM killer killed in the group.
     pub oom_kills: u64,
+    /// How many forks and clones the process limit refused (`pids.events`, `max`): a fork
+    /// storm, or a program that needed more processes than it was given.
+    pub process_limit_hits: u64,
 }
 
 /// Reads a cgroup's current memory, tasks and cpu time without owning it; reads fail once the

@@ -501,6 +501,9 @@ impl LiveSandbox {
             cpu_time: after.cpu_time.saturating_sub(before.cpu_time),
             peak_memory: after.peak_memory,
             oom_kills: after.oom_kills.saturating_sub(before.oom_kills),
+            process_limit_hits: after
+                .process_limit_hits
+                .saturating_sub(before.process_limit_hits),
         };
         finish(watched, &used, job)
     }
@@ -758,5 +761,6 @@ fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun
         collect_error,
         samples: w.samples,
         denied_syscalls: w.denied,
+        process_limit_hits: used.process_limit_hits,
     })
 }

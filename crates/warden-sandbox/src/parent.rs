@@ -73,6 +73,9 @@ pub struct SandboxRun {
     /// tried, in the order first tried (native backend; empty elsewhere, docs/events.md). A
     /// refused call does not change the outcome: the program may have handled the error.
     pub denied_syscalls: Vec<crate::DeniedSyscall>,
+    /// Forks and clones the process limit refused during the job (the cgroup's `pids.events`):
+    /// a fork storm shows here even when the program survives it.
+    pub process_limit_hits: u64,
 }
 
 /// warden itself failed to run the program (never the program's own failure).

@@ -21,7 +21,10 @@ pub(crate) fn from_limits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
     let cpu = cpu.max(1) + 1;
     let fsize = limits.max_file_size.bytes();
     let nofile = u64::from(limits.max_open_files);
-    let nproc = u64::from(limits.max_procs);
+    // RLIMIT_NPROC is a backstop one above the limit, as RLIMIT_CPU is: the cgroup's pids.max
+    // counts the same tasks and must be the one to refuse a fork, since only its refusals are
+    // counted (`pids.events`), which makes a fork storm a security event (docs/events.md).
+    let nproc = u64::from(limits.max_procs) + 1;
     vec![
         (Resource::RLIMIT_CPU, cpu, cpu + 1),
         (Resource::RLIMIT_FSIZE, fsize, fsize),

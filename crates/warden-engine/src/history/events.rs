@@ -43,6 +43,8 @@ impl Severity {
                 Severity::Medium
             }
             ViolationKind::Violation => Severity::High,
+            // A fork storm: the program tried to exhaust the host's processes.
+            ViolationKind::ProcessLimit => Severity::Medium,
             _ if violation.detail.starts_with("network:") => Severity::Medium,
             _ => Severity::Low,
         }

@@ -160,6 +160,14 @@ pub(super) fn stats(mounts: &Mounts, dirs: &[PathBuf]) -> Result<CgroupStats, Cg
         cpu_time: cpu_time(&mounts.dir_of(dirs, Controller::Cpuacct))?,
         peak_memory: ByteSize(read_u64(&memory.join("memory.max_usage_in_bytes"))?),
         oom_kills: read_keyed(&memory.join("memory.oom_control"), "oom_kill")?.unwrap_or(0),
+        // Absent before Linux 4.x's pids.events: then nothing is counted.
+        process_limit_hits: read_keyed(
+            &mounts.dir_of(dirs, Controller::Pids).join("pids.events"),
+            "max",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(0),
     })
 }
 

@@ -94,6 +94,10 @@ pub(super) fn stats(dir: &Path) -> Result<CgroupStats, CgroupError> {
         cpu_time: cpu_time(dir)?,
         peak_memory: ByteSize(peak),
         oom_kills: read_keyed(&dir.join("memory.events"), "oom_kill")?.unwrap_or(0),
+        process_limit_hits: read_keyed(&dir.join("pids.events"), "max")
+            .ok()
+            .flatten()
+            .unwrap_or(0),
     })
 }
 
