@@ -87,7 +87,7 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
         }),
         on_denial: None,
         on_run: Some(Box::new(move |compile: Option<&StageResult>| {
-            let _ = started.send(Event::Run(compile.cloned()));
+            let _ = started.send(Event::Run(compile.cloned().map(Box::new)));
         })),
     });
     let admitted = match state.admit(&caller) {
@@ -134,7 +134,7 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
 /// What the running job reports to the session.
 enum Event {
     /// The run stage starts, after the compile stage (its result) if the language compiles.
-    Run(Option<StageResult>),
+    Run(Option<Box<StageResult>>),
     /// A chunk of the run stage's output.
     Output(Stream, Vec<u8>),
     /// The execution ended.
