@@ -110,6 +110,7 @@ fn a_dependency_error_reads_back_with_the_installers_output() {
         network: None,
         samples: Vec::new(),
         denied_syscalls: Vec::new(),
+        process_limit_hits: 0,
     });
     store
         .record(&r, input(b"import nope"), Retention::Full)
@@ -142,6 +143,7 @@ fn an_execution_reads_back_as_recorded() {
         network: None,
         samples: Vec::new(),
         denied_syscalls: Vec::new(),
+        process_limit_hits: 0,
     });
     store
         .record(&r, input(b"int main() {}"), Retention::Full)
