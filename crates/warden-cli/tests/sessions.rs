@@ -417,3 +417,45 @@ fn an_isolated_session_keeps_its_workspace_under_gvisor() {
     assert_eq!(text(&out.stdout), "under gvisor\n", "{}", text(&out.stderr));
     ok(&server, &["rm", &id]);
 }
+
+#[test]
+fn many_sessions_at_once_each_see_only_their_own_files() {
+    let server = LiveServer::start("[server]\nworkers = 4\n");
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let made: Vec<_> = (0..6)
+            .map(|_| scope.spawn(|| create(&server, &["--disk", "16MiB"])))
+            .collect();
+        made.into_iter()
+            .map(|h| h.join().expect("created"))
+            .collect()
+    });
+    std::thread::scope(|scope| {
+        for (n, id) in ids.iter().enumerate() {
+            let server = &server;
+            scope.spawn(move || {
+                ok(
+                    server,
+                    &["exec", id, "--", &format!("echo {n} > mine; sleep 0.2")],
+                );
+            });
+        }
+    });
+    for (n, id) in ids.iter().enumerate() {
+        // Its own file only: no other session's workspace is in its mount namespace.
+        let seen = ok(
+            &server,
+            &[
+                "exec",
+                id,
+                "--",
+                "cat mine; cat /work/*/mine 2>/dev/null | wc -l",
+            ],
+        );
+        assert_eq!(seen, format!("{n}\n0\n"), "session {id}");
+    }
+    let listed: Value = serde_json::from_str(&ok(&server, &["list", "--json"])).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(6), "{listed}");
+    for id in &ids {
+        ok(&server, &["rm", id]);
+    }
+}
