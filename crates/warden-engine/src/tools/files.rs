@@ -111,14 +111,6 @@ pub(crate) struct Workspaces {
     lock: Mutex<()>,
 }
 
-/// One entry of a listing.
-#[derive(Debug, Serialize)]
-struct Entry {
-    name: String,
-    kind: &'static str,
-    size: u64,
-}
-
 impl Workspaces {
     /// The workspaces under `root` (created when first used), each holding at most `quota`
     /// bytes.
@@ -368,59 +360,12 @@ fn caller_dir(caller: Option<&str>) -> String {
 }
 
 fn list(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
-    let parts = if path.is_empty() || path == "." {
-        Vec::new()
-    } else {
-        components(path)?
-    };
-    let dir = walk(workspace, &parts, path, false)?;
-    let mut entries = Vec::new();
-    for (name, st) in children(&dir, path)? {
-        entries.push(Entry {
-            name,
-            kind: kind(&st),
-            size: if kind(&st) == "file" {
-                st.st_size as u64
-            } else {
-                0
-            },
-        });
-    }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let entries = list_entries(workspace, path)?;
     Ok(json!({"path": path, "entries": entries}))
 }
 
 fn read(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
-    let parts = components(path)?;
-    let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
-    let dir = walk(workspace, parents, path, false)?;
-    let fd = openat(
-        &dir,
-        *name,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-        Mode::empty(),
-    )
-    .map_err(|e| at(path, "reading", e))?;
-    let st = nix::sys::stat::fstat(&fd).map_err(|e| at(path, "reading", e))?;
-    if kind(&st) != "file" {
-        return Err(FilesError::WrongKind {
-            path: path.into(),
-            what: article(kind(&st)),
-        });
-    }
-    let size = st.st_size as u64;
-    if size > MAX_READ {
-        return Err(FilesError::TooLarge {
-            path: path.into(),
-            size,
-            max: MAX_READ,
-        });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    std::fs::File::from(fd)
-        .take(MAX_READ + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| at(path, "reading", io_errno(&e)))?;
+    let bytes = read_bytes(workspace, path, MAX_READ)?;
     let text = String::from_utf8(bytes).map_err(|_| FilesError::Binary(path.into()))?;
     Ok(json!({"path": path, "content": text}))
 }
