@@ -459,3 +459,23 @@ fn many_sessions_at_once_each_see_only_their_own_files() {
         ok(&server, &["rm", id]);
     }
 }
+
+#[test]
+fn concurrent_creations_cannot_pass_the_limit_together() {
+    let server = LiveServer::start("[server]\nworkers = 4\n[sessions]\nmax_per_caller = 2\n");
+    let made: Vec<Output> = std::thread::scope(|scope| {
+        let all: Vec<_> = (0..5)
+            .map(|_| scope.spawn(|| session(&server, &["create", "--disk", "16MiB"])))
+            .collect();
+        all.into_iter().map(|h| h.join().expect("ran")).collect()
+    });
+    let created = made.iter().filter(|o| o.status.success()).count();
+    assert_eq!(created, 2, "{made:?}");
+    for refused in made.iter().filter(|o| !o.status.success()) {
+        assert!(
+            text(&refused.stderr).contains("429"),
+            "{}",
+            text(&refused.stderr)
+        );
+    }
+}

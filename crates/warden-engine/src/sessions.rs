@@ -443,10 +443,31 @@ fn end_live(live: Option<Live>) {
     }
 }
 
+/// A new session's place among the limits while it is being built.
+pub(crate) struct Admission<'s> {
+    sessions: &'s Sessions,
+    caller: Option<String>,
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        let mut creating = self
+            .sessions
+            .creating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = creating.iter().position(|c| *c == self.caller) {
+            creating.swap_remove(at);
+        }
+    }
+}
+
 /// All sessions of an engine.
 pub(crate) struct Sessions {
     pub(crate) settings: SessionsSettings,
     sessions: Mutex<BTreeMap<String, Arc<Session>>>,
+    /// The owners of the sessions being built now (`admit`).
+    creating: Mutex<Vec<Option<String>>>,
     reaper: std::sync::OnceLock<()>,
 }
 
@@ -490,6 +511,7 @@ impl Sessions {
         Self {
             settings,
             sessions: Mutex::new(sessions),
+            creating: Mutex::new(Vec::new()),
             reaper: std::sync::OnceLock::new(),
         }
     }
@@ -520,11 +542,14 @@ impl Sessions {
             .collect()
     }
 
-    /// Refuses a new session of `caller` over the limits.
-    pub(crate) fn admit(&self, caller: Option<&str>) -> Result<(), SessionError> {
+    /// Refuses a new session of `caller` over the limits; else holds its place among them
+    /// while it is being built (concurrent creations cannot pass the limits together), until
+    /// the guard drops.
+    pub(crate) fn admit(&self, caller: Option<&str>) -> Result<Admission<'_>, SessionError> {
         let map = self.map();
+        let mut creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
         let running = |s: &&Arc<Session>| s.meta().stopped_reason.is_none();
-        let all = map.values().filter(running).count();
+        let all = map.values().filter(running).count() + creating.len();
         if all >= self.settings.max {
             return Err(SessionError::TooMany(format!(
                 "{all} sessions are running, the most this server keeps ([sessions] max); \
@@ -535,14 +560,19 @@ impl Sessions {
             .values()
             .filter(running)
             .filter(|s| s.meta().owner.as_deref() == caller)
-            .count();
+            .count()
+            + creating.iter().filter(|c| c.as_deref() == caller).count();
         if mine >= self.settings.max_per_caller {
             return Err(SessionError::TooMany(format!(
                 "this caller has {mine} running sessions, the most one caller may have \
                  ([sessions] max_per_caller); remove one first"
             )));
         }
-        Ok(())
+        creating.push(caller.map(str::to_owned));
+        Ok(Admission {
+            sessions: self,
+            caller: caller.map(str::to_owned),
+        })
     }
 
     /// Adds a new session and starts the reaper if it is not running.

@@ -97,7 +97,8 @@ impl Engine {
         let mode = self.session_mode(request.mode.unwrap_or_default())?;
         let limits = self.limits(&[&request.limits])?;
         let network = self.network.plan(request.network.as_deref(), mode)?;
-        store.admit(request.owner.as_deref())?;
+        // Held until the session is in the store (or failed): its place among the limits.
+        let _admitted = store.admit(request.owner.as_deref())?;
 
         let id = ExecutionId::random().as_str()[..16].to_owned();
         let (workspace, own) = match &request.workspace {
