@@ -274,24 +274,27 @@ fn errno_code(errno: DenyErrno) -> u32 {
 }
 
 /// `CLONE_NEWTIME`; the libc crate exports it for glibc targets only.
-const CLONE_NEWTIME: libc::c_int = 0x80;
+pub(crate) const CLONE_NEWTIME: libc::c_int = 0x80;
+
+/// The `CLONE_NEW*` bit of one namespace flag (also what gVisor's OCI filter compares).
+pub(crate) fn flag_bit(flag: NamespaceFlag) -> u32 {
+    let bit = match flag {
+        NamespaceFlag::NewNs => libc::CLONE_NEWNS,
+        NamespaceFlag::NewUts => libc::CLONE_NEWUTS,
+        NamespaceFlag::NewIpc => libc::CLONE_NEWIPC,
+        NamespaceFlag::NewUser => libc::CLONE_NEWUSER,
+        NamespaceFlag::NewPid => libc::CLONE_NEWPID,
+        NamespaceFlag::NewNet => libc::CLONE_NEWNET,
+        NamespaceFlag::NewCgroup => libc::CLONE_NEWCGROUP,
+        NamespaceFlag::NewTime => CLONE_NEWTIME,
+    };
+    bit.unsigned_abs()
+}
 
 /// The flags as a mask over the low 32 bits of the flags argument: every `CLONE_NEW*` flag lives
 /// there, and the kernel's clone(2) ignores the high half (`lower_32_bits(clone_flags)`).
 fn flag_mask(flags: &[NamespaceFlag]) -> u32 {
-    flags
-        .iter()
-        .map(|flag| match flag {
-            NamespaceFlag::NewNs => libc::CLONE_NEWNS,
-            NamespaceFlag::NewUts => libc::CLONE_NEWUTS,
-            NamespaceFlag::NewIpc => libc::CLONE_NEWIPC,
-            NamespaceFlag::NewUser => libc::CLONE_NEWUSER,
-            NamespaceFlag::NewPid => libc::CLONE_NEWPID,
-            NamespaceFlag::NewNet => libc::CLONE_NEWNET,
-            NamespaceFlag::NewCgroup => libc::CLONE_NEWCGROUP,
-            NamespaceFlag::NewTime => CLONE_NEWTIME,
-        })
-        .fold(0, |mask, bit| mask | bit.unsigned_abs())
+    flags.iter().fold(0, |mask, flag| mask | flag_bit(*flag))
 }
 
 const fn load(offset: u32) -> SockFilter {

@@ -5,12 +5,9 @@
 
 mod support;
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use support::{out, plan, prerequisite, sandbox};
+use support::{compile_c, out, plan, sandbox};
 use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
 use warden_core::{Limits, Outcome};
 use warden_sandbox::{DeniedSyscall, SandboxRun, Stdin, WorkspaceFile};
@@ -21,44 +18,9 @@ const SOURCE: &str = include_str!("denials/denials.c");
 /// directory (keyed by the source's hash, so concurrent test processes share it safely).
 fn program() -> Option<Vec<u8>> {
     static PROGRAM: OnceLock<Option<Vec<u8>>> = OnceLock::new();
-    PROGRAM.get_or_init(compile).clone()
-}
-
-fn compile() -> Option<Vec<u8>> {
-    let gcc = Command::new("gcc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !prerequisite(gcc, "gcc (to compile the denials program)") {
-        return None;
-    }
-    let mut hasher = DefaultHasher::new();
-    SOURCE.hash(&mut hasher);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let binary = dir.join(format!("warden-denials-{:016x}", hasher.finish()));
-    if let Ok(bytes) = std::fs::read(&binary) {
-        return Some(bytes);
-    }
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/denials/denials.c");
-    let partial = dir.join(format!("warden-denials.{}.partial", std::process::id()));
-    let mut errors = String::new();
-    // Static, so it needs nothing from the sandbox's library binds; dynamic otherwise.
-    for link in [Some("-static"), None] {
-        let output = Command::new("gcc")
-            .args(["-O1", "-Wall", "-Wextra"])
-            .args(link)
-            .arg("-o")
-            .arg(&partial)
-            .arg(&source)
-            .output()
-            .expect("gcc runs");
-        if output.status.success() {
-            std::fs::rename(&partial, &binary).expect("move the program into place");
-            return Some(std::fs::read(&binary).expect("read the program"));
-        }
-        errors.push_str(&String::from_utf8_lossy(&output.stderr));
-    }
-    panic!("gcc cannot compile {}:\n{errors}", source.display());
+    PROGRAM
+        .get_or_init(|| compile_c("denials/denials.c", SOURCE))
+        .clone()
 }
 
 /// Runs `/work/denials args...` in a sandbox with the built-in policy.

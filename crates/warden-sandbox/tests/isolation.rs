@@ -7,15 +7,12 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use support::{out, plan, prerequisite, run_in, sandbox, sh, Mode};
+use support::{compile_c, out, plan, run_in, sandbox, sh, Mode};
 use warden_core::seccomp_policy::{DenyErrno, SeccompAction};
 use warden_core::{ByteSize, Limits, Outcome, SeccompPolicy};
 use warden_sandbox::{SandboxRun, Stdin, WorkspaceFile, HOST_ID_BASE, SLOTS};
@@ -77,46 +74,9 @@ impl Attempt {
 /// `None` when this machine cannot compile it (a skip outside CI).
 fn probe() -> Option<Vec<u8>> {
     static PROBE: OnceLock<Option<Vec<u8>>> = OnceLock::new();
-    PROBE.get_or_init(compile_probe).clone()
-}
-
-fn compile_probe() -> Option<Vec<u8>> {
-    let gcc = Command::new("gcc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !prerequisite(gcc, "gcc (to compile the isolation probe)") {
-        return None;
-    }
-    let mut hasher = DefaultHasher::new();
-    PROBE_SOURCE.hash(&mut hasher);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let binary = dir.join(format!("warden-probe-{:016x}", hasher.finish()));
-    if let Ok(bytes) = std::fs::read(&binary) {
-        return Some(bytes);
-    }
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probe/probe.c");
-    let partial = dir.join(format!("warden-probe.{}.partial", std::process::id()));
-    // Static, so the probe needs nothing from the sandbox's library binds; glibc's static
-    // libraries come with libc6-dev. Dynamic otherwise: libc is bound into every sandbox.
-    let mut errors = String::new();
-    for link in [Some("-static"), None] {
-        let output = Command::new("gcc")
-            .args(["-O1", "-Wall", "-Wextra"])
-            .args(link)
-            .arg("-o")
-            .arg(&partial)
-            .arg(&source)
-            .output()
-            .expect("gcc runs");
-        if output.status.success() {
-            std::fs::rename(&partial, &binary).expect("move the probe into place");
-            return Some(std::fs::read(&binary).expect("read the probe"));
-        }
-        errors.push_str(&String::from_utf8_lossy(&output.stderr));
-        eprintln!("compiling the probe with {link:?} failed:\n{errors}");
-    }
-    panic!("gcc cannot compile {}:\n{errors}", source.display());
+    PROBE
+        .get_or_init(|| compile_c("probe/probe.c", PROBE_SOURCE))
+        .clone()
 }
 
 /// Runs `/work/probe args...` in a native sandbox with `limits` and `seccomp`.

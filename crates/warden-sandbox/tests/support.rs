@@ -150,3 +150,57 @@ pub fn our_cgroups() -> Vec<String> {
         })
         .collect()
 }
+
+/// Compiles the C program `tests/<path>` (whose text is `source`, for the cache key) once into
+/// the cargo target's temporary directory, keyed by the source's hash so that concurrent test
+/// processes share it safely, and returns the binary. Static, so that it needs nothing from
+/// the sandbox's library binds (glibc's static libraries come with libc6-dev); dynamic
+/// otherwise, since libc is bound into every sandbox. `None` when this machine has no gcc (a
+/// skip outside CI).
+pub fn compile_c(path: &str, source: &str) -> Option<Vec<u8>> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::process::Command;
+    let gcc = Command::new("gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !prerequisite(gcc, &format!("gcc (to compile tests/{path})")) {
+        return None;
+    }
+    let name = Path::new(path)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("program");
+    let mut hasher = DefaultHasher::new();
+    source.hash(&mut hasher);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let binary = dir.join(format!("warden-{name}-{:016x}", hasher.finish()));
+    if let Ok(bytes) = std::fs::read(&binary) {
+        return Some(bytes);
+    }
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(path);
+    let partial = dir.join(format!("warden-{name}.{}.partial", std::process::id()));
+    let mut errors = String::new();
+    for link in [Some("-static"), None] {
+        let output = Command::new("gcc")
+            .args(["-O1", "-Wall", "-Wextra"])
+            .args(link)
+            .arg("-o")
+            .arg(&partial)
+            .arg(&file)
+            .output()
+            .expect("gcc runs");
+        if output.status.success() {
+            std::fs::rename(&partial, &binary).expect("move the program into place");
+            return Some(std::fs::read(&binary).expect("read the program"));
+        }
+        errors.push_str(&String::from_utf8_lossy(&output.stderr));
+        eprintln!(
+            "compiling {} with {link:?} failed:\n{errors}",
+            file.display()
+        );
+    }
+    panic!("gcc cannot compile {}:\n{errors}", file.display());
+}

@@ -277,17 +277,7 @@ impl Engine {
             },
             Err(e) => return session_failure(tool, e, started),
         };
-        Ok(ToolReply {
-            tool: tool.name.clone(),
-            is_error: false,
-            text: match value.get("content").and_then(Value::as_str) {
-                Some(content) => content.to_owned(),
-                None => value.to_string(),
-            },
-            structured: Some(value),
-            execution: None,
-            latency: started.elapsed(),
-        })
+        Ok(files_reply(tool, value, started))
     }
 
     /// The `files` tool: an operation on the caller's workspace, no sandbox involved.
@@ -302,17 +292,7 @@ impl Engine {
             .workspaces()
             .operate(request.origin.token.as_deref(), input)
         {
-            Ok(value) => Ok(ToolReply {
-                tool: tool.name.clone(),
-                is_error: false,
-                text: match value.get("content").and_then(Value::as_str) {
-                    Some(content) => content.to_owned(),
-                    None => value.to_string(),
-                },
-                structured: Some(value),
-                execution: None,
-                latency: started.elapsed(),
-            }),
+            Ok(value) => Ok(files_reply(tool, value, started)),
             Err(e) if e.is_internal() => Err(ToolCallError::Files(e)),
             Err(e) => Ok(failed(tool, e.to_string(), started)),
         }
@@ -705,5 +685,20 @@ fn session_failure(
         SessionError::Engine(e) if !e.kind().is_caller_fault() => Err(ToolCallError::Engine(e)),
         SessionError::Files(e) if e.is_internal() => Err(ToolCallError::Files(e)),
         e => Ok(failed(tool, e.to_string(), started)),
+    }
+}
+
+/// The reply of a `files` operation: a read's content as the text, else the JSON answer.
+fn files_reply(tool: &Tool, value: Value, started: Instant) -> ToolReply {
+    ToolReply {
+        tool: tool.name.clone(),
+        is_error: false,
+        text: match value.get("content").and_then(Value::as_str) {
+            Some(content) => content.to_owned(),
+            None => value.to_string(),
+        },
+        structured: Some(value),
+        execution: None,
+        latency: started.elapsed(),
     }
 }

@@ -168,21 +168,8 @@ fn protocol_number(protocol: SocketProtocol) -> u64 {
     u64::from(number.unsigned_abs())
 }
 
-/// `CLONE_NEWTIME`; the libc crate exports it for glibc targets only.
-const CLONE_NEWTIME: libc::c_int = 0x80;
-
 fn flag_bit(flag: NamespaceFlag) -> u64 {
-    let bit = match flag {
-        NamespaceFlag::NewNs => libc::CLONE_NEWNS,
-        NamespaceFlag::NewUts => libc::CLONE_NEWUTS,
-        NamespaceFlag::NewIpc => libc::CLONE_NEWIPC,
-        NamespaceFlag::NewUser => libc::CLONE_NEWUSER,
-        NamespaceFlag::NewPid => libc::CLONE_NEWPID,
-        NamespaceFlag::NewNet => libc::CLONE_NEWNET,
-        NamespaceFlag::NewCgroup => libc::CLONE_NEWCGROUP,
-        NamespaceFlag::NewTime => CLONE_NEWTIME,
-    };
-    u64::from(bit.unsigned_abs())
+    u64::from(crate::seccomp::flag_bit(flag))
 }
 
 #[cfg(test)]
@@ -268,7 +255,7 @@ mod tests {
             libc::CLONE_NEWUSER,
             libc::CLONE_NEWNS,
             libc::CLONE_NEWNET,
-            CLONE_NEWTIME,
+            crate::seccomp::CLONE_NEWTIME,
         ] {
             assert_eq!(
                 call("clone", flag(f) | sigchld, 0),
