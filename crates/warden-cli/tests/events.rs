@@ -118,6 +118,49 @@ fn refused_system_calls_are_events_and_the_program_still_succeeds() {
     assert_eq!(mount["execution_id"], result["id"], "{mount:#}");
 }
 
+/// Issue 13: writes to read-only paths are one security event of the stage, with the count,
+/// the first paths and a severity; the program meets the kernel's refusal and goes on.
+#[test]
+fn writes_to_read_only_paths_are_events() {
+    let world = World::new();
+    let script = "echo x > /usr/planted; echo x > /etc/passwd; mkdir /usr/lib/d; \
+                  echo fine > /work/ok; cat /work/ok; echo x > /dev/null";
+    let args = ["--mode", "sandboxed", "-l", "bash", "-c", script];
+    let result = json_of(&run(&world, &args));
+    assert_eq!(result["outcome"]["kind"], "exited", "{result:#}");
+    assert_eq!(result["stdout"], "fine\n", "{result:#}");
+    let stderr = result["stderr"].as_str().unwrap_or_default();
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    let violations = result["security"]["violations"].as_array().expect("a list");
+    let [v] = &violations[..] else {
+        panic!("one event expected: {violations:#?}")
+    };
+    assert_eq!(v["kind"], "readonly_write", "{v:#}");
+    assert_eq!(v["stage"], "run", "{v:#}");
+    assert_eq!(
+        v["detail"],
+        "write to a read-only path refused, 3 times: openat /usr/planted, openat /etc/passwd, \
+         mkdir /usr/lib/d",
+        "{v:#}"
+    );
+    assert_eq!(v["writes"]["count"], 3, "{v:#}");
+    assert_eq!(v["writes"]["severity"], "medium", "{v:#}");
+    let events = json_of(
+        &world
+            .warden()
+            .args(["events", "--json", "--severity", "medium"])
+            .output()
+            .expect("runs"),
+    );
+    let events = events.as_array().expect("a list");
+    let [event] = &events[..] else {
+        panic!("one event expected: {events:#?}")
+    };
+    assert_eq!(event["kind"], "readonly_write", "{event:#}");
+    assert_eq!(event["severity"], "medium", "{event:#}");
+    assert_eq!(event["execution_id"], result["id"], "{event:#}");
+}
+
 #[test]
 fn a_caller_that_keeps_probing_is_refused_until_its_events_age_out() {
     let world =

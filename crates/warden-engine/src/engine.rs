@@ -735,6 +735,7 @@ fn finish(
             kind: ViolationKind::Violation,
             detail,
             syscall: None,
+            writes: None,
         });
     // Each stage's refused system calls: they leave its outcome alone (docs/events.md).
     let refused = [
@@ -748,6 +749,26 @@ fn finish(
     .into_iter()
     .flat_map(|(stage, calls)| calls.into_iter().flatten().map(move |c| (stage, c)))
     .map(|(stage, call)| Violation::denied_syscall(stage, call))
+    .collect::<Vec<_>>();
+    // Writes to read-only paths, which the kernel refused.
+    let readonly = [
+        (
+            Stage::Dependencies,
+            dependencies
+                .as_ref()
+                .and_then(|d| d.readonly_writes.as_ref()),
+        ),
+        (
+            Stage::Compile,
+            compile.as_ref().and_then(|c| c.readonly_writes.as_ref()),
+        ),
+        (
+            Stage::Run,
+            run.as_ref().and_then(|r| r.readonly_writes.as_ref()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(stage, writes)| Some(Violation::readonly_writes(stage, writes?)))
     .collect::<Vec<_>>();
     // Forks refused at the process limit: a fork storm the program may have survived.
     let max_procs = prepared.limits.max_procs;
@@ -783,6 +804,7 @@ fn finish(
     .flatten()
     .chain(refused)
     .chain(storms)
+    .chain(readonly)
     .chain(denials)
     .collect();
     let security = Security {

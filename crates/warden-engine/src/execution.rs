@@ -169,6 +169,9 @@ pub struct StageResult {
     /// Forks the process limit refused in the stage; a `process_limit` violation when not 0.
     #[serde(skip)]
     pub process_limit_hits: u64,
+    /// The writes to read-only paths the stage attempted; a `readonly_write` violation.
+    #[serde(skip)]
+    pub readonly_writes: Option<warden_sandbox::ReadOnlyWrites>,
 }
 
 impl StageResult {
@@ -185,6 +188,7 @@ impl StageResult {
             samples: run.samples,
             denied_syscalls: run.denied_syscalls,
             process_limit_hits: run.process_limit_hits,
+            readonly_writes: run.readonly_writes,
         }
     }
 
@@ -202,6 +206,7 @@ impl StageResult {
             samples: Vec::new(),
             denied_syscalls: Vec::new(),
             process_limit_hits: 0,
+            readonly_writes: None,
         }
     }
 

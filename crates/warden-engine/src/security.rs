@@ -6,7 +6,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
 use warden_core::{Finding, Mode, Outcome, OutcomeKind, ThreatLevel};
-use warden_sandbox::DeniedSyscall;
+use warden_sandbox::{DeniedSyscall, ReadOnlyWrites};
 
 /// Why an execution ran as it did, and what the sandbox stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,6 +72,9 @@ pub enum ViolationKind {
     /// Forks or clones refused at the process limit: a fork storm, or a program that needed
     /// more processes than it was given. The stage's outcome is its own.
     ProcessLimit,
+    /// Writes to read-only paths (the root, the runtimes, `/dev`, a read-only volume), which
+    /// the kernel refused (`EROFS`). The stage's outcome is its own.
+    ReadonlyWrite,
 }
 
 impl ViolationKind {
@@ -100,6 +103,7 @@ impl ViolationKind {
             Self::Violation => "violation",
             Self::DeniedSyscall => "denied_syscall",
             Self::ProcessLimit => "process_limit",
+            Self::ReadonlyWrite => "readonly_write",
         }
     }
 }
@@ -122,6 +126,9 @@ pub struct Violation {
     /// For a [`ViolationKind::DeniedSyscall`]: which call, how often, how serious.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syscall: Option<RefusedCall>,
+    /// For a [`ViolationKind::ReadonlyWrite`]: how many, how serious, the first paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writes: Option<ReadOnlyWrites>,
 }
 
 /// A system call the seccomp policy refused with an error, as a violation records it.
@@ -157,6 +164,34 @@ impl Violation {
                 count: call.count,
                 severity: call.severity,
             }),
+            writes: None,
+        }
+    }
+
+    /// The violation of a stage whose processes tried to write to read-only paths: one event,
+    /// whatever the number of attempts, naming the first paths.
+    pub fn readonly_writes(stage: Stage, writes: &ReadOnlyWrites) -> Self {
+        let paths: Vec<String> = writes
+            .attempts
+            .iter()
+            .map(|a| format!("{} {}", a.call, a.path))
+            .collect();
+        let more = if writes.count > writes.attempts.len() as u64 {
+            ", ..."
+        } else {
+            ""
+        };
+        let times = if writes.count == 1 { "time" } else { "times" };
+        Self {
+            stage,
+            kind: ViolationKind::ReadonlyWrite,
+            detail: format!(
+                "write to a read-only path refused, {} {times}: {}{more}",
+                writes.count,
+                paths.join(", ")
+            ),
+            syscall: None,
+            writes: Some(writes.clone()),
         }
     }
 
@@ -173,6 +208,7 @@ impl Violation {
             kind: ViolationKind::ProcessLimit,
             detail: format!("process limit: {hits} {times} refused at {limit}"),
             syscall: None,
+            writes: None,
         }
     }
 
@@ -191,6 +227,7 @@ impl Violation {
             kind: ViolationKind::of_outcome(outcome.kind())?,
             detail,
             syscall: None,
+            writes: None,
         })
     }
 
@@ -217,6 +254,7 @@ impl Violation {
             kind,
             detail: detail.to_owned(),
             syscall: None,
+            writes: None,
         }
     }
 }
@@ -243,6 +281,8 @@ impl<'de> Deserialize<'de> for Violation {
             detail: String,
             #[serde(default)]
             syscall: Option<RefusedCall>,
+            #[serde(default)]
+            writes: Option<ReadOnlyWrites>,
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -256,6 +296,7 @@ impl<'de> Deserialize<'de> for Violation {
                 kind: o.kind,
                 detail: o.detail,
                 syscall: o.syscall,
+                writes: o.writes,
             },
             Form::Text(text) => Self::from_legacy(&text),
         })

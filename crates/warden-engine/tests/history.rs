@@ -111,6 +111,7 @@ fn a_dependency_error_reads_back_with_the_installers_output() {
         samples: Vec::new(),
         denied_syscalls: Vec::new(),
         process_limit_hits: 0,
+        readonly_writes: None,
     });
     store
         .record(&r, input(b"import nope"), Retention::Full)
@@ -144,6 +145,7 @@ fn an_execution_reads_back_as_recorded() {
         samples: Vec::new(),
         denied_syscalls: Vec::new(),
         process_limit_hits: 0,
+        readonly_writes: None,
     });
     store
         .record(&r, input(b"int main() {}"), Retention::Full)

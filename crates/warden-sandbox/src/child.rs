@@ -346,7 +346,7 @@ fn listener_handoff(
     confinement: Confinement<'_>,
 ) -> Result<Option<(OwnedFd, OwnedFd)>, SetupError> {
     match confinement {
-        Confinement::Sandbox(filter) if !filter.notified.is_empty() => denials::handoff().map(Some),
+        Confinement::Sandbox(filter) if filter.notifies() => denials::handoff().map(Some),
         _ => Ok(None),
     }
 }

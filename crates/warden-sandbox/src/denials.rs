@@ -5,6 +5,10 @@
 //! errno, never letting one run, and counts it while it supervises the job ([`supervise`]).
 //! The counts go to the parent as [`Report::Denied`] messages before the job's `Exited`.
 //!
+//! The same listener receives the calls that write to a named path: the init records those
+//! that write to a read-only path and lets every one run (`writes.rs`), reported as one
+//! [`Report::ReadOnly`].
+//!
 //! Man pages: seccomp_unotify(2), signalfd(2), poll(2).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -15,11 +19,15 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde::{Deserialize, Serialize};
 use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
-use warden_sys::seccomp::{deny_notification, receive_notification, Notification};
+use warden_sys::seccomp::{
+    continue_notification, deny_notification, notification_pending, receive_notification,
+    Notification,
+};
 
 use crate::child::SetupError;
 use crate::report::{ExitStatus, Report};
 use crate::seccomp::CompiledFilter;
+use crate::writes::{self, ReadOnlyWrites};
 
 /// How many calls of each system call keep their arguments.
 const SAMPLES: usize = 3;
@@ -44,6 +52,8 @@ pub struct DeniedSyscall {
 #[derive(Debug, Default)]
 pub(crate) struct Denials {
     calls: Vec<DeniedSyscall>,
+    /// The writes to read-only paths.
+    writes: ReadOnlyWrites,
 }
 
 impl Denials {
@@ -74,10 +84,14 @@ impl Denials {
         Errno::from_raw(rule.code)
     }
 
-    /// Sends one [`Report::Denied`] per call, in the order they were first tried.
+    /// Sends one [`Report::Denied`] per call, in the order they were first tried, then the
+    /// writes to read-only paths, if any.
     pub(crate) fn send(self, report: BorrowedFd<'_>) {
         for call in self.calls {
             Report::Denied(call).send(report);
+        }
+        if self.writes.count > 0 {
+            Report::ReadOnly(self.writes).send(report);
         }
     }
 }
@@ -233,6 +247,24 @@ fn receive_listener(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
 /// refused), rather than poll a broken listener in a loop.
 fn answer(listener: BorrowedFd<'_>, filter: &CompiledFilter, denials: &mut Denials) -> bool {
     match receive_notification(listener) {
+        Ok(call) if filter.notified_call(call.nr).is_none() && writes::watches(call.nr) => {
+            // A write: looked at, then let run. What was read counts only if the call still
+            // waits, so that its pid was not reused by another thread meanwhile.
+            let mut seen = ReadOnlyWrites::default();
+            writes::inspect(
+                &writes::Call {
+                    pid: call.pid,
+                    nr: call.nr,
+                    args: call.args,
+                },
+                &mut seen,
+            );
+            if seen.count > 0 && notification_pending(listener, call.id) {
+                denials.writes.merge(seen);
+            }
+            let _ = continue_notification(listener, call.id);
+            true
+        }
         Ok(call) => {
             let errno = denials.count(filter, &call);
             let _ = deny_notification(listener, call.id, errno);

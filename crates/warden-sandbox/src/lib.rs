@@ -45,6 +45,7 @@ mod verdict;
 mod volumes;
 mod watch;
 mod workspace;
+mod writes;
 mod zygote;
 
 pub use backend::{run_once, Backend, CancelHandle};
@@ -64,4 +65,5 @@ pub use plan::{
 pub use stream::OutputSink;
 pub use trusted::Trusted;
 pub use watch::{MAX_SAMPLES, SAMPLE_EVERY};
+pub use writes::{ReadOnlyWrites, WriteAttempt};
 pub use zygote::{zygote_main, ZYGOTE_ARG};

@@ -761,6 +761,7 @@ fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun
         collect_error,
         samples: w.samples,
         denied_syscalls: w.denied,
+        readonly_writes: w.readonly,
         process_limit_hits: used.process_limit_hits,
     })
 }

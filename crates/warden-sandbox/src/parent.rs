@@ -73,6 +73,9 @@ pub struct SandboxRun {
     /// tried, in the order first tried (native backend; empty elsewhere, docs/events.md). A
     /// refused call does not change the outcome: the program may have handled the error.
     pub denied_syscalls: Vec<crate::DeniedSyscall>,
+    /// The writes to read-only paths the job attempted (native backend, docs/events.md):
+    /// refused by the kernel (`EROFS`), recorded by the init. `None` when there were none.
+    pub readonly_writes: Option<crate::ReadOnlyWrites>,
     /// Forks and clones the process limit refused during the job (the cgroup's `pids.events`):
     /// a fork storm shows here even when the program survives it.
     pub process_limit_hits: u64,

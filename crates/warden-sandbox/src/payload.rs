@@ -102,7 +102,7 @@ fn replace_process(
 fn install_seccomp(filter: &CompiledFilter, handoff: Option<OwnedFd>) -> Result<(), SetupError> {
     let step = "install seccomp filter";
     match handoff {
-        Some(handoff) if !filter.notified.is_empty() => {
+        Some(handoff) if filter.notifies() => {
             match warden_sys::seccomp::install_filter_with_listener(&filter.program) {
                 Ok(listener) => {
                     warden_sys::fdpass::send_with_fds(handoff.as_fd(), b"L", &[listener.as_fd()])

@@ -16,7 +16,10 @@
 //!      the action; then per family narrowed to protocols, load the low word of `args[2]`, one
 //!      `jeq` per protocol, the action; then allow. Every path returns: no other block names
 //!      the same call;
-//! 4. allow.
+//! 4. one block per call that writes to a named path (`writes.rs`): `SECCOMP_RET_USER_NOTIF`,
+//!    for `open` and `openat` only when a write flag is set, so that the init can record
+//!    writes to read-only paths and let them run;
+//! 5. allow.
 //!
 //! A denied call whose rule is recorded (`record`, the default) returns
 //! `SECCOMP_RET_USER_NOTIF` rather than `SECCOMP_RET_ERRNO`: the sandbox's init, which holds the
@@ -27,7 +30,7 @@
 //! A linear list is enough for a deny list of ~60 entries, keeps every jump offset tiny (u8
 //! offsets cannot span long programs), and the kernel's seccomp cache (Linux 5.11) makes every
 //! call whose outcome depends only on arch and number skip the program entirely: only `clone`,
-//! `socket` and `socketpair` run it.
+//! `socket`, `socketpair` and the watched writes (`open`, `openat` among them) run it.
 
 use warden_core::seccomp_policy::{
     AllowedFamily, DenyErrno, DenyRule, DenySeverity, NamespaceFlag, SeccompAction, SocketFamily,
@@ -67,7 +70,11 @@ pub(crate) struct CompiledFilter {
     pub(crate) program: Vec<SockFilter>,
     /// The calls the program notifies (recorded errno rules), one per call number.
     pub(crate) notified: Vec<NotifiedCall>,
-    /// The same program with every errno rule answered in the kernel, nothing notified: what
+    /// Whether the program also suspends the calls that write to a named path, for the init
+    /// to record writes to read-only paths (`writes.rs`).
+    pub(crate) watches_writes: bool,
+    /// The same program with every errno rule answered in the kernel, nothing notified (and
+    /// no write watched): what
     /// the payload installs when the kernel refuses it a listener (`EBUSY`: a filter installed
     /// above warden, by a container runtime, already has one). The calls are refused alike,
     /// only not recorded.
@@ -93,6 +100,11 @@ impl CompiledFilter {
     /// The rule behind notified call `nr`, if the program notifies it.
     pub(crate) fn notified_call(&self, nr: i32) -> Option<&NotifiedCall> {
         self.notified.iter().find(|call| call.nr == nr)
+    }
+
+    /// Whether the program suspends any call for a listener to answer.
+    pub(crate) fn notifies(&self) -> bool {
+        !self.notified.is_empty() || self.watches_writes
     }
 }
 
@@ -125,6 +137,8 @@ pub(crate) fn compile(policy: &SeccompPolicy) -> Result<CompiledFilter, SeccompE
             }
         }
     }
+    // After the deny rules, so that a call the policy denies is denied, never only watched.
+    program.extend(crate::writes::filter_blocks());
     program.push(ret(SECCOMP_RET_ALLOW));
     errno_only.push(ret(SECCOMP_RET_ALLOW));
     if program.len() > BPF_MAXINSNS {
@@ -135,6 +149,7 @@ pub(crate) fn compile(policy: &SeccompPolicy) -> Result<CompiledFilter, SeccompE
     Ok(CompiledFilter {
         program,
         notified,
+        watches_writes: true,
         errno_only,
     })
 }
@@ -297,15 +312,15 @@ fn flag_mask(flags: &[NamespaceFlag]) -> u32 {
     flags.iter().fold(0, |mask, flag| mask | flag_bit(*flag))
 }
 
-const fn load(offset: u32) -> SockFilter {
+pub(crate) const fn load(offset: u32) -> SockFilter {
     SockFilter::stmt(BPF_LD | BPF_W | BPF_ABS, offset)
 }
 
-const fn jump(op: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
+pub(crate) const fn jump(op: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
     SockFilter::jump(BPF_JMP | op | BPF_K, k, jt, jf)
 }
 
-const fn ret(value: u32) -> SockFilter {
+pub(crate) const fn ret(value: u32) -> SockFilter {
     SockFilter::stmt(BPF_RET | BPF_K, value)
 }
 
@@ -593,7 +608,10 @@ mod tests {
         assert_eq!(plain(libc::SYS_mount), errno(libc::EPERM));
         assert_eq!(plain(libc::SYS_clone3), errno(libc::ENOSYS));
         assert_eq!(plain(libc::SYS_init_module), SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(filter.errno_only.len(), filter.program.len());
+        assert_eq!(
+            filter.errno_only.len() + crate::writes::filter_blocks().len(),
+            filter.program.len()
+        );
         let mount = filter
             .notified_call(libc::SYS_mount as i32)
             .expect("mount is notified");
@@ -607,6 +625,48 @@ mod tests {
         assert_eq!(
             (socket.code, socket.severity),
             (libc::EAFNOSUPPORT, DenySeverity::Low)
+        );
+    }
+
+    #[test]
+    fn writes_are_suspended_for_the_init_and_reads_are_not() {
+        let filter = builtin();
+        let openat = |flags: u64| Data {
+            nr: libc::SYS_openat,
+            arch: AUDIT_ARCH_NATIVE,
+            args: [libc::AT_FDCWD as u64, 0x1000, flags, 0, 0, 0],
+        };
+        let raw = |data: &Data| run(&filter.program, data);
+        for flags in [libc::O_WRONLY, libc::O_RDWR, libc::O_CREAT, libc::O_TRUNC] {
+            let flags = (flags | libc::O_CLOEXEC) as u64;
+            assert_eq!(raw(&openat(flags)), SECCOMP_RET_USER_NOTIF, "{flags:#o}");
+        }
+        for flags in [
+            libc::O_RDONLY,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        ] {
+            assert_eq!(raw(&openat(flags as u64)), SECCOMP_RET_ALLOW, "{flags:#o}");
+        }
+        // The kernel reads the flags as an int: high bits alone are a read.
+        assert_eq!(raw(&openat(1 << 32)), SECCOMP_RET_ALLOW);
+        for nr in [
+            libc::SYS_mkdirat,
+            libc::SYS_unlinkat,
+            libc::SYS_renameat2,
+            libc::SYS_fchmod,
+        ] {
+            assert_eq!(raw(&Data::call(nr, 0)), SECCOMP_RET_USER_NOTIF, "{nr}");
+            assert!(filter.notified_call(nr as i32).is_none());
+        }
+        assert!(filter.notifies());
+        // Without a listener, writes run in the kernel.
+        assert_eq!(
+            run(&filter.errno_only, &openat(libc::O_WRONLY as u64)),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            run(&filter.errno_only, &Data::call(libc::SYS_mkdirat, 0)),
+            SECCOMP_RET_ALLOW
         );
     }
 

@@ -31,6 +31,7 @@ use crate::pipes::{nonblocking, ReportReader};
 use crate::report::{ExitStatus, Report};
 use crate::stream::OutputSink;
 use crate::verdict::KillReason;
+use crate::writes::ReadOnlyWrites;
 
 /// How long the init (or the helper) gets to end a job after being asked.
 pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -123,6 +124,8 @@ pub(crate) struct Watched {
     pub(crate) samples: Vec<UsageSample>,
     /// The system calls the seccomp policy refused (`Report::Denied`).
     pub(crate) denied: Vec<DeniedSyscall>,
+    /// The writes to read-only paths (`Report::ReadOnly`).
+    pub(crate) readonly: Option<ReadOnlyWrites>,
 }
 
 struct State<'a> {
@@ -560,6 +563,7 @@ impl State<'_> {
                 Ok(Report::Denied(call)) if self.w.denied.len() < MAX_DENIED => {
                     self.w.denied.push(call);
                 }
+                Ok(Report::ReadOnly(writes)) => self.w.readonly = Some(writes),
                 Ok(Report::SetupFailed { step, detail }) => {
                     self.w.setup_failure.get_or_insert((step, detail));
                 }

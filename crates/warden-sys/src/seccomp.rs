@@ -247,6 +247,96 @@ pub fn deny_notification(listener: BorrowedFd<'_>, id: u64, errno: Errno) -> Res
     Errno::result(ret).map(drop)
 }
 
+/// Lets the suspended call `id` run in the kernel as if no filter had stopped it
+/// (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). The kernel then checks and answers it as it would
+/// any call: the listener only looked at it. seccomp_unotify(2) warns that a decision taken
+/// from what the listener read is racy (the caller's memory can change before the call runs);
+/// a listener that only records, as the sandbox's init does for writes, takes no decision.
+///
+/// Errors: `ENOENT` when the call is gone (its caller was killed meanwhile).
+pub fn continue_notification(listener: BorrowedFd<'_>, id: u64) -> Result<(), Errno> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).expect("the flag is 1"),
+    };
+    // SAFETY: as in `deny_notification`: one `struct seccomp_notif_resp` read by the kernel.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp as *mut libc::seccomp_notif_resp,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Whether the call `id` still waits for its answer (`SECCOMP_IOCTL_NOTIF_ID_VALID`). Asked
+/// after reading the caller's memory: if it still waits, its thread (and so the pid the
+/// notification named) was not replaced meanwhile, and what was read is the caller's.
+pub fn notification_pending(listener: BorrowedFd<'_>, id: u64) -> bool {
+    let mut id = id;
+    // SAFETY: the ioctl reads one u64 (the request's declared type) from `id`, which lives
+    // across the call; the descriptor is borrowed.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &mut id as *mut u64,
+        )
+    };
+    ret == 0
+}
+
+/// Reads `buf.len()` bytes at `addr` in the memory of process `pid` (a thread id in the
+/// caller's pid namespace) with process_vm_readv(2). Needs the ptrace read access to `pid`
+/// that a notification's listener in its sandbox's init has. Returns how many bytes were
+/// read: fewer than asked when the range runs into an unmapped page.
+pub fn read_process_memory(pid: u32, addr: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| Errno::ESRCH)?;
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: usize::try_from(addr).map_err(|_| Errno::EFAULT)? as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, writable and borrowed for the call; `remote` is only an
+    // address in the other process, which the kernel checks.
+    let read = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    usize::try_from(Errno::result(read)?).map_err(|_| Errno::EIO)
+}
+
+/// Reads the NUL-terminated string at `addr` in process `pid`'s memory
+/// ([`read_process_memory`]), at most `max` bytes of it, one page at a time so that a string
+/// ending just before an unmapped page reads whole.
+///
+/// Returns the bytes before the NUL, and whether the string was longer than `max`.
+pub fn read_process_string(pid: u32, addr: u64, max: usize) -> Result<(Vec<u8>, bool), Errno> {
+    const PAGE: u64 = 4096;
+    let mut out = Vec::new();
+    let mut at = addr;
+    let mut buf = [0u8; PAGE as usize];
+    while out.len() < max {
+        let chunk = usize::try_from(PAGE - at % PAGE)
+            .expect("a page is small")
+            .min(max - out.len());
+        let read = read_process_memory(pid, at, &mut buf[..chunk])?;
+        if read == 0 {
+            return Err(Errno::EFAULT);
+        }
+        if let Some(nul) = buf[..read].iter().position(|b| *b == 0) {
+            out.extend_from_slice(&buf[..nul]);
+            return Ok((out, false));
+        }
+        out.extend_from_slice(&buf[..read]);
+        at += read as u64;
+    }
+    Ok((out, true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

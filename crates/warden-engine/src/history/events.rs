@@ -32,11 +32,11 @@ impl Severity {
     pub fn of(violation: &Violation) -> Self {
         if let Some(call) = &violation.syscall {
             // A refused call: the seccomp policy says how serious (policies/seccomp).
-            return match call.severity {
-                DenySeverity::Low => Severity::Low,
-                DenySeverity::Medium => Severity::Medium,
-                DenySeverity::High => Severity::High,
-            };
+            return call.severity.into();
+        }
+        if let Some(writes) = &violation.writes {
+            // Writes to read-only paths: medium on the sandbox's system surfaces.
+            return writes.severity.into();
         }
         match violation.kind {
             ViolationKind::Violation if violation.detail.starts_with("network:") => {
@@ -47,6 +47,16 @@ impl Severity {
             ViolationKind::ProcessLimit => Severity::Medium,
             _ if violation.detail.starts_with("network:") => Severity::Medium,
             _ => Severity::Low,
+        }
+    }
+}
+
+impl From<DenySeverity> for Severity {
+    fn from(severity: DenySeverity) -> Self {
+        match severity {
+            DenySeverity::Low => Severity::Low,
+            DenySeverity::Medium => Severity::Medium,
+            DenySeverity::High => Severity::High,
         }
     }
 }
@@ -182,6 +192,7 @@ mod tests {
             kind,
             detail: detail.to_owned(),
             syscall: None,
+            writes: None,
         }
     }
 

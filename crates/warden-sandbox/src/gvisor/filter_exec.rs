@@ -27,7 +27,7 @@ pub const SECCOMP_EXEC_ARG: &str = "__seccomp-exec";
 pub(super) const LOADER: &str = "/.warden/seccomp-exec";
 
 /// The policy's filter for a gVisor job, as the hex text the loader takes: every errno rule
-/// answers in the filter (none is notified, there is no listener).
+/// answers in the filter (none is notified, no write is watched: there is no listener).
 pub(super) fn compile_for_jobs(policy: &SeccompPolicy) -> Result<String, SandboxError> {
     let fail = |detail: String| SandboxError::Setup {
         step: "compile the seccomp policy for gVisor's jobs".into(),
@@ -46,7 +46,8 @@ pub(super) fn compile_for_jobs(policy: &SeccompPolicy) -> Result<String, Sandbox
             "the filter would notify a listener gVisor's jobs do not have".into(),
         ));
     }
-    Ok(encode(&compiled.program))
+    // Without writes watched either: no init there holds a listener.
+    Ok(encode(&compiled.errno_only))
 }
 
 /// The argv of a job's `runsc exec`: the loader, the filter, then the job's own argv.
