@@ -222,6 +222,51 @@ fn programs_run_sync_async_and_with_test_cases_and_are_recorded_with_their_token
     assert_eq!(listed[1]["api"], "v1");
 }
 
+/// The server answers before its history is written (a writer thread records in the
+/// background): a reader of the history still sees every execution that finished before it
+/// asked, and a server that stops writes what it had queued.
+#[test]
+fn the_history_written_in_the_background_misses_nothing() {
+    let server = Server::start(TOKENS);
+    let hello = json!({"language": "bash", "code": "echo hi"});
+    let run = |n: usize| {
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for _ in 0..n {
+                        let done = server.request("POST", "/v1/executions", Some(&hello));
+                        assert_eq!(done.code, 200, "{}", done.body);
+                    }
+                });
+            }
+        });
+    };
+    run(3);
+    for (path, field) in [("/v1/stats", "total"), ("/v1/history?limit=100", "")] {
+        let read = server.request("GET", path, None);
+        assert_eq!(read.code, 200, "{}", read.body);
+        let count = if field.is_empty() {
+            read.json().as_array().map_or(0, Vec::len) as u64
+        } else {
+            read.json()[field].as_u64().unwrap_or(0)
+        };
+        assert_eq!(count, 9, "{path}: {}", read.body);
+    }
+    // Answered, then the server is told to stop at once: the last ones are still recorded.
+    run(2);
+    let mut server = server;
+    server.sigterm();
+    assert!(server.child.wait().expect("the server exits").success());
+    let listed = server
+        .world
+        .warden()
+        .args(["history", "--json", "--limit", "0"])
+        .output()
+        .expect("history");
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(listed.as_array().map_or(0, Vec::len), 15, "{listed:#}");
+}
+
 #[test]
 fn bad_input_gets_its_status_and_the_server_stays_up() {
     let server = Server::start("[server]\nmax_body = \"64KiB\"\nmax_files = 2\n");

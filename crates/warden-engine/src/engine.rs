@@ -89,6 +89,9 @@ pub struct EngineConfig {
     /// The execution history: `None` records nothing; an invalid setting records nothing and
     /// says so in each execution's warnings.
     pub history: Option<Result<HistorySettings, SettingError>>,
+    /// Write the history from a thread of its own, off the executions' path (a server):
+    /// `engine/history.rs`. Readers of the history still see every finished execution.
+    pub record_in_background: bool,
     /// The `[network]` settings; `None`: the built-in policies, `no_access` by default.
     pub network: Option<NetworkSettings>,
     /// warden's own service addresses (a server's listeners): no policy reaches them.
@@ -124,6 +127,7 @@ impl EngineConfig {
             pool_languages: Vec::new(),
             memory_pressure: pool::host_memory_pressure,
             history: None,
+            record_in_background: false,
             network: None,
             services: Vec::new(),
             tools: None,
@@ -245,7 +249,9 @@ impl Engine {
             dependencies: config.dependencies,
             modes: config.modes,
             analyzer: Analyzer::builtin()?,
-            history: config.history.map(history::Journal::new),
+            history: config
+                .history
+                .map(|h| history::Journal::new(h, config.record_in_background)),
             tools: config.tools,
             install: config.install,
             response: config.response,

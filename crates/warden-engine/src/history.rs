@@ -117,6 +117,23 @@ pub enum HistoryError {
     AmbiguousId(String),
 }
 
+/// An execution as the history will record it, made when it finished (its time, its code and
+/// output as `retention` keeps them), to be written later ([`HistoryStore::record_all`]).
+pub struct PendingRecord(entry::Row);
+
+impl std::fmt::Debug for PendingRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRecord").finish_non_exhaustive()
+    }
+}
+
+impl PendingRecord {
+    /// The row of `result`, finished now.
+    pub fn new(result: &ExecutionResult, input: RecordInput<'_>, retention: Retention) -> Self {
+        Self(entry::Row::new(result, input, retention, SystemTime::now()))
+    }
+}
+
 /// An open history database.
 #[derive(Debug)]
 pub struct HistoryStore {
@@ -156,10 +173,16 @@ impl HistoryStore {
         input: RecordInput<'_>,
         retention: Retention,
     ) -> Result<(), HistoryError> {
+        self.record_all(&[PendingRecord::new(result, input, retention)])
+    }
+
+    /// Records executions already turned into rows, in one transaction.
+    pub fn record_all(&self, records: &[PendingRecord]) -> Result<(), HistoryError> {
         let step = "recording an execution";
-        let row = entry::Row::new(result, input, retention, SystemTime::now());
         let tx = self.immediate(step)?;
-        row.insert(&tx).map_err(|e| self.error(step, e))?;
+        for record in records {
+            record.0.insert(&tx).map_err(|e| self.error(step, e))?;
+        }
         tx.commit().map_err(|e| self.error(step, e))?;
         self.checkpoint_if_large();
         Ok(())

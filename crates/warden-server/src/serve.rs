@@ -109,7 +109,12 @@ async fn run(state: AppState) -> Result<(), ServeError> {
     // Sessions end with the server: their processes stop, their files stay in their volumes,
     // and each says so when the next server reads it back (docs/sessions.md).
     let sessions = state.clone();
-    let _ = tokio::task::spawn_blocking(move || sessions.engine().stop_sessions()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        sessions.engine().stop_sessions();
+        // The history is written in the background: what is queued is written before exit.
+        sessions.engine().flush_history();
+    })
+    .await;
     Ok(())
 }
 

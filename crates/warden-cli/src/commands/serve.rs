@@ -33,6 +33,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = settings.engine_config(super::helper_binary()?);
     config.fork_helper = false;
     config.zygote = true;
+    // Answer before the history is written; readers of the history still see every run.
+    config.record_in_background = true;
     config.pool_size = settings.server.pool_size.unwrap_or(DEFAULT_POOL_SIZE);
     config.pool_reuse = settings
         .server

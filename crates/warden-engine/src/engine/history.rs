@@ -1,9 +1,16 @@
 //! The engine's history: each execution recorded as it finishes (pruned per the settings),
 //! and the questions adapters ask of it (`history`, `show`, `stats`, `network log`, `network
 //! stats`). Recording never fails an execution: a failure becomes a [`Warning`].
+//!
+//! A server records in the background (`EngineConfig::record_in_background`): the execution's
+//! row is made when it finishes and queued, and a writer thread writes what is queued in one
+//! transaction, so the answer does not wait for the database and records that finish together
+//! share a commit. Every read of the history first writes what is queued, under the same lock,
+//! so a reader (`/v1/history`, the response rule's count) always sees every execution that
+//! finished before it asked. Failures are logged, since the execution was already answered.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use warden_sandbox::Stdin;
@@ -13,15 +20,34 @@ use crate::error::EngineError;
 use crate::execution::{ExecutionRequest, ExecutionResult, Warning, WarningKind};
 use crate::history::{
     ConnectionFilter, HistoryEntry, HistoryFilter, HistoryStore, LoggedConnection, NetworkStats,
-    RecordInput, Stats,
+    PendingRecord, RecordInput, Stats,
 };
 use crate::settings::{HistorySettings, SettingError};
 
 /// The history settings and the database, opened at the first use and kept open.
 #[derive(Debug)]
 pub(super) struct Journal {
+    shared: Arc<Shared>,
+    /// Record in the background: the writer thread, started by the first record.
+    background: bool,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// What the journal shares with its writer thread.
+#[derive(Debug)]
+struct Shared {
     settings: Result<HistorySettings, SettingError>,
     store: Mutex<Option<HistoryStore>>,
+    queue: Mutex<Queue>,
+    /// Signalled when a record is queued or the journal closes.
+    queued: Condvar,
+}
+
+/// The records waiting for the writer.
+#[derive(Debug, Default)]
+struct Queue {
+    records: Vec<PendingRecord>,
+    closed: bool,
 }
 
 /// What the record needs of a request that the execution consumes.
@@ -61,27 +87,155 @@ impl Pending {
 }
 
 impl Journal {
-    pub(super) fn new(settings: Result<HistorySettings, SettingError>) -> Self {
+    pub(super) fn new(settings: Result<HistorySettings, SettingError>, background: bool) -> Self {
         Self {
-            settings,
-            store: Mutex::new(None),
+            shared: Arc::new(Shared {
+                settings,
+                store: Mutex::new(None),
+                queue: Mutex::new(Queue::default()),
+                queued: Condvar::new(),
+            }),
+            background,
+            writer: Mutex::new(None),
         }
     }
 
-    /// The open database, opening it if this is the first use.
+    /// The open database, opening it if this is the first use, with every queued record
+    /// written.
     fn store(
         &self,
     ) -> Result<(MutexGuard<'_, Option<HistoryStore>>, &HistorySettings), EngineError> {
         let settings = self
+            .shared
             .settings
             .as_ref()
             .map_err(|e| EngineError::HistorySetting(e.clone()))?;
-        // A panic while holding the lock leaves the store as usable as before it.
-        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let store = self.shared.open()?;
+        if self.background {
+            self.shared.write_queued(&store, settings);
+        }
+        Ok((store, settings))
+    }
+
+    /// Queues a record for the writer thread, starting it if needed.
+    fn enqueue(&self, record: PendingRecord) {
+        lock(&self.shared.queue).records.push(record);
+        self.shared.queued.notify_one();
+        let mut writer = lock(&self.writer);
+        if writer.is_none() {
+            let shared = Arc::clone(&self.shared);
+            match std::thread::Builder::new()
+                .name("warden-history".into())
+                .spawn(move || shared.write_until_closed())
+            {
+                Ok(handle) => *writer = Some(handle),
+                // Written by the next reader, or when the journal closes.
+                Err(e) => tracing::warn!(error = %e, "starting the history writer"),
+            }
+        }
+    }
+
+    /// Writes every queued record and stops the writer. Later records are written by their
+    /// readers or by the next close.
+    pub(super) fn flush(&self) {
+        lock(&self.shared.queue).closed = true;
+        self.shared.queued.notify_all();
+        if let Some(writer) = lock(&self.writer).take() {
+            let _ = writer.join();
+        }
+        if let Ok(settings) = &self.shared.settings {
+            if let Ok(store) = self.shared.open() {
+                self.shared.write_queued(&store, settings);
+            }
+        }
+        lock(&self.shared.queue).closed = false;
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if self.background {
+            self.flush();
+        }
+    }
+}
+
+impl Shared {
+    /// The open database, opening it if this is the first use.
+    fn open(&self) -> Result<MutexGuard<'_, Option<HistoryStore>>, EngineError> {
+        let settings = self
+            .settings
+            .as_ref()
+            .map_err(|e| EngineError::HistorySetting(e.clone()))?;
+        let mut store = lock(&self.store);
         if store.is_none() {
             *store = Some(HistoryStore::open(&settings.path)?);
         }
-        Ok((store, settings))
+        Ok(store)
+    }
+
+    /// The writer thread: writes what is queued until the journal closes.
+    fn write_until_closed(&self) {
+        let Ok(settings) = &self.settings else {
+            return;
+        };
+        loop {
+            {
+                let mut queue = lock(&self.queue);
+                while queue.records.is_empty() && !queue.closed {
+                    queue = self.queued.wait(queue).unwrap_or_else(|e| e.into_inner());
+                }
+                if queue.records.is_empty() {
+                    return;
+                }
+            }
+            match self.open() {
+                Ok(store) => self.write_queued(&store, settings),
+                Err(e) => {
+                    tracing::warn!(error = %chain(&e), "opening the history to record");
+                    lock(&self.queue).records.clear();
+                }
+            }
+        }
+    }
+
+    /// Writes what is queued, in one transaction, and prunes. Taken from the queue under the
+    /// store's lock, so that whoever holds the store has every record queued before it.
+    fn write_queued(&self, store: &Option<HistoryStore>, settings: &HistorySettings) {
+        let records = std::mem::take(&mut lock(&self.queue).records);
+        let Some(store) = store.as_ref().filter(|_| !records.is_empty()) else {
+            return;
+        };
+        for warning in write(store, settings, &records) {
+            tracing::warn!(what = ?warning.what, detail = %warning.detail, "history");
+        }
+    }
+}
+
+/// Locks `mutex`; a panic while it was held leaves what it guards as usable as before.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records `records` and prunes the history; what failed becomes a warning.
+fn write(
+    store: &HistoryStore,
+    settings: &HistorySettings,
+    records: &[PendingRecord],
+) -> Vec<Warning> {
+    let warn = |what, e: &dyn std::error::Error| Warning {
+        what,
+        detail: chain(e),
+    };
+    if let Err(e) = store.record_all(records) {
+        return vec![warn(WarningKind::HistoryNotRecorded, &e)];
+    }
+    match settings
+        .prune_rule(SystemTime::now())
+        .map(|rule| store.prune(&rule))
+    {
+        Some(Err(e)) => vec![warn(WarningKind::HistoryNotPruned, &e)],
+        _ => Vec::new(),
     }
 }
 
@@ -95,6 +249,20 @@ impl Engine {
             what,
             detail: chain(e),
         };
+        if journal.background {
+            match &journal.shared.settings {
+                Ok(settings) => {
+                    journal.enqueue(PendingRecord::new(result, input, settings.retention));
+                    return Vec::new();
+                }
+                Err(e) => {
+                    return vec![warn(
+                        WarningKind::HistoryNotRecorded,
+                        &EngineError::HistorySetting(e.clone()),
+                    )]
+                }
+            }
+        }
         let (store, settings) = match journal.store() {
             Ok(open) => open,
             Err(e) => return vec![warn(WarningKind::HistoryNotRecorded, &e)],
@@ -102,15 +270,17 @@ impl Engine {
         let Some(store) = store.as_ref() else {
             return Vec::new();
         };
-        if let Err(e) = store.record(result, input, settings.retention) {
-            return vec![warn(WarningKind::HistoryNotRecorded, &e)];
-        }
-        match settings
-            .prune_rule(SystemTime::now())
-            .map(|rule| store.prune(&rule))
-        {
-            Some(Err(e)) => vec![warn(WarningKind::HistoryNotPruned, &e)],
-            _ => Vec::new(),
+        write(
+            store,
+            settings,
+            &[PendingRecord::new(result, input, settings.retention)],
+        )
+    }
+
+    /// Writes the history's queued records (a server calls it when it stops).
+    pub fn flush_history(&self) {
+        if let Some(journal) = &self.history {
+            journal.flush();
         }
     }
 
@@ -151,7 +321,12 @@ impl Engine {
     /// The history database's file, when the engine keeps a history with valid settings.
     pub fn history_path(&self) -> Option<&Path> {
         let journal = self.history.as_ref()?;
-        journal.settings.as_ref().ok().map(|s| s.path.as_path())
+        journal
+            .shared
+            .settings
+            .as_ref()
+            .ok()
+            .map(|s| s.path.as_path())
     }
 
     pub(super) fn with_store<T>(
