@@ -146,6 +146,17 @@ fn a_volume_keeps_files_across_runs_and_is_seen_only_by_runs_that_ask_for_it() {
     assert_eq!(read["stdout"], "kept\n0\n", "{read:#}");
     let stderr = read["stderr"].as_str().unwrap_or_default();
     assert!(stderr.contains("Read-only file system"), "{read:#}");
+    // The refused write is a security event (docs/events.md, Writes to read-only paths).
+    let violations = read["security"]["violations"].as_array().cloned();
+    let write = violations
+        .iter()
+        .flatten()
+        .find(|v| v["kind"] == "readonly_write")
+        .unwrap_or_else(|| panic!("no readonly_write in {read:#}"));
+    assert_eq!(
+        write["writes"]["attempts"][0]["path"], "/data/other",
+        "{write:#}"
+    );
 
     let host = volumes_dir(&world).display().to_string();
     let blind = result(&run(

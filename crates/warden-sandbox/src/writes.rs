@@ -296,11 +296,27 @@ const WATCHED: &[(&str, libc::c_long, &[Operand])] = &[
         libc::SYS_lremovexattr,
         &[op(None, 0, NOFOLLOW)],
     ),
+    // Linux 6.13; libc names neither yet. The numbers are shared by every architecture.
+    (
+        "setxattrat",
+        SYS_SETXATTRAT,
+        &[op(Some(0), 1, change_at(2))],
+    ),
+    (
+        "removexattrat",
+        SYS_REMOVEXATTRAT,
+        &[op(Some(0), 1, change_at(2))],
+    ),
     ("fchmod", libc::SYS_fchmod, ON_FD),
     ("fchown", libc::SYS_fchown, ON_FD),
     ("fsetxattr", libc::SYS_fsetxattr, ON_FD),
     ("fremovexattr", libc::SYS_fremovexattr, ON_FD),
 ];
+
+/// `setxattrat(2)`'s number (include/uapi/asm-generic/unistd.h, and x86_64's table).
+const SYS_SETXATTRAT: libc::c_long = 463;
+/// `removexattrat(2)`'s number.
+const SYS_REMOVEXATTRAT: libc::c_long = 466;
 
 /// The flags that make an `open` a write: write access, creation, truncation (`O_TMPFILE`
 /// needs write access).
@@ -384,8 +400,20 @@ fn attempt(call: &Call, operand: &Operand) -> Option<String> {
         Some(address) => {
             let (bytes, cut) =
                 warden_sys::seccomp::read_process_string(call.pid, address, 4096).ok()?;
-            if cut || bytes.is_empty() {
+            if cut {
                 return None;
+            }
+            if bytes.is_empty() {
+                // `AT_EMPTY_PATH`: the descriptor itself; without it the call fails (ENOENT).
+                let empty_path = match operand.effect {
+                    Effect::Change {
+                        nofollow_flag: Some(at),
+                        ..
+                    } => call.args[at] as i32 & libc::AT_EMPTY_PATH != 0,
+                    _ => false,
+                };
+                let fd = dirfd.filter(|fd| *fd != libc::AT_FDCWD && empty_path)?;
+                return attempt_on_fd(&proc, fd);
             }
             let base = match dirfd {
                 Some(fd) if fd != libc::AT_FDCWD => proc.join("fd").join(fd.to_string()),
@@ -436,6 +464,13 @@ fn attempt(call: &Call, operand: &Operand) -> Option<String> {
         }
     };
     on_read_only.then(|| shown_path(&shown))
+}
+
+/// The descriptor `fd` of process `proc`, if it is a file on a read-only mount.
+fn attempt_on_fd(proc: &Path, fd: i32) -> Option<String> {
+    let path = proc.join("fd").join(fd.to_string());
+    let shown = std::fs::read_link(&path).unwrap_or_else(|_| PathBuf::from("?"));
+    read_only(&path).then(|| shown_path(&shown))
 }
 
 /// An `open`'s flags, `None` if they cannot be read.

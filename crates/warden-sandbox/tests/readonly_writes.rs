@@ -64,16 +64,24 @@ tries("relative", lambda: os.open("planted", os.O_WRONLY | os.O_CREAT, dir_fd=us
 tries("mkdir", lambda: os.mkdir("/etc/planted"))
 tries("fchmod", lambda: os.chmod(usr, 0o777))
 tries("unlink missing", lambda: os.unlink("/usr/nothing"))
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def empty_path():
+    # fchownat(fd, "", -1, -1, AT_EMPTY_PATH): the descriptor itself.
+    if libc.fchownat(usr, b"", -1, -1, 0x1000) != 0:
+        raise OSError(ctypes.get_errno(), "fchownat")
+tries("empty path", empty_path)
 "#
     )) else {
         return;
     };
     assert_eq!(
         out(&run),
-        "create EROFS\nrelative EROFS\nmkdir EROFS\nfchmod EROFS\nunlink missing EROFS\n"
+        "create EROFS\nrelative EROFS\nmkdir EROFS\nfchmod EROFS\nunlink missing EROFS\n\
+         empty path EROFS\n"
     );
     let writes = run.readonly_writes.expect("the writes are recorded");
-    assert_eq!(writes.count, 5, "{writes:?}");
+    assert_eq!(writes.count, 6, "{writes:?}");
     assert_eq!(
         attempts(&writes),
         [
