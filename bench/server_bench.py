@@ -1,5 +1,9 @@
 """The measurements of bench/server.sh: run with the URL of a running `warden serve`, the bare
-interpreter, the number of latency runs and the seconds of each throughput measurement."""
+interpreter, the number of latency runs and the seconds of each throughput measurement.
+
+Paired: this machine's speed drifts by a third from one minute to the next, so bare and server
+runs are interleaved (latency: one of each in turn, the order alternating; throughput: four
+rounds of each in turn), and a ratio compares runs made side by side."""
 
 import http.client
 import json
@@ -49,20 +53,52 @@ def judge0_client():
     return once
 
 
-def latency(run, warmup=10):
+def timed(run):
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def paired_latency(bare_run, server_run, warmup=10):
+    """Medians (ms) of each, and the median of the ratios of the pairs."""
     for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        bare_run()
+        server_run()
+    pairs = []
+    for i in range(RUNS):
+        if i % 2:
+            s = timed(server_run)
+            b = timed(bare_run)
+        else:
+            b = timed(bare_run)
+            s = timed(server_run)
+        pairs.append((b, s))
+    return (statistics.median(b for b, _ in pairs) * 1000,
+            statistics.median(s for _, s in pairs) * 1000,
+            statistics.median(s / b for b, s in pairs))
 
 
-def throughput(make, threads=2):
+ROUNDS = 4
+
+
+def paired_throughput(bare_make, server_make):
+    """Runs per second of each over ROUNDS rounds, the two taking turns."""
+    bare_runs = server_runs = 0
+    for i in range(ROUNDS):
+        order = [(0, bare_make), (1, server_make)]
+        for which, make in order if i % 2 == 0 else reversed(order):
+            runs = throughput(make, SECONDS / ROUNDS)
+            if which == 0:
+                bare_runs += runs
+            else:
+                server_runs += runs
+    return bare_runs / SECONDS, server_runs / SECONDS
+
+
+def throughput(make, seconds, threads=2):
+    """How many runs `threads` loops made in `seconds`."""
     count = [0] * threads
-    stop = time.perf_counter() + SECONDS
+    stop = time.perf_counter() + seconds
 
     def loop(i):
         run = make()
@@ -75,25 +111,23 @@ def throughput(make, threads=2):
         w.start()
     for w in workers:
         w.join()
-    return sum(count) / SECONDS
+    return sum(count)
 
 
-bare_latency = latency(bare)
-server_latency = latency(client())
-bare_rate = throughput(lambda: bare)
-server_rate = throughput(client)
+bare_latency, server_latency, latency_ratio = paired_latency(bare, client())
+bare_rate, server_rate = paired_throughput(lambda: bare, client)
 try:
-    judge0_rate = throughput(judge0_client)
+    judge0_bare, judge0_rate = paired_throughput(lambda: bare, judge0_client)
 except Exception as e:  # the SDK's API moves; say so rather than hide the row
     judge0_rate = None
     print(f"(Judge0 SDK row skipped: {e!r})", file=sys.stderr)
 
-print("| Measurement | bare python3 | warden serve | ratio |")
+print("| Measurement (paired) | bare python3 | warden serve | ratio |")
 print("|---|---:|---:|---:|")
-print(f"| latency, one client, median of {RUNS} (ms) | {bare_latency:.1f} | {server_latency:.1f}"
-      f" | {server_latency / bare_latency:.2f}× |")
-print(f"| throughput, 2 clients, {SECONDS:.0f} s (runs/s) | {bare_rate:.1f} | {server_rate:.1f}"
-      f" | {server_rate / bare_rate:.2f}× |")
+print(f"| latency, one client, median of {RUNS} pairs (ms) | {bare_latency:.1f}"
+      f" | {server_latency:.1f} | {latency_ratio:.2f}× |")
+print(f"| throughput, 2 clients, {ROUNDS} rounds of {SECONDS / ROUNDS:.0f} s each (runs/s)"
+      f" | {bare_rate:.1f} | {server_rate:.1f} | {server_rate / bare_rate:.2f}× |")
 if judge0_rate is not None:
-    print(f"| throughput through the Judge0 SDK, 2 clients (runs/s) | {bare_rate:.1f}"
-          f" | {judge0_rate:.1f} | {judge0_rate / bare_rate:.2f}× |")
+    print(f"| throughput through the Judge0 SDK, 2 clients (runs/s) | {judge0_bare:.1f}"
+          f" | {judge0_rate:.1f} | {judge0_rate / judge0_bare:.2f}× |")

@@ -13,6 +13,9 @@
 #         JSON_OUT=path  keep hyperfine's raw JSON there instead of a deleted temp file
 #         WARDEN_BEFORE=path  also measure this other warden binary (say, a build of the
 #                        previous commit) in the same run, as "(warden before)" rows
+#         PAIRED=1       paired rounds instead of hyperfine (bench/paired.py): each round runs
+#                        every command once, in a rotating order, and a ratio is the median of
+#                        the rounds' ratios, so the machine's drift falls on all commands alike
 # Needs root: apt-get for missing tools, and warden itself needs it for cgroups.
 set -euo pipefail
 
@@ -81,6 +84,21 @@ measure() {
     wait_for_quiet
     local pressure_before pressure_after
     pressure_before="$(cpu_pressure)"
+    if [[ -n "${PAIRED:-}" ]]; then
+        echo "measuring ${#bench[@]} commands in $runs paired rounds after $WARMUP..." >&2
+        local table
+        table="$("$PY" "$REPO/bench/paired.py" "$WARMUP" "$runs" "${bench[@]}")"
+        pressure_after="$(cpu_pressure)"
+        echo
+        echo "## Machine"
+        echo
+        machine_info
+        echo "- Runs: $runs paired rounds after $WARMUP warmup rounds (bench/paired.py), $(date -u +%Y-%m-%d)"
+        echo "- CPU pressure (PSI some avg10) before / after: ${pressure_before}% / ${pressure_after}%"
+        echo
+        echo "$table"
+        return
+    fi
     echo "measuring ${#bench[@]} commands, $WARMUP warmup + $runs runs each..." >&2
     hyperfine -N --warmup "$WARMUP" --runs "$runs" --style basic --export-json "$json" \
         "${args[@]}" >&2

@@ -146,6 +146,24 @@ print("done")
     assert_eq!(writes.severity, DenySeverity::Low);
 }
 
+/// A program cannot hide its writes from the init by making itself non-dumpable (which
+/// takes away the ptrace access other processes of its user have to its memory).
+#[test]
+fn a_non_dumpable_program_is_recorded_too() {
+    let Some(run) = python(&format!(
+        r#"{TRIES}
+import ctypes
+ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+tries("hidden", lambda: os.mkdir("/usr/hidden"))
+"#
+    )) else {
+        return;
+    };
+    assert_eq!(out(&run), "hidden EROFS\n");
+    let writes = run.readonly_writes.expect("the write is recorded");
+    assert_eq!(attempts(&writes), ["mkdir /usr/hidden"]);
+}
+
 #[test]
 fn a_path_is_kept_short_and_printable() {
     let Some(run) = python(&format!(
