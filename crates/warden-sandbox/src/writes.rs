@@ -392,85 +392,99 @@ pub(crate) fn inspect(call: &Call, writes: &mut ReadOnlyWrites) {
 
 /// The path `operand` names, if the call will find it on a read-only mount.
 fn attempt(call: &Call, operand: &Operand) -> Option<String> {
-    let proc = PathBuf::from(format!("/proc/{}", call.pid));
-    let dirfd = operand.dirfd.map(|at| call.args[at] as i32);
-    let (base, name) = match operand.path.map(|at| call.args[at]) {
-        // utimensat with a null path, and fchmod and the like: the descriptor itself.
-        None | Some(0) => (proc.join("fd").join(dirfd?.to_string()), None),
-        Some(address) => {
-            let (bytes, cut) =
-                warden_sys::seccomp::read_process_string(call.pid, address, 4096).ok()?;
-            if cut {
-                return None;
-            }
-            if bytes.is_empty() {
-                // `AT_EMPTY_PATH`: the descriptor itself; without it the call fails (ENOENT).
-                let empty_path = match operand.effect {
-                    Effect::Change {
-                        nofollow_flag: Some(at),
-                        ..
-                    } => call.args[at] as i32 & libc::AT_EMPTY_PATH != 0,
-                    _ => false,
-                };
-                let fd = dirfd.filter(|fd| *fd != libc::AT_FDCWD && empty_path)?;
-                return attempt_on_fd(&proc, fd);
-            }
-            let base = match dirfd {
-                Some(fd) if fd != libc::AT_FDCWD => proc.join("fd").join(fd.to_string()),
-                _ => proc.join("cwd"),
-            };
-            (base, Some(bytes))
-        }
-    };
-    let shown_base = || std::fs::read_link(&base).unwrap_or_else(|_| PathBuf::from("?"));
-    let (path, shown) = match &name {
-        Some(bytes) if bytes.first() == Some(&b'/') => {
-            let path = PathBuf::from(OsStr::from_bytes(bytes));
-            (path.clone(), path)
-        }
-        Some(bytes) => (
-            base.join(OsStr::from_bytes(bytes)),
-            shown_base().join(OsStr::from_bytes(bytes)),
-        ),
-        None => (base.clone(), shown_base()),
-    };
-    let parent = || path.parent().map(Path::to_path_buf).unwrap_or(base.clone());
+    let target = Target::of(call, operand)?;
+    let (path, parent) = (&target.path, || target.parent());
     let on_read_only = match operand.effect {
-        Effect::Open(flags) => {
-            let flags = open_flags(call, flags)?;
-            opens_read_only(&path, flags, parent)?
-        }
+        Effect::Open(flags) => opens_read_only(path, open_flags(call, flags)?, parent)?,
         // An existing name fails with EEXIST, a missing parent with ENOENT.
-        Effect::Create => lstat(&path).is_err_and(|e| e == Errno::ENOENT) && read_only(&parent()),
+        Effect::Create => lstat(path).is_err_and(|e| e == Errno::ENOENT) && read_only(&parent()),
         // The mount is checked before the name is looked up: a missing name is EROFS too.
         Effect::Replace | Effect::Remove => read_only(&parent()),
         Effect::Change {
             nofollow,
             nofollow_flag,
         } => {
-            let nofollow = nofollow
-                || nofollow_flag
-                    .is_some_and(|at| call.args[at] as i32 & libc::AT_SYMLINK_NOFOLLOW != 0);
-            if nofollow {
-                let link = lstat(&path).ok()?;
-                if kind(&link) == SFlag::S_IFLNK {
-                    read_only(&parent())
-                } else {
-                    read_only(&path)
-                }
+            let nofollow = nofollow || flag_set(call, nofollow_flag, libc::AT_SYMLINK_NOFOLLOW);
+            if !nofollow {
+                stat(path).is_ok() && read_only(path)
+            } else if kind(&lstat(path).ok()?) == SFlag::S_IFLNK {
+                read_only(&parent())
             } else {
-                stat(&path).is_ok() && read_only(&path)
+                read_only(path)
             }
         }
     };
-    on_read_only.then(|| shown_path(&shown))
+    on_read_only.then(|| shown_path(&target.shown))
 }
 
-/// The descriptor `fd` of process `proc`, if it is a file on a read-only mount.
-fn attempt_on_fd(proc: &Path, fd: i32) -> Option<String> {
-    let path = proc.join("fd").join(fd.to_string());
-    let shown = std::fs::read_link(&path).unwrap_or_else(|_| PathBuf::from("?"));
-    read_only(&path).then(|| shown_path(&shown))
+/// Whether the flags in argument `at` (if the call has one) include `flag`.
+fn flag_set(call: &Call, at: Option<usize>, flag: i32) -> bool {
+    at.is_some_and(|at| call.args[at] as i32 & flag != 0)
+}
+
+/// The name a watched call writes to, as the init reaches it.
+struct Target {
+    /// The name through `/proc/<pid>/` (the caller's working directory or descriptor) when
+    /// relative, else as given: what the init looks at.
+    path: PathBuf,
+    /// What `path` is relative to.
+    base: PathBuf,
+    /// The name as the program sees it, absolute when the init can tell.
+    shown: PathBuf,
+}
+
+impl Target {
+    /// Reads the operand's path from the caller's memory and resolves it; `None` when it
+    /// cannot be read or names nothing the call could write.
+    fn of(call: &Call, operand: &Operand) -> Option<Self> {
+        let proc = PathBuf::from(format!("/proc/{}", call.pid));
+        let dirfd = operand.dirfd.map(|at| call.args[at] as i32);
+        let descriptor = |fd: i32| proc.join("fd").join(fd.to_string());
+        let address = match operand.path.map(|at| call.args[at]) {
+            // utimensat with a null path, and fchmod and the like: the descriptor itself.
+            None | Some(0) => return Some(Self::named(descriptor(dirfd?), None)),
+            Some(address) => address,
+        };
+        let (name, cut) = warden_sys::seccomp::read_process_string(call.pid, address, 4096).ok()?;
+        if cut {
+            return None;
+        }
+        let base = match dirfd {
+            Some(fd) if fd != libc::AT_FDCWD => descriptor(fd),
+            _ if name.is_empty() => return None,
+            _ => proc.join("cwd"),
+        };
+        if name.is_empty() {
+            // `AT_EMPTY_PATH`: the descriptor itself; without it the call fails (ENOENT).
+            let empty_path = match operand.effect {
+                Effect::Change { nofollow_flag, .. } => {
+                    flag_set(call, nofollow_flag, libc::AT_EMPTY_PATH)
+                }
+                _ => false,
+            };
+            return empty_path.then(|| Self::named(base, None));
+        }
+        Some(Self::named(base, Some(&name)))
+    }
+
+    fn named(base: PathBuf, name: Option<&[u8]>) -> Self {
+        let shown_base = || std::fs::read_link(&base).unwrap_or_else(|_| PathBuf::from("?"));
+        let (path, shown) = match name.map(OsStr::from_bytes) {
+            Some(name) if name.as_bytes().first() == Some(&b'/') => {
+                (PathBuf::from(name), PathBuf::from(name))
+            }
+            Some(name) => (base.join(name), shown_base().join(name)),
+            None => (base.clone(), shown_base()),
+        };
+        Self { path, base, shown }
+    }
+
+    /// The directory holding the name.
+    fn parent(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map_or_else(|| self.base.clone(), Path::to_path_buf)
+    }
 }
 
 /// An `open`'s flags, `None` if they cannot be read.
