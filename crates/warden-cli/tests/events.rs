@@ -22,6 +22,18 @@ fn run(world: &World, args: &[&str]) -> Output {
         .expect("warden runs")
 }
 
+/// `warden events --json` with `args`, parsed.
+fn listed_events(world: &World, args: &[&str]) -> Value {
+    json_of(
+        &world
+            .warden()
+            .args(["events", "--json"])
+            .args(args)
+            .output()
+            .expect("warden runs"),
+    )
+}
+
 #[test]
 fn events_are_listed_with_their_severity() {
     let world = World::new();
@@ -29,13 +41,7 @@ fn events_are_listed_with_their_severity() {
         let result = json_of(&run(&world, &FLOOD));
         assert_eq!(result["outcome"]["kind"], "output_limit", "{result:#}");
     }
-    let events = json_of(
-        &world
-            .warden()
-            .args(["events", "--json"])
-            .output()
-            .expect("runs"),
-    );
+    let events = listed_events(&world, &[]);
     let events = events.as_array().expect("a list");
     assert_eq!(events.len(), 2, "{events:#?}");
     for event in events {
@@ -43,13 +49,7 @@ fn events_are_listed_with_their_severity() {
         assert_eq!(event["kind"], "output_limit", "{event:#}");
         assert_eq!(event["stage"], "run", "{event:#}");
     }
-    let serious = json_of(
-        &world
-            .warden()
-            .args(["events", "--json", "--severity", "high"])
-            .output()
-            .expect("runs"),
-    );
+    let serious = listed_events(&world, &["--severity", "high"]);
     assert_eq!(serious, Value::Array(Vec::new()));
     let bad = world
         .warden()
@@ -100,13 +100,7 @@ fn refused_system_calls_are_events_and_the_program_still_succeeds() {
         assert_eq!(v["syscall"]["severity"], "high", "{v:#}");
         assert_eq!(v["syscall"]["count"], 1, "{v:#}");
     }
-    let events = json_of(
-        &world
-            .warden()
-            .args(["events", "--json", "--severity", "high"])
-            .output()
-            .expect("runs"),
-    );
+    let events = listed_events(&world, &["--severity", "high"]);
     let events = events.as_array().expect("a list");
     assert_eq!(events.len(), violations.len(), "{events:#?}");
     let mount = events
@@ -145,13 +139,7 @@ fn writes_to_read_only_paths_are_events() {
     );
     assert_eq!(v["writes"]["count"], 3, "{v:#}");
     assert_eq!(v["writes"]["severity"], "medium", "{v:#}");
-    let events = json_of(
-        &world
-            .warden()
-            .args(["events", "--json", "--severity", "medium"])
-            .output()
-            .expect("runs"),
-    );
+    let events = listed_events(&world, &["--severity", "medium"]);
     let events = events.as_array().expect("a list");
     let [event] = &events[..] else {
         panic!("one event expected: {events:#?}")
@@ -239,13 +227,7 @@ fn a_fork_storm_the_program_survives_is_an_event() {
             .is_some_and(|d| d.starts_with("process limit: ") && d.ends_with("at max_procs 8")),
         "{storm:#}"
     );
-    let events = json_of(
-        &world
-            .warden()
-            .args(["events", "--json", "--severity", "medium"])
-            .output()
-            .expect("runs"),
-    );
+    let events = listed_events(&world, &["--severity", "medium"]);
     assert!(
         events.as_array().is_some_and(|e| e
             .iter()
