@@ -122,7 +122,11 @@ impl Journal {
         lock(&self.shared.queue).records.push(record);
         self.shared.queued.notify_one();
         let mut writer = lock(&self.writer);
-        if writer.is_none() {
+        // A writer started while the journal was being flushed ends with the flush.
+        if writer
+            .as_ref()
+            .is_none_or(std::thread::JoinHandle::is_finished)
+        {
             let shared = Arc::clone(&self.shared);
             match std::thread::Builder::new()
                 .name("warden-history".into())
