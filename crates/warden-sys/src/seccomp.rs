@@ -229,22 +229,15 @@ pub fn receive_notification(listener: BorrowedFd<'_>) -> Result<Notification, Er
 ///
 /// Errors: `ENOENT` when the call is gone (its caller was killed meanwhile).
 pub fn deny_notification(listener: BorrowedFd<'_>, id: u64, errno: Errno) -> Result<(), Errno> {
-    let mut resp = libc::seccomp_notif_resp {
-        id,
-        val: 0,
-        error: -(errno as i32),
-        flags: 0,
-    };
-    // SAFETY: the ioctl reads one `struct seccomp_notif_resp` (the type libc declares for this
-    // request number) from `resp`, which lives across the call; the descriptor is borrowed.
-    let ret = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_SEND,
-            &mut resp as *mut libc::seccomp_notif_resp,
-        )
-    };
-    Errno::result(ret).map(drop)
+    send_response(
+        listener,
+        libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: -(errno as i32),
+            flags: 0,
+        },
+    )
 }
 
 /// Lets the suspended call `id` run in the kernel as if no filter had stopped it
@@ -255,13 +248,24 @@ pub fn deny_notification(listener: BorrowedFd<'_>, id: u64, errno: Errno) -> Res
 ///
 /// Errors: `ENOENT` when the call is gone (its caller was killed meanwhile).
 pub fn continue_notification(listener: BorrowedFd<'_>, id: u64) -> Result<(), Errno> {
-    let mut resp = libc::seccomp_notif_resp {
-        id,
-        val: 0,
-        error: 0,
-        flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).expect("the flag is 1"),
-    };
-    // SAFETY: as in `deny_notification`: one `struct seccomp_notif_resp` read by the kernel.
+    send_response(
+        listener,
+        libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).expect("the flag is 1"),
+        },
+    )
+}
+
+/// Answers a suspended call (`SECCOMP_IOCTL_NOTIF_SEND`).
+fn send_response(
+    listener: BorrowedFd<'_>,
+    mut resp: libc::seccomp_notif_resp,
+) -> Result<(), Errno> {
+    // SAFETY: the ioctl reads one `struct seccomp_notif_resp` (the type libc declares for this
+    // request number) from `resp`, which lives across the call; the descriptor is borrowed.
     let ret = unsafe {
         libc::ioctl(
             listener.as_raw_fd(),
