@@ -24,6 +24,7 @@ use nix::unistd::{Gid, Pid, Uid};
 use warden_sys::process::{exit_immediately, fork_single_threaded, ForkResult};
 
 use crate::control::{self, JobFds, Message};
+use crate::payload::PayloadSetup;
 use crate::plan::{Job, SandboxSpec, WORKDIR};
 use crate::report::{ExitStatus, Report};
 use crate::seccomp::CompiledFilter;
@@ -243,6 +244,7 @@ fn serve_jobs(
     for signal in FORWARDED {
         waited.add(signal);
     }
+    let payload = PayloadSetup::new(confinement)?;
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None)
         .map_err(|e| SetupError::errno("block signals", e))?;
     // Reads (and so discards) an END_JOB left pending between jobs: it was meant for a job
@@ -271,15 +273,24 @@ fn serve_jobs(
             }
         };
         while let Ok(Some(_)) = stale.read_signal() {}
-        let (status, wall_time) = match run_job(&job, fds, workdir, confinement, report, &waited) {
+        let ended = match run_job(&job, fds, workdir, &payload, report, &waited) {
             Ok(ended) => ended,
             Err(e) => {
                 e.report().send(report.as_fd());
                 end_the_job(None);
-                (ExitStatus::Code(127), Duration::ZERO)
+                Ended {
+                    status: ExitStatus::Code(127),
+                    wall_time: Duration::ZERO,
+                    listener: None,
+                }
             }
         };
-        Report::Exited { status, wall_time }.send(report.as_fd());
+        Report::Exited {
+            status: ended.status,
+            wall_time: ended.wall_time,
+        }
+        .send(report.as_fd());
+        drop(ended.listener);
     }
 }
 
@@ -296,16 +307,25 @@ fn reset(spec: &SandboxSpec) -> Result<(), SetupError> {
         .map_err(|e| SetupError::errno("unshare ipc namespace", e))
 }
 
+/// How a job ended, as [`run_job`] returns it.
+struct Ended {
+    status: ExitStatus,
+    wall_time: Duration,
+    /// The seccomp listener, closed once the end is reported (`denials::Supervised`).
+    listener: Option<OwnedFd>,
+}
+
 /// Runs one job: writes its files, forks its payload, forwards signals and reaps until the
 /// payload exits, sends what the job collects, and kills and reaps every process left.
 fn run_job(
     job: &Job,
     fds: JobFds,
     workdir: &Path,
-    confinement: Confinement<'_>,
+    payload_setup: &PayloadSetup<'_>,
     report: &OwnedFd,
     waited: &SigSet,
-) -> Result<(ExitStatus, Duration), SetupError> {
+) -> Result<Ended, SetupError> {
+    let confinement = payload_setup.confinement;
     workspace::write_files(workdir, &job.files)?;
     Report::Started.send(report.as_fd());
     let handoff = listener_handoff(confinement)?;
@@ -314,7 +334,7 @@ fn run_job(
         match fork_single_threaded().map_err(|e| SetupError::errno("fork the payload", e))? {
             ForkResult::Child => {
                 let to_init = handoff.map(|(_, payload_end)| payload_end);
-                payload::exec(job, &fds, workdir, confinement, to_init, report)
+                payload::exec(job, &fds, workdir, payload_setup, to_init, report)
             }
             ForkResult::Parent { child } => child,
         };
@@ -335,9 +355,12 @@ fn run_job(
     }
     drop(artifacts);
     end_the_job(Some(payload));
-    drop(supervised.listener);
     supervised.denials.send(report.as_fd());
-    Ok((status, wall_time))
+    Ok(Ended {
+        status,
+        wall_time,
+        listener: supervised.listener,
+    })
 }
 
 /// The socket pair the payload hands its seccomp listener to the init through, when its

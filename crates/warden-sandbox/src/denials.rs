@@ -115,8 +115,9 @@ pub(crate) struct Supervised {
     pub(crate) status: ExitStatus,
     /// The calls refused so far.
     pub(crate) denials: Denials,
-    /// The listener, held until the job's processes are killed: closing it would fail their
-    /// pending calls with ENOSYS and let them run on for a moment.
+    /// The listener, held until the job's processes are killed (closing it would fail their
+    /// pending calls with ENOSYS and let them run on for a moment) and the job's end is
+    /// reported (closing it frees the filter, off the way to the report).
     pub(crate) listener: Option<OwnedFd>,
 }
 
@@ -146,20 +147,25 @@ pub(crate) fn supervise(
         .map_err(|e| SetupError::errno("signalfd", e))?;
     let mut handoff = Some(handoff);
     let mut listener: Option<OwnedFd> = None;
+    // Whether the listener is still polled. One that hung up is kept, not closed: closing it
+    // frees the filter, which is work the caller does after its report (`Supervised`).
+    let mut listening = false;
     let mut denials = Denials::default();
     loop {
-        let ready = wait_ready(&signals, handoff.as_ref(), listener.as_ref())?;
+        let polled = listener.as_ref().filter(|_| listening);
+        let ready = wait_ready(&signals, handoff.as_ref(), polled)?;
         if ready.handoff {
             // One message with the listener, or end of file: the payload exec'd (or failed)
             // without one. Either way the socket has served its purpose.
             if let Some(socket) = handoff.take() {
                 listener = receive_listener(socket.as_fd());
+                listening = listener.is_some();
             }
         }
         if let (Some(pending), Some(fd)) = (ready.listener, &listener) {
             // Not pending: hung up, no process uses the filter any more.
             if !pending || !answer(fd.as_fd(), filter, &mut denials) {
-                listener = None;
+                listening = false;
             }
         }
         if ready.signals {

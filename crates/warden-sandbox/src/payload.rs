@@ -24,12 +24,42 @@ const REPORT_FD: i32 = 3;
 /// exec).
 const HANDOFF_FD: i32 = 4;
 
+/// What the init establishes once for all the payloads it forks, so that each payload does
+/// only its own part.
+pub(crate) struct PayloadSetup<'a> {
+    /// How each payload is confined.
+    pub(crate) confinement: Confinement<'a>,
+    /// The signals the init ignores. A payload resets these: ignored signals survive execve,
+    /// caught ones go back to their default there by themselves.
+    ignored_signals: Vec<libc::c_int>,
+}
+
+impl<'a> PayloadSetup<'a> {
+    /// Runs in the init before its first job. Under the native sandbox it empties the init's
+    /// capability bounding set: the set only ever shrinks and every payload inherits it, so no
+    /// payload's execve can raise a capability and no payload drops them one by one. The
+    /// init keeps its own capabilities (the bounding set limits only what an execve grants),
+    /// and it never execs.
+    pub(crate) fn new(confinement: Confinement<'a>) -> Result<Self, SetupError> {
+        if let Confinement::Sandbox(_) = confinement {
+            warden_sys::capabilities::drop_bounding_set()
+                .map_err(|e| SetupError::errno("empty the capability bounding set", e))?;
+        }
+        let ignored_signals = warden_sys::signals::ignored()
+            .map_err(|e| SetupError::errno("read the ignored signals", e))?;
+        Ok(Self {
+            confinement,
+            ignored_signals,
+        })
+    }
+}
+
 /// Prepares and execs the job's program; never returns.
 pub(crate) fn exec(
     job: &Job,
     fds: &JobFds,
     workdir: &Path,
-    confinement: Confinement<'_>,
+    setup: &PayloadSetup<'_>,
     to_init: Option<OwnedFd>,
     report: &OwnedFd,
 ) -> ! {
@@ -58,7 +88,7 @@ pub(crate) fn exec(
         let _ = fd.into_raw_fd();
         warden_sys::process::inherited_fd(HANDOFF_FD)
     });
-    match replace_process(job, workdir, confinement, handoff) {
+    match replace_process(job, workdir, setup, handoff) {
         Ok(never) => match never {},
         Err(e) => {
             e.report().send(report.as_fd());
@@ -71,15 +101,16 @@ pub(crate) fn exec(
 fn replace_process(
     job: &Job,
     workdir: &Path,
-    confinement: Confinement<'_>,
+    setup: &PayloadSetup<'_>,
     handoff: Option<OwnedFd>,
 ) -> Result<Infallible, SetupError> {
     let (argv, env) = c_strings(job)?;
-    warden_sys::signals::reset_all().map_err(|e| SetupError::errno("reset signals", e))?;
+    warden_sys::signals::reset(&setup.ignored_signals)
+        .map_err(|e| SetupError::errno("reset signals", e))?;
     nix::unistd::setsid().map_err(|e| SetupError::errno("setsid", e))?;
     nix::unistd::chdir(workdir).map_err(|e| SetupError::errno("chdir to the workspace", e))?;
     rlimits::lower(&job.limits)?;
-    match confinement {
+    match setup.confinement {
         Confinement::Sandbox(filter) => {
             warden_sys::capabilities::drop_all()
                 .map_err(|e| SetupError::errno("drop capabilities", e))?;

@@ -205,6 +205,15 @@ fn the_program_has_no_capabilities_no_new_privileges_and_a_seccomp_filter() {
         assert_eq!(u64::from_str_radix(value, 16), Ok(0), "{set} = {value}");
     }
     assert_eq!(r.status.get("NoNewPrivs").map(String::as_str), Some("1"));
+    // Nothing the init ignores or blocks reaches the program (the init resets what it ignores;
+    // execve resets what it catches).
+    for set in ["SigIgn", "SigBlk"] {
+        let value = r
+            .status
+            .get(set)
+            .unwrap_or_else(|| panic!("{set} missing from {:?}", r.status));
+        assert_eq!(u64::from_str_radix(value, 16), Ok(0), "{set} = {value}");
+    }
     assert_eq!(
         r.status.get("Seccomp").map(String::as_str),
         Some("2"),

@@ -50,9 +50,24 @@ fn prctl(option: libc::c_int, arg: libc::c_ulong) -> Result<libc::c_int, Errno> 
     }
 }
 
-/// Removes every capability from every set, and locks securebits so that no later execve
-/// (even as uid 0) can give any back. Needs CAP_SETPCAP in the current user namespace, which
-/// the sandbox init has.
+/// Empties the capability bounding set, which limits what any later execve of this process
+/// or its descendants can grant. The set only ever shrinks and children inherit it, so a
+/// parent that forks many sandboxed processes calls this once, and each child's
+/// [`drop_all`] finds it empty. The caller keeps its own capabilities. Needs CAP_SETPCAP.
+pub fn drop_bounding_set() -> Result<(), Errno> {
+    for cap in 0..=last_capability() {
+        match prctl(libc::PR_CAPBSET_DROP, cap) {
+            Ok(_) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Removes every capability from the effective, permitted, inheritable and ambient sets, and
+/// locks securebits so that no later execve (even as uid 0) can give any back. The bounding
+/// set must already be empty ([`drop_bounding_set`], in this process or an ancestor). Needs
+/// CAP_SETPCAP in the current user namespace, which the sandbox init has.
 pub fn drop_all() -> Result<(), Errno> {
     let bits = SECBIT_NOROOT
         | SECBIT_NOROOT_LOCKED
@@ -62,13 +77,6 @@ pub fn drop_all() -> Result<(), Errno> {
         | SECBIT_NO_CAP_AMBIENT_RAISE
         | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
     prctl(libc::PR_SET_SECUREBITS, bits)?;
-    let last_cap = last_capability();
-    for cap in 0..=last_cap {
-        match prctl(libc::PR_CAPBSET_DROP, cap) {
-            Ok(_) | Err(Errno::EINVAL) => {}
-            Err(e) => return Err(e),
-        }
-    }
     match prctl(
         libc::PR_CAP_AMBIENT,
         libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,

@@ -89,7 +89,8 @@ static void read_file(const char *path, char *buf, size_t size) {
 
 static void report_status_lines(void) {
     static const char *const keys[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
-                                       "NoNewPrivs", "Seccomp", "Seccomp_filters"};
+                                       "NoNewPrivs", "Seccomp", "Seccomp_filters", "SigIgn",
+                                       "SigBlk"};
     static char status[16384];
     read_file("/proc/self/status", status, sizeof status);
     printf("\"status\":{");
