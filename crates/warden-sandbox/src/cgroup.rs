@@ -8,9 +8,12 @@
 mod v1;
 mod v2;
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::fs;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -129,6 +132,7 @@ pub struct Cgroup {
     layout: CgroupFs,
     dirs: Vec<PathBuf>,
     removed: bool,
+    files: Files,
 }
 
 impl CgroupFs {
@@ -197,6 +201,7 @@ impl CgroupFs {
             layout: self.clone(),
             dirs,
             removed: false,
+            files: Files::default(),
         })
     }
 }
@@ -251,18 +256,19 @@ impl Cgroup {
     /// CPU time used so far.
     pub fn cpu_time(&self) -> Result<Duration, CgroupError> {
         match &self.layout {
-            CgroupFs::V1(mounts) => {
-                v1::cpu_time(&mounts.dir_of(&self.dirs, v1::Controller::Cpuacct))
-            }
-            CgroupFs::V2(_) => v2::cpu_time(&self.dirs[0]),
+            CgroupFs::V1(mounts) => v1::cpu_time(
+                &self.files,
+                &mounts.dir_of(&self.dirs, v1::Controller::Cpuacct),
+            ),
+            CgroupFs::V2(_) => v2::cpu_time(&self.files, &self.dirs[0]),
         }
     }
 
     /// The memory charged and the tasks alive at this moment (live monitoring).
     pub fn current(&self) -> Result<(ByteSize, u64), CgroupError> {
         match &self.layout {
-            CgroupFs::V1(mounts) => v1::current(mounts, &self.dirs),
-            CgroupFs::V2(_) => v2::current(&self.dirs[0]),
+            CgroupFs::V1(mounts) => v1::current(&self.files, mounts, &self.dirs),
+            CgroupFs::V2(_) => v2::current(&self.files, &self.dirs[0]),
         }
     }
 
@@ -274,6 +280,7 @@ impl Cgroup {
                 dirs: self.dirs.clone(),
                 // Never removes anything: only `current` and `cpu_time` are reachable.
                 removed: true,
+                files: Files::default(),
             },
         }
     }
@@ -281,8 +288,8 @@ impl Cgroup {
     /// The group's accounting so far.
     pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
         match &self.layout {
-            CgroupFs::V1(mounts) => v1::stats(mounts, &self.dirs),
-            CgroupFs::V2(_) => v2::stats(&self.dirs[0]),
+            CgroupFs::V1(mounts) => v1::stats(&self.files, mounts, &self.dirs),
+            CgroupFs::V2(_) => v2::stats(&self.files, &self.dirs[0]),
         }
     }
 
@@ -304,7 +311,7 @@ impl Cgroup {
                 .join("memory.max_usage_in_bytes"),
             CgroupFs::V2(_) => self.dirs[0].join("memory.peak"),
         };
-        let _ = fs::write(file, "0");
+        let _ = self.files.write(&file, "0");
     }
 
     /// Kills every task in the cgroup. Each pid is pinned with a pidfd and checked to still be
@@ -342,6 +349,7 @@ impl Cgroup {
     /// Removes the cgroup directories, waiting briefly for exiting tasks to leave.
     pub fn remove(mut self) -> Result<(), CgroupError> {
         self.removed = true;
+        self.files.close();
         remove_dirs(&self.dirs)
     }
 }
@@ -350,6 +358,7 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         if !self.removed {
             self.kill_all();
+            self.files.close();
             if let Err(e) = remove_dirs(&self.dirs) {
                 tracing::warn!(error = %e, "removing a cgroup on drop");
             }
@@ -396,9 +405,63 @@ fn kill_if_member(pid: Pid, dirs: &[PathBuf]) {
     }
 }
 
+/// A cgroup's accounting files, each opened once and then read with one `pread` from the
+/// start (which makes the kernel render it anew): a job's accounting reads four files before
+/// and after it runs, and opening them each time cost five calls a file.
+#[derive(Debug, Default)]
+pub(crate) struct Files {
+    open: Mutex<HashMap<PathBuf, fs::File>>,
+    /// Files written each job (the memory peak's reset), open for writing.
+    writable: Mutex<HashMap<PathBuf, fs::File>>,
+}
+
+impl Files {
+    /// The contents of `path`.
+    pub(crate) fn read(&self, path: &Path) -> Result<String, CgroupError> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let file = match open.entry(path.to_owned()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(fs::File::open(path).map_err(io_err("reading", path))?),
+        };
+        let mut buf = [0u8; 4096];
+        let n = file.read_at(&mut buf, 0).map_err(io_err("reading", path))?;
+        if n == buf.len() {
+            // Longer than any file read here: read it whole.
+            return fs::read_to_string(path).map_err(io_err("reading", path));
+        }
+        String::from_utf8(buf[..n].to_vec()).map_err(|_| CgroupError::Parse {
+            path: path.to_owned(),
+            contents: String::from_utf8_lossy(&buf[..n.min(64)]).into_owned(),
+        })
+    }
+
+    /// Writes `value` to `path` (from its start: a cgroup file takes each write whole).
+    pub(crate) fn write(&self, path: &Path, value: &str) -> Result<(), CgroupError> {
+        let mut writable = self.writable.lock().unwrap_or_else(PoisonError::into_inner);
+        let file = match writable.entry(path.to_owned()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io_err("writing", path))?,
+            ),
+        };
+        file.write_all_at(value.as_bytes(), 0)
+            .map_err(io_err("writing", path))
+    }
+
+    /// Closes every file (before the cgroup is removed).
+    fn close(&self) {
+        for files in [&self.open, &self.writable] {
+            files.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+    }
+}
+
 /// Reads a file holding one integer.
-pub(crate) fn read_u64(path: &Path) -> Result<u64, CgroupError> {
-    let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
+pub(crate) fn read_u64(files: &Files, path: &Path) -> Result<u64, CgroupError> {
+    let text = files.read(path)?;
     text.trim().parse().map_err(|_| CgroupError::Parse {
         path: path.to_owned(),
         contents: text.chars().take(64).collect(),
@@ -406,8 +469,12 @@ pub(crate) fn read_u64(path: &Path) -> Result<u64, CgroupError> {
 }
 
 /// Reads `key value` lines (memory.events, cpu.stat, memory.oom_control) for one key.
-pub(crate) fn read_keyed(path: &Path, key: &str) -> Result<Option<u64>, CgroupError> {
-    let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
+pub(crate) fn read_keyed(
+    files: &Files,
+    path: &Path,
+    key: &str,
+) -> Result<Option<u64>, CgroupError> {
+    let text = files.read(path)?;
     Ok(text.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok()).flatten()
@@ -483,7 +550,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("memory.events");
         fs::write(&path, "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n").expect("write");
-        assert_eq!(read_keyed(&path, "oom_kill").expect("readable"), Some(1));
-        assert_eq!(read_keyed(&path, "absent").expect("readable"), None);
+        let files = Files::default();
+        assert_eq!(
+            read_keyed(&files, &path, "oom_kill").expect("readable"),
+            Some(1)
+        );
+        assert_eq!(read_keyed(&files, &path, "absent").expect("readable"), None);
     }
 }

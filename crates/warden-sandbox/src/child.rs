@@ -28,6 +28,7 @@ use crate::payload::PayloadSetup;
 use crate::plan::{Job, SandboxSpec, WORKDIR};
 use crate::report::{ExitStatus, Report};
 use crate::seccomp::CompiledFilter;
+use crate::standby::Standby;
 use crate::{collect, denials, mounts, payload, volumes, workspace};
 
 /// A setup step that failed inside the helper or the sandbox; travels to the parent as a
@@ -254,13 +255,27 @@ fn serve_jobs(
     let stale = SignalFd::with_flags(&stale, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| SetupError::errno("signalfd", e))?;
     Report::Ready.send(report.as_fd());
+    // Whether the sandbox is as fresh as it was when it reported `Ready` (built or reset, no
+    // job since): the moment for a standby payload, which must see the workspace and IPC
+    // namespace its job will.
+    let mut fresh = true;
+    let mut standby = None;
     loop {
+        if std::mem::take(&mut fresh) {
+            standby = Standby::ahead(&payload, workdir, control);
+        }
         let (job, fds) = match control::receive(control)? {
             Message::Job(job, fds) => (job, fds),
             Message::Reset => {
+                if standby.take().is_some() {
+                    end_the_job(None);
+                }
                 match spec.ok_or_else(|| SetupError::new("reset", "not supported")) {
                     Ok(spec) => match reset(spec) {
-                        Ok(()) => Report::Ready.send(report.as_fd()),
+                        Ok(()) => {
+                            Report::Ready.send(report.as_fd());
+                            fresh = true;
+                        }
                         Err(e) => e.report().send(report.as_fd()),
                     },
                     Err(e) => e.report().send(report.as_fd()),
@@ -273,7 +288,8 @@ fn serve_jobs(
             }
         };
         while let Ok(Some(_)) = stale.read_signal() {}
-        let ended = match run_job(&job, fds, workdir, &payload, report, &waited) {
+        let standby = standby.take();
+        let ended = match run_job(&job, fds, workdir, &payload, standby, report, &waited) {
             Ok(ended) => ended,
             Err(e) => {
                 e.report().send(report.as_fd());
@@ -322,26 +338,42 @@ fn run_job(
     fds: JobFds,
     workdir: &Path,
     payload_setup: &PayloadSetup<'_>,
+    standby: Option<Standby>,
     report: &OwnedFd,
     waited: &SigSet,
 ) -> Result<Ended, SetupError> {
     let confinement = payload_setup.confinement;
     workspace::write_files(workdir, &job.files)?;
     Report::Started.send(report.as_fd());
-    let handoff = listener_handoff(confinement)?;
     let started = Instant::now();
-    let payload =
-        match fork_single_threaded().map_err(|e| SetupError::errno("fork the payload", e))? {
-            ForkResult::Child => {
-                let to_init = handoff.map(|(_, payload_end)| payload_end);
-                payload::exec(job, &fds, workdir, payload_setup, to_init, report)
+    let launched = standby.and_then(|standby| match standby.launch(job, &fds, report) {
+        Ok(()) => Some((standby.pid, standby.handoff)),
+        Err(e) => {
+            tracing::debug!(error = %e, "the standby payload is gone; forking one");
+            let _ = kill(standby.pid, Signal::SIGKILL);
+            None
+        }
+    });
+    let (payload, handoff) = match launched {
+        Some(launched) => launched,
+        None => {
+            let handoff = listener_handoff(confinement)?;
+            let forked =
+                fork_single_threaded().map_err(|e| SetupError::errno("fork the payload", e))?;
+            match forked {
+                ForkResult::Child => {
+                    let to_init = handoff.map(|(_, payload_end)| payload_end);
+                    payload::exec(job, &fds, workdir, payload_setup, to_init, report)
+                }
+                // The payload's end closes here, so that the init's end reads end of file if
+                // the payload never sends a listener.
+                ForkResult::Parent { child } => {
+                    (child, handoff.map(|(init_end, _payload_end)| init_end))
+                }
             }
-            ForkResult::Parent { child } => child,
-        };
+        }
+    };
     let JobFds { artifacts, .. } = fds;
-    // The payload's end closes here, so that the init's end reads end of file if the payload
-    // never sends a listener.
-    let handoff = handoff.map(|(init_end, _payload_end)| init_end);
     let supervised = match (confinement, handoff) {
         (Confinement::Sandbox(filter), Some(init_end)) => {
             denials::supervise(filter, init_end, waited, |s| on_signal(payload, s))?

@@ -90,7 +90,7 @@ pub(crate) fn send_reset(socket: &OwnedFd) -> std::io::Result<()> {
 }
 
 /// Writes with `MSG_NOSIGNAL`: a dead init is an error here, not a SIGPIPE for the caller.
-struct SocketWriter<'a>(BorrowedFd<'a>);
+pub(crate) struct SocketWriter<'a>(pub(crate) BorrowedFd<'a>);
 
 impl Write for SocketWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -39,6 +39,7 @@ mod report;
 mod rlimits;
 mod seccomp;
 mod stale;
+mod standby;
 mod stream;
 mod trusted;
 mod verdict;

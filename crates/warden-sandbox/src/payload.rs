@@ -17,9 +17,10 @@ use crate::control::JobFds;
 use crate::plan::Job;
 use crate::rlimits;
 use crate::seccomp::CompiledFilter;
+use warden_core::Limits;
 
 /// Descriptor number of the report pipe in the payload (close-on-exec).
-const REPORT_FD: i32 = 3;
+pub(crate) const REPORT_FD: i32 = 3;
 /// Descriptor number of the socket the seccomp listener goes to the init on (closed before
 /// exec).
 const HANDOFF_FD: i32 = 4;
@@ -88,40 +89,57 @@ pub(crate) fn exec(
         let _ = fd.into_raw_fd();
         warden_sys::process::inherited_fd(HANDOFF_FD)
     });
-    match replace_process(job, workdir, setup, handoff) {
-        Ok(never) => match never {},
-        Err(e) => {
-            e.report().send(report.as_fd());
-            exit_immediately(127)
-        }
+    let (argv, env) = match c_strings(&job.argv, &job.env) {
+        Ok(strings) => strings,
+        Err(e) => fail(&e, &report),
+    };
+    if let Err(e) = confine(workdir, setup, handoff) {
+        fail(&e, &report)
     }
+    let Err(e) = replace_process(&argv, &env, &job.limits);
+    fail(&e, &report)
 }
 
-/// Runs in the payload. Each step assumes the ones before it (docs/sandbox-setup.md).
-fn replace_process(
-    job: &Job,
+/// Reports a failure before exec and exits.
+fn fail(e: &SetupError, report: &OwnedFd) -> ! {
+    e.report().send(report.as_fd());
+    exit_immediately(127)
+}
+
+/// Runs in the payload (and in a standby, before its job): everything that does not depend
+/// on the job. Each step assumes the ones before it (docs/sandbox-setup.md); the seccomp
+/// filter comes last.
+pub(crate) fn confine(
     workdir: &Path,
     setup: &PayloadSetup<'_>,
     handoff: Option<OwnedFd>,
-) -> Result<Infallible, SetupError> {
-    let (argv, env) = c_strings(job)?;
+) -> Result<(), SetupError> {
     warden_sys::signals::reset(&setup.ignored_signals)
         .map_err(|e| SetupError::errno("reset signals", e))?;
     nix::unistd::setsid().map_err(|e| SetupError::errno("setsid", e))?;
     nix::unistd::chdir(workdir).map_err(|e| SetupError::errno("chdir to the workspace", e))?;
-    rlimits::lower(&job.limits)?;
     match setup.confinement {
         Confinement::Sandbox(filter) => {
             warden_sys::capabilities::drop_all()
                 .map_err(|e| SetupError::errno("drop capabilities", e))?;
             set_no_new_privs()?;
-            install_seccomp(filter, handoff)?;
+            install_seccomp(filter, handoff)
         }
-        Confinement::Trusted => set_no_new_privs()?,
+        Confinement::Trusted => set_no_new_privs(),
     }
-    let Err(err) = nix::unistd::execve(&argv[0], &argv, &env);
+}
+
+/// Runs in the confined payload: lowers the rlimits to the job's and execs its program.
+/// Returns only the failure.
+pub(crate) fn replace_process(
+    argv: &[CString],
+    env: &[CString],
+    limits: &Limits,
+) -> Result<Infallible, SetupError> {
+    rlimits::lower(limits)?;
+    let Err(err) = nix::unistd::execve(&argv[0], argv, env);
     Err(SetupError::new(
-        &format!("execve {}", job.argv[0]),
+        &format!("execve {}", argv[0].to_string_lossy()),
         format!("{err} ({})", err.desc()),
     ))
 }
@@ -155,15 +173,17 @@ fn set_no_new_privs() -> Result<(), SetupError> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| SetupError::errno("set no_new_privs", e))
 }
 
-fn c_strings(job: &Job) -> Result<(Vec<CString>, Vec<CString>), SetupError> {
+/// The command and environment as execve takes them.
+pub(crate) fn c_strings(
+    argv: &[String],
+    env: &[(String, String)],
+) -> Result<(Vec<CString>, Vec<CString>), SetupError> {
     let nul = |_| SetupError::new("prepare argv", "a string contains a NUL byte");
-    let argv = job
-        .argv
+    let argv = argv
         .iter()
         .map(|a| CString::new(a.as_str()).map_err(nul))
         .collect::<Result<Vec<_>, _>>()?;
-    let env = job
-        .env
+    let env = env
         .iter()
         .map(|(k, v)| CString::new(format!("{k}={v}")).map_err(nul))
         .collect::<Result<Vec<_>, _>>()?;

@@ -87,6 +87,42 @@ fn one_sandbox_runs_several_jobs_each_with_its_own_output_and_accounting() {
 }
 
 #[test]
+fn each_job_of_a_live_sandbox_reports_its_own_memory_peak() {
+    let host = sandbox();
+    for backend in [
+        Box::new(host.native()) as Box<dyn Backend>,
+        Box::new(host.trusted()),
+    ] {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        // tail keeps a line that never ends: 40 MB held at once.
+        let big = sandbox
+            .run(
+                &sh("head -c 40000000 /dev/zero | tail -n 1 > /dev/null"),
+                Stdin::Null,
+            )
+            .expect("first job");
+        let small = sandbox.run(&sh("true"), Stdin::Null).expect("second job");
+        let again = sandbox
+            .run(
+                &sh("head -c 40000000 /dev/zero | tail -n 1 > /dev/null"),
+                Stdin::Null,
+            )
+            .expect("third job");
+        let mib = |run: &warden_sandbox::SandboxRun| run.usage.peak_memory.bytes() >> 20;
+        assert!(mib(&big) >= 38, "{name}: {} MiB", mib(&big));
+        assert!(
+            mib(&small) < 20,
+            "{name}: the peak is the job's own: {} MiB",
+            mib(&small)
+        );
+        assert!(mib(&again) >= 38, "{name}: {} MiB", mib(&again));
+        sandbox.destroy().expect("destroyed");
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
+#[test]
 fn processes_a_job_leaves_are_gone_before_the_next_job() {
     // gVisor keeps them until the sandbox ends (docs/sandbox-setup.md).
     let host = sandbox();
@@ -260,6 +296,91 @@ fn a_native_sandbox_exposes_its_own_network_namespace() {
         std::fs::read_link(&path).is_err(),
         "the init outlived its sandbox"
     );
+}
+
+/// The init's one child between jobs, the standby payload: its pid on the host and inside the
+/// sandbox (the last field of `NSpid`). Waits for the init to fork it.
+fn standby_pid(sandbox: &warden_sandbox::LiveSandbox) -> (i32, u32) {
+    let init = sandbox.init_pid().expect("a native sandbox has an init");
+    let children = format!("/proc/{init}/task/{init}/children");
+    for _ in 0..200 {
+        let listed = std::fs::read_to_string(&children).expect("the init's children");
+        if let Some(child) = listed.split_whitespace().next() {
+            let host: i32 = child.parse().expect("a pid");
+            let status = std::fs::read_to_string(format!("/proc/{child}/status"))
+                .expect("the standby's status");
+            let nspid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .expect("NSpid");
+            let inside = nspid
+                .split_whitespace()
+                .last()
+                .and_then(|p| p.parse().ok())
+                .expect("a pid");
+            return (host, inside);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no standby payload within 2 s");
+}
+
+/// A ready sandbox forks the next job's payload ahead (docs/sandbox-setup.md, Standby): the
+/// job runs in it, and it is confined exactly as a payload forked for the job is (the
+/// one-shot runs of isolation.rs and basics.rs take that path), again after a reset.
+#[test]
+fn a_ready_sandbox_runs_its_job_in_a_standby_payload_confined_alike() {
+    let mut sandbox = sandbox().native().create(&spec()).expect("created");
+    sandbox.wait_ready().expect("ready");
+    // `ls` opens the directory it lists as descriptor 3; the shell holds only 0 to 2.
+    let facts = "echo $$; ls -1 /proc/self/fd; echo --; exec grep -E \
+        '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Seccomp_filters|SigIgn|SigBlk):' \
+        /proc/self/status";
+    for round in 0..2 {
+        let (_, standby) = standby_pid(&sandbox);
+        let run = sandbox.run(&sh(facts), Stdin::Null).expect("a job");
+        assert_eq!(
+            run.outcome,
+            Outcome::Exited { code: 0 },
+            "{}",
+            text(&run.stderr)
+        );
+        let out = text(&run.stdout);
+        let (head, status) = out.split_once("--\n").expect("two parts");
+        assert_eq!(
+            head,
+            format!("{standby}\n0\n1\n2\n3\n"),
+            "round {round}: the job ran in the standby, which holds nothing of the init's"
+        );
+        assert_eq!(status.lines().count(), 10, "round {round}: {status}");
+        for line in status.lines() {
+            let (key, value) = line.split_once(':').expect("key: value");
+            let want = match key {
+                "NoNewPrivs" | "Seccomp_filters" => "1",
+                "Seccomp" => "2",
+                _ => "0000000000000000",
+            };
+            assert_eq!(value.trim(), want, "round {round}: {key}");
+        }
+        sandbox.reset().expect("reset");
+        sandbox.wait_ready().expect("ready again");
+    }
+    // A standby that died before its job: the init forks the payload instead.
+    let (host, _) = standby_pid(&sandbox);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(host),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the standby");
+    let run = sandbox.run(&sh("echo after"), Stdin::Null).expect("a job");
+    assert_eq!(
+        run.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        text(&run.stderr)
+    );
+    assert_eq!(text(&run.stdout), "after\n");
+    sandbox.destroy().expect("destroyed");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use warden_core::{ByteSize, Limits};
 
-use super::{io_err, read_keyed, read_u64, write, CgroupError, CgroupStats, WARDEN_CGROUP};
+use super::{io_err, read_keyed, read_u64, write, CgroupError, CgroupStats, Files, WARDEN_CGROUP};
 
 /// The v1 controllers warden needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,28 +140,37 @@ fn write_limits(
     Ok(())
 }
 
-pub(super) fn cpu_time(cpuacct: &Path) -> Result<Duration, CgroupError> {
-    read_u64(&cpuacct.join("cpuacct.usage")).map(Duration::from_nanos)
+pub(super) fn cpu_time(files: &Files, cpuacct: &Path) -> Result<Duration, CgroupError> {
+    read_u64(files, &cpuacct.join("cpuacct.usage")).map(Duration::from_nanos)
 }
 
 /// The memory charged and the tasks alive now.
-pub(super) fn current(mounts: &Mounts, dirs: &[PathBuf]) -> Result<(ByteSize, u64), CgroupError> {
+pub(super) fn current(
+    files: &Files,
+    mounts: &Mounts,
+    dirs: &[PathBuf],
+) -> Result<(ByteSize, u64), CgroupError> {
     let memory = mounts.dir_of(dirs, Controller::Memory);
     let pids = mounts.dir_of(dirs, Controller::Pids);
     Ok((
-        ByteSize(read_u64(&memory.join("memory.usage_in_bytes"))?),
-        read_u64(&pids.join("pids.current"))?,
+        ByteSize(read_u64(files, &memory.join("memory.usage_in_bytes"))?),
+        read_u64(files, &pids.join("pids.current"))?,
     ))
 }
 
-pub(super) fn stats(mounts: &Mounts, dirs: &[PathBuf]) -> Result<CgroupStats, CgroupError> {
+pub(super) fn stats(
+    files: &Files,
+    mounts: &Mounts,
+    dirs: &[PathBuf],
+) -> Result<CgroupStats, CgroupError> {
     let memory = mounts.dir_of(dirs, Controller::Memory);
     Ok(CgroupStats {
-        cpu_time: cpu_time(&mounts.dir_of(dirs, Controller::Cpuacct))?,
-        peak_memory: ByteSize(read_u64(&memory.join("memory.max_usage_in_bytes"))?),
-        oom_kills: read_keyed(&memory.join("memory.oom_control"), "oom_kill")?.unwrap_or(0),
+        cpu_time: cpu_time(files, &mounts.dir_of(dirs, Controller::Cpuacct))?,
+        peak_memory: ByteSize(read_u64(files, &memory.join("memory.max_usage_in_bytes"))?),
+        oom_kills: read_keyed(files, &memory.join("memory.oom_control"), "oom_kill")?.unwrap_or(0),
         // Absent before Linux 4.x's pids.events: then nothing is counted.
         process_limit_hits: read_keyed(
+            files,
             &mounts.dir_of(dirs, Controller::Pids).join("pids.events"),
             "max",
         )
@@ -219,8 +228,18 @@ mod tests {
             "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
         )
         .expect("write");
-        let stats = stats(&mounts, &dirs).expect("readable");
-        assert_eq!(stats.cpu_time, Duration::from_millis(1500));
+        let files = Files::default();
+        let first = stats(&files, &mounts, &dirs).expect("readable");
+        assert_eq!(first.cpu_time, Duration::from_millis(1500));
+        // The files stay open; a second read sees what they hold now.
+        fs::write(
+            dirs[2].join("cpuacct.usage"),
+            "2500000000
+",
+        )
+        .expect("write");
+        let stats = stats(&files, &mounts, &dirs).expect("readable");
+        assert_eq!(stats.cpu_time, Duration::from_millis(2500));
         assert_eq!(stats.peak_memory, ByteSize(4096));
         assert_eq!(stats.oom_kills, 2);
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use warden_core::{ByteSize, Limits};
 
-use super::{io_err, read_keyed, read_u64, write, CgroupError, CgroupStats, WARDEN_CGROUP};
+use super::{io_err, read_keyed, read_u64, write, CgroupError, CgroupStats, Files, WARDEN_CGROUP};
 
 const NEEDED: [&str; 3] = ["memory", "pids", "cpu"];
 
@@ -66,9 +66,9 @@ fn apply_limits(dir: &Path, limits: &Limits) -> Result<(), CgroupError> {
     Ok(())
 }
 
-pub(super) fn cpu_time(dir: &Path) -> Result<Duration, CgroupError> {
+pub(super) fn cpu_time(files: &Files, dir: &Path) -> Result<Duration, CgroupError> {
     let path = dir.join("cpu.stat");
-    let usec = read_keyed(&path, "usage_usec")?.ok_or_else(|| CgroupError::Parse {
+    let usec = read_keyed(files, &path, "usage_usec")?.ok_or_else(|| CgroupError::Parse {
         path: path.clone(),
         contents: "no usage_usec".to_owned(),
     })?;
@@ -76,25 +76,26 @@ pub(super) fn cpu_time(dir: &Path) -> Result<Duration, CgroupError> {
 }
 
 /// The memory charged and the tasks alive now.
-pub(super) fn current(dir: &Path) -> Result<(ByteSize, u64), CgroupError> {
+pub(super) fn current(files: &Files, dir: &Path) -> Result<(ByteSize, u64), CgroupError> {
     Ok((
-        ByteSize(read_u64(&dir.join("memory.current"))?),
-        read_u64(&dir.join("pids.current"))?,
+        ByteSize(read_u64(files, &dir.join("memory.current"))?),
+        read_u64(files, &dir.join("pids.current"))?,
     ))
 }
 
-pub(super) fn stats(dir: &Path) -> Result<CgroupStats, CgroupError> {
-    let peak = dir.join("memory.peak");
-    let peak = if peak.exists() {
-        read_u64(&peak)?
-    } else {
-        read_u64(&dir.join("memory.current"))?
+pub(super) fn stats(files: &Files, dir: &Path) -> Result<CgroupStats, CgroupError> {
+    // memory.peak is Linux 5.19's; before, the charge now is the best there is.
+    let peak = match read_u64(files, &dir.join("memory.peak")) {
+        Err(CgroupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            read_u64(files, &dir.join("memory.current"))?
+        }
+        peak => peak?,
     };
     Ok(CgroupStats {
-        cpu_time: cpu_time(dir)?,
+        cpu_time: cpu_time(files, dir)?,
         peak_memory: ByteSize(peak),
-        oom_kills: read_keyed(&dir.join("memory.events"), "oom_kill")?.unwrap_or(0),
-        process_limit_hits: read_keyed(&dir.join("pids.events"), "max")
+        oom_kills: read_keyed(files, &dir.join("memory.events"), "oom_kill")?.unwrap_or(0),
+        process_limit_hits: read_keyed(files, &dir.join("pids.events"), "max")
             .ok()
             .flatten()
             .unwrap_or(0),
@@ -147,9 +148,19 @@ mod tests {
         .expect("write");
         fs::write(dir.path().join("memory.peak"), "8192\n").expect("write");
         fs::write(dir.path().join("memory.events"), "oom 1\noom_kill 1\n").expect("write");
-        let stats = stats(dir.path()).expect("readable");
-        assert_eq!(stats.cpu_time, Duration::from_micros(2500));
-        assert_eq!(stats.peak_memory, ByteSize(8192));
-        assert_eq!(stats.oom_kills, 1);
+        let read = stats(&Files::default(), dir.path()).expect("readable");
+        assert_eq!(read.cpu_time, Duration::from_micros(2500));
+        assert_eq!(read.peak_memory, ByteSize(8192));
+        assert_eq!(read.oom_kills, 1);
+        // Before Linux 5.19 there is no memory.peak: the charge now stands in.
+        fs::remove_file(dir.path().join("memory.peak")).expect("remove");
+        fs::write(
+            dir.path().join("memory.current"),
+            "4096
+",
+        )
+        .expect("write");
+        let read = stats(&Files::default(), dir.path()).expect("readable");
+        assert_eq!(read.peak_memory, ByteSize(4096));
     }
 }
