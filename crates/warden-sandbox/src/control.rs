@@ -17,6 +17,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::child::SetupError;
 use crate::plan::Job;
@@ -73,10 +75,8 @@ pub(crate) fn send_job(socket: &OwnedFd, job: &Job, fds: SendFds<'_>) -> std::io
     let mut attached = vec![fds.stdin, fds.stdout, fds.stderr];
     attached.extend(fds.artifacts);
     warden_sys::fdpass::send_with_fds(socket.as_fd(), &[JOB_MARK], &attached)?;
-    let json = serde_json::to_vec(job).map_err(std::io::Error::other)?;
+    write_json(socket.as_fd(), job)?;
     let mut stream = SocketWriter(socket.as_fd());
-    stream.write_all(&(json.len() as u64).to_le_bytes())?;
-    stream.write_all(&json)?;
     for file in &job.files {
         stream.write_all(&file.contents)?;
     }
@@ -89,8 +89,42 @@ pub(crate) fn send_reset(socket: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes `u64 length (LE) | JSON of value` on `socket`: how a job and a standby's launch
+/// (`standby.rs`) travel.
+pub(crate) fn write_json(socket: BorrowedFd<'_>, value: &impl Serialize) -> std::io::Result<()> {
+    let json = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    let mut stream = SocketWriter(socket);
+    stream.write_all(&(json.len() as u64).to_le_bytes())?;
+    stream.write_all(&json)
+}
+
+/// Reads what [`write_json`] wrote, refusing more than `max` bytes of JSON; returns the value
+/// and its length. `what` names it in errors.
+pub(crate) fn read_json<T: DeserializeOwned>(
+    input: &mut impl Read,
+    max: u64,
+    what: &str,
+) -> Result<(T, u64), SetupError> {
+    let step = format!("read the {what}");
+    let mut len = [0u8; 8];
+    input
+        .read_exact(&mut len)
+        .map_err(|e| SetupError::new(&step, e))?;
+    let len = u64::from_le_bytes(len);
+    if len > max {
+        return Err(SetupError::new(&step, format!("{len} bytes is too large")));
+    }
+    let mut json = vec![0u8; usize::try_from(len).map_err(|e| SetupError::new(&step, e))?];
+    input
+        .read_exact(&mut json)
+        .map_err(|e| SetupError::new(&step, e))?;
+    let value = serde_json::from_slice(&json)
+        .map_err(|e| SetupError::new(&format!("parse the {what}"), e))?;
+    Ok((value, len))
+}
+
 /// Writes with `MSG_NOSIGNAL`: a dead init is an error here, not a SIGPIPE for the caller.
-pub(crate) struct SocketWriter<'a>(pub(crate) BorrowedFd<'a>);
+struct SocketWriter<'a>(BorrowedFd<'a>);
 
 impl Write for SocketWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -164,20 +198,7 @@ pub(crate) fn receive(socket: &OwnedFd) -> Result<Message, SetupError> {
 /// Reads `u64 length (LE) | JSON | file contents in job order`.
 fn read_job(input: &mut impl Read) -> Result<Job, SetupError> {
     let step = "read the job";
-    let mut len = [0u8; 8];
-    input
-        .read_exact(&mut len)
-        .map_err(|e| SetupError::new(step, e))?;
-    let len = u64::from_le_bytes(len);
-    if len > MAX_JOB {
-        return Err(SetupError::new(step, format!("{len} bytes is too large")));
-    }
-    let mut json = vec![0u8; usize::try_from(len).map_err(|e| SetupError::new(step, e))?];
-    input
-        .read_exact(&mut json)
-        .map_err(|e| SetupError::new(step, e))?;
-    let mut job: Job =
-        serde_json::from_slice(&json).map_err(|e| SetupError::new("parse the job", e))?;
+    let (mut job, len): (Job, u64) = read_json(input, MAX_JOB, "job")?;
     let mut total = len;
     for file in &mut job.files {
         total = total.saturating_add(file.len);

@@ -14,7 +14,7 @@
 //! The launch on the wire: one byte carrying stdin, stdout, stderr and the report pipe
 //! (`SCM_RIGHTS`), then `u64 length (LE) | JSON of` [`Launch`].
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, IntoRawFd, OwnedFd};
 use std::path::Path;
 
@@ -26,7 +26,7 @@ use warden_core::Limits;
 use warden_sys::process::{exit_immediately, fork_single_threaded, ForkResult};
 
 use crate::child::{Confinement, SetupError};
-use crate::control::{JobFds, SocketWriter};
+use crate::control::{self, JobFds};
 use crate::payload::{self, PayloadSetup};
 use crate::plan::Job;
 
@@ -117,10 +117,7 @@ impl Standby {
             env: job.env.clone(),
             limits: job.limits,
         };
-        let json = serde_json::to_vec(&launch).map_err(std::io::Error::other)?;
-        let mut stream = SocketWriter(self.launch.as_fd());
-        stream.write_all(&(json.len() as u64).to_le_bytes())?;
-        stream.write_all(&json)
+        control::write_json(self.launch.as_fd(), &launch)
     }
 }
 
@@ -199,20 +196,7 @@ fn receive(launch: OwnedFd) -> Option<([OwnedFd; 4], Result<Launch, SetupError>)
     Some((fds, read_launch(&mut std::fs::File::from(launch))))
 }
 
-/// Reads `u64 length (LE) | JSON`.
+/// Reads the launch's `u64 length (LE) | JSON`.
 fn read_launch(input: &mut impl Read) -> Result<Launch, SetupError> {
-    let step = "read the launch";
-    let mut len = [0u8; 8];
-    input
-        .read_exact(&mut len)
-        .map_err(|e| SetupError::new(step, e))?;
-    let len = u64::from_le_bytes(len);
-    if len > MAX_LAUNCH {
-        return Err(SetupError::new(step, format!("{len} bytes is too large")));
-    }
-    let mut json = vec![0u8; usize::try_from(len).map_err(|e| SetupError::new(step, e))?];
-    input
-        .read_exact(&mut json)
-        .map_err(|e| SetupError::new(step, e))?;
-    serde_json::from_slice(&json).map_err(|e| SetupError::new("parse the launch", e))
+    control::read_json(input, MAX_LAUNCH, "launch").map(|(launch, _)| launch)
 }

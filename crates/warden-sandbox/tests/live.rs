@@ -20,6 +20,14 @@ fn backends() -> Vec<Box<dyn Backend>> {
     all
 }
 
+/// The backends whose jobs are processes of the host's kernel: the native sandbox and the
+/// trusted backend (gVisor's run in its own kernel, which keeps them until the sandbox ends and
+/// charges its memory to the sandbox as a whole, docs/sandbox-setup.md).
+fn native_and_trusted() -> [Box<dyn Backend>; 2] {
+    let host = sandbox();
+    [Box::new(host.native()), Box::new(host.trusted())]
+}
+
 fn spec() -> SandboxSpec {
     plan(&["/bin/true"]).split().0
 }
@@ -88,27 +96,14 @@ fn one_sandbox_runs_several_jobs_each_with_its_own_output_and_accounting() {
 
 #[test]
 fn each_job_of_a_live_sandbox_reports_its_own_memory_peak() {
-    let host = sandbox();
-    for backend in [
-        Box::new(host.native()) as Box<dyn Backend>,
-        Box::new(host.trusted()),
-    ] {
+    for backend in native_and_trusted() {
         let name = backend.name();
         let mut sandbox = backend.create(&spec()).expect("created");
         // tail keeps a line that never ends: 40 MB held at once.
-        let big = sandbox
-            .run(
-                &sh("head -c 40000000 /dev/zero | tail -n 1 > /dev/null"),
-                Stdin::Null,
-            )
-            .expect("first job");
+        let hold_40_mb = sh("head -c 40000000 /dev/zero | tail -n 1 > /dev/null");
+        let big = sandbox.run(&hold_40_mb, Stdin::Null).expect("first job");
         let small = sandbox.run(&sh("true"), Stdin::Null).expect("second job");
-        let again = sandbox
-            .run(
-                &sh("head -c 40000000 /dev/zero | tail -n 1 > /dev/null"),
-                Stdin::Null,
-            )
-            .expect("third job");
+        let again = sandbox.run(&hold_40_mb, Stdin::Null).expect("third job");
         let mib = |run: &warden_sandbox::SandboxRun| run.usage.peak_memory.bytes() >> 20;
         assert!(mib(&big) >= 38, "{name}: {} MiB", mib(&big));
         assert!(
@@ -125,11 +120,7 @@ fn each_job_of_a_live_sandbox_reports_its_own_memory_peak() {
 #[test]
 fn processes_a_job_leaves_are_gone_before_the_next_job() {
     // gVisor keeps them until the sandbox ends (docs/sandbox-setup.md).
-    let host = sandbox();
-    for backend in [
-        Box::new(host.native()) as Box<dyn Backend>,
-        Box::new(host.trusted()),
-    ] {
+    for backend in native_and_trusted() {
         let name = backend.name();
         let mut sandbox = backend.create(&spec()).expect("created");
         let left = sandbox
