@@ -1,7 +1,8 @@
-//! The payload: the process that becomes one job's untrusted program. Forked by the init; puts
-//! the job's pipes on descriptors 0-2 and closes every other one, drops everything it can,
-//! installs the seccomp filter last, and execs. A failure before exec is
-//! reported on the close-on-exec report pipe, so a successful exec closes it silently.
+//! The payload: the process that becomes one job's untrusted program. Forked by the init (or
+//! ahead of its job, as the standby, `standby.rs`); puts the job's pipes on descriptors 0-2 and
+//! closes every other one, lowers its rlimits, drops everything it can, installs the seccomp
+//! filter last, and execs. A failure before exec is reported on the close-on-exec report pipe,
+//! so a successful exec closes it silently.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -17,6 +18,7 @@ use crate::control::JobFds;
 use crate::plan::Job;
 use crate::rlimits;
 use crate::seccomp::CompiledFilter;
+use nix::unistd::Pid;
 use warden_core::Limits;
 
 /// Descriptor number of the report pipe in the payload (close-on-exec).
@@ -93,10 +95,10 @@ pub(crate) fn exec(
         Ok(strings) => strings,
         Err(e) => fail(&e, &report),
     };
-    if let Err(e) = confine(workdir, setup, handoff) {
+    if let Err(e) = confine(workdir, setup, Some(&job.limits), handoff) {
         fail(&e, &report)
     }
-    let Err(e) = replace_process(&argv, &env, &job.limits);
+    let Err(e) = replace_process(&argv, &env);
     fail(&e, &report)
 }
 
@@ -106,18 +108,22 @@ fn fail(e: &SetupError, report: &OwnedFd) -> ! {
     exit_immediately(127)
 }
 
-/// Runs in the payload (and in a standby, before its job): everything that does not depend
-/// on the job. Each step assumes the ones before it (docs/sandbox-setup.md); the seccomp
-/// filter comes last.
+/// Runs in the payload (and in a standby, before its job, without `limits`: the init lowers
+/// them on its pid once the job is known). Each step assumes the ones before it
+/// (docs/sandbox-setup.md); the seccomp filter comes last.
 pub(crate) fn confine(
     workdir: &Path,
     setup: &PayloadSetup<'_>,
+    limits: Option<&Limits>,
     handoff: Option<OwnedFd>,
 ) -> Result<(), SetupError> {
     warden_sys::signals::reset(&setup.ignored_signals)
         .map_err(|e| SetupError::errno("reset signals", e))?;
     nix::unistd::setsid().map_err(|e| SetupError::errno("setsid", e))?;
     nix::unistd::chdir(workdir).map_err(|e| SetupError::errno("chdir to the workspace", e))?;
+    if let Some(limits) = limits {
+        rlimits::lower(Pid::from_raw(0), limits)?;
+    }
     match setup.confinement {
         Confinement::Sandbox(filter) => {
             warden_sys::capabilities::drop_all()
@@ -129,14 +135,8 @@ pub(crate) fn confine(
     }
 }
 
-/// Runs in the confined payload: lowers the rlimits to the job's and execs its program.
-/// Returns only the failure.
-pub(crate) fn replace_process(
-    argv: &[CString],
-    env: &[CString],
-    limits: &Limits,
-) -> Result<Infallible, SetupError> {
-    rlimits::lower(limits)?;
+/// Runs in the confined payload: execs the job's program. Returns only the failure.
+pub(crate) fn replace_process(argv: &[CString], env: &[CString]) -> Result<Infallible, SetupError> {
     let Err(err) = nix::unistd::execve(&argv[0], argv, env);
     Err(SetupError::new(
         &format!("execve {}", argv[0].to_string_lossy()),

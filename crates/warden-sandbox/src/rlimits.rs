@@ -1,8 +1,10 @@
-//! Resource limits of the payload, set right before exec. They are only ever lowered: a host
-//! without CAP_SYS_RESOURCE could not raise them, and a plan must never widen the host's own
-//! limits. getrlimit(2).
+//! Resource limits of the payload: set by the payload itself before it drops its capabilities,
+//! or, for a standby payload (`standby.rs`), by the init on its pid before it sends the job.
+//! They are only ever lowered: a host without CAP_SYS_RESOURCE could not raise them, and a
+//! plan must never widen the host's own limits. getrlimit(2), prlimit(2).
 
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::resource::Resource;
+use nix::unistd::Pid;
 use warden_core::Limits;
 
 use crate::child::SetupError;
@@ -39,14 +41,16 @@ pub(crate) fn from_limits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
     ]
 }
 
-/// Applies each limit, never above the current hard limit.
-pub(crate) fn lower(limits: &Limits) -> Result<(), SetupError> {
+/// Applies each limit to `pid` (0: this process), never above its current hard limit.
+pub(crate) fn lower(pid: Pid, limits: &Limits) -> Result<(), SetupError> {
     for (resource, soft, hard) in from_limits(limits) {
         let step = || format!("setrlimit {resource:?}");
-        let (_, current_hard) = getrlimit(resource).map_err(|e| SetupError::errno(&step(), e))?;
+        let (_, current_hard) = warden_sys::process::prlimit(pid, resource, None)
+            .map_err(|e| SetupError::errno(&step(), e))?;
         let hard = hard.min(current_hard);
         let soft = soft.min(hard);
-        setrlimit(resource, soft, hard).map_err(|e| SetupError::errno(&step(), e))?;
+        warden_sys::process::prlimit(pid, resource, Some((soft, hard)))
+            .map_err(|e| SetupError::errno(&step(), e))?;
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The standby payload: the next job's process, forked by the init and confined (signals,
 //! session, working directory, capabilities, no_new_privs, seccomp filter) while the sandbox
-//! waits for that job, so that a job sent to a ready sandbox only has its descriptors placed,
-//! its rlimits lowered and its program exec'd (docs/sandbox-setup.md, Standby).
+//! waits for that job, so that a job sent to a ready sandbox only has its rlimits lowered (by
+//! the init, on the standby's pid), its descriptors placed and its program exec'd
+//! (docs/sandbox-setup.md, Standby).
 //!
 //! The init forks one when it has reported `Ready` (a new sandbox, or one just reset) and no
 //! message is waiting; a job already waiting is run the ordinary way (`payload::exec`). The
@@ -22,13 +23,13 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use warden_core::Limits;
 use warden_sys::process::{exit_immediately, fork_single_threaded, ForkResult};
 
 use crate::child::{Confinement, SetupError};
 use crate::control::{self, JobFds};
 use crate::payload::{self, PayloadSetup};
 use crate::plan::Job;
+use crate::rlimits;
 
 /// Largest launch accepted: execve refuses far smaller command lines and environments.
 const MAX_LAUNCH: u64 = 64 << 20;
@@ -39,12 +40,12 @@ const LAUNCH_FD: i32 = 3;
 /// Descriptor number of the listener's handoff in the standby, until its filter is installed.
 const HANDOFF_FD: i32 = 4;
 
-/// What the standby needs of its job besides the descriptors; the init has written the files.
+/// What the standby needs of its job besides the descriptors; the init has written the files
+/// and lowered its rlimits.
 #[derive(Debug, Serialize, Deserialize)]
 struct Launch {
     argv: Vec<String>,
     env: Vec<(String, String)>,
-    limits: Limits,
 }
 
 /// A standby, as the init holds it.
@@ -101,10 +102,14 @@ impl Standby {
         }
     }
 
-    /// Sends `job` (whose files the init has written) and its descriptors to the standby.
-    /// An error means the standby is gone or broken: the caller kills it and forks the
-    /// payload the ordinary way.
+    /// Lowers the standby's rlimits to `job`'s (as a payload does its own, before its
+    /// capabilities go; a standby's filter is already installed, and a policy may refuse it
+    /// `prlimit64`) and sends it the job, whose files the init has written, and its
+    /// descriptors. An error means the standby is gone or broken: the caller kills it and
+    /// forks the payload the ordinary way.
     pub(crate) fn launch(&self, job: &Job, fds: &JobFds, report: &OwnedFd) -> std::io::Result<()> {
+        rlimits::lower(self.pid, &job.limits)
+            .map_err(|e| std::io::Error::other(format!("{}: {}", e.step, e.detail)))?;
         let attached = [
             fds.stdin.as_fd(),
             fds.stdout.as_fd(),
@@ -115,7 +120,6 @@ impl Standby {
         let launch = Launch {
             argv: job.argv.clone(),
             env: job.env.clone(),
-            limits: job.limits,
         };
         control::write_json(self.launch.as_fd(), &launch)
     }
@@ -148,7 +152,7 @@ fn wait_for_job(
     let Some(launch) = warden_sys::process::inherited_fd(LAUNCH_FD) else {
         exit_immediately(127)
     };
-    if payload::confine(workdir, setup, handoff).is_err() {
+    if payload::confine(workdir, setup, None, handoff).is_err() {
         exit_immediately(127)
     }
     let Some((fds, launch)) = receive(launch) else {
@@ -173,7 +177,7 @@ fn wait_for_job(
     };
     let outcome = launch.and_then(|launch| {
         let (argv, env) = payload::c_strings(&launch.argv, &launch.env)?;
-        payload::replace_process(&argv, &env, &launch.limits)
+        payload::replace_process(&argv, &env)
     });
     match outcome {
         Ok(never) => match never {},

@@ -324,12 +324,16 @@ fn a_ready_sandbox_runs_its_job_in_a_standby_payload_confined_alike() {
     let mut sandbox = sandbox().native().create(&spec()).expect("created");
     sandbox.wait_ready().expect("ready");
     // `ls` opens the directory it lists as descriptor 3; the shell holds only 0 to 2.
-    let facts = "echo $$; ls -1 /proc/self/fd; echo --; exec grep -E \
+    let facts = "echo $$; ulimit -n; ls -1 /proc/self/fd; echo --; exec grep -E \
         '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Seccomp_filters|SigIgn|SigBlk):' \
         /proc/self/status";
     for round in 0..2 {
         let (_, standby) = standby_pid(&sandbox);
-        let run = sandbox.run(&sh(facts), Stdin::Null).expect("a job");
+        // Each job's own rlimits, set on the standby when the job comes.
+        let open_files = 100 + round;
+        let mut job = sh(facts);
+        job.limits.max_open_files = open_files;
+        let run = sandbox.run(&job, Stdin::Null).expect("a job");
         assert_eq!(
             run.outcome,
             Outcome::Exited { code: 0 },
@@ -340,8 +344,9 @@ fn a_ready_sandbox_runs_its_job_in_a_standby_payload_confined_alike() {
         let (head, status) = out.split_once("--\n").expect("two parts");
         assert_eq!(
             head,
-            format!("{standby}\n0\n1\n2\n3\n"),
-            "round {round}: the job ran in the standby, which holds nothing of the init's"
+            format!("{standby}\n{open_files}\n0\n1\n2\n3\n"),
+            "round {round}: the job ran in the standby, with the job's rlimits, holding nothing \
+             of the init's"
         );
         assert_eq!(status.lines().count(), 10, "round {round}: {status}");
         for line in status.lines() {

@@ -2,7 +2,7 @@
 //! `fork` in a single-threaded helper, pidfds, `close_range`, and fd mapping for a spawned
 //! child.
 //!
-//! Man pages: clone(2), pidfd_open(2), pidfd_send_signal(2), close_range(2).
+//! Man pages: clone(2), pidfd_open(2), pidfd_send_signal(2), close_range(2), prlimit(2).
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -70,6 +70,45 @@ pub fn clone_into_namespaces(flags: CloneFlags) -> Result<ForkResult, Errno> {
         pid => Ok(ForkResult::Parent {
             child: Pid::from_raw(i32::try_from(pid).map_err(|_| Errno::EOVERFLOW)?),
         }),
+    }
+}
+
+/// The kernel's `struct rlimit64`.
+#[repr(C)]
+struct Rlimit64 {
+    soft: u64,
+    hard: u64,
+}
+
+/// `prlimit(2)` on `pid` (0: this process): sets `new` (soft, hard) when given, and returns the
+/// limits before. Another process's limits need CAP_SYS_RESOURCE over it, or its uids and gids
+/// all equal to the caller's real ones (the sandbox init and its payloads: uid 0 of the same
+/// user namespace).
+pub fn prlimit(
+    pid: Pid,
+    resource: nix::sys::resource::Resource,
+    new: Option<(u64, u64)>,
+) -> Result<(u64, u64), Errno> {
+    let new = new.map(|(soft, hard)| Rlimit64 { soft, hard });
+    let mut old = Rlimit64 { soft: 0, hard: 0 };
+    let new_ptr = new
+        .as_ref()
+        .map_or(std::ptr::null(), |n| n as *const Rlimit64);
+    // SAFETY: `new_ptr` is null or points to a live Rlimit64 laid out as the kernel's struct
+    // rlimit64; `old` is a live, writable one; the kernel reads and writes nothing else.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            pid.as_raw(),
+            resource as libc::c_int,
+            new_ptr,
+            &mut old as *mut Rlimit64,
+        )
+    };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok((old.soft, old.hard))
     }
 }
 
