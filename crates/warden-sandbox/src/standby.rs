@@ -12,6 +12,10 @@
 //! A standby that died before its job (a setup step failed) makes the init fork the payload
 //! the ordinary way, which reports the failure.
 //!
+//! After its filter the standby calls only `recvmsg`, `read`, `fcntl`, `dup2`/`dup3`, `close`,
+//! `close_range`, memory calls and `execve`, none of which a seccomp policy can name
+//! (`seccomp.rs`'s table), so no policy can stop a job that a forked payload would run.
+//!
 //! The launch on the wire: one byte carrying stdin, stdout, stderr and the report pipe
 //! (`SCM_RIGHTS`), then `u64 length (LE) | JSON of` [`Launch`].
 
@@ -102,10 +106,9 @@ impl Standby {
         }
     }
 
-    /// Lowers the standby's rlimits to `job`'s (as a payload does its own, before its
-    /// capabilities go; a standby's filter is already installed, and a policy may refuse it
-    /// `prlimit64`) and sends it the job, whose files the init has written, and its
-    /// descriptors. An error means the standby is gone or broken: the caller kills it and
+    /// Lowers the standby's rlimits to `job`'s (a forked payload lowers its own before its
+    /// capabilities and filter go; the standby's are gone already, so the init does it on its
+    /// pid) and sends it the job, whose files the init has written, and its descriptors. An error means the standby is gone or broken: the caller kills it and
     /// forks the payload the ordinary way.
     pub(crate) fn launch(&self, job: &Job, fds: &JobFds, report: &OwnedFd) -> std::io::Result<()> {
         rlimits::lower(self.pid, &job.limits)
