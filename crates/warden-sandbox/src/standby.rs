@@ -106,9 +106,9 @@ impl Standby {
         }
     }
 
-    /// Lowers the standby's rlimits to `job`'s (a forked payload lowers its own before its
-    /// capabilities and filter go; the standby's are gone already, so the init does it on its
-    /// pid) and sends it the job, whose files the init has written, and its descriptors. An error means the standby is gone or broken: the caller kills it and
+    /// Lowers the standby's rlimits to `job`'s, known only now (`prlimit` on its pid, before
+    /// the standby runs anything of the job), and sends it the job, whose files the init has
+    /// written, and its descriptors. An error means the standby is gone or broken: the caller kills it and
     /// forks the payload the ordinary way.
     pub(crate) fn launch(&self, job: &Job, fds: &JobFds, report: &OwnedFd) -> std::io::Result<()> {
         rlimits::lower(self.pid, &job.limits)
