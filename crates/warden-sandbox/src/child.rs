@@ -397,7 +397,7 @@ fn run_job(
 
 /// The socket pair the payload hands its seccomp listener to the init through, when its
 /// filter notifies any call.
-fn listener_handoff(
+pub(crate) fn listener_handoff(
     confinement: Confinement<'_>,
 ) -> Result<Option<(OwnedFd, OwnedFd)>, SetupError> {
     match confinement {

@@ -72,18 +72,14 @@ impl Standby {
         workdir: &Path,
         control: &OwnedFd,
     ) -> Option<Self> {
-        let Confinement::Sandbox(filter) = setup.confinement else {
+        let Confinement::Sandbox(_) = setup.confinement else {
             return None;
         };
         let mut waiting = [PollFd::new(control.as_fd(), PollFlags::POLLIN)];
         if poll(&mut waiting, PollTimeout::ZERO) != Ok(0) {
             return None;
         }
-        let handoff = if filter.notifies() {
-            Some(crate::denials::handoff().ok()?)
-        } else {
-            None
-        };
+        let handoff = crate::child::listener_handoff(setup.confinement).ok()?;
         let (init_end, standby_end) = nix::sys::socket::socketpair(
             nix::sys::socket::AddressFamily::Unix,
             nix::sys::socket::SockType::Stream,
@@ -108,8 +104,8 @@ impl Standby {
 
     /// Lowers the standby's rlimits to `job`'s, known only now (`prlimit` on its pid, before
     /// the standby runs anything of the job), and sends it the job, whose files the init has
-    /// written, and its descriptors. An error means the standby is gone or broken: the caller kills it and
-    /// forks the payload the ordinary way.
+    /// written, and its descriptors. An error means the standby is gone or broken: the caller
+    /// kills it and forks the payload the ordinary way.
     pub(crate) fn launch(&self, job: &Job, fds: &JobFds, report: &OwnedFd) -> std::io::Result<()> {
         rlimits::lower(self.pid, &job.limits)
             .map_err(|e| std::io::Error::other(format!("{}: {}", e.step, e.detail)))?;
