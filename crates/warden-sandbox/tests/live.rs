@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::{our_cgroups, plan, prerequisite, sandbox};
 use warden_core::{Limits, Outcome, TimeLimitKind};
@@ -316,6 +316,25 @@ fn standby_pid(sandbox: &warden_sandbox::LiveSandbox) -> (i32, u32) {
     panic!("no standby payload within 2 s");
 }
 
+/// Waits until the host's process `pid` has exited: a zombie, or gone.
+fn wait_until_dead(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the parenthesised name, which may itself hold ") ".
+            Ok(stat)
+                if !stat
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z')) =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            _ => return,
+        }
+    }
+    panic!("process {pid} still alive 5 s after SIGKILL");
+}
+
 /// A ready sandbox forks the next job's payload ahead (docs/sandbox-setup.md, Standby): the
 /// job runs in it, and it is confined exactly as a payload forked for the job is (the
 /// one-shot runs of isolation.rs and basics.rs take that path), again after a reset.
@@ -368,6 +387,9 @@ fn a_ready_sandbox_runs_its_job_in_a_standby_payload_confined_alike() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill the standby");
+    // kill returns once the signal is queued; the standby has died (and closed its launch
+    // socket) when it is a zombie or gone. A job sent before that would be the killed standby.
+    wait_until_dead(host);
     let run = sandbox.run(&sh("echo after"), Stdin::Null).expect("a job");
     assert_eq!(
         run.outcome,
