@@ -141,6 +141,46 @@ fn a_reused_sandbox_serves_one_owner_and_keeps_nothing_of_its_runs() {
     assert_eq!(our_cgroups(), 0, "a sandbox outlived the engine");
 }
 
+/// Runs `script` for `owner` in `n` threads at once; each prints what it printed.
+fn at_once(engine: &Engine, owner: &str, script: &str, n: usize) -> Vec<String> {
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..n)
+            .map(|_| scope.spawn(|| bash_as(engine, Some(owner), script)))
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().expect("a run"))
+            .collect()
+    })
+}
+
+/// Sandboxes given back together are all kept for their owner's next runs (up to twice the
+/// pool's size), so that callers that run at once and come back at once each find a reset
+/// sandbox, and none is destroyed only for another to be built.
+#[test]
+fn sandboxes_given_back_at_once_are_all_kept_for_their_owner() {
+    let world = World::new();
+    let engine = engine_with(&world, 10);
+    let slow = "sleep 0.3; readlink /proc/self/ns/net";
+    let first = at_once(&engine, "carol", slow, 2);
+    assert_ne!(first[0], first[1], "two runs at once, two sandboxes");
+    // Both reset for carol, and a fresh one built (size 1).
+    ready(&engine, 3);
+    let before = engine.pool_stats().expect("a pool");
+    let mut again = at_once(&engine, "carol", slow, 2);
+    let after = engine.pool_stats().expect("a pool");
+    assert_eq!(
+        after.reused - before.reused,
+        2,
+        "both runs took a reset sandbox: {before:?} -> {after:?}"
+    );
+    let mut first = first;
+    first.sort();
+    again.sort();
+    assert_eq!(again, first, "the same two sandboxes, reset");
+    drop(engine);
+    assert_eq!(our_cgroups(), 0, "a sandbox outlived the engine");
+}
+
 /// The memory pressure the next test's pool sees.
 static PRESSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

@@ -76,6 +76,11 @@ fn psi_some_avg10(text: &str) -> Option<f64> {
         .ok()
 }
 
+/// Reset sandboxes kept at most per spec and owner, per unit of `size`: a pool sized for
+/// `size` runs at once gets up to `size` sandboxes back at once, while the `size` kept before
+/// wait for those runs' callers to send their next ones.
+const KEPT_PER_OWNER: usize = 2;
+
 /// Reset sandboxes kept at most, all specs and owners together, per unit of `size`.
 const MAX_KEPT_PER_SIZE: usize = 8;
 
@@ -333,25 +338,34 @@ impl Shared {
         }
     }
 
+    /// Resets a used sandbox and keeps it for its owner, if there is room, or destroys it.
+    ///
+    /// Room is judged after the reset, not before: the run that gave the sandbox back answers
+    /// its caller meanwhile, and a caller that sends its next run at once takes a kept sandbox
+    /// during the reset. Judged before, the owner's list looked full at every give-back (the
+    /// next run had not taken its sandbox yet), the sandbox was destroyed, the list then ran
+    /// dry and runs took fresh sandboxes, built anew: with two clients, one run in twenty
+    /// (docs/BENCHMARKS.md, "The pool's churn").
     fn keep_or_destroy(&self, mut sandbox: LiveSandbox, owner: String, pressed: bool) {
         let reusable = !pressed
             && sandbox.is_alive()
             && sandbox.jobs_run() < self.reuse
             && !self.stop.load(Ordering::SeqCst);
-        let key = (key(sandbox.spec()), owner);
-        let room = reusable && {
-            let kept = lock(&self.kept);
-            let total: usize = kept.values().map(Vec::len).sum();
-            kept.get(&key).map_or(0, Vec::len) < self.size && total < MAX_KEPT_PER_SIZE * self.size
-        };
-        if room {
+        if reusable {
             match sandbox.reset() {
                 Ok(()) => {
-                    lock(&self.kept)
-                        .entry(key)
-                        .or_default()
-                        .push((sandbox, Instant::now()));
-                    return;
+                    let key = (key(sandbox.spec()), owner);
+                    // A spec's own size (`Pool::prewarm`) counts for it, even above `size`.
+                    let size = self.size_of(&key.0);
+                    let mut kept = lock(&self.kept);
+                    let total: usize = kept.values().map(Vec::len).sum();
+                    let list = kept.entry(key).or_default();
+                    if list.len() < KEPT_PER_OWNER * size
+                        && total < MAX_KEPT_PER_SIZE * size.max(self.size)
+                    {
+                        list.push((sandbox, Instant::now()));
+                        return;
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "resetting a used sandbox"),
             }
