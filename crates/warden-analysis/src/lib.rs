@@ -41,6 +41,7 @@ pub use matching::MAX_FINDINGS;
 pub use rules::{Category, Rule};
 
 use input::Screen;
+use query::Build;
 use rules::RuleSet;
 
 /// The time one analysis may take, parse and queries together, before it gives up and grades
@@ -55,9 +56,10 @@ const MAX_ERROR_SHARE: f64 = 0.5;
 /// takes `&self`.
 ///
 /// Building it only checks the rule files' names; a language's file is parsed, checked and
-/// compiled on its first use (a few milliseconds, most of it building the `#match?` regexes),
-/// so that a `warden run` process pays for one language only. [`Analyzer::compile_all`] does
-/// every language upfront, to find a malformed rule or warm a long-running server.
+/// compiled on its first use (about a millisecond), so that a `warden run` process pays for one
+/// language only, and the builtin rules build each `#match?` regex on its first evaluation.
+/// [`Analyzer::compile_all`] does every language and regex upfront, to find a malformed rule or
+/// warm a long-running server.
 #[derive(Debug)]
 pub struct Analyzer {
     /// One entry per language, sorted by language id.
@@ -72,21 +74,40 @@ struct LanguageRules {
     language: String,
     file: String,
     text: String,
+    /// When its regexes are built: on first use for the builtin rules, which the tests check.
+    regexes: Build,
     compiled: OnceLock<Result<RuleSet, AnalysisError>>,
 }
 
 impl LanguageRules {
     fn rules(&self) -> Result<&RuleSet, &AnalysisError> {
         self.compiled
-            .get_or_init(|| RuleSet::load(&self.file, &self.text))
+            .get_or_init(|| RuleSet::load(&self.file, &self.text, self.regexes))
             .as_ref()
+    }
+
+    /// Compiles the rules and builds every regex.
+    fn compile_all(&self) -> Result<(), AnalysisError> {
+        let rules = self.rules().map_err(Clone::clone)?;
+        rules
+            .compiled
+            .check_regexes()
+            .map_err(|(rule, why)| AnalysisError::Rule {
+                file: self.file.clone(),
+                rule: rules.texts[rule].id.clone(),
+                problem: format!("bad regex: {why}"),
+            })
     }
 }
 
 impl Analyzer {
     /// The rules embedded in the binary (`policies/analysis/*.toml`).
     pub fn builtin() -> Result<Analyzer, AnalysisError> {
-        Analyzer::from_files(embedded::RULE_FILES.iter().copied())
+        let mut analyzer = Analyzer::from_files(embedded::RULE_FILES.iter().copied())?;
+        for language in &mut analyzer.languages {
+            language.regexes = Build::OnFirstUse;
+        }
+        Ok(analyzer)
     }
 
     /// Rule files given as (file name, contents), each named `<language-id>.toml`; their
@@ -107,6 +128,7 @@ impl Analyzer {
                 language,
                 file: file.into(),
                 text: text.into(),
+                regexes: Build::Now,
                 compiled: OnceLock::new(),
             });
         }
@@ -117,12 +139,12 @@ impl Analyzer {
         })
     }
 
-    /// Compiles every language's rules now rather than on first use; the first error, if any.
+    /// Compiles every language's rules and builds their regexes now rather than on first use;
+    /// the first error, if any.
     pub fn compile_all(&self) -> Result<(), AnalysisError> {
-        for language in &self.languages {
-            language.rules().map_err(Clone::clone)?;
-        }
-        Ok(())
+        self.languages
+            .iter()
+            .try_for_each(LanguageRules::compile_all)
     }
 
     /// The same rules with another time budget for each analysis.
@@ -255,5 +277,31 @@ mod tests {
         assert!(analysis
             .parse_error
             .is_some_and(|e| e.contains("python.system")));
+    }
+
+    #[test]
+    fn regexes_built_on_first_use_are_checked_by_compile_all() {
+        let rule = rules::tests::RULE.replace(r#"(#eq? @f "system")"#, r#"(#match? @f "^sys")"#);
+        let lazy = |rule: &str| {
+            let mut analyzer = Analyzer::from_files([("python.toml", rule)]).expect("loads");
+            analyzer.languages[0].regexes = Build::OnFirstUse;
+            analyzer
+        };
+        let analyzer = lazy(&rule);
+        let analysis = analyzer.analyze("python", b"import os\nos.system(\"ls\")\n");
+        assert_eq!(analysis.findings.len(), 1, "{analysis:?}");
+        analyzer.compile_all().expect("the regex builds");
+
+        let broken = lazy(&rule.replace("^sys", "(sys"));
+        let error = broken.compile_all().expect_err("refused");
+        assert!(error.to_string().contains("python.system"), "{error}");
+        assert!(error.to_string().contains("bad regex"), "{error}");
+        // The same rule with its regex built upfront is refused at its first use.
+        let eager = Analyzer::from_files([("python.toml", rule.replace("^sys", "(sys").as_str())])
+            .expect("loads");
+        let analysis = eager.analyze("python", b"import os\n");
+        assert!(analysis
+            .parse_error
+            .is_some_and(|e| e.contains("bad regex")));
     }
 }

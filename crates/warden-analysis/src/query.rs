@@ -125,9 +125,14 @@ pub(crate) enum TextTest {
 /// regex of its language and evaluates few, so each starts with `regex_lite`. A regex that has
 /// been evaluated [`LITE_USES`] times (a long program), or a text longer than [`SHORT_TEXT`]
 /// (a megabyte string literal, say), gets the `regex` one, built once.
+///
+/// The builtin rules' regexes are built on their first evaluation ([`Build::OnFirstUse`]):
+/// most are never evaluated in a run, and building a language's took about a third of its
+/// rules' compilation. The tests build every one of them (`Analyzer::compile_all`).
 #[derive(Debug)]
 pub(crate) struct MatchRegex {
-    lite: regex_lite::Regex,
+    /// `None` inside: a pattern built on first use that `regex_lite` refuses.
+    lite: OnceLock<Option<regex_lite::Regex>>,
     pattern: String,
     full: OnceLock<Option<Regex>>,
     uses: AtomicU32,
@@ -139,39 +144,65 @@ const SHORT_TEXT: usize = 1024;
 const LITE_USES: u32 = 32;
 
 impl MatchRegex {
-    /// Compiles `pattern` (which checks it).
-    fn new(pattern: &str) -> Result<MatchRegex, String> {
-        let lite = regex_lite::Regex::new(pattern).map_err(|e| e.to_string())?;
-        Ok(MatchRegex {
-            lite,
+    /// `pattern`, built now (which checks it) or on its first evaluation.
+    fn new(pattern: &str, build: Build) -> Result<MatchRegex, String> {
+        let regex = MatchRegex {
+            lite: OnceLock::new(),
             pattern: pattern.to_owned(),
             full: OnceLock::new(),
             uses: AtomicU32::new(0),
-        })
+        };
+        if build == Build::Now {
+            regex.check()?;
+        }
+        Ok(regex)
+    }
+
+    /// Builds the regex if it is not yet built; why `regex_lite` refuses it.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let mut refused = None;
+        let built = self.lite.get_or_init(|| {
+            regex_lite::Regex::new(&self.pattern)
+                .map_err(|e| refused = Some(e.to_string()))
+                .ok()
+        });
+        match (built, refused) {
+            (Some(_), _) => Ok(()),
+            (None, Some(why)) => Err(why),
+            (None, None) => Err("refused by regex_lite".into()),
+        }
     }
 
     /// Whether the regex is found in `text`.
     pub(crate) fn is_match(&self, text: &[u8]) -> bool {
         let uses = self.uses.fetch_add(1, Ordering::Relaxed);
+        let lite = self
+            .lite
+            .get_or_init(|| regex_lite::Regex::new(&self.pattern).ok());
+        let Some(lite) = lite else {
+            // A builtin pattern that does not build, which the tests rule out: a match, so
+            // that the rule errs towards reporting.
+            return true;
+        };
         if text.len() <= SHORT_TEXT && uses < LITE_USES {
             return match std::str::from_utf8(text) {
-                Ok(text) => self.lite.is_match(text),
-                Err(_) => self.lite.is_match(&String::from_utf8_lossy(text)),
+                Ok(text) => lite.is_match(text),
+                Err(_) => lite.is_match(&String::from_utf8_lossy(text)),
             };
         }
         match self.full.get_or_init(|| self.full_builder().build().ok()) {
             Some(full) => full.is_match(text),
             // Unreachable for a pattern regex_lite accepted (the tests build every one).
-            None => self.lite.is_match(&String::from_utf8_lossy(text)),
+            None => lite.is_match(&String::from_utf8_lossy(text)),
         }
     }
 
-    /// The first of `texts` the two engines disagree on; why, if the long-text one cannot be
-    /// built.
+    /// The first of `texts` the two engines disagree on; why, if one cannot be built.
     #[cfg(test)]
     pub(crate) fn disagreement<'a>(&self, texts: &[&'a str]) -> Result<Option<&'a str>, String> {
         let full = self.full_builder().build().map_err(|e| e.to_string())?;
-        let differ = |t: &&&str| full.is_match(t.as_bytes()) != self.lite.is_match(t);
+        let lite = regex_lite::Regex::new(&self.pattern).map_err(|e| e.to_string())?;
+        let differ = |t: &&&str| full.is_match(t.as_bytes()) != lite.is_match(t);
         Ok(texts.iter().find(differ).copied())
     }
 
@@ -226,14 +257,31 @@ pub(crate) struct Resolver<'l> {
     language: &'l Language,
     kinds: HashMap<(String, bool), u16>,
     fields: HashMap<String, Option<NonZeroU16>>,
+    regexes: Build,
+}
+
+/// When a `#match?` regex is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// With its query, which checks it: rules from a file the tests have not seen.
+    Now,
+    /// On its first evaluation: the builtin rules, whose regexes the tests build.
+    OnFirstUse,
 }
 
 impl<'l> Resolver<'l> {
+    /// Builds each regex with its query.
+    #[cfg(test)]
     pub(crate) fn new(language: &'l Language) -> Resolver<'l> {
+        Resolver::with_regexes(language, Build::Now)
+    }
+
+    pub(crate) fn with_regexes(language: &'l Language, regexes: Build) -> Resolver<'l> {
         Resolver {
             language,
             kinds: HashMap::new(),
             fields: HashMap::new(),
+            regexes,
         }
     }
 
@@ -275,7 +323,7 @@ impl Pattern {
                     capture_names: names,
                 };
                 for text in &top.predicates {
-                    let predicate = predicate(text, &pattern.capture_names)?;
+                    let predicate = predicate(text, &pattern.capture_names, resolver.regexes)?;
                     pattern.predicates.push(predicate);
                 }
                 pattern.predicates_of = vec![Vec::new(); pattern.capture_names.len()];
@@ -407,7 +455,11 @@ fn capture_index(names: &mut Vec<String>, name: &str) -> usize {
 /// match too much.
 const PREDICATES: &str = "use #eq?, #match?, #any-of? or their negations";
 
-fn predicate(text: &PredicateText, names: &[String]) -> Result<Predicate, QueryError> {
+fn predicate(
+    text: &PredicateText,
+    names: &[String],
+    regexes: Build,
+) -> Result<Predicate, QueryError> {
     let line = text.line;
     let (negated, operator) = match text.operator.strip_prefix("not-") {
         Some(positive) => (true, positive),
@@ -432,7 +484,7 @@ fn predicate(text: &PredicateText, names: &[String]) -> Result<Predicate, QueryE
                 .position(|n| Arg::Capture(n.clone()) == *other)
                 .map_or_else(|| at(line, "no such capture"), Ok)?,
         ),
-        ("match?", [Arg::Text(regex)]) => match MatchRegex::new(regex) {
+        ("match?", [Arg::Text(regex)]) => match MatchRegex::new(regex, regexes) {
             Ok(regex) => TextTest::Matches(regex),
             Err(e) => return at(line, format!("bad regex {regex:?}: {e}")),
         },

@@ -7,6 +7,7 @@ mod compiled;
 use serde::Deserialize;
 use warden_core::ThreatLevel;
 
+use crate::query::Build;
 use crate::{AnalysisError, Grammar};
 
 pub(crate) use compiled::{Compiled, Role};
@@ -151,8 +152,8 @@ pub(crate) struct RuleSet {
 
 impl RuleSet {
     /// Parses the rule file `file` (named `<language-id>.toml`), checks its conventions and
-    /// compiles its queries against the grammar.
-    pub(crate) fn load(file: &str, text: &str) -> Result<RuleSet, AnalysisError> {
+    /// compiles its queries against the grammar, building their regexes as `regexes` says.
+    pub(crate) fn load(file: &str, text: &str, regexes: Build) -> Result<RuleSet, AnalysisError> {
         let language = language_of(file)?;
         let language = language.as_str();
         let parsed = parse_file(text).map_err(|message| AnalysisError::Format {
@@ -195,7 +196,7 @@ impl RuleSet {
                 grammar: parsed.grammar.name(),
                 message: e.to_string(),
             })?;
-        let compiled = Compiled::compile(file, &grammar, &texts)?;
+        let compiled = Compiled::compile(file, &grammar, &texts, regexes)?;
         Ok(RuleSet {
             grammar: parsed.grammar,
             rules,
@@ -276,12 +277,13 @@ examples = ["import os\nos.system('ls')"]
 "#;
 
     fn error(text: &str) -> String {
-        RuleSet::load("python.toml", text).map_or_else(|e| e.to_string(), |_| "compiled".into())
+        RuleSet::load("python.toml", text, Build::Now)
+            .map_or_else(|e| e.to_string(), |_| "compiled".into())
     }
 
     #[test]
     fn a_rule_compiles_into_one_pattern_with_its_capture() {
-        let set = RuleSet::load("python.toml", RULE).expect("valid");
+        let set = RuleSet::load("python.toml", RULE, Build::Now).expect("valid");
         assert_eq!(set.rules[0].id, "python.system");
         let [pattern] = &set.compiled.patterns[..] else {
             panic!("one pattern: {:?}", set.compiled.patterns);
@@ -302,7 +304,7 @@ examples = ["import os\nos.system('ls')"]
         assert!(error(&RULE.replace("process", "processes")).contains("not a valid rule file"));
         let second = &RULE[RULE.find("[[rule]]").unwrap_or(0)..];
         assert!(error(&format!("{RULE}{second}")).contains("used twice"));
-        assert!(RuleSet::load("Py thon.toml", RULE).is_err());
+        assert!(RuleSet::load("Py thon.toml", RULE, Build::Now).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use tree_sitter::Language;
 
 use super::RuleText;
-use crate::query::{Pattern, QueryError, Resolver};
+use crate::query::{Build, Pattern, QueryError, Resolver, TextTest};
 use crate::AnalysisError;
 
 /// The capture a rule reports when it names none.
@@ -70,14 +70,16 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
-    /// Compiles `rules` (from the rule file `file`) against `language`.
+    /// Compiles `rules` (from the rule file `file`) against `language`, building their
+    /// regexes as `regexes` says.
     pub(crate) fn compile(
         file: &str,
         language: &Language,
         rules: &[RuleText],
+        regexes: Build,
     ) -> Result<Compiled, AnalysisError> {
         let mut patterns = Vec::new();
-        let mut resolver = Resolver::new(language);
+        let mut resolver = Resolver::with_regexes(language, regexes);
         for (rule, text) in rules.iter().enumerate() {
             let parts = [
                 (Some(&text.query), Role::Finding),
@@ -127,6 +129,19 @@ impl Compiled {
             by_kind,
             any_kind,
         })
+    }
+
+    /// Builds every regex not built yet; the index of the first rule one of whose regexes does
+    /// not build, and why.
+    pub(crate) fn check_regexes(&self) -> Result<(), (usize, String)> {
+        for p in &self.patterns {
+            for predicate in &p.pattern.predicates {
+                if let TextTest::Matches(regex) = &predicate.test {
+                    regex.check().map_err(|why| (p.rule, why))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The indices of the patterns that may match a node of kind `kind`.
