@@ -69,9 +69,14 @@ connections = threading.local()
 
 
 def served(path):
-    """Runs the program at `path` through the server, on this thread's connection."""
-    if not hasattr(connections, "conn"):
+    """Runs the program at `path` through the server, on this thread's connection (a new one
+    after a pause: the server closes idle connections while the other ways run)."""
+    now = time.monotonic()
+    if now - getattr(connections, "used", -1e9) > 1.0:
+        if hasattr(connections, "conn"):
+            connections.conn.close()
         connections.conn = http.client.HTTPConnection(SERVER, timeout=120)
+    connections.used = now
     with open(path) as f:
         body = json.dumps({"language": "python", "code": f.read()})
     connections.conn.request("POST", "/v1/executions?wait=true", body,
