@@ -58,3 +58,30 @@ wait_for_quiet() {
 
 # Quotes an argv for hyperfine's shell-words splitting (-N).
 q() { printf '%q ' "$@"; }
+
+# --- a server -------------------------------------------------------------------------------
+
+# Starts `warden serve` on a free loopback port with workers = 2, a queue of 64 and the given
+# pool_reuse, its files in a new temporary directory; sets ADDR (host:port) and stops the
+# server and removes the directory on exit.
+start_server() {
+    SERVER_WORK="$(mktemp -d)"
+    SERVER_PID=""
+    trap stop_server EXIT
+    printf '[server]\nworkers = 2\nqueue_size = 64\npool_reuse = %s\n' "$1" >"$SERVER_WORK/warden.toml"
+    WARDEN_CONFIG="$SERVER_WORK/warden.toml" WARDEN_DB="$SERVER_WORK/history.sqlite3" \
+        WARDEN_CACHE_DIR="$SERVER_WORK/cache" "$WARDEN" serve --listen 127.0.0.1:0 2>"$SERVER_WORK/log" &
+    SERVER_PID=$!
+    ADDR=""
+    for _ in $(seq 100); do
+        ADDR="$(sed -n 's/^warden: listening on http:\/\///p' "$SERVER_WORK/log" | head -n1)"
+        [[ -n "$ADDR" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$ADDR" ]] || die "warden serve did not start: $(cat "$SERVER_WORK/log")"
+}
+
+stop_server() {
+    [[ -n "$SERVER_PID" ]] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" || true
+    rm -rf "$SERVER_WORK"
+}

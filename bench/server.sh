@@ -24,24 +24,7 @@ source "$REPO/bench/lib.sh"
 ensure_tools hyperfine:hyperfine bwrap:bubblewrap
 build_warden
 
-WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-    [[ -n "$SERVER_PID" ]] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-printf '[server]\nworkers = 2\nqueue_size = 64\npool_reuse = %s\n' "${POOL_REUSE:-100}" >"$WORK/warden.toml"
-WARDEN_CONFIG="$WORK/warden.toml" WARDEN_DB="$WORK/history.sqlite3" \
-    WARDEN_CACHE_DIR="$WORK/cache" "$WARDEN" serve --listen 127.0.0.1:0 2>"$WORK/log" &
-SERVER_PID=$!
-for _ in $(seq 100); do
-    ADDR="$(sed -n 's/^warden: listening on http:\/\///p' "$WORK/log" | head -n1)"
-    [[ -n "$ADDR" ]] && break
-    sleep 0.1
-done
-[[ -n "${ADDR:-}" ]] || die "warden serve did not start: $(cat "$WORK/log")"
+start_server "${POOL_REUSE:-100}"
 
 wait_for_quiet
 echo "## Machine"
