@@ -131,8 +131,8 @@ pub(crate) enum TextTest {
 /// rules' compilation. The tests build every one of them (`Analyzer::compile_all`).
 #[derive(Debug)]
 pub(crate) struct MatchRegex {
-    /// `None` inside: a pattern built on first use that `regex_lite` refuses.
-    lite: OnceLock<Option<regex_lite::Regex>>,
+    /// Built with its query or on first use; why `regex_lite` refuses the pattern.
+    lite: OnceLock<Result<regex_lite::Regex, String>>,
     pattern: String,
     full: OnceLock<Option<Regex>>,
     uses: AtomicU32,
@@ -160,26 +160,18 @@ impl MatchRegex {
 
     /// Builds the regex if it is not yet built; why `regex_lite` refuses it.
     pub(crate) fn check(&self) -> Result<(), String> {
-        let mut refused = None;
-        let built = self.lite.get_or_init(|| {
-            regex_lite::Regex::new(&self.pattern)
-                .map_err(|e| refused = Some(e.to_string()))
-                .ok()
-        });
-        match (built, refused) {
-            (Some(_), _) => Ok(()),
-            (None, Some(why)) => Err(why),
-            (None, None) => Err("refused by regex_lite".into()),
-        }
+        self.lite().as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    fn lite(&self) -> &Result<regex_lite::Regex, String> {
+        self.lite
+            .get_or_init(|| regex_lite::Regex::new(&self.pattern).map_err(|e| e.to_string()))
     }
 
     /// Whether the regex is found in `text`.
     pub(crate) fn is_match(&self, text: &[u8]) -> bool {
         let uses = self.uses.fetch_add(1, Ordering::Relaxed);
-        let lite = self
-            .lite
-            .get_or_init(|| regex_lite::Regex::new(&self.pattern).ok());
-        let Some(lite) = lite else {
+        let Ok(lite) = self.lite() else {
             // A builtin pattern that does not build, which the tests rule out: a match, so
             // that the rule errs towards reporting.
             return true;
@@ -201,7 +193,7 @@ impl MatchRegex {
     #[cfg(test)]
     pub(crate) fn disagreement<'a>(&self, texts: &[&'a str]) -> Result<Option<&'a str>, String> {
         let full = self.full_builder().build().map_err(|e| e.to_string())?;
-        let lite = regex_lite::Regex::new(&self.pattern).map_err(|e| e.to_string())?;
+        let lite = self.lite().as_ref().map_err(Clone::clone)?;
         let differ = |t: &&&str| full.is_match(t.as_bytes()) != lite.is_match(t);
         Ok(texts.iter().find(differ).copied())
     }
