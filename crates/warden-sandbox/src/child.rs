@@ -145,8 +145,9 @@ fn enter_sandbox(
         .map_err(|e| SetupError::errno("unshare cgroup namespace", e))?;
     mounts::make_private()?;
     mounts::build_root(spec)?;
-    volumes::attach(&spec.volumes, volume_mounts)?;
     mounts::pivot_into()?;
+    mounts::build_workspace(spec)?;
+    volumes::attach(&spec.volumes, volume_mounts)?;
     mounts::mount_proc()?;
     mounts::detach_old_root()?;
     mounts::make_root_read_only()?;

@@ -3,6 +3,11 @@
 //! size-capped tmpfs holding `/work` and `/tmp` (only `/tmp` when a volume is the workspace:
 //! `volumes.rs` attaches the volumes). Then `pivot_root` into it and drop the host's tree.
 //! mount(2), pivot_root(2), mount_namespaces(7).
+//!
+//! Every unmount that frees a mount waits for an expedited RCU grace period (the kernel's
+//! `namespace_unlock`), about half a millisecond here, and interrupts every CPU. So mounts
+//! that go are gathered under one parent and detached together: the workspace tmpfs's
+//! temporary place is under the parked old root at setup, and under one holder at a reset.
 
 use std::fs;
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -19,8 +24,14 @@ use crate::plan::{SandboxSpec, WORKDIR};
 const NEW_ROOT: &str = "/tmp";
 /// Where the old root is parked between `pivot_root` and its detachment.
 const OLD_ROOT: &str = ".oldroot";
-/// Where the scratch tmpfs sits until `/work` and `/tmp` are bound out of it.
-const SCRATCH: &str = ".scratch";
+/// Where the workspace tmpfs sits at setup until `/work` and `/tmp` are bound out of it: a
+/// directory of the parked host root (the host's `/tmp`, which [`NEW_ROOT`] covered until
+/// `pivot_root` moved it away), so that it goes with the old root's detachment. Mounting there
+/// changes nothing of the host: the mount namespace is the sandbox's, and private.
+const SETUP_SCRATCH: &str = "/.oldroot/tmp";
+/// At a reset, the holder under which the old workspace mounts and the new tmpfs's temporary
+/// place are gathered, to be detached at once.
+const RESET_HOLDER: &str = "/.reset";
 /// Host devices bound into the sandbox's `/dev`.
 const DEVICES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
 
@@ -69,7 +80,6 @@ pub(crate) fn build_root(plan: &SandboxSpec) -> Result<()> {
         bind_read_only(&bind.path)?;
     }
     build_dev()?;
-    build_scratch(plan, Path::new(NEW_ROOT))?;
     write_identity_files()?;
     mkdir(&at(Path::new("/proc")))?;
     mkdir(&root.join(OLD_ROOT))
@@ -197,23 +207,23 @@ fn scratch_dirs(plan: &SandboxSpec) -> Vec<(&'static str, &'static str, u32)> {
         .collect()
 }
 
-/// One size-capped tmpfs for everything writable, so `/work` and `/tmp` share one cap, bound
-/// at `root`'s `/work` and `/tmp` (`scratch_dirs`).
-fn build_scratch(plan: &SandboxSpec, root: &Path) -> Result<()> {
-    let scratch = root.join(SCRATCH);
-    mkdir(&scratch)?;
+/// One size-capped tmpfs for everything writable, so `/work` and `/tmp` share one cap,
+/// mounted at `place` (an empty directory) and bound at `/work` and `/tmp` (`scratch_dirs`).
+/// After `pivot_root`, while `/` is writable. The caller detaches `place`'s mount with others;
+/// the binds keep the tmpfs alive.
+fn build_scratch(plan: &SandboxSpec, place: &Path) -> Result<()> {
     let size = plan.limits.workspace_size.bytes();
     let inodes = (size / 4096).clamp(1024, 1 << 20);
     do_mount(
         "mount the workspace tmpfs",
         Some(Path::new("tmpfs")),
-        &scratch,
+        place,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(&format!("size={size},nr_inodes={inodes},mode=0755")),
     )?;
     for (inner, outer, mode) in scratch_dirs(plan) {
-        let source = scratch.join(inner);
+        let source = place.join(inner);
         fs::DirBuilder::new()
             .mode(mode)
             .create(&source)
@@ -221,20 +231,24 @@ fn build_scratch(plan: &SandboxSpec, root: &Path) -> Result<()> {
         // The umask trimmed the mode (the sticky, world-writable /tmp in particular).
         fs::set_permissions(&source, fs::Permissions::from_mode(mode))
             .map_err(|e| SetupError::io("chmod", &source, e))?;
-        let target = root.join(outer.trim_start_matches('/'));
-        mkdir(&target)?;
+        let target = Path::new(outer);
+        mkdir(target)?;
         do_mount(
             "bind workspace",
             Some(&source),
-            &target,
+            target,
             None,
             MsFlags::MS_BIND,
             None,
         )?;
     }
-    umount2(&scratch, MntFlags::MNT_DETACH)
-        .map_err(|e| SetupError::sys("detach scratch", &scratch, e))?;
-    fs::remove_dir(&scratch).map_err(|e| SetupError::io("remove directory", &scratch, e))
+    Ok(())
+}
+
+/// After `pivot_root`, before the old root is detached: the workspace tmpfs, its temporary
+/// place under the old root ([`SETUP_SCRATCH`]).
+pub(crate) fn build_workspace(plan: &SandboxSpec) -> Result<()> {
+    build_scratch(plan, Path::new(SETUP_SCRATCH))
 }
 
 /// `/etc/passwd`, `/etc/group` and `/etc/hosts` describing the sandbox, not the host, and
@@ -293,12 +307,10 @@ pub(crate) fn detach_old_root() -> Result<()> {
 /// with an empty one (the old one is freed once unmounted). A volume, `/work` included, is
 /// left as it is: its contents are meant to last. The root is writable only while this runs,
 /// when no process but the init exists.
+///
+/// One detachment: a small holder tmpfs receives the old `/work` and `/tmp` mounts (moved, not
+/// unmounted) and the new tmpfs's temporary place, and goes with all three.
 pub(crate) fn renew_scratch(plan: &SandboxSpec) -> Result<()> {
-    for (_, outer, _) in scratch_dirs(plan) {
-        let path = Path::new(outer);
-        umount2(path, MntFlags::MNT_DETACH)
-            .map_err(|e| SetupError::sys("unmount the workspace", path, e))?;
-    }
     do_mount(
         "remount / writable",
         None,
@@ -307,7 +319,34 @@ pub(crate) fn renew_scratch(plan: &SandboxSpec) -> Result<()> {
         MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         None,
     )?;
-    build_scratch(plan, Path::new("/"))?;
+    let holder = Path::new(RESET_HOLDER);
+    mkdir(holder)?;
+    do_mount(
+        "mount the reset holder",
+        Some(Path::new("tmpfs")),
+        holder,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=16k,nr_inodes=16,mode=0700"),
+    )?;
+    for (inner, outer, _) in scratch_dirs(plan) {
+        let parked = holder.join(format!("old-{inner}"));
+        mkdir(&parked)?;
+        do_mount(
+            "move the old workspace away",
+            Some(Path::new(outer)),
+            &parked,
+            None,
+            MsFlags::MS_MOVE,
+            None,
+        )?;
+    }
+    let place = holder.join("new");
+    mkdir(&place)?;
+    build_scratch(plan, &place)?;
+    umount2(holder, MntFlags::MNT_DETACH)
+        .map_err(|e| SetupError::sys("detach the old workspace", holder, e))?;
+    fs::remove_dir(holder).map_err(|e| SetupError::io("remove directory", holder, e))?;
     make_root_read_only()
 }
 

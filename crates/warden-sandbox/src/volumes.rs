@@ -134,9 +134,9 @@ pub(crate) fn wait_for_release(sync: OwnedFd) -> Result<Vec<OwnedFd>, SetupError
     }
 }
 
-/// In the init, in the new root before `pivot_root`: attaches each volume's mount at its
-/// target, created as an empty directory in the root tmpfs (for `/work`, the directory the
-/// workspace tmpfs would have had).
+/// In the init, after `pivot_root` and the workspace tmpfs, while `/` is writable: attaches
+/// each volume's mount at its target, created as an empty directory in the root tmpfs (for
+/// `/work`, the directory the workspace tmpfs would have had).
 pub(crate) fn attach(volumes: &[VolumeMount], received: Vec<OwnedFd>) -> Result<(), SetupError> {
     if received.len() != volumes.len() {
         return Err(SetupError::new(
@@ -145,9 +145,8 @@ pub(crate) fn attach(volumes: &[VolumeMount], received: Vec<OwnedFd>) -> Result<
         ));
     }
     for (volume, mount) in volumes.iter().zip(received) {
-        let target = mounts::at(&volume.target);
-        mounts::mkdir(&target)?;
-        move_detached(mount.as_fd(), &target)
+        mounts::mkdir(&volume.target)?;
+        move_detached(mount.as_fd(), &volume.target)
             .map_err(|e| SetupError::sys("attach volume at", &volume.target, e))?;
     }
     Ok(())

@@ -404,11 +404,11 @@ fn a_ready_sandbox_runs_its_job_in_a_standby_payload_confined_alike() {
 #[test]
 fn a_reset_native_sandbox_keeps_nothing_of_the_last_job() {
     let before = our_cgroups();
-    let mut sandbox = sandbox().native().create(&spec()).expect("created");
+    let mut reused = sandbox().native().create(&spec()).expect("created");
     let mut first =
         sh("echo secret > /work/left.txt; mkdir /tmp/d; echo secret > /tmp/d/f; ipcmk -M 4096 >/dev/null; ipcmk -Q >/dev/null; ipcs -m -q | grep -c 0x");
     first.files.push(WorkspaceFile::new("input.txt", "given\n"));
-    let one = sandbox.run(&first, Stdin::Null).expect("first job");
+    let one = reused.run(&first, Stdin::Null).expect("first job");
     assert_eq!(one.outcome, Outcome::Exited { code: 0 }, "{one:?}");
     assert_eq!(
         text(&one.stdout).trim(),
@@ -416,9 +416,9 @@ fn a_reset_native_sandbox_keeps_nothing_of_the_last_job() {
         "the job made its IPC objects"
     );
 
-    sandbox.reset().expect("reset");
+    reused.reset().expect("reset");
     let look = "ls -A /work /tmp; ipcs -m -q | grep -c 0x; echo >/work/new && echo writable";
-    let two = sandbox
+    let two = reused
         .run(&sh(look), Stdin::Null)
         .expect("a job after the reset");
     assert_eq!(
@@ -428,16 +428,33 @@ fn a_reset_native_sandbox_keeps_nothing_of_the_last_job() {
     );
     // Resetting again, and again, works the same (the old mounts do not pile up).
     for _ in 0..3 {
-        sandbox.reset().expect("reset");
+        reused.reset().expect("reset");
     }
-    let three = sandbox
+    let three = reused
         .run(
             &sh("ls -A /work; grep -c ' /work \\| /tmp ' /proc/self/mountinfo"),
             Stdin::Null,
         )
         .expect("a job after more resets");
     assert_eq!(text(&three.stdout), "2\n", "{three:?}");
-    sandbox.destroy().expect("destroyed");
+    // From inside, the reset sandbox looks like a fresh one: the same mount points (no holder
+    // or temporary place left over) and a workspace with the same free blocks and inodes.
+    let view = "awk '{print $5}' /proc/self/mountinfo | sort; stat -f -c '%b %f %c %d' /work /tmp";
+    let reset_view = reused
+        .run(&sh(view), Stdin::Null)
+        .expect("a look after resets");
+    reused.destroy().expect("destroyed");
+    let mut fresh = sandbox().native().create(&spec()).expect("created");
+    let fresh_view = fresh
+        .run(&sh(view), Stdin::Null)
+        .expect("a look when fresh");
+    fresh.destroy().expect("destroyed");
+    assert_eq!(
+        reset_view.outcome,
+        Outcome::Exited { code: 0 },
+        "{reset_view:?}"
+    );
+    assert_eq!(text(&reset_view.stdout), text(&fresh_view.stdout));
     assert_eq!(our_cgroups(), before, "nothing left behind");
 }
 
