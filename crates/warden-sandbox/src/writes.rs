@@ -25,7 +25,7 @@ use nix::sys::statvfs::{statvfs, FsFlags};
 use serde::{Deserialize, Serialize};
 use warden_core::seccomp_policy::DenySeverity;
 use warden_sys::seccomp::{
-    seccomp_data_arg_low, SockFilter, BPF_JEQ, BPF_JSET, SECCOMP_DATA_NR, SECCOMP_RET_USER_NOTIF,
+    seccomp_data_arg_low, SockFilter, BPF_JSET, SECCOMP_DATA_NR, SECCOMP_RET_USER_NOTIF,
 };
 
 use crate::seccomp::{jump, load, ret};
@@ -339,34 +339,33 @@ pub(crate) fn watches(nr: i32) -> bool {
     watched(nr).is_some()
 }
 
-/// The filter's blocks for the watched calls, in the form of `seccomp.rs`'s rule blocks:
-/// they expect the call number in the accumulator and leave it there for the next block.
-/// An `open` or `openat` without a write flag is not suspended (the flags are an `int`: their
-/// low word is all the kernel reads), nor, since the kernel answers it at once, does any
-/// other call pay more than these comparisons.
-pub(crate) fn filter_blocks() -> Vec<SockFilter> {
+/// The filter's code for the watched calls, per call number, in the form of `seccomp.rs`'s
+/// rule bodies: run when the call number (in the accumulator) is the call's, they leave it
+/// there when they do not return. An `open` or `openat` without a write flag is not suspended
+/// (the flags are an `int`: their low word is all the kernel reads), nor, since the kernel
+/// answers it at once, does any other call pay more than the dispatch.
+pub(crate) fn filter_bodies() -> Vec<(u32, Vec<SockFilter>)> {
     let notify = ret(SECCOMP_RET_USER_NOTIF);
-    let mut blocks = Vec::new();
-    for (_, nr, operands) in WATCHED {
-        let body = match operands {
-            [Operand {
-                effect: Effect::Open(Flags::Arg(at)),
-                ..
-            }] => vec![
-                load(seccomp_data_arg_low(
-                    u32::try_from(*at).expect("argument indexes are below 6"),
-                )),
-                jump(BPF_JSET, WRITE_FLAGS, 0, 1),
-                notify,
-                load(SECCOMP_DATA_NR),
-            ],
-            _ => vec![notify],
-        };
-        let skip = u8::try_from(body.len()).expect("a block is a few instructions");
-        blocks.push(jump(BPF_JEQ, number(*nr), 0, skip));
-        blocks.extend(body);
-    }
-    blocks
+    WATCHED
+        .iter()
+        .map(|(_, nr, operands)| {
+            let body = match operands {
+                [Operand {
+                    effect: Effect::Open(Flags::Arg(at)),
+                    ..
+                }] => vec![
+                    load(seccomp_data_arg_low(
+                        u32::try_from(*at).expect("argument indexes are below 6"),
+                    )),
+                    jump(BPF_JSET, WRITE_FLAGS, 0, 1),
+                    notify,
+                    load(SECCOMP_DATA_NR),
+                ],
+                _ => vec![notify],
+            };
+            (number(*nr), body)
+        })
+        .collect()
 }
 
 /// A suspended call as [`inspect`] needs it.

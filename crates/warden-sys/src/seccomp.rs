@@ -66,6 +66,10 @@ pub const BPF_K: u16 = libc::BPF_K as u16;
 pub const BPF_JEQ: u16 = libc::BPF_JEQ as u16;
 /// Jump if the accumulator and `k` have a bit in common.
 pub const BPF_JSET: u16 = libc::BPF_JSET as u16;
+/// Jump if the accumulator is at least `k` (unsigned).
+pub const BPF_JGE: u16 = libc::BPF_JGE as u16;
+/// Jump always, `k` instructions ahead (a 32-bit offset, where `jt` and `jf` have 8 bits).
+pub const BPF_JA: u16 = libc::BPF_JA as u16;
 /// The longest program the kernel accepts, in instructions.
 pub const BPF_MAXINSNS: usize = 4096;
 
