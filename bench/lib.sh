@@ -62,26 +62,38 @@ q() { printf '%q ' "$@"; }
 # --- a server -------------------------------------------------------------------------------
 
 # Starts `warden serve` on a free loopback port with workers = 2, a queue of 64 and the given
-# pool_reuse, its files in a new temporary directory; sets ADDR (host:port) and stops the
-# server and removes the directory on exit.
+# pool_reuse, its files in a new temporary directory; sets ADDR (host:port). Every server
+# started is stopped, and its directory removed, on exit. The binary is $WARDEN unless a second
+# argument names another (an older build, to compare).
+SERVER_PIDS=()
+SERVER_WORKS=()
 start_server() {
-    SERVER_WORK="$(mktemp -d)"
-    SERVER_PID=""
+    local work pid binary="${2:-$WARDEN}"
+    work="$(mktemp -d)"
+    SERVER_WORKS+=("$work")
     trap stop_server EXIT
-    printf '[server]\nworkers = 2\nqueue_size = 64\npool_reuse = %s\n' "$1" >"$SERVER_WORK/warden.toml"
-    WARDEN_CONFIG="$SERVER_WORK/warden.toml" WARDEN_DB="$SERVER_WORK/history.sqlite3" \
-        WARDEN_CACHE_DIR="$SERVER_WORK/cache" "$WARDEN" serve --listen 127.0.0.1:0 2>"$SERVER_WORK/log" &
-    SERVER_PID=$!
+    printf '[server]\nworkers = 2\nqueue_size = 64\npool_reuse = %s\n' "$1" >"$work/warden.toml"
+    WARDEN_CONFIG="$work/warden.toml" WARDEN_DB="$work/history.sqlite3" \
+        WARDEN_CACHE_DIR="$work/cache" "$binary" serve --listen 127.0.0.1:0 2>"$work/log" &
+    pid=$!
+    SERVER_PIDS+=("$pid")
     ADDR=""
     for _ in $(seq 100); do
-        ADDR="$(sed -n 's/^warden: listening on http:\/\///p' "$SERVER_WORK/log" | head -n1)"
+        ADDR="$(sed -n 's/^warden: listening on http:\/\///p' "$work/log" | head -n1)"
         [[ -n "$ADDR" ]] && break
         sleep 0.1
     done
-    [[ -n "$ADDR" ]] || die "warden serve did not start: $(cat "$SERVER_WORK/log")"
+    [[ -n "$ADDR" ]] || die "warden serve did not start: $(cat "$work/log")"
 }
 
 stop_server() {
-    [[ -n "$SERVER_PID" ]] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" || true
-    rm -rf "$SERVER_WORK"
+    local pid work
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null && wait "$pid" || true
+    done
+    for work in "${SERVER_WORKS[@]}"; do
+        rm -rf "$work"
+    done
+    SERVER_PIDS=()
+    SERVER_WORKS=()
 }
