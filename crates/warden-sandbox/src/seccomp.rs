@@ -1021,38 +1021,58 @@ mod tests {
     #[test]
     fn the_search_decides_every_call_as_the_linear_list_did() {
         let policy = SeccompPolicy::builtin().expect("builtin policy is valid");
-        let mut bodies = Vec::new();
+        let (mut bodies, mut errno_bodies) = (Vec::new(), Vec::new());
         for rule in policy.rules() {
             if let Lookup::Native(nr) = syscall_number(&rule.syscall) {
                 bodies.push((nr, rule_body(rule, true)));
+                errno_bodies.push((nr, rule_body(rule, false)));
             }
         }
         bodies.extend(crate::writes::filter_bodies());
-        let reference = linear(&bodies);
         let filter = compile(&policy).expect("builtin policy compiles");
-        assert!(
-            filter.program.len() < reference.len() + reference.len() / 4,
-            "{} instructions against {}",
-            filter.program.len(),
-            reference.len()
-        );
+        let pairs = [
+            (&filter.program, linear(&bodies)),
+            (&filter.errno_only, linear(&errno_bodies)),
+        ];
+        for (program, reference) in &pairs {
+            assert!(
+                program.len() < reference.len() + reference.len() / 4,
+                "{} instructions against {}",
+                program.len(),
+                reference.len()
+            );
+        }
         let values = probe_values();
-        let mut checked = 0;
+        let mut probes = Vec::new();
         for nr in (0..600).chain([0x4000_0000, 0x4000_0001, -1]) {
             for at in 0..6 {
                 for value in &values {
                     let mut data = Data::call(nr, 0);
                     data.args[at] = *value;
-                    assert_eq!(
-                        run(&filter.program, &data),
-                        run(&reference, &data),
-                        "call {nr}, args[{at}] = {value:#x}"
-                    );
-                    checked += 1;
+                    probes.push(data);
+                }
+            }
+            // Both arguments a socket call reads: the family and the protocol.
+            for family in &values {
+                for protocol in [0, flags(libc::NETLINK_ROUTE), 1, u64::MAX] {
+                    let mut data = Data::call(nr, *family);
+                    data.args[2] = protocol;
+                    probes.push(data);
                 }
             }
         }
-        assert!(checked > 100_000);
+        assert!(probes.len() > 100_000);
+        for data in &probes {
+            for (program, reference) in &pairs {
+                assert_eq!(
+                    run(program, data),
+                    run(reference, data),
+                    "call {}, args {:x?}",
+                    data.nr,
+                    data.args
+                );
+            }
+        }
     }
 
     #[test]
