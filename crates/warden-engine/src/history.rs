@@ -44,6 +44,40 @@ pub use traffic::{ConnectionFilter, LoggedConnection};
 /// How long a write waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The first wait of [`wait_for_lock`]; each next one doubles, up to [`LONGEST_WAIT`].
+const FIRST_WAIT: Duration = Duration::from_micros(25);
+/// The longest single wait of [`wait_for_lock`].
+const LONGEST_WAIT: Duration = Duration::from_millis(5);
+
+/// SQLite's busy handler: called with how many times it was called for the same lock, it
+/// sleeps and asks for another try, or gives up once the waits add up to [`BUSY_TIMEOUT`].
+///
+/// SQLite's own (`busy_timeout`) sleeps 1 ms first, then 2, 5, 10 ms and more, while another
+/// `warden run`'s record holds the write lock for a fraction of a millisecond: two CLI workers
+/// slept a millisecond in one run of six, with both CPUs often idle. Here the waits start at
+/// 25 µs and double.
+fn wait_for_lock(count: i32) -> bool {
+    let count = u32::try_from(count).unwrap_or(0);
+    if waited_before(count) >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(lock_wait(count));
+    true
+}
+
+/// The `n`th wait (from 0) of [`wait_for_lock`].
+fn lock_wait(n: u32) -> Duration {
+    FIRST_WAIT
+        .saturating_mul(1u32.checked_shl(n).unwrap_or(u32::MAX))
+        .min(LONGEST_WAIT)
+}
+
+/// What the waits before the `n`th add up to. From the 8th on each is [`LONGEST_WAIT`].
+fn waited_before(n: u32) -> Duration {
+    let ramp: Duration = (0..n.min(8)).map(lock_wait).sum();
+    ramp + LONGEST_WAIT.saturating_mul(n.saturating_sub(8))
+}
+
 /// The WAL size past which a record empties it into the database.
 const WAL_LIMIT: u64 = 1 << 20;
 
@@ -154,8 +188,8 @@ impl HistoryStore {
         let mut store = Self { conn, path };
         store
             .conn
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| store.error("setting the busy timeout", e))?;
+            .busy_handler(Some(wait_for_lock))
+            .map_err(|e| store.error("setting the busy handler", e))?;
         store.retry_while_busy("switching to WAL mode", |s| s.use_wal())?;
         schema::migrate(&mut store.conn, &store.path)?;
         Ok(store)
@@ -433,4 +467,28 @@ pub fn utc_from_unix_ms(ms: u64) -> String {
 fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_waits_start_short_double_and_give_up_at_the_busy_timeout() {
+        assert_eq!(lock_wait(0), FIRST_WAIT);
+        assert_eq!(lock_wait(1), FIRST_WAIT * 2);
+        assert_eq!(lock_wait(8), LONGEST_WAIT);
+        assert_eq!(lock_wait(u32::MAX), LONGEST_WAIT);
+        // The closed form agrees with adding the waits one by one.
+        for n in 0..40 {
+            let added: Duration = (0..n).map(lock_wait).sum();
+            assert_eq!(waited_before(n), added, "{n}");
+        }
+        let last_try = (0..)
+            .find(|n| waited_before(*n) >= BUSY_TIMEOUT)
+            .expect("finite");
+        assert!((990..1010).contains(&last_try), "{last_try}");
+        assert!(!wait_for_lock(i32::try_from(last_try).expect("small")));
+        assert!(!wait_for_lock(i32::MAX));
+    }
 }
