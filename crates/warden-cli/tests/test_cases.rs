@@ -86,6 +86,43 @@ fn each_case_gets_a_verdict_in_fresh_and_shared_sandboxes() {
     }
 }
 
+/// The cgroups of this test process's sandboxes that still exist.
+fn our_cgroups() -> usize {
+    let prefix = format!("run-{}-", std::process::id());
+    std::fs::read_dir("/sys/fs/cgroup/pids/warden")
+        .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn fresh_sandboxes_end_while_the_next_runs_and_none_outlives_the_execution() {
+    // Each case's sandbox is let go when its run ends and destroyed while the next case runs
+    // (or, for the last, while the history is written): each case still sees a new one, and
+    // every one is gone when `execute` returns, whether it succeeded or not.
+    let world = World::new();
+    let engine = engine(&world);
+    let code = "import os\nprint(os.path.exists('/tmp/mark'))\nopen('/tmp/mark', 'w').close()\n";
+    let cases = (0..5).map(|_| case("", "False\n")).collect();
+    let mut req = request("python", code, cases);
+    req.reuse = SandboxReuse::Fresh;
+    let result = engine.execute(req).expect("executed").result;
+    assert!(
+        result.tests.iter().all(|t| t.verdict == Verdict::Accepted),
+        "{:?}",
+        result.tests
+    );
+    assert_eq!(our_cgroups(), 0, "every sandbox is removed");
+    let failing = request("python", "raise SystemExit(3)\n", vec![case("", "")]);
+    let result = engine.execute(failing).expect("executed").result;
+    assert_eq!(result.outcome, Outcome::Exited { code: 3 });
+    assert_eq!(our_cgroups(), 0, "every sandbox is removed");
+}
+
 #[test]
 fn exact_comparison_and_stop_on_failure() {
     let world = World::new();

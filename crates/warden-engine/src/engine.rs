@@ -364,9 +364,12 @@ impl Engine {
         .with_network(network.clone());
         clock.lap("plan");
         let stages = self.stages(&prepared, &mut request, &mut runner);
-        let finished = runner.finish();
+        // The last sandbox ends while the history is written: its processes exit and its
+        // mounts go (an RCU grace period) on another CPU meanwhile. A stage's error returns
+        // here, and dropping the runner ends and removes that sandbox as `finish` would.
+        let let_go = runner.let_go();
         let (compile, run, tests) = stages?;
-        finished?;
+        let_go?;
         let (setup, jobs, teardown) = runner.timings();
         clock.split(&[("setup", setup), ("jobs", jobs), ("teardown", teardown)]);
         let report = network
@@ -376,6 +379,10 @@ impl Engine {
         result.volumes = std::mem::take(&mut request.volumes);
         let warnings = self.record(&result, input.borrowed());
         clock.lap("record");
+        // Recorded even if removing the sandbox then fails: the program ran, and the error
+        // still reaches the caller.
+        runner.finish()?;
+        clock.lap("ending");
         Ok(Execution {
             result,
             warnings,

@@ -676,6 +676,15 @@ impl LiveSandbox {
         }
     }
 
+    /// Lets the sandbox end without waiting: its init reads end-of-file and exits, and the
+    /// helper, its lifeline cut, follows, while the caller does something else (the CLI writes
+    /// its history record meanwhile). It runs no more jobs; [`LiveSandbox::destroy`] (or
+    /// dropping it) then waits for them and removes what is left.
+    pub fn let_go(&mut self) {
+        self.jobs = None;
+        self.lifeline = None;
+    }
+
     /// Ends the sandbox and removes everything it held on the host. Errors name what could
     /// not be removed; everything else is still removed.
     pub fn destroy(mut self) -> Result<(), SandboxError> {

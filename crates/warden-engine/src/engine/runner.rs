@@ -28,6 +28,10 @@ pub(super) struct Runner<'e> {
     spec: SandboxSpec,
     reuse: SandboxReuse,
     shared: Option<(LiveSandbox, Option<BlockingProxy>)>,
+    /// The last sandbox let go ([`LiveSandbox::let_go`]) and not yet destroyed: it ends while
+    /// the runner goes on (the next job's sandbox is built, the history is written), and is
+    /// destroyed at the next release or at [`Runner::finish`]. At most one.
+    ending: Option<LiveSandbox>,
     cancel: Option<Cancellation>,
     /// The network policy; with egress, each sandbox gets its own proxy and is never pooled.
     network: Option<NetworkPlan>,
@@ -61,6 +65,7 @@ impl<'e> Runner<'e> {
             spec,
             reuse,
             shared: None,
+            ending: None,
             cancel,
             network: None,
             records: Vec::new(),
@@ -105,10 +110,23 @@ impl<'e> Runner<'e> {
         }
         let released = match self.pool {
             Some(pool) => pool.give_back(sandbox, &self.owner),
-            None => sandbox.destroy(),
+            None => {
+                let mut sandbox = sandbox;
+                sandbox.let_go();
+                match self.ending.replace(sandbox) {
+                    Some(previous) => previous.destroy(),
+                    None => Ok(()),
+                }
+            }
         };
         self.teardown += started.elapsed();
         Ok(released?)
+    }
+
+    /// Destroys the sandbox let go last, if any: waits for its processes to be gone and
+    /// removes its cgroup.
+    fn end_the_last(&mut self) -> Result<(), EngineError> {
+        Ok(self.ending.take().map_or(Ok(()), LiveSandbox::destroy)?)
     }
 
     /// Runs every job in `sandbox`, a session's (`sessions.rs`), which outlives the runner:
@@ -240,11 +258,19 @@ impl<'e> Runner<'e> {
         }
     }
 
-    /// Releases the shared sandbox, if any.
-    pub(super) fn finish(&mut self) -> Result<(), EngineError> {
+    /// Lets every sandbox go: the shared one is released (its proxy stopped, its log kept),
+    /// and the last one starts ending without being waited for; [`Runner::finish`] waits.
+    pub(super) fn let_go(&mut self) -> Result<(), EngineError> {
         match self.shared.take() {
             Some((sandbox, proxy)) => self.release(sandbox, proxy),
             None => Ok(()),
         }
+    }
+
+    /// Lets every sandbox go and waits until the last one is gone and removed.
+    pub(super) fn finish(&mut self) -> Result<(), EngineError> {
+        let released = self.let_go();
+        let ended = self.end_the_last();
+        released.and(ended)
     }
 }
