@@ -13,9 +13,9 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use warden_sys::seccomp::{
-    install_filter, SockFilter, AUDIT_ARCH_NATIVE, BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD,
-    BPF_RET, BPF_W, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_DATA,
-    SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
+    install_filter, SockFilter, AUDIT_ARCH_NATIVE, BPF_ABS, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JMP,
+    BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR, SECCOMP_RET_ALLOW,
+    SECCOMP_RET_DATA, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
 };
 
 /// A filter that kills foreign-arch calls (a wrong `AUDIT_ARCH_NATIVE` would kill every child),
@@ -139,4 +139,50 @@ fn a_filter_the_kernel_rejects_is_an_error() {
         run_filtered(&bad, body),
         WaitStatus::Exited(_, 101)
     ));
+}
+
+#[test]
+fn jge_and_ja_dispatch_as_warden_compiles_them() {
+    fn body() -> i32 {
+        if try_mount() != libc::EPERM {
+            return 1;
+        }
+        // SAFETY: getpid has no arguments and cannot fail.
+        if unsafe { libc::syscall(libc::SYS_getpid) } <= 0 {
+            return 2;
+        }
+        0
+    }
+    // `test_program`'s decisions reached through a `jge` on the call number and a `ja` over
+    // 300 padding instructions (longer than an 8-bit offset), as warden-sandbox's search
+    // compiles long policies: the kernel must accept both and take them as the tests'
+    // interpreter does.
+    let nr = |sys: libc::c_long| u32::try_from(sys).expect("syscall numbers are small");
+    let mut program = test_program()[..4].to_vec();
+    // The lower of the two numbers the tail decides (their order differs between
+    // architectures): every call below it is allowed past the padding.
+    let split = nr(libc::SYS_mount).min(nr(libc::SYS_getppid));
+    program.push(SockFilter::jump(BPF_JMP | BPF_JGE | BPF_K, split, 0, 1));
+    program.push(SockFilter::stmt(BPF_JMP | BPF_JA, 301));
+    // Below the split: padding, then allow.
+    program.extend((0..300).map(|_| SockFilter::jump(BPF_JMP | BPF_JEQ | BPF_K, u32::MAX, 0, 0)));
+    program.push(SockFilter::stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    // From the split up: `test_program`'s last five instructions.
+    program.extend_from_slice(&test_program()[4..]);
+    let status = run_filtered(&program, body);
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "expected exit 0, got {status:?}"
+    );
+    fn parent() -> i32 {
+        // SAFETY: getppid has no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+        3
+    }
+    // getppid reaches its kill through the `ja` too.
+    let status = run_filtered(&program, parent);
+    assert!(
+        matches!(status, WaitStatus::Signaled(_, Signal::SIGSYS, _)),
+        "expected death by SIGSYS, got {status:?}"
+    );
 }
