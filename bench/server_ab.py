@@ -6,62 +6,20 @@ This machine's speed drifts by a third from one minute to the next, so each row 
 made side by side: latency in triples (bare, before, after; the order rotating), throughput in
 rounds of the three in turn, each server's rate taken as a ratio to the bare rounds around it."""
 
-import http.client
-import json
 import statistics
-import subprocess
 import sys
-import threading
-import time
-import urllib.parse
+
+from server_common import bare_runner, client, throughput, timed
 
 BEFORE, AFTER, PY = sys.argv[1], sys.argv[2], sys.argv[3]
 RUNS, SECONDS = int(sys.argv[4]), float(sys.argv[5])
-BODY = json.dumps({"language": "python", "code": 'print("hello")'})
 ROUNDS = 6
+bare = bare_runner(PY)
 
 
-def bare():
-    out = subprocess.run([PY, "-c", 'print("hello")'], capture_output=True, env={})
-    assert out.stdout == b"hello\n", out
-
-
-def client(url):
-    """A function making one request on its own keep-alive connection."""
-    conn = http.client.HTTPConnection(urllib.parse.urlparse(url).netloc, timeout=60)
-
-    def once():
-        conn.request("POST", "/v1/executions?wait=true", BODY, {"content-type": "application/json"})
-        response = conn.getresponse()
-        result = json.loads(response.read())
-        assert response.status == 200 and result["stdout"] == "hello\n", result
-
-    return once
-
-
-def timed(run):
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
-def rate(make, seconds, threads=2):
-    """Runs per second of `threads` loops, each with its own `make()`."""
-    count = [0] * threads
-    stop = time.perf_counter() + seconds
-
-    def loop(i):
-        run = make()
-        while time.perf_counter() < stop:
-            run()
-            count[i] += 1
-
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return sum(count) / seconds
+def rate(make, seconds):
+    """Runs per second of two loops, each with its own `make()`."""
+    return throughput(make, seconds) / seconds
 
 
 runs = {"bare": bare, "before": client(BEFORE), "after": client(AFTER)}

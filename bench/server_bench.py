@@ -5,36 +5,18 @@ Paired: this machine's speed drifts by a third from one minute to the next, so b
 runs are interleaved (latency: one of each in turn, the order alternating; throughput: four
 rounds of each in turn), and a ratio compares runs made side by side."""
 
-import http.client
-import json
 import statistics
-import subprocess
 import sys
-import threading
-import time
-import urllib.parse
+
+from server_common import bare_runner, client as client_of, throughput, timed
 
 URL, PY, RUNS, SECONDS = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-HOST = urllib.parse.urlparse(URL).netloc
-BODY = json.dumps({"language": "python", "code": 'print("hello")'})
-
-
-def bare():
-    out = subprocess.run([PY, "-c", 'print("hello")'], capture_output=True, env={})
-    assert out.stdout == b"hello\n", out
+bare = bare_runner(PY)
 
 
 def client():
     """One keep-alive connection; returns a function making one request."""
-    conn = http.client.HTTPConnection(HOST, timeout=60)
-
-    def once():
-        conn.request("POST", "/v1/executions?wait=true", BODY, {"content-type": "application/json"})
-        response = conn.getresponse()
-        result = json.loads(response.read())
-        assert response.status == 200 and result["stdout"] == "hello\n", result
-
-    return once
+    return client_of(URL)
 
 
 def judge0_client():
@@ -51,12 +33,6 @@ def judge0_client():
         assert result.stdout.strip() == "hello", result
 
     return once
-
-
-def timed(run):
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
 
 
 def paired_latency(bare_run, server_run, warmup=10):
@@ -93,25 +69,6 @@ def paired_throughput(bare_make, server_make):
             else:
                 server_runs += runs
     return bare_runs / SECONDS, server_runs / SECONDS
-
-
-def throughput(make, seconds, threads=2):
-    """How many runs `threads` loops made in `seconds`."""
-    count = [0] * threads
-    stop = time.perf_counter() + seconds
-
-    def loop(i):
-        run = make()
-        while time.perf_counter() < stop:
-            run()
-            count[i] += 1
-
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return sum(count)
 
 
 bare_latency, server_latency, latency_ratio = paired_latency(bare, client())
