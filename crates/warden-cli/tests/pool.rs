@@ -9,7 +9,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::World;
+use support::{our_cgroups, World};
 use warden_engine::{Engine, ExecutionRequest, Origin, SourceFile};
 
 fn engine_with(world: &World, reuse: u64) -> Engine {
@@ -54,19 +54,6 @@ fn refilled(engine: &Engine) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The cgroups of this test process's sandboxes that still exist.
-fn our_cgroups() -> usize {
-    let prefix = format!("run-{}-", std::process::id());
-    std::fs::read_dir("/sys/fs/cgroup/pids/warden")
-        .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
-        .map(|dir| {
-            dir.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 #[test]

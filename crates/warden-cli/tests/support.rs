@@ -212,3 +212,17 @@ pub fn host_address() -> std::net::Ipv4Addr {
         .find(|a| !a.is_loopback())
         .expect("this host has a non-loopback IPv4 address")
 }
+
+/// The cgroups of this test process's sandboxes that still exist (their names start with
+/// `run-<pid>-`), in the pids hierarchy (v1) or the unified one.
+pub fn our_cgroups() -> usize {
+    let prefix = format!("run-{}-", std::process::id());
+    std::fs::read_dir("/sys/fs/cgroup/pids/warden")
+        .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}

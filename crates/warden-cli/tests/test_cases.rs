@@ -7,7 +7,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::World;
+use support::{our_cgroups, World};
 use warden_core::{LimitOverrides, Outcome, OutcomeKind};
 use warden_engine::{
     Comparison, Engine, ExecutionRequest, SandboxReuse, SourceFile, TestCase, Verdict,
@@ -84,19 +84,6 @@ fn each_case_gets_a_verdict_in_fresh_and_shared_sandboxes() {
             "the last case's"
         );
     }
-}
-
-/// The cgroups of this test process's sandboxes that still exist.
-fn our_cgroups() -> usize {
-    let prefix = format!("run-{}-", std::process::id());
-    std::fs::read_dir("/sys/fs/cgroup/pids/warden")
-        .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
-        .map(|dir| {
-            dir.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 #[test]
