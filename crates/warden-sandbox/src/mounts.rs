@@ -1,13 +1,13 @@
 //! The sandbox's filesystem, built by the init inside its new mount namespace: an empty tmpfs
-//! root, read-only binds of only the runtime paths, a minimal `/dev`, a fresh `/proc`, and a
-//! size-capped tmpfs holding `/work` and `/tmp` (only `/tmp` when a volume is the workspace:
-//! `volumes.rs` attaches the volumes). Then `pivot_root` into it and drop the host's tree.
+//! root, read-only binds of only the runtime paths, a minimal `/dev`; then `pivot_root` into
+//! it, a size-capped tmpfs holding `/work` and `/tmp` (only `/tmp` when a volume is the
+//! workspace: `volumes.rs` attaches the volumes), a fresh `/proc`, and the host's tree dropped.
 //! mount(2), pivot_root(2), mount_namespaces(7).
 //!
 //! Every unmount that frees a mount waits for an expedited RCU grace period (the kernel's
-//! `namespace_unlock`), about half a millisecond here, and interrupts every CPU. So mounts
-//! that go are gathered under one parent and detached together: the workspace tmpfs's
-//! temporary place is under the parked old root at setup, and under one holder at a reset.
+//! `namespace_unlock`), up to half a millisecond here under load, and interrupts every CPU.
+//! So mounts that go are gathered under one parent and detached together: the workspace
+//! tmpfs's temporary place is under the parked old root at setup, under a holder at a reset.
 
 use std::fs;
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
