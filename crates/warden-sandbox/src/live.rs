@@ -699,8 +699,7 @@ impl LiveSandbox {
         // The init reads end-of-file and exits; the helper, its lifeline cut, kills it anyway,
         // reaps it and exits. Waiting for that is quicker than killing the cgroup's tasks
         // (which polls until they are gone), and leaves the cgroup empty for its removal.
-        self.jobs = None;
-        self.lifeline = None;
+        self.let_go();
         if !self.helper_done {
             self.reap_helper();
         }
