@@ -222,6 +222,57 @@ fn programs_run_sync_async_and_with_test_cases_and_are_recorded_with_their_token
     assert_eq!(listed[1]["api"], "v1");
 }
 
+/// A synchronous answer says where the server's time went (`Server-Timing`): its own steps
+/// around the engine's phases, in order, and a total that holds them all.
+#[test]
+fn a_synchronous_answer_says_where_its_time_went() {
+    let server = Server::start(TOKENS);
+    let c = json!({"language": "c", "files": [{"name": "main.c",
+        "content": "int main(void) { return 0; }\n"}]});
+    let done = server.request("POST", "/v1/executions", Some(&c));
+    assert_eq!(done.code, 200, "{}", done.body);
+    let timing = done
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("server-timing: "))
+        .unwrap_or_else(|| panic!("no Server-Timing in {}", done.head));
+    let phases: Vec<(&str, f64)> = timing
+        .split(", ")
+        .map(|entry| {
+            let (name, ms) = entry.split_once(";dur=").expect("name;dur=ms");
+            let ms: f64 = ms.parse().expect("a number of milliseconds");
+            assert!(ms.is_finite() && ms >= 0.0, "{timing}");
+            (name, ms)
+        })
+        .collect();
+    let names: Vec<&str> = phases.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names[..3], ["queue", "dispatch", "prepare"], "{timing}");
+    assert_eq!(names[names.len() - 2..], ["return", "total"], "{timing}");
+    for phase in ["plan", "setup", "jobs", "teardown", "record", "ending"] {
+        assert!(names.contains(&phase), "{phase} missing from {timing}");
+    }
+    let jobs = phases
+        .iter()
+        .find(|(name, _)| *name == "jobs")
+        .expect("jobs")
+        .1;
+    assert!(jobs > 0.0, "a compile and a run took no time: {timing}");
+    let (total, steps) = phases.split_last().expect("entries");
+    let sum: f64 = steps.iter().map(|(_, ms)| ms).sum();
+    assert!(
+        sum <= total.1 + 0.01,
+        "steps {sum} ms over the total: {timing}"
+    );
+
+    let accepted = server.request("POST", "/v1/executions?wait=false", Some(&c));
+    assert_eq!(accepted.code, 202, "{}", accepted.body);
+    assert!(
+        !accepted.head.contains("server-timing"),
+        "{}",
+        accepted.head
+    );
+}
+
 /// The server answers before its history is written (a writer thread records in the
 /// background): a reader of the history still sees every execution that finished before it
 /// asked, and a server that stops writes what it had queued.

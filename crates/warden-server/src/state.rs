@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use tokio::sync::Mutex as AsyncMutex;
 use warden_engine::{
-    Cancellation, Engine, EngineError, Execution, ExecutionRequest, Origin, ToolCallError,
+    Cancellation, Engine, EngineError, Execution, ExecutionRequest, Origin, Phase, ToolCallError,
     ToolCallRequest, ToolReply,
 };
 
@@ -244,7 +244,8 @@ impl AppState {
         on_start: impl FnOnce() + Send + 'static,
     ) -> Result<Execution, ExecError> {
         let running: Running = self.inner.admission.start(admitted.ticket).await?;
-        self.inner.metrics.queued(admitted.at.elapsed());
+        let queued = admitted.at.elapsed();
+        self.inner.metrics.queued(queued);
         let quota = admitted.quota;
         let api = caller.api.name();
         request.origin = Origin::new(api, caller.token);
@@ -253,24 +254,43 @@ impl AppState {
         let cancel = CancelOnDrop(Some(Cancellation::new()));
         request.cancel = cancel.0.clone();
         let state = self.clone();
-        let result = tokio::task::spawn_blocking(move || {
+        let sent = Instant::now();
+        let (result, dispatched, done) = tokio::task::spawn_blocking(move || {
             // Held by the blocking task, not the future: a cancelled run still occupies its
             // worker and its token's quota until its sandboxes are gone.
             let _held = (running, quota);
+            let dispatched = sent.elapsed();
             on_start();
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let result = state.inner.engine.execute(request);
             state
                 .inner
                 .metrics
                 .executed(api, started.elapsed(), &result);
-            result
+            (result, dispatched, Instant::now())
         })
         .await
-        .map_err(|_| ExecError::Worker)?
-        .map_err(ExecError::from);
+        .map_err(|_| ExecError::Worker)?;
         cancel.disarm();
-        result
+        let mut execution = result.map_err(ExecError::from)?;
+        // The server's own steps around the engine's phases, for the `Server-Timing` header.
+        let mut phases = vec![
+            Phase {
+                name: "queue",
+                took: queued,
+            },
+            Phase {
+                name: "dispatch",
+                took: dispatched,
+            },
+        ];
+        phases.append(&mut execution.phases);
+        phases.push(Phase {
+            name: "return",
+            took: done.elapsed(),
+        });
+        execution.phases = phases;
+        Ok(execution)
     }
 
     /// Calls a tool of the registry once admitted, as [`AppState::execute`] runs an

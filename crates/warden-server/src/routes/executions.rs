@@ -3,11 +3,16 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use axum::http::header::{HeaderName, HeaderValue};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
+use warden_engine::Phase;
 
 use super::V1Caller;
 use crate::error::ApiError;
@@ -15,6 +20,8 @@ use crate::execution_request::ExecutionBody;
 use crate::jobs::JobStatus;
 use crate::json_body::JsonObject;
 use crate::state::{AppState, Caller};
+
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// Query parameters of `POST /v1/executions`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -31,7 +38,8 @@ pub(crate) struct WaitQuery {
     post, path = "/v1/executions", tag = "executions", operation_id = "create_execution",
     request_body = ExecutionBody, params(WaitQuery),
     responses(
-        (status = 200, description = "The result, as `warden run --json` prints it", body = serde_json::Value),
+        (status = 200, description = "The result, as `warden run --json` prints it", body = serde_json::Value,
+            headers(("Server-Timing" = String, description = "Where the server's time went, step by step (docs/server.md)"))),
         (status = 202, description = "Admitted; poll its id", body = JobStatus),
         (status = 400, description = "Malformed JSON"),
         (status = 401, description = "Missing or invalid token"),
@@ -51,6 +59,7 @@ pub(crate) async fn create(
     query: Result<Query<WaitQuery>, QueryRejection>,
     JsonObject(body): JsonObject<ExecutionBody>,
 ) -> Result<Response, ApiError> {
+    let entered = Instant::now();
     let Query(query) = query?;
     let request = body.into_request(state.options())?;
     if query.wait == Some(false) {
@@ -61,9 +70,36 @@ pub(crate) async fn create(
     // On the deadline (or when the client goes away) this future is dropped: a queued
     // execution never runs, a running one finishes unwatched and is recorded.
     match tokio::time::timeout(deadline, state.execute(request, caller)).await {
-        Ok(execution) => Ok(Json(execution?.result).into_response()),
+        Ok(execution) => {
+            let execution = execution?;
+            let timing = server_timing(&execution.phases, entered.elapsed());
+            Ok(([(SERVER_TIMING, timing)], Json(execution.result)).into_response())
+        }
         Err(_) => Err(ApiError::deadline(deadline)),
     }
+}
+
+/// Where a synchronous execution's time went, as a `Server-Timing` header (W3C Server
+/// Timing): the server's steps (`queue`, `dispatch` to a blocking thread, `return` from it),
+/// the engine's phases between them (`warden run --profile`'s), and `total`, from the
+/// handler's start to the answer's. Durations in milliseconds.
+fn server_timing(phases: &[Phase], total: Duration) -> HeaderValue {
+    let mut value = String::new();
+    for phase in phases.iter().chain(std::iter::once(&Phase {
+        name: "total",
+        took: total,
+    })) {
+        if !value.is_empty() {
+            value.push_str(", ");
+        }
+        let _ = write!(
+            value,
+            "{};dur={:.3}",
+            phase.name,
+            phase.took.as_secs_f64() * 1000.0
+        );
+    }
+    HeaderValue::from_str(&value).expect("phase names and numbers are header-safe")
 }
 
 /// Admits an execution and runs it in the background, tracked in the jobs.
