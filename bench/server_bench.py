@@ -14,9 +14,10 @@ URL, PY, RUNS, SECONDS = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.a
 bare = bare_runner(PY)
 
 
-def client():
-    """One keep-alive connection; returns a function making one request."""
-    return client_of(URL)
+def client(timings=None):
+    """One keep-alive connection; returns a function making one request (its Server-Timing
+    appended to `timings` if given)."""
+    return client_of(URL, timings)
 
 
 def judge0_client():
@@ -57,22 +58,30 @@ def paired_latency(bare_run, server_run, warmup=10):
 ROUNDS = 4
 
 
-def paired_throughput(bare_make, server_make):
-    """Runs per second of each over ROUNDS rounds, the two taking turns."""
-    bare_runs = server_runs = 0
+def paired_throughput(bare_make, server_make, cpu=None):
+    """Runs per second of each over ROUNDS rounds, the two taking turns. With `cpu`, a pair
+    of [busy, total] lists, the machine's cpu time of each side is added to its list."""
+    runs_of = [0, 0]
     for i in range(ROUNDS):
         order = [(0, bare_make), (1, server_make)]
         for which, make in order if i % 2 == 0 else reversed(order):
-            runs = throughput(make, SECONDS / ROUNDS)
-            if which == 0:
-                bare_runs += runs
-            else:
-                server_runs += runs
-    return bare_runs / SECONDS, server_runs / SECONDS
+            runs_of[which] += throughput(make, SECONDS / ROUNDS,
+                                         cpu=None if cpu is None else cpu[which])
+    if cpu is not None:
+        for which in (0, 1):
+            cpu[which].append(runs_of[which])
+    return runs_of[0] / SECONDS, runs_of[1] / SECONDS
 
 
-bare_latency, server_latency, latency_ratio = paired_latency(bare, client())
-bare_rate, server_rate = paired_throughput(lambda: bare, client)
+def cpu_row(name, side):
+    busy, total, runs = side
+    return (f"| {name} | {busy * 1000 / runs:.2f} | {100 * (1 - busy / total):.1f}% |")
+
+
+timings = []
+bare_latency, server_latency, latency_ratio = paired_latency(bare, client(timings))
+cpu = ([0.0, 0.0], [0.0, 0.0])
+bare_rate, server_rate = paired_throughput(lambda: bare, client, cpu)
 try:
     judge0_bare, judge0_rate = paired_throughput(lambda: bare, judge0_client)
 except Exception as e:  # the SDK's API moves; say so rather than hide the row
@@ -88,3 +97,19 @@ print(f"| throughput, 2 clients, {ROUNDS} rounds of {SECONDS / ROUNDS:.0f} s eac
 if judge0_rate is not None:
     print(f"| throughput through the Judge0 SDK, 2 clients (runs/s) | {judge0_bare:.1f}"
           f" | {judge0_rate:.1f} | {judge0_rate / judge0_bare:.2f}× |")
+
+# Where the server's requests of the latency measurement went (their Server-Timing), and the
+# cpu the machine spent per run in the throughput rounds: what the ratios above are made of.
+timings = timings[10:]  # the warm-up
+print()
+print(f"| Where a request's time went, one client (medians of {len(timings)}, ms) | |")
+print("|---|---:|")
+for step in timings[-1]:
+    print(f"| {step} | {statistics.median(t[step] for t in timings):.3f} |")
+print(f"| median latency − median `total` (HTTP, the client) |"
+      f" {server_latency - statistics.median(t['total'] for t in timings):.3f} |")
+print()
+print("| 2 clients: the machine's cpu per run (/proc/stat) | ms | idle |")
+print("|---|---:|---:|")
+print(cpu_row("bare python3", cpu[0]))
+print(cpu_row("warden serve", cpu[1]))

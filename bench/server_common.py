@@ -3,6 +3,7 @@
 
 import http.client
 import json
+import os
 import subprocess
 import threading
 import time
@@ -20,9 +21,10 @@ def bare_runner(py):
     return bare
 
 
-def client(url):
+def client(url, timings=None):
     """One keep-alive connection to the server at `url`; returns a function making one
-    request."""
+    request. With a list `timings`, each answer's `Server-Timing` (docs/server.md) is appended
+    to it as a dict of step to milliseconds."""
     conn = http.client.HTTPConnection(urllib.parse.urlparse(url).netloc, timeout=60)
 
     def once():
@@ -30,8 +32,28 @@ def client(url):
         response = conn.getresponse()
         result = json.loads(response.read())
         assert response.status == 200 and result["stdout"] == "hello\n", result
+        if timings is not None:
+            timings.append(server_timing(response.getheader("server-timing", "")))
 
     return once
+
+
+def server_timing(header):
+    """`queue;dur=0.001, dispatch;dur=0.03, ...` as {"queue": 0.001, ...} (ms)."""
+    steps = {}
+    for entry in filter(None, header.split(", ")):
+        name, _, ms = entry.partition(";dur=")
+        steps[name] = float(ms)
+    return steps
+
+
+def machine_cpu():
+    """The machine's busy and total cpu time so far (s), from /proc/stat."""
+    with open("/proc/stat") as f:
+        ticks = [int(t) for t in f.readline().split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
 
 
 def timed(run):
@@ -40,8 +62,10 @@ def timed(run):
     return time.perf_counter() - start
 
 
-def throughput(make, seconds, threads=2):
-    """How many runs `threads` loops made in `seconds`, each loop with its own `make()`."""
+def throughput(make, seconds, threads=2, cpu=None):
+    """How many runs `threads` loops made in `seconds`, each loop with its own `make()`.
+    With a list `cpu`, the machine's busy and total cpu time over the loops is added to its
+    first two items."""
     count = [0] * threads
     stop = time.perf_counter() + seconds
 
@@ -52,8 +76,13 @@ def throughput(make, seconds, threads=2):
             count[i] += 1
 
     workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    before = machine_cpu()
     for w in workers:
         w.start()
     for w in workers:
         w.join()
+    if cpu is not None:
+        after = machine_cpu()
+        cpu[0] += after[0] - before[0]
+        cpu[1] += after[1] - before[1]
     return sum(count)
