@@ -496,8 +496,8 @@ fn profile_prints_where_the_time_went() {
         .collect();
     let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
     for phase in [
-        "engine", "prepare", "plan", "setup", "jobs", "teardown", "record", "ending", "cli",
-        "total",
+        "engine", "prepare", "plan", "setup", "jobs", "program", "teardown", "record", "ending",
+        "cli", "total",
     ] {
         assert!(names.contains(&phase), "{phase}: {stderr}");
     }

@@ -248,15 +248,17 @@ fn a_synchronous_answer_says_where_its_time_went() {
     let names: Vec<&str> = phases.iter().map(|(name, _)| *name).collect();
     assert_eq!(names[..3], ["queue", "dispatch", "prepare"], "{timing}");
     assert_eq!(names[names.len() - 2..], ["return", "total"], "{timing}");
-    for phase in ["plan", "setup", "jobs", "teardown", "record", "ending"] {
+    for phase in [
+        "plan", "setup", "jobs", "program", "teardown", "record", "ending",
+    ] {
         assert!(names.contains(&phase), "{phase} missing from {timing}");
     }
-    let jobs = phases
+    let program = phases
         .iter()
-        .find(|(name, _)| *name == "jobs")
-        .expect("jobs")
+        .find(|(name, _)| *name == "program")
+        .expect("program")
         .1;
-    assert!(jobs > 0.0, "a compile and a run took no time: {timing}");
+    assert!(program > 0.0, "a compile and a run took no time: {timing}");
     let (total, steps) = phases.split_last().expect("entries");
     let sum: f64 = steps.iter().map(|(_, ms)| ms).sum();
     assert!(

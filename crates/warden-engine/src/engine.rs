@@ -370,8 +370,7 @@ impl Engine {
         let let_go = runner.let_go();
         let (compile, run, tests) = stages?;
         let_go?;
-        let (setup, jobs, teardown) = runner.timings();
-        clock.split(&[("setup", setup), ("jobs", jobs), ("teardown", teardown)]);
+        clock.split(&runner.timings().phases());
         let report = network
             .has_egress()
             .then(|| NetworkReport::new(&network.name, runner.take_records()));

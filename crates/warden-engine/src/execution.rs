@@ -298,7 +298,8 @@ pub struct Execution {
 pub struct Phase {
     /// `prepare` (language, files, limits, analysis, mode), `dependencies`, `plan` (the
     /// sandbox's spec, the network plan), `setup` (building sandboxes, starting proxies),
-    /// `jobs` (the compile and run jobs, from sending each to its end), `teardown` (destroying
+    /// `jobs` (warden's part of the compile and run jobs: sending each, and its end to the
+    /// result), `program` (the programs' own wall time within them), `teardown` (destroying
     /// sandboxes or giving them back to the pool), `record` (the history).
     pub name: &'static str,
     /// How long it took.

@@ -258,6 +258,17 @@ fn print_profile(
     let rest = total.saturating_sub(accounted);
     eprintln!("  {:<12} {:>9.2} {:>5.1}%", "cli", ms(rest), share(rest));
     eprintln!("  {:<12} {:>9.2}", "total", ms(total));
+    // What warden added to the programs' own run: the number that `bench/` compares.
+    let program: std::time::Duration = phases
+        .iter()
+        .filter(|p| p.name == "program")
+        .map(|p| p.took)
+        .sum();
+    eprintln!(
+        "  {:<12} {:>9.2}",
+        "warden",
+        ms(total.saturating_sub(program))
+    );
 }
 
 /// Says which language was chosen when detection was unsure, and what went wrong beside the

@@ -37,10 +37,41 @@ pub(super) struct Runner<'e> {
     network: Option<NetworkPlan>,
     /// What the sandboxes' proxies logged, once stopped.
     records: Vec<ConnectionRecord>,
-    /// Time spent building sandboxes, running jobs, and ending sandboxes (`--profile`).
-    setup: Duration,
+    /// Where the time went so far (`--profile`).
+    timings: Timings,
+}
+
+/// Time a runner spent building sandboxes, running jobs, and ending sandboxes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Timings {
+    /// Building sandboxes (or taking them from the pool).
+    pub(super) setup: Duration,
+    /// Running jobs, from handing each to its sandbox to its result; `program` included.
     jobs: Duration,
+    /// The programs' own wall time within `jobs`, as the sandboxes' inits measured it.
+    program: Duration,
+    /// Ending sandboxes (or giving them back to the pool).
     teardown: Duration,
+}
+
+impl Timings {
+    /// As phases of `--profile`: `setup`, `jobs` (warden's part of the jobs: handing each to
+    /// its sandbox, and its end to the result), `program` (the programs' own run), `teardown`.
+    pub(super) fn phases(&self) -> [(&'static str, Duration); 4] {
+        [
+            ("setup", self.setup),
+            ("jobs", self.jobs.saturating_sub(self.program)),
+            ("program", self.program),
+            ("teardown", self.teardown),
+        ]
+    }
+
+    fn job(&mut self, started: Instant, run: &Result<SandboxRun, warden_sandbox::SandboxError>) {
+        self.jobs += started.elapsed();
+        if let Ok(run) = run {
+            self.program += run.usage.wall_time;
+        }
+    }
 }
 
 impl<'e> Runner<'e> {
@@ -69,9 +100,7 @@ impl<'e> Runner<'e> {
             cancel,
             network: None,
             records: Vec::new(),
-            setup: Duration::ZERO,
-            jobs: Duration::ZERO,
-            teardown: Duration::ZERO,
+            timings: Timings::default(),
         })
     }
 
@@ -119,7 +148,7 @@ impl<'e> Runner<'e> {
                 }
             }
         };
-        self.teardown += started.elapsed();
+        self.timings.teardown += started.elapsed();
         Ok(released?)
     }
 
@@ -156,8 +185,8 @@ impl<'e> Runner<'e> {
     }
 
     /// Time spent building sandboxes, running jobs, and ending sandboxes, so far.
-    pub(super) fn timings(&self) -> (Duration, Duration, Duration) {
-        (self.setup, self.jobs, self.teardown)
+    pub(super) fn timings(&self) -> Timings {
+        self.timings
     }
 
     /// What the proxies logged so far (all of it after `finish`).
@@ -225,10 +254,10 @@ impl<'e> Runner<'e> {
             SandboxReuse::Fresh => {
                 let building = Instant::now();
                 let (mut sandbox, proxy) = self.create()?;
-                self.setup += building.elapsed();
+                self.timings.setup += building.elapsed();
                 let running = Instant::now();
                 let run = sandbox.run_streaming(&self.job(job), stdin, sink);
-                self.jobs += running.elapsed();
+                self.timings.job(running, &run);
                 let released = self.release(sandbox, proxy);
                 let run = run?;
                 released?;
@@ -244,7 +273,7 @@ impl<'e> Runner<'e> {
                     }
                     let building = Instant::now();
                     self.shared = Some(self.create()?);
-                    self.setup += building.elapsed();
+                    self.timings.setup += building.elapsed();
                 }
                 let job = self.job(job);
                 let (sandbox, _) = self.shared.as_mut().ok_or(EngineError::Sandbox(
@@ -252,7 +281,7 @@ impl<'e> Runner<'e> {
                 ))?;
                 let running = Instant::now();
                 let run = sandbox.run_streaming(&job, stdin, sink);
-                self.jobs += running.elapsed();
+                self.timings.job(running, &run);
                 Ok(run?)
             }
         }

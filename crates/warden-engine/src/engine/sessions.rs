@@ -316,11 +316,11 @@ impl Engine {
         .with_session(sandbox, proxy);
         clock.lap("plan");
         let stages = self.stages(&prepared, &mut request, &mut runner);
-        let (setup, jobs, teardown) = runner.timings();
+        let timings = runner.timings();
         let kept = runner.into_session();
         match kept {
             Some((sandbox, proxy)) => {
-                if setup > std::time::Duration::ZERO {
+                if timings.setup > std::time::Duration::ZERO {
                     // The sandbox had ended and was rebuilt on the same workspace.
                     session.rebind(&sandbox);
                 }
@@ -342,7 +342,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        clock.split(&[("setup", setup), ("jobs", jobs), ("teardown", teardown)]);
+        clock.split(&timings.phases());
         let ceiling = run.as_ref().and_then(|run| {
             let kind = run.outcome.kind();
             let memory =
