@@ -5,8 +5,11 @@ Paired: this machine's speed drifts by a third from one minute to the next, so b
 runs are interleaved (latency: one of each in turn, the order alternating; throughput: four
 rounds of each in turn), and a ratio compares runs made side by side."""
 
+import http.client
 import statistics
 import sys
+import time
+import urllib.parse
 
 from server_common import bare_runner, client as client_of, throughput, timed
 
@@ -113,3 +116,20 @@ print("| 2 clients: the machine's cpu per run (/proc/stat) | ms | idle |")
 print("|---|---:|---:|")
 print(cpu_row("bare python3", cpu[0]))
 print(cpu_row("warden serve", cpu[1]))
+
+# The same trivial request (GET /v1/health) after the client has paused: a thread that slept
+# as long as a python hello runs wakes slowly on this VM, and a request through the server
+# wakes several (the connection's task, the blocking thread, the client).
+print()
+print("| `GET /v1/health` after a pause of | median of 150 (ms) |")
+print("|---|---:|")
+health = http.client.HTTPConnection(urllib.parse.urlparse(URL).netloc, timeout=60)
+for pause in (0.0, 0.002, 0.017):
+    took = []
+    for _ in range(150):
+        time.sleep(pause)
+        start = time.perf_counter()
+        health.request("GET", "/v1/health")
+        health.getresponse().read()
+        took.append(time.perf_counter() - start)
+    print(f"| {pause * 1000:.0f} ms | {statistics.median(took) * 1000:.3f} |")
