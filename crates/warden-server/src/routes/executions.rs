@@ -1,11 +1,11 @@
 //! `POST /v1/executions` (run one program, synchronously or not) and
 //! `GET /v1/executions/{id}` (an asynchronous execution's state and result).
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::header::{HeaderName, HeaderValue};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
