@@ -303,3 +303,40 @@ impl<'e> Runner<'e> {
         released.and(ended)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn jobs_is_what_the_program_did_not_take_and_never_below_zero() {
+        let timings = Timings {
+            setup: ms(1),
+            jobs: ms(10),
+            program: ms(7),
+            teardown: ms(2),
+        };
+        assert_eq!(
+            timings.phases(),
+            [
+                ("setup", ms(1)),
+                ("jobs", ms(3)),
+                ("program", ms(7)),
+                ("teardown", ms(2)),
+            ]
+        );
+        // The init's clock and the parent's are read at different moments: a program may
+        // seem to outlast its job by a hair, which leaves warden's part at zero.
+        let skewed = Timings {
+            jobs: ms(5),
+            program: ms(6),
+            ..Timings::default()
+        };
+        assert_eq!(skewed.phases()[1], ("jobs", Duration::ZERO));
+        assert_eq!(skewed.phases()[2], ("program", ms(6)));
+    }
+}
