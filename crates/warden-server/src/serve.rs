@@ -64,6 +64,7 @@ pub fn serve(engine: Engine, options: ServerOptions) -> Result<(), ServeError> {
         return Err(ServeError::OpenWithoutToken { addr });
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.io_threads)
         .enable_all()
         .thread_name("warden-serve")
         .build()

@@ -7,6 +7,7 @@
 //! [server]
 //! listen = ["127.0.0.1:2358"]   # `--listen` replaces this list
 //! workers = 2                    # executions at once (default: the host's cores)
+//! io_threads = 1                 # threads serving connections (default: a quarter of the cores)
 //! queue_size = 64                # executions admitted beyond the running ones
 //! max_body = "8MiB"              # largest request body
 //! max_files = 64                 # files of one program
@@ -38,6 +39,9 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// How many executions run at once.
     pub workers: Option<usize>,
+    /// How many threads serve connections (HTTP, JSON, WebSockets); executions run on
+    /// threads of their own.
+    pub io_threads: Option<usize>,
     /// How many executions wait beyond the running ones before requests are refused.
     pub queue_size: Option<usize>,
     /// The largest request body.
@@ -94,6 +98,7 @@ impl ServerConfig {
     pub fn check(&self) -> Result<(), String> {
         let zero = [
             ("workers", self.workers),
+            ("io_threads", self.io_threads),
             ("max_files", self.max_files),
             ("max_batch", self.max_batch),
             ("max_connections", self.max_connections),
@@ -150,7 +155,7 @@ mod tests {
     #[test]
     fn the_section_reads_addresses_sizes_durations_and_tokens() {
         let server = parse(
-            "[server]\nlisten = [\"127.0.0.1:1\", \"[::1]:2\"]\nworkers = 3\nqueue_size = 9\n\
+            "[server]\nlisten = [\"127.0.0.1:1\", \"[::1]:2\"]\nworkers = 3\nio_threads = 2\nqueue_size = 9\n\
              max_body = \"1MiB\"\nsync_deadline = \"5s\"\nheader_read_timeout = \"3s\"\n\
              max_connections = 100\n\
              [[server.tokens]]\nname = \"ci\"\ntoken = \"t\"\nrequests_per_minute = 60\n",
@@ -158,6 +163,7 @@ mod tests {
         .expect("valid");
         assert_eq!(server.listen.len(), 2);
         assert_eq!(server.workers, Some(3));
+        assert_eq!(server.io_threads, Some(2));
         assert_eq!(server.max_body, Some(ByteSize::mib(1)));
         assert_eq!(server.sync_deadline, Some(Duration::from_secs(5)));
         assert_eq!(server.header_read_timeout, Some(Duration::from_secs(3)));
@@ -183,6 +189,11 @@ mod tests {
         assert!(twice.contains("used twice"), "{twice}");
         let zero = parse("[server]\nworkers = 0\n").expect_err("zero workers");
         assert!(zero.contains("[server] workers"), "{zero}");
+        let zero = parse("[server]\nio_threads = 0\n").expect_err("zero threads");
+        assert!(
+            zero.contains("[server] io_threads must be at least 1"),
+            "{zero}"
+        );
         let no_time = parse("[server]\nheader_read_timeout = \"0s\"\n").expect_err("zero");
         assert!(no_time.contains("header_read_timeout"), "{no_time}");
     }
