@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `warden serve` next to the bare interpreter: the latency of python hello through
 # `POST /v1/executions?wait=true` with one client, the throughput of two clients against two
-# bare `python3` loops, and the same program through Judge0's Python SDK. One run, ratios.
+# bare `python3` loops, and the same program through Judge0's Python SDK. One run, ratios;
+# then what they are made of: the latency requests' `Server-Timing` medians, the machine's cpu
+# per run and idle share under two clients, and a trivial request's round trip after pauses.
 #
 # Usage:  bash bench/server.sh
 # Env:    RUNS=N      requests (and bare runs) for the latency, default 200
