@@ -28,9 +28,19 @@ pub(crate) struct Client {
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
+    /// The headers, names in lower case.
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl Answer {
+    /// The value of the header `name` (lower case), if the answer has it.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The body as JSON, or the server's error message as the error.
     pub(crate) fn json(self) -> anyhow::Result<serde_json::Value> {
         let value: serde_json::Value = serde_json::from_slice(&self.body).with_context(|| {
@@ -166,6 +176,7 @@ fn read_answer(mut reader: impl BufRead) -> anyhow::Result<Answer> {
         .with_context(|| format!("the server's answer starts with {line:?}"))?;
     let mut length = None;
     let mut chunked = false;
+    let mut headers = Vec::new();
     loop {
         line.clear();
         reader.read_line(&mut line)?;
@@ -180,6 +191,7 @@ fn read_answer(mut reader: impl BufRead) -> anyhow::Result<Answer> {
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value.eq_ignore_ascii_case("chunked");
             }
+            headers.push((name.trim().to_ascii_lowercase(), value.to_owned()));
         }
     }
     let mut body = Vec::new();
@@ -203,7 +215,11 @@ fn read_answer(mut reader: impl BufRead) -> anyhow::Result<Answer> {
         let most = length.unwrap_or(MAX_ANSWER).min(MAX_ANSWER);
         reader.take(most).read_to_end(&mut body)?;
     }
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        body,
+        headers,
+    })
 }
 
 /// `s` with the characters a query value cannot hold percent-encoded.
@@ -238,6 +254,8 @@ mod tests {
         let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
         let answer = read_answer(&plain[..]).expect("read");
         assert_eq!((answer.status, answer.body.as_slice()), (200, &b"{}"[..]));
+        assert_eq!(answer.header("content-length"), Some("2"));
+        assert_eq!(answer.header("server-timing"), None);
         let chunked =
             b"HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
         let answer = read_answer(&chunked[..]).expect("read");

@@ -25,6 +25,8 @@ use warden_sandbox::Stdin;
 
 use crate::exit_code;
 
+mod remote;
+
 /// Largest standard input read from a file or socket (a pipe is passed through unread).
 const MAX_STDIN: u64 = 256 << 20;
 
@@ -43,7 +45,7 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "NAME")]
     entry: Option<String>,
     /// Compile even when the compile cache holds the artifact, and do not store it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "server")]
     no_cache: bool,
     /// Language id or alias (python, py, javascript, node, bash, ...).
     #[arg(short = 'l', long = "lang")]
@@ -97,6 +99,14 @@ pub(crate) struct RunArgs {
     /// Open file descriptors per process.
     #[arg(long, value_name = "N")]
     max_open_files: Option<u32>,
+    /// Run it in the running `warden serve` at this address (`http://HOST:PORT`) instead of
+    /// in a sandbox of this process: the server's warm engine and pool make a short run
+    /// cheaper (docs/cli.md).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// The API token for `--server`, if the server requires one.
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Arguments passed to the program (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -167,6 +177,9 @@ fn parse_volume(text: &str) -> Result<VolumeRequest, String> {
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if let Some(server) = &args.server {
+        return remote::run(&args, server);
+    }
     let json = args.json;
     let profile = args.profile.then(std::time::Instant::now);
     let outcome = execute(args);
@@ -342,63 +355,117 @@ fn stdin() -> anyhow::Result<Stdin> {
 }
 
 fn pass_through(result: &ExecutionResult) -> anyhow::Result<ExitCode> {
-    if let (Outcome::DependencyError, Some(install)) = (&result.outcome, &result.dependencies) {
-        let mut err = std::io::stderr().lock();
-        err.write_all(&install.stdout)
-            .context("writing the installer's output")?;
-        err.write_all(&install.stderr)
-            .context("writing the installer's output")?;
-        let how = match &install.outcome {
-            Outcome::Exited { .. } => String::new(),
-            other => format!(": the installer {other}"),
-        };
-        writeln!(err, "warden: {}{how}", result.outcome)?;
-        return Ok(ExitCode::from(exit_code::DEPENDENCY_ERROR));
+    fn stage<'a>(
+        who: &'static str,
+        code: u8,
+        stage: Option<&'a warden_engine::StageResult>,
+    ) -> Option<FailedStage<'a>> {
+        stage.map(|s| FailedStage {
+            who,
+            code,
+            outcome: s.outcome.clone(),
+            stdout: &s.stdout,
+            stderr: &s.stderr,
+        })
     }
-    if let (Outcome::CompileError, Some(compile)) = (&result.outcome, &result.compile) {
-        let mut err = std::io::stderr().lock();
-        err.write_all(&compile.stdout)
-            .context("writing the compiler's output")?;
-        err.write_all(&compile.stderr)
-            .context("writing the compiler's output")?;
-        let how = match &compile.outcome {
-            Outcome::Exited { .. } => String::new(),
-            other => format!(": the compiler {other}"),
-        };
-        writeln!(err, "warden: {}{how}", result.outcome)?;
-        return Ok(ExitCode::from(exit_code::COMPILE_ERROR));
-    }
-    std::io::stdout()
-        .lock()
-        .write_all(&result.stdout)
-        .context("writing stdout")?;
-    std::io::stderr()
-        .lock()
-        .write_all(&result.stderr)
-        .context("writing stderr")?;
-    match &result.outcome {
-        Outcome::Exited { .. } => {}
-        Outcome::TimeLimit { which } => {
-            let limit = match which {
-                warden_core::TimeLimitKind::Cpu => result.limits.cpu_time,
-                warden_core::TimeLimitKind::Wall => result.limits.wall_time,
-            };
-            eprintln!(
-                "warden: {} ({})",
-                result.outcome,
-                warden_core::units::format_duration(limit)
-            );
-        }
-        Outcome::MemoryLimit => eprintln!("warden: {} ({})", result.outcome, result.limits.memory),
-        Outcome::OutputLimit { .. } => {
-            eprintln!("warden: {} ({})", result.outcome, result.limits.max_output)
-        }
-        Outcome::FileSizeLimit => eprintln!(
-            "warden: {} ({})",
-            result.outcome, result.limits.max_file_size
+    let failed_stage = match result.outcome {
+        Outcome::DependencyError => stage(
+            "installer",
+            exit_code::DEPENDENCY_ERROR,
+            result.dependencies.as_ref(),
         ),
-        Outcome::CompileError => eprintln!("warden: {}", result.outcome),
-        other => eprintln!("warden: program {other}"),
+        Outcome::CompileError => stage(
+            "compiler",
+            exit_code::COMPILE_ERROR,
+            result.compile.as_ref(),
+        ),
+        _ => None,
+    };
+    let limits = &result.limits;
+    let limit = match &result.outcome {
+        Outcome::TimeLimit {
+            which: warden_core::TimeLimitKind::Cpu,
+        } => Some(warden_core::units::format_duration(limits.cpu_time)),
+        Outcome::TimeLimit {
+            which: warden_core::TimeLimitKind::Wall,
+        } => Some(warden_core::units::format_duration(limits.wall_time)),
+        Outcome::MemoryLimit => Some(limits.memory.to_string()),
+        Outcome::OutputLimit { .. } => Some(limits.max_output.to_string()),
+        Outcome::FileSizeLimit => Some(limits.max_file_size.to_string()),
+        _ => None,
+    };
+    Ending {
+        outcome: result.outcome.clone(),
+        stdout: &result.stdout,
+        stderr: &result.stderr,
+        failed_stage,
+        limit,
     }
-    Ok(ExitCode::from(exit_code::for_outcome(&result.outcome)))
+    .print()
+}
+
+/// How a run ended, as `warden run` without `--json` shows it: from this process's result or
+/// from a server's (`--server`).
+struct Ending<'a> {
+    outcome: Outcome,
+    stdout: &'a [u8],
+    stderr: &'a [u8],
+    /// The stage before the run that failed (the dependencies' installation, the compilation).
+    failed_stage: Option<FailedStage<'a>>,
+    /// The limit the run reached, as text (`5s`, `256MiB`), when it reached one.
+    limit: Option<String>,
+}
+
+/// A stage that failed before the program could run.
+struct FailedStage<'a> {
+    /// Who ran in it: `installer` or `compiler`.
+    who: &'static str,
+    /// warden's exit status for it.
+    code: u8,
+    outcome: Outcome,
+    stdout: &'a [u8],
+    stderr: &'a [u8],
+}
+
+impl Ending<'_> {
+    /// Writes the program's output (or the failed stage's) and what ended the run, and gives
+    /// the exit status that stands for it.
+    fn print(self) -> anyhow::Result<ExitCode> {
+        if let Some(stage) = self.failed_stage {
+            let mut err = std::io::stderr().lock();
+            for output in [stage.stdout, stage.stderr] {
+                err.write_all(output)
+                    .with_context(|| format!("writing the {}'s output", stage.who))?;
+            }
+            let how = match &stage.outcome {
+                Outcome::Exited { .. } => String::new(),
+                other => format!(": the {} {other}", stage.who),
+            };
+            writeln!(err, "warden: {}{how}", self.outcome)?;
+            return Ok(ExitCode::from(stage.code));
+        }
+        std::io::stdout()
+            .lock()
+            .write_all(self.stdout)
+            .context("writing stdout")?;
+        std::io::stderr()
+            .lock()
+            .write_all(self.stderr)
+            .context("writing stderr")?;
+        match (&self.outcome, &self.limit) {
+            (Outcome::Exited { .. }, _) => {}
+            (_, Some(limit)) => eprintln!("warden: {} ({limit})", self.outcome),
+            (
+                Outcome::CompileError
+                | Outcome::DependencyError
+                | Outcome::TimeLimit { .. }
+                | Outcome::MemoryLimit
+                | Outcome::OutputLimit { .. }
+                | Outcome::FileSizeLimit,
+                None,
+            ) => eprintln!("warden: {}", self.outcome),
+            (other, None) => eprintln!("warden: program {other}"),
+        }
+        Ok(ExitCode::from(exit_code::for_outcome(&self.outcome)))
+    }
 }

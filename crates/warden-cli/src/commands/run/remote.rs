@@ -1,0 +1,289 @@
+//! `warden run --server`: the same run, in a running `warden serve` instead of a sandbox built
+//! by this process. The server keeps its engine warm (configuration, catalog, compiled rules,
+//! the history's connection) and its sandboxes pooled, so a run pays this process's start and
+//! one request on loopback instead of building and tearing down a sandbox
+//! (docs/cli.md#through-a-server).
+//!
+//! The request is `POST /v1/executions`'s (docs/server.md), built from the same arguments; the
+//! answer is the result `warden run --json` prints, shown the same way. What a server's API
+//! cannot carry is refused before anything is sent: files and standard input that are not
+//! UTF-8 text (the API's bodies are JSON strings).
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Map, Value};
+use warden_core::Outcome;
+
+use super::{Ending, FailedStage, RunArgs, MAX_STDIN};
+use crate::commands::client::Client;
+use crate::exit_code;
+
+/// Runs `args` in the server at `server`.
+pub(super) fn run(args: &RunArgs, server: &str) -> anyhow::Result<ExitCode> {
+    let outcome = send(args, server);
+    match outcome {
+        Ok(done) => done,
+        Err(e) if args.json => crate::commands::json_error(&e),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends the request and shows the answer; the outer `Err` is a failure before any answer.
+fn send(args: &RunArgs, server: &str) -> anyhow::Result<anyhow::Result<ExitCode>> {
+    let client = Client::new(server, args.token.clone())?;
+    let body = request(args)?;
+    let started = Instant::now();
+    let answer = client.send_json("POST", "/v1/executions", &body)?;
+    let took = started.elapsed();
+    let timing = answer.header("server-timing").map(str::to_owned);
+    let status = answer.status;
+    let value: Value = serde_json::from_slice(&answer.body)
+        .with_context(|| format!("the server answered {status} with a body that is not JSON"))?;
+    if args.profile {
+        print_profile(timing.as_deref(), took);
+    }
+    if status == 403 && value["kind"] == "refused" {
+        return Ok(refused(args.json, &value));
+    }
+    if !(200..300).contains(&status) {
+        let message = value["error"].as_str().unwrap_or("no reason given");
+        bail!("the server refused ({status}): {message}");
+    }
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&answer.body)
+            .and_then(|()| writeln!(out))
+            .context("writing the JSON result")?;
+        return Ok(Ok(ExitCode::SUCCESS));
+    }
+    Ok(show(&value))
+}
+
+/// The body of `POST /v1/executions` for `args`.
+fn request(args: &RunArgs) -> anyhow::Result<Value> {
+    let mut body = Map::new();
+    let files = args
+        .sources()?
+        .into_iter()
+        .map(|file| {
+            let shown = file.name.clone().unwrap_or_else(|| "the code".to_owned());
+            let content = String::from_utf8(file.code).map_err(|_| {
+                anyhow::anyhow!("{shown} is not UTF-8 text, which a server's API cannot carry")
+            })?;
+            let mut entry = Map::new();
+            if let Some(name) = file.name {
+                entry.insert("name".into(), json!(name));
+            }
+            entry.insert("content".into(), json!(content));
+            Ok(Value::Object(entry))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    body.insert("files".into(), json!(files));
+    if let Some(language) = &args.lang {
+        body.insert("language".into(), json!(language));
+    }
+    if let Some(stdin) = stdin()? {
+        body.insert("stdin".into(), json!(stdin));
+    }
+    if !args.args.is_empty() {
+        body.insert("args".into(), json!(args.args));
+    }
+    let limits = limits(args);
+    if !limits.is_empty() {
+        body.insert("limits".into(), Value::Object(limits));
+    }
+    if let Some(mode) = args.mode {
+        let name = match mode {
+            warden_core::ModeRequest::Auto => "auto",
+            warden_core::ModeRequest::Exactly(mode) => mode.name(),
+        };
+        body.insert("mode".into(), json!(name));
+    }
+    if let Some(network) = &args.network {
+        body.insert("network".into(), json!(network));
+    }
+    if !args.deps.is_empty() {
+        body.insert("dependencies".into(), json!(args.deps));
+    }
+    if !args.volumes.is_empty() {
+        let volumes: Vec<Value> = args
+            .volumes
+            .iter()
+            .map(|v| json!({ "name": v.name, "path": v.path, "read_only": v.read_only }))
+            .collect();
+        body.insert("volumes".into(), json!(volumes));
+    }
+    Ok(Value::Object(body))
+}
+
+/// The limits the arguments set: durations in seconds, sizes in bytes.
+fn limits(args: &RunArgs) -> Map<String, Value> {
+    let given = args.limits();
+    let mut limits = Map::new();
+    let durations = [("cpu_time", given.cpu_time), ("wall_time", given.wall_time)];
+    for (name, value) in durations {
+        if let Some(d) = value {
+            limits.insert(name.into(), json!(d.as_secs_f64()));
+        }
+    }
+    let sizes = [
+        ("memory", given.memory),
+        ("max_output", given.max_output),
+        ("max_file_size", given.max_file_size),
+        ("workspace_size", given.workspace_size),
+    ];
+    for (name, value) in sizes {
+        if let Some(size) = value {
+            limits.insert(name.into(), json!(size.0));
+        }
+    }
+    let counts = [
+        ("max_procs", given.max_procs),
+        ("max_open_files", given.max_open_files),
+    ];
+    for (name, value) in counts {
+        if let Some(n) = value {
+            limits.insert(name.into(), json!(n));
+        }
+    }
+    limits
+}
+
+/// Standard input, read whole (a pipe cannot be handed to another process over HTTP); none
+/// from a terminal, as for a local run.
+fn stdin() -> anyhow::Result<Option<String>> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    stdin
+        .lock()
+        .take(MAX_STDIN + 1)
+        .read_to_end(&mut bytes)
+        .context("reading stdin")?;
+    if bytes.len() as u64 > MAX_STDIN {
+        bail!(
+            "standard input is larger than {}",
+            warden_core::ByteSize(MAX_STDIN)
+        );
+    }
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        anyhow::anyhow!("standard input is not UTF-8 text, which a server's API cannot carry")
+    })
+}
+
+/// The server's mode policy refused the program (403, `refused`).
+fn refused(json: bool, answer: &Value) -> anyhow::Result<ExitCode> {
+    let message = answer["error"].as_str().unwrap_or("refused");
+    if json {
+        let value = json!({ "error": message, "refused": true });
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &value)?;
+        writeln!(out)?;
+    } else {
+        eprintln!("warden: {message}");
+    }
+    Ok(ExitCode::from(exit_code::REFUSED))
+}
+
+/// Shows a server's result as a local run's.
+fn show(result: &Value) -> anyhow::Result<ExitCode> {
+    let outcome = outcome(&result["outcome"])?;
+    let detection = &result["detection"];
+    if let (Some(confidence), Some(language)) = (
+        detection["confidence"].as_f64(),
+        detection["language"].as_str(),
+    ) {
+        if confidence < f64::from(warden_core::detect::CONFIDENT) {
+            let by = detection["by"].as_str().unwrap_or("content");
+            eprintln!(
+                "warden: detected {language} (confidence {confidence:.2}, by {by}); pass --lang to choose"
+            );
+        }
+    }
+    let failed_stage = match outcome {
+        Outcome::DependencyError => stage(
+            "installer",
+            exit_code::DEPENDENCY_ERROR,
+            &result["dependencies"],
+        )?,
+        Outcome::CompileError => stage("compiler", exit_code::COMPILE_ERROR, &result["compile"])?,
+        _ => None,
+    };
+    let limit_field = match &outcome {
+        Outcome::TimeLimit {
+            which: warden_core::TimeLimitKind::Cpu,
+        } => Some("cpu_time"),
+        Outcome::TimeLimit {
+            which: warden_core::TimeLimitKind::Wall,
+        } => Some("wall_time"),
+        Outcome::MemoryLimit => Some("memory"),
+        Outcome::OutputLimit { .. } => Some("max_output"),
+        Outcome::FileSizeLimit => Some("max_file_size"),
+        _ => None,
+    };
+    let limit = limit_field
+        .and_then(|field| result["limits"][field].as_str())
+        .map(str::to_owned);
+    Ending {
+        outcome,
+        stdout: text(&result["stdout"]),
+        stderr: text(&result["stderr"]),
+        failed_stage,
+        limit,
+    }
+    .print()
+}
+
+fn outcome(value: &Value) -> anyhow::Result<Outcome> {
+    serde_json::from_value(value.clone()).context("the server's result has no outcome")
+}
+
+/// A failed stage of a server's result, if it has one.
+fn stage<'a>(
+    who: &'static str,
+    code: u8,
+    value: &'a Value,
+) -> anyhow::Result<Option<FailedStage<'a>>> {
+    if !value.is_object() {
+        return Ok(None);
+    }
+    Ok(Some(FailedStage {
+        who,
+        code,
+        outcome: outcome(&value["outcome"])?,
+        stdout: text(&value["stdout"]),
+        stderr: text(&value["stderr"]),
+    }))
+}
+
+fn text(value: &Value) -> &[u8] {
+    value.as_str().unwrap_or_default().as_bytes()
+}
+
+/// `--profile` through a server: the server's own steps (its `Server-Timing` header) and the
+/// round trip as this process saw it.
+fn print_profile(timing: Option<&str>, round_trip: std::time::Duration) {
+    eprintln!("warden: profile (the server's steps, then this process's round trip)");
+    eprintln!("  {:<12} {:>9}", "phase", "ms");
+    for entry in timing
+        .unwrap_or_default()
+        .split(", ")
+        .filter(|e| !e.is_empty())
+    {
+        let (name, ms) = entry.split_once(";dur=").unwrap_or((entry, "?"));
+        eprintln!("  {name:<12} {ms:>9}");
+    }
+    eprintln!(
+        "  {:<12} {:>9.2}",
+        "round trip",
+        round_trip.as_secs_f64() * 1000.0
+    );
+}

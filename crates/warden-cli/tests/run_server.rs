@@ -1,0 +1,219 @@
+//! `warden run --server URL` (issue 14): the same run in a running `warden serve`. For each
+//! kind of ending, the run through the server prints what the local run prints and exits with
+//! the same status; what a server's API cannot carry is refused before anything is sent; and
+//! the run is recorded once, by the server, as its token's. Needs root (CI runs as root).
+
+mod live_server;
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use live_server::{eventually, LiveServer, TOKEN};
+
+/// `warden run ARGS` with `stdin`, locally or (with `server`) through it with its token.
+fn run(server: &LiveServer, through: bool, args: &[&str], stdin: &[u8]) -> Output {
+    let mut command = server.world().warden();
+    command.arg("run");
+    if through {
+        command
+            .args(["--server", &server.base()])
+            .env("WARDEN_TOKEN", TOKEN);
+    }
+    command.args(args).stdin(Stdio::piped());
+    let mut child = command.spawn().expect("warden run starts");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin)
+        .expect("stdin written");
+    child.wait_with_output().expect("warden run ends")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `args` both ways; asserts the same status, stdout and stderr; returns the status and
+/// the stderr.
+fn same_both_ways(server: &LiveServer, args: &[&str], stdin: &[u8]) -> (Option<i32>, String) {
+    let local = run(server, false, args, stdin);
+    let remote = run(server, true, args, stdin);
+    let show = |o: &Output| {
+        format!(
+            "{:?}\nstdout: {}\nstderr: {}",
+            o.status,
+            text(&o.stdout),
+            text(&o.stderr)
+        )
+    };
+    assert_eq!(
+        (local.status.code(), &local.stdout, &local.stderr),
+        (remote.status.code(), &remote.stdout, &remote.stderr),
+        "{args:?}\nlocal: {}\nthrough the server: {}\nserver log:\n{}",
+        show(&local),
+        show(&remote),
+        server.log()
+    );
+    (remote.status.code(), text(&remote.stderr))
+}
+
+#[test]
+fn a_run_through_the_server_ends_as_the_same_run_here() {
+    let server = LiveServer::start("");
+    let reverse = "import sys\nprint(sys.stdin.read()[::-1], sys.argv[1:])\nsys.exit(3)\n";
+    let (code, _) = same_both_ways(
+        &server,
+        &["-l", "python", "-c", reverse, "--", "a", "b c"],
+        b"abc",
+    );
+    assert_eq!(code, Some(3));
+
+    let hog = "x = bytearray(200 << 20)\nprint(len(x))";
+    let (code, stderr) = same_both_ways(
+        &server,
+        &["-l", "python", "--memory", "32MiB", "-c", hog],
+        b"",
+    );
+    assert_eq!(code, Some(123), "{stderr}");
+    assert!(
+        stderr.ends_with("memory limit exceeded (32MiB)\n"),
+        "{stderr}"
+    );
+
+    let spin = "while True: pass";
+    let (code, stderr) = same_both_ways(
+        &server,
+        &["-l", "python", "--cpu-time", "300ms", "-c", spin],
+        b"",
+    );
+    assert_eq!(code, Some(124), "{stderr}");
+    assert!(stderr.contains("(300ms)"), "{stderr}");
+
+    let broken = "int main(void) { return undeclared; }";
+    let (code, stderr) = same_both_ways(&server, &["-l", "c", "-c", broken], b"");
+    assert_eq!(code, Some(119), "{stderr}");
+    assert!(
+        stderr.contains("undeclared") && stderr.ends_with("warden: compilation failed\n"),
+        "{stderr}"
+    );
+
+    let killed = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)";
+    let (code, stderr) = same_both_ways(&server, &["-l", "python", "-c", killed], b"");
+    assert_eq!(code, Some(137), "{stderr}");
+}
+
+#[test]
+fn json_through_the_server_is_the_result_object_and_the_server_records_it() {
+    let server = LiveServer::start("");
+    let out = run(
+        &server,
+        true,
+        &["--json", "-l", "bash", "-c", "echo \"$1\"", "--", "hi"],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(result["stdout"], "hi\n", "{result}");
+    assert_eq!(result["outcome"]["kind"], "exited");
+    let id = result["id"].as_str().expect("an id");
+    // The server recorded it (from a thread of its own, after the answer), once, as its
+    // API's and its token's.
+    let mut found = Vec::new();
+    let recorded = eventually(Duration::from_secs(10), || {
+        found = history(&server)
+            .into_iter()
+            .filter(|e| e["id"] == id)
+            .collect();
+        !found.is_empty()
+    });
+    assert!(recorded && found.len() == 1, "{found:?}");
+    assert_eq!(found[0]["api"], "v1", "{found:?}");
+    assert_eq!(found[0]["token"], "test", "{found:?}");
+}
+
+#[test]
+fn what_the_api_cannot_carry_or_the_server_refuses_is_a_clear_error() {
+    let server = LiveServer::start("");
+    let dir = server.world().path().join("program");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let binary = dir.join("main.py");
+    std::fs::write(&binary, b"print('\xff')\n").expect("written");
+    let before = history_count(&server);
+
+    let out = run(&server, true, &[binary.to_str().expect("utf-8")], b"");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("not UTF-8"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(&server, true, &["-l", "bash", "-c", "cat"], b"\xff\xfe");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains("standard input is not UTF-8"));
+
+    let out = run(&server, true, &["-l", "cobol", "-c", "x"], b"");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains("unknown language \"cobol\""));
+
+    // trusted mode is refused unless the operator enables it: the mode policy's status.
+    let out = run(
+        &server,
+        true,
+        &["--mode", "trusted", "-l", "bash", "-c", "true"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(118), "{}", text(&out.stderr));
+    let out = run(
+        &server,
+        true,
+        &["--json", "--mode", "trusted", "-l", "bash", "-c", "true"],
+        b"",
+    );
+    let refusal: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(refusal["refused"], true, "{refusal}");
+
+    // Without the token.
+    let out = server
+        .world()
+        .warden()
+        .args([
+            "run",
+            "--server",
+            &server.base(),
+            "-l",
+            "bash",
+            "-c",
+            "true",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains("(401)"), "{}", text(&out.stderr));
+
+    // --no-cache is this process's cache: refused with --server by the parser.
+    let out = run(
+        &server,
+        true,
+        &["--no-cache", "-l", "bash", "-c", "true"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    assert_eq!(history_count(&server), before, "nothing ran");
+    assert_eq!(server.health(Duration::from_secs(5)), Some(200));
+}
+
+/// The server's history, newest first.
+fn history(server: &LiveServer) -> Vec<serde_json::Value> {
+    let (status, body) = server.request("GET", "/v1/history?limit=1000", None);
+    assert_eq!(status, 200, "{body}");
+    let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    value.as_array().cloned().expect("an array")
+}
+
+fn history_count(server: &LiveServer) -> usize {
+    history(server).len()
+}
