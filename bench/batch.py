@@ -5,7 +5,7 @@ Usage: python3 batch.py WARDEN PY HUMANEVAL_JSONL_GZ ROUNDS HELLO_RUNS [SERVER_U
 
 Each round runs, for each way in a rotating order (bare, `warden run`, bwrap, and with a
 SERVER_URL `warden serve`: `POST /v1/executions?wait=true` on one keep-alive connection per
-worker):
+worker, and `warden run --server`: the CLI, one process a program, through that server):
 - the 164 HumanEval programs (prompt, canonical solution, the problem's tests and its `check`
   call) one after another, then with two workers;
 - HELLO_RUNS python hellos with two workers.
@@ -98,6 +98,8 @@ def ways(db):
     }
     if SERVER:
         found["warden serve"] = served
+        found["warden run --server"] = lambda path: process(
+            [WARDEN, "run", "--server", f"http://{SERVER}", "-l", "python", path])
     return found
 
 

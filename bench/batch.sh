@@ -2,8 +2,9 @@
 # Many short python programs through warden, as an evaluation harness runs them: the 164
 # HumanEval programs (each problem's canonical solution with its tests) one after another and
 # with two workers, and python hello with two workers; bare, through `warden run`, through
-# bubblewrap and through `warden serve` (workers = 2, pool_reuse = 100, as bench/server.sh), in
-# rounds that rotate the order. One run, ratios (bench/batch.py).
+# bubblewrap, through `warden serve` (workers = 2, pool_reuse = 100, as bench/server.sh) and
+# through `warden run --server` to that server, in rounds that rotate the order. One run,
+# ratios (bench/batch.py).
 #
 # Usage:  bash bench/batch.sh
 # Env:    ROUNDS=N      rounds (default 5)

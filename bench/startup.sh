@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Startup overhead of `warden run` next to the bare interpreter and next to bubblewrap.
+# Startup overhead of `warden run` next to the bare interpreter and next to bubblewrap, and of
+# `warden run --server` (the same run in a running `warden serve`).
 #
 # All commands are measured side by side in ONE hyperfine invocation, each started through
 # `env -i` (a clean, empty environment) and without a shell (`-N`). The table reports medians and
@@ -11,6 +12,8 @@
 # Env:    RUNS=N         timed runs per command (default 100), after 10 warmup runs;
 #                        with --profile: traced runs per language (default 30)
 #         JSON_OUT=path  keep hyperfine's raw JSON there instead of a deleted temp file
+#         POOL_REUSE=N   [server] pool_reuse of the server behind the `warden run --server`
+#                        rows, default 100 (the server's own default is 1)
 #         WARDEN_BEFORE=path  also measure this other warden binary (say, a build of the
 #                        previous commit) in the same run, as "(warden before)" rows
 #         PAIRED=1       paired rounds instead of hyperfine (bench/paired.py): each round runs
@@ -46,6 +49,11 @@ measure() {
     DBS="$(mktemp -d)"
     trap 'rm -rf "$DBS"' EXIT
     local now=(env -i "WARDEN_DB=$DBS/now.sqlite3" "$WARDEN")
+    # The same runs through a running `warden serve` (`warden run --server`, docs/cli.md):
+    # its warm engine and pool (workers = 2, pool_reuse = POOL_REUSE, as bench/server.sh).
+    start_server "${POOL_REUSE:-100}"
+    trap 'stop_server; rm -rf "$DBS"' EXIT
+    local through=(env -i "$WARDEN" run --server "http://$ADDR")
     local before=(env -i "WARDEN_DB=$DBS/before.sqlite3" "${WARDEN_BEFORE:-}")
     # Each entry: "name|group|command". A group's first entry is its bare baseline.
     local bench=(
@@ -53,10 +61,12 @@ measure() {
         "python hello (bare)|python|$(q env -i "$PY" -c 'print("hello")')"
         "python hello (warden run)|python|$(q "${now[@]}" run -l python -c 'print("hello")')"
         "python hello (bwrap)|python|$(q env -i "${BWRAP[@]}" "$PY" -c 'print("hello")')"
+        "python hello (warden run --server)|python|$(q "${through[@]}" -l python -c 'print("hello")')"
         ${WARDEN_BEFORE:+"python hello (warden before)|python|$(q "${before[@]}" run -l python -c 'print("hello")')"}
         "bash echo (bare)|bash|$(q env -i "$BASH_BIN" -c 'echo hello')"
         "bash echo (warden run)|bash|$(q "${now[@]}" run -l bash -c 'echo hello')"
         "bash echo (bwrap)|bash|$(q env -i "${BWRAP[@]}" "$BASH_BIN" -c 'echo hello')"
+        "bash echo (warden run --server)|bash|$(q "${through[@]}" -l bash -c 'echo hello')"
         ${WARDEN_BEFORE:+"bash echo (warden before)|bash|$(q "${before[@]}" run -l bash -c 'echo hello')"}
         "node console.log (bare)|node|$(q env -i "$NODE" -e 'console.log(1)')"
         "node console.log (warden run)|node|$(q "${now[@]}" run -l javascript -c 'console.log(1)')"
@@ -79,7 +89,7 @@ measure() {
     if [[ -z "$json" ]]; then
         json="$(mktemp --suffix=.json)"
         JSON_TMP="$json"
-        trap 'rm -f "$JSON_TMP"; rm -rf "$DBS"' EXIT
+        trap 'stop_server; rm -f "$JSON_TMP"; rm -rf "$DBS"' EXIT
     fi
     wait_for_quiet
     local pressure_before pressure_after
