@@ -217,3 +217,31 @@ fn history(server: &LiveServer) -> Vec<serde_json::Value> {
 fn history_count(server: &LiveServer) -> usize {
     history(server).len()
 }
+
+#[test]
+fn a_run_that_finds_the_server_full_waits_its_turn() {
+    let server = LiveServer::start("[server]\nworkers = 1\nqueue_size = 0\n");
+    // The only slot is taken by a run of about two seconds.
+    let mut first = server.world().warden();
+    first
+        .args(["run", "--server", &server.base(), "-l", "bash", "-c"])
+        .arg("sleep 2; echo first")
+        .env("WARDEN_TOKEN", TOKEN);
+    let first = first.spawn().expect("the first run starts");
+    let full = eventually(Duration::from_secs(10), || {
+        let body = r#"{"language": "bash", "code": "true"}"#;
+        server.request("POST", "/v1/executions", Some(body)).0 == 429
+    });
+    assert!(full, "the server never said it was full: {}", server.log());
+    // The next one is told to come back (429, Retry-After) and does.
+    let second = run(&server, true, &["-l", "bash", "-c", "echo second"], b"");
+    assert!(
+        second.status.success(),
+        "{}\nserver log:\n{}",
+        text(&second.stderr),
+        server.log()
+    );
+    assert_eq!(text(&second.stdout), "second\n");
+    let first = first.wait_with_output().expect("the first run ends");
+    assert_eq!(text(&first.stdout), "first\n", "{}", text(&first.stderr));
+}

@@ -11,15 +11,18 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 use warden_core::Outcome;
 
 use super::{Ending, FailedStage, RunArgs, MAX_STDIN};
-use crate::commands::client::Client;
+use crate::commands::client::{Answer, Client};
 use crate::exit_code;
+
+/// How long a run waits in all for room in a full server before its refusal is reported.
+const MOST_WAITED: Duration = Duration::from_secs(60);
 
 /// Runs `args` in the server at `server`.
 pub(super) fn run(args: &RunArgs, server: &str) -> anyhow::Result<ExitCode> {
@@ -36,7 +39,7 @@ fn send(args: &RunArgs, server: &str) -> anyhow::Result<anyhow::Result<ExitCode>
     let client = Client::new(server, args.token.clone())?;
     let body = request(args)?;
     let started = Instant::now();
-    let answer = client.send_json("POST", "/v1/executions", &body)?;
+    let answer = send_waiting_for_room(&client, &body)?;
     let took = started.elapsed();
     let timing = answer.header("server-timing").map(str::to_owned);
     let status = answer.status;
@@ -60,6 +63,27 @@ fn send(args: &RunArgs, server: &str) -> anyhow::Result<anyhow::Result<ExitCode>
         return Ok(Ok(ExitCode::SUCCESS));
     }
     Ok(show(&value))
+}
+
+/// Sends the request; while the server answers that its queue (or the token's quota) is full,
+/// waits as long as its `Retry-After` says and sends it again, up to [`MOST_WAITED`] in all:
+/// a harness that starts more runs than the server takes waits its turn instead of failing.
+fn send_waiting_for_room(client: &Client, body: &Value) -> anyhow::Result<Answer> {
+    let mut waited = Duration::ZERO;
+    loop {
+        let answer = client.send_json("POST", "/v1/executions", body)?;
+        let wait = answer
+            .header("retry-after")
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(|secs| Duration::from_secs(secs.clamp(1, 10)));
+        match wait {
+            Some(wait) if answer.status == 429 && waited + wait <= MOST_WAITED => {
+                std::thread::sleep(wait);
+                waited += wait;
+            }
+            _ => return Ok(answer),
+        }
+    }
 }
 
 /// The body of `POST /v1/executions` for `args`.
