@@ -289,14 +289,22 @@ fn print_profile(
 fn warn(execution: &Execution) {
     let found = &execution.result.detection;
     if found.is_unsure() {
-        eprintln!(
-            "warden: detected {} (confidence {:.2}, by {}); pass --lang to choose",
-            found.language, found.confidence, found.by
-        );
+        announce_detection(&found.language, found.confidence.into(), &found.by);
     }
     for warning in &execution.warnings {
         eprintln!("warden: warning: {warning}");
     }
+}
+
+/// Says on stderr which language was chosen when detection was unsure of it.
+fn announce_detection(
+    language: &dyn std::fmt::Display,
+    confidence: f64,
+    by: &dyn std::fmt::Display,
+) {
+    eprintln!(
+        "warden: detected {language} (confidence {confidence:.2}, by {by}); pass --lang to choose"
+    );
 }
 
 /// The mode policy refused the program: the findings go to stderr (or into the JSON object).
@@ -381,19 +389,10 @@ fn pass_through(result: &ExecutionResult) -> anyhow::Result<ExitCode> {
         ),
         _ => None,
     };
-    let limits = &result.limits;
-    let limit = match &result.outcome {
-        Outcome::TimeLimit {
-            which: warden_core::TimeLimitKind::Cpu,
-        } => Some(warden_core::units::format_duration(limits.cpu_time)),
-        Outcome::TimeLimit {
-            which: warden_core::TimeLimitKind::Wall,
-        } => Some(warden_core::units::format_duration(limits.wall_time)),
-        Outcome::MemoryLimit => Some(limits.memory.to_string()),
-        Outcome::OutputLimit { .. } => Some(limits.max_output.to_string()),
-        Outcome::FileSizeLimit => Some(limits.max_file_size.to_string()),
-        _ => None,
-    };
+    let limit = limit_field(&result.outcome).and_then(|field| {
+        let limits = serde_json::to_value(result.limits).ok()?;
+        limits[field].as_str().map(str::to_owned)
+    });
     Ending {
         outcome: result.outcome.clone(),
         stdout: &result.stdout,
@@ -402,6 +401,22 @@ fn pass_through(result: &ExecutionResult) -> anyhow::Result<ExitCode> {
         limit,
     }
     .print()
+}
+
+/// The limit `outcome` says the run reached, as the result's `limits` object names it.
+fn limit_field(outcome: &Outcome) -> Option<&'static str> {
+    match outcome {
+        Outcome::TimeLimit {
+            which: warden_core::TimeLimitKind::Cpu,
+        } => Some("cpu_time"),
+        Outcome::TimeLimit {
+            which: warden_core::TimeLimitKind::Wall,
+        } => Some("wall_time"),
+        Outcome::MemoryLimit => Some("memory"),
+        Outcome::OutputLimit { .. } => Some("max_output"),
+        Outcome::FileSizeLimit => Some("max_file_size"),
+        _ => None,
+    }
 }
 
 /// How a run ended, as `warden run` without `--json` shows it: from this process's result or

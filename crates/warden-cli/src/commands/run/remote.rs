@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 use warden_core::Outcome;
 
-use super::{Ending, FailedStage, RunArgs, MAX_STDIN};
+use super::{announce_detection, limit_field, Ending, FailedStage, RunArgs, MAX_STDIN};
 use crate::commands::client::{Answer, Client};
 use crate::exit_code;
 
@@ -227,9 +227,7 @@ fn show(result: &Value) -> anyhow::Result<ExitCode> {
     ) {
         if confidence < f64::from(warden_core::detect::CONFIDENT) {
             let by = detection["by"].as_str().unwrap_or("content");
-            eprintln!(
-                "warden: detected {language} (confidence {confidence:.2}, by {by}); pass --lang to choose"
-            );
+            announce_detection(&language, confidence, &by);
         }
     }
     let failed_stage = match outcome {
@@ -241,19 +239,7 @@ fn show(result: &Value) -> anyhow::Result<ExitCode> {
         Outcome::CompileError => stage("compiler", exit_code::COMPILE_ERROR, &result["compile"])?,
         _ => None,
     };
-    let limit_field = match &outcome {
-        Outcome::TimeLimit {
-            which: warden_core::TimeLimitKind::Cpu,
-        } => Some("cpu_time"),
-        Outcome::TimeLimit {
-            which: warden_core::TimeLimitKind::Wall,
-        } => Some("wall_time"),
-        Outcome::MemoryLimit => Some("memory"),
-        Outcome::OutputLimit { .. } => Some("max_output"),
-        Outcome::FileSizeLimit => Some("max_file_size"),
-        _ => None,
-    };
-    let limit = limit_field
+    let limit = limit_field(&outcome)
         .and_then(|field| result["limits"][field].as_str())
         .map(str::to_owned);
     Ending {
