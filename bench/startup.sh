@@ -71,6 +71,7 @@ measure() {
         "node console.log (bare)|node|$(q env -i "$NODE" -e 'console.log(1)')"
         "node console.log (warden run)|node|$(q "${now[@]}" run -l javascript -c 'console.log(1)')"
         "node console.log (bwrap)|node|$(q env -i "${BWRAP[@]}" "$NODE" -e 'console.log(1)')"
+        "node console.log (warden run --server)|node|$(q "${through[@]}" -l javascript -c 'console.log(1)')"
     )
     local entry name group cmd out args=() groups=""
     # Fail early, with the command's own error, if one of them does not run.
