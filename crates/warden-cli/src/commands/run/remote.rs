@@ -34,7 +34,9 @@ pub(super) fn run(args: &RunArgs, server: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Sends the request and shows the answer; the outer `Err` is a failure before any answer.
+/// Sends the request and shows the answer. The outer `Err` is the run's failure (no answer,
+/// or the server refused the request), which `--json` shows as `{"error"}`; the inner one a
+/// failure to show the result.
 fn send(args: &RunArgs, server: &str) -> anyhow::Result<anyhow::Result<ExitCode>> {
     let client = Client::new(server, args.token.clone())?;
     let body = request(args)?;
