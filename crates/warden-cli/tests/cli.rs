@@ -3,29 +3,15 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
-use support::World;
+use support::{output_with_stdin, World};
 use warden_core::Catalog;
 
 /// `warden ARGS` in a world of its own, `stdin` on a pipe.
 fn warden(args: &[&str], stdin: &[u8]) -> Output {
-    let world = World::new();
-    let mut child = world
-        .warden()
-        .args(args)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("warden starts");
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(stdin)
-        .expect("stdin written");
-    child.wait_with_output().expect("warden finishes")
+    output_with_stdin(World::new().warden().args(args), stdin)
 }
 
 fn json(args: &[&str], stdin: &[u8]) -> Value {

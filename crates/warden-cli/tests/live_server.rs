@@ -10,7 +10,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 #[path = "support.rs"]
-mod support;
+pub mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -5,10 +5,10 @@
 
 mod live_server;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
+use live_server::support::output_with_stdin;
 use live_server::{eventually, LiveServer, TOKEN};
 
 /// `warden run ARGS` with `stdin`, locally or (with `server`) through it with its token.
@@ -20,15 +20,7 @@ fn run(server: &LiveServer, through: bool, args: &[&str], stdin: &[u8]) -> Outpu
             .args(["--server", &server.base()])
             .env("WARDEN_TOKEN", TOKEN);
     }
-    command.args(args).stdin(Stdio::piped());
-    let mut child = command.spawn().expect("warden run starts");
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(stdin)
-        .expect("stdin written");
-    child.wait_with_output().expect("warden run ends")
+    output_with_stdin(command.args(args), stdin)
 }
 
 fn text(bytes: &[u8]) -> String {

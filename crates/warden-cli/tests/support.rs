@@ -11,7 +11,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// A test's private directory, its database, cache and configuration inside.
 pub struct World {
@@ -225,4 +225,20 @@ pub fn our_cgroups() -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// Runs `command` to its end with `stdin` written to its standard input.
+pub fn output_with_stdin(command: &mut Command, stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin)
+        .expect("stdin written");
+    child.wait_with_output().expect("the command ends")
 }

@@ -350,8 +350,13 @@ fn stdin() -> anyhow::Result<Stdin> {
             .context("duplicating stdin")?;
         return Ok(Stdin::Pipe(fd));
     }
+    read_stdin().map(Stdin::Bytes)
+}
+
+/// Standard input read whole, at most [`MAX_STDIN`].
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    stdin
+    std::io::stdin()
         .lock()
         .take(MAX_STDIN + 1)
         .read_to_end(&mut bytes)
@@ -359,7 +364,7 @@ fn stdin() -> anyhow::Result<Stdin> {
     if bytes.len() as u64 > MAX_STDIN {
         bail!("standard input is larger than {}", ByteSize(MAX_STDIN));
     }
-    Ok(Stdin::Bytes(bytes))
+    Ok(bytes)
 }
 
 fn pass_through(result: &ExecutionResult) -> anyhow::Result<ExitCode> {

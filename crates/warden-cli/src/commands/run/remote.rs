@@ -9,7 +9,7 @@
 //! cannot carry is refused before anything is sent: files and standard input that are not
 //! UTF-8 text (the API's bodies are JSON strings).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 use warden_core::Outcome;
 
-use super::{announce_detection, limit_field, Ending, FailedStage, RunArgs, MAX_STDIN};
+use super::{announce_detection, limit_field, read_stdin, Ending, FailedStage, RunArgs};
 use crate::commands::client::{Answer, Client};
 use crate::exit_code;
 
@@ -181,22 +181,10 @@ fn limits(args: &RunArgs) -> Map<String, Value> {
 /// Standard input, read whole (a pipe cannot be handed to another process over HTTP); none
 /// from a terminal, as for a local run.
 fn stdin() -> anyhow::Result<Option<String>> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
+    if std::io::stdin().is_terminal() {
         return Ok(None);
     }
-    let mut bytes = Vec::new();
-    stdin
-        .lock()
-        .take(MAX_STDIN + 1)
-        .read_to_end(&mut bytes)
-        .context("reading stdin")?;
-    if bytes.len() as u64 > MAX_STDIN {
-        bail!(
-            "standard input is larger than {}",
-            warden_core::ByteSize(MAX_STDIN)
-        );
-    }
+    let bytes = read_stdin()?;
     if bytes.is_empty() {
         return Ok(None);
     }
