@@ -459,6 +459,44 @@ fn eventually(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
+/// Issue 9: synchronous requests have a deadline. A program still running when it passes is
+/// killed (not left to its wall limit), the caller gets 504 `deadline`, and the only worker is
+/// free for the next request.
+#[test]
+fn a_synchronous_execution_past_its_deadline_is_cancelled() {
+    let server = Server::start(&format!(
+        "[server]\nworkers = 1\nsync_deadline = \"2s\"\n{TOKENS}"
+    ));
+    let marker = "27.1828";
+    let started = Instant::now();
+    let late = server.request(
+        "POST",
+        "/v1/executions",
+        Some(
+            &json!({"language": "bash", "code": format!("exec sleep {marker}"),
+            "limits": {"wall_time": "60s", "cpu_time": "60s"}}),
+        ),
+    );
+    assert_eq!(late.code, 504, "{}", late.body);
+    assert_eq!(late.json()["kind"], "deadline", "{}", late.body);
+    // At the deadline, not when the program would have ended by itself.
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    eventually("the program is killed at the deadline", || {
+        !sleeping(marker)
+    });
+    let next = server.request(
+        "POST",
+        "/v1/executions",
+        Some(&json!({"language": "bash", "code": "echo next"})),
+    );
+    assert_eq!(next.code, 200, "{}", next.body);
+    assert_eq!(next.json()["stdout"], "next\n");
+}
+
 /// Issue 9: a client that disconnects cancels its execution. The program is killed at once
 /// (not at its wall limit), and the only worker is free for the next request.
 #[test]

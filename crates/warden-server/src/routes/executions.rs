@@ -68,7 +68,7 @@ pub(crate) async fn create(
     }
     let deadline = state.sync_deadline();
     // On the deadline (or when the client goes away) this future is dropped: a queued
-    // execution never runs, a running one finishes unwatched and is recorded.
+    // execution never runs, a running one is cancelled (`run_admitted`'s `CancelOnDrop`).
     match tokio::time::timeout(deadline, state.execute(request, caller)).await {
         Ok(execution) => {
             let execution = execution?;
