@@ -459,6 +459,17 @@ fn eventually(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
+/// A program runs to its end: the server's worker is free again.
+fn the_next_execution_runs(server: &Server) {
+    let next = server.request(
+        "POST",
+        "/v1/executions",
+        Some(&json!({"language": "bash", "code": "echo next"})),
+    );
+    assert_eq!(next.code, 200, "{}", next.body);
+    assert_eq!(next.json()["stdout"], "next\n");
+}
+
 /// Issue 9: synchronous requests have a deadline. A program still running when it passes is
 /// killed (not left to its wall limit), the caller gets 504 `deadline`, and the only worker is
 /// free for the next request.
@@ -488,13 +499,7 @@ fn a_synchronous_execution_past_its_deadline_is_cancelled() {
     eventually("the program is killed at the deadline", || {
         !sleeping(marker)
     });
-    let next = server.request(
-        "POST",
-        "/v1/executions",
-        Some(&json!({"language": "bash", "code": "echo next"})),
-    );
-    assert_eq!(next.code, 200, "{}", next.body);
-    assert_eq!(next.json()["stdout"], "next\n");
+    the_next_execution_runs(&server);
 }
 
 /// Issue 9: a client that disconnects cancels its execution. The program is killed at once
@@ -519,11 +524,5 @@ fn a_client_that_leaves_cancels_its_running_execution() {
     eventually("the program is killed once its client left", || {
         !sleeping(marker)
     });
-    let next = server.request(
-        "POST",
-        "/v1/executions",
-        Some(&json!({"language": "bash", "code": "echo next"})),
-    );
-    assert_eq!(next.code, 200, "{}", next.body);
-    assert_eq!(next.json()["stdout"], "next\n");
+    the_next_execution_runs(&server);
 }
