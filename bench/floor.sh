@@ -39,13 +39,7 @@ gcc -O2 -pthread -o "$FLOOR_DIR/floor" "$REPO/bench/floor.c"
 FLOOR_PID=$!
 start_server "${POOL_REUSE:-100}"
 trap stop_floor EXIT # start_server set its own
-FLOOR_ADDR=""
-for _ in $(seq 50); do
-    FLOOR_ADDR="$(sed -n 's/^listening on //p' "$FLOOR_DIR/out")"
-    [[ -n "$FLOOR_ADDR" ]] && break
-    sleep 0.1
-done
-[[ -n "$FLOOR_ADDR" ]] || die "the floor server did not start"
+FLOOR_ADDR="$(listened_on "$FLOOR_DIR/out" 'listening on ')" || die "the floor server did not start"
 
 wait_for_quiet
 echo "## Machine"

@@ -77,13 +77,23 @@ start_server() {
         WARDEN_CACHE_DIR="$work/cache" "$binary" serve --listen 127.0.0.1:0 2>"$work/log" &
     pid=$!
     SERVER_PIDS+=("$pid")
-    ADDR=""
+    ADDR="$(listened_on "$work/log" 'warden: listening on http://')" ||
+        die "warden serve did not start: $(cat "$work/log")"
+}
+
+# Prints the host:port that a server wrote to FILE after PREFIX (at the start of a line),
+# waiting up to 10 s for it; fails if it never comes.
+listened_on() {
+    local file="$1" prefix="$2" line
     for _ in $(seq 100); do
-        ADDR="$(sed -n 's/^warden: listening on http:\/\///p' "$work/log" | head -n1)"
-        [[ -n "$ADDR" ]] && break
+        line="$(grep -m1 -F "$prefix" "$file" 2>/dev/null || true)"
+        if [[ "$line" == "$prefix"* ]]; then
+            echo "${line#"$prefix"}"
+            return 0
+        fi
         sleep 0.1
     done
-    [[ -n "$ADDR" ]] || die "warden serve did not start: $(cat "$work/log")"
+    return 1
 }
 
 stop_server() {
