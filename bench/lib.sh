@@ -20,9 +20,10 @@ ensure_tools() {
     fi
 }
 
+# The release binary as users build it (scripts/build.sh: statically linked on linux-gnu).
 build_warden() {
     echo "building warden (release)..." >&2
-    (cd "$REPO" && cargo build --release --quiet -p warden-cli)
+    bash "$REPO/scripts/build.sh" --quiet
     [[ -x "$WARDEN" ]] || die "$WARDEN was not built"
 }
 
