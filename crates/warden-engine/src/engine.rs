@@ -361,7 +361,8 @@ impl Engine {
             request.cancel.clone(),
         )?
         .with_pool(pool, request.origin.token.as_deref().unwrap_or(""))
-        .with_network(network.clone());
+        .with_network(network.clone())
+        .meanwhile(|| self.open_history());
         clock.lap("plan");
         let stages = self.stages(&prepared, &mut request, &mut runner);
         // The last sandbox ends while the history is written: its processes exit and its

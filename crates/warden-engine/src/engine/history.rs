@@ -281,6 +281,15 @@ impl Engine {
         )
     }
 
+    /// Opens the history database if it is not open yet, so that recording the execution later
+    /// only writes (`warden run` does it while its sandbox builds itself). A background
+    /// journal's writer opens it itself; a failure is left for the record to report.
+    pub(super) fn open_history(&self) {
+        if let Some(journal) = self.history.as_ref().filter(|j| !j.background) {
+            drop(journal.shared.open());
+        }
+    }
+
     /// Writes the history's queued records (a server calls it when it stops).
     pub fn flush_history(&self) {
         if let Some(journal) = &self.history {

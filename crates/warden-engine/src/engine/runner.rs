@@ -39,6 +39,8 @@ pub(super) struct Runner<'e> {
     records: Vec<ConnectionRecord>,
     /// Where the time went so far (`--profile`).
     timings: Timings,
+    /// The caller's work to do while the first sandbox builds itself ([`Runner::meanwhile`]).
+    meanwhile: Option<Box<dyn FnOnce() + 'e>>,
 }
 
 /// Time a runner spent building sandboxes, running jobs, and ending sandboxes.
@@ -101,7 +103,28 @@ impl<'e> Runner<'e> {
             network: None,
             records: Vec::new(),
             timings: Timings::default(),
+            meanwhile: None,
         })
+    }
+
+    /// Has `work` done once, right after the first sandbox is started and before its first job
+    /// is handed over: a new sandbox builds itself in its own processes, so work of the
+    /// caller's that the run does not need (opening the history) overlaps with it instead of
+    /// following the run. Counted in `setup`.
+    pub(super) fn meanwhile(mut self, work: impl FnOnce() + 'e) -> Self {
+        self.meanwhile = Some(Box::new(work));
+        self
+    }
+
+    /// Creates a sandbox ([`Runner::create`]), then does the caller's work meanwhile.
+    fn start(&mut self) -> Result<(LiveSandbox, Option<BlockingProxy>), EngineError> {
+        let building = Instant::now();
+        let created = self.create();
+        if let (Ok(_), Some(work)) = (&created, self.meanwhile.take()) {
+            work();
+        }
+        self.timings.setup += building.elapsed();
+        created
     }
 
     /// Takes sandboxes from `pool` when it has them, and gives them back after use, for
@@ -252,9 +275,7 @@ impl<'e> Runner<'e> {
     ) -> Result<SandboxRun, EngineError> {
         match self.reuse {
             SandboxReuse::Fresh => {
-                let building = Instant::now();
-                let (mut sandbox, proxy) = self.create()?;
-                self.timings.setup += building.elapsed();
+                let (mut sandbox, proxy) = self.start()?;
                 let running = Instant::now();
                 let run = sandbox.run_streaming(&self.job(job), stdin, sink);
                 self.timings.job(running, &run);
@@ -271,9 +292,7 @@ impl<'e> Runner<'e> {
                         }
                         dead.destroy()?;
                     }
-                    let building = Instant::now();
-                    self.shared = Some(self.create()?);
-                    self.timings.setup += building.elapsed();
+                    self.shared = Some(self.start()?);
                 }
                 let job = self.job(job);
                 let (sandbox, _) = self.shared.as_mut().ok_or(EngineError::Sandbox(
