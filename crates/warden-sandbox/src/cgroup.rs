@@ -230,6 +230,18 @@ impl Cgroup {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
+    /// The file counting the group's cpu time (v1 `cpuacct.usage`, v2 `cpu.stat`). The helper
+    /// opens it for the sandbox's init, which reads it just before it reports `Ready`: the
+    /// count that a first job sent during the build starts from (`parse_cpu_counter`).
+    pub(crate) fn cpu_counter(&self) -> PathBuf {
+        match &self.layout {
+            CgroupFs::V1(mounts) => mounts
+                .dir_of(&self.dirs, v1::Controller::Cpuacct)
+                .join("cpuacct.usage"),
+            CgroupFs::V2(_) => self.dirs[0].join("cpu.stat"),
+        }
+    }
+
     /// How the sandbox's init gets into this cgroup.
     pub(crate) fn join(&self) -> CgroupJoin {
         match self.layout {
@@ -468,6 +480,17 @@ pub(crate) fn read_u64(files: &Files, path: &Path) -> Result<u64, CgroupError> {
     })
 }
 
+/// The cpu time a counter file ([`Cgroup::cpu_counter`]) holds: v1's nanoseconds, or v2's
+/// `usage_usec` line.
+pub(crate) fn parse_cpu_counter(text: &str) -> Option<Duration> {
+    if let Ok(nanos) = text.trim().parse() {
+        return Some(Duration::from_nanos(nanos));
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok())
+        .map(Duration::from_micros)
+}
+
 /// Reads `key value` lines (memory.events, cpu.stat, memory.oom_control) for one key.
 pub(crate) fn read_keyed(
     files: &Files,
@@ -488,6 +511,20 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_counters_of_both_versions_parse() {
+        assert_eq!(
+            parse_cpu_counter("1500000\n"),
+            Some(Duration::from_micros(1500))
+        );
+        assert_eq!(
+            parse_cpu_counter("usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n"),
+            Some(Duration::from_micros(2500))
+        );
+        assert_eq!(parse_cpu_counter("user_usec 2000\n"), None);
+        assert_eq!(parse_cpu_counter(""), None);
+    }
 
     const HYBRID: &str = "\
 35 25 0:30 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755

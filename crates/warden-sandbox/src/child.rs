@@ -75,6 +75,8 @@ pub(crate) struct InitChannels {
     pub(crate) report: OwnedFd,
     /// Jobs from the parent (`control`).
     pub(crate) control: OwnedFd,
+    /// The cgroup's cpu counter, read once before the first `Ready` and closed.
+    pub(crate) cpu_counter: Option<OwnedFd>,
 }
 
 /// Signals the init passes on to the payload.
@@ -105,22 +107,23 @@ pub(crate) enum Confinement<'a> {
 
 /// Runs the init; never returns. A failed step is reported and ends the sandbox.
 pub(crate) fn run_init(spec: &SandboxSpec, filter: &CompiledFilter, channels: InitChannels) -> ! {
-    run_reporting(channels, |sync, report, control| {
-        enter_sandbox(spec, filter, sync, report, control)
+    run_reporting(channels, |sync, report, control, cpu_counter| {
+        enter_sandbox(spec, filter, sync, report, control, cpu_counter)
     })
 }
 
 /// Runs `enter` with the init's channels; a failed step is reported, and the init exits.
 fn run_reporting(
     channels: InitChannels,
-    enter: impl FnOnce(OwnedFd, &OwnedFd, &OwnedFd) -> Result<Infallible, SetupError>,
+    enter: impl FnOnce(OwnedFd, &OwnedFd, &OwnedFd, Option<OwnedFd>) -> Result<Infallible, SetupError>,
 ) -> ! {
     let InitChannels {
         sync,
         report,
         control,
+        cpu_counter,
     } = channels;
-    match enter(sync, &report, &control) {
+    match enter(sync, &report, &control, cpu_counter) {
         Ok(never) => match never {},
         Err(e) => {
             e.report().send(report.as_fd());
@@ -136,6 +139,7 @@ fn enter_sandbox(
     sync: OwnedFd,
     report: &OwnedFd,
     control: &OwnedFd,
+    cpu_counter: Option<OwnedFd>,
 ) -> Result<Infallible, SetupError> {
     let volume_mounts = volumes::wait_for_release(sync)?;
     become_namespace_root()?;
@@ -159,13 +163,14 @@ fn enter_sandbox(
         Some(spec),
         report,
         control,
+        cpu_counter,
     )
 }
 
 /// Runs the trusted backend's init (`trusted.rs`); never returns.
 pub(crate) fn run_trusted_init(workdir: &Path, id: u32, channels: InitChannels) -> ! {
-    run_reporting(channels, |sync, report, control| {
-        enter_trusted(workdir, id, sync, report, control)
+    run_reporting(channels, |sync, report, control, cpu_counter| {
+        enter_trusted(workdir, id, sync, report, control, cpu_counter)
     })
 }
 
@@ -178,6 +183,7 @@ fn enter_trusted(
     sync: OwnedFd,
     report: &OwnedFd,
     control: &OwnedFd,
+    cpu_counter: Option<OwnedFd>,
 ) -> Result<Infallible, SetupError> {
     wait_for_id_maps(sync)?;
     become_user(id)?;
@@ -185,7 +191,14 @@ fn enter_trusted(
     die_with_helper()?;
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| SetupError::errno("become a child subreaper", e))?;
-    serve_jobs(workdir, Confinement::Trusted, None, report, control)
+    serve_jobs(
+        workdir,
+        Confinement::Trusted,
+        None,
+        report,
+        control,
+        cpu_counter,
+    )
 }
 
 /// Drops every group and takes uid and gid `id`; the capabilities go with uid 0.
@@ -230,6 +243,15 @@ fn become_namespace_root() -> Result<(), SetupError> {
         .map_err(|e| SetupError::errno("setresuid 0", e))
 }
 
+/// The cpu time the cgroup's counter holds, in nanoseconds.
+fn read_cpu_counter(fd: &OwnedFd) -> Option<u64> {
+    let mut buf = [0u8; 1024];
+    let n = nix::sys::uio::pread(fd, &mut buf, 0).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let cpu = crate::cgroup::parse_cpu_counter(text)?;
+    u64::try_from(cpu.as_nanos()).ok()
+}
+
 /// Reports `Ready`, then runs each job the parent sends, one after another, until the parent
 /// closes the control channel; then exits, which (in a pid namespace) makes the kernel kill
 /// whatever is left. A reset (`spec` given: the native sandbox) is answered with `Ready`.
@@ -239,6 +261,7 @@ fn serve_jobs(
     spec: Option<&SandboxSpec>,
     report: &OwnedFd,
     control: &OwnedFd,
+    cpu_counter: Option<OwnedFd>,
 ) -> Result<Infallible, SetupError> {
     let mut waited = SigSet::empty();
     waited.add(Signal::SIGCHLD);
@@ -255,7 +278,10 @@ fn serve_jobs(
     stale.add(END_JOB);
     let stale = SignalFd::with_flags(&stale, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| SetupError::errno("signalfd", e))?;
-    Report::Ready.send(report.as_fd());
+    // Read last, so that the whole build is in it; closed here, before any payload exists.
+    let cgroup_cpu_ns = cpu_counter.as_ref().and_then(read_cpu_counter);
+    drop(cpu_counter);
+    Report::Ready { cgroup_cpu_ns }.send(report.as_fd());
     // Whether the sandbox is as fresh as it was when it reported `Ready` (built or reset, no
     // job since): the moment for a standby payload, which must see the workspace and IPC
     // namespace its job will.
@@ -274,7 +300,10 @@ fn serve_jobs(
                 match spec.ok_or_else(|| SetupError::new("reset", "not supported")) {
                     Ok(spec) => match reset(spec) {
                         Ok(()) => {
-                            Report::Ready.send(report.as_fd());
+                            Report::Ready {
+                                cgroup_cpu_ns: None,
+                            }
+                            .send(report.as_fd());
                             fresh = true;
                         }
                         Err(e) => e.report().send(report.as_fd()),

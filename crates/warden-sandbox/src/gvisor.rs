@@ -145,6 +145,8 @@ impl Backend for Gvisor {
             },
             host_id: 0,
             cgroup: cgroup.join(),
+            // runsc's sandbox has no init of warden's to read it: its jobs start on a ready one.
+            cpu_counter: None,
             backend: HelperBackend::Exec(runsc_argv(&self.runsc, &bundle, &container, spec.egress)),
         };
         let launcher = RunscJobs {

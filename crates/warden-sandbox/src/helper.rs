@@ -51,6 +51,9 @@ pub(crate) struct HelperRequest {
     pub(crate) host_id: u32,
     /// How the init gets into its cgroup.
     pub(crate) cgroup: CgroupJoin,
+    /// The cgroup's cpu counter (`Cgroup::cpu_counter`), opened for the init.
+    #[serde(default)]
+    pub(crate) cpu_counter: Option<PathBuf>,
     /// What the helper builds.
     pub(crate) backend: Backend,
 }
@@ -188,6 +191,13 @@ fn start_init(
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| SetupError::errno("socketpair", e))?;
+    // Read-only and close-on-exec; the init reads it once and closes it before any payload
+    // exists. Without it, a first job's count includes the build, as it did before.
+    let cpu_counter = request
+        .cpu_counter
+        .as_deref()
+        .and_then(|path| fs::File::open(path).ok())
+        .map(OwnedFd::from);
     if let CgroupJoin::MoveHelper { enter, .. } = &request.cgroup {
         move_self(enter)?;
     }
@@ -199,13 +209,14 @@ fn start_init(
                 sync: sync_read,
                 report: report.try_clone().unwrap_or_else(|_| exit_immediately(1)),
                 control,
+                cpu_counter,
             };
             init(channels);
             // `init` never returns: it serves jobs and exits.
             exit_immediately(1)
         }
         ForkResult::Parent { child } => {
-            drop(sync_read);
+            drop((sync_read, cpu_counter));
             // Only the init talks on the control channel.
             drop(control);
             let id_maps = matches!(request.backend, Backend::Namespaces);
@@ -292,7 +303,10 @@ fn exec_in_cgroup(join: &CgroupJoin, argv: &[String], report: &OwnedFd) -> Resul
             .map(std::mem::forget)
             .map_err(|e| SetupError::errno("place the lifeline", e))?;
     }
-    crate::report::Report::Ready.send(report.as_fd());
+    crate::report::Report::Ready {
+        cgroup_cpu_ns: None,
+    }
+    .send(report.as_fd());
     let Err(e) = nix::unistd::execve::<std::ffi::CString, std::ffi::CString>(program, &argv, &[]);
     Err(SetupError::sys(
         "execve",

@@ -136,6 +136,8 @@ pub struct LiveSandbox {
     destroyed: bool,
     /// Whether the sandbox reported ready (`wait_ready`).
     ready: bool,
+    /// The cgroup's cpu count when the init reported ready after its build (`Report::Ready`).
+    built_cpu: Option<Duration>,
     /// Whether the helper reports the init's pid (backends with warden's own init).
     wants_init: bool,
     /// Jobs sent so far.
@@ -187,6 +189,7 @@ impl LiveSandbox {
             dead: None,
             destroyed: false,
             ready: false,
+            built_cpu: None,
             wants_init,
             jobs_run: 0,
         };
@@ -298,7 +301,10 @@ impl LiveSandbox {
                     // helper's `Init` may come after it: the init does not wait for the
                     // helper to report, and a trusted init is ready at once.
                     other if ready => kept.push(other),
-                    Ok(Report::Ready) => ready = true,
+                    Ok(Report::Ready { cgroup_cpu_ns }) => {
+                        ready = true;
+                        self.built_cpu = cgroup_cpu_ns.map(Duration::from_nanos);
+                    }
                     Ok(Report::SetupFailed { step, detail }) => {
                         failure.get_or_insert(SandboxError::Setup { step, detail });
                     }
@@ -401,7 +407,7 @@ impl LiveSandbox {
         if matches!(self.jobs, Some(Jobs::Process(_))) {
             self.wait_ready()?;
         }
-        let before = self.prepare_accounting(job)?;
+        let counted = self.prepare_accounting(job)?;
         let (stdin_read, stdin_feed) = stdin_source(stdin)?;
         // gVisor makes the host descriptors it is given non-blocking and hands a program's
         // blocking write the short count of a full pipe: the rest of the output would be lost
@@ -438,8 +444,13 @@ impl LiveSandbox {
         drop((stdin_fd, stdout_write, stderr_write));
         let end = end?;
         self.jobs_run += 1;
-        // A first job sent while the sandbox was still being built: its setup ends first.
+        // A first job sent while the sandbox was still being built: its setup ends first, and
+        // the job counts from where the init read the cgroup's cpu before reporting ready.
         self.wait_ready()?;
+        let before = counted.unwrap_or(CgroupStats {
+            cpu_time: self.built_cpu.unwrap_or_default(),
+            ..CgroupStats::default()
+        });
         let pipes = JobPipes {
             stdout: stdout_read,
             stderr: stderr_read,
@@ -553,7 +564,7 @@ impl LiveSandbox {
         loop {
             for report in self.report.read() {
                 match report {
-                    Ok(Report::Ready) => return Ok(()),
+                    Ok(Report::Ready { .. }) => return Ok(()),
                     Ok(Report::SetupFailed { step, detail }) => {
                         return Err(SandboxError::Setup { step, detail })
                     }
@@ -589,8 +600,9 @@ impl LiveSandbox {
     }
 
     /// Applies the job's memory and process limits to the cgroup (when they differ from the
-    /// last job's), resets the memory peak, and returns the counters before the job.
-    fn prepare_accounting(&mut self, job: &Job) -> Result<CgroupStats, SandboxError> {
+    /// last job's), resets the memory peak, and returns the counters before the job; `None`
+    /// while the sandbox is being built.
+    fn prepare_accounting(&mut self, job: &Job) -> Result<Option<CgroupStats>, SandboxError> {
         let cgroup = self
             .cgroup
             .as_ref()
@@ -602,14 +614,16 @@ impl LiveSandbox {
             self.cgroup_limits = wanted;
         }
         if self.jobs_run == 0 && !self.ready {
-            // A first job sent while the sandbox is still being built: the cgroup is fresh,
-            // and the job's accounting starts at zero (with the sandbox's setup in it, as a
-            // one-shot run's always has). A sandbox made ready earlier (a pooled one) counts
-            // from its state when the job starts, like every later job.
-            return Ok(CgroupStats::default());
+            // A first job sent while the sandbox is still being built: the cgroup is fresh
+            // (no peak to reset, no OOM kill, no refused fork), and the parent cannot read
+            // its cpu count at the moment the job starts, since the init forks the payload
+            // right after `Ready`. The init reads it before `Ready` instead (`built_cpu`); a
+            // count read later here could hold the job's own cpu. A sandbox made ready
+            // earlier (a pooled one) counts from its state when the job starts.
+            return Ok(None);
         }
         cgroup.reset_peak();
-        Ok(cgroup.stats()?)
+        Ok(Some(cgroup.stats()?))
     }
 
     /// Sends the job to the init, or starts its process.

@@ -492,6 +492,7 @@ pub(crate) fn init_request(
         spec: spec.clone(),
         host_id: slot.host_id(),
         cgroup: cgroup.join(),
+        cpu_counter: Some(cgroup.cpu_counter()),
         backend,
     }
 }

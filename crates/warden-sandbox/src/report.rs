@@ -32,8 +32,14 @@ pub(crate) enum Report {
         /// The init's host pid.
         pid: i32,
     },
-    /// From the init: the sandbox is built and waits for its first job.
-    Ready,
+    /// From the init: the sandbox is built (or reset) and waits for its next job.
+    Ready {
+        /// The cgroup's cpu count when the init sent this, in nanoseconds, as the init read it
+        /// (after a build, when the counter could be read): where a job sent during the build
+        /// starts counting, so that the build is not the job's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cgroup_cpu_ns: Option<u64>,
+    },
     /// The payload was forked and is about to exec: the wall clock starts.
     Started,
     /// The job ended: its payload exited and every process it left was killed and reaped.
@@ -120,6 +126,12 @@ mod tests {
     #[test]
     fn lines_round_trip_and_partial_lines_wait() {
         let reports = [
+            Report::Ready {
+                cgroup_cpu_ns: Some(u64::MAX),
+            },
+            Report::Ready {
+                cgroup_cpu_ns: None,
+            },
             Report::Started,
             Report::Exited {
                 status: ExitStatus::Signal(9),
@@ -135,7 +147,7 @@ mod tests {
             }),
         ];
         // The largest `denied` line (every number at its widest) is one atomic pipe write.
-        let denied = serde_json::to_vec(&reports[3]).expect("serializable");
+        let denied = serde_json::to_vec(&reports[5]).expect("serializable");
         assert!(denied.len() < libc::PIPE_BUF, "{} bytes", denied.len());
         let mut buffer = Vec::new();
         for r in &reports {

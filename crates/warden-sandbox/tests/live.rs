@@ -118,6 +118,29 @@ fn each_job_of_a_live_sandbox_reports_its_own_memory_peak() {
 }
 
 #[test]
+fn a_first_job_sent_during_the_build_is_not_charged_for_the_build() {
+    // A one-shot run sends its job before the sandbox is built; the cgroup counts the build
+    // (the helper's clone, the init's mounts and pivot), the job must not.
+    for backend in native_and_trusted() {
+        let name = backend.name();
+        let mut sandbox = backend.start(&spec()).expect("started");
+        let reader = sandbox.usage_reader().expect("a cgroup");
+        let run = sandbox.run(&sh("true"), Stdin::Null).expect("job");
+        let total = reader.sample().expect("the sandbox lives").cpu_time;
+        sandbox.destroy().expect("destroyed");
+        // Counted from zero, the job would be the cgroup's whole count (nothing runs after
+        // it); the build takes a millisecond or more of cpu.
+        let build = total.saturating_sub(run.usage.cpu_time);
+        assert!(
+            build >= Duration::from_micros(100) && run.usage.cpu_time > Duration::ZERO,
+            "{name}: job {:?}, cgroup {total:?}: the build is not the job's",
+            run.usage.cpu_time
+        );
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
+#[test]
 fn processes_a_job_leaves_are_gone_before_the_next_job() {
     // gVisor keeps them until the sandbox ends (docs/sandbox-setup.md).
     for backend in native_and_trusted() {
