@@ -5,9 +5,10 @@
 
 use std::num::NonZeroU16;
 use std::ops::Range;
-use std::time::Instant;
 
 use tree_sitter::{Node, Tree};
+
+use crate::deadline::Deadline;
 
 /// Nodes copied between two looks at the clock.
 const NODES_PER_CLOCK_CHECK: usize = 4096;
@@ -45,15 +46,14 @@ pub(crate) struct FlatTree {
 
 impl FlatTree {
     /// Copies `tree`; `None` if `deadline` passes first.
-    pub(crate) fn build(tree: &Tree, deadline: Instant) -> Option<FlatTree> {
+    pub(crate) fn build(tree: &Tree, deadline: Deadline) -> Option<FlatTree> {
         let mut nodes = Vec::new();
         let mut parents: Vec<u32> = Vec::new();
         let mut ancestors: Vec<u32> = Vec::new();
         let mut cursor = tree.walk();
         loop {
             let at = nodes.len();
-            if at % NODES_PER_CLOCK_CHECK == NODES_PER_CLOCK_CHECK - 1 && Instant::now() >= deadline
-            {
+            if at % NODES_PER_CLOCK_CHECK == NODES_PER_CLOCK_CHECK - 1 && deadline.passed() {
                 return None;
             }
             nodes.push(flat(cursor.node(), cursor.field_id()));
@@ -129,8 +129,11 @@ mod tests {
             .expect("grammar");
         let code = "os.system('ls')\n";
         let tree = parser.parse(code, None).expect("parses");
-        let flat = FlatTree::build(&tree, Instant::now() + std::time::Duration::from_secs(5))
-            .expect("in time");
+        let flat = FlatTree::build(
+            &tree,
+            crate::deadline::Deadline::after(std::time::Duration::from_secs(5)),
+        )
+        .expect("in time");
         let language = crate::Grammar::Python.language();
         let kind = |i: usize| language.node_kind_for_id(flat.nodes[i].kind).unwrap_or("?");
         let call = (0..flat.nodes.len())

@@ -16,6 +16,7 @@
 //! # Ok::<(), warden_analysis::AnalysisError>(())
 //! ```
 
+mod deadline;
 mod error;
 mod flat;
 pub mod grammar;
@@ -30,7 +31,9 @@ mod embedded {
 }
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use deadline::Deadline;
 
 use warden_core::{Analysis, ThreatLevel};
 
@@ -44,8 +47,9 @@ use input::Screen;
 use query::Build;
 use rules::RuleSet;
 
-/// The time one analysis may take, parse and queries together, before it gives up and grades
-/// the program as unparseable. Ordinary programs take well under a millisecond.
+/// The cpu time one analysis may take, parse and queries together (the analysing thread's, so
+/// that waiting on a loaded machine does not count), before it gives up and grades the program
+/// as unparseable. Ordinary programs take well under a millisecond.
 pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_millis(200);
 /// The level of a program in a language that has no (usable) rules: nothing was checked.
 pub const UNKNOWN_LANGUAGE_LEVEL: ThreatLevel = ThreatLevel::Low;
@@ -198,7 +202,7 @@ impl Analyzer {
             Screen::Refuse(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
             Screen::Parse { invalid_utf8 } => invalid_utf8,
         };
-        let deadline = Instant::now() + self.time_budget;
+        let deadline = Deadline::after(self.time_budget);
         let tree = match parse::parse(&rules.grammar.language(), code, deadline) {
             Ok(tree) => tree,
             Err(parse::ParseFailure::TimedOut) => {
@@ -237,7 +241,7 @@ impl Analyzer {
         language: &str,
         tree: &tree_sitter::Tree,
         code: &[u8],
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Option<String> {
         let errors = parse::error_bytes(tree, deadline);
         (errors as f64 > MAX_ERROR_SHARE * code.len() as f64).then(|| {

@@ -2,11 +2,11 @@
 //! walk over the tree, trying at each node only the patterns that can start there.
 
 use std::ops::{ControlFlow, Range};
-use std::time::Instant;
 
 use tree_sitter::Tree;
 use warden_core::{Finding, ThreatLevel};
 
+use crate::deadline::Deadline;
 use crate::flat::{FlatNode, FlatTree};
 use crate::query::{Outcome, Search};
 use crate::rules::{Role, RuleSet};
@@ -43,7 +43,7 @@ struct Collected {
 }
 
 /// Runs every rule of `rules` over `tree`, giving up at `deadline`.
-pub(crate) fn find(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Instant) -> Matches {
+pub(crate) fn find(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Deadline) -> Matches {
     let Collected {
         mut candidates,
         mut scopes,
@@ -79,7 +79,7 @@ pub(crate) fn find(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Instant)
 }
 
 /// Matches, at every node of the tree, the patterns that can start there.
-fn collect(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Instant) -> Collected {
+fn collect(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Deadline) -> Collected {
     let mut collected = Collected::default();
     let Some(flat) = FlatTree::build(tree, deadline) else {
         collected.timed_out = true;
@@ -178,7 +178,7 @@ mod tests {
 
     /// The nodes this crate's engine reports for the same query.
     fn ours(patterns: &[Pattern], report: &str, tree: &Tree, code: &[u8]) -> Found {
-        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let deadline = crate::deadline::Deadline::after(std::time::Duration::from_secs(60));
         let flat = FlatTree::build(tree, deadline).expect("in time");
         let mut search = Search::new(&flat, code, deadline);
         let mut found = BTreeSet::new();

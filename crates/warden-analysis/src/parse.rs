@@ -4,13 +4,17 @@
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
-use std::time::Instant;
 
 use tree_sitter::{Language, ParseOptions, Parser, Tree};
+
+use crate::deadline::Deadline;
 
 thread_local! {
     static PARSER: RefCell<Parser> = RefCell::new(Parser::new());
 }
+
+/// How many of tree-sitter's progress calls go by between two readings of the clock.
+const CALLS_PER_CLOCK_CHECK: u32 = 16;
 
 /// Why no tree came out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +29,7 @@ pub(crate) enum ParseFailure {
 pub(crate) fn parse(
     language: &Language,
     code: &[u8],
-    deadline: Instant,
+    deadline: Deadline,
 ) -> Result<Tree, ParseFailure> {
     PARSER.with(|cell| match cell.try_borrow_mut() {
         Ok(mut parser) => parse_with(&mut parser, language, code, deadline),
@@ -38,13 +42,19 @@ fn parse_with(
     parser: &mut Parser,
     language: &Language,
     code: &[u8],
-    deadline: Instant,
+    deadline: Deadline,
 ) -> Result<Tree, ParseFailure> {
     parser
         .set_language(language)
         .map_err(|e| ParseFailure::Grammar(e.to_string()))?;
+    // tree-sitter calls back every hundred or so parse operations; reading the thread's cpu
+    // clock is a system call, so one call in `CALLS_PER_CLOCK_CHECK` reads it (the first
+    // included, so a spent budget stops a parse at once).
+    let mut calls = 0u32;
     let mut past_deadline = |_: &tree_sitter::ParseState| {
-        if Instant::now() >= deadline {
+        let check = calls.is_multiple_of(CALLS_PER_CLOCK_CHECK);
+        calls = calls.wrapping_add(1);
+        if check && deadline.passed() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -63,7 +73,7 @@ fn parse_with(
 /// How much of the program the parser could not make sense of: the bytes under `ERROR` nodes.
 /// Walks the tree without recursion (it may be as deep as the input allows) and stops at
 /// `deadline`, counting what it has seen.
-pub(crate) fn error_bytes(tree: &Tree, deadline: Instant) -> usize {
+pub(crate) fn error_bytes(tree: &Tree, deadline: Deadline) -> usize {
     if !tree.root_node().has_error() {
         return 0;
     }
@@ -73,7 +83,7 @@ pub(crate) fn error_bytes(tree: &Tree, deadline: Instant) -> usize {
     loop {
         let node = cursor.node();
         visited = visited.wrapping_add(1);
-        if visited & 0xfff == 0 && Instant::now() >= deadline {
+        if visited & 0xfff == 0 && deadline.passed() {
             return total;
         }
         let descend = if node.is_error() {

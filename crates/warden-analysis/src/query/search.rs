@@ -6,9 +6,9 @@
 //! (a node with thousands of children, say) can make it long, never unbounded.
 
 use std::ops::ControlFlow;
-use std::time::Instant;
 
 use super::{NodeTest, Pattern, Predicate, Step, TextTest, What};
+use crate::deadline::Deadline;
 use crate::flat::FlatTree;
 
 /// How a search ended.
@@ -38,7 +38,7 @@ const STEPS_PER_CLOCK_CHECK: u32 = 1024;
 pub(crate) struct Search<'t> {
     tree: &'t FlatTree,
     code: &'t [u8],
-    deadline: Instant,
+    deadline: Deadline,
     /// The node bound to each capture of the current pattern.
     bindings: Vec<Option<usize>>,
     steps: u32,
@@ -47,7 +47,7 @@ pub(crate) struct Search<'t> {
 
 impl<'t> Search<'t> {
     /// A search in `tree`, the tree of `code`, that gives up at `deadline`.
-    pub(crate) fn new(tree: &'t FlatTree, code: &'t [u8], deadline: Instant) -> Search<'t> {
+    pub(crate) fn new(tree: &'t FlatTree, code: &'t [u8], deadline: Deadline) -> Search<'t> {
         Search {
             tree,
             code,
@@ -88,7 +88,7 @@ impl<'t> Search<'t> {
         self.steps += steps;
         if self.steps >= STEPS_PER_CLOCK_CHECK {
             self.steps = 0;
-            if Instant::now() >= self.deadline {
+            if self.deadline.passed() {
                 self.exhausted = true;
             }
         }
@@ -273,11 +273,11 @@ mod tests {
         let patterns =
             Pattern::compile_all(query, &mut Resolver::new(&language)).expect("compiles");
         let flat =
-            FlatTree::build(&tree, Instant::now() + Duration::from_secs(10)).expect("in time");
+            FlatTree::build(&tree, Deadline::after(Duration::from_secs(10))).expect("in time");
         let mut search = Search::new(
             &flat,
             code.as_bytes(),
-            Instant::now() + Duration::from_secs(10),
+            Deadline::after(Duration::from_secs(10)),
         );
         let mut actual = BTreeSet::new();
         for at in 0..flat.nodes.len() {

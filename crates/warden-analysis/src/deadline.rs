@@ -1,0 +1,59 @@
+//! The end of an analysis's time budget, counted in the analysing thread's cpu time
+//! (`CLOCK_THREAD_CPUTIME_ID`) rather than on the wall clock: the budget bounds the work a
+//! hostile program can make the parser and the rules do, and a loaded machine (a busy server,
+//! a test suite running beside it) that keeps the thread waiting must not turn an ordinary
+//! program into an unparseable one, which grades it differently.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use nix::time::{clock_gettime, ClockId};
+
+/// A point in this thread's cpu time. Not `Send`: another thread's clock is another count.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    at: Duration,
+    this_thread: PhantomData<*const ()>,
+}
+
+impl Deadline {
+    /// `budget` of cpu time from now, for this thread.
+    pub(crate) fn after(budget: Duration) -> Deadline {
+        Deadline {
+            at: thread_cpu_time().saturating_add(budget),
+            this_thread: PhantomData,
+        }
+    }
+
+    /// Whether this thread has used the budget up.
+    pub(crate) fn passed(&self) -> bool {
+        thread_cpu_time() >= self.at
+    }
+}
+
+/// The calling thread's cpu time. The clock exists on every Linux; should reading it fail,
+/// the budget counts as spent, so an analysis ends (graded unparseable) rather than runs
+/// unbounded.
+fn thread_cpu_time() -> Duration {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::MAX, Duration::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_counts_cpu_not_sleep() {
+        let deadline = Deadline::after(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!deadline.passed(), "sleeping uses no cpu");
+        let spin = std::time::Instant::now();
+        while !deadline.passed() {
+            assert!(
+                spin.elapsed() < Duration::from_secs(30),
+                "20 ms of cpu never passed"
+            );
+        }
+        assert!(Deadline::after(Duration::ZERO).passed());
+    }
+}
