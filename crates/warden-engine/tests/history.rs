@@ -413,10 +413,25 @@ fn pruning_deletes_by_age_and_by_count() {
         keep_last: Some(3),
         ..Default::default()
     };
+    let ids = |store: &HistoryStore| -> Vec<String> {
+        let listed = store.list(&HistoryFilter::default()).expect("listed");
+        listed.iter().map(|e| e.id.to_string()).collect()
+    };
+    let newest_three = ids(&store)[..3].to_vec();
     assert_eq!(store.prune(&keep_three).expect("pruned"), 2);
+    assert_eq!(ids(&store), newest_three, "the newest stay");
+    assert_eq!(store.prune(&keep_three).expect("pruned"), 0, "nothing over");
+    store
+        .record(
+            &result("bash", exited(0), 1),
+            input(b"x"),
+            Retention::Metadata,
+        )
+        .expect("recorded");
     assert_eq!(
-        store.list(&HistoryFilter::default()).expect("listed").len(),
-        3
+        store.prune(&keep_three).expect("pruned"),
+        1,
+        "the count follows inserts and deletes"
     );
     let ancient = Prune {
         older_than: SystemTime::now().checked_sub(Duration::from_secs(3600)),
@@ -493,6 +508,25 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
         again.list(&HistoryFilter::default()).expect("listed").len(),
         2
     );
+    // The migration counted the old row: keeping one deletes exactly it, the older.
+    let keep_one = Prune {
+        keep_last: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(again.prune(&keep_one).expect("pruned"), 1);
+    assert!(again
+        .get("0123456789abcdef0123456789abcdef")
+        .expect("read")
+        .is_none());
+    assert_eq!(again.prune(&keep_one).expect("pruned"), 0);
+    drop(again);
+    // Version 7 rebuilt the time index with the id, the order of every listing and pruning.
+    let conn = rusqlite::Connection::open(&path).expect("opened");
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_index_info('executions_by_time') ORDER BY seqno")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("index read");
+    assert_eq!(columns, ["finished_at_ms", "id"]);
 }
 
 #[test]

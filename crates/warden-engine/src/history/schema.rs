@@ -106,7 +106,25 @@ CREATE INDEX tool_calls_by_tool ON tool_calls (tool, called_at_ms);
 CREATE INDEX tool_calls_by_execution ON tool_calls (execution_id);
 ";
 
-const MIGRATIONS: [&str; 6] = [V1, V2, V3, V4, V5, V6];
+/// Version 7: what pruning needs without scanning. `execution_count` holds how many rows
+/// `executions` has, kept by two triggers, so that keeping the newest `max_count` reads one
+/// number and deletes the oldest few, where it sorted the whole table twice a record (about
+/// 200 ms at 100 000 rows). The time index now ends with the id, the order every listing and
+/// pruning uses (finish time, then id), so none needs a sort nor chooses to scan the table.
+/// `tool_calls_by_time` serves the pruning of calls by age.
+const V7: &str = "
+DROP INDEX executions_by_time;
+CREATE INDEX executions_by_time ON executions (finished_at_ms, id);
+CREATE TABLE execution_count (n INTEGER NOT NULL);
+INSERT INTO execution_count (n) SELECT count(*) FROM executions;
+CREATE TRIGGER executions_counted_in AFTER INSERT ON executions
+BEGIN UPDATE execution_count SET n = n + 1; END;
+CREATE TRIGGER executions_counted_out AFTER DELETE ON executions
+BEGIN UPDATE execution_count SET n = n - 1; END;
+CREATE INDEX tool_calls_by_time ON tool_calls (called_at_ms);
+";
+
+const MIGRATIONS: [&str; 7] = [V1, V2, V3, V4, V5, V6, V7];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
