@@ -164,6 +164,10 @@ pub(super) fn list(
 
 /// How many violations the executions of `token` (the local caller when `None`) recorded since
 /// `since`.
+/// A caller's violations since a time: read before every execution when `[response]` is set.
+pub(super) const CALLER_EVENTS: &str = "SELECT COALESCE(SUM(violation_count), 0) \
+     FROM executions WHERE finished_at_ms >= ?1 AND token IS ?2";
+
 pub(super) fn count_for(
     conn: &Connection,
     path: &Path,
@@ -173,8 +177,7 @@ pub(super) fn count_for(
     let step = "counting a caller's security events";
     let n: i64 = conn
         .query_row(
-            "SELECT COALESCE(SUM(violation_count), 0) FROM executions \
-             WHERE finished_at_ms >= ?1 AND token IS ?2",
+            CALLER_EVENTS,
             rusqlite::params![unix_ms(since), token],
             |r| r.get(0),
         )
