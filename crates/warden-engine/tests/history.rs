@@ -400,7 +400,7 @@ fn statistics_on_known_data() {
 fn pruning_deletes_by_age_and_by_count() {
     let dir = World::new();
     let store = open(&dir);
-    for _ in 0..5 {
+    let record_one = |store: &HistoryStore| {
         store
             .record(
                 &result("bash", exited(0), 1),
@@ -408,6 +408,9 @@ fn pruning_deletes_by_age_and_by_count() {
                 Retention::Metadata,
             )
             .expect("recorded");
+    };
+    for _ in 0..5 {
+        record_one(&store);
     }
     let keep_three = Prune {
         keep_last: Some(3),
@@ -421,13 +424,7 @@ fn pruning_deletes_by_age_and_by_count() {
     assert_eq!(store.prune(&keep_three).expect("pruned"), 2);
     assert_eq!(ids(&store), newest_three, "the newest stay");
     assert_eq!(store.prune(&keep_three).expect("pruned"), 0, "nothing over");
-    store
-        .record(
-            &result("bash", exited(0), 1),
-            input(b"x"),
-            Retention::Metadata,
-        )
-        .expect("recorded");
+    record_one(&store);
     assert_eq!(
         store.prune(&keep_three).expect("pruned"),
         1,
