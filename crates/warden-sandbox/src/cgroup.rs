@@ -486,9 +486,15 @@ pub(crate) fn parse_cpu_counter(text: &str) -> Option<Duration> {
     if let Ok(nanos) = text.trim().parse() {
         return Some(Duration::from_nanos(nanos));
     }
-    text.lines()
-        .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok())
-        .map(Duration::from_micros)
+    keyed_value(text, "usage_usec").map(Duration::from_micros)
+}
+
+/// The value of `key` in `key value` lines.
+fn keyed_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
 }
 
 /// Reads `key value` lines (memory.events, cpu.stat, memory.oom_control) for one key.
@@ -497,11 +503,7 @@ pub(crate) fn read_keyed(
     path: &Path,
     key: &str,
 ) -> Result<Option<u64>, CgroupError> {
-    let text = files.read(path)?;
-    Ok(text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok()).flatten()
-    }))
+    Ok(keyed_value(&files.read(path)?, key))
 }
 
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
