@@ -517,13 +517,29 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
         .is_none());
     assert_eq!(again.prune(&keep_one).expect("pruned"), 0);
     drop(again);
-    // Version 7 rebuilt the time index with the id, the order of every listing and pruning.
+    // The time index leads with the finish time and the id, the order of every listing and
+    // pruning (version 7), and carries what the statistics read (version 8).
     let conn = rusqlite::Connection::open(&path).expect("opened");
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_index_info('executions_by_time') ORDER BY seqno")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("index read");
-    assert_eq!(columns, ["finished_at_ms", "id"]);
+    assert_eq!(
+        columns,
+        [
+            "finished_at_ms",
+            "id",
+            "language",
+            "mode",
+            "outcome_kind",
+            "threat_level",
+            "violation_count",
+            "wall_time_ms",
+            "cpu_time_ms",
+            "peak_memory_bytes",
+            "network_policy"
+        ]
+    );
 }
 
 #[test]

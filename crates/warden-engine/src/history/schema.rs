@@ -124,7 +124,20 @@ BEGIN UPDATE execution_count SET n = n - 1; END;
 CREATE INDEX tool_calls_by_time ON tool_calls (called_at_ms);
 ";
 
-const MIGRATIONS: [&str; 7] = [V1, V2, V3, V4, V5, V6, V7];
+/// Version 8: statistics read an index, not the table. The time index also carries the
+/// columns that `warden stats` and the network statistics read, so that they scan it alone
+/// (about 100 bytes an entry) instead of fetching every row, code and output included, by
+/// its key: at 100 000 rows the statistics took 0.65 s, one table walk per figure. Listings
+/// and pruning keep using its first two columns, in the same order.
+const V8: &str = "
+DROP INDEX executions_by_time;
+CREATE INDEX executions_by_time ON executions (
+    finished_at_ms, id, language, mode, outcome_kind, threat_level, violation_count,
+    wall_time_ms, cpu_time_ms, peak_memory_bytes, network_policy
+);
+";
+
+const MIGRATIONS: [&str; 8] = [V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;

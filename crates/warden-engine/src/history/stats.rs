@@ -57,10 +57,11 @@ pub struct LanguageStats {
     pub avg_peak_memory_bytes: f64,
 }
 
-/// Rows of the period; `?1` is its start in unix milliseconds.
-const PERIOD: &str = "FROM executions WHERE finished_at_ms >= ?1";
-/// The programs that ran, in the period.
-const RAN: &str = "FROM executions WHERE finished_at_ms >= ?1 AND outcome_kind NOT IN ('compile_error', 'dependency_error')";
+/// What the statistics read of each execution of the period (`?1`: its start in unix
+/// milliseconds). Every column is in the time index, so the query scans that index alone.
+const PERIOD_ROWS: &str = "SELECT language, mode, outcome_kind, threat_level, \
+     violation_count, wall_time_ms, cpu_time_ms, peak_memory_bytes \
+     FROM executions WHERE finished_at_ms >= ?1";
 
 pub(super) fn compute(
     conn: &Connection,
@@ -87,82 +88,116 @@ pub(super) fn in_snapshot<T>(
     Ok(out)
 }
 
+/// One pass over the period's rows: counts, sums and a histogram of wall times.
 fn read(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Stats> {
-    let by_threat_level = counts(tx, "coalesce(threat_level, 'unknown')", from)?;
-    let [violations, violation_outcomes, security_violations] = tx.query_row(
-        &format!(
-            "SELECT count(*) FILTER (WHERE outcome_kind = 'violation' OR violation_count > 0), \
-             count(*) FILTER (WHERE outcome_kind = 'violation'), \
-             coalesce(sum(violation_count), 0) {PERIOD}"
-        ),
-        [from],
-        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?].map(unsigned)),
-    )?;
-    let ran: i64 = tx.query_row(&format!("SELECT count(*) {RAN}"), [from], |r| r.get(0))?;
-    Ok(Stats {
-        total: by_threat_level.values().sum(),
-        by_language: counts(tx, "language", from)?,
-        by_outcome: counts(tx, "outcome_kind", from)?,
-        by_mode: counts(tx, "mode", from)?,
-        by_threat_level,
-        violations,
-        violation_outcomes,
-        security_violations,
-        wall_time_p50_ms: percentile(tx, from, unsigned(ran), 50)?,
-        wall_time_p95_ms: percentile(tx, from, unsigned(ran), 95)?,
-        per_language: per_language(tx, from)?,
-    })
-}
-
-/// Executions per value of `column` (a column name or expression written in this file).
-fn counts(
-    tx: &Transaction<'_>,
-    column: &str,
-    from: i64,
-) -> rusqlite::Result<BTreeMap<String, u64>> {
-    let sql = format!("SELECT {column}, count(*) {PERIOD} GROUP BY 1");
-    let mut stmt = tx.prepare(&sql)?;
-    let rows = stmt.query_map([from], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-    })?;
-    rows.map(|row| row.map(|(key, n)| (key, unsigned(n))))
-        .collect()
-}
-
-/// The `p`th percentile of the wall times of `n` programs, by nearest rank: the smallest value
-/// with at least `p`% of the values at or below it.
-fn percentile(tx: &Transaction<'_>, from: i64, n: u64, p: u64) -> rusqlite::Result<Option<u64>> {
-    if n == 0 {
-        return Ok(None);
-    }
-    let rank = (n * p).div_ceil(100).max(1);
-    let offset = i64::try_from(rank - 1).unwrap_or(i64::MAX);
-    let sql = format!("SELECT wall_time_ms {RAN} ORDER BY wall_time_ms LIMIT 1 OFFSET ?2");
-    let ms: i64 = tx.query_row(&sql, [from, offset], |r| r.get(0))?;
-    Ok(Some(unsigned(ms)))
-}
-
-fn per_language(
-    tx: &Transaction<'_>,
-    from: i64,
-) -> rusqlite::Result<BTreeMap<String, LanguageStats>> {
-    let sql = format!(
-        "SELECT language, count(*), avg(wall_time_ms), avg(cpu_time_ms), \
-         avg(peak_memory_bytes) {RAN} GROUP BY language"
-    );
-    let mut stmt = tx.prepare(&sql)?;
-    let rows = stmt.query_map([from], |r| {
-        let stats = LanguageStats {
-            runs: unsigned(r.get(1)?),
-            avg_wall_time_ms: r.get(2)?,
-            avg_cpu_time_ms: r.get(3)?,
-            avg_peak_memory_bytes: r.get(4)?,
+    let mut stats = Stats::default();
+    // Sums per language over the programs that ran: wall, cpu, memory.
+    let mut sums: BTreeMap<String, (u64, [i128; 3])> = BTreeMap::new();
+    // How many programs that ran took each wall time, in milliseconds: exact percentiles in
+    // memory bounded by the distinct times, not by the rows.
+    let mut walls: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut stmt = tx.prepare(PERIOD_ROWS)?;
+    let mut rows = stmt.query([from])?;
+    while let Some(row) = rows.next()? {
+        let language = row.get_ref(0)?.as_str()?;
+        let outcome = row.get_ref(2)?.as_str()?;
+        let violation_count: i64 = row.get(4)?;
+        stats.total += 1;
+        count(&mut stats.by_language, language);
+        count(&mut stats.by_mode, row.get_ref(1)?.as_str()?);
+        count(&mut stats.by_outcome, outcome);
+        count(
+            &mut stats.by_threat_level,
+            row.get_ref(3)?.as_str_or_null()?.unwrap_or("unknown"),
+        );
+        let violation = outcome == "violation";
+        stats.violation_outcomes += u64::from(violation);
+        stats.violations += u64::from(violation || violation_count > 0);
+        stats.security_violations += unsigned(violation_count);
+        if matches!(outcome, "compile_error" | "dependency_error") {
+            continue;
+        }
+        let usage: [i64; 3] = [row.get(5)?, row.get(6)?, row.get(7)?];
+        *walls.entry(usage[0]).or_default() += 1;
+        let (runs, sum) = match sums.get_mut(language) {
+            Some(entry) => entry,
+            None => sums.entry(language.to_owned()).or_default(),
         };
-        Ok((r.get::<_, String>(0)?, stats))
-    })?;
-    rows.collect()
+        *runs += 1;
+        for (total, value) in sum.iter_mut().zip(usage) {
+            *total += i128::from(value);
+        }
+    }
+    let ran = walls.values().sum();
+    stats.wall_time_p50_ms = percentile(&walls, ran, 50);
+    stats.wall_time_p95_ms = percentile(&walls, ran, 95);
+    stats.per_language = sums
+        .into_iter()
+        .map(|(language, (runs, [wall, cpu, memory]))| {
+            // i128 sums of i64 values are exact; only the division rounds.
+            let avg = |total: i128| total as f64 / runs as f64;
+            let averages = LanguageStats {
+                runs,
+                avg_wall_time_ms: avg(wall),
+                avg_cpu_time_ms: avg(cpu),
+                avg_peak_memory_bytes: avg(memory),
+            };
+            (language, averages)
+        })
+        .collect();
+    Ok(stats)
+}
+
+/// Adds one to `key`'s count, allocating the key only the first time.
+fn count(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
+    }
+}
+
+/// The `p`th percentile of the `n` wall times counted in `walls`, by nearest rank: the
+/// smallest value with at least `p`% of the values at or below it.
+fn percentile(walls: &BTreeMap<i64, u64>, n: u64, p: u64) -> Option<u64> {
+    let rank = (n * p).div_ceil(100).max(1);
+    let mut seen = 0;
+    walls.iter().find_map(|(&ms, &k)| {
+        seen += k;
+        (seen >= rank).then_some(unsigned(ms))
+    })
 }
 
 fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statistics_read_the_time_index_alone() {
+        let mut conn = Connection::open_in_memory().expect("in memory");
+        super::super::schema::migrate(&mut conn, Path::new(":memory:")).expect("migrated");
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {PERIOD_ROWS}"))
+            .and_then(|mut s| s.query_map([1], |r| r.get(3))?.collect())
+            .expect("planned");
+        assert_eq!(
+            plan,
+            ["SEARCH executions USING COVERING INDEX executions_by_time (finished_at_ms>?)"]
+        );
+    }
+
+    #[test]
+    fn percentiles_are_nearest_ranks_over_the_counted_times() {
+        let walls = BTreeMap::from([(5, 1), (10, 2), (40, 1)]);
+        assert_eq!(percentile(&walls, 4, 25), Some(5));
+        assert_eq!(percentile(&walls, 4, 50), Some(10));
+        assert_eq!(percentile(&walls, 4, 75), Some(10));
+        assert_eq!(percentile(&walls, 4, 95), Some(40));
+        assert_eq!(percentile(&BTreeMap::new(), 0, 50), None);
+    }
 }
