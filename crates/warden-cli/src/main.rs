@@ -125,11 +125,43 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) && stdout_is_broken() => {
+            ExitCode::from(exit_code::BROKEN_PIPE)
+        }
         Err(e) => {
             eprintln!("warden: {e:#}");
             ExitCode::from(exit_code::WARDEN_ERROR)
         }
     }
+}
+
+/// Whether `e` came of writing to a pipe whose reader had gone.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let kind = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => Some(io.kind()),
+            // serde_json's error hides its io::Error from `source()`.
+            None => cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind),
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Whether standard output is a pipe whose reader has gone (`warden history | head`): then
+/// the broken pipe is the reader's choice, and warden ends quietly, as `SIGPIPE` would have
+/// ended it. Asked of the stream itself: another pipe's failure (a program's stdin, a socket)
+/// is still reported.
+fn stdout_is_broken() -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd as _;
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLERR))
 }
 
 /// Logs go to stderr, filtered by `WARDEN_LOG` (e.g. `WARDEN_LOG=debug`); stdout carries only

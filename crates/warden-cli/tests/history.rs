@@ -233,3 +233,26 @@ fn the_configuration_file_sets_the_history_and_the_environment_wins() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("[history] retention"), "{stderr}");
 }
+
+#[test]
+fn a_reader_that_leaves_ends_a_listing_quietly() {
+    let home = Home::new();
+    home.run("true", None);
+    // `warden history | head -0`: the reader is gone before the first write.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = home
+        .command(&["history", "--json"], None)
+        .stdout(writer)
+        .output()
+        .expect("warden runs");
+    assert_eq!(out.status.code(), Some(141), "128 + SIGPIPE");
+    assert!(
+        out.stderr.is_empty(),
+        "no error for the reader's choice: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The listing itself is whole when someone reads it.
+    let listed = ok_json(&home.warden(&["history", "--json"], None));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+}

@@ -37,10 +37,11 @@ pub(crate) fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
         limit: args.limit,
     };
     let events = history_engine()?.events(&filter)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::buffered_stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &events).context("writing JSON")?;
         writeln!(out)?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = events
@@ -60,5 +61,6 @@ pub(crate) fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
         &["TIME", "SEVERITY", "EXECUTION", "TOKEN", "WHAT"],
         &rows,
     )?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -50,17 +50,18 @@ pub(crate) fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
         limit: (args.limit > 0).then_some(args.limit),
     };
     let entries = engine.history_list(&filter)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::buffered_stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &entries).context("writing the history")?;
         writeln!(out)?;
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        let header = [
+            "ID", "FINISHED", "LANGUAGE", "MODE", "THREAT", "OUTCOME", "WALL", "CPU", "MEMORY",
+        ];
+        let rows: Vec<Vec<String>> = entries.iter().map(row).collect();
+        write_table(&mut out, &header, &rows)?;
     }
-    let header = [
-        "ID", "FINISHED", "LANGUAGE", "MODE", "THREAT", "OUTCOME", "WALL", "CPU", "MEMORY",
-    ];
-    let rows: Vec<Vec<String>> = entries.iter().map(row).collect();
-    write_table(&mut out, &header, &rows)?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -109,7 +109,8 @@ pub(crate) fn run(args: NetworkArgs) -> anyhow::Result<ExitCode> {
 fn dispatch(command: NetworkCommand) -> anyhow::Result<ExitCode> {
     let settings = Settings::load()?;
     let store = PolicyStore::new(&settings.network.policy_dir);
-    let mut out = std::io::stdout().lock();
+    let mut out = super::buffered_stdout();
+    let mut code = ExitCode::SUCCESS;
     match command {
         NetworkCommand::Policies(j) => policies(&mut out, &store, &settings.network, j.json)?,
         NetworkCommand::Show { name, json } => show(&mut out, &store.get(&name)?, json.json)?,
@@ -119,14 +120,15 @@ fn dispatch(command: NetworkCommand) -> anyhow::Result<ExitCode> {
             let path = store.remove(&name)?;
             writeln!(out, "removed {name} ({})", path.display())?;
         }
-        NetworkCommand::Check(args) => return check(&mut out, &store, &settings, &args),
+        NetworkCommand::Check(args) => code = check(&mut out, &store, &settings, &args)?,
         NetworkCommand::Registries(j) => {
             registries(&mut out, &all_registries(&settings.network), j.json)?;
         }
         NetworkCommand::Log(args) => traffic::log(&mut out, args)?,
         NetworkCommand::Stats(args) => traffic::stats(&mut out, args)?,
     }
-    Ok(ExitCode::SUCCESS)
+    out.flush()?;
+    Ok(code)
 }
 
 /// The registries found on this host, then the operator's.

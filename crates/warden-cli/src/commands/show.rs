@@ -34,13 +34,14 @@ pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = super::buffered_stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &entry).context("writing the execution")?;
         writeln!(out)?;
     } else {
         write_text(&mut out, &entry).context("writing the execution")?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -25,13 +25,14 @@ pub(crate) struct StatsArgs {
 
 pub(crate) fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
     let stats = history_engine()?.history_stats(args.since)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::buffered_stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &stats).context("writing the statistics")?;
         writeln!(out)?;
     } else {
         write_text(&mut out, &stats).context("writing the statistics")?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
