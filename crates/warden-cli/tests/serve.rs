@@ -195,6 +195,29 @@ fn programs_run_sync_async_and_with_test_cases_and_are_recorded_with_their_token
             .all(|e| e["api"] == "v1" && e["token"] == "grader"),
         "{entries:?}"
     );
+    // Page by page: the second page starts after the first's last entry.
+    let ids = |body: &Value| -> Vec<Value> {
+        let page = body.as_array().expect("a list");
+        page.iter().map(|e| e["id"].clone()).collect()
+    };
+    let first = ids(&server.request("GET", "/v1/history?limit=2", None).json());
+    let last = first[1].as_str().expect("an id");
+    let second = server.request("GET", &format!("/v1/history?limit=2&before={last}"), None);
+    assert_eq!(second.code, 200, "{}", second.body);
+    let all = ids(&history.json());
+    assert_eq!([first, ids(&second.json())].concat(), all);
+    // A page is bounded, and a cursor must name a recorded execution.
+    let huge = server.request("GET", "/v1/history?limit=4294967295", None);
+    assert_eq!(huge.code, 400, "{}", huge.body);
+    assert!(huge.body.contains("limit: at most 1000"), "{}", huge.body);
+    let gone = "0123456789abcdef0123456789abcdee";
+    let unknown = server.request("GET", &format!("/v1/history?before={gone}"), None);
+    assert_eq!(unknown.code, 400, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("before: no execution"),
+        "{}",
+        unknown.body
+    );
     let stats = server.request("GET", "/v1/stats", None);
     assert_eq!(stats.json()["total"], 4, "{}", stats.body);
     // Every sandbox of those executions (a compile stage, each test case: at least one each)

@@ -256,9 +256,11 @@ impl EngineError {
                 crate::volumes::VolumeErrorKind::Internal => ErrorKind::Internal,
                 _ => ErrorKind::Request,
             },
-            EngineError::History(HistoryError::InvalidId(_) | HistoryError::AmbiguousId(_)) => {
-                ErrorKind::Request
-            }
+            EngineError::History(
+                HistoryError::InvalidId(_)
+                | HistoryError::AmbiguousId(_)
+                | HistoryError::UnknownId(_),
+            ) => ErrorKind::Request,
             EngineError::Refused { .. }
             | EngineError::NetworkRefused { .. }
             | EngineError::CallerRefused { .. }

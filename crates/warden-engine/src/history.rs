@@ -149,6 +149,10 @@ pub enum HistoryError {
     /// An id prefix shared by several executions.
     #[error("{0:?} matches several executions; give more digits")]
     AmbiguousId(String),
+    /// An id that names no recorded execution where one must (a listing's `before`): it was
+    /// never recorded, or has been pruned since.
+    #[error("no execution {0:?} in the history")]
+    UnknownId(String),
 }
 
 /// An execution as the history will record it, made when it finished (its time, its code and
@@ -224,7 +228,21 @@ impl HistoryStore {
 
     /// The executions matching `filter`, newest first, without code or output.
     pub fn list(&self, filter: &HistoryFilter) -> Result<Vec<HistoryEntry>, HistoryError> {
-        entry::list(&self.conn, &self.path, filter)
+        let Some(before) = &filter.before else {
+            return entry::list(&self.conn, &self.path, filter, None);
+        };
+        let id = self
+            .resolve(before)?
+            .ok_or_else(|| HistoryError::UnknownId(before.clone()))?;
+        let finished_at_ms: i64 = self
+            .conn
+            .query_row(
+                "SELECT finished_at_ms FROM executions WHERE id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.error("reading an execution", e))?;
+        entry::list(&self.conn, &self.path, filter, Some((finished_at_ms, &id)))
     }
 
     /// One execution, by id or by a unique prefix of it, with its code and output when they
@@ -311,13 +329,16 @@ impl HistoryStore {
             return Err(HistoryError::InvalidId(id.to_owned()));
         }
         let step = "reading an execution";
-        let pattern = format!("{}%", id.to_ascii_lowercase());
+        // The ids that start with the prefix, as a range of the primary key's index (`LIKE`
+        // cannot use it): ids are lowercase hex, which sorts below `~`.
+        let low = id.to_ascii_lowercase();
+        let high = format!("{low}~");
         let mut stmt = self
             .conn
-            .prepare("SELECT id FROM executions WHERE id LIKE ?1 LIMIT 2")
+            .prepare("SELECT id FROM executions WHERE id >= ?1 AND id < ?2 LIMIT 2")
             .map_err(|e| self.error(step, e))?;
         let ids = stmt
-            .query_map([&pattern], |r| r.get::<_, String>(0))
+            .query_map([&low, &high], |r| r.get::<_, String>(0))
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(|e| self.error(step, e))?;
         match ids.as_slice() {

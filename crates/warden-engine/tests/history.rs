@@ -283,6 +283,56 @@ fn listing_filters_and_orders_newest_first() {
 }
 
 #[test]
+fn a_listing_pages_with_before_and_ties_break_by_id() {
+    let dir = World::new();
+    let store = open(&dir);
+    // No pause between records: several finish in the same millisecond, and the id orders
+    // them.
+    for _ in 0..7 {
+        store
+            .record(
+                &result("bash", exited(0), 1),
+                input(b"x"),
+                Retention::Metadata,
+            )
+            .expect("recorded");
+    }
+    let all: Vec<_> = store
+        .list(&HistoryFilter::default())
+        .expect("listed")
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(all.len(), 7);
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list(&HistoryFilter {
+                limit: Some(3),
+                before: before.clone(),
+                ..Default::default()
+            })
+            .expect("a page");
+        let Some(last) = page.last() else { break };
+        // A unique prefix in capitals names the execution as well as its id.
+        before = Some(last.id.as_str()[..12].to_ascii_uppercase());
+        paged.extend(page.into_iter().map(|e| e.id));
+    }
+    assert_eq!(paged, all, "every execution once, in the listing's order");
+
+    let gone = "0123456789abcdef0123456789abcdee";
+    let unknown = store.list(&HistoryFilter {
+        before: Some(gone.to_owned()),
+        ..Default::default()
+    });
+    assert!(
+        matches!(&unknown, Err(HistoryError::UnknownId(id)) if id == gone),
+        "{unknown:?}"
+    );
+}
+
+#[test]
 fn ids_resolve_from_a_unique_prefix() {
     let dir = World::new();
     let store = open(&dir);

@@ -31,6 +31,10 @@ pub(crate) struct HistoryArgs {
     /// At most this many, the newest (0 for all).
     #[arg(long, value_name = "N", default_value_t = 100)]
     limit: u32,
+    /// Only executions listed after this one (its id or a unique prefix): the next page after
+    /// a listing whose last entry it was.
+    #[arg(long, value_name = "ID")]
+    before: Option<String>,
     /// Print a JSON array instead of a table.
     #[arg(long)]
     json: bool,
@@ -48,6 +52,7 @@ pub(crate) fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
         mode: args.mode,
         since: args.since,
         limit: (args.limit > 0).then_some(args.limit),
+        before: args.before,
     };
     let entries = engine.history_list(&filter)?;
     let mut out = super::buffered_stdout();

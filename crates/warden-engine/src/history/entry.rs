@@ -101,6 +101,9 @@ pub struct HistoryFilter {
     pub since: Option<SystemTime>,
     /// At most this many (the newest).
     pub limit: Option<u32>,
+    /// Only executions listed after this one, by its id or a unique prefix of it: the next
+    /// page of a listing whose last entry it was.
+    pub before: Option<String>,
 }
 
 /// Which executions [`super::HistoryStore::prune`] deletes. Both rules apply.
@@ -566,10 +569,14 @@ fn decode_opt<T: for<'de> Deserialize<'de>>(json: Option<&str>) -> serde_json::R
 }
 
 /// The executions matching `filter`, newest first, without payloads.
+///
+/// `after` is the position of [`HistoryFilter::before`]'s execution, once resolved: its finish
+/// time and full id.
 pub(super) fn list(
     conn: &Connection,
     path: &Path,
     filter: &HistoryFilter,
+    after: Option<(i64, &str)>,
 ) -> Result<Vec<HistoryEntry>, HistoryError> {
     let mut sql = format!("SELECT {COLUMNS} FROM executions WHERE 1 = 1");
     let mut args = Vec::new();
@@ -587,6 +594,12 @@ pub(super) fn list(
     if let Some(since) = filter.since {
         sql.push_str(" AND finished_at_ms >= ?");
         args.push(Value::Integer(unix_ms(since)));
+    }
+    if let Some((finished_at_ms, id)) = after {
+        // A row value: a range of the time index, which ends with the id.
+        sql.push_str(" AND (finished_at_ms, id) < (?, ?)");
+        args.push(Value::Integer(finished_at_ms));
+        args.push(Value::Text(id.to_owned()));
     }
     sql.push_str(" ORDER BY finished_at_ms DESC, id DESC");
     if let Some(limit) = filter.limit {

@@ -8,21 +8,28 @@ use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
-use warden_engine::{HistoryEntry, HistoryFilter, Stats};
+use warden_engine::{EngineError, HistoryEntry, HistoryError, HistoryFilter, Stats};
 
 use super::{blocking, V1Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The most executions one `GET /v1/history` answers: a page of entries (a few kilobytes each,
+/// without code or output) that the server reads and holds at once. More are had page by page
+/// with `before`.
+const MAX_PAGE: u32 = 1000;
 
 /// Filters of `GET /v1/history`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryQuery {
-    /// At most this many, the newest (default 50).
-    // utoipa documents a `u32` as `int32`, whose maximum is half of what is accepted.
-    #[param(value_type = Option<i64>, minimum = 0, maximum = 4_294_967_295_f64)]
+    /// At most this many, the newest (default 50, at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
     limit: Option<u32>,
+    /// Only executions listed after this one (its id or a unique prefix): the next page after
+    /// a page whose last entry it was.
+    before: Option<String>,
     /// Only this language.
     language: Option<String>,
     /// Only executions that finished within this age (`1h`, `7d`).
@@ -67,14 +74,29 @@ pub(crate) async fn list(
         .map(|l| warden_core::LanguageId::new(&l))
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("language: {e}")))?;
+    let limit = query.limit.unwrap_or(50);
+    if limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "limit: at most {MAX_PAGE} a page; ask for the next page with before=<the last id>"
+        )));
+    }
     let filter = HistoryFilter {
         language,
         since: since(query.since.as_deref())?,
-        limit: Some(query.limit.unwrap_or(50)),
+        limit: Some(limit),
+        before: query.before,
         ..HistoryFilter::default()
     };
-    let entries = blocking(&state, move |engine| engine.history_list(&filter)).await??;
-    Ok(Json(entries))
+    match blocking(&state, move |engine| engine.history_list(&filter)).await? {
+        Ok(entries) => Ok(Json(entries)),
+        // The only id of the query.
+        Err(EngineError::History(
+            e @ (HistoryError::InvalidId(_)
+            | HistoryError::AmbiguousId(_)
+            | HistoryError::UnknownId(_)),
+        )) => Err(ApiError::bad_request(format!("before: {e}"))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Statistics over recorded executions.

@@ -194,11 +194,18 @@ def await_finished(tally):
 
 def check_history(tally, v1_ids):
     conn = connect()
-    status, _, entries = request(conn, "GET", f"/v1/history?limit={TOTAL * 2}")
+    entries, before = [], ""
+    while True:
+        status, _, page = request(conn, "GET", f"/v1/history?limit=1000{before}")
+        if status != 200:
+            tally.problem(f"history: {status} {page}")
+            conn.close()
+            return
+        if not page:
+            break
+        entries += page
+        before = f"&before={page[-1]['id']}"
     conn.close()
-    if status != 200:
-        tally.problem(f"history: {status} {entries}")
-        return
     ids = [e["id"] for e in entries]
     by_api = {}
     for e in entries:
