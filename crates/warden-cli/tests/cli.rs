@@ -348,6 +348,60 @@ fn concurrent_compiles_of_one_program_share_one_complete_cache_entry() {
     assert_eq!(again["compile"]["cached"], true, "{again}");
 }
 
+/// Options a request adds reach the compiler and are part of the compile cache's key; one the
+/// language does not admit (here one that would load a plugin into the compiler) is refused
+/// before anything runs.
+#[test]
+fn compiler_options_reach_the_compiler_and_key_the_cache() {
+    let world = World::new();
+    let code = "#include <stdio.h>\nint main(void) { printf(\"%d\\n\", ANSWER); return 0; }\n";
+    let run = |options: &[&str]| -> Value {
+        let mut args = vec!["run", "--json", "-l", "c", "-c", code];
+        for option in options {
+            args.extend(["--compile-option", option]);
+        }
+        let out = world.warden().args(&args).output().expect("warden runs");
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let first = run(&["-DANSWER=1", "-O0"]);
+    assert_eq!(first["stdout"], "1\n", "{first}");
+    assert_eq!(first["compile"]["cached"], false, "{first}");
+    let other = run(&["-DANSWER=2", "-O0"]);
+    assert_eq!(
+        other["stdout"], "2\n",
+        "another value is another compile: {other}"
+    );
+    assert_eq!(other["compile"]["cached"], false, "{other}");
+    let again = run(&["-DANSWER=1", "-O0"]);
+    assert_eq!(again["stdout"], "1\n", "{again}");
+    assert_eq!(again["compile"]["cached"], true, "{again}");
+
+    let refused = run(&["-DANSWER=3", "-fplugin=/work/x.so"]);
+    let error = refused["error"].as_str().expect("an error");
+    assert!(
+        error.contains("\"-fplugin=/work/x.so\" is not one of c's compiler options"),
+        "{error}"
+    );
+    let python = world
+        .warden()
+        .args([
+            "run",
+            "-l",
+            "python",
+            "--compile-option",
+            "-O0",
+            "-c",
+            "print(1)",
+        ])
+        .output()
+        .expect("warden runs");
+    assert_eq!(python.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&python.stderr).contains("python takes no compiler options"),
+        "{python:?}"
+    );
+}
+
 /// The CLI forks its sandbox helper instead of exec'ing it (it is single-threaded): the
 /// program still holds only descriptors 0 to 2, and nothing it starts outlives the run.
 #[test]

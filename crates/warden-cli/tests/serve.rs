@@ -360,6 +360,17 @@ fn bad_input_gets_its_status_and_the_server_stays_up() {
     assert!(absurd.json()["error"]
         .as_str()
         .is_some_and(|e| e.starts_with("limits.memory")));
+    let plugin = json!({"language": "c", "code": "int main(void) { return 0; }",
+                        "compile_options": ["-O2", "-Wl,--plugin=/work/x.so"]});
+    let plugin = server.request("POST", "/v1/executions", Some(&plugin));
+    assert_eq!(plugin.code, 422, "{}", plugin.body);
+    assert!(
+        plugin.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("compile_options: \"-Wl,--plugin=/work/x.so\"")),
+        "{}",
+        plugin.body
+    );
     let huge = json!({"language": "python", "code": "#".repeat(256 * 1024)});
     assert_eq!(
         server.request("POST", "/v1/executions", Some(&huge)).code,

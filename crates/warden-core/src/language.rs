@@ -78,10 +78,11 @@ pub const PLACEHOLDERS: &[&str] = &[
     "{args}",
     "{artifact}",
     "{class}",
+    "{options}",
 ];
 
 /// Placeholders that expand to zero or more whole elements.
-const LIST_PLACEHOLDERS: &[&str] = &["{args}", "{sources}"];
+const LIST_PLACEHOLDERS: &[&str] = &["{args}", "{sources}", "{options}"];
 
 /// A language file as written (`languages/<id>.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +147,27 @@ pub struct CompileStage {
     /// Limit overrides for the compiler (on top of the language's).
     #[serde(default)]
     pub limits: LimitOverrides,
+    /// The compiler options a request may add, where `{options}` stands in `argv`: each an
+    /// exact option (`-O0`) or a prefix ending in `*` (`-std=*`), whose rest may only hold
+    /// letters, digits and `_ + - . = :` (no paths, no `,`: `-W*` does not admit `-Wl,...`).
+    /// Empty: the language takes none.
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+impl CompileStage {
+    /// Whether a request may add `option` (see [`CompileStage::options`]).
+    pub fn allows(&self, option: &str) -> bool {
+        self.options
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => option.strip_prefix(prefix).is_some_and(|rest| {
+                    rest.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_+-.=:".contains(c))
+                }),
+                None => option == pattern,
+            })
+    }
 }
 
 /// How to run a program.
@@ -296,9 +318,18 @@ impl Language {
     fn validate(&self) -> Result<(), LanguageError> {
         self.check_argv("version", &self.version)?;
         self.check_argv("run", &self.run.argv)?;
+        if self.run.argv.iter().any(|a| a == "{options}") {
+            return Err(self.invalid("only the compile stage takes {options}"));
+        }
         if let Some(compile) = &self.compile {
             self.check_argv("compile", &compile.argv)?;
             check_file_name(self, &compile.artifact)?;
+            let takes = compile.argv.iter().any(|a| a == "{options}");
+            if takes == compile.options.is_empty() {
+                return Err(self.invalid(
+                    "[compile] options and {options} in its argv go together: both or neither",
+                ));
+            }
         } else if self.run.argv.iter().any(|a| a.contains("{artifact}")) {
             return Err(self.invalid("run uses {artifact} but there is no compile stage"));
         }
@@ -444,6 +475,8 @@ pub struct CommandValues<'a> {
     pub artifact: &'a str,
     /// The program's own arguments.
     pub args: &'a [String],
+    /// The compiler options the request added (`{options}`).
+    pub options: &'a [String],
 }
 
 /// Expands a template: `{args}` and `{sources}` become zero or more elements, the others are
@@ -454,6 +487,7 @@ pub fn expand_argv(template: &[String], values: &CommandValues<'_>) -> Vec<Strin
         match arg.as_str() {
             "{args}" => argv.extend(values.args.iter().cloned()),
             "{sources}" => argv.extend(values.sources.iter().cloned()),
+            "{options}" => argv.extend(values.options.iter().cloned()),
             _ => argv.push(
                 arg.replace("{source}", values.source)
                     .replace("{workdir}", values.workdir)
@@ -570,6 +604,86 @@ stdout = "hi\n"
     }
 
     #[test]
+    fn compiler_options_are_admitted_by_their_patterns_only() {
+        let compiled = |options: &str, argv: &str| {
+            MINIMAL.replace(
+                "[run]",
+                &format!(
+                    "[compile]\nargv = {argv}\nartifact = \"main\"\noptions = {options}\n[run]"
+                ),
+            )
+        };
+        let argv = r#"["/usr/bin/toyc", "{options}", "-o", "{artifact}", "{sources}"]"#;
+        let lang = Language::from_toml("toy.toml", &compiled(r#"["-O0", "-std=*", "-W*"]"#, argv))
+            .expect("valid");
+        let stage = lang.compile.as_ref().expect("compiled");
+        for ok in ["-O0", "-std=c++17", "-Wall", "-Wno-unused"] {
+            assert!(stage.allows(ok), "{ok}");
+        }
+        for refused in [
+            "-O2",
+            "-O0 ",
+            "-std=../x",
+            "-Wl,--plugin=x.so",
+            "-Wa,x",
+            "-W/x",
+            "-fplugin=x",
+            "",
+        ] {
+            assert!(!stage.allows(refused), "{refused}");
+        }
+        let values = CommandValues {
+            source: "/work/main.toy",
+            sources: &["/work/main.toy".to_owned()],
+            class: "",
+            workdir: "/work",
+            artifact: "/work/main",
+            args: &[],
+            options: &["-O0".to_owned(), "-Wall".to_owned()],
+        };
+        let stage_argv = &lang.compile.as_ref().expect("compiled").argv;
+        assert_eq!(
+            expand_argv(stage_argv, &values),
+            [
+                "/usr/bin/toyc",
+                "-O0",
+                "-Wall",
+                "-o",
+                "/work/main",
+                "/work/main.toy"
+            ]
+        );
+        let mistakes = [
+            (compiled("[]", argv), "both or neither"),
+            (
+                compiled(
+                    r#"["-O0"]"#,
+                    r#"["/usr/bin/toyc", "-o", "{artifact}", "{sources}"]"#,
+                ),
+                "both or neither",
+            ),
+            (
+                compiled(
+                    r#"["-O0"]"#,
+                    r#"["/usr/bin/toyc", "x{options}", "{sources}"]"#,
+                ),
+                "must stand alone",
+            ),
+            (
+                MINIMAL.replace("\"{args}\"]", "\"{options}\"]"),
+                "only the compile stage",
+            ),
+        ];
+        for (text, expected) in mistakes {
+            let err = Language::from_toml("toy.toml", &text).expect_err(expected);
+            assert!(
+                err.to_string().contains(expected),
+                "{err} should mention {expected}"
+            );
+        }
+    }
+
+    #[test]
     fn args_expand_to_zero_or_more_elements() {
         let template: Vec<String> = ["/bin/x", "{source}", "{args}", "--out={artifact}"]
             .map(String::from)
@@ -583,6 +697,7 @@ stdout = "hi\n"
             workdir: "/work",
             artifact: "/work/main",
             args: &args,
+            options: &[],
         };
         assert_eq!(
             expand_argv(&template, &values),

@@ -42,9 +42,15 @@ pub struct CompileCache {
 pub struct CacheKey(String);
 
 impl CacheKey {
-    /// The key of compiling `files` in `language`, in `mode`, with the toolchain identified by
-    /// `toolchain`.
-    pub fn new(language: &Language, mode: Mode, toolchain: &str, files: &[WorkspaceFile]) -> Self {
+    /// The key of compiling `files` in `language` with the request's `options`, in `mode`,
+    /// with the toolchain identified by `toolchain`.
+    pub fn new(
+        language: &Language,
+        options: &[String],
+        mode: Mode,
+        toolchain: &str,
+        files: &[WorkspaceFile],
+    ) -> Self {
         let mut h = KeyHasher::default();
         let mut field = |bytes: &[u8]| h.field(bytes);
         field(b"warden-compile-v2");
@@ -56,6 +62,11 @@ impl CacheKey {
                 field(arg.as_bytes());
             }
             field(compile.artifact.as_bytes());
+        }
+        // Counted, so that the options and the environment cannot pass for each other.
+        field(&options.len().to_le_bytes());
+        for option in options {
+            field(option.as_bytes());
         }
         for (k, v) in &language.env {
             field(k.as_bytes());
@@ -237,6 +248,7 @@ mod tests {
         let lang = catalog.get("python").expect("python");
         CacheKey::new(
             lang,
+            &[],
             Mode::Sandboxed,
             "toolchain-1",
             &[WorkspaceFile::new("main.py", code)],
@@ -248,8 +260,9 @@ mod tests {
         let catalog = Catalog::builtin().expect("catalog");
         let lang = catalog.get("python").expect("python");
         let files = [WorkspaceFile::new("main.py", "print(1)")];
-        let key =
-            |mode, toolchain, files: &[WorkspaceFile]| CacheKey::new(lang, mode, toolchain, files);
+        let key = |mode, toolchain, files: &[WorkspaceFile]| {
+            CacheKey::new(lang, &[], mode, toolchain, files)
+        };
         let base = key(Mode::Sandboxed, "t1", &files);
         assert_eq!(base, key(Mode::Sandboxed, "t1", &files), "deterministic");
         assert_ne!(base, key(Mode::Sandboxed, "t2", &files), "toolchain");
@@ -272,6 +285,15 @@ mod tests {
             "name"
         );
         assert_eq!(base.as_str().len(), 64);
+        let c = catalog.get("c").expect("c");
+        let c_files = [WorkspaceFile::new("main.c", "int main(void) { return X; }")];
+        let with = |options: &[&str]| {
+            let options: Vec<String> = options.iter().map(|o| (*o).to_owned()).collect();
+            CacheKey::new(c, &options, Mode::Sandboxed, "cc-1", &c_files)
+        };
+        assert_ne!(with(&[]), with(&["-DX=0"]), "compiler options");
+        assert_ne!(with(&["-DX=0"]), with(&["-DX=1"]), "their values");
+        assert_ne!(with(&["-O0", "-g"]), with(&["-g", "-O0"]), "their order");
     }
 
     /// Issue 8: an artifact compiled in `trusted` mode, where the compiler sees the host's
@@ -281,7 +303,7 @@ mod tests {
         let catalog = Catalog::builtin().expect("catalog");
         let lang = catalog.get("c").expect("c");
         let files = [WorkspaceFile::new("main.c", "int main(void) { return 0; }")];
-        let key = |mode| CacheKey::new(lang, mode, "cc-1", &files);
+        let key = |mode| CacheKey::new(lang, &[], mode, "cc-1", &files);
         assert_ne!(key(Mode::Trusted), key(Mode::Sandboxed));
         assert_ne!(key(Mode::Trusted), key(Mode::Isolated));
         assert_ne!(key(Mode::Sandboxed), key(Mode::Isolated));

@@ -483,7 +483,8 @@ impl Engine {
             entry.name.as_deref(),
             &entry.code,
         )?;
-        let program = Program::prepare(language, &request.sources)?;
+        let program = Program::prepare(language, &request.sources)?
+            .with_compile_options(language, &request.compile_options)?;
         let limits = self.limits(&[&language.limits, &request.limits])?;
         let analysing = std::time::Instant::now();
         let analysis = self.analyze_program(language, &program);
@@ -679,6 +680,7 @@ impl Engine {
             workdir: WORKDIR,
             artifact: &artifact,
             args,
+            options: &program.compile_options,
         };
         let mut job = Job::new(expand_argv(argv, &values), limits);
         for (key, value) in &language.env {

@@ -79,6 +79,34 @@ pub enum SourceError {
     },
 }
 
+/// A compiler option the request added that its language does not take. The messages name the
+/// request's field, as the server reports them.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileOptionError {
+    /// The language compiles nothing, or takes no options.
+    #[error("compile_options: {language} takes no compiler options")]
+    NotTaken {
+        /// The language.
+        language: String,
+    },
+    /// The option is not one the language admits.
+    #[error("compile_options: {option:?} is not one of {language}'s compiler options: {allowed}")]
+    NotAllowed {
+        /// The language.
+        language: String,
+        /// The option given.
+        option: String,
+        /// The language's patterns, for the message.
+        allowed: String,
+    },
+    /// More options than a request may add.
+    #[error("compile_options: more than {max} compiler options")]
+    TooMany {
+        /// The most accepted.
+        max: usize,
+    },
+}
+
 /// warden could not carry out the request (never the program's own failure).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -115,6 +143,9 @@ pub enum EngineError {
     /// The program's files cannot be laid out.
     #[error("invalid program files: {0}")]
     BadSource(#[from] SourceError),
+    /// A compiler option the language does not take.
+    #[error(transparent)]
+    CompileOption(#[from] CompileOptionError),
     /// A requested limit is absurd.
     #[error(transparent)]
     Limit(#[from] warden_core::LimitError),
@@ -248,6 +279,7 @@ impl EngineError {
             EngineError::Language(_)
             | EngineError::NoSource
             | EngineError::BadSource(_)
+            | EngineError::CompileOption(_)
             | EngineError::Dependencies(_)
             | EngineError::Limit(_)
             | EngineError::VolumeRequest { .. } => ErrorKind::Request,

@@ -30,6 +30,9 @@ pub struct ExecutionRequest {
     pub sources: Vec<SourceFile>,
     /// Arguments passed to the program.
     pub args: Vec<String>,
+    /// Options added to the compiler's command, each one the language's `[compile] options`
+    /// admit (docs/languages.md, Compiler options); none for a language without them.
+    pub compile_options: Vec<String>,
     /// Standard input.
     pub stdin: Stdin,
     /// Limits the request sets (clamped to the operator's maxima).

@@ -9,7 +9,7 @@ use warden_core::source_naming::entry_name;
 use warden_core::Language;
 use warden_sandbox::{WorkspaceFile, WORKDIR};
 
-use crate::error::{EngineError, SourceError};
+use crate::error::{CompileOptionError, EngineError, SourceError};
 use crate::execution::SourceFile;
 
 /// Most files one program may consist of.
@@ -26,7 +26,12 @@ pub(crate) struct Program {
     pub(crate) sources: Vec<String>,
     /// The entry class (Java), else empty.
     pub(crate) class: String,
+    /// The options the request added to the compiler's command (`{options}`).
+    pub(crate) compile_options: Vec<String>,
 }
+
+/// The most compiler options one request may add.
+const MAX_COMPILE_OPTIONS: usize = 32;
 
 impl Program {
     /// Whether `file` is one of the program's source files (what analysis reads).
@@ -81,7 +86,40 @@ impl Program {
             sources,
             class: name.class,
             files,
+            compile_options: Vec::new(),
         })
+    }
+
+    /// The program compiled with `options` added, each one the language admits.
+    pub(crate) fn with_compile_options(
+        mut self,
+        language: &Language,
+        options: &[String],
+    ) -> Result<Self, CompileOptionError> {
+        if options.is_empty() {
+            return Ok(self);
+        }
+        let stage = language
+            .compile
+            .as_ref()
+            .filter(|c| !c.options.is_empty())
+            .ok_or_else(|| CompileOptionError::NotTaken {
+                language: language.id.to_string(),
+            })?;
+        if options.len() > MAX_COMPILE_OPTIONS {
+            return Err(CompileOptionError::TooMany {
+                max: MAX_COMPILE_OPTIONS,
+            });
+        }
+        if let Some(option) = options.iter().find(|o| !stage.allows(o)) {
+            return Err(CompileOptionError::NotAllowed {
+                language: language.id.to_string(),
+                option: option.clone(),
+                allowed: stage.options.join(" "),
+            });
+        }
+        self.compile_options = options.to_vec();
+        Ok(self)
     }
 }
 

@@ -37,6 +37,11 @@ pub struct ExecutionBody {
     /// Arguments passed to the program.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Options added to the compiler's command (`["-O0", "-DDEBUG"]`), each one the language
+    /// admits (`GET /v1/languages` lists them as `compile_options`; docs/languages.md,
+    /// Compiler options); refused (422) otherwise, and for a language that takes none.
+    #[serde(default)]
+    pub compile_options: Vec<String>,
     /// Limits, each at most the operator's maximum.
     #[serde(default, deserialize_with = "crate::json_body::object")]
     pub limits: LimitsBody,
@@ -270,6 +275,7 @@ impl ExecutionBody {
             language: self.language,
             sources,
             args: self.args,
+            compile_options: self.compile_options,
             stdin: self
                 .stdin
                 .map_or(Stdin::Null, |s| Stdin::Bytes(s.into_bytes())),

@@ -24,6 +24,8 @@ struct Entry<'a> {
     aliases: &'a [String],
     extensions: &'a [String],
     compiled: bool,
+    /// The compiler options `warden run --compile-option` may add.
+    compile_options: &'a [String],
     available: bool,
     /// The version line, or why the language is unavailable.
     version: String,
@@ -67,6 +69,7 @@ pub(crate) fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
             aliases: &l.aliases,
             extensions: &l.extensions,
             compiled: l.compile.is_some(),
+            compile_options: l.compile.as_ref().map_or(&[], |c| &c.options),
             available: version.is_ok(),
             version: version.unwrap_or_else(|e| e),
             packages: &l.packages,

@@ -71,6 +71,15 @@ pub(crate) struct RunArgs {
     /// limited_access whatever --network says, and cached (docs/network.md#dependencies).
     #[arg(long = "dep", value_name = "SPEC", allow_hyphen_values = true)]
     deps: Vec<String>,
+    /// An option added to the compiler's command (-O0, -DDEBUG, -std=c++20); repeatable. Each
+    /// must be one the language admits (`warden languages --json`: compile_options;
+    /// docs/languages.md#compiler-options).
+    #[arg(
+        long = "compile-option",
+        value_name = "OPTION",
+        allow_hyphen_values = true
+    )]
+    compile_options: Vec<String>,
     /// A named volume mounted at an absolute path, read-write or with `:ro` read-only
     /// (`data:/data`, `refs:/refs:ro`); repeatable. Not in trusted mode (docs/volumes.md).
     #[arg(long = "volume", value_name = "NAME:PATH[:ro]", value_parser = parse_volume)]
@@ -217,6 +226,7 @@ fn execute(args: RunArgs) -> anyhow::Result<(Execution, std::time::Duration)> {
         language: args.lang.clone(),
         sources: args.sources()?,
         args: args.args.clone(),
+        compile_options: args.compile_options.clone(),
         stdin: stdin()?,
         limits: args.limits(),
         mode: args.mode,

@@ -38,7 +38,13 @@ impl Engine {
             // part of what determines the artifact.
             toolchain.push_str(&format!(" dependencies:{}", dir.display()));
         }
-        let key = CacheKey::new(language, prepared.mode, &toolchain, &prepared.program.files);
+        let key = CacheKey::new(
+            language,
+            &prepared.program.compile_options,
+            prepared.mode,
+            &toolchain,
+            &prepared.program.files,
+        );
         if let Some(files) = self.cache.as_ref().and_then(|c| c.get(&key)) {
             tracing::debug!(key = key.as_str(), "compile cache hit");
             return Ok(Compiled::Artifact(files, StageResult::cached()));

@@ -117,7 +117,8 @@ pub(crate) async fn show(
         "name": language.name,
         "is_archived": false,
         "source_file": language.source_file,
-        "compile_cmd": language.compile.as_ref().map(|c| c.argv.join(" ")),
+        // Judge0 writes `%s` where the submission's compiler options go.
+        "compile_cmd": language.compile.as_ref().map(|c| c.argv.join(" ").replace("{options}", "%s")),
         "run_cmd": language.run.argv.join(" "),
     })))
 }

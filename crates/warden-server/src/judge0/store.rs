@@ -217,6 +217,7 @@ mod tests {
                 stdin: None,
                 expected_output: None,
                 args: Vec::new(),
+                compile_options: Vec::new(),
                 limits: warden_core::LimitOverrides::default(),
                 redirect_stderr_to_stdout: false,
                 callback_url: None,

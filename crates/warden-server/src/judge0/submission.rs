@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
-use warden_core::{ByteSize, LimitOverrides, Limits};
+use warden_core::{ByteSize, Language, LimitOverrides, Limits};
 use warden_engine::{ExecutionRequest, SourceFile};
 use warden_sandbox::Stdin;
 
@@ -33,6 +33,8 @@ pub(crate) struct Input {
     pub(crate) expected_output: Option<Vec<u8>>,
     /// Arguments, split from `command_line_arguments`.
     pub(crate) args: Vec<String>,
+    /// Compiler options, split from `compiler_options`, each one the language admits.
+    pub(crate) compile_options: Vec<String>,
     /// The limits the submission sets.
     pub(crate) limits: LimitOverrides,
     /// Append stderr to stdout.
@@ -53,6 +55,7 @@ impl Input {
                 code: self.source_code.clone(),
             }],
             args: self.args.clone(),
+            compile_options: self.compile_options.clone(),
             stdin: Stdin::Bytes(self.stdin.clone().unwrap_or_default()),
             limits: self.limits,
             ..ExecutionRequest::default()
@@ -110,7 +113,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
                 None
             }
             Some(id) => match language_of(state, id) {
-                Some(l) => Some((id, l.id.as_str().to_owned())),
+                Some(l) => Some((id, l)),
                 None => {
                     add(
                         &mut invalid,
@@ -123,7 +126,11 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         },
     };
     let limits = limits(body, &mut invalid);
-    let args = arguments(body, &mut invalid);
+    let args = split(body, "command_line_arguments", &mut invalid);
+    let compile_options = split(body, "compiler_options", &mut invalid);
+    if let (false, Some((_, language))) = (compile_options.is_empty(), language) {
+        check_compile_options(language, &compile_options, &mut invalid);
+    }
     refuse_unsupported(body, &mut invalid);
     let callback_url = match body.get("callback_url") {
         None | Some(Value::Null) => None,
@@ -148,11 +155,12 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         .collect();
     Ok(Input {
         language_id,
-        language,
+        language: language.id.as_str().to_owned(),
         source_code,
         stdin,
         expected_output,
         args,
+        compile_options,
         limits,
         redirect_stderr_to_stdout: redirect,
         callback_url,
@@ -251,15 +259,16 @@ fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> LimitOverrides {
     }
 }
 
-/// `command_line_arguments` as Judge0 sanitizes it (shell metacharacters removed), split on
-/// white space; warden runs no shell, so quotes are not interpreted.
-fn arguments(body: &Map<String, Value>, invalid: &mut Invalid) -> Vec<String> {
-    match body.get("command_line_arguments") {
+/// `command_line_arguments` or `compiler_options` as Judge0 sanitizes them (shell
+/// metacharacters removed), split on white space; warden runs no shell, so quotes are not
+/// interpreted.
+fn split(body: &Map<String, Value>, field: &str, invalid: &mut Invalid) -> Vec<String> {
+    match body.get(field) {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) if s.chars().count() > 512 => {
             add(
                 invalid,
-                "command_line_arguments",
+                field,
                 "is too long (maximum is 512 characters)".to_owned(),
             );
             Vec::new()
@@ -272,13 +281,30 @@ fn arguments(body: &Map<String, Value>, invalid: &mut Invalid) -> Vec<String> {
             .map(str::to_owned)
             .collect(),
         Some(_) => {
-            add(
-                invalid,
-                "command_line_arguments",
-                "must be a string".to_owned(),
-            );
+            add(invalid, field, "must be a string".to_owned());
             Vec::new()
         }
+    }
+}
+
+/// Judge0 refuses compiler options for a language without a compile command; warden also
+/// refuses an option its language does not admit (docs/languages.md, Compiler options).
+fn check_compile_options(language: &Language, options: &[String], invalid: &mut Invalid) {
+    let field = "compiler_options";
+    let Some(stage) = language.compile.as_ref().filter(|c| !c.options.is_empty()) else {
+        let message = "setting compiler options is only allowed for compiled languages";
+        return add(invalid, field, message.to_owned());
+    };
+    for option in options.iter().filter(|o| !stage.allows(o)) {
+        let allowed = stage.options.join(" ");
+        add(
+            invalid,
+            field,
+            format!(
+                "{option} is not an allowed compiler option for {} (allowed: {allowed})",
+                language.name
+            ),
+        );
     }
 }
 
@@ -294,13 +320,6 @@ fn refuse_unsupported(body: &Map<String, Value>, invalid: &mut Invalid) {
             invalid,
             "enable_network",
             "enabling network is not allowed: warden's sandboxes have no network".to_owned(),
-        );
-    }
-    if given("compiler_options") {
-        add(
-            invalid,
-            "compiler_options",
-            "setting compiler options is not supported by warden".to_owned(),
         );
     }
     if given("additional_files") {
@@ -350,7 +369,11 @@ mod tests {
     #[test]
     fn arguments_are_sanitized_as_judge0_does() {
         let body = serde_json::json!({ "command_line_arguments": "a  b;rm -rf $HOME|x" });
-        let args = arguments(body.as_object().expect("object"), &mut Invalid::new());
+        let args = split(
+            body.as_object().expect("object"),
+            "command_line_arguments",
+            &mut Invalid::new(),
+        );
         assert_eq!(args, ["a", "brm", "-rf", "HOMEx"]);
     }
 }

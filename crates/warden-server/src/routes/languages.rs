@@ -20,6 +20,9 @@ pub(crate) struct LanguageInfo {
     pub(crate) extensions: Vec<String>,
     /// Whether it has a compile stage.
     pub(crate) compiled: bool,
+    /// The compiler options `compile_options` may add: each an exact option, or a prefix
+    /// ending in `*` whose rest holds only letters, digits and `_ + - . = :`.
+    pub(crate) compile_options: Vec<String>,
     /// Whether its toolchain is installed on this host.
     pub(crate) available: bool,
     /// What is missing, when it is not.
@@ -45,6 +48,10 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<LanguageInfo
                 aliases: l.aliases.clone(),
                 extensions: l.extensions.clone(),
                 compiled: l.compile.is_some(),
+                compile_options: l
+                    .compile
+                    .as_ref()
+                    .map_or_else(Vec::new, |c| c.options.clone()),
                 available: missing.is_none(),
                 unavailable_because: missing,
             }

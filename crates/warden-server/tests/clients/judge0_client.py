@@ -20,6 +20,9 @@ from judge0.retry import MaxWaitTime
 
 from programs import BROKEN_C, HELLO
 
+# Prints the ANSWER macro, which only compiler options define.
+ANSWER_C = "#include <stdio.h>\nint main(void) { printf(\"%d\\n\", ANSWER); return 0; }\n"
+
 ALIAS = {
     "python": LanguageAlias.PYTHON,
     "c": LanguageAlias.C,
@@ -71,6 +74,12 @@ def main(base):
     check(broken.status == Status.COMPILATION_ERROR and "undefined_name" in (broken.compile_output or ""),
           f"C compile error: {broken.status} {broken.compile_output!r}")
 
+    # Judge0 passes compiler_options to the compiler; warden admits the language's own list.
+    answer = judge0.run(client=client, source_code=ANSWER_C, language=LanguageAlias.C,
+                        compiler_options="-DANSWER=42 -O0")
+    check(answer.status == Status.ACCEPTED and answer.stdout == "42\n",
+          f"compiler options: {answer.status} {answer.stdout!r} {answer.compile_output!r}")
+
     slow = judge0.run(client=client, source_code="while True:\n    pass\n",
                       language=LanguageAlias.PYTHON, cpu_time_limit=1, wall_time_limit=3)
     check(slow.status == Status.TIME_LIMIT_EXCEEDED, f"time limit: {slow.status}")
@@ -96,6 +105,13 @@ def raw(base):
     status, body = http(base, "POST", "/submissions?wait=true",
                         {"language_id": 71, "source_code": "import sys; sys.stdout.buffer.write(b'\\xff')"})
     check(status == 201 and "use base64_encoded=true" in body.get("error", ""), f"invalid UTF-8: {status} {body}")
+
+    for options, language, want in [("-fplugin=x.so", 50, "-fplugin=x.so is not an allowed compiler option"),
+                                    ("-O2", 71, "setting compiler options is only allowed for compiled languages")]:
+        status, body = http(base, "POST", "/submissions", {"language_id": language, "source_code": "1",
+                                                           "compiler_options": options})
+        check(status == 422 and want in " ".join(body.get("compiler_options", [])),
+              f"compiler_options {options!r} for {language}: {status} {body}")
 
     status, body = http(base, "GET", "/submissions/batch?tokens=nope")
     check(status == 200 and body == {"submissions": [None]}, f"unknown token in a batch: {body}")

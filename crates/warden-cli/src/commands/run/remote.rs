@@ -117,6 +117,9 @@ fn request(args: &RunArgs) -> anyhow::Result<Value> {
     if !args.args.is_empty() {
         body.insert("args".into(), json!(args.args));
     }
+    if !args.compile_options.is_empty() {
+        body.insert("compile_options".into(), json!(args.compile_options));
+    }
     let limits = limits(args);
     if !limits.is_empty() {
         body.insert("limits".into(), Value::Object(limits));
