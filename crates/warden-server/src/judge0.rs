@@ -14,6 +14,7 @@ mod statuses;
 mod store;
 mod submission;
 mod submissions;
+mod zip;
 
 use std::collections::BTreeMap;
 

@@ -40,7 +40,7 @@ pub(crate) async fn config_info(State(state): State<AppState>) -> Json<Value> {
         "enable_callbacks": true,
         "callbacks_max_tries": 3,
         "callbacks_timeout": 5.0,
-        "enable_additional_files": false,
+        "enable_additional_files": true,
         "max_queue_size": state.load().queue_size,
         "cpu_time_limit": d.cpu_time.as_secs_f64(),
         "max_cpu_time_limit": m.cpu_time.as_secs_f64(),

@@ -51,6 +51,15 @@ impl Record {
     fn bytes(&self) -> usize {
         let input = &self.input;
         let given = input.source_code.len()
+            + input
+                .additional_files
+                .iter()
+                .map(|f| f.code.len())
+                .sum::<usize>()
+            + input
+                .echo
+                .get("additional_files")
+                .map_or(0, |a| a.to_string().len())
             + input.stdin.as_ref().map_or(0, Vec::len)
             + input.expected_output.as_ref().map_or(0, Vec::len);
         let produced = match &self.progress {
@@ -214,6 +223,7 @@ mod tests {
                 language_id: 71,
                 language: "python".into(),
                 source_code: vec![b'#'; code_bytes],
+                additional_files: Vec::new(),
                 stdin: None,
                 expected_output: None,
                 args: Vec::new(),

@@ -11,8 +11,8 @@ use warden_core::{ByteSize, Language, LimitOverrides, Limits};
 use warden_engine::{ExecutionRequest, SourceFile};
 use warden_sandbox::Stdin;
 
-use super::callback;
 use super::languages::language_of;
+use super::{callback, zip};
 use crate::state::AppState;
 
 /// Field → messages, Judge0's 422 body.
@@ -27,6 +27,8 @@ pub(crate) struct Input {
     pub(crate) language: String,
     /// The code, decoded.
     pub(crate) source_code: Vec<u8>,
+    /// The files of `additional_files`, beside the code in the program's directory.
+    pub(crate) additional_files: Vec<SourceFile>,
     /// Standard input, decoded.
     pub(crate) stdin: Option<Vec<u8>>,
     /// The expected output, decoded.
@@ -50,10 +52,12 @@ impl Input {
     pub(crate) fn execution(&self) -> ExecutionRequest {
         ExecutionRequest {
             language: Some(self.language.clone()),
-            sources: vec![SourceFile {
+            sources: std::iter::once(SourceFile {
                 name: None,
                 code: self.source_code.clone(),
-            }],
+            })
+            .chain(self.additional_files.iter().cloned())
+            .collect(),
             args: self.args.clone(),
             compile_options: self.compile_options.clone(),
             stdin: Stdin::Bytes(self.stdin.clone().unwrap_or_default()),
@@ -64,8 +68,9 @@ impl Input {
 }
 
 /// Attributes echoed as sent (limits and options warden reads or refuses).
-const ECHOED: [&str; 15] = [
+const ECHOED: [&str; 16] = [
     "compiler_options",
+    "additional_files",
     "command_line_arguments",
     "cpu_time_limit",
     "cpu_extra_time",
@@ -131,6 +136,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
     if let (false, Some((_, language))) = (compile_options.is_empty(), language) {
         check_compile_options(language, &compile_options, &mut invalid);
     }
+    let additional_files = additional_files(state, body, &mut invalid);
     refuse_unsupported(body, &mut invalid);
     let callback_url = match body.get("callback_url") {
         None | Some(Value::Null) => None,
@@ -157,6 +163,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         language_id,
         language: language.id.as_str().to_owned(),
         source_code,
+        additional_files,
         stdin,
         expected_output,
         args,
@@ -287,6 +294,65 @@ fn split(body: &Map<String, Value>, field: &str, invalid: &mut Invalid) -> Vec<S
     }
 }
 
+/// `additional_files`: a zip archive, base64 whatever `base64_encoded` says (as Judge0 reads
+/// it), whose files join the code in the program's directory. The archive may hold as many
+/// files as a program may have besides its entry, and inflate to no more than a request body
+/// may hold; each name must be a relative path inside the directory.
+fn additional_files(
+    state: &AppState,
+    body: &Map<String, Value>,
+    invalid: &mut Invalid,
+) -> Vec<SourceFile> {
+    let field = "additional_files";
+    let archive = match body.get(field) {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::String(s)) if s.is_empty() => return Vec::new(),
+        Some(Value::String(s)) => match decode(s) {
+            Ok(archive) => archive,
+            Err(()) => {
+                add(invalid, field, "is not valid base64".to_owned());
+                return Vec::new();
+            }
+        },
+        Some(_) => {
+            add(invalid, field, "must be a string".to_owned());
+            return Vec::new();
+        }
+    };
+    let options = state.options();
+    let max_files = options.max_files.saturating_sub(1);
+    let files = match zip::files(&archive, max_files, options.max_body as u64) {
+        Ok(files) => files,
+        Err(e) => {
+            add(invalid, field, e.to_string());
+            return Vec::new();
+        }
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for file in &files {
+        let contained = !file.name.is_empty()
+            && std::path::Path::new(&file.name)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !contained {
+            let message = format!(
+                "has {:?}, which is not a relative path inside the program",
+                file.name
+            );
+            add(invalid, field, message);
+        } else if !seen.insert(file.name.as_str()) {
+            add(invalid, field, format!("has {:?} twice", file.name));
+        }
+    }
+    files
+        .into_iter()
+        .map(|f| SourceFile {
+            name: Some(f.name),
+            code: f.contents,
+        })
+        .collect()
+}
+
 /// Judge0 refuses compiler options for a language without a compile command; warden also
 /// refuses an option its language does not admit (docs/languages.md, Compiler options).
 fn check_compile_options(language: &Language, options: &[String], invalid: &mut Invalid) {
@@ -320,13 +386,6 @@ fn refuse_unsupported(body: &Map<String, Value>, invalid: &mut Invalid) {
             invalid,
             "enable_network",
             "enabling network is not allowed: warden's sandboxes have no network".to_owned(),
-        );
-    }
-    if given("additional_files") {
-        add(
-            invalid,
-            "additional_files",
-            "additional files are not supported by warden".to_owned(),
         );
     }
 }

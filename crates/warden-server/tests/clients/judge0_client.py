@@ -4,18 +4,21 @@
 Usage: judge0_client.py BASE_URL   (e.g. http://127.0.0.1:2358)
 
 Every language through the SDK (each one is a batch of test cases: accepted and wrong answer),
-a compile error, a time limit, then what the SDK does not reach, over plain HTTP: wait=true,
-base64, fields, the memory limit's exact outcome. Exits non-zero with a message on the first
+compiler options, additional files, a compile error, a time limit, then what the SDK does not
+reach, over plain HTTP: wait=true, base64, fields, the memory limit's exact outcome, deflated
+and hostile archives, refused compiler options. Exits non-zero with a message on the first
 failure."""
 
 import base64
+import io
 import json
 import sys
+import zipfile
 import urllib.error
 import urllib.request
 
 import judge0
-from judge0 import Client, LanguageAlias, Status
+from judge0 import Client, File, Filesystem, LanguageAlias, Status
 from judge0.retry import MaxWaitTime
 
 from programs import BROKEN_C, HELLO
@@ -80,6 +83,14 @@ def main(base):
     check(answer.status == Status.ACCEPTED and answer.stdout == "42\n",
           f"compiler options: {answer.status} {answer.stdout!r} {answer.compile_output!r}")
 
+    # additional_files: a module and a data file beside the program (the SDK zips them).
+    files = Filesystem(content=[File(name="helper.py", content="def twice(x):\n    return 2 * x\n"),
+                                File(name="data/n.txt", content="21")])
+    multi = judge0.run(client=client, language=LanguageAlias.PYTHON, additional_files=files,
+                       source_code="import helper\nprint(helper.twice(int(open('data/n.txt').read())))\n")
+    check(multi.status == Status.ACCEPTED and multi.stdout == "42\n",
+          f"additional files: {multi.status} {multi.stdout!r} {multi.stderr!r}")
+
     slow = judge0.run(client=client, source_code="while True:\n    pass\n",
                       language=LanguageAlias.PYTHON, cpu_time_limit=1, wall_time_limit=3)
     check(slow.status == Status.TIME_LIMIT_EXCEEDED, f"time limit: {slow.status}")
@@ -112,6 +123,23 @@ def raw(base):
                                                            "compiler_options": options})
         check(status == 422 and want in " ".join(body.get("compiler_options", [])),
               f"compiler_options {options!r} for {language}: {status} {body}")
+
+    deflated = io.BytesIO()
+    with zipfile.ZipFile(deflated, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("words.txt", "warden " * 1000)
+    archive = base64.b64encode(deflated.getvalue()).decode()
+    status, body = http(base, "POST", "/submissions?wait=true",
+                        {"language_id": 46, "source_code": "wc -w < words.txt", "additional_files": archive})
+    check(status == 201 and body["stdout"] == "1000\n", f"deflated additional files: {status} {body}")
+    slip = io.BytesIO()
+    with zipfile.ZipFile(slip, "w") as z:
+        z.writestr("../escape.txt", "x")
+    for archive, want in [(base64.b64encode(slip.getvalue()).decode(), "not a relative path inside the program"),
+                          (base64.b64encode(b"not a zip").decode(), "is not a zip archive")]:
+        status, body = http(base, "POST", "/submissions", {"language_id": 46, "source_code": "true",
+                                                           "additional_files": archive})
+        check(status == 422 and want in " ".join(body.get("additional_files", [])),
+              f"additional_files {want}: {status} {body}")
 
     status, body = http(base, "GET", "/submissions/batch?tokens=nope")
     check(status == 200 and body == {"submissions": [None]}, f"unknown token in a batch: {body}")
