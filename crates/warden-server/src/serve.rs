@@ -73,6 +73,11 @@ pub fn serve(engine: Engine, options: ServerOptions) -> Result<(), ServeError> {
 }
 
 async fn run(state: AppState) -> Result<(), ServeError> {
+    // Before the first listener: once "listening" is printed, a supervisor may send SIGTERM,
+    // and without the handlers in place the signal's default action would kill the server
+    // with its admitted executions (seen in a test under load, the signal arriving while this
+    // task had not yet run past the accept loops' spawning).
+    let shutdown = shutdown_signal()?;
     let options = state.options().clone();
     let mut listeners = Vec::new();
     for &addr in &options.listen {
@@ -101,7 +106,7 @@ async fn run(state: AppState) -> Result<(), ServeError> {
             stopped.clone(),
         ));
     }
-    shutdown_signal()?.await;
+    shutdown.await;
     // An MCP client's open event stream would hold its connection until the deadline.
     state.mcp_shutdown().close();
     tracing::info!("shutting down: no new connections; waiting for admitted executions");
