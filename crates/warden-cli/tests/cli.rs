@@ -348,6 +348,39 @@ fn concurrent_compiles_of_one_program_share_one_complete_cache_entry() {
     assert_eq!(again["compile"]["cached"], true, "{again}");
 }
 
+/// The stack is a limit of its own, not whatever the process that started warden had: deep
+/// recursion that Judge0's default (64 000 KB) allows runs under the default, and a smaller
+/// stack ends it with a segmentation fault.
+#[test]
+fn the_stack_size_is_a_limit_deep_recursion_fits_in_by_default() {
+    let code = "#include <stdio.h>\n\
+        static int down(int n) {\n\
+            volatile char frame[1000];\n\
+            frame[n % 1000] = (char)n;\n\
+            return n == 0 ? 0 : down(n - 1) + frame[n % 1000] - (char)n + 1;\n\
+        }\n\
+        int main(void) { printf(\"%d\\n\", down(40000)); return 0; }\n";
+    let deep = json(&["-l", "c", "-c", code], b"");
+    assert_eq!(deep["stdout"], "40000\n", "about 40 MiB of frames: {deep}");
+    assert_eq!(deep["limits"]["stack_size"], "64MiB", "{deep}");
+    let small = json(&["-l", "c", "--stack-size", "8MiB", "-c", code], b"");
+    assert_eq!(small["outcome"]["kind"], "signaled", "{small}");
+    assert_eq!(small["outcome"]["signal"], "SIGSEGV", "{small}");
+    let reported = warden(
+        &[
+            "run",
+            "-l",
+            "bash",
+            "--stack-size",
+            "3MiB",
+            "-c",
+            "ulimit -s",
+        ],
+        b"",
+    );
+    assert_eq!(String::from_utf8_lossy(&reported.stdout), "3072\n");
+}
+
 /// Options a request adds reach the compiler and are part of the compile cache's key; one the
 /// language does not admit (here one that would load a plugin into the compiler) is refused
 /// before anything runs.

@@ -33,6 +33,17 @@ pub struct Limits {
     pub workspace_size: ByteSize,
     /// Open file descriptors per process (`RLIMIT_NOFILE`).
     pub max_open_files: u32,
+    /// Stack of each process's main thread (`RLIMIT_STACK`; glibc also makes it the default
+    /// size of a new thread's stack). Its pages are memory like any other, charged to the
+    /// memory limit. Rows recorded before it existed read the default.
+    #[serde(default = "default_stack_size")]
+    pub stack_size: ByteSize,
+}
+
+/// The default stack: Judge0's (64 000 KB), deep enough for the recursion of judged programs
+/// (a depth-first search over a million nodes), where the usual 8 MiB is not.
+fn default_stack_size() -> ByteSize {
+    ByteSize::mib(64)
 }
 
 impl Default for Limits {
@@ -46,6 +57,7 @@ impl Default for Limits {
             max_file_size: ByteSize::mib(16),
             workspace_size: ByteSize::mib(64),
             max_open_files: 256,
+            stack_size: default_stack_size(),
         }
     }
 }
@@ -62,6 +74,7 @@ impl Limits {
             max_file_size: ByteSize(4 * ByteSize::GIB),
             workspace_size: ByteSize(4 * ByteSize::GIB),
             max_open_files: 65_536,
+            stack_size: ByteSize(ByteSize::GIB),
         }
     }
 
@@ -76,6 +89,7 @@ impl Limits {
         self.max_file_size = o.max_file_size.unwrap_or(self.max_file_size);
         self.workspace_size = o.workspace_size.unwrap_or(self.workspace_size);
         self.max_open_files = o.max_open_files.unwrap_or(self.max_open_files);
+        self.stack_size = o.stack_size.unwrap_or(self.stack_size);
         self
     }
 
@@ -123,6 +137,12 @@ impl Limits {
             self.max_open_files,
             bounds.min.max_open_files,
             bounds.max.max_open_files,
+        )?;
+        check_size(
+            "stack-size",
+            self.stack_size,
+            bounds.min.stack_size,
+            bounds.max.stack_size,
         )
     }
 
@@ -137,6 +157,7 @@ impl Limits {
             max_file_size: self.max_file_size.min(maxima.max_file_size),
             workspace_size: self.workspace_size.min(maxima.workspace_size),
             max_open_files: self.max_open_files.min(maxima.max_open_files),
+            stack_size: self.stack_size.min(maxima.stack_size),
         }
     }
 }
@@ -177,6 +198,9 @@ pub struct LimitOverrides {
     /// See [`Limits::max_open_files`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_open_files: Option<u32>,
+    /// See [`Limits::stack_size`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_size: Option<ByteSize>,
 }
 
 impl LimitOverrides {
@@ -192,6 +216,7 @@ impl LimitOverrides {
             max_file_size: later.max_file_size.or(self.max_file_size),
             workspace_size: later.workspace_size.or(self.workspace_size),
             max_open_files: later.max_open_files.or(self.max_open_files),
+            stack_size: later.stack_size.or(self.stack_size),
         }
     }
 }
@@ -217,6 +242,8 @@ impl Default for LimitBounds {
                 max_file_size: ByteSize(0),
                 workspace_size: ByteSize::kib(64),
                 max_open_files: 8,
+                // The dynamic loader and a runtime's start need a few hundred kilobytes.
+                stack_size: ByteSize::kib(512),
             },
             max: Limits {
                 cpu_time: Duration::from_secs(24 * 3600),
@@ -227,6 +254,7 @@ impl Default for LimitBounds {
                 max_file_size: ByteSize(1 << 40),
                 workspace_size: ByteSize(1 << 40),
                 max_open_files: 1 << 20,
+                stack_size: ByteSize(1 << 40),
             },
         }
     }
@@ -314,6 +342,29 @@ mod tests {
         let l = Limits::default().with(&o);
         assert_eq!(l.memory, ByteSize::mib(512));
         assert_eq!(l.cpu_time, Limits::default().cpu_time);
+        let stack = LimitOverrides {
+            stack_size: Some(ByteSize::mib(256)),
+            ..Default::default()
+        };
+        assert_eq!(
+            Limits::default().with(&stack).stack_size,
+            ByteSize::mib(256)
+        );
+        let small = Limits::default().with(&LimitOverrides {
+            stack_size: Some(ByteSize::kib(4)),
+            ..Default::default()
+        });
+        assert_eq!(
+            small.validate(&LimitBounds::default()).map_err(|e| e.name),
+            Err("stack-size")
+        );
+    }
+
+    #[test]
+    fn limits_recorded_before_the_stack_size_still_read() {
+        let old = r#"{"cpu_time":"5s","wall_time":"10s","memory":"256MiB","max_procs":64,"max_output":"1MiB","max_file_size":"16MiB","workspace_size":"64MiB","max_open_files":256}"#;
+        let limits: Limits = serde_json::from_str(old).expect("an old row's limits");
+        assert_eq!(limits, Limits::default());
     }
 
     #[test]

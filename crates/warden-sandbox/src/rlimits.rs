@@ -1,7 +1,9 @@
 //! Resource limits of the payload: set by the payload itself before it drops its capabilities,
 //! or, for a standby payload (`standby.rs`), by the init on its pid before it sends the job.
-//! They are only ever lowered: a host without CAP_SYS_RESOURCE could not raise them, and a
-//! plan must never widen the host's own limits. getrlimit(2), prlimit(2).
+//! A hard limit is only ever lowered: a host without CAP_SYS_RESOURCE could not raise it, and a
+//! plan must never widen the host's own limits. A soft limit is the plan's within it (the
+//! stack's, 64 MiB by default, is above the usual 8 MiB soft limit of the caller, under its
+//! unlimited hard one). getrlimit(2), prlimit(2).
 
 use nix::sys::resource::Resource;
 use nix::unistd::Pid;
@@ -23,6 +25,7 @@ pub(crate) fn from_limits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
     let cpu = cpu.max(1) + 1;
     let fsize = limits.max_file_size.bytes();
     let nofile = u64::from(limits.max_open_files);
+    let stack = limits.stack_size.bytes();
     // RLIMIT_NPROC is a backstop one above the limit, as RLIMIT_CPU is: the cgroup's pids.max
     // counts the same tasks and must be the one to refuse a fork, since only its refusals are
     // counted (`pids.events`), which makes a fork storm a security event (docs/events.md).
@@ -31,6 +34,7 @@ pub(crate) fn from_limits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
         (Resource::RLIMIT_CPU, cpu, cpu + 1),
         (Resource::RLIMIT_FSIZE, fsize, fsize),
         (Resource::RLIMIT_NOFILE, nofile, nofile),
+        (Resource::RLIMIT_STACK, stack, stack),
         (Resource::RLIMIT_NPROC, nproc, nproc),
         (Resource::RLIMIT_CORE, 0, 0),
         // Both are charged per real uid: low, so one program cannot take a large share of what

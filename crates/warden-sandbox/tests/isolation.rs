@@ -257,6 +257,7 @@ fn rlimits_follow_the_plan() {
         max_file_size: ByteSize::mib(5),
         max_open_files: 77,
         max_procs: 23,
+        stack_size: ByteSize::mib(3),
         ..Limits::default()
     };
     let mut r = report_with(&probe, limits);
@@ -278,6 +279,9 @@ fn rlimits_follow_the_plan() {
         ("core", [0, 0]),
         ("sigpending", [1024, 1024]),
         ("msgqueue", [256 << 10, 256 << 10]),
+        // Set, not inherited from whoever started warden (raised here above a usual 8 MiB
+        // would be lowered; both directions are the plan's).
+        ("stack", [3 << 20, 3 << 20]),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -176,6 +176,10 @@ pub struct LimitsBody {
     // u32: the document would otherwise say int32, a range half as wide.
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub max_open_files: Option<u32>,
+    /// Stack of each process's main thread (and glibc's default for a new thread's).
+    #[serde(default)]
+    #[schema(schema_with = size_schema)]
+    pub stack_size: Option<ByteSize>,
 }
 
 /// The document's schema of a duration: text with a unit (`2s`, `500ms`), or seconds.
@@ -344,6 +348,7 @@ impl LimitsBody {
             ("max_output", self.max_output, maxima.max_output),
             ("max_file_size", self.max_file_size, maxima.max_file_size),
             ("workspace_size", self.workspace_size, maxima.workspace_size),
+            ("stack_size", self.stack_size, maxima.stack_size),
         ];
         for (field, asked, max) in sizes {
             if let Some(asked) = asked.filter(|a| *a > max) {
@@ -368,6 +373,7 @@ impl LimitsBody {
             max_file_size: self.max_file_size,
             workspace_size: self.workspace_size,
             max_open_files: self.max_open_files,
+            stack_size: self.stack_size,
         })
     }
 }

@@ -108,6 +108,9 @@ pub(crate) struct RunArgs {
     /// Open file descriptors per process.
     #[arg(long, value_name = "N")]
     max_open_files: Option<u32>,
+    /// Stack of each process's main thread, and glibc's default for new threads (e.g. 64MiB).
+    #[arg(long, value_name = "SIZE")]
+    stack_size: Option<ByteSize>,
     /// Run it in the running `warden serve` at this address (`http://HOST:PORT`) instead of
     /// in a sandbox of this process: the server's warm engine and pool make a short run
     /// cheaper (docs/cli.md).
@@ -132,6 +135,7 @@ impl RunArgs {
             max_file_size: self.max_file_size,
             workspace_size: self.workspace_size,
             max_open_files: self.max_open_files,
+            stack_size: self.stack_size,
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
-use warden_core::{ByteSize, Language, LimitOverrides, Limits};
+use warden_core::{ByteSize, Language, LimitBounds, LimitOverrides, Limits};
 use warden_engine::{ExecutionRequest, SourceFile};
 use warden_sandbox::Stdin;
 
@@ -253,8 +253,14 @@ fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> LimitOverrides {
         maxima.max_file_size.bytes() as f64 / kb,
     );
     number("cpu_extra_time", 0.0, maxima.cpu_time.as_secs_f64());
-    number("stack_limit", 0.0, maxima.memory.bytes() as f64 / kb);
+    let stack = number("stack_limit", 0.0, maxima.stack_size.bytes() as f64 / kb);
     number("number_of_runs", 1.0, 20.0);
+    // Below the smallest stack warden runs anything in (Judge0 takes any positive size).
+    let min_stack = LimitBounds::default().min.stack_size.bytes() as f64 / kb;
+    if stack.is_some_and(|v| v > 0.0 && v < min_stack) {
+        let message = format!("must be greater than or equal to {min_stack}");
+        add(invalid, "stack_limit", message);
+    }
     // Judge0 counts 0 as "no limit given" for the times; warden needs a positive limit.
     LimitOverrides {
         cpu_time: cpu.filter(|v| *v > 0.0).map(seconds),
@@ -262,6 +268,10 @@ fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> LimitOverrides {
         memory: memory.map(|v| ByteSize((v * kb) as u64)),
         max_procs: procs.map(|v| v as u32),
         max_file_size: file.map(|v| ByteSize((v * kb) as u64)),
+        // 0, as for the times, leaves the default.
+        stack_size: stack
+            .filter(|v| *v > 0.0)
+            .map(|v| ByteSize((v * kb) as u64)),
         ..LimitOverrides::default()
     }
 }

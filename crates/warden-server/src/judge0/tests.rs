@@ -92,6 +92,22 @@ async fn invalid_submissions_get_judge0s_422_map() {
     );
     assert!(body["enable_network"].is_array());
     assert!(body["callback_url"].is_array());
+
+    // The stack is a limit warden enforces: at least what anything needs to start, at most
+    // the operator's maximum (1 GiB by default).
+    let stacks = json!({"language_id": 71, "source_code": "print(1)", "stack_limit": 100});
+    let (status, body) = call(post("/submissions", &stacks)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["stack_limit"],
+        json!(["must be greater than or equal to 512"])
+    );
+    let huge = json!({"language_id": 71, "source_code": "print(1)", "stack_limit": 2e6});
+    let (_, body) = call(post("/submissions", &huge)).await;
+    assert_eq!(
+        body["stack_limit"],
+        json!(["must be less than or equal to 1048576"])
+    );
 }
 
 #[tokio::test]

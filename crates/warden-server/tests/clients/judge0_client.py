@@ -141,6 +141,17 @@ def raw(base):
         check(status == 422 and want in " ".join(body.get("additional_files", [])),
               f"additional_files {want}: {status} {body}")
 
+    # stack_limit is enforced: recursion 40 MiB deep fits Judge0's default stack, not 8000 KB.
+    deep = ("#include <stdio.h>\nstatic int down(int n) { volatile char f[1000]; f[n % 1000] = (char)n;\n"
+            "return n == 0 ? 0 : down(n - 1) + f[n % 1000] - (char)n + 1; }\n"
+            "int main(void) { printf(\"%d\\n\", down(40000)); return 0; }\n")
+    for stack, want in [(None, 3), (8000, 7)]:  # 7: Runtime Error (SIGSEGV)
+        submission = {"language_id": 50, "source_code": deep}
+        if stack:
+            submission["stack_limit"] = stack
+        status, body = http(base, "POST", "/submissions?wait=true", submission)
+        check(status == 201 and body["status"]["id"] == want, f"stack_limit {stack}: {status} {body}")
+
     status, body = http(base, "GET", "/submissions/batch?tokens=nope")
     check(status == 200 and body == {"submissions": [None]}, f"unknown token in a batch: {body}")
     status, body = http(base, "POST", "/submissions?fields=nope", {"language_id": 71, "source_code": "1"})

@@ -163,6 +163,7 @@ fn limits(args: &RunArgs) -> Map<String, Value> {
         ("max_output", given.max_output),
         ("max_file_size", given.max_file_size),
         ("workspace_size", given.workspace_size),
+        ("stack_size", given.stack_size),
     ];
     for (name, value) in sizes {
         if let Some(size) = value {
