@@ -371,6 +371,17 @@ fn bad_input_gets_its_status_and_the_server_stays_up() {
         "{}",
         plugin.body
     );
+    let too_long = json!({"language": "c", "code": "int main(void) { return 0; }",
+                          "compile_limits": {"cpu_time": "1h"}});
+    let too_long = server.request("POST", "/v1/executions", Some(&too_long));
+    assert_eq!(too_long.code, 422, "{}", too_long.body);
+    assert!(
+        too_long
+            .body
+            .contains("compile_limits.cpu_time: 3600s is above"),
+        "{}",
+        too_long.body
+    );
     let huge = json!({"language": "python", "code": "#".repeat(256 * 1024)});
     assert_eq!(
         server.request("POST", "/v1/executions", Some(&huge)).code,
@@ -382,6 +393,25 @@ fn bad_input_gets_its_status_and_the_server_stays_up() {
         422
     );
     assert_eq!(server.request("GET", "/v1/health", None).code, 200);
+}
+
+/// `compile_limits` bound the compile stage, not the run: 10 ms of wall time compiles no C,
+/// and the run's own limits stay as they were.
+#[test]
+fn compile_limits_bound_the_compile_stage_alone() {
+    let server = Server::start("");
+    let c = json!({"language": "c", "code": "#include <stdio.h>\nint main(void) { puts(\"x\"); }\n",
+                   "compile_limits": {"wall_time": "10ms"}});
+    let done = server.request("POST", "/v1/executions", Some(&c));
+    assert_eq!(done.code, 200, "{}", done.body);
+    let result = done.json();
+    assert_eq!(result["outcome"]["kind"], "compile_error", "{result}");
+    assert_eq!(
+        result["compile"]["outcome"],
+        json!({"kind": "time_limit", "which": "wall"}),
+        "{result}"
+    );
+    assert_eq!(result["limits"]["wall_time"], "10s", "the run's: {result}");
 }
 
 #[test]

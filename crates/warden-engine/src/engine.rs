@@ -190,6 +190,8 @@ struct Prepared<'e> {
     detection: LanguageDetection,
     program: Program,
     limits: Limits,
+    /// The compile stage's limits, when the language compiles.
+    compile_limits: Option<Limits>,
     mode: Mode,
     reason: String,
     analysis: Analysis,
@@ -204,6 +206,13 @@ struct Prepared<'e> {
     /// A session's shell command: the run is `bash -c` of the program's text, and no file is
     /// written into the workspace (`sessions.rs`).
     command: bool,
+}
+
+/// A sandbox's ceilings raised to hold a stage run in it with `stage`'s limits.
+fn raise_ceilings(ceilings: &mut Limits, stage: &Limits) {
+    ceilings.memory = ceilings.memory.max(stage.memory);
+    ceilings.max_procs = ceilings.max_procs.max(stage.max_procs);
+    ceilings.workspace_size = ceilings.workspace_size.max(stage.workspace_size);
 }
 
 impl Prepared<'_> {
@@ -486,6 +495,11 @@ impl Engine {
         let program = Program::prepare(language, &request.sources)?
             .with_compile_options(language, &request.compile_options)?;
         let limits = self.limits(&[&language.limits, &request.limits])?;
+        let compile_limits = language
+            .compile
+            .as_ref()
+            .map(|stage| self.limits(&[&language.limits, &stage.limits, &request.compile_limits]))
+            .transpose()?;
         let analysing = std::time::Instant::now();
         let analysis = self.analyze_program(language, &program);
         let analysis_time = analysing.elapsed();
@@ -505,6 +519,7 @@ impl Engine {
             detection,
             program,
             limits,
+            compile_limits,
             mode: choice.mode,
             reason: choice.reason,
             analysis,
@@ -628,6 +643,10 @@ impl Engine {
     /// limits.
     fn spec(&self, prepared: &Prepared<'_>) -> Result<SandboxSpec, EngineError> {
         let mut spec = self.language_spec(prepared.language, prepared.limits)?;
+        if let Some(compile) = &prepared.compile_limits {
+            // The request's compile limits may ask more than the language's.
+            raise_ceilings(&mut spec.limits, compile);
+        }
         if let Some(dir) = &prepared.dependency_dir {
             spec.add_bind(dir);
         }
@@ -650,10 +669,10 @@ impl Engine {
         }
         let mut limits = limits;
         if let Some(stage) = &language.compile {
-            let compile = self.limits(&[&language.limits, &stage.limits])?;
-            limits.memory = limits.memory.max(compile.memory);
-            limits.max_procs = limits.max_procs.max(compile.max_procs);
-            limits.workspace_size = limits.workspace_size.max(compile.workspace_size);
+            raise_ceilings(
+                &mut limits,
+                &self.limits(&[&language.limits, &stage.limits])?,
+            );
         }
         spec.limits = limits;
         Ok(spec)

@@ -37,6 +37,10 @@ pub struct ExecutionRequest {
     pub stdin: Stdin,
     /// Limits the request sets (clamped to the operator's maxima).
     pub limits: LimitOverrides,
+    /// Limits of the compile stage the request sets, on top of the language's
+    /// `[compile.limits]` (clamped to the operator's maxima); nothing for a language that
+    /// compiles nothing.
+    pub compile_limits: LimitOverrides,
     /// The isolation mode asked for; `None` takes the configuration's `[modes] default`.
     pub mode: Option<ModeRequest>,
     /// Test cases: when given, the program runs once per case (with the case's stdin instead

@@ -45,6 +45,11 @@ pub struct ExecutionBody {
     /// Limits, each at most the operator's maximum.
     #[serde(default, deserialize_with = "crate::json_body::object")]
     pub limits: LimitsBody,
+    /// Limits of the compile stage, on top of the language's own (`{"wall_time": "60s"}` for a
+    /// slow build), each at most the operator's maximum; ignored for a language that compiles
+    /// nothing.
+    #[serde(default, deserialize_with = "crate::json_body::object")]
+    pub compile_limits: LimitsBody,
     /// Isolation mode; the operator's default (normally `auto`) when absent.
     #[serde(default)]
     pub mode: Option<ModeBody>,
@@ -246,6 +251,9 @@ impl ExecutionBody {
     /// refuse.
     pub fn into_request(self, options: &ServerOptions) -> Result<ExecutionRequest, ApiError> {
         let limits = self.limits.checked(&options.maxima)?;
+        let compile_limits = self
+            .compile_limits
+            .checked_as("compile_limits", &options.maxima)?;
         let sources = match (self.code, self.files.is_empty()) {
             (Some(_), false) => {
                 return Err(ApiError::unprocessable("give `code` or `files`, not both"))
@@ -284,6 +292,7 @@ impl ExecutionBody {
                 .stdin
                 .map_or(Stdin::Null, |s| Stdin::Bytes(s.into_bytes())),
             limits,
+            compile_limits,
             mode: self.mode.map(ModeBody::request),
             network: self.network,
             dependencies: self.dependencies,
@@ -329,9 +338,18 @@ impl TestBody {
 impl LimitsBody {
     /// The overrides, or a 422 naming the first limit above the operator's maximum.
     pub(crate) fn checked(self, maxima: &Limits) -> Result<LimitOverrides, ApiError> {
+        self.checked_as("limits", maxima)
+    }
+
+    /// [`LimitsBody::checked`] of the body's field `name`.
+    pub(crate) fn checked_as(
+        self,
+        name: &str,
+        maxima: &Limits,
+    ) -> Result<LimitOverrides, ApiError> {
         let over = |field: &str, asked: String, max: String| {
             Err(ApiError::unprocessable(format!(
-                "limits.{field}: {asked} is above the operator's maximum of {max}"
+                "{name}.{field}: {asked} is above the operator's maximum of {max}"
             )))
         };
         let durations = [

@@ -49,7 +49,9 @@ impl Engine {
             tracing::debug!(key = key.as_str(), "compile cache hit");
             return Ok(Compiled::Artifact(files, StageResult::cached()));
         }
-        let limits = self.limits(&[&language.limits, &stage.limits])?;
+        let limits = prepared
+            .compile_limits
+            .expect("a language with a compile stage has compile limits");
         let mut job = prepared.with_dependencies(self.job(
             language,
             &stage.argv,

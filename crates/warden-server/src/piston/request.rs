@@ -31,6 +31,8 @@ pub(crate) struct ExecuteRequest {
     pub(crate) args: Vec<String>,
     /// The run stage's limits (`run_timeout`, `run_cpu_time`, `run_memory_limit`).
     pub(crate) limits: LimitOverrides,
+    /// The compile stage's (`compile_timeout`, `compile_cpu_time`, `compile_memory_limit`).
+    pub(crate) compile_limits: LimitOverrides,
 }
 
 impl ExecuteRequest {
@@ -42,6 +44,7 @@ impl ExecuteRequest {
             args: self.args,
             stdin: Stdin::Bytes(self.stdin),
             limits: self.limits,
+            compile_limits: self.compile_limits,
             ..ExecutionRequest::default()
         }
     }
@@ -154,7 +157,7 @@ fn finish(
     args: Vec<String>,
     numbers: &[Option<f64>],
 ) -> Result<ExecuteRequest, PistonError> {
-    let limits = limits_of(numbers)?;
+    let [limits, compile_limits] = limits_of(numbers)?;
     let mut stdin = stdin.as_bytes().to_vec();
     // Piston appends the newline line-reading programs wait for; an empty stdin stays empty so
     // that a program reading to end-of-file sees nothing.
@@ -168,6 +171,7 @@ fn finish(
         stdin,
         args,
         limits,
+        compile_limits,
     })
 }
 
@@ -223,9 +227,10 @@ fn entry_first(files: Vec<(SourceFile, bool)>) -> Result<Vec<SourceFile>, Piston
     Ok(named)
 }
 
-/// Piston's run limits as warden's overrides: milliseconds and bytes, 0 meaning unset, checked
-/// against warden's maxima (Piston's "configured limit").
-fn limits_of(numbers: &[Option<f64>]) -> Result<LimitOverrides, PistonError> {
+/// Piston's limits as warden's overrides of the run and of the compile stage: milliseconds and
+/// bytes, 0 meaning unset, checked against
+/// warden's maxima (Piston's "configured limit").
+fn limits_of(numbers: &[Option<f64>]) -> Result<[LimitOverrides; 2], PistonError> {
     let maxima = Limits::default_maxima();
     let ceiling = |name: &str| -> f64 {
         match name {
@@ -234,7 +239,7 @@ fn limits_of(numbers: &[Option<f64>]) -> Result<LimitOverrides, PistonError> {
             _ => maxima.memory.bytes() as f64,
         }
     };
-    let mut limits = LimitOverrides::default();
+    let (mut run, mut compile) = (LimitOverrides::default(), LimitOverrides::default());
     for (name, value) in LIMIT_FIELDS.iter().zip(numbers) {
         let Some(value) = value.filter(|v| *v != 0.0) else {
             continue;
@@ -250,16 +255,18 @@ fn limits_of(numbers: &[Option<f64>]) -> Result<LimitOverrides, PistonError> {
                 ceiling(name)
             )));
         }
-        // The compile limits are validated but warden compiles under the language's own
-        // limits (docs/compat.md).
-        match *name {
-            "run_timeout" => limits.wall_time = Some(Duration::from_millis(value as u64)),
-            "run_cpu_time" => limits.cpu_time = Some(Duration::from_millis(value as u64)),
-            "run_memory_limit" => limits.memory = Some(ByteSize(value as u64)),
-            _ => {}
+        let stage = if name.starts_with("compile_") {
+            &mut compile
+        } else {
+            &mut run
+        };
+        match name.split_once('_').map_or("", |(_, limit)| limit) {
+            "timeout" => stage.wall_time = Some(Duration::from_millis(value as u64)),
+            "cpu_time" => stage.cpu_time = Some(Duration::from_millis(value as u64)),
+            _ => stage.memory = Some(ByteSize(value as u64)),
         }
     }
-    Ok(limits)
+    Ok([run, compile])
 }
 
 fn not_a_number(name: &str) -> PistonError {

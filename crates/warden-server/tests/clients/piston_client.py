@@ -62,6 +62,14 @@ def main(base):
                                   "files": [{"content": "import time\ntime.sleep(5)\n"}]})
     check(status == 200 and body["run"]["status"] == "TO" and body["run"]["signal"] == "SIGKILL",
           f"timeout: {status} {body}")
+    # The compile stage's own limits: no C++ compiles in 20 ms of wall time (a program of its
+    # own, which the compile cache cannot hold yet).
+    uncached = HELLO["cpp"] + "// compile_timeout\n"
+    status, body = execute(base, {"language": "c++", "version": "*", "files": [{"content": uncached}],
+                                  "compile_timeout": 20})
+    check(status == 200 and body["compile"]["status"] == "TO" and body["compile"]["signal"] == "SIGKILL"
+          and "run" in body and body["run"]["status"] == "TO",
+          f"compile_timeout: {status} {body}")
     status, body = execute(base, {"language": "python", "version": "*", "files": "nope"})
     check(status == 400 and body == {"message": "files is required as an array"}, f"validation: {body}")
     print("piston_client: all passed")
