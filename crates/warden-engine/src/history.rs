@@ -490,6 +490,21 @@ fn unix_ms(t: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// How SQLite plans `query` on a new database of the latest schema, one line per step
+/// (`EXPLAIN QUERY PLAN`'s details), every parameter bound to 1.
+#[cfg(test)]
+fn query_plan(query: &str) -> Vec<String> {
+    let mut conn = Connection::open_in_memory().expect("in memory");
+    schema::migrate(&mut conn, Path::new(":memory:")).expect("migrated");
+    conn.prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+        .and_then(|mut s| {
+            let arguments = vec![1; s.parameter_count()];
+            s.query_map(rusqlite::params_from_iter(arguments), |r| r.get(3))?
+                .collect()
+        })
+        .expect("planned")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,6 +84,17 @@ fn exited(code: i32) -> Outcome {
     Outcome::Exited { code }
 }
 
+/// Records one bash execution, metadata only.
+fn record_one(store: &HistoryStore) {
+    store
+        .record(
+            &result("bash", exited(0), 1),
+            input(b"x"),
+            Retention::Metadata,
+        )
+        .expect("recorded");
+}
+
 fn open(world: &World) -> HistoryStore {
     HistoryStore::open(world.db()).expect("history opens")
 }
@@ -289,13 +300,7 @@ fn a_listing_pages_with_before_and_ties_break_by_id() {
     // No pause between records: several finish in the same millisecond, and the id orders
     // them.
     for _ in 0..7 {
-        store
-            .record(
-                &result("bash", exited(0), 1),
-                input(b"x"),
-                Retention::Metadata,
-            )
-            .expect("recorded");
+        record_one(&store);
     }
     let all: Vec<_> = store
         .list(&HistoryFilter::default())
@@ -450,15 +455,6 @@ fn statistics_on_known_data() {
 fn pruning_deletes_by_age_and_by_count() {
     let dir = World::new();
     let store = open(&dir);
-    let record_one = |store: &HistoryStore| {
-        store
-            .record(
-                &result("bash", exited(0), 1),
-                input(b"x"),
-                Retention::Metadata,
-            )
-            .expect("recorded");
-    };
     for _ in 0..5 {
         record_one(&store);
     }
