@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Output;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::{output_with_stdin, World};
 use warden_core::Catalog;
 
@@ -346,6 +346,39 @@ fn concurrent_compiles_of_one_program_share_one_complete_cache_entry() {
         .expect("warden runs");
     let again: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(again["compile"]["cached"], true, "{again}");
+}
+
+/// `--stderr-to-stdout` gives the program one stream for both, in the order it wrote them,
+/// under the one output limit (Judge0's `redirect_stderr_to_stdout`).
+#[test]
+fn stderr_to_stdout_interleaves_as_written_under_one_limit() {
+    let code = "echo a; echo b >&2; echo c";
+    let apart = json(&["-l", "bash", "-c", code], b"");
+    assert_eq!(
+        (&apart["stdout"], &apart["stderr"]),
+        (&json!("a\nc\n"), &json!("b\n"))
+    );
+    let merged = json(&["--stderr-to-stdout", "-l", "bash", "-c", code], b"");
+    assert_eq!(merged["stdout"], "a\nb\nc\n", "{merged}");
+    assert_eq!(merged["stderr"], "", "{merged}");
+    let flood = json(
+        &[
+            "--stderr-to-stdout",
+            "--max-output",
+            "10",
+            "-l",
+            "bash",
+            "-c",
+            "echo aaaaaa; echo bbbbbb >&2",
+        ],
+        b"",
+    );
+    assert_eq!(
+        flood["outcome"],
+        json!({"kind": "output_limit", "stream": "stdout"}),
+        "{flood}"
+    );
+    assert_eq!(flood["stdout"], "aaaaaa\nbbb", "{flood}");
 }
 
 /// The stack is a limit of its own, not whatever the process that started warden had: deep

@@ -441,6 +441,7 @@ impl Engine {
                 executable: f.executable,
                 ..WorkspaceFile::new(f.path.clone(), f.contents.clone())
             }));
+            job.merge_stderr = request.stderr_to_stdout;
             if prepared.command {
                 let entry = prepared.program.files.first();
                 let text = String::from_utf8_lossy(entry.map_or(&[][..], |f| &f.contents));

@@ -35,6 +35,9 @@ pub struct ExecutionRequest {
     pub compile_options: Vec<String>,
     /// Standard input.
     pub stdin: Stdin,
+    /// The program's stderr goes into its stdout, interleaved as written (one stream under
+    /// the output limit; the result's stderr is empty). The compile stage keeps both.
+    pub stderr_to_stdout: bool,
     /// Limits the request sets (clamped to the operator's maxima).
     pub limits: LimitOverrides,
     /// Limits of the compile stage the request sets, on top of the language's

@@ -436,7 +436,13 @@ impl LiveSandbox {
             SendFds {
                 stdin: stdin_fd.as_fd(),
                 stdout: stdout_write.as_fd(),
-                stderr: stderr_write.as_fd(),
+                // Merged: the program's descriptor 2 is the same pipe as 1, and the stderr
+                // pipe, whose write end no one holds, reads end-of-file at once.
+                stderr: if job.merge_stderr {
+                    stdout_write.as_fd()
+                } else {
+                    stderr_write.as_fd()
+                },
                 artifacts: artifacts.as_ref().map(|(_, w)| w.as_fd()),
             },
         );

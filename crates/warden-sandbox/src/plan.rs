@@ -134,6 +134,10 @@ pub struct Job {
     /// A file or directory of the workspace sent back when the program exits with status 0
     /// (a compiler's output); see `SandboxRun::collected`.
     pub collect: Option<PathBuf>,
+    /// The program's stderr is its stdout: one stream, in the order it was written, under
+    /// the one output limit; the run's stderr is then empty.
+    #[serde(default)]
+    pub merge_stderr: bool,
 }
 
 /// A plan that cannot be applied.
@@ -280,6 +284,7 @@ impl SandboxPlan {
             files: self.files.clone(),
             limits: self.limits,
             collect: self.collect.clone(),
+            merge_stderr: false,
         };
         (spec, job)
     }
@@ -394,6 +399,7 @@ impl Job {
             files: Vec::new(),
             limits,
             collect: None,
+            merge_stderr: false,
         }
     }
 

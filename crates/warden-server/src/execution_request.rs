@@ -42,6 +42,10 @@ pub struct ExecutionBody {
     /// Compiler options); refused (422) otherwise, and for a language that takes none.
     #[serde(default)]
     pub compile_options: Vec<String>,
+    /// The program's stderr goes into its stdout, interleaved as written (one stream under
+    /// `max_output`; the result's `stderr` is then empty).
+    #[serde(default)]
+    pub stderr_to_stdout: bool,
     /// Limits, each at most the operator's maximum.
     #[serde(default, deserialize_with = "crate::json_body::object")]
     pub limits: LimitsBody,
@@ -288,6 +292,7 @@ impl ExecutionBody {
             sources,
             args: self.args,
             compile_options: self.compile_options,
+            stderr_to_stdout: self.stderr_to_stdout,
             stdin: self
                 .stdin
                 .map_or(Stdin::Null, |s| Stdin::Bytes(s.into_bytes())),

@@ -80,6 +80,10 @@ pub(crate) struct RunArgs {
         allow_hyphen_values = true
     )]
     compile_options: Vec<String>,
+    /// The program's stderr goes into its stdout, interleaved as written (one stream under
+    /// --max-output).
+    #[arg(long)]
+    stderr_to_stdout: bool,
     /// A named volume mounted at an absolute path, read-write or with `:ro` read-only
     /// (`data:/data`, `refs:/refs:ro`); repeatable. Not in trusted mode (docs/volumes.md).
     #[arg(long = "volume", value_name = "NAME:PATH[:ro]", value_parser = parse_volume)]
@@ -231,6 +235,7 @@ fn execute(args: RunArgs) -> anyhow::Result<(Execution, std::time::Duration)> {
         sources: args.sources()?,
         args: args.args.clone(),
         compile_options: args.compile_options.clone(),
+        stderr_to_stdout: args.stderr_to_stdout,
         stdin: stdin()?,
         limits: args.limits(),
         mode: args.mode,

@@ -184,9 +184,7 @@ fn attributes(record: &Record) -> Map<String, Value> {
             a.insert("message".into(), bytes(why.as_bytes()));
             Status::InternalError
         }
-        Progress::Finished(result) => {
-            finished(&mut a, result, input.redirect_stderr_to_stdout, expected)
-        }
+        Progress::Finished(result) => finished(&mut a, result, expected),
     };
     a.insert("status".into(), status.json());
     a.insert("status_id".into(), json!(status.id()));
@@ -196,17 +194,13 @@ fn attributes(record: &Record) -> Map<String, Value> {
 fn finished(
     a: &mut Map<String, Value>,
     result: &ExecutionResult,
-    redirect: bool,
     expected: Option<&[u8]>,
 ) -> Status {
-    let mut stdout = result.stdout.clone();
-    let mut stderr = result.stderr.clone();
-    if redirect {
-        stdout.append(&mut stderr);
-    }
-    let status = Status::of(&result.outcome, &stdout, expected);
-    a.insert("stdout".into(), bytes(&stdout));
-    a.insert("stderr".into(), bytes(&stderr));
+    // With `redirect_stderr_to_stdout` the sandbox gave the program one stream for both, so
+    // stdout holds them interleaved and stderr is empty.
+    let status = Status::of(&result.outcome, &result.stdout, expected);
+    a.insert("stdout".into(), bytes(&result.stdout));
+    a.insert("stderr".into(), bytes(&result.stderr));
     // A failed dependency installation stands where a failed compile would (statuses.rs).
     let failed_install = result
         .dependencies

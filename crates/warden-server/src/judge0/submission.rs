@@ -60,6 +60,8 @@ impl Input {
             .collect(),
             args: self.args.clone(),
             compile_options: self.compile_options.clone(),
+            // Judge0 gives the program one descriptor for both.
+            stderr_to_stdout: self.redirect_stderr_to_stdout,
             stdin: Stdin::Bytes(self.stdin.clone().unwrap_or_default()),
             limits: self.limits,
             ..ExecutionRequest::default()

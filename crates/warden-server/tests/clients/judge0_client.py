@@ -152,6 +152,13 @@ def raw(base):
         status, body = http(base, "POST", "/submissions?wait=true", submission)
         check(status == 201 and body["status"]["id"] == want, f"stack_limit {stack}: {status} {body}")
 
+    # redirect_stderr_to_stdout: one stream, in the order the program wrote it.
+    interleaved = "import sys\nprint(1, flush=True)\nprint(2, file=sys.stderr, flush=True)\nprint(3)\n"
+    status, body = http(base, "POST", "/submissions?wait=true",
+                        {"language_id": 71, "source_code": interleaved, "redirect_stderr_to_stdout": True})
+    check(status == 201 and body["stdout"] == "1\n2\n3\n" and not body["stderr"],
+          f"redirect_stderr_to_stdout: {status} {body}")
+
     status, body = http(base, "GET", "/submissions/batch?tokens=nope")
     check(status == 200 and body == {"submissions": [None]}, f"unknown token in a batch: {body}")
     status, body = http(base, "POST", "/submissions?fields=nope", {"language_id": 71, "source_code": "1"})

@@ -120,6 +120,9 @@ fn request(args: &RunArgs) -> anyhow::Result<Value> {
     if !args.compile_options.is_empty() {
         body.insert("compile_options".into(), json!(args.compile_options));
     }
+    if args.stderr_to_stdout {
+        body.insert("stderr_to_stdout".into(), json!(true));
+    }
     let limits = limits(args);
     if !limits.is_empty() {
         body.insert("limits".into(), Value::Object(limits));
