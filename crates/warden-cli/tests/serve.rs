@@ -6,6 +6,7 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -17,12 +18,17 @@ const TOKENS: &str = "[[server.tokens]]\nname = \"grader\"\ntoken = \"s3cret\"\n
 struct Server {
     child: Child,
     addr: SocketAddr,
-    world: World,
+    /// Shared with the next server of a restart.
+    world: Arc<World>,
 }
 
 impl Server {
     fn start(config: &str) -> Self {
-        let world = World::with_config(config);
+        Self::start_in(Arc::new(World::with_config(config)))
+    }
+
+    /// A server in `world`, as a restart starts the next one.
+    fn start_in(world: Arc<World>) -> Self {
         let mut child = world
             .warden()
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -446,6 +452,83 @@ fn a_public_address_without_a_token_is_refused_at_start() {
     assert!(
         stderr.contains("refusing to listen on 0.0.0.0:0 without an API token"),
         "{stderr}"
+    );
+}
+
+/// Answers owed for later (`/v1` asynchronous executions, Judge0 submissions) outlive the
+/// server: a restart answers the finished ones as before, and those the last server did not
+/// finish (one running past the shutdown deadline, one still queued behind it) as interrupted.
+#[test]
+fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_interrupted() {
+    let first = Server::start(&format!(
+        "[server]\nworkers = 1\nshutdown_deadline = \"1s\"\n{TOKENS}"
+    ));
+    let judge0 = [("x-auth-token", "s3cret")];
+    let submit = |server: &Server, code: &str, wait: bool| {
+        let body = json!({"language_id": 46, "source_code": code}).to_string();
+        let path = format!("/submissions?wait={wait}");
+        let answer = server.raw("POST", &path, &judge0, Some(body));
+        assert_eq!(answer.code, 201, "{}", answer.body);
+        answer.json()["token"].as_str().expect("a token").to_owned()
+    };
+    let job = |server: &Server, code: &str| {
+        let body = json!({"language": "bash", "code": code});
+        let answer = server.request("POST", "/v1/executions?wait=false", Some(&body));
+        assert_eq!(answer.code, 202, "{}", answer.body);
+        answer.json()["id"].as_str().expect("an id").to_owned()
+    };
+    let done = job(&first, "echo kept");
+    first.finished(&done);
+    let judged = submit(&first, "printf 'judged\\n' >&2; echo judged", true);
+    let slow = job(&first, "sleep 600.25");
+    eventually("the slow program runs", || sleeping("600.25"));
+    let queued = submit(&first, "echo never", false);
+    first.sigterm();
+    let mut first = first;
+    first.child.wait().expect("the first server exits");
+    assert!(
+        first.world.db().with_file_name("results.sqlite3").exists(),
+        "the answers are in the world's database"
+    );
+
+    let second = Server::start_in(Arc::clone(&first.world));
+    let kept = second.finished(&done);
+    assert_eq!(kept["result"]["stdout"], "kept\n", "{kept}");
+    let fields = "stdout,stderr,status_id,message,finished_at";
+    let shown = |token: &str| {
+        let path = format!("/submissions/{token}?fields={fields}");
+        let answer = second.raw("GET", &path, &judge0, None);
+        assert_eq!(answer.code, 200, "{}", answer.body);
+        answer.json()
+    };
+    let judged = shown(&judged);
+    assert_eq!(judged["status_id"], 3, "{judged}");
+    assert_eq!(
+        (&judged["stdout"], &judged["stderr"]),
+        (&json!("judged\n"), &json!("judged\n"))
+    );
+    let interrupted = second.finished(&slow);
+    assert_eq!(interrupted["error"]["kind"], "interrupted", "{interrupted}");
+    let queued = shown(&queued);
+    assert_eq!(queued["status_id"], 13, "Internal Error: {queued}");
+    assert!(
+        queued["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("stopped")),
+        "{queued}"
+    );
+    assert!(queued["finished_at"].is_string(), "{queued}");
+    let unknown = second.raw(
+        "GET",
+        "/submissions/00000000-0000-4000-8000-000000000000",
+        &judge0,
+        None,
+    );
+    assert_eq!(unknown.code, 404, "{}", unknown.body);
+    drop(second);
+    assert!(
+        !sleeping("600.25"),
+        "the slow program ended with its server"
     );
 }
 

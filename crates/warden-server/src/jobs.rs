@@ -1,23 +1,20 @@
 //! Executions started with `wait=false`: their state (queued, running, finished) and, once
-//! finished, their result, kept in memory for `GET /v1/executions/{id}`. Bounded: past
-//! [`MAX_FINISHED`] finished jobs, or [`MAX_FINISHED_BYTES`] of their results, the oldest are
-//! forgotten (their results stay in the history). Without the byte bound, ten thousand results
-//! of a megabyte of output each would hold twenty gigabytes.
+//! finished, their result, for `GET /v1/executions/{id}`. Kept in the server's database
+//! ([`Kept`]): written when admitted and when finished, so that a restart forgets none; one
+//! that the last server did not finish is answered as interrupted ([`Jobs::recover`]). The
+//! state `running` lives in memory only. Bounded as [`Kept`] is: past its bounds, the oldest
+//! finished are forgotten (their results stay in the history).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// The most finished jobs kept for polling.
-const MAX_FINISHED: usize = 10_000;
-/// The most bytes of finished jobs' results kept for polling (their JSON's length); the
-/// newest result is kept whatever its size.
-pub(crate) const MAX_FINISHED_BYTES: usize = 256 << 20;
+use crate::kept::{Kept, Kind};
 
 /// Where an asynchronous execution is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Admitted, waiting for a worker.
@@ -29,55 +26,53 @@ pub enum JobState {
 }
 
 /// An asynchronous execution as `GET /v1/executions/{id}` shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobStatus {
     /// The job's id.
     pub id: String,
     /// Where it is.
     pub state: JobState,
     /// The result (docs/result-schema.md), once finished.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub result: Option<serde_json::Value>,
-    /// Why it has no result, once finished: `{error, kind}` as the synchronous call answers.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why it has no result, once finished: `{error, kind}` as the synchronous call answers
+    /// (`interrupted` for one the server's end stopped).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<serde_json::Value>,
 }
+
+/// The message of a job the last server did not finish.
+pub(crate) const INTERRUPTED: &str =
+    "the server stopped before this execution finished; submit it again";
 
 /// The jobs.
 #[derive(Debug)]
 pub(crate) struct Jobs {
-    inner: Mutex<Inner>,
-    /// [`MAX_FINISHED_BYTES`], smaller in tests.
-    max_bytes: usize,
-}
-
-impl Default for Jobs {
-    fn default() -> Self {
-        Self::with_byte_bound(MAX_FINISHED_BYTES)
-    }
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    by_id: HashMap<String, JobStatus>,
-    /// The finished jobs, oldest first, with their results' sizes.
-    finished: VecDeque<(String, usize)>,
-    /// The sum of those sizes.
-    finished_bytes: usize,
+    /// The unfinished jobs' states.
+    live: Mutex<HashMap<String, JobState>>,
+    kept: Arc<Kept>,
 }
 
 impl Jobs {
-    /// Jobs that keep at most `max_bytes` of finished results.
-    pub(crate) fn with_byte_bound(max_bytes: usize) -> Self {
+    /// Jobs kept in `kept`.
+    pub(crate) fn new(kept: Arc<Kept>) -> Self {
         Self {
-            inner: Mutex::default(),
-            max_bytes,
+            live: Mutex::default(),
+            kept,
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobState>> {
         // A panic while holding the lock leaves the map as valid as before it.
-        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn keep(&self, status: &JobStatus) {
+        let finished = status.state == JobState::Finished;
+        match serde_json::to_string(status) {
+            Ok(json) => self.kept.put(Kind::Job, &status.id, finished, &json),
+            Err(e) => tracing::error!(error = %e, id = status.id, "serializing a job failed"),
+        }
     }
 
     pub(crate) fn insert(&self, id: &str) -> JobStatus {
@@ -87,58 +82,66 @@ impl Jobs {
             result: None,
             error: None,
         };
-        self.with(|jobs| jobs.by_id.insert(id.to_owned(), status.clone()));
+        self.live().insert(id.to_owned(), JobState::Queued);
+        self.keep(&status);
         status
     }
 
     pub(crate) fn set_running(&self, id: &str) {
-        self.with(|jobs| {
-            if let Some(job) = jobs.by_id.get_mut(id) {
-                job.state = JobState::Running;
-            }
-        });
+        if let Some(state) = self.live().get_mut(id) {
+            *state = JobState::Running;
+        }
     }
 
     pub(crate) fn finish(&self, id: &str, outcome: Result<serde_json::Value, serde_json::Value>) {
-        let value = match &outcome {
-            Ok(result) | Err(result) => result,
+        let (result, error) = match outcome {
+            Ok(result) => (Some(result), None),
+            Err(error) => (None, Some(error)),
         };
-        // Measured outside the lock: a result's output may be megabytes.
-        let bytes = serde_json::to_vec(value).map_or(0, |json| json.len());
-        let max_bytes = self.max_bytes;
-        self.with(|jobs| {
-            if let Some(job) = jobs.by_id.get_mut(id) {
-                job.state = JobState::Finished;
-                match outcome {
-                    Ok(result) => job.result = Some(result),
-                    Err(error) => job.error = Some(error),
-                }
-            }
-            jobs.finished.push_back((id.to_owned(), bytes));
-            jobs.finished_bytes = jobs.finished_bytes.saturating_add(bytes);
-            while jobs.finished.len() > MAX_FINISHED
-                || (jobs.finished_bytes > max_bytes && jobs.finished.len() > 1)
-            {
-                if let Some((old, size)) = jobs.finished.pop_front() {
-                    jobs.by_id.remove(&old);
-                    jobs.finished_bytes = jobs.finished_bytes.saturating_sub(size);
-                }
-            }
+        self.keep(&JobStatus {
+            id: id.to_owned(),
+            state: JobState::Finished,
+            result,
+            error,
         });
+        // After it is kept: a reader in between still sees it running.
+        self.live().remove(id);
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<JobStatus> {
-        self.with(|jobs| jobs.by_id.get(id).cloned())
+        if let Some(&state) = self.live().get(id) {
+            return Some(JobStatus {
+                id: id.to_owned(),
+                state,
+                result: None,
+                error: None,
+            });
+        }
+        let json = self.kept.get(Kind::Job, id)?;
+        serde_json::from_str(&json)
+            .map_err(|e| tracing::error!(error = %e, id, "a kept job is unreadable"))
+            .ok()
+    }
+
+    /// Answers the jobs the last server admitted and did not finish as interrupted; how many.
+    pub(crate) fn recover(&self) -> usize {
+        let unfinished = self.kept.unfinished(Kind::Job);
+        for (id, _) in &unfinished {
+            let error = serde_json::json!({ "error": INTERRUPTED, "kind": "interrupted" });
+            self.finish(id, Err(error));
+        }
+        unfinished.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kept::Bounds;
 
     #[test]
     fn a_job_goes_from_queued_to_finished() {
-        let jobs = Jobs::default();
+        let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds::IN_MEMORY)));
         assert_eq!(jobs.insert("a").state, JobState::Queued);
         jobs.set_running("a");
         assert_eq!(jobs.get("a").map(|j| j.state), Some(JobState::Running));
@@ -151,7 +154,10 @@ mod tests {
 
     #[test]
     fn finished_results_past_the_byte_bound_are_forgotten_oldest_first() {
-        let jobs = Jobs::with_byte_bound(10_000);
+        let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds {
+            documents: 10_000,
+            bytes: 10_000,
+        })));
         let output = "x".repeat(3_000);
         for n in 0..10 {
             let id = format!("job-{n}");
@@ -185,5 +191,27 @@ mod tests {
             jobs.get("running").map(|j| j.state),
             Some(JobState::Running)
         );
+    }
+
+    #[test]
+    fn a_job_the_last_server_left_unfinished_is_answered_as_interrupted() {
+        let kept = Arc::new(Kept::in_memory(Bounds::IN_MEMORY));
+        let before = Jobs::new(Arc::clone(&kept));
+        before.insert("queued");
+        before.insert("running");
+        before.set_running("running");
+        before.insert("done");
+        before.finish("done", Ok(serde_json::json!({"stdout": "hi"})));
+        drop(before);
+        let after = Jobs::new(kept);
+        assert_eq!(after.recover(), 2);
+        for id in ["queued", "running"] {
+            let job = after.get(id).expect("kept");
+            assert_eq!(job.state, JobState::Finished);
+            assert_eq!(job.error.expect("an error")["kind"], "interrupted");
+        }
+        let done = after.get("done").expect("kept");
+        assert_eq!(done.result.expect("its result")["stdout"], "hi");
+        assert_eq!(after.recover(), 0);
     }
 }

@@ -16,12 +16,14 @@ mod submission;
 mod submissions;
 mod zip;
 
+pub(crate) use store::Store;
+
 use std::collections::BTreeMap;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::state::{Api, AppState, Caller, ExecError};
@@ -44,7 +46,6 @@ pub fn routes() -> Router<AppState> {
         .route("/config_info", get(info::config_info))
         .route("/system_info", get(info::system_info))
         .route("/workers", get(info::workers))
-        .layer(Extension(store::Store::default()))
 }
 
 /// Who asked: the server's tokens, presented as `X-Auth-Token` (Judge0's header) or

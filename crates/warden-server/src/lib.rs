@@ -10,6 +10,7 @@ mod execution_request;
 mod jobs;
 mod json_body;
 pub mod judge0;
+mod kept;
 pub mod mcp;
 mod metrics;
 mod openapi;

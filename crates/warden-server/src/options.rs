@@ -3,6 +3,7 @@
 //! maxima that requests are checked against.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use warden_core::{ByteSize, Limits, TokenConfig};
@@ -10,6 +11,9 @@ use warden_engine::Settings;
 
 /// Where the server listens when neither `--listen` nor `[server] listen` says.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2358);
+
+/// The file of the answers owed for later, beside the history database.
+pub(crate) const RESULTS_FILE: &str = "results.sqlite3";
 
 /// Everything the server is configured by, defaults applied.
 #[derive(Debug, Clone)]
@@ -42,6 +46,9 @@ pub struct ServerOptions {
     pub tokens: Vec<TokenConfig>,
     /// The most a request may ask for: asking more is refused, naming the field.
     pub maxima: Limits,
+    /// The database of the answers owed for later (Judge0 submissions, `/v1` asynchronous
+    /// executions): `results.sqlite3` beside the history. `None` keeps them in memory only.
+    pub results: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -72,6 +79,7 @@ impl Default for ServerOptions {
             max_connections: 512,
             tokens: Vec::new(),
             maxima: Limits::default_maxima(),
+            results: None,
         }
     }
 }
@@ -108,6 +116,11 @@ impl ServerOptions {
             max_connections: server.max_connections.unwrap_or(defaults.max_connections),
             tokens: server.tokens.clone(),
             maxima: settings.maxima,
+            results: settings
+                .history
+                .as_ref()
+                .ok()
+                .and_then(|h| Some(h.path.parent()?.join(RESULTS_FILE))),
         }
     }
 

@@ -116,6 +116,11 @@ struct Inner {
     tokens: Tokens,
     quotas: Quotas,
     jobs: Jobs,
+    /// Judge0's submissions.
+    judge0: crate::judge0::Store,
+    /// Held (for reading) by each task that keeps an asynchronous answer, until it has kept
+    /// it; shutdown takes it for writing, so that no answer is lost to the process's exit.
+    keeping: Arc<tokio::sync::RwLock<()>>,
     metrics: crate::metrics::Metrics,
     /// The last host check and when it ran (`/v1/ready`).
     ready: AsyncMutex<Option<(Instant, Result<String, String>)>>,
@@ -146,13 +151,25 @@ impl AppState {
 
     /// State around an engine with `options`.
     pub fn with_options(engine: Engine, options: ServerOptions) -> Self {
+        let kept = Arc::new(keep_answers(options.results.as_deref()));
+        let jobs = Jobs::new(Arc::clone(&kept));
+        let judge0 = crate::judge0::Store::new(Arc::clone(&kept));
+        let interrupted = jobs.recover() + judge0.recover();
+        if interrupted > 0 {
+            tracing::warn!(
+                count = interrupted,
+                "answered the requests the last server did not finish as interrupted"
+            );
+        }
         Self {
             inner: Arc::new(Inner {
                 engine,
                 admission: Admission::new(options.workers, options.queue_size),
                 tokens: Tokens::new(&options.tokens),
                 quotas: Quotas::new(&options.tokens),
-                jobs: Jobs::default(),
+                jobs,
+                judge0,
+                keeping: Arc::default(),
                 metrics: crate::metrics::Metrics::default(),
                 ready: AsyncMutex::new(None),
                 mcp_shutdown: crate::mcp::McpShutdown::default(),
@@ -403,7 +420,51 @@ impl AppState {
     /// Stops admitting executions and waits, at most `deadline`, for the admitted ones to
     /// end; whether they all did.
     pub(crate) async fn drain(&self, deadline: Duration) -> bool {
+        let start = Instant::now();
         self.inner.admission.close();
         self.inner.admission.drain(deadline).await
+            && tokio::time::timeout(
+                deadline.saturating_sub(start.elapsed()),
+                Arc::clone(&self.inner.keeping).write_owned(),
+            )
+            .await
+            .is_ok()
     }
+
+    /// Judge0's submissions.
+    pub(crate) fn judge0_store(&self) -> &crate::judge0::Store {
+        &self.inner.judge0
+    }
+
+    /// A hold on the shutdown, for a task that will keep an asynchronous answer: shutdown
+    /// waits for it (within its deadline). `None` once shutdown has begun.
+    pub(crate) fn keeping(&self) -> Option<tokio::sync::OwnedRwLockReadGuard<()>> {
+        Arc::clone(&self.inner.keeping).try_read_owned().ok()
+    }
+}
+
+/// The kept answers: in the database at `path`, else (none configured, or it cannot be
+/// used) in memory, said in the log.
+fn keep_answers(path: Option<&std::path::Path>) -> crate::kept::Kept {
+    use crate::kept::{Bounds, Kept};
+    let Some(path) = path else {
+        return Kept::in_memory(Bounds::IN_MEMORY);
+    };
+    let kept = Kept::open(path);
+    if kept.is_ok() {
+        tracing::info!(path = %path.display(), "asynchronous answers are kept");
+    }
+    kept.unwrap_or_else(|e| {
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            why = format!("{why}: {cause}");
+            source = cause.source();
+        }
+        tracing::warn!(
+            error = %why,
+            "asynchronous answers are kept in memory only: a restart forgets them"
+        );
+        Kept::in_memory(Bounds::IN_MEMORY)
+    })
 }

@@ -13,7 +13,7 @@ use warden_core::Outcome;
 use warden_engine::ExecutionResult;
 
 use super::statuses::{exit_signal, message, Status};
-use super::store::{Progress, Record};
+use super::store::{Attributes, Progress, Record};
 use super::Judge0Error;
 
 /// Every attribute of `*` (Judge0's documented set plus `language`, `language_id`,
@@ -120,14 +120,14 @@ impl Fields {
 /// Judge0's message when a text attribute is not UTF-8 and base64 was not asked for.
 pub(crate) const NOT_UTF8: &str = "some attributes for this submission cannot be converted to UTF-8, use base64_encoded=true query parameter";
 
-/// The submission's attributes, or `Err` when one is not UTF-8 and `base64` is off.
-pub(crate) fn render(record: &Record, fields: &Fields, base64: bool) -> Result<Value, ()> {
-    let full = attributes(record);
+/// The `fields` of a submission's attributes, or `Err` when one is not UTF-8 and `base64` is
+/// off.
+pub(crate) fn render(full: &Attributes, fields: &Fields, base64: bool) -> Result<Value, ()> {
     let mut shown = Map::new();
     for name in &fields.0 {
         let value = full.get(name).cloned().unwrap_or(Value::Null);
         let value = match (TEXT.contains(&name.as_str()), value) {
-            (true, Value::Array(bytes)) => text(&bytes, base64)?,
+            (true, Value::String(encoded)) if !base64 => text(&encoded)?,
             (_, other) => other,
         };
         shown.insert(name.clone(), value);
@@ -135,29 +135,26 @@ pub(crate) fn render(record: &Record, fields: &Fields, base64: bool) -> Result<V
     Ok(Value::Object(shown))
 }
 
-/// Bytes (carried as an array of numbers until the encoding is chosen) as base64 or UTF-8.
-fn text(bytes: &[Value], base64: bool) -> Result<Value, ()> {
-    let bytes: Vec<u8> = bytes
-        .iter()
-        .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-        .collect();
-    if base64 {
-        return Ok(json!(
-            base64::engine::general_purpose::STANDARD.encode(bytes)
-        ));
-    }
+/// Text kept as base64 (until the encoding is chosen), as UTF-8.
+fn text(encoded: &str) -> Result<Value, ()> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| ())?;
     String::from_utf8(bytes).map(Value::String).map_err(|_| ())
 }
 
-fn bytes(b: &[u8]) -> Value {
-    Value::Array(b.iter().map(|b| json!(b)).collect())
+/// Bytes as a text attribute is kept: base64.
+pub(crate) fn text_value(b: &[u8]) -> Value {
+    json!(base64::engine::general_purpose::STANDARD.encode(b))
 }
 
-fn attributes(record: &Record) -> Map<String, Value> {
+/// Every attribute of a submission as it stands (Judge0's `*` and `warden`), its text as
+/// base64: what the store keeps and [`render`] shows.
+pub(crate) fn attributes(record: &Record) -> Attributes {
     let input = &record.input;
     let mut a = input.echo.clone();
     a.insert("token".into(), json!(record.token));
-    a.insert("source_code".into(), bytes(&input.source_code));
+    a.insert("source_code".into(), text_value(&input.source_code));
     a.insert("language_id".into(), json!(input.language_id));
     a.insert(
         "language".into(),
@@ -165,12 +162,12 @@ fn attributes(record: &Record) -> Map<String, Value> {
     );
     a.insert(
         "stdin".into(),
-        input.stdin.as_deref().map_or(Value::Null, bytes),
+        input.stdin.as_deref().map_or(Value::Null, text_value),
     );
     let expected = input.expected_output.as_deref();
     a.insert(
         "expected_output".into(),
-        expected.map_or(Value::Null, bytes),
+        expected.map_or(Value::Null, text_value),
     );
     a.insert("created_at".into(), json!(timestamp(record.created_at)));
     a.insert(
@@ -181,7 +178,7 @@ fn attributes(record: &Record) -> Map<String, Value> {
         Progress::Queued => Status::InQueue,
         Progress::Processing => Status::Processing,
         Progress::Failed(why) => {
-            a.insert("message".into(), bytes(why.as_bytes()));
+            a.insert("message".into(), text_value(why.as_bytes()));
             Status::InternalError
         }
         Progress::Finished(result) => finished(&mut a, result, expected),
@@ -199,8 +196,8 @@ fn finished(
     // With `redirect_stderr_to_stdout` the sandbox gave the program one stream for both, so
     // stdout holds them interleaved and stderr is empty.
     let status = Status::of(&result.outcome, &result.stdout, expected);
-    a.insert("stdout".into(), bytes(&result.stdout));
-    a.insert("stderr".into(), bytes(&result.stderr));
+    a.insert("stdout".into(), text_value(&result.stdout));
+    a.insert("stderr".into(), text_value(&result.stderr));
     // A failed dependency installation stands where a failed compile would (statuses.rs).
     let failed_install = result
         .dependencies
@@ -212,14 +209,14 @@ fn finished(
     let compile_output = compile_output.filter(|o| !o.is_empty());
     a.insert(
         "compile_output".into(),
-        compile_output.as_deref().map_or(Value::Null, bytes),
+        compile_output.as_deref().map_or(Value::Null, text_value),
     );
     let message = message(&result.outcome);
     a.insert(
         "message".into(),
         message
             .as_deref()
-            .map_or(Value::Null, |m| bytes(m.as_bytes())),
+            .map_or(Value::Null, |m| text_value(m.as_bytes())),
     );
     let code = match result.outcome {
         warden_core::Outcome::Exited { code } => Some(code),
@@ -299,10 +296,20 @@ mod tests {
 
     #[test]
     fn text_is_base64_or_utf8_or_refused() {
-        let hello = [json!(104), json!(105)];
-        assert_eq!(text(&hello, true), Ok(json!("aGk=")));
-        assert_eq!(text(&hello, false), Ok(json!("hi")));
-        assert_eq!(text(&[json!(255)], false), Err(()));
+        let hello = text_value(b"hi");
+        assert_eq!(hello, json!("aGk="));
+        let full: Attributes = [
+            ("stdout".to_owned(), hello),
+            ("stderr".into(), text_value(&[255])),
+        ]
+        .into_iter()
+        .collect();
+        let stdout = Fields::parse(Some("stdout")).expect("known");
+        assert_eq!(render(&full, &stdout, true), Ok(json!({"stdout": "aGk="})));
+        assert_eq!(render(&full, &stdout, false), Ok(json!({"stdout": "hi"})));
+        let stderr = Fields::parse(Some("stderr")).expect("known");
+        assert_eq!(render(&full, &stderr, false), Err(()));
+        assert_eq!(render(&full, &stderr, true), Ok(json!({"stderr": "/w=="})));
     }
 
     #[test]

@@ -1,24 +1,28 @@
-//! The submissions of this server, by token, in memory: what `wait=false` and the batch
-//! endpoints answer later from. Bounded: past [`CAPACITY`] submissions, or [`MAX_FINISHED_BYTES`]
-//! of finished ones (their code, input and output), the oldest finished submissions are
-//! forgotten (their token then answers 404). Not persisted: a restart forgets every token, a
-//! known difference from Judge0, which keeps them in PostgreSQL (docs/compat.md).
+//! The submissions of this server, by token: what `wait=false` and the batch endpoints answer
+//! later from. Each is kept in the server's database ([`Kept`]) as its attributes (Judge0's
+//! `*` and warden's own, text as base64), written when it is accepted and when it finishes,
+//! so that a restart forgets none; one the last server did not finish is answered as an
+//! Internal Error ([`Store::recover`]). The state "Processing" lives in memory only. Bounded as
+//! [`Kept`] is: past its bounds, the oldest finished submissions are forgotten (their token
+//! then answers 404).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use serde_json::{json, Map, Value};
 use warden_engine::ExecutionResult;
 
+use super::fields;
+use super::statuses::Status;
 use super::submission::Input;
+use crate::kept::{Kept, Kind};
 
-/// Most submissions kept.
-pub(crate) const CAPACITY: usize = 10_000;
-/// Most bytes of finished submissions kept (their code, input, expected and actual output);
-/// the newest is kept whatever its size.
-pub(crate) const MAX_FINISHED_BYTES: usize = 256 << 20;
+/// The message of a submission the last server did not finish.
+pub(crate) const INTERRUPTED: &str =
+    "warden stopped before this submission finished; submit it again";
 
-/// One submission.
+/// One submission, until it finishes.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
     /// Its token.
@@ -46,135 +50,93 @@ pub(crate) enum Progress {
     Failed(String),
 }
 
-impl Record {
-    /// What the record holds in memory, roughly: its bytes of code, input and output.
-    fn bytes(&self) -> usize {
-        let input = &self.input;
-        let given = input.source_code.len()
-            + input
-                .additional_files
-                .iter()
-                .map(|f| f.code.len())
-                .sum::<usize>()
-            + input
-                .echo
-                .get("additional_files")
-                .map_or(0, |a| a.to_string().len())
-            + input.stdin.as_ref().map_or(0, Vec::len)
-            + input.expected_output.as_ref().map_or(0, Vec::len);
-        let produced = match &self.progress {
-            Progress::Finished(result) => {
-                let stage = |s: &Option<warden_engine::StageResult>| {
-                    s.as_ref().map_or(0, |s| s.stdout.len() + s.stderr.len())
-                };
-                result.stdout.len()
-                    + result.stderr.len()
-                    + stage(&result.compile)
-                    + stage(&result.dependencies)
-            }
-            Progress::Failed(why) => why.len(),
-            Progress::Queued | Progress::Processing => 0,
-        };
-        // The rest of a record (token, limits, usage) is a few hundred bytes.
-        given + produced + 512
-    }
-}
+/// A submission's attributes, text as base64 ([`fields::attributes`]).
+pub(crate) type Attributes = Map<String, Value>;
 
 /// The shared store (cheap to clone).
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
-    inner: Arc<Mutex<Inner>>,
-    /// [`MAX_FINISHED_BYTES`], smaller in tests.
-    max_bytes: usize,
-}
-
-impl Default for Store {
-    fn default() -> Self {
-        Self::with_byte_bound(MAX_FINISHED_BYTES)
-    }
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    records: HashMap<String, Record>,
-    order: VecDeque<String>,
-    /// The finished submissions, in the order they finished, with their sizes.
-    finished: VecDeque<(String, usize)>,
-    /// The sum of those sizes.
-    finished_bytes: usize,
+    /// The unfinished submissions.
+    live: Arc<Mutex<HashMap<String, Record>>>,
+    kept: Arc<Kept>,
 }
 
 impl Store {
-    /// A store that keeps at most `max_bytes` of finished submissions.
-    pub(crate) fn with_byte_bound(max_bytes: usize) -> Self {
+    /// Submissions kept in `kept`.
+    pub(crate) fn new(kept: Arc<Kept>) -> Self {
         Self {
-            inner: Arc::default(),
-            max_bytes,
+            live: Arc::default(),
+            kept,
         }
     }
 
-    /// Keeps a new submission, forgetting the oldest finished one when full.
+    /// Keeps a new submission.
     pub(crate) fn insert(&self, record: Record) {
-        let mut inner = self.lock();
-        if inner.records.len() >= CAPACITY {
-            let done = inner.order.iter().position(|t| {
-                inner
-                    .records
-                    .get(t)
-                    .is_some_and(|r| r.finished_at.is_some())
-            });
-            if let Some(token) = done.and_then(|i| inner.order.remove(i)) {
-                inner.records.remove(&token);
-                if let Some(i) = inner.finished.iter().position(|(t, _)| *t == token) {
-                    let size = inner.finished.remove(i).map_or(0, |(_, size)| size);
-                    inner.finished_bytes = inner.finished_bytes.saturating_sub(size);
-                }
-            }
+        self.keep(&record.token, false, &fields::attributes(&record));
+        self.live().insert(record.token.clone(), record);
+    }
+
+    /// A submission's attributes, by token.
+    pub(crate) fn get(&self, token: &str) -> Option<Attributes> {
+        if let Some(record) = self.live().get(token) {
+            return Some(fields::attributes(record));
         }
-        inner.order.push_back(record.token.clone());
-        inner.records.insert(record.token.clone(), record);
+        let json = self.kept.get(Kind::Judge0, token)?;
+        serde_json::from_str(&json)
+            .map_err(|e| tracing::error!(error = %e, token, "a kept submission is unreadable"))
+            .ok()
     }
 
-    /// A submission by token.
-    pub(crate) fn get(&self, token: &str) -> Option<Record> {
-        self.lock().records.get(token).cloned()
-    }
-
-    /// Moves a submission on; past the byte bound, forgets the oldest finished ones.
+    /// Moves a submission on; once finished, it is kept and leaves the memory.
     pub(crate) fn update(&self, token: &str, progress: Progress) {
-        let mut inner = self.lock();
-        let Some(record) = inner.records.get_mut(token) else {
+        let finished = matches!(progress, Progress::Finished(_) | Progress::Failed(_));
+        let mut live = self.live();
+        let Some(record) = live.get_mut(token) else {
             return;
         };
-        let finished = matches!(progress, Progress::Finished(_) | Progress::Failed(_));
-        if finished {
-            record.finished_at = Some(SystemTime::now());
-        }
         record.progress = progress;
         if !finished {
             return;
         }
-        let bytes = record.bytes();
-        inner.finished.push_back((token.to_owned(), bytes));
-        inner.finished_bytes = inner.finished_bytes.saturating_add(bytes);
-        while inner.finished_bytes > self.max_bytes && inner.finished.len() > 1 {
-            let Some((old, size)) = inner.finished.pop_front() else {
-                break;
-            };
-            inner.finished_bytes = inner.finished_bytes.saturating_sub(size);
-            inner.records.remove(&old);
-            if let Some(i) = inner.order.iter().position(|t| *t == old) {
-                inner.order.remove(i);
-            }
+        record.finished_at = Some(SystemTime::now());
+        let attributes = fields::attributes(record);
+        drop(live);
+        self.keep(token, true, &attributes);
+        // After it is kept: a reader in between still sees it in memory.
+        self.live().remove(token);
+    }
+
+    /// Answers the submissions the last server accepted and did not finish as Internal
+    /// Errors; how many.
+    pub(crate) fn recover(&self) -> usize {
+        let unfinished = self.kept.unfinished(Kind::Judge0);
+        for (token, json) in &unfinished {
+            let mut attributes: Attributes = serde_json::from_str(json).unwrap_or_default();
+            let status = Status::InternalError;
+            attributes.insert("token".into(), json!(token));
+            attributes.insert("status".into(), status.json());
+            attributes.insert("status_id".into(), json!(status.id()));
+            attributes.insert("message".into(), fields::text_value(INTERRUPTED.as_bytes()));
+            attributes.insert(
+                "finished_at".into(),
+                json!(fields::timestamp(SystemTime::now())),
+            );
+            self.keep(token, true, &attributes);
+        }
+        unfinished.len()
+    }
+
+    fn keep(&self, token: &str, finished: bool, attributes: &Attributes) {
+        match serde_json::to_string(attributes) {
+            Ok(json) => self.kept.put(Kind::Judge0, token, finished, &json),
+            Err(e) => tracing::error!(error = %e, token, "serializing a submission failed"),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
         // A panic while holding the lock leaves whole records behind (each update is one
         // assignment), so the data is still good.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -240,26 +202,28 @@ mod tests {
     }
 
     #[test]
-    fn finished_submissions_past_the_byte_bound_are_forgotten_oldest_first() {
-        let store = Store::with_byte_bound(10_000);
-        store.insert(submission("waiting", 3_000));
-        for n in 0..6 {
-            let token = format!("t{n}");
-            store.insert(submission(&token, 3_000));
-            store.update(&token, Progress::Failed("no".into()));
+    fn a_submission_is_kept_through_a_restart_and_an_unfinished_one_is_interrupted() {
+        let kept = Arc::new(Kept::in_memory(crate::kept::Bounds::IN_MEMORY));
+        let before = Store::new(Arc::clone(&kept));
+        before.insert(submission("queued", 10));
+        before.insert(submission("running", 10));
+        before.update("running", Progress::Processing);
+        assert_eq!(before.get("running").expect("kept")["status_id"], 2);
+        before.insert(submission("failed", 10));
+        before.update("failed", Progress::Failed("no".into()));
+        drop(before);
+        let after = Store::new(kept);
+        assert_eq!(after.recover(), 2);
+        for token in ["queued", "running"] {
+            let shown = after.get(token).expect("kept");
+            assert_eq!(shown["status_id"], 13);
+            assert_eq!(shown["token"], token);
+            assert!(shown["finished_at"].is_string());
         }
-        // About 3.5 kB each: the two newest fit in 10 kB; the one still queued stays.
-        let kept: Vec<usize> = (0..6)
-            .filter(|n| store.get(&format!("t{n}")).is_some())
-            .collect();
-        assert_eq!(kept, [4, 5]);
-        assert!(store.get("waiting").is_some());
-        // One above the bound alone is kept, until the next finishes.
-        store.insert(submission("huge", 50_000));
-        store.update("huge", Progress::Failed("no".into()));
-        assert!(store.get("huge").is_some() && store.get("t5").is_none());
-        store.insert(submission("next", 10));
-        store.update("next", Progress::Failed("no".into()));
-        assert!(store.get("huge").is_none() && store.get("next").is_some());
+        let failed = after.get("failed").expect("kept");
+        assert_eq!(failed["status_id"], 13);
+        assert_eq!(failed["source_code"], "IyMjIyMjIyMjIw==");
+        assert_eq!(after.recover(), 0);
+        assert!(after.get("unknown").is_none());
     }
 }

@@ -10,12 +10,12 @@ use std::time::SystemTime;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::{Extension, Json};
+use axum::Json;
 use serde_json::{json, Value};
 
 use super::fields::{self, Fields, NOT_UTF8};
 use super::info::MAX_BATCH;
-use super::store::{self, Progress, Record, Store};
+use super::store::{self, Attributes, Progress, Record, Store};
 use super::submission::{self, Input};
 use super::{callback, caller, flag, Judge0Error};
 use crate::state::{AppState, Caller, ExecError};
@@ -32,7 +32,6 @@ pub(crate) struct Params {
 /// `POST /submissions`: 201 with `{"token"}`, or with the finished submission when `wait=true`.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    Extension(store): Extension<Store>,
     Query(params): Query<Params>,
     headers: HeaderMap,
     body: Bytes,
@@ -42,7 +41,8 @@ pub(crate) async fn create(
     let fields = Fields::parse(params.fields.as_deref())?;
     let body = json_body(&body)?;
     let input = submission::parse(&state, &body, base64).map_err(Judge0Error::invalid)?;
-    let (token, task) = start(&state, &store, input, caller)?;
+    let store = state.judge0_store();
+    let (token, task) = start(&state, store, input, caller)?;
     if !flag(params.wait.as_deref()) {
         return Ok((StatusCode::CREATED, Json(json!({ "token": token }))));
     }
@@ -60,14 +60,14 @@ pub(crate) async fn create(
 /// `GET /submissions/{token}`.
 pub(crate) async fn show(
     State(state): State<AppState>,
-    Extension(store): Extension<Store>,
     Path(token): Path<String>,
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, Judge0Error> {
     caller(&state, &headers)?;
     let fields = Fields::parse(params.fields.as_deref())?;
-    let record = store
+    let record = state
+        .judge0_store()
         .get(&token)
         .ok_or_else(|| Judge0Error::not_found("Not Found"))?;
     let base64 = flag(params.base64_encoded.as_deref());
@@ -78,7 +78,6 @@ pub(crate) async fn show(
 /// 201 when at least one was accepted, else 422.
 pub(crate) async fn create_batch(
     State(state): State<AppState>,
-    Extension(store): Extension<Store>,
     Query(params): Query<Params>,
     headers: HeaderMap,
     body: Bytes,
@@ -92,7 +91,7 @@ pub(crate) async fn create_batch(
     for item in &items {
         let answer = match submission::parse(&state, item, base64) {
             Err(invalid) => json!(invalid),
-            Ok(input) => match start(&state, &store, input, caller.clone()) {
+            Ok(input) => match start(&state, state.judge0_store(), input, caller.clone()) {
                 Ok((token, _task)) => json!({ "token": token }),
                 Err(e) => json!({ "error": e.message }),
             },
@@ -111,7 +110,6 @@ pub(crate) async fn create_batch(
 /// `GET /submissions/batch?tokens=…`: `{"submissions": [...]}`, `null` for unknown tokens.
 pub(crate) async fn show_batch(
     State(state): State<AppState>,
-    Extension(store): Extension<Store>,
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, Judge0Error> {
@@ -130,7 +128,8 @@ pub(crate) async fn show_batch(
     let submissions: Vec<Value> = tokens
         .iter()
         .map(|t| {
-            store
+            state
+                .judge0_store()
                 .get(t)
                 .map_or(Value::Null, |r| shown(&r, &fields, base64))
         })
@@ -157,10 +156,10 @@ fn json_body(body: &[u8]) -> Result<Value, Judge0Error> {
         .map_err(|e| Judge0Error::bad_request(format!("invalid JSON body: {e}")))
 }
 
-/// The record with `fields`, or Judge0's answer for text that is not UTF-8.
-fn shown(record: &Record, fields: &Fields, base64: bool) -> Value {
-    fields::render(record, fields, base64)
-        .unwrap_or_else(|()| json!({ "token": record.token, "error": NOT_UTF8 }))
+/// The attributes in `fields`, or Judge0's answer for text that is not UTF-8.
+fn shown(attributes: &Attributes, fields: &Fields, base64: bool) -> Value {
+    fields::render(attributes, fields, base64)
+        .unwrap_or_else(|()| json!({ "token": attributes.get("token"), "error": NOT_UTF8 }))
 }
 
 /// Admits `input`, stores it as queued and runs it in a task of its own; the task yields the
@@ -182,7 +181,10 @@ fn start(
         finished_at: None,
     });
     let (state, store, id) = (state.clone(), store.clone(), token.clone());
+    let keeping = state.keeping();
     let task = tokio::spawn(async move {
+        // Until its answer is kept.
+        let _keeping = keeping;
         let on_start = {
             let (store, id) = (store.clone(), id.clone());
             move || store.update(&id, Progress::Processing)

@@ -112,7 +112,10 @@ fn start(
     let id = warden_engine::ExecutionId::random().as_str().to_owned();
     let status = state.jobs().insert(&id);
     let state = state.clone();
+    let keeping = state.keeping();
     tokio::spawn(async move {
+        // Until its answer is kept.
+        let _keeping = keeping;
         let running = {
             let (state, id) = (state.clone(), id.clone());
             move || state.jobs().set_running(&id)

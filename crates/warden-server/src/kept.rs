@@ -1,0 +1,372 @@
+//! The answers the server owes its clients for later: Judge0 submissions by token and `/v1`
+//! asynchronous executions by id, each kept as one JSON document in a SQLite database beside
+//! the history (`results.sqlite3`), so that a restart forgets none of them. A document is
+//! written when its request is accepted (queued) and again when it finishes; a document still
+//! unfinished when the server starts again was interrupted by the last server's end, and the
+//! server's start rewrites it as such (`Kept::unfinished`).
+//!
+//! One server owns a database: it holds an advisory lock on the file while it runs, and a
+//! second server started on the same directory keeps its documents in memory instead (it
+//! must not mark the first one's queued requests as interrupted).
+//!
+//! Bounded: past [`Bounds::documents`] finished documents, or [`Bounds::bytes`] of them, the
+//! oldest finished ones are deleted (their id then answers 404; their executions stay in the
+//! history). Unfinished documents are never deleted.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// What a kept document is the answer of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A Judge0 submission, by token.
+    Judge0,
+    /// A `/v1/executions?wait=false` execution, by id.
+    Job,
+}
+
+impl Kind {
+    const fn name(self) -> &'static str {
+        match self {
+            Kind::Judge0 => "judge0",
+            Kind::Job => "v1",
+        }
+    }
+}
+
+/// How much is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    /// Finished documents kept.
+    pub(crate) documents: u64,
+    /// Bytes of finished documents kept; the newest is kept whatever its size.
+    pub(crate) bytes: u64,
+}
+
+impl Bounds {
+    /// On disk: a hundred thousand answers, a gigabyte of them.
+    pub(crate) const ON_DISK: Self = Self {
+        documents: 100_000,
+        bytes: 1 << 30,
+    };
+    /// In memory (no database, or another server's): ten thousand, 256 MiB.
+    pub(crate) const IN_MEMORY: Self = Self {
+        documents: 10_000,
+        bytes: 256 << 20,
+    };
+}
+
+/// Why the database could not be used (the server then keeps its answers in memory).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KeptError {
+    /// Its directory or file could not be created or opened.
+    #[error("opening {path}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another server holds it.
+    #[error("{path} is in use by another warden server")]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// SQLite refused.
+    #[error("{step} in {path}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        step: &'static str,
+        /// SQLite's report.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kept (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind     TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    finished INTEGER NOT NULL,
+    body     TEXT NOT NULL,
+    UNIQUE (kind, key)
+);
+CREATE INDEX IF NOT EXISTS kept_finished ON kept (finished, seq);
+";
+
+/// The kept answers.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    inner: Mutex<Inner>,
+    bounds: Bounds,
+}
+
+#[derive(Debug)]
+struct Inner {
+    conn: Connection,
+    /// How many finished documents there are, and their bytes.
+    finished: u64,
+    finished_bytes: u64,
+    /// The lock that makes this server the database's owner (held while it runs).
+    _owner: Option<File>,
+}
+
+impl Kept {
+    /// The database at `path` (created with its directory if needed).
+    pub(crate) fn open(path: &Path) -> Result<Self, KeptError> {
+        let open_error = |source| KeptError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(open_error)?;
+        }
+        let owner = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(open_error)?
+        };
+        // A `flock`, which SQLite's own (`fcntl`) locks do not interfere with.
+        if owner.try_lock().is_err() {
+            return Err(KeptError::InUse {
+                path: path.to_owned(),
+            });
+        }
+        let sqlite = |step| {
+            let path = path.to_owned();
+            move |source| KeptError::Sqlite { path, step, source }
+        };
+        let conn = Connection::open(path).map_err(sqlite("opening"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite("setting the busy timeout"))?;
+        let _: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(sqlite("switching to WAL mode"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite("setting synchronous"))?;
+        Self::with(conn, Some(owner), Bounds::ON_DISK).map_err(sqlite("creating the schema"))
+    }
+
+    /// Answers kept in memory only: a restart forgets them.
+    pub(crate) fn in_memory(bounds: Bounds) -> Self {
+        Connection::open_in_memory()
+            .and_then(|conn| Self::with(conn, None, bounds))
+            .expect("SQLite opens a database in memory")
+    }
+
+    fn with(conn: Connection, owner: Option<File>, bounds: Bounds) -> rusqlite::Result<Self> {
+        conn.execute_batch(SCHEMA)?;
+        let (finished, finished_bytes): (i64, i64) = conn.query_row(
+            "SELECT count(*), coalesce(sum(length(body)), 0) FROM kept WHERE finished = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                conn,
+                finished: u64::try_from(finished).unwrap_or(0),
+                finished_bytes: u64::try_from(finished_bytes).unwrap_or(0),
+                _owner: owner,
+            }),
+            bounds,
+        })
+    }
+
+    /// Keeps `body` as the answer for `key`, replacing what was kept; once `finished`, it may
+    /// be deleted to stay within the bounds (the oldest finished first).
+    pub(crate) fn put(&self, kind: Kind, key: &str, finished: bool, body: &str) {
+        let mut inner = self.lock();
+        if let Err(e) = inner.put(kind, key, finished, body, self.bounds) {
+            // The request still runs; only its later answer is lost.
+            tracing::error!(error = %e, kind = kind.name(), key, "keeping an answer failed");
+        }
+    }
+
+    /// The answer kept for `key`.
+    pub(crate) fn get(&self, kind: Kind, key: &str) -> Option<String> {
+        let inner = self.lock();
+        inner
+            .conn
+            .query_row(
+                "SELECT body FROM kept WHERE kind = ?1 AND key = ?2",
+                params![kind.name(), key],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, kind = kind.name(), key, "reading an answer failed");
+                None
+            })
+    }
+
+    /// Every unfinished answer of `kind`, oldest first: at start-up, those the last server
+    /// did not finish.
+    pub(crate) fn unfinished(&self, kind: Kind) -> Vec<(String, String)> {
+        let inner = self.lock();
+        let read = || -> rusqlite::Result<Vec<(String, String)>> {
+            let mut statement = inner.conn.prepare(
+                "SELECT key, body FROM kept WHERE finished = 0 AND kind = ?1 ORDER BY seq",
+            )?;
+            let rows = statement.query_map([kind.name()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        };
+        read().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading the unfinished answers failed");
+            Vec::new()
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Each write is one statement or transaction: a panic leaves the database whole.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    fn put(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        finished: bool,
+        body: &str,
+        bounds: Bounds,
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        // What the document replaces (a finished one is counted in the totals).
+        let before: Option<(bool, i64)> = tx
+            .query_row(
+                "SELECT finished, length(body) FROM kept WHERE kind = ?1 AND key = ?2",
+                params![kind.name(), key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        // Deleted and inserted, not updated: a document that finishes takes the newest place
+        // in the order the bounds delete by.
+        tx.execute(
+            "DELETE FROM kept WHERE kind = ?1 AND key = ?2",
+            params![kind.name(), key],
+        )?;
+        tx.execute(
+            "INSERT INTO kept (kind, key, finished, body) VALUES (?1, ?2, ?3, ?4)",
+            params![kind.name(), key, finished, body],
+        )?;
+        let (mut count, mut bytes) = (self.finished, self.finished_bytes);
+        if let Some((true, size)) = before {
+            count = count.saturating_sub(1);
+            bytes = bytes.saturating_sub(u64::try_from(size).unwrap_or(0));
+        }
+        if finished {
+            count += 1;
+            bytes = bytes.saturating_add(body.len() as u64);
+        }
+        // The oldest finished documents go until the rest fits (the newest always stays).
+        let mut forget = Vec::new();
+        if count > bounds.documents || bytes > bounds.bytes {
+            let mut statement = tx.prepare(
+                "SELECT seq, length(body) FROM kept WHERE finished = 1 ORDER BY seq LIMIT ?1",
+            )?;
+            let mut rows = statement.query([i64::try_from(count).unwrap_or(i64::MAX) - 1])?;
+            while count > bounds.documents || bytes > bounds.bytes {
+                let Some(row) = rows.next()? else { break };
+                let (seq, size): (i64, i64) = (row.get(0)?, row.get(1)?);
+                forget.push(seq);
+                count -= 1;
+                bytes = bytes.saturating_sub(u64::try_from(size).unwrap_or(0));
+            }
+        }
+        if let (Some(first), Some(last)) = (forget.first(), forget.last()) {
+            tx.execute(
+                "DELETE FROM kept WHERE finished = 1 AND seq BETWEEN ?1 AND ?2",
+                params![first, last],
+            )?;
+        }
+        tx.commit()?;
+        (self.finished, self.finished_bytes) = (count, bytes);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_replaced_and_read_back_by_kind_and_key() {
+        let kept = Kept::in_memory(Bounds::IN_MEMORY);
+        kept.put(Kind::Judge0, "a", false, "queued");
+        kept.put(Kind::Job, "a", false, "job");
+        kept.put(Kind::Judge0, "a", true, "done");
+        assert_eq!(kept.get(Kind::Judge0, "a").as_deref(), Some("done"));
+        assert_eq!(kept.get(Kind::Job, "a").as_deref(), Some("job"));
+        assert_eq!(kept.get(Kind::Job, "b"), None);
+        assert_eq!(kept.unfinished(Kind::Job), [("a".into(), "job".into())]);
+        assert!(kept.unfinished(Kind::Judge0).is_empty());
+    }
+
+    #[test]
+    fn the_oldest_finished_documents_go_past_the_bounds() {
+        let kept = Kept::in_memory(Bounds {
+            documents: 3,
+            bytes: 10_000,
+        });
+        kept.put(Kind::Job, "waiting", false, "w");
+        for n in 0..6 {
+            kept.put(Kind::Job, &format!("d{n}"), true, "x");
+        }
+        let present = |keys: &[&str]| keys.iter().all(|k| kept.get(Kind::Job, k).is_some());
+        let absent = |keys: &[&str]| keys.iter().all(|k| kept.get(Kind::Job, k).is_none());
+        assert!(present(&["waiting", "d3", "d4", "d5"]) && absent(&["d0", "d1", "d2"]));
+        // By bytes: one large document pushes out the others, and stays alone.
+        kept.put(Kind::Judge0, "big", true, &"y".repeat(20_000));
+        assert!(kept.get(Kind::Judge0, "big").is_some() && present(&["waiting"]));
+        assert!(absent(&["d3", "d4", "d5"]));
+        kept.put(Kind::Job, "small", true, "z");
+        assert!(kept.get(Kind::Judge0, "big").is_none() && present(&["small", "waiting"]));
+        // Replacing a finished document counts it once.
+        for _ in 0..10 {
+            kept.put(Kind::Job, "small", true, "zz");
+        }
+        kept.put(Kind::Job, "other", true, "o");
+        assert!(present(&["small", "other", "waiting"]));
+        // A document queued long ago that finishes now is the newest.
+        kept.put(Kind::Job, "d9", true, "done");
+        kept.put(Kind::Job, "waiting", true, "done");
+        assert!(present(&["waiting", "d9", "other"]) && absent(&["small"]));
+    }
+
+    #[test]
+    fn a_database_survives_its_server_and_has_one_owner() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("state").join("results.sqlite3");
+        let kept = Kept::open(&path).expect("opened");
+        kept.put(Kind::Judge0, "t", false, "queued");
+        kept.put(Kind::Job, "j", true, "done");
+        assert!(matches!(Kept::open(&path), Err(KeptError::InUse { .. })));
+        drop(kept);
+        let again = Kept::open(&path).expect("opened again");
+        assert_eq!(again.get(Kind::Job, "j").as_deref(), Some("done"));
+        assert_eq!(
+            again.unfinished(Kind::Judge0),
+            [("t".into(), "queued".into())]
+        );
+    }
+}
