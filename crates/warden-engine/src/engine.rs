@@ -493,8 +493,9 @@ impl Engine {
             entry.name.as_deref(),
             &entry.code,
         )?;
-        let program = Program::prepare(language, &request.sources)?
+        let mut program = Program::prepare(language, &request.sources)?
             .with_compile_options(language, &request.compile_options)?;
+        program.compile_entry_only = request.compile_entry_only;
         let limits = self.limits(&[&language.limits, &request.limits])?;
         let compile_limits = language
             .compile
@@ -695,7 +696,7 @@ impl Engine {
             .unwrap_or_default();
         let values = CommandValues {
             source: &program.source,
-            sources: &program.sources,
+            sources: program.compiled(),
             class: &program.class,
             workdir: WORKDIR,
             artifact: &artifact,

@@ -33,6 +33,10 @@ pub struct ExecutionRequest {
     /// Options added to the compiler's command, each one the language's `[compile] options`
     /// admit (docs/languages.md, Compiler options); none for a language without them.
     pub compile_options: Vec<String>,
+    /// The compiler is given the entry file alone (`{sources}` is the entry), as Judge0
+    /// compiles `main.c`; the other files sit beside it to be included or found. Otherwise it
+    /// is given every file in the language's extensions.
+    pub compile_entry_only: bool,
     /// Standard input.
     pub stdin: Stdin,
     /// The program's stderr goes into its stdout, interleaved as written (one stream under

@@ -28,12 +28,23 @@ pub(crate) struct Program {
     pub(crate) class: String,
     /// The options the request added to the compiler's command (`{options}`).
     pub(crate) compile_options: Vec<String>,
+    /// The compiler is given the entry alone ([`Program::compiled`]).
+    pub(crate) compile_entry_only: bool,
 }
 
 /// The most compiler options one request may add.
 const MAX_COMPILE_OPTIONS: usize = 32;
 
 impl Program {
+    /// What `{sources}` expands to: the source files, or the entry alone.
+    pub(crate) fn compiled(&self) -> &[String] {
+        if self.compile_entry_only {
+            &self.sources[..1]
+        } else {
+            &self.sources
+        }
+    }
+
     /// Whether `file` is one of the program's source files (what analysis reads).
     pub(crate) fn is_source(&self, file: &WorkspaceFile) -> bool {
         let path = format!("{WORKDIR}/{}", file.path.display());
@@ -87,6 +98,7 @@ impl Program {
             class: name.class,
             files,
             compile_options: Vec::new(),
+            compile_entry_only: false,
         })
     }
 
@@ -160,6 +172,13 @@ mod tests {
         assert_eq!(p.source, "/work/app.py");
         assert_eq!(p.sources, ["/work/app.py", "/work/util.py"]);
         assert_eq!(p.files.len(), 3);
+        assert_eq!(p.compiled(), p.sources);
+        let entry_only = Program {
+            compile_entry_only: true,
+            ..p
+        };
+        assert_eq!(entry_only.compiled(), ["/work/app.py"]);
+        assert_eq!(entry_only.sources.len(), 2, "both are still analysed");
     }
 
     #[test]

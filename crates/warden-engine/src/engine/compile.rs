@@ -38,6 +38,10 @@ impl Engine {
             // part of what determines the artifact.
             toolchain.push_str(&format!(" dependencies:{}", dir.display()));
         }
+        if prepared.program.compile_entry_only {
+            // The same files, another command: another artifact (or none).
+            toolchain.push_str(" entry-only");
+        }
         let key = CacheKey::new(
             language,
             &prepared.program.compile_options,

@@ -60,6 +60,9 @@ impl Input {
             .collect(),
             args: self.args.clone(),
             compile_options: self.compile_options.clone(),
+            // Judge0 compiles `main.c` (`Main.java`, ...) alone; additional files are there to
+            // be included or found.
+            compile_entry_only: true,
             // Judge0 gives the program one descriptor for both.
             stderr_to_stdout: self.redirect_stderr_to_stdout,
             stdin: Stdin::Bytes(self.stdin.clone().unwrap_or_default()),

@@ -91,6 +91,15 @@ def main(base):
     check(multi.status == Status.ACCEPTED and multi.stdout == "42\n",
           f"additional files: {multi.status} {multi.stdout!r} {multi.stderr!r}")
 
+    # As Judge0, gcc compiles main.c alone: a .c file among the additional files is there to be
+    # included (compiled as well, its definitions would be duplicates at link time).
+    files = Filesystem(content=[File(name="util.c", content="int twice(int x) { return 2 * x; }\n")])
+    included = judge0.run(client=client, language=LanguageAlias.C, additional_files=files,
+                          source_code='#include <stdio.h>\n#include "util.c"\n'
+                                      'int main(void) { printf("%d\\n", twice(21)); return 0; }\n')
+    check(included.status == Status.ACCEPTED and included.stdout == "42\n",
+          f"main.c alone: {included.status} {included.stdout!r} {included.compile_output!r}")
+
     slow = judge0.run(client=client, source_code="while True:\n    pass\n",
                       language=LanguageAlias.PYTHON, cpu_time_limit=1, wall_time_limit=3)
     check(slow.status == Status.TIME_LIMIT_EXCEEDED, f"time limit: {slow.status}")
