@@ -65,6 +65,7 @@ fn execution(policy: &str, connections: Vec<Connection>) -> ExecutionResult {
         stderr: Vec::new(),
         stdout_truncated: false,
         stderr_truncated: false,
+        output_order: Default::default(),
         usage: Usage {
             cpu_time: Duration::from_millis(3),
             wall_time: Duration::from_millis(9),

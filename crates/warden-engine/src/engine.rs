@@ -873,6 +873,7 @@ fn finish(
         stderr: run.stderr,
         stdout_truncated: run.stdout_truncated,
         stderr_truncated: run.stderr_truncated,
+        output_order: run.output_order,
         usage: run.usage,
         samples: run.samples,
         limits: prepared.limits,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize, Serializer};
 use warden_core::detect::{Candidate, DetectedBy, Detection};
 use warden_core::{LanguageId, LimitOverrides, Limits, Mode, ModeRequest, Outcome, Usage};
-use warden_sandbox::{SandboxRun, Stdin};
+use warden_sandbox::{OutputOrder, SandboxRun, Stdin};
 
 use crate::cancel::Cancellation;
 use crate::id::ExecutionId;
@@ -163,6 +163,9 @@ pub struct StageResult {
     pub stdout_truncated: bool,
     /// Whether stderr was cut at the output limit.
     pub stderr_truncated: bool,
+    /// The order stdout and stderr were read in ([`OutputOrder::interleave`]).
+    #[serde(skip)]
+    pub output_order: OutputOrder,
     /// Resources used.
     pub usage: Usage,
     /// Whether the stage's product came from a cache and nothing ran: the compile cache's
@@ -196,6 +199,7 @@ impl StageResult {
             stderr: run.stderr,
             stdout_truncated: run.stdout_truncated,
             stderr_truncated: run.stderr_truncated,
+            output_order: run.output_order,
             usage: run.usage,
             cached: false,
             network: None,
@@ -214,6 +218,7 @@ impl StageResult {
             stderr: Vec::new(),
             stdout_truncated: false,
             stderr_truncated: false,
+            output_order: OutputOrder::default(),
             usage: Usage::default(),
             cached: false,
             network: None,
@@ -348,6 +353,10 @@ pub struct ExecutionResult {
     pub stdout_truncated: bool,
     /// Whether stderr was cut at the output limit.
     pub stderr_truncated: bool,
+    /// The order the run stage's stdout and stderr were read in: Piston's `output` puts them
+    /// back together with [`OutputOrder::interleave`]. Not part of the JSON result.
+    #[serde(skip)]
+    pub output_order: OutputOrder,
     /// Resources used by the run stage.
     pub usage: Usage,
     /// The run stage's cgroup read every 100 ms while it ran: time into the run, cpu time,

@@ -41,6 +41,7 @@ fn result(language: &str, outcome: Outcome, wall_ms: u64) -> ExecutionResult {
         stderr: b"warn\n".to_vec(),
         stdout_truncated: false,
         stderr_truncated: true,
+        output_order: Default::default(),
         usage: Usage {
             cpu_time: Duration::from_millis(wall_ms / 2),
             wall_time: Duration::from_millis(wall_ms),
@@ -116,6 +117,7 @@ fn a_dependency_error_reads_back_with_the_installers_output() {
         stderr: b"ERROR: No matching distribution found for nope\n".to_vec(),
         stdout_truncated: false,
         stderr_truncated: false,
+        output_order: Default::default(),
         usage: Usage::default(),
         cached: false,
         network: None,
@@ -150,6 +152,7 @@ fn an_execution_reads_back_as_recorded() {
         stderr: b"note: something\n".to_vec(),
         stdout_truncated: false,
         stderr_truncated: false,
+        output_order: Default::default(),
         usage: Usage::default(),
         cached: false,
         network: None,

@@ -63,7 +63,7 @@ pub use plan::{
     base_environment, Bind, Job, PlanError, SandboxPlan, SandboxSpec, VolumeMount, WorkspaceFile,
     WORKDIR,
 };
-pub use stream::OutputSink;
+pub use stream::{OutputOrder, OutputSink};
 pub use trusted::Trusted;
 pub use watch::{MAX_SAMPLES, SAMPLE_EVERY};
 pub use writes::{ReadOnlyWrites, WriteAttempt};

@@ -780,6 +780,7 @@ fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun
         stderr: w.stderr.data,
         stdout_truncated: w.stdout.truncated,
         stderr_truncated: w.stderr.truncated,
+        output_order: w.order,
         usage: Usage {
             cpu_time: used.cpu_time,
             wall_time: w.wall_time,

@@ -60,6 +60,8 @@ pub struct SandboxRun {
     pub stdout_truncated: bool,
     /// Whether stderr was cut at the limit.
     pub stderr_truncated: bool,
+    /// The order stdout and stderr were read in (to interleave them).
+    pub output_order: crate::OutputOrder,
     /// Resources used.
     pub usage: Usage,
     /// The files `SandboxPlan::collect` named, when the program exited with status 0.

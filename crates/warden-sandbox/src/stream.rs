@@ -42,3 +42,94 @@ where
         self(stream, bytes)
     }
 }
+
+/// The order in which a job's two streams were read: runs of bytes of one stream, so that
+/// the captured stdout and stderr can be put back together as they were read
+/// ([`OutputOrder::interleave`]: Piston's `output`). At most [`OutputOrder::MAX_RUNS`] runs
+/// are recorded (a program that alternates its streams a byte at a time would otherwise make
+/// this as large as its output); what was read past them follows the recorded runs, stdout's
+/// rest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputOrder {
+    runs: Vec<(Stream, u32)>,
+    /// More runs were read than recorded.
+    overflowed: bool,
+}
+
+impl OutputOrder {
+    /// The most runs recorded.
+    pub const MAX_RUNS: usize = 4096;
+
+    /// `bytes` more were read from `stream`.
+    pub(crate) fn push(&mut self, stream: Stream, bytes: usize) {
+        if bytes == 0 || self.overflowed {
+            return;
+        }
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let room = self.runs.len() < Self::MAX_RUNS;
+        match self.runs.last_mut() {
+            Some((last, n)) if *last == stream => *n = n.saturating_add(bytes),
+            _ if room => self.runs.push((stream, bytes)),
+            _ => self.overflowed = true,
+        }
+    }
+
+    /// `stdout` and `stderr` (what was captured of each) in the order they were read.
+    pub fn interleave(&self, stdout: &[u8], stderr: &[u8]) -> Vec<u8> {
+        let mut merged = Vec::with_capacity(stdout.len() + stderr.len());
+        let (mut out, mut err) = (stdout, stderr);
+        for &(stream, n) in &self.runs {
+            let from = match stream {
+                Stream::Stdout => &mut out,
+                Stream::Stderr => &mut err,
+            };
+            let (run, rest) = from.split_at((n as usize).min(from.len()));
+            merged.extend_from_slice(run);
+            *from = rest;
+        }
+        merged.extend_from_slice(out);
+        merged.extend_from_slice(err);
+        merged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_streams_are_put_back_in_the_order_they_were_read() {
+        let mut order = OutputOrder::default();
+        for (stream, n) in [
+            (Stream::Stdout, 2),
+            (Stream::Stdout, 1),
+            (Stream::Stderr, 4),
+            (Stream::Stdout, 0),
+            (Stream::Stdout, 2),
+        ] {
+            order.push(stream, n);
+        }
+        assert_eq!(order.interleave(b"abcde", b"ERR!"), b"abcERR!de");
+        // Nothing recorded (another backend, a cached stage): stdout, then stderr.
+        assert_eq!(OutputOrder::default().interleave(b"a", b"b"), b"ab");
+    }
+
+    #[test]
+    fn past_the_recorded_runs_the_rest_follows_stdout_first() {
+        let mut order = OutputOrder::default();
+        for i in 0..OutputOrder::MAX_RUNS + 10 {
+            let stream = if i % 2 == 0 {
+                Stream::Stdout
+            } else {
+                Stream::Stderr
+            };
+            order.push(stream, 1);
+        }
+        let half = OutputOrder::MAX_RUNS / 2;
+        let (out, err) = (vec![b'o'; half + 5], vec![b'e'; half + 5]);
+        let merged = order.interleave(&out, &err);
+        assert_eq!(merged.len(), out.len() + err.len());
+        assert_eq!(&merged[..4], b"oeoe");
+        assert_eq!(&merged[OutputOrder::MAX_RUNS..], b"oooooeeeee");
+    }
+}

@@ -106,6 +106,8 @@ pub(crate) struct Captured {
 pub(crate) struct Watched {
     pub(crate) stdout: Captured,
     pub(crate) stderr: Captured,
+    /// The order the two were read in.
+    pub(crate) order: crate::OutputOrder,
     pub(crate) status: Option<ExitStatus>,
     pub(crate) killed: Option<KillReason>,
     pub(crate) wall_time: Duration,
@@ -479,6 +481,7 @@ impl State<'_> {
                     let room = cap.saturating_sub(captured.data.len());
                     let kept = &chunk[..n.min(room)];
                     captured.data.extend_from_slice(kept);
+                    self.w.order.push(stream, kept.len());
                     if !kept.is_empty() && !self.sink_stopped {
                         stop = !self.watch.sink.chunk(stream, kept);
                     }

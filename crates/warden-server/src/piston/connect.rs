@@ -203,6 +203,7 @@ fn view(stage: &StageResult) -> StageView<'_> {
         outcome: &stage.outcome,
         stdout: &stage.stdout,
         stderr: &stage.stderr,
+        order: &stage.output_order,
         usage: &stage.usage,
     }
 }

@@ -5,12 +5,15 @@
 use serde_json::{json, Value};
 use warden_core::{Outcome, Signal, Stream, TimeLimitKind, Usage};
 use warden_engine::ExecutionResult;
+use warden_sandbox::OutputOrder;
 
 /// One stage's facts, whichever stage it was.
 pub(crate) struct StageView<'a> {
     pub(crate) outcome: &'a Outcome,
     pub(crate) stdout: &'a [u8],
     pub(crate) stderr: &'a [u8],
+    /// The order the two were read in.
+    pub(crate) order: &'a OutputOrder,
     pub(crate) usage: &'a Usage,
 }
 
@@ -28,6 +31,7 @@ pub(crate) fn stages(result: &ExecutionResult) -> (Option<StageView<'_>>, Option
             outcome: &c.outcome,
             stdout: &c.stdout,
             stderr: &c.stderr,
+            order: &c.output_order,
             usage: &c.usage,
         });
     let ran = !matches!(
@@ -38,6 +42,7 @@ pub(crate) fn stages(result: &ExecutionResult) -> (Option<StageView<'_>>, Option
         outcome: &result.outcome,
         stdout: &result.stdout,
         stderr: &result.stderr,
+        order: &result.output_order,
         usage: &result.usage,
     });
     (compile, run)
@@ -61,13 +66,13 @@ pub(crate) fn render(result: &ExecutionResult, language: &str, version: &str) ->
 pub(crate) fn stage(view: &StageView<'_>) -> Value {
     let stdout = String::from_utf8_lossy(view.stdout);
     let stderr = String::from_utf8_lossy(view.stderr);
+    let output = view.order.interleave(view.stdout, view.stderr);
     let verdict = verdict(view.outcome);
     json!({
         "stdout": stdout,
         "stderr": stderr,
-        // warden keeps the two streams apart, so `output` is stdout then stderr rather than
-        // their interleaving (docs/compat.md).
-        "output": format!("{stdout}{stderr}"),
+        // Both, in the order they were read (as Piston appends each chunk as it arrives).
+        "output": String::from_utf8_lossy(&output),
         "code": verdict.code,
         "signal": verdict.signal,
         "message": verdict.message,

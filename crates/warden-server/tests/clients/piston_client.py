@@ -70,6 +70,13 @@ def main(base):
     check(status == 200 and body["compile"]["status"] == "TO" and body["compile"]["signal"] == "SIGKILL"
           and "run" in body and body["run"]["status"] == "TO",
           f"compile_timeout: {status} {body}")
+    # `output` is both streams in the order they were written (the pauses put each write in
+    # a read of its own), as Piston appends each chunk as it arrives.
+    interleaved = "echo one; sleep 0.1; echo two >&2; sleep 0.1; echo three; sleep 0.1; echo four >&2"
+    status, body = execute(base, {"language": "bash", "version": "*", "files": [{"content": interleaved}]})
+    check(status == 200 and body["run"]["output"] == "one\ntwo\nthree\nfour\n"
+          and body["run"]["stdout"] == "one\nthree\n" and body["run"]["stderr"] == "two\nfour\n",
+          f"interleaved output: {status} {body}")
     status, body = execute(base, {"language": "python", "version": "*", "files": "nope"})
     check(status == 400 and body == {"message": "files is required as an array"}, f"validation: {body}")
     print("piston_client: all passed")
