@@ -157,6 +157,7 @@ mod tests {
         let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds {
             documents: 10_000,
             bytes: 10_000,
+            ..Bounds::IN_MEMORY
         })));
         let output = "x".repeat(3_000);
         for n in 0..10 {

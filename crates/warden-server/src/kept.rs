@@ -9,13 +9,15 @@
 //! second server started on the same directory keeps its documents in memory instead (it
 //! must not mark the first one's queued requests as interrupted).
 //!
-//! Bounded: past [`Bounds::documents`] finished documents, or [`Bounds::bytes`] of them, the
-//! oldest finished ones are deleted (their id then answers 404; their executions stay in the
-//! history). Unfinished documents are never deleted.
+//! Bounded: finished documents older than [`Bounds::max_age`] are deleted, and past
+//! [`Bounds::documents`] finished documents, or [`Bounds::bytes`] of them, the oldest finished
+//! ones (their id then answers 404; their executions stay in the history). Unfinished
+//! documents are never deleted.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -44,19 +46,31 @@ pub(crate) struct Bounds {
     pub(crate) documents: u64,
     /// Bytes of finished documents kept; the newest is kept whatever its size.
     pub(crate) bytes: u64,
+    /// How long a finished document is kept.
+    pub(crate) max_age: Duration,
 }
+
+/// A day: what the bounds keep unless told otherwise (`[server] results_max_age`).
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 impl Bounds {
     /// On disk: a hundred thousand answers, a gigabyte of them.
     pub(crate) const ON_DISK: Self = Self {
         documents: 100_000,
         bytes: 1 << 30,
+        max_age: DAY,
     };
     /// In memory (no database, or another server's): ten thousand, 256 MiB.
     pub(crate) const IN_MEMORY: Self = Self {
         documents: 10_000,
         bytes: 256 << 20,
+        max_age: DAY,
     };
+
+    /// These bounds, finished documents kept for `max_age`.
+    pub(crate) const fn for_age(self, max_age: Duration) -> Self {
+        Self { max_age, ..self }
+    }
 }
 
 /// Why the database could not be used (the server then keeps its answers in memory).
@@ -77,6 +91,14 @@ pub(crate) enum KeptError {
         /// The database file.
         path: PathBuf,
     },
+    /// A newer warden wrote it.
+    #[error("{path} has schema version {version}, newer than this warden's 1")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        version: u32,
+    },
     /// SQLite refused.
     #[error("{step} in {path}")]
     Sqlite {
@@ -90,16 +112,20 @@ pub(crate) enum KeptError {
     },
 }
 
+/// Version 1 (`PRAGMA user_version`). A finished document is inserted when it finishes, so
+/// the finished ones' `seq` order is the order they finished in.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kept (
-    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind     TEXT NOT NULL,
-    key      TEXT NOT NULL,
-    finished INTEGER NOT NULL,
-    body     TEXT NOT NULL,
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind           TEXT NOT NULL,
+    key            TEXT NOT NULL,
+    finished       INTEGER NOT NULL,
+    finished_at_ms INTEGER,
+    body           TEXT NOT NULL,
     UNIQUE (kind, key)
 );
 CREATE INDEX IF NOT EXISTS kept_finished ON kept (finished, seq);
+PRAGMA user_version = 1;
 ";
 
 /// The kept answers.
@@ -120,8 +146,9 @@ struct Inner {
 }
 
 impl Kept {
-    /// The database at `path` (created with its directory if needed).
-    pub(crate) fn open(path: &Path) -> Result<Self, KeptError> {
+    /// The database at `path` (created with its directory if needed), finished documents kept
+    /// for `max_age`.
+    pub(crate) fn open(path: &Path, max_age: Duration) -> Result<Self, KeptError> {
         let open_error = |source| KeptError::Open {
             path: path.to_owned(),
             source,
@@ -163,7 +190,17 @@ impl Kept {
             .map_err(sqlite("switching to WAL mode"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite("setting synchronous"))?;
-        Self::with(conn, Some(owner), Bounds::ON_DISK).map_err(sqlite("creating the schema"))
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sqlite("reading the schema version"))?;
+        if version > 1 {
+            return Err(KeptError::TooNew {
+                path: path.to_owned(),
+                version,
+            });
+        }
+        Self::with(conn, Some(owner), Bounds::ON_DISK.for_age(max_age))
+            .map_err(sqlite("creating the schema"))
     }
 
     /// Answers kept in memory only: a restart forgets them.
@@ -180,13 +217,19 @@ impl Kept {
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        let mut inner = Inner {
+            conn,
+            finished: u64::try_from(finished).unwrap_or(0),
+            finished_bytes: u64::try_from(finished_bytes).unwrap_or(0),
+            _owner: owner,
+        };
+        // What expired while no server ran.
+        let tx = inner.conn.transaction()?;
+        let totals = prune(&tx, (inner.finished, inner.finished_bytes), bounds)?;
+        tx.commit()?;
+        (inner.finished, inner.finished_bytes) = totals;
         Ok(Self {
-            inner: Mutex::new(Inner {
-                conn,
-                finished: u64::try_from(finished).unwrap_or(0),
-                finished_bytes: u64::try_from(finished_bytes).unwrap_or(0),
-                _owner: owner,
-            }),
+            inner: Mutex::new(inner),
             bounds,
         })
     }
@@ -266,8 +309,9 @@ impl Inner {
             params![kind.name(), key],
         )?;
         tx.execute(
-            "INSERT INTO kept (kind, key, finished, body) VALUES (?1, ?2, ?3, ?4)",
-            params![kind.name(), key, finished, body],
+            "INSERT INTO kept (kind, key, finished, finished_at_ms, body)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![kind.name(), key, finished, finished.then(now_ms), body],
         )?;
         let (mut count, mut bytes) = (self.finished, self.finished_bytes);
         if let Some((true, size)) = before {
@@ -278,31 +322,59 @@ impl Inner {
             count += 1;
             bytes = bytes.saturating_add(body.len() as u64);
         }
-        // The oldest finished documents go until the rest fits (the newest always stays).
-        let mut forget = Vec::new();
-        if count > bounds.documents || bytes > bounds.bytes {
-            let mut statement = tx.prepare(
-                "SELECT seq, length(body) FROM kept WHERE finished = 1 ORDER BY seq LIMIT ?1",
-            )?;
-            let mut rows = statement.query([i64::try_from(count).unwrap_or(i64::MAX) - 1])?;
-            while count > bounds.documents || bytes > bounds.bytes {
-                let Some(row) = rows.next()? else { break };
-                let (seq, size): (i64, i64) = (row.get(0)?, row.get(1)?);
-                forget.push(seq);
-                count -= 1;
-                bytes = bytes.saturating_sub(u64::try_from(size).unwrap_or(0));
-            }
-        }
-        if let (Some(first), Some(last)) = (forget.first(), forget.last()) {
-            tx.execute(
-                "DELETE FROM kept WHERE finished = 1 AND seq BETWEEN ?1 AND ?2",
-                params![first, last],
-            )?;
+        if finished {
+            (count, bytes) = prune(&tx, (count, bytes), bounds)?;
         }
         tx.commit()?;
         (self.finished, self.finished_bytes) = (count, bytes);
         Ok(())
     }
+}
+
+/// Deletes the oldest finished documents while they are older than the bounds' age, or more
+/// than their count or bytes (the newest always stays); the totals `(count, bytes)` after.
+fn prune(
+    tx: &rusqlite::Transaction<'_>,
+    (mut count, mut bytes): (u64, u64),
+    bounds: Bounds,
+) -> rusqlite::Result<(u64, u64)> {
+    let max_age = i64::try_from(bounds.max_age.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = now_ms().saturating_sub(max_age);
+    let mut forget = Vec::new();
+    {
+        let mut statement = tx.prepare(
+            "SELECT seq, length(body), finished_at_ms FROM kept WHERE finished = 1
+             ORDER BY seq LIMIT ?1",
+        )?;
+        let mut rows = statement.query([i64::try_from(count).unwrap_or(i64::MAX)])?;
+        while let Some(row) = rows.next()? {
+            let (seq, size, at): (i64, i64, Option<i64>) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            let expired = at.is_some_and(|at| at < cutoff);
+            // Past the count or bytes, the newest still stays; expired, it goes too.
+            let over = (count > bounds.documents || bytes > bounds.bytes) && count > 1;
+            if !(expired || over) {
+                break;
+            }
+            forget.push(seq);
+            count -= 1;
+            bytes = bytes.saturating_sub(u64::try_from(size).unwrap_or(0));
+        }
+    }
+    if let (Some(first), Some(last)) = (forget.first(), forget.last()) {
+        tx.execute(
+            "DELETE FROM kept WHERE finished = 1 AND seq BETWEEN ?1 AND ?2",
+            params![first, last],
+        )?;
+    }
+    Ok((count, bytes))
+}
+
+/// Milliseconds since the epoch.
+fn now_ms() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -327,6 +399,7 @@ mod tests {
         let kept = Kept::in_memory(Bounds {
             documents: 3,
             bytes: 10_000,
+            max_age: DAY,
         });
         kept.put(Kind::Job, "waiting", false, "w");
         for n in 0..6 {
@@ -354,15 +427,38 @@ mod tests {
     }
 
     #[test]
+    fn finished_documents_expire_and_unfinished_ones_wait() {
+        let kept = Kept::in_memory(Bounds::IN_MEMORY.for_age(Duration::from_millis(200)));
+        kept.put(Kind::Job, "waiting", false, "w");
+        kept.put(Kind::Job, "old", true, "o");
+        std::thread::sleep(Duration::from_millis(300));
+        kept.put(Kind::Job, "new", true, "n");
+        assert!(kept.get(Kind::Job, "old").is_none(), "expired");
+        assert!(kept.get(Kind::Job, "new").is_some() && kept.get(Kind::Job, "waiting").is_some());
+        // A database opened again drops what expired while no server ran.
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("results.sqlite3");
+        let first = Kept::open(&path, DAY).expect("opened");
+        first.put(Kind::Judge0, "t", true, "done");
+        drop(first);
+        std::thread::sleep(Duration::from_millis(300));
+        let again = Kept::open(&path, Duration::from_millis(200)).expect("opened again");
+        assert!(again.get(Kind::Judge0, "t").is_none());
+    }
+
+    #[test]
     fn a_database_survives_its_server_and_has_one_owner() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("state").join("results.sqlite3");
-        let kept = Kept::open(&path).expect("opened");
+        let kept = Kept::open(&path, DAY).expect("opened");
         kept.put(Kind::Judge0, "t", false, "queued");
         kept.put(Kind::Job, "j", true, "done");
-        assert!(matches!(Kept::open(&path), Err(KeptError::InUse { .. })));
+        assert!(matches!(
+            Kept::open(&path, DAY),
+            Err(KeptError::InUse { .. })
+        ));
         drop(kept);
-        let again = Kept::open(&path).expect("opened again");
+        let again = Kept::open(&path, DAY).expect("opened again");
         assert_eq!(again.get(Kind::Job, "j").as_deref(), Some("done"));
         assert_eq!(
             again.unfinished(Kind::Judge0),

@@ -49,6 +49,8 @@ pub struct ServerOptions {
     /// The database of the answers owed for later (Judge0 submissions, `/v1` asynchronous
     /// executions): `results.sqlite3` beside the history. `None` keeps them in memory only.
     pub results: Option<PathBuf>,
+    /// How long a finished answer is kept (`[server] results_max_age`).
+    pub results_max_age: Duration,
 }
 
 impl Default for ServerOptions {
@@ -80,6 +82,10 @@ impl Default for ServerOptions {
             tokens: Vec::new(),
             maxima: Limits::default_maxima(),
             results: None,
+            // Long enough for any client that polls, short enough that the code and output
+            // of asynchronous requests do not pile up on disk beside a history that may be
+            // told to keep neither.
+            results_max_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -121,6 +127,7 @@ impl ServerOptions {
                 .as_ref()
                 .ok()
                 .and_then(|h| Some(h.path.parent()?.join(RESULTS_FILE))),
+            results_max_age: server.results_max_age.unwrap_or(defaults.results_max_age),
         }
     }
 

@@ -151,7 +151,10 @@ impl AppState {
 
     /// State around an engine with `options`.
     pub fn with_options(engine: Engine, options: ServerOptions) -> Self {
-        let kept = Arc::new(keep_answers(options.results.as_deref()));
+        let kept = Arc::new(keep_answers(
+            options.results.as_deref(),
+            options.results_max_age,
+        ));
         let jobs = Jobs::new(Arc::clone(&kept));
         let judge0 = crate::judge0::Store::new(Arc::clone(&kept));
         let interrupted = jobs.recover() + judge0.recover();
@@ -445,12 +448,13 @@ impl AppState {
 
 /// The kept answers: in the database at `path`, else (none configured, or it cannot be
 /// used) in memory, said in the log.
-fn keep_answers(path: Option<&std::path::Path>) -> crate::kept::Kept {
+fn keep_answers(path: Option<&std::path::Path>, max_age: Duration) -> crate::kept::Kept {
     use crate::kept::{Bounds, Kept};
+    let in_memory = || Kept::in_memory(Bounds::IN_MEMORY.for_age(max_age));
     let Some(path) = path else {
-        return Kept::in_memory(Bounds::IN_MEMORY);
+        return in_memory();
     };
-    let kept = Kept::open(path);
+    let kept = Kept::open(path, max_age);
     if kept.is_ok() {
         tracing::info!(path = %path.display(), "asynchronous answers are kept");
     }
@@ -465,6 +469,6 @@ fn keep_answers(path: Option<&std::path::Path>) -> crate::kept::Kept {
             error = %why,
             "asynchronous answers are kept in memory only: a restart forgets them"
         );
-        Kept::in_memory(Bounds::IN_MEMORY)
+        in_memory()
     })
 }

@@ -16,6 +16,7 @@
 //! shutdown_deadline = "30s"      # how long running executions may take to finish on SIGTERM
 //! header_read_timeout = "10s"    # a connection that has not sent a request's headers by then is closed
 //! max_connections = 512          # open connections at once; more wait to be accepted
+//! results_max_age = "24h"        # how long finished asynchronous answers are kept
 //!
 //! [[server.tokens]]
 //! name = "grader"                # recorded in the history (the token itself never is)
@@ -63,6 +64,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Option<Duration>,
     /// How many connections may be open at once; more wait in the listen backlog.
     pub max_connections: Option<usize>,
+    /// How long a finished asynchronous answer (a `wait=false` job, a Judge0 submission, with
+    /// its code and output) is kept for its client to fetch.
+    #[serde(with = "human_duration_opt", skip_serializing_if = "Option::is_none")]
+    pub results_max_age: Option<Duration>,
     /// Native sandboxes kept ready per kind of program (the warm pool); 0 for none.
     pub pool_size: Option<usize>,
     /// Runs one pooled sandbox may serve for one caller (the same token), reset in between;
@@ -108,6 +113,9 @@ impl ServerConfig {
         }
         if self.header_read_timeout == Some(Duration::ZERO) {
             return Err("[server] header_read_timeout must be more than 0s".to_owned());
+        }
+        if self.results_max_age == Some(Duration::ZERO) {
+            return Err("[server] results_max_age must be more than 0s".to_owned());
         }
         for (i, token) in self.tokens.iter().enumerate() {
             if token.name.is_empty() || token.token.is_empty() {
@@ -157,7 +165,7 @@ mod tests {
         let server = parse(
             "[server]\nlisten = [\"127.0.0.1:1\", \"[::1]:2\"]\nworkers = 3\nio_threads = 2\nqueue_size = 9\n\
              max_body = \"1MiB\"\nsync_deadline = \"5s\"\nheader_read_timeout = \"3s\"\n\
-             max_connections = 100\n\
+             max_connections = 100\nresults_max_age = \"2h\"\n\
              [[server.tokens]]\nname = \"ci\"\ntoken = \"t\"\nrequests_per_minute = 60\n",
         )
         .expect("valid");
@@ -168,6 +176,7 @@ mod tests {
         assert_eq!(server.sync_deadline, Some(Duration::from_secs(5)));
         assert_eq!(server.header_read_timeout, Some(Duration::from_secs(3)));
         assert_eq!(server.max_connections, Some(100));
+        assert_eq!(server.results_max_age, Some(Duration::from_secs(7200)));
         assert_eq!(server.tokens[0].requests_per_minute, Some(60));
         assert_eq!(server.tokens[0].max_concurrent, None);
         assert!(server.check().is_ok());
