@@ -479,10 +479,16 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
     };
     let done = job(&first, "echo kept");
     first.finished(&done);
-    let judged = submit(&first, "printf 'judged\\n' >&2; echo judged", true);
+    let judged_token = submit(&first, "printf 'judged\\n' >&2; echo judged", true);
     let slow = job(&first, "sleep 600.25");
     eventually("the slow program runs", || sleeping("600.25"));
     let queued = submit(&first, "echo never", false);
+    let busy = first.raw("DELETE", &format!("/submissions/{queued}"), &judge0, None);
+    assert_eq!(busy.code, 400, "{}", busy.body);
+    assert_eq!(
+        busy.json()["error"],
+        "submission cannot be deleted because its status is 1 (In Queue)"
+    );
     first.sigterm();
     let mut first = first;
     first.child.wait().expect("the first server exits");
@@ -501,7 +507,7 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
         assert_eq!(answer.code, 200, "{}", answer.body);
         answer.json()
     };
-    let judged = shown(&judged);
+    let judged = shown(&judged_token);
     assert_eq!(judged["status_id"], 3, "{judged}");
     assert_eq!(
         (&judged["stdout"], &judged["stderr"]),
@@ -518,6 +524,25 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
         "{queued}"
     );
     assert!(queued["finished_at"].is_string(), "{queued}");
+    // Deleted: answered once more (base64, as Judge0 forces it), then gone.
+    let delete = |token: &str| {
+        let path = format!("/submissions/{token}?fields=stdout,status_id");
+        second.raw("DELETE", &path, &judge0, None)
+    };
+    let deleted = delete(&judged_token);
+    assert_eq!(deleted.code, 200, "{}", deleted.body);
+    assert_eq!(
+        deleted.json(),
+        json!({"stdout": "anVkZ2VkCg==", "status_id": 3})
+    );
+    assert_eq!(delete(&judged_token).code, 404);
+    let gone = second.raw(
+        "GET",
+        &format!("/submissions/{judged_token}"),
+        &judge0,
+        None,
+    );
+    assert_eq!(gone.code, 404, "{}", gone.body);
     let unknown = second.raw(
         "GET",
         "/submissions/00000000-0000-4000-8000-000000000000",
@@ -525,6 +550,8 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
         None,
     );
     assert_eq!(unknown.code, 404, "{}", unknown.body);
+    assert_eq!(second.raw("POST", "/authenticate", &judge0, None).code, 200);
+    assert_eq!(second.raw("POST", "/authenticate", &[], None).code, 401);
     drop(second);
     assert!(
         !sleeping("600.25"),

@@ -36,7 +36,11 @@ pub fn routes() -> Router<AppState> {
             "/submissions/batch",
             post(submissions::create_batch).get(submissions::show_batch),
         )
-        .route("/submissions/{token}", get(submissions::show))
+        .route(
+            "/submissions/{token}",
+            get(submissions::show).delete(submissions::delete),
+        )
+        .route("/authenticate", post(authenticate))
         .route("/languages", get(languages::list))
         .route("/languages/all", get(languages::all))
         .route("/languages/{id}", get(languages::show))
@@ -46,6 +50,15 @@ pub fn routes() -> Router<AppState> {
         .route("/config_info", get(info::config_info))
         .route("/system_info", get(info::system_info))
         .route("/workers", get(info::workers))
+}
+
+/// `POST /authenticate`: 200 when the request's token is one of the server's (or none is
+/// configured), else 401, as Judge0 checks `X-Auth-Token`.
+async fn authenticate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Judge0Error> {
+    caller(&state, &headers).map(|_| StatusCode::OK)
 }
 
 /// Who asked: the server's tokens, presented as `X-Auth-Token` (Judge0's header) or

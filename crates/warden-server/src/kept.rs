@@ -261,6 +261,39 @@ impl Kept {
             })
     }
 
+    /// Deletes the answer kept for `key`; whether there was one.
+    pub(crate) fn delete(&self, kind: Kind, key: &str) -> bool {
+        let mut inner = self.lock();
+        let deleted = (|| -> rusqlite::Result<Option<(bool, i64)>> {
+            let tx = inner.conn.transaction()?;
+            let gone = tx
+                .query_row(
+                    "DELETE FROM kept WHERE kind = ?1 AND key = ?2
+                     RETURNING finished, length(body)",
+                    params![kind.name(), key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            tx.commit()?;
+            Ok(gone)
+        })();
+        match deleted {
+            Ok(Some((finished, size))) => {
+                if finished {
+                    inner.finished = inner.finished.saturating_sub(1);
+                    let size = u64::try_from(size).unwrap_or(0);
+                    inner.finished_bytes = inner.finished_bytes.saturating_sub(size);
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(error = %e, kind = kind.name(), key, "deleting an answer failed");
+                false
+            }
+        }
+    }
+
     /// Every unfinished answer of `kind`, oldest first: at start-up, those the last server
     /// did not finish.
     pub(crate) fn unfinished(&self, kind: Kind) -> Vec<(String, String)> {
@@ -390,6 +423,9 @@ mod tests {
         assert_eq!(kept.get(Kind::Judge0, "a").as_deref(), Some("done"));
         assert_eq!(kept.get(Kind::Job, "a").as_deref(), Some("job"));
         assert_eq!(kept.get(Kind::Job, "b"), None);
+        assert!(kept.delete(Kind::Judge0, "a") && !kept.delete(Kind::Judge0, "a"));
+        assert_eq!(kept.get(Kind::Judge0, "a"), None);
+        assert_eq!(kept.get(Kind::Job, "a").as_deref(), Some("job"));
         assert_eq!(kept.unfinished(Kind::Job), [("a".into(), "job".into())]);
         assert!(kept.unfinished(Kind::Judge0).is_empty());
     }

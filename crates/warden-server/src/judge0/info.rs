@@ -36,7 +36,7 @@ pub(crate) async fn config_info(State(state): State<AppState>) -> Json<Value> {
         "enable_compiler_options": true,
         "allowed_languages_for_compile_options": [],
         "enable_command_line_arguments": true,
-        "enable_submission_delete": false,
+        "enable_submission_delete": true,
         "enable_callbacks": true,
         "callbacks_max_tries": 3,
         "callbacks_timeout": 5.0,

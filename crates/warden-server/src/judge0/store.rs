@@ -106,6 +106,21 @@ impl Store {
         self.live().remove(token);
     }
 
+    /// Deletes a finished submission, answering what it was; `Err` with the status of one still
+    /// queued or running (which Judge0 does not delete), `Ok(None)` for an unknown token.
+    pub(crate) fn delete(&self, token: &str) -> Result<Option<Attributes>, Status> {
+        if let Some(record) = self.live().get(token) {
+            return Err(match record.progress {
+                Progress::Queued => Status::InQueue,
+                _ => Status::Processing,
+            });
+        }
+        let Some(attributes) = self.get(token) else {
+            return Ok(None);
+        };
+        Ok(self.kept.delete(Kind::Judge0, token).then_some(attributes))
+    }
+
     /// Answers the submissions the last server accepted and did not finish as Internal
     /// Errors; how many.
     pub(crate) fn recover(&self) -> usize {

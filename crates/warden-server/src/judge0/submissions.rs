@@ -74,6 +74,28 @@ pub(crate) async fn show(
     Ok(Json(shown(&record, &fields, base64)))
 }
 
+/// `DELETE /submissions/{token}`: the finished submission, gone from the store, shown with
+/// `fields` and always in base64 (as Judge0 forces it, so that the answer holds what was
+/// deleted whatever its bytes); 400 for one still queued or running.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, Judge0Error> {
+    caller(&state, &headers)?;
+    let fields = Fields::parse(params.fields.as_deref())?;
+    match state.judge0_store().delete(&token) {
+        Ok(Some(attributes)) => Ok(Json(shown(&attributes, &fields, true))),
+        Ok(None) => Err(Judge0Error::not_found("Not Found")),
+        Err(status) => Err(Judge0Error::bad_request(format!(
+            "submission cannot be deleted because its status is {} ({})",
+            status.id(),
+            status.description()
+        ))),
+    }
+}
+
 /// `POST /submissions/batch`: `{"submissions": [...]}` → one `{"token"}` or error map each;
 /// 201 when at least one was accepted, else 422.
 pub(crate) async fn create_batch(
