@@ -559,6 +559,30 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
     );
 }
 
+/// `DELETE /v1/executions/{id}` cancels a job still running (its program ends, the job
+/// finishes as `cancelled`) and then forgets the finished job.
+#[test]
+fn delete_cancels_a_running_job_then_forgets_it() {
+    let server = Server::start(TOKENS);
+    let slow = json!({"language": "bash", "code": "sleep 600.5"});
+    let accepted = server.request("POST", "/v1/executions?wait=false", Some(&slow));
+    assert_eq!(accepted.code, 202, "{}", accepted.body);
+    let id = accepted.json()["id"].as_str().expect("id").to_owned();
+    eventually("the program runs", || sleeping("600.5"));
+    let path = format!("/v1/executions/{id}");
+    let cancelled = server.request("DELETE", &path, None);
+    assert_eq!(cancelled.code, 202, "{}", cancelled.body);
+    let finished = server.finished(&id);
+    assert_eq!(finished["error"]["kind"], "cancelled", "{finished}");
+    eventually("the program is gone", || !sleeping("600.5"));
+    let forgotten = server.request("DELETE", &path, None);
+    assert_eq!(forgotten.code, 200, "{}", forgotten.body);
+    assert_eq!(forgotten.json()["error"]["kind"], "cancelled");
+    assert_eq!(server.request("GET", &path, None).code, 404);
+    assert_eq!(server.request("DELETE", &path, None).code, 404);
+    the_next_execution_runs(&server);
+}
+
 #[test]
 fn sigterm_lets_the_running_execution_finish_and_leaves_nothing() {
     let mut server = Server::start("");

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use warden_engine::Cancellation;
+
 use crate::kept::{Kept, Kind};
 
 /// Where an asynchronous execution is.
@@ -48,9 +50,18 @@ pub(crate) const INTERRUPTED: &str =
 /// The jobs.
 #[derive(Debug)]
 pub(crate) struct Jobs {
-    /// The unfinished jobs' states.
-    live: Mutex<HashMap<String, JobState>>,
+    /// The unfinished jobs: their states, and what cancels them.
+    live: Mutex<HashMap<String, (JobState, Cancellation)>>,
     kept: Arc<Kept>,
+}
+
+/// What `DELETE /v1/executions/{id}` did.
+#[derive(Debug)]
+pub(crate) enum Deleted {
+    /// The job was queued or running: it is cancelled, and will finish as `cancelled`.
+    Cancelled(JobStatus),
+    /// The job had finished: this was it, now forgotten.
+    Forgotten(JobStatus),
 }
 
 impl Jobs {
@@ -62,7 +73,7 @@ impl Jobs {
         }
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobState>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, (JobState, Cancellation)>> {
         // A panic while holding the lock leaves the map as valid as before it.
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -75,20 +86,22 @@ impl Jobs {
         }
     }
 
-    pub(crate) fn insert(&self, id: &str) -> JobStatus {
+    /// A new job, queued, that `cancel` cancels.
+    pub(crate) fn insert(&self, id: &str, cancel: Cancellation) -> JobStatus {
         let status = JobStatus {
             id: id.to_owned(),
             state: JobState::Queued,
             result: None,
             error: None,
         };
-        self.live().insert(id.to_owned(), JobState::Queued);
+        self.live()
+            .insert(id.to_owned(), (JobState::Queued, cancel));
         self.keep(&status);
         status
     }
 
     pub(crate) fn set_running(&self, id: &str) {
-        if let Some(state) = self.live().get_mut(id) {
+        if let Some((state, _)) = self.live().get_mut(id) {
             *state = JobState::Running;
         }
     }
@@ -109,7 +122,7 @@ impl Jobs {
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<JobStatus> {
-        if let Some(&state) = self.live().get(id) {
+        if let Some(&(state, _)) = self.live().get(id) {
             return Some(JobStatus {
                 id: id.to_owned(),
                 state,
@@ -121,6 +134,25 @@ impl Jobs {
         serde_json::from_str(&json)
             .map_err(|e| tracing::error!(error = %e, id, "a kept job is unreadable"))
             .ok()
+    }
+
+    /// Cancels a job still queued or running, or forgets a finished one; `None` for an
+    /// unknown id.
+    pub(crate) fn delete(&self, id: &str) -> Option<Deleted> {
+        if let Some((state, cancel)) = self.live().get(id) {
+            cancel.cancel();
+            return Some(Deleted::Cancelled(JobStatus {
+                id: id.to_owned(),
+                state: *state,
+                result: None,
+                error: None,
+            }));
+        }
+        let status = self.get(id)?;
+        // A job that finished between the two looks is forgotten as finished.
+        self.kept
+            .delete(Kind::Job, id)
+            .then_some(Deleted::Forgotten(status))
     }
 
     /// Answers the jobs the last server admitted and did not finish as interrupted; how many.
@@ -142,7 +174,10 @@ mod tests {
     #[test]
     fn a_job_goes_from_queued_to_finished() {
         let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds::IN_MEMORY)));
-        assert_eq!(jobs.insert("a").state, JobState::Queued);
+        assert_eq!(
+            jobs.insert("a", Cancellation::new()).state,
+            JobState::Queued
+        );
         jobs.set_running("a");
         assert_eq!(jobs.get("a").map(|j| j.state), Some(JobState::Running));
         jobs.finish("a", Ok(serde_json::json!({"outcome": "x"})));
@@ -162,7 +197,7 @@ mod tests {
         let output = "x".repeat(3_000);
         for n in 0..10 {
             let id = format!("job-{n}");
-            jobs.insert(&id);
+            jobs.insert(&id, Cancellation::new());
             jobs.finish(&id, Ok(serde_json::json!({ "stdout": output })));
         }
         // About 3 kB each: the three newest fit in 10 kB.
@@ -171,21 +206,21 @@ mod tests {
             .collect();
         assert_eq!(kept, [7, 8, 9]);
         // One result above the bound alone is still kept, until the next.
-        jobs.insert("huge");
+        jobs.insert("huge", Cancellation::new());
         jobs.finish(
             "huge",
             Ok(serde_json::json!({ "stdout": "y".repeat(20_000) })),
         );
         assert!(jobs.get("huge").is_some() && jobs.get("job-9").is_none());
-        jobs.insert("next");
+        jobs.insert("next", Cancellation::new());
         jobs.finish("next", Err(serde_json::json!({ "error": "failed" })));
         assert!(jobs.get("huge").is_none() && jobs.get("next").is_some());
         // A job still running is never forgotten.
-        jobs.insert("running");
+        jobs.insert("running", Cancellation::new());
         jobs.set_running("running");
         for n in 0..5 {
             let id = format!("more-{n}");
-            jobs.insert(&id);
+            jobs.insert(&id, Cancellation::new());
             jobs.finish(&id, Ok(serde_json::json!({ "stdout": output })));
         }
         assert_eq!(
@@ -198,10 +233,10 @@ mod tests {
     fn a_job_the_last_server_left_unfinished_is_answered_as_interrupted() {
         let kept = Arc::new(Kept::in_memory(Bounds::IN_MEMORY));
         let before = Jobs::new(Arc::clone(&kept));
-        before.insert("queued");
-        before.insert("running");
+        before.insert("queued", Cancellation::new());
+        before.insert("running", Cancellation::new());
         before.set_running("running");
-        before.insert("done");
+        before.insert("done", Cancellation::new());
         before.finish("done", Ok(serde_json::json!({"stdout": "hi"})));
         drop(before);
         let after = Jobs::new(kept);
@@ -214,5 +249,27 @@ mod tests {
         let done = after.get("done").expect("kept");
         assert_eq!(done.result.expect("its result")["stdout"], "hi");
         assert_eq!(after.recover(), 0);
+    }
+
+    #[test]
+    fn deleting_cancels_an_unfinished_job_and_forgets_a_finished_one() {
+        let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds::IN_MEMORY)));
+        let cancel = Cancellation::new();
+        jobs.insert("running", cancel.clone());
+        jobs.set_running("running");
+        assert!(matches!(
+            jobs.delete("running"),
+            Some(Deleted::Cancelled(JobStatus {
+                state: JobState::Running,
+                ..
+            }))
+        ));
+        assert!(cancel.is_cancelled());
+        jobs.finish("running", Err(serde_json::json!({"kind": "cancelled"})));
+        let Some(Deleted::Forgotten(status)) = jobs.delete("running") else {
+            panic!("a finished job is forgotten");
+        };
+        assert_eq!(status.error.expect("its error")["kind"], "cancelled");
+        assert!(jobs.get("running").is_none() && jobs.delete("running").is_none());
     }
 }

@@ -20,6 +20,7 @@ use crate::routes::{
     paths(
         executions::create,
         executions::status,
+        executions::delete,
         stream::create,
         batch::create,
         languages::list,

@@ -27,7 +27,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/executions", post(executions::create))
         .route("/v1/executions/stream", post(stream::create))
-        .route("/v1/executions/{id}", get(executions::status))
+        .route(
+            "/v1/executions/{id}",
+            get(executions::status).delete(executions::delete),
+        )
         .route("/v1/batch", post(batch::create))
         .route("/v1/languages", get(languages::list))
         .route("/v1/health", get(health::health))

@@ -270,8 +270,9 @@ impl AppState {
         let api = caller.api.name();
         request.origin = Origin::new(api, caller.token);
         // Held by this future: when the client goes away, axum drops the future, and the guard
-        // kills the execution's sandboxes; the blocking task then ends at once.
-        let cancel = CancelOnDrop(Some(Cancellation::new()));
+        // kills the execution's sandboxes; the blocking task then ends at once. A request may
+        // come with its own (a job that `DELETE` cancels).
+        let cancel = CancelOnDrop(Some(request.cancel.take().unwrap_or_default()));
         request.cancel = cancel.0.clone();
         let state = self.clone();
         let sent = Instant::now();

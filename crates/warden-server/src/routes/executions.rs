@@ -17,7 +17,7 @@ use warden_engine::Phase;
 use super::V1Caller;
 use crate::error::ApiError;
 use crate::execution_request::ExecutionBody;
-use crate::jobs::JobStatus;
+use crate::jobs::{Deleted, JobStatus};
 use crate::json_body::JsonObject;
 use crate::state::{AppState, Caller};
 
@@ -105,12 +105,14 @@ fn server_timing(phases: &[Phase], total: Duration) -> HeaderValue {
 /// Admits an execution and runs it in the background, tracked in the jobs.
 fn start(
     state: &AppState,
-    request: warden_engine::ExecutionRequest,
+    mut request: warden_engine::ExecutionRequest,
     caller: Caller,
 ) -> Result<JobStatus, ApiError> {
     let admitted = state.admit(&caller)?;
     let id = warden_engine::ExecutionId::random().as_str().to_owned();
-    let status = state.jobs().insert(&id);
+    let cancel = warden_engine::Cancellation::new();
+    request.cancel = Some(cancel.clone());
+    let status = state.jobs().insert(&id, cancel);
     let state = state.clone();
     let keeping = state.keeping();
     tokio::spawn(async move {
@@ -155,4 +157,32 @@ pub(crate) async fn status(
         .get(&id)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no execution {id:?}")))
+}
+
+/// Cancels an asynchronous execution still queued or running (202: it finishes shortly with
+/// `error.kind` `cancelled`), or forgets a finished one (200, with what it was).
+#[utoipa::path(
+    delete, path = "/v1/executions/{id}", tag = "executions", operation_id = "delete_execution",
+    params(("id" = String, Path, description = "The id `POST /v1/executions?wait=false` answered")),
+    responses(
+        (status = 200, description = "It had finished: its last state, now forgotten", body = JobStatus),
+        (status = 202, description = "It was queued or running: cancelled", body = JobStatus),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 404, description = "No such execution (or forgotten)"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    V1Caller(_): V1Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    match state.jobs().delete(&id) {
+        Some(Deleted::Cancelled(status)) => {
+            Ok((StatusCode::ACCEPTED, Json(status)).into_response())
+        }
+        Some(Deleted::Forgotten(status)) => Ok(Json(status).into_response()),
+        None => Err(ApiError::not_found(format!("no execution {id:?}"))),
+    }
 }
