@@ -78,15 +78,22 @@ impl Jobs {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn keep(&self, status: &JobStatus) {
+    /// Writes `status` (on a blocking thread: see [`Kept::off_thread`]).
+    async fn keep(&self, status: &JobStatus) {
         let finished = status.state == JobState::Finished;
         match serde_json::to_string(status) {
-            Ok(json) => self.kept.put(Kind::Job, &status.id, finished, &json),
+            Ok(json) => {
+                let id = status.id.clone();
+                self.kept
+                    .off_thread(move |kept| kept.put(Kind::Job, &id, finished, &json))
+                    .await;
+            }
             Err(e) => tracing::error!(error = %e, id = status.id, "serializing a job failed"),
         }
     }
 
-    /// A new job, queued, that `cancel` cancels.
+    /// A new job, queued, that `cancel` cancels: in memory, where it is read from until it
+    /// finishes; its task writes it ([`Jobs::keep_queued`]) before it runs.
     pub(crate) fn insert(&self, id: &str, cancel: Cancellation) -> JobStatus {
         let status = JobStatus {
             id: id.to_owned(),
@@ -96,8 +103,18 @@ impl Jobs {
         };
         self.live()
             .insert(id.to_owned(), (JobState::Queued, cancel));
-        self.keep(&status);
         status
+    }
+
+    /// Writes a job as queued, so that a restart finds it.
+    pub(crate) async fn keep_queued(&self, id: &str) {
+        self.keep(&JobStatus {
+            id: id.to_owned(),
+            state: JobState::Queued,
+            result: None,
+            error: None,
+        })
+        .await;
     }
 
     pub(crate) fn set_running(&self, id: &str) {
@@ -106,7 +123,11 @@ impl Jobs {
         }
     }
 
-    pub(crate) fn finish(&self, id: &str, outcome: Result<serde_json::Value, serde_json::Value>) {
+    pub(crate) async fn finish(
+        &self,
+        id: &str,
+        outcome: Result<serde_json::Value, serde_json::Value>,
+    ) {
         let (result, error) = match outcome {
             Ok(result) => (Some(result), None),
             Err(error) => (None, Some(error)),
@@ -116,12 +137,13 @@ impl Jobs {
             state: JobState::Finished,
             result,
             error,
-        });
+        })
+        .await;
         // After it is kept: a reader in between still sees it running.
         self.live().remove(id);
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<JobStatus> {
+    pub(crate) async fn get(&self, id: &str) -> Option<JobStatus> {
         if let Some(&(state, _)) = self.live().get(id) {
             return Some(JobStatus {
                 id: id.to_owned(),
@@ -130,7 +152,11 @@ impl Jobs {
                 error: None,
             });
         }
-        let json = self.kept.get(Kind::Job, id)?;
+        let key = id.to_owned();
+        let json = self
+            .kept
+            .off_thread(move |kept| kept.get(Kind::Job, &key))
+            .await??;
         serde_json::from_str(&json)
             .map_err(|e| tracing::error!(error = %e, id, "a kept job is unreadable"))
             .ok()
@@ -138,7 +164,7 @@ impl Jobs {
 
     /// Cancels a job still queued or running, or forgets a finished one; `None` for an
     /// unknown id.
-    pub(crate) fn delete(&self, id: &str) -> Option<Deleted> {
+    pub(crate) async fn delete(&self, id: &str) -> Option<Deleted> {
         if let Some((state, cancel)) = self.live().get(id) {
             cancel.cancel();
             return Some(Deleted::Cancelled(JobStatus {
@@ -148,19 +174,30 @@ impl Jobs {
                 error: None,
             }));
         }
-        let status = self.get(id)?;
+        let status = self.get(id).await?;
         // A job that finished between the two looks is forgotten as finished.
-        self.kept
-            .delete(Kind::Job, id)
-            .then_some(Deleted::Forgotten(status))
+        let key = id.to_owned();
+        let deleted = self
+            .kept
+            .off_thread(move |kept| kept.delete(Kind::Job, &key))
+            .await?;
+        deleted.then_some(Deleted::Forgotten(status))
     }
 
     /// Answers the jobs the last server admitted and did not finish as interrupted; how many.
     pub(crate) fn recover(&self) -> usize {
         let unfinished = self.kept.unfinished(Kind::Job);
         for (id, _) in &unfinished {
-            let error = serde_json::json!({ "error": INTERRUPTED, "kind": "interrupted" });
-            self.finish(id, Err(error));
+            let status = JobStatus {
+                id: id.clone(),
+                state: JobState::Finished,
+                result: None,
+                error: Some(serde_json::json!({ "error": INTERRUPTED, "kind": "interrupted" })),
+            };
+            match serde_json::to_string(&status) {
+                Ok(json) => self.kept.put(Kind::Job, id, true, &json),
+                Err(e) => tracing::error!(error = %e, id, "serializing a job failed"),
+            }
         }
         unfinished.len()
     }
@@ -171,24 +208,28 @@ mod tests {
     use super::*;
     use crate::kept::Bounds;
 
-    #[test]
-    fn a_job_goes_from_queued_to_finished() {
+    #[tokio::test]
+    async fn a_job_goes_from_queued_to_finished() {
         let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds::IN_MEMORY)));
         assert_eq!(
             jobs.insert("a", Cancellation::new()).state,
             JobState::Queued
         );
         jobs.set_running("a");
-        assert_eq!(jobs.get("a").map(|j| j.state), Some(JobState::Running));
-        jobs.finish("a", Ok(serde_json::json!({"outcome": "x"})));
-        let done = jobs.get("a").expect("kept");
+        assert_eq!(
+            jobs.get("a").await.map(|j| j.state),
+            Some(JobState::Running)
+        );
+        jobs.finish("a", Ok(serde_json::json!({"outcome": "x"})))
+            .await;
+        let done = jobs.get("a").await.expect("kept");
         assert_eq!(done.state, JobState::Finished);
         assert!(done.result.is_some() && done.error.is_none());
-        assert!(jobs.get("b").is_none());
+        assert!(jobs.get("b").await.is_none());
     }
 
-    #[test]
-    fn finished_results_past_the_byte_bound_are_forgotten_oldest_first() {
+    #[tokio::test]
+    async fn finished_results_past_the_byte_bound_are_forgotten_oldest_first() {
         let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds {
             documents: 10_000,
             bytes: 10_000,
@@ -198,78 +239,90 @@ mod tests {
         for n in 0..10 {
             let id = format!("job-{n}");
             jobs.insert(&id, Cancellation::new());
-            jobs.finish(&id, Ok(serde_json::json!({ "stdout": output })));
+            jobs.finish(&id, Ok(serde_json::json!({ "stdout": output })))
+                .await;
         }
         // About 3 kB each: the three newest fit in 10 kB.
-        let kept: Vec<usize> = (0..10)
-            .filter(|n| jobs.get(&format!("job-{n}")).is_some())
-            .collect();
+        let mut kept = Vec::new();
+        for n in 0..10 {
+            if jobs.get(&format!("job-{n}")).await.is_some() {
+                kept.push(n);
+            }
+        }
         assert_eq!(kept, [7, 8, 9]);
         // One result above the bound alone is still kept, until the next.
         jobs.insert("huge", Cancellation::new());
         jobs.finish(
             "huge",
             Ok(serde_json::json!({ "stdout": "y".repeat(20_000) })),
-        );
-        assert!(jobs.get("huge").is_some() && jobs.get("job-9").is_none());
+        )
+        .await;
+        assert!(jobs.get("huge").await.is_some() && jobs.get("job-9").await.is_none());
         jobs.insert("next", Cancellation::new());
-        jobs.finish("next", Err(serde_json::json!({ "error": "failed" })));
-        assert!(jobs.get("huge").is_none() && jobs.get("next").is_some());
+        jobs.finish("next", Err(serde_json::json!({ "error": "failed" })))
+            .await;
+        assert!(jobs.get("huge").await.is_none() && jobs.get("next").await.is_some());
         // A job still running is never forgotten.
         jobs.insert("running", Cancellation::new());
         jobs.set_running("running");
         for n in 0..5 {
             let id = format!("more-{n}");
             jobs.insert(&id, Cancellation::new());
-            jobs.finish(&id, Ok(serde_json::json!({ "stdout": output })));
+            jobs.finish(&id, Ok(serde_json::json!({ "stdout": output })))
+                .await;
         }
         assert_eq!(
-            jobs.get("running").map(|j| j.state),
+            jobs.get("running").await.map(|j| j.state),
             Some(JobState::Running)
         );
     }
 
-    #[test]
-    fn a_job_the_last_server_left_unfinished_is_answered_as_interrupted() {
+    #[tokio::test]
+    async fn a_job_the_last_server_left_unfinished_is_answered_as_interrupted() {
         let kept = Arc::new(Kept::in_memory(Bounds::IN_MEMORY));
         let before = Jobs::new(Arc::clone(&kept));
         before.insert("queued", Cancellation::new());
+        before.keep_queued("queued").await;
         before.insert("running", Cancellation::new());
+        before.keep_queued("running").await;
         before.set_running("running");
         before.insert("done", Cancellation::new());
-        before.finish("done", Ok(serde_json::json!({"stdout": "hi"})));
+        before
+            .finish("done", Ok(serde_json::json!({"stdout": "hi"})))
+            .await;
         drop(before);
         let after = Jobs::new(kept);
         assert_eq!(after.recover(), 2);
         for id in ["queued", "running"] {
-            let job = after.get(id).expect("kept");
+            let job = after.get(id).await.expect("kept");
             assert_eq!(job.state, JobState::Finished);
             assert_eq!(job.error.expect("an error")["kind"], "interrupted");
         }
-        let done = after.get("done").expect("kept");
+        let done = after.get("done").await.expect("kept");
         assert_eq!(done.result.expect("its result")["stdout"], "hi");
         assert_eq!(after.recover(), 0);
     }
 
-    #[test]
-    fn deleting_cancels_an_unfinished_job_and_forgets_a_finished_one() {
+    #[tokio::test]
+    async fn deleting_cancels_an_unfinished_job_and_forgets_a_finished_one() {
         let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds::IN_MEMORY)));
         let cancel = Cancellation::new();
         jobs.insert("running", cancel.clone());
         jobs.set_running("running");
         assert!(matches!(
-            jobs.delete("running"),
+            jobs.delete("running").await,
             Some(Deleted::Cancelled(JobStatus {
                 state: JobState::Running,
                 ..
             }))
         ));
         assert!(cancel.is_cancelled());
-        jobs.finish("running", Err(serde_json::json!({"kind": "cancelled"})));
-        let Some(Deleted::Forgotten(status)) = jobs.delete("running") else {
+        jobs.finish("running", Err(serde_json::json!({"kind": "cancelled"})))
+            .await;
+        let Some(Deleted::Forgotten(status)) = jobs.delete("running").await else {
             panic!("a finished job is forgotten");
         };
         assert_eq!(status.error.expect("its error")["kind"], "cancelled");
-        assert!(jobs.get("running").is_none() && jobs.delete("running").is_none());
+        assert!(jobs.get("running").await.is_none() && jobs.delete("running").await.is_none());
     }
 }

@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -232,6 +232,20 @@ impl Kept {
             inner: Mutex::new(inner),
             bounds,
         })
+    }
+
+    /// Runs `f` on a blocking thread, as the async code calls the database: SQLite may wait
+    /// for the disk (a checkpoint's `fsync`, another writer), and the threads serving the
+    /// connections must not. `None` if `f` panicked.
+    pub(crate) async fn off_thread<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Kept) -> T + Send + 'static,
+    ) -> Option<T> {
+        let kept = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&kept))
+            .await
+            .map_err(|e| tracing::error!(error = %e, "a call of the answers' database failed"))
+            .ok()
     }
 
     /// Keeps `body` as the answer for `key`, replacing what was kept; once `finished`, it may

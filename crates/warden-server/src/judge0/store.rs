@@ -70,55 +70,77 @@ impl Store {
         }
     }
 
-    /// Keeps a new submission.
+    /// Holds a new submission in memory, where it is read from until it finishes; its task
+    /// writes it ([`Store::keep_queued`]) before it runs.
     pub(crate) fn insert(&self, record: Record) {
-        self.keep(&record.token, false, &fields::attributes(&record));
         self.live().insert(record.token.clone(), record);
     }
 
+    /// Writes a submission held in memory as it stands (queued), so that a restart finds it.
+    pub(crate) async fn keep_queued(&self, token: &str) {
+        let attributes = self.live().get(token).map(fields::attributes);
+        if let Some(attributes) = attributes {
+            self.keep(token.to_owned(), false, &attributes).await;
+        }
+    }
+
     /// A submission's attributes, by token.
-    pub(crate) fn get(&self, token: &str) -> Option<Attributes> {
+    pub(crate) async fn get(&self, token: &str) -> Option<Attributes> {
         if let Some(record) = self.live().get(token) {
             return Some(fields::attributes(record));
         }
-        let json = self.kept.get(Kind::Judge0, token)?;
+        let key = token.to_owned();
+        let json = self
+            .kept
+            .off_thread(move |kept| kept.get(Kind::Judge0, &key))
+            .await??;
         serde_json::from_str(&json)
             .map_err(|e| tracing::error!(error = %e, token, "a kept submission is unreadable"))
             .ok()
     }
 
-    /// Moves a submission on; once finished, it is kept and leaves the memory.
-    pub(crate) fn update(&self, token: &str, progress: Progress) {
-        let finished = matches!(progress, Progress::Finished(_) | Progress::Failed(_));
-        let mut live = self.live();
-        let Some(record) = live.get_mut(token) else {
-            return;
-        };
-        record.progress = progress;
-        if !finished {
-            return;
+    /// A submission runs (in memory only).
+    pub(crate) fn processing(&self, token: &str) {
+        if let Some(record) = self.live().get_mut(token) {
+            record.progress = Progress::Processing;
         }
-        record.finished_at = Some(SystemTime::now());
-        let attributes = fields::attributes(record);
-        drop(live);
-        self.keep(token, true, &attributes);
+    }
+
+    /// A submission finished (`progress` is `Finished` or `Failed`): it is kept and leaves
+    /// the memory.
+    pub(crate) async fn finish(&self, token: &str, progress: Progress) {
+        let attributes = {
+            let mut live = self.live();
+            let Some(record) = live.get_mut(token) else {
+                return;
+            };
+            record.progress = progress;
+            record.finished_at = Some(SystemTime::now());
+            fields::attributes(record)
+        };
+        self.keep(token.to_owned(), true, &attributes).await;
         // After it is kept: a reader in between still sees it in memory.
         self.live().remove(token);
     }
 
     /// Deletes a finished submission, answering what it was; `Err` with the status of one still
     /// queued or running (which Judge0 does not delete), `Ok(None)` for an unknown token.
-    pub(crate) fn delete(&self, token: &str) -> Result<Option<Attributes>, Status> {
+    pub(crate) async fn delete(&self, token: &str) -> Result<Option<Attributes>, Status> {
         if let Some(record) = self.live().get(token) {
             return Err(match record.progress {
                 Progress::Queued => Status::InQueue,
                 _ => Status::Processing,
             });
         }
-        let Some(attributes) = self.get(token) else {
+        let Some(attributes) = self.get(token).await else {
             return Ok(None);
         };
-        Ok(self.kept.delete(Kind::Judge0, token).then_some(attributes))
+        let key = token.to_owned();
+        let deleted = self
+            .kept
+            .off_thread(move |kept| kept.delete(Kind::Judge0, &key))
+            .await;
+        Ok(deleted.unwrap_or(false).then_some(attributes))
     }
 
     /// Answers the submissions the last server accepted and did not finish as Internal
@@ -136,14 +158,22 @@ impl Store {
                 "finished_at".into(),
                 json!(fields::timestamp(SystemTime::now())),
             );
-            self.keep(token, true, &attributes);
+            match serde_json::to_string(&attributes) {
+                Ok(json) => self.kept.put(Kind::Judge0, token, true, &json),
+                Err(e) => tracing::error!(error = %e, token, "serializing a submission failed"),
+            }
         }
         unfinished.len()
     }
 
-    fn keep(&self, token: &str, finished: bool, attributes: &Attributes) {
+    /// Writes `attributes` (on a blocking thread: see [`Kept::off_thread`]).
+    async fn keep(&self, token: String, finished: bool, attributes: &Attributes) {
         match serde_json::to_string(attributes) {
-            Ok(json) => self.kept.put(Kind::Judge0, token, finished, &json),
+            Ok(json) => {
+                self.kept
+                    .off_thread(move |kept| kept.put(Kind::Judge0, &token, finished, &json))
+                    .await;
+            }
             Err(e) => tracing::error!(error = %e, token, "serializing a submission failed"),
         }
     }
@@ -216,29 +246,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_submission_is_kept_through_a_restart_and_an_unfinished_one_is_interrupted() {
+    #[tokio::test]
+    async fn a_submission_is_kept_through_a_restart_and_an_unfinished_one_is_interrupted() {
         let kept = Arc::new(Kept::in_memory(crate::kept::Bounds::IN_MEMORY));
         let before = Store::new(Arc::clone(&kept));
         before.insert(submission("queued", 10));
+        before.keep_queued("queued").await;
         before.insert(submission("running", 10));
-        before.update("running", Progress::Processing);
-        assert_eq!(before.get("running").expect("kept")["status_id"], 2);
+        before.keep_queued("running").await;
+        before.processing("running");
+        assert_eq!(before.get("running").await.expect("kept")["status_id"], 2);
         before.insert(submission("failed", 10));
-        before.update("failed", Progress::Failed("no".into()));
+        before.finish("failed", Progress::Failed("no".into())).await;
         drop(before);
         let after = Store::new(kept);
         assert_eq!(after.recover(), 2);
         for token in ["queued", "running"] {
-            let shown = after.get(token).expect("kept");
+            let shown = after.get(token).await.expect("kept");
             assert_eq!(shown["status_id"], 13);
             assert_eq!(shown["token"], token);
             assert!(shown["finished_at"].is_string());
         }
-        let failed = after.get("failed").expect("kept");
+        let failed = after.get("failed").await.expect("kept");
         assert_eq!(failed["status_id"], 13);
         assert_eq!(failed["source_code"], "IyMjIyMjIyMjIw==");
         assert_eq!(after.recover(), 0);
-        assert!(after.get("unknown").is_none());
+        assert!(after.get("unknown").await.is_none());
     }
 }

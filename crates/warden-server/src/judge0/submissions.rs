@@ -53,6 +53,7 @@ pub(crate) async fn create(
     }
     let record = store
         .get(&token)
+        .await
         .ok_or_else(|| Judge0Error::not_found(format!("submission {token} was forgotten")))?;
     Ok((StatusCode::CREATED, Json(shown(&record, &fields, base64))))
 }
@@ -69,6 +70,7 @@ pub(crate) async fn show(
     let record = state
         .judge0_store()
         .get(&token)
+        .await
         .ok_or_else(|| Judge0Error::not_found("Not Found"))?;
     let base64 = flag(params.base64_encoded.as_deref());
     Ok(Json(shown(&record, &fields, base64)))
@@ -85,7 +87,7 @@ pub(crate) async fn delete(
 ) -> Result<Json<Value>, Judge0Error> {
     caller(&state, &headers)?;
     let fields = Fields::parse(params.fields.as_deref())?;
-    match state.judge0_store().delete(&token) {
+    match state.judge0_store().delete(&token).await {
         Ok(Some(attributes)) => Ok(Json(shown(&attributes, &fields, true))),
         Ok(None) => Err(Judge0Error::not_found("Not Found")),
         Err(status) => Err(Judge0Error::bad_request(format!(
@@ -147,15 +149,11 @@ pub(crate) async fn show_batch(
         .filter(|t| !t.is_empty())
         .collect();
     batch_size(tokens.len())?;
-    let submissions: Vec<Value> = tokens
-        .iter()
-        .map(|t| {
-            state
-                .judge0_store()
-                .get(t)
-                .map_or(Value::Null, |r| shown(&r, &fields, base64))
-        })
-        .collect();
+    let mut submissions = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let found = state.judge0_store().get(token).await;
+        submissions.push(found.map_or(Value::Null, |r| shown(&r, &fields, base64)));
+    }
     Ok(Json(json!({ "submissions": submissions })))
 }
 
@@ -207,9 +205,10 @@ fn start(
     let task = tokio::spawn(async move {
         // Until its answer is kept.
         let _keeping = keeping;
+        store.keep_queued(&id).await;
         let on_start = {
             let (store, id) = (store.clone(), id.clone());
-            move || store.update(&id, Progress::Processing)
+            move || store.processing(&id)
         };
         let ran = state
             .run_admitted(admitted, input.execution(), caller, on_start)
@@ -218,8 +217,9 @@ fn start(
             Ok(execution) => (Progress::Finished(Box::new(execution.result)), None),
             Err(e) => (Progress::Failed(format!("{e:#}")), Some(e)),
         };
-        store.update(&id, progress);
-        if let (Some(url), Some(record)) = (&input.callback_url, store.get(&id)) {
+        store.finish(&id, progress).await;
+        let finished = store.get(&id).await;
+        if let (Some(url), Some(record)) = (&input.callback_url, finished) {
             let body = shown(&record, &Fields::callback(), true).to_string();
             tokio::spawn(callback::deliver(url.clone(), body));
         }

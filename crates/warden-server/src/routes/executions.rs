@@ -118,6 +118,7 @@ fn start(
     tokio::spawn(async move {
         // Until its answer is kept.
         let _keeping = keeping;
+        state.jobs().keep_queued(&id).await;
         let running = {
             let (state, id) = (state.clone(), id.clone());
             move || state.jobs().set_running(&id)
@@ -130,7 +131,7 @@ fn start(
                 serde_json::to_value(&execution.result)
                     .map_err(|e| serde_json::json!({ "error": e.to_string(), "kind": "internal" }))
             });
-        state.jobs().finish(&id, outcome);
+        state.jobs().finish(&id, outcome).await;
     });
     Ok(status)
 }
@@ -155,6 +156,7 @@ pub(crate) async fn status(
     state
         .jobs()
         .get(&id)
+        .await
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no execution {id:?}")))
 }
@@ -178,7 +180,7 @@ pub(crate) async fn delete(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    match state.jobs().delete(&id) {
+    match state.jobs().delete(&id).await {
         Some(Deleted::Cancelled(status)) => {
             Ok((StatusCode::ACCEPTED, Json(status)).into_response())
         }
