@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
-use warden_core::Outcome;
+use warden_core::{ByteSize, Outcome, Usage};
 use warden_engine::ExecutionResult;
 
 use super::statuses::{exit_signal, message, Status};
@@ -224,17 +224,33 @@ fn finished(
     };
     a.insert("exit_code".into(), json!(code));
     a.insert("exit_signal".into(), json!(exit_signal(&result.outcome)));
-    a.insert("time".into(), json!(seconds(result.usage.cpu_time)));
-    a.insert("wall_time".into(), json!(seconds(result.usage.wall_time)));
-    a.insert(
-        "memory".into(),
-        json!(result.usage.peak_memory.bytes() / 1024),
-    );
+    let usage = averaged(result);
+    a.insert("time".into(), json!(seconds(usage.cpu_time)));
+    a.insert("wall_time".into(), json!(seconds(usage.wall_time)));
+    a.insert("memory".into(), json!(usage.peak_memory.bytes() / 1024));
     a.insert(
         "warden".into(),
-        json!({ "id": result.id, "outcome": result.outcome }),
+        json!({ "id": result.id, "outcome": result.outcome, "runs": result.tests.len().max(1) }),
     );
     status
+}
+
+/// The run's usage, or with `number_of_runs` (the runs after the first are test cases) the
+/// average of the runs', as Judge0 shows it.
+fn averaged(result: &ExecutionResult) -> Usage {
+    let runs = &result.tests;
+    let Ok(n) = u32::try_from(runs.len()) else {
+        return result.usage;
+    };
+    if n < 2 {
+        return result.usage;
+    }
+    let memory: u64 = runs.iter().map(|r| r.usage.peak_memory.bytes()).sum();
+    Usage {
+        cpu_time: runs.iter().map(|r| r.usage.cpu_time).sum::<Duration>() / n,
+        wall_time: runs.iter().map(|r| r.usage.wall_time).sum::<Duration>() / n,
+        peak_memory: ByteSize(memory / u64::from(n)),
+    }
 }
 
 /// Seconds as Judge0 shows them: a decimal string with milliseconds (`"0.012"`).

@@ -237,6 +237,7 @@ mod tests {
                 compile_options: Vec::new(),
                 limits: warden_core::LimitOverrides::default(),
                 redirect_stderr_to_stdout: false,
+                number_of_runs: 1,
                 callback_url: None,
                 echo: serde_json::Map::new(),
             }),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use warden_core::{ByteSize, Language, LimitBounds, LimitOverrides, Limits};
-use warden_engine::{ExecutionRequest, SourceFile};
+use warden_engine::{ExecutionRequest, SourceFile, TestCase};
 use warden_sandbox::Stdin;
 
 use super::languages::language_of;
@@ -41,6 +41,10 @@ pub(crate) struct Input {
     pub(crate) limits: LimitOverrides,
     /// Append stderr to stdout.
     pub(crate) redirect_stderr_to_stdout: bool,
+    /// How many times the program runs (`number_of_runs`, 1 to 20): each run in a fresh
+    /// sandbox with the same input, the last one's output and status shown, time and memory
+    /// averaged.
+    pub(crate) number_of_runs: u32,
     /// Where to `PUT` the result (a loopback URL).
     pub(crate) callback_url: Option<String>,
     /// The other attributes as sent, echoed back by `fields`.
@@ -67,6 +71,18 @@ impl Input {
             stderr_to_stdout: self.redirect_stderr_to_stdout,
             stdin: Stdin::Bytes(self.stdin.clone().unwrap_or_default()),
             limits: self.limits,
+            // The runs after the first are test cases with the same input and no expected
+            // output: one compile, a fresh sandbox each, the last one's output on top.
+            tests: match self.number_of_runs {
+                0 | 1 => Vec::new(),
+                n => (0..n)
+                    .map(|_| TestCase {
+                        stdin: self.stdin.clone().unwrap_or_default(),
+                        args: Vec::new(),
+                        expected_output: None,
+                    })
+                    .collect(),
+            },
             ..ExecutionRequest::default()
         }
     }
@@ -135,7 +151,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
             },
         },
     };
-    let limits = limits(body, &mut invalid);
+    let (limits, number_of_runs) = limits(body, &mut invalid);
     let args = split(body, "command_line_arguments", &mut invalid);
     let compile_options = split(body, "compiler_options", &mut invalid);
     if let (false, Some((_, language))) = (compile_options.is_empty(), language) {
@@ -175,6 +191,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         compile_options,
         limits,
         redirect_stderr_to_stdout: redirect,
+        number_of_runs,
         callback_url,
         echo,
     })
@@ -216,8 +233,8 @@ pub(crate) fn decode(text: &str) -> Result<Vec<u8>, ()> {
 }
 
 /// Judge0's limit attributes as warden's: seconds, kilobytes, counts; checked against warden's
-/// maxima with Judge0's messages.
-fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> LimitOverrides {
+/// maxima with Judge0's messages. With them, `number_of_runs` (1 when absent).
+fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> (LimitOverrides, u32) {
     let maxima = Limits::default_maxima();
     let mut number = |field: &str, min: f64, max: f64| -> Option<f64> {
         let value = match body.get(field) {
@@ -259,7 +276,7 @@ fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> LimitOverrides {
     );
     number("cpu_extra_time", 0.0, maxima.cpu_time.as_secs_f64());
     let stack = number("stack_limit", 0.0, maxima.stack_size.bytes() as f64 / kb);
-    number("number_of_runs", 1.0, 20.0);
+    let runs = number("number_of_runs", 1.0, 20.0).map_or(1, |v| v as u32);
     // Below the smallest stack warden runs anything in (Judge0 takes any positive size).
     let min_stack = LimitBounds::default().min.stack_size.bytes() as f64 / kb;
     if stack.is_some_and(|v| v > 0.0 && v < min_stack) {
@@ -267,7 +284,7 @@ fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> LimitOverrides {
         add(invalid, "stack_limit", message);
     }
     // Judge0 counts 0 as "no limit given" for the times; warden needs a positive limit.
-    LimitOverrides {
+    let limits = LimitOverrides {
         cpu_time: cpu.filter(|v| *v > 0.0).map(seconds),
         wall_time: wall.filter(|v| *v > 0.0).map(seconds),
         memory: memory.map(|v| ByteSize((v * kb) as u64)),
@@ -278,7 +295,8 @@ fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> LimitOverrides {
             .filter(|v| *v > 0.0)
             .map(|v| ByteSize((v * kb) as u64)),
         ..LimitOverrides::default()
-    }
+    };
+    (limits, runs)
 }
 
 /// `command_line_arguments` or `compiler_options` as Judge0 sanitizes them (shell
@@ -420,19 +438,26 @@ mod tests {
     fn limits_are_converted_and_checked_with_judge0s_messages() {
         let body = serde_json::json!({
             "cpu_time_limit": 2.5, "memory_limit": 65536, "wall_time_limit": 0,
-            "max_processes_and_or_threads": 10,
+            "max_processes_and_or_threads": 10, "number_of_runs": 3,
         });
         let mut invalid = Invalid::new();
-        let got = limits(body.as_object().expect("object"), &mut invalid);
+        let (got, runs) = limits(body.as_object().expect("object"), &mut invalid);
         assert!(invalid.is_empty(), "{invalid:?}");
+        assert_eq!(runs, 3);
         assert_eq!(got.cpu_time, Some(Duration::from_millis(2500)));
         assert_eq!(got.memory, Some(ByteSize::mib(64)));
         assert_eq!(got.wall_time, None, "0 is no limit given");
         assert_eq!(got.max_procs, Some(10));
 
-        let body = serde_json::json!({ "cpu_time_limit": 1e9, "memory_limit": "lots" });
+        let body = serde_json::json!({ "cpu_time_limit": 1e9, "memory_limit": "lots",
+                                       "number_of_runs": 21 });
         let mut invalid = Invalid::new();
-        limits(body.as_object().expect("object"), &mut invalid);
+        let (_, runs) = limits(body.as_object().expect("object"), &mut invalid);
+        assert_eq!(runs, 1);
+        assert_eq!(
+            invalid["number_of_runs"],
+            ["must be less than or equal to 20"]
+        );
         assert_eq!(
             invalid["cpu_time_limit"],
             ["must be less than or equal to 300"]

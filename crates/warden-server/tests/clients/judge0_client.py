@@ -117,6 +117,15 @@ def raw(base):
           f"wait=true with base64: {status} {body}")
     check(isinstance(body["time"], str) and isinstance(body["memory"], int), f"units: {body}")
 
+    # number_of_runs: three runs (each in a fresh sandbox), the last one shown, times averaged.
+    status, body = http(base, "POST", "/submissions?wait=true&fields=stdout,status,warden,time",
+                        {"language_id": 46, "source_code": "echo again", "number_of_runs": 3})
+    check(status == 201 and body["stdout"] == "again\n" and body["status"]["id"] == 3
+          and body["warden"]["runs"] == 3, f"number_of_runs: {status} {body}")
+    status, body = http(base, "POST", "/submissions", {"language_id": 46, "source_code": "true", "number_of_runs": 21})
+    check(status == 422 and body.get("number_of_runs") == ["must be less than or equal to 20"],
+          f"number_of_runs above 20: {status} {body}")
+
     memory = {"language_id": 71, "source_code": "x = 'a' * (400 * 1024 * 1024)\n", "memory_limit": 65536}
     status, body = http(base, "POST", "/submissions?wait=true&fields=status,warden", memory)
     check(status == 201 and body["status"]["id"] == 12 and body["warden"]["outcome"]["kind"] == "memory_limit",
