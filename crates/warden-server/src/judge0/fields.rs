@@ -181,7 +181,7 @@ pub(crate) fn attributes(record: &Record) -> Attributes {
             a.insert("message".into(), text_value(why.as_bytes()));
             Status::InternalError
         }
-        Progress::Finished(result) => finished(&mut a, result, expected),
+        Progress::Finished(result) => finished(&mut a, result, expected, input.cpu_time_limit),
     };
     a.insert("status".into(), status.json());
     a.insert("status_id".into(), json!(status.id()));
@@ -192,10 +192,16 @@ fn finished(
     a: &mut Map<String, Value>,
     result: &ExecutionResult,
     expected: Option<&[u8]>,
+    cpu_time_limit: Option<Duration>,
 ) -> Status {
     // With `redirect_stderr_to_stdout` the sandbox gave the program one stream for both, so
     // stdout holds them interleaved and stderr is empty.
-    let status = Status::of(&result.outcome, &result.stdout, expected);
+    let mut status = Status::of(&result.outcome, &result.stdout, expected);
+    // Past the limit asked for, within its extra time: killed or not, too slow.
+    let ran = status != Status::CompilationError;
+    if cpu_time_limit.is_some_and(|limit| ran && result.usage.cpu_time > limit) {
+        status = Status::TimeLimitExceeded;
+    }
     a.insert("stdout".into(), text_value(&result.stdout));
     a.insert("stderr".into(), text_value(&result.stderr));
     // A failed dependency installation stands where a failed compile would (statuses.rs).

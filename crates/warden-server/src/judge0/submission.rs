@@ -41,6 +41,9 @@ pub(crate) struct Input {
     pub(crate) limits: LimitOverrides,
     /// Append stderr to stdout.
     pub(crate) redirect_stderr_to_stdout: bool,
+    /// The cpu time limit asked for, when `cpu_extra_time` lets the program run past it: a run
+    /// that used more is a Time Limit Exceeded however it ended (isolate's `-x`).
+    pub(crate) cpu_time_limit: Option<Duration>,
     /// How many times the program runs (`number_of_runs`, 1 to 20): each run in a fresh
     /// sandbox with the same input, the last one's output and status shown, time and memory
     /// averaged.
@@ -151,7 +154,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
             },
         },
     };
-    let (limits, number_of_runs) = limits(body, &mut invalid);
+    let (limits, number_of_runs, cpu_time_limit) = limits(body, &mut invalid);
     let args = split(body, "command_line_arguments", &mut invalid);
     let compile_options = split(body, "compiler_options", &mut invalid);
     if let (false, Some((_, language))) = (compile_options.is_empty(), language) {
@@ -192,6 +195,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         limits,
         redirect_stderr_to_stdout: redirect,
         number_of_runs,
+        cpu_time_limit,
         callback_url,
         echo,
     })
@@ -233,8 +237,12 @@ pub(crate) fn decode(text: &str) -> Result<Vec<u8>, ()> {
 }
 
 /// Judge0's limit attributes as warden's: seconds, kilobytes, counts; checked against warden's
-/// maxima with Judge0's messages. With them, `number_of_runs` (1 when absent).
-fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> (LimitOverrides, u32) {
+/// maxima with Judge0's messages. With them, `number_of_runs` (1 when absent), and the cpu
+/// time limit as asked when `cpu_extra_time` raised the enforced one.
+fn limits(
+    body: &Map<String, Value>,
+    invalid: &mut Invalid,
+) -> (LimitOverrides, u32, Option<Duration>) {
     let maxima = Limits::default_maxima();
     let mut number = |field: &str, min: f64, max: f64| -> Option<f64> {
         let value = match body.get(field) {
@@ -274,7 +282,7 @@ fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> (LimitOverrides, 
         0.0,
         maxima.max_file_size.bytes() as f64 / kb,
     );
-    number("cpu_extra_time", 0.0, maxima.cpu_time.as_secs_f64());
+    let extra = number("cpu_extra_time", 0.0, maxima.cpu_time.as_secs_f64());
     let stack = number("stack_limit", 0.0, maxima.stack_size.bytes() as f64 / kb);
     let runs = number("number_of_runs", 1.0, 20.0).map_or(1, |v| v as u32);
     // Below the smallest stack warden runs anything in (Judge0 takes any positive size).
@@ -284,8 +292,13 @@ fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> (LimitOverrides, 
         add(invalid, "stack_limit", message);
     }
     // Judge0 counts 0 as "no limit given" for the times; warden needs a positive limit.
+    let cpu = cpu.filter(|v| *v > 0.0);
+    // Extra time, as isolate's `-x`: the program is killed that much later, and judged
+    // against the limit asked for (fields.rs).
+    let extra = extra.filter(|v| *v > 0.0);
+    let enforced = cpu.map(|v| (v + extra.unwrap_or(0.0)).min(maxima.cpu_time.as_secs_f64()));
     let limits = LimitOverrides {
-        cpu_time: cpu.filter(|v| *v > 0.0).map(seconds),
+        cpu_time: enforced.map(seconds),
         wall_time: wall.filter(|v| *v > 0.0).map(seconds),
         memory: memory.map(|v| ByteSize((v * kb) as u64)),
         max_procs: procs.map(|v| v as u32),
@@ -296,7 +309,7 @@ fn limits(body: &Map<String, Value>, invalid: &mut Invalid) -> (LimitOverrides, 
             .map(|v| ByteSize((v * kb) as u64)),
         ..LimitOverrides::default()
     };
-    (limits, runs)
+    (limits, runs, cpu.filter(|_| extra.is_some()).map(seconds))
 }
 
 /// `command_line_arguments` or `compiler_options` as Judge0 sanitizes them (shell
@@ -441,9 +454,13 @@ mod tests {
             "max_processes_and_or_threads": 10, "number_of_runs": 3,
         });
         let mut invalid = Invalid::new();
-        let (got, runs) = limits(body.as_object().expect("object"), &mut invalid);
+        let (got, runs, _) = limits(body.as_object().expect("object"), &mut invalid);
         assert!(invalid.is_empty(), "{invalid:?}");
         assert_eq!(runs, 3);
+        let extra = serde_json::json!({ "cpu_time_limit": 1, "cpu_extra_time": 0.5 });
+        let (enforced, _, asked) = limits(extra.as_object().expect("object"), &mut invalid);
+        assert_eq!(enforced.cpu_time, Some(Duration::from_millis(1500)));
+        assert_eq!(asked, Some(Duration::from_secs(1)));
         assert_eq!(got.cpu_time, Some(Duration::from_millis(2500)));
         assert_eq!(got.memory, Some(ByteSize::mib(64)));
         assert_eq!(got.wall_time, None, "0 is no limit given");
@@ -452,7 +469,7 @@ mod tests {
         let body = serde_json::json!({ "cpu_time_limit": 1e9, "memory_limit": "lots",
                                        "number_of_runs": 21 });
         let mut invalid = Invalid::new();
-        let (_, runs) = limits(body.as_object().expect("object"), &mut invalid);
+        let (_, runs, _) = limits(body.as_object().expect("object"), &mut invalid);
         assert_eq!(runs, 1);
         assert_eq!(
             invalid["number_of_runs"],

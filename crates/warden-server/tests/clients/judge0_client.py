@@ -126,6 +126,15 @@ def raw(base):
     check(status == 422 and body.get("number_of_runs") == ["must be less than or equal to 20"],
           f"number_of_runs above 20: {status} {body}")
 
+    # cpu_extra_time, as isolate's -x: killed later, judged against the limit asked for. Half a
+    # second of cpu against 0.2 s plus 2 s extra: it finishes, and is a Time Limit Exceeded.
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5:\n    pass\nprint('done')\n"
+    status, body = http(base, "POST", "/submissions?wait=true&fields=stdout,status,warden,time",
+                        {"language_id": 71, "source_code": spin, "cpu_time_limit": 0.2, "cpu_extra_time": 2})
+    check(status == 201 and body["status"]["id"] == 5 and body["stdout"] == "done\n"
+          and float(body["time"]) >= 0.5 and body["warden"]["outcome"]["kind"] == "exited",
+          f"cpu_extra_time: {status} {body}")
+
     memory = {"language_id": 71, "source_code": "x = 'a' * (400 * 1024 * 1024)\n", "memory_limit": 65536}
     status, body = http(base, "POST", "/submissions?wait=true&fields=status,warden", memory)
     check(status == 201 and body["status"]["id"] == 12 and body["warden"]["outcome"]["kind"] == "memory_limit",
