@@ -559,6 +559,50 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
     );
 }
 
+/// Judge0's multi-file program runs what the analysis did not read (its scripts build other
+/// files): where the configuration would run harmless code trusted, it runs sandboxed.
+#[test]
+fn a_multi_file_program_never_runs_trusted() {
+    let server = Server::start(&format!(
+        "[modes]\ntrusted_enabled = true\nnone = \"trusted\"\nlow = \"trusted\"\n{TOKENS}"
+    ));
+    let judge0 = [("x-auth-token", "s3cret")];
+    // The zip of a `run` script, as the SDK's Filesystem makes it (Python's zipfile).
+    let zipped = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import base64, io, zipfile\nb = io.BytesIO()\nwith zipfile.ZipFile(b, 'w') as z:\n    \
+             z.writestr('run', 'echo ran')\nprint(base64.b64encode(b.getvalue()).decode())",
+        ])
+        .output()
+        .expect("python3 runs");
+    let archive = String::from_utf8(zipped.stdout).expect("text");
+    let mode_of = |body: Value| {
+        let path = "/submissions?wait=true&fields=stdout,status_id,warden";
+        let answer = server.raw("POST", path, &judge0, Some(body.to_string()));
+        assert_eq!(answer.code, 201, "{}", answer.body);
+        let answer = answer.json();
+        assert_eq!(answer["stdout"], "ran\n", "{answer}");
+        let id = answer["warden"]["id"].as_str().expect("an id").to_owned();
+        let shown = server
+            .world
+            .warden()
+            .args(["show", "--json", &id])
+            .output()
+            .expect("warden show");
+        let shown: Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+        shown["mode"].as_str().expect("a mode").to_owned()
+    };
+    let plain = json!({"language_id": 46, "source_code": "echo ran"});
+    assert_eq!(
+        mode_of(plain),
+        "trusted",
+        "the configuration runs harmless bash trusted"
+    );
+    let project = json!({"language_id": 89, "additional_files": archive.trim()});
+    assert_eq!(mode_of(project), "sandboxed");
+}
+
 /// `DELETE /v1/executions/{id}` cancels a job still running (its program ends, the job
 /// finishes as `cancelled`) and then forgets the finished job.
 #[test]

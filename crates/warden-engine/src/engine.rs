@@ -206,6 +206,8 @@ struct Prepared<'e> {
     /// A session's shell command: the run is `bash -c` of the program's text, and no file is
     /// written into the workspace (`sessions.rs`).
     command: bool,
+    /// The program's own commands, in place of the language's.
+    own_commands: Option<crate::execution::OwnCommands>,
 }
 
 /// A sandbox's ceilings raised to hold a stage run in it with `stage`'s limits.
@@ -366,7 +368,12 @@ impl Engine {
             self.sandbox()?,
             prepared.mode,
             spec,
-            request.reuse,
+            // The program's own compile and run commands share one workspace.
+            if prepared.own_commands.is_some() {
+                crate::test_cases::SandboxReuse::Shared
+            } else {
+                request.reuse
+            },
             request.cancel.clone(),
         )?
         .with_pool(pool, request.origin.token.as_deref().unwrap_or(""))
@@ -406,6 +413,16 @@ impl Engine {
         request: &mut ExecutionRequest,
         runner: &mut runner::Runner,
     ) -> Result<Stages, EngineError> {
+        if let Some(own) = &prepared.own_commands {
+            let compile = match &own.compile {
+                Some(argv) => match self.own_compile(prepared, runner, argv)? {
+                    Ok(stage) => Some(stage),
+                    Err(failed) => return Ok((Some(failed), None, Vec::new())),
+                },
+                None => None,
+            };
+            return self.runs(prepared, request, runner, Vec::new(), compile);
+        }
         let artifacts = match &prepared.language.compile {
             None => Vec::new(),
             Some(_) => match self.compile_stage(prepared, runner)? {
@@ -416,6 +433,32 @@ impl Engine {
             },
         };
         self.runs(prepared, request, runner, artifacts, None)
+    }
+
+    /// The program's own compile command, in the sandbox its runs will use: `Ok` with the
+    /// stage when it exited 0, `Err` with it otherwise (a compile error).
+    fn own_compile(
+        &self,
+        prepared: &Prepared<'_>,
+        runner: &mut runner::Runner,
+        argv: &[String],
+    ) -> Result<Result<StageResult, StageResult>, EngineError> {
+        let limits = prepared
+            .compile_limits
+            .expect("own compile commands have compile limits");
+        let language = prepared.language;
+        let mut job = prepared.with_dependencies(self.job(
+            language,
+            &language.run.argv,
+            &prepared.program,
+            &[],
+            limits,
+        ));
+        job.argv = argv.to_vec();
+        let run = runner.run(&job, Stdin::Null)?;
+        let clean = run.outcome == (Outcome::Exited { code: 0 });
+        let stage = StageResult::from_run(run);
+        Ok(if clean { Ok(stage) } else { Err(stage) })
     }
 
     /// The run stage: one run with the request's stdin, or one per test case.
@@ -442,6 +485,13 @@ impl Engine {
                 ..WorkspaceFile::new(f.path.clone(), f.contents.clone())
             }));
             job.merge_stderr = request.stderr_to_stdout;
+            if let Some(own) = &prepared.own_commands {
+                job.argv = own.run.iter().chain(args).cloned().collect();
+                if own.compile.is_some() {
+                    // The workspace is the compile command's, as it left it.
+                    job.files.clear();
+                }
+            }
             if prepared.command {
                 let entry = prepared.program.files.first();
                 let text = String::from_utf8_lossy(entry.map_or(&[][..], |f| &f.contents));
@@ -496,12 +546,24 @@ impl Engine {
         let mut program = Program::prepare(language, &request.sources)?
             .with_compile_options(language, &request.compile_options)?;
         program.compile_entry_only = request.compile_entry_only;
+        if let Some(own) = &request.own_commands {
+            // The scripts the commands name are read as the language's code.
+            program.add_sources_named(own.compile.iter().flatten().chain(&own.run));
+        }
         let limits = self.limits(&[&language.limits, &request.limits])?;
-        let compile_limits = language
-            .compile
-            .as_ref()
-            .map(|stage| self.limits(&[&language.limits, &stage.limits, &request.compile_limits]))
-            .transpose()?;
+        let compile_limits = match (&request.own_commands, &language.compile) {
+            (Some(own), _) => own
+                .compile
+                .as_ref()
+                .map(|_| self.limits(&[&language.limits, &request.compile_limits]))
+                .transpose()?,
+            (None, stage) => stage
+                .as_ref()
+                .map(|stage| {
+                    self.limits(&[&language.limits, &stage.limits, &request.compile_limits])
+                })
+                .transpose()?,
+        };
         let analysing = std::time::Instant::now();
         let analysis = self.analyze_program(language, &program);
         let analysis_time = analysing.elapsed();
@@ -516,20 +578,33 @@ impl Engine {
                 refusal,
                 analysis: analysis.clone(),
             })?;
+        let (mode, reason) = match (&request.own_commands, choice.mode) {
+            // What the commands build was not analysed: never less than sandboxed.
+            (Some(_), Mode::Trusted) => (
+                Mode::Sandboxed,
+                format!(
+                    "{}; raised to sandboxed: the program's own commands run files the analysis \
+                     did not read",
+                    choice.reason
+                ),
+            ),
+            _ => (choice.mode, choice.reason),
+        };
         Ok(Prepared {
             language,
             detection,
             program,
             limits,
             compile_limits,
-            mode: choice.mode,
-            reason: choice.reason,
+            mode,
+            reason,
             analysis,
             analysis_time,
             dependencies,
             dependency_dir: None,
             read_only: request.read_only.clone(),
             command: false,
+            own_commands: request.own_commands.clone(),
         })
     }
 

@@ -79,6 +79,24 @@ pub struct ExecutionRequest {
     pub interactive: Option<Interactive>,
     /// Named volumes mounted into the compile and run stages' sandboxes (docs/volumes.md).
     pub volumes: Vec<VolumeRequest>,
+    /// Commands of the program's own in place of its language's (Judge0's multi-file
+    /// program): set by an adapter from a fixed form, never from a request's fields.
+    pub own_commands: Option<OwnCommands>,
+}
+
+/// A program that says how it is built and run (Judge0's multi-file program: a `compile` and a
+/// `run` script). Both stages run in one sandbox, one after the other, so that what the
+/// compile command leaves in the workspace is there for the run (the language's compile stage
+/// and its cache do not apply). The program's files that these commands name are analysed in
+/// the language (the others are not: the mode is at least `sandboxed`, whatever the analysis
+/// found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnCommands {
+    /// The compile stage's command, if any (run in the workspace; a failure is a compile
+    /// error, with its output).
+    pub compile: Option<Vec<String>>,
+    /// The run stage's command; the request's arguments follow it.
+    pub run: Vec<String>,
 }
 
 /// A named volume a run asks for, and where it appears inside the sandbox.

@@ -45,6 +45,21 @@ impl Program {
         }
     }
 
+    /// Counts the files at these relative paths among the source files (what analysis reads),
+    /// after the others.
+    pub(crate) fn add_sources_named<'a>(&mut self, names: impl IntoIterator<Item = &'a String>) {
+        for name in names {
+            let path = format!("{WORKDIR}/{name}");
+            let present = self
+                .files
+                .iter()
+                .any(|f| f.path.as_os_str() == name.as_str());
+            if present && !self.sources.contains(&path) {
+                self.sources.push(path);
+            }
+        }
+    }
+
     /// Whether `file` is one of the program's source files (what analysis reads).
     pub(crate) fn is_source(&self, file: &WorkspaceFile) -> bool {
         let path = format!("{WORKDIR}/{}", file.path.display());

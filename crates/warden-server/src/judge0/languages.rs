@@ -25,10 +25,12 @@ const fn entry(id: u32, warden: &'static str) -> LanguageIdEntry {
 }
 
 /// Judge0 CE 1.13.1's ids (first for each language: what the SDK sends), then the hosted
-/// CE 1.14's. Python 2 (70), TypeScript, the multi-file program (89) and the others have no
-/// warden language and stay unknown.
+/// CE 1.14's. Python 2 (70), TypeScript and the others have no warden language and stay
+/// unknown.
 pub(crate) const IDS: &[LanguageIdEntry] = &[
     entry(46, "bash"),
+    // The multi-file program: its `compile` and `run` scripts, with bash (submission.rs).
+    entry(89, "bash"),
     entry(50, "c"),
     entry(48, "c"),
     entry(49, "c"),
@@ -71,6 +73,18 @@ pub(crate) fn language_of(state: &AppState, id: i64) -> Option<&Language> {
     state.engine().catalog().get(entry.warden)
 }
 
+/// The multi-file program's name, as Judge0 lists it.
+const MULTI_FILE_NAME: &str = "Multi-file program";
+
+/// The name of an id: its warden language's, but for the multi-file program.
+fn name(id: u32, language: &Language) -> &str {
+    if i64::from(id) == super::submission::MULTI_FILE {
+        MULTI_FILE_NAME
+    } else {
+        &language.name
+    }
+}
+
 /// The name shown for an id: warden's language name (the version is the host's toolchain's,
 /// not the one Judge0 had under that id).
 fn listed(state: &AppState) -> Vec<(u32, &Language)> {
@@ -87,7 +101,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<Value>> {
     Json(
         listed(&state)
             .into_iter()
-            .map(|(id, l)| json!({ "id": id, "name": l.name }))
+            .map(|(id, l)| json!({ "id": id, "name": name(id, l) }))
             .collect(),
     )
 }
@@ -95,11 +109,11 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<Value>> {
 /// `GET /languages/all`: `[{id, name, is_archived}]`, by name.
 pub(crate) async fn all(State(state): State<AppState>) -> Json<Vec<Value>> {
     let mut listed = listed(&state);
-    listed.sort_by(|a, b| a.1.name.cmp(&b.1.name).then(a.0.cmp(&b.0)));
+    listed.sort_by(|a, b| name(a.0, a.1).cmp(name(b.0, b.1)).then(a.0.cmp(&b.0)));
     Json(
         listed
             .into_iter()
-            .map(|(id, l)| json!({ "id": id, "name": l.name, "is_archived": false }))
+            .map(|(id, l)| json!({ "id": id, "name": name(id, l), "is_archived": false }))
             .collect(),
     )
 }
@@ -112,6 +126,16 @@ pub(crate) async fn show(
     let not_found = || Judge0Error::not_found(format!("language with id {id} doesn't exist"));
     let number: i64 = id.parse().map_err(|_| not_found())?;
     let language = language_of(&state, number).ok_or_else(not_found)?;
+    if number == super::submission::MULTI_FILE {
+        return Ok(Json(json!({
+            "id": number,
+            "name": MULTI_FILE_NAME,
+            "is_archived": false,
+            "source_file": null,
+            "compile_cmd": "/bin/bash compile",
+            "run_cmd": "/bin/bash run",
+        })));
+    }
     Ok(Json(json!({
         "id": number,
         "name": language.name,

@@ -238,6 +238,7 @@ mod tests {
                 limits: warden_core::LimitOverrides::default(),
                 redirect_stderr_to_stdout: false,
                 number_of_runs: 1,
+                project: false,
                 cpu_time_limit: None,
                 callback_url: None,
                 echo: serde_json::Map::new(),

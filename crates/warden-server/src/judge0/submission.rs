@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use warden_core::{ByteSize, Language, LimitBounds, LimitOverrides, Limits};
-use warden_engine::{ExecutionRequest, SourceFile, TestCase};
+use warden_engine::{ExecutionRequest, OwnCommands, SourceFile, TestCase};
 use warden_sandbox::Stdin;
 
 use super::languages::language_of;
@@ -44,6 +44,9 @@ pub(crate) struct Input {
     /// The cpu time limit asked for, when `cpu_extra_time` lets the program run past it: a run
     /// that used more is a Time Limit Exceeded however it ended (isolate's `-x`).
     pub(crate) cpu_time_limit: Option<Duration>,
+    /// Judge0's multi-file program (language 89): no `source_code`, and the archive's `run`
+    /// script (after its `compile` script, if any) is the program.
+    pub(crate) project: bool,
     /// How many times the program runs (`number_of_runs`, 1 to 20): each run in a fresh
     /// sandbox with the same input, the last one's output and status shown, time and memory
     /// averaged.
@@ -57,14 +60,34 @@ pub(crate) struct Input {
 impl Input {
     /// The engine's request.
     pub(crate) fn execution(&self) -> ExecutionRequest {
-        ExecutionRequest {
-            language: Some(self.language.clone()),
-            sources: std::iter::once(SourceFile {
+        let sources = if self.project {
+            // The run script first (the entry), then the rest, as the archive had them.
+            let (run, rest): (Vec<&SourceFile>, Vec<&SourceFile>) = self
+                .additional_files
+                .iter()
+                .partition(|f| f.name.as_deref() == Some(RUN_SCRIPT));
+            run.into_iter().chain(rest).cloned().collect()
+        } else {
+            std::iter::once(SourceFile {
                 name: None,
                 code: self.source_code.clone(),
             })
             .chain(self.additional_files.iter().cloned())
-            .collect(),
+            .collect()
+        };
+        // Judge0's `compile_cmd` and `run_cmd` for language 89.
+        let own_commands = self.project.then(|| OwnCommands {
+            compile: self
+                .additional_files
+                .iter()
+                .any(|f| f.name.as_deref() == Some(COMPILE_SCRIPT))
+                .then(|| vec!["/bin/bash".to_owned(), COMPILE_SCRIPT.to_owned()]),
+            run: vec!["/bin/bash".to_owned(), RUN_SCRIPT.to_owned()],
+        });
+        ExecutionRequest {
+            language: Some(self.language.clone()),
+            sources,
+            own_commands,
             args: self.args.clone(),
             compile_options: self.compile_options.clone(),
             // Judge0 compiles `main.c` (`Main.java`, ...) alone; additional files are there to
@@ -90,6 +113,13 @@ impl Input {
         }
     }
 }
+
+/// Judge0's multi-file program: its scripts are in `additional_files`.
+pub(crate) const MULTI_FILE: i64 = 89;
+/// The multi-file program's run script.
+const RUN_SCRIPT: &str = "run";
+/// The multi-file program's compile script, if it has one.
+const COMPILE_SCRIPT: &str = "compile";
 
 /// Attributes echoed as sent (limits and options warden reads or refuses).
 const ECHOED: [&str; 16] = [
@@ -125,7 +155,14 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
     let source_code = text(body, "source_code", base64, &mut invalid);
     let stdin = text(body, "stdin", base64, &mut invalid);
     let expected_output = text(body, "expected_output", base64, &mut invalid);
-    if !matches!(&source_code, Some(s) if !s.is_empty()) && !invalid.contains_key("source_code") {
+    let project = body
+        .get("language_id")
+        .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+        == Some(MULTI_FILE);
+    let has_code = matches!(&source_code, Some(s) if !s.is_empty());
+    if project && has_code {
+        add(&mut invalid, "source_code", "must be blank".to_owned());
+    } else if !project && !has_code && !invalid.contains_key("source_code") {
         add(&mut invalid, "source_code", "can't be blank".to_owned());
     }
     let language = match body.get("language_id") {
@@ -161,6 +198,21 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         check_compile_options(language, &compile_options, &mut invalid);
     }
     let additional_files = additional_files(state, body, &mut invalid);
+    if project && !invalid.contains_key("additional_files") {
+        let has_run = additional_files
+            .iter()
+            .any(|f| f.name.as_deref() == Some(RUN_SCRIPT));
+        if additional_files.is_empty() {
+            add(
+                &mut invalid,
+                "additional_files",
+                "can't be blank".to_owned(),
+            );
+        } else if !has_run {
+            let message = format!("must contain a {RUN_SCRIPT:?} script");
+            add(&mut invalid, "additional_files", message);
+        }
+    }
     refuse_unsupported(body, &mut invalid);
     let callback_url = match body.get("callback_url") {
         None | Some(Value::Null) => None,
@@ -174,11 +226,10 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         }
     };
     let redirect = body.get("redirect_stderr_to_stdout") == Some(&Value::Bool(true));
-    let (Some(source_code), Some((language_id, language)), true) =
-        (source_code, language, invalid.is_empty())
-    else {
+    let (Some((language_id, language)), true) = (language, invalid.is_empty()) else {
         return Err(invalid);
     };
+    let source_code = source_code.unwrap_or_default();
     let echo = ECHOED
         .iter()
         .filter_map(|k| Some(((*k).to_owned(), body.get(*k)?.clone())))
@@ -196,6 +247,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         redirect_stderr_to_stdout: redirect,
         number_of_runs,
         cpu_time_limit,
+        project,
         callback_url,
         echo,
     })

@@ -158,6 +158,33 @@ def raw(base):
     status, body = http(base, "POST", "/submissions?wait=true",
                         {"language_id": 46, "source_code": "wc -w < words.txt", "additional_files": archive})
     check(status == 201 and body["stdout"] == "1000\n", f"deflated additional files: {status} {body}")
+    # The multi-file program (89): the archive's compile script, then its run script, in one
+    # workspace; a failing compile script is a Compilation Error with its output.
+    def project(files):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as z:
+            for name, text in files.items():
+                z.writestr(name, text)
+        return base64.b64encode(buffer.getvalue()).decode()
+    fields = "/submissions?wait=true&fields=stdout,compile_output,status"
+    status, body = http(base, "POST", fields, {"language_id": 89, "additional_files": project({
+        "main.c": '#include <stdio.h>\nint main(void) { printf("%d\\n", 6 * 7); return 0; }\n',
+        "compile": "gcc -O2 -o prog main.c\n", "run": "./prog\n"})})
+    check(status == 201 and body["stdout"] == "42\n" and body["status"]["id"] == 3, f"multi-file program: {status} {body}")
+    status, body = http(base, "POST", fields, {"language_id": 89, "additional_files": project({
+        "compile": "echo broken >&2; exit 3\n", "run": "echo never\n"})})
+    check(status == 201 and body["status"]["id"] == 6 and body["compile_output"] == "broken\n" and not body["stdout"],
+          f"multi-file compile error: {status} {body}")
+    for body, want in [({"language_id": 89, "source_code": "echo", "additional_files": project({"run": "true"})},
+                        {"source_code": ["must be blank"]}),
+                       ({"language_id": 89, "additional_files": project({"other": "true"})},
+                        {"additional_files": ['must contain a "run" script']})]:
+        status, answer = http(base, "POST", "/submissions", body)
+        check(status == 422 and answer == want, f"multi-file validation: {status} {answer}")
+    status, body = http(base, "GET", "/languages/89", None)
+    check(status == 200 and body["run_cmd"] == "/bin/bash run" and body["name"] == "Multi-file program",
+          f"language 89: {status} {body}")
+
     slip = io.BytesIO()
     with zipfile.ZipFile(slip, "w") as z:
         z.writestr("../escape.txt", "x")
