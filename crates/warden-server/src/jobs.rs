@@ -152,14 +152,7 @@ impl Jobs {
                 error: None,
             });
         }
-        let key = id.to_owned();
-        let json = self
-            .kept
-            .off_thread(move |kept| kept.get(Kind::Job, &key))
-            .await??;
-        serde_json::from_str(&json)
-            .map_err(|e| tracing::error!(error = %e, id, "a kept job is unreadable"))
-            .ok()
+        self.kept.read(Kind::Job, id).await
     }
 
     /// Cancels a job still queued or running, or forgets a finished one; `None` for an

@@ -248,6 +248,22 @@ impl Kept {
             .ok()
     }
 
+    /// The answer kept for `key`, read on a blocking thread and parsed; `None` when there is
+    /// none (or it cannot be read back, which is logged).
+    pub(crate) async fn read<T: serde::de::DeserializeOwned>(
+        self: &Arc<Self>,
+        kind: Kind,
+        key: &str,
+    ) -> Option<T> {
+        let owned = key.to_owned();
+        let json = self
+            .off_thread(move |kept| kept.get(kind, &owned))
+            .await??;
+        serde_json::from_str(&json)
+            .map_err(|e| tracing::error!(error = %e, kind = kind.name(), key, "a kept answer is unreadable"))
+            .ok()
+    }
+
     /// Keeps `body` as the answer for `key`, replacing what was kept; once `finished`, it may
     /// be deleted to stay within the bounds (the oldest finished first).
     pub(crate) fn put(&self, kind: Kind, key: &str, finished: bool, body: &str) {

@@ -89,14 +89,7 @@ impl Store {
         if let Some(record) = self.live().get(token) {
             return Some(fields::attributes(record));
         }
-        let key = token.to_owned();
-        let json = self
-            .kept
-            .off_thread(move |kept| kept.get(Kind::Judge0, &key))
-            .await??;
-        serde_json::from_str(&json)
-            .map_err(|e| tracing::error!(error = %e, token, "a kept submission is unreadable"))
-            .ok()
+        self.kept.read(Kind::Judge0, token).await
     }
 
     /// A submission runs (in memory only).
