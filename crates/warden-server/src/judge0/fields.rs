@@ -158,7 +158,7 @@ pub(crate) fn attributes(record: &Record) -> Attributes {
     a.insert("language_id".into(), json!(input.language_id));
     a.insert(
         "language".into(),
-        json!({ "id": input.language_id, "name": input.language }),
+        json!({ "id": input.language_id, "name": input.language_name }),
     );
     a.insert(
         "stdin".into(),

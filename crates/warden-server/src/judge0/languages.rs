@@ -77,8 +77,8 @@ pub(crate) fn language_of(state: &AppState, id: i64) -> Option<&Language> {
 const MULTI_FILE_NAME: &str = "Multi-file program";
 
 /// The name of an id: its warden language's, but for the multi-file program.
-fn name(id: u32, language: &Language) -> &str {
-    if i64::from(id) == super::submission::MULTI_FILE {
+pub(crate) fn name(id: impl Into<i64>, language: &Language) -> &str {
+    if id.into() == super::submission::MULTI_FILE {
         MULTI_FILE_NAME
     } else {
         &language.name

@@ -222,6 +222,7 @@ mod tests {
             input: Arc::new(Input {
                 language_id: 71,
                 language: "python".into(),
+                language_name: "Python".into(),
                 source_code: vec![b'#'; code_bytes],
                 additional_files: Vec::new(),
                 stdin: None,

@@ -25,6 +25,8 @@ pub(crate) struct Input {
     pub(crate) language_id: i64,
     /// warden's language id.
     pub(crate) language: String,
+    /// The language's name as `/languages` lists it under `language_id`.
+    pub(crate) language_name: String,
     /// The code, decoded.
     pub(crate) source_code: Vec<u8>,
     /// The files of `additional_files`, beside the code in the program's directory.
@@ -237,6 +239,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
     Ok(Input {
         language_id,
         language: language.id.as_str().to_owned(),
+        language_name: super::languages::name(language_id, language).to_owned(),
         source_code,
         additional_files,
         stdin,

@@ -184,6 +184,12 @@ def raw(base):
     status, body = http(base, "GET", "/languages/89", None)
     check(status == 200 and body["run_cmd"] == "/bin/bash run" and body["name"] == "Multi-file program",
           f"language 89: {status} {body}")
+    # A submission's `language` is named as /languages names its id.
+    _, listed = http(base, "GET", "/languages", None)
+    names = {entry["id"]: entry["name"] for entry in listed}
+    status, body = http(base, "POST", "/submissions?wait=true&fields=language",
+                        {"language_id": 71, "source_code": "print(1)"})
+    check(status == 201 and body["language"] == {"id": 71, "name": names[71]}, f"language: {status} {body}")
 
     slip = io.BytesIO()
     with zipfile.ZipFile(slip, "w") as z:
