@@ -513,6 +513,25 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_or_newer_database_is_refused() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("results.sqlite3");
+        std::fs::write(&path, vec![0x5a; 8192]).expect("written");
+        assert!(matches!(
+            Kept::open(&path, DAY),
+            Err(KeptError::Sqlite { .. })
+        ));
+        std::fs::remove_file(&path).expect("removed");
+        let conn = Connection::open(&path).expect("a database");
+        conn.pragma_update(None, "user_version", 2).expect("set");
+        drop(conn);
+        assert!(matches!(
+            Kept::open(&path, DAY),
+            Err(KeptError::TooNew { version: 2, .. })
+        ));
+    }
+
+    #[test]
     fn a_database_survives_its_server_and_has_one_owner() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("state").join("results.sqlite3");
