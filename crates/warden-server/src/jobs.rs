@@ -79,17 +79,10 @@ impl Jobs {
     }
 
     /// Writes `status` (on a blocking thread: see [`Kept::off_thread`]).
-    async fn keep(&self, status: &JobStatus) {
+    async fn keep(&self, status: JobStatus) {
         let finished = status.state == JobState::Finished;
-        match serde_json::to_string(status) {
-            Ok(json) => {
-                let id = status.id.clone();
-                self.kept
-                    .off_thread(move |kept| kept.put(Kind::Job, &id, finished, &json))
-                    .await;
-            }
-            Err(e) => tracing::error!(error = %e, id = status.id, "serializing a job failed"),
-        }
+        let id = status.id.clone();
+        self.kept.write(Kind::Job, id, finished, status).await;
     }
 
     /// A new job, queued, that `cancel` cancels: in memory, where it is read from until it
@@ -108,7 +101,7 @@ impl Jobs {
 
     /// Writes a job as queued, so that a restart finds it.
     pub(crate) async fn keep_queued(&self, id: &str) {
-        self.keep(&JobStatus {
+        self.keep(JobStatus {
             id: id.to_owned(),
             state: JobState::Queued,
             result: None,
@@ -132,7 +125,7 @@ impl Jobs {
             Ok(result) => (Some(result), None),
             Err(error) => (None, Some(error)),
         };
-        self.keep(&JobStatus {
+        self.keep(JobStatus {
             id: id.to_owned(),
             state: JobState::Finished,
             result,
@@ -187,10 +180,7 @@ impl Jobs {
                 result: None,
                 error: Some(serde_json::json!({ "error": INTERRUPTED, "kind": "interrupted" })),
             };
-            match serde_json::to_string(&status) {
-                Ok(json) => self.kept.put(Kind::Job, id, true, &json),
-                Err(e) => tracing::error!(error = %e, id, "serializing a job failed"),
-            }
+            self.kept.put_json(Kind::Job, id, true, &status);
         }
         unfinished.len()
     }

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
 
 /// What a kept document is the answer of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,6 +263,28 @@ impl Kept {
         serde_json::from_str(&json)
             .map_err(|e| tracing::error!(error = %e, kind = kind.name(), key, "a kept answer is unreadable"))
             .ok()
+    }
+
+    /// Keeps `value`, as JSON, as the answer for `key` ([`Kept::put`]).
+    pub(crate) fn put_json(&self, kind: Kind, key: &str, finished: bool, value: &impl Serialize) {
+        match serde_json::to_string(value) {
+            Ok(json) => self.put(kind, key, finished, &json),
+            Err(e) => {
+                tracing::error!(error = %e, kind = kind.name(), key, "serializing an answer failed")
+            }
+        }
+    }
+
+    /// [`Kept::put_json`] on a blocking thread (serializing a large output included).
+    pub(crate) async fn write<T: Serialize + Send + 'static>(
+        self: &Arc<Self>,
+        kind: Kind,
+        key: String,
+        finished: bool,
+        value: T,
+    ) {
+        self.off_thread(move |kept| kept.put_json(kind, &key, finished, &value))
+            .await;
     }
 
     /// Keeps `body` as the answer for `key`, replacing what was kept; once `finished`, it may

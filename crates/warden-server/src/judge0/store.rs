@@ -80,7 +80,7 @@ impl Store {
     pub(crate) async fn keep_queued(&self, token: &str) {
         let attributes = self.live().get(token).map(fields::attributes);
         if let Some(attributes) = attributes {
-            self.keep(token.to_owned(), false, &attributes).await;
+            self.keep(token.to_owned(), false, attributes).await;
         }
     }
 
@@ -111,7 +111,7 @@ impl Store {
             record.finished_at = Some(SystemTime::now());
             fields::attributes(record)
         };
-        self.keep(token.to_owned(), true, &attributes).await;
+        self.keep(token.to_owned(), true, attributes).await;
         // After it is kept: a reader in between still sees it in memory.
         self.live().remove(token);
     }
@@ -151,24 +151,16 @@ impl Store {
                 "finished_at".into(),
                 json!(fields::timestamp(SystemTime::now())),
             );
-            match serde_json::to_string(&attributes) {
-                Ok(json) => self.kept.put(Kind::Judge0, token, true, &json),
-                Err(e) => tracing::error!(error = %e, token, "serializing a submission failed"),
-            }
+            self.kept.put_json(Kind::Judge0, token, true, &attributes);
         }
         unfinished.len()
     }
 
     /// Writes `attributes` (on a blocking thread: see [`Kept::off_thread`]).
-    async fn keep(&self, token: String, finished: bool, attributes: &Attributes) {
-        match serde_json::to_string(attributes) {
-            Ok(json) => {
-                self.kept
-                    .off_thread(move |kept| kept.put(Kind::Judge0, &token, finished, &json))
-                    .await;
-            }
-            Err(e) => tracing::error!(error = %e, token, "serializing a submission failed"),
-        }
+    async fn keep(&self, token: String, finished: bool, attributes: Attributes) {
+        self.kept
+            .write(Kind::Judge0, token, finished, attributes)
+            .await;
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
