@@ -29,10 +29,14 @@ impl Server {
 
     /// A server in `world`, as a restart starts the next one.
     fn start_in(world: Arc<World>) -> Self {
+        use std::os::unix::process::CommandExt;
         let mut child = world
             .warden()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("WARDEN_LOG", "info")
+            // As a shell's job control starts it: a process group of its own, so that a test
+            // can send what a terminal's Ctrl-C sends (SIGINT to the whole group).
+            .process_group(0)
             .spawn()
             .expect("warden serve starts");
         let stderr = child.stderr.take().expect("piped");
@@ -661,6 +665,30 @@ fn sigterm_lets_the_running_execution_finish_and_leaves_nothing() {
         listed[0]["outcome"]["kind"], "exited",
         "it finished: {listed}"
     );
+    assert!(
+        no_process_mentions(&server.world),
+        "no sandbox outlives the server"
+    );
+}
+
+#[test]
+fn ctrl_c_lets_the_running_execution_finish() {
+    let mut server = Server::start("");
+    let slow = json!({"language": "bash", "code": "sleep 1.357; echo done"});
+    let answer = std::thread::scope(|scope| {
+        let answer =
+            scope.spawn(|| server.request("POST", "/v1/executions?wait=true", Some(&slow)));
+        eventually("the program runs", || sleeping("1.357"));
+        // A terminal's Ctrl-C: SIGINT to the foreground process group, the server and
+        // whatever of its own is in that group.
+        let group = nix::unistd::Pid::from_raw(-(server.child.id() as i32));
+        nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGINT).expect("signalled");
+        answer.join().expect("the client thread")
+    });
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    assert_eq!(answer.json()["stdout"], "done\n", "{}", answer.body);
+    let status = server.child.wait().expect("the server exits");
+    assert!(status.success(), "{status}");
     assert!(
         no_process_mentions(&server.world),
         "no sandbox outlives the server"

@@ -14,6 +14,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -81,7 +82,11 @@ impl Zygote {
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::null())
+            // A process group of its own, which its helpers inherit: a terminal's Ctrl-C
+            // (SIGINT to the foreground group) reaches the parent, which decides what ends and
+            // how (cancelling runs, draining), rather than killing the sandboxes under it.
+            .process_group(0);
         warden_sys::process::map_fds(&mut command, vec![(theirs, SOCKET_FD)])
             .map_err(io("passing the zygote its socket"))?;
         let child = command.spawn().map_err(|source| SandboxError::Helper {
