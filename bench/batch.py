@@ -3,8 +3,8 @@ evaluation harness runs them, next to the bare interpreter and to bubblewrap.
 
 Usage: python3 batch.py WARDEN PY HUMANEVAL_JSONL_GZ ROUNDS HELLO_RUNS [SERVER_URL]
 
-Each round runs, for each way in a rotating order (bare, `warden run`, bwrap, and with a
-SERVER_URL `warden serve`: `POST /v1/executions?wait=true` on one keep-alive connection per
+Each round runs, for each way in a rotating order (bare, `warden run`, bwrap, `warden batch`:
+one process for all the programs of a task, with as many workers, and with a SERVER_URL `warden serve`: `POST /v1/executions?wait=true` on one keep-alive connection per
 worker, and `warden run --server`: the CLI, one process a program, through that server):
 - the 164 HumanEval programs (prompt, canonical solution, the problem's tests and its `check`
   call) one after another, then with two workers;
@@ -87,6 +87,27 @@ def served(path):
         sys.exit(f"error: {path} through the server: {response.status} {result}")
 
 
+class Whole:
+    """A way that runs all the programs of a task in one command, given the paths and the
+    number of workers."""
+
+    def __init__(self, run):
+        self.run = run
+
+
+def batch(paths, workers, db):
+    """`warden batch` over `paths`; stops everything unless each program exited 0."""
+    argv = [WARDEN, "batch", "-j", str(workers), "-l", "python", *paths]
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                          env={"WARDEN_DB": db})
+    lines = done.stdout.decode(errors="replace").splitlines()
+    good = [json.loads(line).get("result", {}).get("outcome") == {"kind": "exited", "code": 0}
+            for line in lines]
+    if done.returncode != 0 or len(good) != len(paths) or not all(good):
+        sys.exit(f"error: warden batch exited {done.returncode}:\n"
+                 f"{done.stdout.decode(errors='replace')}{done.stderr.decode(errors='replace')}")
+
+
 def ways(db):
     """name -> function running the program at a path, one way."""
     found = {
@@ -95,6 +116,7 @@ def ways(db):
                                            {"WARDEN_DB": db}),
         "bwrap": lambda path: process([*BWRAP, "--ro-bind", path, "/work/main.py", PY,
                                        "/work/main.py"]),
+        "warden batch": Whole(lambda paths, workers: batch(paths, workers, db)),
     }
     if SERVER:
         found["warden serve"] = served
@@ -105,7 +127,9 @@ def ways(db):
 
 def timed(run, paths, workers):
     start = time.perf_counter()
-    if workers == 1:
+    if isinstance(run, Whole):
+        run.run(paths, workers)
+    elif workers == 1:
         for path in paths:
             run(path)
     else:

@@ -3,7 +3,8 @@
 # HumanEval programs (each problem's canonical solution with its tests) one after another and
 # with two workers, and python hello with two workers; bare, through `warden run`, through
 # bubblewrap, through `warden serve` (workers = 2, pool_reuse = 100, as bench/server.sh) and
-# through `warden run --server` to that server, in rounds that rotate the order. One run,
+# through `warden run --server` to that server, and through `warden batch` (one process for
+# all the programs of a task, as many workers), in rounds that rotate the order. One run,
 # ratios (bench/batch.py).
 #
 # Usage:  bash bench/batch.sh

@@ -1,12 +1,14 @@
 //! One module per subcommand.
 
 pub(crate) mod analyze;
+pub(crate) mod batch;
 mod client;
 pub(crate) mod detect;
 pub(crate) mod doctor;
 pub(crate) mod events;
 pub(crate) mod history;
 pub(crate) mod languages;
+mod limit_args;
 pub(crate) mod mcp;
 pub(crate) mod network;
 pub(crate) mod run;

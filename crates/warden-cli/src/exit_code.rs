@@ -26,6 +26,8 @@ pub(crate) const REFUSED: u8 = 118;
 pub(crate) const BROKEN_PIPE: u8 = 141;
 /// `warden network check`: the policy denies the destination (as `grep` finding nothing).
 pub(crate) const DENIED: u8 = 1;
+/// `warden batch`: some programs have no result (their lines say why).
+pub(crate) const BATCH_INCOMPLETE: u8 = 1;
 
 /// The exit status that stands for `outcome`.
 pub(crate) fn for_outcome(outcome: &Outcome) -> u8 {

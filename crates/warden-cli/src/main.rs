@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Run a program in the sandbox.
     Run(Box<commands::run::RunArgs>),
+    /// Run many programs in one process, several at once, each in its own sandbox: files, or
+    /// JSON Lines of requests; one JSON result per line, in order.
+    Batch(Box<commands::batch::BatchArgs>),
     /// Report which isolation features this host supports.
     Doctor(commands::doctor::DoctorArgs),
     /// List the languages warden knows and whether their runtimes are installed.
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Command::Run(args) => commands::run::run(*args),
+        Command::Batch(args) => commands::batch::run(*args),
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Languages(args) => commands::languages::run(args),
         Command::Detect(args) => commands::detect::run(args),

@@ -8,18 +8,18 @@ use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use nix::sys::stat::{fstat, SFlag};
 use warden_core::mode::ModeRefusal;
-use warden_core::{parse_duration, ByteSize, LimitOverrides, Outcome};
 use warden_core::{Analysis, ModeRequest};
+use warden_core::{ByteSize, LimitOverrides, Outcome};
 use warden_engine::{
     EngineError, Execution, ExecutionRequest, ExecutionResult, Origin, SourceFile, VolumeRequest,
 };
 
+use super::limit_args::LimitArgs;
 use super::sources;
 use warden_sandbox::Stdin;
 
@@ -88,33 +88,8 @@ pub(crate) struct RunArgs {
     /// (`data:/data`, `refs:/refs:ro`); repeatable. Not in trusted mode (docs/volumes.md).
     #[arg(long = "volume", value_name = "NAME:PATH[:ro]", value_parser = parse_volume)]
     volumes: Vec<VolumeRequest>,
-    /// CPU time of the whole process tree (e.g. 2s, 500ms).
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    cpu_time: Option<Duration>,
-    /// Wall-clock time (e.g. 5s).
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    wall_time: Option<Duration>,
-    /// Memory of the whole process tree (e.g. 256MiB).
-    #[arg(long, value_name = "SIZE")]
-    memory: Option<ByteSize>,
-    /// Processes and threads at once.
-    #[arg(long, value_name = "N")]
-    max_procs: Option<u32>,
-    /// Bytes kept of each of stdout and stderr; the run is killed past it (e.g. 1MiB).
-    #[arg(long, value_name = "SIZE")]
-    max_output: Option<ByteSize>,
-    /// Largest file the program may write (e.g. 16MiB).
-    #[arg(long, value_name = "SIZE")]
-    max_file_size: Option<ByteSize>,
-    /// Size of the writable workspace, /work and /tmp together (e.g. 64MiB).
-    #[arg(long, value_name = "SIZE")]
-    workspace_size: Option<ByteSize>,
-    /// Open file descriptors per process.
-    #[arg(long, value_name = "N")]
-    max_open_files: Option<u32>,
-    /// Stack of each process's main thread, and glibc's default for new threads (e.g. 64MiB).
-    #[arg(long, value_name = "SIZE")]
-    stack_size: Option<ByteSize>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Run it in the running `warden serve` at this address (`http://HOST:PORT`) instead of
     /// in a sandbox of this process: the server's warm engine and pool make a short run
     /// cheaper (docs/cli.md).
@@ -130,17 +105,7 @@ pub(crate) struct RunArgs {
 
 impl RunArgs {
     fn limits(&self) -> LimitOverrides {
-        LimitOverrides {
-            cpu_time: self.cpu_time,
-            wall_time: self.wall_time,
-            memory: self.memory,
-            max_procs: self.max_procs,
-            max_output: self.max_output,
-            max_file_size: self.max_file_size,
-            workspace_size: self.workspace_size,
-            max_open_files: self.max_open_files,
-            stack_size: self.stack_size,
-        }
+        self.limits.overrides()
     }
 
     fn sources(&self) -> anyhow::Result<Vec<SourceFile>> {

@@ -1,0 +1,416 @@
+//! `warden batch`: many programs in one process (docs/cli.md#many-programs-warden-batch).
+//!
+//! An evaluation harness that calls `warden run` once per program pays, for every program,
+//! the process's start, the engine's (settings, catalog, rules, the history's open) and a
+//! sandbox built while it waits. `warden batch` pays the first two once and runs the programs
+//! on worker threads with the server's machinery: a zygote forks the sandbox helpers (the
+//! process is multi-threaded, ARCHITECTURE.md invariant 8), a warm pool builds the next
+//! sandboxes while programs run, and the history is written off the programs' path. Each
+//! program still gets a fresh sandbox unless `--reuse` says otherwise.
+//!
+//! The programs are files (one program each) or JSON Lines of requests, each the body of
+//! `POST /v1/executions` and checked as the server checks it. Standard output carries one
+//! JSON object per program, in the order they were given, each as soon as it and every one
+//! before it have finished.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context;
+use clap::{ArgGroup, Args};
+use serde::Serialize;
+use serde_json::{json, Value};
+use warden_core::ModeRequest;
+use warden_engine::{
+    Cancellation, EngineError, ErrorKind, ExecutionRequest, ExecutionResult, Origin,
+};
+use warden_server::{ExecutionBody, ServerOptions};
+
+use super::limit_args::LimitArgs;
+use super::sources;
+use crate::exit_code;
+
+/// Longest request line read from `--requests`: the server's default body limit.
+const MAX_LINE: u64 = 16 << 20;
+
+/// Arguments of `warden batch`.
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("file_options").multiple(true).args([
+        "lang", "mode", "network", "cpu_time", "wall_time", "memory", "max_procs", "max_output",
+        "max_file_size", "workspace_size", "max_open_files", "stack_size",
+    ])
+))]
+pub(crate) struct BatchArgs {
+    /// The programs, one file each; each one's language is detected from its name, shebang
+    /// or content unless --lang says.
+    #[arg(value_name = "FILE", required_unless_present = "requests")]
+    files: Vec<PathBuf>,
+    /// Read the programs from this file of JSON Lines instead (`-`: standard input): each
+    /// line the body of `POST /v1/executions` (docs/server.md), with its own language,
+    /// files, stdin, limits, mode, network and test cases.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["files", "file_options"])]
+    requests: Option<PathBuf>,
+    /// How many programs run at once. Default: the number of cpus.
+    #[arg(short = 'j', long, value_name = "N")]
+    workers: Option<NonZeroUsize>,
+    /// How many programs one sandbox may run, reset in between (a new workspace and IPC
+    /// namespace; docs/sandbox-setup.md#reset). 1, the default, gives every program a fresh
+    /// sandbox, as `warden run` does.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    reuse: u64,
+    /// Language id or alias of the FILE programs.
+    #[arg(short = 'l', long = "lang")]
+    lang: Option<String>,
+    /// Isolation of the FILE programs: auto, sandboxed, isolated or trusted (when the
+    /// configuration enables it). Default: the configuration's `modes.default`.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<ModeRequest>,
+    /// The network policy of the FILE programs. Default: the configuration's
+    /// `[network] default`, itself no_access.
+    #[arg(long, value_name = "POLICY")]
+    network: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+fn parse_mode(text: &str) -> Result<ModeRequest, String> {
+    text.parse()
+}
+
+/// One program as given: a file, or a line of `--requests`.
+enum Input {
+    File(PathBuf),
+    Line {
+        number: u64,
+        text: String,
+    },
+    /// A line that is not a request at all (too long, not UTF-8).
+    BadLine {
+        number: u64,
+        message: String,
+    },
+}
+
+/// Where the programs come from, read one at a time by whichever worker is free.
+enum Inputs {
+    Files(std::vec::IntoIter<PathBuf>),
+    Lines {
+        reader: Box<dyn BufRead + Send>,
+        number: u64,
+    },
+}
+
+impl Inputs {
+    /// The next program, or `None` at the end; `Err` when the input cannot be read, which
+    /// ends it. Blank lines are skipped.
+    fn next(&mut self) -> Option<Result<Input, String>> {
+        let (reader, number) = match self {
+            Inputs::Files(files) => return files.next().map(|f| Ok(Input::File(f))),
+            Inputs::Lines { reader, number } => (reader, number),
+        };
+        loop {
+            *number += 1;
+            let number = *number;
+            let mut line = Vec::new();
+            match Read::take(reader.as_mut(), MAX_LINE).read_until(b'\n', &mut line) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(format!("reading line {number}: {e}"))),
+            }
+            if line.len() as u64 == MAX_LINE && line.last() != Some(&b'\n') {
+                // The rest of the line is read and dropped.
+                match reader.skip_until(b'\n') {
+                    Ok(_) => {}
+                    Err(e) => return Some(Err(format!("reading line {number}: {e}"))),
+                }
+                let message = format!("line {number} is longer than {MAX_LINE} bytes");
+                return Some(Ok(Input::BadLine { number, message }));
+            }
+            match String::from_utf8(line) {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => return Some(Ok(Input::Line { number, text })),
+                Err(_) => {
+                    let message = format!("line {number} is not UTF-8");
+                    return Some(Ok(Input::BadLine { number, message }));
+                }
+            }
+        }
+    }
+}
+
+/// Writes the answers in the order of the programs, each as soon as every one before it is
+/// written.
+struct Ordered {
+    next: usize,
+    waiting: BTreeMap<usize, String>,
+    /// Set when standard output failed (its reader left): the batch stops.
+    failed: Option<std::io::Error>,
+}
+
+impl Ordered {
+    fn put(&mut self, index: usize, line: String) {
+        self.waiting.insert(index, line);
+        let mut out = std::io::stdout().lock();
+        while let Some(line) = self.waiting.remove(&self.next) {
+            self.next += 1;
+            if self.failed.is_none() {
+                if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+                    self.failed = Some(e);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
+    let workers = args
+        .workers
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get);
+    let inputs = match &args.requests {
+        Some(path) if path.as_os_str() == "-" => Inputs::Lines {
+            reader: Box::new(BufReader::new(std::io::stdin())),
+            number: 0,
+        },
+        Some(path) => Inputs::Lines {
+            reader: Box::new(BufReader::new(
+                File::open(path).with_context(|| format!("opening {}", path.display()))?,
+            )),
+            number: 0,
+        },
+        None => Inputs::Files(args.files.clone().into_iter()),
+    };
+
+    let settings = warden_engine::Settings::load()?;
+    let options = ServerOptions::from_settings(&settings, Vec::new());
+    let mut config = settings.engine_config(super::helper_binary()?);
+    // The workers make this process multi-threaded: a zygote, forked now while the process
+    // is still single-threaded, forks every sandbox helper.
+    config.fork_helper = false;
+    config.zygote = true;
+    config.record_in_background = true;
+    config.pool_size = workers;
+    config.pool_reuse = args.reuse;
+    let engine = warden_engine::Engine::new(config)?;
+
+    let cancel = Cancellation::new();
+    let stopped_by = Arc::new(AtomicI32::new(0));
+    let watcher = SignalWatcher::start(cancel.clone(), Arc::clone(&stopped_by))?;
+    let inputs = Mutex::new((0usize, inputs));
+    let ordered = Mutex::new(Ordered {
+        next: 0,
+        waiting: BTreeMap::new(),
+        failed: None,
+    });
+    let unanswered = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                let (index, input) = {
+                    let mut guard = lock(&inputs);
+                    let (count, inputs) = &mut *guard;
+                    let Some(input) = inputs.next() else { break };
+                    if input.is_err() {
+                        // The input itself failed: nothing after it can be read; the programs
+                        // already running finish.
+                        *inputs = Inputs::Files(Vec::new().into_iter());
+                    }
+                    *count += 1;
+                    (*count - 1, input)
+                };
+                let answer = match input {
+                    Ok(input) => answer(&engine, &options, &args, &cancel, index, input),
+                    Err(message) => Line {
+                        index,
+                        error: Some(error("request", message)),
+                        ..Line::default()
+                    },
+                };
+                if answer.result.is_none() {
+                    unanswered.fetch_add(1, Ordering::Relaxed);
+                }
+                let text = serde_json::to_string(&answer).unwrap_or_else(|e| {
+                    json!({ "index": index, "error": error("internal", e.to_string()) }).to_string()
+                });
+                let mut ordered = lock(&ordered);
+                ordered.put(index, text);
+                if ordered.failed.is_some() {
+                    cancel.cancel();
+                }
+            });
+        }
+    });
+    watcher.stop();
+    // The pool's sandboxes, the zygote and the history's writer end here, before the exit.
+    drop(engine);
+
+    let ordered = ordered.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let Some(e) = ordered.failed {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(ExitCode::from(exit_code::BROKEN_PIPE));
+        }
+        return Err(e).context("writing the results");
+    }
+    match stopped_by.load(Ordering::Relaxed) {
+        0 if unanswered.load(Ordering::Relaxed) == 0 => Ok(ExitCode::SUCCESS),
+        0 => Ok(ExitCode::from(exit_code::BATCH_INCOMPLETE)),
+        signal => Ok(ExitCode::from(
+            u8::try_from(128 + signal).unwrap_or(exit_code::WARDEN_ERROR),
+        )),
+    }
+}
+
+/// A program's line of output: its place, where it came from, and its result or why it has
+/// none.
+#[derive(Debug, Default, Serialize)]
+struct Line {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<ExecutionResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
+}
+
+/// Runs one program; its line of output.
+fn answer(
+    engine: &warden_engine::Engine,
+    options: &ServerOptions,
+    args: &BatchArgs,
+    cancel: &Cancellation,
+    index: usize,
+    input: Input,
+) -> Line {
+    let mut line = Line {
+        index,
+        ..Line::default()
+    };
+    let request = match input {
+        Input::File(path) => {
+            line.file = Some(path.to_string_lossy().into_owned());
+            sources::from_files(std::slice::from_ref(&path))
+                .map(|sources| ExecutionRequest {
+                    language: args.lang.clone(),
+                    sources,
+                    limits: args.limits.overrides(),
+                    mode: args.mode,
+                    network: args.network.clone(),
+                    ..ExecutionRequest::default()
+                })
+                .map_err(|e| error("request", format!("{e:#}")))
+        }
+        Input::Line { number, text } => {
+            line.line = Some(number);
+            serde_json::from_str::<ExecutionBody>(&text)
+                .map_err(|e| error("request", format!("line {number}: {e}")))
+                .and_then(|body| {
+                    body.into_request(options)
+                        .map_err(|e| error(e.kind, format!("line {number}: {}", e.message)))
+                })
+        }
+        Input::BadLine { number, message } => {
+            line.line = Some(number);
+            Err(error("request", message))
+        }
+    };
+    let answer = request.and_then(|mut request| {
+        request.origin = Origin::new("batch", None);
+        request.cancel = Some(cancel.clone());
+        engine
+            .execute(request)
+            .map(|execution| execution.result)
+            .map_err(|e| engine_error(&e))
+    });
+    match answer {
+        Ok(result) => line.result = Some(result),
+        Err(error) => line.error = Some(error),
+    }
+    line
+}
+
+fn error(kind: &str, message: String) -> Value {
+    json!({ "error": message, "kind": kind })
+}
+
+/// The engine's refusal or failure as a line's `error`: as the own API words it, with the
+/// findings when the mode policy refused the program.
+fn engine_error(e: &EngineError) -> Value {
+    let mut value = error(e.kind().name(), format!("{e:#}"));
+    if let EngineError::Refused { analysis, .. } = e {
+        value["security"] =
+            json!({ "threat_level": analysis.threat_level, "findings": analysis.findings });
+    }
+    if e.kind() == ErrorKind::Cancelled {
+        value["error"] = json!("stopped: warden batch was interrupted");
+    }
+    value
+}
+
+/// Cancels the batch on SIGINT or SIGTERM: running programs are killed, no new one starts.
+struct SignalWatcher {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl SignalWatcher {
+    fn start(cancel: Cancellation, stopped_by: Arc<AtomicI32>) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .context("starting the signal watcher")?;
+        // Registered here, before any program runs, so that no signal falls between.
+        let (mut interrupt, mut terminate) = runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("warden-signals".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let signal = tokio::select! {
+                        _ = interrupt.recv() => libc_signal::SIGINT,
+                        _ = terminate.recv() => libc_signal::SIGTERM,
+                        _ = stopped => return,
+                    };
+                    stopped_by.store(signal, Ordering::Relaxed);
+                    eprintln!("warden: interrupted; stopping the programs that run");
+                    cancel.cancel();
+                });
+            })
+            .context("starting the signal watcher")?;
+        Ok(Self { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// The two signals' numbers, for the exit status (128 + N, as a shell reports them).
+mod libc_signal {
+    pub(super) const SIGINT: i32 = nix::sys::signal::Signal::SIGINT as i32;
+    pub(super) const SIGTERM: i32 = nix::sys::signal::Signal::SIGTERM as i32;
+}

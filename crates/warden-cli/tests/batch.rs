@@ -1,0 +1,347 @@
+//! End to end: `warden batch` runs many programs in one process, each in its own sandbox, and
+//! answers one JSON line per program in the order given. Runs real sandboxes, so needs root
+//! (CI is).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::World;
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, code: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, code).expect("program written");
+    path.to_string_lossy().into_owned()
+}
+
+/// The cgroups still there of the sandboxes of the warden process `pid`.
+fn cgroups_of(pid: u32) -> usize {
+    let prefix = format!("run-{pid}-");
+    std::fs::read_dir("/sys/fs/cgroup/pids/warden")
+        .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The children of process `pid` whose command line contains `needle`.
+fn children_with(pid: u32, needle: &str) -> Vec<u32> {
+    processes_with(needle)
+        .into_iter()
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // The parent's pid is the second field after the command's closing parenthesis.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline)
+            .replace('\0', " ")
+            .contains(needle)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn files_are_answered_in_order_each_in_a_fresh_sandbox_and_recorded() {
+    let world = World::new();
+    let dir = world.path();
+    let programs = [
+        write(
+            dir,
+            "plant.py",
+            "open('/tmp/secret', 'w').write('x')\nopen('/work/secret', 'w').write('x')\nprint('planted')\n",
+        ),
+        write(dir, "status.sh", "echo two; exit 3\n"),
+        dir.join("missing.py").to_string_lossy().into_owned(),
+        write(
+            dir,
+            "look.py",
+            "import os\nprint([p for p in ('/tmp/secret', '/work/secret') if os.path.exists(p)])\n",
+        ),
+        write(
+            dir,
+            "hello.c",
+            "#include <stdio.h>\nint main(void) { puts(\"compiled\"); return 0; }\n",
+        ),
+    ];
+    let child = world
+        .warden()
+        .args(["batch", "-j", "2"])
+        .args(&programs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warden batch starts");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("warden batch ends");
+    // One program has no result (its file is missing): the batch says so in its status.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = lines(&out);
+    assert_eq!(lines.len(), programs.len(), "one line per program");
+    for (index, (line, program)) in lines.iter().zip(&programs).enumerate() {
+        assert_eq!(line["index"], index, "in the order given: {line}");
+        assert_eq!(line["file"], program.as_str());
+    }
+    assert_eq!(lines[0]["result"]["stdout"], "planted\n");
+    assert_eq!(
+        lines[1]["result"]["outcome"],
+        serde_json::json!({"kind": "exited", "code": 3})
+    );
+    assert_eq!(lines[1]["result"]["stdout"], "two\n");
+    assert_eq!(lines[2]["error"]["kind"], "request");
+    assert!(lines[2].get("result").is_none());
+    assert_eq!(lines[3]["result"]["stdout"], "[]\n", "{}", lines[3]);
+    assert_eq!(lines[4]["result"]["stdout"], "compiled\n", "{}", lines[4]);
+
+    // Every program that ran is in the history, as the batch's.
+    let history = world
+        .warden()
+        .args(["history", "--json"])
+        .output()
+        .expect("warden history runs");
+    let records: Vec<Value> = serde_json::from_slice(&history.stdout).expect("history JSON");
+    assert_eq!(records.len(), 4, "{records:?}");
+    assert!(records.iter().all(|r| r["api"] == "batch"), "{records:?}");
+    // Nothing of its sandboxes outlives the batch: their cgroups are gone, so are their
+    // processes (a cgroup with a process in it cannot be removed).
+    assert_eq!(cgroups_of(pid), 0);
+}
+
+#[test]
+fn request_lines_are_checked_as_the_server_checks_them() {
+    let world = World::new();
+    let requests = [
+        r#"{"language": "python", "code": "print(input()[::-1])", "stdin": "abc"}"#,
+        "",
+        "not json",
+        r#"{"language": "python", "code": "print(1)", "limits": {"memory": "100GiB"}}"#,
+        r#"{"language": "klingon", "code": "x"}"#,
+        r#"{"language": "bash", "code": ":(){ :|:& };:"}"#,
+        r#"{"language": "python", "code": "print(int(input()) * 2)", "tests": [{"stdin": "2", "expected_output": "4"}, {"stdin": "3", "expected_output": "7"}]}"#,
+        r#"{"language": "python", "code": "print(1)", "unknown_field": 1}"#,
+    ]
+    .join("\n");
+    let out = support::output_with_stdin(
+        world
+            .warden()
+            .args(["batch", "--requests", "-", "-j", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        requests.as_bytes(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = lines(&out);
+    // The blank line is skipped: seven programs, numbered by their lines.
+    let numbers: Vec<_> = lines.iter().map(|l| l["line"].as_u64()).collect();
+    assert_eq!(numbers, [1, 3, 4, 5, 6, 7, 8].map(Some), "{lines:#?}");
+    assert_eq!(lines[0]["result"]["stdout"], "cba\n");
+    assert_eq!(lines[1]["error"]["kind"], "request");
+    let memory = lines[2]["error"]["error"].as_str().unwrap_or_default();
+    assert!(
+        memory.contains("limits.memory") && memory.contains("maximum"),
+        "{memory}"
+    );
+    assert!(lines[3]["error"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("unknown language"));
+    assert_eq!(lines[4]["error"]["kind"], "refused");
+    assert_eq!(lines[4]["error"]["security"]["threat_level"], "critical");
+    let verdicts: Vec<_> = lines[5]["result"]["tests"]
+        .as_array()
+        .expect("the test cases' results")
+        .iter()
+        .map(|t| t["verdict"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(verdicts, ["accepted", "wrong_answer"]);
+    assert_eq!(lines[6]["error"]["kind"], "request");
+
+    // The options of FILE programs do not mix with request lines, which carry their own.
+    let mixed = world
+        .warden()
+        .args(["batch", "--requests", "-", "--memory", "64MiB"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("warden batch runs");
+    assert_eq!(mixed.status.code(), Some(2), "a command-line error");
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("cannot be used with"));
+}
+
+/// Waits up to `limit` for `done`.
+fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_interrupted_batch_stops_its_programs_and_leaves_nothing() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::os::unix::process::CommandExt;
+
+    let world = World::new();
+    // A duration no other test sleeps, to find these programs' processes.
+    let sleeper = "sleep 47.123";
+    let programs: Vec<String> = (0..4)
+        .map(|i| write(world.path(), &format!("s{i}.sh"), &format!("{sleeper}\n")))
+        .collect();
+    // A terminal's Ctrl-C signals the whole foreground process group; a service manager
+    // sends SIGTERM to the process.
+    for (signal, to_group) in [(Signal::SIGINT, true), (Signal::SIGTERM, false)] {
+        let mut child = world
+            .warden()
+            .args(["batch", "-j", "2", "--wall-time", "60s"])
+            .args(&programs)
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("warden batch starts");
+        let pid = i32::try_from(child.id()).expect("a pid");
+        assert!(
+            eventually(Duration::from_secs(30), || processes_with(sleeper).len()
+                >= 2),
+            "two programs run at once"
+        );
+        let zygotes = children_with(child.id(), "__sandbox-zygote");
+        assert_eq!(
+            zygotes.len(),
+            1,
+            "the batch forks its helpers through a zygote"
+        );
+        let target = if to_group { -pid } else { pid };
+        kill(Pid::from_raw(target), signal).expect("signal sent");
+        let status = wait_for_exit(&mut child, Duration::from_secs(30)).expect("the batch stops");
+        assert_eq!(status.code(), Some(128 + signal as i32), "{signal}");
+        let out = child.wait_with_output().expect("its output");
+        let lines = lines(&out);
+        // The two that ran were stopped; the two that had not started never will.
+        assert_eq!(lines.len(), 2, "{signal}: {lines:#?}");
+        assert!(
+            lines.iter().all(|l| l["error"]["kind"] == "cancelled"),
+            "{signal}: {lines:#?}"
+        );
+        assert!(
+            processes_with(sleeper).is_empty(),
+            "{signal}: no program outlives the batch"
+        );
+        assert!(
+            !Path::new(&format!("/proc/{}", zygotes[0])).exists(),
+            "{signal}: the zygote does not outlive the batch"
+        );
+        assert_eq!(cgroups_of(pid.unsigned_abs()), 0, "{signal}");
+    }
+}
+
+#[test]
+fn a_batch_with_nothing_to_read_answers_nothing() {
+    let world = World::new();
+    let out = world
+        .warden()
+        .args(["batch", "--requests", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("warden batch runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_program_sees_nothing_of_the_one_before_it() {
+    let world = World::new();
+    let dir = world.path();
+    let plant = write(
+        dir,
+        "plant.py",
+        "open('/tmp/secret', 'w').write('x')\nopen('/work/secret', 'w').write('x')\nprint('planted')\n",
+    );
+    let look = write(
+        dir,
+        "look.py",
+        "import os\nprint([p for p in ('/tmp/secret', '/work/secret') if os.path.exists(p)])\n",
+    );
+    // One worker: the second program starts after the first has ended.
+    for reuse in ["1", "3"] {
+        let out = world
+            .warden()
+            .args([
+                "batch", "-j", "1", "--reuse", reuse, &plant, &look, &plant, &look,
+            ])
+            .output()
+            .expect("warden batch runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout: Vec<Value> = lines(&out)
+            .iter()
+            .map(|l| l["result"]["stdout"].clone())
+            .collect();
+        assert_eq!(
+            stdout,
+            ["planted\n", "[]\n", "planted\n", "[]\n"],
+            "--reuse {reuse}"
+        );
+    }
+}
