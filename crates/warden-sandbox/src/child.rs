@@ -107,6 +107,7 @@ pub(crate) enum Confinement<'a> {
 
 /// Runs the init; never returns. A failed step is reported and ends the sandbox.
 pub(crate) fn run_init(spec: &SandboxSpec, filter: &CompiledFilter, channels: InitChannels) -> ! {
+    crate::name_process(c"warden-init");
     run_reporting(channels, |sync, report, control, cpu_counter| {
         enter_sandbox(spec, filter, sync, report, control, cpu_counter)
     })
@@ -169,6 +170,7 @@ fn enter_sandbox(
 
 /// Runs the trusted backend's init (`trusted.rs`); never returns.
 pub(crate) fn run_trusted_init(workdir: &Path, id: u32, channels: InitChannels) -> ! {
+    crate::name_process(c"warden-init");
     run_reporting(channels, |sync, report, control, cpu_counter| {
         enter_trusted(workdir, id, sync, report, control, cpu_counter)
     })
@@ -392,6 +394,7 @@ fn run_job(
                 fork_single_threaded().map_err(|e| SetupError::errno("fork the payload", e))?;
             match forked {
                 ForkResult::Child => {
+                    crate::name_process(c"warden-payload");
                     let to_init = handoff.map(|(_, payload_end)| payload_end);
                     payload::exec(job, &fds, workdir, payload_setup, to_init, report)
                 }

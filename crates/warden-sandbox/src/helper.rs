@@ -133,6 +133,7 @@ fn end(outcome: Result<i32, SetupError>, report: &OwnedFd) -> ! {
 }
 
 fn run(request: &HelperRequest, report: &OwnedFd, ends: HelperEnds) -> Result<i32, SetupError> {
+    crate::name_process(c"warden-helper");
     match &request.backend {
         Backend::Exec(argv) => exec_in_cgroup(&request.cgroup, argv, report),
         Backend::Namespaces => {

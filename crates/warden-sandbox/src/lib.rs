@@ -68,3 +68,10 @@ pub use trusted::Trusted;
 pub use watch::{MAX_SAMPLES, SAMPLE_EVERY};
 pub use writes::{ReadOnlyWrites, WriteAttempt};
 pub use zygote::{zygote_main, ZYGOTE_ARG};
+
+/// Names this process by its role (`/proc/PID/comm`: what `ps`, `top` and a profiler show),
+/// since every process of a sandbox is the warden binary until the payload's exec. Best
+/// effort: a name is only ever a label.
+pub(crate) fn name_process(role: &std::ffi::CStr) {
+    let _ = nix::sys::prctl::set_name(role);
+}

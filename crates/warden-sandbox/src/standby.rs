@@ -88,12 +88,15 @@ impl Standby {
         )
         .ok()?;
         match fork_single_threaded().ok()? {
-            ForkResult::Child => wait_for_job(
-                setup,
-                workdir,
-                handoff.map(|(_, standby_handoff)| standby_handoff),
-                standby_end,
-            ),
+            ForkResult::Child => {
+                crate::name_process(c"warden-payload");
+                wait_for_job(
+                    setup,
+                    workdir,
+                    handoff.map(|(_, standby_handoff)| standby_handoff),
+                    standby_end,
+                )
+            }
             ForkResult::Parent { child } => Some(Self {
                 pid: child,
                 launch: init_end,

@@ -177,6 +177,7 @@ pub fn zygote_main() -> ! {
     let Some(socket) = inherited_fd(SOCKET_FD) else {
         exit_immediately(2)
     };
+    crate::name_process(c"warden-zygote");
     loop {
         reap_children();
         match next_request(&socket) {

@@ -215,9 +215,11 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         failed: None,
     });
     let unanswered = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
+    let started = std::thread::scope(|scope| {
+        let mut started = 0;
         for _ in 0..workers {
-            scope.spawn(|| loop {
+            let worker = std::thread::Builder::new().name("warden-batch".into());
+            let spawned = worker.spawn_scoped(scope, || loop {
                 if cancel.is_cancelled() {
                     break;
                 }
@@ -253,9 +255,18 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
                     cancel.cancel();
                 }
             });
+            match spawned {
+                Ok(_) => started += 1,
+                // Fewer workers than asked: the others carry on.
+                Err(e) => tracing::warn!(error = %e, "could not start a worker thread"),
+            }
         }
+        started
     });
     watcher.stop();
+    if started == 0 {
+        anyhow::bail!("could not start any worker thread");
+    }
     // The pool's sandboxes, the zygote and the history's writer end here, before the exit.
     drop(engine);
 
