@@ -137,8 +137,10 @@ fn files_are_answered_in_order_each_in_a_fresh_sandbox_and_recorded() {
     assert_eq!(records.len(), 4, "{records:?}");
     assert!(records.iter().all(|r| r["api"] == "batch"), "{records:?}");
     // Nothing of its sandboxes outlives the batch: their cgroups are gone, so are their
-    // processes (a cgroup with a process in it cannot be removed).
+    // processes (a cgroup with a process in it cannot be removed), and their helpers were
+    // reaped, not left to the host's init.
     assert_eq!(cgroups_of(pid), 0);
+    assert_eq!(support::orphaned_helpers(), Vec::<String>::new());
 }
 
 #[test]

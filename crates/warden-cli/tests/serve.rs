@@ -669,6 +669,7 @@ fn sigterm_lets_the_running_execution_finish_and_leaves_nothing() {
         no_process_mentions(&server.world),
         "no sandbox outlives the server"
     );
+    assert_eq!(support::orphaned_helpers(), Vec::<String>::new());
 }
 
 #[test]

@@ -242,3 +242,23 @@ pub fn output_with_stdin(command: &mut Command, stdin: &[u8]) -> Output {
         .expect("stdin written");
     child.wait_with_output().expect("the command ends")
 }
+
+/// Sandbox helpers left to the host's init (parent pid 1), exited or not: a zygote that ended
+/// without reaping its helpers leaves them as zombies there. A helper that is still its
+/// zygote's or its CLI's child (another test's, running) is not counted.
+pub fn orphaned_helpers() -> Vec<String> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|p| std::fs::read_to_string(p.path().join("stat")).ok())
+        .filter(|stat| {
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let ppid = rest.split_whitespace().nth(1);
+            head.ends_with("(warden-helper") && ppid == Some("1")
+        })
+        .collect()
+}

@@ -37,6 +37,9 @@ const SOCKET_FD: i32 = 3;
 /// Largest request accepted.
 const MAX_REQUEST: u64 = 64 << 20;
 
+/// How long the zygote, at its end, waits for helpers still exiting.
+const LAST_CHILDREN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The parent's handle on a running zygote.
 #[derive(Debug)]
 pub(crate) struct Zygote {
@@ -182,9 +185,28 @@ pub fn zygote_main() -> ! {
         reap_children();
         match next_request(&socket) {
             Ok(Some((request, fds))) => answer(&socket, &request, fds),
-            Ok(None) => exit_immediately(0),
+            Ok(None) => {
+                reap_last_children();
+                exit_immediately(0)
+            }
             // A broken request: answer with the error, so the parent is not left waiting.
             Err(errno) => send_answer(&socket, -(errno as i32), None),
+        }
+    }
+}
+
+/// At the parent's end: reaps the helpers, which its teardowns have waited for (they have
+/// exited, or are exiting), so that none is left to the host's init as a zombie. A helper
+/// still running after a grace period (its sandbox not torn down) is left to end on its own.
+fn reap_last_children() {
+    let deadline = std::time::Instant::now() + LAST_CHILDREN_GRACE;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
         }
     }
 }
