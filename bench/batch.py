@@ -1,7 +1,7 @@
 """The measurements of bench/batch.sh: many short python programs through the CLI, the way an
 evaluation harness runs them, next to the bare interpreter and to bubblewrap.
 
-Usage: python3 batch.py WARDEN PY HUMANEVAL_JSONL_GZ ROUNDS HELLO_RUNS [SERVER_URL]
+Usage: [BATCH_REUSE=N] python3 batch.py WARDEN PY HUMANEVAL_JSONL_GZ ROUNDS HELLO_RUNS [SERVER_URL]
 
 Each round runs, for each way in a rotating order (bare, `warden run`, bwrap, `warden batch`:
 one process for all the programs of a task, with as many workers, and with a SERVER_URL `warden serve`: `POST /v1/executions?wait=true` on one keep-alive connection per
@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 WARDEN, PY, DATA, ROUNDS, HELLO_RUNS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(
     sys.argv[5])
 SERVER = urllib.parse.urlparse(sys.argv[6]).netloc if len(sys.argv) > 6 else None
+# `warden batch --reuse`: 1 (a fresh sandbox per program) unless BATCH_REUSE says.
+BATCH_REUSE = os.environ.get("BATCH_REUSE", "1")
 
 # As bench/startup.sh: every namespace, a read-only /usr, fresh /dev, /proc, tmpfs /tmp and
 # /work, a cleared environment; no cgroup, seccomp filter, rlimits or output cap.
@@ -97,7 +99,7 @@ class Whole:
 
 def batch(paths, workers, db):
     """`warden batch` over `paths`; stops everything unless each program exited 0."""
-    argv = [WARDEN, "batch", "-j", str(workers), "-l", "python", *paths]
+    argv = [WARDEN, "batch", "-j", str(workers), "--reuse", BATCH_REUSE, "-l", "python", *paths]
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
                           env={"WARDEN_DB": db})
     lines = done.stdout.decode(errors="replace").splitlines()

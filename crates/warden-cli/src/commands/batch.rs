@@ -1,4 +1,4 @@
-//! `warden batch`: many programs in one process (docs/cli.md#many-programs-warden-batch).
+//! `warden batch`: many programs in one process (docs/cli.md#warden-batch).
 //!
 //! An evaluation harness that calls `warden run` once per program pays, for every program,
 //! the process's start, the engine's (settings, catalog, rules, the history's open) and a
@@ -35,9 +35,6 @@ use warden_server::{ExecutionBody, ServerOptions};
 use super::limit_args::LimitArgs;
 use super::sources;
 use crate::exit_code;
-
-/// Longest request line read from `--requests`: the server's default body limit.
-const MAX_LINE: u64 = 16 << 20;
 
 /// Arguments of `warden batch`.
 #[derive(Debug, Args)]
@@ -105,6 +102,8 @@ enum Inputs {
     Lines {
         reader: Box<dyn BufRead + Send>,
         number: u64,
+        /// The longest line: what the server takes as a body (`[server] max_body`).
+        longest: u64,
     },
 }
 
@@ -112,26 +111,30 @@ impl Inputs {
     /// The next program, or `None` at the end; `Err` when the input cannot be read, which
     /// ends it. Blank lines are skipped.
     fn next(&mut self) -> Option<Result<Input, String>> {
-        let (reader, number) = match self {
+        let (reader, number, longest) = match self {
             Inputs::Files(files) => return files.next().map(|f| Ok(Input::File(f))),
-            Inputs::Lines { reader, number } => (reader, number),
+            Inputs::Lines {
+                reader,
+                number,
+                longest,
+            } => (reader, number, *longest),
         };
         loop {
             *number += 1;
             let number = *number;
             let mut line = Vec::new();
-            match Read::take(reader.as_mut(), MAX_LINE).read_until(b'\n', &mut line) {
+            match Read::take(reader.as_mut(), longest).read_until(b'\n', &mut line) {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(e) => return Some(Err(format!("reading line {number}: {e}"))),
             }
-            if line.len() as u64 == MAX_LINE && line.last() != Some(&b'\n') {
+            if line.len() as u64 == longest && line.last() != Some(&b'\n') {
                 // The rest of the line is read and dropped.
                 match reader.skip_until(b'\n') {
                     Ok(_) => {}
                     Err(e) => return Some(Err(format!("reading line {number}: {e}"))),
                 }
-                let message = format!("line {number} is longer than {MAX_LINE} bytes");
+                let message = format!("line {number} is longer than {longest} bytes");
                 return Some(Ok(Input::BadLine { number, message }));
             }
             match String::from_utf8(line) {
@@ -179,22 +182,20 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         .workers
         .or_else(|| std::thread::available_parallelism().ok())
         .map_or(1, NonZeroUsize::get);
-    let inputs = match &args.requests {
-        Some(path) if path.as_os_str() == "-" => Inputs::Lines {
-            reader: Box::new(BufReader::new(std::io::stdin())),
-            number: 0,
-        },
-        Some(path) => Inputs::Lines {
-            reader: Box::new(BufReader::new(
-                File::open(path).with_context(|| format!("opening {}", path.display()))?,
-            )),
-            number: 0,
-        },
-        None => Inputs::Files(args.files.clone().into_iter()),
-    };
-
     let settings = warden_engine::Settings::load()?;
     let options = ServerOptions::from_settings(&settings, Vec::new());
+    let lines = |reader: Box<dyn BufRead + Send>| Inputs::Lines {
+        reader,
+        number: 0,
+        longest: options.max_body as u64,
+    };
+    let inputs = match &args.requests {
+        Some(path) if path.as_os_str() == "-" => lines(Box::new(BufReader::new(std::io::stdin()))),
+        Some(path) => lines(Box::new(BufReader::new(
+            File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        ))),
+        None => Inputs::Files(args.files.clone().into_iter()),
+    };
     let mut config = settings.engine_config(super::helper_binary()?);
     // The workers make this process multi-threaded: a zygote, forked now while the process
     // is still single-threaded, forks every sandbox helper.
