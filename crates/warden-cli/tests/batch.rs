@@ -380,3 +380,44 @@ fn a_line_longer_than_a_body_is_answered_and_the_next_one_runs() {
     assert_eq!(lines[1]["result"]["stdout"], "2\n");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_slow_first_program_holds_the_others_back_within_a_window() {
+    let world = World::new();
+    let sleeper = "sleep 8.642";
+    let mut programs = vec![write(world.path(), "slow.sh", &format!("{sleeper}\n"))];
+    let quick = write(world.path(), "quick.sh", "echo quick\n");
+    programs.extend(std::iter::repeat_n(quick, 100));
+    let child = world
+        .warden()
+        .args(["batch", "-j", "2"])
+        .args(&programs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warden batch starts");
+    let recorded = || {
+        let out = world
+            .warden()
+            .args(["history", "--json", "--limit", "1000"])
+            .output()
+            .expect("warden history runs");
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).map_or(0, |r| r.len())
+    };
+    // Two workers, 16 waiting results each: 32 programs taken, the slow one and 31 quick ones
+    // that the second worker runs while the first sleeps; then it waits.
+    assert!(
+        eventually(Duration::from_secs(30), || recorded() >= 31),
+        "the other worker runs"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !processes_with(sleeper).is_empty(),
+        "the first still sleeps"
+    );
+    let held = recorded();
+    assert!(held <= 32, "{held} programs ran past the slow one");
+    let out = child.wait_with_output().expect("warden batch ends");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(lines(&out).len(), 101);
+}

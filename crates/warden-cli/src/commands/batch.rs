@@ -19,8 +19,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{ArgGroup, Args};
@@ -173,6 +174,11 @@ impl Ordered {
     }
 }
 
+/// Results waiting for an earlier program before they can be written, per worker, at most
+/// (more or less one per worker): a slow first program holds back the others rather than
+/// letting the waiting results, each up to twice the output limit, fill the memory.
+const WAITING_PER_WORKER: usize = 16;
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -215,7 +221,11 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         waiting: BTreeMap::new(),
         failed: None,
     });
-    let unanswered = std::sync::atomic::AtomicUsize::new(0);
+    // Wakes the workers held back by the results waiting to be written.
+    let written = Condvar::new();
+    let taken = AtomicUsize::new(0);
+    let window = WAITING_PER_WORKER * workers;
+    let unanswered = AtomicUsize::new(0);
     let started = std::thread::scope(|scope| {
         let mut started = 0;
         for _ in 0..workers {
@@ -223,6 +233,17 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
             let spawned = worker.spawn_scoped(scope, || loop {
                 if cancel.is_cancelled() {
                     break;
+                }
+                {
+                    let mut ordered = lock(&ordered);
+                    while taken.load(Ordering::Relaxed) - ordered.next >= window
+                        && !cancel.is_cancelled()
+                    {
+                        ordered = written
+                            .wait_timeout(ordered, Duration::from_millis(100))
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
                 }
                 let (index, input) = {
                     let mut guard = lock(&inputs);
@@ -234,6 +255,7 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
                         *inputs = Inputs::Files(Vec::new().into_iter());
                     }
                     *count += 1;
+                    taken.store(*count, Ordering::Relaxed);
                     (*count - 1, input)
                 };
                 let answer = match input {
@@ -252,6 +274,7 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
                 });
                 let mut ordered = lock(&ordered);
                 ordered.put(index, text);
+                written.notify_all();
                 if ordered.failed.is_some() {
                     cancel.cancel();
                 }
