@@ -163,6 +163,10 @@ pub struct Engine {
     /// Created at the first run, so that what needs no sandbox (analysis, the history) works on
     /// a host that cannot sandbox.
     sandbox: OnceLock<Sandbox>,
+    /// Held while the sandbox is created: threads that need it at once (a batch's or a
+    /// server's first runs) wait for one, rather than each checking the host and starting a
+    /// zygote that all but one then drop.
+    creating_sandbox: std::sync::Mutex<()>,
     maxima: Limits,
     cache: Option<CompileCache>,
     dependencies: Option<DependencyCache>,
@@ -255,6 +259,7 @@ impl Engine {
             },
             analyses: analysis_cache::AnalysisCache::default(),
             sandbox: OnceLock::new(),
+            creating_sandbox: std::sync::Mutex::new(()),
             maxima: config.maxima,
             cache: config.cache,
             dependencies: config.dependencies,
@@ -657,6 +662,13 @@ impl Engine {
         if let Some(sandbox) = self.sandbox.get() {
             return Ok(sandbox);
         }
+        let _creating = self
+            .creating_sandbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sandbox) = self.sandbox.get() {
+            return Ok(sandbox);
+        }
         let sandbox = Sandbox::new(self.helper.clone())?;
         let sandbox = if self.zygote {
             sandbox.with_zygote()?
@@ -665,7 +677,6 @@ impl Engine {
         } else {
             sandbox
         };
-        // Two threads may both create one; either is as good, the other is dropped.
         Ok(self.sandbox.get_or_init(|| sandbox))
     }
 
