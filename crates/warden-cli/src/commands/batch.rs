@@ -174,9 +174,10 @@ impl Ordered {
     }
 }
 
-/// Results waiting for an earlier program before they can be written, per worker, at most
-/// (more or less one per worker): a slow first program holds back the others rather than
-/// letting the waiting results, each up to twice the output limit, fill the memory.
+/// How many results, per worker, may wait for an earlier program before the workers stop
+/// taking new programs (a few more when workers pass the check at once): a slow program holds
+/// the others back rather than letting the waiting results, each up to twice the output
+/// limit, fill the memory.
 const WAITING_PER_WORKER: usize = 16;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -203,8 +204,8 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         None => Inputs::Files(args.files.clone().into_iter()),
     };
     let mut config = settings.engine_config(super::helper_binary()?);
-    // The workers make this process multi-threaded: a zygote, forked now while the process
-    // is still single-threaded, forks every sandbox helper.
+    // The workers make this process multi-threaded: a zygote (one exec of this binary, at
+    // the first run) forks every sandbox helper.
     config.fork_helper = false;
     config.zygote = true;
     config.record_in_background = true;
@@ -215,78 +216,42 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let cancel = Cancellation::new();
     let stopped_by = Arc::new(AtomicI32::new(0));
     let watcher = SignalWatcher::start(cancel.clone(), Arc::clone(&stopped_by))?;
-    let inputs = Mutex::new((0usize, inputs));
-    let ordered = Mutex::new(Ordered {
-        next: 0,
-        waiting: BTreeMap::new(),
-        failed: None,
-    });
-    // Wakes the workers held back by the results waiting to be written.
-    let written = Condvar::new();
-    let taken = AtomicUsize::new(0);
-    let window = WAITING_PER_WORKER * workers;
-    let unanswered = AtomicUsize::new(0);
+    let batch = Batch {
+        engine: &engine,
+        options: &options,
+        args: &args,
+        cancel,
+        inputs: Mutex::new((0, inputs)),
+        taken: AtomicUsize::new(0),
+        ordered: Mutex::new(Ordered {
+            next: 0,
+            waiting: BTreeMap::new(),
+            failed: None,
+        }),
+        written: Condvar::new(),
+        window: WAITING_PER_WORKER * workers,
+        unanswered: AtomicUsize::new(0),
+    };
     let started = std::thread::scope(|scope| {
-        let mut started = 0;
-        for _ in 0..workers {
-            let worker = std::thread::Builder::new().name("warden-batch".into());
-            let spawned = worker.spawn_scoped(scope, || loop {
-                if cancel.is_cancelled() {
-                    break;
-                }
-                {
-                    let mut ordered = lock(&ordered);
-                    while taken.load(Ordering::Relaxed) - ordered.next >= window
-                        && !cancel.is_cancelled()
-                    {
-                        ordered = written
-                            .wait_timeout(ordered, Duration::from_millis(100))
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .0;
+        (0..workers)
+            .filter(|_| {
+                let worker = std::thread::Builder::new().name("warden-batch".into());
+                match worker.spawn_scoped(scope, || batch.work()) {
+                    Ok(_) => true,
+                    // Fewer workers than asked: the others carry on.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not start a worker thread");
+                        false
                     }
                 }
-                let (index, input) = {
-                    let mut guard = lock(&inputs);
-                    let (count, inputs) = &mut *guard;
-                    let Some(input) = inputs.next() else { break };
-                    if input.is_err() {
-                        // The input itself failed: nothing after it can be read; the programs
-                        // already running finish.
-                        *inputs = Inputs::Files(Vec::new().into_iter());
-                    }
-                    *count += 1;
-                    taken.store(*count, Ordering::Relaxed);
-                    (*count - 1, input)
-                };
-                let answer = match input {
-                    Ok(input) => answer(&engine, &options, &args, &cancel, index, input),
-                    Err(message) => Line {
-                        index,
-                        error: Some(error("request", message)),
-                        ..Line::default()
-                    },
-                };
-                if answer.result.is_none() {
-                    unanswered.fetch_add(1, Ordering::Relaxed);
-                }
-                let text = serde_json::to_string(&answer).unwrap_or_else(|e| {
-                    json!({ "index": index, "error": error("internal", e.to_string()) }).to_string()
-                });
-                let mut ordered = lock(&ordered);
-                ordered.put(index, text);
-                written.notify_all();
-                if ordered.failed.is_some() {
-                    cancel.cancel();
-                }
-            });
-            match spawned {
-                Ok(_) => started += 1,
-                // Fewer workers than asked: the others carry on.
-                Err(e) => tracing::warn!(error = %e, "could not start a worker thread"),
-            }
-        }
-        started
+            })
+            .count()
     });
+    let Batch {
+        ordered,
+        unanswered,
+        ..
+    } = batch;
     watcher.stop();
     if started == 0 {
         anyhow::bail!("could not start any worker thread");
@@ -310,6 +275,134 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What the workers share.
+struct Batch<'a> {
+    engine: &'a warden_engine::Engine,
+    options: &'a ServerOptions,
+    args: &'a BatchArgs,
+    /// Cancelled by SIGINT or SIGTERM, or when standard output fails.
+    cancel: Cancellation,
+    /// The programs not yet taken, and how many were.
+    inputs: Mutex<(usize, Inputs)>,
+    /// How many programs were taken (the count under `inputs`, readable without its lock,
+    /// which a worker holds while it reads the next line).
+    taken: AtomicUsize,
+    ordered: Mutex<Ordered>,
+    /// Signalled when results are written: wakes the workers that the window holds back.
+    written: Condvar,
+    /// How many results may wait for an earlier program.
+    window: usize,
+    /// Programs answered without a result.
+    unanswered: AtomicUsize,
+}
+
+impl Batch<'_> {
+    /// One worker: takes the next program, runs it, hands its line to the ordered output,
+    /// until the programs or the batch end.
+    fn work(&self) {
+        while !self.cancel.is_cancelled() {
+            self.wait_for_room();
+            let (index, input) = {
+                let mut guard = lock(&self.inputs);
+                let (count, inputs) = &mut *guard;
+                let Some(input) = inputs.next() else { break };
+                if input.is_err() {
+                    // The input itself failed: nothing after it can be read; the programs
+                    // already running finish.
+                    *inputs = Inputs::Files(Vec::new().into_iter());
+                }
+                *count += 1;
+                self.taken.store(*count, Ordering::Relaxed);
+                (*count - 1, input)
+            };
+            let line = match input {
+                Ok(input) => self.answer(index, input),
+                Err(message) => Line {
+                    index,
+                    error: Some(error("request", message)),
+                    ..Line::default()
+                },
+            };
+            if line.result.is_none() {
+                self.unanswered.fetch_add(1, Ordering::Relaxed);
+            }
+            let text = serde_json::to_string(&line).unwrap_or_else(|e| {
+                json!({ "index": index, "error": error("internal", e.to_string()) }).to_string()
+            });
+            let mut ordered = lock(&self.ordered);
+            ordered.put(index, text);
+            self.written.notify_all();
+            if ordered.failed.is_some() {
+                self.cancel.cancel();
+            }
+        }
+    }
+
+    /// Runs one program; its line of output.
+    fn answer(&self, index: usize, input: Input) -> Line {
+        let args = self.args;
+        let mut line = Line {
+            index,
+            ..Line::default()
+        };
+        let request = match input {
+            Input::File(path) => {
+                line.file = Some(path.to_string_lossy().into_owned());
+                sources::from_files(std::slice::from_ref(&path))
+                    .map(|sources| ExecutionRequest {
+                        language: args.lang.clone(),
+                        sources,
+                        limits: args.limits.overrides(),
+                        mode: args.mode,
+                        network: args.network.clone(),
+                        ..ExecutionRequest::default()
+                    })
+                    .map_err(|e| error("request", format!("{e:#}")))
+            }
+            Input::Line { number, text } => {
+                line.line = Some(number);
+                serde_json::from_str::<ExecutionBody>(&text)
+                    .map_err(|e| error("request", format!("line {number}: {e}")))
+                    .and_then(|body| {
+                        body.into_request(self.options)
+                            .map_err(|e| error(e.kind, format!("line {number}: {}", e.message)))
+                    })
+            }
+            Input::BadLine { number, message } => {
+                line.line = Some(number);
+                Err(error("request", message))
+            }
+        };
+        let answer = request.and_then(|mut request| {
+            request.origin = Origin::new("batch", None);
+            request.cancel = Some(self.cancel.clone());
+            self.engine
+                .execute(request)
+                .map(|execution| execution.result)
+                .map_err(|e| engine_error(&e))
+        });
+        match answer {
+            Ok(result) => line.result = Some(result),
+            Err(error) => line.error = Some(error),
+        }
+        line
+    }
+
+    /// Waits while as many results as the window holds wait for an earlier program.
+    fn wait_for_room(&self) {
+        let mut ordered = lock(&self.ordered);
+        while self.taken.load(Ordering::Relaxed) - ordered.next >= self.window
+            && !self.cancel.is_cancelled()
+        {
+            ordered = self
+                .written
+                .wait_timeout(ordered, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
 /// A program's line of output: its place, where it came from, and its result or why it has
 /// none.
 #[derive(Debug, Default, Serialize)]
@@ -323,62 +416,6 @@ struct Line {
     result: Option<ExecutionResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<Value>,
-}
-
-/// Runs one program; its line of output.
-fn answer(
-    engine: &warden_engine::Engine,
-    options: &ServerOptions,
-    args: &BatchArgs,
-    cancel: &Cancellation,
-    index: usize,
-    input: Input,
-) -> Line {
-    let mut line = Line {
-        index,
-        ..Line::default()
-    };
-    let request = match input {
-        Input::File(path) => {
-            line.file = Some(path.to_string_lossy().into_owned());
-            sources::from_files(std::slice::from_ref(&path))
-                .map(|sources| ExecutionRequest {
-                    language: args.lang.clone(),
-                    sources,
-                    limits: args.limits.overrides(),
-                    mode: args.mode,
-                    network: args.network.clone(),
-                    ..ExecutionRequest::default()
-                })
-                .map_err(|e| error("request", format!("{e:#}")))
-        }
-        Input::Line { number, text } => {
-            line.line = Some(number);
-            serde_json::from_str::<ExecutionBody>(&text)
-                .map_err(|e| error("request", format!("line {number}: {e}")))
-                .and_then(|body| {
-                    body.into_request(options)
-                        .map_err(|e| error(e.kind, format!("line {number}: {}", e.message)))
-                })
-        }
-        Input::BadLine { number, message } => {
-            line.line = Some(number);
-            Err(error("request", message))
-        }
-    };
-    let answer = request.and_then(|mut request| {
-        request.origin = Origin::new("batch", None);
-        request.cancel = Some(cancel.clone());
-        engine
-            .execute(request)
-            .map(|execution| execution.result)
-            .map_err(|e| engine_error(&e))
-    });
-    match answer {
-        Ok(result) => line.result = Some(result),
-        Err(error) => line.error = Some(error),
-    }
-    line
 }
 
 fn error(kind: &str, message: String) -> Value {
