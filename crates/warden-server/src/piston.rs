@@ -8,6 +8,7 @@
 mod connect;
 mod execute;
 mod names;
+mod packages;
 mod request;
 mod response;
 mod runtimes;
@@ -20,8 +21,8 @@ use axum::{Extension, Json, Router};
 use crate::state::{Api, AppState, Caller, ExecError};
 use crate::toolchains::Toolchains;
 
-/// The routes of `/api/v2` (`runtimes`, `execute`, the WebSocket `connect`), to be merged into
-/// the server's router.
+/// The routes of `/api/v2` (`runtimes`, `execute`, the WebSocket `connect`, `packages`), to
+/// be merged into the server's router.
 pub fn routes() -> Router<AppState> {
     routes_with(Toolchains::default())
 }
@@ -31,6 +32,12 @@ fn routes_with(toolchains: Toolchains) -> Router<AppState> {
         .route("/api/v2/runtimes", get(runtimes::list))
         .route("/api/v2/execute", post(execute::execute))
         .route("/api/v2/connect", get(connect::connect))
+        .route(
+            "/api/v2/packages",
+            get(packages::list)
+                .post(packages::install)
+                .delete(packages::uninstall),
+        )
         .layer(Extension(toolchains))
 }
 

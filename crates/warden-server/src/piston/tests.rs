@@ -121,3 +121,78 @@ async fn only_json_and_forms_are_taken() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["message"], "cobol-* runtime is unknown");
 }
+
+fn packages(method: &str, body: Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri("/api/v2/packages")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn packages_are_the_hosts_runtimes_all_installed() {
+    let (status, body) = call(
+        Request::get("/api/v2/packages")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut listed = body.as_array().cloned().expect("a list");
+    listed.sort_by_key(|p| p["language"].to_string());
+    assert_eq!(
+        listed,
+        [
+            json!({"language": "c++", "language_version": "12.2.0", "installed": true}),
+            json!({"language": "python", "language_version": "3.11.2", "installed": true}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn installing_an_installed_package_answers_as_piston_and_nothing_else_exists() {
+    let (status, body) = call(packages(
+        "POST",
+        json!({"language": "python", "version": "3.11.2"}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"language": "python", "version": "3.11.2"}));
+
+    for (request, message) in [
+        (
+            json!({"language": "python", "version": "2.7.18"}),
+            "Requested package python-2.7.18 does not exist",
+        ),
+        (
+            json!({"language": "cobol", "version": "1.0.0"}),
+            "Requested package cobol-1.0.0 does not exist",
+        ),
+        (
+            json!({"language": "python"}),
+            "Requested package python-undefined does not exist",
+        ),
+    ] {
+        let (status, body) = call(packages("POST", request)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["message"], message);
+    }
+
+    let (status, body) = call(packages(
+        "DELETE",
+        json!({"language": "python", "version": "3.11.2"}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("does not uninstall")));
+    let (status, _) = call(packages(
+        "DELETE",
+        json!({"language": "cobol", "version": "1.0.0"}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
