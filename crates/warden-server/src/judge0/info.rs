@@ -1,6 +1,6 @@
 //! Judge0's information endpoints: `about` (its version picks the SDK's table of language ids,
 //! so it says 1.13.1, the API warden follows), `config_info` (every flag and limit, in Judge0's
-//! units, as warden applies them), `system_info`, `workers`, `statistics`.
+//! units, as warden applies them), `system_info`, `workers`.
 
 use axum::extract::State;
 use axum::Json;
