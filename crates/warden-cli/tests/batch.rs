@@ -24,17 +24,17 @@ fn write(dir: &Path, name: &str, code: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// The cgroups still there of the sandboxes of the warden process `pid`.
-fn cgroups_of(pid: u32) -> usize {
-    let prefix = format!("run-{pid}-");
-    std::fs::read_dir("/sys/fs/cgroup/pids/warden")
-        .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
-        .map(|dir| {
-            dir.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .count()
-        })
-        .unwrap_or(0)
+/// `warden batch` with `args`, started with its output piped.
+fn start(world: &World, args: &[&str], programs: &[String]) -> Child {
+    world
+        .warden()
+        .arg("batch")
+        .args(args)
+        .args(programs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warden batch starts")
 }
 
 /// The children of process `pid` whose command line contains `needle`.
@@ -93,14 +93,7 @@ fn files_are_answered_in_order_each_in_a_fresh_sandbox_and_recorded() {
             "#include <stdio.h>\nint main(void) { puts(\"compiled\"); return 0; }\n",
         ),
     ];
-    let child = world
-        .warden()
-        .args(["batch", "-j", "2"])
-        .args(&programs)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("warden batch starts");
+    let child = start(&world, &["-j", "2"], &programs);
     let pid = child.id();
     let out = child.wait_with_output().expect("warden batch ends");
     // One program has no result (its file is missing): the batch says so in its status.
@@ -139,7 +132,7 @@ fn files_are_answered_in_order_each_in_a_fresh_sandbox_and_recorded() {
     // Nothing of its sandboxes outlives the batch: their cgroups are gone, so are their
     // processes (a cgroup with a process in it cannot be removed), and their helpers were
     // reaped, not left to the host's init.
-    assert_eq!(cgroups_of(pid), 0);
+    assert_eq!(support::cgroups_of(pid), 0);
     assert_eq!(support::orphaned_helpers(), Vec::<String>::new());
 }
 
@@ -290,7 +283,7 @@ fn an_interrupted_batch_stops_its_programs_and_leaves_nothing() {
             !Path::new(&format!("/proc/{}", zygotes[0])).exists(),
             "{signal}: the zygote does not outlive the batch"
         );
-        assert_eq!(cgroups_of(pid.unsigned_abs()), 0, "{signal}");
+        assert_eq!(support::cgroups_of(pid.unsigned_abs()), 0, "{signal}");
     }
 }
 
@@ -388,14 +381,7 @@ fn a_slow_first_program_holds_the_others_back_within_a_window() {
     let mut programs = vec![write(world.path(), "slow.sh", &format!("{sleeper}\n"))];
     let quick = write(world.path(), "quick.sh", "echo quick\n");
     programs.extend(std::iter::repeat_n(quick, 100));
-    let child = world
-        .warden()
-        .args(["batch", "-j", "2"])
-        .args(&programs)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("warden batch starts");
+    let child = start(&world, &["-j", "2"], &programs);
     let recorded = || {
         let out = world
             .warden()

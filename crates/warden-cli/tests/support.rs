@@ -216,7 +216,13 @@ pub fn host_address() -> std::net::Ipv4Addr {
 /// The cgroups of this test process's sandboxes that still exist (their names start with
 /// `run-<pid>-`), in the pids hierarchy (v1) or the unified one.
 pub fn our_cgroups() -> usize {
-    let prefix = format!("run-{}-", std::process::id());
+    cgroups_of(std::process::id())
+}
+
+/// The cgroups that still exist of the sandboxes that the process `pid` created (a `warden`
+/// command's, a server's).
+pub fn cgroups_of(pid: u32) -> usize {
+    let prefix = format!("run-{pid}-");
     std::fs::read_dir("/sys/fs/cgroup/pids/warden")
         .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
         .map(|dir| {
