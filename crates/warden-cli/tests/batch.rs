@@ -119,6 +119,13 @@ fn files_are_answered_in_order_each_in_a_fresh_sandbox_and_recorded() {
     assert!(lines[2].get("result").is_none());
     assert_eq!(lines[3]["result"]["stdout"], "[]\n", "{}", lines[3]);
     assert_eq!(lines[4]["result"]["stdout"], "compiled\n", "{}", lines[4]);
+    // A summary for the person at the terminal, on stderr.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warden: 5 programs in ")
+            && stderr.contains(": 3 exited 0, 1 exited non-zero, 1 without a result"),
+        "{stderr}"
+    );
 
     // Every program that ran is in the history, as the batch's.
     let history = world

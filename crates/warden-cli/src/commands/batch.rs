@@ -27,7 +27,7 @@ use anyhow::Context;
 use clap::{ArgGroup, Args};
 use serde::Serialize;
 use serde_json::{json, Value};
-use warden_core::ModeRequest;
+use warden_core::{ModeRequest, Outcome};
 use warden_engine::{
     Cancellation, EngineError, ErrorKind, ExecutionRequest, ExecutionResult, Origin,
 };
@@ -211,6 +211,7 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     config.record_in_background = true;
     config.pool_size = workers;
     config.pool_reuse = args.reuse;
+    let started_at = std::time::Instant::now();
     let engine = warden_engine::Engine::new(config)?;
 
     let cancel = Cancellation::new();
@@ -230,7 +231,7 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         }),
         written: Condvar::new(),
         window: WAITING_PER_WORKER * workers,
-        unanswered: AtomicUsize::new(0),
+        tally: Mutex::default(),
     };
     let started = std::thread::scope(|scope| {
         (0..workers)
@@ -247,17 +248,15 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
             })
             .count()
     });
-    let Batch {
-        ordered,
-        unanswered,
-        ..
-    } = batch;
+    let Batch { ordered, tally, .. } = batch;
+    let tally = tally.into_inner().unwrap_or_else(PoisonError::into_inner);
     watcher.stop();
     if started == 0 {
         anyhow::bail!("could not start any worker thread");
     }
     // The pool's sandboxes, the zygote and the history's writer end here, before the exit.
     drop(engine);
+    eprintln!("warden: {}", tally.summary(started_at.elapsed()));
 
     let ordered = ordered.into_inner().unwrap_or_else(PoisonError::into_inner);
     if let Some(e) = ordered.failed {
@@ -267,7 +266,7 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         return Err(e).context("writing the results");
     }
     match stopped_by.load(Ordering::Relaxed) {
-        0 if unanswered.load(Ordering::Relaxed) == 0 => Ok(ExitCode::SUCCESS),
+        0 if tally.unanswered() == 0 => Ok(ExitCode::SUCCESS),
         0 => Ok(ExitCode::from(exit_code::BATCH_INCOMPLETE)),
         signal => Ok(ExitCode::from(
             u8::try_from(128 + signal).unwrap_or(exit_code::WARDEN_ERROR),
@@ -292,8 +291,46 @@ struct Batch<'a> {
     written: Condvar,
     /// How many results may wait for an earlier program.
     window: usize,
-    /// Programs answered without a result.
-    unanswered: AtomicUsize,
+    /// How the programs ended, for the summary.
+    tally: Mutex<Tally>,
+}
+
+/// How many programs ended which way: `exited 0`, `exited non-zero`, each other outcome
+/// kind, and `without a result`.
+#[derive(Debug, Default)]
+struct Tally(BTreeMap<&'static str, usize>);
+
+impl Tally {
+    const UNANSWERED: &'static str = "without a result";
+
+    fn count(&mut self, line: &Line) {
+        let way = match line.result.as_ref().map(|r| &r.outcome) {
+            Some(Outcome::Exited { code: 0 }) => "exited 0",
+            Some(Outcome::Exited { .. }) => "exited non-zero",
+            Some(other) => other.kind().name(),
+            None => Self::UNANSWERED,
+        };
+        *self.0.entry(way).or_default() += 1;
+    }
+
+    fn unanswered(&self) -> usize {
+        self.0.get(Self::UNANSWERED).copied().unwrap_or(0)
+    }
+
+    /// `3 programs in 0.4 s: 2 exited 0, 1 without a result`.
+    fn summary(&self, elapsed: Duration) -> String {
+        let total: usize = self.0.values().sum();
+        let ways: Vec<String> = self.0.iter().map(|(way, n)| format!("{n} {way}")).collect();
+        format!(
+            "{total} programs in {:.1} s: {}",
+            elapsed.as_secs_f64(),
+            if ways.is_empty() {
+                "none".to_owned()
+            } else {
+                ways.join(", ")
+            }
+        )
+    }
 }
 
 impl Batch<'_> {
@@ -323,9 +360,7 @@ impl Batch<'_> {
                     ..Line::default()
                 },
             };
-            if line.result.is_none() {
-                self.unanswered.fetch_add(1, Ordering::Relaxed);
-            }
+            lock(&self.tally).count(&line);
             let text = serde_json::to_string(&line).unwrap_or_else(|e| {
                 json!({ "index": index, "error": error("internal", e.to_string()) }).to_string()
             });
