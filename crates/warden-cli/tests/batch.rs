@@ -205,6 +205,13 @@ fn request_lines_are_checked_as_the_server_checks_them() {
         .output()
         .expect("warden batch runs");
     assert_eq!(mixed.status.code(), Some(2), "a command-line error");
+    // An absurd number of workers (a thread and a ready sandbox each) is refused likewise.
+    let absurd = world
+        .warden()
+        .args(["batch", "-j", "100000", "x.py"])
+        .output()
+        .expect("warden batch runs");
+    assert_eq!(absurd.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&mixed.stderr).contains("cannot be used with"));
 }
 

@@ -37,6 +37,9 @@ use super::limit_args::LimitArgs;
 use super::sources;
 use crate::exit_code;
 
+/// Most workers: each has a sandbox ready for it in the pool, and one thread.
+const MAX_WORKERS: i64 = 256;
+
 /// Arguments of `warden batch`.
 #[derive(Debug, Args)]
 #[command(group(
@@ -55,9 +58,10 @@ pub(crate) struct BatchArgs {
     /// files, stdin, limits, mode, network and test cases.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["files", "file_options"])]
     requests: Option<PathBuf>,
-    /// How many programs run at once. Default: the number of cpus.
-    #[arg(short = 'j', long, value_name = "N")]
-    workers: Option<NonZeroUsize>,
+    /// How many programs run at once, at most 256. Default: the number of cpus.
+    #[arg(short = 'j', long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS))]
+    workers: Option<u16>,
     /// How many programs one sandbox may run, reset in between (a new workspace and IPC
     /// namespace; docs/sandbox-setup.md#reset). 1, the default, gives every program a fresh
     /// sandbox, as `warden run` does.
@@ -185,10 +189,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
-    let workers = args
-        .workers
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get);
+    let workers = args.workers.map_or_else(
+        || {
+            std::thread::available_parallelism()
+                .map_or(1, NonZeroUsize::get)
+                .min(MAX_WORKERS as usize)
+        },
+        usize::from,
+    );
     let settings = warden_engine::Settings::load()?;
     let options = ServerOptions::from_settings(&settings, Vec::new());
     let lines = |reader: Box<dyn BufRead + Send>| Inputs::Lines {
