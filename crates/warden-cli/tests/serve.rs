@@ -465,9 +465,11 @@ fn a_public_address_without_a_token_is_refused_at_start() {
 #[test]
 fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_interrupted() {
     let first = Server::start(&format!(
-        "[server]\nworkers = 1\nshutdown_deadline = \"1s\"\n{TOKENS}"
+        "[server]\nworkers = 1\nshutdown_deadline = \"1s\"\n{TOKENS}\
+         [[server.tokens]]\nname = \"root\"\ntoken = \"adm1n\"\nadmin = true\n"
     ));
     let judge0 = [("x-auth-token", "s3cret")];
+    let authorized = [("x-auth-token", "s3cret"), ("x-auth-user", "adm1n")];
     let submit = |server: &Server, code: &str, wait: bool| {
         let body = json!({"language_id": 46, "source_code": code}).to_string();
         let path = format!("/submissions?wait={wait}");
@@ -486,8 +488,13 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
     let judged_token = submit(&first, "printf 'judged\\n' >&2; echo judged", true);
     let slow = job(&first, "sleep 600.25");
     eventually("the slow program runs", || sleeping("600.25"));
-    let queued = submit(&first, "echo never", false);
-    let busy = first.raw("DELETE", &format!("/submissions/{queued}"), &judge0, None);
+    let queued_token = submit(&first, "echo never", false);
+    let busy = first.raw(
+        "DELETE",
+        &format!("/submissions/{queued_token}"),
+        &authorized,
+        None,
+    );
     assert_eq!(busy.code, 400, "{}", busy.body);
     assert_eq!(
         busy.json()["error"],
@@ -519,7 +526,7 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
     );
     let interrupted = second.finished(&slow);
     assert_eq!(interrupted["error"]["kind"], "interrupted", "{interrupted}");
-    let queued = shown(&queued);
+    let queued = shown(&queued_token);
     assert_eq!(queued["status_id"], 13, "Internal Error: {queued}");
     assert!(
         queued["message"]
@@ -528,11 +535,35 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
         "{queued}"
     );
     assert!(queued["finished_at"].is_string(), "{queued}");
-    // Deleted: answered once more (base64, as Judge0 forces it), then gone.
+    // Listed for Judge0's authorization token, the newest first, as they stand after the
+    // restart.
+    let listed = second.raw(
+        "GET",
+        "/submissions?fields=token,status_id",
+        &authorized,
+        None,
+    );
+    assert_eq!(listed.code, 200, "{}", listed.body);
+    assert_eq!(
+        listed.json(),
+        json!({
+            "submissions": [
+                {"token": queued_token, "status_id": 13},
+                {"token": judged_token, "status_id": 3},
+            ],
+            "meta": {"current_page": 1, "next_page": null, "prev_page": null,
+                     "total_pages": 1, "total_count": 2},
+        })
+    );
+    assert_eq!(second.raw("GET", "/submissions", &judge0, None).code, 403);
+    // Deleted: answered once more (base64, as Judge0 forces it), then gone; with an admin
+    // token configured, only for a request authorized as Judge0 authorizes it.
     let delete = |token: &str| {
         let path = format!("/submissions/{token}?fields=stdout,status_id");
-        second.raw("DELETE", &path, &judge0, None)
+        second.raw("DELETE", &path, &authorized, None)
     };
+    let path = format!("/submissions/{judged_token}");
+    assert_eq!(second.raw("DELETE", &path, &judge0, None).code, 403);
     let deleted = delete(&judged_token);
     assert_eq!(deleted.code, 200, "{}", deleted.body);
     assert_eq!(

@@ -2,6 +2,10 @@
 //! `Authorization: Bearer <token>` (every API) or `X-Auth-Token: <token>` (Judge0's way); the
 //! caller is known by the token's configured name, never by the token. With no tokens
 //! configured every request is anonymous, which the server allows on loopback only.
+//!
+//! Authorization, Judge0's second token: what Judge0 reserves to its `X-Auth-User` token
+//! (listing every submission, deleting them) needs a token marked `admin = true` in that
+//! header ([`Tokens::authorized`]).
 
 use axum::http::HeaderMap;
 use warden_core::TokenConfig;
@@ -53,6 +57,31 @@ impl Tokens {
             })
             .ok_or(AuthError::Invalid)
     }
+
+    /// Whether any token may authorize (is marked `admin`).
+    pub(crate) fn has_admin(&self) -> bool {
+        self.tokens.iter().any(|t| t.admin)
+    }
+
+    /// Whether `headers` carry, in Judge0's `X-Auth-User`, a token marked `admin`. Never
+    /// without one configured: as Judge0, which answers 403 when it has no authorization
+    /// token.
+    pub(crate) fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(presented) = headers
+            .get("x-auth-user")
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| !t.is_empty())
+        else {
+            return false;
+        };
+        // As in `caller`: every admin token compared, whatever matched before.
+        self.tokens
+            .iter()
+            .filter(|t| t.admin)
+            .fold(false, |found, t| {
+                constant_time_eq(t.token.as_bytes(), presented.as_bytes()) | found
+            })
+    }
 }
 
 /// The token a request carries: a bearer token, or for Judge0 its `X-Auth-Token` header.
@@ -89,6 +118,7 @@ mod tests {
             token: "s3cret".into(),
             max_concurrent: None,
             requests_per_minute: None,
+            admin: false,
         }])
     }
 
@@ -119,6 +149,32 @@ mod tests {
         let h = headers("x-auth-token", "s3cret");
         assert!(tokens().caller(&h, Api::Judge0).is_ok());
         assert_eq!(tokens().caller(&h, Api::Own), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn only_an_admin_token_in_x_auth_user_authorizes() {
+        let mut both = tokens();
+        both.tokens.push(TokenConfig {
+            name: "root".into(),
+            token: "adm1n".into(),
+            max_concurrent: None,
+            requests_per_minute: None,
+            admin: true,
+        });
+        assert!(both.has_admin() && !tokens().has_admin());
+        assert!(both.authorized(&headers("x-auth-user", "adm1n")));
+        assert!(
+            !both.authorized(&headers("x-auth-user", "s3cret")),
+            "not an admin"
+        );
+        assert!(
+            !both.authorized(&headers("x-auth-token", "adm1n")),
+            "Judge0's other header"
+        );
+        assert!(!both.authorized(&headers("authorization", "Bearer adm1n")));
+        assert!(!both.authorized(&headers("x-auth-user", "")));
+        assert!(!tokens().authorized(&headers("x-auth-user", "s3cret")));
+        assert!(!Tokens::default().authorized(&headers("x-auth-user", "x")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Judge0 CE compatible API at the root (judge0/judge0 v1.13.1): `submissions` (with `wait`,
-//! `base64_encoded`, `fields`, `expected_output`, `callback_url`), `submissions/batch`,
-//! `languages`, `statuses`, `about`, `config_info`, `system_info`, `workers`; so that Judge0's
+//! `base64_encoded`, `fields`, `expected_output`, `callback_url`; the listing for Judge0's
+//! authorization token), `submissions/batch`, `languages`, `statuses`, `about`, `config_info`,
+//! `system_info`, `workers`, `authenticate`, `authorize`; so that Judge0's
 //! clients (the `judge0` SDK, plain HTTP) run their code in warden unchanged. An adapter over
 //! [`AppState::execute`]'s admission and run: it parses Judge0's request, runs it, and renders
 //! Judge0's answer; warden's exact outcome rides in an extra `warden` attribute. Shapes,
@@ -31,7 +32,10 @@ use crate::state::{Api, AppState, Caller, ExecError};
 /// Judge0's routes, to be merged into the server's router at the root.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/submissions", post(submissions::create))
+        .route(
+            "/submissions",
+            post(submissions::create).get(submissions::list),
+        )
         .route(
             "/submissions/batch",
             post(submissions::create_batch).get(submissions::show_batch),
@@ -41,6 +45,7 @@ pub fn routes() -> Router<AppState> {
             get(submissions::show).delete(submissions::delete),
         )
         .route("/authenticate", post(authenticate))
+        .route("/authorize", post(authorize_only))
         .route("/languages", get(languages::list))
         .route("/languages/all", get(languages::all))
         .route("/languages/{id}", get(languages::show))
@@ -59,6 +64,29 @@ async fn authenticate(
     headers: HeaderMap,
 ) -> Result<StatusCode, Judge0Error> {
     caller(&state, &headers).map(|_| StatusCode::OK)
+}
+
+/// `POST /authorize`: 200 when the request is authenticated and authorized ([`authorize`]),
+/// else 401 or 403, as Judge0 answers.
+async fn authorize_only(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Judge0Error> {
+    caller(&state, &headers)?;
+    authorize(&state, &headers).map(|()| StatusCode::OK)
+}
+
+/// What Judge0 reserves to its authorization token (`X-Auth-User`): here a token marked
+/// `admin = true` in `[[server.tokens]]`, presented in `X-Auth-User`; else 403.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Judge0Error> {
+    if state.tokens().authorized(headers) {
+        return Ok(());
+    }
+    Err(Judge0Error::new(
+        StatusCode::FORBIDDEN,
+        "this needs Judge0's authorization: a token with `admin = true` in [[server.tokens]], \
+         sent as X-Auth-User",
+    ))
 }
 
 /// Who asked: the server's tokens, presented as `X-Auth-Token` (Judge0's header) or

@@ -93,7 +93,7 @@ pub(crate) enum KeptError {
         path: PathBuf,
     },
     /// A newer warden wrote it.
-    #[error("{path} has schema version {version}, newer than this warden's 1")]
+    #[error("{path} has schema version {version}, newer than this warden's 2")]
     TooNew {
         /// The database file.
         path: PathBuf,
@@ -113,8 +113,12 @@ pub(crate) enum KeptError {
     },
 }
 
-/// Version 1 (`PRAGMA user_version`). A finished document is inserted when it finishes, so
-/// the finished ones' `seq` order is the order they finished in.
+/// The schema's version (`PRAGMA user_version`).
+const VERSION: u32 = 2;
+
+/// Version 2. A finished document is inserted when it finishes, so the finished ones' `seq`
+/// order is the order they finished in; `created_ms` is when its key was first written (the
+/// request's acceptance), kept through its rewrites: the order a listing shows.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kept (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -123,10 +127,24 @@ CREATE TABLE IF NOT EXISTS kept (
     finished       INTEGER NOT NULL,
     finished_at_ms INTEGER,
     body           TEXT NOT NULL,
+    created_ms     INTEGER NOT NULL DEFAULT 0,
     UNIQUE (kind, key)
 );
 CREATE INDEX IF NOT EXISTS kept_finished ON kept (finished, seq);
-PRAGMA user_version = 1;
+CREATE INDEX IF NOT EXISTS kept_created ON kept (kind, created_ms);
+PRAGMA user_version = 2;
+";
+
+/// From version 1, which had no `created_ms`: a document's own `created_at` (a Judge0
+/// submission's), else when it finished, else 0.
+const FROM_VERSION_1: &str = "
+ALTER TABLE kept ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+UPDATE kept SET created_ms = coalesce(
+    CASE WHEN json_valid(body) THEN
+        CAST((julianday(json_extract(body, '$.created_at')) - 2440587.5) * 86400000 AS INTEGER)
+    END,
+    finished_at_ms,
+    0);
 ";
 
 /// The kept answers.
@@ -194,7 +212,7 @@ impl Kept {
         let version: u32 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(sqlite("reading the schema version"))?;
-        if version > 1 {
+        if version > VERSION {
             return Err(KeptError::TooNew {
                 path: path.to_owned(),
                 version,
@@ -212,6 +230,10 @@ impl Kept {
     }
 
     fn with(conn: Connection, owner: Option<File>, bounds: Bounds) -> rusqlite::Result<Self> {
+        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version == 1 {
+            conn.execute_batch(FROM_VERSION_1)?;
+        }
         conn.execute_batch(SCHEMA)?;
         let (finished, finished_bytes): (i64, i64) = conn.query_row(
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM kept WHERE finished = 1",
@@ -347,6 +369,36 @@ impl Kept {
         }
     }
 
+    /// A page of `kind`'s documents, finished or not, the newest first (by when their key was
+    /// first written): `limit` of them after the first `offset`, and how many there are in all.
+    pub(crate) fn page(&self, kind: Kind, offset: u64, limit: u64) -> (u64, Vec<(String, String)>) {
+        let inner = self.lock();
+        let read = || -> rusqlite::Result<(u64, Vec<(String, String)>)> {
+            let total: i64 = inner.conn.query_row(
+                "SELECT count(*) FROM kept WHERE kind = ?1",
+                [kind.name()],
+                |r| r.get(0),
+            )?;
+            let mut statement = inner.conn.prepare(
+                "SELECT key, body FROM kept WHERE kind = ?1
+                 ORDER BY created_ms DESC, seq DESC LIMIT ?2 OFFSET ?3",
+            )?;
+            let as_sql = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            let rows = statement
+                .query_map(params![kind.name(), as_sql(limit), as_sql(offset)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            Ok((
+                u64::try_from(total).unwrap_or(0),
+                rows.collect::<Result<_, _>>()?,
+            ))
+        };
+        read().unwrap_or_else(|e| {
+            tracing::error!(error = %e, kind = kind.name(), "listing the answers failed");
+            (0, Vec::new())
+        })
+    }
+
     /// Every unfinished answer of `kind`, oldest first: at start-up, those the last server
     /// did not finish.
     pub(crate) fn unfinished(&self, kind: Kind) -> Vec<(String, String)> {
@@ -381,13 +433,14 @@ impl Inner {
     ) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         // What the document replaces (a finished one is counted in the totals).
-        let before: Option<(bool, i64)> = tx
+        let before: Option<(bool, i64, i64)> = tx
             .query_row(
-                "SELECT finished, length(body) FROM kept WHERE kind = ?1 AND key = ?2",
+                "SELECT finished, length(body), created_ms FROM kept WHERE kind = ?1 AND key = ?2",
                 params![kind.name(), key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
+        let created = before.map_or_else(now_ms, |(_, _, created)| created);
         // Deleted and inserted, not updated: a document that finishes takes the newest place
         // in the order the bounds delete by.
         tx.execute(
@@ -395,12 +448,19 @@ impl Inner {
             params![kind.name(), key],
         )?;
         tx.execute(
-            "INSERT INTO kept (kind, key, finished, finished_at_ms, body)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![kind.name(), key, finished, finished.then(now_ms), body],
+            "INSERT INTO kept (kind, key, finished, finished_at_ms, body, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                kind.name(),
+                key,
+                finished,
+                finished.then(now_ms),
+                body,
+                created
+            ],
         )?;
         let (mut count, mut bytes) = (self.finished, self.finished_bytes);
-        if let Some((true, size)) = before {
+        if let Some((true, size, _)) = before {
             count = count.saturating_sub(1);
             bytes = bytes.saturating_sub(u64::try_from(size).unwrap_or(0));
         }
@@ -546,12 +606,82 @@ mod tests {
         ));
         std::fs::remove_file(&path).expect("removed");
         let conn = Connection::open(&path).expect("a database");
-        conn.pragma_update(None, "user_version", 2).expect("set");
+        conn.pragma_update(None, "user_version", 3).expect("set");
         drop(conn);
         assert!(matches!(
             Kept::open(&path, DAY),
-            Err(KeptError::TooNew { version: 2, .. })
+            Err(KeptError::TooNew { version: 3, .. })
         ));
+    }
+
+    #[test]
+    fn a_page_lists_the_newest_first_in_acceptance_order_through_rewrites() {
+        let kept = Kept::in_memory(Bounds::IN_MEMORY);
+        for key in ["a", "b", "c"] {
+            kept.put(Kind::Judge0, key, false, key);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        kept.put(Kind::Job, "j", true, "job");
+        // Finishing rewrites "a" but keeps its place: accepted first, listed last.
+        kept.put(Kind::Judge0, "a", true, "a done");
+        let keys = |(total, page): (u64, Vec<(String, String)>)| {
+            (total, page.into_iter().map(|(k, _)| k).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            keys(kept.page(Kind::Judge0, 0, 10)),
+            (3, vec!["c".into(), "b".into(), "a".into()])
+        );
+        assert_eq!(keys(kept.page(Kind::Judge0, 1, 1)), (3, vec!["b".into()]));
+        assert_eq!(keys(kept.page(Kind::Judge0, 3, 5)), (3, vec![]));
+        assert_eq!(kept.page(Kind::Judge0, 2, 1).1[0].1, "a done");
+        assert_eq!(keys(kept.page(Kind::Job, 0, 10)), (1, vec!["j".into()]));
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_with_its_submissions_in_their_order() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("results.sqlite3");
+        let conn = Connection::open(&path).expect("a database");
+        conn.execute_batch(
+            "CREATE TABLE kept (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL,
+                finished INTEGER NOT NULL, finished_at_ms INTEGER, body TEXT NOT NULL,
+                UNIQUE (kind, key));
+             CREATE INDEX kept_finished ON kept (finished, seq);
+             PRAGMA user_version = 1;",
+        )
+        .expect("version 1");
+        let now = now_ms();
+        let insert = |key: &str, finished_at: Option<i64>, body: &str| {
+            conn.execute(
+                "INSERT INTO kept (kind, key, finished, finished_at_ms, body) VALUES ('judge0', ?1, ?2, ?3, ?4)",
+                params![key, finished_at.is_some(), finished_at, body],
+            )
+            .expect("inserted");
+        };
+        // Finished in the other order than they were created in.
+        insert(
+            "older",
+            Some(now),
+            r#"{"created_at": "2026-12-01T10:00:00.000Z"}"#,
+        );
+        insert(
+            "newer",
+            Some(now - 1000),
+            r#"{"created_at": "2026-12-01T11:00:00.500Z"}"#,
+        );
+        insert("no date", Some(now - 5000), "not json");
+        drop(conn);
+        let kept = Kept::open(&path, DAY).expect("upgraded");
+        let (total, page) = kept.page(Kind::Judge0, 0, 10);
+        let keys: Vec<&str> = page.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!((total, keys), (3, vec!["no date", "newer", "older"]));
+        let version: u32 = kept
+            .lock()
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("read");
+        assert_eq!(version, VERSION);
     }
 
     #[test]

@@ -157,6 +157,7 @@ mod tests {
             token: "t".into(),
             max_concurrent: None,
             requests_per_minute: None,
+            admin: false,
         });
         assert_eq!(options.exposed_without_token(), None);
     }

@@ -118,6 +118,7 @@ mod tests {
             token: "secret".into(),
             max_concurrent,
             requests_per_minute,
+            admin: false,
         }
     }
 

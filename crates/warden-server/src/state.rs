@@ -202,6 +202,11 @@ impl AppState {
         self.inner.tokens.caller(headers, api)
     }
 
+    /// The server's tokens (authorization: [`crate::auth::Tokens::authorized`]).
+    pub(crate) fn tokens(&self) -> &crate::auth::Tokens {
+        &self.inner.tokens
+    }
+
     /// How long a synchronous request may wait and run before it is answered with a timeout.
     pub fn sync_deadline(&self) -> Duration {
         self.inner.options.sync_deadline

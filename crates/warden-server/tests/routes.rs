@@ -26,6 +26,7 @@ fn with_token() -> ServerOptions {
             token: "s3cret".into(),
             max_concurrent: None,
             requests_per_minute: None,
+            admin: false,
         }],
         ..ServerOptions::default()
     }

@@ -23,6 +23,7 @@
 //! token = "s3cret"
 //! max_concurrent = 4             # executions at once for this token
 //! requests_per_minute = 600
+//! admin = true                   # may list every caller's Judge0 submissions (Judge0's `X-Auth-User`)
 //! ```
 
 use std::net::SocketAddr;
@@ -95,6 +96,10 @@ pub struct TokenConfig {
     /// Executions this token may ask for per minute (unlimited when unset).
     #[serde(default)]
     pub requests_per_minute: Option<u32>,
+    /// Whether this token authorizes what Judge0 reserves to its authorization token
+    /// (`X-Auth-User`): listing every caller's submissions, and deleting them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
 }
 
 impl ServerConfig {
@@ -166,7 +171,8 @@ mod tests {
             "[server]\nlisten = [\"127.0.0.1:1\", \"[::1]:2\"]\nworkers = 3\nio_threads = 2\nqueue_size = 9\n\
              max_body = \"1MiB\"\nsync_deadline = \"5s\"\nheader_read_timeout = \"3s\"\n\
              max_connections = 100\nresults_max_age = \"2h\"\n\
-             [[server.tokens]]\nname = \"ci\"\ntoken = \"t\"\nrequests_per_minute = 60\n",
+             [[server.tokens]]\nname = \"ci\"\ntoken = \"t\"\nrequests_per_minute = 60\n\
+             [[server.tokens]]\nname = \"root\"\ntoken = \"u\"\nadmin = true\n",
         )
         .expect("valid");
         assert_eq!(server.listen.len(), 2);
@@ -179,6 +185,10 @@ mod tests {
         assert_eq!(server.results_max_age, Some(Duration::from_secs(7200)));
         assert_eq!(server.tokens[0].requests_per_minute, Some(60));
         assert_eq!(server.tokens[0].max_concurrent, None);
+        assert_eq!(
+            (server.tokens[0].admin, server.tokens[1].admin),
+            (false, true)
+        );
         assert!(server.check().is_ok());
         assert_eq!(parse("").expect("empty"), ServerConfig::default());
     }

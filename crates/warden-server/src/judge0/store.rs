@@ -92,6 +92,29 @@ impl Store {
         self.kept.read(Kind::Judge0, token).await
     }
 
+    /// A page of the submissions, the newest first ([`Kept::page`]), each as it stands now
+    /// (one running is shown as processing); and how many there are in all.
+    pub(crate) async fn page(&self, offset: u64, limit: u64) -> (u64, Vec<Attributes>) {
+        let (total, documents) = self
+            .kept
+            .off_thread(move |kept| kept.page(Kind::Judge0, offset, limit))
+            .await
+            .unwrap_or_default();
+        let live = self.live();
+        let shown = documents
+            .into_iter()
+            .filter_map(|(token, json)| match live.get(&token) {
+                Some(record) => Some(fields::attributes(record)),
+                None => serde_json::from_str(&json)
+                    .map_err(
+                        |e| tracing::error!(error = %e, token, "a kept submission is unreadable"),
+                    )
+                    .ok(),
+            })
+            .collect();
+        (total, shown)
+    }
+
     /// A submission runs (in memory only).
     pub(crate) fn processing(&self, token: &str) {
         if let Some(record) = self.live().get_mut(token) {
@@ -261,5 +284,32 @@ mod tests {
         assert_eq!(failed["source_code"], "IyMjIyMjIyMjIw==");
         assert_eq!(after.recover(), 0);
         assert!(after.get("unknown").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_page_shows_each_submission_as_it_stands_now() {
+        let store = Store::new(Arc::new(Kept::in_memory(crate::kept::Bounds::IN_MEMORY)));
+        for token in ["first", "second", "third"] {
+            store.insert(submission(token, 1));
+            store.keep_queued(token).await;
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        store.processing("second");
+        store.finish("first", Progress::Failed("no".into())).await;
+        let (total, page) = store.page(0, 10).await;
+        let shown: Vec<(&Value, &Value)> = page
+            .iter()
+            .map(|a| (&a["token"], &a["status_id"]))
+            .collect();
+        assert_eq!(total, 3);
+        assert_eq!(
+            shown,
+            [
+                (&json!("third"), &json!(1)),
+                (&json!("second"), &json!(2)),
+                (&json!("first"), &json!(13)),
+            ]
+        );
+        assert_eq!(store.page(2, 10).await.1.len(), 1);
     }
 }

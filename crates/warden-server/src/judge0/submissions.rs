@@ -1,4 +1,5 @@
-//! `POST /submissions`, `GET /submissions/{token}` and `submissions/batch` both ways. Every
+//! `POST /submissions`, `GET /submissions/{token}`, `submissions/batch` both ways, and the
+//! listing and deletion that Judge0 reserves to its authorization token. Every
 //! submission is admitted (a full queue answers 503 `queue is full` before a token is given),
 //! then runs in a task of its own that records its progress in the store; `wait=true` awaits
 //! that task. A client that leaves does not cancel its submission: it has a token, and Judge0
@@ -17,7 +18,7 @@ use super::fields::{self, Fields, NOT_UTF8};
 use super::info::MAX_BATCH;
 use super::store::{self, Attributes, Progress, Record, Store};
 use super::submission::{self, Input};
-use super::{callback, caller, flag, Judge0Error};
+use super::{authorize, callback, caller, flag, Judge0Error};
 use crate::state::{AppState, Caller, ExecError};
 
 /// The query parameters of the submission endpoints.
@@ -27,7 +28,13 @@ pub(crate) struct Params {
     wait: Option<String>,
     fields: Option<String>,
     tokens: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
 }
+
+/// The most submissions one page of `GET /submissions` holds: each may carry megabytes of code
+/// and output, all read at once. (Judge0 has no such cap.)
+const MAX_PER_PAGE: i64 = 100;
 
 /// `POST /submissions`: 201 with `{"token"}`, or with the finished submission when `wait=true`.
 pub(crate) async fn create(
@@ -76,9 +83,79 @@ pub(crate) async fn show(
     Ok(Json(shown(&record, &fields, base64)))
 }
 
+/// `GET /submissions?page=&per_page=`: every caller's submissions, the newest first, a page
+/// at a time (20 by default, at most [`MAX_PER_PAGE`]), with Judge0's `meta`; only for a
+/// request that Judge0 would authorize ([`authorize`]).
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, Judge0Error> {
+    caller(&state, &headers)?;
+    authorize(&state, &headers)?;
+    let fields = Fields::parse(params.fields.as_deref())?;
+    let base64 = flag(params.base64_encoded.as_deref());
+    let page = params.page.as_deref().map_or(1, ruby_to_i);
+    let per_page = params.per_page.as_deref().map_or(20, ruby_to_i);
+    if page <= 0 {
+        return Err(Judge0Error::bad_request(format!("invalid page: {page}")));
+    }
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(Judge0Error::bad_request(format!(
+            "invalid per_page: {per_page} (from 1 to {MAX_PER_PAGE})"
+        )));
+    }
+    let (page, per_page) = (page.unsigned_abs(), per_page.unsigned_abs());
+    let offset = (page - 1).saturating_mul(per_page);
+    let (total, listed) = state.judge0_store().page(offset, per_page).await;
+    let submissions = listed
+        .iter()
+        .map(|attributes| fields::render(attributes, &fields, base64))
+        .collect::<Result<Vec<Value>, ()>>()
+        .map_err(|()| {
+            Judge0Error::bad_request(
+                "some attributes for one or more submissions cannot be converted to UTF-8, \
+                 use base64_encoded=true query parameter",
+            )
+        })?;
+    let total_pages = total.div_ceil(per_page);
+    Ok(Json(json!({
+        "submissions": submissions,
+        "meta": {
+            "current_page": page,
+            "next_page": (page < total_pages).then_some(page + 1),
+            "prev_page": (page > 1).then_some(page - 1),
+            "total_pages": total_pages,
+            "total_count": total,
+        }
+    })))
+}
+
+/// A number as Ruby's `to_i` reads it, as Judge0 reads `page` and `per_page`: the leading
+/// integer after white space, 0 when there is none.
+fn ruby_to_i(text: &str) -> i64 {
+    let text = text.trim_start();
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let digits = digits
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap_or("");
+    digits
+        .bytes()
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        })
+        .saturating_mul(sign)
+}
+
 /// `DELETE /submissions/{token}`: the finished submission, gone from the store, shown with
 /// `fields` and always in base64 (as Judge0 forces it, so that the answer holds what was
-/// deleted whatever its bytes); 400 for one still queued or running.
+/// deleted whatever its bytes); 400 for one still queued or running. Once the server has an
+/// admin token, only a request Judge0 would authorize may delete ([`authorize`]); without
+/// one, any caller may (the token of a submission is its only key).
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -86,6 +163,9 @@ pub(crate) async fn delete(
     headers: HeaderMap,
 ) -> Result<Json<Value>, Judge0Error> {
     caller(&state, &headers)?;
+    if state.tokens().has_admin() {
+        authorize(&state, &headers)?;
+    }
     let fields = Fields::parse(params.fields.as_deref())?;
     match state.judge0_store().delete(&token).await {
         Ok(Some(attributes)) => Ok(Json(shown(&attributes, &fields, true))),
@@ -226,4 +306,24 @@ fn start(
         failure
     });
     Ok((token, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ruby_to_i;
+
+    #[test]
+    fn numbers_are_read_as_ruby_reads_them() {
+        for (text, n) in [
+            ("2", 2),
+            (" 7x", 7),
+            ("-3", -3),
+            ("+4", 4),
+            ("abc", 0),
+            ("", 0),
+        ] {
+            assert_eq!(ruby_to_i(text), n, "{text:?}");
+        }
+        assert_eq!(ruby_to_i("99999999999999999999999"), i64::MAX);
+    }
 }

@@ -187,3 +187,162 @@ async fn invalid_base64_invalid_utf8_and_unknown_fields_get_judge0s_answers() {
         assert_eq!(body["error"], "invalid fields: [bogus]", "{uri}");
     }
 }
+
+/// Judge0's authorization (`X-Auth-User`): the listing of every submission, `POST /authorize`
+/// and deletion need a token marked `admin`; paging as will_paginate pages. The submissions
+/// cannot run here (no sandbox): each is kept as an Internal Error, which is enough to list.
+#[tokio::test]
+async fn listing_and_deleting_need_the_authorization_token_and_pages_come_newest_first() {
+    use crate::options::ServerOptions;
+    use warden_core::TokenConfig;
+    let token = |name: &str, secret: &str, admin| TokenConfig {
+        name: name.into(),
+        token: secret.into(),
+        max_concurrent: None,
+        requests_per_minute: None,
+        admin,
+    };
+    let options = ServerOptions {
+        tokens: vec![
+            token("grader", "s3cret", false),
+            token("root", "adm1n", true),
+        ],
+        ..ServerOptions::default()
+    };
+    let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+    let app = routes().with_state(AppState::with_options(engine, options));
+    let send = |method: &str, uri: &str, headers: &[(&str, &str)], body: Option<Value>| {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let request = request
+            .header("content-type", "application/json")
+            .body(body)
+            .expect("request");
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.expect("answered");
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let grader = [("x-auth-token", "s3cret")];
+    let admin = [("x-auth-token", "s3cret"), ("x-auth-user", "adm1n")];
+    let not_admin = [("x-auth-token", "s3cret"), ("x-auth-user", "s3cret")];
+
+    assert_eq!(
+        send("GET", "/submissions", &[], None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send("GET", "/submissions", &grader, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send("GET", "/submissions", &not_admin, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send("POST", "/authorize", &grader, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send("POST", "/authorize", &admin, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send("POST", "/authorize", &[("x-auth-user", "adm1n")], None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED,
+        "authentication first, as Judge0"
+    );
+    let (status, empty) = send("GET", "/submissions", &admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        empty,
+        json!({"submissions": [], "meta": {"current_page": 1, "next_page": null,
+            "prev_page": null, "total_pages": 0, "total_count": 0}})
+    );
+    for (query, error) in [
+        ("page=0", "invalid page: 0"),
+        ("page=-2", "invalid page: -2"),
+        ("per_page=abc", "invalid per_page: 0 (from 1 to 100)"),
+        ("per_page=101", "invalid per_page: 101 (from 1 to 100)"),
+    ] {
+        let (status, body) = send("GET", &format!("/submissions?{query}"), &admin, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(body["error"], error, "{query}");
+    }
+    let (status, body) = send("GET", "/submissions?fields=nope", &admin, None).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid fields: [nope]"))
+    );
+
+    let mut tokens = Vec::new();
+    for n in 0..3 {
+        let code = json!({"language_id": 46, "source_code": format!("echo {n}")});
+        let (status, body) = send("POST", "/submissions", &grader, Some(code)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let token = body["token"].as_str().expect("a token").to_owned();
+        // Kept as it ends (it cannot run here) before the next is made: distinct times.
+        let start = std::time::Instant::now();
+        loop {
+            let (_, shown) = send(
+                "GET",
+                &format!("/submissions/{token}?fields=status_id"),
+                &grader,
+                None,
+            )
+            .await;
+            if shown["status_id"].as_u64().is_some_and(|s| s > 2) {
+                break;
+            }
+            assert!(start.elapsed().as_secs() < 30, "never ended: {shown}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokens.push(token);
+    }
+    let (status, first) = send(
+        "GET",
+        "/submissions?per_page=2&fields=token,status_id",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(
+        first["submissions"],
+        json!([{"token": tokens[2], "status_id": 13}, {"token": tokens[1], "status_id": 13}])
+    );
+    assert_eq!(
+        first["meta"],
+        json!({"current_page": 1, "next_page": 2, "prev_page": null, "total_pages": 2, "total_count": 3})
+    );
+    let (_, second) = send("GET", "/submissions?page=2&per_page=2", &admin, None).await;
+    assert_eq!(second["submissions"][0]["token"], tokens[0]);
+    assert_eq!(second["submissions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(second["meta"]["prev_page"], 1);
+    assert_eq!(second["meta"]["next_page"], Value::Null);
+    let (_, past) = send("GET", "/submissions?page=9", &admin, None).await;
+    assert_eq!(past["submissions"], json!([]));
+
+    // With an admin token configured, deleting is authorized as Judge0 authorizes it.
+    let uri = format!("/submissions/{}", tokens[0]);
+    assert_eq!(
+        send("DELETE", &uri, &grader, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(send("DELETE", &uri, &admin, None).await.0, StatusCode::OK);
+    let (_, left) = send("GET", "/submissions", &admin, None).await;
+    assert_eq!(left["meta"]["total_count"], 2);
+}
