@@ -112,6 +112,60 @@ fn refused_system_calls_are_events_and_the_program_still_succeeds() {
     assert_eq!(mount["execution_id"], result["id"], "{mount:#}");
 }
 
+/// A call the seccomp policy kills for ends the process that made it before it runs, and
+/// the event names the call: the program's own kill as its outcome, a child's as an event of
+/// its own (the program went on after it).
+#[test]
+fn a_killed_call_is_named_for_the_program_and_for_its_children() {
+    // open_by_handle_at, which the built-in policy kills for (the "shocker" escape).
+    let nr = if cfg!(target_arch = "aarch64") {
+        265
+    } else {
+        304
+    };
+    let code = format!(
+        "import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+pid = os.fork()
+if pid == 0:
+    libc.syscall({nr}, -100, None, 0)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print('child', os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0, flush=True)
+libc.syscall({nr}, -100, None, 0)
+print('survived')
+"
+    );
+    let world = World::with_config("[modes]\nhigh = \"sandboxed\"\n");
+    let args = ["--mode", "sandboxed", "-l", "python", "-c", &code];
+    let result = json_of(&run(&world, &args));
+    assert_eq!(result["stdout"], "child 9\n", "{result:#}");
+    let killed = "open_by_handle_at, a forbidden system call (seccomp killed the process)";
+    assert_eq!(
+        result["outcome"],
+        serde_json::json!({"kind": "violation", "detail": killed}),
+        "{result:#}"
+    );
+    let details: Vec<&str> = result["security"]["violations"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|v| v["kind"] == "violation")
+        .filter_map(|v| v["detail"].as_str())
+        .collect();
+    assert_eq!(
+        details,
+        [
+            format!("seccomp: {killed}"),
+            "seccomp: 1 process killed for open_by_handle_at, a forbidden system call".to_owned()
+        ],
+        "{result:#}"
+    );
+    let events = listed_events(&world, &["--severity", "high"]);
+    let listed = events.as_array().expect("a list");
+    assert_eq!(listed.len(), 2, "{events:#}");
+}
+
 /// Issue 13: writes to read-only paths are one security event of the stage, with the count,
 /// the first paths and a severity; the program meets the kernel's refusal and goes on.
 #[test]

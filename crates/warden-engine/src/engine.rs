@@ -872,6 +872,20 @@ fn finish(
     .flat_map(|(stage, calls)| calls.into_iter().flatten().map(move |c| (stage, c)))
     .map(|(stage, call)| Violation::denied_syscall(stage, call))
     .collect::<Vec<_>>();
+    // Processes other than the program killed for a forbidden call (the program's own kill
+    // is its stage's outcome).
+    let kills = [
+        (
+            Stage::Dependencies,
+            dependencies.as_ref().map(|d| &d.seccomp_kills),
+        ),
+        (Stage::Compile, compile.as_ref().map(|c| &c.seccomp_kills)),
+        (Stage::Run, run.as_ref().map(|r| &r.seccomp_kills)),
+    ]
+    .into_iter()
+    .flat_map(|(stage, calls)| calls.into_iter().flatten().map(move |c| (stage, c)))
+    .filter_map(|(stage, call)| Violation::seccomp_kill(stage, call))
+    .collect::<Vec<_>>();
     // Writes to read-only paths, which the kernel refused.
     let readonly = [
         (
@@ -925,6 +939,7 @@ fn finish(
     .into_iter()
     .flatten()
     .chain(refused)
+    .chain(kills)
     .chain(storms)
     .chain(readonly)
     .chain(denials)

@@ -201,6 +201,10 @@ pub struct StageResult {
     /// `security.violations` (docs/events.md), so they are not repeated here.
     #[serde(skip)]
     pub denied_syscalls: Vec<warden_sandbox::DeniedSyscall>,
+    /// The system calls the seccomp policy killed the stage's processes for; those of
+    /// processes other than the program become `violation`s (the program's is its outcome).
+    #[serde(skip)]
+    pub seccomp_kills: Vec<warden_sandbox::KilledSyscall>,
     /// Forks the process limit refused in the stage; a `process_limit` violation when not 0.
     #[serde(skip)]
     pub process_limit_hits: u64,
@@ -223,6 +227,7 @@ impl StageResult {
             network: None,
             samples: run.samples,
             denied_syscalls: run.denied_syscalls,
+            seccomp_kills: run.seccomp_kills,
             process_limit_hits: run.process_limit_hits,
             readonly_writes: run.readonly_writes,
         }
@@ -242,6 +247,7 @@ impl StageResult {
             network: None,
             samples: Vec::new(),
             denied_syscalls: Vec::new(),
+            seccomp_kills: Vec::new(),
             process_limit_hits: 0,
             readonly_writes: None,
         }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
 use warden_core::{Finding, Mode, Outcome, OutcomeKind, ThreatLevel};
-use warden_sandbox::{DeniedSyscall, ReadOnlyWrites};
+use warden_sandbox::{DeniedSyscall, KilledSyscall, ReadOnlyWrites};
 
 /// Why an execution ran as it did, and what the sandbox stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -168,6 +168,27 @@ impl Violation {
         }
     }
 
+    /// The violation of a stage whose processes other than its program were killed for a
+    /// call the seccomp policy kills for (one event per call, with the count); `None` when
+    /// only the program was, whose outcome already records it.
+    pub fn seccomp_kill(stage: Stage, call: &KilledSyscall) -> Option<Self> {
+        let others = call.count.saturating_sub(u64::from(call.program));
+        if others == 0 {
+            return None;
+        }
+        let processes = if others == 1 { "process" } else { "processes" };
+        Some(Self {
+            stage,
+            kind: ViolationKind::Violation,
+            detail: format!(
+                "seccomp: {others} {processes} killed for {}, a forbidden system call",
+                call.name
+            ),
+            syscall: None,
+            writes: None,
+        })
+    }
+
     /// The violation of a stage whose processes tried to write to read-only paths: one event,
     /// whatever the number of attempts, naming the first paths.
     pub fn readonly_writes(stage: Stage, writes: &ReadOnlyWrites) -> Self {
@@ -307,6 +328,31 @@ impl<'de> Deserialize<'de> for Violation {
 mod tests {
     use super::*;
     use warden_core::{Stream, TimeLimitKind};
+
+    #[test]
+    fn kills_of_processes_other_than_the_program_are_one_event_per_call() {
+        let call = |count, program| KilledSyscall {
+            name: "init_module".into(),
+            count,
+            samples: Vec::new(),
+            program,
+        };
+        assert_eq!(Violation::seccomp_kill(Stage::Run, &call(1, true)), None);
+        let one = Violation::seccomp_kill(Stage::Run, &call(2, true)).expect("one other");
+        assert_eq!(
+            (one.kind, one.detail.as_str()),
+            (
+                ViolationKind::Violation,
+                "seccomp: 1 process killed for init_module, a forbidden system call"
+            )
+        );
+        let three = Violation::seccomp_kill(Stage::Compile, &call(3, false)).expect("three");
+        assert!(
+            three.detail.starts_with("seccomp: 3 processes killed"),
+            "{}",
+            three.detail
+        );
+    }
 
     #[test]
     fn limits_and_forbidden_operations_are_violations_and_exits_are_not() {

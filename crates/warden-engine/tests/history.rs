@@ -123,6 +123,7 @@ fn a_dependency_error_reads_back_with_the_installers_output() {
         network: None,
         samples: Vec::new(),
         denied_syscalls: Vec::new(),
+        seccomp_kills: Vec::new(),
         process_limit_hits: 0,
         readonly_writes: None,
     });
@@ -158,6 +159,7 @@ fn an_execution_reads_back_as_recorded() {
         network: None,
         samples: Vec::new(),
         denied_syscalls: Vec::new(),
+        seccomp_kills: Vec::new(),
         process_limit_hits: 0,
         readonly_writes: None,
     });

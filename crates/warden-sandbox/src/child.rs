@@ -409,7 +409,7 @@ fn run_job(
     let JobFds { artifacts, .. } = fds;
     let supervised = match (confinement, handoff) {
         (Confinement::Sandbox(filter), Some(init_end)) => {
-            denials::supervise(filter, init_end, waited, |s| on_signal(payload, s))?
+            denials::supervise(filter, init_end, payload, waited, |s| on_signal(payload, s))?
         }
         _ => denials::Supervised::plain(supervise(payload, waited)?),
     };

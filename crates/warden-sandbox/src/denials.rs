@@ -7,7 +7,9 @@
 //!
 //! The same listener receives the calls that write to a named path: the init records those
 //! that write to a read-only path and lets every one run (`writes.rs`), reported as one
-//! [`Report::ReadOnly`].
+//! [`Report::ReadOnly`]; and the calls the policy kills for: the init kills the calling
+//! process (the call never runs) and records which call it made ([`KilledSyscall`],
+//! [`Report::Killed`]), where a kill in the kernel would tell nobody.
 //!
 //! Man pages: seccomp_unotify(2), signalfd(2), poll(2).
 
@@ -17,6 +19,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
 use warden_sys::seccomp::{
@@ -26,7 +29,7 @@ use warden_sys::seccomp::{
 
 use crate::child::SetupError;
 use crate::report::{ExitStatus, Report};
-use crate::seccomp::CompiledFilter;
+use crate::seccomp::{Answer, CompiledFilter};
 use crate::writes::{self, ReadOnlyWrites};
 
 /// How many calls of each system call keep their arguments.
@@ -47,28 +50,71 @@ pub struct DeniedSyscall {
     pub samples: Vec<[u64; 6]>,
 }
 
+/// One system call the seccomp policy kills for, with the processes of the job killed for
+/// making it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KilledSyscall {
+    /// The call's name (`open_by_handle_at`).
+    pub name: String,
+    /// How many processes were killed for it (saturates at `u64::MAX`).
+    pub count: u64,
+    /// The six arguments of the first few attempts (at most 3), in order.
+    pub samples: Vec<[u64; 6]>,
+    /// Whether the job's program (its first process) was one of them: its end is then this
+    /// kill, the job's outcome a violation naming the call.
+    pub program: bool,
+}
+
 /// The init's tally of one job's refused calls: one entry per notified call of the policy, so
 /// its size is bounded by the policy whatever the program does.
 #[derive(Debug, Default)]
 pub(crate) struct Denials {
     calls: Vec<DeniedSyscall>,
+    /// The calls processes were killed for.
+    killed: Vec<KilledSyscall>,
     /// The writes to read-only paths.
     writes: ReadOnlyWrites,
 }
 
 impl Denials {
+    /// Counts a call a process was killed for; `program` if the process was the job's program.
+    fn killed(&mut self, name: &str, n: &Notification, program: bool) {
+        let at = match self.killed.iter().position(|c| c.name == name) {
+            Some(at) => at,
+            None => {
+                self.killed.push(KilledSyscall {
+                    name: name.to_owned(),
+                    count: 0,
+                    samples: Vec::new(),
+                    program: false,
+                });
+                self.killed.len() - 1
+            }
+        };
+        let call = &mut self.killed[at];
+        call.count = call.count.saturating_add(1);
+        call.program |= program;
+        if call.samples.len() < SAMPLES {
+            call.samples.push(n.args);
+        }
+    }
+
     fn count(&mut self, filter: &CompiledFilter, n: &Notification) -> Errno {
         let Some(rule) = filter.notified_call(n.nr) else {
             // Only the filter's notified calls reach the listener; answer anything else as
             // a call that does not exist.
             return Errno::ENOSYS;
         };
+        let Answer::Errno { errno, code } = rule.answer else {
+            // A kill is answered by `kill_caller`; a call that gets here fails.
+            return Errno::EPERM;
+        };
         let at = match self.calls.iter().position(|c| c.name == rule.name) {
             Some(at) => at,
             None => {
                 self.calls.push(DeniedSyscall {
                     name: rule.name.clone(),
-                    errno: rule.errno,
+                    errno,
                     severity: rule.severity,
                     count: 0,
                     samples: Vec::new(),
@@ -81,14 +127,18 @@ impl Denials {
         if call.samples.len() < SAMPLES {
             call.samples.push(n.args);
         }
-        Errno::from_raw(rule.code)
+        Errno::from_raw(code)
     }
 
-    /// Sends one [`Report::Denied`] per call, in the order they were first tried, then the
-    /// writes to read-only paths, if any.
+    /// Sends one [`Report::Denied`] per call, in the order they were first tried, then one
+    /// [`Report::Killed`] per call processes were killed for, then the writes to read-only
+    /// paths, if any.
     pub(crate) fn send(self, report: BorrowedFd<'_>) {
         for call in self.calls {
             Report::Denied(call).send(report);
+        }
+        for call in self.killed {
+            Report::Killed(call).send(report);
         }
         if self.writes.count > 0 {
             Report::ReadOnly(self.writes).send(report);
@@ -140,6 +190,7 @@ impl Supervised {
 pub(crate) fn supervise(
     filter: &CompiledFilter,
     handoff: OwnedFd,
+    payload: Pid,
     waited: &SigSet,
     mut on_signal: impl FnMut(Signal) -> Option<ExitStatus>,
 ) -> Result<Supervised, SetupError> {
@@ -164,7 +215,7 @@ pub(crate) fn supervise(
         }
         if let (Some(pending), Some(fd)) = (ready.listener, &listener) {
             // Not pending: hung up, no process uses the filter any more.
-            if !pending || !answer(fd.as_fd(), filter, &mut denials) {
+            if !pending || !answer(fd.as_fd(), filter, payload, &mut denials) {
                 listening = false;
             }
         }
@@ -251,8 +302,17 @@ fn receive_listener(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
 /// caller was killed) needs no answer. Returns false if the listener failed otherwise: the
 /// caller closes it, which fails every pending and later notified call with ENOSYS (still
 /// refused), rather than poll a broken listener in a loop.
-fn answer(listener: BorrowedFd<'_>, filter: &CompiledFilter, denials: &mut Denials) -> bool {
+fn answer(
+    listener: BorrowedFd<'_>,
+    filter: &CompiledFilter,
+    payload: Pid,
+    denials: &mut Denials,
+) -> bool {
     match receive_notification(listener) {
+        Ok(call) if filter.notified_call(call.nr).map(|c| c.answer) == Some(Answer::Kill) => {
+            kill_caller(listener, filter, &call, payload, denials);
+            true
+        }
         Ok(call) if filter.notified_call(call.nr).is_none() && writes::watches(call.nr) => {
             // A write: looked at, then let run. What was read counts only if the call still
             // waits, so that its pid was not reused by another thread meanwhile.
@@ -282,6 +342,44 @@ fn answer(listener: BorrowedFd<'_>, filter: &CompiledFilter, denials: &mut Denia
             false
         }
     }
+}
+
+/// Kills the process that made `call`, a call the policy kills for, while the call waits
+/// (it never runs), and counts it. The calling thread's whole process goes, as with
+/// `SECCOMP_RET_KILL_PROCESS`. Nothing is answered: the kill ends the wait. A call that no
+/// longer waits (its caller was killed meanwhile) is not counted, and its id not signalled,
+/// since its pid may be another process's by now.
+fn kill_caller(
+    listener: BorrowedFd<'_>,
+    filter: &CompiledFilter,
+    call: &Notification,
+    payload: Pid,
+    denials: &mut Denials,
+) {
+    let Some(rule) = filter.notified_call(call.nr) else {
+        return;
+    };
+    let Ok(caller) = i32::try_from(call.pid).map(Pid::from_raw) else {
+        return;
+    };
+    // The thread's process: the program's own threads count as the program.
+    let process = thread_group(caller).unwrap_or(caller);
+    if !notification_pending(listener, call.id) {
+        return;
+    }
+    // `kill` with a thread's id signals its whole process.
+    if let Err(e) = nix::sys::signal::kill(caller, Signal::SIGKILL) {
+        tracing::warn!(error = %e, pid = call.pid, call = rule.name, "killing a process for a forbidden call");
+        return;
+    }
+    denials.killed(&rule.name, call, process == payload);
+}
+
+/// The process (thread group) of thread `tid`, from the sandbox's `/proc`.
+fn thread_group(tid: Pid) -> Option<Pid> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Tgid:"))?;
+    line.trim().parse().ok().map(Pid::from_raw)
 }
 
 #[cfg(test)]

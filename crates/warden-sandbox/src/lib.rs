@@ -52,7 +52,7 @@ mod zygote;
 pub use backend::{run_once, Backend, CancelHandle};
 pub use cgroup::{CgroupError, CgroupFs, WARDEN_CGROUP};
 pub use collect::CollectedFile;
-pub use denials::DeniedSyscall;
+pub use denials::{DeniedSyscall, KilledSyscall};
 pub use gvisor::{runsc_path, seccomp_exec_main, Gvisor, SECCOMP_EXEC_ARG};
 pub use helper::{helper_main, HELPER_ARG};
 pub use idmap::{IdMapError, HOST_ID_BASE, SLOTS};

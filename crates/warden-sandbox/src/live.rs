@@ -761,7 +761,12 @@ impl Drop for LiveSandbox {
 
 /// The job's result from what the watch saw and the cgroup accounted.
 fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun, SandboxError> {
-    let outcome = crate::verdict::decide(w.killed, w.status, used, &job.limits)
+    let killed_for = w
+        .seccomp_kills
+        .iter()
+        .find(|c| c.program)
+        .map(|c| c.name.as_str());
+    let outcome = crate::verdict::decide(w.killed, killed_for, w.status, used, &job.limits)
         .ok_or(SandboxError::Vanished)?;
     let exited_cleanly = outcome == warden_core::Outcome::Exited { code: 0 };
     let (collected, collect_error): (Vec<CollectedFile>, _) = match (&job.collect, exited_cleanly) {
@@ -790,6 +795,7 @@ fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun
         collect_error,
         samples: w.samples,
         denied_syscalls: w.denied,
+        seccomp_kills: w.seccomp_kills,
         readonly_writes: w.readonly,
         process_limit_hits: used.process_limit_hits,
     })

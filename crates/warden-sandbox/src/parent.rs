@@ -75,6 +75,10 @@ pub struct SandboxRun {
     /// tried, in the order first tried (native backend; empty elsewhere, docs/events.md). A
     /// refused call does not change the outcome: the program may have handled the error.
     pub denied_syscalls: Vec<crate::DeniedSyscall>,
+    /// The system calls the seccomp policy killed the job's processes for, in the order first
+    /// made (native backend; docs/events.md). When the program itself was killed, its
+    /// outcome is a violation naming the call.
+    pub seccomp_kills: Vec<crate::KilledSyscall>,
     /// The writes to read-only paths the job attempted (native backend, docs/events.md):
     /// refused by the kernel (`EROFS`), recorded by the init. `None` when there were none.
     pub readonly_writes: Option<crate::ReadOnlyWrites>,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::denials::DeniedSyscall;
+use crate::denials::{DeniedSyscall, KilledSyscall};
 use crate::writes::ReadOnlyWrites;
 
 /// Longest detail text carried in a message (keeps every line under `PIPE_BUF`).
@@ -54,8 +54,11 @@ pub(crate) enum Report {
     /// A system call the seccomp policy refused, with how often the job tried it: one message
     /// per call, after the job's processes are gone and before its `Exited` (`denials.rs`).
     Denied(DeniedSyscall),
+    /// A system call the seccomp policy kills for, with the processes killed for it: one
+    /// message per call, after the `Denied` ones (`denials.rs`).
+    Killed(KilledSyscall),
     /// The writes to read-only paths the job's processes attempted (`writes.rs`): at most one
-    /// message, after the `Denied` ones.
+    /// message, after the `Killed` ones.
     ReadOnly(ReadOnlyWrites),
     /// A setup step failed: before `Ready`, the sandbox's (it is gone); after, the current
     /// job's (its program never ran, and the sandbox waits for the next job).

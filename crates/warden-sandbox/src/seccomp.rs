@@ -26,8 +26,11 @@
 //! A denied call whose rule is recorded (`record`, the default) returns
 //! `SECCOMP_RET_USER_NOTIF` rather than `SECCOMP_RET_ERRNO`: the sandbox's init, which holds the
 //! filter's listener, answers it with the rule's errno and counts it ([`CompiledFilter::notified`],
-//! `denials.rs`). The program sees the same failure either way. Killed calls stay kills, and
-//! unrecorded ones (routine probes such as `clone3`) fail in the kernel.
+//! `denials.rs`). The program sees the same failure either way. A call the policy kills for
+//! notifies too: the init kills the calling process (`SIGKILL`, the call never runs) and
+//! records which call it was, which `SECCOMP_RET_KILL_PROCESS` would not tell; the program
+//! that installs no listener ([`CompiledFilter::errno_only`]) kills in the kernel.
+//! Unrecorded rules (routine probes such as `clone3`) fail in the kernel.
 //!
 //! The kernel's seccomp cache (Linux 5.11) makes every call whose outcome depends only on arch
 //! and number skip the program entirely: only `clone`, `socket`, `socketpair` and the watched
@@ -75,7 +78,8 @@ pub(crate) enum SeccompError {
 pub(crate) struct CompiledFilter {
     /// The seccomp-bpf program.
     pub(crate) program: Vec<SockFilter>,
-    /// The calls the program notifies (recorded errno rules), one per call number.
+    /// The calls the program notifies (recorded errno rules and the calls it kills for), one
+    /// per call number.
     pub(crate) notified: Vec<NotifiedCall>,
     /// Whether the program also suspends the calls that write to a named path, for the init
     /// to record writes to read-only paths (`writes.rs`).
@@ -95,12 +99,24 @@ pub(crate) struct NotifiedCall {
     pub(crate) nr: i32,
     /// The policy's name for it.
     pub(crate) name: String,
-    /// The error the call fails with.
-    pub(crate) errno: DenyErrno,
-    /// The errno's number.
-    pub(crate) code: i32,
-    /// How serious an attempt is.
+    /// What the init does with it.
+    pub(crate) answer: Answer,
+    /// How serious an attempt is (a kill: always high).
     pub(crate) severity: DenySeverity,
+}
+
+/// What the init does with a notified call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Fails it with this error.
+    Errno {
+        /// The policy's name for the error.
+        errno: DenyErrno,
+        /// Its number.
+        code: i32,
+    },
+    /// Kills the calling process before the call runs.
+    Kill,
 }
 
 impl CompiledFilter {
@@ -126,13 +142,23 @@ pub(crate) fn compile(policy: &SeccompPolicy) -> Result<CompiledFilter, SeccompE
             Lookup::Native(nr) => {
                 bodies.push((nr, rule_body(rule, true)));
                 errno_bodies.push((nr, rule_body(rule, false)));
-                if let (SeccompAction::Errno(errno), true) = (rule.action, rule.record) {
+                let answer = match rule.action {
+                    SeccompAction::Errno(errno) if rule.record => Some(Answer::Errno {
+                        errno,
+                        code: errno_code(errno).cast_signed(),
+                    }),
+                    SeccompAction::Errno(_) => None,
+                    SeccompAction::KillProcess => Some(Answer::Kill),
+                };
+                if let Some(answer) = answer {
                     notified.push(NotifiedCall {
                         nr: i32::try_from(nr).expect("system call numbers are small"),
                         name: rule.syscall.clone(),
-                        errno,
-                        code: errno_code(errno).cast_signed(),
-                        severity: rule.severity,
+                        answer,
+                        severity: match answer {
+                            Answer::Kill => DenySeverity::High,
+                            Answer::Errno { .. } => rule.severity,
+                        },
                     });
                 }
             }
@@ -339,10 +365,11 @@ fn protocol_number(protocol: SocketProtocol) -> u32 {
     number.unsigned_abs()
 }
 
-/// The return value of a denied call: with `notify`, a recorded errno rule suspends the call
-/// for the init.
+/// The return value of a denied call: with `notify`, a recorded errno rule and a kill suspend
+/// the call for the init.
 fn action_value(rule: &DenyRule, notify: bool) -> u32 {
     match rule.action {
+        SeccompAction::KillProcess if notify => SECCOMP_RET_USER_NOTIF,
         SeccompAction::KillProcess => SECCOMP_RET_KILL_PROCESS,
         SeccompAction::Errno(_) if notify && rule.record => SECCOMP_RET_USER_NOTIF,
         SeccompAction::Errno(errno) => SECCOMP_RET_ERRNO | (errno_code(errno) & SECCOMP_RET_DATA),
@@ -571,7 +598,7 @@ mod tests {
     }
 
     /// What the calling program sees: the program's verdict, with a notified call answered as
-    /// the init answers it (its rule's errno).
+    /// the init answers it (its rule's errno, or the process killed).
     fn answered(filter: &CompiledFilter, data: &Data) -> u32 {
         match run(&filter.program, data) {
             SECCOMP_RET_USER_NOTIF => {
@@ -579,7 +606,10 @@ mod tests {
                 let call = filter
                     .notified_call(nr)
                     .expect("every notified call has an answer");
-                SECCOMP_RET_ERRNO | call.code.unsigned_abs()
+                match call.answer {
+                    Answer::Errno { code, .. } => SECCOMP_RET_ERRNO | code.unsigned_abs(),
+                    Answer::Kill => SECCOMP_RET_KILL_PROCESS,
+                }
             }
             verdict => verdict,
         }
@@ -654,7 +684,7 @@ mod tests {
             };
             let verdict = run(&program.program, &Data::call(nr.into(), arg0));
             let expected = match rule.action {
-                SeccompAction::KillProcess => SECCOMP_RET_KILL_PROCESS,
+                SeccompAction::KillProcess => SECCOMP_RET_USER_NOTIF,
                 SeccompAction::Errno(_) if rule.record => SECCOMP_RET_USER_NOTIF,
                 SeccompAction::Errno(e) => SECCOMP_RET_ERRNO | errno_code(e),
             };
@@ -663,7 +693,15 @@ mod tests {
             match (rule.action, rule.record) {
                 (SeccompAction::Errno(e), true) => {
                     let call = program.notified_call(nr).expect("notified");
-                    assert_eq!((call.name.as_str(), call.errno), (rule.syscall.as_str(), e));
+                    assert_eq!(call.name, rule.syscall);
+                    assert!(matches!(call.answer, Answer::Errno { errno, .. } if errno == e));
+                }
+                (SeccompAction::KillProcess, _) => {
+                    let call = program.notified_call(nr).expect("notified");
+                    assert_eq!(
+                        (call.answer, call.severity),
+                        (Answer::Kill, DenySeverity::High)
+                    );
                 }
                 _ => assert_eq!(program.notified_call(nr), None, "{}", rule.syscall),
             }
@@ -671,14 +709,18 @@ mod tests {
     }
 
     #[test]
-    fn recorded_calls_are_notified_and_probes_and_kills_are_not() {
+    fn recorded_calls_and_kills_are_notified_and_probes_are_not() {
         let filter = builtin();
         let raw = |nr: libc::c_long| run(&filter.program, &Data::call(nr, 0));
         assert_eq!(raw(libc::SYS_mount), SECCOMP_RET_USER_NOTIF);
         assert_eq!(raw(libc::SYS_keyctl), SECCOMP_RET_USER_NOTIF);
         assert_eq!(raw(libc::SYS_clone3), errno(libc::ENOSYS));
         assert_eq!(raw(libc::SYS_io_uring_setup), errno(libc::EPERM));
-        assert_eq!(raw(libc::SYS_init_module), SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(raw(libc::SYS_init_module), SECCOMP_RET_USER_NOTIF);
+        assert_eq!(
+            answered(&filter, &Data::call(libc::SYS_init_module, 0)),
+            SECCOMP_RET_KILL_PROCESS
+        );
         let plain = |nr: libc::c_long| run(&filter.errno_only, &Data::call(nr, 0));
         assert_eq!(plain(libc::SYS_mount), errno(libc::EPERM));
         assert_eq!(plain(libc::SYS_clone3), errno(libc::ENOSYS));
@@ -702,15 +744,27 @@ mod tests {
             .notified_call(libc::SYS_mount as i32)
             .expect("mount is notified");
         assert_eq!(
-            (mount.code, mount.severity),
-            (libc::EPERM, DenySeverity::High)
+            (mount.answer, mount.severity),
+            (
+                Answer::Errno {
+                    errno: DenyErrno::Eperm,
+                    code: libc::EPERM
+                },
+                DenySeverity::High
+            )
         );
         let socket = filter
             .notified_call(libc::SYS_socket as i32)
             .expect("socket is notified");
         assert_eq!(
-            (socket.code, socket.severity),
-            (libc::EAFNOSUPPORT, DenySeverity::Low)
+            (socket.answer, socket.severity),
+            (
+                Answer::Errno {
+                    errno: DenyErrno::Eafnosupport,
+                    code: libc::EAFNOSUPPORT
+                },
+                DenySeverity::Low
+            )
         );
     }
 

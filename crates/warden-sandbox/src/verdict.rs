@@ -15,11 +15,13 @@ pub(crate) enum KillReason {
     Cpu,
 }
 
-/// The outcome, by precedence: the parent's own kill decision; the memory cgroup's OOM kill;
-/// cpu exhaustion (a SIGXCPU or SIGKILL death with the cgroup's cpu time at the limit); the
-/// kernel's file-size signal; then the plain status.
+/// The outcome, by precedence: the parent's own kill decision; the init's kill of the program
+/// for a call the seccomp policy kills for (`killed_for`, the call's name); the memory
+/// cgroup's OOM kill; cpu exhaustion (a SIGXCPU or SIGKILL death with the cgroup's cpu time at
+/// the limit); the kernel's file-size signal; then the plain status.
 pub(crate) fn decide(
     killed: Option<KillReason>,
+    killed_for: Option<&str>,
     status: Option<ExitStatus>,
     stats: &CgroupStats,
     limits: &Limits,
@@ -37,6 +39,11 @@ pub(crate) fn decide(
             })
         }
         None => {}
+    }
+    if let (Some(call), Some(ExitStatus::Signal(9))) = (killed_for, status) {
+        return Some(Outcome::Violation {
+            detail: format!("{call}, a forbidden system call (seccomp killed the process)"),
+        });
     }
     if stats.oom_kills > 0 {
         return Some(Outcome::MemoryLimit);
@@ -150,17 +157,61 @@ mod tests {
         ];
         for (killed, status, stats, expected) in cases {
             assert_eq!(
-                decide(killed, status, &stats, &limits),
+                decide(killed, None, status, &stats, &limits),
                 Some(expected.clone()),
                 "{expected:?}"
             );
         }
         assert!(matches!(
-            decide(None, Some(ExitStatus::Signal(31)), &stats(1, 0), &limits),
+            decide(
+                None,
+                None,
+                Some(ExitStatus::Signal(31)),
+                &stats(1, 0),
+                &limits
+            ),
             Some(Outcome::Violation { .. })
         ));
+        // Killed by the init for a forbidden call: a violation naming it, before the memory
+        // and cpu accounting; after the parent's own kill.
+        let forbidden = Outcome::Violation {
+            detail: "kexec_load, a forbidden system call (seccomp killed the process)".to_owned(),
+        };
         assert_eq!(
-            decide(None, None, &stats(1, 0), &limits),
+            decide(
+                None,
+                Some("kexec_load"),
+                killed_by_sigkill,
+                &stats(6000, 1),
+                &limits
+            ),
+            Some(forbidden)
+        );
+        assert_eq!(
+            decide(
+                Some(KillReason::Wall),
+                Some("kexec_load"),
+                killed_by_sigkill,
+                &stats(0, 0),
+                &limits
+            ),
+            Some(Outcome::TimeLimit {
+                which: TimeLimitKind::Wall
+            })
+        );
+        assert_eq!(
+            decide(
+                None,
+                Some("kexec_load"),
+                Some(ExitStatus::Code(0)),
+                &stats(0, 0),
+                &limits
+            ),
+            Some(Outcome::Exited { code: 0 }),
+            "a status the kill did not cause"
+        );
+        assert_eq!(
+            decide(None, None, None, &stats(1, 0), &limits),
             None,
             "no status, no kill: unknown"
         );

@@ -24,7 +24,7 @@ use nix::sys::signal::Signal;
 use warden_core::{Limits, Stream, UsageSample};
 
 use crate::cgroup::Cgroup;
-use crate::denials::DeniedSyscall;
+use crate::denials::{DeniedSyscall, KilledSyscall};
 use crate::live::SETUP_TIMEOUT;
 use crate::parent::{HelperProcess, SandboxError};
 use crate::pipes::{nonblocking, ReportReader};
@@ -126,6 +126,8 @@ pub(crate) struct Watched {
     pub(crate) samples: Vec<UsageSample>,
     /// The system calls the seccomp policy refused (`Report::Denied`).
     pub(crate) denied: Vec<DeniedSyscall>,
+    /// The system calls the seccomp policy killed processes for (`Report::Killed`).
+    pub(crate) seccomp_kills: Vec<KilledSyscall>,
     /// The writes to read-only paths (`Report::ReadOnly`).
     pub(crate) readonly: Option<ReadOnlyWrites>,
 }
@@ -565,6 +567,9 @@ impl State<'_> {
                 // One per call of the policy; the bound only guards against a broken init.
                 Ok(Report::Denied(call)) if self.w.denied.len() < MAX_DENIED => {
                     self.w.denied.push(call);
+                }
+                Ok(Report::Killed(call)) if self.w.seccomp_kills.len() < MAX_DENIED => {
+                    self.w.seccomp_kills.push(call);
                 }
                 Ok(Report::ReadOnly(writes)) => self.w.readonly = Some(writes),
                 Ok(Report::SetupFailed { step, detail }) => {

@@ -117,15 +117,43 @@ fn a_storm_of_refused_calls_finishes_and_is_counted() {
 }
 
 #[test]
-fn a_killed_call_is_still_a_kill() {
+fn a_killed_call_is_still_a_kill_and_names_the_call() {
     let Some(program) = program() else { return };
-    let run = run(&program, &["kill"]);
-    assert!(
-        matches!(run.outcome, Outcome::Violation { .. }),
-        "{:?}",
-        run.outcome
+    let named = Outcome::Violation {
+        detail: "init_module, a forbidden system call (seccomp killed the process)".into(),
+    };
+    for mode in ["kill", "kill-thread"] {
+        let run = run(&program, &[mode]);
+        assert_eq!(run.outcome, named, "{mode}: {}", out(&run));
+        assert_eq!(out(&run), "", "{mode}: the call never returned");
+        assert!(run.denied_syscalls.is_empty(), "{:?}", run.denied_syscalls);
+        let [killed] = &run.seccomp_kills[..] else {
+            panic!("{mode}: {:?}", run.seccomp_kills)
+        };
+        assert_eq!(
+            (killed.name.as_str(), killed.count, killed.program),
+            ("init_module", 1, true),
+            "{mode}"
+        );
+    }
+}
+
+/// A process the program started is killed for the call, not the program, which carries on:
+/// the kill is recorded all the same (a kill in the kernel would go unseen).
+#[test]
+fn a_child_killed_for_a_forbidden_call_is_recorded_and_the_program_goes_on() {
+    let Some(program) = program() else { return };
+    let run = run(&program, &["kill-child"]);
+    exited(&run);
+    assert_eq!(out(&run), "child signal 9\n");
+    let [killed] = &run.seccomp_kills[..] else {
+        panic!("{:?}", run.seccomp_kills)
+    };
+    assert_eq!(
+        (killed.name.as_str(), killed.count, killed.program),
+        ("init_module", 1, false)
     );
-    assert!(run.denied_syscalls.is_empty(), "{:?}", run.denied_syscalls);
+    assert_eq!(killed.samples.len(), 1);
 }
 
 #[test]

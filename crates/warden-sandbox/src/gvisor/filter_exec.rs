@@ -41,7 +41,11 @@ pub(super) fn compile_for_jobs(policy: &SeccompPolicy) -> Result<String, Sandbox
     let unrecorded: SeccompPolicy =
         serde_json::from_value(value).map_err(|e| fail(e.to_string()))?;
     let compiled = crate::seccomp::compile(&unrecorded).map_err(|e| fail(e.to_string()))?;
-    if !compiled.notified.is_empty() {
+    let notifies = |i: &warden_sys::seccomp::SockFilter| {
+        i.code == warden_sys::seccomp::BPF_RET | warden_sys::seccomp::BPF_K
+            && i.k == warden_sys::seccomp::SECCOMP_RET_USER_NOTIF
+    };
+    if compiled.errno_only.iter().any(notifies) {
         return Err(fail(
             "the filter would notify a listener gVisor's jobs do not have".into(),
         ));

@@ -4,6 +4,9 @@
  *   child        a forked child calls mount 3 times; the parent calls nothing denied
  *   storm N      N calls of mount; prints `storm <refused with EPERM> <other>`
  *   kill         init_module, which the policy kills
+ *   kill-child   a forked child calls init_module; the parent prints `child signal N` (the
+ *                signal that ended it) and exits 0
+ *   kill-thread  a second thread calls init_module, which kills the whole process
  *   none         nothing denied
  */
 #define _GNU_SOURCE
@@ -14,8 +17,15 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static void *forbidden(void *unused) {
+    (void)unused;
+    syscall(SYS_init_module, 0, 0, "");
+    return NULL;
+}
 
 static void report(const char *name, long ret) {
     printf("%s %d\n", name, ret == 0 ? 0 : errno);
@@ -62,6 +72,22 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "kill") == 0) {
         fflush(stdout);
         report("init_module", syscall(SYS_init_module, 0, 0, ""));
+    } else if (strcmp(mode, "kill-child") == 0) {
+        fflush(stdout);
+        pid_t child = fork();
+        if (child == 0) {
+            report("init_module", syscall(SYS_init_module, 0, 0, ""));
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(child, &status, 0);
+        printf("child signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    } else if (strcmp(mode, "kill-thread") == 0) {
+        fflush(stdout);
+        pthread_t thread;
+        pthread_create(&thread, NULL, forbidden, NULL);
+        pthread_join(thread, NULL);
+        printf("survived\n");
     } else {
         printf("hello\n");
     }
