@@ -144,6 +144,27 @@ pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The Landlock ABI version the kernel offers (`landlock_create_ruleset(2)` with
+/// `LANDLOCK_CREATE_RULESET_VERSION`): `EOPNOTSUPP` when Landlock is built in but disabled at
+/// boot, `ENOSYS` when the kernel lacks it. Creates nothing.
+pub fn landlock_abi_version() -> Result<u32, Errno> {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: a null attribute pointer with size 0 and the VERSION flag is the documented way
+    // to ask for the version; the kernel reads no memory and returns a number, no descriptor.
+    let version = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if version < 0 {
+        return Err(Errno::last());
+    }
+    u32::try_from(version).map_err(|_| Errno::EINVAL)
+}
+
 /// `pidfd_send_signal(2)`: signals the process `pidfd` refers to, never a recycled pid.
 pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: Signal) -> Result<(), Errno> {
     // SAFETY: the fd is a valid open pidfd (borrowed for the call), the info pointer is null
