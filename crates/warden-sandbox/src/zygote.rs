@@ -34,6 +34,9 @@ pub const ZYGOTE_ARG: &str = "__sandbox-zygote";
 /// The zygote's end of its socket.
 const SOCKET_FD: i32 = 3;
 
+/// How often an idle zygote reaps its ended helpers.
+const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Largest request accepted.
 const MAX_REQUEST: u64 = 64 << 20;
 
@@ -183,6 +186,11 @@ pub fn zygote_main() -> ! {
     crate::name_process(c"warden-zygote");
     loop {
         reap_children();
+        // An idle parent (a server between requests) still gets its ended helpers reaped
+        // within a second, not left as zombies until its next request.
+        if !readable_within(&socket, REAP_EVERY) {
+            continue;
+        }
         match next_request(&socket) {
             Ok(Some((request, fds))) => answer(&socket, &request, fds),
             Ok(None) => {
@@ -209,6 +217,15 @@ fn reap_last_children() {
             Ok(_) => {}
         }
     }
+}
+
+/// Whether `socket` has something to read (or hung up) within `timeout`; false on a timeout.
+fn readable_within(socket: &OwnedFd, timeout: std::time::Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    // An error (EINTR) reads as ready: the read that follows decides.
+    !matches!(poll(&mut fds, timeout), Ok(0))
 }
 
 /// Reaps every helper that has exited.

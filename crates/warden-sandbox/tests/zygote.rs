@@ -76,3 +76,60 @@ fn sandboxes_forked_by_the_zygote_run_jobs_on_every_backend_from_many_threads() 
         .count();
     assert_eq!(zygotes, 0, "the zygote outlived its sandbox");
 }
+
+/// The zygote's own children, by state (`Z` for a zombie), while it runs. This process's only
+/// zygote: nextest runs each test in a process of its own.
+fn zygote_children() -> Vec<(i32, char)> {
+    let ours = format!("PPid:\t{}", std::process::id());
+    let zygote = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .find(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.windows(16).any(|w| w == b"__sandbox-zygote"))
+                && std::fs::read_to_string(e.path().join("status"))
+                    .is_ok_and(|s| s.lines().any(|l| l == ours))
+        })
+        .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .expect("this process's zygote");
+    let parent = format!("PPid:\t{zygote}");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| {
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            status.lines().any(|l| l == parent).then_some(())?;
+            let state = status.lines().find_map(|l| l.strip_prefix("State:\t"))?;
+            let pid = e.file_name().to_str()?.parse().ok()?;
+            Some((pid, state.chars().next()?))
+        })
+        .collect()
+}
+
+/// A zygote whose parent asks nothing more (an idle server) still reaps the helpers of the
+/// sandboxes that ended: none stays a zombie for more than about a second.
+#[test]
+fn an_idle_zygote_leaves_no_zombie_helpers() {
+    let host = sandbox().with_zygote().expect("the zygote starts");
+    let spec = plan(&["/bin/true"]).split().0;
+    let native = host.native();
+    for _ in 0..3 {
+        let mut sandbox = native.create(&spec).expect("created");
+        sandbox.run(&job("true"), Stdin::Null).expect("ran");
+        sandbox.destroy().expect("destroyed");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let children = zygote_children();
+        if children.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the zygote keeps children: {children:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(native);
+    drop(host);
+}
