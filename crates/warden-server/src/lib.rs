@@ -32,3 +32,26 @@ pub use options::{ServerOptions, DEFAULT_LISTEN};
 pub use routes::router;
 pub use serve::{serve, ServeError};
 pub use state::{Api, AppState, Caller, ExecError};
+
+/// What the router tests of the compatible APIs share.
+#[cfg(test)]
+mod test_support {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::Router;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    /// `app`'s answer to `request`: its status and its body as JSON (`null` when not JSON).
+    pub(crate) async fn answer(app: Router, request: Request<Body>) -> (StatusCode, Value) {
+        let response = app.oneshot(request).await.expect("answered");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}

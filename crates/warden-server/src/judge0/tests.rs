@@ -4,7 +4,6 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 use warden_engine::{Engine, EngineConfig};
 
 use super::routes;
@@ -12,16 +11,7 @@ use crate::state::AppState;
 
 async fn call(request: Request<Body>) -> (StatusCode, Value) {
     let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
-    let app = routes().with_state(AppState::new(engine));
-    let response = app.oneshot(request).await.expect("answered");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    crate::test_support::answer(routes().with_state(AppState::new(engine)), request).await
 }
 
 fn get(uri: &str) -> Request<Body> {
@@ -221,50 +211,31 @@ async fn listing_and_deleting_need_the_authorization_token_and_pages_come_newest
             .header("content-type", "application/json")
             .body(body)
             .expect("request");
-        let app = app.clone();
-        async move {
-            let response = app.oneshot(request).await.expect("answered");
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .expect("body");
-            (
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            )
-        }
+        crate::test_support::answer(app.clone(), request)
     };
     let grader = [("x-auth-token", "s3cret")];
     let admin = [("x-auth-token", "s3cret"), ("x-auth-user", "adm1n")];
     let not_admin = [("x-auth-token", "s3cret"), ("x-auth-user", "s3cret")];
 
-    assert_eq!(
-        send("GET", "/submissions", &[], None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        send("GET", "/submissions", &grader, None).await.0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        send("GET", "/submissions", &not_admin, None).await.0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        send("POST", "/authorize", &grader, None).await.0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        send("POST", "/authorize", &admin, None).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        send("POST", "/authorize", &[("x-auth-user", "adm1n")], None)
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED,
-        "authentication first, as Judge0"
-    );
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let refused: [(&str, &str, Headers, StatusCode); 6] = [
+        ("GET", "/submissions", &[], StatusCode::UNAUTHORIZED),
+        ("GET", "/submissions", &grader, StatusCode::FORBIDDEN),
+        ("GET", "/submissions", &not_admin, StatusCode::FORBIDDEN),
+        ("POST", "/authorize", &grader, StatusCode::FORBIDDEN),
+        ("POST", "/authorize", &admin, StatusCode::OK),
+        // Authentication first, as Judge0.
+        (
+            "POST",
+            "/authorize",
+            &[("x-auth-user", "adm1n")],
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (method, uri, headers, expected) in refused {
+        let (status, body) = send(method, uri, headers, None).await;
+        assert_eq!(status, expected, "{method} {uri} {headers:?}: {body}");
+    }
     let (status, empty) = send("GET", "/submissions", &admin, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(

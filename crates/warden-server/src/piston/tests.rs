@@ -3,7 +3,6 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 use warden_engine::{Engine, EngineConfig};
 
 use super::routes_with;
@@ -23,15 +22,7 @@ fn app() -> axum::Router {
 }
 
 async fn call(request: Request<Body>) -> (StatusCode, Value) {
-    let response = app().oneshot(request).await.expect("answered");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    crate::test_support::answer(app(), request).await
 }
 
 fn execute(content_type: &str, body: String) -> Request<Body> {
