@@ -72,13 +72,20 @@ pub(crate) struct Denials {
     calls: Vec<DeniedSyscall>,
     /// The calls processes were killed for.
     killed: Vec<KilledSyscall>,
+    /// The process killed last: its other threads' calls, made at the same moment, are not
+    /// other processes.
+    last_killed: Option<Pid>,
     /// The writes to read-only paths.
     writes: ReadOnlyWrites,
 }
 
 impl Denials {
-    /// Counts a call a process was killed for; `program` if the process was the job's program.
-    fn killed(&mut self, name: &str, n: &Notification, program: bool) {
+    /// Counts a call process `process` was killed for (once per process); `program` if it was
+    /// the job's program.
+    fn killed(&mut self, name: &str, n: &Notification, process: Pid, program: bool) {
+        if self.last_killed.replace(process) == Some(process) {
+            return;
+        }
         let at = match self.killed.iter().position(|c| c.name == name) {
             Some(at) => at,
             None => {
@@ -372,7 +379,7 @@ fn kill_caller(
         tracing::warn!(error = %e, pid = call.pid, call = rule.name, "killing a process for a forbidden call");
         return;
     }
-    denials.killed(&rule.name, call, process == payload);
+    denials.killed(&rule.name, call, process, process == payload);
 }
 
 /// The process (thread group) of thread `tid`, from the sandbox's `/proc`.
@@ -424,6 +431,20 @@ mod tests {
         assert_eq!(firsts, [0, 1, 2]);
         assert_eq!((socket.name.as_str(), socket.count), ("socket", 1));
         assert_eq!(socket.severity, DenySeverity::Low);
+    }
+
+    #[test]
+    fn a_process_killed_for_calls_of_several_threads_counts_once() {
+        let mut denials = Denials::default();
+        let n = call(libc::SYS_init_module, 0);
+        for _ in 0..3 {
+            denials.killed("init_module", &n, Pid::from_raw(2), true);
+        }
+        denials.killed("init_module", &n, Pid::from_raw(9), false);
+        let [killed] = &denials.killed[..] else {
+            panic!("{:?}", denials.killed)
+        };
+        assert_eq!((killed.count, killed.program), (2, true));
     }
 
     #[test]

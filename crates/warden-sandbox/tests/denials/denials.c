@@ -7,6 +7,7 @@
  *   kill-child   a forked child calls init_module; the parent prints `child signal N` (the
  *                signal that ended it) and exits 0
  *   kill-thread  a second thread calls init_module, which kills the whole process
+ *   kill-threads four threads call init_module at once
  *   none         nothing denied
  */
 #define _GNU_SOURCE
@@ -21,10 +22,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+static pthread_barrier_t together;
+
 static void *forbidden(void *unused) {
     (void)unused;
     syscall(SYS_init_module, 0, 0, "");
     return NULL;
+}
+
+static void *forbidden_together(void *unused) {
+    pthread_barrier_wait(&together);
+    return forbidden(unused);
 }
 
 static void report(const char *name, long ret) {
@@ -87,6 +95,17 @@ int main(int argc, char **argv) {
         pthread_t thread;
         pthread_create(&thread, NULL, forbidden, NULL);
         pthread_join(thread, NULL);
+        printf("survived\n");
+    } else if (strcmp(mode, "kill-threads") == 0) {
+        fflush(stdout);
+        pthread_t threads[4];
+        pthread_barrier_init(&together, NULL, 4);
+        for (int i = 0; i < 4; i++) {
+            pthread_create(&threads[i], NULL, forbidden_together, NULL);
+        }
+        for (int i = 0; i < 4; i++) {
+            pthread_join(threads[i], NULL);
+        }
         printf("survived\n");
     } else {
         printf("hello\n");
