@@ -460,10 +460,11 @@ fn a_public_address_without_a_token_is_refused_at_start() {
 }
 
 /// Answers owed for later (`/v1` asynchronous executions, Judge0 submissions) outlive the
-/// server: a restart answers the finished ones as before, and those the last server did not
-/// finish (one running past the shutdown deadline, one still queued behind it) as interrupted.
+/// server: a restart answers the finished ones as before, the one running past the shutdown
+/// deadline as interrupted, and runs those still queued behind it, in their order, under their
+/// own id and token, recorded with the token that asked.
 #[test]
-fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_interrupted() {
+fn asynchronous_answers_survive_a_restart_and_queued_ones_run_then() {
     let first = Server::start(&format!(
         "[server]\nworkers = 1\nshutdown_deadline = \"1s\"\n{TOKENS}\
          [[server.tokens]]\nname = \"root\"\ntoken = \"adm1n\"\nadmin = true\n"
@@ -488,7 +489,8 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
     let judged_token = submit(&first, "printf 'judged\\n' >&2; echo judged", true);
     let slow = job(&first, "sleep 600.25");
     eventually("the slow program runs", || sleeping("600.25"));
-    let queued_token = submit(&first, "echo never", false);
+    let queued_token = submit(&first, "echo again; date +%s%N", false);
+    let queued_job = job(&first, "echo resumed; date +%s%N");
     let busy = first.raw(
         "DELETE",
         &format!("/submissions/{queued_token}"),
@@ -526,15 +528,51 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
     );
     let interrupted = second.finished(&slow);
     assert_eq!(interrupted["error"]["kind"], "interrupted", "{interrupted}");
-    let queued = shown(&queued_token);
-    assert_eq!(queued["status_id"], 13, "Internal Error: {queued}");
+    // The two queued ones ran, in the order they were accepted.
+    let resumed = second.finished(&queued_job);
+    let job_out = resumed["result"]["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(job_out.starts_with("resumed\n"), "{resumed}");
+    let start = Instant::now();
+    let queued = loop {
+        let queued = shown(&queued_token);
+        if queued["status_id"].as_u64().is_some_and(|s| s >= 3) {
+            break queued;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never ran: {queued}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(queued["status_id"], 3, "Accepted: {queued}");
+    let submission_out = queued["stdout"].as_str().unwrap_or_default();
+    assert!(submission_out.starts_with("again\n"), "{queued}");
+    let ran_at = |out: &str| -> u128 {
+        let line = out.lines().nth(1).unwrap_or_default();
+        line.parse().expect("a time in nanoseconds")
+    };
     assert!(
-        queued["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("stopped")),
-        "{queued}"
+        ran_at(submission_out) < ran_at(&job_out),
+        "the submission was accepted first: {submission_out:?} {job_out:?}"
     );
-    assert!(queued["finished_at"].is_string(), "{queued}");
+    let history = second.request("GET", "/v1/history?limit=2", None).json();
+    let recorded: Vec<(&Value, &Value)> = history
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| (&e["api"], &e["token"]))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            (&json!("v1"), &json!("grader")),
+            (&json!("judge0"), &json!("grader"))
+        ],
+        "{history}"
+    );
     // Listed for Judge0's authorization token, the newest first, as they stand after the
     // restart.
     let listed = second.raw(
@@ -548,7 +586,7 @@ fn asynchronous_answers_survive_a_restart_and_unfinished_ones_say_they_were_inte
         listed.json(),
         json!({
             "submissions": [
-                {"token": queued_token, "status_id": 13},
+                {"token": queued_token, "status_id": 3},
                 {"token": judged_token, "status_id": 3},
             ],
             "meta": {"current_page": 1, "next_page": null, "prev_page": null,

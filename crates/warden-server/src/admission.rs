@@ -20,6 +20,8 @@ pub(crate) struct Admission {
     capacity: usize,
     worker_count: usize,
     closed: AtomicBool,
+    /// Wakes [`Admission::admit_waiting`] at close.
+    closing: tokio::sync::Notify,
 }
 
 /// An admitted execution's place: in the queue until it gets a worker.
@@ -58,6 +60,7 @@ impl Admission {
             capacity,
             worker_count: workers,
             closed: AtomicBool::new(false),
+            closing: tokio::sync::Notify::new(),
         }
     }
 
@@ -71,6 +74,42 @@ impl Admission {
             Err(_) => Err(ExecError::QueueFull {
                 retry_after_secs: self.retry_after_secs(),
             }),
+        }
+    }
+
+    /// A place and then a worker, waiting for each rather than refusing (what the last
+    /// server accepted and never ran, queued again at start-up, one after the other in their
+    /// order); `ShuttingDown` once closed. Waiters are served before later
+    /// [`Admission::admit`] calls, in order.
+    pub(crate) async fn admit_waiting(&self) -> Result<Running, ExecError> {
+        let closing = self.closing.notified();
+        tokio::pin!(closing);
+        // Registered before the flag is read: a close in between still wakes it.
+        closing.as_mut().enable();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ExecError::ShuttingDown);
+        }
+        let waited = async {
+            let slot = Arc::clone(&self.slots).acquire_owned().await;
+            let worker = Arc::clone(&self.workers).acquire_owned().await;
+            match (slot, worker) {
+                (Ok(slot), Ok(worker)) => Ok(Running {
+                    _slot: slot,
+                    _worker: worker,
+                }),
+                _ => Err(ExecError::ShuttingDown),
+            }
+        };
+        tokio::select! {
+            // A close while the worker was taken: given back, not run.
+            running = waited => running.and_then(|running| {
+                if self.closed.load(Ordering::Acquire) {
+                    Err(ExecError::ShuttingDown)
+                } else {
+                    Ok(running)
+                }
+            }),
+            () = &mut closing => Err(ExecError::ShuttingDown),
         }
     }
 
@@ -89,6 +128,7 @@ impl Admission {
     /// Admits nothing more; what was admitted still runs.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.closing.notify_waiters();
     }
 
     /// Waits until every admitted execution has ended, at most `deadline`; whether they did.
@@ -141,5 +181,52 @@ mod tests {
         admission.close();
         assert!(matches!(admission.admit(), Err(ExecError::ShuttingDown)));
         assert!(admission.drain(Duration::from_secs(1)).await);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_admission_gets_the_next_free_place_or_the_close() {
+        let admission = Arc::new(Admission::new(1, 0));
+        let running = admission.admit().expect("the only slot");
+        let running = admission.start(running).await.expect("the only worker");
+        let waiter = tokio::spawn({
+            let admission = Arc::clone(&admission);
+            async move { admission.admit_waiting().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "it waits for the slot");
+        drop(running);
+        assert!(waiter.await.expect("joined").is_ok());
+        // A waiter goes before a later `admit`, and a close ends its wait.
+        let held = admission.admit().expect("free again");
+        let waiter = tokio::spawn({
+            let admission = Arc::clone(&admission);
+            async move { admission.admit_waiting().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(matches!(
+            admission.admit(),
+            Err(ExecError::QueueFull { .. })
+        ));
+        let running = waiter.await.expect("joined").expect("the waiter's place");
+        assert_eq!(admission.load().running, 1, "and its worker");
+        drop(running);
+        let held = admission.admit().expect("free again");
+        let waiter = tokio::spawn({
+            let admission = Arc::clone(&admission);
+            async move { admission.admit_waiting().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        admission.close();
+        assert!(matches!(
+            waiter.await.expect("joined"),
+            Err(ExecError::ShuttingDown)
+        ));
+        drop(held);
+        assert!(matches!(
+            admission.admit_waiting().await,
+            Err(ExecError::ShuttingDown)
+        ));
     }
 }

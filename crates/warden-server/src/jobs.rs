@@ -1,9 +1,11 @@
 //! Executions started with `wait=false`: their state (queued, running, finished) and, once
 //! finished, their result, for `GET /v1/executions/{id}`. Kept in the server's database
-//! ([`Kept`]): written when admitted and when finished, so that a restart forgets none; one
-//! that the last server did not finish is answered as interrupted ([`Jobs::recover`]). The
-//! state `running` lives in memory only. Bounded as [`Kept`] is: past its bounds, the oldest
-//! finished are forgotten (their results stay in the history).
+//! ([`Kept`]): written when admitted and when finished, so that a restart forgets none. One
+//! the last server admitted and never started runs again when the next one starts
+//! ([`Jobs::resume`]); one it started and did not finish is answered as interrupted
+//! ([`Jobs::recover`]). The state `running` lives in memory only (the database only learns
+//! that a job started). Bounded as [`Kept`] is: past its bounds, the oldest finished are
+//! forgotten (their results stay in the history).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,9 +52,19 @@ pub(crate) const INTERRUPTED: &str =
 /// The jobs.
 #[derive(Debug)]
 pub(crate) struct Jobs {
-    /// The unfinished jobs: their states, and what cancels them.
-    live: Mutex<HashMap<String, (JobState, Cancellation)>>,
+    /// The unfinished jobs.
+    live: Mutex<HashMap<String, Live>>,
     kept: Arc<Kept>,
+}
+
+/// An unfinished job.
+#[derive(Debug)]
+struct Live {
+    state: JobState,
+    /// What cancels it.
+    cancel: Cancellation,
+    /// Kept with its request, to run again after a restart until it starts.
+    resumable: bool,
 }
 
 /// What `DELETE /v1/executions/{id}` did.
@@ -73,7 +85,7 @@ impl Jobs {
         }
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, (JobState, Cancellation)>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
         // A panic while holding the lock leaves the map as valid as before it.
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -94,25 +106,47 @@ impl Jobs {
             result: None,
             error: None,
         };
-        self.live()
-            .insert(id.to_owned(), (JobState::Queued, cancel));
+        self.live().insert(
+            id.to_owned(),
+            Live {
+                state: JobState::Queued,
+                cancel,
+                resumable: false,
+            },
+        );
         status
     }
 
-    /// Writes a job as queued, so that a restart finds it.
-    pub(crate) async fn keep_queued(&self, id: &str) {
-        self.keep(JobStatus {
+    /// Writes a job as queued, so that a restart finds it, with `request`
+    /// ([`crate::resume::Resubmission`], as JSON) to run it again if it has not started by
+    /// then.
+    pub(crate) async fn keep_queued(&self, id: &str, request: String) {
+        let status = JobStatus {
             id: id.to_owned(),
             state: JobState::Queued,
             result: None,
             error: None,
-        })
-        .await;
+        };
+        if let Some(live) = self.live().get_mut(id) {
+            live.resumable = true;
+        }
+        self.kept
+            .write_queued(Kind::Job, id.to_owned(), status, request)
+            .await;
     }
 
+    /// The job runs: after a restart it is interrupted, not run again. Writes to the
+    /// database: called on the thread that runs the job, before it runs.
     pub(crate) fn set_running(&self, id: &str) {
-        if let Some((state, _)) = self.live().get_mut(id) {
-            *state = JobState::Running;
+        let resumable = match self.live().get_mut(id) {
+            Some(live) => {
+                live.state = JobState::Running;
+                std::mem::take(&mut live.resumable)
+            }
+            None => false,
+        };
+        if resumable {
+            self.kept.started(Kind::Job, id);
         }
     }
 
@@ -137,10 +171,10 @@ impl Jobs {
     }
 
     pub(crate) async fn get(&self, id: &str) -> Option<JobStatus> {
-        if let Some(&(state, _)) = self.live().get(id) {
+        if let Some(live) = self.live().get(id) {
             return Some(JobStatus {
                 id: id.to_owned(),
-                state,
+                state: live.state,
                 result: None,
                 error: None,
             });
@@ -151,11 +185,11 @@ impl Jobs {
     /// Cancels a job still queued or running, or forgets a finished one; `None` for an
     /// unknown id.
     pub(crate) async fn delete(&self, id: &str) -> Option<Deleted> {
-        if let Some((state, cancel)) = self.live().get(id) {
-            cancel.cancel();
+        if let Some(live) = self.live().get(id) {
+            live.cancel.cancel();
             return Some(Deleted::Cancelled(JobStatus {
                 id: id.to_owned(),
-                state: *state,
+                state: live.state,
                 result: None,
                 error: None,
             }));
@@ -170,9 +204,9 @@ impl Jobs {
         deleted.then_some(Deleted::Forgotten(status))
     }
 
-    /// Answers the jobs the last server admitted and did not finish as interrupted; how many.
+    /// Answers the jobs the last server started and did not finish as interrupted; how many.
     pub(crate) fn recover(&self) -> usize {
-        let unfinished = self.kept.unfinished(Kind::Job);
+        let unfinished = self.kept.interrupted(Kind::Job);
         for (id, _) in &unfinished {
             let status = JobStatus {
                 id: id.clone(),
@@ -183,6 +217,31 @@ impl Jobs {
             self.kept.put_json(Kind::Job, id, true, &status);
         }
         unfinished.len()
+    }
+}
+
+impl Jobs {
+    /// The jobs the last server admitted and never started, queued again in memory (`GET`
+    /// shows them queued, `DELETE` cancels them): each one's id, what cancels it, its
+    /// request as kept, and when it was accepted; in the order they were accepted.
+    pub(crate) fn resume(&self) -> Vec<(String, Cancellation, String, i64)> {
+        let resumable = self.kept.resumable(Kind::Job);
+        let mut live = self.live();
+        resumable
+            .into_iter()
+            .map(|r| {
+                let cancel = Cancellation::new();
+                live.insert(
+                    r.key.clone(),
+                    Live {
+                        state: JobState::Queued,
+                        cancel: cancel.clone(),
+                        resumable: true,
+                    },
+                );
+                (r.key, cancel, r.request, r.created_ms)
+            })
+            .collect()
     }
 }
 
@@ -261,29 +320,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_job_the_last_server_left_unfinished_is_answered_as_interrupted() {
+    async fn a_job_the_last_server_started_is_interrupted_and_one_it_queued_runs_again() {
         let kept = Arc::new(Kept::in_memory(Bounds::IN_MEMORY));
         let before = Jobs::new(Arc::clone(&kept));
         before.insert("queued", Cancellation::new());
-        before.keep_queued("queued").await;
+        before.keep_queued("queued", "again".into()).await;
         before.insert("running", Cancellation::new());
-        before.keep_queued("running").await;
+        before.keep_queued("running", "never".into()).await;
         before.set_running("running");
         before.insert("done", Cancellation::new());
         before
             .finish("done", Ok(serde_json::json!({"stdout": "hi"})))
             .await;
         drop(before);
-        let after = Jobs::new(kept);
-        assert_eq!(after.recover(), 2);
-        for id in ["queued", "running"] {
-            let job = after.get(id).await.expect("kept");
-            assert_eq!(job.state, JobState::Finished);
-            assert_eq!(job.error.expect("an error")["kind"], "interrupted");
-        }
+        let after = Jobs::new(Arc::clone(&kept));
+        assert_eq!(after.recover(), 1);
+        let job = after.get("running").await.expect("kept");
+        assert_eq!(job.state, JobState::Finished);
+        assert_eq!(job.error.expect("an error")["kind"], "interrupted");
+        let resumed = after.resume();
+        assert_eq!(resumed.len(), 1);
+        assert_eq!(
+            (resumed[0].0.as_str(), resumed[0].2.as_str()),
+            ("queued", "again")
+        );
+        assert_eq!(
+            after.get("queued").await.map(|j| j.state),
+            Some(JobState::Queued)
+        );
         let done = after.get("done").await.expect("kept");
         assert_eq!(done.result.expect("its result")["stdout"], "hi");
         assert_eq!(after.recover(), 0);
+        // Started this time: a third server interrupts it.
+        after.set_running("queued");
+        drop(after);
+        let third = Jobs::new(kept);
+        assert!(third.resume().is_empty());
+        assert_eq!(third.recover(), 1);
     }
 
     #[tokio::test]

@@ -15,7 +15,24 @@ use crate::error::ApiError;
 #[derive(Debug)]
 pub(crate) struct JsonObject<T>(pub(crate) T);
 
+/// [`JsonObject`], with the body as sent (what is kept to run it again after a restart).
+#[derive(Debug)]
+pub(crate) struct JsonObjectAsSent<T>(pub(crate) T, pub(crate) axum::body::Bytes);
+
 impl<S, T> FromRequest<S> for JsonObject<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonObjectAsSent(body, _) = JsonObjectAsSent::from_request(request, state).await?;
+        Ok(JsonObject(body))
+    }
+}
+
+impl<S, T> FromRequest<S> for JsonObjectAsSent<T>
 where
     S: Send + Sync,
     T: DeserializeOwned,
@@ -61,7 +78,7 @@ where
         // axum's own rules from here: 400 for malformed JSON, 422 naming the field for a
         // wrong type or an unknown field.
         let Json(body) = Json::<T>::from_bytes(&bytes)?;
-        Ok(JsonObject(body))
+        Ok(JsonObjectAsSent(body, bytes))
     }
 }
 

@@ -13,11 +13,12 @@ mod info;
 mod languages;
 mod statuses;
 mod store;
-mod submission;
+pub(crate) mod submission;
 mod submissions;
 mod zip;
 
 pub(crate) use store::Store;
+pub(crate) use submissions::resume_submission;
 
 use std::collections::BTreeMap;
 

@@ -1,9 +1,11 @@
 //! The answers the server owes its clients for later: Judge0 submissions by token and `/v1`
 //! asynchronous executions by id, each kept as one JSON document in a SQLite database beside
 //! the history (`results.sqlite3`), so that a restart forgets none of them. A document is
-//! written when its request is accepted (queued) and again when it finishes; a document still
-//! unfinished when the server starts again was interrupted by the last server's end, and the
-//! server's start rewrites it as such (`Kept::unfinished`).
+//! written when its request is accepted (queued) and again when it finishes. A request that
+//! may be run again after a restart (an asynchronous one) is kept with its document until it
+//! starts ([`Kept::started`]): one still queued when the server starts again is run then
+//! ([`Kept::resumable`]); one that had started was interrupted by the last server's end, and
+//! the server's start rewrites it as such ([`Kept::interrupted`]).
 //!
 //! One server owns a database: it holds an advisory lock on the file while it runs, and a
 //! second server started on the same directory keeps its documents in memory instead (it
@@ -93,7 +95,7 @@ pub(crate) enum KeptError {
         path: PathBuf,
     },
     /// A newer warden wrote it.
-    #[error("{path} has schema version {version}, newer than this warden's 2")]
+    #[error("{path} has schema version {version}, newer than this warden's {VERSION}")]
     TooNew {
         /// The database file.
         path: PathBuf,
@@ -114,11 +116,12 @@ pub(crate) enum KeptError {
 }
 
 /// The schema's version (`PRAGMA user_version`).
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
-/// Version 2. A finished document is inserted when it finishes, so the finished ones' `seq`
+/// Version 3. A finished document is inserted when it finishes, so the finished ones' `seq`
 /// order is the order they finished in; `created_ms` is when its key was first written (the
-/// request's acceptance), kept through its rewrites: the order a listing shows.
+/// request's acceptance), kept through its rewrites: the order a listing shows. `request` is
+/// what runs a queued request again after a restart, until it starts.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kept (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -128,11 +131,12 @@ CREATE TABLE IF NOT EXISTS kept (
     finished_at_ms INTEGER,
     body           TEXT NOT NULL,
     created_ms     INTEGER NOT NULL DEFAULT 0,
+    request        TEXT,
     UNIQUE (kind, key)
 );
 CREATE INDEX IF NOT EXISTS kept_finished ON kept (finished, seq);
 CREATE INDEX IF NOT EXISTS kept_created ON kept (kind, created_ms);
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 ";
 
 /// From version 1, which had no `created_ms`: a document's own `created_at` (a Judge0
@@ -146,6 +150,19 @@ UPDATE kept SET created_ms = coalesce(
     finished_at_ms,
     0);
 ";
+
+/// From version 2, which kept no request to run again.
+const FROM_VERSION_2: &str = "ALTER TABLE kept ADD COLUMN request TEXT;";
+
+/// A queued request to run again: its key, its document, what runs it, and when it was
+/// accepted (milliseconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resumable {
+    pub(crate) key: String,
+    pub(crate) body: String,
+    pub(crate) request: String,
+    pub(crate) created_ms: i64,
+}
 
 /// The kept answers.
 #[derive(Debug)]
@@ -234,6 +251,9 @@ impl Kept {
         if version == 1 {
             conn.execute_batch(FROM_VERSION_1)?;
         }
+        if (1..=2).contains(&version) {
+            conn.execute_batch(FROM_VERSION_2)?;
+        }
         conn.execute_batch(SCHEMA)?;
         let (finished, finished_bytes): (i64, i64) = conn.query_row(
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM kept WHERE finished = 1",
@@ -312,10 +332,51 @@ impl Kept {
     /// Keeps `body` as the answer for `key`, replacing what was kept; once `finished`, it may
     /// be deleted to stay within the bounds (the oldest finished first).
     pub(crate) fn put(&self, kind: Kind, key: &str, finished: bool, body: &str) {
+        self.put_with(kind, key, finished, body, None);
+    }
+
+    /// Keeps a queued request's `body` with `request`, what runs it again after a restart
+    /// until it starts ([`Kept::started`], [`Kept::resumable`]).
+    pub(crate) fn put_queued(&self, kind: Kind, key: &str, body: &str, request: &str) {
+        self.put_with(kind, key, false, body, Some(request));
+    }
+
+    fn put_with(&self, kind: Kind, key: &str, finished: bool, body: &str, request: Option<&str>) {
         let mut inner = self.lock();
-        if let Err(e) = inner.put(kind, key, finished, body, self.bounds) {
+        if let Err(e) = inner.put(kind, key, finished, body, request, self.bounds) {
             // The request still runs; only its later answer is lost.
             tracing::error!(error = %e, kind = kind.name(), key, "keeping an answer failed");
+        }
+    }
+
+    /// [`Kept::put_queued`] of `value` as JSON, on a blocking thread.
+    pub(crate) async fn write_queued<T: Serialize + Send + 'static>(
+        self: &Arc<Self>,
+        kind: Kind,
+        key: String,
+        value: T,
+        request: String,
+    ) {
+        self.off_thread(move |kept| match serde_json::to_string(&value) {
+            Ok(json) => kept.put_queued(kind, &key, &json, &request),
+            Err(e) => {
+                tracing::error!(error = %e, kind = kind.name(), key, "serializing an answer failed")
+            }
+        })
+        .await;
+    }
+
+    /// The request kept for `key` started: a restart will not run it again, and answers it as
+    /// interrupted if it has not finished ([`Kept::interrupted`]). Called before it runs, on
+    /// the thread that will run it.
+    pub(crate) fn started(&self, kind: Kind, key: &str) {
+        let inner = self.lock();
+        if let Err(e) = inner.conn.execute(
+            "UPDATE kept SET request = NULL
+             WHERE kind = ?1 AND key = ?2 AND request IS NOT NULL",
+            params![kind.name(), key],
+        ) {
+            tracing::error!(error = %e, kind = kind.name(), key, "marking an answer started failed");
         }
     }
 
@@ -399,19 +460,46 @@ impl Kept {
         })
     }
 
-    /// Every unfinished answer of `kind`, oldest first: at start-up, those the last server
-    /// did not finish.
-    pub(crate) fn unfinished(&self, kind: Kind) -> Vec<(String, String)> {
+    /// Every unfinished answer of `kind` that cannot run again (it started, or was kept
+    /// without a request), oldest first: at start-up, those the last server interrupted.
+    pub(crate) fn interrupted(&self, kind: Kind) -> Vec<(String, String)> {
         let inner = self.lock();
         let read = || -> rusqlite::Result<Vec<(String, String)>> {
             let mut statement = inner.conn.prepare(
-                "SELECT key, body FROM kept WHERE finished = 0 AND kind = ?1 ORDER BY seq",
+                "SELECT key, body FROM kept WHERE finished = 0 AND kind = ?1
+                 AND request IS NULL ORDER BY seq",
             )?;
             let rows = statement.query_map([kind.name()], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         };
         read().unwrap_or_else(|e| {
             tracing::error!(error = %e, "reading the unfinished answers failed");
+            Vec::new()
+        })
+    }
+
+    /// Every queued request of `kind` that has not started, in the order they were accepted:
+    /// at start-up, those the last server admitted and never ran.
+    pub(crate) fn resumable(&self, kind: Kind) -> Vec<Resumable> {
+        let inner = self.lock();
+        let read = || -> rusqlite::Result<Vec<Resumable>> {
+            let mut statement = inner.conn.prepare(
+                "SELECT key, body, request, created_ms FROM kept
+                 WHERE finished = 0 AND kind = ?1 AND request IS NOT NULL
+                 ORDER BY created_ms, seq",
+            )?;
+            let rows = statement.query_map([kind.name()], |r| {
+                Ok(Resumable {
+                    key: r.get(0)?,
+                    body: r.get(1)?,
+                    request: r.get(2)?,
+                    created_ms: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading the queued requests failed");
             Vec::new()
         })
     }
@@ -429,6 +517,7 @@ impl Inner {
         key: &str,
         finished: bool,
         body: &str,
+        request: Option<&str>,
         bounds: Bounds,
     ) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
@@ -448,15 +537,16 @@ impl Inner {
             params![kind.name(), key],
         )?;
         tx.execute(
-            "INSERT INTO kept (kind, key, finished, finished_at_ms, body, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO kept (kind, key, finished, finished_at_ms, body, created_ms, request)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 kind.name(),
                 key,
                 finished,
                 finished.then(now_ms),
                 body,
-                created
+                created,
+                request
             ],
         )?;
         let (mut count, mut bytes) = (self.finished, self.finished_bytes);
@@ -539,8 +629,8 @@ mod tests {
         assert!(kept.delete(Kind::Judge0, "a") && !kept.delete(Kind::Judge0, "a"));
         assert_eq!(kept.get(Kind::Judge0, "a"), None);
         assert_eq!(kept.get(Kind::Job, "a").as_deref(), Some("job"));
-        assert_eq!(kept.unfinished(Kind::Job), [("a".into(), "job".into())]);
-        assert!(kept.unfinished(Kind::Judge0).is_empty());
+        assert_eq!(kept.interrupted(Kind::Job), [("a".into(), "job".into())]);
+        assert!(kept.interrupted(Kind::Judge0).is_empty());
     }
 
     #[test]
@@ -606,11 +696,11 @@ mod tests {
         ));
         std::fs::remove_file(&path).expect("removed");
         let conn = Connection::open(&path).expect("a database");
-        conn.pragma_update(None, "user_version", 3).expect("set");
+        conn.pragma_update(None, "user_version", 4).expect("set");
         drop(conn);
         assert!(matches!(
             Kept::open(&path, DAY),
-            Err(KeptError::TooNew { version: 3, .. })
+            Err(KeptError::TooNew { version: 4, .. })
         ));
     }
 
@@ -685,6 +775,77 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_request_runs_again_until_it_starts() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("results.sqlite3");
+        let kept = Kept::open(&path, DAY).expect("opened");
+        kept.put_queued(Kind::Job, "second", "q2", "run 2");
+        std::thread::sleep(Duration::from_millis(2));
+        kept.put_queued(Kind::Job, "third", "q3", "run 3");
+        kept.put_queued(Kind::Judge0, "t", "qt", "run t");
+        kept.put(Kind::Job, "plain", false, "no request");
+        // Accepted before "second", rewritten after it: its place is its acceptance.
+        kept.lock()
+            .conn
+            .execute(
+                "UPDATE kept SET created_ms = created_ms - 1000 WHERE key = 'third'",
+                [],
+            )
+            .expect("moved");
+        kept.put_queued(Kind::Job, "started", "q", "run s");
+        kept.started(Kind::Job, "started");
+        kept.put_queued(Kind::Job, "done", "q", "run d");
+        kept.put(Kind::Job, "done", true, "finished");
+        drop(kept);
+        let again = Kept::open(&path, DAY).expect("opened again");
+        let keys = |list: Vec<Resumable>| list.into_iter().map(|r| r.key).collect::<Vec<_>>();
+        assert_eq!(keys(again.resumable(Kind::Job)), ["third", "second"]);
+        let judge0 = again.resumable(Kind::Judge0);
+        assert_eq!(
+            (
+                judge0[0].key.as_str(),
+                judge0[0].body.as_str(),
+                judge0[0].request.as_str()
+            ),
+            ("t", "qt", "run t")
+        );
+        assert_eq!(
+            again.interrupted(Kind::Job),
+            [
+                ("plain".into(), "no request".into()),
+                ("started".into(), "q".into())
+            ]
+        );
+        // Started, or finished and rewritten: not run again.
+        again.started(Kind::Job, "second");
+        again.put(Kind::Job, "third", true, "finished");
+        assert!(again.resumable(Kind::Job).is_empty());
+    }
+
+    #[test]
+    fn a_version_2_database_is_upgraded_with_nothing_to_run_again() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("results.sqlite3");
+        let conn = Connection::open(&path).expect("a database");
+        conn.execute_batch(
+            "CREATE TABLE kept (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL,
+                finished INTEGER NOT NULL, finished_at_ms INTEGER, body TEXT NOT NULL,
+                created_ms INTEGER NOT NULL DEFAULT 0, UNIQUE (kind, key));
+             INSERT INTO kept (kind, key, finished, body, created_ms)
+                VALUES ('v1', 'queued', 0, 'q', 5);
+             PRAGMA user_version = 2;",
+        )
+        .expect("version 2");
+        drop(conn);
+        let kept = Kept::open(&path, DAY).expect("upgraded");
+        assert!(kept.resumable(Kind::Job).is_empty());
+        assert_eq!(kept.interrupted(Kind::Job), [("queued".into(), "q".into())]);
+        kept.put_queued(Kind::Job, "new", "n", "run");
+        assert_eq!(kept.resumable(Kind::Job).len(), 1);
+    }
+
+    #[test]
     fn a_database_survives_its_server_and_has_one_owner() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("state").join("results.sqlite3");
@@ -699,7 +860,7 @@ mod tests {
         let again = Kept::open(&path, DAY).expect("opened again");
         assert_eq!(again.get(Kind::Job, "j").as_deref(), Some("done"));
         assert_eq!(
-            again.unfinished(Kind::Judge0),
+            again.interrupted(Kind::Judge0),
             [("t".into(), "queued".into())]
         );
     }

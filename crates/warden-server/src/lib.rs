@@ -17,6 +17,7 @@ mod openapi;
 mod options;
 pub mod piston;
 mod quota;
+mod resume;
 mod routes;
 mod serve;
 mod state;

@@ -36,6 +36,13 @@ pub(crate) struct QuotaPermit {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
+impl QuotaPermit {
+    /// No quota taken: for what was admitted under its quota before a restart.
+    pub(crate) const fn none() -> Self {
+        Self { _permit: None }
+    }
+}
+
 impl Quotas {
     pub(crate) fn new(tokens: &[TokenConfig]) -> Self {
         let by_name = tokens

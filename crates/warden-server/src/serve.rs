@@ -78,6 +78,8 @@ async fn run(state: AppState) -> Result<(), ServeError> {
     // with its admitted executions (seen in a test under load, the signal arriving while this
     // task had not yet run past the accept loops' spawning).
     let shutdown = shutdown_signal()?;
+    // What the last server accepted and never ran: queued again, ahead of new requests.
+    state.resume();
     let options = state.options().clone();
     let mut listeners = Vec::new();
     for &addr in &options.listen {

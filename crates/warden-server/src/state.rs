@@ -128,10 +128,19 @@ struct Inner {
     mcp_shutdown: crate::mcp::McpShutdown,
 }
 
+/// Where an admitted execution is.
+#[derive(Debug)]
+enum Place {
+    /// Waiting for a worker.
+    Queued(Ticket),
+    /// With its worker already (one queued again at start-up).
+    Started(Running),
+}
+
 /// An execution admitted (its quota taken, its place in the queue held), not yet running.
 #[derive(Debug)]
 pub(crate) struct Admitted {
-    ticket: Ticket,
+    place: Place,
     quota: QuotaPermit,
     /// When it was admitted (the queue's wait, for the metrics).
     at: Instant,
@@ -244,7 +253,7 @@ impl AppState {
             .and_then(|quota| {
                 let ticket = self.inner.admission.admit()?;
                 Ok(Admitted {
-                    ticket,
+                    place: Place::Queued(ticket),
                     quota,
                     at: Instant::now(),
                 })
@@ -260,6 +269,25 @@ impl AppState {
         admitted
     }
 
+    /// A place in the queue and a worker for a request the last server accepted and never
+    /// ran, waiting for them; its quota was taken when it was accepted.
+    pub(crate) async fn admit_resumed(&self) -> Result<Admitted, ExecError> {
+        let running = self.inner.admission.admit_waiting().await?;
+        Ok(Admitted {
+            place: Place::Started(running),
+            quota: QuotaPermit::none(),
+            at: Instant::now(),
+        })
+    }
+
+    /// The admitted execution's worker, waited for if it has none yet.
+    async fn worker(&self, place: Place) -> Result<Running, ExecError> {
+        match place {
+            Place::Queued(ticket) => self.inner.admission.start(ticket).await,
+            Place::Started(running) => Ok(running),
+        }
+    }
+
     /// Waits for a worker, calls `on_start`, and runs the request.
     pub(crate) async fn run_admitted(
         &self,
@@ -268,7 +296,7 @@ impl AppState {
         caller: Caller,
         on_start: impl FnOnce() + Send + 'static,
     ) -> Result<Execution, ExecError> {
-        let running: Running = self.inner.admission.start(admitted.ticket).await?;
+        let running = self.worker(admitted.place).await?;
         let queued = admitted.at.elapsed();
         self.inner.metrics.queued(queued);
         let quota = admitted.quota;
@@ -329,7 +357,7 @@ impl AppState {
         caller: Caller,
     ) -> Result<Result<ToolReply, ToolCallError>, ExecError> {
         let admitted = self.admit(&caller)?;
-        let running: Running = self.inner.admission.start(admitted.ticket).await?;
+        let running = self.worker(admitted.place).await?;
         self.inner.metrics.queued(admitted.at.elapsed());
         let quota = admitted.quota;
         let cancel = CancelOnDrop(Some(Cancellation::new()));
@@ -368,7 +396,7 @@ impl AppState {
         caller: Caller,
     ) -> Result<Result<Execution, warden_engine::SessionError>, ExecError> {
         let admitted = self.admit(&caller)?;
-        let running: Running = self.inner.admission.start(admitted.ticket).await?;
+        let running = self.worker(admitted.place).await?;
         self.inner.metrics.queued(admitted.at.elapsed());
         let quota = admitted.quota;
         let origin = Origin::new(caller.api.name(), caller.token.clone());

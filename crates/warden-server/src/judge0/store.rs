@@ -1,8 +1,10 @@
 //! The submissions of this server, by token: what `wait=false` and the batch endpoints answer
 //! later from. Each is kept in the server's database ([`Kept`]) as its attributes (Judge0's
 //! `*` and warden's own, text as base64), written when it is accepted and when it finishes,
-//! so that a restart forgets none; one the last server did not finish is answered as an
-//! Internal Error ([`Store::recover`]). The state "Processing" lives in memory only. Bounded as
+//! so that a restart forgets none. An asynchronous one the last server never started runs
+//! when the next one starts ([`Store::resumable`]); one it started and did not finish (or a
+//! `wait=true` one, whose client left with the server) is answered as an Internal Error
+//! ([`Store::recover`]). The state "Processing" lives in memory only. Bounded as
 //! [`Kept`] is: past its bounds, the oldest finished submissions are forgotten (their token
 //! then answers 404).
 
@@ -35,6 +37,8 @@ pub(crate) struct Record {
     pub(crate) created_at: SystemTime,
     /// When it finished.
     pub(crate) finished_at: Option<SystemTime>,
+    /// Kept with its request, to run again after a restart until it starts.
+    pub(crate) resumable: bool,
 }
 
 /// Where a submission is.
@@ -76,11 +80,24 @@ impl Store {
         self.live().insert(record.token.clone(), record);
     }
 
-    /// Writes a submission held in memory as it stands (queued), so that a restart finds it.
-    pub(crate) async fn keep_queued(&self, token: &str) {
-        let attributes = self.live().get(token).map(fields::attributes);
-        if let Some(attributes) = attributes {
-            self.keep(token.to_owned(), false, attributes).await;
+    /// Writes a submission held in memory as it stands (queued), so that a restart finds it;
+    /// with `request` ([`crate::resume::Resubmission`], as JSON), a restart before it starts
+    /// runs it.
+    pub(crate) async fn keep_queued(&self, token: &str, request: Option<String>) {
+        let attributes = self.live().get_mut(token).map(|record| {
+            record.resumable = request.is_some();
+            fields::attributes(record)
+        });
+        let Some(attributes) = attributes else {
+            return;
+        };
+        match request {
+            Some(request) => {
+                self.kept
+                    .write_queued(Kind::Judge0, token.to_owned(), attributes, request)
+                    .await
+            }
+            None => self.keep(token.to_owned(), false, attributes).await,
         }
     }
 
@@ -115,11 +132,25 @@ impl Store {
         (total, shown)
     }
 
-    /// A submission runs (in memory only).
+    /// A submission runs (in memory; the database learns that a restart must not run it
+    /// again). Called on the thread that runs it, before it runs.
     pub(crate) fn processing(&self, token: &str) {
-        if let Some(record) = self.live().get_mut(token) {
-            record.progress = Progress::Processing;
+        let resumable = match self.live().get_mut(token) {
+            Some(record) => {
+                record.progress = Progress::Processing;
+                std::mem::take(&mut record.resumable)
+            }
+            None => false,
+        };
+        if resumable {
+            self.kept.started(Kind::Judge0, token);
         }
+    }
+
+    /// The submissions the last server accepted to run later and never started, in the order
+    /// they were accepted: to be parsed again and held ([`Store::insert`]) before they run.
+    pub(crate) fn resumable(&self) -> Vec<crate::kept::Resumable> {
+        self.kept.resumable(Kind::Judge0)
     }
 
     /// A submission finished (`progress` is `Finished` or `Failed`): it is kept and leaves
@@ -159,24 +190,48 @@ impl Store {
         Ok(deleted.unwrap_or(false).then_some(attributes))
     }
 
-    /// Answers the submissions the last server accepted and did not finish as Internal
-    /// Errors; how many.
+    /// Answers the submissions the last server started (or ran for a `wait=true` client) and
+    /// did not finish as Internal Errors; how many.
     pub(crate) fn recover(&self) -> usize {
-        let unfinished = self.kept.unfinished(Kind::Judge0);
+        let unfinished = self.kept.interrupted(Kind::Judge0);
         for (token, json) in &unfinished {
-            let mut attributes: Attributes = serde_json::from_str(json).unwrap_or_default();
-            let status = Status::InternalError;
-            attributes.insert("token".into(), json!(token));
-            attributes.insert("status".into(), status.json());
-            attributes.insert("status_id".into(), json!(status.id()));
-            attributes.insert("message".into(), fields::text_value(INTERRUPTED.as_bytes()));
-            attributes.insert(
-                "finished_at".into(),
-                json!(fields::timestamp(SystemTime::now())),
-            );
-            self.kept.put_json(Kind::Judge0, token, true, &attributes);
+            self.answer_failed(token, json, INTERRUPTED);
         }
         unfinished.len()
+    }
+
+    /// Rewrites a kept unfinished submission (`json`, its attributes) as an Internal Error
+    /// with `message`, now.
+    pub(crate) fn answer_failed(&self, token: &str, json: &str, message: &str) {
+        let mut attributes: Attributes = serde_json::from_str(json).unwrap_or_default();
+        let status = Status::InternalError;
+        attributes.insert("token".into(), json!(token));
+        attributes.insert("status".into(), status.json());
+        attributes.insert("status_id".into(), json!(status.id()));
+        attributes.insert("message".into(), fields::text_value(message.as_bytes()));
+        attributes.insert(
+            "finished_at".into(),
+            json!(fields::timestamp(SystemTime::now())),
+        );
+        self.kept.put_json(Kind::Judge0, token, true, &attributes);
+    }
+
+    /// Holds a kept submission that will run again, queued, as accepted at `accepted_ms`.
+    pub(crate) fn hold(&self, token: &str, input: Input, accepted_ms: i64) {
+        let since_epoch = std::time::Duration::from_millis(u64::try_from(accepted_ms).unwrap_or(0));
+        self.insert(Record {
+            token: token.to_owned(),
+            input: Arc::new(input),
+            progress: Progress::Queued,
+            created_at: SystemTime::UNIX_EPOCH + since_epoch,
+            finished_at: None,
+            resumable: true,
+        });
+    }
+
+    /// What a held submission runs.
+    pub(crate) fn input(&self, token: &str) -> Option<Arc<Input>> {
+        self.live().get(token).map(|r| Arc::clone(&r.input))
     }
 
     /// Writes `attributes` (on a blocking thread: see [`Kept::off_thread`]).
@@ -255,6 +310,7 @@ mod tests {
             progress: Progress::Queued,
             created_at: SystemTime::now(),
             finished_at: None,
+            resumable: false,
         }
     }
 
@@ -263,9 +319,11 @@ mod tests {
         let kept = Arc::new(Kept::in_memory(crate::kept::Bounds::IN_MEMORY));
         let before = Store::new(Arc::clone(&kept));
         before.insert(submission("queued", 10));
-        before.keep_queued("queued").await;
+        before.keep_queued("queued", None).await;
+        before.insert(submission("later", 10));
+        before.keep_queued("later", Some("again".into())).await;
         before.insert(submission("running", 10));
-        before.keep_queued("running").await;
+        before.keep_queued("running", Some("never".into())).await;
         before.processing("running");
         assert_eq!(before.get("running").await.expect("kept")["status_id"], 2);
         before.insert(submission("failed", 10));
@@ -283,6 +341,14 @@ mod tests {
         assert_eq!(failed["status_id"], 13);
         assert_eq!(failed["source_code"], "IyMjIyMjIyMjIw==");
         assert_eq!(after.recover(), 0);
+        // Accepted to run later and never started: queued, to run again.
+        let resumable = after.resumable();
+        assert_eq!(resumable.len(), 1);
+        assert_eq!(
+            (resumable[0].key.as_str(), resumable[0].request.as_str()),
+            ("later", "again")
+        );
+        assert_eq!(after.get("later").await.expect("kept")["status_id"], 1);
         assert!(after.get("unknown").await.is_none());
     }
 
@@ -291,7 +357,7 @@ mod tests {
         let store = Store::new(Arc::new(Kept::in_memory(crate::kept::Bounds::IN_MEMORY)));
         for token in ["first", "second", "third"] {
             store.insert(submission(token, 1));
-            store.keep_queued(token).await;
+            store.keep_queued(token, None).await;
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         store.processing("second");

@@ -19,7 +19,8 @@ use super::info::MAX_BATCH;
 use super::store::{self, Attributes, Progress, Record, Store};
 use super::submission::{self, Input};
 use super::{authorize, callback, caller, flag, Judge0Error};
-use crate::state::{AppState, Caller, ExecError};
+use crate::resume::Resubmission;
+use crate::state::{Admitted, Api, AppState, Caller, ExecError};
 
 /// The query parameters of the submission endpoints.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -49,8 +50,12 @@ pub(crate) async fn create(
     let body = json_body(&body)?;
     let input = submission::parse(&state, &body, base64).map_err(Judge0Error::invalid)?;
     let store = state.judge0_store();
-    let (token, task) = start(&state, store, input, caller)?;
-    if !flag(params.wait.as_deref()) {
+    let wait = flag(params.wait.as_deref());
+    // Run again after a restart if it has not started by then: nobody waits for a `wait=true`
+    // one once its connection is gone with the server.
+    let again = (!wait).then_some((body, base64));
+    let (token, task) = start(&state, store, input, caller, again)?;
+    if !wait {
         return Ok((StatusCode::CREATED, Json(json!({ "token": token }))));
     }
     if let Ok(Some(e)) = task.await {
@@ -195,7 +200,13 @@ pub(crate) async fn create_batch(
     for item in &items {
         let answer = match submission::parse(&state, item, base64) {
             Err(invalid) => json!(invalid),
-            Ok(input) => match start(&state, state.judge0_store(), input, caller.clone()) {
+            Ok(input) => match start(
+                &state,
+                state.judge0_store(),
+                input,
+                caller.clone(),
+                Some((item.clone(), base64)),
+            ) {
                 Ok((token, _task)) => json!({ "token": token }),
                 Err(e) => json!({ "error": e.message }),
             },
@@ -263,29 +274,60 @@ fn shown(attributes: &Attributes, fields: &Fields, base64: bool) -> Value {
 }
 
 /// Admits `input`, stores it as queued and runs it in a task of its own; the task yields the
-/// error that kept it from a result, if any.
+/// error that kept it from a result, if any. With `again` (its body as sent, and whether it is
+/// base64), it is kept to run again after a restart until it starts (crate::resume).
 fn start(
     state: &AppState,
     store: &Store,
     input: Input,
     caller: Caller,
+    again: Option<(Value, bool)>,
 ) -> Result<(String, tokio::task::JoinHandle<Option<ExecError>>), Judge0Error> {
     let admitted = state.admit(&caller)?;
     let token = store::token();
     let input = Arc::new(input);
+    let created_at = SystemTime::now();
     store.insert(Record {
         token: token.clone(),
         input: Arc::clone(&input),
         progress: Progress::Queued,
-        created_at: SystemTime::now(),
+        created_at,
         finished_at: None,
+        resumable: false,
     });
-    let (state, store, id) = (state.clone(), store.clone(), token.clone());
+    let kept = again.map(|(body, base64)| {
+        let accepted = created_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        Resubmission {
+            token: caller.token.clone(),
+            base64,
+            accepted_ms: i64::try_from(accepted.as_millis()).ok(),
+            body,
+        }
+        .to_json()
+    });
+    let task = launch(state, store, token.clone(), input, caller, admitted, kept);
+    Ok((token, task))
+}
+
+/// Runs a submission held in `store` (queued), once admitted, keeping it as queued first (with
+/// `kept`, its request to run again after a restart, if any).
+fn launch(
+    state: &AppState,
+    store: &Store,
+    token: String,
+    input: Arc<Input>,
+    caller: Caller,
+    admitted: Admitted,
+    kept: Option<String>,
+) -> tokio::task::JoinHandle<Option<ExecError>> {
+    let (state, store, id) = (state.clone(), store.clone(), token);
     let keeping = state.keeping();
-    let task = tokio::spawn(async move {
+    tokio::spawn(async move {
         // Until its answer is kept.
         let _keeping = keeping;
-        store.keep_queued(&id).await;
+        store.keep_queued(&id, kept).await;
         let on_start = {
             let (store, id) = (store.clone(), id.clone());
             move || store.processing(&id)
@@ -304,8 +346,23 @@ fn start(
             tokio::spawn(callback::deliver(url.clone(), body));
         }
         failure
-    });
-    Ok((token, task))
+    })
+}
+
+/// Runs a submission the last server accepted and never started, held queued in the store
+/// since this server's start (crate::resume), once admitted.
+pub(crate) fn resume_submission(state: &AppState, token: String, kept: String, admitted: Admitted) {
+    let store = state.judge0_store();
+    let Some(input) = store.input(&token) else {
+        return;
+    };
+    let caller = Caller {
+        api: Api::Judge0,
+        token: serde_json::from_str::<Resubmission>(&kept)
+            .ok()
+            .and_then(|r| r.token),
+    };
+    launch(state, store, token, input, caller, admitted, Some(kept));
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@ use super::V1Caller;
 use crate::error::ApiError;
 use crate::execution_request::ExecutionBody;
 use crate::jobs::{Deleted, JobStatus};
-use crate::json_body::JsonObject;
-use crate::state::{AppState, Caller};
+use crate::json_body::JsonObjectAsSent;
+use crate::resume::Resubmission;
+use crate::state::{Admitted, AppState, Caller};
 
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
@@ -57,13 +58,13 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
     query: Result<Query<WaitQuery>, QueryRejection>,
-    JsonObject(body): JsonObject<ExecutionBody>,
+    JsonObjectAsSent(body, sent): JsonObjectAsSent<ExecutionBody>,
 ) -> Result<Response, ApiError> {
     let entered = Instant::now();
     let Query(query) = query?;
     let request = body.into_request(state.options())?;
     if query.wait == Some(false) {
-        let status = start(&state, request, caller)?;
+        let status = start(&state, request, caller, &sent)?;
         return Ok((StatusCode::ACCEPTED, Json(status)).into_response());
     }
     let deadline = state.sync_deadline();
@@ -102,23 +103,47 @@ fn server_timing(phases: &[Phase], total: Duration) -> HeaderValue {
     HeaderValue::from_str(&value).expect("phase names and numbers are header-safe")
 }
 
-/// Admits an execution and runs it in the background, tracked in the jobs.
+/// Admits an execution and runs it in the background, tracked in the jobs; kept with its
+/// body as `sent` to run again after a restart until it starts (crate::resume).
 fn start(
     state: &AppState,
     mut request: warden_engine::ExecutionRequest,
     caller: Caller,
+    sent: &[u8],
 ) -> Result<JobStatus, ApiError> {
     let admitted = state.admit(&caller)?;
     let id = warden_engine::ExecutionId::random().as_str().to_owned();
     let cancel = warden_engine::Cancellation::new();
     request.cancel = Some(cancel.clone());
     let status = state.jobs().insert(&id, cancel);
+    let kept = Resubmission {
+        token: caller.token.clone(),
+        base64: false,
+        accepted_ms: None,
+        // It parsed as an `ExecutionBody`: it is JSON.
+        body: serde_json::from_slice(sent).unwrap_or_default(),
+    }
+    .to_json();
+    launch(state, id, request, caller, admitted, kept);
+    Ok(status)
+}
+
+/// Runs a job held in the jobs (queued) once admitted, keeping it as queued first with `kept`,
+/// its request to run again after a restart.
+pub(crate) fn launch(
+    state: &AppState,
+    id: String,
+    request: warden_engine::ExecutionRequest,
+    caller: Caller,
+    admitted: Admitted,
+    kept: String,
+) {
     let state = state.clone();
     let keeping = state.keeping();
     tokio::spawn(async move {
         // Until its answer is kept.
         let _keeping = keeping;
-        state.jobs().keep_queued(&id).await;
+        state.jobs().keep_queued(&id, kept).await;
         let running = {
             let (state, id) = (state.clone(), id.clone());
             move || state.jobs().set_running(&id)
@@ -133,7 +158,6 @@ fn start(
             });
         state.jobs().finish(&id, outcome).await;
     });
-    Ok(status)
 }
 
 /// An asynchronous execution's state, and its result once finished.

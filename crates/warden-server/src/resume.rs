@@ -1,0 +1,269 @@
+//! What the last server accepted to run later and never started: a `/v1` execution with
+//! `wait=false`, a Judge0 submission without `wait=true` (one of a batch included). Each is
+//! kept with its request as sent ([`Resubmission`]) until it starts; when the next server
+//! starts, it is queued again under its own id or token, in the order the requests were
+//! accepted, ahead of new requests, and runs as it would have (recorded with the token that
+//! asked for it). One that had started is not run again: it is answered as interrupted, since
+//! its program may have done part of its work (a volume written, a callback's target reached).
+//! A request the new server's settings refuse (a language no longer configured, a limit above a
+//! lowered maximum) is answered with that refusal.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use warden_engine::Cancellation;
+
+use crate::execution_request::ExecutionBody;
+use crate::judge0;
+use crate::routes::executions;
+use crate::state::{Api, AppState, Caller};
+
+/// A request kept to run again after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Resubmission {
+    /// The configured name of the token that asked, if any (the history records it; its
+    /// quotas were taken when the request was accepted).
+    #[serde(default)]
+    pub(crate) token: Option<String>,
+    /// Judge0: whether the body's text fields are base64 (`base64_encoded`).
+    #[serde(default)]
+    pub(crate) base64: bool,
+    /// Judge0: when the submission was accepted (its `created_at`), in milliseconds since the
+    /// epoch.
+    #[serde(default)]
+    pub(crate) accepted_ms: Option<i64>,
+    /// The request's body as sent (a Judge0 batch: the submission's own item).
+    pub(crate) body: Value,
+}
+
+impl Resubmission {
+    /// As kept.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a JSON value and plain fields serialize")
+    }
+}
+
+/// One request to run again.
+enum Resumed {
+    Job {
+        id: String,
+        cancel: Cancellation,
+        kept: String,
+    },
+    Judge0 {
+        token: String,
+        kept: String,
+    },
+}
+
+impl AppState {
+    /// Queues again what the last server accepted and never started, and runs it in the
+    /// background as workers free up; how many. Called once, at start-up, inside the runtime.
+    pub(crate) fn resume(&self) -> usize {
+        let mut queue: Vec<(i64, Resumed)> = self
+            .jobs()
+            .resume()
+            .into_iter()
+            .map(|(id, cancel, kept, accepted)| (accepted, Resumed::Job { id, cancel, kept }))
+            .collect();
+        for resumable in self.judge0_store().resumable() {
+            let Some(accepted) = self.hold_submission(&resumable) else {
+                continue;
+            };
+            queue.push((
+                accepted,
+                Resumed::Judge0 {
+                    token: resumable.key,
+                    kept: resumable.request,
+                },
+            ));
+        }
+        // Stable: the two kinds' own orders hold between equal times.
+        queue.sort_by_key(|(accepted, _)| *accepted);
+        let count = queue.len();
+        if count > 0 {
+            tracing::warn!(
+                count,
+                "running again the requests the last server accepted and never started"
+            );
+            let state = self.clone();
+            tokio::spawn(async move {
+                for (_, resumed) in queue {
+                    // Shutting down: the rest stay queued in the database for the next start.
+                    let Ok(admitted) = state.admit_resumed().await else {
+                        return;
+                    };
+                    match resumed {
+                        Resumed::Job { id, cancel, kept } => {
+                            state.resume_job(id, cancel, kept, admitted).await
+                        }
+                        Resumed::Judge0 { token, kept } => {
+                            judge0::resume_submission(&state, token, kept, admitted)
+                        }
+                    }
+                }
+            });
+        }
+        count
+    }
+
+    /// Holds a kept submission in memory as queued, parsed again from its request; when it
+    /// was accepted. `None` when it cannot run (answered as such).
+    fn hold_submission(&self, resumable: &crate::kept::Resumable) -> Option<i64> {
+        let store = self.judge0_store();
+        let refused = |why: String| {
+            store.answer_failed(&resumable.key, &resumable.body, &why);
+            None
+        };
+        let resubmission: Resubmission = match serde_json::from_str(&resumable.request) {
+            Ok(r) => r,
+            Err(e) => return refused(format!("its kept request is unreadable: {e}")),
+        };
+        let input = match judge0::submission::parse(self, &resubmission.body, resubmission.base64) {
+            Ok(input) => input,
+            Err(invalid) => {
+                let why = serde_json::to_string(&invalid).unwrap_or_default();
+                return refused(format!("this server refuses it: {why}"));
+            }
+        };
+        let accepted = resubmission.accepted_ms.unwrap_or(resumable.created_ms);
+        store.hold(&resumable.key, input, accepted);
+        Some(accepted)
+    }
+
+    /// Runs a kept `/v1` job again.
+    async fn resume_job(
+        &self,
+        id: String,
+        cancel: Cancellation,
+        kept: String,
+        admitted: crate::state::Admitted,
+    ) {
+        let parsed = serde_json::from_str::<Resubmission>(&kept)
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                let body: ExecutionBody =
+                    serde_json::from_value(r.body).map_err(|e| e.to_string())?;
+                Ok((r.token, body))
+            });
+        let (token, body) = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let error = crate::error::ApiError::unprocessable(format!(
+                    "its kept request is unreadable: {e}"
+                ));
+                return self.jobs().finish(&id, Err(error.body())).await;
+            }
+        };
+        let mut request = match body.into_request(self.options()) {
+            Ok(request) => request,
+            Err(error) => return self.jobs().finish(&id, Err(error.body())).await,
+        };
+        request.cancel = Some(cancel);
+        let caller = Caller {
+            api: Api::Own,
+            token,
+        };
+        executions::launch(self, id, request, caller, admitted, kept);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resubmission_reads_back_as_kept() {
+        let kept = Resubmission {
+            token: Some("grader".into()),
+            base64: true,
+            accepted_ms: Some(5),
+            body: serde_json::json!({"source_code": "cHJpbnQoMSk=", "language_id": 71}),
+        };
+        let back: Resubmission = serde_json::from_str(&kept.to_json()).expect("read back");
+        assert_eq!(back, kept);
+        let bare: Resubmission = serde_json::from_str(r#"{"body": {}}"#).expect("defaults");
+        assert_eq!(
+            (bare.token, bare.base64, bare.accepted_ms),
+            (None, false, None)
+        );
+    }
+
+    /// What the new server's settings refuse is answered with the refusal, not run, and not
+    /// run again by the server after it.
+    #[tokio::test]
+    async fn a_kept_request_the_next_server_refuses_is_answered_with_why() {
+        use crate::kept::{Kept, Kind};
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("results.sqlite3");
+        let kept = Kept::open(&path, std::time::Duration::from_secs(60)).expect("opened");
+        let again = |body: Value| {
+            Resubmission {
+                token: None,
+                base64: false,
+                accepted_ms: None,
+                body,
+            }
+            .to_json()
+        };
+        kept.put_queued(
+            Kind::Judge0,
+            "t",
+            r#"{"status_id": 1}"#,
+            &again(serde_json::json!({"language_id": 99999, "source_code": "x"})),
+        );
+        kept.put_queued(
+            Kind::Job,
+            "j",
+            r#"{"id": "j", "state": "queued"}"#,
+            &again(serde_json::json!({"code": "x", "limits": {"wall_time": "1000h"}})),
+        );
+        kept.put_queued(Kind::Job, "broken", "{}", "not json");
+        drop(kept);
+        let engine = warden_engine::Engine::new(warden_engine::EngineConfig::new(
+            "/nonexistent/warden".into(),
+        ))
+        .expect("engine");
+        let options = crate::ServerOptions {
+            results: Some(path.clone()),
+            ..crate::ServerOptions::default()
+        };
+        let state = AppState::with_options(engine, options);
+        assert_eq!(
+            state.resume(),
+            2,
+            "the refused submission is answered at once"
+        );
+        let submission = state.judge0_store().get("t").await.expect("kept");
+        assert_eq!(submission["status_id"], 13);
+        let message = {
+            use base64::Engine as _;
+            let encoded = submission["message"].as_str().unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .expect("base64, as kept");
+            String::from_utf8(bytes).expect("text")
+        };
+        assert!(message.contains("this server refuses it"), "{message}");
+        assert!(message.contains("language_id"), "{message}");
+        for (id, says) in [("j", "wall_time"), ("broken", "unreadable")] {
+            let start = std::time::Instant::now();
+            let job = loop {
+                let job = state.jobs().get(id).await.expect("kept");
+                if job.state == crate::JobState::Finished {
+                    break job;
+                }
+                assert!(start.elapsed().as_secs() < 10, "never answered");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            };
+            let error = job.error.expect("refused");
+            assert_eq!(error["kind"], "request", "{error}");
+            assert!(
+                error["error"].as_str().is_some_and(|e| e.contains(says)),
+                "{error}"
+            );
+        }
+        drop(state);
+        let kept = Kept::open(&path, std::time::Duration::from_secs(60)).expect("opened again");
+        assert!(kept.resumable(Kind::Job).is_empty() && kept.resumable(Kind::Judge0).is_empty());
+    }
+}
