@@ -477,11 +477,7 @@ fn check_compile_options(language: &Language, options: &[String], invalid: &mut 
 
 /// What warden cannot honour is refused rather than ignored.
 fn refuse_unsupported(body: &Map<String, Value>, invalid: &mut Invalid) {
-    let given = |field: &str| match body.get(field) {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(_) => true,
-    };
+    let given = |field: &str| body.get(field).is_some_and(rails_true);
     if given("enable_network") {
         add(
             invalid,
@@ -489,11 +485,62 @@ fn refuse_unsupported(body: &Map<String, Value>, invalid: &mut Invalid) {
             "enabling network is not allowed: warden's sandboxes have no network".to_owned(),
         );
     }
+    // Judge0's own refusal where `config_info` says `allow_enable_...: false`: a time or
+    // memory limit per process would loosen the limits warden sets on the whole run.
+    for field in [
+        "enable_per_process_and_thread_time_limit",
+        "enable_per_process_and_thread_memory_limit",
+    ] {
+        if given(field) {
+            add(invalid, field, "this option cannot be enabled".to_owned());
+        }
+    }
+}
+
+/// A boolean attribute as Rails casts it: `false`, `null`, `0`, and the strings "", "0", "f",
+/// "false", "off" (any case) are false, anything else true.
+fn rails_true(value: &Value) -> bool {
+    match value {
+        Value::Null | Value::Bool(false) => false,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "" | "0" | "f" | "false" | "off"
+        ),
+        _ => true,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn booleans_are_cast_as_rails_casts_them() {
+        use serde_json::json;
+        for value in [
+            json!(true),
+            json!("true"),
+            json!("1"),
+            json!(1),
+            json!("yes"),
+            json!([]),
+        ] {
+            assert!(rails_true(&value), "{value}");
+        }
+        for value in [
+            json!(false),
+            json!(null),
+            json!(0),
+            json!(""),
+            json!("0"),
+            json!("F"),
+            json!("false"),
+            json!("OFF"),
+        ] {
+            assert!(!rails_true(&value), "{value}");
+        }
+    }
 
     #[test]
     fn base64_is_read_as_ruby_reads_it() {

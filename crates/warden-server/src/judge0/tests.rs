@@ -83,6 +83,19 @@ async fn invalid_submissions_get_judge0s_422_map() {
     assert!(body["enable_network"].is_array());
     assert!(body["callback_url"].is_array());
 
+    // As `config_info` says (`allow_enable_per_process_and_thread_*: false`), with Judge0's
+    // message; `false` (as clients send the default) is accepted.
+    let per_process = json!({"language_id": 71, "source_code": "print(1)",
+        "enable_per_process_and_thread_time_limit": true,
+        "enable_per_process_and_thread_memory_limit": "true", "enable_network": false});
+    let (status, body) = call(post("/submissions", &per_process)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body,
+        json!({"enable_per_process_and_thread_time_limit": ["this option cannot be enabled"],
+               "enable_per_process_and_thread_memory_limit": ["this option cannot be enabled"]})
+    );
+
     // The stack is a limit warden enforces: at least what anything needs to start, at most
     // the operator's maximum (1 GiB by default).
     let stacks = json!({"language_id": 71, "source_code": "print(1)", "stack_limit": 100});
