@@ -173,6 +173,48 @@ fn limits_get_distinct_exit_codes_and_a_one_line_explanation() {
     }
 }
 
+/// Above the operator's maximum (in range, unlike `1000h` below) is lowered to it, and said.
+#[test]
+fn a_limit_above_the_maximum_is_lowered_and_named() {
+    let out = warden(
+        &[
+            "run",
+            "--json",
+            "--memory",
+            "1TiB",
+            "--max-procs",
+            "9999",
+            "-l",
+            "sh",
+            "-c",
+            "true",
+        ],
+        b"",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let result: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(result["limits"]["memory"], "8GiB", "{result}");
+    assert_eq!(result["limits"]["max_procs"], 4096, "{result}");
+    for named in [
+        "memory 1024GiB (maximum 8GiB)",
+        "max-procs 9999 (maximum 4096)",
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "warden: warning: limit lowered to the operator's maximum: {named}"
+            )),
+            "{stderr}"
+        );
+    }
+    let within = warden(&["run", "--memory", "1GiB", "-l", "sh", "-c", "true"], b"");
+    assert!(
+        within.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&within.stderr)
+    );
+}
+
 #[test]
 fn a_signal_exits_128_plus_its_number() {
     let out = warden(&["run", "-l", "sh", "-c", "kill -SEGV $$"], b"");

@@ -146,6 +146,76 @@ impl Limits {
         )
     }
 
+    /// The fields of `asked` above the operator's `maxima`, each as `name value (maximum
+    /// max)`: what [`Limits::clamp_to`] lowers, for the caller to be told.
+    pub fn above_maxima(asked: &LimitOverrides, maxima: &Limits) -> Vec<String> {
+        let mut above = Vec::new();
+        let mut check = |name: &str, asked: Option<String>, over: bool, max: String| {
+            if let (Some(asked), true) = (asked, over) {
+                above.push(format!("{name} {asked} (maximum {max})"));
+            }
+        };
+        let a = asked;
+        let m = maxima;
+        let over = |v: Option<Duration>, max: Duration| v.is_some_and(|v| v > max);
+        check(
+            "cpu-time",
+            a.cpu_time.map(format_duration),
+            over(a.cpu_time, m.cpu_time),
+            format_duration(m.cpu_time),
+        );
+        check(
+            "wall-time",
+            a.wall_time.map(format_duration),
+            over(a.wall_time, m.wall_time),
+            format_duration(m.wall_time),
+        );
+        let size = |v: Option<ByteSize>, max: ByteSize| v.is_some_and(|v| v > max);
+        check(
+            "memory",
+            a.memory.map(|v| v.to_string()),
+            size(a.memory, m.memory),
+            m.memory.to_string(),
+        );
+        check(
+            "max-procs",
+            a.max_procs.map(|v| v.to_string()),
+            a.max_procs.is_some_and(|v| v > m.max_procs),
+            m.max_procs.to_string(),
+        );
+        check(
+            "max-output",
+            a.max_output.map(|v| v.to_string()),
+            size(a.max_output, m.max_output),
+            m.max_output.to_string(),
+        );
+        check(
+            "max-file-size",
+            a.max_file_size.map(|v| v.to_string()),
+            size(a.max_file_size, m.max_file_size),
+            m.max_file_size.to_string(),
+        );
+        check(
+            "workspace-size",
+            a.workspace_size.map(|v| v.to_string()),
+            size(a.workspace_size, m.workspace_size),
+            m.workspace_size.to_string(),
+        );
+        check(
+            "max-open-files",
+            a.max_open_files.map(|v| v.to_string()),
+            a.max_open_files.is_some_and(|v| v > m.max_open_files),
+            m.max_open_files.to_string(),
+        );
+        check(
+            "stack-size",
+            a.stack_size.map(|v| v.to_string()),
+            size(a.stack_size, m.stack_size),
+            m.stack_size.to_string(),
+        );
+        above
+    }
+
     /// Every field lowered to at most the operator's `maxima`.
     pub fn clamp_to(self, maxima: &Limits) -> Self {
         Self {
@@ -323,6 +393,29 @@ fn check_count(name: &'static str, v: u32, min: u32, max: u32) -> Result<(), Lim
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_request_asks_above_the_maxima_is_named() {
+        let maxima = Limits::default_maxima();
+        let asked = LimitOverrides {
+            memory: Some(ByteSize::mib(1 << 20)),
+            cpu_time: Some(Duration::from_secs(1)),
+            max_procs: Some(maxima.max_procs + 1),
+            ..LimitOverrides::default()
+        };
+        assert_eq!(
+            Limits::above_maxima(&asked, &maxima),
+            [
+                format!("memory 1024GiB (maximum {})", maxima.memory),
+                format!(
+                    "max-procs {} (maximum {})",
+                    maxima.max_procs + 1,
+                    maxima.max_procs
+                ),
+            ]
+        );
+        assert!(Limits::above_maxima(&LimitOverrides::default(), &maxima).is_empty());
+    }
 
     #[test]
     fn defaults_are_within_bounds_and_maxima() {

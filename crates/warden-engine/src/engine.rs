@@ -212,6 +212,8 @@ struct Prepared<'e> {
     command: bool,
     /// The program's own commands, in place of the language's.
     own_commands: Option<crate::execution::OwnCommands>,
+    /// The request's limits above the operator's maxima (lowered to them).
+    lowered: Vec<crate::execution::Warning>,
 }
 
 /// A sandbox's ceilings raised to hold a stage run in it with `stage`'s limits.
@@ -321,6 +323,7 @@ impl Engine {
         if let Some(why) = responded {
             prepared.reason = format!("{why}; {}", prepared.reason);
         }
+        let lowered = std::mem::take(&mut prepared.lowered);
         let input = history::Pending::of(&request);
         clock.lap("prepare");
         let installed = self.dependency_stage(&prepared, request.cancel.clone())?;
@@ -335,7 +338,8 @@ impl Engine {
             }
             dependencies::Installed::Failed(stage) => {
                 let result = finish(prepared, Some(stage), None, None, Vec::new(), None);
-                let warnings = self.record(&result, input.borrowed());
+                let mut warnings = lowered;
+                warnings.extend(self.record(&result, input.borrowed()));
                 clock.lap("record");
                 return Ok(Execution {
                     result,
@@ -398,7 +402,8 @@ impl Engine {
             .then(|| NetworkReport::new(&network.name, runner.take_records()));
         let mut result = finish(prepared, installed, compile, run, tests, report);
         result.volumes = std::mem::take(&mut request.volumes);
-        let warnings = self.record(&result, input.borrowed());
+        let mut warnings = lowered;
+        warnings.extend(self.record(&result, input.borrowed()));
         clock.lap("record");
         // Recorded even if removing the sandbox then fails: the program ran, and the error
         // still reaches the caller.
@@ -556,6 +561,17 @@ impl Engine {
             program.add_sources_named(own.compile.iter().flatten().chain(&own.run));
         }
         let limits = self.limits(&[&language.limits, &request.limits])?;
+        let lowered = [("", &request.limits), ("compile ", &request.compile_limits)]
+            .into_iter()
+            .flat_map(|(stage, asked)| {
+                Limits::above_maxima(asked, &self.maxima)
+                    .into_iter()
+                    .map(move |what| crate::execution::Warning {
+                        what: crate::execution::WarningKind::LimitLowered,
+                        detail: format!("{stage}{what}"),
+                    })
+            })
+            .collect();
         let compile_limits = match (&request.own_commands, &language.compile) {
             (Some(own), _) => own
                 .compile
@@ -610,6 +626,7 @@ impl Engine {
             read_only: request.read_only.clone(),
             command: false,
             own_commands: request.own_commands.clone(),
+            lowered,
         })
     }
 

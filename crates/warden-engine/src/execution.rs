@@ -313,6 +313,8 @@ pub enum WarningKind {
     HistoryNotRecorded,
     /// The history was not pruned after recording.
     HistoryNotPruned,
+    /// A limit the request asked for is above the operator's maximum, which applies instead.
+    LimitLowered,
 }
 
 impl std::fmt::Display for WarningKind {
@@ -320,6 +322,7 @@ impl std::fmt::Display for WarningKind {
         f.write_str(match self {
             WarningKind::HistoryNotRecorded => "history not recorded",
             WarningKind::HistoryNotPruned => "history not pruned",
+            WarningKind::LimitLowered => "limit lowered to the operator's maximum",
         })
     }
 }

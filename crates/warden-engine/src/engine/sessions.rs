@@ -355,8 +355,9 @@ impl Engine {
             })
         });
         session.meta().calls += 1;
+        let mut warnings = std::mem::take(&mut prepared.lowered);
         let result = finish(prepared, None, compile, run, tests, None);
-        let warnings = self.record(&result, input.borrowed());
+        warnings.extend(self.record(&result, input.borrowed()));
         clock.lap("record");
         match ceiling {
             Some(reason) => session.stop_in_call(&mut guard, &reason),
