@@ -26,7 +26,7 @@ use warden_sys::process::{exit_immediately, fork_single_threaded, ForkResult};
 use crate::control::{self, JobFds, Message};
 use crate::payload::PayloadSetup;
 use crate::plan::{Job, SandboxSpec, WORKDIR};
-use crate::report::{ExitStatus, Report};
+use crate::report::{ExitStatus, Report, SeccompKiller};
 use crate::seccomp::CompiledFilter;
 use crate::standby::Standby;
 use crate::{collect, denials, mounts, payload, volumes, workspace};
@@ -329,6 +329,7 @@ fn serve_jobs(
                 Ended {
                     status: ExitStatus::Code(127),
                     wall_time: Duration::ZERO,
+                    killer: SeccompKiller::default(),
                     listener: None,
                 }
             }
@@ -336,6 +337,7 @@ fn serve_jobs(
         Report::Exited {
             status: ended.status,
             wall_time: ended.wall_time,
+            killer: ended.killer,
         }
         .send(report.as_fd());
         drop(ended.listener);
@@ -359,6 +361,8 @@ fn reset(spec: &SandboxSpec) -> Result<(), SetupError> {
 struct Ended {
     status: ExitStatus,
     wall_time: Duration,
+    /// Who killed for the filter's kills.
+    killer: SeccompKiller,
     /// The seccomp listener, closed once the end is reported (`denials::Supervised`).
     listener: Option<OwnedFd>,
 }
@@ -421,9 +425,16 @@ fn run_job(
     drop(artifacts);
     end_the_job(Some(payload));
     supervised.denials.send(report.as_fd());
+    let killer = match confinement {
+        Confinement::Trusted => SeccompKiller::NoFilter,
+        // The listener came: every kill of the filter went through it.
+        Confinement::Sandbox(_) if supervised.listener.is_some() => SeccompKiller::Init,
+        Confinement::Sandbox(_) => SeccompKiller::Kernel,
+    };
     Ok(Ended {
         status,
         wall_time,
+        killer,
         listener: supervised.listener,
     })
 }

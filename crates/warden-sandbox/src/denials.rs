@@ -305,8 +305,9 @@ fn receive_listener(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
     }
 }
 
-/// Takes one pending call and fails it with its rule's errno. A call that vanished (its
-/// caller was killed) needs no answer. Returns false if the listener failed otherwise: the
+/// Takes one pending call and answers it: a foreign ABI's call or a call the policy kills for
+/// kills its caller, a watched write runs, any other fails with its rule's errno. A call that
+/// vanished (its caller was killed) needs no answer. Returns false if the listener failed otherwise: the
 /// caller closes it, which fails every pending and later notified call with ENOSYS (still
 /// refused), rather than poll a broken listener in a loop.
 fn answer(
@@ -315,12 +316,25 @@ fn answer(
     payload: Pid,
     denials: &mut Denials,
 ) -> bool {
-    match receive_notification(listener) {
-        Ok(call) if filter.notified_call(call.nr).map(|c| c.answer) == Some(Answer::Kill) => {
-            kill_caller(listener, filter, &call, payload, denials);
-            true
+    let call = match receive_notification(listener) {
+        Ok(call) => call,
+        Err(Errno::ENOENT | Errno::EINTR) => return true,
+        Err(e) => {
+            tracing::warn!(error = %e, "receiving a seccomp notification; closing the listener");
+            return false;
         }
-        Ok(call) if filter.notified_call(call.nr).is_none() && writes::watches(call.nr) => {
+    };
+    // A foreign ABI's number means another call: looked at before any rule.
+    if let Some(name) = crate::seccomp::foreign_call(call.arch, call.nr) {
+        kill_caller(listener, &name, &call, payload, denials);
+        return true;
+    }
+    match filter.notified_call(call.nr) {
+        Some(rule) if rule.answer == Answer::Kill => {
+            let name = rule.name.clone();
+            kill_caller(listener, &name, &call, payload, denials);
+        }
+        None if writes::watches(call.nr) => {
             // A write: looked at, then let run. What was read counts only if the call still
             // waits, so that its pid was not reused by another thread meanwhile.
             let mut seen = ReadOnlyWrites::default();
@@ -336,36 +350,27 @@ fn answer(
                 denials.writes.merge(seen);
             }
             let _ = continue_notification(listener, call.id);
-            true
         }
-        Ok(call) => {
+        _ => {
             let errno = denials.count(filter, &call);
             let _ = deny_notification(listener, call.id, errno);
-            true
-        }
-        Err(Errno::ENOENT | Errno::EINTR) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "receiving a seccomp notification; closing the listener");
-            false
         }
     }
+    true
 }
 
-/// Kills the process that made `call`, a call the policy kills for, while the call waits
-/// (it never runs), and counts it. The calling thread's whole process goes, as with
-/// `SECCOMP_RET_KILL_PROCESS`. Nothing is answered: the kill ends the wait. A call that no
-/// longer waits (its caller was killed meanwhile) is not counted, and its id not signalled,
-/// since its pid may be another process's by now.
+/// Kills the process that made `call`, a call the policy (or the ABI check) kills for, named
+/// `name`, while the call waits (it never runs), and counts it. The calling thread's whole
+/// process goes, as with `SECCOMP_RET_KILL_PROCESS`. Nothing is answered: the kill ends the
+/// wait. A call that no longer waits (its caller was killed meanwhile) is not counted, and its
+/// id not signalled, since its pid may be another process's by now.
 fn kill_caller(
     listener: BorrowedFd<'_>,
-    filter: &CompiledFilter,
+    name: &str,
     call: &Notification,
     payload: Pid,
     denials: &mut Denials,
 ) {
-    let Some(rule) = filter.notified_call(call.nr) else {
-        return;
-    };
     let Ok(caller) = i32::try_from(call.pid).map(Pid::from_raw) else {
         return;
     };
@@ -376,10 +381,10 @@ fn kill_caller(
     }
     // `kill` with a thread's id signals its whole process.
     if let Err(e) = nix::sys::signal::kill(caller, Signal::SIGKILL) {
-        tracing::warn!(error = %e, pid = call.pid, call = rule.name, "killing a process for a forbidden call");
+        tracing::warn!(error = %e, pid = call.pid, call = name, "killing a process for a forbidden call");
         return;
     }
-    denials.killed(&rule.name, call, process, process == payload);
+    denials.killed(name, call, process, process == payload);
 }
 
 /// The process (thread group) of thread `tid`, from the sandbox's `/proc`.

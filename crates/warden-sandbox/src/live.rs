@@ -766,8 +766,9 @@ fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun
         .iter()
         .find(|c| c.program)
         .map(|c| c.name.as_str());
-    let outcome = crate::verdict::decide(w.killed, killed_for, w.status, used, &job.limits)
-        .ok_or(SandboxError::Vanished)?;
+    let outcome =
+        crate::verdict::decide(w.killed, killed_for, w.killer, w.status, used, &job.limits)
+            .ok_or(SandboxError::Vanished)?;
     let exited_cleanly = outcome == warden_core::Outcome::Exited { code: 0 };
     let (collected, collect_error): (Vec<CollectedFile>, _) = match (&job.collect, exited_cleanly) {
         (Some(path), true) if w.artifacts_overflow => {

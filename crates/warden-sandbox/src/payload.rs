@@ -164,7 +164,9 @@ fn install_seccomp(filter: &CompiledFilter, handoff: Option<OwnedFd>) -> Result<
                 Err(e) => Err(SetupError::errno(step, e)),
             }
         }
-        _ => warden_sys::seccomp::install_filter(&filter.program)
+        // No listener to hand over: the filter that kills in the kernel (the other would fail
+        // its notified calls with ENOSYS rather than kill).
+        _ => warden_sys::seccomp::install_filter(&filter.errno_only)
             .map_err(|e| SetupError::errno(step, e)),
     }
 }

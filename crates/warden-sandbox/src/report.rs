@@ -23,6 +23,23 @@ pub(crate) enum ExitStatus {
     Signal(i32),
 }
 
+/// Who kills a process of a job for a call its seccomp filter kills for (a forbidden call, a
+/// foreign ABI's): what a death by `SIGSYS` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SeccompKiller {
+    /// The kernel (`SECCOMP_RET_KILL_PROCESS`: the filter had no listener): the process dies
+    /// of `SIGSYS`, and the call is not named.
+    #[default]
+    Kernel,
+    /// The sandbox's init, through the filter's listener (`denials.rs`): the process dies of
+    /// `SIGKILL` and the call is reported by name, so a death by `SIGSYS` is the program's
+    /// own doing (it raised the signal, or its own filter killed it).
+    Init,
+    /// No filter (the trusted backend): a death by `SIGSYS` is the program's own doing.
+    NoFilter,
+}
+
 /// One message on the report pipe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -50,6 +67,10 @@ pub(crate) enum Report {
         /// Its wall time, measured by the init with the monotonic clock.
         #[serde(with = "nanos")]
         wall_time: Duration,
+        /// Who killed a process for a call the seccomp filter kills for: what a `SIGSYS`
+        /// death means.
+        #[serde(default)]
+        killer: SeccompKiller,
     },
     /// A system call the seccomp policy refused, with how often the job tried it: one message
     /// per call, after the job's processes are gone and before its `Exited` (`denials.rs`).
@@ -139,6 +160,7 @@ mod tests {
             Report::Exited {
                 status: ExitStatus::Signal(9),
                 wall_time: Duration::from_millis(3),
+                killer: SeccompKiller::Init,
             },
             Report::failed("mount /usr", "EPERM"),
             Report::Denied(DeniedSyscall {

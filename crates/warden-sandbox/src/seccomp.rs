@@ -8,7 +8,8 @@
 //! 1. load `seccomp_data.arch`; a foreign ABI (i386 `int 0x80` on x86_64) kills the process, since
 //!    its call numbers mean other calls;
 //! 2. load `seccomp_data.nr`; on x86_64 a number with the x32 bit set kills the process, since
-//!    x32 calls report the x86_64 arch and would otherwise slip past the comparisons below;
+//!    x32 calls report the x86_64 arch and would otherwise slip past the comparisons below
+//!    (both kills notify, as the policy's kills do: [`foreign_call`] names them);
 //! 3. a binary search on the call number (`jge`) over the calls that have code below, ending
 //!    in short runs of `jeq`; a call without code is allowed where its search ends;
 //! 4. each such call's code: its bodies in order, then allow. A denied call's body is the
@@ -28,8 +29,10 @@
 //! filter's listener, answers it with the rule's errno and counts it ([`CompiledFilter::notified`],
 //! `denials.rs`). The program sees the same failure either way. A call the policy kills for
 //! notifies too: the init kills the calling process (`SIGKILL`, the call never runs) and
-//! records which call it was, which `SECCOMP_RET_KILL_PROCESS` would not tell; the program
-//! that installs no listener ([`CompiledFilter::errno_only`]) kills in the kernel.
+//! records which call it was, which `SECCOMP_RET_KILL_PROCESS` would not tell, and so do the
+//! calls of a foreign ABI (steps 1 and 2). With every kill of the filter made by the init, a
+//! program that dies of `SIGSYS` raised it itself (or its own filter did): not warden's kill.
+//! The program that installs no listener ([`CompiledFilter::errno_only`]) kills in the kernel.
 //! Unrecorded rules (routine probes such as `clone3`) fail in the kernel.
 //!
 //! The kernel's seccomp cache (Linux 5.11) makes every call whose outcome depends only on arch
@@ -172,9 +175,9 @@ pub(crate) fn compile(policy: &SeccompPolicy) -> Result<CompiledFilter, SeccompE
     }
     // After the deny rules, so that a call the policy denies is denied, never only watched.
     bodies.extend(crate::writes::filter_bodies());
-    let mut program = prologue();
+    let mut program = prologue(SECCOMP_RET_USER_NOTIF);
     program.extend(dispatch(&bodies));
-    let mut errno_only = prologue();
+    let mut errno_only = prologue(SECCOMP_RET_KILL_PROCESS);
     errno_only.extend(dispatch(&errno_bodies));
     if program.len() > BPF_MAXINSNS {
         return Err(SeccompError::TooLong {
@@ -256,28 +259,58 @@ fn always(count: usize) -> SockFilter {
     )
 }
 
-/// Steps 1 and 2: kill foreign ABIs, leave the call number in the accumulator.
-fn prologue() -> Vec<SockFilter> {
+/// Steps 1 and 2: answer foreign ABIs with `kill` (`SECCOMP_RET_KILL_PROCESS`, or
+/// `SECCOMP_RET_USER_NOTIF` for the init to kill), leave the call number in the accumulator.
+fn prologue(kill: u32) -> Vec<SockFilter> {
     let mut program = vec![
         load(SECCOMP_DATA_ARCH),
         jump(BPF_JEQ, AUDIT_ARCH_NATIVE, 1, 0),
-        ret(SECCOMP_RET_KILL_PROCESS),
+        ret(kill),
         load(SECCOMP_DATA_NR),
     ];
-    program.extend_from_slice(ABI_CHECK);
+    program.extend(abi_check(kill));
     program
 }
 
-/// Step 2's check of the call number. On x86_64 it also kills nr -1 (all bits set), which only
-/// a ptrace tracer uses, to skip a call.
+/// Step 2's check of the call number. On x86_64 it also catches nr -1 (all bits set), which
+/// only a ptrace tracer uses, to skip a call.
 #[cfg(target_arch = "x86_64")]
-const ABI_CHECK: &[SockFilter] = &[
-    jump(BPF_JSET, warden_sys::seccomp::X32_SYSCALL_BIT, 0, 1),
-    ret(SECCOMP_RET_KILL_PROCESS),
-];
+fn abi_check(kill: u32) -> Vec<SockFilter> {
+    vec![
+        jump(BPF_JSET, warden_sys::seccomp::X32_SYSCALL_BIT, 0, 1),
+        ret(kill),
+    ]
+}
 /// Step 2's check of the call number: aarch64 has a single ABI per arch value.
 #[cfg(target_arch = "aarch64")]
-const ABI_CHECK: &[SockFilter] = &[];
+fn abi_check(_kill: u32) -> Vec<SockFilter> {
+    Vec::new()
+}
+
+/// The name of a notified call that steps 1 and 2 kill for (`i386 system call 11`, `x32
+/// system call 59`), or `None` for a call of the native ABI, which the policy's rules answer.
+pub(crate) fn foreign_call(arch: u32, nr: i32) -> Option<String> {
+    if arch != AUDIT_ARCH_NATIVE {
+        const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+        const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
+        return Some(match arch {
+            AUDIT_ARCH_I386 => format!("i386 system call {nr}"),
+            AUDIT_ARCH_ARM => format!("arm system call {nr}"),
+            other => format!("system call {nr} of architecture {other:#x}"),
+        });
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let x32 = warden_sys::seccomp::X32_SYSCALL_BIT;
+        if nr == -1 {
+            return Some("system call -1".to_owned());
+        }
+        if nr.cast_unsigned() & x32 != 0 {
+            return Some(format!("x32 system call {}", nr.cast_unsigned() & !x32));
+        }
+    }
+    None
+}
 
 /// Step 4 for one rule: its body, run when the call number (in the accumulator) is the rule's;
 /// leaves the number there when it does not return. `notify`: a recorded errno rule notifies.
@@ -601,6 +634,11 @@ mod tests {
     /// the init answers it (its rule's errno, or the process killed).
     fn answered(filter: &CompiledFilter, data: &Data) -> u32 {
         match run(&filter.program, data) {
+            SECCOMP_RET_USER_NOTIF
+                if foreign_call(data.arch, i32::try_from(data.nr).expect("small")).is_some() =>
+            {
+                SECCOMP_RET_KILL_PROCESS
+            }
             SECCOMP_RET_USER_NOTIF => {
                 let nr = i32::try_from(data.nr).expect("a native call number");
                 let call = filter
@@ -643,8 +681,10 @@ mod tests {
         );
         assert_eq!(program[0], load(SECCOMP_DATA_ARCH));
         assert_eq!(program[1], jump(BPF_JEQ, AUDIT_ARCH_NATIVE, 1, 0));
-        assert_eq!(program[2], ret(SECCOMP_RET_KILL_PROCESS));
+        assert_eq!(program[2], ret(SECCOMP_RET_USER_NOTIF));
         assert_eq!(program[3], load(SECCOMP_DATA_NR));
+        let plain = builtin().errno_only;
+        assert_eq!(plain[2], ret(SECCOMP_RET_KILL_PROCESS));
         assert_eq!(program.last(), Some(&ret(SECCOMP_RET_ALLOW)));
     }
 
@@ -997,12 +1037,35 @@ mod tests {
             args: [0; 6],
         };
         assert_eq!(answered(&program, &i386_getpid), SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(run(&program.program, &i386_getpid), SECCOMP_RET_USER_NOTIF);
+        assert_eq!(
+            run(&program.errno_only, &i386_getpid),
+            SECCOMP_RET_KILL_PROCESS
+        );
+        assert_eq!(
+            foreign_call(AUDIT_ARCH_I386, 11).as_deref(),
+            Some("i386 system call 11")
+        );
+        assert_eq!(foreign_call(AUDIT_ARCH_NATIVE, libc::SYS_read as i32), None);
         #[cfg(target_arch = "x86_64")]
         {
             let x32_read = Data::call(0x4000_0000 | libc::SYS_read, 0);
             assert_eq!(answered(&program, &x32_read), SECCOMP_RET_KILL_PROCESS);
             let x32_mount = Data::call(0x4000_0000 | libc::SYS_mount, 0);
             assert_eq!(answered(&program, &x32_mount), SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(
+                run(&program.errno_only, &x32_mount),
+                SECCOMP_RET_KILL_PROCESS
+            );
+            let x32 = i32::try_from(0x4000_0000 | libc::SYS_execve).expect("small");
+            assert_eq!(
+                foreign_call(AUDIT_ARCH_NATIVE, x32).as_deref(),
+                Some("x32 system call 59")
+            );
+            assert_eq!(
+                foreign_call(AUDIT_ARCH_NATIVE, -1).as_deref(),
+                Some("system call -1")
+            );
         }
     }
 
@@ -1041,8 +1104,8 @@ mod tests {
     }
 
     /// The layout before the search, as the reference: per body, `jeq nr` over it, then allow.
-    fn linear(bodies: &[(u32, Vec<SockFilter>)]) -> Vec<SockFilter> {
-        let mut program = prologue();
+    fn linear(bodies: &[(u32, Vec<SockFilter>)], kill: u32) -> Vec<SockFilter> {
+        let mut program = prologue(kill);
         for (nr, body) in bodies {
             let skip = u8::try_from(body.len()).expect("short bodies");
             program.push(jump(BPF_JEQ, *nr, 0, skip));
@@ -1085,8 +1148,11 @@ mod tests {
         bodies.extend(crate::writes::filter_bodies());
         let filter = compile(&policy).expect("builtin policy compiles");
         let pairs = [
-            (&filter.program, linear(&bodies)),
-            (&filter.errno_only, linear(&errno_bodies)),
+            (&filter.program, linear(&bodies, SECCOMP_RET_USER_NOTIF)),
+            (
+                &filter.errno_only,
+                linear(&errno_bodies, SECCOMP_RET_KILL_PROCESS),
+            ),
         ];
         for (program, reference) in &pairs {
             assert!(
@@ -1141,7 +1207,7 @@ mod tests {
             .chain([ret(SECCOMP_RET_KILL_PROCESS)])
             .collect();
         bodies.push((7, long));
-        let mut program = prologue();
+        let mut program = prologue(SECCOMP_RET_KILL_PROCESS);
         program.extend(dispatch(&bodies));
         assert!(program.iter().any(|ins| ins.code == BPF_JMP | BPF_JA));
         let reference = linear_unchecked(&bodies);
@@ -1153,7 +1219,7 @@ mod tests {
 
     /// [`linear`] with `ja` over long bodies.
     fn linear_unchecked(bodies: &[(u32, Vec<SockFilter>)]) -> Vec<SockFilter> {
-        let mut program = prologue();
+        let mut program = prologue(SECCOMP_RET_KILL_PROCESS);
         for (nr, body) in bodies {
             program.push(jump(BPF_JEQ, *nr, 1, 0));
             program.push(always(body.len()));

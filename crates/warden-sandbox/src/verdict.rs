@@ -5,7 +5,7 @@
 use warden_core::{Limits, Outcome, Signal, Stream, TimeLimitKind};
 
 use crate::cgroup::CgroupStats;
-use crate::report::ExitStatus;
+use crate::report::{ExitStatus, SeccompKiller};
 
 /// Why the parent killed the sandbox, if it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,12 +16,14 @@ pub(crate) enum KillReason {
 }
 
 /// The outcome, by precedence: the parent's own kill decision; the init's kill of the program
-/// for a call the seccomp policy kills for (`killed_for`, the call's name); the memory
+/// for a call the seccomp filter kills for (`killed_for`, the call's name); the memory
 /// cgroup's OOM kill; cpu exhaustion (a SIGXCPU or SIGKILL death with the cgroup's cpu time at
-/// the limit); the kernel's file-size signal; then the plain status.
+/// the limit); the kernel's file-size signal; a death by SIGSYS where the kernel made the
+/// filter's kills (`killer`); then the plain status.
 pub(crate) fn decide(
     killed: Option<KillReason>,
     killed_for: Option<&str>,
+    killer: SeccompKiller,
     status: Option<ExitStatus>,
     stats: &CgroupStats,
     limits: &Limits,
@@ -58,7 +60,9 @@ pub(crate) fn decide(
                 which: TimeLimitKind::Cpu,
             },
             Signal::XFSZ => Outcome::FileSizeLimit,
-            Signal::SYS => Outcome::Violation {
+            // Where the init makes the filter's kills (or there is no filter), the program
+            // raised SIGSYS itself: its own end, not a forbidden call.
+            Signal::SYS if killer == SeccompKiller::Kernel => Outcome::Violation {
                 detail: "a forbidden system call (seccomp killed the process)".to_owned(),
             },
             signal => Outcome::Signaled { signal },
@@ -157,21 +161,40 @@ mod tests {
         ];
         for (killed, status, stats, expected) in cases {
             assert_eq!(
-                decide(killed, None, status, &stats, &limits),
+                decide(killed, None, SeccompKiller::Init, status, &stats, &limits),
                 Some(expected.clone()),
                 "{expected:?}"
             );
         }
+        // SIGSYS is the kernel's seccomp kill only where the kernel makes the filter's kills;
+        // where the init makes them (or there is no filter), the program raised it itself.
         assert!(matches!(
             decide(
                 None,
                 None,
+                SeccompKiller::Kernel,
                 Some(ExitStatus::Signal(31)),
                 &stats(1, 0),
                 &limits
             ),
             Some(Outcome::Violation { .. })
         ));
+        for killer in [SeccompKiller::Init, SeccompKiller::NoFilter] {
+            assert_eq!(
+                decide(
+                    None,
+                    None,
+                    killer,
+                    Some(ExitStatus::Signal(31)),
+                    &stats(1, 0),
+                    &limits
+                ),
+                Some(Outcome::Signaled {
+                    signal: Signal::SYS
+                }),
+                "{killer:?}"
+            );
+        }
         // Killed by the init for a forbidden call: a violation naming it, before the memory
         // and cpu accounting; after the parent's own kill.
         let forbidden = Outcome::Violation {
@@ -181,6 +204,7 @@ mod tests {
             decide(
                 None,
                 Some("kexec_load"),
+                SeccompKiller::Init,
                 killed_by_sigkill,
                 &stats(6000, 1),
                 &limits
@@ -191,6 +215,7 @@ mod tests {
             decide(
                 Some(KillReason::Wall),
                 Some("kexec_load"),
+                SeccompKiller::Init,
                 killed_by_sigkill,
                 &stats(0, 0),
                 &limits
@@ -203,6 +228,7 @@ mod tests {
             decide(
                 None,
                 Some("kexec_load"),
+                SeccompKiller::Init,
                 Some(ExitStatus::Code(0)),
                 &stats(0, 0),
                 &limits
@@ -211,7 +237,7 @@ mod tests {
             "a status the kill did not cause"
         );
         assert_eq!(
-            decide(None, None, None, &stats(1, 0), &limits),
+            decide(None, None, SeccompKiller::Init, None, &stats(1, 0), &limits),
             None,
             "no status, no kill: unknown"
         );

@@ -130,6 +130,8 @@ pub(crate) struct Watched {
     pub(crate) seccomp_kills: Vec<KilledSyscall>,
     /// The writes to read-only paths (`Report::ReadOnly`).
     pub(crate) readonly: Option<ReadOnlyWrites>,
+    /// Who killed for the filter's kills (`Report::Exited`).
+    pub(crate) killer: crate::report::SeccompKiller,
 }
 
 struct State<'a> {
@@ -559,9 +561,14 @@ impl State<'_> {
                     self.started = Some(now);
                     self.next_cpu_check = now;
                 }
-                Ok(Report::Exited { status, wall_time }) => {
+                Ok(Report::Exited {
+                    status,
+                    wall_time,
+                    killer,
+                }) => {
                     self.w.status = Some(status);
                     self.w.wall_time = wall_time;
+                    self.w.killer = killer;
                     self.ended = true;
                 }
                 // One per call of the policy; the bound only guards against a broken init.

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use support::{compile_c, out, plan, sandbox};
 use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
-use warden_core::{Limits, Outcome};
+use warden_core::{Limits, Outcome, Signal};
 use warden_sandbox::{DeniedSyscall, SandboxRun, Stdin, WorkspaceFile};
 
 const SOURCE: &str = include_str!("denials/denials.c");
@@ -139,6 +139,55 @@ fn a_killed_call_is_still_a_kill_and_names_the_call() {
     }
 }
 
+/// A call of a foreign ABI (its number means another call) is killed by the init too, and named
+/// by its ABI and number; a program that raises SIGSYS itself, which no kill of the filter
+/// causes any more, ends by that signal, not as a violation.
+#[test]
+fn a_foreign_abi_is_a_named_kill_and_a_raised_sigsys_is_the_program_s_own() {
+    let Some(program) = program() else { return };
+    let run_x32 = run(&program, &["x32"]);
+    assert_eq!(
+        run_x32.outcome,
+        Outcome::Violation {
+            detail: "x32 system call 39, a forbidden system call (seccomp killed the process)"
+                .into()
+        },
+        "{}",
+        out(&run_x32)
+    );
+    assert_eq!(out(&run_x32), "", "the call never returned");
+    let int80 = run(&program, &["int80"]);
+    if int80.outcome == (Outcome::Signaled { signal: Signal(11) }) {
+        eprintln!("skipping the i386 case: this kernel has no IA32 emulation (int $0x80 faults)");
+    } else {
+        assert_eq!(
+            int80.outcome,
+            Outcome::Violation {
+                detail: "i386 system call 20, a forbidden system call (seccomp killed the process)"
+                    .into()
+            },
+            "{}",
+            out(&int80)
+        );
+        let [killed] = &int80.seccomp_kills[..] else {
+            panic!("{:?}", int80.seccomp_kills)
+        };
+        assert_eq!((killed.count, killed.program), (1, true));
+    }
+    let raised = run(&program, &["sigsys"]);
+    assert_eq!(
+        raised.outcome,
+        Outcome::Signaled {
+            signal: Signal::SYS
+        }
+    );
+    assert!(
+        raised.seccomp_kills.is_empty(),
+        "{:?}",
+        raised.seccomp_kills
+    );
+}
+
 /// A process the program started is killed for the call, not the program, which carries on:
 /// the kill is recorded all the same (a kill in the kernel would go unseen).
 #[test]
@@ -188,12 +237,25 @@ fn under_a_foreign_listener_calls_are_refused_unrecorded() {
     );
     let _listener =
         warden_sys::seccomp::install_filter_with_listener(&[allow]).expect("a listener");
-    let run = run(&program, &["escapes"]);
-    exited(&run);
+    let run_escapes = run(&program, &["escapes"]);
+    exited(&run_escapes);
     let eperm = libc::EPERM;
     assert_eq!(
-        out(&run),
+        out(&run_escapes),
         format!("unshare {eperm}\nmount {eperm}\nkeyctl {eperm}\n")
     );
-    assert!(run.denied_syscalls.is_empty(), "{:?}", run.denied_syscalls);
+    assert!(
+        run_escapes.denied_syscalls.is_empty(),
+        "{:?}",
+        run_escapes.denied_syscalls
+    );
+    // The kernel kills, unnamed: a death by SIGSYS may be that kill, and is taken as one.
+    let unnamed = Outcome::Violation {
+        detail: "a forbidden system call (seccomp killed the process)".into(),
+    };
+    for mode in ["x32", "sigsys"] {
+        let killed = run(&program, &[mode]);
+        assert_eq!(killed.outcome, unnamed, "{mode}");
+        assert!(killed.seccomp_kills.is_empty(), "{mode}");
+    }
 }

@@ -8,6 +8,9 @@
  *                signal that ended it) and exits 0
  *   kill-thread  a second thread calls init_module, which kills the whole process
  *   kill-threads four threads call init_module at once
+ *   x32          getpid through the x32 ABI (its number with bit 30 set), which the filter kills
+ *   int80        getpid through the i386 ABI (`int $0x80`), which the filter kills
+ *   sigsys       raises SIGSYS itself
  *   none         nothing denied
  */
 #define _GNU_SOURCE
@@ -19,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -106,6 +110,18 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 4; i++) {
             pthread_join(threads[i], NULL);
         }
+        printf("survived\n");
+    } else if (strcmp(mode, "x32") == 0) {
+        fflush(stdout);
+        report("x32 getpid", syscall(0x40000000 | SYS_getpid));
+    } else if (strcmp(mode, "int80") == 0) {
+        fflush(stdout);
+        long ret;
+        __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
+        printf("i386 getpid %ld\n", ret);
+    } else if (strcmp(mode, "sigsys") == 0) {
+        fflush(stdout);
+        raise(SIGSYS);
         printf("survived\n");
     } else {
         printf("hello\n");
