@@ -125,6 +125,45 @@ fn json_through_the_server_is_the_result_object_and_the_server_records_it() {
     assert_eq!(found[0]["token"], "test", "{found:?}");
 }
 
+/// `WARDEN_SERVER` names the server as `--server` does (as for `warden session`); empty, the run
+/// is local.
+#[test]
+fn warden_server_in_the_environment_sends_the_run_there() {
+    let server = LiveServer::start("");
+    // The world's history is shared: the server's runs are its API's.
+    let served = || history(&server).iter().filter(|e| e["api"] == "v1").count();
+    let locals = || {
+        history(&server)
+            .iter()
+            .filter(|e| e["api"] == "cli")
+            .count()
+    };
+    let through = |value: &str, extra: &[&str]| {
+        let mut command = server.world().warden();
+        command
+            .args(["run", "-l", "bash", "-c", "echo hi"])
+            .args(extra)
+            .env("WARDEN_SERVER", value)
+            .env("WARDEN_TOKEN", TOKEN);
+        output_with_stdin(&mut command, b"")
+    };
+    let remote = through(&server.base(), &[]);
+    assert!(remote.status.success(), "{}", text(&remote.stderr));
+    assert_eq!(text(&remote.stdout), "hi\n");
+    assert!(
+        eventually(Duration::from_secs(10), || served() == 1),
+        "the server recorded it"
+    );
+    assert_eq!(locals(), 0);
+    let local = through("", &["--no-cache"]);
+    assert!(local.status.success(), "{}", text(&local.stderr));
+    assert_eq!(text(&local.stdout), "hi\n");
+    assert_eq!((served(), locals()), (1, 1), "the empty value runs it here");
+    let refused = through(&server.base(), &["--no-cache"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("--no-cache"));
+}
+
 #[test]
 fn what_the_api_cannot_carry_or_the_server_refuses_is_a_clear_error() {
     let server = LiveServer::start("");

@@ -44,8 +44,9 @@ pub(crate) struct RunArgs {
     /// The entry file, relative to the directory given as the program.
     #[arg(long, value_name = "NAME")]
     entry: Option<String>,
-    /// Compile even when the compile cache holds the artifact, and do not store it.
-    #[arg(long, conflicts_with = "server")]
+    /// Compile even when the compile cache holds the artifact, and do not store it (not with
+    /// --server: the cache is this process's).
+    #[arg(long)]
     no_cache: bool,
     /// Language id or alias (python, py, javascript, node, bash, ...).
     #[arg(short = 'l', long = "lang")]
@@ -92,8 +93,8 @@ pub(crate) struct RunArgs {
     limits: LimitArgs,
     /// Run it in the running `warden serve` at this address (`http://HOST:PORT`) instead of
     /// in a sandbox of this process: the server's warm engine and pool make a short run
-    /// cheaper (docs/cli.md).
-    #[arg(long, value_name = "URL")]
+    /// cheaper (docs/cli.md). An empty value runs it here.
+    #[arg(long, value_name = "URL", env = "WARDEN_SERVER")]
     server: Option<String>,
     /// The API token for `--server`, if the server requires one.
     #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
@@ -159,7 +160,16 @@ fn parse_volume(text: &str) -> Result<VolumeRequest, String> {
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if let Some(server) = &args.server {
+    if let Some(server) = args.server.as_deref().filter(|s| !s.is_empty()) {
+        if args.no_cache {
+            // A usage error, as clap reports a conflict (exit 2).
+            clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--no-cache (this process's compile cache) cannot be used with --server or \
+                 WARDEN_SERVER\n",
+            )
+            .exit();
+        }
         return remote::run(&args, server);
     }
     let json = args.json;
