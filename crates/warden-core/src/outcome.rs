@@ -239,13 +239,17 @@ const SIGNAL_NAMES: [&str; 32] = [
 ];
 
 impl Signal {
+    /// `SIGINT`: an interrupt, as a terminal's Ctrl-C sends it.
+    pub const INT: Signal = Signal(2);
     /// `SIGKILL`.
     pub const KILL: Signal = Signal(9);
+    /// `SIGTERM`.
+    pub const TERM: Signal = Signal(15);
     /// `SIGXCPU`: `RLIMIT_CPU` soft limit.
     pub const XCPU: Signal = Signal(24);
     /// `SIGXFSZ`: `RLIMIT_FSIZE`.
     pub const XFSZ: Signal = Signal(25);
-    /// `SIGSYS`: a seccomp kill.
+    /// `SIGSYS`: a bad system call (a seccomp kill in the kernel).
     pub const SYS: Signal = Signal(31);
 
     /// The conventional name, or `SIGRTMIN+n` / `SIG<n>`.

@@ -32,6 +32,23 @@ impl Cancellation {
         }
     }
 
+    /// Sends `signal` to the program the execution runs now (or to the next one it starts, as
+    /// it starts): [`warden_sandbox::CancelHandle::signal`] on each of its sandboxes. A
+    /// signal the sandbox's init forwards (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
+    /// SIGUSR2) reaches the program, which may handle it; any other ends the program's job.
+    pub fn signal(&self, signal: warden_core::Signal) {
+        let state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for sandbox in &state.sandboxes {
+            sandbox.signal(signal);
+        }
+    }
+
+    /// Whether [`Cancellation::signal`] delivers `signal` to the program (rather than ending
+    /// its job).
+    pub fn delivers(signal: warden_core::Signal) -> bool {
+        CancelHandle::delivers(signal)
+    }
+
     /// Whether [`Cancellation::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
         self.0

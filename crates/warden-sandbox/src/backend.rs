@@ -45,7 +45,9 @@ pub fn run_once(
     Ok(run)
 }
 
-/// Stops a live sandbox from another thread.
+/// Stops a live sandbox from another thread, or signals the program of its job. One lease of
+/// the sandbox: a sandbox reset for its next run gets a new handle, so that an earlier run's
+/// handle can neither stop nor signal a later run.
 #[derive(Debug, Clone)]
 pub struct CancelHandle(Arc<Cancel>);
 
@@ -54,14 +56,19 @@ struct Cancel {
     requested: AtomicBool,
     /// Written once on cancel; the watch polls the read end.
     wake: OwnedFd,
+    /// One byte per signal asked for, its number (non-blocking: a full pipe drops the signal);
+    /// the watch reads them and delivers each.
+    signals: OwnedFd,
 }
 
 impl CancelHandle {
-    /// A handle that writes to `wake` (once) when cancelled.
-    pub(crate) fn new(wake: OwnedFd) -> Self {
+    /// A handle that writes to `wake` (once) when cancelled, and a signal's number to
+    /// `signals`.
+    pub(crate) fn new(wake: OwnedFd, signals: OwnedFd) -> Self {
         Self(Arc::new(Cancel {
             requested: AtomicBool::new(false),
             wake,
+            signals,
         }))
     }
 
@@ -71,6 +78,25 @@ impl CancelHandle {
         if !self.0.requested.swap(true, Ordering::SeqCst) {
             let _ = nix::unistd::write(&self.0.wake, &[1]);
         }
+    }
+
+    /// Sends `signal` to the program of the job running in the sandbox (of the next job, as
+    /// it starts, when none runs yet). The sandbox's init delivers the signals it forwards
+    /// (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2: [`CancelHandle::delivers`]), and
+    /// the program may handle them; any other signal, or any signal under a backend without
+    /// warden's init, ends the job as a kill would.
+    pub fn signal(&self, signal: warden_core::Signal) {
+        if let Ok(number) = u8::try_from(signal.0) {
+            if !self.0.requested.load(Ordering::SeqCst) {
+                let _ = nix::unistd::write(&self.0.signals, &[number]);
+            }
+        }
+    }
+
+    /// Whether the sandbox's init delivers `signal` to the program (rather than ending the
+    /// job).
+    pub fn delivers(signal: warden_core::Signal) -> bool {
+        nix::sys::signal::Signal::try_from(signal.0).is_ok_and(crate::child::forwards)
     }
 
     /// Whether cancel was called.

@@ -89,6 +89,11 @@ const FORWARDED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
+/// Whether the init passes `signal` on to the payload.
+pub(crate) fn forwards(signal: Signal) -> bool {
+    FORWARDED.contains(&signal)
+}
+
 /// The parent's request to end the current job at once (a limit was hit): the init kills every
 /// process but itself. Only the parent can send it to a namespaced init: the kernel drops
 /// signals from inside a pid namespace to its init unless the init has a handler, and this one
@@ -274,10 +279,14 @@ fn serve_jobs(
     let payload = PayloadSetup::new(confinement)?;
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None)
         .map_err(|e| SetupError::errno("block signals", e))?;
-    // Reads (and so discards) an END_JOB left pending between jobs: it was meant for a job
-    // that had already ended.
+    // Reads (and so discards) an END_JOB or a forwarded signal left pending between jobs: it
+    // was meant for a job that had already ended (the parent sends a job's signals once it
+    // started).
     let mut stale = SigSet::empty();
     stale.add(END_JOB);
+    for signal in FORWARDED {
+        stale.add(signal);
+    }
     let stale = SignalFd::with_flags(&stale, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| SetupError::errno("signalfd", e))?;
     // Read last, so that the whole build is in it; closed here, before any payload exists.

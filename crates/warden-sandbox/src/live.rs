@@ -124,6 +124,8 @@ pub struct LiveSandbox {
     lifeline: Option<OwnedFd>,
     cancel: CancelHandle,
     cancel_read: OwnedFd,
+    /// The read end of the cancel handle's signals.
+    signals_read: OwnedFd,
     cgroup: Option<Cgroup>,
     slot: Option<IdSlot>,
     cleanup: Vec<Box<dyn FnOnce() -> Result<(), SandboxError> + Send>>,
@@ -162,7 +164,7 @@ impl LiveSandbox {
         wants_init: bool,
         launcher: Option<Box<dyn JobLauncher>>,
     ) -> Result<Self, SandboxError> {
-        let (cancel_read, cancel_write) = pipe()?;
+        let (cancel, cancel_read, signals_read) = lease()?;
         let helper_pidfd = parts
             .helper
             .open_pidfd()
@@ -181,8 +183,9 @@ impl LiveSandbox {
             helper_done: false,
             report: ReportReader::new(parts.report)?,
             lifeline: Some(parts.lifeline),
-            cancel: CancelHandle::new(cancel_write),
+            cancel,
             cancel_read,
+            signals_read,
             cgroup: Some(parts.cgroup),
             slot: parts.slot,
             cleanup: parts.cleanup,
@@ -485,6 +488,7 @@ impl LiveSandbox {
             helper_pidfd: &self.helper_pidfd,
             helper_done: &mut self.helper_done,
             cancel: &self.cancel_read,
+            signals: &self.signals_read,
             cgroup,
             limits: &job.limits,
             cpu_before: before.cpu_time,
@@ -536,6 +540,9 @@ impl LiveSandbox {
         if self.cancel.is_cancelled() {
             return Err(SandboxError::Cancelled);
         }
+        // A new lease: the last run's handles (a client of it that leaves, say) no longer
+        // reach this sandbox.
+        (self.cancel, self.cancel_read, self.signals_read) = lease()?;
         if let Some(why) = self.dead {
             return Err(SandboxError::Gone { why });
         }
@@ -757,6 +764,23 @@ impl Drop for LiveSandbox {
             tracing::warn!(sandbox = %self.name, error = %e, "destroying a sandbox on drop");
         }
     }
+}
+
+/// A new cancel handle and the read ends of its cancel and signal pipes.
+fn lease() -> Result<(CancelHandle, OwnedFd, OwnedFd), SandboxError> {
+    let (cancel_read, cancel_write) = pipe()?;
+    let (signals_read, signals_write) = nix::unistd::pipe2(
+        nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK,
+    )
+    .map_err(|e| SandboxError::Helper {
+        action: "creating a pipe",
+        source: e.into(),
+    })?;
+    Ok((
+        CancelHandle::new(cancel_write, signals_write),
+        cancel_read,
+        signals_read,
+    ))
 }
 
 /// The job's result from what the watch saw and the cgroup accounted.

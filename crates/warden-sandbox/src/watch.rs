@@ -84,6 +84,8 @@ pub(crate) struct Watch<'a> {
     pub(crate) helper_pidfd: &'a OwnedFd,
     pub(crate) helper_done: &'a mut bool,
     pub(crate) cancel: &'a OwnedFd,
+    /// The signals asked for the job's program, one byte each (`CancelHandle::signal`).
+    pub(crate) signals: &'a OwnedFd,
     pub(crate) cgroup: &'a Cgroup,
     pub(crate) limits: &'a Limits,
     /// The cgroup's cpu time when the job was sent.
@@ -147,9 +149,14 @@ struct State<'a> {
     stdin: Option<(OwnedFd, Vec<u8>, usize)>,
     /// The sink returned false: it gets nothing more, and the job is being ended.
     sink_stopped: bool,
+    /// The job is being ended at the caller's request (its sink stopped, or a signal the
+    /// init could not deliver): a SIGKILL however the runtime reports it.
+    ended_on_request: bool,
     /// When to read the cgroup next, and how often.
     next_sample: Instant,
     sample_every: Duration,
+    /// Signals asked for before the program started, delivered when it does.
+    pending_signals: Vec<i32>,
 }
 
 /// Watches one job until it ended and every pipe of it is drained.
@@ -193,8 +200,10 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         next_cpu_check: now,
         stdin,
         sink_stopped: false,
+        ended_on_request: false,
         next_sample: now + SAMPLE_EVERY,
         sample_every: SAMPLE_EVERY,
+        pending_signals: Vec::new(),
     };
     // Reports that arrived with the sandbox's `Ready` (a first job sent during its setup) are
     // already read: the pipe will not poll readable for them.
@@ -212,9 +221,10 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
             s.ended = true;
         }
     }
-    if s.sink_stopped && s.w.sandbox_killed {
-        // The job went with its sandbox, killed (SIGKILL) by the parent for its sink. A
-        // runtime's exec process then reports its own failure, not the program's status.
+    if s.ended_on_request && s.w.sandbox_killed {
+        // The job went with its sandbox, killed (SIGKILL) by the parent at the caller's
+        // request. A runtime's exec process then reports its own failure, not the program's
+        // status.
         s.w.status = Some(ExitStatus::Signal(Signal::SIGKILL as i32));
         s.w.process_status = None;
     }
@@ -224,6 +234,9 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
             s.w.wall_time = s.w.wall_time.max(started.elapsed().min(limit));
         }
     }
+    // Signals asked while this job ran are this job's: none is left for the next one.
+    let mut left = [0u8; 64];
+    while matches!(nix::unistd::read(s.watch.signals, &mut left), Ok(n) if n > 0) {}
     Ok(s.w)
 }
 
@@ -409,6 +422,10 @@ impl State<'_> {
             fds.push(PollFd::new(self.watch.cancel.as_fd(), input));
             roles.push(Role::Cancel);
         }
+        if !self.ended && self.killed_at.is_none() {
+            fds.push(PollFd::new(self.watch.signals.as_fd(), input));
+            roles.push(Role::Signals);
+        }
         if let Some((fd, _, _)) = &self.stdin {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
             roles.push(Role::Stdin);
@@ -451,9 +468,47 @@ impl State<'_> {
                     self.kill_sandbox();
                 }
                 Role::Stdin => self.feed_stdin(),
+                Role::Signals => self.read_signals(),
             }
         }
         Ok(true)
+    }
+
+    /// Reads the signals asked for the job's program and delivers each.
+    fn read_signals(&mut self) {
+        let mut asked = [0u8; 64];
+        let n = nix::unistd::read(self.watch.signals, &mut asked).unwrap_or(0);
+        for &signal in &asked[..n] {
+            self.deliver(i32::from(signal));
+        }
+    }
+
+    /// Delivers `signal` to the job's program through the init, which forwards the signals
+    /// it handles (`child::forwards`); before the program starts, keeps it for then. Any
+    /// other signal, or a backend without warden's init, ends the job.
+    fn deliver(&mut self, signal: i32) {
+        if self.started.is_none() {
+            self.read_reports();
+        }
+        if self.ended || self.killed_at.is_some() {
+            return;
+        }
+        let forwarded = Signal::try_from(signal)
+            .ok()
+            .filter(|s| crate::child::forwards(*s));
+        match (&self.watch.kill, self.started, forwarded) {
+            (KillPath::AskInit(_), None, _) => self.pending_signals.push(signal),
+            (KillPath::AskInit(init), Some(_), Some(signal)) => {
+                if warden_sys::process::pidfd_send_signal(init, signal).is_err() {
+                    self.ended_on_request = true;
+                    self.kill(None);
+                }
+            }
+            _ => {
+                self.ended_on_request = true;
+                self.kill(None);
+            }
+        }
     }
 
     fn reap_process(&mut self) {
@@ -514,6 +569,7 @@ impl State<'_> {
         if stop {
             self.sink_stopped = true;
             if !self.ended {
+                self.ended_on_request = true;
                 self.kill(None);
             }
         }
@@ -560,6 +616,9 @@ impl State<'_> {
                     let now = Instant::now();
                     self.started = Some(now);
                     self.next_cpu_check = now;
+                    for signal in std::mem::take(&mut self.pending_signals) {
+                        self.deliver(signal);
+                    }
                 }
                 Ok(Report::Exited {
                     status,
@@ -628,4 +687,5 @@ enum Role {
     Process,
     Cancel,
     Stdin,
+    Signals,
 }

@@ -711,3 +711,113 @@ fn a_running_job_is_sampled_and_the_readings_reach_the_sink_live() {
         sandbox.destroy().expect("destroyed");
     }
 }
+
+/// A signal for the job's program (what Piston's WebSocket `signal` message asks): with
+/// warden's init, a signal it forwards reaches the program, which handles it and goes on to
+/// its own end; one it does not forward, and any signal under gVisor, ends the job as a kill.
+/// A signal asked before the program started waits for it.
+#[test]
+fn a_signal_reaches_the_program_which_may_handle_it() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let handle = sandbox.cancel_handle();
+        let mut trapping = sh("trap 'echo caught INT; exit 7' INT; echo ready; \
+                               while :; do sleep 0.05; done");
+        trapping.limits.wall_time = Duration::from_secs(20);
+        let mut seen = String::new();
+        let run = sandbox
+            .run_streaming(
+                &trapping,
+                Stdin::Null,
+                &mut |_: warden_core::Stream, chunk: &[u8]| {
+                    seen.push_str(&text(chunk));
+                    if seen.contains("ready") {
+                        handle.signal(warden_core::Signal::INT);
+                    }
+                    true
+                },
+            )
+            .expect("ran");
+        if name == "gvisor" {
+            assert_eq!(
+                run.outcome,
+                Outcome::Signaled {
+                    signal: warden_core::Signal::KILL
+                },
+                "{name}: {run:?}"
+            );
+        } else {
+            assert_eq!(run.outcome, Outcome::Exited { code: 7 }, "{name}: {run:?}");
+            assert_eq!(text(&run.stdout), "ready\ncaught INT\n", "{name}");
+            // Asked before the job: delivered as its program starts (the shell's trap is not
+            // set yet, so SIGTERM's default ends it).
+            handle.signal(warden_core::Signal::TERM);
+            let early = sandbox
+                .run(&sh("sleep 5; echo never"), Stdin::Null)
+                .expect("ran");
+            assert_eq!(
+                early.outcome,
+                Outcome::Signaled {
+                    signal: warden_core::Signal::TERM
+                },
+                "{name}: {early:?}"
+            );
+            // One the init does not forward ends the job.
+            let handle = sandbox.cancel_handle();
+            let mut waiting = sh("echo ready; sleep 20");
+            waiting.limits.wall_time = Duration::from_secs(20);
+            let ended = sandbox
+                .run_streaming(
+                    &waiting,
+                    Stdin::Null,
+                    &mut |_: warden_core::Stream, _: &[u8]| {
+                        handle.signal(warden_core::Signal(10 + 4)); // SIGALRM
+                        true
+                    },
+                )
+                .expect("ran");
+            assert_eq!(
+                ended.outcome,
+                Outcome::Signaled {
+                    signal: warden_core::Signal::KILL
+                },
+                "{name}: {ended:?}"
+            );
+            let next = sandbox
+                .run(&sh("echo fine"), Stdin::Null)
+                .expect("next job");
+            assert_eq!(text(&next.stdout), "fine\n", "{name}: the sandbox lives on");
+        }
+        sandbox.destroy().expect("destroyed");
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
+/// A reset sandbox is a new lease: a handle of its last run (whose client may leave, and
+/// cancel, after the sandbox went back to a pool) neither stops nor signals the next run.
+#[test]
+fn a_handle_of_the_last_run_does_not_reach_the_sandbox_after_a_reset() {
+    let mut reused = sandbox().native().create(&spec()).expect("created");
+    let old = reused.cancel_handle();
+    let first = reused.run(&sh("echo one"), Stdin::Null).expect("first job");
+    assert_eq!(text(&first.stdout), "one\n");
+    reused.reset().expect("reset");
+    old.signal(warden_core::Signal::INT);
+    old.cancel();
+    let mut second = sh("sleep 0.3; echo two");
+    second.limits.wall_time = Duration::from_secs(10);
+    let two = reused
+        .run(&second, Stdin::Null)
+        .expect("the next run is not cancelled");
+    assert_eq!(two.outcome, Outcome::Exited { code: 0 }, "{two:?}");
+    assert_eq!(text(&two.stdout), "two\n");
+    assert!(reused.is_alive());
+    // The new lease's handle still cancels.
+    reused.cancel_handle().cancel();
+    assert!(matches!(
+        reused.run(&sh("true"), Stdin::Null),
+        Err(SandboxError::Cancelled)
+    ));
+    reused.destroy().expect("destroyed");
+}

@@ -5,8 +5,11 @@
 //! The program starts at once, its stdin a pipe: each `data` message is written to it while it
 //! runs, and end of transmission (`\u0004`, Ctrl-D) closes it. Its output is sent as `data`
 //! messages as it is produced (the run stage's, within the output limit; a compile stage is
-//! reported whole before the run starts). A `signal` ends the job at once: it is killed and the
-//! exit reports the signal asked for (docs/compat.md). A client that goes away ends the job.
+//! reported whole before the run starts). A `signal` the sandbox's init forwards (SIGTERM,
+//! SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) is delivered to the program, which may handle it,
+//! and its end is reported as any end; any other valid signal ends the job at once: it is
+//! killed and the exit reports the signal asked for (docs/compat.md). A client that goes away
+//! ends the job.
 
 use std::time::Duration;
 
@@ -90,6 +93,9 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
             let _ = started.send(Event::Run(compile.cloned().map(Box::new)));
         })),
     });
+    // Also the way to the program for a `signal` message.
+    let signals = warden_engine::Cancellation::new();
+    execution.cancel = Some(signals.clone());
     let admitted = match state.admit(&caller) {
         Ok(admitted) => admitted,
         Err(e) => return fail(socket, &super::PistonError::from(e).message).await,
@@ -116,10 +122,13 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
             message = socket.recv() => {
                 match client_message(message, &mut stdin) {
                     Client::Continue => {}
+                    Client::Signal(signal) if warden_engine::Cancellation::delivers(signal) => {
+                        signals.signal(signal);
+                    }
                     Client::Signal(signal) => {
                         drop(job);
                         let stage = if run_started { "run" } else { "compile" };
-                        let exit = json!({"type": "exit", "stage": stage, "code": null, "signal": signal});
+                        let exit = json!({"type": "exit", "stage": stage, "code": null, "signal": signal.name()});
                         let _ = send(&mut socket, exit).await;
                         return close(socket, 4999, "Job Completed").await;
                     }
@@ -211,14 +220,15 @@ fn view(stage: &StageResult) -> StageView<'_> {
 /// What a message of the client asks.
 enum Client {
     Continue,
-    /// A valid signal: the job ends.
-    Signal(String),
+    /// A valid signal, for the program.
+    Signal(Signal),
     /// The session ends: with this close frame, or the client is gone.
     Close(Option<(u16, &'static str)>),
 }
 
 /// Handles one message of the client: stdin is written to the program (end of transmission
-/// closes it), a signal ends the job, anything else is refused as Piston refuses it.
+/// closes it), a valid signal is the session's to send, anything else is refused as Piston
+/// refuses it.
 fn client_message(
     message: Option<Result<Message, axum::Error>>,
     stdin: &mut StdinWriter,
@@ -247,7 +257,7 @@ fn client_message(
         Some("signal") => {
             let name = value["signal"].as_str().unwrap_or_default();
             match Signal::from_name(name).filter(|s| (1..=31).contains(&s.0)) {
-                Some(signal) if name.starts_with("SIG") => Client::Signal(signal.name()),
+                Some(signal) if name.starts_with("SIG") => Client::Signal(signal),
                 _ => Client::Close(Some((4005, "Invalid Signal"))),
             }
         }

@@ -6,9 +6,9 @@ Usage: piston_connect.py BASE_URL TOKEN
 
 The sessions of docs/compat.md: init, stdin, end of transmission, then runtime, stage, data and
 exit messages and close 4999; no init within a second closes 4001; a message before init
-4003; a signal message ends the job with that signal; an interactive session, each line
-answered before the next is written; a program killed by a signal reports it. Exits 1 at the
-first broken expectation.
+4003; SIGKILL ends the job with that signal; SIGINT reaches the program, which handles it; an
+interactive session, each line answered before the next is written; a program killed by a
+signal reports it. Exits 1 at the first broken expectation.
 """
 
 import json
@@ -128,6 +128,28 @@ exits = [(m["stage"], m["code"]) for m in received if m["type"] == "exit"]
 stdout = "".join(m["data"] for m in received if m["type"] == "data" and m["stream"] == "stdout")
 expect("compile then run", stages_seen == ["compile", "run"] and exits == [("compile", 0), ("run", 0)]
        and stdout == "c:hi\n" and close == (4999, "Job Completed"), (received, close))
+
+# SIGINT (as SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) reaches the program, which handles it
+# and goes on to its own end; the exit reports that end.
+with connect(URL, additional_headers={"Authorization": f"Bearer {TOKEN}"},
+             open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps(init("trap 'echo caught; exit 5' INT; echo ready; "
+                            "while :; do sleep 0.05; done")))
+    messages = []
+    while not any(m["type"] == "data" and "ready" in m["data"] for m in messages):
+        messages.append(json.loads(ws.recv(timeout=30)))
+    ws.send(json.dumps({"type": "signal", "signal": "SIGINT"}))
+    try:
+        while True:
+            messages.append(json.loads(ws.recv(timeout=30)))
+    except ConnectionClosed:
+        pass
+    closed = (ws.close_code, ws.close_reason)
+stdout = "".join(m["data"] for m in messages if m["type"] == "data" and m["stream"] == "stdout")
+exits = [m for m in messages if m["type"] == "exit"]
+expect("a handled SIGINT", stdout == "ready\ncaught\n" and closed == (4999, "Job Completed")
+       and len(exits) == 1 and exits[0]["code"] == 5 and exits[0]["signal"] is None,
+       (closed, messages))
 
 # A program killed by a signal reports it.
 received, close = session([init("kill -TERM $$"), {"type": "data", "stream": "stdin",
