@@ -22,6 +22,7 @@ mod routes;
 mod serve;
 mod state;
 mod toolchains;
+mod websocket;
 
 pub use admission::Load;
 pub use auth::AuthError;

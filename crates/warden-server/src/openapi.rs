@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    batch, executions, health, history, languages, sessions, stream, tools, volumes,
+    batch, connect, executions, health, history, languages, sessions, stream, tools, volumes,
 };
 
 /// The own API's document.
@@ -22,6 +22,7 @@ use crate::routes::{
         executions::status,
         executions::delete,
         stream::create,
+        connect::connect,
         batch::create,
         languages::list,
         health::health,

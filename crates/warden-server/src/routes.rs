@@ -3,6 +3,7 @@
 //! router built here.
 
 pub(crate) mod batch;
+pub(crate) mod connect;
 pub(crate) mod docs;
 pub(crate) mod executions;
 pub(crate) mod health;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/executions", post(executions::create))
         .route("/v1/executions/stream", post(stream::create))
+        .route("/v1/executions/connect", get(connect::connect))
         .route(
             "/v1/executions/{id}",
             get(executions::status).delete(executions::delete),

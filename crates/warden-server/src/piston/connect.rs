@@ -13,25 +13,22 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use std::io::Write as _;
-use std::os::fd::OwnedFd;
-
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use warden_core::{Signal, Stream};
 use warden_engine::{Interactive, StageResult};
-use warden_sandbox::Stdin;
 
 use super::response::{stages, verdict, StageView};
 use super::runtimes::resolve;
 use super::{caller, request};
 use crate::state::{AppState, Caller};
 use crate::toolchains::Toolchains;
+use crate::websocket::{close, parse, send, AbortOnDrop, StdinWriter};
 
 /// How long a client has to send `init` (Piston's own timeout).
 const INIT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -76,11 +73,11 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
         return;
     }
     let mut execution = request.into_execution(&runtime.id);
-    let (stdin_read, stdin_write) = match std::io::pipe() {
+    let (program_stdin, mut stdin) = match StdinWriter::open() {
         Ok(pipe) => pipe,
         Err(e) => return fail(socket, &format!("creating the program's stdin: {e}")).await,
     };
-    execution.stdin = Stdin::Pipe(OwnedFd::from(stdin_read));
+    execution.stdin = program_stdin;
     let (events, mut received) = mpsc::unbounded_channel::<Event>();
     let output = events.clone();
     let started = events.clone();
@@ -106,7 +103,6 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
     });
     // Dropping the job's future cancels it (its sandboxes are killed).
     let job = AbortOnDrop(job);
-    let mut stdin = StdinWriter::spawn(stdin_write);
     let mut run_started = false;
     loop {
         tokio::select! {
@@ -265,45 +261,6 @@ fn client_message(
     }
 }
 
-/// The program's stdin, written by a thread of its own: a program that does not read cannot
-/// block the session.
-struct StdinWriter(Option<std::sync::mpsc::Sender<Vec<u8>>>);
-
-impl StdinWriter {
-    fn spawn(pipe: std::io::PipeWriter) -> Self {
-        let (chunks, received) = std::sync::mpsc::channel::<Vec<u8>>();
-        std::thread::spawn(move || {
-            let mut pipe = pipe;
-            for chunk in received {
-                if pipe.write_all(&chunk).is_err() {
-                    break;
-                }
-            }
-        });
-        Self(Some(chunks))
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        if let Some(chunks) = &self.0 {
-            let _ = chunks.send(bytes.to_vec());
-        }
-    }
-
-    /// End of file for the program, once what was written has gone through.
-    fn close(&mut self) {
-        self.0 = None;
-    }
-}
-
-/// Aborts the job's task when the session ends, which cancels its execution.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// One stage's `stage`, `data` and `exit` messages.
 async fn report(
     socket: &mut WebSocket,
@@ -333,28 +290,8 @@ fn exit_message(name: &str, view: &StageView<'_>) -> Value {
     })
 }
 
-fn parse(message: &Message) -> Option<Value> {
-    match message {
-        Message::Text(text) => serde_json::from_str(text.as_str()).ok(),
-        Message::Binary(bytes) => serde_json::from_slice(bytes).ok(),
-        _ => None,
-    }
-}
-
-async fn send(socket: &mut WebSocket, value: Value) -> Result<(), axum::Error> {
-    socket.send(Message::Text(value.to_string().into())).await
-}
-
 /// Piston's way to report an error: an `error` message, then close 4002.
 async fn fail(mut socket: WebSocket, message: &str) {
     let _ = send(&mut socket, json!({"type": "error", "message": message})).await;
     close(socket, 4002, "Notified Error").await;
-}
-
-async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = socket.send(Message::Close(Some(frame))).await;
 }

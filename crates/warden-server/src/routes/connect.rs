@@ -1,0 +1,265 @@
+//! `GET /v1/executions/connect`: one program run interactively over a WebSocket (issue 12),
+//! what the server-sent events of `/v1/executions/stream` cannot do: stdin written while the
+//! program runs, and signals. JSON text messages:
+//!
+//! - the client's first message is the program, `POST /v1/executions`'s body (no `tests`), within
+//!   [`REQUEST_TIMEOUT`];
+//! - then the client may send `{"type": "stdin", "data": TEXT}` (written to the program's stdin
+//!   as it comes), `{"type": "stdin", "eof": true}` (with or without `data`: stdin is closed after
+//!   it), and `{"type": "signal", "signal": "SIGINT"}`: SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+//!   SIGUSR1 and SIGUSR2 reach the program, which may handle them; any other signal ends it as
+//!   a kill (`warden_engine::Cancellation::signal`);
+//! - the server sends `{"type": "stdout" | "stderr", "data": TEXT}` as the program writes,
+//!   `{"type": "usage", ...}` readings every 100 ms, then exactly one `{"type": "result",
+//!   "result": {...}}` (the result object) or `{"type": "error", "error", "kind"}`, and closes
+//!   (1000).
+//!
+//! A first message that is not a valid request, a refused one (unknown language, no room in the
+//! queue), or a later message that is not one of the above is answered with an `error` and the
+//! session closes (1008 for the client's mistakes); the program, if it runs, is ended. A client
+//! that goes away ends the program.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use warden_core::{Signal, Stream, UsageSample};
+use warden_engine::{Cancellation, Interactive};
+use warden_sandbox::OutputSink;
+
+use super::V1Caller;
+use crate::error::ApiError;
+use crate::execution_request::ExecutionBody;
+use crate::state::{AppState, Caller};
+use crate::websocket::{close, parse, send, AbortOnDrop, StdinWriter};
+
+/// How long a client has to send its program.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Close code for a client's protocol mistake (RFC 6455: policy violation).
+const CLIENT_ERROR: u16 = 1008;
+
+/// Runs one program interactively over a WebSocket.
+#[utoipa::path(
+    get, path = "/v1/executions/connect", tag = "executions", operation_id = "connect_execution",
+    responses(
+        (status = 101, description = "A WebSocket session: the client's first message is the program (`POST /v1/executions`'s body, without `tests`); then `{\"type\": \"stdin\", \"data\"?, \"eof\"?}` and `{\"type\": \"signal\", \"signal\": \"SIGINT\"}` from the client; `{\"type\": \"stdout\" | \"stderr\", \"data\"}`, `{\"type\": \"usage\", ...}`, then one `{\"type\": \"result\", \"result\"}` or `{\"type\": \"error\", \"error\", \"kind\"}` from the server (docs/server.md)"),
+        (status = 400, description = "Not a WebSocket handshake"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 405, description = "Not GET"),
+        (status = 426, description = "The connection cannot be upgraded"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn connect(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // A message is at most what a request's body may be (`[server] max_body`).
+    let most = state.options().max_body;
+    upgrade
+        .max_message_size(most)
+        .max_frame_size(most)
+        .on_upgrade(move |socket| session(socket, state, caller))
+}
+
+/// What the running job reports to the session.
+enum Event {
+    Output(Stream, Vec<u8>),
+    Usage(UsageSample),
+    /// The last message: the result, or why there is none.
+    Done(Value),
+}
+
+async fn session(mut socket: WebSocket, state: AppState, caller: Caller) {
+    let first = match tokio::time::timeout(REQUEST_TIMEOUT, socket.recv()).await {
+        Ok(Some(Ok(message))) => message,
+        Ok(_) => return,
+        Err(_) => {
+            let why = ApiError::unprocessable(format!(
+                "no program within {} s: send POST /v1/executions's body first",
+                REQUEST_TIMEOUT.as_secs()
+            ));
+            return refuse(socket, &why).await;
+        }
+    };
+    let mut request = match program(&state, &first) {
+        Ok(request) => request,
+        Err(why) => return refuse(socket, &why).await,
+    };
+    let (program_stdin, mut stdin) = match StdinWriter::open() {
+        Ok(pipe) => pipe,
+        Err(e) => {
+            let why = json!({"type": "error", "error": format!("creating the program's stdin: {e}"), "kind": "internal"});
+            let _ = send(&mut socket, why).await;
+            return close(socket, 1011, "internal error").await;
+        }
+    };
+    request.stdin = program_stdin;
+    let (events, mut received) = mpsc::unbounded_channel::<Event>();
+    request.interactive = Some(Interactive {
+        output: Box::new(Sink(events.clone())),
+        on_denial: None,
+        on_run: None,
+    });
+    let signals = Cancellation::new();
+    request.cancel = Some(signals.clone());
+    let admitted = match state.admit(&caller) {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            let error = ApiError::from(e);
+            let _ = send(&mut socket, error_message(&error)).await;
+            return close(socket, 1013, "try again later").await;
+        }
+    };
+    // Dropping the job's future (the session ended) cancels the execution.
+    let _job = AbortOnDrop(tokio::spawn(async move {
+        let finished = state.run_admitted(admitted, request, caller, || {}).await;
+        let last = match finished {
+            Ok(execution) => json!({"type": "result", "result": execution.result}),
+            Err(e) => error_message(&ApiError::from(e)),
+        };
+        let _ = events.send(Event::Done(last));
+    }));
+    loop {
+        tokio::select! {
+            event = received.recv() => {
+                let Some(event) = event else { return };
+                let (message, last) = match event {
+                    Event::Output(stream, bytes) => {
+                        let name = match stream {
+                            Stream::Stdout => "stdout",
+                            Stream::Stderr => "stderr",
+                        };
+                        (json!({"type": name, "data": String::from_utf8_lossy(&bytes)}), false)
+                    }
+                    Event::Usage(sample) => {
+                        let mut reading = serde_json::to_value(sample).unwrap_or_default();
+                        if let Value::Object(fields) = &mut reading {
+                            fields.insert("type".into(), json!("usage"));
+                        }
+                        (reading, false)
+                    }
+                    Event::Done(last) => (last, true),
+                };
+                if send(&mut socket, message).await.is_err() {
+                    return;
+                }
+                if last {
+                    return close(socket, 1000, "done").await;
+                }
+            }
+            message = socket.recv() => {
+                let message = match message {
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(message)) => message,
+                };
+                if let Err(why) = client_message(&message, &mut stdin, &signals) {
+                    return refuse(socket, &ApiError::unprocessable(why)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The engine's request from the session's first message.
+fn program(
+    state: &AppState,
+    message: &Message,
+) -> Result<warden_engine::ExecutionRequest, ApiError> {
+    let Some(value) = parse(message) else {
+        return Err(ApiError::bad_request(
+            "the first message must be the program as JSON: POST /v1/executions's body",
+        ));
+    };
+    if !value.is_object() {
+        return Err(ApiError::unprocessable("the program must be a JSON object"));
+    }
+    let body: ExecutionBody = serde_json::from_value(value)
+        .map_err(|e| ApiError::unprocessable(format!("the program: {e}")))?;
+    let request = body.into_request(state.options())?;
+    if !request.tests.is_empty() {
+        return Err(ApiError::unprocessable(
+            "tests: an interactive execution runs the program once; use POST /v1/executions",
+        ));
+    }
+    if let Some(language) = &request.language {
+        if state.engine().catalog().get(language).is_none() {
+            return Err(ApiError::unprocessable(format!(
+                "language: unknown language {language:?} (GET /v1/languages lists them)"
+            )));
+        }
+    }
+    Ok(request)
+}
+
+/// Handles one message of the client while the program runs: stdin, its end, or a signal.
+fn client_message(
+    message: &Message,
+    stdin: &mut StdinWriter,
+    signals: &Cancellation,
+) -> Result<(), String> {
+    let value = parse(message).ok_or("a message must be JSON")?;
+    match value["type"].as_str() {
+        Some("stdin") => {
+            match &value["data"] {
+                Value::String(data) => stdin.write(data.as_bytes()),
+                Value::Null => {}
+                _ => return Err("stdin: `data` must be a string".into()),
+            }
+            match &value["eof"] {
+                Value::Bool(true) => stdin.close(),
+                Value::Bool(false) | Value::Null => {}
+                _ => return Err("stdin: `eof` must be a boolean".into()),
+            }
+            Ok(())
+        }
+        Some("signal") => {
+            let name = value["signal"].as_str().unwrap_or_default();
+            match Signal::from_name(name).filter(|s| (1..=31).contains(&s.0)) {
+                Some(signal) if name.starts_with("SIG") => {
+                    signals.signal(signal);
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "signal: {name:?} is not a signal's name (SIGINT, SIGTERM, SIGKILL, ...)"
+                )),
+            }
+        }
+        _ => Err("a message's `type` must be `stdin` or `signal`".into()),
+    }
+}
+
+/// An `error` message as the synchronous call's error body.
+fn error_message(error: &ApiError) -> Value {
+    let mut body = error.body();
+    if let Value::Object(fields) = &mut body {
+        fields.insert("type".into(), json!("error"));
+    }
+    body
+}
+
+/// Answers a client's mistake (or a refusal before the program runs) and closes.
+async fn refuse(mut socket: WebSocket, why: &ApiError) {
+    let _ = send(&mut socket, error_message(why)).await;
+    close(socket, CLIENT_ERROR, "refused").await;
+}
+
+/// The run's output and readings, as events of the session.
+struct Sink(mpsc::UnboundedSender<Event>);
+
+impl OutputSink for Sink {
+    fn chunk(&mut self, stream: Stream, bytes: &[u8]) -> bool {
+        // The session has ended when nobody takes the chunk: end the program.
+        self.0.send(Event::Output(stream, bytes.to_vec())).is_ok()
+    }
+
+    fn sample(&mut self, sample: &UsageSample) {
+        let _ = self.0.send(Event::Usage(*sample));
+    }
+}

@@ -1,0 +1,121 @@
+"""The own interactive WebSocket (`/v1/executions/connect`, docs/server.md) with a real
+WebSocket client, the `websockets` package (pinned in scripts/test-clients.txt); run by
+crates/warden-cli/tests/v1_connect.rs.
+
+Usage: v1_connect.py BASE_URL TOKEN
+
+An interactive python program answers each stdin message before the next is sent, then ends
+at end of input with its result; a shell program handles SIGINT; SIGKILL ends a program with
+that outcome; a program that is not valid, a message that is not one of the protocol's, and a
+missing token are refused. Exits 1 at the first broken expectation.
+"""
+
+import json
+import sys
+
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+BASE, TOKEN = sys.argv[1], sys.argv[2]
+URL = BASE.replace("http://", "ws://", 1) + "/v1/executions/connect"
+assert URL.startswith("ws://127.0.0.1:"), "loopback only"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def expect(what, condition, detail):
+    if not condition:
+        print(f"FAIL {what}: {detail}")
+        sys.exit(1)
+    print(f"ok   {what}")
+
+
+def rest(ws):
+    """Every message until the server closes, and the close frame."""
+    received = []
+    try:
+        while True:
+            received.append(json.loads(ws.recv(timeout=30)))
+    except ConnectionClosed:
+        pass
+    return received, (ws.close_code, ws.close_reason)
+
+
+def until(ws, text):
+    """Messages until the program's stdout holds `text`; returns them and that stdout."""
+    received, stdout = [], ""
+    while text not in stdout:
+        message = json.loads(ws.recv(timeout=30))
+        received.append(message)
+        if message["type"] == "stdout":
+            stdout += message["data"]
+    return received, stdout
+
+
+# Interactive: each line is answered before the next is written; end of input ends the loop.
+program = ("import sys\n"
+           "for line in sys.stdin:\n"
+           "    print('got', line.strip(), flush=True)\n"
+           "print('bye')\n")
+with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"language": "python", "code": program}))
+    answers = []
+    for line in ["a", "b", "c"]:
+        ws.send(json.dumps({"type": "stdin", "data": line + "\n"}))
+        _, stdout = until(ws, f"got {line}\n")
+        answers.append(stdout)
+    ws.send(json.dumps({"type": "stdin", "eof": True}))
+    tail, closed = rest(ws)
+expect("each line answered before the next", answers == ["got a\n", "got b\n", "got c\n"],
+       answers)
+results = [m for m in tail if m["type"] == "result"]
+expect("the result last, then close 1000",
+       closed[0] == 1000 and len(results) == 1 and tail[-1] is results[0], (closed, tail))
+result = results[0]["result"]
+expect("the result is the whole run's", result["outcome"] == {"kind": "exited", "code": 0}
+       and result["stdout"] == "got a\ngot b\ngot c\nbye\n", result)
+
+# SIGINT reaches the program, which handles it and ends on its own terms.
+with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"language": "bash", "code":
+                        "trap 'echo caught; exit 5' INT; echo ready; while :; do sleep 0.05; done"}))
+    until(ws, "ready\n")
+    ws.send(json.dumps({"type": "signal", "signal": "SIGINT"}))
+    tail, closed = rest(ws)
+outcome = [m["result"]["outcome"] for m in tail if m["type"] == "result"]
+stdout = "".join(m["data"] for m in tail if m["type"] == "stdout")
+expect("a handled SIGINT", outcome == [{"kind": "exited", "code": 5}] and "caught" in stdout
+       and closed[0] == 1000, (closed, tail))
+
+# SIGKILL ends the program: its outcome says so.
+with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"language": "bash", "code": "echo ready; sleep 30"}))
+    until(ws, "ready\n")
+    ws.send(json.dumps({"type": "signal", "signal": "SIGKILL"}))
+    tail, closed = rest(ws)
+outcome = [m["result"]["outcome"] for m in tail if m["type"] == "result"]
+expect("SIGKILL ends it", outcome == [{"kind": "signaled", "signal": "SIGKILL"}], tail)
+
+# Refusals: an unknown language, tests, a message outside the protocol, no token.
+with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"language": "cobol", "code": "x"}))
+    tail, closed = rest(ws)
+expect("an unknown language is refused", closed[0] == 1008 and len(tail) == 1
+       and tail[0]["type"] == "error" and "cobol" in tail[0]["error"], (closed, tail))
+with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send("not json")
+    tail, closed = rest(ws)
+expect("a first message that is not JSON is refused",
+       closed[0] == 1008 and tail[0]["type"] == "error", (closed, tail))
+with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"language": "bash", "code": "echo ready; sleep 30"}))
+    until(ws, "ready\n")
+    ws.send(json.dumps({"type": "shout"}))
+    tail, closed = rest(ws)
+expect("a message outside the protocol ends the session",
+       closed[0] == 1008 and [m["type"] for m in tail] == ["error"], (closed, tail))
+try:
+    with connect(URL, open_timeout=10) as ws:
+        refused = None
+except InvalidStatus as e:
+    refused = e.response.status_code
+expect("no token: 401", refused == 401, refused)
