@@ -5,40 +5,82 @@
 
 use std::io::Write as _;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use serde_json::Value;
 use warden_sandbox::Stdin;
 
+/// The most bytes a session's client may have sent that the program has not read yet: beyond,
+/// the session ends (a client that writes faster than the program reads must not fill the
+/// server's memory).
+pub(crate) const MAX_UNREAD: usize = 16 << 20;
+
 /// The writing side of the program's stdin.
-pub(crate) struct StdinWriter(Option<std::sync::mpsc::Sender<Vec<u8>>>);
+pub(crate) struct StdinWriter {
+    chunks: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+    /// Bytes queued and not yet written into the pipe.
+    queued: Arc<AtomicUsize>,
+}
+
+/// More than [`MAX_UNREAD`] bytes wait for the program.
+#[derive(Debug)]
+pub(crate) struct Unread;
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stdin: more than {} MiB sent and not read by the program",
+            MAX_UNREAD >> 20
+        )
+    }
+}
 
 impl StdinWriter {
     /// A pipe for the program's stdin (`Stdin::Pipe`, its read end) and its writer.
     pub(crate) fn open() -> std::io::Result<(Stdin, Self)> {
         let (read, write) = std::io::pipe()?;
         let (chunks, received) = std::sync::mpsc::channel::<Vec<u8>>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let written = Arc::clone(&queued);
         std::thread::spawn(move || {
             let mut pipe = write;
             for chunk in received {
                 if pipe.write_all(&chunk).is_err() {
                     break;
                 }
+                written.fetch_sub(chunk.len(), Ordering::Relaxed);
             }
         });
-        Ok((Stdin::Pipe(OwnedFd::from(read)), Self(Some(chunks))))
+        let writer = Self {
+            chunks: Some(chunks),
+            queued,
+        };
+        Ok((Stdin::Pipe(OwnedFd::from(read)), writer))
     }
 
-    /// Queues `bytes` for the program (dropped once it closed its stdin, or after `close`).
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        if let Some(chunks) = &self.0 {
-            let _ = chunks.send(bytes.to_vec());
+    /// Queues `bytes` for the program (dropped once it closed its stdin, or after `close`);
+    /// refused when more than [`MAX_UNREAD`] bytes would wait.
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), Unread> {
+        let Some(chunks) = &self.chunks else {
+            return Ok(());
+        };
+        if self.queued.load(Ordering::Relaxed) + bytes.len() > MAX_UNREAD {
+            return Err(Unread);
         }
+        self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+        if chunks.send(bytes.to_vec()).is_err() {
+            // The program closed its stdin: nothing waits.
+            self.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// End of file for the program, once what was written has gone through.
     pub(crate) fn close(&mut self) {
-        self.0 = None;
+        self.chunks = None;
     }
 }
 
@@ -65,11 +107,54 @@ pub(crate) async fn send(socket: &mut WebSocket, value: Value) -> Result<(), axu
     socket.send(Message::Text(value.to_string().into())).await
 }
 
-/// Closes the session with `code` and `reason`.
+/// How long a closed session waits for the client's close frame.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Closes the session with `code` and `reason`, then reads (and drops) what the client still
+/// sends until its close frame, at most [`CLOSE_WAIT`]: dropping the connection while the
+/// client is sending would reset it, and the client could lose the messages sent before the
+/// close (an `error` saying why).
 pub(crate) async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_that_does_not_read_holds_at_most_max_unread() {
+        let (_program_stdin, mut writer) = StdinWriter::open().expect("a pipe");
+        let chunk = vec![b'x'; 1 << 20];
+        // The pipe takes its buffer's worth; the rest waits in the queue, up to the cap.
+        let mut accepted = 0usize;
+        while writer.write(&chunk).is_ok() {
+            accepted += chunk.len();
+            assert!(accepted <= MAX_UNREAD + (1 << 20), "never refused");
+        }
+        assert!(
+            accepted >= MAX_UNREAD - (1 << 20),
+            "refused early: {accepted}"
+        );
+        assert!(writer.write(b"more").is_err());
+        writer.close();
+        assert!(
+            writer.write(b"after the end").is_ok(),
+            "dropped once closed"
+        );
+    }
 }

@@ -129,6 +129,7 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
                         return close(socket, 4999, "Job Completed").await;
                     }
                     Client::Close(Some((code, reason))) => return close(socket, code, reason).await,
+                    Client::Fail(message) => return fail(socket, &message).await,
                     Client::Close(None) => return,
                 }
             }
@@ -220,6 +221,8 @@ enum Client {
     Signal(Signal),
     /// The session ends: with this close frame, or the client is gone.
     Close(Option<(u16, &'static str)>),
+    /// The session ends with Piston's `error` message (4002).
+    Fail(String),
 }
 
 /// Handles one message of the client: stdin is written to the program (end of transmission
@@ -240,12 +243,15 @@ fn client_message(
         Some("init") => Client::Close(Some((4000, "Already Initialized"))),
         Some("data") if value["stream"] == "stdin" => {
             let data = value["data"].as_str().unwrap_or_default();
-            match data.split_once(EOT) {
-                Some((before, _)) => {
-                    stdin.write(before.as_bytes());
-                    stdin.close();
-                }
-                None => stdin.write(data.as_bytes()),
+            let (text, end) = match data.split_once(EOT) {
+                Some((before, _)) => (before, true),
+                None => (data, false),
+            };
+            if let Err(unread) = stdin.write(text.as_bytes()) {
+                return Client::Fail(unread.to_string());
+            }
+            if end {
+                stdin.close();
             }
             Client::Continue
         }

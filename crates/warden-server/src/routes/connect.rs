@@ -208,7 +208,7 @@ fn client_message(
     match value["type"].as_str() {
         Some("stdin") => {
             match &value["data"] {
-                Value::String(data) => stdin.write(data.as_bytes()),
+                Value::String(data) => stdin.write(data.as_bytes()).map_err(|e| e.to_string())?,
                 Value::Null => {}
                 _ => return Err("stdin: `data` must be a string".into()),
             }

@@ -7,7 +7,8 @@ Usage: v1_connect.py BASE_URL TOKEN
 An interactive python program answers each stdin message before the next is sent, then ends
 at end of input with its result; a shell program handles SIGINT; SIGKILL ends a program with
 that outcome; a program that is not valid, a message that is not one of the protocol's, and a
-missing token are refused. Exits 1 at the first broken expectation.
+missing token are refused; a client that sends far more than the program reads is cut off.
+Exits 1 at the first broken expectation.
 """
 
 import json
@@ -113,6 +114,22 @@ with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as
     tail, closed = rest(ws)
 expect("a message outside the protocol ends the session",
        closed[0] == 1008 and [m["type"] for m in tail] == ["error"], (closed, tail))
+# A client that writes far more than the program reads ends its session (the server keeps at
+# most 16 MiB unread), and the program with it.
+with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"language": "bash", "code": "echo ready; sleep 30"}))
+    until(ws, "ready\n")
+    chunk = json.dumps({"type": "stdin", "data": "x" * (7 << 20)})
+    try:
+        for _ in range(4):
+            ws.send(chunk)
+    except ConnectionClosed:
+        pass
+    tail, closed = rest(ws)
+errors = [m for m in tail if m["type"] == "error"]
+expect("unread stdin past the cap ends the session", closed[0] == 1008 and len(errors) == 1
+       and "not read" in errors[0]["error"], (closed, [m["type"] for m in tail]))
+
 try:
     with connect(URL, open_timeout=10) as ws:
         refused = None
