@@ -149,71 +149,32 @@ impl Limits {
     /// The fields of `asked` above the operator's `maxima`, each as `name value (maximum
     /// max)`: what [`Limits::clamp_to`] lowers, for the caller to be told.
     pub fn above_maxima(asked: &LimitOverrides, maxima: &Limits) -> Vec<String> {
-        let mut above = Vec::new();
-        let mut check = |name: &str, asked: Option<String>, over: bool, max: String| {
-            if let (Some(asked), true) = (asked, over) {
-                above.push(format!("{name} {asked} (maximum {max})"));
-            }
-        };
-        let a = asked;
-        let m = maxima;
-        let over = |v: Option<Duration>, max: Duration| v.is_some_and(|v| v > max);
-        check(
-            "cpu-time",
-            a.cpu_time.map(format_duration),
-            over(a.cpu_time, m.cpu_time),
-            format_duration(m.cpu_time),
-        );
-        check(
-            "wall-time",
-            a.wall_time.map(format_duration),
-            over(a.wall_time, m.wall_time),
-            format_duration(m.wall_time),
-        );
-        let size = |v: Option<ByteSize>, max: ByteSize| v.is_some_and(|v| v > max);
-        check(
-            "memory",
-            a.memory.map(|v| v.to_string()),
-            size(a.memory, m.memory),
-            m.memory.to_string(),
-        );
-        check(
-            "max-procs",
-            a.max_procs.map(|v| v.to_string()),
-            a.max_procs.is_some_and(|v| v > m.max_procs),
-            m.max_procs.to_string(),
-        );
-        check(
-            "max-output",
-            a.max_output.map(|v| v.to_string()),
-            size(a.max_output, m.max_output),
-            m.max_output.to_string(),
-        );
-        check(
-            "max-file-size",
-            a.max_file_size.map(|v| v.to_string()),
-            size(a.max_file_size, m.max_file_size),
-            m.max_file_size.to_string(),
-        );
-        check(
-            "workspace-size",
-            a.workspace_size.map(|v| v.to_string()),
-            size(a.workspace_size, m.workspace_size),
-            m.workspace_size.to_string(),
-        );
-        check(
-            "max-open-files",
-            a.max_open_files.map(|v| v.to_string()),
-            a.max_open_files.is_some_and(|v| v > m.max_open_files),
-            m.max_open_files.to_string(),
-        );
-        check(
-            "stack-size",
-            a.stack_size.map(|v| v.to_string()),
-            size(a.stack_size, m.stack_size),
-            m.stack_size.to_string(),
-        );
-        above
+        fn above<T: PartialOrd + Copy>(
+            name: &str,
+            asked: Option<T>,
+            max: T,
+            show: impl Fn(T) -> String,
+        ) -> Option<String> {
+            let asked = asked.filter(|v| *v > max)?;
+            Some(format!("{name} {} (maximum {})", show(asked), show(max)))
+        }
+        let (a, m) = (asked, maxima);
+        let size = |v: ByteSize| v.to_string();
+        let count = |v: u32| v.to_string();
+        [
+            above("cpu-time", a.cpu_time, m.cpu_time, format_duration),
+            above("wall-time", a.wall_time, m.wall_time, format_duration),
+            above("memory", a.memory, m.memory, size),
+            above("max-procs", a.max_procs, m.max_procs, count),
+            above("max-output", a.max_output, m.max_output, size),
+            above("max-file-size", a.max_file_size, m.max_file_size, size),
+            above("workspace-size", a.workspace_size, m.workspace_size, size),
+            above("max-open-files", a.max_open_files, m.max_open_files, count),
+            above("stack-size", a.stack_size, m.stack_size, size),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Every field lowered to at most the operator's `maxima`.

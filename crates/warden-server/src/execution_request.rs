@@ -319,6 +319,28 @@ impl ExecutionBody {
     }
 }
 
+/// Refuses what a single interactive run cannot carry, before it starts: test cases (`what`
+/// names the endpoint: "a streamed execution"), and a language the catalog does not know.
+pub(crate) fn check_single_run(
+    request: &ExecutionRequest,
+    catalog: &warden_core::Catalog,
+    what: &str,
+) -> Result<(), ApiError> {
+    if !request.tests.is_empty() {
+        return Err(ApiError::unprocessable(format!(
+            "tests: {what} runs the program once; use POST /v1/executions"
+        )));
+    }
+    if let Some(language) = &request.language {
+        if catalog.get(language).is_none() {
+            return Err(ApiError::unprocessable(format!(
+                "language: unknown language {language:?} (GET /v1/languages lists them)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl ModeBody {
     pub(crate) fn request(self) -> ModeRequest {
         match self {

@@ -32,7 +32,7 @@ use warden_sandbox::OutputSink;
 
 use super::V1Caller;
 use crate::error::ApiError;
-use crate::execution_request::ExecutionBody;
+use crate::execution_request::{check_single_run, ExecutionBody};
 use crate::state::{AppState, Caller};
 use crate::websocket::{close, parse, send, AbortOnDrop, StdinWriter};
 
@@ -183,18 +183,11 @@ fn program(
     let body: ExecutionBody = serde_json::from_value(value)
         .map_err(|e| ApiError::unprocessable(format!("the program: {e}")))?;
     let request = body.into_request(state.options())?;
-    if !request.tests.is_empty() {
-        return Err(ApiError::unprocessable(
-            "tests: an interactive execution runs the program once; use POST /v1/executions",
-        ));
-    }
-    if let Some(language) = &request.language {
-        if state.engine().catalog().get(language).is_none() {
-            return Err(ApiError::unprocessable(format!(
-                "language: unknown language {language:?} (GET /v1/languages lists them)"
-            )));
-        }
-    }
+    check_single_run(
+        &request,
+        state.engine().catalog(),
+        "an interactive execution",
+    )?;
     Ok(request)
 }
 

@@ -31,7 +31,7 @@ use warden_sandbox::OutputSink;
 
 use super::V1Caller;
 use crate::error::ApiError;
-use crate::execution_request::ExecutionBody;
+use crate::execution_request::{check_single_run, ExecutionBody};
 use crate::json_body::JsonObject;
 use crate::state::AppState;
 
@@ -69,20 +69,9 @@ pub(crate) async fn create(
     JsonObject(body): JsonObject<ExecutionBody>,
 ) -> Result<Response, ApiError> {
     let mut request = body.into_request(state.options())?;
-    if !request.tests.is_empty() {
-        return Err(ApiError::unprocessable(
-            "tests: a streamed execution runs the program once; use POST /v1/executions",
-        ));
-    }
     // What can be refused before the stream starts is refused with its status: an unknown
     // language, no room. Later refusals (the analysis, the mode policy) are `error` events.
-    if let Some(language) = &request.language {
-        if state.engine().catalog().get(language).is_none() {
-            return Err(ApiError::unprocessable(format!(
-                "language: unknown language {language:?} (GET /v1/languages lists them)"
-            )));
-        }
-    }
+    check_single_run(&request, state.engine().catalog(), "a streamed execution")?;
     let admitted = state.admit(&caller)?;
     let (events, receiver) = mpsc::unbounded_channel::<Bytes>();
     request.interactive = Some(Interactive {
