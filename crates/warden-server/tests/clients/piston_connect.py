@@ -38,6 +38,16 @@ def session(messages, timeout=30):
         return received, (ws.close_code, ws.close_reason)
 
 
+def drain(ws, received):
+    """Appends every message to `received` until the server closes; the close frame."""
+    try:
+        while True:
+            received.append(json.loads(ws.recv(timeout=30)))
+    except ConnectionClosed:
+        pass
+    return (ws.close_code, ws.close_reason)
+
+
 def expect(what, condition, detail):
     if not condition:
         print(f"FAIL {what}: {detail}")
@@ -104,12 +114,7 @@ with connect(URL, additional_headers={"Authorization": f"Bearer {TOKEN}"},
         answers.append(text)
     ws.send(json.dumps({"type": "data", "stream": "stdin", "data": EOT}))
     rest = []
-    try:
-        while True:
-            rest.append(json.loads(ws.recv(timeout=30)))
-    except ConnectionClosed:
-        pass
-    closed = (ws.close_code, ws.close_reason)
+    closed = drain(ws, rest)
 expect("each line answered before the next is sent", answers == ["got a\n", "got b\n", "got c\n"],
        answers)
 tail = "".join(m["data"] for m in rest if m["type"] == "data" and m["stream"] == "stdout")
@@ -139,12 +144,7 @@ with connect(URL, additional_headers={"Authorization": f"Bearer {TOKEN}"},
     while not any(m["type"] == "data" and "ready" in m["data"] for m in messages):
         messages.append(json.loads(ws.recv(timeout=30)))
     ws.send(json.dumps({"type": "signal", "signal": "SIGINT"}))
-    try:
-        while True:
-            messages.append(json.loads(ws.recv(timeout=30)))
-    except ConnectionClosed:
-        pass
-    closed = (ws.close_code, ws.close_reason)
+    closed = drain(ws, messages)
 stdout = "".join(m["data"] for m in messages if m["type"] == "data" and m["stream"] == "stdout")
 exits = [m for m in messages if m["type"] == "exit"]
 expect("a handled SIGINT", stdout == "ready\ncaught\n" and closed == (4999, "Job Completed")
