@@ -5,12 +5,30 @@
 
 mod live_server;
 
-use live_server::LiveServer;
+use std::time::Duration;
+
+use live_server::{eventually, LiveServer};
 
 #[test]
 fn an_interactive_session_takes_stdin_and_signals_and_ends_with_the_result() {
     let server = LiveServer::start("");
     server.client_script("v1_connect.py", &[]);
-    // No sandbox or process is left once the sessions ended.
-    assert_eq!(server.health(std::time::Duration::from_secs(5)), Some(200));
+    // The session the script left mid-run took its program with it.
+    let gone = eventually(Duration::from_secs(10), || !sleeping("600.5"));
+    assert!(
+        gone,
+        "the program of a session whose client left still runs"
+    );
+    assert_eq!(server.health(Duration::from_secs(5)), Some(200));
+}
+
+/// Whether a `sleep SECONDS` runs anywhere on the host.
+fn sleeping(seconds: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|cmdline| cmdline == format!("sleep\0{seconds}\0").as_bytes())
+    })
 }

@@ -130,6 +130,12 @@ errors = [m for m in tail if m["type"] == "error"]
 expect("unread stdin past the cap ends the session", closed[0] == 1008 and len(errors) == 1
        and "not read" in errors[0]["error"], (closed, [m["type"] for m in tail]))
 
+# A client that goes away mid-run: the program ends with the session (the Rust test looks for
+# the `sleep 600.5` afterwards).
+with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"language": "bash", "code": "echo ready; sleep 600.5"}))
+    until(ws, "ready\n")
+
 try:
     with connect(URL, open_timeout=10) as ws:
         refused = None
