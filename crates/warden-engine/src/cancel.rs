@@ -15,6 +15,8 @@ pub struct Cancellation(Arc<Mutex<State>>);
 struct State {
     cancelled: bool,
     sandboxes: Vec<CancelHandle>,
+    /// Sandboxes the execution only signals (a session's: cancelling would end the session).
+    signalled: Vec<CancelHandle>,
 }
 
 impl Cancellation {
@@ -38,7 +40,7 @@ impl Cancellation {
     /// SIGUSR2) reaches the program, which may handle it; any other ends the program's job.
     pub fn signal(&self, signal: warden_core::Signal) {
         let state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for sandbox in &state.sandboxes {
+        for sandbox in state.sandboxes.iter().chain(&state.signalled) {
             sandbox.signal(signal);
         }
     }
@@ -55,6 +57,13 @@ impl Cancellation {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .cancelled
+    }
+
+    /// Registers a sandbox that [`Cancellation::signal`] reaches and [`Cancellation::cancel`]
+    /// does not (a session's, which outlives the call).
+    pub(crate) fn watch_signals(&self, sandbox: CancelHandle) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        state.signalled.push(sandbox);
     }
 
     /// Registers a sandbox of the execution (cancelled at once when the execution already is).

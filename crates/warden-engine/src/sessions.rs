@@ -334,6 +334,23 @@ impl Session {
             .clone()
     }
 
+    /// Gives the session's sandbox a new lease for a call (`LiveSandbox::renew_lease`): a
+    /// handle of an earlier call (a late signal) does not reach this one. Under the lock
+    /// [`Session::stop`] takes the handle with: a stop before it refuses the call, a stop after
+    /// it cancels the call's job through the new handle.
+    pub(crate) fn renew_lease(
+        &self,
+        sandbox: &mut LiveSandbox,
+    ) -> Result<(), warden_sandbox::SandboxError> {
+        let mut cancel = self.cancel.lock().unwrap_or_else(|p| p.into_inner());
+        if cancel.is_none() {
+            return Err(warden_sandbox::SandboxError::Cancelled);
+        }
+        sandbox.renew_lease()?;
+        *cancel = Some(sandbox.cancel_handle());
+        Ok(())
+    }
+
     /// Points the kept handles at a sandbox rebuilt during a call.
     pub(crate) fn rebind(&self, sandbox: &LiveSandbox) {
         *self.cancel.lock().unwrap_or_else(|p| p.into_inner()) = Some(sandbox.cancel_handle());

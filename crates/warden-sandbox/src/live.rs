@@ -332,6 +332,17 @@ impl LiveSandbox {
         Ok(init)
     }
 
+    /// Gives the sandbox a new [`CancelHandle`] (a new lease): the handles handed out before
+    /// neither cancel nor signal it any more. For a sandbox that serves one caller after
+    /// another (a reset one, a session's between calls). Refused once cancelled.
+    pub fn renew_lease(&mut self) -> Result<(), SandboxError> {
+        if self.cancel.is_cancelled() {
+            return Err(SandboxError::Cancelled);
+        }
+        (self.cancel, self.cancel_read, self.signals_read) = lease()?;
+        Ok(())
+    }
+
     /// The handle that cancels this sandbox from another thread.
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()
@@ -537,12 +548,9 @@ impl LiveSandbox {
     /// `TIME_WAIT`): a caller reuses a sandbox only for jobs of the same owner
     /// (docs/sandbox-setup.md, Reset). A failure leaves the sandbox dead; destroy it.
     pub fn reset(&mut self) -> Result<(), SandboxError> {
-        if self.cancel.is_cancelled() {
-            return Err(SandboxError::Cancelled);
-        }
         // A new lease: the last run's handles (a client of it that leaves, say) no longer
         // reach this sandbox.
-        (self.cancel, self.cancel_read, self.signals_read) = lease()?;
+        self.renew_lease()?;
         if let Some(why) = self.dead {
             return Err(SandboxError::Gone { why });
         }

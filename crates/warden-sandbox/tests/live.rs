@@ -795,7 +795,8 @@ fn a_signal_reaches_the_program_which_may_handle_it() {
 }
 
 /// A reset sandbox is a new lease: a handle of its last run (whose client may leave, and
-/// cancel, after the sandbox went back to a pool) neither stops nor signals the next run.
+/// cancel, after the sandbox went back to a pool) neither stops nor signals the next run; so is
+/// one whose lease was renewed (a session's sandbox, between calls).
 #[test]
 fn a_handle_of_the_last_run_does_not_reach_the_sandbox_after_a_reset() {
     let mut reused = sandbox().native().create(&spec()).expect("created");
@@ -813,6 +814,13 @@ fn a_handle_of_the_last_run_does_not_reach_the_sandbox_after_a_reset() {
     assert_eq!(two.outcome, Outcome::Exited { code: 0 }, "{two:?}");
     assert_eq!(text(&two.stdout), "two\n");
     assert!(reused.is_alive());
+    // A new lease without a reset (a session's, between calls) does the same.
+    let before_call = reused.cancel_handle();
+    reused.renew_lease().expect("renewed");
+    before_call.signal(warden_core::Signal::TERM);
+    before_call.cancel();
+    let three = reused.run(&second, Stdin::Null).expect("not cancelled");
+    assert_eq!(three.outcome, Outcome::Exited { code: 0 }, "{three:?}");
     // The new lease's handle still cancels.
     reused.cancel_handle().cancel();
     assert!(matches!(

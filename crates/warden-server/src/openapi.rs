@@ -40,6 +40,7 @@ use crate::routes::{
         sessions::get,
         sessions::remove,
         sessions::exec,
+        connect::connect_session,
         sessions::list_files,
         sessions::download,
         sessions::upload,

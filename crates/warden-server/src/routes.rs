@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
             get(sessions::get).delete(sessions::remove),
         )
         .route("/v1/sessions/{id}/exec", post(sessions::exec))
+        .route("/v1/sessions/{id}/connect", get(connect::connect_session))
         .route("/v1/sessions/{id}/files", get(sessions::list_files))
         .route(
             "/v1/sessions/{id}/file",

@@ -299,11 +299,25 @@ impl Engine {
             return Err(stopped(&session));
         };
         let Live {
-            sandbox,
+            mut sandbox,
             proxy,
             workspace,
             network,
         } = live;
+        if session.renew_lease(&mut sandbox).is_err() {
+            // Stopped meanwhile (its handle taken), or its sandbox is gone.
+            *guard.live = Some(Live {
+                sandbox,
+                proxy,
+                workspace,
+                network,
+            });
+            return Err(stopped(&session));
+        }
+        // The call's signals reach the program it runs; its cancel does not end the session.
+        if let Some(cancel) = &request.cancel {
+            cancel.watch_signals(sandbox.cancel_handle());
+        }
         let spec = sandbox.spec().clone();
         let mut runner = runner::Runner::new(
             self.sandbox()?,

@@ -18,16 +18,20 @@
 //! queue), or a later message that is not one of the above is answered with an `error` and the
 //! session closes (1008 for the client's mistakes); the program, if it runs, is ended. A client
 //! that goes away ends the program.
+//!
+//! `GET /v1/sessions/{id}/connect` runs one call of a session the same way, its first message
+//! `POST /v1/sessions/{id}/exec`'s body; the session outlives the WebSocket.
 
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use warden_core::{Signal, Stream, UsageSample};
-use warden_engine::{Cancellation, Interactive};
+use warden_engine::{Cancellation, ExecutionRequest, Interactive, SessionCall};
 use warden_sandbox::OutputSink;
 
 use super::V1Caller;
@@ -64,7 +68,61 @@ pub(crate) async fn connect(
     upgrade
         .max_message_size(most)
         .max_frame_size(most)
-        .on_upgrade(move |socket| session(socket, state, caller))
+        .on_upgrade(move |socket| session(socket, state, caller, Target::Execution))
+}
+
+/// Runs one call of a session interactively over a WebSocket: the first message is `POST
+/// /v1/sessions/{id}/exec`'s body (a command or a program), then as for
+/// `/v1/executions/connect`. A client that leaves ends the call's program, not the session.
+#[utoipa::path(
+    get, path = "/v1/sessions/{id}/connect", tag = "sessions", operation_id = "connect_session",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 101, description = "A WebSocket session as `/v1/executions/connect`'s, whose first message is `POST /v1/sessions/{id}/exec`'s body: `{\"command\": ...}` or a program (docs/sessions.md)"),
+        (status = 400, description = "Not a WebSocket handshake, or a malformed path"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 405, description = "Not GET"),
+        (status = 426, description = "The connection cannot be upgraded"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn connect_session(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+    id: Result<Path<String>, PathRejection>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let most = state.options().max_body;
+    Ok(upgrade
+        .max_message_size(most)
+        .max_frame_size(most)
+        .on_upgrade(move |socket| session(socket, state, caller, Target::Session(id))))
+}
+
+/// Where the program of a session runs.
+enum Target {
+    /// A one-shot execution.
+    Execution,
+    /// A call in this session.
+    Session(String),
+}
+
+/// What the first message asks, parsed.
+enum Work {
+    Execution(ExecutionRequest),
+    Call(String, SessionCall),
+}
+
+impl Work {
+    /// The request whose stdin, output and cancellation the session provides.
+    fn request(&mut self) -> &mut ExecutionRequest {
+        match self {
+            Work::Execution(request)
+            | Work::Call(_, SessionCall::Command { request, .. })
+            | Work::Call(_, SessionCall::Program(request)) => request,
+        }
+    }
 }
 
 /// What the running job reports to the session.
@@ -75,20 +133,24 @@ enum Event {
     Done(Value),
 }
 
-async fn session(mut socket: WebSocket, state: AppState, caller: Caller) {
+async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target: Target) {
     let first = match tokio::time::timeout(REQUEST_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(message))) => message,
         Ok(_) => return,
         Err(_) => {
             let why = ApiError::unprocessable(format!(
-                "no program within {} s: send POST /v1/executions's body first",
+                "nothing to run within {} s: send the program (or the call) first",
                 REQUEST_TIMEOUT.as_secs()
             ));
             return refuse(socket, &why).await;
         }
     };
-    let mut request = match program(&state, &first) {
-        Ok(request) => request,
+    let parsed = match target {
+        Target::Execution => program(&state, &first).map(Work::Execution),
+        Target::Session(id) => call(&state, &first).map(|call| Work::Call(id, call)),
+    };
+    let mut work = match parsed {
+        Ok(work) => work,
         Err(why) => return refuse(socket, &why).await,
     };
     let (program_stdin, mut stdin) = match StdinWriter::open() {
@@ -99,32 +161,47 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller) {
             return close(socket, 1011, "internal error").await;
         }
     };
-    request.stdin = program_stdin;
     let (events, mut received) = mpsc::unbounded_channel::<Event>();
-    request.interactive = Some(Interactive {
-        output: Box::new(Sink(events.clone())),
-        on_denial: None,
-        on_run: None,
-    });
     let signals = Cancellation::new();
-    request.cancel = Some(signals.clone());
-    let admitted = match state.admit(&caller) {
-        Ok(admitted) => admitted,
-        Err(e) => {
-            let error = ApiError::from(e);
-            let _ = send(&mut socket, error_message(&error)).await;
-            return close(socket, 1013, "try again later").await;
+    {
+        let request = work.request();
+        request.stdin = program_stdin;
+        request.interactive = Some(Interactive {
+            output: Box::new(Sink(events.clone())),
+            on_denial: None,
+            on_run: None,
+        });
+        request.cancel = Some(signals.clone());
+    }
+    let job = match work {
+        Work::Execution(request) => {
+            let admitted = match state.admit(&caller) {
+                Ok(admitted) => admitted,
+                Err(e) => {
+                    let error = ApiError::from(e);
+                    let _ = send(&mut socket, error_message(&error)).await;
+                    return close(socket, 1013, "try again later").await;
+                }
+            };
+            tokio::spawn(async move {
+                let finished = state.run_admitted(admitted, request, caller, || {}).await;
+                let _ = events.send(Event::Done(last_message(finished.map_err(ApiError::from))));
+            })
         }
+        // A session's call is admitted as `POST /v1/sessions/{id}/exec` admits it; it runs to
+        // its end when the client leaves (cancelling it would end the session), but its next
+        // output finds nobody and ends its program.
+        Work::Call(id, call) => tokio::spawn(async move {
+            let finished = match state.session_call(id, call, caller).await {
+                Ok(Ok(execution)) => Ok(execution),
+                Ok(Err(e)) => Err(super::sessions::session_error(e)),
+                Err(e) => Err(ApiError::from(e)),
+            };
+            let _ = events.send(Event::Done(last_message(finished)));
+        }),
     };
     // Dropping the job's future (the session ended) cancels the execution.
-    let _job = AbortOnDrop(tokio::spawn(async move {
-        let finished = state.run_admitted(admitted, request, caller, || {}).await;
-        let last = match finished {
-            Ok(execution) => json!({"type": "result", "result": execution.result}),
-            Err(e) => error_message(&ApiError::from(e)),
-        };
-        let _ = events.send(Event::Done(last));
-    }));
+    let _job = AbortOnDrop(job);
     loop {
         tokio::select! {
             event = received.recv() => {
@@ -168,10 +245,7 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller) {
 }
 
 /// The engine's request from the session's first message.
-fn program(
-    state: &AppState,
-    message: &Message,
-) -> Result<warden_engine::ExecutionRequest, ApiError> {
+fn program(state: &AppState, message: &Message) -> Result<ExecutionRequest, ApiError> {
     let Some(value) = parse(message) else {
         return Err(ApiError::bad_request(
             "the first message must be the program as JSON: POST /v1/executions's body",
@@ -226,6 +300,24 @@ fn client_message(
         }
         _ => Err("a message's `type` must be `stdin` or `signal`".into()),
     }
+}
+
+/// The session's last message: the result, or why there is none.
+fn last_message(finished: Result<warden_engine::Execution, ApiError>) -> Value {
+    match finished {
+        Ok(execution) => json!({"type": "result", "result": execution.result}),
+        Err(e) => error_message(&e),
+    }
+}
+
+/// A session's call from the first message: `POST /v1/sessions/{id}/exec`'s body.
+fn call(state: &AppState, message: &Message) -> Result<SessionCall, ApiError> {
+    let Some(value) = parse(message).filter(Value::is_object) else {
+        return Err(ApiError::bad_request(
+            "the first message must be the call as a JSON object: POST /v1/sessions/{id}/exec's body",
+        ));
+    };
+    super::sessions::call_of(value, state)
 }
 
 /// An `error` message as the synchronous call's error body.

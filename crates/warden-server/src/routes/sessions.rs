@@ -226,7 +226,7 @@ pub(crate) async fn exec(
 }
 
 /// A call from its JSON: a command when it has `command`, else a program.
-fn call_of(body: serde_json::Value, state: &AppState) -> Result<SessionCall, ApiError> {
+pub(crate) fn call_of(body: serde_json::Value, state: &AppState) -> Result<SessionCall, ApiError> {
     let invalid = |e: serde_json::Error| ApiError::unprocessable(e.to_string());
     if body.get("command").is_some() {
         let body: CommandBody = serde_json::from_value(body).map_err(invalid)?;

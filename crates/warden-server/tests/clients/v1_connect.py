@@ -13,6 +13,7 @@ Exits 1 at the first broken expectation.
 
 import json
 import sys
+import urllib.request
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -135,6 +136,46 @@ expect("unread stdin past the cap ends the session", closed[0] == 1008 and len(e
 with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
     ws.send(json.dumps({"language": "bash", "code": "echo ready; sleep 600.5"}))
     until(ws, "ready\n")
+
+# A session's calls: stdin into a command, its workspace kept for the next call, a signal the
+# next call's program handles, and the session still there afterwards.
+def api(method, path, body=None):
+    request = urllib.request.Request(BASE + path, method=method, headers={
+        **AUTH, "content-type": "application/json"},
+        data=None if body is None else json.dumps(body).encode())
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        text = answer.read()
+        return json.loads(text) if text else None
+
+
+session_id = api("POST", "/v1/sessions", {})["id"]
+SESSION_URL = URL.replace("/v1/executions/connect", f"/v1/sessions/{session_id}/connect")
+with connect(SESSION_URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"command": "read x; echo \"got $x\"; echo \"$x\" > kept.txt"}))
+    ws.send(json.dumps({"type": "stdin", "data": "hello\n", "eof": True}))
+    tail, closed = rest(ws)
+outcome = [m["result"] for m in tail if m["type"] == "result"]
+expect("a session's call takes stdin", closed[0] == 1000 and len(outcome) == 1
+       and outcome[0]["stdout"] == "got hello\n", (closed, tail))
+with connect(SESSION_URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"command": "cat kept.txt; trap 'echo caught; exit 4' INT; echo ready; "
+                                   "while :; do sleep 0.05; done"}))
+    until(ws, "ready\n")
+    ws.send(json.dumps({"type": "signal", "signal": "SIGINT"}))
+    tail, closed = rest(ws)
+outcome = [m["result"] for m in tail if m["type"] == "result"]
+expect("the next call sees the workspace and handles SIGINT",
+       len(outcome) == 1 and outcome[0]["outcome"] == {"kind": "exited", "code": 4}
+       and outcome[0]["stdout"] == "hello\nready\ncaught\n", (closed, tail))
+state = api("GET", f"/v1/sessions/{session_id}")
+expect("the session lives on", state.get("state") == "running", state)
+with connect(SESSION_URL.replace(session_id, "no-such-session"), additional_headers=AUTH,
+             open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"command": "true"}))
+    tail, closed = rest(ws)
+expect("an unknown session is an error", [m["type"] for m in tail] == ["error"]
+       and tail[0]["kind"] == "not_found", (closed, tail))
+api("DELETE", f"/v1/sessions/{session_id}")
 
 try:
     with connect(URL, open_timeout=10) as ws:
