@@ -479,3 +479,40 @@ fn concurrent_creations_cannot_pass_the_limit_together() {
         );
     }
 }
+
+/// `warden session exec --interactive`: the call answers each line before the next is written
+/// (stdin forwarded as it comes, output printed as it is produced), and the exit status is the
+/// program's.
+#[test]
+fn an_interactive_call_answers_each_line_before_the_next() {
+    use std::io::{BufRead, BufReader, Write};
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    let mut child = server
+        .world()
+        .warden()
+        .args(["session", "exec", "--interactive", &id, "--"])
+        .arg("while read l; do echo \"got $l\"; done; echo bye; exit 3")
+        .env("WARDEN_SERVER", server.base())
+        .env("WARDEN_TOKEN", TOKEN)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("warden session starts");
+    let mut input = child.stdin.take().expect("piped");
+    let mut output = BufReader::new(child.stdout.take().expect("piped"));
+    for line in ["a", "b", "c"] {
+        writeln!(input, "{line}").expect("a line written");
+        input.flush().expect("flushed");
+        let mut answer = String::new();
+        output.read_line(&mut answer).expect("an answer");
+        assert_eq!(answer, format!("got {line}\n"));
+    }
+    drop(input);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut output, &mut rest).expect("the rest");
+    assert_eq!(rest, "bye\n");
+    let status = child.wait().expect("ends");
+    assert_eq!(status.code(), Some(3));
+    // The session lives on, its files reachable.
+    assert_eq!(ok(&server, &["exec", &id, "--", "echo still"]), "still\n");
+}

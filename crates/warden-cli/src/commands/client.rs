@@ -100,6 +100,48 @@ impl Client {
         })
     }
 
+    /// Opens a WebSocket to `path` (the server's interactive endpoints), authenticated as the
+    /// requests are.
+    pub(crate) fn websocket(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<tungstenite::WebSocket<TcpStream>> {
+        use tungstenite::client::IntoClientRequest;
+        let stream = self.connect()?;
+        let url = format!("ws://{}:{}{path}", self.host, self.port);
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .with_context(|| format!("{url}: not a WebSocket address"))?;
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}")
+                .parse()
+                .context("the token is not a header value")?;
+            request.headers_mut().insert("authorization", value);
+        }
+        match tungstenite::client(request, stream) {
+            Ok((socket, _)) => Ok(socket),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(answer))) => {
+                let status = answer.status().as_u16();
+                let body = answer.body().as_deref().unwrap_or_default();
+                let value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+                bail!("{}", error_message(status, &value))
+            }
+            Err(e) => Err(anyhow::anyhow!("opening the WebSocket {url}: {e}")),
+        }
+    }
+
+    /// A connection to the server.
+    fn connect(&self) -> anyhow::Result<TcpStream> {
+        TcpStream::connect((self.host.as_str(), self.port)).with_context(|| {
+            format!(
+                "connecting to the warden server at {}:{} (is `warden serve` running? set \
+                 --server or WARDEN_SERVER)",
+                self.host, self.port
+            )
+        })
+    }
+
     /// Sends one request and reads the whole answer.
     pub(crate) fn request(
         &self,
@@ -108,14 +150,7 @@ impl Client {
         content_type: Option<&str>,
         body: &[u8],
     ) -> anyhow::Result<Answer> {
-        let mut stream =
-            TcpStream::connect((self.host.as_str(), self.port)).with_context(|| {
-                format!(
-                    "connecting to the warden server at {}:{} (is `warden serve` running? set \
-                 --server or WARDEN_SERVER)",
-                    self.host, self.port
-                )
-            })?;
+        let mut stream = self.connect()?;
         stream.set_read_timeout(Some(Duration::from_secs(3600)))?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
