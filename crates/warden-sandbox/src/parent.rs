@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -389,7 +389,9 @@ impl Sandbox {
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::null())
+            // Its own process group (see `fork_helper`).
+            .process_group(0);
         let mut fds = vec![
             (request_read, REQUEST_FD),
             (ends.report, REPORT_FD),
@@ -465,6 +467,20 @@ fn fork_helper(request: &HelperRequest, ends: HelperEnds) -> Result<HelperProces
             }
             let placed = warden_sys::process::arrange_fds(&placed);
             if placed.is_err() || std::env::set_current_dir("/").is_err() {
+                warden_sys::process::exit_immediately(2)
+            }
+            // A process group of its own, which the sandbox inherits: a terminal's Ctrl-C
+            // (SIGINT to the foreground group) reaches the parent alone, which decides what the
+            // program gets (`warden run` forwards it once, through the watch), rather than the
+            // init getting it too. The parent may block the signals it takes through a
+            // signalfd; the helper starts with none blocked, as an exec'd one does.
+            let own_group = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            let unmasked = nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            );
+            if own_group.is_err() || unmasked.is_err() {
                 warden_sys::process::exit_immediately(2)
             }
             // What an exec'd helper's command line would be: the sandbox sees its init's.

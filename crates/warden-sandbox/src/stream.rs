@@ -1,7 +1,10 @@
 //! A job's output handed over while it runs ([`OutputSink`]), for callers that must see it
 //! live: a relay to a long-lived sandboxed server, or a run streamed to a client as events.
 //! Runs in the parent, on the thread that runs the job ([`crate::LiveSandbox::run_streaming`]),
-//! inside the watch's poll loop (`watch.rs`).
+//! inside the watch's poll loop (`watch.rs`). The sink may also bring the caller's signals for
+//! the program ([`OutputSink::signal_source`]): a terminal's Ctrl-C reaching `warden run`.
+
+use std::os::fd::BorrowedFd;
 
 use warden_core::{Stream, UsageSample};
 
@@ -31,6 +34,24 @@ pub trait OutputSink: Send {
     /// A reading of the job's cgroup, as it is taken (live resource monitoring); the same
     /// readings end up in `SandboxRun::samples`. Nothing by default.
     fn sample(&mut self, _sample: &UsageSample) {}
+
+    /// A descriptor that polls readable when the caller has signals for the job's program (a
+    /// signalfd of the signals a CLI blocked, a pipe): the watch polls it with the job's own
+    /// while the program may still run, and then takes them ([`OutputSink::signals`]). None
+    /// by default. Signals the caller has before the program starts are delivered as it
+    /// starts; those it has after the job ended stay with it.
+    fn signal_source(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    /// The signals (numbers) the caller has for the program now, read once
+    /// [`OutputSink::signal_source`] polls readable; each is delivered as
+    /// [`crate::CancelHandle::signal`] delivers one: forwarded to the program by the init
+    /// (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2), any other ending the job as a
+    /// kill.
+    fn signals(&mut self) -> Vec<i32> {
+        Vec::new()
+    }
 }
 
 /// A closure is a sink: `|stream, bytes| { ...; true }`.

@@ -425,6 +425,10 @@ impl State<'_> {
         if !self.ended && self.killed_at.is_none() {
             fds.push(PollFd::new(self.watch.signals.as_fd(), input));
             roles.push(Role::Signals);
+            if let Some(fd) = self.watch.sink.signal_source() {
+                fds.push(PollFd::new(fd, input));
+                roles.push(Role::CallerSignals);
+            }
         }
         if let Some((fd, _, _)) = &self.stdin {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
@@ -469,6 +473,11 @@ impl State<'_> {
                 }
                 Role::Stdin => self.feed_stdin(),
                 Role::Signals => self.read_signals(),
+                Role::CallerSignals => {
+                    for signal in self.watch.sink.signals() {
+                        self.deliver(signal);
+                    }
+                }
             }
         }
         Ok(true)
@@ -688,4 +697,6 @@ enum Role {
     Cancel,
     Stdin,
     Signals,
+    /// The sink's signal source (`OutputSink::signal_source`).
+    CallerSignals,
 }

@@ -67,6 +67,18 @@ pub fn ignored() -> Result<Vec<libc::c_int>, Errno> {
     Ok(ignored)
 }
 
+/// Whether this process ignores `signal` (`SIG_IGN`).
+pub fn is_ignored(signal: libc::c_int) -> Result<bool, Errno> {
+    let mut old = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    rt_sigaction(signal, None, Some(&mut old))?;
+    Ok(old.handler == libc::SIG_IGN)
+}
+
 /// Resets `signals` to their default action and unblocks all signals. Given what [`ignored`]
 /// returned in the parent, a child calling this before execve starts its program with every
 /// signal at its default and none blocked.
