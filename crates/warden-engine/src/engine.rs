@@ -326,7 +326,8 @@ impl Engine {
         let lowered = std::mem::take(&mut prepared.lowered);
         let input = history::Pending::of(&request);
         clock.lap("prepare");
-        let installed = self.dependency_stage(&prepared, request.cancel.clone())?;
+        let cancel = request.cancel.clone();
+        let installed = self.dependency_stage(&prepared, cancel, caller(&mut request))?;
         if !prepared.dependencies.is_empty() {
             clock.lap("dependencies");
         }
@@ -425,7 +426,7 @@ impl Engine {
     ) -> Result<Stages, EngineError> {
         if let Some(own) = &prepared.own_commands {
             let compile = match &own.compile {
-                Some(argv) => match self.own_compile(prepared, runner, argv)? {
+                Some(argv) => match self.own_compile(prepared, runner, argv, caller(request))? {
                     Ok(stage) => Some(stage),
                     Err(failed) => return Ok((Some(failed), None, Vec::new())),
                 },
@@ -435,7 +436,7 @@ impl Engine {
         }
         let artifacts = match &prepared.language.compile {
             None => Vec::new(),
-            Some(_) => match self.compile_stage(prepared, runner)? {
+            Some(_) => match self.compile_stage(prepared, runner, caller(request))? {
                 compile::Compiled::Artifact(files, stage) => {
                     return self.runs(prepared, request, runner, files, Some(stage));
                 }
@@ -452,6 +453,7 @@ impl Engine {
         prepared: &Prepared<'_>,
         runner: &mut runner::Runner,
         argv: &[String],
+        caller: Option<&mut dyn warden_sandbox::OutputSink>,
     ) -> Result<Result<StageResult, StageResult>, EngineError> {
         let limits = prepared
             .compile_limits
@@ -465,7 +467,7 @@ impl Engine {
             limits,
         ));
         job.argv = argv.to_vec();
-        let run = runner.run(&job, Stdin::Null)?;
+        let run = runner.run_signalled(&job, Stdin::Null, caller)?;
         let clean = run.outcome == (Outcome::Exited { code: 0 });
         let stage = StageResult::from_run(run);
         Ok(if clean { Ok(stage) } else { Err(stage) })
@@ -1065,6 +1067,16 @@ fn require_installed(language: &Language, argv: &ArgvTemplate) -> Result<(), Eng
         program: program.clone(),
         hint,
     })
+}
+
+/// The sink of an interactive request, whose signals reach every stage's program.
+fn caller(request: &mut ExecutionRequest) -> Option<&mut dyn warden_sandbox::OutputSink> {
+    match request.interactive.as_mut() {
+        Some(interactive) => {
+            Some(interactive.output.as_mut() as &mut dyn warden_sandbox::OutputSink)
+        }
+        None => None,
+    }
 }
 
 #[cfg(test)]

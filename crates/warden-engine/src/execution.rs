@@ -74,8 +74,10 @@ pub struct ExecutionRequest {
     /// by the tool registry from an operator's tool file (docs/tools.md), never from an API
     /// request, which cannot widen what the operator allows.
     pub read_only: Vec<std::path::PathBuf>,
-    /// An interactive run (an MCP relay): its output handed over as it is read, and a word
-    /// when the network policy denies a connection. `None` collects the output to the end.
+    /// An interactive run (an MCP relay, a CLI attached to a terminal): its output handed
+    /// over as it is read, and a word when the network policy denies a connection; its sink's
+    /// signals (`OutputSink::signal_source`) reach the program of every stage (installer,
+    /// compiler, run). `None` collects the output to the end.
     pub interactive: Option<Interactive>,
     /// Named volumes mounted into the compile and run stages' sandboxes (docs/volumes.md).
     pub volumes: Vec<VolumeRequest>,

@@ -26,6 +26,7 @@ impl Engine {
         &self,
         prepared: &Prepared<'_>,
         runner: &mut Runner,
+        caller: Option<&mut dyn warden_sandbox::OutputSink>,
     ) -> Result<Compiled, EngineError> {
         let language = prepared.language;
         let Some(stage) = &language.compile else {
@@ -64,7 +65,7 @@ impl Engine {
             limits,
         ));
         job.collect = Some(PathBuf::from(&stage.artifact));
-        let run = runner.run(&job, Stdin::Null)?;
+        let run = runner.run_signalled(&job, Stdin::Null, caller)?;
         let clean = run.outcome == (Outcome::Exited { code: 0 });
         if !clean || run.collected.is_empty() {
             let mut result = StageResult::from_run(run.clone());

@@ -78,6 +78,7 @@ impl Engine {
         &self,
         prepared: &Prepared<'_>,
         cancel: Option<Cancellation>,
+        caller: Option<&mut dyn warden_sandbox::OutputSink>,
     ) -> Result<Installed, EngineError> {
         let language = prepared.language;
         let specs = &prepared.dependencies;
@@ -152,7 +153,7 @@ impl Engine {
             job.set_env(key, "");
         }
         job.collect = Some(PathBuf::from(INSTALL_DIR));
-        let run = runner.run(&job, Stdin::Null);
+        let run = runner.run_signalled(&job, Stdin::Null, caller);
         let finished = runner.finish();
         let run = run?;
         finished?;

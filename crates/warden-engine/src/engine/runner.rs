@@ -266,6 +266,21 @@ impl<'e> Runner<'e> {
         self.run_streaming(job, stdin, &mut |_: Stream, _: &[u8]| true)
     }
 
+    /// Runs one job as [`Runner::run`] does, its output the result's alone, and the signals of
+    /// `caller`'s sink (an interactive run's: `OutputSink::signal_source`) reaching its
+    /// program: a compile stage that a terminal's Ctrl-C interrupts.
+    pub(super) fn run_signalled(
+        &mut self,
+        job: &Job,
+        stdin: Stdin,
+        caller: Option<&mut dyn OutputSink>,
+    ) -> Result<SandboxRun, EngineError> {
+        match caller {
+            Some(sink) => self.run_streaming(job, stdin, &mut SignalsOnly(sink)),
+            None => self.run(job, stdin),
+        }
+    }
+
     /// Runs one job as [`Runner::run`] does, its output handed to `sink` as it is read.
     pub(super) fn run_streaming(
         &mut self,
@@ -320,6 +335,23 @@ impl<'e> Runner<'e> {
         let released = self.let_go();
         let ended = self.end_the_last();
         released.and(ended)
+    }
+}
+
+/// A sink that takes no output and passes its caller's signals on.
+struct SignalsOnly<'s>(&'s mut dyn OutputSink);
+
+impl OutputSink for SignalsOnly<'_> {
+    fn chunk(&mut self, _: Stream, _: &[u8]) -> bool {
+        true
+    }
+
+    fn signal_source(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.0.signal_source()
+    }
+
+    fn signals(&mut self) -> Vec<i32> {
+        self.0.signals()
     }
 }
 
