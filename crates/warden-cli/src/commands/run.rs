@@ -1,8 +1,9 @@
 //! `warden run`: execute one program in the sandbox.
 //!
-//! Without `--json` the program's stdout and stderr pass through and warden exits with the
-//! program's status (see `exit_code`); with `--json` stdout carries exactly one JSON object
-//! (docs/result-schema.md).
+//! Without `--json` the program's stdout and stderr pass through as it writes them and warden
+//! exits with the program's status (see `exit_code`); with `--json` stdout carries exactly one
+//! JSON object (docs/result-schema.md). Either way, the signals that would end the CLI
+//! (SIGINT, SIGTERM, SIGHUP, SIGQUIT) are passed on to the program (`attached`).
 
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsFd;
@@ -16,7 +17,8 @@ use warden_core::mode::ModeRefusal;
 use warden_core::{Analysis, ModeRequest};
 use warden_core::{ByteSize, LimitOverrides, Outcome};
 use warden_engine::{
-    EngineError, Execution, ExecutionRequest, ExecutionResult, Origin, SourceFile, VolumeRequest,
+    EngineError, Execution, ExecutionRequest, ExecutionResult, Interactive, Origin, SourceFile,
+    VolumeRequest,
 };
 
 use super::limit_args::LimitArgs;
@@ -25,6 +27,7 @@ use warden_sandbox::Stdin;
 
 use crate::exit_code;
 
+mod attached;
 mod remote;
 
 /// Largest standard input read from a file or socket (a pipe is passed through unread).
@@ -174,19 +177,19 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let json = args.json;
     let profile = args.profile.then(std::time::Instant::now);
-    let outcome = execute(args);
+    let outcome = execute(args, json);
     if let Err(e) = &outcome {
         if let Some(EngineError::Refused { refusal, analysis }) = e.downcast_ref::<EngineError>() {
             return refused(json, refusal, analysis);
         }
     }
-    let result = match outcome {
-        Ok((execution, engine_ready)) => {
+    let (result, broken) = match outcome {
+        Ok((execution, engine_ready, broken)) => {
             warn(&execution);
             if let Some(started) = profile {
                 print_profile(started, engine_ready, &execution.phases);
             }
-            execution.result
+            (execution.result, broken)
         }
         Err(e) if json => return super::json_error(&e),
         Err(e) => return Err(e),
@@ -196,15 +199,21 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_writer(&mut out, &result).context("writing the JSON result")?;
         writeln!(out)?;
         Ok(ExitCode::SUCCESS)
+    } else if broken {
+        // The program's output was being read by a reader that left: ended as the shell ends
+        // a pipeline's writer.
+        Ok(ExitCode::from(exit_code::BROKEN_PIPE))
     } else {
-        pass_through(&result)
+        pass_through(&result, true)
     }
 }
 
-/// Runs the request; also says how long the engine took to be ready (settings, catalog,
-/// policies, analyzer).
-fn execute(args: RunArgs) -> anyhow::Result<(Execution, std::time::Duration)> {
+/// Runs the request, attached to the caller (`attached`: the output written as it is read
+/// unless `json`, the signals passed on); also says how long the engine took to be ready
+/// (settings, catalog, policies, analyzer), and whether stdout's reader left.
+fn execute(args: RunArgs, json: bool) -> anyhow::Result<(Execution, std::time::Duration, bool)> {
     let started = std::time::Instant::now();
+    let (attached, shown) = attached::Attached::new(!json);
     let request = ExecutionRequest {
         language: args.lang.clone(),
         sources: args.sources()?,
@@ -218,6 +227,11 @@ fn execute(args: RunArgs) -> anyhow::Result<(Execution, std::time::Duration)> {
         dependencies: args.deps.clone(),
         volumes: args.volumes.clone(),
         origin: Origin::new("cli", None),
+        interactive: Some(Interactive {
+            output: Box::new(attached),
+            on_denial: None,
+            on_run: None,
+        }),
         ..ExecutionRequest::default()
     };
     let engine = super::engine(|config| {
@@ -226,13 +240,18 @@ fn execute(args: RunArgs) -> anyhow::Result<(Execution, std::time::Duration)> {
         }
     })?;
     let ready = started.elapsed();
-    let execution = engine.execute(request)?;
+    let execution = engine.execute(request);
+    let broken = match shown {
+        Some(shown) => shown.finish()?,
+        None => false,
+    };
+    let execution = execution?;
     // A one-shot process: what the engine still holds is memory and open files (the history's
     // connection, the compiled rules, the catalog), which the exit frees at once; freeing them
     // one by one cost a run about 0.3 ms of cpu. A CLI's engine has no pool, zygote or
     // background history writer, whose drop would have work to finish.
     std::mem::forget(engine);
-    Ok((execution, ready))
+    Ok((execution, ready, broken))
 }
 
 /// `--profile`: the phase table on stderr, each phase in milliseconds and its share.
@@ -279,7 +298,7 @@ fn print_profile(
 }
 
 /// Says which language was chosen when detection was unsure, and what went wrong beside the
-/// execution (the history), on stderr before the program's own output.
+/// execution (the history), on stderr after the program's own output.
 fn warn(execution: &Execution) {
     let found = &execution.result.detection;
     if found.is_unsure() {
@@ -361,7 +380,8 @@ fn read_stdin() -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn pass_through(result: &ExecutionResult) -> anyhow::Result<ExitCode> {
+/// Shows how the run ended; `shown`: the program's output was already written as it was read.
+fn pass_through(result: &ExecutionResult, shown: bool) -> anyhow::Result<ExitCode> {
     fn stage<'a>(
         who: &'static str,
         code: u8,
@@ -396,6 +416,7 @@ fn pass_through(result: &ExecutionResult) -> anyhow::Result<ExitCode> {
         outcome: result.outcome.clone(),
         stdout: &result.stdout,
         stderr: &result.stderr,
+        shown,
         failed_stage,
         limit,
     }
@@ -424,6 +445,8 @@ struct Ending<'a> {
     outcome: Outcome,
     stdout: &'a [u8],
     stderr: &'a [u8],
+    /// `stdout` and `stderr` were written as the program wrote them: not again.
+    shown: bool,
     /// The stage before the run that failed (the dependencies' installation, the compilation).
     failed_stage: Option<FailedStage<'a>>,
     /// The limit the run reached, as text (`5s`, `256MiB`), when it reached one.
@@ -458,14 +481,16 @@ impl Ending<'_> {
             writeln!(err, "warden: {}{how}", self.outcome)?;
             return Ok(ExitCode::from(stage.code));
         }
-        std::io::stdout()
-            .lock()
-            .write_all(self.stdout)
-            .context("writing stdout")?;
-        std::io::stderr()
-            .lock()
-            .write_all(self.stderr)
-            .context("writing stderr")?;
+        if !self.shown {
+            std::io::stdout()
+                .lock()
+                .write_all(self.stdout)
+                .context("writing stdout")?;
+            std::io::stderr()
+                .lock()
+                .write_all(self.stderr)
+                .context("writing stderr")?;
+        }
         match (&self.outcome, &self.limit) {
             (Outcome::Exited { .. }, _) => {}
             (_, Some(limit)) => eprintln!("warden: {} ({limit})", self.outcome),

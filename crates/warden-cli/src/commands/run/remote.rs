@@ -243,6 +243,7 @@ fn show(result: &Value) -> anyhow::Result<ExitCode> {
         outcome,
         stdout: text(&result["stdout"]),
         stderr: text(&result["stderr"]),
+        shown: false,
         failed_stage,
         limit,
     }

@@ -1,0 +1,238 @@
+//! A local `warden run` attached to its caller: the program's output written as the program
+//! writes it, and the signals a terminal or a supervisor sends to the CLI (Ctrl-C, SIGTERM)
+//! passed on to the program, whose run then ends as any other: its verdict printed, its
+//! sandbox removed, its history recorded. Runs as root (CI does).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use support::{cgroups_of, World};
+
+/// `warden run ARGS` in `world`, started as a shell with job control starts a command in a
+/// terminal: in a process group of its own (the one the terminal's Ctrl-C reaches), with the
+/// signals a terminal sends at their default action (a test runner may have left them
+/// ignored, which a command inherits), stdin, stdout and stderr on pipes.
+fn attached(world: &World, args: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new("/usr/bin/env");
+    command
+        .env_clear()
+        .envs(world.env())
+        .arg("--default-signal=INT,TERM,HUP,QUIT")
+        .arg(env!("CARGO_BIN_EXE_warden"))
+        .arg("run")
+        .args(args)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command.spawn().expect("warden starts")
+}
+
+/// The next line of the program's output. Output held back to the end of the run would not
+/// come before the program ends, which the programs here do only after the test's next step.
+fn line(stdout: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a line of output");
+    line
+}
+
+/// The processes in the process group `group`.
+fn members_of(group: u32) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|p| std::fs::read_to_string(p.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid pgrp ...
+            let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            rest.split_whitespace().nth(2) == Some(group.to_string().as_str())
+        })
+        .collect()
+}
+
+/// Waits until `pid` has taken the signal `signal` sent to it (it is no longer pending):
+/// standard signals do not queue, so a second one sent before would be lost.
+fn taken(pid: u32, signal: Signal) {
+    let bit = 1u64 << (signal as u32 - 1);
+    for _ in 0..6000 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let pending = status
+            .lines()
+            .filter(|l| l.starts_with("ShdPnd:") || l.starts_with("SigPnd:"))
+            .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+            .fold(0, |all, mask| all | mask);
+        if pending & bit == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("warden never took {signal}");
+}
+
+/// The newest run in `world`'s history.
+fn last_run(world: &World) -> Value {
+    let out = world
+        .warden()
+        .args(["history", "--json", "--limit", "1"])
+        .output()
+        .expect("warden history");
+    let runs: Value = serde_json::from_slice(&out.stdout).expect("a JSON array");
+    runs[0].clone()
+}
+
+#[test]
+fn output_is_written_as_the_program_writes_it() {
+    let world = World::new();
+    let program = "import sys\n\
+                   print('ready', flush=True)\n\
+                   print('on stderr', file=sys.stderr, flush=True)\n\
+                   answer = sys.stdin.readline().strip()\n\
+                   print('got', answer, flush=True)\n";
+    let mut child = attached(
+        &world,
+        &["--wall-time", "60s", "-l", "python", "-c", program],
+    );
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    // The program now waits for its input: had warden held its output back, this line would
+    // come only after the wall time killed it, and the answer below would be missing.
+    assert_eq!(line(&mut stdout), "ready\n");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("stderr");
+    assert_eq!(first, "on stderr\n");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").expect("the answer written");
+    drop(stdin);
+    assert_eq!(line(&mut stdout), "got go\n");
+    let status = child.wait().expect("warden ends");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(line(&mut stdout), "", "nothing written twice");
+}
+
+#[test]
+fn ctrl_c_reaches_the_program_which_may_handle_it_and_nothing_is_lost() {
+    let world = World::new();
+    let program = "import signal, sys, time\n\
+                   def stop(number, frame):\n    print('interrupted', number, flush=True)\n    sys.exit(7)\n\
+                   signal.signal(signal.SIGINT, stop)\n\
+                   print('ready', flush=True)\n\
+                   time.sleep(60)\n";
+    let mut child = attached(
+        &world,
+        &["--wall-time", "60s", "-l", "python", "-c", program],
+    );
+    let pid = child.id();
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line(&mut stdout), "ready\n");
+    // The terminal's group holds warden alone: the sandbox's processes have a group of their
+    // own, so that the program gets the signal once, from warden.
+    let members = members_of(pid);
+    assert_eq!(members.len(), 1, "{members:?}");
+    killpg(Pid::from_raw(pid as i32), Signal::SIGINT).expect("Ctrl-C");
+    let out = child.wait_with_output().expect("warden ends");
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(line(&mut stdout), "interrupted 2\n");
+    assert_eq!(cgroups_of(pid), 0, "the run's cgroups are removed");
+    let run = last_run(&world);
+    assert_eq!(run["outcome"]["kind"], "exited", "{run}");
+    assert_eq!(run["outcome"]["code"], 7, "{run}");
+}
+
+#[test]
+fn a_program_that_ignores_ctrl_c_is_killed_at_the_third() {
+    let world = World::new();
+    let program = "import signal, time\n\
+                   signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
+                   print('ready', flush=True)\n\
+                   time.sleep(60)\n";
+    let mut child = attached(
+        &world,
+        &["--wall-time", "60s", "-l", "python", "-c", program],
+    );
+    let pid = child.id();
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line(&mut stdout), "ready\n");
+    for _ in 0..3 {
+        killpg(Pid::from_raw(pid as i32), Signal::SIGINT).expect("Ctrl-C");
+        taken(pid, Signal::SIGINT);
+    }
+    let out = child.wait_with_output().expect("warden ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(137), "{stderr}");
+    assert!(
+        stderr.contains("signalled 3 times: killing the program"),
+        "{stderr}"
+    );
+    assert_eq!(cgroups_of(pid), 0, "the run's cgroups are removed");
+}
+
+#[test]
+fn sigterm_to_warden_ends_the_program_as_sigterm_and_json_still_comes() {
+    let world = World::new();
+    let mut child = attached(
+        &world,
+        &[
+            "--json",
+            "--wall-time",
+            "60s",
+            "-l",
+            "bash",
+            "-c",
+            "echo ready >&2; exec sleep 61.2345",
+        ],
+    );
+    let pid = child.id();
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    // With --json the output is the object's: the program's stderr is not written as it
+    // comes. Its start is seen from the process tree instead.
+    let mut started = false;
+    for _ in 0..6000 {
+        started = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .any(|p| {
+                std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x0061.2345\x00")
+            });
+        if started {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(started, "the program never started");
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    let out = child.wait_with_output().expect("warden ends");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let result: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(result["outcome"]["kind"], "signaled", "{result}");
+    assert_eq!(result["outcome"]["signal"], "SIGTERM", "{result}");
+    assert_eq!(result["stderr"], "ready\n", "{result}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).expect("stderr");
+    assert_eq!(rest, "", "nothing on warden's own stderr");
+    assert_eq!(cgroups_of(pid), 0, "the run's cgroups are removed");
+}
+
+#[test]
+fn a_reader_that_leaves_ends_the_program_as_a_pipeline_would() {
+    let world = World::new();
+    let mut child = attached(
+        &world,
+        &["-l", "python", "-c", "while True: print('y', flush=True)"],
+    );
+    let pid = child.id();
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line(&mut stdout), "y\n");
+    drop(stdout);
+    let out = child.wait_with_output().expect("warden ends");
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    // Ended when its reader left, not when its output reached the limit.
+    let run = last_run(&world);
+    assert_eq!(run["outcome"]["kind"], "signaled", "{run}");
+    assert_eq!(cgroups_of(pid), 0, "the run's cgroups are removed");
+}
