@@ -11,6 +11,7 @@ pub(crate) mod languages;
 mod limit_args;
 pub(crate) mod mcp;
 pub(crate) mod network;
+mod passed_on;
 pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod session;

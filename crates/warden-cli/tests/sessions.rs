@@ -516,3 +516,42 @@ fn an_interactive_call_answers_each_line_before_the_next() {
     // The session lives on, its files reachable.
     assert_eq!(ok(&server, &["exec", &id, "--", "echo still"]), "still\n");
 }
+
+/// A terminal's Ctrl-C to `warden session exec --interactive` reaches the call's program (which
+/// handles it here) instead of ending the command, and the session lives on.
+#[test]
+fn ctrl_c_reaches_an_interactive_calls_program() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    // As a shell with job control starts it: a process group of its own, the signals a
+    // terminal sends at their default action (the test runner may have left them ignored).
+    let mut child = std::process::Command::new("/usr/bin/env")
+        .env_clear()
+        .envs(server.world().env())
+        .env("WARDEN_SERVER", server.base())
+        .env("WARDEN_TOKEN", TOKEN)
+        .arg("--default-signal=INT,TERM,HUP,QUIT")
+        .arg(env!("CARGO_BIN_EXE_warden"))
+        .args(["session", "exec", "--interactive", &id, "--"])
+        .arg("trap 'echo interrupted; exit 7' INT; echo ready; while :; do sleep 0.1; done")
+        .process_group(0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("warden session starts");
+    let mut output = BufReader::new(child.stdout.take().expect("piped"));
+    let mut ready = String::new();
+    output.read_line(&mut ready).expect("ready");
+    assert_eq!(ready, "ready\n");
+    let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT).expect("Ctrl-C");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut output, &mut rest).expect("the rest");
+    assert_eq!(rest, "interrupted\n");
+    let status = child.wait().expect("ends");
+    assert_eq!(status.code(), Some(7));
+    assert_eq!(ok(&server, &["exec", &id, "--", "echo still"]), "still\n");
+}

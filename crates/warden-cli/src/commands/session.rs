@@ -271,11 +271,15 @@ fn show_failed_compile(result: &Value) {
 }
 
 /// `warden session exec --interactive`: the call over the server's WebSocket, this process's
-/// stdin forwarded as it is read, the output printed as it comes; the exit status the
-/// program's, as for a plain call.
+/// stdin forwarded as it is read, the output printed as it comes, the signals that would end
+/// this command (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) sent to the program instead (`passed_on`:
+/// the third kills it); the exit status the program's, as for a plain call.
 fn interactive(client: &Client, id: &str, body: &Value) -> anyhow::Result<ExitCode> {
     use tungstenite::Message;
     let path = format!("/v1/sessions/{}/connect", query_value(id));
+    // Taken before the stdin thread starts, which inherits the mask: no thread of this
+    // process then dies of them.
+    let mut signals = crate::commands::passed_on::PassedOn::take();
     let mut socket = client.websocket(&path)?;
     socket
         .send(Message::text(body.to_string()))
@@ -293,6 +297,10 @@ fn interactive(client: &Client, id: &str, body: &Value) -> anyhow::Result<ExitCo
                 None => json!({ "type": "stdin", "eof": true }),
             };
             // A call that ended meanwhile has closed: its result is read below.
+            let _ = socket.send(Message::text(message.to_string()));
+        }
+        for signal in signals.as_mut().map(|s| s.received()).unwrap_or_default() {
+            let message = json!({ "type": "signal", "signal": signal.as_str() });
             let _ = socket.send(Message::text(message.to_string()));
         }
         let message = match socket.read() {

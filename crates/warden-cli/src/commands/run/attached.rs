@@ -5,11 +5,11 @@
 //!
 //! The CLI stays single-threaded (its sandbox helper is forked, not exec'd: ARCHITECTURE.md
 //! invariant 8), so nothing here runs on a thread of its own: the signals are blocked and read
-//! from a signalfd that the job's watch polls with the job's pipes
+//! from a signalfd (`passed_on`) that the job's watch polls with the job's pipes
 //! (`OutputSink::signal_source`), and the output is written only as far as the caller's
 //! stdout and stderr take it without waiting; a reader that stalls gets the rest at the end,
 //! so that it never holds up the watch, which enforces the time limits. Man pages:
-//! signalfd(2), sigprocmask(2), poll(2), pipe(7) (`PIPE_BUF`).
+//! poll(2), pipe(7) (`PIPE_BUF`).
 
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -17,23 +17,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use warden_core::Stream;
 use warden_sandbox::OutputSink;
 
-/// The signals passed on to the program: those a terminal or a supervisor sends to end or
-/// interrupt a command. The sandbox's init forwards each of them to the program.
-const PASSED_ON: [Signal; 4] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-];
-
-/// After this many signals, the program is killed instead: a program that handles or ignores
-/// Ctrl-C still ends when the user insists (its run reports the kill).
-const KILL_AFTER: u32 = 3;
+use crate::commands::passed_on::PassedOn;
 
 /// The most written in one call once poll said the descriptor takes more: a pipe then takes
 /// at least `PIPE_BUF` bytes without blocking.
@@ -41,10 +28,9 @@ const WRITE_AT_ONCE: usize = 4096;
 
 /// The run's side of the caller: a sink for the engine's interactive run.
 pub(super) struct Attached {
-    /// The signals blocked and read here; `None` when they could not be taken (the CLI's
-    /// default dispositions then stay).
-    signals: Option<SignalFd>,
-    received: u32,
+    /// The signals passed on; `None` when they could not be taken (the CLI's default
+    /// dispositions then stay).
+    signals: Option<PassedOn>,
     /// The output as shown; `None` with `--json`, whose object carries it.
     shown: Option<Shown>,
 }
@@ -64,10 +50,8 @@ struct Written {
 }
 
 impl Attached {
-    /// Takes the signals from now on (blocked, so that they wait for the watch), and, if
-    /// `show`, writes the output as it is read (see [`Shown::finish`]). Signals the CLI was
-    /// started with ignored stay ignored: their sender meant the command to go on (a job
-    /// started with `&` by a shell without job control).
+    /// Takes the signals from now on ([`PassedOn::take`]: they wait for the watch), and, if
+    /// `show`, writes the output as it is read (see [`Shown::finish`]).
     pub(super) fn new(show: bool) -> (Self, Option<Shown>) {
         let shown = show.then(|| {
             Shown(Arc::new(Mutex::new(Written {
@@ -78,8 +62,7 @@ impl Attached {
             })))
         });
         let attached = Self {
-            signals: take_signals(),
-            received: 0,
+            signals: PassedOn::take(),
             shown: shown.clone(),
         };
         (attached, shown)
@@ -151,48 +134,12 @@ impl OutputSink for Attached {
     }
 
     fn signal_source(&self) -> Option<BorrowedFd<'_>> {
-        self.signals.as_ref().map(AsFd::as_fd)
+        self.signals.as_ref().map(PassedOn::fd)
     }
 
     fn signals(&mut self) -> Vec<i32> {
-        let Some(fd) = self.signals.as_mut() else {
-            return Vec::new();
-        };
-        let mut signals = Vec::new();
-        while let Ok(Some(info)) = fd.read_signal() {
-            self.received += 1;
-            if self.received >= KILL_AFTER {
-                if self.received == KILL_AFTER {
-                    eprintln!("warden: signalled {KILL_AFTER} times: killing the program");
-                }
-                signals.push(Signal::SIGKILL as i32);
-            } else {
-                signals.push(i32::try_from(info.ssi_signo).unwrap_or(0));
-            }
-        }
-        signals
-    }
-}
-
-/// Blocks [`PASSED_ON`] (but those ignored) and opens a signalfd for them.
-fn take_signals() -> Option<SignalFd> {
-    let mut taken = SigSet::empty();
-    let mut any = false;
-    for signal in PASSED_ON {
-        if warden_sys::signals::is_ignored(signal as i32) == Ok(false) {
-            taken.add(signal);
-            any = true;
-        }
-    }
-    if !any {
-        return None;
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&taken), None).ok()?;
-    match SignalFd::with_flags(&taken, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
-        Ok(fd) => Some(fd),
-        Err(_) => {
-            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&taken), None);
-            None
-        }
+        self.signals.as_mut().map_or_else(Vec::new, |signals| {
+            signals.received().into_iter().map(|s| s as i32).collect()
+        })
     }
 }

@@ -1,0 +1,81 @@
+//! The signals that would end a command (a terminal's Ctrl-C, a supervisor's SIGTERM, a closed
+//! terminal's SIGHUP, Ctrl-\\'s SIGQUIT), taken by a command that runs a program elsewhere and
+//! passed on to that program instead of ending the command: `warden run` (to its sandbox's
+//! program, through the job's watch) and `warden session exec --interactive` (to the call's
+//! program, through the server's WebSocket). They are blocked and read from a signalfd, so that
+//! a single-threaded process needs no thread for them. Man pages: signalfd(2), sigprocmask(2).
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// The signals passed on. The sandbox's init forwards each of them to the program.
+const PASSED_ON: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// After this many signals, the program is killed instead: a program that handles or ignores
+/// Ctrl-C still ends when the user insists.
+const KILL_AFTER: u32 = 3;
+
+/// The signals this process takes for its program.
+pub(crate) struct PassedOn {
+    fd: SignalFd,
+    received: u32,
+}
+
+impl PassedOn {
+    /// Takes the signals from now on (blocked: they wait to be read); threads started later
+    /// inherit the mask. Signals the process was started with ignored stay ignored: their
+    /// sender meant the command to go on (a job started with `&` by a shell without job
+    /// control). `None` when none could be taken (the default dispositions then stay).
+    pub(crate) fn take() -> Option<Self> {
+        let mut taken = SigSet::empty();
+        let mut any = false;
+        for signal in PASSED_ON {
+            if warden_sys::signals::is_ignored(signal as i32) == Ok(false) {
+                taken.add(signal);
+                any = true;
+            }
+        }
+        if !any {
+            return None;
+        }
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&taken), None).ok()?;
+        match SignalFd::with_flags(&taken, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+            Ok(fd) => Some(Self { fd, received: 0 }),
+            Err(_) => {
+                let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&taken), None);
+                None
+            }
+        }
+    }
+
+    /// Readable (in poll) when signals wait.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The signals received since the last call, as they are to reach the program: each as
+    /// it came, SIGKILL from the [`KILL_AFTER`]th on (said once on stderr).
+    pub(crate) fn received(&mut self) -> Vec<Signal> {
+        let mut signals = Vec::new();
+        while let Ok(Some(info)) = self.fd.read_signal() {
+            self.received += 1;
+            if self.received >= KILL_AFTER {
+                if self.received == KILL_AFTER {
+                    eprintln!("warden: signalled {KILL_AFTER} times: killing the program");
+                }
+                signals.push(Signal::SIGKILL);
+            } else if let Ok(signal) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0))
+            {
+                signals.push(signal);
+            }
+        }
+        signals
+    }
+}
