@@ -236,3 +236,85 @@ fn a_reader_that_leaves_ends_the_program_as_a_pipeline_would() {
     assert_eq!(run["outcome"]["kind"], "signaled", "{run}");
     assert_eq!(cgroups_of(pid), 0, "the run's cgroups are removed");
 }
+
+#[test]
+fn what_is_typed_at_the_terminal_reaches_the_program_as_it_runs() {
+    let world = World::new();
+    let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    let program = "import sys\n\
+                   name = input()\n\
+                   print('hello', name, flush=True)\n\
+                   print('rest', repr(sys.stdin.read()), flush=True)\n";
+    // warden in a session of its own whose controlling terminal is the pseudo-terminal, its
+    // foreground job, as a shell runs a command in a terminal.
+    let mut child = Command::new("/usr/bin/setsid")
+        .args([
+            "--ctty",
+            "--wait",
+            "/usr/bin/env",
+            "--default-signal=INT,TERM,HUP,QUIT",
+        ])
+        .arg(env!("CARGO_BIN_EXE_warden"))
+        .args(["run", "--wall-time", "60s", "-l", "python", "-c", program])
+        .env_clear()
+        .envs(world.env())
+        .stdin(Stdio::from(terminal.slave))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warden starts");
+    let mut typing = std::fs::File::from(terminal.master);
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    typing.write_all(b"Ada\n").expect("a line typed");
+    // Answered while the terminal is still open: the input is relayed as it is typed, not
+    // read to its end first.
+    assert_eq!(line(&mut stdout), "hello Ada\n");
+    // Ctrl-D at the start of a line: the end of the program's input.
+    typing.write_all(b"more\n\x04").expect("typed");
+    assert_eq!(line(&mut stdout), "rest 'more\\n'\n");
+    let out = child.wait_with_output().expect("warden ends");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ctrl_c_typed_at_the_terminal_reaches_the_program_once() {
+    let world = World::new();
+    let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    let program = "import signal, sys, time\n\
+                   seen = []\n\
+                   def interrupted(number, frame):\n    seen.append(number)\n\
+                   signal.signal(signal.SIGINT, interrupted)\n\
+                   print('ready', flush=True)\n\
+                   while not seen:\n    time.sleep(0.01)\n\
+                   time.sleep(0.5)\n\
+                   print('interrupted', len(seen), flush=True)\n";
+    let mut child = Command::new("/usr/bin/setsid")
+        .args([
+            "--ctty",
+            "--wait",
+            "/usr/bin/env",
+            "--default-signal=INT,TERM,HUP,QUIT",
+        ])
+        .arg(env!("CARGO_BIN_EXE_warden"))
+        .args(["run", "--wall-time", "60s", "-l", "python", "-c", program])
+        .env_clear()
+        .envs(world.env())
+        .stdin(Stdio::from(terminal.slave))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warden starts");
+    let mut typing = std::fs::File::from(terminal.master);
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line(&mut stdout), "ready\n");
+    // The terminal turns Ctrl-C into SIGINT for its foreground process group: warden's alone.
+    typing.write_all(b"\x03").expect("Ctrl-C typed");
+    assert_eq!(line(&mut stdout), "interrupted 1\n");
+    let out = child.wait_with_output().expect("warden ends");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

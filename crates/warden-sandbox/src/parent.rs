@@ -45,6 +45,14 @@ pub enum Stdin {
     /// Read from this pipe directly (never a terminal or a file: a magic link to either could
     /// be reopened from inside).
     Pipe(OwnedFd),
+    /// What this descriptor gives while the job runs, copied by the parent into the program's
+    /// stdin pipe as the program takes it, until the descriptor's end (a read of 0, a
+    /// terminal's Ctrl-D) ends the program's input: a terminal, which is never handed in (an
+    /// ioctl on it could push input into the caller's shell). Read only when poll says it has
+    /// input and never made non-blocking: a terminal's open file is shared with its shell. The
+    /// caller must be entitled to read it (a terminal's foreground process group), or the
+    /// read stops it (SIGTTIN).
+    Relay(OwnedFd),
 }
 
 /// What one sandboxed run produced.

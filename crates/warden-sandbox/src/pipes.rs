@@ -103,16 +103,26 @@ pub(crate) fn nonblocking(fd: &OwnedFd) -> Result<(), SandboxError> {
         })
 }
 
-/// The program's stdin pipe end for the sandbox and, for byte input, the end the watch feeds.
-pub(crate) type StdinEnds = (Option<OwnedFd>, Option<(OwnedFd, Vec<u8>)>);
+/// What the watch writes into the program's stdin pipe: `bytes`, then what `relay` gives.
+pub(crate) struct StdinFeed {
+    /// The pipe's write end.
+    pub(crate) pipe: OwnedFd,
+    pub(crate) bytes: Vec<u8>,
+    /// `Stdin::Relay`'s descriptor.
+    pub(crate) relay: Option<OwnedFd>,
+}
+
+/// The program's stdin pipe end for the sandbox and, for byte or relayed input, what the watch
+/// feeds it.
+pub(crate) type StdinEnds = (Option<OwnedFd>, Option<StdinFeed>);
 
 pub(crate) fn stdin_source(stdin: Stdin) -> Result<StdinEnds, SandboxError> {
-    match stdin {
-        Stdin::Null => Ok((None, None)),
-        Stdin::Pipe(fd) => Ok((Some(fd), None)),
-        Stdin::Bytes(bytes) => {
-            let (read, write) = pipe()?;
-            Ok((Some(read), Some((write, bytes))))
-        }
-    }
+    let (bytes, relay) = match stdin {
+        Stdin::Null => return Ok((None, None)),
+        Stdin::Pipe(fd) => return Ok((Some(fd), None)),
+        Stdin::Bytes(bytes) => (bytes, None),
+        Stdin::Relay(fd) => (Vec::new(), Some(fd)),
+    };
+    let (read, pipe) = pipe()?;
+    Ok((Some(read), Some(StdinFeed { pipe, bytes, relay })))
 }

@@ -71,8 +71,8 @@ pub(crate) struct JobPipes {
     pub(crate) stderr: OwnedFd,
     /// Files sent back by the init, when the job collects.
     pub(crate) artifacts: Option<OwnedFd>,
-    /// The stdin pipe's write end and the bytes to feed it.
-    pub(crate) stdin: Option<(OwnedFd, Vec<u8>)>,
+    /// The stdin pipe's write end and what to feed it.
+    pub(crate) stdin: Option<crate::pipes::StdinFeed>,
 }
 
 /// Everything one job's watch needs.
@@ -147,6 +147,8 @@ struct State<'a> {
     setup_deadline: Instant,
     next_cpu_check: Instant,
     stdin: Option<(OwnedFd, Vec<u8>, usize)>,
+    /// `Stdin::Relay`'s descriptor, read when `stdin` has nothing left to write.
+    relay: Option<OwnedFd>,
     /// The sink returned false: it gets nothing more, and the job is being ended.
     sink_stopped: bool,
     /// The job is being ended at the caller's request (its sink stopped, or a signal the
@@ -172,8 +174,9 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
     if let Some(fd) = &watch.pipes.artifacts {
         nonblocking(fd)?;
     }
-    if let Some((fd, _)) = &watch.pipes.stdin {
-        nonblocking(fd)?;
+    if let Some(feed) = &watch.pipes.stdin {
+        // The pipe's end only: a relayed descriptor stays as the caller has it.
+        nonblocking(&feed.pipe)?;
     }
     let now = Instant::now();
     let (process_pidfd, started) = match &watch.end {
@@ -185,7 +188,10 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
             (Some(pidfd), Some(*started))
         }
     };
-    let stdin = watch.pipes.stdin.take().map(|(fd, bytes)| (fd, bytes, 0));
+    let (stdin, relay) = match watch.pipes.stdin.take() {
+        Some(feed) => (Some((feed.pipe, feed.bytes, 0)), feed.relay),
+        None => (None, None),
+    };
     let mut s = State {
         w: Watched {
             artifacts_eof: watch.pipes.artifacts.is_none(),
@@ -199,6 +205,7 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         setup_deadline: now + SETUP_TIMEOUT,
         next_cpu_check: now,
         stdin,
+        relay,
         sink_stopped: false,
         ended_on_request: false,
         next_sample: now + SAMPLE_EVERY,
@@ -430,9 +437,19 @@ impl State<'_> {
                 roles.push(Role::CallerSignals);
             }
         }
-        if let Some((fd, _, _)) = &self.stdin {
-            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
-            roles.push(Role::Stdin);
+        if let Some((fd, bytes, written)) = &self.stdin {
+            match &self.relay {
+                Some(relay) if *written >= bytes.len() => {
+                    if !self.ended {
+                        fds.push(PollFd::new(relay.as_fd(), input));
+                        roles.push(Role::Relay);
+                    }
+                }
+                _ => {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
+                    roles.push(Role::Stdin);
+                }
+            }
         }
         let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
@@ -472,6 +489,7 @@ impl State<'_> {
                     self.kill_sandbox();
                 }
                 Role::Stdin => self.feed_stdin(),
+                Role::Relay => self.relay_stdin(),
                 Role::Signals => self.read_signals(),
                 Role::CallerSignals => {
                     for signal in self.watch.sink.signals() {
@@ -660,19 +678,45 @@ impl State<'_> {
         let Some((fd, bytes, written)) = &mut self.stdin else {
             return;
         };
-        let done = loop {
+        // (everything written, the pipe's reader gone)
+        let (done, closed) = loop {
             if *written >= bytes.len() {
-                break true;
+                break (true, false);
             }
             match nix::unistd::write(&*fd, &bytes[*written..]) {
                 Ok(n) => *written += n,
-                Err(Errno::EAGAIN) => break false,
+                Err(Errno::EAGAIN) => break (false, false),
                 Err(Errno::EINTR) => {}
-                Err(_) => break true,
+                Err(_) => break (true, true),
             }
         };
-        if done {
+        if closed {
+            self.relay = None;
+        }
+        if done && self.relay.is_none() {
             self.stdin = None;
+        }
+    }
+
+    /// Reads what the relayed descriptor has (poll said it has some) and feeds it to the
+    /// program; its end, or an error, ends the program's input.
+    fn relay_stdin(&mut self) {
+        let (Some(relay), Some((_, bytes, written))) = (&self.relay, &mut self.stdin) else {
+            return;
+        };
+        let mut chunk = [0u8; 65536];
+        match nix::unistd::read(relay, &mut chunk) {
+            Ok(n) if n > 0 => {
+                bytes.clear();
+                bytes.extend_from_slice(&chunk[..n]);
+                *written = 0;
+                self.feed_stdin();
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            _ => {
+                self.relay = None;
+                self.stdin = None;
+            }
         }
     }
 }
@@ -696,6 +740,8 @@ enum Role {
     Process,
     Cancel,
     Stdin,
+    /// `Stdin::Relay`'s descriptor.
+    Relay,
     Signals,
     /// The sink's signal source (`OutputSink::signal_source`).
     CallerSignals,

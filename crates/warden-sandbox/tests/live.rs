@@ -560,6 +560,124 @@ fn a_streamed_interactive_job_answers_each_line_before_the_next() {
     assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
 }
 
+/// `Stdin::Relay`: what the caller's descriptor gives reaches the program while it runs (each
+/// line answered before the next is written), its end is the program's end-of-file, and a
+/// program that closes its stdin while the descriptor stays open still ends.
+#[test]
+fn relayed_input_reaches_the_program_as_it_comes() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let (read_end, write_end) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a pipe to relay");
+        let (replies, replied) = std::sync::mpsc::channel::<String>();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut input = std::fs::File::from(write_end);
+            for i in 1..=3 {
+                writeln!(input, "{i}").map_err(|e| format!("writing line {i}: {e}"))?;
+                let reply = replied
+                    .recv_timeout(Duration::from_secs(8))
+                    .map_err(|e| format!("no reply to line {i} while the job runs: {e}"))?;
+                if reply != format!("got {i}") {
+                    return Err(format!("line {i} answered {reply:?}"));
+                }
+            }
+            Ok::<(), String>(())
+        });
+        let mut line = Vec::new();
+        let mut sink = |stream: warden_core::Stream, bytes: &[u8]| {
+            if stream == warden_core::Stream::Stdout {
+                for &b in bytes {
+                    if b == b'\n' {
+                        let _ = replies.send(text(&std::mem::take(&mut line)));
+                    } else {
+                        line.push(b);
+                    }
+                }
+            }
+            true
+        };
+        let run = sandbox
+            .run_streaming(
+                &sh("while read l; do echo \"got $l\"; done; echo end"),
+                Stdin::Relay(read_end.into()),
+                &mut sink,
+            )
+            .expect("ran");
+        writer.join().expect("writer").expect(name);
+        assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{name}: {run:?}");
+        assert_eq!(text(&run.stdout), "got 1\ngot 2\ngot 3\nend\n", "{name}");
+        // The descriptor stays open (its writer kept) while the program closes its stdin.
+        let (read_end, _kept) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a pipe to relay");
+        let run = sandbox
+            .run(&sh("exec 0<&-; echo closed"), Stdin::Relay(read_end.into()))
+            .expect("ran");
+        assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{name}: {run:?}");
+        assert_eq!(text(&run.stdout), "closed\n", "{name}");
+        sandbox.destroy().expect("destroyed");
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
+/// A sink's signal source (`OutputSink::signal_source`): the signals it brings reach the
+/// program through the init, which handles them here; a signal that the init does not forward
+/// ends the job as a kill.
+#[test]
+fn a_sinks_signals_reach_the_program() {
+    struct Signalling {
+        source: std::os::fd::OwnedFd,
+        trigger: std::os::fd::OwnedFd,
+        signal: i32,
+    }
+    impl warden_sandbox::OutputSink for Signalling {
+        fn chunk(&mut self, stream: warden_core::Stream, bytes: &[u8]) -> bool {
+            if stream == warden_core::Stream::Stdout && bytes.starts_with(b"ready") {
+                nix::unistd::write(&self.trigger, &[1]).expect("signal asked");
+            }
+            true
+        }
+        fn signal_source(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+            use std::os::fd::AsFd;
+            Some(self.source.as_fd())
+        }
+        fn signals(&mut self) -> Vec<i32> {
+            let mut byte = [0u8; 16];
+            let n = nix::unistd::read(&self.source, &mut byte).unwrap_or(0);
+            vec![self.signal; n]
+        }
+    }
+    let script = "trap 'echo term; exit 4' TERM; echo ready; while :; do sleep 0.05; done";
+    let mut sandbox = sandbox().native().create(&spec()).expect("created");
+    for (signal, expected) in [
+        (libc::SIGTERM, Outcome::Exited { code: 4 }),
+        (
+            libc::SIGKILL,
+            Outcome::Signaled {
+                signal: warden_core::Signal(libc::SIGKILL),
+            },
+        ),
+    ] {
+        let (source, trigger) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a signal pipe");
+        let mut sink = Signalling {
+            source,
+            trigger,
+            signal,
+        };
+        let run = sandbox
+            .run_streaming(&sh(script), Stdin::Null, &mut sink)
+            .expect("ran");
+        assert_eq!(run.outcome, expected, "{signal}: {run:?}");
+        if signal == libc::SIGTERM {
+            assert_eq!(text(&run.stdout), "ready\nterm\n");
+        }
+    }
+    sandbox.destroy().expect("destroyed");
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
 /// Streaming keeps the output limit: the sink gets no byte past it, and the job ends with the
 /// output-limit outcome.
 #[test]

@@ -346,11 +346,22 @@ fn refused(json: bool, refusal: &ModeRefusal, analysis: &Analysis) -> anyhow::Re
 }
 
 /// A pipe is handed to the program as is; a terminal never is (an ioctl on it could inject
-/// input into the user's shell), so it becomes empty input; a file or socket is read here.
+/// input into the user's shell): what is typed is relayed to the program while it runs when
+/// warden is the terminal's foreground job, and the program gets empty input otherwise (a
+/// background job's read would stop warden); a file or socket is read here.
 fn stdin() -> anyhow::Result<Stdin> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        return Ok(Stdin::Null);
+        let foreground = nix::unistd::tcgetpgrp(stdin.as_fd())
+            .is_ok_and(|group| group == nix::unistd::getpgrp());
+        if !foreground {
+            return Ok(Stdin::Null);
+        }
+        let fd = stdin
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating stdin")?;
+        return Ok(Stdin::Relay(fd));
     }
     let Ok(stat) = fstat(stdin.as_fd()) else {
         return Ok(Stdin::Null);

@@ -62,8 +62,9 @@ impl Pending {
         let stdin_bytes = match &request.stdin {
             Stdin::Null => Some(0),
             Stdin::Bytes(bytes) => Some(bytes.len() as u64),
-            // A pipe is passed through unread: its size is unknown.
-            Stdin::Pipe(_) => None,
+            // A pipe is passed through unread, a relay read as the program runs: the size is
+            // not known here.
+            Stdin::Pipe(_) | Stdin::Relay(_) => None,
         };
         Self {
             code: request
