@@ -601,7 +601,7 @@ fn relayed_input_reaches_the_program_as_it_comes() {
         let run = sandbox
             .run_streaming(
                 &sh("while read l; do echo \"got $l\"; done; echo end"),
-                Stdin::Relay(read_end.into()),
+                Stdin::Relay(read_end),
                 &mut sink,
             )
             .expect("ran");
@@ -612,7 +612,7 @@ fn relayed_input_reaches_the_program_as_it_comes() {
         let (read_end, _kept) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a pipe to relay");
         let run = sandbox
-            .run(&sh("exec 0<&-; echo closed"), Stdin::Relay(read_end.into()))
+            .run(&sh("exec 0<&-; echo closed"), Stdin::Relay(read_end))
             .expect("ran");
         assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{name}: {run:?}");
         assert_eq!(text(&run.stdout), "closed\n", "{name}");
