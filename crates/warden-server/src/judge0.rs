@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/statuses", get(statuses::list))
         .route("/about", get(info::about))
         .route("/version", get(|| async { info::VERSION }))
+        .route("/license", get(|| async { info::LICENSE }))
         .route("/config_info", get(info::config_info))
         .route("/system_info", get(info::system_info))
         .route("/workers", get(info::workers))

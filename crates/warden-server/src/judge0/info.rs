@@ -1,6 +1,6 @@
 //! Judge0's information endpoints: `about` (its version picks the SDK's table of language ids,
 //! so it says 1.13.1, the API warden follows), `config_info` (every flag and limit, in Judge0's
-//! units, as warden applies them), `system_info`, `workers`.
+//! units, as warden applies them), `system_info`, `workers`, `license`.
 
 use axum::extract::State;
 use axum::Json;
@@ -11,6 +11,9 @@ use crate::state::AppState;
 
 /// The Judge0 version whose API this follows.
 pub(crate) const VERSION: &str = "1.13.1";
+
+/// `GET /license`: warden's license (Judge0 answers with its own, as plain text).
+pub(crate) const LICENSE: &str = include_str!("../../../../LICENSE");
 
 /// Most submissions in a batch.
 pub(crate) const MAX_BATCH: usize = 20;

@@ -58,6 +58,23 @@ async fn languages_statuses_and_about_answer_as_judge0() {
 }
 
 #[tokio::test]
+async fn license_is_warden_s_as_plain_text() {
+    use tower::ServiceExt;
+    let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+    let app = routes().with_state(AppState::new(engine));
+    let response = app.oneshot(get("/license")).await.expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    let kind = response.headers()["content-type"].to_str().expect("ascii");
+    assert!(kind.starts_with("text/plain"), "{kind}");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let text = String::from_utf8(body.to_vec()).expect("utf-8");
+    assert!(text.contains("Apache License"), "{text}");
+    assert!(text.contains("Version 2.0, January 2004"), "{text}");
+}
+
+#[tokio::test]
 async fn invalid_submissions_get_judge0s_422_map() {
     let (status, body) = call(post("/submissions", &json!({"language_id": 9999}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
