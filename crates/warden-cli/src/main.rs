@@ -41,7 +41,7 @@ enum Command {
     /// Security events of recorded executions: limits hit, forbidden operations, denied
     /// connections, with their severity.
     Events(commands::events::EventsArgs),
-    /// Serve the HTTP API (own API under /v1) until SIGTERM or SIGINT.
+    /// Serve the HTTP API (own API under /v1) until SIGTERM, SIGINT or SIGHUP.
     Serve(commands::serve::ServeArgs),
     /// Network policies: list, show, export, import, remove, check a destination; the package
     /// registries found on this host; the recorded executions' traffic log and its statistics.

@@ -743,16 +743,27 @@ fn sigterm_lets_the_running_execution_finish_and_leaves_nothing() {
 
 #[test]
 fn ctrl_c_lets_the_running_execution_finish() {
+    a_group_signal_lets_the_running_execution_finish(nix::sys::signal::Signal::SIGINT);
+}
+
+/// The terminal the server was started in closes (an ssh session that ends): its SIGHUP stops
+/// the server as SIGTERM does, not at once.
+#[test]
+fn a_closed_terminal_lets_the_running_execution_finish() {
+    a_group_signal_lets_the_running_execution_finish(nix::sys::signal::Signal::SIGHUP);
+}
+
+fn a_group_signal_lets_the_running_execution_finish(signal: nix::sys::signal::Signal) {
     let mut server = Server::start("");
     let slow = json!({"language": "bash", "code": "sleep 1.357; echo done"});
     let answer = std::thread::scope(|scope| {
         let answer =
             scope.spawn(|| server.request("POST", "/v1/executions?wait=true", Some(&slow)));
         eventually("the program runs", || sleeping("1.357"));
-        // A terminal's Ctrl-C: SIGINT to the foreground process group, the server and
-        // whatever of its own is in that group.
+        // A terminal's signal (Ctrl-C's SIGINT, a hang-up's SIGHUP) goes to the foreground
+        // process group: the server and whatever of its own is in that group.
         let group = nix::unistd::Pid::from_raw(-(server.child.id() as i32));
-        nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGINT).expect("signalled");
+        nix::sys::signal::kill(group, signal).expect("signalled");
         answer.join().expect("the client thread")
     });
     assert_eq!(answer.code, 200, "{}", answer.body);

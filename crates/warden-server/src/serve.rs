@@ -1,6 +1,6 @@
 //! The server's lifecycle: refuse an unprotected public address, bind every address, serve
-//! until SIGTERM or SIGINT, then stop accepting, let admitted executions finish within the
-//! shutdown deadline, and return. An execution still running past the deadline is ended by
+//! until SIGTERM, SIGINT or SIGHUP, then stop accepting, let admitted executions finish within
+//! the shutdown deadline, and return. An execution still running past the deadline is ended by
 //! its sandbox's lifeline when the process exits (ARCHITECTURE.md, invariant 7), so nothing is
 //! left behind either way.
 //!
@@ -52,7 +52,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// The signal handlers could not be installed.
-    #[error("installing the SIGTERM/SIGINT handlers")]
+    #[error("installing the SIGTERM/SIGINT/SIGHUP handlers")]
     Signals(#[source] std::io::Error),
 }
 
@@ -243,15 +243,18 @@ async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
-/// Resolves at the first SIGTERM or SIGINT.
+/// Resolves at the first SIGTERM, SIGINT or SIGHUP (the terminal the server was started in
+/// closed: stopping as asked beats dying with executions half done).
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(ServeError::Signals)?;
     Ok(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM"),
             _ = int.recv() => tracing::info!("SIGINT"),
+            _ = hangup.recv() => tracing::info!("SIGHUP"),
         }
     })
 }

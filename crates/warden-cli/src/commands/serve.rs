@@ -1,7 +1,7 @@
 //! `warden serve`: the HTTP service (docs/server.md). Thin: settings, an engine that never
 //! forks its helpers itself (the server is multi-threaded, ARCHITECTURE.md invariant 8) but has
 //! a single-threaded zygote fork them (no exec of the binary per run), then
-//! `warden_server::serve` until SIGTERM or SIGINT.
+//! `warden_server::serve` until SIGTERM, SIGINT or SIGHUP.
 
 use anyhow::Context;
 use std::net::SocketAddr;
