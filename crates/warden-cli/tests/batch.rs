@@ -253,9 +253,13 @@ fn an_interrupted_batch_stops_its_programs_and_leaves_nothing() {
     let programs: Vec<String> = (0..4)
         .map(|i| write(world.path(), &format!("s{i}.sh"), &format!("{sleeper}\n")))
         .collect();
-    // A terminal's Ctrl-C signals the whole foreground process group; a service manager
-    // sends SIGTERM to the process.
-    for (signal, to_group) in [(Signal::SIGINT, true), (Signal::SIGTERM, false)] {
+    // A terminal's Ctrl-C (and its hang-up) signals the whole foreground process group; a
+    // service manager sends SIGTERM to the process.
+    for (signal, to_group) in [
+        (Signal::SIGINT, true),
+        (Signal::SIGTERM, false),
+        (Signal::SIGHUP, true),
+    ] {
         let mut child = world
             .warden()
             .args(["batch", "-j", "2", "--wall-time", "60s"])

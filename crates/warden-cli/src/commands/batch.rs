@@ -287,7 +287,7 @@ struct Batch<'a> {
     engine: &'a warden_engine::Engine,
     options: &'a ServerOptions,
     args: &'a BatchArgs,
-    /// Cancelled by SIGINT or SIGTERM, or when standard output fails.
+    /// Cancelled by SIGINT, SIGTERM or SIGHUP, or when standard output fails.
     cancel: Cancellation,
     /// The programs not yet taken, and how many were.
     inputs: Mutex<(usize, Inputs)>,
@@ -479,7 +479,8 @@ fn engine_error(e: &EngineError) -> Value {
     value
 }
 
-/// Cancels the batch on SIGINT or SIGTERM: running programs are killed, no new one starts.
+/// Cancels the batch on SIGINT, SIGTERM or SIGHUP: running programs are killed, no new one
+/// starts.
 struct SignalWatcher {
     stop: tokio::sync::oneshot::Sender<()>,
     thread: std::thread::JoinHandle<()>,
@@ -492,11 +493,12 @@ impl SignalWatcher {
             .build()
             .context("starting the signal watcher")?;
         // Registered here, before any program runs, so that no signal falls between.
-        let (mut interrupt, mut terminate) = runtime.block_on(async {
+        let (mut interrupt, mut terminate, mut hangup) = runtime.block_on(async {
             use tokio::signal::unix::{signal, SignalKind};
             Ok::<_, std::io::Error>((
                 signal(SignalKind::interrupt())?,
                 signal(SignalKind::terminate())?,
+                signal(SignalKind::hangup())?,
             ))
         })?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -507,6 +509,7 @@ impl SignalWatcher {
                     let signal = tokio::select! {
                         _ = interrupt.recv() => libc_signal::SIGINT,
                         _ = terminate.recv() => libc_signal::SIGTERM,
+                        _ = hangup.recv() => libc_signal::SIGHUP,
                         _ = stopped => return,
                     };
                     stopped_by.store(signal, Ordering::Relaxed);
@@ -524,8 +527,9 @@ impl SignalWatcher {
     }
 }
 
-/// The two signals' numbers, for the exit status (128 + N, as a shell reports them).
+/// The signals' numbers, for the exit status (128 + N, as a shell reports them).
 mod libc_signal {
     pub(super) const SIGINT: i32 = nix::sys::signal::Signal::SIGINT as i32;
     pub(super) const SIGTERM: i32 = nix::sys::signal::Signal::SIGTERM as i32;
+    pub(super) const SIGHUP: i32 = nix::sys::signal::Signal::SIGHUP as i32;
 }
