@@ -3,6 +3,7 @@
 pub(crate) mod analyze;
 pub(crate) mod batch;
 mod client;
+mod connect;
 pub(crate) mod detect;
 pub(crate) mod doctor;
 pub(crate) mod events;

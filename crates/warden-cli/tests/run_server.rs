@@ -276,3 +276,64 @@ fn a_run_that_finds_the_server_full_waits_its_turn() {
     let first = first.wait_with_output().expect("the first run ends");
     assert_eq!(text(&first.stdout), "first\n", "{}", text(&first.stderr));
 }
+
+/// At a terminal, a run through the server is attached to it as a local run is (it goes over
+/// the server's WebSocket): a typed line is answered while the program runs, and a Ctrl-C
+/// typed there reaches the program, which handles it; both ways end alike.
+#[test]
+fn at_a_terminal_the_run_through_the_server_is_attached_as_here() {
+    use std::io::{BufRead, BufReader, Write};
+    let server = LiveServer::start("");
+    let program = "import signal, sys\n\
+                   def stop(number, frame):\n    print('interrupted', flush=True)\n    sys.exit(7)\n\
+                   signal.signal(signal.SIGINT, stop)\n\
+                   name = input()\n\
+                   print('hello', name, flush=True)\n\
+                   signal.pause()\n";
+    for through in [false, true] {
+        let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+        // warden as a terminal's foreground job: a session of its own whose controlling
+        // terminal is the pseudo-terminal.
+        let mut command = std::process::Command::new("/usr/bin/setsid");
+        command
+            .args([
+                "--ctty",
+                "--wait",
+                "/usr/bin/env",
+                "--default-signal=INT,TERM,HUP,QUIT",
+            ])
+            .arg(env!("CARGO_BIN_EXE_warden"))
+            .arg("run");
+        if through {
+            command.args(["--server", &server.base()]);
+        }
+        let mut child = command
+            .args(["--wall-time", "60s", "-l", "python", "-c", program])
+            .env_clear()
+            .envs(server.world().env())
+            .env("WARDEN_TOKEN", TOKEN)
+            .stdin(std::process::Stdio::from(terminal.slave))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("warden starts");
+        let mut typing = std::fs::File::from(terminal.master);
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        typing.write_all(b"Ada\n").expect("a line typed");
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("an answer");
+        assert_eq!(line, "hello Ada\n", "through the server: {through}");
+        typing.write_all(b"\x03").expect("Ctrl-C typed");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).expect("the rest");
+        assert_eq!(rest, "interrupted\n", "through the server: {through}");
+        let out = child.wait_with_output().expect("warden ends");
+        assert_eq!(
+            out.status.code(),
+            Some(7),
+            "through the server: {through}: {}\nserver log:\n{}",
+            text(&out.stderr),
+            server.log()
+        );
+    }
+}

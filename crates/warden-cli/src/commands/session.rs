@@ -270,116 +270,26 @@ fn show_failed_compile(result: &Value) {
     }
 }
 
-/// `warden session exec --interactive`: the call over the server's WebSocket, this process's
-/// stdin forwarded as it is read, the output printed as it comes, the signals that would end
-/// this command (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) sent to the program instead (`passed_on`:
-/// the third kills it); the exit status the program's, as for a plain call.
+/// `warden session exec --interactive`: the call over the server's WebSocket
+/// (`commands/connect.rs`: stdin forwarded as it is read, the output printed as it comes, the
+/// signals that would end this command sent to the program instead); the exit status the
+/// program's, as for a plain call.
 fn interactive(client: &Client, id: &str, body: &Value) -> anyhow::Result<ExitCode> {
-    use tungstenite::Message;
     let path = format!("/v1/sessions/{}/connect", query_value(id));
-    // Taken before the stdin thread starts, which inherits the mask: no thread of this
-    // process then dies of them.
-    let mut signals = crate::commands::passed_on::PassedOn::take();
-    let mut socket = client.websocket(&path)?;
-    socket
-        .send(Message::text(body.to_string()))
-        .context("sending the call")?;
-    let input = forward_stdin();
-    // Short reads, so that what stdin brings goes out between them.
-    socket
-        .get_mut()
-        .set_read_timeout(Some(std::time::Duration::from_millis(20)))?;
-    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    loop {
-        while let Ok(chunk) = input.try_recv() {
-            let message = match chunk {
-                Some(text) => json!({ "type": "stdin", "data": text }),
-                None => json!({ "type": "stdin", "eof": true }),
-            };
-            // A call that ended meanwhile has closed: its result is read below.
-            let _ = socket.send(Message::text(message.to_string()));
-        }
-        for signal in signals.as_mut().map(|s| s.received()).unwrap_or_default() {
-            let message = json!({ "type": "signal", "signal": signal.as_str() });
-            let _ = socket.send(Message::text(message.to_string()));
-        }
-        let message = match socket.read() {
-            Ok(Message::Text(text)) => text,
-            Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => {
-                bail!("the server ended the call without a result")
-            }
-            Ok(_) => continue,
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(e) => bail!("the call's WebSocket: {e}"),
-        };
-        let message: Value = serde_json::from_str(message.as_str())
-            .context("the server sent a message that is not JSON")?;
-        match message["type"].as_str() {
-            Some("stdout") => {
-                out.write_all(message["data"].as_str().unwrap_or_default().as_bytes())?;
-                out.flush()?;
-            }
-            Some("stderr") => {
-                err.write_all(message["data"].as_str().unwrap_or_default().as_bytes())?;
-            }
-            Some("result") => {
-                show_failed_compile(&message["result"]);
-                let outcome: Outcome = serde_json::from_value(message["result"]["outcome"].clone())
-                    .context("the server's result has no outcome")?;
-                if !matches!(outcome, Outcome::Exited { .. }) {
-                    eprintln!("warden: {outcome}");
-                }
-                return Ok(ExitCode::from(crate::exit_code::for_outcome(&outcome)));
-            }
-            Some("error") => bail!(
-                "the server refused: {}",
-                message["error"].as_str().unwrap_or("no reason given")
-            ),
-            _ => {}
-        }
+    let result = match super::connect::run(client, &path, body, true)? {
+        super::connect::Ended::Result(result) => result,
+        super::connect::Ended::Error(error) => bail!(
+            "the server refused: {}",
+            error["error"].as_str().unwrap_or("no reason given")
+        ),
+    };
+    show_failed_compile(&result);
+    let outcome: Outcome = serde_json::from_value(result["outcome"].clone())
+        .context("the server's result has no outcome")?;
+    if !matches!(outcome, Outcome::Exited { .. }) {
+        eprintln!("warden: {outcome}");
     }
-}
-
-/// Reads this process's standard input on a thread of its own: each chunk of text as it comes
-/// (a terminal's line, a pipe's block; a UTF-8 sequence split between reads is kept whole),
-/// then `None` at its end.
-fn forward_stdin() -> std::sync::mpsc::Receiver<Option<String>> {
-    let (chunks, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buffer = [0u8; 8192];
-        let mut pending: Vec<u8> = Vec::new();
-        loop {
-            let n = match stdin.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            pending.extend_from_slice(&buffer[..n]);
-            let whole = match std::str::from_utf8(&pending) {
-                Ok(_) => pending.len(),
-                Err(e) if e.error_len().is_none() => e.valid_up_to(),
-                // Not UTF-8: sent as the API carries it, replaced.
-                Err(_) => pending.len(),
-            };
-            let text = String::from_utf8_lossy(&pending[..whole]).into_owned();
-            pending.drain(..whole);
-            if chunks.send(Some(text)).is_err() {
-                return;
-            }
-        }
-        if !pending.is_empty() {
-            let _ = chunks.send(Some(String::from_utf8_lossy(&pending).into_owned()));
-        }
-        let _ = chunks.send(None);
-    });
-    received
+    Ok(ExitCode::from(crate::exit_code::for_outcome(&outcome)))
 }
 
 /// `ID:PATH` split, if `text` names a session's file.

@@ -5,11 +5,13 @@
 //! (docs/cli.md#through-a-server).
 //!
 //! The request is `POST /v1/executions`'s (docs/server.md), built from the same arguments; the
-//! answer is the result `warden run --json` prints, shown the same way. What a server's API
+//! answer is the result `warden run --json` prints, shown the same way. At a terminal the same
+//! program goes over the server's WebSocket instead, attached as a local run is ([`attached`]). What a server's API
 //! cannot carry is refused before anything is sent: files and standard input that are not
 //! UTF-8 text (the API's bodies are JSON strings).
 
 use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,7 @@ use warden_core::Outcome;
 
 use super::{announce_detection, limit_field, read_stdin, Ending, FailedStage, RunArgs};
 use crate::commands::client::{Answer, Client};
+use crate::commands::connect::Ended;
 use crate::exit_code;
 
 /// How long a run waits in all for room in a full server before its refusal is reported.
@@ -39,7 +42,10 @@ pub(super) fn run(args: &RunArgs, server: &str) -> anyhow::Result<ExitCode> {
 /// failure to show the result.
 fn send(args: &RunArgs, server: &str) -> anyhow::Result<anyhow::Result<ExitCode>> {
     let client = Client::new(server, args.token.clone())?;
-    let body = request(args)?;
+    if !args.json && !args.profile && at_a_terminal() {
+        return attached(args, &client);
+    }
+    let body = request(args, true)?;
     let started = Instant::now();
     let answer = send_waiting_for_room(&client, &body)?;
     let took = started.elapsed();
@@ -64,7 +70,32 @@ fn send(args: &RunArgs, server: &str) -> anyhow::Result<anyhow::Result<ExitCode>
             .context("writing the JSON result")?;
         return Ok(Ok(ExitCode::SUCCESS));
     }
-    Ok(show(&value))
+    Ok(show(&value, false))
+}
+
+/// Whether this run is a terminal's: its stdin or stdout is one.
+fn at_a_terminal() -> bool {
+    std::io::stdin().is_terminal() || std::io::stdout().is_terminal()
+}
+
+/// A terminal's run goes over the server's WebSocket (`GET /v1/executions/connect`,
+/// `commands/connect.rs`), as a local run is attached to its terminal: the output shown as it
+/// comes, what is typed (or piped) relayed as it is read (a terminal's only when this is its
+/// foreground job), Ctrl-C and the other signals that would end this command sent to the
+/// program. A harness's pipes keep the one request, the quicker.
+fn attached(args: &RunArgs, client: &Client) -> anyhow::Result<anyhow::Result<ExitCode>> {
+    let body = request(args, false)?;
+    let stdin = std::io::stdin();
+    let forward = !stdin.is_terminal()
+        || nix::unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|g| g == nix::unistd::getpgrp());
+    match crate::commands::connect::run(client, "/v1/executions/connect", &body, forward)? {
+        Ended::Result(result) => Ok(show(&result, true)),
+        Ended::Error(error) if error["kind"] == "refused" => Ok(refused(false, &error)),
+        Ended::Error(error) => bail!(
+            "the server refused: {}",
+            error["error"].as_str().unwrap_or("no reason given")
+        ),
+    }
 }
 
 /// Sends the request; while the server answers that its queue (or the token's quota) is full,
@@ -88,8 +119,8 @@ fn send_waiting_for_room(client: &Client, body: &Value) -> anyhow::Result<Answer
     }
 }
 
-/// The body of `POST /v1/executions` for `args`.
-fn request(args: &RunArgs) -> anyhow::Result<Value> {
+/// The body of `POST /v1/executions` for `args`, standard input included if `with_stdin`.
+fn request(args: &RunArgs, with_stdin: bool) -> anyhow::Result<Value> {
     let mut body = Map::new();
     let files = args
         .sources()?
@@ -111,7 +142,7 @@ fn request(args: &RunArgs) -> anyhow::Result<Value> {
     if let Some(language) = &args.lang {
         body.insert("language".into(), json!(language));
     }
-    if let Some(stdin) = stdin()? {
+    if let Some(stdin) = with_stdin.then(stdin).transpose()?.flatten() {
         body.insert("stdin".into(), json!(stdin));
     }
     if !args.args.is_empty() {
@@ -214,8 +245,8 @@ fn refused(json: bool, answer: &Value) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit_code::REFUSED))
 }
 
-/// Shows a server's result as a local run's.
-fn show(result: &Value) -> anyhow::Result<ExitCode> {
+/// Shows a server's result as a local run's; `shown`: its output was written as it came.
+fn show(result: &Value, shown: bool) -> anyhow::Result<ExitCode> {
     let outcome = outcome(&result["outcome"])?;
     let detection = &result["detection"];
     if let (Some(confidence), Some(language)) = (
@@ -243,7 +274,7 @@ fn show(result: &Value) -> anyhow::Result<ExitCode> {
         outcome,
         stdout: text(&result["stdout"]),
         stderr: text(&result["stderr"]),
-        shown: false,
+        shown,
         failed_stage,
         limit,
     }

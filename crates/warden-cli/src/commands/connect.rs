@@ -1,0 +1,131 @@
+//! One program run over a server's WebSocket (`GET /v1/executions/connect`, `GET
+//! /v1/sessions/{id}/connect`; docs/server.md#interactive-executions): the program (or call) as
+//! the first message, this process's standard input forwarded as it is read, the output
+//! written as it comes, and the signals that would end this command (Ctrl-C, SIGTERM, SIGHUP,
+//! SIGQUIT) sent to the program instead (`passed_on`: the third as SIGKILL). The client of
+//! `warden session exec --interactive` and of `warden run --server` in a terminal.
+
+use std::io::{Read, Write};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use tungstenite::Message;
+
+use super::client::Client;
+use super::passed_on::PassedOn;
+
+/// How the run over the WebSocket ended.
+pub(crate) enum Ended {
+    /// The result object (`POST /v1/executions`'s answer); its output was written as it came.
+    Result(Value),
+    /// The server's `error` message (`error`, `kind`): refused, or failed before a result.
+    Error(Value),
+}
+
+/// Runs `first` (the program or call) over the WebSocket at `path`; forwards this process's
+/// standard input when `forward_stdin` (else the program's input is empty).
+pub(crate) fn run(
+    client: &Client,
+    path: &str,
+    first: &Value,
+    forward_stdin: bool,
+) -> anyhow::Result<Ended> {
+    // Taken before the stdin thread starts, which inherits the mask: no thread of this
+    // process then dies of them.
+    let mut signals = PassedOn::take();
+    let mut socket = client.websocket(path)?;
+    socket
+        .send(Message::text(first.to_string()))
+        .context("sending the program")?;
+    let input = if forward_stdin {
+        Some(read_stdin())
+    } else {
+        let end = json!({ "type": "stdin", "eof": true });
+        // A program that ended meanwhile has closed: its result is read below.
+        let _ = socket.send(Message::text(end.to_string()));
+        None
+    };
+    // Short reads, so that what stdin brings and the signals go out between them.
+    socket
+        .get_mut()
+        .set_read_timeout(Some(std::time::Duration::from_millis(20)))?;
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    loop {
+        while let Some(chunk) = input.as_ref().and_then(|i| i.try_recv().ok()) {
+            let message = match chunk {
+                Some(text) => json!({ "type": "stdin", "data": text }),
+                None => json!({ "type": "stdin", "eof": true }),
+            };
+            let _ = socket.send(Message::text(message.to_string()));
+        }
+        for signal in signals.as_mut().map(PassedOn::received).unwrap_or_default() {
+            let message = json!({ "type": "signal", "signal": signal.as_str() });
+            let _ = socket.send(Message::text(message.to_string()));
+        }
+        let message = match socket.read() {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => {
+                bail!("the server ended the run without a result")
+            }
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => bail!("the run's WebSocket: {e}"),
+        };
+        let message: Value = serde_json::from_str(message.as_str())
+            .context("the server sent a message that is not JSON")?;
+        match message["type"].as_str() {
+            Some("stdout") => {
+                out.write_all(message["data"].as_str().unwrap_or_default().as_bytes())?;
+                out.flush()?;
+            }
+            Some("stderr") => {
+                err.write_all(message["data"].as_str().unwrap_or_default().as_bytes())?;
+            }
+            Some("result") => return Ok(Ended::Result(message["result"].clone())),
+            Some("error") => return Ok(Ended::Error(message)),
+            _ => {}
+        }
+    }
+}
+
+/// Reads this process's standard input on a thread of its own: each chunk of text as it comes
+/// (a terminal's line, a pipe's block; a UTF-8 sequence split between reads is kept whole),
+/// then `None` at its end.
+fn read_stdin() -> std::sync::mpsc::Receiver<Option<String>> {
+    let (chunks, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buffer = [0u8; 8192];
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let n = match stdin.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            pending.extend_from_slice(&buffer[..n]);
+            let whole = match std::str::from_utf8(&pending) {
+                Ok(_) => pending.len(),
+                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                // Not UTF-8: sent as the API carries it, replaced.
+                Err(_) => pending.len(),
+            };
+            let text = String::from_utf8_lossy(&pending[..whole]).into_owned();
+            pending.drain(..whole);
+            if chunks.send(Some(text)).is_err() {
+                return;
+            }
+        }
+        if !pending.is_empty() {
+            let _ = chunks.send(Some(String::from_utf8_lossy(&pending).into_owned()));
+        }
+        let _ = chunks.send(None);
+    });
+    received
+}
