@@ -6,32 +6,32 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout};
 
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use support::{cgroups_of, World};
 
-/// `warden run ARGS` in `world`, started as a shell with job control starts a command in a
-/// terminal: in a process group of its own (the one the terminal's Ctrl-C reaches), with the
-/// signals a terminal sends at their default action (a test runner may have left them
-/// ignored, which a command inherits), stdin, stdout and stderr on pipes.
+/// `warden run ARGS` in `world`, in a process group of its own as a shell with job control
+/// starts a command in a terminal.
 fn attached(world: &World, args: &[&str]) -> Child {
-    use std::os::unix::process::CommandExt;
-    let mut command = Command::new("/usr/bin/env");
-    command
-        .env_clear()
-        .envs(world.env())
-        .arg("--default-signal=INT,TERM,HUP,QUIT")
-        .arg(env!("CARGO_BIN_EXE_warden"))
-        .arg("run")
-        .args(args)
-        .process_group(0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command.spawn().expect("warden starts")
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    support::in_its_own_group(world, &[], &all)
+}
+
+/// The python `program` run attached, once it printed `ready`: warden, its pid, the rest of
+/// the program's output.
+fn started(world: &World, program: &str) -> (Child, u32, BufReader<ChildStdout>) {
+    let mut child = attached(
+        world,
+        &["--wall-time", "60s", "-l", "python", "-c", program],
+    );
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line(&mut stdout), "ready\n");
+    let pid = child.id();
+    (child, pid, stdout)
 }
 
 /// The next line of the program's output. Output held back to the end of the run would not
@@ -123,13 +123,7 @@ fn ctrl_c_reaches_the_program_which_may_handle_it_and_nothing_is_lost() {
                    signal.signal(signal.SIGINT, stop)\n\
                    print('ready', flush=True)\n\
                    time.sleep(60)\n";
-    let mut child = attached(
-        &world,
-        &["--wall-time", "60s", "-l", "python", "-c", program],
-    );
-    let pid = child.id();
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    assert_eq!(line(&mut stdout), "ready\n");
+    let (child, pid, mut stdout) = started(&world, program);
     // The terminal's group holds warden alone: the sandbox's processes have a group of their
     // own, so that the program gets the signal once, from warden.
     let members = members_of(pid);
@@ -151,13 +145,7 @@ fn a_program_that_ignores_ctrl_c_is_killed_at_the_third() {
                    signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
                    print('ready', flush=True)\n\
                    time.sleep(60)\n";
-    let mut child = attached(
-        &world,
-        &["--wall-time", "60s", "-l", "python", "-c", program],
-    );
-    let pid = child.id();
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    assert_eq!(line(&mut stdout), "ready\n");
+    let (child, pid, mut stdout) = started(&world, program);
     for _ in 0..3 {
         killpg(Pid::from_raw(pid as i32), Signal::SIGINT).expect("Ctrl-C");
         taken(pid, Signal::SIGINT);
@@ -240,30 +228,15 @@ fn a_reader_that_leaves_ends_the_program_as_a_pipeline_would() {
 #[test]
 fn what_is_typed_at_the_terminal_reaches_the_program_as_it_runs() {
     let world = World::new();
-    let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
     let program = "import sys\n\
                    name = input()\n\
                    print('hello', name, flush=True)\n\
                    print('rest', repr(sys.stdin.read()), flush=True)\n";
-    // warden in a session of its own whose controlling terminal is the pseudo-terminal, its
-    // foreground job, as a shell runs a command in a terminal.
-    let mut child = Command::new("/usr/bin/setsid")
-        .args([
-            "--ctty",
-            "--wait",
-            "/usr/bin/env",
-            "--default-signal=INT,TERM,HUP,QUIT",
-        ])
-        .arg(env!("CARGO_BIN_EXE_warden"))
-        .args(["run", "--wall-time", "60s", "-l", "python", "-c", program])
-        .env_clear()
-        .envs(world.env())
-        .stdin(Stdio::from(terminal.slave))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("warden starts");
-    let mut typing = std::fs::File::from(terminal.master);
+    let (mut child, mut typing) = support::at_a_terminal(
+        &world,
+        &[],
+        &["run", "--wall-time", "60s", "-l", "python", "-c", program],
+    );
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     typing.write_all(b"Ada\n").expect("a line typed");
     // Answered while the terminal is still open: the input is relayed as it is typed, not
@@ -284,7 +257,6 @@ fn what_is_typed_at_the_terminal_reaches_the_program_as_it_runs() {
 #[test]
 fn ctrl_c_typed_at_the_terminal_reaches_the_program_once() {
     let world = World::new();
-    let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
     let program = "import signal, sys, time\n\
                    seen = []\n\
                    def interrupted(number, frame):\n    seen.append(number)\n\
@@ -293,23 +265,11 @@ fn ctrl_c_typed_at_the_terminal_reaches_the_program_once() {
                    while not seen:\n    time.sleep(0.01)\n\
                    time.sleep(0.5)\n\
                    print('interrupted', len(seen), flush=True)\n";
-    let mut child = Command::new("/usr/bin/setsid")
-        .args([
-            "--ctty",
-            "--wait",
-            "/usr/bin/env",
-            "--default-signal=INT,TERM,HUP,QUIT",
-        ])
-        .arg(env!("CARGO_BIN_EXE_warden"))
-        .args(["run", "--wall-time", "60s", "-l", "python", "-c", program])
-        .env_clear()
-        .envs(world.env())
-        .stdin(Stdio::from(terminal.slave))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("warden starts");
-    let mut typing = std::fs::File::from(terminal.master);
+    let (mut child, mut typing) = support::at_a_terminal(
+        &world,
+        &[],
+        &["run", "--wall-time", "60s", "-l", "python", "-c", program],
+    );
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     assert_eq!(line(&mut stdout), "ready\n");
     // The terminal turns Ctrl-C into SIGINT for its foreground process group: warden's alone.

@@ -291,33 +291,14 @@ fn at_a_terminal_the_run_through_the_server_is_attached_as_here() {
                    print('hello', name, flush=True)\n\
                    signal.pause()\n";
     for through in [false, true] {
-        let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
-        // warden as a terminal's foreground job: a session of its own whose controlling
-        // terminal is the pseudo-terminal.
-        let mut command = std::process::Command::new("/usr/bin/setsid");
-        command
-            .args([
-                "--ctty",
-                "--wait",
-                "/usr/bin/env",
-                "--default-signal=INT,TERM,HUP,QUIT",
-            ])
-            .arg(env!("CARGO_BIN_EXE_warden"))
-            .arg("run");
+        let mut args = vec!["run"];
+        let base = server.base();
         if through {
-            command.args(["--server", &server.base()]);
+            args.extend(["--server", base.as_str()]);
         }
-        let mut child = command
-            .args(["--wall-time", "60s", "-l", "python", "-c", program])
-            .env_clear()
-            .envs(server.world().env())
-            .env("WARDEN_TOKEN", TOKEN)
-            .stdin(std::process::Stdio::from(terminal.slave))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("warden starts");
-        let mut typing = std::fs::File::from(terminal.master);
+        args.extend(["--wall-time", "60s", "-l", "python", "-c", program]);
+        let (mut child, mut typing) =
+            live_server::support::at_a_terminal(server.world(), &[("WARDEN_TOKEN", TOKEN)], &args);
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         typing.write_all(b"Ada\n").expect("a line typed");
         let mut line = String::new();

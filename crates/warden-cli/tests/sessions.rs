@@ -522,26 +522,21 @@ fn an_interactive_call_answers_each_line_before_the_next() {
 #[test]
 fn ctrl_c_reaches_an_interactive_calls_program() {
     use std::io::{BufRead, BufReader};
-    use std::os::unix::process::CommandExt;
     let server = LiveServer::start("");
     let id = create(&server, &[]);
-    // As a shell with job control starts it: a process group of its own, the signals a
-    // terminal sends at their default action (the test runner may have left them ignored).
-    let mut child = std::process::Command::new("/usr/bin/env")
-        .env_clear()
-        .envs(server.world().env())
-        .env("WARDEN_SERVER", server.base())
-        .env("WARDEN_TOKEN", TOKEN)
-        .arg("--default-signal=INT,TERM,HUP,QUIT")
-        .arg(env!("CARGO_BIN_EXE_warden"))
-        .args(["session", "exec", "--interactive", &id, "--"])
-        .arg("trap 'echo interrupted; exit 7' INT; echo ready; while :; do sleep 0.1; done")
-        .process_group(0)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("warden session starts");
+    let base = server.base();
+    let mut child = live_server::support::in_its_own_group(
+        server.world(),
+        &[("WARDEN_SERVER", base.as_str()), ("WARDEN_TOKEN", TOKEN)],
+        &[
+            "session",
+            "exec",
+            "--interactive",
+            &id,
+            "--",
+            "trap 'echo interrupted; exit 7' INT; echo ready; while :; do sleep 0.1; done",
+        ],
+    );
     let mut output = BufReader::new(child.stdout.take().expect("piped"));
     let mut ready = String::new();
     output.read_line(&mut ready).expect("ready");

@@ -268,3 +268,57 @@ pub fn orphaned_helpers() -> Vec<String> {
         })
         .collect()
 }
+
+/// The signals a terminal sends, at their default action for the command `env` starts (a test
+/// runner may have left them ignored, which a command inherits).
+const TERMINAL_SIGNALS: &str = "--default-signal=INT,TERM,HUP,QUIT";
+
+/// `warden ARGS` with `world`'s variables and `env`, started as a shell with job control starts
+/// a command: in a process group of its own (the one a terminal's Ctrl-C reaches), with the
+/// terminal's signals at their default action, stdin, stdout and stderr on pipes.
+pub fn in_its_own_group(world: &World, env: &[(&str, &str)], args: &[&str]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let Some(binary) = option_env!("CARGO_BIN_EXE_warden") else {
+        panic!("only warden-cli's tests spawn the warden binary");
+    };
+    Command::new("/usr/bin/env")
+        .env_clear()
+        .envs(world.env())
+        .envs(env.iter().copied())
+        .arg(TERMINAL_SIGNALS)
+        .arg(binary)
+        .args(args)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warden starts")
+}
+
+/// `warden ARGS` as a terminal's foreground job: in a session of its own whose controlling
+/// terminal is a new pseudo-terminal, its stdin; stdout and stderr on pipes. Returns the
+/// pseudo-terminal's other side, where the test types.
+pub fn at_a_terminal(
+    world: &World,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (std::process::Child, std::fs::File) {
+    let Some(binary) = option_env!("CARGO_BIN_EXE_warden") else {
+        panic!("only warden-cli's tests spawn the warden binary");
+    };
+    let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    let child = Command::new("/usr/bin/setsid")
+        .args(["--ctty", "--wait", "/usr/bin/env", TERMINAL_SIGNALS])
+        .arg(binary)
+        .args(args)
+        .env_clear()
+        .envs(world.env())
+        .envs(env.iter().copied())
+        .stdin(Stdio::from(terminal.slave))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warden starts");
+    (child, std::fs::File::from(terminal.master))
+}

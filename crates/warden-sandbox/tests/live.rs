@@ -495,99 +495,48 @@ fn only_a_native_sandbox_resets() {
     sandbox.destroy().expect("destroyed");
 }
 
-/// Streaming: an interactive program fed line by line through `Stdin::Pipe` from another
-/// thread answers each line before the next is written, so its output reaches the sink while
-/// it runs (what an MCP relay needs). The writer waits for each reply before the next line:
-/// a sink that saw output only at the end would leave it waiting, and the test would fail.
+/// Streaming: an interactive program fed line by line from another thread, through
+/// `Stdin::Pipe` (the pipe handed in) and through `Stdin::Relay` (the parent copying what the
+/// descriptor gives), answers each line before the next is written, so its output reaches the
+/// sink while it runs (what an MCP relay and an attached terminal need). The writer waits for
+/// each reply before the next line: a sink that saw output only at the end, or input read to
+/// its end first, would leave it waiting, and the test would fail.
 #[test]
 fn a_streamed_interactive_job_answers_each_line_before_the_next() {
+    type Way = fn(std::os::fd::OwnedFd) -> Stdin;
+    let ways: [(&str, Way); 2] = [("pipe", Stdin::Pipe), ("relay", Stdin::Relay)];
     for backend in backends() {
-        let name = backend.name();
         let mut sandbox = backend.create(&spec()).expect("created");
-        // Close-on-exec, or a runtime's job process (gVisor's `runsc exec`) would inherit the
-        // write end and the program would never read end-of-file.
-        let (read_end, write_end) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a stdin pipe");
-        let (replies, replied) = std::sync::mpsc::channel::<String>();
-        let writer = std::thread::spawn(move || {
-            use std::io::Write;
-            let mut input = std::fs::File::from(write_end);
-            for i in 1..=3 {
-                writeln!(input, "{i}").map_err(|e| format!("writing line {i}: {e}"))?;
-                let reply = replied
-                    .recv_timeout(Duration::from_secs(8))
-                    .map_err(|e| format!("no reply to line {i} while the job runs: {e}"))?;
-                if reply != format!("got {i}") {
-                    return Err(format!("line {i} answered {reply:?}"));
+        for (way, stdin) in ways {
+            let name = format!("{}, {way}", backend.name());
+            // Close-on-exec, or a runtime's job process (gVisor's `runsc exec`) would inherit
+            // the write end and the program would never read end-of-file.
+            let (read_end, write_end) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a stdin pipe");
+            let (replies, replied) = std::sync::mpsc::channel::<String>();
+            let writer = std::thread::spawn(move || {
+                use std::io::Write;
+                let mut input = std::fs::File::from(write_end);
+                for i in 1..=3 {
+                    writeln!(input, "{i}").map_err(|e| format!("writing line {i}: {e}"))?;
+                    let reply = replied
+                        .recv_timeout(Duration::from_secs(8))
+                        .map_err(|e| format!("no reply to line {i} while the job runs: {e}"))?;
+                    if reply != format!("got {i}") {
+                        return Err(format!("line {i} answered {reply:?}"));
+                    }
                 }
-            }
-            // Closing the write end is the program's end-of-file.
-            Ok::<(), String>(())
-        });
-        let mut line = Vec::new();
-        let mut streamed = Vec::new();
-        let mut sink = |stream: warden_core::Stream, bytes: &[u8]| {
-            if stream == warden_core::Stream::Stderr {
-                eprintln!("{name}: stderr: {}", text(bytes));
-                return true;
-            }
-            streamed.extend_from_slice(bytes);
-            for &b in bytes {
-                if b == b'\n' {
-                    let _ = replies.send(text(&std::mem::take(&mut line)));
-                } else {
-                    line.push(b);
+                // Closing the write end is the program's end-of-file.
+                Ok::<(), String>(())
+            });
+            let mut line = Vec::new();
+            let mut streamed = Vec::new();
+            let mut sink = |stream: warden_core::Stream, bytes: &[u8]| {
+                if stream == warden_core::Stream::Stderr {
+                    eprintln!("{name}: stderr: {}", text(bytes));
+                    return true;
                 }
-            }
-            true
-        };
-        let run = sandbox
-            .run_streaming(
-                &sh("while read l; do echo \"got $l\"; done"),
-                Stdin::Pipe(read_end),
-                &mut sink,
-            )
-            .expect("ran");
-        writer.join().expect("writer").expect(name);
-        assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{name}: {run:?}");
-        assert_eq!(text(&run.stdout), "got 1\ngot 2\ngot 3\n", "{name}");
-        assert_eq!(
-            streamed, run.stdout,
-            "{name}: the sink saw what was captured"
-        );
-        sandbox.destroy().expect("destroyed");
-    }
-    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
-}
-
-/// `Stdin::Relay`: what the caller's descriptor gives reaches the program while it runs (each
-/// line answered before the next is written), its end is the program's end-of-file, and a
-/// program that closes its stdin while the descriptor stays open still ends.
-#[test]
-fn relayed_input_reaches_the_program_as_it_comes() {
-    for backend in backends() {
-        let name = backend.name();
-        let mut sandbox = backend.create(&spec()).expect("created");
-        let (read_end, write_end) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a pipe to relay");
-        let (replies, replied) = std::sync::mpsc::channel::<String>();
-        let writer = std::thread::spawn(move || {
-            use std::io::Write;
-            let mut input = std::fs::File::from(write_end);
-            for i in 1..=3 {
-                writeln!(input, "{i}").map_err(|e| format!("writing line {i}: {e}"))?;
-                let reply = replied
-                    .recv_timeout(Duration::from_secs(8))
-                    .map_err(|e| format!("no reply to line {i} while the job runs: {e}"))?;
-                if reply != format!("got {i}") {
-                    return Err(format!("line {i} answered {reply:?}"));
-                }
-            }
-            Ok::<(), String>(())
-        });
-        let mut line = Vec::new();
-        let mut sink = |stream: warden_core::Stream, bytes: &[u8]| {
-            if stream == warden_core::Stream::Stdout {
+                streamed.extend_from_slice(bytes);
                 for &b in bytes {
                     if b == b'\n' {
                         let _ = replies.send(text(&std::mem::take(&mut line)));
@@ -595,27 +544,32 @@ fn relayed_input_reaches_the_program_as_it_comes() {
                         line.push(b);
                     }
                 }
-            }
-            true
-        };
-        let run = sandbox
-            .run_streaming(
-                &sh("while read l; do echo \"got $l\"; done; echo end"),
-                Stdin::Relay(read_end),
-                &mut sink,
-            )
-            .expect("ran");
-        writer.join().expect("writer").expect(name);
-        assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{name}: {run:?}");
-        assert_eq!(text(&run.stdout), "got 1\ngot 2\ngot 3\nend\n", "{name}");
-        // The descriptor stays open (its writer kept) while the program closes its stdin.
+                true
+            };
+            let run = sandbox
+                .run_streaming(
+                    &sh("while read l; do echo \"got $l\"; done; echo end"),
+                    stdin(read_end),
+                    &mut sink,
+                )
+                .expect("ran");
+            writer.join().expect("writer").expect(&name);
+            assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{name}: {run:?}");
+            assert_eq!(text(&run.stdout), "got 1\ngot 2\ngot 3\nend\n", "{name}");
+            assert_eq!(
+                streamed, run.stdout,
+                "{name}: the sink saw what was captured"
+            );
+        }
+        // A relayed descriptor that stays open (its writer kept) while the program closes its
+        // stdin: the job still ends.
         let (read_end, _kept) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a pipe to relay");
         let run = sandbox
             .run(&sh("exec 0<&-; echo closed"), Stdin::Relay(read_end))
             .expect("ran");
-        assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{name}: {run:?}");
-        assert_eq!(text(&run.stdout), "closed\n", "{name}");
+        assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+        assert_eq!(text(&run.stdout), "closed\n");
         sandbox.destroy().expect("destroyed");
     }
     assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
