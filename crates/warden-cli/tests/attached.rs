@@ -145,7 +145,8 @@ fn a_program_that_ignores_ctrl_c_is_killed_at_the_third() {
                    signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
                    print('ready', flush=True)\n\
                    time.sleep(60)\n";
-    let (child, pid, mut stdout) = started(&world, program);
+    // Kept open: a reader that left would end the program on its own.
+    let (child, pid, _stdout) = started(&world, program);
     for _ in 0..3 {
         killpg(Pid::from_raw(pid as i32), Signal::SIGINT).expect("Ctrl-C");
         taken(pid, Signal::SIGINT);
