@@ -78,7 +78,9 @@ impl Shown {
             return Ok(true);
         }
         let [stdout, stderr] = std::mem::take(&mut written.pending);
-        written.stdout.lock().write_all(&stdout)?;
+        let mut out = written.stdout.lock();
+        out.write_all(&stdout)?;
+        out.flush()?;
         written.stderr.lock().write_all(&stderr)?;
         Ok(false)
     }
