@@ -207,6 +207,16 @@ fn a_limit_above_the_maximum_is_lowered_and_named() {
             "{stderr}"
         );
     }
+    // Said before the program's output, once.
+    let out = warden(
+        &["run", "--memory", "1TiB", "-l", "sh", "-c", "echo mine >&2"],
+        b"",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "warden: warning: limit lowered to the operator's maximum: memory 1024GiB (maximum \
+         8GiB)\nmine\n"
+    );
     let within = warden(&["run", "--memory", "1GiB", "-l", "sh", "-c", "true"], b"");
     assert!(
         within.stderr.is_empty(),

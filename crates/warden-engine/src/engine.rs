@@ -324,6 +324,13 @@ impl Engine {
             prepared.reason = format!("{why}; {}", prepared.reason);
         }
         let lowered = std::mem::take(&mut prepared.lowered);
+        if let Some(prepared_hook) = request
+            .interactive
+            .as_mut()
+            .and_then(|i| i.on_prepared.take())
+        {
+            prepared_hook(&prepared.detection, &lowered);
+        }
         let input = history::Pending::of(&request);
         clock.lap("prepare");
         let cancel = request.cancel.clone();

@@ -125,10 +125,18 @@ pub struct Interactive {
     /// language (so that an adapter reports the stages in order); never when the program
     /// does not run.
     pub on_run: Option<RunHook>,
+    /// Called once when the execution is prepared (its language chosen, its limits merged,
+    /// before anything runs), with how the language was found and the warnings known by then
+    /// (limits lowered to the operator's maxima), which the execution's `warnings` repeat: an
+    /// attached CLI says them before the program's output.
+    pub on_prepared: Option<PreparedHook>,
 }
 
 /// A callback told that the run stage starts, with the compile stage's result if any.
 pub type RunHook = Box<dyn FnOnce(Option<&StageResult>) + Send>;
+
+/// A callback told how the language was found and of the warnings known before the run.
+pub type PreparedHook = Box<dyn FnOnce(&LanguageDetection, &[Warning]) + Send>;
 
 /// A callback told of each denied connection.
 pub type DenialHook = std::sync::Arc<dyn Fn(&str) + Send + Sync>;

@@ -33,8 +33,8 @@ pub use engine::{
 pub use error::{CompileOptionError, EngineError, ErrorKind, SourceError};
 pub use execution::{
     DenialHook, Execution, ExecutionRequest, ExecutionResult, Interactive, LanguageDetection,
-    Origin, OwnCommands, Phase, RunHook, SourceFile, StageResult, VolumeRequest, Warning,
-    WarningKind,
+    Origin, OwnCommands, Phase, PreparedHook, RunHook, SourceFile, StageResult, VolumeRequest,
+    Warning, WarningKind,
 };
 pub use history::{
     ConnectionFilter, EventFilter, HistoryEntry, HistoryError, HistoryFilter, HistoryStore,

@@ -184,8 +184,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let (result, broken) = match outcome {
-        Ok((execution, engine_ready, broken)) => {
-            warn(&execution);
+        Ok((execution, engine_ready, broken, said)) => {
+            warn(&execution, said);
             if let Some(started) = profile {
                 print_profile(started, engine_ready, &execution.phases);
             }
@@ -208,12 +208,28 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What `execute` gives: the execution, how long the engine took to be ready (settings,
+/// catalog, policies, analyzer), whether stdout's reader left, and how many of the
+/// execution's warnings were said before the run.
+type Executed = (Execution, std::time::Duration, bool, usize);
+
 /// Runs the request, attached to the caller (`attached`: the output written as it is read
-/// unless `json`, the signals passed on); also says how long the engine took to be ready
-/// (settings, catalog, policies, analyzer), and whether stdout's reader left.
-fn execute(args: RunArgs, json: bool) -> anyhow::Result<(Execution, std::time::Duration, bool)> {
+/// unless `json`, the signals passed on), saying on stderr before the run how the language
+/// was found when unsure and the warnings known then.
+fn execute(args: RunArgs, json: bool) -> anyhow::Result<Executed> {
     let started = std::time::Instant::now();
     let (attached, shown) = attached::Attached::new(!json);
+    let said = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let saying = said.clone();
+    let on_prepared: warden_engine::PreparedHook = Box::new(move |found, warnings| {
+        if found.is_unsure() {
+            announce_detection(&found.language, found.confidence.into(), &found.by);
+        }
+        for warning in warnings {
+            eprintln!("warden: warning: {warning}");
+        }
+        saying.store(warnings.len(), std::sync::atomic::Ordering::Relaxed);
+    });
     let request = ExecutionRequest {
         language: args.lang.clone(),
         sources: args.sources()?,
@@ -231,6 +247,7 @@ fn execute(args: RunArgs, json: bool) -> anyhow::Result<(Execution, std::time::D
             output: Box::new(attached),
             on_denial: None,
             on_run: None,
+            on_prepared: Some(on_prepared),
         }),
         ..ExecutionRequest::default()
     };
@@ -251,7 +268,8 @@ fn execute(args: RunArgs, json: bool) -> anyhow::Result<(Execution, std::time::D
     // one by one cost a run about 0.3 ms of cpu. A CLI's engine has no pool, zygote or
     // background history writer, whose drop would have work to finish.
     std::mem::forget(engine);
-    Ok((execution, ready, broken))
+    let said = said.load(std::sync::atomic::Ordering::Relaxed);
+    Ok((execution, ready, broken, said))
 }
 
 /// `--profile`: the phase table on stderr, each phase in milliseconds and its share.
@@ -297,14 +315,10 @@ fn print_profile(
     );
 }
 
-/// Says which language was chosen when detection was unsure, and what went wrong beside the
-/// execution (the history), on stderr after the program's own output.
-fn warn(execution: &Execution) {
-    let found = &execution.result.detection;
-    if found.is_unsure() {
-        announce_detection(&found.language, found.confidence.into(), &found.by);
-    }
-    for warning in &execution.warnings {
+/// Says what went wrong beside the execution (the history) on stderr, after the program's
+/// own output: the execution's warnings but the first `said` (said before the run).
+fn warn(execution: &Execution, said: usize) {
+    for warning in execution.warnings.iter().skip(said) {
         eprintln!("warden: warning: {warning}");
     }
 }

@@ -464,6 +464,7 @@ impl Engine {
                 output: Box::new(ServerOutput { relay, log }),
                 on_denial: Some(on_denial),
                 on_run: None,
+                on_prepared: None,
             }),
             ..ExecutionRequest::default()
         }

@@ -86,6 +86,7 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
             output.send(Event::Output(stream, bytes.to_vec())).is_ok()
         }),
         on_denial: None,
+        on_prepared: None,
         on_run: Some(Box::new(move |compile: Option<&StageResult>| {
             let _ = started.send(Event::Run(compile.cloned().map(Box::new)));
         })),

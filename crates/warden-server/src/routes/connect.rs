@@ -170,6 +170,7 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
             output: Box::new(Sink(events.clone())),
             on_denial: None,
             on_run: None,
+            on_prepared: None,
         });
         request.cancel = Some(signals.clone());
     }

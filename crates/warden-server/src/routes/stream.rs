@@ -78,6 +78,7 @@ pub(crate) async fn create(
         output: Box::new(EventSink(events.clone())),
         on_denial: None,
         on_run: None,
+        on_prepared: None,
     });
     tokio::spawn(async move {
         let finished = state.run_admitted(admitted, request, caller, || {}).await;
