@@ -279,3 +279,43 @@ fn ctrl_c_typed_at_the_terminal_reaches_the_program_once() {
     let out = child.wait_with_output().expect("warden ends");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// warden killed outright (SIGKILL: no chance to clean up) while its program runs: the
+/// sandbox's helper kills the program and, its owner dead, removes the run's cgroups itself,
+/// instead of leaving them to the next warden's sweep.
+#[test]
+fn a_warden_killed_outright_leaves_nothing_behind() {
+    let world = World::new();
+    // The program becomes `sleep 61.2468`, a command line the host's /proc shows.
+    let program = "import os\n\
+                   print('ready', flush=True)\n\
+                   os.execv('/bin/sleep', ['sleep', '61.2468'])\n";
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .any(|p| {
+                std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x0061.2468\x00")
+            })
+    };
+    let (mut child, pid, _stdout) = started(&world, program);
+    for _ in 0..1000 {
+        if sleeping() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(sleeping(), "the program runs");
+    assert_eq!(cgroups_of(pid), 1, "the run's cgroup exists while it runs");
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
+    child.wait().expect("reaped");
+    let mut left = usize::MAX;
+    for _ in 0..1000 {
+        left = cgroups_of(pid);
+        if left == 0 && !sleeping() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{left} cgroups of the killed warden left, or its program still runs");
+}

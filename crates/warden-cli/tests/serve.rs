@@ -776,6 +776,32 @@ fn a_group_signal_lets_the_running_execution_finish(signal: nix::sys::signal::Si
     );
 }
 
+/// A server killed outright (SIGKILL) while it runs a program and holds pooled sandboxes: the
+/// sandboxes' helpers end them and, their owner dead, remove their cgroups; the zygote goes
+/// too. Nothing waits for the next warden's sweep.
+#[test]
+fn a_server_killed_outright_leaves_nothing_behind() {
+    let mut server = Server::start("");
+    let slow = json!({"language": "bash", "code": "sleep 2.468"});
+    let started = server.request("POST", "/v1/executions?wait=false", Some(&slow));
+    assert_eq!(started.code, 202, "{}", started.body);
+    eventually("the program runs", || sleeping("2.468"));
+    let pid = server.child.id();
+    assert!(support::cgroups_of(pid) >= 1, "the run has its cgroup");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL");
+    server.child.wait().expect("reaped");
+    eventually("nothing of the server is left", || {
+        support::cgroups_of(pid) == 0
+            && !sleeping("2.468")
+            && no_process_mentions(&server.world)
+            && support::orphaned_helpers().is_empty()
+    });
+}
+
 /// Whether no process has this world's directory in its command line or environment (the
 /// server's helpers carry `WARDEN_DB` pointing into it).
 fn no_process_mentions(world: &World) -> bool {

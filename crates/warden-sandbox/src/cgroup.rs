@@ -87,6 +87,20 @@ pub(crate) enum CgroupJoin {
     WriteInitPid { procs: Vec<PathBuf> },
 }
 
+impl CgroupJoin {
+    /// The run's cgroup directories (one per hierarchy).
+    pub(crate) fn directories(&self) -> Vec<PathBuf> {
+        let files = match self {
+            Self::MoveHelper { enter, .. } => enter,
+            Self::WriteInitPid { procs } => procs,
+        };
+        files
+            .iter()
+            .filter_map(|file| file.parent().map(Path::to_path_buf))
+            .collect()
+    }
+}
+
 /// What the kernel accounted for one cgroup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CgroupStats {

@@ -228,6 +228,7 @@ fn start_init(
             .send(report.as_fd());
             detach_stdio();
             wait_for_init(child, ends.lifeline);
+            crate::stale::remove_orphaned(&request.cgroup.directories());
             Ok(0)
         }
     }

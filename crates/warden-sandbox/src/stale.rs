@@ -1,9 +1,10 @@
-//! What a warden process that died without cleaning up left on the host, removed by the next
-//! one. A process killed outright (SIGKILL, the OOM killer) takes its sandboxes' processes with
-//! it (the helpers watch their lifelines, the inits die with their helpers), but the empty
-//! cgroup directories, a trusted run's directory and a gVisor bundle stay. Their names carry the
-//! pid of the process that made them (`run-<pid>-<n>`); one whose process is gone is removed.
-//! Runs in the parent, once per `Sandbox`.
+//! What a warden process that died without cleaning up left on the host. A process killed
+//! outright (SIGKILL, the OOM killer) takes its sandboxes' processes with it (the helpers watch
+//! their lifelines, the inits die with their helpers), and each helper then removes its run's
+//! cgroups ([`remove_orphaned`]); a trusted run's directory, a gVisor bundle (whose helper is
+//! runsc), and a cgroup whose helper died too stay, and the next warden process removes them
+//! ([`sweep`], once per `Sandbox`). Their names carry the pid of the process that made them
+//! (`run-<pid>-<n>`); one whose process is gone is removed.
 
 use std::fs;
 use std::path::Path;
@@ -42,21 +43,93 @@ fn dead_runs(parent: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
     entries
         .flatten()
         .filter(|entry| {
-            let name = entry.file_name();
-            let pid = name
+            entry
+                .file_name()
                 .to_str()
-                .and_then(|n| n.strip_prefix(prefix))
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<u32>().ok());
-            pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+                .is_some_and(|name| made_by_a_dead_process(name, prefix))
         })
         .map(|entry| entry.path())
         .collect()
 }
 
+/// Whether `name` is `<prefix><pid>-<n>` and `pid` is not a live process.
+fn made_by_a_dead_process(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(is_dead)
+}
+
+/// Whether the process `pid` is gone, a zombie, or exiting (`PF_EXITING`, set before its
+/// descriptors close: a helper that sees its lifeline cut by its owner's death sees it).
+/// proc(5): `/proc/PID/stat`'s third field is the state, its ninth the flags.
+fn is_dead(pid: u32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first().copied().unwrap_or("");
+    let flags = fields
+        .get(6)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0);
+    matches!(state, "Z" | "X") || flags & PF_EXITING != 0
+}
+
+/// A sandbox helper's last act, once its init is gone: when the process that made the run's
+/// cgroups (`dirs`, named after its pid) died without letting the sandbox go (SIGKILL, the
+/// OOM killer), removes them, so that nothing of the run waits for the next warden's sweep.
+/// The cgroups' last tasks may still be exiting: a busy cgroup is tried again for up to a
+/// second. Its owner alive, nothing is done: the owner removes them after reading them.
+pub(crate) fn remove_orphaned(dirs: &[std::path::PathBuf]) {
+    let orphaned = dirs.iter().all(|dir| {
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|name| made_by_a_dead_process(name, "run-"))
+    });
+    if dirs.is_empty() || !orphaned {
+        return;
+    }
+    for dir in dirs {
+        for _ in 0..1000 {
+            match fs::remove_dir(dir) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zombie_is_dead_and_this_process_is_not() {
+        assert!(!is_dead(std::process::id()));
+        assert!(is_dead(4_194_305), "above pid_max: never alive");
+        let mut child = std::process::Command::new("/bin/true")
+            .spawn()
+            .expect("a child");
+        // Not reaped yet: a zombie once it exited.
+        let mut zombie = false;
+        for _ in 0..2000 {
+            zombie = is_dead(child.id());
+            if zombie {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(std::path::Path::new(&format!("/proc/{}", child.id())).exists());
+        assert!(zombie);
+        child.wait().expect("reaped");
+    }
 
     #[test]
     fn only_entries_of_dead_processes_are_chosen() {
