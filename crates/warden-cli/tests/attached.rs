@@ -319,3 +319,39 @@ fn a_warden_killed_outright_leaves_nothing_behind() {
     }
     panic!("{left} cgroups of the killed warden left, or its program still runs");
 }
+
+/// Hostile, at a terminal: the program's descriptors are pipes, never the terminal warden was
+/// started in, and it has no controlling terminal, so it cannot push input into the user's
+/// shell (`TIOCSTI`) or reach the terminal at all.
+#[test]
+fn a_program_run_at_a_terminal_cannot_reach_it() {
+    let world = World::new();
+    let program = "import fcntl, os, termios\n\
+                   for fd in (0, 1, 2):\n\
+                   \x20   try:\n\
+                   \x20       fcntl.ioctl(fd, termios.TIOCSTI, b'x')\n\
+                   \x20       print('injected through', fd)\n\
+                   \x20   except OSError as e:\n\
+                   \x20       print('refused', fd, e.errno)\n\
+                   try:\n\
+                   \x20   os.open('/dev/tty', os.O_RDWR)\n\
+                   \x20   print('opened /dev/tty')\n\
+                   except OSError:\n\
+                   \x20   print('no terminal')\n\
+                   print('tty' if any(os.isatty(fd) for fd in (0, 1, 2)) else 'no tty')\n";
+    let (child, _typing) = support::at_a_terminal(
+        &world,
+        &[],
+        &["run", "--mode", "sandboxed", "-l", "python", "-c", program],
+    );
+    let out = child.wait_with_output().expect("warden ends");
+    let enotty = nix::errno::Errno::ENOTTY as i32;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "refused 0 {enotty}\nrefused 1 {enotty}\nrefused 2 {enotty}\nno terminal\nno tty\n"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
