@@ -322,3 +322,23 @@ pub fn at_a_terminal(
         .expect("warden starts");
     (child, std::fs::File::from(terminal.master))
 }
+
+/// Makes this test process the reaper of the orphans of its descendants (`PR_SET_CHILD_SUBREAPER`):
+/// a test that kills warden outright gets its sandbox helpers, which would otherwise become
+/// zombies of the host's pid 1 until it reaps them (and other tests count those). Reap them
+/// with [`reap_orphans`].
+pub fn adopt_orphans() {
+    nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
+}
+
+/// Reaps every child of this process that has exited; says whether none is left.
+pub fn reap_orphans() -> bool {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return false,
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+    }
+}
