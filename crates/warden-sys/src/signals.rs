@@ -51,16 +51,10 @@ pub fn ignored() -> Result<Vec<libc::c_int>, Errno> {
         if signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
-        let mut old = KernelSigaction {
-            handler: libc::SIG_DFL,
-            flags: 0,
-            restorer: 0,
-            mask: 0,
-        };
-        match rt_sigaction(signal, None, Some(&mut old)) {
-            Ok(()) if old.handler == libc::SIG_IGN => ignored.push(signal),
+        match is_ignored(signal) {
+            Ok(true) => ignored.push(signal),
             // A number this kernel does not have.
-            Ok(()) | Err(Errno::EINVAL) => {}
+            Ok(false) | Err(Errno::EINVAL) => {}
             Err(e) => return Err(e),
         }
     }
