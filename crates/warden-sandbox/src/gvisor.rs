@@ -22,10 +22,14 @@ mod seccomp;
 pub use filter_exec::{seccomp_exec_main, SECCOMP_EXEC_ARG};
 
 use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use serde_json::Value;
 use warden_core::{ByteSize, LimitBounds, Limits};
 
@@ -210,6 +214,104 @@ impl RunscJobs {
     }
 }
 
+/// How long [`RunscJobs::await_running`] waits for a change of the state file before asking
+/// runsc.
+const STATE_RECHECK: Duration = Duration::from_millis(100);
+
+/// What a container's state file says.
+enum Recorded {
+    /// Not written yet, or `creating` / `created`.
+    Starting,
+    Running,
+    /// Anything else, or a file that cannot be read as runsc's: runsc is asked.
+    Other,
+}
+
+/// Changes of one container's state file in runsc's root directory, seen with inotify.
+struct StateChanges {
+    inotify: Inotify,
+    root: PathBuf,
+    /// The state file's name starts with the container's id (`<id>_sandbox:<id>.state`).
+    prefix: String,
+}
+
+impl StateChanges {
+    /// `None` when the directory cannot be watched (the caller then asks runsc at short
+    /// intervals).
+    fn watch(root: &Path, container: &str) -> Option<Self> {
+        // runsc creates its root as 0711 on its first run; created here first, the same.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(root)
+            .ok()?;
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
+        inotify
+            .add_watch(
+                root,
+                AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
+            )
+            .ok()?;
+        Some(Self {
+            inotify,
+            root: root.to_owned(),
+            prefix: format!("{container}_"),
+        })
+    }
+
+    fn is_state_file(&self, name: &std::ffi::OsStr) -> bool {
+        let name = name.to_string_lossy();
+        name.starts_with(&self.prefix) && name.ends_with(".state")
+    }
+
+    /// Reads the state file's `status`.
+    fn recorded(&self) -> Recorded {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Recorded::Other;
+        };
+        let Some(file) = entries
+            .flatten()
+            .find(|entry| self.is_state_file(&entry.file_name()))
+        else {
+            return Recorded::Starting;
+        };
+        let status = fs::read(file.path())
+            .ok()
+            .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
+            .and_then(|state| state["status"].as_str().map(str::to_owned));
+        match status.as_deref() {
+            Some("running") => Recorded::Running,
+            Some("creating" | "created") => Recorded::Starting,
+            _ => Recorded::Other,
+        }
+    }
+
+    /// Waits until the container's state file is written again (true), or `timeout` passes
+    /// (false). Other files (the lock file, other containers') are passed over.
+    fn wait(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            let events = self.inotify.read_events().unwrap_or_default();
+            if events
+                .iter()
+                .any(|event| event.name.as_deref().is_some_and(|n| self.is_state_file(n)))
+            {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
+            let left = PollTimeout::try_from(left.max(Duration::from_millis(1)))
+                .unwrap_or(PollTimeout::MAX);
+            if matches!(poll(&mut fds, left), Ok(0)) {
+                return false;
+            }
+        }
+    }
+}
+
 impl JobLauncher for RunscJobs {
     /// The sandbox process's pid (`runsc state`), which runs in the network namespace runsc
     /// made for it.
@@ -219,21 +321,48 @@ impl JobLauncher for RunscJobs {
         (pid > 0).then(|| nix::unistd::Pid::from_raw(pid))
     }
 
-    /// Waits until runsc reports the container running.
+    /// Waits until the container runs. Each `runsc state` is a process of its own (about
+    /// 10 ms of cpu and 25 ms of wall while the sandbox boots), so runsc is not asked every
+    /// few milliseconds: the state file runsc writes when the container is created and when
+    /// it starts is watched (inotify) and read, and runsc itself is asked only when the file
+    /// says something else, when no change came for [`STATE_RECHECK`] (a sandbox that died
+    /// before writing it), or when the directory cannot be watched.
     fn await_running(&self) -> Result<(), SandboxError> {
         let deadline = Instant::now() + SETUP_TIMEOUT;
+        // Watching before the first look, so that no change after it goes unseen.
+        let changes = StateChanges::watch(Path::new(RUNSC_ROOT), &self.container);
+        let mut ask = changes.is_none();
         loop {
-            let text = self.state()?;
-            if text.contains("\"running\"") {
-                return Ok(());
+            let now = Instant::now();
+            if ask || now >= deadline {
+                let text = self.state()?;
+                if text.contains("\"running\"") {
+                    return Ok(());
+                }
+                if text.contains("\"stopped\"") || now >= deadline {
+                    return Err(SandboxError::Setup {
+                        step: "start the gVisor container".into(),
+                        detail: format!("runsc reports: {}", text.trim()),
+                    });
+                }
+            } else if let Some(changes) = &changes {
+                match changes.recorded() {
+                    Recorded::Running => return Ok(()),
+                    Recorded::Starting => {}
+                    Recorded::Other => {
+                        ask = true;
+                        continue;
+                    }
+                }
             }
-            if text.contains("\"stopped\"") || Instant::now() >= deadline {
-                return Err(SandboxError::Setup {
-                    step: "start the gVisor container".into(),
-                    detail: format!("runsc reports: {}", text.trim()),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(5));
+            let left = deadline.saturating_duration_since(Instant::now());
+            ask = match &changes {
+                Some(changes) => !changes.wait(STATE_RECHECK.min(left)),
+                None => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    true
+                }
+            };
         }
     }
 
@@ -347,6 +476,53 @@ fn runsc_status(status: std::process::ExitStatus) -> ExitStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_file_is_read_and_its_changes_seen() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let changes = StateChanges::watch(root.path(), "warden-run-1-0").expect("watch");
+        let file = root
+            .path()
+            .join("warden-run-1-0_sandbox:warden-run-1-0.state");
+        // Not written yet: starting, and nothing changes.
+        assert!(matches!(changes.recorded(), Recorded::Starting));
+        assert!(!changes.wait(Duration::from_millis(20)));
+        // Another container's file and the lock file are passed over.
+        fs::write(
+            root.path()
+                .join("warden-run-2-0_sandbox:warden-run-2-0.state"),
+            "{}",
+        )
+        .expect("write");
+        fs::write(
+            root.path()
+                .join("warden-run-1-0_sandbox:warden-run-1-0.lock"),
+            "",
+        )
+        .expect("write");
+        assert!(!changes.wait(Duration::from_millis(20)));
+        for (status, running, starting) in [
+            ("created", false, true),
+            ("running", true, false),
+            ("stopped", false, false),
+        ] {
+            fs::write(
+                &file,
+                format!(r#"{{"id":"warden-run-1-0","status":"{status}"}}"#),
+            )
+            .expect("write");
+            assert!(
+                changes.wait(Duration::from_secs(5)),
+                "{status}: the write is seen"
+            );
+            let recorded = changes.recorded();
+            assert_eq!(matches!(recorded, Recorded::Running), running, "{status}");
+            assert_eq!(matches!(recorded, Recorded::Starting), starting, "{status}");
+        }
+        // A file runsc did not write this way: runsc is asked.
+        fs::write(&file, "not json").expect("write");
+        assert!(matches!(changes.recorded(), Recorded::Other));
+    }
 
     #[test]
     fn only_a_sandbox_with_egress_runs_on_the_host_network_stack() {
