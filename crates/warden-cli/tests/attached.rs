@@ -161,6 +161,81 @@ fn a_program_that_ignores_ctrl_c_is_killed_at_the_third() {
     assert_eq!(cgroups_of(pid), 0, "the run's cgroups are removed");
 }
 
+/// The state letter (`/proc/PID/stat`) of `pid`.
+fn state_of(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Waits until `pid` is in `state` (`T`: stopped, `S`: sleeping, ...).
+fn reaches(pid: u32, state: char) {
+    for _ in 0..6000 {
+        if state_of(pid) == Some(state) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{pid} never reached state {state}: {:?}", state_of(pid));
+}
+
+/// The processes in the cgroups of the run that `warden` (pid) started, named `comm`.
+fn in_the_run(warden: u32, comm: &str) -> Vec<u32> {
+    let cgroup = format!("/run-{warden}-");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cgroup")).is_ok_and(|c| c.contains(&cgroup))
+                && std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
+}
+
+#[test]
+fn ctrl_z_stops_the_program_with_warden_and_the_time_stopped_is_not_counted() {
+    let world = World::new();
+    // One second of work in a wall-clock limit of two, stopped for three in between.
+    let program = "import time\n\
+                   print('ready', flush=True)\n\
+                   time.sleep(1)\n\
+                   print('done', flush=True)\n";
+    let mut child = attached(
+        &world,
+        &["--wall-time", "2s", "-l", "python", "-c", program],
+    );
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line(&mut stdout), "ready\n");
+    let pid = child.id();
+    let programs = in_the_run(pid, "python3");
+    assert_eq!(programs.len(), 1, "the program's process");
+    // What a terminal's Ctrl-Z does: SIGTSTP to the foreground group, warden's alone.
+    killpg(Pid::from_raw(pid as i32), Signal::SIGTSTP).expect("Ctrl-Z");
+    reaches(pid, 'T');
+    reaches(programs[0], 'T');
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(state_of(programs[0]), Some('T'), "still stopped");
+    // What `fg` does.
+    killpg(Pid::from_raw(pid as i32), Signal::SIGCONT).expect("fg");
+    let out = child.wait_with_output().expect("warden ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "not killed at the wall-clock limit: {stderr}"
+    );
+    assert_eq!(line(&mut stdout), "done\n");
+    assert_eq!(cgroups_of(pid), 0, "the run's cgroups are removed");
+    let run = last_run(&world);
+    assert_eq!(run["outcome"]["kind"], "exited", "{run}");
+}
+
 #[test]
 fn sigterm_to_warden_ends_the_program_as_sigterm_and_json_still_comes() {
     let world = World::new();

@@ -83,7 +83,8 @@ impl CancelHandle {
     /// Sends `signal` to the program of the job running in the sandbox (of the next job, as
     /// it starts, when none runs yet). The sandbox's init delivers the signals it forwards
     /// (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2: [`CancelHandle::delivers`]), and
-    /// the program may handle them; any other signal, or any signal under a backend without
+    /// the program may handle them; SIGTSTP stops every process of the job and SIGCONT
+    /// continues them (the wall-clock limit still counts the time stopped); any other signal, or any signal under a backend without
     /// warden's init, ends the job as a kill would.
     pub fn signal(&self, signal: warden_core::Signal) {
         if let Ok(number) = u8::try_from(signal.0) {

@@ -79,14 +79,17 @@ pub(crate) struct InitChannels {
     pub(crate) cpu_counter: Option<OwnedFd>,
 }
 
-/// Signals the init passes on to the payload.
-const FORWARDED: [Signal; 6] = [
+/// Signals the init passes on to the payload; SIGTSTP and SIGCONT stop and continue every
+/// process of the job instead ([`on_signal`]).
+const FORWARDED: [Signal; 8] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
     Signal::SIGQUIT,
     Signal::SIGUSR1,
     Signal::SIGUSR2,
+    Signal::SIGTSTP,
+    Signal::SIGCONT,
 ];
 
 /// Whether the init passes `signal` on to the payload.
@@ -469,11 +472,19 @@ fn supervise(payload: Pid, waited: &SigSet) -> Result<ExitStatus, SetupError> {
     }
 }
 
-/// Handles one signal of the job: forwards it, reaps, or ends the job on [`END_JOB`]. Returns
-/// the payload's status once it exited.
+/// Handles one signal of the job: forwards it, reaps, or ends the job on [`END_JOB`]. SIGTSTP
+/// stops every process of the job (SIGSTOP, which none can handle, as kill(-1) reaches them:
+/// see [`end_the_job`]) and SIGCONT continues them: its caller stopped at a terminal and went
+/// on. Returns the payload's status once it exited.
 fn on_signal(payload: Pid, signal: Signal) -> Option<ExitStatus> {
     if signal == END_JOB {
         end_the_job(Some(payload))
+    } else if signal == Signal::SIGTSTP {
+        let _ = kill(Pid::from_raw(-1), Signal::SIGSTOP);
+        None
+    } else if signal == Signal::SIGCONT {
+        let _ = kill(Pid::from_raw(-1), Signal::SIGCONT);
+        None
     } else if signal != Signal::SIGCHLD {
         let _ = kill(payload, signal);
         None

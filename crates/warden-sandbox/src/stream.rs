@@ -48,10 +48,18 @@ pub trait OutputSink: Send {
     /// [`OutputSink::signal_source`] polls readable; each is delivered as
     /// [`crate::CancelHandle::signal`] delivers one: forwarded to the program by the init
     /// (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2), any other ending the job as a
-    /// kill.
+    /// kill; but SIGTSTP stops the sandbox's processes with the caller
+    /// ([`OutputSink::suspend`]).
     fn signals(&mut self) -> Vec<i32> {
         Vec::new()
     }
+
+    /// The caller stops until it is continued (SIGTSTP among its [`OutputSink::signals`]: a
+    /// terminal's Ctrl-Z): called after the sandbox's processes were asked to stop, and
+    /// returning when the caller goes on, whereupon they continue; the time in between does
+    /// not count against the wall-clock limit. Nothing by default (the program then stops
+    /// and continues at once).
+    fn suspend(&mut self) {}
 }
 
 /// A closure is a sink: `|stream, bytes| { ...; true }`.

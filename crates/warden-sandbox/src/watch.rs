@@ -159,6 +159,9 @@ struct State<'a> {
     sample_every: Duration,
     /// Signals asked for before the program started, delivered when it does.
     pending_signals: Vec<i32>,
+    /// How long the program was stopped with its caller (`OutputSink::suspend`): the
+    /// wall-clock limit does not count it.
+    stopped_for: Duration,
 }
 
 /// Watches one job until it ended and every pipe of it is drained.
@@ -211,6 +214,7 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         next_sample: now + SAMPLE_EVERY,
         sample_every: SAMPLE_EVERY,
         pending_signals: Vec::new(),
+        stopped_for: Duration::ZERO,
     };
     // Reports that arrived with the sandbox's `Ready` (a first job sent during its setup) are
     // already read: the pipe will not poll readable for them.
@@ -315,7 +319,7 @@ impl State<'_> {
             return;
         };
         let limits = self.watch.limits;
-        if now >= started + limits.wall_time {
+        if now >= started + limits.wall_time + self.stopped_for {
             self.w.wall_time = now - started;
             self.kill(Some(KillReason::Wall));
             return;
@@ -385,7 +389,7 @@ impl State<'_> {
         }
         let now = Instant::now();
         let deadline = match self.started {
-            Some(started) => (started + self.watch.limits.wall_time)
+            Some(started) => (started + self.watch.limits.wall_time + self.stopped_for)
                 .min(self.next_cpu_check)
                 .min(self.next_sample),
             None => self.setup_deadline,
@@ -493,7 +497,11 @@ impl State<'_> {
                 Role::Signals => self.read_signals(),
                 Role::CallerSignals => {
                     for signal in self.watch.sink.signals() {
-                        self.deliver(signal);
+                        if signal == libc::SIGTSTP {
+                            self.stop_with_caller();
+                        } else {
+                            self.deliver(signal);
+                        }
                     }
                 }
             }
@@ -507,6 +515,26 @@ impl State<'_> {
         let n = nix::unistd::read(self.watch.signals, &mut asked).unwrap_or(0);
         for &signal in &asked[..n] {
             self.deliver(i32::from(signal));
+        }
+    }
+
+    /// The caller is stopping (a terminal's Ctrl-Z): the sandbox's processes stop with it
+    /// (SIGTSTP to the init, which stops them all) and go on when it does (SIGCONT), and the
+    /// time in between does not count against the wall-clock limit. A backend without
+    /// warden's init, or a program not started yet, is left running: the caller stops alone.
+    fn stop_with_caller(&mut self) {
+        let stops = matches!(self.watch.kill, KillPath::AskInit(_))
+            && self.started.is_some()
+            && !self.ended
+            && self.killed_at.is_none();
+        if stops {
+            self.deliver(libc::SIGTSTP);
+        }
+        let since = Instant::now();
+        self.watch.sink.suspend();
+        if stops {
+            self.stopped_for += since.elapsed();
+            self.deliver(libc::SIGCONT);
         }
     }
 

@@ -632,6 +632,80 @@ fn a_sinks_signals_reach_the_program() {
     assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
 }
 
+/// A caller that stops (`OutputSink::suspend`, after a SIGTSTP among its signals): every process
+/// of the job is stopped until the caller goes on, and the time stopped is not counted against
+/// the wall-clock limit.
+#[test]
+fn a_caller_that_stops_stops_the_job_and_its_wall_clock() {
+    struct Stopping {
+        source: std::os::fd::OwnedFd,
+        trigger: std::os::fd::OwnedFd,
+        /// The job's processes and their states, seen while the caller was stopped.
+        seen: Vec<(String, char)>,
+    }
+    impl warden_sandbox::OutputSink for Stopping {
+        fn chunk(&mut self, stream: warden_core::Stream, bytes: &[u8]) -> bool {
+            if stream == warden_core::Stream::Stdout && bytes.starts_with(b"ready") {
+                nix::unistd::write(&self.trigger, &[1]).expect("stop asked");
+            }
+            true
+        }
+        fn signal_source(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+            use std::os::fd::AsFd;
+            Some(self.source.as_fd())
+        }
+        fn signals(&mut self) -> Vec<i32> {
+            let mut byte = [0u8; 16];
+            let n = nix::unistd::read(&self.source, &mut byte).unwrap_or(0);
+            vec![libc::SIGTSTP; n]
+        }
+        fn suspend(&mut self) {
+            // Longer than the job's wall-clock limit.
+            std::thread::sleep(Duration::from_millis(1500));
+            let cgroup = format!("/run-{}-", std::process::id());
+            for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+                let dir = entry.path();
+                let in_job =
+                    std::fs::read_to_string(dir.join("cgroup")).is_ok_and(|c| c.contains(&cgroup));
+                let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+                let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+                let state = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next());
+                if let (true, Some(state), "sh" | "sleep") = (in_job, state, comm.trim()) {
+                    self.seen.push((comm.trim().to_owned(), state));
+                }
+            }
+        }
+    }
+    let mut sandbox = sandbox().native().create(&spec()).expect("created");
+    let (source, trigger) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a pipe");
+    let mut sink = Stopping {
+        source,
+        trigger,
+        seen: Vec::new(),
+    };
+    let mut job = sh("echo ready; sleep 0.5; echo done");
+    job.limits.wall_time = Duration::from_secs(1);
+    let run = sandbox
+        .run_streaming(&job, Stdin::Null, &mut sink)
+        .expect("ran");
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    assert_eq!(text(&run.stdout), "ready\ndone\n");
+    assert!(
+        sink.seen.iter().any(|(comm, _)| comm == "sleep"),
+        "the job's processes: {:?}",
+        sink.seen
+    );
+    assert!(
+        sink.seen.iter().all(|(_, state)| *state == 'T'),
+        "every process of the job stopped: {:?}",
+        sink.seen
+    );
+    sandbox.destroy().expect("destroyed");
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
 /// Streaming keeps the output limit: the sink gets no byte past it, and the job ends with the
 /// output-limit outcome.
 #[test]

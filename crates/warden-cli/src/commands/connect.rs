@@ -61,6 +61,14 @@ pub(crate) fn run(
         for signal in signals.as_mut().map(PassedOn::received).unwrap_or_default() {
             let message = json!({ "type": "signal", "signal": signal.as_str() });
             let _ = socket.send(Message::text(message.to_string()));
+            if signal == nix::sys::signal::Signal::SIGTSTP {
+                // The program is stopped; so is this process until it is continued, and then
+                // the program goes on too.
+                let _ = socket.flush();
+                PassedOn::suspend();
+                let message = json!({ "type": "signal", "signal": "SIGCONT" });
+                let _ = socket.send(Message::text(message.to_string()));
+            }
         }
         let message = match socket.read() {
             Ok(Message::Text(text)) => text,

@@ -1,6 +1,7 @@
 //! The signals that would end a command (a terminal's Ctrl-C, a supervisor's SIGTERM, a closed
-//! terminal's SIGHUP, Ctrl-\\'s SIGQUIT), taken by a command that runs a program elsewhere and
-//! passed on to that program instead of ending the command: `warden run` (to its sandbox's
+//! terminal's SIGHUP, Ctrl-\\'s SIGQUIT) or stop it (Ctrl-Z's SIGTSTP), taken by a command that
+//! runs a program elsewhere and passed on to that program instead (a stop stops the program,
+//! then the command itself, and both go on together): `warden run` (to its sandbox's
 //! program, through the job's watch) and `warden session exec --interactive` (to the call's
 //! program, through the server's WebSocket). They are blocked and read from a signalfd, so that
 //! a single-threaded process needs no thread for them. Man pages: signalfd(2), sigprocmask(2).
@@ -10,12 +11,14 @@ use std::os::fd::{AsFd, BorrowedFd};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-/// The signals passed on. The sandbox's init forwards each of them to the program.
-const PASSED_ON: [Signal; 4] = [
+/// The signals passed on. The sandbox's init forwards each of them to the program, and stops
+/// every process of the job on SIGTSTP.
+const PASSED_ON: [Signal; 5] = [
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGHUP,
     Signal::SIGQUIT,
+    Signal::SIGTSTP,
 ];
 
 /// After this many signals, the program is killed instead: a program that handles or ignores
@@ -61,10 +64,15 @@ impl PassedOn {
     }
 
     /// The signals received since the last call, as they are to reach the program: each as
-    /// it came, SIGKILL from the [`KILL_AFTER`]th on (said once on stderr).
+    /// it came, SIGKILL from the [`KILL_AFTER`]th on (said once on stderr; stops are not
+    /// counted).
     pub(crate) fn received(&mut self) -> Vec<Signal> {
         let mut signals = Vec::new();
         while let Ok(Some(info)) = self.fd.read_signal() {
+            if info.ssi_signo == Signal::SIGTSTP as u32 {
+                signals.push(Signal::SIGTSTP);
+                continue;
+            }
             self.received += 1;
             if self.received >= KILL_AFTER {
                 if self.received == KILL_AFTER {
@@ -77,5 +85,11 @@ impl PassedOn {
             }
         }
         signals
+    }
+
+    /// Stops this process until it is continued, as SIGTSTP's own action would have: its
+    /// shell sees the job stopped, and `fg` (SIGCONT) goes on from here.
+    pub(crate) fn suspend() {
+        let _ = nix::sys::signal::raise(Signal::SIGSTOP);
     }
 }

@@ -353,6 +353,10 @@ impl OutputSink for SignalsOnly<'_> {
     fn signals(&mut self) -> Vec<i32> {
         self.0.signals()
     }
+
+    fn suspend(&mut self) {
+        self.0.suspend();
+    }
 }
 
 #[cfg(test)]

@@ -139,6 +139,10 @@ impl OutputSink for Attached {
         self.signals.as_ref().map(PassedOn::fd)
     }
 
+    fn suspend(&mut self) {
+        PassedOn::suspend();
+    }
+
     fn signals(&mut self) -> Vec<i32> {
         self.signals.as_mut().map_or_else(Vec::new, |signals| {
             signals.received().into_iter().map(|s| s as i32).collect()
