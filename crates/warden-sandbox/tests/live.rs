@@ -685,18 +685,16 @@ fn a_caller_that_stops_stops_the_job_and_its_wall_clock() {
         trigger,
         seen: Vec::new(),
     };
-    let mut job = sh("echo ready; sleep 0.5; echo done");
+    // One process (the shell becomes `sleep`): a shell that forks with vfork would wait for
+    // its stopped child in state D.
+    let mut job = sh("echo ready; exec sleep 0.5");
     job.limits.wall_time = Duration::from_secs(1);
     let run = sandbox
         .run_streaming(&job, Stdin::Null, &mut sink)
         .expect("ran");
     assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
-    assert_eq!(text(&run.stdout), "ready\ndone\n");
-    assert!(
-        sink.seen.iter().any(|(comm, _)| comm == "sleep"),
-        "the job's processes: {:?}",
-        sink.seen
-    );
+    assert_eq!(text(&run.stdout), "ready\n");
+    assert!(!sink.seen.is_empty(), "the job's process was found");
     assert!(
         sink.seen.iter().all(|(_, state)| *state == 'T'),
         "every process of the job stopped: {:?}",
