@@ -115,12 +115,16 @@ impl Backend for Gvisor {
             let (runsc, container, bundle) =
                 (self.runsc.clone(), container.clone(), bundle.clone());
             Box::new(move || {
-                let _ = Command::new(&runsc)
-                    .args(["--root", RUNSC_ROOT, "delete", "--force", &container])
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status();
+                // A `runsc run` that ended on its own destroyed its container; one killed (a
+                // limit, a crash) left its state behind, which `delete` removes.
+                if known_to_runsc(Path::new(RUNSC_ROOT), &container) {
+                    let _ = Command::new(&runsc)
+                        .args(["--root", RUNSC_ROOT, "delete", "--force", &container])
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
                 // Not there when the bundle was never complete.
                 let _ = nix::mount::umount2(
                     &bundle::scratch(&bundle),
@@ -211,6 +215,18 @@ impl RunscJobs {
                 source,
             })?;
         Ok(String::from_utf8_lossy(&state.stdout).into_owned())
+    }
+}
+
+/// Whether runsc still keeps files of `container` in its root (its state and lock files are
+/// named `<id>_sandbox:<id>.state` and `.lock`); true when the root cannot be read.
+fn known_to_runsc(root: &Path, container: &str) -> bool {
+    let prefix = format!("{container}_");
+    match fs::read_dir(root) {
+        Ok(entries) => entries
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().starts_with(&prefix)),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
 }
 
@@ -519,6 +535,9 @@ mod tests {
             assert_eq!(matches!(recorded, Recorded::Running), running, "{status}");
             assert_eq!(matches!(recorded, Recorded::Starting), starting, "{status}");
         }
+        assert!(known_to_runsc(root.path(), "warden-run-1-0"));
+        assert!(!known_to_runsc(root.path(), "warden-run-3-0"));
+        assert!(!known_to_runsc(&root.path().join("none"), "warden-run-1-0"));
         // A file runsc did not write this way: runsc is asked.
         fs::write(&file, "not json").expect("write");
         assert!(matches!(changes.recorded(), Recorded::Other));
