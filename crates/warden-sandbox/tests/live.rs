@@ -575,33 +575,69 @@ fn a_streamed_interactive_job_answers_each_line_before_the_next() {
     assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
 }
 
+/// A sink that asks for `signal` once the job printed `ready` (its signal source is a pipe),
+/// and that, stopped (`OutputSink::suspend`, after a SIGTSTP), stays stopped longer than the
+/// jobs' one-second wall-clock limit and notes the job's processes and their states.
+struct Signalling {
+    source: std::os::fd::OwnedFd,
+    trigger: std::os::fd::OwnedFd,
+    signal: i32,
+    seen: Vec<(String, char)>,
+}
+
+impl Signalling {
+    fn new(signal: i32) -> Self {
+        let (source, trigger) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a signal pipe");
+        Self {
+            source,
+            trigger,
+            signal,
+            seen: Vec::new(),
+        }
+    }
+}
+
+impl warden_sandbox::OutputSink for Signalling {
+    fn chunk(&mut self, stream: warden_core::Stream, bytes: &[u8]) -> bool {
+        if stream == warden_core::Stream::Stdout && bytes.starts_with(b"ready") {
+            nix::unistd::write(&self.trigger, &[1]).expect("signal asked");
+        }
+        true
+    }
+    fn signal_source(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Some(self.source.as_fd())
+    }
+    fn signals(&mut self) -> Vec<i32> {
+        let mut byte = [0u8; 16];
+        let n = nix::unistd::read(&self.source, &mut byte).unwrap_or(0);
+        vec![self.signal; n]
+    }
+    fn suspend(&mut self) {
+        std::thread::sleep(Duration::from_millis(1500));
+        let cgroup = format!("/run-{}-", std::process::id());
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let dir = entry.path();
+            let in_job =
+                std::fs::read_to_string(dir.join("cgroup")).is_ok_and(|c| c.contains(&cgroup));
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            if let (true, Some(state), "sh" | "sleep") = (in_job, state, comm.trim()) {
+                self.seen.push((comm.trim().to_owned(), state));
+            }
+        }
+    }
+}
+
 /// A sink's signal source (`OutputSink::signal_source`): the signals it brings reach the
 /// program through the init, which handles them here; a signal that the init does not forward
 /// ends the job as a kill.
 #[test]
 fn a_sinks_signals_reach_the_program() {
-    struct Signalling {
-        source: std::os::fd::OwnedFd,
-        trigger: std::os::fd::OwnedFd,
-        signal: i32,
-    }
-    impl warden_sandbox::OutputSink for Signalling {
-        fn chunk(&mut self, stream: warden_core::Stream, bytes: &[u8]) -> bool {
-            if stream == warden_core::Stream::Stdout && bytes.starts_with(b"ready") {
-                nix::unistd::write(&self.trigger, &[1]).expect("signal asked");
-            }
-            true
-        }
-        fn signal_source(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-            use std::os::fd::AsFd;
-            Some(self.source.as_fd())
-        }
-        fn signals(&mut self) -> Vec<i32> {
-            let mut byte = [0u8; 16];
-            let n = nix::unistd::read(&self.source, &mut byte).unwrap_or(0);
-            vec![self.signal; n]
-        }
-    }
     let script = "trap 'echo term; exit 4' TERM; echo ready; while :; do sleep 0.05; done";
     let mut sandbox = sandbox().native().create(&spec()).expect("created");
     for (signal, expected) in [
@@ -613,13 +649,7 @@ fn a_sinks_signals_reach_the_program() {
             },
         ),
     ] {
-        let (source, trigger) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a signal pipe");
-        let mut sink = Signalling {
-            source,
-            trigger,
-            signal,
-        };
+        let mut sink = Signalling::new(signal);
         let run = sandbox
             .run_streaming(&sh(script), Stdin::Null, &mut sink)
             .expect("ran");
@@ -637,54 +667,8 @@ fn a_sinks_signals_reach_the_program() {
 /// the wall-clock limit.
 #[test]
 fn a_caller_that_stops_stops_the_job_and_its_wall_clock() {
-    struct Stopping {
-        source: std::os::fd::OwnedFd,
-        trigger: std::os::fd::OwnedFd,
-        /// The job's processes and their states, seen while the caller was stopped.
-        seen: Vec<(String, char)>,
-    }
-    impl warden_sandbox::OutputSink for Stopping {
-        fn chunk(&mut self, stream: warden_core::Stream, bytes: &[u8]) -> bool {
-            if stream == warden_core::Stream::Stdout && bytes.starts_with(b"ready") {
-                nix::unistd::write(&self.trigger, &[1]).expect("stop asked");
-            }
-            true
-        }
-        fn signal_source(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-            use std::os::fd::AsFd;
-            Some(self.source.as_fd())
-        }
-        fn signals(&mut self) -> Vec<i32> {
-            let mut byte = [0u8; 16];
-            let n = nix::unistd::read(&self.source, &mut byte).unwrap_or(0);
-            vec![libc::SIGTSTP; n]
-        }
-        fn suspend(&mut self) {
-            // Longer than the job's wall-clock limit.
-            std::thread::sleep(Duration::from_millis(1500));
-            let cgroup = format!("/run-{}-", std::process::id());
-            for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-                let dir = entry.path();
-                let in_job =
-                    std::fs::read_to_string(dir.join("cgroup")).is_ok_and(|c| c.contains(&cgroup));
-                let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-                let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-                let state = stat
-                    .rsplit_once(')')
-                    .and_then(|(_, rest)| rest.trim_start().chars().next());
-                if let (true, Some(state), "sh" | "sleep") = (in_job, state, comm.trim()) {
-                    self.seen.push((comm.trim().to_owned(), state));
-                }
-            }
-        }
-    }
     let mut sandbox = sandbox().native().create(&spec()).expect("created");
-    let (source, trigger) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a pipe");
-    let mut sink = Stopping {
-        source,
-        trigger,
-        seen: Vec::new(),
-    };
+    let mut sink = Signalling::new(libc::SIGTSTP);
     // One process (the shell becomes `sleep`): a shell that forks with vfork would wait for
     // its stopped child in state D.
     let mut job = sh("echo ready; exec sleep 0.5");
