@@ -97,6 +97,13 @@ fn main() -> ExitCode {
     {
         warden_sandbox::seccomp_exec_main();
     }
+    // A one-job gVisor sandbox's job: join the run's cgroup, become `runsc run`.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == warden_sandbox::CGROUP_EXEC_ARG)
+    {
+        warden_sandbox::cgroup_exec_main();
+    }
     init_logging();
     let run_only = std::env::args_os()
         .nth(1)

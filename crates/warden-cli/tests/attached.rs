@@ -397,6 +397,64 @@ fn a_warden_killed_outright_leaves_nothing_behind() {
     panic!("{left} cgroups of the killed warden left, or its program or helper still runs");
 }
 
+/// The same under gVisor, whose one-shot run is `runsc run` started by warden itself (a
+/// one-job container): the sandbox's helper, holding the run's cgroup, kills the runtime and
+/// its program when warden dies, and removes the cgroup.
+#[test]
+fn a_warden_killed_outright_during_an_isolated_run_leaves_nothing_behind() {
+    support::adopt_orphans();
+    let world = World::new();
+    let program = "import time\n\
+                   print('ready', flush=True)\n\
+                   time.sleep(60)\n";
+    let mut child = attached(
+        &world,
+        &[
+            "--mode",
+            "isolated",
+            "--wall-time",
+            "60s",
+            "-l",
+            "python",
+            "-c",
+            program,
+        ],
+    );
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line(&mut stdout), "ready\n");
+    let pid = child.id();
+    // The run's processes: every one in the run's cgroup, gVisor's sandbox and gofer included.
+    let tasks = || {
+        std::fs::read_dir("/sys/fs/cgroup/pids/warden")
+            .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("run-{pid}-"))
+            })
+            .filter_map(|e| std::fs::read_to_string(e.path().join("cgroup.procs")).ok())
+            .map(|procs| procs.lines().count())
+            .sum::<usize>()
+    };
+    assert_eq!(cgroups_of(pid), 1, "the run's cgroup exists while it runs");
+    assert!(tasks() >= 3, "runsc's processes run in it: {}", tasks());
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
+    child.wait().expect("reaped");
+    for _ in 0..1000 {
+        if support::reap_orphans() && cgroups_of(pid) == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "the killed warden's cgroup is left with {} processes, or its helper still runs",
+        tasks()
+    );
+}
+
 /// Hostile, at a terminal: the program's descriptors are pipes, never the terminal warden was
 /// started in, and it has no controlling terminal, so it cannot push input into the user's
 /// shell (`TIOCSTI`) or reach the terminal at all.

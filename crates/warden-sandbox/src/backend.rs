@@ -20,6 +20,12 @@ pub trait Backend: std::fmt::Debug + Send + Sync {
     /// failure surfaces at the first job, or at [`LiveSandbox::wait_ready`].
     fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError>;
 
+    /// Starts building a sandbox for exactly one job, as [`Backend::start`] does; a backend
+    /// may make it cheaper by refusing a second job (gVisor runs the job as its container).
+    fn start_single(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
+        self.start(spec)
+    }
+
     /// Builds a sandbox for `spec` and waits until it is ready for jobs.
     fn create(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
         let mut sandbox = self.start(spec)?;
@@ -37,7 +43,7 @@ pub fn run_once(
 ) -> Result<SandboxRun, SandboxError> {
     let (spec, job) = plan.split();
     job.validate(&spec)?;
-    let mut sandbox = backend.start(&spec)?;
+    let mut sandbox = backend.start_single(&spec)?;
     let run = sandbox.run(&job, stdin);
     let destroyed = sandbox.destroy();
     let run = run?;

@@ -14,6 +14,12 @@
 //! from the host, without following links. A limit kills the whole
 //! sandbox here (runsc has no cheap way to kill one job's processes and keep the rest), so
 //! after a limit the sandbox runs no more jobs. The network is `none`: loopback only.
+//!
+//! A sandbox for one job (`Backend::start_single`, without egress) skips the keeper and the
+//! `runsc exec`: its helper only holds the cgroup (`helper::Backend::Hold`), and the job's
+//! process is the warden binary as [`CGROUP_EXEC_ARG`], which joins the cgroup and becomes
+//! `runsc run` of a bundle whose process is the job, under the loader as the container's init.
+//! The program's clock starts when runsc's state file says `running`.
 
 mod bundle;
 mod filter_exec;
@@ -34,14 +40,16 @@ use serde_json::Value;
 use warden_core::{ByteSize, LimitBounds, Limits};
 
 use crate::backend::{run_once, Backend};
+use crate::cgroup::CgroupJoin;
 use crate::helper::{Backend as HelperBackend, HelperRequest};
 use crate::live::{JobLauncher, LiveSandbox, SETUP_TIMEOUT};
 use crate::parent::{Launch, Sandbox, SandboxError, SandboxRun, Stdin};
 use crate::plan::{Job, SandboxPlan, SandboxSpec};
 use crate::report::ExitStatus;
+use crate::watch::ProgramStart;
 
 /// Where runsc keeps its container state.
-const RUNSC_ROOT: &str = "/run/warden/runsc";
+pub(crate) const RUNSC_ROOT: &str = "/run/warden/runsc";
 /// Where bundles are written.
 pub(crate) const BUNDLES: &str = "/run/warden/gvisor";
 /// Memory of runsc's own processes (sentry, gofer), on top of the program's limit: the
@@ -101,6 +109,25 @@ impl Backend for Gvisor {
     }
 
     fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
+        self.start_sandbox(spec, false)
+    }
+
+    /// One container whose own process is the job: no keeper, no `runsc exec` (about a third
+    /// of a python hello's wall time). Not with egress: warden's proxy listens in the
+    /// sandbox's network namespace, which must exist before the job starts.
+    fn start_single(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
+        self.start_sandbox(spec, !spec.egress)
+    }
+}
+
+impl Gvisor {
+    /// Starts a sandbox that runs its jobs with `runsc exec` in a keeper container, or, when
+    /// `one_job`, whose container is started for its first job and runs it (its only one).
+    fn start_sandbox(
+        &self,
+        spec: &SandboxSpec,
+        one_job: bool,
+    ) -> Result<LiveSandbox, SandboxError> {
         spec.validate()?;
         spec.limits.validate(&LimitBounds::default())?;
         let runtime_limits = Limits {
@@ -125,20 +152,7 @@ impl Backend for Gvisor {
                         .stderr(std::process::Stdio::null())
                         .status();
                 }
-                // Not there when the bundle was never complete.
-                let _ = nix::mount::umount2(
-                    &bundle::scratch(&bundle),
-                    nix::mount::MntFlags::MNT_DETACH,
-                );
-                match fs::remove_dir_all(&bundle) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        Err(SandboxError::Helper {
-                            action: "removing the gVisor bundle",
-                            source: e,
-                        })
-                    }
-                    _ => Ok(()),
-                }
+                remove_bundle(&bundle)
             }) as Box<dyn FnOnce() -> Result<(), SandboxError> + Send>
         };
         let filter = filter_exec::compile_for_jobs(&spec.seccomp)?;
@@ -146,16 +160,35 @@ impl Backend for Gvisor {
             let _ = cleanup();
             return Err(e);
         }
+        let run = runsc_argv(&self.runsc, &bundle, &container, spec.egress);
+        let join = cgroup.join();
+        let (backend, container_start) = if one_job {
+            // The helper holds the cgroup; the job's process joins it and becomes `runsc run`.
+            let mut argv = vec![
+                self.host.helper_path().to_string_lossy().into_owned(),
+                CGROUP_EXEC_ARG.to_owned(),
+            ];
+            let files = match &join {
+                CgroupJoin::MoveHelper { enter, .. } => enter,
+                CgroupJoin::WriteInitPid { procs } => procs,
+            };
+            argv.push(files.len().to_string());
+            argv.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
+            argv.extend(run);
+            (HelperBackend::Hold, Some(argv))
+        } else {
+            (HelperBackend::Exec(run), None)
+        };
         let request = HelperRequest {
             spec: SandboxSpec {
                 limits: runtime_limits,
                 ..spec.clone()
             },
             host_id: 0,
-            cgroup: cgroup.join(),
+            cgroup: join,
             // runsc's sandbox has no init of warden's to read it: its jobs start on a ready one.
             cpu_counter: None,
-            backend: HelperBackend::Exec(runsc_argv(&self.runsc, &bundle, &container, spec.egress)),
+            backend,
         };
         let launcher = RunscJobs {
             runsc: self.runsc.clone(),
@@ -164,6 +197,8 @@ impl Backend for Gvisor {
             filter,
             bundle,
             count: 0,
+            container_start,
+            start: None,
         };
         self.host.launch(
             Launch {
@@ -179,8 +214,21 @@ impl Backend for Gvisor {
     }
 }
 
-/// Runs each job as `runsc exec --process`.
-#[derive(Debug, Clone)]
+/// Removes a bundle: its scratch tmpfs unmounted (detached; not there when the bundle was
+/// never complete), then the tree, without following links.
+pub(crate) fn remove_bundle(bundle: &Path) -> Result<(), SandboxError> {
+    let _ = nix::mount::umount2(&bundle::scratch(bundle), nix::mount::MntFlags::MNT_DETACH);
+    match fs::remove_dir_all(bundle) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SandboxError::Helper {
+            action: "removing the gVisor bundle",
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Runs each job as `runsc exec --process`, or a one-job sandbox's job as its container.
+#[derive(Debug)]
 struct RunscJobs {
     runsc: PathBuf,
     container: String,
@@ -191,6 +239,12 @@ struct RunscJobs {
     filter: String,
     /// Jobs started so far (names their process files).
     count: u64,
+    /// A one-job sandbox's: the command that joins the cgroup and runs the container
+    /// (`warden __cgroup-exec ... runsc run`), whose process is the job.
+    container_start: Option<Vec<String>>,
+    /// The container's state file, watched from before its job's process starts until the
+    /// watch takes it ([`JobLauncher::program_start`]).
+    start: Option<StateChanges>,
 }
 
 impl RunscJobs {
@@ -244,6 +298,7 @@ enum Recorded {
 }
 
 /// Changes of one container's state file in runsc's root directory, seen with inotify.
+#[derive(Debug)]
 struct StateChanges {
     inotify: Inotify,
     root: PathBuf,
@@ -344,6 +399,10 @@ impl JobLauncher for RunscJobs {
     /// says something else, when no change came for [`STATE_RECHECK`] (a sandbox that died
     /// before writing it), or when the directory cannot be watched.
     fn await_running(&self) -> Result<(), SandboxError> {
+        if self.container_start.is_some() {
+            // Nothing runs before the job: its process starts the container.
+            return Ok(());
+        }
         let deadline = Instant::now() + SETUP_TIMEOUT;
         // Watching before the first look, so that no change after it goes unseen.
         let changes = StateChanges::watch(Path::new(RUNSC_ROOT), &self.container);
@@ -389,6 +448,15 @@ impl JobLauncher for RunscJobs {
                 detail: e.detail,
             }
         })?;
+        if let Some(argv) = &self.container_start {
+            if self.count > 0 {
+                return Err(SandboxError::Gone {
+                    why: "a one-job gVisor sandbox runs one job",
+                });
+            }
+            self.count += 1;
+            return self.prepare_container(job, argv.clone());
+        }
         self.count += 1;
         let process = self.bundle.join(format!("job-{}.json", self.count));
         let text = serde_json::to_vec(&bundle::oci_process(
@@ -416,6 +484,12 @@ impl JobLauncher for RunscJobs {
 
     fn status(&self, status: std::process::ExitStatus) -> ExitStatus {
         runsc_status(status)
+    }
+
+    fn program_start(&mut self) -> Option<Box<dyn ProgramStart>> {
+        self.start
+            .take()
+            .map(|changes| Box::new(changes) as Box<dyn ProgramStart>)
     }
 
     /// Reads the collected path out of the workspace, which is a host directory here, with the
@@ -449,6 +523,90 @@ impl JobLauncher for RunscJobs {
             .map_err(io("reading the collected files"))?;
         Ok(bytes)
     }
+}
+
+impl RunscJobs {
+    /// A one-job sandbox's job: the bundle's process becomes the job (under the loader as
+    /// the container's init, `filter_exec.rs`), and the command starts the container. The
+    /// state file is watched from now on: the program's wall clock starts when it says
+    /// `running` (the sandbox's boot is not the program's time).
+    fn prepare_container(&mut self, job: &Job, argv: Vec<String>) -> Result<Command, SandboxError> {
+        let io = |action: &'static str| move |source| SandboxError::Helper { action, source };
+        let config_path = self.bundle.join("config.json");
+        let mut config: Value = fs::read(&config_path)
+            .map_err(io("reading config.json"))
+            .and_then(|text| {
+                serde_json::from_slice(&text)
+                    .map_err(|e| io("reading config.json")(std::io::Error::other(e)))
+            })?;
+        config["process"] = bundle::oci_process(
+            &filter_exec::init_argv(&self.filter, &job.argv),
+            &job.env,
+            &job.limits,
+        );
+        let text = serde_json::to_vec(&config)
+            .map_err(|e| io("writing config.json")(std::io::Error::other(e)))?;
+        fs::write(&config_path, text).map_err(io("writing config.json"))?;
+        self.start = StateChanges::watch(Path::new(RUNSC_ROOT), &self.container);
+        let (program, args) = argv.split_first().ok_or(SandboxError::Setup {
+            step: "start the gVisor container".into(),
+            detail: "no command".into(),
+        })?;
+        let mut command = Command::new(program);
+        command.args(args).env_clear();
+        Ok(command)
+    }
+}
+
+impl ProgramStart for StateChanges {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+
+    /// Running, or already past it (the program may be over before the file was read).
+    fn started(&mut self) -> bool {
+        let _ = self.inotify.read_events();
+        !matches!(self.recorded(), Recorded::Starting)
+    }
+}
+
+/// The argument that makes the warden binary (or the tests' helper binary) start a one-job
+/// sandbox's container: `<binary> __cgroup-exec <n> <file>... <program> <args>...` writes "0"
+/// into each of the `n` cgroup files (`tasks` or `cgroup.procs`: this process moves into
+/// the run's cgroup), then execs the program with an empty environment. Every process of the
+/// runtime it becomes is born inside the cgroup.
+pub const CGROUP_EXEC_ARG: &str = "__cgroup-exec";
+
+/// The entry point of [`CGROUP_EXEC_ARG`] (checked first in `main`); fails with status 127
+/// and never runs the program outside the cgroup.
+pub fn cgroup_exec_main() -> ! {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+    let Err(message) = join_and_exec(&args);
+    eprintln!("warden: {message}");
+    std::process::exit(127)
+}
+
+fn join_and_exec(args: &[std::ffi::OsString]) -> Result<std::convert::Infallible, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let usage = || format!("usage: {CGROUP_EXEC_ARG} <n> <cgroup file>... <program> <args>...");
+    let (count, rest) = args.split_first().ok_or_else(usage)?;
+    let count: usize = count
+        .to_str()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(usage)?;
+    if rest.len() <= count {
+        return Err(usage());
+    }
+    let (files, argv) = rest.split_at(count);
+    for file in files {
+        fs::write(file, "0").map_err(|e| format!("joining the cgroup ({file:?}): {e}"))?;
+    }
+    let argv: Vec<std::ffi::CString> = argv
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_bytes()).map_err(|_| format!("{a:?} has a NUL")))
+        .collect::<Result<_, _>>()?;
+    let e = nix::unistd::execve::<_, std::ffi::CString>(&argv[0], &argv, &[]).unwrap_err();
+    Err(format!("execve {:?}: {e}", argv[0]))
 }
 
 /// `runsc run` of the bundle. With `egress`, gVisor's sockets are the host kernel's

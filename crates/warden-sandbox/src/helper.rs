@@ -69,6 +69,10 @@ pub(crate) enum Backend {
     /// Join the cgroup and exec this command, with the lifeline as its stdin: another
     /// backend's runtime, such as `runsc`, which builds its own sandbox.
     Exec(Vec<String>),
+    /// Join the cgroup and hold it until the lifeline is cut, then kill whatever else is still
+    /// in it: a one-job gVisor sandbox, whose runtime the parent starts as the job's own
+    /// process (`gvisor.rs`), so that a warden that dies mid-job leaves nothing running.
+    Hold,
 }
 
 /// The namespaces of every sandbox. The cgroup namespace is entered by the init itself once
@@ -106,7 +110,7 @@ pub(crate) fn forked_main(request: &HelperRequest) -> ! {
 
 /// The descriptors the helper inherits besides the request and the report.
 struct HelperEnds {
-    /// The init's end of the control channel (absent for `Backend::Exec`).
+    /// The init's end of the control channel (absent for `Backend::Exec` and `Backend::Hold`).
     control: Option<OwnedFd>,
     /// Closed (end-of-file) when the parent lets the sandbox go.
     lifeline: Option<OwnedFd>,
@@ -136,6 +140,7 @@ fn run(request: &HelperRequest, report: &OwnedFd, ends: HelperEnds) -> Result<i3
     crate::name_process(c"warden-helper");
     match &request.backend {
         Backend::Exec(argv) => exec_in_cgroup(&request.cgroup, argv, report),
+        Backend::Hold => hold_cgroup(&request.cgroup, report, ends.lifeline),
         Backend::Namespaces => {
             let filter = seccomp::compile(&request.spec.seccomp)
                 .map_err(|e| SetupError::new("compile seccomp filter", e))?;
@@ -285,15 +290,7 @@ fn release_child(
 /// Joins the cgroup, reports the start and becomes `argv` (with an empty environment): the
 /// other backend's runtime then lives, with all its processes, inside the run's cgroup.
 fn exec_in_cgroup(join: &CgroupJoin, argv: &[String], report: &OwnedFd) -> Result<i32, SetupError> {
-    match join {
-        CgroupJoin::MoveHelper { enter, .. } => move_self(enter)?,
-        CgroupJoin::WriteInitPid { procs } => {
-            let pid = std::process::id().to_string();
-            for file in procs {
-                write_cgroup_file(file, &pid)?;
-            }
-        }
-    }
+    join_self(join)?;
     let c = |s: &str| std::ffi::CString::new(s).map_err(|e| SetupError::new("prepare argv", e));
     let argv: Vec<std::ffi::CString> = argv.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
     let program = argv
@@ -316,6 +313,80 @@ fn exec_in_cgroup(join: &CgroupJoin, argv: &[String], report: &OwnedFd) -> Resul
         e,
     ))
 }
+
+/// Moves this (single-threaded) process into the run's cgroup.
+fn join_self(join: &CgroupJoin) -> Result<(), SetupError> {
+    match join {
+        CgroupJoin::MoveHelper { enter, .. } => move_self(enter),
+        CgroupJoin::WriteInitPid { procs } => {
+            let pid = std::process::id().to_string();
+            procs
+                .iter()
+                .try_for_each(|file| write_cgroup_file(file, &pid))
+        }
+    }
+}
+
+/// `Backend::Hold`: joins the cgroup, reports the start, and waits for the lifeline to be cut.
+/// By then the job's process (`runsc run`) has normally ended; whatever is left in the cgroup
+/// (a job running on when the parent died) is killed until none is left, for at most
+/// `HOLD_KILL_ROUNDS` rounds. Then it leaves the cgroup, and removes it if the parent is dead.
+fn hold_cgroup(
+    join: &CgroupJoin,
+    report: &OwnedFd,
+    lifeline: Option<OwnedFd>,
+) -> Result<i32, SetupError> {
+    join_self(join)?;
+    crate::report::Report::Ready {
+        cgroup_cpu_ns: None,
+    }
+    .send(report.as_fd());
+    detach_stdio();
+    if let Some(lifeline) = &lifeline {
+        loop {
+            let mut fds = [PollFd::new(lifeline.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) | Ok(_) => break,
+            }
+        }
+    }
+    let me = std::process::id().to_string();
+    for _ in 0..HOLD_KILL_ROUNDS {
+        let others: Vec<i32> = join
+            .directories()
+            .iter()
+            .filter_map(|dir| fs::read_to_string(dir.join("cgroup.procs")).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter(|pid| *pid != me)
+                    .filter_map(|pid| pid.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect();
+        if others.is_empty() {
+            break;
+        }
+        for pid in others {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Out of the cgroup, so that it can be removed: by the parent, or here when the parent is
+    // dead (as the helper of a native sandbox does).
+    let _ = match join {
+        CgroupJoin::MoveHelper { leave, .. } => move_self(leave),
+        CgroupJoin::WriteInitPid { procs } => procs
+            .iter()
+            .filter_map(|file| file.parent()?.parent().map(|p| p.join("cgroup.procs")))
+            .try_for_each(|file| write_cgroup_file(&file, &me)),
+    };
+    crate::stale::remove_orphaned(&join.directories());
+    Ok(0)
+}
+
+/// How many times a holder looks for processes left in its cgroup (10 ms apart).
+const HOLD_KILL_ROUNDS: u32 = 200;
 
 /// Moves this (single-threaded) process into the cgroups whose `tasks` files are given.
 fn move_self(tasks: &[PathBuf]) -> Result<(), SetupError> {

@@ -53,7 +53,9 @@ pub use backend::{run_once, Backend, CancelHandle};
 pub use cgroup::{CgroupError, CgroupFs, WARDEN_CGROUP};
 pub use collect::CollectedFile;
 pub use denials::{DeniedSyscall, KilledSyscall};
-pub use gvisor::{runsc_path, seccomp_exec_main, Gvisor, SECCOMP_EXEC_ARG};
+pub use gvisor::{
+    cgroup_exec_main, runsc_path, seccomp_exec_main, Gvisor, CGROUP_EXEC_ARG, SECCOMP_EXEC_ARG,
+};
 pub use helper::{helper_main, HELPER_ARG};
 pub use idmap::{IdMapError, HOST_ID_BASE, SLOTS};
 pub use live::{LiveSandbox, UsageReader};

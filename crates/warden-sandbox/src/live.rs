@@ -66,6 +66,11 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
     fn await_running(&self) -> Result<(), SandboxError>;
     /// After a job that exited 0: what it names to collect, in `collect.rs`'s stream format.
     fn collect(&self, path: &std::path::Path) -> Result<Vec<u8>, SandboxError>;
+    /// What tells when the program of the job just prepared starts, when that is later than
+    /// its process's (a one-job gVisor sandbox boots first); `None`: at once.
+    fn program_start(&mut self) -> Option<Box<dyn crate::watch::ProgramStart>> {
+        None
+    }
     /// A host process in the runtime's network namespace, once it runs (gVisor's sandbox
     /// process on the host's network stack); `None` when its network is its own.
     fn network_pid(&self) -> Option<Pid> {
@@ -467,7 +472,7 @@ impl LiveSandbox {
         // A first job sent while the sandbox was still being built: its setup ends first, and
         // the job counts from where the init read the cgroup's cpu before reporting ready.
         self.wait_ready()?;
-        let before = counted.unwrap_or(CgroupStats {
+        let mut before = counted.unwrap_or(CgroupStats {
             cpu_time: self.built_cpu.unwrap_or_default(),
             ..CgroupStats::default()
         });
@@ -507,6 +512,11 @@ impl LiveSandbox {
             sink,
         })?;
         let mut watched = watched;
+        if let Some(cpu) = watched.cpu_at_start {
+            // The program started after its process did (a runtime's boot): it counts from
+            // there.
+            before.cpu_time = cpu;
+        }
         if let Some(status) = watched.process_status {
             watched.status = Some(self.launcher_status(status));
         }
@@ -687,6 +697,7 @@ impl LiveSandbox {
                     .stdin(stdio(fds.stdin)?)
                     .stdout(stdio(fds.stdout)?)
                     .stderr(stdio(fds.stderr)?);
+                let start = launcher.program_start();
                 let child = command.spawn().map_err(|source| SandboxError::Helper {
                     action: "starting a job's process",
                     source,
@@ -694,6 +705,7 @@ impl LiveSandbox {
                 Ok(JobEnd::Process {
                     child,
                     started: Instant::now(),
+                    start,
                 })
             }
             None => Err(SandboxError::Gone { why: "destroyed" }),

@@ -327,7 +327,10 @@ impl Sandbox {
             cgroup,
             cleanup,
         } = parts;
-        let with_init = !matches!(request.backend, HelperBackend::Exec(_));
+        let with_init = !matches!(
+            request.backend,
+            HelperBackend::Exec(_) | HelperBackend::Hold
+        );
         let (report_read, report_write) = pipe()?;
         let (lifeline_read, lifeline_write) = pipe()?;
         let control = if with_init {

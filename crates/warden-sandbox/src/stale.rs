@@ -1,8 +1,8 @@
 //! What a warden process that died without cleaning up left on the host. A process killed
 //! outright (SIGKILL, the OOM killer) takes its sandboxes' processes with it (the helpers watch
 //! their lifelines, the inits die with their helpers), and each helper then removes its run's
-//! cgroups ([`remove_orphaned`]); a trusted run's directory, a gVisor bundle (whose helper is
-//! runsc), and a cgroup whose helper died too stay, and the next warden process removes them
+//! cgroups ([`remove_orphaned`]); a trusted run's directory, a gVisor bundle and runsc's files
+//! of its container, and a cgroup whose helper died too stay, and the next warden process removes them
 //! ([`sweep`], once per `Sandbox`). Their names carry the pid of the process that made them
 //! (`run-<pid>-<n>`); one whose process is gone is removed.
 
@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::cgroup::CgroupFs;
 
 /// Removes what processes that no longer exist left: empty run cgroups, trusted run
-/// directories and gVisor bundles. Best effort: what cannot be removed stays (and is logged).
+/// directories, gVisor bundles and runsc's files of their containers. Best effort: what cannot be removed stays (and is logged).
 pub(crate) fn sweep(cgroups: &CgroupFs) {
     for parent in cgroups.parents() {
         for dir in dead_runs(&parent, "run-") {
@@ -24,8 +24,13 @@ pub(crate) fn sweep(cgroups: &CgroupFs) {
         remove_tree(&dir);
     }
     for dir in dead_runs(Path::new(crate::gvisor::BUNDLES), "warden-run-") {
-        let _ = nix::mount::umount2(&dir.join("work"), nix::mount::MntFlags::MNT_DETACH);
-        remove_tree(&dir);
+        if let Err(e) = crate::gvisor::remove_bundle(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing what a dead warden left");
+        }
+    }
+    // runsc's files of a container whose `runsc run` was killed with its warden.
+    for file in dead_runs(Path::new(crate::gvisor::RUNSC_ROOT), "warden-run-") {
+        let _ = fs::remove_file(&file);
     }
 }
 

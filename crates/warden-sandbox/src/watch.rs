@@ -15,7 +15,7 @@
 //! the cgroup yet) does the helper go at once, and its death takes the init with it
 //! (PR_SET_PDEATHSIG).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -50,11 +50,30 @@ pub const MAX_SAMPLES: usize = 600;
 pub(crate) enum JobEnd {
     /// The init reports `Started` and `Exited`.
     Reported,
-    /// The job is this host process (a runtime's `exec`); its exit is the job's.
+    /// The job is this host process (a runtime's `exec`, or its `run` of a one-job
+    /// container); its exit is the job's.
     Process {
         child: std::process::Child,
+        /// When the process was started.
         started: Instant,
+        /// When the program starts later than the process (after the runtime's boot): what
+        /// says so. Its wall clock and cpu count start there.
+        start: Option<Box<dyn ProgramStart>>,
     },
+}
+
+/// Tells when a job's program starts, for a job whose process first boots a runtime.
+pub(crate) trait ProgramStart: Send {
+    /// Polls readable when the program may have started.
+    fn fd(&self) -> BorrowedFd<'_>;
+    /// Whether it has (reads what made the descriptor readable).
+    fn started(&mut self) -> bool;
+}
+
+impl std::fmt::Debug for dyn ProgramStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgramStart")
+    }
 }
 
 /// How the parent ends a job that hit a limit.
@@ -124,6 +143,9 @@ pub(crate) struct Watched {
     pub(crate) cancelled: bool,
     /// How the job's own process ended (`JobEnd::Process`).
     pub(crate) process_status: Option<std::process::ExitStatus>,
+    /// The cgroup's cpu time when the program started, for a program that started after its
+    /// process (`JobEnd::Process::start`): where its count starts.
+    pub(crate) cpu_at_start: Option<Duration>,
     /// The cgroup's readings while the job ran.
     pub(crate) samples: Vec<UsageSample>,
     /// The system calls the seccomp policy refused (`Report::Denied`).
@@ -141,6 +163,9 @@ struct State<'a> {
     watch: Watch<'a>,
     /// The job's process, for `JobEnd::Process`.
     process_pidfd: Option<OwnedFd>,
+    /// When that process was started, and what tells when its program starts, if later.
+    process_started: Option<Instant>,
+    program_start: Option<Box<dyn ProgramStart>>,
     ended: bool,
     started: Option<Instant>,
     killed_at: Option<Instant>,
@@ -182,15 +207,21 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         nonblocking(&feed.pipe)?;
     }
     let now = Instant::now();
-    let (process_pidfd, started) = match &watch.end {
-        JobEnd::Reported => (None, None),
-        JobEnd::Process { child, started } => {
+    let (process_pidfd, process_started, program_start) = match &mut watch.end {
+        JobEnd::Reported => (None, None, None),
+        JobEnd::Process {
+            child,
+            started,
+            start,
+        } => {
             let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
             let pidfd = warden_sys::process::pidfd_open(pid)
                 .map_err(io_err("opening a pidfd of the job's process"))?;
-            (Some(pidfd), Some(*started))
+            (Some(pidfd), Some(*started), start.take())
         }
     };
+    // A program that starts after its process has no wall clock until it does.
+    let started = process_started.filter(|_| program_start.is_none());
     let (stdin, relay) = match watch.pipes.stdin.take() {
         Some(feed) => (Some((feed.pipe, feed.bytes, 0)), feed.relay),
         None => (None, None),
@@ -202,6 +233,8 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         },
         watch,
         process_pidfd,
+        process_started,
+        program_start,
         ended: false,
         started,
         killed_at: None,
@@ -240,7 +273,7 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         s.w.process_status = None;
     }
     if s.w.status.is_none() || s.w.wall_time.is_zero() {
-        if let Some(started) = s.started {
+        if let Some(started) = s.started.or(s.process_started) {
             let limit = s.watch.limits.wall_time;
             s.w.wall_time = s.w.wall_time.max(started.elapsed().min(limit));
         }
@@ -429,6 +462,10 @@ impl State<'_> {
             fds.push(PollFd::new(fd.as_fd(), input));
             roles.push(Role::Process);
         }
+        if let (false, None, Some(start)) = (self.ended, self.started, &self.program_start) {
+            fds.push(PollFd::new(start.fd(), input));
+            roles.push(Role::ProgramStart);
+        }
         if !self.w.cancelled {
             fds.push(PollFd::new(self.watch.cancel.as_fd(), input));
             roles.push(Role::Cancel);
@@ -487,6 +524,7 @@ impl State<'_> {
                     self.read_reports();
                 }
                 Role::Process => self.reap_process(),
+                Role::ProgramStart => self.see_program_start(),
                 Role::Cancel => {
                     self.w.cancelled = true;
                     self.killed_at.get_or_insert_with(Instant::now);
@@ -570,10 +608,32 @@ impl State<'_> {
         if let JobEnd::Process { child, .. } = &mut self.watch.end {
             if let Ok(status) = child.wait() {
                 self.w.process_status = Some(status);
-                self.w.wall_time = self.started.map(|s| s.elapsed()).unwrap_or_default();
+                // A program whose start went unseen (it ended first) counts from its process.
+                self.w.wall_time = self
+                    .started
+                    .or(self.process_started)
+                    .map(|s| s.elapsed())
+                    .unwrap_or_default();
             }
         }
         self.ended = true;
+    }
+
+    /// The program started (`JobEnd::Process::start`): its wall clock and cpu count start.
+    fn see_program_start(&mut self) {
+        let Some(start) = &mut self.program_start else {
+            return;
+        };
+        if start.started() {
+            let now = Instant::now();
+            self.started = Some(now);
+            self.program_start = None;
+            self.next_sample = now + self.sample_every;
+            if let Ok(cpu) = self.watch.cgroup.cpu_time() {
+                self.watch.cpu_before = cpu;
+                self.w.cpu_at_start = Some(cpu);
+            }
+        }
     }
 
     fn read_output(&mut self, stream: Stream) {
@@ -766,6 +826,8 @@ enum Role {
     Artifacts,
     Helper,
     Process,
+    /// `JobEnd::Process::start`'s descriptor.
+    ProgramStart,
     Cancel,
     Stdin,
     /// `Stdin::Relay`'s descriptor.

@@ -244,3 +244,72 @@ fn the_devices_work_and_dev_stays_read_only_in_both_modes() {
         );
     }
 }
+
+/// A one-shot run's container is its job (`Backend::start_single`): the program runs under the
+/// loader as the container's pid 1, not as pid 1 itself, so that a program signalling itself
+/// dies of it as anywhere else (an init ignores signals it has no handler for), and its
+/// orphans are reaped by someone.
+#[test]
+fn a_one_job_sandboxs_program_is_not_its_pid_1_and_dies_of_its_own_signals() {
+    // The script's text is in pid 1's command line: what it prints after the kill is built.
+    let run = isolated(
+        "echo \"pid $$\"; tr '\\0' ' ' < /proc/1/cmdline; echo; kill -TERM $$; echo \"sur\"\"vived\"",
+        Limits::default(),
+    );
+    let text = out(&run);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("pid 2"), "{text}");
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("/.warden/seccomp-exec __seccomp-exec --init ")),
+        "pid 1 is the loader as init: {text}"
+    );
+    assert_eq!(lines.next(), None, "{text}");
+    assert_eq!(
+        run.outcome,
+        Outcome::Signaled {
+            signal: warden_core::Signal(15)
+        },
+        "{text}"
+    );
+}
+
+/// The container of a one-job sandbox runs one job: a second is refused, and the sandbox
+/// still ends cleanly, leaving no cgroup, bundle or runsc process.
+#[test]
+fn a_one_job_sandbox_refuses_a_second_job_and_leaves_nothing() {
+    use warden_sandbox::Backend;
+    let (spec, job) = plan(&["/bin/sh", "-c", "echo one"]).split();
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    let mut live = gvisor.start_single(&spec).expect("started");
+    let first = live.run(&job, Stdin::Null).expect("the job ran");
+    assert_eq!(out(&first), "one\n");
+    let second = live.run(&job, Stdin::Null);
+    assert!(
+        matches!(second, Err(warden_sandbox::SandboxError::Gone { .. })),
+        "{second:?}"
+    );
+    live.destroy().expect("destroyed");
+    assert_eq!(
+        support::our_cgroups(),
+        Vec::<String>::new(),
+        "cgroups left behind"
+    );
+    let bundles: Vec<_> = std::fs::read_dir("/run/warden/gvisor")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("warden-run-{}-", std::process::id()))
+        })
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        bundles,
+        Vec::<std::ffi::OsString>::new(),
+        "bundles left behind"
+    );
+}

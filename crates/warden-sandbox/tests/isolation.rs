@@ -818,7 +818,7 @@ fn isolated_refuses_every_escape_sandboxed_refuses() {
     let documented = [
         // An empty read-only tmpfs: runsc mounts a sysfs when the spec has no /sys.
         ("open /sys", 0),
-        // pid 1 is the lifeline keeper, whose environment is the base environment only.
+        // pid 1 is the lifeline keeper, or a one-job sandbox's loader (the job's environment).
         ("read /proc/1/environ", 0),
         // runsc always mounts a devpts at /dev/pts; read-only, its multiplexer cannot open.
         ("open /dev/pts/ptmx", libc::EROFS),

@@ -259,8 +259,9 @@ fn a_job_above_the_sandboxs_ceiling_is_refused_and_the_sandbox_lives_on() {
     assert_eq!(text(&fine.stdout), "ok\n");
 }
 
-/// A warden killed outright leaves empty cgroups (and run directories) named after its pid;
-/// the next `Sandbox` removes those of processes that no longer exist, and nothing else.
+/// A warden killed outright leaves empty cgroups (and run directories, gVisor bundles, runsc's
+/// files) named after its pid; the next `Sandbox` removes those of processes that no longer
+/// exist, and nothing else.
 #[test]
 fn what_a_dead_warden_left_is_swept_by_the_next() {
     // Above the kernel's largest pid: never a live process.
@@ -283,7 +284,27 @@ fn what_a_dead_warden_left_is_swept_by_the_next() {
     }
     let trusted = std::path::Path::new("/run/warden/trusted").join(dead);
     std::fs::create_dir_all(trusted.join("work")).expect("a stale trusted directory");
+    // A gVisor bundle with its scratch tmpfs still mounted, and runsc's files of its
+    // container, as a warden killed during an isolated run leaves them.
+    let bundle = std::path::Path::new("/run/warden/gvisor").join(format!("warden-{dead}"));
+    let scratch = bundle.join("scratch");
+    std::fs::create_dir_all(&scratch).expect("a stale bundle");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &scratch,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .expect("its scratch tmpfs");
+    std::fs::create_dir(scratch.join("work")).expect("a workspace");
+    let runsc_root = std::path::Path::new("/run/warden/runsc");
+    std::fs::create_dir_all(runsc_root).expect("runsc's root");
+    let state = runsc_root.join(format!("warden-{dead}_sandbox:warden-{dead}.state"));
+    std::fs::write(&state, "{}").expect("a stale state file");
     drop(sandbox());
+    assert!(!bundle.exists(), "the bundle is removed");
+    assert!(!state.exists(), "runsc's files are removed");
     for parent in &parents {
         assert!(!parent.join(dead).exists(), "{}", parent.display());
         assert!(

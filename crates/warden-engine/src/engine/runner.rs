@@ -116,10 +116,14 @@ impl<'e> Runner<'e> {
         self
     }
 
-    /// Creates a sandbox ([`Runner::create`]), then does the caller's work meanwhile.
-    fn start(&mut self) -> Result<(LiveSandbox, Option<BlockingProxy>), EngineError> {
+    /// Creates a sandbox ([`Runner::create`]; for `one_job` only, when it is sure to run no
+    /// other), then does the caller's work meanwhile.
+    fn start(
+        &mut self,
+        one_job: bool,
+    ) -> Result<(LiveSandbox, Option<BlockingProxy>), EngineError> {
         let building = Instant::now();
-        let created = self.create();
+        let created = self.create(one_job);
         if let (Ok(_), Some(work)) = (&created, self.meanwhile.take()) {
             work();
         }
@@ -204,7 +208,7 @@ impl<'e> Runner<'e> {
     /// Builds a sandbox for a new session, with its proxy; never a pooled one.
     pub(super) fn open(&mut self) -> Result<(LiveSandbox, Option<BlockingProxy>), EngineError> {
         self.pool = None;
-        self.create()
+        self.create(false)
     }
 
     /// Time spent building sandboxes, running jobs, and ending sandboxes, so far.
@@ -218,8 +222,9 @@ impl<'e> Runner<'e> {
     }
 
     /// A new sandbox of this execution (a pooled one when there is one), registered with its
-    /// cancellation, with its proxy when the policy lets traffic out.
-    fn create(&self) -> Result<(LiveSandbox, Option<BlockingProxy>), EngineError> {
+    /// cancellation, with its proxy when the policy lets traffic out. `one_job`: it will run
+    /// one job only ([`Backend::start_single`]).
+    fn create(&self, one_job: bool) -> Result<(LiveSandbox, Option<BlockingProxy>), EngineError> {
         if self.cancel.as_ref().is_some_and(Cancellation::is_cancelled) {
             return Err(warden_sandbox::SandboxError::Cancelled.into());
         }
@@ -229,6 +234,7 @@ impl<'e> Runner<'e> {
             .and_then(|pool| pool.take(&self.spec, &self.owner));
         let (sandbox, proxy) = match (pooled, egress) {
             (Some(sandbox), _) => (sandbox, None),
+            (None, None) if one_job => (self.backend.start_single(&self.spec)?, None),
             (None, None) => (self.backend.start(&self.spec)?, None),
             (None, Some(plan)) => {
                 // The proxy opens its listeners in the sandbox's namespace: it must exist.
@@ -290,7 +296,7 @@ impl<'e> Runner<'e> {
     ) -> Result<SandboxRun, EngineError> {
         match self.reuse {
             SandboxReuse::Fresh => {
-                let (mut sandbox, proxy) = self.start()?;
+                let (mut sandbox, proxy) = self.start(self.pool.is_none())?;
                 let running = Instant::now();
                 let run = sandbox.run_streaming(&self.job(job), stdin, sink);
                 self.timings.job(running, &run);
@@ -307,7 +313,7 @@ impl<'e> Runner<'e> {
                         }
                         dead.destroy()?;
                     }
-                    self.shared = Some(self.start()?);
+                    self.shared = Some(self.start(false)?);
                 }
                 let job = self.job(job);
                 let (sandbox, _) = self.shared.as_mut().ok_or(EngineError::Sandbox(

@@ -14,5 +14,11 @@ fn main() {
     {
         warden_sandbox::seccomp_exec_main()
     }
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == warden_sandbox::CGROUP_EXEC_ARG)
+    {
+        warden_sandbox::cgroup_exec_main()
+    }
     warden_sandbox::helper_main()
 }

@@ -68,6 +68,21 @@ pub(super) fn job_argv(filter: &str, argv: &[String]) -> Vec<String> {
     full
 }
 
+/// The argv of a one-job sandbox's container process (`gvisor.rs`): the loader as the
+/// container's init ([`INIT_FLAG`]), then what [`job_argv`] gives a job.
+pub(super) fn init_argv(filter: &str, argv: &[String]) -> Vec<String> {
+    let mut full = job_argv(filter, argv);
+    full.insert(2, INIT_FLAG.to_owned());
+    full
+}
+
+/// Makes the loader the container's pid 1: it forks, the child installs the filter and execs
+/// the program, and pid 1 reaps every process until the program ends, then exits with its
+/// status (128 + N for a death by signal N, as runsc reports one). The program is then not pid
+/// 1 itself, whose signals the kernel's rules for an init would change: a program that signals
+/// itself dies as it would anywhere else.
+const INIT_FLAG: &str = "--init";
+
 fn encode(program: &[SockFilter]) -> String {
     program
         .iter()
@@ -102,6 +117,9 @@ pub fn seccomp_exec_main() -> ! {
 }
 
 fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
+    if args.first().is_some_and(|a| a == INIT_FLAG) {
+        return run_as_init(args[1..].to_vec());
+    }
     let [filter, path, argv @ ..] = args.as_slice() else {
         return Err(format!(
             "usage: {SECCOMP_EXEC_ARG} <filter> <path> <argv0> <args>..."
@@ -121,6 +139,32 @@ fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
         .map_err(|e| format!("installing the seccomp filter: {e}"))?;
     let e = nix::unistd::execv(&path, &argv).unwrap_err();
     Err(format!("execve {path:?}: {e}"))
+}
+
+/// [`INIT_FLAG`]: forks the program's loader and waits for it as pid 1.
+fn run_as_init(args: Vec<OsString>) -> Result<Infallible, String> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use warden_sys::process::ForkResult;
+    let child = match warden_sys::process::fork_single_threaded()
+        .map_err(|e| format!("forking the program: {e}"))?
+    {
+        ForkResult::Child => {
+            let Err(message) = load_and_exec(args);
+            eprintln!("warden: {message}");
+            warden_sys::process::exit_immediately(127)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
+                std::process::exit(128 + signal as i32)
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("waiting for the program: {e}")),
+        }
+    }
 }
 
 #[cfg(test)]
