@@ -271,7 +271,7 @@ pub fn orphaned_helpers() -> Vec<String> {
 
 /// The signals a terminal sends, at their default action for the command `env` starts (a test
 /// runner may have left them ignored, which a command inherits).
-const TERMINAL_SIGNALS: &str = "--default-signal=INT,TERM,HUP,QUIT,TSTP";
+pub const TERMINAL_SIGNALS: &str = "--default-signal=INT,TERM,HUP,QUIT,TSTP";
 
 /// `warden ARGS` with `world`'s variables and `env`, started as a shell with job control starts
 /// a command: in a process group of its own (the one a terminal's Ctrl-C reaches), with the

@@ -54,12 +54,14 @@ pub trait OutputSink: Send {
         Vec::new()
     }
 
-    /// The caller stops until it is continued (SIGTSTP among its [`OutputSink::signals`]: a
-    /// terminal's Ctrl-Z): called after the sandbox's processes were asked to stop, and
-    /// returning when the caller goes on, whereupon they continue; the time in between does
-    /// not count against the wall-clock limit. Nothing by default (the program then stops
-    /// and continues at once).
-    fn suspend(&mut self) {}
+    /// The caller stops until it is continued, for `signal`: SIGTSTP (among its
+    /// [`OutputSink::signals`]: a terminal's Ctrl-Z), or SIGTTIN (the terminal relayed as the
+    /// program's input, `Stdin::Relay`, is to be read while the caller is not its foreground
+    /// job: the read would have stopped the caller alone). Called after the sandbox's
+    /// processes were asked to stop, and returning when the caller goes on, whereupon they
+    /// continue; the time in between does not count against the wall-clock limit. Nothing by
+    /// default (the program then stops and continues at once).
+    fn suspend(&mut self, _signal: i32) {}
 }
 
 /// A closure is a sink: `|stream, bytes| { ...; true }`.

@@ -536,7 +536,7 @@ impl State<'_> {
                 Role::CallerSignals => {
                     for signal in self.watch.sink.signals() {
                         if signal == libc::SIGTSTP {
-                            self.stop_with_caller();
+                            self.stop_with_caller(signal);
                         } else {
                             self.deliver(signal);
                         }
@@ -556,11 +556,12 @@ impl State<'_> {
         }
     }
 
-    /// The caller is stopping (a terminal's Ctrl-Z): the sandbox's processes stop with it
+    /// The caller is stopping for `signal` (a terminal's Ctrl-Z, or a read of the terminal in
+    /// the background: [`OutputSink::suspend`]): the sandbox's processes stop with it
     /// (SIGTSTP to the init, which stops them all) and go on when it does (SIGCONT), and the
     /// time in between does not count against the wall-clock limit. A backend without
     /// warden's init, or a program not started yet, is left running: the caller stops alone.
-    fn stop_with_caller(&mut self) {
+    fn stop_with_caller(&mut self, signal: i32) {
         let stops = matches!(self.watch.kill, KillPath::AskInit(_))
             && self.started.is_some()
             && !self.ended
@@ -569,7 +570,7 @@ impl State<'_> {
             self.deliver(libc::SIGTSTP);
         }
         let since = Instant::now();
-        self.watch.sink.suspend();
+        self.watch.sink.suspend(signal);
         if stops {
             self.stopped_for += since.elapsed();
             self.deliver(libc::SIGCONT);
@@ -789,6 +790,17 @@ impl State<'_> {
     /// Reads what the relayed descriptor has (poll said it has some) and feeds it to the
     /// program; its end, or an error, ends the program's input.
     fn relay_stdin(&mut self) {
+        let Some(relay) = &self.relay else {
+            return;
+        };
+        // A terminal whose foreground job the caller no longer is (it went on with `bg`): the
+        // read would stop the caller alone (SIGTTIN), and the program would run on unheard.
+        // Both stop instead, until the caller is continued (in the foreground again, or in
+        // the background to stop again here).
+        if nix::unistd::tcgetpgrp(relay).is_ok_and(|group| group != nix::unistd::getpgrp()) {
+            self.stop_with_caller(libc::SIGTTIN);
+            return;
+        }
         let (Some(relay), Some((_, bytes, written))) = (&self.relay, &mut self.stdin) else {
             return;
         };

@@ -635,7 +635,7 @@ impl warden_sandbox::OutputSink for Signalling {
         let n = nix::unistd::read(&self.source, &mut byte).unwrap_or(0);
         vec![self.signal; n]
     }
-    fn suspend(&mut self) {
+    fn suspend(&mut self, _signal: i32) {
         std::thread::sleep(Duration::from_millis(1500));
         let cgroup = format!("/run-{}-", std::process::id());
         for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {

@@ -65,7 +65,7 @@ pub(crate) fn run(
                 // The program is stopped; so is this process until it is continued, and then
                 // the program goes on too.
                 let _ = socket.flush();
-                PassedOn::suspend();
+                PassedOn::suspend(nix::sys::signal::Signal::SIGTSTP as i32);
                 let message = json!({ "type": "signal", "signal": "SIGCONT" });
                 let _ = socket.send(Message::text(message.to_string()));
             }

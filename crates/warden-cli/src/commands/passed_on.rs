@@ -87,9 +87,17 @@ impl PassedOn {
         signals
     }
 
-    /// Stops this process until it is continued, as SIGTSTP's own action would have: its
-    /// shell sees the job stopped, and `fg` (SIGCONT) goes on from here.
-    pub(crate) fn suspend() {
-        let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+    /// Stops this process until it is continued, as `signal`'s own action would have: its
+    /// shell sees the job stopped, and `fg` (SIGCONT) goes on from here. SIGTSTP is taken
+    /// (blocked), so SIGSTOP stands in for it; SIGTTIN (a read of the terminal in the
+    /// background) is raised itself, which the kernel discards in an orphaned process group,
+    /// where no shell could continue the job.
+    pub(crate) fn suspend(signal: i32) {
+        let signal = if signal == Signal::SIGTTIN as i32 {
+            Signal::SIGTTIN
+        } else {
+            Signal::SIGSTOP
+        };
+        let _ = nix::sys::signal::raise(signal);
     }
 }

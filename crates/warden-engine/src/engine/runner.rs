@@ -360,8 +360,8 @@ impl OutputSink for SignalsOnly<'_> {
         self.0.signals()
     }
 
-    fn suspend(&mut self) {
-        self.0.suspend();
+    fn suspend(&mut self, signal: i32) {
+        self.0.suspend(signal);
     }
 }
 

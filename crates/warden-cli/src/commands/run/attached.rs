@@ -139,8 +139,8 @@ impl OutputSink for Attached {
         self.signals.as_ref().map(PassedOn::fd)
     }
 
-    fn suspend(&mut self) {
-        PassedOn::suspend();
+    fn suspend(&mut self, signal: i32) {
+        PassedOn::suspend(signal);
     }
 
     fn signals(&mut self) -> Vec<i32> {
