@@ -498,7 +498,8 @@ fn a_warden_killed_outright_leaves_nothing_behind() {
 
 /// The same under gVisor, whose one-shot run is `runsc run` started by warden itself (a
 /// one-job container): the sandbox's helper, holding the run's cgroup, kills the runtime and
-/// its program when warden dies, and removes the cgroup.
+/// its program when warden dies, and removes the container's bundle (its scratch tmpfs
+/// unmounted), runsc's files of it and the cgroup.
 #[test]
 fn a_warden_killed_outright_during_an_isolated_run_leaves_nothing_behind() {
     support::adopt_orphans();
@@ -524,33 +525,52 @@ fn a_warden_killed_outright_during_an_isolated_run_leaves_nothing_behind() {
     let pid = child.id();
     // The run's processes: every one in the run's cgroup, gVisor's sandbox and gofer included.
     let tasks = || {
-        std::fs::read_dir("/sys/fs/cgroup/pids/warden")
-            .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("run-{pid}-"))
-            })
-            .filter_map(|e| std::fs::read_to_string(e.path().join("cgroup.procs")).ok())
+        support::run_cgroups(pid)
+            .iter()
+            .filter_map(|dir| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
             .map(|procs| procs.lines().count())
             .sum::<usize>()
     };
     assert_eq!(cgroups_of(pid), 1, "the run's cgroup exists while it runs");
     assert!(tasks() >= 3, "runsc's processes run in it: {}", tasks());
+    let container = format!("warden-run-{pid}-");
+    let leftovers = || {
+        let files = |dir: &str| {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(&container))
+                .collect::<Vec<_>>()
+        };
+        let mut left = files("/run/warden/gvisor");
+        left.extend(files("/run/warden/runsc"));
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        left.extend(
+            mounts
+                .lines()
+                .filter(|line| line.contains(&container))
+                .map(str::to_owned),
+        );
+        left
+    };
+    assert!(
+        !leftovers().is_empty(),
+        "the run's bundle exists while it runs"
+    );
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
     child.wait().expect("reaped");
     for _ in 0..1000 {
-        if support::reap_orphans() && cgroups_of(pid) == 0 {
+        if support::reap_orphans() && cgroups_of(pid) == 0 && leftovers().is_empty() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!(
-        "the killed warden's cgroup is left with {} processes, or its helper still runs",
-        tasks()
+        "the killed warden left {} processes in its cgroup, or its helper still runs, or {:?}",
+        tasks(),
+        leftovers()
     );
 }
 

@@ -222,15 +222,21 @@ pub fn our_cgroups() -> usize {
 /// The cgroups that still exist of the sandboxes that the process `pid` created (a `warden`
 /// command's, a server's).
 pub fn cgroups_of(pid: u32) -> usize {
+    run_cgroups(pid).len()
+}
+
+/// The run cgroups that warden `pid` made (in the pids hierarchy on v1).
+pub fn run_cgroups(pid: u32) -> Vec<PathBuf> {
     let prefix = format!("run-{pid}-");
     std::fs::read_dir("/sys/fs/cgroup/pids/warden")
         .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/warden"))
         .map(|dir| {
             dir.flatten()
                 .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .count()
+                .map(|e| e.path())
+                .collect()
         })
-        .unwrap_or(0)
+        .unwrap_or_default()
 }
 
 /// Runs `command` to its end with `stdin` written to its standard input.

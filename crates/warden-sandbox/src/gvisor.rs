@@ -175,7 +175,12 @@ impl Gvisor {
             argv.push(files.len().to_string());
             argv.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
             argv.extend(run);
-            (HelperBackend::Hold, Some(argv))
+            (
+                HelperBackend::Hold {
+                    bundle: bundle.clone(),
+                },
+                Some(argv),
+            )
         } else {
             (HelperBackend::Exec(run), None)
         };
@@ -227,6 +232,28 @@ pub(crate) fn remove_bundle(bundle: &Path) -> Result<(), SandboxError> {
     }
 }
 
+/// What a container whose runsc was killed with its warden leaves, removed by its holder
+/// (`helper::Backend::Hold`): runsc's files of it, then its bundle. Every process of it is
+/// gone by then.
+pub(crate) fn remove_container(bundle: &Path) {
+    if let Some(container) = bundle.file_name().and_then(|n| n.to_str()) {
+        for entry in fs::read_dir(RUNSC_ROOT).into_iter().flatten().flatten() {
+            if is_runsc_file_of(&entry.file_name(), container) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    let _ = remove_bundle(bundle);
+}
+
+/// Whether `name` is one of runsc's files of `container` in its root: its state and lock files
+/// are named `<id>_sandbox:<id>.state` and `.lock`.
+fn is_runsc_file_of(name: &std::ffi::OsStr, container: &str) -> bool {
+    name.to_string_lossy()
+        .strip_prefix(container)
+        .is_some_and(|rest| rest.starts_with('_'))
+}
+
 /// Runs each job as `runsc exec --process`, or a one-job sandbox's job as its container.
 #[derive(Debug)]
 struct RunscJobs {
@@ -272,14 +299,13 @@ impl RunscJobs {
     }
 }
 
-/// Whether runsc still keeps files of `container` in its root (its state and lock files are
-/// named `<id>_sandbox:<id>.state` and `.lock`); true when the root cannot be read.
+/// Whether runsc still keeps files of `container` in its root; true when the root cannot be
+/// read.
 fn known_to_runsc(root: &Path, container: &str) -> bool {
-    let prefix = format!("{container}_");
     match fs::read_dir(root) {
         Ok(entries) => entries
             .flatten()
-            .any(|entry| entry.file_name().to_string_lossy().starts_with(&prefix)),
+            .any(|entry| is_runsc_file_of(&entry.file_name(), container)),
         Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
 }
@@ -302,8 +328,8 @@ enum Recorded {
 struct StateChanges {
     inotify: Inotify,
     root: PathBuf,
-    /// The state file's name starts with the container's id (`<id>_sandbox:<id>.state`).
-    prefix: String,
+    /// The container's id, which starts its state file's name ([`is_runsc_file_of`]).
+    container: String,
 }
 
 impl StateChanges {
@@ -326,13 +352,12 @@ impl StateChanges {
         Some(Self {
             inotify,
             root: root.to_owned(),
-            prefix: format!("{container}_"),
+            container: container.to_owned(),
         })
     }
 
     fn is_state_file(&self, name: &std::ffi::OsStr) -> bool {
-        let name = name.to_string_lossy();
-        name.starts_with(&self.prefix) && name.ends_with(".state")
+        is_runsc_file_of(name, &self.container) && name.to_string_lossy().ends_with(".state")
     }
 
     /// Reads the state file's `status`.

@@ -71,8 +71,10 @@ pub(crate) enum Backend {
     Exec(Vec<String>),
     /// Join the cgroup and hold it until the lifeline is cut, then kill whatever else is still
     /// in it: a one-job gVisor sandbox, whose runtime the parent starts as the job's own
-    /// process (`gvisor.rs`), so that a warden that dies mid-job leaves nothing running.
-    Hold,
+    /// process (`gvisor.rs`), so that a warden that dies mid-job leaves nothing running. When
+    /// the parent is dead, the holder also removes the sandbox's gVisor bundle (and runsc's
+    /// files of its container), as the parent would have.
+    Hold { bundle: PathBuf },
 }
 
 /// The namespaces of every sandbox. The cgroup namespace is entered by the init itself once
@@ -140,7 +142,7 @@ fn run(request: &HelperRequest, report: &OwnedFd, ends: HelperEnds) -> Result<i3
     crate::name_process(c"warden-helper");
     match &request.backend {
         Backend::Exec(argv) => exec_in_cgroup(&request.cgroup, argv, report),
-        Backend::Hold => hold_cgroup(&request.cgroup, report, ends.lifeline),
+        Backend::Hold { bundle } => hold_cgroup(&request.cgroup, bundle, report, ends.lifeline),
         Backend::Namespaces => {
             let filter = seccomp::compile(&request.spec.seccomp)
                 .map_err(|e| SetupError::new("compile seccomp filter", e))?;
@@ -330,9 +332,11 @@ fn join_self(join: &CgroupJoin) -> Result<(), SetupError> {
 /// `Backend::Hold`: joins the cgroup, reports the start, and waits for the lifeline to be cut.
 /// By then the job's process (`runsc run`) has normally ended; whatever is left in the cgroup
 /// (a job running on when the parent died) is killed until none is left, for at most
-/// `HOLD_KILL_ROUNDS` rounds. Then it leaves the cgroup, and removes it if the parent is dead.
+/// `HOLD_KILL_ROUNDS` rounds. Then it leaves the cgroup, and if the parent is dead, removes
+/// the bundle, runsc's files and the cgroup.
 fn hold_cgroup(
     join: &CgroupJoin,
+    bundle: &Path,
     report: &OwnedFd,
     lifeline: Option<OwnedFd>,
 ) -> Result<i32, SetupError> {
@@ -381,6 +385,9 @@ fn hold_cgroup(
             .filter_map(|file| file.parent()?.parent().map(|p| p.join("cgroup.procs")))
             .try_for_each(|file| write_cgroup_file(&file, &me)),
     };
+    if crate::stale::orphaned(&join.directories()) {
+        crate::gvisor::remove_container(bundle);
+    }
     crate::stale::remove_orphaned(&join.directories());
     Ok(0)
 }

@@ -1,10 +1,11 @@
 //! What a warden process that died without cleaning up left on the host. A process killed
 //! outright (SIGKILL, the OOM killer) takes its sandboxes' processes with it (the helpers watch
 //! their lifelines, the inits die with their helpers), and each helper then removes its run's
-//! cgroups ([`remove_orphaned`]); a trusted run's directory, a gVisor bundle and runsc's files
-//! of its container, and a cgroup whose helper died too stay, and the next warden process removes them
-//! ([`sweep`], once per `Sandbox`). Their names carry the pid of the process that made them
-//! (`run-<pid>-<n>`); one whose process is gone is removed.
+//! cgroups ([`remove_orphaned`]), and a one-job gVisor sandbox's helper its bundle and runsc's
+//! files too; a trusted run's directory, a keeper gVisor sandbox's bundle (whose helper is
+//! runsc) and runsc's files of its container, and a cgroup whose helper died too stay, and the
+//! next warden process removes them ([`sweep`], once per `Sandbox`). Their names carry the pid
+//! of the process that made them (`run-<pid>-<n>`); one whose process is gone is removed.
 
 use std::fs;
 use std::path::Path;
@@ -85,18 +86,23 @@ fn is_dead(pid: u32) -> bool {
     matches!(state, "Z" | "X") || flags & PF_EXITING != 0
 }
 
+/// Whether the process that made the run's cgroups (`dirs`, named after its pid) is gone.
+pub(crate) fn orphaned(dirs: &[std::path::PathBuf]) -> bool {
+    !dirs.is_empty()
+        && dirs.iter().all(|dir| {
+            dir.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|name| made_by_a_dead_process(name, "run-"))
+        })
+}
+
 /// A sandbox helper's last act, once its init is gone: when the process that made the run's
 /// cgroups (`dirs`, named after its pid) died without letting the sandbox go (SIGKILL, the
 /// OOM killer), removes them, so that nothing of the run waits for the next warden's sweep.
 /// The cgroups' last tasks may still be exiting: a busy cgroup is tried again for up to a
 /// second. Its owner alive, nothing is done: the owner removes them after reading them.
 pub(crate) fn remove_orphaned(dirs: &[std::path::PathBuf]) {
-    let orphaned = dirs.iter().all(|dir| {
-        dir.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|name| made_by_a_dead_process(name, "run-"))
-    });
-    if dirs.is_empty() || !orphaned {
+    if !orphaned(dirs) {
         return;
     }
     for dir in dirs {
