@@ -11,7 +11,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::{cgroups_of, World};
+use support::{cgroups_of, in_the_run, reaches, state_of, World};
 
 /// `warden run ARGS` in `world`, in a process group of its own as a shell with job control
 /// starts a command in a terminal.
@@ -161,43 +161,6 @@ fn a_program_that_ignores_ctrl_c_is_killed_at_the_third() {
     assert_eq!(cgroups_of(pid), 0, "the run's cgroups are removed");
 }
 
-/// The state letter (`/proc/PID/stat`) of `pid`.
-fn state_of(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
-}
-
-/// Waits until `pid` is in `state` (`T`: stopped, `S`: sleeping, ...).
-fn reaches(pid: u32, state: char) {
-    for _ in 0..6000 {
-        if state_of(pid) == Some(state) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("{pid} never reached state {state}: {:?}", state_of(pid));
-}
-
-/// The processes in the cgroups of the run that `warden` (pid) started, named `comm`.
-fn in_the_run(warden: u32, comm: &str) -> Vec<u32> {
-    let cgroup = format!("/run-{warden}-");
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/cgroup")).is_ok_and(|c| c.contains(&cgroup))
-                && std::fs::read_to_string(format!("/proc/{p}/comm"))
-                    .is_ok_and(|c| c.trim() == comm)
-        })
-        .collect()
-}
-
 #[test]
 fn ctrl_z_stops_the_program_with_warden_and_the_time_stopped_is_not_counted() {
     let world = World::new();
@@ -236,32 +199,6 @@ fn ctrl_z_stops_the_program_with_warden_and_the_time_stopped_is_not_counted() {
     assert_eq!(run["outcome"]["kind"], "exited", "{run}");
 }
 
-/// A shell with job control, small enough to script: runs `argv[1:-1]` as its foreground job
-/// in a process group of its own; when the job stops (Ctrl-Z), takes the terminal back and
-/// continues the job in the background (`bg`); once the file `argv[-1]` exists, gives the
-/// job the terminal and continues it (`fg`); exits with the job's status.
-const JOB_CONTROL_SHELL: &str = r#"
-import os, signal, sys, time
-for s in (signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP):
-    signal.signal(s, signal.SIG_IGN)
-child = os.fork()
-if child == 0:
-    os.setpgid(0, 0)
-    os.tcsetpgrp(0, os.getpid())
-    for s in (signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP):
-        signal.signal(s, signal.SIG_DFL)
-    os.execv(sys.argv[1], sys.argv[1:-1])
-os.waitpid(child, os.WUNTRACED)
-os.tcsetpgrp(0, os.getpgrp())
-os.killpg(child, signal.SIGCONT)
-while not os.path.exists(sys.argv[-1]):
-    time.sleep(0.02)
-os.tcsetpgrp(0, child)
-os.killpg(child, signal.SIGCONT)
-_, status = os.waitpid(child, 0)
-sys.exit(os.waitstatus_to_exitcode(status))
-"#;
-
 /// Ctrl-Z, then `bg`: warden goes on in the background, relaying its terminal to a program
 /// that waits for a line. Once something is typed, reading it would stop warden alone (a
 /// background job's read of its terminal: SIGTTIN), and the program would run on unheard;
@@ -282,7 +219,7 @@ fn a_terminal_read_after_bg_stops_the_program_with_warden_until_fg() {
             "/usr/bin/env",
             support::TERMINAL_SIGNALS,
         ])
-        .args(["/usr/bin/python3", "-c", JOB_CONTROL_SHELL])
+        .args(["/usr/bin/python3", "-c", support::JOB_CONTROL_SHELL])
         .args([env!("CARGO_BIN_EXE_warden"), "run", "--wall-time", "60s"])
         .args(["-l", "python", "-c", program])
         .arg(&marker)

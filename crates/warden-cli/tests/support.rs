@@ -348,3 +348,66 @@ pub fn reap_orphans() -> bool {
         }
     }
 }
+
+/// A shell with job control, small enough to script: runs `argv[1:-1]` as its foreground job
+/// in a process group of its own; when the job stops (Ctrl-Z), takes the terminal back and
+/// continues the job in the background (`bg`); once the file `argv[-1]` exists, gives the
+/// job the terminal and continues it (`fg`); exits with the job's status.
+pub const JOB_CONTROL_SHELL: &str = r#"
+import os, signal, sys, time
+for s in (signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP):
+    signal.signal(s, signal.SIG_IGN)
+child = os.fork()
+if child == 0:
+    os.setpgid(0, 0)
+    os.tcsetpgrp(0, os.getpid())
+    for s in (signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP):
+        signal.signal(s, signal.SIG_DFL)
+    os.execv(sys.argv[1], sys.argv[1:-1])
+os.waitpid(child, os.WUNTRACED)
+os.tcsetpgrp(0, os.getpgrp())
+os.killpg(child, signal.SIGCONT)
+while not os.path.exists(sys.argv[-1]):
+    time.sleep(0.02)
+os.tcsetpgrp(0, child)
+os.killpg(child, signal.SIGCONT)
+_, status = os.waitpid(child, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+/// The state letter (`/proc/PID/stat`) of `pid`.
+pub fn state_of(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Waits until `pid` is in `state` (`T`: stopped, `S`: sleeping, ...).
+pub fn reaches(pid: u32, state: char) {
+    for _ in 0..6000 {
+        if state_of(pid) == Some(state) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{pid} never reached state {state}: {:?}", state_of(pid));
+}
+
+/// The processes in the cgroups of the run that `warden` (pid) started, named `comm`.
+pub fn in_the_run(warden: u32, comm: &str) -> Vec<u32> {
+    let cgroup = format!("/run-{warden}-");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cgroup")).is_ok_and(|c| c.contains(&cgroup))
+                && std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
+}

@@ -11,6 +11,8 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use tungstenite::Message;
 
+use nix::sys::signal::Signal;
+
 use super::client::Client;
 use super::passed_on::PassedOn;
 
@@ -50,25 +52,38 @@ pub(crate) fn run(
         .get_mut()
         .set_read_timeout(Some(std::time::Duration::from_millis(20)))?;
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    // Stops the program, then this process (for `signal`) until it is continued, and then the
+    // program goes on too.
+    let stop_with_program = |socket: &mut tungstenite::WebSocket<_>, signal: Signal| {
+        let message = json!({ "type": "signal", "signal": "SIGTSTP" });
+        let _ = socket.send(Message::text(message.to_string()));
+        let _ = socket.flush();
+        PassedOn::suspend(signal as i32);
+        let message = json!({ "type": "signal", "signal": "SIGCONT" });
+        let _ = socket.send(Message::text(message.to_string()));
+    };
     loop {
-        while let Some(chunk) = input.as_ref().and_then(|i| i.try_recv().ok()) {
+        while let Some(chunk) = input.as_ref().and_then(|(i, _)| i.try_recv().ok()) {
             let message = match chunk {
-                Some(text) => json!({ "type": "stdin", "data": text }),
-                None => json!({ "type": "stdin", "eof": true }),
+                Input::Text(text) => json!({ "type": "stdin", "data": text }),
+                Input::End => json!({ "type": "stdin", "eof": true }),
+                Input::Background => {
+                    stop_with_program(&mut socket, Signal::SIGTTIN);
+                    if let Some((_, resumed)) = &input {
+                        let _ = resumed.send(());
+                    }
+                    continue;
+                }
             };
             let _ = socket.send(Message::text(message.to_string()));
         }
         for signal in signals.as_mut().map(PassedOn::received).unwrap_or_default() {
+            if signal == Signal::SIGTSTP {
+                stop_with_program(&mut socket, signal);
+                continue;
+            }
             let message = json!({ "type": "signal", "signal": signal.as_str() });
             let _ = socket.send(Message::text(message.to_string()));
-            if signal == nix::sys::signal::Signal::SIGTSTP {
-                // The program is stopped; so is this process until it is continued, and then
-                // the program goes on too.
-                let _ = socket.flush();
-                PassedOn::suspend(nix::sys::signal::Signal::SIGTSTP as i32);
-                let message = json!({ "type": "signal", "signal": "SIGCONT" });
-                let _ = socket.send(Message::text(message.to_string()));
-            }
         }
         let message = match socket.read() {
             Ok(Message::Text(text)) => text,
@@ -103,16 +118,43 @@ pub(crate) fn run(
     }
 }
 
+/// What the stdin thread has for the main one.
+enum Input {
+    /// A chunk of text, as it came.
+    Text(String),
+    /// The end of the input.
+    End,
+    /// Input waits at the terminal, and this process is not its foreground job (it went on
+    /// with `bg`): reading would stop this process alone (SIGTTIN) and leave the program
+    /// running. The main thread stops the program and this process, and says when they go
+    /// on; the thread then looks again.
+    Background,
+}
+
 /// Reads this process's standard input on a thread of its own: each chunk of text as it comes
 /// (a terminal's line, a pipe's block; a UTF-8 sequence split between reads is kept whole),
-/// then `None` at its end.
-fn read_stdin() -> std::sync::mpsc::Receiver<Option<String>> {
+/// then its end; at a terminal, [`Input::Background`] instead of a read that would stop this
+/// process alone. The sender is for the main thread to say that it went on after that.
+fn read_stdin() -> (
+    std::sync::mpsc::Receiver<Input>,
+    std::sync::mpsc::Sender<()>,
+) {
+    use std::io::IsTerminal;
+    use std::os::fd::AsFd;
     let (chunks, received) = std::sync::mpsc::channel();
+    let (resume, resumed) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
+        let terminal = stdin.is_terminal();
         let mut buffer = [0u8; 8192];
         let mut pending: Vec<u8> = Vec::new();
         loop {
+            if terminal && in_the_background(stdin.as_fd()) {
+                if chunks.send(Input::Background).is_err() || resumed.recv().is_err() {
+                    return;
+                }
+                continue;
+            }
             let n = match stdin.read(&mut buffer) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
@@ -126,14 +168,23 @@ fn read_stdin() -> std::sync::mpsc::Receiver<Option<String>> {
             };
             let text = String::from_utf8_lossy(&pending[..whole]).into_owned();
             pending.drain(..whole);
-            if chunks.send(Some(text)).is_err() {
+            if chunks.send(Input::Text(text)).is_err() {
                 return;
             }
         }
         if !pending.is_empty() {
-            let _ = chunks.send(Some(String::from_utf8_lossy(&pending).into_owned()));
+            let _ = chunks.send(Input::Text(String::from_utf8_lossy(&pending).into_owned()));
         }
-        let _ = chunks.send(None);
+        let _ = chunks.send(Input::End);
     });
-    received
+    (received, resume)
+}
+
+/// Waits until the terminal `fd` has input, then says whether this process is not its
+/// foreground job (so that reading it now would stop this process).
+fn in_the_background(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    while let Err(nix::errno::Errno::EINTR) = poll(&mut fds, PollTimeout::NONE) {}
+    nix::unistd::tcgetpgrp(fd).is_ok_and(|group| group != nix::unistd::getpgrp())
 }
