@@ -91,7 +91,8 @@ impl CancelHandle {
     /// (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2: [`CancelHandle::delivers`]), and
     /// the program may handle them; SIGTSTP stops every process of the job and SIGCONT
     /// continues them (the wall-clock limit still counts the time stopped); any other signal, or any signal under a backend without
-    /// warden's init, ends the job as a kill would.
+    /// warden's init, ends the job as a kill would. A one-job gVisor sandbox's init (warden's
+    /// loader, `Backend::start_single`) passes them on the same way.
     pub fn signal(&self, signal: warden_core::Signal) {
         if let Ok(number) = u8::try_from(signal.0) {
             if !self.0.requested.load(Ordering::SeqCst) {

@@ -81,7 +81,7 @@ pub(crate) struct InitChannels {
 
 /// Signals the init passes on to the payload; SIGTSTP and SIGCONT stop and continue every
 /// process of the job instead ([`on_signal`]).
-const FORWARDED: [Signal; 8] = [
+pub(crate) const FORWARDED: [Signal; 8] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,

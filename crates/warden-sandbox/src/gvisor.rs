@@ -511,6 +511,29 @@ impl JobLauncher for RunscJobs {
         runsc_status(status)
     }
 
+    /// A one-job sandbox's container runs the loader as its init, which passes signals on
+    /// (`filter_exec.rs`): each is a `runsc kill` of the container (a Go process of its own,
+    /// about 10 ms).
+    fn program_signals(&self) -> Option<crate::watch::SignalProgram> {
+        self.container_start.as_ref()?;
+        let (runsc, container) = (self.runsc.clone(), self.container.clone());
+        Some(crate::watch::SignalProgram(Box::new(move |signal: i32| {
+            Command::new(&runsc)
+                .args([
+                    "--root",
+                    RUNSC_ROOT,
+                    "kill",
+                    &container,
+                    &signal.to_string(),
+                ])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        })))
+    }
+
     fn program_start(&mut self) -> Option<Box<dyn ProgramStart>> {
         self.start
             .take()

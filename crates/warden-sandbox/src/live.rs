@@ -71,6 +71,12 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
     fn program_start(&mut self) -> Option<Box<dyn crate::watch::ProgramStart>> {
         None
     }
+    /// How a signal reaches the program of the job just prepared, when the runtime's own init
+    /// passes signals on as warden's does (`child::forwards`: a one-job gVisor sandbox);
+    /// `None`: any signal ends the job.
+    fn program_signals(&self) -> Option<crate::watch::SignalProgram> {
+        None
+    }
     /// A host process in the runtime's network namespace, once it runs (gVisor's sandbox
     /// process on the host's network stack); `None` when its network is its own.
     fn network_pid(&self) -> Option<Pid> {
@@ -698,6 +704,7 @@ impl LiveSandbox {
                     .stdout(stdio(fds.stdout)?)
                     .stderr(stdio(fds.stderr)?);
                 let start = launcher.program_start();
+                let signals = launcher.program_signals();
                 let child = command.spawn().map_err(|source| SandboxError::Helper {
                     action: "starting a job's process",
                     source,
@@ -706,6 +713,7 @@ impl LiveSandbox {
                     child,
                     started: Instant::now(),
                     start,
+                    signals,
                 })
             }
             None => Err(SandboxError::Gone { why: "destroyed" }),

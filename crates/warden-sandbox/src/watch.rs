@@ -59,7 +59,20 @@ pub(crate) enum JobEnd {
         /// When the program starts later than the process (after the runtime's boot): what
         /// says so. Its wall clock and cpu count start there.
         start: Option<Box<dyn ProgramStart>>,
+        /// How a signal reaches the program, when the runtime passes signals on; otherwise
+        /// any signal ends the job.
+        signals: Option<SignalProgram>,
     },
+}
+
+/// Sends a signal (its number) to a runtime's init, which passes it on as warden's init does
+/// (`child::forwards`); false when it could not be sent.
+pub(crate) struct SignalProgram(pub(crate) Box<dyn Fn(i32) -> bool + Send>);
+
+impl std::fmt::Debug for SignalProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignalProgram")
+    }
 }
 
 /// Tells when a job's program starts, for a job whose process first boots a runtime.
@@ -166,6 +179,8 @@ struct State<'a> {
     /// When that process was started, and what tells when its program starts, if later.
     process_started: Option<Instant>,
     program_start: Option<Box<dyn ProgramStart>>,
+    /// `JobEnd::Process::signals`.
+    signal_program: Option<SignalProgram>,
     ended: bool,
     started: Option<Instant>,
     killed_at: Option<Instant>,
@@ -207,17 +222,18 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         nonblocking(&feed.pipe)?;
     }
     let now = Instant::now();
-    let (process_pidfd, process_started, program_start) = match &mut watch.end {
-        JobEnd::Reported => (None, None, None),
+    let (process_pidfd, process_started, program_start, signal_program) = match &mut watch.end {
+        JobEnd::Reported => (None, None, None, None),
         JobEnd::Process {
             child,
             started,
             start,
+            signals,
         } => {
             let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
             let pidfd = warden_sys::process::pidfd_open(pid)
                 .map_err(io_err("opening a pidfd of the job's process"))?;
-            (Some(pidfd), Some(*started), start.take())
+            (Some(pidfd), Some(*started), start.take(), signals.take())
         }
     };
     // A program that starts after its process has no wall clock until it does.
@@ -235,6 +251,7 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         process_pidfd,
         process_started,
         program_start,
+        signal_program,
         ended: false,
         started,
         killed_at: None,
@@ -562,7 +579,8 @@ impl State<'_> {
     /// time in between does not count against the wall-clock limit. A backend without
     /// warden's init, or a program not started yet, is left running: the caller stops alone.
     fn stop_with_caller(&mut self, signal: i32) {
-        let stops = matches!(self.watch.kill, KillPath::AskInit(_))
+        let stops = (matches!(self.watch.kill, KillPath::AskInit(_))
+            || self.signal_program.is_some())
             && self.started.is_some()
             && !self.ended
             && self.killed_at.is_none();
@@ -590,10 +608,22 @@ impl State<'_> {
         let forwarded = Signal::try_from(signal)
             .ok()
             .filter(|s| crate::child::forwards(*s));
+        let runtime = self.signal_program.is_some();
         match (&self.watch.kill, self.started, forwarded) {
             (KillPath::AskInit(_), None, _) => self.pending_signals.push(signal),
             (KillPath::AskInit(init), Some(_), Some(signal)) => {
                 if warden_sys::process::pidfd_send_signal(init, signal).is_err() {
+                    self.ended_on_request = true;
+                    self.kill(None);
+                }
+            }
+            (KillPath::WholeSandbox, None, _) if runtime => self.pending_signals.push(signal),
+            (KillPath::WholeSandbox, Some(_), Some(signal)) if runtime => {
+                let sent = self
+                    .signal_program
+                    .as_ref()
+                    .is_some_and(|send| (send.0)(signal as i32));
+                if !sent {
                     self.ended_on_request = true;
                     self.kill(None);
                 }
@@ -633,6 +663,10 @@ impl State<'_> {
             if let Ok(cpu) = self.watch.cgroup.cpu_time() {
                 self.watch.cpu_before = cpu;
                 self.w.cpu_at_start = Some(cpu);
+            }
+            // Signals asked before the program started.
+            for signal in std::mem::take(&mut self.pending_signals) {
+                self.deliver(signal);
             }
         }
     }

@@ -313,3 +313,139 @@ fn a_one_job_sandbox_refuses_a_second_job_and_leaves_nothing() {
         "bundles left behind"
     );
 }
+
+/// A one-job sandbox's init (the loader as the container's pid 1) passes signals on as
+/// warden's own init does: a SIGINT that the program traps reaches it, one asked before the
+/// program started reaches it once it runs, and one not passed on ends the job as a kill.
+#[test]
+fn signals_reach_a_one_job_sandboxs_program() {
+    use warden_core::Signal;
+    use warden_sandbox::Backend;
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    let one_job = |script: &str| {
+        let (spec, mut job) = plan(&["/bin/sh", "-c", script]).split();
+        job.limits.wall_time = std::time::Duration::from_secs(20);
+        (gvisor.start_single(&spec).expect("started"), job)
+    };
+
+    let (mut live, trapping) =
+        one_job("trap 'echo caught INT; exit 7' INT; echo ready; while :; do sleep 0.05; done");
+    let handle = live.cancel_handle();
+    let (mut seen, mut signalled) = (String::new(), false);
+    let run = live
+        .run_streaming(
+            &trapping,
+            Stdin::Null,
+            &mut |_: warden_core::Stream, chunk: &[u8]| {
+                seen.push_str(&String::from_utf8_lossy(chunk));
+                if seen.contains("ready") && !std::mem::replace(&mut signalled, true) {
+                    handle.signal(Signal::INT);
+                }
+                true
+            },
+        )
+        .expect("ran");
+    assert_eq!(run.outcome, Outcome::Exited { code: 7 }, "{}", out(&run));
+    assert_eq!(out(&run), "ready\ncaught INT\n");
+    live.destroy().expect("destroyed");
+
+    let (mut live, sleeping) = one_job("sleep 5; echo never");
+    live.cancel_handle().signal(Signal::TERM);
+    let early = live.run(&sleeping, Stdin::Null).expect("ran");
+    assert_eq!(
+        early.outcome,
+        Outcome::Signaled {
+            signal: Signal::TERM
+        },
+        "{}",
+        out(&early)
+    );
+    live.destroy().expect("destroyed");
+
+    let (mut live, trapping) = one_job("trap 'echo caught ALRM' ALRM; echo ready; sleep 5");
+    let handle = live.cancel_handle();
+    let mut seen = String::new();
+    let run = live
+        .run_streaming(
+            &trapping,
+            Stdin::Null,
+            &mut |_: warden_core::Stream, chunk: &[u8]| {
+                seen.push_str(&String::from_utf8_lossy(chunk));
+                if seen.contains("ready") {
+                    // SIGALRM, which no init passes on.
+                    handle.signal(Signal(14));
+                }
+                true
+            },
+        )
+        .expect("ran");
+    assert_eq!(
+        run.outcome,
+        Outcome::Signaled {
+            signal: Signal::KILL
+        },
+        "{}",
+        out(&run)
+    );
+    live.destroy().expect("destroyed");
+}
+
+/// The caller of a one-job sandbox stops (a terminal's Ctrl-Z: SIGTSTP among its sink's
+/// signals) for two seconds once the program said `ready`: the program, sleeping half a second
+/// then, stops with it (the loader as the container's init stops every process), so that its
+/// own clock sees the two seconds go by; and the wall-clock limit of one second does not
+/// count them.
+#[test]
+fn a_one_job_sandboxs_program_stops_with_its_caller() {
+    use warden_sandbox::Backend;
+    struct StopsOnce {
+        source: std::os::fd::OwnedFd,
+        trigger: std::os::fd::OwnedFd,
+    }
+    impl warden_sandbox::OutputSink for StopsOnce {
+        fn chunk(&mut self, _: warden_core::Stream, bytes: &[u8]) -> bool {
+            if bytes.starts_with(b"ready") {
+                nix::unistd::write(&self.trigger, &[1]).expect("a stop asked");
+            }
+            true
+        }
+        fn signal_source(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+            use std::os::fd::AsFd;
+            Some(self.source.as_fd())
+        }
+        fn signals(&mut self) -> Vec<i32> {
+            let mut byte = [0u8; 16];
+            let n = nix::unistd::read(&self.source, &mut byte).unwrap_or(0);
+            vec![nix::libc::SIGTSTP; n]
+        }
+        fn suspend(&mut self, _signal: i32) {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    }
+    let (source, trigger) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a signal pipe");
+    let (spec, mut job) = plan(&[
+        "/usr/bin/python3",
+        "-c",
+        "import time\nprint('ready', flush=True)\nt = time.monotonic()\ntime.sleep(0.5)\n\
+         print(int(time.monotonic() - t))\n",
+    ])
+    .split();
+    job.limits.wall_time = std::time::Duration::from_secs(1);
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    let mut live = gvisor.start_single(&spec).expect("started");
+    let run = live
+        .run_streaming(&job, Stdin::Null, &mut StopsOnce { source, trigger })
+        .expect("ran");
+    live.destroy().expect("destroyed");
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{}", out(&run));
+    let slept: u32 = out(&run)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .expect("the time the program saw");
+    assert!(
+        slept >= 2,
+        "the program ran on while its caller was stopped: {slept} s"
+    );
+}

@@ -141,28 +141,57 @@ fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
     Err(format!("execve {path:?}: {e}"))
 }
 
-/// [`INIT_FLAG`]: forks the program's loader and waits for it as pid 1.
+/// [`INIT_FLAG`]: forks the program's loader and waits for it as pid 1, handling the signals
+/// it is sent (`runsc kill`) as warden's own init does: the ones it forwards go to the
+/// program, SIGTSTP stops every other process of the container (SIGSTOP) and SIGCONT
+/// continues them.
 fn run_as_init(args: Vec<OsString>) -> Result<Infallible, String> {
-    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::sys::signal::{kill, SigSet, Signal};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use nix::unistd::Pid;
     use warden_sys::process::ForkResult;
+    let mut handled = SigSet::empty();
+    for signal in std::iter::once(Signal::SIGCHLD).chain(crate::child::FORWARDED) {
+        handled.add(signal);
+    }
+    // Blocked before the fork, so that none is lost in between; the program gets its mask
+    // back before its exec.
+    handled
+        .thread_block()
+        .map_err(|e| format!("blocking signals: {e}"))?;
     let child = match warden_sys::process::fork_single_threaded()
         .map_err(|e| format!("forking the program: {e}"))?
     {
         ForkResult::Child => {
-            let Err(message) = load_and_exec(args);
+            let unblocked = handled.thread_unblock().map_err(|e| e.to_string());
+            let Err(message) = unblocked.and_then(|()| load_and_exec(args));
             eprintln!("warden: {message}");
             warden_sys::process::exit_immediately(127)
         }
         ForkResult::Parent { child } => child,
     };
     loop {
-        match waitpid(None, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
-            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
-                std::process::exit(128 + signal as i32)
+        match handled.wait() {
+            Ok(Signal::SIGCHLD) => loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+                    Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
+                        std::process::exit(128 + signal as i32)
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            },
+            Ok(Signal::SIGTSTP) => {
+                let _ = kill(Pid::from_raw(-1), Signal::SIGSTOP);
             }
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(format!("waiting for the program: {e}")),
+            Ok(Signal::SIGCONT) => {
+                let _ = kill(Pid::from_raw(-1), Signal::SIGCONT);
+            }
+            Ok(signal) => {
+                let _ = kill(child, signal);
+            }
+            Err(e) => return Err(format!("waiting for signals: {e}")),
         }
     }
 }
