@@ -6,7 +6,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout};
 
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
@@ -207,62 +207,8 @@ fn ctrl_z_stops_the_program_with_warden_and_the_time_stopped_is_not_counted() {
 #[test]
 fn a_terminal_read_after_bg_stops_the_program_with_warden_until_fg() {
     let world = World::new();
-    let marker = world.path().join("fg-now");
-    let program = "import sys\n\
-                   print('ready', flush=True)\n\
-                   print('got', sys.stdin.readline().strip(), flush=True)\n";
-    let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
-    let mut shell = Command::new("/usr/bin/setsid")
-        .args([
-            "--ctty",
-            "--wait",
-            "/usr/bin/env",
-            support::TERMINAL_SIGNALS,
-        ])
-        .args(["/usr/bin/python3", "-c", support::JOB_CONTROL_SHELL])
-        .args([env!("CARGO_BIN_EXE_warden"), "run", "--wall-time", "60s"])
-        .args(["-l", "python", "-c", program])
-        .arg(&marker)
-        .env_clear()
-        .envs(world.env())
-        .stdin(Stdio::from(terminal.slave))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the shell starts");
-    let mut typing = std::fs::File::from(terminal.master);
-    let mut stdout = BufReader::new(shell.stdout.take().expect("stdout"));
-    assert_eq!(line(&mut stdout), "ready\n");
-    // The job's process group is warden's, the terminal's foreground group.
-    let warden = nix::unistd::tcgetpgrp(&typing)
-        .expect("a foreground job")
-        .as_raw();
-    let warden = u32::try_from(warden).expect("a pid");
-    let programs = in_the_run(warden, "python3");
-    assert_eq!(programs.len(), 1, "the program's process");
-    // Ctrl-Z; the shell takes the terminal back and goes on with `bg`.
-    killpg(Pid::from_raw(warden as i32), Signal::SIGTSTP).expect("Ctrl-Z");
-    let in_the_background = || {
-        nix::unistd::tcgetpgrp(&typing).is_ok_and(|group| group.as_raw() != warden as i32)
-            && state_of(warden).is_some_and(|s| s != 'T')
-    };
-    for _ in 0..6000 {
-        if in_the_background() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(
-        in_the_background(),
-        "warden goes on in the background after bg"
-    );
-    reaches(programs[0], 'S');
-    typing.write_all(b"hello\n").expect("a line typed");
-    reaches(warden, 'T');
-    reaches(programs[0], 'T');
-    std::fs::write(&marker, "").expect("the shell may bring warden back");
-    assert_eq!(line(&mut stdout), "got hello\n");
-    let out = shell.wait_with_output().expect("the shell ends");
+    let (out, warden) =
+        support::a_terminal_read_after_bg(&world, &[], &["run", "--wall-time", "60s"], |pid| pid);
     assert_eq!(
         out.status.code(),
         Some(0),

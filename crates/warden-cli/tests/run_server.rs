@@ -324,68 +324,14 @@ fn at_a_terminal_the_run_through_the_server_is_attached_as_here() {
 /// over the WebSocket) until `fg`, where the line reaches the program.
 #[test]
 fn through_the_server_a_terminal_read_after_bg_stops_the_program_until_fg() {
-    use live_server::support::{in_the_run, reaches, state_of, JOB_CONTROL_SHELL};
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
     let server = LiveServer::start("");
-    let marker = server.world().path().join("fg-now");
-    let program = "import sys\n\
-                   print('ready', flush=True)\n\
-                   print('got', sys.stdin.readline().strip(), flush=True)\n";
-    let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
-    let mut shell = Command::new("/usr/bin/setsid")
-        .args(["--ctty", "--wait", "/usr/bin/env"])
-        .arg(live_server::support::TERMINAL_SIGNALS)
-        .args(["/usr/bin/python3", "-c", JOB_CONTROL_SHELL])
-        .args([
-            env!("CARGO_BIN_EXE_warden"),
-            "run",
-            "--server",
-            &server.base(),
-        ])
-        .args(["--wall-time", "60s", "-l", "python", "-c", program])
-        .arg(&marker)
-        .env_clear()
-        .envs(server.world().env())
-        .env("WARDEN_TOKEN", TOKEN)
-        .stdin(Stdio::from(terminal.slave))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the shell starts");
-    let mut typing = std::fs::File::from(terminal.master);
-    let mut stdout = BufReader::new(shell.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("a line");
-    assert_eq!(line, "ready\n");
-    let warden = nix::unistd::tcgetpgrp(&typing)
-        .expect("a foreground job")
-        .as_raw();
-    let programs = in_the_run(server.pid(), "python3");
-    assert_eq!(programs.len(), 1, "the server's program");
-    nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(warden),
-        nix::sys::signal::SIGTSTP,
-    )
-    .expect("Ctrl-Z");
-    let warden = u32::try_from(warden).expect("a pid");
-    let in_the_background = || {
-        nix::unistd::tcgetpgrp(&typing).is_ok_and(|group| group.as_raw() != warden as i32)
-            && state_of(warden).is_some_and(|s| s != 'T')
-    };
-    assert!(
-        eventually(Duration::from_secs(60), in_the_background),
-        "warden goes on in the background after bg"
+    let base = server.base();
+    let (out, _) = live_server::support::a_terminal_read_after_bg(
+        server.world(),
+        &[("WARDEN_TOKEN", TOKEN)],
+        &["run", "--server", &base, "--wall-time", "60s"],
+        |_warden| server.pid(),
     );
-    reaches(programs[0], 'S');
-    typing.write_all(b"hello\n").expect("a line typed");
-    reaches(warden, 'T');
-    reaches(programs[0], 'T');
-    std::fs::write(&marker, "").expect("the shell may bring warden back");
-    line.clear();
-    stdout.read_line(&mut line).expect("a line");
-    assert_eq!(line, "got hello\n");
-    let out = shell.wait_with_output().expect("the shell ends");
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -411,3 +411,76 @@ pub fn in_the_run(warden: u32, comm: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Ctrl-Z, `bg`, a line typed, `fg`, at a terminal (attached.rs, run_server.rs): `warden
+/// ARGS -l python -c PROGRAM`, where the program prints `ready` and reads a line, runs as the
+/// foreground job of [`JOB_CONTROL_SHELL`] at a new pseudo-terminal. After Ctrl-Z the shell
+/// takes the terminal back and continues warden in the background (`bg`); once a line is
+/// typed, warden and the program (found among the processes of the runs of
+/// `runs_of(warden's pid)`) must both stop, and after `fg` the line must reach the program.
+/// Returns the shell's output once it ended, and warden's pid.
+pub fn a_terminal_read_after_bg(
+    world: &World,
+    env: &[(&str, &str)],
+    args: &[&str],
+    runs_of: impl Fn(u32) -> u32,
+) -> (Output, u32) {
+    use std::io::{BufRead, Write};
+    let Some(binary) = option_env!("CARGO_BIN_EXE_warden") else {
+        panic!("only warden-cli's tests spawn the warden binary");
+    };
+    let marker = world.path().join("fg-now");
+    let program = "import sys\n\
+                   print('ready', flush=True)\n\
+                   print('got', sys.stdin.readline().strip(), flush=True)\n";
+    let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    let mut shell = Command::new("/usr/bin/setsid")
+        .args(["--ctty", "--wait", "/usr/bin/env", TERMINAL_SIGNALS])
+        .args(["/usr/bin/python3", "-c", JOB_CONTROL_SHELL])
+        .arg(binary)
+        .args(args)
+        .args(["-l", "python", "-c", program])
+        .arg(&marker)
+        .env_clear()
+        .envs(world.env())
+        .envs(env.iter().copied())
+        .stdin(Stdio::from(terminal.slave))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the shell starts");
+    let mut typing = std::fs::File::from(terminal.master);
+    let mut stdout = std::io::BufReader::new(shell.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a line");
+    assert_eq!(line, "ready\n");
+    // The job's process group is warden's, the terminal's foreground group.
+    let warden = nix::unistd::tcgetpgrp(&typing).expect("a foreground job");
+    let programs = in_the_run(runs_of(warden.as_raw().unsigned_abs()), "python3");
+    assert_eq!(programs.len(), 1, "the program's process");
+    nix::sys::signal::killpg(warden, nix::sys::signal::Signal::SIGTSTP).expect("Ctrl-Z");
+    let warden = warden.as_raw().unsigned_abs();
+    let in_the_background = || {
+        nix::unistd::tcgetpgrp(&typing).is_ok_and(|group| group.as_raw().unsigned_abs() != warden)
+            && state_of(warden).is_some_and(|s| s != 'T')
+    };
+    for _ in 0..6000 {
+        if in_the_background() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        in_the_background(),
+        "warden goes on in the background after bg"
+    );
+    reaches(programs[0], 'S');
+    typing.write_all(b"hello\n").expect("a line typed");
+    reaches(warden, 'T');
+    reaches(programs[0], 'T');
+    std::fs::write(&marker, "").expect("the shell may bring warden back");
+    line.clear();
+    stdout.read_line(&mut line).expect("a line");
+    assert_eq!(line, "got hello\n");
+    (shell.wait_with_output().expect("the shell ends"), warden)
+}

@@ -322,36 +322,48 @@ fn signals_reach_a_one_job_sandboxs_program() {
     use warden_core::Signal;
     use warden_sandbox::Backend;
     let gvisor = sandbox().gvisor().expect("runsc is installed");
-    let one_job = |script: &str| {
+    // Runs `script` in a fresh one-job sandbox; `signal` (if any) is asked once the program
+    // printed `ready`, `early` before the job.
+    let run = |script: &str, signal: Option<Signal>, early: Option<Signal>| {
         let (spec, mut job) = plan(&["/bin/sh", "-c", script]).split();
         job.limits.wall_time = std::time::Duration::from_secs(20);
-        (gvisor.start_single(&spec).expect("started"), job)
+        let mut live = gvisor.start_single(&spec).expect("started");
+        let handle = live.cancel_handle();
+        if let Some(early) = early {
+            handle.signal(early);
+        }
+        let (mut seen, mut signalled) = (String::new(), false);
+        let run = live
+            .run_streaming(
+                &job,
+                Stdin::Null,
+                &mut |_: warden_core::Stream, chunk: &[u8]| {
+                    seen.push_str(&String::from_utf8_lossy(chunk));
+                    if let (true, Some(signal)) = (seen.contains("ready"), signal) {
+                        if !std::mem::replace(&mut signalled, true) {
+                            handle.signal(signal);
+                        }
+                    }
+                    true
+                },
+            )
+            .expect("ran");
+        live.destroy().expect("destroyed");
+        run
     };
-
-    let (mut live, trapping) =
-        one_job("trap 'echo caught INT; exit 7' INT; echo ready; while :; do sleep 0.05; done");
-    let handle = live.cancel_handle();
-    let (mut seen, mut signalled) = (String::new(), false);
-    let run = live
-        .run_streaming(
-            &trapping,
-            Stdin::Null,
-            &mut |_: warden_core::Stream, chunk: &[u8]| {
-                seen.push_str(&String::from_utf8_lossy(chunk));
-                if seen.contains("ready") && !std::mem::replace(&mut signalled, true) {
-                    handle.signal(Signal::INT);
-                }
-                true
-            },
-        )
-        .expect("ran");
-    assert_eq!(run.outcome, Outcome::Exited { code: 7 }, "{}", out(&run));
-    assert_eq!(out(&run), "ready\ncaught INT\n");
-    live.destroy().expect("destroyed");
-
-    let (mut live, sleeping) = one_job("sleep 5; echo never");
-    live.cancel_handle().signal(Signal::TERM);
-    let early = live.run(&sleeping, Stdin::Null).expect("ran");
+    let trapped = run(
+        "trap 'echo caught INT; exit 7' INT; echo ready; while :; do sleep 0.05; done",
+        Some(Signal::INT),
+        None,
+    );
+    assert_eq!(
+        trapped.outcome,
+        Outcome::Exited { code: 7 },
+        "{}",
+        out(&trapped)
+    );
+    assert_eq!(out(&trapped), "ready\ncaught INT\n");
+    let early = run("sleep 5; echo never", None, Some(Signal::TERM));
     assert_eq!(
         early.outcome,
         Outcome::Signaled {
@@ -360,34 +372,20 @@ fn signals_reach_a_one_job_sandboxs_program() {
         "{}",
         out(&early)
     );
-    live.destroy().expect("destroyed");
-
-    let (mut live, trapping) = one_job("trap 'echo caught ALRM' ALRM; echo ready; sleep 5");
-    let handle = live.cancel_handle();
-    let mut seen = String::new();
-    let run = live
-        .run_streaming(
-            &trapping,
-            Stdin::Null,
-            &mut |_: warden_core::Stream, chunk: &[u8]| {
-                seen.push_str(&String::from_utf8_lossy(chunk));
-                if seen.contains("ready") {
-                    // SIGALRM, which no init passes on.
-                    handle.signal(Signal(14));
-                }
-                true
-            },
-        )
-        .expect("ran");
+    // SIGALRM, which no init passes on.
+    let unforwarded = run(
+        "trap 'echo caught ALRM' ALRM; echo ready; sleep 5",
+        Some(Signal(14)),
+        None,
+    );
     assert_eq!(
-        run.outcome,
+        unforwarded.outcome,
         Outcome::Signaled {
             signal: Signal::KILL
         },
         "{}",
-        out(&run)
+        out(&unforwarded)
     );
-    live.destroy().expect("destroyed");
 }
 
 /// The caller of a one-job sandbox stops (a terminal's Ctrl-Z: SIGTSTP among its sink's
