@@ -301,6 +301,20 @@ fn doctor_reports_every_feature_and_a_working_sandbox() {
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
+    // runsc is installed here (scripts/setup.sh): its path and the gVisor release it reports.
+    let gvisor = report["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .find(|f| f["name"] == "gvisor (runsc)")
+        .expect("the gVisor feature");
+    assert_eq!(gvisor["available"], true, "{gvisor}");
+    assert!(
+        gvisor["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("runsc version")),
+        "{gvisor}"
+    );
 }
 
 #[test]

@@ -173,9 +173,29 @@ fn landlock() -> (bool, String) {
     }
 }
 
+/// runsc's path and the version it reports (its gVisor release: what `isolated` mode can do
+/// depends on it, docs/threat-model.md).
 fn runsc() -> (bool, String) {
     match crate::gvisor::runsc_path() {
-        Some(path) => (true, path.display().to_string()),
+        Some(path) => {
+            let version = std::process::Command::new(&path)
+                .arg("--version")
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()
+                .and_then(|out| {
+                    String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .next()
+                        .map(str::to_owned)
+                })
+                .filter(|line| !line.is_empty());
+            match version {
+                Some(version) => (true, format!("{}, {version}", path.display())),
+                None => (true, path.display().to_string()),
+            }
+        }
         None => (
             false,
             "runsc not found; install the Debian package runsc for isolated mode".into(),

@@ -596,8 +596,9 @@ impl State<'_> {
     }
 
     /// Delivers `signal` to the job's program through the init, which forwards the signals
-    /// it handles (`child::forwards`); before the program starts, keeps it for then. Any
-    /// other signal, or a backend without warden's init, ends the job.
+    /// it handles (`child::forwards`), or through a runtime's init that does the same
+    /// (`JobEnd::Process::signals`); before the program starts, keeps it for then. Any other
+    /// signal, or a backend with neither, ends the job.
     fn deliver(&mut self, signal: i32) {
         if self.started.is_none() {
             self.read_reports();
