@@ -313,11 +313,23 @@ pub fn at_a_terminal(
     let Some(binary) = option_env!("CARGO_BIN_EXE_warden") else {
         panic!("only warden-cli's tests spawn the warden binary");
     };
+    let mut argv = vec![std::ffi::OsString::from(binary)];
+    argv.extend(args.iter().map(std::ffi::OsString::from));
+    in_a_terminal_session(world, env, &argv)
+}
+
+/// `argv` in a session of its own whose controlling terminal is a new pseudo-terminal, its
+/// stdin (the terminal's signals at their default actions); stdout and stderr on pipes.
+/// Returns the pseudo-terminal's other side, where the test types.
+fn in_a_terminal_session(
+    world: &World,
+    env: &[(&str, &str)],
+    argv: &[std::ffi::OsString],
+) -> (std::process::Child, std::fs::File) {
     let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
     let child = Command::new("/usr/bin/setsid")
         .args(["--ctty", "--wait", "/usr/bin/env", TERMINAL_SIGNALS])
-        .arg(binary)
-        .args(args)
+        .args(argv)
         .env_clear()
         .envs(world.env())
         .envs(env.iter().copied())
@@ -325,7 +337,7 @@ pub fn at_a_terminal(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("warden starts");
+        .expect("the command starts");
     (child, std::fs::File::from(terminal.master))
 }
 
@@ -433,23 +445,14 @@ pub fn a_terminal_read_after_bg(
     let program = "import sys\n\
                    print('ready', flush=True)\n\
                    print('got', sys.stdin.readline().strip(), flush=True)\n";
-    let terminal = nix::pty::openpty(None, None).expect("a pseudo-terminal");
-    let mut shell = Command::new("/usr/bin/setsid")
-        .args(["--ctty", "--wait", "/usr/bin/env", TERMINAL_SIGNALS])
-        .args(["/usr/bin/python3", "-c", JOB_CONTROL_SHELL])
-        .arg(binary)
-        .args(args)
-        .args(["-l", "python", "-c", program])
-        .arg(&marker)
-        .env_clear()
-        .envs(world.env())
-        .envs(env.iter().copied())
-        .stdin(Stdio::from(terminal.slave))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the shell starts");
-    let mut typing = std::fs::File::from(terminal.master);
+    let mut argv: Vec<std::ffi::OsString> = ["/usr/bin/python3", "-c", JOB_CONTROL_SHELL, binary]
+        .iter()
+        .chain(args)
+        .chain(&["-l", "python", "-c", program])
+        .map(std::ffi::OsString::from)
+        .collect();
+    argv.push(marker.clone().into_os_string());
+    let (mut shell, mut typing) = in_a_terminal_session(world, env, &argv);
     let mut stdout = std::io::BufReader::new(shell.stdout.take().expect("stdout"));
     let mut line = String::new();
     stdout.read_line(&mut line).expect("a line");
