@@ -396,32 +396,24 @@ fn signals_reach_a_one_job_sandboxs_program() {
 #[test]
 fn a_one_job_sandboxs_program_stops_with_its_caller() {
     use warden_sandbox::Backend;
-    struct StopsOnce {
-        source: std::os::fd::OwnedFd,
-        trigger: std::os::fd::OwnedFd,
-    }
+    struct StopsOnce(support::SignalPipe);
     impl warden_sandbox::OutputSink for StopsOnce {
         fn chunk(&mut self, _: warden_core::Stream, bytes: &[u8]) -> bool {
             if bytes.starts_with(b"ready") {
-                nix::unistd::write(&self.trigger, &[1]).expect("a stop asked");
+                self.0.ask();
             }
             true
         }
         fn signal_source(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-            use std::os::fd::AsFd;
-            Some(self.source.as_fd())
+            Some(self.0.fd())
         }
         fn signals(&mut self) -> Vec<i32> {
-            let mut byte = [0u8; 16];
-            let n = nix::unistd::read(&self.source, &mut byte).unwrap_or(0);
-            vec![nix::libc::SIGTSTP; n]
+            self.0.read(nix::libc::SIGTSTP)
         }
         fn suspend(&mut self, _signal: i32) {
             std::thread::sleep(std::time::Duration::from_secs(2));
         }
     }
-    let (source, trigger) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a signal pipe");
     let (spec, mut job) = plan(&[
         "/usr/bin/python3",
         "-c",
@@ -433,7 +425,11 @@ fn a_one_job_sandboxs_program_stops_with_its_caller() {
     let gvisor = sandbox().gvisor().expect("runsc is installed");
     let mut live = gvisor.start_single(&spec).expect("started");
     let run = live
-        .run_streaming(&job, Stdin::Null, &mut StopsOnce { source, trigger })
+        .run_streaming(
+            &job,
+            Stdin::Null,
+            &mut StopsOnce(support::SignalPipe::default()),
+        )
         .expect("ran");
     live.destroy().expect("destroyed");
     assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{}", out(&run));

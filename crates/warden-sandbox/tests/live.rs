@@ -600,19 +600,15 @@ fn a_streamed_interactive_job_answers_each_line_before_the_next() {
 /// and that, stopped (`OutputSink::suspend`, after a SIGTSTP), stays stopped longer than the
 /// jobs' one-second wall-clock limit and notes the job's processes and their states.
 struct Signalling {
-    source: std::os::fd::OwnedFd,
-    trigger: std::os::fd::OwnedFd,
+    pipe: support::SignalPipe,
     signal: i32,
     seen: Vec<(String, char)>,
 }
 
 impl Signalling {
     fn new(signal: i32) -> Self {
-        let (source, trigger) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a signal pipe");
         Self {
-            source,
-            trigger,
+            pipe: support::SignalPipe::default(),
             signal,
             seen: Vec::new(),
         }
@@ -622,18 +618,15 @@ impl Signalling {
 impl warden_sandbox::OutputSink for Signalling {
     fn chunk(&mut self, stream: warden_core::Stream, bytes: &[u8]) -> bool {
         if stream == warden_core::Stream::Stdout && bytes.starts_with(b"ready") {
-            nix::unistd::write(&self.trigger, &[1]).expect("signal asked");
+            self.pipe.ask();
         }
         true
     }
     fn signal_source(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd;
-        Some(self.source.as_fd())
+        Some(self.pipe.fd())
     }
     fn signals(&mut self) -> Vec<i32> {
-        let mut byte = [0u8; 16];
-        let n = nix::unistd::read(&self.source, &mut byte).unwrap_or(0);
-        vec![self.signal; n]
+        self.pipe.read(self.signal)
     }
     fn suspend(&mut self, _signal: i32) {
         std::thread::sleep(Duration::from_millis(1500));

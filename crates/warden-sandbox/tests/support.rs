@@ -204,3 +204,41 @@ pub fn compile_c(path: &str, source: &str) -> Option<Vec<u8>> {
     }
     panic!("gcc cannot compile {}:\n{errors}", file.display());
 }
+
+/// A test sink's signal source (`OutputSink::signal_source`): a pipe, to which [`ask`] writes
+/// a byte and from which [`read`] takes them all, one signal each.
+///
+/// [`ask`]: SignalPipe::ask
+/// [`read`]: SignalPipe::read
+pub struct SignalPipe {
+    source: std::os::fd::OwnedFd,
+    trigger: std::os::fd::OwnedFd,
+}
+
+impl Default for SignalPipe {
+    fn default() -> Self {
+        let (source, trigger) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a signal pipe");
+        Self { source, trigger }
+    }
+}
+
+impl SignalPipe {
+    /// Asks for one signal.
+    pub fn ask(&self) {
+        nix::unistd::write(&self.trigger, &[1]).expect("a signal asked");
+    }
+
+    /// What `signal_source` returns.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.source.as_fd()
+    }
+
+    /// `signal` once for each time it was asked, as `signals` returns them.
+    pub fn read(&self, signal: i32) -> Vec<i32> {
+        let mut bytes = [0u8; 16];
+        let n = nix::unistd::read(&self.source, &mut bytes).unwrap_or(0);
+        vec![signal; n]
+    }
+}
