@@ -402,6 +402,47 @@ fn bad_input_gets_its_status_and_the_server_stays_up() {
         server.request("POST", "/v1/executions", Some(&files)).code,
         422
     );
+    // A NUL byte can be neither an argument nor a file name: the caller's mistake, named,
+    // in each API's way (it used to reach the sandbox's plan and come back a 500).
+    let nul = "a\u{0}b";
+    for (body, says) in [
+        (
+            json!({"language": "python", "code": "pass", "args": [nul]}),
+            "the argument \"a\\0b\" holds a NUL byte",
+        ),
+        (
+            json!({"language": "python", "code": "pass",
+                   "tests": [{"stdin": "", "expected_output": "", "args": [nul]}]}),
+            "the argument \"a\\0b\" holds a NUL byte",
+        ),
+        (
+            json!({"language": "python", "files": [{"content": "pass"}, {"name": nul, "content": ""}]}),
+            "invalid program files: \"a\\0b\" holds a NUL byte",
+        ),
+    ] {
+        let refused = server.request("POST", "/v1/executions", Some(&body));
+        assert_eq!(refused.code, 422, "{}", refused.body);
+        assert_eq!(refused.json()["kind"], "request", "{}", refused.body);
+        let error = refused.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(error.starts_with(says), "{says}: {error}");
+    }
+    let piston = json!({"language": "python", "version": "*", "files": [{"content": "pass"}],
+                        "args": [nul]});
+    let piston = server.request("POST", "/api/v2/execute", Some(&piston));
+    assert_eq!(piston.code, 400, "{}", piston.body);
+    assert!(piston.json()["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("holds a NUL byte")));
+    let judge0 = json!({"language_id": 71, "source_code": "pass", "command_line_arguments": nul});
+    let judge0 = server.request("POST", "/submissions?wait=true", Some(&judge0));
+    assert_eq!(judge0.code, 422, "{}", judge0.body);
+    assert_eq!(
+        judge0.json()["command_line_arguments"],
+        json!(["holds a NUL byte, which no argument can"])
+    );
     assert_eq!(server.request("GET", "/v1/health", None).code, 200);
 }
 

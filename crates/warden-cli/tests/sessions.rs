@@ -133,6 +133,14 @@ fn a_session_keeps_its_workspace_across_calls_and_files_move_in_and_out() {
     let out = session(&server, &["exec", &id, "--", "echo oops >&2; exit 3"]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(text(&out.stderr), "oops\n");
+    // A command no command line can hold is the caller's mistake, not a call.
+    let (status, body) = server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/exec"),
+        Some(r#"{"command": "echo a\u0000b"}"#),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("holds a NUL byte"), "{body}");
 
     let state = show(&server, &id);
     assert_eq!(state["calls"], 4, "{state}");

@@ -53,6 +53,23 @@ impl ErrorKind {
     }
 }
 
+/// An error and its causes as one line, `a: b: c`, for a log or an answer. A cause whose text
+/// the line already ends with (a variant that shows its source in its own message) is not
+/// repeated.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The program's files cannot be laid out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
@@ -75,6 +92,12 @@ pub enum SourceError {
     #[error("two files are named {path:?}")]
     Duplicate {
         /// The name.
+        path: String,
+    },
+    /// A file's name holds a NUL byte, which no file name can.
+    #[error("{path:?} holds a NUL byte, which no file name can")]
+    NulByte {
+        /// The name given.
         path: String,
     },
 }
@@ -143,6 +166,12 @@ pub enum EngineError {
     /// The program's files cannot be laid out.
     #[error("invalid program files: {0}")]
     BadSource(#[from] SourceError),
+    /// A program argument holds a NUL byte, which no argument of `execve` can.
+    #[error("the argument {argument:?} holds a NUL byte, which no program argument can")]
+    NulArgument {
+        /// The argument (its first 64 characters).
+        argument: String,
+    },
     /// A compiler option the language does not take.
     #[error(transparent)]
     CompileOption(#[from] CompileOptionError),
@@ -279,6 +308,7 @@ impl EngineError {
             EngineError::Language(_)
             | EngineError::NoSource
             | EngineError::BadSource(_)
+            | EngineError::NulArgument { .. }
             | EngineError::CompileOption(_)
             | EngineError::Dependencies(_)
             | EngineError::Limit(_)
@@ -392,6 +422,12 @@ mod tests {
                 EngineError::History(HistoryError::AmbiguousId("ab".into())),
                 ErrorKind::Request,
             ),
+            (
+                EngineError::NulArgument {
+                    argument: "a\0".into(),
+                },
+                ErrorKind::Request,
+            ),
         ];
         for (error, kind) in cases {
             assert_eq!(error.kind(), kind, "{error}");
@@ -402,6 +438,23 @@ mod tests {
         assert_eq!(
             serde_json::to_value(ErrorKind::Unavailable).expect("serializable"),
             "unavailable"
+        );
+    }
+
+    #[test]
+    fn a_chain_names_every_cause_once() {
+        let shown_inline = EngineError::BadSource(SourceError::Unnamed);
+        assert_eq!(
+            chain(&shown_inline),
+            "invalid program files: every file after the entry needs a name"
+        );
+        let behind = EngineError::DependencyCache {
+            dir: "/var/cache/x".into(),
+            source: std::io::Error::other("disk on fire"),
+        };
+        assert_eq!(
+            chain(&behind),
+            "storing installed dependencies in /var/cache/x: disk on fire"
         );
     }
 }

@@ -84,6 +84,9 @@ impl Program {
             let contained = Path::new(&path)
                 .components()
                 .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if path.contains('\0') {
+                return Err(SourceError::NulByte { path }.into());
+            }
             if !contained || path.is_empty() {
                 return Err(SourceError::NotContained { path }.into());
             }
@@ -205,6 +208,7 @@ mod tests {
             src(Some("/etc/x.py"), ""),
             src(Some("main.py"), ""),
             src(None, ""),
+            src(Some("a\0.py"), ""),
         ] {
             let result = Program::prepare(python, &[src(None, "pass"), extra.clone()]);
             assert!(

@@ -471,9 +471,10 @@ fn overlaps(a: &Path, b: &Path) -> bool {
     a.starts_with(b) || b.starts_with(a)
 }
 
-/// True for `a`, `a/b.txt`; false for `/a`, `../a`, `a/../../b`, ``.
+/// True for `a`, `a/b.txt`; false for `/a`, `../a`, `a/../../b`, ``, and a name holding a NUL.
 pub(crate) fn is_contained_relative(path: &Path) -> bool {
     path.components().count() > 0
+        && !path.as_os_str().as_encoded_bytes().contains(&0)
         && path
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)))

@@ -152,7 +152,7 @@ impl From<PathRejection> for ApiError {
 impl From<ExecError> for ApiError {
     fn from(e: ExecError) -> Self {
         let message = match &e {
-            ExecError::Engine(inner) => format!("{inner:#}"),
+            ExecError::Engine(inner) => warden_engine::error_chain(inner),
             other => other.to_string(),
         };
         let (status, kind, retry_after) = match &e {

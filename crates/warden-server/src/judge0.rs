@@ -153,12 +153,14 @@ impl From<ExecError> for Judge0Error {
                 ..busy(e.to_string(), retry_after_secs)
             },
             ExecError::ShuttingDown => busy(e.to_string(), 5),
-            ExecError::Engine(inner) if inner.kind().is_caller_fault() => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{inner:#}"))
-            }
+            ExecError::Engine(inner) if inner.kind().is_caller_fault() => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                warden_engine::error_chain(&inner),
+            ),
             other => {
-                tracing::error!(error = %format!("{other:#}"), "judge0 submission failed");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{other:#}"))
+                let message = warden_engine::error_chain(&other);
+                tracing::error!(error = %message, "judge0 submission failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
             }
         }
     }

@@ -104,13 +104,14 @@ impl From<ExecError> for PistonError {
                 retry_after: Some(5),
             },
             ExecError::Engine(inner) if inner.kind().is_caller_fault() => {
-                Self::bad_request(format!("{inner:#}"))
+                Self::bad_request(warden_engine::error_chain(&inner))
             }
             other => {
-                tracing::error!(error = %format!("{other:#}"), "piston execution failed");
+                let message = warden_engine::error_chain(&other);
+                tracing::error!(error = %message, "piston execution failed");
                 Self {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: format!("{other:#}"),
+                    message,
                     retry_after: None,
                 }
             }

@@ -443,7 +443,7 @@ impl AppState {
         let answer = tokio::task::spawn_blocking(move || state.inner.engine.sandbox_check())
             .await
             .map_err(|_| "the check's worker failed".to_owned())
-            .and_then(|check| check.map_err(|e| format!("{e:#}")))
+            .and_then(|check| check.map_err(|e| warden_engine::error_chain(&e)))
             .and_then(|check| match check.outcome {
                 warden_core::Outcome::Exited { code: 0 } => {
                     Ok(format!("sandbox works (cgroup {})", check.cgroup))
@@ -493,12 +493,7 @@ fn keep_answers(path: Option<&std::path::Path>, max_age: Duration) -> crate::kep
         tracing::info!(path = %path.display(), "asynchronous answers are kept");
     }
     kept.unwrap_or_else(|e| {
-        let mut why = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            why = format!("{why}: {cause}");
-            source = cause.source();
-        }
+        let why = warden_engine::error_chain(&e);
         tracing::warn!(
             error = %why,
             "asynchronous answers are kept in memory only: a restart forgets them"

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use warden_sandbox::Stdin;
 
 use super::Engine;
-use crate::error::EngineError;
+use crate::error::{chain, EngineError};
 use crate::execution::{ExecutionRequest, ExecutionResult, Warning, WarningKind};
 use crate::history::{
     ConnectionFilter, HistoryEntry, HistoryFilter, HistoryStore, LoggedConnection, NetworkStats,
@@ -352,18 +352,6 @@ impl Engine {
         let store = store.as_ref().ok_or(EngineError::NoHistory)?;
         Ok(query(store)?)
     }
-}
-
-/// An error and its causes, `a: b: c`, as one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl Engine {

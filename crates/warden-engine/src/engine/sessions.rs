@@ -245,6 +245,11 @@ impl Engine {
             if command.trim().is_empty() {
                 return Err(SessionError::Invalid("the command is empty".into()));
             }
+            if command.contains('\0') {
+                return Err(SessionError::Invalid(
+                    "the command holds a NUL byte, which no command line can".into(),
+                ));
+            }
             request.language = Some("bash".into());
             request.sources = vec![SourceFile {
                 name: None,

@@ -381,6 +381,14 @@ fn split(body: &Map<String, Value>, field: &str, invalid: &mut Invalid) -> Vec<S
             );
             Vec::new()
         }
+        Some(Value::String(s)) if s.contains('\0') => {
+            add(
+                invalid,
+                field,
+                "holds a NUL byte, which no argument can".to_owned(),
+            );
+            Vec::new()
+        }
         Some(Value::String(s)) => s
             .chars()
             .filter(|c| !matches!(c, '$' | '&' | ';' | '<' | '>' | '|' | '`'))
@@ -593,5 +601,21 @@ mod tests {
             &mut Invalid::new(),
         );
         assert_eq!(args, ["a", "brm", "-rf", "HOMEx"]);
+    }
+
+    #[test]
+    fn a_nul_byte_in_the_arguments_is_a_field_error() {
+        let body = serde_json::json!({ "command_line_arguments": "a\u{0}b" });
+        let mut invalid = Invalid::new();
+        let args = split(
+            body.as_object().expect("object"),
+            "command_line_arguments",
+            &mut invalid,
+        );
+        assert!(args.is_empty());
+        assert_eq!(
+            invalid["command_line_arguments"],
+            ["holds a NUL byte, which no argument can"]
+        );
     }
 }

@@ -337,7 +337,7 @@ fn launch(
             .await;
         let (progress, failure) = match ran {
             Ok(execution) => (Progress::Finished(Box::new(execution.result)), None),
-            Err(e) => (Progress::Failed(format!("{e:#}")), Some(e)),
+            Err(e) => (Progress::Failed(warden_engine::error_chain(&e)), Some(e)),
         };
         store.finish(&id, progress).await;
         let finished = store.get(&id).await;
