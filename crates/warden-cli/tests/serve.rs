@@ -446,6 +446,48 @@ fn bad_input_gets_its_status_and_the_server_stays_up() {
     assert_eq!(server.request("GET", "/v1/health", None).code, 200);
 }
 
+/// The kernel's own limits on a program's arguments (one string of at most 128 KiB, all of
+/// them within the stack's quarter, at most 6 MiB) are checked before anything is built: what
+/// fits runs, what does not is the caller's 422 (it used to fail at `execve` inside the
+/// sandbox, a 500).
+#[test]
+fn arguments_up_to_the_kernels_limits_run_and_beyond_them_are_refused() {
+    let server = Server::start("");
+    let count = "import sys; print(len(sys.argv) - 1, sum(map(len, sys.argv[1:])))";
+    let longest = "x".repeat(128 * 1024 - 1);
+    let run = |args: Vec<&str>| {
+        let body = json!({"language": "python", "code": count, "args": args});
+        server.request("POST", "/v1/executions", Some(&body))
+    };
+    let one = run(vec![&longest]);
+    assert_eq!(one.code, 200, "{}", one.body);
+    assert_eq!(one.json()["stdout"], "1 131071\n");
+    // 47 of them take 6,160,760 bytes with their NULs and pointers: within 6 MiB less the
+    // 64 KiB kept for the command and the environment.
+    let many = run(vec![longest.as_str(); 47]);
+    assert_eq!(many.code, 200, "{}", &many.body[..many.body.len().min(300)]);
+    assert_eq!(many.json()["stdout"], format!("47 {}\n", 47 * 131_071));
+    let too_many = run(vec![longest.as_str(); 48]);
+    assert_eq!(too_many.code, 422, "{}", too_many.body);
+    assert!(
+        too_many.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("the arguments take 6291840 bytes")),
+        "{}",
+        too_many.body
+    );
+    let too_long = "x".repeat(128 * 1024);
+    let too_long = run(vec![&too_long]);
+    assert_eq!(too_long.code, 422, "{}", too_long.body);
+    assert!(
+        too_long
+            .body
+            .contains("an argument of 131072 bytes is longer"),
+        "{}",
+        too_long.body
+    );
+}
+
 /// `compile_limits` bound the compile stage, not the run: 10 ms of wall time compiles no C,
 /// and the run's own limits stay as they were.
 #[test]

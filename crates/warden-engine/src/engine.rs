@@ -564,23 +564,17 @@ impl Engine {
         )?;
         let mut program = Program::prepare(language, &request.sources)?
             .with_compile_options(language, &request.compile_options)?;
-        let arguments = request.tests.iter().flat_map(|case| &case.args);
-        if let Some(argument) = request
-            .args
-            .iter()
-            .chain(arguments)
-            .find(|a| a.contains('\0'))
-        {
-            return Err(EngineError::NulArgument {
-                argument: argument.chars().take(64).collect(),
-            });
-        }
         program.compile_entry_only = request.compile_entry_only;
         if let Some(own) = &request.own_commands {
             // The scripts the commands name are read as the language's code.
             program.add_sources_named(own.compile.iter().flatten().chain(&own.run));
         }
         let limits = self.limits(&[&language.limits, &request.limits])?;
+        crate::workspace::check_arguments(&request.args, limits.stack_size)?;
+        for case in &request.tests {
+            let args: Vec<String> = request.args.iter().chain(&case.args).cloned().collect();
+            crate::workspace::check_arguments(&args, limits.stack_size)?;
+        }
         let lowered = [("", &request.limits), ("compile ", &request.compile_limits)]
             .into_iter()
             .flat_map(|(stage, asked)| {

@@ -102,6 +102,40 @@ pub enum SourceError {
     },
 }
 
+/// Arguments the kernel would refuse to start the program with (`execve`'s `E2BIG`, or a
+/// string it cannot hold), found before anything is built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgumentError {
+    /// An argument holds a NUL byte.
+    #[error("the argument {argument:?} holds a NUL byte, which no program argument can")]
+    Nul {
+        /// The argument (its first 64 characters).
+        argument: String,
+    },
+    /// One argument is longer than the kernel takes one to be.
+    #[error("an argument of {bytes} bytes is longer than a program argument can be ({max} bytes)")]
+    TooLong {
+        /// Its length.
+        bytes: usize,
+        /// The most a program argument can hold.
+        max: usize,
+    },
+    /// The arguments together are more than the program's start leaves room for.
+    #[error(
+        "the arguments take {bytes} bytes, more than the {max} a program's start leaves them \
+         (a quarter of its stack_size, at most 6 MiB, less {reserve} for its command and \
+         environment)"
+    )]
+    TooMany {
+        /// What they take: each one's bytes, its NUL and its pointer.
+        bytes: usize,
+        /// What they may take.
+        max: usize,
+        /// What is kept for the command and the environment.
+        reserve: usize,
+    },
+}
+
 /// A compiler option the request added that its language does not take. The messages name the
 /// request's field, as the server reports them.
 #[derive(Debug, thiserror::Error)]
@@ -166,12 +200,9 @@ pub enum EngineError {
     /// The program's files cannot be laid out.
     #[error("invalid program files: {0}")]
     BadSource(#[from] SourceError),
-    /// A program argument holds a NUL byte, which no argument of `execve` can.
-    #[error("the argument {argument:?} holds a NUL byte, which no program argument can")]
-    NulArgument {
-        /// The argument (its first 64 characters).
-        argument: String,
-    },
+    /// The program's arguments cannot be given to it.
+    #[error(transparent)]
+    Arguments(#[from] ArgumentError),
     /// A compiler option the language does not take.
     #[error(transparent)]
     CompileOption(#[from] CompileOptionError),
@@ -308,7 +339,7 @@ impl EngineError {
             EngineError::Language(_)
             | EngineError::NoSource
             | EngineError::BadSource(_)
-            | EngineError::NulArgument { .. }
+            | EngineError::Arguments(_)
             | EngineError::CompileOption(_)
             | EngineError::Dependencies(_)
             | EngineError::Limit(_)
@@ -423,9 +454,9 @@ mod tests {
                 ErrorKind::Request,
             ),
             (
-                EngineError::NulArgument {
+                EngineError::Arguments(ArgumentError::Nul {
                     argument: "a\0".into(),
-                },
+                }),
                 ErrorKind::Request,
             ),
         ];

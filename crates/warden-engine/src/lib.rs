@@ -30,7 +30,9 @@ pub use engine::{
     MemoryPressure, NetworkReport, PoolStats, RelayReport, SandboxCheck, SessionCall,
     DEFAULT_CALL_TIMEOUT, MAX_DOWNLOAD,
 };
-pub use error::{chain as error_chain, CompileOptionError, EngineError, ErrorKind, SourceError};
+pub use error::{
+    chain as error_chain, ArgumentError, CompileOptionError, EngineError, ErrorKind, SourceError,
+};
 pub use execution::{
     DenialHook, Execution, ExecutionRequest, ExecutionResult, Interactive, LanguageDetection,
     Origin, OwnCommands, Phase, PreparedHook, RunHook, SourceFile, StageResult, VolumeRequest,

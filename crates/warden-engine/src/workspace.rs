@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use warden_core::source_naming::entry_name;
-use warden_core::Language;
+use warden_core::{ByteSize, Language};
 use warden_sandbox::{WorkspaceFile, WORKDIR};
 
-use crate::error::{CompileOptionError, EngineError, SourceError};
+use crate::error::{ArgumentError, CompileOptionError, EngineError, SourceError};
 use crate::execution::SourceFile;
 
 /// Most files one program may consist of.
@@ -153,6 +153,50 @@ impl Program {
     }
 }
 
+/// The longest string `execve` takes (`MAX_ARG_STRLEN`, 32 pages), its NUL included.
+const MAX_ARGUMENT: usize = 32 * 4096;
+/// The most `execve` gives the strings and pointers of argv and envp together, whatever the
+/// stack limit (three quarters of the kernel's 8 MiB `_STK_LIM`).
+const MAX_ARGUMENTS: u64 = 6 << 20;
+/// What is kept of that for the program's command (interpreter, options, file) and its
+/// environment.
+const COMMAND_RESERVE: usize = 64 << 10;
+
+/// Checks that the kernel can start a program with `args` under `stack_size`: no NUL, none
+/// longer than it takes one string to be, and all of them (each with its NUL and its pointer)
+/// within a quarter of the stack limit (at most 6 MiB, and at least 32 pages), less what its
+/// command and environment need. Otherwise `execve` fails with `E2BIG` inside the sandbox,
+/// after the build and the compile stage, as if warden had failed.
+pub(crate) fn check_arguments(args: &[String], stack_size: ByteSize) -> Result<(), ArgumentError> {
+    if let Some(argument) = args.iter().find(|a| a.contains('\0')) {
+        return Err(ArgumentError::Nul {
+            argument: argument.chars().take(64).collect(),
+        });
+    }
+    if let Some(long) = args.iter().find(|a| a.len() >= MAX_ARGUMENT) {
+        return Err(ArgumentError::TooLong {
+            bytes: long.len(),
+            max: MAX_ARGUMENT - 1,
+        });
+    }
+    let room = (stack_size.0 / 4).clamp(MAX_ARGUMENT as u64, MAX_ARGUMENTS);
+    let max = usize::try_from(room)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(COMMAND_RESERVE);
+    let bytes: usize = args
+        .iter()
+        .map(|a| a.len() + 1 + std::mem::size_of::<usize>())
+        .sum();
+    if bytes > max {
+        return Err(ArgumentError::TooMany {
+            bytes,
+            max,
+            reserve: COMMAND_RESERVE,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +241,34 @@ mod tests {
         };
         assert_eq!(entry_only.compiled(), ["/work/app.py"]);
         assert_eq!(entry_only.sources.len(), 2, "both are still analysed");
+    }
+
+    #[test]
+    fn arguments_are_checked_against_what_execve_takes() {
+        let stack = ByteSize(ByteSize::MIB);
+        let fits = vec!["x".repeat(MAX_ARGUMENT - 1)];
+        assert_eq!(check_arguments(&fits, ByteSize(64 * ByteSize::MIB)), Ok(()));
+        let long = vec!["x".repeat(MAX_ARGUMENT)];
+        assert!(matches!(
+            check_arguments(&long, stack),
+            Err(ArgumentError::TooLong { bytes, .. }) if bytes == MAX_ARGUMENT
+        ));
+        assert!(matches!(
+            check_arguments(&["a\0".to_owned()], stack),
+            Err(ArgumentError::Nul { .. })
+        ));
+        // A 1 MiB stack leaves a quarter, 256 KiB, less the command's 64 KiB: 192 KiB.
+        let each = 1000 + 1 + std::mem::size_of::<usize>();
+        let within = vec!["x".repeat(1000); (192 << 10) / each];
+        assert_eq!(check_arguments(&within, stack), Ok(()));
+        let beyond = vec!["x".repeat(1000); (192 << 10) / each + 1];
+        assert!(matches!(
+            check_arguments(&beyond, stack),
+            Err(ArgumentError::TooMany { max, .. }) if max == 192 << 10
+        ));
+        // Never above 6 MiB, whatever the stack.
+        let huge = vec!["x".repeat(100_000); 64];
+        assert!(check_arguments(&huge, ByteSize(ByteSize::GIB)).is_err());
     }
 
     #[test]
