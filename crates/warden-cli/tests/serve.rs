@@ -419,6 +419,15 @@ fn bad_input_gets_its_status_and_the_server_stays_up() {
             json!({"language": "python", "files": [{"content": "pass"}, {"name": nul, "content": ""}]}),
             "invalid program files: \"a\\0b\" holds a NUL byte",
         ),
+        // Neither can a name the filesystem cannot hold (these used to fail in the sandbox).
+        (
+            json!({"language": "python", "files": [{"content": "pass"}, {"name": "x".repeat(256), "content": ""}]}),
+            "invalid program files: \"xxx",
+        ),
+        (
+            json!({"language": "python", "files": [{"content": "pass"}, {"name": "main.py/x.py", "content": ""}]}),
+            "invalid program files: \"main.py/x.py\" would put a file under \"main.py\"",
+        ),
     ] {
         let refused = server.request("POST", "/v1/executions", Some(&body));
         assert_eq!(refused.code, 422, "{}", refused.body);

@@ -94,6 +94,22 @@ pub enum SourceError {
         /// The name.
         path: String,
     },
+    /// One part of a file's path is longer than a file name can be.
+    #[error("{path:?} has a part longer than a file name can be ({max} bytes)")]
+    NameTooLong {
+        /// The name given.
+        path: String,
+        /// The longest a file name can be.
+        max: usize,
+    },
+    /// A file's path goes through another file, as if it were a directory.
+    #[error("{path:?} would put a file under {file:?}, which is a file")]
+    FileAsDirectory {
+        /// The file in the way.
+        file: String,
+        /// The path that goes through it.
+        path: String,
+    },
     /// A file's name holds a NUL byte, which no file name can.
     #[error("{path:?} holds a NUL byte, which no file name can")]
     NulByte {

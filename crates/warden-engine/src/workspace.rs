@@ -80,20 +80,22 @@ impl Program {
         let mut files = vec![WorkspaceFile::new(name.file.clone(), entry.code.clone())];
         let mut taken: BTreeSet<String> = BTreeSet::from([name.file.clone()]);
         for file in rest {
-            let path = file.name.clone().ok_or(SourceError::Unnamed)?;
-            let contained = Path::new(&path)
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)));
-            if path.contains('\0') {
-                return Err(SourceError::NulByte { path }.into());
-            }
-            if !contained || path.is_empty() {
-                return Err(SourceError::NotContained { path }.into());
-            }
+            let path = contained_path(file.name.as_deref().ok_or(SourceError::Unnamed)?)?;
             if !taken.insert(path.clone()) {
                 return Err(SourceError::Duplicate { path }.into());
             }
             files.push(WorkspaceFile::new(path, file.code.clone()));
+        }
+        // A file cannot also be a directory of another's path.
+        for path in &taken {
+            let mut above = Path::new(path).ancestors().skip(1);
+            if let Some(file) = above.find(|a| taken.contains(&*a.to_string_lossy())) {
+                return Err(SourceError::FileAsDirectory {
+                    file: file.to_string_lossy().into_owned(),
+                    path: path.clone(),
+                }
+                .into());
+            }
         }
         let in_workdir = |f: &WorkspaceFile| format!("{WORKDIR}/{}", f.path.display());
         let has_language_extension = |f: &WorkspaceFile| {
@@ -151,6 +153,34 @@ impl Program {
         self.compile_options = options.to_vec();
         Ok(self)
     }
+}
+
+/// The longest name of one file or directory (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// `name` as a relative path inside the program, in its normal form (`a//b/` is `a/b`).
+fn contained_path(name: &str) -> Result<String, SourceError> {
+    let path = name.to_owned();
+    if name.contains('\0') {
+        return Err(SourceError::NulByte { path });
+    }
+    let mut parts = Vec::new();
+    for component in Path::new(name).components() {
+        match component {
+            std::path::Component::Normal(part) if part.len() > NAME_MAX => {
+                return Err(SourceError::NameTooLong {
+                    path,
+                    max: NAME_MAX,
+                })
+            }
+            std::path::Component::Normal(part) => parts.push(part.to_string_lossy()),
+            _ => return Err(SourceError::NotContained { path }),
+        }
+    }
+    if parts.is_empty() {
+        return Err(SourceError::NotContained { path });
+    }
+    Ok(parts.join("/"))
 }
 
 /// The longest string `execve` takes (`MAX_ARG_STRLEN`, 32 pages), its NUL included.
@@ -272,6 +302,34 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_compared_in_their_normal_form() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let python = catalog.get("python").expect("python");
+        let p = Program::prepare(python, &[src(None, "pass"), src(Some("lib//util.py/"), "")])
+            .expect("prepared");
+        assert_eq!(p.files[1].path, Path::new("lib/util.py"));
+        let twice = [
+            src(None, "pass"),
+            src(Some("a//b"), ""),
+            src(Some("a/b"), ""),
+        ];
+        assert!(matches!(
+            Program::prepare(python, &twice),
+            Err(EngineError::BadSource(SourceError::Duplicate { .. }))
+        ));
+        let through = [
+            src(None, "pass"),
+            src(Some("a/b/c"), ""),
+            src(Some("a/b"), ""),
+        ];
+        assert!(matches!(
+            Program::prepare(python, &through),
+            Err(EngineError::BadSource(SourceError::FileAsDirectory { file, path }))
+                if file == "a/b" && path == "a/b/c"
+        ));
+    }
+
+    #[test]
     fn escaping_duplicate_and_nameless_extra_files_are_refused() {
         let catalog = Catalog::builtin().expect("catalog");
         let python = catalog.get("python").expect("python");
@@ -281,6 +339,9 @@ mod tests {
             src(Some("main.py"), ""),
             src(None, ""),
             src(Some("a\0.py"), ""),
+            src(Some(&format!("{}.py", "x".repeat(300))), ""),
+            src(Some("main.py/x.py"), ""),
+            src(Some("./main.py"), ""),
         ] {
             let result = Program::prepare(python, &[src(None, "pass"), extra.clone()]);
             assert!(
