@@ -218,6 +218,43 @@ fn a_terminal_read_after_bg_stops_the_program_with_warden_until_fg() {
     assert_eq!(cgroups_of(warden), 0, "the run's cgroups are removed");
 }
 
+/// A program read from a FIFO (a shell's `<(...)`) runs once its writer has written it; until
+/// then warden waits in the read, where Ctrl-C or SIGTERM still end it (the signals it passes
+/// on are taken only after the program and its input are read: it used to wait on,
+/// unkillable but by SIGKILL).
+#[test]
+fn a_program_read_from_a_fifo_runs_and_the_wait_for_it_ends_with_sigterm() {
+    let world = World::new();
+    let fifo = world.path().join("program.py");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let path = fifo.to_str().expect("utf-8");
+    let child = attached(&world, &[path]);
+    std::fs::write(&fifo, "print('from a fifo')\n").expect("the writer");
+    let out = child.wait_with_output().expect("warden ends");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from a fifo\n");
+
+    let mut waiting = attached(&world, &[path]);
+    let pid = waiting.id();
+    let wchan = format!("/proc/{pid}/wchan");
+    let in_the_open = (0..1000).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::read_to_string(&wchan).is_ok_and(|w| w == "wait_for_partner")
+    });
+    assert!(in_the_open, "warden never waited for the FIFO's writer");
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    let ended = (0..1000).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waiting.try_wait().expect("try_wait")
+    });
+    if ended.is_none() {
+        let _ = waiting.kill();
+    }
+    let status = ended.expect("SIGTERM ends a warden that waits for its program");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{status:?}");
+}
+
 #[test]
 fn sigterm_to_warden_ends_the_program_as_sigterm_and_json_still_comes() {
     let world = World::new();

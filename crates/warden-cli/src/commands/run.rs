@@ -218,6 +218,9 @@ type Executed = (Execution, std::time::Duration, bool, usize);
 /// was found when unsure and the warnings known then.
 fn execute(args: RunArgs, json: bool) -> anyhow::Result<Executed> {
     let started = std::time::Instant::now();
+    // Read before the signals are taken: a read that waits (a FIFO with no writer yet, a
+    // socket that stays open) is still ended by Ctrl-C or SIGTERM, with nothing to clean up.
+    let (sources, stdin) = (args.sources()?, stdin()?);
     let (attached, shown) = attached::Attached::new(!json);
     let said = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let saying = said.clone();
@@ -232,11 +235,11 @@ fn execute(args: RunArgs, json: bool) -> anyhow::Result<Executed> {
     });
     let request = ExecutionRequest {
         language: args.lang.clone(),
-        sources: args.sources()?,
+        sources,
         args: args.args.clone(),
         compile_options: args.compile_options.clone(),
         stderr_to_stdout: args.stderr_to_stdout,
-        stdin: stdin()?,
+        stdin,
         limits: args.limits(),
         mode: args.mode,
         network: args.network.clone(),
