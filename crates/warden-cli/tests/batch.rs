@@ -305,6 +305,40 @@ fn an_interrupted_batch_stops_its_programs_and_leaves_nothing() {
     }
 }
 
+/// A batch fed by a pipe whose writer is still there but idle (a harness between two
+/// requests) answers each request as it comes, and SIGTERM ends it at once, not at the next
+/// line (the worker's read used to keep it waiting for the writer).
+#[test]
+fn a_batch_waiting_for_its_next_request_ends_on_sigterm() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::io::{BufRead, BufReader, Write};
+
+    let world = World::new();
+    let mut child = world
+        .warden()
+        .args(["batch", "--requests", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warden batch starts");
+    let mut writer = child.stdin.take().expect("stdin");
+    writeln!(writer, r#"{{"language": "bash", "code": "echo first"}}"#).expect("a request");
+    let mut answers = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    answers.read_line(&mut first).expect("the first answer");
+    let first: Value = serde_json::from_str(&first).expect("a JSON line");
+    assert_eq!(first["result"]["stdout"], "first\n", "{first}");
+    // The writer stays open and writes nothing more.
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = wait_for_exit(&mut child, Duration::from_secs(30))
+        .expect("SIGTERM ends a batch waiting for input");
+    assert_eq!(status.code(), Some(128 + Signal::SIGTERM as i32));
+    drop(writer);
+    assert_eq!(support::cgroups_of(child.id()), 0);
+}
+
 #[test]
 fn a_batch_with_nothing_to_read_answers_nothing() {
     let world = World::new();

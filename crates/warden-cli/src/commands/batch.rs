@@ -20,7 +20,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -104,38 +104,81 @@ enum Input {
 /// Where the programs come from, read one at a time by whichever worker is free.
 enum Inputs {
     Files(std::vec::IntoIter<PathBuf>),
-    Lines {
-        reader: Box<dyn BufRead + Send>,
-        number: u64,
-        /// The longest line: what the server takes as a body (`[server] max_body`).
-        longest: u64,
-    },
+    /// `--requests`' lines, read by a thread of their own ([`Lines::read`]) one line ahead of
+    /// the workers, so that a batch whose input waits (a pipe whose writer is idle) still ends
+    /// at once when it is interrupted: the reading thread is left in its read, and the
+    /// process's exit ends it.
+    Lines(mpsc::Receiver<Result<Input, String>>),
 }
 
+/// How often a worker waiting for the next line looks whether the batch was interrupted.
+const INPUT_POLL: Duration = Duration::from_millis(50);
+
 impl Inputs {
+    /// The lines of `reader`, each at most `longest` bytes.
+    fn lines(reader: Box<dyn BufRead + Send>, longest: u64) -> anyhow::Result<Self> {
+        // A rendezvous: the reader reads the next line while the workers run the last one.
+        let (lines, received) = mpsc::sync_channel(0);
+        let mut input = Lines {
+            reader,
+            number: 0,
+            longest,
+        };
+        std::thread::Builder::new()
+            .name("warden-batch-input".into())
+            .spawn(move || {
+                while let Some(line) = input.read() {
+                    let failed = line.is_err();
+                    if lines.send(line).is_err() || failed {
+                        break;
+                    }
+                }
+            })
+            .context("starting the input's reader")?;
+        Ok(Inputs::Lines(received))
+    }
+
+    /// The next program, or `None` at the end or once `cancel` is cancelled; `Err` when the
+    /// input cannot be read, which ends it.
+    fn next(&mut self, cancel: &Cancellation) -> Option<Result<Input, String>> {
+        match self {
+            Inputs::Files(files) => files.next().map(|f| Ok(Input::File(f))),
+            Inputs::Lines(received) => loop {
+                match received.recv_timeout(INPUT_POLL) {
+                    Ok(line) => return Some(line),
+                    Err(mpsc::RecvTimeoutError::Timeout) if !cancel.is_cancelled() => {}
+                    Err(_) => return None,
+                }
+            },
+        }
+    }
+}
+
+/// `--requests`' reader.
+struct Lines {
+    reader: Box<dyn BufRead + Send>,
+    number: u64,
+    /// The longest line: what the server takes as a body (`[server] max_body`).
+    longest: u64,
+}
+
+impl Lines {
     /// The next program, or `None` at the end; `Err` when the input cannot be read, which
     /// ends it. Blank lines are skipped.
-    fn next(&mut self) -> Option<Result<Input, String>> {
-        let (reader, number, longest) = match self {
-            Inputs::Files(files) => return files.next().map(|f| Ok(Input::File(f))),
-            Inputs::Lines {
-                reader,
-                number,
-                longest,
-            } => (reader, number, *longest),
-        };
+    fn read(&mut self) -> Option<Result<Input, String>> {
+        let longest = self.longest;
         loop {
-            *number += 1;
-            let number = *number;
+            self.number += 1;
+            let number = self.number;
             let mut line = Vec::new();
-            match Read::take(reader.as_mut(), longest).read_until(b'\n', &mut line) {
+            match Read::take(self.reader.as_mut(), longest).read_until(b'\n', &mut line) {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(e) => return Some(Err(format!("reading line {number}: {e}"))),
             }
             if line.len() as u64 == longest && line.last() != Some(&b'\n') {
                 // The rest of the line is read and dropped.
-                match reader.skip_until(b'\n') {
+                match self.reader.skip_until(b'\n') {
                     Ok(_) => {}
                     Err(e) => return Some(Err(format!("reading line {number}: {e}"))),
                 }
@@ -199,16 +242,12 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     );
     let settings = warden_engine::Settings::load()?;
     let options = ServerOptions::from_settings(&settings, Vec::new());
-    let lines = |reader: Box<dyn BufRead + Send>| Inputs::Lines {
-        reader,
-        number: 0,
-        longest: options.max_body as u64,
-    };
+    let lines = |reader: Box<dyn BufRead + Send>| Inputs::lines(reader, options.max_body as u64);
     let inputs = match &args.requests {
-        Some(path) if path.as_os_str() == "-" => lines(Box::new(BufReader::new(std::io::stdin()))),
+        Some(path) if path.as_os_str() == "-" => lines(Box::new(BufReader::new(std::io::stdin())))?,
         Some(path) => lines(Box::new(BufReader::new(
             File::open(path).with_context(|| format!("opening {}", path.display()))?,
-        ))),
+        )))?,
         None => Inputs::Files(args.files.clone().into_iter()),
     };
     let mut config = settings.engine_config(super::helper_binary()?);
@@ -350,7 +389,9 @@ impl Batch<'_> {
             let (index, input) = {
                 let mut guard = lock(&self.inputs);
                 let (count, inputs) = &mut *guard;
-                let Some(input) = inputs.next() else { break };
+                let Some(input) = inputs.next(&self.cancel) else {
+                    break;
+                };
                 if input.is_err() {
                     // The input itself failed: nothing after it can be read; the programs
                     // already running finish.
