@@ -7,7 +7,7 @@ mod support;
 
 use std::process::Output;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::{json_of, World};
 
 /// A program that hits its output limit: one security event of low severity.
@@ -252,6 +252,32 @@ try:
 except OSError as e:
     print('refused after', len(children) > 0, e.errno)
 ";
+
+/// `max_procs` counts the program's own processes and threads, not warden's init beside them
+/// in the cgroup: at 1 the program runs alone, and its first fork is refused and counted (it
+/// used to leave no room for the program at all, a broken pipe to the sandbox).
+#[test]
+fn max_procs_one_runs_the_program_alone() {
+    let world = World::new();
+    let fork = "import os\nprint('alone')\ntry:\n    os.fork()\nexcept OSError as e:\n    print('refused', e.errno)\n";
+    let result = json_of(&run(
+        &world,
+        &["--max-procs", "1", "-l", "python", "-c", fork],
+    ));
+    assert_eq!(
+        result["outcome"],
+        json!({"kind": "exited", "code": 0}),
+        "{result:#}"
+    );
+    assert_eq!(result["stdout"], "alone\nrefused 11\n", "{result:#}");
+    let violations = result["security"]["violations"].as_array().expect("a list");
+    assert!(
+        violations
+            .iter()
+            .any(|v| v["detail"] == "process limit: 1 fork was refused at max_procs 1"),
+        "{violations:#?}"
+    );
+}
 
 #[test]
 fn a_fork_storm_the_program_survives_is_an_event() {

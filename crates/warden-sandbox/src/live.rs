@@ -98,7 +98,7 @@ pub(crate) struct Parts {
     /// Undone when the sandbox is destroyed, after its processes are gone.
     pub(crate) cleanup: Vec<Box<dyn FnOnce() -> Result<(), SandboxError> + Send>>,
     /// Memory and threads of the backend's own runtime in the cgroup, on top of each job's
-    /// limits (gVisor's sentry and gofer); zero for warden's init.
+    /// limits: gVisor's sentry and gofer, or warden's init (`parent::INIT_PIDS`).
     pub(crate) overhead: (ByteSize, u32),
 }
 

@@ -38,7 +38,7 @@ impl Backend for Native {
             Launch {
                 request,
                 spec: spec.clone(),
-                overhead: (warden_core::ByteSize(0), 0),
+                overhead: (warden_core::ByteSize(0), crate::parent::INIT_PIDS),
                 slot: Some(slot),
                 cgroup,
                 cleanup: Vec::new(),

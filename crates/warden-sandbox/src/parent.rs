@@ -159,6 +159,11 @@ pub enum SandboxError {
     },
 }
 
+/// Tasks of warden's own in a sandbox's cgroup beside the job's processes: its init. A job's
+/// `max_procs` counts the program's processes and threads alone (`max_procs = 1`: the program,
+/// and no fork), so the cgroup's `pids.max` is this much above it.
+pub(crate) const INIT_PIDS: u32 = 1;
+
 /// The native sandbox backend.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
@@ -292,7 +297,11 @@ impl Sandbox {
         spec.validate()?;
         spec.limits.validate(&warden_core::LimitBounds::default())?;
         let slot = self.reserve_slot()?;
-        let cgroup = self.new_cgroup(&spec.limits)?;
+        let limits = warden_core::Limits {
+            max_procs: spec.limits.max_procs.saturating_add(INIT_PIDS),
+            ..spec.limits
+        };
+        let cgroup = self.new_cgroup(&limits)?;
         Ok((slot, cgroup))
     }
 

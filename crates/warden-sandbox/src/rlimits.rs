@@ -27,9 +27,10 @@ pub(crate) fn from_limits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
     let nofile = u64::from(limits.max_open_files);
     let stack = limits.stack_size.bytes();
     // RLIMIT_NPROC is a backstop one above the limit, as RLIMIT_CPU is: the cgroup's pids.max
-    // counts the same tasks and must be the one to refuse a fork, since only its refusals are
-    // counted (`pids.events`), which makes a fork storm a security event (docs/events.md).
-    let nproc = u64::from(limits.max_procs) + 1;
+    // (the program's `max_procs` and warden's init) counts the same tasks and must be the one
+    // to refuse a fork, since only its refusals are counted (`pids.events`), which makes a
+    // fork storm a security event (docs/events.md).
+    let nproc = u64::from(limits.max_procs) + u64::from(crate::parent::INIT_PIDS) + 1;
     vec![
         (Resource::RLIMIT_CPU, cpu, cpu + 1),
         (Resource::RLIMIT_FSIZE, fsize, fsize),

@@ -85,7 +85,7 @@ impl Backend for Trusted {
             Launch {
                 request,
                 spec: spec.clone(),
-                overhead: (warden_core::ByteSize(0), 0),
+                overhead: (warden_core::ByteSize(0), crate::parent::INIT_PIDS),
                 slot: Some(slot),
                 cgroup,
                 cleanup: vec![remove_dir],
