@@ -279,6 +279,35 @@ fn max_procs_one_runs_the_program_alone() {
     );
 }
 
+/// The same `max_procs` holds the same number of the program's processes whichever sandbox
+/// runs it: the pids cgroup natively (beside warden's init), `RLIMIT_NPROC` under gVisor
+/// (beside the loader that is the container's init), and the trusted mode's cgroup.
+#[test]
+fn max_procs_holds_alike_in_every_mode() {
+    let world = World::with_config("[modes]\ntrusted_enabled = true\nmedium = \"trusted\"\n");
+    let forker = "import os, time\nn = 0\nfor _ in range(10):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n    if pid == 0:\n        time.sleep(2)\n        os._exit(0)\n    n += 1\nprint(n)\n";
+    for mode in ["sandboxed", "isolated", "trusted"] {
+        let result = json_of(&run(
+            &world,
+            &[
+                "--mode",
+                mode,
+                "--max-procs",
+                "3",
+                "-l",
+                "python",
+                "-c",
+                forker,
+            ],
+        ));
+        assert_eq!(result["outcome"]["kind"], "exited", "{mode}: {result:#}");
+        assert_eq!(
+            result["stdout"], "2\n",
+            "{mode}: the program and two children: {result:#}"
+        );
+    }
+}
+
 #[test]
 fn a_fork_storm_the_program_survives_is_an_event() {
     let world = World::with_config("[modes]\nhigh = \"sandboxed\"\n");

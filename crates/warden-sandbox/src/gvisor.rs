@@ -488,6 +488,7 @@ impl JobLauncher for RunscJobs {
             &filter_exec::job_argv(&self.filter, &job.argv),
             &job.env,
             &job.limits,
+            0,
         ))
         .map_err(|e| SandboxError::Helper {
             action: "writing a job's process.json",
@@ -591,6 +592,8 @@ impl RunscJobs {
             &filter_exec::init_argv(&self.filter, &job.argv),
             &job.env,
             &job.limits,
+            // The loader, which stays as the container's pid 1.
+            1,
         );
         let text = serde_json::to_vec(&config)
             .map_err(|e| io("writing config.json")(std::io::Error::other(e)))?;

@@ -237,10 +237,23 @@ fn mount_scratch(scratch: &Path, spec: &SandboxSpec) -> Result<(), SandboxError>
 }
 
 /// One OCI process: the job's argv, environment and rlimits, as root of the container's user
-/// namespace without capabilities and with no new privileges, in the workspace.
-pub(super) fn oci_process(argv: &[String], env: &[(String, String)], limits: &Limits) -> Value {
+/// namespace without capabilities and with no new privileges, in the workspace. `beside`
+/// counts warden's own processes of the job under the same uid (the loader as the container's
+/// init, or none): gVisor's processes are not the host cgroup's one by one, so `RLIMIT_NPROC`
+/// is the process limit itself here, the program's `max_procs` plus those.
+pub(super) fn oci_process(
+    argv: &[String],
+    env: &[(String, String)],
+    limits: &Limits,
+    beside: u32,
+) -> Value {
+    let nproc = u64::from(limits.max_procs) + u64::from(beside);
     let rlimits: Vec<Value> = rlimits::from_limits(limits)
         .into_iter()
+        .map(|(resource, soft, hard)| match resource {
+            nix::sys::resource::Resource::RLIMIT_NPROC => (resource, nproc, nproc),
+            _ => (resource, soft, hard),
+        })
         .map(|(resource, soft, hard)| json!({"type": format!("{resource:?}"), "soft": soft, "hard": hard}))
         .collect();
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -268,7 +281,7 @@ pub(super) fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
         "-c".to_owned(),
         "while read -r -t 5 _ || [ $? -gt 128 ]; do :; done".to_owned(),
     ];
-    let mut process = oci_process(&keeper, &crate::plan::base_environment(), &spec.limits);
+    let mut process = oci_process(&keeper, &crate::plan::base_environment(), &spec.limits, 0);
     process["user"] = json!({"uid": KEEPER_ID, "gid": KEEPER_ID});
     json!({
         "ociVersion": "1.0.0",
@@ -315,7 +328,7 @@ mod tests {
             config["linux"]["seccomp"]["defaultAction"],
             "SCMP_ACT_ALLOW"
         );
-        let process = oci_process(&job.argv, &job.env, &job.limits);
+        let process = oci_process(&job.argv, &job.env, &job.limits, 0);
         let config = json!({ "process": process });
         assert_eq!(config["process"]["args"][0], "/usr/bin/python3");
         assert_eq!(config["process"]["user"]["uid"], 0);
