@@ -204,6 +204,7 @@ impl Gvisor {
             count: 0,
             container_start,
             start: None,
+            pid_file: None,
         };
         self.host.launch(
             Launch {
@@ -269,9 +270,13 @@ struct RunscJobs {
     /// A one-job sandbox's: the command that joins the cgroup and runs the container
     /// (`warden __cgroup-exec ... runsc run`), whose process is the job.
     container_start: Option<Vec<String>>,
-    /// The container's state file, watched from before its job's process starts until the
-    /// watch takes it ([`JobLauncher::program_start`]).
-    start: Option<StateChanges>,
+    /// What tells that the program of the job just prepared runs, watched from before its
+    /// process starts until the watch takes it ([`JobLauncher::program_start`]): the
+    /// container's state file (a one-job sandbox), or the job's pid file.
+    start: Option<Box<dyn ProgramStart>>,
+    /// Where `runsc exec` writes the pid (inside the sandbox) of the job just prepared: its
+    /// loader, which passes signals on (`filter_exec.rs`).
+    pid_file: Option<PathBuf>,
 }
 
 impl RunscJobs {
@@ -482,8 +487,13 @@ impl JobLauncher for RunscJobs {
             self.count += 1;
             return self.prepare_container(job, argv.clone());
         }
+        // The last job's files are of no more use.
+        for name in ["json", "pid"] {
+            let _ = fs::remove_file(self.bundle.join(format!("job-{}.{name}", self.count)));
+        }
         self.count += 1;
         let process = self.bundle.join(format!("job-{}.json", self.count));
+        let pid_file = self.bundle.join(format!("job-{}.pid", self.count));
         let text = serde_json::to_vec(&bundle::oci_process(
             &filter_exec::job_argv(&self.filter, &job.argv),
             &job.env,
@@ -498,13 +508,17 @@ impl JobLauncher for RunscJobs {
             action: "writing a job's process.json",
             source,
         })?;
+        self.start = PidFile::watch(&pid_file).map(|p| Box::new(p) as Box<dyn ProgramStart>);
         let mut command = self.runsc();
         command
             .arg("exec")
+            .arg("--internal-pid-file")
+            .arg(&pid_file)
             .arg("--process")
             .arg(&process)
             .arg(&self.container)
             .env_clear();
+        self.pid_file = Some(pid_file);
         Ok(command)
     }
 
@@ -512,21 +526,28 @@ impl JobLauncher for RunscJobs {
         runsc_status(status)
     }
 
-    /// A one-job sandbox's container runs the loader as its init, which passes signals on
-    /// (`filter_exec.rs`): each is a `runsc kill` of the container (a Go process of its own,
+    /// The job's loader passes signals on (`filter_exec.rs`): a one-job sandbox's, its
+    /// container's init, gets each by a `runsc kill` of the container; another job's by a
+    /// `runsc kill --pid` of the pid its `runsc exec` wrote (each a Go process of its own,
     /// about 10 ms).
     fn program_signals(&self) -> Option<crate::watch::SignalProgram> {
-        self.container_start.as_ref()?;
         let (runsc, container) = (self.runsc.clone(), self.container.clone());
+        let pid_file = match (&self.container_start, &self.pid_file) {
+            (Some(_), _) => None,
+            (None, Some(pid_file)) => Some(pid_file.clone()),
+            (None, None) => return None,
+        };
         Some(crate::watch::SignalProgram(Box::new(move |signal: i32| {
-            Command::new(&runsc)
-                .args([
-                    "--root",
-                    RUNSC_ROOT,
-                    "kill",
-                    &container,
-                    &signal.to_string(),
-                ])
+            let mut command = Command::new(&runsc);
+            command.args(["--root", RUNSC_ROOT, "kill"]);
+            if let Some(pid_file) = &pid_file {
+                let Some(pid) = PidFile::read(pid_file) else {
+                    return false;
+                };
+                command.args(["--pid", &pid.to_string()]);
+            }
+            command
+                .args([&container, &signal.to_string()])
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -536,9 +557,7 @@ impl JobLauncher for RunscJobs {
     }
 
     fn program_start(&mut self) -> Option<Box<dyn ProgramStart>> {
-        self.start
-            .take()
-            .map(|changes| Box::new(changes) as Box<dyn ProgramStart>)
+        self.start.take()
     }
 
     /// Reads the collected path out of the workspace, which is a host directory here, with the
@@ -598,7 +617,8 @@ impl RunscJobs {
         let text = serde_json::to_vec(&config)
             .map_err(|e| io("writing config.json")(std::io::Error::other(e)))?;
         fs::write(&config_path, text).map_err(io("writing config.json"))?;
-        self.start = StateChanges::watch(Path::new(RUNSC_ROOT), &self.container);
+        self.start = StateChanges::watch(Path::new(RUNSC_ROOT), &self.container)
+            .map(|changes| Box::new(changes) as Box<dyn ProgramStart>);
         let (program, args) = argv.split_first().ok_or(SandboxError::Setup {
             step: "start the gVisor container".into(),
             detail: "no command".into(),
@@ -606,6 +626,47 @@ impl RunscJobs {
         let mut command = Command::new(program);
         command.args(args).env_clear();
         Ok(command)
+    }
+}
+
+/// A job's pid file (`runsc exec --internal-pid-file`), written once its process runs inside
+/// the sandbox, seen with inotify.
+struct PidFile {
+    inotify: Inotify,
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// `None` when its directory cannot be watched (the job then counts from its process's
+    /// start, and a signal asked before the file is written ends it).
+    fn watch(path: &Path) -> Option<Self> {
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
+        inotify
+            .add_watch(
+                path.parent()?,
+                AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
+            )
+            .ok()?;
+        Some(Self {
+            inotify,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The pid written there, once it is.
+    fn read(path: &Path) -> Option<u32> {
+        fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+}
+
+impl ProgramStart for PidFile {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+
+    fn started(&mut self) -> bool {
+        let _ = self.inotify.read_events();
+        Self::read(&self.path).is_some()
     }
 }
 

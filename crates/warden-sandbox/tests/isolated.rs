@@ -314,87 +314,102 @@ fn a_one_job_sandbox_refuses_a_second_job_and_leaves_nothing() {
     );
 }
 
-/// A one-job sandbox's init (the loader as the container's pid 1) passes signals on as
-/// warden's own init does: a SIGINT that the program traps reaches it, one asked before the
-/// program started reaches it once it runs, and one not passed on ends the job as a kill.
+/// A gVisor job's loader passes signals on as warden's own init does, whether it is a one-job
+/// sandbox's init (the container's pid 1) or a job's parent in a sandbox that runs several
+/// (`runsc exec`, under the keeper: a session's, an egress run's): a SIGINT that the program
+/// traps reaches it, one asked before the program started reaches it once it runs, and one
+/// not passed on ends the job as a kill. In the sandbox of several jobs, the signalled job is
+/// its second.
 #[test]
-fn signals_reach_a_one_job_sandboxs_program() {
+fn signals_reach_a_gvisor_sandboxs_program() {
     use warden_core::Signal;
     use warden_sandbox::Backend;
     let gvisor = sandbox().gvisor().expect("runsc is installed");
-    // Runs `script` in a fresh one-job sandbox; `signal` (if any) is asked once the program
-    // printed `ready`, `early` before the job.
-    let run = |script: &str, signal: Option<Signal>, early: Option<Signal>| {
-        let (spec, mut job) = plan(&["/bin/sh", "-c", script]).split();
-        job.limits.wall_time = std::time::Duration::from_secs(20);
-        let mut live = gvisor.start_single(&spec).expect("started");
-        let handle = live.cancel_handle();
-        if let Some(early) = early {
-            handle.signal(early);
-        }
-        let (mut seen, mut signalled) = (String::new(), false);
-        let run = live
-            .run_streaming(
-                &job,
-                Stdin::Null,
-                &mut |_: warden_core::Stream, chunk: &[u8]| {
-                    seen.push_str(&String::from_utf8_lossy(chunk));
-                    if let (true, Some(signal)) = (seen.contains("ready"), signal) {
-                        if !std::mem::replace(&mut signalled, true) {
-                            handle.signal(signal);
+    for one_job in [true, false] {
+        // Runs `script` in a fresh sandbox; `signal` (if any) is asked once the program
+        // printed `ready`, `early` before the job.
+        let run = |script: &str, signal: Option<Signal>, early: Option<Signal>| {
+            let (spec, mut job) = plan(&["/bin/sh", "-c", script]).split();
+            job.limits.wall_time = std::time::Duration::from_secs(20);
+            let mut live = if one_job {
+                gvisor.start_single(&spec).expect("started")
+            } else {
+                let mut live = gvisor.start(&spec).expect("started");
+                let (_, mut first) = plan(&["/bin/true"]).split();
+                first.limits.wall_time = std::time::Duration::from_secs(20);
+                let first = live.run(&first, Stdin::Null).expect("a first job");
+                assert_eq!(first.outcome, Outcome::Exited { code: 0 });
+                live
+            };
+            let handle = live.cancel_handle();
+            if let Some(early) = early {
+                handle.signal(early);
+            }
+            let (mut seen, mut signalled) = (String::new(), false);
+            let run = live
+                .run_streaming(
+                    &job,
+                    Stdin::Null,
+                    &mut |_: warden_core::Stream, chunk: &[u8]| {
+                        seen.push_str(&String::from_utf8_lossy(chunk));
+                        if let (true, Some(signal)) = (seen.contains("ready"), signal) {
+                            if !std::mem::replace(&mut signalled, true) {
+                                handle.signal(signal);
+                            }
                         }
-                    }
-                    true
-                },
-            )
-            .expect("ran");
-        live.destroy().expect("destroyed");
-        run
-    };
-    let trapped = run(
-        "trap 'echo caught INT; exit 7' INT; echo ready; while :; do sleep 0.05; done",
-        Some(Signal::INT),
-        None,
-    );
-    assert_eq!(
-        trapped.outcome,
-        Outcome::Exited { code: 7 },
-        "{}",
-        out(&trapped)
-    );
-    assert_eq!(out(&trapped), "ready\ncaught INT\n");
-    let early = run("sleep 5; echo never", None, Some(Signal::TERM));
-    assert_eq!(
-        early.outcome,
-        Outcome::Signaled {
-            signal: Signal::TERM
-        },
-        "{}",
-        out(&early)
-    );
-    // SIGALRM, which no init passes on.
-    let unforwarded = run(
-        "trap 'echo caught ALRM' ALRM; echo ready; sleep 5",
-        Some(Signal(14)),
-        None,
-    );
-    assert_eq!(
-        unforwarded.outcome,
-        Outcome::Signaled {
-            signal: Signal::KILL
-        },
-        "{}",
-        out(&unforwarded)
-    );
+                        true
+                    },
+                )
+                .expect("ran");
+            live.destroy().expect("destroyed");
+            run
+        };
+        let trapped = run(
+            "trap 'echo caught INT; exit 7' INT; echo ready; while :; do sleep 0.05; done",
+            Some(Signal::INT),
+            None,
+        );
+        assert_eq!(
+            trapped.outcome,
+            Outcome::Exited { code: 7 },
+            "one job: {one_job}: {}",
+            out(&trapped)
+        );
+        assert_eq!(out(&trapped), "ready\ncaught INT\n", "one job: {one_job}");
+        let early = run("sleep 5; echo never", None, Some(Signal::TERM));
+        assert_eq!(
+            early.outcome,
+            Outcome::Signaled {
+                signal: Signal::TERM
+            },
+            "one job: {one_job}: {}",
+            out(&early)
+        );
+        // SIGALRM, which no init passes on.
+        let unforwarded = run(
+            "trap 'echo caught ALRM' ALRM; echo ready; sleep 5",
+            Some(Signal(14)),
+            None,
+        );
+        assert_eq!(
+            unforwarded.outcome,
+            Outcome::Signaled {
+                signal: Signal::KILL
+            },
+            "one job: {one_job}: {}",
+            out(&unforwarded)
+        );
+    }
 }
 
-/// The caller of a one-job sandbox stops (a terminal's Ctrl-Z: SIGTSTP among its sink's
+/// The caller of a gVisor sandbox stops (a terminal's Ctrl-Z: SIGTSTP among its sink's
 /// signals) for two seconds once the program said `ready`: the program, sleeping half a second
-/// then, stops with it (the loader as the container's init stops every process), so that its
-/// own clock sees the two seconds go by; and the wall-clock limit of one second does not
+/// then, stops with it (the loader stops every process of a one-job container, or the job's
+/// process group in a sandbox of several jobs, where the signalled job is the second), so that
+/// its own clock sees the two seconds go by; and the wall-clock limit of one second does not
 /// count them.
 #[test]
-fn a_one_job_sandboxs_program_stops_with_its_caller() {
+fn a_gvisor_sandboxs_program_stops_with_its_caller() {
     use warden_sandbox::Backend;
     struct StopsOnce(support::SignalPipe);
     impl warden_sandbox::OutputSink for StopsOnce {
@@ -423,23 +438,38 @@ fn a_one_job_sandboxs_program_stops_with_its_caller() {
     .split();
     job.limits.wall_time = std::time::Duration::from_secs(1);
     let gvisor = sandbox().gvisor().expect("runsc is installed");
-    let mut live = gvisor.start_single(&spec).expect("started");
-    let run = live
-        .run_streaming(
-            &job,
-            Stdin::Null,
-            &mut StopsOnce(support::SignalPipe::default()),
-        )
-        .expect("ran");
-    live.destroy().expect("destroyed");
-    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{}", out(&run));
-    let slept: u32 = out(&run)
-        .lines()
-        .nth(1)
-        .and_then(|l| l.parse().ok())
-        .expect("the time the program saw");
-    assert!(
-        slept >= 2,
-        "the program ran on while its caller was stopped: {slept} s"
-    );
+    for one_job in [true, false] {
+        let mut live = if one_job {
+            gvisor.start_single(&spec).expect("started")
+        } else {
+            let mut live = gvisor.start(&spec).expect("started");
+            let (_, first) = plan(&["/bin/true"]).split();
+            let first = live.run(&first, Stdin::Null).expect("a first job");
+            assert_eq!(first.outcome, Outcome::Exited { code: 0 });
+            live
+        };
+        let run = live
+            .run_streaming(
+                &job,
+                Stdin::Null,
+                &mut StopsOnce(support::SignalPipe::default()),
+            )
+            .expect("ran");
+        live.destroy().expect("destroyed");
+        assert_eq!(
+            run.outcome,
+            Outcome::Exited { code: 0 },
+            "one job: {one_job}: {}",
+            out(&run)
+        );
+        let slept: u32 = out(&run)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .expect("the time the program saw");
+        assert!(
+            slept >= 2,
+            "one job: {one_job}: the program ran on while its caller was stopped: {slept} s"
+        );
+    }
 }

@@ -54,8 +54,17 @@ pub(super) fn compile_for_jobs(policy: &SeccompPolicy) -> Result<String, Sandbox
     Ok(encode(&compiled.errno_only))
 }
 
-/// The argv of a job's `runsc exec`: the loader, the filter, then the job's own argv.
+/// The argv of a job's `runsc exec` in a sandbox that runs several: the loader as the job's
+/// parent ([`JOB_FLAG`]), then what [`program_argv`] gives.
 pub(super) fn job_argv(filter: &str, argv: &[String]) -> Vec<String> {
+    let mut full = program_argv(filter, argv);
+    full.insert(2, JOB_FLAG.to_owned());
+    full
+}
+
+/// The loader, the filter, then the job's own argv: the loader installs the filter and
+/// becomes the program.
+fn program_argv(filter: &str, argv: &[String]) -> Vec<String> {
     let mut full = vec![
         LOADER.to_owned(),
         SECCOMP_EXEC_ARG.to_owned(),
@@ -71,7 +80,7 @@ pub(super) fn job_argv(filter: &str, argv: &[String]) -> Vec<String> {
 /// The argv of a one-job sandbox's container process (`gvisor.rs`): the loader as the
 /// container's init ([`INIT_FLAG`]), then what [`job_argv`] gives a job.
 pub(super) fn init_argv(filter: &str, argv: &[String]) -> Vec<String> {
-    let mut full = job_argv(filter, argv);
+    let mut full = program_argv(filter, argv);
     full.insert(2, INIT_FLAG.to_owned());
     full
 }
@@ -82,6 +91,22 @@ pub(super) fn init_argv(filter: &str, argv: &[String]) -> Vec<String> {
 /// 1 itself, whose signals the kernel's rules for an init would change: a program that signals
 /// itself dies as it would anywhere else.
 const INIT_FLAG: &str = "--init";
+
+/// Makes the loader the parent of a job's program in a sandbox that runs several jobs (under
+/// the keeper, `gvisor.rs`), as [`INIT_FLAG`] does for the container's init: it passes the
+/// signals it is sent (`runsc kill --pid`) on to the program, and stops and continues the
+/// program's process group (its own, the program's first) rather than the whole container,
+/// where the keeper and a session's earlier processes live.
+const JOB_FLAG: &str = "--job";
+
+/// Whose parent the loader is: what a stop reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parent {
+    /// The container's init: every process of the container.
+    Init,
+    /// One job's: the program's process group.
+    Job,
+}
 
 fn encode(program: &[SockFilter]) -> String {
     program
@@ -118,7 +143,10 @@ pub fn seccomp_exec_main() -> ! {
 
 fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
     if args.first().is_some_and(|a| a == INIT_FLAG) {
-        return run_as_init(args[1..].to_vec());
+        return run_as_parent(Parent::Init, args[1..].to_vec());
+    }
+    if args.first().is_some_and(|a| a == JOB_FLAG) {
+        return run_as_parent(Parent::Job, args[1..].to_vec());
     }
     let [filter, path, argv @ ..] = args.as_slice() else {
         return Err(format!(
@@ -141,11 +169,11 @@ fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
     Err(format!("execve {path:?}: {e}"))
 }
 
-/// [`INIT_FLAG`]: forks the program's loader and waits for it as pid 1, handling the signals
-/// it is sent (`runsc kill`) as warden's own init does: the ones it forwards go to the
-/// program, SIGTSTP stops every other process of the container (SIGSTOP) and SIGCONT
-/// continues them.
-fn run_as_init(args: Vec<OsString>) -> Result<Infallible, String> {
+/// [`INIT_FLAG`] and [`JOB_FLAG`]: forks the program's loader and waits for it (as pid 1, or
+/// as the job's process), handling the signals it is sent (`runsc kill`) as warden's own init
+/// does: the ones it forwards go to the program, SIGTSTP stops the other processes (SIGSTOP:
+/// every one of the container's, or the program's process group) and SIGCONT continues them.
+fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, String> {
     use nix::sys::signal::{kill, SigSet, Signal};
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     use nix::unistd::Pid;
@@ -163,12 +191,27 @@ fn run_as_init(args: Vec<OsString>) -> Result<Infallible, String> {
         .map_err(|e| format!("forking the program: {e}"))?
     {
         ForkResult::Child => {
-            let unblocked = handled.thread_unblock().map_err(|e| e.to_string());
+            let own_group = match parent {
+                Parent::Init => Ok(()),
+                Parent::Job => nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))
+                    .map_err(|e| format!("setpgid: {e}")),
+            };
+            let unblocked =
+                own_group.and_then(|()| handled.thread_unblock().map_err(|e| e.to_string()));
             let Err(message) = unblocked.and_then(|()| load_and_exec(args));
             eprintln!("warden: {message}");
             warden_sys::process::exit_immediately(127)
         }
         ForkResult::Parent { child } => child,
+    };
+    // What a stop and a continue reach. The group is made on both sides of the fork, so that
+    // it exists whichever runs first.
+    let stopped = match parent {
+        Parent::Init => Pid::from_raw(-1),
+        Parent::Job => {
+            let _ = nix::unistd::setpgid(child, child);
+            Pid::from_raw(-child.as_raw())
+        }
     };
     loop {
         match handled.wait() {
@@ -183,10 +226,10 @@ fn run_as_init(args: Vec<OsString>) -> Result<Infallible, String> {
                 }
             },
             Ok(Signal::SIGTSTP) => {
-                let _ = kill(Pid::from_raw(-1), Signal::SIGSTOP);
+                let _ = kill(stopped, Signal::SIGSTOP);
             }
             Ok(Signal::SIGCONT) => {
-                let _ = kill(Pid::from_raw(-1), Signal::SIGCONT);
+                let _ = kill(stopped, Signal::SIGCONT);
             }
             Ok(signal) => {
                 let _ = kill(child, signal);
@@ -224,6 +267,7 @@ mod tests {
             [
                 LOADER,
                 SECCOMP_EXEC_ARG,
+                JOB_FLAG,
                 "00",
                 "/bin/sh",
                 "/bin/sh",
