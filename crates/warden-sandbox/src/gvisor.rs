@@ -498,7 +498,9 @@ impl JobLauncher for RunscJobs {
             &filter_exec::job_argv(&self.filter, &job.argv),
             &job.env,
             &job.limits,
-            0,
+            // The loader, which stays as the program's parent. (runsc 20221219 gives an
+            // exec'd process the container's own rlimits, the keeper's, which say the same.)
+            1,
         ))
         .map_err(|e| SandboxError::Helper {
             action: "writing a job's process.json",

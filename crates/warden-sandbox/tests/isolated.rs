@@ -402,6 +402,31 @@ fn signals_reach_a_gvisor_sandboxs_program() {
     }
 }
 
+/// `max_procs` holds the program's processes under gVisor as natively, whichever loader is
+/// its parent (the container's init, or the job's process beside the keeper): the program
+/// and two children at 3.
+#[test]
+fn max_procs_holds_the_programs_processes_in_either_kind_of_gvisor_sandbox() {
+    use warden_sandbox::Backend;
+    let forker = "import os, time\nn = 0\nfor _ in range(10):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n    if pid == 0:\n        time.sleep(2)\n        os._exit(0)\n    n += 1\nprint(n)\n";
+    let mut p = plan(&["/usr/bin/python3", "-c", forker]);
+    p.limits.max_procs = 3;
+    let (spec, job) = p.split();
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    for one_job in [true, false] {
+        let mut live = if one_job {
+            gvisor.start_single(&spec)
+        } else {
+            gvisor.start(&spec)
+        }
+        .expect("started");
+        let run = live.run(&job, Stdin::Null).expect("ran");
+        live.destroy().expect("destroyed");
+        assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{}", out(&run));
+        assert_eq!(out(&run), "2\n", "one job: {one_job}");
+    }
+}
+
 /// The caller of a gVisor sandbox stops (a terminal's Ctrl-Z: SIGTSTP among its sink's
 /// signals) for two seconds once the program said `ready`: the program, sleeping half a second
 /// then, stops with it (the loader stops every process of a one-job container, or the job's

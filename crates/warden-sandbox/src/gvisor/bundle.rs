@@ -238,8 +238,8 @@ fn mount_scratch(scratch: &Path, spec: &SandboxSpec) -> Result<(), SandboxError>
 
 /// One OCI process: the job's argv, environment and rlimits, as root of the container's user
 /// namespace without capabilities and with no new privileges, in the workspace. `beside`
-/// counts warden's own processes of the job under the same uid (the loader as the container's
-/// init, or none): gVisor's processes are not the host cgroup's one by one, so `RLIMIT_NPROC`
+/// counts warden's own processes of a job under the job's uid: the loader, the program's
+/// parent (the keeper runs as `nobody`, which is not counted). gVisor's processes are not the host cgroup's one by one, so `RLIMIT_NPROC`
 /// is the process limit itself here, the program's `max_procs` plus those.
 pub(super) fn oci_process(
     argv: &[String],
@@ -281,7 +281,9 @@ pub(super) fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
         "-c".to_owned(),
         "while read -r -t 5 _ || [ $? -gt 128 ]; do :; done".to_owned(),
     ];
-    let mut process = oci_process(&keeper, &crate::plan::base_environment(), &spec.limits, 0);
+    // runsc gives the processes it execs this process's rlimits (not their own process
+    // file's): the jobs', with their loader.
+    let mut process = oci_process(&keeper, &crate::plan::base_environment(), &spec.limits, 1);
     process["user"] = json!({"uid": KEEPER_ID, "gid": KEEPER_ID});
     json!({
         "ociVersion": "1.0.0",
