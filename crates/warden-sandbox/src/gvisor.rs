@@ -494,12 +494,14 @@ impl JobLauncher for RunscJobs {
         self.count += 1;
         let process = self.bundle.join(format!("job-{}.json", self.count));
         let pid_file = self.bundle.join(format!("job-{}.pid", self.count));
+        // The loader stays as the program's parent, and sets the job's rlimits itself: runsc
+        // 20221219 gives an exec'd process the container's own (the keeper's), not its
+        // process file's.
+        let rlimits = bundle::job_rlimits(&job.limits, 1);
         let text = serde_json::to_vec(&bundle::oci_process(
-            &filter_exec::job_argv(&self.filter, &job.argv),
+            &filter_exec::job_argv(&self.filter, &rlimits, &job.argv),
             &job.env,
             &job.limits,
-            // The loader, which stays as the program's parent. (runsc 20221219 gives an
-            // exec'd process the container's own rlimits, the keeper's, which say the same.)
             1,
         ))
         .map_err(|e| SandboxError::Helper {

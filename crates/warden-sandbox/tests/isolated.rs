@@ -427,6 +427,37 @@ fn max_procs_holds_the_programs_processes_in_either_kind_of_gvisor_sandbox() {
     }
 }
 
+/// A job beside the keeper gets its own rlimits, not the container's (which runsc gives what
+/// it execs): the loader sets them. Here lower than the sandbox's, as a session's call or a
+/// shared sandbox's run after its compile may ask.
+#[test]
+fn a_jobs_own_rlimits_hold_in_a_sandbox_of_several_jobs() {
+    use warden_sandbox::Backend;
+    let (spec, mut job) = plan(&[
+        "/usr/bin/python3",
+        "-c",
+        "import resource as r\nprint(*(r.getrlimit(x) for x in (r.RLIMIT_NOFILE, \
+         r.RLIMIT_FSIZE, r.RLIMIT_CPU, r.RLIMIT_STACK, r.RLIMIT_NPROC)))",
+    ])
+    .split();
+    job.limits.max_open_files = 99;
+    job.limits.max_file_size = ByteSize(12345);
+    job.limits.cpu_time = std::time::Duration::from_secs(2);
+    job.limits.stack_size = ByteSize::mib(3);
+    job.limits.max_procs = 9;
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    let mut live = gvisor.start(&spec).expect("started");
+    let run = live.run(&job, Stdin::Null).expect("ran");
+    live.destroy().expect("destroyed");
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{}", out(&run));
+    // RLIMIT_CPU a second above the budget (the cgroup's count is the limit), RLIMIT_NPROC
+    // the program's 9 and its loader.
+    assert_eq!(
+        out(&run),
+        "(99, 99) (12345, 12345) (3, 4) (3145728, 3145728) (10, 10)\n"
+    );
+}
+
 /// The caller of a gVisor sandbox stops (a terminal's Ctrl-Z: SIGTSTP among its sink's
 /// signals) for two seconds once the program said `ready`: the program, sleeping half a second
 /// then, stops with it (the loader stops every process of a one-job container, or the job's

@@ -20,6 +20,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::sys::resource::Resource;
 use serde_json::{json, Value};
 use warden_core::Limits;
 
@@ -236,6 +237,19 @@ fn mount_scratch(scratch: &Path, spec: &SandboxSpec) -> Result<(), SandboxError>
         .map_err(io("creating the sandbox's /tmp"))
 }
 
+/// A gVisor job's rlimits: the plan's, but `RLIMIT_NPROC`, which is the process limit itself
+/// there ([`oci_process`]): the program's `max_procs` and `beside` of warden's.
+pub(super) fn job_rlimits(limits: &Limits, beside: u32) -> Vec<(Resource, u64, u64)> {
+    let nproc = u64::from(limits.max_procs) + u64::from(beside);
+    rlimits::from_limits(limits)
+        .into_iter()
+        .map(|(resource, soft, hard)| match resource {
+            Resource::RLIMIT_NPROC => (resource, nproc, nproc),
+            _ => (resource, soft, hard),
+        })
+        .collect()
+}
+
 /// One OCI process: the job's argv, environment and rlimits, as root of the container's user
 /// namespace without capabilities and with no new privileges, in the workspace. `beside`
 /// counts warden's own processes of a job under the job's uid: the loader, the program's
@@ -247,13 +261,8 @@ pub(super) fn oci_process(
     limits: &Limits,
     beside: u32,
 ) -> Value {
-    let nproc = u64::from(limits.max_procs) + u64::from(beside);
-    let rlimits: Vec<Value> = rlimits::from_limits(limits)
+    let rlimits: Vec<Value> = job_rlimits(limits, beside)
         .into_iter()
-        .map(|(resource, soft, hard)| match resource {
-            nix::sys::resource::Resource::RLIMIT_NPROC => (resource, nproc, nproc),
-            _ => (resource, soft, hard),
-        })
         .map(|(resource, soft, hard)| json!({"type": format!("{resource:?}"), "soft": soft, "hard": hard}))
         .collect();
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -14,6 +14,7 @@ use std::convert::Infallible;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStringExt;
 
+use nix::sys::resource::Resource;
 use warden_core::SeccompPolicy;
 use warden_sys::seccomp::SockFilter;
 
@@ -55,12 +56,74 @@ pub(super) fn compile_for_jobs(policy: &SeccompPolicy) -> Result<String, Sandbox
 }
 
 /// The argv of a job's `runsc exec` in a sandbox that runs several: the loader as the job's
-/// parent ([`JOB_FLAG`]), then what [`program_argv`] gives.
-pub(super) fn job_argv(filter: &str, argv: &[String]) -> Vec<String> {
+/// parent ([`JOB_FLAG`]) with the job's rlimits, which it sets in the program's process
+/// (runsc does not: an exec'd process gets the container's), then what [`program_argv`]
+/// gives.
+pub(super) fn job_argv(
+    filter: &str,
+    rlimits: &[(Resource, u64, u64)],
+    argv: &[String],
+) -> Vec<String> {
     let mut full = program_argv(filter, argv);
     full.insert(2, JOB_FLAG.to_owned());
+    full.insert(3, encode_rlimits(rlimits));
     full
 }
+
+/// `resource=soft/hard,...`, each resource by its number.
+fn encode_rlimits(rlimits: &[(Resource, u64, u64)]) -> String {
+    rlimits
+        .iter()
+        .map(|(resource, soft, hard)| format!("{}={soft}/{hard}", *resource as i64))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Sets the rlimits [`encode_rlimits`] wrote in this process, each never above its current
+/// hard limit (a process without `CAP_SYS_RESOURCE` cannot raise one: the job is then held
+/// to the lower).
+fn set_rlimits(text: &str) -> Result<(), String> {
+    for entry in text.split(',').filter(|e| !e.is_empty()) {
+        let parsed = entry.split_once('=').and_then(|(resource, values)| {
+            let (soft, hard) = values.split_once('/')?;
+            Some((
+                resource.parse::<i64>().ok()?,
+                soft.parse::<u64>().ok()?,
+                hard.parse::<u64>().ok()?,
+            ))
+        });
+        let (number, soft, hard) = parsed.ok_or_else(|| format!("{entry:?} is not an rlimit"))?;
+        let resource = RESOURCES
+            .iter()
+            .copied()
+            .find(|r| *r as i64 == number)
+            .ok_or_else(|| format!("{entry:?} names no known resource"))?;
+        let pid = nix::unistd::Pid::from_raw(0);
+        let current = warden_sys::process::prlimit(pid, resource, None)
+            .map_err(|e| format!("getrlimit {resource:?}: {e}"))?;
+        let hard = hard.min(current.1);
+        let wanted = (soft.min(hard), hard);
+        // One the container already has is left alone: gVisor refuses to set some
+        // (RLIMIT_SIGPENDING) even to their own value.
+        if wanted != current {
+            warden_sys::process::prlimit(pid, resource, Some(wanted))
+                .map_err(|e| format!("setrlimit {resource:?}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The resources a job's rlimits may name.
+const RESOURCES: [Resource; 8] = [
+    Resource::RLIMIT_CPU,
+    Resource::RLIMIT_FSIZE,
+    Resource::RLIMIT_NOFILE,
+    Resource::RLIMIT_STACK,
+    Resource::RLIMIT_NPROC,
+    Resource::RLIMIT_CORE,
+    Resource::RLIMIT_SIGPENDING,
+    Resource::RLIMIT_MSGQUEUE,
+];
 
 /// The loader, the filter, then the job's own argv: the loader installs the filter and
 /// becomes the program.
@@ -100,12 +163,12 @@ const INIT_FLAG: &str = "--init";
 const JOB_FLAG: &str = "--job";
 
 /// Whose parent the loader is: what a stop reaches.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Parent {
     /// The container's init: every process of the container.
     Init,
-    /// One job's: the program's process group.
-    Job,
+    /// One job's: the program's process group, with the job's rlimits ([`encode_rlimits`]).
+    Job(String),
 }
 
 fn encode(program: &[SockFilter]) -> String {
@@ -146,7 +209,12 @@ fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
         return run_as_parent(Parent::Init, args[1..].to_vec());
     }
     if args.first().is_some_and(|a| a == JOB_FLAG) {
-        return run_as_parent(Parent::Job, args[1..].to_vec());
+        let rlimits = args
+            .get(1)
+            .and_then(|r| r.to_str())
+            .ok_or("the rlimits argument is missing")?
+            .to_owned();
+        return run_as_parent(Parent::Job(rlimits), args[2..].to_vec());
     }
     let [filter, path, argv @ ..] = args.as_slice() else {
         return Err(format!(
@@ -191,10 +259,11 @@ fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, Stri
         .map_err(|e| format!("forking the program: {e}"))?
     {
         ForkResult::Child => {
-            let own_group = match parent {
+            let own_group = match &parent {
                 Parent::Init => Ok(()),
-                Parent::Job => nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))
-                    .map_err(|e| format!("setpgid: {e}")),
+                Parent::Job(rlimits) => nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))
+                    .map_err(|e| format!("setpgid: {e}"))
+                    .and_then(|()| set_rlimits(rlimits)),
             };
             let unblocked =
                 own_group.and_then(|()| handled.thread_unblock().map_err(|e| e.to_string()));
@@ -208,7 +277,7 @@ fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, Stri
     // it exists whichever runs first.
     let stopped = match parent {
         Parent::Init => Pid::from_raw(-1),
-        Parent::Job => {
+        Parent::Job(_) => {
             let _ = nix::unistd::setpgid(child, child);
             Pid::from_raw(-child.as_raw())
         }
@@ -261,13 +330,27 @@ mod tests {
 
     #[test]
     fn a_jobs_argv_starts_with_the_loader() {
-        let argv = job_argv("00", &["/bin/sh".into(), "-c".into(), "true".into()]);
+        let rlimits = [
+            (Resource::RLIMIT_NOFILE, 77, 78),
+            (Resource::RLIMIT_CORE, 0, 0),
+        ];
+        let argv = job_argv(
+            "00",
+            &rlimits,
+            &["/bin/sh".into(), "-c".into(), "true".into()],
+        );
+        let encoded = format!(
+            "{}=77/78,{}=0/0",
+            Resource::RLIMIT_NOFILE as i64,
+            Resource::RLIMIT_CORE as i64
+        );
         assert_eq!(
             argv,
             [
                 LOADER,
                 SECCOMP_EXEC_ARG,
                 JOB_FLAG,
+                &encoded,
                 "00",
                 "/bin/sh",
                 "/bin/sh",
