@@ -7,7 +7,7 @@ import json, os, statistics, subprocess, sys, time, urllib.request, tempfile
 def start(binary):
     work = tempfile.mkdtemp()
     open(f"{work}/warden.toml", "w").write("[server]\nworkers = 2\n")
-    env = dict(os.environ, WARDEN_CONFIG=f"{work}/warden.toml", WARDEN_DB=f"{work}/h.sqlite3", WARDEN_CACHE_DIR=f"{work}/cache", WARDEN_STATE_DIR=f"{work}/state")
+    env = dict(os.environ, WARDEN_CONFIG=f"{work}/warden.toml", WARDEN_DB=f"{work}/h.sqlite3", WARDEN_CACHE_DIR=f"{work}/cache", WARDEN_SESSIONS_DIR=f"{work}/sessions", WARDEN_VOLUMES_DIR=f"{work}/volumes")
     log = open(f"{work}/log", "w")
     p = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0"], env=env, stderr=log)
     for _ in range(100):
