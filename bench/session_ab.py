@@ -3,7 +3,10 @@ isolated (gVisor) session of each of two warden binaries (say, a build before a 
 after), the calls alternating between them: docs/BENCHMARKS.md.
 
 Usage: python3 bench/session_ab.py BEFORE_BINARY AFTER_BINARY CALLS   (as root)"""
-import json, os, statistics, subprocess, sys, time, urllib.request, tempfile
+import json, os, shutil, statistics, subprocess, sys, time, urllib.request, tempfile
+WORKS = []
+
+
 def start(binary):
     work = tempfile.mkdtemp()
     open(f"{work}/warden.toml", "w").write("[server]\nworkers = 2\n")
@@ -13,6 +16,7 @@ def start(binary):
     for _ in range(100):
         t = open(f"{work}/log").read()
         if "listening on http://" in t:
+            WORKS.append(work)
             return p, t.split("listening on http://")[1].split()[0]
         time.sleep(0.1)
     raise SystemExit(open(f"{work}/log").read())
@@ -39,3 +43,5 @@ for name, (p, a) in servers.items():
     try: urllib.request.urlopen(urllib.request.Request(f"http://{a}/v1/sessions/{ids[name]}", method="DELETE"), timeout=30)
     except Exception as e: print(e)
     p.terminate(); p.wait()
+for work in WORKS:
+    shutil.rmtree(work, ignore_errors=True)
