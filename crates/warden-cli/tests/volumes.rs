@@ -360,6 +360,7 @@ fn bad_names_sizes_paths_and_modes_are_refused() {
         &world,
         &["volume", "create", "v", "--size", "8MiB"],
     ));
+    let long = format!("v:/{}", "d".repeat(256));
     for (extra, said) in [
         (
             vec!["--volume", "v:data", "--mode", "sandboxed"],
@@ -380,6 +381,12 @@ fn bad_names_sizes_paths_and_modes_are_refused() {
         (
             vec!["--volume", "v:/a", "--mode", "trusted"],
             "trusted mode",
+        ),
+        // A part the filesystem cannot hold (it failed in the sandbox's build: a 500 through
+        // a server).
+        (
+            vec!["--volume", &long, "--mode", "sandboxed"],
+            "has a part longer than a file name can be",
         ),
     ] {
         let out = json_of(&run(&world, "true", &extra));

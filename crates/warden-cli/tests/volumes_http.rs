@@ -57,6 +57,20 @@ fn volumes_over_http() {
     assert_eq!(read["stdout"], "over-http\n", "{read:#}");
     let (status, unknown) = execute(&server, "true", &json!([{"name": "nope", "path": "/x"}]));
     assert_eq!(status, 422, "{unknown:#}");
+    // A path no filesystem can hold is the caller's mistake (it failed in the sandbox's build,
+    // a 500).
+    let (status, nul) = execute(
+        &server,
+        "true",
+        &json!([{"name": "web", "path": "/da\u{0}ta"}]),
+    );
+    assert_eq!(status, 422, "{nul:#}");
+    assert!(
+        nul["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("holds a NUL byte")),
+        "{nul:#}"
+    );
 
     let (status, body) = server.request("GET", "/v1/volumes", None);
     assert_eq!(status, 200, "{body}");

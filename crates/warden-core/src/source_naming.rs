@@ -33,10 +33,13 @@ pub fn entry_name(language: &Language, given: Option<&str>, code: &str) -> Entry
     }
 }
 
+/// The longest name of one file or directory (Linux's `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
 /// A name usable as one file in the workspace: no separator, not `.`/`..`, not hidden.
 pub fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 255
+        && name.len() <= NAME_MAX
         && !name.starts_with('.')
         && !name.contains(['/', '\0', '\\'])
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use warden_core::source_naming::entry_name;
+use warden_core::source_naming::{entry_name, NAME_MAX};
 use warden_core::{ByteSize, Language};
 use warden_sandbox::{WorkspaceFile, WORKDIR};
 
@@ -154,9 +154,6 @@ impl Program {
         Ok(self)
     }
 }
-
-/// The longest name of one file or directory (`NAME_MAX`).
-const NAME_MAX: usize = 255;
 
 /// `name` as a relative path inside the program, in its normal form (`a//b/` is `a/b`).
 fn contained_path(name: &str) -> Result<String, SourceError> {

@@ -57,8 +57,19 @@ fn check(requests: &[VolumeRequest], mode: Mode) -> Result<(), EngineError> {
                 why: format!("volume path {} {why}", path.display()),
             })
         };
+        if path.as_os_str().as_encoded_bytes().contains(&0) {
+            return Err(EngineError::VolumeRequest {
+                why: format!("volume path {path:?} holds a NUL byte, which no path can"),
+            });
+        }
         if !is_absolute_normal(path) {
             return refuse("must be an absolute path without .., other than /");
+        }
+        if path
+            .components()
+            .any(|c| c.as_os_str().len() > warden_core::source_naming::NAME_MAX)
+        {
+            return refuse("has a part longer than a file name can be (255 bytes)");
         }
         if path.starts_with(WORKDIR) {
             return refuse("is the run's workspace or inside it");
@@ -93,7 +104,16 @@ mod tests {
 
     #[test]
     fn paths_modes_and_repeats_are_refused_before_anything_is_attached() {
-        for path in ["data", "/", "/work", "/work/data", "/a/../b"] {
+        let long = format!("/{}", "d".repeat(256));
+        for path in [
+            "data",
+            "/",
+            "/work",
+            "/work/data",
+            "/a/../b",
+            "/da\0ta",
+            &long,
+        ] {
             let err = check(&[request("v", path)], Mode::Sandboxed).expect_err(path);
             assert!(
                 matches!(err, EngineError::VolumeRequest { .. }),
