@@ -416,6 +416,69 @@ fn a_warden_killed_outright_leaves_nothing_behind() {
     panic!("{left} cgroups of the killed warden left, or its program or helper still runs");
 }
 
+/// The same in trusted mode, whose run has a host directory of its own
+/// (`/run/warden/trusted/run-<pid>-<n>`): the helper removes it too once its init is gone and
+/// warden is dead, rather than leaving it for the next warden's sweep.
+#[test]
+fn a_warden_killed_outright_during_a_trusted_run_leaves_nothing_behind() {
+    support::adopt_orphans();
+    let world = World::with_config("[modes]\ntrusted_enabled = true\nmedium = \"trusted\"\n");
+    let program = "import os\n\
+                   print('ready', flush=True)\n\
+                   os.execv('/bin/sleep', ['sleep', '61.2469'])\n";
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .any(|p| {
+                std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x0061.2469\x00")
+            })
+    };
+    let mut child = attached(
+        &world,
+        &[
+            "--mode",
+            "trusted",
+            "--wall-time",
+            "60s",
+            "-l",
+            "python",
+            "-c",
+            program,
+        ],
+    );
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line(&mut stdout), "ready\n");
+    let pid = child.id();
+    let run_dirs = || {
+        std::fs::read_dir("/run/warden/trusted")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("run-{pid}-"))
+            })
+            .count()
+    };
+    assert_eq!(run_dirs(), 1, "the run's directory exists while it runs");
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
+    child.wait().expect("reaped");
+    for _ in 0..1000 {
+        if support::reap_orphans() && cgroups_of(pid) == 0 && run_dirs() == 0 && !sleeping() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "left: {} cgroups, {} run directories, the program running: {}",
+        cgroups_of(pid),
+        run_dirs(),
+        sleeping()
+    );
+}
+
 /// The same under gVisor, whose one-shot run is `runsc run` started by warden itself (a
 /// one-job container): the sandbox's helper, holding the run's cgroup, kills the runtime and
 /// its program when warden dies, and removes the container's bundle (its scratch tmpfs

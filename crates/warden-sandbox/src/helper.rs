@@ -235,7 +235,20 @@ fn start_init(
             .send(report.as_fd());
             detach_stdio();
             wait_for_init(child, ends.lifeline);
-            crate::stale::remove_orphaned(&request.cgroup.directories());
+            let cgroups = request.cgroup.directories();
+            if crate::stale::orphaned(&cgroups) {
+                // Warden died without letting the sandbox go. A trusted run's init has no pid
+                // namespace whose end would take its processes along: what is left in the
+                // cgroup is killed here, and the run's host directory removed, as the parent
+                // would have.
+                kill_the_rest(&cgroups);
+                if let Backend::Trusted { workdir } = &request.backend {
+                    if let Some(dir) = workdir.parent() {
+                        let _ = fs::remove_dir_all(dir);
+                    }
+                }
+            }
+            crate::stale::remove_orphaned(&cgroups);
             Ok(0)
         }
     }
@@ -331,8 +344,8 @@ fn join_self(join: &CgroupJoin) -> Result<(), SetupError> {
 
 /// `Backend::Hold`: joins the cgroup, reports the start, and waits for the lifeline to be cut.
 /// By then the job's process (`runsc run`) has normally ended; whatever is left in the cgroup
-/// (a job running on when the parent died) is killed until none is left, for at most
-/// `HOLD_KILL_ROUNDS` rounds. Then it leaves the cgroup, and if the parent is dead, removes
+/// (a job running on when the parent died) is killed until none is left ([`kill_the_rest`]).
+/// Then it leaves the cgroup, and if the parent is dead, removes
 /// the bundle, runsc's files and the cgroup.
 fn hold_cgroup(
     join: &CgroupJoin,
@@ -355,10 +368,30 @@ fn hold_cgroup(
             }
         }
     }
+    kill_the_rest(&join.directories());
     let me = std::process::id().to_string();
-    for _ in 0..HOLD_KILL_ROUNDS {
-        let others: Vec<i32> = join
-            .directories()
+    // Out of the cgroup, so that it can be removed: by the parent, or here when the parent is
+    // dead (as the helper of a native sandbox does).
+    let _ = match join {
+        CgroupJoin::MoveHelper { leave, .. } => move_self(leave),
+        CgroupJoin::WriteInitPid { procs } => procs
+            .iter()
+            .filter_map(|file| file.parent()?.parent().map(|p| p.join("cgroup.procs")))
+            .try_for_each(|file| write_cgroup_file(&file, &me)),
+    };
+    if crate::stale::orphaned(&join.directories()) {
+        crate::gvisor::remove_container(bundle);
+    }
+    crate::stale::remove_orphaned(&join.directories());
+    Ok(0)
+}
+
+/// Kills every process in the cgroups `dirs` but this one, until none is left (new ones may
+/// be forked meanwhile), for at most [`KILL_ROUNDS`] rounds.
+fn kill_the_rest(dirs: &[PathBuf]) {
+    let me = std::process::id().to_string();
+    for _ in 0..KILL_ROUNDS {
+        let others: Vec<i32> = dirs
             .iter()
             .filter_map(|dir| fs::read_to_string(dir.join("cgroup.procs")).ok())
             .flat_map(|text| {
@@ -376,24 +409,10 @@ fn hold_cgroup(
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    // Out of the cgroup, so that it can be removed: by the parent, or here when the parent is
-    // dead (as the helper of a native sandbox does).
-    let _ = match join {
-        CgroupJoin::MoveHelper { leave, .. } => move_self(leave),
-        CgroupJoin::WriteInitPid { procs } => procs
-            .iter()
-            .filter_map(|file| file.parent()?.parent().map(|p| p.join("cgroup.procs")))
-            .try_for_each(|file| write_cgroup_file(&file, &me)),
-    };
-    if crate::stale::orphaned(&join.directories()) {
-        crate::gvisor::remove_container(bundle);
-    }
-    crate::stale::remove_orphaned(&join.directories());
-    Ok(0)
 }
 
-/// How many times a holder looks for processes left in its cgroup (10 ms apart).
-const HOLD_KILL_ROUNDS: u32 = 200;
+/// How many times [`kill_the_rest`] looks for processes left in a cgroup (10 ms apart).
+const KILL_ROUNDS: u32 = 200;
 
 /// Moves this (single-threaded) process into the cgroups whose `tasks` files are given.
 fn move_self(tasks: &[PathBuf]) -> Result<(), SetupError> {
