@@ -486,15 +486,25 @@ fn a_warden_killed_outright_during_a_trusted_run_leaves_nothing_behind() {
 #[test]
 fn a_warden_killed_outright_during_an_isolated_run_leaves_nothing_behind() {
     support::adopt_orphans();
+    // A one-job container, and a keeper's (egress lets traffic out through warden's proxy,
+    // which needs the sandbox's network before the job: no packet is sent here).
     let world = World::new();
+    for network in ["no_access", "internet_access"] {
+        killed_during_an_isolated_run(&world, network);
+    }
+}
+
+fn killed_during_an_isolated_run(world: &World, network: &str) {
     let program = "import time\n\
                    print('ready', flush=True)\n\
                    time.sleep(60)\n";
     let mut child = attached(
-        &world,
+        world,
         &[
             "--mode",
             "isolated",
+            "--network",
+            network,
             "--wall-time",
             "60s",
             "-l",
@@ -551,7 +561,8 @@ fn a_warden_killed_outright_during_an_isolated_run_leaves_nothing_behind() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!(
-        "the killed warden left {} processes in its cgroup, or its helper still runs, or {:?}",
+        "{network}: the killed warden left {} processes in its cgroup, or its helper still \
+         runs, or {:?}",
         tasks(),
         leftovers()
     );

@@ -182,7 +182,13 @@ impl Gvisor {
                 Some(argv),
             )
         } else {
-            (HelperBackend::Exec(run), None)
+            (
+                HelperBackend::Exec {
+                    argv: run,
+                    bundle: bundle.clone(),
+                },
+                None,
+            )
         };
         let request = HelperRequest {
             spec: SandboxSpec {

@@ -66,9 +66,13 @@ pub(crate) enum Backend {
     /// Limits only (`trusted.rs`): no namespaces; the init and the program run as the run's
     /// uid, in `workdir` on the host.
     Trusted { workdir: PathBuf },
-    /// Join the cgroup and exec this command, with the lifeline as its stdin: another
-    /// backend's runtime, such as `runsc`, which builds its own sandbox.
-    Exec(Vec<String>),
+    /// Join the cgroup and run this command, with the lifeline as its stdin: another
+    /// backend's runtime, such as `runsc`, which builds its own sandbox (a gVisor keeper's,
+    /// whose bundle is `bundle`). The helper stays as its parent outside the cgroup, and when
+    /// the runtime ends after the parent died, kills what is left in the cgroup and removes
+    /// the bundle (and runsc's files of its container) and the cgroup, as the parent would
+    /// have.
+    Exec { argv: Vec<String>, bundle: PathBuf },
     /// Join the cgroup and hold it until the lifeline is cut, then kill whatever else is still
     /// in it: a one-job gVisor sandbox, whose runtime the parent starts as the job's own
     /// process (`gvisor.rs`), so that a warden that dies mid-job leaves nothing running. When
@@ -141,7 +145,9 @@ fn end(outcome: Result<i32, SetupError>, report: &OwnedFd) -> ! {
 fn run(request: &HelperRequest, report: &OwnedFd, ends: HelperEnds) -> Result<i32, SetupError> {
     crate::name_process(c"warden-helper");
     match &request.backend {
-        Backend::Exec(argv) => exec_in_cgroup(&request.cgroup, argv, report),
+        Backend::Exec { argv, bundle } => {
+            run_in_cgroup(&request.cgroup, argv, bundle, report, ends.lifeline)
+        }
         Backend::Hold { bundle } => hold_cgroup(&request.cgroup, bundle, report, ends.lifeline),
         Backend::Namespaces => {
             let filter = seccomp::compile(&request.spec.seccomp)
@@ -302,31 +308,71 @@ fn release_child(
     volumes::release(&sync, mounts)
 }
 
-/// Joins the cgroup, reports the start and becomes `argv` (with an empty environment): the
-/// other backend's runtime then lives, with all its processes, inside the run's cgroup.
-fn exec_in_cgroup(join: &CgroupJoin, argv: &[String], report: &OwnedFd) -> Result<i32, SetupError> {
-    join_self(join)?;
+/// Joins the cgroup, reports the start and forks `argv` (with an empty environment, the
+/// lifeline as its stdin): the other backend's runtime then lives, with all its processes,
+/// inside the run's cgroup. This process leaves the cgroup and waits for it; once it ends, if
+/// the parent is dead, kills what is left in the cgroup and removes the bundle and the cgroup.
+fn run_in_cgroup(
+    join: &CgroupJoin,
+    argv: &[String],
+    bundle: &Path,
+    report: &OwnedFd,
+    lifeline: Option<OwnedFd>,
+) -> Result<i32, SetupError> {
     let c = |s: &str| std::ffi::CString::new(s).map_err(|e| SetupError::new("prepare argv", e));
     let argv: Vec<std::ffi::CString> = argv.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
     let program = argv
         .first()
-        .ok_or_else(|| SetupError::new("prepare argv", "empty command"))?;
-    // The runtime's stdin is the lifeline: it ends when the parent lets the sandbox go.
-    if let Some(lifeline) = inherited_fd(LIFELINE_FD) {
-        warden_sys::process::dup_onto(lifeline.as_fd(), 0, false)
-            .map(std::mem::forget)
-            .map_err(|e| SetupError::errno("place the lifeline", e))?;
-    }
+        .ok_or_else(|| SetupError::new("prepare argv", "empty command"))?
+        .clone();
+    join_self(join)?;
     crate::report::Report::Ready {
         cgroup_cpu_ns: None,
     }
     .send(report.as_fd());
-    let Err(e) = nix::unistd::execve::<std::ffi::CString, std::ffi::CString>(program, &argv, &[]);
-    Err(SetupError::sys(
-        "execve",
-        Path::new(&program.to_string_lossy().into_owned()),
-        e,
-    ))
+    match fork_single_threaded().map_err(|e| SetupError::errno("fork the runtime", e))? {
+        ForkResult::Child => {
+            // The runtime's stdin is the lifeline: it ends when the parent lets the sandbox go.
+            if let Some(lifeline) = &lifeline {
+                match warden_sys::process::dup_onto(lifeline.as_fd(), 0, false) {
+                    Ok(owned) => std::mem::forget(owned),
+                    Err(e) => end(Err(SetupError::errno("place the lifeline", e)), report),
+                }
+            }
+            let Err(e) =
+                nix::unistd::execve::<std::ffi::CString, std::ffi::CString>(&program, &argv, &[]);
+            let path = program.to_string_lossy().into_owned();
+            end(Err(SetupError::sys("execve", Path::new(&path), e)), report)
+        }
+        ForkResult::Parent { child } => {
+            // Only the runtime holds the lifeline, whose end it reads.
+            drop(lifeline);
+            detach_stdio();
+            let _ = leave(join);
+            let _ = waitpid(child, None);
+            let cgroups = join.directories();
+            if crate::stale::orphaned(&cgroups) {
+                kill_the_rest(&cgroups);
+                crate::gvisor::remove_container(bundle);
+            }
+            crate::stale::remove_orphaned(&cgroups);
+            Ok(0)
+        }
+    }
+}
+
+/// Moves this process out of the run's cgroup, into the hierarchies' parents.
+fn leave(join: &CgroupJoin) -> Result<(), SetupError> {
+    match join {
+        CgroupJoin::MoveHelper { leave, .. } => move_self(leave),
+        CgroupJoin::WriteInitPid { procs } => {
+            let me = std::process::id().to_string();
+            procs
+                .iter()
+                .filter_map(|file| file.parent()?.parent().map(|p| p.join("cgroup.procs")))
+                .try_for_each(|file| write_cgroup_file(&file, &me))
+        }
+    }
 }
 
 /// Moves this (single-threaded) process into the run's cgroup.
@@ -369,16 +415,9 @@ fn hold_cgroup(
         }
     }
     kill_the_rest(&join.directories());
-    let me = std::process::id().to_string();
     // Out of the cgroup, so that it can be removed: by the parent, or here when the parent is
     // dead (as the helper of a native sandbox does).
-    let _ = match join {
-        CgroupJoin::MoveHelper { leave, .. } => move_self(leave),
-        CgroupJoin::WriteInitPid { procs } => procs
-            .iter()
-            .filter_map(|file| file.parent()?.parent().map(|p| p.join("cgroup.procs")))
-            .try_for_each(|file| write_cgroup_file(&file, &me)),
-    };
+    let _ = leave(join);
     if crate::stale::orphaned(&join.directories()) {
         crate::gvisor::remove_container(bundle);
     }

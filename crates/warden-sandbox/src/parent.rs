@@ -338,7 +338,7 @@ impl Sandbox {
         } = parts;
         let with_init = !matches!(
             request.backend,
-            HelperBackend::Exec(_) | HelperBackend::Hold { .. }
+            HelperBackend::Exec { .. } | HelperBackend::Hold { .. }
         );
         let (report_read, report_write) = pipe()?;
         let (lifeline_read, lifeline_write) = pipe()?;
