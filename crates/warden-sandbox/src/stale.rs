@@ -1,10 +1,10 @@
 //! What a warden process that died without cleaning up left on the host. A process killed
 //! outright (SIGKILL, the OOM killer) takes its sandboxes' processes with it (the helpers watch
 //! their lifelines, the inits die with their helpers), and each helper then removes its run's
-//! cgroups ([`remove_orphaned`]), and a one-job gVisor sandbox's helper its bundle and runsc's
-//! files too; a trusted run's directory, a keeper gVisor sandbox's bundle (whose helper is
-//! runsc) and runsc's files of its container, and a cgroup whose helper died too stay, and the
-//! next warden process removes them ([`sweep`], once per `Sandbox`). Their names carry the pid
+//! cgroups ([`remove_orphaned`]), having killed what was left in them; a gVisor sandbox's
+//! helper its bundle and runsc's files too, a trusted run's its directory. What a helper that
+//! died too leaves (a cgroup, a run directory, a bundle) stays, and the next warden process
+//! removes it ([`sweep`], once per `Sandbox`). Their names carry the pid
 //! of the process that made them (`run-<pid>-<n>`); one whose process is gone is removed.
 
 use std::fs;
