@@ -24,14 +24,32 @@ fn attached(world: &World, args: &[&str]) -> Child {
 /// The python `program` run attached, once it printed `ready`: warden, its pid, the rest of
 /// the program's output.
 fn started(world: &World, program: &str) -> (Child, u32, BufReader<ChildStdout>) {
-    let mut child = attached(
-        world,
-        &["--wall-time", "60s", "-l", "python", "-c", program],
-    );
+    started_with(world, &[], program)
+}
+
+/// [`started`] with more of `warden run`'s options.
+fn started_with(
+    world: &World,
+    options: &[&str],
+    program: &str,
+) -> (Child, u32, BufReader<ChildStdout>) {
+    let mut args = options.to_vec();
+    args.extend(["--wall-time", "60s", "-l", "python", "-c", program]);
+    let mut child = attached(world, &args);
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     assert_eq!(line(&mut stdout), "ready\n");
     let pid = child.id();
     (child, pid, stdout)
+}
+
+/// Whether a process whose command line is `sleep <seconds>` runs on the host (each test
+/// picks a duration no other sleeps).
+fn sleep_runs(seconds: &str) -> bool {
+    let cmdline = format!("sleep\0{seconds}\0");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .any(|p| std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c == cmdline.as_bytes()))
 }
 
 /// The next line of the program's output. Output held back to the end of the run would not
@@ -276,12 +294,7 @@ fn sigterm_to_warden_ends_the_program_as_sigterm_and_json_still_comes() {
     // comes. Its start is seen from the process tree instead.
     let mut started = false;
     for _ in 0..6000 {
-        started = std::fs::read_dir("/proc")
-            .expect("/proc")
-            .flatten()
-            .any(|p| {
-                std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x0061.2345\x00")
-            });
+        started = sleep_runs("61.2345");
         if started {
             break;
         }
@@ -386,14 +399,7 @@ fn a_warden_killed_outright_leaves_nothing_behind() {
     let program = "import os\n\
                    print('ready', flush=True)\n\
                    os.execv('/bin/sleep', ['sleep', '61.2468'])\n";
-    let sleeping = || {
-        std::fs::read_dir("/proc")
-            .expect("/proc")
-            .flatten()
-            .any(|p| {
-                std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x0061.2468\x00")
-            })
-    };
+    let sleeping = || sleep_runs("61.2468");
     let (mut child, pid, _stdout) = started(&world, program);
     for _ in 0..1000 {
         if sleeping() {
@@ -426,30 +432,8 @@ fn a_warden_killed_outright_during_a_trusted_run_leaves_nothing_behind() {
     let program = "import os\n\
                    print('ready', flush=True)\n\
                    os.execv('/bin/sleep', ['sleep', '61.2469'])\n";
-    let sleeping = || {
-        std::fs::read_dir("/proc")
-            .expect("/proc")
-            .flatten()
-            .any(|p| {
-                std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x0061.2469\x00")
-            })
-    };
-    let mut child = attached(
-        &world,
-        &[
-            "--mode",
-            "trusted",
-            "--wall-time",
-            "60s",
-            "-l",
-            "python",
-            "-c",
-            program,
-        ],
-    );
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    assert_eq!(line(&mut stdout), "ready\n");
-    let pid = child.id();
+    let sleeping = || sleep_runs("61.2469");
+    let (mut child, pid, _stdout) = started_with(&world, &["--mode", "trusted"], program);
     let run_dirs = || {
         std::fs::read_dir("/run/warden/trusted")
             .into_iter()
@@ -498,24 +482,11 @@ fn killed_during_an_isolated_run(world: &World, network: &str) {
     let program = "import time\n\
                    print('ready', flush=True)\n\
                    time.sleep(60)\n";
-    let mut child = attached(
+    let (mut child, pid, _stdout) = started_with(
         world,
-        &[
-            "--mode",
-            "isolated",
-            "--network",
-            network,
-            "--wall-time",
-            "60s",
-            "-l",
-            "python",
-            "-c",
-            program,
-        ],
+        &["--mode", "isolated", "--network", network],
+        program,
     );
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    assert_eq!(line(&mut stdout), "ready\n");
-    let pid = child.id();
     // The run's processes: every one in the run's cgroup, gVisor's sandbox and gofer included.
     let tasks = || {
         support::run_cgroups(pid)
