@@ -686,6 +686,22 @@ fn asynchronous_answers_survive_a_restart_and_queued_ones_run_then() {
         })
     );
     assert_eq!(second.raw("GET", "/submissions", &judge0, None).code, 403);
+    // Counted as Judge0's `/statistics` counts them, through the restart.
+    let statistics = |query: &str| {
+        let answer = second.raw("GET", &format!("/statistics{query}"), &authorized, None);
+        assert_eq!(answer.code, 200, "{}", answer.body);
+        answer.json()
+    };
+    let counted = statistics("");
+    assert_eq!(counted["submissions"]["total"], 2, "{counted}");
+    assert_eq!(counted["submissions"]["today"], 2, "{counted}");
+    assert_eq!(counted["languages"][0]["language"]["id"], 46, "{counted}");
+    assert_eq!(counted["languages"][0]["count"], 2, "{counted}");
+    assert_eq!(
+        counted["statuses"],
+        json!([{"status": {"id": 3, "name": "Accepted"}, "count": 2}])
+    );
+    assert_eq!(second.raw("GET", "/statistics", &judge0, None).code, 403);
     // Deleted: answered once more (base64, as Judge0 forces it), then gone; with an admin
     // token configured, only for a request authorized as Judge0 authorizes it.
     let delete = |token: &str| {
@@ -701,6 +717,13 @@ fn asynchronous_answers_survive_a_restart_and_queued_ones_run_then() {
         json!({"stdout": "anVkZ2VkCg==", "status_id": 3})
     );
     assert_eq!(delete(&judged_token).code, 404);
+    assert_eq!(
+        statistics("")["submissions"]["total"],
+        2,
+        "reused for ten minutes"
+    );
+    let recounted = statistics("?invalidate_cache=true");
+    assert_eq!(recounted["submissions"]["total"], 1, "{recounted}");
     let gone = second.raw(
         "GET",
         &format!("/submissions/{judged_token}"),

@@ -1,7 +1,7 @@
 //! The Judge0 CE compatible API at the root (judge0/judge0 v1.13.1): `submissions` (with `wait`,
 //! `base64_encoded`, `fields`, `expected_output`, `callback_url`; the listing for Judge0's
 //! authorization token), `submissions/batch`, `languages`, `statuses`, `about`, `config_info`,
-//! `system_info`, `workers`, `authenticate`, `authorize`; so that Judge0's
+//! `system_info`, `workers`, `statistics`, `isolate`, `authenticate`, `authorize`; so that Judge0's
 //! clients (the `judge0` SDK, plain HTTP) run their code in warden unchanged. An adapter over
 //! [`AppState::execute`]'s admission and run: it parses Judge0's request, runs it, and renders
 //! Judge0's answer; warden's exact outcome rides in an extra `warden` attribute. Shapes,
@@ -11,6 +11,7 @@ mod callback;
 mod fields;
 mod info;
 mod languages;
+mod statistics;
 mod statuses;
 mod store;
 pub(crate) mod submission;
@@ -57,6 +58,8 @@ pub fn routes() -> Router<AppState> {
         .route("/config_info", get(info::config_info))
         .route("/system_info", get(info::system_info))
         .route("/workers", get(info::workers))
+        .route("/statistics", get(statistics::show))
+        .route("/isolate", get(|| async { info::ISOLATE }))
 }
 
 /// `POST /authenticate`: 200 when the request's token is one of the server's (or none is

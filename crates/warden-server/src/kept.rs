@@ -76,6 +76,23 @@ impl Bounds {
     }
 }
 
+/// Counts of one kind's documents ([`Kept::tally`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Tally {
+    /// All of them.
+    pub(crate) total: u64,
+    /// (UTC day, as days since 1970-01-01; how many were first written that day), by day.
+    pub(crate) by_day: Vec<(i64, u64)>,
+    /// (the integer at the asked path, or `None`; how many), the largest counts first.
+    pub(crate) by_field: Vec<(Option<i64>, u64)>,
+    /// The finished ones: (the integer at the state's path, or `None`; how many).
+    pub(crate) finished_by_state: Vec<(Option<i64>, u64)>,
+    /// The unfinished ones: (key, the integer at the state's path).
+    pub(crate) unfinished: Vec<(String, Option<i64>)>,
+    /// The database's size in bytes (its main file, as SQLite counts its pages).
+    pub(crate) bytes: u64,
+}
+
 /// Why the database could not be used (the server then keeps its answers in memory).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum KeptError {
@@ -478,6 +495,81 @@ impl Kept {
         })
     }
 
+    /// Counts of `kind`'s documents: by the UTC day they were first written on, from day
+    /// `since_day` (days since 1970-01-01) on; by the integer at JSON path `field` in each;
+    /// the finished ones by the integer at `state` and the unfinished ones listed with theirs
+    /// (whose state may have moved on in memory); and the database's size. Empty (logged) when
+    /// the database cannot be read.
+    pub(crate) fn tally(&self, kind: Kind, since_day: i64, field: &str, state: &str) -> Tally {
+        let inner = self.lock();
+        let conn = &inner.conn;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let grouped = |sql: &str, path: &str| -> rusqlite::Result<Vec<(Option<i64>, u64)>> {
+            let mut statement = conn.prepare(sql)?;
+            let rows = statement.query_map(params![kind.name(), path], |r| {
+                Ok((r.get::<_, Option<i64>>(0)?, count(r.get(1)?)))
+            })?;
+            rows.collect()
+        };
+        let read = || -> rusqlite::Result<Tally> {
+            let total: i64 = conn.query_row(
+                "SELECT count(*) FROM kept WHERE kind = ?1",
+                [kind.name()],
+                |r| r.get(0),
+            )?;
+            let by_day = {
+                let mut statement = conn.prepare(
+                    "SELECT created_ms / 86400000 AS day, count(*) FROM kept
+                     WHERE kind = ?1 AND created_ms >= ?2 GROUP BY day ORDER BY day",
+                )?;
+                let rows = statement.query_map(
+                    params![kind.name(), since_day.saturating_mul(86_400_000)],
+                    |r| Ok((r.get(0)?, count(r.get(1)?))),
+                )?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            // `json_type` keeps a non-integer value (a string, a float) out of an integer group.
+            let by_field = grouped(
+                "SELECT CASE json_type(body, ?2) WHEN 'integer' THEN json_extract(body, ?2) END
+                 AS value, count(*) FROM kept WHERE kind = ?1
+                 GROUP BY value ORDER BY count(*) DESC, value",
+                field,
+            )?;
+            let finished_by_state = grouped(
+                "SELECT CASE json_type(body, ?2) WHEN 'integer' THEN json_extract(body, ?2) END
+                 AS value, count(*) FROM kept WHERE kind = ?1 AND finished = 1
+                 GROUP BY value ORDER BY value",
+                state,
+            )?;
+            let unfinished = {
+                let mut statement = conn.prepare(
+                    "SELECT key, CASE json_type(body, ?2) WHEN 'integer'
+                     THEN json_extract(body, ?2) END FROM kept WHERE kind = ?1 AND finished = 0",
+                )?;
+                let rows = statement
+                    .query_map(params![kind.name(), state], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let bytes: i64 = conn.query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(Tally {
+                total: count(total),
+                by_day,
+                by_field,
+                finished_by_state,
+                unfinished,
+                bytes: count(bytes),
+            })
+        };
+        read().unwrap_or_else(|e| {
+            tracing::error!(error = %e, kind = kind.name(), "counting the answers failed");
+            Tally::default()
+        })
+    }
+
     /// Every queued request of `kind` that has not started, in the order they were accepted:
     /// at start-up, those the last server admitted and never ran.
     pub(crate) fn resumable(&self, kind: Kind) -> Vec<Resumable> {
@@ -631,6 +723,53 @@ mod tests {
         assert_eq!(kept.get(Kind::Job, "a").as_deref(), Some("job"));
         assert_eq!(kept.interrupted(Kind::Job), [("a".into(), "job".into())]);
         assert!(kept.interrupted(Kind::Judge0).is_empty());
+    }
+
+    #[test]
+    fn a_tally_counts_by_day_field_and_state_and_lists_the_unfinished() {
+        let kept = Kept::in_memory(Bounds::IN_MEMORY);
+        let documents = [
+            ("a", true, r#"{"language_id": 71, "status_id": 3}"#),
+            ("b", true, r#"{"language_id": 71, "status_id": 6}"#),
+            ("c", true, r#"{"language_id": 46, "status_id": 3}"#),
+            ("d", false, r#"{"language_id": 71, "status_id": 1}"#),
+            ("e", true, r#"{"language_id": "71", "status_id": 3.5}"#),
+        ];
+        for (key, finished, body) in documents {
+            kept.put(Kind::Judge0, key, finished, body);
+        }
+        kept.put(
+            Kind::Job,
+            "v",
+            true,
+            r#"{"language_id": 71, "status_id": 3}"#,
+        );
+        let today = now_ms() / 86_400_000;
+        // `a` was accepted five days ago, `b` forty days ago (before the days counted).
+        for (key, days_ago) in [("a", 5), ("b", 40)] {
+            let ms = (today - days_ago) * 86_400_000 + 1;
+            kept.lock()
+                .conn
+                .execute(
+                    "UPDATE kept SET created_ms = ?1 WHERE key = ?2",
+                    params![ms, key],
+                )
+                .expect("updated");
+        }
+        let tally = kept.tally(Kind::Judge0, today - 30, "$.language_id", "$.status_id");
+        assert_eq!(tally.total, 5);
+        assert_eq!(tally.by_day, [(today - 5, 1), (today, 3)]);
+        assert_eq!(
+            tally.by_field,
+            [(Some(71), 3), (None, 1), (Some(46), 1)],
+            "a string is no language id"
+        );
+        assert_eq!(
+            tally.finished_by_state,
+            [(None, 1), (Some(3), 2), (Some(6), 1)]
+        );
+        assert_eq!(tally.unfinished, [("d".to_owned(), Some(1))]);
+        assert!(tally.bytes > 0);
     }
 
     #[test]

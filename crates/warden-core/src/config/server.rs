@@ -97,7 +97,7 @@ pub struct TokenConfig {
     #[serde(default)]
     pub requests_per_minute: Option<u32>,
     /// Whether this token authorizes what Judge0 reserves to its authorization token
-    /// (`X-Auth-User`): listing every caller's submissions, and deleting them.
+    /// (`X-Auth-User`): listing every caller's submissions, counting them, and deleting them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub admin: bool,
 }

@@ -1,6 +1,6 @@
 //! Judge0's information endpoints: `about` (its version picks the SDK's table of language ids,
 //! so it says 1.13.1, the API warden follows), `config_info` (every flag and limit, in Judge0's
-//! units, as warden applies them), `system_info`, `workers`, `license`.
+//! units, as warden applies them), `system_info`, `workers`, `license`, `isolate`.
 
 use axum::extract::State;
 use axum::Json;
@@ -14,6 +14,16 @@ pub(crate) const VERSION: &str = "1.13.1";
 
 /// `GET /license`: warden's license (Judge0 answers with its own, as plain text).
 pub(crate) const LICENSE: &str = include_str!("../../../../LICENSE");
+
+/// `GET /isolate`: Judge0 answers with `isolate --version` as plain text; warden, which does not
+/// use isolate, with what runs the submissions instead.
+pub(crate) const ISOLATE: &str = concat!(
+    "warden ",
+    env!("CARGO_PKG_VERSION"),
+    " runs each submission in its own sandbox, not in isolate: new user, pid, mount, network, \
+     IPC and UTS namespaces, a cgroup holding its limits, rlimits, every capability dropped and \
+     a seccomp filter; under gVisor in the isolated mode (docs/threat-model.md).\n"
+);
 
 /// Most submissions in a batch.
 pub(crate) const MAX_BATCH: usize = 20;

@@ -48,6 +48,11 @@ impl Status {
         self as u8
     }
 
+    /// The status with id `id`.
+    pub(crate) fn from_id(id: i64) -> Option<Status> {
+        ALL.into_iter().find(|s| i64::from(s.id()) == id)
+    }
+
     /// Judge0's description.
     pub(crate) fn description(self) -> &'static str {
         match self {

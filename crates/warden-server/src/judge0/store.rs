@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Map, Value};
 use warden_engine::ExecutionResult;
@@ -18,7 +18,7 @@ use warden_engine::ExecutionResult;
 use super::fields;
 use super::statuses::Status;
 use super::submission::Input;
-use crate::kept::{Kept, Kind};
+use crate::kept::{Kept, Kind, Tally};
 
 /// The message of a submission the last server did not finish.
 pub(crate) const INTERRUPTED: &str =
@@ -63,6 +63,8 @@ pub(crate) struct Store {
     /// The unfinished submissions.
     live: Arc<Mutex<HashMap<String, Record>>>,
     kept: Arc<Kept>,
+    /// The last `/statistics` answer, until it expires (statistics.rs).
+    statistics: Arc<Mutex<Option<(Instant, Value)>>>,
 }
 
 impl Store {
@@ -71,6 +73,7 @@ impl Store {
         Self {
             live: Arc::default(),
             kept,
+            statistics: Arc::default(),
         }
     }
 
@@ -234,6 +237,42 @@ impl Store {
         self.live().get(token).map(|r| Arc::clone(&r.input))
     }
 
+    /// The kept submissions counted ([`Kept::tally`]: by language id and status id), from UTC
+    /// day `since_day` on, with each unfinished one's status as it stands in memory (a running
+    /// one is kept as queued).
+    pub(crate) async fn tally(&self, since_day: i64) -> Tally {
+        let mut tally = self
+            .kept
+            .off_thread(move |kept| {
+                kept.tally(Kind::Judge0, since_day, "$.language_id", "$.status_id")
+            })
+            .await
+            .unwrap_or_default();
+        let live = self.live();
+        for (token, status) in &mut tally.unfinished {
+            match live.get(token.as_str()).map(|r| &r.progress) {
+                Some(Progress::Queued) => *status = Some(Status::InQueue.id().into()),
+                Some(Progress::Processing) => *status = Some(Status::Processing.id().into()),
+                _ => {}
+            }
+        }
+        tally
+    }
+
+    /// The statistics answered last, unless they are older than `max_age`.
+    pub(crate) fn cached_statistics(&self, max_age: std::time::Duration) -> Option<Value> {
+        let cached = self.statistics.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < max_age)
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Keeps `statistics` as the last answered, computed at `at`.
+    pub(crate) fn cache_statistics(&self, at: Instant, statistics: Value) {
+        *self.statistics.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, statistics));
+    }
+
     /// Writes `attributes` (on a blocking thread: see [`Kept::off_thread`]).
     async fn keep(&self, token: String, finished: bool, attributes: Attributes) {
         self.kept
@@ -273,6 +312,36 @@ pub(crate) fn token() -> String {
     )
 }
 
+/// A python submission of `code_bytes` bytes of comments, queued, for tests.
+#[cfg(test)]
+pub(crate) fn submission(token: &str, code_bytes: usize) -> Record {
+    Record {
+        token: token.to_owned(),
+        input: Arc::new(Input {
+            language_id: 71,
+            language: "python".into(),
+            language_name: "Python".into(),
+            source_code: vec![b'#'; code_bytes],
+            additional_files: Vec::new(),
+            stdin: None,
+            expected_output: None,
+            args: Vec::new(),
+            compile_options: Vec::new(),
+            limits: warden_core::LimitOverrides::default(),
+            redirect_stderr_to_stdout: false,
+            number_of_runs: 1,
+            project: false,
+            cpu_time_limit: None,
+            callback_url: None,
+            echo: serde_json::Map::new(),
+        }),
+        progress: Progress::Queued,
+        created_at: SystemTime::now(),
+        finished_at: None,
+        resumable: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,34 +353,6 @@ mod tests {
         assert_eq!(t.as_bytes()[14], b'4');
         assert!(matches!(t.as_bytes()[19], b'8' | b'9' | b'a' | b'b'));
         assert_ne!(t, token());
-    }
-
-    fn submission(token: &str, code_bytes: usize) -> Record {
-        Record {
-            token: token.to_owned(),
-            input: Arc::new(Input {
-                language_id: 71,
-                language: "python".into(),
-                language_name: "Python".into(),
-                source_code: vec![b'#'; code_bytes],
-                additional_files: Vec::new(),
-                stdin: None,
-                expected_output: None,
-                args: Vec::new(),
-                compile_options: Vec::new(),
-                limits: warden_core::LimitOverrides::default(),
-                redirect_stderr_to_stdout: false,
-                number_of_runs: 1,
-                project: false,
-                cpu_time_limit: None,
-                callback_url: None,
-                echo: serde_json::Map::new(),
-            }),
-            progress: Progress::Queued,
-            created_at: SystemTime::now(),
-            finished_at: None,
-            resumable: false,
-        }
     }
 
     #[tokio::test]
