@@ -29,16 +29,34 @@ impl Server {
 
     /// A server in `world`, as a restart starts the next one.
     fn start_in(world: Arc<World>) -> Self {
+        Self::start_with_open_files(world, None)
+    }
+
+    /// A server in `world`, started with these soft and hard limits on open files, if any.
+    fn start_with_open_files(world: Arc<World>, open_files: Option<(u64, u64)>) -> Self {
         use std::os::unix::process::CommandExt;
-        let mut child = world
-            .warden()
+        let mut command = world.warden();
+        if let Some((soft, hard)) = open_files {
+            // prlimit sets them and execs warden: the child is the server.
+            let warden = command;
+            command = std::process::Command::new("prlimit");
+            command
+                .arg(format!("--nofile={soft}:{hard}"))
+                .arg("--")
+                .arg(warden.get_program())
+                .env_clear()
+                .envs(warden.get_envs().filter_map(|(k, v)| Some((k, v?))))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+        }
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("WARDEN_LOG", "info")
             // As a shell's job control starts it: a process group of its own, so that a test
             // can send what a terminal's Ctrl-C sends (SIGINT to the whole group).
-            .process_group(0)
-            .spawn()
-            .expect("warden serve starts");
+            .process_group(0);
+        let mut child = command.spawn().expect("warden serve starts");
         let stderr = child.stderr.take().expect("piped");
         let mut lines = BufReader::new(stderr).lines();
         let addr = loop {
@@ -499,6 +517,32 @@ fn arguments_up_to_the_kernels_limits_run_and_beyond_them_are_refused() {
 
 /// `compile_limits` bound the compile stage, not the run: 10 ms of wall time compiles no C,
 /// and the run's own limits stay as they were.
+/// A service manager's soft limit on open files (1024 by default; 64 here) does not cap the
+/// server's connections below `max_connections`: the server raises it to the hard limit. With
+/// 64, the idle connections below took every descriptor and the next request waited.
+#[test]
+fn the_servers_soft_limit_on_open_files_is_raised_to_the_hard_one() {
+    let world = Arc::new(World::with_config(TOKENS));
+    let server = Server::start_with_open_files(world, Some((64, 4096)));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id()))
+        .expect("the server's limits");
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("listed");
+    let values: Vec<&str> = open_files.split_whitespace().collect();
+    assert_eq!(values[3..5], ["4096", "4096"], "{open_files}");
+    let idle: Vec<TcpStream> = (0..150)
+        .map(|_| TcpStream::connect(server.addr).expect("connects"))
+        .collect();
+    let health = server.request("GET", "/v1/health", None);
+    assert_eq!(health.code, 200, "{}", health.body);
+    let body = json!({"language": "bash", "code": "echo served"});
+    let ran = server.request("POST", "/v1/executions?wait=true", Some(&body));
+    assert_eq!(ran.json()["stdout"], "served\n", "{}", ran.body);
+    drop(idle);
+}
+
 #[test]
 fn compile_limits_bound_the_compile_stage_alone() {
     let server = Server::start("");

@@ -30,6 +30,7 @@ pub(crate) struct ServeArgs {
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = warden_engine::Settings::load()?;
     let options = warden_server::ServerOptions::from_settings(&settings, args.listen);
+    raise_open_files(options.max_connections);
     let mut config = settings.engine_config(super::helper_binary()?);
     config.fork_helper = false;
     config.zygote = true;
@@ -53,4 +54,39 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("starting the warm pool ([server] pool_languages)")?;
     warden_server::serve(engine, options)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Descriptors the server needs besides one per connection: each running execution's pipes,
+/// pidfds and sockets, the databases, the listeners, the zygote's channel.
+const SPARE_FILES: u64 = 1024;
+
+/// Raises the soft limit on open files to the hard one, as long-running servers do (a
+/// service manager's default soft limit, 1024, is below what `max_connections` (512 by
+/// default) open connections and as many running executions can take); warns when even the
+/// hard limit is below `max_connections` and the spare. Past the limit the server does not
+/// fail: a connection it cannot accept waits, and the accept is tried again a second later.
+/// The programs never see it: every sandbox sets their own (`max_open_files`).
+fn raise_open_files(max_connections: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let mut open = soft;
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => open = hard,
+            Err(e) => tracing::warn!(error = %e, soft, hard, "raising the open files limit failed"),
+        }
+    }
+    let wanted = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(SPARE_FILES);
+    if open < wanted {
+        tracing::warn!(
+            open_files = open,
+            max_connections,
+            "the open files limit (RLIMIT_NOFILE) is below [server] max_connections and the \
+             descriptors the executions need; connections past it wait to be accepted"
+        );
+    }
 }
