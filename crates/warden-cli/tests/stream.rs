@@ -129,6 +129,33 @@ fn output_arrives_in_order_while_the_program_runs_then_the_result() {
     );
 }
 
+/// A read of the program's pipe may end inside a character: it arrives whole all the same,
+/// and the events' text is the result's (an invalid byte and a character never completed are
+/// U+FFFD in both).
+#[test]
+fn a_character_cut_by_a_read_arrives_whole() {
+    let server = LiveServer::start("");
+    let program = "import sys, time\nout = sys.stdout.buffer\n\
+                   for piece in [b'\\xc3', b'\\xa9 \\xe2\\x82', b'\\xac \\xff\\n\\xf0\\x9f']:\n\
+                   \x20   out.write(piece); out.flush(); time.sleep(0.2)\n";
+    let body = serde_json::json!({"language": "python", "code": program}).to_string();
+    let (status, mut reader) = open(&server, &body);
+    assert_eq!(status, 200);
+    let mut events = Vec::new();
+    while let Some(event) = next_event(&mut reader) {
+        events.push(event);
+    }
+    let streamed: String = events
+        .iter()
+        .filter(|(n, _)| n == "stdout")
+        .filter_map(|(_, v)| v["data"].as_str())
+        .collect();
+    assert_eq!(streamed, "é € \u{fffd}\n\u{fffd}", "{events:?}");
+    let (name, result) = events.last().expect("events");
+    assert_eq!(name, "result", "{events:?}");
+    assert_eq!(result["stdout"], streamed.as_str());
+}
+
 #[test]
 fn a_client_that_leaves_ends_the_program_and_refusals_come_before_the_stream() {
     let server = LiveServer::start("");

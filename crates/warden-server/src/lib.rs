@@ -21,6 +21,7 @@ mod resume;
 mod routes;
 mod serve;
 mod state;
+mod text;
 mod toolchains;
 mod websocket;
 

@@ -27,6 +27,7 @@ use super::response::{stages, verdict, StageView};
 use super::runtimes::resolve;
 use super::{caller, request};
 use crate::state::{AppState, Caller};
+use crate::text::OutputText;
 use crate::toolchains::Toolchains;
 use crate::websocket::{close, parse, send, AbortOnDrop, StdinWriter};
 
@@ -105,11 +106,13 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
     // Dropping the job's future cancels it (its sandboxes are killed).
     let job = AbortOnDrop(job);
     let mut run_started = false;
+    // The run's output as text, cut at character boundaries.
+    let mut text = OutputText::default();
     loop {
         tokio::select! {
             event = received.recv() => {
                 let Some(event) = event else { return };
-                match relay(&mut socket, event, &mut run_started).await {
+                match relay(&mut socket, event, &mut run_started, &mut text).await {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::Close(code, reason)) => return close(socket, code, reason).await,
                     Ok(Flow::Fail(message)) => return fail(socket, &message).await,
@@ -124,6 +127,9 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
                     }
                     Client::Signal(signal) => {
                         drop(job);
+                        if flush(&mut socket, &mut text).await.is_err() {
+                            return;
+                        }
                         let stage = if run_started { "run" } else { "compile" };
                         let exit = json!({"type": "exit", "stage": stage, "code": null, "signal": signal.name()});
                         let _ = send(&mut socket, exit).await;
@@ -160,6 +166,7 @@ async fn relay(
     socket: &mut WebSocket,
     event: Event,
     run_started: &mut bool,
+    text: &mut OutputText,
 ) -> Result<Flow, axum::Error> {
     match event {
         Event::Run(compile) => {
@@ -170,16 +177,10 @@ async fn relay(
             *run_started = true;
         }
         Event::Output(stream, bytes) => {
-            let name = match stream {
-                Stream::Stdout => "stdout",
-                Stream::Stderr => "stderr",
-            };
-            let data = String::from_utf8_lossy(&bytes);
-            send(
-                socket,
-                json!({"type": "data", "stream": name, "data": data}),
-            )
-            .await?;
+            let data = text.push(stream, &bytes);
+            if !data.is_empty() {
+                send(socket, data_message(stream, data)).await?;
+            }
         }
         Event::Done(finished) => {
             let done = match *finished {
@@ -188,7 +189,9 @@ async fn relay(
             };
             let (compile, run) = stages(&done.result);
             if *run_started {
-                // The stages were reported as they happened: only the run's exit is left.
+                // The stages were reported as they happened: only what the output ended
+                // inside of and the run's exit are left.
+                flush(socket, text).await?;
                 if let Some(run) = run {
                     send(socket, exit_message("run", &run)).await?;
                 }
@@ -203,6 +206,23 @@ async fn relay(
         }
     }
     Ok(Flow::Continue)
+}
+
+/// A `data` message of the run's output.
+fn data_message(stream: Stream, data: String) -> Value {
+    let name = match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    };
+    json!({"type": "data", "stream": name, "data": data})
+}
+
+/// Sends what the run's output ended inside of (a character never completed, as U+FFFD).
+async fn flush(socket: &mut WebSocket, text: &mut OutputText) -> Result<(), axum::Error> {
+    for (stream, data) in text.finish() {
+        send(socket, data_message(stream, data)).await?;
+    }
+    Ok(())
 }
 
 fn view(stage: &StageResult) -> StageView<'_> {

@@ -38,6 +38,7 @@ use super::V1Caller;
 use crate::error::ApiError;
 use crate::execution_request::{check_single_run, ExecutionBody};
 use crate::state::{AppState, Caller};
+use crate::text::OutputText;
 use crate::websocket::{close, parse, send, AbortOnDrop, StdinWriter};
 
 /// How long a client has to send its program.
@@ -203,29 +204,46 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
     };
     // Dropping the job's future (the session ended) cancels the execution.
     let _job = AbortOnDrop(job);
+    // The output as text, cut at character boundaries.
+    let mut text = OutputText::default();
+    let output = |stream: Stream, data: String| {
+        let name = match stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        };
+        json!({"type": name, "data": data})
+    };
     loop {
         tokio::select! {
             event = received.recv() => {
                 let Some(event) = event else { return };
-                let (message, last) = match event {
-                    Event::Output(stream, bytes) => {
-                        let name = match stream {
-                            Stream::Stdout => "stdout",
-                            Stream::Stderr => "stderr",
-                        };
-                        (json!({"type": name, "data": String::from_utf8_lossy(&bytes)}), false)
-                    }
+                let (messages, last) = match event {
+                    Event::Output(stream, bytes) => match text.push(stream, &bytes) {
+                        data if data.is_empty() => continue,
+                        data => (vec![output(stream, data)], false),
+                    },
                     Event::Usage(sample) => {
                         let mut reading = serde_json::to_value(sample).unwrap_or_default();
                         if let Value::Object(fields) = &mut reading {
                             fields.insert("type".into(), json!("usage"));
                         }
-                        (reading, false)
+                        (vec![reading], false)
                     }
-                    Event::Done(last) => (last, true),
+                    // What the output ended inside of, then the result.
+                    Event::Done(last) => {
+                        let mut messages: Vec<Value> = text
+                            .finish()
+                            .into_iter()
+                            .map(|(stream, data)| output(stream, data))
+                            .collect();
+                        messages.push(last);
+                        (messages, true)
+                    }
                 };
-                if send(&mut socket, message).await.is_err() {
-                    return;
+                for message in messages {
+                    if send(&mut socket, message).await.is_err() {
+                        return;
+                    }
                 }
                 if last {
                     return close(socket, 1000, "done").await;

@@ -10,14 +10,15 @@
 //! data: {...the result object of docs/result-schema.md...}
 //! ```
 //!
-//! `stdout` and `stderr` events carry the run stage's output in order, each chunk as read
-//! (invalid UTF-8 replaced), within the output limit; `usage` events a reading of the run's
+//! `stdout` and `stderr` events carry the run stage's output in order, each chunk as read up
+//! to its last whole character (invalid UTF-8 replaced), within the output limit; `usage` events a reading of the run's
 //! cgroup every 100 ms (`{t_ms, cpu_time_ms, memory_bytes, pids}`, live resource monitoring);
 //! then exactly one `result` event, or an
 //! `error` event (`{error, kind}`) when the execution did not run to a result. A client that
 //! goes away ends the program: its next chunk finds nobody to take it.
 
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -34,6 +35,7 @@ use crate::error::ApiError;
 use crate::execution_request::{check_single_run, ExecutionBody};
 use crate::json_body::JsonObject;
 use crate::state::AppState;
+use crate::text::OutputText;
 
 /// One server-sent event of the stream, as the OpenAPI document describes each.
 #[derive(utoipa::ToSchema)]
@@ -74,8 +76,12 @@ pub(crate) async fn create(
     check_single_run(&request, state.engine().catalog(), "a streamed execution")?;
     let admitted = state.admit(&caller)?;
     let (events, receiver) = mpsc::unbounded_channel::<Bytes>();
+    let text = Arc::new(Mutex::new(OutputText::default()));
     request.interactive = Some(Interactive {
-        output: Box::new(EventSink(events.clone())),
+        output: Box::new(EventSink {
+            events: events.clone(),
+            text: Arc::clone(&text),
+        }),
         on_denial: None,
         on_run: None,
         on_prepared: None,
@@ -92,6 +98,14 @@ pub(crate) async fn create(
             },
             Err(e) => event("error", &ApiError::from(e).body().to_string()),
         };
+        // A character the output ended inside of.
+        let held_back = text.lock().map(|mut t| t.finish()).unwrap_or_default();
+        for (stream, data) in held_back {
+            let _ = events.send(event(
+                stream_name(stream),
+                &json!({ "data": data }).to_string(),
+            ));
+        }
         let _ = events.send(last);
     });
     let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(receiver);
@@ -107,23 +121,41 @@ pub(crate) async fn create(
 }
 
 /// The run's output and readings, as events on the stream's channel.
-struct EventSink(mpsc::UnboundedSender<Bytes>);
+struct EventSink {
+    events: mpsc::UnboundedSender<Bytes>,
+    /// The output as text, cut at character boundaries (what a chunk ended inside of waits
+    /// for the next one, or for the end of the run).
+    text: Arc<Mutex<OutputText>>,
+}
 
 impl OutputSink for EventSink {
     fn chunk(&mut self, stream: Stream, bytes: &[u8]) -> bool {
-        let name = match stream {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
+        let text = match self.text.lock() {
+            Ok(mut text) => text.push(stream, bytes),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
         };
-        let data = json!({ "data": String::from_utf8_lossy(bytes) });
+        if text.is_empty() {
+            return !self.events.is_closed();
+        }
+        let data = json!({ "data": text });
         // The client has gone when nobody takes the chunk: end the program.
-        self.0.send(event(name, &data.to_string())).is_ok()
+        self.events
+            .send(event(stream_name(stream), &data.to_string()))
+            .is_ok()
     }
 
     fn sample(&mut self, sample: &UsageSample) {
         if let Ok(data) = serde_json::to_string(sample) {
-            let _ = self.0.send(event("usage", &data));
+            let _ = self.events.send(event("usage", &data));
         }
+    }
+}
+
+/// The event of a stream's output.
+fn stream_name(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
     }
 }
 

@@ -81,6 +81,17 @@ expect("the exit code", len(exits) == 1 and exits[0]["code"] == 3 and exits[0]["
        exits)
 expect("exit last", kinds[-1] == "exit", kinds)
 
+# A character the program writes in two pieces arrives whole (a read of the pipe may end
+# inside it); an invalid byte and a character never completed are U+FFFD.
+received, close = session([
+    init("printf '\\303'; sleep 0.2; printf '\\251 \\342\\202'; sleep 0.2; "
+         "printf '\\254 \\377\\n\\360\\237'" + "\n"),
+    {"type": "data", "stream": "stdin", "data": EOT},
+])
+stdout = "".join(m["data"] for m in received if m["type"] == "data" and m["stream"] == "stdout")
+expect("characters cut by reads arrive whole", stdout == "\u00e9 \u20ac \ufffd\n\ufffd",
+       repr(stdout))
+
 # No init: closed with 4001 after Piston's one second.
 received, close = session([], timeout=20)
 expect("no init closes 4001", close == (4001, "Initialization Timeout") and received == [],

@@ -76,6 +76,21 @@ result = results[0]["result"]
 expect("the result is the whole run's", result["outcome"] == {"kind": "exited", "code": 0}
        and result["stdout"] == "got a\ngot b\ngot c\nbye\n", result)
 
+# A character that the program writes in two pieces arrives whole (a read of the pipe may end
+# inside it); an invalid byte and a character never completed are U+FFFD, as in the result.
+split = ("import sys, time\n"
+         "out = sys.stdout.buffer\n"
+         "for piece in [b'\\xc3', b'\\xa9 \\xe2\\x82', b'\\xac \\xff\\n\\xf0\\x9f']:\n"
+         "    out.write(piece); out.flush(); time.sleep(0.2)\n")
+with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"language": "python", "code": split}))
+    ws.send(json.dumps({"type": "stdin", "eof": True}))
+    tail, closed = rest(ws)
+streamed = "".join(m["data"] for m in tail if m["type"] == "stdout")
+results = [m["result"]["stdout"] for m in tail if m["type"] == "result"]
+expect("characters cut by reads arrive whole", streamed == "\u00e9 \u20ac \ufffd\n\ufffd"
+       and results == [streamed], (streamed, results))
+
 # SIGINT reaches the program, which handles it and ends on its own terms.
 with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
     ws.send(json.dumps({"language": "bash", "code":
