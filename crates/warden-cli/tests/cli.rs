@@ -49,6 +49,25 @@ fn every_language_passes_its_smoke_test_in_the_sandbox() {
     }
 }
 
+/// Output that is not UTF-8 is text with U+FFFD in the JSON, and its exact bytes ride along in
+/// base64; UTF-8 output has no such field.
+#[test]
+fn output_that_is_not_utf8_is_also_given_exactly() {
+    use base64::Engine as _;
+    let result = json(
+        &["-l", "bash", "-c", "printf '\\377\\000ok'; printf 'é' >&2"],
+        b"",
+    );
+    assert_eq!(result["stdout"], "\u{fffd}\u{0}ok", "{result}");
+    let exact = result["stdout_base64"].as_str().expect("the exact bytes");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(exact)
+        .expect("base64");
+    assert_eq!(decoded, b"\xff\x00ok");
+    assert_eq!(result["stderr"], "é");
+    assert!(result.get("stderr_base64").is_none(), "{result}");
+}
+
 #[test]
 fn language_is_detected_from_the_file_name_and_stdin_passes_through() {
     let dir = tempfile::tempdir().expect("tempdir");

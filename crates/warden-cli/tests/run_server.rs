@@ -94,6 +94,12 @@ fn a_run_through_the_server_ends_as_the_same_run_here() {
     let killed = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)";
     let (code, stderr) = same_both_ways(&server, &["-l", "python", "-c", killed], b"");
     assert_eq!(code, Some(137), "{stderr}");
+
+    // Output that is not UTF-8 comes back byte for byte (the JSON's text could not carry it).
+    let bytes = "printf '\\377\\000ok\\303'; printf '\\376 \\342\\202' >&2";
+    let (code, stderr) = same_both_ways(&server, &["-l", "bash", "-c", bytes], b"");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr.as_bytes(), "\u{fffd} \u{fffd}".as_bytes());
 }
 
 #[test]

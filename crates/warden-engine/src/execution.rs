@@ -368,7 +368,7 @@ fn millis_f64<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::
 }
 
 /// What happened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ExecutionResult {
     /// The execution's id.
     pub id: ExecutionId,
@@ -380,11 +380,10 @@ pub struct ExecutionResult {
     pub mode: Mode,
     /// How the program ended (`compile_error` or `dependency_error` when it never ran).
     pub outcome: Outcome,
-    /// Standard output (invalid UTF-8 replaced in JSON).
-    #[serde(serialize_with = "lossy")]
+    /// Standard output: in JSON as text (invalid UTF-8 replaced), and as `stdout_base64`, its
+    /// exact bytes, when they are not UTF-8.
     pub stdout: Vec<u8>,
-    /// Standard error (invalid UTF-8 replaced in JSON).
-    #[serde(serialize_with = "lossy")]
+    /// Standard error, in JSON as `stdout` is.
     pub stderr: Vec<u8>,
     /// Whether stdout was cut at the output limit.
     pub stdout_truncated: bool,
@@ -392,35 +391,123 @@ pub struct ExecutionResult {
     pub stderr_truncated: bool,
     /// The order the run stage's stdout and stderr were read in: Piston's `output` puts them
     /// back together with [`OutputOrder::interleave`]. Not part of the JSON result.
-    #[serde(skip)]
     pub output_order: OutputOrder,
     /// Resources used by the run stage.
     pub usage: Usage,
     /// The run stage's cgroup read every 100 ms while it ran: time into the run, cpu time,
     /// memory charged, tasks (docs/result-schema.md); absent for a shorter run.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub samples: Vec<warden_core::UsageSample>,
     /// The limits enforced on the run stage.
     pub limits: Limits,
     /// The dependency installation, when the request named dependencies (`cached` when the
     /// set came from the dependency cache).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<StageResult>,
     /// The compile stage, for compiled languages.
     pub compile: Option<StageResult>,
     /// The test cases' results, in order (absent without test cases). The top-level outcome
     /// and output are the last case's.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestResult>,
     /// The mode, why, the analysis and the run-time violations.
     pub security: Security,
     /// The network policy and every connection attempt its proxy logged; absent under a
     /// policy that lets nothing out (`no_access`: loopback only, nothing to log).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::engine::NetworkReport>,
     /// The named volumes mounted into the compile and run stages; absent without any.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeRequest>,
+}
+
+/// The result object of docs/result-schema.md: every field but `output_order`, and after
+/// `stdout` and `stderr` their exact bytes in base64 when they are not valid UTF-8 (the text
+/// has U+FFFD in place of what could not be read), so that a client (`warden run --server`)
+/// can give back what the program wrote, byte for byte.
+impl Serialize for ExecutionResult {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            id: &'a ExecutionId,
+            language: &'a LanguageId,
+            detection: &'a LanguageDetection,
+            mode: &'a Mode,
+            outcome: &'a Outcome,
+            #[serde(serialize_with = "lossy")]
+            stdout: &'a [u8],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            stdout_base64: Option<String>,
+            #[serde(serialize_with = "lossy")]
+            stderr: &'a [u8],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            stderr_base64: Option<String>,
+            stdout_truncated: bool,
+            stderr_truncated: bool,
+            usage: &'a Usage,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            samples: &'a [warden_core::UsageSample],
+            limits: &'a Limits,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            dependencies: &'a Option<StageResult>,
+            compile: &'a Option<StageResult>,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            tests: &'a [TestResult],
+            security: &'a Security,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            network: &'a Option<crate::engine::NetworkReport>,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            volumes: &'a [VolumeRequest],
+        }
+        // Every field named: one added to the result must be added here too.
+        let ExecutionResult {
+            id,
+            language,
+            detection,
+            mode,
+            outcome,
+            stdout,
+            stderr,
+            stdout_truncated,
+            stderr_truncated,
+            output_order: _,
+            usage,
+            samples,
+            limits,
+            dependencies,
+            compile,
+            tests,
+            security,
+            network,
+            volumes,
+        } = self;
+        Shown {
+            id,
+            language,
+            detection,
+            mode,
+            outcome,
+            stdout,
+            stdout_base64: exact(stdout),
+            stderr,
+            stderr_base64: exact(stderr),
+            stdout_truncated: *stdout_truncated,
+            stderr_truncated: *stderr_truncated,
+            usage,
+            samples,
+            limits,
+            dependencies,
+            compile,
+            tests,
+            security,
+            network,
+            volumes,
+        }
+        .serialize(s)
+    }
+}
+
+/// `bytes` in base64 when they are not valid UTF-8 (their JSON text lost something).
+fn exact(bytes: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    std::str::from_utf8(bytes)
+        .is_err()
+        .then(|| base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 pub(crate) fn lossy<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

@@ -270,10 +270,11 @@ fn show(result: &Value, shown: bool) -> anyhow::Result<ExitCode> {
     let limit = limit_field(&outcome)
         .and_then(|field| result["limits"][field].as_str())
         .map(str::to_owned);
+    let (stdout, stderr) = (exact(result, "stdout"), exact(result, "stderr"));
     Ending {
         outcome,
-        stdout: text(&result["stdout"]),
-        stderr: text(&result["stderr"]),
+        stdout: &stdout,
+        stderr: &stderr,
         shown,
         failed_stage,
         limit,
@@ -305,6 +306,19 @@ fn stage<'a>(
 
 fn text(value: &Value) -> &[u8] {
     value.as_str().unwrap_or_default().as_bytes()
+}
+
+/// The run's output `name` (`stdout`, `stderr`) as the program wrote it: its exact bytes
+/// (`stdout_base64`) when the text is not all of it, which happens when they are not UTF-8.
+fn exact<'a>(result: &'a Value, name: &str) -> std::borrow::Cow<'a, [u8]> {
+    use base64::Engine as _;
+    let decoded = result[format!("{name}_base64")]
+        .as_str()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+    match decoded {
+        Some(bytes) => std::borrow::Cow::Owned(bytes),
+        None => std::borrow::Cow::Borrowed(text(&result[name])),
+    }
 }
 
 /// `--profile` through a server: the server's own steps (its `Server-Timing` header) and the
