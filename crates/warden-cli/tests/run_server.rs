@@ -95,6 +95,25 @@ fn a_run_through_the_server_ends_as_the_same_run_here() {
     let (code, stderr) = same_both_ways(&server, &["-l", "python", "-c", killed], b"");
     assert_eq!(code, Some(137), "{stderr}");
 
+    // A program file and standard input that are not UTF-8 go as their bytes (base64).
+    let dir = server.world().path().join("program");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let latin1 = dir.join("latin1.sh");
+    std::fs::write(&latin1, b"echo '\xe9t\xe9'; od -An -tx1\n").expect("written");
+    let (code, stderr) = same_both_ways(
+        &server,
+        &[latin1.to_str().expect("a UTF-8 path")],
+        b"\xff\xfe",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let here = run(
+        &server,
+        false,
+        &[latin1.to_str().expect("a UTF-8 path")],
+        b"\xff\xfe",
+    );
+    assert_eq!(here.stdout, b"\xe9t\xe9\n ff fe\n");
+
     // Output that is not UTF-8 comes back byte for byte (the JSON's text could not carry it).
     let bytes = "printf '\\377\\000ok\\303'; printf '\\376 \\342\\202' >&2";
     let (code, stderr) = same_both_ways(&server, &["-l", "bash", "-c", bytes], b"");
@@ -173,23 +192,7 @@ fn warden_server_in_the_environment_sends_the_run_there() {
 #[test]
 fn what_the_api_cannot_carry_or_the_server_refuses_is_a_clear_error() {
     let server = LiveServer::start("");
-    let dir = server.world().path().join("program");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let binary = dir.join("main.py");
-    std::fs::write(&binary, b"print('\xff')\n").expect("written");
     let before = history_count(&server);
-
-    let out = run(&server, true, &[binary.to_str().expect("utf-8")], b"");
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        text(&out.stderr).contains("not UTF-8"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    let out = run(&server, true, &["-l", "bash", "-c", "cat"], b"\xff\xfe");
-    assert_eq!(out.status.code(), Some(125));
-    assert!(text(&out.stderr).contains("standard input is not UTF-8"));
 
     let out = run(&server, true, &["-l", "cobol", "-c", "x"], b"");
     assert_eq!(out.status.code(), Some(125));

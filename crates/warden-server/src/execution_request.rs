@@ -34,6 +34,9 @@ pub struct ExecutionBody {
     /// Standard input.
     #[serde(default)]
     pub stdin: Option<String>,
+    /// Standard input in base64, for input that is not UTF-8 text; instead of `stdin`.
+    #[serde(default)]
+    pub stdin_base64: Option<String>,
     /// Arguments passed to the program.
     #[serde(default)]
     pub args: Vec<String>,
@@ -113,8 +116,32 @@ pub struct FileBody {
     /// Its name, a relative path (optional for the entry).
     #[serde(default)]
     pub name: Option<String>,
-    /// Its content.
+    /// Its content, as `encoding` says.
     pub content: String,
+    /// How `content` is written: `utf8` (the default) or `base64` (a file that is not UTF-8
+    /// text), as Piston's files say it.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "utf8")]
+    pub encoding: Option<Encoding>,
+}
+
+/// How a file's content is written in the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// Text, as it is.
+    #[default]
+    Utf8,
+    /// Bytes in base64.
+    Base64,
+}
+
+/// `text` decoded from base64, or a 422 naming `field`.
+fn base64_field(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| ApiError::unprocessable(format!("{field} is not valid base64: {e}")))
 }
 
 /// One test case.
@@ -281,11 +308,27 @@ impl ExecutionBody {
             (None, false) => self
                 .files
                 .into_iter()
-                .map(|f| SourceFile {
-                    name: f.name,
-                    code: f.content.into_bytes(),
+                .enumerate()
+                .map(|(i, f)| {
+                    let code = match f.encoding.unwrap_or_default() {
+                        Encoding::Utf8 => f.content.into_bytes(),
+                        Encoding::Base64 => {
+                            base64_field(&format!("files[{i}].content"), &f.content)?
+                        }
+                    };
+                    Ok(SourceFile { name: f.name, code })
                 })
-                .collect(),
+                .collect::<Result<_, ApiError>>()?,
+        };
+        let stdin = match (self.stdin, self.stdin_base64) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::unprocessable(
+                    "give `stdin` or `stdin_base64`, not both",
+                ))
+            }
+            (Some(text), None) => Stdin::Bytes(text.into_bytes()),
+            (None, Some(encoded)) => Stdin::Bytes(base64_field("stdin_base64", &encoded)?),
+            (None, None) => Stdin::Null,
         };
         Ok(ExecutionRequest {
             language: self.language,
@@ -293,9 +336,7 @@ impl ExecutionBody {
             args: self.args,
             compile_options: self.compile_options,
             stderr_to_stdout: self.stderr_to_stdout,
-            stdin: self
-                .stdin
-                .map_or(Stdin::Null, |s| Stdin::Bytes(s.into_bytes())),
+            stdin,
             limits,
             compile_limits,
             mode: self.mode.map(ModeBody::request),
@@ -473,6 +514,47 @@ mod tests {
         let request = body(tests).into_request(&options).expect("valid");
         assert_eq!(request.tests.len(), 1);
         assert_eq!(request.mode, Some(ModeRequest::Exactly(Mode::Sandboxed)));
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_come_in_base64() {
+        let options = ServerOptions::default();
+        let request = body(
+            r#"{"files": [{"name": "a.sh", "content": "/3Q=", "encoding": "base64"},
+                          {"name": "b.txt", "content": "plain", "encoding": "utf8"}],
+                "stdin_base64": "/wA="}"#,
+        )
+        .into_request(&options)
+        .expect("valid");
+        let codes: Vec<&[u8]> = request.sources.iter().map(|f| &f.code[..]).collect();
+        assert_eq!(codes, [&b"\xfft"[..], b"plain"]);
+        assert!(matches!(&request.stdin, Stdin::Bytes(b) if b == b"\xff\x00"));
+        let err = body(r#"{"code": "x", "stdin": "a", "stdin_base64": "YQ=="}"#)
+            .into_request(&options)
+            .expect_err("both");
+        assert_eq!(err.message, "give `stdin` or `stdin_base64`, not both");
+        let err = body(r#"{"code": "x", "stdin_base64": "not base64!"}"#)
+            .into_request(&options)
+            .expect_err("invalid");
+        assert!(
+            err.message.starts_with("stdin_base64 is not valid base64"),
+            "{}",
+            err.message
+        );
+        let err = body(r#"{"files": [{"content": "%%", "encoding": "base64"}]}"#)
+            .into_request(&options)
+            .expect_err("invalid");
+        assert!(
+            err.message
+                .starts_with("files[0].content is not valid base64"),
+            "{}",
+            err.message
+        );
+        let err = serde_json::from_str::<ExecutionBody>(
+            r#"{"files": [{"content": "x", "encoding": "hex"}]}"#,
+        )
+        .expect_err("an unknown encoding");
+        assert!(err.to_string().contains("hex"), "{err}");
     }
 
     #[test]

@@ -126,24 +126,32 @@ fn request(args: &RunArgs, with_stdin: bool) -> anyhow::Result<Value> {
         .sources()?
         .into_iter()
         .map(|file| {
-            let shown = file.name.clone().unwrap_or_else(|| "the code".to_owned());
-            let content = String::from_utf8(file.code).map_err(|_| {
-                anyhow::anyhow!("{shown} is not UTF-8 text, which a server's API cannot carry")
-            })?;
             let mut entry = Map::new();
             if let Some(name) = file.name {
                 entry.insert("name".into(), json!(name));
             }
-            entry.insert("content".into(), json!(content));
-            Ok(Value::Object(entry))
+            // A file that is not UTF-8 text goes as its bytes in base64.
+            match String::from_utf8(file.code) {
+                Ok(content) => {
+                    entry.insert("content".into(), json!(content));
+                }
+                Err(e) => {
+                    entry.insert("content".into(), json!(base64(e.as_bytes())));
+                    entry.insert("encoding".into(), json!("base64"));
+                }
+            }
+            Value::Object(entry)
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Vec<_>>();
     body.insert("files".into(), json!(files));
     if let Some(language) = &args.lang {
         body.insert("language".into(), json!(language));
     }
     if let Some(stdin) = with_stdin.then(stdin).transpose()?.flatten() {
-        body.insert("stdin".into(), json!(stdin));
+        match String::from_utf8(stdin) {
+            Ok(text) => body.insert("stdin".into(), json!(text)),
+            Err(e) => body.insert("stdin_base64".into(), json!(base64(e.as_bytes()))),
+        };
     }
     if !args.args.is_empty() {
         body.insert("args".into(), json!(args.args));
@@ -218,17 +226,18 @@ fn limits(args: &RunArgs) -> Map<String, Value> {
 
 /// Standard input, read whole (a pipe cannot be handed to another process over HTTP); none
 /// from a terminal, as for a local run.
-fn stdin() -> anyhow::Result<Option<String>> {
+fn stdin() -> anyhow::Result<Option<Vec<u8>>> {
     if std::io::stdin().is_terminal() {
         return Ok(None);
     }
     let bytes = read_stdin()?;
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    String::from_utf8(bytes).map(Some).map_err(|_| {
-        anyhow::anyhow!("standard input is not UTF-8 text, which a server's API cannot carry")
-    })
+    Ok((!bytes.is_empty()).then_some(bytes))
+}
+
+/// `bytes` in base64, as the API's `stdin_base64` and `"encoding": "base64"` files take them.
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The server's mode policy refused the program (403, `refused`).
