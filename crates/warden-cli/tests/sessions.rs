@@ -133,6 +133,17 @@ fn a_session_keeps_its_workspace_across_calls_and_files_move_in_and_out() {
     let out = session(&server, &["exec", &id, "--", "echo oops >&2; exit 3"]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(text(&out.stderr), "oops\n");
+    // Input and output that are not UTF-8 text pass byte for byte (base64 on the wire).
+    let out = session_with_stdin(
+        &server,
+        &["exec", &id, "--stdin", "--", "cat; printf '\\377' >&2"],
+        Some(b"\xff\x00\xfe"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        (&out.stdout[..], &out.stderr[..]),
+        (&b"\xff\x00\xfe"[..], &b"\xff"[..])
+    );
     // A command no command line can hold is the caller's mistake, not a call.
     let (status, body) = server.request(
         "POST",
@@ -143,7 +154,7 @@ fn a_session_keeps_its_workspace_across_calls_and_files_move_in_and_out() {
     assert!(body.contains("holds a NUL byte"), "{body}");
 
     let state = show(&server, &id);
-    assert_eq!(state["calls"], 4, "{state}");
+    assert_eq!(state["calls"], 5, "{state}");
     assert!(
         state["disk_used_bytes"].as_u64().is_some_and(|b| b > 0),
         "{state}"

@@ -136,6 +136,20 @@ pub enum Encoding {
     Base64,
 }
 
+/// A request's standard input from its `stdin` (text) or `stdin_base64` (bytes), not both.
+pub(crate) fn stdin_of(text: Option<String>, encoded: Option<String>) -> Result<Stdin, ApiError> {
+    Ok(match (text, encoded) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::unprocessable(
+                "give `stdin` or `stdin_base64`, not both",
+            ))
+        }
+        (Some(text), None) => Stdin::Bytes(text.into_bytes()),
+        (None, Some(encoded)) => Stdin::Bytes(base64_field("stdin_base64", &encoded)?),
+        (None, None) => Stdin::Null,
+    })
+}
+
 /// `text` decoded from base64, or a 422 naming `field`.
 fn base64_field(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
     use base64::Engine as _;
@@ -320,16 +334,7 @@ impl ExecutionBody {
                 })
                 .collect::<Result<_, ApiError>>()?,
         };
-        let stdin = match (self.stdin, self.stdin_base64) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::unprocessable(
-                    "give `stdin` or `stdin_base64`, not both",
-                ))
-            }
-            (Some(text), None) => Stdin::Bytes(text.into_bytes()),
-            (None, Some(encoded)) => Stdin::Bytes(base64_field("stdin_base64", &encoded)?),
-            (None, None) => Stdin::Null,
-        };
+        let stdin = stdin_of(self.stdin, self.stdin_base64)?;
         Ok(ExecutionRequest {
             language: self.language,
             sources,

@@ -3,6 +3,7 @@
 //! loopback unless the operator configured otherwise, and a remote one sits behind a proxy
 //! that terminates TLS. One request per connection (`Connection: close`).
 
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -267,6 +268,25 @@ pub(crate) fn query_value(s: &str) -> String {
             b => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A result's output `name` (`stdout`, `stderr`) as the program wrote it: its exact bytes
+/// (`stdout_base64`) when the text is not all of it, which happens when they are not UTF-8.
+pub(crate) fn exact_output<'a>(result: &'a serde_json::Value, name: &str) -> Cow<'a, [u8]> {
+    use base64::Engine as _;
+    let decoded = result[format!("{name}_base64")]
+        .as_str()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+    match decoded {
+        Some(bytes) => Cow::Owned(bytes),
+        None => Cow::Borrowed(result[name].as_str().unwrap_or_default().as_bytes()),
+    }
+}
+
+/// `bytes` in base64, as the API's `stdin_base64` and `"encoding": "base64"` files take them.
+pub(crate) fn base64_text(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]

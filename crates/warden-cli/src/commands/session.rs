@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use warden_core::{ByteSize, Outcome};
 
-use super::client::{query_value, Client, DEFAULT_SERVER};
+use super::client::{base64_text, exact_output, query_value, Client, DEFAULT_SERVER};
 
 /// Arguments of `warden session`.
 #[derive(Debug, Args)]
@@ -222,11 +222,15 @@ fn exec_call(client: &Client, args: ExecArgs) -> anyhow::Result<ExitCode> {
         return interactive(client, &args.id, &body);
     }
     if args.stdin {
-        let mut input = String::new();
+        let mut input = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut input)
+            .read_to_end(&mut input)
             .context("reading standard input")?;
-        body["stdin"] = json!(input);
+        // Input that is not UTF-8 text goes as its bytes.
+        match String::from_utf8(input) {
+            Ok(text) => body["stdin"] = json!(text),
+            Err(e) => body["stdin_base64"] = json!(base64_text(e.as_bytes())),
+        }
     }
     if let Some(wall) = args.wall_time {
         body["limits"] = json!({ "wall_time": wall });
@@ -243,8 +247,8 @@ fn exec_call(client: &Client, args: ExecArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     show_failed_compile(&result);
-    std::io::stdout().write_all(result["stdout"].as_str().unwrap_or_default().as_bytes())?;
-    std::io::stderr().write_all(result["stderr"].as_str().unwrap_or_default().as_bytes())?;
+    std::io::stdout().write_all(&exact_output(&result, "stdout"))?;
+    std::io::stderr().write_all(&exact_output(&result, "stderr"))?;
     let outcome: Outcome = serde_json::from_value(result["outcome"].clone())
         .context("the server's result has no outcome")?;
     if !matches!(outcome, Outcome::Exited { .. }) {

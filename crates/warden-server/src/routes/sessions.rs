@@ -59,6 +59,9 @@ pub(crate) struct CommandBody {
     /// Standard input.
     #[serde(default)]
     stdin: Option<String>,
+    /// Standard input in base64, for input that is not UTF-8 text; instead of `stdin`.
+    #[serde(default)]
+    stdin_base64: Option<String>,
     /// Arguments (`$1`, `$2`, ... of the command).
     #[serde(default)]
     args: Vec<String>,
@@ -232,9 +235,7 @@ pub(crate) fn call_of(body: serde_json::Value, state: &AppState) -> Result<Sessi
         let body: CommandBody = serde_json::from_value(body).map_err(invalid)?;
         let request = warden_engine::ExecutionRequest {
             args: body.args,
-            stdin: body.stdin.map_or(warden_sandbox::Stdin::Null, |s| {
-                warden_sandbox::Stdin::Bytes(s.into_bytes())
-            }),
+            stdin: crate::execution_request::stdin_of(body.stdin, body.stdin_base64)?,
             limits: body.limits.checked(&state.options().maxima)?,
             ..Default::default()
         };

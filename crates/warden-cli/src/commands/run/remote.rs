@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 use warden_core::Outcome;
 
 use super::{announce_detection, limit_field, read_stdin, Ending, FailedStage, RunArgs};
-use crate::commands::client::{Answer, Client};
+use crate::commands::client::{base64_text, exact_output, Answer, Client};
 use crate::commands::connect::Ended;
 use crate::exit_code;
 
@@ -136,7 +136,7 @@ fn request(args: &RunArgs, with_stdin: bool) -> anyhow::Result<Value> {
                     entry.insert("content".into(), json!(content));
                 }
                 Err(e) => {
-                    entry.insert("content".into(), json!(base64(e.as_bytes())));
+                    entry.insert("content".into(), json!(base64_text(e.as_bytes())));
                     entry.insert("encoding".into(), json!("base64"));
                 }
             }
@@ -150,7 +150,7 @@ fn request(args: &RunArgs, with_stdin: bool) -> anyhow::Result<Value> {
     if let Some(stdin) = with_stdin.then(stdin).transpose()?.flatten() {
         match String::from_utf8(stdin) {
             Ok(text) => body.insert("stdin".into(), json!(text)),
-            Err(e) => body.insert("stdin_base64".into(), json!(base64(e.as_bytes()))),
+            Err(e) => body.insert("stdin_base64".into(), json!(base64_text(e.as_bytes()))),
         };
     }
     if !args.args.is_empty() {
@@ -234,12 +234,6 @@ fn stdin() -> anyhow::Result<Option<Vec<u8>>> {
     Ok((!bytes.is_empty()).then_some(bytes))
 }
 
-/// `bytes` in base64, as the API's `stdin_base64` and `"encoding": "base64"` files take them.
-fn base64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 /// The server's mode policy refused the program (403, `refused`).
 fn refused(json: bool, answer: &Value) -> anyhow::Result<ExitCode> {
     let message = answer["error"].as_str().unwrap_or("refused");
@@ -279,7 +273,10 @@ fn show(result: &Value, shown: bool) -> anyhow::Result<ExitCode> {
     let limit = limit_field(&outcome)
         .and_then(|field| result["limits"][field].as_str())
         .map(str::to_owned);
-    let (stdout, stderr) = (exact(result, "stdout"), exact(result, "stderr"));
+    let (stdout, stderr) = (
+        exact_output(result, "stdout"),
+        exact_output(result, "stderr"),
+    );
     Ending {
         outcome,
         stdout: &stdout,
@@ -315,19 +312,6 @@ fn stage<'a>(
 
 fn text(value: &Value) -> &[u8] {
     value.as_str().unwrap_or_default().as_bytes()
-}
-
-/// The run's output `name` (`stdout`, `stderr`) as the program wrote it: its exact bytes
-/// (`stdout_base64`) when the text is not all of it, which happens when they are not UTF-8.
-fn exact<'a>(result: &'a Value, name: &str) -> std::borrow::Cow<'a, [u8]> {
-    use base64::Engine as _;
-    let decoded = result[format!("{name}_base64")]
-        .as_str()
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
-    match decoded {
-        Some(bytes) => std::borrow::Cow::Owned(bytes),
-        None => std::borrow::Cow::Borrowed(text(&result[name])),
-    }
 }
 
 /// `--profile` through a server: the server's own steps (its `Server-Timing` header) and the
