@@ -328,6 +328,43 @@ fn at_a_terminal_the_run_through_the_server_is_attached_as_here() {
     }
 }
 
+/// At a terminal too (over the WebSocket), bytes that are not UTF-8 text pass both ways as
+/// they do here: typed in (Latin-1), and written out by the program.
+#[test]
+fn at_a_terminal_bytes_that_are_not_text_pass_both_ways() {
+    use std::io::{Read, Write};
+    let server = LiveServer::start("");
+    let program = "import sys\n\
+                   line = sys.stdin.buffer.readline()\n\
+                   sys.stdout.buffer.write(b'\\xff' + line)\n";
+    for through in [false, true] {
+        let mut args = vec!["run"];
+        let base = server.base();
+        if through {
+            args.extend(["--server", base.as_str()]);
+        }
+        args.extend(["-l", "python", "-c", program]);
+        let (mut child, mut typing) =
+            live_server::support::at_a_terminal(server.world(), &[("WARDEN_TOKEN", TOKEN)], &args);
+        typing.write_all(b"\xe9t\xe9\n").expect("a line typed");
+        let mut stdout = Vec::new();
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_end(&mut stdout)
+            .expect("the output");
+        let out = child.wait_with_output().expect("warden ends");
+        assert_eq!(
+            (out.status.code(), &stdout[..]),
+            (Some(0), &b"\xff\xe9t\xe9\n"[..]),
+            "through the server: {through}: {}\nserver log:\n{}",
+            text(&out.stderr),
+            server.log()
+        );
+    }
+}
+
 /// Through the server as here: after Ctrl-Z and `bg`, a line typed at the terminal would stop
 /// warden alone when read; instead the server's program stops with it (SIGTSTP, then SIGCONT
 /// over the WebSocket) until `fg`, where the line reaches the program.

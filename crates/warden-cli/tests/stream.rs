@@ -134,6 +134,7 @@ fn output_arrives_in_order_while_the_program_runs_then_the_result() {
 /// U+FFFD in both).
 #[test]
 fn a_character_cut_by_a_read_arrives_whole() {
+    use base64::Engine as _;
     let server = LiveServer::start("");
     let program = "import sys, time\nout = sys.stdout.buffer\n\
                    for piece in [b'\\xc3', b'\\xa9 \\xe2\\x82', b'\\xac \\xff\\n\\xf0\\x9f']:\n\
@@ -151,6 +152,24 @@ fn a_character_cut_by_a_read_arrives_whole() {
         .filter_map(|(_, v)| v["data"].as_str())
         .collect();
     assert_eq!(streamed, "é € \u{fffd}\n\u{fffd}", "{events:?}");
+    // A chunk whose text lost bytes carries them: together, the bytes the program wrote.
+    let exact: Vec<u8> = events
+        .iter()
+        .filter(|(n, _)| n == "stdout")
+        .flat_map(|(_, v)| match v["data_base64"].as_str() {
+            Some(b) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .expect("base64"),
+            None => v["data"].as_str().unwrap_or_default().as_bytes().to_vec(),
+        })
+        .collect();
+    assert_eq!(
+        exact,
+        "é € "
+            .bytes()
+            .chain(*b"\xff\n\xf0\x9f")
+            .collect::<Vec<u8>>()
+    );
     let (name, result) = events.last().expect("events");
     assert_eq!(name, "result", "{events:?}");
     assert_eq!(result["stdout"], streamed.as_str());

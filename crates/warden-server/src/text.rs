@@ -16,22 +16,25 @@ pub(crate) struct Utf8Stream {
 
 impl Utf8Stream {
     /// The text of `bytes` after what was held back, up to the last complete character; an
-    /// invalid sequence is one U+FFFD, as `String::from_utf8_lossy` writes it. May be empty.
-    pub(crate) fn push(&mut self, bytes: &[u8]) -> String {
+    /// invalid sequence is one U+FFFD, as `String::from_utf8_lossy` writes it (and the chunk
+    /// then carries the bytes it stands for). May be empty.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Chunk {
         let joined;
-        let mut input: &[u8] = if self.pending.is_empty() {
+        let whole: &[u8] = if self.pending.is_empty() {
             bytes
         } else {
             self.pending.extend_from_slice(bytes);
             joined = std::mem::take(&mut self.pending);
             &joined
         };
+        let mut input = whole;
         let mut text = String::with_capacity(input.len());
+        let mut replaced = false;
         loop {
             match std::str::from_utf8(input) {
                 Ok(valid) => {
                     text.push_str(valid);
-                    return text;
+                    break;
                 }
                 Err(e) => {
                     let (valid, rest) = input.split_at(e.valid_up_to());
@@ -40,23 +43,58 @@ impl Utf8Stream {
                         // The input ends inside a character that may still be completed.
                         None => {
                             self.pending = rest.to_vec();
-                            return text;
+                            break;
                         }
                         Some(invalid) => {
                             text.push(char::REPLACEMENT_CHARACTER);
+                            replaced = true;
                             input = &rest[invalid..];
                         }
                     }
                 }
             }
         }
+        let exact = replaced.then(|| whole[..whole.len() - self.pending.len()].to_vec());
+        Chunk { text, exact }
     }
 
     /// What was held back, once the stream has ended: a character that was never completed
-    /// is one U+FFFD. Empty when nothing was.
-    pub(crate) fn finish(&mut self) -> String {
+    /// is one U+FFFD (with its bytes). Empty when nothing was.
+    pub(crate) fn finish(&mut self) -> Chunk {
         let pending = std::mem::take(&mut self.pending);
-        String::from_utf8_lossy(&pending).into_owned()
+        Chunk {
+            text: String::from_utf8_lossy(&pending).into_owned(),
+            exact: (!pending.is_empty()).then_some(pending),
+        }
+    }
+}
+
+/// A piece of a stream's text.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Chunk {
+    /// The text.
+    pub(crate) text: String,
+    /// The bytes it was read from, when some were not UTF-8 (the text has U+FFFD for them).
+    pub(crate) exact: Option<Vec<u8>>,
+}
+
+impl Chunk {
+    /// Whether there is nothing to send.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// `data` (the text) and, when the text lost bytes, `data_base64` (them all): what the own
+    /// API's output messages carry.
+    pub(crate) fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        use base64::Engine as _;
+        let mut fields = serde_json::Map::new();
+        fields.insert("data".into(), self.text.clone().into());
+        if let Some(exact) = &self.exact {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(exact);
+            fields.insert("data_base64".into(), encoded.into());
+        }
+        fields
     }
 }
 
@@ -69,16 +107,16 @@ pub(crate) struct OutputText {
 
 impl OutputText {
     /// [`Utf8Stream::push`] on `stream`.
-    pub(crate) fn push(&mut self, stream: Stream, bytes: &[u8]) -> String {
+    pub(crate) fn push(&mut self, stream: Stream, bytes: &[u8]) -> Chunk {
         self.of(stream).push(bytes)
     }
 
     /// Each stream's [`Utf8Stream::finish`], for those that held something back.
-    pub(crate) fn finish(&mut self) -> Vec<(Stream, String)> {
+    pub(crate) fn finish(&mut self) -> Vec<(Stream, Chunk)> {
         [Stream::Stdout, Stream::Stderr]
             .into_iter()
             .map(|stream| (stream, self.of(stream).finish()))
-            .filter(|(_, text)| !text.is_empty())
+            .filter(|(_, chunk)| !chunk.is_empty())
             .collect()
     }
 
@@ -100,10 +138,28 @@ mod tests {
         let mut text = String::new();
         let mut start = 0;
         for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
-            text.push_str(&stream.push(&bytes[start..cut]));
+            text.push_str(&stream.push(&bytes[start..cut]).text);
             start = cut;
         }
-        text + &stream.finish()
+        text + &stream.finish().text
+    }
+
+    /// `bytes` read in pieces cut at `cuts`, as the bytes the chunks stand for: each chunk's
+    /// exact bytes when it has them, else its text's.
+    fn exact(bytes: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let mut stream = Utf8Stream::default();
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut take = |chunk: Chunk| match chunk.exact {
+            Some(exact) => out.extend_from_slice(&exact),
+            None => out.extend_from_slice(chunk.text.as_bytes()),
+        };
+        for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
+            take(stream.push(&bytes[start..cut]));
+            start = cut;
+        }
+        take(stream.finish());
+        out
     }
 
     #[test]
@@ -116,8 +172,9 @@ mod tests {
         let every: Vec<usize> = (1..text.len()).collect();
         assert_eq!(streamed(text, &every), "é€𝄞 ok\n");
         let mut stream = Utf8Stream::default();
-        assert_eq!(stream.push(&[0xe2, 0x82]), "");
-        assert_eq!(stream.push(&[0xac, b'!']), "€!");
+        assert_eq!(stream.push(&[0xe2, 0x82]), Chunk::default());
+        let euro = stream.push(&[0xac, b'!']);
+        assert_eq!((euro.text.as_str(), euro.exact), ("€!", None));
     }
 
     #[test]
@@ -138,6 +195,11 @@ mod tests {
                         whole,
                         "{bytes:?} cut at {first} and {second}"
                     );
+                    assert_eq!(
+                        exact(bytes, &[first, second]),
+                        bytes,
+                        "{bytes:?} cut at {first} and {second}: the exact bytes"
+                    );
                 }
             }
         }
@@ -146,13 +208,19 @@ mod tests {
     #[test]
     fn each_stream_holds_back_its_own_bytes() {
         let mut output = OutputText::default();
-        assert_eq!(output.push(Stream::Stdout, b"\xc3"), "");
-        assert_eq!(output.push(Stream::Stderr, b"\xe2\x82"), "");
-        assert_eq!(output.push(Stream::Stdout, b"\xa9"), "é");
-        assert_eq!(
-            output.finish(),
-            [(Stream::Stderr, char::REPLACEMENT_CHARACTER.to_string())]
-        );
+        assert!(output.push(Stream::Stdout, b"\xc3").is_empty());
+        assert!(output.push(Stream::Stderr, b"\xe2\x82").is_empty());
+        assert_eq!(output.push(Stream::Stdout, b"\xa9").text, "é");
+        let held = Chunk {
+            text: char::REPLACEMENT_CHARACTER.to_string(),
+            exact: Some(b"\xe2\x82".to_vec()),
+        };
+        assert_eq!(output.finish(), [(Stream::Stderr, held)]);
         assert!(output.finish().is_empty());
+        let fields = output.push(Stream::Stdout, b"a\xffb").fields();
+        assert_eq!(
+            serde_json::Value::Object(fields),
+            serde_json::json!({"data": "a\u{fffd}b", "data_base64": "Yf9i"})
+        );
     }
 }

@@ -13,7 +13,7 @@ use tungstenite::Message;
 
 use nix::sys::signal::Signal;
 
-use super::client::Client;
+use super::client::{base64_text, exact_output, Client};
 use super::passed_on::PassedOn;
 
 /// How the run over the WebSocket ended.
@@ -66,6 +66,9 @@ pub(crate) fn run(
         while let Some(chunk) = input.as_ref().and_then(|(i, _)| i.try_recv().ok()) {
             let message = match chunk {
                 Input::Text(text) => json!({ "type": "stdin", "data": text }),
+                Input::Bytes(bytes) => {
+                    json!({ "type": "stdin", "data_base64": base64_text(&bytes) })
+                }
                 Input::End => json!({ "type": "stdin", "eof": true }),
                 Input::Background => {
                     stop_with_program(&mut socket, Signal::SIGTTIN);
@@ -105,11 +108,11 @@ pub(crate) fn run(
             .context("the server sent a message that is not JSON")?;
         match message["type"].as_str() {
             Some("stdout") => {
-                out.write_all(message["data"].as_str().unwrap_or_default().as_bytes())?;
+                out.write_all(&exact_output(&message, "data"))?;
                 out.flush()?;
             }
             Some("stderr") => {
-                err.write_all(message["data"].as_str().unwrap_or_default().as_bytes())?;
+                err.write_all(&exact_output(&message, "data"))?;
             }
             Some("result") => return Ok(Ended::Result(message["result"].clone())),
             Some("error") => return Ok(Ended::Error(message)),
@@ -122,6 +125,8 @@ pub(crate) fn run(
 enum Input {
     /// A chunk of text, as it came.
     Text(String),
+    /// A chunk that is not UTF-8 text, as it came (the API carries it in base64).
+    Bytes(Vec<u8>),
     /// The end of the input.
     End,
     /// Input waits at the terminal, and this process is not its foreground job (it went on
@@ -131,8 +136,9 @@ enum Input {
     Background,
 }
 
-/// Reads this process's standard input on a thread of its own: each chunk of text as it comes
-/// (a terminal's line, a pipe's block; a UTF-8 sequence split between reads is kept whole),
+/// Reads this process's standard input on a thread of its own: each chunk as it comes (a
+/// terminal's line, a pipe's block; a UTF-8 sequence split between reads is kept whole; bytes
+/// that are not UTF-8 go as they are),
 /// then its end; at a terminal, [`Input::Background`] instead of a read that would stop this
 /// process alone. The sender is for the main thread to say that it went on after that.
 fn read_stdin() -> (
@@ -160,20 +166,28 @@ fn read_stdin() -> (
                 Ok(n) => n,
             };
             pending.extend_from_slice(&buffer[..n]);
-            let whole = match std::str::from_utf8(&pending) {
-                Ok(_) => pending.len(),
-                Err(e) if e.error_len().is_none() => e.valid_up_to(),
-                // Not UTF-8: sent as the API carries it, replaced.
-                Err(_) => pending.len(),
+            let chunk = match std::str::from_utf8(&pending) {
+                Ok(_) => {
+                    Input::Text(String::from_utf8(std::mem::take(&mut pending)).unwrap_or_default())
+                }
+                // A character the next read completes waits for it.
+                Err(e) if e.error_len().is_none() => {
+                    let rest = pending.split_off(e.valid_up_to());
+                    let text = std::mem::replace(&mut pending, rest);
+                    Input::Text(String::from_utf8(text).unwrap_or_default())
+                }
+                // Not UTF-8: the bytes as they are.
+                Err(_) => Input::Bytes(std::mem::take(&mut pending)),
             };
-            let text = String::from_utf8_lossy(&pending[..whole]).into_owned();
-            pending.drain(..whole);
-            if chunks.send(Input::Text(text)).is_err() {
+            if matches!(&chunk, Input::Text(text) if text.is_empty()) {
+                continue;
+            }
+            if chunks.send(chunk).is_err() {
                 return;
             }
         }
         if !pending.is_empty() {
-            let _ = chunks.send(Input::Text(String::from_utf8_lossy(&pending).into_owned()));
+            let _ = chunks.send(Input::Bytes(pending));
         }
         let _ = chunks.send(Input::End);
     });

@@ -177,9 +177,9 @@ async fn relay(
             *run_started = true;
         }
         Event::Output(stream, bytes) => {
-            let data = text.push(stream, &bytes);
-            if !data.is_empty() {
-                send(socket, data_message(stream, data)).await?;
+            let chunk = text.push(stream, &bytes);
+            if !chunk.is_empty() {
+                send(socket, data_message(stream, chunk.text)).await?;
             }
         }
         Event::Done(finished) => {
@@ -219,8 +219,8 @@ fn data_message(stream: Stream, data: String) -> Value {
 
 /// Sends what the run's output ended inside of (a character never completed, as U+FFFD).
 async fn flush(socket: &mut WebSocket, text: &mut OutputText) -> Result<(), axum::Error> {
-    for (stream, data) in text.finish() {
-        send(socket, data_message(stream, data)).await?;
+    for (stream, chunk) in text.finish() {
+        send(socket, data_message(stream, chunk.text)).await?;
     }
     Ok(())
 }

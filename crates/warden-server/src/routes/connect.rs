@@ -38,7 +38,7 @@ use super::V1Caller;
 use crate::error::ApiError;
 use crate::execution_request::{check_single_run, ExecutionBody};
 use crate::state::{AppState, Caller};
-use crate::text::OutputText;
+use crate::text::{Chunk, OutputText};
 use crate::websocket::{close, parse, send, AbortOnDrop, StdinWriter};
 
 /// How long a client has to send its program.
@@ -206,12 +206,14 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
     let _job = AbortOnDrop(job);
     // The output as text, cut at character boundaries.
     let mut text = OutputText::default();
-    let output = |stream: Stream, data: String| {
+    let output = |stream: Stream, chunk: Chunk| {
         let name = match stream {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
         };
-        json!({"type": name, "data": data})
+        let mut message = chunk.fields();
+        message.insert("type".into(), json!(name));
+        Value::Object(message)
     };
     loop {
         tokio::select! {
@@ -219,8 +221,8 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
                 let Some(event) = event else { return };
                 let (messages, last) = match event {
                     Event::Output(stream, bytes) => match text.push(stream, &bytes) {
-                        data if data.is_empty() => continue,
-                        data => (vec![output(stream, data)], false),
+                        chunk if chunk.is_empty() => continue,
+                        chunk => (vec![output(stream, chunk)], false),
                     },
                     Event::Usage(sample) => {
                         let mut reading = serde_json::to_value(sample).unwrap_or_default();
@@ -234,7 +236,7 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
                         let mut messages: Vec<Value> = text
                             .finish()
                             .into_iter()
-                            .map(|(stream, data)| output(stream, data))
+                            .map(|(stream, chunk)| output(stream, chunk))
                             .collect();
                         messages.push(last);
                         (messages, true)
@@ -293,10 +295,22 @@ fn client_message(
     let value = parse(message).ok_or("a message must be JSON")?;
     match value["type"].as_str() {
         Some("stdin") => {
-            match &value["data"] {
-                Value::String(data) => stdin.write(data.as_bytes()).map_err(|e| e.to_string())?,
-                Value::Null => {}
-                _ => return Err("stdin: `data` must be a string".into()),
+            match (&value["data"], &value["data_base64"]) {
+                (Value::String(_), Value::String(_)) => {
+                    return Err("stdin: give `data` or `data_base64`, not both".into())
+                }
+                (Value::String(data), Value::Null) => {
+                    stdin.write(data.as_bytes()).map_err(|e| e.to_string())?
+                }
+                (Value::Null, Value::String(encoded)) => {
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(encoded)
+                        .map_err(|e| format!("stdin: `data_base64` is not valid base64: {e}"))?;
+                    stdin.write(&bytes).map_err(|e| e.to_string())?
+                }
+                (Value::Null, Value::Null) => {}
+                _ => return Err("stdin: `data` and `data_base64` must be strings".into()),
             }
             match &value["eof"] {
                 Value::Bool(true) => stdin.close(),

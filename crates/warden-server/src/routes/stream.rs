@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `stdout` and `stderr` events carry the run stage's output in order, each chunk as read up
-//! to its last whole character (invalid UTF-8 replaced), within the output limit; `usage` events a reading of the run's
+//! to its last whole character (invalid UTF-8 replaced, the chunk's exact bytes then in
+//! `data_base64`), within the output limit; `usage` events a reading of the run's
 //! cgroup every 100 ms (`{t_ms, cpu_time_ms, memory_bytes, pids}`, live resource monitoring);
 //! then exactly one `result` event, or an
 //! `error` event (`{error, kind}`) when the execution did not run to a result. A client that
@@ -35,7 +36,7 @@ use crate::error::ApiError;
 use crate::execution_request::{check_single_run, ExecutionBody};
 use crate::json_body::JsonObject;
 use crate::state::AppState;
-use crate::text::OutputText;
+use crate::text::{OutputText, Utf8Stream};
 
 /// One server-sent event of the stream, as the OpenAPI document describes each.
 #[derive(utoipa::ToSchema)]
@@ -100,11 +101,9 @@ pub(crate) async fn create(
         };
         // A character the output ended inside of.
         let held_back = text.lock().map(|mut t| t.finish()).unwrap_or_default();
-        for (stream, data) in held_back {
-            let _ = events.send(event(
-                stream_name(stream),
-                &json!({ "data": data }).to_string(),
-            ));
+        for (stream, chunk) in held_back {
+            let data = serde_json::Value::Object(chunk.fields()).to_string();
+            let _ = events.send(event(stream_name(stream), &data));
         }
         let _ = events.send(last);
     });
@@ -130,18 +129,16 @@ struct EventSink {
 
 impl OutputSink for EventSink {
     fn chunk(&mut self, stream: Stream, bytes: &[u8]) -> bool {
-        let text = match self.text.lock() {
+        let chunk = match self.text.lock() {
             Ok(mut text) => text.push(stream, bytes),
-            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+            Err(_) => Utf8Stream::default().push(bytes),
         };
-        if text.is_empty() {
+        if chunk.is_empty() {
             return !self.events.is_closed();
         }
-        let data = json!({ "data": text });
+        let data = serde_json::Value::Object(chunk.fields()).to_string();
         // The client has gone when nobody takes the chunk: end the program.
-        self.events
-            .send(event(stream_name(stream), &data.to_string()))
-            .is_ok()
+        self.events.send(event(stream_name(stream), &data)).is_ok()
     }
 
     fn sample(&mut self, sample: &UsageSample) {

@@ -11,6 +11,7 @@ missing token are refused; a client that sends far more than the program reads i
 Exits 1 at the first broken expectation.
 """
 
+import base64
 import json
 import sys
 import urllib.request
@@ -90,6 +91,20 @@ streamed = "".join(m["data"] for m in tail if m["type"] == "stdout")
 results = [m["result"]["stdout"] for m in tail if m["type"] == "result"]
 expect("characters cut by reads arrive whole", streamed == "\u00e9 \u20ac \ufffd\n\ufffd"
        and results == [streamed], (streamed, results))
+exact = b"".join(base64.b64decode(m["data_base64"]) if "data_base64" in m
+                 else m["data"].encode() for m in tail if m["type"] == "stdout")
+expect("a chunk that lost bytes carries them", exact == "\u00e9 \u20ac ".encode()
+       + b"\xff\n\xf0\x9f", exact)
+
+# Input that is not UTF-8 text goes in base64, and comes back as the program wrote it.
+with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
+    ws.send(json.dumps({"language": "bash", "code": "cat"}))
+    ws.send(json.dumps({"type": "stdin", "data_base64": base64.b64encode(b"\xff\x00ok").decode(),
+                        "eof": True}))
+    tail, closed = rest(ws)
+exact = b"".join(base64.b64decode(m["data_base64"]) if "data_base64" in m
+                 else m["data"].encode() for m in tail if m["type"] == "stdout")
+expect("bytes in and out", exact == b"\xff\x00ok" and closed[0] == 1000, (exact, tail))
 
 # SIGINT reaches the program, which handles it and ends on its own terms.
 with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as ws:
