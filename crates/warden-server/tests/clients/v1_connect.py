@@ -43,6 +43,13 @@ def rest(ws):
     return received, (ws.close_code, ws.close_reason)
 
 
+def exact_stdout(messages):
+    """The bytes the program wrote to stdout: each chunk's `data_base64` when it has one (its
+    text lost bytes), else its text."""
+    return b"".join(base64.b64decode(m["data_base64"]) if "data_base64" in m
+                    else m["data"].encode() for m in messages if m["type"] == "stdout")
+
+
 def until(ws, text):
     """Messages until the program's stdout holds `text`; returns them and that stdout."""
     received, stdout = [], ""
@@ -91,8 +98,7 @@ streamed = "".join(m["data"] for m in tail if m["type"] == "stdout")
 results = [m["result"]["stdout"] for m in tail if m["type"] == "result"]
 expect("characters cut by reads arrive whole", streamed == "\u00e9 \u20ac \ufffd\n\ufffd"
        and results == [streamed], (streamed, results))
-exact = b"".join(base64.b64decode(m["data_base64"]) if "data_base64" in m
-                 else m["data"].encode() for m in tail if m["type"] == "stdout")
+exact = exact_stdout(tail)
 expect("a chunk that lost bytes carries them", exact == "\u00e9 \u20ac ".encode()
        + b"\xff\n\xf0\x9f", exact)
 
@@ -102,8 +108,7 @@ with connect(URL, additional_headers=AUTH, open_timeout=10, close_timeout=10) as
     ws.send(json.dumps({"type": "stdin", "data_base64": base64.b64encode(b"\xff\x00ok").decode(),
                         "eof": True}))
     tail, closed = rest(ws)
-exact = b"".join(base64.b64decode(m["data_base64"]) if "data_base64" in m
-                 else m["data"].encode() for m in tail if m["type"] == "stdout")
+exact = exact_stdout(tail)
 expect("bytes in and out", exact == b"\xff\x00ok" and closed[0] == 1000, (exact, tail))
 
 # SIGINT reaches the program, which handles it and ends on its own terms.
