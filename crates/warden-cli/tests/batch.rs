@@ -143,6 +143,58 @@ fn files_are_answered_in_order_each_in_a_fresh_sandbox_and_recorded() {
     assert_eq!(support::orphaned_helpers(), Vec::<String>::new());
 }
 
+/// With several workers, a program `auto` sends to gVisor (a few hundred milliseconds where a
+/// sandboxed one takes a few) starts first wherever it is in the list, so that it does not end
+/// the batch alone: given last, after a hundred quick ones, it finishes before the last of
+/// them.
+/// The answers stay in the order given.
+#[test]
+fn a_program_that_runs_under_gvisor_starts_first_and_the_answers_keep_their_order() {
+    let world = World::new();
+    let dir = world.path();
+    let mut programs: Vec<String> = (0..100)
+        .map(|i| write(dir, &format!("quick{i}.py"), &format!("print({i})\n")))
+        .collect();
+    // `eval` of what it reads is high: the default policy runs it under gVisor.
+    programs.push(write(dir, "slow.py", "x = '6 * 7'\nprint(eval(x))\n"));
+    let out = start(&world, &["-j", "2"], &programs)
+        .wait_with_output()
+        .expect("warden batch ends");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = lines(&out);
+    assert_eq!(lines.len(), programs.len(), "one line per program");
+    for (index, line) in lines.iter().enumerate() {
+        assert_eq!(line["index"], index, "in the order given: {line}");
+    }
+    assert_eq!(lines[100]["result"]["mode"], "isolated", "{}", lines[100]);
+    assert_eq!(lines[100]["result"]["stdout"], "42\n");
+    let history = world
+        .warden()
+        .args(["history", "--json", "--limit", "200"])
+        .output()
+        .expect("warden history runs");
+    let records: Vec<Value> = serde_json::from_slice(&history.stdout).expect("history JSON");
+    let finished = |mode: &str| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r["mode"] == mode)
+            .filter_map(|r| r["finished_at"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (isolated, sandboxed) = (finished("isolated"), finished("sandboxed"));
+    assert_eq!((isolated.len(), sandboxed.len()), (1, 100), "{records:?}");
+    let last_quick = sandboxed.iter().max().expect("quick ones");
+    assert!(
+        &isolated[0] < last_quick,
+        "the gVisor program ended the batch ({} after {last_quick}): it was not started first",
+        isolated[0]
+    );
+}
+
 #[test]
 fn request_lines_are_checked_as_the_server_checks_them() {
     let world = World::new();

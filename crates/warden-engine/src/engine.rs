@@ -315,6 +315,14 @@ impl Engine {
         Ok((detection, self.analyzer.analyze(language.id.as_str(), code)))
     }
 
+    /// The mode `execute` would run `request` in, as its language, its analysis and the mode
+    /// policy decide it; `None` when it would be refused or is not a program. Runs nothing; the
+    /// analysis is kept (a bounded cache), so a run of the same program soon after does not
+    /// analyse it again. A batch uses it to start the slowest programs (gVisor's) first.
+    pub fn expected_mode(&self, request: &ExecutionRequest) -> Option<Mode> {
+        self.prepare(request).ok().map(|prepared| prepared.mode)
+    }
+
     /// Runs one request to completion and records it in the history.
     pub fn execute(&self, mut request: ExecutionRequest) -> Result<Execution, EngineError> {
         let mut clock = PhaseClock::start();

@@ -103,7 +103,7 @@ enum Input {
 
 /// Where the programs come from, read one at a time by whichever worker is free.
 enum Inputs {
-    Files(std::vec::IntoIter<PathBuf>),
+    Files(FileQueue),
     /// `--requests`' lines, read by a thread of their own ([`Lines::read`]) one line ahead of
     /// the workers, so that a batch whose input waits (a pipe whose writer is idle) still ends
     /// at once when it is interrupted: the reading thread is left in its read, and the
@@ -138,14 +138,17 @@ impl Inputs {
         Ok(Inputs::Lines(received))
     }
 
-    /// The next program, or `None` at the end or once `cancel` is cancelled; `Err` when the
-    /// input cannot be read, which ends it.
-    fn next(&mut self, cancel: &Cancellation) -> Option<Result<Input, String>> {
+    /// The next program, with its place among the files (a line's is the order it was
+    /// read in), or `None` at the end or once `cancel` is cancelled; `Err` when the input
+    /// cannot be read, which ends it.
+    fn next(&mut self, cancel: &Cancellation) -> Option<(Option<usize>, Result<Input, String>)> {
         match self {
-            Inputs::Files(files) => files.next().map(|f| Ok(Input::File(f))),
+            Inputs::Files(files) => files
+                .take()
+                .map(|(index, path)| (Some(index), Ok(Input::File(path)))),
             Inputs::Lines(received) => loop {
                 match received.recv_timeout(INPUT_POLL) {
-                    Ok(line) => return Some(line),
+                    Ok(line) => return Some((None, line)),
                     Err(mpsc::RecvTimeoutError::Timeout) if !cancel.is_cancelled() => {}
                     Err(_) => return None,
                 }
@@ -153,6 +156,53 @@ impl Inputs {
         }
     }
 }
+
+/// The program files, taken in their order, except those found to run under gVisor, which
+/// are taken first: such a program takes a few hundred milliseconds where a sandboxed one
+/// takes a few, and one started last leaves the other workers idle while it ends the batch
+/// ([`Batch::look_ahead`]). The results are written in the files' order all the same.
+#[derive(Debug, Default)]
+struct FileQueue {
+    paths: Vec<PathBuf>,
+    taken: Vec<bool>,
+    /// The first file not yet taken in order.
+    cursor: usize,
+    /// Files to take before the next in order.
+    early: std::collections::VecDeque<usize>,
+}
+
+impl FileQueue {
+    fn new(paths: Vec<PathBuf>) -> Self {
+        Self {
+            taken: vec![false; paths.len()],
+            paths,
+            ..Self::default()
+        }
+    }
+
+    /// The next file to run, and its place.
+    fn take(&mut self) -> Option<(usize, PathBuf)> {
+        let early = std::iter::from_fn(|| self.early.pop_front()).find(|&i| !self.taken[i]);
+        let index = match early {
+            Some(index) => index,
+            None => {
+                while self.taken.get(self.cursor) == Some(&true) {
+                    self.cursor += 1;
+                }
+                if self.cursor >= self.paths.len() {
+                    return None;
+                }
+                self.cursor
+            }
+        };
+        self.taken[index] = true;
+        Some((index, self.paths[index].clone()))
+    }
+}
+
+/// How far ahead of the workers the look-ahead reads: within what the engine's cache of
+/// analyses keeps, so that a worker never analyses a program again.
+const LOOK_AHEAD: usize = 256;
 
 /// `--requests`' reader.
 struct Lines {
@@ -248,7 +298,7 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         Some(path) => lines(Box::new(BufReader::new(
             File::open(path).with_context(|| format!("opening {}", path.display()))?,
         )))?,
-        None => Inputs::Files(args.files.clone().into_iter()),
+        None => Inputs::Files(FileQueue::new(args.files.clone())),
     };
     let mut config = settings.engine_config(super::helper_binary()?);
     // The workers make this process multi-threaded: a zygote (one exec of this binary, at
@@ -280,7 +330,17 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         window: WAITING_PER_WORKER * workers,
         tally: Mutex::default(),
     };
+    // With several workers, whichever programs of the files `auto` sends to gVisor go first.
+    let look_ahead = workers > 1
+        && args.requests.is_none()
+        && matches!(args.mode, None | Some(ModeRequest::Auto));
     let started = std::thread::scope(|scope| {
+        if look_ahead {
+            let reader = std::thread::Builder::new().name("warden-batch-ahead".into());
+            if let Err(e) = reader.spawn_scoped(scope, || batch.look_ahead()) {
+                tracing::warn!(error = %e, "could not start the look-ahead; the files run in order");
+            }
+        }
         (0..workers)
             .filter(|_| {
                 let worker = std::thread::Builder::new().name("warden-batch".into());
@@ -389,17 +449,17 @@ impl Batch<'_> {
             let (index, input) = {
                 let mut guard = lock(&self.inputs);
                 let (count, inputs) = &mut *guard;
-                let Some(input) = inputs.next(&self.cancel) else {
+                let Some((place, input)) = inputs.next(&self.cancel) else {
                     break;
                 };
                 if input.is_err() {
                     // The input itself failed: nothing after it can be read; the programs
                     // already running finish.
-                    *inputs = Inputs::Files(Vec::new().into_iter());
+                    *inputs = Inputs::Files(FileQueue::default());
                 }
                 *count += 1;
                 self.taken.store(*count, Ordering::Relaxed);
-                (*count - 1, input)
+                (place.unwrap_or(*count - 1), input)
             };
             let line = match input {
                 Ok(input) => self.answer(index, input),
@@ -422,9 +482,68 @@ impl Batch<'_> {
         }
     }
 
+    /// The look-ahead: reads the files ahead of the workers, at most [`LOOK_AHEAD`] past the
+    /// next in order, and puts those the engine would run under gVisor first in the queue.
+    /// Their analyses stay in the engine's cache for the workers. Ends with the files, or
+    /// when the batch is cancelled.
+    fn look_ahead(&self) {
+        let mut index = 0;
+        while !self.cancel.is_cancelled() {
+            let path = {
+                let mut guard = lock(&self.inputs);
+                let Inputs::Files(files) = &mut guard.1 else {
+                    return;
+                };
+                index = index.max(files.cursor);
+                if index >= files.paths.len() {
+                    return;
+                }
+                if index >= files.cursor + LOOK_AHEAD {
+                    None
+                } else if files.taken[index] {
+                    index += 1;
+                    continue;
+                } else {
+                    Some(files.paths[index].clone())
+                }
+            };
+            let Some(path) = path else {
+                // Far enough ahead: the workers catch up.
+                std::thread::sleep(INPUT_POLL);
+                continue;
+            };
+            let isolated = self.file_request(&path).is_ok_and(|request| {
+                self.engine.expected_mode(&request) == Some(warden_core::Mode::Isolated)
+            });
+            if isolated {
+                let mut guard = lock(&self.inputs);
+                if let Inputs::Files(files) = &mut guard.1 {
+                    if !files.taken[index] {
+                        files.early.push_back(index);
+                    }
+                }
+            }
+            index += 1;
+        }
+    }
+
+    /// The request of a program file, with the batch's options.
+    fn file_request(&self, path: &std::path::Path) -> Result<ExecutionRequest, Value> {
+        let args = self.args;
+        sources::from_files(std::slice::from_ref(&path.to_path_buf()))
+            .map(|sources| ExecutionRequest {
+                language: args.lang.clone(),
+                sources,
+                limits: args.limits.overrides(),
+                mode: args.mode,
+                network: args.network.clone(),
+                ..ExecutionRequest::default()
+            })
+            .map_err(|e| error("request", format!("{e:#}")))
+    }
+
     /// Runs one program; its line of output.
     fn answer(&self, index: usize, input: Input) -> Line {
-        let args = self.args;
         let mut line = Line {
             index,
             ..Line::default()
@@ -432,16 +551,7 @@ impl Batch<'_> {
         let request = match input {
             Input::File(path) => {
                 line.file = Some(path.to_string_lossy().into_owned());
-                sources::from_files(std::slice::from_ref(&path))
-                    .map(|sources| ExecutionRequest {
-                        language: args.lang.clone(),
-                        sources,
-                        limits: args.limits.overrides(),
-                        mode: args.mode,
-                        network: args.network.clone(),
-                        ..ExecutionRequest::default()
-                    })
-                    .map_err(|e| error("request", format!("{e:#}")))
+                self.file_request(&path)
             }
             Input::Line { number, text } => {
                 line.line = Some(number);
