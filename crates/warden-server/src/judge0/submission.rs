@@ -299,6 +299,10 @@ fn limits(
     invalid: &mut Invalid,
 ) -> (LimitOverrides, u32, Option<Duration>) {
     let maxima = Limits::default_maxima();
+    // What warden runs anything with at the least (a request below it would otherwise get its
+    // token and end as an Internal Error): Judge0's own minima where they are higher.
+    let least = LimitBounds::default().min;
+    let kb = ByteSize::KIB as f64;
     let mut number = |field: &str, min: f64, max: f64| -> Option<f64> {
         let value = match body.get(field) {
             None | Some(Value::Null) => return None,
@@ -322,11 +326,14 @@ fn limits(
         }
         None
     };
-    let kb = ByteSize::KIB as f64;
     let seconds = |v: f64| Duration::from_secs_f64(v);
     let cpu = number("cpu_time_limit", 0.0, maxima.cpu_time.as_secs_f64());
     let wall = number("wall_time_limit", 0.0, maxima.wall_time.as_secs_f64());
-    let memory = number("memory_limit", 2048.0, maxima.memory.bytes() as f64 / kb);
+    let memory = number(
+        "memory_limit",
+        (least.memory.bytes() as f64 / kb).max(2048.0),
+        maxima.memory.bytes() as f64 / kb,
+    );
     let procs = number(
         "max_processes_and_or_threads",
         1.0,
@@ -340,11 +347,21 @@ fn limits(
     let extra = number("cpu_extra_time", 0.0, maxima.cpu_time.as_secs_f64());
     let stack = number("stack_limit", 0.0, maxima.stack_size.bytes() as f64 / kb);
     let runs = number("number_of_runs", 1.0, 20.0).map_or(1, |v| v as u32);
-    // Below the smallest stack warden runs anything in (Judge0 takes any positive size).
-    let min_stack = LimitBounds::default().min.stack_size.bytes() as f64 / kb;
-    if stack.is_some_and(|v| v > 0.0 && v < min_stack) {
-        let message = format!("must be greater than or equal to {min_stack}");
-        add(invalid, "stack_limit", message);
+    // Positive but below what warden runs anything with (Judge0 takes any positive value; 0
+    // leaves the default).
+    let too_small = [
+        ("cpu_time_limit", cpu, least.cpu_time.as_secs_f64()),
+        ("wall_time_limit", wall, least.wall_time.as_secs_f64()),
+        ("stack_limit", stack, least.stack_size.bytes() as f64 / kb),
+    ];
+    for (field, value, min) in too_small {
+        if value.is_some_and(|v| v > 0.0 && v < min) {
+            add(
+                invalid,
+                field,
+                format!("must be greater than or equal to {min}"),
+            );
+        }
     }
     // Judge0 counts 0 as "no limit given" for the times; warden needs a positive limit.
     let cpu = cpu.filter(|v| *v > 0.0);
@@ -590,6 +607,29 @@ mod tests {
             ["must be less than or equal to 300"]
         );
         assert_eq!(invalid["memory_limit"], ["is not a number"]);
+
+        // Below what warden runs anything with: a field error, not a token that ends as an
+        // Internal Error.
+        let body = serde_json::json!({ "cpu_time_limit": 0.001, "wall_time_limit": "0.005",
+                                       "memory_limit": 4096, "stack_limit": 64 });
+        let mut invalid = Invalid::new();
+        limits(body.as_object().expect("object"), &mut invalid);
+        assert_eq!(
+            invalid["cpu_time_limit"],
+            ["must be greater than or equal to 0.01"]
+        );
+        assert_eq!(
+            invalid["wall_time_limit"],
+            ["must be greater than or equal to 0.01"]
+        );
+        assert_eq!(
+            invalid["memory_limit"],
+            ["must be greater than or equal to 8192"]
+        );
+        assert_eq!(
+            invalid["stack_limit"],
+            ["must be greater than or equal to 512"]
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::Value;
-use warden_core::{ByteSize, LimitOverrides, Limits};
+use warden_core::{ByteSize, LimitBounds, LimitOverrides, Limits};
 use warden_engine::{ExecutionRequest, SourceFile};
 use warden_sandbox::Stdin;
 
@@ -239,6 +239,16 @@ fn limits_of(numbers: &[Option<f64>]) -> Result<[LimitOverrides; 2], PistonError
             _ => maxima.memory.bytes() as f64,
         }
     };
+    // What warden runs anything with at the least (Piston has no floor; below it the engine
+    // would refuse the run with its own words).
+    let least = LimitBounds::default().min;
+    let floor = |name: &str| -> f64 {
+        match name {
+            "compile_timeout" | "run_timeout" => least.wall_time.as_millis() as f64,
+            "compile_cpu_time" | "run_cpu_time" => least.cpu_time.as_millis() as f64,
+            _ => least.memory.bytes() as f64,
+        }
+    };
     let (mut run, mut compile) = (LimitOverrides::default(), LimitOverrides::default());
     for (name, value) in LIMIT_FIELDS.iter().zip(numbers) {
         let Some(value) = value.filter(|v| *v != 0.0) else {
@@ -253,6 +263,12 @@ fn limits_of(numbers: &[Option<f64>]) -> Result<[LimitOverrides; 2], PistonError
             return Err(PistonError::bad_request(format!(
                 "{name} cannot exceed the configured limit of {}",
                 ceiling(name)
+            )));
+        }
+        if value < floor(name) {
+            return Err(PistonError::bad_request(format!(
+                "{name} cannot be less than {}",
+                floor(name)
             )));
         }
         let stage = if name.starts_with("compile_") {

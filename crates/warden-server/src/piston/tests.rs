@@ -90,6 +90,14 @@ async fn bad_requests_get_pistons_status_and_message() {
             json!({"language": "python", "version": "*", "files": [{"content": "x"}], "run_timeout": -5}),
             "run_timeout must be non-negative",
         ),
+        (
+            json!({"language": "python", "version": "*", "files": [{"content": "x"}], "run_timeout": 5.5}),
+            "run_timeout cannot be less than 10",
+        ),
+        (
+            json!({"language": "python", "version": "*", "files": [{"content": "x"}], "run_memory_limit": 4096}),
+            "run_memory_limit cannot be less than 8388608",
+        ),
     ];
     for (body, message) in cases {
         let (status, answer) = call(execute("application/json", body.to_string())).await;
