@@ -156,6 +156,33 @@ fn ctrl_c_reaches_the_program_which_may_handle_it_and_nothing_is_lost() {
     assert_eq!(run["outcome"]["code"], 7, "{run}");
 }
 
+/// Ctrl-C reaches the program's process group, as a terminal's reaches its foreground group:
+/// a shell waiting for a command sees the command end by it (and it ran its trap after), where
+/// the shell alone would have waited for the command to end on its own.
+#[test]
+fn ctrl_c_reaches_the_command_a_shell_waits_for() {
+    let world = World::new();
+    let script = "trap 'echo caught INT' INT; echo ready; sleep 31.71; echo after $?";
+    let mut child = attached(&world, &["--wall-time", "60s", "-l", "bash", "-c", script]);
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line(&mut stdout), "ready\n");
+    let pid = child.id();
+    for _ in 0..500 {
+        if sleep_runs("31.71") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(sleep_runs("31.71"), "the shell's command runs");
+    killpg(Pid::from_raw(pid as i32), Signal::SIGINT).expect("Ctrl-C");
+    let out = child.wait_with_output().expect("warden ends");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(line(&mut stdout), "caught INT\n");
+    assert_eq!(line(&mut stdout), "after 130\n");
+    assert!(!sleep_runs("31.71"));
+    assert_eq!(cgroups_of(pid), 0, "the run's cgroups are removed");
+}
+
 #[test]
 fn a_program_that_ignores_ctrl_c_is_killed_at_the_third() {
     let world = World::new();

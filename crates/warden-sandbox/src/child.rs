@@ -472,7 +472,8 @@ fn supervise(payload: Pid, waited: &SigSet) -> Result<ExitStatus, SetupError> {
     }
 }
 
-/// Handles one signal of the job: forwards it, reaps, or ends the job on [`END_JOB`]. SIGTSTP
+/// Handles one signal of the job: forwards it (to the payload's process group), reaps, or ends
+/// the job on [`END_JOB`]. SIGTSTP
 /// stops every process of the job (SIGSTOP, which none can handle, as kill(-1) reaches them:
 /// see [`end_the_job`]) and SIGCONT continues them: its caller stopped at a terminal and went
 /// on. Returns the payload's status once it exited.
@@ -486,7 +487,11 @@ fn on_signal(payload: Pid, signal: Signal) -> Option<ExitStatus> {
         let _ = kill(Pid::from_raw(-1), Signal::SIGCONT);
         None
     } else if signal != Signal::SIGCHLD {
-        let _ = kill(payload, signal);
+        // To the payload's process group (it made one with `setsid`), as a terminal sends its
+        // Ctrl-C to the foreground group: a shell waiting for a command ends with it.
+        if kill(Pid::from_raw(-payload.as_raw()), signal).is_err() {
+            let _ = kill(payload, signal);
+        }
         None
     } else {
         reap(payload, false)

@@ -376,6 +376,18 @@ fn signals_reach_a_gvisor_sandboxs_program() {
             out(&trapped)
         );
         assert_eq!(out(&trapped), "ready\ncaught INT\n", "one job: {one_job}");
+        // To the program's process group, as a terminal's Ctrl-C: the command the shell
+        // waits for ends by it (the shell alone would wait for it to end on its own).
+        let waiting = run(
+            "trap 'echo caught INT' INT; echo ready; sleep 15; echo after $?",
+            Some(Signal::INT),
+            None,
+        );
+        assert_eq!(
+            out(&waiting),
+            "ready\ncaught INT\nafter 130\n",
+            "one job: {one_job}"
+        );
         let early = run("sleep 5; echo never", None, Some(Signal::TERM));
         assert_eq!(
             early.outcome,

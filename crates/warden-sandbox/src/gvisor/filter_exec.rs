@@ -239,7 +239,7 @@ fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
 
 /// [`INIT_FLAG`] and [`JOB_FLAG`]: forks the program's loader and waits for it (as pid 1, or
 /// as the job's process), handling the signals it is sent (`runsc kill`) as warden's own init
-/// does: the ones it forwards go to the program, SIGTSTP stops the other processes (SIGSTOP:
+/// does: the ones it forwards go to the program's process group, SIGTSTP stops the other processes (SIGSTOP:
 /// every one of the container's, or the program's process group) and SIGCONT continues them.
 fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, String> {
     use nix::sys::signal::{kill, SigSet, Signal};
@@ -259,12 +259,12 @@ fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, Stri
         .map_err(|e| format!("forking the program: {e}"))?
     {
         ForkResult::Child => {
-            let own_group = match &parent {
-                Parent::Init => Ok(()),
-                Parent::Job(rlimits) => nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))
-                    .map_err(|e| format!("setpgid: {e}"))
-                    .and_then(|()| set_rlimits(rlimits)),
-            };
+            let own_group = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))
+                .map_err(|e| format!("setpgid: {e}"))
+                .and_then(|()| match &parent {
+                    Parent::Init => Ok(()),
+                    Parent::Job(rlimits) => set_rlimits(rlimits),
+                });
             let unblocked =
                 own_group.and_then(|()| handled.thread_unblock().map_err(|e| e.to_string()));
             let Err(message) = unblocked.and_then(|()| load_and_exec(args));
@@ -273,14 +273,15 @@ fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, Stri
         }
         ForkResult::Parent { child } => child,
     };
-    // What a stop and a continue reach. The group is made on both sides of the fork, so that
-    // it exists whichever runs first.
+    // The program's process group, which the signals passed on reach (as a terminal's reach
+    // its foreground group), and what a stop and a continue reach: the group, or as the
+    // container's init every process of the container. The group is made on both sides of the
+    // fork, so that it exists whichever runs first.
+    let _ = nix::unistd::setpgid(child, child);
+    let group = Pid::from_raw(-child.as_raw());
     let stopped = match parent {
         Parent::Init => Pid::from_raw(-1),
-        Parent::Job(_) => {
-            let _ = nix::unistd::setpgid(child, child);
-            Pid::from_raw(-child.as_raw())
-        }
+        Parent::Job(_) => group,
     };
     loop {
         match handled.wait() {
@@ -301,7 +302,9 @@ fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, Stri
                 let _ = kill(stopped, Signal::SIGCONT);
             }
             Ok(signal) => {
-                let _ = kill(child, signal);
+                if kill(group, signal).is_err() {
+                    let _ = kill(child, signal);
+                }
             }
             Err(e) => return Err(format!("waiting for signals: {e}")),
         }
