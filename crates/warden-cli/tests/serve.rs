@@ -595,6 +595,94 @@ fn a_public_address_without_a_token_is_refused_at_start() {
     );
 }
 
+/// A server without tokens answers this host's own clients only: a request naming another
+/// host (DNS rebinding) or made by a web page of another origin (a WebSocket, which has no
+/// same-origin rule, or a form's POST) is refused, whatever the API; with tokens, the token
+/// is what guards it.
+#[test]
+fn without_tokens_what_a_web_page_could_send_is_refused() {
+    // Sends `head` and reads the answer: to the end, or to the end of a 101's head (the
+    // connection then stays open for the WebSocket).
+    let exchange = |server: &Server, head: &str| -> Response {
+        let mut stream = TcpStream::connect(server.addr).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout set");
+        stream.write_all(head.as_bytes()).expect("sent");
+        let mut raw = Vec::new();
+        let mut chunk = [0; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut chunk) {
+            raw.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&raw);
+            if text.starts_with("HTTP/1.1 101") && text.contains("\r\n\r\n") {
+                break;
+            }
+        }
+        Response::parse(&raw)
+    };
+    // A GET: `extra` are more header lines; the connection closes after the answer unless
+    // they say otherwise.
+    let get = |server: &Server, path: &str, host: &str, extra: &str| -> Response {
+        let close = if extra.contains("connection:") {
+            ""
+        } else {
+            "connection: close\r\n"
+        };
+        exchange(
+            server,
+            &format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n{close}{extra}\r\n"),
+        )
+    };
+    let websocket = "connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n\
+                     sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let open = Server::start("");
+    let port = open.addr.port();
+    for path in ["/v1/health", "/languages", "/api/v2/runtimes", "/metrics"] {
+        let rebound = get(&open, path, &format!("attacker.example:{port}"), "");
+        assert_eq!(rebound.code, 403, "{path}: {}", rebound.body);
+        assert!(
+            rebound.body.contains("not a loopback name"),
+            "{}",
+            rebound.body
+        );
+        let local = get(&open, path, &format!("localhost:{port}"), "");
+        assert_eq!(local.code, 200, "{path}: {}", local.body);
+    }
+    let page = "origin: https://attacker.example\r\n";
+    let from_a_page = get(
+        &open,
+        "/v1/executions/connect",
+        &open.addr.to_string(),
+        &format!("{websocket}{page}"),
+    );
+    assert_eq!(from_a_page.code, 403, "{}", from_a_page.body);
+    assert!(from_a_page.body.contains("Origin"), "{}", from_a_page.body);
+    let post = format!(
+        "POST /submissions?wait=true HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n{page}\
+         content-type: text/plain\r\ncontent-length: 2\r\n\r\n{{}}",
+        open.addr
+    );
+    assert_eq!(exchange(&open, &post).code, 403);
+    // A client that is not a browser (no Origin) opens the WebSocket.
+    let client = get(
+        &open,
+        "/v1/executions/connect",
+        &open.addr.to_string(),
+        websocket,
+    );
+    assert_eq!(client.code, 101, "{}", client.head);
+
+    let guarded = Server::start(TOKENS);
+    let port = guarded.addr.port();
+    let named = get(
+        &guarded,
+        "/v1/health",
+        &format!("warden.example:{port}"),
+        "authorization: Bearer s3cret\r\n",
+    );
+    assert_eq!(named.code, 200, "{}", named.body);
+}
+
 /// Answers owed for later (`/v1` asynchronous executions, Judge0 submissions) outlive the
 /// server: a restart answers the finished ones as before, the one running past the shutdown
 /// deadline as interrupted, and runs those still queued behind it, in their order, under their

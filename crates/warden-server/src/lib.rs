@@ -11,6 +11,7 @@ mod jobs;
 mod json_body;
 pub mod judge0;
 mod kept;
+mod local_only;
 pub mod mcp;
 mod metrics;
 mod openapi;

@@ -70,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::piston::routes())
         .merge(crate::judge0::routes())
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::local_only::guard,
+        ))
         .with_state(state)
 }
 
