@@ -111,11 +111,22 @@ impl LiveServer {
     /// One request with the bearer token over HTTP/1.0 (the server closes after answering):
     /// the status and the body.
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        self.request_as(TOKEN, method, path, body)
+    }
+
+    /// [`LiveServer::request`] with another bearer token (one the test configured).
+    pub fn request_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, String) {
         let mut stream = TcpStream::connect(self.addr).expect("connect");
         let body = body.unwrap_or_default();
         write!(
             stream,
-            "{method} {path} HTTP/1.0\r\nauthorization: Bearer {TOKEN}\r\n\
+            "{method} {path} HTTP/1.0\r\nauthorization: Bearer {token}\r\n\
              content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         )

@@ -119,3 +119,100 @@ fn volumes_over_http() {
     let (status, _) = server.request("DELETE", "/v1/volumes/web", None);
     assert_eq!(status, 404);
 }
+
+/// Volumes, sessions' workspaces and asynchronous executions are their token's: another
+/// token finds none of them (404, not listed, not mountable, not pruned) and cannot take a
+/// session's workspace's name; a session's workspace is not removed or pruned as a volume,
+/// even by its own token, while its session exists (stopped by a restart, its files stay),
+/// and goes with the session.
+#[test]
+fn a_tokens_volumes_sessions_and_jobs_are_its_own() {
+    const OTHER: &str = "other-secret";
+    let server = LiveServer::start(&format!(
+        "[[server.tokens]]\nname = \"other\"\ntoken = \"{OTHER}\"\n"
+    ));
+    let (status, body) = server.request("POST", "/v1/sessions", Some("{}"));
+    assert_eq!(status, 201, "{body}");
+    let id = parse(&body)["id"].as_str().expect("an id").to_owned();
+    let workspace = format!("session-{id}");
+    let (status, body) = server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/exec"),
+        Some(r#"{"command": "echo private > secret.txt"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let create = json!({"name": "mine", "size": "8MiB"}).to_string();
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&create));
+    assert_eq!(status, 201, "{body}");
+    let job = json!({"language": "bash", "code": "echo job-output", "mode": "sandboxed"});
+    let (status, body) =
+        server.request("POST", "/v1/executions?wait=false", Some(&job.to_string()));
+    assert_eq!(status, 202, "{body}");
+    let job_id = parse(&body)["id"].as_str().expect("a job id").to_owned();
+
+    // The other token.
+    let (status, body) = server.request_as(OTHER, "GET", "/v1/volumes", None);
+    assert_eq!((status, parse(&body)), (200, json!([])), "{body}");
+    for name in ["mine", workspace.as_str()] {
+        let path = format!("/v1/volumes/{name}");
+        let (status, body) = server.request_as(OTHER, "GET", &path, None);
+        assert_eq!(status, 404, "{name}: {body}");
+        let (status, body) = server.request_as(OTHER, "DELETE", &path, None);
+        assert_eq!(status, 404, "{name}: {body}");
+        let mount = json!({
+            "language": "bash", "code": "cat /v/secret.txt", "mode": "sandboxed",
+            "volumes": [{"name": name, "path": "/v", "read_only": true}],
+        });
+        let (status, body) =
+            server.request_as(OTHER, "POST", "/v1/executions", Some(&mount.to_string()));
+        assert_eq!(status, 422, "{name}: {body}");
+        assert!(body.contains("no volume named"), "{body}");
+    }
+    let given = json!({"workspace": workspace}).to_string();
+    let (status, body) = server.request_as(OTHER, "POST", "/v1/sessions", Some(&given));
+    assert_eq!(status, 404, "a session on another's workspace: {body}");
+    let (status, body) = server.request_as(OTHER, "POST", "/v1/volumes/prune", None);
+    assert_eq!(
+        (status, parse(&body)),
+        (200, json!({"removed": []})),
+        "{body}"
+    );
+    let taken = json!({"name": "session-0123456789abcdef", "size": "8MiB"}).to_string();
+    let (status, body) = server.request_as(OTHER, "POST", "/v1/volumes", Some(&taken));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("kept for sessions' workspaces"), "{body}");
+    let job_path = format!("/v1/executions/{job_id}");
+    for method in ["GET", "DELETE"] {
+        let (status, body) = server.request_as(OTHER, method, &job_path, None);
+        assert_eq!(status, 404, "{method} another's job: {body}");
+    }
+
+    // The owner: the job is there, and the session's workspace goes only with the session.
+    let finished = live_server::eventually(std::time::Duration::from_secs(60), || {
+        let (_, body) = server.request("GET", &job_path, None);
+        parse(&body)["state"] == "finished"
+    });
+    assert!(finished, "the job finished");
+    let (_, body) = server.request("GET", &job_path, None);
+    assert_eq!(parse(&body)["result"]["stdout"], "job-output\n", "{body}");
+    let server = server.restart();
+    let (status, body) = server.request("DELETE", &format!("/v1/volumes/{workspace}"), None);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("remove the session instead"), "{body}");
+    let (status, body) = server.request("POST", "/v1/volumes/prune", None);
+    assert_eq!(
+        (status, parse(&body)),
+        (200, json!({"removed": ["mine"]})),
+        "{body}"
+    );
+    let (status, body) = server.request(
+        "GET",
+        &format!("/v1/sessions/{id}/file?path=secret.txt"),
+        None,
+    );
+    assert_eq!((status, body.as_str()), (200, "private\n"));
+    let (status, body) = server.request("DELETE", &format!("/v1/sessions/{id}"), None);
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let (status, _) = server.request("GET", &format!("/v1/volumes/{workspace}"), None);
+    assert_eq!(status, 404, "the workspace went with its session");
+}

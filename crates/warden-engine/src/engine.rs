@@ -367,7 +367,7 @@ impl Engine {
         let mut spec = self.spec(&prepared)?;
         // Dropped at the end of `execute`, after the runner has ended the sandboxes.
         let _leases = volumes::attach(
-            &self.volumes,
+            self.volumes.of(request.origin.token.as_deref()),
             &request.volumes,
             prepared.mode,
             &mut spec,

@@ -53,5 +53,6 @@ pub use tools::{
     ToolStatus, ToolsSettings,
 };
 pub use volumes::{
-    InUse, VolumeError, VolumeErrorKind, VolumeInfo, VolumeLease, Volumes, VolumesSettings,
+    CallersVolumes, InUse, VolumeError, VolumeErrorKind, VolumeInfo, VolumeLease, Volumes,
+    VolumesSettings,
 };

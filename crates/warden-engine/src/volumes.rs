@@ -40,6 +40,9 @@ pub const MIN_VOLUME_SIZE: ByteSize = ByteSize::mib(8);
 /// Where volumes are kept when nothing else says.
 pub const SYSTEM_VOLUMES_DIR: &str = "/var/lib/warden/volumes";
 
+/// How the names of sessions' own workspaces begin (`session-<id>`): no other volume may.
+pub const SESSION_PREFIX: &str = "session-";
+
 /// How long a waiting writer sleeps between tries of the writer lock.
 const WRITER_POLL: Duration = Duration::from_millis(50);
 
@@ -91,6 +94,12 @@ pub struct VolumeInfo {
     pub last_used_at: Option<SystemTime>,
     /// Who uses it now.
     pub in_use: InUse,
+    /// The API token that created it; absent for the local caller's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The session whose own workspace it is (removed with it); absent for others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 /// Who uses a volume now.
@@ -142,6 +151,20 @@ pub enum VolumeError {
     #[error("no volume named {name:?}")]
     NotFound {
         /// The name.
+        name: String,
+    },
+    /// The volume is a session's own workspace, which goes with the session (`remove`).
+    #[error("volume {name:?} is the workspace of session {session}: remove the session instead")]
+    SessionWorkspace {
+        /// The volume.
+        name: String,
+        /// The session.
+        session: String,
+    },
+    /// The name is kept for sessions' workspaces (`create`).
+    #[error("invalid volume name {name:?}: names starting with {SESSION_PREFIX:?} are kept for sessions' workspaces")]
+    Reserved {
+        /// The name given.
         name: String,
     },
     /// The volume is attached to a run or session (`remove`).
@@ -222,11 +245,12 @@ impl VolumeError {
     /// Whose fault it is.
     pub fn kind(&self) -> VolumeErrorKind {
         match self {
-            VolumeError::InvalidName { .. } | VolumeError::InvalidSize { .. } => {
-                VolumeErrorKind::Invalid
-            }
+            VolumeError::InvalidName { .. }
+            | VolumeError::InvalidSize { .. }
+            | VolumeError::Reserved { .. } => VolumeErrorKind::Invalid,
             VolumeError::NotFound { .. } => VolumeErrorKind::NotFound,
             VolumeError::Exists { .. }
+            | VolumeError::SessionWorkspace { .. }
             | VolumeError::InUse { .. }
             | VolumeError::WriterBusy { .. } => VolumeErrorKind::Conflict,
             VolumeError::MissingProgram { .. } => VolumeErrorKind::Unavailable,
@@ -299,8 +323,24 @@ impl Volumes {
         &self.inner.settings
     }
 
-    /// Creates an empty volume of `size`.
+    /// Creates an empty volume of `size`, the local caller's.
     pub fn create(&self, name: &str, size: ByteSize) -> Result<VolumeInfo, VolumeError> {
+        self.of(None).create(name, size)
+    }
+
+    /// Creates the own workspace of the session `session`, of `owner`.
+    pub(crate) fn create_workspace(
+        &self,
+        name: &str,
+        size: ByteSize,
+        owner: Option<&str>,
+        session: &str,
+    ) -> Result<VolumeInfo, VolumeError> {
+        self.build(name, size, Meta::new(size, owner, Some(session)))
+    }
+
+    /// Creates a volume with `meta`.
+    fn build(&self, name: &str, size: ByteSize, meta: Meta) -> Result<VolumeInfo, VolumeError> {
         check_name(name)?;
         let max = self.inner.settings.max_size;
         if size < MIN_VOLUME_SIZE || size > max {
@@ -321,7 +361,7 @@ impl Volumes {
         // whole or not at all; a crash leaves a hidden directory that `prune` removes.
         let building = root.join(format!(".{name}.new-{}", std::process::id()));
         let built = disk::build(&building, size).and_then(|()| {
-            Meta::new(size).write(&building)?;
+            meta.write(&building)?;
             // rename(2) fails on an existing non-empty directory: another process created
             // the same volume meanwhile.
             std::fs::rename(&building, &dir).map_err(|e| {
@@ -386,12 +426,34 @@ impl Volumes {
             created_at: meta.created_at(),
             last_used_at: meta.last_used_at(),
             in_use,
+            owner: meta.owner,
+            session: meta.session,
         })
     }
 
-    /// Removes a volume and its files; refused while a run or session uses it.
+    /// Removes a volume and its files; refused while a run or session uses it, and for a
+    /// session's own workspace (which goes with its session).
     pub fn remove(&self, name: &str) -> Result<(), VolumeError> {
         let dir = self.existing(name)?;
+        if let Some(session) = Meta::read(&dir, name)?.session {
+            return Err(VolumeError::SessionWorkspace {
+                name: name.to_owned(),
+                session,
+            });
+        }
+        self.remove_dir(name, dir)
+    }
+
+    /// Removes the own workspace of a session that is removed; gone already is fine.
+    pub(crate) fn remove_workspace(&self, name: &str) -> Result<(), VolumeError> {
+        match self.existing(name) {
+            Ok(dir) => self.remove_dir(name, dir),
+            Err(VolumeError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove_dir(&self, name: &str, dir: PathBuf) -> Result<(), VolumeError> {
         let attached = self.attached();
         let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
         let busy = VolumeError::InUse {
@@ -423,9 +485,14 @@ impl Volumes {
     /// `[volumes] prune_after`, or every volume not in use when that is unset; and what a
     /// crash left half-built or half-removed. Returns the names of the volumes removed.
     pub fn prune(&self) -> Result<Vec<String>, VolumeError> {
+        self.of(None).prune()
+    }
+
+    /// [`Volumes::prune`] of the volumes in `infos`; sessions' own workspaces are skipped.
+    fn prune_these(&self, infos: Vec<VolumeInfo>) -> Result<Vec<String>, VolumeError> {
         let now = SystemTime::now();
         let mut removed = Vec::new();
-        for info in self.list()? {
+        for info in infos.into_iter().filter(|i| i.session.is_none()) {
             let last = info.last_used_at.unwrap_or(info.created_at);
             let idle = now.duration_since(last).unwrap_or_default();
             let old_enough = self
@@ -439,7 +506,11 @@ impl Volumes {
             match self.remove(&info.name) {
                 Ok(()) => removed.push(info.name),
                 // Attached meanwhile, or removed by another process.
-                Err(VolumeError::InUse { .. } | VolumeError::NotFound { .. }) => {}
+                Err(
+                    VolumeError::InUse { .. }
+                    | VolumeError::NotFound { .. }
+                    | VolumeError::SessionWorkspace { .. },
+                ) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -671,6 +742,91 @@ impl Volumes {
                 }
             }
         }
+    }
+}
+
+impl Volumes {
+    /// The volumes as `caller` reaches them: an API token (`Some`) the ones it created, as if
+    /// no other existed; the local caller (`None`: the CLI, a server without tokens) every
+    /// one.
+    pub fn of<'a>(&'a self, caller: Option<&'a str>) -> CallersVolumes<'a> {
+        CallersVolumes {
+            volumes: self,
+            caller,
+        }
+    }
+}
+
+/// [`Volumes`] as one caller reaches them ([`Volumes::of`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CallersVolumes<'a> {
+    volumes: &'a Volumes,
+    caller: Option<&'a str>,
+}
+
+impl CallersVolumes<'_> {
+    /// Whether the caller reaches a volume of `owner`.
+    fn reaches(&self, owner: Option<&str>) -> bool {
+        self.caller.is_none() || owner == self.caller
+    }
+
+    /// The directory of a volume the caller reaches; any other is not found.
+    fn existing(&self, name: &str) -> Result<PathBuf, VolumeError> {
+        let dir = self.volumes.existing(name)?;
+        if self.reaches(Meta::read(&dir, name)?.owner.as_deref()) {
+            Ok(dir)
+        } else {
+            Err(VolumeError::NotFound {
+                name: name.to_owned(),
+            })
+        }
+    }
+
+    /// Creates an empty volume of `size`, the caller's. A name of a session's workspace's
+    /// shape (`session-...`) is refused.
+    pub fn create(&self, name: &str, size: ByteSize) -> Result<VolumeInfo, VolumeError> {
+        if name.starts_with(SESSION_PREFIX) {
+            return Err(VolumeError::Reserved {
+                name: name.to_owned(),
+            });
+        }
+        self.volumes
+            .build(name, size, Meta::new(size, self.caller, None))
+    }
+
+    /// The volumes the caller reaches, by name.
+    pub fn list(&self) -> Result<Vec<VolumeInfo>, VolumeError> {
+        let mut all = self.volumes.list()?;
+        all.retain(|info| self.reaches(info.owner.as_deref()));
+        Ok(all)
+    }
+
+    /// One volume the caller reaches.
+    pub fn inspect(&self, name: &str) -> Result<VolumeInfo, VolumeError> {
+        self.existing(name)?;
+        self.volumes.inspect(name)
+    }
+
+    /// Removes a volume the caller reaches ([`Volumes::remove`]).
+    pub fn remove(&self, name: &str) -> Result<(), VolumeError> {
+        self.existing(name)?;
+        self.volumes.remove(name)
+    }
+
+    /// Removes the unused volumes the caller reaches ([`Volumes::prune`]).
+    pub fn prune(&self) -> Result<Vec<String>, VolumeError> {
+        self.volumes.prune_these(self.list()?)
+    }
+
+    /// Attaches a volume the caller reaches ([`Volumes::attach_within`]).
+    pub fn attach_within(
+        &self,
+        name: &str,
+        writable: bool,
+        max_wait: Duration,
+    ) -> Result<VolumeLease, VolumeError> {
+        self.existing(name)?;
+        self.volumes.attach_within(name, writable, max_wait)
     }
 }
 

@@ -43,6 +43,10 @@ pub struct JobStatus {
     /// (`interrupted` for one the server's end stopped).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<serde_json::Value>,
+    /// The name of the API token that asked for it (absent without tokens): only that token
+    /// reaches it; for any other, it does not exist.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub token: Option<String>,
 }
 
 /// The message of a job the last server did not finish.
@@ -65,6 +69,8 @@ struct Live {
     cancel: Cancellation,
     /// Kept with its request, to run again after a restart until it starts.
     resumable: bool,
+    /// Whose it is ([`JobStatus::token`]).
+    token: Option<String>,
 }
 
 /// What `DELETE /v1/executions/{id}` did.
@@ -97,14 +103,15 @@ impl Jobs {
         self.kept.write(Kind::Job, id, finished, status).await;
     }
 
-    /// A new job, queued, that `cancel` cancels: in memory, where it is read from until it
-    /// finishes; its task writes it ([`Jobs::keep_queued`]) before it runs.
-    pub(crate) fn insert(&self, id: &str, cancel: Cancellation) -> JobStatus {
+    /// A new job of `token`, queued, that `cancel` cancels: in memory, where it is read from
+    /// until it finishes; its task writes it ([`Jobs::keep_queued`]) before it runs.
+    pub(crate) fn insert(&self, id: &str, cancel: Cancellation, token: Option<&str>) -> JobStatus {
         let status = JobStatus {
             id: id.to_owned(),
             state: JobState::Queued,
             result: None,
             error: None,
+            token: token.map(str::to_owned),
         };
         self.live().insert(
             id.to_owned(),
@@ -112,9 +119,15 @@ impl Jobs {
                 state: JobState::Queued,
                 cancel,
                 resumable: false,
+                token: token.map(str::to_owned),
             },
         );
         status
+    }
+
+    /// The token of a job in memory.
+    fn token_of(&self, id: &str) -> Option<String> {
+        self.live().get(id).and_then(|live| live.token.clone())
     }
 
     /// Writes a job as queued, so that a restart finds it, with `request`
@@ -126,6 +139,7 @@ impl Jobs {
             state: JobState::Queued,
             result: None,
             error: None,
+            token: self.token_of(id),
         };
         if let Some(live) = self.live().get_mut(id) {
             live.resumable = true;
@@ -164,37 +178,46 @@ impl Jobs {
             state: JobState::Finished,
             result,
             error,
+            token: self.token_of(id),
         })
         .await;
         // After it is kept: a reader in between still sees it running.
         self.live().remove(id);
     }
 
-    pub(crate) async fn get(&self, id: &str) -> Option<JobStatus> {
+    /// A job of `caller` (an API token's name; `None` without tokens); `None` for an unknown
+    /// id or another's job.
+    pub(crate) async fn get(&self, id: &str, caller: Option<&str>) -> Option<JobStatus> {
         if let Some(live) = self.live().get(id) {
-            return Some(JobStatus {
+            return (live.token.as_deref() == caller).then(|| JobStatus {
                 id: id.to_owned(),
                 state: live.state,
                 result: None,
                 error: None,
+                token: live.token.clone(),
             });
         }
-        self.kept.read(Kind::Job, id).await
+        let kept: JobStatus = self.kept.read(Kind::Job, id).await?;
+        (kept.token.as_deref() == caller).then_some(kept)
     }
 
-    /// Cancels a job still queued or running, or forgets a finished one; `None` for an
-    /// unknown id.
-    pub(crate) async fn delete(&self, id: &str) -> Option<Deleted> {
+    /// Cancels a job of `caller` still queued or running, or forgets a finished one; `None`
+    /// for an unknown id or another's job.
+    pub(crate) async fn delete(&self, id: &str, caller: Option<&str>) -> Option<Deleted> {
         if let Some(live) = self.live().get(id) {
+            if live.token.as_deref() != caller {
+                return None;
+            }
             live.cancel.cancel();
             return Some(Deleted::Cancelled(JobStatus {
                 id: id.to_owned(),
                 state: live.state,
                 result: None,
                 error: None,
+                token: live.token.clone(),
             }));
         }
-        let status = self.get(id).await?;
+        let status = self.get(id, caller).await?;
         // A job that finished between the two looks is forgotten as finished.
         let key = id.to_owned();
         let deleted = self
@@ -207,12 +230,16 @@ impl Jobs {
     /// Answers the jobs the last server started and did not finish as interrupted; how many.
     pub(crate) fn recover(&self) -> usize {
         let unfinished = self.kept.interrupted(Kind::Job);
-        for (id, _) in &unfinished {
+        for (id, kept) in &unfinished {
+            let token = serde_json::from_str::<JobStatus>(kept)
+                .ok()
+                .and_then(|status| status.token);
             let status = JobStatus {
                 id: id.clone(),
                 state: JobState::Finished,
                 result: None,
                 error: Some(serde_json::json!({ "error": INTERRUPTED, "kind": "interrupted" })),
+                token,
             };
             self.kept.put_json(Kind::Job, id, true, &status);
         }
@@ -231,12 +258,16 @@ impl Jobs {
             .into_iter()
             .map(|r| {
                 let cancel = Cancellation::new();
+                let token = serde_json::from_str::<JobStatus>(&r.body)
+                    .ok()
+                    .and_then(|status| status.token);
                 live.insert(
                     r.key.clone(),
                     Live {
                         state: JobState::Queued,
                         cancel: cancel.clone(),
                         resumable: true,
+                        token,
                     },
                 );
                 (r.key, cancel, r.request, r.created_ms)
@@ -254,20 +285,50 @@ mod tests {
     async fn a_job_goes_from_queued_to_finished() {
         let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds::IN_MEMORY)));
         assert_eq!(
-            jobs.insert("a", Cancellation::new()).state,
+            jobs.insert("a", Cancellation::new(), None).state,
             JobState::Queued
         );
         jobs.set_running("a");
         assert_eq!(
-            jobs.get("a").await.map(|j| j.state),
+            jobs.get("a", None).await.map(|j| j.state),
             Some(JobState::Running)
         );
         jobs.finish("a", Ok(serde_json::json!({"outcome": "x"})))
             .await;
-        let done = jobs.get("a").await.expect("kept");
+        let done = jobs.get("a", None).await.expect("kept");
         assert_eq!(done.state, JobState::Finished);
         assert!(done.result.is_some() && done.error.is_none());
-        assert!(jobs.get("b").await.is_none());
+        assert!(jobs.get("b", None).await.is_none());
+    }
+
+    /// A job is its token's: another token, or a caller without one, finds nothing to show
+    /// or cancel, while it runs and once it is kept.
+    #[tokio::test]
+    async fn a_job_is_reached_by_its_token_alone() {
+        let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds::IN_MEMORY)));
+        let cancel = Cancellation::new();
+        assert_eq!(
+            jobs.insert("a", cancel.clone(), Some("alice"))
+                .token
+                .as_deref(),
+            Some("alice")
+        );
+        for other in [Some("bob"), None] {
+            assert!(jobs.get("a", other).await.is_none());
+            assert!(jobs.delete("a", other).await.is_none());
+        }
+        assert!(!cancel.is_cancelled(), "nobody else cancelled it");
+        jobs.finish("a", Ok(serde_json::json!({"outcome": "x"})))
+            .await;
+        assert!(jobs.get("a", Some("bob")).await.is_none());
+        assert!(jobs.delete("a", Some("bob")).await.is_none());
+        let done = jobs.get("a", Some("alice")).await.expect("alice's");
+        assert_eq!(done.state, JobState::Finished);
+        assert_eq!(done.token.as_deref(), Some("alice"));
+        assert!(matches!(
+            jobs.delete("a", Some("alice")).await,
+            Some(Deleted::Forgotten(_))
+        ));
     }
 
     #[tokio::test]
@@ -280,41 +341,41 @@ mod tests {
         let output = "x".repeat(3_000);
         for n in 0..10 {
             let id = format!("job-{n}");
-            jobs.insert(&id, Cancellation::new());
+            jobs.insert(&id, Cancellation::new(), None);
             jobs.finish(&id, Ok(serde_json::json!({ "stdout": output })))
                 .await;
         }
         // About 3 kB each: the three newest fit in 10 kB.
         let mut kept = Vec::new();
         for n in 0..10 {
-            if jobs.get(&format!("job-{n}")).await.is_some() {
+            if jobs.get(&format!("job-{n}"), None).await.is_some() {
                 kept.push(n);
             }
         }
         assert_eq!(kept, [7, 8, 9]);
         // One result above the bound alone is still kept, until the next.
-        jobs.insert("huge", Cancellation::new());
+        jobs.insert("huge", Cancellation::new(), None);
         jobs.finish(
             "huge",
             Ok(serde_json::json!({ "stdout": "y".repeat(20_000) })),
         )
         .await;
-        assert!(jobs.get("huge").await.is_some() && jobs.get("job-9").await.is_none());
-        jobs.insert("next", Cancellation::new());
+        assert!(jobs.get("huge", None).await.is_some() && jobs.get("job-9", None).await.is_none());
+        jobs.insert("next", Cancellation::new(), None);
         jobs.finish("next", Err(serde_json::json!({ "error": "failed" })))
             .await;
-        assert!(jobs.get("huge").await.is_none() && jobs.get("next").await.is_some());
+        assert!(jobs.get("huge", None).await.is_none() && jobs.get("next", None).await.is_some());
         // A job still running is never forgotten.
-        jobs.insert("running", Cancellation::new());
+        jobs.insert("running", Cancellation::new(), None);
         jobs.set_running("running");
         for n in 0..5 {
             let id = format!("more-{n}");
-            jobs.insert(&id, Cancellation::new());
+            jobs.insert(&id, Cancellation::new(), None);
             jobs.finish(&id, Ok(serde_json::json!({ "stdout": output })))
                 .await;
         }
         assert_eq!(
-            jobs.get("running").await.map(|j| j.state),
+            jobs.get("running", None).await.map(|j| j.state),
             Some(JobState::Running)
         );
     }
@@ -323,19 +384,19 @@ mod tests {
     async fn a_job_the_last_server_started_is_interrupted_and_one_it_queued_runs_again() {
         let kept = Arc::new(Kept::in_memory(Bounds::IN_MEMORY));
         let before = Jobs::new(Arc::clone(&kept));
-        before.insert("queued", Cancellation::new());
+        before.insert("queued", Cancellation::new(), None);
         before.keep_queued("queued", "again".into()).await;
-        before.insert("running", Cancellation::new());
+        before.insert("running", Cancellation::new(), None);
         before.keep_queued("running", "never".into()).await;
         before.set_running("running");
-        before.insert("done", Cancellation::new());
+        before.insert("done", Cancellation::new(), None);
         before
             .finish("done", Ok(serde_json::json!({"stdout": "hi"})))
             .await;
         drop(before);
         let after = Jobs::new(Arc::clone(&kept));
         assert_eq!(after.recover(), 1);
-        let job = after.get("running").await.expect("kept");
+        let job = after.get("running", None).await.expect("kept");
         assert_eq!(job.state, JobState::Finished);
         assert_eq!(job.error.expect("an error")["kind"], "interrupted");
         let resumed = after.resume();
@@ -345,10 +406,10 @@ mod tests {
             ("queued", "again")
         );
         assert_eq!(
-            after.get("queued").await.map(|j| j.state),
+            after.get("queued", None).await.map(|j| j.state),
             Some(JobState::Queued)
         );
-        let done = after.get("done").await.expect("kept");
+        let done = after.get("done", None).await.expect("kept");
         assert_eq!(done.result.expect("its result")["stdout"], "hi");
         assert_eq!(after.recover(), 0);
         // Started this time: a third server interrupts it.
@@ -363,10 +424,10 @@ mod tests {
     async fn deleting_cancels_an_unfinished_job_and_forgets_a_finished_one() {
         let jobs = Jobs::new(Arc::new(Kept::in_memory(Bounds::IN_MEMORY)));
         let cancel = Cancellation::new();
-        jobs.insert("running", cancel.clone());
+        jobs.insert("running", cancel.clone(), None);
         jobs.set_running("running");
         assert!(matches!(
-            jobs.delete("running").await,
+            jobs.delete("running", None).await,
             Some(Deleted::Cancelled(JobStatus {
                 state: JobState::Running,
                 ..
@@ -375,10 +436,13 @@ mod tests {
         assert!(cancel.is_cancelled());
         jobs.finish("running", Err(serde_json::json!({"kind": "cancelled"})))
             .await;
-        let Some(Deleted::Forgotten(status)) = jobs.delete("running").await else {
+        let Some(Deleted::Forgotten(status)) = jobs.delete("running", None).await else {
             panic!("a finished job is forgotten");
         };
         assert_eq!(status.error.expect("its error")["kind"], "cancelled");
-        assert!(jobs.get("running").await.is_none() && jobs.delete("running").await.is_none());
+        assert!(
+            jobs.get("running", None).await.is_none()
+                && jobs.delete("running", None).await.is_none()
+        );
     }
 }

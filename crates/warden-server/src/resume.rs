@@ -248,7 +248,7 @@ mod tests {
         for (id, says) in [("j", "wall_time"), ("broken", "unreadable")] {
             let start = std::time::Instant::now();
             let job = loop {
-                let job = state.jobs().get(id).await.expect("kept");
+                let job = state.jobs().get(id, None).await.expect("kept");
                 if job.state == crate::JobState::Finished {
                     break job;
                 }

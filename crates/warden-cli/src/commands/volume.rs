@@ -121,7 +121,14 @@ fn write_info(out: &mut impl Write, info: &VolumeInfo) -> std::io::Result<()> {
     writeln!(out, "used       {} bytes", info.used.bytes())?;
     writeln!(out, "created    {}", utc(info.created_at))?;
     writeln!(out, "last used  {}", last_used(info))?;
-    writeln!(out, "in use     {}", in_use(info))
+    writeln!(out, "in use     {}", in_use(info))?;
+    if let Some(owner) = &info.owner {
+        writeln!(out, "owner      token {owner}")?;
+    }
+    if let Some(session) = &info.session {
+        writeln!(out, "session    {session} (its workspace, removed with it)")?;
+    }
+    Ok(())
 }
 
 fn last_used(info: &VolumeInfo) -> String {

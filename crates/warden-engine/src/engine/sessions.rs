@@ -107,14 +107,17 @@ impl Engine {
         };
         let volumes = self.volumes();
         if own {
-            volumes.create(&workspace, disk)?;
+            volumes.create_workspace(&workspace, disk, request.owner.as_deref(), &id)?;
+        } else {
+            // A volume of another token is not found, as if it did not exist.
+            volumes.of(request.owner.as_deref()).inspect(&workspace)?;
         }
         let opened = self.open_session_sandbox(&workspace, mode, limits, &network);
         let (live, disk_bytes) = match opened {
             Ok(live) => live,
             Err(e) => {
                 if own {
-                    if let Err(removing) = volumes.remove(&workspace) {
+                    if let Err(removing) = volumes.remove_workspace(&workspace) {
                         tracing::warn!(error = %removing, "removing a failed session's workspace");
                     }
                 }
@@ -266,6 +269,12 @@ impl Engine {
         if !request.tests.is_empty() {
             return Err(SessionError::Invalid(
                 "a session call runs once; test cases are for executions".into(),
+            ));
+        }
+        if !request.volumes.is_empty() {
+            return Err(SessionError::Invalid(
+                "a session call runs in the session's sandbox, whose mounts were made when it                  was created: use its workspace, or an execution for volumes"
+                    .into(),
             ));
         }
         let mut guard = session.begin_call()?;
@@ -436,7 +445,8 @@ impl Engine {
             (meta.workspace.clone(), meta.own_workspace)
         };
         if own {
-            self.volumes().remove(&workspace)?;
+            // Gone already (removed by hand on the host) is no reason to keep the session.
+            self.volumes().remove_workspace(&workspace)?;
         }
         store.forget(id);
         Ok(())

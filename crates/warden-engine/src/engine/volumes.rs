@@ -10,13 +10,13 @@ use warden_sandbox::{PlanError, SandboxSpec, WORKDIR};
 
 use crate::error::EngineError;
 use crate::execution::VolumeRequest;
-use crate::volumes::{VolumeLease, Volumes};
+use crate::volumes::{CallersVolumes, VolumeLease};
 
 /// Attaches `requests` and adds their mounts to `spec`; a writer waits for another writer at
 /// most `wait` (the run's wall time), within `[volumes] writer_wait`. The leases must outlive
 /// the sandboxes.
 pub(super) fn attach(
-    volumes: &Volumes,
+    volumes: CallersVolumes<'_>,
     requests: &[VolumeRequest],
     mode: Mode,
     spec: &mut SandboxSpec,

@@ -22,6 +22,13 @@ pub(super) struct Meta {
     pub(super) last_used_at_ms: Option<u64>,
     #[serde(default)]
     pub(super) used: ByteSize,
+    /// The API token that created it; `None`: the local caller (the CLI, a server without
+    /// tokens), or a volume made before owners were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) owner: Option<String>,
+    /// The session whose own workspace it is: removed with the session, never alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) session: Option<String>,
 }
 
 fn now_ms() -> u64 {
@@ -37,12 +44,14 @@ fn time_of(ms: u64) -> SystemTime {
 
 impl Meta {
     /// A new volume's.
-    pub(super) fn new(size: ByteSize) -> Self {
+    pub(super) fn new(size: ByteSize, owner: Option<&str>, session: Option<&str>) -> Self {
         Self {
             size,
             created_at_ms: now_ms(),
             last_used_at_ms: None,
             used: ByteSize(0),
+            owner: owner.map(str::to_owned),
+            session: session.map(str::to_owned),
         }
     }
 
@@ -99,7 +108,7 @@ mod tests {
     #[test]
     fn meta_round_trips_and_a_touch_records_the_use() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let meta = Meta::new(ByteSize::mib(8));
+        let meta = Meta::new(ByteSize::mib(8), Some("grader"), None);
         meta.write(dir.path()).expect("written");
         assert_eq!(Meta::read(dir.path(), "v").expect("read"), meta);
         Meta::touch(dir.path(), "v", Some(ByteSize(4096))).expect("touched");

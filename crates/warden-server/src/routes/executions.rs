@@ -115,7 +115,7 @@ fn start(
     let id = warden_engine::ExecutionId::random().as_str().to_owned();
     let cancel = warden_engine::Cancellation::new();
     request.cancel = Some(cancel.clone());
-    let status = state.jobs().insert(&id, cancel);
+    let status = state.jobs().insert(&id, cancel, caller.token.as_deref());
     let kept = Resubmission {
         token: caller.token.clone(),
         base64: false,
@@ -167,19 +167,19 @@ pub(crate) fn launch(
     responses(
         (status = 200, description = "Its state", body = JobStatus),
         (status = 401, description = "Missing or invalid token"),
-        (status = 404, description = "No such execution (or forgotten; see the history)"),
+        (status = 404, description = "No such execution, another token's, or forgotten (see the history)"),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn status(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobStatus>, ApiError> {
     let Path(id) = id?;
     state
         .jobs()
-        .get(&id)
+        .get(&id, caller.token.as_deref())
         .await
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no execution {id:?}")))
@@ -194,17 +194,17 @@ pub(crate) async fn status(
         (status = 200, description = "It had finished: its last state, now forgotten", body = JobStatus),
         (status = 202, description = "It was queued or running: cancelled", body = JobStatus),
         (status = 401, description = "Missing or invalid token"),
-        (status = 404, description = "No such execution (or forgotten)"),
+        (status = 404, description = "No such execution, another token's, or forgotten"),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    match state.jobs().delete(&id).await {
+    match state.jobs().delete(&id, caller.token.as_deref()).await {
         Some(Deleted::Cancelled(status)) => {
             Ok((StatusCode::ACCEPTED, Json(status)).into_response())
         }

@@ -64,12 +64,15 @@ fn api_error(e: &VolumeError) -> ApiError {
 )]
 pub(crate) async fn create(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     body: Result<Json<CreateBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<VolumeInfo>), ApiError> {
     let Json(body) = body?;
     let created = blocking(&state, move |engine| {
-        engine.volumes().create(&body.name, body.size)
+        engine
+            .volumes()
+            .of(caller.token.as_deref())
+            .create(&body.name, body.size)
     })
     .await?;
     created
@@ -88,9 +91,12 @@ pub(crate) async fn create(
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
 ) -> Result<Json<Vec<VolumeInfo>>, ApiError> {
-    let listed = blocking(&state, |engine| engine.volumes().list()).await?;
+    let listed = blocking(&state, move |engine| {
+        engine.volumes().of(caller.token.as_deref()).list()
+    })
+    .await?;
     listed.map(Json).map_err(|e| api_error(&e))
 }
 
@@ -102,17 +108,20 @@ pub(crate) async fn list(
         (status = 200, description = "The volume, as `warden volume inspect --json`", body = serde_json::Value),
         (status = 400, description = "An invalid name"),
         (status = 401, description = "Missing or invalid token"),
-        (status = 404, description = "No such volume"),
+        (status = 404, description = "No such volume (or another token's)"),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn get(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<VolumeInfo>, ApiError> {
     let Path(name) = name?;
-    let found = blocking(&state, move |engine| engine.volumes().inspect(&name)).await?;
+    let found = blocking(&state, move |engine| {
+        engine.volumes().of(caller.token.as_deref()).inspect(&name)
+    })
+    .await?;
     found.map(Json).map_err(|e| api_error(&e))
 }
 
@@ -124,18 +133,21 @@ pub(crate) async fn get(
         (status = 204, description = "Removed"),
         (status = 400, description = "An invalid name"),
         (status = 401, description = "Missing or invalid token"),
-        (status = 404, description = "No such volume"),
-        (status = 409, description = "The volume is in use"),
+        (status = 404, description = "No such volume (or another token's)"),
+        (status = 409, description = "The volume is in use, or a session's own workspace"),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn remove(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path(name) = name?;
-    let removed = blocking(&state, move |engine| engine.volumes().remove(&name)).await?;
+    let removed = blocking(&state, move |engine| {
+        engine.volumes().of(caller.token.as_deref()).remove(&name)
+    })
+    .await?;
     removed
         .map(|()| StatusCode::NO_CONTENT)
         .map_err(|e| api_error(&e))
@@ -153,9 +165,12 @@ pub(crate) async fn remove(
 )]
 pub(crate) async fn prune(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
 ) -> Result<Json<Pruned>, ApiError> {
-    let pruned = blocking(&state, |engine| engine.volumes().prune()).await?;
+    let pruned = blocking(&state, move |engine| {
+        engine.volumes().of(caller.token.as_deref()).prune()
+    })
+    .await?;
     pruned
         .map(|removed| Json(Pruned { removed }))
         .map_err(|e| api_error(&e))
