@@ -268,6 +268,34 @@ fn the_disk_quota_the_idle_timeout_and_the_memory_ceiling_hold() {
     let answer = session_with_stdin(&server, &["cp", "-", &format!("{id}:upload")], Some(&big));
     assert!(!answer.status.success());
     assert_eq!(show(&server, &id)["state"], "running");
+    // An upload that does not fit over a file leaves the file as it was, and a new one that
+    // does not fit leaves nothing.
+    let out = session(
+        &server,
+        &["exec", &id, "--", "rm f3; echo kept > small; ls -a"],
+    );
+    assert!(text(&out.stdout).contains("small"), "{}", text(&out.stdout));
+    let more = vec![7u8; 1 << 20];
+    for target in ["small", "new"] {
+        let answer = session_with_stdin(
+            &server,
+            &["cp", "-", &format!("{id}:{target}")],
+            Some(&more),
+        );
+        assert!(!answer.status.success(), "{target}");
+        assert!(
+            text(&answer.stderr).contains("507"),
+            "{}",
+            text(&answer.stderr)
+        );
+    }
+    let out = session(&server, &["exec", &id, "--", "cat small; ls -a"]);
+    assert_eq!(
+        text(&out.stdout),
+        "kept\n.\n..\nf1\nf2\nlost+found\nsmall\n",
+        "{}",
+        text(&out.stderr)
+    );
 
     // Idle: stopped by the reaper, with the reason; later calls are refused with it.
     let idle = create(&server, &["--idle-timeout", "1s"]);

@@ -189,20 +189,7 @@ impl Workspaces {
                 quota: self.quota,
             });
         }
-        let fd = openat(
-            &dir,
-            *name,
-            OFlag::O_WRONLY
-                | OFlag::O_CREAT
-                | OFlag::O_TRUNC
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| at(path, "writing", e))?;
-        std::fs::File::from(fd)
-            .write_all(content)
-            .map_err(|e| at(path, "writing", io_errno(&e)))?;
+        replace(&dir, name, path, content, Mode::from_bits_truncate(0o600))?;
         Ok(json!({"written": path, "bytes": content.len()}))
     }
 }
@@ -300,7 +287,11 @@ pub(crate) fn read_bytes(workspace: &OwnedFd, path: &str, max: u64) -> Result<Ve
 }
 
 /// Writes `content` to `path`, creating the missing directories and replacing a regular
-/// file; the workspace's filesystem is the quota (ENOSPC is [`FilesError::NoSpace`]).
+/// file (keeping its permissions); the workspace's filesystem is the quota (ENOSPC is
+/// [`FilesError::NoSpace`]). The content goes to a new file beside it, renamed over `path`
+/// once whole: a write that fails leaves what was there, and nothing that the workspace's
+/// own programs plant at `path` meanwhile (a FIFO, whose open would wait for a reader, a
+/// link) is ever opened.
 pub(crate) fn write_bytes(
     workspace: &OwnedFd,
     path: &str,
@@ -309,29 +300,74 @@ pub(crate) fn write_bytes(
     let parts = components(path)?;
     let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
     let dir = walk(workspace, parents, path, true)?;
-    if let Some(st) = stat(&dir, name, path)? {
-        if kind(&st) != "file" {
+    let existing = stat(&dir, name, path)?;
+    if let Some(st) = &existing {
+        if kind(st) != "file" {
             return Err(FilesError::WrongKind {
                 path: path.into(),
-                what: article(kind(&st)),
+                what: article(kind(st)),
             });
         }
     }
+    let mode = existing.map_or(0o644, |st| st.st_mode & 0o777);
+    replace(&dir, name, path, content, Mode::from_bits_truncate(mode))
+}
+
+/// Writes `content` to a new file in `dir` and renames it over `name` (the caller's `path`):
+/// whole or not at all, and never opening what is at `name`.
+fn replace(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &str,
+    content: &[u8],
+    mode: Mode,
+) -> Result<(), FilesError> {
     let no_space = |errno: Errno| match errno {
         Errno::ENOSPC | Errno::EDQUOT => FilesError::NoSpace(path.into()),
         errno => at(path, "writing", errno),
     };
-    let fd = openat(
-        &dir,
-        *name,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o644),
-    )
-    .map_err(no_space)?;
+    let (fd, temporary) = new_file_beside(dir, name, mode).map_err(no_space)?;
     let mut file = std::fs::File::from(fd);
-    file.write_all(content)
+    let written = file
+        .write_all(content)
         .and_then(|()| file.sync_data())
         .map_err(|e| no_space(io_errno(&e)))
+        .and_then(|()| {
+            nix::fcntl::renameat(dir, temporary.as_os_str(), dir, name).map_err(|e| match e {
+                // Made a directory meanwhile.
+                Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST => FilesError::WrongKind {
+                    path: path.into(),
+                    what: "a directory",
+                },
+                e => at(path, "writing", e),
+            })
+        });
+    if written.is_err() {
+        let _ = unlinkat(dir, temporary.as_os_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    written
+}
+
+/// A new, empty file in `dir` under a hidden name of its own (`.<name>.upload-<pid>-<n>`),
+/// open for writing: created, never an existing entry.
+fn new_file_beside(dir: &OwnedFd, name: &OsStr, mode: Mode) -> Result<(OwnedFd, PathBuf), Errno> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // The name's last bytes are enough to tell whose it is; NAME_MAX bounds the whole.
+    let tail = &name.as_bytes()[name.len().saturating_sub(180)..];
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut temporary = b".".to_vec();
+        temporary.extend_from_slice(tail);
+        temporary.extend_from_slice(format!(".upload-{}-{n}", std::process::id()).as_bytes());
+        let temporary = PathBuf::from(OsStr::from_bytes(&temporary));
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match openat(dir, temporary.as_os_str(), flags, mode) {
+            // Planted by the workspace's programs under this very name: another.
+            Err(Errno::EEXIST) => continue,
+            opened => return opened.map(|fd| (fd, temporary)),
+        }
+    }
 }
 
 /// Deletes the file, link or empty directory `path`.
@@ -563,6 +599,71 @@ mod tests {
 
     fn op(ws: &Workspaces, caller: Option<&str>, input: Value) -> Result<Value, FilesError> {
         ws.operate(caller, &input)
+    }
+
+    /// The workspace's own programs swap a FIFO and a file at the path being written, over
+    /// and over: every write returns (one that opened the FIFO would wait for a reader for
+    /// ever, holding a server thread), as a replaced file or a refusal naming the FIFO.
+    #[test]
+    fn a_fifo_planted_at_the_path_never_blocks_a_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_owned();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (root, stop) = (root.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let race = root.join("race");
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::fs::remove_file(&race);
+                    let _ = nix::unistd::mkfifo(&race, Mode::from_bits_truncate(0o600));
+                    let _ = std::fs::remove_file(&race);
+                    let _ = std::fs::write(&race, b"x");
+                }
+            })
+        };
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let workspace = open_root(&root).expect("opened");
+            for _ in 0..2000 {
+                match write_bytes(&workspace, "race", b"written") {
+                    Ok(()) | Err(FilesError::WrongKind { .. }) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let _ = done.send(());
+        });
+        let answered = finished.recv_timeout(std::time::Duration::from_secs(60));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().expect("the swapper");
+        assert!(answered.is_ok(), "a write blocked on the FIFO");
+        writer.join().expect("the writer");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("listed")
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != "race")
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+
+    /// A write replaces the file and keeps its permissions (a script stays executable). That
+    /// a write past the quota leaves the file whole is shown on a real filesystem, by the
+    /// sessions' end-to-end tests.
+    #[test]
+    fn a_write_keeps_the_files_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, b"old").expect("written");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+        let workspace = open_root(dir.path()).expect("opened");
+        write_bytes(&workspace, "run.sh", b"new").expect("replaced");
+        assert_eq!(std::fs::read(&script).expect("read"), b"new");
+        let mode = std::fs::metadata(&script)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o750);
     }
 
     #[test]
