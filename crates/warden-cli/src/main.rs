@@ -140,7 +140,9 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code::BROKEN_PIPE)
         }
         Err(e) => {
-            eprintln!("warden: {e:#}");
+            // Each cause once: an error that shows its source in its own message is not
+            // followed by it again.
+            eprintln!("warden: {}", warden_engine::error_chain(e.as_ref()));
             ExitCode::from(exit_code::WARDEN_ERROR)
         }
     }

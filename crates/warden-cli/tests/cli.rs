@@ -49,6 +49,31 @@ fn every_language_passes_its_smoke_test_in_the_sandbox() {
     }
 }
 
+/// Program files that do not fit in the workspace are the caller's to fix, and said so (not a
+/// failure of warden's sandbox).
+#[test]
+fn files_larger_than_the_workspace_are_refused_with_the_limit_named() {
+    let world = World::new();
+    let dir = world.path().join("big");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("main.py"), "print(1)\n").expect("write");
+    std::fs::write(dir.join("blob.bin"), vec![0u8; 1 << 20]).expect("write");
+    let out = world
+        .warden()
+        .args(["run", "--workspace-size", "64KiB"])
+        .arg(dir.join("main.py"))
+        .arg(dir.join("blob.bin"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert_eq!(
+        stderr,
+        "warden: the program's file blob.bin cannot be written in the workspace: the workspace \
+         is full (its size is the workspace_size limit, or a session's disk)\n"
+    );
+}
+
 /// Output that is not UTF-8 is text with U+FFFD in the JSON, and its exact bytes ride along in
 /// base64; UTF-8 output has no such field.
 #[test]

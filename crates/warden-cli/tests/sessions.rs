@@ -241,6 +241,39 @@ fn file_operations_stay_in_the_workspace_whatever_the_session_plants() {
     assert!(!std::path::Path::new("/usr/bin/planted").exists());
     // A FIFO read did not block the server: it still answers.
     assert_eq!(server.health(Duration::from_secs(10)), Some(200));
+
+    // A program whose files' paths are taken by what the session made (a link or a file
+    // where a directory must go, a directory where a file must) is the caller's mistake.
+    ok(&server, &["exec", &id, "--", "touch plain; mkdir dir"]);
+    for (name, says) in [
+        (
+            "d/up/x.py",
+            "a file or link is where a directory of its path must be",
+        ),
+        (
+            "plain/x.py",
+            "a file or link is where a directory of its path must be",
+        ),
+        ("dir", "a directory is where the file must be"),
+    ] {
+        let body = serde_json::json!({
+            "language": "python",
+            "files": [{"name": "main.py", "content": "print(1)"}, {"name": name, "content": "x = 1"}],
+        });
+        let (status, answer) = server.request(
+            "POST",
+            &format!("/v1/sessions/{id}/exec"),
+            Some(&body.to_string()),
+        );
+        assert_eq!(status, 422, "{name}: {answer}");
+        assert!(
+            answer.contains(&format!(
+                "the program's file {name} cannot be written in the workspace: {says}"
+            )),
+            "{answer}"
+        );
+    }
+    assert_eq!(show(&server, &id)["state"], "running");
 }
 
 #[test]

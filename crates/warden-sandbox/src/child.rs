@@ -51,11 +51,9 @@ impl SetupError {
         Self::new(step, e.desc())
     }
 
+    /// `e` as `ENOSPC: No space left on device`.
     pub(crate) fn sys(step: &str, path: &Path, e: Errno) -> Self {
-        Self::new(
-            &format!("{step} {}", path.display()),
-            format!("{e} ({})", e.desc()),
-        )
+        Self::new(&format!("{step} {}", path.display()), e)
     }
 
     pub(crate) fn io(step: &str, path: &Path, e: std::io::Error) -> Self {

@@ -478,12 +478,8 @@ impl JobLauncher for RunscJobs {
     }
 
     fn prepare(&mut self, job: &Job) -> Result<Command, SandboxError> {
-        crate::workspace::write_files(&self.workspace, &job.files).map_err(|e| {
-            SandboxError::Setup {
-                step: e.step,
-                detail: e.detail,
-            }
-        })?;
+        crate::workspace::write_files(&self.workspace, &job.files)
+            .map_err(|e| SandboxError::setup(e.step, e.detail))?;
         if let Some(argv) = &self.container_start {
             if self.count > 0 {
                 return Err(SandboxError::Gone {

@@ -320,7 +320,7 @@ impl LiveSandbox {
                         self.built_cpu = cgroup_cpu_ns.map(Duration::from_nanos);
                     }
                     Ok(Report::SetupFailed { step, detail }) => {
-                        failure.get_or_insert(SandboxError::Setup { step, detail });
+                        failure.get_or_insert(SandboxError::setup(step, detail));
                     }
                     Ok(other) => tracing::warn!(?other, "unexpected report before Ready"),
                     Err(line) => tracing::warn!(%line, "unreadable line on the report pipe"),
@@ -334,7 +334,7 @@ impl LiveSandbox {
                 // Its last reports may still be in the pipe.
                 for report in self.report.read() {
                     if let Ok(Report::SetupFailed { step, detail }) = report {
-                        return Err(SandboxError::Setup { step, detail });
+                        return Err(SandboxError::setup(step, detail));
                     }
                 }
                 return Err(SandboxError::Vanished);
@@ -542,7 +542,7 @@ impl LiveSandbox {
             self.dead = Some("a limit ended the whole sandbox");
         }
         if let Some((step, detail)) = watched.setup_failure {
-            return Err(SandboxError::Setup { step, detail });
+            return Err(SandboxError::setup(step, detail));
         }
         let after = cgroup.stats()?;
         let used = CgroupStats {
@@ -603,7 +603,7 @@ impl LiveSandbox {
                 match report {
                     Ok(Report::Ready { .. }) => return Ok(()),
                     Ok(Report::SetupFailed { step, detail }) => {
-                        return Err(SandboxError::Setup { step, detail })
+                        return Err(SandboxError::setup(step, detail))
                     }
                     Ok(other) => tracing::warn!(?other, "unexpected report during a reset"),
                     Err(line) => tracing::warn!(%line, "unreadable line on the report pipe"),

@@ -145,6 +145,16 @@ pub enum SandboxError {
         /// What went wrong.
         detail: String,
     },
+    /// A file of the job could not be written in the workspace for a reason of the caller's:
+    /// the workspace is full, or what its earlier jobs left there takes the file's path (a file
+    /// where a directory must go, a directory where a file must).
+    #[error("the program's file {path} cannot be written in the workspace: {why}")]
+    JobFile {
+        /// The file's path in the workspace.
+        path: String,
+        /// Why.
+        why: String,
+    },
     /// The helper ended without a report of the program's end.
     #[error("the sandbox helper ended without reporting how the program ended")]
     Vanished,
@@ -157,6 +167,33 @@ pub enum SandboxError {
         /// What ended it.
         why: &'static str,
     },
+}
+
+impl SandboxError {
+    /// The error a failed setup step reports: [`SandboxError::JobFile`] when writing a job's
+    /// file failed for a reason of the caller's, else [`SandboxError::Setup`].
+    pub(crate) fn setup(step: String, detail: String) -> Self {
+        let path = step
+            .strip_prefix(crate::workspace::WRITE_STEP)
+            .and_then(|rest| rest.strip_prefix(' '));
+        let errno = detail.split(':').next().unwrap_or_default();
+        let why = match errno {
+            "ENOSPC" | "EDQUOT" => Some(
+                "the workspace is full (its size is the workspace_size limit, or a session's \
+                 disk)",
+            ),
+            "ENOTDIR" | "ELOOP" => Some("a file or link is where a directory of its path must be"),
+            "EISDIR" | "EEXIST" => Some("a directory is where the file must be"),
+            _ => None,
+        };
+        match (path, why) {
+            (Some(path), Some(why)) => SandboxError::JobFile {
+                path: path.to_owned(),
+                why: why.to_owned(),
+            },
+            _ => SandboxError::Setup { step, detail },
+        }
+    }
 }
 
 /// Tasks of warden's own in a sandbox's cgroup beside the job's processes: its init. A job's

@@ -16,6 +16,11 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 use crate::child::SetupError;
 use crate::plan::WorkspaceFile;
 
+/// The setup step that writes a job's file, followed by its path ([`SandboxError::setup`]).
+///
+/// [`SandboxError::setup`]: crate::SandboxError
+pub(crate) const WRITE_STEP: &str = "write workspace file";
+
 /// Writes `files` under `workdir`.
 pub(crate) fn write_files(workdir: &Path, files: &[WorkspaceFile]) -> Result<(), SetupError> {
     if files.is_empty() {
@@ -23,8 +28,7 @@ pub(crate) fn write_files(workdir: &Path, files: &[WorkspaceFile]) -> Result<(),
     }
     let root = open_dir(None, workdir).map_err(|e| SetupError::sys("open", workdir, e))?;
     for file in files {
-        write_one(&root, file)
-            .map_err(|e| SetupError::sys("write workspace file", &file.path, e))?;
+        write_one(&root, file).map_err(|e| SetupError::sys(WRITE_STEP, &file.path, e))?;
     }
     Ok(())
 }
