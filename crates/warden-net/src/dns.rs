@@ -78,6 +78,8 @@ fn answer(shared: &Shared, msg: &[u8]) -> Option<Vec<u8>> {
     };
     let (rcode, addr, allowed, reason) = decide(shared, &query);
     tracing::debug!(name = ?query.name, qtype = query.qtype, ?rcode, "dns question");
+    let answer = addr.map(|addr| (addr, TTL_SECONDS));
+    let reply = message::response(query.id, query.flags, rcode, Some(query.question), answer);
     shared.log.push(ConnectionRecord {
         started: SystemTime::now(),
         protocol: Protocol::Dns,
@@ -88,18 +90,11 @@ fn answer(shared: &Shared, msg: &[u8]) -> Option<Vec<u8>> {
         rule: "resolver".to_owned(),
         reason,
         bytes_up: msg.len() as u64,
-        bytes_down: 0,
+        bytes_down: reply.len() as u64,
         duration: std::time::Duration::ZERO,
         cut_by: None,
     });
-    let answer = addr.map(|addr| (addr, TTL_SECONDS));
-    Some(message::response(
-        query.id,
-        query.flags,
-        rcode,
-        Some(query.question),
-        answer,
-    ))
+    Some(reply)
 }
 
 fn decide(shared: &Shared, query: &Query<'_>) -> (Rcode, Option<std::net::Ipv4Addr>, bool, String) {
