@@ -40,7 +40,7 @@ use crate::execution::{
     Execution, ExecutionRequest, ExecutionResult, LanguageDetection, StageResult,
 };
 use crate::id::ExecutionId;
-use crate::security::{Security, Stage, Violation, ViolationKind};
+use crate::security::{Security, Stage, Violation};
 use crate::settings::{HistorySettings, NetworkSettings, SettingError};
 use crate::test_cases::{TestCase, TestResult, Verdict};
 use crate::workspace::Program;
@@ -891,9 +891,9 @@ fn finish(
     let denials = (install_network.iter().map(|n| (Stage::Dependencies, *n)))
         .chain(network.iter().map(|n| (Stage::Run, n)))
         .flat_map(|(stage, n)| n.violations().into_iter().map(move |d| (stage, d)))
-        .map(|(stage, detail)| Violation {
+        .map(|(stage, (kind, detail))| Violation {
             stage,
-            kind: ViolationKind::Violation,
+            kind,
             detail,
             syscall: None,
             writes: None,

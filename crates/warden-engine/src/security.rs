@@ -75,6 +75,9 @@ pub enum ViolationKind {
     /// Writes to read-only paths (the root, the runtimes, `/dev`, a read-only volume), which
     /// the kernel refused (`EROFS`). The stage's outcome is its own.
     ReadonlyWrite,
+    /// A connection a limit of the network policy refused (`max_connections`,
+    /// `total_connections`, `total_bytes`): a limit hit, not a destination the policy denies.
+    NetworkLimit,
 }
 
 impl ViolationKind {
@@ -104,6 +107,7 @@ impl ViolationKind {
             Self::DeniedSyscall => "denied_syscall",
             Self::ProcessLimit => "process_limit",
             Self::ReadonlyWrite => "readonly_write",
+            Self::NetworkLimit => "network_limit",
         }
     }
 }

@@ -16,6 +16,7 @@ use warden_sandbox::LiveSandbox;
 use crate::error::EngineError;
 use crate::execution::DenialHook;
 use crate::network::{host_registries, PolicyStore, StoredPolicy};
+use crate::security::ViolationKind;
 use crate::settings::NetworkSettings;
 
 /// Denied connections listed one by one among the security violations; more are counted.
@@ -92,6 +93,11 @@ fn serde_name<T: Serialize>(value: &T) -> String {
 }
 
 impl Connection {
+    /// Whether a limit refused it (`max_connections`, ...) rather than the policy.
+    fn refused_by_limit(&self) -> bool {
+        !self.allowed && self.cut_by.is_some()
+    }
+
     /// How a denied attempt reads among the security violations.
     pub fn denial(&self) -> String {
         let target = match (&self.host, &self.addr) {
@@ -104,8 +110,13 @@ impl Connection {
         } else {
             format!("{}: {}", self.rule, self.reason)
         };
+        let verb = if self.refused_by_limit() {
+            "refused"
+        } else {
+            "denied"
+        };
         format!(
-            "network: {} {target}:{} denied by {why}",
+            "network: {} {target}:{} {verb} by {why}",
             self.protocol, self.port
         )
     }
@@ -123,20 +134,35 @@ impl NetworkReport {
         }
     }
 
-    /// The denials as violation details: the first [`LISTED_DENIALS`], then a count of the
-    /// rest.
-    pub(crate) fn violations(&self) -> Vec<String> {
+    /// The denials as violation details with their kind (a limit's refusal is a limit hit,
+    /// `network_limit`): the first [`LISTED_DENIALS`], then a count of the rest.
+    pub(crate) fn violations(&self) -> Vec<(ViolationKind, String)> {
+        let kind = |c: &Connection| {
+            if c.refused_by_limit() {
+                ViolationKind::NetworkLimit
+            } else {
+                ViolationKind::Violation
+            }
+        };
         let denied: Vec<&Connection> = self.connections.iter().filter(|c| !c.allowed).collect();
-        let mut out: Vec<String> = denied
+        let mut out: Vec<(ViolationKind, String)> = denied
             .iter()
             .take(LISTED_DENIALS)
-            .map(|c| c.denial())
+            .map(|c| (kind(c), c.denial()))
             .collect();
-        if denied.len() > LISTED_DENIALS {
-            out.push(format!(
-                "network: {} more connections denied",
-                denied.len() - LISTED_DENIALS
-            ));
+        let rest = &denied[denied.len().min(LISTED_DENIALS)..];
+        if !rest.is_empty() {
+            // One count per kind, so that each keeps its severity.
+            for k in [ViolationKind::Violation, ViolationKind::NetworkLimit] {
+                let n = rest.iter().filter(|c| kind(c) == k).count();
+                let what = match k {
+                    ViolationKind::NetworkLimit => "refused by limits",
+                    _ => "denied",
+                };
+                if n > 0 {
+                    out.push((k, format!("network: {n} more connections {what}")));
+                }
+            }
         }
         out
     }

@@ -17,7 +17,8 @@ use crate::security::{Stage, Violation, ViolationKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
-    /// A limit the program hit (time, memory, output, file size): what limits are for.
+    /// A limit the program hit (time, memory, output, file size, a network policy's connection
+    /// and byte limits): what limits are for.
     Low,
     /// A connection the network policy denied.
     Medium,
@@ -45,6 +46,8 @@ impl Severity {
             ViolationKind::Violation => Severity::High,
             // A fork storm: the program tried to exhaust the host's processes.
             ViolationKind::ProcessLimit => Severity::Medium,
+            // Its detail starts with `network:` too, but a limit is what limits are for.
+            ViolationKind::NetworkLimit => Severity::Low,
             _ if violation.detail.starts_with("network:") => Severity::Medium,
             _ => Severity::Low,
         }
@@ -218,6 +221,14 @@ mod tests {
                 "memory limit exceeded"
             )),
             Severity::Low
+        );
+        assert_eq!(
+            Severity::of(&violation(
+                ViolationKind::NetworkLimit,
+                "network: tcp 8.8.8.8:80 refused by limits: 1 connection open at once"
+            )),
+            Severity::Low,
+            "a network limit is a limit (docs/events.md), not a denied destination"
         );
         let refused = |severity| {
             Severity::of(&Violation::denied_syscall(
