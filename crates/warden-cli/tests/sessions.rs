@@ -180,6 +180,27 @@ fn a_session_keeps_its_workspace_across_calls_and_files_move_in_and_out() {
     assert!(!body.contains(&volume), "{body}");
 }
 
+/// A compiled language compiles in a session of the default size: the compile stage's
+/// default memory (above the session's) is held to the session's ceiling, as the run's is.
+#[test]
+fn a_compiled_program_runs_in_a_default_session() {
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    let body = serde_json::json!({
+        "language": "c",
+        "code": "#include <stdio.h>\nint main(void) { puts(\"compiled here\"); return 0; }\n",
+    });
+    let (status, answer) = server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/exec"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let result: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(result["stdout"], "compiled here\n", "{result:#}");
+    assert_eq!(result["compile"]["outcome"]["kind"], "exited", "{result:#}");
+}
+
 #[test]
 fn calls_of_one_session_run_one_at_a_time_in_arrival_order() {
     let server = LiveServer::start("");

@@ -303,9 +303,14 @@ impl Engine {
         request.mode = Some(ModeRequest::Exactly(mode));
         let mut prepared = self.prepare(&request)?;
         prepared.command = command.is_some();
-        // Within the session's ceilings, whatever the language's defaults say.
+        // Within the session's ceilings, whatever the language's defaults say: the compile
+        // stage's too (a compiler's default memory is above a default session's).
         prepared.limits.memory = prepared.limits.memory.min(ceilings.memory);
         prepared.limits.max_procs = prepared.limits.max_procs.min(ceilings.max_procs);
+        if let Some(compile) = &mut prepared.compile_limits {
+            compile.memory = compile.memory.min(ceilings.memory);
+            compile.max_procs = compile.max_procs.min(ceilings.max_procs);
+        }
         let input = super::history::Pending::of(&request);
         clock.lap("prepare");
 
