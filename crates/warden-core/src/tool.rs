@@ -19,8 +19,8 @@ mod template;
 
 pub use assessment::{assess, Assessment, Category, Implies, ProgramAnalysis};
 pub use file::{
-    Builtin, OutputFormat, Runner, Tool, ToolFileError, ToolOrigin, MAX_INPUT_BYTES,
-    MAX_INPUT_DEPTH,
+    name_excerpt, Builtin, OutputFormat, Runner, Tool, ToolFileError, ToolOrigin, MAX_INPUT_BYTES,
+    MAX_INPUT_DEPTH, MAX_NAME_LEN,
 };
 pub use schema::{InputError, JsonType, Schema, SchemaError, MAX_DEPTH, MAX_ERRORS};
 pub use template::{CommandTemplate, TemplateError};
@@ -354,5 +354,18 @@ memory = "64MiB"
             }
         }
         assert_eq!(embedded_source("no such file"), None);
+    }
+
+    #[test]
+    fn a_name_is_quoted_whole_up_to_its_longest_and_cut_beyond() {
+        assert_eq!(name_excerpt("no_such_tool"), "\"no_such_tool\"");
+        let long = "é".repeat(1 << 19);
+        let quoted = name_excerpt(&long);
+        assert!(quoted.len() < 100, "{quoted}");
+        assert!(quoted.ends_with("\"... (1048576 bytes)"), "{quoted}");
+        assert!(
+            quoted.starts_with(&format!("\"{}", "é".repeat(MAX_NAME_LEN / 2))),
+            "{quoted}"
+        );
     }
 }

@@ -112,8 +112,8 @@ pub struct ToolReply {
 /// warden's own failure ([`ToolCallError::is_caller_fault`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ToolCallError {
-    /// No tool of that name.
-    #[error("no tool named {0:?} (warden tool list shows them)")]
+    /// No tool of that name (the message quotes at most the name's first 64 bytes).
+    #[error("no tool named {} (warden tool list shows them)", warden_core::tool::name_excerpt(.0))]
     Unknown(String),
     /// The input does not match the schema.
     #[error("invalid input for tool {tool:?}: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]

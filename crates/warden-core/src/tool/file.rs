@@ -51,6 +51,24 @@ pub const MAX_INPUT_DEPTH: usize = 64;
 
 const MAX_DESCRIPTION_CHARS: usize = 2000;
 
+/// The longest tool name, in bytes (`[a-z][a-z0-9_]{0,63}`).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A name a caller gave for a tool, as a message may quote it: its first [`MAX_NAME_LEN`]
+/// bytes (cut at a character boundary) in quotes, escaped, and how long it was when cut. A
+/// caller's name may be of any length (a megabyte over MCP), and a message that echoed it
+/// whole would send it back and log it.
+pub fn name_excerpt(name: &str) -> String {
+    if name.len() <= MAX_NAME_LEN {
+        return format!("{name:?}");
+    }
+    let mut cut = MAX_NAME_LEN;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{:?}... ({} bytes)", &name[..cut], name.len())
+}
+
 /// A tool implemented inside warden, selected by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -479,7 +497,7 @@ fn json_string_len(s: &str) -> usize {
 fn check_name(name: &str) -> Result<(), ToolFileError> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.len() <= 64
+        && name.len() <= MAX_NAME_LEN
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if ok {
         Ok(())
