@@ -7,7 +7,8 @@
 //! only its sandbox, is stopped at a connection its policy denies (to this host's own address,
 //! refused by the egress proxy's evaluation: no packet leaves the machine) and leaves no
 //! process behind; and a wrapped server that crashes fails the call in flight and ends the
-//! relay. The SDK (`mcp` 2.3.0 and what it pulls in) is pinned by scripts/mcp-clients.txt and
+//! relay. A call the client cancels, or leaves in flight when it closes stdin, ends its
+//! program. The SDK (`mcp` 2.3.0 and what it pulls in) is pinned by scripts/mcp-clients.txt and
 //! installed by scripts/setup.sh in a venv at [`VENV_PYTHON`]; the clients are the scripts in
 //! tests/mcp/, each printing one JSON object of observations that these tests assert on.
 //! Needs root (real sandboxes), as CI runs.
@@ -215,6 +216,11 @@ fn the_sdk_calls_tools_over_http_with_the_servers_token() {
     let server = serve(&world);
     let url = format!("http://127.0.0.1:{}/mcp", server.port);
     let report = run_client(python, &world, "client_http.py", &[&url, TOKEN]);
+    // Bug hunt: the executions tools run were missing from /metrics.
+    let (status, metrics) = get(server.port, "/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    let exited = r#"warden_executions_total{api="mcp",language="python",mode="sandboxed",outcome="exited"} 1"#;
+    assert!(metrics.lines().any(|l| l == exited), "{metrics}");
     drop(server);
 
     let tools = report["tools"].as_array().expect("the tools listed");
@@ -390,4 +396,140 @@ fn a_wrapped_server_that_crashes_fails_the_call_and_ends_the_relay() {
     assert_eq!(counted["failures"], 1, "{counted:#}");
     let left = processes_with(&server.to_string_lossy());
     assert!(left.is_empty(), "still running: {left:?}");
+}
+
+/// A GET with the server's token: the status and the body.
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer read");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, body.to_owned())
+}
+
+/// Whether `condition` holds within `bound` (a bound on a hang, not a timing assertion).
+fn eventually(bound: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    condition()
+}
+
+/// The processes whose command line is exactly `command`.
+fn processes_running(command: &str) -> Vec<String> {
+    processes_with(command)
+        .into_iter()
+        .filter(|c| c.trim() == command)
+        .collect()
+}
+
+/// What client_cancel.py saw: the program started, the call was abandoned (the SDK sent
+/// `notifications/cancelled`), the program's process went while the session stayed open, and
+/// the session went on.
+fn assert_cancelled(report: &Value) {
+    assert!(report["started_after"].is_number(), "{report:#}");
+    assert_eq!(report["cancelled"], true, "{report:#}");
+    assert!(report.get("answered").is_none(), "{report:#}");
+    assert!(
+        report["gone_after"].is_number(),
+        "the program outlived its cancelled call: {report:#}"
+    );
+    assert_eq!(report["after"]["is_error"], false, "{report:#}");
+}
+
+/// Bug hunt: `notifications/cancelled` was ignored; the program ran to its end (and
+/// `warden mcp` with it, after its client had gone).
+#[test]
+fn a_cancelled_call_ends_its_program_over_stdio() {
+    let Some(python) = venv_python() else { return };
+    let world = World::new();
+    let report = run_client(
+        python,
+        &world,
+        "client_cancel.py",
+        &["stdio", warden_binary(), "47.5"],
+    );
+    assert_cancelled(&report);
+}
+
+/// Bug hunt: over `/mcp` too; and the worker the call held is free again.
+#[test]
+fn a_cancelled_call_ends_its_program_over_http() {
+    let Some(python) = venv_python() else { return };
+    let world = World::with_config(&format!(
+        "[[server.tokens]]\nname = \"mcp-tester\"\ntoken = \"{TOKEN}\"\n"
+    ));
+    let server = serve(&world);
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let report = run_client(
+        python,
+        &world,
+        "client_cancel.py",
+        &["http", &url, TOKEN, "48.5"],
+    );
+    assert_cancelled(&report);
+    let idle = eventually(Duration::from_secs(20), || {
+        let (_, body) = get(server.port, "/v1/health");
+        serde_json::from_str::<Value>(&body).is_ok_and(|h| h["load"]["running"] == 0)
+    });
+    assert!(idle, "{:?}", get(server.port, "/v1/health"));
+}
+
+/// Bug hunt: a client that closes stdin with a call in flight left its program running to
+/// its end, and `warden mcp` waiting for it.
+#[test]
+fn closing_stdin_cancels_the_calls_in_flight() {
+    let world = World::new();
+    let mut child = world
+        .warden()
+        .arg("mcp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("warden mcp starts");
+    let mut stdin = child.stdin.take().expect("piped");
+    let messages = [
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "closer", "version": "0"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "run_code", "arguments": {"language": "bash", "code": "sleep 49.5; echo done",
+            "limits": {"wall_time": "60s"}}}}),
+    ];
+    for message in messages {
+        writeln!(stdin, "{message}").expect("warden mcp reads");
+    }
+    let started = eventually(Duration::from_secs(60), || {
+        !processes_running("sleep 49.5").is_empty()
+    });
+    assert!(started, "the program did not start");
+    drop(stdin);
+    let gone = eventually(Duration::from_secs(25), || {
+        processes_running("sleep 49.5").is_empty()
+    });
+    let exited = eventually(Duration::from_secs(10), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    assert!(gone, "the program outlived its client");
+    assert!(exited, "warden mcp outlived its client");
 }

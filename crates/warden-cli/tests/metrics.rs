@@ -1,6 +1,8 @@
 //! `GET /metrics` (issue 13): the real server counts each execution by interface, language,
 //! mode and outcome, what failed, how long runs took, and shows its queue and warm pool, in the
-//! Prometheus text format; without the token it answers 401. Needs root (CI runs as root).
+//! Prometheus text format; without the token it answers 401. The executions tools run are
+//! counted like the others, and a tool name no tool has adds no series of its own. Needs root
+//! (CI runs as root).
 
 mod live_server;
 
@@ -59,7 +61,7 @@ fn metrics_count_executions_failures_and_durations() {
             &text,
             r#"warden_execution_duration_seconds_count{api="v1"}"#
         ),
-        Some(5.0),
+        Some(6.0),
         "{text}"
     );
     assert_eq!(
@@ -67,7 +69,7 @@ fn metrics_count_executions_failures_and_durations() {
             &text,
             r#"warden_execution_duration_seconds_bucket{api="v1",le="+Inf"}"#
         ),
-        Some(5.0),
+        Some(6.0),
         "{text}"
     );
     assert_eq!(
@@ -76,8 +78,12 @@ fn metrics_count_executions_failures_and_durations() {
         "{text}"
     );
     assert!(value(&text, "warden_pool_hits_total").is_some(), "{text}");
+    // The tool's execution is counted like the others, under the API that called the tool.
+    let wc =
+        r#"warden_executions_total{api="v1",language="bash",mode="sandboxed",outcome="exited"}"#;
+    assert_eq!(value(&text, wc), Some(1.0), "{text}");
     // Stages: every admitted request waited in the queue (five executions, two tool calls),
-    // four ran (not the unknown language), one compiled (C).
+    // five ran (not the unknown language, not the refused tool call), one compiled (C).
     assert_eq!(
         value(
             &text,
@@ -88,7 +94,7 @@ fn metrics_count_executions_failures_and_durations() {
     );
     assert_eq!(
         value(&text, r#"warden_stage_duration_seconds_count{stage="run"}"#),
-        Some(4.0),
+        Some(5.0),
         "{text}"
     );
     assert_eq!(
@@ -96,7 +102,7 @@ fn metrics_count_executions_failures_and_durations() {
             &text,
             r#"warden_stage_duration_seconds_count{stage="analysis"}"#
         ),
-        Some(4.0),
+        Some(5.0),
         "{text}"
     );
     assert_eq!(
@@ -145,5 +151,78 @@ fn metrics_count_executions_failures_and_durations() {
     assert!(
         answer.starts_with("HTTP/1.0 401") || answer.starts_with("HTTP/1.1 401"),
         "{answer}"
+    );
+}
+
+/// Bug hunt: the executions that tools ran were missing from `/metrics`, and each unknown tool
+/// name (a megabyte long) added a series of its own, kept until the server stopped.
+#[test]
+fn tool_executions_are_counted_and_unknown_tool_names_share_one_series() {
+    let server = LiveServer::start("");
+    let shell = r#"{"command": "echo hi"}"#;
+    let (status, body) = server.request("POST", "/v1/tools/shell/call", Some(shell));
+    assert_eq!(status, 200, "{body}");
+    let spin =
+        r#"{"language": "python", "code": "while True: pass", "limits": {"cpu_time": "300ms"}}"#;
+    let (status, body) = server.request("POST", "/v1/tools/run_code/call", Some(spin));
+    assert_eq!(status, 200, "{body}");
+    let long = "x".repeat(4000);
+    for _ in 0..3 {
+        let path = format!("/v1/tools/{long}/call");
+        let (status, body) = server.request("POST", &path, Some("{}"));
+        assert_eq!(status, 404, "{body}");
+        assert!(
+            body.len() < 400,
+            "the error quotes the name's start only: {body}"
+        );
+    }
+
+    let (status, text) = server.request("GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    let echoed =
+        r#"warden_executions_total{api="v1",language="bash",mode="sandboxed",outcome="exited"}"#;
+    assert_eq!(value(&text, echoed), Some(1.0), "{text}");
+    let limited = r#"warden_executions_total{api="v1",language="python",mode="sandboxed",outcome="time_limit"}"#;
+    assert_eq!(value(&text, limited), Some(1.0), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_execution_duration_seconds_count{api="v1"}"#
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, r#"warden_stage_duration_seconds_count{stage="run"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_security_violations_total{kind="time_limit"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_tool_calls_total{tool="shell",result="ok"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"warden_tool_calls_total{tool="<unknown>",result="refused"}"#
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("xxxxxxxx"),
+        "a series per unknown name: {text}"
     );
 }

@@ -33,7 +33,8 @@ pub trait ToolHost: Send + Sync + 'static {
     /// Calls the tool `name` with `arguments` (a JSON object; `{}` when the client sent none)
     /// on behalf of `caller`: the name of the API token that authenticated the HTTP request,
     /// `None` over stdio (the local user who started `warden mcp`). The future runs the tool
-    /// to its end.
+    /// to its end; dropping it before then cancels the call (its execution's sandboxes are
+    /// killed): the client cancelled the request or ended the session.
     fn call(&self, name: String, arguments: serde_json::Value, caller: Option<String>) -> ToolCall;
 }
 
@@ -73,8 +74,10 @@ pub struct ToolReply {
 /// Why a call did not reach a tool.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallRefused {
-    /// No tool has this name: a JSON-RPC error (invalid params).
-    #[error("unknown tool: {0}")]
+    /// No tool has this name: a JSON-RPC error (invalid params). The message quotes at most
+    /// the first [`warden_core::tool::MAX_NAME_LEN`] bytes of the name: it is the client's
+    /// text, of any length.
+    #[error("unknown tool: {}", warden_core::tool::name_excerpt(.0))]
     UnknownTool(String),
     /// The request itself is malformed (arguments that do not fit the schema): a JSON-RPC
     /// error (invalid params) with this message.

@@ -14,10 +14,14 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use warden_engine::{EngineError, Execution};
+use warden_engine::{EngineError, Execution, ExecutionResult, ToolCallError, ToolReply};
 
 use crate::routes::V1Caller;
 use crate::state::AppState;
+
+/// The `tool` label of a call whose tool does not exist: a name no tool can have (names are
+/// `[a-z][a-z0-9_]{0,63}`).
+const UNKNOWN_TOOL: &str = "<unknown>";
 
 /// Upper bounds of the duration histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -102,33 +106,41 @@ impl Metrics {
         took: Duration,
         result: &Result<Execution, EngineError>,
     ) {
+        let result = result.as_ref().map(|execution| &execution.result);
+        self.counts().execution(api, took, result);
+    }
+
+    /// Counts one tool call through `api` that took `took`: under its tool and result, and
+    /// the execution it ran (if any) as any other execution of `api`. `tool` is the name the
+    /// caller gave; a name no tool has is counted as [`UNKNOWN_TOOL`], so that callers cannot
+    /// add series (each name of any length a series of its own, kept until the server stops).
+    pub(crate) fn tool_called(
+        &self,
+        api: &str,
+        tool: &str,
+        took: Duration,
+        reply: &Result<ToolReply, ToolCallError>,
+    ) {
         let mut counts = self.counts();
-        match result {
-            Ok(execution) => {
-                let r = &execution.result;
-                let key = (
-                    api.to_owned(),
-                    r.language.as_str().to_owned(),
-                    r.mode.name().to_owned(),
-                    r.outcome.kind().to_string(),
-                );
-                *counts.executions.entry(key).or_default() += 1;
-                if let Some(network) = r.network.as_ref().filter(|n| n.denied > 0) {
-                    *counts.denied.entry(network.policy.clone()).or_default() +=
-                        u64::from(network.denied);
-                }
-                counts.stages_of(r);
-            }
-            Err(e) => {
-                let kind = format!("{:?}", e.kind()).to_lowercase();
-                *counts.failures.entry((api.to_owned(), kind)).or_default() += 1;
-            }
+        let (tool, result) = match reply {
+            Ok(reply) if reply.is_error => (tool, "error"),
+            Ok(_) => (tool, "ok"),
+            Err(ToolCallError::Unknown(_)) => (UNKNOWN_TOOL, "refused"),
+            Err(_) => (tool, "refused"),
+        };
+        *counts
+            .tool_calls
+            .entry((tool.to_owned(), result))
+            .or_default() += 1;
+        match reply {
+            Ok(ToolReply {
+                execution: Some(result),
+                ..
+            }) => counts.execution(api, took, Ok(result)),
+            Err(ToolCallError::Engine(e)) => counts.execution(api, took, Err(e)),
+            // The `files` tool runs no execution; a refused call reached none.
+            Ok(_) | Err(_) => {}
         }
-        counts
-            .durations
-            .entry(api.to_owned())
-            .or_default()
-            .observe(took);
     }
 
     /// Counts the time an execution waited in the queue for a worker.
@@ -140,15 +152,6 @@ impl Metrics {
             .observe(waited);
     }
 
-    /// Counts one tool call: `ok`, `error` (the tool failed) or `refused` (it never ran).
-    pub(crate) fn tool_call(&self, tool: &str, result: &'static str) {
-        *self
-            .counts()
-            .tool_calls
-            .entry((tool.to_owned(), result))
-            .or_default() += 1;
-    }
-
     /// Counts an admission refused for `reason` (`queue_full`, `quota`, ...).
     pub(crate) fn refused(&self, reason: &str) {
         *self.counts().refused.entry(reason.to_owned()).or_default() += 1;
@@ -156,8 +159,42 @@ impl Metrics {
 }
 
 impl Counts {
+    /// One execution through `api` that took `took`: its result, or warden's failure to
+    /// reach one.
+    fn execution(
+        &mut self,
+        api: &str,
+        took: Duration,
+        result: Result<&ExecutionResult, &EngineError>,
+    ) {
+        match result {
+            Ok(r) => {
+                let key = (
+                    api.to_owned(),
+                    r.language.as_str().to_owned(),
+                    r.mode.name().to_owned(),
+                    r.outcome.kind().to_string(),
+                );
+                *self.executions.entry(key).or_default() += 1;
+                if let Some(network) = r.network.as_ref().filter(|n| n.denied > 0) {
+                    *self.denied.entry(network.policy.clone()).or_default() +=
+                        u64::from(network.denied);
+                }
+                self.stages_of(r);
+            }
+            Err(e) => {
+                let kind = format!("{:?}", e.kind()).to_lowercase();
+                *self.failures.entry((api.to_owned(), kind)).or_default() += 1;
+            }
+        }
+        self.durations
+            .entry(api.to_owned())
+            .or_default()
+            .observe(took);
+    }
+
     /// An execution's stage durations, its violations by kind, its proxies' bytes.
-    fn stages_of(&mut self, r: &warden_engine::ExecutionResult) {
+    fn stages_of(&mut self, r: &ExecutionResult) {
         self.stages
             .entry("analysis")
             .or_default()

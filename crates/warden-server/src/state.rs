@@ -84,12 +84,19 @@ pub enum ExecError {
     Worker,
 }
 
-/// Cancels an execution when dropped before it finished (its client left).
-struct CancelOnDrop(Option<Cancellation>);
+/// Cancels an execution when dropped before it finished (its client left, or an MCP client
+/// cancelled the call).
+pub(crate) struct CancelOnDrop(Option<Cancellation>);
 
 impl CancelOnDrop {
+    /// A guard over a new cancellation, and the cancellation to give the execution.
+    pub(crate) fn new() -> (Self, Cancellation) {
+        let cancel = Cancellation::new();
+        (Self(Some(cancel.clone())), cancel)
+    }
+
     /// The execution finished: nothing to cancel.
-    fn disarm(mut self) {
+    pub(crate) fn disarm(mut self) {
         self.0 = None;
     }
 }
@@ -360,28 +367,29 @@ impl AppState {
         let running = self.worker(admitted.place).await?;
         self.inner.metrics.queued(admitted.at.elapsed());
         let quota = admitted.quota;
-        let cancel = CancelOnDrop(Some(Cancellation::new()));
+        let (cancel, cancellation) = CancelOnDrop::new();
+        let api = caller.api.name();
         let tool_name = tool.clone();
         let request = ToolCallRequest {
             tool,
             input,
-            origin: Origin::new(caller.api.name(), caller.token),
-            cancel: cancel.0.clone(),
+            origin: Origin::new(api, caller.token),
+            cancel: Some(cancellation),
         };
         let state = self.clone();
         let reply = tokio::task::spawn_blocking(move || {
             let _held = (running, quota);
-            state.inner.engine.call_tool(request)
+            let started = Instant::now();
+            let reply = state.inner.engine.call_tool(request);
+            state
+                .inner
+                .metrics
+                .tool_called(api, &tool_name, started.elapsed(), &reply);
+            reply
         })
         .await
         .map_err(|_| ExecError::Worker)?;
         cancel.disarm();
-        let result = match &reply {
-            Ok(reply) if reply.is_error => "error",
-            Ok(_) => "ok",
-            Err(_) => "refused",
-        };
-        self.inner.metrics.tool_call(&tool_name, result);
         Ok(reply)
     }
 

@@ -7,7 +7,7 @@ use warden_core::tool::Category;
 use warden_engine::{Engine, Origin, ToolCallError, ToolCallRequest, ToolStatus};
 
 use super::{CallRefused, ToolCall, ToolHost, ToolInfo, ToolReply};
-use crate::state::{Api, AppState, Caller, ExecError};
+use crate::state::{Api, AppState, Caller, CancelOnDrop, ExecError};
 
 /// The active tools, as MCP lists them.
 fn active_tools(engine: &Engine) -> Vec<ToolInfo> {
@@ -121,16 +121,20 @@ impl ToolHost for EngineTools {
     fn call(&self, name: String, arguments: serde_json::Value, caller: Option<String>) -> ToolCall {
         let engine = self.engine.clone();
         Box::pin(async move {
+            // Held by this future: dropping it (the call cancelled) kills the execution's
+            // sandboxes, and the blocking task ends at once.
+            let (cancel, cancellation) = CancelOnDrop::new();
             let reply = tokio::task::spawn_blocking(move || {
                 engine.call_tool(ToolCallRequest {
                     tool: name,
                     input: arguments,
                     origin: Origin::new("mcp", caller),
-                    cancel: None,
+                    cancel: Some(cancellation),
                 })
             })
             .await
             .map_err(|_| CallRefused::Busy("the tool's worker failed".into()))?;
+            cancel.disarm();
             answer(reply)
         })
     }

@@ -59,7 +59,19 @@ impl ServerHandler for McpServer {
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
         let name = request.name.into_owned();
         tracing::debug!(tool = %name, caller = ?caller, "mcp tool call");
-        match self.host.call(name, arguments, caller).await {
+        // rmcp runs the handler to its end and does not drop it when the client cancels the
+        // request (`notifications/cancelled`) or the session ends (stdin closed, `DELETE`,
+        // shutdown): it cancels `context.ct`. Dropping the host's future is how a call is
+        // cancelled (`ToolHost::call`); rmcp drops the answer of a cancelled request itself.
+        let call = self.host.call(name, arguments, caller);
+        let reply = tokio::select! {
+            reply = call => reply,
+            () = context.ct.cancelled() => {
+                tracing::info!(id = %context.id, "mcp tool call cancelled");
+                return Err(ErrorData::internal_error("the call was cancelled", None));
+            }
+        };
+        match reply {
             Ok(reply) => Ok(result(reply).into()),
             Err(refused @ CallRefused::Busy(_)) => {
                 Ok(CallToolResult::error(vec![ContentBlock::text(refused.to_string())]).into())

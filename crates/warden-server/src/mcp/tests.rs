@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{
     AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf,
 };
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
@@ -21,8 +22,27 @@ use super::{
 };
 
 /// Two tools: `echo` answers its `text` (and who called), `fail` is a program that failed,
-/// or with `"busy": true` a call the queue refused.
-struct FakeHost;
+/// or with `"busy": true` a call the queue refused. And `hang`, not listed: a call that never
+/// ends, which says when it started and when its future was dropped (the call cancelled).
+#[derive(Default)]
+struct FakeHost {
+    hang: Arc<Hang>,
+}
+
+#[derive(Default)]
+struct Hang {
+    started: Notify,
+    dropped: Notify,
+}
+
+/// Held by a `hang` call's future: says when it is dropped.
+struct DropSignal(Arc<Hang>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        self.0.dropped.notify_one();
+    }
+}
 
 impl ToolHost for FakeHost {
     fn tools(&self) -> Vec<ToolInfo> {
@@ -55,8 +75,14 @@ impl ToolHost for FakeHost {
     }
 
     fn call(&self, name: String, arguments: Value, caller: Option<String>) -> ToolCall {
+        let hang = Arc::clone(&self.hang);
         Box::pin(async move {
             match name.as_str() {
+                "hang" => {
+                    let _signal = DropSignal(Arc::clone(&hang));
+                    hang.started.notify_one();
+                    std::future::pending().await
+                }
                 "echo" => {
                     let text = arguments["text"]
                         .as_str()
@@ -91,13 +117,14 @@ struct Client {
 impl Client {
     /// A server on one end of an in-memory stream, this client on the other.
     fn start() -> (Self, JoinHandle<Result<(), McpError>>) {
+        Self::start_on(Arc::new(FakeHost::default()))
+    }
+
+    /// The same, on `host`.
+    fn start_on(host: Arc<FakeHost>) -> (Self, JoinHandle<Result<(), McpError>>) {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let (server_reader, server_writer) = tokio::io::split(server);
-        let server = tokio::spawn(serve_stream(
-            Arc::new(FakeHost),
-            server_reader,
-            server_writer,
-        ));
+        let server = tokio::spawn(serve_stream(host, server_reader, server_writer));
         let (reader, writer) = tokio::io::split(client);
         let client = Self {
             lines: BufReader::new(reader).lines(),
@@ -109,7 +136,12 @@ impl Client {
 
     /// Starts a server and completes the handshake.
     async fn initialized() -> (Self, JoinHandle<Result<(), McpError>>) {
-        let (mut client, server) = Self::start();
+        Self::initialized_on(Arc::new(FakeHost::default())).await
+    }
+
+    /// The same, on `host`.
+    async fn initialized_on(host: Arc<FakeHost>) -> (Self, JoinHandle<Result<(), McpError>>) {
+        let (mut client, server) = Self::start_on(host);
         let answer = client.request("initialize", initialize_params()).await;
         assert_eq!(answer["result"]["serverInfo"]["name"], "warden", "{answer}");
         client
@@ -253,7 +285,15 @@ async fn an_unknown_tool_or_malformed_call_is_invalid_params() {
     let (mut client, _server) = Client::initialized().await;
     let answer = client.call("nope", json!({})).await;
     assert_eq!(answer["error"]["code"], -32602, "{answer}");
-    assert_eq!(answer["error"]["message"], "unknown tool: nope");
+    assert_eq!(answer["error"]["message"], "unknown tool: \"nope\"");
+    // A name of any length is quoted by its start only (the bug hunt sent 1 MB names).
+    let answer = client.call(&"x".repeat(1 << 20), json!({})).await;
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    let message = answer["error"]["message"].as_str().expect("a message");
+    assert_eq!(
+        message,
+        format!("unknown tool: \"{}\"... (1048576 bytes)", "x".repeat(64))
+    );
     let answer = client.call("echo", json!({"txt": "typo"})).await;
     assert_eq!(answer["error"]["code"], -32602, "{answer}");
     assert_eq!(answer["error"]["message"], "`text` is required");
@@ -293,6 +333,47 @@ async fn closing_stdin_ends_the_session_cleanly() {
     // Also before the handshake.
     let (client, server) = Client::start();
     drop(client);
+    server.await.expect("the task").expect("a clean end");
+}
+
+/// Waits for `notified`, failing instead of blocking the suite (a bound on a hang, not a
+/// timing assertion: rmcp gives the answers in flight 5 s when the client closes stdin).
+async fn within_a_bound(notified: tokio::sync::futures::Notified<'_>, what: &str) {
+    tokio::time::timeout(Duration::from_secs(30), notified)
+        .await
+        .unwrap_or_else(|_| panic!("{what}"));
+}
+
+#[tokio::test]
+async fn a_cancelled_call_is_dropped_and_the_session_goes_on() {
+    let host = Arc::new(FakeHost::default());
+    let (mut client, _server) = Client::initialized_on(Arc::clone(&host)).await;
+    let call = json!({"jsonrpc": "2.0", "id": "slow-1", "method": "tools/call",
+                      "params": {"name": "hang", "arguments": {}}});
+    client.send_line(&call.to_string()).await;
+    within_a_bound(host.hang.started.notified(), "the call reached the host").await;
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": "slow-1", "reason": "the user gave up"}});
+    client.send_line(&cancel.to_string()).await;
+    within_a_bound(
+        host.hang.dropped.notified(),
+        "the cancelled call was dropped",
+    )
+    .await;
+    let answer = client.call("echo", json!({"text": "still here"})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "still here");
+}
+
+#[tokio::test]
+async fn closing_stdin_cancels_the_calls_in_flight() {
+    let host = Arc::new(FakeHost::default());
+    let (mut client, server) = Client::initialized_on(Arc::clone(&host)).await;
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "hang", "arguments": {}}});
+    client.send_line(&call.to_string()).await;
+    within_a_bound(host.hang.started.notified(), "the call reached the host").await;
+    drop(client);
+    within_a_bound(host.hang.dropped.notified(), "the call was dropped").await;
     server.await.expect("the task").expect("a clean end");
 }
 
@@ -340,7 +421,7 @@ fn initialize_request() -> Value {
 
 #[tokio::test]
 async fn http_initialize_opens_a_session() {
-    let service = http_service(Arc::new(FakeHost), HttpOptions::default());
+    let service = http_service(Arc::new(FakeHost::default()), HttpOptions::default());
     let response = service
         .oneshot(post(&initialize_request(), None, None))
         .await
@@ -359,7 +440,7 @@ async fn http_initialize_opens_a_session() {
 
 #[tokio::test]
 async fn http_calls_run_as_the_caller_the_middleware_authenticated() {
-    let service = http_service(Arc::new(FakeHost), HttpOptions::default());
+    let service = http_service(Arc::new(FakeHost::default()), HttpOptions::default());
     let session = open_session(&service).await;
 
     let call = |id: u64| {
@@ -392,7 +473,7 @@ async fn http_calls_run_as_the_caller_the_middleware_authenticated() {
 
 #[tokio::test]
 async fn http_refuses_a_host_it_does_not_serve() {
-    let service = http_service(Arc::new(FakeHost), HttpOptions::default());
+    let service = http_service(Arc::new(FakeHost::default()), HttpOptions::default());
     let mut request = post(&initialize_request(), None, None);
     request.headers_mut().insert(
         header::HOST,
@@ -438,7 +519,7 @@ where
 async fn http_shutdown_ends_the_open_event_streams() {
     let options = HttpOptions::default();
     let shutdown = options.shutdown.clone();
-    let service = http_service(Arc::new(FakeHost), options);
+    let service = http_service(Arc::new(FakeHost::default()), options);
     let session = open_session(&service).await;
     // The session's stream for server messages: open until the session ends.
     let stream = Request::get("/mcp")
@@ -480,7 +561,7 @@ async fn the_service_mounts_in_an_axum_router_behind_a_middleware() {
     let router = axum::Router::new()
         .route_service(
             "/mcp",
-            http_service(Arc::new(FakeHost), HttpOptions::default()),
+            http_service(Arc::new(FakeHost::default()), HttpOptions::default()),
         )
         .layer(axum::middleware::from_fn(authenticate));
     let session = open_session(&router).await;
