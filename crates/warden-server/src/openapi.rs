@@ -110,6 +110,43 @@ mod tests {
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
 
+    /// Each request body names the schema of what its route reads: two structs of one name
+    /// (sessions' and volumes' bodies) once made `POST /v1/sessions` document the volume's
+    /// body, so that a generated client could not create a session.
+    #[test]
+    fn each_request_body_is_its_own_routes() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializable");
+        let body_of = |path: &str| -> serde_json::Value {
+            let reference = doc["paths"][path]["post"]["requestBody"]["content"]
+                ["application/json"]["schema"]["$ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path} has a body schema"))
+                .trim_start_matches("#/components/schemas/")
+                .to_owned();
+            doc["components"]["schemas"][reference].clone()
+        };
+        let session = body_of("/v1/sessions");
+        for field in [
+            "mode",
+            "network",
+            "limits",
+            "idle_timeout",
+            "disk",
+            "workspace",
+        ] {
+            assert!(
+                session["properties"][field].is_object(),
+                "{field}: {session}"
+            );
+        }
+        let volume = body_of("/v1/volumes");
+        assert!(volume["properties"]["size"].is_object(), "{volume}");
+        assert!(
+            volume["properties"].get("idle_timeout").is_none(),
+            "{volume}"
+        );
+    }
+
     /// Found by the property-based run (crates/warden-cli/tests/openapi.rs, issue 9): query
     /// parameters were documented as required path parameters, and two pairs of operations
     /// shared an `operationId`, which code generators reject.

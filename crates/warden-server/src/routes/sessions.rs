@@ -22,7 +22,7 @@ use crate::state::AppState;
 /// `POST /v1/sessions`: what the session is. Every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateBody {
+pub(crate) struct SessionBody {
     /// `sandboxed` or `isolated`; `auto` (the default) is the mode the operator's policy gives
     /// code without findings. A call whose code needs a stronger mode is refused.
     #[serde(default)]
@@ -83,7 +83,7 @@ pub(crate) struct PathQuery {
 /// Starts a session.
 #[utoipa::path(
     post, path = "/v1/sessions", tag = "sessions", operation_id = "create_session",
-    request_body = CreateBody,
+    request_body = SessionBody,
     responses(
         (status = 201, description = "The session", body = serde_json::Value),
         (status = 400, description = "Malformed JSON"),
@@ -101,7 +101,7 @@ pub(crate) struct PathQuery {
 pub(crate) async fn create(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
-    JsonObject(body): JsonObject<CreateBody>,
+    JsonObject(body): JsonObject<SessionBody>,
 ) -> Result<Response, ApiError> {
     let duration = |field: &str, text: Option<String>| {
         text.map(|t| {

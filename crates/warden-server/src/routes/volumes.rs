@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// `POST /v1/volumes`: a volume to create.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateBody {
+pub(crate) struct VolumeBody {
     /// Its name: 1 to 63 of `a-z 0-9 _ . -`, starting with a letter or digit.
     #[schema(pattern = "^[a-z0-9][a-z0-9_.-]{0,62}$", example = "data")]
     name: String,
@@ -51,7 +51,7 @@ fn api_error(e: &VolumeError) -> ApiError {
 /// Creates an empty volume with a quota.
 #[utoipa::path(
     post, path = "/v1/volumes", tag = "volumes", operation_id = "create_volume",
-    request_body = CreateBody,
+    request_body = VolumeBody,
     responses(
         (status = 201, description = "Created: name, size_bytes, used_bytes, created_at, last_used_at, in_use", body = serde_json::Value),
         (status = 400, description = "A bad name or size, or malformed JSON"),
@@ -65,7 +65,7 @@ fn api_error(e: &VolumeError) -> ApiError {
 pub(crate) async fn create(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
-    body: Result<Json<CreateBody>, JsonRejection>,
+    body: Result<Json<VolumeBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<VolumeInfo>), ApiError> {
     let Json(body) = body?;
     let created = blocking(&state, move |engine| {
