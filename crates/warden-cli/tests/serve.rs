@@ -683,6 +683,31 @@ fn without_tokens_what_a_web_page_could_send_is_refused() {
     assert_eq!(named.code, 200, "{}", named.body);
 }
 
+/// A server started while the one before it still finishes its executions (a restart that
+/// overlaps the shutdown) waits for it to let go of the answers' database, then answers what
+/// it finished, rather than keeping its answers in memory only.
+#[test]
+fn a_server_started_during_the_last_ones_shutdown_waits_for_its_answers() {
+    let world = Arc::new(World::with_config(TOKENS));
+    let first = Server::start_in(Arc::clone(&world));
+    let body = json!({"language": "bash", "code": "sleep 1.5; echo finished while draining"});
+    let answer = first.request("POST", "/v1/executions?wait=false", Some(&body));
+    assert_eq!(answer.code, 202, "{}", answer.body);
+    let id = answer.json()["id"].as_str().expect("an id").to_owned();
+    eventually("the program runs", || sleeping("1.5"));
+    first.sigterm();
+    let second = Server::start_in(Arc::clone(&world));
+    let status = second.request("GET", &format!("/v1/executions/{id}"), None);
+    assert_eq!(status.code, 200, "{}", status.body);
+    assert_eq!(
+        status.json()["result"]["stdout"],
+        "finished while draining\n",
+        "{}",
+        status.body
+    );
+    drop(first);
+}
+
 /// Answers owed for later (`/v1` asynchronous executions, Judge0 submissions) outlive the
 /// server: a restart answers the finished ones as before, the one running past the shutdown
 /// deadline as interrupted, and runs those still queued behind it, in their order, under their

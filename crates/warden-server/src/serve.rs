@@ -54,6 +54,18 @@ pub enum ServeError {
     /// The signal handlers could not be installed.
     #[error("installing the SIGTERM/SIGINT/SIGHUP handlers")]
     Signals(#[source] std::io::Error),
+    /// Another server still holds the database of the answers owed for later.
+    #[error(
+        "{path} is still held by another warden server after {waited}s: stop it first, or \
+         give this server a history database of its own ([history] path, WARDEN_DB); without \
+         it this server would forget every asynchronous answer at its next restart"
+    )]
+    AnswersInUse {
+        /// The database.
+        path: std::path::PathBuf,
+        /// How long this server waited for it, in seconds.
+        waited: u64,
+    },
 }
 
 /// Serves the own API (and whatever the router carries) on `options.listen` until SIGTERM or
@@ -63,6 +75,11 @@ pub fn serve(engine: Engine, options: ServerOptions) -> Result<(), ServeError> {
     if let Some(addr) = options.exposed_without_token() {
         return Err(ServeError::OpenWithoutToken { addr });
     }
+    if let Some(path) = &options.results {
+        // The server before this one may still be finishing its executions (a restart): it
+        // lets go of the database within its shutdown deadline.
+        wait_for_answers(path, options.shutdown_deadline + Duration::from_secs(10))?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.io_threads)
         .enable_all()
@@ -70,6 +87,38 @@ pub fn serve(engine: Engine, options: ServerOptions) -> Result<(), ServeError> {
         .build()
         .map_err(ServeError::Runtime)?;
     runtime.block_on(run(AppState::with_options(engine, options)))
+}
+
+/// Waits, at most `bound`, until no other server holds the answers' database at `path`
+/// (`Kept`'s `flock` on it), saying so in the log while it waits. A database that cannot be
+/// opened at all is left to `AppState` (which keeps the answers in memory, and says so).
+fn wait_for_answers(path: &std::path::Path, bound: Duration) -> Result<(), ServeError> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < bound => {
+                if !std::mem::replace(&mut said, true) {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "waiting for the warden server that holds the answers' database to end"
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(ServeError::AnswersInUse {
+                    path: path.to_owned(),
+                    waited: started.elapsed().as_secs(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(_)) => return Ok(()),
+        }
+    }
 }
 
 async fn run(state: AppState) -> Result<(), ServeError> {
