@@ -238,6 +238,21 @@ fn finished(
         "warden".into(),
         json!({ "id": result.id, "outcome": result.outcome, "runs": result.tests.len().max(1) }),
     );
+    if status == Status::CompilationError {
+        // Nothing ran: Judge0 leaves what a run would have measured or printed null.
+        for field in [
+            "stdout",
+            "stderr",
+            "message",
+            "exit_code",
+            "exit_signal",
+            "time",
+            "wall_time",
+            "memory",
+        ] {
+            a.insert(field.into(), Value::Null);
+        }
+    }
     status
 }
 

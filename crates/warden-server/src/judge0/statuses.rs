@@ -24,9 +24,13 @@ pub(crate) enum Status {
     Nzec = 11,
     Other = 12,
     InternalError = 13,
+    /// Listed as Judge0 lists it; warden never gives it (no run of warden's ends in an exec
+    /// format error that is not the program's own: a program that cannot be exec'd ends as
+    /// its launcher reports it).
+    ExecFormatError = 14,
 }
 
-const ALL: [Status; 13] = [
+const ALL: [Status; 14] = [
     Status::InQueue,
     Status::Processing,
     Status::Accepted,
@@ -40,6 +44,7 @@ const ALL: [Status; 13] = [
     Status::Nzec,
     Status::Other,
     Status::InternalError,
+    Status::ExecFormatError,
 ];
 
 impl Status {
@@ -69,6 +74,7 @@ impl Status {
             Status::Nzec => "Runtime Error (NZEC)",
             Status::Other => "Runtime Error (Other)",
             Status::InternalError => "Internal Error",
+            Status::ExecFormatError => "Exec Format Error",
         }
     }
 

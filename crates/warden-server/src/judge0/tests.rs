@@ -47,6 +47,11 @@ async fn languages_statuses_and_about_answer_as_judge0() {
         statuses[11],
         json!({"id": 12, "description": "Runtime Error (Other)"})
     );
+    assert_eq!(statuses.as_array().map(Vec::len), Some(14), "{statuses}");
+    assert_eq!(
+        statuses[13],
+        json!({"id": 14, "description": "Exec Format Error"})
+    );
     let (_, about) = call(get("/about")).await;
     assert_eq!(
         about["version"], "1.13.1",

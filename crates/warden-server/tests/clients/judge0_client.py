@@ -76,6 +76,9 @@ def main(base):
     broken = judge0.run(client=client, source_code=BROKEN_C, language=LanguageAlias.C)
     check(broken.status == Status.COMPILATION_ERROR and "undefined_name" in (broken.compile_output or ""),
           f"C compile error: {broken.status} {broken.compile_output!r}")
+    # Nothing ran: as Judge0, no time, memory or output of a run.
+    unmeasured = (broken.time, broken.wall_time, broken.memory, broken.stdout, broken.exit_code)
+    check(unmeasured == (None, None, None, None, None), f"C compile error measured: {unmeasured}")
 
     # Judge0 passes compiler_options to the compiler; warden admits the language's own list.
     answer = judge0.run(client=client, source_code=ANSWER_C, language=LanguageAlias.C,
