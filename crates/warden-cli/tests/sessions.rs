@@ -201,6 +201,22 @@ fn a_compiled_program_runs_in_a_default_session() {
     assert_eq!(result["compile"]["outcome"]["kind"], "exited", "{result:#}");
 }
 
+/// An upload over the server's body limit is refused as every error of the API is: JSON.
+#[test]
+fn an_upload_over_the_body_limit_is_refused_in_json() {
+    let server = LiveServer::start("[server]\nmax_body = \"64KiB\"\n");
+    let id = create(&server, &[]);
+    let big = "x".repeat(100 << 10);
+    let (status, answer) = server.request(
+        "PUT",
+        &format!("/v1/sessions/{id}/file?path=big.txt"),
+        Some(&big),
+    );
+    assert_eq!(status, 413, "{answer}");
+    let error: Value = serde_json::from_str(&answer).expect("a JSON error");
+    assert_eq!(error["kind"], "request", "{error}");
+}
+
 #[test]
 fn calls_of_one_session_run_one_at_a_time_in_arrival_order() {
     let server = LiveServer::start("");

@@ -2,7 +2,7 @@
 //! mistakes, 5xx with a request id for warden's own failures (logged in full). The compatible
 //! APIs render their own error shapes (`judge0/`, `piston/`).
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -118,6 +118,18 @@ impl From<AuthError> for ApiError {
 /// that is not JSON 415: axum's rejection knows which, and says where.
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        Self {
+            status: e.status(),
+            kind: "request",
+            message: e.body_text(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    /// A body over `max_body` (413) or one that could not be read.
+    fn from(e: BytesRejection) -> Self {
         Self {
             status: e.status(),
             kind: "request",

@@ -3,6 +3,7 @@
 //! A session belongs to the token that created it; other tokens get 404 for it.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -338,10 +339,11 @@ pub(crate) async fn upload(
     V1Caller(caller): V1Caller,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<PathQuery>, QueryRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
     let Query(query) = query?;
+    let body = body?;
     file_op(
         &state,
         id,
