@@ -223,6 +223,14 @@ fn programs_run_sync_async_and_with_test_cases_and_are_recorded_with_their_token
             .all(|e| e["api"] == "v1" && e["token"] == "grader"),
         "{entries:?}"
     );
+    // A language by an alias of the catalog, as the CLI takes it.
+    let by = |language: &str| {
+        let answer = server.request("GET", &format!("/v1/history?language={language}"), None);
+        assert_eq!(answer.code, 200, "{}", answer.body);
+        answer.json().as_array().map_or(0, Vec::len)
+    };
+    assert!(by("python") > 0);
+    assert_eq!(by("py"), by("python"));
     // Page by page: the second page starts after the first's last entry.
     let ids = |body: &Value| -> Vec<Value> {
         let page = body.as_array().expect("a list");

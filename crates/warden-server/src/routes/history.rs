@@ -69,9 +69,14 @@ pub(crate) async fn list(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     let Query(query) = query?;
+    // An id or an alias of the catalog (`py`), as the CLI takes it; a language no longer in
+    // the catalog by its id.
     let language = query
         .language
-        .map(|l| warden_core::LanguageId::new(&l))
+        .map(|name| match state.engine().catalog().get(&name) {
+            Some(language) => Ok(language.id.clone()),
+            None => warden_core::LanguageId::new(&name),
+        })
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("language: {e}")))?;
     let limit = query.limit.unwrap_or(50);
