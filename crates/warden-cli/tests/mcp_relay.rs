@@ -38,6 +38,36 @@ fn messages(out: &Output) -> Vec<Value> {
         .collect()
 }
 
+/// A read-only path that the sandbox's own mounts would hide (its /tmp, its workspace) is
+/// refused, naming what covers it, instead of being left out in silence.
+#[test]
+fn a_read_only_path_the_sandbox_would_hide_is_refused() {
+    let world = World::new();
+    let hidden = world.path().join("kept");
+    std::fs::create_dir(&hidden).expect("mkdir");
+    assert!(
+        hidden.starts_with("/tmp"),
+        "the world lives under /tmp: {hidden:?}"
+    );
+    let out = wrap(
+        &world,
+        &[
+            "x",
+            "--read-only",
+            hidden.to_str().expect("utf-8"),
+            "--",
+            "/bin/true",
+        ],
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("is under /tmp, which the sandbox mounts its own over"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_call_the_server_never_answers_fails_after_the_call_timeout() {
     let world = World::new();

@@ -578,6 +578,17 @@ impl Engine {
             program.add_sources_named(own.compile.iter().flatten().chain(&own.run));
         }
         let limits = self.limits(&[&language.limits, &request.limits])?;
+        for path in &request.read_only {
+            let covered = ["/tmp", warden_sandbox::WORKDIR, "/proc", "/dev"]
+                .into_iter()
+                .find(|cover| path.starts_with(cover));
+            if let Some(covered) = covered {
+                return Err(EngineError::HiddenReadOnly {
+                    path: path.clone(),
+                    covered,
+                });
+            }
+        }
         crate::workspace::check_arguments(&request.args, limits.stack_size)?;
         for case in &request.tests {
             let args: Vec<String> = request.args.iter().chain(&case.args).cloned().collect();

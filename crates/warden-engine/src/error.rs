@@ -338,6 +338,18 @@ pub enum EngineError {
         /// What is wrong.
         why: String,
     },
+    /// A read-only path of the host that the sandbox's own mounts would hide (`/tmp`, the
+    /// workspace, `/proc`, `/dev`): bound there, it would not be seen.
+    #[error(
+        "read-only path {path} is under {covered}, which the sandbox mounts its own over: \
+         a program would not see it; use a path elsewhere, or a volume"
+    )]
+    HiddenReadOnly {
+        /// The path.
+        path: std::path::PathBuf,
+        /// What covers it.
+        covered: &'static str,
+    },
     /// Volumes are mounted only where there is a mount namespace: not in `trusted` mode.
     #[error(
         "volumes cannot be mounted in {mode} mode: only sandboxed and isolated runs get volumes"
@@ -358,6 +370,7 @@ impl EngineError {
             | EngineError::Arguments(_)
             | EngineError::CompileOption(_)
             | EngineError::Dependencies(_)
+            | EngineError::HiddenReadOnly { .. }
             | EngineError::Limit(_)
             | EngineError::VolumeRequest { .. } => ErrorKind::Request,
             EngineError::Volume(e) => match e.kind() {
