@@ -90,3 +90,40 @@ fn the_registry_over_http() {
     let (status, _) = server.request("DELETE", "/v1/tools/jq", None);
     assert_eq!(status, 422);
 }
+
+/// A tool that `warden tool register` (another process) registers, approves or removes beside
+/// a running server is what the server serves at its next call: it loaded its registry once.
+#[test]
+fn what_the_cli_registers_beside_a_running_server_is_served() {
+    let server = LiveServer::start("[tools]\napproval = [\"compute\"]\n");
+    let dir = server.world().path().join("upper");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("upper.toml"), UPPER).expect("write");
+    std::fs::write(
+        dir.join("upper.py"),
+        "import sys\nprint(sys.stdin.read().upper(), end='')\n",
+    )
+    .expect("write");
+    let cli = |args: &[&str]| {
+        let out = server
+            .world()
+            .warden()
+            .arg("tool")
+            .args(args)
+            .output()
+            .expect("warden tool runs");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    let call = || server.request("POST", "/v1/tools/upper/call", Some(r#"{"text": "abc"}"#));
+    assert_eq!(call().0, 404, "not registered yet");
+    cli(&["register", dir.join("upper.toml").to_str().expect("utf-8")]);
+    let (status, body) = server.request("GET", "/v1/tools/upper", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parse(&body)["status"]["state"], "pending", "{body}");
+    assert_eq!(call().0, 409, "awaiting approval");
+    cli(&["approve", "upper"]);
+    let (status, body) = call();
+    assert_eq!((status, parse(&body)["text"].clone()), (200, json!("ABC")), "{body}");
+    cli(&["rm", "upper"]);
+    assert_eq!(call().0, 404, "removed");
+}

@@ -177,7 +177,14 @@ pub struct Engine {
     install: crate::settings::InstallSettings,
     response: Option<warden_core::ResponseConfig>,
     /// The tool registry, loaded at its first use.
-    registry: OnceLock<crate::tools::Registry>,
+    /// The tool registry and the registered tools' stamp it was loaded at.
+    #[allow(clippy::type_complexity)]
+    registry: std::sync::RwLock<
+        Option<(
+            Option<std::time::SystemTime>,
+            std::sync::Arc<crate::tools::Registry>,
+        )>,
+    >,
     /// The `files` tool's workspaces.
     workspaces: OnceLock<crate::tools::Workspaces>,
     /// `warden serve`'s sessions, opened at the first use (`sessions.rs`).
@@ -273,7 +280,7 @@ impl Engine {
             tools: config.tools,
             install: config.install,
             response: config.response,
-            registry: OnceLock::new(),
+            registry: std::sync::RwLock::new(None),
             workspaces: OnceLock::new(),
             sessions: OnceLock::new(),
             sessions_settings: config.sessions,

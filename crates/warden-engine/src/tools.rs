@@ -23,7 +23,7 @@ use crate::execution::{ExecutionResult, Origin};
 
 pub(crate) use files::Workspaces;
 pub use files::{FileEntry, FilesError};
-pub(crate) use registry::{Judge, Registry};
+pub(crate) use registry::{stamp as registry_stamp, Judge, Registry};
 pub use registry::{
     LoadProblem, ProgramFile, RegisteredTool, RegistryError, ToolSource, ToolStatus, ToolView,
 };

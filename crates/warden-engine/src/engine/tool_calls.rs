@@ -416,9 +416,28 @@ impl Engine {
     }
 
     /// The registry, loaded at its first use.
-    pub(super) fn registry(&self) -> &Registry {
-        self.registry
-            .get_or_init(|| Registry::load(self.tools_settings(), &EngineJudge(self)))
+    /// The tool registry, loaded again when the registered tools changed since (another
+    /// process registered, removed or approved one: `registry::stamp`).
+    pub(super) fn registry(&self) -> std::sync::Arc<Registry> {
+        let settings = self.tools_settings();
+        let stamp = crate::tools::registry_stamp(&settings);
+        {
+            let loaded = self.registry.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, registry)) = loaded.as_ref() {
+                if *at == stamp {
+                    return std::sync::Arc::clone(registry);
+                }
+            }
+        }
+        let mut loaded = self.registry.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, registry)) = loaded.as_ref() {
+            if *at == stamp {
+                return std::sync::Arc::clone(registry);
+            }
+        }
+        let registry = std::sync::Arc::new(Registry::load(settings, &EngineJudge(self)));
+        *loaded = Some((stamp, std::sync::Arc::clone(&registry)));
+        registry
     }
 
     /// The `files` workspaces.

@@ -479,6 +479,13 @@ impl Registry {
             path: marker,
             source,
         })?;
+        // The approval changes a tool's own directory only: say it in `registered/` too, whose
+        // modification time tells another process's registry to load again (`stamp`).
+        if let Some(parent) = dir.parent() {
+            let changed = parent.join(".approved");
+            let _ = std::fs::write(parent.join(".approved.new"), name)
+                .and_then(|()| std::fs::rename(parent.join(".approved.new"), &changed));
+        }
         let approved = Arc::new(RegisteredTool {
             status: ToolStatus::Active,
             ..(*entry).clone()
@@ -486,6 +493,16 @@ impl Registry {
         tools.insert(name.to_owned(), approved.clone());
         Ok(approved)
     }
+}
+
+/// What tells whether the registered tools changed since a registry was loaded (by this
+/// process or another: `warden tool register` beside a running server): the modification
+/// time of the registered tools' directory, which every registration, removal and approval
+/// changes. `None` when there is none yet.
+pub(crate) fn stamp(settings: &ToolsSettings) -> Option<std::time::SystemTime> {
+    std::fs::metadata(settings.state_dir.join("registered"))
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 /// The directory of a registered tool, or why `entry` is not one.
