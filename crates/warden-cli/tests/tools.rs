@@ -188,12 +188,14 @@ fn wrapped_host_commands_take_their_input_as_arguments_and_stdin() {
         json!({"pattern": "^b", "text": "apple\nbanana\n"}),
     );
     assert_eq!(grep["text"], "banana\n", "{grep:#}");
-    // An argument that would be an option is refused before anything runs.
-    let option = reply(
+    // An argument that would be an option is refused before anything runs (exit 2).
+    let option = call(
         &world,
         "jq",
         json!({"filter": "--rawfile", "document": "1"}),
     );
+    assert_eq!(option.status.code(), Some(2), "{}", stderr(&option));
+    let option = json_of(&option);
     assert_eq!(option["is_error"], true, "{option:#}");
     assert!(option.get("execution").is_none(), "{option:#}");
     assert!(
@@ -485,12 +487,22 @@ fn a_wrapped_command_is_a_sandboxed_tool_whose_callers_cannot_add_options() {
             .expect("runs"),
     );
     assert_eq!(shown["category"], "host", "{shown:#}");
-    let option = reply(
+    // Refused before anything ran: exit 2 and a refusal in the statistics, not a failure.
+    let option = call(
         &world,
         "sorter",
         json!({"args": ["--output=/etc/passwd"], "stdin": "x"}),
     );
+    assert_eq!(option.status.code(), Some(2), "{}", stderr(&option));
+    let option = json_of(&option);
     assert_eq!(option["is_error"], true, "{option:#}");
+    assert_eq!(option["refused"], true, "{option:#}");
+    let counted = stat_of(&world, "sorter");
+    assert_eq!(
+        (counted["refusals"].clone(), counted["failures"].clone()),
+        (json!(1), json!(0)),
+        "{counted:#}"
+    );
     let missing = world
         .warden()
         .args(["tool", "wrap", "ghost", "--", "no-such-command-anywhere"])

@@ -123,7 +123,11 @@ fn what_the_cli_registers_beside_a_running_server_is_served() {
     assert_eq!(call().0, 409, "awaiting approval");
     cli(&["approve", "upper"]);
     let (status, body) = call();
-    assert_eq!((status, parse(&body)["text"].clone()), (200, json!("ABC")), "{body}");
+    assert_eq!(
+        (status, parse(&body)["text"].clone()),
+        (200, json!("ABC")),
+        "{body}"
+    );
     cli(&["rm", "upper"]);
     assert_eq!(call().0, 404, "removed");
 }

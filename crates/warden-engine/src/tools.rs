@@ -103,6 +103,11 @@ pub struct ToolReply {
     /// The execution the call ran as (absent for the `files` tool, which runs none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<ExecutionResult>,
+    /// Nothing ran: the call was refused after its input matched the schema (a value that
+    /// would be read as an option, limits out of range, the code refused by the analysis or
+    /// the mode policy). An error like a failure for the agent; counted as a refusal.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
     /// From the call's arrival to its reply.
     #[serde(rename = "latency_ms", with = "millis")]
     pub latency: Duration,

@@ -301,7 +301,9 @@ fn call(out: &mut impl Write, engine: &Engine, args: CallArgs) -> anyhow::Result
             writeln!(out)?;
         }
     }
-    Ok(if reply.is_error {
+    Ok(if reply.refused {
+        ExitCode::from(REFUSED)
+    } else if reply.is_error {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

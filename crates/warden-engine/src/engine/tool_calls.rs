@@ -169,9 +169,9 @@ impl Engine {
         }
         let execution = match self.tool_execution(entry, input) {
             Ok(execution) => execution,
-            Err(Refusal::Input(message)) => return Ok(failed(tool, message, started)),
+            Err(Refusal::Input(message)) => return Ok(refused(tool, message, started)),
             Err(Refusal::Engine(e)) if e.kind().is_caller_fault() => {
-                return Ok(failed(tool, e.to_string(), started))
+                return Ok(refused(tool, e.to_string(), started))
             }
             Err(Refusal::Engine(e)) => return Err(ToolCallError::Engine(e)),
         };
@@ -185,7 +185,9 @@ impl Engine {
         }
         match self.execute(request_execution) {
             Ok(done) => Ok(reply(tool, done.result, started)),
-            Err(e) if e.kind().is_caller_fault() => Ok(failed(tool, e.to_string(), started)),
+            // Refused before the program ran (the analysis, the mode policy, a bad limit), or
+            // cancelled.
+            Err(e) if e.kind().is_caller_fault() => Ok(refused(tool, e.to_string(), started)),
             Err(e) => Err(ToolCallError::Engine(e)),
         }
     }
@@ -590,6 +592,15 @@ fn failed(tool: &Tool, message: String, started: Instant) -> ToolReply {
         structured: None,
         execution: None,
         latency: started.elapsed(),
+        refused: false,
+    }
+}
+
+/// The reply of a call refused before anything ran ([`ToolReply::refused`]).
+fn refused(tool: &Tool, message: String, started: Instant) -> ToolReply {
+    ToolReply {
+        refused: true,
+        ..failed(tool, message, started)
     }
 }
 
@@ -656,11 +667,15 @@ fn reply(tool: &Tool, result: ExecutionResult, started: Instant) -> ToolReply {
         structured,
         execution: Some(result),
         latency: started.elapsed(),
+        refused: false,
     }
 }
 
 /// How the statistics count a reply.
 fn status_of(reply: &ToolReply) -> ToolCallStatus {
+    if reply.refused {
+        return ToolCallStatus::Refused;
+    }
     let Some(result) = &reply.execution else {
         return if reply.is_error {
             ToolCallStatus::Failure
@@ -719,5 +734,6 @@ fn files_reply(tool: &Tool, value: Value, started: Instant) -> ToolReply {
         structured: Some(value),
         execution: None,
         latency: started.elapsed(),
+        refused: false,
     }
 }

@@ -181,6 +181,7 @@ mod tests {
             structured,
             execution: None,
             latency: std::time::Duration::ZERO,
+            refused: false,
         }
     }
 
