@@ -691,6 +691,41 @@ fn without_tokens_what_a_web_page_could_send_is_refused() {
     assert_eq!(named.code, 200, "{}", named.body);
 }
 
+/// A process beside the server (`warden tool call`, as `warden mcp` over stdio) given the
+/// server's session says where the session runs and leaves it running: it read it as stopped,
+/// and wrote that into the session's state.
+#[test]
+fn a_session_of_a_running_server_is_left_to_it_by_another_process() {
+    let server = Server::start("");
+    let created = server.raw("POST", "/v1/sessions", &[], Some("{}".into()));
+    assert_eq!(created.code, 201, "{}", created.body);
+    let id = created.json()["id"].as_str().expect("an id").to_owned();
+    let input = json!({"command": "true", "session": id}).to_string();
+    let out = server
+        .world
+        .warden()
+        .args(["tool", "call", "shell", "--json", "--input", &input])
+        .output()
+        .expect("runs");
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let said = reply["text"].as_str().unwrap_or_default();
+    assert!(
+        said.contains(&format!("session {id} runs in another warden process")),
+        "{reply:#} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = server.raw("GET", &format!("/v1/sessions/{id}"), &[], None);
+    assert_eq!(state.json()["state"], "running", "{}", state.body);
+    let kept =
+        std::fs::read_to_string(server.world.path().join(format!("data/sessions/{id}.json")))
+            .unwrap_or_default();
+    assert!(kept.contains(&id), "the session's state: {kept}");
+    assert!(!kept.contains("stopped_reason\":\""), "{kept}");
+    let call = json!({"command": "echo still here"}).to_string();
+    let exec = server.raw("POST", &format!("/v1/sessions/{id}/exec"), &[], Some(call));
+    assert_eq!(exec.json()["stdout"], "still here\n", "{}", exec.body);
+}
+
 /// A server started while the one before it still finishes its executions (a restart that
 /// overlaps the shutdown) waits for it to let go of the answers' database, then answers what
 /// it finished, rather than keeping its answers in memory only.

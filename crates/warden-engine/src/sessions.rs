@@ -186,6 +186,18 @@ pub enum SessionError {
     /// The engine failed (building the sandbox, a volume, the call itself).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The session runs in another warden process (a server beside this `warden mcp`), whose
+    /// sandbox this process cannot reach.
+    #[error(
+        "session {id} runs in another warden process (pid {pid}): reach it through that \
+         process's API or MCP endpoint"
+    )]
+    Elsewhere {
+        /// The session.
+        id: String,
+        /// The process that runs it.
+        pid: u32,
+    },
 }
 
 /// The live part of a running session: its sandbox, proxy and workspace lease.
@@ -219,6 +231,38 @@ pub(crate) struct Meta {
     pub(crate) calls: u64,
     pub(crate) owner: Option<String>,
     pub(crate) stopped_reason: Option<String>,
+    /// The process that runs it (its sandbox lives and dies with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) process: Option<ProcessMark>,
+}
+
+/// A process, told apart from a later one given the same pid by its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProcessMark {
+    pid: u32,
+    /// Its start, in clock ticks after boot (`/proc/PID/stat`'s 22nd field).
+    start: u64,
+}
+
+impl ProcessMark {
+    /// This process.
+    pub(crate) fn this() -> Option<Self> {
+        Self::of(std::process::id())
+    }
+
+    /// The process `pid` as it is now, if it runs.
+    fn of(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // pid (comm) state ppid ...: the comm may hold spaces and parentheses.
+        let rest = stat.rsplit_once(')')?.1;
+        let start = rest.split_whitespace().nth(19)?.parse().ok()?;
+        Some(Self { pid, start })
+    }
+
+    /// Whether it is another process than this one, and still runs.
+    fn is_another_alive(self) -> bool {
+        self.pid != std::process::id() && Self::of(self.pid) == Some(self)
+    }
 }
 
 /// One session.
@@ -483,6 +527,9 @@ impl Drop for Admission<'_> {
 pub(crate) struct Sessions {
     pub(crate) settings: SessionsSettings,
     sessions: Mutex<BTreeMap<String, Arc<Session>>>,
+    /// Sessions another live warden process runs (a server beside `warden mcp`): their owner
+    /// and that process. Neither read back as stopped nor rewritten here.
+    elsewhere: BTreeMap<String, (Option<String>, u32)>,
     /// The owners of the sessions being built now (`admit`).
     creating: Mutex<Vec<Option<String>>>,
     reaper: std::sync::OnceLock<()>,
@@ -490,9 +537,10 @@ pub(crate) struct Sessions {
 
 impl Sessions {
     /// The sessions kept in `settings.dir`: those a previous server left are read back as
-    /// stopped, with the reason.
+    /// stopped, with the reason; those another live process runs are left to it.
     pub(crate) fn open(settings: SessionsSettings) -> Self {
         let mut sessions = BTreeMap::new();
+        let mut elsewhere = BTreeMap::new();
         if let Err(e) = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -513,6 +561,11 @@ impl Sessions {
                     tracing::warn!(path = %path.display(), "an unreadable session state");
                     continue;
                 };
+                let running_elsewhere = meta.process.filter(|p| p.is_another_alive());
+                if let (None, Some(process)) = (&meta.stopped_reason, running_elsewhere) {
+                    elsewhere.insert(meta.id.clone(), (meta.owner.clone(), process.pid));
+                    continue;
+                }
                 if meta.stopped_reason.is_none() {
                     meta.stopped_reason = Some(format!(
                         "the server stopped (last use {}); its processes ended with it, its \
@@ -528,6 +581,7 @@ impl Sessions {
         Self {
             settings,
             sessions: Mutex::new(sessions),
+            elsewhere,
             creating: Mutex::new(Vec::new()),
             reaper: std::sync::OnceLock::new(),
         }
@@ -539,11 +593,16 @@ impl Sessions {
 
     /// The session `id` if `caller` owns it.
     pub(crate) fn get(&self, id: &str, caller: Option<&str>) -> Result<Arc<Session>, SessionError> {
-        let session = self
-            .map()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| SessionError::NotFound(id.to_owned()))?;
+        let found = self.map().get(id).cloned();
+        let Some(session) = found else {
+            return Err(match self.elsewhere.get(id) {
+                Some((owner, pid)) if owner.as_deref() == caller => SessionError::Elsewhere {
+                    id: id.to_owned(),
+                    pid: *pid,
+                },
+                _ => SessionError::NotFound(id.to_owned()),
+            });
+        };
         if session.meta().owner.as_deref() != caller {
             return Err(SessionError::NotFound(id.to_owned()));
         }

@@ -145,6 +145,7 @@ impl Engine {
             calls: 0,
             owner: request.owner,
             stopped_reason: None,
+            process: crate::sessions::ProcessMark::this(),
         };
         let session = Session::new(meta, Some(live), settings.dir.clone());
         Ok(store.insert(session).info())

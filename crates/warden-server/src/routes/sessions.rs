@@ -398,7 +398,9 @@ pub(crate) fn session_error(e: SessionError) -> ApiError {
     use warden_engine::volumes::VolumeErrorKind;
     match e {
         SessionError::NotFound(_) => ApiError::not_found(e.to_string()),
-        SessionError::Stopped { .. } => ApiError::with_status(StatusCode::CONFLICT, e.to_string()),
+        SessionError::Stopped { .. } | SessionError::Elsewhere { .. } => {
+            ApiError::with_status(StatusCode::CONFLICT, e.to_string())
+        }
         SessionError::TooMany(_) => {
             ApiError::with_status(StatusCode::TOO_MANY_REQUESTS, e.to_string())
         }
