@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use live_server::{LiveServer, TOKEN};
+use live_server::{eventually, LiveServer, TOKEN};
 use serde_json::Value;
 
 /// Opens the stream for `body` and returns the reader past the response head, with its status.
@@ -58,9 +58,25 @@ fn next_event(reader: &mut BufReader<TcpStream>) -> Option<(String, Value)> {
 }
 
 fn running(server: &LiveServer) -> u64 {
+    load(server, "running")
+}
+
+/// `running` or `queued` of `/v1/health`.
+fn load(server: &LiveServer, what: &str) -> u64 {
     let (_, body) = server.request("GET", "/v1/health", None);
     let health: Value = serde_json::from_str(&body).expect("JSON");
-    health["load"]["running"].as_u64().expect("running")
+    health["load"][what].as_u64().expect("a count")
+}
+
+/// Whether a `sleep SECONDS` runs anywhere on the host.
+fn sleeping(seconds: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|cmdline| cmdline == format!("sleep\0{seconds}\0").as_bytes())
+    })
 }
 
 #[test]
@@ -200,4 +216,48 @@ fn a_client_that_leaves_ends_the_program_and_refusals_come_before_the_stream() {
         r#"{"language": "python", "code": "print(1)", "tests": [{"stdin": "", "expected_output": "1"}]}"#,
     );
     assert_eq!(status, 422);
+}
+
+/// Bug hunt, the stream's cancellation: a client that leaves a stream cancels its execution as
+/// a synchronous request's does, whether it still waits for a worker (it never runs) or runs
+/// a program that writes nothing more (its next chunk would never come to notice the client
+/// gone). Neither holds a worker or a place, and neither is recorded.
+#[test]
+fn a_client_that_leaves_cancels_its_execution_queued_or_running_silent() {
+    let server = LiveServer::start("[server]\nworkers = 1\n");
+    let silent = |seconds: &str| {
+        serde_json::json!({"language": "bash", "code": format!("echo ready; sleep {seconds}"),
+                           "limits": {"wall_time": "60s"}})
+        .to_string()
+    };
+    let (status, mut running_one) = open(&server, &silent("29.5"));
+    assert_eq!(status, 200);
+    let (name, data) = next_event(&mut running_one).expect("an event");
+    assert_eq!((name.as_str(), &data["data"]), ("stdout", &Value::from("ready\n")));
+    let (status, queued_one) = open(&server, &silent("28.5"));
+    assert_eq!(status, 200);
+    assert!(
+        eventually(Duration::from_secs(10), || load(&server, "queued") == 1),
+        "the second stream waits for the only worker"
+    );
+    drop(queued_one);
+    assert!(
+        eventually(Duration::from_secs(10), || load(&server, "queued") == 0),
+        "a stream whose client left still waits for a worker"
+    );
+    assert_eq!(running(&server), 1, "the first program runs on");
+    drop(running_one);
+    assert!(
+        eventually(Duration::from_secs(10), || running(&server) == 0
+            && !sleeping("29.5")),
+        "the program of a stream whose client left still runs"
+    );
+    assert!(!sleeping("28.5"), "the stream left while queued ran");
+    let (status, history) = server.request("GET", "/v1/history", None);
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&history).expect("JSON"),
+        serde_json::json!([]),
+        "a cancelled execution is not recorded (as a synchronous one's is not)"
+    );
 }

@@ -16,10 +16,15 @@
 //! cgroup every 100 ms (`{t_ms, cpu_time_ms, memory_bytes, pids}`, live resource monitoring);
 //! then exactly one `result` event, or an
 //! `error` event (`{error, kind}`) when the execution did not run to a result. A client that
-//! goes away ends the program: its next chunk finds nobody to take it.
+//! goes away cancels the execution, as it cancels a synchronous one (`AppState::run_admitted`):
+//! hyper drops the response's body once a write to the gone client fails (a `usage` event
+//! every 100 ms makes one), and the body's [`Events`] cancels the execution as it is dropped,
+//! queued (it never runs) or running (its sandboxes are killed, nothing is recorded).
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -28,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::sync::mpsc;
 use warden_core::{Stream, UsageSample};
-use warden_engine::Interactive;
+use warden_engine::{Cancellation, Interactive};
 use warden_sandbox::OutputSink;
 
 use super::V1Caller;
@@ -37,6 +42,7 @@ use crate::execution_request::{check_single_run, ExecutionBody};
 use crate::json_body::JsonObject;
 use crate::state::AppState;
 use crate::text::{OutputText, Utf8Stream};
+use crate::websocket::AbortOnDrop;
 
 /// One server-sent event of the stream, as the OpenAPI document describes each.
 #[derive(utoipa::ToSchema)]
@@ -76,6 +82,8 @@ pub(crate) async fn create(
     // language, no room. Later refusals (the analysis, the mode policy) are `error` events.
     check_single_run(&request, state.engine().catalog(), "a streamed execution")?;
     let admitted = state.admit(&caller)?;
+    let cancel = Cancellation::new();
+    request.cancel = Some(cancel.clone());
     let (events, receiver) = mpsc::unbounded_channel::<Bytes>();
     let text = Arc::new(Mutex::new(OutputText::default()));
     request.interactive = Some(Interactive {
@@ -87,7 +95,7 @@ pub(crate) async fn create(
         on_run: None,
         on_prepared: None,
     });
-    tokio::spawn(async move {
+    let job = tokio::spawn(async move {
         let finished = state.run_admitted(admitted, request, caller, || {}).await;
         let last = match finished {
             Ok(execution) => match serde_json::to_string(&execution.result) {
@@ -107,8 +115,11 @@ pub(crate) async fn create(
         }
         let _ = events.send(last);
     });
-    let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(receiver);
-    let body = Body::from_stream(tokio_stream::StreamExt::map(stream, Ok::<_, Infallible>));
+    let body = Body::from_stream(Events {
+        cancel: Some(cancel),
+        _job: AbortOnDrop(job),
+        received: receiver,
+    });
     Ok((
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -117,6 +128,40 @@ pub(crate) async fn create(
         body,
     )
         .into_response())
+}
+
+/// The response's body: the events of the stream's channel until the execution's task has
+/// sent its last one. Dropped before that (the client left), it cancels the execution at once,
+/// before its channel closes, so that the program's next chunk cannot find the channel closed
+/// while the execution is not yet cancelled; then it aborts the task, which gives up an
+/// execution's place in the queue if it has no worker yet.
+struct Events {
+    /// The execution's; `None` once the task sent everything.
+    cancel: Option<Cancellation>,
+    _job: AbortOnDrop,
+    received: mpsc::UnboundedReceiver<Bytes>,
+}
+
+impl tokio_stream::Stream for Events {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.received.poll_recv(cx);
+        if let Poll::Ready(None) = polled {
+            // Every sender is gone: the execution ended and its last event was read.
+            self.cancel = None;
+        }
+        polled.map(|event| event.map(Ok))
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.cancel.take() {
+            tracing::debug!("the stream's client left: cancelling its execution");
+            cancel.cancel();
+        }
+    }
 }
 
 /// The run's output and readings, as events on the stream's channel.
@@ -133,12 +178,14 @@ impl OutputSink for EventSink {
             Ok(mut text) => text.push(stream, bytes),
             Err(_) => Utf8Stream::default().push(bytes),
         };
-        if chunk.is_empty() {
-            return !self.events.is_closed();
+        if !chunk.is_empty() {
+            let data = serde_json::Value::Object(chunk.fields()).to_string();
+            let _ = self.events.send(event(stream_name(stream), &data));
         }
-        let data = serde_json::Value::Object(chunk.fields()).to_string();
-        // The client has gone when nobody takes the chunk: end the program.
-        self.events.send(event(stream_name(stream), &data)).is_ok()
+        // Never ends the job itself: the body that a gone client leaves has cancelled the
+        // execution before its channel closed, and the cancel ends it as `cancelled`, not as a
+        // program killed (`Events`).
+        true
     }
 
     fn sample(&mut self, sample: &UsageSample) {
