@@ -22,6 +22,15 @@ fn an_interactive_session_takes_stdin_and_signals_and_ends_with_the_result() {
     assert_eq!(server.health(Duration::from_secs(5)), Some(200));
 }
 
+/// Bug hunt, early signals: a signal sent while the program's session is still queued (no
+/// sandbox of its own yet) waits for the program, over the own WebSocket and Piston's. The
+/// checks are crates/warden-server/tests/clients/early_signals.py.
+#[test]
+fn a_signal_sent_before_the_program_started_waits_for_it() {
+    let server = LiveServer::start("[server]\nworkers = 1\n");
+    server.client_script("early_signals.py", &[]);
+}
+
 /// Whether a `sleep SECONDS` runs anywhere on the host.
 fn sleeping(seconds: &str) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -1,7 +1,10 @@
 //! Cancelling an execution from another thread: an HTTP adapter whose client went away cancels
 //! the execution it was running. Every live sandbox the execution creates is registered here,
 //! and cancelling kills them all (and any created later at once); the execution then ends
-//! with [`crate::EngineError::Cancelled`].
+//! with [`crate::EngineError::Cancelled`]. A signal asked before the execution has a sandbox
+//! (still queued for a worker, or still being planned) is kept and sent to the first sandbox
+//! that registers, whose next job (the first stage's) gets it as it starts: an interactive
+//! client's signal sent at once after its program is not lost.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -17,6 +20,8 @@ struct State {
     sandboxes: Vec<CancelHandle>,
     /// Sandboxes the execution only signals (a session's: cancelling would end the session).
     signalled: Vec<CancelHandle>,
+    /// Signals asked before any sandbox registered, in order, for the first one that does.
+    pending: Vec<warden_core::Signal>,
 }
 
 impl Cancellation {
@@ -29,17 +34,28 @@ impl Cancellation {
     pub fn cancel(&self) {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         state.cancelled = true;
+        state.pending.clear();
         for sandbox in state.sandboxes.drain(..) {
             sandbox.cancel();
         }
     }
 
     /// Sends `signal` to the program the execution runs now (or to the next one it starts, as
-    /// it starts): [`warden_sandbox::CancelHandle::signal`] on each of its sandboxes. A
-    /// signal the sandbox's init forwards (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
-    /// SIGUSR2) reaches the program, which may handle it; any other ends the program's job.
+    /// it starts): [`warden_sandbox::CancelHandle::signal`] on each of its sandboxes. Before
+    /// the execution has a sandbox, the signal waits for the first one (its first job gets
+    /// it: the program, or the compiler or installer of a stage before it). A signal the
+    /// sandbox's init forwards (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) reaches
+    /// the program, which may handle it; any other ends the program's job. Nothing once
+    /// cancelled.
     pub fn signal(&self, signal: warden_core::Signal) {
-        let state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.cancelled {
+            return;
+        }
+        if state.sandboxes.is_empty() && state.signalled.is_empty() {
+            state.pending.push(signal);
+            return;
+        }
         for sandbox in state.sandboxes.iter().chain(&state.signalled) {
             sandbox.signal(signal);
         }
@@ -63,6 +79,9 @@ impl Cancellation {
     /// does not (a session's, which outlives the call).
     pub(crate) fn watch_signals(&self, sandbox: CancelHandle) {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for signal in state.pending.drain(..) {
+            sandbox.signal(signal);
+        }
         state.signalled.push(sandbox);
     }
 
@@ -72,6 +91,10 @@ impl Cancellation {
         if state.cancelled {
             sandbox.cancel();
         } else {
+            // The handle queues them until its sandbox's next job reads them.
+            for signal in state.pending.drain(..) {
+                sandbox.signal(signal);
+            }
             state.sandboxes.push(sandbox);
         }
     }
