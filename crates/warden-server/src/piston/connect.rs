@@ -7,9 +7,11 @@
 //! messages as it is produced (the run stage's, within the output limit; a compile stage is
 //! reported whole before the run starts). A `signal` the sandbox's init forwards (SIGTERM,
 //! SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) is delivered to the program, which may handle it,
-//! and its end is reported as any end; any other valid signal ends the job at once: it is
-//! killed and the exit reports the signal asked for (docs/compat.md). A client that goes away
-//! ends the job.
+//! and its end is reported as any end (one sent before the program started waits for it:
+//! `warden_engine::Cancellation::signal`); any other valid signal ends the job at once: it is
+//! killed, and the stage it was in (the run, or the compile stage of a language that compiles
+//! before its run started) gets its `stage` message if it had none yet, then an `exit` with
+//! the signal asked for (docs/compat.md). A client that goes away ends the job.
 
 use std::time::Duration;
 
@@ -73,6 +75,13 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
     if send(&mut socket, hello).await.is_err() {
         return;
     }
+    // Whether a stage runs before the program's: a signal that ends the job before the run
+    // started ends that one.
+    let compiles = state
+        .engine()
+        .catalog()
+        .get(&runtime.id)
+        .is_some_and(|language| language.compile.is_some());
     let mut execution = request.into_execution(&runtime.id);
     let (program_stdin, mut stdin) = match StdinWriter::open() {
         Ok(pipe) => pipe,
@@ -113,9 +122,8 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
             event = received.recv() => {
                 let Some(event) = event else { return };
                 match relay(&mut socket, event, &mut run_started, &mut text).await {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Close(code, reason)) => return close(socket, code, reason).await,
-                    Ok(Flow::Fail(message)) => return fail(socket, &message).await,
+                    Ok(None) => {}
+                    Ok(Some(ending)) => return end(socket, ending).await,
                     Err(_) => return,
                 }
             }
@@ -127,13 +135,17 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
                     }
                     Client::Signal(signal) => {
                         drop(job);
-                        if flush(&mut socket, &mut text).await.is_err() {
-                            return;
+                        // What the job reported before it was killed comes first: a stage
+                        // that ended meanwhile, or its whole end.
+                        while let Ok(event) = received.try_recv() {
+                            match relay(&mut socket, event, &mut run_started, &mut text).await {
+                                Ok(None) => {}
+                                Ok(Some(ending)) => return end(socket, ending).await,
+                                Err(_) => return,
+                            }
                         }
-                        let stage = if run_started { "run" } else { "compile" };
-                        let exit = json!({"type": "exit", "stage": stage, "code": null, "signal": signal.name()});
-                        let _ = send(&mut socket, exit).await;
-                        return close(socket, 4999, "Job Completed").await;
+                        let stage = if run_started || !compiles { "run" } else { "compile" };
+                        return killed(socket, stage, signal, run_started, &mut text).await;
                     }
                     Client::Close(Some((code, reason))) => return close(socket, code, reason).await,
                     Client::Fail(message) => return fail(socket, &message).await,
@@ -141,6 +153,38 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
                 }
             }
         }
+    }
+}
+
+/// Ends the session as `ending` says.
+async fn end(socket: WebSocket, ending: Ending) {
+    match ending {
+        Ending::Close(code, reason) => close(socket, code, reason).await,
+        Ending::Fail(message) => fail(socket, &message).await,
+    }
+}
+
+/// Ends the session of a job killed for a `signal` in `stage`, as Piston reports a stage:
+/// its `stage` message, unless the run's was sent already (then what its output ended inside
+/// of), and its `exit` with the signal; then close 4999.
+async fn killed(
+    mut socket: WebSocket,
+    stage: &'static str,
+    signal: Signal,
+    run_started: bool,
+    text: &mut OutputText,
+) {
+    let reported = if run_started {
+        flush(&mut socket, text).await
+    } else {
+        send(&mut socket, json!({"type": "stage", "stage": stage})).await
+    };
+    if reported.is_err() {
+        return;
+    }
+    let exit = json!({"type": "exit", "stage": stage, "code": null, "signal": signal.name()});
+    if send(&mut socket, exit).await.is_ok() {
+        close(socket, 4999, "Job Completed").await;
     }
 }
 
@@ -154,20 +198,19 @@ enum Event {
     Done(Box<Result<warden_engine::Execution, crate::state::ExecError>>),
 }
 
-/// What the session does after an event.
-enum Flow {
-    Continue,
+/// How the session ends after an event that ends it.
+enum Ending {
     Close(u16, &'static str),
     Fail(String),
 }
 
-/// Passes one event of the job to the client.
+/// Passes one event of the job to the client; how the session ends, if the event ends it.
 async fn relay(
     socket: &mut WebSocket,
     event: Event,
     run_started: &mut bool,
     text: &mut OutputText,
-) -> Result<Flow, axum::Error> {
+) -> Result<Option<Ending>, axum::Error> {
     match event {
         Event::Run(compile) => {
             if let Some(stage) = &compile {
@@ -185,7 +228,7 @@ async fn relay(
         Event::Done(finished) => {
             let done = match *finished {
                 Ok(done) => done,
-                Err(e) => return Ok(Flow::Fail(super::PistonError::from(e).message)),
+                Err(e) => return Ok(Some(Ending::Fail(super::PistonError::from(e).message))),
             };
             let (compile, run) = stages(&done.result);
             if *run_started {
@@ -202,10 +245,10 @@ async fn relay(
                     }
                 }
             }
-            return Ok(Flow::Close(4999, "Job Completed"));
+            return Ok(Some(Ending::Close(4999, "Job Completed")));
         }
     }
-    Ok(Flow::Continue)
+    Ok(None)
 }
 
 /// A `data` message of the run's output.

@@ -6,8 +6,9 @@ Usage: piston_connect.py BASE_URL TOKEN
 
 The sessions of docs/compat.md: init, stdin, end of transmission, then runtime, stage, data and
 exit messages and close 4999; no init within a second closes 4001; a message before init
-4003; SIGKILL ends the job with that signal; SIGINT reaches the program, which handles it; an
-interactive session, each line answered before the next is written; a program killed by a
+4003; SIGKILL ends the job with that signal, reported as the end of a stage the language has,
+after its `stage` message; SIGINT
+reaches the program, which handles it; an interactive session, each line answered before the next is written; a program killed by a
 signal reports it. Exits 1 at the first broken expectation.
 """
 
@@ -108,6 +109,21 @@ exits = [m for m in received if m["type"] == "exit"]
 expect("a signal message ends the job", close == (4999, "Job Completed")
        and len(exits) == 1 and exits[0]["signal"] == "SIGKILL", (close, received))
 expect("nothing ran", not [m for m in received if m["type"] == "data"], received)
+
+# Bug hunt, Piston's order: a signal that ends the job before its run started is the end of
+# a stage the language has, announced by its `stage` message first: the run for an
+# interpreted language (python compiles nothing), the compile stage for C killed while it
+# compiles.
+for language, code, stage in [
+        ("python", "print('never')", "run"),
+        ("c", "#include <stdio.h>\nint main(void){puts(\"never\"); return 0;}\n", "compile")]:
+    received, close = session([init(code, language=language),
+                               {"type": "signal", "signal": "SIGKILL"}])
+    expect(f"{language}: stage, then its exit, when killed before the run",
+           [m["type"] for m in received] == ["runtime", "stage", "exit"]
+           and received[1]["stage"] == stage and received[2]["stage"] == stage
+           and received[2]["signal"] == "SIGKILL" and close == (4999, "Job Completed"),
+           (close, received))
 
 # Interactive: each line is answered before the next is sent, so the program runs while the
 # client writes, and its output comes back as it is produced.
