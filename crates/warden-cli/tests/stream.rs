@@ -233,7 +233,10 @@ fn a_client_that_leaves_cancels_its_execution_queued_or_running_silent() {
     let (status, mut running_one) = open(&server, &silent("29.5"));
     assert_eq!(status, 200);
     let (name, data) = next_event(&mut running_one).expect("an event");
-    assert_eq!((name.as_str(), &data["data"]), ("stdout", &Value::from("ready\n")));
+    assert_eq!(
+        (name.as_str(), &data["data"]),
+        ("stdout", &Value::from("ready\n"))
+    );
     let (status, queued_one) = open(&server, &silent("28.5"));
     assert_eq!(status, 200);
     assert!(
