@@ -31,6 +31,22 @@ fn a_signal_sent_before_the_program_started_waits_for_it() {
     server.client_script("early_signals.py", &[]);
 }
 
+/// Bug hunt, oversized messages: a message over `[server] max_body` is answered with an
+/// `error` and a close frame that says why, on the own WebSocket and Piston's, and the
+/// session's program ends. The checks are crates/warden-server/tests/clients/too_big.py.
+#[test]
+fn a_message_over_max_body_is_refused_with_a_reason() {
+    let server = LiveServer::start("[server]\nmax_body = \"64KiB\"\n");
+    server.client_script("too_big.py", &[]);
+    assert!(
+        eventually(Duration::from_secs(10), || server
+            .request("GET", "/v1/health", None)
+            .1
+            .contains("\"running\":0")),
+        "the refused sessions' programs ended"
+    );
+}
+
 /// Whether a `sleep SECONDS` runs anywhere on the host.
 fn sleeping(seconds: &str) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -107,6 +107,43 @@ pub(crate) async fn send(socket: &mut WebSocket, value: Value) -> Result<(), axu
     socket.send(Message::Text(value.to_string().into())).await
 }
 
+/// Whether a receive failed because the client's message is larger than the session takes
+/// (its `max_message_size` or `max_frame_size`), rather than because the connection broke.
+pub(crate) fn too_big(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    matches!(
+        error
+            .source()
+            .and_then(|e| e.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
+
+/// Ends a session whose client sent a message larger than it takes: `why` (the API's error
+/// message), then a close frame with `code` and `reason`. Unlike [`close`], reads nothing
+/// more: the rest of the message is still on its way, and reading it would hold it in
+/// memory (the WebSocket reads a frame whole once its header was read). The connection is
+/// kept, unread, for [`CLOSE_WAIT`]: dropped at once, with the message's rest unread, it
+/// would be reset, and the client's reply to the close would fail, which makes a client
+/// (Python's `websockets`) drop the `error` it had received.
+pub(crate) async fn close_too_big(
+    mut socket: WebSocket,
+    why: Value,
+    code: u16,
+    reason: &'static str,
+) {
+    if send(&mut socket, why).await.is_err() {
+        return;
+    }
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_ok() {
+        tokio::time::sleep(CLOSE_WAIT).await;
+    }
+}
+
 /// How long a closed session waits for the client's close frame.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 

@@ -11,7 +11,8 @@
 //! `warden_engine::Cancellation::signal`); any other valid signal ends the job at once: it is
 //! killed, and the stage it was in (the run, or the compile stage of a language that compiles
 //! before its run started) gets its `stage` message if it had none yet, then an `exit` with
-//! the signal asked for (docs/compat.md). A client that goes away ends the job.
+//! the signal asked for (docs/compat.md). A message larger than `[server] max_body` is
+//! answered with an `error` and 4002. A client that goes away ends the job.
 
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use super::{caller, request};
 use crate::state::{AppState, Caller};
 use crate::text::OutputText;
 use crate::toolchains::Toolchains;
-use crate::websocket::{close, parse, send, AbortOnDrop, StdinWriter};
+use crate::websocket::{close, close_too_big, parse, send, too_big, AbortOnDrop, StdinWriter};
 
 /// How long a client has to send `init` (Piston's own timeout).
 const INIT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -45,16 +46,23 @@ pub(crate) async fn connect(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // A message is at most what a request's body may be (`[server] max_body`).
+    let most = state.options().max_body;
     match caller(&state, &headers) {
-        Ok(caller) => upgrade.on_upgrade(move |socket| session(socket, state, toolchains, caller)),
+        Ok(caller) => upgrade
+            .max_message_size(most)
+            .max_frame_size(most)
+            .on_upgrade(move |socket| session(socket, state, toolchains, caller)),
         Err(e) => e.into_response(),
     }
 }
 
 async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains, caller: Caller) {
+    let most = state.options().max_body;
     let init = match tokio::time::timeout(INIT_TIMEOUT, socket.recv()).await {
         Err(_) => return close(socket, 4001, "Initialization Timeout").await,
         Ok(Some(Ok(message))) => parse(&message),
+        Ok(Some(Err(e))) if too_big(&e) => return fail_too_big(socket, most).await,
         Ok(_) => return,
     };
     let Some(init) = init.filter(|v| v["type"] == "init") else {
@@ -149,6 +157,10 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
                     }
                     Client::Close(Some((code, reason))) => return close(socket, code, reason).await,
                     Client::Fail(message) => return fail(socket, &message).await,
+                    Client::TooBig => {
+                        drop(job);
+                        return fail_too_big(socket, most).await;
+                    }
                     Client::Close(None) => return,
                 }
             }
@@ -287,6 +299,8 @@ enum Client {
     Close(Option<(u16, &'static str)>),
     /// The session ends with Piston's `error` message (4002).
     Fail(String),
+    /// The message is larger than the session takes: an `error` message, then 4002.
+    TooBig,
 }
 
 /// Handles one message of the client: stdin is written to the program (end of transmission
@@ -297,6 +311,7 @@ fn client_message(
     stdin: &mut StdinWriter,
 ) -> Client {
     let message = match message {
+        Some(Err(e)) if too_big(&e) => return Client::TooBig,
         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Client::Close(None),
         Some(Ok(message)) => message,
     };
@@ -358,6 +373,14 @@ fn exit_message(name: &str, view: &StageView<'_>) -> Value {
         "type": "exit", "stage": name, "code": v.code, "signal": v.signal,
         "warden": { "outcome": view.outcome },
     })
+}
+
+/// A message larger than `[server] max_body` (`most` bytes): Piston's way to report an error,
+/// without reading the rest of the message.
+async fn fail_too_big(socket: WebSocket, most: usize) {
+    let message = format!("message is larger than the server takes ({most} bytes)");
+    let why = json!({"type": "error", "message": message});
+    close_too_big(socket, why, 4002, "Notified Error").await;
 }
 
 /// Piston's way to report an error: an `error` message, then close 4002.

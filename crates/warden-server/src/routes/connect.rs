@@ -16,8 +16,9 @@
 //!
 //! A first message that is not a valid request, a refused one (unknown language, no room in the
 //! queue), or a later message that is not one of the above is answered with an `error` and the
-//! session closes (1008 for the client's mistakes); the program, if it runs, is ended. A client
-//! that goes away ends the program.
+//! session closes (1008 for the client's mistakes, 1009 for a message larger than
+//! `[server] max_body`); the program, if it runs, is ended. A client that goes away ends the
+//! program.
 //!
 //! `GET /v1/sessions/{id}/connect` runs one call of a session the same way, its first message
 //! `POST /v1/sessions/{id}/exec`'s body; the session outlives the WebSocket.
@@ -39,13 +40,15 @@ use crate::error::ApiError;
 use crate::execution_request::{check_single_run, ExecutionBody};
 use crate::state::{AppState, Caller};
 use crate::text::{Chunk, OutputText};
-use crate::websocket::{close, parse, send, AbortOnDrop, StdinWriter};
+use crate::websocket::{close, close_too_big, parse, send, too_big, AbortOnDrop, StdinWriter};
 
 /// How long a client has to send its program.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Close code for a client's protocol mistake (RFC 6455: policy violation).
 const CLIENT_ERROR: u16 = 1008;
+/// Close code for a message larger than the session takes (RFC 6455).
+const MESSAGE_TOO_BIG: u16 = 1009;
 
 /// Runs one program interactively over a WebSocket.
 #[utoipa::path(
@@ -135,8 +138,10 @@ enum Event {
 }
 
 async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target: Target) {
+    let most = state.options().max_body;
     let first = match tokio::time::timeout(REQUEST_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(message))) => message,
+        Ok(Some(Err(e))) if too_big(&e) => return refuse_too_big(socket, most).await,
         Ok(_) => return,
         Err(_) => {
             let why = ApiError::unprocessable(format!(
@@ -203,7 +208,7 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
         }),
     };
     // Dropping the job's future (the session ended) cancels the execution.
-    let _job = AbortOnDrop(job);
+    let job = AbortOnDrop(job);
     // The output as text, cut at character boundaries.
     let mut text = OutputText::default();
     let output = |stream: Stream, chunk: Chunk| {
@@ -253,6 +258,10 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
             }
             message = socket.recv() => {
                 let message = match message {
+                    Some(Err(e)) if too_big(&e) => {
+                        drop(job);
+                        return refuse_too_big(socket, most).await;
+                    }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(message)) => message,
@@ -366,6 +375,22 @@ fn error_message(error: &ApiError) -> Value {
 async fn refuse(mut socket: WebSocket, why: &ApiError) {
     let _ = send(&mut socket, error_message(why)).await;
     close(socket, CLIENT_ERROR, "refused").await;
+}
+
+/// Answers a message larger than `[server] max_body` (`most` bytes) and closes (1009, RFC
+/// 6455's "message too big"); the program, if it runs, ends with the session.
+async fn refuse_too_big(socket: WebSocket, most: usize) {
+    let why = ApiError::with_status(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        format!("a message is larger than the server takes ({most} bytes, [server] max_body)"),
+    );
+    close_too_big(
+        socket,
+        error_message(&why),
+        MESSAGE_TOO_BIG,
+        "message too big",
+    )
+    .await;
 }
 
 /// The run's output and readings, as events of the session.
