@@ -558,6 +558,15 @@ fn compiler_options_reach_the_compiler_and_key_the_cache() {
         error.contains("\"-fplugin=/work/x.so\" is not one of c's compiler options"),
         "{error}"
     );
+    // A bare `-l`, `-D` or `-U` would take the compiler's next argument as its value.
+    for bare in ["-l", "-D", "-U"] {
+        let refused = run(&[bare]);
+        let error = refused["error"].as_str().expect("an error");
+        assert!(
+            error.contains(&format!("\"{bare}\" is not one of c's compiler options")),
+            "{bare}: {error}"
+        );
+    }
     let python = world
         .warden()
         .args([

@@ -148,8 +148,10 @@ pub struct CompileStage {
     #[serde(default)]
     pub limits: LimitOverrides,
     /// The compiler options a request may add, where `{options}` stands in `argv`: each an
-    /// exact option (`-O0`) or a prefix ending in `*` (`-std=*`), whose rest may only hold
-    /// letters, digits and `_ + - . = :` (no paths, no `,`: `-W*` does not admit `-Wl,...`).
+    /// exact option (`-O0`) or a prefix ending in `*` (`-std=*`), whose rest must be non-empty
+    /// and may only hold letters, digits and `_ + - . = :` (no paths, no `,`: `-W*` does not
+    /// admit `-Wl,...`). Non-empty because a bare `-D`, `-U` or `-l` makes the compiler take
+    /// the next argument as its value (`-l -o` links a library named `-o`).
     /// Empty: the language takes none.
     #[serde(default)]
     pub options: Vec<String>,
@@ -162,8 +164,10 @@ impl CompileStage {
             .iter()
             .any(|pattern| match pattern.strip_suffix('*') {
                 Some(prefix) => option.strip_prefix(prefix).is_some_and(|rest| {
-                    rest.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_+-.=:".contains(c))
+                    !rest.is_empty()
+                        && rest
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_+-.=:".contains(c))
                 }),
                 None => option == pattern,
             })
@@ -629,6 +633,9 @@ stdout = "hi\n"
             "-W/x",
             "-fplugin=x",
             "",
+            // A bare prefix: the compiler would take the next argument as its value.
+            "-std=",
+            "-W",
         ] {
             assert!(!stage.allows(refused), "{refused}");
         }
