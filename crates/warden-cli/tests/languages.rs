@@ -969,3 +969,39 @@ fn c_links_several_files() {
     assert_ran(&result, Expect::Exited(0), "42\n", "main.c helper.c");
     assert_eq!(result["language"], "c", "{result:#}");
 }
+
+/// A sanitizer build runs: LeakSanitizer, which ASan starts at exit, needs ptrace, which the
+/// seccomp filter denies, so the C and C++ environments turn leak detection off; before they
+/// did, a clean `-fsanitize=address` program exited 1 with "LeakSanitizer has encountered a
+/// fatal error" and a denied_syscall violation. ASan's own checks still catch an overflow.
+#[test]
+fn address_sanitizer_builds_run_clean_and_still_catch_an_overflow() {
+    let clean = [
+        ("c", "#include <stdio.h>\n#include <stdlib.h>\nint main(void) { char *leaked = malloc(8); leaked = 0; puts(\"clean program\"); return 0; }\n"),
+        ("cpp", "#include <iostream>\nint main() { new int[4]; std::cout << \"clean program\" << std::endl; }\n"),
+    ];
+    // The index comes from argc so that the compiler cannot see the overflow.
+    let overflow = "#include <stdlib.h>\nint main(int argc, char **argv) { (void)argv; int *p = (int *)malloc(4 * sizeof(int)); p[argc + 3] = 1; return p[0]; }\n";
+    for (lang, code) in clean {
+        let warden = Warden::for_language(lang);
+        let asan = ["--compile-option=-fsanitize=address", "--compile-option=-g"];
+        let result = warden.code(lang, code, &asan, b"");
+        let what = format!("{lang} -fsanitize=address, clean");
+        assert_ran(&result, Expect::Exited(0), "clean program\n", &what);
+        assert_eq!(result["stderr"], "", "{what}: {result:#}");
+        assert_eq!(
+            result["security"]["violations"],
+            json!([]),
+            "{what}: {result:#}"
+        );
+
+        let result = warden.code(lang, overflow, &asan, b"");
+        let what = format!("{lang} -fsanitize=address, heap-buffer-overflow");
+        assert_ran(&result, Expect::Exited(1), "", &what);
+        let stderr = result["stderr"].as_str().expect("stderr is text");
+        assert!(
+            stderr.contains("ERROR: AddressSanitizer: heap-buffer-overflow"),
+            "{what}: {stderr}"
+        );
+    }
+}
