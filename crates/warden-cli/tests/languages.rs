@@ -1005,3 +1005,43 @@ fn address_sanitizer_builds_run_clean_and_still_catch_an_overflow() {
         );
     }
 }
+
+/// An entry file is compiled as its language's source whatever its name: before, gcc handed
+/// `prog.txt` or an extensionless `prog` to the linker ("file format not recognized"), built a
+/// precompiled header from `x.h`, and `go build` took `prog2.txt` for a package ("cannot import
+/// absolute path"). Now each is laid out under the language's own extension.
+#[test]
+fn an_entry_file_without_the_languages_extension_compiles_as_its_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = "#include <stdio.h>\n#include <stdlib.h>\nint main(void) { char *s = malloc(3); printf(\"c %d\\n\", s != NULL); free(s); return 0; }\n";
+    let cpp = "#include <iostream>\nint main() { std::cout << \"cpp \" << __cplusplus / 100 % 10 << std::endl; }\n";
+    let go = "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"go\", 1)\n}\n";
+    let rust = "fn main() { println!(\"rust 1\"); }\n";
+    let cases: [(&str, Option<&str>, &str, &str); 9] = [
+        ("prog.txt", Some("c"), c, "c 1\n"),
+        // Detected as C by its content, then compiled as C.
+        ("prog", None, c, "c 1\n"),
+        // A header as the entry is compiled as a source file of its language.
+        ("x.h", None, c, "c 1\n"),
+        ("x.h", Some("cpp"), cpp, "cpp 7\n"),
+        ("x.hpp", None, cpp, "cpp 7\n"),
+        ("prog.txt", Some("cpp"), cpp, "cpp 7\n"),
+        ("prog2.txt", Some("go"), go, "go 1\n"),
+        ("prog", Some("go"), go, "go 1\n"),
+        ("prog.txt", Some("rust"), rust, "rust 1\n"),
+    ];
+    for (name, lang, code, stdout) in cases {
+        let language = lang.unwrap_or(if code == c { "c" } else { "cpp" });
+        let warden = Warden::for_language(language);
+        let path = dir.path().join(name);
+        std::fs::write(&path, code).expect("write the program");
+        let mut args = vec![path.to_str().expect("utf-8 path")];
+        if let Some(lang) = lang {
+            args.extend(["-l", lang]);
+        }
+        let result = warden.run(&args, b"");
+        let what = format!("{name} as {language}");
+        assert_ran(&result, Expect::Exited(0), stdout, &what);
+        assert_eq!(result["language"], language, "{what}: {result:#}");
+    }
+}

@@ -155,6 +155,12 @@ pub struct CompileStage {
     /// Empty: the language takes none.
     #[serde(default)]
     pub options: Vec<String>,
+    /// The extensions (without the dot) by which the compiler takes the entry file as a
+    /// source of this language; an entry file named otherwise (`prog.txt`, `prog`, a header
+    /// `x.h`) is laid out as `<stem>.<the first of them>`, since gcc would hand it to the
+    /// linker and `go build` take it for a package. Empty: the language's `extensions`.
+    #[serde(default)]
+    pub entry_extensions: Vec<String>,
 }
 
 impl CompileStage {
@@ -333,6 +339,15 @@ impl Language {
                 return Err(self.invalid(
                     "[compile] options and {options} in its argv go together: both or neither",
                 ));
+            }
+            if let Some(ext) = compile
+                .entry_extensions
+                .iter()
+                .find(|e| e.is_empty() || e.contains(['.', '/', '\\', '\0']))
+            {
+                return Err(self.invalid(&format!(
+                    "[compile] entry extension {ext:?} must be a plain extension without the dot"
+                )));
             }
         } else if self.run.argv.iter().any(|a| a.contains("{artifact}")) {
             return Err(self.invalid("run uses {artifact} but there is no compile stage"));

@@ -17,10 +17,10 @@ pub struct EntryName {
 pub fn entry_name(language: &Language, given: Option<&str>, code: &str) -> EntryName {
     match language.source_naming {
         SourceNaming::Fixed => EntryName {
-            file: given
-                .filter(|n| is_plain_file_name(n))
-                .unwrap_or(&language.source_file)
-                .to_owned(),
+            file: given.filter(|n| is_plain_file_name(n)).map_or_else(
+                || language.source_file.clone(),
+                |n| compiled_as_source(language, n),
+            ),
             class: String::new(),
         },
         SourceNaming::JavaPublicClass => {
@@ -30,6 +30,37 @@ pub fn entry_name(language: &Language, given: Option<&str>, code: &str) -> Entry
                 class,
             }
         }
+    }
+}
+
+/// `name`, or for a compiled language whose compiler would not take it as source by its
+/// extension (`prog.txt`, `prog`, a header `x.h`), `<stem>.<ext>` with the language's first
+/// entry extension (`CompileStage::entry_extensions`): `prog.c`, `x.c`.
+fn compiled_as_source(language: &Language, name: &str) -> String {
+    let Some(compile) = &language.compile else {
+        return name.to_owned();
+    };
+    let taken = if compile.entry_extensions.is_empty() {
+        &language.extensions
+    } else {
+        &compile.entry_extensions
+    };
+    let path = std::path::Path::new(name);
+    let ext = path.extension().map(|e| e.to_string_lossy());
+    let Some(first) = taken.first() else {
+        return name.to_owned();
+    };
+    if ext.is_some_and(|e| taken.iter().any(|t| e.eq_ignore_ascii_case(t))) {
+        return name.to_owned();
+    }
+    let stem = path
+        .file_stem()
+        .map_or(name.into(), |s| s.to_string_lossy());
+    let renamed = format!("{stem}.{first}");
+    if renamed.len() <= NAME_MAX {
+        renamed
+    } else {
+        language.source_file.clone()
     }
 }
 
@@ -182,6 +213,34 @@ mod tests {
         ];
         for (code, expected) in cases {
             assert_eq!(java_entry_class(code).as_deref(), expected, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_compiled_entry_is_named_for_its_compiler() {
+        let catalog = crate::Catalog::builtin().expect("catalog");
+        let cases = [
+            ("c", "prog.c", "prog.c"),
+            ("c", "PROG.C", "PROG.C"),
+            ("c", "prog.txt", "prog.c"),
+            ("c", "prog", "prog.c"),
+            ("c", "x.h", "x.c"),
+            ("c", "a.b.txt", "a.b.c"),
+            ("cpp", "main.cc", "main.cc"),
+            ("cpp", "main.cxx", "main.cxx"),
+            ("cpp", "x.h", "x.cpp"),
+            ("cpp", "x.hpp", "x.cpp"),
+            ("cpp", "prog.txt", "prog.cpp"),
+            ("go", "prog2.txt", "prog2.go"),
+            ("rust", "prog", "prog.rs"),
+            // An interpreter takes any name.
+            ("python", "prog.txt", "prog.txt"),
+            ("bash", "script", "script"),
+        ];
+        for (id, given, expected) in cases {
+            let language = catalog.get(id).expect("in the catalog");
+            let name = entry_name(language, Some(given), "");
+            assert_eq!(name.file, expected, "{id} {given}");
         }
     }
 
