@@ -360,6 +360,39 @@ fn a_reader_that_leaves_ends_the_program_as_a_pipeline_would() {
     assert_eq!(cgroups_of(pid), 0, "the run's cgroups are removed");
 }
 
+/// A stdout that fails otherwise than by its reader leaving (a full disk: /dev/full) is
+/// warden's failure, as with `--json`: exit 125 with the error, the program run to its end
+/// and recorded as it ended. It was taken for a reader that left: exit 141, no message, the
+/// program killed (recorded as SIGKILL).
+#[test]
+fn a_stdout_that_cannot_be_written_is_a_warden_failure_not_a_reader_that_left() {
+    let world = World::new();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = world
+        .warden()
+        .args([
+            "run",
+            "-l",
+            "bash",
+            "-c",
+            "echo x; echo to stderr >&2; exit 3",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .output()
+        .expect("warden runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.starts_with("to stderr\n"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let run = last_run(&world);
+    assert_eq!(run["outcome"]["kind"], "exited", "{run}");
+    assert_eq!(run["outcome"]["code"], 3, "{run}");
+}
+
 #[test]
 fn what_is_typed_at_the_terminal_reaches_the_program_as_it_runs() {
     let world = World::new();

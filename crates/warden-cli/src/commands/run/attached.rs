@@ -12,6 +12,8 @@
 //! poll(2), pipe(7) (`PIPE_BUF`).
 
 use std::io::Write;
+
+use anyhow::Context;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -45,6 +47,9 @@ struct Written {
     pending: [Vec<u8>; 2],
     /// The caller's stdout was closed by its reader.
     broken: bool,
+    /// Why the caller's stdout took no more (a full disk, a closed descriptor): not a reader
+    /// that left, so the program runs on, its stdout dropped, and warden fails at the end.
+    failed: Option<std::io::Error>,
     stdout: std::io::Stdout,
     stderr: std::io::Stderr,
 }
@@ -57,6 +62,7 @@ impl Attached {
             Shown(Arc::new(Mutex::new(Written {
                 pending: [Vec::new(), Vec::new()],
                 broken: false,
+                failed: None,
                 stdout: std::io::stdout(),
                 stderr: std::io::stderr(),
             })))
@@ -71,16 +77,22 @@ impl Attached {
 
 impl Shown {
     /// Writes what the caller's stdout and stderr have not taken yet, waiting for them, once
-    /// the run ended; says whether stdout's reader left (the shell's 141 then).
+    /// the run ended; says whether stdout's reader left (the shell's 141 then). An error when
+    /// stdout failed otherwise, during the run or now (warden's 125, as with `--json`).
     pub(super) fn finish(&self) -> anyhow::Result<bool> {
         let mut written = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if written.broken {
             return Ok(true);
         }
         let [stdout, stderr] = std::mem::take(&mut written.pending);
+        if let Some(e) = written.failed.take() {
+            written.stderr.lock().write_all(&stderr)?;
+            return Err(e).context("writing the program's output to stdout");
+        }
         let mut out = written.stdout.lock();
-        out.write_all(&stdout)?;
-        out.flush()?;
+        out.write_all(&stdout)
+            .and_then(|()| out.flush())
+            .context("writing the program's output to stdout")?;
         written.stderr.lock().write_all(&stderr)?;
         Ok(false)
     }
@@ -105,11 +117,20 @@ impl Written {
                     pending.drain(..written);
                 }
                 Err(Errno::EAGAIN | Errno::EINTR) => return true,
-                Err(_) => {
-                    // EPIPE (SIGPIPE is ignored in warden), or a descriptor that takes nothing
-                    // more: the stream's output is dropped from here on.
+                Err(Errno::EPIPE) if stream == Stream::Stdout => {
+                    // The reader left (SIGPIPE is ignored in warden).
                     pending.clear();
-                    return stream == Stream::Stderr;
+                    return false;
+                }
+                Err(e) => {
+                    // A descriptor that takes nothing more (ENOSPC, EBADF, EIO; stderr's
+                    // reader gone): the stream's output is dropped from here on; stdout's
+                    // failure is warden's, said at the end.
+                    pending.clear();
+                    if stream == Stream::Stdout {
+                        self.failed.get_or_insert(e.into());
+                    }
+                    return true;
                 }
             }
         }
@@ -123,7 +144,7 @@ impl OutputSink for Attached {
             return true;
         };
         let mut written = shown.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if written.broken {
+        if written.broken || (stream == Stream::Stdout && written.failed.is_some()) {
             return true;
         }
         written.pending[usize::from(stream == Stream::Stderr)].extend_from_slice(bytes);
