@@ -252,6 +252,8 @@ fn start_init(
                     if let Some(dir) = workdir.parent() {
                         let _ = fs::remove_dir_all(dir);
                     }
+                    let dirs = crate::trusted::leftovers::SHARED_DIRS.map(Path::new);
+                    let _ = crate::trusted::leftovers::remove_owned(&dirs, request.host_id);
                 }
             }
             crate::stale::remove_orphaned(&cgroups);

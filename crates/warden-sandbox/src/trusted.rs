@@ -9,7 +9,8 @@
 //! `/run/warden/trusted/<run>/`, so arguments and environment values under those paths are
 //! moved there in every job. When the sandbox is destroyed, the cgroup is killed and the
 //! directory removed (without following links: `remove_dir_all` is safe against them since
-//! Rust 1.58).
+//! Rust 1.58), and so is what the uid left in the host's world-writable directories
+//! (`trusted/leftovers.rs`), which the next run given the same uid could otherwise read.
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -20,6 +21,8 @@ use crate::helper::Backend as HelperBackend;
 use crate::live::LiveSandbox;
 use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Stdin};
 use crate::plan::{Job, PlanError, SandboxPlan, SandboxSpec, WORKDIR};
+
+pub(crate) mod leftovers;
 
 /// Where trusted runs get their directories.
 pub(crate) const TRUSTED_RUNS: &str = "/run/warden/trusted";
@@ -73,6 +76,18 @@ impl Backend for Trusted {
                 _ => Ok(()),
             }) as Box<dyn FnOnce() -> Result<(), SandboxError> + Send>
         };
+        // Run at teardown after the helper is reaped, so after the init killed and reaped
+        // every process of the uid, and before the slot (the uid) is released.
+        let remove_leftovers = {
+            let uid = slot.host_id();
+            Box::new(move || {
+                let dirs = leftovers::SHARED_DIRS.map(Path::new);
+                leftovers::remove_owned(&dirs, uid).map_err(|source| SandboxError::Helper {
+                    action: "removing what the trusted run left in the host's shared directories",
+                    source,
+                })
+            }) as Box<dyn FnOnce() -> Result<(), SandboxError> + Send>
+        };
         if let Err(e) = prepare(&dir, slot.host_id()) {
             let _ = remove_dir();
             return Err(e);
@@ -88,7 +103,7 @@ impl Backend for Trusted {
                 overhead: (warden_core::ByteSize(0), crate::parent::INIT_PIDS),
                 slot: Some(slot),
                 cgroup,
-                cleanup: vec![remove_dir],
+                cleanup: vec![remove_dir, remove_leftovers],
             },
             None,
         )?;

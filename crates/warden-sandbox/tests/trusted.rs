@@ -178,3 +178,40 @@ fn nothing_outlives_a_trusted_run() {
         "the run's directory {dir} was left behind"
     );
 }
+
+/// The run's uid is a slot the next trusted run may get: what this run left in the host's
+/// world-writable directories is removed at its end, or the next run of that uid could read
+/// and change it. A link the run left is removed itself, never followed.
+#[test]
+fn a_trusted_runs_files_in_shared_host_directories_are_removed_at_its_end() {
+    let tag = format!("warden-leftover-{}", std::process::id());
+    let target = tempfile::NamedTempFile::new().expect("a file of root's");
+    let script = format!(
+        "echo secret > /tmp/{tag} && echo secret > /dev/shm/{tag} && \
+         mkdir -p /var/tmp/{tag}/deep/er && echo secret > /var/tmp/{tag}/deep/er/file && \
+         ln -s {target} /tmp/{tag}.link && ln -s {target} /var/tmp/{tag}/deep/link && \
+         ls -l /tmp/{tag} /dev/shm/{tag} /var/tmp/{tag}/deep/er/file",
+        target = target.path().display(),
+    );
+    let run = trusted_sh(&script, Limits::default());
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let left: Vec<String> = [
+        format!("/tmp/{tag}"),
+        format!("/tmp/{tag}.link"),
+        format!("/dev/shm/{tag}"),
+        format!("/var/tmp/{tag}"),
+    ]
+    .into_iter()
+    .filter(|path| std::fs::symlink_metadata(path).is_ok())
+    .collect();
+    // Removed here too, so that a failing test leaves nothing behind.
+    for path in &left {
+        let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir_all(path));
+    }
+    assert!(
+        left.is_empty(),
+        "outlived the trusted run: {left:?}; {}",
+        out(&run)
+    );
+    assert!(target.path().exists(), "a link was followed");
+}
