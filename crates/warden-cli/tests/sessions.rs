@@ -217,6 +217,31 @@ fn an_upload_over_the_body_limit_is_refused_in_json() {
     assert_eq!(error["kind"], "request", "{error}");
 }
 
+/// A session's compile reads what earlier calls left in its workspace, which no cache key
+/// holds: the same program compiles afresh after a header it includes changed (the cache
+/// served the first binary).
+#[test]
+fn a_session_compiles_with_its_workspace_as_it_is_now() {
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    let program = serde_json::json!({
+        "language": "c",
+        "files": [{"name": "main.c", "content": "#include <stdio.h>\n#include \"n.h\"\nint main(void) { printf(\"%d\\n\", N); return 0; }\n"}],
+    })
+    .to_string();
+    for n in ["1", "2"] {
+        ok(
+            &server,
+            &["exec", &id, "--", &format!("echo '#define N {n}' > n.h")],
+        );
+        let (status, answer) =
+            server.request("POST", &format!("/v1/sessions/{id}/exec"), Some(&program));
+        assert_eq!(status, 200, "{answer}");
+        let result: Value = serde_json::from_str(&answer).expect("JSON");
+        assert_eq!(result["stdout"], format!("{n}\n"), "{result:#}");
+    }
+}
+
 #[test]
 fn calls_of_one_session_run_one_at_a_time_in_arrival_order() {
     let server = LiveServer::start("");

@@ -454,3 +454,50 @@ fn an_isolated_run_gets_volumes_too() {
     assert_eq!(sandboxed["stdout"], "from-gvisor\n", "{sandboxed:#}");
     assert_nothing_left(&world, &volumes_dir(&world).join("gv/image"));
 }
+
+/// A compiled program that reads a header from its volume is not served another volume's
+/// binary from the compile cache: the volume's files are in no cache key, so a run with
+/// volumes compiles afresh and keeps nothing there (one user's volume could otherwise plant
+/// the binary another runs with the same source).
+#[test]
+fn a_run_with_volumes_neither_takes_nor_leaves_a_compiled_binary_in_the_cache() {
+    let world = World::new();
+    let _unmount = Unmount(&world);
+    for (name, message) in [("mine", "attacker binary"), ("theirs", "victim binary")] {
+        ok(&warden(
+            &world,
+            &["volume", "create", name, "--size", "8MiB"],
+        ));
+        let header = format!("echo '#define MSG \"{message}\"' > /data/v.h");
+        let wrote = result(&run(
+            &world,
+            &header,
+            &["--volume", &format!("{name}:/data")],
+        ));
+        assert_eq!(wrote["outcome"]["code"], 0, "{wrote:#}");
+    }
+    let program = world.path().join("poison.c");
+    std::fs::write(
+        &program,
+        "#include <stdio.h>\n#include \"/data/v.h\"\nint main(void) { puts(MSG); return 0; }\n",
+    )
+    .expect("written");
+    let compiled = |name: &str| {
+        result(
+            &world
+                .warden()
+                .args(["run", "--json", "--volume", &format!("{name}:/data")])
+                .arg(&program)
+                .output()
+                .expect("warden runs"),
+        )
+    };
+    let first = compiled("mine");
+    assert_eq!(first["stdout"], "attacker binary\n", "{first:#}");
+    let second = compiled("theirs");
+    assert_eq!(second["stdout"], "victim binary\n", "{second:#}");
+    assert_eq!(second["compile"]["cached"], false, "{second:#}");
+    for name in ["mine", "theirs"] {
+        ok(&warden(&world, &["volume", "rm", name]));
+    }
+}

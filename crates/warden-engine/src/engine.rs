@@ -221,6 +221,12 @@ struct Prepared<'e> {
     own_commands: Option<crate::execution::OwnCommands>,
     /// The request's limits above the operator's maxima (lowered to them).
     lowered: Vec<crate::execution::Warning>,
+    /// Whether the compile stage may take its artifact from the cache and keep it there: only
+    /// when what the compiler can read beyond the read-only tree is the program's files, which
+    /// the key holds. Not with volumes or read-only host paths (their files are in no key and
+    /// change: a header there would give another's binary), nor in a session (its workspace
+    /// holds what earlier calls wrote).
+    cacheable: bool,
 }
 
 /// A sandbox's ceilings raised to hold a stage run in it with `stage`'s limits.
@@ -667,6 +673,7 @@ impl Engine {
             command: false,
             own_commands: request.own_commands.clone(),
             lowered,
+            cacheable: request.volumes.is_empty() && request.read_only.is_empty(),
         })
     }
 

@@ -50,7 +50,8 @@ impl Engine {
             &toolchain,
             &prepared.program.files,
         );
-        if let Some(files) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+        let cache = self.cache.as_ref().filter(|_| prepared.cacheable);
+        if let Some(files) = cache.and_then(|c| c.get(&key)) {
             tracing::debug!(key = key.as_str(), "compile cache hit");
             return Ok(Compiled::Artifact(files, StageResult::cached()));
         }
@@ -81,7 +82,7 @@ impl Engine {
             }
             return Ok(Compiled::Failed(result));
         }
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = cache {
             if let Err(e) = cache.put(&key, &run.collected) {
                 tracing::warn!(dir = %cache.root().display(), error = %e, "storing a compile artifact");
             }

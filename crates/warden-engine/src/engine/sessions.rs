@@ -304,6 +304,8 @@ impl Engine {
         request.mode = Some(ModeRequest::Exactly(mode));
         let mut prepared = self.prepare(&request)?;
         prepared.command = command.is_some();
+        // The workspace holds what earlier calls wrote, which no cache key holds.
+        prepared.cacheable = false;
         // Within the session's ceilings, whatever the language's defaults say: the compile
         // stage's too (a compiler's default memory is above a default session's).
         prepared.limits.memory = prepared.limits.memory.min(ceilings.memory);
