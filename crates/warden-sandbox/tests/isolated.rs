@@ -19,6 +19,30 @@ fn isolated(script: &str, limits: Limits) -> warden_sandbox::SandboxRun {
         .expect("warden ran the program under gVisor")
 }
 
+/// The bundles' directory on the host, where each gVisor sandbox's files, arguments,
+/// environment, workspace and /tmp live (made by runsc as root, and opened to all by the
+/// program if it likes), is root's alone: no other user of the host (a trusted run) passes
+/// through it, whatever its mode was before.
+#[test]
+fn the_bundles_of_gvisor_sandboxes_are_roots_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let bundles = std::path::Path::new("/run/warden/gvisor");
+    if bundles.exists() {
+        std::fs::set_permissions(bundles, std::fs::Permissions::from_mode(0o755))
+            .expect("opened to all, as an older warden left it");
+    }
+    let run = isolated(
+        "echo secret > /work/key; chmod -R 777 /work /tmp; ls /run 2>&1 | head -1",
+        Limits::default(),
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{}", out(&run));
+    let mode = std::fs::metadata(bundles)
+        .expect("the bundles")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+}
+
 #[test]
 fn the_program_sees_gvisors_kernel_not_the_hosts() {
     let host = std::fs::read_to_string("/proc/version").expect("host /proc/version");

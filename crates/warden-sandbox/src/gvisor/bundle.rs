@@ -17,7 +17,7 @@
 //! the spec has none, is an empty read-only tmpfs (the native sandbox has no `/sys`).
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::sys::resource::Resource;
@@ -67,7 +67,15 @@ pub(super) fn write_bundle(
     spec: &SandboxSpec,
     loader: &Path,
 ) -> Result<(), SandboxError> {
-    fs::create_dir_all(bundle.parent().unwrap_or(bundle))
+    // Root's alone: a bundle holds the program's files, arguments and environment, and its
+    // workspace and /tmp, which runsc makes as root and the program may open to all; nobody
+    // else on the host (a trusted run, another user) may even pass through to them.
+    let bundles = bundle.parent().unwrap_or(bundle);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(bundles)
+        .and_then(|()| fs::set_permissions(bundles, fs::Permissions::from_mode(0o700)))
         .map_err(io("creating the gVisor bundle directory"))?;
     fs::create_dir(bundle).map_err(io("creating the gVisor bundle"))?;
     let rootfs = bundle.join("rootfs");
