@@ -96,10 +96,27 @@ pub(crate) fn forwards(signal: Signal) -> bool {
 }
 
 /// The parent's request to end the current job at once (a limit was hit): the init kills every
-/// process but itself. Only the parent can send it to a namespaced init: the kernel drops
-/// signals from inside a pid namespace to its init unless the init has a handler, and this one
-/// has none (it waits for its signals with `sigwait`).
+/// process but itself. The kernel delivers a signal the init blocks whoever sends it (its rule
+/// against signals to a namespace's init spares only a handler-less, unblocked one), so the
+/// init acts only on what warden sent ([`sent_by_warden`]).
 pub(crate) const END_JOB: Signal = Signal::SIGPWR;
+
+/// Whether a signal the init received (`info`, as signalfd reads it) came from warden rather
+/// than from the job's own processes, which could otherwise end their job as if a limit had
+/// been hit (`END_JOB`), stop it (`SIGTSTP`), or have the init signal their whole group. A
+/// child's `SIGCHLD` is the kernel's. In a pid namespace (the init is its pid 1) warden is
+/// outside it, so its signals carry no sender pid there; a trusted run's init and payload
+/// share an unprivileged uid that warden (root) does not have.
+pub(crate) fn sent_by_warden(info: &nix::sys::signalfd::siginfo) -> bool {
+    if info.ssi_signo == Signal::SIGCHLD as u32 {
+        return true;
+    }
+    if std::process::id() == 1 {
+        info.ssi_pid == 0
+    } else {
+        info.ssi_uid == 0
+    }
+}
 
 /// How the payload is confined beyond its rlimits and cgroup.
 #[derive(Clone, Copy)]
@@ -461,9 +478,22 @@ pub(crate) fn listener_handoff(
 }
 
 /// Forwards signals to the payload and reaps until it exits; on [`END_JOB`], kills the job.
+/// Only warden's signals are acted on ([`sent_by_warden`]).
 fn supervise(payload: Pid, waited: &SigSet) -> Result<ExitStatus, SetupError> {
+    let signals = SignalFd::with_flags(waited, SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| SetupError::errno("signalfd", e))?;
     loop {
-        let signal = waited.wait().map_err(|e| SetupError::errno("sigwait", e))?;
+        let info = match signals.read_signal() {
+            Ok(Some(info)) => info,
+            Ok(None) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SetupError::errno("read signalfd", e)),
+        };
+        let Ok(signal) = Signal::try_from(info.ssi_signo.cast_signed()) else {
+            continue;
+        };
+        if !sent_by_warden(&info) {
+            continue;
+        }
         if let Some(status) = on_signal(payload, signal) {
             return Ok(status);
         }

@@ -234,6 +234,9 @@ pub(crate) fn supervise(
                 let Ok(signal) = Signal::try_from(info.ssi_signo.cast_signed()) else {
                     continue;
                 };
+                if !crate::child::sent_by_warden(&info) {
+                    continue;
+                }
                 if let Some(status) = on_signal(signal) {
                     return Ok(Supervised {
                         status,

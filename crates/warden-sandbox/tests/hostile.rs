@@ -51,6 +51,25 @@ fn host_uid(uid_map_line: &str) -> u32 {
     host
 }
 
+/// The program signals the sandbox's init with what warden itself would send it (end the job,
+/// stop it, a signal to pass on to the program's group): the init ignores them, so a program
+/// can neither fake the end a limit brings nor freeze its own run.
+#[test]
+fn the_programs_signals_to_its_init_are_ignored() {
+    let _one = exclusive();
+    let limits = Limits {
+        wall_time: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let run = sh(
+        "trap 'echo got TERM' TERM; for s in PWR TSTP TERM; do kill -$s 1; done; \
+         sleep 0.3; echo survived",
+        limits,
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{}", out(&run));
+    assert_eq!(out(&run), "survived\n");
+}
+
 #[test]
 fn a_fork_bomb_is_contained_and_the_host_can_still_fork() {
     for mode in MODES {
