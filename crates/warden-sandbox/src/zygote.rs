@@ -48,6 +48,9 @@ const LAST_CHILDREN_GRACE: std::time::Duration = std::time::Duration::from_secs(
 pub(crate) struct Zygote {
     /// The socket and the zygote process; one request at a time.
     inner: Mutex<(OwnedFd, Child)>,
+    /// The warden binary, to start another zygote when this one ended (killed by the OOM
+    /// killer, or by hand): the server must not be left without helpers.
+    program: std::path::PathBuf,
 }
 
 /// A helper the zygote forked.
@@ -74,6 +77,14 @@ fn io(action: &'static str) -> impl Fn(nix::errno::Errno) -> SandboxError {
 impl Zygote {
     /// Starts the zygote: `program` (the warden binary) with [`ZYGOTE_ARG`].
     pub(crate) fn start(program: &Path) -> Result<Self, SandboxError> {
+        Ok(Self {
+            inner: Mutex::new(Self::spawn(program)?),
+            program: program.to_owned(),
+        })
+    }
+
+    /// A new zygote process and the parent's end of its socket.
+    fn spawn(program: &Path) -> Result<(OwnedFd, Child), SandboxError> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::Stream,
@@ -99,12 +110,11 @@ impl Zygote {
             action: "starting the zygote",
             source,
         })?;
-        Ok(Self {
-            inner: Mutex::new((ours, child)),
-        })
+        Ok((ours, child))
     }
 
-    /// Has the zygote fork a helper for `request` with `fds`.
+    /// Has the zygote fork a helper for `request` with `fds`; a zygote that has ended is
+    /// reaped and replaced first, and once more if it ends during the request.
     pub(crate) fn fork_helper(
         &self,
         request: &HelperRequest,
@@ -116,15 +126,36 @@ impl Zygote {
         })?;
         let mut attached = vec![fds.report, fds.lifeline];
         attached.extend(fds.control);
-        let guard = self
+        let mut guard = self
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let socket = &guard.0;
+        let mut replaced = false;
+        loop {
+            if let Ok(Some(status)) = guard.1.try_wait() {
+                tracing::warn!(%status, "the zygote ended; starting another");
+                *guard = Self::spawn(&self.program)?;
+                replaced = true;
+            }
+            match Self::ask(&guard.0, &json, &attached) {
+                Err(e) if !replaced && matches!(guard.1.try_wait(), Ok(Some(_))) => {
+                    tracing::warn!(error = %e, "the zygote ended during a request");
+                }
+                answered => return answered,
+            }
+        }
+    }
+
+    /// One request on `socket`: `json` with `attached`, and the answer.
+    fn ask(
+        socket: &OwnedFd,
+        json: &[u8],
+        attached: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<ZygoteChild, SandboxError> {
         let mut message = (json.len() as u64).to_le_bytes().to_vec();
         message.extend_from_slice(&json);
         // The descriptors ride on the first bytes; the rest follows on the stream.
-        let sent = send_with_fds(socket.as_fd(), &message[..8], &attached)
+        let sent = send_with_fds(socket.as_fd(), &message[..8], attached)
             .map_err(io("sending a request to the zygote"))?;
         let mut stream =
             std::fs::File::from(socket.try_clone().map_err(|source| SandboxError::Helper {

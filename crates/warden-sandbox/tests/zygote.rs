@@ -133,3 +133,54 @@ fn an_idle_zygote_leaves_no_zombie_helpers() {
     drop(native);
     drop(host);
 }
+
+/// This process's zygotes (its children running as one).
+fn our_zygotes() -> Vec<i32> {
+    let ours = format!("PPid:\t{}", std::process::id());
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.windows(16).any(|w| w == b"__sandbox-zygote"))
+                && std::fs::read_to_string(e.path().join("status"))
+                    .is_ok_and(|s| s.lines().any(|l| l == ours))
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// A zygote that ends (the OOM killer, a SIGKILL by hand) is replaced at the next sandbox:
+/// the server it serves goes on running programs, and the dead one is reaped, not left a
+/// zombie.
+#[test]
+fn a_zygote_that_ended_is_replaced_and_reaped() {
+    let host = sandbox().with_zygote().expect("the zygote starts");
+    let native = host.native();
+    let spec = plan(&["/bin/true"]).split().0;
+    let run = || {
+        let mut sandbox = native.create(&spec).expect("created");
+        let ran = sandbox.run(&job("echo alive"), Stdin::Null).expect("ran");
+        sandbox.destroy().expect("destroyed");
+        ran.stdout
+    };
+    assert_eq!(run(), b"alive\n");
+    let first = our_zygotes();
+    assert_eq!(first.len(), 1, "{first:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("killed");
+    for _ in 0..3 {
+        assert_eq!(run(), b"alive\n");
+    }
+    let now = our_zygotes();
+    assert_eq!(now.len(), 1, "one zygote, the new one: {now:?}");
+    assert_ne!(now, first);
+    let zombie = std::fs::read_to_string(format!("/proc/{}/status", first[0]))
+        .is_ok_and(|s| s.contains("State:\tZ"));
+    assert!(!zombie, "the dead zygote was not reaped");
+    drop(native);
+    drop(host);
+}
