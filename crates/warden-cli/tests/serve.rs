@@ -1121,6 +1121,104 @@ fn a_server_killed_outright_leaves_nothing_behind() {
     });
 }
 
+/// What a server killed outright leaves on the host is undone by the next one: its sessions'
+/// workspaces stay mounted (with their loop devices) until it starts, and a workspace whose
+/// session's state is gone is removed when the sessions are opened; the stopped session's
+/// files are still there.
+#[test]
+fn the_next_server_releases_what_a_killed_one_left_mounted() {
+    support::adopt_orphans();
+    let mut first = Server::start("");
+    let session = |server: &Server| {
+        let created = server.raw("POST", "/v1/sessions", &[], Some("{}".into()));
+        assert_eq!(created.code, 201, "{}", created.body);
+        created.json()["id"].as_str().expect("an id").to_owned()
+    };
+    let kept = session(&first);
+    let lost = session(&first);
+    let call = json!({"command": "echo kept > f"}).to_string();
+    let wrote = first.raw(
+        "POST",
+        &format!("/v1/sessions/{kept}/exec"),
+        &[],
+        Some(call),
+    );
+    assert_eq!(wrote.code, 200, "{}", wrote.body);
+    let mounted = |id: &str| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .contains(&format!("session-{id}/mnt"))
+    };
+    assert!(mounted(&kept));
+    let pid = first.child.id();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    eventually("the sandboxes are gone", || {
+        support::reap_orphans() && support::cgroups_of(pid) == 0
+    });
+    assert!(mounted(&kept), "left mounted by the killed server");
+    // The second session's state is lost, and its workspace is old enough to be no one's
+    // session being created now.
+    let data = first.world.path().join("data");
+    std::fs::remove_file(data.join(format!("sessions/{lost}.json"))).expect("state removed");
+    let meta = data.join(format!("volumes/session-{lost}/meta.json"));
+    let aged = long_ago(&std::fs::read_to_string(&meta).expect("the workspace's meta"));
+    std::fs::write(&meta, aged).expect("aged");
+
+    let second = Server::start_in(Arc::clone(&first.world));
+    assert!(!mounted(&kept), "released at the start");
+    assert!(!mounted(&lost), "released at the start");
+    let listed = second.raw("GET", "/v1/sessions", &[], None);
+    assert_eq!(listed.code, 200, "{}", listed.body);
+    let volumes = second.raw("GET", "/v1/volumes", &[], None).json();
+    let names: Vec<_> = volumes
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(names, [format!("session-{kept}")], "{volumes}");
+    let file = second.raw(
+        "GET",
+        &format!("/v1/sessions/{kept}/file?path=f"),
+        &[],
+        None,
+    );
+    assert_eq!((file.code, file.body.as_str()), (200, "kept\n"));
+    drop(first);
+}
+
+/// A `created_at_ms` made a long time ago (1970) in a volume's meta text.
+fn long_ago(meta: &str) -> String {
+    let Some(at) = meta.find("\"created_at_ms\": ") else {
+        return meta.to_owned();
+    };
+    let start = at + "\"created_at_ms\": ".len();
+    let end = meta[start..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(meta.len(), |n| start + n);
+    format!("{}1000{}", &meta[..start], &meta[end..])
+}
+
+/// A session whose state cannot be kept (the sessions' directory cannot be written) is
+/// refused, and leaves no workspace that no session would remove.
+#[test]
+fn a_session_whose_state_cannot_be_kept_is_refused_and_leaves_nothing() {
+    let world = Arc::new(World::new());
+    let data = world.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("sessions"), b"not a directory").expect("blocked");
+    let server = Server::start_in(world);
+    let created = server.raw("POST", "/v1/sessions", &[], Some("{}".into()));
+    assert_eq!(created.code, 500, "{}", created.body);
+    let volumes = server.raw("GET", "/v1/volumes", &[], None);
+    assert_eq!(volumes.json(), json!([]), "{}", volumes.body);
+}
+
 /// Whether no process has this world's directory in its command line or environment (the
 /// server's helpers carry `WARDEN_DB` pointing into it).
 fn no_process_mentions(world: &World) -> bool {

@@ -186,6 +186,15 @@ pub enum SessionError {
     /// The engine failed (building the sandbox, a volume, the call itself).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A new session's state cannot be written (a full or read-only sessions directory).
+    #[error("the session's state cannot be kept in {}", dir.display())]
+    State {
+        /// The sessions' directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The session runs in another warden process (a server beside this `warden mcp`), whose
     /// sandbox this process cannot reach.
     #[error(
@@ -417,13 +426,7 @@ impl Session {
     /// Writes the state to disk (best effort: a failure is logged; the session goes on).
     pub(crate) fn save(&self) {
         let meta = self.meta().clone();
-        let path = self.dir.join(format!("{}.json", meta.id));
-        let tmp = self.dir.join(format!(".{}.json.tmp", meta.id));
-        let written = serde_json::to_vec_pretty(&meta)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(e) = written {
+        if let Err(e) = write_meta(&self.dir, &meta) {
             tracing::warn!(session = %meta.id, error = %e, "saving the session's state");
         }
     }
@@ -535,7 +538,36 @@ pub(crate) struct Sessions {
     reaper: std::sync::OnceLock<()>,
 }
 
+/// Writes a session's state to `dir/<id>.json`, whole or not at all (a temporary file renamed
+/// over it, removed when the write fails).
+fn write_meta(dir: &std::path::Path, meta: &Meta) -> std::io::Result<()> {
+    let path = dir.join(format!("{}.json", meta.id));
+    let tmp = dir.join(format!(".{}.json.tmp", meta.id));
+    let written = serde_json::to_vec_pretty(meta)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 impl Sessions {
+    /// Writes the state of a session being created, before anything else of it exists.
+    pub(crate) fn write_state(&self, meta: &Meta) -> Result<(), SessionError> {
+        write_meta(&self.settings.dir, meta).map_err(|source| SessionError::State {
+            dir: self.settings.dir.clone(),
+            source,
+        })
+    }
+
+    /// The ids of the sessions known here, kept or run elsewhere: what a workspace volume
+    /// must belong to.
+    pub(crate) fn known(&self, id: &str) -> bool {
+        self.map().contains_key(id) || self.elsewhere.contains_key(id)
+    }
+
     /// The sessions kept in `settings.dir`: those a previous server left are read back as
     /// stopped, with the reason; those another live process runs are left to it.
     pub(crate) fn open(settings: SessionsSettings) -> Self {

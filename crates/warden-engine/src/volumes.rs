@@ -515,6 +515,7 @@ impl Volumes {
             }
         }
         self.sweep_leftovers();
+        self.release_stale_mounts();
         Ok(removed)
     }
 
@@ -718,6 +719,49 @@ impl Volumes {
             }
         }
         Ok(())
+    }
+
+    /// Unmounts the volumes a process that died left mounted on the host (no process holds
+    /// their `users.lock`): a killed server's sessions and runs. Returns their names. Run by
+    /// `warden serve` at its start and by `prune`.
+    pub fn release_stale_mounts(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.inner.settings.dir) else {
+            return Vec::new();
+        };
+        let mut released = Vec::new();
+        for name in entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| check_name(n).is_ok())
+        {
+            if self.attached().contains_key(&name) {
+                continue;
+            }
+            let dir = self.inner.settings.dir.join(&name);
+            let mnt = dir.join("mnt");
+            let stale = lock(&dir.join("mount.lock"), FlockArg::LockExclusive).and_then(|_m| {
+                if !disk::is_mounted(&mnt)? {
+                    return Ok(false);
+                }
+                // Nobody leases it: the mount is a dead process's.
+                let Some(_users) = try_lock(&dir.join("users.lock"), true)? else {
+                    return Ok(false);
+                };
+                disk::unmount(&mnt)?;
+                Ok(true)
+            });
+            match stale {
+                Ok(true) => released.push(name),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(volume = name, error = %e, "a stale mount was not released")
+                }
+            }
+        }
+        if !released.is_empty() {
+            tracing::warn!(volumes = ?released, "unmounted volumes that a process which died had mounted");
+        }
+        released
     }
 
     /// Removes what a crash left: hidden directories of a create or remove whose process is

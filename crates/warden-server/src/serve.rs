@@ -80,6 +80,9 @@ pub fn serve(engine: Engine, options: ServerOptions) -> Result<(), ServeError> {
         // lets go of the database within its shutdown deadline.
         wait_for_answers(path, options.shutdown_deadline + Duration::from_secs(10))?;
     }
+    // What a server killed before this one left mounted (its sessions' workspaces, its runs'
+    // volumes); a server still running keeps its own.
+    engine.volumes().release_stale_mounts();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.io_threads)
         .enable_all()

@@ -64,10 +64,40 @@ pub enum FileAnswer {
 }
 
 impl Engine {
-    /// The sessions store, opened at the first use.
+    /// The sessions store, opened at the first use; then the sessions' workspaces that
+    /// belong to no session known (their state was lost, or their removal failed half-way)
+    /// are removed.
     fn session_store(&self) -> &Arc<Sessions> {
-        self.sessions
-            .get_or_init(|| Arc::new(Sessions::open(self.sessions_settings.clone())))
+        self.sessions.get_or_init(|| {
+            let store = Arc::new(Sessions::open(self.sessions_settings.clone()));
+            self.remove_orphaned_workspaces(&store);
+            store
+        })
+    }
+
+    fn remove_orphaned_workspaces(&self, store: &Sessions) {
+        let Ok(volumes) = self.volumes().list() else {
+            return;
+        };
+        // One made in the last minute may be another process's session being created now,
+        // whose state this store read too early to see.
+        let settled = |v: &crate::volumes::VolumeInfo| {
+            v.created_at.elapsed().unwrap_or_default() > std::time::Duration::from_secs(60)
+        };
+        let orphans = volumes.into_iter().filter(|v| {
+            v.session.as_deref().is_some_and(|id| !store.known(id)) && !v.in_use.any() && settled(v)
+        });
+        for orphan in orphans {
+            match self.volumes().remove_workspace(&orphan.name) {
+                Ok(()) => tracing::warn!(
+                    volume = orphan.name,
+                    "removed a session's workspace that no session had"
+                ),
+                Err(e) => {
+                    tracing::warn!(volume = orphan.name, error = %e, "a session's workspace that no session has was not removed")
+                }
+            }
+        }
     }
 
     /// Starts a session: its workspace volume, its sandbox (and proxy, if its network policy
@@ -106,27 +136,13 @@ impl Engine {
             None => (format!("session-{id}"), true),
         };
         let volumes = self.volumes();
-        if own {
-            volumes.create_workspace(&workspace, disk, request.owner.as_deref(), &id)?;
-        } else {
+        if !own {
             // A volume of another token is not found, as if it did not exist.
             volumes.of(request.owner.as_deref()).inspect(&workspace)?;
         }
-        let opened = self.open_session_sandbox(&workspace, mode, limits, &network);
-        let (live, disk_bytes) = match opened {
-            Ok(live) => live,
-            Err(e) => {
-                if own {
-                    if let Err(removing) = volumes.remove_workspace(&workspace) {
-                        tracing::warn!(error = %removing, "removing a failed session's workspace");
-                    }
-                }
-                return Err(e);
-            }
-        };
         let now = now_ms();
-        let meta = Meta {
-            id,
+        let mut meta = Meta {
+            id: id.clone(),
             mode,
             network: network.name.clone(),
             limits,
@@ -137,16 +153,44 @@ impl Engine {
             },
             idle_timeout_ms: duration_ms(idle),
             max_lifetime_ms: duration_ms(lifetime),
-            workspace,
+            workspace: workspace.clone(),
             own_workspace: own,
-            disk_bytes,
+            disk_bytes: disk.bytes(),
             created_ms: now,
             last_used_ms: now,
             calls: 0,
-            owner: request.owner,
+            owner: request.owner.clone(),
             stopped_reason: None,
             process: crate::sessions::ProcessMark::this(),
         };
+        // The state first, then the workspace: a workspace never exists without the session
+        // that removes it (a crash in between leaves a session to remove, not a volume that
+        // nothing can), and a session whose state cannot be kept is refused, not lost at the
+        // next restart.
+        store.write_state(&meta)?;
+        let forget = || store.forget(&id);
+        if own {
+            if let Err(e) =
+                volumes.create_workspace(&workspace, disk, request.owner.as_deref(), &id)
+            {
+                forget();
+                return Err(e.into());
+            }
+        }
+        let opened = self.open_session_sandbox(&workspace, mode, limits, &network);
+        let (live, disk_bytes) = match opened {
+            Ok(live) => live,
+            Err(e) => {
+                if own {
+                    if let Err(removing) = volumes.remove_workspace(&workspace) {
+                        tracing::warn!(error = %removing, "removing a failed session's workspace");
+                    }
+                }
+                forget();
+                return Err(e);
+            }
+        };
+        meta.disk_bytes = disk_bytes;
         let session = Session::new(meta, Some(live), settings.dir.clone());
         Ok(store.insert(session).info())
     }

@@ -420,6 +420,15 @@ pub(crate) fn session_error(e: SessionError) -> ApiError {
             }
             VolumeErrorKind::Internal => ApiError::internal(&e),
         },
+        SessionError::State { ref source, .. }
+            if source.kind() == std::io::ErrorKind::StorageFull =>
+        {
+            ApiError::with_status(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "this server has no room left to keep a new session's state",
+            )
+        }
+        SessionError::State { .. } => ApiError::internal(&e),
         SessionError::Engine(e) => ApiError::from(e),
     }
 }
