@@ -153,7 +153,7 @@ impl Zygote {
         attached: &[std::os::fd::BorrowedFd<'_>],
     ) -> Result<ZygoteChild, SandboxError> {
         let mut message = (json.len() as u64).to_le_bytes().to_vec();
-        message.extend_from_slice(&json);
+        message.extend_from_slice(json);
         // The descriptors ride on the first bytes; the rest follows on the stream.
         let sent = send_with_fds(socket.as_fd(), &message[..8], attached)
             .map_err(io("sending a request to the zygote"))?;
