@@ -25,7 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 /// What a kept document is the answer of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
     /// A Judge0 submission, by token.
     Judge0,
@@ -189,6 +189,43 @@ pub(crate) struct Kept {
     /// The database's file, which readers that must not hold up the writes open on their own
     /// ([`Kept::tally`]); none in memory.
     path: Option<PathBuf>,
+    /// Answers the database refused (a full disk): kept here, read before it, until a later
+    /// write of theirs succeeds, so that an accepted request is never answered "not found".
+    /// Lost at a restart; at most [`MAX_UNWRITTEN`], the oldest dropped first.
+    unwritten: Mutex<Unwritten>,
+}
+
+/// The most answers [`Kept::unwritten`] holds.
+const MAX_UNWRITTEN: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct Unwritten {
+    bodies: std::collections::HashMap<(Kind, String), String>,
+    /// The keys in the order they were first held.
+    order: std::collections::VecDeque<(Kind, String)>,
+}
+
+impl Unwritten {
+    fn hold(&mut self, kind: Kind, key: &str, body: &str) {
+        let id = (kind, key.to_owned());
+        if self.bodies.insert(id.clone(), body.to_owned()).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > MAX_UNWRITTEN {
+            if let Some(oldest) = self.order.pop_front() {
+                self.bodies.remove(&oldest);
+            }
+        }
+    }
+
+    fn forget(&mut self, kind: Kind, key: &str) -> bool {
+        let id = (kind, key.to_owned());
+        let held = self.bodies.remove(&id).is_some();
+        if held {
+            self.order.retain(|k| *k != id);
+        }
+        held
+    }
 }
 
 #[derive(Debug)]
@@ -297,6 +334,7 @@ impl Kept {
             inner: Mutex::new(inner),
             bounds,
             path: None,
+            unwritten: Mutex::default(),
         })
     }
 
@@ -366,10 +404,21 @@ impl Kept {
 
     fn put_with(&self, kind: Kind, key: &str, finished: bool, body: &str, request: Option<&str>) {
         let mut inner = self.lock();
-        if let Err(e) = inner.put(kind, key, finished, body, request, self.bounds) {
-            // The request still runs; only its later answer is lost.
-            tracing::error!(error = %e, kind = kind.name(), key, "keeping an answer failed");
+        let mut unwritten = self.unwritten();
+        match inner.put(kind, key, finished, body, request, self.bounds) {
+            Ok(()) => {
+                unwritten.forget(kind, key);
+            }
+            Err(e) => {
+                // Answered from memory until the database takes it; a restart forgets it.
+                tracing::error!(error = %e, kind = kind.name(), key, "keeping an answer on disk failed; kept in memory");
+                unwritten.hold(kind, key, body);
+            }
         }
+    }
+
+    fn unwritten(&self) -> std::sync::MutexGuard<'_, Unwritten> {
+        self.unwritten.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// [`Kept::put_queued`] of `value` as JSON, on a blocking thread.
@@ -405,6 +454,9 @@ impl Kept {
 
     /// The answer kept for `key`.
     pub(crate) fn get(&self, kind: Kind, key: &str) -> Option<String> {
+        if let Some(body) = self.unwritten().bodies.get(&(kind, key.to_owned())) {
+            return Some(body.clone());
+        }
         let inner = self.lock();
         inner
             .conn
@@ -422,6 +474,11 @@ impl Kept {
 
     /// Deletes the answer kept for `key`; whether there was one.
     pub(crate) fn delete(&self, kind: Kind, key: &str) -> bool {
+        let held = self.unwritten().forget(kind, key);
+        self.delete_kept(kind, key) || held
+    }
+
+    fn delete_kept(&self, kind: Kind, key: &str) -> bool {
         let mut inner = self.lock();
         let deleted = (|| -> rusqlite::Result<Option<(bool, i64)>> {
             let tx = inner.conn.transaction()?;
@@ -731,6 +788,45 @@ mod tests {
         assert_eq!(kept.get(Kind::Job, "a").as_deref(), Some("job"));
         assert_eq!(kept.interrupted(Kind::Job), [("a".into(), "job".into())]);
         assert!(kept.interrupted(Kind::Judge0).is_empty());
+    }
+
+    /// A database that takes no more (a full disk, here a page limit) does not lose what was
+    /// accepted: the answer is kept in memory and read from there, until a write of it
+    /// succeeds or it is deleted.
+    #[test]
+    fn an_answer_the_full_database_refuses_is_kept_in_memory() {
+        let kept = Kept::in_memory(Bounds::IN_MEMORY);
+        kept.put(Kind::Job, "before", true, "on disk");
+        let pages: i64 = kept
+            .lock()
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .expect("pages");
+        kept.lock()
+            .conn
+            .pragma_update(None, "max_page_count", pages)
+            .expect("the database is full");
+        let big = "x".repeat(1 << 20);
+        kept.put(Kind::Job, "after", false, &big);
+        assert_eq!(kept.get(Kind::Job, "after").as_deref(), Some(big.as_str()));
+        assert_eq!(kept.get(Kind::Job, "before").as_deref(), Some("on disk"));
+        kept.put(Kind::Job, "after", true, "finished, still in memory");
+        assert_eq!(
+            kept.get(Kind::Job, "after").as_deref(),
+            Some("finished, still in memory")
+        );
+        kept.lock()
+            .conn
+            .pragma_update(None, "max_page_count", 1_000_000)
+            .expect("room again");
+        kept.put(Kind::Job, "after", true, "on disk at last");
+        assert!(kept.unwritten().bodies.is_empty());
+        assert_eq!(
+            kept.get(Kind::Job, "after").as_deref(),
+            Some("on disk at last")
+        );
+        assert!(kept.delete(Kind::Job, "after"));
+        assert_eq!(kept.get(Kind::Job, "after"), None);
     }
 
     #[test]
