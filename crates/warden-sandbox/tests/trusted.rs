@@ -215,3 +215,33 @@ fn a_trusted_runs_files_in_shared_host_directories_are_removed_at_its_end() {
     );
     assert!(target.path().exists(), "a link was followed");
 }
+
+/// The System V IPC objects a trusted run's uid made in the host's IPC namespace (a message
+/// queue, a semaphore set, a shared memory segment, which is RAM no cgroup holds once the run
+/// ended) are removed at its end: the next run given the uid would find them.
+#[test]
+fn a_trusted_runs_system_v_ipc_objects_are_removed_at_its_end() {
+    let run = trusted_sh(
+        "id -u; ipcmk -Q >/dev/null && ipcmk -S 1 >/dev/null && ipcmk -M 4096 >/dev/null && echo made",
+        Limits::default(),
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let text = out(&run);
+    assert!(text.ends_with("made\n"), "{text}");
+    let uid = text.lines().next().expect("uid").to_owned();
+    // The owner's uid column of each listing.
+    let left: Vec<String> = [("msg", 7), ("sem", 4), ("shm", 7)]
+        .into_iter()
+        .flat_map(|(kind, column)| {
+            let listing =
+                std::fs::read_to_string(format!("/proc/sysvipc/{kind}")).unwrap_or_default();
+            listing
+                .lines()
+                .skip(1)
+                .filter(|l| l.split_whitespace().nth(column) == Some(uid.as_str()))
+                .map(|l| format!("{kind}: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(left.is_empty(), "outlived the trusted run: {left:#?}");
+}

@@ -8,6 +8,7 @@
 
 pub mod capabilities;
 pub mod fdpass;
+pub mod ipc;
 pub mod lock;
 pub mod mount;
 pub mod network;

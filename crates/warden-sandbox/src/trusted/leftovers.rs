@@ -22,10 +22,26 @@ pub(crate) const SHARED_DIRS: [&str; 4] = ["/tmp", "/var/tmp", "/dev/shm", "/dev
 /// rest of the uid's entries left (and a warning logged).
 pub(crate) const MAX_SCANNED: usize = 100_000;
 
-/// Removes the top-level entries of each of `dirs` owned by `uid`; a directory that does not
-/// exist is skipped. The first error, after trying everything else.
+/// Removes the top-level entries of each of `dirs` owned by `uid` (a directory that does not
+/// exist is skipped), and the System V IPC objects of `uid` (message queues, semaphores,
+/// shared memory: the host's IPC namespace is the run's). The first error, after trying
+/// everything else.
 pub(crate) fn remove_owned(dirs: &[&Path], uid: u32) -> Result<(), std::io::Error> {
     let mut first_error = None;
+    // Only a run's own uid, never another user's (root's, in the tests' own run).
+    let ipc = if (crate::HOST_ID_BASE..crate::HOST_ID_BASE + crate::SLOTS).contains(&uid) {
+        warden_sys::ipc::remove_owned(uid)
+    } else {
+        Ok(0)
+    };
+    match ipc {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(uid, n, "removed a trusted run's System V IPC objects"),
+        Err(e) => {
+            tracing::warn!(uid, error = %e, "trusted run's System V IPC objects");
+            first_error = Some(e);
+        }
+    }
     for dir in dirs {
         if let Err(e) = remove_owned_in(dir, uid) {
             tracing::warn!(dir = %dir.display(), uid, error = %e, "trusted run's leftovers");
