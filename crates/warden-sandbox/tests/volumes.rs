@@ -300,7 +300,7 @@ fn links_planted_in_a_workspace_volume_are_not_followed_by_job_files() {
             job.files.push(WorkspaceFile::new(escape, "x"));
             let refused = sandbox.run(&job, Stdin::Null);
             assert!(
-                matches!(refused, Err(SandboxError::Setup { .. })),
+                matches!(refused, Err(SandboxError::JobFile { .. })),
                 "{name}: {escape}: {refused:?}"
             );
         }
