@@ -31,9 +31,14 @@ const MAX_ENTRIES: u64 = 10_000;
 /// A files operation that cannot be done; the caller's mistake, shown as the tool's error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilesError {
-    /// The path is not a relative path inside the workspace.
-    #[error("{0:?} is not a relative path inside the workspace (no '..', no leading '/')")]
-    BadPath(String),
+    /// The path is not a relative path inside the workspace, or not one warden takes.
+    #[error("{path:?} is refused: {why}")]
+    BadPath {
+        /// The path given.
+        path: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// Nothing is there.
     #[error("{0:?} does not exist")]
     NotFound(String),
@@ -425,25 +430,43 @@ fn delete(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
 
 /// The normal components of a relative path, or the refusal.
 fn components(path: &str) -> Result<Vec<&OsStr>, FilesError> {
-    if path.is_empty() || path.len() > 1024 || path.contains('\0') {
-        return Err(bad(path));
+    let refuse = |why| {
+        Err(FilesError::BadPath {
+            path: path.into(),
+            why,
+        })
+    };
+    if path.len() > 1024 {
+        return refuse("longer than 1024 bytes");
+    }
+    if path.contains('\0') {
+        return refuse("it holds a NUL byte");
     }
     let mut parts = Vec::new();
     for c in Path::new(path).components() {
         match c {
             Component::Normal(name) if name.len() <= 255 => parts.push(name),
+            Component::Normal(_) => return refuse("a part of it is longer than 255 bytes"),
             Component::CurDir => {}
-            _ => return Err(bad(path)),
+            _ => {
+                return refuse("not a relative path inside the workspace (no '..', no leading '/')")
+            }
         }
     }
-    if parts.is_empty() || parts.len() > MAX_DEPTH {
-        return Err(bad(path));
+    if parts.is_empty() {
+        return refuse("it names no file (empty)");
+    }
+    if parts.len() > MAX_DEPTH {
+        return refuse("deeper than 32 directories");
     }
     Ok(parts)
 }
 
 fn bad(path: &str) -> FilesError {
-    FilesError::BadPath(path.into())
+    FilesError::BadPath {
+        path: path.into(),
+        why: "not a file's path",
+    }
 }
 
 /// Opens the directory `parts` below `workspace`, one component at a time, never following a
@@ -703,9 +726,24 @@ mod tests {
     #[test]
     fn escapes_are_refused() {
         let (_d, ws) = ws(1 << 20);
-        for path in ["../x", "/etc/passwd", "a/../../x", "", "a\0b"] {
+        let escape = "not a relative path inside the workspace (no '..', no leading '/')";
+        let deep = "d/".repeat(33) + "f";
+        let long = "x".repeat(256);
+        for (path, why) in [
+            ("../x", escape),
+            ("/etc/passwd", escape),
+            ("a/../../x", escape),
+            ("", "it names no file (empty)"),
+            ("a\0b", "it holds a NUL byte"),
+            (deep.as_str(), "deeper than 32 directories"),
+            (long.as_str(), "a part of it is longer than 255 bytes"),
+        ] {
             let r = op(&ws, None, json!({"operation": "read", "path": path}));
-            assert_eq!(r, Err(FilesError::BadPath(path.into())), "{path}");
+            let expected = FilesError::BadPath {
+                path: path.into(),
+                why,
+            };
+            assert_eq!(r, Err(expected), "{path}");
         }
     }
 
