@@ -23,10 +23,7 @@ pub enum Protocol {
 /// One connection the sandboxed program tries to open.
 ///
 /// The proxy asks twice for a name: once with `addr: None` before resolving it, then once per
-/// resolved address with both set, and dials only the addresses allowed. The first answer must
-/// deny only what every address would be denied (a rule over addresses may admit the name
-/// once it is resolved): the proxy does not look up a name it denied. An attempt to a literal
-/// address has `host: None`.
+/// resolved address with both set; an attempt to a literal address has `host: None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     /// How the program asked.

@@ -1,10 +1,7 @@
 //! The proxy's core, shared by every way in (HTTP, SOCKS5, transparent): decide the attempt,
-//! take a connection slot, resolve the name on the host once, decide again on every address
-//! with the name, and dial only the addresses allowed, in the resolver's order. The address
-//! decided on is the address dialed: nothing resolves the name again between the two, so a
-//! second answer (DNS rebinding) cannot slip a denied address in. A name is not looked up at
-//! all when the first decision already denies it for every address. Runs on the proxy's
-//! runtime, in the host's namespace.
+//! take a connection slot, resolve the name on the host, decide again on every address (no DNS
+//! rebinding: a name that resolves to one denied address is denied), and dial. Nothing is
+//! dialed before every check passed. Runs on the proxy's runtime, in the host's namespace.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -140,8 +137,6 @@ pub(crate) async fn open(
     dest: &Destination,
     rec: &mut Recording,
 ) -> Result<Upstream, Refusal> {
-    // For a name, this first decision holds for every address when it denies (an address rule
-    // may still admit it once resolved: warden-core's `evaluate.rs`).
     let first = match dest.host {
         Host::Addr(addr) if is_synthetic(addr) => Verdict::deny(
             "synthetic",
@@ -158,11 +153,11 @@ pub(crate) async fn open(
         Refusal::Limit(reason)
     })?;
     let deadline = Instant::now() + shared.limits.connect_timeout;
-    let targets = match &dest.host {
+    let addrs = match &dest.host {
         Host::Name(name) => resolve_checked(shared, dest, name, deadline, rec).await?,
-        Host::Addr(addr) => vec![(*addr, first)],
+        Host::Addr(addr) => vec![*addr],
     };
-    let (stream, addr) = dial_first(shared, &targets, dest.port, deadline, rec).await?;
+    let (stream, addr) = dial_first(shared, &addrs, dest.port, deadline, rec).await?;
     Ok(Upstream {
         stream,
         addr,
@@ -179,17 +174,16 @@ fn attempt(rec: &Recording, dest: &Destination, addr: Option<IpAddr>) -> Attempt
     }
 }
 
-/// The addresses of `name` the policy allows with the name, each with its verdict, in the
-/// resolver's order; denied when there is none.
+/// The addresses of `name`, each allowed by the policy.
 async fn resolve_checked(
     shared: &Shared,
     dest: &Destination,
     name: &str,
     deadline: Instant,
     rec: &mut Recording,
-) -> Result<Vec<(IpAddr, Verdict)>, Refusal> {
+) -> Result<Vec<IpAddr>, Refusal> {
     let fail = |rec: &mut Recording, refusal: Refusal, reason: String| {
-        rec.failed(&reason);
+        rec.failed(reason);
         Err(refusal)
     };
     let addrs = match timeout_at(deadline, shared.resolver.resolve(name)).await {
@@ -207,47 +201,36 @@ async fn resolve_checked(
         }
         Ok(Ok(addrs)) => addrs.into_iter().map(canonical).collect::<Vec<_>>(),
     };
-    let mut allowed = Vec::new();
-    let mut first_denial = None;
-    for addr in addrs {
-        let verdict = shared.decider.decide(&attempt(rec, dest, Some(addr)));
-        if verdict.allow {
-            allowed.push((addr, verdict));
-        } else {
+    for addr in &addrs {
+        let verdict = shared.decider.decide(&attempt(rec, dest, Some(*addr)));
+        if !verdict.allow {
             tracing::debug!(name, %addr, rule = verdict.rule, "a resolved address is denied");
-            first_denial.get_or_insert((addr, verdict));
-        }
-    }
-    match first_denial {
-        Some((addr, verdict)) if allowed.is_empty() => {
-            rec.set_addr(SocketAddr::new(addr, dest.port));
+            rec.set_addr(SocketAddr::new(*addr, dest.port));
             rec.verdict(&verdict);
-            Err(Refusal::Denied(verdict))
+            return Err(Refusal::Denied(verdict));
         }
-        _ => Ok(allowed),
     }
+    Ok(addrs)
 }
 
-/// A connection to the first of `targets` (allowed addresses) that accepts one; the record
-/// names the address tried last and the verdict that allowed it.
+/// A connection to the first of `addrs` that accepts one.
 async fn dial_first(
     shared: &Shared,
-    targets: &[(IpAddr, Verdict)],
+    addrs: &[IpAddr],
     port: u16,
     deadline: Instant,
     rec: &mut Recording,
 ) -> Result<(BoxedStream, SocketAddr), Refusal> {
     let mut last = None;
-    for (addr, verdict) in targets {
+    for addr in addrs {
         let target = SocketAddr::new(*addr, port);
         rec.set_addr(target);
-        rec.verdict(verdict);
         match timeout_at(deadline, shared.dialer.dial(target)).await {
             Ok(Ok(stream)) => return Ok((stream, target)),
             Ok(Err(e)) => last = Some((target, e)),
             Err(_) => {
                 let reason = format!("connecting to {target} timed out");
-                rec.failed(&reason);
+                rec.failed(reason.clone());
                 return Err(Refusal::TimedOut(reason));
             }
         }
@@ -259,7 +242,7 @@ async fn dial_first(
             "no address to connect to".to_owned(),
         ),
     };
-    rec.failed(&reason);
+    rec.failed(reason.clone());
     Err(Refusal::Unreachable(kind, reason))
 }
 

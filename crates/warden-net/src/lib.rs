@@ -14,8 +14,8 @@
 //! - `127.0.0.1:15001` the target of the transparent redirect (`transparent.rs`).
 //!
 //! Each attempt is decided by a [`Decider`] (the network policy, adapted), then the proxy
-//! resolves the name itself, once, decides again on every address, dials only the allowed
-//! ones through a [`Dialer`] (`egress.rs`) and relays under the execution's [`ProxyLimits`] (`relay.rs`), checking a TLS
+//! resolves the name itself, decides again on every address, dials through a [`Dialer`]
+//! (`egress.rs`) and relays under the execution's [`ProxyLimits`] (`relay.rs`), checking a TLS
 //! ClientHello's server name against the allowed host (`tls.rs`). Every attempt and every DNS
 //! question ends as a [`ConnectionRecord`].
 

@@ -29,8 +29,7 @@ pub struct ConnectionRecord {
     pub allowed: bool,
     /// The rule that decided (`limits` for a connection cap, `tls` for a server name check).
     pub rule: String,
-    /// Why the rule decided as it did; for an allowed attempt that got no connection, followed
-    /// by what failed (`; cannot connect to ...`).
+    /// Why; for an allowed attempt that failed later, what failed.
     pub reason: String,
     /// Bytes from the program to the destination.
     pub bytes_up: u64,
@@ -220,14 +219,9 @@ impl Recording {
         self.concluded = true;
     }
 
-    /// Records why an allowed attempt got no connection (resolution, connect), after the
-    /// reason of the rule that allowed it: the rule and its reason stay a pair.
-    pub(crate) fn failed(&mut self, what: &str) {
-        if self.record.reason.is_empty() {
-            self.record.reason = what.to_owned();
-        } else {
-            self.record.reason = format!("{}; {what}", self.record.reason);
-        }
+    /// Records why an allowed attempt failed (resolution, connect).
+    pub(crate) fn failed(&mut self, reason: String) {
+        self.record.reason = reason;
         self.concluded = true;
     }
 

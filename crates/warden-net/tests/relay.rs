@@ -9,80 +9,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use support::*;
-use warden_net::{Attempt, Decider, Protocol, Proxy, ProxyLimits, Verdict};
+use warden_net::{Protocol, Proxy, ProxyLimits};
 
 fn allowing_svc() -> (TestPolicy, FakeResolver) {
     (
         TestPolicy::allowing(&["svc.test"], &[host_loopback()]),
         FakeResolver::with(&[("svc.test", &[host_loopback()])]),
     )
-}
-
-/// A policy of one address rule, as warden-core evaluates it: before the name is resolved the
-/// rule may admit it; once resolved, the address decides.
-struct AddressRule {
-    allowed: IpAddr,
-}
-
-impl Decider for AddressRule {
-    fn decide(&self, attempt: &Attempt) -> Verdict {
-        match attempt.addr {
-            None => Verdict::allow("rule 1", "the address may match once resolved"),
-            Some(addr) if addr == self.allowed => Verdict::allow("rule 1", "the test server"),
-            Some(_) => Verdict::deny("default", "no rule matched"),
-        }
-    }
-
-    fn may_resolve(&self, _name: &str) -> bool {
-        true
-    }
-}
-
-/// Regression (bug hunt: the proxy refused `http://localhost:23605/` under a rule allowing
-/// `tcp 127.0.0.1 port 23605`, which `warden network check` allowed). A name is admitted by
-/// the address rule its resolved address matches, and dialed at that address only.
-#[test]
-fn an_address_rule_admits_a_name_at_the_address_it_resolves_to() {
-    if !root() {
-        return;
-    }
-    let server = HttpServer::start();
-    let elsewhere: IpAddr = "192.0.2.7".parse().expect("address");
-    let resolver = FakeResolver::with(&[("svc.test", &[elsewhere, host_loopback()])]);
-    // Redirects whatever it is asked to the test server: nothing leaves the loopback even if
-    // the proxy dialed the wrong address.
-    let dialer = Arc::new(RedirectDialer::to(server.addr));
-    let proxy = Proxy::new(
-        Arc::new(AddressRule {
-            allowed: host_loopback(),
-        }),
-        ProxyLimits::default(),
-    )
-    .with_resolver(Arc::new(resolver))
-    .with_dialer(Arc::clone(&dialer) as _);
-    let sandbox = TestSandbox::start(proxy);
-    let port = server.addr.port();
-    let (status, response) = sandbox.run(|| {
-        http_proxy(&format!(
-            "GET http://svc.test:{port}/ HTTP/1.1\r\nHost: svc.test\r\n\r\n"
-        ))
-    });
-    assert_eq!(status, 200, "{response}");
-    assert_eq!(
-        *dialer.dialed.lock().expect("lock"),
-        [server.addr],
-        "only the allowed address was dialed"
-    );
-    let records = sandbox.stop();
-    assert_eq!(records.len(), 1, "{records:?}");
-    let record = &records[0];
-    assert!(record.allowed, "{record:?}");
-    assert_eq!(record.addr, Some(server.addr));
-    assert_eq!(
-        (record.rule.as_str(), record.reason.as_str()),
-        ("rule 1", "the test server"),
-        "the verdict on the address dialed"
-    );
 }
 
 #[test]

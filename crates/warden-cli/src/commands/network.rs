@@ -418,14 +418,6 @@ fn write_check(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
             why(v)
         )?;
     }
-    if let Some(v) = r.unresolved.as_ref().filter(|v| v.action == Action::Deny) {
-        writeln!(
-            out,
-            "  {} whatever its address (not resolved): deny  {}",
-            r.host,
-            why(v)
-        )?;
-    }
     if r.resolved {
         writeln!(
             out,

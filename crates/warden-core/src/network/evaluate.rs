@@ -9,13 +9,6 @@
 //!    pattern against the address;
 //! 3. the discovered registries, when the policy admits them;
 //! 4. the policy's default action.
-//!
-//! A name whose address is not known yet (the proxy asks before it resolves, the resolver's
-//! question never knows one) is decided for every address it could resolve to: an allowing
-//! address rule or address registry it reaches first *may* admit the name once resolved, so it
-//! allows (the caller decides again on each address); a denying one may not cover the address,
-//! so it is passed over. A denial without the address therefore holds for every address, and
-//! the proxy may refuse a name without looking it up.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -35,8 +28,7 @@ pub struct Attempt {
     pub protocol: Protocol,
     /// The host name as the program asked for it (an IP literal counts as the address).
     pub host: Option<String>,
-    /// The address that would be connected to, once resolved; `None` with a name asks what
-    /// holds for whatever address the name resolves to (see the module's documentation).
+    /// The address that would be connected to, once resolved.
     pub addr: Option<IpAddr>,
     /// The destination port (ignored for `dns`).
     pub port: u16,
@@ -184,18 +176,13 @@ impl Policy {
         port: u16,
         ctx: &EvalContext<'_>,
     ) -> Decision {
-        // `*` matches whatever the attempt names, even a name that is not a host name. Without
-        // the address, an allowing address rule may match once the name is resolved.
+        // `*` matches whatever the attempt names, even a name that is not a host name.
         let rule = self.rules.iter().position(|r| {
-            let host = match addr {
-                Some(a) => r.host.matches_addr(a),
-                None => r.host.is_address() && r.action == Action::Allow && name.is_some(),
-            };
             r.protocol.covers(protocol)
                 && r.ports.contains(port)
-                && (host
-                    || r.host == HostPattern::Any
-                    || name.is_some_and(|n| r.host.matches_name(n)))
+                && (r.host == HostPattern::Any
+                    || name.is_some_and(|n| r.host.matches_name(n))
+                    || addr.is_some_and(|a| r.host.matches_addr(a)))
         });
         if let Some(i) = rule {
             return Decision {
@@ -206,12 +193,7 @@ impl Policy {
         }
         let tcp_based = matches!(protocol, Protocol::Tcp | Protocol::Http | Protocol::Https);
         let registry = (self.registries && tcp_based)
-            .then(|| {
-                ctx.registries.iter().find(|r| match (addr, name) {
-                    (None, Some(name)) => r.may_admit(name, port),
-                    _ => r.admits(name, addr, port),
-                })
-            })
+            .then(|| ctx.registries.iter().find(|r| r.admits(name, addr, port)))
             .flatten();
         if let Some(r) = registry {
             return Decision {

@@ -44,18 +44,8 @@ impl Registry {
             Ok(ip) => addr == Some(ip.to_canonical()),
             Err(_) => name == Some(self.host.as_str()),
         };
-        host && self.serves(port)
-    }
-
-    /// Whether it may admit `name` (normalized) on `port` once the name is resolved: by name,
-    /// or, for a registry given as an address, by the address the name resolves to.
-    pub fn may_admit(&self, name: &str, port: u16) -> bool {
-        let host = self.host.parse::<IpAddr>().is_ok() || self.host == name;
-        host && self.serves(port)
-    }
-
-    fn serves(&self, port: u16) -> bool {
-        self.port
+        host && self
+            .port
             .map_or(REGISTRY_PORTS.contains(&port), |p| p == port)
     }
 }

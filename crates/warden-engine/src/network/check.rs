@@ -1,8 +1,7 @@
 //! What a network policy decides for one destination, as the egress proxy would decide it:
 //! an address is evaluated directly; a name is put to the sandbox resolver's question, then
-//! decided before resolving (a denial there holds for every address, and the proxy does not
-//! look the name up), then resolved with the system resolver, and each address is evaluated
-//! with the name. Connects to nothing. Runs in the caller's process (`warden network check`).
+//! resolved with the system resolver, and each address is evaluated with the name. Connects to
+//! nothing. Runs in the caller's process (`warden network check`).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
@@ -55,9 +54,6 @@ pub struct CheckReport {
     pub resolved: bool,
     /// For a name: whether the sandbox's resolver would answer it.
     pub resolver: Option<Verdict>,
-    /// For a name: the proxy's decision before it resolves the name. A denial holds for every
-    /// address, so the name is not resolved; an allowing one is decided again per address.
-    pub unresolved: Option<Verdict>,
     /// Each address, as the proxy would evaluate it.
     pub decisions: Vec<Verdict>,
     /// For `dns`, the resolver's answer; otherwise allowed if any address is, since the proxy
@@ -118,7 +114,6 @@ pub fn check(
         port,
         resolved: false,
         resolver: None,
-        unresolved: None,
         decisions: Vec::new(),
         action: Action::Deny,
     };
@@ -131,13 +126,7 @@ pub fn check(
             ..attempt(None)
         };
         report.resolver = Some(Verdict::new("resolver".into(), evaluate(&question)));
-        let first = (protocol != Protocol::Dns).then(|| evaluate(&attempt(None)));
-        report.unresolved = first.map(|d| Verdict::new(host.to_owned(), d));
-        let admissible = report
-            .unresolved
-            .as_ref()
-            .is_some_and(|v| v.action == Action::Allow);
-        if admissible {
+        if protocol != Protocol::Dns {
             report.resolved = true;
             for ip in resolve(host, port.unwrap_or(0))? {
                 let d = evaluate(&attempt(Some(ip)));
@@ -225,56 +214,5 @@ mod tests {
         )
         .expect("no resolution");
         assert_eq!(smtp.decisions[0].rule, Some(1));
-    }
-
-    /// Regression (bug hunt: `check` allowed `localhost:23605` under a rule allowing
-    /// `tcp 127.0.0.1 port 23605`, which the proxy refused): an address rule admits a name by
-    /// the address it resolves to, and a name rule before it still denies, without resolving.
-    #[test]
-    fn network_check_admits_a_name_by_an_address_rule_and_a_name_rule_denies_first() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let stored = PolicyStore::new(dir.path())
-            .import(
-                "local_test.toml",
-                "name = \"local_test\"\nlevel = \"custom\"\ndefault_action = \"deny\"\n\
-                 allow_denied = [\"127.0.0.1\"]\n\
-                 [[rule]]\nprotocol = \"tcp\"\nhost = \"blocked.invalid\"\n\
-                 action = \"deny\"\nreason = \"a name denied first\"\n\
-                 [[rule]]\nprotocol = \"tcp\"\nhost = \"127.0.0.1\"\nports = 23605\n\
-                 action = \"allow\"\nreason = \"the test server\"\n",
-            )
-            .expect("a valid policy");
-        let facts = HostFacts {
-            registries: &[],
-            host_addrs: &[],
-            service_addrs: &[],
-        };
-        let by_name = check(&stored, Protocol::Http, "localhost", Some(23605), &facts)
-            .expect("localhost resolves from /etc/hosts");
-        assert_eq!(by_name.action, Action::Allow, "{by_name:?}");
-        let unresolved = by_name.unresolved.as_ref().expect("a name");
-        assert_eq!(unresolved.action, Action::Allow, "the rule may admit it");
-        let v4 = by_name
-            .decisions
-            .iter()
-            .find(|d| d.address == "127.0.0.1")
-            .expect("localhost is 127.0.0.1");
-        assert_eq!((v4.action, v4.rule), (Action::Allow, Some(2)));
-        let other_port =
-            check(&stored, Protocol::Http, "localhost", Some(23606), &facts).expect("not resolved");
-        assert_eq!(other_port.action, Action::Deny);
-        assert!(!other_port.resolved && other_port.decisions.is_empty());
-        // `.invalid` never resolves (RFC 6761): denied before resolving, so no error.
-        let blocked = check(
-            &stored,
-            Protocol::Tcp,
-            "blocked.invalid",
-            Some(23605),
-            &facts,
-        )
-        .expect("denied before resolving");
-        assert_eq!(blocked.action, Action::Deny);
-        assert!(!blocked.resolved);
-        assert_eq!(blocked.unresolved.expect("a name").rule, Some(1));
     }
 }
