@@ -418,6 +418,14 @@ fn write_check(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
             why(v)
         )?;
     }
+    if let Some(v) = r.name.as_ref().filter(|v| v.action == Action::Deny) {
+        writeln!(
+            out,
+            "  {} by name (not resolved; address rules never admit a name): deny  {}",
+            r.host,
+            why(v)
+        )?;
+    }
     if r.resolved {
         writeln!(
             out,

@@ -1,7 +1,9 @@
 //! What a network policy decides for one destination, as the egress proxy would decide it:
 //! an address is evaluated directly; a name is put to the sandbox resolver's question, then
-//! resolved with the system resolver, and each address is evaluated with the name. Connects to
-//! nothing. Runs in the caller's process (`warden network check`).
+//! decided on the name alone (address rules never admit a name: the proxy does not look up a
+//! name it denies there), and only when allowed resolved with the system resolver and each
+//! address evaluated with the name, every one of which must be allowed. Connects to nothing.
+//! Runs in the caller's process (`warden network check`).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
@@ -54,10 +56,14 @@ pub struct CheckReport {
     pub resolved: bool,
     /// For a name: whether the sandbox's resolver would answer it.
     pub resolver: Option<Verdict>,
+    /// For a name (not `dns`): the proxy's decision on the name before it resolves it. Address
+    /// rules play no part; a denial here is final and the name is not resolved.
+    pub name: Option<Verdict>,
     /// Each address, as the proxy would evaluate it.
     pub decisions: Vec<Verdict>,
-    /// For `dns`, the resolver's answer; otherwise allowed if any address is, since the proxy
-    /// connects to allowed addresses only.
+    /// For `dns`, the resolver's answer; for a name, allowed when the name and every address
+    /// it resolves to are (the proxy refuses a name with one denied address); for an address,
+    /// its decision.
     pub action: Action,
 }
 
@@ -114,6 +120,7 @@ pub fn check(
         port,
         resolved: false,
         resolver: None,
+        name: None,
         decisions: Vec::new(),
         action: Action::Deny,
     };
@@ -127,6 +134,12 @@ pub fn check(
         };
         report.resolver = Some(Verdict::new("resolver".into(), evaluate(&question)));
         if protocol != Protocol::Dns {
+            let first = Verdict::new(host.to_owned(), evaluate(&attempt(None)));
+            let admitted = first.action == Action::Allow;
+            report.name = Some(first);
+            if !admitted {
+                return Ok(report);
+            }
             report.resolved = true;
             for ip in resolve(host, port.unwrap_or(0))? {
                 let d = evaluate(&attempt(Some(ip)));
@@ -136,7 +149,10 @@ pub fn check(
     }
     let allowed = match (&report.resolver, protocol) {
         (Some(r), Protocol::Dns) => r.action == Action::Allow,
-        _ => report.decisions.iter().any(|d| d.action == Action::Allow),
+        _ => {
+            !report.decisions.is_empty()
+                && report.decisions.iter().all(|d| d.action == Action::Allow)
+        }
     };
     report.action = if allowed { Action::Allow } else { Action::Deny };
     Ok(report)
@@ -214,5 +230,54 @@ mod tests {
         )
         .expect("no resolution");
         assert_eq!(smtp.decisions[0].rule, Some(1));
+    }
+
+    /// Regression (bug hunt: `check` allowed `localhost:23605` under a rule allowing
+    /// `tcp 127.0.0.1 port 23605`, which the proxy refused): an address rule does not admit a
+    /// name (the name is not even resolved), and a name rule does, each address decided again.
+    #[test]
+    fn network_check_decides_a_name_on_its_name_first_as_the_proxy_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stored = PolicyStore::new(dir.path())
+            .import(
+                "local_test.toml",
+                "name = \"local_test\"\nlevel = \"custom\"\ndefault_action = \"deny\"\n\
+                 allow_denied = [\"127.0.0.1\", \"::1\"]\n\
+                 [[rule]]\nprotocol = \"tcp\"\nhost = \"127.0.0.1\"\nports = 23605\n\
+                 action = \"allow\"\nreason = \"the test server\"\n\
+                 [[rule]]\nprotocol = \"tcp\"\nhost = \"localhost\"\nports = 23606\n\
+                 action = \"allow\"\nreason = \"by name\"\n",
+            )
+            .expect("a valid policy");
+        let facts = HostFacts {
+            registries: &[],
+            host_addrs: &[],
+            service_addrs: &[],
+        };
+        let by_address = check(&stored, Protocol::Http, "localhost", Some(23605), &facts)
+            .expect("denied before resolving");
+        assert_eq!(by_address.action, Action::Deny, "{by_address:?}");
+        assert!(!by_address.resolved && by_address.decisions.is_empty());
+        let name = by_address.name.expect("a name is decided on its name");
+        assert_eq!(
+            (name.action, name.matched),
+            (Action::Deny, Matched::Default)
+        );
+        // `.invalid` never resolves (RFC 6761): denied before resolving, so no error.
+        let never = check(&stored, Protocol::Tcp, "x.invalid", Some(23605), &facts)
+            .expect("denied before resolving");
+        assert_eq!(never.action, Action::Deny);
+        let by_name = check(&stored, Protocol::Tcp, "localhost", Some(23606), &facts)
+            .expect("localhost resolves from /etc/hosts");
+        assert_eq!(by_name.action, Action::Allow, "{by_name:?}");
+        assert!(by_name.resolved && !by_name.decisions.is_empty());
+        assert!(
+            by_name.decisions.iter().all(|d| d.rule == Some(2)),
+            "{by_name:?}"
+        );
+        // The literal address is decided by the address rule.
+        let literal =
+            check(&stored, Protocol::Tcp, "127.0.0.1", Some(23605), &facts).expect("no resolution");
+        assert_eq!(literal.action, Action::Allow);
     }
 }
