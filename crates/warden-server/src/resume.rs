@@ -31,6 +31,10 @@ pub(crate) struct Resubmission {
     /// epoch.
     #[serde(default)]
     pub(crate) accepted_ms: Option<i64>,
+    /// When the request was accepted ([`accepted_now`]): the order the next server runs the
+    /// kept requests in, whatever their API. Missing in what older servers kept.
+    #[serde(default)]
+    pub(crate) accepted_us: Option<i64>,
     /// The request's body as sent (a Judge0 batch: the submission's own item).
     pub(crate) body: Value,
 }
@@ -40,6 +44,31 @@ impl Resubmission {
     pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a JSON value and plain fields serialize")
     }
+
+    /// Where it goes in the order of what runs again: when it was accepted, in microseconds,
+    /// else when it was first kept (`created_ms`).
+    fn order(&self, created_ms: i64) -> i64 {
+        self.accepted_us
+            .or_else(|| self.accepted_ms.map(|ms| ms.saturating_mul(1000)))
+            .unwrap_or_else(|| created_ms.saturating_mul(1000))
+    }
+}
+
+/// Now, in microseconds since the epoch, and later than every earlier answer in this process:
+/// two requests accepted one after the other never tie (milliseconds did, and a `/v1` job kept
+/// in the same millisecond as a Judge0 submission accepted before it ran first after a restart).
+pub(crate) fn accepted_now() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    let previous = LAST
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+            Some(now.max(last.saturating_add(1)))
+        })
+        .unwrap_or_else(|last| last);
+    now.max(previous.saturating_add(1))
 }
 
 /// One request to run again.
@@ -63,7 +92,11 @@ impl AppState {
             .jobs()
             .resume()
             .into_iter()
-            .map(|(id, cancel, kept, accepted)| (accepted, Resumed::Job { id, cancel, kept }))
+            .map(|(id, cancel, kept, created_ms)| {
+                let order = serde_json::from_str::<Resubmission>(&kept)
+                    .map_or(created_ms.saturating_mul(1000), |r| r.order(created_ms));
+                (order, Resumed::Job { id, cancel, kept })
+            })
             .collect();
         for resumable in self.judge0_store().resumable() {
             let Some(accepted) = self.hold_submission(&resumable) else {
@@ -77,7 +110,8 @@ impl AppState {
                 },
             ));
         }
-        // Stable: the two kinds' own orders hold between equal times.
+        // Stable: the two kinds' own orders hold between equal times (only in what older
+        // servers kept: `accepted_now` never ties).
         queue.sort_by_key(|(accepted, _)| *accepted);
         let count = queue.len();
         if count > 0 {
@@ -106,8 +140,8 @@ impl AppState {
         count
     }
 
-    /// Holds a kept submission in memory as queued, parsed again from its request; when it
-    /// was accepted. `None` when it cannot run (answered as such).
+    /// Holds a kept submission in memory as queued, parsed again from its request; its place
+    /// in the order of what runs again. `None` when it cannot run (answered as such).
     fn hold_submission(&self, resumable: &crate::kept::Resumable) -> Option<i64> {
         let store = self.judge0_store();
         let refused = |why: String| {
@@ -127,7 +161,7 @@ impl AppState {
         };
         let accepted = resubmission.accepted_ms.unwrap_or(resumable.created_ms);
         store.hold(&resumable.key, input, accepted);
-        Some(accepted)
+        Some(resubmission.order(resumable.created_ms))
     }
 
     /// Runs a kept `/v1` job again.
@@ -172,20 +206,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn acceptances_never_tie() {
+        let times: Vec<i64> = (0..1000).map(|_| accepted_now()).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    }
+
+    #[test]
     fn a_resubmission_reads_back_as_kept() {
         let kept = Resubmission {
             token: Some("grader".into()),
             base64: true,
             accepted_ms: Some(5),
+            accepted_us: Some(5_000_001),
             body: serde_json::json!({"source_code": "cHJpbnQoMSk=", "language_id": 71}),
         };
         let back: Resubmission = serde_json::from_str(&kept.to_json()).expect("read back");
         assert_eq!(back, kept);
         let bare: Resubmission = serde_json::from_str(r#"{"body": {}}"#).expect("defaults");
         assert_eq!(
-            (bare.token, bare.base64, bare.accepted_ms),
-            (None, false, None)
+            (&bare.token, bare.base64, bare.accepted_ms, bare.accepted_us),
+            (&None, false, None, None)
         );
+        assert_eq!(bare.order(7), 7000, "when it was first kept");
+        assert_eq!(back.order(7), 5_000_001, "when it was accepted");
+        let ms_only = Resubmission {
+            accepted_us: None,
+            ..back
+        };
+        assert_eq!(ms_only.order(7), 5000);
     }
 
     /// What the new server's settings refuse is answered with the refusal, not run, and not
@@ -201,6 +249,7 @@ mod tests {
                 token: None,
                 base64: false,
                 accepted_ms: None,
+                accepted_us: None,
                 body,
             }
             .to_json()

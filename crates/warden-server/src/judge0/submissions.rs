@@ -303,6 +303,7 @@ fn start(
             token: caller.token.clone(),
             base64,
             accepted_ms: i64::try_from(accepted.as_millis()).ok(),
+            accepted_us: Some(crate::resume::accepted_now()),
             body,
         }
         .to_json()

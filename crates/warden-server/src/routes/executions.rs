@@ -120,6 +120,7 @@ fn start(
         token: caller.token.clone(),
         base64: false,
         accepted_ms: None,
+        accepted_us: Some(crate::resume::accepted_now()),
         // It parsed as an `ExecutionBody`: it is JSON.
         body: serde_json::from_slice(sent).unwrap_or_default(),
     }
