@@ -379,6 +379,17 @@ impl Session {
             .take();
     }
 
+    /// The workspace directory on the host, opened, while the session runs; `None` once it
+    /// stopped. Opened under the lock [`Session::stop`] forgets the path with, before the
+    /// workspace is released: a stop during a file operation cannot take the directory away
+    /// between the two (the operation goes on through its descriptor).
+    pub(crate) fn open_host_root(
+        &self,
+    ) -> Option<Result<std::os::fd::OwnedFd, crate::tools::FilesError>> {
+        let path = self.host_path.lock().unwrap_or_else(|p| p.into_inner());
+        path.as_deref().map(crate::tools::files::open_root)
+    }
+
     /// The workspace directory on the host while the session runs.
     pub(crate) fn host_path(&self) -> Option<PathBuf> {
         self.host_path

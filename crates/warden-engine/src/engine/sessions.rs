@@ -461,15 +461,16 @@ impl Engine {
         let session = self.session_store().get(id, caller)?;
         session.touch();
         let writes = matches!(op, FileOp::Write(..) | FileOp::Delete(_));
-        let (root, _lease) = match session.host_path() {
-            Some(root) => (root, None),
+        let (workspace, _lease) = match session.open_host_root() {
+            Some(opened) => (opened?, None),
             None => {
                 let name = session.meta().workspace.clone();
-                let lease = self.volumes().attach(&name, writes)?;
-                (lease.host_path().to_owned(), Some(lease))
+                // Another file operation writing meanwhile holds the writer's place for a
+                // moment: waited for, within reason.
+                let lease = patiently(|| self.volumes().attach(&name, writes))?;
+                (files::open_root(lease.host_path())?, Some(lease))
             }
         };
-        let workspace = files::open_root(&root)?;
         Ok(match op {
             FileOp::List(path) => FileAnswer::Entries(files::list_entries(&workspace, &path)?),
             FileOp::Read(path) => {
@@ -497,8 +498,10 @@ impl Engine {
             (meta.workspace.clone(), meta.own_workspace)
         };
         if own {
-            // Gone already (removed by hand on the host) is no reason to keep the session.
-            self.volumes().remove_workspace(&workspace)?;
+            // Gone already (removed by hand on the host) is no reason to keep the session. A
+            // file operation on the stopped session holds the workspace for a moment: waited
+            // for, within reason.
+            patiently(|| self.volumes().remove_workspace(&workspace))?;
         }
         store.forget(id);
         Ok(())
@@ -514,6 +517,29 @@ impl Engine {
         }
     }
 }
+
+/// `attempt` again while a stopped session's workspace is held by a file operation (in use,
+/// or its writer's place taken), for up to [`FILE_OPERATION_WAIT`].
+fn patiently<T>(
+    mut attempt: impl FnMut() -> Result<T, crate::volumes::VolumeError>,
+) -> Result<T, crate::volumes::VolumeError> {
+    use crate::volumes::VolumeError;
+    let deadline = std::time::Instant::now() + FILE_OPERATION_WAIT;
+    loop {
+        match attempt() {
+            Err(VolumeError::InUse { .. } | VolumeError::WriterBusy { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            done => return done,
+        }
+    }
+}
+
+/// How long a file operation or a removal waits for another file operation on a stopped
+/// session's workspace (docs/sessions.md).
+const FILE_OPERATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The error of a call to a stopped session.
 fn stopped(session: &Session) -> SessionError {

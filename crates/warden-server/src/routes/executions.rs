@@ -44,7 +44,7 @@ pub(crate) struct WaitQuery {
         (status = 202, description = "Admitted; poll its id", body = JobStatus),
         (status = 400, description = "Malformed JSON"),
         (status = 401, description = "Missing or invalid token"),
-        (status = 403, description = "The mode policy refuses the program"),
+        (status = 403, description = "The mode policy refuses the program, or its network policy is not allowed here"),
         (status = 413, description = "The body is larger than the server accepts"),
         (status = 415, description = "Not `Content-Type: application/json`"),
         (status = 422, description = "A field is invalid: unknown language, limit above the maximum, too many files"),

@@ -89,6 +89,7 @@ pub(crate) struct PathQuery {
         (status = 201, description = "The session", body = serde_json::Value),
         (status = 400, description = "Malformed JSON"),
         (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "The network policy or the mode is not allowed here"),
         (status = 404, description = "The workspace volume named does not exist"),
         (status = 409, description = "The workspace volume has a writer"),
         (status = 413, description = "The body is larger than the server accepts"),
@@ -174,6 +175,7 @@ pub(crate) async fn get(
         (status = 204, description = "Removed"),
         (status = 401, description = "Missing or invalid token"),
         (status = 404, description = "No such session"),
+        (status = 409, description = "Its workspace stayed in use (a file operation on the stopped session) for 5 seconds; the session is stopped, try again"),
     ),
     security(("bearer" = []))
 )]
@@ -329,6 +331,7 @@ pub(crate) async fn download(
         (status = 413, description = "The file is larger than the server accepts"),
         (status = 204, description = "Written"),
         (status = 404, description = "No such session"),
+        (status = 409, description = "Another file operation on the stopped session's workspace held it for 5 seconds; try again"),
         (status = 422, description = "The path leaves the workspace or crosses a link"),
         (status = 507, description = "The workspace is full (its quota)"),
     ),
@@ -363,6 +366,7 @@ pub(crate) async fn upload(
         (status = 401, description = "Missing or invalid token"),
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such session or file"),
+        (status = 409, description = "Another file operation on the stopped session's workspace held it for 5 seconds; try again"),
         (status = 422, description = "The path leaves the workspace, or names a directory that is not empty"),
     ),
     security(("bearer" = []))
