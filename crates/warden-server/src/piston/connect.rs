@@ -11,8 +11,9 @@
 //! `warden_engine::Cancellation::signal`); any other valid signal ends the job at once: it is
 //! killed, and the stage it was in (the run, or the compile stage of a language that compiles
 //! before its run started) gets its `stage` message if it had none yet, then an `exit` with
-//! the signal asked for (docs/compat.md). A message larger than `[server] max_body` is
-//! answered with an `error` and 4002. A client that goes away ends the job.
+//! the signal asked for (docs/compat.md). A message larger than `[server] max_body`, or one
+//! that is not JSON (before `init` too), is answered with an `error` and 4002; a message of an
+//! unknown type is passed over. A client that goes away ends the job.
 
 use std::time::Duration;
 
@@ -59,14 +60,28 @@ pub(crate) async fn connect(
 
 async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains, caller: Caller) {
     let most = state.options().max_body;
-    let init = match tokio::time::timeout(INIT_TIMEOUT, socket.recv()).await {
-        Err(_) => return close(socket, 4001, "Initialization Timeout").await,
-        Ok(Some(Ok(message))) => parse(&message),
-        Ok(Some(Err(e))) if too_big(&e) => return fail_too_big(socket, most).await,
-        Ok(_) => return,
-    };
-    let Some(init) = init.filter(|v| v["type"] == "init") else {
-        return close(socket, 4003, "Not yet Initialized").await;
+    let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+    // As Piston: a message that is not JSON is an `error` and 4002; `data` or `signal` before
+    // `init` is 4003; a message of another type is passed over, and `init` must still come
+    // within the second.
+    let init = loop {
+        let message = match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Err(_) => return close(socket, 4001, "Initialization Timeout").await,
+            Ok(Some(Err(e))) if too_big(&e) => return fail_too_big(socket, most).await,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return,
+            Ok(Some(Ok(message))) => message,
+        };
+        let Some(value) = parse(&message) else {
+            return fail(socket, &not_json(&message)).await;
+        };
+        match value["type"].as_str() {
+            Some("init") => break value,
+            Some("data" | "signal") => {
+                return close(socket, 4003, "Not yet Initialized").await;
+            }
+            _ => continue,
+        }
     };
     let prepared = match request::from_json(&init) {
         Ok(request) => resolve(&state, &toolchains, &request.language, &request.version)
@@ -304,8 +319,8 @@ enum Client {
 }
 
 /// Handles one message of the client: stdin is written to the program (end of transmission
-/// closes it), a valid signal is the session's to send, anything else is refused as Piston
-/// refuses it.
+/// closes it), a valid signal is the session's to send, a message that is not JSON ends the
+/// session with an `error` (4002), anything else is refused or passed over as Piston does.
 fn client_message(
     message: Option<Result<Message, axum::Error>>,
     stdin: &mut StdinWriter,
@@ -313,10 +328,11 @@ fn client_message(
     let message = match message {
         Some(Err(e)) if too_big(&e) => return Client::TooBig,
         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Client::Close(None),
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Client::Continue,
         Some(Ok(message)) => message,
     };
     let Some(value) = parse(&message) else {
-        return Client::Continue;
+        return Client::Fail(not_json(&message));
     };
     match value["type"].as_str() {
         Some("init") => Client::Close(Some((4000, "Already Initialized"))),
@@ -343,6 +359,20 @@ fn client_message(
             }
         }
         _ => Client::Continue,
+    }
+}
+
+/// The `error` message's text for a client message that is not JSON, as Piston's parser
+/// names the fault.
+fn not_json(message: &Message) -> String {
+    let parsed = match message {
+        Message::Text(text) => serde_json::from_str::<Value>(text.as_str()).err(),
+        Message::Binary(bytes) => serde_json::from_slice::<Value>(bytes).err(),
+        _ => None,
+    };
+    match parsed {
+        Some(e) => format!("the message is not JSON: {e}"),
+        None => "the message is not JSON".to_owned(),
     }
 }
 

@@ -5,8 +5,8 @@ crates/warden-cli/tests/piston_connect.rs.
 Usage: piston_connect.py BASE_URL TOKEN
 
 The sessions of docs/compat.md: init, stdin, end of transmission, then runtime, stage, data and
-exit messages and close 4999; no init within a second closes 4001; a message before init
-4003; SIGKILL ends the job with that signal, reported as the end of a stage the language has,
+exit messages and close 4999; no init within a second closes 4001; data before init 4003; a
+message that is not JSON an error and 4002; SIGKILL ends the job with that signal, reported as the end of a stage the language has,
 after its `stage` message; SIGINT
 reaches the program, which handles it; an interactive session, each line answered before the next is written; a program killed by a
 signal reports it. Exits 1 at the first broken expectation.
@@ -101,6 +101,33 @@ expect("no init closes 4001", close == (4001, "Initialization Timeout") and rece
 # Data before init: 4003.
 received, close = session([{"type": "data", "stream": "stdin", "data": "x"}])
 expect("data before init closes 4003", close == (4003, "Not yet Initialized"), (close, received))
+
+# Bug hunt: a message that is not JSON, before init or after it, is an `error` message and
+# 4002, as Piston answers what its parser refuses (it was closed 4003 before init, and passed
+# over after it, leaving the program waiting for its time limit).
+def raw_session(texts, timeout=30):
+    received = []
+    with connect(URL, additional_headers={"Authorization": f"Bearer {TOKEN}"},
+                 open_timeout=10, close_timeout=10) as ws:
+        for text in texts:
+            ws.send(text)
+        return received, drain(ws, received)
+
+
+received, close = raw_session(["not json"])
+expect("not JSON before init: error, then 4002",
+       close == (4002, "Notified Error") and [m["type"] for m in received] == ["error"]
+       and "not JSON" in received[0]["message"], (close, received))
+received, close = raw_session([json.dumps(init("read x; echo never")), "{oops"])
+expect("not JSON after init: error, then 4002",
+       close == (4002, "Notified Error") and received[-1]["type"] == "error"
+       and not [m for m in received if m["type"] == "data"], (close, received))
+# A message of another type before init is passed over; init still runs the program.
+received, close = session([{"type": "hello"}, init("echo hi"),
+                           {"type": "data", "stream": "stdin", "data": EOT}])
+stdout = "".join(m["data"] for m in received if m["type"] == "data" and m["stream"] == "stdout")
+expect("an unknown type before init is passed over",
+       close == (4999, "Job Completed") and stdout == "hi\n", (close, received))
 
 # A signal message ends the job at once, with that signal (the program sleeps before it
 # writes anything).
