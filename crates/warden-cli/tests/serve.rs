@@ -751,6 +751,45 @@ fn a_server_started_during_the_last_ones_shutdown_waits_for_its_answers() {
     drop(first);
 }
 
+/// Bug hunt: a client waiting for a synchronous answer when the shutdown deadline passes gets
+/// one (503 `shutting_down`, Judge0's own 503), whether its program runs or still waits in
+/// the queue; it got an empty reply as the process exited. Nothing of them is left.
+#[test]
+fn synchronous_clients_are_answered_at_the_shutdown_deadline() {
+    let server = Server::start(&format!(
+        "[server]\nworkers = 1\nshutdown_deadline = \"1s\"\n{TOKENS}"
+    ));
+    let (running, queued) = std::thread::scope(|scope| {
+        let running = scope.spawn(|| {
+            let body = json!({"language": "bash", "code": "sleep 600.5"});
+            server.request("POST", "/v1/executions", Some(&body))
+        });
+        eventually("the program runs", || sleeping("600.5"));
+        let queued = scope.spawn(|| {
+            let body = json!({"language_id": 46, "source_code": "echo never"}).to_string();
+            let headers = [("x-auth-token", "s3cret")];
+            server.raw("POST", "/submissions?wait=true", &headers, Some(body))
+        });
+        eventually("the submission waits in the queue", || {
+            let stats = server.request("GET", "/v1/health", None).json();
+            stats["load"]["queued"] == 1
+        });
+        server.sigterm();
+        (
+            running.join().expect("answered"),
+            queued.join().expect("answered"),
+        )
+    });
+    assert_eq!(running.code, 503, "{} {}", running.head, running.body);
+    assert_eq!(running.json()["kind"], "shutting_down", "{}", running.body);
+    assert!(running.head.contains("retry-after"), "{}", running.head);
+    assert_eq!(queued.code, 503, "{} {}", queued.head, queued.body);
+    let mut server = server;
+    let status = server.child.wait().expect("the server exits");
+    assert!(status.success(), "{status:?}");
+    assert!(!sleeping("600.5"), "the program outlived the server");
+}
+
 /// Answers owed for later (`/v1` asynchronous executions, Judge0 submissions) outlive the
 /// server: a restart answers the finished ones as before, the one running past the shutdown
 /// deadline as interrupted, and runs those still queued behind it, in their order, under their

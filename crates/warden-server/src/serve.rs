@@ -184,8 +184,17 @@ async fn drain(state: &AppState, servers: &mut tokio::task::JoinSet<()>) {
     if !state.drain(deadline).await {
         tracing::warn!(
             load = ?state.load(),
-            "executions still running at the shutdown deadline; their sandboxes end with the process"
+            "executions still queued or running at the shutdown deadline: ended, their clients answered 503"
         );
+        state.deadline_passed();
+        // Their answers are written; a connection that holds on is closed with the process.
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+            while servers.join_next().await.is_some() {}
+        })
+        .await;
+        if answered.is_err() {
+            tracing::warn!("connections still open after the shutdown deadline; closing them");
+        }
         return;
     }
     // The executions are done; their responses are being written.

@@ -133,6 +133,9 @@ struct Inner {
     ready: AsyncMutex<Option<(Instant, Result<String, String>)>>,
     /// Ends the MCP sessions' open event streams at shutdown.
     mcp_shutdown: crate::mcp::McpShutdown,
+    /// Set when the shutdown deadline passed: what is still queued or running ends with
+    /// [`ExecError::ShuttingDown`] (its sandboxes killed), so that its client gets an answer.
+    past_deadline: tokio::sync::watch::Sender<bool>,
 }
 
 /// Where an admitted execution is.
@@ -192,6 +195,7 @@ impl AppState {
                 metrics: crate::metrics::Metrics::default(),
                 ready: AsyncMutex::new(None),
                 mcp_shutdown: crate::mcp::McpShutdown::default(),
+                past_deadline: tokio::sync::watch::Sender::new(false),
                 options,
             }),
         }
@@ -205,6 +209,23 @@ impl AppState {
     /// Ends the MCP sessions at shutdown.
     pub(crate) fn mcp_shutdown(&self) -> &crate::mcp::McpShutdown {
         &self.inner.mcp_shutdown
+    }
+
+    /// The shutdown deadline passed: every execution still queued or running ends now, its
+    /// request answered as shutting down.
+    pub(crate) fn deadline_passed(&self) {
+        self.inner.past_deadline.send_replace(true);
+    }
+
+    /// Completes once [`AppState::deadline_passed`] was called.
+    fn past_deadline(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut passed = self.inner.past_deadline.subscribe();
+        async move {
+            if passed.wait_for(|passed| *passed).await.is_err() {
+                // The state is gone: no deadline can pass any more.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// The server's options (caps, deadlines, maxima).
@@ -303,7 +324,12 @@ impl AppState {
         caller: Caller,
         on_start: impl FnOnce() + Send + 'static,
     ) -> Result<Execution, ExecError> {
-        let running = self.worker(admitted.place).await?;
+        let past_deadline = self.past_deadline();
+        tokio::pin!(past_deadline);
+        let running = tokio::select! {
+            running = self.worker(admitted.place) => running?,
+            () = &mut past_deadline => return Err(ExecError::ShuttingDown),
+        };
         let queued = admitted.at.elapsed();
         self.inner.metrics.queued(queued);
         let quota = admitted.quota;
@@ -316,7 +342,7 @@ impl AppState {
         request.cancel = cancel.0.clone();
         let state = self.clone();
         let sent = Instant::now();
-        let (result, dispatched, done) = tokio::task::spawn_blocking(move || {
+        let run = tokio::task::spawn_blocking(move || {
             // Held by the blocking task, not the future: a cancelled run still occupies its
             // worker and its token's quota until its sandboxes are gone.
             let _held = (running, quota);
@@ -329,9 +355,12 @@ impl AppState {
                 .metrics
                 .executed(api, started.elapsed(), &result);
             (result, dispatched, Instant::now())
-        })
-        .await
-        .map_err(|_| ExecError::Worker)?;
+        });
+        let (result, dispatched, done) = tokio::select! {
+            ran = run => ran.map_err(|_| ExecError::Worker)?,
+            // `cancel`, dropped armed, kills the execution's sandboxes.
+            () = &mut past_deadline => return Err(ExecError::ShuttingDown),
+        };
         cancel.disarm();
         let mut execution = result.map_err(ExecError::from)?;
         // The server's own steps around the engine's phases, for the `Server-Timing` header.

@@ -59,7 +59,9 @@ pub(crate) async fn create(
         return Ok((StatusCode::CREATED, Json(json!({ "token": token }))));
     }
     if let Ok(Some(e)) = task.await {
-        if matches!(&e, ExecError::Engine(inner) if inner.kind().is_caller_fault()) {
+        let shutting_down = matches!(e, ExecError::ShuttingDown);
+        if shutting_down || matches!(&e, ExecError::Engine(inner) if inner.kind().is_caller_fault())
+        {
             return Err(e.into());
         }
     }
@@ -336,6 +338,12 @@ fn launch(
         let ran = state
             .run_admitted(admitted, input.execution(), caller, on_start)
             .await;
+        if let Err(ExecError::ShuttingDown) = ran {
+            // Ended by the shutdown deadline: left as kept, the next server runs it (it had
+            // not started) or answers it as interrupted (it had); a waiting client is
+            // answered 503.
+            return Some(ExecError::ShuttingDown);
+        }
         let (progress, failure) = match ran {
             Ok(execution) => (Progress::Finished(Box::new(execution.result)), None),
             Err(e) => (Progress::Failed(warden_engine::error_chain(&e)), Some(e)),

@@ -20,7 +20,7 @@ use crate::execution_request::ExecutionBody;
 use crate::jobs::{Deleted, JobStatus};
 use crate::json_body::JsonObjectAsSent;
 use crate::resume::Resubmission;
-use crate::state::{Admitted, AppState, Caller};
+use crate::state::{Admitted, AppState, Caller, ExecError};
 
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
@@ -149,9 +149,13 @@ pub(crate) fn launch(
             let (state, id) = (state.clone(), id.clone());
             move || state.jobs().set_running(&id)
         };
-        let outcome = state
-            .run_admitted(admitted, request, caller, running)
-            .await
+        let ran = state.run_admitted(admitted, request, caller, running).await;
+        if matches!(ran, Err(ExecError::ShuttingDown)) {
+            // Ended by the shutdown deadline: left as kept, the next server runs it (it had
+            // not started) or answers it as interrupted (it had).
+            return;
+        }
+        let outcome = ran
             .map_err(|e| ApiError::from(e).body())
             .and_then(|execution| {
                 serde_json::to_value(&execution.result)
