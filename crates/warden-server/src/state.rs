@@ -393,7 +393,12 @@ impl AppState {
         caller: Caller,
     ) -> Result<Result<ToolReply, ToolCallError>, ExecError> {
         let admitted = self.admit(&caller)?;
-        let running = self.worker(admitted.place).await?;
+        let past_deadline = self.past_deadline();
+        tokio::pin!(past_deadline);
+        let running = tokio::select! {
+            running = self.worker(admitted.place) => running?,
+            () = &mut past_deadline => return Err(ExecError::ShuttingDown),
+        };
         self.inner.metrics.queued(admitted.at.elapsed());
         let quota = admitted.quota;
         let (cancel, cancellation) = CancelOnDrop::new();
@@ -406,7 +411,7 @@ impl AppState {
             cancel: Some(cancellation),
         };
         let state = self.clone();
-        let reply = tokio::task::spawn_blocking(move || {
+        let call = tokio::task::spawn_blocking(move || {
             let _held = (running, quota);
             let started = Instant::now();
             let reply = state.inner.engine.call_tool(request);
@@ -415,9 +420,12 @@ impl AppState {
                 .metrics
                 .tool_called(api, &tool_name, started.elapsed(), &reply);
             reply
-        })
-        .await
-        .map_err(|_| ExecError::Worker)?;
+        });
+        let reply = tokio::select! {
+            reply = call => reply.map_err(|_| ExecError::Worker)?,
+            // `cancel`, dropped armed, ends the call's sandboxes.
+            () = &mut past_deadline => return Err(ExecError::ShuttingDown),
+        };
         cancel.disarm();
         Ok(reply)
     }
