@@ -9,7 +9,10 @@
 //!    its call numbers mean other calls;
 //! 2. load `seccomp_data.nr`; on x86_64 a number with the x32 bit set kills the process, since
 //!    x32 calls report the x86_64 arch and would otherwise slip past the comparisons below
-//!    (both kills notify, as the policy's kills do: [`foreign_call`] names them);
+//!    (both kills notify, as the policy's kills do: [`foreign_call`] names them); and a call
+//!    numbered above [`NEWEST_REVIEWED`] fails with `ENOSYS` in the kernel, as on a kernel
+//!    without it: the policy denies by name, so a call added to Linux after the review
+//!    (`listmount`, `open_tree_attr`, ...) is not allowed merely because no rule names it;
 //! 3. a binary search on the call number (`jge`) over the calls that have code below, ending
 //!    in short runs of `jeq`; a call without code is allowed where its search ends;
 //! 4. each such call's code: its bodies in order, then allow. A denied call's body is the
@@ -259,8 +262,15 @@ fn always(count: usize) -> SockFilter {
     )
 }
 
+/// The newest system call the built-in policy was reviewed against: `futex_requeue`, Linux
+/// 6.7, numbered alike on x86_64 and aarch64 (calls from 424 on share their numbers). Calls
+/// after it (`statmount` 457, `listmount` 458, the `lsm_*` calls, `mseal`, the `*xattrat`
+/// calls, `open_tree_attr` 467, `file_getattr` ...) answer `ENOSYS` until reviewed.
+pub(crate) const NEWEST_REVIEWED: u32 = 456;
+
 /// Steps 1 and 2: answer foreign ABIs with `kill` (`SECCOMP_RET_KILL_PROCESS`, or
-/// `SECCOMP_RET_USER_NOTIF` for the init to kill), leave the call number in the accumulator.
+/// `SECCOMP_RET_USER_NOTIF` for the init to kill) and calls newer than the review with
+/// `ENOSYS`; leave the call number in the accumulator.
 fn prologue(kill: u32) -> Vec<SockFilter> {
     let mut program = vec![
         load(SECCOMP_DATA_ARCH),
@@ -269,6 +279,10 @@ fn prologue(kill: u32) -> Vec<SockFilter> {
         load(SECCOMP_DATA_NR),
     ];
     program.extend(abi_check(kill));
+    program.push(jump(BPF_JGE, NEWEST_REVIEWED + 1, 0, 1));
+    program.push(ret(
+        SECCOMP_RET_ERRNO | (libc::ENOSYS.unsigned_abs() & SECCOMP_RET_DATA)
+    ));
     program
 }
 
@@ -745,6 +759,28 @@ mod tests {
                 }
                 _ => assert_eq!(program.notified_call(nr), None, "{}", rule.syscall),
             }
+        }
+    }
+
+    /// Calls newer than the review (and numbers no kernel has) fail with ENOSYS in the
+    /// kernel, in both programs; the newest reviewed one is decided by the policy as before.
+    #[test]
+    fn calls_newer_than_the_review_are_enosys() {
+        let filter = builtin();
+        for program in [&filter.program, &filter.errno_only] {
+            for nr in [457, 458, 462, 467, 469, 1000, 0x3fff_ffff] {
+                assert_eq!(
+                    run(program, &Data::call(nr, 0)),
+                    errno(libc::ENOSYS),
+                    "{nr}"
+                );
+            }
+            // futex_requeue, the newest reviewed.
+            assert_eq!(run(program, &Data::call(456, 0)), SECCOMP_RET_ALLOW);
+            assert_eq!(
+                run(program, &Data::call(libc::SYS_memfd_secret, 0)),
+                SECCOMP_RET_ALLOW
+            );
         }
     }
 

@@ -388,6 +388,30 @@ fn denied_system_calls_fail_with_the_policy_errno() {
     }
 }
 
+/// Calls Linux added after the policy's review (`statmount`, `listmount`, `open_tree_attr`,
+/// ...) fail with ENOSYS from inside the sandbox, as on a kernel without them, rather than
+/// being allowed because no rule names them.
+#[test]
+fn calls_newer_than_the_policys_review_look_unimplemented() {
+    let Some(probe) = probe() else { return };
+    let run = run_probe_with(&probe, &["newer"], Limits::default(), builtin_policy());
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let text = out(&run);
+    let answers: Vec<(i64, i32)> = text
+        .lines()
+        .filter_map(|line| {
+            let (nr, errno) = line.split_once(' ')?;
+            Some((nr.parse().ok()?, errno.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(answers.len(), 14, "{text}");
+    let wrong: Vec<&(i64, i32)> = answers
+        .iter()
+        .filter(|(_, errno)| *errno != libc::ENOSYS)
+        .collect();
+    assert!(wrong.is_empty(), "answered other than ENOSYS: {wrong:?}");
+}
+
 /// Issue 8: AF_VSOCK reached the port space shared with the virtual machine's host side.
 #[test]
 fn socket_families_outside_the_allow_list_fail_with_eafnosupport() {
