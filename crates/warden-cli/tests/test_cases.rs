@@ -157,3 +157,49 @@ fn a_compiled_program_is_compiled_once_and_run_per_case() {
         );
     }
 }
+
+/// Bug hunt: a signal sent between the compile stage and the run (an interactive client's kill
+/// as the run is announced) went to the compile stage's sandbox, already let go, and was lost:
+/// the program ran to its end. It now waits for the run's sandbox, as a signal sent before
+/// the first stage does.
+#[test]
+fn a_signal_sent_between_the_stages_reaches_the_run() {
+    use warden_core::{Signal, Stream};
+    use warden_engine::{Cancellation, Interactive};
+    let world = World::new();
+    let engine = engine(&world);
+    let signals = Cancellation::new();
+    let mut req = request(
+        "c",
+        "#include <stdio.h>\nint main(void) { puts(\"ran to its end\"); return 0; }\n",
+        Vec::new(),
+    );
+    req.reuse = SandboxReuse::Fresh;
+    req.cancel = Some(signals.clone());
+    let between = signals.clone();
+    req.interactive = Some(Interactive {
+        output: Box::new(|_: Stream, _: &[u8]| true),
+        on_denial: None,
+        on_prepared: None,
+        on_run: Some(Box::new(move |compile| {
+            assert!(compile.is_some(), "C compiles first");
+            between.signal(Signal(libc_sigkill()));
+        })),
+    });
+    let result = engine.execute(req).expect("executed").result;
+    assert_eq!(
+        result.outcome,
+        Outcome::Signaled {
+            signal: Signal(libc_sigkill())
+        },
+        "{:?}",
+        String::from_utf8_lossy(&result.stdout)
+    );
+    assert!(result.stdout.is_empty(), "the program ran");
+    assert_eq!(our_cgroups(), 0, "every sandbox is removed");
+}
+
+/// SIGKILL's number.
+fn libc_sigkill() -> i32 {
+    9
+}

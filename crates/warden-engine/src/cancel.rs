@@ -2,9 +2,10 @@
 //! the execution it was running. Every live sandbox the execution creates is registered here,
 //! and cancelling kills them all (and any created later at once); the execution then ends
 //! with [`crate::EngineError::Cancelled`]. A signal asked before the execution has a sandbox
-//! (still queued for a worker, or still being planned) is kept and sent to the first sandbox
-//! that registers, whose next job (the first stage's) gets it as it starts: an interactive
-//! client's signal sent at once after its program is not lost.
+//! (still queued for a worker, or still being planned), or between two stages' sandboxes, is
+//! kept and sent to the next sandbox that registers, whose next job gets it as it starts: an
+//! interactive client's signal sent at once after its program, or as its run is announced, is
+//! not lost.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -83,6 +84,15 @@ impl Cancellation {
             sandbox.signal(signal);
         }
         state.signalled.push(sandbox);
+    }
+
+    /// Forgets a sandbox whose jobs for the execution are over (let go, given back to its
+    /// pool, replaced): a signal asked after it waits for the next sandbox, as before the
+    /// first; it went to the sandbox let go, and was lost (a kill between the compile stage
+    /// and the run).
+    pub(crate) fn unwatch(&self, sandbox: &CancelHandle) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        state.sandboxes.retain(|s| !s.same_lease(sandbox));
     }
 
     /// Registers a sandbox of the execution (cancelled at once when the execution already is).

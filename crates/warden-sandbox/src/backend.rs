@@ -111,4 +111,9 @@ impl CancelHandle {
     pub fn is_cancelled(&self) -> bool {
         self.0.requested.load(Ordering::SeqCst)
     }
+
+    /// Whether `other` is a handle of the same lease (a clone of this one).
+    pub fn same_lease(&self, other: &CancelHandle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }

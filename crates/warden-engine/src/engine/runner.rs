@@ -161,6 +161,9 @@ impl<'e> Runner<'e> {
         proxy: Option<BlockingProxy>,
     ) -> Result<(), EngineError> {
         let started = Instant::now();
+        if let Some(cancel) = &self.cancel {
+            cancel.unwatch(&sandbox.cancel_handle());
+        }
         if let Some(proxy) = proxy {
             self.records.extend(proxy.stop());
         }
@@ -308,6 +311,9 @@ impl<'e> Runner<'e> {
             SandboxReuse::Shared => {
                 if !self.shared.as_ref().is_some_and(|(s, _)| s.is_alive()) {
                     if let Some((dead, proxy)) = self.shared.take() {
+                        if let Some(cancel) = &self.cancel {
+                            cancel.unwatch(&dead.cancel_handle());
+                        }
                         if let Some(proxy) = proxy {
                             self.records.extend(proxy.stop());
                         }
