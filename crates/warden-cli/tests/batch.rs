@@ -339,12 +339,20 @@ fn an_interrupted_batch_stops_its_programs_and_leaves_nothing() {
         assert_eq!(status.code(), Some(128 + signal as i32), "{signal}");
         let out = child.wait_with_output().expect("its output");
         let lines = lines(&out);
-        // The two that ran were stopped; the two that had not started never will.
-        assert_eq!(lines.len(), 2, "{signal}: {lines:#?}");
+        // The two that ran were stopped; the two that had not started never will, and say
+        // so (they had no line: after a file run early, gVisor's first, a file never started
+        // held back the lines of those after it for good).
+        let indices: Vec<&Value> = lines.iter().map(|l| &l["index"]).collect();
+        assert_eq!(indices, [0, 1, 2, 3], "{signal}: {lines:#?}");
         assert!(
             lines.iter().all(|l| l["error"]["kind"] == "cancelled"),
             "{signal}: {lines:#?}"
         );
+        let not_started = lines
+            .iter()
+            .filter(|l| l["error"]["error"] == "not started: warden batch was interrupted")
+            .count();
+        assert_eq!(not_started, 2, "{signal}: {lines:#?}");
         assert!(
             processes_with(sleeper).is_empty(),
             "{signal}: no program outlives the batch"

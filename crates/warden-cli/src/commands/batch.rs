@@ -355,8 +355,35 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
             })
             .count()
     });
-    let Batch { ordered, tally, .. } = batch;
-    let tally = tally.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let Batch {
+        ordered,
+        tally,
+        inputs,
+        ..
+    } = batch;
+    let mut tally = tally.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut ordered = ordered.into_inner().unwrap_or_else(PoisonError::into_inner);
+    // The files an interruption left unstarted get their line too: without it, the lines of
+    // the programs run early (gVisor's first) after an unstarted one were never written.
+    if let (_, Inputs::Files(files)) = inputs.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        for (index, path) in files.paths.iter().enumerate() {
+            if files.taken[index] {
+                continue;
+            }
+            let line = Line {
+                index,
+                file: Some(path.to_string_lossy().into_owned()),
+                error: Some(error(
+                    "cancelled",
+                    "not started: warden batch was interrupted".to_owned(),
+                )),
+                ..Line::default()
+            };
+            tally.count(&line);
+            let text = serde_json::to_string(&line).unwrap_or_default();
+            ordered.put(index, text);
+        }
+    }
     watcher.stop();
     if started == 0 {
         anyhow::bail!("could not start any worker thread");
@@ -365,7 +392,6 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     drop(engine);
     eprintln!("warden: {}", tally.summary(started_at.elapsed()));
 
-    let ordered = ordered.into_inner().unwrap_or_else(PoisonError::into_inner);
     if let Some(e) = ordered.failed {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             return Ok(ExitCode::from(exit_code::BROKEN_PIPE));
