@@ -177,6 +177,7 @@ fn enter_sandbox(
     mounts::build_workspace(spec)?;
     volumes::attach(&spec.volumes, volume_mounts)?;
     mounts::mount_proc()?;
+    mounts::mask_proc()?;
     mounts::detach_old_root()?;
     mounts::make_root_read_only()?;
     nix::unistd::sethostname(&spec.hostname).map_err(|e| SetupError::errno("sethostname", e))?;

@@ -295,6 +295,55 @@ pub(crate) fn mount_proc() -> Result<()> {
     )
 }
 
+/// The files of a fresh `/proc` that show the whole host rather than the sandbox and that no
+/// program needs, covered with `/dev/null` where the kernel has them: `interrupts` (per-CPU
+/// interrupt counts, which a program can watch to time another's keystrokes or network
+/// traffic), and what a later kernel might open to the sandbox's user (`kcore`, `keys`,
+/// `latency_stats`, `timer_list`, `sched_debug`). Read-only mounts (what is written to one is
+/// discarded nonetheless: it is a device); with mount and umount denied by seccomp and no
+/// capability, the masks stay.
+const MASKED_PROC: [&str; 6] = [
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+];
+
+/// Covers [`MASKED_PROC`] with the sandbox's `/dev/null`. After [`mount_proc`] and the root
+/// built, before the old root is detached.
+pub(crate) fn mask_proc() -> Result<()> {
+    let null = Path::new("/dev/null");
+    for file in MASKED_PROC.map(Path::new) {
+        if !file.exists() {
+            continue;
+        }
+        do_mount(
+            "mask a /proc file",
+            Some(null),
+            file,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+        // Read-only, as every mount but the workspace's (a device's writes pass anyway).
+        do_mount(
+            "make a /proc mask read-only",
+            None,
+            file,
+            None,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NOEXEC,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
 /// Detaches the host's tree; from here on nothing of it is reachable.
 pub(crate) fn detach_old_root() -> Result<()> {
     let old = Path::new("/").join(OLD_ROOT);

@@ -388,6 +388,24 @@ fn denied_system_calls_fail_with_the_policy_errno() {
     }
 }
 
+/// `/proc/interrupts` (per-CPU interrupt counts of the whole host, a timing side channel on
+/// other programs' keystrokes and traffic) reads empty inside, and the mask cannot be removed
+/// (what is written to it is discarded, as /dev/null does).
+#[test]
+fn host_wide_proc_files_are_masked() {
+    let run = sh(
+        "wc -c < /proc/interrupts; umount /proc/interrupts 2>/dev/null && echo unmounted; \
+         grep -c ' /proc/interrupts ' /proc/self/mountinfo",
+        Limits::default(),
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let text = out(&run);
+    assert_eq!(text, "0\n1\n", "{text}");
+    // The host's own file is not empty: the mask, not the kernel, hides it.
+    let host = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
+    assert!(!host.is_empty());
+}
+
 /// Calls Linux added after the policy's review (`statmount`, `listmount`, `open_tree_attr`,
 /// ...) fail with ENOSYS from inside the sandbox, as on a kernel without them, rather than
 /// being allowed because no rule names them.
@@ -558,6 +576,18 @@ fn only_the_workspace_is_writable_and_only_planned_paths_are_mounted() {
             .binds
             .iter()
             .map(|b| b.path.display().to_string()),
+    );
+    // The host-wide /proc files masked with /dev/null, read-only (those the kernel has).
+    allowed.extend(
+        [
+            "/proc/interrupts",
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/latency_stats",
+            "/proc/timer_list",
+            "/proc/sched_debug",
+        ]
+        .map(str::to_owned),
     );
     assert!(r.mounts.iter().any(|m| m.path == "/"), "{:?}", r.mounts);
     for m in &r.mounts {
