@@ -345,6 +345,77 @@ fn the_server_takes_the_policy_from_the_request_and_refuses_one_not_allowed() {
     );
 }
 
+/// Bug hunt: the server's own address is in the deny set as it is bound (`--listen`, port 0
+/// included, not only `[server] listen`), and 0.0.0.0 does not reach it either: a policy
+/// exempting the loopback and 0.0.0.0 on every port let a program call warden's own API.
+#[test]
+fn a_program_never_reaches_the_server_that_runs_it() {
+    let (port, served) = start_server();
+    let server = LiveServer::start("[network]\nallowed = [\"no_access\", \"loopback_all\"]\n");
+    let file = server.world().path().join("loopback_all.toml");
+    std::fs::write(
+        &file,
+        "name = \"loopback_all\"\ndescription = \"every port of the loopback\"\n\
+         level = \"custom\"\ndefault_action = \"deny\"\n\
+         allow_denied = [\"127.0.0.1\", \"0.0.0.0\"]\n\n\
+         [[rule]]\nprotocol = \"tcp\"\nhost = \"127.0.0.1\"\nports = \"1-65535\"\n\
+         action = \"allow\"\nreason = \"the loopback\"\n\n\
+         [[rule]]\nprotocol = \"tcp\"\nhost = \"0.0.0.0\"\nports = \"1-65535\"\n\
+         action = \"allow\"\nreason = \"this host\"\n",
+    )
+    .expect("policy written");
+    let out = server
+        .world()
+        .warden()
+        .args(["network", "import"])
+        .arg(&file)
+        .output()
+        .expect("warden runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let own = server.addr().port();
+    let code = format!(
+        "import socket\n\
+         def tunnel(addr, port):\n\
+         \x20   s = socket.create_connection((\"127.0.0.1\", 3128), timeout=10)\n\
+         \x20   s.sendall(b\"CONNECT %s:%d HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n\" % (addr.encode(), port))\n\
+         \x20   return s.recv(200).split(b\"\\r\\n\")[0].decode()\n\
+         print(tunnel(\"127.0.0.1\", {port}))\n\
+         print(tunnel(\"127.0.0.1\", {own}))\n\
+         print(tunnel(\"0.0.0.0\", {own}))\n"
+    );
+    let (status, result) = post(
+        &server,
+        &serde_json::json!({"language": "python", "code": code, "network": "loopback_all"}),
+    );
+    assert_eq!(status, 200, "{result:#}\n{}", server.log());
+    let stdout = result["stdout"].as_str().unwrap_or_default().to_owned();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{result:#}");
+    assert!(
+        lines[0].contains(" 200"),
+        "the test server is allowed: {stdout}"
+    );
+    for refused in &lines[1..] {
+        assert!(!refused.contains(" 200"), "the server's own port: {stdout}");
+    }
+    let own_service = result["network"]["connections"]
+        .as_array()
+        .map_or(0, |all| {
+            all.iter()
+                .filter(|c| {
+                    c["allowed"] == false
+                        && c["rule"].as_str().unwrap_or("").contains("own service")
+                })
+                .count()
+        });
+    assert_eq!(own_service, 2, "{result:#}");
+    drop(served);
+}
+
 /// The host's first address that is not loopback, if it has one.
 fn host_address() -> Option<std::net::IpAddr> {
     nix::ifaddrs::getifaddrs()

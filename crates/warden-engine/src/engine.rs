@@ -270,7 +270,7 @@ impl Engine {
             pool: OnceLock::new(),
             network: network::NetworkConfig {
                 settings: config.network,
-                services: config.services,
+                services: std::sync::Arc::new(std::sync::RwLock::new(config.services)),
             },
             analyses: analysis_cache::AnalysisCache::default(),
             sandbox: OnceLock::new(),
@@ -292,6 +292,17 @@ impl Engine {
             sessions_settings: config.sessions,
             volumes: crate::volumes::Volumes::new(config.volumes),
         })
+    }
+
+    /// Sets warden's own service addresses (a server's listeners once bound: what
+    /// `--listen` chose, the port the kernel gave for port 0), which no policy reaches; for
+    /// the executions planned from now on.
+    pub fn set_services(&self, services: Vec<std::net::SocketAddr>) {
+        *self
+            .network
+            .services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = services;
     }
 
     /// The named volumes (docs/volumes.md).

@@ -130,8 +130,6 @@ async fn run(state: AppState) -> Result<(), ServeError> {
     // with its admitted executions (seen in a test under load, the signal arriving while this
     // task had not yet run past the accept loops' spawning).
     let shutdown = shutdown_signal()?;
-    // What the last server accepted and never ran: queued again, ahead of new requests.
-    state.resume();
     let options = state.options().clone();
     let mut listeners = Vec::new();
     for &addr in &options.listen {
@@ -139,10 +137,19 @@ async fn run(state: AppState) -> Result<(), ServeError> {
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let local = listener.local_addr().unwrap_or(addr);
+        listeners.push((local, listener));
+    }
+    // The addresses bound (`--listen` over `[server] listen`, the kernel's port for port 0)
+    // are warden's own services, which no network policy reaches: before anything runs.
+    state
+        .engine()
+        .set_services(listeners.iter().map(|(local, _)| *local).collect());
+    // What the last server accepted and never ran: queued again, ahead of new requests.
+    state.resume();
+    for (local, _) in &listeners {
         // The one line a supervisor or a test waits for.
         tracing::info!(addr = %local, "listening");
         eprintln!("warden: listening on http://{local}");
-        listeners.push((local, listener));
     }
     let (stop, stopped) = watch::channel(false);
     let app = router(state.clone());

@@ -170,11 +170,15 @@ pub(super) fn own_address(
 ) -> Option<DenyHit> {
     let own = host.iter().find(|a| a.to_canonical() == addr);
     // A service first: an operator's policy may exempt a host address, never a service. One
-    // on the unspecified address listens on every address of the host (loopback included).
+    // on the unspecified address listens on every address of the host (loopback included);
+    // a connection to the unspecified address (0.0.0.0, ::) reaches this host, whatever
+    // address a service listens on.
     let service = services.iter().find(|s| {
         let on = s.ip().to_canonical();
         (s.port() == 0 || s.port() == port)
-            && (on == addr || (on.is_unspecified() && (own.is_some() || addr.is_loopback())))
+            && (on == addr
+                || addr.is_unspecified()
+                || (on.is_unspecified() && (own.is_some() || addr.is_loopback())))
     });
     service
         .map(|s| DenyHit::Service(*s))
@@ -278,5 +282,21 @@ mod tests {
         ));
         assert_eq!(on("8.8.8.8", 2358), None);
         assert!(matches!(hit("2001:db8::9", 1), Some(DenyHit::Service(_))));
+        // Bug hunt: 0.0.0.0 (and ::) reach this host's listeners, a loopback one included;
+        // a policy exempting 0.0.0.0 reached warden's own API through it.
+        let loopback: [SocketAddr; 1] = ["127.0.0.1:8005".parse().expect("addr")];
+        let via = |a: &str, port| own_address(ip(a), port, &[], &loopback);
+        for unspecified in ["0.0.0.0", "::"] {
+            assert!(
+                matches!(via(unspecified, 8005), Some(DenyHit::Service(_))),
+                "{unspecified}"
+            );
+            assert_eq!(via(unspecified, 8006), None, "{unspecified}");
+        }
+        assert_eq!(
+            via("127.0.0.2", 8005),
+            None,
+            "another address, not the listener's"
+        );
     }
 }

@@ -192,8 +192,8 @@ impl std::fmt::Debug for NetworkPlan {
 #[derive(Debug, Clone)]
 pub(crate) struct NetworkConfig {
     pub(crate) settings: Option<NetworkSettings>,
-    /// warden's own service addresses (the server's listeners), in the deny set.
-    pub(crate) services: Vec<SocketAddr>,
+    /// warden's own service addresses (the server's listeners, once bound), in the deny set.
+    pub(crate) services: std::sync::Arc<std::sync::RwLock<Vec<SocketAddr>>>,
 }
 
 impl NetworkConfig {
@@ -262,7 +262,11 @@ impl NetworkConfig {
             policy: stored.policy,
             registries,
             host_addrs: warden_net::host_addresses(),
-            services: self.services.clone(),
+            services: self
+                .services
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
     }
 }
