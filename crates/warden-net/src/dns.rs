@@ -76,24 +76,37 @@ fn answer(shared: &Shared, msg: &[u8]) -> Option<Vec<u8>> {
             return Some(message::response(id, flags, rcode, None, None));
         }
     };
-    let (rcode, addr, allowed, reason) = decide(shared, &query);
+    let (mut rcode, mut addr, allowed, mut reason) = decide(shared, &query);
+    // Nothing is answered that the traffic log cannot keep.
+    let admitted = allowed && shared.log.admit();
+    if allowed && !admitted {
+        (rcode, addr, reason) = (Rcode::Refused, None, crate::egress::LOG_FULL.to_owned());
+    }
     tracing::debug!(name = ?query.name, qtype = query.qtype, ?rcode, "dns question");
     let answer = addr.map(|addr| (addr, TTL_SECONDS));
     let reply = message::response(query.id, query.flags, rcode, Some(query.question), answer);
-    shared.log.push(ConnectionRecord {
-        started: SystemTime::now(),
-        protocol: Protocol::Dns,
-        host: query.name.clone(),
-        addr: None,
-        port: DNS_PORT,
-        allowed,
-        rule: "resolver".to_owned(),
-        reason,
-        bytes_up: msg.len() as u64,
-        bytes_down: reply.len() as u64,
-        duration: std::time::Duration::ZERO,
-        cut_by: None,
-    });
+    shared.log.push(
+        ConnectionRecord {
+            started: SystemTime::now(),
+            protocol: Protocol::Dns,
+            host: query.name.clone(),
+            addr: None,
+            port: DNS_PORT,
+            allowed: admitted,
+            rule: if allowed && !admitted {
+                "limits"
+            } else {
+                "resolver"
+            }
+            .to_owned(),
+            reason,
+            bytes_up: msg.len() as u64,
+            bytes_down: reply.len() as u64,
+            duration: std::time::Duration::ZERO,
+            cut_by: None,
+        },
+        admitted,
+    );
     Some(reply)
 }
 

@@ -123,6 +123,11 @@ pub(crate) enum Refusal {
     TimedOut(String),
 }
 
+/// Why an attempt the policy allows is refused once the traffic log holds as many attempts
+/// let through as it keeps.
+pub(crate) const LOG_FULL: &str =
+    "the traffic log holds 100000 attempts let through, as many as it keeps: nothing more is";
+
 /// An allowed upstream connection with the connection slot it holds.
 pub(crate) struct Upstream {
     pub(crate) stream: BoxedStream,
@@ -147,6 +152,12 @@ pub(crate) async fn open(
     rec.verdict(&first);
     if !first.allow {
         return Err(Refusal::Denied(first));
+    }
+    if !rec.admit() {
+        // Nothing is let through that the traffic log cannot keep.
+        let full = Verdict::deny("limits", LOG_FULL);
+        rec.verdict(&full);
+        return Err(Refusal::Denied(full));
     }
     let permit = shared.budget.admit().map_err(|(cut, reason)| {
         rec.limit(cut, reason.clone());

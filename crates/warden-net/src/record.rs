@@ -57,27 +57,75 @@ pub enum Cut {
     Stopped,
 }
 
-/// Beyond this many records a log keeps counting but stores no more: a program looping on
-/// refused connections must not grow warden's memory without bound.
-const CAPACITY: usize = 100_000;
+/// How many attempts of each kind a log keeps: those refused (past it, further refusals are
+/// counted, not stored: a program looping on refused connections must not grow warden's memory
+/// without bound), and those let through (past it, nothing more is let through, so that every
+/// attempt that reached anything is in the log).
+pub(crate) const CAPACITY: usize = 100_000;
 
 /// The records of one execution.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TrafficLog {
     records: Mutex<Vec<ConnectionRecord>>,
+    /// Refused attempts stored.
+    refused: AtomicU64,
+    /// Attempts let through ([`TrafficLog::admit`]).
+    admitted: AtomicU64,
+    /// Refused attempts past the capacity, not stored.
     dropped: AtomicU64,
     stopping: AtomicBool,
+    capacity: u64,
+}
+
+impl Default for TrafficLog {
+    fn default() -> Self {
+        Self::with_capacity(CAPACITY)
+    }
 }
 
 impl TrafficLog {
-    pub(crate) fn push(&self, record: ConnectionRecord) {
-        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        if records.len() < CAPACITY {
-            records.push(record);
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            records: Mutex::default(),
+            refused: AtomicU64::new(0),
+            admitted: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            capacity: capacity as u64,
+        }
+    }
+
+    /// Takes a place for an attempt about to be let through (a connection dialed, a name
+    /// answered); `false` once [`CAPACITY`] were: the attempt must be refused, since its
+    /// record could not be kept.
+    pub(crate) fn admit(&self) -> bool {
+        let capacity = self.capacity;
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Keeps `record`: always one `admitted` ([`TrafficLog::admit`]: it was let through,
+    /// whatever refused it later), another while fewer than the capacity were kept.
+    pub(crate) fn push(&self, record: ConnectionRecord, admitted: bool) {
+        let keep = admitted
+            || self
+                .refused
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < self.capacity).then_some(n + 1)
+                })
+                .is_ok();
+        if keep {
+            self.records
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(record);
         } else if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!(
-                capacity = CAPACITY,
-                "traffic log full; further records dropped"
+                capacity = self.capacity,
+                "traffic log full of refusals; further refusals are counted, not kept"
             );
         }
     }
@@ -161,6 +209,8 @@ pub(crate) struct Recording {
     /// Whether the connection's outcome is known (refused, or relayed to its end); one dropped
     /// without it during a stop was cut by the stop.
     concluded: bool,
+    /// Whether the log took a place for it ([`Recording::admit`]): it is kept whatever else.
+    admitted: bool,
 }
 
 impl Recording {
@@ -189,7 +239,15 @@ impl Recording {
             },
             meter: Meter::new(),
             concluded: false,
+            admitted: false,
         }
+    }
+
+    /// Takes the log's place for an attempt about to be let through; `false` when the log is
+    /// full of them, and the attempt must be refused ([`TrafficLog::admit`]).
+    pub(crate) fn admit(&mut self) -> bool {
+        self.admitted = self.log.admit();
+        self.admitted
     }
 
     pub(crate) fn protocol(&self) -> Protocol {
@@ -244,7 +302,7 @@ impl Drop for Recording {
         if !self.concluded && self.log.stopping.load(Ordering::SeqCst) {
             record.cut_by = Some(Cut::Stopped);
         }
-        self.log.push(record);
+        self.log.push(record, self.admitted);
     }
 }
 
@@ -267,6 +325,39 @@ mod tests {
         assert_eq!(records[0].bytes_up, 5);
         assert_eq!(records[1].cut_by, None);
         assert!(!records[1].allowed);
+    }
+
+    /// Bug hunt: past the log's capacity, connections were let through and logged nowhere (a
+    /// program hid its traffic behind 100,000 refused DNS questions). Now what is let through
+    /// is always kept, and nothing more is let through once the capacity was.
+    #[test]
+    fn nothing_is_let_through_that_the_log_cannot_keep() {
+        let log = Arc::new(TrafficLog::with_capacity(3));
+        for port in 0..5 {
+            let mut refused = Recording::new(log.clone(), Protocol::Tcp, None, None, port);
+            refused.verdict(&Verdict::deny("r", "no"));
+        }
+        assert_eq!(
+            log.snapshot().len(),
+            3,
+            "refusals past the capacity are counted"
+        );
+        assert_eq!(log.dropped.load(Ordering::Relaxed), 2);
+        let mut let_through = 0;
+        for port in 0..5 {
+            let mut rec = Recording::new(log.clone(), Protocol::Tcp, None, None, 100 + port);
+            if rec.admit() {
+                rec.verdict(&Verdict::allow("r", "yes"));
+                let_through += 1;
+            }
+        }
+        assert_eq!(let_through, 3, "nothing past the capacity is let through");
+        let records = log.take();
+        assert_eq!(
+            records.iter().filter(|r| r.allowed).count(),
+            3,
+            "{records:?}"
+        );
     }
 
     #[test]
