@@ -443,6 +443,9 @@ fn write_check(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
             why(v)
         )?;
     }
+    if let Some(note) = r.note {
+        writeln!(out, "  {note}")?;
+    }
     writeln!(
         out,
         "{}",

@@ -61,6 +61,9 @@ pub struct CheckReport {
     pub name: Option<Verdict>,
     /// Each address, as the proxy would evaluate it.
     pub decisions: Vec<Verdict>,
+    /// What holds whatever the policy says: for `udp`, that the sandboxes send none (only
+    /// their DNS questions, to their own resolver), so the attempt is denied.
+    pub note: Option<&'static str>,
     /// For `dns`, the resolver's answer; for a name, allowed when the name and every address
     /// it resolves to are (the proxy refuses a name with one denied address); for an address,
     /// its decision.
@@ -121,6 +124,7 @@ pub fn check(
         resolved: false,
         resolver: None,
         name: None,
+        note: None,
         decisions: Vec::new(),
         action: Action::Deny,
     };
@@ -155,8 +159,17 @@ pub fn check(
         }
     };
     report.action = if allowed { Action::Allow } else { Action::Deny };
+    if protocol == Protocol::Udp {
+        // The sandbox's nftables table rejects every UDP packet but its resolver's.
+        report.note = Some(UDP_NOTE);
+        report.action = Action::Deny;
+    }
     Ok(report)
 }
+
+/// Why `udp` is denied whatever the policy says.
+pub const UDP_NOTE: &str =
+    "a sandbox sends no UDP but its DNS questions to its own resolver (docs/network.md)";
 
 /// The addresses the system resolver gives for `host`, in its order, each once.
 fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, ResolveError> {
@@ -230,6 +243,16 @@ mod tests {
         )
         .expect("no resolution");
         assert_eq!(smtp.decisions[0].rule, Some(1));
+        // Bug hunt: check allowed udp, which no run can send.
+        let udp = check(
+            &builtin("internet_access"),
+            Protocol::Udp,
+            "8.8.8.8",
+            Some(4444),
+            &facts,
+        )
+        .expect("no resolution");
+        assert_eq!((udp.action, udp.note), (Action::Deny, Some(UDP_NOTE)));
     }
 
     /// Regression (bug hunt: `check` allowed `localhost:23605` under a rule allowing
