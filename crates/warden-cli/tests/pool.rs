@@ -243,3 +243,54 @@ fn languages_named_in_the_configuration_are_ready_from_the_start() {
     assert!(refused.to_string().contains("cobol"), "{refused}");
     drop(engine);
 }
+
+/// Bug hunt: every distinct set of limits is a spec of its own, and the pool kept a fresh
+/// sandbox for each, for ever (a client varying the wall time by a millisecond made a server
+/// hold hundreds of helpers, cgroups and mounts). Now at most 8 × `pool_size` specs' fresh
+/// sandboxes are kept, and those of a spec no run asked for in `pool_idle` are destroyed.
+#[test]
+fn fresh_sandboxes_of_many_specs_are_bounded_and_expire() {
+    let world = World::new();
+    let mut config = world
+        .settings()
+        .engine_config(PathBuf::from(env!("CARGO_BIN_EXE_warden")));
+    config.zygote = true;
+    config.pool_size = 1;
+    config.pool_idle = Duration::from_secs(2);
+    let engine = Engine::new(config).expect("engine");
+    let most = std::cell::Cell::new(0);
+    let watch = |engine: &Engine| {
+        let ready = engine.pool_stats().map_or(0, |s| s.ready);
+        most.set(most.get().max(ready));
+    };
+    for i in 0..12 {
+        let request = ExecutionRequest {
+            language: Some("bash".into()),
+            sources: vec![SourceFile {
+                name: None,
+                code: b"true".to_vec(),
+            }],
+            limits: warden_core::LimitOverrides {
+                wall_time: Some(Duration::from_millis(5000 + i)),
+                ..warden_core::LimitOverrides::default()
+            },
+            ..ExecutionRequest::default()
+        };
+        engine.execute(request).expect("executed");
+        // Let the refill thread build what it will.
+        std::thread::sleep(Duration::from_millis(150));
+        watch(&engine);
+    }
+    assert!(most.get() <= 8, "fresh sandboxes kept: {}", most.get());
+    let start = Instant::now();
+    while engine.pool_stats().map_or(0, |s| s.ready) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the fresh sandboxes never expired: {:?}",
+            engine.pool_stats()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(engine);
+    assert_eq!(our_cgroups(), 0, "a sandbox outlived the engine");
+}

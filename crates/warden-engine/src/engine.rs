@@ -86,6 +86,10 @@ pub struct EngineConfig {
     /// How the pool tells that the host is short of memory, to shrink
     /// (`pool::host_memory_pressure` by default; tests replace it).
     pub memory_pressure: pool::MemoryPressure,
+    /// How long a pooled sandbox waits for a run before it is destroyed: a reset one for its
+    /// owner's next, a fresh one of a spec no run asked for meanwhile (`pool::IDLE`, 30 s, by
+    /// default; the languages of `pool_languages` stay ready).
+    pub pool_idle: std::time::Duration,
     /// The execution history: `None` records nothing; an invalid setting records nothing and
     /// says so in each execution's warnings.
     pub history: Option<Result<HistorySettings, SettingError>>,
@@ -126,6 +130,7 @@ impl EngineConfig {
             pool_reuse: 1,
             pool_languages: Vec::new(),
             memory_pressure: pool::host_memory_pressure,
+            pool_idle: pool::IDLE,
             history: None,
             record_in_background: false,
             network: None,
@@ -157,6 +162,7 @@ pub struct Engine {
     pool_reuse: u64,
     pool_languages: Vec<(String, usize)>,
     memory_pressure: pool::MemoryPressure,
+    pool_idle: std::time::Duration,
     pool: OnceLock<pool::Pool>,
     network: network::NetworkConfig,
     analyses: analysis_cache::AnalysisCache,
@@ -267,6 +273,7 @@ impl Engine {
             pool_reuse: config.pool_reuse,
             pool_languages: config.pool_languages,
             memory_pressure: config.memory_pressure,
+            pool_idle: config.pool_idle,
             pool: OnceLock::new(),
             network: network::NetworkConfig {
                 settings: config.network,
@@ -765,7 +772,13 @@ impl Engine {
         }
         let host = self.sandbox()?.clone();
         Ok(Some(self.pool.get_or_init(|| {
-            pool::Pool::start(host, self.pool_size, self.pool_reuse, self.memory_pressure)
+            pool::Pool::start(
+                host,
+                self.pool_size,
+                self.pool_reuse,
+                self.memory_pressure,
+                self.pool_idle,
+            )
         })))
     }
 

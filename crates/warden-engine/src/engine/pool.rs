@@ -3,6 +3,12 @@
 //! per spec (the language's mounts and the limits' ceilings decide it), up to `size` each,
 //! built by a background thread after each use of a fresh one.
 //!
+//! **Bounds.** Fresh sandboxes are kept for at most [`MAX_FRESH_PER_SIZE`] × `size` specs
+//! beside the languages the operator named (`Pool::prewarm`), and those of a spec no run asked
+//! for in [`IDLE`] are destroyed: every distinct set of limits is a spec of its own, and a
+//! client varying them by a millisecond made the pool keep a sandbox (processes, cgroups,
+//! mounts) for each, for ever.
+//!
 //! **Reuse**, when the operator allows it (`reuse` above 1; a server's default is 1, so that a
 //! pooled sandbox is, from inside, a fresh one). After a run, the pool's reaper thread resets
 //! the sandbox (`LiveSandbox::reset`:
@@ -31,8 +37,12 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use warden_sandbox::{Backend, LiveSandbox, Sandbox, SandboxSpec};
 
-/// How long a reset sandbox waits for its owner's next run before it is destroyed.
-const IDLE: Duration = Duration::from_secs(30);
+/// How long a reset sandbox waits for its owner's next run, and a fresh one for a run of its
+/// spec, before it is destroyed (`EngineConfig::pool_idle`).
+pub(crate) const IDLE: Duration = Duration::from_secs(30);
+
+/// Fresh sandboxes kept at most, all specs together but the prewarmed ones, per unit of `size`.
+const MAX_FRESH_PER_SIZE: usize = 8;
 
 /// How often the reaper looks at the memory pressure (and at idle sandboxes) when no used
 /// sandbox comes back.
@@ -115,6 +125,21 @@ pub(crate) struct Pool {
 /// A reset sandbox and when it was put back.
 type Kept = (LiveSandbox, Instant);
 
+/// The fresh sandboxes of one spec, and when a run last asked for one.
+struct Fresh {
+    ready: Vec<LiveSandbox>,
+    asked: Instant,
+}
+
+impl Default for Fresh {
+    fn default() -> Self {
+        Self {
+            ready: Vec::new(),
+            asked: Instant::now(),
+        }
+    }
+}
+
 struct Shared {
     size: usize,
     /// Sizes that replace `size` for some specs (`Pool::prewarm`), by key.
@@ -122,7 +147,7 @@ struct Shared {
     reuse: u64,
     host: Sandbox,
     /// Sandboxes that never ran, by spec key.
-    fresh: Mutex<HashMap<String, Vec<LiveSandbox>>>,
+    fresh: Mutex<HashMap<String, Fresh>>,
     /// Sandboxes reset after a run, by spec key and owner.
     kept: Mutex<HashMap<(String, String), Vec<Kept>>>,
     /// Specs to build a sandbox for, with their keys.
@@ -134,6 +159,7 @@ struct Shared {
     misses: AtomicU64,
     shrunk: AtomicU64,
     pressure: MemoryPressure,
+    idle: Duration,
     keys: Keys,
 }
 
@@ -187,7 +213,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Pool {
     /// A pool keeping `size` sandboxes per spec, each serving up to `reuse` runs of one owner,
     /// built on `host` by a thread of its own.
-    pub(crate) fn start(host: Sandbox, size: usize, reuse: u64, pressure: MemoryPressure) -> Self {
+    pub(crate) fn start(
+        host: Sandbox,
+        size: usize,
+        reuse: u64,
+        pressure: MemoryPressure,
+        idle: Duration,
+    ) -> Self {
         let shared = Arc::new(Shared {
             size,
             targets: Mutex::new(HashMap::new()),
@@ -203,6 +235,7 @@ impl Pool {
             misses: AtomicU64::new(0),
             shrunk: AtomicU64::new(0),
             pressure,
+            idle,
             keys: Keys::default(),
         });
         let worker = Arc::clone(&shared);
@@ -261,8 +294,9 @@ impl Pool {
         let taken = {
             let mut fresh = lock(&self.shared.fresh);
             let list = fresh.entry(key.clone()).or_default();
-            list.retain(LiveSandbox::is_alive);
-            list.pop()
+            list.asked = Instant::now();
+            list.ready.retain(LiveSandbox::is_alive);
+            list.ready.pop()
         };
         let counter = if taken.is_some() {
             &self.shared.hits
@@ -292,7 +326,10 @@ impl Pool {
 
     /// Sizes and hit counts.
     pub(crate) fn stats(&self) -> PoolStats {
-        let fresh: usize = lock(&self.shared.fresh).values().map(Vec::len).sum();
+        let fresh: usize = lock(&self.shared.fresh)
+            .values()
+            .map(|list| list.ready.len())
+            .sum();
         let kept: usize = lock(&self.shared.kept).values().map(Vec::len).sum();
         PoolStats {
             size: self.shared.size,
@@ -333,21 +370,43 @@ impl Shared {
             };
             let (key, spec) = next;
             let size = self.size_of(&key);
-            let short = lock(&self.fresh).get(&key).map_or(0, Vec::len) < size;
-            if !short || (self.pressure)() {
+            if !self.has_room(&key, size) || (self.pressure)() {
                 continue;
             }
             match backend.create(&spec) {
                 Ok(sandbox) => {
+                    let room = self.has_room(&key, size) && !self.stop.load(Ordering::SeqCst);
                     let mut fresh = lock(&self.fresh);
-                    let list = fresh.entry(key).or_default();
-                    if list.len() < size && !self.stop.load(Ordering::SeqCst) {
-                        list.push(sandbox);
+                    if room {
+                        fresh.entry(key).or_default().ready.push(sandbox);
+                    } else {
+                        drop(fresh);
+                        if let Err(e) = sandbox.destroy() {
+                            tracing::warn!(error = %e, "destroying a sandbox the pool has no room for");
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "building a sandbox for the pool"),
             }
         }
+    }
+
+    /// Whether the pool may keep one more fresh sandbox of `key` (which it keeps `size` of):
+    /// its list is short, and, for a spec the operator did not prewarm, the fresh sandboxes of
+    /// such specs are fewer than [`MAX_FRESH_PER_SIZE`] × `size`.
+    fn has_room(&self, key: &str, size: usize) -> bool {
+        let prewarmed: Vec<String> = lock(&self.targets).keys().cloned().collect();
+        let fresh = lock(&self.fresh);
+        let short = fresh.get(key).map_or(0, |list| list.ready.len()) < size;
+        if !short || prewarmed.iter().any(|k| k == key) {
+            return short;
+        }
+        let others: usize = fresh
+            .iter()
+            .filter(|(k, _)| !prewarmed.contains(k))
+            .map(|(_, list)| list.ready.len())
+            .sum();
+        others < MAX_FRESH_PER_SIZE * self.size.max(1)
     }
 
     /// The reaper thread: resets each used sandbox for its owner's next run, or destroys it;
@@ -411,7 +470,7 @@ impl Shared {
     fn shrink(&self) {
         let mut ready: Vec<LiveSandbox> = lock(&self.fresh)
             .drain()
-            .flat_map(|(_, list)| list)
+            .flat_map(|(_, list)| list.ready)
             .collect();
         ready.extend(
             lock(&self.kept)
@@ -433,7 +492,8 @@ impl Shared {
         }
     }
 
-    /// Destroys the reset sandboxes idle for [`IDLE`].
+    /// Destroys the reset sandboxes idle for [`Shared::idle`], and the fresh ones of a spec no
+    /// run asked for in that time (but the prewarmed specs').
     fn expire(&self) {
         let now = Instant::now();
         let mut expired = Vec::new();
@@ -442,11 +502,22 @@ impl Shared {
             for list in kept.values_mut() {
                 let (old, young): (Vec<Kept>, Vec<Kept>) = list
                     .drain(..)
-                    .partition(|(_, since)| now.duration_since(*since) >= IDLE);
+                    .partition(|(_, since)| now.duration_since(*since) >= self.idle);
                 *list = young;
                 expired.extend(old.into_iter().map(|(sandbox, _)| sandbox));
             }
             kept.retain(|_, list| !list.is_empty());
+        }
+        {
+            let prewarmed: Vec<String> = lock(&self.targets).keys().cloned().collect();
+            let mut fresh = lock(&self.fresh);
+            fresh.retain(|key, list| {
+                let stale = now.duration_since(list.asked) >= self.idle && !prewarmed.contains(key);
+                if stale {
+                    expired.append(&mut list.ready);
+                }
+                !stale
+            });
         }
         for sandbox in expired {
             if let Err(e) = sandbox.destroy() {
