@@ -252,7 +252,8 @@ fn start_init(
                     if let Some(dir) = workdir.parent() {
                         let _ = fs::remove_dir_all(dir);
                     }
-                    let dirs = crate::trusted::leftovers::SHARED_DIRS.map(Path::new);
+                    let shared = crate::trusted::leftovers::shared_dirs();
+                    let dirs: Vec<&Path> = shared.iter().map(|d| d.as_path()).collect();
                     let _ = crate::trusted::leftovers::remove_owned(&dirs, request.host_id);
                 }
             }

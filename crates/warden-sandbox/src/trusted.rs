@@ -81,7 +81,8 @@ impl Backend for Trusted {
         let remove_leftovers = {
             let uid = slot.host_id();
             Box::new(move || {
-                let dirs = leftovers::SHARED_DIRS.map(Path::new);
+                let shared = leftovers::shared_dirs();
+                let dirs: Vec<&Path> = shared.iter().map(PathBuf::as_path).collect();
                 leftovers::remove_owned(&dirs, uid).map_err(|source| SandboxError::Helper {
                     action: "removing what the trusted run left in the host's shared directories",
                     source,

@@ -245,3 +245,38 @@ fn a_trusted_runs_system_v_ipc_objects_are_removed_at_its_end() {
         .collect();
     assert!(left.is_empty(), "outlived the trusted run: {left:#?}");
 }
+
+/// Bug hunt: the world-writable directories beyond /tmp, /var/tmp, /dev/shm and /dev/mqueue
+/// (Debian's /run/lock and /var/lib/php/sessions) kept what a trusted run left there, for the
+/// next run given the uid to read. Every world-writable directory under /run, /var and /dev is
+/// searched, one made after the first run included.
+#[test]
+fn a_trusted_runs_files_in_other_world_writable_directories_are_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = std::path::PathBuf::from(format!(
+        "/var/lib/warden-test-shared-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir(&shared).expect("a directory of root's");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777))
+        .expect("world-writable");
+    let run = trusted_sh(
+        &format!(
+            "echo secret > {0}/left && mkdir {0}/dir && echo made",
+            shared.display()
+        ),
+        Limits::default(),
+    );
+    let left: Vec<String> = std::fs::read_dir(&shared)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&shared);
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    assert_eq!(out(&run), "made\n");
+    assert!(left.is_empty(), "outlived the trusted run: {left:?}");
+}

@@ -1,5 +1,6 @@
 //! What a trusted run leaves in the host's world-writable directories (`/tmp`, `/var/tmp`,
-//! `/dev/shm`, `/dev/mqueue`): the run's uid is a per-run slot that the next trusted run may
+//! `/dev/shm`, `/dev/mqueue`, and those found under `/run`, `/var` and `/dev`: [`shared_dirs`]):
+//! the run's uid is a per-run slot that the next trusted run may
 //! get, which could then read and change what this one left there. So at the end of the run,
 //! once the init has killed and reaped every process of the uid (nothing of it can create or
 //! rename an entry any more), the top-level entries the uid owns are removed. Runs in the
@@ -17,6 +18,55 @@ use std::path::Path;
 
 /// The host directories every user may write to, and so a trusted run's program too.
 pub(crate) const SHARED_DIRS: [&str; 4] = ["/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue"];
+
+/// Where else world-writable directories are looked for ([`shared_dirs`]), and how deep.
+const SEARCHED: [&str; 3] = ["/run", "/var", "/dev"];
+const SEARCH_DEPTH: usize = 3;
+
+/// The most directories [`shared_dirs`] looks at under [`SEARCHED`].
+const MAX_SEARCHED: usize = 20_000;
+
+/// [`SHARED_DIRS`] and every other world-writable directory under `/run`, `/var` and `/dev`,
+/// up to three levels down, found now (a Debian host has `/run/lock` and
+/// `/var/lib/php/sessions`), links never followed. Looked for at each run's end, not once:
+/// an operator's package may make one at any time.
+pub(crate) fn shared_dirs() -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<std::path::PathBuf> = SHARED_DIRS.iter().map(Into::into).collect();
+    let mut budget = MAX_SEARCHED;
+    for root in SEARCHED {
+        world_writable(Path::new(root), SEARCH_DEPTH, &mut budget, &mut dirs);
+    }
+    dirs
+}
+
+fn world_writable(
+    dir: &Path,
+    depth: usize,
+    budget: &mut usize,
+    found: &mut Vec<std::path::PathBuf>,
+) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        // `file_type` and `metadata` of a directory entry do not follow a link.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = entry.path();
+        let writable = entry.metadata().is_ok_and(|m| m.mode() & 0o002 != 0);
+        if writable && !found.contains(&path) {
+            found.push(path.clone());
+        }
+        if depth > 1 {
+            world_writable(&path, depth - 1, budget, found);
+        }
+    }
+}
 
 /// The most entries of one directory looked at: a host whose `/tmp` holds more has the
 /// rest of the uid's entries left (and a warning logged).
