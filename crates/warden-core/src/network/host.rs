@@ -77,9 +77,22 @@ impl IpNet {
         self.prefix
     }
 
-    /// Whether `ip` is in this network (an IPv4 address is never in an IPv6 network: callers
-    /// unwrap mapped addresses first).
+    /// Whether `ip` is in this network (callers unwrap mapped addresses first, so an IPv4
+    /// address is in an IPv6 network only when it is an IPv4-mapped one, `::ffff:a.b.c.d/N`
+    /// with N of 96 or more, which stands for `a.b.c.d/(N - 96)`: an exemption written so
+    /// exempted nothing).
     pub fn contains(&self, ip: IpAddr) -> bool {
+        if let (IpAddr::V6(net), IpAddr::V4(ip)) = (self.addr, ip) {
+            return match net.to_ipv4_mapped() {
+                Some(net) if self.prefix >= 96 => same_prefix(
+                    u128::from(net.to_bits()),
+                    u128::from(ip.to_bits()),
+                    32,
+                    self.prefix - 96,
+                ),
+                _ => false,
+            };
+        }
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => same_prefix(
                 u128::from(net.to_bits()),
@@ -350,6 +363,14 @@ mod tests {
         assert!(one.contains(ip("192.0.2.7")) && !one.contains(ip("192.0.2.8")));
         assert_eq!(one.to_string(), "192.0.2.7");
         assert_eq!(v6.to_string(), "2001:db8::/32");
+        // Bug hunt: an exemption written as a mapped address exempted nothing.
+        let mapped: IpNet = "::ffff:127.0.0.2".parse().expect("valid");
+        assert!(mapped.contains(ip("127.0.0.2")));
+        assert!(!mapped.contains(ip("127.0.0.3")));
+        let mapped_net: IpNet = "::ffff:10.0.0.0/104".parse().expect("valid");
+        assert!(mapped_net.contains(ip("10.9.9.9")) && !mapped_net.contains(ip("11.0.0.1")));
+        let wide: IpNet = "::/0".parse().expect("valid");
+        assert!(!wide.contains(ip("10.0.0.1")), "not a mapped network");
     }
 
     #[test]
