@@ -475,14 +475,23 @@ fn target(text: &str, protocol: Protocol) -> anyhow::Result<(String, Option<u16>
     let port = port
         .map(|p| {
             p.parse::<u16>()
-                .with_context(|| format!("{p:?} is not a port"))
+                .ok()
+                .filter(|&p| p != 0)
+                .with_context(|| format!("{p:?} is not a port (1 to 65535)"))
         })
         .transpose()?;
+    let bare_ipv6 = text.parse::<std::net::Ipv6Addr>().is_ok();
     anyhow::ensure!(
         port.is_some() || protocol == Protocol::Dns,
-        "the target {text:?} needs a port: HOST:PORT"
+        "the target {text:?} needs a port: HOST:PORT{}",
+        if bare_ipv6 { ", [IPV6]:PORT" } else { "" }
     );
     anyhow::ensure!(!host.is_empty(), "the target {text:?} has no host");
+    // `a:80:80`, `::1:80` (an IPv6 address takes brackets before its port).
+    anyhow::ensure!(
+        host.parse::<IpAddr>().is_ok() || !host.contains(':'),
+        "the target {text:?} is not HOST:PORT (an IPv6 address is written [IPV6]:PORT)"
+    );
     Ok((host.to_owned(), port))
 }
 
@@ -526,5 +535,9 @@ mod tests {
         assert!(t("::1", Protocol::Tcp).is_err());
         assert!(t("h:http", Protocol::Tcp).is_err_and(|e| e.contains("not a port")));
         assert!(t("[::1:80", Protocol::Tcp).is_err());
+        // Bug hunt: these were evaluated (a name "vm:80", port 0) or said too little.
+        assert!(t("vm:80:80", Protocol::Tcp).is_err_and(|e| e.contains("[IPV6]:PORT")));
+        assert!(t("::1:80", Protocol::Tcp).is_err_and(|e| e.contains("[IPV6]:PORT")));
+        assert!(t("127.0.0.1:0", Protocol::Tcp).is_err_and(|e| e.contains("not a port")));
     }
 }

@@ -173,7 +173,10 @@ pub const UDP_NOTE: &str =
 
 /// The addresses the system resolver gives for `host`, in its order, each once.
 fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, ResolveError> {
-    let addrs = (host, port)
+    // As the policy reads the name: a trailing dot and case do not matter (`LOCALHOST.` is
+    // `localhost`, which /etc/hosts answers rather than a name server).
+    let name = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let addrs = (name.as_str(), port)
         .to_socket_addrs()
         .map_err(|source| ResolveError {
             host: host.to_owned(),
