@@ -387,3 +387,24 @@ fn network_registries_are_found_in_the_home_directory() {
         "{resolver}"
     );
 }
+
+/// Bug hunt: one unreadable file in the policy directory made `network policies` list
+/// nothing. The others are listed, the file is named on stderr, and the command fails.
+#[test]
+fn a_broken_policy_file_is_named_and_the_others_still_listed() {
+    let world = World::new();
+    let mirror = write(&world, "mirror.toml", MIRROR);
+    let imported = warden(&world, &["network", "import", &mirror]);
+    assert_eq!(imported.status.code(), Some(0), "{}", stderr(&imported));
+    std::fs::write(world.policy_dir().join("broken.toml"), "name = ").expect("written");
+    let out = warden(&world, &["network", "policies"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines().any(|l| l.starts_with("mirror ")) && text.contains("no_access"),
+        "{text}"
+    );
+    assert!(stderr(&out).contains("broken.toml"), "{}", stderr(&out));
+    let rows = json(&world, &["network", "policies", "--json"]);
+    assert_eq!(rows.as_array().map(Vec::len), Some(5), "{rows:#}");
+}

@@ -157,7 +157,19 @@ fn policies(
     network: &NetworkSettings,
     json: bool,
 ) -> anyhow::Result<()> {
-    let all = store.list()?;
+    // A file that cannot be read is said, and the others listed; the command fails at the end.
+    let mut broken = 0;
+    let all: Vec<_> = store
+        .list_each()?
+        .into_iter()
+        .filter_map(|read| {
+            read.map_err(|e| {
+                broken += 1;
+                eprintln!("warden: {:#}", anyhow::Error::from(e));
+            })
+            .ok()
+        })
+        .collect();
     let rows: Vec<PolicyRow<'_>> = all
         .iter()
         .map(|s| PolicyRow {
@@ -171,7 +183,16 @@ fn policies(
             description: &s.policy.description,
         })
         .collect();
+    let unread = || {
+        anyhow::ensure!(
+            broken == 0,
+            "{broken} imported policy file(s) could not be read (above): fix or remove them \
+             (warden network rm NAME)"
+        );
+        Ok(())
+    };
     if json {
+        // Standard output stays one JSON document; the unreadable files were said on stderr.
         serde_json::to_writer_pretty(&mut *out, &rows).context("writing JSON")?;
         writeln!(out)?;
         return Ok(());
@@ -199,7 +220,7 @@ fn policies(
         })
         .collect();
     write_table(out, &header, &table)?;
-    Ok(())
+    unread()
 }
 
 #[derive(Debug, Serialize)]

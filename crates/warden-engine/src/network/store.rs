@@ -128,16 +128,25 @@ impl PolicyStore {
     /// Every policy: the built-in ones, then the imported ones by name. An invalid file in
     /// the directory is an error naming it (remove it with `warden network rm`).
     pub fn list(&self) -> Result<Vec<StoredPolicy>, StoreError> {
-        let mut all: Vec<StoredPolicy> = Policy::builtins()?
+        self.list_each()?.into_iter().collect()
+    }
+
+    /// Every policy, built-in first, each imported file read on its own: a file that cannot
+    /// be read (malformed, misnamed) is its error in the list, the others are still listed.
+    /// An error: the built-in policies or the directory itself.
+    pub fn list_each(&self) -> Result<Vec<Result<StoredPolicy, StoreError>>, StoreError> {
+        let mut all: Vec<Result<StoredPolicy, StoreError>> = Policy::builtins()?
             .into_iter()
-            .map(|policy| StoredPolicy {
-                policy,
-                origin: PolicyOrigin::BuiltIn,
-                path: None,
+            .map(|policy| {
+                Ok(StoredPolicy {
+                    policy,
+                    origin: PolicyOrigin::BuiltIn,
+                    path: None,
+                })
             })
             .collect();
         for path in self.imported_files()? {
-            all.push(self.load(&path)?);
+            all.push(self.load(&path));
         }
         Ok(all)
     }
