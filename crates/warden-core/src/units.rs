@@ -220,9 +220,19 @@ pub fn parse_age(input: &str) -> Result<Duration, UnitError> {
     } else if let Some(n) = input.strip_suffix('w') {
         days(n, 7)
     } else {
-        parse_duration(input)
+        parse_duration(input).map_err(|e| match e {
+            // An age also takes days and weeks: say so.
+            UnitError::UnknownUnit { input, unit, .. } => UnitError::UnknownUnit {
+                input,
+                unit,
+                expected: AGE_UNITS,
+            },
+            other => other,
+        })
     }
 }
+
+const AGE_UNITS: &str = "ns, us, ms, s, m, h, d, w";
 
 /// Formats a duration the way [`parse_duration`] reads it back (`1500ms`, `2s`).
 pub fn format_duration(d: Duration) -> String {
@@ -304,6 +314,9 @@ mod tests {
         assert_eq!(parse_age("90m"), Ok(Duration::from_secs(90 * 60)));
         assert!(parse_age("1.5d").is_err());
         assert!(parse_age("soon").is_err());
+        // Bug hunt: the error listed only the units of a duration.
+        let wrong = parse_age("1y").expect_err("no such unit").to_string();
+        assert!(wrong.contains("d, w"), "{wrong}");
     }
 
     #[test]
