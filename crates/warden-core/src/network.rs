@@ -13,7 +13,7 @@
 //! level = "custom"               # none, limited, internet or custom
 //! default_action = "deny"        # what an attempt no rule matches gets
 //! registries = false             # also admit the package registries found on the host
-//! log_detail = false             # log every connection in full
+//! log_detail = false             # kept for older files; every attempt is logged in full
 //! allow_denied = []              # imported policies only: deny-set addresses to exempt
 //!
 //! [limits]
@@ -105,7 +105,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Traffic limits.
     pub limits: NetLimits,
-    /// Whether every connection is logged in full (`development`).
+    /// Read and written back for older files; changes nothing (every attempt is logged in
+    /// full whatever it says).
     pub log_detail: bool,
     /// Whether the package registries found on the host (and the operator's additions) are
     /// admitted, on their ports, after the rules.

@@ -270,12 +270,8 @@ fn show_text(out: &mut impl Write, stored: &StoredPolicy) -> std::io::Result<()>
         "no"
     };
     writeln!(out, "registries:     {registries}")?;
-    let log = if p.log_detail {
-        "every connection"
-    } else {
-        "decisions only"
-    };
-    writeln!(out, "logging:        {log}")?;
+    // `log_detail` changes nothing: the traffic log holds every attempt in full.
+    writeln!(out, "logging:        every attempt, in full")?;
     writeln!(out, "limits:         {}", limits(&p.limits))?;
     if p.rules.is_empty() {
         writeln!(out, "rules:          none")?;
