@@ -78,6 +78,17 @@ impl Budget {
 
     /// A connection slot, or the cap that refuses one.
     pub(crate) fn admit(self: &Arc<Self>) -> Result<Permit, (Cut, String)> {
+        // Spent: a new connection could move nothing; it is refused, not dialed and cut.
+        if self
+            .remaining_bytes
+            .as_ref()
+            .is_some_and(|left| left.load(Ordering::SeqCst) == 0)
+        {
+            return Err((
+                Cut::TotalBytes,
+                "byte limit: the execution's bytes in total are spent".to_owned(),
+            ));
+        }
         if !take_one(&self.open, self.max_connections) {
             let max = self.max_connections.unwrap_or_default();
             return Err((
@@ -202,9 +213,13 @@ mod tests {
             total_bytes: Some(10),
             ..ProxyLimits::default()
         });
+        let budget = Arc::new(budget);
+        assert!(budget.admit().is_ok());
         assert_eq!(budget.spend(4), 4);
         assert_eq!(budget.spend(8), 6);
         assert_eq!(budget.spend(1), 0);
+        // Bug hunt: once spent, a new connection was dialed, logged as allowed, and cut at once.
+        assert_eq!(budget.admit().err().map(|e| e.0), Some(Cut::TotalBytes));
     }
 
     #[test]
