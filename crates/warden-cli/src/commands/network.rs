@@ -214,13 +214,29 @@ fn policies(
                 (false, false) => "-",
             };
             let flags = if r.dangerous { "DANGEROUS" } else { "-" };
-            [r.name, r.level, r.origin, requests, flags, r.description]
+            [r.name, r.level, r.origin, requests, flags]
                 .map(str::to_owned)
-                .to_vec()
+                .into_iter()
+                .chain([printable(r.description)])
+                .collect()
         })
         .collect();
     write_table(out, &header, &table)?;
     unread()
+}
+
+/// A policy's own text for a terminal: a control character (a newline, an escape sequence
+/// an imported file could carry) written as its escape, not sent to the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -257,7 +273,7 @@ fn show_text(out: &mut impl Write, stored: &StoredPolicy) -> std::io::Result<()>
         "{} ({}): {}",
         p.name,
         stored.origin.name(),
-        p.description
+        printable(&p.description)
     )?;
     if let Some(path) = &stored.path {
         writeln!(out, "file:           {}", path.display())?;
@@ -278,7 +294,7 @@ fn show_text(out: &mut impl Write, stored: &StoredPolicy) -> std::io::Result<()>
     } else {
         writeln!(out, "rules (first match wins):")?;
         for (i, rule) in p.rules.iter().enumerate() {
-            writeln!(out, "  {:>2}. {rule} — {}", i + 1, rule.reason)?;
+            writeln!(out, "  {:>2}. {rule} — {}", i + 1, printable(&rule.reason))?;
         }
     }
     writeln!(
@@ -556,5 +572,11 @@ mod tests {
         assert!(t("vm:80:80", Protocol::Tcp).is_err_and(|e| e.contains("[IPV6]:PORT")));
         assert!(t("::1:80", Protocol::Tcp).is_err_and(|e| e.contains("[IPV6]:PORT")));
         assert!(t("127.0.0.1:0", Protocol::Tcp).is_err_and(|e| e.contains("not a port")));
+    }
+
+    /// Bug hunt: an imported description's newline or escape sequence reached the terminal.
+    #[test]
+    fn a_policys_control_characters_are_written_escaped() {
+        assert_eq!(printable("a\nb\u{1b}[31mc é"), "a\\nb\\u{1b}[31mc é");
     }
 }
