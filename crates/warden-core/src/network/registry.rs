@@ -79,8 +79,9 @@ pub fn host_of_url(url: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = split_port(authority)?;
     let host = match host.parse::<IpAddr>() {
         Ok(ip) => ip.to_canonical().to_string(),
-        // Without a scheme, a single word is a keyword (`direct`, `off`), not a host.
-        Err(_) if bare && !host.contains('.') => return None,
+        // Without a scheme, a single word is a keyword (`direct`, `off`), not a host; with a
+        // port it is a host (`mirror:8080`).
+        Err(_) if bare && !host.contains('.') && port.is_none() => return None,
         Err(_) => normalize_name(host)?,
     };
     Some((host, port))
@@ -134,6 +135,8 @@ mod tests {
             ("https://${HOST}/", None),
             ("https://pkgs.example:0/", None),
             ("direct", None),
+            // Bug hunt: an operator's single-label host with a port was refused.
+            ("mirror:8080", Some(("mirror", Some(8080)))),
         ];
         for (url, want) in cases {
             let got = host_of_url(url);
