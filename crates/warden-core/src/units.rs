@@ -240,8 +240,11 @@ pub fn format_duration(d: Duration) -> String {
         format!("{}s", d.as_secs())
     } else if d.as_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
-    } else {
+    } else if d.as_nanos().is_multiple_of(1_000) {
         format!("{}us", d.as_micros())
+    } else {
+        // Below a microsecond: `0us` would not read back as the same (or any valid) limit.
+        format!("{}ns", d.as_nanos())
     }
 }
 
@@ -381,6 +384,8 @@ mod tests {
             Duration::from_secs(2),
             Duration::from_millis(1500),
             Duration::from_micros(7),
+            // Bug hunt: 0.0009ms was written back as 0us, which an import refuses.
+            Duration::from_nanos(900),
         ] {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d));
         }
