@@ -48,8 +48,13 @@ fn start_server() -> (u16, Arc<AtomicUsize>) {
 
 /// Imports the policy allowing exactly the test server, as the operator would.
 fn import_policy(world: &World, port: u16) {
-    let file = world.path().join("test_server.toml");
-    std::fs::write(&file, policy(port)).expect("policy written");
+    import(world, "test_server", &policy(port));
+}
+
+/// Imports the policy `name` of `text`, as the operator would.
+fn import(world: &World, name: &str, text: &str) {
+    let file = world.path().join(format!("{name}.toml"));
+    std::fs::write(&file, text).expect("policy written");
     let out = world
         .warden()
         .args(["network", "import"])
@@ -352,9 +357,9 @@ fn the_server_takes_the_policy_from_the_request_and_refuses_one_not_allowed() {
 fn a_program_never_reaches_the_server_that_runs_it() {
     let (port, served) = start_server();
     let server = LiveServer::start("[network]\nallowed = [\"no_access\", \"loopback_all\"]\n");
-    let file = server.world().path().join("loopback_all.toml");
-    std::fs::write(
-        &file,
+    import(
+        server.world(),
+        "loopback_all",
         "name = \"loopback_all\"\ndescription = \"every port of the loopback\"\n\
          level = \"custom\"\ndefault_action = \"deny\"\n\
          allow_denied = [\"127.0.0.1\", \"0.0.0.0\"]\n\n\
@@ -362,19 +367,6 @@ fn a_program_never_reaches_the_server_that_runs_it() {
          action = \"allow\"\nreason = \"the loopback\"\n\n\
          [[rule]]\nprotocol = \"tcp\"\nhost = \"0.0.0.0\"\nports = \"1-65535\"\n\
          action = \"allow\"\nreason = \"this host\"\n",
-    )
-    .expect("policy written");
-    let out = server
-        .world()
-        .warden()
-        .args(["network", "import"])
-        .arg(&file)
-        .output()
-        .expect("warden runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let own = server.addr().port();
     let code = format!(

@@ -13,13 +13,19 @@ use support::{our_cgroups, World};
 use warden_engine::{Engine, ExecutionRequest, Origin, SourceFile};
 
 fn engine_with(world: &World, reuse: u64) -> Engine {
+    Engine::new(pool_config(world, reuse)).expect("engine")
+}
+
+/// The configuration of an engine with a pool of one sandbox per spec, each serving `reuse`
+/// runs.
+fn pool_config(world: &World, reuse: u64) -> warden_engine::EngineConfig {
     let mut config = world
         .settings()
         .engine_config(PathBuf::from(env!("CARGO_BIN_EXE_warden")));
     config.zygote = true;
     config.pool_size = 1;
     config.pool_reuse = reuse;
-    Engine::new(config).expect("engine")
+    config
 }
 
 fn engine(world: &World) -> Engine {
@@ -179,12 +185,7 @@ fn pressed() -> bool {
 fn under_memory_pressure_the_pool_shrinks_and_runs_go_on() {
     use std::sync::atomic::Ordering;
     let world = World::new();
-    let mut config = world
-        .settings()
-        .engine_config(PathBuf::from(env!("CARGO_BIN_EXE_warden")));
-    config.zygote = true;
-    config.pool_size = 1;
-    config.pool_reuse = 10;
+    let mut config = pool_config(&world, 10);
     config.memory_pressure = pressed;
     let engine = Engine::new(config).expect("engine");
     assert_eq!(bash(&engine, "echo one"), "one\n");
@@ -251,11 +252,7 @@ fn languages_named_in_the_configuration_are_ready_from_the_start() {
 #[test]
 fn fresh_sandboxes_of_many_specs_are_bounded_and_expire() {
     let world = World::new();
-    let mut config = world
-        .settings()
-        .engine_config(PathBuf::from(env!("CARGO_BIN_EXE_warden")));
-    config.zygote = true;
-    config.pool_size = 1;
+    let mut config = pool_config(&world, 1);
     config.pool_idle = Duration::from_secs(2);
     let engine = Engine::new(config).expect("engine");
     let most = std::cell::Cell::new(0);
