@@ -183,10 +183,15 @@ fn build_dev() -> Result<()> {
         let link = dev.join(name);
         symlink(to, &link).map_err(|e| SetupError::io("create symlink", &link, e))?;
     }
+    seal_devices("remount /dev read-only", &dev)
+}
+
+/// Remounts the bind mount at `target` read-only, nosuid and noexec (its devices stay usable).
+fn seal_devices(step: &str, target: &Path) -> Result<()> {
     do_mount(
-        "remount /dev read-only",
+        step,
         None,
-        &dev,
+        target,
         None,
         MsFlags::MS_REMOUNT
             | MsFlags::MS_BIND
@@ -328,18 +333,7 @@ pub(crate) fn mask_proc() -> Result<()> {
             None,
         )?;
         // Read-only, as every mount but the workspace's (a device's writes pass anyway).
-        do_mount(
-            "make a /proc mask read-only",
-            None,
-            file,
-            None,
-            MsFlags::MS_REMOUNT
-                | MsFlags::MS_BIND
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NOEXEC,
-            None,
-        )?;
+        seal_devices("make a /proc mask read-only", file)?;
     }
     Ok(())
 }
