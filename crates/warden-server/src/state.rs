@@ -217,14 +217,22 @@ impl AppState {
         self.inner.past_deadline.send_replace(true);
     }
 
-    /// Completes once [`AppState::deadline_passed`] was called.
-    fn past_deadline(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// What `work` gives, or [`ExecError::ShuttingDown`] once [`AppState::deadline_passed`]
+    /// was called (`work` is dropped then).
+    async fn before_deadline<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, ExecError> {
         let mut passed = self.inner.past_deadline.subscribe();
-        async move {
+        let past_deadline = async move {
             if passed.wait_for(|passed| *passed).await.is_err() {
                 // The state is gone: no deadline can pass any more.
                 std::future::pending::<()>().await;
             }
+        };
+        tokio::select! {
+            done = work => Ok(done),
+            () = past_deadline => Err(ExecError::ShuttingDown),
         }
     }
 
@@ -324,12 +332,7 @@ impl AppState {
         caller: Caller,
         on_start: impl FnOnce() + Send + 'static,
     ) -> Result<Execution, ExecError> {
-        let past_deadline = self.past_deadline();
-        tokio::pin!(past_deadline);
-        let running = tokio::select! {
-            running = self.worker(admitted.place) => running?,
-            () = &mut past_deadline => return Err(ExecError::ShuttingDown),
-        };
+        let running = self.before_deadline(self.worker(admitted.place)).await??;
         let queued = admitted.at.elapsed();
         self.inner.metrics.queued(queued);
         let quota = admitted.quota;
@@ -356,11 +359,11 @@ impl AppState {
                 .executed(api, started.elapsed(), &result);
             (result, dispatched, Instant::now())
         });
-        let (result, dispatched, done) = tokio::select! {
-            ran = run => ran.map_err(|_| ExecError::Worker)?,
-            // `cancel`, dropped armed, kills the execution's sandboxes.
-            () = &mut past_deadline => return Err(ExecError::ShuttingDown),
-        };
+        // Past the deadline, `cancel`, dropped armed, kills the execution's sandboxes.
+        let (result, dispatched, done) = self
+            .before_deadline(run)
+            .await?
+            .map_err(|_| ExecError::Worker)?;
         cancel.disarm();
         let mut execution = result.map_err(ExecError::from)?;
         // The server's own steps around the engine's phases, for the `Server-Timing` header.
@@ -393,12 +396,7 @@ impl AppState {
         caller: Caller,
     ) -> Result<Result<ToolReply, ToolCallError>, ExecError> {
         let admitted = self.admit(&caller)?;
-        let past_deadline = self.past_deadline();
-        tokio::pin!(past_deadline);
-        let running = tokio::select! {
-            running = self.worker(admitted.place) => running?,
-            () = &mut past_deadline => return Err(ExecError::ShuttingDown),
-        };
+        let running = self.before_deadline(self.worker(admitted.place)).await??;
         self.inner.metrics.queued(admitted.at.elapsed());
         let quota = admitted.quota;
         let (cancel, cancellation) = CancelOnDrop::new();
@@ -421,11 +419,11 @@ impl AppState {
                 .tool_called(api, &tool_name, started.elapsed(), &reply);
             reply
         });
-        let reply = tokio::select! {
-            reply = call => reply.map_err(|_| ExecError::Worker)?,
-            // `cancel`, dropped armed, ends the call's sandboxes.
-            () = &mut past_deadline => return Err(ExecError::ShuttingDown),
-        };
+        // Past the deadline, `cancel`, dropped armed, ends the call's sandboxes.
+        let reply = self
+            .before_deadline(call)
+            .await?
+            .map_err(|_| ExecError::Worker)?;
         cancel.disarm();
         Ok(reply)
     }
