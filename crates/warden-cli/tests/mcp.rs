@@ -533,3 +533,66 @@ fn closing_stdin_cancels_the_calls_in_flight() {
     assert!(gone, "the program outlived its client");
     assert!(exited, "warden mcp outlived its client");
 }
+
+/// A raw HTTP request to `/mcp` with `token` and `headers`: the status, the `mcp-session-id`
+/// answered (if any), and the body.
+fn mcp_request(
+    port: u16,
+    method: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Option<String>, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut request = format!(
+        "{method} /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Connection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let session = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("mcp-session-id")
+            .then(|| value.trim().to_owned())
+    });
+    (status, session, body.to_owned())
+}
+
+/// Bug hunt: an MCP session over HTTP was anyone's who knew its id: another token could end
+/// it (killing its calls) or call tools in it. It is now its opener's only: for another
+/// token, it is not found.
+#[test]
+fn an_mcp_session_is_its_opening_tokens_only() {
+    const OTHER: &str = "mcp-other-secret-9876543210";
+    let world = World::with_config(&format!(
+        "[[server.tokens]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\n\
+         [[server.tokens]]\nname = \"bob\"\ntoken = \"{OTHER}\"\n"
+    ));
+    let server = serve(&world);
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (status, session, body) = mcp_request(server.port, "POST", TOKEN, &[], init);
+    assert_eq!(status, 200, "{body}");
+    let session = session.expect("a session id");
+    let with_session = [("Mcp-Session-Id", session.as_str())];
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let (status, _, body) = mcp_request(server.port, "POST", OTHER, &with_session, list);
+    assert_eq!(status, 404, "another token used the session: {body}");
+    let (status, _, body) = mcp_request(server.port, "DELETE", OTHER, &with_session, "");
+    assert_eq!(status, 404, "another token ended the session: {body}");
+    let (status, _, body) = mcp_request(server.port, "DELETE", TOKEN, &with_session, "");
+    assert_eq!(status, 200, "its opener ends it: {body}");
+}

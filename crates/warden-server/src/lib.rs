@@ -13,6 +13,7 @@ pub mod judge0;
 mod kept;
 mod local_only;
 pub mod mcp;
+mod mcp_owners;
 mod metrics;
 mod openapi;
 mod options;

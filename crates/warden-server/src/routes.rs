@@ -109,13 +109,36 @@ async fn mcp_auth(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    const SESSION: &str = "mcp-session-id";
     match state.authenticate(request.headers(), Api::Mcp) {
         Ok(caller) => {
+            let session = request
+                .headers()
+                .get(SESSION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            // Another token's session is not found: it may neither use nor end it.
+            if let Some(id) = &session {
+                if !state.mcp_owners().may_use(id, caller.token.as_deref()) {
+                    return ApiError::not_found("Session not found").into_response();
+                }
+            }
             request
                 .extensions_mut()
-                .insert(crate::mcp::McpCaller(caller.token));
+                .insert(crate::mcp::McpCaller(caller.token.clone()));
             let delete = request.method() == axum::http::Method::DELETE;
             let mut response = next.run(request).await;
+            match (&session, response.headers().get(SESSION)) {
+                (None, Some(opened)) => {
+                    if let Ok(id) = opened.to_str() {
+                        state.mcp_owners().opened(id, caller.token);
+                    }
+                }
+                (Some(id), _) if delete && response.status().is_success() => {
+                    state.mcp_owners().ended(id);
+                }
+                _ => {}
+            }
             // rmcp accepts a session's DELETE with 202; clients (the Python SDK) expect the
             // 200 of a completed request.
             if delete && response.status() == axum::http::StatusCode::ACCEPTED {

@@ -133,6 +133,8 @@ struct Inner {
     ready: AsyncMutex<Option<(Instant, Result<String, String>)>>,
     /// Ends the MCP sessions' open event streams at shutdown.
     mcp_shutdown: crate::mcp::McpShutdown,
+    /// The token that opened each MCP session over HTTP: only it may use or end the session.
+    mcp_owners: crate::mcp_owners::McpOwners,
     /// Set when the shutdown deadline passed: what is still queued or running ends with
     /// [`ExecError::ShuttingDown`] (its sandboxes killed), so that its client gets an answer.
     past_deadline: tokio::sync::watch::Sender<bool>,
@@ -195,6 +197,7 @@ impl AppState {
                 metrics: crate::metrics::Metrics::default(),
                 ready: AsyncMutex::new(None),
                 mcp_shutdown: crate::mcp::McpShutdown::default(),
+                mcp_owners: crate::mcp_owners::McpOwners::default(),
                 past_deadline: tokio::sync::watch::Sender::new(false),
                 options,
             }),
@@ -209,6 +212,11 @@ impl AppState {
     /// Ends the MCP sessions at shutdown.
     pub(crate) fn mcp_shutdown(&self) -> &crate::mcp::McpShutdown {
         &self.inner.mcp_shutdown
+    }
+
+    /// Who opened which MCP session over HTTP.
+    pub(crate) fn mcp_owners(&self) -> &crate::mcp_owners::McpOwners {
+        &self.inner.mcp_owners
     }
 
     /// The shutdown deadline passed: every execution still queued or running ends now, its

@@ -4,8 +4,8 @@
 //! This service does not authenticate: the router's middleware does, with the server's API
 //! tokens, and tells the service who called by putting an [`McpCaller`] in the request's
 //! extensions. rmcp hands each request's `http::request::Parts` (extensions included) to the
-//! handler, so every call is attributed to the token of the POST that carries it, not to
-//! whoever opened the session.
+//! handler, so every call is attributed to the token of the POST that carries it; and the
+//! middleware lets only the token that opened a session use or end it (`mcp_owners.rs`).
 
 use std::convert::Infallible;
 use std::fmt;
