@@ -536,6 +536,15 @@ fn agent_tools_work_in_a_session() {
         serde_json::json!({"language": "python", "code": "import os; print(sorted(os.listdir('.')))", "session": id}),
     );
     assert!(reply["text"].to_string().contains("out.txt"), "{reply}");
+    // Bug hunt: a mode or a policy asked for in a session was replaced by the session's,
+    // without a word (a caller asking for isolated got sandboxed).
+    let reply = call(
+        "run_code",
+        serde_json::json!({"language": "python", "code": "print(1)", "session": id, "mode": "isolated"}),
+    );
+    assert_eq!(reply["is_error"], true, "{reply}");
+    assert_eq!(reply["refused"], true, "{reply}");
+    assert!(reply["text"].to_string().contains("leave out"), "{reply}");
     let reply = call(
         "shell",
         serde_json::json!({"command": "true", "session": "nope"}),

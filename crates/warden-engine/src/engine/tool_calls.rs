@@ -202,6 +202,18 @@ impl Engine {
         mut execution: ExecutionRequest,
         started: Instant,
     ) -> Result<ToolReply, ToolCallError> {
+        // As `POST /v1/sessions/{id}/exec` refuses them: a call asking for a mode or a policy
+        // would otherwise get the session's, weaker perhaps, without a word.
+        let named = |key: &str| input.get(key).is_some_and(|v| !v.is_null());
+        if named("mode") || named("network") {
+            return Ok(refused(
+                tool,
+                "a call in a session runs in the session's mode and network policy: leave out \
+                 `mode` and `network`"
+                    .to_owned(),
+                started,
+            ));
+        }
         execution.mode = None;
         execution.network = None;
         let call = match tool.runner {
