@@ -464,6 +464,13 @@ fn a_cancelled_call_ends_its_program_over_stdio() {
         &["stdio", warden_binary(), "47.5"],
     );
     assert_cancelled(&report);
+    // Bug hunt: the cancelled call was counted as refused (nothing ran), not as a failure.
+    let run_code = stats_of(&world, "run_code");
+    assert_eq!(
+        (&run_code["failures"], &run_code["refusals"]),
+        (&Value::from(1), &Value::from(0)),
+        "{run_code:#}"
+    );
 }
 
 /// Bug hunt: over `/mcp` too; and the worker the call held is free again.
