@@ -751,6 +751,29 @@ fn a_server_started_during_the_last_ones_shutdown_waits_for_its_answers() {
     drop(first);
 }
 
+/// Bug hunt: a Judge0 submission with `wait=true` whose program warden refuses (a fork bomb:
+/// threat level critical) answered the refusal and no token, yet stayed listed and counted,
+/// as an Internal Error nobody could ask about.
+#[test]
+fn a_refused_waiting_submission_leaves_nothing_behind() {
+    let server = Server::start(&format!(
+        "{TOKENS}[[server.tokens]]\nname = \"root\"\ntoken = \"adm1n\"\nadmin = true\n"
+    ));
+    let judge0 = [("x-auth-token", "s3cret")];
+    let authorized = [("x-auth-token", "s3cret"), ("x-auth-user", "adm1n")];
+    let bomb = json!({"language_id": 71, "source_code": "import os\nwhile True:\n    os.fork()\n"});
+    let refused = server.raw(
+        "POST",
+        "/submissions?wait=true",
+        &judge0,
+        Some(bomb.to_string()),
+    );
+    assert_eq!(refused.code, 422, "{}", refused.body);
+    let listed = server.raw("GET", "/submissions?fields=token", &authorized, None);
+    assert_eq!(listed.code, 200, "{}", listed.body);
+    assert_eq!(listed.json()["meta"]["total_count"], 0, "{}", listed.body);
+}
+
 /// Bug hunt: a client waiting for a synchronous answer when the shutdown deadline passes gets
 /// one (503 `shutting_down`, Judge0's own 503), whether its program runs or still waits in
 /// the queue; it got an empty reply as the process exited. Nothing of them is left.

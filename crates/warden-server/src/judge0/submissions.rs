@@ -59,9 +59,13 @@ pub(crate) async fn create(
         return Ok((StatusCode::CREATED, Json(json!({ "token": token }))));
     }
     if let Ok(Some(e)) = task.await {
-        let shutting_down = matches!(e, ExecError::ShuttingDown);
-        if shutting_down || matches!(&e, ExecError::Engine(inner) if inner.kind().is_caller_fault())
-        {
+        if matches!(&e, ExecError::Engine(inner) if inner.kind().is_caller_fault()) {
+            // Refused (the analysis, the mode policy): the client gets the refusal and no
+            // token, so no submission is left behind for the listing and the statistics.
+            let _ = store.delete(&token).await;
+            return Err(e.into());
+        }
+        if matches!(e, ExecError::ShuttingDown) {
             return Err(e.into());
         }
     }
