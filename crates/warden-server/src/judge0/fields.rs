@@ -100,13 +100,21 @@ impl Fields {
         let unknown: Vec<&str> = names
             .iter()
             .map(String::as_str)
-            .filter(|f| !ALL.contains(f) && *f != "warden")
+            .filter(|f| !ALL.contains(f) && *f != "warden" && *f != "*")
             .collect();
         if !unknown.is_empty() {
             return Err(Judge0Error::bad_request(format!(
                 "invalid fields: [{}]",
                 unknown.join(", ")
             )));
+        }
+        // `*` anywhere in the list is every field, as Judge0 reads it; `warden` may be added.
+        if names.iter().any(|f| f == "*") {
+            let mut all: Vec<String> = ALL.map(str::to_owned).to_vec();
+            if names.iter().any(|f| f == "warden") {
+                all.push("warden".to_owned());
+            }
+            return Ok(Self(all));
         }
         Ok(Self(names))
     }
@@ -347,6 +355,19 @@ mod tests {
         let stderr = Fields::parse(Some("stderr")).expect("known");
         assert_eq!(render(&full, &stderr, false), Err(()));
         assert_eq!(render(&full, &stderr, true), Ok(json!({"stderr": "/w=="})));
+    }
+
+    /// Bug hunt: `*` with other names was refused as an invalid field; Judge0 reads it as
+    /// every field wherever it stands.
+    #[test]
+    fn a_star_anywhere_is_every_field() {
+        let all = Fields::parse(Some("*")).expect("all");
+        let star_and_more = Fields::parse(Some("stdout,*")).expect("all");
+        assert_eq!(star_and_more.0, all.0);
+        let with_warden = Fields::parse(Some("*,warden")).expect("all and warden");
+        assert_eq!(with_warden.0.len(), all.0.len() + 1);
+        assert_eq!(with_warden.0.last().map(String::as_str), Some("warden"));
+        assert!(Fields::parse(Some("*,nope")).is_err());
     }
 
     #[test]
