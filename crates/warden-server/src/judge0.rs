@@ -139,6 +139,14 @@ impl Judge0Error {
     }
 }
 
+/// A body that could not be read (over `[server] max_body`: 413) in Judge0's JSON shape, not
+/// axum's plain text.
+impl From<axum::extract::rejection::BytesRejection> for Judge0Error {
+    fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
+        Self::new(rejection.status(), rejection.body_text())
+    }
+}
+
 impl From<ExecError> for Judge0Error {
     fn from(e: ExecError) -> Self {
         let busy = |message: String, secs| Self {

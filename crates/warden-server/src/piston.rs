@@ -81,6 +81,18 @@ impl PistonError {
     }
 }
 
+/// A body that could not be read (over `[server] max_body`: 413) as Piston's
+/// `{"message"}`, not axum's plain text.
+impl From<axum::extract::rejection::BytesRejection> for PistonError {
+    fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
+        Self {
+            status: rejection.status(),
+            message: rejection.body_text(),
+            retry_after: None,
+        }
+    }
+}
+
 impl From<ExecError> for PistonError {
     fn from(e: ExecError) -> Self {
         match e {

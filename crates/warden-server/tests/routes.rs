@@ -184,8 +184,22 @@ async fn a_body_over_the_cap_is_413() {
         ..ServerOptions::default()
     };
     let body = serde_json::json!({ "code": "#".repeat(4096) }).to_string();
-    let (status, _, text) = send(app(options), post("/v1/executions", body)).await;
+    let (status, _, text) = send(app(options.clone()), post("/v1/executions", body)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    // Bug hunt: the compatible APIs answered it in axum's plain text.
+    let judge0 = serde_json::json!({ "language_id": 71, "source_code": "#".repeat(4096) });
+    for uri in ["/submissions", "/submissions/batch"] {
+        let (status, json, text) = send(app(options.clone()), post(uri, judge0.to_string())).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}: {text}");
+        assert!(json["error"].is_string(), "{uri}: {text}");
+    }
+    let piston = serde_json::json!({
+        "language": "python", "version": "*", "files": [{ "content": "#".repeat(4096) }]
+    });
+    let (status, json, text) =
+        send(app(options), post("/api/v2/execute", piston.to_string())).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(json["message"].is_string(), "{text}");
 }
 
 #[tokio::test]

@@ -42,9 +42,10 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     Query(params): Query<Params>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), Judge0Error> {
     let caller = caller(&state, &headers)?;
+    let body = body?;
     let base64 = flag(params.base64_encoded.as_deref());
     let fields = Fields::parse(params.fields.as_deref())?;
     let body = json_body(&body)?;
@@ -195,9 +196,10 @@ pub(crate) async fn create_batch(
     State(state): State<AppState>,
     Query(params): Query<Params>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), Judge0Error> {
     let caller = caller(&state, &headers)?;
+    let body = body?;
     let base64 = flag(params.base64_encoded.as_deref());
     let body = json_body(&body)?;
     let items = body["submissions"].as_array().cloned().unwrap_or_default();

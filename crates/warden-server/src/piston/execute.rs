@@ -16,9 +16,10 @@ pub(crate) async fn execute(
     State(state): State<AppState>,
     Extension(toolchains): Extension<Toolchains>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, PistonError> {
     let caller = caller(&state, &headers)?;
+    let body = body?;
     let request = parse(&headers, &body)?;
     let runtime = resolve(&state, &toolchains, &request.language, &request.version).await?;
     let execution = state
