@@ -68,6 +68,22 @@ fn a_read_only_path_the_sandbox_would_hide_is_refused() {
     );
 }
 
+/// Bug hunt: `/etc` (where the sandbox writes its own passwd) or a path under a bind the
+/// sandbox already has (/bin/ls) was accepted, and every run failed at setup with a 500.
+#[test]
+fn a_read_only_path_the_sandbox_cannot_bind_is_refused() {
+    let world = World::new();
+    for (path, says) in [
+        ("/etc", "writes its own /etc/passwd"),
+        ("/bin/ls", "shows it already, read-only, under"),
+    ] {
+        let out = wrap(&world, &["x", "--read-only", path, "--", "/bin/true"], "");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{path}: {stderr}");
+        assert!(stderr.contains(says), "{path}: {stderr}");
+    }
+}
+
 #[test]
 fn a_call_the_server_never_answers_fails_after_the_call_timeout() {
     let world = World::new();

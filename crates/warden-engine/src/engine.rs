@@ -620,6 +620,9 @@ impl Engine {
                 });
             }
         }
+        if !request.read_only.is_empty() {
+            self.check_read_only(language, &request.read_only)?;
+        }
         crate::workspace::check_arguments(&request.args, limits.stack_size)?;
         for case in &request.tests {
             let args: Vec<String> = request.args.iter().chain(&case.args).cloned().collect();
@@ -830,6 +833,47 @@ impl Engine {
             spec.add_bind(path);
         }
         Ok(spec)
+    }
+
+    /// Refuses the read-only paths the sandbox cannot bind (bound, every run of the language
+    /// failed at setup with a 500): one under a bind the sandbox has already (it is seen
+    /// there, read-only; its mount point cannot be made in a read-only bind), and `/etc` or
+    /// the files the sandbox writes there itself.
+    fn check_read_only(&self, language: &Language, paths: &[PathBuf]) -> Result<(), EngineError> {
+        const WRITTEN: [&str; 5] = [
+            "/etc",
+            "/etc/passwd",
+            "/etc/group",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+        ];
+        let spec = self.language_spec(language, Limits::default())?;
+        for path in paths {
+            let refuse = |why: String| {
+                Err(EngineError::ReadOnlyInSandbox {
+                    path: path.clone(),
+                    why,
+                })
+            };
+            if WRITTEN.iter().any(|w| path == Path::new(w)) {
+                return refuse(
+                    "the sandbox writes its own /etc/passwd, group, hosts and resolv.conf; \
+                     name the directories of /etc the program needs instead"
+                        .to_owned(),
+                );
+            }
+            let shown = spec
+                .binds
+                .iter()
+                .find(|b| path != &b.path && path.starts_with(&b.path));
+            if let Some(bind) = shown {
+                return refuse(format!(
+                    "the sandbox shows it already, read-only, under {}",
+                    bind.path.display()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The sandbox of a run of `language` with `limits`, before a request's extra binds: what

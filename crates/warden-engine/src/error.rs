@@ -350,6 +350,16 @@ pub enum EngineError {
         /// What covers it.
         covered: &'static str,
     },
+    /// A read-only path of the host that the sandbox cannot bind where it is: one it already
+    /// shows (under one of its own read-only binds), or `/etc` and the files the sandbox
+    /// writes there itself.
+    #[error("read-only path {path} cannot be added: {why}")]
+    ReadOnlyInSandbox {
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why.
+        why: String,
+    },
     /// Volumes are mounted only where there is a mount namespace: not in `trusted` mode.
     #[error(
         "volumes cannot be mounted in {mode} mode: only sandboxed and isolated runs get volumes"
@@ -371,6 +381,7 @@ impl EngineError {
             | EngineError::CompileOption(_)
             | EngineError::Dependencies(_)
             | EngineError::HiddenReadOnly { .. }
+            | EngineError::ReadOnlyInSandbox { .. }
             | EngineError::Limit(_)
             | EngineError::VolumeRequest { .. } => ErrorKind::Request,
             EngineError::Volume(e) => match e.kind() {
