@@ -81,13 +81,10 @@ pub fn router(state: AppState) -> Router {
 /// the own API. rmcp caps the body itself (`DefaultBodyLimit` does not reach a service).
 fn mcp_routes(state: &AppState) -> Router<AppState> {
     let options = crate::mcp::HttpOptions {
-        // With tokens, a request must present one, which a web page cannot know: any Host is
-        // fine. Without, only loopback names are, against DNS rebinding.
-        allowed_hosts: if state.options().tokens.is_empty() {
-            crate::mcp::HttpOptions::default().allowed_hosts
-        } else {
-            Vec::new()
-        },
+        // rmcp's own Host check is left open: the server's guard (`local_only.rs`) holds every
+        // route, `/mcp` included, to loopback names when there are no tokens, and takes the
+        // same names everywhere (rmcp's list refused `foo.localhost`, which `/v1` takes).
+        allowed_hosts: Vec::new(),
         max_body: state.options().max_body,
         shutdown: state.mcp_shutdown().clone(),
     };

@@ -278,3 +278,24 @@ async fn the_openapi_document_and_the_reference_page_are_served() {
         "self-contained"
     );
 }
+
+/// Bug hunt: without tokens, `/mcp` refused the loopback names `/v1` takes (`foo.localhost`),
+/// rmcp's own Host list being narrower than the server's guard; a name that is not loopback
+/// is still refused, by the guard.
+#[tokio::test]
+async fn mcp_takes_the_loopback_names_the_rest_of_the_api_takes() {
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let request = |host: &str| {
+        Request::post("/mcp")
+            .header("host", host)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Body::from(init))
+            .expect("request")
+    };
+    let app = || app(ServerOptions::default());
+    let (status, _, text) = send(app(), request("foo.localhost:2358")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let (status, _, text) = send(app(), request("evil.example:2358")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+}
