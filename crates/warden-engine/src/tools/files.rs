@@ -250,7 +250,7 @@ pub(crate) fn list_entries(workspace: &OwnedFd, path: &str) -> Result<Vec<FileEn
 
 /// The bytes of the regular file `path`, at most `max` of them (a larger file is refused).
 pub(crate) fn read_bytes(workspace: &OwnedFd, path: &str, max: u64) -> Result<Vec<u8>, FilesError> {
-    let parts = components(path)?;
+    let parts = file_components(path)?;
     let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
     let dir = walk(workspace, parents, path, false)?;
     // O_NONBLOCK: a FIFO the sandbox planted must not block the host's open.
@@ -302,7 +302,7 @@ pub(crate) fn write_bytes(
     path: &str,
     content: &[u8],
 ) -> Result<(), FilesError> {
-    let parts = components(path)?;
+    let parts = file_components(path)?;
     let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
     let dir = walk(workspace, parents, path, true)?;
     let existing = stat(&dir, name, path)?;
@@ -426,6 +426,18 @@ fn delete(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
         e => at(path, "deleting", e),
     })?;
     Ok(json!({"deleted": path}))
+}
+
+/// [`components`] of a path that must name a file: one ending in `/` names a directory (a
+/// read of `a.txt/` read the file `a.txt`, where the system answers ENOTDIR).
+fn file_components(path: &str) -> Result<Vec<&OsStr>, FilesError> {
+    if path.ends_with('/') {
+        return Err(FilesError::BadPath {
+            path: path.into(),
+            why: "it ends with '/', which names a directory, not a file",
+        });
+    }
+    components(path)
 }
 
 /// The normal components of a relative path, or the refusal.
@@ -737,6 +749,7 @@ mod tests {
             ("a\0b", "it holds a NUL byte"),
             (deep.as_str(), "deeper than 32 directories"),
             (long.as_str(), "a part of it is longer than 255 bytes"),
+            ("a.txt/", "it ends with '/', which names a directory, not a file"),
         ] {
             let r = op(&ws, None, json!({"operation": "read", "path": path}));
             let expected = FilesError::BadPath {
