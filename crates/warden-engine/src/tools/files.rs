@@ -749,7 +749,10 @@ mod tests {
             ("a\0b", "it holds a NUL byte"),
             (deep.as_str(), "deeper than 32 directories"),
             (long.as_str(), "a part of it is longer than 255 bytes"),
-            ("a.txt/", "it ends with '/', which names a directory, not a file"),
+            (
+                "a.txt/",
+                "it ends with '/', which names a directory, not a file",
+            ),
         ] {
             let r = op(&ws, None, json!({"operation": "read", "path": path}));
             let expected = FilesError::BadPath {

@@ -23,7 +23,7 @@ use crate::resume::Resubmission;
 use crate::state::{Admitted, Api, AppState, Caller, ExecError};
 
 /// The query parameters of the submission endpoints.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default)]
 pub(crate) struct Params {
     base64_encoded: Option<String>,
     wait: Option<String>,
@@ -33,6 +33,37 @@ pub(crate) struct Params {
     per_page: Option<String>,
 }
 
+/// The query as Rails reads it: a parameter given twice takes its last value (`?wait=true&
+/// wait=false` was a plain-text 400 "duplicate field"), an unknown one is ignored.
+pub(crate) struct JudgeQuery(Params);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for JudgeQuery {
+    type Rejection = Judge0Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Judge0Error::bad_request(e.body_text()))?;
+        let mut params = Params::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "base64_encoded" => &mut params.base64_encoded,
+                "wait" => &mut params.wait,
+                "fields" => &mut params.fields,
+                "tokens" => &mut params.tokens,
+                "page" => &mut params.page,
+                "per_page" => &mut params.per_page,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        Ok(Self(params))
+    }
+}
+
 /// The most submissions one page of `GET /submissions` holds: each may carry megabytes of code
 /// and output, all read at once. (Judge0 has no such cap.)
 const MAX_PER_PAGE: i64 = 100;
@@ -40,7 +71,7 @@ const MAX_PER_PAGE: i64 = 100;
 /// `POST /submissions`: 201 with `{"token"}`, or with the finished submission when `wait=true`.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    Query(params): Query<Params>,
+    JudgeQuery(params): JudgeQuery,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), Judge0Error> {
@@ -81,7 +112,7 @@ pub(crate) async fn create(
 pub(crate) async fn show(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    Query(params): Query<Params>,
+    JudgeQuery(params): JudgeQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, Judge0Error> {
     caller(&state, &headers)?;
@@ -100,7 +131,7 @@ pub(crate) async fn show(
 /// request that Judge0 would authorize ([`authorize`]).
 pub(crate) async fn list(
     State(state): State<AppState>,
-    Query(params): Query<Params>,
+    JudgeQuery(params): JudgeQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, Judge0Error> {
     caller(&state, &headers)?;
@@ -171,7 +202,7 @@ fn ruby_to_i(text: &str) -> i64 {
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    Query(params): Query<Params>,
+    JudgeQuery(params): JudgeQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, Judge0Error> {
     caller(&state, &headers)?;
@@ -194,7 +225,7 @@ pub(crate) async fn delete(
 /// 201 when at least one was accepted, else 422.
 pub(crate) async fn create_batch(
     State(state): State<AppState>,
-    Query(params): Query<Params>,
+    JudgeQuery(params): JudgeQuery,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), Judge0Error> {
@@ -233,7 +264,7 @@ pub(crate) async fn create_batch(
 /// `GET /submissions/batch?tokens=…`: `{"submissions": [...]}`, `null` for unknown tokens.
 pub(crate) async fn show_batch(
     State(state): State<AppState>,
-    Query(params): Query<Params>,
+    JudgeQuery(params): JudgeQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, Judge0Error> {
     caller(&state, &headers)?;

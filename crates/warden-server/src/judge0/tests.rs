@@ -149,6 +149,10 @@ async fn malformed_bodies_fields_and_batches_are_refused() {
     let (status, body) = call(post("/submissions?fields=stdout,nope", &ok)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid fields: [nope]");
+    // Bug hunt: a parameter given twice was a plain-text 400; Rails takes the last value.
+    let (status, body) = call(post("/submissions?fields=stdout&fields=nope", &ok)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid fields: [nope]");
 
     let (status, body) = call(post("/submissions/batch", &json!({"submissions": []}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
