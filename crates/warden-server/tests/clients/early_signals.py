@@ -17,8 +17,9 @@ import sys
 import time
 import urllib.request
 
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from wsclient import expect, rest
 
 BASE, TOKEN = sys.argv[1], sys.argv[2]
 WS = BASE.replace("http://", "ws://", 1)
@@ -27,26 +28,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PROGRAM = "echo ready; sleep 2; echo end"
 
 
-def expect(what, condition, detail):
-    if not condition:
-        print(f"FAIL {what}: {detail}")
-        sys.exit(1)
-    print(f"ok   {what}")
-
-
 def open_ws(path):
     return connect(WS + path, additional_headers=AUTH, open_timeout=10, close_timeout=10)
-
-
-def rest(ws):
-    """Every message until the server closes, and the close frame."""
-    received = []
-    try:
-        while True:
-            received.append(json.loads(ws.recv(timeout=30)))
-    except ConnectionClosed:
-        pass
-    return received, (ws.close_code, ws.close_reason)
 
 
 def queued():

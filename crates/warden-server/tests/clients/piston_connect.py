@@ -18,6 +18,8 @@ import sys
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from wsclient import expect
+
 BASE, TOKEN = sys.argv[1], sys.argv[2]
 URL = BASE.replace("http://", "ws://", 1) + "/api/v2/connect"
 assert URL.startswith("ws://127.0.0.1:"), "loopback only"
@@ -47,13 +49,6 @@ def drain(ws, received):
     except ConnectionClosed:
         pass
     return (ws.close_code, ws.close_reason)
-
-
-def expect(what, condition, detail):
-    if not condition:
-        print(f"FAIL {what}: {detail}")
-        sys.exit(1)
-    print(f"ok   {what}")
 
 
 def init(code, language="bash"):

@@ -19,28 +19,12 @@ import urllib.request
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from wsclient import expect, rest
+
 BASE, TOKEN = sys.argv[1], sys.argv[2]
 URL = BASE.replace("http://", "ws://", 1) + "/v1/executions/connect"
 assert URL.startswith("ws://127.0.0.1:"), "loopback only"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def expect(what, condition, detail):
-    if not condition:
-        print(f"FAIL {what}: {detail}")
-        sys.exit(1)
-    print(f"ok   {what}")
-
-
-def rest(ws):
-    """Every message until the server closes, and the close frame."""
-    received = []
-    try:
-        while True:
-            received.append(json.loads(ws.recv(timeout=30)))
-    except ConnectionClosed:
-        pass
-    return received, (ws.close_code, ws.close_reason)
 
 
 def exact_stdout(messages):
