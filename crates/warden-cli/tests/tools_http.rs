@@ -131,3 +131,83 @@ fn what_the_cli_registers_beside_a_running_server_is_served() {
     cli(&["rm", "upper"]);
     assert_eq!(call().0, 404, "removed");
 }
+
+/// Bug hunt: any API token registered a `compute` tool with `read_only` host paths, active at
+/// once, and read the host's world-readable files through it (the server's configuration,
+/// with every token's secret, among them); another token could replace or remove it. Host
+/// paths are category `host` now, a client's `host` tool waits for the operator's approval,
+/// and a client changes only the tools its token registered.
+#[test]
+fn a_clients_tools_are_its_own_and_host_ones_wait_for_the_operator() {
+    let server = LiveServer::start("[[server.tokens]]\nname = \"other\"\ntoken = \"t-other\"\n");
+    let peek = |category: &str| {
+        format!(
+            "name = \"peek\"\ndescription = \"Shows a host file.\"\ncategory = \"{category}\"\n\
+             [input]\ntype = \"object\"\n[run]\ncommand = [\"/bin/cat\", \"/etc/machine-id\"]\n\
+             read_only = [\"/etc/machine-id\"]\n"
+        )
+    };
+    let register = |category: &str, replace: bool| {
+        json!({"definition": peek(category), "replace": replace}).to_string()
+    };
+    let upper = json!({
+        "definition": UPPER,
+        "files": {"upper.py": "print(1)\n"},
+    });
+
+    let (status, body) = server.request("POST", "/v1/tools", Some(&register("compute", false)));
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("shows its program the host's /etc/machine-id"),
+        "{body}"
+    );
+    let (status, body) = server.request("POST", "/v1/tools", Some(&register("host", false)));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(parse(&body)["status"]["state"], "pending", "{body}");
+    let (status, body) = server.request("POST", "/v1/tools/peek/call", Some("{}"));
+    assert_eq!(
+        status, 409,
+        "a client's host tool waits for approval: {body}"
+    );
+
+    // Another token neither replaces nor removes it; its own token does.
+    let (status, body) = server.request_as(
+        "t-other",
+        "POST",
+        "/v1/tools",
+        Some(&register("host", true)),
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = server.request_as("t-other", "DELETE", "/v1/tools/peek", None);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = server.request("POST", "/v1/tools", Some(&register("host", true)));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server.request("DELETE", "/v1/tools/peek", None);
+    assert_eq!(status, 204, "{body}");
+
+    // A file the tool does not run is refused, not dropped; one it runs registers.
+    let mut extra = upper.clone();
+    extra["files"]["helper.py"] = json!("x = 1\n");
+    let (status, body) = server.request("POST", "/v1/tools", Some(&extra.to_string()));
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("runs no file named \\\"helper.py\\\""),
+        "{body}"
+    );
+
+    // The operator's registration is the operator's: no token removes it.
+    let dir = server.world().path().join("upper");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("upper.toml"), UPPER).expect("write");
+    std::fs::write(dir.join("upper.py"), "print(1)\n").expect("write");
+    let out = server
+        .world()
+        .warden()
+        .args(["tool", "register"])
+        .arg(dir.join("upper.toml"))
+        .output()
+        .expect("warden tool runs");
+    assert!(out.status.success(), "{out:?}");
+    let (status, body) = server.request("DELETE", "/v1/tools/upper", None);
+    assert_eq!(status, 403, "{body}");
+}

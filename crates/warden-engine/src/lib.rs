@@ -49,8 +49,8 @@ pub use sessions::{SessionError, SessionInfo, SessionRequest, SessionState, Sess
 pub use settings::{CacheSettings, HistorySettings, Settings, SettingsError};
 pub use test_cases::{Comparison, SandboxReuse, TestCase, TestResult, Verdict};
 pub use tools::{
-    ProgramFile, RegisteredTool, RegistryError, ToolCallError, ToolCallRequest, ToolReply,
-    ToolStatus, ToolsSettings,
+    ProgramFile, RegisteredTool, Registrant, RegistryError, ToolCallError, ToolCallRequest,
+    ToolReply, ToolStatus, ToolsSettings,
 };
 pub use volumes::{
     CallersVolumes, InUse, VolumeError, VolumeErrorKind, VolumeInfo, VolumeLease, Volumes,

@@ -68,10 +68,24 @@ impl ToolsSettings {
             .is_none_or(|allowed| allowed.contains(&category))
     }
 
-    /// Whether a registered tool of `category` waits for approval.
-    pub(crate) fn needs_approval(&self, category: Category) -> bool {
+    /// Whether a tool of `category` registered by `by` waits for approval: a client's tool
+    /// that needs `host` always does.
+    pub(crate) fn needs_approval(&self, category: Category, by: Registrant) -> bool {
         self.approval.contains(&category)
+            || (category == Category::Host && matches!(by, Registrant::Client(_)))
     }
+}
+
+/// Who registers, replaces or removes a tool (docs/tools.md#registering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registrant<'a> {
+    /// The operator, at the host (`warden tool`): `[tools] approval` decides what waits, and
+    /// any registered tool may be replaced or removed.
+    Operator,
+    /// A client of the HTTP API, by its token's name (`None` on a server without tokens): a
+    /// tool of category `host` waits for the operator's approval whatever `approval` says,
+    /// and only the tools this token registered may be replaced or removed.
+    Client(Option<&'a str>),
 }
 
 /// One call of a tool.

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use warden_engine::tools::{wrap_definition, WrapRequest};
-use warden_engine::{Engine, Origin, ToolCallRequest, ToolStats, ToolStatus};
+use warden_engine::{Engine, Origin, Registrant, ToolCallRequest, ToolStats, ToolStatus};
 
 use super::history::{parse_since, write_table};
 
@@ -131,7 +131,7 @@ pub(crate) fn run(args: ToolArgs) -> anyhow::Result<ExitCode> {
         }
         ToolCommand::Wrap(wrap) => {
             let text = wrap_definition(&wrap.request()?);
-            let tool = engine.register_tool(&text, &[], wrap.replace)?;
+            let tool = engine.register_tool(&text, &[], wrap.replace, Registrant::Operator)?;
             registered(&mut out, &tool)?;
         }
         ToolCommand::Approve { name } => {
@@ -139,7 +139,7 @@ pub(crate) fn run(args: ToolArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "approved {name}")?;
         }
         ToolCommand::Rm { name } => {
-            engine.remove_tool(&name)?;
+            engine.remove_tool(&name, Registrant::Operator)?;
             writeln!(out, "removed {name}")?;
         }
         ToolCommand::Stats(stats) => {

@@ -145,6 +145,19 @@ pub fn assess(tool: &Tool, program: Option<&ProgramAnalysis>) -> Assessment {
             "keeps a persistent writable workspace".to_owned(),
         ));
     }
+    if !tool.read_only.is_empty() {
+        // What the host's paths hold is the host's, whatever the tool runs: showing them is
+        // as much the operator's decision as running a host command.
+        let paths: Vec<String> = tool
+            .read_only
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        needs.push((
+            Category::Host,
+            format!("shows its program the host's {}", paths.join(", ")),
+        ));
+    }
     let mut reasons = Vec::new();
     let mut problems = Vec::new();
     for (finding, implies) in program.map(|p| p.findings.as_slice()).unwrap_or_default() {
@@ -308,6 +321,11 @@ mod tests {
                 Category::Network,
                 ThreatLevel::Medium,
             ),
+            (
+                "program = \"p.py\"\nread_only = [\"/srv/data\"]",
+                Category::Host,
+                ThreatLevel::High,
+            ),
         ];
         for (run, category, level) in cases {
             let a = assess(&tool("host", run), None);
@@ -321,6 +339,19 @@ mod tests {
         assert_eq!(
             a.problems,
             ["the built-in shell runs arbitrary code but the tool declares category compute"]
+        );
+        // Bug hunt: a compute tool with read_only paths let any API token read the host's
+        // world-readable files (the server's own configuration among them).
+        let a = assess(
+            &tool(
+                "compute",
+                "program = \"p.py\"\nread_only = [\"/srv/a\", \"/srv/b\"]",
+            ),
+            None,
+        );
+        assert_eq!(
+            a.problems,
+            ["shows its program the host's /srv/a, /srv/b but the tool declares category compute"]
         );
     }
 

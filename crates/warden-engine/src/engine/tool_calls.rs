@@ -18,8 +18,8 @@ use crate::error::EngineError;
 use crate::execution::{ExecutionRequest, ExecutionResult, SourceFile};
 use crate::history::{ToolCallRecord, ToolCallStatus, ToolStats};
 use crate::tools::{
-    Judge, LoadProblem, ProgramFile, RegisteredTool, Registry, RegistryError, ToolCallError,
-    ToolCallRequest, ToolReply, ToolStatus, ToolsSettings, Workspaces,
+    Judge, LoadProblem, ProgramFile, RegisteredTool, Registrant, Registry, RegistryError,
+    ToolCallError, ToolCallRequest, ToolReply, ToolStatus, ToolsSettings, Workspaces,
 };
 
 impl Engine {
@@ -38,18 +38,20 @@ impl Engine {
         self.registry().problems().to_vec()
     }
 
-    /// Registers a tool file and its program files (docs/tools.md#registering).
+    /// Registers a tool file and its program files (docs/tools.md#registering), for `by`.
     pub fn register_tool(
         &self,
         text: &str,
         files: &[ProgramFile],
         replace: bool,
+        by: Registrant,
     ) -> Result<Arc<RegisteredTool>, RegistryError> {
         self.registry()
-            .register(text, files, replace, &EngineJudge(self))
+            .register(text, files, replace, by, &EngineJudge(self))
     }
 
-    /// Registers the tool file at `path`, with the program file it names read from beside it.
+    /// Registers the tool file at `path`, with the program file it names read from beside it:
+    /// the operator's registration (a path of the host).
     pub fn register_tool_file(
         &self,
         path: &Path,
@@ -71,12 +73,12 @@ impl Engine {
                 code: read(&beside)?,
             });
         }
-        self.register_tool(&text, &files, replace)
+        self.register_tool(&text, &files, replace, Registrant::Operator)
     }
 
-    /// Removes a registered tool.
-    pub fn remove_tool(&self, name: &str) -> Result<(), RegistryError> {
-        self.registry().remove(name)
+    /// Removes a registered tool, if `by` may.
+    pub fn remove_tool(&self, name: &str, by: Registrant) -> Result<(), RegistryError> {
+        self.registry().remove(name, by)
     }
 
     /// Approves a registered tool awaiting approval.

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use warden_core::tool::{self, Assessment, Category, Runner, Tool, ToolFileError, ToolOrigin};
 
-use super::ToolsSettings;
+use super::{Registrant, ToolsSettings};
 
 /// A program file of a tool: its name beside the tool file and its code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +175,28 @@ pub enum RegistryError {
     /// The tool is not pending.
     #[error("tool {0:?} is not awaiting approval")]
     NotPending(String),
+    /// A client asked to replace or remove a tool that another token (or the operator)
+    /// registered.
+    #[error("tool {0:?} was registered by another API token or by the operator")]
+    NotYours(String),
+    /// The program's file name is one the registry keeps beside it.
+    #[error("tool {name:?} runs {file:?}, a name the registry keeps for itself ({TOOL_FILE}, {PENDING}, {OWNER})")]
+    ReservedFile {
+        /// The tool.
+        name: String,
+        /// The file.
+        file: String,
+    },
+    /// A file was given that the tool does not run.
+    #[error("tool {name:?} runs no file named {file:?} (it runs {runs})")]
+    UnusedFile {
+        /// The tool.
+        name: String,
+        /// The file given.
+        file: String,
+        /// What the tool runs instead.
+        runs: String,
+    },
     /// A tool file (or its program) given by path could not be read.
     #[error("reading {path}")]
     Read {
@@ -231,6 +253,9 @@ pub(crate) struct Registry {
 
 /// The marker file of a registered tool awaiting approval.
 const PENDING: &str = "pending";
+/// The file naming the API token that registered a tool (empty: a server without tokens);
+/// absent for the operator's registrations.
+const OWNER: &str = "owner";
 /// A registered tool's file in its directory.
 const TOOL_FILE: &str = "tool.toml";
 
@@ -406,13 +431,15 @@ impl Registry {
     }
 
     /// Registers a tool file with its program files: parsed, assessed, refused when its
-    /// category is not allowed, pending when the category needs approval, then kept in the
-    /// state directory. `replace` lets it replace a registered tool of the same name.
+    /// category is not allowed, pending when the category needs approval from `by`, then kept
+    /// in the state directory. `replace` lets it replace a registered tool of the same name
+    /// that `by` may change ([`Registry::remove`]).
     pub(crate) fn register(
         &self,
         text: &str,
         files: &[ProgramFile],
         replace: bool,
+        by: Registrant,
         judge: &dyn Judge,
     ) -> Result<Arc<RegisteredTool>, RegistryError> {
         let tool = Tool::parse(text, ToolOrigin::Registered)?;
@@ -423,11 +450,34 @@ impl Registry {
                 .find(|f| f.name == file)
                 .map(|f| f.code.clone())
         })?;
+        if let Some(program) = program
+            .as_ref()
+            .filter(|p| [TOOL_FILE, PENDING, OWNER].contains(&p.name.as_str()))
+        {
+            return Err(RegistryError::ReservedFile {
+                name,
+                file: program.name.clone(),
+            });
+        }
+        if let Some(unused) = files
+            .iter()
+            .find(|f| program.as_ref().is_none_or(|p| p.name != f.name))
+        {
+            return Err(RegistryError::UnusedFile {
+                name,
+                file: unused.name.clone(),
+                runs: match &tool.runner {
+                    Runner::Program { file, .. } => format!("{file:?} only"),
+                    _ => "no program file".to_owned(),
+                },
+            });
+        }
         let pending = self.settings.needs_approval(
             judge
                 .assess(&tool, program.as_ref())
                 .category
                 .max(tool.category),
+            by,
         );
         let dir = self.settings.state_dir.join("registered").join(&name);
         let entry = self.admit(
@@ -439,20 +489,22 @@ impl Registry {
         )?;
         let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
         match tools.get(&name).map(|t| &t.source) {
-            Some(ToolSource::Registered(_)) if replace => {}
+            Some(ToolSource::Registered(dir)) if replace => may_change(dir, &name, by)?,
             Some(_) => return Err(RegistryError::Exists(name)),
             None => {}
         }
-        store(&dir, text, entry.program.as_ref(), pending)?;
+        store(&dir, text, entry.program.as_ref(), pending, by)?;
         let entry = Arc::new(entry);
         tools.insert(name, entry.clone());
         Ok(entry)
     }
 
-    /// Removes a registered tool.
-    pub(crate) fn remove(&self, name: &str) -> Result<(), RegistryError> {
+    /// Removes a registered tool: any, for the operator; a client, only one its token
+    /// registered.
+    pub(crate) fn remove(&self, name: &str, by: Registrant) -> Result<(), RegistryError> {
         let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
         let dir = registered_dir(tools.get(name), name)?;
+        may_change(&dir, name, by)?;
         std::fs::remove_dir_all(&dir).map_err(|source| RegistryError::State {
             step: "removing",
             path: dir.clone(),
@@ -505,6 +557,18 @@ pub(crate) fn stamp(settings: &ToolsSettings) -> Option<std::time::SystemTime> {
         .ok()
 }
 
+/// Whether `by` may replace or remove the registered tool kept in `dir`: the operator may,
+/// a client only when its token registered it (the [`OWNER`] file names the token).
+fn may_change(dir: &Path, name: &str, by: Registrant) -> Result<(), RegistryError> {
+    let Registrant::Client(token) = by else {
+        return Ok(());
+    };
+    match std::fs::read(dir.join(OWNER)) {
+        Ok(owner) if owner == token.unwrap_or_default().as_bytes() => Ok(()),
+        _ => Err(RegistryError::NotYours(name.to_owned())),
+    }
+}
+
 /// The directory of a registered tool, or why `entry` is not one.
 fn registered_dir(
     entry: Option<&Arc<RegisteredTool>>,
@@ -548,6 +612,7 @@ fn store(
     text: &str,
     program: Option<&ProgramFile>,
     pending: bool,
+    by: Registrant,
 ) -> Result<(), RegistryError> {
     let state = |step, path: &Path| {
         let path = path.to_owned();
@@ -568,6 +633,10 @@ fn store(
     }
     if pending {
         std::fs::write(building.join(PENDING), b"").map_err(state("writing", &building))?;
+    }
+    if let Registrant::Client(token) = by {
+        std::fs::write(building.join(OWNER), token.unwrap_or_default())
+            .map_err(state("writing", &building))?;
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(state("replacing", dir))?;

@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use warden_engine::tools::ToolView;
-use warden_engine::{ProgramFile, ToolCallError, ToolReply, ToolStats};
+use warden_engine::{ProgramFile, Registrant, ToolCallError, ToolReply, ToolStats};
 
 use super::{blocking, V1Caller};
 use crate::error::ApiError;
@@ -93,6 +93,7 @@ pub(crate) async fn get(
         (status = 201, description = "Registered (its status says whether it awaits approval)", body = serde_json::Value),
         (status = 400, description = "Malformed JSON"),
         (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "Replacing a tool another token or the operator registered"),
         (status = 409, description = "A tool of that name exists"),
         (status = 413, description = "The body is larger than the server accepts"),
         (status = 415, description = "Not `Content-Type: application/json`"),
@@ -102,7 +103,7 @@ pub(crate) async fn get(
 )]
 pub(crate) async fn register(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     body: Result<Json<RegisterBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ToolView>), ApiError> {
     let Json(body) = body?;
@@ -115,7 +116,8 @@ pub(crate) async fn register(
         })
         .collect();
     let registered = blocking(&state, move |engine| {
-        engine.register_tool(&body.definition, &files, body.replace)
+        let by = Registrant::Client(caller.token.as_deref());
+        engine.register_tool(&body.definition, &files, body.replace, by)
     })
     .await?;
     match registered {
@@ -124,6 +126,9 @@ pub(crate) async fn register(
             StatusCode::CONFLICT,
             format!("a tool named {name:?} already exists (set \"replace\": true)"),
         )),
+        Err(e @ warden_engine::RegistryError::NotYours(_)) => {
+            Err(ApiError::with_status(StatusCode::FORBIDDEN, e.to_string()))
+        }
         Err(e) if e.is_caller_fault() => Err(ApiError::unprocessable(e.to_string())),
         Err(e) => Err(ApiError::internal(&e)),
     }
@@ -136,6 +141,7 @@ pub(crate) async fn register(
     responses(
         (status = 204, description = "Removed"),
         (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "A tool another token or the operator registered"),
         (status = 404, description = "No such tool"),
         (status = 422, description = "Not a registered tool (built-in or the operator's)"),
     ),
@@ -143,14 +149,20 @@ pub(crate) async fn register(
 )]
 pub(crate) async fn remove(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path(name) = name?;
-    match blocking(&state, move |engine| engine.remove_tool(&name)).await? {
+    let removed = blocking(&state, move |engine| {
+        engine.remove_tool(&name, Registrant::Client(caller.token.as_deref()))
+    });
+    match removed.await? {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(warden_engine::RegistryError::Unknown(name)) => {
             Err(ApiError::not_found(format!("no tool named {name:?}")))
+        }
+        Err(e @ warden_engine::RegistryError::NotYours(_)) => {
+            Err(ApiError::with_status(StatusCode::FORBIDDEN, e.to_string()))
         }
         Err(e) if e.is_caller_fault() => Err(ApiError::unprocessable(e.to_string())),
         Err(e) => Err(ApiError::internal(&e)),
