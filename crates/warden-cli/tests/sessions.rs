@@ -460,9 +460,15 @@ fn a_session_is_its_tokens_only_and_their_number_is_bounded() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("429"), "{}", text(&out.stderr));
 
-    // Bad requests get clear refusals and create nothing.
+    // The mode policy refuses trusted (disabled by default) as it refuses an execution's
+    // (403, kind refused); bad requests get clear refusals; none creates anything.
+    let (status, answer) = server.request("POST", "/v1/sessions", Some(r#"{"mode": "trusted"}"#));
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer.contains("trusted mode is disabled") && answer.contains("\"refused\""),
+        "{answer}"
+    );
     for (body, field) in [
-        (r#"{"mode": "trusted"}"#, "trusted"),
         (r#"{"idle_timeout": "99999h"}"#, "idle_timeout"),
         (r#"{"disk": "1TiB"}"#, "disk"),
         (r#"{"idle_timeout": "soon"}"#, "idle_timeout"),

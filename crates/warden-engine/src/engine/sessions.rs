@@ -202,7 +202,11 @@ impl Engine {
             .modes
             .choose(asked, ThreatLevel::None)
             .map_err(|refusal| {
-                SessionError::Invalid(format!("the session's mode is refused: {refusal}"))
+                // The operator's policy, as for an execution: a refusal (403), not a mistake.
+                SessionError::Engine(EngineError::Refused {
+                    refusal,
+                    analysis: warden_core::Analysis::default(),
+                })
             })?;
         match (asked, choice.mode) {
             (ModeRequest::Exactly(Mode::Trusted), _) => Err(SessionError::Invalid(
