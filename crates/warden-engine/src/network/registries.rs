@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
-use warden_core::network::Registry;
+use warden_core::network::{Registry, REGISTRY_PORTS};
 
 /// How long a package manager may take to tell its default registry.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,12 +95,23 @@ pub fn host_registries() -> &'static [Registry] {
 }
 
 /// The registries `view` shows, in the order pip, npm, gem, go, cargo, apt; each host once per
-/// source.
+/// source: one on 80 or 443 is left out beside the same host without a port, which admits
+/// both (a URL that spells `:443` beside a bare host name).
 pub fn discover(view: &HostView) -> Vec<Registry> {
     let mut found = Vec::new();
     for manager in [pip, npm, gem, go, cargo, apt] {
         manager(view, &mut found);
     }
+    let portless: std::collections::HashSet<(String, String)> = found
+        .iter()
+        .filter(|r| r.port.is_none())
+        .map(|r| (r.host.clone(), r.source.clone()))
+        .collect();
+    found.retain(|r| {
+        !r.port.is_some_and(|p| {
+            REGISTRY_PORTS.contains(&p) && portless.contains(&(r.host.clone(), r.source.clone()))
+        })
+    });
     let mut seen = std::collections::HashSet::new();
     found.retain(|r| seen.insert(r.clone()));
     found

@@ -174,6 +174,15 @@ fn network_the_cargo_cache_names_the_default_registry_unless_replaced() {
         ]
     );
     assert!(found[0].source.starts_with("cargo's registry cache ("));
+    // Bug hunt: a cache whose config.json spells the index's own host with `:443` listed it
+    // twice, portless and on 443.
+    f.write(
+        "home/.cargo/registry/index/index.registry.test-1949cf8c6b5b557f/config.json",
+        "{\"dl\": \"https://index.registry.test:443/dl\", \"api\": \"https://index.registry.test:8443/api\"}",
+    );
+    let found = discover(&f.view(&[]));
+    let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["index.registry.test", "index.registry.test:8443"]);
     f.write(
         "home/.cargo/config.toml",
         "[source.default]\nreplace-with = \"mirror\"\n[source.mirror]\nregistry = \"https://m.test/\"\n",
