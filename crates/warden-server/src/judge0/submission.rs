@@ -157,10 +157,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
     let source_code = text(body, "source_code", base64, &mut invalid);
     let stdin = text(body, "stdin", base64, &mut invalid);
     let expected_output = text(body, "expected_output", base64, &mut invalid);
-    let project = body
-        .get("language_id")
-        .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-        == Some(MULTI_FILE);
+    let project = body.get("language_id").and_then(|v| language_id(v).ok()) == Some(MULTI_FILE);
     let has_code = matches!(&source_code, Some(s) if !s.is_empty());
     if project && has_code {
         add(&mut invalid, "source_code", "must be blank".to_owned());
@@ -172,15 +169,12 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
             add(&mut invalid, "language_id", "can't be blank".to_owned());
             None
         }
-        Some(v) => match v
-            .as_i64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        {
-            None => {
-                add(&mut invalid, "language_id", "is not a number".to_owned());
+        Some(v) => match language_id(v) {
+            Err(message) => {
+                add(&mut invalid, "language_id", message.to_owned());
                 None
             }
-            Some(id) => match language_of(state, id) {
+            Ok(id) => match language_of(state, id) {
                 Some(l) => Some((id, l)),
                 None => {
                     add(
@@ -289,6 +283,27 @@ pub(crate) fn decode(text: &str) -> Result<Vec<u8>, ()> {
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
     engine.decode(compact).map_err(|_| ())
+}
+
+/// A `language_id` as an integer: a number or its text; `71.0` is 71, as the integer column
+/// Judge0 keeps it in reads it; `71.5` is not an id (Judge0 would truncate it to another
+/// language without a word).
+fn language_id(v: &Value) -> Result<i64, &'static str> {
+    if let Some(id) = v.as_i64() {
+        return Ok(id);
+    }
+    let number = match v {
+        Value::String(s) => match s.trim().parse::<i64>() {
+            Ok(id) => return Ok(id),
+            Err(_) => s.trim().parse::<f64>().ok(),
+        },
+        v => v.as_f64(),
+    };
+    match number {
+        None => Err("is not a number"),
+        Some(n) if n.fract() == 0.0 && n.abs() < 2f64.powi(53) => Ok(n as i64),
+        Some(_) => Err("must be an integer"),
+    }
 }
 
 /// Judge0's limit attributes as warden's: seconds, kilobytes, counts; checked against warden's
@@ -572,6 +587,25 @@ mod tests {
         assert_eq!(decode("aGVsbG8=").as_deref(), Ok(&b"hello"[..]));
         assert_eq!(decode("aGVs\nbG8").as_deref(), Ok(&b"hello"[..]));
         assert!(decode("not base64!").is_err());
+    }
+
+    /// Bug hunt: `71.0` and `71.5` were "is not a number".
+    #[test]
+    fn a_language_id_is_an_integer_in_any_spelling() {
+        use serde_json::json;
+        for (v, want) in [
+            (json!(71), Ok(71)),
+            (json!("71"), Ok(71)),
+            (json!(71.0), Ok(71)),
+            (json!(" 71.0 "), Ok(71)),
+            (json!(71.5), Err("must be an integer")),
+            (json!("71.5"), Err("must be an integer")),
+            (json!(1e30), Err("must be an integer")),
+            (json!("python"), Err("is not a number")),
+            (json!(true), Err("is not a number")),
+        ] {
+            assert_eq!(language_id(&v), want, "{v}");
+        }
     }
 
     #[test]
