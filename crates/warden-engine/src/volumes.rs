@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -359,7 +360,12 @@ impl Volumes {
         }
         // Built under a hidden name and renamed into place, so that a volume either exists
         // whole or not at all; a crash leaves a hidden directory that `prune` removes.
-        let building = root.join(format!(".{name}.new-{}", std::process::id()));
+        // Unique to this attempt (a server's threads share its pid): another creation of the
+        // same name meanwhile builds beside it, and a failed one removes only its own. The pid
+        // ends the name, as the sweep of a crash's leftovers reads it.
+        static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+        let attempt = ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+        let building = root.join(format!(".{name}.new-{attempt}-{}", std::process::id()));
         let built = disk::build(&building, size).and_then(|()| {
             meta.write(&building)?;
             // rename(2) fails on an existing non-empty directory: another process created
@@ -986,6 +992,42 @@ mod tests {
             assert!(matches!(err, VolumeError::InvalidName { .. }), "{bad}");
             assert_eq!(err.kind(), VolumeErrorKind::Invalid);
         }
+    }
+
+    /// Bug hunt: the creations of one name at once in one server shared their build
+    /// directory (named by the pid alone): each removed the others' half-built image, and
+    /// every one failed (500s), another token's creation of the same name too.
+    #[test]
+    fn creations_of_one_name_at_once_make_one_volume() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("volumes");
+        let volumes = Volumes::new(VolumesSettings::in_dir(root.clone()));
+        let start = std::sync::Barrier::new(6);
+        let results: Vec<Result<VolumeInfo, VolumeError>> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        volumes.create("same", ByteSize::mib(8))
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("no panic"))
+                .collect()
+        });
+        let created = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(created, 1, "{results:?}");
+        for err in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(matches!(err, VolumeError::Exists { .. }), "{err}");
+        }
+        let left: Vec<_> = std::fs::read_dir(&root)
+            .expect("the volumes' directory")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["same"], "no build directory is left");
     }
 
     #[test]
