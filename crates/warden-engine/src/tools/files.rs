@@ -494,8 +494,11 @@ fn walk(
         let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
         let next = match openat(&dir, *part, flags, Mode::empty()) {
             Err(Errno::ENOENT) if create => {
-                mkdirat(&dir, *part, Mode::from_bits_truncate(0o700))
-                    .map_err(|e| at(path, "creating a directory for", e))?;
+                // EEXIST: another call (or the program) made it meanwhile; open it as any.
+                match mkdirat(&dir, *part, Mode::from_bits_truncate(0o700)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(at(path, "creating a directory for", e)),
+                }
                 openat(&dir, *part, flags, Mode::empty())
             }
             other => other,
@@ -679,6 +682,31 @@ mod tests {
             .filter(|n| n != "race")
             .collect();
         assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+
+    /// Bug hunt: writes at once into one new directory failed with a 500 ("creating a
+    /// directory for ...: EEXIST") when another made the directory between the open and the
+    /// mkdir.
+    #[test]
+    fn writes_at_once_into_one_new_directory_all_succeed() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let workspace = open_root(dir.path()).expect("opened");
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                for i in 0..8 {
+                    let (workspace, start) = (&workspace, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        let path = format!("r/a/b/f{i}");
+                        write_bytes(workspace, &path, b"x")
+                            .unwrap_or_else(|e| panic!("round {round}, {path}: {e}"));
+                    });
+                }
+            });
+            let written = std::fs::read_dir(dir.path().join("r/a/b")).expect("listed");
+            assert_eq!(written.count(), 8, "round {round}");
+        }
     }
 
     /// A write replaces the file and keeps its permissions (a script stays executable). That
