@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use live_server::{eventually, LiveServer, TOKEN};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// `warden session ARGS` against `server`.
 fn session(server: &LiveServer, args: &[&str]) -> Output {
@@ -409,6 +409,19 @@ fn the_disk_quota_the_idle_timeout_and_the_memory_ceiling_hold() {
 
     // The memory ceiling is the whole session's: a call that reaches it stops the session.
     let small = create(&server, &["--memory", "96MiB"]);
+    // Bug hunt: a call asking for more than the session has was given the session's in
+    // silence (then stopped it); refused now, naming the field, the session left running.
+    for (limits, field) in [
+        (json!({"memory": "1GiB"}), "limits.memory"),
+        (json!({"max_procs": 100000}), "limits.max_procs"),
+    ] {
+        let body = json!({"language": "bash", "code": "true", "limits": limits}).to_string();
+        let (status, answer) =
+            server.request("POST", &format!("/v1/sessions/{small}/exec"), Some(&body));
+        assert_eq!(status, 422, "{answer}");
+        assert!(answer.contains(field), "{answer}");
+    }
+    assert_eq!(show(&server, &small)["state"], "running");
     let program = server.world().path().join("hog.py");
     std::fs::write(
         &program,
@@ -505,6 +518,13 @@ fn a_restarted_server_keeps_the_files_and_says_the_processes_ended() {
     );
     let out = session(&server, &["cp", &format!("{id}:kept.txt"), "-"]);
     assert_eq!(text(&out.stdout), "survives\n", "{}", text(&out.stderr));
+    // Bug hunt: the workspace's descriptor outlived the volume's lease, so every file
+    // operation on a stopped session found the mount busy and detached it lazily.
+    assert!(
+        !server.log().contains("volume busy on the host"),
+        "{}",
+        server.log()
+    );
     let out = session(&server, &["exec", &id, "--", "true"]);
     assert!(text(&out.stderr).contains("409"), "{}", text(&out.stderr));
     ok(&server, &["rm", &id]);

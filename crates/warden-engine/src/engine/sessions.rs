@@ -322,7 +322,8 @@ impl Engine {
         }
         if !request.volumes.is_empty() {
             return Err(SessionError::Invalid(
-                "a session call runs in the session's sandbox, whose mounts were made when it                  was created: use its workspace, or an execution for volumes"
+                "a session call runs in the session's sandbox, whose mounts were made when it was \
+                 created: use its workspace, or an execution for volumes"
                     .into(),
             ));
         }
@@ -332,6 +333,21 @@ impl Engine {
             request.limits = meta.call_limits.overridden_by(&request.limits);
             (meta.mode, meta.limits)
         };
+        // A call cannot have more than the whole session: asked for, it is refused, naming
+        // the field, rather than given less in silence (a program sized for 1 GiB that then
+        // meets 256 MiB stops the session).
+        if let Some(asked) = request.limits.memory.filter(|m| *m > ceilings.memory) {
+            return Err(SessionError::Invalid(format!(
+                "limits.memory {asked} is above the session's memory limit of {}",
+                ceilings.memory
+            )));
+        }
+        if let Some(asked) = request.limits.max_procs.filter(|n| *n > ceilings.max_procs) {
+            return Err(SessionError::Invalid(format!(
+                "limits.max_procs {asked} is above the session's process limit of {}",
+                ceilings.max_procs
+            )));
+        }
         let alive = guard.live.as_ref().is_some_and(|l| l.sandbox.is_alive());
         if !alive {
             session.stop_in_call(&mut guard, "its sandbox ended unexpectedly");
@@ -465,7 +481,7 @@ impl Engine {
         let session = self.session_store().get(id, caller)?;
         session.touch();
         let writes = matches!(op, FileOp::Write(..) | FileOp::Delete(_));
-        let (workspace, _lease) = match session.open_host_root() {
+        let (workspace, lease) = match session.open_host_root() {
             Some(opened) => (opened?, None),
             None => {
                 let name = session.meta().workspace.clone();
@@ -475,20 +491,23 @@ impl Engine {
                 (files::open_root(lease.host_path())?, Some(lease))
             }
         };
-        Ok(match op {
-            FileOp::List(path) => FileAnswer::Entries(files::list_entries(&workspace, &path)?),
+        let answer = match op {
+            FileOp::List(path) => files::list_entries(&workspace, &path).map(FileAnswer::Entries),
             FileOp::Read(path) => {
-                FileAnswer::Bytes(files::read_bytes(&workspace, &path, MAX_DOWNLOAD)?)
+                files::read_bytes(&workspace, &path, MAX_DOWNLOAD).map(FileAnswer::Bytes)
             }
             FileOp::Write(path, bytes) => {
-                files::write_bytes(&workspace, &path, &bytes)?;
-                FileAnswer::Done
+                files::write_bytes(&workspace, &path, &bytes).map(|()| FileAnswer::Done)
             }
             FileOp::Delete(path) => {
-                files::delete_path(&workspace, &path)?;
-                FileAnswer::Done
+                files::delete_path(&workspace, &path).map(|()| FileAnswer::Done)
             }
-        })
+        };
+        // The workspace's descriptor closes before the lease lets the volume go: open, it
+        // kept the mount busy, and each operation on a stopped session left it detached lazily.
+        drop(workspace);
+        drop(lease);
+        Ok(answer?)
     }
 
     /// Stops a session and removes it with its workspace (unless the workspace was a volume
