@@ -25,6 +25,22 @@ pub struct ProxyLimits {
     /// A connection on which nothing moves for this long is cut; also bounds reading a
     /// request (the HTTP head, the SOCKS handshake, a TLS ClientHello).
     pub idle_timeout: Duration,
+    /// Connections from the program the proxy holds at once, on all its listeners, before
+    /// and after their request: each is a descriptor of warden's own process. Past it, the
+    /// next waits in the kernel's backlog until one ends. At least `max_connections`.
+    pub max_clients: u32,
+}
+
+/// The default of [`ProxyLimits::max_clients`]: far above what a program's own traffic needs,
+/// far below what would starve a server running many executions of descriptors.
+pub const DEFAULT_MAX_CLIENTS: u32 = 256;
+
+impl ProxyLimits {
+    /// The program's connections the proxy holds at once ([`ProxyLimits::max_clients`]).
+    pub(crate) fn clients_at_once(&self) -> usize {
+        let floor = self.max_connections.unwrap_or(0);
+        self.max_clients.max(floor).max(1) as usize
+    }
 }
 
 impl Default for ProxyLimits {
@@ -37,6 +53,7 @@ impl Default for ProxyLimits {
             total_connections: None,
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_clients: DEFAULT_MAX_CLIENTS,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::decider::{Decider, Protocol};
@@ -95,6 +95,7 @@ impl Proxy {
                 source,
             })?;
         let shared = Arc::new(Shared {
+            clients: Arc::new(Semaphore::new(self.limits.clients_at_once())),
             budget: Arc::new(Budget::new(&self.limits)),
             decider: self.decider,
             resolver: self.resolver,
@@ -224,6 +225,8 @@ pub(crate) struct Shared {
     pub(crate) dialer: Arc<dyn Dialer>,
     pub(crate) limits: ProxyLimits,
     pub(crate) budget: Arc<Budget>,
+    /// A permit per connection of the program held ([`ProxyLimits::max_clients`]).
+    clients: Arc<Semaphore>,
     pub(crate) pool: SyntheticPool,
     pub(crate) log: Arc<TrafficLog>,
     /// Every task of the proxy; `None` once stopped.
@@ -275,13 +278,22 @@ enum Front {
     Transparent,
 }
 
-/// Accepts connections and runs each in a task of its own.
+/// Accepts connections and runs each in a task of its own, holding one of the execution's
+/// client permits: without one, the next connection waits in the kernel's backlog, not in
+/// warden's descriptors (a program that opened thousands of idle connections to the proxy
+/// starved a server's other executions of descriptors).
 async fn accept(shared: Arc<Shared>, listener: TcpListener, front: Front) {
     loop {
+        let Ok(permit) = Arc::clone(&shared.clients).acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, _)) => {
                 let task_shared = Arc::clone(&shared);
-                shared.spawn(serve(task_shared, stream, front));
+                shared.spawn(async move {
+                    serve(task_shared, stream, front).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 // EMFILE and the like: wait rather than spin on a listener that stays readable.

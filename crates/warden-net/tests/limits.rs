@@ -151,3 +151,41 @@ fn an_idle_connection_is_cut() {
     let records = sandbox.stop();
     assert_eq!(records[0].cut_by, Some(Cut::IdleTimeout), "{records:?}");
 }
+
+/// Bug hunt: a program's connections to the proxy's listeners that never sent a request each
+/// held a descriptor of warden's process until the idle timeout, without bound: a python
+/// program opened about 15,000 and a server ran out of descriptors for its other executions.
+/// The proxy now holds `max_clients` of them at once; the rest wait in the kernel's backlog,
+/// and are served as the held ones end.
+#[test]
+fn the_proxy_holds_at_most_max_clients_of_the_programs_connections() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let sandbox = allowing_svc(ProxyLimits {
+        max_clients: 4,
+        ..ProxyLimits::default()
+    });
+    let authority = format!("svc.test:{}", echo.addr.port());
+    let fds = || std::fs::read_dir("/proc/self/fd").expect("fds").count();
+    sandbox.run(|| {
+        let before = fds();
+        let idle: Vec<_> = (0..40)
+            .map(|_| connect_local(warden_net::HTTP_PROXY_PORT))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        // The test's own 40 sockets, and at most 4 the proxy accepted (a little slack for
+        // the runtime's own descriptors).
+        let held = fds() - before;
+        assert!(
+            held <= 40 + 4 + 2,
+            "{held} descriptors for 40 idle connections"
+        );
+        drop(idle);
+        let (mut tunnel, head) = connect_tunnel(&authority);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(echo_round_trip(&mut tunnel, b"x"), b"x");
+    });
+    sandbox.stop();
+}

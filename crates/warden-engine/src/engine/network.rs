@@ -330,6 +330,7 @@ fn proxy_limits(policy: &Policy) -> ProxyLimits {
         total_connections: l.total_connections,
         connect_timeout: l.connect_timeout,
         idle_timeout: l.idle_timeout,
+        max_clients: warden_net::DEFAULT_MAX_CLIENTS,
     }
 }
 
