@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use tokio::time::{timeout_at, Instant};
 
@@ -163,7 +164,11 @@ pub(crate) async fn open(
         rec.limit(cut, reason.clone());
         Refusal::Limit(reason)
     })?;
-    let deadline = Instant::now() + shared.limits.connect_timeout;
+    // Checked: a deadline past the clock's end panics (the policy's own bound keeps it far).
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(shared.limits.connect_timeout)
+        .unwrap_or(now + Duration::from_secs(24 * 3600));
     let addrs = match &dest.host {
         Host::Name(name) => resolve_checked(shared, dest, name, deadline, rec).await?,
         Host::Addr(addr) => vec![*addr],

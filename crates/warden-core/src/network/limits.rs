@@ -73,9 +73,13 @@ fn positive_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Err
     }
 }
 
-/// A duration in human units that must be more than zero.
+/// The longest timeout a policy may set: a day, far beyond any connection's use, and far from
+/// the clock's end (a deadline past it panicked the proxy).
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// A duration in human units that must be more than zero and at most [`MAX_TIMEOUT`].
 mod positive_duration {
-    use super::human_duration;
+    use super::{human_duration, MAX_TIMEOUT};
     use serde::{Deserializer, Serializer};
     use std::time::Duration;
 
@@ -86,6 +90,7 @@ mod positive_duration {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         match human_duration::deserialize(d)? {
             Duration::ZERO => Err(serde::de::Error::custom("must be more than 0s")),
+            d if d > MAX_TIMEOUT => Err(serde::de::Error::custom("must be at most 24h")),
             d => Ok(d),
         }
     }
@@ -126,6 +131,14 @@ mod tests {
             ("[limits]\n\ntotal_bytes = \"0B\"\n", 3, "more than 0"),
             ("[limits]\nmax_connections = 0\n", 2, "at least 1"),
             ("[limits]\nconnect_timeout = \"0s\"\n", 2, "more than 0s"),
+            // Bug hunt: this one passed the import and panicked the proxy at its first
+            // connection ("overflow when adding duration to instant"), the server with it.
+            (
+                "[limits]\nconnect_timeout = \"5000000000000000h\"\n",
+                2,
+                "at most 24h",
+            ),
+            ("[limits]\nidle_timeout = \"25h\"\n", 2, "at most 24h"),
             ("[limits]\nbandwidth = \"1MiB\"\n", 2, "unknown field"),
             ("[limits]\nidle_timeout = \"forever\"\n", 2, "forever"),
         ] {
