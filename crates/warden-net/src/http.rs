@@ -120,6 +120,10 @@ async fn forward(
 
 async fn refuse(client: &mut TcpStream, refusal: &Refusal) {
     let (status, text) = match refusal {
+        // A deny-set range names its reason already ("deny set: ::1 (loopback: ...)").
+        Refusal::Denied(verdict) if verdict.rule.contains(&verdict.reason) => {
+            (403, format!("denied by {}", verdict.rule))
+        }
         Refusal::Denied(verdict) => (
             403,
             format!("denied by rule {}: {}", verdict.rule, verdict.reason),
