@@ -216,3 +216,51 @@ fn a_tokens_volumes_sessions_and_jobs_are_its_own() {
     let (status, _) = server.request("GET", &format!("/v1/volumes/{workspace}"), None);
     assert_eq!(status, 404, "the workspace went with its session");
 }
+
+/// Bug hunt: `warden volume` ignored `WARDEN_SERVER` and `WARDEN_TOKEN` (docs/cli.md said
+/// otherwise): beside a server, `ls` listed every token's volumes and `rm` removed another
+/// token's. With a server named, it is that server's client, as the token's.
+#[test]
+fn warden_volume_with_a_server_is_the_tokens_client() {
+    const OTHER: &str = "other-secret";
+    let server = LiveServer::start(&format!(
+        "[[server.tokens]]\nname = \"other\"\ntoken = \"{OTHER}\"\n"
+    ));
+    let cli = |token: &str, args: &[&str]| {
+        server
+            .world()
+            .warden()
+            .arg("volume")
+            .args(args)
+            .env("WARDEN_SERVER", server.base())
+            .env("WARDEN_TOKEN", token)
+            .output()
+            .expect("warden volume runs")
+    };
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let out = cli(live_server::TOKEN, &["create", "mine", "--size", "8MiB"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), "created mine (8MiB)\n");
+    let (status, body) = server.request("GET", "/v1/volumes/mine", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parse(&body)["owner"], "test", "the token's own: {body}");
+
+    let out = cli(OTHER, &["ls", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(parse(&text(&out.stdout)), json!([]));
+    let out = cli(OTHER, &["rm", "mine"]);
+    assert!(!out.status.success(), "another token removed it");
+    assert!(text(&out.stderr).contains("404"), "{}", text(&out.stderr));
+
+    let out = cli(live_server::TOKEN, &["inspect", "mine"]);
+    assert!(out.status.success(), "{out:?}");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("size       8MiB") && shown.contains("owner      token test"),
+        "{shown}"
+    );
+    let out = cli(live_server::TOKEN, &["rm", "mine"]);
+    assert!(out.status.success(), "{out:?}");
+    let (status, _) = server.request("GET", "/v1/volumes/mine", None);
+    assert_eq!(status, 404);
+}

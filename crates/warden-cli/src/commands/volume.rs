@@ -1,20 +1,32 @@
 //! `warden volume`: named persistent volumes (docs/volumes.md): create one with a quota, list
 //! and inspect them, remove one, prune the unused. The engine's `Volumes` owns all of it;
-//! this parses and renders. Runs mount them with `warden run --volume NAME:PATH[:ro]`.
+//! this parses and renders. Runs mount them with `warden run --volume NAME:PATH[:ro]`. With
+//! `--server` (or `WARDEN_SERVER`), the same commands are a client of that `warden serve`'s
+//! `/v1/volumes`, as `--token`'s (or `WARDEN_TOKEN`'s) volumes.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use serde_json::{json, Value};
 use warden_core::ByteSize;
-use warden_engine::{VolumeInfo, Volumes};
+use warden_engine::Volumes;
 
+use super::client::Client;
 use super::history::write_table;
 
 /// Arguments of `warden volume`.
 #[derive(Debug, Args)]
 pub(crate) struct VolumeArgs {
+    /// The volumes of the running `warden serve` at this address (`http://HOST:PORT`), as
+    /// the token's, instead of this host's own (every token's, as the operator). An empty
+    /// value: this host's.
+    #[arg(long, env = "WARDEN_SERVER", global = true)]
+    server: Option<String>,
+    /// The API token for `--server`, if the server requires one.
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: VolumeCommand,
 }
@@ -57,16 +69,18 @@ struct JsonFlag {
 }
 
 pub(crate) fn run(args: VolumeArgs) -> anyhow::Result<ExitCode> {
-    let settings = warden_engine::Settings::load()?;
-    let volumes = Volumes::new(settings.volumes);
+    let store = match args.server.as_deref().filter(|s| !s.is_empty()) {
+        Some(server) => Store::Server(Client::new(server, args.token)?),
+        None => Store::Host(Volumes::new(warden_engine::Settings::load()?.volumes)),
+    };
     let mut out = std::io::stdout().lock();
     match args.command {
         VolumeCommand::Create { name, size } => {
-            let info = volumes.create(&name, size)?;
-            writeln!(out, "created {} ({})", info.name, info.size)?;
+            let info = store.create(&name, size)?;
+            writeln!(out, "created {} ({})", text(&info["name"]), size_of(&info))?;
         }
         VolumeCommand::Ls(json) => {
-            let infos = volumes.list()?;
+            let infos = store.list()?;
             if json.json {
                 write_json(&mut out, &infos)?;
             } else {
@@ -79,7 +93,7 @@ pub(crate) fn run(args: VolumeArgs) -> anyhow::Result<ExitCode> {
             }
         }
         VolumeCommand::Inspect { name, json } => {
-            let info = volumes.inspect(&name)?;
+            let info = store.inspect(&name)?;
             if json.json {
                 write_json(&mut out, &info)?;
             } else {
@@ -87,16 +101,101 @@ pub(crate) fn run(args: VolumeArgs) -> anyhow::Result<ExitCode> {
             }
         }
         VolumeCommand::Rm { name } => {
-            volumes.remove(&name)?;
+            store.remove(&name)?;
             writeln!(out, "removed {name}")?;
         }
         VolumeCommand::Prune => {
-            for name in volumes.prune()? {
+            for name in store.prune()? {
                 writeln!(out, "removed {name}")?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the volumes are: this host's, or a server's as the token's. Both answer a volume as
+/// the API's JSON (`VolumeInfo`), so that both print alike.
+enum Store {
+    Host(Volumes),
+    Server(Client),
+}
+
+impl Store {
+    fn create(&self, name: &str, size: ByteSize) -> anyhow::Result<Value> {
+        match self {
+            Store::Host(volumes) => Ok(serde_json::to_value(volumes.create(name, size)?)?),
+            Store::Server(client) => client
+                .send_json(
+                    "POST",
+                    "/v1/volumes",
+                    &json!({"name": name, "size": size.bytes()}),
+                )?
+                .json(),
+        }
+    }
+
+    fn list(&self) -> anyhow::Result<Vec<Value>> {
+        match self {
+            Store::Host(volumes) => Ok(volumes
+                .list()?
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?),
+            Store::Server(client) => {
+                let listed = client.get("/v1/volumes")?.json()?;
+                serde_json::from_value(listed).context("the server's list of volumes")
+            }
+        }
+    }
+
+    fn inspect(&self, name: &str) -> anyhow::Result<Value> {
+        match self {
+            Store::Host(volumes) => Ok(serde_json::to_value(volumes.inspect(name)?)?),
+            Store::Server(client) => client
+                .get(&format!("/v1/volumes/{}", path_part(name)?))?
+                .json(),
+        }
+    }
+
+    fn remove(&self, name: &str) -> anyhow::Result<()> {
+        match self {
+            Store::Host(volumes) => Ok(volumes.remove(name)?),
+            Store::Server(client) => client
+                .request(
+                    "DELETE",
+                    &format!("/v1/volumes/{}", path_part(name)?),
+                    None,
+                    &[],
+                )?
+                .ok(),
+        }
+    }
+
+    fn prune(&self) -> anyhow::Result<Vec<String>> {
+        match self {
+            Store::Host(volumes) => Ok(volumes.prune()?),
+            Store::Server(client) => {
+                let pruned = client
+                    .request("POST", "/v1/volumes/prune", None, &[])?
+                    .json()?;
+                serde_json::from_value(pruned["removed"].clone())
+                    .context("the server's list of removed volumes")
+            }
+        }
+    }
+}
+
+/// A volume's name as a path segment: the server refuses any other name, and one that would
+/// change the path is refused here instead of asking for another route.
+fn path_part(name: &str) -> anyhow::Result<&str> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        anyhow::bail!("{name:?} is not a volume name (1 to 63 of a-z 0-9 _ . -)");
+    }
+    Ok(name)
 }
 
 fn write_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -105,48 +204,55 @@ fn write_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Re
     Ok(())
 }
 
-fn row(info: &VolumeInfo) -> Vec<String> {
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or("-").to_owned()
+}
+
+fn size_of(info: &Value) -> String {
+    ByteSize(info["size_bytes"].as_u64().unwrap_or(0)).to_string()
+}
+
+fn row(info: &Value) -> Vec<String> {
     vec![
-        info.name.clone(),
-        info.size.to_string(),
-        info.used.to_string(),
+        text(&info["name"]),
+        size_of(info),
+        ByteSize(info["used_bytes"].as_u64().unwrap_or(0)).to_string(),
         last_used(info),
         in_use(info),
     ]
 }
 
-fn write_info(out: &mut impl Write, info: &VolumeInfo) -> std::io::Result<()> {
-    writeln!(out, "name       {}", info.name)?;
-    writeln!(out, "size       {}", info.size)?;
-    writeln!(out, "used       {} bytes", info.used.bytes())?;
-    writeln!(out, "created    {}", utc(info.created_at))?;
+fn write_info(out: &mut impl Write, info: &Value) -> std::io::Result<()> {
+    writeln!(out, "name       {}", text(&info["name"]))?;
+    writeln!(out, "size       {}", size_of(info))?;
+    writeln!(
+        out,
+        "used       {} bytes",
+        info["used_bytes"].as_u64().unwrap_or(0)
+    )?;
+    writeln!(out, "created    {}", text(&info["created_at"]))?;
     writeln!(out, "last used  {}", last_used(info))?;
     writeln!(out, "in use     {}", in_use(info))?;
-    if let Some(owner) = &info.owner {
+    if let Some(owner) = info["owner"].as_str() {
         writeln!(out, "owner      token {owner}")?;
     }
-    if let Some(session) = &info.session {
+    if let Some(session) = info["session"].as_str() {
         writeln!(out, "session    {session} (its workspace, removed with it)")?;
     }
     Ok(())
 }
 
-fn last_used(info: &VolumeInfo) -> String {
-    info.last_used_at.map_or_else(|| "never".to_owned(), utc)
+fn last_used(info: &Value) -> String {
+    info["last_used_at"]
+        .as_str()
+        .map_or_else(|| "never".to_owned(), str::to_owned)
 }
 
-fn utc(time: std::time::SystemTime) -> String {
-    let ms = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    warden_engine::history::utc_from_unix_ms(ms)
-}
-
-fn in_use(info: &VolumeInfo) -> String {
-    let u = &info.in_use;
-    match (u.attached, u.writer) {
-        (_, true) => "yes, with a writer".to_owned(),
-        (true, false) => "yes, read-only".to_owned(),
-        (false, false) => "no".to_owned(),
+fn in_use(info: &Value) -> String {
+    let u = &info["in_use"];
+    match (u["attached"].as_bool(), u["writer"].as_bool()) {
+        (_, Some(true)) => "yes, with a writer".to_owned(),
+        (Some(true), _) => "yes, read-only".to_owned(),
+        _ => "no".to_owned(),
     }
 }
