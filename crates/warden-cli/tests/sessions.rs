@@ -734,3 +734,36 @@ fn ctrl_c_reaches_an_interactive_calls_program() {
         );
     }
 }
+
+/// Found by the property-based run: a file operation racing the session's removal found its
+/// workspace volume gone and answered 500. It is a 404 now, as after the removal.
+#[test]
+fn file_operations_racing_the_sessions_removal_answer_without_a_server_error() {
+    let server = LiveServer::start("");
+    for round in 0..3 {
+        let id = create(&server, &[]);
+        let statuses = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for i in 0..6 {
+                let (server, id, statuses) = (&server, &id, &statuses);
+                s.spawn(move || loop {
+                    let path = format!("/v1/sessions/{id}/file?path=f{i}");
+                    let (status, body) = server.request("PUT", &path, Some("x"));
+                    statuses.lock().expect("lock").push((status, body));
+                    if status == 404 {
+                        break;
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            let (status, body) = server.request("DELETE", &format!("/v1/sessions/{id}"), None);
+            assert_eq!(status, 204, "round {round}: {body}");
+        });
+        for (status, body) in statuses.into_inner().expect("lock") {
+            assert!(
+                matches!(status, 204 | 404),
+                "round {round}: {status} {body}"
+            );
+        }
+    }
+}

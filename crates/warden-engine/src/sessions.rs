@@ -287,6 +287,8 @@ pub(crate) struct Session {
     /// The workspace on the host while the session runs, for file operations during calls.
     host_path: Mutex<Option<PathBuf>>,
     busy: std::sync::atomic::AtomicBool,
+    /// Being removed: its workspace may be gone before the store forgets it.
+    removing: std::sync::atomic::AtomicBool,
     dir: PathBuf,
 }
 
@@ -318,6 +320,7 @@ impl Session {
             usage: Mutex::new(usage),
             host_path: Mutex::new(host_path),
             busy: std::sync::atomic::AtomicBool::new(false),
+            removing: std::sync::atomic::AtomicBool::new(false),
             dir,
         }
     }
@@ -347,6 +350,18 @@ impl Session {
     /// Marks the session used now.
     pub(crate) fn touch(&self) {
         self.meta().last_used_ms = now_ms();
+    }
+
+    /// Marks it as being removed ([`Session::is_removing`]).
+    pub(crate) fn begin_removal(&self) {
+        self.removing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether it is being removed: an operation that finds its workspace gone failed
+    /// because of that, and the session is as good as not found.
+    pub(crate) fn is_removing(&self) -> bool {
+        self.removing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops the session: its running call (if any) is cancelled, its sandbox destroyed, its

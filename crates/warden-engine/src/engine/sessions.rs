@@ -479,7 +479,22 @@ impl Engine {
         op: FileOp,
     ) -> Result<FileAnswer, SessionError> {
         let session = self.session_store().get(id, caller)?;
+        if session.is_removing() {
+            return Err(SessionError::NotFound(id.to_owned()));
+        }
         session.touch();
+        match self.files_of(&session, op) {
+            // Removed meanwhile, its workspace with it: as if it never was, not a failure.
+            Err(e) if session.is_removing() && !matches!(e, SessionError::NotFound(_)) => {
+                tracing::debug!(session = id, error = %e, "file operation on a removed session");
+                Err(SessionError::NotFound(id.to_owned()))
+            }
+            done => done,
+        }
+    }
+
+    /// [`Engine::session_files`] on a session found.
+    fn files_of(&self, session: &Session, op: FileOp) -> Result<FileAnswer, SessionError> {
         let writes = matches!(op, FileOp::Write(..) | FileOp::Delete(_));
         let (workspace, lease) = match session.open_host_root() {
             Some(opened) => (opened?, None),
@@ -515,6 +530,7 @@ impl Engine {
     pub fn remove_session(&self, id: &str, caller: Option<&str>) -> Result<(), SessionError> {
         let store = self.session_store();
         let session = store.get(id, caller)?;
+        session.begin_removal();
         session.stop("it was removed");
         let (workspace, own) = {
             let meta = session.meta();
