@@ -732,3 +732,55 @@ fn profile_prints_where_the_time_went() {
         .map_or(0.0, |(_, ms)| *ms);
     assert!(table.iter().all(|(_, ms)| *ms <= total), "{stderr}");
 }
+
+/// Bug hunt: javac looked for annotation processors on its class path (the workspace) and ran
+/// the program's own at compile time, under the compile stage's limits (30 s of cpu where the
+/// run had 2). It never runs them now.
+#[test]
+fn javac_runs_no_annotation_processor_the_program_ships() {
+    let world = World::new();
+    let dir = world.path().join("proj");
+    std::fs::create_dir_all(dir.join("META-INF/services")).expect("mkdir");
+    let processor = world.path().join("P.java");
+    std::fs::write(
+        &processor,
+        "import java.util.Set;\nimport javax.annotation.processing.*;\n\
+         import javax.lang.model.element.TypeElement;\n\
+         @SupportedAnnotationTypes(\"*\")\n\
+         public class P extends AbstractProcessor {\n\
+           public synchronized void init(ProcessingEnvironment env) {\n\
+             super.init(env); System.err.println(\"PROCESSOR RAN\");\n\
+           }\n\
+           public boolean process(Set<? extends TypeElement> a, RoundEnvironment r) { return false; }\n\
+         }\n",
+    )
+    .expect("write");
+    let built = std::process::Command::new("/usr/bin/javac")
+        .arg("-d")
+        .arg(&dir)
+        .arg(&processor)
+        .output()
+        .expect("the host's javac runs");
+    assert!(built.status.success(), "{built:?}");
+    std::fs::write(
+        dir.join("META-INF/services/javax.annotation.processing.Processor"),
+        "P\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("Main.java"),
+        "public class Main { public static void main(String[] a) { System.out.println(\"main\"); } }\n",
+    )
+    .expect("write");
+    let out = world
+        .warden()
+        .args(["run", "--json", "--entry", "Main.java"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(result["stdout"], "main\n", "{result:#}");
+    let compile = result["compile"].to_string();
+    assert!(!compile.contains("PROCESSOR RAN"), "{compile}");
+}
