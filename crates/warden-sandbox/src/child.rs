@@ -106,10 +106,17 @@ pub(crate) const END_JOB: Signal = Signal::SIGPWR;
 /// been hit (`END_JOB`), stop it (`SIGTSTP`), or have the init signal their whole group. A
 /// child's `SIGCHLD` is the kernel's. In a pid namespace (the init is its pid 1) warden is
 /// outside it, so its signals carry no sender pid there; a trusted run's init and payload
-/// share an unprivileged uid that warden (root) does not have.
+/// share an unprivileged uid that warden (root) does not have. The sender's pid and uid are
+/// the kernel's only for a plain `kill` (`SI_USER`) or the kernel's own signal: a process may
+/// queue a signal to another with a siginfo of its making (`rt_sigqueueinfo`,
+/// `pidfd_send_signal` with an info), pid 0 and uid 0 included, but the kernel lets it only
+/// with a negative `si_code` (`SI_QUEUE` and the like), which warden never sends.
 pub(crate) fn sent_by_warden(info: &nix::sys::signalfd::siginfo) -> bool {
     if info.ssi_signo == Signal::SIGCHLD as u32 {
         return true;
+    }
+    if info.ssi_code < 0 {
+        return false;
     }
     if std::process::id() == 1 {
         info.ssi_pid == 0

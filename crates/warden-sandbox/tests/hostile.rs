@@ -70,6 +70,40 @@ fn the_programs_signals_to_its_init_are_ignored() {
     assert_eq!(out(&run), "survived\n");
 }
 
+/// Bug hunt: the same signals queued with a siginfo of the program's making (pid 0 and uid 0,
+/// what the init took for warden's) ended the job as a limit would (SIGPWR) or froze it
+/// (SIGTSTP). The kernel admits such an info only with a negative `si_code`, which the init
+/// now refuses.
+#[test]
+fn signals_queued_with_a_forged_sender_are_ignored_too() {
+    let _one = exclusive();
+    let code = [
+        "import ctypes, time",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "for sig in (30, 20):  # SIGPWR, SIGTSTP",
+        "    info = (ctypes.c_int * 32)()",
+        "    info[0], info[2] = sig, -1  # si_signo, si_code SI_QUEUE; si_pid, si_uid 0",
+        "    assert libc.syscall(129, 1, sig, info) == 0, ctypes.get_errno()",
+        "time.sleep(0.3)",
+        "print('survived')",
+    ]
+    .join("\n");
+    let mut p = plan(&["/usr/bin/python3", "-c", &code]);
+    p.limits = Limits {
+        wall_time: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let run = sandbox().run(&p, Stdin::Null).expect("warden ran it");
+    assert_eq!(
+        run.outcome,
+        Outcome::Exited { code: 0 },
+        "{} {}",
+        out(&run),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(out(&run), "survived\n");
+}
+
 #[test]
 fn a_fork_bomb_is_contained_and_the_host_can_still_fork() {
     for mode in MODES {
