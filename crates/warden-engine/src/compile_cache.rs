@@ -14,7 +14,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -184,7 +184,15 @@ impl CompileCache {
 
     /// Stores `files` under `key`, then evicts the least recently used entries beyond the bound.
     pub fn put(&self, key: &CacheKey, files: &[CollectedFile]) -> io::Result<()> {
-        fs::create_dir_all(&self.root)?;
+        // The programs' binaries are theirs: warden's alone to read (a trusted run's uid, or
+        // any user of the host, read every program's artifact from a 0755 cache).
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)?;
+        if fs::metadata(&self.root)?.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
+        }
         let bytes = CollectedFile::encode_all(files);
         if bytes.len() as u64 > self.max_bytes {
             return Ok(());
@@ -193,6 +201,7 @@ impl CompileCache {
         let written = fs::File::options()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&temp)
             .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_data()));
         if let Err(e) = written.and_then(|()| fs::rename(&temp, self.entry(key))) {
@@ -342,6 +351,24 @@ mod tests {
             })
             .count();
         assert_eq!(leftovers, 0);
+    }
+
+    /// Bug hunt: the cache was 0755 and its entries 0644, so that any user of the host (a
+    /// trusted run's uid among them) read every program's compiled artifact.
+    #[test]
+    fn the_cache_is_warden_s_alone_to_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("compile");
+        std::fs::create_dir(&root).expect("mkdir");
+        std::fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let cache = CompileCache::new(root.clone(), 1 << 20);
+        cache.put(&key("a"), &artifact(10)).expect("put");
+        let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700, "an existing cache is closed too");
+        assert_eq!(mode(&cache.entry(&key("a"))), 0o600);
+        let fresh = CompileCache::new(dir.path().join("new/compile"), 1 << 20);
+        fresh.put(&key("a"), &artifact(10)).expect("put");
+        assert_eq!(mode(fresh.root()), 0o700);
     }
 
     #[test]
