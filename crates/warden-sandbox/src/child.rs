@@ -219,7 +219,14 @@ fn enter_trusted(
     cpu_counter: Option<OwnedFd>,
 ) -> Result<Infallible, SetupError> {
     wait_for_id_maps(sync)?;
+    // System V IPC objects and POSIX message queues of its own, gone with its last process:
+    // the uid is a slot the next trusted run may get, which would find what this one left in
+    // the host's (a message queue's messages, where no /dev/mqueue is mounted to clean them).
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC)
+        .map_err(|e| SetupError::errno("unshare IPC namespace", e))?;
     become_user(id)?;
+    // What an earlier run of the uid left in its keyrings, which outlive processes.
+    warden_sys::keys::forget_own_keys().map_err(|e| SetupError::new("empty the keyrings", e))?;
     // After the change of ids, which clears the parent-death signal.
     die_with_helper()?;
     nix::sys::prctl::set_child_subreaper(true)
@@ -459,6 +466,11 @@ fn run_job(
     }
     drop(artifacts);
     end_the_job(Some(payload));
+    if matches!(confinement, Confinement::Trusted) {
+        // The uid's keyrings outlive the job's processes, all gone now; failing here, the
+        // next trusted init of the uid empties them before its first job.
+        let _ = warden_sys::keys::forget_own_keys();
+    }
     supervised.denials.send(report.as_fd());
     let killer = match confinement {
         Confinement::Trusted => SeccompKiller::NoFilter,

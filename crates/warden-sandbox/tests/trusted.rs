@@ -280,3 +280,51 @@ fn a_trusted_runs_files_in_other_world_writable_directories_are_removed() {
     assert_eq!(out(&run), "made\n");
     assert!(left.is_empty(), "outlived the trusted run: {left:?}");
 }
+
+/// Bug hunt: a trusted run's POSIX message queue (no /dev/mqueue was mounted on the host to
+/// clean it) and the keys in its uid's keyrings outlived it, for the next run given the uid to
+/// read. The run has an IPC namespace of its own now, and its keyrings are emptied.
+#[test]
+fn a_trusted_runs_message_queues_and_keys_do_not_outlive_it() {
+    let code = [
+        "import ctypes, os",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "rt = ctypes.CDLL('librt.so.1', use_errno=True)",
+        "q = rt.mq_open(b'/warden-test-leak', os.O_CREAT | os.O_RDWR, 0o600, None)",
+        "assert q >= 0, ctypes.get_errno()",
+        "assert rt.mq_send(q, b'secret', 6, 0) == 0, ctypes.get_errno()",
+        "key = libc.syscall(248, b'user', b'warden-test-key', b'secret', 6, -4)  # add_key",
+        "assert key > 0, ctypes.get_errno()",
+        "print(os.getuid(), os.readlink('/proc/self/ns/ipc'))",
+    ]
+    .join("\n");
+    let run = trusted(&["/usr/bin/python3", "-c", &code], Limits::default());
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let text = out(&run);
+    let (uid, ipc) = text.trim().split_once(' ').expect("uid and namespace");
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc").expect("our IPC namespace");
+    assert_ne!(
+        ipc,
+        host_ipc.to_string_lossy(),
+        "the run shared the host's IPC namespace"
+    );
+    // As the run's uid, on the host: its user keyring holds nothing of the run.
+    let search = [
+        "import ctypes, os, sys",
+        "uid = int(sys.argv[1])",
+        "os.setgroups([]); os.setresgid(uid, uid, uid); os.setresuid(uid, uid, uid)",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "found = libc.syscall(250, 10, -4, b'user', b'warden-test-key', 0)  # KEYCTL_SEARCH",
+        "print('found' if found > 0 else 'none')",
+    ]
+    .join("\n");
+    let looked = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &search, uid])
+        .output()
+        .expect("python runs");
+    assert_eq!(
+        String::from_utf8_lossy(&looked.stdout),
+        "none\n",
+        "{looked:?}"
+    );
+}

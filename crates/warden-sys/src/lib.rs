@@ -9,6 +9,7 @@
 pub mod capabilities;
 pub mod fdpass;
 pub mod ipc;
+pub mod keys;
 pub mod lock;
 pub mod mount;
 pub mod network;

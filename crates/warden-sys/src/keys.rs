@@ -1,0 +1,36 @@
+//! The kernel's keyrings of the calling user (keyrings(7)): its user keyring, its user-session
+//! keyring and its persistent keyring outlive its processes, so a trusted run's keys would
+//! reach the next trusted run given the same uid. The caller empties them as that user.
+
+use std::io;
+
+const KEYCTL_CLEAR: libc::c_long = 7;
+const KEYCTL_GET_PERSISTENT: libc::c_long = 22;
+const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
+const KEY_SPEC_USER_SESSION_KEYRING: libc::c_long = -5;
+const KEY_SPEC_PROCESS_KEYRING: libc::c_long = -2;
+
+fn keyctl(op: libc::c_long, a: libc::c_long, b: libc::c_long) -> io::Result<libc::c_long> {
+    // SAFETY: the operations called here take integers only (keyring ids and a uid), no
+    // pointers; the kernel checks them.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, op, a, b) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Unlinks every key from the calling user's user, user-session and persistent keyrings; a
+/// key no keyring holds any more is then destroyed by the kernel. A persistent keyring the
+/// kernel does not have (no `CONFIG_PERSISTENT_KEYRINGS`) is nothing to empty.
+pub fn forget_own_keys() -> io::Result<()> {
+    keyctl(KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING, 0)?;
+    keyctl(KEYCTL_CLEAR, KEY_SPEC_USER_SESSION_KEYRING, 0)?;
+    // -1: the caller's own uid; linked into the (new) process keyring only to be reached.
+    match keyctl(KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_PROCESS_KEYRING) {
+        Ok(persistent) => keyctl(KEYCTL_CLEAR, persistent, 0).map(drop),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
