@@ -1,7 +1,8 @@
 //! System V IPC objects (message queues, semaphore sets, shared memory segments) of one user
-//! in the caller's IPC namespace: found in `/proc/sysvipc/*` and removed. A trusted run has no
-//! IPC namespace of its own, so what its uid created outlives it unless removed, and the next
-//! trusted run given the same uid could read it (and shared memory stays charged to no one).
+//! in the caller's IPC namespace: found in `/proc/sysvipc/*` and removed. A trusted run has an
+//! IPC namespace of its own now; what a uid made in the host's (a build before that one) would
+//! outlive it unless removed, and the next trusted run given the same uid could read it (and
+//! shared memory stays charged to no one).
 
 use std::io;
 
