@@ -76,7 +76,22 @@ impl Program {
             return Err(SourceError::TooMany { max: MAX_FILES }.into());
         }
         let code = String::from_utf8_lossy(&entry.code);
-        let name = entry_name(language, entry.name.as_deref(), &code);
+        // An entry in a directory (`src/main.py`) stays there, beside the files it imports or
+        // includes by a relative name; the language names the file itself as ever.
+        let (dir, given) = match entry.name.as_deref() {
+            Some(name) if name.contains('/') => {
+                let path = contained_path(name)?;
+                match path.rsplit_once('/') {
+                    Some((dir, file)) => (Some(dir.to_owned()), Some(file.to_owned())),
+                    None => (None, Some(path)),
+                }
+            }
+            given => (None, given.map(str::to_owned)),
+        };
+        let mut name = entry_name(language, given.as_deref(), &code);
+        if let Some(dir) = dir {
+            name.file = format!("{dir}/{}", name.file);
+        }
         let mut files = vec![WorkspaceFile::new(name.file.clone(), entry.code.clone())];
         let mut taken: BTreeSet<String> = BTreeSet::from([name.file.clone()]);
         for file in rest {
@@ -268,6 +283,40 @@ mod tests {
         };
         assert_eq!(entry_only.compiled(), ["/work/app.py"]);
         assert_eq!(entry_only.sources.len(), 2, "both are still analysed");
+    }
+
+    /// Bug hunt: an entry named `src/main.py` (Piston's files, `warden run DIR --entry`) was
+    /// moved to `/work/main.py`, away from the `src/util.py` it imports; and one named
+    /// `../x.py` ran as `main.py` where any other file so named is refused.
+    #[test]
+    fn an_entry_in_a_directory_stays_in_it() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let python = catalog.get("python").expect("python");
+        let p = Program::prepare(
+            python,
+            &[
+                src(Some("src//main.py"), "import util"),
+                src(Some("src/util.py"), ""),
+            ],
+        )
+        .expect("prepared");
+        assert_eq!(p.source, "/work/src/main.py");
+        assert_eq!(p.sources, ["/work/src/main.py", "/work/src/util.py"]);
+        let c = catalog.get("c").expect("c");
+        let p = Program::prepare(c, &[src(Some("src/prog"), "int main(){}")]).expect("c");
+        assert_eq!(
+            p.source, "/work/src/prog.c",
+            "renamed as source in its directory"
+        );
+        for escaping in ["../x.py", "/etc/x.py", "a/../../x.py"] {
+            assert!(
+                matches!(
+                    Program::prepare(python, &[src(Some(escaping), "pass")]),
+                    Err(EngineError::BadSource(SourceError::NotContained { .. }))
+                ),
+                "{escaping}"
+            );
+        }
     }
 
     #[test]
