@@ -70,25 +70,128 @@ pub(crate) fn resolve<'c>(catalog: &'c Catalog, name: &str) -> Option<&'c Langua
         .or_else(|| catalog.get(&lower))
 }
 
-/// Whether `version` (`3.11.2`) satisfies a Piston version range: `*`, `x`, a prefix with
-/// wildcards (`3`, `3.x`, `3.11.*`), an exact version, or a caret/tilde/`=` prefix taken as
-/// its major (`^3.10` → `3.x`) or minor (`~3.10` → `3.10.x`). Piston uses full semver ranges;
-/// these are the forms its clients send.
+/// Whether `version` (`3.11.2`) satisfies a Piston version range, as node-semver's
+/// `satisfies` reads one (Piston resolves versions with it): alternatives joined by `||`, each
+/// either a hyphen range (`3.0 - 3.11`) or comparators that must all hold (`>=3.10 <4`); a
+/// comparator is a version, partial or with `x`/`*` wildcards (`3`, `3.x`, `3.11.*`), after
+/// `=`, `<`, `<=`, `>`, `>=`, `^` or `~` (or none: `3.11` is `3.11.x`).
 pub(crate) fn matches(range: &str, version: &str) -> bool {
-    let range = range.trim();
-    let (range, keep) = if let Some(rest) = range.strip_prefix('^') {
-        (rest, 1)
-    } else if let Some(rest) = range.strip_prefix('~') {
-        (rest, 2)
-    } else {
-        (range.trim_start_matches('=').trim_start_matches('v'), 3)
+    let Some(have) = Partial::parse(version).map(|p| p.floor()) else {
+        return false;
     };
-    let have: Vec<&str> = version.split('.').collect();
-    range
-        .split('.')
-        .take(keep)
-        .enumerate()
-        .all(|(i, want)| matches!(want, "*" | "x" | "X" | "") || have.get(i) == Some(&want))
+    range.split("||").any(|set| {
+        let set = set.trim();
+        if let Some((low, high)) = set.split_once(" - ") {
+            return match (Partial::parse(low.trim()), Partial::parse(high.trim())) {
+                (Some(low), Some(high)) => have >= low.floor() && high.admits_up_to(have),
+                _ => false,
+            };
+        }
+        set.split_whitespace()
+            .all(|comparator| satisfies(comparator, have))
+    })
+}
+
+/// A version as a range names it: up to three numbers, a missing or wildcard part unknown.
+#[derive(Debug, Clone, Copy)]
+struct Partial([Option<u64>; 3]);
+
+type Version = (u64, u64, u64);
+
+impl Partial {
+    /// `3`, `3.11`, `v3.11.2`, `3.x`, `*`, empty; a pre-release or build suffix is ignored.
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().trim_start_matches(['v', 'V', '=']);
+        let text = text.split(['-', '+']).next().unwrap_or_default();
+        let mut parts = [None; 3];
+        if text.is_empty() {
+            return Some(Self(parts));
+        }
+        for (i, part) in text.split('.').enumerate() {
+            if i >= 3 {
+                break;
+            }
+            parts[i] = match part {
+                "x" | "X" | "*" => None,
+                n => Some(n.parse().ok()?),
+            };
+            if parts[i].is_none() {
+                break;
+            }
+        }
+        Some(Self(parts))
+    }
+
+    /// How many leading parts are known.
+    fn known(&self) -> usize {
+        self.0.iter().take_while(|p| p.is_some()).count()
+    }
+
+    /// The lowest version it names (`3.11` → `3.11.0`).
+    fn floor(&self) -> Version {
+        let [a, b, c] = self.0;
+        (a.unwrap_or(0), b.unwrap_or(0), c.unwrap_or(0))
+    }
+
+    /// The first version above all it names (`3.11` → `3.12.0`, `3` → `4.0.0`); `None` for
+    /// a full version (nothing above it is named) or for any version at all.
+    fn ceiling(&self) -> Option<Version> {
+        let (a, b, _) = self.floor();
+        match self.known() {
+            1 => Some((a + 1, 0, 0)),
+            2 => Some((a, b + 1, 0)),
+            _ => None,
+        }
+    }
+
+    /// Whether `v` is at or below every version it names (`<= 3.11` holds for `3.11.9`).
+    fn admits_up_to(&self, v: Version) -> bool {
+        match (self.known(), self.ceiling()) {
+            (0, _) => true,
+            (_, Some(above)) => v < above,
+            (_, None) => v <= self.floor(),
+        }
+    }
+}
+
+/// Whether `have` satisfies one comparator (`>=3.10`, `^3`, `~3.11`, `3.x`).
+fn satisfies(comparator: &str, have: Version) -> bool {
+    let (op, rest) = ["<=", ">=", "<", ">", "=", "^", "~>", "~"]
+        .iter()
+        .find_map(|op| comparator.strip_prefix(op).map(|rest| (*op, rest)))
+        .unwrap_or(("", comparator));
+    let Some(p) = Partial::parse(rest) else {
+        return false;
+    };
+    let (known, low) = (p.known(), p.floor());
+    match op {
+        _ if known == 0 => !matches!(op, "<" | ">"),
+        "" | "=" => have >= low && p.admits_up_to(have),
+        ">=" => have >= low,
+        "<" => have < low,
+        "<=" => p.admits_up_to(have),
+        ">" => match p.ceiling() {
+            Some(above) => have >= above,
+            None => have > low,
+        },
+        "~" | "~>" => {
+            let above = match known {
+                1 => (low.0 + 1, 0, 0),
+                _ => (low.0, low.1 + 1, 0),
+            };
+            have >= low && have < above
+        }
+        _ => {
+            // ^: the leftmost non-zero part stays (^0.2.3 is 0.2.x, ^0.0.3 is 0.0.3 only).
+            let above = match (low, known) {
+                ((0, 0, c), 3) => (0, 0, c + 1),
+                ((0, 0, _), 2) => (0, 1, 0),
+                ((0, b, _), k) if k >= 2 => (0, b + 1, 0),
+                ((a, _, _), _) => (a + 1, 0, 0),
+            };
+            have >= low && have < above
+        }
+    }
 }
 
 #[cfg(test)]
@@ -124,12 +227,56 @@ mod tests {
     #[test]
     fn version_ranges_match_as_piston_clients_send_them() {
         for range in [
-            "*", "x", "3", "3.x", "3.11.*", "3.11.2", "^3.10", "~3.11", "=3.11.2",
+            "*",
+            "x",
+            "",
+            "3",
+            "3.x",
+            "3.11.*",
+            "3.11.2",
+            "v3.11.2",
+            "^3.10",
+            "~3.11",
+            "=3.11.2",
+            // Bug hunt: comparisons, alternatives and hyphen ranges, which node-semver takes.
+            ">=3",
+            ">=3.0.0",
+            "<4",
+            ">3.11.1",
+            ">3.10",
+            "<=3.11",
+            "<=3.11.2",
+            ">=3.10 <4",
+            "3.11.2 || 2.7",
+            "2.7 || 3",
+            "1.0.0 - 4.0.0",
+            "3.0 - 3.11",
+            "~>3.11",
+            "^3.11.2",
         ] {
             assert!(matches(range, "3.11.2"), "{range}");
         }
-        for range in ["2", "3.10.x", "3.11.3", "~3.10", "^2"] {
+        for range in [
+            "2",
+            "3.10.x",
+            "3.11.3",
+            "~3.10",
+            "^2",
+            "^3.12",
+            ">3.11",
+            ">=3.12",
+            "<3.11.2",
+            "<=3.10",
+            "2.7 || 3.10",
+            "1.0 - 3.10",
+            ">=3.10 <3.11",
+            "^0.3",
+            "garbage",
+            ">x",
+        ] {
             assert!(!matches(range, "3.11.2"), "{range}");
         }
+        assert!(matches("^0.2.3", "0.2.9") && !matches("^0.2.3", "0.3.0"));
+        assert!(matches("^0.0.3", "0.0.3") && !matches("^0.0.3", "0.0.4"));
     }
 }
