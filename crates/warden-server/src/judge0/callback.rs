@@ -34,7 +34,17 @@ fn target(url: &str) -> Result<Target, String> {
             .to_owned()
     };
     let rest = url.strip_prefix("http://").ok_or_else(refuse)?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    // The fragment is the client's own; the rest goes into the request line as it is, so a
+    // space, a control character (CR LF: a second request of the caller's making to the
+    // callback's host) or a byte that is not ASCII is refused, as no valid URL has one.
+    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    if !rest.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "must be a URL without spaces, control characters or non-ASCII bytes (encode them)"
+                .to_owned(),
+        );
+    }
+    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) if !port.contains(']') => {
             (host, port.parse::<u16>().map_err(|_| refuse())?)
@@ -51,10 +61,10 @@ fn target(url: &str) -> Result<Target, String> {
     Ok(Target {
         addr: SocketAddr::new(ip, port),
         host: authority.to_owned(),
-        path: if path.is_empty() {
-            "/".to_owned()
-        } else {
+        path: if path.starts_with('/') {
             path.to_owned()
+        } else {
+            format!("/{path}")
         },
     })
 }
@@ -120,5 +130,19 @@ mod tests {
         }
         let t = target("http://localhost:9000").expect("valid");
         assert_eq!((t.addr.port(), t.path.as_str()), (9000, "/"));
+        // Bug hunt: CR LF in the path wrote a second request of the caller's making to the
+        // callback's host.
+        for url in [
+            "http://127.0.0.1:8080/cb HTTP/1.1\r\nHost: x\r\n\r\nDELETE /submissions/a",
+            "http://127.0.0.1:8080/c\nb",
+            "http://127.0.0.1:8080/cé",
+            "http://127.0.0.1:80\r\n/",
+        ] {
+            assert!(check(url).is_err(), "{url:?}");
+        }
+        let t = target("http://127.0.0.1:8080/cb?x=1#frag").expect("valid");
+        assert_eq!(t.path, "/cb?x=1");
+        let t = target("http://127.0.0.1:8080?x=1").expect("valid");
+        assert_eq!((t.addr.port(), t.path.as_str()), (8080, "/?x=1"));
     }
 }
