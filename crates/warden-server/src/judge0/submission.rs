@@ -295,7 +295,7 @@ fn language_id(v: &Value) -> Result<i64, &'static str> {
     let number = match v {
         Value::String(s) => match s.trim().parse::<i64>() {
             Ok(id) => return Ok(id),
-            Err(_) => s.trim().parse::<f64>().ok(),
+            Err(_) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
         },
         v => v.as_f64(),
     };
@@ -321,9 +321,11 @@ fn limits(
     let mut number = |field: &str, min: f64, max: f64| -> Option<f64> {
         let value = match body.get(field) {
             None | Some(Value::Null) => return None,
+            // "NaN" and "inf" parse as floats, and NaN passes every range check.
             Some(v) => v
                 .as_f64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok())),
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .filter(|n: &f64| n.is_finite()),
         };
         match value {
             None => add(invalid, field, "is not a number".to_owned()),
@@ -626,6 +628,15 @@ mod tests {
         assert_eq!(got.memory, Some(ByteSize::mib(64)));
         assert_eq!(got.wall_time, None, "0 is no limit given");
         assert_eq!(got.max_procs, Some(10));
+
+        // Bug hunt: "NaN" passed every range check (and ran with the defaults).
+        let nan = serde_json::json!({ "cpu_time_limit": "NaN", "memory_limit": "-NaN",
+                                      "number_of_runs": "inf" });
+        let mut invalid = Invalid::new();
+        let _ = limits(nan.as_object().expect("object"), &mut invalid);
+        for field in ["cpu_time_limit", "memory_limit", "number_of_runs"] {
+            assert_eq!(invalid[field], ["is not a number"], "{field}");
+        }
 
         let body = serde_json::json!({ "cpu_time_limit": 1e9, "memory_limit": "lots",
                                        "number_of_runs": 21 });

@@ -142,7 +142,13 @@ pub(crate) fn from_form(body: &[u8]) -> Result<ExecuteRequest, PistonError> {
     for name in LIMIT_FIELDS {
         match first(name) {
             None | Some("") => numbers.push(None),
-            Some(text) => numbers.push(Some(text.parse().map_err(|_| not_a_number(name))?)),
+            Some(text) => numbers.push(Some(
+                // "NaN" and "inf" parse as floats, and NaN passes every range check.
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| not_a_number(name))?,
+            )),
         }
     }
     let stdin = first("stdin").unwrap_or_default().to_owned();

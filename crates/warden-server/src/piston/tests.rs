@@ -119,6 +119,18 @@ async fn only_json_and_forms_are_taken() {
     let (status, body) = call(execute("application/x-www-form-urlencoded", form)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["message"], "cobol-* runtime is unknown");
+    // Bug hunt: "NaN" parsed as a float and passed every range check.
+    for limit in ["run_timeout=NaN", "compile_timeout=inf"] {
+        let form = format!("language=python&version=%2A&files=print%28%29&{limit}");
+        let (status, body) = call(execute("application/x-www-form-urlencoded", form)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{limit}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("must be a number")),
+            "{limit}: {body}"
+        );
+    }
 }
 
 fn packages(method: &str, body: Value) -> Request<Body> {
