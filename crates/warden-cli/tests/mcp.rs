@@ -603,3 +603,59 @@ fn an_mcp_session_is_its_opening_tokens_only() {
     let (status, _, body) = mcp_request(server.port, "DELETE", TOKEN, &with_session, "");
     assert_eq!(status, 200, "its opener ends it: {body}");
 }
+
+/// Bug hunt: MCP sessions were unbounded (40,000 `initialize` took 2 GB, none charged to the
+/// token's rate), and each session's event stream (`GET /mcp`) held a connection slot for as
+/// long as the client kept it: 64 of them kept every other client out. A caller holds at most
+/// a quarter of `max_connections` of each now (here 2).
+#[test]
+fn a_callers_mcp_sessions_and_event_streams_are_bounded() {
+    let world = World::with_config(&format!(
+        "[server]\nmax_connections = 8\n[[server.tokens]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\n\
+         [[server.tokens]]\nname = \"bob\"\ntoken = \"bob-secret-0123456789\"\n"
+    ));
+    let server = serve(&world);
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let (status, session, body) = mcp_request(server.port, "POST", TOKEN, &[], init);
+        assert_eq!(status, 200, "{body}");
+        let session = session.expect("a session id");
+        let with = [("Mcp-Session-Id", session.as_str())];
+        let (status, _, body) = mcp_request(server.port, "POST", TOKEN, &with, initialized);
+        assert!(status < 300, "{status}: {body}");
+        sessions.push(session);
+    }
+    let (status, _, body) = mcp_request(server.port, "POST", TOKEN, &[], init);
+    assert_eq!(status, 429, "a third session: {body}");
+    assert!(body.contains("MCP sessions open at once"), "{body}");
+    let (status, _, body) = mcp_request(server.port, "POST", "bob-secret-0123456789", &[], init);
+    assert_eq!(status, 200, "another token has its own: {body}");
+
+    // Two event streams held open; a third is refused, and health is answered throughout.
+    let streams: Vec<TcpStream> = sessions
+        .iter()
+        .map(|session| {
+            let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+            write!(
+                stream,
+                "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Accept: text/event-stream\r\nMcp-Session-Id: {session}\r\n\r\n"
+            )
+            .expect("request sent");
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let with = [("Mcp-Session-Id", sessions[0].as_str())];
+    let (status, _, body) = mcp_request(server.port, "GET", TOKEN, &with, "");
+    assert_eq!(status, 429, "a third stream: {body}");
+    assert!(health(server.port));
+    drop(streams);
+    // Ending a session frees its place.
+    let (status, _, body) = mcp_request(server.port, "DELETE", TOKEN, &with, "");
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = mcp_request(server.port, "POST", TOKEN, &[], init);
+    assert_eq!(status, 200, "a session again: {body}");
+}

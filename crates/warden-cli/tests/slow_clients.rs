@@ -106,3 +106,50 @@ fn past_the_connection_cap_a_client_waits_for_a_slot_that_the_timeout_frees() {
         server.log()
     );
 }
+
+/// Bug hunt: a body trickled a byte every few seconds (chunked, never ending) held its
+/// connection slot for ever: a token with `max_connections` such requests kept every other
+/// client out. The body must keep a pace now; the trickle is cut and its slot freed.
+#[test]
+fn a_trickled_request_body_is_cut_and_frees_its_slot() {
+    let server = LiveServer::start("[server]\nheader_read_timeout = \"2s\"\nmax_connections = 3\n");
+    let done = Arc::new(AtomicBool::new(false));
+    let trickles: Vec<_> = (0..3)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.addr()).expect("connects");
+            write!(
+                stream,
+                "POST /v1/executions HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+                 authorization: Bearer {}\r\ncontent-type: application/json\r\n\
+                 transfer-encoding: chunked\r\n\r\n",
+                live_server::TOKEN
+            )
+            .expect("headers sent");
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if stream.write_all(b"1\r\n \r\n").is_err() || closed_by_server(&mut stream) {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                false
+            })
+        })
+        .collect();
+    assert_eq!(
+        server.health(CLOSED_WITHIN),
+        Some(200),
+        "health is answered once a trickle is cut\n{}",
+        server.log()
+    );
+    let cut = eventually(CLOSED_WITHIN, || trickles.iter().all(|t| t.is_finished()));
+    done.store(true, Ordering::Relaxed);
+    assert!(cut, "every trickled body was cut");
+    for trickle in trickles {
+        assert!(
+            trickle.join().expect("the client thread"),
+            "closed by the server"
+        );
+    }
+}

@@ -57,3 +57,46 @@ fn sleeping(seconds: &str) -> bool {
             .is_ok_and(|cmdline| cmdline == format!("sleep\0{seconds}\0").as_bytes())
     })
 }
+
+/// Bug hunt: WebSockets were unbounded and not charged to the token's rate: one token opened
+/// 20,000 idle ones, the server ran out of descriptors and its memory grew by gigabytes. A
+/// caller holds at most a quarter of `max_connections` at once now (here 2), on every
+/// WebSocket endpoint together.
+#[test]
+fn a_callers_websockets_are_bounded() {
+    use std::io::{Read, Write};
+    let server = LiveServer::start("[server]\nmax_connections = 8\n");
+    let upgrade = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(server.addr()).expect("connects");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+             Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            live_server::TOKEN
+        )
+        .expect("handshake sent");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+            head.push(byte[0]);
+        }
+        let status = String::from_utf8_lossy(&head)
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(0);
+        (status, stream)
+    };
+    let (first, _a) = upgrade("/v1/executions/connect");
+    let (second, _b) = upgrade("/api/v2/connect");
+    assert_eq!((first, second), (101, 101));
+    let (third, _) = upgrade("/v1/executions/connect");
+    assert_eq!(third, 429, "a third WebSocket at once");
+    assert_eq!(server.health(Duration::from_secs(5)), Some(200));
+    drop(_a);
+    let freed = eventually(Duration::from_secs(20), || {
+        upgrade("/v1/executions/connect").0 == 101
+    });
+    assert!(freed, "a closed WebSocket gives its place back");
+}

@@ -5,6 +5,7 @@
 
 mod admission;
 mod auth;
+mod body_pace;
 mod error;
 mod execution_request;
 mod jobs;

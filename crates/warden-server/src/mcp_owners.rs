@@ -12,17 +12,20 @@ use std::time::{Duration, Instant};
 /// How long an unused session's owner is kept: past rmcp's idle timeout, with a margin.
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
+/// How long a session unused is counted among its token's open ones ([`McpOwners::open_by`]):
+/// rmcp closes it after 5 minutes idle.
+const COUNTED_FOR: Duration = Duration::from_secs(5 * 60 + 30);
+
 /// The sessions' owners (`None`: the server has no tokens).
 #[derive(Debug, Default)]
 pub(crate) struct McpOwners(Mutex<HashMap<String, (Option<String>, Instant)>>);
 
 impl McpOwners {
-    /// Records that `token` opened the session `id`, forgetting the sessions long unused.
+    /// Records that `token` opened the session `id` ([`McpOwners::open_by`] forgets the
+    /// sessions long unused).
     pub(crate) fn opened(&self, id: &str, token: Option<String>) {
         let mut owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        owners.retain(|_, (_, used)| now.duration_since(*used) < FORGET_AFTER);
-        owners.insert(id.to_owned(), (token, now));
+        owners.insert(id.to_owned(), (token, Instant::now()));
     }
 
     /// Whether `token` may use the session `id`: its owner, or a session this server does not
@@ -37,6 +40,20 @@ impl McpOwners {
             Some(_) => false,
             None => true,
         }
+    }
+
+    /// How many sessions `token` opened that may still be open (used within rmcp's idle
+    /// timeout), forgetting the sessions long unused.
+    pub(crate) fn open_by(&self, token: Option<&str>) -> usize {
+        let mut owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        owners.retain(|_, (_, used)| now.duration_since(*used) < FORGET_AFTER);
+        owners
+            .values()
+            .filter(|(owner, used)| {
+                owner.as_deref() == token && now.duration_since(*used) < COUNTED_FOR
+            })
+            .count()
     }
 
     /// The session `id` ended.
@@ -60,10 +77,13 @@ mod tests {
         assert!(!owners.may_use("s1", Some("bob")));
         assert!(!owners.may_use("s1", None));
         assert!(owners.may_use("unknown", Some("bob")), "rmcp answers it");
+        assert_eq!(owners.open_by(Some("alice")), 1);
+        assert_eq!(owners.open_by(Some("bob")), 0);
         owners.ended("s1");
         assert!(
             owners.may_use("s1", Some("bob")),
             "forgotten: rmcp answers it"
         );
+        assert_eq!(owners.open_by(Some("alice")), 0);
     }
 }

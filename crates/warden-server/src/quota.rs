@@ -15,6 +15,16 @@ use crate::state::ExecError;
 #[derive(Debug, Default)]
 pub(crate) struct Quotas {
     by_name: HashMap<String, TokenQuota>,
+    /// Each caller's long-lived connections (WebSockets, MCP event streams), by token name
+    /// (`None`: a server without tokens), at most [`Quotas::streams_each`] at once.
+    streams: Mutex<HashMap<Option<String>, Arc<Semaphore>>>,
+    streams_each: usize,
+}
+
+/// A caller's place among its long-lived connections, released when the connection ends.
+#[derive(Debug)]
+pub(crate) struct StreamPermit {
+    _permit: OwnedSemaphorePermit,
 }
 
 #[derive(Debug)]
@@ -44,7 +54,9 @@ impl QuotaPermit {
 }
 
 impl Quotas {
-    pub(crate) fn new(tokens: &[TokenConfig]) -> Self {
+    /// The quotas of `tokens`, each caller holding at most `streams_each` long-lived
+    /// connections at once.
+    pub(crate) fn new(tokens: &[TokenConfig], streams_each: usize) -> Self {
         let by_name = tokens
             .iter()
             .map(|t| {
@@ -63,7 +75,61 @@ impl Quotas {
                 (t.name.clone(), quota)
             })
             .collect();
-        Self { by_name }
+        Self {
+            by_name,
+            streams: Mutex::default(),
+            streams_each: streams_each.max(1),
+        }
+    }
+
+    /// How many long-lived connections (and MCP sessions) each caller may hold at once.
+    pub(crate) fn streams_each(&self) -> usize {
+        self.streams_each
+    }
+
+    /// Takes one request from `token`'s rate, for a request that admits no execution but
+    /// costs the server (an MCP session opened, a WebSocket upgraded).
+    pub(crate) fn charge(&self, token: Option<&str>) -> Result<(), ExecError> {
+        let Some(rate) = token
+            .and_then(|t| self.by_name.get(t))
+            .and_then(|q| q.rate.as_ref())
+        else {
+            return Ok(());
+        };
+        let mut bucket = rate.lock().unwrap_or_else(|e| e.into_inner());
+        bucket
+            .take(Instant::now())
+            .map_err(|wait| ExecError::QuotaExceeded {
+                token: token.unwrap_or_default().to_owned(),
+                reason: format!("{} requests per minute", bucket.per_minute),
+                retry_after_secs: wait,
+            })
+    }
+
+    /// A place among `token`'s long-lived connections (and one request of its rate), or the
+    /// quota that refuses it: one caller cannot hold the server's descriptors, memory and
+    /// connection slots with idle WebSockets or event streams.
+    pub(crate) fn hold_stream(&self, token: Option<&str>) -> Result<StreamPermit, ExecError> {
+        self.charge(token)?;
+        let semaphore = {
+            let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(
+                streams
+                    .entry(token.map(str::to_owned))
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.streams_each))),
+            )
+        };
+        semaphore
+            .try_acquire_owned()
+            .map(|permit| StreamPermit { _permit: permit })
+            .map_err(|_| ExecError::QuotaExceeded {
+                token: token.unwrap_or_default().to_owned(),
+                reason: format!(
+                    "{} WebSockets and MCP event streams open at once",
+                    self.streams_each
+                ),
+                retry_after_secs: 1,
+            })
     }
 
     /// Takes one execution from `token`'s quotas, or says which is exhausted.
@@ -131,13 +197,34 @@ mod tests {
 
     #[test]
     fn concurrent_executions_are_capped_per_token() {
-        let quotas = Quotas::new(&[token(Some(1), None)]);
+        let quotas = Quotas::new(&[token(Some(1), None)], 4);
         let first = quotas.admit(Some("ci")).expect("first");
         let err = quotas.admit(Some("ci")).expect_err("second at once");
         assert!(err.to_string().contains("ci"), "{err}");
         assert!(quotas.admit(None).is_ok(), "no token, no quota");
         drop(first);
         assert!(quotas.admit(Some("ci")).is_ok());
+    }
+
+    /// Bug hunt: idle WebSockets and MCP event streams were unbounded: one token held the
+    /// server's descriptors (20,000), gigabytes of buffers, and every connection slot.
+    #[test]
+    fn long_lived_connections_are_capped_per_caller_and_charged_to_the_rate() {
+        let quotas = Quotas::new(&[token(None, Some(3))], 2);
+        let a = quotas.hold_stream(Some("ci")).expect("first");
+        let _b = quotas.hold_stream(Some("ci")).expect("second");
+        let err = quotas.hold_stream(Some("ci")).expect_err("third at once");
+        assert!(err.to_string().contains("ci"), "{err}");
+        let _other = quotas
+            .hold_stream(None)
+            .expect("another caller's own places");
+        drop(a);
+        // A place is free again, but the three requests of the minute are spent.
+        let err = quotas.hold_stream(Some("ci")).expect_err("the rate");
+        assert!(
+            matches!(&err, ExecError::QuotaExceeded { reason, .. } if reason.contains("per minute")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::body_pace::pace,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::local_only::guard,
         ))
         .with_state(state)
@@ -120,6 +124,23 @@ async fn mcp_auth(
                     return ApiError::not_found("Session not found").into_response();
                 }
             }
+            // A request without a session opens one (rmcp takes only `initialize` so): bounded
+            // per caller and charged to its rate, as sessions cost memory until they idle out.
+            let method = request.method().clone();
+            if session.is_none() && method == axum::http::Method::POST {
+                if let Err(e) = state.open_mcp_session(&caller) {
+                    return ApiError::from(e).into_response();
+                }
+            }
+            // A GET is the session's event stream, open until the client leaves: a place among
+            // the caller's long-lived connections, held while the stream lasts.
+            let stream = match method {
+                axum::http::Method::GET => match state.hold_stream(&caller) {
+                    Ok(permit) => Some(permit),
+                    Err(e) => return ApiError::from(e).into_response(),
+                },
+                _ => None,
+            };
             request
                 .extensions_mut()
                 .insert(crate::mcp::McpCaller(caller.token.clone()));
@@ -141,7 +162,16 @@ async fn mcp_auth(
             if delete && response.status() == axum::http::StatusCode::ACCEPTED {
                 *response.status_mut() = axum::http::StatusCode::OK;
             }
-            response
+            match stream {
+                Some(permit) => response.map(|body| {
+                    let chunks = tokio_stream::StreamExt::map(body.into_data_stream(), move |c| {
+                        let _held = &permit;
+                        c
+                    });
+                    axum::body::Body::from_stream(chunks)
+                }),
+                None => response,
+            }
         }
         Err(e) => ApiError::from(e).into_response(),
     }

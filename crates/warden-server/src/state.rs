@@ -17,7 +17,7 @@ use crate::admission::{Admission, Load, Running, Ticket};
 use crate::auth::{AuthError, Tokens};
 use crate::jobs::Jobs;
 use crate::options::ServerOptions;
-use crate::quota::{QuotaPermit, Quotas};
+use crate::quota::{QuotaPermit, Quotas, StreamPermit};
 
 /// Which API an execution came through (recorded in the history).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -190,7 +190,8 @@ impl AppState {
                 engine,
                 admission: Admission::new(options.workers, options.queue_size),
                 tokens: Tokens::new(&options.tokens),
-                quotas: Quotas::new(&options.tokens),
+                // A quarter of the connections for one caller's long-lived ones.
+                quotas: Quotas::new(&options.tokens, options.max_connections / 4),
                 jobs,
                 judge0,
                 keeping: Arc::default(),
@@ -286,6 +287,37 @@ impl AppState {
     ) -> Result<Execution, ExecError> {
         let admitted = self.admit(&caller)?;
         self.run_admitted(admitted, request, caller, || {}).await
+    }
+
+    /// A place among `caller`'s long-lived connections (a WebSocket, an MCP event stream),
+    /// held until it is dropped, charged to its rate.
+    pub(crate) fn hold_stream(&self, caller: &Caller) -> Result<StreamPermit, ExecError> {
+        let held = self.inner.quotas.hold_stream(caller.token.as_deref());
+        if held.is_err() {
+            self.inner.metrics.refused("quota");
+        }
+        held
+    }
+
+    /// Whether `caller` may open another MCP session: within its count of open ones (as
+    /// many as its long-lived connections), charged to its rate.
+    pub(crate) fn open_mcp_session(&self, caller: &Caller) -> Result<(), ExecError> {
+        let most = self.inner.quotas.streams_each();
+        if self.inner.mcp_owners.open_by(caller.token.as_deref()) >= most {
+            self.inner.metrics.refused("quota");
+            return Err(ExecError::QuotaExceeded {
+                token: caller.token.clone().unwrap_or_default(),
+                reason: format!(
+                    "{most} MCP sessions open at once (end one with DELETE /mcp, or let it idle out)"
+                ),
+                retry_after_secs: 60,
+            });
+        }
+        let charged = self.inner.quotas.charge(caller.token.as_deref());
+        if charged.is_err() {
+            self.inner.metrics.refused("quota");
+        }
+        charged
     }
 
     /// Takes `caller`'s quota and a place in the queue.

@@ -47,15 +47,18 @@ pub(crate) async fn connect(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    // A message is at most what a request's body may be (`[server] max_body`).
-    let most = state.options().max_body;
-    match caller(&state, &headers) {
-        Ok(caller) => upgrade
-            .max_message_size(most)
-            .max_frame_size(most)
-            .on_upgrade(move |socket| session(socket, state, toolchains, caller)),
-        Err(e) => e.into_response(),
-    }
+    let caller = match caller(&state, &headers) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    let permit = match state.hold_stream(&caller) {
+        Ok(permit) => permit,
+        Err(e) => return crate::piston::PistonError::from(e).into_response(),
+    };
+    crate::routes::connect::sized(upgrade, &state).on_upgrade(move |socket| async move {
+        session(socket, state, toolchains, caller).await;
+        drop(permit);
+    })
 }
 
 async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains, caller: Caller) {

@@ -59,6 +59,7 @@ const MESSAGE_TOO_BIG: u16 = 1009;
         (status = 401, description = "Missing or invalid token"),
         (status = 405, description = "Not GET"),
         (status = 426, description = "The connection cannot be upgraded"),
+        (status = 429, description = "The caller holds as many WebSockets and MCP event streams as it may, or its rate is spent"),
     ),
     security(("bearer" = []))
 )]
@@ -67,12 +68,26 @@ pub(crate) async fn connect(
     V1Caller(caller): V1Caller,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    // A message is at most what a request's body may be (`[server] max_body`).
+    let permit = match state.hold_stream(&caller) {
+        Ok(permit) => permit,
+        Err(e) => return axum::response::IntoResponse::into_response(ApiError::from(e)),
+    };
+    sized(upgrade, &state).on_upgrade(move |socket| async move {
+        session(socket, state, caller, Target::Execution).await;
+        drop(permit);
+    })
+}
+
+/// The WebSocket's sizes: a message at most what a request's body may be (`[server]
+/// max_body`), and buffers of 16 KiB (tungstenite's default read buffer of 128 KiB a socket
+/// made idle sockets cost gigabytes).
+pub(crate) fn sized(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
     let most = state.options().max_body;
     upgrade
         .max_message_size(most)
         .max_frame_size(most)
-        .on_upgrade(move |socket| session(socket, state, caller, Target::Execution))
+        .read_buffer_size(16 << 10)
+        .write_buffer_size(16 << 10)
 }
 
 /// Runs one call of a session interactively over a WebSocket: the first message is `POST
@@ -87,6 +102,7 @@ pub(crate) async fn connect(
         (status = 401, description = "Missing or invalid token"),
         (status = 405, description = "Not GET"),
         (status = 426, description = "The connection cannot be upgraded"),
+        (status = 429, description = "The caller holds as many WebSockets and MCP event streams as it may, or its rate is spent"),
     ),
     security(("bearer" = []))
 )]
@@ -97,11 +113,11 @@ pub(crate) async fn connect_session(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    let most = state.options().max_body;
-    Ok(upgrade
-        .max_message_size(most)
-        .max_frame_size(most)
-        .on_upgrade(move |socket| session(socket, state, caller, Target::Session(id))))
+    let permit = state.hold_stream(&caller)?;
+    Ok(sized(upgrade, &state).on_upgrade(move |socket| async move {
+        session(socket, state, caller, Target::Session(id)).await;
+        drop(permit);
+    }))
 }
 
 /// Where the program of a session runs.

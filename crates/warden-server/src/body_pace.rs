@@ -1,0 +1,153 @@
+//! A request body must keep coming: after a grace of `header_read_timeout`, at an average of
+//! at least [`MIN_RATE`], or its reading fails (the handler answers, hyper closes the
+//! connection). hyper bounds only the headers' arrival, so a client that trickled a body (a
+//! byte every few seconds of a chunked one) held its connection slot for ever, and a token
+//! with `max_connections` such requests kept every other client out. Runs in the server
+//! process, on every request with a body, before any extractor reads it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, BodyDataStream, Bytes};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::time::{Instant, Sleep};
+use tokio_stream::Stream;
+
+use crate::state::AppState;
+
+/// The slowest average a body may arrive at, in bytes per second, after the grace: a 64 MiB
+/// upload may take an hour, a trickle is cut within seconds.
+pub(crate) const MIN_RATE: f64 = 16.0 * 1024.0;
+
+/// Wraps the body of `request`, if it has one, so that it must keep its pace.
+pub(crate) async fn pace(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let has_body = request
+        .headers()
+        .contains_key(axum::http::header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if !has_body {
+        return next.run(request).await;
+    }
+    let grace = state.options().header_read_timeout;
+    let request = request.map(|body| {
+        Body::from_stream(Paced {
+            inner: body.into_data_stream(),
+            started: Instant::now(),
+            grace,
+            received: 0,
+            timer: None,
+        })
+    });
+    next.run(request).await
+}
+
+/// A body's chunks, failing once they fall behind their pace.
+struct Paced {
+    inner: BodyDataStream,
+    started: Instant,
+    grace: Duration,
+    received: u64,
+    /// Armed at the current deadline while waiting; dropped when a chunk moves it.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Paced {
+    fn deadline(&self) -> Instant {
+        self.started + self.grace + Duration::from_secs_f64(self.received as f64 / MIN_RATE)
+    }
+}
+
+/// Why the body's reading failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body arrived too slowly (under 16 KiB/s after the first seconds)")]
+struct TooSlow;
+
+impl Stream for Paced {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.received += chunk.len() as u64;
+                this.timer = None;
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Pending => {
+                let deadline = this.deadline();
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    tracing::debug!(received = this.received, "request body too slow; cut");
+                    return Poll::Ready(Some(Err(axum::Error::new(TooSlow))));
+                }
+                Poll::Pending
+            }
+            done => done,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt;
+
+    /// A body that trickles a byte at a time is cut after the grace; one that keeps its pace
+    /// is read whole.
+    #[tokio::test]
+    async fn a_trickled_body_is_cut_and_a_paced_one_is_read() {
+        let trickle = async_stream_of(vec![1; 100], Duration::from_millis(100));
+        let mut paced = Paced {
+            inner: Body::from_stream(trickle).into_data_stream(),
+            started: Instant::now(),
+            grace: Duration::from_millis(300),
+            received: 0,
+            timer: None,
+        };
+        let mut read = 0;
+        let failed = loop {
+            match paced.next().await {
+                Some(Ok(chunk)) => read += chunk.len(),
+                Some(Err(e)) => break e,
+                None => panic!("a trickle of {read} bytes was read whole"),
+            }
+        };
+        assert!(failed.to_string().contains("too slowly"), "{failed}");
+        assert!(read < 100, "{read} bytes read before the cut");
+
+        // 80 KiB/s, five times the least.
+        let steady = async_stream_of(vec![8192; 10], Duration::from_millis(100));
+        let mut paced = Paced {
+            inner: Body::from_stream(steady).into_data_stream(),
+            started: Instant::now(),
+            grace: Duration::from_millis(300),
+            received: 0,
+            timer: None,
+        };
+        let mut read = 0;
+        while let Some(chunk) = paced.next().await {
+            read += chunk.expect("kept its pace").len();
+        }
+        assert_eq!(read, 10 * 8192);
+    }
+
+    /// Chunks of the given sizes, one after each pause.
+    fn async_stream_of(
+        sizes: Vec<usize>,
+        pause: Duration,
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        tokio_stream::iter(sizes).then(move |size| async move {
+            tokio::time::sleep(pause).await;
+            Ok(Bytes::from(vec![b'x'; size]))
+        })
+    }
+}
