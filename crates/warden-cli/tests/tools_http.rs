@@ -211,3 +211,40 @@ fn a_clients_tools_are_its_own_and_host_ones_wait_for_the_operator() {
     let (status, body) = server.request("DELETE", "/v1/tools/upper", None);
     assert_eq!(status, 403, "{body}");
 }
+
+/// Bug hunt: registrations were neither charged to the token's rate nor bounded: one token
+/// registered 2,100 tools at 60 requests a minute, and every other caller's `tools/list` grew
+/// to 1.25 MB. Each registration takes a request of the rate now, and a token holds at most
+/// 64 registered tools.
+#[test]
+fn a_tokens_registrations_are_charged_and_bounded() {
+    let server = LiveServer::start(
+        "[[server.tokens]]\nname = \"slow\"\ntoken = \"t-slow\"\nrequests_per_minute = 2\n",
+    );
+    let tool = |name: &str| {
+        json!({"definition": format!(
+            "name = \"{name}\"\ndescription = \"d\"\ncategory = \"host\"\n\
+             [input]\ntype = \"object\"\n[run]\ncommand = [\"/bin/true\"]\n"
+        )})
+        .to_string()
+    };
+    for i in 0..2 {
+        let (status, body) =
+            server.request_as("t-slow", "POST", "/v1/tools", Some(&tool(&format!("s{i}"))));
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = server.request_as("t-slow", "POST", "/v1/tools", Some(&tool("s2")));
+    assert_eq!(status, 429, "the rate: {body}");
+
+    for i in 0..64 {
+        let (status, body) = server.request("POST", "/v1/tools", Some(&tool(&format!("t{i}"))));
+        assert_eq!(status, 201, "{i}: {body}");
+    }
+    let (status, body) = server.request("POST", "/v1/tools", Some(&tool("t64")));
+    assert_eq!(status, 429, "the 65th: {body}");
+    assert!(body.contains("as many as one may"), "{body}");
+    let (status, _) = server.request("DELETE", "/v1/tools/t0", None);
+    assert_eq!(status, 204);
+    let (status, body) = server.request("POST", "/v1/tools", Some(&tool("t64")));
+    assert_eq!(status, 201, "a place freed: {body}");
+}

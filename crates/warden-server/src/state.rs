@@ -299,6 +299,16 @@ impl AppState {
         held
     }
 
+    /// Takes one request of `caller`'s rate, for a request that runs nothing but costs
+    /// every caller (a tool registered).
+    pub(crate) fn charge(&self, caller: &Caller) -> Result<(), ExecError> {
+        let charged = self.inner.quotas.charge(caller.token.as_deref());
+        if charged.is_err() {
+            self.inner.metrics.refused("quota");
+        }
+        charged
+    }
+
     /// Whether `caller` may open another MCP session: within its count of open ones (as
     /// many as its long-lived connections), charged to its rate.
     pub(crate) fn open_mcp_session(&self, caller: &Caller) -> Result<(), ExecError> {

@@ -175,6 +175,9 @@ pub enum RegistryError {
     /// The tool is not pending.
     #[error("tool {0:?} is not awaiting approval")]
     NotPending(String),
+    /// A client holds as many registered tools as one may.
+    #[error("this API token has registered {0} tools, as many as one may (remove one first)")]
+    TooMany(usize),
     /// A client asked to replace or remove a tool that another token (or the operator)
     /// registered.
     #[error("tool {0:?} was registered by another API token or by the operator")]
@@ -253,6 +256,9 @@ pub(crate) struct Registry {
 
 /// The marker file of a registered tool awaiting approval.
 const PENDING: &str = "pending";
+/// The most tools one API token may have registered at once.
+pub(crate) const MAX_PER_CLIENT: usize = 64;
+
 /// The file naming the API token that registered a tool (empty: a server without tokens);
 /// absent for the operator's registrations.
 const OWNER: &str = "owner";
@@ -491,7 +497,23 @@ impl Registry {
         match tools.get(&name).map(|t| &t.source) {
             Some(ToolSource::Registered(dir)) if replace => may_change(dir, &name, by)?,
             Some(_) => return Err(RegistryError::Exists(name)),
-            None => {}
+            None => {
+                // The registry is every caller's list of tools: one token's registrations
+                // are bounded, or it would fill everyone's `tools/list`.
+                if let Registrant::Client(_) = by {
+                    let held = tools
+                        .values()
+                        .filter_map(|t| match &t.source {
+                            ToolSource::Registered(dir) => Some(dir),
+                            _ => None,
+                        })
+                        .filter(|dir| may_change(dir, "", by).is_ok())
+                        .count();
+                    if held >= MAX_PER_CLIENT {
+                        return Err(RegistryError::TooMany(MAX_PER_CLIENT));
+                    }
+                }
+            }
         }
         store(&dir, text, entry.program.as_ref(), pending, by)?;
         let entry = Arc::new(entry);

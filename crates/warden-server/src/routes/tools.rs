@@ -98,6 +98,7 @@ pub(crate) async fn get(
         (status = 413, description = "The body is larger than the server accepts"),
         (status = 415, description = "Not `Content-Type: application/json`"),
         (status = 422, description = "The file is invalid or its assessment refuses it"),
+        (status = 429, description = "The token's rate is spent, or it has registered as many tools as one may (64)"),
     ),
     security(("bearer" = []))
 )]
@@ -107,6 +108,8 @@ pub(crate) async fn register(
     body: Result<Json<RegisterBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ToolView>), ApiError> {
     let Json(body) = body?;
+    // Not an execution, but a cost every caller of the registry shares: one of the rate.
+    state.charge(&caller)?;
     let files: Vec<ProgramFile> = body
         .files
         .into_iter()
@@ -129,6 +132,10 @@ pub(crate) async fn register(
         Err(e @ warden_engine::RegistryError::NotYours(_)) => {
             Err(ApiError::with_status(StatusCode::FORBIDDEN, e.to_string()))
         }
+        Err(e @ warden_engine::RegistryError::TooMany(_)) => Err(ApiError::with_status(
+            StatusCode::TOO_MANY_REQUESTS,
+            e.to_string(),
+        )),
         Err(e) if e.is_caller_fault() => Err(ApiError::unprocessable(e.to_string())),
         Err(e) => Err(ApiError::internal(&e)),
     }
