@@ -167,6 +167,11 @@ impl Manifest {
         }
     }
 
+    /// Whether its installer takes `name:version` ([`check_spec`]): gem's.
+    pub const fn name_colon_version(self) -> bool {
+        matches!(self, Manifest::Gemfile)
+    }
+
     /// The dependency specs the file names, each checked by [`check_spec`].
     pub fn parse(self, text: &str) -> Result<Vec<String>, DependencyError> {
         let specs = match self {
@@ -175,7 +180,7 @@ impl Manifest {
             Manifest::Gemfile => gemfile(text)?,
         };
         for spec in &specs {
-            check_spec(spec)?;
+            check_spec(spec, self.name_colon_version())?;
         }
         Ok(specs)
     }
@@ -259,8 +264,11 @@ fn gemfile(text: &str) -> Result<Vec<String>, DependencyError> {
 
 /// Checks one dependency spec: 1 to [`MAX_SPEC_LEN`] bytes of letters, digits and
 /// `. _ - = < > ! ~ @ + ^ * , [ ] :`, starting with a letter, a digit or `@`; a `/` only in an
-/// npm scope (`@scope/name`).
-pub fn check_spec(spec: &str) -> Result<(), DependencyError> {
+/// npm scope (`@scope/name`); a `:` only between a name and a version, and only where
+/// `name_colon_version` (gem's `rake:13.0.6`): elsewhere it makes a URL or another source of
+/// the installer's (npm's `x@http:host:9`, `file:..`, `gist:id`, pip's URLs), which fetch
+/// what no registry serves.
+pub fn check_spec(spec: &str, name_colon_version: bool) -> Result<(), DependencyError> {
     let bad = |why: &'static str| {
         Err(DependencyError::Spec {
             spec: spec.to_owned(),
@@ -290,12 +298,29 @@ pub fn check_spec(spec: &str) -> Result<(), DependencyError> {
     if spec.contains('/') && !scoped || spec.contains("//") {
         return bad("a spec names a package, not a path or URL");
     }
+    if let Some((name, version)) = spec.split_once(':') {
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        let versionish = version.starts_with(|c: char| c.is_ascii_digit() || "<>=~!".contains(c))
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".<>=~!,".contains(c));
+        if !(name_colon_version && plain && versionish) {
+            return bad("a spec names a package, not a URL or another source (a `:` is only gem's name:version)");
+        }
+    }
     Ok(())
 }
 
-/// The request's dependency specs made ready for an installer and a cache key: each checked,
-/// sorted, duplicates removed, at most [`MAX_DEPENDENCIES`].
-pub fn normalise(specs: &[String]) -> Result<Vec<String>, DependencyError> {
+/// The request's dependency specs made ready for an installer and a cache key: each checked
+/// ([`check_spec`], `name_colon_version` as the installer takes it), sorted, duplicates
+/// removed, at most [`MAX_DEPENDENCIES`].
+pub fn normalise(
+    specs: &[String],
+    name_colon_version: bool,
+) -> Result<Vec<String>, DependencyError> {
     if specs.len() > MAX_DEPENDENCIES {
         return Err(DependencyError::TooMany {
             count: specs.len(),
@@ -303,7 +328,7 @@ pub fn normalise(specs: &[String]) -> Result<Vec<String>, DependencyError> {
         });
     }
     for spec in specs {
-        check_spec(spec)?;
+        check_spec(spec, name_colon_version)?;
     }
     let mut out = specs.to_vec();
     out.sort();
@@ -363,7 +388,7 @@ mod tests {
             "rake:13.0.6",
             "Django~=4.2",
         ] {
-            assert_eq!(check_spec(spec), Ok(()), "{spec}");
+            assert_eq!(check_spec(spec, true), Ok(()), "{spec}");
         }
     }
 
@@ -383,22 +408,41 @@ mod tests {
             ("@scope/a/b", "not a path or URL"),
             ("", "1 to 200"),
         ] {
-            let err = check_spec(spec).expect_err(spec).to_string();
+            let err = check_spec(spec, true).expect_err(spec).to_string();
             assert!(err.contains(why), "{spec}: {err}");
         }
-        assert!(check_spec(&"a".repeat(MAX_SPEC_LEN + 1)).is_err());
+        assert!(check_spec(&"a".repeat(MAX_SPEC_LEN + 1), true).is_err());
+        // Bug hunt: npm fetched URLs, directories and gists named this way.
+        for spec in [
+            "x@http:127.0.0.1:9",
+            "x@gist:abc",
+            "x@file:..",
+            "x@npm:y@1",
+            "http:127.0.0.1:9",
+            "gist:abc",
+            "file:.",
+            "git:1.0:x",
+        ] {
+            let err = check_spec(spec, true).expect_err(spec).to_string();
+            assert!(err.contains("not a URL or another source"), "{spec}: {err}");
+        }
+        assert!(
+            check_spec("rake:13.0.6", false).is_err(),
+            "only gem's installer"
+        );
+        assert_eq!(check_spec("rake:~>13.0", true), Ok(()));
     }
 
     #[test]
     fn normalising_sorts_dedups_and_bounds() {
         let specs = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            normalise(&specs(&["six", "attrs", "six"])),
+            normalise(&specs(&["six", "attrs", "six"]), false),
             Ok(specs(&["attrs", "six"]))
         );
         let many: Vec<String> = (0..=MAX_DEPENDENCIES).map(|i| format!("p{i}")).collect();
         assert!(matches!(
-            normalise(&many),
+            normalise(&many, false),
             Err(DependencyError::TooMany { .. })
         ));
     }

@@ -69,7 +69,10 @@ pub(super) fn requested(
             specs.extend(manifest.parse(&text)?);
         }
     }
-    Ok(dependencies::normalise(&specs)?)
+    let name_colon_version = installer
+        .manifest
+        .is_some_and(dependencies::Manifest::name_colon_version);
+    Ok(dependencies::normalise(&specs, name_colon_version)?)
 }
 
 impl Engine {
