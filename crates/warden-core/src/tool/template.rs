@@ -261,15 +261,16 @@ fn spread_texts(name: &str, value: Option<&Value>) -> Result<Vec<String>, Templa
         .collect()
 }
 
-/// A mixed element, or `None` when a property it names is absent. A value at the very start
-/// of the element is guarded like a whole argument.
+/// A mixed element, or `None` when a property it names is absent. A value that starts the
+/// element (the first piece, or one after values that came out empty: `{a}{b}` with `a` empty)
+/// is guarded like a whole argument.
 fn expand_text(
     pieces: &[Piece],
     input: &serde_json::Map<String, Value>,
     guard: impl Fn(&str, &str) -> Result<(), TemplateError>,
 ) -> Result<Option<String>, TemplateError> {
     let mut out = String::new();
-    for (i, piece) in pieces.iter().enumerate() {
+    for piece in pieces {
         match piece {
             Piece::Text(text) => out.push_str(text),
             Piece::Value(name) => {
@@ -277,7 +278,7 @@ fn expand_text(
                     return Ok(None);
                 };
                 let text = scalar_text(name, value)?;
-                if i == 0 {
+                if out.is_empty() {
                     guard(name, &text)?;
                 }
                 out.push_str(&text);
@@ -489,6 +490,12 @@ mod tests {
             t.expand(&json!({"filter": "", "n": -1})).is_err(),
             "mixed at start"
         );
+        // Bug hunt: a value after values that came out empty starts the element too.
+        let t = template(&["/usr/bin/printf", "<%s>", "{filter}{n}"]).expect("valid");
+        let err = t
+            .expand(&json!({"filter": "", "n": -1}))
+            .expect_err("-1 starts the argument");
+        assert!(matches!(err, TemplateError::LeadingDash { name } if name == "n"));
         let t = template(&["/usr/bin/grep", "-e", "--", "{filter}", "{files...}"]).expect("valid");
         let argv = t
             .expand(&json!({"filter": "-v", "files": ["-rf"]}))
