@@ -241,7 +241,7 @@ fn bad_calls_are_refused_clearly() {
         .args(["tool", "call", "wc", "--input", "{not json"])
         .output()
         .expect("warden runs");
-    assert_eq!(not_json.status.code(), Some(125));
+    assert_eq!(not_json.status.code(), Some(2), "refused before anything ran");
     assert!(stderr(&not_json).contains("not valid JSON"));
 }
 
@@ -487,6 +487,25 @@ fn a_wrapped_command_is_a_sandboxed_tool_whose_callers_cannot_add_options() {
             .expect("runs"),
     );
     assert_eq!(shown["category"], "host", "{shown:#}");
+    // Bug hunt: input that is not JSON exited 125, as if warden had failed.
+    let bad = world
+        .warden()
+        .args(["tool", "call", "sorter", "--input", "bad json"])
+        .output()
+        .expect("runs");
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("not valid JSON"), "{}", stderr(&bad));
+    // Bug hunt: the text said "in mode ?" for a tool with a fixed mode.
+    let text = world
+        .warden()
+        .args(["tool", "show", "sorter"])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("runs:        command in mode sandboxed"),
+        "{text}"
+    );
     // Refused before anything ran: exit 2 and a refusal in the statistics, not a failure.
     let option = call(
         &world,

@@ -245,7 +245,10 @@ fn show(out: &mut impl Write, engine: &Engine, name: &str, json: bool) -> anyhow
         out,
         "runs:        {} in mode {}, network {}",
         view.runs,
-        serde_json::to_value(view.mode)?.as_str().unwrap_or("?"),
+        match view.mode {
+            warden_core::ModeRequest::Auto => "auto",
+            warden_core::ModeRequest::Exactly(mode) => mode.name(),
+        },
         view.network
     )?;
     for reason in &view.assessment.reasons {
@@ -276,8 +279,15 @@ fn call(out: &mut impl Write, engine: &Engine, args: CallArgs) -> anyhow::Result
         }
         Some(s) => s.to_owned(),
     };
-    let input: serde_json::Value =
-        serde_json::from_str(&text).context("the input is not valid JSON")?;
+    // The caller's mistake, refused before anything ran: exit 2, as an input the schema
+    // refuses (125 says warden itself failed).
+    let input: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(input) => input,
+        Err(e) => {
+            eprintln!("warden: the input is not valid JSON: {e}");
+            return Ok(ExitCode::from(REFUSED));
+        }
+    };
     let reply = engine.call_tool(ToolCallRequest {
         tool: args.name,
         input,
