@@ -241,7 +241,11 @@ fn bad_calls_are_refused_clearly() {
         .args(["tool", "call", "wc", "--input", "{not json"])
         .output()
         .expect("warden runs");
-    assert_eq!(not_json.status.code(), Some(2), "refused before anything ran");
+    assert_eq!(
+        not_json.status.code(),
+        Some(2),
+        "refused before anything ran"
+    );
     assert!(stderr(&not_json).contains("not valid JSON"));
 }
 
@@ -646,4 +650,41 @@ fn http_fetch_reaches_a_public_host_through_the_policy_and_never_this_one() {
     let fetch = stat_of(&world, "http_fetch");
     assert_eq!(fetch["successes"], 1, "{fetch:#}");
     assert_eq!(fetch["violations"], 1, "{fetch:#}");
+}
+
+/// Bug hunt: a tool whose read-only paths its sandbox cannot bind (`/etc`) or hides (`/tmp`),
+/// or whose limits are out of range, registered as active and every call was refused. It is
+/// listed unavailable with the reason now.
+#[test]
+fn a_tool_no_call_could_run_is_unavailable_with_the_reason() {
+    let world = World::new();
+    for (name, run, says) in [
+        (
+            "etc",
+            "command = [\"/bin/cat\", \"/etc/hostname\"]\nread_only = [\"/etc\"]",
+            "writes its own /etc/passwd",
+        ),
+        (
+            "tmp",
+            "command = [\"/bin/true\"]\nread_only = [\"/tmp\"]",
+            "which the sandbox mounts its own over",
+        ),
+        (
+            "slow",
+            "command = [\"/bin/true\"]\n[limits]\nwall_time = \"1000h\"",
+            "its limits: wall-time",
+        ),
+    ] {
+        let definition = format!(
+            "name = \"{name}\"\ndescription = \"d\"\ncategory = \"host\"\n\
+             [input]\ntype = \"object\"\n[run]\n{run}\n"
+        );
+        let out = register(&world, &definition, None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {out:?}");
+        assert!(
+            text.contains("unavailable") && text.contains(says),
+            "{name}: {text}"
+        );
+    }
 }

@@ -609,20 +609,7 @@ impl Engine {
             program.add_sources_named(own.compile.iter().flatten().chain(&own.run));
         }
         let limits = self.limits(&[&language.limits, &request.limits])?;
-        for path in &request.read_only {
-            let covered = ["/tmp", warden_sandbox::WORKDIR, "/proc", "/dev"]
-                .into_iter()
-                .find(|cover| path.starts_with(cover));
-            if let Some(covered) = covered {
-                return Err(EngineError::HiddenReadOnly {
-                    path: path.clone(),
-                    covered,
-                });
-            }
-        }
-        if !request.read_only.is_empty() {
-            self.check_read_only(language, &request.read_only)?;
-        }
+        self.usable_read_only(language, &request.read_only)?;
         crate::workspace::check_arguments(&request.args, limits.stack_size)?;
         for case in &request.tests {
             let args: Vec<String> = request.args.iter().chain(&case.args).cloned().collect();
@@ -833,6 +820,30 @@ impl Engine {
             spec.add_bind(path);
         }
         Ok(spec)
+    }
+
+    /// Refuses read-only paths a sandbox of `language` would hide under its own mounts, or
+    /// cannot bind ([`Engine::check_read_only`]).
+    pub(crate) fn usable_read_only(
+        &self,
+        language: &Language,
+        paths: &[PathBuf],
+    ) -> Result<(), EngineError> {
+        for path in paths {
+            let covered = ["/tmp", warden_sandbox::WORKDIR, "/proc", "/dev"]
+                .into_iter()
+                .find(|cover| path.starts_with(cover));
+            if let Some(covered) = covered {
+                return Err(EngineError::HiddenReadOnly {
+                    path: path.clone(),
+                    covered,
+                });
+            }
+        }
+        if paths.is_empty() {
+            return Ok(());
+        }
+        self.check_read_only(language, paths)
     }
 
     /// Refuses the read-only paths the sandbox cannot bind (bound, every run of the language

@@ -524,12 +524,33 @@ impl Judge for EngineJudge<'_> {
                 ));
             }
         }
-        tool.read_only.iter().find(|p| !p.exists()).map(|p| {
-            format!(
+        if let Some(p) = tool.read_only.iter().find(|p| !p.exists()) {
+            return Some(format!(
                 "its read-only path {} does not exist on this host",
                 p.display()
-            )
-        })
+            ));
+        }
+        // What every call would refuse: paths its sandbox hides or cannot bind, limits out of
+        // the operator's range. Told now, not by every call.
+        let language = match &tool.runner {
+            Runner::Program {
+                language: Some(id), ..
+            } => engine.catalog.get(id),
+            Runner::Program { file, .. } => engine
+                .resolve(None, Some(file), b"")
+                .ok()
+                .map(|(language, _)| language),
+            _ => engine.catalog.get("bash"),
+        };
+        if let Some(language) = language {
+            if let Err(e) = engine.usable_read_only(language, &tool.read_only) {
+                return Some(e.to_string());
+            }
+            if let Err(e) = engine.limits(&[&language.limits, &tool.limits]) {
+                return Some(format!("its limits: {e}"));
+            }
+        }
+        None
     }
 }
 
