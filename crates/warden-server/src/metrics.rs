@@ -176,9 +176,13 @@ impl Counts {
                     r.outcome.kind().to_string(),
                 );
                 *self.executions.entry(key).or_default() += 1;
-                if let Some(network) = r.network.as_ref().filter(|n| n.denied > 0) {
-                    *self.denied.entry(network.policy.clone()).or_default() +=
-                        u64::from(network.denied);
+                // The installer's proxy as the program's: both let traffic out.
+                let installer = r.dependencies.as_ref().and_then(|d| d.network.as_ref());
+                for network in r.network.iter().chain(installer) {
+                    if network.denied > 0 {
+                        *self.denied.entry(network.policy.clone()).or_default() +=
+                            u64::from(network.denied);
+                    }
                 }
                 self.stages_of(r);
             }
@@ -226,7 +230,8 @@ impl Counts {
                 .entry(violation.kind.to_string())
                 .or_default() += 1;
         }
-        for connection in r.network.iter().flat_map(|n| &n.connections) {
+        let installer = r.dependencies.as_ref().and_then(|d| d.network.as_ref());
+        for connection in r.network.iter().chain(installer).flat_map(|n| &n.connections) {
             *self.network_bytes.entry("up").or_default() += connection.bytes_up;
             *self.network_bytes.entry("down").or_default() += connection.bytes_down;
         }
