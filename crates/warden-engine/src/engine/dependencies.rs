@@ -108,8 +108,13 @@ impl Engine {
             });
         }
         require_installed(language, &installer.argv)?;
-        let toolchain: Vec<String> = [&installer.argv[0], &language.run.argv[0]]
+        // The installer's files as it names them (npm's `npm-cli.js` beside node, not only
+        // node), and the runtime: an upgrade of either changes the key.
+        let toolchain: Vec<String> = installer
+            .argv
             .iter()
+            .filter(|a| a.starts_with('/') && Path::new(a.as_str()).is_file())
+            .chain([&language.run.argv[0]])
             .map(|program| toolchain_identity(program).unwrap_or_default())
             .collect();
         let index = self
