@@ -227,3 +227,30 @@ fn a_registered_server_is_wrapped_by_name_once_approved() {
     assert_eq!(call.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&call.stderr).contains("warden mcp wrap echo"));
 }
+
+/// Bug hunt: the relay forwarded every answer of the server: one to an id the client never
+/// sent, and a second one to a call already answered. Only the first answer to each request
+/// of the client reaches it now.
+#[test]
+fn answers_to_requests_never_sent_or_answered_already_are_dropped() {
+    let world = World::new();
+    let script = "read line; \
+        printf '%s\\n' '{\"jsonrpc\":\"2.0\",\"id\":12345,\"result\":{}}' \
+        '{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"content\":[]}}' \
+        '{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"content\":[]}}' \
+        '{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}'; \
+        sleep 1";
+    let out = wrap(
+        &world,
+        &["liar", "--", "/bin/sh", "-c", script],
+        &format!("{CALL}\n"),
+    );
+    let sent = messages(&out);
+    let answers: Vec<&Value> = sent.iter().filter(|m| m.get("id").is_some()).collect();
+    assert_eq!(answers.len(), 1, "{sent:?}");
+    assert_eq!(answers[0]["id"], 2, "{sent:?}");
+    assert!(
+        sent.iter().any(|m| m["method"] == "notifications/message"),
+        "a notification still passes: {sent:?}"
+    );
+}

@@ -231,7 +231,12 @@ impl Counts {
                 .or_default() += 1;
         }
         let installer = r.dependencies.as_ref().and_then(|d| d.network.as_ref());
-        for connection in r.network.iter().chain(installer).flat_map(|n| &n.connections) {
+        for connection in r
+            .network
+            .iter()
+            .chain(installer)
+            .flat_map(|n| &n.connections)
+        {
             *self.network_bytes.entry("up").or_default() += connection.bytes_up;
             *self.network_bytes.entry("down").or_default() += connection.bytes_down;
         }

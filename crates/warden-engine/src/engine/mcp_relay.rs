@@ -9,7 +9,7 @@
 //! server's lines), a reader of the client's messages, and the proxy's (the denial hook).
 //! They share one [`Relay`] behind a mutex, which also orders every write to the client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -104,6 +104,9 @@ struct Answered {
 struct Relay {
     client: Box<dyn Write + Send>,
     pending: HashMap<String, Pending>,
+    /// The ids of the client's requests not yet answered (its tool calls among them): an
+    /// answer the server gives to any other id, or a second one, is dropped.
+    outstanding: HashSet<String>,
     answered: Vec<Answered>,
     stopped: Option<String>,
     /// Why the server is gone, once its execution has ended: later requests are answered
@@ -148,6 +151,7 @@ impl Relay {
             .map(|(id, _)| id.clone())
             .collect();
         for id in late {
+            self.outstanding.remove(&id);
             if let Some(call) = self.pending.remove(&id) {
                 let reason = format!(
                     "the wrapped server did not answer within {}",
@@ -169,6 +173,7 @@ impl Relay {
     fn fail_pending(&mut self, reason: &str, status: ToolCallStatus) {
         let pending: Vec<(String, Pending)> = self.pending.drain().collect();
         for (id, call) in pending {
+            self.outstanding.remove(&id);
             let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
             self.send(&error_response(id, -32000, reason));
             self.answered.push(Answered {
@@ -193,9 +198,20 @@ impl Relay {
             self.dropped += 1;
             return;
         };
+        let answer = message.get("method").is_none()
+            && (message.get("result").is_some() || message.get("error").is_some());
+        if answer {
+            let id = message.get("id").map(Value::to_string).unwrap_or_default();
+            if !self.outstanding.remove(&id) {
+                // Not the answer to a request the client is waiting for: one it never sent,
+                // or a second answer (one the relay already gave, as a timeout).
+                tracing::debug!(id, "dropped an answer of the wrapped server to no request");
+                return;
+            }
+        }
         if let Some(call) = message
             .get("id")
-            .filter(|_| message.get("result").is_some() || message.get("error").is_some())
+            .filter(|_| answer)
             .and_then(|id| self.pending.remove(&id.to_string()))
         {
             let failed = message.get("error").is_some()
@@ -239,6 +255,9 @@ impl Relay {
                 self.send(&error_response(id, -32000, &text));
             }
             return;
+        }
+        if let (true, Some(id)) = (is_request, &id) {
+            self.outstanding.insert(id.to_string());
         }
         if message["method"] == "tools/call" {
             if let Some(id) = &id {
@@ -351,6 +370,7 @@ impl Engine {
         let relay = Arc::new(Mutex::new(Relay {
             client: client_out,
             pending: HashMap::new(),
+            outstanding: HashSet::new(),
             answered: Vec::new(),
             stopped: None,
             ended: None,
@@ -601,6 +621,7 @@ mod tests {
         let relay = Relay {
             client: Box::new(out.clone()),
             pending: HashMap::new(),
+            outstanding: HashSet::new(),
             answered: Vec::new(),
             stopped: None,
             ended: None,
