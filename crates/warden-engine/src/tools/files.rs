@@ -111,8 +111,9 @@ impl FilesError {
 pub(crate) struct Workspaces {
     root: PathBuf,
     quota: u64,
-    /// One operation at a time, so that a quota check and its write are not interleaved with
-    /// another write.
+    /// One operation at a time in this process, so that a quota check and its write are not
+    /// interleaved with another write; other processes (the CLI, `warden mcp`, a server share
+    /// the local caller's workspace) wait for the workspace's `flock`.
     lock: Mutex<()>,
 }
 
@@ -133,17 +134,24 @@ impl Workspaces {
         let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let operation = input["operation"].as_str().unwrap_or_default();
         let path = input["path"].as_str().unwrap_or_default();
-        let workspace = self.open(caller)?;
+        let workspace =
+            nix::fcntl::Flock::lock(self.open(caller)?, nix::fcntl::FlockArg::LockExclusive)
+                .map_err(|(_, errno)| FilesError::Host {
+                    step: "locking",
+                    path: self.root.join(caller_dir(caller)).display().to_string(),
+                    errno,
+                })?;
+        let workspace: &OwnedFd = &workspace;
         match operation {
-            "list" => list(&workspace, path),
-            "read" => read(&workspace, path),
+            "list" => list(workspace, path),
+            "read" => read(workspace, path),
             "write" => {
                 let content = input["content"].as_str().ok_or_else(|| {
                     FilesError::Input("write needs \"content\" (the file's text)".into())
                 })?;
-                self.write(&workspace, path, content.as_bytes())
+                self.write(workspace, path, content.as_bytes())
             }
-            "delete" => delete(&workspace, path),
+            "delete" => delete(workspace, path),
             other => Err(FilesError::Input(format!(
                 "unknown operation {other:?}: list, read, write or delete"
             ))),
@@ -682,6 +690,35 @@ mod tests {
             .filter(|n| n != "race")
             .collect();
         assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+
+    /// Bug hunt: the quota held within one process only: writes of six processes at once
+    /// (the CLI, `warden mcp`, a server) all passed the check, together three times the
+    /// quota. Two registries' workspaces on one directory stand for two processes here.
+    #[test]
+    fn the_quota_holds_across_processes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = Workspaces::new(dir.path().join("files"), 1000);
+        let b = Workspaces::new(dir.path().join("files"), 1000);
+        let start = std::sync::Barrier::new(6);
+        let written = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for i in 0..6 {
+                let (ws, start, written) = (if i % 2 == 0 { &a } else { &b }, &start, &written);
+                s.spawn(move || {
+                    start.wait();
+                    let input = json!({"operation": "write", "path": format!("f{i}"), "content": "x".repeat(600)});
+                    if ws.operate(None, &input).is_ok() {
+                        written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            written.into_inner(),
+            1,
+            "600 bytes each under a quota of 1000"
+        );
     }
 
     /// Bug hunt: writes at once into one new directory failed with a 500 ("creating a
