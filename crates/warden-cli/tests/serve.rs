@@ -246,6 +246,10 @@ fn programs_run_sync_async_and_with_test_cases_and_are_recorded_with_their_token
     let huge = server.request("GET", "/v1/history?limit=4294967295", None);
     assert_eq!(huge.code, 400, "{}", huge.body);
     assert!(huge.body.contains("limit: at most 1000"), "{}", huge.body);
+    // Bug hunt: 0 answered an empty page, where the CLI's --limit 0 lists all.
+    let none = server.request("GET", "/v1/history?limit=0", None);
+    assert_eq!(none.code, 400, "{}", none.body);
+    assert!(none.body.contains("limit: 1 to 1000"), "{}", none.body);
     let gone = "0123456789abcdef0123456789abcdee";
     let unknown = server.request("GET", &format!("/v1/history?before={gone}"), None);
     assert_eq!(unknown.code, 400, "{}", unknown.body);

@@ -85,6 +85,12 @@ pub(crate) async fn list(
             "limit: at most {MAX_PAGE} a page; ask for the next page with before=<the last id>"
         )));
     }
+    // The CLI's `--limit 0` is "all"; a page of the API has a bound, so 0 is no page at all.
+    if limit == 0 {
+        return Err(ApiError::bad_request(format!(
+            "limit: 1 to {MAX_PAGE} a page (the CLI's --limit 0 lists all; page with before=<the last id>)"
+        )));
+    }
     let filter = HistoryFilter {
         language,
         since: since(query.since.as_deref())?,
