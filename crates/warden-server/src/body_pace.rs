@@ -105,14 +105,7 @@ mod tests {
     /// is read whole.
     #[tokio::test]
     async fn a_trickled_body_is_cut_and_a_paced_one_is_read() {
-        let trickle = async_stream_of(vec![1; 100], Duration::from_millis(100));
-        let mut paced = Paced {
-            inner: Body::from_stream(trickle).into_data_stream(),
-            started: Instant::now(),
-            grace: Duration::from_millis(300),
-            received: 0,
-            timer: None,
-        };
+        let mut paced = paced_body(vec![1; 100], Duration::from_millis(100));
         let mut read = 0;
         let failed = loop {
             match paced.next().await {
@@ -125,19 +118,24 @@ mod tests {
         assert!(read < 100, "{read} bytes read before the cut");
 
         // 80 KiB/s, five times the least.
-        let steady = async_stream_of(vec![8192; 10], Duration::from_millis(100));
-        let mut paced = Paced {
-            inner: Body::from_stream(steady).into_data_stream(),
-            started: Instant::now(),
-            grace: Duration::from_millis(300),
-            received: 0,
-            timer: None,
-        };
+        let mut paced = paced_body(vec![8192; 10], Duration::from_millis(100));
         let mut read = 0;
         while let Some(chunk) = paced.next().await {
             read += chunk.expect("kept its pace").len();
         }
         assert_eq!(read, 10 * 8192);
+    }
+
+    /// A body of chunks of the given sizes, one after each pause, paced with a grace of
+    /// 300 ms.
+    fn paced_body(sizes: Vec<usize>, pause: Duration) -> Paced {
+        Paced {
+            inner: Body::from_stream(async_stream_of(sizes, pause)).into_data_stream(),
+            started: Instant::now(),
+            grace: Duration::from_millis(300),
+            received: 0,
+            timer: None,
+        }
     }
 
     /// Chunks of the given sizes, one after each pause.
