@@ -265,6 +265,48 @@ fn installs_from_the_test_index(case: &Case) {
         assert_eq!(c["rule"], "rule 1", "{c:#}\n{first:#}");
         assert_eq!(c["reason"], "the test's package index", "{c:#}\n{first:#}");
     }
+    // Bug hunt: the history kept the program's connections only; the installer's are in its
+    // traffic log too now, under their own policy and stage, and read back with the execution.
+    let id = first["id"].as_str().expect("an id");
+    let logged = json_of(
+        &world
+            .warden()
+            .args(["network", "log", "--execution", id, "--json"])
+            .output()
+            .expect("warden runs"),
+    );
+    let logged = logged.as_array().expect("a list");
+    assert_eq!(logged.len(), connections.len(), "{logged:#?}");
+    for c in logged {
+        assert_eq!(c["stage"], "dependencies", "{c:#}");
+        assert_eq!(c["policy"], "test_indexes", "{c:#}");
+    }
+    let stats = json_of(
+        &world
+            .warden()
+            .args(["network", "stats", "--json"])
+            .output()
+            .expect("warden runs"),
+    );
+    let policy = stats["per_policy"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["policy"] == "test_indexes"))
+        .unwrap_or_else(|| panic!("the installer's policy is counted: {stats:#}"));
+    assert_eq!(policy["attempts"], connections.len(), "{stats:#}");
+    let shown = json_of(
+        &world
+            .warden()
+            .args(["show", id, "--json"])
+            .output()
+            .expect("warden runs"),
+    );
+    assert_eq!(
+        shown["dependencies"]["network"]["connections"]
+            .as_array()
+            .map(Vec::len),
+        Some(connections.len()),
+        "{shown:#}"
+    );
     let seen = index.requests();
     for path in case.fetched {
         assert!(

@@ -182,6 +182,10 @@ pub struct CompileRecord {
     /// The compiler's standard error, when the retention keeps output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
+    /// The dependency installer's policy and connections, when asked for (one execution, not
+    /// a list; kept in the traffic log, not in this record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkReport>,
 }
 
 /// The security section of a recorded execution.
@@ -321,6 +325,8 @@ pub(super) struct Row {
     retention: Retention,
     origin: (String, Option<String>),
     network: Option<NetworkReport>,
+    /// The dependency installer's connections, kept in the traffic log beside the program's.
+    installer_network: Option<NetworkReport>,
     code: Option<Vec<u8>>,
     stdout: Option<Vec<u8>>,
     stderr: Option<Vec<u8>>,
@@ -368,6 +374,7 @@ impl Row {
             origin: (input.api.to_owned(), input.token.map(str::to_owned)),
             // What the sandbox let out or stopped is metadata: kept at every retention.
             network: result.network.clone(),
+            installer_network: result.dependencies.as_ref().and_then(|d| d.network.clone()),
             code: retention.keeps_code().then(|| input.code.to_vec()),
             stdout: output.then(|| result.stdout.clone()),
             stderr: output.then(|| result.stderr.clone()),
@@ -418,8 +425,15 @@ impl Row {
                 self.dependencies,
             ],
         )?;
-        match &self.network {
-            Some(report) => traffic::insert(tx, &self.id, report),
+        let ran = match &self.network {
+            Some(report) => {
+                traffic::insert(tx, &self.id, report, None, 0)?;
+                report.connections.len()
+            }
+            None => 0,
+        };
+        match &self.installer_network {
+            Some(report) => traffic::insert(tx, &self.id, report, Some(traffic::DEPENDENCIES), ran),
             None => Ok(()),
         }
     }
@@ -435,6 +449,8 @@ fn compile(stage: &StageResult, keep_output: bool) -> CompileRecord {
         stderr_bytes: stage.stderr.len() as u64,
         stdout: text(&stage.stdout),
         stderr: text(&stage.stderr),
+        // The installer's go to the traffic log, read back with the execution.
+        network: None,
     }
 }
 
@@ -449,7 +465,8 @@ const COLUMNS: &str = "id, finished_at_ms, language, mode, outcome, cpu_time_ms,
     peak_memory_bytes, code_bytes, stdin_bytes, stdout_bytes, stderr_bytes, stdout_truncated, \
     stderr_truncated, limits, compile, retention, threat_level, security, api, token, \
     network_policy, CASE WHEN network_policy IS NULL THEN NULL ELSE (SELECT count(*) \
-    FROM connections c WHERE c.execution_id = executions.id AND c.allowed = 0) END, \
+    FROM connections c WHERE c.execution_id = executions.id AND c.allowed = 0 \
+    AND c.stage IS NULL) END, \
     dependencies";
 
 /// A row as SQLite returns it, before its JSON columns are decoded.
@@ -642,10 +659,14 @@ pub(super) fn get(
         }
         None => None,
     };
+    let installer = traffic::dependencies_report(&tx, id).map_err(|e| classify(path, step, e))?;
     let tool = super::tool_calls::tool_of(&tx, id).map_err(|e| classify(path, step, e))?;
     tx.commit().map_err(|e| classify(path, step, e))?;
     let mut entry = raw.decode(path)?;
     entry.network = report;
+    if let Some(stage) = entry.dependencies.as_mut() {
+        stage.network = installer;
+    }
     entry.tool = tool;
     Ok(Some(entry))
 }

@@ -94,13 +94,19 @@ fn per_host(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Vec<HostStats>>
 }
 
 fn per_policy(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Vec<PolicyStats>> {
-    // The left join keeps the executions that attempted nothing; `count(c.seq)` skips their
-    // one row of NULLs.
+    // The programs' connections under their executions' policies (the left join keeps the
+    // executions that attempted nothing; `count(seq)` skips their one row of NULLs), and the
+    // dependency installers' under theirs.
     let mut stmt = tx.prepare(
-        "SELECT e.network_policy, count(DISTINCT e.id), count(c.seq), \
-         count(c.seq) FILTER (WHERE c.allowed = 0) \
-         FROM executions e LEFT JOIN connections c ON c.execution_id = e.id \
-         WHERE e.finished_at_ms >= ?1 AND e.network_policy IS NOT NULL \
+        "SELECT policy, count(DISTINCT id), count(seq), count(seq) FILTER (WHERE allowed = 0) \
+         FROM (SELECT e.network_policy AS policy, e.id AS id, c.seq AS seq, c.allowed AS allowed \
+               FROM executions e LEFT JOIN connections c \
+                 ON c.execution_id = e.id AND c.stage IS NULL \
+               WHERE e.finished_at_ms >= ?1 AND e.network_policy IS NOT NULL \
+               UNION ALL \
+               SELECT c.policy, e.id, c.seq, c.allowed \
+               FROM connections c JOIN executions e ON e.id = c.execution_id \
+               WHERE e.finished_at_ms >= ?1 AND c.stage IS NOT NULL AND c.policy IS NOT NULL) \
          GROUP BY 1 ORDER BY 2 DESC, 1",
     )?;
     let rows = stmt.query_map([from], |r| {

@@ -137,7 +137,16 @@ CREATE INDEX executions_by_time ON executions (
 );
 ";
 
-const MIGRATIONS: [&str; 8] = [V1, V2, V3, V4, V5, V6, V7, V8];
+/// Version 9: the dependency installer's connections (docs/network.md#dependencies), kept in
+/// `connections` beside the program's: `stage` is `dependencies` for them (NULL for the
+/// program's, and for older rows), `policy` the policy they ran under (the execution's
+/// `network_policy` is the program's).
+const V9: &str = "
+ALTER TABLE connections ADD COLUMN stage TEXT;
+ALTER TABLE connections ADD COLUMN policy TEXT;
+";
+
+const MIGRATIONS: [&str; 9] = [V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, Row as SqlRow, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row as SqlRow, Transaction};
 use serde::Serialize;
 
 use super::entry::{execution_id, signed, unsigned};
@@ -35,6 +35,9 @@ pub struct LoggedConnection {
     pub execution_id: ExecutionId,
     /// The network policy it ran under.
     pub policy: String,
+    /// `dependencies` for the dependency installer's connections; absent for the program's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
     /// The attempt, as in the execution's result.
     #[serde(flatten)]
     pub connection: Attempt,
@@ -44,21 +47,28 @@ pub struct LoggedConnection {
 const COLUMNS: &str = "c.started_at_ms, c.protocol, c.host, c.addr, c.port, c.allowed, c.rule, \
     c.reason, c.bytes_up, c.bytes_down, c.duration_ms, c.cut_by";
 
-/// Writes `report`'s connections for the execution `id`, numbered from 0 in the result's order.
+/// The stage of the dependency installer's connections.
+pub(super) const DEPENDENCIES: &str = "dependencies";
+
+/// Writes the program's `report` (`stage` `None`) or the installer's for the execution `id`,
+/// numbered from `first` in the result's order; the installer's rows keep their policy.
 pub(super) fn insert(
     tx: &Transaction<'_>,
     id: &str,
     report: &NetworkReport,
+    stage: Option<&str>,
+    first: usize,
 ) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare(
         "INSERT INTO connections (execution_id, seq, started_at_ms, protocol, host, addr, port, \
-         allowed, rule, reason, bytes_up, bytes_down, duration_ms, cut_by) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         allowed, rule, reason, bytes_up, bytes_down, duration_ms, cut_by, stage, policy) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
+    let policy = stage.map(|_| report.policy.as_str());
     for (seq, c) in report.connections.iter().enumerate() {
         stmt.execute(params![
             id,
-            signed(seq as u64),
+            signed((first + seq) as u64),
             signed(c.started_ms),
             c.protocol,
             c.host,
@@ -71,21 +81,58 @@ pub(super) fn insert(
             signed(c.bytes_down),
             signed(c.duration_ms),
             c.cut_by,
+            stage,
+            policy,
         ])?;
     }
     Ok(())
 }
 
-/// The report of the execution `id` that ran under `policy`: its connections in the result's
-/// order.
+/// The report of the execution `id`'s program, which ran under `policy`: its connections in
+/// the result's order.
 pub(super) fn report(
     conn: &Connection,
     id: &str,
     policy: String,
 ) -> rusqlite::Result<NetworkReport> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM connections c WHERE c.execution_id = ?1 ORDER BY c.seq");
-    let mut stmt = conn.prepare(&sql)?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM connections c WHERE c.execution_id = ?1 AND c.stage IS NULL \
+         ORDER BY c.seq"
+    );
+    report_of(conn, &sql, id, policy)
+}
+
+/// The report of the execution `id`'s dependency installer, if it logged anything.
+pub(super) fn dependencies_report(
+    conn: &Connection,
+    id: &str,
+) -> rusqlite::Result<Option<NetworkReport>> {
+    let policy: Option<String> = conn
+        .query_row(
+            "SELECT c.policy FROM connections c WHERE c.execution_id = ?1 AND c.stage = ?2 \
+             LIMIT 1",
+            params![id, DEPENDENCIES],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM connections c WHERE c.execution_id = ?1 AND c.stage = \
+         '{DEPENDENCIES}' ORDER BY c.seq"
+    );
+    report_of(conn, &sql, id, policy).map(Some)
+}
+
+fn report_of(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+    policy: String,
+) -> rusqlite::Result<NetworkReport> {
+    let mut stmt = conn.prepare(sql)?;
     let connections = stmt
         .query_map([id], |r| read(r, 0))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -106,8 +153,8 @@ pub(super) fn query(
     execution: Option<&str>,
 ) -> Result<Vec<LoggedConnection>, HistoryError> {
     let mut sql = format!(
-        "SELECT c.execution_id, coalesce(e.network_policy, ''), {COLUMNS} FROM connections c \
-         JOIN executions e ON e.id = c.execution_id WHERE 1 = 1"
+        "SELECT c.execution_id, coalesce(c.policy, e.network_policy, ''), c.stage, {COLUMNS} \
+         FROM connections c JOIN executions e ON e.id = c.execution_id WHERE 1 = 1"
     );
     let mut args = Vec::new();
     if let Some(since) = filter.since {
@@ -130,13 +177,18 @@ pub(super) fn query(
         .prepare(&sql)
         .and_then(|mut stmt| {
             stmt.query_map(rusqlite::params_from_iter(args), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, read(r, 2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    read(r, 3)?,
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| classify(path, "listing connections", e))?;
     rows.into_iter()
-        .map(|(id, policy, connection)| {
+        .map(|(id, policy, stage, connection)| {
             let execution_id = execution_id(&id).ok_or_else(|| HistoryError::Decode {
                 path: path.to_owned(),
                 id,
@@ -145,6 +197,7 @@ pub(super) fn query(
             Ok(LoggedConnection {
                 execution_id,
                 policy,
+                stage,
                 connection,
             })
         })
