@@ -687,4 +687,23 @@ fn a_tool_no_call_could_run_is_unavailable_with_the_reason() {
             "{name}: {text}"
         );
     }
+    // A program graded high (it runs code chosen at run time) in a fixed sandboxed mode, which
+    // the default policy keeps for threat levels below high.
+    let definition = "name = \"dyn\"\ndescription = \"d\"\ncategory = \"compute\"\n\
+                      [input]\ntype = \"object\"\n[run]\nprogram = \"dyn.py\"\n\
+                      mode = \"sandboxed\"\n";
+    let out = register(
+        &world,
+        definition,
+        Some((
+            "dyn.py",
+            "import importlib\nimportlib.import_module('json')\n",
+        )),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("unavailable: the mode policy refuses every call"),
+        "{text}"
+    );
 }

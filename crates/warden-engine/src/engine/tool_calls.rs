@@ -492,8 +492,17 @@ impl Judge for EngineJudge<'_> {
         tool::assess(tool, analysis.as_ref())
     }
 
-    fn unavailable(&self, tool: &Tool) -> Option<String> {
+    fn unavailable(&self, tool: &Tool, program: Option<&ProgramFile>) -> Option<String> {
         let engine = self.0;
+        // A program graded above what its mode may run: the mode policy would refuse every
+        // call (the program is the same at each).
+        if let Some(analysis) = program.and_then(|p| self.analyse(tool, p)) {
+            if let Err(refusal) = engine.modes.choose(tool.mode, analysis.threat_level) {
+                return Some(format!(
+                    "the mode policy refuses every call of its program: {refusal}"
+                ));
+            }
+        }
         if let Err(e) = engine.network.plan(Some(&tool.network), Mode::Sandboxed) {
             return Some(e.to_string());
         }

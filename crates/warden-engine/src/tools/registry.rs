@@ -243,7 +243,7 @@ pub(crate) trait Judge {
     /// The assessment of `tool` with its program.
     fn assess(&self, tool: &Tool, program: Option<&ProgramFile>) -> Assessment;
     /// Why `tool` cannot run here, if it cannot.
-    fn unavailable(&self, tool: &Tool) -> Option<String>;
+    fn unavailable(&self, tool: &Tool, program: Option<&ProgramFile>) -> Option<String>;
 }
 
 /// The loaded registry.
@@ -398,7 +398,7 @@ impl Registry {
                 category: assessment.declared.max(assessment.category),
             });
         }
-        let status = match judge.unavailable(&tool) {
+        let status = match judge.unavailable(&tool, program.as_ref()) {
             Some(reason) => ToolStatus::Unavailable { reason },
             None if pending => ToolStatus::Pending,
             None => ToolStatus::Active,
