@@ -1386,3 +1386,29 @@ fn a_client_that_leaves_cancels_its_running_execution() {
     });
     the_next_execution_runs(&server);
 }
+
+/// Judge0's `fields=*` gave `null` for every limit and flag a submission did not send, where
+/// Judge0 fills in its defaults: the flags now say their defaults, and the limits the ones
+/// the run had (a JVM's memory is not a C program's); sent ones stay as sent.
+#[test]
+fn judge0_fields_give_the_limits_a_run_had_and_the_flags_defaults() {
+    let server = Server::start("");
+    let body = json!({"language_id": 71, "source_code": "print(1)", "wall_time_limit": 7});
+    let answer = server.request("POST", "/submissions?wait=true&fields=*", Some(&body));
+    assert_eq!(answer.code, 201, "{}", answer.body);
+    let a = answer.json();
+    assert_eq!(a["stdout"], "1\n", "{a:#}");
+    assert_eq!(a["wall_time_limit"], 7, "sent, kept as sent: {a:#}");
+    assert_eq!(a["number_of_runs"], 1, "{a:#}");
+    assert_eq!(a["redirect_stderr_to_stdout"], false, "{a:#}");
+    assert_eq!(a["enable_network"], false, "{a:#}");
+    for key in [
+        "cpu_time_limit",
+        "memory_limit",
+        "stack_limit",
+        "max_processes_and_or_threads",
+        "max_file_size",
+    ] {
+        assert!(a[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {a:#}");
+    }
+}

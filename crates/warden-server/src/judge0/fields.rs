@@ -161,6 +161,17 @@ pub(crate) fn text_value(b: &[u8]) -> Value {
 pub(crate) fn attributes(record: &Record) -> Attributes {
     let input = &record.input;
     let mut a = input.echo.clone();
+    // What Judge0's `set_defaults` fills in for a flag not sent, as `/config_info` says.
+    for (key, default) in [
+        ("number_of_runs", json!(1)),
+        ("cpu_extra_time", json!(0.0)),
+        ("redirect_stderr_to_stdout", json!(false)),
+        ("enable_network", json!(false)),
+        ("enable_per_process_and_thread_time_limit", json!(false)),
+        ("enable_per_process_and_thread_memory_limit", json!(false)),
+    ] {
+        unsent(&mut a, key, default);
+    }
     a.insert("token".into(), json!(record.token));
     a.insert("source_code".into(), text_value(&input.source_code));
     a.insert("language_id".into(), json!(input.language_id));
@@ -194,6 +205,16 @@ pub(crate) fn attributes(record: &Record) -> Attributes {
     a.insert("status".into(), status.json());
     a.insert("status_id".into(), json!(status.id()));
     a
+}
+
+/// Sets `key` to `value` unless the submission sent it.
+fn unsent(a: &mut Map<String, Value>, key: &str, value: Value) {
+    match a.get(key) {
+        None | Some(Value::Null) => {
+            a.insert(key.to_owned(), value);
+        }
+        Some(_) => {}
+    }
 }
 
 fn finished(
@@ -238,6 +259,20 @@ fn finished(
     };
     a.insert("exit_code".into(), json!(code));
     a.insert("exit_signal".into(), json!(exit_signal(&result.outcome)));
+    // A limit not sent is the one the run had (the language's default, or the operator's),
+    // in Judge0's units: known once it ran.
+    let limits = &result.limits;
+    let kb = |size: ByteSize| size.bytes() / 1024;
+    for (key, value) in [
+        ("cpu_time_limit", json!(limits.cpu_time.as_secs_f64())),
+        ("wall_time_limit", json!(limits.wall_time.as_secs_f64())),
+        ("memory_limit", json!(kb(limits.memory))),
+        ("stack_limit", json!(kb(limits.stack_size))),
+        ("max_processes_and_or_threads", json!(limits.max_procs)),
+        ("max_file_size", json!(kb(limits.max_file_size))),
+    ] {
+        unsent(a, key, value);
+    }
     let usage = averaged(result);
     a.insert("time".into(), json!(seconds(usage.cpu_time)));
     a.insert("wall_time".into(), json!(seconds(usage.wall_time)));
