@@ -256,3 +256,32 @@ fn a_reader_that_leaves_ends_a_listing_quietly() {
     let listed = ok_json(&home.warden(&["history", "--json"], None));
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
 }
+
+/// Bug hunt: a command that only reads the history created its database, and the directories
+/// above it, where none was (a mistyped `WARDEN_DB` made a new empty history). A history that
+/// does not exist reads as empty now, and nothing is created.
+#[test]
+fn reading_a_history_that_does_not_exist_creates_nothing() {
+    let world = World::new();
+    let absent = world.path().join("absent/dir/history.sqlite3");
+    for args in [
+        &["history"][..],
+        &["history", "--json"],
+        &["stats", "--json"],
+        &["events"],
+        &["network", "log"],
+        &["network", "stats"],
+    ] {
+        let out = world
+            .warden()
+            .env("WARDEN_DB", &absent)
+            .args(args)
+            .output()
+            .expect("warden runs");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    assert!(
+        !world.path().join("absent").exists(),
+        "a reader created the history's directory"
+    );
+}

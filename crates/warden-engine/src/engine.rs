@@ -96,6 +96,9 @@ pub struct EngineConfig {
     /// Write the history from a thread of its own, off the executions' path (a server):
     /// `engine/history.rs`. Readers of the history still see every finished execution.
     pub record_in_background: bool,
+    /// The history is only read (`warden history`, `show`, `stats`...): a database that does
+    /// not exist yet is read as an empty one, not created with its directory.
+    pub history_reads_only: bool,
     /// The `[network]` settings; `None`: the built-in policies, `no_access` by default.
     pub network: Option<NetworkSettings>,
     /// warden's own service addresses (a server's listeners): no policy reaches them.
@@ -133,6 +136,7 @@ impl EngineConfig {
             pool_idle: pool::IDLE,
             history: None,
             record_in_background: false,
+            history_reads_only: false,
             network: None,
             services: Vec::new(),
             tools: None,
@@ -287,9 +291,9 @@ impl Engine {
             dependencies: config.dependencies,
             modes: config.modes,
             analyzer: Analyzer::builtin()?,
-            history: config
-                .history
-                .map(|h| history::Journal::new(h, config.record_in_background)),
+            history: config.history.map(|h| {
+                history::Journal::new(h, config.record_in_background, config.history_reads_only)
+            }),
             tools: config.tools,
             install: config.install,
             response: config.response,

@@ -199,6 +199,15 @@ impl HistoryStore {
         Ok(store)
     }
 
+    /// An empty history in memory, of the latest schema, standing for the database at `path`
+    /// that does not exist yet: what a reader finds there, without creating it.
+    pub fn empty(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open_in_memory().map_err(|e| classify(&path, "opening", e))?;
+        schema::migrate(&mut conn, &path)?;
+        Ok(Self { conn, path })
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

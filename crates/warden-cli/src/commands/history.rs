@@ -86,7 +86,8 @@ fn row(e: &HistoryEntry) -> Vec<String> {
 
 /// The engine that answers `history`, `show` and `stats`.
 pub(super) fn history_engine() -> anyhow::Result<Engine> {
-    super::engine(|_| {})
+    // A history that does not exist yet is read as empty, not created by a reader.
+    super::engine(|config| config.history_reads_only = true)
 }
 
 /// The catalog's id for a language alias (`py` -> `python`); another name as given, for a

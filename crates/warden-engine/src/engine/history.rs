@@ -37,6 +37,8 @@ pub(super) struct Journal {
 #[derive(Debug)]
 struct Shared {
     settings: Result<HistorySettings, SettingError>,
+    /// Only read: a missing database is an empty one, not created ([`HistoryStore::empty`]).
+    reads_only: bool,
     store: Mutex<Option<HistoryStore>>,
     queue: Mutex<Queue>,
     /// Signalled when a record is queued or the journal closes.
@@ -88,10 +90,15 @@ impl Pending {
 }
 
 impl Journal {
-    pub(super) fn new(settings: Result<HistorySettings, SettingError>, background: bool) -> Self {
+    pub(super) fn new(
+        settings: Result<HistorySettings, SettingError>,
+        background: bool,
+        reads_only: bool,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 settings,
+                reads_only,
                 store: Mutex::new(None),
                 queue: Mutex::new(Queue::default()),
                 queued: Condvar::new(),
@@ -174,7 +181,11 @@ impl Shared {
             .map_err(|e| EngineError::HistorySetting(e.clone()))?;
         let mut store = lock(&self.store);
         if store.is_none() {
-            *store = Some(HistoryStore::open(&settings.path)?);
+            *store = Some(if self.reads_only && !settings.path.exists() {
+                HistoryStore::empty(&settings.path)?
+            } else {
+                HistoryStore::open(&settings.path)?
+            });
         }
         Ok(store)
     }
