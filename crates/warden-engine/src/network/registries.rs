@@ -178,6 +178,20 @@ fn pip(view: &HostView, found: &mut Vec<Registry>) {
                 add(found, url, source);
             }
         }
+        // The default index serves its files from a host of its own, which pip's code names:
+        // without it, pip reads the index and every download is refused.
+        const FILE_HOST: &str =
+            "import pip._internal.models.index as i; print(i.PyPI.file_storage_domain)";
+        let python = view.tool("python3");
+        if let Some(answer) = python
+            .as_ref()
+            .and_then(|p| run(view, p, &["-c", FILE_HOST]))
+        {
+            if let Some(host) = answer.split_whitespace().next() {
+                let source = format!("pip's file host ({} -c ...)", display(&python));
+                add(found, host, source);
+            }
+        }
     }
 }
 

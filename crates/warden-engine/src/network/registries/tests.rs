@@ -224,6 +224,13 @@ fn network_defaults_are_asked_of_the_tools_only_when_nothing_is_configured() {
         "pip3",
         "echo '  -i, --index-url <url>  Base URL (default'; echo '      https://pip-default.test/simple).'",
     );
+    // Bug hunt: pip's default index serves its files from another host, which pip's code
+    // names; without it every download was refused.
+    fake_tool(
+        &f,
+        "python3",
+        "case \"$2\" in *file_storage_domain*) echo 'files.pip-default.test';; esac",
+    );
     fake_tool(
         &f,
         "go",
@@ -246,6 +253,7 @@ fn network_defaults_are_asked_of_the_tools_only_when_nothing_is_configured() {
         [
             "extra.test",
             "pip-default.test",
+            "files.pip-default.test",
             "npm-default.test",
             "gem-default.test",
             "go-default.test",
