@@ -236,15 +236,52 @@ fn a_tokens_registrations_are_charged_and_bounded() {
     let (status, body) = server.request_as("t-slow", "POST", "/v1/tools", Some(&tool("s2")));
     assert_eq!(status, 429, "the rate: {body}");
 
-    for i in 0..64 {
-        let (status, body) = server.request("POST", "/v1/tools", Some(&tool(&format!("t{i}"))));
-        assert_eq!(status, 201, "{i}: {body}");
-    }
-    let (status, body) = server.request("POST", "/v1/tools", Some(&tool("t64")));
+    // At once (each registration made the server load a new registry, and each counted
+    // against its own: 65 were kept), of one name twice among them.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let server = &server;
+        let tool = &tool;
+        let threads: Vec<_> = (0..80)
+            .map(|i| {
+                s.spawn(move || {
+                    let name = format!("t{}", i.min(78));
+                    server.request("POST", "/v1/tools", Some(&tool(&name))).0
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a client"))
+            .collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        64,
+        "{statuses:?}"
+    );
+    let (status, body) = server.request("POST", "/v1/tools", Some(&tool("t79")));
     assert_eq!(status, 429, "the 65th: {body}");
     assert!(body.contains("as many as one may"), "{body}");
-    let (status, _) = server.request("DELETE", "/v1/tools/t0", None);
+    let held: Vec<String> = {
+        let (_, body) = server.request("GET", "/v1/tools", None);
+        parse(&body)
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .filter(|n| n.starts_with('t') && n[1..].parse::<u32>().is_ok())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(held.len(), 64, "{held:?}");
+    let (status, _) = server.request("DELETE", &format!("/v1/tools/{}", held[0]), None);
     assert_eq!(status, 204);
-    let (status, body) = server.request("POST", "/v1/tools", Some(&tool("t64")));
+    let (status, body) = server.request("POST", "/v1/tools", Some(&tool("t79")));
     assert_eq!(status, 201, "a place freed: {body}");
+    // `replace` replaces a registered tool only, not a built-in one.
+    let builtin = json!({"definition": UPPER.replace("name = \"upper\"", "name = \"run_code\""),
+                         "files": {"upper.py": "print(1)\n"}, "replace": true});
+    let (status, body) = server.request("POST", "/v1/tools", Some(&builtin.to_string()));
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("not a registered tool"), "{body}");
 }

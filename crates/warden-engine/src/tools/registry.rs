@@ -494,19 +494,35 @@ impl Registry {
             judge,
         )?;
         let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
+        // Registrations of every registry and process (a server loads a new one at each
+        // change, the CLI has its own) are decided one at a time, from the state directory:
+        // two of one name at once would replace each other, and a token's count would be
+        // read by each before the other's was stored.
+        let registered = self.settings.state_dir.join("registered");
+        let _one = lock_registrations(&registered)?;
         match tools.get(&name).map(|t| &t.source) {
             Some(ToolSource::Registered(dir)) if replace => may_change(dir, &name, by)?,
+            // `replace` replaces registered tools only: a built-in or operator tool is changed
+            // by its file.
+            Some(ToolSource::Embedded) if replace => {
+                return Err(RegistryError::NotRegistered(name, "the binary"))
+            }
+            Some(ToolSource::Operator(_)) if replace => {
+                return Err(RegistryError::NotRegistered(
+                    name,
+                    "an operator's directory",
+                ))
+            }
             Some(_) => return Err(RegistryError::Exists(name)),
+            // Registered meanwhile by another registry or process.
+            None if dir.exists() && replace => may_change(&dir, &name, by)?,
+            None if dir.exists() => return Err(RegistryError::Exists(name)),
             None => {
                 // The registry is every caller's list of tools: one token's registrations
                 // are bounded, or it would fill everyone's `tools/list`.
                 if let Registrant::Client(_) = by {
-                    let held = tools
-                        .values()
-                        .filter_map(|t| match &t.source {
-                            ToolSource::Registered(dir) => Some(dir),
-                            _ => None,
-                        })
+                    let held = registered_dirs(&registered)
+                        .iter()
                         .filter(|dir| may_change(dir, "", by).is_ok())
                         .count();
                     if held >= MAX_PER_CLIENT {
@@ -589,6 +605,26 @@ fn may_change(dir: &Path, name: &str, by: Registrant) -> Result<(), RegistryErro
         Ok(owner) if owner == token.unwrap_or_default().as_bytes() => Ok(()),
         _ => Err(RegistryError::NotYours(name.to_owned())),
     }
+}
+
+/// Holds the registrations' lock (an `flock` on `registered/.lock`) until dropped.
+fn lock_registrations(
+    registered: &Path,
+) -> Result<nix::fcntl::Flock<std::fs::File>, RegistryError> {
+    let state = |step, path: &Path| {
+        let path = path.to_owned();
+        move |source| RegistryError::State { step, path, source }
+    };
+    std::fs::create_dir_all(registered).map_err(state("creating", registered))?;
+    let path = registered.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(state("opening", &path))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| state("locking", &path)(errno.into()))
 }
 
 /// The directory of a registered tool, or why `entry` is not one.
@@ -689,4 +725,58 @@ fn registered_dirs(dir: &Path) -> Vec<PathBuf> {
     });
     dirs.sort();
     dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Judges every tool by its file alone, and available.
+    struct FileJudge;
+
+    impl Judge for FileJudge {
+        fn assess(&self, tool: &Tool, _: Option<&ProgramFile>) -> Assessment {
+            tool::assess(tool, None)
+        }
+
+        fn unavailable(&self, _: &Tool, _: Option<&ProgramFile>) -> Option<String> {
+            None
+        }
+    }
+
+    /// Bug hunt: each registry counted a token's tools in its own memory, and a server loads a
+    /// new one at every change (the CLI has its own): registrations at once through two of them
+    /// kept more than the bound. They are decided one at a time from the state directory now.
+    #[test]
+    fn registrations_through_two_registries_at_once_keep_the_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = ToolsSettings::new(dir.path().to_owned());
+        let registries = [
+            Registry::load(settings.clone(), &FileJudge),
+            Registry::load(settings, &FileJudge),
+        ];
+        let kept = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for (n, registry) in registries.iter().enumerate() {
+                let kept = &kept;
+                s.spawn(move || {
+                    for i in 0..MAX_PER_CLIENT {
+                        let text = format!(
+                            "name = \"r{n}_{i}\"\ndescription = \"d\"\ncategory = \"host\"\n\
+                             [input]\ntype = \"object\"\n[run]\ncommand = [\"/bin/true\"]\n"
+                        );
+                        let by = Registrant::Client(Some("a"));
+                        if registry.register(&text, &[], false, by, &FileJudge).is_ok() {
+                            kept.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(kept.into_inner(), MAX_PER_CLIENT);
+        assert_eq!(
+            registered_dirs(&dir.path().join("registered")).len(),
+            MAX_PER_CLIENT
+        );
+    }
 }
