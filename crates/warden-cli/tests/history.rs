@@ -271,6 +271,9 @@ fn reading_a_history_that_does_not_exist_creates_nothing() {
         &["events"],
         &["network", "log"],
         &["network", "stats"],
+        &["tool", "stats"],
+        &["tool", "list"],
+        &["tool", "show", "wc"],
     ] {
         let out = world
             .warden()

@@ -119,7 +119,12 @@ struct StatsArgs {
 const REFUSED: u8 = 2;
 
 pub(crate) fn run(args: ToolArgs) -> anyhow::Result<ExitCode> {
-    let engine = super::engine(|_| {})?;
+    // Only a call writes the history; every other command reads it or leaves it alone, and a
+    // history that does not exist yet is not created by them.
+    let engine = match args.command {
+        ToolCommand::Call(_) => super::engine(|_| {})?,
+        _ => super::history::history_engine()?,
+    };
     let mut out = std::io::stdout().lock();
     match args.command {
         ToolCommand::List(json) => list(&mut out, &engine, json.json)?,
