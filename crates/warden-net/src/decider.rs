@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum Protocol {
     /// A plain HTTP request through the HTTP proxy (absolute URI).
     Http,
-    /// A tunnel to port 443, or one whose first bytes are a TLS ClientHello.
+    /// A tunnel to port 443, one elsewhere that only an https rule admits, or one whose first
+    /// bytes are a TLS ClientHello.
     Https,
     /// Any other tunnel: CONNECT, SOCKS5 or an intercepted connection.
     Tcp,

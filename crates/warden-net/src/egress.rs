@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::{timeout_at, Instant};
 
-use crate::decider::{Attempt, Verdict};
+use crate::decider::{Attempt, Protocol, Verdict};
 use crate::dialer::BoxedStream;
 use crate::limits::Permit;
 use crate::proxy::Shared;
@@ -135,6 +135,29 @@ pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
     /// Held until the relay ends.
     pub(crate) permit: Permit,
+}
+
+/// The protocol a tunnel (CONNECT, SOCKS5, an intercepted connection) to `dest` is decided
+/// as: `https` on port 443; elsewhere `tcp`, unless the policy denies a tcp tunnel there and
+/// allows an https one (an `https` rule on another port), in which case it is `https` and
+/// must then carry TLS for the host it was allowed for (`relay.rs`).
+pub(crate) fn tunnel_protocol(shared: &Shared, dest: &Destination) -> Protocol {
+    if dest.port == 443 {
+        return Protocol::Https;
+    }
+    let decide = |protocol| {
+        shared.decider.decide(&Attempt {
+            protocol,
+            host: dest.name().map(str::to_owned),
+            addr: dest.literal(),
+            port: dest.port,
+        })
+    };
+    if !decide(Protocol::Tcp).allow && decide(Protocol::Https).allow {
+        Protocol::Https
+    } else {
+        Protocol::Tcp
+    }
 }
 
 /// Decides, resolves, decides again and dials; records each step's outcome in `rec`.

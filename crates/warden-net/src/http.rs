@@ -65,11 +65,7 @@ async fn connect(shared: &Shared, mut client: TcpStream, host: &str, port: u16, 
     let Some(dest) = Destination::named(host, port, &shared.pool) else {
         return respond(&mut client, 400, "not a host name or address").await;
     };
-    let protocol = if port == 443 {
-        Protocol::Https
-    } else {
-        Protocol::Tcp
-    };
+    let protocol = egress::tunnel_protocol(shared, &dest);
     let mut rec = shared.recording(protocol, &dest);
     let upstream = match egress::open(shared, &dest, &mut rec).await {
         Ok(upstream) => upstream,

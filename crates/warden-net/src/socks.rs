@@ -10,7 +10,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::decider::Protocol;
 use crate::egress::{self, Destination, Refusal};
 use crate::proxy::Shared;
 use crate::relay::{self, conclude, Inspection};
@@ -53,11 +52,7 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
     let Some(dest) = dest else {
         return send_reply(&mut client, reply::HOST_UNREACHABLE).await;
     };
-    let protocol = if port == 443 {
-        Protocol::Https
-    } else {
-        Protocol::Tcp
-    };
+    let protocol = egress::tunnel_protocol(shared, &dest);
     let mut rec = shared.recording(protocol, &dest);
     let upstream = match egress::open(shared, &dest, &mut rec).await {
         Ok(upstream) => upstream,

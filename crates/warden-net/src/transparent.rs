@@ -12,7 +12,6 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use nix::sys::socket::{getsockopt, sockopt::OriginalDst};
 use tokio::net::TcpStream;
 
-use crate::decider::Protocol;
 use crate::egress::{self, Destination};
 use crate::proxy::Shared;
 use crate::relay::{self, conclude, Ending, Inspection};
@@ -28,12 +27,13 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
         }
     };
     let dest = Destination::address(original.ip(), original.port(), &shared.pool);
-    let mut rec = shared.recording(Protocol::Tcp, &dest);
+    let protocol = egress::tunnel_protocol(shared, &dest);
+    let mut rec = shared.recording(protocol, &dest);
     let upstream = match egress::open(shared, &dest, &mut rec).await {
         Ok(upstream) => upstream,
         Err(_) => return reset(client),
     };
-    let inspection = Inspection::tunnel(Protocol::Tcp, &dest, &upstream);
+    let inspection = Inspection::tunnel(protocol, &dest, &upstream);
     let ending = relay::run(
         shared,
         &mut client,

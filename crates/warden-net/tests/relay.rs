@@ -5,7 +5,9 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use support::*;
@@ -182,11 +184,58 @@ fn a_tls_tunnel_on_another_port_is_decided_again_as_https() {
     let protocols: Vec<_> = asked.iter().map(|a| a.protocol).collect();
     assert_eq!(
         protocols,
-        [Protocol::Tcp, Protocol::Tcp, Protocol::Https],
-        "name, address, then https once the ClientHello was seen: {asked:?}"
+        [Protocol::Tcp, Protocol::Tcp, Protocol::Tcp, Protocol::Https],
+        "tcp allowed, the name, the address, then https once the ClientHello was seen: {asked:?}"
     );
     let records = sandbox.stop();
     assert_eq!(records[0].protocol, Protocol::Https, "{records:?}");
+}
+
+/// Bug hunt: a policy whose rule for a port other than 443 says `https` (a service on 8443)
+/// refused every tunnel there, since a tunnel off 443 was decided as `tcp`, which an `https`
+/// rule does not cover. Such a tunnel is now decided as https, and must carry TLS for its host.
+#[test]
+fn an_https_rule_on_another_port_admits_tls_tunnels_only() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let port = echo.addr.port();
+    let (policy, resolver) = allowing_svc();
+    let policy = Arc::new(policy.https_only_on(port));
+    let proxy = Proxy::new(Arc::clone(&policy) as _, ProxyLimits::default())
+        .with_resolver(Arc::new(resolver));
+    let sandbox = TestSandbox::start(proxy);
+    sandbox.run(|| {
+        let (mut tunnel, head) = connect_tunnel(&format!("svc.test:{port}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let hello = client_hello("svc.test");
+        assert_eq!(echo_round_trip(&mut tunnel, &hello), hello);
+        let mut socks = socks_connect(SocksTarget::Name("svc.test"), port).expect("allowed");
+        assert_eq!(echo_round_trip(&mut socks, &hello), hello);
+        // The same tunnel without TLS is cut before a byte is forwarded.
+        let (mut plain, head) = connect_tunnel(&format!("svc.test:{port}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        plain.write_all(b"GET / HTTP/1.1\r\n\r\n").expect("write");
+        let mut rest = Vec::new();
+        let _ = plain.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "forwarded: {rest:?}");
+    });
+    let records = sandbox.stop();
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(
+        records.iter().all(|r| r.protocol == Protocol::Https),
+        "{records:?}"
+    );
+    let refused: Vec<_> = records.iter().filter(|r| !r.allowed).collect();
+    assert_eq!(refused.len(), 1, "{records:?}");
+    assert_eq!(refused[0].rule, "tls", "{records:?}");
+    let hellos = 2 * client_hello("svc.test").len() as u64;
+    assert_eq!(
+        echo.received.load(Ordering::SeqCst),
+        hellos,
+        "only the two ClientHellos"
+    );
 }
 
 #[test]

@@ -97,6 +97,8 @@ pub struct TestPolicy {
     names: HashSet<String>,
     addrs: HashSet<IpAddr>,
     resolvable: HashSet<String>,
+    /// Ports where only https is allowed (as an `https` rule on them would): tcp is denied.
+    https_only: HashSet<u16>,
     /// Every attempt it decided, in order.
     pub asked: Mutex<Vec<Attempt>>,
 }
@@ -108,6 +110,7 @@ impl TestPolicy {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
             addrs: addrs.iter().copied().collect(),
             resolvable: names.iter().map(|n| (*n).to_owned()).collect(),
+            https_only: HashSet::new(),
             asked: Mutex::default(),
         }
     }
@@ -118,6 +121,12 @@ impl TestPolicy {
             .extend(names.iter().map(|n| (*n).to_owned()));
         self
     }
+
+    /// Allows only https on `port`, as a policy whose one rule there is an `https` rule.
+    pub fn https_only_on(mut self, port: u16) -> Self {
+        self.https_only.insert(port);
+        self
+    }
 }
 
 impl Decider for TestPolicy {
@@ -125,7 +134,9 @@ impl Decider for TestPolicy {
         self.asked.lock().expect("lock").push(attempt.clone());
         let name_ok = attempt.host.as_ref().is_none_or(|h| self.names.contains(h));
         let addr_ok = attempt.addr.is_none_or(|a| self.addrs.contains(&a));
-        if name_ok && addr_ok {
+        let protocol_ok = attempt.protocol != warden_net::Protocol::Tcp
+            || !self.https_only.contains(&attempt.port);
+        if name_ok && addr_ok && protocol_ok {
             Verdict::allow("test-allow", "in the test's allow list")
         } else {
             Verdict::deny("test-deny", "not in the test's allow list")
