@@ -108,26 +108,12 @@ impl Engine {
             });
         }
         require_installed(language, &installer.argv)?;
-        // The installer's files as it names them (npm's `npm-cli.js` beside node, not only
-        // node), and the runtime: an upgrade of either changes the key.
-        let toolchain: Vec<String> = installer
-            .argv
-            .iter()
-            .filter(|a| a.starts_with('/') && Path::new(a.as_str()).is_file())
-            .chain([&language.run.argv[0]])
-            .map(|program| toolchain_identity(program).unwrap_or_default())
-            .collect();
         let index = self
             .install
             .index
             .get(language.id.as_str())
             .map(String::as_str);
-        // A set installed from another index may differ: the index is part of its identity.
-        let mut identity = toolchain.join(" ");
-        if let Some(url) = index {
-            identity.push_str(" index=");
-            identity.push_str(url);
-        }
+        let identity = installer_identity(&installer.argv, &language.run.argv[0], index);
         let key = DependencyKey::new(language, &identity, specs);
         if let Some(dir) = cache.get(&key) {
             tracing::debug!(key = key.as_str(), "dependency cache hit");
@@ -202,6 +188,26 @@ pub(super) fn environment(language: &Language, dir: &Path) -> Vec<(String, Strin
         .collect()
 }
 
+/// What a dependency set installed by `installer` for `runtime` from `index` depends on besides
+/// its specs: each file the installer's command names (npm's `npm-cli.js` beside node, not
+/// only node) and the runtime, by path, size, inode and modification time, so that an upgrade
+/// of either changes the key; and the index, since a set installed from another may differ.
+fn installer_identity(installer: &[String], runtime: &str, index: Option<&str>) -> String {
+    let mut identity = installer
+        .iter()
+        .filter(|a| a.starts_with('/') && Path::new(a.as_str()).is_file())
+        .map(String::as_str)
+        .chain([runtime])
+        .map(|program| toolchain_identity(program).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Some(url) = index {
+        identity.push_str(" index=");
+        identity.push_str(url);
+    }
+    identity
+}
+
 /// The first existing directory from `/` down to `dir` that others may not search: the
 /// sandbox's user (an unprivileged uid of its own) could not reach a set below it.
 fn closed_ancestor(dir: &Path) -> Option<PathBuf> {
@@ -244,6 +250,33 @@ mod tests {
         let language = catalog.get(language).expect("language");
         let program = Program::prepare(language, &request.sources).expect("program");
         requested(language, request, &program)
+    }
+
+    /// An upgrade of the installer's script (npm's `npm-cli.js`, run by an unchanged node)
+    /// changes the key: the sets the old one installed are not served for the new one.
+    #[test]
+    fn the_installer_script_and_the_index_are_part_of_the_identity() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = dir.path().join("node");
+        let script = dir.path().join("npm-cli.js");
+        std::fs::write(&node, "node").expect("node");
+        std::fs::write(&script, "npm 9").expect("script");
+        let argv: Vec<String> = [node.to_str(), script.to_str(), Some("install")]
+            .into_iter()
+            .map(|a| a.expect("utf-8").to_owned())
+            .collect();
+        let runtime = node.to_str().expect("utf-8");
+        let before = installer_identity(&argv, runtime, None);
+        assert_eq!(before, installer_identity(&argv, runtime, None), "stable");
+        assert!(!before.contains("install "), "{before}");
+        std::fs::remove_file(&script).expect("remove");
+        std::fs::write(&script, "npm 10, upgraded").expect("upgrade");
+        let after = installer_identity(&argv, runtime, None);
+        assert_ne!(before, after, "the script's upgrade changes the identity");
+        assert_ne!(
+            after,
+            installer_identity(&argv, runtime, Some("http://mirror.test/"))
+        );
     }
 
     #[test]
