@@ -264,7 +264,7 @@ impl StageResult {
     }
 
     /// A stage whose product came from a cache.
-    pub(crate) fn cached() -> Self {
+    pub fn cached() -> Self {
         Self {
             cached: true,
             ..Self::empty()

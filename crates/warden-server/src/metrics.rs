@@ -480,6 +480,104 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warden_core::detect::DetectedBy;
+    use warden_core::{ByteSize, LanguageId, Limits, Mode, Outcome, ThreatLevel, Usage};
+    use warden_engine::{
+        Connection, ExecutionId, LanguageDetection, NetworkReport, Security, StageResult,
+    };
+
+    /// A policy's report of one allowed attempt (`up` and `down` bytes) and `denied` denials.
+    fn report(policy: &str, up: u64, down: u64, denied: u32) -> NetworkReport {
+        let attempt = |allowed: bool| Connection {
+            started_ms: 0,
+            protocol: "https".to_owned(),
+            host: Some("mirror.test".to_owned()),
+            addr: None,
+            port: 443,
+            allowed,
+            rule: "rule 1".to_owned(),
+            reason: "test".to_owned(),
+            bytes_up: if allowed { up } else { 0 },
+            bytes_down: if allowed { down } else { 0 },
+            duration_ms: 1,
+            cut_by: None,
+        };
+        let mut connections = vec![attempt(true)];
+        connections.extend((0..denied).map(|_| attempt(false)));
+        NetworkReport {
+            policy: policy.to_owned(),
+            connections,
+            denied,
+        }
+    }
+
+    fn result(network: Option<NetworkReport>, installer: Option<NetworkReport>) -> ExecutionResult {
+        let language = LanguageId::new("python").expect("a language id");
+        let mut dependencies = StageResult::cached();
+        dependencies.cached = false;
+        dependencies.network = installer;
+        ExecutionResult {
+            id: ExecutionId::random(),
+            detection: LanguageDetection {
+                language: language.clone(),
+                confidence: 1.0,
+                by: DetectedBy::Explicit,
+                runner_up: None,
+            },
+            language,
+            mode: Mode::Sandboxed,
+            outcome: Outcome::Exited { code: 0 },
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            output_order: Default::default(),
+            usage: Usage {
+                cpu_time: Duration::from_millis(3),
+                wall_time: Duration::from_millis(9),
+                peak_memory: ByteSize::mib(4),
+            },
+            samples: Vec::new(),
+            limits: Limits::default(),
+            dependencies: Some(dependencies),
+            compile: None,
+            tests: Vec::new(),
+            security: Security {
+                mode: Mode::Sandboxed,
+                reason: "requested".to_owned(),
+                threat_level: ThreatLevel::Low,
+                findings: Vec::new(),
+                parse_error: None,
+                violations: Vec::new(),
+                analysis_time: Duration::ZERO,
+            },
+            network,
+            volumes: Vec::new(),
+        }
+    }
+
+    /// The dependency installer's proxy counts in the denials and bytes as the program's does
+    /// (only the program's did), each under its own policy.
+    #[test]
+    fn the_installers_traffic_counts_with_the_programs() {
+        let mut counts = Counts::default();
+        let program = report("development", 10, 20, 1);
+        let installer = report("limited_access", 100, 2000, 2);
+        counts.execution(
+            "v1",
+            Duration::ZERO,
+            Ok(&result(Some(program), Some(installer))),
+        );
+        counts.execution(
+            "v1",
+            Duration::ZERO,
+            Ok(&result(None, Some(report("limited_access", 1, 2, 0)))),
+        );
+        assert_eq!(counts.denied.get("development"), Some(&1));
+        assert_eq!(counts.denied.get("limited_access"), Some(&2));
+        assert_eq!(counts.network_bytes.get("up"), Some(&111));
+        assert_eq!(counts.network_bytes.get("down"), Some(&2022));
+    }
 
     #[test]
     fn samples_escape_their_label_values() {
