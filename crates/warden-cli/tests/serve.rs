@@ -1387,6 +1387,60 @@ fn a_client_that_leaves_cancels_its_running_execution() {
     the_next_execution_runs(&server);
 }
 
+/// Judge0's `fields=*` said `null` for the limits a queued submission did not send, where
+/// Judge0 says its defaults: they are the limits its run will have (the language's, the
+/// submission's on top), from the moment it is accepted.
+#[test]
+fn judge0_fields_give_a_queued_submissions_limits() {
+    let server = Server::start(&format!("[server]\nworkers = 1\n{TOKENS}"));
+    let judge0 = [("x-auth-token", "s3cret")];
+    let body = json!({"language": "bash", "code": "sleep 600.75"});
+    let answer = server.request("POST", "/v1/executions?wait=false", Some(&body));
+    assert_eq!(answer.code, 202, "{}", answer.body);
+    let slow = answer.json()["id"].as_str().expect("an id").to_owned();
+    eventually("the slow program runs", || sleeping("600.75"));
+    let submit = |id: u32, extra: Value| {
+        let mut body = json!({"language_id": id, "source_code": "print(1)"});
+        body.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        let answer = server.raw("POST", "/submissions", &judge0, Some(body.to_string()));
+        assert_eq!(answer.code, 201, "{}", answer.body);
+        let token = answer.json()["token"].as_str().expect("a token").to_owned();
+        let path = format!("/submissions/{token}?fields=*");
+        let shown = server.raw("GET", &path, &judge0, None);
+        assert_eq!(shown.code, 200, "{}", shown.body);
+        shown.json()
+    };
+    let python = submit(71, json!({"memory_limit": 100_000}));
+    assert_eq!(python["status"]["id"], 1, "In Queue: {python:#}");
+    assert_eq!(
+        python["memory_limit"], 100_000,
+        "sent, kept as sent: {python:#}"
+    );
+    for key in [
+        "cpu_time_limit",
+        "wall_time_limit",
+        "stack_limit",
+        "max_processes_and_or_threads",
+        "max_file_size",
+    ] {
+        assert!(
+            python[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {python:#}"
+        );
+    }
+    // Java's own default memory is not C's.
+    let java = submit(62, json!({}))["memory_limit"].as_u64();
+    let c = submit(50, json!({}))["memory_limit"].as_u64();
+    assert!(
+        java.zip(c).is_some_and(|(j, c)| j > c),
+        "java {java:?}, c {c:?}"
+    );
+    let cancel = server.request("DELETE", &format!("/v1/executions/{slow}"), None);
+    assert!(cancel.code < 300, "{}", cancel.body);
+}
+
 /// Judge0's `fields=*` gave `null` for every limit and flag a submission did not send, where
 /// Judge0 fills in its defaults: the flags now say their defaults, and the limits the ones
 /// the run had (a JVM's memory is not a C program's); sent ones stay as sent.

@@ -326,6 +326,14 @@ impl Engine {
         &self.catalog
     }
 
+    /// The limits a run of `language` asking `overrides` gets (the language's, the request's
+    /// on top, within the operator's maxima), as `run` would enforce them; `None` for a
+    /// language the catalog does not have or limits `run` would refuse.
+    pub fn planned_limits(&self, language: &str, overrides: &LimitOverrides) -> Option<Limits> {
+        let language = self.catalog.get(language)?;
+        self.limits(&[&language.limits, overrides]).ok()
+    }
+
     /// The language of a program: `explicit` (an id or alias) if given, else detected from its
     /// file name, `#!` line and content.
     pub fn detect(

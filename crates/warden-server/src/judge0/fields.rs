@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
-use warden_core::{ByteSize, Outcome, Usage};
+use warden_core::{ByteSize, Limits, Outcome, Usage};
 use warden_engine::ExecutionResult;
 
 use super::statuses::{exit_signal, message, Status};
@@ -202,6 +202,14 @@ pub(crate) fn attributes(record: &Record) -> Attributes {
         }
         Progress::Finished(result) => finished(&mut a, result, expected, input.cpu_time_limit),
     };
+    // Until a run says which limits it had, those it will have.
+    let limits = match &record.progress {
+        Progress::Finished(result) => Some(&result.limits),
+        _ => input.planned.as_ref(),
+    };
+    if let Some(limits) = limits {
+        unsent_limits(&mut a, limits);
+    }
     a.insert("status".into(), status.json());
     a.insert("status_id".into(), json!(status.id()));
     a
@@ -214,6 +222,21 @@ fn unsent(a: &mut Map<String, Value>, key: &str, value: Value) {
             a.insert(key.to_owned(), value);
         }
         Some(_) => {}
+    }
+}
+
+/// The limits not sent, in Judge0's units: the language's default, or the operator's.
+fn unsent_limits(a: &mut Map<String, Value>, limits: &Limits) {
+    let kb = |size: ByteSize| size.bytes() / 1024;
+    for (key, value) in [
+        ("cpu_time_limit", json!(limits.cpu_time.as_secs_f64())),
+        ("wall_time_limit", json!(limits.wall_time.as_secs_f64())),
+        ("memory_limit", json!(kb(limits.memory))),
+        ("stack_limit", json!(kb(limits.stack_size))),
+        ("max_processes_and_or_threads", json!(limits.max_procs)),
+        ("max_file_size", json!(kb(limits.max_file_size))),
+    ] {
+        unsent(a, key, value);
     }
 }
 
@@ -259,20 +282,6 @@ fn finished(
     };
     a.insert("exit_code".into(), json!(code));
     a.insert("exit_signal".into(), json!(exit_signal(&result.outcome)));
-    // A limit not sent is the one the run had (the language's default, or the operator's),
-    // in Judge0's units: known once it ran.
-    let limits = &result.limits;
-    let kb = |size: ByteSize| size.bytes() / 1024;
-    for (key, value) in [
-        ("cpu_time_limit", json!(limits.cpu_time.as_secs_f64())),
-        ("wall_time_limit", json!(limits.wall_time.as_secs_f64())),
-        ("memory_limit", json!(kb(limits.memory))),
-        ("stack_limit", json!(kb(limits.stack_size))),
-        ("max_processes_and_or_threads", json!(limits.max_procs)),
-        ("max_file_size", json!(kb(limits.max_file_size))),
-    ] {
-        unsent(a, key, value);
-    }
     let usage = averaged(result);
     a.insert("time".into(), json!(seconds(usage.cpu_time)));
     a.insert("wall_time".into(), json!(seconds(usage.wall_time)));

@@ -328,6 +328,7 @@ pub(crate) fn submission(token: &str, code_bytes: usize) -> Record {
             args: Vec::new(),
             compile_options: Vec::new(),
             limits: warden_core::LimitOverrides::default(),
+            planned: None,
             redirect_stderr_to_stdout: false,
             number_of_runs: 1,
             project: false,

@@ -41,6 +41,9 @@ pub(crate) struct Input {
     pub(crate) compile_options: Vec<String>,
     /// The limits the submission sets.
     pub(crate) limits: LimitOverrides,
+    /// The limits its run will have (the language's, the submission's, within the maxima),
+    /// shown for those it did not send until the run says which it had.
+    pub(crate) planned: Option<Limits>,
     /// Append stderr to stdout.
     pub(crate) redirect_stderr_to_stdout: bool,
     /// The cpu time limit asked for, when `cpu_extra_time` lets the program run past it: a run
@@ -230,7 +233,9 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         .iter()
         .filter_map(|k| Some(((*k).to_owned(), body.get(*k)?.clone())))
         .collect();
+    let planned = state.engine().planned_limits(language.id.as_str(), &limits);
     Ok(Input {
+        planned,
         language_id,
         language: language.id.as_str().to_owned(),
         language_name: super::languages::name(language_id, language).to_owned(),
