@@ -523,6 +523,66 @@ fn a_warden_killed_outright_during_a_trusted_run_leaves_nothing_behind() {
     );
 }
 
+/// Bug hunt: a trusted program that left its init's process tree (setsid, a double fork,
+/// SIGTERM ignored) outlived its warden and its helper when both were killed outright: it ran
+/// on in the run's cgroup, as the run's uid, which the next runs were given again (and a
+/// process of that uid owns their user namespaces: it read and ptraced them). The next
+/// warden's sweep kills it and removes its cgroup; until then no run gets its uid (idmap.rs).
+#[test]
+fn a_trusted_program_outliving_its_warden_and_helper_is_killed_by_the_next_warden() {
+    support::adopt_orphans();
+    let world = World::with_config("[modes]\ntrusted_enabled = true\nmedium = \"trusted\"\n");
+    let program = "import os, signal, time\n\
+                   if os.fork() == 0:\n\
+                   \x20   os.setsid()\n\
+                   \x20   if os.fork() == 0:\n\
+                   \x20       signal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+                   \x20       os.execv('/bin/sleep', ['sleep', '61.3571'])\n\
+                   \x20   os._exit(0)\n\
+                   time.sleep(0.3)\n\
+                   print('ready', flush=True)\n\
+                   time.sleep(60)\n";
+    let survivor = || sleep_runs("61.3571");
+    let (mut child, pid, _stdout) = started_with(&world, &["--mode", "trusted"], program);
+    assert!(survivor(), "the daemon runs");
+    let helpers: Vec<Pid> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .expect("warden's children")
+        .split_whitespace()
+        .map(|p| Pid::from_raw(p.parse().expect("a pid")))
+        .collect();
+    assert!(!helpers.is_empty(), "warden's helper");
+    // Both killed outright, the helper held first so that it cannot clean up after warden.
+    for helper in &helpers {
+        kill(*helper, Signal::SIGSTOP).expect("SIGSTOP");
+    }
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
+    child.wait().expect("reaped");
+    for helper in &helpers {
+        kill(*helper, Signal::SIGKILL).expect("SIGKILL");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    support::reap_orphans();
+    assert!(survivor(), "the daemon outlived its warden and helper");
+    assert_eq!(cgroups_of(pid), 1, "in the run's cgroup");
+    let next = world
+        .warden()
+        .args(["run", "-l", "bash", "-c", "true"])
+        .output()
+        .expect("the next warden runs");
+    assert!(next.status.success(), "{next:?}");
+    for _ in 0..500 {
+        if support::reap_orphans() && !survivor() && cgroups_of(pid) == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "after the next warden: the daemon running {}, {} cgroups of the dead run",
+        survivor(),
+        cgroups_of(pid)
+    );
+}
+
 /// The same under gVisor, whose one-shot run is `runsc run` started by warden itself (a
 /// one-job container): the sandbox's helper, holding the run's cgroup, kills the runtime and
 /// its program when warden dies, and removes the container's bundle (its scratch tmpfs

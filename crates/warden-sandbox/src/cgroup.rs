@@ -410,6 +410,21 @@ fn remove_dirs(dirs: &[PathBuf]) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// Kills the tasks of the cgroup directory `dir` (one hierarchy's), each pinned and checked
+/// as [`Cgroup::kill_all`] does; whether any was found.
+pub(crate) fn kill_tasks_of(dir: &Path) -> bool {
+    let pids: Vec<Pid> = fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .map(Pid::from_raw)
+        .collect();
+    for pid in &pids {
+        kill_if_member(*pid, std::slice::from_ref(&dir.to_path_buf()));
+    }
+    !pids.is_empty()
+}
+
 fn kill_if_member(pid: Pid, dirs: &[PathBuf]) {
     let Ok(pidfd) = warden_sys::process::pidfd_open(pid) else {
         return;

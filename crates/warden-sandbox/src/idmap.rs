@@ -1,12 +1,19 @@
 //! User and group identity of a sandbox: its uid 0 is mapped to an unprivileged host uid that
 //! no other concurrent sandbox has. Slots are byte-range locks on one file
 //! (`/run/warden/uid-slots`), released by the kernel when the parent closes the file or dies.
-//! user_namespaces(7).
+//!
+//! A released slot is not free while a process of its uid may live: the same file records,
+//! after the lock bytes, the cgroup each slot's last holder made for its run, and a slot whose
+//! recorded cgroup still exists is passed over. A run's processes cannot leave their cgroup,
+//! so a trusted program that outlived both its warden and its helper (both killed outright)
+//! keeps its uid from every later run, whose processes it could otherwise reach (a process of
+//! the same host uid owns a sandbox's user namespace), until the stale sweep has killed it and
+//! removed its cgroup (`stale.rs`). user_namespaces(7).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
@@ -19,11 +26,17 @@ pub const SLOTS: u32 = 65_536;
 /// Where the slot lock file lives.
 pub(crate) const DEFAULT_SLOT_FILE: &str = "/run/warden/uid-slots";
 
+/// Where the owners' records start in the slot file: after the lock bytes.
+const OWNERS_AT: u64 = SLOTS as u64;
+/// One owner record: the cgroup's name, padded with NULs.
+const OWNER_RECORD: usize = 64;
+
 /// A host uid reserved for one sandbox while this value lives.
 #[derive(Debug)]
 pub(crate) struct IdSlot {
     host_id: u32,
-    _lock: File,
+    slot: u32,
+    file: File,
 }
 
 /// No slot could be reserved.
@@ -64,8 +77,13 @@ pub enum IdMapError {
 }
 
 impl IdSlot {
-    /// Reserves a free host id, starting the search at a point derived from `hint`.
-    pub(crate) fn reserve(slot_file: &Path, hint: u64) -> Result<Self, IdMapError> {
+    /// Reserves a free host id, starting the search at a point derived from `hint`. A slot
+    /// whose last holder's cgroup `in_use` says still exists is passed over.
+    pub(crate) fn reserve(
+        slot_file: &Path,
+        hint: u64,
+        in_use: &dyn Fn(&str) -> bool,
+    ) -> Result<Self, IdMapError> {
         if let Some(dir) = slot_file.parent() {
             let _ = fs::create_dir_all(dir);
         }
@@ -80,29 +98,68 @@ impl IdSlot {
                 path: slot_file.to_owned(),
                 source,
             })?;
+        let lock_error = |source| IdMapError::Lock {
+            path: slot_file.to_owned(),
+            source,
+        };
         let start = u32::try_from(hint.wrapping_mul(2_654_435_761) % u64::from(SLOTS)).unwrap_or(0);
         for i in 0..SLOTS {
             let slot = (start + i) % SLOTS;
-            let taken = warden_sys::lock::try_lock_byte(file.as_fd(), u64::from(slot)).map_err(
-                |source| IdMapError::Lock {
-                    path: slot_file.to_owned(),
-                    source,
-                },
-            )?;
-            if taken {
-                return Ok(IdSlot {
-                    host_id: HOST_ID_BASE + slot,
-                    _lock: file,
-                });
+            let taken = warden_sys::lock::try_lock_byte(file.as_fd(), u64::from(slot))
+                .map_err(lock_error)?;
+            if !taken {
+                continue;
             }
+            let owner = read_owner(&file, slot);
+            if !owner.is_empty() && in_use(&owner) {
+                tracing::debug!(
+                    slot,
+                    owner,
+                    "passing over a slot whose last run's cgroup remains"
+                );
+                warden_sys::lock::unlock_byte(file.as_fd(), u64::from(slot)).map_err(lock_error)?;
+                continue;
+            }
+            return Ok(IdSlot {
+                host_id: HOST_ID_BASE + slot,
+                slot,
+                file,
+            });
         }
         Err(IdMapError::Exhausted)
+    }
+
+    /// Records `cgroup` (its name) as the cgroup of this slot's run, before any process of the
+    /// uid exists.
+    pub(crate) fn set_owner(&self, cgroup: &str) -> io::Result<()> {
+        let mut record = [0u8; OWNER_RECORD];
+        let name = cgroup.as_bytes();
+        if name.len() >= OWNER_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a cgroup name longer than {} bytes", OWNER_RECORD - 1),
+            ));
+        }
+        record[..name.len()].copy_from_slice(name);
+        self.file.write_all_at(&record, owner_offset(self.slot))
     }
 
     /// The host uid and gid of the sandbox's root.
     pub(crate) fn host_id(&self) -> u32 {
         self.host_id
     }
+}
+
+fn owner_offset(slot: u32) -> u64 {
+    OWNERS_AT + u64::from(slot) * OWNER_RECORD as u64
+}
+
+/// The cgroup name recorded for `slot`, empty when none is (or it cannot be read).
+fn read_owner(file: &File, slot: u32) -> String {
+    let mut record = [0u8; OWNER_RECORD];
+    let n = file.read_at(&mut record, owner_offset(slot)).unwrap_or(0);
+    let end = record[..n].iter().position(|&b| b == 0).unwrap_or(n);
+    String::from_utf8_lossy(&record[..end]).into_owned()
 }
 
 /// Writes `setgroups`, `uid_map` and `gid_map` of `child` so that its uid and gid 0 are
@@ -133,13 +190,33 @@ mod tests {
     fn concurrent_reservations_get_distinct_ids_and_release_on_drop() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("slots");
-        let a = IdSlot::reserve(&file, 7).expect("first");
-        let b = IdSlot::reserve(&file, 7).expect("second");
+        let a = IdSlot::reserve(&file, 7, &|_| false).expect("first");
+        let b = IdSlot::reserve(&file, 7, &|_| false).expect("second");
         assert_ne!(a.host_id(), b.host_id());
         assert!(a.host_id() >= HOST_ID_BASE && a.host_id() < HOST_ID_BASE + SLOTS);
         let first = a.host_id();
         drop(a);
-        let c = IdSlot::reserve(&file, 7).expect("third");
+        let c = IdSlot::reserve(&file, 7, &|_| false).expect("third");
         assert_eq!(c.host_id(), first, "a released slot is reused");
+    }
+
+    /// A slot whose last run's cgroup remains (a trusted program outlived its warden and its
+    /// helper) is passed over; once the cgroup is gone, it is reused.
+    #[test]
+    fn a_slot_whose_last_cgroup_remains_is_passed_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("slots");
+        let a = IdSlot::reserve(&file, 7, &|_| false).expect("first");
+        a.set_owner("run-1-0").expect("recorded");
+        let first = a.host_id();
+        drop(a);
+        let remains = |name: &str| name == "run-1-0";
+        let b = IdSlot::reserve(&file, 7, &remains).expect("another");
+        assert_ne!(b.host_id(), first, "the slot of a cgroup that remains");
+        b.set_owner("run-1-1").expect("recorded");
+        drop(b);
+        let c = IdSlot::reserve(&file, 7, &|_| false).expect("again");
+        assert_eq!(c.host_id(), first, "its cgroup gone, the slot is free");
+        assert!(c.set_owner(&"x".repeat(OWNER_RECORD)).is_err());
     }
 }

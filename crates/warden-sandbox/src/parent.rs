@@ -323,6 +323,14 @@ impl Sandbox {
         self
     }
 
+    /// Removes what dead warden processes left (their runs' cgroups, killing what is still in
+    /// them; trusted run directories; gVisor bundles): done when the sandbox is made, and
+    /// again by a long-lived owner (a server's pool) from time to time, since a run's uid stays
+    /// taken while its cgroup remains (`idmap.rs`).
+    pub fn sweep(&self) {
+        crate::stale::sweep(&self.cgroups);
+    }
+
     /// The cgroup layout in use.
     pub fn cgroups(&self) -> &CgroupFs {
         &self.cgroups
@@ -339,13 +347,20 @@ impl Sandbox {
             ..spec.limits
         };
         let cgroup = self.new_cgroup(&limits)?;
+        slot.set_owner(&cgroup.name())
+            .map_err(|source| SandboxError::Helper {
+                action: "recording the uid slot's cgroup",
+                source,
+            })?;
         Ok((slot, cgroup))
     }
 
-    /// A uid slot for one sandbox.
+    /// A uid slot for one sandbox: not one whose last run's cgroup remains (idmap.rs).
     pub(crate) fn reserve_slot(&self) -> Result<IdSlot, SandboxError> {
         let hint = u64::from(std::process::id()) << 20 ^ RUN_COUNTER.load(Ordering::Relaxed);
-        Ok(IdSlot::reserve(&self.slot_file, hint)?)
+        let parents = self.cgroups.parents();
+        let in_use = |name: &str| parents.iter().any(|p| p.join(name).exists());
+        Ok(IdSlot::reserve(&self.slot_file, hint, &in_use)?)
     }
 
     /// A cgroup for one sandbox, named uniquely within this process.

@@ -3,8 +3,9 @@
 //! their lifelines, the inits die with their helpers), and each helper then removes its run's
 //! cgroups ([`remove_orphaned`]), having killed what was left in them; a gVisor sandbox's
 //! helper its bundle and runsc's files too, a trusted run's its directory. What a helper that
-//! died too leaves (a cgroup, a run directory, a bundle) stays, and the next warden process
-//! removes it ([`sweep`], once per `Sandbox`). Their names carry the pid
+//! died too leaves (a cgroup, a run directory, a bundle, and the processes of a trusted run,
+//! which no pid namespace holds) stays, and the next warden process removes it, killing the
+//! processes ([`sweep`], once per `Sandbox`, and every minute in a server's pool). Their names carry the pid
 //! of the process that made them (`run-<pid>-<n>`); one whose process is gone is removed.
 
 use std::fs;
@@ -17,8 +18,7 @@ use crate::cgroup::CgroupFs;
 pub(crate) fn sweep(cgroups: &CgroupFs) {
     for parent in cgroups.parents() {
         for dir in dead_runs(&parent, "run-") {
-            // rmdir fails on a cgroup that still has tasks: those are left alone.
-            let _ = fs::remove_dir(&dir);
+            remove_killing(&dir);
         }
     }
     for dir in dead_runs(Path::new(crate::trusted::TRUSTED_RUNS), "run-") {
@@ -33,6 +33,25 @@ pub(crate) fn sweep(cgroups: &CgroupFs) {
     for file in dead_runs(Path::new(crate::gvisor::RUNSC_ROOT), "warden-run-") {
         let _ = fs::remove_file(&file);
     }
+}
+
+/// Removes the cgroup directory `dir` of a dead process's run. Tasks left in it outlived
+/// their warden and their helper, both killed outright (a trusted program that left its
+/// init's process tree): they are killed first, since their uid slot stays taken until the
+/// cgroup is gone (`idmap.rs`). Gives up after about a second.
+fn remove_killing(dir: &Path) {
+    for _ in 0..500 {
+        match fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                if crate::cgroup::kill_tasks_of(dir) {
+                    tracing::warn!(dir = %dir.display(), "killing what outlived a dead warden's run");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            _ => return,
+        }
+    }
+    tracing::warn!(dir = %dir.display(), "a dead warden's run cgroup cannot be removed");
 }
 
 fn remove_tree(dir: &Path) {

@@ -47,6 +47,8 @@ const MAX_FRESH_PER_SIZE: usize = 8;
 /// How often the reaper looks at the memory pressure (and at idle sandboxes) when no used
 /// sandbox comes back.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the reaper sweeps what dead warden processes left ([`Sandbox::sweep`]).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Whether the host is short of memory now.
 pub type MemoryPressure = fn() -> bool;
@@ -412,6 +414,7 @@ impl Shared {
     /// The reaper thread: resets each used sandbox for its owner's next run, or destroys it;
     /// destroys reset sandboxes left idle. Ends when the queue closes.
     fn reap(&self, queue: &Receiver<(LiveSandbox, String)>) {
+        let mut swept = Instant::now();
         loop {
             let received = queue.recv_timeout(TICK);
             // Read after the wait, not before it: a reading a tick old could shrink the pool
@@ -426,6 +429,11 @@ impl Shared {
                 self.shrink();
             }
             self.expire();
+            if swept.elapsed() >= SWEEP_EVERY {
+                // What warden processes killed outright left, their runs' survivors included.
+                self.host.sweep();
+                swept = Instant::now();
+            }
         }
     }
 
