@@ -690,6 +690,7 @@ impl LiveSandbox {
                 Ok(JobEnd::Reported)
             }
             Some(Jobs::Process(launcher)) => {
+                use std::os::unix::process::CommandExt as _;
                 let mut command = launcher.prepare(job)?;
                 let stdio = |fd: BorrowedFd<'_>| {
                     fd.try_clone_to_owned()
@@ -702,7 +703,10 @@ impl LiveSandbox {
                 command
                     .stdin(stdio(fds.stdin)?)
                     .stdout(stdio(fds.stdout)?)
-                    .stderr(stdio(fds.stderr)?);
+                    .stderr(stdio(fds.stderr)?)
+                    // Never in its owner's process group (a terminal's Ctrl-C would kill the
+                    // runtime outright): signals reach the program through `program_signals`.
+                    .process_group(0);
                 let start = launcher.program_start();
                 let signals = launcher.program_signals();
                 let child = command.spawn().map_err(|source| SandboxError::Helper {
