@@ -227,6 +227,53 @@ fn writing_past_the_quota_fails_with_no_space_and_the_run_still_ends() {
     assert_nothing_left(&world, &volumes_dir(&world).join("small/image"));
 }
 
+/// Bug hunt: a volume's image was sparse, so its quota was space it did not have: on a host
+/// file system that filled up, the program's writes succeeded and were then lost (the next run
+/// read `Bad message`). The image's blocks are now reserved when it is created, and a volume
+/// the host has no room for is refused, leaving nothing.
+#[test]
+fn a_volume_has_its_space_and_one_the_host_has_no_room_for_is_refused() {
+    let world = World::visible_to_sandboxes();
+    let _unmount = Unmount(&world);
+    let disk = world.path().join("small-disk");
+    std::fs::create_dir(&disk).expect("mkdir");
+    let mounted = std::process::Command::new("/usr/bin/mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .expect("mount runs");
+    assert!(mounted.success(), "a small file system for the volumes");
+    let on_small = |args: &[&str]| {
+        world
+            .warden()
+            .env("WARDEN_VOLUMES_DIR", &disk)
+            .args(args)
+            .output()
+            .expect("warden runs")
+    };
+    ok(&on_small(&["volume", "create", "fits", "--size", "16MiB"]));
+    let image = disk.join("fits/image");
+    let allocated =
+        std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&image).expect("image")) * 512;
+    // mkfs may leave a few blocks out; a sparse image has a few hundred KiB.
+    assert!(
+        allocated >= 15 << 20,
+        "the image's blocks are its own: {allocated}"
+    );
+    let refused = on_small(&["volume", "create", "big", "--size", "16MiB"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("no room on the host"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&disk)
+        .expect("the volumes")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "fits" && n != "lost+found")
+        .collect();
+    assert!(left.is_empty(), "left by the refused volume: {left:?}");
+    ok(&on_small(&["volume", "rm", "fits"]));
+}
+
 /// A writer run that holds the volume until the test creates `release` in it (through the
 /// host's mount), then writes `a-done`.
 fn hold_writer(world: &World, name: &str) -> Holder {

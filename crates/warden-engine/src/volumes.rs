@@ -185,6 +185,14 @@ pub enum VolumeError {
         /// How long this writer waited, under `concurrent_writers = "wait"`.
         waited: Option<Duration>,
     },
+    /// The host's file system has no room for the volume's image (`create`).
+    #[error("no room on the host for a volume of {size} in {dir}")]
+    NoSpace {
+        /// The volume's size.
+        size: ByteSize,
+        /// The volumes' directory.
+        dir: PathBuf,
+    },
     /// A host program volumes need is missing.
     #[error("{program} is missing (apt-get install {package})")]
     MissingProgram {
@@ -236,7 +244,7 @@ pub enum VolumeErrorKind {
     NotFound,
     /// It exists, is in use, or has a writer (HTTP 409).
     Conflict,
-    /// The host lacks a program volumes need (HTTP 503).
+    /// The host lacks a program volumes need, or room for one (HTTP 503).
     Unavailable,
     /// warden failed (HTTP 500).
     Internal,
@@ -254,7 +262,9 @@ impl VolumeError {
             | VolumeError::SessionWorkspace { .. }
             | VolumeError::InUse { .. }
             | VolumeError::WriterBusy { .. } => VolumeErrorKind::Conflict,
-            VolumeError::MissingProgram { .. } => VolumeErrorKind::Unavailable,
+            VolumeError::MissingProgram { .. } | VolumeError::NoSpace { .. } => {
+                VolumeErrorKind::Unavailable
+            }
             VolumeError::Program { .. } | VolumeError::Io { .. } | VolumeError::Meta { .. } => {
                 VolumeErrorKind::Internal
             }
@@ -707,7 +717,10 @@ impl Volumes {
         let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
         let mnt = dir.join("mnt");
         let used = disk::used(&mnt).ok();
-        Meta::touch(dir, name, used)?;
+        if let Err(e) = Meta::touch(dir, name, used) {
+            // Its last use unrecorded, the volume is unmounted all the same.
+            tracing::warn!(volume = name, error = %e, "volume's use not recorded");
+        }
         // Converting a flock is not atomic, but every conversion and new shared lock happens
         // under `mount.lock`, which this process holds.
         match users.relock(FlockArg::LockExclusiveNonblock) {

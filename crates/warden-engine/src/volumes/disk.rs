@@ -17,7 +17,10 @@ use super::VolumeError;
 const MKFS: &str = "/usr/sbin/mkfs.ext4";
 const MOUNT: &str = "/usr/bin/mount";
 
-/// Makes a volume's directory at `dir` (0700): its sparse `image` of `size` formatted ext4,
+/// Makes a volume's directory at `dir` (0700): its `image` of `size`, its blocks reserved on
+/// the host's file system (a sparse image would take them only as the program writes, and a
+/// host file system filling up meanwhile would lose the writes the program was told had
+/// succeeded: a volume's quota is space it has), formatted ext4,
 /// owned 0:0 at its root (the sandbox's root, through the id-mapped bind), no journal (a
 /// volume is rebuilt by nobody; the journal would take quota), no blocks reserved for root
 /// (all of the quota is usable), and the empty mount point `mnt/`.
@@ -28,8 +31,19 @@ pub(super) fn build(dir: &Path, size: ByteSize) -> Result<(), VolumeError> {
         .map_err(VolumeError::io("creating", dir))?;
     let image = dir.join("image");
     let file = std::fs::File::create(&image).map_err(VolumeError::io("creating", &image))?;
-    file.set_len(size.bytes())
-        .map_err(VolumeError::io("sizing", &image))?;
+    let len = i64::try_from(size.bytes()).map_err(|_| {
+        VolumeError::io("sizing", &image)(std::io::Error::from(nix::errno::Errno::EFBIG))
+    })?;
+    nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::empty(), 0, len).map_err(|e| {
+        if e == nix::errno::Errno::ENOSPC {
+            VolumeError::NoSpace {
+                size,
+                dir: dir.parent().unwrap_or(dir).to_owned(),
+            }
+        } else {
+            VolumeError::io("reserving the space of", &image)(e.into())
+        }
+    })?;
     drop(file);
     let mut mkfs = command(MKFS, "e2fsprogs")?;
     mkfs.args(["-q", "-F", "-m", "0", "-O", "^has_journal"])

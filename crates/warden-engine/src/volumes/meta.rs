@@ -86,8 +86,16 @@ impl Meta {
             path: path.clone(),
             source,
         })?;
-        std::fs::write(&temporary, text).map_err(VolumeError::io("writing", &temporary))?;
-        std::fs::rename(&temporary, &path).map_err(VolumeError::io("replacing", &path))
+        let written = std::fs::write(&temporary, text)
+            .map_err(VolumeError::io("writing", &temporary))
+            .and_then(|()| {
+                std::fs::rename(&temporary, &path).map_err(VolumeError::io("replacing", &path))
+            });
+        if written.is_err() {
+            // A full disk, say: nothing half-written is left beside the volume.
+            let _ = std::fs::remove_file(&temporary);
+        }
+        written
     }
 
     /// Records a use now, and the bytes used if known.
