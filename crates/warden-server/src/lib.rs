@@ -18,6 +18,7 @@ mod mcp_owners;
 mod metrics;
 mod openapi;
 mod options;
+mod outbox;
 pub mod piston;
 mod quota;
 mod resume;

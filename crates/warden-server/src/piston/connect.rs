@@ -23,13 +23,14 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+
 use warden_core::{Signal, Stream};
 use warden_engine::{Interactive, StageResult};
 
 use super::response::{stages, verdict, StageView};
 use super::runtimes::resolve;
 use super::{caller, request};
+use crate::outbox;
 use crate::state::{AppState, Caller};
 use crate::text::OutputText;
 use crate::toolchains::Toolchains;
@@ -114,7 +115,7 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
         Err(e) => return fail(socket, &format!("creating the program's stdin: {e}")).await,
     };
     execution.stdin = program_stdin;
-    let (events, mut received) = mpsc::unbounded_channel::<Event>();
+    let (events, mut received) = outbox::channel::<Event>();
     let output = events.clone();
     let started = events.clone();
     execution.interactive = Some(Interactive {
@@ -163,7 +164,7 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
                         drop(job);
                         // What the job reported before it was killed comes first: a stage
                         // that ended meanwhile, or its whole end.
-                        while let Ok(event) = received.try_recv() {
+                        while let Some(event) = received.try_recv() {
                             match relay(&mut socket, event, &mut run_started, &mut text).await {
                                 Ok(None) => {}
                                 Ok(Some(ending)) => return end(socket, ending).await,
@@ -226,6 +227,15 @@ enum Event {
     Output(Stream, Vec<u8>),
     /// The execution ended.
     Done(Box<Result<warden_engine::Execution, crate::state::ExecError>>),
+}
+
+impl outbox::Event for Event {
+    fn output(&mut self) -> Option<(Stream, &mut Vec<u8>)> {
+        match self {
+            Event::Output(stream, bytes) => Some((*stream, bytes)),
+            Event::Run(_) | Event::Done(_) => None,
+        }
+    }
 }
 
 /// How the session ends after an event that ends it.

@@ -30,7 +30,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+
 use warden_core::{Signal, Stream, UsageSample};
 use warden_engine::{Cancellation, ExecutionRequest, Interactive, SessionCall};
 use warden_sandbox::OutputSink;
@@ -38,6 +38,7 @@ use warden_sandbox::OutputSink;
 use super::V1Caller;
 use crate::error::ApiError;
 use crate::execution_request::{check_single_run, ExecutionBody};
+use crate::outbox;
 use crate::state::{AppState, Caller};
 use crate::text::{Chunk, OutputText};
 use crate::websocket::{close, close_too_big, parse, send, too_big, AbortOnDrop, StdinWriter};
@@ -183,7 +184,7 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
             return close(socket, 1011, "internal error").await;
         }
     };
-    let (events, mut received) = mpsc::unbounded_channel::<Event>();
+    let (events, mut received) = outbox::channel::<Event>();
     let signals = Cancellation::new();
     {
         let request = work.request();
@@ -409,8 +410,18 @@ async fn refuse_too_big(socket: WebSocket, most: usize) {
     .await;
 }
 
-/// The run's output and readings, as events of the session.
-struct Sink(mpsc::UnboundedSender<Event>);
+impl outbox::Event for Event {
+    fn output(&mut self) -> Option<(Stream, &mut Vec<u8>)> {
+        match self {
+            Event::Output(stream, bytes) => Some((*stream, bytes)),
+            Event::Usage(_) | Event::Done(_) => None,
+        }
+    }
+}
+
+/// The run's output and readings, as events of the session (merged while they wait for a
+/// slow client: `outbox.rs`).
+struct Sink(outbox::Sender<Event>);
 
 impl OutputSink for Sink {
     fn chunk(&mut self, stream: Stream, bytes: &[u8]) -> bool {

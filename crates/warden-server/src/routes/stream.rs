@@ -22,16 +22,12 @@
 //! queued (it never runs) or running (its sandboxes are killed, nothing is recorded).
 
 use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tokio::sync::mpsc;
 use warden_core::{Stream, UsageSample};
 use warden_engine::{Cancellation, Interactive};
 use warden_sandbox::OutputSink;
@@ -40,8 +36,9 @@ use super::V1Caller;
 use crate::error::ApiError;
 use crate::execution_request::{check_single_run, ExecutionBody};
 use crate::json_body::JsonObject;
+use crate::outbox;
 use crate::state::AppState;
-use crate::text::{OutputText, Utf8Stream};
+use crate::text::OutputText;
 use crate::websocket::AbortOnDrop;
 
 /// One server-sent event of the stream, as the OpenAPI document describes each.
@@ -84,13 +81,9 @@ pub(crate) async fn create(
     let admitted = state.admit(&caller)?;
     let cancel = Cancellation::new();
     request.cancel = Some(cancel.clone());
-    let (events, receiver) = mpsc::unbounded_channel::<Bytes>();
-    let text = Arc::new(Mutex::new(OutputText::default()));
+    let (events, receiver) = outbox::channel::<Item>();
     request.interactive = Some(Interactive {
-        output: Box::new(EventSink {
-            events: events.clone(),
-            text: Arc::clone(&text),
-        }),
+        output: Box::new(EventSink(events.clone())),
         on_denial: None,
         on_run: None,
         on_prepared: None,
@@ -107,19 +100,23 @@ pub(crate) async fn create(
             },
             Err(e) => event("error", &ApiError::from(e).body().to_string()),
         };
-        // A character the output ended inside of.
-        let held_back = text.lock().map(|mut t| t.finish()).unwrap_or_default();
-        for (stream, chunk) in held_back {
-            let data = serde_json::Value::Object(chunk.fields()).to_string();
-            let _ = events.send(event(stream_name(stream), &data));
-        }
-        let _ = events.send(last);
+        let _ = events.send(Item::Last(last));
     });
-    let body = Body::from_stream(Events {
+    let events = Events {
         cancel: Some(cancel),
         _job: AbortOnDrop(job),
-        received: receiver,
-    });
+        text: OutputText::default(),
+    };
+    // The queue's next item as the text of its events; the stream ends after the last.
+    let stream = futures_util::stream::unfold(
+        (events, receiver),
+        |(mut events, mut receiver)| async move {
+            let item = receiver.recv().await?;
+            let text = events.text_of(item);
+            Some((Ok::<_, Infallible>(text), (events, receiver)))
+        },
+    );
+    let body = Body::from_stream(stream);
     Ok((
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -130,28 +127,63 @@ pub(crate) async fn create(
         .into_response())
 }
 
-/// The response's body: the events of the stream's channel until the execution's task has
-/// sent its last one. Dropped before that (the client left), it cancels the execution at once,
-/// before its channel closes, so that the program's next chunk cannot find the channel closed
-/// while the execution is not yet cancelled; then it aborts the task, which gives up an
-/// execution's place in the queue if it has no worker yet.
-struct Events {
-    /// The execution's; `None` once the task sent everything.
-    cancel: Option<Cancellation>,
-    _job: AbortOnDrop,
-    received: mpsc::UnboundedReceiver<Bytes>,
+/// What the program's side queues for the client (`outbox.rs`): its output, merged while it
+/// waits, as bytes; the other events as their text.
+enum Item {
+    Output(Stream, Vec<u8>),
+    Usage(Bytes),
+    /// The `result` or `error` event, after which nothing comes.
+    Last(Bytes),
 }
 
-impl tokio_stream::Stream for Events {
-    type Item = Result<Bytes, Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.received.poll_recv(cx);
-        if let Poll::Ready(None) = polled {
-            // Every sender is gone: the execution ended and its last event was read.
-            self.cancel = None;
+impl outbox::Event for Item {
+    fn output(&mut self) -> Option<(Stream, &mut Vec<u8>)> {
+        match self {
+            Item::Output(stream, bytes) => Some((*stream, bytes)),
+            Item::Usage(_) | Item::Last(_) => None,
         }
-        polled.map(|event| event.map(Ok))
+    }
+}
+
+/// The response's body's state: the output as text, and the execution's handles. Dropped
+/// before the last event was taken (the client left), it cancels the execution at once, before
+/// the queue closes, so that the program's next chunk cannot find the queue closed while the
+/// execution is not yet cancelled; then it aborts the task, which gives up an execution's
+/// place in the queue if it has no worker yet.
+struct Events {
+    /// The execution's; `None` once the last event was taken.
+    cancel: Option<Cancellation>,
+    _job: AbortOnDrop,
+    /// The output cut at character boundaries: what a chunk ended inside of waits for the
+    /// next one, or for the end of the run.
+    text: OutputText,
+}
+
+impl Events {
+    /// The text of `item`'s events (none for output that ended inside a character).
+    fn text_of(&mut self, item: Item) -> Bytes {
+        match item {
+            Item::Output(stream, bytes) => {
+                let chunk = self.text.push(stream, &bytes);
+                if chunk.is_empty() {
+                    return Bytes::new();
+                }
+                let data = serde_json::Value::Object(chunk.fields()).to_string();
+                event(stream_name(stream), &data)
+            }
+            Item::Usage(text) => text,
+            Item::Last(last) => {
+                // The execution is over: a client leaving now cancels nothing.
+                self.cancel = None;
+                let mut all = Vec::new();
+                for (stream, chunk) in self.text.finish() {
+                    let data = serde_json::Value::Object(chunk.fields()).to_string();
+                    all.extend_from_slice(&event(stream_name(stream), &data));
+                }
+                all.extend_from_slice(&last);
+                Bytes::from(all)
+            }
+        }
     }
 }
 
@@ -164,33 +196,21 @@ impl Drop for Events {
     }
 }
 
-/// The run's output and readings, as events on the stream's channel.
-struct EventSink {
-    events: mpsc::UnboundedSender<Bytes>,
-    /// The output as text, cut at character boundaries (what a chunk ended inside of waits
-    /// for the next one, or for the end of the run).
-    text: Arc<Mutex<OutputText>>,
-}
+/// The run's output and readings, queued for the client.
+struct EventSink(outbox::Sender<Item>);
 
 impl OutputSink for EventSink {
     fn chunk(&mut self, stream: Stream, bytes: &[u8]) -> bool {
-        let chunk = match self.text.lock() {
-            Ok(mut text) => text.push(stream, bytes),
-            Err(_) => Utf8Stream::default().push(bytes),
-        };
-        if !chunk.is_empty() {
-            let data = serde_json::Value::Object(chunk.fields()).to_string();
-            let _ = self.events.send(event(stream_name(stream), &data));
-        }
+        let _ = self.0.send(Item::Output(stream, bytes.to_vec()));
         // Never ends the job itself: the body that a gone client leaves has cancelled the
-        // execution before its channel closed, and the cancel ends it as `cancelled`, not as a
+        // execution before its queue closed, and the cancel ends it as `cancelled`, not as a
         // program killed (`Events`).
         true
     }
 
     fn sample(&mut self, sample: &UsageSample) {
         if let Ok(data) = serde_json::to_string(sample) {
-            let _ = self.events.send(event("usage", &data));
+            let _ = self.0.send(Item::Usage(event("usage", &data)));
         }
     }
 }
