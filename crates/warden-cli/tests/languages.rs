@@ -1045,3 +1045,17 @@ fn an_entry_file_without_the_languages_extension_compiles_as_its_source() {
         assert_eq!(result["language"], language, "{what}: {result:#}");
     }
 }
+
+/// Bug hunt: rustc names the crate after the file, and refused valid file names that are no
+/// identifier ("invalid character `(` in crate name: `sol(1)`"); the crate is named `main`.
+#[test]
+fn rust_compiles_a_file_whose_name_is_no_crate_name() {
+    let warden = Warden::for_language("rust");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["sol(1).rs", "a b.rs", "prob.1.rs"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, "fn main() { println!(\"rust 1\"); }\n").expect("write");
+        let result = warden.run(&[path.to_str().expect("utf-8 path")], b"");
+        assert_ran(&result, Expect::Exited(0), "rust 1\n", name);
+    }
+}
