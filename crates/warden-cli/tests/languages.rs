@@ -1059,3 +1059,44 @@ fn rust_compiles_a_file_whose_name_is_no_crate_name() {
         assert_ran(&result, Expect::Exited(0), "rust 1\n", name);
     }
 }
+
+/// Bug hunt: a Go `package foo` or a Rust library compiles into an `ar` archive, which the run
+/// stage executed: "sandbox setup failed at execve /work/main: EACCES", exit 125 and nothing
+/// in the history, as if warden had failed. It is the program's compile error, recorded as
+/// such, and not kept in the compile cache to be run again.
+#[test]
+fn a_library_where_a_program_belongs_is_a_compile_error() {
+    let cases = [
+        ("go", "package foo\nfunc F() {}\n"),
+        ("rust", "#![crate_type = \"lib\"]\npub fn f() {}\n"),
+    ];
+    for (lang, code) in cases {
+        let warden = Warden::for_language(lang);
+        for attempt in ["first", "again"] {
+            let result = warden.code(lang, code, &[], b"");
+            let what = format!("{lang} library, {attempt}");
+            assert_outcome(&result, json!({ "kind": "compile_error" }), &what);
+            assert_eq!(result["compile"]["cached"], false, "{what}: {result:#}");
+            let stderr = result["compile"]["stderr"].as_str().unwrap_or_default();
+            assert!(
+                stderr.contains("the compiler produced no executable program: main is an archive"),
+                "{what}: {result:#}"
+            );
+        }
+        let out = warden
+            .world
+            .warden()
+            .args(["history", "--json"])
+            .output()
+            .expect("warden history runs");
+        let history: Value = serde_json::from_slice(&out.stdout).expect("a JSON array");
+        let outcomes: Vec<&Value> = history
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|e| &e["outcome"])
+            .collect();
+        let compile_error = json!({ "kind": "compile_error" });
+        assert_eq!(outcomes, [&compile_error; 2], "{lang}: {history:#}");
+    }
+}

@@ -1,9 +1,9 @@
 //! The compile stage: run the language's compiler over the program in the request's mode, or
 //! take its artifact from the compile cache.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use warden_core::Outcome;
+use warden_core::{Language, Outcome};
 use warden_sandbox::{CollectedFile, Stdin};
 
 use super::runner::Runner;
@@ -51,7 +51,11 @@ impl Engine {
             &prepared.program.files,
         );
         let cache = self.cache.as_ref().filter(|_| prepared.cacheable);
-        if let Some(files) = cache.and_then(|c| c.get(&key)) {
+        // An entry that cannot run (kept by an older warden) is compiled again, to fail as such.
+        let hit = cache
+            .and_then(|c| c.get(&key))
+            .filter(|files| not_executable(language, files).is_none());
+        if let Some(files) = hit {
             tracing::debug!(key = key.as_str(), "compile cache hit");
             return Ok(Compiled::Artifact(files, StageResult::cached()));
         }
@@ -67,19 +71,26 @@ impl Engine {
         ));
         job.collect = Some(PathBuf::from(&stage.artifact));
         let run = runner.run_signalled(&job, Stdin::Null, caller)?;
-        let clean = run.outcome == (Outcome::Exited { code: 0 });
-        if !clean || run.collected.is_empty() {
-            let mut result = StageResult::from_run(run.clone());
-            if clean {
-                // The compiler claimed success but left no artifact (or one warden refused).
-                let why = run
-                    .collect_error
-                    .unwrap_or_else(|| format!("the compiler did not produce {}", stage.artifact));
-                result
-                    .stderr
-                    .extend_from_slice(format!("warden: {why}\n").as_bytes());
-                result.outcome = Outcome::Exited { code: 1 };
-            }
+        if run.outcome != (Outcome::Exited { code: 0 }) {
+            return Ok(Compiled::Failed(StageResult::from_run(run)));
+        }
+        // The compiler claimed success but left no artifact (or one warden refused), or one the
+        // run command cannot execute: a compile error, never cached.
+        let unusable = if run.collected.is_empty() {
+            Some(
+                run.collect_error
+                    .clone()
+                    .unwrap_or_else(|| format!("the compiler did not produce {}", stage.artifact)),
+            )
+        } else {
+            not_executable(language, &run.collected)
+        };
+        if let Some(why) = unusable {
+            let mut result = StageResult::from_run(run);
+            result
+                .stderr
+                .extend_from_slice(format!("warden: {why}\n").as_bytes());
+            result.outcome = Outcome::Exited { code: 1 };
             return Ok(Compiled::Failed(result));
         }
         if let Some(cache) = cache {
@@ -89,5 +100,75 @@ impl Engine {
         }
         let files = run.collected.clone();
         Ok(Compiled::Artifact(files, StageResult::from_run(run)))
+    }
+}
+
+/// Why `files`, the artifact of a language whose run command executes it (`{artifact}` first),
+/// is no program the kernel can start: not one executable ELF file. A library (Go's `package
+/// foo`, Rust's `#![crate_type = "lib"]`) is an `ar` archive, and executing it failed in the
+/// sandbox's setup (`EACCES`), as if warden had failed rather than the program.
+fn not_executable(language: &Language, files: &[CollectedFile]) -> Option<String> {
+    let stage = language.compile.as_ref()?;
+    if language.run.argv.first().map(String::as_str) != Some("{artifact}") {
+        return None;
+    }
+    let what = match files {
+        [file] if file.path == Path::new(&stage.artifact) => {
+            if file.contents.starts_with(b"!<arch>\n") {
+                "an archive (a library, not a program)"
+            } else if !file.contents.starts_with(b"\x7fELF") {
+                "not an ELF executable"
+            } else if !file.executable {
+                "not marked executable"
+            } else {
+                return None;
+            }
+        }
+        _ => "not one file",
+    };
+    Some(format!(
+        "the compiler produced no executable program: {} is {what}",
+        stage.artifact
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_executable_elf_file_is_a_program() {
+        let catalog = warden_core::Catalog::builtin().expect("catalog");
+        let file = |path: &str, contents: &[u8], executable| CollectedFile {
+            path: path.into(),
+            contents: contents.to_vec(),
+            executable,
+        };
+        let go = catalog.get("go").expect("go");
+        let elf = file("main", b"\x7fELF\x02\x01\x01", true);
+        assert_eq!(not_executable(go, std::slice::from_ref(&elf)), None);
+        for (files, why) in [
+            (
+                vec![file("main", b"!<arch>\n__.PKGDEF", false)],
+                "an archive",
+            ),
+            (
+                vec![file("main", b"\x7fELF", false)],
+                "not marked executable",
+            ),
+            (vec![file("main", b"#!/bin/sh\n", true)], "not an ELF"),
+            (vec![elf.clone(), file("main2", b"", true)], "not one file"),
+        ] {
+            let message = not_executable(go, &files).expect("refused");
+            assert!(
+                message.starts_with("the compiler produced no executable program: main is ")
+                    && message.contains(why),
+                "{message}"
+            );
+        }
+        // Java runs its classes with the JVM: they are not executed themselves.
+        let java = catalog.get("java").expect("java");
+        let class = file("classes/Main.class", b"\xca\xfe\xba\xbe", false);
+        assert_eq!(not_executable(java, &[class]), None);
     }
 }
