@@ -860,6 +860,35 @@ public class Solution {
     );
 }
 
+/// Bug hunt: javac writes a class of `package com.example` as
+/// `classes/com/example/Main.class`, and the JVM was given the bare `Main` ("Could not find or
+/// load main class Main"), from a file and from a directory program alike.
+#[test]
+fn java_runs_a_packaged_class_by_its_qualified_name() {
+    let warden = Warden::for_language("java");
+    let program = "package com.example;\npublic class Main { public static void main(String[] a) { System.out.println(\"hi\"); } }\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("P.java");
+    std::fs::write(&file, program).expect("write P.java");
+    let result = warden.run(&[file.to_str().expect("utf-8 path")], b"");
+    assert_ran(&result, Expect::Exited(0), "hi\n", "P.java in com.example");
+
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("com/ex")).expect("mkdir com/ex");
+    let main = "package com.ex;\npublic class Main { public static void main(String[] a) { System.out.println(Util.twice(21)); } }\n";
+    let util = "package com.ex;\nclass Util { static int twice(int x) { return 2 * x; } }\n";
+    std::fs::write(tree.join("com/ex/Main.java"), main).expect("write Main.java");
+    std::fs::write(tree.join("com/ex/Util.java"), util).expect("write Util.java");
+    let tree = tree.to_str().expect("utf-8 path");
+    let result = warden.run(&[tree, "--entry", "com/ex/Main.java"], b"");
+    assert_ran(
+        &result,
+        Expect::Exited(0),
+        "42\n",
+        "--entry com/ex/Main.java",
+    );
+}
+
 #[test]
 fn go_builds_package_main_without_a_module() {
     let warden = Warden::for_language("go");

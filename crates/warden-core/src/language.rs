@@ -63,7 +63,7 @@ pub enum SourceNaming {
     #[default]
     Fixed,
     /// `<Class>.java`, after the public class of the code (or the class holding `main`);
-    /// `{class}` expands to that class.
+    /// `{class}` expands to that class, qualified by the code's package.
     JavaPublicClass,
 }
 
@@ -486,7 +486,7 @@ pub struct CommandValues<'a> {
     pub source: &'a str,
     /// Absolute paths of every source file of the program, entry first.
     pub sources: &'a [String],
-    /// The entry class (`SourceNaming::JavaPublicClass`), else empty.
+    /// The class to run, package-qualified (`SourceNaming::JavaPublicClass`), else empty.
     pub class: &'a str,
     /// The workspace directory inside the sandbox.
     pub workdir: &'a str,

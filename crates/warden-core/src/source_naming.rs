@@ -9,7 +9,8 @@ use crate::language::{Language, SourceNaming};
 pub struct EntryName {
     /// Plain file name.
     pub file: String,
-    /// The class to run (`{class}`), empty when the language has none.
+    /// The class to run (`{class}`), by its package-qualified name; empty when the language
+    /// has none.
     pub class: String,
 }
 
@@ -25,9 +26,15 @@ pub fn entry_name(language: &Language, given: Option<&str>, code: &str) -> Entry
         },
         SourceNaming::JavaPublicClass => {
             let class = java_entry_class(code).unwrap_or_else(|| "Main".to_owned());
+            // javac writes a packaged class under its package's directories, and the JVM
+            // takes it only by its qualified name.
+            let qualified = match java_package(code) {
+                Some(package) => format!("{package}.{class}"),
+                None => class.clone(),
+            };
             EntryName {
                 file: format!("{class}.java"),
-                class,
+                class: qualified,
             }
         }
     }
@@ -115,6 +122,22 @@ pub fn java_entry_class(code: &str) -> Option<String> {
         }
     }
     declared.into_iter().next().map(|(name, _, _)| name)
+}
+
+/// The package `code` declares (`com.example`), if any.
+pub fn java_package(code: &str) -> Option<String> {
+    let tokens = java_tokens(code);
+    let at = tokens.iter().position(|t| t == "package")?;
+    let mut name = String::new();
+    for t in &tokens[at + 1..] {
+        match t.as_str() {
+            ";" => break,
+            "." => name.push('.'),
+            part if is_identifier(part) => name.push_str(part),
+            _ => return None,
+        }
+    }
+    Some(name).filter(|n| !n.is_empty())
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -213,6 +236,36 @@ mod tests {
         ];
         for (code, expected) in cases {
             assert_eq!(java_entry_class(code).as_deref(), expected, "{code}");
+        }
+    }
+
+    /// Bug hunt: a program with a `package` declaration ran as its bare class name (javac
+    /// wrote `classes/com/example/Main.class`: "Could not find or load main class Main").
+    #[test]
+    fn java_runs_the_class_holding_main_by_its_qualified_name() {
+        let catalog = crate::Catalog::builtin().expect("catalog");
+        let java = catalog.get("java").expect("java");
+        let cases = [
+            (
+                "package com.example;\npublic class Main { public static void main(String[] a) {} }",
+                "Main.java",
+                "com.example.Main",
+            ),
+            (
+                "/* package x; */ package a . b ;\nclass Prog { static void main(String[] a) {} }",
+                "Prog.java",
+                "a.b.Prog",
+            ),
+            ("public class Lib {}", "Lib.java", "Lib"),
+            ("int x;", "Main.java", "Main"),
+        ];
+        for (code, file, class) in cases {
+            let name = entry_name(java, None, code);
+            assert_eq!(
+                (name.file.as_str(), name.class.as_str()),
+                (file, class),
+                "{code}"
+            );
         }
     }
 

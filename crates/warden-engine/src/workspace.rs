@@ -24,7 +24,7 @@ pub(crate) struct Program {
     pub(crate) source: String,
     /// Absolute paths of the files in one of the language's extensions, entry first.
     pub(crate) sources: Vec<String>,
-    /// The entry class (Java), else empty.
+    /// The class to run, package-qualified (Java), else empty.
     pub(crate) class: String,
     /// The options the request added to the compiler's command (`{options}`).
     pub(crate) compile_options: Vec<String>,
