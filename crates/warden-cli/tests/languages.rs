@@ -889,6 +889,16 @@ fn java_runs_a_packaged_class_by_its_qualified_name() {
     );
 }
 
+/// Bug hunt: a public class without `main` named the file and was run ("Main method not found
+/// in class Data"); the file keeps its name, and the class holding `main` runs.
+#[test]
+fn java_runs_the_class_holding_main_beside_a_public_class() {
+    let warden = Warden::for_language("java");
+    let program = "public class Data {}\nclass Runner { public static void main(String[] a) { System.out.println(1); } }\n";
+    let result = warden.code("java", program, &[], b"");
+    assert_ran(&result, Expect::Exited(0), "1\n", "Data and Runner");
+}
+
 #[test]
 fn go_builds_package_main_without_a_module() {
     let warden = Warden::for_language("go");

@@ -63,7 +63,7 @@ pub enum SourceNaming {
     #[default]
     Fixed,
     /// `<Class>.java`, after the public class of the code (or the class holding `main`);
-    /// `{class}` expands to that class, qualified by the code's package.
+    /// `{class}` expands to the class holding `main`, qualified by the code's package.
     JavaPublicClass,
 }
 

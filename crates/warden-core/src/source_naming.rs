@@ -1,6 +1,6 @@
 //! How a program's entry file is named inside the workspace ([`SourceNaming`]): the name the
 //! user gave, the language's default for inline code, or, for Java, `<Class>.java` after the
-//! class the compiler and the JVM expect.
+//! class the compiler expects, and the class the JVM runs.
 
 use crate::language::{Language, SourceNaming};
 
@@ -25,16 +25,17 @@ pub fn entry_name(language: &Language, given: Option<&str>, code: &str) -> Entry
             class: String::new(),
         },
         SourceNaming::JavaPublicClass => {
-            let class = java_entry_class(code).unwrap_or_else(|| "Main".to_owned());
+            let file_class = java_entry_class(code).unwrap_or_else(|| "Main".to_owned());
+            let main_class = java_main_class(code).unwrap_or_else(|| file_class.clone());
             // javac writes a packaged class under its package's directories, and the JVM
             // takes it only by its qualified name.
-            let qualified = match java_package(code) {
-                Some(package) => format!("{package}.{class}"),
-                None => class.clone(),
+            let class = match java_package(code) {
+                Some(package) => format!("{package}.{main_class}"),
+                None => main_class,
             };
             EntryName {
-                file: format!("{class}.java"),
-                class: qualified,
+                file: format!("{file_class}.java"),
+                class,
             }
         }
     }
@@ -82,17 +83,20 @@ pub fn is_plain_file_name(name: &str) -> bool {
         && !name.contains(['/', '\0', '\\'])
 }
 
-/// The top-level type javac requires the file to be named after: the public one; failing that,
-/// the one declaring `main`; failing that, the first.
-pub fn java_entry_class(code: &str) -> Option<String> {
-    let tokens = java_tokens(code);
+/// A top-level type of a Java file.
+struct JavaType {
+    name: String,
+    public: bool,
+    declares_main: bool,
+}
+
+/// The top-level types among a file's tokens, in order.
+fn java_types(tokens: &[String]) -> Vec<JavaType> {
     let mut depth = 0usize;
     let mut declared: Vec<(String, bool, usize)> = Vec::new(); // (name, public, body start)
     let mut public_seen = false;
-    let mut i = 0;
-    while i < tokens.len() {
-        let t = tokens[i].as_str();
-        match t {
+    for (i, t) in tokens.iter().enumerate() {
+        match t.as_str() {
             "{" => depth += 1,
             "}" => depth = depth.saturating_sub(1),
             "public" if depth == 0 => public_seen = true,
@@ -105,23 +109,47 @@ pub fn java_entry_class(code: &str) -> Option<String> {
             ";" if depth == 0 => public_seen = false,
             _ => {}
         }
-        i += 1;
-    }
-    if let Some((name, _, _)) = declared.iter().find(|(_, public, _)| *public) {
-        return Some(name.clone());
     }
     let declares_main = |start: usize, end: usize| {
         tokens[start..end]
             .windows(3)
             .any(|w| w[0] == "static" && w[1] == "void" && w[2] == "main")
     };
-    for (k, (name, _, start)) in declared.iter().enumerate() {
-        let end = declared.get(k + 1).map_or(tokens.len(), |next| next.2);
-        if declares_main(*start, end) {
-            return Some(name.clone());
-        }
-    }
-    declared.into_iter().next().map(|(name, _, _)| name)
+    declared
+        .iter()
+        .enumerate()
+        .map(|(k, (name, public, start))| {
+            let end = declared.get(k + 1).map_or(tokens.len(), |next| next.2);
+            JavaType {
+                name: name.clone(),
+                public: *public,
+                declares_main: declares_main(*start, end),
+            }
+        })
+        .collect()
+}
+
+/// The top-level type javac requires the file to be named after: the public one; failing that,
+/// the one declaring `main`; failing that, the first.
+pub fn java_entry_class(code: &str) -> Option<String> {
+    let types = java_types(&java_tokens(code));
+    types
+        .iter()
+        .find(|t| t.public)
+        .or_else(|| types.iter().find(|t| t.declares_main))
+        .or_else(|| types.first())
+        .map(|t| t.name.clone())
+}
+
+/// The top-level type the JVM is to run: the public one if it declares `main`, else the first
+/// that does (a public class of data beside a runner holding `main`).
+pub fn java_main_class(code: &str) -> Option<String> {
+    let types = java_types(&java_tokens(code));
+    types
+        .iter()
+        .find(|t| t.public && t.declares_main)
+        .or_else(|| types.iter().find(|t| t.declares_main))
+        .map(|t| t.name.clone())
 }
 
 /// The package `code` declares (`com.example`), if any.
@@ -240,7 +268,9 @@ mod tests {
     }
 
     /// Bug hunt: a program with a `package` declaration ran as its bare class name (javac
-    /// wrote `classes/com/example/Main.class`: "Could not find or load main class Main").
+    /// wrote `classes/com/example/Main.class`: "Could not find or load main class Main"), and a
+    /// public class without `main` beside the class holding it ran the public one ("Main
+    /// method not found in class Data").
     #[test]
     fn java_runs_the_class_holding_main_by_its_qualified_name() {
         let catalog = crate::Catalog::builtin().expect("catalog");
@@ -255,6 +285,16 @@ mod tests {
                 "/* package x; */ package a . b ;\nclass Prog { static void main(String[] a) {} }",
                 "Prog.java",
                 "a.b.Prog",
+            ),
+            (
+                "public class Data {}\nclass Runner { public static void main(String[] a) {} }",
+                "Data.java",
+                "Runner",
+            ),
+            (
+                "class A { public static void main(String[] a) {} }\npublic class B { public static void main(String[] a) {} }",
+                "B.java",
+                "B",
             ),
             ("public class Lib {}", "Lib.java", "Lib"),
             ("int x;", "Main.java", "Main"),
