@@ -993,6 +993,38 @@ fn python_imports_a_module_from_another_file() {
     );
 }
 
+/// Bug hunt: a program's files were all laid out 0644, so a helper script it runs by its path
+/// failed with a PermissionError; a file executable on the host (any x bit) is executable in
+/// the sandbox, given one by one or in a directory.
+#[test]
+fn a_file_executable_on_the_host_stays_executable() {
+    use std::os::unix::fs::PermissionsExt;
+    let warden = Warden::for_language("python");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = dir.path().join("main.py");
+    let helper = dir.path().join("helper.sh");
+    let data = dir.path().join("data.txt");
+    std::fs::write(
+        &main,
+        "import os, subprocess\nsubprocess.run(['./helper.sh'], check=True)\nprint(os.access('data.txt', os.X_OK))\n",
+    )
+    .expect("write main.py");
+    std::fs::write(&helper, "#!/bin/sh\necho hi\n").expect("write helper.sh");
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o744)).expect("chmod");
+    std::fs::write(&data, "").expect("write data.txt");
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+
+    let result = warden.run(&[&path(dir.path()), "--entry", "main.py"], b"");
+    assert_ran(&result, Expect::Exited(0), "hi\nFalse\n", "a directory");
+    let result = warden.run(&[&path(&main), &path(&helper), &path(&data)], b"");
+    assert_ran(
+        &result,
+        Expect::Exited(0),
+        "hi\nFalse\n",
+        "files one by one",
+    );
+}
+
 #[test]
 fn c_links_several_files() {
     let warden = Warden::for_language("c");

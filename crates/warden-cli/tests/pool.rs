@@ -42,6 +42,7 @@ fn bash_as(engine: &Engine, token: Option<&str>, script: &str) -> String {
         sources: vec![SourceFile {
             name: None,
             code: script.as_bytes().to_vec(),
+            executable: false,
         }],
         origin: Origin::new("v1", token.map(str::to_owned)),
         ..ExecutionRequest::default()
@@ -266,6 +267,7 @@ fn fresh_sandboxes_of_many_specs_are_bounded_and_expire() {
             sources: vec![SourceFile {
                 name: None,
                 code: b"true".to_vec(),
+                executable: false,
             }],
             limits: warden_core::LimitOverrides {
                 wall_time: Some(Duration::from_millis(5000 + i)),

@@ -36,6 +36,7 @@ fn request(language: &str, code: &str, tests: Vec<TestCase>) -> ExecutionRequest
         sources: vec![SourceFile {
             name: None,
             code: code.as_bytes().to_vec(),
+            executable: false,
         }],
         tests,
         ..ExecutionRequest::default()

@@ -1266,6 +1266,7 @@ mod tests {
                 sources: vec![crate::execution::SourceFile {
                     name: None,
                     code: b"import six".to_vec(),
+                    executable: false,
                 }],
                 dependencies: vec!["six==1.16.0".into()],
                 ..ExecutionRequest::default()

@@ -18,6 +18,9 @@ pub struct SourceFile {
     pub name: Option<String>,
     /// The code.
     pub code: Vec<u8>,
+    /// Whether it is laid out executable (mode 0755, else 0644): a script the program runs by
+    /// its path, as its host file was.
+    pub executable: bool,
 }
 
 /// What to run and how.

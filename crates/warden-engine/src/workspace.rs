@@ -92,14 +92,14 @@ impl Program {
         if let Some(dir) = dir {
             name.file = format!("{dir}/{}", name.file);
         }
-        let mut files = vec![WorkspaceFile::new(name.file.clone(), entry.code.clone())];
+        let mut files = vec![workspace_file(name.file.clone(), entry)];
         let mut taken: BTreeSet<String> = BTreeSet::from([name.file.clone()]);
         for file in rest {
             let path = contained_path(file.name.as_deref().ok_or(SourceError::Unnamed)?)?;
             if !taken.insert(path.clone()) {
                 return Err(SourceError::Duplicate { path }.into());
             }
-            files.push(WorkspaceFile::new(path, file.code.clone()));
+            files.push(workspace_file(path, file));
         }
         // A file cannot also be a directory of another's path.
         for path in &taken {
@@ -167,6 +167,14 @@ impl Program {
         }
         self.compile_options = options.to_vec();
         Ok(self)
+    }
+}
+
+/// `file` laid out at `path`, executable if it was given so.
+fn workspace_file(path: String, file: &SourceFile) -> WorkspaceFile {
+    WorkspaceFile {
+        executable: file.executable,
+        ..WorkspaceFile::new(path, file.code.clone())
     }
 }
 
@@ -248,6 +256,7 @@ mod tests {
         SourceFile {
             name: name.map(str::to_owned),
             code: code.as_bytes().to_vec(),
+            executable: false,
         }
     }
 
@@ -345,6 +354,20 @@ mod tests {
         // Never above 6 MiB, whatever the stack.
         let huge = vec!["x".repeat(100_000); 64];
         assert!(check_arguments(&huge, ByteSize(ByteSize::GIB)).is_err());
+    }
+
+    #[test]
+    fn an_executable_file_stays_executable() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let python = catalog.get("python").expect("python");
+        let helper = SourceFile {
+            executable: true,
+            ..src(Some("helper.sh"), "#!/bin/sh\necho hi\n")
+        };
+        let p =
+            Program::prepare(python, &[src(Some("main.py"), "pass"), helper]).expect("prepared");
+        let modes: Vec<bool> = p.files.iter().map(|f| f.executable).collect();
+        assert_eq!(modes, [false, true]);
     }
 
     #[test]

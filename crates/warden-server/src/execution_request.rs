@@ -311,6 +311,7 @@ impl ExecutionBody {
             (Some(code), true) => vec![SourceFile {
                 name: None,
                 code: code.into_bytes(),
+                executable: false,
             }],
             (None, false) if self.files.len() > options.max_files => {
                 return Err(ApiError::unprocessable(format!(
@@ -330,7 +331,11 @@ impl ExecutionBody {
                             base64_field(&format!("files[{i}].content"), &f.content)?
                         }
                     };
-                    Ok(SourceFile { name: f.name, code })
+                    Ok(SourceFile {
+                        name: f.name,
+                        code,
+                        executable: false,
+                    })
                 })
                 .collect::<Result<_, ApiError>>()?,
         };

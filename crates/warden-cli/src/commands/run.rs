@@ -117,6 +117,7 @@ impl RunArgs {
             return Ok(vec![SourceFile {
                 name: None,
                 code: code.clone().into_bytes(),
+                executable: false,
             }]);
         }
         match self.files.as_slice() {

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -21,9 +22,11 @@ pub(crate) fn from_files(paths: &[PathBuf]) -> anyhow::Result<Vec<SourceFile>> {
         .iter()
         .map(|path| {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let (code, executable) = read(path, &mut budget)?;
             Ok(SourceFile {
                 name,
-                code: read(path, &mut budget)?,
+                code,
+                executable,
             })
         })
         .collect()
@@ -45,9 +48,11 @@ pub(crate) fn from_directory(dir: &Path, entry: &str) -> anyhow::Result<Vec<Sour
     relative
         .into_iter()
         .map(|rel| {
+            let (code, executable) = read(&dir.join(&rel), &mut budget)?;
             Ok(SourceFile {
-                code: read(&dir.join(&rel), &mut budget)?,
+                code,
                 name: Some(rel.to_string_lossy().into_owned()),
+                executable,
             })
         })
         .collect()
@@ -71,8 +76,15 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read(path: &Path, budget: &mut u64) -> anyhow::Result<Vec<u8>> {
+/// The contents of `path`, and whether any of its executable bits is set (a script the program
+/// runs by its path must stay executable in the sandbox).
+fn read(path: &Path, budget: &mut u64) -> anyhow::Result<(Vec<u8>, bool)> {
     let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mode = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
     let mut code = Vec::new();
     file.take(*budget + 1)
         .read_to_end(&mut code)
@@ -84,5 +96,5 @@ fn read(path: &Path, budget: &mut u64) -> anyhow::Result<Vec<u8>> {
         );
     }
     *budget -= code.len() as u64;
-    Ok(code)
+    Ok((code, mode & 0o111 != 0))
 }

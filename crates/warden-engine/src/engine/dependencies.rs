@@ -236,6 +236,7 @@ mod tests {
                 .map(|(name, code)| SourceFile {
                     name: Some((*name).to_owned()),
                     code: code.as_bytes().to_vec(),
+                    executable: false,
                 })
                 .collect(),
             ..ExecutionRequest::default()

@@ -55,6 +55,7 @@ impl Engine {
             &[SourceFile {
                 name: None,
                 code: Vec::new(),
+                executable: false,
             }],
         )?;
         // Some runtimes (the JVM, R) start slowly on a busy host.

@@ -471,6 +471,7 @@ impl Engine {
             sources: vec![SourceFile {
                 name: None,
                 code: format!("exec '{}' \"$@\"\n", program.replace('\'', r"'\''")).into_bytes(),
+                executable: false,
             }],
             args: wrap.command.iter().skip(1).cloned().collect(),
             stdin: Stdin::Pipe(stdin),

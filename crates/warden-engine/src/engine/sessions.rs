@@ -306,6 +306,7 @@ impl Engine {
             request.sources = vec![SourceFile {
                 name: None,
                 code: command.clone().into_bytes(),
+                executable: false,
             }];
         }
         if !request.dependencies.is_empty() {

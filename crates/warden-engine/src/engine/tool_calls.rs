@@ -398,6 +398,7 @@ impl Engine {
                 execution.sources = vec![SourceFile {
                     name: Some(program.name.clone()),
                     code: program.code.clone(),
+                    executable: false,
                 }];
                 execution.dependencies = dependencies.clone();
                 execution.stdin = match &tool.stdin {
@@ -623,6 +624,7 @@ fn source(name: Option<String>, code: String) -> SourceFile {
     SourceFile {
         name,
         code: code.into_bytes(),
+        executable: false,
     }
 }
 

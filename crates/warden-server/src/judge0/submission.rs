@@ -76,6 +76,7 @@ impl Input {
             std::iter::once(SourceFile {
                 name: None,
                 code: self.source_code.clone(),
+                executable: false,
             })
             .chain(self.additional_files.iter().cloned())
             .collect()
@@ -497,6 +498,7 @@ fn additional_files(
         .map(|f| SourceFile {
             name: Some(f.name),
             code: f.contents,
+            executable: false,
         })
         .collect()
 }

@@ -130,6 +130,7 @@ pub(crate) fn from_form(body: &[u8]) -> Result<ExecuteRequest, PistonError> {
             let file = SourceFile {
                 name: None,
                 code: content.into_bytes(),
+                executable: false,
             };
             (file, true)
         })
@@ -208,7 +209,14 @@ fn file_of(i: usize, file: &Value) -> Result<(SourceFile, bool), PistonError> {
         }
     };
     let name = file.get("name").and_then(Value::as_str).map(str::to_owned);
-    Ok((SourceFile { name, code }, encoding == "utf8"))
+    Ok((
+        SourceFile {
+            name,
+            code,
+            executable: false,
+        },
+        encoding == "utf8",
+    ))
 }
 
 /// The files with the entry (the first utf8 file) first. The entry keeps the name it was
