@@ -490,6 +490,45 @@ fn a_warden_killed_outright_leaves_nothing_behind() {
     panic!("{left} cgroups of the killed warden left, or its program or helper still runs");
 }
 
+/// The same during the run stage of a compiled language (bug hunt: the compile stage's
+/// sandbox, let go and ending while the program ran, had no helper left once warden died: its
+/// cgroups stayed until the next warden's sweep). The run's helper, its owner dead, removes
+/// every empty cgroup of that owner.
+#[test]
+fn a_warden_killed_outright_during_a_compiled_run_leaves_nothing_behind() {
+    support::adopt_orphans();
+    let world = World::new();
+    let program = "#include <stdio.h>\n#include <unistd.h>\n\
+                   int main(void) { puts(\"ready\"); fflush(stdout);\n\
+                   execl(\"/bin/sleep\", \"sleep\", \"61.2470\", (char *)0); return 1; }\n";
+    let sleeping = || sleep_runs("61.2470");
+    let mut child = attached(
+        &world,
+        &["--no-cache", "--wall-time", "60s", "-l", "c", "-c", program],
+    );
+    let pid = child.id();
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line(&mut stdout), "ready\n");
+    for _ in 0..1000 {
+        if sleeping() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(sleeping(), "the program runs");
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
+    child.wait().expect("reaped");
+    let mut left = usize::MAX;
+    for _ in 0..1000 {
+        left = cgroups_of(pid);
+        if support::reap_orphans() && left == 0 && !sleeping() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{left} cgroups of the killed warden left, or its program or helper still runs");
+}
+
 /// The same in trusted mode, whose run has a host directory of its own
 /// (`/run/warden/trusted/run-<pid>-<n>`): the helper removes it too once its init is gone and
 /// warden is dead, rather than leaving it for the next warden's sweep.

@@ -134,6 +134,37 @@ pub(crate) fn remove_orphaned(dirs: &[std::path::PathBuf]) {
             }
         }
     }
+    remove_empty_siblings(dirs);
+}
+
+/// The other empty cgroups of the same dead owner (`run-<pid>-*` beside `dirs`): a sandbox it
+/// had let go, ending while the next one ran (a compile stage's, while the program ran), whose
+/// helper exited before the owner died and so removed nothing. One still in use has its own
+/// helper, which removes it; rmdir leaves it alone.
+fn remove_empty_siblings(dirs: &[std::path::PathBuf]) {
+    let Some(prefix) = dirs
+        .first()
+        .and_then(|d| d.file_name())
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once('-'))
+        .map(|(owner, _)| format!("{owner}-"))
+    else {
+        return;
+    };
+    for parent in dirs.iter().filter_map(|d| d.parent()) {
+        let Ok(entries) = fs::read_dir(parent) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let ours = name
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix) && made_by_a_dead_process(n, "run-"));
+            if ours {
+                let _ = fs::remove_dir(entry.path());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
