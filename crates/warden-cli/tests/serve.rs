@@ -607,6 +607,50 @@ fn a_public_address_without_a_token_is_refused_at_start() {
     );
 }
 
+/// `warden serve` under `config`, which it must refuse at start: its stderr. A server that
+/// starts anyway is stopped after a while and fails the test.
+fn refused_at_start(config: &str) -> String {
+    let world = World::with_config(config);
+    let mut child = world
+        .warden()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("warden serve starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("waiting").is_none() {
+        if Instant::now() > deadline {
+            child.kill().expect("killed");
+            child.wait().expect("reaped");
+            panic!("the server started under {config:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("its output");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(125), "{config:?}: {stderr}");
+    stderr
+}
+
+/// Bug hunt: settings that `warden serve` accepted and then recorded nothing, failed every
+/// request, or crashed with are refused at start, the key named.
+#[test]
+fn settings_that_would_make_the_server_useless_are_refused_at_start() {
+    for (config, why) in [
+        ("[history]\nretention = \"ful\"\n", "[history] retention"),
+        (
+            "[history]\nmax_count = 0\n",
+            "[history] max_count: must be at least 1",
+        ),
+    ] {
+        let stderr = refused_at_start(config);
+        assert!(
+            stderr.contains("warden.toml") && stderr.contains(why),
+            "{config:?}: {stderr}"
+        );
+    }
+}
+
 /// A server without tokens answers this host's own clients only: a request naming another
 /// host (DNS rebinding) or made by a web page of another origin (a WebSocket, which has no
 /// same-origin rule, or a form's POST) is refused, whatever the API; with tokens, the token

@@ -112,9 +112,9 @@ pub struct Config {
 }
 
 /// The `[history]` section: each field unset keeps the default (docs/history.md). `max_age`
-/// is read as a duration here; `retention` is checked by the engine's settings loader (the
-/// history's own types live with the history store), so that a bad value there only stops
-/// recording, as the same value in `WARDEN_HISTORY_RETENTION` does.
+/// is read as a duration here; `retention`, `max_count` and `path` are checked by the engine's
+/// settings loader (the history's own types live with the history store), with the same
+/// values from `WARDEN_HISTORY_*` and `WARDEN_DB`: a bad one is an error of loading.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistoryConfig {

@@ -35,9 +35,8 @@ pub struct Settings {
     /// The compile cache (`[cache]`, `WARDEN_CACHE_DIR`).
     pub cache: CacheSettings,
     /// The execution history (`[history]`, `WARDEN_DB`, `WARDEN_HISTORY_*`). An invalid value
-    /// does not stop executions, which then run unrecorded with a warning (docs/history.md);
-    /// the history's own queries fail with it.
-    pub history: Result<HistorySettings, SettingError>,
+    /// is an error of [`Settings::load`]: nothing runs until it is fixed (docs/history.md).
+    pub history: HistorySettings,
     /// `warden serve`'s section (`[server]`), read by the server only.
     pub server: ServerConfig,
     /// Network policies (`[network]`, `WARDEN_NETWORK_POLICY_DIR`).
@@ -186,6 +185,9 @@ pub enum SettingsError {
     /// The configuration file is unreadable or invalid.
     #[error("loading the configuration")]
     Config(#[from] ConfigError),
+    /// An environment variable that overrides a setting has a value that cannot be used.
+    #[error("reading the environment")]
+    Environment(#[source] SettingError),
 }
 
 impl Settings {
@@ -196,18 +198,30 @@ impl Settings {
 
     /// The settings with `env` as the environment (a test's, or a server's own).
     pub fn load_with(env: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        // WARDEN_CONFIG must exist; the default file is optional.
-        let config = match env("WARDEN_CONFIG") {
-            Some(path) => Config::load(&PathBuf::from(path), false)?,
-            None => Config::load(&PathBuf::from(DEFAULT_CONFIG_PATH), true)?,
+        // An empty variable is unset, as for every other variable. WARDEN_CONFIG must exist;
+        // the default file is optional.
+        let env = |name: &str| env(name).filter(|v| !v.is_empty());
+        let (path, optional) = match env("WARDEN_CONFIG") {
+            Some(path) => (PathBuf::from(path), false),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), true),
         };
-        Ok(Self::from_config(config, |name| {
-            env(name).filter(|v| !v.is_empty())
-        }))
+        let config = Config::load(&path, optional)?;
+        Self::from_config(config, env).map_err(|e| match e.origin {
+            // A key of the file: reported as the file's other mistakes are.
+            SettingSource::File(_) => SettingsError::Config(ConfigError::Parse {
+                path,
+                line: None,
+                message: e.to_string(),
+            }),
+            SettingSource::Env(_) => SettingsError::Environment(e),
+        })
     }
 
     /// The settings of `config` with `env` (empty values already left out) applied on top.
-    fn from_config(config: Config, env: impl Fn(&str) -> Option<String>) -> Self {
+    fn from_config(
+        config: Config,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingError> {
         let maxima = config.maxima();
         let cache = CacheSettings {
             enabled: config.cache.enabled.unwrap_or(true),
@@ -217,11 +231,11 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR)),
             max_size: config.cache.max_size.unwrap_or(ByteSize(DEFAULT_MAX_BYTES)),
         };
-        let history = history(config.history, &env);
+        let history = history(config.history, &env)?;
         let tools = tools(config.tools, &history, &env);
         let sessions = sessions(&config.sessions, &history, &env);
         let volumes = volumes(&config.volumes, &history, &env);
-        Self {
+        Ok(Self {
             volumes,
             sessions,
             maxima,
@@ -240,7 +254,7 @@ impl Settings {
                     .unwrap_or_else(|| crate::engine::dependencies::INSTALL_POLICY.to_owned()),
                 index: config.dependencies.index,
             },
-        }
+        })
     }
 
     /// The engine's configuration for these settings, with `helper` as the sandbox helper.
@@ -251,7 +265,7 @@ impl Settings {
             cache: self.cache.cache(),
             dependencies: Some(self.cache.dependency_cache()),
             modes: self.modes.clone(),
-            history: Some(self.history.clone()),
+            history: Some(Ok(self.history.clone())),
             network: Some(self.network.clone()),
             services: self.server.listen.clone(),
             tools: Some(self.tools.clone()),
@@ -292,15 +306,12 @@ fn network(config: NetworkConfig, env: &impl Fn(&str) -> Option<String>) -> Netw
 /// to `sessions/` beside the history database, as the tools' does.
 fn sessions(
     config: &warden_core::SessionsConfig,
-    history: &Result<HistorySettings, SettingError>,
+    history: &HistorySettings,
     env: &impl Fn(&str) -> Option<String>,
 ) -> crate::sessions::SessionsSettings {
     let dir = env("WARDEN_SESSIONS_DIR")
         .map(PathBuf::from)
-        .or_else(|| {
-            let db = history.as_ref().ok()?;
-            Some(db.path.parent()?.join("sessions"))
-        })
+        .or_else(|| Some(history.path.parent()?.join("sessions")))
         .unwrap_or_else(|| PathBuf::from(crate::sessions::SYSTEM_SESSIONS_DIR));
     crate::sessions::SessionsSettings::new(config, dir)
 }
@@ -309,16 +320,13 @@ fn sessions(
 /// `volumes/` beside the history database, as the tools' does.
 fn volumes(
     config: &warden_core::VolumesConfig,
-    history: &Result<HistorySettings, SettingError>,
+    history: &HistorySettings,
     env: &impl Fn(&str) -> Option<String>,
 ) -> crate::volumes::VolumesSettings {
     let dir = env("WARDEN_VOLUMES_DIR")
         .map(PathBuf::from)
         .or_else(|| config.dir.clone())
-        .or_else(|| {
-            let db = history.as_ref().ok()?;
-            Some(db.path.parent()?.join("volumes"))
-        })
+        .or_else(|| Some(history.path.parent()?.join("volumes")))
         .unwrap_or_else(|| PathBuf::from(crate::volumes::SYSTEM_VOLUMES_DIR));
     let defaults = crate::volumes::VolumesSettings::in_dir(dir);
     crate::volumes::VolumesSettings {
@@ -335,16 +343,13 @@ fn volumes(
 /// directory, holds both), else the system's.
 fn tools(
     config: warden_core::ToolsConfig,
-    history: &Result<HistorySettings, SettingError>,
+    history: &HistorySettings,
     env: &impl Fn(&str) -> Option<String>,
 ) -> crate::tools::ToolsSettings {
     let state_dir = env("WARDEN_TOOLS_DIR")
         .map(PathBuf::from)
         .or(config.state_dir)
-        .or_else(|| {
-            let db = history.as_ref().ok()?;
-            Some(db.path.parent()?.join("tools"))
-        })
+        .or_else(|| Some(history.path.parent()?.join("tools")))
         .unwrap_or_else(|| PathBuf::from(SYSTEM_TOOLS_DIR));
     crate::tools::ToolsSettings {
         dirs: config.dirs,
@@ -361,7 +366,8 @@ fn tools(
 /// The tools' state directory when nothing else says.
 const SYSTEM_TOOLS_DIR: &str = "/var/lib/warden/tools";
 
-/// The `[history]` section with `WARDEN_DB` and `WARDEN_HISTORY_*` applied.
+/// The `[history]` section with `WARDEN_DB` and `WARDEN_HISTORY_*` applied, each value
+/// checked: a mistake names the variable or the key it came from.
 fn history(
     config: warden_core::HistoryConfig,
     env: &impl Fn(&str) -> Option<String>,
@@ -386,39 +392,69 @@ fn history(
             // Checked when the file was read: `Config::load` names the key and line.
             None => config.max_age,
         };
-    let max_count = match env("WARDEN_HISTORY_MAX_COUNT") {
-        Some(v) => Some(v.parse::<u64>().map_err(|e| {
-            invalid(
-                SettingSource::Env("WARDEN_HISTORY_MAX_COUNT"),
-                e.to_string(),
-            )
-        })?),
-        None => config.max_count,
+    let (max_count, origin) = match env("WARDEN_HISTORY_MAX_COUNT") {
+        Some(v) => {
+            let origin = SettingSource::Env("WARDEN_HISTORY_MAX_COUNT");
+            let n = v
+                .parse::<u64>()
+                .map_err(|e| invalid(origin, format!("{v:?}: {e}")))?;
+            (Some(n), origin)
+        }
+        None => (config.max_count, SettingSource::File("[history] max_count")),
     };
+    // Keeping none would delete every execution, the one just recorded included.
+    if max_count == Some(0) {
+        return Err(invalid(origin, "must be at least 1".to_owned()));
+    }
+    let (path, origin) = history_path(config.path, env);
+    check_history_path(&path).map_err(|reason| invalid(origin, reason))?;
     Ok(HistorySettings {
-        path: history_path(config.path, env),
+        path,
         retention,
         max_age,
         max_count,
     })
 }
 
+/// Refuses a history path that names a directory: SQLite would create the database (and its
+/// `-wal` and `-shm` files, holding submitted code) under names nothing reads back.
+fn check_history_path(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    if path.as_os_str().as_bytes().ends_with(b"/") || path.is_dir() {
+        return Err(format!(
+            "{} is a directory; name the database file (e.g. {})",
+            path.display(),
+            path.join("history.sqlite3").display()
+        ));
+    }
+    Ok(())
+}
+
 /// The history database: `WARDEN_DB`, else `configured` (the configuration's `[history] path`),
 /// else `$XDG_DATA_HOME/warden/history.sqlite3`, else `$HOME/.local/share/warden/history.sqlite3`,
-/// else [`SYSTEM_HISTORY_PATH`].
-fn history_path(configured: Option<PathBuf>, env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+/// else [`SYSTEM_HISTORY_PATH`]; with the setting it came from (the defaults are named as the
+/// key they stand for).
+fn history_path(
+    configured: Option<PathBuf>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> (PathBuf, SettingSource) {
     let var = |name| env(name).map(PathBuf::from);
-    if let Some(db) = var("WARDEN_DB").or(configured) {
-        return db;
+    if let Some(db) = var("WARDEN_DB") {
+        return (db, SettingSource::Env("WARDEN_DB"));
+    }
+    let origin = SettingSource::File("[history] path");
+    if let Some(db) = configured {
+        return (db, origin);
     }
     // The XDG spec says to ignore a relative XDG_DATA_HOME.
     let data = var("XDG_DATA_HOME")
         .filter(|d| d.is_absolute())
         .or_else(|| var("HOME").map(|home| home.join(".local/share")));
-    data.map_or_else(
+    let path = data.map_or_else(
         || PathBuf::from(SYSTEM_HISTORY_PATH),
         |d| d.join("warden/history.sqlite3"),
-    )
+    );
+    (path, origin)
 }
 
 #[cfg(test)]
@@ -427,7 +463,7 @@ mod tests {
     use std::collections::HashMap;
     use std::path::Path;
 
-    fn settings(toml: &str, vars: &[(&str, &str)]) -> Settings {
+    fn try_settings(toml: &str, vars: &[(&str, &str)]) -> Result<Settings, SettingError> {
         let config = Config::from_toml(Path::new("warden.toml"), toml).expect("valid");
         let vars: HashMap<String, String> = vars
             .iter()
@@ -436,12 +472,16 @@ mod tests {
         Settings::from_config(config, |name| vars.get(name).cloned())
     }
 
+    fn settings(toml: &str, vars: &[(&str, &str)]) -> Settings {
+        try_settings(toml, vars).expect("valid settings")
+    }
+
     #[test]
     fn the_environment_wins_over_the_file_which_wins_over_the_defaults() {
         let file = "[history]\npath = \"/f/h.db\"\nretention = \"full\"\nmax_count = 5\n\
                     max_age = \"2d\"\n[cache]\ndir = \"/f/cache\"\n";
         let s = settings(file, &[]);
-        let h = s.history.clone().expect("valid");
+        let h = s.history.clone();
         assert_eq!(h.path, PathBuf::from("/f/h.db"));
         assert_eq!(h.retention, Retention::Full);
         assert_eq!(h.max_count, Some(5));
@@ -455,7 +495,7 @@ mod tests {
             ("WARDEN_CACHE_DIR", "/e/cache"),
         ];
         let s = settings(file, &env);
-        let h = s.history.expect("valid");
+        let h = s.history;
         assert_eq!(h.path, PathBuf::from("/e/h.db"));
         assert_eq!(h.retention, Retention::Metadata);
         assert_eq!(h.max_count, Some(7));
@@ -464,12 +504,12 @@ mod tests {
         let s = settings("", &[]);
         assert_eq!(s.cache.dir, PathBuf::from(DEFAULT_CACHE_DIR));
         assert!(s.cache.enabled);
-        assert_eq!(s.history.expect("valid").retention, Retention::Code);
+        assert_eq!(s.history.retention, Retention::Code);
     }
 
     #[test]
     fn the_history_path_falls_back_through_xdg_and_home() {
-        let path = |vars: &[(&str, &str)]| settings("", vars).history.expect("valid").path;
+        let path = |vars: &[(&str, &str)]| settings("", vars).history.path;
         assert_eq!(
             path(&[("XDG_DATA_HOME", "/x"), ("HOME", "/h")]),
             PathBuf::from("/x/warden/history.sqlite3")
@@ -483,28 +523,80 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_source() {
-        let err = settings("", &[("WARDEN_HISTORY_RETENTION", "forever")])
-            .history
-            .expect_err("bad");
+        let err = try_settings("", &[("WARDEN_HISTORY_RETENTION", "forever")]).expect_err("bad");
         assert!(
             err.to_string().starts_with("WARDEN_HISTORY_RETENTION: "),
             "{err}"
         );
-        let err = settings("[history]\nretention = \"forever\"\n", &[])
-            .history
-            .expect_err("bad");
+        let err = try_settings("[history]\nretention = \"forever\"\n", &[]).expect_err("bad");
         assert!(
             err.to_string().starts_with("[history] retention: "),
             "{err}"
         );
-        let err = settings("", &[("WARDEN_HISTORY_MAX_AGE", "soon")])
-            .history
-            .expect_err("bad");
+        let err = try_settings("", &[("WARDEN_HISTORY_MAX_AGE", "soon")]).expect_err("bad");
         assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_AGE"));
-        let err = settings("", &[("WARDEN_HISTORY_MAX_COUNT", "-1")])
-            .history
-            .expect_err("bad");
+        let err = try_settings("", &[("WARDEN_HISTORY_MAX_COUNT", "-1")]).expect_err("bad");
         assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_COUNT"));
+        let err = try_settings("", &[("WARDEN_HISTORY_MAX_COUNT", "abc")]).expect_err("bad");
+        assert!(err.to_string().contains("\"abc\""), "{err}");
+    }
+
+    /// Bug hunt: `max_count = 0` deleted the whole history, the run just recorded included.
+    #[test]
+    fn keeping_no_executions_is_refused() {
+        let err = try_settings("[history]\nmax_count = 0\n", &[]).expect_err("zero");
+        assert_eq!(err.to_string(), "[history] max_count: must be at least 1");
+        let err = try_settings("", &[("WARDEN_HISTORY_MAX_COUNT", "0")]).expect_err("zero");
+        assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_COUNT"));
+        let kept = settings("[history]\nmax_count = 1\n", &[])
+            .history
+            .max_count;
+        assert_eq!(kept, Some(1));
+    }
+
+    /// Bug hunt: `WARDEN_DB=/dir/` made SQLite create `dir`, `dir-wal` and `dir-shm` files
+    /// that `warden history` never read back.
+    #[test]
+    fn a_history_path_naming_a_directory_is_refused() {
+        let err = try_settings("", &[("WARDEN_DB", "/tmp/x/dir/")]).expect_err("trailing /");
+        assert_eq!(err.origin, SettingSource::Env("WARDEN_DB"));
+        assert!(err.to_string().contains("is a directory"), "{err}");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = format!("[history]\npath = {:?}\n", dir.path().display().to_string());
+        let err = try_settings(&file, &[]).expect_err("a directory");
+        assert_eq!(err.origin, SettingSource::File("[history] path"));
+        let db = dir.path().join("h.db").display().to_string();
+        assert_eq!(
+            settings("", &[("WARDEN_DB", &db)]).history.path,
+            PathBuf::from(&db)
+        );
+    }
+
+    /// Bug hunt: `WARDEN_CONFIG=""` was read as a file named "" while every other empty
+    /// variable is unset.
+    #[test]
+    fn an_empty_variable_is_unset_warden_config_included() {
+        let vars = [("WARDEN_CONFIG", ""), ("WARDEN_DB", "/e/h.db")];
+        let settings = Settings::load_with(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        let settings = settings.expect("an empty WARDEN_CONFIG is the default file");
+        assert_eq!(settings.history.path, PathBuf::from("/e/h.db"));
+    }
+
+    #[test]
+    fn a_bad_variable_is_an_error_of_loading() {
+        let vars = [("WARDEN_HISTORY_RETENTION", "bogus")];
+        let err = Settings::load_with(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .expect_err("refused");
+        let chain = crate::error_chain(&err);
+        assert!(chain.contains("WARDEN_HISTORY_RETENTION"), "{chain}");
     }
 
     #[test]

@@ -124,9 +124,9 @@ impl ServerOptions {
             maxima: settings.maxima,
             results: settings
                 .history
-                .as_ref()
-                .ok()
-                .and_then(|h| Some(h.path.parent()?.join(RESULTS_FILE))),
+                .path
+                .parent()
+                .map(|dir| dir.join(RESULTS_FILE)),
             results_max_age: server.results_max_age.unwrap_or(defaults.results_max_age),
         }
     }
