@@ -74,7 +74,7 @@ pub use sessions::{
 pub use tools::ToolsConfig;
 pub use volumes::{ConcurrentWriters, VolumesConfig, DEFAULT_MAX_VOLUME_SIZE, DEFAULT_WRITER_WAIT};
 
-use crate::limits::{LimitOverrides, Limits};
+use crate::limits::{LimitBounds, LimitOverrides, Limits};
 use crate::mode::ModePolicy;
 use crate::units::ByteSize;
 
@@ -218,8 +218,8 @@ impl Config {
             message: e.message,
         })?;
         config
-            .server
-            .check()
+            .check_maxima()
+            .and_then(|()| config.server.check())
             .and_then(|()| config.network.check())
             .and_then(|()| config.dependencies.check())
             .map_err(|message| ConfigError::Parse {
@@ -233,6 +233,22 @@ impl Config {
     /// The operator maxima: the defaults with this file's `[maxima]` applied.
     pub fn maxima(&self) -> Limits {
         Limits::default_maxima().with(&self.maxima)
+    }
+
+    /// Refuses maxima outside the bounds every request's limits must be in: below them, every
+    /// request would be clamped to a limit the sandbox then refuses, and every run would fail.
+    fn check_maxima(&self) -> Result<(), String> {
+        self.maxima()
+            .validate(&LimitBounds::default())
+            .map_err(|e| {
+                format!(
+                    "[maxima] {}: {} is outside the accepted range {}..={}",
+                    e.name.replace('-', "_"),
+                    e.value,
+                    e.min,
+                    e.max
+                )
+            })
     }
 }
 
@@ -311,5 +327,33 @@ mod tests {
         assert!(message.contains("[history] max_age"), "{message}");
         let err = Config::from_toml(path, "[cache]\nsize = 1\n").expect_err("unknown key");
         assert!(err.to_string().contains("size"), "{err}");
+    }
+
+    /// Bug hunt: `[maxima] cpu_time = "0s"` was accepted, and every run then failed (the server
+    /// answered 500 "internal error").
+    #[test]
+    fn maxima_outside_the_limit_bounds_are_refused() {
+        let path = Path::new("warden.toml");
+        for (toml, why) in [
+            (
+                "[maxima]\ncpu_time = \"0s\"\n",
+                "[maxima] cpu_time: 0s is outside",
+            ),
+            (
+                "[maxima]\nmemory = \"1MiB\"\n",
+                "[maxima] memory: 1MiB is outside",
+            ),
+            (
+                "[maxima]\nmax_procs = 0\n",
+                "[maxima] max_procs: 0 is outside",
+            ),
+            ("[maxima]\nwall_time = \"48h\"\n", "[maxima] wall_time"),
+        ] {
+            let err = Config::from_toml(path, toml).expect_err(toml).to_string();
+            assert!(err.starts_with("warden.toml: "), "{err}");
+            assert!(err.contains(why), "{toml}: {err}");
+        }
+        let low = Config::from_toml(path, "[maxima]\ncpu_time = \"10ms\"\nmemory = \"8MiB\"\n");
+        assert!(low.is_ok(), "the bounds themselves are accepted");
     }
 }
