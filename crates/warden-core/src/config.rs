@@ -72,7 +72,9 @@ pub use sessions::{
     DEFAULT_MAX_PER_CALLER, DEFAULT_MAX_SESSIONS,
 };
 pub use tools::ToolsConfig;
-pub use volumes::{ConcurrentWriters, VolumesConfig, DEFAULT_MAX_VOLUME_SIZE, DEFAULT_WRITER_WAIT};
+pub use volumes::{
+    ConcurrentWriters, VolumesConfig, DEFAULT_MAX_VOLUME_SIZE, DEFAULT_WRITER_WAIT, MIN_VOLUME_SIZE,
+};
 
 use crate::limits::{LimitBounds, LimitOverrides, Limits};
 use crate::mode::ModePolicy;
@@ -222,6 +224,14 @@ impl Config {
             .and_then(|()| config.server.check())
             .and_then(|()| config.network.check())
             .and_then(|()| config.dependencies.check())
+            .and_then(|()| {
+                config
+                    .response
+                    .as_ref()
+                    .map_or(Ok(()), ResponseConfig::check)
+            })
+            .and_then(|()| config.volumes.check())
+            .and_then(|()| config.sessions.check(config.volumes.max_size()))
             .map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),
                 line: None,

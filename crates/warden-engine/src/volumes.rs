@@ -36,7 +36,7 @@ use warden_core::ByteSize;
 use meta::Meta;
 
 /// The smallest quota: below a few MiB ext4's own metadata is most of the image.
-pub const MIN_VOLUME_SIZE: ByteSize = ByteSize::mib(8);
+pub const MIN_VOLUME_SIZE: ByteSize = warden_core::config::MIN_VOLUME_SIZE;
 
 /// Where volumes are kept when nothing else says.
 pub const SYSTEM_VOLUMES_DIR: &str = "/var/lib/warden/volumes";

@@ -46,8 +46,19 @@ impl NetworkConfig {
     /// that requests are not allowed, a registry that names no host.
     pub fn check(&self) -> Result<(), String> {
         let names = self.allowed.iter().flatten();
-        let defaults = self.default.iter().chain(self.mode_default.values());
-        for name in names.chain(defaults.clone()) {
+        // Unset, the default is the first built-in policy: it must be allowed all the same,
+        // unless every mode has a default of its own.
+        let every_mode = [Mode::Trusted, Mode::Sandboxed, Mode::Isolated]
+            .iter()
+            .all(|m| self.mode_default.contains_key(m));
+        let default = match &self.default {
+            Some(name) => Some(name.as_str()),
+            None => (!every_mode).then_some(BUILTIN_NAMES[0]),
+        };
+        let defaults = default
+            .into_iter()
+            .chain(self.mode_default.values().map(String::as_str));
+        for name in names.map(String::as_str).chain(defaults.clone()) {
             check_name(name).map_err(|e| format!("[network] {e}"))?;
         }
         for name in defaults {
@@ -100,6 +111,9 @@ mod tests {
             network.mode_default.get(&Mode::Trusted).map(String::as_str),
             Some("no_access")
         );
+        let own = "[network]\nallowed = [\"a\"]\n[network.mode_default]\n\
+                   trusted = \"a\"\nsandboxed = \"a\"\nisolated = \"a\"\n";
+        assert_eq!(parse(own).err(), None, "every mode has its own default");
         let empty = parse("").expect("empty");
         assert!(empty.allows("internet_access") && !empty.allows("mine"));
     }
@@ -109,10 +123,19 @@ mod tests {
         for (toml, why) in [
             ("[network]\ndefault = \"mine\"\n", "not in `allowed`"),
             (
-                "[network]\nallowed = [\"a\"]\n[network.mode_default]\nisolated = \"b\"\n",
+                "[network]\nallowed = [\"a\"]\ndefault = \"a\"\n[network.mode_default]\nisolated = \"b\"\n",
                 "\"b\"",
             ),
             ("[network]\nallowed = [\"../x\"]\n", "policy name"),
+            // Bug hunt: the unset default, no_access, was not checked against `allowed`.
+            (
+                "[network]\nallowed = []\n",
+                "\"no_access\" is not in `allowed`",
+            ),
+            (
+                "[network]\nallowed = [\"limited_access\"]\n",
+                "\"no_access\"",
+            ),
             ("[network]\nregistries = [\"file:///srv\"]\n", "registries"),
             ("[network.mode_default]\nturbo = \"no_access\"\n", "turbo"),
             ("[network]\npolicies = 1\n", "policies"),

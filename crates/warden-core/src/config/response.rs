@@ -38,6 +38,20 @@ pub struct ResponseConfig {
     pub action: ResponseAction,
 }
 
+impl ResponseConfig {
+    /// The first mistake a parser cannot see: a threshold of no events, or an empty window,
+    /// under which every execution of every caller would get the action.
+    pub fn check(&self) -> Result<(), String> {
+        if self.events == 0 {
+            return Err("[response] events must be at least 1".to_owned());
+        }
+        if self.within.is_zero() {
+            return Err("[response] within must be more than 0s".to_owned());
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +67,24 @@ mod tests {
         )
         .is_err());
         assert!(toml::from_str::<ResponseConfig>("events = 3\naction = \"refuse\"\n").is_err());
+    }
+
+    /// Bug hunt: `events = 0` was accepted, and every request was then refused.
+    #[test]
+    fn a_rule_that_catches_everyone_is_refused() {
+        let parse = |toml: &str| {
+            crate::config::Config::from_toml(std::path::Path::new("warden.toml"), toml)
+                .map_err(|e| e.to_string())
+        };
+        let err = parse("[response]\nevents = 0\nwithin = \"10m\"\naction = \"refuse\"\n")
+            .expect_err("no events");
+        assert!(
+            err.contains("[response] events must be at least 1"),
+            "{err}"
+        );
+        let err = parse("[response]\nevents = 1\nwithin = \"0s\"\naction = \"refuse\"\n")
+            .expect_err("no window");
+        assert!(err.contains("[response] within"), "{err}");
+        assert!(parse("[response]\nevents = 1\nwithin = \"1s\"\naction = \"refuse\"\n").is_ok());
     }
 }

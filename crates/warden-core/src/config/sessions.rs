@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::MIN_VOLUME_SIZE;
 use crate::units::ByteSize;
 
 /// Sessions alive at once, by default.
@@ -52,6 +53,45 @@ pub struct SessionsConfig {
     pub max_disk: Option<ByteSize>,
 }
 
+impl SessionsConfig {
+    /// The first mistake a parser cannot see, each of which would refuse every session: no
+    /// session allowed, a zero timeout, a workspace below the smallest volume or above what
+    /// a request may ask for or a volume may be (`volume_max`, `[volumes] max_size`).
+    pub fn check(&self, volume_max: ByteSize) -> Result<(), String> {
+        let zero = [("max", self.max), ("max_per_caller", self.max_per_caller)];
+        if let Some((key, _)) = zero.iter().find(|(_, v)| *v == Some(0)) {
+            return Err(format!("[sessions] {key} must be at least 1"));
+        }
+        let times = [
+            ("idle_timeout", self.idle_timeout),
+            ("max_lifetime", self.max_lifetime),
+        ];
+        if let Some((key, _)) = times.iter().find(|(_, v)| v.is_some_and(|d| d.is_zero())) {
+            return Err(format!("[sessions] {key} must be more than 0s"));
+        }
+        let disk = self.disk.unwrap_or(DEFAULT_DISK);
+        let max_disk = self.max_disk.unwrap_or(DEFAULT_MAX_DISK);
+        for (key, size) in [("disk", disk), ("max_disk", max_disk)] {
+            if size < MIN_VOLUME_SIZE {
+                return Err(format!(
+                    "[sessions] {key} {size} is below the smallest volume, {MIN_VOLUME_SIZE}"
+                ));
+            }
+        }
+        if disk > max_disk {
+            return Err(format!(
+                "[sessions] disk {disk} is above max_disk, {max_disk}"
+            ));
+        }
+        if disk > volume_max {
+            return Err(format!(
+                "[sessions] disk {disk} is above the largest volume, {volume_max} ([volumes] max_size)"
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +106,47 @@ mod tests {
         assert_eq!(config.max_lifetime, None);
         assert!(toml::from_str::<SessionsConfig>("idle = \"30s\"\n").is_err());
         assert!(toml::from_str::<SessionsConfig>("idle_timeout = \"soon\"\n").is_err());
+    }
+
+    /// Bug hunt: each of these was accepted, and every session was then refused.
+    #[test]
+    fn settings_that_refuse_every_session_are_refused() {
+        for (toml, why) in [
+            ("[sessions]\nmax = 0\n", "[sessions] max must be at least 1"),
+            (
+                "[sessions]\nmax_per_caller = 0\n",
+                "[sessions] max_per_caller must be",
+            ),
+            (
+                "[sessions]\nidle_timeout = \"0s\"\n",
+                "[sessions] idle_timeout must be more",
+            ),
+            (
+                "[sessions]\nmax_lifetime = \"0s\"\n",
+                "[sessions] max_lifetime must be more",
+            ),
+            ("[sessions]\ndisk = \"0\"\n", "[sessions] disk 0B is below"),
+            (
+                "[sessions]\ndisk = \"8GiB\"\n",
+                "[sessions] disk 8GiB is above max_disk",
+            ),
+            (
+                "[sessions]\ndisk = \"1GiB\"\n[volumes]\nmax_size = \"512MiB\"\n",
+                "above the largest volume",
+            ),
+            (
+                "[volumes]\nmax_size = \"0\"\n",
+                "[volumes] max_size 0B is below",
+            ),
+            (
+                "[volumes]\nmax_size = \"1MiB\"\n",
+                "[volumes] max_size 1MiB is below",
+            ),
+        ] {
+            let err = crate::config::Config::from_toml(std::path::Path::new("warden.toml"), toml)
+                .expect_err(toml)
+                .to_string();
+            assert!(err.contains(why), "{toml}: {err}");
+        }
     }
 }

@@ -19,6 +19,8 @@ use crate::units::ByteSize;
 
 /// The largest volume, by default.
 pub const DEFAULT_MAX_VOLUME_SIZE: ByteSize = ByteSize::mib(10 * 1024);
+/// The smallest volume: below a few MiB ext4's own metadata is most of the image.
+pub const MIN_VOLUME_SIZE: ByteSize = ByteSize::mib(8);
 /// How long a writer waits for another under `concurrent_writers = "wait"`, by default.
 pub const DEFAULT_WRITER_WAIT: Duration = Duration::from_secs(30);
 
@@ -49,6 +51,25 @@ pub struct VolumesConfig {
     /// The longest a writer waits under `concurrent_writers = "wait"`.
     #[serde(with = "crate::units::human_duration_opt")]
     pub writer_wait: Option<Duration>,
+}
+
+impl VolumesConfig {
+    /// The largest quota, the default applied.
+    pub fn max_size(&self) -> ByteSize {
+        self.max_size.unwrap_or(DEFAULT_MAX_VOLUME_SIZE)
+    }
+
+    /// The first mistake a parser cannot see: a largest size below the smallest volume, under
+    /// which every `create` (and every session's workspace) would be refused.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_size() < MIN_VOLUME_SIZE {
+            return Err(format!(
+                "[volumes] max_size {} is below the smallest volume, {MIN_VOLUME_SIZE}",
+                self.max_size()
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
