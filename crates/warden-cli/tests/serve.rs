@@ -642,6 +642,34 @@ fn settings_that_would_make_the_server_useless_are_refused_at_start() {
             "[history]\nmax_count = 0\n",
             "[history] max_count: must be at least 1",
         ),
+        ("[maxima]\ncpu_time = \"0s\"\n", "[maxima] cpu_time"),
+        ("[maxima]\nmax_procs = 0\n", "[maxima] max_procs"),
+        (
+            "[response]\nevents = 0\nwithin = \"1m\"\naction = \"refuse\"\n",
+            "[response] events",
+        ),
+        ("[server]\nmax_body = 0\n", "[server] max_body"),
+        (
+            "[server]\nsync_deadline = \"0s\"\n",
+            "[server] sync_deadline",
+        ),
+        ("[sessions]\nmax = 0\n", "[sessions] max"),
+        (
+            "[sessions]\nidle_timeout = \"0s\"\n",
+            "[sessions] idle_timeout",
+        ),
+        ("[sessions]\ndisk = \"8GiB\"\n", "[sessions] disk"),
+        ("[volumes]\nmax_size = \"0\"\n", "[volumes] max_size"),
+        ("[network]\nallowed = []\n", "[network] the default policy"),
+        (
+            "[server]\nworkers = 4611686018427387904\n",
+            "[server] workers",
+        ),
+        ("[server]\nio_threads = 100000\n", "[server] io_threads"),
+        (
+            "[[server.tokens]]\nname = \"ci\"\ntoken = \"secret \"\n",
+            "[[server.tokens]] \"ci\"",
+        ),
     ] {
         let stderr = refused_at_start(config);
         assert!(

@@ -66,7 +66,10 @@ use serde::{Deserialize, Serialize};
 pub use dependencies::DependenciesConfig;
 pub use network::{NetworkConfig, DEFAULT_POLICY_DIR};
 pub use response::{ResponseAction, ResponseConfig};
-pub use server::{ServerConfig, TokenConfig};
+pub use server::{
+    ServerConfig, TokenConfig, MAX_BATCH, MAX_CONNECTIONS, MAX_FILES, MAX_IO_THREADS,
+    MAX_POOL_SIZE, MAX_QUEUE_SIZE, MAX_WORKERS, MIN_BODY,
+};
 pub use sessions::{
     SessionsConfig, DEFAULT_DISK, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_DISK, DEFAULT_MAX_LIFETIME,
     DEFAULT_MAX_PER_CALLER, DEFAULT_MAX_SESSIONS,

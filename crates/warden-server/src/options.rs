@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use warden_core::config::{MAX_QUEUE_SIZE, MAX_WORKERS};
 use warden_core::{ByteSize, Limits, TokenConfig};
 use warden_engine::Settings;
 
@@ -55,7 +56,9 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let workers = std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .min(MAX_WORKERS);
         Self {
             listen: vec![DEFAULT_LISTEN],
             workers,
@@ -67,7 +70,7 @@ impl Default for ServerOptions {
             io_threads: (workers / 4).max(1),
             // Enough to keep the workers busy through bursts, small enough that a queued
             // request still finishes within a synchronous deadline.
-            queue_size: workers * 16,
+            queue_size: default_queue_size(workers),
             max_body: ByteSize::mib(8).bytes() as usize,
             max_files: 64,
             max_batch: 20,
@@ -90,6 +93,12 @@ impl Default for ServerOptions {
     }
 }
 
+/// The queue when none is configured: 16 per worker, within the configuration's bound (the
+/// workers are bounded too, so that it cannot overflow).
+fn default_queue_size(workers: usize) -> usize {
+    workers.saturating_mul(16).min(MAX_QUEUE_SIZE)
+}
+
 impl ServerOptions {
     /// The options of `settings`; a non-empty `listen` (from `--listen`) replaces the
     /// configured addresses.
@@ -106,7 +115,9 @@ impl ServerOptions {
             listen,
             workers,
             io_threads: server.io_threads.unwrap_or(defaults.io_threads),
-            queue_size: server.queue_size.unwrap_or(workers * 16),
+            queue_size: server
+                .queue_size
+                .unwrap_or_else(|| default_queue_size(workers)),
             max_body: server.max_body.map_or(defaults.max_body, |b| {
                 usize::try_from(b.bytes()).unwrap_or(usize::MAX)
             }),
@@ -174,5 +185,12 @@ mod tests {
             .expect("valid");
         let options = ServerOptions::from_settings(&settings, Vec::new());
         assert_eq!((options.workers, options.io_threads), (16, 3));
+    }
+
+    #[test]
+    fn the_default_queue_is_bounded() {
+        assert_eq!(default_queue_size(2), 32);
+        assert_eq!(default_queue_size(MAX_WORKERS), 16 * MAX_WORKERS);
+        assert_eq!(default_queue_size(usize::MAX), MAX_QUEUE_SIZE);
     }
 }

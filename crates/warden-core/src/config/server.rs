@@ -102,55 +102,119 @@ pub struct TokenConfig {
     pub admin: bool,
 }
 
+/// The most executions a server runs at once: far above any host's cores, far below what the
+/// admission semaphore and the thread per execution can take (tokio's semaphore panics past
+/// `usize::MAX >> 3` permits).
+pub const MAX_WORKERS: usize = 1024;
+/// The most threads serving connections: serving is a small part of a request's cost, and
+/// each thread has a stack (100 000 spawned some 14 000 and aborted).
+pub const MAX_IO_THREADS: usize = 256;
+/// The most executions admitted beyond the running ones (16 × `MAX_WORKERS` is 16 384).
+pub const MAX_QUEUE_SIZE: usize = 65_536;
+/// The most connections open at once: each is a file descriptor.
+pub const MAX_CONNECTIONS: usize = 65_536;
+/// The most files of one program, requests of one batch, and sandboxes kept ready per kind
+/// of program: each is work done per request or at start-up.
+pub const MAX_FILES: usize = 65_536;
+/// See [`MAX_FILES`].
+pub const MAX_BATCH: usize = 1024;
+/// See [`MAX_FILES`].
+pub const MAX_POOL_SIZE: usize = 256;
+/// The smallest `max_body`: the smallest request is a few dozen bytes of JSON.
+pub const MIN_BODY: ByteSize = ByteSize::kib(1);
+
 impl ServerConfig {
-    /// The first mistake a parser cannot see: an empty or duplicate token or name, a zero
-    /// quota or size.
+    /// The first mistake a parser cannot see: a count or size out of its range, a zero
+    /// duration, an empty, duplicate or unusable token or name, a zero quota.
     pub fn check(&self) -> Result<(), String> {
-        let zero = [
-            ("workers", self.workers),
-            ("io_threads", self.io_threads),
-            ("max_files", self.max_files),
-            ("max_batch", self.max_batch),
-            ("max_connections", self.max_connections),
+        let counts = [
+            ("workers", self.workers, 1, MAX_WORKERS),
+            ("io_threads", self.io_threads, 1, MAX_IO_THREADS),
+            ("queue_size", self.queue_size, 0, MAX_QUEUE_SIZE),
+            ("max_files", self.max_files, 1, MAX_FILES),
+            ("max_batch", self.max_batch, 1, MAX_BATCH),
+            ("max_connections", self.max_connections, 1, MAX_CONNECTIONS),
+            ("pool_size", self.pool_size, 0, MAX_POOL_SIZE),
         ];
-        if let Some((key, _)) = zero.iter().find(|(_, v)| *v == Some(0)) {
-            return Err(format!("[server] {key} must be at least 1"));
+        for (key, value, min, max) in counts {
+            match value {
+                Some(v) if v < min => return Err(format!("[server] {key} must be at least {min}")),
+                Some(v) if v > max => return Err(format!("[server] {key} {v} is above {max}")),
+                _ => {}
+            }
         }
-        if self.header_read_timeout == Some(Duration::ZERO) {
-            return Err("[server] header_read_timeout must be more than 0s".to_owned());
+        for (language, count) in &self.pool_languages {
+            if *count > MAX_POOL_SIZE {
+                return Err(format!(
+                    "[server] pool_languages {language} = {count} is above {MAX_POOL_SIZE}"
+                ));
+            }
         }
-        if self.results_max_age == Some(Duration::ZERO) {
-            return Err("[server] results_max_age must be more than 0s".to_owned());
+        if self.max_body.is_some_and(|b| b < MIN_BODY) {
+            return Err(format!("[server] max_body must be at least {MIN_BODY}"));
+        }
+        let durations = [
+            ("sync_deadline", self.sync_deadline),
+            ("header_read_timeout", self.header_read_timeout),
+            ("results_max_age", self.results_max_age),
+        ];
+        if let Some((key, _)) = durations.iter().find(|(_, d)| *d == Some(Duration::ZERO)) {
+            return Err(format!("[server] {key} must be more than 0s"));
         }
         for (i, token) in self.tokens.iter().enumerate() {
-            if token.name.is_empty() || token.token.is_empty() {
-                return Err(format!(
-                    "[[server.tokens]] #{}: name and token must not be empty",
-                    i + 1
-                ));
-            }
-            if token.max_concurrent == Some(0) || token.requests_per_minute == Some(0) {
-                return Err(format!(
-                    "[[server.tokens]] {:?}: a quota must be at least 1",
-                    token.name
-                ));
-            }
-            let earlier = &self.tokens[..i];
-            if earlier.iter().any(|t| t.name == token.name) {
-                return Err(format!(
-                    "[[server.tokens]] name {:?} is used twice",
-                    token.name
-                ));
-            }
-            if earlier.iter().any(|t| t.token == token.token) {
-                return Err(format!(
-                    "[[server.tokens]] {:?} repeats another token's secret",
-                    token.name
-                ));
-            }
+            check_token(token, &self.tokens[..i], i)?;
         }
         Ok(())
     }
+}
+
+/// The mistakes of the token `token`, the `i`th, after `earlier`.
+fn check_token(token: &TokenConfig, earlier: &[TokenConfig], i: usize) -> Result<(), String> {
+    if token.name.is_empty() || token.token.is_empty() {
+        return Err(format!(
+            "[[server.tokens]] #{}: name and token must not be empty",
+            i + 1
+        ));
+    }
+    // A name is written in logs and listings, one line each: a control character in it could
+    // forge another line.
+    if token.name.chars().any(char::is_control) {
+        return Err(format!(
+            "[[server.tokens]] #{}: the name {:?} holds a control character",
+            i + 1,
+            token.name
+        ));
+    }
+    // A client sends the secret in an HTTP header, read as visible ASCII (spaces included)
+    // and trimmed: a token with other characters, or space at either end, could never match.
+    let secret = &token.token;
+    let printable = secret.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    if !printable || secret.trim() != secret {
+        return Err(format!(
+            "[[server.tokens]] {:?}: the token must be visible ASCII characters, without \
+             space at either end (no control or non-ASCII characters): no client could send it",
+            token.name
+        ));
+    }
+    if token.max_concurrent == Some(0) || token.requests_per_minute == Some(0) {
+        return Err(format!(
+            "[[server.tokens]] {:?}: a quota must be at least 1",
+            token.name
+        ));
+    }
+    if earlier.iter().any(|t| t.name == token.name) {
+        return Err(format!(
+            "[[server.tokens]] name {:?} is used twice",
+            token.name
+        ));
+    }
+    if earlier.iter().any(|t| t.token == token.token) {
+        return Err(format!(
+            "[[server.tokens]] {:?} repeats another token's secret",
+            token.name
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -215,5 +279,92 @@ mod tests {
         );
         let no_time = parse("[server]\nheader_read_timeout = \"0s\"\n").expect_err("zero");
         assert!(no_time.contains("header_read_timeout"), "{no_time}");
+    }
+
+    /// Bug hunt: each was accepted and then failed every request.
+    #[test]
+    fn sizes_and_deadlines_that_refuse_every_request_are_refused() {
+        for (toml, why) in [
+            (
+                "[server]\nmax_body = 0\n",
+                "[server] max_body must be at least 1KiB",
+            ),
+            ("[server]\nmax_body = \"1000B\"\n", "[server] max_body"),
+            (
+                "[server]\nsync_deadline = \"0s\"\n",
+                "[server] sync_deadline must be more than 0s",
+            ),
+        ] {
+            let err = parse(toml).expect_err(toml);
+            assert!(err.contains(why), "{toml}: {err}");
+        }
+        assert!(parse("[server]\nmax_body = \"1KiB\"\nqueue_size = 0\n").is_ok());
+    }
+
+    /// Bug hunt: `workers = 4611686018427387904` panicked in tokio's semaphore, `io_threads =
+    /// 100000` spawned thousands of threads and aborted, and `workers = 2^60` made the default
+    /// queue (16 × workers) overflow to 0.
+    #[test]
+    fn counts_above_their_bound_are_refused() {
+        for (toml, why) in [
+            (
+                "[server]\nworkers = 4611686018427387904\n",
+                "[server] workers 4611686018427387904 is above 1024",
+            ),
+            (
+                "[server]\nworkers = 1152921504606846976\n",
+                "[server] workers",
+            ),
+            (
+                "[server]\nio_threads = 100000\n",
+                "[server] io_threads 100000 is above 256",
+            ),
+            (
+                "[server]\nqueue_size = 1000000\n",
+                "[server] queue_size 1000000 is above 65536",
+            ),
+            (
+                "[server]\nmax_connections = 1000000\n",
+                "[server] max_connections",
+            ),
+            ("[server]\nmax_files = 1000000\n", "[server] max_files"),
+            ("[server]\nmax_batch = 1000000\n", "[server] max_batch"),
+            ("[server]\npool_size = 100000\n", "[server] pool_size"),
+            (
+                "[server.pool_languages]\npython = 100000\n",
+                "[server] pool_languages python",
+            ),
+        ] {
+            let err = parse(toml).expect_err(toml);
+            assert!(err.contains(why), "{toml}: {err}");
+        }
+        let most = "[server]\nworkers = 1024\nio_threads = 256\nqueue_size = 65536\n";
+        assert_eq!(parse(most).err(), None);
+    }
+
+    /// Bug hunt: tokens no client can present were accepted, and a name with a newline forged
+    /// a line in `warden events`.
+    #[test]
+    fn tokens_no_client_can_send_and_names_with_control_characters_are_refused() {
+        let token = |name: &str, secret: &str| {
+            parse(&format!(
+                "[[server.tokens]]\nname = {name:?}\ntoken = {secret:?}\n"
+            ))
+        };
+        for secret in [
+            "secret ",
+            " ",
+            " secret",
+            "h\u{e9}llo",
+            "tab\tbed",
+            "new\nline",
+        ] {
+            let err = token("ci", secret).expect_err(secret);
+            assert!(err.contains("[[server.tokens]] \"ci\": the token"), "{err}");
+        }
+        let err = token("ci\nforged", "s3cret").expect_err("a newline in the name");
+        assert!(err.contains("control character"), "{err}");
+        assert!(token("ci", "a long random secret").is_ok());
+        assert!(token("cl\u{e9}ment", "s3cret~!").is_ok());
     }
 }
