@@ -342,6 +342,39 @@ mod tests {
         assert!(err.to_string().contains("size"), "{err}");
     }
 
+    /// Bug hunt: `[history] max_age` and `[volumes] prune_after` took `1d` and `2w`, and
+    /// every other duration of the file refused them (`unknown unit "d"`).
+    #[test]
+    fn every_duration_of_the_file_takes_days_and_weeks() {
+        let config = Config::from_toml(
+            Path::new("warden.toml"),
+            "[maxima]\nwall_time = \"1d\"\n\
+             [server]\nresults_max_age = \"1w\"\nsync_deadline = \"1d\"\n\
+             shutdown_deadline = \"1d\"\nheader_read_timeout = \"1d\"\n\
+             [sessions]\nidle_timeout = \"1d\"\nmax_lifetime = \"2w\"\n\
+             [volumes]\nwriter_wait = \"1d\"\n\
+             [response]\nevents = 1\nwithin = \"1d\"\naction = \"isolate\"\n",
+        )
+        .expect("valid");
+        let day = Duration::from_secs(86_400);
+        assert_eq!(config.maxima().wall_time, day);
+        assert_eq!(config.server.results_max_age, Some(7 * day));
+        assert_eq!(config.server.sync_deadline, Some(day));
+        assert_eq!(config.sessions.idle_timeout, Some(day));
+        assert_eq!(config.sessions.max_lifetime, Some(14 * day));
+        assert_eq!(config.volumes.writer_wait, Some(day));
+        assert_eq!(config.response.map(|r| r.within), Some(day));
+        let err = Config::from_toml(
+            Path::new("warden.toml"),
+            "[server]\nsync_deadline = \"1y\"\n",
+        )
+        .expect_err("years");
+        assert!(
+            err.to_string().contains("d, w"),
+            "the units are listed: {err}"
+        );
+    }
+
     /// Bug hunt: `[maxima] cpu_time = "0s"` was accepted, and every run then failed (the server
     /// answered 500 "internal error").
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::{format_duration, human_duration, human_duration_opt, ByteSize};
+use crate::units::{format_duration, human_age_opt, human_duration, ByteSize};
 
 /// The effective limits of one execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,20 +194,23 @@ impl Limits {
 }
 
 /// Limits that a language file or a request sets; unset fields keep the value below them.
+/// Read from a file (a language's, a tool's, `[maxima]`), its durations take days and weeks
+/// too, as every duration of `warden.toml` does; API requests parse their own
+/// (`warden-server`'s `execution_request.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitOverrides {
     /// See [`Limits::cpu_time`].
     #[serde(
         default,
-        with = "human_duration_opt",
+        with = "human_age_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub cpu_time: Option<Duration>,
     /// See [`Limits::wall_time`].
     #[serde(
         default,
-        with = "human_duration_opt",
+        with = "human_age_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub wall_time: Option<Duration>,

@@ -288,6 +288,23 @@ pub mod human_duration_opt {
     }
 }
 
+/// Serde adapter for `Duration` fields of the configuration, written as an age ([`parse_age`]:
+/// `30d`, `2w`, `12h`, `500ms`), so that every duration of `warden.toml` takes the same units.
+pub mod human_age {
+    use super::parse_age;
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    /// Writes `2s` / `500ms`, as durations are written.
+    pub use super::human_duration::serialize;
+
+    /// Reads `30d` / `2w` / `12h` / `500ms`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_age(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Serde adapter for `Option<Duration>` fields written as an age ([`parse_age`]: `30d`, `2w`,
 /// `12h`).
 pub mod human_age_opt {

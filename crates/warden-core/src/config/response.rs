@@ -32,7 +32,7 @@ pub struct ResponseConfig {
     /// Security events of one caller that trigger the action.
     pub events: u64,
     /// The window they are counted in.
-    #[serde(with = "crate::units::human_duration")]
+    #[serde(with = "crate::units::human_age")]
     pub within: Duration,
     /// What happens.
     pub action: ResponseAction,

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::{human_duration_opt, ByteSize};
+use crate::units::{human_age_opt, ByteSize};
 
 /// The `[server]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -53,21 +53,21 @@ pub struct ServerConfig {
     /// The most requests one batch may carry.
     pub max_batch: Option<usize>,
     /// How long a synchronous request may wait in the queue and run.
-    #[serde(with = "human_duration_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "human_age_opt", skip_serializing_if = "Option::is_none")]
     pub sync_deadline: Option<Duration>,
     /// How long running executions may take to finish once shutdown begins.
-    #[serde(with = "human_duration_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "human_age_opt", skip_serializing_if = "Option::is_none")]
     pub shutdown_deadline: Option<Duration>,
     /// How long a connection may take to send a request's headers (also the idle time allowed
     /// between two requests of a kept-alive connection) before it is closed: a slow-loris
     /// client cannot hold a connection open.
-    #[serde(with = "human_duration_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "human_age_opt", skip_serializing_if = "Option::is_none")]
     pub header_read_timeout: Option<Duration>,
     /// How many connections may be open at once; more wait in the listen backlog.
     pub max_connections: Option<usize>,
     /// How long a finished asynchronous answer (a `wait=false` job, a Judge0 submission, with
     /// its code and output) is kept for its client to fetch.
-    #[serde(with = "human_duration_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "human_age_opt", skip_serializing_if = "Option::is_none")]
     pub results_max_age: Option<Duration>,
     /// Native sandboxes kept ready per kind of program (the warm pool); 0 for none.
     pub pool_size: Option<usize>,

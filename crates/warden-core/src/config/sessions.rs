@@ -42,10 +42,10 @@ pub struct SessionsConfig {
     /// Sessions of one caller alive at once.
     pub max_per_caller: Option<usize>,
     /// A session no call used for this long is stopped; also the most a request may ask for.
-    #[serde(with = "crate::units::human_duration_opt")]
+    #[serde(with = "crate::units::human_age_opt")]
     pub idle_timeout: Option<Duration>,
     /// Every session is stopped after this long; also the most a request may ask for.
-    #[serde(with = "crate::units::human_duration_opt")]
+    #[serde(with = "crate::units::human_age_opt")]
     pub max_lifetime: Option<Duration>,
     /// A session's workspace size when the request names none.
     pub disk: Option<ByteSize>,

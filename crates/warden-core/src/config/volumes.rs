@@ -49,7 +49,7 @@ pub struct VolumesConfig {
     /// What a second writer of a volume gets.
     pub concurrent_writers: ConcurrentWriters,
     /// The longest a writer waits under `concurrent_writers = "wait"`.
-    #[serde(with = "crate::units::human_duration_opt")]
+    #[serde(with = "crate::units::human_age_opt")]
     pub writer_wait: Option<Duration>,
 }
 
