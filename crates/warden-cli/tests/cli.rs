@@ -308,6 +308,34 @@ fn bad_input_gets_a_clear_error_and_exit_125() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lots"));
 }
 
+/// Bug hunt: with a configuration error, `warden languages` listed every language as MISSING,
+/// the error as each one's reason, and exited 0.
+#[test]
+fn a_configuration_error_fails_warden_languages() {
+    let world = World::new();
+    for args in [&["languages"][..], &["languages", "--json"]] {
+        let out = world
+            .warden()
+            .args(args)
+            .env("WARDEN_CONFIG", "/nonexistent/warden.toml")
+            .output()
+            .expect("warden runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {stderr}");
+        assert!(stderr.contains("/nonexistent/warden.toml"), "{stderr}");
+        assert!(out.stdout.is_empty(), "no listing");
+    }
+    world.write_config("[server]\nworkers = 0\n");
+    let out = world
+        .warden()
+        .arg("languages")
+        .output()
+        .expect("warden runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("[server] workers"), "{stderr}");
+}
+
 #[test]
 fn json_errors_are_json_too() {
     let out = warden(&["run", "--json", "-l", "cobol", "-c", "x"], b"");

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use warden_core::{Catalog, Language};
+use warden_core::Language;
 
 /// Arguments of `warden languages`.
 #[derive(Debug, Args)]
@@ -33,23 +33,17 @@ struct Entry<'a> {
 }
 
 pub(crate) fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
-    // Versions are asked from several threads at once: the helper is exec'd.
-    let engine = super::engine(|config| config.fork_helper = false);
-    let catalog = match &engine {
-        Ok(engine) => engine.catalog().clone(),
-        Err(_) => Catalog::builtin().context("loading the language catalog")?,
-    };
-    let languages: Vec<&Language> = catalog.iter().collect();
+    // Versions are asked from several threads at once: the helper is exec'd. A configuration
+    // error is the command's error: listing every language as missing for it would hide it.
+    let engine = super::engine(|config| config.fork_helper = false)?;
+    let languages: Vec<&Language> = engine.catalog().iter().collect();
     // One sandbox per language, all at once: the JVM and R start slowly.
     let versions: Vec<Result<String, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = languages
             .iter()
             .map(|lang| {
-                let engine = engine.as_ref();
-                scope.spawn(move || match engine {
-                    Ok(engine) => engine.toolchain_version(lang).map_err(|e| format!("{e:#}")),
-                    Err(e) => Err(format!("{e:#}")),
-                })
+                let engine = &engine;
+                scope.spawn(move || engine.toolchain_version(lang).map_err(|e| format!("{e:#}")))
             })
             .collect();
         handles
