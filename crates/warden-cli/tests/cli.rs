@@ -347,6 +347,38 @@ fn json_errors_are_json_too() {
     );
 }
 
+/// A setting refused at load (here a history variable and a `[maxima]` out of range) is a
+/// failure of `warden doctor`, named.
+#[test]
+fn doctor_reports_a_configuration_error_as_a_failure() {
+    let world = World::with_config("[maxima]\nmemory = \"1MiB\"\n");
+    let out = world
+        .warden()
+        .args(["doctor", "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["ok"], false);
+    let detail = report["sandbox_check"]["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(detail.contains("[maxima] memory"), "{report}");
+    world.write_config("");
+    let out = world
+        .warden()
+        .args(["doctor", "--json"])
+        .env("WARDEN_HISTORY_MAX_COUNT", "0")
+        .output()
+        .expect("runs");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["ok"], false);
+    let detail = report["sandbox_check"]["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(detail.contains("WARDEN_HISTORY_MAX_COUNT"), "{report}");
+}
+
 #[test]
 fn doctor_reports_every_feature_and_a_working_sandbox() {
     let out = warden(&["doctor", "--json"], b"");
