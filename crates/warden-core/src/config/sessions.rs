@@ -56,7 +56,8 @@ pub struct SessionsConfig {
 impl SessionsConfig {
     /// The first mistake a parser cannot see, each of which would refuse every session: no
     /// session allowed, a zero timeout, a workspace below the smallest volume or above what
-    /// a request may ask for or a volume may be (`volume_max`, `[volumes] max_size`).
+    /// a request may ask for or, when configured, a volume may be (`volume_max`, `[volumes]
+    /// max_size`).
     pub fn check(&self, volume_max: ByteSize) -> Result<(), String> {
         let zero = [("max", self.max), ("max_per_caller", self.max_per_caller)];
         if let Some((key, _)) = zero.iter().find(|(_, v)| *v == Some(0)) {
@@ -83,7 +84,10 @@ impl SessionsConfig {
                 "[sessions] disk {disk} is above max_disk, {max_disk}"
             ));
         }
-        if disk > volume_max {
+        // Only a configured `disk`: the default one is no reason to refuse a small
+        // `[volumes] max_size` to an operator who does not serve sessions (a session's
+        // request may still ask for a disk that fits).
+        if self.disk.is_some_and(|d| d > volume_max) {
             return Err(format!(
                 "[sessions] disk {disk} is above the largest volume, {volume_max} ([volumes] max_size)"
             ));
@@ -148,5 +152,10 @@ mod tests {
                 .to_string();
             assert!(err.contains(why), "{toml}: {err}");
         }
+        // A small [volumes] max_size alone is no mistake: sessions may ask for less.
+        let small = "[volumes]\nmax_size = \"64MiB\"\n";
+        assert!(
+            crate::config::Config::from_toml(std::path::Path::new("warden.toml"), small).is_ok()
+        );
     }
 }
