@@ -20,7 +20,7 @@ pub(crate) async fn execute(
 ) -> Result<Json<Value>, PistonError> {
     let caller = caller(&state, &headers)?;
     let body = body?;
-    let request = parse(&headers, &body)?;
+    let request = parse(&headers, &body, state.options().max_files)?;
     let runtime = resolve(&state, &toolchains, &request.language, &request.version).await?;
     let execution = state
         .execute(request.into_execution(&runtime.id), caller)
@@ -33,7 +33,11 @@ pub(crate) async fn execute(
 }
 
 /// The body by its content type: JSON as Piston takes it, or the form `pistonapi` sends.
-fn parse(headers: &HeaderMap, body: &[u8]) -> Result<request::ExecuteRequest, PistonError> {
+fn parse(
+    headers: &HeaderMap,
+    body: &[u8],
+    max_files: usize,
+) -> Result<request::ExecuteRequest, PistonError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -42,9 +46,9 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<request::ExecuteRequest, Pi
     if content_type.starts_with("application/json") {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| PistonError::bad_request(format!("invalid JSON body: {e}")))?;
-        request::from_json(&value)
+        request::from_json(&value, max_files)
     } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        request::from_form(body)
+        request::from_form(body, max_files)
     } else {
         Err(PistonError::unsupported_media_type())
     }

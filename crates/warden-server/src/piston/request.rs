@@ -60,8 +60,8 @@ const LIMIT_FIELDS: [&str; 6] = [
     "run_memory_limit",
 ];
 
-/// Reads a JSON body.
-pub(crate) fn from_json(body: &Value) -> Result<ExecuteRequest, PistonError> {
+/// Reads a JSON body of at most `max_files` files (`[server] max_files`).
+pub(crate) fn from_json(body: &Value, max_files: usize) -> Result<ExecuteRequest, PistonError> {
     let field = |name: &str| body.get(name);
     let language = field("language")
         .and_then(Value::as_str)
@@ -72,6 +72,7 @@ pub(crate) fn from_json(body: &Value) -> Result<ExecuteRequest, PistonError> {
     let files = field("files")
         .and_then(Value::as_array)
         .ok_or_else(|| PistonError::bad_request("files is required as an array"))?;
+    too_many(files.len(), max_files)?;
     let mut decoded = Vec::with_capacity(files.len());
     for (i, file) in files.iter().enumerate() {
         decoded.push(file_of(i, file)?);
@@ -104,8 +105,9 @@ pub(crate) fn from_json(body: &Value) -> Result<ExecuteRequest, PistonError> {
     finish(language, version, decoded, &stdin, args, &numbers)
 }
 
-/// Reads a form body (`application/x-www-form-urlencoded`, as `pistonapi` sends it).
-pub(crate) fn from_form(body: &[u8]) -> Result<ExecuteRequest, PistonError> {
+/// Reads a form body (`application/x-www-form-urlencoded`, as `pistonapi` sends it) of at most
+/// `max_files` files.
+pub(crate) fn from_form(body: &[u8], max_files: usize) -> Result<ExecuteRequest, PistonError> {
     let pairs = form_pairs(body);
     let first = |name: &str| {
         pairs
@@ -138,6 +140,7 @@ pub(crate) fn from_form(body: &[u8]) -> Result<ExecuteRequest, PistonError> {
     if files.is_empty() {
         return Err(PistonError::bad_request("files is required as an array"));
     }
+    too_many(files.len(), max_files)?;
     let files = entry_first(files)?;
     let mut numbers = Vec::new();
     for name in LIMIT_FIELDS {
@@ -154,6 +157,16 @@ pub(crate) fn from_form(body: &[u8]) -> Result<ExecuteRequest, PistonError> {
     }
     let stdin = first("stdin").unwrap_or_default().to_owned();
     finish(language, version, files, &stdin, all("args"), &numbers)
+}
+
+/// Refuses more files than the server takes, as `/v1` does (its message, Piston's 400).
+fn too_many(files: usize, max_files: usize) -> Result<(), PistonError> {
+    if files > max_files {
+        return Err(PistonError::bad_request(format!(
+            "files: {files} files, at most {max_files} are accepted"
+        )));
+    }
+    Ok(())
 }
 
 fn finish(
@@ -350,4 +363,27 @@ fn percent_decode(bytes: &[u8]) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    /// Bug hunt: Piston's requests took any number of files (up to the engine's 1000), past
+    /// `[server] max_files`, which every other API holds them to.
+    #[test]
+    fn more_files_than_the_server_takes_are_refused_in_json_and_forms() {
+        let file = serde_json::json!({"content": "print(1)"});
+        let body = serde_json::json!({"language": "python", "version": "*",
+            "files": [file.clone(), file.clone(), file]});
+        assert!(from_json(&body, 3).is_ok());
+        let refused = from_json(&body, 2).expect_err("three files, at most two");
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert_eq!(refused.message, "files: 3 files, at most 2 are accepted");
+        let form = b"language=python&version=*&files=a&files=b&files=c";
+        assert!(from_form(form, 3).is_ok());
+        let refused = from_form(form, 2).expect_err("three files, at most two");
+        assert_eq!(refused.message, "files: 3 files, at most 2 are accepted");
+    }
 }
