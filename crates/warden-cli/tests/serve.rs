@@ -1538,3 +1538,17 @@ fn judge0_fields_give_the_limits_a_run_had_and_the_flags_defaults() {
         assert!(a[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {a:#}");
     }
 }
+
+/// Bug hunt: under a server the sandbox's init, a fork of the zygote, showed the zygote's
+/// command line: the binary's path on the host. It shows what `warden run`'s does.
+#[test]
+fn a_servers_sandbox_sees_no_host_path_in_its_inits_command_line() {
+    let server = Server::start(TOKENS);
+    let body =
+        json!({"language": "bash", "code": "tr '\\0' ' ' < /proc/1/cmdline", "mode": "sandboxed"});
+    let answer = server.request("POST", "/v1/executions", Some(&body));
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    let result = answer.json();
+    let shown = result["stdout"].as_str().expect("stdout").trim_end();
+    assert_eq!(shown, "warden __sandbox-helper", "{result}");
+}

@@ -215,6 +215,11 @@ pub fn zygote_main() -> ! {
         exit_immediately(2)
     };
     crate::name_process(c"warden-zygote");
+    // Its forks' command line, the sandboxes' inits' among them: what `warden run`'s helper
+    // shows, not the binary's path on the host.
+    if warden_sys::process::overwrite_own_cmdline(b"warden\0__sandbox-helper").is_err() {
+        exit_immediately(2)
+    }
     loop {
         reap_children();
         // An idle parent (a server between requests) still gets its ended helpers reaped
