@@ -230,7 +230,12 @@ fn an_https_rule_on_another_port_admits_tls_tunnels_only() {
     let refused: Vec<_> = records.iter().filter(|r| !r.allowed).collect();
     assert_eq!(refused.len(), 1, "{records:?}");
     assert_eq!(refused[0].rule, "tls", "{records:?}");
+    // The echo server counts what it read once it has echoed it back.
     let hellos = 2 * client_hello("svc.test").len() as u64;
+    let deadline = std::time::Instant::now() + CLIENT_TIMEOUT;
+    while echo.received.load(Ordering::SeqCst) < hellos && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     assert_eq!(
         echo.received.load(Ordering::SeqCst),
         hellos,
