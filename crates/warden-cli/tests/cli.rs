@@ -844,3 +844,24 @@ fn javac_runs_no_annotation_processor_the_program_ships() {
     let compile = result["compile"].to_string();
     assert!(!compile.contains("PROCESSOR RAN"), "{compile}");
 }
+
+/// Bug hunt: the `warden:` line that says how a run ended was glued to the program's last
+/// output when it did not end a line (`xwarden: program killed by SIGKILL`).
+#[test]
+fn the_ending_line_starts_a_line_of_its_own() {
+    let out = warden(
+        &["run", "-l", "bash", "-c", "printf x >&2; kill -9 $$"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(137), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "x\nwarden: program killed by SIGKILL\n"
+    );
+    let out = warden(&["run", "-l", "bash", "-c", "echo x >&2; kill -9 $$"], b"");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "x\nwarden: program killed by SIGKILL\n",
+        "no blank line after a whole line"
+    );
+}

@@ -493,6 +493,27 @@ struct FailedStage<'a> {
     stderr: &'a [u8],
 }
 
+/// What goes before a `warden:` line so that it starts a line: a newline after output whose
+/// last byte (`last`) did not end a line.
+fn line_start(last: Option<&u8>) -> &'static str {
+    match last {
+        Some(b'\n') | None => "",
+        Some(_) => "\n",
+    }
+}
+
+/// Whether `a` and `b` are the same open file (device and inode), as stdout and stderr are at a
+/// terminal or when both are redirected to one file.
+fn same_file(a: &impl std::os::fd::AsFd, b: &impl std::os::fd::AsFd) -> bool {
+    match (
+        nix::sys::stat::fstat(a.as_fd()),
+        nix::sys::stat::fstat(b.as_fd()),
+    ) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
+}
+
 impl Ending<'_> {
     /// Writes the program's output (or the failed stage's) and what ended the run, and gives
     /// the exit status that stands for it.
@@ -507,7 +528,10 @@ impl Ending<'_> {
                 Outcome::Exited { .. } => String::new(),
                 other => format!(": the {} {other}", stage.who),
             };
-            writeln!(err, "warden: {}{how}", self.outcome)?;
+            let last = [stage.stderr, stage.stdout]
+                .into_iter()
+                .find_map(|output| output.last());
+            writeln!(err, "{}warden: {}{how}", line_start(last), self.outcome)?;
             return Ok(ExitCode::from(stage.code));
         }
         if !self.shown {
@@ -520,9 +544,17 @@ impl Ending<'_> {
                 .write_all(self.stderr)
                 .context("writing stderr")?;
         }
+        // The line starts a line of its own after output that did not end one: the program's
+        // stderr, or its stdout when both are the same file (a terminal) and stderr is empty.
+        let last = match self.stderr.last() {
+            Some(last) => Some(last),
+            None if same_file(&std::io::stdout(), &std::io::stderr()) => self.stdout.last(),
+            None => None,
+        };
+        let start = line_start(last);
         match (&self.outcome, &self.limit) {
             (Outcome::Exited { .. }, _) => {}
-            (_, Some(limit)) => eprintln!("warden: {} ({limit})", self.outcome),
+            (_, Some(limit)) => eprintln!("{start}warden: {} ({limit})", self.outcome),
             (
                 Outcome::CompileError
                 | Outcome::DependencyError
@@ -531,8 +563,8 @@ impl Ending<'_> {
                 | Outcome::OutputLimit { .. }
                 | Outcome::FileSizeLimit,
                 None,
-            ) => eprintln!("warden: {}", self.outcome),
-            (other, None) => eprintln!("warden: program {other}"),
+            ) => eprintln!("{start}warden: {}", self.outcome),
+            (other, None) => eprintln!("{start}warden: program {other}"),
         }
         Ok(ExitCode::from(exit_code::for_outcome(&self.outcome)))
     }
