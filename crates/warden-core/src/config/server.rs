@@ -150,6 +150,9 @@ impl ServerConfig {
                 ));
             }
         }
+        if self.pool_reuse == Some(0) {
+            return Err("[server] pool_reuse must be at least 1 (1 runs each sandbox once)".into());
+        }
         if self.max_body.is_some_and(|b| b < MIN_BODY) {
             return Err(format!("[server] max_body must be at least {MIN_BODY}"));
         }
@@ -330,6 +333,10 @@ mod tests {
             ("[server]\nmax_files = 1000000\n", "[server] max_files"),
             ("[server]\nmax_batch = 1000000\n", "[server] max_batch"),
             ("[server]\npool_size = 100000\n", "[server] pool_size"),
+            (
+                "[server]\npool_reuse = 0\n",
+                "[server] pool_reuse must be at least 1",
+            ),
             (
                 "[server.pool_languages]\npython = 100000\n",
                 "[server] pool_languages python",
