@@ -147,6 +147,22 @@ mod tests {
         );
     }
 
+    /// Bug hunt: a file's upload was documented as an array of integers (`Vec<u8>`), which a
+    /// generated client would send as JSON.
+    #[test]
+    fn a_files_bytes_are_documented_as_binary() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializable");
+        let body = &doc["paths"]["/v1/sessions/{id}/file"]["put"]["requestBody"]["content"]
+            ["application/octet-stream"]["schema"]["$ref"];
+        let name = body
+            .as_str()
+            .expect("a schema")
+            .trim_start_matches("#/components/schemas/");
+        let schema = &doc["components"]["schemas"][name];
+        assert_eq!(schema["type"], "string", "{schema}");
+        assert_eq!(schema["format"], "binary", "{schema}");
+    }
+
     /// Found by the property-based run (crates/warden-cli/tests/openapi.rs, issue 9): query
     /// parameters were documented as required path parameters, and two pairs of operations
     /// shared an `operationId`, which code generators reject.

@@ -71,6 +71,13 @@ pub(crate) struct CommandBody {
     limits: LimitsBody,
 }
 
+/// A file's bytes as a request body, for the OpenAPI document (a `Vec<u8>` would read as an
+/// array of integers).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // documentation only: the handler takes the body's bytes.
+pub(crate) struct FileBytes(Vec<u8>);
+
 /// Where in the workspace a file operation acts.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -324,7 +331,7 @@ pub(crate) async fn download(
 #[utoipa::path(
     put, path = "/v1/sessions/{id}/file", tag = "sessions", operation_id = "upload_session_file",
     params(("id" = String, Path, description = "The session's id"), PathQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = FileBytes, content_type = "application/octet-stream"),
     responses(
         (status = 400, description = "A malformed query"),
         (status = 401, description = "Missing or invalid token"),
