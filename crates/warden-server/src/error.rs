@@ -150,6 +150,18 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+impl From<axum::extract::ws::rejection::WebSocketUpgradeRejection> for ApiError {
+    /// Not a WebSocket handshake (400), not GET (405), or not upgradable (426).
+    fn from(e: axum::extract::ws::rejection::WebSocketUpgradeRejection) -> Self {
+        Self {
+            status: e.status(),
+            kind: "request",
+            message: e.body_text(),
+            retry_after: None,
+        }
+    }
+}
+
 impl From<PathRejection> for ApiError {
     fn from(e: PathRejection) -> Self {
         Self {

@@ -51,7 +51,7 @@ use crate::routes::{
         volumes::remove,
         volumes::prune,
     ),
-    modifiers(&BearerToken),
+    modifiers(&BearerToken, &ErrorBodies),
     tags(
         (name = "executions", description = "Run programs"),
         (name = "languages", description = "What can run"),
@@ -74,6 +74,55 @@ impl Modify for BearerToken {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// What every error of the own API answers: `{error, kind}` (`ApiError::body`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: errors are written by `ApiError::body`.
+pub(crate) struct ErrorBody {
+    /// What went wrong, for a person.
+    error: String,
+    /// For a program: `request`, `not_found`, `unauthorized`, `forbidden`, `conflict`,
+    /// `too_large`, `unsupported`, `rate_limited`, `unavailable`, `timeout`, `internal`, ...
+    kind: String,
+}
+
+/// Gives each error response (4xx, 5xx) that names no content the `ErrorBody` schema.
+struct ErrorBodies;
+
+impl Modify for ErrorBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr};
+        use utoipa::{PartialSchema, ToSchema};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .insert(ErrorBody::name().into_owned(), ErrorBody::schema());
+        let reference = format!("#/components/schemas/{}", ErrorBody::name());
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in &mut operation.responses.responses {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    let error = status.starts_with('4') || status.starts_with('5');
+                    if error && response.content.is_empty() {
+                        response.content.insert(
+                            "application/json".to_owned(),
+                            Content::new(Some(Ref::new(reference.clone()))),
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -145,6 +194,34 @@ mod tests {
             volume["properties"].get("idle_timeout").is_none(),
             "{volume}"
         );
+    }
+
+    /// Bug hunt: errors had no schema, where every one is `{error, kind}`.
+    #[test]
+    fn every_error_response_has_the_error_body() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializable");
+        let schema = &doc["components"]["schemas"]["ErrorBody"];
+        assert!(schema["properties"]["error"].is_object(), "{schema}");
+        let mut errors = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("an item") {
+                let Some(responses) = operation["responses"].as_object() else {
+                    continue;
+                };
+                for (status, response) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        errors += 1;
+                        // Its own body where the route names one (`/v1/ready`'s 503).
+                        let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                        assert!(schema.is_string(), "{method} {path} {status}");
+                        if schema != "#/components/schemas/ErrorBody" {
+                            assert_eq!((path.as_str(), status.as_str()), ("/v1/ready", "503"));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(errors > 50, "{errors} error responses");
     }
 
     /// Bug hunt: a file's upload was documented as an array of integers (`Vec<u8>`), which a

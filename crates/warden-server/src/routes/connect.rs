@@ -26,6 +26,7 @@
 use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -67,8 +68,13 @@ const MESSAGE_TOO_BIG: u16 = 1009;
 pub(crate) async fn connect(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // A handshake refused answers `{error, kind}` as every other error.
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(e) => return axum::response::IntoResponse::into_response(ApiError::from(e)),
+    };
     let permit = match state.hold_stream(&caller) {
         Ok(permit) => permit,
         Err(e) => return axum::response::IntoResponse::into_response(ApiError::from(e)),
@@ -111,8 +117,9 @@ pub(crate) async fn connect_session(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
     id: Result<Path<String>, PathRejection>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let upgrade = upgrade?;
     let Path(id) = id?;
     let permit = state.hold_stream(&caller)?;
     Ok(sized(upgrade, &state).on_upgrade(move |socket| async move {
