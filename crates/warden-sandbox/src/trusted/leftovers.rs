@@ -1,40 +1,64 @@
 //! What a trusted run leaves in the host's world-writable directories (`/tmp`, `/var/tmp`,
-//! `/dev/shm`, `/dev/mqueue`, and those found under `/run`, `/var` and `/dev`: [`shared_dirs`]):
-//! the run's uid is a per-run slot that the next trusted run may
-//! get, which could then read and change what this one left there. So at the end of the run,
-//! once the init has killed and reaped every process of the uid (nothing of it can create or
-//! rename an entry any more), the top-level entries the uid owns are removed. Runs in the
-//! parent (or, when warden died, in the helper), as root.
+//! `/dev/shm`, `/dev/mqueue`, and those found under `/tmp`, `/run`, `/var` and `/dev`:
+//! [`shared_dirs`]): the run's uid is a per-run slot that the next trusted run may get, which
+//! could then read and change what this one left there. So at the end of the run, once the
+//! init has killed and reaped every process of the uid (nothing of it can create or rename an
+//! entry any more), the top-level entries the uid owns are removed. Runs in the parent (or,
+//! when warden died, in the helper), as root.
 //!
-//! Links are never followed: each entry is examined with `lstat`, a symlink or a file is
-//! unlinked itself, and a directory removed by `remove_dir_all`, which does not follow links
-//! inside it. Under the sticky bit of these directories no other user can swap an entry of
-//! the uid between the check and the removal. Bounded: at most [`MAX_SCANNED`] entries of each
-//! directory are looked at.
+//! Other runs may still be alive meanwhile, as other slot uids, and may change any directory
+//! they own or can write to. So nothing is done by path below a shared directory: each is
+//! opened once (`O_NOFOLLOW`), and every entry is examined (`fstatat`, not following links),
+//! opened (`O_DIRECTORY | O_NOFOLLOW`, checked to be the inode examined) and removed
+//! (`unlinkat`) relative to its parent's descriptor. A directory swapped for a link between the
+//! check and the removal is then not followed (a path walk was: a second run made root delete
+//! what the link named). Inside the uid's directories, only entries of slot uids (or of the
+//! uid itself) are removed; anything else is left, with a warning. Bounded: at most
+//! [`MAX_SCANNED`] entries of each directory are looked at, [`MAX_DEPTH`] levels down.
+//!
+//! A world-writable directory owned by a slot uid is another run's leftover, not a shared
+//! directory: it is neither kept as one nor searched (a run filling such a directory with
+//! entries spent the search's budget, so that shared directories further on were not found).
 
-use std::fs;
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 
 /// The host directories every user may write to, and so a trusted run's program too.
 pub(crate) const SHARED_DIRS: [&str; 4] = ["/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue"];
 
 /// Where else world-writable directories are looked for ([`shared_dirs`]), and how deep.
-const SEARCHED: [&str; 3] = ["/run", "/var", "/dev"];
+const SEARCHED: [&str; 4] = ["/tmp", "/run", "/var", "/dev"];
 const SEARCH_DEPTH: usize = 3;
 
-/// The most directories [`shared_dirs`] looks at under [`SEARCHED`].
+/// The most directories [`shared_dirs`] looks into under [`SEARCHED`] (files are passed over
+/// by their type, without counting); past it, a warning is logged.
 const MAX_SEARCHED: usize = 20_000;
 
-/// [`SHARED_DIRS`] and every other world-writable directory under `/run`, `/var` and `/dev`,
-/// up to three levels down, found now (a Debian host has `/run/lock` and
-/// `/var/lib/php/sessions`), links never followed. Looked for at each run's end, not once:
-/// an operator's package may make one at any time.
+/// Whether `uid` is a sandbox's (a run's slot).
+fn is_slot(uid: u32) -> bool {
+    (crate::HOST_ID_BASE..crate::HOST_ID_BASE + crate::SLOTS).contains(&uid)
+}
+
+/// [`SHARED_DIRS`] and every other world-writable directory under `/tmp`, `/run`, `/var` and
+/// `/dev`, up to three levels down, found now (a Debian host has `/run/lock`,
+/// `/var/lib/php/sessions`, often `/tmp/.X11-unix`), links never followed, and none owned by a
+/// slot uid (searched into neither). Looked for at each run's end, not once: an operator's
+/// package may make one at any time.
 pub(crate) fn shared_dirs() -> Vec<std::path::PathBuf> {
     let mut dirs: Vec<std::path::PathBuf> = SHARED_DIRS.iter().map(Into::into).collect();
     let mut budget = MAX_SEARCHED;
     for root in SEARCHED {
         world_writable(Path::new(root), SEARCH_DEPTH, &mut budget, &mut dirs);
+    }
+    if budget == 0 {
+        tracing::warn!("more than {MAX_SEARCHED} directories searched for world-writable ones: the rest is not");
     }
     dirs
 }
@@ -45,21 +69,26 @@ fn world_writable(
     budget: &mut usize,
     found: &mut Vec<std::path::PathBuf>,
 ) {
-    let Ok(entries) = fs::read_dir(dir) else {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if *budget == 0 {
-            return;
-        }
-        *budget -= 1;
         // `file_type` and `metadata` of a directory entry do not follow a link.
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if is_slot(meta.uid()) {
+            continue;
+        }
         let path = entry.path();
-        let writable = entry.metadata().is_ok_and(|m| m.mode() & 0o002 != 0);
-        if writable && !found.contains(&path) {
+        if meta.mode() & 0o002 != 0 && !found.contains(&path) {
             found.push(path.clone());
         }
         if depth > 1 {
@@ -72,6 +101,10 @@ fn world_writable(
 /// rest of the uid's entries left (and a warning logged).
 pub(crate) const MAX_SCANNED: usize = 100_000;
 
+/// How deep below a shared directory the uid's directories are emptied; deeper ones are left
+/// (with a warning).
+pub(crate) const MAX_DEPTH: usize = 128;
+
 /// Removes the top-level entries of each of `dirs` owned by `uid` (a directory that does not
 /// exist is skipped), and the System V IPC objects of `uid` (message queues, semaphores,
 /// shared memory: the host's IPC namespace is the run's). The first error, after trying
@@ -79,7 +112,7 @@ pub(crate) const MAX_SCANNED: usize = 100_000;
 pub(crate) fn remove_owned(dirs: &[&Path], uid: u32) -> Result<(), std::io::Error> {
     let mut first_error = None;
     // Only a run's own uid, never another user's (root's, in the tests' own run).
-    let ipc = if (crate::HOST_ID_BASE..crate::HOST_ID_BASE + crate::SLOTS).contains(&uid) {
+    let ipc = if is_slot(uid) {
         warden_sys::ipc::remove_owned(uid)
     } else {
         Ok(0)
@@ -95,50 +128,187 @@ pub(crate) fn remove_owned(dirs: &[&Path], uid: u32) -> Result<(), std::io::Erro
     for dir in dirs {
         if let Err(e) = remove_owned_in(dir, uid) {
             tracing::warn!(dir = %dir.display(), uid, error = %e, "trusted run's leftovers");
-            first_error.get_or_insert(e);
+            first_error.get_or_insert(e.into());
         }
     }
     first_error.map_or(Ok(()), Err)
 }
 
-fn remove_owned_in(dir: &Path, uid: u32) -> Result<(), std::io::Error> {
-    let entries = match fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        entries => entries?,
+const DIRECTORY: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+fn remove_owned_in(dir: &Path, uid: u32) -> Result<(), Errno> {
+    let top = match open(dir, DIRECTORY, Mode::empty()) {
+        // Gone, or a link (a shared directory is never one).
+        Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => return Ok(()),
+        top => top?,
     };
     let mut first_error = None;
-    for (scanned, entry) in entries.enumerate() {
-        if scanned == MAX_SCANNED {
-            tracing::warn!(dir = %dir.display(), uid, "more than {MAX_SCANNED} entries: the rest is not looked at");
-            break;
-        }
-        let Ok(entry) = entry else { continue };
-        let path = entry.path();
-        // lstat: a symlink is the link's own owner and is removed itself.
-        let Ok(meta) = fs::symlink_metadata(&path) else {
+    for name in names(&top, dir)? {
+        // A link is the link's own owner and is removed itself.
+        let Ok(stat) = fstatat(&top, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
             continue;
         };
-        if meta.uid() != uid {
+        if stat.st_uid != uid {
             continue;
         }
-        let removed = if meta.is_dir() {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
-        match removed {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+        match remove_at(&top, &name, &stat, uid, 0) {
+            Err(Errno::ENOENT) => {}
+            Err(e) => {
                 first_error.get_or_insert(e);
             }
-            _ => tracing::debug!(path = %path.display(), "removed a trusted run's leftover"),
+            Ok(()) => {
+                tracing::debug!(dir = %dir.display(), ?name, "removed a trusted run's leftover")
+            }
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// The names in the directory `dir` (`shown` in warnings), at most [`MAX_SCANNED`].
+fn names(dir: &OwnedFd, shown: &Path) -> Result<Vec<CString>, Errno> {
+    let clone = dir
+        .try_clone()
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+    let mut listing = nix::dir::Dir::from_fd(clone)?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        if names.len() == MAX_SCANNED {
+            tracing::warn!(dir = %shown.display(), "more than {MAX_SCANNED} entries: the rest is not looked at");
+            break;
+        }
+        names.push(name.to_owned());
+    }
+    Ok(names)
+}
+
+/// Removes the entry `name` of `parent`, examined as `stat`: a directory emptied first (of
+/// entries of slot uids or `uid`), through descriptors only.
+fn remove_at(
+    parent: &OwnedFd,
+    name: &CStr,
+    stat: &FileStat,
+    uid: u32,
+    depth: usize,
+) -> Result<(), Errno> {
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+        return unlinkat(parent, name, UnlinkatFlags::NoRemoveDir);
+    }
+    if depth == MAX_DEPTH {
+        tracing::warn!(
+            ?name,
+            "a trusted run's directory deeper than {MAX_DEPTH} levels is left"
+        );
+        return Err(Errno::ENOTEMPTY);
+    }
+    // The directory examined, not whatever replaced it since (a link is refused by
+    // O_NOFOLLOW; another directory by its inode).
+    let dir = openat(parent, name, DIRECTORY, Mode::empty())?;
+    let opened = fstat(dir.as_fd())?;
+    if (opened.st_dev, opened.st_ino) != (stat.st_dev, stat.st_ino) {
+        return Err(Errno::ESTALE);
+    }
+    let mut first_error = None;
+    for inner in names(&dir, Path::new("(a trusted run's directory)"))? {
+        let Ok(inner_stat) = fstatat(&dir, inner.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        if inner_stat.st_uid != uid && !is_slot(inner_stat.st_uid) {
+            tracing::warn!(
+                ?inner,
+                owner = inner_stat.st_uid,
+                "left in a trusted run's directory: not a run's"
+            );
+            continue;
+        }
+        match remove_at(&dir, &inner, &inner_stat, uid, depth + 1) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or_else(|| unlinkat(parent, name, UnlinkatFlags::RemoveDir), Err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    /// Bug hunt: the check of an entry and its removal went by path, so another run could
+    /// swap the directory checked for a link between the two, and root removed what the link
+    /// named. The removal now goes through the descriptor of what was checked: a link put in
+    /// its place is not followed.
+    #[test]
+    fn a_directory_swapped_for_a_link_after_its_check_is_not_followed() {
+        let uid = nix::unistd::geteuid().as_raw();
+        let victim = tempfile::tempdir().expect("tempdir");
+        fs::write(victim.path().join("precious"), "x").expect("write");
+        let shared = tempfile::tempdir().expect("tempdir");
+        let parent = open(shared.path(), DIRECTORY, Mode::empty()).expect("open");
+        fs::create_dir(shared.path().join("d")).expect("mkdir");
+        fs::write(shared.path().join("d/mine"), "x").expect("write");
+        let checked =
+            fstatat(&parent, c"d", AtFlags::AT_SYMLINK_NOFOLLOW).expect("the directory checked");
+        // Swapped for a link to the victim after the check.
+        fs::rename(shared.path().join("d"), shared.path().join("moved")).expect("rename");
+        std::os::unix::fs::symlink(victim.path(), shared.path().join("d")).expect("symlink");
+        let removed = remove_at(&parent, c"d", &checked, uid, 0);
+        assert!(removed.is_err(), "{removed:?}");
+        assert!(
+            victim.path().join("precious").exists(),
+            "the link was followed"
+        );
+        // Another directory in its place is refused too.
+        fs::remove_file(shared.path().join("d")).expect("unlink");
+        fs::create_dir(shared.path().join("d")).expect("mkdir");
+        fs::write(shared.path().join("d/other"), "x").expect("write");
+        assert_eq!(
+            remove_at(&parent, c"d", &checked, uid, 0),
+            Err(Errno::ESTALE)
+        );
+        assert!(shared.path().join("d/other").exists());
+    }
+
+    /// A world-writable directory a run (a slot uid) made is neither a shared directory nor
+    /// searched: a run filling one spent the search's budget before the host's were found.
+    #[test]
+    fn a_runs_world_writable_directory_is_not_searched() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the tests as root"
+            );
+            eprintln!("skipped: giving a directory to a slot uid needs root");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("tempdir");
+        let host = root.path().join("host");
+        let run = root.path().join("run");
+        for dir in [&host, &run, &run.join("inner")] {
+            fs::create_dir(dir).expect("mkdir");
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+        }
+        let slot = Some(nix::unistd::Uid::from_raw(crate::HOST_ID_BASE + 7));
+        nix::unistd::chown(&run, slot, None).expect("chown");
+        let mut budget = 10;
+        let mut found = Vec::new();
+        world_writable(root.path(), 3, &mut budget, &mut found);
+        assert_eq!(found, [host], "only the host's");
+        assert_eq!(
+            budget, 8,
+            "the two directories looked at, none inside the run's"
+        );
+    }
 
     /// Without root the entries cannot be given to another uid; this checks what the current
     /// user's are: its own are removed, links are not followed, a missing directory is fine.
