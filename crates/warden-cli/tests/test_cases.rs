@@ -204,3 +204,48 @@ fn a_signal_sent_between_the_stages_reaches_the_run() {
 fn libc_sigkill() -> i32 {
     9
 }
+
+/// Bug hunt: what the sandbox stopped in a case before the last (a write to a read-only path,
+/// a forbidden call, a time limit) was dropped: only the last case's run made events, so a
+/// caller could probe without limit behind one clean last case (and Judge0's
+/// `number_of_runs` the same). Every case's run counts now, in fresh and shared sandboxes.
+#[test]
+fn what_the_sandbox_stopped_in_any_case_is_a_violation_of_the_execution() {
+    let world = World::new();
+    let engine = engine(&world);
+    let probe =
+        "import os, sys\nif input() == 'bad':\n    try:\n        open('/etc/passwd', 'w')\n    \
+                 except OSError:\n        pass\n    while True:\n        pass\nprint('ok')\n";
+    for reuse in [SandboxReuse::Fresh, SandboxReuse::Shared] {
+        let mut req = request(
+            "python",
+            probe,
+            vec![case("bad\n", "ok\n"), case("clean\n", "ok\n")],
+        );
+        req.reuse = reuse;
+        req.limits = LimitOverrides {
+            cpu_time: Some(Duration::from_millis(300)),
+            ..LimitOverrides::default()
+        };
+        let result = engine.execute(req).expect("executed").result;
+        assert_eq!(
+            result.outcome,
+            Outcome::Exited { code: 0 },
+            "the last case's"
+        );
+        let kinds: Vec<String> = result
+            .security
+            .violations
+            .iter()
+            .map(|v| v.kind.to_string())
+            .collect();
+        assert!(
+            kinds.iter().any(|k| k == "readonly_write"),
+            "{reuse:?}: {kinds:?}"
+        );
+        assert!(
+            kinds.iter().any(|k| k == "time_limit"),
+            "{reuse:?}: {kinds:?}"
+        );
+    }
+}

@@ -396,7 +396,14 @@ impl Engine {
                 Some(stage)
             }
             dependencies::Installed::Failed(stage) => {
-                let result = finish(prepared, Some(stage), None, None, Vec::new(), None);
+                let result = finish(
+                    prepared,
+                    Some(stage),
+                    None,
+                    (Vec::new(), None),
+                    Vec::new(),
+                    None,
+                );
                 let mut warnings = lowered;
                 warnings.extend(self.record(&result, input.borrowed()));
                 clock.lap("record");
@@ -453,13 +460,13 @@ impl Engine {
         // mounts go (an RCU grace period) on another CPU meanwhile. A stage's error returns
         // here, and dropping the runner ends and removes that sandbox as `finish` would.
         let let_go = runner.let_go();
-        let (compile, run, tests) = stages?;
+        let (compile, run, tests, earlier) = stages?;
         let_go?;
         clock.split(&runner.timings().phases());
         let report = network
             .has_egress()
             .then(|| NetworkReport::new(&network.name, runner.take_records()));
-        let mut result = finish(prepared, installed, compile, run, tests, report);
+        let mut result = finish(prepared, installed, compile, (earlier, run), tests, report);
         result.volumes = std::mem::take(&mut request.volumes);
         let mut warnings = lowered;
         warnings.extend(self.record(&result, input.borrowed()));
@@ -486,7 +493,7 @@ impl Engine {
             let compile = match &own.compile {
                 Some(argv) => match self.own_compile(prepared, runner, argv, caller(request))? {
                     Ok(stage) => Some(stage),
-                    Err(failed) => return Ok((Some(failed), None, Vec::new())),
+                    Err(failed) => return Ok((Some(failed), None, Vec::new(), Vec::new())),
                 },
                 None => None,
             };
@@ -498,7 +505,9 @@ impl Engine {
                 compile::Compiled::Artifact(files, stage) => {
                     return self.runs(prepared, request, runner, files, Some(stage));
                 }
-                compile::Compiled::Failed(stage) => return Ok((Some(stage), None, Vec::new())),
+                compile::Compiled::Failed(stage) => {
+                    return Ok((Some(stage), None, Vec::new(), Vec::new()))
+                }
             },
         };
         self.runs(prepared, request, runner, artifacts, None)
@@ -586,22 +595,31 @@ impl Engine {
                 }
                 None => runner.run(&job, stdin)?,
             };
-            return Ok((compile, Some(run), Vec::new()));
+            return Ok((compile, Some(run), Vec::new(), Vec::new()));
         }
         let mut results = Vec::with_capacity(request.tests.len());
-        let mut last = None;
+        let mut last: Option<SandboxRun> = None;
+        let mut earlier = Vec::new();
         for case in &request.tests {
             let args: Vec<String> = request.args.iter().chain(&case.args).cloned().collect();
             let run = runner.run(&job_for(&args), Stdin::Bytes(case.stdin.clone()))?;
             let result = test_result(&run, case, request.comparison);
             let failed = result.verdict != Verdict::Accepted;
             results.push(result);
-            last = Some(run);
+            if let Some(mut before) = last.replace(run) {
+                // What the sandbox stopped in it is the execution's too (docs/events.md);
+                // its output is in its test result already.
+                before.stdout = Vec::new();
+                before.stderr = Vec::new();
+                before.collected = Vec::new();
+                before.samples = Vec::new();
+                earlier.push(before);
+            }
             if failed && request.stop_on_failure {
                 break;
             }
         }
-        Ok((compile, last, results))
+        Ok((compile, last, results, earlier))
     }
 
     /// Resolves the language, lays out the files, merges the limits, analyses the code and
@@ -974,7 +992,14 @@ impl Engine {
 }
 
 /// What the stages returned: the compile stage, the (last) run, the test cases' results.
-type Stages = (Option<StageResult>, Option<SandboxRun>, Vec<TestResult>);
+/// The compile stage, the last run, the test cases' results, and the runs of the cases before
+/// the last (their output dropped: kept for what the sandbox stopped in them).
+type Stages = (
+    Option<StageResult>,
+    Option<SandboxRun>,
+    Vec<TestResult>,
+    Vec<SandboxRun>,
+);
 
 /// A test case's result from its run.
 fn test_result(
@@ -993,13 +1018,42 @@ fn test_result(
     }
 }
 
-/// The result of an execution, built once from what each stage returned: `run` is `None` when
+/// What the sandbox stopped in one run of the run stage: its outcome when a limit or the
+/// policy ended it, refused and killing system calls, refused forks, read-only writes.
+fn run_violations(run: &SandboxRun, max_procs: u32) -> Vec<Violation> {
+    Violation::of(Stage::Run, &run.outcome)
+        .into_iter()
+        .chain(
+            run.denied_syscalls
+                .iter()
+                .map(|call| Violation::denied_syscall(Stage::Run, call)),
+        )
+        .chain(
+            run.seccomp_kills
+                .iter()
+                .filter_map(|call| Violation::seccomp_kill(Stage::Run, call)),
+        )
+        .chain(
+            (run.process_limit_hits > 0).then(|| {
+                Violation::process_limit(Stage::Run, run.process_limit_hits, Some(max_procs))
+            }),
+        )
+        .chain(
+            run.readonly_writes
+                .as_ref()
+                .map(|writes| Violation::readonly_writes(Stage::Run, writes)),
+        )
+        .collect()
+}
+
+/// The result of an execution, built once from what each stage returned (the run stage as the
+/// runs of the test cases before the last, and the last): `run` is `None` when
 /// the dependency or the compile stage failed.
 fn finish(
     prepared: Prepared<'_>,
     dependencies: Option<StageResult>,
     compile: Option<StageResult>,
-    run: Option<SandboxRun>,
+    (earlier, run): (Vec<SandboxRun>, Option<SandboxRun>),
     tests: Vec<TestResult>,
     network: Option<NetworkReport>,
 ) -> ExecutionResult {
@@ -1081,24 +1135,34 @@ fn finish(
         Violation::process_limit(stage, hits, limit)
     })
     .collect::<Vec<_>>();
-    let violations: Vec<Violation> = [
-        dependencies
-            .as_ref()
-            .and_then(|d| Violation::of(Stage::Dependencies, &d.outcome)),
-        compile
-            .as_ref()
-            .and_then(|c| Violation::of(Stage::Compile, &c.outcome)),
-        run.as_ref()
-            .and_then(|r| Violation::of(Stage::Run, &r.outcome)),
-    ]
-    .into_iter()
-    .flatten()
-    .chain(refused)
-    .chain(kills)
-    .chain(storms)
-    .chain(readonly)
-    .chain(denials)
-    .collect();
+    // The test cases before the last ran in sandboxes of their own: what was stopped there
+    // (a forbidden call, a read-only write, a fork storm, a limit) is the execution's too.
+    let earlier = earlier
+        .iter()
+        .flat_map(|run| run_violations(run, max_procs))
+        .collect::<Vec<_>>();
+    let violations: Vec<Violation> = earlier
+        .into_iter()
+        .chain(
+            [
+                dependencies
+                    .as_ref()
+                    .and_then(|d| Violation::of(Stage::Dependencies, &d.outcome)),
+                compile
+                    .as_ref()
+                    .and_then(|c| Violation::of(Stage::Compile, &c.outcome)),
+                run.as_ref()
+                    .and_then(|r| Violation::of(Stage::Run, &r.outcome)),
+            ]
+            .into_iter()
+            .flatten(),
+        )
+        .chain(refused)
+        .chain(kills)
+        .chain(storms)
+        .chain(readonly)
+        .chain(denials)
+        .collect();
     let security = Security {
         mode: prepared.mode,
         reason: prepared.reason,

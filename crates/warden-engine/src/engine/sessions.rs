@@ -434,7 +434,7 @@ impl Engine {
             }
             None => drop(workspace),
         }
-        let (compile, run, tests) = match stages {
+        let (compile, run, tests, earlier) = match stages {
             Ok(stages) => stages,
             Err(EngineError::Sandbox(warden_sandbox::SandboxError::Cancelled))
                 if session.meta().stopped_reason.is_some() =>
@@ -457,7 +457,7 @@ impl Engine {
         });
         session.meta().calls += 1;
         let mut warnings = std::mem::take(&mut prepared.lowered);
-        let result = finish(prepared, None, compile, run, tests, None);
+        let result = finish(prepared, None, compile, (earlier, run), tests, None);
         warnings.extend(self.record(&result, input.borrowed()));
         clock.lap("record");
         match ceiling {
