@@ -1552,3 +1552,50 @@ fn a_servers_sandbox_sees_no_host_path_in_its_inits_command_line() {
     let shown = result["stdout"].as_str().expect("stdout").trim_end();
     assert_eq!(shown, "warden __sandbox-helper", "{result}");
 }
+
+/// Bug hunt: `GET /v1/history` listed every token's executions to any token (their findings
+/// quote code), and a `before` prefix told whether another token's id existed. A token sees
+/// its own; an admin token all.
+#[test]
+fn a_token_sees_its_own_history_and_an_admin_all() {
+    let server = Server::start(&format!(
+        "{TOKENS}[[server.tokens]]\nname = \"other\"\ntoken = \"0ther\"\n\
+         [[server.tokens]]\nname = \"root\"\ntoken = \"adm1n\"\nadmin = true\n"
+    ));
+    let as_token = |token: &str, method: &str, path: &str, body: Option<String>| {
+        let bearer = format!("Bearer {token}");
+        server.raw(method, path, &[("authorization", bearer.as_str())], body)
+    };
+    let run = |token: &str, code: &str| {
+        let body = json!({"language": "bash", "code": code}).to_string();
+        let answer = as_token(token, "POST", "/v1/executions", Some(body));
+        assert_eq!(answer.code, 200, "{}", answer.body);
+        answer.json()["id"].as_str().expect("an id").to_owned()
+    };
+    let mine = run("s3cret", "echo mine");
+    let theirs = run("0ther", "echo theirs");
+    let ids = |token: &str, query: &str| -> Vec<String> {
+        let answer = as_token(token, "GET", &format!("/v1/history{query}"), None);
+        assert_eq!(answer.code, 200, "{}", answer.body);
+        answer
+            .json()
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|e| e["id"].as_str().expect("an id").to_owned())
+            .collect()
+    };
+    assert_eq!(ids("s3cret", ""), std::slice::from_ref(&mine));
+    assert_eq!(ids("0ther", ""), std::slice::from_ref(&theirs));
+    let all = ids("adm1n", "");
+    assert!(all.contains(&mine) && all.contains(&theirs), "{all:?}");
+    // Another token's id is not one of this token's.
+    let probe = as_token(
+        "s3cret",
+        "GET",
+        &format!("/v1/history?before={theirs}"),
+        None,
+    );
+    assert_eq!(probe.code, 400, "{}", probe.body);
+    assert!(probe.body.contains("no execution"), "{}", probe.body);
+}

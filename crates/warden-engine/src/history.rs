@@ -241,7 +241,7 @@ impl HistoryStore {
             return entry::list(&self.conn, &self.path, filter, None);
         };
         let id = self
-            .resolve(before)?
+            .resolve_of(before, filter.token.as_deref())?
             .ok_or_else(|| HistoryError::UnknownId(before.clone()))?;
         let finished_at_ms: i64 = self
             .conn
@@ -334,6 +334,12 @@ impl HistoryStore {
 
     /// The full id of the one execution whose id starts with `id`.
     fn resolve(&self, id: &str) -> Result<Option<String>, HistoryError> {
+        self.resolve_of(id, None)
+    }
+
+    /// [`HistoryStore::resolve`] among the executions of the API token named `token` only,
+    /// when given: another token's ids are neither found nor make a prefix ambiguous.
+    fn resolve_of(&self, id: &str, token: Option<&str>) -> Result<Option<String>, HistoryError> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(HistoryError::InvalidId(id.to_owned()));
         }
@@ -344,10 +350,15 @@ impl HistoryStore {
         let high = format!("{low}~");
         let mut stmt = self
             .conn
-            .prepare("SELECT id FROM executions WHERE id >= ?1 AND id < ?2 LIMIT 2")
+            .prepare(
+                "SELECT id FROM executions WHERE id >= ?1 AND id < ?2 \
+                 AND (?3 IS NULL OR token = ?3) LIMIT 2",
+            )
             .map_err(|e| self.error(step, e))?;
         let ids = stmt
-            .query_map([&low, &high], |r| r.get::<_, String>(0))
+            .query_map(rusqlite::params![&low, &high, token], |r| {
+                r.get::<_, String>(0)
+            })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(|e| self.error(step, e))?;
         match ids.as_slice() {

@@ -58,6 +58,11 @@ impl Tokens {
             .ok_or(AuthError::Invalid)
     }
 
+    /// Whether the token named `name` is marked `admin`.
+    pub(crate) fn is_admin(&self, name: &str) -> bool {
+        self.tokens.iter().any(|t| t.admin && t.name == name)
+    }
+
     /// Whether any token may authorize (is marked `admin`).
     pub(crate) fn has_admin(&self) -> bool {
         self.tokens.iter().any(|t| t.admin)

@@ -53,6 +53,7 @@ pub(crate) fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
         since: args.since,
         limit: (args.limit > 0).then_some(args.limit),
         before: args.before,
+        token: None,
     };
     let entries = engine.history_list(&filter)?;
     let mut out = super::buffered_stdout();

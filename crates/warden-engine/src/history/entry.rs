@@ -104,6 +104,9 @@ pub struct HistoryFilter {
     /// Only executions listed after this one, by its id or a unique prefix of it: the next
     /// page of a listing whose last entry it was.
     pub before: Option<String>,
+    /// Only executions asked for with this API token (by its name); `before` is then one of
+    /// them.
+    pub token: Option<String>,
 }
 
 /// Which executions [`super::HistoryStore::prune`] deletes. Both rules apply.
@@ -601,6 +604,7 @@ pub(super) fn list(
         ("language", filter.language.as_ref().map(LanguageId::as_str)),
         ("outcome_kind", filter.outcome.map(OutcomeKind::name)),
         ("mode", filter.mode.map(Mode::name)),
+        ("token", filter.token.as_deref()),
     ];
     for (column, value) in text {
         if let Some(value) = value {

@@ -65,7 +65,7 @@ pub(super) fn since(age: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     let Query(query) = query?;
@@ -96,6 +96,9 @@ pub(crate) async fn list(
         since: since(query.since.as_deref())?,
         limit: Some(limit),
         before: query.before,
+        // A token sees the executions it asked for, an admin token all of them (without
+        // tokens the server has one caller, the machine's).
+        token: caller.token.filter(|name| !state.tokens().is_admin(name)),
         ..HistoryFilter::default()
     };
     match blocking(&state, move |engine| engine.history_list(&filter)).await? {
