@@ -226,3 +226,26 @@ fn tool_executions_are_counted_and_unknown_tool_names_share_one_series() {
         "a series per unknown name: {text}"
     );
 }
+
+/// Bug hunt: a session's calls were in the history and the events but not in `/metrics`
+/// (executions, durations, violations): `/metrics` and `/v1/stats` disagreed.
+#[test]
+fn a_sessions_calls_are_counted() {
+    let server = LiveServer::start("");
+    let (status, body) = server.request("POST", "/v1/sessions", Some("{}"));
+    assert_eq!(status, 201, "{body}");
+    let session: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let id = session["id"].as_str().expect("an id");
+    let call = r#"{"command": "echo hi > /etc/passwd; echo done"}"#;
+    let (status, body) = server.request("POST", &format!("/v1/sessions/{id}/exec"), Some(call));
+    assert_eq!(status, 200, "{body}");
+    let (status, text) = server.request("GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    let exited =
+        r#"warden_executions_total{api="v1",language="bash",mode="sandboxed",outcome="exited"}"#;
+    assert_eq!(value(&text, exited), Some(1.0), "{text}");
+    let written = r#"warden_security_violations_total{kind="readonly_write"}"#;
+    assert_eq!(value(&text, written), Some(1.0), "{text}");
+    let (status, body) = server.request("DELETE", &format!("/v1/sessions/{id}"), None);
+    assert!(status < 300, "{body}");
+}

@@ -99,6 +99,11 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Counts one execution through `api` that ran to `result` in `took`.
+    pub(crate) fn ran(&self, api: &str, took: Duration, result: &ExecutionResult) {
+        self.counts().execution(api, took, Ok(result));
+    }
+
     /// Counts one execution through `api` that took `took`.
     pub(crate) fn executed(
         &self,

@@ -507,12 +507,21 @@ impl AppState {
             }
         };
         let state = self.clone();
+        let api = caller.api.name();
         tokio::task::spawn_blocking(move || {
             let _held = (running, quota);
-            state
+            let started = Instant::now();
+            let called = state
                 .inner
                 .engine
-                .session_call(&session, caller.token.as_deref(), call)
+                .session_call(&session, caller.token.as_deref(), call);
+            // A call that ran is an execution of `api` like any other; one the session
+            // refused (stopped, gone, over a limit) ran nothing.
+            if let Ok(execution) = &called {
+                let took = started.elapsed();
+                state.inner.metrics.ran(api, took, &execution.result);
+            }
+            called
         })
         .await
         .map_err(|_| ExecError::Worker)
