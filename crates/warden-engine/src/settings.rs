@@ -384,14 +384,19 @@ fn history(
             None => Retention::default(),
         },
     };
-    let max_age =
-        match env("WARDEN_HISTORY_MAX_AGE") {
-            Some(v) => Some(parse_age(&v).map_err(|e| {
-                invalid(SettingSource::Env("WARDEN_HISTORY_MAX_AGE"), e.to_string())
-            })?),
-            // Checked when the file was read: `Config::load` names the key and line.
-            None => config.max_age,
-        };
+    let (max_age, age_origin) = match env("WARDEN_HISTORY_MAX_AGE") {
+        Some(v) => {
+            let origin = SettingSource::Env("WARDEN_HISTORY_MAX_AGE");
+            let age = parse_age(&v).map_err(|e| invalid(origin, e.to_string()))?;
+            (Some(age), origin)
+        }
+        // Checked when the file was read: `Config::load` names the key and line.
+        None => (config.max_age, SettingSource::File("[history] max_age")),
+    };
+    // As a count of none: every execution, the one just recorded included, would go at once.
+    if max_age == Some(std::time::Duration::ZERO) {
+        return Err(invalid(age_origin, "must be more than 0s".to_owned()));
+    }
     let (max_count, origin) = match env("WARDEN_HISTORY_MAX_COUNT") {
         Some(v) => {
             let origin = SettingSource::Env("WARDEN_HISTORY_MAX_COUNT");
@@ -552,6 +557,11 @@ mod tests {
             .history
             .max_count;
         assert_eq!(kept, Some(1));
+        // Nor any age: every execution would be pruned as it is recorded (bug hunt).
+        let err = try_settings("[history]\nmax_age = \"0s\"\n", &[]).expect_err("zero");
+        assert_eq!(err.to_string(), "[history] max_age: must be more than 0s");
+        let err = try_settings("", &[("WARDEN_HISTORY_MAX_AGE", "0s")]).expect_err("zero");
+        assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_AGE"));
     }
 
     /// Bug hunt: `WARDEN_DB=/dir/` made SQLite create `dir`, `dir-wal` and `dir-shm` files
