@@ -249,3 +249,30 @@ fn a_sessions_calls_are_counted() {
     let (status, body) = server.request("DELETE", &format!("/v1/sessions/{id}"), None);
     assert!(status < 300, "{body}");
 }
+
+/// Bug hunt: each tool a caller registered (and removed, and registered again under another
+/// name) added series to `/metrics` for as long as the server ran, naming it to every other
+/// caller. Calls of tools registered at run time share one series.
+#[test]
+fn registered_tools_share_one_series() {
+    let server = LiveServer::start("");
+    let definition = "name = \"shout_x1\"\ndescription = \"Upper-cases a text.\"\n\
+                      category = \"compute\"\n[input]\ntype = \"object\"\nrequired = [\"text\"]\n\
+                      [input.properties.text]\ntype = \"string\"\n[run]\nprogram = \"up.py\"\n\
+                      stdin = \"text\"\n";
+    let register = serde_json::json!({
+        "definition": definition,
+        "files": {"up.py": "import sys\nprint(sys.stdin.read().upper(), end='')\n"},
+    })
+    .to_string();
+    let (status, body) = server.request("POST", "/v1/tools", Some(&register));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) =
+        server.request("POST", "/v1/tools/shout_x1/call", Some(r#"{"text": "a"}"#));
+    assert_eq!(status, 200, "{body}");
+    let (status, text) = server.request("GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    assert!(!text.contains("shout_x1"), "{text}");
+    let shared = r#"warden_tool_calls_total{tool="<registered>",result="ok"}"#;
+    assert_eq!(value(&text, shared), Some(1.0), "{text}");
+}

@@ -50,7 +50,7 @@ pub use settings::{CacheSettings, HistorySettings, Settings, SettingsError};
 pub use test_cases::{Comparison, SandboxReuse, TestCase, TestResult, Verdict};
 pub use tools::{
     ProgramFile, RegisteredTool, Registrant, RegistryError, ToolCallError, ToolCallRequest,
-    ToolReply, ToolStatus, ToolsSettings,
+    ToolReply, ToolSource, ToolStatus, ToolsSettings,
 };
 pub use volumes::{
     CallersVolumes, InUse, VolumeError, VolumeErrorKind, VolumeInfo, VolumeLease, Volumes,

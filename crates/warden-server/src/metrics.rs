@@ -22,6 +22,8 @@ use crate::state::AppState;
 /// The `tool` label of a call whose tool does not exist: a name no tool can have (names are
 /// `[a-z][a-z0-9_]{0,63}`).
 const UNKNOWN_TOOL: &str = "<unknown>";
+/// The name calls of tools registered at run time are counted under.
+pub(crate) const REGISTERED_TOOL: &str = "<registered>";
 
 /// Upper bounds of the duration histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [

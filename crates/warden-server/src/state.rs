@@ -16,6 +16,7 @@ use warden_engine::{
 use crate::admission::{Admission, Load, Running, Ticket};
 use crate::auth::{AuthError, Tokens};
 use crate::jobs::Jobs;
+use crate::metrics::REGISTERED_TOOL;
 use crate::options::ServerOptions;
 use crate::quota::{QuotaPermit, Quotas, StreamPermit};
 
@@ -462,11 +463,25 @@ impl AppState {
         let call = tokio::task::spawn_blocking(move || {
             let _held = (running, quota);
             let started = Instant::now();
+            // Looked up before the call: a tool removed meanwhile is still the one called.
+            let registered = state
+                .inner
+                .engine
+                .tool(&tool_name)
+                .is_some_and(|t| matches!(t.source, warden_engine::ToolSource::Registered(_)));
             let reply = state.inner.engine.call_tool(request);
+            // A tool registered at run time (a caller's, over `POST /v1/tools`) is counted
+            // under one name: registering and removing tools would add series for ever, and
+            // show every caller the others' tool names.
+            let label = if registered {
+                REGISTERED_TOOL
+            } else {
+                &tool_name
+            };
             state
                 .inner
                 .metrics
-                .tool_called(api, &tool_name, started.elapsed(), &reply);
+                .tool_called(api, label, started.elapsed(), &reply);
             reply
         });
         // Past the deadline, `cancel`, dropped armed, ends the call's sandboxes.
