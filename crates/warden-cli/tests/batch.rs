@@ -327,7 +327,14 @@ fn an_interrupted_batch_stops_its_programs_and_leaves_nothing() {
                 >= 2),
             "two programs run at once"
         );
-        let zygotes = children_with(child.id(), "__sandbox-zygote");
+        // The zygote shows a helper's command line; its name (`comm`) is its own.
+        let zygotes: Vec<u32> = children_with(child.id(), "__sandbox-helper")
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "warden-zygote")
+            })
+            .collect();
         assert_eq!(
             zygotes.len(),
             1,

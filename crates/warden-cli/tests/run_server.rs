@@ -247,10 +247,17 @@ fn what_the_api_cannot_carry_or_the_server_refuses_is_a_clear_error() {
 }
 
 /// The server's history, newest first.
+/// Every execution of the server's world, the CLI's own included (`GET /v1/history` lists the
+/// token's only).
 fn history(server: &LiveServer) -> Vec<serde_json::Value> {
-    let (status, body) = server.request("GET", "/v1/history?limit=1000", None);
-    assert_eq!(status, 200, "{body}");
-    let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let out = server
+        .world()
+        .warden()
+        .args(["history", "--json", "--limit", "0"])
+        .output()
+        .expect("warden history");
+    assert!(out.status.success(), "{out:?}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     value.as_array().cloned().expect("an array")
 }
 

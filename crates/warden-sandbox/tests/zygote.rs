@@ -67,11 +67,9 @@ fn sandboxes_forked_by_the_zygote_run_jobs_on_every_backend_from_many_threads() 
         .expect("/proc")
         .flatten()
         .filter(|e| {
-            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-                c.windows(16).any(|w| w == b"__sandbox-zygote")
-                    && std::fs::read_to_string(e.path().join("status"))
-                        .is_ok_and(|s| s.contains(&format!("PPid:\t{}", std::process::id())))
-            })
+            is_zygote(&e.path())
+                && std::fs::read_to_string(e.path().join("status"))
+                    .is_ok_and(|s| s.contains(&format!("PPid:\t{}", std::process::id())))
         })
         .count();
     assert_eq!(zygotes, 0, "the zygote outlived its sandbox");
@@ -85,8 +83,7 @@ fn zygote_children() -> Vec<(i32, char)> {
         .expect("/proc")
         .flatten()
         .find(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| c.windows(16).any(|w| w == b"__sandbox-zygote"))
+            is_zygote(&e.path())
                 && std::fs::read_to_string(e.path().join("status"))
                     .is_ok_and(|s| s.lines().any(|l| l == ours))
         })
@@ -134,6 +131,12 @@ fn an_idle_zygote_leaves_no_zombie_helpers() {
     drop(host);
 }
 
+/// Whether the process of `/proc` entry `dir` is a zygote: its name (`comm`), since its
+/// command line is a helper's (what the sandboxes forked from it show).
+fn is_zygote(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim() == "warden-zygote")
+}
+
 /// This process's zygotes (its children running as one).
 fn our_zygotes() -> Vec<i32> {
     let ours = format!("PPid:\t{}", std::process::id());
@@ -141,8 +144,7 @@ fn our_zygotes() -> Vec<i32> {
         .expect("/proc")
         .flatten()
         .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| c.windows(16).any(|w| w == b"__sandbox-zygote"))
+            is_zygote(&e.path())
                 && std::fs::read_to_string(e.path().join("status"))
                     .is_ok_and(|s| s.lines().any(|l| l == ours))
         })
