@@ -467,8 +467,16 @@ fn a_warden_killed_outright_leaves_nothing_behind() {
     let program = "import os\n\
                    print('ready', flush=True)\n\
                    os.execv('/bin/sleep', ['sleep', '61.2468'])\n";
-    let sleeping = || sleep_runs("61.2468");
-    let (mut child, pid, _stdout) = started(&world, program);
+    let (child, pid, _stdout) = started(&world, program);
+    assert_eq!(cgroups_of(pid), 1, "the run's cgroup exists while it runs");
+    killed_outright_leaves_nothing(child, "61.2468");
+}
+
+/// Waits until the program (`sleep SECONDS`) runs, kills warden (`child`) outright, and waits
+/// until neither the program nor any cgroup of warden's is left.
+fn killed_outright_leaves_nothing(mut child: Child, seconds: &str) {
+    let sleeping = || sleep_runs(seconds);
+    let pid = child.id();
     for _ in 0..1000 {
         if sleeping() {
             break;
@@ -476,7 +484,6 @@ fn a_warden_killed_outright_leaves_nothing_behind() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(sleeping(), "the program runs");
-    assert_eq!(cgroups_of(pid), 1, "the run's cgroup exists while it runs");
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
     child.wait().expect("reaped");
     let mut left = usize::MAX;
@@ -501,32 +508,13 @@ fn a_warden_killed_outright_during_a_compiled_run_leaves_nothing_behind() {
     let program = "#include <stdio.h>\n#include <unistd.h>\n\
                    int main(void) { puts(\"ready\"); fflush(stdout);\n\
                    execl(\"/bin/sleep\", \"sleep\", \"61.2470\", (char *)0); return 1; }\n";
-    let sleeping = || sleep_runs("61.2470");
     let mut child = attached(
         &world,
         &["--no-cache", "--wall-time", "60s", "-l", "c", "-c", program],
     );
-    let pid = child.id();
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     assert_eq!(line(&mut stdout), "ready\n");
-    for _ in 0..1000 {
-        if sleeping() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(sleeping(), "the program runs");
-    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL");
-    child.wait().expect("reaped");
-    let mut left = usize::MAX;
-    for _ in 0..1000 {
-        left = cgroups_of(pid);
-        if support::reap_orphans() && left == 0 && !sleeping() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("{left} cgroups of the killed warden left, or its program or helper still runs");
+    killed_outright_leaves_nothing(child, "61.2470");
 }
 
 /// The same in trusted mode, whose run has a host directory of its own
