@@ -728,19 +728,55 @@ impl Engine {
         Ok((found.language, LanguageDetection::from(&found)))
     }
 
-    /// Analyses every source file of the program in its language.
+    /// Analyses every file of the program, not only its source files: a loader
+    /// (`runpy.run_path`, `source`, `load`, `require`) runs a file of any name, so a payload in
+    /// `helper.txt` must count as if it were `helper.py`. A file in another catalog language's
+    /// extension (`run.sh` beside `main.py`) is read as that language, any other as the
+    /// program's. A file outside the program's sources may be data (a CSV, a picture): only
+    /// what is found in it counts, not that it fails to parse.
     fn analyze_program(&self, language: &Language, program: &Program) -> Analysis {
         let mut analysis = Analysis::default();
-        for file in program.files.iter().filter(|f| program.is_source(f)) {
-            let id = language.id.as_str();
+        for file in &program.files {
+            let source = program.is_source(file);
+            let id = if source {
+                language.id.as_str()
+            } else {
+                self.language_of_other_file(language, file)
+            };
             let part = self.analyses.get_or(id, &file.contents, || {
                 self.analyzer.analyze(id, &file.contents)
             });
-            analysis.threat_level = analysis.threat_level.max(part.threat_level);
+            let level = if source {
+                part.threat_level
+            } else {
+                part.findings
+                    .iter()
+                    .map(|f| f.severity)
+                    .max()
+                    .unwrap_or_default()
+            };
+            analysis.threat_level = analysis.threat_level.max(level);
             analysis.findings.extend(part.findings);
-            analysis.parse_error = analysis.parse_error.or(part.parse_error);
+            if source {
+                analysis.parse_error = analysis.parse_error.or(part.parse_error);
+            }
         }
         analysis
+    }
+
+    /// The language a file outside the program's sources is analysed as: the catalog language
+    /// of its extension when that language has rules, else the program's.
+    fn language_of_other_file<'a>(
+        &'a self,
+        language: &'a Language,
+        file: &WorkspaceFile,
+    ) -> &'a str {
+        file.path
+            .extension()
+            .and_then(|ext| self.catalog.by_extension(&ext.to_string_lossy()))
+            .map(|other| other.id.as_str())
+            .filter(|id| !self.analyzer.rules(id).is_empty())
+            .unwrap_or(language.id.as_str())
     }
 
     /// Runs a plan in the chosen mode's backend; a mode this host cannot provide is an error,
@@ -1313,6 +1349,70 @@ mod tests {
         let detection = engine.detect(None, None, b"echo hi").expect("detected");
         assert_eq!(detection.language.as_str(), "bash");
         assert!(detection.is_unsure());
+    }
+
+    /// A loader runs a file of any name (`runpy.run_path("/work/helper2.txt")`): every file of
+    /// the program is analysed, a file in another language's extension as that language, and a
+    /// data file adds its findings but not its parse errors.
+    #[test]
+    fn every_file_of_a_program_is_analysed() {
+        let engine = Engine::new(EngineConfig::new(PathBuf::from("/nonexistent/warden")))
+            .expect("an engine without a sandbox");
+        let file = |name: Option<&str>, code: &str| crate::execution::SourceFile {
+            name: name.map(str::to_owned),
+            code: code.as_bytes().to_vec(),
+            executable: false,
+        };
+        let prepare = |sources| {
+            let request = ExecutionRequest {
+                language: Some("python".into()),
+                sources,
+                ..ExecutionRequest::default()
+            };
+            engine.prepare(&request).map(|p| p.analysis)
+        };
+        let entry = "import runpy as r\nr.run_path('/work/helper2.txt')\n";
+        let analysis = prepare(vec![
+            file(Some("main.py"), entry),
+            file(
+                Some("helper2.txt"),
+                "import ctypes\nctypes.CDLL(None).system(b'id')\n",
+            ),
+        ])
+        .expect("prepared");
+        assert_eq!(
+            analysis.threat_level,
+            warden_core::ThreatLevel::High,
+            "{analysis:#?}"
+        );
+        assert!(analysis
+            .findings
+            .iter()
+            .any(|f| f.rule == "python.native_code"));
+        let analysis = prepare(vec![
+            file(Some("main.py"), "print(open('run.sh').read())\n"),
+            file(Some("run.sh"), "echo aGk= | base64 -d | bash\n"),
+        ])
+        .expect("prepared");
+        assert!(
+            analysis
+                .findings
+                .iter()
+                .any(|f| f.rule == "bash.decode_and_run"),
+            "{analysis:#?}"
+        );
+        let data = "name,score\nada,3\n)(]{,,\n\u{1}\n".repeat(50);
+        let analysis = prepare(vec![
+            file(Some("main.py"), "print(open('scores.csv').read())\n"),
+            file(Some("scores.csv"), &data),
+        ])
+        .expect("prepared");
+        assert_eq!(
+            analysis.threat_level,
+            warden_core::ThreatLevel::None,
+            "{analysis:#?}"
+        );
+        assert_eq!(analysis.parse_error, None);
     }
 
     /// Every sandbox mounts its own `/tmp`: a set stored there could never be seen inside, so
