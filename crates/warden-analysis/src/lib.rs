@@ -202,6 +202,7 @@ impl Analyzer {
             Screen::Refuse(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
             Screen::Parse { invalid_utf8 } => invalid_utf8,
         };
+        let code: &[u8] = &parse::as_read(rules.grammar, code);
         let deadline = Deadline::after(self.time_budget);
         let tree = match parse::parse(&rules.grammar.language(), code, deadline) {
             Ok(tree) => tree,

