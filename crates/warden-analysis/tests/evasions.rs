@@ -120,3 +120,44 @@ fn bash_ordinary_indirection_stays_low() {
         ],
     );
 }
+
+#[test]
+fn rust_code_in_macro_token_trees_and_renamed_imports_is_read() {
+    assert_disguises_caught(
+        "rust",
+        &[
+            (
+                "fn f() { unsafe { core::arch::asm!(\"nop\") } }",
+                "macro_rules! hide { ($($t:tt)*) => { $($t)* }; }\nhide! { fn f() { unsafe { core::arch::asm!(\"nop\") } } }\nfn main() { f() }",
+                "rust.unsafe",
+            ),
+            (
+                "extern \"C\" { fn system(c: *const u8) -> i32; }",
+                "macro_rules! ffi { () => { extern \"C\" { fn system(c: *const u8) -> i32; } }; }\nffi!();\nfn main() {}",
+                "rust.unsafe",
+            ),
+            (
+                "fn main() { std::process::Command::new(\"id\").status().ok(); }",
+                "macro_rules! run { () => { std::process::Command::new(\"id\").status() }; }\nfn main() { run!().ok(); }",
+                "rust.process",
+            ),
+            (
+                "use std::process::Command;\nfn main() { Command::new(\"id\").status().ok(); }",
+                "use std::process::Command as Cmd;\nfn main() { Cmd::new(\"id\").status().ok(); }",
+                "rust.process",
+            ),
+            (
+                "use std::process::Command;\nfn main() { Command::new(\"id\").status().ok(); }",
+                "use std::process::{Command as C, Stdio};\nfn main() { C::new(\"id\").stdout(Stdio::null()).status().ok(); }",
+                "rust.process",
+            ),
+        ],
+    );
+    assert_graded(
+        "rust",
+        ThreatLevel::None,
+        &[
+            "macro_rules! square { ($x:expr) => { $x * $x }; }\nfn main() { println!(\"{}\", square!(3)); let v = vec![1, 2]; assert_eq!(v.len(), 2); }\n",
+        ],
+    );
+}
