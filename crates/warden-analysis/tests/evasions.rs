@@ -161,3 +161,70 @@ fn rust_code_in_macro_token_trees_and_renamed_imports_is_read() {
         ],
     );
 }
+
+#[test]
+fn c_and_cpp_names_are_read_in_macros_pointers_and_declarations() {
+    for language in ["c", "cpp"] {
+        assert_disguises_caught(
+            language,
+            &[
+                (
+                    "#include <stdlib.h>\nint main(void) { return system(\"id\"); }",
+                    "#include <stdlib.h>\n#define RUN system\nint main(void) { return RUN(\"id\"); }",
+                    &format!("{language}.process"),
+                ),
+                (
+                    "#include <stdlib.h>\nint main(void) { return system(\"id\"); }",
+                    "#include <stdlib.h>\nint main(void) { int (*run)(const char *) = system; return run(\"id\"); }",
+                    &format!("{language}.process"),
+                ),
+                (
+                    "#include <unistd.h>\nint main(void) { return syscall(39); }",
+                    "#include <unistd.h>\n#define SC syscall\nint main(void) { return SC(39); }",
+                    &format!("{language}.native_code"),
+                ),
+                (
+                    "int main(void) { __asm__ volatile(\"nop\"); }",
+                    "#define ASM __asm__ volatile\nint main(void) { ASM(\"nop\"); }",
+                    &format!("{language}.native_code"),
+                ),
+                (
+                    "#include <dlfcn.h>\nint main(void) { return dlopen(\"x.so\", 2) != 0; }",
+                    "void *dlopen(const char *, int);\nvoid *dlsym(void *, const char *);\nint main(void) { return dlsym(dlopen(\"x.so\", 2), \"f\") != 0; }",
+                    &format!("{language}.native_code"),
+                ),
+                (
+                    "#include <sys/mman.h>\nint main(void) { mmap(0, 4096, PROT_READ | PROT_EXEC, 0x22, -1, 0); }",
+                    "int main(void) { void *p = mmap(0, 4096, 7, 0x22, -1, 0);\n long (*fn)(void) = (long (*)(void))p; return fn(); }",
+                    &format!("{language}.executable_memory"),
+                ),
+                (
+                    "#include <sys/mman.h>\nint main(void) { mprotect(p, 4096, PROT_READ | PROT_EXEC); }",
+                    "int main(void) { mprotect(p, 4096, 1 | 4); }",
+                    &format!("{language}.executable_memory"),
+                ),
+                (
+                    "#include <unistd.h>\nint main(void) { return setuid(0); }",
+                    "#include <unistd.h>\nint (*f)(unsigned) = setuid;\nint main(void) { return f(0); }",
+                    &format!("{language}.sandbox_escape"),
+                ),
+            ],
+        );
+    }
+    assert_disguises_caught(
+        "cpp",
+        &[(
+            "#include <cstdlib>\nint main() { return std::system(\"id\"); }",
+            "#include <cstdlib>\nint main() { auto run = &std::system; return run(\"id\"); }",
+            "cpp.process",
+        )],
+    );
+    assert_graded(
+        "c",
+        ThreatLevel::None,
+        &[
+            "#include <stdlib.h>\n#define N 4\n#define SQUARE(x) ((x) * (x))\nint main(void) { void *p = malloc(SQUARE(N)); free(p); return 0; }\n",
+            "#include <string.h>\nint main(void) { char b[8]; memset(b, 7, 8); return b[0]; }\n",
+        ],
+    );
+}
