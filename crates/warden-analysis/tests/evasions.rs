@@ -228,3 +228,85 @@ fn c_and_cpp_names_are_read_in_macros_pointers_and_declarations() {
         ],
     );
 }
+
+#[test]
+fn python_aliases_imported_names_and_spliced_paths_are_read() {
+    assert_disguises_caught(
+        "python",
+        &[
+            (
+                "import importlib\nimportlib.import_module('ctypes')",
+                "from importlib import import_module\nimport_module('ctypes')",
+                "python.eval",
+            ),
+            (
+                "import importlib\nimportlib.import_module('ctypes')",
+                "from importlib import import_module as im\nim('ctypes')",
+                "python.eval",
+            ),
+            (
+                "exec('print(1)')",
+                "import builtins\nbuiltins.__dict__['ex'+'ec']('print(1)')",
+                "python.hidden_names",
+            ),
+            (
+                "import pickle\npickle.loads(data)",
+                "from pickle import loads\nloads(data)",
+                "python.eval",
+            ),
+            (
+                "import pickle\npickle.loads(data)",
+                "import pickle as p\np.loads(data)",
+                "python.eval",
+            ),
+            (
+                "import runpy\nrunpy.run_path('/work/helper2.txt')",
+                "import runpy as r\nr.run_path('/work/helper2.txt')",
+                "python.eval",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import sys\nsys.modules['os'].system('id')",
+                "python.hidden_names",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import sys\nsys.modules['o' + 's'].system('id')",
+                "python.hidden_names",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import os as o\no.system('id')",
+                "python.os_system",
+            ),
+            (
+                "import os\nos.system('id')",
+                "from os import system as s\ns('id')",
+                "python.os_system",
+            ),
+            (
+                "open('/etc/shadow').read()",
+                "open('/etc/'+'shadow').read()",
+                "python.credentials",
+            ),
+            (
+                "open('/etc/shadow').read()",
+                "open('/etc/' 'sha' 'dow').read()",
+                "python.credentials",
+            ),
+            (
+                "open('/etc/hosts').read()",
+                "name = 'hosts'\nopen('/etc/' + name).read()",
+                "python.file_outside_workdir",
+            ),
+        ],
+    );
+    assert_graded(
+        "python",
+        ThreatLevel::None,
+        &[
+            "import numpy as np\nimport collections as c\nfrom math import sqrt as root\nprint(np, c.Counter('ab'), root(4))\n",
+            "import sys\nmodule = sys.modules[__name__]\nprint('/work/' + 'out.txt', 'a' + 'b')\nopen('data/' + 'x.txt')\n",
+        ],
+    );
+}
