@@ -310,3 +310,64 @@ fn python_aliases_imported_names_and_spliced_paths_are_read() {
         ],
     );
 }
+
+#[test]
+fn javascript_indirect_eval_and_module_loading_are_read() {
+    assert_disguises_caught(
+        "javascript",
+        &[
+            ("eval(code);", "(0, eval)(code);", "javascript.eval"),
+            ("eval(code);", "const e = eval;\ne(code);", "javascript.eval"),
+            ("eval(code);", "globalThis.eval(code);", "javascript.eval"),
+            ("eval(code);", "globalThis['eval'](code);", "javascript.eval"),
+            (
+                "new Function('return 1')();",
+                "[].constructor.constructor('return process')();",
+                "javascript.eval",
+            ),
+            (
+                "new Function('return 1')();",
+                "(() => {}).constructor('return 1')();",
+                "javascript.eval",
+            ),
+            (
+                "process.binding('spawn_sync');",
+                "process['binding']('spawn_sync');",
+                "javascript.native_code",
+            ),
+            (
+                "require('child_process').execSync('id');",
+                "module.require('child_process').execSync('id');",
+                "javascript.child_process",
+            ),
+            (
+                "require('child_process').execSync('id');",
+                "require(`child_process`).execSync('id');",
+                "javascript.child_process",
+            ),
+            (
+                "require('child_process').execSync('id');",
+                "require('module')._load('child_process').execSync('id');",
+                "javascript.child_process",
+            ),
+            (
+                "require('child_process').execSync('id');",
+                "import { createRequire } from 'module';\nconst r = createRequire(import.meta.url);\nr('child_process').execSync('id');",
+                "javascript.child_process",
+            ),
+            (
+                "require('net');",
+                "createRequire(import.meta.url)('net');",
+                "javascript.network",
+            ),
+        ],
+    );
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &[
+            "class A {}\nconst a = new A();\nconst b = new a.constructor();\nconsole.log(a.constructor.name, b instanceof A, `x${1}`);\n",
+            "const url = 'http://example.com';\nconsole.log(url.startsWith('http'), typeof eval_result);\n",
+        ],
+    );
+}
