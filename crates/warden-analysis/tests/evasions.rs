@@ -371,3 +371,63 @@ fn javascript_indirect_eval_and_module_loading_are_read() {
         ],
     );
 }
+
+#[test]
+fn go_syscall_aliases_values_and_escape_primitives_are_read() {
+    let program = |imports: &str, body: &str| format!("package main\n\nimport {imports}\n\nfunc main() {{\n\t{body}\n}}\n");
+    let cases = [
+        (
+            program("\"syscall\"", "syscall.ForkExec(\"/bin/sh\", nil, nil)"),
+            program("sc \"syscall\"", "sc.ForkExec(\"/bin/sh\", nil, nil)"),
+            "go.native_code",
+        ),
+        (
+            program("\"syscall\"", "syscall.RawSyscall(39, 0, 0, 0)"),
+            program("sc \"syscall\"", "sc.RawSyscall(39, 0, 0, 0)"),
+            "go.native_code",
+        ),
+        (
+            program("\"golang.org/x/sys/unix\"", "unix.RawSyscall(39, 0, 0, 0)"),
+            program(". \"golang.org/x/sys/unix\"", "RawSyscall(39, 0, 0, 0)"),
+            "go.native_code",
+        ),
+        (
+            program("\"syscall\"", "syscall.Exec(\"/bin/sh\", nil, nil)"),
+            program("\"syscall\"", "run := syscall.Exec\n\trun(\"/bin/sh\", nil, nil)"),
+            "go.process",
+        ),
+        (
+            program("\"syscall\"", "syscall.RawSyscall(39, 0, 0, 0)"),
+            program("\"syscall\"", "f := syscall.RawSyscall\n\tf(39, 0, 0, 0)"),
+            "go.native_code",
+        ),
+    ];
+    let cases: Vec<(&str, &str, &str)> = cases
+        .iter()
+        .map(|(plain, disguised, rule)| (plain.as_str(), disguised.as_str(), *rule))
+        .collect();
+    assert_disguises_caught("go", &cases);
+    for (imports, body) in [
+        ("\"syscall\"", "syscall.PtraceAttach(1)"),
+        ("\"syscall\"", "syscall.Mount(\"none\", \"/mnt\", \"tmpfs\", 0, \"\")"),
+        ("\"golang.org/x/sys/unix\"", "unix.Unshare(unix.CLONE_NEWUSER)"),
+        ("\"syscall\"", "syscall.Setns(3, 0)"),
+        ("\"syscall\"", "syscall.Chroot(\"/tmp\")"),
+        ("\"syscall\"", "syscall.Setuid(0)"),
+        ("\"golang.org/x/sys/unix\"", "unix.PivotRoot(\".\", \"old\")"),
+    ] {
+        let analysis = analyzer().analyze("go", program(imports, body).as_bytes());
+        assert!(
+            analysis.threat_level >= ThreatLevel::High
+                && analysis.findings.iter().any(|f| f.rule == "go.sandbox_escape"),
+            "{body}: {}\n{}",
+            analysis.threat_level,
+            describe(&analysis)
+        );
+    }
+    assert_graded(
+        "go",
+        ThreatLevel::None,
+        &[&program("(\n\tstr \"strings\"\n\t\"fmt\"\n)", "fmt.Println(str.ToUpper(\"x\"))")],
+    );
+}
