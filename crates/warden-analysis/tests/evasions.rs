@@ -431,3 +431,37 @@ fn go_syscall_aliases_values_and_escape_primitives_are_read() {
         &[&program("(\n\tstr \"strings\"\n\t\"fmt\"\n)", "fmt.Println(str.ToUpper(\"x\"))")],
     );
 }
+
+#[test]
+fn ruby_methods_by_name_iseq_dynamic_require_and_pipe_open_are_read() {
+    assert_disguises_caught(
+        "ruby",
+        &[
+            ("system('id')", "Kernel.method(:system).call('id')", "ruby.eval"),
+            ("eval('1')", "method(:eval).call('1')", "ruby.eval"),
+            ("eval('1')", "m = method('eval')\nm.call('1')", "ruby.eval"),
+            (
+                "eval('1')",
+                "RubyVM::InstructionSequence.compile('1').eval",
+                "ruby.eval",
+            ),
+            (
+                "eval('1')",
+                "iseq = RubyVM::InstructionSequence.load_from_binary(blob)\niseq.to_a",
+                "ruby.eval",
+            ),
+            ("require 'fiddle'", "require \"fid\" + \"dle\"", "ruby.eval"),
+            ("require 'fiddle'", "lib = 'fiddle'\nrequire lib", "ruby.eval"),
+            ("require 'fiddle'", "require \"#{'fid'}dle\"", "ruby.eval"),
+            ("open('|id')", "Kernel.open('|id').read", "ruby.process"),
+            ("open('|id')", "IO.read('|id')", "ruby.process"),
+        ],
+    );
+    assert_graded(
+        "ruby",
+        ThreatLevel::None,
+        &[
+            "require 'set'\nrequire_relative 'helper'\nputs [1, 2].map(&method(:Integer)).inspect\nputs File.read('data.txt')\n",
+        ],
+    );
+}
