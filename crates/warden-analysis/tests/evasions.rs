@@ -530,3 +530,59 @@ fn ruby_methods_by_name_iseq_dynamic_require_and_pipe_open_are_read() {
         ],
     );
 }
+
+#[test]
+fn php_variable_functions_classes_and_callbacks_are_read() {
+    assert_disguises_caught(
+        "php",
+        &[
+            (
+                "<?php system('id');",
+                "<?php $f = 'sys'.'tem'; $f('id');",
+                "php.hidden_names",
+            ),
+            (
+                "<?php system('id');",
+                "<?php $f = \"sys\" . \"t\" . \"em\"; $f('id');",
+                "php.hidden_names",
+            ),
+            (
+                "<?php system('id');",
+                "<?php $f = 'system'; $f('id');",
+                "php.process",
+            ),
+            (
+                "<?php $ffi = FFI::cdef('int system(const char *c);');",
+                "<?php $c = $_GET['c']; $c::cdef('int system(const char *c);');",
+                "php.hidden_names",
+            ),
+            (
+                "<?php $ffi = FFI::cdef('int system(const char *c);');",
+                "<?php $c = 'F'.'FI'; $c::cdef('int system(const char *c);');",
+                "php.hidden_names",
+            ),
+            (
+                "<?php $o = new ReflectionFunction('system'); $o->invoke('id');",
+                "<?php $r = 'ReflectionFunction'; $o = new $r('system'); $o->invoke('id');",
+                "php.hidden_names",
+            ),
+            (
+                "<?php system('id');",
+                "<?php array_map('system', ['id']);",
+                "php.process",
+            ),
+            (
+                "<?php passthru('id');",
+                "<?php register_shutdown_function('passthru', 'id');",
+                "php.process",
+            ),
+        ],
+    );
+    assert_graded(
+        "php",
+        ThreatLevel::None,
+        &[
+            "<?php\n$greet = 'hel' . 'lo';\n$square = function ($x) { return $x * $x; };\necho $greet, $square(3), implode(',', array_map('strtoupper', ['a']));\n$class = 'Stack';\n",
+        ],
+    );
+}
