@@ -586,3 +586,42 @@ fn php_variable_functions_classes_and_callbacks_are_read() {
         ],
     );
 }
+
+#[test]
+fn r_functions_as_values_partial_arguments_and_built_names_are_read() {
+    assert_disguises_caught(
+        "r",
+        &[
+            (
+                "eval(parse(text = '1'))",
+                "do.call(eval, list(parse(t = '1')))",
+                "r.eval",
+            ),
+            ("eval(parse(text = src))", "eval(parse(te = src))", "r.eval"),
+            (
+                "dyn.load('x.so')",
+                "get(paste0('dyn', '.load'))('x.so')",
+                "r.eval",
+            ),
+            ("system('id')", "do.call(system, list('id'))", "r.process"),
+            ("system('id')", "run <- system\nrun('id')", "r.process"),
+            (
+                "eval(parse(text = code))",
+                "tc <- textConnection(code)\nsource(tc)",
+                "r.eval",
+            ),
+            (
+                "eval(parse(text = code))",
+                "source(textConnection(code))",
+                "r.eval",
+            ),
+        ],
+    );
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &[
+            "x <- do.call(rbind, list(1:2, 3:4))\nf <- sum\nprint(f(x))\nsource('helper.R')\ncon <- textConnection('a,b\\n1,2')\nprint(read.csv(con))\n",
+        ],
+    );
+}
