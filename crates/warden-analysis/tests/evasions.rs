@@ -625,3 +625,31 @@ fn r_functions_as_values_partial_arguments_and_built_names_are_read() {
         ],
     );
 }
+
+#[test]
+fn java_reflection_by_get_method_method_handles_and_class_literals_is_read() {
+    let plain = "class A { void f() throws Exception { Class.forName(\"java.lang.Runtime\"); } }";
+    assert_disguises_caught(
+        "java",
+        &[
+            (
+                plain,
+                "class A { void f() throws Exception { Object rt = Runtime.class.getMethod(\"getRuntime\").invoke(null); \
+                 rt.getClass().getMethod(\"ex\" + \"ec\", String[].class).invoke(rt, (Object) new String[]{\"id\"}); } }",
+                "java.reflection",
+            ),
+            (
+                plain,
+                "class A { void f() throws Throwable { var h = java.lang.invoke.MethodHandles.publicLookup()\
+                 .findConstructor(ProcessBuilder.class, java.lang.invoke.MethodType.methodType(void.class, String[].class)); \
+                 ((ProcessBuilder) h.invokeExact(new String[]{\"id\"})).start(); } }",
+                "java.reflection",
+            ),
+        ],
+    );
+    assert_graded(
+        "java",
+        ThreatLevel::None,
+        &["class A { int lookup(int k) { return k; } String get() { return String.class.getName(); } }"],
+    );
+}
