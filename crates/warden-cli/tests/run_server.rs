@@ -393,3 +393,22 @@ fn through_the_server_a_terminal_read_after_bg_stops_the_program_until_fg() {
         server.log()
     );
 }
+
+/// Bug hunt: a compiler's diagnostics that are not UTF-8 reached a run through a server with
+/// U+FFFD in place of their bytes: the compile stage had no `stderr_base64`. They come back
+/// byte for byte, as here.
+#[test]
+fn compile_diagnostics_that_are_not_text_come_back_exactly() {
+    let server = LiveServer::start("");
+    let program = server.world().path().join("bytes.c");
+    std::fs::write(
+        &program,
+        b"#warning \"\xff\xfe\"\n#error \"\xff\"\nint main(void) { return 0; }\n",
+    )
+    .expect("written");
+    let path = program.to_str().expect("a UTF-8 path");
+    let (code, stderr) = same_both_ways(&server, &[path], b"");
+    assert_eq!(code, Some(119), "a compile error: {stderr}");
+    let raw = run(&server, true, &[path], b"").stderr;
+    assert!(raw.windows(2).any(|w| w == b"\xff\xfe"), "{}", text(&raw));
+}

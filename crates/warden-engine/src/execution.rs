@@ -180,22 +180,19 @@ impl Default for Origin {
 }
 
 /// One stage's result (the compile stage; the run stage's fields sit at the top level).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct StageResult {
     /// How the stage ended.
     pub outcome: Outcome,
     /// Its standard output.
-    #[serde(serialize_with = "lossy")]
     pub stdout: Vec<u8>,
     /// Its standard error.
-    #[serde(serialize_with = "lossy")]
     pub stderr: Vec<u8>,
     /// Whether stdout was cut at the output limit.
     pub stdout_truncated: bool,
     /// Whether stderr was cut at the output limit.
     pub stderr_truncated: bool,
     /// The order stdout and stderr were read in ([`OutputOrder::interleave`]).
-    #[serde(skip)]
     pub output_order: OutputOrder,
     /// Resources used.
     pub usage: Usage,
@@ -204,26 +201,79 @@ pub struct StageResult {
     pub cached: bool,
     /// The dependency stage only: its policy (`limited_access`) and every connection attempt
     /// the installer made; absent when nothing was installed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::engine::NetworkReport>,
     /// Its cgroup read while it ran (live resource monitoring); absent for a stage shorter
     /// than one interval.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<warden_core::UsageSample>,
     /// The system calls the seccomp policy refused in the stage; they become the result's
     /// `security.violations` (docs/events.md), so they are not repeated here.
-    #[serde(skip)]
     pub denied_syscalls: Vec<warden_sandbox::DeniedSyscall>,
     /// The system calls the seccomp policy killed the stage's processes for; those of
     /// processes other than the program become `violation`s (the program's is its outcome).
-    #[serde(skip)]
     pub seccomp_kills: Vec<warden_sandbox::KilledSyscall>,
     /// Forks the process limit refused in the stage; a `process_limit` violation when not 0.
-    #[serde(skip)]
     pub process_limit_hits: u64,
     /// The writes to read-only paths the stage attempted; a `readonly_write` violation.
-    #[serde(skip)]
     pub readonly_writes: Option<warden_sandbox::ReadOnlyWrites>,
+}
+
+/// The stage as docs/result-schema.md shows it: its output as text and, when it is not valid
+/// UTF-8, its exact bytes in base64 (`stdout_base64`, `stderr_base64`), as the run's; the
+/// fields that become the result's `security.violations` are not repeated.
+impl Serialize for StageResult {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            outcome: &'a Outcome,
+            #[serde(serialize_with = "lossy")]
+            stdout: &'a [u8],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            stdout_base64: Option<String>,
+            #[serde(serialize_with = "lossy")]
+            stderr: &'a [u8],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            stderr_base64: Option<String>,
+            stdout_truncated: bool,
+            stderr_truncated: bool,
+            usage: &'a Usage,
+            cached: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            network: &'a Option<crate::engine::NetworkReport>,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            samples: &'a [warden_core::UsageSample],
+        }
+        // Every field named: one added to the stage must be added here too.
+        let StageResult {
+            outcome,
+            stdout,
+            stderr,
+            stdout_truncated,
+            stderr_truncated,
+            output_order: _,
+            usage,
+            cached,
+            network,
+            samples,
+            denied_syscalls: _,
+            seccomp_kills: _,
+            process_limit_hits: _,
+            readonly_writes: _,
+        } = self;
+        Shown {
+            outcome,
+            stdout,
+            stdout_base64: exact(stdout),
+            stderr,
+            stderr_base64: exact(stderr),
+            stdout_truncated: *stdout_truncated,
+            stderr_truncated: *stderr_truncated,
+            usage,
+            cached: *cached,
+            network,
+            samples,
+        }
+        .serialize(s)
+    }
 }
 
 impl StageResult {

@@ -420,8 +420,8 @@ fn pass_through(result: &ExecutionResult, shown: bool) -> anyhow::Result<ExitCod
             who,
             code,
             outcome: s.outcome.clone(),
-            stdout: &s.stdout,
-            stderr: &s.stderr,
+            stdout: std::borrow::Cow::Borrowed(&s.stdout),
+            stderr: std::borrow::Cow::Borrowed(&s.stderr),
         })
     }
     let failed_stage = match result.outcome {
@@ -489,8 +489,8 @@ struct FailedStage<'a> {
     /// warden's exit status for it.
     code: u8,
     outcome: Outcome,
-    stdout: &'a [u8],
-    stderr: &'a [u8],
+    stdout: std::borrow::Cow<'a, [u8]>,
+    stderr: std::borrow::Cow<'a, [u8]>,
 }
 
 /// What goes before a `warden:` line so that it starts a line: a newline after output whose
@@ -520,7 +520,7 @@ impl Ending<'_> {
     fn print(self) -> anyhow::Result<ExitCode> {
         if let Some(stage) = self.failed_stage {
             let mut err = std::io::stderr().lock();
-            for output in [stage.stdout, stage.stderr] {
+            for output in [&stage.stdout, &stage.stderr] {
                 err.write_all(output)
                     .with_context(|| format!("writing the {}'s output", stage.who))?;
             }
@@ -528,7 +528,7 @@ impl Ending<'_> {
                 Outcome::Exited { .. } => String::new(),
                 other => format!(": the {} {other}", stage.who),
             };
-            let last = [stage.stderr, stage.stdout]
+            let last = [&stage.stderr, &stage.stdout]
                 .into_iter()
                 .find_map(|output| output.last());
             writeln!(err, "{}warden: {}{how}", line_start(last), self.outcome)?;

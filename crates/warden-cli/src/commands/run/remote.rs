@@ -305,13 +305,9 @@ fn stage<'a>(
         who,
         code,
         outcome: outcome(&value["outcome"])?,
-        stdout: text(&value["stdout"]),
-        stderr: text(&value["stderr"]),
+        stdout: exact_output(value, "stdout"),
+        stderr: exact_output(value, "stderr"),
     }))
-}
-
-fn text(value: &Value) -> &[u8] {
-    value.as_str().unwrap_or_default().as_bytes()
 }
 
 /// `--profile` through a server: the server's own steps (its `Server-Timing` header) and the
