@@ -236,6 +236,29 @@ impl Analyzer {
         }
     }
 
+    /// [`Analyzer::analyze`] of a file that may or may not be code in `language` (a data file
+    /// beside a program: a CSV, a README): `None` unless it parses as `language` without a
+    /// single error, so that text that merely contains a rule's word (`José`, "eval mode") is
+    /// not graded as a program, while a program hidden under another extension still is.
+    pub fn analyze_if_code(&self, language: &str, code: &[u8]) -> Option<Analysis> {
+        let rules = self.entry(language)?.rules().ok()?;
+        if !matches!(input::screen(code), Screen::Parse { invalid_utf8: None }) {
+            return None;
+        }
+        let code: &[u8] = &parse::as_read(rules.grammar, code);
+        let deadline = Deadline::after(self.time_budget);
+        let tree = parse::parse(&rules.grammar.language(), code, deadline).ok()?;
+        if tree.root_node().has_error() {
+            return None;
+        }
+        let found = matching::find(rules, &tree, code, deadline);
+        Some(Analysis {
+            threat_level: found.level,
+            findings: found.findings,
+            parse_error: None,
+        })
+    }
+
     /// Why the program counts as unparseable, if it does: most of it under `ERROR` nodes.
     fn unparseable(
         &self,

@@ -738,14 +738,26 @@ impl Engine {
         let mut analysis = Analysis::default();
         for file in &program.files {
             let source = program.is_source(file);
-            let id = if source {
-                language.id.as_str()
+            let part = if source {
+                let id = language.id.as_str();
+                self.analyses.get_or(id, &file.contents, || {
+                    self.analyzer.analyze(id, &file.contents)
+                })
             } else {
-                self.language_of_other_file(language, file)
+                match self.language_of_other_file(file) {
+                    // Another language's file (`run.sh` beside `main.py`): its code.
+                    Some(id) => self.analyses.get_or(id, &file.contents, || {
+                        self.analyzer.analyze(id, &file.contents)
+                    }),
+                    // Data (a CSV, a README) unless it is a program of the language without
+                    // a single parse error (a helper hidden as `.txt`); not cached, since the
+                    // same bytes as a source are graded otherwise.
+                    None => self
+                        .analyzer
+                        .analyze_if_code(language.id.as_str(), &file.contents)
+                        .unwrap_or_default(),
+                }
             };
-            let part = self.analyses.get_or(id, &file.contents, || {
-                self.analyzer.analyze(id, &file.contents)
-            });
             let level = if source {
                 part.threat_level
             } else {
@@ -765,18 +777,13 @@ impl Engine {
     }
 
     /// The language a file outside the program's sources is analysed as: the catalog language
-    /// of its extension when that language has rules, else the program's.
-    fn language_of_other_file<'a>(
-        &'a self,
-        language: &'a Language,
-        file: &WorkspaceFile,
-    ) -> &'a str {
+    /// of its extension when that language has rules; `None` for any other file.
+    fn language_of_other_file(&self, file: &WorkspaceFile) -> Option<&str> {
         file.path
             .extension()
             .and_then(|ext| self.catalog.by_extension(&ext.to_string_lossy()))
             .map(|other| other.id.as_str())
             .filter(|id| !self.analyzer.rules(id).is_empty())
-            .unwrap_or(language.id.as_str())
     }
 
     /// Runs a plan in the chosen mode's backend; a mode this host cannot provide is an error,
@@ -1413,6 +1420,26 @@ mod tests {
             "{analysis:#?}"
         );
         assert_eq!(analysis.parse_error, None);
+        // Bug hunt: data that merely holds a rule's word was graded as code (a CSV of names,
+        // a README saying "eval mode" sent their programs to gVisor).
+        for (name, data) in [
+            ("people.csv", "name,city\nJosé,São Paulo\nZoë,Köln\n"),
+            (
+                "README.md",
+                "# Model\n\nRun the model in eval mode, then exec the report.\n",
+            ),
+        ] {
+            let analysis = prepare(vec![
+                file(Some("main.py"), "print(open('data').read())\n"),
+                file(Some(name), data),
+            ])
+            .expect("prepared");
+            assert_eq!(
+                analysis.threat_level,
+                warden_core::ThreatLevel::None,
+                "{name}: {analysis:#?}"
+            );
+        }
     }
 
     /// Every sandbox mounts its own `/tmp`: a set stored there could never be seen inside, so
