@@ -607,16 +607,25 @@ fn r_functions_as_values_partial_arguments_and_built_names_are_read() {
             ("system('id')", "run <- system\nrun('id')", "r.process"),
             (
                 "eval(parse(text = code))",
-                "tc <- textConnection(code)\nsource(tc)",
-                "r.eval",
-            ),
-            (
-                "eval(parse(text = code))",
                 "source(textConnection(code))",
                 "r.eval",
             ),
         ],
     );
+    // A file named by a variable is how R projects load their files (`for (f in
+    // list.files("R", full.names = TRUE)) source(f)`): medium, not high, even when the variable
+    // is a text connection (the sandbox is the boundary either way).
+    let connection = analyzer().analyze("r", b"tc <- textConnection(code)\nsource(tc)");
+    assert_eq!(
+        connection.threat_level,
+        ThreatLevel::Medium,
+        "{}",
+        describe(&connection)
+    );
+    assert!(connection
+        .findings
+        .iter()
+        .any(|f| f.rule == "r.source_variable"));
     assert_graded(
         "r",
         ThreatLevel::None,
@@ -650,6 +659,9 @@ fn java_reflection_by_get_method_method_handles_and_class_literals_is_read() {
     assert_graded(
         "java",
         ThreatLevel::None,
-        &["class A { int lookup(int k) { return k; } String get() { return String.class.getName(); } }"],
+        &[
+            "class A { int lookup(int k) { return k; } String get() { return String.class.getName(); } }",
+            "class Pay { String m; String getMethod() { return m; } String f(Pay p) { return p.getMethod(); } }",
+        ],
     );
 }
