@@ -16,3 +16,11 @@ model = Model()
 model.eval()
 model.train(exec=True)
 print(Frame().eval("x + y"))
+
+import sys
+
+print('~' * 40)
+frozen = getattr(sys, 'frozen', False)
+encoding = getattr(sys.stdout, 'encoding', 'utf-8')
+notes = '~/' + 'notes.txt'
+print(frozen, encoding, notes)
