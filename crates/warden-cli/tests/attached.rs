@@ -6,6 +6,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdout};
 
 use nix::sys::signal::{kill, killpg, Signal};
@@ -567,7 +568,10 @@ fn a_warden_killed_outright_during_a_trusted_run_leaves_nothing_behind() {
 fn a_trusted_program_outliving_its_warden_and_helper_is_killed_by_the_next_warden() {
     support::adopt_orphans();
     let world = World::with_config("[modes]\ntrusted_enabled = true\nmedium = \"trusted\"\n");
-    let program = "import os, signal, time\n\
+    let leftover = format!("/tmp/warden-test-leftover-{}", std::process::id());
+    let program = format!(
+        "import os, signal, time\n\
+                   open('{leftover}', 'w').write('secret')\n\
                    if os.fork() == 0:\n\
                    \x20   os.setsid()\n\
                    \x20   if os.fork() == 0:\n\
@@ -576,9 +580,11 @@ fn a_trusted_program_outliving_its_warden_and_helper_is_killed_by_the_next_warde
                    \x20   os._exit(0)\n\
                    time.sleep(0.3)\n\
                    print('ready', flush=True)\n\
-                   time.sleep(60)\n";
+                   time.sleep(60)\n"
+    );
     let survivor = || sleep_runs("61.3571");
-    let (mut child, pid, _stdout) = started_with(&world, &["--mode", "trusted"], program);
+    let (mut child, pid, _stdout) = started_with(&world, &["--mode", "trusted"], &program);
+    assert!(Path::new(&leftover).exists(), "the run's file");
     assert!(survivor(), "the daemon runs");
     let helpers: Vec<Pid> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .expect("warden's children")
@@ -609,16 +615,22 @@ fn a_trusted_program_outliving_its_warden_and_helper_is_killed_by_the_next_warde
         .output()
         .expect("the next warden runs");
     assert!(next.status.success(), "{next:?}");
+    // Its file in /tmp goes too: the slot's next trusted run would read it.
     for _ in 0..500 {
-        if support::reap_orphans() && !survivor() && cgroups_of(pid) == 0 {
+        if support::reap_orphans()
+            && !survivor()
+            && cgroups_of(pid) == 0
+            && !Path::new(&leftover).exists()
+        {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!(
-        "after the next warden: the daemon running {}, {} cgroups of the dead run",
+        "after the next warden: the daemon running {}, {} cgroups of the dead run, its file {}",
         survivor(),
-        cgroups_of(pid)
+        cgroups_of(pid),
+        Path::new(&leftover).exists()
     );
 }
 

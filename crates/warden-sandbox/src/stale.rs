@@ -16,13 +16,23 @@ use crate::cgroup::CgroupFs;
 /// Removes what processes that no longer exist left: empty run cgroups, trusted run
 /// directories, gVisor bundles and runsc's files of their containers. Best effort: what cannot be removed stays (and is logged).
 pub(crate) fn sweep(cgroups: &CgroupFs) {
-    for parent in cgroups.parents() {
-        for dir in dead_runs(&parent, "run-") {
-            remove_killing(&dir);
-        }
+    let dead: Vec<_> = cgroups
+        .parents()
+        .iter()
+        .flat_map(|parent| dead_runs(parent, "run-"))
+        .collect();
+    // What outlived a dead trusted run goes before its cgroups: while they remain, its uid slot
+    // is not handed out (idmap.rs), so no new run of that uid can lose its own files to the
+    // removal of the dead one's.
+    for dir in &dead {
+        kill_what_is_left(dir);
     }
     for dir in dead_runs(Path::new(crate::trusted::TRUSTED_RUNS), "run-") {
+        remove_trusted_leftovers(&dir);
         remove_tree(&dir);
+    }
+    for dir in &dead {
+        remove_killing(dir);
     }
     for dir in dead_runs(Path::new(crate::gvisor::BUNDLES), "warden-run-") {
         if let Err(e) = crate::gvisor::remove_bundle(&dir) {
@@ -52,6 +62,37 @@ fn remove_killing(dir: &Path) {
         }
     }
     tracing::warn!(dir = %dir.display(), "a dead warden's run cgroup cannot be removed");
+}
+
+/// Kills the tasks of the dead run's cgroup directory `dir` until none is left (about a second
+/// at most).
+fn kill_what_is_left(dir: &Path) {
+    for _ in 0..500 {
+        if !crate::cgroup::kill_tasks_of(dir) {
+            return;
+        }
+        tracing::warn!(dir = %dir.display(), "killing what outlived a dead warden's run");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// What the uid of the dead trusted run whose directory is `dir` left in the host's shared
+/// directories (its processes killed with its warden and helper, nothing removed it): the uid
+/// is the owner of the run directory's `work/`.
+fn remove_trusted_leftovers(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(work) = fs::symlink_metadata(dir.join("work")) else {
+        return;
+    };
+    let uid = work.uid();
+    if !(crate::HOST_ID_BASE..crate::HOST_ID_BASE + crate::SLOTS).contains(&uid) {
+        return;
+    }
+    let shared = crate::trusted::leftovers::shared_dirs();
+    let shared: Vec<&Path> = shared.iter().map(std::path::PathBuf::as_path).collect();
+    if let Err(e) = crate::trusted::leftovers::remove_owned(&shared, uid) {
+        tracing::warn!(dir = %dir.display(), uid, error = %e, "what a dead trusted run left");
+    }
 }
 
 fn remove_tree(dir: &Path) {

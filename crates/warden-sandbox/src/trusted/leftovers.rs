@@ -10,11 +10,10 @@
 //! they own or can write to. So nothing is done by path below a shared directory: each is
 //! opened once (`O_NOFOLLOW`), and every entry is examined (`fstatat`, not following links),
 //! opened (`O_DIRECTORY | O_NOFOLLOW`, checked to be the inode examined) and removed
-//! (`unlinkat`) relative to its parent's descriptor. A directory swapped for a link between the
-//! check and the removal is then not followed (a path walk was: a second run made root delete
-//! what the link named). Inside the uid's directories, only entries of slot uids (or of the
-//! uid itself) are removed; anything else is left, with a warning. Bounded: at most
-//! [`MAX_SCANNED`] entries of each directory are looked at, [`MAX_DEPTH`] levels down.
+//! (`unlinkat`) relative to its parent's descriptor; a directory of the uid goes whole, through
+//! descriptors too ([`remove_at`]). A directory swapped for a link between the check and the
+//! removal is then not followed (a path walk was: a second run made root delete what the link
+//! named). Bounded: at most [`MAX_SCANNED`] entries of each shared directory are looked at.
 //!
 //! A world-writable directory owned by a slot uid is another run's leftover, not a shared
 //! directory: it is neither kept as one nor searched (a run filling such a directory with
@@ -34,11 +33,12 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 pub(crate) const SHARED_DIRS: [&str; 4] = ["/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue"];
 
 /// Where else world-writable directories are looked for ([`shared_dirs`]), and how deep.
-const SEARCHED: [&str; 4] = ["/tmp", "/run", "/var", "/dev"];
+const SEARCHED: [&str; 4] = ["/run", "/var", "/dev", "/tmp"];
 const SEARCH_DEPTH: usize = 3;
 
 /// The most directories [`shared_dirs`] looks into under [`SEARCHED`] (files are passed over
-/// by their type, without counting); past it, a warning is logged.
+/// by their type, and the directories of slot uids by their owner, without counting: a run
+/// cannot spend the budget); past it, a warning is logged.
 const MAX_SEARCHED: usize = 20_000;
 
 /// Whether `uid` is a sandbox's (a run's slot).
@@ -80,13 +80,13 @@ fn world_writable(
         if *budget == 0 {
             return;
         }
-        *budget -= 1;
         let Ok(meta) = entry.metadata() else {
             continue;
         };
         if is_slot(meta.uid()) {
             continue;
         }
+        *budget -= 1;
         let path = entry.path();
         if meta.mode() & 0o002 != 0 && !found.contains(&path) {
             found.push(path.clone());
@@ -100,10 +100,6 @@ fn world_writable(
 /// The most entries of one directory looked at: a host whose `/tmp` holds more has the
 /// rest of the uid's entries left (and a warning logged).
 pub(crate) const MAX_SCANNED: usize = 100_000;
-
-/// How deep below a shared directory the uid's directories are emptied; deeper ones are left
-/// (with a warning).
-pub(crate) const MAX_DEPTH: usize = 128;
 
 /// Removes the top-level entries of each of `dirs` owned by `uid` (a directory that does not
 /// exist is skipped), and the System V IPC objects of `uid` (message queues, semaphores,
@@ -154,7 +150,7 @@ fn remove_owned_in(dir: &Path, uid: u32) -> Result<(), Errno> {
         if stat.st_uid != uid {
             continue;
         }
-        match remove_at(&top, &name, &stat, uid, 0) {
+        match remove_at(&top, &name, &stat) {
             Err(Errno::ENOENT) => {}
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -189,53 +185,29 @@ fn names(dir: &OwnedFd, shown: &Path) -> Result<Vec<CString>, Errno> {
     Ok(names)
 }
 
-/// Removes the entry `name` of `parent`, examined as `stat`: a directory emptied first (of
-/// entries of slot uids or `uid`), through descriptors only.
-fn remove_at(
-    parent: &OwnedFd,
-    name: &CStr,
-    stat: &FileStat,
-    uid: u32,
-    depth: usize,
-) -> Result<(), Errno> {
+/// Removes the entry `name` of `parent`, examined as `stat`. A directory is checked to be the
+/// one examined (opened `O_NOFOLLOW`, its inode compared: a link or another directory put in
+/// its place is refused), then removed with all it holds by std's `remove_dir_all`, which
+/// walks through descriptors and never follows a link, from a path that goes through this
+/// process's descriptor of `parent` (`/proc/self/fd/N/name`): no other run can swap a
+/// directory on the way to it. No depth or size bound: a tree the run made deep or wide
+/// (200 levels, 100,001 files) goes whole, as its uid's next run must not find it.
+fn remove_at(parent: &OwnedFd, name: &CStr, stat: &FileStat) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
     if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
         return unlinkat(parent, name, UnlinkatFlags::NoRemoveDir);
     }
-    if depth == MAX_DEPTH {
-        tracing::warn!(
-            ?name,
-            "a trusted run's directory deeper than {MAX_DEPTH} levels is left"
-        );
-        return Err(Errno::ENOTEMPTY);
-    }
-    // The directory examined, not whatever replaced it since (a link is refused by
-    // O_NOFOLLOW; another directory by its inode).
     let dir = openat(parent, name, DIRECTORY, Mode::empty())?;
     let opened = fstat(dir.as_fd())?;
     if (opened.st_dev, opened.st_ino) != (stat.st_dev, stat.st_ino) {
         return Err(Errno::ESTALE);
     }
-    let mut first_error = None;
-    for inner in names(&dir, Path::new("(a trusted run's directory)"))? {
-        let Ok(inner_stat) = fstatat(&dir, inner.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
-            continue;
-        };
-        if inner_stat.st_uid != uid && !is_slot(inner_stat.st_uid) {
-            tracing::warn!(
-                ?inner,
-                owner = inner_stat.st_uid,
-                "left in a trusted run's directory: not a run's"
-            );
-            continue;
-        }
-        match remove_at(&dir, &inner, &inner_stat, uid, depth + 1) {
-            Ok(()) | Err(Errno::ENOENT) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    first_error.map_or_else(|| unlinkat(parent, name, UnlinkatFlags::RemoveDir), Err)
+    drop(dir);
+    let path = std::path::PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd()))
+        .join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    std::fs::remove_dir_all(&path)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
 #[cfg(test)]
@@ -249,7 +221,6 @@ mod tests {
     /// its place is not followed.
     #[test]
     fn a_directory_swapped_for_a_link_after_its_check_is_not_followed() {
-        let uid = nix::unistd::geteuid().as_raw();
         let victim = tempfile::tempdir().expect("tempdir");
         fs::write(victim.path().join("precious"), "x").expect("write");
         let shared = tempfile::tempdir().expect("tempdir");
@@ -261,7 +232,7 @@ mod tests {
         // Swapped for a link to the victim after the check.
         fs::rename(shared.path().join("d"), shared.path().join("moved")).expect("rename");
         std::os::unix::fs::symlink(victim.path(), shared.path().join("d")).expect("symlink");
-        let removed = remove_at(&parent, c"d", &checked, uid, 0);
+        let removed = remove_at(&parent, c"d", &checked);
         assert!(removed.is_err(), "{removed:?}");
         assert!(
             victim.path().join("precious").exists(),
@@ -271,11 +242,29 @@ mod tests {
         fs::remove_file(shared.path().join("d")).expect("unlink");
         fs::create_dir(shared.path().join("d")).expect("mkdir");
         fs::write(shared.path().join("d/other"), "x").expect("write");
-        assert_eq!(
-            remove_at(&parent, c"d", &checked, uid, 0),
-            Err(Errno::ESTALE)
-        );
+        assert_eq!(remove_at(&parent, c"d", &checked), Err(Errno::ESTALE));
         assert!(shared.path().join("d/other").exists());
+    }
+
+    /// Bug hunt: a tree deeper than the walk's bound (200 levels) was left, and its uid's next
+    /// trusted runs all failed on it. A tree of any depth goes whole.
+    #[test]
+    fn a_deep_tree_goes_whole() {
+        let uid = nix::unistd::geteuid().as_raw();
+        let shared = tempfile::tempdir().expect("tempdir");
+        let mut deep = shared.path().join("deep");
+        for _ in 0..300 {
+            deep.push("d");
+        }
+        fs::create_dir_all(&deep).expect("mkdir -p");
+        fs::write(deep.join("file"), "x").expect("write");
+        let wide = shared.path().join("wide");
+        fs::create_dir(&wide).expect("mkdir");
+        for i in 0..2000 {
+            fs::write(wide.join(i.to_string()), "").expect("write");
+        }
+        remove_owned(&[shared.path()], uid).expect("removed");
+        assert_eq!(fs::read_dir(shared.path()).expect("readdir").count(), 0);
     }
 
     /// A world-writable directory a run (a slot uid) made is neither a shared directory nor
@@ -305,8 +294,8 @@ mod tests {
         world_writable(root.path(), 3, &mut budget, &mut found);
         assert_eq!(found, [host], "only the host's");
         assert_eq!(
-            budget, 8,
-            "the two directories looked at, none inside the run's"
+            budget, 9,
+            "the host's directory only: the run's costs nothing"
         );
     }
 
