@@ -274,6 +274,60 @@ fn a_volume_has_its_space_and_one_the_host_has_no_room_for_is_refused() {
     ok(&on_small(&["volume", "rm", "fits"]));
 }
 
+/// Bug hunt: on a file system that cannot reserve space (ext2; ext3 without extents; some
+/// network file systems), creating a volume failed with EOPNOTSUPP once images were
+/// reserved. Its image is sparse there, as before, and the volume works.
+#[test]
+fn a_file_system_that_cannot_reserve_still_takes_volumes() {
+    let world = World::visible_to_sandboxes();
+    let _unmount = Unmount(&world);
+    let image = world.path().join("ext2.img");
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(64 << 20))
+        .expect("an image");
+    let formatted = std::process::Command::new("/usr/sbin/mkfs.ext2")
+        .args(["-q", "-F"])
+        .arg(&image)
+        .status()
+        .expect("mkfs.ext2 runs");
+    assert!(formatted.success());
+    let disk = world.path().join("ext2");
+    std::fs::create_dir(&disk).expect("mkdir");
+    let mounted = std::process::Command::new("/usr/bin/mount")
+        .args(["-o", "loop"])
+        .arg(&image)
+        .arg(&disk)
+        .status()
+        .expect("mount runs");
+    assert!(mounted.success(), "an ext2 file system for the volumes");
+    let on_ext2 = |args: &[&str]| {
+        world
+            .warden()
+            .env("WARDEN_VOLUMES_DIR", &disk)
+            .args(args)
+            .output()
+            .expect("warden runs")
+    };
+    ok(&on_ext2(&["volume", "create", "plain", "--size", "16MiB"]));
+    let used = on_ext2(&[
+        "run",
+        "--json",
+        "-l",
+        "bash",
+        "--volume",
+        "plain:/data",
+        "-c",
+        "echo kept > /data/f && cat /data/f",
+    ]);
+    assert_eq!(
+        result(&used)["stdout"],
+        "kept\n",
+        "{}",
+        String::from_utf8_lossy(&used.stdout)
+    );
+    ok(&on_ext2(&["volume", "rm", "plain"]));
+}
+
 /// A writer run that holds the volume until the test creates `release` in it (through the
 /// host's mount), then writes `a-done`.
 fn hold_writer(world: &World, name: &str) -> Holder {

@@ -34,16 +34,23 @@ pub(super) fn build(dir: &Path, size: ByteSize) -> Result<(), VolumeError> {
     let len = i64::try_from(size.bytes()).map_err(|_| {
         VolumeError::io("sizing", &image)(std::io::Error::from(nix::errno::Errno::EFBIG))
     })?;
-    nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::empty(), 0, len).map_err(|e| {
-        if e == nix::errno::Errno::ENOSPC {
-            VolumeError::NoSpace {
+    match nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::empty(), 0, len) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ENOSPC) => {
+            return Err(VolumeError::NoSpace {
                 size,
                 dir: dir.parent().unwrap_or(dir).to_owned(),
-            }
-        } else {
-            VolumeError::io("reserving the space of", &image)(e.into())
+            })
         }
-    })?;
+        // A file system that cannot reserve (ext2, ext3 without extents, some network file
+        // systems): a sparse image, as before, the host's free space then being the limit.
+        Err(nix::errno::Errno::EOPNOTSUPP) => {
+            tracing::warn!(image = %image.display(), "the file system cannot reserve a volume's space: its image is sparse");
+            file.set_len(size.bytes())
+                .map_err(VolumeError::io("sizing", &image))?;
+        }
+        Err(e) => return Err(VolumeError::io("reserving the space of", &image)(e.into())),
+    }
     drop(file);
     let mut mkfs = command(MKFS, "e2fsprogs")?;
     mkfs.args(["-q", "-F", "-m", "0", "-O", "^has_journal"])
