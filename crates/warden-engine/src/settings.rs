@@ -233,8 +233,17 @@ impl Settings {
         };
         let history = history(config.history, &env)?;
         let tools = tools(config.tools, &history, &env);
-        let sessions = sessions(&config.sessions, &history, &env);
+        let mut sessions = sessions(&config.sessions, &history, &env);
         let volumes = volumes(&config.volumes, &history, &env);
+        // A session's workspace is a volume: the defaults of a size the operator did not set
+        // stay within `[volumes] max_size` (64MiB there made every session a 422 naming a
+        // 256MiB nobody asked for).
+        if config.sessions.disk.is_none() {
+            sessions.disk = sessions.disk.min(volumes.max_size);
+        }
+        if config.sessions.max_disk.is_none() {
+            sessions.max_disk = sessions.max_disk.min(volumes.max_size);
+        }
         Ok(Self {
             volumes,
             sessions,
@@ -547,6 +556,17 @@ mod tests {
     }
 
     /// Bug hunt: `max_count = 0` deleted the whole history, the run just recorded included.
+    #[test]
+    fn a_sessions_default_disk_stays_within_the_volumes_largest() {
+        // Bug hunt: `[volumes] max_size = "64MiB"` alone made every session a 422 naming the
+        // default 256MiB workspace.
+        let small = settings("[volumes]\nmax_size = \"64MiB\"\n", &[]);
+        assert_eq!(small.sessions.disk, ByteSize::mib(64));
+        assert_eq!(small.sessions.max_disk, ByteSize::mib(64));
+        let set = settings("[sessions]\ndisk = \"32MiB\"\n", &[]);
+        assert_eq!(set.sessions.disk, ByteSize::mib(32));
+    }
+
     #[test]
     fn keeping_no_executions_is_refused() {
         let err = try_settings("[history]\nmax_count = 0\n", &[]).expect_err("zero");
