@@ -172,7 +172,10 @@ fn a_signal_sent_between_the_stages_reaches_the_run() {
     let signals = Cancellation::new();
     let mut req = request(
         "c",
-        "#include <stdio.h>\nint main(void) { puts(\"ran to its end\"); return 0; }\n",
+        // The program outlasts the signal's way to it: one that ended at once could finish
+        // before a loaded machine's watch read its start and delivered the signal.
+        "#include <stdio.h>\n#include <unistd.h>\n\
+         int main(void) { sleep(30); puts(\"ran to its end\"); return 0; }\n",
         Vec::new(),
     );
     req.reuse = SandboxReuse::Fresh;
