@@ -227,6 +227,30 @@ fn writing_past_the_quota_fails_with_no_space_and_the_run_still_ends() {
     assert_nothing_left(&world, &volumes_dir(&world).join("small/image"));
 }
 
+/// A directory `name` of the world with `mount ARGS` mounted on it (unmounted by the test's
+/// [`Unmount`]).
+fn mounted_dir(world: &World, name: &str, args: &[&str]) -> PathBuf {
+    let dir = world.path().join(name);
+    std::fs::create_dir(&dir).expect("mkdir");
+    let mounted = std::process::Command::new("/usr/bin/mount")
+        .args(args)
+        .arg(&dir)
+        .status()
+        .expect("mount runs");
+    assert!(mounted.success(), "mount {args:?} on {}", dir.display());
+    dir
+}
+
+/// `warden ARGS` with its volumes in `dir`.
+fn volumes_in(world: &World, dir: &Path, args: &[&str]) -> Output {
+    world
+        .warden()
+        .env("WARDEN_VOLUMES_DIR", dir)
+        .args(args)
+        .output()
+        .expect("warden runs")
+}
+
 /// Bug hunt: a volume's image was sparse, so its quota was space it did not have: on a host
 /// file system that filled up, the program's writes succeeded and were then lost (the next run
 /// read `Bad message`). The image's blocks are now reserved when it is created, and a volume
@@ -235,22 +259,12 @@ fn writing_past_the_quota_fails_with_no_space_and_the_run_still_ends() {
 fn a_volume_has_its_space_and_one_the_host_has_no_room_for_is_refused() {
     let world = World::visible_to_sandboxes();
     let _unmount = Unmount(&world);
-    let disk = world.path().join("small-disk");
-    std::fs::create_dir(&disk).expect("mkdir");
-    let mounted = std::process::Command::new("/usr/bin/mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
-        .arg(&disk)
-        .status()
-        .expect("mount runs");
-    assert!(mounted.success(), "a small file system for the volumes");
-    let on_small = |args: &[&str]| {
-        world
-            .warden()
-            .env("WARDEN_VOLUMES_DIR", &disk)
-            .args(args)
-            .output()
-            .expect("warden runs")
-    };
+    let disk = mounted_dir(
+        &world,
+        "small-disk",
+        &["-t", "tmpfs", "-o", "size=24m", "tmpfs"],
+    );
+    let on_small = |args: &[&str]| volumes_in(&world, &disk, args);
     ok(&on_small(&["volume", "create", "fits", "--size", "16MiB"]));
     let image = disk.join("fits/image");
     let allocated =
@@ -291,23 +305,9 @@ fn a_file_system_that_cannot_reserve_still_takes_volumes() {
         .status()
         .expect("mkfs.ext2 runs");
     assert!(formatted.success());
-    let disk = world.path().join("ext2");
-    std::fs::create_dir(&disk).expect("mkdir");
-    let mounted = std::process::Command::new("/usr/bin/mount")
-        .args(["-o", "loop"])
-        .arg(&image)
-        .arg(&disk)
-        .status()
-        .expect("mount runs");
-    assert!(mounted.success(), "an ext2 file system for the volumes");
-    let on_ext2 = |args: &[&str]| {
-        world
-            .warden()
-            .env("WARDEN_VOLUMES_DIR", &disk)
-            .args(args)
-            .output()
-            .expect("warden runs")
-    };
+    let image = image.to_str().expect("a UTF-8 path");
+    let disk = mounted_dir(&world, "ext2", &["-o", "loop", image]);
+    let on_ext2 = |args: &[&str]| volumes_in(&world, &disk, args);
     ok(&on_ext2(&["volume", "create", "plain", "--size", "16MiB"]));
     let used = on_ext2(&[
         "run",
