@@ -96,6 +96,19 @@ pub(crate) struct Child {
     pub(crate) immediate: bool,
 }
 
+/// Whether NFKC normalisation changes `text` (not UTF-8: no name a language normalises).
+pub(crate) fn nfkc_changes(text: &[u8]) -> bool {
+    use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
+    let Ok(text) = std::str::from_utf8(text) else {
+        return false;
+    };
+    match is_nfkc_quick(text.chars()) {
+        IsNormalized::Yes => false,
+        IsNormalized::No => true,
+        IsNormalized::Maybe => !text.chars().eq(text.nfkc()),
+    }
+}
+
 /// A condition on captured nodes' text.
 #[derive(Debug)]
 pub(crate) struct Predicate {
@@ -116,6 +129,10 @@ pub(crate) enum TextTest {
     Matches(MatchRegex),
     /// `#any-of? @a "x" "y"`.
     AnyOf(Vec<Vec<u8>>),
+    /// `#nfkc-changes? @a`: NFKC normalisation changes the text, so a language that reads
+    /// names after normalising them (Python, PEP 3131) reads it as another name (`ｅｘｅｃ` is
+    /// `exec`). Names of other letters (`größe`, `имя`) are left as they are.
+    NfkcChanges,
 }
 
 /// A `#match?` regex, in two engines with the same syntax and semantics (ASCII: `.` and
@@ -445,7 +462,7 @@ fn capture_index(names: &mut Vec<String>, name: &str) -> usize {
 
 /// The predicates a rule may use: every other would have to be ignored, and the pattern would
 /// match too much.
-const PREDICATES: &str = "use #eq?, #match?, #any-of? or their negations";
+const PREDICATES: &str = "use #eq?, #match?, #any-of?, #nfkc-changes? or their negations";
 
 fn predicate(
     text: &PredicateText,
@@ -489,7 +506,8 @@ fn predicate(
                 })
                 .collect::<Result<_, _>>()?,
         ),
-        ("eq?" | "match?" | "any-of?", _) => {
+        ("nfkc-changes?", []) => TextTest::NfkcChanges,
+        ("eq?" | "match?" | "any-of?" | "nfkc-changes?", _) => {
             return at(line, format!("wrong arguments for #{}", text.operator))
         }
         _ => {

@@ -287,6 +287,21 @@ fn python_aliases_imported_names_and_spliced_paths_are_read() {
                 "python.hidden_names",
             ),
             (
+                "exec('print(1)')",
+                "ｅｘｅｃ('print(1)')",
+                "python.hidden_names",
+            ),
+            (
+                "exec('print(1)')",
+                "𝐞𝐱𝐞𝐜('print(1)')",
+                "python.hidden_names",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import os\nos.ſystem('id')",
+                "python.hidden_names",
+            ),
+            (
                 "import pickle\npickle.loads(data)",
                 "from pickle import loads\nloads(data)",
                 "python.eval",
@@ -344,6 +359,11 @@ fn python_aliases_imported_names_and_spliced_paths_are_read() {
         &[
             "import numpy as np\nimport collections as c\nfrom math import sqrt as root\nprint(np, c.Counter('ab'), root(4))\n",
             "import sys\nmodule = sys.modules[__name__]\nprint('/work/' + 'out.txt', 'a' + 'b')\nopen('data/' + 'x.txt')\n",
+            // Names in other alphabets are themselves: only a name that normalising changes
+            // can stand for another.
+            "größe = 5\nprint(größe)\n",
+            "имя = 'Ада'\nprint(имя)\n",
+            "def 合計(値):\n    return sum(値)\nprint(合計([1, 2]))\n",
         ],
     );
 }

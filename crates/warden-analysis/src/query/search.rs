@@ -180,6 +180,7 @@ impl<'t> Search<'t> {
             TextTest::SameAs(other) => subject == text(*other)?,
             TextTest::Matches(regex) => regex.is_match(subject),
             TextTest::AnyOf(values) => values.iter().any(|v| v.as_slice() == subject),
+            TextTest::NfkcChanges => crate::query::nfkc_changes(subject),
         };
         Some(holds != predicate.negated)
     }
