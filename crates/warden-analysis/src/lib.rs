@@ -24,6 +24,7 @@ mod input;
 mod matching;
 mod parse;
 mod query;
+mod reading;
 mod rules;
 
 mod embedded {
@@ -202,7 +203,7 @@ impl Analyzer {
             Screen::Refuse(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
             Screen::Parse { invalid_utf8 } => invalid_utf8,
         };
-        let code: &[u8] = &parse::as_read(rules.grammar, code);
+        let code: &[u8] = &reading::as_read(rules.grammar, code);
         let deadline = Deadline::after(self.time_budget);
         let tree = match parse::parse(&rules.grammar.language(), code, deadline) {
             Ok(tree) => tree,
@@ -245,7 +246,7 @@ impl Analyzer {
         if !matches!(input::screen(code), Screen::Parse { invalid_utf8: None }) {
             return None;
         }
-        let code: &[u8] = &parse::as_read(rules.grammar, code);
+        let code: &[u8] = &reading::as_read(rules.grammar, code);
         let deadline = Deadline::after(self.time_budget);
         let tree = parse::parse(&rules.grammar.language(), code, deadline).ok()?;
         if tree.root_node().has_error() {

@@ -2,14 +2,12 @@
 //! `Parser` may move between threads but not be shared), so the `Analyzer` stays `Sync` and a
 //! parse allocates no parser.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ops::ControlFlow;
 
 use tree_sitter::{Language, ParseOptions, Parser, Tree};
 
 use crate::deadline::Deadline;
-use crate::Grammar;
 
 thread_local! {
     static PARSER: RefCell<Parser> = RefCell::new(Parser::new());
@@ -25,31 +23,6 @@ pub(crate) enum ParseFailure {
     TimedOut,
     /// tree-sitter refused the grammar (an ABI mismatch, caught when rules are loaded).
     Grammar(String),
-}
-
-/// `code` as the grammar should read it. tree-sitter-bash reads a line that starts with a
-/// backslash (`\eval "$c"`, the usual way to skip an alias) as one more argument of the line
-/// before, so the command it names would hide from every rule keyed on a command's name; such a
-/// backslash, before a letter, becomes a space. Offsets and lines do not move, and the shell
-/// runs `\eval` as `eval`. Other grammars read the code as it is.
-pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Cow<'_, [u8]> {
-    let line_start_escape = |i: usize| {
-        code[i] == b'\\'
-            && (i == 0 || code[i - 1] == b'\n')
-            && code
-                .get(i + 1)
-                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
-    };
-    if grammar != Grammar::Bash || !(0..code.len()).any(line_start_escape) {
-        return Cow::Borrowed(code);
-    }
-    let mut read = code.to_vec();
-    for (i, byte) in read.iter_mut().enumerate() {
-        if line_start_escape(i) {
-            *byte = b' ';
-        }
-    }
-    Cow::Owned(read)
 }
 
 /// Parses `code`, giving up at `deadline`.

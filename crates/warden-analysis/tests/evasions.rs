@@ -685,3 +685,63 @@ fn java_reflection_by_get_method_method_handles_and_class_literals_is_read() {
         ],
     );
 }
+
+#[test]
+fn names_spelled_through_the_languages_own_source_translation_are_read() {
+    let java = |body: &str| format!("class A {{ void f() throws Exception {{ {body} }} }}");
+    let plain = java(r#"Runtime.getRuntime().exec("id");"#);
+    assert_disguises_caught(
+        "java",
+        &[
+            (
+                &plain,
+                &java(r#"Runtime.getRuntime().\u0065xec("id");"#),
+                "java.process",
+            ),
+            (
+                &plain,
+                &java("// note \\u000a Runtime.getRuntime().exec(\"id\");\n"),
+                "java.process",
+            ),
+            (
+                &plain,
+                &java(
+                    r#"String s = "\u0022; Runtime.getRuntime().exec(\u0022id\u0022); String t = \u0022";"#,
+                ),
+                "java.process",
+            ),
+        ],
+    );
+    assert_disguises_caught(
+        "javascript",
+        &[
+            ("eval(code);", r"\u0065val(code);", "javascript.eval"),
+            ("eval(code);", r"ev\u{61}l(code);", "javascript.eval"),
+        ],
+    );
+    for language in ["c", "cpp"] {
+        assert_disguises_caught(
+            language,
+            &[(
+                "#include <stdlib.h>\nint main(void) { system(\"id\"); return 0; }\n",
+                "#include <stdlib.h>\nint main(void) { sys\\\ntem(\"id\"); return 0; }\n",
+                &format!("{language}.process"),
+            )],
+        );
+    }
+    assert_graded(
+        "java",
+        ThreatLevel::None,
+        &[r#"class A { String s = "caf\u00e9 \\u0041"; char c = '\u0041'; }"#],
+    );
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &[r#"const s = "caf\u00e9 \u0041 \u{1F600}";\nconsole.log(s, `\u0024{s}`);"#],
+    );
+    assert_graded(
+        "c",
+        ThreatLevel::None,
+        &["#include <stdio.h>\n#define MAX(a, b) \\\n  ((a) > (b) ? (a) : (b))\nint main(void) { printf(\"%d\\n\", MAX(1, 2)); return 0; }\n"],
+    );
+}

@@ -1,0 +1,245 @@
+//! A program's text as its language reads it, before the grammar sees it. Some languages
+//! translate their source before they tokenize it, and a name spelled through that translation
+//! would hide from every rule keyed on it:
+//!
+//! - Java translates Unicode escapes everywhere (JLS 3.3): `\u0065xec` is `exec`, a `\u000a`
+//!   in a `//` comment ends it, a `\u0022` ends a string;
+//! - JavaScript reads escapes in names: `\u0065val` and `\u{65}val` are `eval`;
+//! - C and C++ splice a line that ends with a backslash to the next before anything else:
+//!   `sys\` and `tem("id")` on the next line call `system`;
+//! - tree-sitter-bash reads a line that starts with a backslash (`\eval "$c"`, the usual way
+//!   to skip an alias) as one more argument of the line before, where the shell runs `eval`.
+//!
+//! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
+//! they were, except after a Java escape that makes a line break (hostile code only).
+
+use std::borrow::Cow;
+
+use crate::Grammar;
+
+/// `code` as `grammar`'s language reads it.
+pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Cow<'_, [u8]> {
+    match grammar {
+        Grammar::Bash => bash_line_start_escapes(code),
+        Grammar::C | Grammar::Cpp => c_line_splices(code),
+        Grammar::Java => unicode_escapes(code, Escapes::Java),
+        Grammar::Javascript => unicode_escapes(code, Escapes::Javascript),
+        _ => Cow::Borrowed(code),
+    }
+}
+
+/// A backslash that starts a line before a letter becomes a space: offsets and lines do not
+/// move, and the grammar reads the command the shell runs.
+fn bash_line_start_escapes(code: &[u8]) -> Cow<'_, [u8]> {
+    let line_start_escape = |i: usize| {
+        code[i] == b'\\'
+            && (i == 0 || code[i - 1] == b'\n')
+            && code
+                .get(i + 1)
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+    };
+    if !(0..code.len()).any(line_start_escape) {
+        return Cow::Borrowed(code);
+    }
+    let mut read = code.to_vec();
+    for (i, byte) in read.iter_mut().enumerate() {
+        if line_start_escape(i) {
+            *byte = b' ';
+        }
+    }
+    Cow::Owned(read)
+}
+
+/// The length of a line splice at the start of `rest`: a backslash, blanks (which GCC and Clang
+/// accept, with a warning), and a line break.
+fn splice_len(rest: &[u8]) -> Option<usize> {
+    if rest.first() != Some(&b'\\') {
+        return None;
+    }
+    let blanks = rest[1..]
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\x0b' | b'\x0c'))
+        .count();
+    match &rest[1 + blanks..] {
+        [b'\n', ..] => Some(2 + blanks),
+        [b'\r', b'\n', ..] => Some(3 + blanks),
+        _ => None,
+    }
+}
+
+/// Every splice removed, and its line break put back after the end of the logical line it
+/// made, so that every later line stays where it was.
+fn c_line_splices(code: &[u8]) -> Cow<'_, [u8]> {
+    if !(0..code.len()).any(|i| splice_len(&code[i..]).is_some()) {
+        return Cow::Borrowed(code);
+    }
+    let (mut read, mut i, mut pending) = (Vec::with_capacity(code.len()), 0, 0);
+    while i < code.len() {
+        if let Some(len) = splice_len(&code[i..]) {
+            i += len;
+            pending += 1;
+            continue;
+        }
+        read.push(code[i]);
+        if code[i] == b'\n' {
+            read.extend(std::iter::repeat_n(b'\n', pending));
+            pending = 0;
+        }
+        i += 1;
+    }
+    read.extend(std::iter::repeat_n(b'\n', pending));
+    Cow::Owned(read)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escapes {
+    /// `\u` (one `u` or more) and four hex digits, everywhere, UTF-16 pairs combined.
+    Java,
+    /// `\uXXXX` and `\u{X…}`, translated when they stand for an ASCII letter, digit or `_` (a
+    /// name's; in a string they stand for the same character either way).
+    Javascript,
+}
+
+/// The escape at the start of `rest` (which starts after the backslash): the code unit or
+/// point and its length.
+fn escape_at(rest: &[u8], escapes: Escapes) -> Option<(u32, usize)> {
+    let hex = |digits: &[u8]| {
+        std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| u32::from_str_radix(d, 16).ok())
+    };
+    let us = rest.iter().take_while(|&&b| b == b'u').count();
+    if us == 0 || (escapes == Escapes::Javascript && us > 1) {
+        return None;
+    }
+    let after = &rest[us..];
+    if escapes == Escapes::Javascript && after.first() == Some(&b'{') {
+        let digits = after[1..]
+            .iter()
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        if digits == 0 || digits > 8 || after.get(1 + digits) != Some(&b'}') {
+            return None;
+        }
+        return hex(&after[1..1 + digits]).map(|v| (v, us + digits + 2));
+    }
+    let digits = after.get(..4)?;
+    if !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    hex(digits).map(|v| (v, us + 4))
+}
+
+/// The Unicode escapes of `code` translated (a backslash starts one only after an even number
+/// of backslashes, as both languages read it).
+fn unicode_escapes(code: &[u8], escapes: Escapes) -> Cow<'_, [u8]> {
+    if !code.windows(2).any(|w| w == b"\\u") {
+        return Cow::Borrowed(code);
+    }
+    let mut read = Vec::with_capacity(code.len());
+    let (mut i, mut backslashes, mut translated) = (0, 0usize, false);
+    while i < code.len() {
+        let byte = code[i];
+        if byte != b'\\' || backslashes % 2 == 1 {
+            backslashes = if byte == b'\\' { backslashes + 1 } else { 0 };
+            read.push(byte);
+            i += 1;
+            continue;
+        }
+        let Some((mut unit, mut len)) = escape_at(&code[i + 1..], escapes) else {
+            backslashes += 1;
+            read.push(byte);
+            i += 1;
+            continue;
+        };
+        if escapes == Escapes::Java && (0xD800..0xDC00).contains(&unit) {
+            // A high surrogate, and its low one if it follows as an escape.
+            let low = (code.get(i + 1 + len) == Some(&b'\\'))
+                .then(|| escape_at(&code[i + 2 + len..], escapes))
+                .flatten()
+                .filter(|(low, _)| (0xDC00..0xE000).contains(low));
+            if let Some((low, low_len)) = low {
+                unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                len += 1 + low_len;
+            }
+        }
+        let c = char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER);
+        if escapes == Escapes::Javascript && !(c.is_ascii_alphanumeric() || c == '_') {
+            backslashes += 1;
+            read.push(byte);
+            i += 1;
+            continue;
+        }
+        let mut utf8 = [0; 4];
+        read.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        translated = true;
+        backslashes = 0;
+        i += 1 + len;
+    }
+    if translated {
+        Cow::Owned(read)
+    } else {
+        Cow::Borrowed(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(grammar: Grammar, code: &str) -> String {
+        String::from_utf8(as_read(grammar, code.as_bytes()).into_owned()).expect("utf-8")
+    }
+
+    #[test]
+    fn java_translates_every_eligible_unicode_escape() {
+        let java = |code| read(Grammar::Java, code);
+        assert_eq!(java(r"r.\u0065xec(c)"), "r.exec(c)");
+        assert_eq!(java(r"r.\uuu0065xec(c)"), "r.exec(c)");
+        assert_eq!(java("// a \\u000a run();"), "// a \n run();");
+        assert_eq!(java(r#""\u0022 + x + \u0022""#), r#""" + x + """#);
+        assert_eq!(java(r"caf\u00e9"), "café");
+        assert_eq!(java(r"\ud83d\ude00"), "😀");
+        assert_eq!(java(r"\ud83d x"), "\u{fffd} x");
+        // After an odd number of backslashes, a backslash is not eligible.
+        assert_eq!(java(r#""\\u0065""#), r#""\\u0065""#);
+        assert_eq!(java(r#""\\\u0065""#), r#""\\e""#);
+        // A translated backslash does not start another escape (JLS 3.3).
+        assert_eq!(java(r"\u005cu0065"), r"\u0065");
+        assert_eq!(java(r"\u00zz and \u12"), r"\u00zz and \u12");
+        assert!(matches!(
+            as_read(Grammar::Java, b"class A {}"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn javascript_translates_escapes_of_name_characters_only() {
+        let js = |code| read(Grammar::Javascript, code);
+        assert_eq!(js(r#"\u0065val("1")"#), r#"eval("1")"#);
+        assert_eq!(js(r#"\u{65}v\u{000061}l("1")"#), r#"eval("1")"#);
+        // A quote, a dollar or a line break keeps its escape: translated, it would end a
+        // string or open a template's placeholder that the program does not have.
+        assert_eq!(
+            js(r#""\u0022" `\u0024{x}` "\u000a""#),
+            r#""\u0022" `\u0024{x}` "\u000a""#
+        );
+        assert_eq!(js(r#""\\u0065""#), r#""\\u0065""#);
+        assert_eq!(js(r"\uu0065 \u{} \u{110000}"), r"\uu0065 \u{} \u{110000}");
+    }
+
+    #[test]
+    fn c_splices_lines_and_keeps_later_lines_in_place() {
+        let c = |code| read(Grammar::C, code);
+        assert_eq!(c("sys\\\ntem(\"id\");\nx;\n"), "system(\"id\");\n\nx;\n");
+        assert_eq!(c("sys\\  \r\ntem();"), "system();\n");
+        assert_eq!(c("a \\ b\n"), "a \\ b\n");
+        assert_eq!(read(Grammar::Cpp, "s\\\ny\\\ns\n"), "sys\n\n\n");
+    }
+
+    #[test]
+    fn bash_reads_a_line_start_backslash_as_the_shell_does() {
+        assert_eq!(read(Grammar::Bash, "x\n\\eval \"$c\""), "x\n eval \"$c\"");
+        assert_eq!(read(Grammar::Bash, "echo \\$x"), "echo \\$x");
+    }
+}
