@@ -377,6 +377,10 @@ fn javascript_indirect_eval_and_module_loading_are_read() {
             ("eval(code);", "const e = eval;\ne(code);", "javascript.eval"),
             ("eval(code);", "globalThis.eval(code);", "javascript.eval"),
             ("eval(code);", "globalThis['eval'](code);", "javascript.eval"),
+            ("eval(code);", "globalThis['ev' + 'al'](code);", "javascript.eval"),
+            ("eval(code);", "global[atob('ZXZhbA==')](code);", "javascript.eval"),
+            ("eval(code);", "const n = 'ev' + 'al';\nwindow[n](code);", "javascript.eval"),
+            ("eval(code);", "Reflect.get(globalThis, 'ev' + 'al')(code);", "javascript.eval"),
             (
                 "new Function('return 1')();",
                 "[].constructor.constructor('return process')();",
