@@ -328,6 +328,11 @@ fn python_aliases_imported_names_and_spliced_paths_are_read() {
             ),
             (
                 "import os\nos.system('id')",
+                "import sys\nsys.modules.get('os').system('id')",
+                "python.hidden_names",
+            ),
+            (
+                "import os\nos.system('id')",
                 "import os as o\no.system('id')",
                 "python.os_system",
             ),
