@@ -119,6 +119,25 @@ fn a_run_through_the_server_ends_as_the_same_run_here() {
     let (code, stderr) = same_both_ways(&server, &["-l", "bash", "-c", bytes], b"");
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stderr.as_bytes(), "\u{fffd} \u{fffd}".as_bytes());
+
+    // A file's executable bit goes with it: a script the program runs by its path.
+    use std::os::unix::fs::PermissionsExt;
+    let tools = server.world().path().join("tools");
+    std::fs::create_dir_all(&tools).expect("dir");
+    let (main, tool, data) = (
+        tools.join("main.sh"),
+        tools.join("tool.sh"),
+        tools.join("data.txt"),
+    );
+    std::fs::write(&main, "./tool.sh && stat -c %a tool.sh data.txt\n").expect("written");
+    std::fs::write(&tool, "echo tool ran\n").expect("written");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(&data, "x").expect("written");
+    let paths = [&main, &tool, &data].map(|p| p.to_str().expect("a UTF-8 path"));
+    let (code, stderr) = same_both_ways(&server, &paths, b"");
+    assert_eq!(code, Some(0), "{stderr}");
+    let remote = run(&server, true, &paths, b"");
+    assert_eq!(text(&remote.stdout), "tool ran\n755\n644\n");
 }
 
 #[test]

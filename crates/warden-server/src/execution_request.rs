@@ -123,6 +123,10 @@ pub struct FileBody {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "utf8")]
     pub encoding: Option<Encoding>,
+    /// Lay the file out executable (0755; 0644 otherwise): a script the program runs by its
+    /// path, as `warden run` keeps a host file's executable bit.
+    #[serde(default)]
+    pub executable: bool,
 }
 
 /// How a file's content is written in the request.
@@ -334,7 +338,7 @@ impl ExecutionBody {
                     Ok(SourceFile {
                         name: f.name,
                         code,
-                        executable: false,
+                        executable: f.executable,
                     })
                 })
                 .collect::<Result<_, ApiError>>()?,

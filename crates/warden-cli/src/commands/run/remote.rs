@@ -130,6 +130,9 @@ fn request(args: &RunArgs, with_stdin: bool) -> anyhow::Result<Value> {
             if let Some(name) = file.name {
                 entry.insert("name".into(), json!(name));
             }
+            if file.executable {
+                entry.insert("executable".into(), json!(true));
+            }
             // A file that is not UTF-8 text goes as its bytes in base64.
             match String::from_utf8(file.code) {
                 Ok(content) => {
