@@ -2,7 +2,8 @@
 //! privileges and system-call filter as a native sandbox (docs/threat-model.md compares them).
 //!
 //! ```text
-//! <bundle>/rootfs/    read-only root: mount points, symlinks of the binds, /etc's few files
+//! <bundle>/rootfs/    read-only root: mount points, symlinks of the binds, /etc's few files,
+//!                     the preloaded /.warden/no_automount.so and its /etc/ld.so.preload
 //! <bundle>/scratch/   a tmpfs of the workspace's size: work/ at /work, tmp/ at /tmp (one cap)
 //! <bundle>/dev/       read-only /dev: mount points of the devices, the fd and shm symlinks
 //! <bundle>/config.json
@@ -83,6 +84,7 @@ pub(super) fn write_bundle(
         fs::create_dir_all(rootfs.join(dir)).map_err(io("creating the gVisor root"))?;
     }
     write_etc(&rootfs)?;
+    write_preload(&rootfs)?;
     write_dev(&bundle.join("dev"))?;
     let mut mounts = base_mounts(bundle, spec);
     mounts.push(loader_mount(&rootfs, loader)?);
@@ -113,6 +115,29 @@ fn write_etc(rootfs: &Path) -> Result<(), SandboxError> {
         fs::write(rootfs.join("etc").join(name), contents).map_err(io("writing the gVisor root"))?;
     }
     Ok(())
+}
+
+/// The shared object every dynamically linked program of the sandbox preloads
+/// (`no_automount.c`): the statx and fstatat calls without `AT_NO_AUTOMOUNT`, which this runsc
+/// refuses with `EINVAL` (`ls /` failed).
+const NO_AUTOMOUNT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/no_automount.so"));
+
+/// Where it is inside the sandbox.
+const NO_AUTOMOUNT_PATH: &str = "/.warden/no_automount.so";
+
+/// The preloaded object in the root, and the root's `/etc/ld.so.preload` naming it: the root
+/// is read-only, so the program can change neither.
+fn write_preload(rootfs: &Path) -> Result<(), SandboxError> {
+    let inside = rootfs.join(NO_AUTOMOUNT_PATH.trim_start_matches('/'));
+    if let Some(parent) = inside.parent() {
+        fs::create_dir_all(parent).map_err(io("creating the gVisor root"))?;
+    }
+    fs::write(&inside, NO_AUTOMOUNT).map_err(io("writing the gVisor root"))?;
+    fs::write(
+        rootfs.join("etc/ld.so.preload"),
+        format!("{NO_AUTOMOUNT_PATH}\n"),
+    )
+    .map_err(io("writing the gVisor root"))
 }
 
 /// The source of the read-only `/dev`: an empty file per device (its mount point) and the
