@@ -920,6 +920,51 @@ func main() {
     assert_ran(&result, Expect::Exited(0), "[1 2 3]\n", "fmt and sort");
 }
 
+/// A compiler's diagnostics past the output limit are cut, not a failure (Judge0 users'
+/// correct programs with thousands of warnings were `compile_error`): the program compiles
+/// and runs, and `compile.stderr_truncated` says the warnings were cut; a program that does
+/// not compile after such a flood is a compile error with the compiler's own exit status.
+#[test]
+fn c_compiles_a_program_whose_warnings_pass_the_output_limit() {
+    let warden = Warden::for_language("c");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // About 700 bytes of diagnostics each, 1.4 MB in all (GCC slows down with the number of
+    // warnings far more than with their length).
+    let long = "x".repeat(300);
+    let warnings: String = (0..2_000)
+        .map(|i| format!("#warning \"warning {i} {long}\"\n"))
+        .collect();
+    let program = dir.path().join("noisy.c");
+    let main = "#include <stdio.h>\nint main(void) { puts(\"compiled\"); return 0; }\n";
+    std::fs::write(&program, format!("{warnings}{main}")).expect("write noisy.c");
+    let result = warden.run(&[program.to_str().expect("utf-8 path")], b"");
+    assert_ran(&result, Expect::Exited(0), "compiled\n", "noisy.c");
+    let compile = &result["compile"];
+    assert_eq!(compile["stderr_truncated"], true, "{compile:#}");
+    let stderr = compile["stderr"].as_str().expect("compile.stderr is text");
+    assert_eq!(stderr.len(), 1 << 20, "cut at the 1MiB output limit");
+    assert!(
+        stderr.starts_with("/work/noisy.c:1:2: warning: #warning"),
+        "{stderr:.200}"
+    );
+    assert_eq!(result["security"]["violations"], json!([]), "{result:#}");
+
+    let broken = dir.path().join("broken.c");
+    std::fs::write(
+        &broken,
+        format!("{warnings}int main(void) {{ return {UNDECLARED}; }}\n"),
+    )
+    .expect("write broken.c");
+    let result = warden.run(&[broken.to_str().expect("utf-8 path")], b"");
+    assert_outcome(&result, json!({ "kind": "compile_error" }), "broken.c");
+    assert_eq!(
+        result["compile"]["outcome"],
+        json!({"kind": "exited", "code": 1}),
+        "{result:#}"
+    );
+    assert_eq!(result["compile"]["stderr_truncated"], true, "{result:#}");
+}
+
 #[test]
 fn c_links_libm() {
     let warden = Warden::for_language("c");

@@ -534,6 +534,8 @@ impl Engine {
             limits,
         ));
         job.argv = argv.to_vec();
+        // As the language's compile stage (`compile_stage`): output past the limit is cut.
+        job.truncate_output = true;
         let run = runner.run_signalled(&job, Stdin::Null, caller)?;
         let clean = run.outcome == (Outcome::Exited { code: 0 });
         let stage = StageResult::from_run(run);

@@ -513,6 +513,7 @@ impl LiveSandbox {
             signals: &self.signals_read,
             cgroup,
             limits: &job.limits,
+            truncate_output: job.truncate_output,
             cpu_before: before.cpu_time,
             kill,
             sink,

@@ -138,6 +138,12 @@ pub struct Job {
     /// the one output limit; the run's stderr is then empty.
     #[serde(default)]
     pub merge_stderr: bool,
+    /// Output past `limits.max_output` is read and dropped, the run's `stdout_truncated` or
+    /// `stderr_truncated` saying so, instead of ending the job with `Outcome::OutputLimit`:
+    /// for a compiler, whose diagnostics are a report beside its real product and whose exit
+    /// status is what counts. The job's time limits still end a stream that never stops.
+    #[serde(default)]
+    pub truncate_output: bool,
 }
 
 /// A plan that cannot be applied.
@@ -285,6 +291,7 @@ impl SandboxPlan {
             limits: self.limits,
             collect: self.collect.clone(),
             merge_stderr: false,
+            truncate_output: false,
         };
         (spec, job)
     }
@@ -400,6 +407,7 @@ impl Job {
             limits,
             collect: None,
             merge_stderr: false,
+            truncate_output: false,
         }
     }
 

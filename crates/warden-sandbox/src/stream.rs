@@ -14,7 +14,8 @@ use warden_core::{Stream, UsageSample};
 /// concatenate to that stream's output (the two streams interleave only as the reads did).
 /// The output limit holds as for a run without a sink: a stream's bytes past
 /// `Limits::max_output` are neither captured nor sent, and the job ends with
-/// `Outcome::OutputLimit`. The run's `SandboxRun::stdout`/`stderr` still hold the same bytes.
+/// `Outcome::OutputLimit` (or, with `Job::truncate_output`, runs on). The run's
+/// `SandboxRun::stdout`/`stderr` still hold the same bytes.
 ///
 /// The sink is called from the watch's loop, which also enforces the job's time limits: a
 /// sink that blocks delays them, so it should hand the bytes on (a channel, a buffer) rather

@@ -120,6 +120,8 @@ pub(crate) struct Watch<'a> {
     pub(crate) signals: &'a OwnedFd,
     pub(crate) cgroup: &'a Cgroup,
     pub(crate) limits: &'a Limits,
+    /// `Job::truncate_output`: output past the limit is dropped, not a reason to end the job.
+    pub(crate) truncate_output: bool,
     /// The cgroup's cpu time when the job was sent.
     pub(crate) cpu_before: Duration,
     pub(crate) kill: KillPath<'a>,
@@ -700,8 +702,9 @@ impl State<'_> {
                         overflow = true;
                     }
                     if stop || (overflow && self.killed_at.is_none()) {
-                        // Ends the job at once: a flood may not leave the pipe empty for a
-                        // long while. Poll brings the reader back to drain it.
+                        // Ends the job at once, or (output truncated) lets the loop enforce
+                        // the time limits between reads: a flood may not leave the pipe empty
+                        // for a long while. Poll brings the reader back to drain it.
                         break;
                     }
                 }
@@ -715,7 +718,13 @@ impl State<'_> {
         }
         // A limit passed in the same read as the sink's stop is still the verdict.
         if overflow && self.w.killed.is_none() && !self.sink_stopped {
-            self.kill(Some(KillReason::Output(stream)));
+            if !self.watch.truncate_output {
+                self.kill(Some(KillReason::Output(stream)));
+            } else if self.ended {
+                // The program is gone and something it left still floods the pipe: the time
+                // limits no longer run, so this ends it, with the program's own verdict.
+                self.kill(None);
+            }
         }
         if stop {
             self.sink_stopped = true;

@@ -752,6 +752,61 @@ fn a_streamed_flood_stops_at_the_output_limit() {
     assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
 }
 
+/// A job that truncates its output (a compiler's, issue "compile warnings past 1 MiB") runs on
+/// past the output limit: what it wrote past it is dropped and the run says so, its exit is
+/// its own, and the sink saw only the kept bytes; one that writes forever still ends, at its
+/// time limit, and the sandbox runs the next job.
+#[test]
+fn a_job_that_truncates_its_output_runs_past_the_limit_and_still_ends_at_its_time_limit() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let mut noisy = sh("head -c 300000 /dev/zero | tr '\\0' w >&2; echo done; exit 4");
+        noisy.limits.max_output = warden_core::ByteSize::kib(64);
+        noisy.truncate_output = true;
+        let mut streamed = Vec::new();
+        let run = sandbox
+            .run_streaming(
+                &noisy,
+                Stdin::Null,
+                &mut |stream: warden_core::Stream, bytes: &[u8]| {
+                    if stream == warden_core::Stream::Stderr {
+                        streamed.extend_from_slice(bytes);
+                    }
+                    true
+                },
+            )
+            .expect("ran");
+        assert_eq!(run.outcome, Outcome::Exited { code: 4 }, "{name}");
+        assert_eq!(text(&run.stdout), "done\n", "{name}: it ran past the flood");
+        assert_eq!(run.stderr, vec![b'w'; 64 * 1024], "{name}");
+        assert!(run.stderr_truncated && !run.stdout_truncated, "{name}");
+        assert_eq!(streamed, run.stderr, "{name}: the sink saw what was kept");
+
+        let mut forever = sh("yes");
+        forever.limits.max_output = warden_core::ByteSize::kib(64);
+        forever.limits.wall_time = Duration::from_secs(1);
+        forever.truncate_output = true;
+        let run = sandbox.run(&forever, Stdin::Null).expect("ran");
+        assert!(
+            matches!(run.outcome, Outcome::TimeLimit { .. }),
+            "{name}: {:?}",
+            run.outcome
+        );
+        assert!(
+            run.stdout_truncated && run.stdout.len() == 64 * 1024,
+            "{name}"
+        );
+        if name != "gvisor" {
+            // gVisor's sandbox ends with a job killed at a limit.
+            let next = sandbox.run(&sh("echo next"), Stdin::Null).expect("ran");
+            assert_eq!(text(&next.stdout), "next\n", "{name}");
+        }
+        sandbox.destroy().expect("destroyed");
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
 /// A sink that returns false ends a job that would print forever: the run returns with the
 /// job killed (SIGKILL), no process of it is left, and a sandbox with warden's init runs the
 /// next job (gVisor's ends with the job, as on a limit).

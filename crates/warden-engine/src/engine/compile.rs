@@ -70,6 +70,10 @@ impl Engine {
             limits,
         ));
         job.collect = Some(PathBuf::from(&stage.artifact));
+        // Diagnostics past the output limit are cut, not a failure: a correct program whose
+        // compiler warns a lot (-Wall on generated code, templates) compiles; the compile
+        // limits still end a compiler that writes forever.
+        job.truncate_output = true;
         let run = runner.run_signalled(&job, Stdin::Null, caller)?;
         if run.outcome != (Outcome::Exited { code: 0 }) {
             return Ok(Compiled::Failed(StageResult::from_run(run)));
