@@ -308,6 +308,56 @@ fn bad_input_gets_a_clear_error_and_exit_125() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lots"));
 }
 
+/// Bug hunt: `warden run prog.c main` ran, and the program found its own binary where the file
+/// `main` was (the compiled program replaced it); `Main.java classes` failed as a compile error
+/// (javac's `not a directory: /work/classes`). Both are refused, naming the file, before
+/// anything runs.
+#[test]
+fn a_file_named_as_the_compiled_program_is_refused_before_anything_runs() {
+    let world = World::new();
+    let dir = world.path();
+    std::fs::write(dir.join("prog.c"), "int main(void) { return 0; }\n").expect("prog.c");
+    std::fs::write(dir.join("main"), "the program's data\n").expect("main");
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("classes")).expect("tree/classes");
+    let java = "class Main { public static void main(String[] a) {} }\n";
+    std::fs::write(tree.join("Main.java"), java).expect("Main.java");
+    std::fs::write(tree.join("classes/Util.class"), "").expect("classes/Util.class");
+    let prog = dir.join("prog.c");
+    let main = dir.join("main");
+    let c: [&std::ffi::OsStr; 3] = ["run".as_ref(), prog.as_os_str(), main.as_os_str()];
+    let java: [&std::ffi::OsStr; 4] = [
+        "run".as_ref(),
+        "--entry".as_ref(),
+        "Main.java".as_ref(),
+        tree.as_os_str(),
+    ];
+    for (args, says) in [
+        (
+            &c[..],
+            "warden: invalid program files: \"main\" is a name warden reserves: c's compiler \
+             writes the program to \"main\" in the workspace; give the file another name",
+        ),
+        (
+            &java[..],
+            "warden: invalid program files: \"classes/Util.class\" is a name warden reserves: \
+             java's compiler writes the program to \"classes\"",
+        ),
+    ] {
+        let out = world.warden().args(args).output().expect("warden runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let history = world
+        .warden()
+        .args(["history", "--json"])
+        .output()
+        .expect("warden history runs");
+    let history: Value = serde_json::from_slice(&history.stdout).expect("JSON");
+    assert_eq!(history, json!([]), "nothing ran");
+}
+
 /// Bug hunt: with a configuration error, `warden languages` listed every language as MISSING,
 /// the error as each one's reason, and exited 0.
 #[test]

@@ -458,6 +458,16 @@ fn bad_input_gets_its_status_and_the_server_stays_up() {
             json!({"language": "python", "files": [{"content": "pass"}, {"name": "main.py/x.py", "content": ""}]}),
             "invalid program files: \"main.py/x.py\" would put a file under \"main.py\"",
         ),
+        // Nor a name the compile stage writes its program to (the compiled program replaced a
+        // file `main`; javac failed on a file `classes`).
+        (
+            json!({"language": "c", "files": [{"content": "int main(void) { return 0; }"}, {"name": "main", "content": "data"}]}),
+            "invalid program files: \"main\" is a name warden reserves: c's compiler writes the program to \"main\"",
+        ),
+        (
+            json!({"language": "java", "files": [{"content": "class A { public static void main(String[] a) {} }"}, {"name": "classes", "content": ""}]}),
+            "invalid program files: \"classes\" is a name warden reserves: java's compiler writes the program to \"classes\"",
+        ),
     ] {
         let refused = server.request("POST", "/v1/executions", Some(&body));
         assert_eq!(refused.code, 422, "{}", refused.body);

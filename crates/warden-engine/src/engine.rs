@@ -636,9 +636,11 @@ impl Engine {
         let mut program = Program::prepare(language, &request.sources)?
             .with_compile_options(language, &request.compile_options)?;
         program.compile_entry_only = request.compile_entry_only;
-        if let Some(own) = &request.own_commands {
+        match &request.own_commands {
             // The scripts the commands name are read as the language's code.
-            program.add_sources_named(own.compile.iter().flatten().chain(&own.run));
+            Some(own) => program.add_sources_named(own.compile.iter().flatten().chain(&own.run)),
+            // The program's own commands build nothing of warden's: no name is taken.
+            None => program.check_reserved(language)?,
         }
         let limits = self.limits(&[&language.limits, &request.limits])?;
         self.usable_read_only(language, &request.read_only)?;

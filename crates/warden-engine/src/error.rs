@@ -116,6 +116,20 @@ pub enum SourceError {
         /// The name given.
         path: String,
     },
+    /// A file sits where the language's compiler writes the program (`main`, Java's
+    /// `classes`): the compiler would overwrite it, or fail on it.
+    #[error(
+        "{path:?} is a name warden reserves: {language}'s compiler writes the program to \
+         {artifact:?} in the workspace; give the file another name"
+    )]
+    Reserved {
+        /// The file's path.
+        path: String,
+        /// The compile stage's artifact (`[compile] artifact`).
+        artifact: String,
+        /// The language's id.
+        language: String,
+    },
 }
 
 /// Arguments the kernel would refuse to start the program with (`execve`'s `E2BIG`, or a

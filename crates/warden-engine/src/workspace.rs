@@ -137,6 +137,24 @@ impl Program {
         })
     }
 
+    /// Refuses a file at the path of `language`'s compile artifact or under it (`main`,
+    /// `classes/x`): the compiler would write over it (the program's own file silently gone)
+    /// or fail on it (javac's `not a directory`), and the artifact would replace it in the run.
+    pub(crate) fn check_reserved(&self, language: &Language) -> Result<(), SourceError> {
+        let Some(stage) = &language.compile else {
+            return Ok(());
+        };
+        let artifact = Path::new(&stage.artifact);
+        match self.files.iter().find(|f| f.path.starts_with(artifact)) {
+            Some(file) => Err(SourceError::Reserved {
+                path: file.path.to_string_lossy().into_owned(),
+                artifact: stage.artifact.clone(),
+                language: language.id.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The program compiled with `options` added, each one the language admits.
     pub(crate) fn with_compile_options(
         mut self,
@@ -396,6 +414,48 @@ mod tests {
             Err(EngineError::BadSource(SourceError::FileAsDirectory { file, path }))
                 if file == "a/b" && path == "a/b/c"
         ));
+    }
+
+    /// Bug hunt: a file named `main` beside a C program was overwritten by the compiled
+    /// program (the program read its own binary), and one named `classes` beside a Java
+    /// program failed its compile with javac's `not a directory: /work/classes`.
+    #[test]
+    fn a_file_where_the_compiler_writes_the_program_is_refused() {
+        let catalog = Catalog::builtin().expect("catalog");
+        for (language, name, artifact) in [
+            ("c", "main", "main"),
+            ("go", "main/x.txt", "main"),
+            ("java", "classes", "classes"),
+            ("java", "classes/Helper.class", "classes"),
+        ] {
+            let lang = catalog.get(language).expect(language);
+            let p = Program::prepare(lang, &[src(None, ""), src(Some(name), "data")])
+                .expect("laid out");
+            let refused = p.check_reserved(lang).expect_err(name);
+            assert_eq!(
+                refused,
+                SourceError::Reserved {
+                    path: name.to_owned(),
+                    artifact: artifact.to_owned(),
+                    language: language.to_owned(),
+                },
+            );
+            assert!(refused
+                .to_string()
+                .starts_with(&format!("{name:?} is a name warden reserves")));
+        }
+        // Names that only look alike, and languages that compile nothing, are free.
+        for (language, name) in [
+            ("c", "main.h"),
+            ("c", "mainly"),
+            ("java", "classes.txt"),
+            ("python", "main"),
+        ] {
+            let lang = catalog.get(language).expect(language);
+            let p =
+                Program::prepare(lang, &[src(None, ""), src(Some(name), "")]).expect("laid out");
+            assert_eq!(p.check_reserved(lang), Ok(()), "{language} {name}");
+        }
     }
 
     #[test]
