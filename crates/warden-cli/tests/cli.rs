@@ -386,6 +386,34 @@ fn a_configuration_error_fails_warden_languages() {
     assert!(stderr.contains("[server] workers"), "{stderr}");
 }
 
+/// Bug hunt: a mistake in a language file of `[languages] dir` was reported without the file's
+/// path or line (`c.toml: unknown field ...`), unlike the configuration's own.
+#[test]
+fn a_language_files_mistake_names_its_path_and_line() {
+    let world = World::new();
+    let dir = world.path().join("languages");
+    std::fs::create_dir(&dir).expect("languages/");
+    world.write_config(&format!(
+        "[languages]\ndir = {:?}\n",
+        dir.display().to_string()
+    ));
+    let toy = "id = \"toy\"\nname = \"Toy\"\nsource_file = \"m\"\nversion = [\"/t\"]\ncolour = 1\n\
+               [run]\nargv = [\"/t\"]\n[smoke]\ncode = \"\"\nstdout = \"t\"\n";
+    std::fs::write(dir.join("toy.toml"), toy).expect("toy.toml");
+    let out = world
+        .warden()
+        .arg("languages")
+        .output()
+        .expect("warden runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    let says = format!(
+        "warden: loading the language catalog: {}:5: unknown field `colour`",
+        dir.join("toy.toml").display()
+    );
+    assert!(stderr.starts_with(&says), "{stderr}");
+}
+
 #[test]
 fn json_errors_are_json_too() {
     let out = warden(&["run", "--json", "-l", "cobol", "-c", "x"], b"");

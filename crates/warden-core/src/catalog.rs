@@ -38,11 +38,7 @@ pub enum CatalogError {
 impl Catalog {
     /// The languages embedded in this binary.
     pub fn builtin() -> Result<Self, CatalogError> {
-        Self::from_files(
-            LANGUAGE_FILES
-                .iter()
-                .map(|(f, t)| ((*f).to_owned(), (*t).to_owned())),
-        )
+        Self::from_files(builtin_files())
     }
 
     /// The embedded languages, with every `*.toml` of `dir` replacing or adding one.
@@ -51,9 +47,8 @@ impl Catalog {
             path: dir.display().to_string(),
             source,
         };
-        let mut files: BTreeMap<String, String> = LANGUAGE_FILES
-            .iter()
-            .map(|(f, t)| ((*f).to_owned(), (*t).to_owned()))
+        let mut files: BTreeMap<String, (String, String)> = builtin_files()
+            .map(|(name, shown, text)| (name, (shown, text)))
             .collect();
         for entry in fs::read_dir(dir).map_err(read_err)? {
             let path = entry.map_err(read_err)?.path();
@@ -68,41 +63,63 @@ impl Catalog {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            files.insert(name, text);
+            files.insert(name, (path.display().to_string(), text));
         }
-        Self::from_files(files)
+        Self::from_files(
+            files
+                .into_iter()
+                .map(|(name, (shown, text))| (name, shown, text)),
+        )
     }
 
-    fn from_files(files: impl IntoIterator<Item = (String, String)>) -> Result<Self, CatalogError> {
+    /// The catalog of `files`: each its file name, its path as errors show it, and its text.
+    fn from_files(
+        files: impl IntoIterator<Item = (String, String, String)>,
+    ) -> Result<Self, CatalogError> {
         let mut catalog = Catalog {
             languages: BTreeMap::new(),
             names: BTreeMap::new(),
             extensions: BTreeMap::new(),
         };
-        for (file, text) in files {
-            catalog.insert(Language::from_toml(&file, &text)?)?;
+        // Each language's file, for an error naming the first of two claimants.
+        let mut shown_files = BTreeMap::new();
+        for (_, shown, text) in files {
+            let lang = Language::from_toml(&shown, &text)?;
+            shown_files.insert(lang.id.to_string(), shown.clone());
+            catalog.insert(lang, &shown, &shown_files)?;
         }
         Ok(catalog)
     }
 
-    fn insert(&mut self, lang: Language) -> Result<(), LanguageError> {
+    fn insert(
+        &mut self,
+        lang: Language,
+        file: &str,
+        shown_files: &BTreeMap<String, String>,
+    ) -> Result<(), LanguageError> {
         let id = lang.id.to_string();
-        let names = std::iter::once(&id).chain(lang.aliases.iter());
-        for name in names {
+        let claim = |index: &mut BTreeMap<String, String>, what, name: &str| match index.get(name) {
+            Some(first) if *first != id => Err(LanguageError::Duplicate {
+                file: file.to_owned(),
+                what,
+                name: name.to_owned(),
+                first: first.clone(),
+                first_file: shown_files.get(first).cloned().unwrap_or_default(),
+            }),
+            _ => {
+                index.insert(name.to_owned(), id.clone());
+                Ok(())
+            }
+        };
+        for name in std::iter::once(&id).chain(lang.aliases.iter()) {
             claim(
                 &mut self.names,
                 if *name == id { "id" } else { "alias" },
                 name,
-                &id,
             )?;
         }
         for ext in &lang.extensions {
-            claim(
-                &mut self.extensions,
-                "extension",
-                &ext.to_ascii_lowercase(),
-                &id,
-            )?;
+            claim(&mut self.extensions, "extension", &ext.to_ascii_lowercase())?;
         }
         self.languages.insert(id, lang);
         Ok(())
@@ -139,24 +156,16 @@ impl Catalog {
     }
 }
 
-fn claim(
-    index: &mut BTreeMap<String, String>,
-    what: &'static str,
-    name: &str,
-    id: &str,
-) -> Result<(), LanguageError> {
-    match index.get(name) {
-        Some(first) if first != id => Err(LanguageError::Duplicate {
-            what,
-            name: name.to_owned(),
-            first: first.clone(),
-            second: id.to_owned(),
-        }),
-        _ => {
-            index.insert(name.to_owned(), id.to_owned());
-            Ok(())
-        }
-    }
+/// The embedded language files: each its file name, its name as errors show it
+/// (`built-in languages/c.toml`), and its text.
+fn builtin_files() -> impl Iterator<Item = (String, String, String)> {
+    LANGUAGE_FILES.iter().map(|(file, text)| {
+        (
+            (*file).to_owned(),
+            format!("built-in languages/{file}"),
+            (*text).to_owned(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -203,9 +212,57 @@ mod tests {
     fn an_alias_claimed_twice_is_refused() {
         let a = "id = \"a\"\nname = \"A\"\naliases = [\"x\"]\nsource_file = \"a\"\nversion = [\"/a\"]\n[run]\nargv = [\"/a\"]\n[smoke]\ncode = \"\"\nstdout = \"a\"\n";
         let b = a.replace("\"a\"", "\"b\"").replace("\"A\"", "\"B\"");
-        let err = Catalog::from_files([("a.toml".into(), a.into()), ("b.toml".into(), b)])
-            .expect_err("x is claimed twice");
-        assert!(err.to_string().contains("alias \"x\""), "{err}");
+        let err = Catalog::from_files([
+            ("a.toml".into(), "/o/a.toml".into(), a.into()),
+            ("b.toml".into(), "/o/b.toml".into(), b),
+        ])
+        .expect_err("x is claimed twice");
+        assert_eq!(
+            err.to_string(),
+            "/o/b.toml: alias \"x\" is also claimed by a (/o/a.toml)"
+        );
+    }
+
+    /// Bug hunt: an override's mistake was reported without its file's path or line
+    /// (`c.toml: unknown field`, `toy: run command ...`, `extension "c" is claimed by both c
+    /// and toy`), unlike the configuration's (`warden.toml:5: ...`).
+    #[test]
+    fn an_overrides_mistake_names_its_file_and_line_or_field() {
+        let dir =
+            std::env::temp_dir().join(format!("warden-catalog-errors-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let mut results = Vec::new();
+        let toy = "id = \"toy\"\nname = \"Toy\"\nextensions = [\"toy\"]\nsource_file = \"m\"\nversion = [\"/t\"]\n[run]\nargv = [\"/t\"]\n[smoke]\ncode = \"\"\nstdout = \"t\"\n";
+        let path = dir.join("toy.toml");
+        let shown = path.display().to_string();
+        for (text, says) in [
+            (
+                toy.replace("[smoke]", "colour = 1\n[smoke]"),
+                format!("{shown}:8: unknown field `colour`"),
+            ),
+            (
+                toy.replace("argv = [\"/t\"]", "argv = [\"t\"]"),
+                format!("{shown}: [run] argv [\"t\"]: the program must be an absolute path"),
+            ),
+            (
+                toy.replace("source_file = \"m\"", "source_file = \"a/m\""),
+                format!("{shown}: source_file: \"a/m\" is not a plain file name"),
+            ),
+            (
+                toy.replace("[\"toy\"]", "[\"c\"]"),
+                format!(
+                    "{shown}: extension \"c\" is also claimed by c (built-in languages/c.toml)"
+                ),
+            ),
+        ] {
+            fs::write(&path, &text).expect("write toy.toml");
+            let err = Catalog::with_overrides(&dir).expect_err(&says);
+            results.push((err.to_string(), says));
+        }
+        fs::remove_dir_all(&dir).expect("cleanup");
+        for (err, says) in results {
+            assert!(err.starts_with(&says), "{err}\n  should start with\n{says}");
+        }
     }
 
     #[test]

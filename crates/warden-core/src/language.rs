@@ -248,7 +248,9 @@ pub enum MatchAt {
 /// The largest weight of a detection pattern, either way.
 pub const MAX_PATTERN_WEIGHT: i32 = 10;
 
-/// A language file that cannot be used.
+/// A language file that cannot be used. Each names the file (its path, for an operator's
+/// override) and where in it: the line of a syntax or type error, else the field
+/// (`[run] argv`, `[detect] patterns`), as the configuration's errors do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LanguageError {
     /// The id is badly spelled.
@@ -258,86 +260,106 @@ pub enum LanguageError {
         id: String,
     },
     /// The TOML does not deserialize.
-    #[error("{file}: {message}")]
+    #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     Parse {
-        /// The file name.
+        /// The file.
         file: String,
+        /// The 1-based line, when known.
+        line: Option<usize>,
         /// What the parser said.
         message: String,
     },
     /// The file name and the id disagree.
     #[error("{file}: id {id:?} does not match the file name")]
     FileName {
-        /// The file name.
+        /// The file.
         file: String,
         /// The id inside.
         id: String,
     },
     /// A command template is unusable.
-    #[error("{language}: {stage} command {argv:?}: {problem}")]
+    #[error("{file}: {field} {argv:?}: {problem}")]
     Command {
-        /// The language id.
-        language: String,
-        /// `run`, `compile` or `version`.
-        stage: &'static str,
+        /// The file.
+        file: String,
+        /// `[run] argv`, `[compile] argv` or `version`.
+        field: &'static str,
         /// The template.
         argv: Vec<String>,
         /// What is wrong.
         problem: String,
     },
     /// A name, alias or extension is claimed twice.
-    #[error("{what} {name:?} is claimed by both {first} and {second}")]
+    #[error("{file}: {what} {name:?} is also claimed by {first} ({first_file})")]
     Duplicate {
+        /// The file of the second claimant.
+        file: String,
         /// `id`, `alias` or `extension`.
         what: &'static str,
         /// The contested name.
         name: String,
-        /// One claimant.
+        /// The first claimant's id.
         first: String,
-        /// The other.
-        second: String,
+        /// The first claimant's file.
+        first_file: String,
     },
     /// Some other field is unusable.
-    #[error("{language}: {problem}")]
+    #[error("{file}: {field}: {problem}")]
     Invalid {
-        /// The language id.
-        language: String,
+        /// The file.
+        file: String,
+        /// The field, as a path (`source_file`, `[compile] artifact`).
+        field: &'static str,
         /// What is wrong.
         problem: String,
     },
 }
 
 impl Language {
-    /// Parses and validates one language file (TOML, or the embedded JSON form).
+    /// Parses and validates one language file (TOML, or the embedded JSON form); `file` is
+    /// its path as errors show it, whose file name must be `<id>.toml`.
     pub fn from_toml(file: &str, text: &str) -> Result<Self, LanguageError> {
         let lang: Language = crate::data::from_str(text).map_err(|e| LanguageError::Parse {
             file: file.to_owned(),
+            line: e.line,
             message: e.message,
         })?;
-        let stem = file.strip_suffix(".toml").unwrap_or(file);
-        if stem != lang.id.as_str() {
+        let name = std::path::Path::new(file)
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        if name.strip_suffix(".toml").unwrap_or(&name) != lang.id.as_str() {
             return Err(LanguageError::FileName {
                 file: file.to_owned(),
                 id: lang.id.to_string(),
             });
         }
-        lang.validate()?;
+        lang.validate(file)?;
         Ok(lang)
     }
 
-    fn validate(&self) -> Result<(), LanguageError> {
-        self.check_argv("version", &self.version)?;
-        self.check_argv("run", &self.run.argv)?;
+    fn validate(&self, file: &str) -> Result<(), LanguageError> {
+        let invalid = |field, problem: &str| LanguageError::Invalid {
+            file: file.to_owned(),
+            field,
+            problem: problem.to_owned(),
+        };
+        check_argv(self, file, "version", &self.version)?;
+        check_argv(self, file, "[run] argv", &self.run.argv)?;
         if self.run.argv.iter().any(|a| a == "{options}") {
-            return Err(self.invalid("only the compile stage takes {options}"));
+            return Err(invalid(
+                "[run] argv",
+                "only the compile stage takes {options}",
+            ));
         }
         if let Some(compile) = &self.compile {
-            self.check_argv("compile", &compile.argv)?;
-            check_file_name(self, &compile.artifact)?;
+            check_argv(self, file, "[compile] argv", &compile.argv)?;
+            check_file_name(&compile.artifact).map_err(|p| invalid("[compile] artifact", &p))?;
             let takes = compile.argv.iter().any(|a| a == "{options}");
             if takes == compile.options.is_empty() {
-                return Err(self.invalid(
-                    "[compile] options and {options} in its argv go together: both or neither",
+                return Err(invalid(
+                    "[compile] options",
+                    "they and {options} in [compile] argv go together: both or neither",
                 ));
             }
             if let Some(ext) = compile
@@ -345,98 +367,122 @@ impl Language {
                 .iter()
                 .find(|e| e.is_empty() || e.contains(['.', '/', '\\', '\0']))
             {
-                return Err(self.invalid(&format!(
-                    "[compile] entry extension {ext:?} must be a plain extension without the dot"
-                )));
+                return Err(invalid(
+                    "[compile] entry_extensions",
+                    &format!("{ext:?} must be a plain extension without the dot"),
+                ));
             }
         } else if self.run.argv.iter().any(|a| a.contains("{artifact}")) {
-            return Err(self.invalid("run uses {artifact} but there is no compile stage"));
+            return Err(invalid(
+                "[run] argv",
+                "{artifact} is used but there is no compile stage",
+            ));
         }
-        check_file_name(self, &self.source_file)?;
+        check_file_name(&self.source_file).map_err(|p| invalid("source_file", &p))?;
         if let Some(problem) = self.dependencies.as_ref().and_then(|d| d.problem()) {
-            return Err(self.invalid(&format!("[dependencies]: {problem}")));
+            return Err(invalid("[dependencies]", &problem));
         }
-        self.check_detect()?;
+        self.check_detect(file)?;
         if let Some(path) = self.mounts.iter().find(|p| !p.is_absolute()) {
-            return Err(self.invalid(&format!("mount {} is not absolute", path.display())));
+            return Err(invalid(
+                "mounts",
+                &format!("{} is not absolute", path.display()),
+            ));
         }
         if let Some(ext) = self
             .extensions
             .iter()
             .find(|e| e.starts_with('.') || e.is_empty())
         {
-            return Err(self.invalid(&format!("extension {ext:?} must be given without the dot")));
+            return Err(invalid(
+                "extensions",
+                &format!("{ext:?} must be given without the dot"),
+            ));
         }
         if let Some(key) = self
             .env
             .keys()
             .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
         {
-            return Err(self.invalid(&format!("environment name {key:?} is not valid")));
-        }
-        Ok(())
-    }
-
-    fn check_argv(&self, stage: &'static str, argv: &[String]) -> Result<(), LanguageError> {
-        let problem = |p: &str| LanguageError::Command {
-            language: self.id.to_string(),
-            stage,
-            argv: argv.to_vec(),
-            problem: p.to_owned(),
-        };
-        let program = argv.first().ok_or_else(|| problem("is empty"))?;
-        let runs_artifact = program == "{artifact}" && self.compile.is_some() && stage == "run";
-        if !program.starts_with('/') && !runs_artifact {
-            return Err(problem(
-                "the program must be an absolute path (or {artifact} in run)",
+            return Err(invalid(
+                "[env]",
+                &format!("environment name {key:?} is not valid"),
             ));
         }
-        for arg in argv {
-            let mut rest = arg.as_str();
-            while let Some(start) = rest.find('{') {
-                let end = rest[start..]
-                    .find('}')
-                    .ok_or_else(|| problem("has an unclosed {"))?;
-                let placeholder = &rest[start..start + end + 1];
-                if !PLACEHOLDERS.contains(&placeholder) {
-                    return Err(problem(&format!("unknown placeholder {placeholder}")));
-                }
-                rest = &rest[start + end + 1..];
-            }
-        }
-        for list in LIST_PLACEHOLDERS {
-            if argv.iter().any(|a| a.contains(list) && a != list) {
-                return Err(problem(&format!("{list} must stand alone as one element")));
-            }
-        }
         Ok(())
     }
 
-    fn check_detect(&self) -> Result<(), LanguageError> {
+    fn check_detect(&self, file: &str) -> Result<(), LanguageError> {
+        let invalid = |field, problem: String| LanguageError::Invalid {
+            file: file.to_owned(),
+            field,
+            problem,
+        };
         for ext in &self.detect.shared_extensions {
             if ext.is_empty() || ext.starts_with('.') {
-                return Err(self.invalid(&format!(
-                    "shared extension {ext:?} must be given without the dot"
-                )));
+                return Err(invalid(
+                    "[detect] shared_extensions",
+                    format!("{ext:?} must be given without the dot"),
+                ));
             }
             if self.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext)) {
-                return Err(self.invalid(&format!("extension {ext:?} is both owned and shared")));
+                return Err(invalid(
+                    "[detect] shared_extensions",
+                    format!("{ext:?} is both owned and shared (it is in extensions)"),
+                ));
             }
         }
         for pattern in &self.detect.patterns {
             if let Some(problem) = pattern_problem(pattern) {
-                return Err(self.invalid(&format!("detect pattern {:?}: {problem}", pattern.text)));
+                return Err(invalid(
+                    "[detect] patterns",
+                    format!("{:?}: {problem}", pattern.text),
+                ));
             }
         }
         Ok(())
     }
+}
 
-    fn invalid(&self, problem: &str) -> LanguageError {
-        LanguageError::Invalid {
-            language: self.id.to_string(),
-            problem: problem.to_owned(),
+/// Checks a command template of `lang`: `field` names it in the error.
+fn check_argv(
+    lang: &Language,
+    file: &str,
+    field: &'static str,
+    argv: &[String],
+) -> Result<(), LanguageError> {
+    let problem = |p: &str| LanguageError::Command {
+        file: file.to_owned(),
+        field,
+        argv: argv.to_vec(),
+        problem: p.to_owned(),
+    };
+    let program = argv.first().ok_or_else(|| problem("is empty"))?;
+    let runs_artifact = program == "{artifact}" && lang.compile.is_some() && field == "[run] argv";
+    if !program.starts_with('/') && !runs_artifact {
+        return Err(problem(
+            "the program must be an absolute path (or {artifact} in run)",
+        ));
+    }
+    for arg in argv {
+        let mut rest = arg.as_str();
+        while let Some(start) = rest.find('{') {
+            let end = rest[start..]
+                .find('}')
+                .ok_or_else(|| problem("has an unclosed {"))?;
+            let placeholder = &rest[start..start + end + 1];
+            if !PLACEHOLDERS.contains(&placeholder) {
+                return Err(problem(&format!("unknown placeholder {placeholder}")));
+            }
+            rest = &rest[start + end + 1..];
         }
     }
+    for list in LIST_PLACEHOLDERS {
+        if argv.iter().any(|a| a.contains(list) && a != list) {
+            return Err(problem(&format!("{list} must stand alone as one element")));
+        }
+    }
+    Ok(())
 }
 
 /// Why a detection pattern could never match or would weigh nothing, if it is unusable.
@@ -466,7 +512,8 @@ fn pattern_problem(pattern: &DetectPattern) -> Option<&'static str> {
     }
 }
 
-fn check_file_name(lang: &Language, name: &str) -> Result<(), LanguageError> {
+/// Why `name` is not a plain file name, if it is not.
+fn check_file_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && !name.contains('/')
         && name != "."
@@ -475,7 +522,7 @@ fn check_file_name(lang: &Language, name: &str) -> Result<(), LanguageError> {
     if ok {
         Ok(())
     } else {
-        Err(lang.invalid(&format!("{name:?} is not a plain file name")))
+        Err(format!("{name:?} is not a plain file name"))
     }
 }
 
