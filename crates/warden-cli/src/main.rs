@@ -180,14 +180,72 @@ fn stdout_is_broken() -> bool {
 /// Logs go to stderr, filtered by `WARDEN_LOG` (e.g. `WARDEN_LOG=debug`); stdout carries only
 /// results.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
-        // rmcp logs whole messages at debug: programs' code and output, which are data and
-        // never logged (DESIGN.md §2.9).
-        .add_directive("rmcp=warn".parse().expect("a valid directive"));
+    let (filter, ignored) = log_filter(std::env::var("WARDEN_LOG"));
+    if let Some(why) = ignored {
+        eprintln!("warden: warning: {why}");
+    }
+    // rmcp logs whole messages at debug: programs' code and output, which are data and never
+    // logged (DESIGN.md §2.9).
+    let filter = filter.add_directive("rmcp=warn".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// The log filter `WARDEN_LOG`'s value asks for; a value that is no filter (a typo, text that
+/// is not UTF-8) gives the default, `warn`, and the one-line warning saying so and why.
+fn log_filter(
+    value: Result<String, std::env::VarError>,
+) -> (tracing_subscriber::EnvFilter, Option<String>) {
+    use tracing_subscriber::EnvFilter;
+    const DEFAULT: &str = "warn";
+    let why = match value {
+        Err(std::env::VarError::NotPresent) => return (EnvFilter::new(DEFAULT), None),
+        Err(std::env::VarError::NotUnicode(raw)) => {
+            format!("WARDEN_LOG={raw:?} is ignored: it is not UTF-8")
+        }
+        Ok(text) => match EnvFilter::try_new(&text) {
+            Ok(filter) => return (filter, None),
+            Err(e) => format!("WARDEN_LOG={text:?} is ignored: {e}"),
+        },
+    };
+    let why = why.replace(['\n', '\r'], " ");
+    (
+        EnvFilter::new(DEFAULT),
+        Some(format!("{why}; logging at the default level ({DEFAULT})")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bug hunt: `WARDEN_LOG=nonsense=foo[` was dropped without a word, and logging went on at
+    /// the default level as if the variable were unset.
+    #[test]
+    fn a_bad_warden_log_is_named_in_one_line_and_the_default_kept() {
+        let (filter, ignored) = log_filter(Ok("nonsense=foo[".into()));
+        let ignored = ignored.expect("a warning");
+        assert!(
+            ignored.starts_with("WARDEN_LOG=\"nonsense=foo[\" is ignored: ")
+                && ignored.ends_with("; logging at the default level (warn)")
+                && !ignored.contains('\n'),
+            "{ignored}"
+        );
+        assert_eq!(filter.to_string(), "warn");
+        let not_utf8 = std::os::unix::ffi::OsStringExt::from_vec(vec![b'd', 0xff]);
+        let (_, ignored) = log_filter(Err(std::env::VarError::NotUnicode(not_utf8)));
+        assert!(ignored.is_some_and(|w| w.contains("not UTF-8")));
+        for quiet in [
+            Err(std::env::VarError::NotPresent),
+            Ok("debug".into()),
+            Ok("warden_engine=debug,info".into()),
+        ] {
+            let (_, ignored) = log_filter(quiet.clone());
+            assert_eq!(ignored, None, "{quiet:?}");
+        }
+        assert_eq!(log_filter(Ok("debug".into())).0.to_string(), "debug");
+    }
 }

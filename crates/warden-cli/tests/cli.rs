@@ -414,6 +414,32 @@ fn a_language_files_mistake_names_its_path_and_line() {
     assert!(stderr.starts_with(&says), "{stderr}");
 }
 
+/// Bug hunt: a `WARDEN_LOG` that is no filter was ignored without a word.
+#[test]
+fn a_bad_warden_log_is_one_warning_and_the_command_goes_on() {
+    let world = World::new();
+    let file = world.path().join("t.py");
+    std::fs::write(&file, "import sys\n").expect("t.py");
+    let out = world
+        .warden()
+        .arg("detect")
+        .arg(&file)
+        .env("WARDEN_LOG", "nonsense=foo[")
+        .output()
+        .expect("warden runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("python"));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("warden: warning: WARDEN_LOG=\"nonsense=foo[\" is ignored: ")
+            && stderr
+                .trim_end()
+                .ends_with("logging at the default level (warn)"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn json_errors_are_json_too() {
     let out = warden(&["run", "--json", "-l", "cobol", "-c", "x"], b"");
