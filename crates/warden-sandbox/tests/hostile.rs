@@ -180,6 +180,57 @@ fn a_memory_bomb_hits_the_memory_limit() {
     );
 }
 
+/// Bug hunt: a program opened NETLINK_ROUTE sockets, asked each for thousands of link dumps
+/// and never read the replies, which queued in kernel memory charged to no cgroup (130 MB of
+/// the host's unreclaimable memory from 16 sockets under a 16 MiB limit). Netlink sockets are
+/// refused now, and name resolution, which glibc's `AI_ADDRCONFIG` did over netlink, still
+/// works (without the list of addresses glibc assumes both families; with it, it saw only the
+/// loopback addresses, which it skips, and a lookup of one family failed).
+#[test]
+fn netlink_sockets_are_refused_and_name_resolution_still_works() {
+    let _one = exclusive();
+    if !prerequisite(Path::new("/usr/bin/python3").exists(), "/usr/bin/python3") {
+        return;
+    }
+    let code = [
+        "import errno, socket",
+        "try:",
+        "    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)",
+        "    print('netlink opened')",
+        "except OSError as e:",
+        "    print('netlink', errno.errorcode[e.errno])",
+        "for family in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):",
+        "    try:",
+        "        found = socket.getaddrinfo('localhost', 80, family, socket.SOCK_STREAM, 0,",
+        "                                   socket.AI_ADDRCONFIG)",
+        "        print(family, sorted({a[4][0] for a in found}))",
+        "    except OSError as e:",
+        "        print(family, e)",
+    ]
+    .join("\n");
+    let limits = Limits {
+        memory: ByteSize::mib(16),
+        ..Limits::default()
+    };
+    for mode in MODES {
+        let run = run_argv_in(mode, &["/usr/bin/python3", "-c", &code], limits);
+        assert_eq!(
+            run.outcome,
+            Outcome::Exited { code: 0 },
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let text = out(&run);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "netlink EAFNOSUPPORT", "{mode:?}: {text}");
+        assert_eq!(
+            lines[1..],
+            ["0 ['127.0.0.1']", "2 ['127.0.0.1']", "10 ['::1']"],
+            "{mode:?}: {text}"
+        );
+    }
+}
+
 #[test]
 fn a_cpu_spin_hits_the_cpu_limit() {
     let _one = exclusive();
