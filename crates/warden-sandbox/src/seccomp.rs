@@ -512,6 +512,12 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("fsopen", libc::SYS_fsopen),
     ("fspick", libc::SYS_fspick),
     ("init_module", libc::SYS_init_module),
+    ("io_cancel", libc::SYS_io_cancel),
+    ("io_destroy", libc::SYS_io_destroy),
+    ("io_getevents", libc::SYS_io_getevents),
+    ("io_pgetevents", SYS_IO_PGETEVENTS),
+    ("io_setup", libc::SYS_io_setup),
+    ("io_submit", libc::SYS_io_submit),
     ("io_uring_enter", libc::SYS_io_uring_enter),
     ("io_uring_register", libc::SYS_io_uring_register),
     ("io_uring_setup", libc::SYS_io_uring_setup),
@@ -564,6 +570,13 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     #[cfg(target_arch = "x86_64")]
     ("uselib", libc::SYS_uselib),
 ];
+
+/// `io_pgetevents` (Linux 4.18), which the libc crate does not export.
+#[cfg(target_arch = "x86_64")]
+const SYS_IO_PGETEVENTS: libc::c_long = 333;
+/// `io_pgetevents` (Linux 4.18), which the libc crate does not export.
+#[cfg(target_arch = "aarch64")]
+const SYS_IO_PGETEVENTS: libc::c_long = 292;
 
 /// Calls of another supported architecture that this one lacks: a policy naming them is valid,
 /// the entry is skipped here.

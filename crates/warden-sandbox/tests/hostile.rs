@@ -231,6 +231,39 @@ fn netlink_sockets_are_refused_and_name_resolution_still_works() {
     }
 }
 
+/// Bug hunt: two io_setup calls of 32768 events each took the host's whole fs.aio-max-nr
+/// (65536, one count no cgroup divides), and io_setup failed with EAGAIN for the host and
+/// every other run while the program lived. Linux AIO looks absent now (ENOSYS).
+#[test]
+fn linux_aio_cannot_take_the_hosts_aio_events() {
+    let _one = exclusive();
+    if !prerequisite(Path::new("/usr/bin/python3").exists(), "/usr/bin/python3") {
+        return;
+    }
+    let code = [
+        "import ctypes, errno",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "for _ in range(2):",
+        "    context = ctypes.c_ulong(0)",
+        &format!(
+            "    result = libc.syscall({}, 32768, ctypes.byref(context))",
+            libc::SYS_io_setup
+        ),
+        "    print(result, errno.errorcode.get(ctypes.get_errno(), 0))",
+    ]
+    .join("\n");
+    for mode in MODES {
+        let run = run_argv_in(mode, &["/usr/bin/python3", "-c", &code], Limits::default());
+        assert_eq!(
+            run.outcome,
+            Outcome::Exited { code: 0 },
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_eq!(out(&run), "-1 ENOSYS\n-1 ENOSYS\n", "{mode:?}");
+    }
+}
+
 #[test]
 fn a_cpu_spin_hits_the_cpu_limit() {
     let _one = exclusive();

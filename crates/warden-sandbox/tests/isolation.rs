@@ -630,6 +630,7 @@ fn the_probe_notices_when_the_filter_denies_nothing() {
         "kcmp",
         "adjtimex",
         "open_tree",
+        "io_setup",
         "socket:NETLINK_ROUTE",
         "socket:NETLINK_AUDIT",
     ] {
