@@ -104,18 +104,27 @@ pub(crate) const END_JOB: Signal = Signal::SIGPWR;
 /// Whether a signal the init received (`info`, as signalfd reads it) came from warden rather
 /// than from the job's own processes, which could otherwise end their job as if a limit had
 /// been hit (`END_JOB`), stop it (`SIGTSTP`), or have the init signal their whole group. A
-/// child's `SIGCHLD` is the kernel's. In a pid namespace (the init is its pid 1) warden is
-/// outside it, so its signals carry no sender pid there; a trusted run's init and payload
-/// share an unprivileged uid that warden (root) does not have. The sender's pid and uid are
-/// the kernel's only for a plain `kill` (`SI_USER`) or the kernel's own signal: a process may
-/// queue a signal to another with a siginfo of its making (`rt_sigqueueinfo`,
-/// `pidfd_send_signal` with an info), pid 0 and uid 0 included, but the kernel lets it only
-/// with a negative `si_code` (`SI_QUEUE` and the like), which warden never sends.
+/// child's `SIGCHLD` is the kernel's.
+///
+/// Warden signals the init with `pidfd_send_signal` and no info (`watch.rs`,
+/// `warden_sys::process::pidfd_send_signal`), for which the kernel fills in a plain kill's
+/// info: `si_code` `SI_USER`, the sender's pid and uid as the receiver sees them. In a pid
+/// namespace (the init is its pid 1) warden is outside it, so the pid is 0 there; a trusted
+/// run's init and payload share an unprivileged uid that warden (root) does not have. So only
+/// `SI_USER` with pid 0 (uid 0 in a trusted run) is warden's:
+/// - a process may queue a signal with a siginfo of its making (`rt_sigqueueinfo`,
+///   `pidfd_send_signal` with an info), pid 0 and uid 0 included, but the kernel lets it only
+///   with a negative `si_code` (`SI_QUEUE` and the like);
+/// - the kernel sends signals on a process's behalf with other codes and no sender: the one
+///   chosen with `F_SETSIG` to the owner (`F_SETOWN`) of a descriptor opened `O_ASYNC` when
+///   it becomes ready, with `POLL_IN` and the like (its `si_band` overlays the pid and uid,
+///   which signalfd reports as 0); `SI_KERNEL` for others. A program could make the init the
+///   owner of its pipe.
 pub(crate) fn sent_by_warden(info: &nix::sys::signalfd::siginfo) -> bool {
     if info.ssi_signo == Signal::SIGCHLD as u32 {
         return true;
     }
-    if info.ssi_code < 0 {
+    if info.ssi_code != libc::SI_USER {
         return false;
     }
     if std::process::id() == 1 {

@@ -104,6 +104,43 @@ fn signals_queued_with_a_forged_sender_are_ignored_too() {
     assert_eq!(out(&run), "survived\n");
 }
 
+/// Bug hunt: the kernel sends a signal chosen with F_SETSIG to the owner set with F_SETOWN
+/// when an O_ASYNC descriptor becomes ready, with a positive `si_code` (POLL_IN) and no
+/// sender pid or uid; the init took it for warden's, and the program ended its own job as a
+/// limit would (SIGPWR, exit 137) or froze it (SIGTSTP) by naming the init its pipe's owner.
+/// The init acts only on a plain kill (`SI_USER`) now, which is what warden sends.
+#[test]
+fn signals_the_kernel_sends_for_the_program_are_ignored_too() {
+    let _one = exclusive();
+    let code = [
+        "import fcntl, os, time",
+        "F_SETSIG = 10",
+        "for sig in (30, 20):  # SIGPWR, SIGTSTP",
+        "    r, w = os.pipe()",
+        "    fcntl.fcntl(r, fcntl.F_SETOWN, 1)",
+        "    fcntl.fcntl(r, F_SETSIG, sig)",
+        "    fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_ASYNC)",
+        "    os.write(w, b'x')",
+        "time.sleep(0.3)",
+        "print('survived')",
+    ]
+    .join("\n");
+    let mut p = plan(&["/usr/bin/python3", "-c", &code]);
+    p.limits = Limits {
+        wall_time: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let run = sandbox().run(&p, Stdin::Null).expect("warden ran it");
+    assert_eq!(
+        run.outcome,
+        Outcome::Exited { code: 0 },
+        "{} {}",
+        out(&run),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(out(&run), "survived\n");
+}
+
 #[test]
 fn a_fork_bomb_is_contained_and_the_host_can_still_fork() {
     for mode in MODES {

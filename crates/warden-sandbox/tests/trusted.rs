@@ -328,3 +328,37 @@ fn a_trusted_runs_message_queues_and_keys_do_not_outlive_it() {
         "{looked:?}"
     );
 }
+
+/// Bug hunt: a signal the kernel sends the owner of an O_ASYNC descriptor (F_SETOWN, the
+/// signal chosen with F_SETSIG) carries no sender uid, which the trusted init took for root's
+/// (warden's): the program ended its own job as a limit would, or froze it. The init acts only
+/// on a plain kill (`SI_USER`) from root now.
+#[test]
+fn signals_the_kernel_sends_the_init_for_the_program_are_ignored() {
+    let code = [
+        "import fcntl, os, time",
+        "F_SETSIG = 10",
+        "for sig in (30, 20):  # SIGPWR, SIGTSTP",
+        "    r, w = os.pipe()",
+        "    fcntl.fcntl(r, fcntl.F_SETOWN, os.getppid())  # the init",
+        "    fcntl.fcntl(r, F_SETSIG, sig)",
+        "    fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_ASYNC)",
+        "    os.write(w, b'x')",
+        "time.sleep(0.3)",
+        "print('survived')",
+    ]
+    .join("\n");
+    let limits = Limits {
+        wall_time: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let run = trusted(&["/usr/bin/python3", "-c", &code], limits);
+    assert_eq!(
+        run.outcome,
+        Outcome::Exited { code: 0 },
+        "{} {}",
+        out(&run),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(out(&run), "survived\n");
+}
