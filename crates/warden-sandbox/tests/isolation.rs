@@ -406,6 +406,22 @@ fn host_wide_proc_files_are_masked() {
     assert!(!host.is_empty());
 }
 
+/// Bug hunt: `/proc/locks` listed the uid-slot locks of every concurrent run (how many runs
+/// are active, and which host uids they have), and `/proc/cmdline` the machine's boot command
+/// line. Both read empty inside. This test's own run holds a slot's lock while it reads.
+#[test]
+fn the_hosts_locks_and_boot_command_line_are_masked() {
+    let run = sh(
+        "for f in locks cmdline; do printf '%s ' $f; wc -c < /proc/$f; done",
+        Limits::default(),
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    assert_eq!(out(&run), "locks 0\ncmdline 0\n");
+    // The mask, not the kernel, empties them (/proc/locks is empty on an idle host).
+    let host = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    assert!(!host.is_empty());
+}
+
 /// Calls Linux added after the policy's review (`statmount`, `listmount`, `open_tree_attr`,
 /// ...) fail with ENOSYS from inside the sandbox, as on a kernel without them, rather than
 /// being allowed because no rule names them.
@@ -582,6 +598,8 @@ fn only_the_workspace_is_writable_and_only_planned_paths_are_mounted() {
     allowed.extend(
         [
             "/proc/interrupts",
+            "/proc/locks",
+            "/proc/cmdline",
             "/proc/kcore",
             "/proc/keys",
             "/proc/latency_stats",
