@@ -137,7 +137,32 @@ fn write_limits(
     if memsw.exists() {
         write(&memsw, &bytes)?;
     }
-    Ok(())
+    write_tcp_limit(memory, &bytes)
+}
+
+/// v1 charges socket buffers to a cgroup only once it has a TCP limit, and then to a counter
+/// of their own (`memory.kmem.tcp.usage_in_bytes`, not in `memory.usage_in_bytes`): without
+/// one, a program that filled loopback connections it never read held 753 MiB of the host's
+/// memory under a 64 MiB limit. Sockets are charged from their creation on, so this is
+/// written before any process joins. A limit below what sockets still hold is refused
+/// (`EBUSY`: the kernel does not reclaim socket buffers), which can only be a later job's
+/// lower limit while an earlier job's closed connections drain: the sandbox's limit then
+/// stays until the next job's. (v2 charges socket buffers to `memory.current` with the rest.)
+fn write_tcp_limit(memory: &Path, bytes: &str) -> Result<(), CgroupError> {
+    let tcp = memory.join("memory.kmem.tcp.limit_in_bytes");
+    if !tcp.exists() {
+        return Ok(());
+    }
+    match write(&tcp, bytes) {
+        Err(CgroupError::Io { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
+            tracing::debug!(
+                limit = bytes,
+                "socket buffers above the next job's TCP limit"
+            );
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 pub(super) fn cpu_time(files: &Files, cpuacct: &Path) -> Result<Duration, CgroupError> {
@@ -215,6 +240,31 @@ mod tests {
             (64u64 << 20).to_string()
         );
         assert!(dirs[2].ends_with("cpuacct/warden/run-1"));
+    }
+
+    /// Bug hunt: without a TCP limit v1 charges no socket buffer to the cgroup.
+    #[test]
+    fn the_tcp_limit_follows_the_memory_limit_where_the_kernel_has_it() {
+        let (_dir, mounts) = fixture();
+        let limits = Limits {
+            memory: ByteSize::mib(64),
+            ..Limits::default()
+        };
+        let without = mounts.create("run-3", &limits).expect("created");
+        let tcp = "memory.kmem.tcp.limit_in_bytes";
+        assert!(!without[1].join(tcp).exists(), "not made up where absent");
+        let parent = mounts.memory.clone().expect("memory").join(WARDEN_CGROUP);
+        fs::create_dir(parent.join("run-4")).expect("mkdir");
+        fs::write(parent.join("run-4").join(tcp), "9223372036854771712").expect("write");
+        let dirs: Vec<PathBuf> = mounts.parents().iter().map(|p| p.join("run-4")).collect();
+        for dir in &dirs {
+            let _ = fs::create_dir(dir);
+        }
+        set_limits(&mounts, &dirs, ByteSize::mib(32), 8).expect("written");
+        assert_eq!(
+            fs::read_to_string(dirs[1].join(tcp)).expect("tcp limit"),
+            (32u64 << 20).to_string()
+        );
     }
 
     #[test]
