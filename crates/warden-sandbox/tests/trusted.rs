@@ -362,3 +362,53 @@ fn signals_the_kernel_sends_the_init_for_the_program_are_ignored() {
     );
     assert_eq!(out(&run), "survived\n");
 }
+
+/// Bug hunt: at most 100,000 entries of each shared directory were looked at, so a run that
+/// made 100,010 files in /dev/shm left the first one (64 MiB of RAM, its uid's), which the
+/// next trusted run given the same slot read. However many the run made, they all go.
+#[test]
+fn every_file_a_trusted_run_made_goes_however_many() {
+    let tag = format!("warden-many-{}", std::process::id());
+    let code = format!(
+        "import os\n\
+         with open('/dev/shm/{tag}-first', 'w') as f:\n\
+         \x20   f.write('secret')\n\
+         for i in range(110_000):\n\
+         \x20   os.close(os.open('/dev/shm/{tag}-%d' % i, os.O_CREAT | os.O_WRONLY, 0o600))\n\
+         print(os.getuid())\n"
+    );
+    let limits = Limits {
+        memory: ByteSize::mib(512),
+        wall_time: Duration::from_secs(60),
+        cpu_time: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let run = trusted(&["/usr/bin/python3", "-c", &code], limits);
+    let left: Vec<String> = std::fs::read_dir("/dev/shm")
+        .expect("/dev/shm")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&tag))
+        .collect();
+    // Removed here too, so that a failing test leaves nothing behind.
+    for name in &left {
+        let _ = std::fs::remove_file(std::path::Path::new("/dev/shm").join(name));
+    }
+    assert_eq!(
+        run.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut first = left.iter().filter(|name| name.ends_with("-first"));
+    assert!(
+        left.is_empty(),
+        "{} of the run's files outlived it{}",
+        left.len(),
+        if first.next().is_some() {
+            ", the first among them"
+        } else {
+            ""
+        }
+    );
+}

@@ -13,13 +13,15 @@
 //! (`unlinkat`) relative to its parent's descriptor; a directory of the uid goes whole, through
 //! descriptors too ([`remove_at`]). A directory swapped for a link between the check and the
 //! removal is then not followed (a path walk was: a second run made root delete what the link
-//! named). Bounded: at most [`MAX_SCANNED`] entries of each shared directory are looked at.
+//! named). Every entry of the uid goes, however many the run made (a cap on the entries looked
+//! at let a run that made 100,010 in `/dev/shm` keep the rest); only the host's own entries are
+//! bounded ([`MAX_HOST_ENTRIES`]), which no run can add to.
 //!
 //! A world-writable directory owned by a slot uid is another run's leftover, not a shared
 //! directory: it is neither kept as one nor searched (a run filling such a directory with
 //! entries spent the search's budget, so that shared directories further on were not found).
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -97,9 +99,10 @@ fn world_writable(
     }
 }
 
-/// The most entries of one directory looked at: a host whose `/tmp` holds more has the
-/// rest of the uid's entries left (and a warning logged).
-pub(crate) const MAX_SCANNED: usize = 100_000;
+/// The most of the host's own entries of one directory looked at ([`counts`]): a host whose
+/// `/tmp` holds more has the rest not looked at (and a warning logged). Entries of the run's
+/// uid, which are all removed, and of other runs' uids do not count: a run cannot spend it.
+pub(crate) const MAX_HOST_ENTRIES: usize = 100_000;
 
 /// Removes the top-level entries of each of `dirs` owned by `uid` (a directory that does not
 /// exist is skipped), and the System V IPC objects of `uid` (message queues, semaphores,
@@ -136,53 +139,96 @@ const DIRECTORY: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_CLOEXEC);
 
 fn remove_owned_in(dir: &Path, uid: u32) -> Result<(), Errno> {
-    let top = match open(dir, DIRECTORY, Mode::empty()) {
-        // Gone, or a link (a shared directory is never one).
-        Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => return Ok(()),
-        top => top?,
-    };
-    let mut first_error = None;
-    for name in names(&top, dir)? {
-        // A link is the link's own owner and is removed itself.
-        let Ok(stat) = fstatat(&top, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
-            continue;
-        };
-        if stat.st_uid != uid {
-            continue;
-        }
-        match remove_at(&top, &name, &stat) {
-            Err(Errno::ENOENT) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-            Ok(()) => {
-                tracing::debug!(dir = %dir.display(), ?name, "removed a trusted run's leftover")
-            }
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    remove_owned_within(dir, uid, MAX_HOST_ENTRIES)
 }
 
-/// The names in the directory `dir` (`shown` in warnings), at most [`MAX_SCANNED`].
-fn names(dir: &OwnedFd, shown: &Path) -> Result<Vec<CString>, Errno> {
-    let clone = dir
+/// [`remove_owned_in`] looking at no more than `budget` of the host's own entries per pass.
+/// Each entry is examined as it is read and the uid's removed at once, so that nothing is held
+/// per entry: the directory may hold as many as the run could make. POSIX leaves unspecified
+/// what a directory read returns once entries are unlinked during it (std's `remove_dir_all`
+/// unlinks as it reads too), so a pass that removed anything is followed by another, until
+/// one finds nothing of the uid: its processes are gone, and no one else can give it a file.
+fn remove_owned_within(dir: &Path, uid: u32, budget: usize) -> Result<(), Errno> {
+    loop {
+        match remove_pass(dir, uid, budget)? {
+            Pass::RemovedSome => continue,
+            Pass::Clean => return Ok(()),
+            Pass::Failed(e) => return Err(e),
+        }
+    }
+}
+
+/// What one pass over a directory did.
+enum Pass {
+    /// It removed entries of the uid: another pass looks again.
+    RemovedSome,
+    /// It found nothing of the uid.
+    Clean,
+    /// It removed nothing and failed to remove an entry (the first error; the rest were
+    /// tried).
+    Failed(Errno),
+}
+
+fn remove_pass(dir: &Path, uid: u32, budget: usize) -> Result<Pass, Errno> {
+    let top = match open(dir, DIRECTORY, Mode::empty()) {
+        // Gone, or a link (a shared directory is never one).
+        Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => return Ok(Pass::Clean),
+        top => top?,
+    };
+    let clone = top
         .try_clone()
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
     let mut listing = nix::dir::Dir::from_fd(clone)?;
-    let mut names = Vec::new();
+    let mut host_entries = 0;
+    let mut first_error = None;
+    let mut removed = false;
     for entry in listing.iter() {
         let entry = entry?;
         let name = entry.file_name();
         if name == c"." || name == c".." {
             continue;
         }
-        if names.len() == MAX_SCANNED {
-            tracing::warn!(dir = %shown.display(), "more than {MAX_SCANNED} entries: the rest is not looked at");
-            break;
+        // A link is the link's own owner and is removed itself.
+        let Ok(stat) = fstatat(&top, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        if stat.st_uid != uid {
+            if counts(&stat) {
+                host_entries += 1;
+                if host_entries > budget {
+                    tracing::warn!(dir = %dir.display(), "more than {budget} of the host's entries: the rest is not looked at");
+                    break;
+                }
+            }
+            continue;
         }
-        names.push(name.to_owned());
+        match remove_at(&top, name, &stat) {
+            Err(Errno::ENOENT) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+            Ok(()) => {
+                removed = true;
+                tracing::debug!(dir = %dir.display(), ?name, "removed a trusted run's leftover");
+            }
+        }
     }
-    Ok(names)
+    // An entry that failed fails again in the next pass, which removes nothing else: the
+    // passes end.
+    Ok(match (removed, first_error) {
+        (true, _) => Pass::RemovedSome,
+        (false, Some(e)) => Pass::Failed(e),
+        (false, None) => Pass::Clean,
+    })
+}
+
+/// Whether an entry of another owner counts towards the budget of host entries: not one of a
+/// run's uid (each run's own are its cleanup's work, bounded by what it made), nor a hard link
+/// to a file named elsewhere too, which a run may make to any host file it can read and write
+/// (`fs.protected_hardlinks`), as many as it likes, under the file's owner.
+fn counts(stat: &FileStat) -> bool {
+    let directory = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    !is_slot(stat.st_uid) && (directory || stat.st_nlink <= 1)
 }
 
 /// Removes the entry `name` of `parent`, examined as `stat`. A directory is checked to be the
@@ -296,6 +342,60 @@ mod tests {
         assert_eq!(
             budget, 9,
             "the host's directory only: the run's costs nothing"
+        );
+    }
+
+    /// Bug hunt: the first 100,000 entries of a directory were looked at, the run's own
+    /// among them, so a run that made more kept the rest for its uid's next run. Only the
+    /// host's own entries count now (here a budget of 3): neither the run's, nor another
+    /// run's, nor hard links to a file that has another name too.
+    #[test]
+    fn only_the_hosts_own_entries_spend_the_budget() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the tests as root"
+            );
+            eprintln!("skipped: giving entries to slot uids needs root");
+            return;
+        }
+        let run = crate::HOST_ID_BASE + 9;
+        let other = crate::HOST_ID_BASE + 7;
+        let shared = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let host_file = outside.path().join("host");
+        fs::write(&host_file, "x").expect("write");
+        let give = |name: String, uid: u32| {
+            let path = shared.path().join(name);
+            fs::write(&path, "x").expect("write");
+            std::os::unix::fs::chown(&path, Some(uid), Some(uid)).expect("chown");
+        };
+        for i in 0..50 {
+            give(format!("other-{i}"), other);
+            give(format!("run-{i}"), run);
+            // On the same filesystem as the shared directory: a hard link to the host's file.
+            let _ = fs::hard_link(&host_file, shared.path().join(format!("link-{i}")));
+        }
+        for i in 0..3 {
+            fs::write(shared.path().join(format!("host-{i}")), "x").expect("write");
+        }
+        remove_owned_within(shared.path(), run, 3).expect("removed");
+        let mut left: Vec<String> = fs::read_dir(shared.path())
+            .expect("readdir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert!(!left.iter().any(|n| n.starts_with("run-")), "{left:?}");
+        assert_eq!(
+            left.iter().filter(|n| n.starts_with("other-")).count(),
+            50,
+            "another run's entries stay"
+        );
+        assert_eq!(
+            left.iter().filter(|n| n.starts_with("host-")).count(),
+            3,
+            "the host's entries stay"
         );
     }
 
