@@ -767,3 +767,116 @@ fn file_operations_racing_the_sessions_removal_answer_without_a_server_error() {
         }
     }
 }
+
+/// One call of `program` (python) in session `id`, its result.
+fn call_python(server: &LiveServer, id: &str, program: &str) -> Value {
+    let body = json!({"language": "python", "code": program, "limits": {"wall_time": "60s"}});
+    let (status, answer) = server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/exec"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 200, "{answer}\n{}", server.log());
+    serde_json::from_str(&answer).expect("a result")
+}
+
+/// Bug hunt: a session's calls logged their traffic nowhere (the session's proxy kept one log
+/// for the session's life, and dropped it when the session ended), and that log's cap of
+/// 100,000 attempts let through carried over from call to call (a third call of 60,000 DNS
+/// questions was refused every one). Each call now has its own proxy: its result carries its
+/// own network section and violations, recorded in the history, and the cap is the call's.
+/// Loopback only: the tunnels go to the deny set (refused, never dialed), and the resolver
+/// never forwards a question.
+#[test]
+fn each_call_of_a_session_has_its_own_traffic_log_in_its_result_and_the_history() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--network", "internet_access"]);
+    let tunnels = "import socket\n\
+        for port in (9, 10, 11):\n\
+        \x20   s = socket.create_connection(('127.0.0.1', 3128), timeout=5)\n\
+        \x20   s.sendall(b'CONNECT 127.0.0.1:%d HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' % port)\n\
+        \x20   print(s.recv(200).split(b'\\r\\n')[0].decode())\n";
+    let result = call_python(&server, &id, tunnels);
+    assert_eq!(
+        result["stdout"],
+        "HTTP/1.1 403 Forbidden\n".repeat(3),
+        "{result:#}"
+    );
+    let network = &result["network"];
+    assert_eq!(network["policy"], "internet_access", "{result:#}");
+    assert_eq!(network["denied"], 3, "{result:#}");
+    assert_eq!(network["connections"].as_array().map(Vec::len), Some(3));
+    let violations = result["security"]["violations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(violations.len(), 3, "{result:#}");
+    assert!(
+        violations.iter().all(|v| v["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("network: tcp 127.0.0.1:"))),
+        "{result:#}"
+    );
+    let first = result["id"].as_str().expect("an id").to_owned();
+
+    // Two calls of 51,000 questions each: more than the 100,000 one log lets through.
+    let questions = "import socket, struct\n\
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        s.settimeout(5)\n\
+        answered = 0\n\
+        for i in range(51000):\n\
+        \x20   q = struct.pack('>HHHHHH', i & 0xffff, 0x0100, 1, 0, 0, 0) + b'\\x04name\\x04test\\x00' + struct.pack('>HH', 1, 1)\n\
+        \x20   s.sendto(q, ('127.0.0.1', 53))\n\
+        \x20   answered += s.recv(512)[3] & 0x0f == 0\n\
+        print(answered)\n";
+    for call in 1..=2 {
+        let result = call_python(&server, &id, questions);
+        assert_eq!(
+            result["stdout"], "51000\n",
+            "call {call}: {}",
+            result["stderr"]
+        );
+        assert_eq!(
+            result["network"]["connections"].as_array().map(Vec::len),
+            Some(51_000),
+            "call {call}: its own questions only"
+        );
+    }
+    ok(&server, &["rm", &id]);
+
+    // The first call's denials are in the history: the traffic log and the security events.
+    let world = server.world();
+    let denied = || {
+        let out = world
+            .warden()
+            .args([
+                "network",
+                "log",
+                "--denied",
+                "--json",
+                "--execution",
+                &first,
+            ])
+            .output()
+            .expect("warden runs");
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || denied() == Some(3)),
+        "{:?}",
+        denied()
+    );
+    let events = world
+        .warden()
+        .args(["events", "--json"])
+        .output()
+        .expect("warden runs");
+    let events = text(&events.stdout);
+    assert_eq!(
+        events.matches("network: tcp 127.0.0.1:").count(),
+        3,
+        "{events}"
+    );
+}

@@ -20,7 +20,6 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use warden_core::units::format_duration;
 use warden_core::{ByteSize, LimitOverrides, Limits, Mode, ModeRequest, UsageSample};
-use warden_net::BlockingProxy;
 use warden_sandbox::{CancelHandle, LiveSandbox, UsageReader};
 
 use crate::error::EngineError;
@@ -209,10 +208,10 @@ pub enum SessionError {
     },
 }
 
-/// The live part of a running session: its sandbox, proxy and workspace lease.
+/// The live part of a running session: its sandbox and workspace lease. Its proxy is each
+/// call's own (`Runner::with_session`).
 pub(crate) struct Live {
     pub(crate) sandbox: LiveSandbox,
-    pub(crate) proxy: Option<BlockingProxy>,
     pub(crate) workspace: crate::volumes::VolumeLease,
     /// The session's network policy, for each call's jobs.
     pub(crate) network: crate::engine::network::NetworkPlan,
@@ -364,9 +363,9 @@ impl Session {
         self.removing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Stops the session: its running call (if any) is cancelled, its sandbox destroyed, its
-    /// proxy stopped and its workspace released; the reason is kept. Stopping a stopped session
-    /// does nothing.
+    /// Stops the session: its running call (if any) is cancelled (its proxy stopped with it),
+    /// its sandbox destroyed and its workspace released; the reason is kept. Stopping a stopped
+    /// session does nothing.
     pub(crate) fn stop(&self, reason: &str) {
         {
             let mut meta = self.meta();
@@ -520,12 +519,9 @@ impl Session {
     }
 }
 
-/// Ends a session's sandbox, proxy and workspace lease, logging what fails.
+/// Ends a session's sandbox and workspace lease, logging what fails.
 fn end_live(live: Option<Live>) {
     if let Some(live) = live {
-        if let Some(proxy) = live.proxy {
-            proxy.stop();
-        }
         if let Err(e) = live.sandbox.destroy() {
             tracing::warn!(error = %e, "destroying a session's sandbox");
         }

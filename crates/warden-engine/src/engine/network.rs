@@ -282,30 +282,38 @@ impl NetworkPlan {
         self.egress.is_some()
     }
 
-    /// Starts the proxy in `sandbox`'s network namespace; `None` without egress.
+    /// Installs the interception in `sandbox`'s network namespace and starts a proxy there
+    /// ([`NetworkPlan::intercept`], [`NetworkPlan::serve`]); `None` without egress.
     pub(crate) fn start(
+        &self,
+        sandbox: &LiveSandbox,
+    ) -> Result<Option<BlockingProxy>, EngineError> {
+        self.intercept(sandbox)?;
+        self.serve(sandbox)
+    }
+
+    /// Installs the transparent interception in `sandbox`'s network namespace (once per
+    /// sandbox: its route and table stay while the namespace does); nothing without egress.
+    pub(crate) fn intercept(&self, sandbox: &LiveSandbox) -> Result<(), EngineError> {
+        if self.egress.is_none() {
+            return Ok(());
+        }
+        warden_net::install_interception(&network_namespace(sandbox)?)
+            .map_err(|e| egress("installing the interception", e.into()))
+    }
+
+    /// Starts a proxy on listeners it opens in `sandbox`'s network namespace, whose
+    /// interception is installed; `None` without egress. A session's sandbox gets one per
+    /// call, so that each call's log and limits are its own, as an execution's are.
+    pub(crate) fn serve(
         &self,
         sandbox: &LiveSandbox,
     ) -> Result<Option<BlockingProxy>, EngineError> {
         let Some((decider, limits)) = &self.egress else {
             return Ok(None);
         };
-        let egress = |step, source: Box<dyn std::error::Error + Send + Sync>| EngineError::Egress {
-            step,
-            source,
-        };
-        let path = sandbox.network_namespace().ok_or_else(|| {
-            egress(
-                "finding the network namespace",
-                "the sandbox has no network namespace of the host's".into(),
-            )
-        })?;
-        let netns = std::fs::File::open(&path)
-            .map_err(|e| egress("opening the network namespace", e.into()))?;
-        let listeners = warden_net::open_listeners(&netns)
+        let listeners = warden_net::open_listeners(&network_namespace(sandbox)?)
             .map_err(|e| egress("opening the proxy's listeners", e.into()))?;
-        warden_net::install_interception(&netns)
-            .map_err(|e| egress("installing the interception", e.into()))?;
         let decider: Arc<dyn Decider> = match &self.on_denial {
             Some(hook) => Arc::new(Watching {
                 inner: decider.clone(),
@@ -318,6 +326,22 @@ impl NetworkPlan {
             .map(Some)
             .map_err(|e| egress("starting the proxy", e.into()))
     }
+}
+
+/// The failure of `step` in setting up a sandbox's egress.
+fn egress(step: &'static str, source: Box<dyn std::error::Error + Send + Sync>) -> EngineError {
+    EngineError::Egress { step, source }
+}
+
+/// `sandbox`'s network namespace, opened.
+fn network_namespace(sandbox: &LiveSandbox) -> Result<std::fs::File, EngineError> {
+    let path = sandbox.network_namespace().ok_or_else(|| {
+        egress(
+            "finding the network namespace",
+            "the sandbox has no network namespace of the host's".into(),
+        )
+    })?;
+    std::fs::File::open(&path).map_err(|e| egress("opening the network namespace", e.into()))
 }
 
 fn proxy_limits(policy: &Policy) -> ProxyLimits {

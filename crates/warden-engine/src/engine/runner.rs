@@ -189,29 +189,40 @@ impl<'e> Runner<'e> {
     }
 
     /// Runs every job in `sandbox`, a session's (`sessions.rs`), which outlives the runner:
-    /// take it back with [`Runner::into_session`]. Should it end, the next job builds another
+    /// take it back with [`Runner::give_back_session`]. With egress, it gets a proxy of this
+    /// runner's at its first job, stopped when it is taken back: each call of a session has
+    /// its own log and limits, as an execution has. Should it end, the next job builds another
     /// of the same spec.
-    pub(super) fn with_session(
-        mut self,
-        sandbox: LiveSandbox,
-        proxy: Option<BlockingProxy>,
-    ) -> Self {
+    pub(super) fn with_session(mut self, sandbox: LiveSandbox) -> Self {
         self.pool = None;
         self.reuse = SandboxReuse::Shared;
-        self.shared = Some((sandbox, proxy));
+        self.shared = Some((sandbox, None));
         self
     }
 
-    /// The session's sandbox and proxy back, after its jobs ran (`None` if it could not be
-    /// rebuilt after ending).
-    pub(super) fn into_session(mut self) -> Option<(LiveSandbox, Option<BlockingProxy>)> {
-        self.shared.take()
+    /// The session's sandbox back, after its jobs ran, its proxy stopped (its log kept: take
+    /// it with [`Runner::take_records`]); `None` if it could not be rebuilt after ending.
+    pub(super) fn give_back_session(&mut self) -> Option<LiveSandbox> {
+        let (sandbox, proxy) = self.shared.take()?;
+        if let Some(proxy) = proxy {
+            self.records.extend(proxy.stop());
+        }
+        Some(sandbox)
     }
 
-    /// Builds a sandbox for a new session, with its proxy; never a pooled one.
-    pub(super) fn open(&mut self) -> Result<(LiveSandbox, Option<BlockingProxy>), EngineError> {
+    /// Builds a sandbox for a new session, never a pooled one; with egress, its interception
+    /// installed and no proxy yet: each call starts one ([`Runner::with_session`]).
+    pub(super) fn open(&mut self) -> Result<LiveSandbox, EngineError> {
         self.pool = None;
-        self.create(false)
+        match self.network.as_ref().filter(|n| n.has_egress()) {
+            None => Ok(self.create(false)?.0),
+            Some(plan) => {
+                // The interception goes into the sandbox's namespace: it must exist.
+                let sandbox = self.backend.create(&self.spec)?;
+                plan.intercept(&sandbox)?;
+                Ok(sandbox)
+            }
+        }
     }
 
     /// Time spent building sandboxes, running jobs, and ending sandboxes, so far.
@@ -322,9 +333,15 @@ impl<'e> Runner<'e> {
                     self.shared = Some(self.start(false)?);
                 }
                 let job = self.job(job);
-                let (sandbox, _) = self.shared.as_mut().ok_or(EngineError::Sandbox(
+                let (sandbox, proxy) = self.shared.as_mut().ok_or(EngineError::Sandbox(
                     warden_sandbox::SandboxError::Gone { why: "not created" },
                 ))?;
+                if proxy.is_none() {
+                    // A session's sandbox ([`Runner::with_session`]).
+                    if let Some(plan) = self.network.as_ref().filter(|n| n.has_egress()) {
+                        *proxy = plan.serve(sandbox)?;
+                    }
+                }
                 let running = Instant::now();
                 let run = sandbox.run_streaming(&job, stdin, sink);
                 self.timings.job(running, &run);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use warden_core::{Mode, ModeRequest, OutcomeKind, ThreatLevel};
 use warden_sandbox::{SandboxSpec, VolumeMount, WORKDIR};
 
-use super::{finish, runner, Engine, PhaseClock};
+use super::{finish, runner, Engine, NetworkReport, PhaseClock};
 use crate::error::EngineError;
 use crate::execution::{Execution, ExecutionRequest, SourceFile};
 use crate::id::ExecutionId;
@@ -100,8 +100,9 @@ impl Engine {
         }
     }
 
-    /// Starts a session: its workspace volume, its sandbox (and proxy, if its network policy
-    /// lets traffic out), kept until it is removed or stopped.
+    /// Starts a session: its workspace volume, its sandbox (with the interception in place, if
+    /// its network policy lets traffic out: each call runs a proxy of its own), kept until it
+    /// is removed or stopped.
     pub fn create_session(&self, request: SessionRequest) -> Result<SessionInfo, SessionError> {
         let store = self.session_store();
         let settings = &store.settings;
@@ -220,7 +221,7 @@ impl Engine {
     }
 
     /// The sandbox of a session: every language's mounts (a call may be in any), the
-    /// workspace volume at `/work`, the session's ceilings; with its proxy.
+    /// workspace volume at `/work`, the session's ceilings; with its interception.
     fn open_session_sandbox(
         &self,
         workspace: &str,
@@ -234,11 +235,10 @@ impl Engine {
         let mut runner =
             runner::Runner::new(self.sandbox()?, mode, spec, SandboxReuse::Shared, None)?
                 .with_network(network.clone());
-        let (sandbox, proxy) = runner.open()?;
+        let sandbox = runner.open()?;
         Ok((
             Live {
                 sandbox,
-                proxy,
                 workspace: lease,
                 network: network.clone(),
             },
@@ -387,7 +387,6 @@ impl Engine {
         };
         let Live {
             mut sandbox,
-            proxy,
             workspace,
             network,
         } = live;
@@ -395,7 +394,6 @@ impl Engine {
             // Stopped meanwhile (its handle taken), or its sandbox is gone.
             *guard.live = Some(Live {
                 sandbox,
-                proxy,
                 workspace,
                 network,
             });
@@ -414,20 +412,23 @@ impl Engine {
             request.cancel.clone(),
         )?
         .with_network(network.clone())
-        .with_session(sandbox, proxy);
+        .with_session(sandbox);
         clock.lap("plan");
         let stages = self.stages(&prepared, &mut request, &mut runner);
         let timings = runner.timings();
-        let kept = runner.into_session();
+        let kept = runner.give_back_session();
+        // The call's own traffic: its proxy started with its first job and stopped with it.
+        let report = network
+            .has_egress()
+            .then(|| NetworkReport::new(&network.name, runner.take_records()));
         match kept {
-            Some((sandbox, proxy)) => {
+            Some(sandbox) => {
                 if timings.setup > std::time::Duration::ZERO {
                     // The sandbox had ended and was rebuilt on the same workspace.
                     session.rebind(&sandbox);
                 }
                 *guard.live = Some(Live {
                     sandbox,
-                    proxy,
                     workspace,
                     network,
                 });
@@ -457,7 +458,7 @@ impl Engine {
         });
         session.meta().calls += 1;
         let mut warnings = std::mem::take(&mut prepared.lowered);
-        let result = finish(prepared, None, compile, (earlier, run), tests, None);
+        let result = finish(prepared, None, compile, (earlier, run), tests, report);
         warnings.extend(self.record(&result, input.borrowed()));
         clock.lap("record");
         match ceiling {
