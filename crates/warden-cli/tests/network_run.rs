@@ -511,3 +511,66 @@ print(udp("192.0.2.1", 53))
         }
     }
 }
+
+/// Bug hunt: `total_connections` and `total_bytes` bounded each sandbox, not the execution: 8
+/// test cases in fresh sandboxes under a policy of 2 connections and 100 KiB in total made 16
+/// connections and moved 800 KiB. The proxies of an execution's sandboxes now spend from one
+/// budget. The traffic goes to a server of this test's on the host's loopback.
+#[test]
+fn an_executions_traffic_limits_bound_all_its_sandboxes_together() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.write_all(&[b'x'; 64 * 1024]);
+        }
+    });
+    let server = LiveServer::start("[network]\nallowed = [\"no_access\", \"budget\"]\n");
+    import(
+        server.world(),
+        "budget",
+        &format!(
+            "name = \"budget\"\ndescription = \"this test's server, within limits\"\n\
+             level = \"custom\"\ndefault_action = \"deny\"\nallow_denied = [\"127.0.0.1\"]\n\n\
+             [limits]\ntotal_connections = 2\ntotal_bytes = \"100KiB\"\n\n\
+             [[rule]]\nprotocol = \"tcp\"\nhost = \"127.0.0.1\"\nports = {port}\n\
+             action = \"allow\"\nreason = \"the test server\"\n"
+        ),
+    );
+    let code = format!(
+        "import socket\n\
+         for _ in range(3):\n\
+         \x20   s = socket.create_connection((\"127.0.0.1\", 3128), timeout=10)\n\
+         \x20   s.sendall(b\"CONNECT 127.0.0.1:{port} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n\")\n\
+         \x20   while s.recv(65536):\n\
+         \x20       pass\n"
+    );
+    let (status, result) = post(
+        &server,
+        &serde_json::json!({
+            "language": "python", "code": code, "network": "budget", "reuse": "fresh",
+            "tests": vec![serde_json::json!({"stdin": ""}); 8],
+        }),
+    );
+    assert_eq!(status, 200, "{result:#}\n{}", server.log());
+    let connections = result["network"]["connections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let allowed: Vec<&Value> = connections
+        .iter()
+        .filter(|c| c["allowed"] == true)
+        .collect();
+    assert_eq!(allowed.len(), 2, "{result:#}");
+    let bytes: u64 = connections
+        .iter()
+        .map(|c| c["bytes_up"].as_u64().unwrap_or(0) + c["bytes_down"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(bytes <= 100 * 1024, "{bytes} bytes moved: {result:#}");
+    // Every sandbox after the budget was spent was refused by a limit, not let through.
+    assert_eq!(connections.len(), 8 * 3, "{result:#}");
+    for refused in connections.iter().filter(|c| c["allowed"] == false) {
+        assert_eq!(refused["rule"], "limits", "{refused:#}");
+    }
+}

@@ -45,7 +45,7 @@ pub use dialer::{AsyncStream, BoxedStream, Dialer, TcpDialer};
 pub use environment::{proxy_env, resolv_conf};
 pub use host::host_addresses;
 pub use interception::install_interception;
-pub use limits::{ProxyLimits, DEFAULT_MAX_CLIENTS};
+pub use limits::{ExecutionBudget, ProxyLimits, DEFAULT_MAX_CLIENTS};
 pub use listeners::{
     open_listeners, NetnsListeners, DNS_PORT, HTTP_PROXY_PORT, SOCKS_PORT, TRANSPARENT_PORT,
 };

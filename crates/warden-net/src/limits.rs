@@ -1,5 +1,6 @@
 //! The network limits of one execution and their accounting: a token bucket per direction
-//! shared by all its connections, connection caps, a byte budget. Runs on the proxy's runtime.
+//! shared by all its connections (through every proxy of the execution), connection caps, a
+//! byte budget. Runs on the proxies' runtimes.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -55,6 +56,19 @@ impl Default for ProxyLimits {
             idle_timeout: Duration::from_secs(60),
             max_clients: DEFAULT_MAX_CLIENTS,
         }
+    }
+}
+
+/// The accounting of one execution's [`ProxyLimits`], shared by the proxies of all its
+/// sandboxes ([`Proxy::with_budget`](crate::Proxy::with_budget)): what one of them let through
+/// (bytes, connections, bandwidth), the others cannot. Clones share it.
+#[derive(Debug, Clone)]
+pub struct ExecutionBudget(pub(crate) Arc<Budget>);
+
+impl ExecutionBudget {
+    /// A budget of `limits` with nothing spent yet.
+    pub fn new(limits: &ProxyLimits) -> Self {
+        Self(Arc::new(Budget::new(limits)))
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::decider::{Decider, Protocol};
 use crate::dialer::{Dialer, TcpDialer};
 use crate::egress::Destination;
-use crate::limits::{Budget, ProxyLimits};
+use crate::limits::{Budget, ExecutionBudget, ProxyLimits};
 use crate::listeners::NetnsListeners;
 use crate::record::{ConnectionRecord, Recording, TrafficLog};
 use crate::resolver::{Resolver, SystemResolver};
@@ -48,6 +48,7 @@ pub enum ProxyError {
 pub struct Proxy {
     decider: Arc<dyn Decider>,
     limits: ProxyLimits,
+    budget: Option<ExecutionBudget>,
     resolver: Arc<dyn Resolver>,
     dialer: Arc<dyn Dialer>,
 }
@@ -59,6 +60,7 @@ impl Proxy {
         Self {
             decider,
             limits,
+            budget: None,
             resolver: Arc::new(SystemResolver),
             dialer: Arc::new(TcpDialer),
         }
@@ -68,6 +70,15 @@ impl Proxy {
     #[must_use]
     pub fn with_resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
         self.resolver = resolver;
+        self
+    }
+
+    /// Spends from `budget` (of the same limits) instead of a budget of its own: the proxies
+    /// of an execution's sandboxes share its limits, which bound the execution, not each
+    /// sandbox.
+    #[must_use]
+    pub fn with_budget(mut self, budget: ExecutionBudget) -> Self {
+        self.budget = Some(budget);
         self
     }
 
@@ -96,7 +107,9 @@ impl Proxy {
             })?;
         let shared = Arc::new(Shared {
             clients: Arc::new(Semaphore::new(self.limits.clients_at_once())),
-            budget: Arc::new(Budget::new(&self.limits)),
+            budget: self
+                .budget
+                .map_or_else(|| Arc::new(Budget::new(&self.limits)), |b| b.0),
             decider: self.decider,
             resolver: self.resolver,
             dialer: self.dialer,

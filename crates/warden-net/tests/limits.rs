@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use support::*;
-use warden_net::{Cut, ProxyLimits};
+use warden_net::{Cut, ExecutionBudget, ProxyLimits};
 
 fn allowing_svc(limits: ProxyLimits) -> TestSandbox {
     TestSandbox::start(proxy(
@@ -124,6 +124,48 @@ fn the_byte_budget_cuts_the_connection_that_spends_it() {
     let records = sandbox.stop();
     assert_eq!(records[0].cut_by, Some(Cut::TotalBytes), "{records:?}");
     assert_eq!(records[0].bytes_up + records[0].bytes_down, 4096);
+}
+
+/// The proxies of one execution's sandboxes (a compile stage, test cases in fresh sandboxes)
+/// spend from one budget: what the first let through, the second cannot.
+#[test]
+fn proxies_sharing_an_execution_budget_share_its_caps() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let limits = ProxyLimits {
+        total_connections: Some(1),
+        ..ProxyLimits::default()
+    };
+    let budget = ExecutionBudget::new(&limits);
+    let sandbox = |budget: &ExecutionBudget| {
+        TestSandbox::start(
+            proxy(
+                TestPolicy::allowing(&["svc.test"], &[host_loopback()]),
+                limits.clone(),
+                FakeResolver::with(&[("svc.test", &[host_loopback()])]),
+            )
+            .with_budget(budget.clone()),
+        )
+    };
+    let authority = format!("svc.test:{}", echo.addr.port());
+    let first = sandbox(&budget);
+    first.run(|| {
+        let (mut tunnel, head) = connect_tunnel(&authority);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(echo_round_trip(&mut tunnel, b"1"), b"1");
+    });
+    drop(first.stop());
+    let second = sandbox(&budget);
+    let head = second.run(|| connect_tunnel(&authority).1);
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    let records = second.stop();
+    assert_eq!(
+        records[0].cut_by,
+        Some(Cut::TotalConnections),
+        "{records:?}"
+    );
 }
 
 #[test]

@@ -10,7 +10,9 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 use warden_core::network::{Action, EvalContext, Level, Policy, Protocol, Registry};
 use warden_core::Mode;
-use warden_net::{BlockingProxy, ConnectionRecord, Decider, Proxy, ProxyLimits, Verdict};
+use warden_net::{
+    BlockingProxy, ConnectionRecord, Decider, ExecutionBudget, Proxy, ProxyLimits, Verdict,
+};
 use warden_sandbox::LiveSandbox;
 
 use crate::error::EngineError;
@@ -282,14 +284,23 @@ impl NetworkPlan {
         self.egress.is_some()
     }
 
+    /// A budget of the policy's limits with nothing spent, for one execution's proxies to
+    /// share; `None` without egress.
+    pub(crate) fn new_budget(&self) -> Option<ExecutionBudget> {
+        self.egress
+            .as_ref()
+            .map(|(_, limits)| ExecutionBudget::new(limits))
+    }
+
     /// Installs the interception in `sandbox`'s network namespace and starts a proxy there
     /// ([`NetworkPlan::intercept`], [`NetworkPlan::serve`]); `None` without egress.
     pub(crate) fn start(
         &self,
         sandbox: &LiveSandbox,
+        budget: Option<&ExecutionBudget>,
     ) -> Result<Option<BlockingProxy>, EngineError> {
         self.intercept(sandbox)?;
-        self.serve(sandbox)
+        self.serve(sandbox, budget)
     }
 
     /// Installs the transparent interception in `sandbox`'s network namespace (once per
@@ -303,11 +314,13 @@ impl NetworkPlan {
     }
 
     /// Starts a proxy on listeners it opens in `sandbox`'s network namespace, whose
-    /// interception is installed; `None` without egress. A session's sandbox gets one per
-    /// call, so that each call's log and limits are its own, as an execution's are.
+    /// interception is installed, spending from `budget`, the execution's (without one, a
+    /// budget of its own); `None` without egress. A session's sandbox gets one per call, so
+    /// that each call's log and limits are its own, as an execution's are.
     pub(crate) fn serve(
         &self,
         sandbox: &LiveSandbox,
+        budget: Option<&ExecutionBudget>,
     ) -> Result<Option<BlockingProxy>, EngineError> {
         let Some((decider, limits)) = &self.egress else {
             return Ok(None);
@@ -321,7 +334,11 @@ impl NetworkPlan {
             }),
             None => decider.clone(),
         };
-        Proxy::new(decider, limits.clone())
+        let mut proxy = Proxy::new(decider, limits.clone());
+        if let Some(budget) = budget {
+            proxy = proxy.with_budget(budget.clone());
+        }
+        proxy
             .start_blocking(listeners)
             .map(Some)
             .map_err(|e| egress("starting the proxy", e.into()))

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use warden_core::Mode;
 use warden_core::Stream;
-use warden_net::{BlockingProxy, ConnectionRecord};
+use warden_net::{BlockingProxy, ConnectionRecord, ExecutionBudget};
 use warden_sandbox::{
     Backend, Job, LiveSandbox, OutputSink, Sandbox, SandboxRun, SandboxSpec, Stdin,
 };
@@ -35,6 +35,9 @@ pub(super) struct Runner<'e> {
     cancel: Option<Cancellation>,
     /// The network policy; with egress, each sandbox gets its own proxy and is never pooled.
     network: Option<NetworkPlan>,
+    /// The policy's limits, spent by the proxies of all the sandboxes: they bound the
+    /// execution, however many sandboxes it runs in (its compile stage, fresh test cases).
+    budget: Option<ExecutionBudget>,
     /// What the sandboxes' proxies logged, once stopped.
     records: Vec<ConnectionRecord>,
     /// Where the time went so far (`--profile`).
@@ -101,6 +104,7 @@ impl<'e> Runner<'e> {
             ending: None,
             cancel,
             network: None,
+            budget: None,
             records: Vec::new(),
             timings: Timings::default(),
             meanwhile: None,
@@ -142,12 +146,14 @@ impl<'e> Runner<'e> {
     }
 
     /// Runs the sandboxes under `plan`: with egress, each gets warden's proxy in its network
-    /// namespace and the proxy variables in its jobs' environment, and none is pooled.
+    /// namespace and the proxy variables in its jobs' environment, and none is pooled; the
+    /// proxies share one budget of the policy's limits, this runner's (one execution's).
     pub(super) fn with_network(mut self, plan: NetworkPlan) -> Self {
         if plan.has_egress() {
             self.pool = None;
             self.spec.egress = true;
         }
+        self.budget = plan.new_budget();
         self.network = Some(plan);
         self
     }
@@ -253,7 +259,7 @@ impl<'e> Runner<'e> {
             (None, Some(plan)) => {
                 // The proxy opens its listeners in the sandbox's namespace: it must exist.
                 let sandbox = self.backend.create(&self.spec)?;
-                let proxy = plan.start(&sandbox)?;
+                let proxy = plan.start(&sandbox, self.budget.as_ref())?;
                 (sandbox, proxy)
             }
         };
@@ -339,7 +345,7 @@ impl<'e> Runner<'e> {
                 if proxy.is_none() {
                     // A session's sandbox ([`Runner::with_session`]).
                     if let Some(plan) = self.network.as_ref().filter(|n| n.has_egress()) {
-                        *proxy = plan.serve(sandbox)?;
+                        *proxy = plan.serve(sandbox, self.budget.as_ref())?;
                     }
                 }
                 let running = Instant::now();
