@@ -254,3 +254,151 @@ fn answers_to_requests_never_sent_or_answered_already_are_dropped() {
         "a notification still passes: {sent:?}"
     );
 }
+
+/// A wrapped server whose every `tools/call` opens a CONNECT tunnel to `argv[1]` through the
+/// proxy, sends a TLS ClientHello naming `argv[2]` (none if empty), and answers with what came
+/// back.
+const TUNNELLING_SERVER: &str = r#"
+import json, socket, struct, sys
+
+def client_hello(name):
+    ext = b""
+    if name:
+        n = name.encode()
+        ext = struct.pack(">HHHBH", 0, len(n) + 5, len(n) + 3, 0, len(n)) + n
+    body = b"\x03\x03" + b"\x07" * 32 + b"\x00\x00\x02\x13\x01\x01\x00" + struct.pack(">H", len(ext)) + ext
+    handshake = b"\x01" + struct.pack(">I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(handshake)) + handshake
+
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("method") != "tools/call":
+        continue
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+    s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n" % sys.argv[1].encode())
+    head = s.recv(200).split(b"\r\n")[0].decode()
+    s.sendall(client_hello(sys.argv[2]))
+    text = "%s | %s" % (head, s.recv(100).decode())
+    answer = {"jsonrpc": "2.0", "id": message["id"], "result": {"content": [{"type": "text", "text": text}]}}
+    print(json.dumps(answer), flush=True)
+"#;
+
+/// A server on the host's loopback that answers whatever it is sent with `hello`: its port.
+fn hello_server() -> u16 {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.read(&mut [0; 4096]);
+            let _ = stream.write_all(b"hello");
+        }
+    });
+    port
+}
+
+/// A world allowing only the policy `name` of `rule` (a `[[rule]]` body), which exempts the
+/// loopback from the deny set, as the operator would import it.
+fn world_with_policy(name: &str, rule: &str) -> World {
+    let world = World::with_config(&format!(
+        "[network]\nallowed = [\"no_access\", \"{name}\"]\n"
+    ));
+    let file = world.path().join(format!("{name}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"{name}\"\ndescription = \"a test server on the loopback\"\n\
+             level = \"custom\"\ndefault_action = \"deny\"\nallow_denied = [\"127.0.0.1\", \"::1\"]\n\n\
+             [[rule]]\n{rule}action = \"allow\"\nreason = \"the test server\"\n"
+        ),
+    )
+    .expect("policy written");
+    let imported = world
+        .warden()
+        .args(["network", "import"])
+        .arg(&file)
+        .output()
+        .expect("warden runs");
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    world
+}
+
+/// Bug hunt: the server was stopped for a connection its policy allowed. An `https` rule on a
+/// port other than 443 is decided by asking whether tcp is allowed there first (it is not),
+/// then https (it is): the relay's hook heard the first question as a denial, while the
+/// traffic log recorded the tunnel as allowed by the rule. It follows the decision applied
+/// now.
+#[test]
+fn a_tunnel_an_https_rule_allows_on_another_port_does_not_stop_the_server() {
+    let port = hello_server();
+    let world = world_with_policy(
+        "tls_port",
+        &format!("protocol = \"https\"\nhost = \"127.0.0.1\"\nports = {port}\n"),
+    );
+    let out = wrap(
+        &world,
+        &[
+            "tunnel",
+            "--network",
+            "tls_port",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            TUNNELLING_SERVER,
+            &format!("127.0.0.1:{port}"),
+            "",
+        ],
+        &format!("{CALL}\n"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let sent = messages(&out);
+    assert_eq!(sent.len(), 1, "{sent:?}\n{stderr}");
+    assert_eq!(
+        sent[0]["result"]["content"][0]["text"], "HTTP/1.1 200 Connection established | hello",
+        "{sent:?}"
+    );
+}
+
+/// Bug hunt: a tunnel the TLS check refused (its ClientHello named another host than the one
+/// the tunnel was allowed for) did not stop the server: the check's refusal never went
+/// through the policy's decider, where the hook was. It does now, as every refusal the
+/// traffic log records.
+#[test]
+fn a_tunnel_the_tls_check_refuses_stops_the_server() {
+    let port = hello_server();
+    let world = world_with_policy(
+        "name_port",
+        &format!("protocol = \"tcp\"\nhost = \"localhost\"\nports = {port}\n"),
+    );
+    let out = wrap(
+        &world,
+        &[
+            "tunnel",
+            "--network",
+            "name_port",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            TUNNELLING_SERVER,
+            &format!("localhost:{port}"),
+            "forbidden.test",
+        ],
+        &format!("{CALL}\n"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(120), "{stderr}");
+    let sent = messages(&out);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let message = sent[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("it tried to connect to localhost:{port}"))
+            && message.contains("forbidden.test"),
+        "{sent:?}"
+    );
+}

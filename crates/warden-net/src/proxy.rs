@@ -20,7 +20,7 @@ use crate::dialer::{Dialer, TcpDialer};
 use crate::egress::Destination;
 use crate::limits::{Budget, ExecutionBudget, ProxyLimits};
 use crate::listeners::NetnsListeners;
-use crate::record::{ConnectionRecord, Recording, TrafficLog};
+use crate::record::{ConnectionRecord, DenialObserver, Recording, TrafficLog};
 use crate::resolver::{Resolver, SystemResolver};
 use crate::synthetic::SyntheticPool;
 use crate::{dns, http, socks, transparent};
@@ -49,6 +49,7 @@ pub struct Proxy {
     decider: Arc<dyn Decider>,
     limits: ProxyLimits,
     budget: Option<ExecutionBudget>,
+    on_denial: Option<DenialObserver>,
     resolver: Arc<dyn Resolver>,
     dialer: Arc<dyn Dialer>,
 }
@@ -61,6 +62,7 @@ impl Proxy {
             decider,
             limits,
             budget: None,
+            on_denial: None,
             resolver: Arc::new(SystemResolver),
             dialer: Arc::new(TcpDialer),
         }
@@ -79,6 +81,17 @@ impl Proxy {
     #[must_use]
     pub fn with_budget(mut self, budget: ExecutionBudget) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Tells `observer` of each attempt refused by a verdict, as it is refused, with its
+    /// record so far: the policy's (the decision applied to the attempt, not those asked to
+    /// choose a tunnel's protocol), the synthetic-address and TLS checks' (rules `synthetic`
+    /// and `tls`), and a full traffic log's (rule `limits`). Not a connection cap's refusal, nor
+    /// the resolver's answers.
+    #[must_use]
+    pub fn on_denial(mut self, observer: DenialObserver) -> Self {
+        self.on_denial = Some(observer);
         self
     }
 
@@ -111,6 +124,7 @@ impl Proxy {
                 .budget
                 .map_or_else(|| Arc::new(Budget::new(&self.limits)), |b| b.0),
             decider: self.decider,
+            on_denial: self.on_denial,
             resolver: self.resolver,
             dialer: self.dialer,
             limits: self.limits,
@@ -234,6 +248,7 @@ impl Drop for BlockingProxy {
 /// What every task of one proxy shares.
 pub(crate) struct Shared {
     pub(crate) decider: Arc<dyn Decider>,
+    on_denial: Option<DenialObserver>,
     pub(crate) resolver: Arc<dyn Resolver>,
     pub(crate) dialer: Arc<dyn Dialer>,
     pub(crate) limits: ProxyLimits,
@@ -280,6 +295,7 @@ impl Shared {
                 .map(|addr| std::net::SocketAddr::new(addr, dest.port)),
             dest.port,
         )
+        .observed_by(self.on_denial.clone())
     }
 }
 

@@ -200,8 +200,12 @@ impl Meter {
     }
 }
 
+/// Told of each attempt a verdict refuses, as it is refused, with its record so far
+/// ([`Proxy::on_denial`](crate::Proxy::on_denial)). Called on the proxy's runtime: it must not
+/// block.
+pub type DenialObserver = Arc<dyn Fn(&ConnectionRecord) + Send + Sync>;
+
 /// The record of one connection while its task runs; written to the log when dropped.
-#[derive(Debug)]
 pub(crate) struct Recording {
     log: Arc<TrafficLog>,
     record: ConnectionRecord,
@@ -211,6 +215,17 @@ pub(crate) struct Recording {
     concluded: bool,
     /// Whether the log took a place for it ([`Recording::admit`]): it is kept whatever else.
     admitted: bool,
+    on_denial: Option<DenialObserver>,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("record", &self.record)
+            .field("concluded", &self.concluded)
+            .field("admitted", &self.admitted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Recording {
@@ -240,7 +255,14 @@ impl Recording {
             meter: Meter::new(),
             concluded: false,
             admitted: false,
+            on_denial: None,
         }
+    }
+
+    /// Tells `observer` of the verdict that refuses the attempt, if one does.
+    pub(crate) fn observed_by(mut self, observer: Option<DenialObserver>) -> Self {
+        self.on_denial = observer;
+        self
     }
 
     /// Takes the log's place for an attempt about to be let through; `false` when the log is
@@ -258,13 +280,17 @@ impl Recording {
         self.record.addr = Some(addr);
     }
 
-    /// Records the policy's verdict (the last one asked wins).
+    /// Records the verdict applied to the attempt (the last one wins); a refusal is told to
+    /// the observer, if any.
     pub(crate) fn verdict(&mut self, verdict: &Verdict) {
         self.record.allowed = verdict.allow;
         self.record.rule.clone_from(&verdict.rule);
         self.record.reason.clone_from(&verdict.reason);
         if !verdict.allow {
             self.concluded = true;
+            if let Some(observer) = &self.on_denial {
+                observer(&self.record);
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use support::*;
-use warden_net::{Protocol, Proxy, ProxyLimits};
+use warden_net::{ConnectionRecord, Protocol, Proxy, ProxyLimits};
 
 fn allowing_svc() -> (TestPolicy, FakeResolver) {
     (
@@ -203,8 +203,17 @@ fn an_https_rule_on_another_port_admits_tls_tunnels_only() {
     let port = echo.addr.port();
     let (policy, resolver) = allowing_svc();
     let policy = Arc::new(policy.https_only_on(port));
+    // Told of the refusals applied, not of the tcp question that made these tunnels https.
+    let observed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let observer = {
+        let observed = Arc::clone(&observed);
+        Arc::new(move |record: &ConnectionRecord| {
+            observed.lock().expect("observed").push(record.clone());
+        })
+    };
     let proxy = Proxy::new(Arc::clone(&policy) as _, ProxyLimits::default())
-        .with_resolver(Arc::new(resolver));
+        .with_resolver(Arc::new(resolver))
+        .on_denial(observer);
     let sandbox = TestSandbox::start(proxy);
     sandbox.run(|| {
         let (mut tunnel, head) = connect_tunnel(&format!("svc.test:{port}"));
@@ -230,6 +239,9 @@ fn an_https_rule_on_another_port_admits_tls_tunnels_only() {
     let refused: Vec<_> = records.iter().filter(|r| !r.allowed).collect();
     assert_eq!(refused.len(), 1, "{records:?}");
     assert_eq!(refused[0].rule, "tls", "{records:?}");
+    let observed = observed.lock().expect("observed");
+    assert_eq!(observed.len(), 1, "{observed:?}");
+    assert_eq!(observed[0].rule, "tls", "{observed:?}");
     // The echo server counts what it read once it has echoed it back.
     let hellos = 2 * client_hello("svc.test").len() as u64;
     let deadline = std::time::Instant::now() + CLIENT_TIMEOUT;

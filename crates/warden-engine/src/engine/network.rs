@@ -327,16 +327,12 @@ impl NetworkPlan {
         };
         let listeners = warden_net::open_listeners(&network_namespace(sandbox)?)
             .map_err(|e| egress("opening the proxy's listeners", e.into()))?;
-        let decider: Arc<dyn Decider> = match &self.on_denial {
-            Some(hook) => Arc::new(Watching {
-                inner: decider.clone(),
-                hook: hook.clone(),
-            }),
-            None => decider.clone(),
-        };
-        let mut proxy = Proxy::new(decider, limits.clone());
+        let mut proxy = Proxy::new(decider.clone(), limits.clone());
         if let Some(budget) = budget {
             proxy = proxy.with_budget(budget.clone());
+        }
+        if let Some(hook) = &self.on_denial {
+            proxy = proxy.on_denial(denial_observer(hook.clone()));
         }
         proxy
             .start_blocking(listeners)
@@ -375,29 +371,22 @@ fn proxy_limits(policy: &Policy) -> ProxyLimits {
     }
 }
 
-/// A decider that tells a hook of each denial.
-struct Watching {
-    inner: Arc<PolicyDecider>,
-    hook: DenialHook,
-}
-
-impl Decider for Watching {
-    fn decide(&self, attempt: &warden_net::Attempt) -> Verdict {
-        let verdict = self.inner.decide(attempt);
-        if !verdict.allow {
-            let target = match (&attempt.host, attempt.addr) {
-                (Some(host), _) => host.clone(),
-                (None, Some(addr)) => addr.to_string(),
-                (None, None) => "?".to_owned(),
-            };
-            (self.hook)(&format!("{target}:{} ({})", attempt.port, verdict.reason));
+/// The observer that tells `hook` of each connection the policy refuses, as the traffic log
+/// records it: the decision applied (not those a tunnel's protocol was chosen by), the TLS and
+/// synthetic-address checks' included; a refusal by a limit (rule `limits`) is not the
+/// policy's.
+fn denial_observer(hook: DenialHook) -> warden_net::DenialObserver {
+    Arc::new(move |record: &ConnectionRecord| {
+        if record.rule == "limits" {
+            return;
         }
-        verdict
-    }
-
-    fn may_resolve(&self, name: &str) -> bool {
-        self.inner.may_resolve(name)
-    }
+        let target = match (&record.host, record.addr) {
+            (Some(host), _) => host.clone(),
+            (None, Some(addr)) => addr.ip().to_string(),
+            (None, None) => "?".to_owned(),
+        };
+        hook(&format!("{target}:{} ({})", record.port, record.reason));
+    })
 }
 
 /// A policy as the proxy asks it.
