@@ -408,6 +408,74 @@ fn a_program_never_reaches_the_server_that_runs_it() {
     drop(served);
 }
 
+/// Bug hunt: a `warden run` knew only `[server] listen` as warden's services, so its sandbox,
+/// under a policy exempting the loopback, called the API of a server listening elsewhere
+/// (`--listen`) and had it run code. Each server registers the addresses it bound
+/// (`/run/warden/services`), and every policy's deny set has them.
+#[test]
+fn a_cli_run_never_reaches_a_server_running_on_this_host() {
+    let (port, served) = start_server();
+    let server = LiveServer::start("[network]\nallowed = [\"no_access\", \"loopback_all\"]\n");
+    let world = server.world();
+    import(
+        world,
+        "loopback_all",
+        "name = \"loopback_all\"\ndescription = \"every port of the loopback\"\n\
+         level = \"custom\"\ndefault_action = \"deny\"\nallow_denied = [\"127.0.0.1\"]\n\n\
+         [[rule]]\nprotocol = \"tcp\"\nhost = \"127.0.0.1\"\nports = \"1-65535\"\n\
+         action = \"allow\"\nreason = \"the loopback\"\n",
+    );
+    let own = server.addr().port();
+    let source = world.path().join("api.py");
+    std::fs::write(
+        &source,
+        format!(
+            "import socket\n\
+             for port in ({port}, {own}):\n\
+             \x20   s = socket.create_connection((\"127.0.0.1\", 3128), timeout=10)\n\
+             \x20   s.sendall(b\"CONNECT 127.0.0.1:%d HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n\" % port)\n\
+             \x20   print(s.recv(200).split(b\"\\r\\n\")[0].decode())\n"
+        ),
+    )
+    .expect("program written");
+    let out = world
+        .warden()
+        .args(["run", "--json", "--network", "loopback_all"])
+        .arg(&source)
+        .output()
+        .expect("warden runs");
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert_eq!(
+        result["stdout"], "HTTP/1.1 200 Connection established\nHTTP/1.1 403 Forbidden\n",
+        "the test server, then the warden server: {result:#}"
+    );
+    let refused = result["network"]["connections"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["port"] == own))
+        .unwrap_or_else(|| panic!("no attempt to the server's port: {result:#}"));
+    assert_eq!(
+        refused["rule"],
+        format!("deny set: warden's own service 127.0.0.1:{own}"),
+        "{result:#}"
+    );
+    // `warden network check` says the same.
+    let check = world
+        .warden()
+        .args(["network", "check", "--policy", "loopback_all"])
+        .arg(format!("127.0.0.1:{own}"))
+        .output()
+        .expect("warden runs");
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    drop(served);
+}
+
 /// The host's first address that is not loopback, if it has one.
 fn host_address() -> Option<std::net::IpAddr> {
     nix::ifaddrs::getifaddrs()

@@ -269,7 +269,12 @@ impl ProcessMark {
 
     /// Whether it is another process than this one, and still runs.
     fn is_another_alive(self) -> bool {
-        self.pid != std::process::id() && Self::of(self.pid) == Some(self)
+        self.pid != std::process::id() && self.is_alive()
+    }
+
+    /// Whether it still runs (not another process given its pid since).
+    pub(crate) fn is_alive(self) -> bool {
+        Self::of(self.pid) == Some(self)
     }
 }
 

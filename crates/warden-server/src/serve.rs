@@ -141,9 +141,22 @@ async fn run(state: AppState) -> Result<(), ServeError> {
     }
     // The addresses bound (`--listen` over `[server] listen`, the kernel's port for port 0)
     // are warden's own services, which no network policy reaches: before anything runs.
-    state
-        .engine()
-        .set_services(listeners.iter().map(|(local, _)| *local).collect());
+    let bound: Vec<SocketAddr> = listeners.iter().map(|(local, _)| *local).collect();
+    state.engine().set_services(bound.clone());
+    // And registered for the other warden processes of this host (a `warden run` knows only
+    // `[server] listen`): removed when this function returns, the server stopped.
+    let _registration = match warden_engine::network::Registration::register(&bound) {
+        Ok(registration) => Some(registration),
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                dir = warden_engine::network::services::SERVICES_DIR,
+                "cannot register this server's addresses: other warden processes' sandboxes \
+                 may reach them"
+            );
+            None
+        }
+    };
     // What the last server accepted and never ran: queued again, ahead of new requests.
     state.resume();
     for (local, _) in &listeners {

@@ -403,6 +403,12 @@ fn check(
     if services.is_empty() {
         services.push(warden_server::DEFAULT_LISTEN);
     }
+    // And every server running on this host, wherever it listens (`--listen`).
+    for running in network::running_services() {
+        if !services.contains(&running) {
+            services.push(running);
+        }
+    }
     let facts = HostFacts {
         registries: &registries,
         host_addrs: &host_addrs,

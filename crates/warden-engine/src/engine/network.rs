@@ -194,7 +194,8 @@ impl std::fmt::Debug for NetworkPlan {
 #[derive(Debug, Clone)]
 pub(crate) struct NetworkConfig {
     pub(crate) settings: Option<NetworkSettings>,
-    /// warden's own service addresses (the server's listeners, once bound), in the deny set.
+    /// warden's own service addresses (the server's listeners, once bound), in the deny set
+    /// with those the servers running on this host registered (`network/services.rs`).
     pub(crate) services: std::sync::Arc<std::sync::RwLock<Vec<SocketAddr>>>,
 }
 
@@ -264,12 +265,24 @@ impl NetworkConfig {
             policy: stored.policy,
             registries,
             host_addrs: warden_net::host_addresses(),
-            services: self
-                .services
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone(),
+            services: self.all_services(),
         }
+    }
+
+    /// warden's own services: this process's (a server's listeners) and those of every server
+    /// running on this host, which a `warden run` would not know of otherwise.
+    fn all_services(&self) -> Vec<SocketAddr> {
+        let mut services = self
+            .services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for running in crate::network::running_services() {
+            if !services.contains(&running) {
+                services.push(running);
+            }
+        }
+        services
     }
 }
 
