@@ -41,6 +41,8 @@ pub(crate) fn for_outcome(outcome: &Outcome) -> u8 {
         Outcome::Violation { .. } => VIOLATION,
         Outcome::CompileError => COMPILE_ERROR,
         Outcome::DependencyError => DEPENDENCY_ERROR,
+        // The cancel killed the program (`SIGKILL`); only a recorded execution says so.
+        Outcome::Cancelled => 128 + 9,
     }
 }
 

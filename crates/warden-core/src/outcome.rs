@@ -48,6 +48,11 @@ pub enum Outcome {
     /// The dependency installation failed; the program never ran (the `dependencies` stage's
     /// own outcome and output say how the installer ended).
     DependencyError,
+    /// Its caller cancelled the execution before its result (the client left, a `DELETE`, the
+    /// server's shutdown deadline): the program was killed where it was. Nobody gets it as an
+    /// answer; the history records it, with what the sandbox stopped until then
+    /// (docs/events.md).
+    Cancelled,
 }
 
 /// The kind of an [`Outcome`], without its details: the `kind` tag of its JSON form, what
@@ -73,11 +78,13 @@ pub enum OutcomeKind {
     CompileError,
     /// [`Outcome::DependencyError`].
     DependencyError,
+    /// [`Outcome::Cancelled`].
+    Cancelled,
 }
 
 impl OutcomeKind {
     /// Every kind, in declaration order.
-    pub const ALL: [OutcomeKind; 9] = [
+    pub const ALL: [OutcomeKind; 10] = [
         OutcomeKind::Exited,
         OutcomeKind::Signaled,
         OutcomeKind::TimeLimit,
@@ -87,6 +94,7 @@ impl OutcomeKind {
         OutcomeKind::Violation,
         OutcomeKind::CompileError,
         OutcomeKind::DependencyError,
+        OutcomeKind::Cancelled,
     ];
 
     /// The name used in JSON, the history database and on the command line.
@@ -101,6 +109,7 @@ impl OutcomeKind {
             OutcomeKind::Violation => "violation",
             OutcomeKind::CompileError => "compile_error",
             OutcomeKind::DependencyError => "dependency_error",
+            OutcomeKind::Cancelled => "cancelled",
         }
     }
 }
@@ -135,6 +144,7 @@ impl Outcome {
             Outcome::Violation { .. } => OutcomeKind::Violation,
             Outcome::CompileError => OutcomeKind::CompileError,
             Outcome::DependencyError => OutcomeKind::DependencyError,
+            Outcome::Cancelled => OutcomeKind::Cancelled,
         }
     }
 
@@ -156,6 +166,7 @@ impl fmt::Display for Outcome {
             Outcome::Violation { detail } => write!(f, "security violation: {detail}"),
             Outcome::CompileError => write!(f, "compilation failed"),
             Outcome::DependencyError => write!(f, "dependency installation failed"),
+            Outcome::Cancelled => write!(f, "cancelled before its result"),
         }
     }
 }
@@ -391,6 +402,7 @@ mod tests {
             (Outcome::MemoryLimit, r#"{"kind":"memory_limit"}"#),
             (Outcome::CompileError, r#"{"kind":"compile_error"}"#),
             (Outcome::DependencyError, r#"{"kind":"dependency_error"}"#),
+            (Outcome::Cancelled, r#"{"kind":"cancelled"}"#),
             (
                 Outcome::OutputLimit {
                     stream: Stream::Stderr,

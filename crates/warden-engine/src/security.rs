@@ -92,7 +92,8 @@ impl ViolationKind {
             OutcomeKind::Exited
             | OutcomeKind::Signaled
             | OutcomeKind::CompileError
-            | OutcomeKind::DependencyError => return None,
+            | OutcomeKind::DependencyError
+            | OutcomeKind::Cancelled => return None,
         })
     }
 
@@ -243,7 +244,8 @@ impl Violation {
             Outcome::Exited { .. }
             | Outcome::Signaled { .. }
             | Outcome::CompileError
-            | Outcome::DependencyError => return None,
+            | Outcome::DependencyError
+            | Outcome::Cancelled => return None,
             Outcome::Violation { detail } => format!("seccomp: {detail}"),
             other => other.to_string(),
         };

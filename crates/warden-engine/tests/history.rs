@@ -142,6 +142,62 @@ fn a_dependency_error_reads_back_with_the_installers_output() {
     assert_eq!(listed[0].dependencies, e.dependencies);
 }
 
+/// An execution cancelled before its result is recorded with the outcome `cancelled` and what
+/// the sandbox stopped until then: its events are the caller's, as any execution's, and its
+/// cut-short usage stays out of the percentiles and averages (docs/events.md).
+#[test]
+fn a_cancelled_execution_reads_back_with_its_events() {
+    let dir = World::new();
+    let store = open(&dir);
+    let mut r = result("python", Outcome::Cancelled, 5000);
+    r.security.violations = vec![Violation::denied_syscall(
+        Stage::Run,
+        &warden_sandbox::DeniedSyscall {
+            name: "mount".to_owned(),
+            errno: warden_core::seccomp_policy::DenyErrno::Eperm,
+            severity: warden_core::seccomp_policy::DenySeverity::High,
+            count: 40,
+            samples: Vec::new(),
+        },
+    )];
+    store
+        .record(&r, input(b"import ctypes"), Retention::Code)
+        .expect("recorded");
+    store
+        .record(
+            &result("python", exited(0), 10),
+            input(b"x"),
+            Retention::Code,
+        )
+        .expect("recorded");
+    let e = store.get(r.id.as_str()).expect("read").expect("present");
+    assert_eq!(e.outcome, Outcome::Cancelled);
+    assert_eq!(
+        e.security.as_ref().map(|s| s.violations.clone()),
+        Some(r.security.violations.clone())
+    );
+    let cancelled = HistoryFilter {
+        outcome: Some(OutcomeKind::Cancelled),
+        ..HistoryFilter::default()
+    };
+    let listed = store.list(&cancelled).expect("listed");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, r.id);
+    let since = SystemTime::now() - Duration::from_secs(60);
+    assert_eq!(
+        store.caller_events(Some("grader"), since).expect("counted"),
+        1
+    );
+    let stats = store.stats(None).expect("stats");
+    assert_eq!(stats.by_outcome["cancelled"], 1);
+    assert_eq!(stats.security_violations, 1);
+    assert_eq!(
+        stats.wall_time_p95_ms,
+        Some(10),
+        "a cancelled run's time is not a program's"
+    );
+}
+
 #[test]
 fn an_execution_reads_back_as_recorded() {
     let dir = World::new();
@@ -591,6 +647,33 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
             "network_policy"
         ]
     );
+}
+
+/// Version 10 changes no table: it tells a warden before it, which cannot read a cancelled
+/// execution's outcome, that the database is newer than it knows. A version 9 database is
+/// brought to it with its rows.
+#[test]
+fn a_version_9_database_reaches_version_10_and_keeps_its_rows() {
+    let dir = World::new();
+    let path = dir.path().join("v9.sqlite3");
+    let r = result("bash", exited(0), 3);
+    let store = HistoryStore::open(&path).expect("opens");
+    store
+        .record(&r, input(b"echo"), Retention::Code)
+        .expect("recorded");
+    drop(store);
+    rusqlite::Connection::open(&path)
+        .and_then(|c| c.execute_batch("PRAGMA user_version = 9;"))
+        .expect("set back to version 9");
+    let store = HistoryStore::open(&path).expect("opens and migrates");
+    assert_eq!(store.schema_version().expect("version"), 10);
+    assert_eq!(HistoryStore::LATEST_SCHEMA_VERSION, 10);
+    assert!(store.get(r.id.as_str()).expect("read").is_some());
+    let cancelled = result("bash", Outcome::Cancelled, 3);
+    store
+        .record(&cancelled, input(b"sleep 9"), Retention::Code)
+        .expect("recorded");
+    assert_eq!(store.stats(None).expect("stats").total, 2);
 }
 
 #[test]

@@ -120,6 +120,7 @@ pub(super) fn short_outcome(outcome: &Outcome) -> String {
         Outcome::Violation { .. } => "violation".to_owned(),
         Outcome::CompileError => "compile error".to_owned(),
         Outcome::DependencyError => "dependency error".to_owned(),
+        Outcome::Cancelled => "cancelled".to_owned(),
     }
 }
 

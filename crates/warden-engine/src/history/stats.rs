@@ -1,9 +1,9 @@
 //! Statistics over the recorded executions: counts by language, outcome, mode and threat
 //! level, violations, wall-time percentiles and per-language averages.
 //!
-//! Times and memory describe programs that ran: executions that failed to compile or to install
-//! their dependencies are counted but left out of the percentiles and averages (their zero
-//! usage would drag them down).
+//! Times and memory describe programs that ran to their end: executions that failed to compile
+//! or to install their dependencies, and those a cancel cut short, are counted but left out of
+//! the percentiles and averages (their zero or partial usage would drag them down).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -114,7 +114,9 @@ fn read(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Stats> {
         stats.violation_outcomes += u64::from(violation);
         stats.violations += u64::from(violation || violation_count > 0);
         stats.security_violations += unsigned(violation_count);
-        if matches!(outcome, "compile_error" | "dependency_error") {
+        // Their program never ran, or a cancel cut it short: their usage would drag the
+        // figures down.
+        if matches!(outcome, "compile_error" | "dependency_error" | "cancelled") {
             continue;
         }
         let usage: [i64; 3] = [row.get(5)?, row.get(6)?, row.get(7)?];

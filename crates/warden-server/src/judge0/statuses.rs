@@ -107,6 +107,9 @@ impl Status {
             // Judge0 has no dependency stage: like a compile stage, it failed before the
             // program ran, and its output is `compile_output`.
             Outcome::CompileError | Outcome::DependencyError => Status::CompilationError,
+            // Only the history's record of a run its caller cancelled says this, never an
+            // answer: the program was killed where it was.
+            Outcome::Cancelled => Status::Other,
         }
     }
 }
@@ -115,9 +118,10 @@ impl Status {
 pub(crate) fn exit_signal(outcome: &Outcome) -> Option<i32> {
     match outcome {
         Outcome::Signaled { signal } => Some(signal.0),
-        Outcome::TimeLimit { .. } | Outcome::MemoryLimit | Outcome::OutputLimit { .. } => {
-            Some(Signal::KILL.0)
-        }
+        Outcome::TimeLimit { .. }
+        | Outcome::MemoryLimit
+        | Outcome::OutputLimit { .. }
+        | Outcome::Cancelled => Some(Signal::KILL.0),
         Outcome::FileSizeLimit => Some(Signal::XFSZ.0),
         Outcome::Violation { .. } => Some(Signal::SYS.0),
         Outcome::Exited { .. } | Outcome::CompileError | Outcome::DependencyError => None,

@@ -152,6 +152,8 @@ pub(crate) fn verdict(outcome: &Outcome) -> Verdict {
             message: Some("Dependency installation failed".to_owned()),
             status: Some("RE"),
         },
+        // Only the history's record of a run its caller cancelled says this, never an answer.
+        Outcome::Cancelled => killed("SG", Signal::KILL, "Cancelled before its result"),
     }
 }
 
