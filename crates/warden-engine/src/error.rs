@@ -413,7 +413,7 @@ impl EngineError {
             | EngineError::CallerRefused { .. }
             | EngineError::VolumesUnsupported { .. } => ErrorKind::Refused,
             EngineError::NetworkPolicy(e) => e.kind(),
-            EngineError::Sandbox(SandboxError::Cancelled) => ErrorKind::Cancelled,
+            EngineError::Sandbox(SandboxError::Cancelled { .. }) => ErrorKind::Cancelled,
             EngineError::Sandbox(SandboxError::JobFile { .. }) => ErrorKind::Request,
             EngineError::MissingRuntime { .. }
             | EngineError::ModeUnavailable { .. }

@@ -427,7 +427,7 @@ impl Session {
     ) -> Result<(), warden_sandbox::SandboxError> {
         let mut cancel = self.cancel.lock().unwrap_or_else(|p| p.into_inner());
         if cancel.is_none() {
-            return Err(warden_sandbox::SandboxError::Cancelled);
+            return Err(warden_sandbox::SandboxError::cancelled());
         }
         sandbox.renew_lease()?;
         *cancel = Some(sandbox.cancel_handle());

@@ -78,8 +78,9 @@ impl CancelHandle {
         }))
     }
 
-    /// Kills the sandbox: the job running in it (if any) ends with `SandboxError::Cancelled`,
-    /// as does every later one. Idempotent; the sandbox is still destroyed by its owner.
+    /// Ends the sandbox's use: the job running in it (if any) is killed and ends with
+    /// `SandboxError::Cancelled`, carrying what it ran until then, as does every later one.
+    /// Idempotent; the sandbox is still destroyed by its owner.
     pub fn cancel(&self) {
         if !self.0.requested.swap(true, Ordering::SeqCst) {
             let _ = nix::unistd::write(&self.0.wake, &[1]);

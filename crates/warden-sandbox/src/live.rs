@@ -348,7 +348,7 @@ impl LiveSandbox {
     /// another (a reset one, a session's between calls). Refused once cancelled.
     pub fn renew_lease(&mut self) -> Result<(), SandboxError> {
         if self.cancel.is_cancelled() {
-            return Err(SandboxError::Cancelled);
+            return Err(SandboxError::cancelled());
         }
         (self.cancel, self.cancel_read, self.signals_read) = lease()?;
         Ok(())
@@ -422,7 +422,7 @@ impl LiveSandbox {
         sink: &mut dyn OutputSink,
     ) -> Result<SandboxRun, SandboxError> {
         if self.cancel.is_cancelled() {
-            return Err(SandboxError::Cancelled);
+            return Err(SandboxError::cancelled());
         }
         if let Some(why) = self.dead {
             return Err(SandboxError::Gone { why });
@@ -527,17 +527,26 @@ impl LiveSandbox {
         if let Some(status) = watched.process_status {
             watched.status = Some(self.launcher_status(status));
         }
-        if let (Some(Jobs::Process(launcher)), Some(path)) = (&self.jobs, &job.collect) {
-            if watched.status == Some(crate::report::ExitStatus::Code(0)) {
-                watched.artifacts = launcher.collect(path)?;
-            }
-        }
         if self.helper_done {
             self.dead = Some("the sandbox ended");
         }
         if watched.cancelled {
             self.dead = Some("cancelled");
-            return Err(SandboxError::Cancelled);
+            // Read as a finished job's are; a cgroup that cannot be read any more leaves the
+            // usage at zero, never the cancel unsaid.
+            let used = cgroup
+                .stats()
+                .map_or(CgroupStats::default(), |after| used_since(&before, &after));
+            return Err(SandboxError::Cancelled {
+                ran: watched
+                    .program_started
+                    .then(|| Box::new(cancelled(watched, &used, job))),
+            });
+        }
+        if let (Some(Jobs::Process(launcher)), Some(path)) = (&self.jobs, &job.collect) {
+            if watched.status == Some(crate::report::ExitStatus::Code(0)) {
+                watched.artifacts = launcher.collect(path)?;
+            }
         }
         if watched.sandbox_killed {
             self.dead = Some("a limit ended the whole sandbox");
@@ -546,15 +555,7 @@ impl LiveSandbox {
             return Err(SandboxError::setup(step, detail));
         }
         let after = cgroup.stats()?;
-        let used = CgroupStats {
-            cpu_time: after.cpu_time.saturating_sub(before.cpu_time),
-            peak_memory: after.peak_memory,
-            oom_kills: after.oom_kills.saturating_sub(before.oom_kills),
-            process_limit_hits: after
-                .process_limit_hits
-                .saturating_sub(before.process_limit_hits),
-        };
-        finish(watched, &used, job)
+        finish(watched, &used_since(&before, &after), job)
     }
 
     /// Makes the sandbox fit for an unrelated next job (native backend only): the init
@@ -816,16 +817,44 @@ fn lease() -> Result<(CancelHandle, OwnedFd, OwnedFd), SandboxError> {
     ))
 }
 
-/// The job's result from what the watch saw and the cgroup accounted.
-fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun, SandboxError> {
+/// What the cgroup accounted for one job: the counters at its end less those before it.
+fn used_since(before: &CgroupStats, after: &CgroupStats) -> CgroupStats {
+    CgroupStats {
+        cpu_time: after.cpu_time.saturating_sub(before.cpu_time),
+        peak_memory: after.peak_memory,
+        oom_kills: after.oom_kills.saturating_sub(before.oom_kills),
+        process_limit_hits: after
+            .process_limit_hits
+            .saturating_sub(before.process_limit_hits),
+    }
+}
+
+/// How the job ended, from what the watch saw and the cgroup accounted; `None` when nothing
+/// says (the helper ended without reporting the program's end).
+fn verdict(w: &watch::Watched, used: &CgroupStats, job: &Job) -> Option<warden_core::Outcome> {
     let killed_for = w
         .seccomp_kills
         .iter()
         .find(|c| c.program)
         .map(|c| c.name.as_str());
-    let outcome =
-        crate::verdict::decide(w.killed, killed_for, w.killer, w.status, used, &job.limits)
-            .ok_or(SandboxError::Vanished)?;
+    crate::verdict::decide(w.killed, killed_for, w.killer, w.status, used, &job.limits)
+}
+
+/// What a cancelled job ran until the cancel ([`SandboxError::Cancelled`]): its outcome is
+/// `cancelled`, unless it had already ended, or was being ended for a limit, when the cancel
+/// came (then its own, when known); nothing is collected.
+fn cancelled(w: watch::Watched, used: &CgroupStats, job: &Job) -> SandboxRun {
+    let outcome = w
+        .ended_before_cancel
+        .then(|| verdict(&w, used, job))
+        .flatten()
+        .unwrap_or(warden_core::Outcome::Cancelled);
+    run_of(w, used, outcome, Vec::new(), None)
+}
+
+/// The job's result from what the watch saw and the cgroup accounted.
+fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun, SandboxError> {
+    let outcome = verdict(&w, used, job).ok_or(SandboxError::Vanished)?;
     let exited_cleanly = outcome == warden_core::Outcome::Exited { code: 0 };
     let (collected, collect_error): (Vec<CollectedFile>, _) = match (&job.collect, exited_cleanly) {
         (Some(path), true) if w.artifacts_overflow => {
@@ -837,7 +866,18 @@ fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun
         },
         _ => (Vec::new(), None),
     };
-    Ok(SandboxRun {
+    Ok(run_of(w, used, outcome, collected, collect_error))
+}
+
+/// A job's result: what the watch saw, the cgroup's accounting, and the outcome.
+fn run_of(
+    w: watch::Watched,
+    used: &CgroupStats,
+    outcome: warden_core::Outcome,
+    collected: Vec<CollectedFile>,
+    collect_error: Option<String>,
+) -> SandboxRun {
+    SandboxRun {
         outcome,
         stdout: w.stdout.data,
         stderr: w.stderr.data,
@@ -856,5 +896,5 @@ fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun
         seccomp_kills: w.seccomp_kills,
         readonly_writes: w.readonly,
         process_limit_hits: used.process_limit_hits,
-    })
+    }
 }

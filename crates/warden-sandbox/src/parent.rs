@@ -160,7 +160,15 @@ pub enum SandboxError {
     Vanished,
     /// The sandbox was cancelled (`CancelHandle::cancel`); it runs no more jobs.
     #[error("the sandbox was cancelled")]
-    Cancelled,
+    Cancelled {
+        /// What the job the cancel ended had done until then, when its program had started:
+        /// its output so far, its usage, and what the sandbox stopped in it (refused and
+        /// killed calls, read-only writes, refused forks), collected from the init as it
+        /// ended the job (docs/events.md). Its outcome is [`warden_core::Outcome::Cancelled`],
+        /// or how the job had already ended when the cancel came (a limit). `None` when no
+        /// job was running, or its program had not started.
+        ran: Option<Box<SandboxRun>>,
+    },
     /// The sandbox can run no more jobs.
     #[error("the sandbox is gone: {why}")]
     Gone {
@@ -170,6 +178,11 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// A cancel that found nothing running: [`SandboxError::Cancelled`] without a job.
+    pub fn cancelled() -> Self {
+        SandboxError::Cancelled { ran: None }
+    }
+
     /// The error a failed setup step reports: [`SandboxError::JobFile`] when writing a job's
     /// file failed for a reason of the caller's, else [`SandboxError::Setup`].
     pub(crate) fn setup(step: String, detail: String) -> Self {

@@ -156,6 +156,11 @@ pub(crate) struct Watched {
     pub(crate) sandbox_killed: bool,
     /// The job was cancelled from another thread.
     pub(crate) cancelled: bool,
+    /// The job had already ended, or was being ended for a limit, when the cancel came: its
+    /// outcome is its own.
+    pub(crate) ended_before_cancel: bool,
+    /// The job's program started (the init reported it, or a runtime's program began).
+    pub(crate) program_started: bool,
     /// How the job's own process ended (`JobEnd::Process`).
     pub(crate) process_status: Option<std::process::ExitStatus>,
     /// The cgroup's cpu time when the program started, for a program that started after its
@@ -297,6 +302,7 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
             s.w.wall_time = s.w.wall_time.max(started.elapsed().min(limit));
         }
     }
+    s.w.program_started = s.started.is_some();
     // Signals asked while this job ran are this job's: none is left for the next one.
     let mut left = [0u8; 64];
     while matches!(nix::unistd::read(s.watch.signals, &mut left), Ok(n) if n > 0) {}
@@ -327,6 +333,17 @@ impl State<'_> {
             }
             _ => self.kill_sandbox(),
         }
+    }
+
+    /// Ends the job for a cancel from another thread as a limit does: through the init, which
+    /// kills the job's processes and then reports what the sandbox stopped in it (refused and
+    /// killed calls, read-only writes) before the job's end, so that a cancelled run's events
+    /// are not lost with it; the whole sandbox when the init cannot be asked, or does not end
+    /// the job within [`KILL_GRACE`]. The sandbox runs no more jobs either way.
+    fn cancel(&mut self) {
+        self.w.cancelled = true;
+        self.w.ended_before_cancel = self.ended || self.w.killed.is_some();
+        self.kill(None);
     }
 
     /// Kills everything in the cgroup (the init with it) and the job's own process; before the
@@ -544,11 +561,7 @@ impl State<'_> {
                 }
                 Role::Process => self.reap_process(),
                 Role::ProgramStart => self.see_program_start(),
-                Role::Cancel => {
-                    self.w.cancelled = true;
-                    self.killed_at.get_or_insert_with(Instant::now);
-                    self.kill_sandbox();
-                }
+                Role::Cancel => self.cancel(),
                 Role::Stdin => self.feed_stdin(),
                 Role::Relay => self.relay_stdin(),
                 Role::Signals => self.read_signals(),

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use support::{compile_c, out, plan, sandbox};
 use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
 use warden_core::{Limits, Outcome, Signal};
-use warden_sandbox::{DeniedSyscall, SandboxRun, Stdin, WorkspaceFile};
+use warden_sandbox::{Backend, DeniedSyscall, SandboxError, SandboxRun, Stdin, WorkspaceFile};
 
 const SOURCE: &str = include_str!("denials/denials.c");
 
@@ -114,6 +114,45 @@ fn a_storm_of_refused_calls_finishes_and_is_counted() {
         "only the first few keep their arguments"
     );
     assert_eq!(run.denied_syscalls.len(), 1);
+}
+
+/// A cancel ends the job through the init, as a limit does, so that what the sandbox stopped
+/// in it is still reported: a caller that leaves before the answer takes nothing of its
+/// probing with it (docs/events.md). The sandbox runs no more jobs.
+#[test]
+fn a_cancelled_job_reports_the_calls_it_was_refused() {
+    let Some(program) = program() else { return };
+    let mut p = plan(&["/work/denials", "probe", "5"]);
+    p.limits = Limits::default();
+    p.limits.wall_time = std::time::Duration::from_secs(60);
+    p.files.push(WorkspaceFile::executable("denials", program));
+    let (spec, job) = p.split();
+    let mut live = sandbox().native().create(&spec).expect("a sandbox");
+    let cancel = live.cancel_handle();
+    // Cancelled once the program says it probed: from its output, never a timing guess.
+    let mut seen = Vec::new();
+    let result = live.run_streaming(&job, Stdin::Null, &mut |_, chunk: &[u8]| {
+        seen.extend_from_slice(chunk);
+        if seen.ends_with(b"probed 5\n") {
+            cancel.cancel();
+        }
+        true
+    });
+    let ran = match result {
+        Err(SandboxError::Cancelled { ran: Some(ran) }) => ran,
+        other => panic!("not a cancelled run with what it ran: {other:?}"),
+    };
+    assert_eq!(ran.outcome, Outcome::Cancelled);
+    assert_eq!(out(&ran), "probed 5\n");
+    let mount = denied(&ran, "mount");
+    assert_eq!(mount.count, 5);
+    assert_eq!(mount.severity, DenySeverity::High);
+    assert!(!live.is_alive());
+    assert!(matches!(
+        live.run(&job, Stdin::Null),
+        Err(SandboxError::Cancelled { ran: None })
+    ));
+    live.destroy().expect("destroyed");
 }
 
 #[test]

@@ -190,13 +190,13 @@ fn a_cancel_from_another_thread_stops_the_job_and_the_sandbox() {
         let result = sandbox.run(&long, Stdin::Null);
         canceller.join().expect("canceller");
         assert!(
-            matches!(result, Err(SandboxError::Cancelled)),
+            matches!(result, Err(SandboxError::Cancelled { .. })),
             "{name}: {result:?}"
         );
         assert!(!sandbox.is_alive(), "{name}");
         let again = sandbox.run(&sh("true"), Stdin::Null);
         assert!(
-            matches!(again, Err(SandboxError::Cancelled)),
+            matches!(again, Err(SandboxError::Cancelled { .. })),
             "{name}: {again:?}"
         );
         sandbox.destroy().expect("destroyed");
@@ -224,7 +224,7 @@ fn a_sandbox_dropped_mid_run_leaves_nothing_behind() {
         cancel.cancel();
         let result = runner.join().expect("runner");
         assert!(
-            matches!(result, Err(SandboxError::Cancelled)),
+            matches!(result, Err(SandboxError::Cancelled { .. })),
             "{name}: {result:?}"
         );
         if let Some(init) = init {
@@ -1024,7 +1024,7 @@ fn a_handle_of_the_last_run_does_not_reach_the_sandbox_after_a_reset() {
     reused.cancel_handle().cancel();
     assert!(matches!(
         reused.run(&sh("true"), Stdin::Null),
-        Err(SandboxError::Cancelled)
+        Err(SandboxError::Cancelled { .. })
     ));
     reused.destroy().expect("destroyed");
 }

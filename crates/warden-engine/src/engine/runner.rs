@@ -246,7 +246,7 @@ impl<'e> Runner<'e> {
     /// one job only ([`Backend::start_single`]).
     fn create(&self, one_job: bool) -> Result<(LiveSandbox, Option<BlockingProxy>), EngineError> {
         if self.cancel.as_ref().is_some_and(Cancellation::is_cancelled) {
-            return Err(warden_sandbox::SandboxError::Cancelled.into());
+            return Err(warden_sandbox::SandboxError::cancelled().into());
         }
         let egress = self.network.as_ref().filter(|n| n.has_egress());
         let pooled = self

@@ -437,7 +437,7 @@ impl Engine {
         }
         let (compile, run, tests, earlier) = match stages {
             Ok(stages) => stages,
-            Err(EngineError::Sandbox(warden_sandbox::SandboxError::Cancelled))
+            Err(EngineError::Sandbox(warden_sandbox::SandboxError::Cancelled { .. }))
                 if session.meta().stopped_reason.is_some() =>
             {
                 return Err(stopped(&session));

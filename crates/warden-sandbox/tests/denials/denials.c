@@ -3,6 +3,7 @@
  *   escapes      unshare(CLONE_NEWUSER), mount, keyctl, once each
  *   child        a forked child calls mount 3 times; the parent calls nothing denied
  *   storm N      N calls of mount; prints `storm <refused with EPERM> <other>`
+ *   probe N      N calls of mount, prints `probed N`, then waits for ever (to be cancelled)
  *   kill         init_module, which the policy kills
  *   kill-child   a forked child calls init_module; the parent prints `child signal N` (the
  *                signal that ended it) and exits 0
@@ -81,6 +82,16 @@ int main(int argc, char **argv) {
             }
         }
         printf("storm %ld %ld\n", refused, other);
+    } else if (strcmp(mode, "probe") == 0) {
+        long n = argc > 2 ? atol(argv[2]) : 1;
+        for (long i = 0; i < n; i++) {
+            try_mount();
+        }
+        printf("probed %ld\n", n);
+        fflush(stdout);
+        for (;;) {
+            pause();
+        }
     } else if (strcmp(mode, "kill") == 0) {
         fflush(stdout);
         report("init_module", syscall(SYS_init_module, 0, 0, ""));
