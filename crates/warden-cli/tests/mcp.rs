@@ -471,6 +471,18 @@ fn a_cancelled_call_ends_its_program_over_stdio() {
         (&Value::from(1), &Value::from(0)),
         "{run_code:#}"
     );
+    // Its execution is recorded as cancelled, with what it ran (docs/events.md).
+    let cancelled = json_of(
+        &world
+            .warden()
+            .args(["history", "--json", "--outcome", "cancelled"])
+            .output()
+            .expect("warden runs"),
+    );
+    let cancelled = cancelled.as_array().expect("a list");
+    assert_eq!(cancelled.len(), 1, "{cancelled:#?}");
+    assert_eq!(cancelled[0]["language"], "bash", "{cancelled:#?}");
+    assert_eq!(cancelled[0]["api"], "mcp", "{cancelled:#?}");
 }
 
 /// Bug hunt: over `/mcp` too; and the worker the call held is free again.

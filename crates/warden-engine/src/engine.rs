@@ -6,6 +6,7 @@
 //! stage has a sandbox of its own, under its own network policy (`dependencies.rs`).
 
 mod analysis_cache;
+mod cancelled;
 mod compile;
 pub(crate) mod dependencies;
 mod history;
@@ -395,6 +396,17 @@ impl Engine {
                 prepared.dependency_dir = Some(dir);
                 Some(stage)
             }
+            dependencies::Installed::Cancelled(stage) => {
+                let ran = Stages::default();
+                return Err(self.record_cancel(
+                    prepared,
+                    Some(stage),
+                    ran,
+                    None,
+                    &mut request,
+                    &input,
+                ));
+            }
             dependencies::Installed::Failed(stage) => {
                 let result = finish(
                     prepared,
@@ -455,17 +467,40 @@ impl Engine {
         .with_network(network.clone())
         .meanwhile(|| self.open_history());
         clock.lap("plan");
-        let stages = self.stages(&prepared, &mut request, &mut runner);
+        let mut done = Stages::default();
+        let stages = self.stages(&prepared, &mut request, &mut runner, &mut done);
         // The last sandbox ends while the history is written: its processes exit and its
         // mounts go (an RCU grace period) on another CPU meanwhile. A stage's error returns
         // here, and dropping the runner ends and removes that sandbox as `finish` would.
         let let_go = runner.let_go();
-        let (compile, run, tests, earlier) = stages?;
-        let_go?;
-        clock.split(&runner.timings().phases());
         let report = network
             .has_egress()
             .then(|| NetworkReport::new(&network.name, runner.take_records()));
+        if let Err(mut e) = stages {
+            if e.kind() != crate::ErrorKind::Cancelled {
+                return Err(e);
+            }
+            if let Some(ran) = e.take_cancelled_run() {
+                done.cancelled(ran);
+            }
+            return Err(self.record_cancel(
+                prepared,
+                installed,
+                done,
+                report,
+                &mut request,
+                &input,
+            ));
+        }
+        let_go?;
+        clock.split(&runner.timings().phases());
+        let Stages {
+            compile,
+            run,
+            tests,
+            earlier,
+            ..
+        } = done;
         let mut result = finish(prepared, installed, compile, (earlier, run), tests, report);
         result.volumes = std::mem::take(&mut request.volumes);
         let mut warnings = lowered;
@@ -482,35 +517,39 @@ impl Engine {
         })
     }
 
-    /// The compile stage, then the run, or one run per test case.
+    /// The compile stage, then the run, or one run per test case, each into `done` as it ends.
     fn stages(
         &self,
         prepared: &Prepared<'_>,
         request: &mut ExecutionRequest,
         runner: &mut runner::Runner,
-    ) -> Result<Stages, EngineError> {
+        done: &mut Stages,
+    ) -> Result<(), EngineError> {
         if let Some(own) = &prepared.own_commands {
-            let compile = match &own.compile {
-                Some(argv) => match self.own_compile(prepared, runner, argv, caller(request))? {
-                    Ok(stage) => Some(stage),
-                    Err(failed) => return Ok((Some(failed), None, Vec::new(), Vec::new())),
-                },
-                None => None,
-            };
-            return self.runs(prepared, request, runner, Vec::new(), compile);
+            if let Some(argv) = &own.compile {
+                let compiled = self.own_compile(prepared, runner, argv, caller(request))?;
+                let clean = compiled.is_ok();
+                done.compile = Some(compiled.unwrap_or_else(|failed| failed));
+                if !clean {
+                    return Ok(());
+                }
+            }
+            return self.runs(prepared, request, runner, Vec::new(), done);
         }
         let artifacts = match &prepared.language.compile {
             None => Vec::new(),
             Some(_) => match self.compile_stage(prepared, runner, caller(request))? {
                 compile::Compiled::Artifact(files, stage) => {
-                    return self.runs(prepared, request, runner, files, Some(stage));
+                    done.compile = Some(stage);
+                    files
                 }
                 compile::Compiled::Failed(stage) => {
-                    return Ok((Some(stage), None, Vec::new(), Vec::new()))
+                    done.compile = Some(stage);
+                    return Ok(());
                 }
             },
         };
-        self.runs(prepared, request, runner, artifacts, None)
+        self.runs(prepared, request, runner, artifacts, done)
     }
 
     /// The program's own compile command, in the sandbox its runs will use: `Ok` with the
@@ -549,8 +588,8 @@ impl Engine {
         request: &mut ExecutionRequest,
         runner: &mut runner::Runner,
         artifacts: Vec<CollectedFile>,
-        compile: Option<StageResult>,
-    ) -> Result<Stages, EngineError> {
+        done: &mut Stages,
+    ) -> Result<(), EngineError> {
         let language = prepared.language;
         require_installed(language, &language.run.argv)?;
         let job_for = |args: &[String]| {
@@ -585,43 +624,35 @@ impl Engine {
             }
             job
         };
+        done.running = true;
         if request.tests.is_empty() {
             let stdin = std::mem::take(&mut request.stdin);
             let job = job_for(&request.args);
             let run = match request.interactive.as_mut() {
                 Some(interactive) => {
                     if let Some(started) = interactive.on_run.take() {
-                        started(compile.as_ref());
+                        started(done.compile.as_ref());
                     }
                     runner.run_streaming(&job, stdin, interactive.output.as_mut())?
                 }
                 None => runner.run(&job, stdin)?,
             };
-            return Ok((compile, Some(run), Vec::new(), Vec::new()));
+            done.run = Some(run);
+            return Ok(());
         }
-        let mut results = Vec::with_capacity(request.tests.len());
-        let mut last: Option<SandboxRun> = None;
-        let mut earlier = Vec::new();
+        done.tests.reserve(request.tests.len());
         for case in &request.tests {
             let args: Vec<String> = request.args.iter().chain(&case.args).cloned().collect();
             let run = runner.run(&job_for(&args), Stdin::Bytes(case.stdin.clone()))?;
             let result = test_result(&run, case, request.comparison);
             let failed = result.verdict != Verdict::Accepted;
-            results.push(result);
-            if let Some(mut before) = last.replace(run) {
-                // What the sandbox stopped in it is the execution's too (docs/events.md);
-                // its output is in its test result already.
-                before.stdout = Vec::new();
-                before.stderr = Vec::new();
-                before.collected = Vec::new();
-                before.samples = Vec::new();
-                earlier.push(before);
-            }
+            done.tests.push(result);
+            done.push_run(run);
             if failed && request.stop_on_failure {
                 break;
             }
         }
-        Ok((compile, last, results, earlier))
+        Ok(())
     }
 
     /// Resolves the language, lays out the files, merges the limits, analyses the code and
@@ -1038,15 +1069,37 @@ impl Engine {
     }
 }
 
-/// What the stages returned: the compile stage, the (last) run, the test cases' results.
-/// The compile stage, the last run, the test cases' results, and the runs of the cases before
-/// the last (their output dropped: kept for what the sandbox stopped in them).
-type Stages = (
-    Option<StageResult>,
-    Option<SandboxRun>,
-    Vec<TestResult>,
-    Vec<SandboxRun>,
-);
+/// What the stages of an execution produced, filled in as each ends, so that an execution a
+/// cancel ends is recorded with what ran before it (`cancelled.rs`).
+#[derive(Debug, Default)]
+struct Stages {
+    /// The compile stage, once it ended (a compile error included).
+    compile: Option<StageResult>,
+    /// Whether the run stage began: a job cancelled before it was the compile stage's.
+    running: bool,
+    /// The run, or the last test case's.
+    run: Option<SandboxRun>,
+    /// The test cases' results.
+    tests: Vec<TestResult>,
+    /// The runs of the cases before the last, their output dropped (it is in their test
+    /// results): kept for what the sandbox stopped in them.
+    earlier: Vec<SandboxRun>,
+}
+
+impl Stages {
+    /// Makes `run` the last run; the one before it joins the earlier ones.
+    fn push_run(&mut self, run: SandboxRun) {
+        if let Some(mut before) = self.run.replace(run) {
+            // What the sandbox stopped in it is the execution's too (docs/events.md); its
+            // output is in its test result already.
+            before.stdout = Vec::new();
+            before.stderr = Vec::new();
+            before.collected = Vec::new();
+            before.samples = Vec::new();
+            self.earlier.push(before);
+        }
+    }
+}
 
 /// A test case's result from its run.
 fn test_result(

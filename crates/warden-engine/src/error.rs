@@ -288,6 +288,15 @@ pub enum EngineError {
     /// The sandbox failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The caller cancelled the execution ([`crate::Cancellation`]) before its result; its
+    /// sandboxes are killed. `ran` is the execution as the history recorded it, outcome
+    /// `cancelled`, with what the sandbox stopped until then (docs/events.md); `None` when
+    /// nothing of it had started in a sandbox (nothing is recorded then).
+    #[error("the sandbox was cancelled")]
+    Cancelled {
+        /// The recorded execution.
+        ran: Option<Box<crate::execution::ExecutionResult>>,
+    },
     /// The mode policy refuses to run this program (or this mode).
     #[error("{refusal}")]
     Refused {
@@ -385,6 +394,24 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The execution a cancel ended, as the history recorded it (outcome `cancelled`, with
+    /// the events of what it ran until then), when something of it ran.
+    pub fn cancelled_execution(&self) -> Option<&crate::execution::ExecutionResult> {
+        match self {
+            EngineError::Cancelled { ran } => ran.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// What the job a cancel ended had run until then, taken out of the sandbox's error
+    /// ([`SandboxError::Cancelled`]); `None` for any other error, or when nothing was running.
+    pub(crate) fn take_cancelled_run(&mut self) -> Option<warden_sandbox::SandboxRun> {
+        match self {
+            EngineError::Sandbox(SandboxError::Cancelled { ran }) => ran.take().map(|run| *run),
+            _ => None,
+        }
+    }
+
     /// Whose fault this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -413,7 +440,8 @@ impl EngineError {
             | EngineError::CallerRefused { .. }
             | EngineError::VolumesUnsupported { .. } => ErrorKind::Refused,
             EngineError::NetworkPolicy(e) => e.kind(),
-            EngineError::Sandbox(SandboxError::Cancelled { .. }) => ErrorKind::Cancelled,
+            EngineError::Sandbox(SandboxError::Cancelled { .. })
+            | EngineError::Cancelled { .. } => ErrorKind::Cancelled,
             EngineError::Sandbox(SandboxError::JobFile { .. }) => ErrorKind::Request,
             EngineError::MissingRuntime { .. }
             | EngineError::ModeUnavailable { .. }

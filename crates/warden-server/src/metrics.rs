@@ -175,7 +175,7 @@ impl Counts {
         result: Result<&ExecutionResult, &EngineError>,
     ) {
         match result {
-            Ok(r) => {
+            Ok(r) if r.outcome != warden_core::Outcome::Cancelled => {
                 let key = (
                     api.to_owned(),
                     r.language.as_str().to_owned(),
@@ -183,15 +183,13 @@ impl Counts {
                     r.outcome.kind().to_string(),
                 );
                 *self.executions.entry(key).or_default() += 1;
-                // The installer's proxy as the program's: both let traffic out.
-                let installer = r.dependencies.as_ref().and_then(|d| d.network.as_ref());
-                for network in r.network.iter().chain(installer) {
-                    if network.denied > 0 {
-                        *self.denied.entry(network.policy.clone()).or_default() +=
-                            u64::from(network.denied);
-                    }
-                }
+                self.events_of(r);
                 self.stages_of(r);
+            }
+            // A cancelled tool call's reply carries its execution as the history recorded it.
+            Ok(cancelled) => self.cancelled(api, Some(cancelled)),
+            Err(e) if e.kind() == warden_engine::ErrorKind::Cancelled => {
+                self.cancelled(api, e.cancelled_execution());
             }
             Err(e) => {
                 let kind = format!("{:?}", e.kind()).to_lowercase();
@@ -204,7 +202,48 @@ impl Counts {
             .observe(took);
     }
 
-    /// An execution's stage durations, its violations by kind, its proxies' bytes.
+    /// An execution its caller cancelled before its result: a failure of kind `cancelled`
+    /// (it reached no result), and what the sandbox stopped in what it ran until then, as
+    /// the history records it (docs/events.md).
+    fn cancelled(&mut self, api: &str, ran: Option<&ExecutionResult>) {
+        *self
+            .failures
+            .entry((api.to_owned(), "cancelled".to_owned()))
+            .or_default() += 1;
+        if let Some(r) = ran {
+            self.events_of(r);
+        }
+    }
+
+    /// What the sandbox stopped in an execution (its violations by kind, its proxies' denied
+    /// connections) and the bytes its proxies relayed.
+    fn events_of(&mut self, r: &ExecutionResult) {
+        // The installer's proxy as the program's: both let traffic out.
+        let installer = r.dependencies.as_ref().and_then(|d| d.network.as_ref());
+        for network in r.network.iter().chain(installer) {
+            if network.denied > 0 {
+                *self.denied.entry(network.policy.clone()).or_default() +=
+                    u64::from(network.denied);
+            }
+        }
+        for violation in &r.security.violations {
+            *self
+                .violations
+                .entry(violation.kind.to_string())
+                .or_default() += 1;
+        }
+        for connection in r
+            .network
+            .iter()
+            .chain(installer)
+            .flat_map(|n| &n.connections)
+        {
+            *self.network_bytes.entry("up").or_default() += connection.bytes_up;
+            *self.network_bytes.entry("down").or_default() += connection.bytes_down;
+        }
+    }
+
+    /// An execution's stage durations.
     fn stages_of(&mut self, r: &ExecutionResult) {
         self.stages
             .entry("analysis")
@@ -230,22 +269,6 @@ impl Counts {
                 .entry("run")
                 .or_default()
                 .observe(r.usage.wall_time);
-        }
-        for violation in &r.security.violations {
-            *self
-                .violations
-                .entry(violation.kind.to_string())
-                .or_default() += 1;
-        }
-        let installer = r.dependencies.as_ref().and_then(|d| d.network.as_ref());
-        for connection in r
-            .network
-            .iter()
-            .chain(installer)
-            .flat_map(|n| &n.connections)
-        {
-            *self.network_bytes.entry("up").or_default() += connection.bytes_up;
-            *self.network_bytes.entry("down").or_default() += connection.bytes_down;
         }
     }
 }

@@ -132,6 +132,11 @@ fn relay(args: WrapArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(crate::exit_code::VIOLATION));
     }
     Ok(match &report.execution {
+        // Killed after its client left (`EXIT_GRACE`): the relay's ordinary end, as before the
+        // cancelled execution was recorded.
+        Some(execution) if execution.outcome == warden_core::Outcome::Cancelled => {
+            ExitCode::SUCCESS
+        }
         Some(execution) if !execution.outcome.is_success() => {
             eprintln!("warden: the wrapped server ended: {}", execution.outcome);
             ExitCode::from(crate::exit_code::for_outcome(&execution.outcome))

@@ -39,6 +39,9 @@ pub(super) enum Installed {
     Set(PathBuf, StageResult),
     /// The installer failed; the stage says how.
     Failed(StageResult),
+    /// A cancel ended the installer; the stage is what it ran until then (outcome
+    /// `cancelled`), to be recorded (`cancelled.rs`).
+    Cancelled(StageResult),
 }
 
 /// The request's dependencies: those it names and those of its language's manifest file among
@@ -149,7 +152,17 @@ impl Engine {
         job.collect = Some(PathBuf::from(INSTALL_DIR));
         let run = runner.run_signalled(&job, Stdin::Null, caller);
         let finished = runner.finish();
-        let run = run?;
+        let run = match run {
+            Err(mut e) if e.kind() == crate::ErrorKind::Cancelled => {
+                let Some(ran) = e.take_cancelled_run() else {
+                    return Err(EngineError::Cancelled { ran: None });
+                };
+                let mut stage = StageResult::from_run(ran);
+                stage.network = Some(NetworkReport::new(policy, runner.take_records()));
+                return Ok(Installed::Cancelled(stage));
+            }
+            run => run?,
+        };
         finished?;
         let clean = run.outcome == (Outcome::Exited { code: 0 });
         let mut stage = StageResult::from_run(run.clone());

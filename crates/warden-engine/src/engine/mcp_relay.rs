@@ -77,8 +77,8 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// How a relay ended.
 #[derive(Debug)]
 pub struct RelayReport {
-    /// The server's execution, as recorded; `None` when it had to be killed after its client
-    /// left (a cancelled execution is not recorded).
+    /// The server's execution, as recorded: outcome `cancelled` when it had to be killed
+    /// after its client left; `None` when it never started.
     pub execution: Option<ExecutionResult>,
     /// Why warden stopped the server, if it did.
     pub stopped: Option<String>,
@@ -435,7 +435,7 @@ impl Engine {
         drop(state);
         let execution = match executed {
             Ok(done) => Some(done.result),
-            Err(e) if e.kind() == crate::ErrorKind::Cancelled => None,
+            Err(e) if e.kind() == crate::ErrorKind::Cancelled => e.cancelled_execution().cloned(),
             Err(e) => return Err(e),
         };
         for call in &answered {

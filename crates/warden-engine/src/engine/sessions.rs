@@ -414,7 +414,8 @@ impl Engine {
         .with_network(network.clone())
         .with_session(sandbox);
         clock.lap("plan");
-        let stages = self.stages(&prepared, &mut request, &mut runner);
+        let mut done = super::Stages::default();
+        let stages = self.stages(&prepared, &mut request, &mut runner, &mut done);
         let timings = runner.timings();
         let kept = runner.give_back_session();
         // The call's own traffic: its proxy started with its first job and stopped with it.
@@ -435,15 +436,28 @@ impl Engine {
             }
             None => drop(workspace),
         }
-        let (compile, run, tests, earlier) = match stages {
-            Ok(stages) => stages,
-            Err(EngineError::Sandbox(warden_sandbox::SandboxError::Cancelled { .. }))
-                if session.meta().stopped_reason.is_some() =>
-            {
+        if let Err(mut e) = stages {
+            if e.kind() != crate::ErrorKind::Cancelled {
+                return Err(e.into());
+            }
+            // Stopped under the call (its lifetime, a `DELETE`, the server's stop): the call
+            // is recorded with what it ran, as a cancelled execution is (`cancelled.rs`).
+            if let Some(ran) = e.take_cancelled_run() {
+                done.cancelled(ran);
+            }
+            let cancelled = self.record_cancel(prepared, None, done, None, &mut request, &input);
+            if session.meta().stopped_reason.is_some() {
                 return Err(stopped(&session));
             }
-            Err(e) => return Err(e.into()),
-        };
+            return Err(cancelled.into());
+        }
+        let super::Stages {
+            compile,
+            run,
+            tests,
+            earlier,
+            ..
+        } = done;
         clock.split(&timings.phases());
         let ceiling = run.as_ref().and_then(|run| {
             let kind = run.outcome.kind();

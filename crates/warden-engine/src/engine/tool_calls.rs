@@ -188,10 +188,12 @@ impl Engine {
         match self.execute(request_execution) {
             Ok(done) => Ok(reply(tool, done.result, started)),
             // Cancelled (the client's `notifications/cancelled`, its session ended): it ran, and
-            // failed; the statistics count a failure, not a refusal (docs/mcp.md).
-            Err(e) if e.kind() == crate::ErrorKind::Cancelled => {
-                Ok(failed(tool, e.to_string(), started))
-            }
+            // failed; the statistics count a failure, not a refusal (docs/mcp.md), of the
+            // execution recorded with what it ran until then.
+            Err(e) if e.kind() == crate::ErrorKind::Cancelled => Ok(ToolReply {
+                execution: e.cancelled_execution().cloned(),
+                ..failed(tool, e.to_string(), started)
+            }),
             // Refused before the program ran (the analysis, the mode policy, a bad limit).
             Err(e) if e.kind().is_caller_fault() => Ok(refused(tool, e.to_string(), started)),
             Err(e) => Err(ToolCallError::Engine(e)),

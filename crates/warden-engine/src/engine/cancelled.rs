@@ -1,0 +1,83 @@
+//! An execution its caller cancelled before its result (the client left, a `DELETE`, an MCP
+//! `notifications/cancelled`, the server's shutdown deadline, a session stopped under its
+//! call): recorded all the same, outcome `cancelled`, with what ran until the cancel and what
+//! the sandbox stopped in it (docs/events.md), so that the history, the statistics and the
+//! response rule count a caller that leaves before its answers as one that waits for them.
+//!
+//! The job the cancel ended reports what it ran (`SandboxError::Cancelled`: the init ends the
+//! job as for a limit, and reports its refused calls first); the stages that ended before it
+//! are in [`Stages`]. Nobody waits for the answer: a server records in the background, so the
+//! cancel costs the worker no more than the record's queueing.
+
+use warden_core::Outcome;
+use warden_sandbox::SandboxRun;
+
+use super::history::Pending;
+use super::{finish, Engine, NetworkReport, Prepared, Stages};
+use crate::error::EngineError;
+use crate::execution::{ExecutionRequest, StageResult};
+
+impl Stages {
+    /// Puts what the job a cancel ended had run where its stage goes: the compile stage, or a
+    /// run after those that ended (a test case's).
+    pub(super) fn cancelled(&mut self, ran: SandboxRun) {
+        if self.running {
+            self.push_run(ran);
+        } else {
+            self.compile = Some(StageResult::from_run(ran));
+        }
+    }
+
+    /// Whether a job of the stages ran in a sandbox (a compile stage taken from the cache ran
+    /// nothing).
+    fn ran(&self) -> bool {
+        self.run.is_some() || self.compile.as_ref().is_some_and(|c| !c.cached)
+    }
+}
+
+impl Engine {
+    /// Records an execution a cancel ended, with the dependency stage and the `done` stages as
+    /// far as they ran, and returns the error its caller gets: [`EngineError::Cancelled`]
+    /// with that record. An execution none of whose jobs had started in a sandbox ran nothing
+    /// and is not recorded, as one dropped from a server's queue is not. What the record
+    /// could not write is logged: there is no answer to carry a warning.
+    pub(super) fn record_cancel(
+        &self,
+        prepared: Prepared<'_>,
+        dependencies: Option<StageResult>,
+        done: Stages,
+        network: Option<NetworkReport>,
+        request: &mut ExecutionRequest,
+        input: &Pending,
+    ) -> EngineError {
+        let installed = dependencies.as_ref().is_some_and(|d| !d.cached);
+        if !installed && !done.ran() {
+            return EngineError::Cancelled { ran: None };
+        }
+        let Stages {
+            compile,
+            run,
+            tests,
+            earlier,
+            ..
+        } = done;
+        let mut result = finish(
+            prepared,
+            dependencies,
+            compile,
+            (earlier, run),
+            tests,
+            network,
+        );
+        // The run's own outcome (a limit the cancel came after) stays among the violations.
+        result.outcome = Outcome::Cancelled;
+        result.volumes = std::mem::take(&mut request.volumes);
+        for warning in self.record(&result, input.borrowed()) {
+            tracing::warn!(what = ?warning.what, detail = %warning.detail, "cancelled execution");
+        }
+        tracing::info!(execution = %result.id, "recorded a cancelled execution");
+        EngineError::Cancelled {
+            ran: Some(Box::new(result)),
+        }
+    }
+}
