@@ -293,6 +293,14 @@ fn a_call_its_session_stop_cancelled_is_recorded_with_its_events() {
         Some(1),
         "{recorded:#?}"
     );
+    let (status, metrics) = server.request("GET", "/metrics", None);
+    assert_eq!(status, 200, "{metrics}");
+    for line in [
+        "warden_security_violations_total{kind=\"denied_syscall\"} 1",
+        "warden_execution_failures_total{api=\"v1\",kind=\"cancelled\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 /// An execution still running at the server's shutdown deadline is cancelled, and recorded

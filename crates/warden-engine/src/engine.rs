@@ -397,15 +397,16 @@ impl Engine {
                 Some(stage)
             }
             dependencies::Installed::Cancelled(stage) => {
-                let ran = Stages::default();
-                return Err(self.record_cancel(
+                let nothing_after = Stages::default();
+                let ran = self.record_cancel(
                     prepared,
                     Some(stage),
-                    ran,
+                    nothing_after,
                     None,
                     &mut request,
                     &input,
-                ));
+                );
+                return Err(EngineError::Cancelled { ran });
             }
             dependencies::Installed::Failed(stage) => {
                 let result = finish(
@@ -483,14 +484,8 @@ impl Engine {
             if let Some(ran) = e.take_cancelled_run() {
                 done.cancelled(ran);
             }
-            return Err(self.record_cancel(
-                prepared,
-                installed,
-                done,
-                report,
-                &mut request,
-                &input,
-            ));
+            let ran = self.record_cancel(prepared, installed, done, report, &mut request, &input);
+            return Err(EngineError::Cancelled { ran });
         }
         let_go?;
         clock.split(&runner.timings().phases());

@@ -169,6 +169,9 @@ pub enum SessionError {
         id: String,
         /// Why.
         reason: String,
+        /// The call the stop cancelled, as the history recorded it (outcome `cancelled`, with
+        /// what its sandbox stopped until then: docs/events.md), when one was running.
+        call: Option<Box<crate::execution::ExecutionResult>>,
     },
     /// Too many sessions are alive.
     #[error("{0}")]
@@ -206,6 +209,18 @@ pub enum SessionError {
         /// The process that runs it.
         pid: u32,
     },
+}
+
+impl SessionError {
+    /// The call a stop (or a cancel) ended, as the history recorded it, with what its sandbox
+    /// stopped until then (docs/events.md), when one was running.
+    pub fn cancelled_execution(&self) -> Option<&crate::execution::ExecutionResult> {
+        match self {
+            SessionError::Stopped { call, .. } => call.as_deref(),
+            SessionError::Engine(e) => e.cancelled_execution(),
+            _ => None,
+        }
+    }
 }
 
 /// The live part of a running session: its sandbox and workspace lease. Its proxy is each
@@ -341,6 +356,7 @@ impl Session {
             return Err(SessionError::Stopped {
                 id: self.id.clone(),
                 reason,
+                call: None,
             });
         }
         self.busy.store(true, std::sync::atomic::Ordering::SeqCst);

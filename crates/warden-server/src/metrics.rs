@@ -101,7 +101,8 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts one execution through `api` that ran to `result` in `took`.
+    /// Counts one execution through `api` that ran to `result` in `took` (a cancelled one,
+    /// outcome `cancelled`, as a failure whose security events count).
     pub(crate) fn ran(&self, api: &str, took: Duration, result: &ExecutionResult) {
         self.counts().execution(api, took, Ok(result));
     }

@@ -530,11 +530,15 @@ impl AppState {
                 .inner
                 .engine
                 .session_call(&session, caller.token.as_deref(), call);
-            // A call that ran is an execution of `api` like any other; one the session
-            // refused (stopped, gone, over a limit) ran nothing.
-            if let Ok(execution) = &called {
-                let took = started.elapsed();
-                state.inner.metrics.ran(api, took, &execution.result);
+            // A call that ran is an execution of `api` like any other, and so is one its
+            // session's stop cancelled (a failure whose events count, docs/events.md); one the
+            // session refused (stopped, gone, over a limit) ran nothing.
+            let ran = match &called {
+                Ok(execution) => Some(&execution.result),
+                Err(e) => e.cancelled_execution(),
+            };
+            if let Some(result) = ran {
+                state.inner.metrics.ran(api, started.elapsed(), result);
             }
             called
         })

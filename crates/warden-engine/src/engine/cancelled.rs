@@ -14,8 +14,7 @@ use warden_sandbox::SandboxRun;
 
 use super::history::Pending;
 use super::{finish, Engine, NetworkReport, Prepared, Stages};
-use crate::error::EngineError;
-use crate::execution::{ExecutionRequest, StageResult};
+use crate::execution::{ExecutionRequest, ExecutionResult, StageResult};
 
 impl Stages {
     /// Puts what the job a cancel ended had run where its stage goes: the compile stage, or a
@@ -37,10 +36,10 @@ impl Stages {
 
 impl Engine {
     /// Records an execution a cancel ended, with the dependency stage and the `done` stages as
-    /// far as they ran, and returns the error its caller gets: [`EngineError::Cancelled`]
-    /// with that record. An execution none of whose jobs had started in a sandbox ran nothing
-    /// and is not recorded, as one dropped from a server's queue is not. What the record
-    /// could not write is logged: there is no answer to carry a warning.
+    /// far as they ran, and returns the record, for the error its caller gets
+    /// ([`EngineError::Cancelled`]). An execution none of whose jobs had started in a sandbox
+    /// ran nothing and is not recorded (`None`), as one dropped from a server's queue is not.
+    /// What the record could not write is logged: there is no answer to carry a warning.
     pub(super) fn record_cancel(
         &self,
         prepared: Prepared<'_>,
@@ -49,10 +48,10 @@ impl Engine {
         network: Option<NetworkReport>,
         request: &mut ExecutionRequest,
         input: &Pending,
-    ) -> EngineError {
+    ) -> Option<Box<ExecutionResult>> {
         let installed = dependencies.as_ref().is_some_and(|d| !d.cached);
         if !installed && !done.ran() {
-            return EngineError::Cancelled { ran: None };
+            return None;
         }
         let Stages {
             compile,
@@ -76,8 +75,6 @@ impl Engine {
             tracing::warn!(what = ?warning.what, detail = %warning.detail, "cancelled execution");
         }
         tracing::info!(execution = %result.id, "recorded a cancelled execution");
-        EngineError::Cancelled {
-            ran: Some(Box::new(result)),
-        }
+        Some(Box::new(result))
     }
 }

@@ -445,11 +445,11 @@ impl Engine {
             if let Some(ran) = e.take_cancelled_run() {
                 done.cancelled(ran);
             }
-            let cancelled = self.record_cancel(prepared, None, done, None, &mut request, &input);
+            let ran = self.record_cancel(prepared, None, done, None, &mut request, &input);
             if session.meta().stopped_reason.is_some() {
-                return Err(stopped(&session));
+                return Err(stopped_under(&session, ran));
             }
-            return Err(cancelled.into());
+            return Err(EngineError::Cancelled { ran }.into());
         }
         let super::Stages {
             compile,
@@ -598,7 +598,16 @@ const FILE_OPERATION_WAIT: std::time::Duration = std::time::Duration::from_secs(
 
 /// The error of a call to a stopped session.
 fn stopped(session: &Session) -> SessionError {
+    stopped_under(session, None)
+}
+
+/// The error of a call its session's stop cancelled, with the call as recorded (`call`).
+fn stopped_under(
+    session: &Session,
+    call: Option<Box<crate::execution::ExecutionResult>>,
+) -> SessionError {
     SessionError::Stopped {
+        call,
         id: session.id.clone(),
         reason: session
             .meta()

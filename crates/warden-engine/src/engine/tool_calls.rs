@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use warden_core::tool::{
     self, Assessment, Builtin, Implies, OutputFormat, ProgramAnalysis, Runner, Tool,
 };
-use warden_core::{Finding, LimitOverrides, Mode, ModeRequest, OutcomeKind};
+use warden_core::{Finding, LimitOverrides, Mode, ModeRequest, Outcome, OutcomeKind};
 use warden_sandbox::Stdin;
 
 use super::Engine;
@@ -106,7 +106,12 @@ impl Engine {
                 status_of(reply),
                 reply.execution.as_ref().map(|e| e.id.to_string()),
                 reply.is_error.then(|| match &reply.execution {
-                    Some(result) if !result.outcome.is_success() => result.outcome.to_string(),
+                    // A cancelled call's reply says who cancelled it (its session's stop).
+                    Some(result)
+                        if !result.outcome.is_success() && result.outcome != Outcome::Cancelled =>
+                    {
+                        result.outcome.to_string()
+                    }
                     _ => first_line(&reply.text),
                 }),
             ),
@@ -770,7 +775,11 @@ fn session_failure(
     match e {
         SessionError::Engine(e) if !e.kind().is_caller_fault() => Err(ToolCallError::Engine(e)),
         SessionError::Files(e) if e.is_internal() => Err(ToolCallError::Files(e)),
-        e => Ok(failed(tool, e.to_string(), started)),
+        // A call its session's stop cancelled ran, as the history recorded it.
+        e => Ok(ToolReply {
+            execution: e.cancelled_execution().cloned(),
+            ..failed(tool, e.to_string(), started)
+        }),
     }
 }
 
