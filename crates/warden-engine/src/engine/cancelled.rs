@@ -78,3 +78,67 @@ impl Engine {
         Some(Box::new(result))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(outcome: Outcome, stdout: &str) -> SandboxRun {
+        SandboxRun {
+            outcome,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            output_order: Default::default(),
+            usage: Default::default(),
+            collected: Vec::new(),
+            collect_error: None,
+            samples: Vec::new(),
+            denied_syscalls: Vec::new(),
+            seccomp_kills: Vec::new(),
+            readonly_writes: None,
+            process_limit_hits: 0,
+        }
+    }
+
+    #[test]
+    fn a_job_cancelled_before_the_run_stage_is_the_compile_stages() {
+        let mut done = Stages::default();
+        done.cancelled(run(Outcome::Cancelled, "compiling"));
+        let compile = done.compile.as_ref().expect("the compile stage");
+        assert_eq!(compile.outcome, Outcome::Cancelled);
+        assert_eq!(compile.stdout, b"compiling");
+        assert!(done.run.is_none());
+        assert!(done.ran());
+    }
+
+    #[test]
+    fn a_job_cancelled_in_the_run_stage_follows_the_cases_that_ended() {
+        let mut done = Stages {
+            running: true,
+            ..Stages::default()
+        };
+        done.push_run(run(Outcome::Exited { code: 0 }, "first"));
+        done.cancelled(run(Outcome::Cancelled, "second, cut short"));
+        let last = done.run.as_ref().expect("the cancelled run");
+        assert_eq!(last.outcome, Outcome::Cancelled);
+        assert_eq!(last.stdout, b"second, cut short");
+        assert_eq!(done.earlier.len(), 1, "the case before it counts too");
+        assert!(
+            done.earlier[0].stdout.is_empty(),
+            "its output is its test's"
+        );
+    }
+
+    #[test]
+    fn a_compile_stage_taken_from_the_cache_ran_nothing() {
+        let done = Stages {
+            compile: Some(StageResult::cached()),
+            running: true,
+            ..Stages::default()
+        };
+        assert!(!done.ran());
+        assert!(!Stages::default().ran());
+    }
+}
