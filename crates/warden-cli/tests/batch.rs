@@ -370,6 +370,16 @@ fn an_interrupted_batch_stops_its_programs_and_leaves_nothing() {
         );
         assert_eq!(support::cgroups_of(pid.unsigned_abs()), 0, "{signal}");
     }
+    // The two that ran each time are in the history as cancelled (docs/events.md); the
+    // programs never started are not.
+    let cancelled = support::json_of(
+        &world
+            .warden()
+            .args(["history", "--json", "--outcome", "cancelled"])
+            .output()
+            .expect("warden history runs"),
+    );
+    assert_eq!(cancelled.as_array().map(Vec::len), Some(6), "{cancelled:#}");
 }
 
 /// A batch fed by a pipe whose writer is still there but idle (a harness between two
