@@ -129,6 +129,28 @@ fn cancelled_in_history(server: &LiveServer, n: usize) -> Vec<Value> {
     cancelled(server)
 }
 
+/// Waits until `/metrics` counts one cancelled execution of the `v1` API and its one refused
+/// call: the worker counts it once it let its sandbox go, just after the record.
+fn counted_in_metrics(server: &LiveServer) {
+    let lines = [
+        "warden_security_violations_total{kind=\"denied_syscall\"} 1",
+        "warden_execution_failures_total{api=\"v1\",kind=\"cancelled\"} 1",
+    ];
+    let metrics = || {
+        let (status, metrics) = server.request("GET", "/metrics", None);
+        assert_eq!(status, 200, "{metrics}");
+        metrics
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let metrics = metrics();
+            lines.iter().all(|line| metrics.lines().any(|l| l == *line))
+        }),
+        "{lines:?} in\n{}",
+        metrics()
+    );
+}
+
 /// The gap docs/events.md named: a caller that leaves before its answer (or cancels its job)
 /// took what the sandbox stopped with it, and could probe forbidden calls for ever without the
 /// response rule seeing it. Cancelled executions are recorded with their events, and count.
@@ -204,14 +226,7 @@ fn a_cancelled_execution_is_recorded_with_the_events_of_its_sandbox() {
     let stats: Value = serde_json::from_str(&stats).expect("JSON");
     assert_eq!(stats["by_outcome"]["cancelled"], 1, "{stats:#}");
     assert_eq!(stats["security_violations"], 1, "{stats:#}");
-    let (status, metrics) = server.request("GET", "/metrics", None);
-    assert_eq!(status, 200, "{metrics}");
-    for line in [
-        "warden_security_violations_total{kind=\"denied_syscall\"} 1",
-        "warden_execution_failures_total{api=\"v1\",kind=\"cancelled\"} 1",
-    ] {
-        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
-    }
+    counted_in_metrics(&server);
 }
 
 /// Every test case counts (docs/events.md): cancelled during its second case, an execution is
@@ -293,14 +308,7 @@ fn a_call_its_session_stop_cancelled_is_recorded_with_its_events() {
         Some(1),
         "{recorded:#?}"
     );
-    let (status, metrics) = server.request("GET", "/metrics", None);
-    assert_eq!(status, 200, "{metrics}");
-    for line in [
-        "warden_security_violations_total{kind=\"denied_syscall\"} 1",
-        "warden_execution_failures_total{api=\"v1\",kind=\"cancelled\"} 1",
-    ] {
-        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
-    }
+    counted_in_metrics(&server);
 }
 
 /// An execution still running at the server's shutdown deadline is cancelled, and recorded
