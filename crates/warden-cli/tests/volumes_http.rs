@@ -264,3 +264,171 @@ fn warden_volume_with_a_server_is_the_tokens_client() {
     let (status, _) = server.request("GET", "/v1/volumes/mine", None);
     assert_eq!(status, 404);
 }
+
+/// Bug hunt: another token's volume was reachable through a stopped session. A session given
+/// the volume `shared-data` stopped (idle); its token pruned the volume (a stopped session's
+/// workspace counted as unused); the other token made a volume of that name and stored a file
+/// in it; the stopped session's file routes then read, wrote and deleted the other token's
+/// files, and the `files` tool listed them: a stopped session reached its workspace by name
+/// alone, on every token's volumes. Now the volume is kept while a session names it, and a
+/// session reaches only its token's volume, the very one it was given.
+#[test]
+fn a_stopped_sessions_workspace_is_kept_and_never_another_volume_of_its_name() {
+    const OTHER: &str = "other-secret";
+    let server = LiveServer::start(&format!(
+        "[sessions]\ndisk = \"16MiB\"\n[volumes]\nmax_size = \"64MiB\"\n\
+         [[server.tokens]]\nname = \"other\"\ntoken = \"{OTHER}\"\n"
+    ));
+    let create = json!({"name": "shared-data", "size": "8MiB"}).to_string();
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&create));
+    assert_eq!(status, 201, "{body}");
+    let given = json!({"workspace": "shared-data", "idle_timeout": "1s"}).to_string();
+    let (status, body) = server.request("POST", "/v1/sessions", Some(&given));
+    assert_eq!(status, 201, "{body}");
+    let id = parse(&body)["id"].as_str().expect("an id").to_owned();
+    let stopped = live_server::eventually(std::time::Duration::from_secs(30), || {
+        let (_, body) = server.request("GET", &format!("/v1/sessions/{id}"), None);
+        parse(&body)["state"] == "stopped"
+    });
+    assert!(stopped, "the session stopped when idle");
+
+    // Neither removed nor pruned while the session, stopped, names it.
+    let (status, body) = server.request("DELETE", "/v1/volumes/shared-data", None);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains(&format!("workspace of session {id}")),
+        "the session is named: {body}"
+    );
+    let (status, body) = server.request("POST", "/v1/volumes/prune", None);
+    assert_eq!(
+        (status, parse(&body)),
+        (200, json!({"removed": []})),
+        "{body}"
+    );
+    let (status, body) = server.request("GET", "/v1/volumes/shared-data", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parse(&body)["workspace_of"], json!([id]), "{body}");
+    let (status, body) = server.request_as(OTHER, "POST", "/v1/volumes", Some(&create));
+    assert_eq!(status, 409, "the name is taken: {body}");
+
+    // Removed behind warden's back (by hand on the host), and made again by the other token,
+    // who stores a file in it: the session does not take it for its workspace. (A session
+    // reads as stopped a moment before its workspace is unmounted.)
+    let released = live_server::eventually(std::time::Duration::from_secs(30), || {
+        let (_, body) = server.request("GET", "/v1/volumes/shared-data", None);
+        parse(&body)["in_use"]["attached"] == false
+    });
+    assert!(released, "the stopped session's workspace was unmounted");
+    let volumes = server
+        .world()
+        .db()
+        .parent()
+        .expect("a directory")
+        .join("volumes");
+    std::fs::remove_dir_all(volumes.join("shared-data")).expect("removed by hand");
+    let (status, body) = server.request_as(OTHER, "POST", "/v1/volumes", Some(&create));
+    assert_eq!(status, 201, "{body}");
+    let store = json!({
+        "language": "bash", "code": "echo other-creds > /data/creds.txt", "mode": "sandboxed",
+        "volumes": [{"name": "shared-data", "path": "/data"}],
+    });
+    let (status, body) =
+        server.request_as(OTHER, "POST", "/v1/executions", Some(&store.to_string()));
+    assert_eq!(
+        (status, parse(&body)["outcome"]["kind"].clone()),
+        (200, json!("exited")),
+        "{body}"
+    );
+    let file = format!("/v1/sessions/{id}/file?path=creds.txt");
+    for (method, body) in [("GET", None), ("PUT", Some("planted")), ("DELETE", None)] {
+        let (status, answer) = server.request(method, &file, body);
+        assert_eq!(status, 404, "{method}: {answer}");
+    }
+    let (status, body) = server.request("GET", &format!("/v1/sessions/{id}/files?path="), None);
+    assert_eq!(status, 404, "{body}");
+    let list = json!({"operation": "list", "session": id}).to_string();
+    let (status, body) = server.request("POST", "/v1/tools/files/call", Some(&list));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parse(&body)["is_error"], true, "{body}");
+    assert!(!body.contains("creds.txt"), "{body}");
+    let read = json!({
+        "language": "bash", "code": "cat /data/creds.txt", "mode": "sandboxed",
+        "volumes": [{"name": "shared-data", "path": "/data", "read_only": true}],
+    });
+    let (status, body) =
+        server.request_as(OTHER, "POST", "/v1/executions", Some(&read.to_string()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parse(&body)["stdout"], "other-creds\n", "untouched: {body}");
+
+    // Once the session is removed, its token's volume of that name is its own to remove.
+    let (status, body) = server.request("DELETE", &format!("/v1/sessions/{id}"), None);
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let (status, body) = server.request_as(OTHER, "DELETE", "/v1/volumes/shared-data", None);
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&create));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server.request("POST", "/v1/sessions", Some(&given));
+    assert_eq!(status, 201, "{body}");
+    let again = parse(&body)["id"].as_str().expect("an id").to_owned();
+    let (status, body) = server.request("DELETE", &format!("/v1/sessions/{again}"), None);
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let (status, body) = server.request("DELETE", "/v1/volumes/shared-data", None);
+    assert_eq!(status, 204, "kept by no session: {body}");
+}
+
+/// The sessions' marks on the volumes given to them are brought in line when a server opens
+/// its sessions: a session kept before marks (and volume identities) were gets its mark and
+/// its volume's identity, and the mark of a session no store knows is taken off.
+#[test]
+fn a_restarted_server_marks_the_given_workspaces_of_its_sessions() {
+    let server = LiveServer::start("");
+    let create = json!({"name": "kept", "size": "8MiB"}).to_string();
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&create));
+    assert_eq!(status, 201, "{body}");
+    let given = json!({"workspace": "kept"}).to_string();
+    let (status, body) = server.request("POST", "/v1/sessions", Some(&given));
+    assert_eq!(status, 201, "{body}");
+    let id = parse(&body)["id"].as_str().expect("an id").to_owned();
+    let server = server.restart();
+
+    // As an older warden left them; the server has not opened its sessions yet.
+    let state = server
+        .world()
+        .db()
+        .parent()
+        .expect("a directory")
+        .to_owned();
+    let session_file = state.join("sessions").join(format!("{id}.json"));
+    let mut session = parse(&std::fs::read_to_string(&session_file).expect("the session"));
+    assert!(session["workspace_id"].is_string(), "{session}");
+    session
+        .as_object_mut()
+        .expect("an object")
+        .remove("workspace_id");
+    std::fs::write(&session_file, session.to_string()).expect("written");
+    let meta_file = state.join("volumes/kept/meta.json");
+    let mut meta = parse(&std::fs::read_to_string(&meta_file).expect("the volume"));
+    meta.as_object_mut().expect("an object").remove("id");
+    meta["workspace_of"] = json!({"0123456789abcdef": 0});
+    std::fs::write(&meta_file, meta.to_string()).expect("written");
+
+    let (status, body) = server.request("GET", &format!("/v1/sessions/{id}"), None);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.request("GET", "/v1/volumes/kept", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parse(&body)["workspace_of"], json!([id]), "{body}");
+    let session = parse(&std::fs::read_to_string(&session_file).expect("the session"));
+    assert!(session["workspace_id"].is_string(), "adopted: {session}");
+    let (status, body) = server.request(
+        "PUT",
+        &format!("/v1/sessions/{id}/file?path=a.txt"),
+        Some("a"),
+    );
+    assert_eq!(status, 204, "its workspace: {body}");
+    let (status, body) = server.request("DELETE", "/v1/volumes/kept", None);
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = server.request("DELETE", &format!("/v1/sessions/{id}"), None);
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let (status, body) = server.request("DELETE", "/v1/volumes/kept", None);
+    assert_eq!(status, 204, "{body}");
+}

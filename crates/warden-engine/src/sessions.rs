@@ -246,6 +246,11 @@ pub(crate) struct Meta {
     pub(crate) idle_timeout_ms: u64,
     pub(crate) max_lifetime_ms: u64,
     pub(crate) workspace: String,
+    /// The workspace volume's identity: a volume of the same name made after it was removed
+    /// is another, which the session must not reach. `None` in a session kept before
+    /// identities were, until its store adopts the volume of its owner of that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) workspace_id: Option<String>,
     /// Whether the workspace volume was made for the session (removed with it).
     pub(crate) own_workspace: bool,
     pub(crate) disk_bytes: u64,
@@ -682,6 +687,11 @@ impl Sessions {
             return Err(SessionError::NotFound(id.to_owned()));
         }
         Ok(session)
+    }
+
+    /// Every session kept here, of every caller.
+    pub(crate) fn all(&self) -> Vec<Arc<Session>> {
+        self.map().values().cloned().collect()
     }
 
     /// The caller's sessions.

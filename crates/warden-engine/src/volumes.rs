@@ -19,6 +19,7 @@
 
 mod disk;
 mod meta;
+mod sessions;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -101,6 +102,10 @@ pub struct VolumeInfo {
     /// The session whose own workspace it is (removed with it); absent for others.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// The sessions, running or stopped, that use it as their workspace (`workspace: NAME`):
+    /// it is not removed or pruned while one does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workspace_of: Vec<String>,
 }
 
 /// Who uses a volume now.
@@ -157,6 +162,17 @@ pub enum VolumeError {
     /// The volume is a session's own workspace, which goes with the session (`remove`).
     #[error("volume {name:?} is the workspace of session {session}: remove the session instead")]
     SessionWorkspace {
+        /// The volume.
+        name: String,
+        /// The session.
+        session: String,
+    },
+    /// A session, running or stopped, uses the volume as its workspace (`remove`).
+    #[error(
+        "volume {name:?} is the workspace of session {session}: remove the session first (the \
+         volume is kept)"
+    )]
+    WorkspaceOf {
         /// The volume.
         name: String,
         /// The session.
@@ -260,6 +276,7 @@ impl VolumeError {
             VolumeError::NotFound { .. } => VolumeErrorKind::NotFound,
             VolumeError::Exists { .. }
             | VolumeError::SessionWorkspace { .. }
+            | VolumeError::WorkspaceOf { .. }
             | VolumeError::InUse { .. }
             | VolumeError::WriterBusy { .. } => VolumeErrorKind::Conflict,
             VolumeError::MissingProgram { .. } | VolumeError::NoSpace { .. } => {
@@ -444,11 +461,13 @@ impl Volumes {
             in_use,
             owner: meta.owner,
             session: meta.session,
+            workspace_of: meta.workspace_of.into_keys().collect(),
         })
     }
 
-    /// Removes a volume and its files; refused while a run or session uses it, and for a
-    /// session's own workspace (which goes with its session).
+    /// Removes a volume and its files; refused while a run or session uses it, while a
+    /// session (running or stopped) has it as its workspace, and for a session's own
+    /// workspace (which goes with its session).
     pub fn remove(&self, name: &str) -> Result<(), VolumeError> {
         let dir = self.existing(name)?;
         if let Some(session) = Meta::read(&dir, name)?.session {
@@ -472,6 +491,14 @@ impl Volumes {
     fn remove_dir(&self, name: &str, dir: PathBuf) -> Result<(), VolumeError> {
         let attached = self.attached();
         let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
+        // Under the lock a session's claim takes: a session given the volume meanwhile
+        // keeps it.
+        if let Some(session) = Meta::read(&dir, name)?.workspace_of.into_keys().next() {
+            return Err(VolumeError::WorkspaceOf {
+                name: name.to_owned(),
+                session,
+            });
+        }
         let busy = VolumeError::InUse {
             name: name.to_owned(),
         };
@@ -504,11 +531,13 @@ impl Volumes {
         self.of(None).prune()
     }
 
-    /// [`Volumes::prune`] of the volumes in `infos`; sessions' own workspaces are skipped.
+    /// [`Volumes::prune`] of the volumes in `infos`; sessions' workspaces (their own, and
+    /// those given to a session that is not removed) are skipped.
     fn prune_these(&self, infos: Vec<VolumeInfo>) -> Result<Vec<String>, VolumeError> {
         let now = SystemTime::now();
         let mut removed = Vec::new();
-        for info in infos.into_iter().filter(|i| i.session.is_none()) {
+        let workspace = |i: &VolumeInfo| i.session.is_some() || !i.workspace_of.is_empty();
+        for info in infos.into_iter().filter(|i| !workspace(i)) {
             let last = info.last_used_at.unwrap_or(info.created_at);
             let idle = now.duration_since(last).unwrap_or_default();
             let old_enough = self
@@ -525,7 +554,8 @@ impl Volumes {
                 Err(
                     VolumeError::InUse { .. }
                     | VolumeError::NotFound { .. }
-                    | VolumeError::SessionWorkspace { .. },
+                    | VolumeError::SessionWorkspace { .. }
+                    | VolumeError::WorkspaceOf { .. },
                 ) => {}
                 Err(e) => return Err(e),
             }
@@ -881,15 +911,15 @@ impl CallersVolumes<'_> {
         self.volumes.prune_these(self.list()?)
     }
 
-    /// Attaches a volume the caller reaches ([`Volumes::attach_within`]).
+    /// Attaches a volume the caller reaches ([`Volumes::attach_within`]); checked again once
+    /// attached, so that a volume made in its place meanwhile (another token's) is not.
     pub fn attach_within(
         &self,
         name: &str,
         writable: bool,
         max_wait: Duration,
     ) -> Result<VolumeLease, VolumeError> {
-        self.existing(name)?;
-        self.volumes.attach_within(name, writable, max_wait)
+        self.attach_identified(name, writable, max_wait, None)
     }
 }
 

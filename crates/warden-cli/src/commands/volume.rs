@@ -239,6 +239,13 @@ fn write_info(out: &mut impl Write, info: &Value) -> std::io::Result<()> {
     if let Some(session) = info["session"].as_str() {
         writeln!(out, "session    {session} (its workspace, removed with it)")?;
     }
+    for session in info["workspace_of"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "session    {} (its workspace, kept until the session is removed)",
+            text(session)
+        )?;
+    }
     Ok(())
 }
 

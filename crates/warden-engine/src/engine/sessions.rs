@@ -71,8 +71,72 @@ impl Engine {
         self.sessions.get_or_init(|| {
             let store = Arc::new(Sessions::open(self.sessions_settings.clone()));
             self.remove_orphaned_workspaces(&store);
+            self.reconcile_given_workspaces(&store);
             store
         })
+    }
+
+    /// Brings the volumes' record of the sessions that use them as their workspace in line
+    /// with the sessions kept: a session's mark is written again where it is missing (a
+    /// session kept before marks were, or a removal that crashed after taking it off), with
+    /// the volume's identity for a session kept before identities were; the mark of a session
+    /// no store knows (lost, or a removal that crashed before taking it off) is taken off.
+    fn reconcile_given_workspaces(&self, store: &Sessions) {
+        let volumes = self.volumes();
+        for session in store.all() {
+            let (name, owner, identity, own) = {
+                let meta = session.meta();
+                let m = &*meta;
+                (
+                    m.workspace.clone(),
+                    m.owner.clone(),
+                    m.workspace_id.clone(),
+                    m.own_workspace,
+                )
+            };
+            if own {
+                continue;
+            }
+            let claimed = volumes.of(owner.as_deref()).claim_workspace(
+                &name,
+                &session.id,
+                identity.as_deref(),
+            );
+            match claimed {
+                Ok(found) if identity.is_none() => {
+                    session.meta().workspace_id = Some(found);
+                    session.save();
+                }
+                Ok(_) | Err(crate::volumes::VolumeError::NotFound { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(session = %session.id, volume = name, error = %e, "a session's workspace was not marked as its");
+                }
+            }
+        }
+        let Ok(all) = volumes.list() else {
+            return;
+        };
+        let now = u64::try_from(now_ms()).unwrap_or_default();
+        for volume in all.iter().filter(|v| !v.workspace_of.is_empty()) {
+            let users = volumes.workspace_users(&volume.name).unwrap_or_default();
+            // One marked in the last minute may be another process's session being created
+            // now (its state is written first), whose state this store read too early to see.
+            let stale = users
+                .into_iter()
+                .filter(|(id, at)| !store.known(id) && now.saturating_sub(*at) > 60_000);
+            for (id, _) in stale {
+                match volumes.release_workspace(&volume.name, &id) {
+                    Ok(()) => tracing::warn!(
+                        volume = volume.name,
+                        session = id,
+                        "a volume was marked as the workspace of a session that no longer is"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(volume = volume.name, error = %e, "a mark of a session that no longer is was not taken off")
+                    }
+                }
+            }
+        }
     }
 
     fn remove_orphaned_workspaces(&self, store: &Sessions) {
@@ -137,9 +201,10 @@ impl Engine {
             None => (format!("session-{id}"), true),
         };
         let volumes = self.volumes();
+        let owner = request.owner.as_deref();
         if !own {
             // A volume of another token is not found, as if it did not exist.
-            volumes.of(request.owner.as_deref()).inspect(&workspace)?;
+            volumes.of(owner).inspect(&workspace)?;
         }
         let now = now_ms();
         let mut meta = Meta {
@@ -155,6 +220,7 @@ impl Engine {
             idle_timeout_ms: duration_ms(idle),
             max_lifetime_ms: duration_ms(lifetime),
             workspace: workspace.clone(),
+            workspace_id: None,
             own_workspace: own,
             disk_bytes: disk.bytes(),
             created_ms: now,
@@ -170,23 +236,30 @@ impl Engine {
         // next restart.
         store.write_state(&meta)?;
         let forget = || store.forget(&id);
-        if own {
-            if let Err(e) =
-                volumes.create_workspace(&workspace, disk, request.owner.as_deref(), &id)
-            {
+        // The workspace is the session's from here, by its identity: its own one made, or the
+        // given one marked as its (no process removes or prunes it while the session is kept).
+        let claimed = if own {
+            volumes
+                .create_workspace(&workspace, disk, owner, &id)
+                .and_then(|_| volumes.identity(&workspace))
+        } else {
+            volumes.of(owner).claim_workspace(&workspace, &id, None)
+        };
+        let identity = match claimed {
+            Ok(identity) => identity,
+            Err(e) => {
+                self.let_workspace_go(&workspace, own, &id);
                 forget();
                 return Err(e.into());
             }
-        }
-        let opened = self.open_session_sandbox(&workspace, mode, limits, &network);
+        };
+        meta.workspace_id = Some(identity.clone());
+        let opened =
+            self.open_session_sandbox(owner, (&workspace, &identity), mode, limits, &network);
         let (live, disk_bytes) = match opened {
             Ok(live) => live,
             Err(e) => {
-                if own {
-                    if let Err(removing) = volumes.remove_workspace(&workspace) {
-                        tracing::warn!(error = %removing, "removing a failed session's workspace");
-                    }
-                }
+                self.let_workspace_go(&workspace, own, &id);
                 forget();
                 return Err(e);
             }
@@ -194,6 +267,20 @@ impl Engine {
         meta.disk_bytes = disk_bytes;
         let session = Session::new(meta, Some(live), settings.dir.clone());
         Ok(store.insert(session).info())
+    }
+
+    /// Lets go of the workspace of a session that failed to start: its own one is removed, a
+    /// given one no longer marked as its.
+    fn let_workspace_go(&self, workspace: &str, own: bool, session: &str) {
+        let volumes = self.volumes();
+        let done = if own {
+            volumes.remove_workspace(workspace)
+        } else {
+            volumes.release_workspace(workspace, session)
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, volume = workspace, "letting go of a failed session's workspace");
+        }
     }
 
     /// The mode of a new session: `auto` is what the policy gives code without findings;
@@ -220,17 +307,21 @@ impl Engine {
         }
     }
 
-    /// The sandbox of a session: every language's mounts (a call may be in any), the
-    /// workspace volume at `/work`, the session's ceilings; with its interception.
+    /// The sandbox of a session of `owner`: every language's mounts (a call may be in any),
+    /// the workspace volume (its name and identity) at `/work`, the session's ceilings; with
+    /// its interception.
     fn open_session_sandbox(
         &self,
-        workspace: &str,
+        owner: Option<&str>,
+        (workspace, identity): (&str, &str),
         mode: Mode,
         limits: warden_core::Limits,
         network: &super::network::NetworkPlan,
     ) -> Result<(Live, u64), SessionError> {
-        let lease = self.volumes().attach(workspace, true)?;
-        let disk_bytes = self.volumes().inspect(workspace)?.size.bytes();
+        let volumes = self.volumes().of(owner);
+        let wait = self.volumes().settings().writer_wait;
+        let lease = volumes.attach_identified(workspace, true, wait, Some(identity))?;
+        let disk_bytes = volumes.inspect(workspace)?.size.bytes();
         let spec = self.session_spec(limits, lease.mount(Path::new(WORKDIR)));
         let mut runner =
             runner::Runner::new(self.sandbox()?, mode, spec, SandboxReuse::Shared, None)?
@@ -515,10 +606,20 @@ impl Engine {
         let (workspace, lease) = match session.open_host_root() {
             Some(opened) => (opened?, None),
             None => {
-                let name = session.meta().workspace.clone();
+                let (name, owner, identity) = {
+                    let meta = session.meta();
+                    let m = &*meta;
+                    (m.workspace.clone(), m.owner.clone(), m.workspace_id.clone())
+                };
+                // The session's owner's volume, and the very one it was given: never another
+                // token's, nor one made under its name after it was removed.
+                let volumes = self.volumes().of(owner.as_deref());
+                let wait = self.volumes().settings().writer_wait;
                 // Another file operation writing meanwhile holds the writer's place for a
                 // moment: waited for, within reason.
-                let lease = patiently(|| self.volumes().attach(&name, writes))?;
+                let lease = patiently(|| {
+                    volumes.attach_identified(&name, writes, wait, identity.as_deref())
+                })?;
                 (files::open_root(lease.host_path())?, Some(lease))
             }
         };
@@ -557,6 +658,9 @@ impl Engine {
             // file operation on the stopped session holds the workspace for a moment: waited
             // for, within reason.
             patiently(|| self.volumes().remove_workspace(&workspace))?;
+        } else {
+            // A given workspace is kept, and may be removed once no session names it.
+            self.volumes().release_workspace(&workspace, id)?;
         }
         store.forget(id);
         Ok(())

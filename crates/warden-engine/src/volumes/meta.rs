@@ -3,6 +3,7 @@
 //! the old one, so that a reader never sees half of it; updates are made under the volume's
 //! `mount.lock`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,9 +30,18 @@ pub(super) struct Meta {
     /// The session whose own workspace it is: removed with the session, never alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) session: Option<String>,
+    /// Random, made with the volume: a volume of the same name made after this one was
+    /// removed is another volume, which a session that named this one must not reach.
+    /// `None` for a volume made before ids were kept ([`Meta::identity`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) id: Option<String>,
+    /// The sessions that use it as their workspace (`workspace: NAME`), running or stopped,
+    /// each with when it began to (ms since the epoch): it is not removed while one does.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) workspace_of: BTreeMap<String, u64>,
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -52,7 +62,18 @@ impl Meta {
             used: ByteSize(0),
             owner: owner.map(str::to_owned),
             session: session.map(str::to_owned),
+            id: Some(crate::id::ExecutionId::random().as_str().to_owned()),
+            workspace_of: BTreeMap::new(),
         }
+    }
+
+    /// What tells this volume from another of the same name: its id, or for a volume made
+    /// before ids were kept its creation time (a name is taken again only after a removal,
+    /// and a creation takes longer than the millisecond that tells the two apart).
+    pub(super) fn identity(&self) -> String {
+        self.id
+            .clone()
+            .unwrap_or_else(|| format!("created-{}", self.created_at_ms))
     }
 
     pub(super) fn created_at(&self) -> SystemTime {

@@ -125,7 +125,8 @@ pub(crate) async fn get(
     found.map(Json).map_err(|e| api_error(&e))
 }
 
-/// Removes a volume and its files; refused while a run or session uses it.
+/// Removes a volume and its files; refused while a run or session uses it, or a session
+/// (running or stopped) has it as its workspace.
 #[utoipa::path(
     delete, path = "/v1/volumes/{name}", tag = "volumes", operation_id = "remove_volume",
     params(("name" = String, Path, description = "The volume's name")),
@@ -134,7 +135,7 @@ pub(crate) async fn get(
         (status = 400, description = "An invalid name"),
         (status = 401, description = "Missing or invalid token"),
         (status = 404, description = "No such volume (or another token's)"),
-        (status = 409, description = "The volume is in use, or a session's own workspace"),
+        (status = 409, description = "The volume is in use, a session's own workspace, or the workspace of a session (running or stopped)"),
     ),
     security(("bearer" = []))
 )]
