@@ -432,3 +432,52 @@ fn a_restarted_server_marks_the_given_workspaces_of_its_sessions() {
     let (status, body) = server.request("DELETE", "/v1/volumes/kept", None);
     assert_eq!(status, 204, "{body}");
 }
+
+/// Bug hunt: nothing bounded the host disk a token reserved: each volume reserves its whole
+/// size (ten of 64MiB took 0.3 s, and `max_size` is 10GiB by default), and a stopped session,
+/// which no session limit counts, keeps its workspace's image. Now a token's volumes, its
+/// sessions' workspaces (running or stopped) included, reserve at most `[volumes]
+/// quota_per_caller`; past it, 507 with `quota_exceeded`, and another token is not affected.
+#[test]
+fn a_tokens_volumes_and_sessions_reserve_at_most_its_quota() {
+    const OTHER: &str = "other-secret";
+    let server = LiveServer::start(&format!(
+        "[sessions]\ndisk = \"16MiB\"\n[volumes]\nmax_size = \"64MiB\"\nquota_per_caller = \"64MiB\"\n\
+         [[server.tokens]]\nname = \"other\"\ntoken = \"{OTHER}\"\n"
+    ));
+    let volume = |name: &str, size: &str| json!({"name": name, "size": size}).to_string();
+    for name in ["a", "b"] {
+        let (status, body) = server.request("POST", "/v1/volumes", Some(&volume(name, "32MiB")));
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&volume("c", "8MiB")));
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(parse(&body)["kind"], "quota_exceeded", "{body}");
+    assert!(
+        body.contains("[volumes] quota_per_caller") && body.contains("72MiB"),
+        "{body}"
+    );
+    let (status, body) = server.request("POST", "/v1/sessions", Some("{}"));
+    assert_eq!(status, 507, "a session's workspace counts: {body}");
+    let (status, body) =
+        server.request_as(OTHER, "POST", "/v1/volumes", Some(&volume("c", "64MiB")));
+    assert_eq!(status, 201, "another token's quota is its own: {body}");
+
+    // A stopped session's workspace still takes its place, until the session is removed.
+    let (status, body) = server.request("DELETE", "/v1/volumes/b", None);
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = server.request("POST", "/v1/sessions", Some(r#"{"idle_timeout": "1s"}"#));
+    assert_eq!(status, 201, "{body}");
+    let id = parse(&body)["id"].as_str().expect("an id").to_owned();
+    let stopped = live_server::eventually(std::time::Duration::from_secs(30), || {
+        let (_, body) = server.request("GET", &format!("/v1/sessions/{id}"), None);
+        parse(&body)["state"] == "stopped"
+    });
+    assert!(stopped, "the session stopped when idle");
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&volume("b", "32MiB")));
+    assert_eq!(status, 507, "{body}");
+    let (status, body) = server.request("DELETE", &format!("/v1/sessions/{id}"), None);
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&volume("b", "32MiB")));
+    assert_eq!(status, 201, "{body}");
+}

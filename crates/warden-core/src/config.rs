@@ -76,7 +76,8 @@ pub use sessions::{
 };
 pub use tools::ToolsConfig;
 pub use volumes::{
-    ConcurrentWriters, VolumesConfig, DEFAULT_MAX_VOLUME_SIZE, DEFAULT_WRITER_WAIT, MIN_VOLUME_SIZE,
+    ConcurrentWriters, VolumesConfig, DEFAULT_MAX_VOLUME_SIZE, DEFAULT_QUOTA_PER_CALLER,
+    DEFAULT_WRITER_WAIT, MIN_VOLUME_SIZE,
 };
 
 use crate::limits::{LimitBounds, LimitOverrides, Limits};

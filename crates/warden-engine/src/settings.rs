@@ -339,7 +339,8 @@ fn volumes(
         .unwrap_or_else(|| PathBuf::from(crate::volumes::SYSTEM_VOLUMES_DIR));
     let defaults = crate::volumes::VolumesSettings::in_dir(dir);
     crate::volumes::VolumesSettings {
-        max_size: config.max_size.unwrap_or(defaults.max_size),
+        max_size: config.max_size(),
+        quota_per_caller: config.quota_per_caller(),
         prune_after: config.prune_after,
         concurrent_writers: config.concurrent_writers,
         writer_wait: config.writer_wait.unwrap_or(defaults.writer_wait),
@@ -565,6 +566,19 @@ mod tests {
         assert_eq!(small.sessions.max_disk, ByteSize::mib(64));
         let set = settings("[sessions]\ndisk = \"32MiB\"\n", &[]);
         assert_eq!(set.sessions.disk, ByteSize::mib(32));
+    }
+
+    #[test]
+    fn a_callers_volumes_quota_defaults_to_at_least_the_largest_volume() {
+        let none = settings("", &[]);
+        assert_eq!(none.volumes.quota_per_caller, ByteSize::mib(16 * 1024));
+        let large = settings("[volumes]\nmax_size = \"32GiB\"\n", &[]);
+        assert_eq!(large.volumes.quota_per_caller, ByteSize::mib(32 * 1024));
+        let quota = settings("[volumes]\nquota_per_caller = \"1GiB\"\n", &[]);
+        assert_eq!(quota.volumes.quota_per_caller, ByteSize::mib(1024));
+        assert_eq!(quota.volumes.max_size, ByteSize::mib(1024));
+        assert_eq!(quota.sessions.disk, ByteSize::mib(256));
+        assert_eq!(quota.sessions.max_disk, ByteSize::mib(1024));
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct VolumesSettings {
     pub dir: PathBuf,
     /// The largest quota `create` accepts.
     pub max_size: ByteSize,
+    /// The most one owner's volumes (its sessions' own workspaces included) reserve together.
+    pub quota_per_caller: ByteSize,
     /// `prune` removes volumes unused this long; `None`, every volume not in use.
     pub prune_after: Option<Duration>,
     /// What a second writer gets.
@@ -69,6 +71,7 @@ impl VolumesSettings {
         Self {
             dir,
             max_size: warden_core::config::DEFAULT_MAX_VOLUME_SIZE,
+            quota_per_caller: warden_core::config::DEFAULT_QUOTA_PER_CALLER,
             prune_after: None,
             concurrent_writers: ConcurrentWriters::Refuse,
             writer_wait: warden_core::config::DEFAULT_WRITER_WAIT,
@@ -201,6 +204,20 @@ pub enum VolumeError {
         /// How long this writer waited, under `concurrent_writers = "wait"`.
         waited: Option<Duration>,
     },
+    /// The owner's volumes would reserve more than `[volumes] quota_per_caller` (`create`).
+    #[error(
+        "a volume of {size} would take this caller's volumes (its sessions' workspaces \
+         included) to {total}, above its quota of {quota} ([volumes] quota_per_caller): remove \
+         a volume or a session first"
+    )]
+    OverQuota {
+        /// The volume's size.
+        size: ByteSize,
+        /// What the owner's volumes would reserve with it.
+        total: ByteSize,
+        /// The quota.
+        quota: ByteSize,
+    },
     /// The host's file system has no room for the volume's image (`create`).
     #[error("no room on the host for a volume of {size} in {dir}")]
     NoSpace {
@@ -260,6 +277,8 @@ pub enum VolumeErrorKind {
     NotFound,
     /// It exists, is in use, or has a writer (HTTP 409).
     Conflict,
+    /// The caller's volumes would pass its quota (HTTP 507).
+    Quota,
     /// The host lacks a program volumes need, or room for one (HTTP 503).
     Unavailable,
     /// warden failed (HTTP 500).
@@ -279,6 +298,7 @@ impl VolumeError {
             | VolumeError::WorkspaceOf { .. }
             | VolumeError::InUse { .. }
             | VolumeError::WriterBusy { .. } => VolumeErrorKind::Conflict,
+            VolumeError::OverQuota { .. } => VolumeErrorKind::Quota,
             VolumeError::MissingProgram { .. } | VolumeError::NoSpace { .. } => {
                 VolumeErrorKind::Unavailable
             }
@@ -385,6 +405,21 @@ impl Volumes {
                 name: name.to_owned(),
             });
         }
+        // Every creation of the host, across processes, one at a time from the owner's count
+        // to the volume in place: two at once cannot both fit in what one had left. The lock
+        // is the volumes' directory's own, which leaves no file behind.
+        let _creating = File::open(&root)
+            .map_err(VolumeError::io("opening", &root))
+            .and_then(|dir| {
+                Flock::lock(dir, FlockArg::LockExclusive)
+                    .map_err(|(_, e)| VolumeError::io("locking", &root)(e.into()))
+            })?;
+        if dir.exists() {
+            return Err(VolumeError::Exists {
+                name: name.to_owned(),
+            });
+        }
+        self.check_quota(meta.owner.as_deref(), size)?;
         // Built under a hidden name and renamed into place, so that a volume either exists
         // whole or not at all; a crash leaves a hidden directory that `prune` removes.
         // Unique to this attempt (a server's threads share its pid): another creation of the
@@ -413,6 +448,34 @@ impl Volumes {
         built?;
         tracing::info!(volume = name, size = %size, "volume created");
         self.inspect(name)
+    }
+
+    /// Refuses a new volume of `size` that would take `owner`'s volumes past `[volumes]
+    /// quota_per_caller`. Each volume reserves its whole size on the host.
+    fn check_quota(&self, owner: Option<&str>, size: ByteSize) -> Result<(), VolumeError> {
+        let root = &self.inner.settings.dir;
+        let entries = std::fs::read_dir(root).map_err(VolumeError::io("listing", root))?;
+        let mut held = 0u64;
+        for name in entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| check_name(n).is_ok())
+        {
+            match Meta::read(&root.join(&name), &name) {
+                Ok(meta) if meta.owner.as_deref() == owner => {
+                    held = held.saturating_add(meta.size.bytes());
+                }
+                // Removed meanwhile, or not a volume.
+                Ok(_) | Err(VolumeError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let quota = self.inner.settings.quota_per_caller;
+        let total = ByteSize(held.saturating_add(size.bytes()));
+        if total > quota {
+            return Err(VolumeError::OverQuota { size, total, quota });
+        }
+        Ok(())
     }
 
     /// Every volume, by name.

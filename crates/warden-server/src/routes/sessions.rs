@@ -104,6 +104,7 @@ pub(crate) struct PathQuery {
         (status = 422, description = "A field is invalid or above the server's most"),
         (status = 429, description = "Too many sessions (the server's or the caller's)"),
         (status = 503, description = "The mode's backend or the volumes' tools are missing"),
+        (status = 507, description = "The token's volumes, its sessions' workspaces included, would reserve more than `[volumes] quota_per_caller` with this session's workspace"),
     ),
     security(("bearer" = []))
 )]
@@ -426,6 +427,7 @@ pub(crate) fn session_error(e: SessionError) -> ApiError {
             VolumeErrorKind::Invalid => ApiError::unprocessable(e.to_string()),
             VolumeErrorKind::NotFound => ApiError::not_found(e.to_string()),
             VolumeErrorKind::Conflict => ApiError::with_status(StatusCode::CONFLICT, e.to_string()),
+            VolumeErrorKind::Quota => super::volumes::over_quota(volume),
             VolumeErrorKind::Unavailable => {
                 ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }

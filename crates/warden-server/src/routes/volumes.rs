@@ -34,17 +34,29 @@ pub(crate) struct Pruned {
     removed: Vec<String>,
 }
 
-/// A volume error as the API answers it: 400 invalid, 404 unknown, 409 exists or in use, 503
-/// a host without the programs volumes need, 500 warden's own failure.
+/// A volume error as the API answers it: 400 invalid, 404 unknown, 409 exists or in use, 507
+/// past the caller's quota, 503 a host without the programs volumes need or without room, 500
+/// warden's own failure.
 fn api_error(e: &VolumeError) -> ApiError {
     match e.kind() {
         VolumeErrorKind::Invalid => ApiError::bad_request(e.to_string()),
         VolumeErrorKind::NotFound => ApiError::not_found(e.to_string()),
         VolumeErrorKind::Conflict => ApiError::with_status(StatusCode::CONFLICT, e.to_string()),
+        VolumeErrorKind::Quota => over_quota(e),
         VolumeErrorKind::Unavailable => {
             ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
         VolumeErrorKind::Internal => ApiError::internal(e),
+    }
+}
+
+/// 507 Insufficient Storage, kind `quota_exceeded`: the caller's volumes (its sessions'
+/// workspaces included) would reserve more than `[volumes] quota_per_caller`. Not 429: no wait
+/// makes room, removing a volume or a session does.
+pub(crate) fn over_quota(e: &VolumeError) -> ApiError {
+    ApiError {
+        kind: "quota_exceeded",
+        ..ApiError::with_status(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
     }
 }
 
@@ -57,6 +69,7 @@ fn api_error(e: &VolumeError) -> ApiError {
         (status = 400, description = "A bad name or size, or malformed JSON"),
         (status = 401, description = "Missing or invalid token"),
         (status = 409, description = "A volume of that name exists"),
+        (status = 507, description = "The token's volumes, its sessions' workspaces included, would reserve more than `[volumes] quota_per_caller`"),
         (status = 415, description = "Not `Content-Type: application/json`"),
         (status = 422, description = "A body of the wrong shape"),
     ),
