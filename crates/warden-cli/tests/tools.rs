@@ -290,6 +290,52 @@ fn files_live_in_the_callers_workspace_and_nowhere_else() {
     assert_eq!(deleted["is_error"], false, "{deleted:#}");
 }
 
+/// Bug hunt: measuring the workspace held a descriptor open per directory waiting to be
+/// measured: with 1 000 sibling directories under `ulimit -n 1024`, every write failed as
+/// warden's own error (`EMFILE`, a 500 over HTTP). Here 300 of them under `ulimit -n 256`.
+#[test]
+fn files_writes_in_a_workspace_of_many_directories_within_few_descriptors() {
+    let world = World::new();
+    let wrote = reply(
+        &world,
+        "files",
+        json!({"operation": "write", "path": "seed", "content": "x"}),
+    );
+    assert_eq!(wrote["is_error"], false, "{wrote:#}");
+    let siblings = world
+        .db()
+        .parent()
+        .expect("a directory")
+        .join("tools/files/local/siblings");
+    for n in 0..300 {
+        std::fs::create_dir_all(siblings.join(n.to_string())).expect("a directory");
+    }
+    let warden = world.warden();
+    let input = json!({"operation": "write", "path": "more/notes.txt", "content": "kept"});
+    let out = std::process::Command::new("/bin/bash")
+        .args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\""])
+        .arg(warden.get_program())
+        .args([
+            "tool",
+            "call",
+            "files",
+            "--json",
+            "--input",
+            &input.to_string(),
+        ])
+        .env_clear()
+        .envs(world.env())
+        .output()
+        .expect("bash runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let read = reply(
+        &world,
+        "files",
+        json!({"operation": "read", "path": "more/notes.txt"}),
+    );
+    assert_eq!(read["text"], "kept", "{read:#}");
+}
+
 const WORD_COUNT: &str = r#"
 name = "word_count"
 description = "Counts the words of a text."

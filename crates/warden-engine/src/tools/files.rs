@@ -78,6 +78,19 @@ pub enum FilesError {
         /// Its quota.
         quota: u64,
     },
+    /// The write would pass the most entries a workspace holds.
+    #[error(
+        "writing {path:?} would make {entries} files and directories in the workspace, more \
+         than the {max} it may hold"
+    )]
+    TooManyEntries {
+        /// The path.
+        path: String,
+        /// What the workspace would hold.
+        entries: u64,
+        /// The most it may hold.
+        max: u64,
+    },
     /// The workspace's filesystem is full (a session's or a volume's quota).
     #[error("no space left in the workspace writing {0:?}")]
     NoSpace(String),
@@ -179,11 +192,18 @@ impl Workspaces {
         .map_err(|e| host("opening", e))
     }
 
+    /// Writes a file after checking what the workspace would then hold: the quota and the
+    /// entries it would make (its missing directories, the file if new). Nothing is made for a
+    /// write that is refused: made first, a refused write's directories stayed, past the cap.
     fn write(&self, workspace: &OwnedFd, path: &str, content: &[u8]) -> Result<Value, FilesError> {
         let parts = components(path)?;
         let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
-        let dir = walk(workspace, parents, path, true)?;
-        let old = match stat(&dir, name, path)? {
+        let (deepest, missing) = walk_existing(workspace, parents, path)?;
+        let existing = match missing {
+            0 => stat(&deepest, name, path)?,
+            _ => None,
+        };
+        let old = match existing {
             Some(st) if kind(&st) == "file" => st.st_size as u64,
             Some(st) => {
                 return Err(FilesError::WrongKind {
@@ -194,14 +214,23 @@ impl Workspaces {
             None => 0,
         };
         let (used, entries) = usage(workspace, path)?;
-        let needed = used - old + content.len() as u64;
-        if needed > self.quota || entries >= MAX_ENTRIES {
+        let needed = used - old.min(used) + content.len() as u64;
+        if needed > self.quota {
             return Err(FilesError::Quota {
                 path: path.into(),
                 needed,
                 quota: self.quota,
             });
         }
+        let made = missing as u64 + u64::from(existing.is_none());
+        if entries + made > MAX_ENTRIES {
+            return Err(FilesError::TooManyEntries {
+                path: path.into(),
+                entries: entries + made,
+                max: MAX_ENTRIES,
+            });
+        }
+        let dir = walk(workspace, parents, path, true)?;
         replace(&dir, name, path, content, Mode::from_bits_truncate(0o600))?;
         Ok(json!({"written": path, "bytes": content.len()}))
     }
@@ -489,6 +518,23 @@ fn bad(path: &str) -> FilesError {
     }
 }
 
+/// Opens the deepest directory of `parts` below `workspace` that exists, as [`walk`] does
+/// without making any; with how many of `parts` are missing below it.
+fn walk_existing(
+    workspace: &OwnedFd,
+    parts: &[&OsStr],
+    path: &str,
+) -> Result<(OwnedFd, usize), FilesError> {
+    let mut dir = dup(workspace, path)?;
+    for (i, part) in parts.iter().enumerate() {
+        if stat(&dir, part, path)?.is_none() {
+            return Ok((dir, parts.len() - i));
+        }
+        dir = walk(&dir, std::slice::from_ref(part), path, false)?;
+    }
+    Ok((dir, 0))
+}
+
 /// Opens the directory `parts` below `workspace`, one component at a time, never following a
 /// link; `create` makes the missing ones.
 fn walk(
@@ -564,29 +610,56 @@ fn children(
     Ok(out)
 }
 
-/// The bytes held and the entries in a workspace.
+/// The bytes held and the entries in a workspace. Depth first, with one open descriptor per
+/// level of the walk and the names of the subdirectories still to measure: a descriptor per
+/// pending directory ran out of them (`EMFILE`) in a workspace of 1 000 sibling directories.
 fn usage(workspace: &OwnedFd, path: &str) -> Result<(u64, u64), FilesError> {
-    let mut bytes = 0;
-    let mut entries = 0;
-    let mut pending = vec![dup(workspace, path)?];
-    while let Some(dir) = pending.pop() {
-        for (name, st) in children(&dir, path)? {
-            entries += 1;
-            match kind(&st) {
-                "file" => bytes += st.st_size as u64,
-                "directory" => {
-                    let flags =
-                        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
-                    pending.push(
-                        openat(&dir, name.as_str(), flags, Mode::empty())
-                            .map_err(|e| at(path, "measuring", e))?,
-                    );
-                }
-                _ => {}
-            }
+    let mut sizes = (0, 0);
+    let root = dup(workspace, path)?;
+    let subdirectories = measure(&root, path, &mut sizes)?;
+    let mut levels = vec![(root, subdirectories)];
+    while let Some((dir, pending)) = levels.last_mut() {
+        let Some(name) = pending.pop() else {
+            levels.pop();
+            continue;
+        };
+        let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+        let child = match openat(&*dir, name.as_os_str(), flags, Mode::empty()) {
+            Ok(child) => child,
+            Err(e) => return Err(at(path, "measuring", e)),
+        };
+        let subdirectories = measure(&child, path, &mut sizes)?;
+        levels.push((child, subdirectories));
+    }
+    Ok(sizes)
+}
+
+/// Adds the files' bytes and the entries of the directory `dir` to `sizes` (bytes, entries);
+/// answers the names of its subdirectories.
+fn measure(
+    dir: &OwnedFd,
+    path: &str,
+    (bytes, entries): &mut (u64, u64),
+) -> Result<Vec<std::ffi::OsString>, FilesError> {
+    let listing = Dir::from_fd(dup(dir, path)?).map_err(|e| at(path, "measuring", e))?;
+    let mut subdirectories = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|e| at(path, "measuring", e))?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        let Some(st) = stat(dir, name, path)? else {
+            continue;
+        };
+        *entries += 1;
+        match kind(&st) {
+            "file" => *bytes += st.st_size as u64,
+            "directory" => subdirectories.push(name.to_owned()),
+            _ => {}
         }
     }
-    Ok((bytes, entries))
+    Ok(subdirectories)
 }
 
 fn kind(st: &nix::sys::stat::FileStat) -> &'static str {
@@ -882,6 +955,91 @@ mod tests {
             json!({"operation": "write", "path": "a", "content": "1234567890"}),
         )
         .expect("replaces");
+    }
+
+    /// Bug hunt: a refused write made its directories first, and left them: each refusal
+    /// added entries past the cap, and the refusal spoke of the bytes quota when the entries
+    /// were the reason.
+    #[test]
+    fn a_refused_write_makes_nothing_and_says_why() {
+        let (small, tight) = ws(10);
+        let local = small.path().join("files/local");
+        let over = op(
+            &tight,
+            None,
+            json!({"operation": "write", "path": "a/b/c/f", "content": "12345678901"}),
+        );
+        assert!(
+            matches!(over, Err(FilesError::Quota { needed: 11, .. })),
+            "{over:?}"
+        );
+        assert!(!local.join("a").exists(), "no directory left");
+
+        let (dir, ws) = ws(1 << 20);
+        let local = dir.path().join("files/local");
+        op(
+            &ws,
+            None,
+            json!({"operation": "write", "path": "seed", "content": "x"}),
+        )
+        .expect("written");
+        for n in 1..MAX_ENTRIES - 1 {
+            std::fs::write(local.join(format!("f{n}")), b"").expect("a file");
+        }
+        let write = |path: &str| {
+            op(
+                &ws,
+                None,
+                json!({"operation": "write", "path": path, "content": "x"}),
+            )
+        };
+        for path in ["x/y/f", "x/f"] {
+            let refused = write(path).expect_err("past the cap");
+            assert!(
+                matches!(
+                    refused,
+                    FilesError::TooManyEntries {
+                        max: MAX_ENTRIES,
+                        ..
+                    }
+                ),
+                "{refused:?}"
+            );
+            assert!(refused.to_string().contains("10000"), "{refused}");
+            assert!(!local.join("x").exists(), "no directory left");
+        }
+        write("last").expect("the last entry fits");
+        write("seed").expect("a file replaced makes no entry");
+        let refused = write("more").expect_err("past the cap");
+        assert!(
+            matches!(
+                refused,
+                FilesError::TooManyEntries {
+                    entries: 10_001,
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn usage_counts_every_level() {
+        let (dir, ws) = ws(1 << 20);
+        op(
+            &ws,
+            None,
+            json!({"operation": "write", "path": "a/b/c.txt", "content": "abc"}),
+        )
+        .expect("written");
+        let local = dir.path().join("files/local");
+        for n in 0..50 {
+            std::fs::create_dir_all(local.join(format!("s/{n}/t"))).expect("directories");
+            std::fs::write(local.join(format!("s/{n}/t/f")), b"12").expect("a file");
+        }
+        let root = open_root(&local).expect("opened");
+        // a, a/b, a/b/c.txt, s, and 50 × (n, n/t, n/t/f).
+        assert_eq!(usage(&root, "").expect("measured"), (3 + 100, 4 + 150));
     }
 
     #[test]
