@@ -1609,3 +1609,52 @@ fn a_token_sees_its_own_history_and_an_admin_all() {
     assert_eq!(probe.code, 400, "{}", probe.body);
     assert!(probe.body.contains("no execution"), "{}", probe.body);
 }
+
+/// Bug hunt: `GET /v1/stats` counted every token's executions while `/v1/history` lists the
+/// caller's own (another token's languages, outcomes and activity showed), and `GET
+/// /v1/tools/stats` gave every token's calls with their last errors. Each is now the token's
+/// own; an admin token's, every token's.
+#[test]
+fn a_tokens_statistics_are_of_its_own_executions_and_an_admins_of_all() {
+    let server = Server::start(&format!(
+        "{TOKENS}[[server.tokens]]\nname = \"other\"\ntoken = \"0ther\"\n\
+         [[server.tokens]]\nname = \"root\"\ntoken = \"adm1n\"\nadmin = true\n"
+    ));
+    let as_token = |token: &str, method: &str, path: &str, body: Option<String>| {
+        let bearer = format!("Bearer {token}");
+        server.raw(method, path, &[("authorization", bearer.as_str())], body)
+    };
+    let run = |token: &str, language: &str, code: &str| {
+        let body = json!({"language": language, "code": code}).to_string();
+        let answer = as_token(token, "POST", "/v1/executions", Some(body));
+        assert_eq!(answer.code, 200, "{}", answer.body);
+    };
+    run("s3cret", "bash", "echo mine");
+    run("0ther", "python", "print('theirs')");
+    run("0ther", "python", "print('theirs again')");
+    let missing = json!({"operation": "read", "path": "secret-plan.txt"}).to_string();
+    let answer = as_token("0ther", "POST", "/v1/tools/files/call", Some(missing));
+    assert_eq!(answer.code, 200, "{}", answer.body);
+
+    let stats = |token: &str, path: &str| {
+        let answer = as_token(token, "GET", path, None);
+        assert_eq!(answer.code, 200, "{}", answer.body);
+        answer.json()
+    };
+    let mine = stats("s3cret", "/v1/stats");
+    assert_eq!(mine["total"], 1, "{mine}");
+    assert_eq!(mine["by_language"], json!({"bash": 1}), "{mine}");
+    let theirs = stats("0ther", "/v1/stats");
+    assert_eq!(theirs["total"], 2, "{theirs}");
+    assert_eq!(theirs["by_language"], json!({"python": 2}), "{theirs}");
+    assert_eq!(stats("adm1n", "/v1/stats")["total"], 3);
+
+    let tools = |token: &str| stats(token, "/v1/tools/stats").to_string();
+    assert!(
+        !tools("s3cret").contains("secret-plan"),
+        "{}",
+        tools("s3cret")
+    );
+    assert!(tools("0ther").contains("secret-plan"), "{}", tools("0ther"));
+    assert!(tools("adm1n").contains("secret-plan"), "{}", tools("adm1n"));
+}

@@ -286,7 +286,17 @@ impl HistoryStore {
 
     /// Statistics over the executions that finished at or after `since` (all when `None`).
     pub fn stats(&self, since: Option<SystemTime>) -> Result<Stats, HistoryError> {
-        stats::compute(&self.conn, &self.path, since)
+        stats::compute(&self.conn, &self.path, since, None)
+    }
+
+    /// [`HistoryStore::stats`] of the executions the API token named `token` asked for
+    /// (every execution when `None`).
+    pub fn stats_of(
+        &self,
+        since: Option<SystemTime>,
+        token: Option<&str>,
+    ) -> Result<Stats, HistoryError> {
+        stats::compute(&self.conn, &self.path, since, token)
     }
 
     /// The security events matching `filter`, newest first (docs/events.md).
@@ -316,7 +326,17 @@ impl HistoryStore {
     /// The tool registry's statistics over the calls made at or after `since` (all when
     /// `None`).
     pub fn tool_stats(&self, since: Option<SystemTime>) -> Result<ToolStats, HistoryError> {
-        tool_calls::stats(&self.conn, &self.path, since)
+        tool_calls::stats(&self.conn, &self.path, since, None)
+    }
+
+    /// [`HistoryStore::tool_stats`] of the calls the API token named `caller` made (every
+    /// call when `None`).
+    pub fn tool_stats_of(
+        &self,
+        since: Option<SystemTime>,
+        caller: Option<&str>,
+    ) -> Result<ToolStats, HistoryError> {
+        tool_calls::stats(&self.conn, &self.path, since, caller)
     }
 
     /// Deletes the executions that `rule` no longer keeps (and tool calls older than its

@@ -830,7 +830,7 @@ fn the_engine_answers_from_the_history_its_settings_name() {
         serde_json::to_value(&security.violations[0]).expect("serializable")["kind"],
         "memory_limit"
     );
-    assert_eq!(engine.history_stats(None).expect("stats").total, 1);
+    assert_eq!(engine.history_stats(None, None).expect("stats").total, 1);
     let err = engine.history_entry("xyz").expect_err("not hex");
     assert_eq!(err.kind(), warden_engine::ErrorKind::Request);
 }

@@ -24,7 +24,7 @@ pub(crate) struct StatsArgs {
 }
 
 pub(crate) fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
-    let stats = history_engine()?.history_stats(args.since)?;
+    let stats = history_engine()?.history_stats(args.since, None)?;
     let mut out = super::buffered_stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &stats).context("writing the statistics")?;

@@ -148,7 +148,7 @@ pub(crate) fn run(args: ToolArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "removed {name}")?;
         }
         ToolCommand::Stats(stats) => {
-            let figures = engine.tool_stats(stats.since)?;
+            let figures = engine.tool_stats(stats.since, None)?;
             write_stats(&mut out, &figures, stats.json.json)?;
         }
     }

@@ -320,9 +320,14 @@ impl Engine {
         self.with_store(|store| store.get(id))
     }
 
-    /// Statistics over the executions that finished at or after `since` (all when `None`).
-    pub fn history_stats(&self, since: Option<SystemTime>) -> Result<Stats, EngineError> {
-        self.with_store(|store| store.stats(since))
+    /// Statistics over the executions that finished at or after `since` (all when `None`)
+    /// that the API token named `token` asked for (every execution when `None`).
+    pub fn history_stats(
+        &self,
+        since: Option<SystemTime>,
+        token: Option<&str>,
+    ) -> Result<Stats, EngineError> {
+        self.with_store(|store| store.stats_of(since, token))
     }
 
     /// The connections the recorded executions' network policies logged, matching `filter`,

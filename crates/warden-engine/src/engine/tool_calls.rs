@@ -86,9 +86,14 @@ impl Engine {
         self.registry().approve(name)
     }
 
-    /// The registry's statistics over the calls made at or after `since`.
-    pub fn tool_stats(&self, since: Option<SystemTime>) -> Result<ToolStats, EngineError> {
-        self.with_store(|store| store.tool_stats(since))
+    /// The registry's statistics over the calls made at or after `since` by the API token
+    /// named `caller` (every caller's when `None`).
+    pub fn tool_stats(
+        &self,
+        since: Option<SystemTime>,
+        caller: Option<&str>,
+    ) -> Result<ToolStats, EngineError> {
+        self.with_store(|store| store.tool_stats_of(since, caller))
     }
 
     /// Calls a tool and records the call. The tool's own failure is an `Ok` reply with

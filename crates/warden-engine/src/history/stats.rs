@@ -63,12 +63,24 @@ const PERIOD_ROWS: &str = "SELECT language, mode, outcome_kind, threat_level, \
      violation_count, wall_time_ms, cpu_time_ms, peak_memory_bytes \
      FROM executions WHERE finished_at_ms >= ?1";
 
+/// [`PERIOD_ROWS`] of one API token's executions (`?2`: its name). The token is not in the
+/// time index: each execution of the period is read from the table (one token's statistics,
+/// over HTTP), while every token's keep to the index alone.
+const TOKEN_PERIOD_ROWS: &str = "SELECT language, mode, outcome_kind, threat_level, \
+     violation_count, wall_time_ms, cpu_time_ms, peak_memory_bytes \
+     FROM executions WHERE finished_at_ms >= ?1 AND token = ?2";
+
+/// The statistics of the executions since `since` (all when `None`) that the API token
+/// named `token` asked for (every execution when `None`).
 pub(super) fn compute(
     conn: &Connection,
     path: &Path,
     since: Option<SystemTime>,
+    token: Option<&str>,
 ) -> Result<Stats, HistoryError> {
-    in_snapshot(conn, path, "computing statistics", since, read)
+    in_snapshot(conn, path, "computing statistics", since, |tx, from| {
+        read(tx, from, token)
+    })
 }
 
 /// Runs `read` on the executions since `since` (milliseconds since the epoch, all when `None`)
@@ -88,16 +100,24 @@ pub(super) fn in_snapshot<T>(
     Ok(out)
 }
 
-/// One pass over the period's rows: counts, sums and a histogram of wall times.
-fn read(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Stats> {
+/// One pass over the period's rows (of `token`'s executions, when given): counts, sums and a
+/// histogram of wall times.
+fn read(tx: &Transaction<'_>, from: i64, token: Option<&str>) -> rusqlite::Result<Stats> {
     let mut stats = Stats::default();
     // Sums per language over the programs that ran: wall, cpu, memory.
     let mut sums: BTreeMap<String, (u64, [i128; 3])> = BTreeMap::new();
     // How many programs that ran took each wall time, in milliseconds: exact percentiles in
     // memory bounded by the distinct times, not by the rows.
     let mut walls: BTreeMap<i64, u64> = BTreeMap::new();
-    let mut stmt = tx.prepare(PERIOD_ROWS)?;
-    let mut rows = stmt.query([from])?;
+    let mut stmt = tx.prepare(if token.is_some() {
+        TOKEN_PERIOD_ROWS
+    } else {
+        PERIOD_ROWS
+    })?;
+    let mut rows = match token {
+        Some(token) => stmt.query(rusqlite::params![from, token])?,
+        None => stmt.query([from])?,
+    };
     while let Some(row) = rows.next()? {
         let language = row.get_ref(0)?.as_str()?;
         let outcome = row.get_ref(2)?.as_str()?;

@@ -161,22 +161,24 @@ pub(super) fn tool_of(conn: &Connection, execution: &str) -> rusqlite::Result<Op
     rows.next()?.map(|r| r.get(0)).transpose()
 }
 
-/// The statistics of the calls made at or after `since` (all when `None`).
+/// The statistics of the calls made at or after `since` (all when `None`) by the API token
+/// named `caller` (every caller's when `None`).
 pub(super) fn stats(
     conn: &Connection,
     path: &Path,
     since: Option<SystemTime>,
+    caller: Option<&str>,
 ) -> Result<ToolStats, HistoryError> {
     let step = "reading tool statistics";
     let from = since.map_or(i64::MIN, unix_ms);
     let mut stmt = conn
         .prepare(
             "SELECT tool, category, status, latency_ms, error, called_at_ms FROM tool_calls \
-             WHERE called_at_ms >= ?1 ORDER BY seq",
+             WHERE called_at_ms >= ?1 AND (?2 IS NULL OR caller = ?2) ORDER BY seq",
         )
         .map_err(|e| classify(path, step, e))?;
     let rows = stmt
-        .query_map([from], |r| {
+        .query_map(rusqlite::params![from, caller], |r| {
             Ok(Row {
                 tool: r.get(0)?,
                 category: r.get(1)?,

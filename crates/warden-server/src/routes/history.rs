@@ -118,7 +118,7 @@ pub(crate) async fn list(
     get, path = "/v1/stats", tag = "history", operation_id = "stats",
     params(StatsQuery),
     responses(
-        (status = 200, description = "As `warden stats --json`, with the warm pool's state under `pool`", body = serde_json::Value),
+        (status = 200, description = "As `warden stats --json` over the executions of the caller's token (an admin token's: every token's), with the warm pool's state under `pool` (the server's)", body = serde_json::Value),
         (status = 400, description = "A bad query parameter"),
         (status = 401, description = "Missing or invalid token"),
     ),
@@ -126,12 +126,17 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn stats(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     query: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Result<Json<ServerStats>, ApiError> {
     let Query(query) = query?;
     let since = since(query.since.as_deref())?;
-    let history = blocking(&state, move |engine| engine.history_stats(since)).await??;
+    // As `/v1/history`: a token's own executions, an admin token's every token's.
+    let token = caller.token.filter(|name| !state.tokens().is_admin(name));
+    let history = blocking(&state, move |engine| {
+        engine.history_stats(since, token.as_deref())
+    })
+    .await??;
     Ok(Json(ServerStats {
         history,
         pool: state.engine().pool_stats(),

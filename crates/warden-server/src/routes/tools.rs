@@ -231,7 +231,7 @@ fn call_error(e: ToolCallError) -> ApiError {
     get, path = "/v1/tools/stats", tag = "tools", operation_id = "tool_stats",
     params(StatsQuery),
     responses(
-        (status = 200, description = "As `warden tool stats --json`", body = serde_json::Value),
+        (status = 200, description = "As `warden tool stats --json`, over the calls of the caller's token (an admin token's: every token's)", body = serde_json::Value),
         (status = 400, description = "A bad query parameter"),
         (status = 401, description = "Missing or invalid token"),
     ),
@@ -239,11 +239,16 @@ fn call_error(e: ToolCallError) -> ApiError {
 )]
 pub(crate) async fn stats(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     query: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Result<Json<ToolStats>, ApiError> {
     let Query(query) = query?;
     let since = super::history::since(query.since.as_deref())?;
-    let stats = blocking(&state, move |engine| engine.tool_stats(since)).await??;
+    // A token's own calls (their last errors quote its input), an admin token's every token's.
+    let caller = caller.token.filter(|name| !state.tokens().is_admin(name));
+    let stats = blocking(&state, move |engine| {
+        engine.tool_stats(since, caller.as_deref())
+    })
+    .await??;
     Ok(Json(stats))
 }
