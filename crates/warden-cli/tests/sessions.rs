@@ -880,3 +880,39 @@ fn each_call_of_a_session_has_its_own_traffic_log_in_its_result_and_the_history(
         "{events}"
     );
 }
+
+/// The session `body` creates, and a function that makes one call in it: its status and body.
+fn session_with(server: &LiveServer, body: Value) -> (String, impl Fn(Value) -> (u16, Value) + '_) {
+    let (status, created) = server.request("POST", "/v1/sessions", Some(&body.to_string()));
+    assert_eq!(status, 201, "{created}");
+    let id = serde_json::from_str::<Value>(&created).expect("JSON")["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let path = format!("/v1/sessions/{id}/exec");
+    let exec = move |call: Value| {
+        let (status, body) = server.request("POST", &path, Some(&call.to_string()));
+        (status, serde_json::from_str::<Value>(&body).expect("JSON"))
+    };
+    (id, exec)
+}
+
+/// Bug hunt: a call whose files were `m.py` and `lib/x.py`, where an earlier call had made
+/// `lib` a link, was refused (422) after `m.py` was written: the refused call changed the
+/// workspace.
+#[test]
+fn a_call_refused_for_one_of_its_files_writes_none() {
+    let server = LiveServer::start("");
+    let (_, exec) = session_with(&server, json!({"disk": "16MiB"}));
+    let (status, body) = exec(json!({"command": "ln -s /tmp lib"}));
+    assert_eq!(status, 200, "{body}");
+    let files = json!({"language": "python", "files": [
+        {"name": "m.py", "content": "print(1)"},
+        {"name": "lib/x.py", "content": "x = 1"},
+    ]});
+    let (status, body) = exec(files);
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = exec(json!({"command": "ls; ls /tmp"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stdout"], "lib\nlost+found\n", "{body}");
+}

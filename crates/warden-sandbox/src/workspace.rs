@@ -21,27 +21,58 @@ use crate::plan::WorkspaceFile;
 /// [`SandboxError::setup`]: crate::SandboxError
 pub(crate) const WRITE_STEP: &str = "write workspace file";
 
-/// Writes `files` under `workdir`.
+/// Writes `files` under `workdir`: all of them, or none when one cannot be (every path is
+/// checked first). A session's workspace keeps what an earlier call planted there, a link
+/// where a file's directory should be: refused after the files before it were written, the
+/// call left them behind although it was refused.
 pub(crate) fn write_files(workdir: &Path, files: &[WorkspaceFile]) -> Result<(), SetupError> {
     if files.is_empty() {
         return Ok(());
     }
     let root = open_dir(None, workdir).map_err(|e| SetupError::sys("open", workdir, e))?;
     for file in files {
+        check_one(&root, file).map_err(|e| SetupError::sys(WRITE_STEP, &file.path, e))?;
+    }
+    for file in files {
         write_one(&root, file).map_err(|e| SetupError::sys(WRITE_STEP, &file.path, e))?;
     }
     Ok(())
 }
 
-fn write_one(root: &OwnedFd, file: &WorkspaceFile) -> Result<(), Errno> {
-    let components: Vec<&std::ffi::OsStr> = file
-        .path
+/// The normal components of a file's path.
+fn components(file: &WorkspaceFile) -> Result<Vec<&std::ffi::OsStr>, Errno> {
+    file.path
         .components()
         .map(|c| match c {
             Component::Normal(name) => Ok(name),
             _ => Err(Errno::EINVAL),
         })
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// Fails as [`write_one`] would on what is there now, writing nothing: a directory of the
+/// path that is a link or a file, or a directory where the file goes. What is missing is
+/// made by the write.
+fn check_one(root: &OwnedFd, file: &WorkspaceFile) -> Result<(), Errno> {
+    let components = components(file)?;
+    let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
+    let mut dir = root.try_clone().map_err(|_| Errno::EBADF)?;
+    for parent in parents {
+        dir = match open_dir(Some(&dir), Path::new(parent)) {
+            Ok(next) => next,
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+    }
+    match nix::sys::stat::fstatat(dir.as_fd(), *name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Err(Errno::EISDIR),
+        Ok(_) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_one(root: &OwnedFd, file: &WorkspaceFile) -> Result<(), Errno> {
+    let components = components(file)?;
     let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
     let mut dir = root.try_clone().map_err(|_| Errno::EBADF)?;
     for parent in parents {
@@ -101,6 +132,34 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o755);
+    }
+
+    /// Bug hunt: a session call's files `m.py` and `lib/x.py`, where an earlier call had
+    /// made `lib` a link, were refused (422) after `m.py` had been written: the refused call
+    /// changed the workspace.
+    #[test]
+    fn nothing_is_written_when_one_file_cannot_be() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("lib")).expect("symlink");
+        std::fs::create_dir(dir.path().join("taken")).expect("a directory");
+        for second in ["lib/x.py", "taken"] {
+            let refused = write_files(
+                dir.path(),
+                &[
+                    WorkspaceFile::new("m.py", "print(1)"),
+                    WorkspaceFile::new("new/dir/n.py", "print(2)"),
+                    WorkspaceFile::new(second, "x = 1"),
+                ],
+            );
+            assert!(refused.is_err(), "{second}");
+            assert!(!dir.path().join("m.py").exists(), "{second}: m.py written");
+            assert!(!dir.path().join("new").exists(), "{second}: new/ made");
+        }
+        assert_eq!(
+            std::fs::read_dir(outside.path()).expect("listed").count(),
+            0
+        );
     }
 
     #[test]
