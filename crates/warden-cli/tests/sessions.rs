@@ -916,3 +916,28 @@ fn a_call_refused_for_one_of_its_files_writes_none() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["stdout"], "lib\nlost+found\n", "{body}");
 }
+
+/// Bug hunt: a call's `limits.workspace_size` was accepted and echoed in its result but not
+/// applied: `/tmp` kept the session's size. It is refused, naming the field, and a call's
+/// result reports the size it has.
+#[test]
+fn a_call_has_the_sessions_tmp_and_cannot_ask_for_another() {
+    let server = LiveServer::start("");
+    let session = json!({"disk": "16MiB", "limits": {"workspace_size": "32MiB"}});
+    let (_, exec) = session_with(&server, session);
+    for field in ["limits", "compile_limits"] {
+        let mut call = json!({"language": "c", "code": "int main(void) { return 0; }\n"});
+        call[field] = json!({"workspace_size": "8MiB"});
+        let (status, body) = exec(call);
+        assert_eq!(status, 422, "{body}");
+        let error = body["error"].as_str().expect("an error");
+        assert!(
+            error.contains(&format!("{field}.workspace_size")) && error.contains("32MiB"),
+            "{error}"
+        );
+    }
+    let (status, body) = exec(json!({"command": "df -k /tmp | tail -1 | awk '{print $2}'"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stdout"], "32768\n", "{body}");
+    assert_eq!(body["limits"]["workspace_size"], "32MiB", "{body}");
+}

@@ -419,6 +419,20 @@ impl Engine {
                     .into(),
             ));
         }
+        // The sandbox's /tmp was sized when the session was created, and /work is its disk: a
+        // call's own size would be echoed in its result and applied nowhere.
+        let sizes = [
+            ("limits", request.limits.workspace_size),
+            ("compile_limits", request.compile_limits.workspace_size),
+        ];
+        if let Some((field, Some(asked))) = sizes.into_iter().find(|(_, size)| size.is_some()) {
+            let tmp = session.meta().limits.workspace_size;
+            return Err(SessionError::Invalid(format!(
+                "{field}.workspace_size {asked}: a call runs in the session's sandbox, whose /tmp \
+                 is {tmp} (the session's limits.workspace_size, set when it is created) and \
+                 whose /work is its disk"
+            )));
+        }
         let mut guard = session.begin_call()?;
         let (mode, ceilings) = {
             let meta = session.meta();
@@ -466,9 +480,12 @@ impl Engine {
         // stage's too (a compiler's default memory is above a default session's).
         prepared.limits.memory = prepared.limits.memory.min(ceilings.memory);
         prepared.limits.max_procs = prepared.limits.max_procs.min(ceilings.max_procs);
+        // The size the call has, its sandbox's, whatever the language's default says.
+        prepared.limits.workspace_size = ceilings.workspace_size;
         if let Some(compile) = &mut prepared.compile_limits {
             compile.memory = compile.memory.min(ceilings.memory);
             compile.max_procs = compile.max_procs.min(ceilings.max_procs);
+            compile.workspace_size = ceilings.workspace_size;
         }
         let input = super::history::Pending::of(&request);
         clock.lap("prepare");
