@@ -941,3 +941,34 @@ fn a_call_has_the_sessions_tmp_and_cannot_ask_for_another() {
     assert_eq!(body["stdout"], "32768\n", "{body}");
     assert_eq!(body["limits"]["workspace_size"], "32MiB", "{body}");
 }
+
+/// What docs/sessions.md says persists between calls besides the workspace and `/tmp`: the
+/// objects of the session's IPC namespace, System V's and POSIX message queues (a hunt found
+/// them undocumented).
+#[test]
+fn a_sessions_ipc_objects_persist_between_calls() {
+    const MQ: &str = "import ctypes, os\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        flags = os.O_RDWR | (os.O_CREAT if os.environ.get('CREATE') else 0)\n\
+        fd = libc.mq_open(b'/kept', flags, 0o600, None)\n\
+        print('queue', fd >= 0, ctypes.get_errno() if fd < 0 else 0)\n";
+    let server = LiveServer::start("");
+    let (_, exec) = session_with(&server, json!({"disk": "16MiB"}));
+    let (status, body) = exec(json!({"command": "ipcmk -M 4096 >/dev/null"}));
+    assert_eq!(status, 200, "{body}");
+    let create = "CREATE=1 python3 -c \"$1\"";
+    let (status, body) = exec(json!({"command": create, "args": [MQ]}));
+    assert_eq!(
+        (status, &body["stdout"]),
+        (200, &json!("queue True 0\n")),
+        "{body}"
+    );
+    let (status, body) = exec(json!({"command": "ipcs -m | grep -c ' 4096 '"}));
+    assert_eq!((status, &body["stdout"]), (200, &json!("1\n")), "{body}");
+    let (status, body) = exec(json!({"command": "python3 -c \"$1\"", "args": [MQ]}));
+    assert_eq!(
+        (status, &body["stdout"]),
+        (200, &json!("queue True 0\n")),
+        "{body}"
+    );
+}
