@@ -1,8 +1,10 @@
 //! The HTTP proxy inside the sandbox (`127.0.0.1:3128`, what `HTTP_PROXY` names): `CONNECT`
-//! opens a tunnel, a request with an absolute `http://` URI is forwarded in origin form. A
-//! denial is a `403` whose body names the rule and the reason, at once. Runs on the proxy's
-//! runtime.
+//! opens a tunnel, a request with an absolute `http://` URI is forwarded in origin form, one
+//! per connection: its head checked and rewritten (`head.rs`), its body forwarded to its end
+//! and nothing after it (`body.rs`). A denial is a `403` whose body names the rule and the
+//! reason, at once. Runs on the proxy's runtime.
 
+mod body;
 mod head;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,7 +14,8 @@ use crate::decider::Protocol;
 use crate::egress::{self, Destination, Refusal};
 use crate::proxy::Shared;
 use crate::relay::{self, conclude, Inspection};
-use head::{RequestHead, Target};
+pub(crate) use body::Framing;
+use head::{HeadEnd, RequestHead, Target};
 
 /// Serves one client connection: one CONNECT tunnel or one forwarded request.
 pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
@@ -21,8 +24,16 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
         match tokio::time::timeout(shared.limits.idle_timeout, read_head(&mut client, &mut buf))
             .await
         {
-            Ok(Ok(Some(end))) => end,
-            Ok(Ok(None)) => {
+            Ok(Ok(HeadEnd::At(end))) => end,
+            Ok(Ok(HeadEnd::BareLf)) => {
+                return respond(
+                    &mut client,
+                    400,
+                    "a line of the request head ends without CR",
+                )
+                .await
+            }
+            Ok(Ok(HeadEnd::Incomplete)) => {
                 return respond(&mut client, 431, "the request head is too large").await
             }
             Ok(Err(_)) | Err(_) => return,
@@ -34,29 +45,30 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
     };
     match request.proxy_target() {
         Ok(Target::Connect { host, port }) => connect(shared, client, host, port, rest).await,
-        Ok(Target::Absolute { host, port, path }) => {
-            forward(shared, client, &request, host, port, &path, rest).await;
-        }
+        Ok(Target::Absolute { host, port, path }) => match request.framing() {
+            Ok(framing) => {
+                forward(shared, client, &request, (host, port, &path), framing, rest).await;
+            }
+            Err(why) => respond(&mut client, 400, why).await,
+        },
         Err(why) => respond(&mut client, 400, why).await,
     }
 }
 
-/// Reads until the end of the request head; `None` when it grows past the bound first.
-async fn read_head(client: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+/// Reads until the end of the request head, or until it is known to be refused;
+/// [`HeadEnd::Incomplete`] when it grows past the bound first.
+async fn read_head(client: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<HeadEnd> {
     let mut chunk = [0; 4096];
     loop {
         let n = client.read(&mut chunk).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        // The end may straddle two reads: search from a little before the new bytes.
-        let from = buf.len().saturating_sub(3);
+        let seen = buf.len();
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = head::head_end(&buf[from..]) {
-            return Ok(Some(from + end));
-        }
-        if buf.len() > head::MAX_HEAD {
-            return Ok(None);
+        match head::head_end(buf, seen) {
+            HeadEnd::Incomplete if buf.len() <= head::MAX_HEAD => {}
+            end => return Ok(end),
         }
     }
 }
@@ -87,9 +99,8 @@ async fn forward(
     shared: &Shared,
     mut client: TcpStream,
     request: &RequestHead<'_>,
-    host: &str,
-    port: u16,
-    path: &str,
+    (host, port, path): (&str, u16, &str),
+    framing: Framing,
     rest: Vec<u8>,
 ) {
     let Some(dest) = Destination::named(host, port, &shared.pool) else {
@@ -100,17 +111,11 @@ async fn forward(
         Ok(upstream) => upstream,
         Err(refusal) => return refuse(&mut client, &refusal).await,
     };
-    let mut initial = request.for_origin(path, &dest);
-    initial.extend_from_slice(&rest);
-    let ending = relay::run(
-        shared,
-        &mut client,
-        upstream,
-        initial,
-        Inspection::Nothing,
-        &rec.meter,
-    )
-    .await;
+    let inspection = Inspection::Request {
+        head: request.for_origin(path, &dest),
+        framing,
+    };
+    let ending = relay::run(shared, &mut client, upstream, rest, inspection, &rec.meter).await;
     conclude(&mut rec, ending);
 }
 

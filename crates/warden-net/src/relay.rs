@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::decider::{Attempt, Protocol, Verdict};
 use crate::egress::{normalize, Destination, Upstream};
+use crate::http::Framing;
 use crate::proxy::Shared;
 use crate::record::{Cut, Meter, Recording};
 use crate::tls::{self, FirstBytes};
@@ -27,8 +28,9 @@ const SLICE: usize = 16 * 1024;
 /// What to check in the first bytes from the client.
 #[derive(Debug)]
 pub(crate) enum Inspection {
-    /// Nothing: a plain HTTP request, whose head the proxy already read.
-    Nothing,
+    /// A plain HTTP request, whose head the proxy read and rewrote: that head goes first,
+    /// then the body as `framing` delimits it, and nothing after it.
+    Request { head: Vec<u8>, framing: Framing },
     /// A tunnel: a TLS ClientHello must name the allowed host.
     Tunnel {
         /// The protocol the attempt was allowed as; https requires TLS.
@@ -82,6 +84,10 @@ pub(crate) async fn run(
     let (mut upstream_read, mut upstream_write) = tokio::io::split(stream);
     meter.touch();
     let up = async {
+        if let Inspection::Request { head, framing } = inspection {
+            let (reader, writer) = (&mut client_read, &mut upstream_write);
+            return one_request(reader, writer, head, initial, framing, shared, meter).await;
+        }
         let first = first_flight(&mut client_read, initial, &inspection, shared, meter).await?;
         forward(&mut upstream_write, &first, true, shared, meter).await?;
         pump(&mut client_read, &mut upstream_write, true, shared, meter).await
@@ -136,6 +142,55 @@ where
         }
         meter.touch();
         forward(writer, &buf[..n], upward, shared, meter).await?;
+    }
+}
+
+/// Forwards one request: `head`, then its body from `initial` and `reader` as `framing`
+/// delimits it. What the client sends after the body (a pipelined request, to any host) is
+/// read and dropped until it closes: only one request per connection is decided, so no
+/// other may reach the origin server. Reading on, rather than closing, lets the response
+/// reach the client whole (a close with unread bytes would reset the connection).
+async fn one_request<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    mut head: Vec<u8>,
+    initial: Vec<u8>,
+    mut framing: Framing,
+    shared: &Shared,
+    meter: &Meter,
+) -> Result<(), Stop>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let body = |framing: &mut Framing, bytes: &[u8]| {
+        framing
+            .take(bytes)
+            .map_err(|why| Stop::Io(io::Error::new(io::ErrorKind::InvalidData, why.to_owned())))
+    };
+    let n = body(&mut framing, &initial)?;
+    head.extend_from_slice(&initial[..n]);
+    forward(writer, &head, true, shared, meter).await?;
+    let mut buf = vec![0; CHUNK];
+    let mut dropped = initial.len() - n;
+    loop {
+        let n = reader.read(&mut buf).await.map_err(Stop::Io)?;
+        if n == 0 {
+            // The other direction may still be moving; a peer already gone is no error here.
+            let _ = writer.shutdown().await;
+            if dropped > 0 {
+                tracing::debug!(dropped, "bytes after the forwarded request dropped");
+            }
+            return Ok(());
+        }
+        if framing.done() {
+            dropped += n;
+            continue;
+        }
+        meter.touch();
+        let part = body(&mut framing, &buf[..n])?;
+        dropped += n - part;
+        forward(writer, &buf[..part], true, shared, meter).await?;
     }
 }
 

@@ -59,6 +59,80 @@ fn a_plain_http_request_is_forwarded_in_origin_form() {
     assert!(record.bytes_up > 0 && record.bytes_down > 0, "{record:?}");
 }
 
+/// Bug hunt: a plain HTTP request chose its own virtual host past the policy. A bare LF in
+/// the request line or a header value put a `Host` of the program's before warden's for an
+/// origin that ends lines at LF; whatever followed the first head (a pipelined request for any
+/// host) was relayed raw. Now such a head is refused before anything is dialed, and the origin
+/// gets the request with warden's `Host`, its body, and nothing after the body.
+#[test]
+fn a_forwarded_request_is_one_request_for_the_allowed_host_only() {
+    if !root() {
+        return;
+    }
+    let server = RawServer::start();
+    let dialer = Arc::new(RedirectDialer::to(server.addr));
+    let (policy, resolver) = allowing_svc();
+    let proxy =
+        proxy(policy, ProxyLimits::default(), resolver).with_dialer(Arc::clone(&dialer) as _);
+    let sandbox = TestSandbox::start(proxy);
+    let pipelined = "GET http://svc.test/two HTTP/1.1\r\nHost: other.test\r\n\r\n";
+    let requests = [
+        format!("POST http://svc.test/up HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello{pipelined}"),
+        format!(
+            "POST http://svc.test/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n0\r\n\r\n{pipelined}"
+        ),
+        format!("GET http://svc.test/ HTTP/1.1\r\nHost: other.test\r\n\r\n{pipelined}"),
+    ];
+    let refused = [
+        "GET http://svc.test/page HTTP/1.1\nHost:other.test\r\n\r\n",
+        "GET http://svc.test/page HTTP/1.1\r\nX-A: v\nHost: other.test\r\n\r\n",
+        "GET http://svc.test/page HTTP/1.1\r\nX-A: v\rHost: other.test\r\n\r\n",
+        "POST http://svc.test/ HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ];
+    let (answers, refusals) = sandbox.run(|| {
+        let answers: Vec<_> = requests
+            .iter()
+            .map(|r| http_proxy_then_close(r.as_bytes()))
+            .collect();
+        let refusals: Vec<_> = refused
+            .iter()
+            .map(|r| http_proxy_then_close(r.as_bytes()))
+            .collect();
+        (answers, refusals)
+    });
+    for (status, response) in &answers {
+        assert_eq!(*status, 200, "{response}");
+    }
+    for (status, response) in &refusals {
+        assert_eq!(*status, 400, "{response}");
+    }
+    assert_eq!(dialer.dialed.lock().expect("lock").len(), requests.len());
+    let mut received: Vec<String> = server
+        .received
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .collect();
+    received.sort();
+    let with_body = |framing: &str, body: &str| {
+        format!(
+            "POST /up HTTP/1.1\r\nHost: svc.test\r\n{framing}\r\nConnection: close\r\n\r\n{body}"
+        )
+    };
+    assert_eq!(
+        received,
+        [
+            "GET / HTTP/1.1\r\nHost: svc.test\r\nConnection: close\r\n\r\n".to_owned(),
+            with_body("Content-Length: 5", "hello"),
+            with_body("Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n"),
+        ]
+    );
+    let records = sandbox.stop();
+    assert_eq!(records.len(), requests.len(), "{records:?}");
+}
+
 #[test]
 fn connect_and_socks5_tunnels_reach_the_host() {
     if !root() {

@@ -330,6 +330,45 @@ fn serve_http(mut stream: TcpStream, seen: &Mutex<Vec<String>>) {
     let _ = stream.write_all(&body);
 }
 
+/// A server on the host's loopback that keeps everything each connection sent it, up to the
+/// end of file, then answers `200` with what it got as the body.
+pub struct RawServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Every connection's bytes, once it sent its end of file.
+    pub received: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl RawServer {
+    /// Listens on an ephemeral port of the host's loopback.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&received);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let kept = Arc::clone(&kept);
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    if stream.read_to_end(&mut got).is_err() {
+                        return;
+                    }
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        got.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(&got);
+                    kept.lock().expect("lock").push(got);
+                });
+            }
+        });
+        Self { addr, received }
+    }
+}
+
 /// A client connection to a port of the proxy inside the namespace (call from inside).
 pub fn connect_local(port: u16) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("the proxy listens");
@@ -350,6 +389,18 @@ pub fn read_all(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
 pub fn http_proxy(request: &str) -> (u16, String) {
     let mut stream = connect_local(warden_net::HTTP_PROXY_PORT);
     stream.write_all(request.as_bytes()).expect("send");
+    let response = String::from_utf8_lossy(&read_all(&mut stream).expect("response")).into_owned();
+    (status_of(&response), response)
+}
+
+/// Sends `request` to the HTTP proxy, then its end of file, and returns the status code and
+/// the whole response.
+pub fn http_proxy_then_close(request: &[u8]) -> (u16, String) {
+    let mut stream = connect_local(warden_net::HTTP_PROXY_PORT);
+    stream.write_all(request).expect("send");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("end of file");
     let response = String::from_utf8_lossy(&read_all(&mut stream).expect("response")).into_owned();
     (status_of(&response), response)
 }

@@ -2,6 +2,7 @@
 //! target as CONNECT's `host:port` or an absolute `http://` URI, and the head rewritten for the
 //! origin server. RFC 9112 §3 (request line), §3.2.2 and §3.2.3 (absolute and authority forms).
 
+use super::body::Framing;
 use crate::egress::Destination;
 
 /// Bound on a request head: generous for real clients, small for warden's memory.
@@ -29,14 +30,40 @@ pub(crate) enum Target<'a> {
     },
 }
 
-/// The end of the head in `buf` (just past the blank line), if it is all there.
-pub(crate) fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .map(|at| at + 4)
+/// How far the bytes read so far go.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum HeadEnd {
+    /// The head ends just before this offset (past its blank line).
+    At(usize),
+    /// A line feed without its carriage return: refused, however the head goes on.
+    BareLf,
+    /// Not all there yet.
+    Incomplete,
 }
 
-/// Parses a complete head (including its blank line).
+/// Where the head in `buf` ends, looking only from `seen` on (what came before was looked at
+/// by an earlier call): the end may straddle two reads.
+pub(crate) fn head_end(buf: &[u8], seen: usize) -> HeadEnd {
+    let from = seen.saturating_sub(3);
+    let end = buf[from..]
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map(|at| from + at + 4);
+    // Only the head: a body may hold line feeds of any kind.
+    let lf_without_cr = (seen..end.unwrap_or(buf.len()))
+        .any(|i| buf[i] == b'\n' && (i == 0 || buf[i - 1] != b'\r'));
+    match end {
+        _ if lf_without_cr => HeadEnd::BareLf,
+        Some(end) => HeadEnd::At(end),
+        None => HeadEnd::Incomplete,
+    }
+}
+
+/// Parses a complete head (including its blank line). Every field is checked before anything
+/// is forwarded: a line ends only at CR LF, and no field holds another control character, so
+/// that the origin server reads the head exactly as the proxy did. A server that ends lines at
+/// a bare LF (RFC 9112 §2.2 allows it) would otherwise find a second `Host` or a second request
+/// where the proxy saw a header value.
 pub(crate) fn parse(head: &[u8]) -> Result<RequestHead<'_>, &'static str> {
     let text = std::str::from_utf8(head).map_err(|_| "the request head is not text")?;
     let mut lines = text
@@ -50,18 +77,26 @@ pub(crate) fn parse(head: &[u8]) -> Result<RequestHead<'_>, &'static str> {
     else {
         return Err("the request line is not `METHOD target HTTP/1.x`");
     };
-    if !version.starts_with("HTTP/1.") || method.is_empty() || target.is_empty() {
+    if !is_token(method) || !is_version(version) || target.is_empty() {
         return Err("the request line is not `METHOD target HTTP/1.x`");
+    }
+    // An absolute URI, or CONNECT's host:port: visible ASCII only (RFC 3986 §2).
+    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the request target holds a character a URI cannot");
     }
     let headers = lines
         .map(|line| {
             let (name, value) = line
                 .split_once(':')
                 .ok_or("a header line without a colon")?;
-            if name.is_empty() || name.contains(|c: char| c.is_ascii_whitespace()) {
+            if !is_token(name) {
                 return Err("a malformed header name");
             }
-            Ok((name, value.trim()))
+            // Visible characters, spaces and tabs (RFC 9110 §5.5); CR, LF and NUL never.
+            if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+                return Err("a control character in a header value");
+            }
+            Ok((name, value.trim_matches([' ', '\t'])))
         })
         .collect::<Result<_, _>>()?;
     Ok(RequestHead {
@@ -70,6 +105,19 @@ pub(crate) fn parse(head: &[u8]) -> Result<RequestHead<'_>, &'static str> {
         version,
         headers,
     })
+}
+
+/// An RFC 9110 §5.6.2 token: a method or a header name.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// `HTTP/1.0` or `HTTP/1.1` (or another minor version of 1).
+fn is_version(s: &str) -> bool {
+    s.strip_prefix("HTTP/1.")
+        .is_some_and(|minor| minor.len() == 1 && minor.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl<'a> RequestHead<'a> {
@@ -105,9 +153,52 @@ impl<'a> RequestHead<'a> {
         })
     }
 
-    /// The head to send to the origin: origin-form target, `Host` naming the destination,
-    /// hop-by-hop and proxy headers dropped, and `Connection: close` (one request per
-    /// connection: what follows on the client's connection is relayed, not parsed).
+    /// How the request's body is delimited (RFC 9112 §6): by `Transfer-Encoding: chunked`,
+    /// by `Content-Length`, or not there. What the proxy and the origin server could read
+    /// differently is refused: both headers at once, a coding after `chunked`, lengths that
+    /// disagree (request smuggling, RFC 9112 §6.3 and §11.2).
+    pub(crate) fn framing(&self) -> Result<Framing, &'static str> {
+        let values = |wanted: &'static str| {
+            self.headers
+                .iter()
+                .filter(move |(name, _)| name.eq_ignore_ascii_case(wanted))
+                .flat_map(|(_, value)| value.split(','))
+                .map(|item| item.trim_matches([' ', '\t']))
+        };
+        let codings: Vec<&str> = values("transfer-encoding").collect();
+        let lengths: Vec<&str> = values("content-length").collect();
+        if !codings.is_empty() {
+            if !lengths.is_empty() {
+                return Err("both Transfer-Encoding and Content-Length");
+            }
+            if self.version == "HTTP/1.0" {
+                return Err("Transfer-Encoding in an HTTP/1.0 request");
+            }
+            let chunked = |c: &&str| c.eq_ignore_ascii_case("chunked");
+            return match codings.split_last() {
+                Some((last, before)) if chunked(last) && !before.iter().any(chunked) => {
+                    Ok(Framing::chunked())
+                }
+                _ => Err("a Transfer-Encoding that does not end with a single chunked"),
+            };
+        }
+        let Some(first) = lengths.first() else {
+            return Ok(Framing::Length(0));
+        };
+        let valid = lengths.iter().all(|l| l == first)
+            && !first.is_empty()
+            && first.bytes().all(|b| b.is_ascii_digit());
+        match first.parse::<u64>() {
+            Ok(length) if valid => Ok(Framing::Length(length)),
+            _ => Err("a malformed Content-Length"),
+        }
+    }
+
+    /// The head to send to the origin: origin-form target, `Host` naming the destination the
+    /// policy decided on (the client's own is dropped, RFC 9112 §3.2.2), hop-by-hop and proxy
+    /// headers dropped, and `Connection: close`: one request per connection, its body
+    /// delimited by [`RequestHead::framing`]; whatever the client sends after it is never
+    /// forwarded (`relay.rs`).
     pub(crate) fn for_origin(&self, path: &str, dest: &Destination) -> Vec<u8> {
         const DROPPED: &[&str] = &[
             "host",
@@ -220,5 +311,84 @@ mod tests {
             out,
             "POST /up HTTP/1.1\r\nHost: svc.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    /// Bug hunt: `GET http://allowed/ HTTP/1.1\nHost: other` (a bare LF) passed as one
+    /// request line, and a server ending lines at LF read the program's own `Host` first;
+    /// an LF inside a header value did the same. No control character passes now.
+    #[test]
+    fn a_head_with_a_bare_cr_or_lf_or_another_control_character_is_refused() {
+        for bad in [
+            &b"GET http://svc.test/ HTTP/1.1\nHost:other.test\r\n\r\n"[..],
+            b"GET http://svc.test/ HTTP/1.1\r\nX-A: v\nHost: other.test\r\n\r\n",
+            b"GET http://svc.test/ HTTP/1.1\r\nX-A: v\rHost: other.test\r\n\r\n",
+            b"GET http://svc.test/ HTTP/1.1\r\nX-A: v\0\r\n\r\n",
+            b"GET http://svc.test/a\x7f HTTP/1.1\r\n\r\n",
+            b"GET http://svc.test/\t HTTP/1.1\r\n\r\n",
+            b"G\x01T http://svc.test/ HTTP/1.1\r\n\r\n",
+            b"GET http://svc.test/ HTTP/1.1x\r\n\r\n",
+            b"GET http://svc.test/ HTTP/2.0\r\n\r\n",
+            b"GET http://svc.test/ HTTP/1.1\r\nX(A): v\r\n\r\n",
+            b"GET http://svc.test/ HTTP/1.1\r\n folded: v\r\n\r\n",
+        ] {
+            assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        let fine = parse(b"GET http://svc.test/ HTTP/1.0\r\nX-A: a\tb \r\n\r\n").expect("head");
+        assert_eq!(fine.headers, [("X-A", "a\tb")]);
+    }
+
+    #[test]
+    fn the_end_of_a_head_is_found_across_reads_and_a_bare_lf_ends_it_early() {
+        let head = b"GET http://svc.test/ HTTP/1.1\r\nA: b\r\n\r\nbody\nbody";
+        for split in 1..head.len() {
+            let (first, _) = head.split_at(split);
+            let found = match head_end(first, 0) {
+                HeadEnd::Incomplete => head_end(head, split),
+                end => end,
+            };
+            assert_eq!(found, HeadEnd::At(head.len() - 9), "split {split}");
+        }
+        assert_eq!(head_end(b"GET / HTTP/1.1\n", 0), HeadEnd::BareLf);
+        assert_eq!(
+            head_end(b"GET / HTTP/1.1\r\nA: b\r\n\n", 0),
+            HeadEnd::BareLf
+        );
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\n", 0), HeadEnd::Incomplete);
+    }
+
+    #[test]
+    fn a_body_is_delimited_one_way_only() {
+        let framing = |head: &[u8]| parse(head).expect("head").framing();
+        assert_eq!(
+            framing(b"POST http://a/ HTTP/1.1\r\nContent-Length: 12\r\n\r\n"),
+            Ok(Framing::Length(12))
+        );
+        assert_eq!(
+            framing(b"POST http://a/ HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n"),
+            Ok(Framing::Length(3))
+        );
+        assert_eq!(
+            framing(b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n"),
+            Ok(Framing::chunked())
+        );
+        assert_eq!(
+            framing(b"GET http://a/ HTTP/1.1\r\n\r\n"),
+            Ok(Framing::Length(0))
+        );
+        for smuggling in [
+            &b"POST http://a/ HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"POST http://a/ HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nContent-Length:\r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST http://a/ HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(
+                framing(smuggling).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(smuggling)
+            );
+        }
     }
 }
