@@ -3,13 +3,15 @@
 //! (credentials), the operator's private network, or warden itself.
 //!
 //! The fixed ranges are the special-purpose registries of IANA (RFC 6890 and its updates) minus
-//! the globally routable ones and the documentation ranges (nothing of the host's is there, and
-//! some networks put real services in them), plus multicast and what can be turned into one of
-//! them: an
-//! IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address itself to the kernel, and a
-//! NAT64 address (`64:ff9b::a.b.c.d`, RFC 6052) reaches the embedded IPv4 address through the
-//! translator, so both are judged by the IPv4 address inside. The host's own addresses and
-//! warden's service addresses are added by the caller at evaluation time.
+//! the globally routable ones and the documentation ranges (some networks put real services in
+//! them), plus multicast, every IPv6 address outside global unicast (`2000::/3`), and what can
+//! be turned into one of them. An address that embeds an IPv4 address is judged by that
+//! address too ([`effective`]): an IPv4-mapped one (`::ffff:a.b.c.d`) is the IPv4 address
+//! itself to the kernel, and a NAT64 one (`64:ff9b::a.b.c.d`, RFC 6052) reaches it through the
+//! translator, so both stand for it alone; the other forms (IPv4-compatible, SIIT, local-use
+//! NAT64, 6to4) are denied outright, and their IPv4 address is checked as well. The host's own
+//! addresses and networks and warden's service addresses are added by the caller at
+//! evaluation time.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -97,6 +99,11 @@ pub const DENY_SET: &[DeniedRange] = &[
         "IPv4-compatible, deprecated, RFC 4291",
     ),
     v6(
+        [0, 0, 0, 0, 0xffff, 0, 0, 0],
+        96,
+        "IPv4-translated (SIIT), reaches the embedded IPv4 address through a translator, RFC 2765",
+    ),
+    v6(
         [0x64, 0xff9b, 1, 0, 0, 0, 0, 0],
         48,
         "local-use NAT64, reaches private networks, RFC 8215",
@@ -124,10 +131,31 @@ pub const DENY_SET: &[DeniedRange] = &[
         "site-local, deprecated, RFC 3879",
     ),
     v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "multicast, RFC 4291"),
+    // Last: everything else outside 2000::/3 (`::/3`, `4000::/2`, `8000::/1`), but the NAT64
+    // prefix, judged by the IPv4 address inside (`fixed_range`).
+    v6([0, 0, 0, 0, 0, 0, 0, 0], 3, OUTSIDE_GLOBAL_UNICAST),
+    v6([0x4000, 0, 0, 0, 0, 0, 0, 0], 2, OUTSIDE_GLOBAL_UNICAST),
+    v6([0x8000, 0, 0, 0, 0, 0, 0, 0], 1, OUTSIDE_GLOBAL_UNICAST),
 ];
+
+const OUTSIDE_GLOBAL_UNICAST: &str =
+    "outside 2000::/3, the only IPv6 space assigned for global unicast: nothing on the \
+     internet is there, RFC 4291";
 
 /// The well-known NAT64 prefix (RFC 6052): the last 32 bits are an IPv4 address.
 const NAT64: IpNet = IpNet::v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96);
+
+/// The forms with an IPv4 address in their last 32 bits, each denied as a range of its own:
+/// IPv4-compatible (`::a.b.c.d`, RFC 4291), SIIT (`::ffff:0:a.b.c.d`, RFC 2765) and local-use
+/// NAT64 in its /96 format (RFC 8215).
+const LAST_32_BITS: [IpNet; 3] = [
+    IpNet::v6([0, 0, 0, 0, 0, 0, 0, 0], 96),
+    IpNet::v6([0, 0, 0, 0, 0xffff, 0, 0, 0], 96),
+    IpNet::v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 96),
+];
+
+/// 6to4 (RFC 3056): the 32 bits after `2002:` are an IPv4 address.
+const SIX_TO_FOUR: IpNet = IpNet::v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16);
 
 /// Why an address is denied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,22 +168,35 @@ pub(super) enum DenyHit {
     Service(SocketAddr),
 }
 
-/// The addresses `addr` stands for: itself with a mapped IPv4 address unwrapped, and the IPv4
-/// address inside a NAT64 address.
+/// The addresses `addr` stands for, which the deny set and every rule judge alike: the address
+/// itself (an IPv4-mapped one as its IPv4 address, which it is to the kernel), then the IPv4
+/// address embedded in a NAT64, IPv4-compatible, SIIT or 6to4 address. A rule matching either
+/// matches the attempt, so that a rule denying `203.0.113.0/24` also denies
+/// `64:ff9b::cb00:7105`.
 pub(super) fn effective(addr: IpAddr) -> impl Iterator<Item = IpAddr> {
     let addr = addr.to_canonical();
     let embedded = match addr {
-        IpAddr::V6(v6) if NAT64.contains(addr) => {
-            let [.., a, b, c, d] = v6.octets();
-            Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)))
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            if NAT64.contains(addr) || LAST_32_BITS.iter().any(|n| n.contains(addr)) {
+                Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+            } else if SIX_TO_FOUR.contains(addr) {
+                Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]))
+            } else {
+                None
+            }
         }
-        _ => None,
+        IpAddr::V4(_) => None,
     };
-    std::iter::once(addr).chain(embedded)
+    std::iter::once(addr).chain(embedded.map(IpAddr::V4))
 }
 
-/// The first fixed range containing `addr` (already made [`effective`]).
+/// The first fixed range containing `addr` (already made [`effective`]). A NAT64 address is
+/// in none: the IPv4 address inside decides.
 pub(super) fn fixed_range(addr: IpAddr) -> Option<&'static DeniedRange> {
+    if NAT64.contains(addr) {
+        return None;
+    }
     DENY_SET.iter().find(|r| r.net.contains(addr))
 }
 
@@ -222,9 +263,22 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "64:ff9b::7f00:1",
             "64:ff9b:1::1",
+            // Bug hunt: SIIT forms and addresses outside global unicast were allowed.
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
+            "::ffff:0:808:808",
+            "5f00::1",
+            "::1:0:0:1",
+            "1fff::1",
+            "4000::1",
+            "8000::1",
+            "e000::1",
         ] {
             assert!(reason(addr).is_some(), "{addr} is not denied");
         }
+        assert!(reason("5f00::1").is_some_and(|r| r.contains("2000::/3")));
+        assert!(reason("::ffff:0:808:808").is_some_and(|r| r.contains("SIIT")));
         // The documentation ranges are not special to routing: some networks use them (a
         // registry mirror behind one, say), and nothing of the host's is there.
         for addr in [
@@ -232,6 +286,7 @@ mod tests {
             "1.1.1.1",
             "203.0.113.80",
             "2001:db8::1",
+            "3fff::1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",

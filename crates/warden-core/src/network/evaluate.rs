@@ -2,11 +2,11 @@
 //! Pure; the egress proxy and `warden network check` call it with what they know.
 //!
 //! The order is fixed, and the first step that decides wins:
-//! 1. the address (and the IPv4 address inside a mapped or NAT64 one) against the deny set,
-//!    the host's own addresses and warden's services: checked before any rule, so a rule that
-//!    allows a name cannot reach a denied address through it (DNS rebinding);
+//! 1. the address (and the IPv4 address embedded in it, `deny_set::effective`) against the
+//!    deny set, the host's own addresses and warden's services: checked before any rule, so a
+//!    rule that allows a name cannot reach a denied address through it (DNS rebinding);
 //! 2. the policy's rules in order, a name pattern against the name asked for, an address
-//!    pattern against the address;
+//!    pattern against the address and the IPv4 address embedded in it;
 //! 3. the discovered registries, when the policy admits them;
 //! 4. the policy's default action.
 
@@ -130,7 +130,12 @@ impl Policy {
             .host
             .as_deref()
             .and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse().ok());
-        let addr: Option<IpAddr> = attempt.addr.or(literal).map(|a: IpAddr| a.to_canonical());
+        // What the rules see of the address: the same effective addresses as the deny set.
+        let addrs: Vec<IpAddr> = attempt
+            .addr
+            .or(literal)
+            .map(|a: IpAddr| deny_set::effective(a).collect())
+            .unwrap_or_default();
         for a in [attempt.addr, literal].into_iter().flatten() {
             if let Some(denied) = self.denied(a, attempt.port, ctx) {
                 return denied;
@@ -140,7 +145,7 @@ impl Policy {
         if attempt.protocol == Protocol::Dns {
             return self.answer(attempt.host.as_deref(), name.as_deref(), ctx);
         }
-        self.by_rules(attempt.protocol, name.as_deref(), addr, attempt.port, ctx)
+        self.by_rules(attempt.protocol, name.as_deref(), &addrs, attempt.port, ctx)
     }
 
     /// The deny set's verdict on `addr`, if it denies it.
@@ -167,12 +172,14 @@ impl Policy {
         })
     }
 
-    /// Steps 2 to 4 for a connection.
+    /// Steps 2 to 4 for a connection to `addrs`, the effective addresses of the one it
+    /// would connect to ([`deny_set::effective`]; none before a name is resolved): a rule or
+    /// registry matching any of them matches.
     fn by_rules(
         &self,
         protocol: Protocol,
         name: Option<&str>,
-        addr: Option<IpAddr>,
+        addrs: &[IpAddr],
         port: u16,
         ctx: &EvalContext<'_>,
     ) -> Decision {
@@ -182,7 +189,7 @@ impl Policy {
                 && r.ports.contains(port)
                 && (r.host == HostPattern::Any
                     || name.is_some_and(|n| r.host.matches_name(n))
-                    || addr.is_some_and(|a| r.host.matches_addr(a)))
+                    || addrs.iter().any(|a| r.host.matches_addr(*a)))
         });
         if let Some(i) = rule {
             return Decision {
@@ -193,7 +200,12 @@ impl Policy {
         }
         let tcp_based = matches!(protocol, Protocol::Tcp | Protocol::Http | Protocol::Https);
         let registry = (self.registries && tcp_based)
-            .then(|| ctx.registries.iter().find(|r| r.admits(name, addr, port)))
+            .then(|| {
+                ctx.registries.iter().find(|r| match addrs {
+                    [] => r.admits(name, None, port),
+                    _ => addrs.iter().any(|a| r.admits(name, Some(*a), port)),
+                })
+            })
             .flatten();
         if let Some(r) = registry {
             return Decision {
@@ -244,7 +256,7 @@ impl Policy {
         let allowed = CONNECTION_PROTOCOLS.iter().find_map(|&protocol| {
             ports
                 .iter()
-                .map(|&port| self.by_rules(protocol, Some(name), None, port, ctx))
+                .map(|&port| self.by_rules(protocol, Some(name), &[], port, ctx))
                 .find(|d| d.action == Action::Allow)
         });
         match allowed {

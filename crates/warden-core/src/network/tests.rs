@@ -257,6 +257,49 @@ fn network_address_rules_match_cidr_blocks_v4_and_v6() {
     );
 }
 
+/// Bug hunt: a rule denying `203.0.113.0/24` was bypassed by the NAT64 address of one of its
+/// hosts (`64:ff9b::cb00:7105`) and by its SIIT form (`::ffff:0:cb00:7105`): the deny set
+/// unwrapped NAT64, the rules only IPv4-mapped addresses. Now every rule sees the addresses
+/// the deny set does.
+#[test]
+fn network_rules_see_the_ipv4_address_inside_every_embedding_form() {
+    let denying = policy(
+        "name = \"t\"\nlevel = \"custom\"\ndefault_action = \"allow\"\n\
+         [[rule]]\nhost = \"203.0.113.0/24\"\naction = \"deny\"\nreason = \"no\"\n",
+    );
+    let allowing = custom(&rule("tcp", "203.0.113.0/24", "*", "allow"));
+    let ctx = EvalContext::default();
+    for addr in ["203.0.113.5", "::ffff:203.0.113.5", "64:ff9b::cb00:7105"] {
+        let d = denying.evaluate(&to(Protocol::Tcp, addr, 80), &ctx);
+        assert_eq!(
+            (d.action, d.rule()),
+            (Action::Deny, Some(0)),
+            "{addr}: {d:?}"
+        );
+        let d = allowing.evaluate(&to(Protocol::Tcp, addr, 80), &ctx);
+        assert_eq!(
+            (d.action, d.rule()),
+            (Action::Allow, Some(0)),
+            "{addr}: {d:?}"
+        );
+    }
+    // The other forms reach nothing public: the deny set refuses them before any rule.
+    for addr in [
+        "::ffff:0:cb00:7105",
+        "::cb00:7105",
+        "2002:cb00:7105::1",
+        "64:ff9b:1::cb00:7105",
+    ] {
+        for p in [&denying, &allowing] {
+            let d = p.evaluate(&to(Protocol::Tcp, addr, 80), &ctx);
+            assert_eq!(d.action, Action::Deny, "{addr}: {d:?}");
+            assert!(matches!(d.matched, Matched::DenySet(_)), "{addr}: {d:?}");
+        }
+    }
+    let d = denying.evaluate(&to(Protocol::Tcp, "64:ff9b::808:808", 80), &ctx);
+    assert_eq!((d.action, d.matched), (Action::Allow, Matched::Default));
+}
+
 #[test]
 fn network_the_deny_set_wins_over_every_rule() {
     let p = custom(&rule("any", "*", "*", "allow"));
@@ -271,6 +314,11 @@ fn network_the_deny_set_wins_over_every_rule() {
         "169.254.169.254",
         "::ffff:127.0.0.1",
         "64:ff9b::a9fe:a9fe",
+        "::ffff:0:a9fe:a9fe",
+        "::ffff:0:7f00:1",
+        "::ffff:0:a00:1",
+        "5f00::1",
+        "::1:0:0:1",
         "fc00::1",
         "fe80::1",
         "10.0.0.1",
