@@ -43,7 +43,7 @@ mod transparent;
 pub use decider::{Attempt, Decider, Protocol, Verdict};
 pub use dialer::{AsyncStream, BoxedStream, Dialer, TcpDialer};
 pub use environment::{proxy_env, resolv_conf};
-pub use host::host_addresses;
+pub use host::{host_networks, HostNetworks};
 pub use interception::install_interception;
 pub use limits::{ExecutionBudget, ProxyLimits, DEFAULT_MAX_CLIENTS};
 pub use listeners::{

@@ -398,7 +398,7 @@ fn check(
     } else {
         Vec::new()
     };
-    let host_addrs = network::host_addresses();
+    let around = network::HostSurroundings::read();
     let mut services = settings.server.listen.clone();
     if services.is_empty() {
         services.push(warden_server::DEFAULT_LISTEN);
@@ -411,7 +411,9 @@ fn check(
     }
     let facts = HostFacts {
         registries: &registries,
-        host_addrs: &host_addrs,
+        host_addrs: &around.addrs,
+        host_networks: &around.networks,
+        host_gateways: &around.gateways,
         service_addrs: &services,
     };
     let report = network::check(&stored, args.protocol, &host, port, &facts)?;

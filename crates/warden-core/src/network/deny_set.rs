@@ -10,7 +10,7 @@
 //! itself to the kernel, and a NAT64 one (`64:ff9b::a.b.c.d`, RFC 6052) reaches it through the
 //! translator, so both stand for it alone; the other forms (IPv4-compatible, SIIT, local-use
 //! NAT64, 6to4) are denied outright, and their IPv4 address is checked as well. The host's own
-//! addresses and networks and warden's service addresses are added by the caller at
+//! addresses, networks and gateways and warden's service addresses are added by the caller at
 //! evaluation time.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -164,6 +164,10 @@ pub(super) enum DenyHit {
     Range(&'static DeniedRange),
     /// One of the host's own addresses.
     HostAddress(IpAddr),
+    /// A network the host has an address on.
+    HostNetwork(IpNet),
+    /// A router or point-to-point peer of the host.
+    HostGateway(IpAddr),
     /// One of warden's own service addresses.
     Service(SocketAddr),
 }
@@ -224,6 +228,22 @@ pub(super) fn own_address(
     service
         .map(|s| DenyHit::Service(*s))
         .or(own.map(|a| DenyHit::HostAddress(*a)))
+}
+
+/// Whether `addr` (already made [`effective`]) is one of the host's gateways or on one of its
+/// networks: its neighbours, which trust it as they would not the internet.
+pub(super) fn surroundings(
+    addr: IpAddr,
+    networks: &[IpNet],
+    gateways: &[IpAddr],
+) -> Option<DenyHit> {
+    let gateway = gateways.iter().find(|g| g.to_canonical() == addr);
+    gateway.map(|g| DenyHit::HostGateway(*g)).or_else(|| {
+        networks
+            .iter()
+            .find(|n| n.contains(addr))
+            .map(|n| DenyHit::HostNetwork(*n))
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! The order is fixed, and the first step that decides wins:
 //! 1. the address (and the IPv4 address embedded in it, `deny_set::effective`) against the
-//!    deny set, the host's own addresses and warden's services: checked before any rule, so a
+//!    deny set, the host's own addresses, networks and gateways, and warden's services: checked before any rule, so a
 //!    rule that allows a name cannot reach a denied address through it (DNS rebinding);
 //! 2. the policy's rules in order, a name pattern against the name asked for, an address
 //!    pattern against the address and the IPv4 address embedded in it;
@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Serialize, Serializer};
 
 use super::deny_set::{self, DeniedRange, DenyHit};
-use super::host::{normalize_name, HostPattern};
+use super::host::{normalize_name, HostPattern, IpNet};
 use super::registry::{Registry, REGISTRY_PORTS};
 use super::rule::{Action, PortRange, Protocol};
 use super::Policy;
@@ -41,6 +41,10 @@ pub struct EvalContext<'a> {
     pub registries: &'a [Registry],
     /// The host's own addresses (every interface's, loopback included).
     pub host_addrs: &'a [IpAddr],
+    /// The networks the host has an address on.
+    pub host_networks: &'a [IpNet],
+    /// The host's routers and point-to-point peers.
+    pub host_gateways: &'a [IpAddr],
     /// warden's own services (its API, its proxy); port 0 stands for every port.
     pub service_addrs: &'a [SocketAddr],
     /// Whether the policy was imported by the operator: only then is its `allow_denied`
@@ -76,6 +80,10 @@ pub enum Matched {
     DenySet(&'static DeniedRange),
     /// One of the host's own addresses.
     HostAddress(IpAddr),
+    /// A network the host has an address on.
+    HostNetwork(IpNet),
+    /// A router or point-to-point peer of the host.
+    HostGateway(IpAddr),
     /// One of warden's own service addresses.
     Service(SocketAddr),
     /// The rule at this index of [`Policy::rules`].
@@ -100,6 +108,8 @@ impl fmt::Display for Matched {
         match self {
             Matched::DenySet(r) => write!(f, "deny set: {} ({})", r.net, r.reason),
             Matched::HostAddress(a) => write!(f, "deny set: the host's own address {a}"),
+            Matched::HostNetwork(n) => write!(f, "deny set: the host's network {n}"),
+            Matched::HostGateway(a) => write!(f, "deny set: the host's gateway {a}"),
             Matched::Service(s) => write!(f, "deny set: warden's own service {s}"),
             Matched::Rule(i) => write!(f, "rule {}", i + 1),
             Matched::Registry { host, source } => write!(f, "registry {host} (from {source})"),
@@ -157,12 +167,23 @@ impl Policy {
             match deny_set::own_address(a, port, ctx.host_addrs, ctx.service_addrs) {
                 Some(service @ DenyHit::Service(_)) => Some(service),
                 _ if exempt(a) => None,
-                own => deny_set::fixed_range(a).map(DenyHit::Range).or(own),
+                own => deny_set::fixed_range(a)
+                    .map(DenyHit::Range)
+                    .or(own)
+                    .or_else(|| deny_set::surroundings(a, ctx.host_networks, ctx.host_gateways)),
             }
         })?;
         let (matched, reason) = match hit {
             DenyHit::Range(r) => (Matched::DenySet(r), r.reason),
             DenyHit::HostAddress(a) => (Matched::HostAddress(a), "the host's own address"),
+            DenyHit::HostNetwork(n) => (
+                Matched::HostNetwork(n),
+                "a network the host is on: its neighbours trust it as they would not the internet",
+            ),
+            DenyHit::HostGateway(a) => (
+                Matched::HostGateway(a),
+                "the host's router (a route's gateway or a point-to-point peer)",
+            ),
             DenyHit::Service(s) => (Matched::Service(s), "warden's own service"),
         };
         Some(Decision {

@@ -365,6 +365,70 @@ fn network_the_deny_set_wins_over_every_rule() {
     assert_eq!(d.action, Action::Allow);
 }
 
+/// Bug hunt: on a host whose interface is 192.0.2.2/24, routed through 192.0.2.1,
+/// `internet_access` allowed the gateway and every neighbour (only 192.0.2.2 was denied): the
+/// documentation ranges are outside the fixed deny set, and nothing else knew the host's
+/// network. The host's networks and gateways are denied now, as its own addresses are.
+#[test]
+fn network_the_hosts_networks_and_gateways_are_denied() {
+    let p = Policy::builtin("internet_access")
+        .expect("built in")
+        .expect("valid");
+    let host = [ip("192.0.2.2"), ip("2001:db8:5::2")];
+    let networks: [IpNet; 2] = [
+        "192.0.2.0/24".parse().expect("net"),
+        "2001:db8:5::/64".parse().expect("net"),
+    ];
+    let gateways = [ip("198.51.100.1"), ip("2001:db8:5::1")];
+    let ctx = EvalContext {
+        host_addrs: &host,
+        host_networks: &networks,
+        host_gateways: &gateways,
+        ..EvalContext::default()
+    };
+    let matched = |addr: &str| p.evaluate(&to(Protocol::Tcp, addr, 80), &ctx).matched;
+    assert_eq!(matched("192.0.2.2"), Matched::HostAddress(ip("192.0.2.2")));
+    for neighbour in [
+        "192.0.2.1",
+        "192.0.2.7",
+        "::ffff:192.0.2.7",
+        "64:ff9b::c000:207",
+    ] {
+        assert_eq!(
+            matched(neighbour),
+            Matched::HostNetwork(networks[0]),
+            "{neighbour}"
+        );
+    }
+    assert_eq!(matched("2001:db8:5::99"), Matched::HostNetwork(networks[1]));
+    assert_eq!(matched("198.51.100.1"), Matched::HostGateway(gateways[0]));
+    assert_eq!(matched("2001:db8:5::1"), Matched::HostGateway(gateways[1]));
+    assert_eq!(
+        matched("198.51.100.1").to_string(),
+        "deny set: the host's gateway 198.51.100.1"
+    );
+    assert_eq!(
+        matched("192.0.2.7").to_string(),
+        "deny set: the host's network 192.0.2.0/24"
+    );
+    for elsewhere in ["192.0.3.1", "198.51.100.2", "2001:db8:6::1"] {
+        assert_eq!(matched(elsewhere), Matched::Default, "{elsewhere}");
+    }
+    // An imported policy may exempt a neighbour (a mirror on the host's network).
+    let mirror = policy(&format!(
+        "{HEAD}allow_denied = [\"192.0.2.7\"]\n{}",
+        rule("tcp", "*", "*", "allow")
+    ));
+    let imported = EvalContext {
+        imported: true,
+        ..ctx
+    };
+    let d = mirror.evaluate(&to(Protocol::Tcp, "192.0.2.7", 80), &imported);
+    assert_eq!(d.action, Action::Allow, "{d:?}");
+    let d = mirror.evaluate(&to(Protocol::Tcp, "192.0.2.8", 80), &imported);
+    assert_eq!(d.action, Action::Deny, "{d:?}");
+}
+
 #[test]
 fn network_service_addresses_are_denied_on_their_port() {
     let p = custom(&rule("any", "*", "*", "allow"));

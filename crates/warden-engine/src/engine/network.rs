@@ -3,7 +3,7 @@
 //! egress proxy (`warden_net`) in each of its sandboxes, deciding with the policy's own
 //! evaluation (`warden_core::network::Policy::evaluate`, the same as `warden network check`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -17,7 +17,7 @@ use warden_sandbox::LiveSandbox;
 
 use crate::error::EngineError;
 use crate::execution::DenialHook;
-use crate::network::{host_registries, PolicyStore, StoredPolicy};
+use crate::network::{host_registries, HostSurroundings, PolicyStore, StoredPolicy};
 use crate::security::ViolationKind;
 use crate::settings::NetworkSettings;
 
@@ -264,7 +264,7 @@ impl NetworkConfig {
             imported: stored.is_imported(),
             policy: stored.policy,
             registries,
-            host_addrs: warden_net::host_addresses(),
+            host: HostSurroundings::read(),
             services: self.all_services(),
         }
     }
@@ -407,7 +407,7 @@ struct PolicyDecider {
     policy: Policy,
     imported: bool,
     registries: Vec<Registry>,
-    host_addrs: Vec<IpAddr>,
+    host: HostSurroundings,
     services: Vec<SocketAddr>,
 }
 
@@ -415,7 +415,9 @@ impl PolicyDecider {
     fn context(&self) -> EvalContext<'_> {
         EvalContext {
             registries: &self.registries,
-            host_addrs: &self.host_addrs,
+            host_addrs: &self.host.addrs,
+            host_networks: &self.host.networks,
+            host_gateways: &self.host.gateways,
             service_addrs: &self.services,
             imported: self.imported,
         }

@@ -8,7 +8,9 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use serde::Serialize;
-use warden_core::network::{Action, Attempt, Decision, EvalContext, Matched, Protocol, Registry};
+use warden_core::network::{
+    Action, Attempt, Decision, EvalContext, IpNet, Matched, Protocol, Registry,
+};
 
 use super::store::StoredPolicy;
 
@@ -71,13 +73,17 @@ pub struct CheckReport {
 }
 
 /// What the evaluation needs to know of the host: the registries (found and added), its own
-/// addresses and warden's services.
-#[derive(Debug, Clone, Copy)]
+/// addresses, networks and gateways, and warden's services.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct HostFacts<'a> {
     /// The registries a policy with `registries = true` admits.
     pub registries: &'a [Registry],
     /// The host's own addresses.
     pub host_addrs: &'a [IpAddr],
+    /// The networks the host has an address on.
+    pub host_networks: &'a [IpNet],
+    /// The host's gateways and point-to-point peers.
+    pub host_gateways: &'a [IpAddr],
     /// warden's own service addresses.
     pub service_addrs: &'a [SocketAddr],
 }
@@ -104,6 +110,8 @@ pub fn check(
     let ctx = EvalContext {
         registries: facts.registries,
         host_addrs: facts.host_addrs,
+        host_networks: facts.host_networks,
+        host_gateways: facts.host_gateways,
         service_addrs: facts.service_addrs,
         imported: stored.is_imported(),
     };
@@ -209,7 +217,7 @@ mod tests {
         let facts = HostFacts {
             registries: &registries,
             host_addrs: &host,
-            service_addrs: &[],
+            ..HostFacts::default()
         };
         let report = check(
             &builtin("internet_access"),
@@ -275,11 +283,7 @@ mod tests {
                  action = \"allow\"\nreason = \"by name\"\n",
             )
             .expect("a valid policy");
-        let facts = HostFacts {
-            registries: &[],
-            host_addrs: &[],
-            service_addrs: &[],
-        };
+        let facts = HostFacts::default();
         let by_address = check(&stored, Protocol::Http, "localhost", Some(23605), &facts)
             .expect("denied before resolving");
         assert_eq!(by_address.action, Action::Deny, "{by_address:?}");
