@@ -2,8 +2,8 @@
 //! limits: each chunk is paid for from the byte budget and paced by the direction's token
 //! bucket before it is written, and a connection on which nothing moves for the idle timeout
 //! is cut. The first bytes of a tunnel are held back until they are known not to be a TLS
-//! ClientHello, or to be one whose server name is the allowed host. Runs on the proxy's
-//! runtime.
+//! ClientHello, or to be one whose server name is the allowed host; a tunnel that must carry
+//! TLS relays nothing from the server before that. Runs on the proxy's runtime.
 
 use std::io;
 use std::net::IpAddr;
@@ -83,16 +83,37 @@ pub(crate) async fn run(
     let (mut client_read, mut client_write) = client.split();
     let (mut upstream_read, mut upstream_write) = tokio::io::split(stream);
     meter.touch();
+    // A tunnel that must carry TLS hears nothing from the server before its ClientHello
+    // passed: a server that speaks first (SMTP, SSH) is not read in plain text through it.
+    // Any other tunnel relays both ways at once, as such a server needs.
+    let must_be_tls = matches!(
+        inspection,
+        Inspection::Tunnel {
+            protocol: Protocol::Https,
+            ..
+        }
+    );
+    let (checked, passed) = tokio::sync::oneshot::channel::<()>();
     let up = async {
         if let Inspection::Request { head, framing } = inspection {
             let (reader, writer) = (&mut client_read, &mut upstream_write);
             return one_request(reader, writer, head, initial, framing, shared, meter).await;
         }
         let first = first_flight(&mut client_read, initial, &inspection, shared, meter).await?;
+        if must_be_tls && first.is_empty() {
+            // Closed before its ClientHello: nothing to relay either way.
+            return Err(Stop::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+        let _ = checked.send(());
         forward(&mut upstream_write, &first, true, shared, meter).await?;
         pump(&mut client_read, &mut upstream_write, true, shared, meter).await
     };
-    let down = pump(&mut upstream_read, &mut client_write, false, shared, meter);
+    let down = async {
+        if must_be_tls && passed.await.is_err() {
+            return Ok(());
+        }
+        pump(&mut upstream_read, &mut client_write, false, shared, meter).await
+    };
     let stopped = tokio::select! {
         both = async { tokio::try_join!(up, down) } => both.err(),
         cut = idle(meter, shared.limits.idle_timeout) => Some(Stop::Cut(cut)),

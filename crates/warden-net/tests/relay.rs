@@ -329,6 +329,46 @@ fn an_https_rule_on_another_port_admits_tls_tunnels_only() {
     );
 }
 
+/// Bug hunt: a tunnel that must carry TLS (an https rule on its port, tcp denied) relayed
+/// the server's bytes before the client had sent anything: a program read a server that
+/// speaks first (SMTP, SSH) in plain text through an https-only allowance. Now nothing comes
+/// back before the client's ClientHello passed.
+#[test]
+fn an_https_only_tunnel_relays_nothing_from_the_server_before_the_client_hello() {
+    if !root() {
+        return;
+    }
+    let server = EchoServer::start_speaking_first();
+    let port = server.addr.port();
+    let (policy, resolver) = allowing_svc();
+    let proxy = Proxy::new(Arc::new(policy.https_only_on(port)), ProxyLimits::default())
+        .with_resolver(Arc::new(resolver));
+    let sandbox = TestSandbox::start(proxy);
+    let (silent, answered) = sandbox.run(|| {
+        // Nothing sent, the client's end closed: the banner must not come back.
+        let (mut silent, head) = connect_tunnel(&format!("svc.test:{port}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        silent
+            .shutdown(std::net::Shutdown::Write)
+            .expect("end of file");
+        let mut heard = Vec::new();
+        let _ = silent.read_to_end(&mut heard);
+        let (mut tls, _) = connect_tunnel(&format!("svc.test:{port}"));
+        let hello = client_hello("svc.test");
+        tls.write_all(&hello).expect("send");
+        let mut answer = vec![0; BANNER.len() + hello.len()];
+        tls.read_exact(&mut answer)
+            .expect("the banner, then the echo");
+        (heard, answer)
+    });
+    assert!(silent.is_empty(), "{:?}", String::from_utf8_lossy(&silent));
+    let hello = client_hello("svc.test");
+    assert_eq!(answered, [BANNER, &hello].concat());
+    let records = sandbox.stop();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0].bytes_down, 0, "{records:?}");
+}
+
 #[test]
 fn curl_works_through_the_proxy_variables() {
     if !root() {

@@ -239,6 +239,16 @@ pub struct EchoServer {
 impl EchoServer {
     /// Listens on an ephemeral port of the host's loopback.
     pub fn start() -> Self {
+        Self::serve(&[])
+    }
+
+    /// Listens as [`EchoServer::start`] does, and sends [`BANNER`] as soon as it accepts a
+    /// connection (as SMTP, SSH or a database server does).
+    pub fn start_speaking_first() -> Self {
+        Self::serve(BANNER)
+    }
+
+    fn serve(banner: &'static [u8]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("address");
         let received = Arc::new(AtomicU64::new(0));
@@ -250,6 +260,7 @@ impl EchoServer {
                 let (counter, opened) = (Arc::clone(&counter), Arc::clone(&opened));
                 opened.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
+                    let _ = stream.write_all(banner);
                     let mut buf = [0; 16 * 1024];
                     while let Ok(n) = stream.read(&mut buf) {
                         if n == 0 || stream.write_all(&buf[..n]).is_err() {
@@ -329,6 +340,9 @@ fn serve_http(mut stream: TcpStream, seen: &Mutex<Vec<String>>) {
     let _ = stream.write_all(header.as_bytes());
     let _ = stream.write_all(&body);
 }
+
+/// What [`EchoServer::start_speaking_first`] sends each connection before anything else.
+pub const BANNER: &[u8] = b"220 the server speaks first\r\n";
 
 /// A server on the host's loopback that keeps everything each connection sent it, up to the
 /// end of file, then answers `200` with what it got as the body.
