@@ -43,6 +43,7 @@ fn attempt(started_ms: u64, host: Option<&str>, addr: Option<&str>, allowed: boo
         bytes_down: if allowed { 2048 } else { 0 },
         duration_ms: if allowed { 1500 } else { 0 },
         cut_by: None,
+        repeats: 0,
     }
 }
 
@@ -89,6 +90,7 @@ fn execution(policy: &str, connections: Vec<Connection>) -> ExecutionResult {
             policy: policy.to_owned(),
             connections,
             denied: u32::try_from(denied).expect("few"),
+            dropped: 0,
         }),
         volumes: Vec::new(),
     }

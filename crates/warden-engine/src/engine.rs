@@ -476,7 +476,7 @@ impl Engine {
         let let_go = runner.let_go();
         let report = network
             .has_egress()
-            .then(|| NetworkReport::new(&network.name, runner.take_records()));
+            .then(|| NetworkReport::new(&network.name, runner.take_traffic()));
         if let Err(mut e) = stages {
             if e.kind() != crate::ErrorKind::Cancelled {
                 return Err(e);

@@ -108,8 +108,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         size,
         transparent,
     )?;
-    let records = proxy.stop();
-    writeln!(out, "({} records in the traffic log)", records.len())?;
+    let traffic = proxy.stop();
+    writeln!(
+        out,
+        "({} records in the traffic log)",
+        traffic.records.len()
+    )?;
     Ok(())
 }
 

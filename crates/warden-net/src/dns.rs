@@ -78,7 +78,7 @@ fn answer(shared: &Shared, msg: &[u8]) -> Option<Vec<u8>> {
     };
     let (mut rcode, mut addr, allowed, mut reason) = decide(shared, &query);
     // Nothing is answered that the traffic log cannot keep.
-    let admitted = allowed && shared.log.admit();
+    let admitted = allowed && shared.log.admit(query.name.as_deref());
     if allowed && !admitted {
         (rcode, addr, reason) = (Rcode::Refused, None, crate::egress::LOG_FULL.to_owned());
     }
@@ -104,6 +104,7 @@ fn answer(shared: &Shared, msg: &[u8]) -> Option<Vec<u8>> {
             bytes_down: reply.len() as u64,
             duration: std::time::Duration::ZERO,
             cut_by: None,
+            repeats: 0,
         },
         admitted,
     );

@@ -125,9 +125,9 @@ pub(crate) enum Refusal {
 }
 
 /// Why an attempt the policy allows is refused once the traffic log holds as many attempts
-/// let through as it keeps.
+/// let through as it keeps (`record::ALLOWED_BYTES`).
 pub(crate) const LOG_FULL: &str =
-    "the traffic log holds 100000 attempts let through, as many as it keeps: nothing more is";
+    "the traffic log holds 4 MiB of attempts let through, as much as it keeps: nothing more is";
 
 /// An allowed upstream connection with the connection slot it holds.
 pub(crate) struct Upstream {

@@ -51,6 +51,6 @@ pub use listeners::{
 };
 pub use netns::NetnsError;
 pub use proxy::{BlockingProxy, Proxy, ProxyError, ProxyHandle};
-pub use record::{ConnectionRecord, Cut, DenialObserver};
+pub use record::{ConnectionRecord, Cut, DenialObserver, Traffic};
 pub use resolver::{BoxFuture, Resolver, SystemResolver};
 pub use synthetic::SYNTHETIC_NETWORK;

@@ -20,7 +20,7 @@ use crate::dialer::{Dialer, TcpDialer};
 use crate::egress::Destination;
 use crate::limits::{Budget, ExecutionBudget, ProxyLimits};
 use crate::listeners::NetnsListeners;
-use crate::record::{ConnectionRecord, DenialObserver, Recording, TrafficLog};
+use crate::record::{ConnectionRecord, DenialObserver, Recording, Traffic, TrafficLog};
 use crate::resolver::{Resolver, SystemResolver};
 use crate::synthetic::SyntheticPool;
 use crate::{dns, http, socks, transparent};
@@ -192,15 +192,19 @@ impl ProxyHandle {
 
     /// Aborts every task, waits until each is gone (its sockets closed, its record written),
     /// and returns the traffic log.
-    pub async fn stop(self) -> Vec<ConnectionRecord> {
+    pub async fn stop(self) -> Traffic {
         self.shared.log.begin_stop();
         let tasks = self.shared.take_tasks();
         if let Some(mut tasks) = tasks {
             tasks.shutdown().await;
         }
-        let records = self.shared.log.take();
-        tracing::info!(records = records.len(), "egress proxy stopped");
-        records
+        let traffic = self.shared.log.take();
+        tracing::info!(
+            records = traffic.records.len(),
+            dropped = traffic.dropped,
+            "egress proxy stopped"
+        );
+        traffic
     }
 }
 
@@ -215,16 +219,16 @@ impl Drop for ProxyHandle {
 /// too, discarding the log.
 pub struct BlockingProxy {
     stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Vec<ConnectionRecord>>>,
+    thread: Option<std::thread::JoinHandle<Traffic>>,
 }
 
 impl BlockingProxy {
     /// Stops the proxy (see [`ProxyHandle::stop`]), joins its thread, and returns the log.
-    pub fn stop(mut self) -> Vec<ConnectionRecord> {
+    pub fn stop(mut self) -> Traffic {
         self.stop_and_join()
     }
 
-    fn stop_and_join(&mut self) -> Vec<ConnectionRecord> {
+    fn stop_and_join(&mut self) -> Traffic {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -3,6 +3,8 @@
 //! normally, refused, cut by a limit, or aborted by [`ProxyHandle::stop`](crate::ProxyHandle).
 //! Runs on the proxy's runtime.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,6 +41,29 @@ pub struct ConnectionRecord {
     pub duration: Duration,
     /// The limit that refused or ended the connection, if one did.
     pub cut_by: Option<Cut>,
+    /// How many more refusals identical to this one (protocol, host, address, port, rule,
+    /// reason, limit) were folded into it: the attempt was refused `1 + repeats` times, and
+    /// its bytes are theirs summed.
+    #[serde(default)]
+    pub repeats: u64,
+}
+
+/// An execution's traffic log, as [`ProxyHandle::stop`](crate::ProxyHandle::stop) returns it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Every attempt kept, in the order they ended.
+    pub records: Vec<ConnectionRecord>,
+    /// Refused attempts neither kept nor folded into a kept one: the log held as many bytes
+    /// of refusals as it keeps (2 MiB).
+    pub dropped: u64,
+}
+
+impl Traffic {
+    /// Adds `other`'s records after these, and its drops to these.
+    pub fn append(&mut self, other: Traffic) {
+        self.records.extend(other.records);
+        self.dropped += other.dropped;
+    }
 }
 
 /// What ended or refused a connection other than the two ends closing it.
@@ -57,83 +82,133 @@ pub enum Cut {
     Stopped,
 }
 
-/// How many attempts of each kind a log keeps: those refused (past it, further refusals are
-/// counted, not stored: a program looping on refused connections must not grow warden's memory
-/// without bound), and those let through (past it, nothing more is let through, so that every
-/// attempt that reached anything is in the log).
-pub(crate) const CAPACITY: usize = 100_000;
+/// How many bytes of records of each kind a log keeps (an estimate of their memory: the
+/// record and its strings), about as much again in a result's JSON and in the history.
+/// Refused attempts past it are counted, not stored (a program looping on refused
+/// connections or DNS questions with long names must not grow warden's memory, the result
+/// and the history without bound: 210,000 questions made a 50 MB result); attempts let
+/// through past it are refused, so that every attempt that reached anything is in the log.
+pub(crate) const ALLOWED_BYTES: u64 = 4 * 1024 * 1024;
 
-/// The records of one execution.
+/// The same bound for refused attempts, smaller: identical ones fold into one record, and a
+/// program makes as many as it likes; see [`ALLOWED_BYTES`].
+pub(crate) const REFUSED_BYTES: u64 = 2 * 1024 * 1024;
+
+/// What [`TrafficLog::admit`] takes for the rule and reason of a record not yet written
+/// (the policy's reason, an error's words); the record's real size replaces it when it is.
+const TEXT_ESTIMATE: u64 = 256;
+
+/// The records of one proxy.
 #[derive(Debug)]
 pub(crate) struct TrafficLog {
-    records: Mutex<Vec<ConnectionRecord>>,
-    /// Refused attempts stored.
-    refused: AtomicU64,
-    /// Attempts let through ([`TrafficLog::admit`]).
-    admitted: AtomicU64,
-    /// Refused attempts past the capacity, not stored.
+    kept: Mutex<Kept>,
+    /// Bytes of refused records kept.
+    refused_bytes: AtomicU64,
+    /// Bytes of records let through ([`TrafficLog::admit`]).
+    admitted_bytes: AtomicU64,
+    /// Refused attempts past the bound, not stored.
     dropped: AtomicU64,
     stopping: AtomicBool,
-    capacity: u64,
+    allowed_capacity: u64,
+    refused_capacity: u64,
+    /// Keyed per log: a program cannot choose names that collide.
+    hasher: RandomState,
+}
+
+/// The records, and where each refusal kept is, by the hash of what identical ones share.
+#[derive(Debug, Default)]
+struct Kept {
+    records: Vec<ConnectionRecord>,
+    refusals: HashMap<u64, Vec<usize>>,
 }
 
 impl Default for TrafficLog {
     fn default() -> Self {
-        Self::with_capacity(CAPACITY)
+        Self::with_capacity(ALLOWED_BYTES, REFUSED_BYTES)
     }
 }
 
 impl TrafficLog {
-    fn with_capacity(capacity: usize) -> Self {
+    fn with_capacity(allowed_capacity: u64, refused_capacity: u64) -> Self {
         Self {
-            records: Mutex::default(),
-            refused: AtomicU64::new(0),
-            admitted: AtomicU64::new(0),
+            kept: Mutex::default(),
+            refused_bytes: AtomicU64::new(0),
+            admitted_bytes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
-            capacity: capacity as u64,
+            allowed_capacity,
+            refused_capacity,
+            hasher: RandomState::new(),
         }
     }
 
-    /// Takes a place for an attempt about to be let through (a connection dialed, a name
-    /// answered); `false` once [`CAPACITY`] were: the attempt must be refused, since its
-    /// record could not be kept.
-    pub(crate) fn admit(&self) -> bool {
-        let capacity = self.capacity;
-        self.admitted
+    /// Takes room for an attempt to `host` about to be let through (a connection dialed, a
+    /// name answered); `false` once [`ALLOWED_BYTES`] were taken: the attempt must be
+    /// refused, since its record could not be kept.
+    pub(crate) fn admit(&self, host: Option<&str>) -> bool {
+        let estimate = admission(host.map_or(0, |h| h.len() as u64));
+        let capacity = self.allowed_capacity;
+        self.admitted_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < capacity).then_some(n + 1)
+                (n + estimate <= capacity).then_some(n + estimate)
             })
             .is_ok()
     }
 
     /// Keeps `record`: always one `admitted` ([`TrafficLog::admit`]: it was let through,
-    /// whatever refused it later), another while fewer than the capacity were kept.
+    /// whatever refused it later); a refusal is folded into an identical one kept, else kept
+    /// while the refusals kept are under their bound, else counted.
     pub(crate) fn push(&self, record: ConnectionRecord, admitted: bool) {
-        let keep = admitted
-            || self
-                .refused
+        let size = size_of(&record);
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if admitted {
+            // The record's real size replaces what its admission took: it is kept whatever
+            // it is, and later admissions see it.
+            let took = admission(host_len(&record));
+            let _ = self
+                .admitted_bytes
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < self.capacity).then_some(n + 1)
-                })
-                .is_ok();
-        if keep {
-            self.records
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(record);
+                    Some((n + size).saturating_sub(took))
+                });
+            kept.records.push(record);
+            return;
+        }
+        let key = self.hasher.hash_one(refusal_fields(&record));
+        let Kept { records, refusals } = &mut *kept;
+        let same = refusals.get(&key).and_then(|at| {
+            at.iter()
+                .copied()
+                .find(|&i| same_refusal(&records[i], &record))
+        });
+        if let Some(i) = same {
+            let first = &mut records[i];
+            first.repeats += 1;
+            first.bytes_up += record.bytes_up;
+            first.bytes_down += record.bytes_down;
+            return;
+        }
+        let room = self
+            .refused_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n + size <= self.refused_capacity).then_some(n + size)
+            })
+            .is_ok();
+        if room {
+            refusals.entry(key).or_default().push(records.len());
+            records.push(record);
         } else if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!(
-                capacity = self.capacity,
+                capacity = self.refused_capacity,
                 "traffic log full of refusals; further refusals are counted, not kept"
             );
         }
     }
 
     pub(crate) fn snapshot(&self) -> Vec<ConnectionRecord> {
-        self.records
+        self.kept
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .records
             .clone()
     }
 
@@ -142,9 +217,53 @@ impl TrafficLog {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
-    pub(crate) fn take(&self) -> Vec<ConnectionRecord> {
-        std::mem::take(&mut *self.records.lock().unwrap_or_else(PoisonError::into_inner))
+    /// The records and the count of those dropped, leaving the log empty.
+    pub(crate) fn take(&self) -> Traffic {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.refusals.clear();
+        Traffic {
+            records: std::mem::take(&mut kept.records),
+            dropped: self.dropped.swap(0, Ordering::AcqRel),
+        }
     }
+}
+
+/// A record's size without its strings.
+const FIXED_SIZE: u64 = std::mem::size_of::<ConnectionRecord>() as u64;
+
+/// What [`TrafficLog::admit`] takes for a record whose host name is `host_len` bytes long.
+fn admission(host_len: u64) -> u64 {
+    FIXED_SIZE + host_len + TEXT_ESTIMATE
+}
+
+fn host_len(record: &ConnectionRecord) -> u64 {
+    record.host.as_ref().map_or(0, |h| h.len() as u64)
+}
+
+/// What a record holds in memory: itself and its strings.
+fn size_of(record: &ConnectionRecord) -> u64 {
+    FIXED_SIZE + host_len(record) + (record.rule.len() + record.reason.len()) as u64
+}
+
+/// What identical refusals share.
+type RefusalFields<'a> = (
+    Protocol,
+    &'a Option<String>,
+    Option<SocketAddr>,
+    u16,
+    &'a str,
+    &'a str,
+    Option<Cut>,
+);
+
+fn refusal_fields(r: &ConnectionRecord) -> RefusalFields<'_> {
+    (
+        r.protocol, &r.host, r.addr, r.port, &r.rule, &r.reason, r.cut_by,
+    )
+}
+
+fn same_refusal(a: &ConnectionRecord, b: &ConnectionRecord) -> bool {
+    !a.allowed && refusal_fields(a) == refusal_fields(b)
 }
 
 /// Bytes moved by one connection and when they last moved, shared by its two directions.
@@ -251,6 +370,7 @@ impl Recording {
                 bytes_down: 0,
                 duration: Duration::ZERO,
                 cut_by: None,
+                repeats: 0,
             },
             meter: Meter::new(),
             concluded: false,
@@ -265,10 +385,10 @@ impl Recording {
         self
     }
 
-    /// Takes the log's place for an attempt about to be let through; `false` when the log is
+    /// Takes the log's room for an attempt about to be let through; `false` when the log is
     /// full of them, and the attempt must be refused ([`TrafficLog::admit`]).
     pub(crate) fn admit(&mut self) -> bool {
-        self.admitted = self.log.admit();
+        self.admitted = self.log.admit(self.record.host.as_deref());
         self.admitted
     }
 
@@ -346,44 +466,104 @@ mod tests {
         log.begin_stop();
         drop(open);
         drop(refused);
-        let records = log.take();
+        let records = log.take().records;
         assert_eq!(records[0].cut_by, Some(Cut::Stopped));
         assert_eq!(records[0].bytes_up, 5);
         assert_eq!(records[1].cut_by, None);
         assert!(!records[1].allowed);
     }
 
+    fn refuse(log: &Arc<TrafficLog>, host: &str, port: u16) {
+        let mut rec = Recording::new(log.clone(), Protocol::Dns, Some(host.into()), None, port);
+        rec.meter.add(true, 40);
+        rec.verdict(&Verdict::deny(
+            "resolver",
+            "no rule of the policy can allow this name",
+        ));
+    }
+
+    /// Bug hunt: 210,000 DNS questions for distinct 253-byte names in 2.5 s made a 50 MB
+    /// result, as much history, and 180 MB more of the server's memory: the log kept 100,000
+    /// records of each kind whatever their size. Now it keeps a bounded number of bytes,
+    /// folds identical refusals into one record with a count, and counts the rest.
+    #[test]
+    fn refusals_are_folded_then_bounded_by_bytes_and_the_rest_counted() {
+        let one = size_of(&ConnectionRecord {
+            started: SystemTime::UNIX_EPOCH,
+            protocol: Protocol::Dns,
+            host: Some("x".repeat(200)),
+            addr: None,
+            port: 53,
+            allowed: false,
+            rule: "resolver".into(),
+            reason: "no rule of the policy can allow this name".into(),
+            bytes_up: 0,
+            bytes_down: 0,
+            duration: Duration::ZERO,
+            cut_by: None,
+            repeats: 0,
+        });
+        let log = Arc::new(TrafficLog::with_capacity(ALLOWED_BYTES, 3 * one));
+        for _ in 0..1000 {
+            refuse(&log, &"a".repeat(200), 53);
+        }
+        for n in 0..10 {
+            refuse(&log, &format!("{n}{}", "b".repeat(199)), 53);
+        }
+        refuse(&log, &"a".repeat(200), 53);
+        let traffic = log.take();
+        assert_eq!(traffic.records.len(), 3, "{:?}", traffic.records);
+        assert_eq!(
+            traffic.records[0].repeats, 1000,
+            "1001 identical refusals, one record"
+        );
+        assert_eq!(traffic.records[0].bytes_up, 1001 * 40);
+        assert_eq!(traffic.records[1].repeats, 0);
+        assert_eq!(traffic.dropped, 8, "10 distinct names, room for 2");
+        assert_eq!(log.take(), Traffic::default(), "taken");
+    }
+
     /// Bug hunt: past the log's capacity, connections were let through and logged nowhere (a
     /// program hid its traffic behind 100,000 refused DNS questions). Now what is let through
-    /// is always kept, and nothing more is let through once the capacity was.
+    /// is always kept, and nothing more is let through once the log's room for it is taken.
     #[test]
     fn nothing_is_let_through_that_the_log_cannot_keep() {
-        let log = Arc::new(TrafficLog::with_capacity(3));
+        let room = FIXED_SIZE + TEXT_ESTIMATE;
+        let log = Arc::new(TrafficLog::with_capacity(3 * room, FIXED_SIZE + 3));
         for port in 0..5 {
             let mut refused = Recording::new(log.clone(), Protocol::Tcp, None, None, port);
             refused.verdict(&Verdict::deny("r", "no"));
         }
         assert_eq!(
             log.snapshot().len(),
-            3,
-            "refusals past the capacity are counted"
+            1,
+            "refusals past the bound are counted"
         );
-        assert_eq!(log.dropped.load(Ordering::Relaxed), 2);
-        let mut let_through = 0;
+        assert_eq!(log.dropped.load(Ordering::Relaxed), 4);
+        let mut open = Vec::new();
         for port in 0..5 {
             let mut rec = Recording::new(log.clone(), Protocol::Tcp, None, None, 100 + port);
             if rec.admit() {
                 rec.verdict(&Verdict::allow("r", "yes"));
-                let_through += 1;
+                open.push(rec);
+            } else {
+                rec.verdict(&Verdict::deny("limits", crate::egress::LOG_FULL));
             }
         }
-        assert_eq!(let_through, 3, "nothing past the capacity is let through");
-        let records = log.take();
+        assert_eq!(open.len(), 3, "nothing past the bound is let through");
+        drop(open);
+        // Written, each took its real size, smaller than its admission's: room again.
+        let mut rec = Recording::new(log.clone(), Protocol::Tcp, None, None, 200);
+        assert!(rec.admit());
+        rec.verdict(&Verdict::allow("r", "yes"));
+        drop(rec);
+        let traffic = log.take();
         assert_eq!(
-            records.iter().filter(|r| r.allowed).count(),
-            3,
-            "{records:?}"
+            traffic.records.iter().filter(|r| r.allowed).count(),
+            4,
+            "{traffic:?}"
         );
+        assert_eq!(traffic.dropped, 6, "the two refused for want of room too");
     }
 
     #[test]
@@ -398,7 +578,7 @@ mod tests {
         );
         rec.limit(Cut::MaxConnections, "connection limit".into());
         drop(rec);
-        let record = log.take().remove(0);
+        let record = log.take().records.remove(0);
         let json = serde_json::to_string(&record).expect("serializes");
         assert!(json.contains("\"cut_by\":\"max_connections\""), "{json}");
         assert!(json.contains("\"protocol\":\"https\""), "{json}");

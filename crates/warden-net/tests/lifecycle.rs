@@ -59,7 +59,7 @@ fn stop_ends_every_task_and_closes_every_socket() {
     });
     assert!(runtime.metrics().num_alive_tasks() > tasks_before);
 
-    let records = runtime.block_on(handle.stop());
+    let records = runtime.block_on(handle.stop()).records;
 
     // The listeners are closed by the time `stop` returns.
     inside(&netns, || {

@@ -116,6 +116,38 @@ fn a_denied_transparent_connection_is_reset_and_never_dialed() {
     assert!(tcp.iter().all(|r| !r.allowed));
 }
 
+/// Bug hunt: a short run of DNS questions for distinct long names made a 50 MB result (and
+/// as much history, and server memory): the log kept 100,000 refusals whatever their size.
+/// Now identical refusals fold into one record with a count, the log keeps a bounded number
+/// of bytes of refusals, and the result counts the ones it dropped: every question is
+/// accounted for.
+#[test]
+fn a_flood_of_refused_questions_is_folded_bounded_and_counted() {
+    if !root() {
+        return;
+    }
+    let denying = denying(&[]);
+    let label = "x".repeat(60);
+    let long = |n: usize| format!("{n:08}.{label}.{label}.{label}.test");
+    let mut names = vec![long(0); 3000];
+    names.extend((1..=12_000).map(long));
+    let answered = denying.sandbox.run(|| dns_queries_tcp(&names));
+    assert_eq!(answered, names.len(), "every question is answered");
+    nothing_left_the_host(&denying);
+    let traffic = denying.sandbox.stop_traffic();
+    let records = &traffic.records;
+    assert!(records.iter().all(|r| !r.allowed && r.rule == "resolver"));
+    assert_eq!(records[0].repeats, 2999, "{:?}", records[0]);
+    let kept_bytes: usize = records
+        .iter()
+        .map(|r| r.host.as_ref().map_or(0, String::len) + r.reason.len())
+        .sum();
+    assert!(kept_bytes < 4 << 20, "{kept_bytes} bytes kept");
+    assert!(traffic.dropped > 0, "{} kept", records.len());
+    let accounted: u64 = records.iter().map(|r| 1 + r.repeats).sum::<u64>() + traffic.dropped;
+    assert_eq!(accounted, names.len() as u64);
+}
+
 #[test]
 fn a_name_that_resolves_to_a_denied_address_is_refused() {
     if !root() {

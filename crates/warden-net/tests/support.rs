@@ -84,8 +84,13 @@ impl TestSandbox {
         inside(&self.netns, work)
     }
 
+    /// Stops the proxy and returns its log's records.
+    pub fn stop(self) -> Vec<ConnectionRecord> {
+        self.stop_traffic().records
+    }
+
     /// Stops the proxy and returns its log.
-    pub fn stop(mut self) -> Vec<ConnectionRecord> {
+    pub fn stop_traffic(mut self) -> warden_net::Traffic {
         self.proxy.take().expect("running").stop()
     }
 }
@@ -542,6 +547,32 @@ pub fn dns_query_tcp(name: &str, qtype: u16) -> DnsAnswer {
     let mut buf = vec![0; usize::from(u16::from_be_bytes(len))];
     stream.read_exact(&mut buf).expect("answer");
     parse_answer(&buf)
+}
+
+/// Asks the resolver inside the namespace each of `names` over one TCP connection, all the
+/// questions written before the answers are read (call from inside); how many were answered.
+pub fn dns_queries_tcp(names: &[String]) -> usize {
+    let mut stream = connect_local(53);
+    let mut reader = stream.try_clone().expect("a second handle");
+    let count = names.len();
+    let answers = std::thread::spawn(move || {
+        let mut answered = 0;
+        let mut len = [0; 2];
+        while answered < count && reader.read_exact(&mut len).is_ok() {
+            let mut buf = vec![0; usize::from(u16::from_be_bytes(len))];
+            reader.read_exact(&mut buf).expect("answer");
+            answered += 1;
+        }
+        answered
+    });
+    let mut all = Vec::new();
+    for name in names {
+        let msg = dns_message(name, TYPE_A);
+        all.extend_from_slice(&u16::try_from(msg.len()).expect("short").to_be_bytes());
+        all.extend_from_slice(&msg);
+    }
+    stream.write_all(&all).expect("send");
+    answers.join().expect("the reader")
 }
 
 fn dns_message(name: &str, qtype: u16) -> Vec<u8> {

@@ -532,6 +532,7 @@ mod tests {
             bytes_down: if allowed { down } else { 0 },
             duration_ms: 1,
             cut_by: None,
+            repeats: 0,
         };
         let mut connections = vec![attempt(true)];
         connections.extend((0..denied).map(|_| attempt(false)));
@@ -539,6 +540,7 @@ mod tests {
             policy: policy.to_owned(),
             connections,
             denied,
+            dropped: 0,
         }
     }
 

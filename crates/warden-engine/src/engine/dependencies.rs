@@ -158,7 +158,7 @@ impl Engine {
                     return Err(EngineError::Cancelled { ran: None });
                 };
                 let mut stage = StageResult::from_run(ran);
-                stage.network = Some(NetworkReport::new(policy, runner.take_records()));
+                stage.network = Some(NetworkReport::new(policy, runner.take_traffic()));
                 return Ok(Installed::Cancelled(stage));
             }
             run => run?,
@@ -166,7 +166,7 @@ impl Engine {
         finished?;
         let clean = run.outcome == (Outcome::Exited { code: 0 });
         let mut stage = StageResult::from_run(run.clone());
-        stage.network = Some(NetworkReport::new(policy, runner.take_records()));
+        stage.network = Some(NetworkReport::new(policy, runner.take_traffic()));
         if !clean || run.collected.is_empty() {
             if clean {
                 // The installer claimed success but left nothing (or what warden refused).

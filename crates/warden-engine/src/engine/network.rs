@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use warden_core::network::{Action, EvalContext, Level, Policy, Protocol, Registry};
 use warden_core::Mode;
 use warden_net::{
-    BlockingProxy, ConnectionRecord, Decider, ExecutionBudget, Proxy, ProxyLimits, Verdict,
+    BlockingProxy, ConnectionRecord, Decider, ExecutionBudget, Proxy, ProxyLimits, Traffic, Verdict,
 };
 use warden_sandbox::LiveSandbox;
 
@@ -29,10 +29,15 @@ const LISTED_DENIALS: usize = 20;
 pub struct NetworkReport {
     /// The policy's name.
     pub policy: String,
-    /// Every connection attempt and name lookup, in order.
+    /// Every connection attempt and name lookup kept, in order; identical refusals folded
+    /// into one ([`Connection::repeats`]).
     pub connections: Vec<Connection>,
-    /// How many of them were denied.
+    /// How many attempts were denied: those of `connections`, their repeats, and `dropped`.
     pub denied: u32,
+    /// Refused attempts past the traffic log's bound, counted but not kept (none before
+    /// these were counted).
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 /// One connection attempt or name lookup, as the proxy logged it.
@@ -62,6 +67,10 @@ pub struct Connection {
     pub duration_ms: u64,
     /// The limit that cut it, if one did.
     pub cut_by: Option<String>,
+    /// How many more identical refusals were folded into this one (it was refused
+    /// `1 + repeats` times; its bytes are theirs summed).
+    #[serde(default)]
+    pub repeats: u64,
 }
 
 impl From<ConnectionRecord> for Connection {
@@ -82,6 +91,7 @@ impl From<ConnectionRecord> for Connection {
             bytes_down: r.bytes_down,
             duration_ms: u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX),
             cut_by: r.cut_by.as_ref().map(serde_name),
+            repeats: r.repeats,
         }
     }
 }
@@ -117,27 +127,47 @@ impl Connection {
         } else {
             "denied"
         };
+        let times = match self.repeats {
+            0 => String::new(),
+            n => format!(" ({} times)", n.saturating_add(1)),
+        };
         format!(
-            "network: {} {target}:{} {verb} by {why}",
+            "network: {} {target}:{} {verb}{times} by {why}",
             self.protocol, self.port
         )
+    }
+
+    /// How many attempts this record stands for.
+    pub fn attempts(&self) -> u64 {
+        self.repeats.saturating_add(1)
     }
 }
 
 impl NetworkReport {
     /// The report of `policy` over the proxies' logs.
-    pub(crate) fn new(policy: &str, records: Vec<ConnectionRecord>) -> Self {
-        let connections: Vec<Connection> = records.into_iter().map(Connection::from).collect();
-        let denied = connections.iter().filter(|c| !c.allowed).count();
+    pub(crate) fn new(policy: &str, traffic: Traffic) -> Self {
+        let connections = traffic.records.into_iter().map(Connection::from).collect();
+        Self::of(policy.to_owned(), connections, traffic.dropped)
+    }
+
+    /// The report of `policy` over `connections` and `dropped` refusals, counting the denied.
+    pub fn of(policy: String, connections: Vec<Connection>, dropped: u64) -> Self {
+        let denied = connections
+            .iter()
+            .filter(|c| !c.allowed)
+            .map(Connection::attempts)
+            .fold(dropped, u64::saturating_add);
         Self {
-            policy: policy.to_owned(),
+            policy,
             connections,
             denied: u32::try_from(denied).unwrap_or(u32::MAX),
+            dropped,
         }
     }
 
     /// The denials as violation details with their kind (a limit's refusal is a limit hit,
-    /// `network_limit`): the first [`LISTED_DENIALS`], then a count of the rest.
+    /// `network_limit`): the first [`LISTED_DENIALS`], then a count of the rest, and the
+    /// count of refusals the full log dropped.
     pub(crate) fn violations(&self) -> Vec<(ViolationKind, String)> {
         let kind = |c: &Connection| {
             if c.refused_by_limit() {
@@ -153,18 +183,30 @@ impl NetworkReport {
             .map(|c| (kind(c), c.denial()))
             .collect();
         let rest = &denied[denied.len().min(LISTED_DENIALS)..];
-        if !rest.is_empty() {
-            // One count per kind, so that each keeps its severity.
-            for k in [ViolationKind::Violation, ViolationKind::NetworkLimit] {
-                let n = rest.iter().filter(|c| kind(c) == k).count();
-                let what = match k {
-                    ViolationKind::NetworkLimit => "refused by limits",
-                    _ => "denied",
-                };
-                if n > 0 {
-                    out.push((k, format!("network: {n} more connections {what}")));
-                }
+        // One count per kind, so that each keeps its severity.
+        for k in [ViolationKind::Violation, ViolationKind::NetworkLimit] {
+            let n: u64 = rest
+                .iter()
+                .filter(|c| kind(c) == k)
+                .map(|c| c.attempts())
+                .sum();
+            let what = match k {
+                ViolationKind::NetworkLimit => "refused by limits",
+                _ => "denied",
+            };
+            if n > 0 {
+                out.push((k, format!("network: {n} more connections {what}")));
             }
+        }
+        if self.dropped > 0 {
+            out.push((
+                ViolationKind::Violation,
+                format!(
+                    "network: the traffic log was full: {} refused attempts were counted, not \
+                     kept",
+                    self.dropped
+                ),
+            ));
         }
         out
     }
@@ -459,5 +501,55 @@ impl Decider for PolicyDecider {
             &self.context(),
         );
         decision.action == Action::Allow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(port: u16, repeats: u64) -> Connection {
+        Connection {
+            started_ms: 0,
+            protocol: "tcp".into(),
+            host: None,
+            addr: Some("198.51.100.7".into()),
+            port,
+            allowed: false,
+            rule: "default".into(),
+            reason: "no rule matched".into(),
+            bytes_up: 0,
+            bytes_down: 0,
+            duration_ms: 0,
+            cut_by: None,
+            repeats,
+        }
+    }
+
+    /// Folded and dropped refusals count as the attempts they were, in `denied` and in the
+    /// security violations.
+    #[test]
+    fn folded_and_dropped_refusals_are_counted_as_denials() {
+        let mut connections = vec![refused(1, 999)];
+        connections.extend((2..=LISTED_DENIALS as u16).map(|p| refused(p, 0)));
+        connections.push(refused(99, 4));
+        let report = NetworkReport::of("p".into(), connections, 7);
+        assert_eq!(report.denied, 1000 + 19 + 5 + 7);
+        let violations = report.violations();
+        assert!(
+            violations[0].1.contains("denied (1000 times) by default"),
+            "{violations:?}"
+        );
+        let details: Vec<&str> = violations[LISTED_DENIALS..]
+            .iter()
+            .map(|(_, d)| d.as_str())
+            .collect();
+        assert_eq!(
+            details,
+            [
+                "network: 5 more connections denied",
+                "network: the traffic log was full: 7 refused attempts were counted, not kept"
+            ]
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use warden_core::Mode;
 use warden_core::Stream;
-use warden_net::{BlockingProxy, ConnectionRecord, ExecutionBudget};
+use warden_net::{BlockingProxy, ExecutionBudget, Traffic};
 use warden_sandbox::{
     Backend, Job, LiveSandbox, OutputSink, Sandbox, SandboxRun, SandboxSpec, Stdin,
 };
@@ -39,7 +39,7 @@ pub(super) struct Runner<'e> {
     /// execution, however many sandboxes it runs in (its compile stage, fresh test cases).
     budget: Option<ExecutionBudget>,
     /// What the sandboxes' proxies logged, once stopped.
-    records: Vec<ConnectionRecord>,
+    traffic: Traffic,
     /// Where the time went so far (`--profile`).
     timings: Timings,
     /// The caller's work to do while the first sandbox builds itself ([`Runner::meanwhile`]).
@@ -105,7 +105,7 @@ impl<'e> Runner<'e> {
             cancel,
             network: None,
             budget: None,
-            records: Vec::new(),
+            traffic: Traffic::default(),
             timings: Timings::default(),
             meanwhile: None,
         })
@@ -171,7 +171,7 @@ impl<'e> Runner<'e> {
             cancel.unwatch(&sandbox.cancel_handle());
         }
         if let Some(proxy) = proxy {
-            self.records.extend(proxy.stop());
+            self.traffic.append(proxy.stop());
         }
         let released = match self.pool {
             Some(pool) => pool.give_back(sandbox, &self.owner),
@@ -207,11 +207,11 @@ impl<'e> Runner<'e> {
     }
 
     /// The session's sandbox back, after its jobs ran, its proxy stopped (its log kept: take
-    /// it with [`Runner::take_records`]); `None` if it could not be rebuilt after ending.
+    /// it with [`Runner::take_traffic`]); `None` if it could not be rebuilt after ending.
     pub(super) fn give_back_session(&mut self) -> Option<LiveSandbox> {
         let (sandbox, proxy) = self.shared.take()?;
         if let Some(proxy) = proxy {
-            self.records.extend(proxy.stop());
+            self.traffic.append(proxy.stop());
         }
         Some(sandbox)
     }
@@ -237,8 +237,8 @@ impl<'e> Runner<'e> {
     }
 
     /// What the proxies logged so far (all of it after `finish`).
-    pub(super) fn take_records(&mut self) -> Vec<ConnectionRecord> {
-        std::mem::take(&mut self.records)
+    pub(super) fn take_traffic(&mut self) -> Traffic {
+        std::mem::take(&mut self.traffic)
     }
 
     /// A new sandbox of this execution (a pooled one when there is one), registered with its
@@ -332,7 +332,7 @@ impl<'e> Runner<'e> {
                             cancel.unwatch(&dead.cancel_handle());
                         }
                         if let Some(proxy) = proxy {
-                            self.records.extend(proxy.stop());
+                            self.traffic.append(proxy.stop());
                         }
                         dead.destroy()?;
                     }

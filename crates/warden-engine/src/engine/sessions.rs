@@ -529,7 +529,7 @@ impl Engine {
         // The call's own traffic: its proxy started with its first job and stopped with it.
         let report = network
             .has_egress()
-            .then(|| NetworkReport::new(&network.name, runner.take_records()));
+            .then(|| NetworkReport::new(&network.name, runner.take_traffic()));
         match kept {
             Some(sandbox) => {
                 if timings.setup > std::time::Duration::ZERO {

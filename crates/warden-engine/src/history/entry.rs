@@ -393,9 +393,10 @@ impl Row {
              cpu_time_ms, wall_time_ms, peak_memory_bytes, code_bytes, stdin_bytes, \
              stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, limits, compile, \
              retention, code, stdout, stderr, threat_level, finding_count, violation_count, \
-             security, api, token, network_policy, dependencies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
-             ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, \
-             ?24, ?25, ?26, ?27, ?28, ?29)",
+             security, api, token, network_policy, dependencies, network_dropped, \
+             dependencies_network_dropped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, \
+             ?28, ?29, ?30, ?31)",
             params![
                 self.id,
                 self.finished_at_ms,
@@ -426,6 +427,8 @@ impl Row {
                 self.origin.1,
                 self.network.as_ref().map(|n| n.policy.as_str()),
                 self.dependencies,
+                signed(self.network.as_ref().map_or(0, |n| n.dropped)),
+                signed(self.installer_network.as_ref().map_or(0, |n| n.dropped)),
             ],
         )?;
         let ran = match &self.network {
@@ -462,14 +465,14 @@ fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 /// The columns [`Raw::read`] takes, in order. The one before the last counts the denied
-/// connections through the `connections` primary key's index: a list stays one query, and reads
-/// no connection.
+/// attempts (each row's folded repeats, and the refusals the full log dropped) through the
+/// `connections` primary key's index: a list stays one query.
 const COLUMNS: &str = "id, finished_at_ms, language, mode, outcome, cpu_time_ms, wall_time_ms, \
     peak_memory_bytes, code_bytes, stdin_bytes, stdout_bytes, stderr_bytes, stdout_truncated, \
     stderr_truncated, limits, compile, retention, threat_level, security, api, token, \
-    network_policy, CASE WHEN network_policy IS NULL THEN NULL ELSE (SELECT count(*) \
-    FROM connections c WHERE c.execution_id = executions.id AND c.allowed = 0 \
-    AND c.stage IS NULL) END, \
+    network_policy, CASE WHEN network_policy IS NULL THEN NULL ELSE network_dropped + \
+    (SELECT coalesce(sum(1 + c.repeats), 0) FROM connections c \
+    WHERE c.execution_id = executions.id AND c.allowed = 0 AND c.stage IS NULL) END, \
     dependencies";
 
 /// A row as SQLite returns it, before its JSON columns are decoded.

@@ -76,7 +76,8 @@ fn read(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<NetworkStats> {
 
 fn per_host(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Vec<HostStats>> {
     let mut stmt = tx.prepare(
-        "SELECT coalesce(c.host, c.addr, '?'), count(*), count(*) FILTER (WHERE c.allowed = 0), \
+        "SELECT coalesce(c.host, c.addr, '?'), sum(1 + c.repeats), \
+         coalesce(sum(1 + c.repeats) FILTER (WHERE c.allowed = 0), 0), \
          coalesce(sum(c.bytes_up), 0), coalesce(sum(c.bytes_down), 0) \
          FROM connections c JOIN executions e ON e.id = c.execution_id \
          WHERE e.finished_at_ms >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1",
@@ -95,16 +96,18 @@ fn per_host(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Vec<HostStats>>
 
 fn per_policy(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<Vec<PolicyStats>> {
     // The programs' connections under their executions' policies (the left join keeps the
-    // executions that attempted nothing; `count(seq)` skips their one row of NULLs), and the
-    // dependency installers' under theirs.
+    // executions that attempted nothing; `sum(attempts)` skips their one row of NULLs), and
+    // the dependency installers' under theirs; a row stands for its folded repeats too.
     let mut stmt = tx.prepare(
-        "SELECT policy, count(DISTINCT id), count(seq), count(seq) FILTER (WHERE allowed = 0) \
-         FROM (SELECT e.network_policy AS policy, e.id AS id, c.seq AS seq, c.allowed AS allowed \
+        "SELECT policy, count(DISTINCT id), coalesce(sum(attempts), 0), \
+         coalesce(sum(attempts) FILTER (WHERE allowed = 0), 0) \
+         FROM (SELECT e.network_policy AS policy, e.id AS id, 1 + c.repeats AS attempts, \
+                 c.allowed AS allowed \
                FROM executions e LEFT JOIN connections c \
                  ON c.execution_id = e.id AND c.stage IS NULL \
                WHERE e.finished_at_ms >= ?1 AND e.network_policy IS NOT NULL \
                UNION ALL \
-               SELECT c.policy, e.id, c.seq, c.allowed \
+               SELECT c.policy, e.id, 1 + c.repeats, c.allowed \
                FROM connections c JOIN executions e ON e.id = c.execution_id \
                WHERE e.finished_at_ms >= ?1 AND c.stage IS NOT NULL AND c.policy IS NOT NULL) \
          GROUP BY 1 ORDER BY 2 DESC, 1",

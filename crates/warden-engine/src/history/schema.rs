@@ -151,7 +151,17 @@ ALTER TABLE connections ADD COLUMN policy TEXT;
 /// would take such a row for an unreadable one, that the database is newer than it knows.
 const V10: &str = "";
 
-const MIGRATIONS: [&str; 10] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+/// Version 11: a traffic log bounded in bytes (docs/network.md#traffic-log). `repeats` counts
+/// the identical refusals folded into a connection's row (0 for older rows); the executions'
+/// `network_dropped` and `dependencies_network_dropped` count the refusals of the program's
+/// and the dependency installer's proxies that a full log counted without keeping.
+const V11: &str = "
+ALTER TABLE connections ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN network_dropped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN dependencies_network_dropped INTEGER NOT NULL DEFAULT 0;
+";
+
+const MIGRATIONS: [&str; 11] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -45,7 +45,7 @@ pub struct LoggedConnection {
 
 /// The columns of a connection, in the order [`read`] takes them.
 const COLUMNS: &str = "c.started_at_ms, c.protocol, c.host, c.addr, c.port, c.allowed, c.rule, \
-    c.reason, c.bytes_up, c.bytes_down, c.duration_ms, c.cut_by";
+    c.reason, c.bytes_up, c.bytes_down, c.duration_ms, c.cut_by, c.repeats";
 
 /// The stage of the dependency installer's connections.
 pub(super) const DEPENDENCIES: &str = "dependencies";
@@ -61,8 +61,9 @@ pub(super) fn insert(
 ) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare(
         "INSERT INTO connections (execution_id, seq, started_at_ms, protocol, host, addr, port, \
-         allowed, rule, reason, bytes_up, bytes_down, duration_ms, cut_by, stage, policy) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         allowed, rule, reason, bytes_up, bytes_down, duration_ms, cut_by, stage, policy, \
+         repeats) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+         ?17)",
     )?;
     let policy = stage.map(|_| report.policy.as_str());
     for (seq, c) in report.connections.iter().enumerate() {
@@ -83,6 +84,7 @@ pub(super) fn insert(
             c.cut_by,
             stage,
             policy,
+            signed(c.repeats),
         ])?;
     }
     Ok(())
@@ -99,7 +101,7 @@ pub(super) fn report(
         "SELECT {COLUMNS} FROM connections c WHERE c.execution_id = ?1 AND c.stage IS NULL \
          ORDER BY c.seq"
     );
-    report_of(conn, &sql, id, policy)
+    report_of(conn, &sql, id, policy, "network_dropped")
 }
 
 /// The report of the execution `id`'s dependency installer, if it logged anything.
@@ -123,25 +125,28 @@ pub(super) fn dependencies_report(
         "SELECT {COLUMNS} FROM connections c WHERE c.execution_id = ?1 AND c.stage = \
          '{DEPENDENCIES}' ORDER BY c.seq"
     );
-    report_of(conn, &sql, id, policy).map(Some)
+    report_of(conn, &sql, id, policy, "dependencies_network_dropped").map(Some)
 }
 
+/// The report of the connections `sql` selects, with the count of dropped refusals from the
+/// execution's column `dropped`.
 fn report_of(
     conn: &Connection,
     sql: &str,
     id: &str,
     policy: String,
+    dropped: &str,
 ) -> rusqlite::Result<NetworkReport> {
     let mut stmt = conn.prepare(sql)?;
     let connections = stmt
         .query_map([id], |r| read(r, 0))?
         .collect::<Result<Vec<_>, _>>()?;
-    let denied = connections.iter().filter(|c| !c.allowed).count();
-    Ok(NetworkReport {
-        policy,
-        connections,
-        denied: u32::try_from(denied).unwrap_or(u32::MAX),
-    })
+    let dropped: i64 = conn.query_row(
+        &format!("SELECT {dropped} FROM executions WHERE id = ?1"),
+        [id],
+        |r| r.get(0),
+    )?;
+    Ok(NetworkReport::of(policy, connections, unsigned(dropped)))
 }
 
 /// The connections matching `filter`, newest first; `execution` is the full id the filter's
@@ -219,5 +224,6 @@ fn read(row: &SqlRow<'_>, at: usize) -> rusqlite::Result<Attempt> {
         bytes_down: unsigned(row.get(at + 9)?),
         duration_ms: unsigned(row.get(at + 10)?),
         cut_by: row.get(at + 11)?,
+        repeats: unsigned(row.get(at + 12)?),
     })
 }

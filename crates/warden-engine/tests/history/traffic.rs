@@ -36,6 +36,7 @@ fn attempt(started_ms: u64, host: Option<&str>, addr: &str, allowed: bool) -> Co
         bytes_down: if allowed { 1000 } else { 0 },
         duration_ms: if allowed { 25 } else { 0 },
         cut_by: None,
+        repeats: 0,
     }
 }
 
@@ -49,6 +50,7 @@ fn with_network(
         policy: policy.to_owned(),
         connections,
         denied: u32::try_from(denied).expect("few"),
+        dropped: 0,
     });
     r
 }
@@ -116,6 +118,42 @@ fn connections_read_back_with_their_execution_at_every_retention() {
         (none.network, none.network_policy, none.network_denied),
         (None, None, None)
     );
+}
+
+/// Bug hunt: a flood of refused DNS questions made a 50 MB history row set. The proxy now
+/// folds identical refusals (`repeats`) and counts those a full log dropped (`dropped`); the
+/// history keeps both (schema version 11), and every count reads them.
+#[test]
+fn folded_and_dropped_refusals_are_kept_and_counted() {
+    let world = World::new();
+    let store = open(&world);
+    let start = now_ms();
+    let mut folded = attempt(start, None, "198.51.100.7", false);
+    folded.repeats = 999;
+    let connections = vec![
+        attempt(start, Some("mirror.test"), "192.0.2.10", true),
+        folded,
+    ];
+    let mut r = result("python", exited(0), 10);
+    r.network = Some(NetworkReport::of("p".to_owned(), connections, 40));
+    let report = r.network.as_ref().expect("set");
+    assert_eq!((report.denied, report.dropped), (1040, 40));
+    store
+        .record(&r, input(b"x"), Retention::Full)
+        .expect("recorded");
+    let e = store.get(r.id.as_str()).expect("read").expect("present");
+    assert_eq!(e.network, r.network);
+    assert_eq!(e.network_denied, Some(1040));
+    let listed = store.list(&HistoryFilter::default()).expect("listed");
+    assert_eq!(listed[0].network_denied, Some(1040));
+    let stats = store.network_stats(None).expect("stats");
+    assert_eq!(
+        stats.total_attempts, 1001,
+        "the kept ones, repeats included"
+    );
+    assert_eq!(stats.total_denied, 1000);
+    assert_eq!(stats.per_policy[0].attempts, 1001);
+    assert_eq!(stats.per_policy[0].denied, 1000);
 }
 
 #[test]

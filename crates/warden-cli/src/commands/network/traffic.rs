@@ -85,14 +85,19 @@ pub(crate) fn write_connections(
     out: &mut impl Write,
     report: &NetworkReport,
 ) -> std::io::Result<()> {
-    let attempts = match report.connections.len() {
+    let kept: u64 = report.connections.iter().map(Connection::attempts).sum();
+    let attempts = match kept.saturating_add(report.dropped) {
         0 => "no attempts".to_owned(),
         1 => "1 attempt".to_owned(),
         n => format!("{n} attempts"),
     };
+    let dropped = match report.dropped {
+        0 => String::new(),
+        n => format!(" ({n} refusals counted, not kept: the log was full)"),
+    };
     writeln!(
         out,
-        "{:<12} {}: {attempts}, {} denied",
+        "{:<12} {}: {attempts}, {} denied{dropped}",
         "network:", report.policy, report.denied
     )?;
     if report.connections.is_empty() {
@@ -121,7 +126,11 @@ fn cells(c: &Connection) -> [String; 10] {
         or_dash(c.host.as_deref()),
         or_dash(c.addr.as_deref()),
         c.port.to_string(),
-        if c.allowed { "allow" } else { "deny" }.to_owned(),
+        match (c.allowed, c.repeats) {
+            (true, _) => "allow".to_owned(),
+            (false, 0) => "deny".to_owned(),
+            (false, n) => format!("deny ({} times)", n.saturating_add(1)),
+        },
         c.rule.clone(),
         human_bytes(c.bytes_up as f64),
         human_bytes(c.bytes_down as f64),
