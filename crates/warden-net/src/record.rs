@@ -1,7 +1,7 @@
 //! The traffic log of one execution: one [`ConnectionRecord`] per attempt (allowed or not) and
-//! per DNS question. A connection's record is written when its task ends, however it ends:
-//! normally, refused, cut by a limit, or aborted by [`ProxyHandle::stop`](crate::ProxyHandle).
-//! Runs on the proxy's runtime.
+//! per DNS question, identical refusals folded into one, bounded in bytes. A connection's
+//! record is written when its task ends, however it ends: normally, refused, cut by a limit,
+//! or aborted by [`ProxyHandle::stop`](crate::ProxyHandle). Runs on the proxy's runtime.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -39,7 +39,8 @@ pub struct ConnectionRecord {
     pub bytes_down: u64,
     /// From the attempt to the close.
     pub duration: Duration,
-    /// The limit that refused or ended the connection, if one did.
+    /// The limit that refused or ended the connection, if one did (or the stop, also for a
+    /// relay the program's end closed just before it: [`Cut::Stopped`]).
     pub cut_by: Option<Cut>,
     /// How many more refusals identical to this one (protocol, host, address, port, rule,
     /// reason, limit) were folded into it: the attempt was refused `1 + repeats` times, and
@@ -78,7 +79,9 @@ pub enum Cut {
     TotalBytes,
     /// Nothing moved for `idle_timeout`.
     IdleTimeout,
-    /// The proxy was stopped (the execution ended) while the connection was open.
+    /// The proxy was stopped (the execution ended) while the connection was open, or less
+    /// than a second after the program's side closed it with the server's still open (the
+    /// program's end closes its sockets before warden learns of it).
     Stopped,
 }
 
@@ -115,12 +118,21 @@ pub(crate) struct TrafficLog {
     hasher: RandomState,
 }
 
-/// The records, and where each refusal kept is, by the hash of what identical ones share.
+/// The records, where each refusal kept is (by the hash of what identical ones share), and
+/// which relays the program's side ended, when.
 #[derive(Debug, Default)]
 struct Kept {
     records: Vec<ConnectionRecord>,
     refusals: HashMap<u64, Vec<usize>>,
+    program_closed: Vec<(usize, Instant)>,
 }
+
+/// How long before the proxy stops a relay the program's side ended counts as ended by the
+/// program's end: a program's exit (or its kill at a limit) closes the sockets it left open
+/// before warden learns of it and stops the proxy, a few milliseconds later, more on a
+/// loaded machine. A program that closed a connection itself this little before its end is
+/// counted so too.
+const PROGRAM_END: Duration = Duration::from_secs(1);
 
 impl Default for TrafficLog {
     fn default() -> Self {
@@ -162,19 +174,13 @@ impl TrafficLog {
         let size = size_of(&record);
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         if admitted {
-            // The record's real size replaces what its admission took: it is kept whatever
-            // it is, and later admissions see it.
-            let took = admission(host_len(&record));
-            let _ = self
-                .admitted_bytes
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    Some((n + size).saturating_sub(took))
-                });
-            kept.records.push(record);
+            self.keep_admitted(&mut kept, record);
             return;
         }
         let key = self.hasher.hash_one(refusal_fields(&record));
-        let Kept { records, refusals } = &mut *kept;
+        let Kept {
+            records, refusals, ..
+        } = &mut *kept;
         let same = refusals.get(&key).and_then(|at| {
             at.iter()
                 .copied()
@@ -204,6 +210,39 @@ impl TrafficLog {
         }
     }
 
+    /// Keeps `record` as [`TrafficLog::push`] does; `program_closed`: when the program's side
+    /// ended the relay, the server's still open ([`TrafficLog::take`] decides whether the
+    /// program's end closed it).
+    pub(crate) fn push_ended(
+        &self,
+        record: ConnectionRecord,
+        admitted: bool,
+        program_closed: Option<Instant>,
+    ) {
+        match program_closed {
+            Some(at) if admitted => {
+                let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+                let index = kept.records.len();
+                kept.program_closed.push((index, at));
+                self.keep_admitted(&mut kept, record);
+            }
+            _ => self.push(record, admitted),
+        }
+    }
+
+    /// Keeps a record let through: its real size replaces what its admission took; it is
+    /// kept whatever it is, and later admissions see it.
+    fn keep_admitted(&self, kept: &mut Kept, record: ConnectionRecord) {
+        let size = size_of(&record);
+        let took = admission(host_len(&record));
+        let _ = self
+            .admitted_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some((n + size).saturating_sub(took))
+            });
+        kept.records.push(record);
+    }
+
     pub(crate) fn snapshot(&self) -> Vec<ConnectionRecord> {
         self.kept
             .lock()
@@ -217,10 +256,21 @@ impl TrafficLog {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
-    /// The records and the count of those dropped, leaving the log empty.
+    /// The records and the count of those dropped, leaving the log empty. Taken at the stop,
+    /// a relay the program's side ended within [`PROGRAM_END`] before was cut by the stop:
+    /// it was open when the program ended.
     pub(crate) fn take(&self) -> Traffic {
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         kept.refusals.clear();
+        let closed = std::mem::take(&mut kept.program_closed);
+        if self.stopping.load(Ordering::SeqCst) {
+            for (index, at) in closed {
+                let record = kept.records.get_mut(index).filter(|r| r.cut_by.is_none());
+                if let Some(record) = record.filter(|_| at.elapsed() <= PROGRAM_END) {
+                    record.cut_by = Some(Cut::Stopped);
+                }
+            }
+        }
         Traffic {
             records: std::mem::take(&mut kept.records),
             dropped: self.dropped.swap(0, Ordering::AcqRel),
@@ -274,6 +324,10 @@ pub(crate) struct Meter {
     down: AtomicU64,
     last_activity_ms: AtomicU64,
     tls: AtomicBool,
+    /// The server's side sent its end of file.
+    upstream_ended: AtomicBool,
+    /// The program's side ended (closed or reset) while the server's was still open.
+    client_first: AtomicBool,
 }
 
 impl Meter {
@@ -284,6 +338,8 @@ impl Meter {
             down: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(0),
             tls: AtomicBool::new(false),
+            upstream_ended: AtomicBool::new(false),
+            client_first: AtomicBool::new(false),
         }
     }
 
@@ -310,6 +366,18 @@ impl Meter {
     /// Notes that the connection carries TLS: its record says https.
     pub(crate) fn saw_tls(&self) {
         self.tls.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes that the server's side sent its end of file.
+    pub(crate) fn upstream_ended(&self) {
+        self.upstream_ended.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes that the program's side ended; it did so first unless the server's had.
+    pub(crate) fn client_ended(&self) {
+        if !self.upstream_ended.load(Ordering::Relaxed) {
+            self.client_first.store(true, Ordering::Relaxed);
+        }
     }
 
     /// How long nothing has moved.
@@ -448,7 +516,13 @@ impl Drop for Recording {
         if !self.concluded && self.log.stopping.load(Ordering::SeqCst) {
             record.cut_by = Some(Cut::Stopped);
         }
-        self.log.push(record, self.admitted);
+        // Ended by the program's side while the server's was open, and nothing else cut it:
+        // if the proxy stops soon, the program's end closed it (`TrafficLog::take`).
+        let program_closed = (record.allowed
+            && record.cut_by.is_none()
+            && self.meter.client_first.load(Ordering::Relaxed))
+        .then(Instant::now);
+        self.log.push_ended(record, self.admitted, program_closed);
     }
 }
 

@@ -155,14 +155,41 @@ where
 {
     let mut buf = vec![0; CHUNK];
     loop {
-        let n = reader.read(&mut buf).await.map_err(Stop::Io)?;
+        let n = if upward {
+            read_client(reader, &mut buf, meter).await?
+        } else {
+            reader.read(&mut buf).await.map_err(Stop::Io)?
+        };
         if n == 0 {
+            if !upward {
+                meter.upstream_ended();
+            }
             // The other direction may still be moving; a peer already gone is no error here.
             let _ = writer.shutdown().await;
             return Ok(());
         }
         meter.touch();
         forward(writer, &buf[..n], upward, shared, meter).await?;
+    }
+}
+
+/// Reads from the client, noting when its side ends: end of file, or an error (a reset: it
+/// closed with bytes unread, as a killed program's socket does).
+async fn read_client<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+    meter: &Meter,
+) -> Result<usize, Stop> {
+    match reader.read(buf).await {
+        Ok(0) => {
+            meter.client_ended();
+            Ok(0)
+        }
+        Ok(n) => Ok(n),
+        Err(e) => {
+            meter.client_ended();
+            Err(Stop::Io(e))
+        }
     }
 }
 
@@ -195,7 +222,7 @@ where
     let mut buf = vec![0; CHUNK];
     let mut dropped = initial.len() - n;
     loop {
-        let n = reader.read(&mut buf).await.map_err(Stop::Io)?;
+        let n = read_client(reader, &mut buf, meter).await?;
         if n == 0 {
             // The other direction may still be moving; a peer already gone is no error here.
             let _ = writer.shutdown().await;
@@ -231,10 +258,12 @@ async fn forward<W: AsyncWrite + Unpin>(
             meter.hold_off(wait);
             tokio::time::sleep(wait).await;
         }
-        writer
-            .write_all(&slice[..allowed])
-            .await
-            .map_err(Stop::Io)?;
+        if let Err(e) = writer.write_all(&slice[..allowed]).await {
+            if !upward {
+                meter.client_ended();
+            }
+            return Err(Stop::Io(e));
+        }
         meter.add(upward, allowed as u64);
         if allowed < slice.len() {
             return Err(Stop::Cut(Cut::TotalBytes));
@@ -271,7 +300,7 @@ async fn first_flight<R: AsyncRead + Unpin>(
         match tls::parse(&buf) {
             FirstBytes::Incomplete => {
                 let mut chunk = vec![0; CHUNK];
-                let n = reader.read(&mut chunk).await.map_err(Stop::Io)?;
+                let n = read_client(reader, &mut chunk, meter).await?;
                 if n == 0 && buf.is_empty() {
                     return Ok(buf); // closed before sending anything
                 }

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use support::*;
-use warden_net::{ConnectionRecord, Protocol, Proxy, ProxyLimits};
+use warden_net::{ConnectionRecord, Cut, Protocol, Proxy, ProxyLimits};
 
 fn allowing_svc() -> (TestPolicy, FakeResolver) {
     (
@@ -367,6 +367,47 @@ fn an_https_only_tunnel_relays_nothing_from_the_server_before_the_client_hello()
     let records = sandbox.stop();
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(records[0].bytes_down, 0, "{records:?}");
+}
+
+/// Bug hunt: a connection still open when the program ended was logged with `cut_by: null`,
+/// not `stopped`: the program's end closes its sockets (a reset when data was left unread, as
+/// when a time limit kills a download) before warden stops the proxy, so the relay had
+/// already ended by its client's side. A relay whose program side ended first, just before
+/// the stop, is cut by the stop; one that ended long before is not.
+#[test]
+fn a_connection_the_programs_end_closed_is_cut_by_the_stop() {
+    if !root() {
+        return;
+    }
+    let server = EchoServer::start_speaking_first();
+    let port = server.addr.port();
+    let (policy, resolver) = allowing_svc();
+    let sandbox = TestSandbox::start(proxy(policy, ProxyLimits::default(), resolver));
+    let early = sandbox.run(|| {
+        let (early, _) = connect_tunnel(&format!("svc.test:{port}"));
+        early
+    });
+    drop(early);
+    assert_eq!(server.wait_idle(), 0);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    sandbox.run(|| {
+        // The banner left unread: closing resets the connection, as a killed program's does.
+        let (aborted, _) = connect_tunnel(&format!("svc.test:{port}"));
+        let mut one = [0; 1];
+        (&aborted)
+            .read_exact(&mut one)
+            .expect("the banner is there");
+        let (closed, _) = connect_tunnel(&format!("svc.test:{port}"));
+        drop((aborted, closed));
+    });
+    assert_eq!(server.wait_idle(), 0, "both relays ended before the stop");
+    let records = sandbox.stop();
+    let cuts: Vec<_> = records.iter().map(|r| r.cut_by).collect();
+    assert_eq!(
+        cuts,
+        [None, Some(Cut::Stopped), Some(Cut::Stopped)],
+        "{records:?}"
+    );
 }
 
 #[test]
