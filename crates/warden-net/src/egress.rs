@@ -125,7 +125,7 @@ pub(crate) enum Refusal {
 }
 
 /// Why an attempt the policy allows is refused once the traffic log holds as many attempts
-/// let through as it keeps (`record::ALLOWED_BYTES`).
+/// let through as it keeps (`ALLOWED_BYTES` in `record/log.rs`).
 pub(crate) const LOG_FULL: &str =
     "the traffic log holds 4 MiB of attempts let through, as much as it keeps: nothing more is";
 
