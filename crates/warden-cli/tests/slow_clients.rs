@@ -153,3 +153,89 @@ fn a_trickled_request_body_is_cut_and_frees_its_slot() {
         );
     }
 }
+
+/// A connection to `addr` whose receive buffer is as small as the kernel allows a client to
+/// ask (4 KiB), set before the handshake so that the window it offers is small from the start.
+fn small_window_connection(addr: std::net::SocketAddr) -> TcpStream {
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let std::net::SocketAddr::V4(v4) = addr else {
+        panic!("the test server listens on 127.0.0.1");
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("a socket");
+    setsockopt(&fd, sockopt::RcvBuf, &4096).expect("a small receive buffer");
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(v4)).expect("connects");
+    TcpStream::from(fd)
+}
+
+/// Bug hunt: clients that sent pipelined requests and never read the answers held every
+/// connection slot for as long as they stayed connected (the header timeout bounds reading a
+/// request, nothing bounded writing its answer): with `max_connections` of them, no other
+/// client was answered. An answer that the client does not take is now cut after
+/// `header_read_timeout`, which frees the slot.
+#[test]
+fn clients_that_never_read_their_answers_are_cut_and_free_their_slots() {
+    let server = LiveServer::start("[server]\nheader_read_timeout = \"2s\"\nmax_connections = 3\n");
+    let pipelined = "GET /v1/openapi.json HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".repeat(300);
+    let mut hogs: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = small_window_connection(server.addr());
+            stream
+                .write_all(pipelined.as_bytes())
+                .expect("requests sent");
+            stream
+        })
+        .collect();
+    assert_eq!(
+        server.health(CLOSED_WITHIN),
+        Some(200),
+        "health is answered once a client that reads nothing is cut\n{}",
+        server.log()
+    );
+    // Each is closed: what it can still read ends (end of file or a reset) rather than
+    // waiting for more.
+    for (i, hog) in hogs.iter_mut().enumerate() {
+        hog.set_read_timeout(Some(CLOSED_WITHIN))
+            .expect("read timeout set");
+        let mut sink = Vec::new();
+        let ended = match hog.read_to_end(&mut sink) {
+            Ok(_) => true,
+            Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        };
+        assert!(ended, "the connection of client {i} is still open");
+    }
+}
+
+/// What the bound on answers must not cut: an answer read at once however large it is, and a
+/// long-polling request whose answer comes after more than `header_read_timeout` (nothing is
+/// waiting to be sent meanwhile).
+#[test]
+fn answers_that_are_read_and_waits_for_a_result_are_not_cut() {
+    let server = LiveServer::start("[server]\nheader_read_timeout = \"1s\"\nmax_connections = 4\n");
+    let mut stream = TcpStream::connect(server.addr()).expect("connects");
+    let pipelined = "GET /v1/openapi.json HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".repeat(50);
+    write!(
+        stream,
+        "{pipelined}GET /v1/health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .expect("requests sent");
+    let mut answers = String::new();
+    stream.read_to_string(&mut answers).expect("answers read");
+    assert_eq!(
+        answers.matches("HTTP/1.1 200 OK").count(),
+        51,
+        "every answer"
+    );
+    // A synchronous run of 3 s, thrice the timeout, answered whole.
+    let body = r#"{"language":"bash","code":"sleep 3; echo done"}"#;
+    let (status, answer) = server.request("POST", "/v1/executions", Some(body));
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("done"), "{answer}");
+}

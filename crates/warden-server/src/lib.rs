@@ -23,6 +23,7 @@ pub mod piston;
 mod quota;
 mod resume;
 mod routes;
+mod send_pace;
 mod serve;
 mod state;
 mod text;

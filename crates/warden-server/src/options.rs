@@ -39,7 +39,7 @@ pub struct ServerOptions {
     /// How long running executions may take to finish once shutdown begins.
     pub shutdown_deadline: Duration,
     /// How long a connection may take to send a request's headers, or stay idle between two
-    /// requests, before it is closed.
+    /// requests, or leave unread what the server sends it, before it is closed.
     pub header_read_timeout: Duration,
     /// Connections open at once; more wait in the listen backlog.
     pub max_connections: usize,

@@ -7,8 +7,9 @@
 //! Connections are served by hyper's HTTP/1 server rather than `axum::serve`, for two limits
 //! axum does not offer: a header-read timeout (a client that sends its headers byte by byte,
 //! or nothing, is cut after `header_read_timeout` instead of holding its connection forever:
-//! slow loris) and a cap on open connections (`max_connections`). Upgrades stay enabled for
-//! Piston's WebSocket.
+//! slow loris) and a cap on open connections (`max_connections`). The same timeout bounds the
+//! other direction, a client that does not read what it is sent (`send_pace.rs`). Upgrades
+//! stay enabled for the WebSockets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use warden_engine::Engine;
 
 use crate::options::ServerOptions;
 use crate::routes::router;
+use crate::send_pace::Paced;
 use crate::state::AppState;
 
 /// Why the server could not start or stopped abnormally.
@@ -232,7 +234,8 @@ async fn drain(state: &AppState, servers: &mut tokio::task::JoinSet<()>) {
 struct ConnectionLimits {
     /// One permit per open connection (`max_connections`).
     slots: Arc<Semaphore>,
-    /// How long a request's headers may take to arrive, or a kept-alive connection may idle.
+    /// How long a request's headers may take to arrive, or a kept-alive connection may idle;
+    /// and how long a write may wait for a client that takes nothing of it.
     header_read_timeout: Duration,
 }
 
@@ -285,9 +288,10 @@ async fn accept_failed(error: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// Serves one connection's requests until the client closes it, its headers are late, or the
-/// server stops (then the request in progress is finished and the connection closed). Holds
-/// its slot until then; an upgraded connection (WebSocket) gives it back at the upgrade.
+/// Serves one connection's requests until the client closes it, its headers are late, it does
+/// not take what it is sent, or the server stops (then the request in progress is finished
+/// and the connection closed). Holds its slot until then; an upgraded connection (WebSocket)
+/// gives it back at the upgrade.
 fn serve_connection(
     stream: TcpStream,
     app: Router,
@@ -299,7 +303,10 @@ fn serve_connection(
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+        .serve_connection(
+            TokioIo::new(Paced::new(stream, limits.header_read_timeout)),
+            TowerToHyperService::new(app),
+        )
         .with_upgrades();
     async move {
         let _slot = slot;
@@ -312,7 +319,8 @@ fn serve_connection(
             }
         };
         if let Err(error) = ended {
-            // Late headers, a reset, a malformed request: the client's doing.
+            // Late headers, a reset, a malformed request, answers not read: the client's
+            // doing.
             tracing::debug!(%error, "connection closed");
         }
     }

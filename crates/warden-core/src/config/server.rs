@@ -14,7 +14,7 @@
 //! max_batch = 20                 # requests of one POST /v1/batch
 //! sync_deadline = "60s"          # how long a synchronous request may wait and run
 //! shutdown_deadline = "30s"      # how long running executions may take to finish on SIGTERM
-//! header_read_timeout = "10s"    # a connection that has not sent a request's headers by then is closed
+//! header_read_timeout = "10s"    # a connection that has not sent a request's headers (or read an answer) by then is closed
 //! max_connections = 512          # open connections at once; more wait to be accepted
 //! results_max_age = "24h"        # how long finished asynchronous answers are kept
 //!
@@ -59,8 +59,9 @@ pub struct ServerConfig {
     #[serde(with = "human_age_opt", skip_serializing_if = "Option::is_none")]
     pub shutdown_deadline: Option<Duration>,
     /// How long a connection may take to send a request's headers (also the idle time allowed
-    /// between two requests of a kept-alive connection) before it is closed: a slow-loris
-    /// client cannot hold a connection open.
+    /// between two requests of a kept-alive connection, and how long a write may wait on a
+    /// client that reads none of it) before it is closed: a slow-loris client, or one that
+    /// never reads its answers, cannot hold a connection open.
     #[serde(with = "human_age_opt", skip_serializing_if = "Option::is_none")]
     pub header_read_timeout: Option<Duration>,
     /// How many connections may be open at once; more wait in the listen backlog.
