@@ -239,3 +239,61 @@ fn answers_that_are_read_and_waits_for_a_result_are_not_cut() {
     assert_eq!(status, 200, "{answer}");
     assert!(answer.contains("done"), "{answer}");
 }
+
+/// Sends a request's `head` (its headers, no body) and reads the status of the first answer,
+/// within [`CLOSED_WITHIN`]; `None` if none came. With `expect: 100-continue` in the head, an
+/// interim `100 Continue` is the status read: the server asked for the body.
+fn status_after_head(server: &LiveServer, head: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(server.addr()).expect("connects");
+    stream.write_all(head.as_bytes()).expect("head sent");
+    stream
+        .set_read_timeout(Some(CLOSED_WITHIN))
+        .expect("read timeout set");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => break,
+        }
+    }
+    let line = String::from_utf8_lossy(&line);
+    line.split(' ').nth(1)?.parse().ok()
+}
+
+/// The head of a `method` request of `path` announcing a body of `length` bytes, with
+/// `headers` (each ending in CRLF).
+fn head(method: &str, path: &str, length: usize, headers: &str) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+         content-length: {length}\r\n{headers}\r\n"
+    )
+}
+
+/// Bug hunt: the Judge0 and Piston endpoints read the whole body before they checked the
+/// token: connections without one POSTing 8 MiB bodies made the server hold them all in
+/// memory, which `/v1` answered 401 at once. Every API now answers 401 on the headers,
+/// without asking for the body (no `100 Continue`) or waiting for it.
+#[test]
+fn a_request_without_a_token_is_refused_before_its_body_is_read() {
+    let server = LiveServer::start("[server]\nheader_read_timeout = \"60s\"\n");
+    let eight_mib = 8 << 20;
+    for (method, path) in [
+        ("POST", "/v1/executions"),
+        ("POST", "/submissions"),
+        ("POST", "/submissions/batch"),
+        ("POST", "/api/v2/execute"),
+        ("POST", "/api/v2/packages"),
+        ("DELETE", "/api/v2/packages"),
+    ] {
+        for expect in ["", "expect: 100-continue\r\n"] {
+            let refused = status_after_head(&server, &head(method, path, eight_mib, expect));
+            assert_eq!(
+                refused,
+                Some(401),
+                "{method} {path} {expect:?} without a token\n{}",
+                server.log()
+            );
+        }
+    }
+}

@@ -102,6 +102,23 @@ fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Judge0Error> 
         .map_err(|e| Judge0Error::new(StatusCode::UNAUTHORIZED, e.to_string()))
 }
 
+/// [`caller`] as an extractor of the request's head, for the routes that take a body: axum
+/// runs it before the body is read, so a request without a valid token is refused on its
+/// headers, as `/v1` refuses it, rather than after the server took (and held) up to
+/// `max_body` of it.
+pub(crate) struct Judge0Caller(pub(crate) Caller);
+
+impl axum::extract::FromRequestParts<AppState> for Judge0Caller {
+    type Rejection = Judge0Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Judge0Error> {
+        caller(state, &parts.headers).map(Self)
+    }
+}
+
 /// An error in Judge0's shape: `{"error": "..."}`, or for invalid attributes a map of field →
 /// messages (422).
 #[derive(Debug, Clone, PartialEq)]

@@ -53,6 +53,22 @@ fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, PistonError> 
         })
 }
 
+/// [`caller`] as an extractor of the request's head, for the routes that take a body: axum
+/// runs it before the body is read, so a request without a valid token is refused on its
+/// headers rather than after the server took (and held) up to `max_body` of it.
+pub(crate) struct PistonCaller(pub(crate) Caller);
+
+impl axum::extract::FromRequestParts<AppState> for PistonCaller {
+    type Rejection = PistonError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, PistonError> {
+        caller(state, &parts.headers).map(Self)
+    }
+}
+
 /// An error in Piston's shape: `{"message": "..."}` with its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PistonError {

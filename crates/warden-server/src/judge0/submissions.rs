@@ -18,7 +18,7 @@ use super::fields::{self, Fields, NOT_UTF8};
 use super::info::MAX_BATCH;
 use super::store::{self, Attributes, Progress, Record, Store};
 use super::submission::{self, Input};
-use super::{authorize, callback, caller, flag, Judge0Error};
+use super::{authorize, callback, caller, flag, Judge0Caller, Judge0Error};
 use crate::resume::Resubmission;
 use crate::state::{Admitted, Api, AppState, Caller, ExecError};
 
@@ -71,11 +71,10 @@ const MAX_PER_PAGE: i64 = 100;
 /// `POST /submissions`: 201 with `{"token"}`, or with the finished submission when `wait=true`.
 pub(crate) async fn create(
     State(state): State<AppState>,
+    Judge0Caller(caller): Judge0Caller,
     JudgeQuery(params): JudgeQuery,
-    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), Judge0Error> {
-    let caller = caller(&state, &headers)?;
     let body = body?;
     let base64 = flag(params.base64_encoded.as_deref());
     let fields = Fields::parse(params.fields.as_deref())?;
@@ -225,11 +224,10 @@ pub(crate) async fn delete(
 /// 201 when at least one was accepted, else 422.
 pub(crate) async fn create_batch(
     State(state): State<AppState>,
+    Judge0Caller(caller): Judge0Caller,
     JudgeQuery(params): JudgeQuery,
-    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), Judge0Error> {
-    let caller = caller(&state, &headers)?;
     let body = body?;
     let base64 = flag(params.base64_encoded.as_deref());
     let body = json_body(&body)?;

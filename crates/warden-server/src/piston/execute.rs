@@ -7,7 +7,7 @@ use axum::{Extension, Json};
 use serde_json::Value;
 
 use super::runtimes::resolve;
-use super::{caller, request, response, PistonError};
+use super::{request, response, PistonCaller, PistonError};
 use crate::state::AppState;
 use crate::toolchains::Toolchains;
 
@@ -15,10 +15,10 @@ use crate::toolchains::Toolchains;
 pub(crate) async fn execute(
     State(state): State<AppState>,
     Extension(toolchains): Extension<Toolchains>,
+    PistonCaller(caller): PistonCaller,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, PistonError> {
-    let caller = caller(&state, &headers)?;
     let body = body?;
     let request = parse(&headers, &body, state.options().max_files)?;
     let runtime = resolve(&state, &toolchains, &request.language, &request.version).await?;

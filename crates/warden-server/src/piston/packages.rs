@@ -5,7 +5,7 @@
 //! Piston does, and nothing is installed or removed through the API.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
@@ -40,10 +40,9 @@ pub(crate) async fn list(
 pub(crate) async fn install(
     State(state): State<AppState>,
     Extension(toolchains): Extension<Toolchains>,
-    headers: HeaderMap,
+    _caller: super::PistonCaller,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, PistonError> {
-    super::caller(&state, &headers)?;
     let runtime = requested(&state, &toolchains, &body).await?;
     Ok(Json(
         json!({ "language": runtime.language, "version": runtime.version }),
@@ -54,10 +53,9 @@ pub(crate) async fn install(
 pub(crate) async fn uninstall(
     State(state): State<AppState>,
     Extension(toolchains): Extension<Toolchains>,
-    headers: HeaderMap,
+    _caller: super::PistonCaller,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, PistonError> {
-    super::caller(&state, &headers)?;
     let runtime = requested(&state, &toolchains, &body).await?;
     Err(PistonError {
         status: StatusCode::BAD_REQUEST,
