@@ -4,6 +4,11 @@
 //! byte every few seconds of a chunked one) held its connection slot for ever, and a token
 //! with `max_connections` such requests kept every other client out. Runs in the server
 //! process, on every request with a body, before any extractor reads it.
+//!
+//! A body whose `Content-Length` is over `max_body` is refused here before a byte of it is
+//! read: axum's limit counts the bytes as they arrive, so such a request waited for its body
+//! (the client was even asked for it with `100 Continue`), to be refused once it had come, or
+//! as too slow when it did not.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +30,11 @@ pub(crate) const MIN_RATE: f64 = 16.0 * 1024.0;
 
 /// Wraps the body of `request`, if it has one, so that it must keep its pace.
 pub(crate) async fn pace(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if announced_over(request.headers(), state.options().max_body) {
+        // The body is never polled: hyper neither asks for it (`100 Continue`) nor waits for
+        // it, and closes the connection after the answer.
+        return next.run(request.map(|_| over_the_limit())).await;
+    }
     let has_body = request
         .headers()
         .contains_key(axum::http::header::TRANSFER_ENCODING)
@@ -46,6 +56,25 @@ pub(crate) async fn pace(State(state): State<AppState>, request: Request, next: 
         })
     });
     next.run(request).await
+}
+
+/// Whether `headers` announce a body longer than `max_body`.
+pub(crate) fn announced_over(headers: &axum::http::HeaderMap, max_body: usize) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > max_body as u64)
+}
+
+/// A body that fails at its first read as one past axum's limit does: every extractor then
+/// answers its API's 413 (`BytesRejection`'s `LengthLimitError`), as for a body that grew past
+/// `max_body`.
+fn over_the_limit() -> Body {
+    Body::new(http_body_util::Limited::new(
+        http_body_util::Full::new(Bytes::from_static(b"\0")),
+        0,
+    ))
 }
 
 /// A body's chunks, failing once they fall behind their pace.
@@ -99,7 +128,31 @@ impl Stream for Paced {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::FromRequest;
     use tokio_stream::StreamExt;
+
+    /// The body that stands for one announced over `max_body` is refused by axum's extractors
+    /// as a body past the limit: 413, not a failure to read (400).
+    #[tokio::test]
+    async fn an_announced_body_over_the_limit_is_refused_as_past_the_limit() {
+        let request = Request::new(over_the_limit());
+        let refused = Bytes::from_request(request, &())
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::CONTENT_LENGTH,
+            "1025".parse().expect("a value"),
+        );
+        assert!(announced_over(&headers, 1024));
+        assert!(!announced_over(&headers, 1025));
+        headers.insert(
+            axum::http::header::CONTENT_LENGTH,
+            "many".parse().expect("a value"),
+        );
+        assert!(!announced_over(&headers, 0), "hyper refuses it before");
+    }
 
     /// A body that trickles a byte at a time is cut after the grace; one that keeps its pace
     /// is read whole.

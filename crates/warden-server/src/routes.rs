@@ -112,6 +112,17 @@ async fn mcp_auth(
     use axum::response::IntoResponse;
     const SESSION: &str = "mcp-session-id";
     match state.authenticate(request.headers(), Api::Mcp) {
+        // Refused before it is read, in rmcp's words for a body past its cap: rmcp reads the
+        // body itself, and would answer the refusal the server's layer stands it for as a
+        // failed read (500).
+        Ok(_) if crate::body_pace::announced_over(request.headers(), state.options().max_body) => {
+            let max = state.options().max_body;
+            (
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Payload Too Large: request body exceeds {max} bytes"),
+            )
+                .into_response()
+        }
         Ok(caller) => {
             let session = request
                 .headers()
