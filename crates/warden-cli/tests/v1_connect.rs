@@ -100,3 +100,67 @@ fn a_callers_websockets_are_bounded() {
     });
     assert!(freed, "a closed WebSocket gives its place back");
 }
+
+/// Bug hunt: a Ping or a Pong sent before the first message ended the session as a first
+/// message that is not the program (close 1008), on `/v1/executions/connect` and
+/// `/v1/sessions/{id}/connect`; a client library's keep-alive ping may come first. They are
+/// passed over, as Piston's `/api/v2/connect` does.
+#[test]
+fn a_ping_or_pong_before_the_first_message_is_passed_over() {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::Message;
+    let server = LiveServer::start("");
+    let (status, body) = server.request("POST", "/v1/sessions", Some("{}"));
+    assert_eq!(status, 201, "{body}");
+    let session: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let session = session["id"].as_str().expect("an id").to_owned();
+    let endpoints = [
+        (
+            "/v1/executions/connect".to_owned(),
+            r#"{"language":"bash","code":"echo pinged"}"#,
+        ),
+        (
+            format!("/v1/sessions/{session}/connect"),
+            r#"{"command":"echo pinged"}"#,
+        ),
+    ];
+    for (path, first) in &endpoints {
+        for control in [Message::Ping("x".into()), Message::Pong("y".into())] {
+            let mut request = format!("ws://{}{path}", server.addr())
+                .into_client_request()
+                .expect("a request");
+            request.headers_mut().insert(
+                "authorization",
+                format!("Bearer {}", live_server::TOKEN)
+                    .parse()
+                    .expect("a header"),
+            );
+            let stream = std::net::TcpStream::connect(server.addr()).expect("connects");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .expect("read timeout set");
+            let (mut socket, _) = tungstenite::client(request, stream).expect("upgraded");
+            socket.send(control.clone()).expect("control frame sent");
+            socket
+                .send(Message::Text((*first).into()))
+                .expect("first message sent");
+            let mut texts = Vec::new();
+            let close = loop {
+                match socket.read() {
+                    Ok(Message::Text(text)) => texts.push(text.to_string()),
+                    Ok(Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+                    Ok(_) => {}
+                    Err(e) => panic!("{path} after {control:?}: {e}; so far {texts:?}"),
+                }
+            };
+            let result = texts.iter().find(|t| t.contains(r#""type":"result""#));
+            assert_eq!(close, Some(1000), "{path} after {control:?}: {texts:?}");
+            assert!(
+                result.is_some_and(|r| r.contains(r#""stdout":"pinged\n""#)),
+                "{path} after {control:?}: {texts:?}"
+            );
+        }
+    }
+    let (status, _) = server.request("DELETE", &format!("/v1/sessions/{session}"), None);
+    assert_eq!(status, 204);
+}

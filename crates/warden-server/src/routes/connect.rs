@@ -3,7 +3,7 @@
 //! program runs, and signals. JSON text messages:
 //!
 //! - the client's first message is the program, `POST /v1/executions`'s body (no `tests`), within
-//!   [`REQUEST_TIMEOUT`];
+//!   [`REQUEST_TIMEOUT`] (Ping and Pong frames before it are passed over);
 //! - then the client may send `{"type": "stdin", "data": TEXT}` (written to the program's stdin
 //!   as it comes), `{"type": "stdin", "eof": true}` (with or without `data`: stdin is closed after
 //!   it), and `{"type": "signal", "signal": "SIGINT"}`: SIGTERM, SIGINT, SIGHUP, SIGQUIT,
@@ -163,16 +163,22 @@ enum Event {
 
 async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target: Target) {
     let most = state.options().max_body;
-    let first = match tokio::time::timeout(REQUEST_TIMEOUT, socket.recv()).await {
-        Ok(Some(Ok(message))) => message,
-        Ok(Some(Err(e))) if too_big(&e) => return refuse_too_big(socket, most).await,
-        Ok(_) => return,
-        Err(_) => {
-            let why = ApiError::unprocessable(format!(
-                "nothing to run within {} s: send the program (or the call) first",
-                REQUEST_TIMEOUT.as_secs()
-            ));
-            return refuse(socket, &why).await;
+    // A Ping or Pong (a client library's keep-alive may come first) is the WebSocket's own,
+    // not a message: passed over, the program still due within the timeout.
+    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    let first = loop {
+        match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(message))) => break message,
+            Ok(Some(Err(e))) if too_big(&e) => return refuse_too_big(socket, most).await,
+            Ok(_) => return,
+            Err(_) => {
+                let why = ApiError::unprocessable(format!(
+                    "nothing to run within {} s: send the program (or the call) first",
+                    REQUEST_TIMEOUT.as_secs()
+                ));
+                return refuse(socket, &why).await;
+            }
         }
     };
     let parsed = match target {
