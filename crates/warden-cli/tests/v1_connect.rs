@@ -101,19 +101,60 @@ fn a_callers_websockets_are_bounded() {
     assert!(freed, "a closed WebSocket gives its place back");
 }
 
+/// Opens a WebSocket to `path` with the test's token, sends `frames`, and reads until the
+/// server closes: its text messages and the close code.
+fn session_of(
+    server: &LiveServer,
+    path: &str,
+    frames: Vec<tungstenite::Message>,
+) -> (Vec<String>, Option<u16>) {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::Message;
+    let mut request = format!("ws://{}{path}", server.addr())
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", live_server::TOKEN)
+            .parse()
+            .expect("a header"),
+    );
+    let stream = std::net::TcpStream::connect(server.addr()).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("read timeout set");
+    let (mut socket, _) = tungstenite::client(request, stream).expect("upgraded");
+    for frame in frames {
+        socket.send(frame).expect("frame sent");
+    }
+    let mut texts = Vec::new();
+    loop {
+        match socket.read() {
+            Ok(Message::Text(text)) => texts.push(text.to_string()),
+            Ok(Message::Close(frame)) => return (texts, frame.map(|f| u16::from(f.code))),
+            Ok(_) => {}
+            Err(e) => panic!("{path}: {e}; so far {texts:?}"),
+        }
+    }
+}
+
+/// A session for the test's token: its id.
+fn new_session(server: &LiveServer) -> String {
+    let (status, body) = server.request("POST", "/v1/sessions", Some("{}"));
+    assert_eq!(status, 201, "{body}");
+    let session: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    session["id"].as_str().expect("an id").to_owned()
+}
+
 /// Bug hunt: a Ping or a Pong sent before the first message ended the session as a first
 /// message that is not the program (close 1008), on `/v1/executions/connect` and
 /// `/v1/sessions/{id}/connect`; a client library's keep-alive ping may come first. They are
 /// passed over, as Piston's `/api/v2/connect` does.
 #[test]
 fn a_ping_or_pong_before_the_first_message_is_passed_over() {
-    use tungstenite::client::IntoClientRequest;
     use tungstenite::Message;
     let server = LiveServer::start("");
-    let (status, body) = server.request("POST", "/v1/sessions", Some("{}"));
-    assert_eq!(status, 201, "{body}");
-    let session: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    let session = session["id"].as_str().expect("an id").to_owned();
+    let session = new_session(&server);
     let endpoints = [
         (
             "/v1/executions/connect".to_owned(),
@@ -126,33 +167,8 @@ fn a_ping_or_pong_before_the_first_message_is_passed_over() {
     ];
     for (path, first) in &endpoints {
         for control in [Message::Ping("x".into()), Message::Pong("y".into())] {
-            let mut request = format!("ws://{}{path}", server.addr())
-                .into_client_request()
-                .expect("a request");
-            request.headers_mut().insert(
-                "authorization",
-                format!("Bearer {}", live_server::TOKEN)
-                    .parse()
-                    .expect("a header"),
-            );
-            let stream = std::net::TcpStream::connect(server.addr()).expect("connects");
-            stream
-                .set_read_timeout(Some(Duration::from_secs(60)))
-                .expect("read timeout set");
-            let (mut socket, _) = tungstenite::client(request, stream).expect("upgraded");
-            socket.send(control.clone()).expect("control frame sent");
-            socket
-                .send(Message::Text((*first).into()))
-                .expect("first message sent");
-            let mut texts = Vec::new();
-            let close = loop {
-                match socket.read() {
-                    Ok(Message::Text(text)) => texts.push(text.to_string()),
-                    Ok(Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
-                    Ok(_) => {}
-                    Err(e) => panic!("{path} after {control:?}: {e}; so far {texts:?}"),
-                }
-            };
+            let frames = vec![control.clone(), Message::Text((*first).into())];
+            let (texts, close) = session_of(&server, path, frames);
             let result = texts.iter().find(|t| t.contains(r#""type":"result""#));
             assert_eq!(close, Some(1000), "{path} after {control:?}: {texts:?}");
             assert!(
@@ -160,6 +176,40 @@ fn a_ping_or_pong_before_the_first_message_is_passed_over() {
                 "{path} after {control:?}: {texts:?}"
             );
         }
+    }
+    let (status, _) = server.request("DELETE", &format!("/v1/sessions/{session}"), None);
+    assert_eq!(status, 204);
+}
+
+/// Bug hunt: a key given twice in the first message was taken with its last value, at the
+/// top as in nested objects, where `POST /v1/executions` refuses it at the top: refused at
+/// any depth now, as in every body of the own API.
+#[test]
+fn a_first_message_with_a_key_given_twice_is_refused() {
+    use tungstenite::Message;
+    let server = LiveServer::start("");
+    let session = new_session(&server);
+    let firsts = [
+        (
+            "/v1/executions/connect".to_owned(),
+            r#"{"language":"bash","code":"echo 1","code":"echo 2"}"#,
+        ),
+        (
+            "/v1/executions/connect".to_owned(),
+            r#"{"language":"bash","code":"cat","limits":{"wall_time":"1s","wall_time":"2s"}}"#,
+        ),
+        (
+            format!("/v1/sessions/{session}/connect"),
+            r#"{"command":"echo 1","command":"echo 2"}"#,
+        ),
+    ];
+    for (path, first) in &firsts {
+        let (texts, close) = session_of(&server, path, vec![Message::Text((*first).into())]);
+        assert_eq!(close, Some(1008), "{path} {first}: {texts:?}");
+        assert!(
+            texts.len() == 1 && texts[0].contains("duplicate field"),
+            "{path} {first}: {texts:?}"
+        );
     }
     let (status, _) = server.request("DELETE", &format!("/v1/sessions/{session}"), None);
     assert_eq!(status, 204);

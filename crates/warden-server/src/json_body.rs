@@ -1,7 +1,9 @@
 //! Request bodies that must be JSON objects. serde fills a struct from a JSON array too (its
 //! fields in order), which the OpenAPI document does not allow and a client never means: an
 //! array where an object belongs is refused here, at the top and in the nested fields that use
-//! [`object`] and [`objects`].
+//! [`object`] and [`objects`]. A key given twice in any object of the body is refused too
+//! ([`duplicate_key`]): a struct read straight from the body refuses it, but one read through
+//! a `serde_json::Value` (every nested object here) or a map took its last value.
 
 use axum::extract::{FromRequest, Request};
 use axum::Json;
@@ -75,6 +77,11 @@ where
                 )));
             }
         }
+        if let Some(e) = duplicate_key(&bytes) {
+            return Err(ApiError::unprocessable(format!(
+                "Failed to deserialize the JSON body into the target type: {e}"
+            )));
+        }
         // axum's own rules from here: 400 for malformed JSON, 422 naming the field for a
         // wrong type or an unknown field.
         let Json(body) = Json::<T>::from_bytes(&bytes)?;
@@ -113,6 +120,73 @@ pub(crate) fn objects<'de, D: Deserializer<'de>, T: DeserializeOwned>(
         .collect()
 }
 
+/// The first key given twice in an object of `json`, at any depth (`duplicate field `stdin`
+/// at line 1 column 45`); `None` when there is none, or when `json` is not valid JSON (its
+/// parse then says what is wrong).
+pub(crate) fn duplicate_key(json: &[u8]) -> Option<serde_json::Error> {
+    serde_json::from_slice::<NoDuplicateKeys>(json)
+        .err()
+        .filter(serde_json::Error::is_data)
+}
+
+/// Any JSON value whose objects have no key twice; nothing of it is kept.
+struct NoDuplicateKeys;
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Self, A::Error> {
+        while items.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if keys.contains(&key) {
+                return Err(A::Error::custom(format!("duplicate field `{key}`")));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+            keys.insert(key);
+        }
+        Ok(self)
+    }
+}
+
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -142,6 +216,32 @@ mod tests {
         #[serde(deserialize_with = "objects")]
         #[allow(dead_code)]
         many: Vec<Inner>,
+    }
+
+    #[test]
+    fn a_key_given_twice_is_found_at_any_depth() {
+        for twice in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"one":{"a":1,"a":2}}"#,
+            r#"{"many":[{"a":1},{"b":[{"c":1,"c":1}]}]}"#,
+        ] {
+            let found = duplicate_key(twice.as_bytes()).map(|e| e.to_string());
+            assert!(
+                found
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("duplicate field")),
+                "{twice}: {found:?}"
+            );
+        }
+        for once in [
+            r#"{"a":{"a":1},"b":[{"a":1},{"a":2}]}"#,
+            r#"[1,"x",null,true,{"\u0061":1,"b":1.5}]"#,
+            r#"{"a":"#,
+        ] {
+            assert!(duplicate_key(once.as_bytes()).is_none(), "{once}");
+        }
+        // Escapes are read before keys are compared: "\u0061" is "a".
+        assert!(duplicate_key(br#"{"a":1,"\u0061":2}"#).is_some());
     }
 
     #[test]

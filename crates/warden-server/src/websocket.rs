@@ -102,6 +102,15 @@ pub(crate) fn parse(message: &Message) -> Option<Value> {
     }
 }
 
+/// A data message's bytes (none for a control frame).
+pub(crate) fn text_of(message: &Message) -> &[u8] {
+    match message {
+        Message::Text(text) => text.as_bytes(),
+        Message::Binary(bytes) => bytes,
+        _ => &[],
+    }
+}
+
 /// Sends `value` as a text message.
 pub(crate) async fn send(socket: &mut WebSocket, value: Value) -> Result<(), axum::Error> {
     socket.send(Message::Text(value.to_string().into())).await

@@ -299,3 +299,40 @@ async fn mcp_takes_the_loopback_names_the_rest_of_the_api_takes() {
     let (status, _, text) = send(app(), request("evil.example:2358")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
 }
+
+/// Bug hunt: a key given twice in a nested object of a body (a test case's `stdin`, a
+/// volume's `name`) was taken with its last value, where the same key twice at the top is
+/// refused: both are refused now, naming the key.
+#[tokio::test]
+async fn a_key_given_twice_is_refused_at_any_depth() {
+    let bodies = [
+        r#"{"language":"bash","code":"cat","code":"echo"}"#,
+        r#"{"language":"bash","code":"cat","tests":[{"stdin":"1","stdin":"2","expected_output":"2"}]}"#,
+        r#"{"language":"bash","code":"cat","limits":{"memory":"64MiB","memory":"128MiB"}}"#,
+        r#"{"language":"bash","code":"cat","volumes":[{"name":"a","name":"b","path":"/data"}]}"#,
+        r#"{"language":"bash","files":[{"name":"a.sh","content":"x","content":"y"}]}"#,
+    ];
+    for body in bodies {
+        let (status, json, text) =
+            send(app(ServerOptions::default()), post("/v1/executions", body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {text}");
+        assert!(
+            json["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("duplicate")),
+            "{body}: {text}"
+        );
+    }
+    let call = r#"{"command":"true","limits":{"wall_time":"1s","wall_time":"2s"}}"#;
+    let (status, _, text) = send(
+        app(ServerOptions::default()),
+        post("/v1/sessions/nosuch/exec", call),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    let batch =
+        r#"{"executions":[{"language":"bash","code":"cat","tests":[{"stdin":"1","stdin":"2"}]}]}"#;
+    let (status, json, text) = send(app(ServerOptions::default()), post("/v1/batch", batch)).await;
+    let refused = status == StatusCode::UNPROCESSABLE_ENTITY || json["results"][0]["status"] == 422;
+    assert!(refused, "{text}");
+}

@@ -42,7 +42,9 @@ use crate::execution_request::{check_single_run, ExecutionBody};
 use crate::outbox;
 use crate::state::{AppState, Caller};
 use crate::text::{Chunk, OutputText};
-use crate::websocket::{close, close_too_big, parse, send, too_big, AbortOnDrop, StdinWriter};
+use crate::websocket::{
+    close, close_too_big, parse, send, text_of, too_big, AbortOnDrop, StdinWriter,
+};
 
 /// How long a client has to send its program.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -314,6 +316,9 @@ fn program(state: &AppState, message: &Message) -> Result<ExecutionRequest, ApiE
     if !value.is_object() {
         return Err(ApiError::unprocessable("the program must be a JSON object"));
     }
+    if let Some(e) = crate::json_body::duplicate_key(text_of(message)) {
+        return Err(ApiError::unprocessable(format!("the program: {e}")));
+    }
     let body: ExecutionBody = serde_json::from_value(value)
         .map_err(|e| ApiError::unprocessable(format!("the program: {e}")))?;
     let request = body.into_request(state.options())?;
@@ -389,6 +394,9 @@ fn call(state: &AppState, message: &Message) -> Result<SessionCall, ApiError> {
             "the first message must be the call as a JSON object: POST /v1/sessions/{id}/exec's body",
         ));
     };
+    if let Some(e) = crate::json_body::duplicate_key(text_of(message)) {
+        return Err(ApiError::unprocessable(format!("the call: {e}")));
+    }
     super::sessions::call_of(value, state)
 }
 
