@@ -336,3 +336,32 @@ async fn a_key_given_twice_is_refused_at_any_depth() {
     let refused = status == StatusCode::UNPROCESSABLE_ENTITY || json["results"][0]["status"] == 422;
     assert!(refused, "{text}");
 }
+
+/// Bug hunt: `PUT /v1/sessions/{id}/file?path=%ff%fe` wrote a file named U+FFFD U+FFFD: the
+/// query was decoded with invalid UTF-8 replaced. A path that is not UTF-8 is refused, by
+/// every file operation, before the session is looked up.
+#[tokio::test]
+async fn a_file_path_that_is_not_utf8_is_refused() {
+    let uri = "/v1/sessions/nosuch/file?path=%ff%fe";
+    let put = Request::put(uri).body(Body::from("x")).expect("request");
+    let (status, json, text) = send(app(ServerOptions::default()), put).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    assert!(
+        json["error"].as_str().is_some_and(|e| e.contains("UTF-8")),
+        "{text}"
+    );
+    for uri in [uri, "/v1/sessions/nosuch/files?path=a%80"] {
+        let (status, _, text) = send(app(ServerOptions::default()), get(uri)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}: {text}");
+    }
+    let delete = Request::delete(uri).body(Body::empty()).expect("request");
+    let (status, _, text) = send(app(ServerOptions::default()), delete).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    // Encoded UTF-8, and an encoded U+FFFD itself, are names like any other.
+    let (status, _, text) = send(
+        app(ServerOptions::default()),
+        get("/v1/sessions/nosuch/file?path=%C3%A9%EF%BF%BD"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+}

@@ -88,6 +88,60 @@ pub(crate) struct PathQuery {
     path: String,
 }
 
+/// [`PathQuery`] from a query that is UTF-8 text once decoded: axum's `Query` decodes a byte
+/// that is not with U+FFFD, so `?path=%ff%fe` wrote a file named U+FFFD U+FFFD. A workspace's
+/// names are UTF-8 here (they travel as JSON text); one that is not is refused, 422.
+pub(crate) struct FileQuery(PathQuery);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FileQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        if !decodes_to_utf8(parts.uri.query().unwrap_or_default()) {
+            return Err(ApiError::unprocessable(
+                "path: not UTF-8 text once percent-decoded; a file's name is UTF-8 (percent-encode \
+                 its UTF-8 bytes)",
+            ));
+        }
+        let Query(query) = Query::<PathQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|e: QueryRejection| ApiError::from(e))?;
+        Ok(Self(query))
+    }
+}
+
+/// Whether `query`, percent-decoded (and `+` read as a space) as a form is, is UTF-8.
+fn decodes_to_utf8(query: &str) -> bool {
+    let raw = query.as_bytes();
+    let hex = |at: usize| {
+        raw.get(at)
+            .and_then(|b| char::from(*b).to_digit(16))
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut at = 0;
+    while at < raw.len() {
+        match (raw[at], hex(at + 1), hex(at + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push(high << 4 | low);
+                at += 3;
+            }
+            (b'+', _, _) => {
+                decoded.push(b' ');
+                at += 1;
+            }
+            (byte, _, _) => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
 /// Starts a session.
 #[utoipa::path(
     post, path = "/v1/sessions", tag = "sessions", operation_id = "create_session",
@@ -274,7 +328,7 @@ pub(crate) fn call_of(body: serde_json::Value, state: &AppState) -> Result<Sessi
         (status = 401, description = "Missing or invalid token"),
         (status = 200, description = "`{path, entries: [{name, kind, size}]}`", body = serde_json::Value),
         (status = 404, description = "No such session or directory"),
-        (status = 422, description = "The path leaves the workspace or crosses a link"),
+        (status = 422, description = "The path leaves the workspace, crosses a link, or is not UTF-8"),
     ),
     security(("bearer" = []))
 )]
@@ -282,10 +336,10 @@ pub(crate) async fn list_files(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
     id: Result<Path<String>, PathRejection>,
-    query: Result<Query<PathQuery>, QueryRejection>,
+    query: Result<FileQuery, ApiError>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    let Query(query) = query?;
+    let FileQuery(query) = query?;
     let path = query.path.clone();
     match file_op(&state, id, caller.token, FileOp::List(query.path)).await? {
         FileAnswer::Entries(entries) => {
@@ -306,7 +360,7 @@ pub(crate) async fn list_files(
         (status = 401, description = "Missing or invalid token"),
         (status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
         (status = 404, description = "No such session or file"),
-        (status = 422, description = "The path leaves the workspace, crosses a link, or is not a file"),
+        (status = 422, description = "The path leaves the workspace, crosses a link, is not a file, or is not UTF-8"),
     ),
     security(("bearer" = []))
 )]
@@ -314,10 +368,10 @@ pub(crate) async fn download(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
     id: Result<Path<String>, PathRejection>,
-    query: Result<Query<PathQuery>, QueryRejection>,
+    query: Result<FileQuery, ApiError>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    let Query(query) = query?;
+    let FileQuery(query) = query?;
     match file_op(&state, id, caller.token, FileOp::Read(query.path)).await? {
         FileAnswer::Bytes(bytes) => {
             Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
@@ -340,7 +394,7 @@ pub(crate) async fn download(
         (status = 204, description = "Written"),
         (status = 404, description = "No such session"),
         (status = 409, description = "Another file operation on the stopped session's workspace held it for 5 seconds; try again"),
-        (status = 422, description = "The path leaves the workspace or crosses a link"),
+        (status = 422, description = "The path leaves the workspace, crosses a link, or is not UTF-8"),
         (status = 507, description = "The workspace is full (its quota)"),
     ),
     security(("bearer" = []))
@@ -349,11 +403,11 @@ pub(crate) async fn upload(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
     id: Result<Path<String>, PathRejection>,
-    query: Result<Query<PathQuery>, QueryRejection>,
+    query: Result<FileQuery, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
-    let Query(query) = query?;
+    let FileQuery(query) = query?;
     let body = body?;
     file_op(
         &state,
@@ -375,7 +429,7 @@ pub(crate) async fn upload(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such session or file"),
         (status = 409, description = "Another file operation on the stopped session's workspace held it for 5 seconds; try again"),
-        (status = 422, description = "The path leaves the workspace, or names a directory that is not empty"),
+        (status = 422, description = "The path leaves the workspace, names a directory that is not empty, or is not UTF-8"),
     ),
     security(("bearer" = []))
 )]
@@ -383,10 +437,10 @@ pub(crate) async fn delete_file(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
     id: Result<Path<String>, PathRejection>,
-    query: Result<Query<PathQuery>, QueryRejection>,
+    query: Result<FileQuery, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
-    let Query(query) = query?;
+    let FileQuery(query) = query?;
     file_op(&state, id, caller.token, FileOp::Delete(query.path)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
