@@ -156,7 +156,12 @@ async fn mcp_auth(
                 .extensions_mut()
                 .insert(crate::mcp::McpCaller(caller.token.clone()));
             let delete = request.method() == axum::http::Method::DELETE;
+            let json = method == axum::http::Method::POST && is_json(request.headers());
             let mut response = next.run(request).await;
+            // rmcp's 415 for a JSON body is its failure to parse it.
+            if json && response.status() == axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                return parse_error(response).await;
+            }
             match (&session, response.headers().get(SESSION)) {
                 (None, Some(opened)) => {
                     if let Ok(id) = opened.to_str() {
@@ -186,6 +191,37 @@ async fn mcp_auth(
         }
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// Whether `headers` say the body is JSON, as rmcp checks it (`application/json`, any
+/// parameters).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// JSON-RPC's parse error (-32700, 400, `id` null) for a body rmcp could not read as a message
+/// (JSON nested deeper than serde_json reads, cut short, not a JSON-RPC message), which rmcp
+/// answers 415 in plain text, as it answers a body that is not JSON at all; its reason is
+/// kept.
+async fn parse_error(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let said = axum::body::to_bytes(response.into_body(), 64 << 10)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    let reason = said
+        .strip_prefix("fail to deserialize request body ")
+        .unwrap_or(&said);
+    let error = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32700, "message": format!("Parse error: {reason}")},
+    });
+    (axum::http::StatusCode::BAD_REQUEST, axum::Json(error)).into_response()
 }
 
 /// Runs `work` on the engine on a blocking thread: what a route that reads the history or the

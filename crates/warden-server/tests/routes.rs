@@ -365,3 +365,33 @@ async fn a_file_path_that_is_not_utf8_is_refused() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
 }
+
+/// Bug hunt: a body `/mcp` could not parse (JSON nested too deep, cut short) was answered 415
+/// in plain text by rmcp, as if its content type were wrong: it is a JSON-RPC parse error
+/// now, 400.
+#[tokio::test]
+async fn mcp_answers_a_body_it_cannot_parse_with_a_json_rpc_parse_error() {
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    for body in [deep.as_str(), r#"{"a":"#] {
+        let request = Request::post("/mcp")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Body::from(body.to_owned()))
+            .expect("request");
+        let (status, json, text) = send(app(ServerOptions::default()), request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert_eq!(json["jsonrpc"], "2.0", "{text}");
+        assert_eq!(json["error"]["code"], -32700, "{text}");
+        assert!(json["id"].is_null(), "{text}");
+    }
+    // A content type that is not JSON is still rmcp's 415.
+    let request = Request::post("/mcp")
+        .header("host", "localhost")
+        .header("content-type", "text/plain")
+        .header("accept", "application/json, text/event-stream")
+        .body(Body::from("{}"))
+        .expect("request");
+    let (status, _, text) = send(app(ServerOptions::default()), request).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{text}");
+}
