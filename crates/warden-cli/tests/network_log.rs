@@ -52,7 +52,7 @@ fn execution(policy: &str, connections: Vec<Connection>) -> ExecutionResult {
     let language = LanguageId::new("bash").expect("a language id");
     let denied = connections.iter().filter(|c| !c.allowed).count();
     ExecutionResult {
-        id: ExecutionId::random(),
+        id: ExecutionId::random().expect("random bytes"),
         detection: LanguageDetection {
             language: language.clone(),
             confidence: 1.0,

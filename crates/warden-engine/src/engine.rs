@@ -416,7 +416,7 @@ impl Engine {
                     (Vec::new(), None),
                     Vec::new(),
                     None,
-                );
+                )?;
                 let mut warnings = lowered;
                 warnings.extend(self.record(&result, input.borrowed()));
                 clock.lap("record");
@@ -496,7 +496,7 @@ impl Engine {
             earlier,
             ..
         } = done;
-        let mut result = finish(prepared, installed, compile, (earlier, run), tests, report);
+        let mut result = finish(prepared, installed, compile, (earlier, run), tests, report)?;
         result.volumes = std::mem::take(&mut request.volumes);
         let mut warnings = lowered;
         warnings.extend(self.record(&result, input.borrowed()));
@@ -1151,7 +1151,7 @@ fn finish(
     (earlier, run): (Vec<SandboxRun>, Option<SandboxRun>),
     tests: Vec<TestResult>,
     network: Option<NetworkReport>,
-) -> ExecutionResult {
+) -> Result<ExecutionResult, EngineError> {
     let install_network = dependencies.as_ref().and_then(|d| d.network.as_ref());
     let denials = (install_network.iter().map(|n| (Stage::Dependencies, *n)))
         .chain(network.iter().map(|n| (Stage::Run, n)))
@@ -1278,8 +1278,8 @@ fn finish(
         },
         StageResult::from_run,
     );
-    ExecutionResult {
-        id: ExecutionId::random(),
+    Ok(ExecutionResult {
+        id: ExecutionId::random()?,
         language: prepared.detection.language.clone(),
         detection: prepared.detection,
         mode: prepared.mode,
@@ -1298,7 +1298,7 @@ fn finish(
         security,
         network,
         volumes: Vec::new(),
-    }
+    })
 }
 
 /// Times an execution's phases one after another.

@@ -297,6 +297,10 @@ pub enum EngineError {
         /// The recorded execution.
         ran: Option<Box<crate::execution::ExecutionResult>>,
     },
+
+    /// The kernel gave no random bytes for an id.
+    #[error(transparent)]
+    Random(#[from] crate::id::RandomError),
     /// The mode policy refuses to run this program (or this mode).
     #[error("{refusal}")]
     Refused {
@@ -462,6 +466,7 @@ impl EngineError {
             | EngineError::AnalysisRules(_)
             | EngineError::Egress { .. }
             | EngineError::DependencyCache { .. }
+            | EngineError::Random(_)
             | EngineError::Sandbox(_) => ErrorKind::Internal,
         }
     }

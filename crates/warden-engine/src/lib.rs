@@ -43,7 +43,7 @@ pub use history::{
     LoggedConnection, NetworkStats, RecordInput, Retention, SecurityEvent, Severity, Stats,
     ToolStats,
 };
-pub use id::ExecutionId;
+pub use id::{ExecutionId, RandomError};
 pub use security::{RefusedCall, Security, Stage, Violation, ViolationKind};
 pub use sessions::{SessionError, SessionInfo, SessionRequest, SessionState, SessionsSettings};
 pub use settings::{CacheSettings, HistorySettings, Settings, SettingsError};

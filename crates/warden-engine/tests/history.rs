@@ -27,7 +27,7 @@ use warden_engine::{
 fn result(language: &str, outcome: Outcome, wall_ms: u64) -> ExecutionResult {
     let language = LanguageId::new(language).expect("a language id");
     ExecutionResult {
-        id: ExecutionId::random(),
+        id: ExecutionId::random().expect("random bytes"),
         detection: LanguageDetection {
             language: language.clone(),
             confidence: 1.0,

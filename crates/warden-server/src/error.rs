@@ -78,15 +78,12 @@ impl ApiError {
     /// A 500 for warden's own failure: the details go to the log under a request id, the
     /// caller gets the id.
     pub(crate) fn internal(e: &dyn std::error::Error) -> Self {
-        let id = warden_engine::ExecutionId::random();
-        tracing::error!(request = %id.as_str(), error = %e, "request failed");
+        let id = request_id();
+        tracing::error!(request = %id, error = %e, "request failed");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             kind: "internal",
-            message: format!(
-                "internal error (request {}); the server's log has the details",
-                id.as_str()
-            ),
+            message: format!("internal error (request {id}); the server's log has the details"),
             retry_after: None,
         }
     }
@@ -94,6 +91,22 @@ impl ApiError {
     /// The body of this error, `{error, kind}`.
     pub fn body(&self) -> serde_json::Value {
         serde_json::json!({ "error": self.message, "kind": self.kind })
+    }
+}
+
+/// The id a 500 gives its caller to quote, under which the log holds the details: random, so
+/// that the ids of several servers' logs do not collide. It names a log line and grants
+/// nothing (unlike a job's id or a Judge0 token, which are keys), so when the kernel gives no
+/// random bytes the time stands for it.
+fn request_id() -> String {
+    match warden_engine::ExecutionId::random() {
+        Ok(id) => id.to_string(),
+        Err(_) => {
+            let since = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            format!("t{}", since.as_nanos())
+        }
     }
 }
 
@@ -209,12 +222,9 @@ impl From<ExecError> for ApiError {
         };
         // A 5xx's details are for the operator's log; the caller gets an id to quote.
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            let id = warden_engine::ExecutionId::random();
-            tracing::error!(request = %id.as_str(), error = %message, "execution failed");
-            format!(
-                "internal error (request {}); the server's log has the details",
-                id.as_str()
-            )
+            let id = request_id();
+            tracing::error!(request = %id, error = %message, "execution failed");
+            format!("internal error (request {id}); the server's log has the details")
         } else {
             message
         };

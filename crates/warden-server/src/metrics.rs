@@ -550,7 +550,7 @@ mod tests {
         dependencies.cached = false;
         dependencies.network = installer;
         ExecutionResult {
-            id: ExecutionId::random(),
+            id: ExecutionId::random().expect("random bytes"),
             detection: LanguageDetection {
                 language: language.clone(),
                 confidence: 1.0,

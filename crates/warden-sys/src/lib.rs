@@ -14,5 +14,6 @@ pub mod lock;
 pub mod mount;
 pub mod network;
 pub mod process;
+pub mod random;
 pub mod seccomp;
 pub mod signals;

@@ -60,14 +60,20 @@ impl Engine {
             earlier,
             ..
         } = done;
-        let mut result = finish(
+        let mut result = match finish(
             prepared,
             dependencies,
             compile,
             (earlier, run),
             tests,
             network,
-        );
+        ) {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::warn!(error = %e, "a cancelled execution could not be recorded");
+                return None;
+            }
+        };
         // The run's own outcome (a limit the cancel came after) stays among the violations.
         result.outcome = Outcome::Cancelled;
         result.volumes = std::mem::take(&mut request.volumes);

@@ -195,7 +195,7 @@ impl Engine {
         // Held until the session is in the store (or failed): its place among the limits.
         let _admitted = store.admit(request.owner.as_deref())?;
 
-        let id = ExecutionId::random().as_str()[..16].to_owned();
+        let id = ExecutionId::random().map_err(EngineError::from)?.as_str()[..16].to_owned();
         let (workspace, own) = match &request.workspace {
             Some(name) => (name.clone(), false),
             None => (format!("session-{id}"), true),
@@ -580,7 +580,7 @@ impl Engine {
         });
         session.meta().calls += 1;
         let mut warnings = std::mem::take(&mut prepared.lowered);
-        let result = finish(prepared, None, compile, (earlier, run), tests, report);
+        let result = finish(prepared, None, compile, (earlier, run), tests, report)?;
         warnings.extend(self.record(&result, input.borrowed()));
         clock.lap("record");
         match ceiling {

@@ -62,7 +62,11 @@ impl Meta {
             used: ByteSize(0),
             owner: owner.map(str::to_owned),
             session: session.map(str::to_owned),
-            id: Some(crate::id::ExecutionId::random().as_str().to_owned()),
+            // Without random bytes (the kernel gave none), the creation time tells it apart
+            // (`identity`), as for a volume made before ids were kept.
+            id: crate::id::ExecutionId::random()
+                .ok()
+                .map(|id| id.as_str().to_owned()),
             workspace_of: BTreeMap::new(),
         }
     }

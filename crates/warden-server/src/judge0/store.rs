@@ -287,12 +287,13 @@ impl Store {
     }
 }
 
-/// A fresh token, shaped as Judge0's (a version 4 UUID) from an execution id's 128 random bits.
-pub(crate) fn token() -> String {
-    let hex = warden_engine::ExecutionId::random().to_string();
+/// A fresh token, shaped as Judge0's (a version 4 UUID) from an execution id's 128 random bits;
+/// `Err` when the kernel gives none (the submission fails rather than get a guessable token).
+pub(crate) fn token() -> Result<String, warden_engine::RandomError> {
+    let hex = warden_engine::ExecutionId::random()?.to_string();
     let mut chars: Vec<char> = hex.chars().collect();
     if chars.len() != 32 {
-        return hex;
+        return Ok(hex);
     }
     chars[12] = '4';
     chars[16] = match chars[16].to_digit(16).unwrap_or(0) & 0x3 {
@@ -302,14 +303,14 @@ pub(crate) fn token() -> String {
         _ => 'b',
     };
     let text: String = chars.into_iter().collect();
-    format!(
+    Ok(format!(
         "{}-{}-{}-{}-{}",
         &text[0..8],
         &text[8..12],
         &text[12..16],
         &text[16..20],
         &text[20..32]
-    )
+    ))
 }
 
 /// A python submission of `code_bytes` bytes of comments, queued, for tests.
@@ -349,11 +350,11 @@ mod tests {
 
     #[test]
     fn tokens_are_version_4_uuids() {
-        let t = token();
+        let t = token().expect("random bytes");
         assert_eq!(t.len(), 36);
         assert_eq!(t.as_bytes()[14], b'4');
         assert!(matches!(t.as_bytes()[19], b'8' | b'9' | b'a' | b'b'));
-        assert_ne!(t, token());
+        assert_ne!(t, token().expect("random bytes"));
     }
 
     #[tokio::test]

@@ -321,7 +321,7 @@ fn start(
     again: Option<(Value, bool)>,
 ) -> Result<(String, tokio::task::JoinHandle<Option<ExecError>>), Judge0Error> {
     let admitted = state.admit(&caller)?;
-    let token = store::token();
+    let token = store::token().map_err(|e| ExecError::Engine(e.into()))?;
     let input = Arc::new(input);
     let created_at = SystemTime::now();
     store.insert(Record {

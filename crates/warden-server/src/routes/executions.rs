@@ -112,7 +112,9 @@ fn start(
     sent: &[u8],
 ) -> Result<JobStatus, ApiError> {
     let admitted = state.admit(&caller)?;
-    let id = warden_engine::ExecutionId::random().as_str().to_owned();
+    let id = warden_engine::ExecutionId::random()
+        .map_err(|e| ApiError::from(warden_engine::EngineError::from(e)))?
+        .to_string();
     let cancel = warden_engine::Cancellation::new();
     request.cancel = Some(cancel.clone());
     let status = state.jobs().insert(&id, cancel, caller.token.as_deref());
