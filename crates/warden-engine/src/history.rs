@@ -14,6 +14,7 @@
 mod entry;
 mod events;
 mod network_stats;
+mod prune;
 mod schema;
 mod stats;
 pub(crate) mod time;
@@ -30,10 +31,11 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use crate::execution::ExecutionResult;
 
 pub use entry::{
-    CompileRecord, HistoryEntry, HistoryFilter, Prune, RecordInput, Retention, SecurityRecord,
+    CompileRecord, HistoryEntry, HistoryFilter, RecordInput, Retention, SecurityRecord,
 };
 pub use events::{EventFilter, SecurityEvent, Severity};
 pub use network_stats::{HostStats, NetworkStats, PolicyStats};
+pub use prune::Prune;
 pub use stats::{LanguageStats, Stats};
 pub(crate) use time::utc;
 pub use tool_calls::{

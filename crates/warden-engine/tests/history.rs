@@ -550,6 +550,66 @@ fn pruning_deletes_by_age_and_by_count() {
     assert_eq!(store.stats(None).expect("stats").total, 0);
 }
 
+/// Bug hunt: `[history] max_count` deleted the oldest executions whoever asked for them: with
+/// `max_count = 20`, one token's 25 runs deleted another token's 5 from its history. Past the
+/// bound, the oldest executions of the token with the most go first now, so that a token's
+/// flood deletes its own; executions without a token (the CLI's) are one more such caller.
+#[test]
+fn pruning_by_count_deletes_from_the_caller_with_the_most() {
+    let dir = World::new();
+    let store = open(&dir);
+    let record_as = |token: Option<&str>| {
+        let input = RecordInput {
+            token,
+            ..input(b"x")
+        };
+        store
+            .record(&result("bash", exited(0), 1), input, Retention::Metadata)
+            .expect("recorded");
+    };
+    let count_of = |token: Option<&str>| -> usize {
+        let listed = store.list(&HistoryFilter::default()).expect("listed");
+        listed
+            .iter()
+            .filter(|e| e.token.as_deref() == token)
+            .count()
+    };
+    let keep = |n| Prune {
+        keep_last: Some(n),
+        ..Default::default()
+    };
+    for _ in 0..5 {
+        record_as(Some("bob"));
+    }
+    record_as(None);
+    for _ in 0..25 {
+        record_as(Some("alice"));
+        store.prune(&keep(20)).expect("pruned");
+    }
+    assert_eq!(count_of(Some("bob")), 5, "bob's executions stay");
+    assert_eq!(count_of(None), 1, "the CLI's stays");
+    assert_eq!(count_of(Some("alice")), 14);
+    let newest = store.list(&HistoryFilter::default()).expect("listed")[0]
+        .id
+        .clone();
+    // Lowered below what bob holds: alice comes down to bob's count, then both go together.
+    assert_eq!(store.prune(&keep(7)).expect("pruned"), 13);
+    assert_eq!(
+        (
+            count_of(Some("alice")),
+            count_of(Some("bob")),
+            count_of(None)
+        ),
+        (3, 3, 1)
+    );
+    assert_eq!(
+        store.list(&HistoryFilter::default()).expect("listed")[0].id,
+        newest,
+        "each caller's newest stay"
+    );
+    assert_eq!(store.prune(&keep(7)).expect("pruned"), 0, "nothing over");
+}
+
 /// The version 1 schema, as released before executions carried a security section.
 const V1_SCHEMA: &str = "
 CREATE TABLE executions (
@@ -651,7 +711,8 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
 
 /// Version 10 changes no table: it tells a warden before it, which cannot read a cancelled
 /// execution's outcome, that the database is newer than it knows. A version 9 database (as
-/// version 9 made it: without version 11's columns) is brought to the latest with its rows.
+/// version 9 made it: without the columns, table, index and triggers of versions 11 and 12) is
+/// brought to the latest with its rows.
 #[test]
 fn a_version_9_database_reaches_the_latest_version_and_keeps_its_rows() {
     let dir = World::new();
@@ -665,7 +726,11 @@ fn a_version_9_database_reaches_the_latest_version_and_keeps_its_rows() {
     rusqlite::Connection::open(&path)
         .and_then(|c| {
             c.execute_batch(
-                "ALTER TABLE connections DROP COLUMN repeats;
+                "DROP TRIGGER executions_by_token_in;
+                 DROP TRIGGER executions_by_token_out;
+                 DROP TABLE execution_count_by_token;
+                 DROP INDEX executions_by_token;
+                 ALTER TABLE connections DROP COLUMN repeats;
                  ALTER TABLE executions DROP COLUMN network_dropped;
                  ALTER TABLE executions DROP COLUMN dependencies_network_dropped;
                  PRAGMA user_version = 9;",
@@ -673,8 +738,8 @@ fn a_version_9_database_reaches_the_latest_version_and_keeps_its_rows() {
         })
         .expect("set back to version 9");
     let store = HistoryStore::open(&path).expect("opens and migrates");
-    assert_eq!(HistoryStore::LATEST_SCHEMA_VERSION, 11);
-    assert_eq!(store.schema_version().expect("version"), 11);
+    assert_eq!(HistoryStore::LATEST_SCHEMA_VERSION, 12);
+    assert_eq!(store.schema_version().expect("version"), 12);
     assert!(store.get(r.id.as_str()).expect("read").is_some());
     let cancelled = result("bash", Outcome::Cancelled, 3);
     store

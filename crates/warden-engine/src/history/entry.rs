@@ -1,6 +1,6 @@
 //! One recorded execution: what is written ([`Row`]), what is read back ([`HistoryEntry`]),
 //! how much of the code and output is kept ([`Retention`]) and which rows are selected
-//! ([`HistoryFilter`]) or deleted ([`Prune`]). Its connections are `super::traffic`'s.
+//! ([`HistoryFilter`]); `super::prune` deletes them. Its connections are `super::traffic`'s.
 
 use std::fmt;
 use std::path::Path;
@@ -107,62 +107,6 @@ pub struct HistoryFilter {
     /// Only executions asked for with this API token (by its name); `before` is then one of
     /// them.
     pub token: Option<String>,
-}
-
-/// Which executions [`super::HistoryStore::prune`] deletes. Both rules apply.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Prune {
-    /// Delete executions that finished before this time.
-    pub older_than: Option<SystemTime>,
-    /// Keep only this many, the newest.
-    pub keep_last: Option<u64>,
-}
-
-impl Prune {
-    pub(super) fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<u64> {
-        let mut deleted = 0;
-        if let Some(time) = self.older_than {
-            let old = select_ids(tx, FINISHED_BEFORE, unix_ms(time))?;
-            deleted += delete_executions(tx, &old)?;
-        }
-        if let Some(keep) = self.keep_last {
-            // Keeping the newest `keep` (by finish time, then id) deletes the oldest rest;
-            // the triggers' count says how many (schema version 7).
-            let count: i64 = tx.query_row("SELECT n FROM execution_count", [], |r| r.get(0))?;
-            let excess = count.saturating_sub(signed(keep));
-            if excess > 0 {
-                let oldest = select_ids(tx, OLDEST, excess)?;
-                deleted += delete_executions(tx, &oldest)?;
-            }
-        }
-        Ok(deleted)
-    }
-}
-
-/// The executions that finished before a time.
-const FINISHED_BEFORE: &str = "SELECT id FROM executions WHERE finished_at_ms < ?1";
-/// The oldest executions, so many.
-const OLDEST: &str = "SELECT id FROM executions ORDER BY finished_at_ms, id LIMIT ?1";
-
-/// The ids `query` (on `executions`, one parameter) selects, through the time index.
-fn select_ids(tx: &Transaction<'_>, query: &str, arg: i64) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = tx.prepare(query)?;
-    let ids = stmt.query_map([arg], |r| r.get(0))?;
-    ids.collect()
-}
-
-/// Deletes these executions and their connections, one by one through the primary keys: a
-/// statement deleting by a subquery let SQLite's planner scan the whole table (tens of
-/// megabytes at 100 000 rows) to delete one row.
-fn delete_executions(tx: &Transaction<'_>, ids: &[String]) -> rusqlite::Result<u64> {
-    let mut connections = tx.prepare("DELETE FROM connections WHERE execution_id = ?1")?;
-    let mut executions = tx.prepare("DELETE FROM executions WHERE id = ?1")?;
-    let mut deleted = 0;
-    for id in ids {
-        connections.execute([id])?;
-        deleted += executions.execute([id])? as u64;
-    }
-    Ok(deleted)
 }
 
 /// A stage before the run of a recorded execution: the compile stage, or the dependency
@@ -710,26 +654,6 @@ fn lossy<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pruning_and_the_response_rule_reach_rows_through_indexes_without_sorting() {
-        for query in [
-            FINISHED_BEFORE,
-            OLDEST,
-            "DELETE FROM connections WHERE execution_id = ?1",
-            "DELETE FROM executions WHERE id = ?1",
-            super::super::events::CALLER_EVENTS,
-        ] {
-            let plan = super::super::query_plan(query);
-            let scans_a_table = |d: &String| d.starts_with("SCAN") && !d.contains("INDEX");
-            assert!(
-                !plan
-                    .iter()
-                    .any(|d| scans_a_table(d) || d.contains("TEMP B-TREE")),
-                "{query}: {plan:?}"
-            );
-        }
-    }
 
     #[test]
     fn retention_names_round_trip() {

@@ -161,7 +161,29 @@ ALTER TABLE executions ADD COLUMN network_dropped INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE executions ADD COLUMN dependencies_network_dropped INTEGER NOT NULL DEFAULT 0;
 ";
 
-const MIGRATIONS: [&str; 11] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
+/// Version 12: keeping the newest `max_count` deletes from the caller (API token) that holds
+/// the most (history/prune.rs), which reads how many each has from `execution_count_by_token`
+/// (one row per caller, the executions of no token included, kept by two triggers as
+/// `execution_count` is) and a caller's oldest through `executions_by_token`, which also
+/// serves a token's listing (`/v1/history`).
+const V12: &str = "
+CREATE INDEX executions_by_token ON executions (token, finished_at_ms, id);
+CREATE TABLE execution_count_by_token (token TEXT, n INTEGER NOT NULL);
+INSERT INTO execution_count_by_token (token, n) SELECT token, count(*) FROM executions GROUP BY token;
+CREATE TRIGGER executions_by_token_in AFTER INSERT ON executions
+BEGIN
+    INSERT INTO execution_count_by_token (token, n) SELECT NEW.token, 0
+    WHERE NOT EXISTS (SELECT 1 FROM execution_count_by_token WHERE token IS NEW.token);
+    UPDATE execution_count_by_token SET n = n + 1 WHERE token IS NEW.token;
+END;
+CREATE TRIGGER executions_by_token_out AFTER DELETE ON executions
+BEGIN
+    UPDATE execution_count_by_token SET n = n - 1 WHERE token IS OLD.token;
+    DELETE FROM execution_count_by_token WHERE token IS OLD.token AND n <= 0;
+END;
+";
+
+const MIGRATIONS: [&str; 12] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
