@@ -99,8 +99,10 @@ impl Jobs {
     /// Writes `status` (on a blocking thread: see [`Kept::off_thread`]).
     async fn keep(&self, status: JobStatus) {
         let finished = status.state == JobState::Finished;
-        let id = status.id.clone();
-        self.kept.write(Kind::Job, id, finished, status).await;
+        let (id, token) = (status.id.clone(), status.token.clone());
+        self.kept
+            .write(Kind::Job, id, token, finished, status)
+            .await;
     }
 
     /// A new job of `token`, queued, that `cancel` cancels: in memory, where it is read from
@@ -144,8 +146,9 @@ impl Jobs {
         if let Some(live) = self.live().get_mut(id) {
             live.resumable = true;
         }
+        let token = status.token.clone();
         self.kept
-            .write_queued(Kind::Job, id.to_owned(), status, request)
+            .write_queued(Kind::Job, id.to_owned(), token, status, request)
             .await;
     }
 
@@ -230,18 +233,24 @@ impl Jobs {
     /// Answers the jobs the last server started and did not finish as interrupted; how many.
     pub(crate) fn recover(&self) -> usize {
         let unfinished = self.kept.interrupted(Kind::Job);
-        for (id, kept) in &unfinished {
-            let token = serde_json::from_str::<JobStatus>(kept)
+        for interrupted in &unfinished {
+            let token = serde_json::from_str::<JobStatus>(&interrupted.body)
                 .ok()
                 .and_then(|status| status.token);
             let status = JobStatus {
-                id: id.clone(),
+                id: interrupted.key.clone(),
                 state: JobState::Finished,
                 result: None,
                 error: Some(serde_json::json!({ "error": INTERRUPTED, "kind": "interrupted" })),
                 token,
             };
-            self.kept.put_json(Kind::Job, id, true, &status);
+            self.kept.put_json(
+                Kind::Job,
+                &interrupted.key,
+                interrupted.caller.as_deref(),
+                true,
+                &status,
+            );
         }
         unfinished.len()
     }

@@ -13,9 +13,14 @@
 //!
 //! Bounded: finished documents older than [`Bounds::max_age`] are deleted, and past
 //! [`Bounds::documents`] finished documents, or [`Bounds::bytes`] of them, the oldest finished
-//! ones (their id then answers 404; their executions stay in the history). Unfinished
-//! documents are never deleted.
+//! ones of the caller (the API token) that holds the most of them, in documents or in bytes,
+//! whichever bound is passed (their id then answers 404; their executions stay in the
+//! history). So a caller that floods the server with answers forgets its own, never another's
+//! while it holds more than they do: one tenant's few large outputs made another's Judge0
+//! submission and `wait=false` job answer 404 within 30 s. Unfinished documents are never
+//! deleted.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -45,9 +50,10 @@ impl Kind {
 /// How much is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bounds {
-    /// Finished documents kept.
+    /// Finished documents kept; past it, the caller's with the most go first.
     pub(crate) documents: u64,
-    /// Bytes of finished documents kept; the newest is kept whatever its size.
+    /// Bytes of finished documents kept; past it, the caller's with the most bytes go first.
+    /// The newest is kept whatever its size.
     pub(crate) bytes: u64,
     /// How long a finished document is kept.
     pub(crate) max_age: Duration,
@@ -133,12 +139,14 @@ pub(crate) enum KeptError {
 }
 
 /// The schema's version (`PRAGMA user_version`).
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 
-/// Version 3. A finished document is inserted when it finishes, so the finished ones' `seq`
+/// Version 4. A finished document is inserted when it finishes, so the finished ones' `seq`
 /// order is the order they finished in; `created_ms` is when its key was first written (the
 /// request's acceptance), kept through its rewrites: the order a listing shows. `request` is
-/// what runs a queued request again after a restart, until it starts.
+/// what runs a queued request again after a restart, until it starts. `caller` is the API
+/// token's name whose answer it is (NULL without tokens): the bounds delete from the caller
+/// holding the most, its oldest first, through `kept_caller`.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kept (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -149,11 +157,13 @@ CREATE TABLE IF NOT EXISTS kept (
     body           TEXT NOT NULL,
     created_ms     INTEGER NOT NULL DEFAULT 0,
     request        TEXT,
+    caller         TEXT,
     UNIQUE (kind, key)
 );
 CREATE INDEX IF NOT EXISTS kept_finished ON kept (finished, seq);
 CREATE INDEX IF NOT EXISTS kept_created ON kept (kind, created_ms);
-PRAGMA user_version = 3;
+CREATE INDEX IF NOT EXISTS kept_caller ON kept (finished, caller, seq);
+PRAGMA user_version = 4;
 ";
 
 /// From version 1, which had no `created_ms`: a document's own `created_at` (a Judge0
@@ -171,14 +181,34 @@ UPDATE kept SET created_ms = coalesce(
 /// From version 2, which kept no request to run again.
 const FROM_VERSION_2: &str = "ALTER TABLE kept ADD COLUMN request TEXT;";
 
-/// A queued request to run again: its key, its document, what runs it, and when it was
-/// accepted (milliseconds since the epoch).
+/// From version 3, which kept no caller: a job's is its own `token`, a queued request's the
+/// `token` it is to run again under; other Judge0 submissions' is unknown (NULL, one more
+/// caller to the bounds).
+const FROM_VERSION_3: &str = "
+ALTER TABLE kept ADD COLUMN caller TEXT;
+UPDATE kept SET caller = CASE
+    WHEN kind = 'v1' AND json_valid(body) THEN json_extract(body, '$.token')
+    WHEN request IS NOT NULL AND json_valid(request) THEN json_extract(request, '$.token')
+END;
+";
+
+/// A queued request to run again: its key, its document, what runs it, when it was accepted
+/// (milliseconds since the epoch), and whose it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Resumable {
     pub(crate) key: String,
     pub(crate) body: String,
     pub(crate) request: String,
     pub(crate) created_ms: i64,
+    pub(crate) caller: Option<String>,
+}
+
+/// An unfinished answer the last server interrupted: its key, its document, and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Interrupted {
+    pub(crate) key: String,
+    pub(crate) body: String,
+    pub(crate) caller: Option<String>,
 }
 
 /// The kept answers.
@@ -231,11 +261,56 @@ impl Unwritten {
 #[derive(Debug)]
 struct Inner {
     conn: Connection,
-    /// How many finished documents there are, and their bytes.
-    finished: u64,
-    finished_bytes: u64,
+    /// The finished documents' count and bytes, in all and per caller.
+    totals: Totals,
     /// The lock that makes this server the database's owner (held while it runs).
     _owner: Option<File>,
+}
+
+/// How many finished documents there are and their bytes, in all and per caller (API token;
+/// `None` without one): what the bounds are checked against, without reading the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Totals {
+    count: u64,
+    bytes: u64,
+    by_caller: HashMap<Option<String>, (u64, u64)>,
+}
+
+impl Totals {
+    fn add(&mut self, caller: Option<&str>, size: u64) {
+        self.count += 1;
+        self.bytes = self.bytes.saturating_add(size);
+        let held = self.by_caller.entry(caller.map(str::to_owned)).or_default();
+        *held = (held.0 + 1, held.1.saturating_add(size));
+    }
+
+    fn remove(&mut self, caller: Option<&str>, size: u64) {
+        self.count = self.count.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(size);
+        let key = caller.map(str::to_owned);
+        if let Some(held) = self.by_caller.get_mut(&key) {
+            *held = (held.0.saturating_sub(1), held.1.saturating_sub(size));
+            if held.0 == 0 {
+                self.by_caller.remove(&key);
+            }
+        }
+    }
+
+    /// The caller holding the most bytes (`by_bytes`) or documents; ties go to the caller
+    /// named first (`None` before any name), so that the choice does not depend on the map.
+    fn heaviest(&self, by_bytes: bool) -> Option<Option<String>> {
+        self.by_caller
+            .iter()
+            .max_by(|(a, (a_count, a_bytes)), (b, (b_count, b_bytes))| {
+                let (a_held, b_held) = if by_bytes {
+                    (a_bytes, b_bytes)
+                } else {
+                    (a_count, b_count)
+                };
+                a_held.cmp(b_held).then_with(|| b.cmp(a))
+            })
+            .map(|(caller, _)| caller.clone())
+    }
 }
 
 impl Kept {
@@ -313,23 +388,37 @@ impl Kept {
         if (1..=2).contains(&version) {
             conn.execute_batch(FROM_VERSION_2)?;
         }
+        if (1..=3).contains(&version) {
+            conn.execute_batch(FROM_VERSION_3)?;
+        }
         conn.execute_batch(SCHEMA)?;
-        let (finished, finished_bytes): (i64, i64) = conn.query_row(
-            "SELECT count(*), coalesce(sum(length(body)), 0) FROM kept WHERE finished = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let mut totals = Totals::default();
+        {
+            let mut statement = conn.prepare(
+                "SELECT caller, count(*), coalesce(sum(length(body)), 0) FROM kept
+                 WHERE finished = 1 GROUP BY caller",
+            )?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let (caller, count, bytes): (Option<String>, i64, i64) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?);
+                let (count, bytes) = (as_u64(count), as_u64(bytes));
+                totals.count += count;
+                totals.bytes = totals.bytes.saturating_add(bytes);
+                totals.by_caller.insert(caller, (count, bytes));
+            }
+        }
         let mut inner = Inner {
             conn,
-            finished: u64::try_from(finished).unwrap_or(0),
-            finished_bytes: u64::try_from(finished_bytes).unwrap_or(0),
+            totals,
             _owner: owner,
         };
         // What expired while no server ran.
         let tx = inner.conn.transaction()?;
-        let totals = prune(&tx, (inner.finished, inner.finished_bytes), bounds)?;
+        let mut totals = inner.totals.clone();
+        prune(&tx, &mut totals, bounds)?;
         tx.commit()?;
-        (inner.finished, inner.finished_bytes) = totals;
+        inner.totals = totals;
         Ok(Self {
             inner: Mutex::new(inner),
             bounds,
@@ -368,10 +457,17 @@ impl Kept {
             .ok()
     }
 
-    /// Keeps `value`, as JSON, as the answer for `key` ([`Kept::put`]).
-    pub(crate) fn put_json(&self, kind: Kind, key: &str, finished: bool, value: &impl Serialize) {
+    /// Keeps `value`, as JSON, as `caller`'s answer for `key` ([`Kept::put`]).
+    pub(crate) fn put_json(
+        &self,
+        kind: Kind,
+        key: &str,
+        caller: Option<&str>,
+        finished: bool,
+        value: &impl Serialize,
+    ) {
         match serde_json::to_string(value) {
-            Ok(json) => self.put(kind, key, finished, &json),
+            Ok(json) => self.put(kind, key, caller, finished, &json),
             Err(e) => {
                 tracing::error!(error = %e, kind = kind.name(), key, "serializing an answer failed")
             }
@@ -383,29 +479,61 @@ impl Kept {
         self: &Arc<Self>,
         kind: Kind,
         key: String,
+        caller: Option<String>,
         finished: bool,
         value: T,
     ) {
-        self.off_thread(move |kept| kept.put_json(kind, &key, finished, &value))
+        self.off_thread(move |kept| kept.put_json(kind, &key, caller.as_deref(), finished, &value))
             .await;
     }
 
-    /// Keeps `body` as the answer for `key`, replacing what was kept; once `finished`, it may
-    /// be deleted to stay within the bounds (the oldest finished first).
-    pub(crate) fn put(&self, kind: Kind, key: &str, finished: bool, body: &str) {
-        self.put_with(kind, key, finished, body, None);
+    /// Keeps `body` as `caller`'s answer for `key` (`caller`: the API token's name, `None`
+    /// without tokens), replacing what was kept; once `finished`, it may be deleted to stay
+    /// within the bounds (the oldest finished of the caller holding the most first).
+    pub(crate) fn put(
+        &self,
+        kind: Kind,
+        key: &str,
+        caller: Option<&str>,
+        finished: bool,
+        body: &str,
+    ) {
+        self.put_with(kind, key, caller, finished, body, None);
     }
 
     /// Keeps a queued request's `body` with `request`, what runs it again after a restart
     /// until it starts ([`Kept::started`], [`Kept::resumable`]).
-    pub(crate) fn put_queued(&self, kind: Kind, key: &str, body: &str, request: &str) {
-        self.put_with(kind, key, false, body, Some(request));
+    pub(crate) fn put_queued(
+        &self,
+        kind: Kind,
+        key: &str,
+        caller: Option<&str>,
+        body: &str,
+        request: &str,
+    ) {
+        self.put_with(kind, key, caller, false, body, Some(request));
     }
 
-    fn put_with(&self, kind: Kind, key: &str, finished: bool, body: &str, request: Option<&str>) {
+    fn put_with(
+        &self,
+        kind: Kind,
+        key: &str,
+        caller: Option<&str>,
+        finished: bool,
+        body: &str,
+        request: Option<&str>,
+    ) {
         let mut inner = self.lock();
         let mut unwritten = self.unwritten();
-        match inner.put(kind, key, finished, body, request, self.bounds) {
+        let document = Document {
+            kind,
+            key,
+            caller,
+            finished,
+            body,
+            request,
+        };
+        match inner.put(&document, self.bounds) {
             Ok(()) => {
                 unwritten.forget(kind, key);
             }
@@ -426,11 +554,12 @@ impl Kept {
         self: &Arc<Self>,
         kind: Kind,
         key: String,
+        caller: Option<String>,
         value: T,
         request: String,
     ) {
         self.off_thread(move |kept| match serde_json::to_string(&value) {
-            Ok(json) => kept.put_queued(kind, &key, &json, &request),
+            Ok(json) => kept.put_queued(kind, &key, caller.as_deref(), &json, &request),
             Err(e) => {
                 tracing::error!(error = %e, kind = kind.name(), key, "serializing an answer failed")
             }
@@ -480,25 +609,24 @@ impl Kept {
 
     fn delete_kept(&self, kind: Kind, key: &str) -> bool {
         let mut inner = self.lock();
-        let deleted = (|| -> rusqlite::Result<Option<(bool, i64)>> {
+        let deleted = (|| -> rusqlite::Result<Option<(bool, i64, Option<String>)>> {
             let tx = inner.conn.transaction()?;
             let gone = tx
                 .query_row(
                     "DELETE FROM kept WHERE kind = ?1 AND key = ?2
-                     RETURNING finished, length(body)",
+                     RETURNING finished, length(body), caller",
                     params![kind.name(), key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
             tx.commit()?;
             Ok(gone)
         })();
         match deleted {
-            Ok(Some((finished, size))) => {
+            Ok(Some((finished, size, caller))) => {
                 if finished {
-                    inner.finished = inner.finished.saturating_sub(1);
-                    let size = u64::try_from(size).unwrap_or(0);
-                    inner.finished_bytes = inner.finished_bytes.saturating_sub(size);
+                    let caller: Option<String> = caller;
+                    inner.totals.remove(caller.as_deref(), as_u64(size));
                 }
                 true
             }
@@ -542,14 +670,20 @@ impl Kept {
 
     /// Every unfinished answer of `kind` that cannot run again (it started, or was kept
     /// without a request), oldest first: at start-up, those the last server interrupted.
-    pub(crate) fn interrupted(&self, kind: Kind) -> Vec<(String, String)> {
+    pub(crate) fn interrupted(&self, kind: Kind) -> Vec<Interrupted> {
         let inner = self.lock();
-        let read = || -> rusqlite::Result<Vec<(String, String)>> {
+        let read = || -> rusqlite::Result<Vec<Interrupted>> {
             let mut statement = inner.conn.prepare(
-                "SELECT key, body FROM kept WHERE finished = 0 AND kind = ?1
+                "SELECT key, body, caller FROM kept WHERE finished = 0 AND kind = ?1
                  AND request IS NULL ORDER BY seq",
             )?;
-            let rows = statement.query_map([kind.name()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = statement.query_map([kind.name()], |r| {
+                Ok(Interrupted {
+                    key: r.get(0)?,
+                    body: r.get(1)?,
+                    caller: r.get(2)?,
+                })
+            })?;
             rows.collect()
         };
         read().unwrap_or_else(|e| {
@@ -590,7 +724,7 @@ impl Kept {
         let inner = self.lock();
         let read = || -> rusqlite::Result<Vec<Resumable>> {
             let mut statement = inner.conn.prepare(
-                "SELECT key, body, request, created_ms FROM kept
+                "SELECT key, body, request, created_ms, caller FROM kept
                  WHERE finished = 0 AND kind = ?1 AND request IS NOT NULL
                  ORDER BY created_ms, seq",
             )?;
@@ -600,6 +734,7 @@ impl Kept {
                     body: r.get(1)?,
                     request: r.get(2)?,
                     created_ms: r.get(3)?,
+                    caller: r.get(4)?,
                 })
             })?;
             rows.collect()
@@ -616,26 +751,39 @@ impl Kept {
     }
 }
 
+/// One document to keep ([`Inner::put`]).
+struct Document<'a> {
+    kind: Kind,
+    key: &'a str,
+    caller: Option<&'a str>,
+    finished: bool,
+    body: &'a str,
+    request: Option<&'a str>,
+}
+
 impl Inner {
-    fn put(
-        &mut self,
-        kind: Kind,
-        key: &str,
-        finished: bool,
-        body: &str,
-        request: Option<&str>,
-        bounds: Bounds,
-    ) -> rusqlite::Result<()> {
+    fn put(&mut self, document: &Document<'_>, bounds: Bounds) -> rusqlite::Result<()> {
+        let Document {
+            kind,
+            key,
+            caller,
+            finished,
+            body,
+            request,
+        } = *document;
         let tx = self.conn.transaction()?;
         // What the document replaces (a finished one is counted in the totals).
-        let before: Option<(bool, i64, i64)> = tx
+        let before: Option<(bool, i64, i64, Option<String>)> = tx
             .query_row(
-                "SELECT finished, length(body), created_ms FROM kept WHERE kind = ?1 AND key = ?2",
+                "SELECT finished, length(body), created_ms, caller FROM kept
+                 WHERE kind = ?1 AND key = ?2",
                 params![kind.name(), key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        let created = before.map_or_else(now_ms, |(_, _, created)| created);
+        let created = before
+            .as_ref()
+            .map_or_else(now_ms, |(_, _, created, _)| *created);
         // Deleted and inserted, not updated: a document that finishes takes the newest place
         // in the order the bounds delete by.
         tx.execute(
@@ -643,8 +791,9 @@ impl Inner {
             params![kind.name(), key],
         )?;
         tx.execute(
-            "INSERT INTO kept (kind, key, finished, finished_at_ms, body, created_ms, request)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO kept (kind, key, finished, finished_at_ms, body, created_ms, request,
+                               caller)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 kind.name(),
                 key,
@@ -652,63 +801,93 @@ impl Inner {
                 finished.then(now_ms),
                 body,
                 created,
-                request
+                request,
+                caller
             ],
         )?;
-        let (mut count, mut bytes) = (self.finished, self.finished_bytes);
-        if let Some((true, size, _)) = before {
-            count = count.saturating_sub(1);
-            bytes = bytes.saturating_sub(u64::try_from(size).unwrap_or(0));
+        let mut totals = self.totals.clone();
+        if let Some((true, size, _, was)) = &before {
+            totals.remove(was.as_deref(), as_u64(*size));
         }
         if finished {
-            count += 1;
-            bytes = bytes.saturating_add(body.len() as u64);
-        }
-        if finished {
-            (count, bytes) = prune(&tx, (count, bytes), bounds)?;
+            totals.add(caller, body.len() as u64);
+            prune(&tx, &mut totals, bounds)?;
         }
         tx.commit()?;
-        (self.finished, self.finished_bytes) = (count, bytes);
+        self.totals = totals;
         Ok(())
     }
 }
 
-/// Deletes the oldest finished documents while they are older than the bounds' age, or more
-/// than their count or bytes (the newest always stays); the totals `(count, bytes)` after.
+/// Deletes the finished documents older than the bounds' age, oldest first; then, while the
+/// finished documents are past the bounds' bytes or count, the oldest of the caller that
+/// holds the most bytes or documents (the bound passed, bytes first), one at a time. The
+/// newest always stays: a caller whose only document is the newest is not made to lose it,
+/// nor are the others for it (a document larger than the bytes bound stays until the next
+/// one finishes). `totals` follow what is deleted.
 fn prune(
     tx: &rusqlite::Transaction<'_>,
-    (mut count, mut bytes): (u64, u64),
+    totals: &mut Totals,
     bounds: Bounds,
-) -> rusqlite::Result<(u64, u64)> {
+) -> rusqlite::Result<()> {
     let max_age = i64::try_from(bounds.max_age.as_millis()).unwrap_or(i64::MAX);
     let cutoff = now_ms().saturating_sub(max_age);
-    let mut forget = Vec::new();
+    let mut expired = Vec::new();
     {
+        // In the order they finished: the expired ones come first.
         let mut statement = tx.prepare(
-            "SELECT seq, length(body), finished_at_ms FROM kept WHERE finished = 1
-             ORDER BY seq LIMIT ?1",
+            "SELECT seq, length(body), finished_at_ms, caller FROM kept
+             WHERE finished = 1 ORDER BY seq",
         )?;
-        let mut rows = statement.query([i64::try_from(count).unwrap_or(i64::MAX)])?;
+        let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            let (seq, size, at): (i64, i64, Option<i64>) = (row.get(0)?, row.get(1)?, row.get(2)?);
-            let expired = at.is_some_and(|at| at < cutoff);
-            // Past the count or bytes, the newest still stays; expired, it goes too.
-            let over = (count > bounds.documents || bytes > bounds.bytes) && count > 1;
-            if !(expired || over) {
+            let at: Option<i64> = row.get(2)?;
+            if at.is_none_or(|at| at >= cutoff) {
                 break;
             }
-            forget.push(seq);
-            count -= 1;
-            bytes = bytes.saturating_sub(u64::try_from(size).unwrap_or(0));
+            let (seq, size, caller): (i64, i64, Option<String>) =
+                (row.get(0)?, row.get(1)?, row.get(3)?);
+            totals.remove(caller.as_deref(), as_u64(size));
+            expired.push(seq);
         }
     }
-    if let (Some(first), Some(last)) = (forget.first(), forget.last()) {
-        tx.execute(
-            "DELETE FROM kept WHERE finished = 1 AND seq BETWEEN ?1 AND ?2",
-            params![first, last],
-        )?;
+    let mut delete = tx.prepare("DELETE FROM kept WHERE seq = ?1")?;
+    for seq in expired {
+        delete.execute([seq])?;
     }
-    Ok((count, bytes))
+    let newest: Option<i64> =
+        tx.query_row("SELECT max(seq) FROM kept WHERE finished = 1", [], |r| {
+            r.get(0)
+        })?;
+    let mut oldest_of = tx.prepare(
+        "SELECT seq, length(body) FROM kept WHERE finished = 1 AND caller IS ?1
+         ORDER BY seq LIMIT 1",
+    )?;
+    loop {
+        // The heaviest caller by the bound passed, with its oldest document (not the newest).
+        let mut victim = |by_bytes: bool| -> rusqlite::Result<Option<(Option<String>, i64, i64)>> {
+            let Some(caller) = totals.heaviest(by_bytes) else {
+                return Ok(None);
+            };
+            let oldest: Option<(i64, i64)> = oldest_of
+                .query_row([&caller], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            Ok(oldest
+                .filter(|(seq, _)| Some(*seq) != newest)
+                .map(|(seq, size)| (caller, seq, size)))
+        };
+        let (over_bytes, over_count) =
+            (totals.bytes > bounds.bytes, totals.count > bounds.documents);
+        let mut chosen = if over_bytes { victim(true)? } else { None };
+        if chosen.is_none() && over_count {
+            chosen = victim(false)?;
+        }
+        let Some((caller, seq, size)) = chosen else {
+            return Ok(());
+        };
+        delete.execute([seq])?;
+        totals.remove(caller.as_deref(), as_u64(size));
+    }
 }
 
 /// [`Kept::tally`] on `conn`: each document read once.
@@ -762,6 +941,11 @@ fn count(
     Ok(tally)
 }
 
+/// A count or size SQLite gave as an integer.
+fn as_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 /// Milliseconds since the epoch.
 fn now_ms() -> i64 {
     let since = SystemTime::now()
@@ -774,20 +958,28 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
 
+    /// The keys and documents of `interrupted`.
+    fn pairs(interrupted: Vec<Interrupted>) -> Vec<(String, String)> {
+        interrupted.into_iter().map(|i| (i.key, i.body)).collect()
+    }
+
     #[test]
     fn documents_are_replaced_and_read_back_by_kind_and_key() {
         let kept = Kept::in_memory(Bounds::IN_MEMORY);
-        kept.put(Kind::Judge0, "a", false, "queued");
-        kept.put(Kind::Job, "a", false, "job");
-        kept.put(Kind::Judge0, "a", true, "done");
+        kept.put(Kind::Judge0, "a", None, false, "queued");
+        kept.put(Kind::Job, "a", None, false, "job");
+        kept.put(Kind::Judge0, "a", None, true, "done");
         assert_eq!(kept.get(Kind::Judge0, "a").as_deref(), Some("done"));
         assert_eq!(kept.get(Kind::Job, "a").as_deref(), Some("job"));
         assert_eq!(kept.get(Kind::Job, "b"), None);
         assert!(kept.delete(Kind::Judge0, "a") && !kept.delete(Kind::Judge0, "a"));
         assert_eq!(kept.get(Kind::Judge0, "a"), None);
         assert_eq!(kept.get(Kind::Job, "a").as_deref(), Some("job"));
-        assert_eq!(kept.interrupted(Kind::Job), [("a".into(), "job".into())]);
-        assert!(kept.interrupted(Kind::Judge0).is_empty());
+        assert_eq!(
+            pairs(kept.interrupted(Kind::Job)),
+            [("a".into(), "job".into())]
+        );
+        assert!(pairs(kept.interrupted(Kind::Judge0)).is_empty());
     }
 
     /// A database that takes no more (a full disk, here a page limit) does not lose what was
@@ -796,7 +988,7 @@ mod tests {
     #[test]
     fn an_answer_the_full_database_refuses_is_kept_in_memory() {
         let kept = Kept::in_memory(Bounds::IN_MEMORY);
-        kept.put(Kind::Job, "before", true, "on disk");
+        kept.put(Kind::Job, "before", None, true, "on disk");
         let pages: i64 = kept
             .lock()
             .conn
@@ -807,10 +999,10 @@ mod tests {
             .pragma_update(None, "max_page_count", pages)
             .expect("the database is full");
         let big = "x".repeat(1 << 20);
-        kept.put(Kind::Job, "after", false, &big);
+        kept.put(Kind::Job, "after", None, false, &big);
         assert_eq!(kept.get(Kind::Job, "after").as_deref(), Some(big.as_str()));
         assert_eq!(kept.get(Kind::Job, "before").as_deref(), Some("on disk"));
-        kept.put(Kind::Job, "after", true, "finished, still in memory");
+        kept.put(Kind::Job, "after", None, true, "finished, still in memory");
         assert_eq!(
             kept.get(Kind::Job, "after").as_deref(),
             Some("finished, still in memory")
@@ -819,7 +1011,7 @@ mod tests {
             .conn
             .pragma_update(None, "max_page_count", 1_000_000)
             .expect("room again");
-        kept.put(Kind::Job, "after", true, "on disk at last");
+        kept.put(Kind::Job, "after", None, true, "on disk at last");
         assert!(kept.unwritten().bodies.is_empty());
         assert_eq!(
             kept.get(Kind::Job, "after").as_deref(),
@@ -840,11 +1032,12 @@ mod tests {
             ("e", true, r#"{"language_id": "71", "status_id": 3.5}"#),
         ];
         for (key, finished, body) in documents {
-            kept.put(Kind::Judge0, key, finished, body);
+            kept.put(Kind::Judge0, key, None, finished, body);
         }
         kept.put(
             Kind::Job,
             "v",
+            None,
             true,
             r#"{"language_id": 71, "status_id": 3}"#,
         );
@@ -883,6 +1076,7 @@ mod tests {
         kept.put(
             Kind::Judge0,
             "a",
+            None,
             true,
             r#"{"language_id": 71, "status_id": 3}"#,
         );
@@ -910,45 +1104,106 @@ mod tests {
             bytes: 10_000,
             max_age: DAY,
         });
-        kept.put(Kind::Job, "waiting", false, "w");
+        kept.put(Kind::Job, "waiting", None, false, "w");
         for n in 0..6 {
-            kept.put(Kind::Job, &format!("d{n}"), true, "x");
+            kept.put(Kind::Job, &format!("d{n}"), None, true, "x");
         }
         let present = |keys: &[&str]| keys.iter().all(|k| kept.get(Kind::Job, k).is_some());
         let absent = |keys: &[&str]| keys.iter().all(|k| kept.get(Kind::Job, k).is_none());
         assert!(present(&["waiting", "d3", "d4", "d5"]) && absent(&["d0", "d1", "d2"]));
         // By bytes: one large document pushes out the others, and stays alone.
-        kept.put(Kind::Judge0, "big", true, &"y".repeat(20_000));
+        kept.put(Kind::Judge0, "big", None, true, &"y".repeat(20_000));
         assert!(kept.get(Kind::Judge0, "big").is_some() && present(&["waiting"]));
         assert!(absent(&["d3", "d4", "d5"]));
-        kept.put(Kind::Job, "small", true, "z");
+        kept.put(Kind::Job, "small", None, true, "z");
         assert!(kept.get(Kind::Judge0, "big").is_none() && present(&["small", "waiting"]));
         // Replacing a finished document counts it once.
         for _ in 0..10 {
-            kept.put(Kind::Job, "small", true, "zz");
+            kept.put(Kind::Job, "small", None, true, "zz");
         }
-        kept.put(Kind::Job, "other", true, "o");
+        kept.put(Kind::Job, "other", None, true, "o");
         assert!(present(&["small", "other", "waiting"]));
         // A document queued long ago that finishes now is the newest.
-        kept.put(Kind::Job, "d9", true, "done");
-        kept.put(Kind::Job, "waiting", true, "done");
+        kept.put(Kind::Job, "d9", None, true, "done");
+        kept.put(Kind::Job, "waiting", None, true, "done");
         assert!(present(&["waiting", "d9", "other"]) && absent(&["small"]));
+    }
+
+    /// Bug hunt: the bounds were the server's, whoever held what: a tenant running a few
+    /// async jobs of large output made another tenant's Judge0 submission and `wait=false`
+    /// job answer 404 within 30 s. Past a bound, the caller holding the most (bytes past the
+    /// bytes, documents past the count) loses its oldest; the others keep theirs.
+    #[test]
+    fn past_the_bounds_the_caller_holding_the_most_loses_its_oldest() {
+        let kept = Kept::in_memory(Bounds {
+            documents: 6,
+            bytes: 10_000,
+            max_age: DAY,
+        });
+        let has = |kind, key: &str| kept.get(kind, key).is_some();
+        kept.put(Kind::Judge0, "b1", Some("bob"), true, "x");
+        kept.put(Kind::Job, "b2", Some("bob"), true, "x");
+        kept.put(Kind::Job, "waiting", Some("bob"), false, "w");
+        // Large outputs past the bytes: alice's oldest go.
+        for n in 0..5 {
+            kept.put(
+                Kind::Job,
+                &format!("a{n}"),
+                Some("alice"),
+                true,
+                &"y".repeat(4000),
+            );
+        }
+        assert!(has(Kind::Judge0, "b1") && has(Kind::Job, "b2") && has(Kind::Job, "waiting"));
+        assert!(!has(Kind::Job, "a2") && has(Kind::Job, "a3") && has(Kind::Job, "a4"));
+        // Many small ones past the count: alice's oldest go.
+        for n in 5..15 {
+            kept.put(Kind::Job, &format!("a{n}"), Some("alice"), true, "z");
+        }
+        assert!(has(Kind::Judge0, "b1") && has(Kind::Job, "b2"));
+        assert!(!has(Kind::Job, "a10") && (11..15).all(|n| has(Kind::Job, &format!("a{n}"))));
+        // One document over the bytes alone stays, the newest, and costs the others nothing
+        // but the count; the next one to finish pushes it out.
+        kept.put(Kind::Job, "huge", Some("carol"), true, &"h".repeat(20_000));
+        assert!(has(Kind::Job, "huge") && has(Kind::Judge0, "b1") && has(Kind::Job, "b2"));
+        assert!(!has(Kind::Job, "a11"), "the count is still kept");
+        kept.put(Kind::Job, "b3", Some("bob"), true, "x");
+        assert!(!has(Kind::Job, "huge"));
+        assert!(["b2", "b3", "a12", "a13", "a14"]
+            .iter()
+            .all(|k| has(Kind::Job, k)));
+        assert!(has(Kind::Judge0, "b1"));
+        // Totals follow rewrites and deletions: what is counted is what is there.
+        kept.delete(Kind::Job, "a12");
+        kept.put(Kind::Job, "b3", Some("bob"), true, "xx");
+        let inner = kept.lock();
+        let counted: (i64, i64) = inner
+            .conn
+            .query_row(
+                "SELECT count(*), sum(length(body)) FROM kept WHERE finished = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("counted");
+        assert_eq!((inner.totals.count, inner.totals.bytes), (5, 6));
+        assert_eq!(counted, (5, 6));
+        assert_eq!(inner.totals.by_caller[&Some("bob".to_owned())], (3, 4));
     }
 
     #[test]
     fn finished_documents_expire_and_unfinished_ones_wait() {
         let kept = Kept::in_memory(Bounds::IN_MEMORY.for_age(Duration::from_millis(200)));
-        kept.put(Kind::Job, "waiting", false, "w");
-        kept.put(Kind::Job, "old", true, "o");
+        kept.put(Kind::Job, "waiting", None, false, "w");
+        kept.put(Kind::Job, "old", None, true, "o");
         std::thread::sleep(Duration::from_millis(300));
-        kept.put(Kind::Job, "new", true, "n");
+        kept.put(Kind::Job, "new", None, true, "n");
         assert!(kept.get(Kind::Job, "old").is_none(), "expired");
         assert!(kept.get(Kind::Job, "new").is_some() && kept.get(Kind::Job, "waiting").is_some());
         // A database opened again drops what expired while no server ran.
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("results.sqlite3");
         let first = Kept::open(&path, DAY).expect("opened");
-        first.put(Kind::Judge0, "t", true, "done");
+        first.put(Kind::Judge0, "t", None, true, "done");
         drop(first);
         std::thread::sleep(Duration::from_millis(300));
         let again = Kept::open(&path, Duration::from_millis(200)).expect("opened again");
@@ -966,24 +1221,58 @@ mod tests {
         ));
         std::fs::remove_file(&path).expect("removed");
         let conn = Connection::open(&path).expect("a database");
-        conn.pragma_update(None, "user_version", 4).expect("set");
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .expect("set");
         drop(conn);
         assert!(matches!(
             Kept::open(&path, DAY),
-            Err(KeptError::TooNew { version: 4, .. })
+            Err(KeptError::TooNew { version, .. }) if version == VERSION + 1
         ));
+    }
+
+    #[test]
+    fn a_version_3_database_is_upgraded_with_the_callers_it_can_tell() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("results.sqlite3");
+        let conn = Connection::open(&path).expect("a database");
+        conn.execute_batch(
+            r#"CREATE TABLE kept (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL,
+                finished INTEGER NOT NULL, finished_at_ms INTEGER, body TEXT NOT NULL,
+                created_ms INTEGER NOT NULL DEFAULT 0, request TEXT, UNIQUE (kind, key));
+             INSERT INTO kept (kind, key, finished, finished_at_ms, body, created_ms, request)
+                VALUES ('v1', 'j', 1, strftime('%s','now') * 1000,
+                        '{"id": "j", "state": "finished", "token": "alice"}', 5, NULL),
+                       ('judge0', 'q', 0, NULL, '{}', 6, '{"token": "bob", "body": {}}'),
+                       ('judge0', 't', 1, strftime('%s','now') * 1000, '{"status_id": 3}', 7,
+                        NULL);
+             PRAGMA user_version = 3;"#,
+        )
+        .expect("version 3");
+        drop(conn);
+        let kept = Kept::open(&path, DAY).expect("upgraded");
+        let queued = kept.resumable(Kind::Judge0);
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].caller.as_deref(), Some("bob"));
+        let inner = kept.lock();
+        assert_eq!(inner.totals.count, 2);
+        assert_eq!(inner.totals.by_caller[&Some("alice".to_owned())].0, 1);
+        assert_eq!(
+            inner.totals.by_caller[&None].0, 1,
+            "a submission's is unknown"
+        );
     }
 
     #[test]
     fn a_page_lists_the_newest_first_in_acceptance_order_through_rewrites() {
         let kept = Kept::in_memory(Bounds::IN_MEMORY);
         for key in ["a", "b", "c"] {
-            kept.put(Kind::Judge0, key, false, key);
+            kept.put(Kind::Judge0, key, None, false, key);
             std::thread::sleep(Duration::from_millis(2));
         }
-        kept.put(Kind::Job, "j", true, "job");
+        kept.put(Kind::Job, "j", None, true, "job");
         // Finishing rewrites "a" but keeps its place: accepted first, listed last.
-        kept.put(Kind::Judge0, "a", true, "a done");
+        kept.put(Kind::Judge0, "a", None, true, "a done");
         let keys = |(total, page): (u64, Vec<(String, String)>)| {
             (total, page.into_iter().map(|(k, _)| k).collect::<Vec<_>>())
         };
@@ -1049,11 +1338,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("results.sqlite3");
         let kept = Kept::open(&path, DAY).expect("opened");
-        kept.put_queued(Kind::Job, "second", "q2", "run 2");
+        kept.put_queued(Kind::Job, "second", None, "q2", "run 2");
         std::thread::sleep(Duration::from_millis(2));
-        kept.put_queued(Kind::Job, "third", "q3", "run 3");
-        kept.put_queued(Kind::Judge0, "t", "qt", "run t");
-        kept.put(Kind::Job, "plain", false, "no request");
+        kept.put_queued(Kind::Job, "third", None, "q3", "run 3");
+        kept.put_queued(Kind::Judge0, "t", None, "qt", "run t");
+        kept.put(Kind::Job, "plain", None, false, "no request");
         // Accepted before "second", rewritten after it: its place is its acceptance.
         kept.lock()
             .conn
@@ -1062,10 +1351,10 @@ mod tests {
                 [],
             )
             .expect("moved");
-        kept.put_queued(Kind::Job, "started", "q", "run s");
+        kept.put_queued(Kind::Job, "started", None, "q", "run s");
         kept.started(Kind::Job, "started");
-        kept.put_queued(Kind::Job, "done", "q", "run d");
-        kept.put(Kind::Job, "done", true, "finished");
+        kept.put_queued(Kind::Job, "done", None, "q", "run d");
+        kept.put(Kind::Job, "done", None, true, "finished");
         drop(kept);
         let again = Kept::open(&path, DAY).expect("opened again");
         let keys = |list: Vec<Resumable>| list.into_iter().map(|r| r.key).collect::<Vec<_>>();
@@ -1080,7 +1369,7 @@ mod tests {
             ("t", "qt", "run t")
         );
         assert_eq!(
-            again.interrupted(Kind::Job),
+            pairs(again.interrupted(Kind::Job)),
             [
                 ("plain".into(), "no request".into()),
                 ("started".into(), "q".into())
@@ -1088,7 +1377,7 @@ mod tests {
         );
         // Started, or finished and rewritten: not run again.
         again.started(Kind::Job, "second");
-        again.put(Kind::Job, "third", true, "finished");
+        again.put(Kind::Job, "third", None, true, "finished");
         assert!(again.resumable(Kind::Job).is_empty());
     }
 
@@ -1110,8 +1399,11 @@ mod tests {
         drop(conn);
         let kept = Kept::open(&path, DAY).expect("upgraded");
         assert!(kept.resumable(Kind::Job).is_empty());
-        assert_eq!(kept.interrupted(Kind::Job), [("queued".into(), "q".into())]);
-        kept.put_queued(Kind::Job, "new", "n", "run");
+        assert_eq!(
+            pairs(kept.interrupted(Kind::Job)),
+            [("queued".into(), "q".into())]
+        );
+        kept.put_queued(Kind::Job, "new", None, "n", "run");
         assert_eq!(kept.resumable(Kind::Job).len(), 1);
     }
 
@@ -1120,8 +1412,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("state").join("results.sqlite3");
         let kept = Kept::open(&path, DAY).expect("opened");
-        kept.put(Kind::Judge0, "t", false, "queued");
-        kept.put(Kind::Job, "j", true, "done");
+        kept.put(Kind::Judge0, "t", None, false, "queued");
+        kept.put(Kind::Job, "j", None, true, "done");
         assert!(matches!(
             Kept::open(&path, DAY),
             Err(KeptError::InUse { .. })
@@ -1130,7 +1422,7 @@ mod tests {
         let again = Kept::open(&path, DAY).expect("opened again");
         assert_eq!(again.get(Kind::Job, "j").as_deref(), Some("done"));
         assert_eq!(
-            again.interrupted(Kind::Judge0),
+            pairs(again.interrupted(Kind::Judge0)),
             [("t".into(), "queued".into())]
         );
     }

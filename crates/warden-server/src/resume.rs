@@ -145,7 +145,12 @@ impl AppState {
     fn hold_submission(&self, resumable: &crate::kept::Resumable) -> Option<i64> {
         let store = self.judge0_store();
         let refused = |why: String| {
-            store.answer_failed(&resumable.key, &resumable.body, &why);
+            store.answer_failed(
+                &resumable.key,
+                resumable.caller.as_deref(),
+                &resumable.body,
+                &why,
+            );
             None
         };
         let resubmission: Resubmission = match serde_json::from_str(&resumable.request) {
@@ -160,7 +165,7 @@ impl AppState {
             }
         };
         let accepted = resubmission.accepted_ms.unwrap_or(resumable.created_ms);
-        store.hold(&resumable.key, input, accepted);
+        store.hold(&resumable.key, resumable.caller.clone(), input, accepted);
         Some(resubmission.order(resumable.created_ms))
     }
 
@@ -257,16 +262,18 @@ mod tests {
         kept.put_queued(
             Kind::Judge0,
             "t",
+            None,
             r#"{"status_id": 1}"#,
             &again(serde_json::json!({"language_id": 99999, "source_code": "x"})),
         );
         kept.put_queued(
             Kind::Job,
             "j",
+            None,
             r#"{"id": "j", "state": "queued"}"#,
             &again(serde_json::json!({"code": "x", "limits": {"wall_time": "1000h"}})),
         );
-        kept.put_queued(Kind::Job, "broken", "{}", "not json");
+        kept.put_queued(Kind::Job, "broken", None, "{}", "not json");
         drop(kept);
         let engine = warden_engine::Engine::new(warden_engine::EngineConfig::new(
             "/nonexistent/warden".into(),

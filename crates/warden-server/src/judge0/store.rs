@@ -39,6 +39,9 @@ pub(crate) struct Record {
     pub(crate) finished_at: Option<SystemTime>,
     /// Kept with its request, to run again after a restart until it starts.
     pub(crate) resumable: bool,
+    /// The name of the API token that submitted it (`None` without tokens): whose answer it
+    /// is to the bounds on what is kept ([`Kept`]).
+    pub(crate) caller: Option<String>,
 }
 
 /// Where a submission is.
@@ -87,20 +90,20 @@ impl Store {
     /// with `request` ([`crate::resume::Resubmission`], as JSON), a restart before it starts
     /// runs it.
     pub(crate) async fn keep_queued(&self, token: &str, request: Option<String>) {
-        let attributes = self.live().get_mut(token).map(|record| {
+        let held = self.live().get_mut(token).map(|record| {
             record.resumable = request.is_some();
-            fields::attributes(record)
+            (fields::attributes(record), record.caller.clone())
         });
-        let Some(attributes) = attributes else {
+        let Some((attributes, caller)) = held else {
             return;
         };
         match request {
             Some(request) => {
                 self.kept
-                    .write_queued(Kind::Judge0, token.to_owned(), attributes, request)
+                    .write_queued(Kind::Judge0, token.to_owned(), caller, attributes, request)
                     .await
             }
-            None => self.keep(token.to_owned(), false, attributes).await,
+            None => self.keep(token.to_owned(), caller, false, attributes).await,
         }
     }
 
@@ -159,16 +162,16 @@ impl Store {
     /// A submission finished (`progress` is `Finished` or `Failed`): it is kept and leaves
     /// the memory.
     pub(crate) async fn finish(&self, token: &str, progress: Progress) {
-        let attributes = {
+        let (attributes, caller) = {
             let mut live = self.live();
             let Some(record) = live.get_mut(token) else {
                 return;
             };
             record.progress = progress;
             record.finished_at = Some(SystemTime::now());
-            fields::attributes(record)
+            (fields::attributes(record), record.caller.clone())
         };
-        self.keep(token.to_owned(), true, attributes).await;
+        self.keep(token.to_owned(), caller, true, attributes).await;
         // After it is kept: a reader in between still sees it in memory.
         self.live().remove(token);
     }
@@ -197,15 +200,26 @@ impl Store {
     /// did not finish as Internal Errors; how many.
     pub(crate) fn recover(&self) -> usize {
         let unfinished = self.kept.interrupted(Kind::Judge0);
-        for (token, json) in &unfinished {
-            self.answer_failed(token, json, INTERRUPTED);
+        for interrupted in &unfinished {
+            self.answer_failed(
+                &interrupted.key,
+                interrupted.caller.as_deref(),
+                &interrupted.body,
+                INTERRUPTED,
+            );
         }
         unfinished.len()
     }
 
-    /// Rewrites a kept unfinished submission (`json`, its attributes) as an Internal Error
-    /// with `message`, now.
-    pub(crate) fn answer_failed(&self, token: &str, json: &str, message: &str) {
+    /// Rewrites a kept unfinished submission of `caller` (`json`, its attributes) as an
+    /// Internal Error with `message`, now.
+    pub(crate) fn answer_failed(
+        &self,
+        token: &str,
+        caller: Option<&str>,
+        json: &str,
+        message: &str,
+    ) {
         let mut attributes: Attributes = serde_json::from_str(json).unwrap_or_default();
         let status = Status::InternalError;
         attributes.insert("token".into(), json!(token));
@@ -216,11 +230,13 @@ impl Store {
             "finished_at".into(),
             json!(fields::timestamp(SystemTime::now())),
         );
-        self.kept.put_json(Kind::Judge0, token, true, &attributes);
+        self.kept
+            .put_json(Kind::Judge0, token, caller, true, &attributes);
     }
 
-    /// Holds a kept submission that will run again, queued, as accepted at `accepted_ms`.
-    pub(crate) fn hold(&self, token: &str, input: Input, accepted_ms: i64) {
+    /// Holds a kept submission of `caller` that will run again, queued, as accepted at
+    /// `accepted_ms`.
+    pub(crate) fn hold(&self, token: &str, caller: Option<String>, input: Input, accepted_ms: i64) {
         let since_epoch = std::time::Duration::from_millis(u64::try_from(accepted_ms).unwrap_or(0));
         self.insert(Record {
             token: token.to_owned(),
@@ -229,6 +245,7 @@ impl Store {
             created_at: SystemTime::UNIX_EPOCH + since_epoch,
             finished_at: None,
             resumable: true,
+            caller,
         });
     }
 
@@ -274,9 +291,15 @@ impl Store {
     }
 
     /// Writes `attributes` (on a blocking thread: see [`Kept::off_thread`]).
-    async fn keep(&self, token: String, finished: bool, attributes: Attributes) {
+    async fn keep(
+        &self,
+        token: String,
+        caller: Option<String>,
+        finished: bool,
+        attributes: Attributes,
+    ) {
         self.kept
-            .write(Kind::Judge0, token, finished, attributes)
+            .write(Kind::Judge0, token, caller, finished, attributes)
             .await;
     }
 
@@ -341,6 +364,7 @@ pub(crate) fn submission(token: &str, code_bytes: usize) -> Record {
         created_at: SystemTime::now(),
         finished_at: None,
         resumable: false,
+        caller: None,
     }
 }
 

@@ -331,6 +331,7 @@ fn start(
         created_at,
         finished_at: None,
         resumable: false,
+        caller: caller.token.clone(),
     });
     let kept = again.map(|(body, base64)| {
         let accepted = created_at
