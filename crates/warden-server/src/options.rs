@@ -52,6 +52,9 @@ pub struct ServerOptions {
     pub results: Option<PathBuf>,
     /// How long a finished answer is kept (`[server] results_max_age`).
     pub results_max_age: Duration,
+    /// Whether a Judge0 submission may give a `callback_url` (`[server] judge0_callbacks`;
+    /// by default only without tokens, docs/compat.md).
+    pub judge0_callbacks: bool,
 }
 
 impl Default for ServerOptions {
@@ -89,6 +92,8 @@ impl Default for ServerOptions {
             // of asynchronous requests do not pile up on disk beside a history that may be
             // told to keep neither.
             results_max_age: Duration::from_secs(24 * 3600),
+            // No tokens: the callers are this host's own.
+            judge0_callbacks: true,
         }
     }
 }
@@ -139,6 +144,9 @@ impl ServerOptions {
                 .parent()
                 .map(|dir| dir.join(RESULTS_FILE)),
             results_max_age: server.results_max_age.unwrap_or(defaults.results_max_age),
+            // With tokens the callers are remote, and a callback is a PUT of their making to
+            // any loopback port of this host, where its private services listen.
+            judge0_callbacks: server.judge0_callbacks.unwrap_or(server.tokens.is_empty()),
         }
     }
 
@@ -185,6 +193,29 @@ mod tests {
             .expect("valid");
         let options = ServerOptions::from_settings(&settings, Vec::new());
         assert_eq!((options.workers, options.io_threads), (16, 3));
+    }
+
+    /// Judge0 callbacks are allowed by default only without tokens; the setting decides
+    /// either way.
+    #[test]
+    fn judge0_callbacks_default_to_no_tokens() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = dir.path().join("warden.toml");
+        let token = "[[server.tokens]]\nname = \"a\"\ntoken = \"t\"\n";
+        for (config, allowed) in [
+            (String::new(), true),
+            (token.to_owned(), false),
+            (format!("[server]\njudge0_callbacks = true\n{token}"), true),
+            ("[server]\njudge0_callbacks = false\n".to_owned(), false),
+        ] {
+            std::fs::write(&file, &config).expect("written");
+            let path = file.to_string_lossy().into_owned();
+            let settings =
+                Settings::load_with(|name| (name == "WARDEN_CONFIG").then(|| path.clone()))
+                    .expect("valid");
+            let options = ServerOptions::from_settings(&settings, Vec::new());
+            assert_eq!(options.judge0_callbacks, allowed, "{config}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! header_read_timeout = "10s"    # a connection that has not sent a request's headers (or read an answer) by then is closed
 //! max_connections = 512          # open connections at once; more wait to be accepted
 //! results_max_age = "24h"        # how long finished asynchronous answers are kept
+//! judge0_callbacks = false       # Judge0 callback_url (a PUT to a loopback port); default: only without tokens
 //!
 //! [[server.tokens]]
 //! name = "grader"                # recorded in the history (the token itself never is)
@@ -79,6 +80,12 @@ pub struct ServerConfig {
     /// 4`); the count replaces `pool_size` for that kind of program.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub pool_languages: std::collections::BTreeMap<String, usize>,
+    /// Whether a Judge0 submission may give a `callback_url`, which the server `PUT`s its
+    /// answer to on a loopback port of the client's choosing (Judge0's `ENABLE_CALLBACKS`).
+    /// Unset: allowed without tokens (the only callers are this host's own, which reach those
+    /// ports anyway), refused with tokens (the callers are remote, and the host's loopback
+    /// services are not theirs to reach).
+    pub judge0_callbacks: Option<bool>,
     /// The API tokens; none means no authentication (allowed on loopback only).
     pub tokens: Vec<TokenConfig>,
 }

@@ -50,7 +50,7 @@ pub(crate) async fn config_info(State(state): State<AppState>) -> Json<Value> {
         "allowed_languages_for_compile_options": [],
         "enable_command_line_arguments": true,
         "enable_submission_delete": true,
-        "enable_callbacks": true,
+        "enable_callbacks": state.options().judge0_callbacks,
         "callbacks_max_tries": 3,
         "callbacks_timeout": 5.0,
         "enable_additional_files": true,

@@ -216,6 +216,12 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
     refuse_unsupported(body, &mut invalid);
     let callback_url = match body.get("callback_url") {
         None | Some(Value::Null) => None,
+        // Judge0's answer where `ENABLE_CALLBACKS` is off.
+        Some(Value::String(_)) if !state.options().judge0_callbacks => {
+            let message = "setting callback is not allowed".to_owned();
+            add(&mut invalid, "callback_url", message);
+            None
+        }
         Some(Value::String(url)) => callback::check(url)
             .map_err(|message| add(&mut invalid, "callback_url", message))
             .ok()

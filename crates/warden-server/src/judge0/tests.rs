@@ -356,3 +356,33 @@ async fn listing_and_deleting_need_the_authorization_token_and_pages_come_newest
     let (_, left) = send("GET", "/submissions", &admin, None).await;
     assert_eq!(left["meta"]["total_count"], 2);
 }
+
+/// Bug hunt: a `callback_url` is a `PUT` of the caller's making to any loopback port of the
+/// host, where its private services listen; nothing let an operator whose callers are remote
+/// (a server with tokens) refuse it. `[server] judge0_callbacks = false` (the default with
+/// tokens) refuses it as Judge0 does with `ENABLE_CALLBACKS` off, and `config_info` says so.
+#[tokio::test]
+async fn callbacks_are_refused_when_the_operator_turns_them_off() {
+    use crate::options::ServerOptions;
+    let submission = json!({"language_id": 71, "source_code": "print(1)",
+        "callback_url": "http://127.0.0.1:6379/x"});
+    for allowed in [false, true] {
+        let options = ServerOptions {
+            judge0_callbacks: allowed,
+            ..ServerOptions::default()
+        };
+        let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+        let app = routes().with_state(AppState::with_options(engine, options));
+        let (_, info) = crate::test_support::answer(app.clone(), get("/config_info")).await;
+        assert_eq!(info["enable_callbacks"], allowed);
+        // Refused at once, or (allowed, but nothing can run here) accepted as far as the
+        // validation goes.
+        let (status, body) =
+            crate::test_support::answer(app, post("/submissions", &submission)).await;
+        let refused = body["callback_url"] == json!(["setting callback is not allowed"]);
+        assert_eq!(refused, !allowed, "{status} {body}");
+        if !allowed {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    }
+}
