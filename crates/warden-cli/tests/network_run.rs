@@ -584,6 +584,51 @@ print(udp("192.0.2.1", 53))
 /// test cases in fresh sandboxes under a policy of 2 connections and 100 KiB in total made 16
 /// connections and moved 800 KiB. The proxies of an execution's sandboxes now spend from one
 /// budget. The traffic goes to a server of this test's on the host's loopback.
+/// The traffic log's bound is the execution's, as its limits are: each test case in a fresh
+/// sandbox had a log of its own, so an execution kept as many times the bound's records as it
+/// had cases. Two cases of 15,000 questions each, where the log keeps about 20,000 of these:
+/// the first is answered whole, the second only as far as the room the first left.
+/// Loopback only: the questions go to the sandbox's own resolver, which forwards none.
+#[test]
+fn an_executions_traffic_log_is_bounded_across_its_sandboxes() {
+    let server = LiveServer::start("");
+    let questions = "import socket, struct\n\
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        s.settimeout(5)\n\
+        answered = 0\n\
+        for i in range(15000):\n\
+        \x20   q = struct.pack('>HHHHHH', i & 0xffff, 0x0100, 1, 0, 0, 0) + b'\\x04name\\x04test\\x00' + struct.pack('>HH', 1, 1)\n\
+        \x20   s.sendto(q, ('127.0.0.1', 53))\n\
+        \x20   answered += s.recv(512)[3] & 0x0f == 0\n\
+        print(answered)\n";
+    let (status, result) = post(
+        &server,
+        &serde_json::json!({
+            "language": "python", "code": questions, "network": "internet_access",
+            "reuse": "fresh", "limits": {"wall_time": "60s"},
+            "tests": vec![serde_json::json!({"stdin": ""}); 2],
+        }),
+    );
+    assert_eq!(status, 200, "{result:#}\n{}", server.log());
+    let answered: Vec<u64> = result["tests"]
+        .as_array()
+        .expect("the cases")
+        .iter()
+        .map(|case| {
+            case["stdout"]
+                .as_str()
+                .and_then(|s| s.trim().parse().ok())
+                .expect("a count")
+        })
+        .collect();
+    assert_eq!(answered.len(), 2, "{result:#}");
+    assert_eq!(answered[0], 15_000, "the first case fits the bound");
+    assert!(
+        answered[1] < 10_000,
+        "the second case spends what the first left: {answered:?}"
+    );
+}
+
 #[test]
 fn an_executions_traffic_limits_bound_all_its_sandboxes_together() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -61,7 +61,8 @@ impl Default for ProxyLimits {
 
 /// The accounting of one execution's [`ProxyLimits`], shared by the proxies of all its
 /// sandboxes ([`Proxy::with_budget`](crate::Proxy::with_budget)): what one of them let through
-/// (bytes, connections, bandwidth), the others cannot. Clones share it.
+/// (bytes, connections, bandwidth, room in the traffic log), the others cannot. Clones share
+/// it.
 #[derive(Debug, Clone)]
 pub struct ExecutionBudget(pub(crate) Arc<Budget>);
 
@@ -82,6 +83,8 @@ pub(crate) struct Budget {
     total_connections: Option<u32>,
     open: AtomicU32,
     opened: AtomicU32,
+    /// The room of the execution's traffic logs (one per proxy, each sandbox's).
+    pub(crate) log_room: Arc<crate::record::LogRoom>,
 }
 
 /// Holds one of the execution's connection slots until dropped.
@@ -104,6 +107,7 @@ impl Budget {
             total_connections: limits.total_connections,
             open: AtomicU32::new(0),
             opened: AtomicU32::new(0),
+            log_room: Arc::default(),
         }
     }
 

@@ -118,18 +118,20 @@ impl Proxy {
                 what: "dns",
                 source,
             })?;
+        let budget = self
+            .budget
+            .map_or_else(|| Arc::new(Budget::new(&self.limits)), |b| b.0);
+        let log = Arc::new(TrafficLog::in_room(Arc::clone(&budget.log_room)));
         let shared = Arc::new(Shared {
             clients: Arc::new(Semaphore::new(self.limits.clients_at_once())),
-            budget: self
-                .budget
-                .map_or_else(|| Arc::new(Budget::new(&self.limits)), |b| b.0),
+            budget,
             decider: self.decider,
             on_denial: self.on_denial,
             resolver: self.resolver,
             dialer: self.dialer,
             limits: self.limits,
             pool: SyntheticPool::default(),
-            log: Arc::new(TrafficLog::default()),
+            log,
             tasks: Mutex::new(Some(JoinSet::new())),
             runtime: runtime.clone(),
         });

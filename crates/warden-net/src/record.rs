@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::decider::{Protocol, Verdict};
-pub(crate) use log::TrafficLog;
+pub(crate) use log::{LogRoom, TrafficLog};
 
 /// What one attempt did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{ConnectionRecord, Cut, Traffic};
@@ -29,19 +29,45 @@ const REFUSED_BYTES: u64 = 2 * 1024 * 1024;
 /// (the policy's reason, an error's words); the record's real size replaces it when it is.
 const TEXT_ESTIMATE: u64 = 256;
 
-/// The records of one proxy.
+/// The room of one execution's traffic logs, shared by the proxies of all its sandboxes (a
+/// fresh sandbox per test case, the compile stage's) as their limits are
+/// ([`crate::ExecutionBudget`]): the bound is the execution's, not each sandbox's.
 #[derive(Debug)]
-pub(crate) struct TrafficLog {
-    kept: Mutex<Kept>,
+pub(crate) struct LogRoom {
     /// Bytes of refused records kept.
     refused_bytes: AtomicU64,
     /// Bytes of records let through ([`TrafficLog::admit`]).
     admitted_bytes: AtomicU64,
+    allowed_capacity: u64,
+    refused_capacity: u64,
+}
+
+impl Default for LogRoom {
+    fn default() -> Self {
+        Self::with_capacity(ALLOWED_BYTES, REFUSED_BYTES)
+    }
+}
+
+impl LogRoom {
+    fn with_capacity(allowed_capacity: u64, refused_capacity: u64) -> Self {
+        Self {
+            refused_bytes: AtomicU64::new(0),
+            admitted_bytes: AtomicU64::new(0),
+            allowed_capacity,
+            refused_capacity,
+        }
+    }
+}
+
+/// The records of one proxy.
+#[derive(Debug)]
+pub(crate) struct TrafficLog {
+    kept: Mutex<Kept>,
+    /// Where the records' bytes are counted: the execution's.
+    room: Arc<LogRoom>,
     /// Refused attempts past the bound, not stored.
     dropped: AtomicU64,
     stopping: AtomicBool,
-    allowed_capacity: u64,
-    refused_capacity: u64,
     /// Keyed per log: a program cannot choose names that collide.
     hasher: RandomState,
 }
@@ -64,22 +90,28 @@ const PROGRAM_END: Duration = Duration::from_secs(1);
 
 impl Default for TrafficLog {
     fn default() -> Self {
-        Self::with_capacity(ALLOWED_BYTES, REFUSED_BYTES)
+        Self::in_room(Arc::default())
     }
 }
 
 impl TrafficLog {
-    fn with_capacity(allowed_capacity: u64, refused_capacity: u64) -> Self {
+    /// A log whose records take their bytes from `room`, which other logs may share.
+    pub(crate) fn in_room(room: Arc<LogRoom>) -> Self {
         Self {
             kept: Mutex::default(),
-            refused_bytes: AtomicU64::new(0),
-            admitted_bytes: AtomicU64::new(0),
+            room,
             dropped: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
-            allowed_capacity,
-            refused_capacity,
             hasher: RandomState::new(),
         }
+    }
+
+    #[cfg(test)]
+    fn with_capacity(allowed_capacity: u64, refused_capacity: u64) -> Self {
+        Self::in_room(Arc::new(LogRoom::with_capacity(
+            allowed_capacity,
+            refused_capacity,
+        )))
     }
 
     /// Takes room for an attempt to `host` about to be let through (a connection dialed, a
@@ -87,8 +119,9 @@ impl TrafficLog {
     /// refused, since its record could not be kept.
     pub(crate) fn admit(&self, host: Option<&str>) -> bool {
         let estimate = admission(host.map_or(0, |h| h.len() as u64));
-        let capacity = self.allowed_capacity;
-        self.admitted_bytes
+        let capacity = self.room.allowed_capacity;
+        self.room
+            .admitted_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n + estimate <= capacity).then_some(n + estimate)
             })
@@ -122,9 +155,10 @@ impl TrafficLog {
             return;
         }
         let room = self
+            .room
             .refused_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n + size <= self.refused_capacity).then_some(n + size)
+                (n + size <= self.room.refused_capacity).then_some(n + size)
             })
             .is_ok();
         if room {
@@ -132,7 +166,7 @@ impl TrafficLog {
             records.push(record);
         } else if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!(
-                capacity = self.refused_capacity,
+                capacity = self.room.refused_capacity,
                 "traffic log full of refusals; further refusals are counted, not kept"
             );
         }
@@ -164,6 +198,7 @@ impl TrafficLog {
         let size = size_of(&record);
         let took = admission(host_len(&record));
         let _ = self
+            .room
             .admitted_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 Some((n + size).saturating_sub(took))
@@ -306,6 +341,25 @@ mod tests {
         assert_eq!(traffic.records[1].repeats, 0);
         assert_eq!(traffic.dropped, 8, "10 distinct names, room for 2");
         assert_eq!(log.take(), Traffic::default(), "taken");
+    }
+
+    /// The logs of one execution's proxies (a sandbox per test case) take from one room: what
+    /// one kept, another cannot, so the bound is the execution's (it was each sandbox's, and
+    /// test cases in fresh sandboxes multiplied it).
+    #[test]
+    fn logs_sharing_a_room_share_its_bound() {
+        let room = Arc::new(LogRoom::with_capacity(
+            2 * (FIXED_SIZE + TEXT_ESTIMATE),
+            REFUSED_BYTES,
+        ));
+        let (first, second) = (
+            TrafficLog::in_room(Arc::clone(&room)),
+            TrafficLog::in_room(Arc::clone(&room)),
+        );
+        assert!(first.admit(None) && second.admit(None), "room for two");
+        assert!(!first.admit(None) && !second.admit(None), "for none more");
+        let alone = TrafficLog::in_room(Arc::default());
+        assert!(alone.admit(None), "another execution's room is its own");
     }
 
     /// Bug hunt: past the log's capacity, connections were let through and logged nowhere (a
