@@ -12,7 +12,11 @@
 //! waits, the client must take something within `header_read_timeout`, and, once that grace
 //! is spent, what it took must keep an average of at least [`MIN_RATE`] over the time the
 //! server waited on it, as a request body must (`body_pace.rs`): a client reading a few
-//! bytes now and then is cut too.
+//! bytes now and then is cut too. What the client took is what left the socket: a write
+//! that waits is woken only once the kernel freed a good part of the send buffer (megabytes
+//! on loopback), which a client reading 100 KB/s takes longer than the grace to free; so when
+//! the grace runs out, the bytes the peer acknowledged meanwhile (`SIOCOUTQ`) count as taken,
+//! and a client that took some at the least pace goes on.
 
 use std::future::Future;
 use std::io::IoSlice;
@@ -27,13 +31,28 @@ use tokio::time::{Instant, Sleep};
 /// time the server waits on it: a request body's least pace.
 pub(crate) const MIN_RATE: f64 = crate::body_pace::MIN_RATE;
 
+/// A stream that can tell how much of what it was given it still holds for its peer.
+pub(crate) trait SendQueue {
+    /// Bytes written to it that the peer has not taken yet, if it can tell.
+    fn unsent(&self) -> Option<u64>;
+}
+
+impl SendQueue for tokio::net::TcpStream {
+    fn unsent(&self) -> Option<u64> {
+        use std::os::fd::AsFd;
+        warden_sys::network::unacknowledged_bytes(self.as_fd()).ok()
+    }
+}
+
 /// A connection whose writes fail once the client does not take them in time.
 pub(crate) struct Paced<S> {
     inner: S,
     /// How long a write may wait without progress; also the grace before the pace counts.
     grace: Duration,
-    /// Bytes the client took.
+    /// Bytes the stream took from the server.
     written: u64,
+    /// Bytes the client had taken when the current wait's timer was armed.
+    taken_at_arm: u64,
     /// How long writes waited on the client before the current wait.
     waited: Duration,
     /// When the current wait began: a write is pending.
@@ -49,24 +68,40 @@ pub(crate) struct Paced<S> {
 )]
 struct NotTaken;
 
-impl<S> Paced<S> {
+impl<S: SendQueue> Paced<S> {
     /// `inner`, its writes given `grace` without progress.
     pub(crate) fn new(inner: S, grace: Duration) -> Self {
         Self {
             inner,
             grace,
             written: 0,
+            taken_at_arm: 0,
             waited: Duration::ZERO,
             waiting_since: None,
             timer: None,
         }
     }
 
+    /// Bytes the client took: what the stream took, less what it still holds.
+    fn taken(&self) -> u64 {
+        self.written
+            .saturating_sub(self.inner.unsent().unwrap_or(0))
+    }
+
     /// When the wait that began at `since` fails: `grace` after it, or earlier once the time
     /// waited in all passes what the bytes taken allow.
-    fn deadline(&self, since: Instant) -> Instant {
-        let allowed = self.grace + Duration::from_secs_f64(self.written as f64 / MIN_RATE);
+    fn deadline(&self, since: Instant, taken: u64) -> Instant {
+        let allowed = self.grace + Duration::from_secs_f64(taken as f64 / MIN_RATE);
         since + allowed.saturating_sub(self.waited).min(self.grace)
+    }
+
+    /// Arms the current wait's timer from `now`, what the client took so far noted.
+    fn arm(&mut self, now: Instant) {
+        let taken = self.taken();
+        self.taken_at_arm = taken;
+        self.timer = Some(Box::pin(tokio::time::sleep_until(
+            self.deadline(now, taken),
+        )));
     }
 
     /// Accounts for one poll of a write: `taken` is how many bytes a ready one took.
@@ -78,20 +113,32 @@ impl<S> Paced<S> {
     ) -> Poll<std::io::Result<T>> {
         match polled {
             Poll::Pending => {
-                let since = *self.waiting_since.get_or_insert_with(Instant::now);
+                let mut since = *self.waiting_since.get_or_insert_with(Instant::now);
                 if self.timer.is_none() {
-                    let deadline = self.deadline(since);
-                    self.timer = Some(Box::pin(tokio::time::sleep_until(deadline)));
+                    self.arm(since);
                 }
-                let timer = self.timer.as_mut().expect("armed above");
-                if timer.as_mut().poll(cx).is_ready() {
-                    tracing::debug!(written = self.written, "the client does not read; cut");
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        NotTaken,
-                    )));
+                loop {
+                    let timer = self.timer.as_mut().expect("armed above");
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // The client may have taken bytes all along without freeing enough of
+                    // the buffer to wake the write: they count, held to the least pace (a
+                    // new deadline already past fails at once).
+                    if self.taken() <= self.taken_at_arm {
+                        break;
+                    }
+                    let now = Instant::now();
+                    self.waited += now - since;
+                    self.waiting_since = Some(now);
+                    since = now;
+                    self.arm(now);
                 }
-                Poll::Pending
+                tracing::debug!(written = self.written, "the client does not read; cut");
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    NotTaken,
+                )))
             }
             Poll::Ready(Ok(value)) => {
                 if let Some(since) = self.waiting_since.take() {
@@ -116,7 +163,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Paced<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Paced<S> {
+impl<S: AsyncWrite + SendQueue + Unpin> AsyncWrite for Paced<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -155,7 +202,107 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Paced<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::task::Waker;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    impl SendQueue for tokio::io::DuplexStream {
+        fn unsent(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    /// A socket as the kernel and tokio run one: its buffer takes writes up to `CAPACITY`, a
+    /// drain (the peer) takes bytes out of it, and a write that found it full is not tried
+    /// again (tokio's readiness) until a third of the buffer is free (the kernel's wake).
+    #[derive(Default)]
+    struct Socket {
+        queued: u64,
+        blocked: bool,
+        waiting: Option<Waker>,
+    }
+
+    const CAPACITY: u64 = 1 << 20;
+
+    #[derive(Clone, Default)]
+    struct Kernel(Arc<Mutex<Socket>>);
+
+    impl Kernel {
+        fn drain(&self, bytes: u64) {
+            let mut socket = self.0.lock().expect("unpoisoned");
+            socket.queued = socket.queued.saturating_sub(bytes);
+            if socket.queued <= CAPACITY * 2 / 3 {
+                socket.blocked = false;
+                if let Some(waker) = socket.waiting.take() {
+                    waker.wake();
+                }
+            }
+        }
+    }
+
+    impl SendQueue for Kernel {
+        fn unsent(&self) -> Option<u64> {
+            Some(self.0.lock().expect("unpoisoned").queued)
+        }
+    }
+
+    impl AsyncWrite for Kernel {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut socket = self.0.lock().expect("unpoisoned");
+            let room = CAPACITY - socket.queued;
+            if room == 0 || socket.blocked {
+                socket.blocked = true;
+                socket.waiting = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = room.min(buf.len() as u64);
+            socket.queued += n;
+            Poll::Ready(Ok(n as usize))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Bug hunt: a client reading 100–200 KB/s, far over the least pace, was cut once an
+    /// answer passed the socket's buffers: the write waits until the kernel frees a third of
+    /// the buffer, longer than the grace at that pace, and what the client took meanwhile did
+    /// not count. It does now; a client that takes nothing is still cut.
+    #[tokio::test]
+    async fn a_client_that_reads_steadily_is_not_cut_between_wakes_of_the_write() {
+        let grace = Duration::from_millis(200);
+        let kernel = Kernel::default();
+        let drain = kernel.clone();
+        // 32 KiB every 50 ms: about 650 KB/s; a third of the buffer takes half a second.
+        let reader = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                drain.drain(32 << 10);
+            }
+        });
+        let mut paced = Paced::new(kernel, grace);
+        paced
+            .write_all(&vec![b'x'; 3 << 20])
+            .await
+            .expect("a steady reader takes everything");
+        reader.abort();
+
+        let mut paced = Paced::new(Kernel::default(), grace);
+        let failed = paced
+            .write_all(&vec![b'x'; 3 << 20])
+            .await
+            .expect_err("nobody reads");
+        assert_eq!(failed.kind(), std::io::ErrorKind::TimedOut, "{failed}");
+    }
 
     /// A client that reads nothing fails the writes after the grace; one that reads them as
     /// they come takes everything; one that trickles is cut too.

@@ -35,3 +35,15 @@ pub fn bring_up_loopback() -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// How many bytes a connected TCP socket still holds that its peer has not acknowledged
+/// (`SIOCOUTQ`, tcp(7)): what was written to it and not yet taken by the other end.
+pub fn unacknowledged_bytes(fd: std::os::fd::BorrowedFd<'_>) -> Result<u64, Errno> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ's number) writes one int into `queued`, which lives for the
+    // whole call; the descriptor is borrowed, so open.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(u64::try_from(queued).unwrap_or(0))
+}
