@@ -1120,13 +1120,18 @@ fn a_multi_file_program_never_runs_trusted() {
         let answer = answer.json();
         assert_eq!(answer["stdout"], "ran\n", "{answer}");
         let id = answer["warden"]["id"].as_str().expect("an id").to_owned();
-        let shown = server
-            .world
-            .warden()
-            .args(["show", "--json", &id])
-            .output()
-            .expect("warden show");
-        let shown: Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+        // The server answers before its history thread has written the record.
+        let show = || {
+            let shown = server
+                .world
+                .warden()
+                .args(["show", "--json", &id])
+                .output()
+                .expect("warden show");
+            serde_json::from_slice::<Value>(&shown.stdout).ok()
+        };
+        eventually("the submission is in the history", || show().is_some());
+        let shown = show().expect("recorded");
         shown["mode"].as_str().expect("a mode").to_owned()
     };
     let plain = json!({"language_id": 46, "source_code": "echo ran"});
