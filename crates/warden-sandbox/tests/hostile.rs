@@ -323,22 +323,30 @@ fn loopback_socket_buffers_count_against_the_memory_limit() {
         wall_time: Duration::from_secs(30),
         ..Limits::default()
     };
-    let run = run_argv(&["/usr/bin/python3", "-c", &code], limits);
-    if run.outcome == Outcome::MemoryLimit {
+    // Runs `code`, which prints how many bytes it queued in `what`: at most the limit, or the
+    // run ended at it (`true`: nothing more to check).
+    let ended_at_the_limit = |code: &str, what: &str| {
+        let run = run_argv(&["/usr/bin/python3", "-c", code], limits);
+        if run.outcome == Outcome::MemoryLimit {
+            return true;
+        }
+        assert_eq!(
+            run.outcome,
+            Outcome::Exited { code: 0 },
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let queued: u64 = out(&run).trim().parse().expect("the bytes queued");
+        assert!(
+            queued <= limit.bytes(),
+            "{} MiB queued in {what} under a {limit} limit",
+            queued >> 20
+        );
+        false
+    };
+    if ended_at_the_limit(&code, "loopback connections") {
         return;
     }
-    assert_eq!(
-        run.outcome,
-        Outcome::Exited { code: 0 },
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let queued: u64 = out(&run).trim().parse().expect("the bytes queued");
-    assert!(
-        queued <= limit.bytes(),
-        "{} MiB queued in loopback connections under a {limit} limit",
-        queued >> 20
-    );
     // UDP receive queues are charged to the same socket counter (the TCP limit's, on v1):
     // 16 sockets of 8 MiB each, sent to until their queues are full, never read.
     let code = [
@@ -363,22 +371,7 @@ fn loopback_socket_buffers_count_against_the_memory_limit() {
         "print(queued)",
     ]
     .join("\n");
-    let run = run_argv(&["/usr/bin/python3", "-c", &code], limits);
-    if run.outcome == Outcome::MemoryLimit {
-        return;
-    }
-    assert_eq!(
-        run.outcome,
-        Outcome::Exited { code: 0 },
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let queued: u64 = out(&run).trim().parse().expect("the bytes queued");
-    assert!(
-        queued <= limit.bytes(),
-        "{} MiB queued in UDP sockets under a {limit} limit",
-        queued >> 20
-    );
+    ended_at_the_limit(&code, "UDP sockets");
 }
 
 #[test]
