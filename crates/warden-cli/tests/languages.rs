@@ -838,6 +838,34 @@ fn c_compile_cache_serves_the_same_program_again() {
     assert_eq!(other["compile"]["cached"], false, "{other:#}");
 }
 
+/// Bug hunt: an entry `PROG.C` given to C kept its name, and gcc, which takes `.C` for C++,
+/// compiled it as C++ (a C++ program ran as C); a `util.C` beside a C entry was handed to gcc
+/// as a source too. Extensions are now compared as the compilers do, case and all.
+#[test]
+fn c_sources_named_with_a_capital_c_are_compiled_as_c() {
+    let warden = Warden::for_language("c");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Valid C, not C++: `new` is a keyword there, and `void *` does not convert implicitly.
+    let program = "#include <stdio.h>\n#include <stdlib.h>\nint main(void) { int new = 42; \
+                   int *p = malloc(sizeof *p); *p = new; printf(\"c %d\\n\", *p); return 0; }\n";
+    let entry = dir.path().join("PROG.C");
+    std::fs::write(&entry, program).expect("write");
+    let entry = entry.to_str().expect("utf-8");
+    let result = warden.run(&["-l", "c", entry], b"");
+    assert_ran(&result, Expect::Exited(0), "c 42\n", "PROG.C as C");
+
+    // C++ only: a C compile of it fails, and a C++ file beside a C entry is no C source.
+    let util = dir.path().join("util.C");
+    // (It needs the C++ library, which a C program is not linked with.)
+    std::fs::write(&util, "#include <string>\nstd::string greeting = \"hi\";\n").expect("write");
+    let main = dir.path().join("main.c");
+    std::fs::write(&main, "int main(void) { return 3; }\n").expect("write");
+    let main = main.to_str().expect("utf-8");
+    let util = util.to_str().expect("utf-8");
+    let result = warden.run(&["-l", "c", main, util], b"");
+    assert_ran(&result, Expect::Exited(3), "", "util.C beside main.c");
+}
+
 #[test]
 fn java_public_class_need_not_be_named_main() {
     let warden = Warden::for_language("java");

@@ -43,7 +43,9 @@ pub fn entry_name(language: &Language, given: Option<&str>, code: &str) -> Entry
 
 /// `name`, or for a compiled language whose compiler would not take it as source by its
 /// extension (`prog.txt`, `prog`, a header `x.h`), `<stem>.<ext>` with the language's first
-/// entry extension (`CompileStage::entry_extensions`): `prog.c`, `x.c`.
+/// entry extension (`CompileStage::entry_extensions`): `prog.c`, `x.c`. The extension is
+/// compared as the compilers do, case and all: gcc compiles `PROG.C` as C++, so a C entry of
+/// that name becomes `PROG.c`.
 fn compiled_as_source(language: &Language, name: &str) -> String {
     let Some(compile) = &language.compile else {
         return name.to_owned();
@@ -58,7 +60,7 @@ fn compiled_as_source(language: &Language, name: &str) -> String {
     let Some(first) = taken.first() else {
         return name.to_owned();
     };
-    if ext.is_some_and(|e| taken.iter().any(|t| e.eq_ignore_ascii_case(t))) {
+    if ext.is_some_and(|e| taken.iter().any(|t| e == t.as_str())) {
         return name.to_owned();
     }
     let stem = path
@@ -314,7 +316,10 @@ mod tests {
         let catalog = crate::Catalog::builtin().expect("catalog");
         let cases = [
             ("c", "prog.c", "prog.c"),
-            ("c", "PROG.C", "PROG.C"),
+            // gcc takes `.C` for C++: a C entry so named would be compiled as C++.
+            ("c", "PROG.C", "PROG.c"),
+            ("cpp", "prog.C", "prog.cpp"),
+            ("java", "Main.JAVA", "Main.java"),
             ("c", "prog.txt", "prog.c"),
             ("c", "prog", "prog.c"),
             ("c", "x.h", "x.c"),

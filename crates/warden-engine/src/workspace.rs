@@ -113,13 +113,12 @@ impl Program {
             }
         }
         let in_workdir = |f: &WorkspaceFile| format!("{WORKDIR}/{}", f.path.display());
+        // Case and all, as the compilers tell a source's language: gcc compiles `util.C` as
+        // C++, so it is no source of a C program.
         let has_language_extension = |f: &WorkspaceFile| {
-            f.path.extension().is_some_and(|e| {
-                language
-                    .extensions
-                    .iter()
-                    .any(|x| e.eq_ignore_ascii_case(x.as_str()))
-            })
+            f.path
+                .extension()
+                .is_some_and(|e| language.extensions.iter().any(|x| e == x.as_str()))
         };
         let sources = files
             .iter()
