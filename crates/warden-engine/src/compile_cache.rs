@@ -118,6 +118,53 @@ pub(crate) fn temp_path(root: &Path, key: &str) -> PathBuf {
     ))
 }
 
+/// How old a `.tmp-` name must be before [`sweep_stale_temps`] takes it for the leftover of a
+/// writer that died (a crash, a kill) rather than one still writing: no entry takes minutes
+/// to write from memory.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Removes from `root` the `.tmp-` files and directories ([`temp_path`]) that no change has
+/// touched for [`STALE_TEMP`]: what a writer killed between writing and renaming left, which
+/// no bound counts and nothing else would ever remove. A writer slower than that loses its
+/// entry (its rename fails), nothing more.
+pub(crate) fn sweep_stale_temps(root: &Path) {
+    let Ok(dir) = fs::read_dir(root) else { return };
+    let now = SystemTime::now();
+    for entry in dir.flatten() {
+        if !entry.file_name().as_encoded_bytes().starts_with(b".tmp-") {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let changed = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if now.duration_since(changed).unwrap_or_default() < STALE_TEMP {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if meta.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        match removed {
+            Ok(()) => tracing::info!(path = %path.display(), "removed a stale cache temporary"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "removing a stale cache temporary")
+            }
+        }
+    }
+}
+
+/// `remove`'s answer for an eviction: whether `path` is gone, by this call or by another's
+/// (two evictions run at once from concurrent runs; one that counted the entries the other
+/// removed as still there went on to remove every entry, the new ones included).
+pub(crate) fn gone(removed: io::Result<()>) -> bool {
+    match removed {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
 /// Removes the least recently used of `entries` (last use, size, path) with `remove` until
 /// their total fits `max_bytes`; an entry `remove` fails on still counts.
 pub(crate) fn evict_oldest(
@@ -227,9 +274,8 @@ impl CompileCache {
                 entry.path(),
             ));
         }
-        evict_oldest(entries, self.max_bytes, |path| {
-            fs::remove_file(path).is_ok()
-        });
+        evict_oldest(entries, self.max_bytes, |path| gone(fs::remove_file(path)));
+        sweep_stale_temps(&self.root);
         Ok(())
     }
 
@@ -379,5 +425,54 @@ mod tests {
         fs::write(cache.entry(&k), b"\x05\x00\x00\x00ab").expect("write garbage");
         assert_eq!(cache.get(&k), None);
         assert!(!cache.entry(&k).exists());
+    }
+
+    /// Bug hunt: two evictions at once (two runs storing large artifacts) emptied the cache.
+    /// The second found the entries the first had removed already gone, counted them as still
+    /// there, and went on removing every other entry, the new ones included.
+    #[test]
+    fn an_entry_another_eviction_removed_counts_as_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("old.artifact");
+        let new = dir.path().join("new.artifact");
+        fs::write(&new, [0u8; 100]).expect("write");
+        let at = |secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        // `old` listed, then removed by the other eviction before this one reached it.
+        let entries = vec![(at(1), 100, old), (at(2), 100, new.clone())];
+        evict_oldest(entries, 100, |path| gone(fs::remove_file(path)));
+        assert!(
+            new.exists(),
+            "the newer entry fits once the older one is gone"
+        );
+    }
+
+    /// Bug hunt: a writer killed between writing its temporary and renaming it left the
+    /// `.tmp-` file for good, outside the bound (up to an artifact's 512 MiB a crash).
+    #[test]
+    fn a_dead_writer_s_temporary_is_swept_once_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = CompileCache::new(dir.path().to_owned(), 1 << 20);
+        let stale = temp_path(dir.path(), key("a").as_str());
+        let live = temp_path(dir.path(), key("b").as_str());
+        let stale_dir = temp_path(dir.path(), "evicted");
+        for file in [&stale, &live] {
+            fs::write(file, [0u8; 10]).expect("write");
+        }
+        fs::create_dir(&stale_dir).expect("mkdir");
+        fs::write(stale_dir.join("f"), b"x").expect("write");
+        let long_ago = SystemTime::now() - STALE_TEMP - std::time::Duration::from_secs(60);
+        for path in [&stale, &stale_dir] {
+            fs::File::open(path)
+                .and_then(|f| f.set_modified(long_ago))
+                .expect("age it");
+        }
+        cache.put(&key("c"), &artifact(10)).expect("put");
+        assert!(!stale.exists(), "a stale temporary file is removed");
+        assert!(
+            !stale_dir.exists(),
+            "a stale temporary directory is removed"
+        );
+        assert!(live.exists(), "one being written is left alone");
+        assert!(cache.get(&key("c")).is_some());
     }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use warden_core::Language;
 use warden_sandbox::CollectedFile;
 
-use crate::compile_cache::{evict_oldest, temp_path, KeyHasher};
+use crate::compile_cache::{evict_oldest, gone, sweep_stale_temps, temp_path, KeyHasher};
 
 /// How long after its last use an entry is kept whatever the bound: longer than the longest
 /// run the default maxima allow (10 minutes), so that eviction never empties a set a running
@@ -151,8 +151,13 @@ impl DependencyCache {
         evict_oldest(entries, bound, |path| {
             // Renamed away first, so that no reader finds a half-removed set.
             let doomed = temp_path(&self.root, "evicted");
-            fs::rename(path, &doomed).is_ok() && fs::remove_dir_all(&doomed).is_ok()
+            let renamed = fs::rename(path, &doomed);
+            if renamed.is_err() {
+                return gone(renamed);
+            }
+            fs::remove_dir_all(&doomed).is_ok()
         });
+        sweep_stale_temps(&self.root);
         Ok(())
     }
 }
