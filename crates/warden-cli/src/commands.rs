@@ -27,6 +27,25 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+/// Text that others wrote (a tool's description, a file name a program made, a host name it
+/// asked for, a policy's reason) for a terminal: a control character, a newline or an escape
+/// sequence that would retitle the window, clear the screen or move the cursor over what the
+/// operator reads, written as its escape instead.
+pub(crate) fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Standard output for a command that writes its answer at once (a listing, a record, a
 /// report). The standard stream is line-buffered, so a pretty-printed history of 100 000
 /// executions took 4.4 million `write` calls and 7.6 s; buffered, a few thousand. The caller

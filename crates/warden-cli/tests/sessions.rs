@@ -78,6 +78,21 @@ fn mounts_of(volume: &str) -> Vec<String> {
         .collect()
 }
 
+/// Bug hunt: names the program chose reached `warden session ls`'s terminal as they were: an
+/// escape sequence, or a newline and a tab that made a line of a file that is not there.
+#[test]
+fn a_session_s_file_names_are_listed_escaped() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--disk", "32MiB"]);
+    let made = "touch \"$(printf 'x\\033]0;t\\007')\" \"$(printf 'a\\nsolution.py\\t42')\"";
+    ok(&server, &["exec", &id, "--", made]);
+    let listing = ok(&server, &["ls", &id]);
+    assert!(!listing.contains('\u{1b}'), "{listing:?}");
+    assert!(!listing.contains("\nsolution.py\t42"), "{listing:?}");
+    assert!(listing.contains("a\\nsolution.py\\t42\t0"), "{listing:?}");
+    assert!(listing.contains("x\\u{1b}]0;t\\u{7}\t0"), "{listing:?}");
+}
+
 #[test]
 fn a_session_keeps_its_workspace_across_calls_and_files_move_in_and_out() {
     let server = LiveServer::start("");

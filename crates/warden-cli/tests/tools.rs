@@ -448,6 +448,38 @@ fn register(world: &World, definition: &str, program: Option<(&str, &str)>) -> O
         .expect("warden runs")
 }
 
+/// Bug hunt: a registered tool's description reached the operator's terminal as it was, escape
+/// sequences and all (retitling the window, clearing the screen, moving the cursor over the
+/// assessment read before `warden tool approve`).
+#[test]
+fn a_tool_s_text_reaches_the_terminal_escaped() {
+    let world = World::new();
+    let definition = WORD_COUNT.replace(
+        "description = \"Counts the words of a text.\"",
+        "description = \"Counts words.\\u001b]0;owned\\u0007\\u001b[2J\\nfake: line\"",
+    );
+    let out = register(&world, &definition, Some(("word_count.py", "print(1)\n")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    for args in [&["tool", "list"][..], &["tool", "show", "word_count"]] {
+        let out = world.warden().args(args).output().expect("warden runs");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains('\u{1b}'), "{args:?}: {text:?}");
+        assert!(!text.contains('\u{7}'), "{args:?}: {text:?}");
+        assert!(!text.contains("\nfake: line"), "{args:?}: {text:?}");
+    }
+    let shown = world
+        .warden()
+        .args(["tool", "show", "word_count"])
+        .output()
+        .expect("warden runs");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains(r"Counts words.\u{1b}]0;owned\u{7}\u{1b}[2J\nfake: line"),
+        "{text}"
+    );
+}
+
 #[test]
 fn hostile_tool_files_are_refused_at_registration() {
     let world = World::new();

@@ -140,12 +140,18 @@ pub(super) fn human_bytes(bytes: f64) -> String {
     }
 }
 
-/// Columns padded to their widest cell, two spaces apart; the last one unpadded.
+/// Columns padded to their widest cell, two spaces apart; the last one unpadded. Each cell is
+/// written [`printable`](super::printable): cells hold what programs and callers wrote.
 pub(super) fn write_table(
     out: &mut impl Write,
     header: &[&str],
     rows: &[Vec<String>],
 ) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| super::printable(cell)).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -22,6 +22,7 @@ use warden_engine::settings::NetworkSettings;
 use warden_engine::Settings;
 
 use super::history::write_table;
+use super::printable;
 pub(super) use traffic::write_connections;
 
 /// Arguments of `warden network`.
@@ -223,20 +224,6 @@ fn policies(
         .collect();
     write_table(out, &header, &table)?;
     unread()
-}
-
-/// A policy's own text for a terminal: a control character (a newline, an escape sequence
-/// an imported file could carry) written as its escape, not sent to the terminal.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 #[derive(Debug, Serialize)]

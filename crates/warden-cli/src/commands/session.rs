@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use warden_core::{ByteSize, Outcome};
 
 use super::client::{base64_text, exact_output, query_value, Client, DEFAULT_SERVER};
+use super::printable;
 
 /// Arguments of `warden session`.
 #[derive(Debug, Args)]
@@ -361,7 +362,9 @@ fn list_files(client: &Client, target: &str, json: bool) -> anyhow::Result<ExitC
     }
     let mut out = std::io::stdout().lock();
     for entry in listing["entries"].as_array().into_iter().flatten() {
-        let name = entry["name"].as_str().unwrap_or_default();
+        // The program named its files: a newline or an escape sequence in a name is shown
+        // escaped, not as a line or a command of the terminal's.
+        let name = printable(entry["name"].as_str().unwrap_or_default());
         match entry["kind"].as_str() {
             Some("directory") => writeln!(out, "{name}/")?,
             Some("file") => writeln!(out, "{name}\t{}", entry["size"])?,

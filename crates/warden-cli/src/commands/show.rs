@@ -12,6 +12,7 @@ use warden_engine::HistoryEntry;
 
 use super::history::{history_engine, human_bytes};
 use super::network::write_connections;
+use super::printable;
 
 /// Arguments of `warden show`.
 #[derive(Debug, Args)]
@@ -132,13 +133,13 @@ fn write_security(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()>
         return Ok(());
     };
     if !security.reason.is_empty() {
-        writeln!(out, "{:<12} {}", "why:", security.reason)?;
+        writeln!(out, "{:<12} {}", "why:", printable(&security.reason))?;
     }
     for f in &security.findings {
         let excerpt = if f.excerpt.is_empty() {
             String::new()
         } else {
-            format!(": {}", f.excerpt)
+            format!(": {}", printable(&f.excerpt))
         };
         writeln!(
             out,
@@ -147,10 +148,10 @@ fn write_security(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()>
         )?;
     }
     if let Some(error) = &security.parse_error {
-        writeln!(out, "{:<12} {error}", "parse error:")?;
+        writeln!(out, "{:<12} {}", "parse error:", printable(error))?;
     }
     for v in &security.violations {
-        writeln!(out, "{:<12} {v}", "violation:")?;
+        writeln!(out, "{:<12} {}", "violation:", printable(&v.to_string()))?;
     }
     Ok(())
 }

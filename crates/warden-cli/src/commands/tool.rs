@@ -13,6 +13,7 @@ use warden_engine::tools::{wrap_definition, WrapRequest};
 use warden_engine::{Engine, Origin, Registrant, ToolCallRequest, ToolStats, ToolStatus};
 
 use super::history::{parse_since, write_table};
+use super::printable;
 
 /// Arguments of `warden tool`.
 #[derive(Debug, Args)]
@@ -239,7 +240,14 @@ fn show(out: &mut impl Write, engine: &Engine, name: &str, json: bool) -> anyhow
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "{}: {}", view.name, view.description)?;
+    // A registered tool's text is its registrant's: escaped, so that it cannot move the
+    // cursor over the assessment an operator reads before approving it.
+    writeln!(
+        out,
+        "{}: {}",
+        printable(&view.name),
+        printable(&view.description)
+    )?;
     writeln!(
         out,
         "category:    {} (declared {}), level {}",
@@ -257,7 +265,7 @@ fn show(out: &mut impl Write, engine: &Engine, name: &str, json: bool) -> anyhow
         view.network
     )?;
     for reason in &view.assessment.reasons {
-        writeln!(out, "because:     {reason}")?;
+        writeln!(out, "because:     {}", printable(reason))?;
     }
     writeln!(out, "input schema:")?;
     serde_json::to_writer_pretty(&mut *out, &view.input_schema)?;
