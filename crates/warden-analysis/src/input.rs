@@ -13,9 +13,12 @@ pub const MAX_NESTING: usize = 256;
 /// How much of the start of a program decides whether it is binary.
 const SNIFFED_BYTES: usize = 8192;
 
-/// The level of a program that cannot be analysed (binary, too large, too deep, unparseable):
-/// nothing vouches for it.
-pub const UNPARSEABLE_LEVEL: ThreatLevel = ThreatLevel::Medium;
+/// The level of a program that cannot be analysed (binary, too large, too deep, unparseable,
+/// past the time budget): nothing vouches for it, and what it hides may be anything the rules
+/// grade `high` or `critical`, so it is graded as the highest that still runs (`auto` runs it
+/// isolated). `medium` let a fork bomb that `critical` refuses, or native code that `high`
+/// isolates, run in the native sandbox behind one NUL byte or a comment of 257 brackets.
+pub const UNPARSEABLE_LEVEL: ThreatLevel = ThreatLevel::High;
 /// The level of a program that is not valid UTF-8 but otherwise parses: odd, analysed anyway.
 pub const INVALID_UTF8_LEVEL: ThreatLevel = ThreatLevel::Low;
 

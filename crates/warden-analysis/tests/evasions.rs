@@ -754,3 +754,54 @@ fn names_spelled_through_the_languages_own_source_translation_are_read() {
         &["#include <stdio.h>\n#define MAX(a, b) \\\n  ((a) > (b) ? (a) : (b))\nint main(void) { printf(\"%d\\n\", MAX(1, 2)); return 0; }\n"],
     );
 }
+
+/// Bug hunt: a credential's path spelled with a doubled slash, a `.` component, or
+/// `/proc/thread-self` (and `/proc/self/task/N`) for `/proc/self` was graded `medium` in
+/// every language: the rules read the literal `etc/shadow` and `proc/self/`.
+#[test]
+fn credential_paths_are_read_through_doubled_slashes_dot_components_and_thread_self() {
+    let spellings = [
+        ("/etc/shadow", "/etc//shadow"),
+        ("/etc/shadow", "/etc/./shadow"),
+        ("/proc/self/environ", "/proc/self//environ"),
+        ("/proc/self/environ", "/proc/thread-self/environ"),
+        ("/proc/self/environ", "/proc/self/task/1/environ"),
+        ("/proc/self/mem", "/proc/./self/mem"),
+    ];
+    /// A language, its program reading a path, and the rule that must catch it.
+    type Reader = (&'static str, fn(&str) -> String, &'static str);
+    let programs: [Reader; 5] = [
+        (
+            "python",
+            |p| format!("print(open('{p}').read())\n"),
+            "python.credentials",
+        ),
+        ("bash", |p| format!("cat {p}\n"), "bash.credentials"),
+        (
+            "c",
+            |p| format!("#include <stdio.h>\nint main(void) {{ fopen(\"{p}\", \"r\"); }}\n"),
+            "c.credentials",
+        ),
+        (
+            "javascript",
+            |p| format!("require('fs').readFileSync('{p}');\n"),
+            "javascript.credentials",
+        ),
+        (
+            "go",
+            |p| format!("package main\nimport \"os\"\nfunc main() {{ os.ReadFile(\"{p}\") }}\n"),
+            "go.credentials",
+        ),
+    ];
+    for (language, program, rule) in programs {
+        let cases: Vec<(String, String)> = spellings
+            .iter()
+            .map(|(plain, disguised)| (program(plain), program(disguised)))
+            .collect();
+        let cases: Vec<(&str, &str, &str)> = cases
+            .iter()
+            .map(|(plain, disguised)| (plain.as_str(), disguised.as_str(), rule))
+            .collect();
+        assert_disguises_caught(language, &cases);
+    }
+}

@@ -761,9 +761,11 @@ impl Engine {
     /// Analyses every file of the program, not only its source files: a loader
     /// (`runpy.run_path`, `source`, `load`, `require`) runs a file of any name, so a payload in
     /// `helper.txt` must count as if it were `helper.py`. A file in another catalog language's
-    /// extension (`run.sh` beside `main.py`) is read as that language, any other as the
-    /// program's. A file outside the program's sources may be data (a CSV, a picture): only
-    /// what is found in it counts, not that it fails to parse.
+    /// extension or `#!` line (`run.sh`, or `run` starting `#!/bin/bash`, beside `main.py`) is
+    /// read as that language and graded as a source is, its parse error included: it is code
+    /// by its name, and one that cannot be read (a NUL byte, a megabyte of padding) must not
+    /// pass for harmless. Any other file is read as the program's language and may be data (a
+    /// CSV, a picture): only what is found in it counts, not that it fails to parse.
     fn analyze_program(&self, language: &Language, program: &Program) -> Analysis {
         let mut analysis = Analysis::default();
         for file in &program.files {
@@ -788,7 +790,8 @@ impl Engine {
                         .unwrap_or_default(),
                 }
             };
-            let level = if source {
+            let code = source || self.language_of_other_file(file).is_some();
+            let level = if code {
                 part.threat_level
             } else {
                 part.findings
@@ -799,7 +802,7 @@ impl Engine {
             };
             analysis.threat_level = analysis.threat_level.max(level);
             analysis.findings.extend(part.findings);
-            if source {
+            if code {
                 analysis.parse_error = analysis.parse_error.or(part.parse_error);
             }
         }
@@ -807,11 +810,23 @@ impl Engine {
     }
 
     /// The language a file outside the program's sources is analysed as: the catalog language
-    /// of its extension when that language has rules; `None` for any other file.
+    /// of its extension, or of the interpreter its `#!` line names (a `helper` a program runs
+    /// as `./helper`), when that language has rules; `None` for any other file.
     fn language_of_other_file(&self, file: &WorkspaceFile) -> Option<&str> {
-        file.path
-            .extension()
-            .and_then(|ext| self.catalog.by_extension(&ext.to_string_lossy()))
+        let by_extension = || {
+            file.path
+                .extension()
+                .and_then(|ext| self.catalog.by_extension(&ext.to_string_lossy()))
+        };
+        let by_shebang = || {
+            let head = &file.contents[..file.contents.len().min(512)];
+            let first_line = head.split(|&b| b == b'\n').next()?;
+            let interpreter =
+                warden_core::detect::shebang_interpreter(std::str::from_utf8(first_line).ok()?)?;
+            self.catalog.by_shebang(&interpreter)
+        };
+        by_extension()
+            .or_else(by_shebang)
             .map(|other| other.id.as_str())
             .filter(|id| !self.analyzer.rules(id).is_empty())
     }
@@ -1492,6 +1507,42 @@ mod tests {
                 "{name}: {analysis:#?}"
             );
         }
+        // Bug hunt: a helper in another language that could not be read (a fork bomb behind
+        // a NUL byte) counted only for its findings, none, and the program ran in the native
+        // sandbox; and a helper named without an extension but with a `#!` line was read as
+        // data, its fork bomb unseen.
+        let bomb = ":(){ :|:& };:\n";
+        let analysis = prepare(vec![
+            file(
+                Some("main.py"),
+                "import subprocess\nsubprocess.run(['bash', 'helper.sh'])\n",
+            ),
+            file(Some("helper.sh"), &format!("#\0\n{bomb}")),
+        ])
+        .expect("prepared");
+        assert_eq!(
+            analysis.threat_level,
+            warden_core::ThreatLevel::High,
+            "{analysis:#?}"
+        );
+        assert!(analysis.parse_error.is_some(), "{analysis:#?}");
+        let refused = prepare(vec![
+            file(
+                Some("main.py"),
+                "import subprocess\nsubprocess.run(['./helper'])\n",
+            ),
+            file(Some("helper"), &format!("#!/bin/bash\n{bomb}")),
+        ])
+        .expect_err("a fork bomb is refused");
+        assert!(
+            matches!(
+                &refused,
+                EngineError::Refused { analysis, .. }
+                    if analysis.threat_level == warden_core::ThreatLevel::Critical
+                        && analysis.findings.iter().any(|f| f.rule == "bash.fork_bomb")
+            ),
+            "{refused:?}"
+        );
     }
 
     /// Every sandbox mounts its own `/tmp`: a set stored there could never be seen inside, so
