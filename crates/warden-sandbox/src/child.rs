@@ -340,12 +340,15 @@ fn serve_jobs(
     // namespace its job will.
     let mut fresh = true;
     let mut standby = None;
+    // The workspace tmpfs, resized for each job (the native sandbox's; a trusted run's
+    // workspace is a host directory).
+    let mut scratch = spec.map(mounts::Scratch::new);
     loop {
         if std::mem::take(&mut fresh) {
             standby = Standby::ahead(&payload, workdir, control);
         }
-        let (job, fds) = match control::receive(control)? {
-            Message::Job(job, fds) => (job, fds),
+        let (job, fds, mut bytes) = match control::receive(control)? {
+            Message::Job(job, fds, bytes) => (*job, fds, bytes),
             Message::Reset => {
                 if standby.take().is_some() {
                     end_the_job(None);
@@ -353,6 +356,7 @@ fn serve_jobs(
                 match spec.ok_or_else(|| SetupError::new("reset", "not supported")) {
                     Ok(spec) => match reset(spec) {
                         Ok(()) => {
+                            scratch = Some(mounts::Scratch::new(spec));
                             Report::Ready {
                                 cgroup_cpu_ns: None,
                             }
@@ -372,7 +376,12 @@ fn serve_jobs(
         };
         while let Ok(Some(_)) = stale.read_signal() {}
         let standby = standby.take();
-        let ended = match run_job(&job, fds, workdir, &payload, standby, report, &waited) {
+        let written = write_files(&job, workdir, scratch.as_mut(), &mut bytes);
+        // What a refused or failed write left of the files on the channel.
+        bytes.skip_rest()?;
+        let ended = match written
+            .and_then(|()| run_job(&job, fds, workdir, &payload, standby, report, &waited))
+        {
             Ok(ended) => ended,
             Err(e) => {
                 e.report().send(report.as_fd());
@@ -408,6 +417,22 @@ fn reset(spec: &SandboxSpec) -> Result<(), SetupError> {
         .map_err(|e| SetupError::errno("unshare ipc namespace", e))
 }
 
+/// Writes the job's files into the workspace, as they arrive on the channel, within the
+/// job's room: the tmpfs resized to its `workspace_size` first (`scratch`; none in a trusted
+/// run).
+fn write_files(
+    job: &Job,
+    workdir: &Path,
+    scratch: Option<&mut mounts::Scratch>,
+    bytes: &mut control::FileBytes,
+) -> Result<(), SetupError> {
+    let room = match scratch {
+        Some(scratch) => scratch.fit(&job.limits)?,
+        None => None,
+    };
+    workspace::write_files(workdir, &job.files, bytes, room)
+}
+
 /// How a job ended, as [`run_job`] returns it.
 struct Ended {
     status: ExitStatus,
@@ -418,7 +443,7 @@ struct Ended {
     listener: Option<OwnedFd>,
 }
 
-/// Runs one job: writes its files, forks its payload, forwards signals and reaps until the
+/// Runs one job, its files written: forks its payload, forwards signals and reaps until the
 /// payload exits, sends what the job collects, and kills and reaps every process left.
 fn run_job(
     job: &Job,
@@ -430,7 +455,6 @@ fn run_job(
     waited: &SigSet,
 ) -> Result<Ended, SetupError> {
     let confinement = payload_setup.confinement;
-    workspace::write_files(workdir, &job.files)?;
     Report::Started.send(report.as_fd());
     let started = Instant::now();
     let launched = standby.and_then(|standby| match standby.launch(job, &fds, report) {

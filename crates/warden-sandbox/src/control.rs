@@ -6,7 +6,10 @@
 //! One job on the wire: a single byte carrying the job's descriptors (`SCM_RIGHTS`: stdin,
 //! stdout, stderr, then the artifact pipe when the job collects), then `u64 length (LE) | JSON
 //! of the job | file contents in job order`. The parent writes it (`send_job`), the init reads
-//! it (`receive`). Between jobs the parent may instead send a reset (`send_reset`): one byte
+//! the description (`receive`) and then the contents file by file straight into the workspace
+//! ([`FileBytes`]): a file is never held whole in the init, whose memory is the job's cgroup's
+//! (a compiled program of hundreds of MiB would cost it twice, the copy and the tmpfs's).
+//! Between jobs the parent may instead send a reset (`send_reset`): one byte
 //! without descriptors, asking the init to renew what a job could have left behind
 //! (`child::reset`), which the init answers with `Ready`.
 
@@ -34,8 +37,9 @@ const RESET_MARK: u8 = b'R';
 /// What the init reads from the channel.
 #[derive(Debug)]
 pub(crate) enum Message {
-    /// A job to run.
-    Job(Job, JobFds),
+    /// A job to run, and the bytes of its files, which the init must read (or skip) before
+    /// the next message.
+    Job(Box<Job>, JobFds, FileBytes),
     /// Renew the sandbox's writable state before the next job.
     Reset,
     /// The parent closed the channel: the sandbox ends.
@@ -172,11 +176,12 @@ pub(crate) fn receive(socket: &OwnedFd) -> Result<Message, SetupError> {
     if mark[0] != JOB_MARK {
         return Err(SetupError::new("receive a job", "unexpected message"));
     }
-    let job = read_job(&mut std::fs::File::from(
+    let mut input = std::fs::File::from(
         socket
             .try_clone()
             .map_err(|e| SetupError::new("receive a job", e))?,
-    ))?;
+    );
+    let (job, left) = read_job(&mut input)?;
     let artifacts = fds.next();
     if job.collect.is_some() != artifacts.is_some() {
         return Err(SetupError::new(
@@ -185,40 +190,93 @@ pub(crate) fn receive(socket: &OwnedFd) -> Result<Message, SetupError> {
         ));
     }
     Ok(Message::Job(
-        job,
+        Box::new(job),
         JobFds {
             stdin,
             stdout,
             stderr,
             artifacts,
         },
+        FileBytes { input, left },
     ))
 }
 
-/// Reads `u64 length (LE) | JSON | file contents in job order`.
-fn read_job(input: &mut impl Read) -> Result<Job, SetupError> {
-    let step = "read the job";
-    let (mut job, len): (Job, u64) = read_json(input, MAX_JOB, "job")?;
-    let mut total = len;
-    for file in &mut job.files {
-        total = total.saturating_add(file.len);
-        if total > MAX_JOB {
-            return Err(SetupError::new(step, "the job's files are too large"));
-        }
-        let mut contents = Vec::new();
-        input
-            .take(file.len)
-            .read_to_end(&mut contents)
-            .map_err(|e| SetupError::new("read a workspace file", e))?;
-        if contents.len() as u64 != file.len {
-            return Err(SetupError::new(
-                "read a workspace file",
-                "the job ended early",
+/// Reads `u64 length (LE) | JSON` of a job and checks the length of the file contents that
+/// follow it (returned), which stay on the channel.
+fn read_job(input: &mut impl Read) -> Result<(Job, u64), SetupError> {
+    let (job, len): (Job, u64) = read_json(input, MAX_JOB, "job")?;
+    let files = job
+        .files
+        .iter()
+        .try_fold(0u64, |total, file| total.checked_add(file.len))
+        .filter(|files| len.saturating_add(*files) <= MAX_JOB)
+        .ok_or_else(|| SetupError::new("read the job", "the job's files are too large"))?;
+    Ok((job, files))
+}
+
+/// In the init: the contents of a job's files, in job order, as they follow the job on the
+/// channel. Each is copied into its file through a small buffer ([`FileBytes::copy_next`]);
+/// what a failed write left unread is skipped ([`FileBytes::skip_rest`]) before the next
+/// message, which would otherwise be read out of these bytes.
+#[derive(Debug)]
+pub(crate) struct FileBytes {
+    input: std::fs::File,
+    /// Bytes of the job's files not read yet.
+    left: u64,
+}
+
+/// The buffer a file's contents cross the init in: the most of them it holds at once.
+const COPY_BUFFER: usize = 64 * 1024;
+
+impl FileBytes {
+    /// Copies the next `len` bytes into `out`. A failed write leaves the rest of them unread.
+    pub(crate) fn copy_next(&mut self, len: u64, out: &mut impl Write) -> std::io::Result<()> {
+        if len > self.left {
+            return Err(std::io::Error::other(
+                "the job's files are longer than it said",
             ));
         }
-        file.contents = contents;
+        let mut buffer = vec![0u8; COPY_BUFFER];
+        let mut rest = len;
+        while rest > 0 {
+            let want = usize::try_from(rest).map_or(COPY_BUFFER, |r| r.min(COPY_BUFFER));
+            let n = self.read_some(&mut buffer[..want])?;
+            rest -= n as u64;
+            out.write_all(&buffer[..n])?;
+        }
+        Ok(())
     }
-    Ok(job)
+
+    /// Reads and drops what is left of the job's files.
+    pub(crate) fn skip_rest(&mut self) -> Result<(), SetupError> {
+        let mut buffer = vec![0u8; COPY_BUFFER];
+        while self.left > 0 {
+            let want = usize::try_from(self.left).map_or(COPY_BUFFER, |r| r.min(COPY_BUFFER));
+            self.read_some(&mut buffer[..want])
+                .map_err(|e| SetupError::new("read a workspace file", e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads at least one byte of the files (at most `buffer`'s length).
+    fn read_some(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.input.read(buffer) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the job ended early",
+                    ))
+                }
+                Ok(n) => {
+                    self.left -= n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -258,10 +316,21 @@ mod tests {
             .expect("sent");
             parent
         });
-        let Message::Job(received, fds) = receive(&init).expect("received") else {
+        let Message::Job(received, fds, mut bytes) = receive(&init).expect("received") else {
             panic!("a job was sent");
         };
-        assert_eq!(received, job);
+        // The contents follow on the channel, read file by file.
+        let mut contents = Vec::new();
+        bytes
+            .copy_next(received.files[0].len, &mut contents)
+            .expect("first file");
+        assert_eq!(contents, b"first");
+        bytes.skip_rest().expect("the rest skipped");
+        let mut described = job.clone();
+        for file in &mut described.files {
+            file.contents.clear();
+        }
+        assert_eq!(*received, described);
         assert!(fds.artifacts.is_some());
         let parent = sender.join().expect("sender");
         send_reset(&parent).expect("reset sent");

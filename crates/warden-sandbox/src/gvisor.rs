@@ -47,6 +47,7 @@ use crate::parent::{Launch, Sandbox, SandboxError, SandboxRun, Stdin};
 use crate::plan::{Job, SandboxPlan, SandboxSpec};
 use crate::report::ExitStatus;
 use crate::watch::ProgramStart;
+use crate::workspace::{InMemory, Misfit, Room};
 
 /// Where runsc keeps its container state.
 pub(crate) const RUNSC_ROOT: &str = "/run/warden/runsc";
@@ -205,6 +206,11 @@ impl Gvisor {
             runsc: self.runsc.clone(),
             container,
             workspace: bundle::workspace(&bundle, spec),
+            scratch_size: spec.limits.workspace_size,
+            work_on_scratch: !spec
+                .volumes
+                .iter()
+                .any(|v| v.target == Path::new(crate::plan::WORKDIR)),
             filter,
             bundle,
             count: 0,
@@ -269,6 +275,10 @@ struct RunscJobs {
     bundle: PathBuf,
     /// The host directory the sandbox sees at `/work`.
     workspace: PathBuf,
+    /// The scratch tmpfs's cap now: each job's `workspace_size` ([`RunscJobs::fit`]).
+    scratch_size: ByteSize,
+    /// Whether `workspace` is on the scratch tmpfs (no volume at `/work`).
+    work_on_scratch: bool,
     /// The seccomp filter each job's loader installs (`gvisor/filter_exec.rs`).
     filter: String,
     /// Jobs started so far (names their process files).
@@ -290,6 +300,44 @@ impl RunscJobs {
         let mut command = Command::new(&self.runsc);
         command.args(["--root", RUNSC_ROOT]);
         command
+    }
+
+    /// Caps the scratch tmpfs at the job's `workspace_size`, as the native init does its own
+    /// (`mounts::Scratch`), and returns the room the job's files have. Warden mounted the
+    /// tmpfs on the host and remounts it there (`MS_REMOUNT`, `size=`): gVisor's gofer writes
+    /// the sandbox's `/work` and `/tmp` into it, so the new cap holds inside at once, with
+    /// nothing asked of gVisor (whose sentry a mount call inside would reach, not this
+    /// tmpfs). The files' pages are charged to warden, which writes them here, not to the
+    /// sandbox's cgroup: no memory check.
+    fn fit(&mut self, limits: &Limits) -> Result<Option<Room>, SandboxError> {
+        let scratch = bundle::scratch(&self.bundle);
+        let setup = |e: crate::child::SetupError| SandboxError::setup(e.step, e.detail);
+        let holds = crate::workspace::used_bytes(&scratch).map_err(setup)?;
+        let size = limits.workspace_size;
+        if holds > size.bytes() {
+            return Err(setup(Misfit::holds_more(size, holds)));
+        }
+        if size != self.scratch_size {
+            nix::mount::mount(
+                None::<&str>,
+                &scratch,
+                None::<&str>,
+                nix::mount::MsFlags::MS_REMOUNT
+                    | nix::mount::MsFlags::MS_NOSUID
+                    | nix::mount::MsFlags::MS_NODEV,
+                Some(format!("size={}", size.bytes()).as_str()),
+            )
+            .map_err(|e| SandboxError::Helper {
+                action: "resizing the gVisor workspace",
+                source: e.into(),
+            })?;
+            self.scratch_size = size;
+        }
+        Ok(self.work_on_scratch.then_some(Room {
+            size,
+            holds: ByteSize(holds),
+            memory: None,
+        }))
     }
 }
 
@@ -478,7 +526,8 @@ impl JobLauncher for RunscJobs {
     }
 
     fn prepare(&mut self, job: &Job) -> Result<Command, SandboxError> {
-        crate::workspace::write_files(&self.workspace, &job.files)
+        let room = self.fit(&job.limits)?;
+        crate::workspace::write_files(&self.workspace, &job.files, &mut InMemory, room)
             .map_err(|e| SandboxError::setup(e.step, e.detail))?;
         if let Some(argv) = &self.container_start {
             if self.count > 0 {

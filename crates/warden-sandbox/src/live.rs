@@ -473,7 +473,8 @@ impl LiveSandbox {
         );
         // The sandbox holds its own copies now; the parent must see end-of-file when they close.
         drop((stdin_fd, stdout_write, stderr_write));
-        let end = end?;
+        let oom_before = counted.as_ref().map_or(0, |c| c.oom_kills);
+        let end = end.map_err(|e| self.files_misfit(job, oom_before).unwrap_or(e))?;
         self.jobs_run += 1;
         // A first job sent while the sandbox was still being built: its setup ends first, and
         // the job counts from where the init read the cgroup's cpu before reporting ready.
@@ -554,8 +555,32 @@ impl LiveSandbox {
         if let Some((step, detail)) = watched.setup_failure {
             return Err(SandboxError::setup(step, detail));
         }
+        if !watched.program_started {
+            if let Some(misfit) = self.files_misfit(job, oom_before) {
+                return Err(misfit);
+            }
+        }
         let after = cgroup.stats()?;
         finish(watched, &used_since(&before, &after), job)
+    }
+
+    /// The error of a job whose program never started because the memory cgroup killed the
+    /// init while it wrote the job's files (the files, with the init's own memory, took the
+    /// job's memory: the init refuses files that take it all by themselves, `workspace.rs`);
+    /// `None` if there was no such kill since `oom_before`, or the job had no files.
+    fn files_misfit(&self, job: &Job, oom_before: u64) -> Option<SandboxError> {
+        let files = job
+            .files
+            .iter()
+            .map(|f| f.len)
+            .fold(0u64, u64::saturating_add);
+        let killed = self.cgroup.as_ref()?.stats().ok()?.oom_kills > oom_before;
+        (killed && files > 0).then_some(SandboxError::WorkspaceMisfit {
+            limit: "memory",
+            size: job.limits.memory,
+            holds: ByteSize(0),
+            files: ByteSize(files),
+        })
     }
 
     /// Makes the sandbox fit for an unrelated next job (native backend only): the init

@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 
+use warden_core::{ByteSize, Limits};
+
 use crate::child::SetupError;
 use crate::plan::{SandboxSpec, WORKDIR};
+use crate::workspace::{Misfit, Room};
 
 /// Where the new root is assembled. A tmpfs mounted over `/tmp` inside the new mount namespace
 /// hides the host's `/tmp` and leaves the host's `/` visible to bind from.
@@ -254,6 +257,61 @@ fn build_scratch(plan: &SandboxSpec, place: &Path) -> Result<()> {
 /// place under the old root ([`SETUP_SCRATCH`]).
 pub(crate) fn build_workspace(plan: &SandboxSpec) -> Result<()> {
     build_scratch(plan, Path::new(SETUP_SCRATCH))
+}
+
+/// The workspace tmpfs as the init keeps it from job to job. Each job has its own
+/// `workspace_size`: before the job's files are written, the tmpfs's cap is set to it with a
+/// remount (`MS_REMOUNT`, `size=`; mount(2), tmpfs(5)), which changes the one superblock behind
+/// `/work` and `/tmp`, whatever an earlier job (a compile stage) had. Its inode count stays the
+/// sandbox's. The kernel refuses a cap below what the tmpfs holds; the job is refused first,
+/// saying so ([`Misfit`](crate::workspace::Misfit)).
+pub(crate) struct Scratch {
+    /// The cap the tmpfs has now.
+    size: ByteSize,
+    /// Whether `/work` is on it (no volume there), so that the job's files are too.
+    holds_work: bool,
+}
+
+impl Scratch {
+    /// The tmpfs as [`build_workspace`] or a reset made it: the spec's size.
+    pub(crate) fn new(spec: &SandboxSpec) -> Self {
+        Self {
+            size: spec.limits.workspace_size,
+            holds_work: scratch_dirs(spec)
+                .iter()
+                .any(|(_, outer, _)| *outer == WORKDIR),
+        }
+    }
+
+    /// Caps the tmpfs at the job's `workspace_size` and returns the room its files have;
+    /// refuses a job whose size is below what the tmpfs holds already.
+    pub(crate) fn fit(&mut self, limits: &Limits) -> Result<Option<Room>> {
+        let tmp = Path::new("/tmp");
+        let holds = crate::workspace::used_bytes(tmp)?;
+        let size = limits.workspace_size;
+        if holds > size.bytes() {
+            return Err(Misfit::holds_more(size, holds));
+        }
+        if size != self.size {
+            do_mount(
+                "resize the workspace",
+                None,
+                tmp,
+                None,
+                // The bind's own flags, which a remount would otherwise clear.
+                MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(&format!("size={}", size.bytes())),
+            )?;
+            self.size = size;
+        }
+        Ok(self.holds_work.then_some(Room {
+            size,
+            holds: ByteSize(holds),
+            // The tmpfs's pages are charged to the cgroup of the process that wrote them:
+            // the init, in the job's cgroup.
+            memory: Some(limits.memory),
+        }))
+    }
 }
 
 /// `/etc/passwd`, `/etc/group` and `/etc/hosts` describing the sandbox, not the host, and

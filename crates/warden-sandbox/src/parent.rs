@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use warden_core::{Outcome, Usage};
+use warden_core::{ByteSize, Outcome, Usage};
 use warden_sys::process::ForkResult;
 
 use crate::cgroup::{Cgroup, CgroupError, CgroupFs};
@@ -155,6 +155,35 @@ pub enum SandboxError {
         /// Why.
         why: String,
     },
+    /// The job's files do not fit its limits: with what the workspace holds already (an
+    /// earlier job's files and output: the compile stage's, in a sandbox it shares with the
+    /// run), they are more than its `workspace_size`, or take all of its `memory` (a file in
+    /// the native sandbox's workspace is held in memory, charged to the job). Nothing of the
+    /// job ran; the sandbox runs further jobs.
+    #[error(
+        "the program's files ({}){} do not fit its {limit} ({size}){}",
+        about(*files),
+        if holds.bytes() > 0 {
+            format!(" and what its workspace holds already ({})", about(*holds))
+        } else {
+            String::new()
+        },
+        if *limit == "memory" {
+            ": files in the workspace are held in memory, charged to the program"
+        } else {
+            ""
+        }
+    )]
+    WorkspaceMisfit {
+        /// The limit: `workspace_size` or `memory`.
+        limit: &'static str,
+        /// Its value.
+        size: ByteSize,
+        /// What the workspace held before the job's files.
+        holds: ByteSize,
+        /// The job's files.
+        files: ByteSize,
+    },
     /// The helper ended without a report of the program's end.
     #[error("the sandbox helper ended without reporting how the program ended")]
     Vanished,
@@ -177,15 +206,44 @@ pub enum SandboxError {
     },
 }
 
+/// `size` as a person reads it: exact when it is a whole number of KiB, MiB or GiB, else in
+/// MiB (KiB below one) to one decimal.
+fn about(size: ByteSize) -> String {
+    let exact = size.to_string();
+    let bytes = size.bytes() as f64;
+    if !exact.ends_with("iB") && size.bytes() >= ByteSize::KIB {
+        if size.bytes() >= ByteSize::MIB {
+            return format!("{:.1}MiB", bytes / ByteSize::MIB as f64);
+        }
+        return format!("{:.1}KiB", bytes / ByteSize::KIB as f64);
+    }
+    exact
+}
+
 impl SandboxError {
     /// A cancel that found nothing running: [`SandboxError::Cancelled`] without a job.
     pub fn cancelled() -> Self {
         SandboxError::Cancelled { ran: None }
     }
 
-    /// The error a failed setup step reports: [`SandboxError::JobFile`] when writing a job's
-    /// file failed for a reason of the caller's, else [`SandboxError::Setup`].
+    /// The error a failed setup step reports: [`SandboxError::WorkspaceMisfit`] or
+    /// [`SandboxError::JobFile`] when writing a job's files failed for a reason of the
+    /// caller's, else [`SandboxError::Setup`].
     pub(crate) fn setup(step: String, detail: String) -> Self {
+        if step == crate::workspace::FIT_STEP {
+            if let Ok(misfit) = serde_json::from_str::<crate::workspace::Misfit>(&detail) {
+                return SandboxError::WorkspaceMisfit {
+                    limit: if misfit.limit == "memory" {
+                        "memory"
+                    } else {
+                        "workspace_size"
+                    },
+                    size: ByteSize(misfit.size),
+                    holds: ByteSize(misfit.holds),
+                    files: ByteSize(misfit.files),
+                };
+            }
+        }
         let path = step
             .strip_prefix(crate::workspace::WRITE_STEP)
             .and_then(|rest| rest.strip_prefix(' '));

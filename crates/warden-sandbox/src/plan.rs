@@ -83,8 +83,9 @@ pub struct SandboxPlan {
 pub struct SandboxSpec {
     /// Host paths bound read-only, in order.
     pub binds: Vec<Bind>,
-    /// The sandbox's ceilings: `memory` and `max_procs` bound every job (a job may ask for
-    /// less), `workspace_size` sizes `/work` and `/tmp`. The other fields are the defaults of a
+    /// The sandbox's ceilings: `memory`, `max_procs` and `workspace_size` (which sizes `/work`
+    /// and `/tmp` when the sandbox is built) bound every job, which may ask for less and gets
+    /// what it asks. The other fields are the defaults of a
     /// job that names none.
     pub limits: Limits,
     /// The system call filter every job's program runs under.
@@ -128,8 +129,9 @@ pub struct Job {
     /// Files written into the workspace before the program starts, replacing files of the
     /// same name that an earlier job left.
     pub files: Vec<WorkspaceFile>,
-    /// This run's limits. `memory` and `max_procs` above the sandbox's ceilings are refused;
-    /// `workspace_size` is the sandbox's and ignored here.
+    /// This run's limits. `memory`, `max_procs` and `workspace_size` above the sandbox's
+    /// ceilings are refused; the workspace is resized to this `workspace_size` before the
+    /// job's files are written (docs/sandbox-setup.md, part 5).
     pub limits: Limits,
     /// A file or directory of the workspace sent back when the program exits with status 0
     /// (a compiler's output); see `SandboxRun::collected`.
@@ -460,6 +462,14 @@ impl Job {
         if self.limits.max_procs > sandbox.limits.max_procs {
             let (asked, top) = (self.limits.max_procs, sandbox.limits.max_procs);
             return Err(ceiling("process limit", asked.to_string(), top.to_string()));
+        }
+        if self.limits.workspace_size > sandbox.limits.workspace_size {
+            let (asked, top) = (self.limits.workspace_size, sandbox.limits.workspace_size);
+            return Err(ceiling(
+                "workspace size",
+                asked.to_string(),
+                top.to_string(),
+            ));
         }
         Ok(())
     }

@@ -3,6 +3,12 @@
 //! and never follows a link: a directory on the way must be a real directory (`O_NOFOLLOW`),
 //! and a file of the same name is unlinked and created anew (`O_EXCL`), so a planted symlink
 //! or FIFO is replaced, never written through.
+//!
+//! The files must fit the job's room ([`Room`]): the workspace's size cap, the job's
+//! `workspace_size`, and, where the workspace's pages are charged to the job's cgroup (the
+//! native sandbox's tmpfs), its memory. A job they do not fit is refused before anything is
+//! written ([`Misfit`]), not left to fail as an out-of-memory kill of the init or a full disk
+//! halfway through.
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -12,8 +18,11 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fchmod, mkdirat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
+use serde::{Deserialize, Serialize};
+use warden_core::ByteSize;
 
 use crate::child::SetupError;
+use crate::control::FileBytes;
 use crate::plan::WorkspaceFile;
 
 /// The setup step that writes a job's file, followed by its path ([`SandboxError::setup`]).
@@ -21,22 +30,151 @@ use crate::plan::WorkspaceFile;
 /// [`SandboxError::setup`]: crate::SandboxError
 pub(crate) const WRITE_STEP: &str = "write workspace file";
 
-/// Writes `files` under `workdir`: all of them, or none when one cannot be (every path is
-/// checked first). A session's workspace keeps what an earlier call planted there, a link
-/// where a file's directory should be: refused after the files before it were written, the
-/// call left them behind although it was refused.
-pub(crate) fn write_files(workdir: &Path, files: &[WorkspaceFile]) -> Result<(), SetupError> {
+/// The setup step that refuses a job whose files do not fit its room; its detail is a
+/// [`Misfit`] as JSON ([`SandboxError::setup`]).
+///
+/// [`SandboxError::setup`]: crate::SandboxError
+pub(crate) const FIT_STEP: &str = "fit the job's files";
+
+/// What a job's files must fit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Room {
+    /// The workspace's size cap: the job's `workspace_size`.
+    pub(crate) size: ByteSize,
+    /// What the workspace holds before the job's files (an earlier job's files and output,
+    /// the compile stage's in a shared sandbox).
+    pub(crate) holds: ByteSize,
+    /// The job's memory, when the workspace's pages are charged to the job's cgroup and the
+    /// files go there (the native sandbox's tmpfs, `/work` not a volume): files that take it
+    /// all leave the program nothing, and the init writing them would be killed.
+    pub(crate) memory: Option<ByteSize>,
+}
+
+/// Why a job's files do not fit its room, as the init reports it (the detail of
+/// [`FIT_STEP`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Misfit {
+    /// The limit they do not fit: `workspace_size` or `memory`.
+    pub(crate) limit: String,
+    /// That limit, in bytes.
+    pub(crate) size: u64,
+    /// What the workspace held before the job's files, in bytes.
+    pub(crate) holds: u64,
+    /// The job's files, in bytes.
+    pub(crate) files: u64,
+}
+
+impl Misfit {
+    fn error(&self) -> SetupError {
+        SetupError::new(
+            FIT_STEP,
+            serde_json::to_string(self).unwrap_or_else(|e| e.to_string()),
+        )
+    }
+
+    /// The workspace holds more than `size` (a job's `workspace_size`) before any file of the
+    /// job is written.
+    pub(crate) fn holds_more(size: ByteSize, holds: u64) -> SetupError {
+        Misfit {
+            limit: "workspace_size".into(),
+            size: size.bytes(),
+            holds,
+            files: 0,
+        }
+        .error()
+    }
+}
+
+/// Where the contents of a job's files come from, in job order.
+pub(crate) trait Contents {
+    /// Writes the contents of `file`, the next one, into `out`.
+    fn write_next(&mut self, file: &WorkspaceFile, out: &mut std::fs::File) -> std::io::Result<()>;
+}
+
+/// The files' own [`WorkspaceFile::contents`]: the parent writing a runtime's workspace from
+/// the host (gVisor).
+pub(crate) struct InMemory;
+
+impl Contents for InMemory {
+    fn write_next(&mut self, file: &WorkspaceFile, out: &mut std::fs::File) -> std::io::Result<()> {
+        out.write_all(&file.contents)
+    }
+}
+
+impl Contents for FileBytes {
+    fn write_next(&mut self, file: &WorkspaceFile, out: &mut std::fs::File) -> std::io::Result<()> {
+        self.copy_next(file.len, out)
+    }
+}
+
+/// Writes `files` under `workdir`, their contents taken from `contents`: all of them, or none
+/// when one cannot be (every path is checked first, and the files' size against `room`). A
+/// session's workspace keeps what an earlier call planted there, a link where a file's
+/// directory should be: refused after the files before it were written, the call left them
+/// behind although it was refused. A full workspace halfway through (room was reckoned from
+/// the tmpfs's use, which rounds to pages) is a [`Misfit`] too.
+pub(crate) fn write_files(
+    workdir: &Path,
+    files: &[WorkspaceFile],
+    contents: &mut dyn Contents,
+    room: Option<Room>,
+) -> Result<(), SetupError> {
     if files.is_empty() {
         return Ok(());
     }
     let root = open_dir(None, workdir).map_err(|e| SetupError::sys("open", workdir, e))?;
+    let mut replaced = 0u64;
     for file in files {
-        check_one(&root, file).map_err(|e| SetupError::sys(WRITE_STEP, &file.path, e))?;
+        replaced +=
+            check_one(&root, file).map_err(|e| SetupError::sys(WRITE_STEP, &file.path, e))?;
+    }
+    let total = files.iter().map(|f| f.len).fold(0u64, u64::saturating_add);
+    if let Some(room) = room {
+        check_room(&room, total, replaced)?;
     }
     for file in files {
-        write_one(&root, file).map_err(|e| SetupError::sys(WRITE_STEP, &file.path, e))?;
+        write_one(&root, file, contents).map_err(|e| match (e, room) {
+            (Errno::ENOSPC, Some(room)) => Misfit {
+                limit: "workspace_size".into(),
+                size: room.size.bytes(),
+                holds: room.holds.bytes(),
+                files: total,
+            }
+            .error(),
+            (e, _) => SetupError::sys(WRITE_STEP, &file.path, e),
+        })?;
     }
     Ok(())
+}
+
+/// Refuses files of `total` bytes (`replaced` of them taking the place of files there now)
+/// that do not fit `room`.
+fn check_room(room: &Room, total: u64, replaced: u64) -> Result<(), SetupError> {
+    let after = room
+        .holds
+        .bytes()
+        .saturating_sub(replaced)
+        .saturating_add(total);
+    let misfit = |limit: &str, size: ByteSize| Misfit {
+        limit: limit.into(),
+        size: size.bytes(),
+        holds: room.holds.bytes(),
+        files: total,
+    };
+    if after > room.size.bytes() {
+        return Err(misfit("workspace_size", room.size).error());
+    }
+    match room.memory {
+        Some(memory) if after >= memory.bytes() => Err(misfit("memory", memory).error()),
+        _ => Ok(()),
+    }
+}
+
+/// The bytes a filesystem's files take (its blocks in use), as `statvfs` of `path` tells.
+pub(crate) fn used_bytes(path: &Path) -> Result<u64, SetupError> {
+    let stat = nix::sys::statvfs::statvfs(path).map_err(|e| SetupError::sys("statvfs", path, e))?;
+    let blocks = stat.blocks().saturating_sub(stat.blocks_free());
+    Ok(blocks.saturating_mul(stat.fragment_size()))
 }
 
 /// The normal components of a file's path.
@@ -52,26 +190,31 @@ fn components(file: &WorkspaceFile) -> Result<Vec<&std::ffi::OsStr>, Errno> {
 
 /// Fails as [`write_one`] would on what is there now, writing nothing: a directory of the
 /// path that is a link or a file, or a directory where the file goes. What is missing is
-/// made by the write.
-fn check_one(root: &OwnedFd, file: &WorkspaceFile) -> Result<(), Errno> {
+/// made by the write. Returns the size of the file the write replaces (0 for none).
+fn check_one(root: &OwnedFd, file: &WorkspaceFile) -> Result<u64, Errno> {
     let components = components(file)?;
     let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
     let mut dir = root.try_clone().map_err(|_| Errno::EBADF)?;
     for parent in parents {
         dir = match open_dir(Some(&dir), Path::new(parent)) {
             Ok(next) => next,
-            Err(Errno::ENOENT) => return Ok(()),
+            Err(Errno::ENOENT) => return Ok(0),
             Err(e) => return Err(e),
         };
     }
     match nix::sys::stat::fstatat(dir.as_fd(), *name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Err(Errno::EISDIR),
-        Ok(_) | Err(Errno::ENOENT) => Ok(()),
+        Ok(st) => Ok(u64::try_from(st.st_blocks).unwrap_or(0).saturating_mul(512)),
+        Err(Errno::ENOENT) => Ok(0),
         Err(e) => Err(e),
     }
 }
 
-fn write_one(root: &OwnedFd, file: &WorkspaceFile) -> Result<(), Errno> {
+fn write_one(
+    root: &OwnedFd,
+    file: &WorkspaceFile,
+    contents: &mut dyn Contents,
+) -> Result<(), Errno> {
     let components = components(file)?;
     let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
     let mut dir = root.try_clone().map_err(|_| Errno::EBADF)?;
@@ -92,8 +235,8 @@ fn write_one(root: &OwnedFd, file: &WorkspaceFile) -> Result<(), Errno> {
     let fd = openat(dir.as_fd(), *name, flags, mode)?;
     // The umask may have taken bits off.
     fchmod(fd.as_fd(), mode)?;
-    std::fs::File::from(fd)
-        .write_all(&file.contents)
+    contents
+        .write_next(file, &mut std::fs::File::from(fd))
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
@@ -120,9 +263,17 @@ mod tests {
                 WorkspaceFile::new("a.txt", "one"),
                 WorkspaceFile::executable("sub/dir/run", "#!/bin/sh\n"),
             ],
+            &mut InMemory,
+            None,
         )
         .expect("written");
-        write_files(dir.path(), &[WorkspaceFile::new("a.txt", "two")]).expect("replaced");
+        write_files(
+            dir.path(),
+            &[WorkspaceFile::new("a.txt", "two")],
+            &mut InMemory,
+            None,
+        )
+        .expect("replaced");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("a.txt")).expect("read"),
             "two"
@@ -151,6 +302,8 @@ mod tests {
                     WorkspaceFile::new("new/dir/n.py", "print(2)"),
                     WorkspaceFile::new(second, "x = 1"),
                 ],
+                &mut InMemory,
+                None,
             );
             assert!(refused.is_err(), "{second}");
             assert!(!dir.path().join("m.py").exists(), "{second}: m.py written");
@@ -170,8 +323,20 @@ mod tests {
         std::fs::write(&target, "untouched").expect("write");
         std::os::unix::fs::symlink(&target, dir.path().join("a.txt")).expect("symlink");
         std::os::unix::fs::symlink(outside.path(), dir.path().join("sub")).expect("symlink");
-        write_files(dir.path(), &[WorkspaceFile::new("a.txt", "new")]).expect("replaced");
-        assert!(write_files(dir.path(), &[WorkspaceFile::new("sub/b.txt", "x")]).is_err());
+        write_files(
+            dir.path(),
+            &[WorkspaceFile::new("a.txt", "new")],
+            &mut InMemory,
+            None,
+        )
+        .expect("replaced");
+        assert!(write_files(
+            dir.path(),
+            &[WorkspaceFile::new("sub/b.txt", "x")],
+            &mut InMemory,
+            None
+        )
+        .is_err());
         assert_eq!(std::fs::read_to_string(&target).expect("read"), "untouched");
         assert!(!outside.path().join("b.txt").exists());
         assert_eq!(
