@@ -582,6 +582,62 @@ fn compile_limits_bound_the_compile_stage_alone() {
     assert_eq!(result["limits"]["wall_time"], "10s", "the run's: {result}");
 }
 
+/// Bug hunt hc, F1: the run got the compile stage's workspace (`compile_limits` raised the
+/// sandbox's tmpfs, and every job of it wrote up to that), in a fresh sandbox and a shared one.
+#[test]
+fn the_run_writes_within_its_own_workspace_size_whatever_the_compiles() {
+    let server = Server::start("");
+    let fill = "#include <stdio.h>\nstatic char block[1 << 20];\nint main(void) {\n  FILE *f = fopen(\"/tmp/fill\", \"w\");\n  int n = 0;\n  for (; n < 200; n++) {\n    if (fwrite(block, 1, sizeof block, f) != sizeof block || fflush(f) != 0) break;\n  }\n  printf(\"%d\\n\", n);\n  return 0;\n}\n";
+    for reuse in ["fresh", "shared"] {
+        let body = json!({"language": "c", "code": fill, "reuse": reuse,
+                          "limits": {"memory": "1GiB", "max_file_size": "1GiB"},
+                          "compile_limits": {"workspace_size": "1GiB"}});
+        let done = server.request("POST", "/v1/executions", Some(&body));
+        assert_eq!(done.code, 200, "{reuse}: {}", done.body);
+        let result = done.json();
+        assert_eq!(result["limits"]["workspace_size"], "64MiB", "{result}");
+        let written: u32 = result["stdout"]
+            .as_str()
+            .and_then(|s| s.trim().parse().ok())
+            .expect("a count");
+        assert!(
+            written < 64,
+            "{reuse}: {written} MiB written in 64 MiB: {result}"
+        );
+    }
+}
+
+/// Bug hunt hc, F2: a compiled program larger than the run's memory made the run a 500
+/// (`sending a job to the sandbox: Broken pipe`: the sandbox's init, which read the program
+/// into its memory before writing it into the workspace, was killed by the run's memory
+/// cgroup), and a smaller one `memory_limit` though it never started. A program too large for
+/// the run's workspace or memory is the caller's to fix (422, naming the limit); one that fits
+/// runs.
+#[test]
+fn a_compiled_program_too_large_for_the_run_is_refused_and_one_that_fits_runs() {
+    let server = Server::start("");
+    let big = "#include <unistd.h>\nchar big[100 << 20] = {1};\nint main(void) { return big[getpid() % 100]; }\n";
+    let compile = json!({"memory": "2GiB", "workspace_size": "1GiB", "max_file_size": "512MiB"});
+    for (limits, named) in [
+        (json!({}), "workspace_size (64MiB)"),
+        (
+            json!({"workspace_size": "256MiB", "memory": "96MiB"}),
+            "memory (96MiB)",
+        ),
+    ] {
+        let body = json!({"language": "c", "code": big, "limits": limits,
+                          "compile_limits": compile});
+        let refused = server.request("POST", "/v1/executions", Some(&body));
+        assert_eq!(refused.code, 422, "{}", refused.body);
+        assert!(refused.body.contains(named), "{}", refused.body);
+    }
+    let body = json!({"language": "c", "code": big, "compile_limits": compile,
+                      "limits": {"workspace_size": "256MiB", "memory": "192MiB"}});
+    let ran = server.request("POST", "/v1/executions", Some(&body));
+    assert_eq!(ran.code, 200, "{}", ran.body);
+    assert_eq!(ran.json()["outcome"]["kind"], "exited", "{}", ran.body);
+}
+
 #[test]
 fn a_full_queue_is_429_with_retry_after_while_health_answers() {
     let server = Server::start("[server]\nworkers = 1\nqueue_size = 0\n");

@@ -240,7 +240,9 @@ struct Prepared<'e> {
     cacheable: bool,
 }
 
-/// A sandbox's ceilings raised to hold a stage run in it with `stage`'s limits.
+/// A sandbox's ceilings raised to hold a stage run in it with `stage`'s limits. Each job of
+/// the sandbox still runs under its own: the cgroup is set to its memory and processes, the
+/// workspace resized to its `workspace_size` (docs/sandbox-setup.md, part 5).
 fn raise_ceilings(ceilings: &mut Limits, stage: &Limits) {
     ceilings.memory = ceilings.memory.max(stage.memory);
     ceilings.max_procs = ceilings.max_procs.max(stage.max_procs);

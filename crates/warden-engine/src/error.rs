@@ -446,7 +446,9 @@ impl EngineError {
             EngineError::NetworkPolicy(e) => e.kind(),
             EngineError::Sandbox(SandboxError::Cancelled { .. })
             | EngineError::Cancelled { .. } => ErrorKind::Cancelled,
-            EngineError::Sandbox(SandboxError::JobFile { .. }) => ErrorKind::Request,
+            EngineError::Sandbox(
+                SandboxError::JobFile { .. } | SandboxError::WorkspaceMisfit { .. },
+            ) => ErrorKind::Request,
             EngineError::MissingRuntime { .. }
             | EngineError::ModeUnavailable { .. }
             | EngineError::NetworkUnavailable { .. }

@@ -74,7 +74,7 @@ impl Engine {
         // compiler warns a lot (-Wall on generated code, templates) compiles; the compile
         // limits still end a compiler that writes forever.
         job.truncate_output = true;
-        let run = runner.run_signalled(&job, Stdin::Null, caller)?;
+        let mut run = runner.run_signalled(&job, Stdin::Null, caller)?;
         if run.outcome != (Outcome::Exited { code: 0 }) {
             return Ok(Compiled::Failed(StageResult::from_run(run)));
         }
@@ -102,7 +102,8 @@ impl Engine {
                 tracing::warn!(dir = %cache.root().display(), error = %e, "storing a compile artifact");
             }
         }
-        let files = run.collected.clone();
+        // Taken, not copied: an artifact may be hundreds of MiB of warden's own memory.
+        let files = std::mem::take(&mut run.collected);
         Ok(Compiled::Artifact(files, StageResult::from_run(run)))
     }
 }
