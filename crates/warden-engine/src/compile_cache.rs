@@ -13,7 +13,7 @@
 //! the total fits.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -212,8 +212,9 @@ impl CompileCache {
     /// The artifacts stored under `key`, if any. A damaged entry is removed and missed.
     pub fn get(&self, key: &CacheKey) -> Option<Vec<CollectedFile>> {
         let path = self.entry(key);
-        let bytes = fs::read(&path).ok()?;
-        match CollectedFile::decode_all(&bytes) {
+        let file = fs::File::open(&path).ok()?;
+        // Read file by file into the artifacts' own buffers: one copy in memory, not two.
+        match CollectedFile::read_all(&mut io::BufReader::new(file)) {
             Ok(files) => {
                 // Mark as recently used for eviction; failure only makes it older.
                 if let Ok(file) = fs::File::options().write(true).open(&path) {
@@ -240,8 +241,7 @@ impl CompileCache {
         if fs::metadata(&self.root)?.permissions().mode() & 0o077 != 0 {
             fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
         }
-        let bytes = CollectedFile::encode_all(files);
-        if bytes.len() as u64 > self.max_bytes {
+        if CollectedFile::encoded_len(files) > self.max_bytes {
             return Ok(());
         }
         let temp = temp_path(&self.root, key.as_str());
@@ -250,7 +250,14 @@ impl CompileCache {
             .create_new(true)
             .mode(0o600)
             .open(&temp)
-            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_data()));
+            .and_then(|f| {
+                // Encoded as it is written: no second copy of the artifact in memory.
+                let mut out = io::BufWriter::new(f);
+                CollectedFile::write_all(files, &mut out)?;
+                out.into_inner()
+                    .map_err(io::IntoInnerError::into_error)?
+                    .sync_data()
+            });
         if let Err(e) = written.and_then(|()| fs::rename(&temp, self.entry(key))) {
             let _ = fs::remove_file(&temp);
             return Err(e);

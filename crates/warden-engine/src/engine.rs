@@ -589,6 +589,14 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let language = prepared.language;
         require_installed(language, &language.run.argv)?;
+        // Moved into shared contents once (no copy), each job's a reference to them.
+        let artifacts: Vec<WorkspaceFile> = artifacts
+            .into_iter()
+            .map(|f| WorkspaceFile {
+                executable: f.executable,
+                ..WorkspaceFile::new(f.path, f.contents)
+            })
+            .collect();
         let job_for = |args: &[String]| {
             let mut job = prepared.with_dependencies(self.job(
                 language,
@@ -597,10 +605,7 @@ impl Engine {
                 args,
                 prepared.limits,
             ));
-            job.files.extend(artifacts.iter().map(|f| WorkspaceFile {
-                executable: f.executable,
-                ..WorkspaceFile::new(f.path.clone(), f.contents.clone())
-            }));
+            job.files.extend(artifacts.iter().cloned());
             job.merge_stderr = request.stderr_to_stdout;
             if let Some(own) = &prepared.own_commands {
                 job.argv = own.run.iter().chain(args).cloned().collect();

@@ -9,7 +9,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use nix::dir::Dir;
@@ -149,23 +149,109 @@ impl Sender {
 impl CollectedFile {
     /// Encodes files in the artifact stream's format (the compile cache stores them so).
     pub fn encode_all(files: &[CollectedFile]) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(usize::try_from(Self::encoded_len(files)).unwrap_or(0));
+        // Writing into a Vec cannot fail.
+        let _ = Self::write_all(files, &mut out);
+        out
+    }
+
+    /// The length of [`CollectedFile::encode_all`]'s encoding of `files`.
+    pub fn encoded_len(files: &[CollectedFile]) -> u64 {
+        files
+            .iter()
+            .map(|f| 16 + f.path.as_os_str().len() as u64 + f.contents.len() as u64)
+            .sum()
+    }
+
+    /// Writes the encoding of [`CollectedFile::encode_all`] into `out` as it goes, never
+    /// holding a second copy of the contents.
+    pub fn write_all(files: &[CollectedFile], out: &mut impl Write) -> std::io::Result<()> {
         for f in files {
             let path = f.path.as_os_str().as_bytes();
-            out.extend_from_slice(&u32::try_from(path.len()).unwrap_or(0).to_le_bytes());
-            out.extend_from_slice(path);
+            out.write_all(&u32::try_from(path.len()).unwrap_or(0).to_le_bytes())?;
+            out.write_all(path)?;
             let mode: u32 = if f.executable { 0o100755 } else { 0o100644 };
-            out.extend_from_slice(&mode.to_le_bytes());
-            out.extend_from_slice(&(f.contents.len() as u64).to_le_bytes());
-            out.extend_from_slice(&f.contents);
+            out.write_all(&mode.to_le_bytes())?;
+            out.write_all(&(f.contents.len() as u64).to_le_bytes())?;
+            out.write_all(&f.contents)?;
         }
-        out
+        Ok(())
     }
 
     /// Decodes what [`CollectedFile::encode_all`] (or the init) wrote; every path is checked
     /// to stay inside the workspace.
     pub fn decode_all(bytes: &[u8]) -> Result<Vec<CollectedFile>, String> {
         parse(bytes)
+    }
+
+    /// Decodes what [`CollectedFile::write_all`] wrote, reading each file's contents from
+    /// `input` straight into its own buffer (the compile cache's entries, read from disk).
+    pub fn read_all(input: &mut impl Read) -> Result<Vec<CollectedFile>, String> {
+        let mut files = Vec::new();
+        let io = |e: std::io::Error| e.to_string();
+        loop {
+            let mut word = [0u8; 4];
+            match input.read(&mut word[..1]).map_err(io)? {
+                0 => return Ok(files),
+                _ => input.read_exact(&mut word[1..]).map_err(io)?,
+            }
+            let path_len = u32::from_le_bytes(word);
+            if path_len == u32::MAX {
+                return Err("the stream holds a refusal".to_owned());
+            }
+            let mut path = vec![0u8; path_len as usize];
+            input.read_exact(&mut path).map_err(io)?;
+            input.read_exact(&mut word).map_err(io)?;
+            let mode = u32::from_le_bytes(word);
+            let mut len = [0u8; 8];
+            input.read_exact(&mut len).map_err(io)?;
+            let len = u64::from_le_bytes(len);
+            let mut contents = Vec::new();
+            input.take(len).read_to_end(&mut contents).map_err(io)?;
+            if contents.len() as u64 != len {
+                return Err("the artifact stream ended early".to_owned());
+            }
+            files.push(checked(path, mode, contents)?);
+        }
+    }
+}
+
+/// A file of the stream, its path checked to stay inside the workspace.
+fn checked(path: Vec<u8>, mode: u32, contents: Vec<u8>) -> Result<CollectedFile, String> {
+    let path = PathBuf::from(OsString::from_vec(path));
+    if !crate::plan::is_contained_relative(&path) {
+        return Err(format!(
+            "artifact path {} escapes the workspace",
+            path.display()
+        ));
+    }
+    Ok(CollectedFile {
+        path,
+        contents,
+        executable: mode & 0o111 != 0,
+    })
+}
+
+/// Parses what the parent read from the artifact pipe, as [`parse`] does, taking the buffer:
+/// a stream of one file (a compiler's program, the common case and the large one) keeps its
+/// contents in place, the header moved out, rather than copied into a second buffer of up to
+/// [`MAX_TOTAL`] in warden's memory.
+pub(crate) fn parse_owned(mut bytes: Vec<u8>) -> Result<Vec<CollectedFile>, String> {
+    let mut rest = &bytes[..];
+    let one = (|| {
+        let path_len = take_u32(&mut rest).ok().filter(|n| *n != u32::MAX)?;
+        let path = take(&mut rest, path_len as usize).ok()?.to_vec();
+        let mode = take_u32(&mut rest).ok()?;
+        let len = take_u64(&mut rest).ok()?;
+        (rest.len() as u64 == len).then_some((path, mode))
+    })();
+    match one {
+        Some((path, mode)) => {
+            let header = bytes.len() - rest.len();
+            bytes.drain(..header);
+            Ok(vec![checked(path, mode, bytes)?])
+        }
+        None => parse(&bytes),
     }
 }
 
@@ -187,18 +273,7 @@ pub(crate) fn parse(mut bytes: &[u8]) -> Result<Vec<CollectedFile>, String> {
             &mut bytes,
             usize::try_from(len).map_err(|_| "length overflow")?,
         )?;
-        let path = PathBuf::from(OsStr::from_bytes(path));
-        if !crate::plan::is_contained_relative(&path) {
-            return Err(format!(
-                "artifact path {} escapes the workspace",
-                path.display()
-            ));
-        }
-        files.push(CollectedFile {
-            path,
-            contents: contents.to_vec(),
-            executable: mode & 0o111 != 0,
-        });
+        files.push(checked(path.to_vec(), mode, contents.to_vec())?);
     }
     Ok(files)
 }
@@ -263,10 +338,27 @@ mod tests {
                 executable: false,
             },
         ];
+        let encoded = CollectedFile::encode_all(&files);
+        assert_eq!(encoded.len() as u64, CollectedFile::encoded_len(&files));
         assert_eq!(
-            CollectedFile::decode_all(&CollectedFile::encode_all(&files)),
-            Ok(files)
+            CollectedFile::read_all(&mut &encoded[..]).as_ref(),
+            Ok(&files)
         );
+        assert_eq!(parse_owned(encoded.clone()).as_ref(), Ok(&files));
+        assert_eq!(CollectedFile::decode_all(&encoded), Ok(files));
+    }
+
+    #[test]
+    fn a_stream_of_one_file_keeps_its_buffer() {
+        let stream = record("main", 0o100755, b"\x7fELF program");
+        let files = parse_owned(stream).expect("valid stream");
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].contents, b"\x7fELF program");
+        assert!(files[0].executable);
+        assert!(parse_owned(record("../main", 0o755, b"x")).is_err());
+        let full = record("main", 0o755, b"abcdef");
+        assert!(parse_owned(full[..full.len() - 1].to_vec()).is_err());
+        assert!(CollectedFile::read_all(&mut &full[..full.len() - 1]).is_err());
     }
 
     #[test]

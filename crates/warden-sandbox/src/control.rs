@@ -328,7 +328,7 @@ mod tests {
         bytes.skip_rest().expect("the rest skipped");
         let mut described = job.clone();
         for file in &mut described.files {
-            file.contents.clear();
+            file.contents = Default::default();
         }
         assert_eq!(*received, described);
         assert!(fds.artifacts.is_some());

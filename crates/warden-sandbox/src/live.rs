@@ -878,14 +878,18 @@ fn cancelled(w: watch::Watched, used: &CgroupStats, job: &Job) -> SandboxRun {
 }
 
 /// The job's result from what the watch saw and the cgroup accounted.
-fn finish(w: watch::Watched, used: &CgroupStats, job: &Job) -> Result<SandboxRun, SandboxError> {
+fn finish(
+    mut w: watch::Watched,
+    used: &CgroupStats,
+    job: &Job,
+) -> Result<SandboxRun, SandboxError> {
     let outcome = verdict(&w, used, job).ok_or(SandboxError::Vanished)?;
     let exited_cleanly = outcome == warden_core::Outcome::Exited { code: 0 };
     let (collected, collect_error): (Vec<CollectedFile>, _) = match (&job.collect, exited_cleanly) {
         (Some(path), true) if w.artifacts_overflow => {
             (Vec::new(), Some(format!("{} is too large", path.display())))
         }
-        (Some(_), true) => match crate::collect::parse(&w.artifacts) {
+        (Some(_), true) => match crate::collect::parse_owned(std::mem::take(&mut w.artifacts)) {
             Ok(files) => (files, None),
             Err(e) => (Vec::new(), Some(e)),
         },

@@ -5,6 +5,7 @@
 //! [`SandboxPlan`] is both at once and [`SandboxPlan::split`]s into them.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use warden_core::{FilesystemPolicy, Limits, SeccompPolicy};
@@ -17,9 +18,11 @@ pub const WORKDIR: &str = "/work";
 pub struct WorkspaceFile {
     /// Plain file name or relative path inside the workspace (no `..`, not absolute).
     pub path: PathBuf,
-    /// Contents. Sent after the plan's JSON on the plan pipe, not inside it.
+    /// Contents. Sent after the plan's JSON on the plan pipe, not inside it. Shared: the jobs
+    /// of one execution (its runs, its test cases) each carry the same compiled program, which
+    /// may be hundreds of MiB of warden's own memory, never copied per job.
     #[serde(skip)]
-    pub contents: Vec<u8>,
+    pub contents: Arc<Vec<u8>>,
     /// Length of `contents`, for the wire format.
     pub len: u64,
     /// Whether the file gets the executable bit.
@@ -33,7 +36,7 @@ impl WorkspaceFile {
         Self {
             path: path.into(),
             len: contents.len() as u64,
-            contents,
+            contents: Arc::new(contents),
             executable: false,
         }
     }
