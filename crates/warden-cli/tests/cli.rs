@@ -69,8 +69,7 @@ fn files_larger_than_the_workspace_are_refused_with_the_limit_named() {
     assert_eq!(out.status.code(), Some(125), "{stderr}");
     assert_eq!(
         stderr,
-        "warden: the program's file blob.bin cannot be written in the workspace: the workspace \
-         is full (its size is the workspace_size limit, or a session's disk)\n"
+        "warden: the program's files (1.0MiB) do not fit its workspace_size (64KiB)\n"
     );
 }
 
