@@ -567,8 +567,12 @@ impl LiveSandbox {
     /// The error of a job whose program never started because the memory cgroup killed the
     /// init while it wrote the job's files (the files, with the init's own memory, took the
     /// job's memory: the init refuses files that take it all by themselves, `workspace.rs`);
-    /// `None` if there was no such kill since `oom_before`, or the job had no files.
+    /// `None` if there was no such kill since `oom_before`, or the job had no files, or no
+    /// init of warden's wrote them (gVisor's are written by the parent, charged to it).
     fn files_misfit(&self, job: &Job, oom_before: u64) -> Option<SandboxError> {
+        if !matches!(self.jobs, Some(Jobs::Init { .. })) {
+            return None;
+        }
         let files = job
             .files
             .iter()
