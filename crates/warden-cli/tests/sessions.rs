@@ -285,7 +285,8 @@ fn file_operations_stay_in_the_workspace_whatever_the_session_plants() {
             "exec",
             &id,
             "--",
-            "mkdir d; ln -s /usr/bin out; ln -s .. d/up; mkfifo pipe",
+            "mkdir d; ln -s /usr/bin out; ln -s .. d/up; mkfifo pipe; \
+             python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\"",
         ],
     );
     let secret = server.world().path().join("host-secret");
@@ -294,6 +295,7 @@ fn file_operations_stay_in_the_workspace_whatever_the_session_plants() {
         ("GET", "/file?path=out/env", None),
         ("GET", "/file?path=d/up/x", None),
         ("GET", "/file?path=pipe", None),
+        ("GET", "/file?path=sock", None),
         ("GET", "/file?path=../etc/passwd", None),
         ("GET", "/file?path=%2Fetc%2Fpasswd", None),
         ("GET", "/files?path=out", None),
@@ -313,6 +315,11 @@ fn file_operations_stay_in_the_workspace_whatever_the_session_plants() {
             "{method} {path}: {status} {answer}"
         );
         assert!(answer.contains("error"), "{answer}");
+        // Bug hunt: a socket's open failed with ENXIO, which was a 500 (internal error).
+        if path.ends_with("sock") || path.ends_with("pipe") {
+            assert_eq!(status, 422, "{method} {path}: {answer}");
+            assert!(answer.contains("not a regular file"), "{answer}");
+        }
     }
     assert!(std::path::Path::new("/usr/bin/env").exists());
     assert!(!std::path::Path::new("/usr/bin/planted").exists());
@@ -572,6 +579,23 @@ fn agent_tools_work_in_a_session() {
         serde_json::json!({"operation": "read", "path": "out.txt", "session": id}),
     );
     assert_eq!(reply["text"], "42\n", "{reply}");
+    // Bug hunt: the tool read up to 64 MiB of a session's file into its answer, past the
+    // 1 MiB its reads return everywhere else. A socket was "warden failed to run the tool".
+    call(
+        "shell",
+        serde_json::json!({"command": "truncate -s 2M big; python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\"", "session": id}),
+    );
+    for (path, says) in [
+        ("big", "more than the 1048576 a read returns"),
+        ("sock", "not a regular file"),
+    ] {
+        let reply = call(
+            "files",
+            serde_json::json!({"operation": "read", "path": path, "session": id}),
+        );
+        assert_eq!(reply["is_error"], true, "{reply}");
+        assert!(reply["text"].to_string().contains(says), "{path}: {reply}");
+    }
     let reply = call(
         "run_code",
         serde_json::json!({"language": "python", "code": "import os; print(sorted(os.listdir('.')))", "session": id}),
@@ -987,4 +1011,89 @@ fn a_sessions_ipc_objects_persist_between_calls() {
         (200, &json!("queue True 0\n")),
         "{body}"
     );
+}
+
+/// Bug hunt: a download read the whole file (up to 64 MiB) into the server's memory before
+/// sending a byte, and held it until its client had read it: 30 slow readers of a sparse
+/// 64 MiB file held 2.38 GB, with no bound but `max_connections`. A download now sends the
+/// file a piece at a time from its descriptor, and a caller's file operations at once are
+/// bounded: eight readers that stop after their first MiB leave the server's memory much as it
+/// was, a ninth is refused (429), and the file still arrives whole.
+#[test]
+fn slow_downloads_hold_neither_the_file_in_memory_nor_more_than_their_slots() {
+    use std::io::{Read, Write};
+    // Long enough that a client that stops reading is not cut while it is measured.
+    let server = LiveServer::start("[server]\nheader_read_timeout = \"300s\"\n");
+    let (id, exec) = session_with(
+        &server,
+        json!({"disk": "64MiB", "limits": {"max_file_size": "64MiB"}}),
+    );
+    let (status, ran) = exec(json!({"command": "truncate -s 64M big"}));
+    assert_eq!(
+        (status, &ran["outcome"]["kind"]),
+        (200, &json!("exited")),
+        "{ran}"
+    );
+    let anonymous = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
+            .expect("the server's status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("RssAnon:"))
+            .expect("RssAnon");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .expect("a number");
+        kib << 10
+    };
+    let before = anonymous();
+    let request = format!(
+        "GET /v1/sessions/{id}/file?path=big HTTP/1.1\r\nHost: x\r\nauthorization: Bearer \
+         {TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    let readers: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+            stream.write_all(request.as_bytes()).expect("sent");
+            let mut first = vec![0; 1 << 20];
+            stream.read_exact(&mut first).expect("the first MiB");
+            assert!(first.starts_with(b"HTTP/1.1 200"), "{}", text(&first[..64]));
+            stream
+        })
+        .collect();
+    let held = anonymous().saturating_sub(before);
+    assert!(
+        held < 64 << 20,
+        "8 slow downloads of a 64 MiB file hold {} MiB of the server's memory",
+        held >> 20
+    );
+    let (status, answer) = server.request("GET", &format!("/v1/sessions/{id}/file?path=big"), None);
+    assert_eq!(status, 429, "a ninth at once: {answer}");
+    assert!(answer.contains("8 file operations at once"), "{answer}");
+    drop(readers);
+    // The slots come back as the server sees the readers gone.
+    let whole = eventually(Duration::from_secs(30), || {
+        let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+        stream.write_all(request.as_bytes()).expect("sent");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read");
+        let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let (head, body) = (text(&answer[..at]), &answer[at + 4..]);
+        if head.starts_with("HTTP/1.1 429") {
+            return false;
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.to_lowercase().contains("content-length: 67108864"),
+            "{head}"
+        );
+        assert_eq!(body.len(), 64 << 20);
+        assert!(body.iter().all(|b| *b == 0));
+        true
+    });
+    assert!(whole, "the slots never came back\n{}", server.log());
 }

@@ -15,6 +15,7 @@ mod mcp_relay;
 pub(crate) mod network;
 mod pool;
 mod runner;
+mod session_files;
 mod sessions;
 mod tool_calls;
 mod volumes;
@@ -50,7 +51,8 @@ pub use host::SandboxCheck;
 pub use mcp_relay::{McpWrap, RelayReport, DEFAULT_CALL_TIMEOUT};
 pub use network::{Connection, NetworkReport};
 pub use pool::{host_memory_pressure, MemoryPressure, PoolStats};
-pub use sessions::{FileAnswer, FileOp, SessionCall, MAX_DOWNLOAD};
+pub use session_files::{FileAnswer, FileOp, SessionFile, MAX_DOWNLOAD};
+pub use sessions::SessionCall;
 
 /// Operator configuration of the engine; [`crate::Settings::engine_config`] builds it from
 /// `warden.toml` and the environment.

@@ -27,7 +27,7 @@ pub use compile_cache::CompileCache;
 pub use dependency_cache::DependencyCache;
 pub use engine::{
     host_memory_pressure, Connection, Engine, EngineConfig, FileAnswer, FileOp, McpWrap,
-    MemoryPressure, NetworkReport, PoolStats, RelayReport, SandboxCheck, SessionCall,
+    MemoryPressure, NetworkReport, PoolStats, RelayReport, SandboxCheck, SessionCall, SessionFile,
     DEFAULT_CALL_TIMEOUT, MAX_DOWNLOAD,
 };
 pub use error::{

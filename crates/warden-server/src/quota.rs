@@ -12,13 +12,34 @@ use warden_core::TokenConfig;
 use crate::state::ExecError;
 
 /// Every token's quotas.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Quotas {
     by_name: HashMap<String, TokenQuota>,
     /// Each caller's long-lived connections (WebSockets, MCP event streams), by token name
     /// (`None`: a server without tokens), at most [`Quotas::streams_each`] at once.
     streams: Mutex<HashMap<Option<String>, Arc<Semaphore>>>,
     streams_each: usize,
+    /// Each caller's file operations on sessions' workspaces, by token name, at most
+    /// [`FILE_OPERATIONS_EACH`] at once.
+    file_operations: Mutex<HashMap<Option<String>, Arc<Semaphore>>>,
+    /// Every caller's file operations together, at most [`FILE_OPERATIONS`] at once.
+    all_file_operations: Arc<Semaphore>,
+}
+
+/// How many file operations (a download for as long as its client reads it, an upload from
+/// its body's first byte) one caller may have at once. A download holds a descriptor and a
+/// piece of the file, an upload up to `max_body` and a blocking thread while it writes: a
+/// caller's many slow clients must not hold the server's memory and blocking threads.
+pub(crate) const FILE_OPERATIONS_EACH: usize = 8;
+
+/// How many file operations every caller together may have at once.
+pub(crate) const FILE_OPERATIONS: usize = 64;
+
+/// A place among a caller's file operations and the server's, released when dropped.
+#[derive(Debug)]
+pub(crate) struct FilePermit {
+    _own: OwnedSemaphorePermit,
+    _all: OwnedSemaphorePermit,
 }
 
 /// A caller's place among its long-lived connections, released when the connection ends.
@@ -79,7 +100,40 @@ impl Quotas {
             by_name,
             streams: Mutex::default(),
             streams_each: streams_each.max(1),
+            file_operations: Mutex::default(),
+            all_file_operations: Arc::new(Semaphore::new(FILE_OPERATIONS)),
         }
+    }
+
+    /// A place among `token`'s file operations and the server's, or the bound that refuses
+    /// it (the caller's: its quota; the server's: its queue is full).
+    pub(crate) fn hold_file_operation(&self, token: Option<&str>) -> Result<FilePermit, ExecError> {
+        let own = {
+            let mut held = self
+                .file_operations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            Arc::clone(
+                held.entry(token.map(str::to_owned))
+                    .or_insert_with(|| Arc::new(Semaphore::new(FILE_OPERATIONS_EACH))),
+            )
+        };
+        let own = own
+            .try_acquire_owned()
+            .map_err(|_| ExecError::QuotaExceeded {
+                token: token.unwrap_or_default().to_owned(),
+                reason: format!("{FILE_OPERATIONS_EACH} file operations at once"),
+                retry_after_secs: 1,
+            })?;
+        let all = Arc::clone(&self.all_file_operations)
+            .try_acquire_owned()
+            .map_err(|_| ExecError::QueueFull {
+                retry_after_secs: 1,
+            })?;
+        Ok(FilePermit {
+            _own: own,
+            _all: all,
+        })
     }
 
     /// How many long-lived connections (and MCP sessions) each caller may hold at once.
@@ -193,6 +247,33 @@ mod tests {
             requests_per_minute,
             admin: false,
         }
+    }
+
+    /// Bug hunt: a session's downloads had no bound: 30 slow readers held 2.38 GB.
+    #[test]
+    fn file_operations_are_capped_per_caller_and_overall() {
+        let quotas = Quotas::new(&[], 4);
+        let alice: Vec<_> = (0..FILE_OPERATIONS_EACH)
+            .map(|_| quotas.hold_file_operation(Some("alice")).expect("within"))
+            .collect();
+        assert!(matches!(
+            quotas.hold_file_operation(Some("alice")),
+            Err(ExecError::QuotaExceeded { .. })
+        ));
+        drop(alice);
+        let mut held = Vec::new();
+        for n in 0..FILE_OPERATIONS {
+            let caller = format!("caller-{}", n / FILE_OPERATIONS_EACH);
+            held.push(quotas.hold_file_operation(Some(&caller)).expect("within"));
+        }
+        assert!(matches!(
+            quotas.hold_file_operation(Some("bob")),
+            Err(ExecError::QueueFull { .. })
+        ));
+        held.pop();
+        quotas
+            .hold_file_operation(Some("bob"))
+            .expect("a place freed");
     }
 
     #[test]

@@ -300,6 +300,25 @@ impl AppState {
         held
     }
 
+    /// A place among `caller`'s file operations on sessions' workspaces and the server's,
+    /// held until it is dropped (a download's for as long as its client reads it).
+    pub(crate) fn hold_file_operation(
+        &self,
+        caller: &Caller,
+    ) -> Result<crate::quota::FilePermit, ExecError> {
+        let held = self
+            .inner
+            .quotas
+            .hold_file_operation(caller.token.as_deref());
+        if let Err(e) = &held {
+            self.inner.metrics.refused(match e {
+                ExecError::QueueFull { .. } => "queue_full",
+                _ => "quota",
+            });
+        }
+        held
+    }
+
     /// Takes one request of `caller`'s rate, for a request that runs nothing but costs
     /// every caller (a tool registered).
     pub(crate) fn charge(&self, caller: &Caller) -> Result<(), ExecError> {

@@ -17,11 +17,6 @@ use crate::sessions::{
     now_ms, Live, Meta, Session, SessionError, SessionInfo, SessionRequest, Sessions,
 };
 use crate::test_cases::SandboxReuse;
-use crate::tools::files;
-use crate::tools::FileEntry;
-
-/// The largest file a session download returns.
-pub const MAX_DOWNLOAD: u64 = 64 << 20;
 
 /// What one call runs in a session.
 #[derive(Debug)]
@@ -39,35 +34,11 @@ pub enum SessionCall {
     Program(ExecutionRequest),
 }
 
-/// A file operation in a session's workspace; paths are relative to `/work`.
-#[derive(Debug)]
-pub enum FileOp {
-    /// The entries of a directory ("" for the workspace).
-    List(String),
-    /// A file's bytes.
-    Read(String),
-    /// Writes (replaces) a file, creating its directories.
-    Write(String, Vec<u8>),
-    /// Deletes a file, link or empty directory.
-    Delete(String),
-}
-
-/// What a file operation answers.
-#[derive(Debug)]
-pub enum FileAnswer {
-    /// A listing.
-    Entries(Vec<FileEntry>),
-    /// A file's bytes.
-    Bytes(Vec<u8>),
-    /// Done.
-    Done,
-}
-
 impl Engine {
     /// The sessions store, opened at the first use; then the sessions' workspaces that
     /// belong to no session known (their state was lost, or their removal failed half-way)
     /// are removed.
-    fn session_store(&self) -> &Arc<Sessions> {
+    pub(super) fn session_store(&self) -> &Arc<Sessions> {
         self.sessions.get_or_init(|| {
             let store = Arc::new(Sessions::open(self.sessions_settings.clone()));
             self.remove_orphaned_workspaces(&store);
@@ -594,71 +565,6 @@ impl Engine {
         })
     }
 
-    /// One file operation in the session's workspace. A stopped session's files are reached
-    /// through its volume; paths never leave the workspace and links are never followed.
-    pub fn session_files(
-        &self,
-        id: &str,
-        caller: Option<&str>,
-        op: FileOp,
-    ) -> Result<FileAnswer, SessionError> {
-        let session = self.session_store().get(id, caller)?;
-        if session.is_removing() {
-            return Err(SessionError::NotFound(id.to_owned()));
-        }
-        session.touch();
-        match self.files_of(&session, op) {
-            // Removed meanwhile, its workspace with it: as if it never was, not a failure.
-            Err(e) if session.is_removing() && !matches!(e, SessionError::NotFound(_)) => {
-                tracing::debug!(session = id, error = %e, "file operation on a removed session");
-                Err(SessionError::NotFound(id.to_owned()))
-            }
-            done => done,
-        }
-    }
-
-    /// [`Engine::session_files`] on a session found.
-    fn files_of(&self, session: &Session, op: FileOp) -> Result<FileAnswer, SessionError> {
-        let writes = matches!(op, FileOp::Write(..) | FileOp::Delete(_));
-        let (workspace, lease) = match session.open_host_root() {
-            Some(opened) => (opened?, None),
-            None => {
-                let (name, owner, identity) = {
-                    let meta = session.meta();
-                    let m = &*meta;
-                    (m.workspace.clone(), m.owner.clone(), m.workspace_id.clone())
-                };
-                // The session's owner's volume, and the very one it was given: never another
-                // token's, nor one made under its name after it was removed.
-                let volumes = self.volumes().of(owner.as_deref());
-                let wait = self.volumes().settings().writer_wait;
-                // Another file operation writing meanwhile holds the writer's place for a
-                // moment: waited for, within reason.
-                let lease = patiently(|| {
-                    volumes.attach_identified(&name, writes, wait, identity.as_deref())
-                })?;
-                (files::open_root(lease.host_path())?, Some(lease))
-            }
-        };
-        let answer = match op {
-            FileOp::List(path) => files::list_entries(&workspace, &path).map(FileAnswer::Entries),
-            FileOp::Read(path) => {
-                files::read_bytes(&workspace, &path, MAX_DOWNLOAD).map(FileAnswer::Bytes)
-            }
-            FileOp::Write(path, bytes) => {
-                files::write_bytes(&workspace, &path, &bytes).map(|()| FileAnswer::Done)
-            }
-            FileOp::Delete(path) => {
-                files::delete_path(&workspace, &path).map(|()| FileAnswer::Done)
-            }
-        };
-        // The workspace's descriptor closes before the lease lets the volume go: open, it
-        // kept the mount busy, and each operation on a stopped session left it detached lazily.
-        drop(workspace);
-        drop(lease);
-        Ok(answer?)
-    }
-
     /// Stops a session and removes it with its workspace (unless the workspace was a volume
     /// the session was given).
     pub fn remove_session(&self, id: &str, caller: Option<&str>) -> Result<(), SessionError> {
@@ -696,7 +602,7 @@ impl Engine {
 
 /// `attempt` again while a stopped session's workspace is held by a file operation (in use,
 /// or its writer's place taken), for up to [`FILE_OPERATION_WAIT`].
-fn patiently<T>(
+pub(super) fn patiently<T>(
     mut attempt: impl FnMut() -> Result<T, crate::volumes::VolumeError>,
 ) -> Result<T, crate::volumes::VolumeError> {
     use crate::volumes::VolumeError;

@@ -303,7 +303,8 @@ impl Engine {
                     ))
                 }
             },
-            Ok(FileAnswer::Done) => match input["operation"].as_str() {
+            // `File` answers an `Open`, which the tool never asks for.
+            Ok(FileAnswer::Done | FileAnswer::File(_)) => match input["operation"].as_str() {
                 Some("write") => json!({"written": path}),
                 _ => json!({"deleted": path}),
             },

@@ -63,6 +63,17 @@ pub enum FilesError {
         /// The most a read returns (1 MiB).
         max: u64,
     },
+    /// The file was cut shorter while it was read (a download sends the size it had when
+    /// opened).
+    #[error("{path:?} was cut to {read} bytes while it was read; it had {size} when opened")]
+    Shrunk {
+        /// The path.
+        path: String,
+        /// Its size when it was opened.
+        size: u64,
+        /// The bytes read before its end.
+        read: u64,
+    },
     /// The file is not UTF-8 text.
     #[error("{0:?} is not UTF-8 text")]
     Binary(String),
@@ -287,17 +298,55 @@ pub(crate) fn list_entries(workspace: &OwnedFd, path: &str) -> Result<Vec<FileEn
 
 /// The bytes of the regular file `path`, at most `max` of them (a larger file is refused).
 pub(crate) fn read_bytes(workspace: &OwnedFd, path: &str, max: u64) -> Result<Vec<u8>, FilesError> {
+    let (file, size) = open_file(workspace, path, max)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| at(path, "reading", io_errno(&e)))?;
+    if bytes.len() as u64 > max {
+        return Err(FilesError::TooLarge {
+            path: path.into(),
+            size: bytes.len() as u64,
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Opens the regular file `path` for reading, without following a link at any step, and
+/// answers it with its size, at most `max` (a larger file is refused); for a caller that reads
+/// it a piece at a time instead of holding it whole.
+pub(crate) fn open_file(
+    workspace: &OwnedFd,
+    path: &str,
+    max: u64,
+) -> Result<(std::fs::File, u64), FilesError> {
     let parts = file_components(path)?;
     let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
     let dir = walk(workspace, parents, path, false)?;
     // O_NONBLOCK: a FIFO the sandbox planted must not block the host's open.
-    let fd = openat(
+    let fd = match openat(
         &dir,
         *name,
         OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
         Mode::empty(),
-    )
-    .map_err(|e| at(path, "reading", e))?;
+    ) {
+        Ok(fd) => fd,
+        // A special file's open fails in its own ways (a socket's ENXIO, a device's ENODEV or
+        // EACCES on a `nodev` mount): say what it is rather than pass on the host's errno.
+        Err(errno) => {
+            return Err(match at(path, "reading", errno) {
+                host @ FilesError::Host { .. } => match stat(&dir, name, path)? {
+                    Some(st) if kind(&st) != "file" => FilesError::WrongKind {
+                        path: path.into(),
+                        what: article(kind(&st)),
+                    },
+                    _ => host,
+                },
+                refused => refused,
+            })
+        }
+    };
     let st = nix::sys::stat::fstat(&fd).map_err(|e| at(path, "reading", e))?;
     if kind(&st) != "file" {
         return Err(FilesError::WrongKind {
@@ -313,19 +362,7 @@ pub(crate) fn read_bytes(workspace: &OwnedFd, path: &str, max: u64) -> Result<Ve
             max,
         });
     }
-    let mut bytes = Vec::with_capacity(size as usize);
-    std::fs::File::from(fd)
-        .take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| at(path, "reading", io_errno(&e)))?;
-    if bytes.len() as u64 > max {
-        return Err(FilesError::TooLarge {
-            path: path.into(),
-            size: bytes.len() as u64,
-            max,
-        });
-    }
-    Ok(bytes)
+    Ok((std::fs::File::from(fd), size))
 }
 
 /// Writes `content` to `path`, creating the missing directories and replacing a regular
@@ -694,6 +731,12 @@ fn at(path: &str, step: &'static str, errno: Errno) -> FilesError {
             path: path.into(),
             what: "a directory",
         },
+        // What opening a socket (ENXIO; EOPNOTSUPP on some filesystems) or a device without
+        // its driver (ENODEV) answers: not a file warden reads or writes.
+        Errno::ENXIO | Errno::EOPNOTSUPP | Errno::ENODEV => FilesError::WrongKind {
+            path: path.into(),
+            what: "not a regular file",
+        },
         errno => FilesError::Host {
             step,
             path: path.into(),
@@ -763,6 +806,27 @@ mod tests {
             .filter(|n| n != "race")
             .collect();
         assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+
+    /// Bug hunt: a Unix socket the session's programs bound made a read a 500 ("reading
+    /// ...: ENXIO"), and the `files` tool's "warden failed": it is not a regular file, the
+    /// caller's mistake, as a FIFO is.
+    #[test]
+    fn a_socket_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _bound =
+            std::os::unix::net::UnixListener::bind(dir.path().join("sock")).expect("a socket");
+        nix::unistd::mkfifo(&dir.path().join("fifo"), Mode::from_bits_truncate(0o600))
+            .expect("a FIFO");
+        let workspace = open_root(dir.path()).expect("opened");
+        for path in ["sock", "fifo"] {
+            let read = read_bytes(&workspace, path, MAX_READ);
+            let expected = FilesError::WrongKind {
+                path: path.into(),
+                what: "not a regular file",
+            };
+            assert_eq!(read, Err(expected), "{path}");
+        }
     }
 
     /// Bug hunt: the quota held within one process only: writes of six processes at once

@@ -2,7 +2,7 @@
 //! commands and programs in it, move files in and out of its workspace, look at it, remove it.
 //! A session belongs to the token that created it; other tokens get 404 for it.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -12,13 +12,44 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use warden_core::ByteSize;
-use warden_engine::{FileAnswer, FileOp, SessionCall, SessionError, SessionInfo, SessionRequest};
+use warden_engine::{
+    FileAnswer, FileOp, SessionCall, SessionError, SessionFile, SessionInfo, SessionRequest,
+};
 
 use super::{blocking, V1Caller};
 use crate::error::ApiError;
 use crate::execution_request::{ExecutionBody, LimitsBody, ModeBody};
 use crate::json_body::JsonObject;
+use crate::quota::FilePermit;
 use crate::state::AppState;
+
+/// The bytes of a download read at once: what a client that reads slowly holds in the server
+/// (beside its socket's buffer), however large the file.
+const PIECE: usize = 64 << 10;
+
+/// The caller of a file operation and its place among the file operations at once (its
+/// token's and the server's, `quota.rs`), taken before the request's body is read: many
+/// uploads or slow downloads of one caller cannot hold the server's memory and threads.
+pub(crate) struct FileSlot {
+    token: Option<String>,
+    permit: FilePermit,
+}
+
+impl axum::extract::FromRequestParts<AppState> for FileSlot {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let V1Caller(caller) = V1Caller::from_request_parts(parts, state).await?;
+        let permit = state.hold_file_operation(&caller)?;
+        Ok(Self {
+            token: caller.token,
+            permit,
+        })
+    }
+}
 
 /// `POST /v1/sessions`: what the session is. Every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -329,19 +360,20 @@ pub(crate) fn call_of(body: serde_json::Value, state: &AppState) -> Result<Sessi
         (status = 200, description = "`{path, entries: [{name, kind, size}]}`", body = serde_json::Value),
         (status = 404, description = "No such session or directory"),
         (status = 422, description = "The path leaves the workspace, crosses a link, or is not UTF-8"),
+        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64"),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn list_files(
     State(state): State<AppState>,
-    V1Caller(caller): V1Caller,
+    slot: FileSlot,
     id: Result<Path<String>, PathRejection>,
     query: Result<FileQuery, ApiError>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
     let FileQuery(query) = query?;
     let path = query.path.clone();
-    match file_op(&state, id, caller.token, FileOp::List(query.path)).await? {
+    match file_op(&state, id, slot, FileOp::List(query.path)).await? {
         FileAnswer::Entries(entries) => {
             Ok(Json(serde_json::json!({"path": path, "entries": entries})).into_response())
         }
@@ -361,25 +393,58 @@ pub(crate) async fn list_files(
         (status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
         (status = 404, description = "No such session or file"),
         (status = 422, description = "The path leaves the workspace, crosses a link, is not a file, or is not UTF-8"),
+        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64"),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn download(
     State(state): State<AppState>,
-    V1Caller(caller): V1Caller,
+    slot: FileSlot,
     id: Result<Path<String>, PathRejection>,
     query: Result<FileQuery, ApiError>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
     let FileQuery(query) = query?;
-    match file_op(&state, id, caller.token, FileOp::Read(query.path)).await? {
-        FileAnswer::Bytes(bytes) => {
-            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    let FileSlot { token, permit } = slot;
+    let opened = blocking(&state, move |engine| {
+        engine.session_files(&id, token.as_deref(), FileOp::Open(query.path))
+    })
+    .await?;
+    match opened.map_err(session_error)? {
+        FileAnswer::File(file) => {
+            let headers = [
+                (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                (header::CONTENT_LENGTH, file.size().to_string()),
+            ];
+            Ok((headers, file_body(file, permit)).into_response())
         }
         _ => Err(ApiError::internal(&std::io::Error::other(
-            "a read answered otherwise",
+            "an open answered otherwise",
         ))),
     }
+}
+
+/// The bytes of `file` as a body, read a [`PIECE`] at a time on a blocking thread as the
+/// client takes them; `permit` is held until the body ends or the client leaves. A file cut
+/// shorter meanwhile ends the body early: the client sees fewer bytes than `Content-Length`.
+fn file_body(file: SessionFile, permit: FilePermit) -> Body {
+    let pieces = futures_util::stream::try_unfold((file, permit), |(mut file, permit)| async {
+        let (file, piece) = tokio::task::spawn_blocking(move || {
+            let piece = file.next_piece(PIECE);
+            (file, piece)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        match piece {
+            Ok(Some(bytes)) => Ok(Some((Bytes::from(bytes), (file, permit)))),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::info!(error = %e, "download ended early");
+                Err(std::io::Error::other(e))
+            }
+        }
+    });
+    Body::from_stream(pieces)
 }
 
 /// Writes (replaces) a file of the workspace from the body's bytes, creating its directories.
@@ -396,26 +461,21 @@ pub(crate) async fn download(
         (status = 409, description = "Another file operation on the stopped session's workspace held it for 5 seconds; try again"),
         (status = 422, description = "The path leaves the workspace, crosses a link, or is not UTF-8"),
         (status = 507, description = "The workspace is full (its quota)"),
+        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64"),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn upload(
     State(state): State<AppState>,
-    V1Caller(caller): V1Caller,
+    slot: FileSlot,
     id: Result<Path<String>, PathRejection>,
     query: Result<FileQuery, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
     let FileQuery(query) = query?;
-    let body = body?;
-    file_op(
-        &state,
-        id,
-        caller.token,
-        FileOp::Write(query.path, body.to_vec()),
-    )
-    .await?;
+    let body = Vec::from(body?);
+    file_op(&state, id, slot, FileOp::Write(query.path, body)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -430,29 +490,34 @@ pub(crate) async fn upload(
         (status = 404, description = "No such session or file"),
         (status = 409, description = "Another file operation on the stopped session's workspace held it for 5 seconds; try again"),
         (status = 422, description = "The path leaves the workspace, names a directory that is not empty, or is not UTF-8"),
+        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64"),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn delete_file(
     State(state): State<AppState>,
-    V1Caller(caller): V1Caller,
+    slot: FileSlot,
     id: Result<Path<String>, PathRejection>,
     query: Result<FileQuery, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
     let FileQuery(query) = query?;
-    file_op(&state, id, caller.token, FileOp::Delete(query.path)).await?;
+    file_op(&state, id, slot, FileOp::Delete(query.path)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// One file operation on a blocking thread, its slot held until it is done.
 async fn file_op(
     state: &AppState,
     id: String,
-    token: Option<String>,
+    slot: FileSlot,
     op: FileOp,
 ) -> Result<FileAnswer, ApiError> {
+    let FileSlot { token, permit } = slot;
     let answer = blocking(state, move |engine| {
-        engine.session_files(&id, token.as_deref(), op)
+        let answer = engine.session_files(&id, token.as_deref(), op);
+        drop(permit);
+        answer
     })
     .await?;
     answer.map_err(session_error)
