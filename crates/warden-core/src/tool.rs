@@ -22,7 +22,10 @@ pub use file::{
     name_excerpt, Builtin, OutputFormat, Runner, Tool, ToolFileError, ToolOrigin, MAX_INPUT_BYTES,
     MAX_INPUT_DEPTH, MAX_NAME_LEN,
 };
-pub use schema::{InputError, JsonType, Schema, SchemaError, MAX_DEPTH, MAX_ERRORS};
+pub use schema::{
+    InputError, JsonType, Schema, SchemaError, MAX_DEPTH, MAX_ERRORS, MAX_SCHEMA_BYTES,
+    MAX_SCHEMA_STRING_CHARS,
+};
 pub use template::{CommandTemplate, TemplateError};
 
 use crate::embedded::{TOOL_FILES, TOOL_SOURCES};

@@ -248,6 +248,17 @@ pub enum ToolFileError {
         /// Why.
         errors: Vec<InputError>,
     },
+    /// `example` is larger than a schema may be: it is shown with the tool.
+    #[error(
+        "{tool}: example is {bytes} bytes as JSON, more than {}",
+        super::MAX_SCHEMA_BYTES
+    )]
+    ExampleTooLarge {
+        /// The tool.
+        tool: String,
+        /// Its size.
+        bytes: usize,
+    },
     /// `[run] command` is not a usable template.
     #[error("{tool}: [run] command: {error}")]
     Template {
@@ -368,6 +379,10 @@ impl Tool {
             return Err(ToolFileError::InputNotObject { tool });
         }
         if let Some(example) = &raw.example {
+            let bytes = serde_json::to_vec(example).map_or(usize::MAX, |v| v.len());
+            if bytes > super::MAX_SCHEMA_BYTES {
+                return Err(ToolFileError::ExampleTooLarge { tool, bytes });
+            }
             input
                 .validate(example)
                 .map_err(|errors| ToolFileError::Example {

@@ -22,6 +22,16 @@ pub const MAX_DEPTH: usize = 32;
 /// The most errors one validation reports.
 pub const MAX_ERRORS: usize = 20;
 
+/// The largest schema, in bytes of compact JSON. A schema is published whole in every
+/// `tools/list` answer that lists its tool, which a client's event stream takes in one
+/// event (the Python SDK's limit is 1 MiB): the built-in ones take under 4 KiB.
+pub const MAX_SCHEMA_BYTES: usize = 64 << 10;
+
+/// The longest string anywhere in a schema (a description, a title, a pattern, a value of
+/// `enum`, `examples` or `default`, a property's name), in characters: as long as a tool's
+/// own description may be.
+pub const MAX_SCHEMA_STRING_CHARS: usize = 2000;
+
 const ANNOTATIONS: &[&str] = &[
     "description",
     "title",
@@ -145,6 +155,58 @@ pub enum SchemaError {
         /// Where the limit was passed.
         path: String,
     },
+    /// The schema is larger than [`MAX_SCHEMA_BYTES`] as compact JSON.
+    #[error("the schema is {bytes} bytes as JSON, more than {MAX_SCHEMA_BYTES}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+    },
+    /// A string in the schema is longer than [`MAX_SCHEMA_STRING_CHARS`].
+    #[error(
+        "a string at {} is {chars} characters long, more than {MAX_SCHEMA_STRING_CHARS}",
+        at(path)
+    )]
+    LongString {
+        /// Where it is, as a JSON pointer into the schema (the key itself for a name).
+        path: String,
+        /// Its length in characters.
+        chars: usize,
+    },
+}
+
+/// Refuses a string of `json` (a value or an object's key) longer than
+/// [`MAX_SCHEMA_STRING_CHARS`], naming where it is. The recursion is bounded by the schema's
+/// size, checked before ([`MAX_SCHEMA_BYTES`]), and by serde_json's depth limit.
+fn check_strings(json: &Value, path: &mut String) -> Result<(), SchemaError> {
+    let long = |text: &str, path: &str| {
+        let chars = text.chars().count();
+        (chars > MAX_SCHEMA_STRING_CHARS).then(|| SchemaError::LongString {
+            path: path.to_owned(),
+            chars,
+        })
+    };
+    let len = path.len();
+    let result = match json {
+        Value::String(text) => long(text, path).map_or(Ok(()), Err),
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+            path.truncate(len);
+            path.push_str(&format!("/{i}"));
+            check_strings(item, path)
+        }),
+        Value::Object(map) => map.iter().try_for_each(|(key, value)| {
+            path.truncate(len);
+            // A long name is placed by its object, not quoted whole in the message.
+            if let Some(error) = long(key, &format!("{} (a name in it)", at(path))) {
+                return Err(error);
+            }
+            path.push('/');
+            path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            check_strings(value, path)
+        }),
+        _ => Ok(()),
+    };
+    path.truncate(len);
+    result
 }
 
 fn at(path: &str) -> &str {
@@ -213,8 +275,14 @@ impl PartialEq for Schema {
 }
 
 impl Schema {
-    /// Checks and compiles a schema.
+    /// Checks and compiles a schema: its size and strings bounded first (it is published
+    /// whole, [`MAX_SCHEMA_BYTES`]), then its keywords.
     pub fn parse(json: &Value) -> Result<Schema, SchemaError> {
+        let bytes = serde_json::to_vec(json).map_or(usize::MAX, |v| v.len());
+        if bytes > MAX_SCHEMA_BYTES {
+            return Err(SchemaError::TooLarge { bytes });
+        }
+        check_strings(json, &mut String::new())?;
         Schema::parse_at(json, "", 1)
     }
 
@@ -722,6 +790,48 @@ mod tests {
         assert!(s
             .validate(&json!({"name": "ab", "tags": ["a"], "kind": "fixed", "maybe": null, "x": 3}))
             .is_ok());
+    }
+
+    /// Bug hunt: only a tool's own description was bounded; a property's description of
+    /// 1.1 MiB was accepted, published in every caller's `tools/list`, and past the 1 MiB an
+    /// MCP client's event stream takes, broke every other token's client.
+    #[test]
+    fn a_schema_is_bounded_in_size_and_in_its_strings() {
+        let long = "A".repeat(MAX_SCHEMA_STRING_CHARS + 1);
+        let err = Schema::parse(&json!({
+            "type": "object",
+            "properties": {"text": {"type": "string", "description": long}}
+        }))
+        .expect_err("a long description");
+        assert_eq!(
+            err.to_string(),
+            "a string at /properties/text/description is 2001 characters long, more than 2000"
+        );
+        let err = Schema::parse(&json!({"type": "object", "properties": {long.clone(): {}}}))
+            .expect_err("a long name");
+        assert_eq!(
+            err.to_string(),
+            "a string at /properties (a name in it) is 2001 characters long, more than 2000"
+        );
+        let err = Schema::parse(&json!({"type": "object", "examples": [{"a": [long]}]}))
+            .expect_err("a long example");
+        assert!(err.to_string().contains("/examples/0/a/0 "), "{err}");
+        let many: Map<String, Value> = (0..2000)
+            .map(|i| {
+                (
+                    format!("p{i}"),
+                    json!({"type": "string", "description": "d".repeat(40)}),
+                )
+            })
+            .collect();
+        let err =
+            Schema::parse(&json!({"type": "object", "properties": many})).expect_err("too large");
+        assert!(
+            matches!(err, SchemaError::TooLarge { bytes } if bytes > MAX_SCHEMA_BYTES),
+            "{err}"
+        );
+        let fits = "d".repeat(MAX_SCHEMA_STRING_CHARS);
+        schema(json!({"type": "object", "properties": {"t": {"description": fits}}}));
     }
 
     #[test]
