@@ -671,3 +671,243 @@ fn a_callers_mcp_sessions_and_event_streams_are_bounded() {
     let (status, _, body) = mcp_request(server.port, "POST", TOKEN, &[], init);
     assert_eq!(status, 200, "a session again: {body}");
 }
+
+/// Bug hunt: a request whose id was already in flight in its session took the route of the
+/// first one's answer (rmcp routes answers by id): the first `POST`'s event stream never got
+/// its answer and stayed open, kept alive, for five minutes; and `POST /mcp` streams were not
+/// among a token's long-lived connections, so one token held the server's connections with
+/// them. The second request is refused at once now (-32600), the first answered; and a
+/// request's stream holds one of the token's places (here 2) until its answer, while a
+/// notification (a cancel) needs none.
+#[test]
+fn an_id_in_flight_is_refused_and_a_requests_stream_holds_a_place() {
+    let world = World::with_config(&format!(
+        "[server]\nmax_connections = 8\n[[server.tokens]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\n"
+    ));
+    let server = serve(&world);
+    let port = server.port;
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (status, session, body) = mcp_request(port, "POST", TOKEN, &[], init);
+    assert_eq!(status, 200, "{body}");
+    let session = session.expect("a session id");
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let with = [("Mcp-Session-Id", session.as_str())];
+    let (status, _, body) = mcp_request(port, "POST", TOKEN, &with, initialized);
+    assert!(status < 300, "{status}: {body}");
+    let call = |id: u32, seconds: &'static str| {
+        let session = session.clone();
+        std::thread::spawn(move || {
+            let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "shell", "arguments": {"command": format!("sleep {seconds}; echo done {id}")}}});
+            let with = [("Mcp-Session-Id", session.as_str())];
+            mcp_request(port, "POST", TOKEN, &with, &body.to_string())
+        })
+    };
+    let first = call(7, "3.25");
+    let second = call(8, "3.5");
+    let running = eventually(Duration::from_secs(60), || {
+        !processes_running("sleep 3.25").is_empty() && !processes_running("sleep 3.5").is_empty()
+    });
+    assert!(running, "the calls did not start");
+    let (status, _, body) = mcp_request(
+        port,
+        "POST",
+        TOKEN,
+        &with,
+        r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("-32600"), "{body}");
+    assert!(body.contains("already in flight"), "{body}");
+    // Two requests' streams are open: a third request is refused, a notification is not.
+    let (status, _, body) = mcp_request(
+        port,
+        "POST",
+        TOKEN,
+        &with,
+        r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#,
+    );
+    assert_eq!(status, 429, "a third stream: {body}");
+    let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":8}}"#;
+    let (status, _, body) = mcp_request(port, "POST", TOKEN, &with, cancel);
+    assert!(status < 300, "a cancel at the limit: {status}: {body}");
+    // The first call gets its own answer (before the fix: none, for five minutes).
+    let (status, _, body) = first.join().expect("the first call");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("done 7"), "{body}");
+    let _ = second.join().expect("the second call");
+    let (status, _, body) = mcp_request(
+        port,
+        "POST",
+        TOKEN,
+        &with,
+        r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""result""#), "the id is free again: {body}");
+}
+
+/// Bug hunt: `warden mcp` over stdio ran every call it was sent at once (60 calls, 60
+/// sandboxes); `[server] workers` and `queue_size` did not apply. They bound it now: here one
+/// call runs, one waits, and the third is a tool error saying the queue is full.
+#[test]
+fn calls_over_stdio_are_bounded_by_the_workers_and_the_queue() {
+    let world = World::with_config("[server]\nworkers = 1\nqueue_size = 1\n");
+    let mut child = world
+        .warden()
+        .arg("mcp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("warden mcp starts");
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut messages = vec![
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "many", "version": "0"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    ];
+    for id in 2..5 {
+        messages.push(serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "shell", "arguments": {"command": format!("sleep 1.25; echo call {id}")}}}));
+    }
+    for message in messages {
+        writeln!(stdin, "{message}").expect("warden mcp reads");
+    }
+    let stdout = child.stdout.take().expect("piped");
+    let mut answers = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let answer: Value = serde_json::from_str(&line.expect("a line")).expect("json");
+        if answer["id"].as_u64().is_some_and(|id| id >= 2) {
+            answers.push(answer);
+        }
+        if answers.len() == 3 {
+            break;
+        }
+    }
+    drop(stdin);
+    let _ = child.wait();
+    let full: Vec<&Value> = answers
+        .iter()
+        .filter(|a| text(&a["result"]["content"][0]["text"]).contains("the queue is full"))
+        .collect();
+    assert_eq!(full.len(), 1, "{answers:#?}");
+    assert_eq!(full[0]["result"]["isError"], true, "{answers:#?}");
+    let ran = answers
+        .iter()
+        .filter(|a| text(&a["result"]["content"][0]["text"]).starts_with("call "))
+        .count();
+    assert_eq!(ran, 2, "{answers:#?}");
+}
+
+/// A request to the own API with `token`: the status and the body.
+fn v1_request(port: u16, token: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request sent");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
+}
+
+/// Bug hunt: a tool one token registered with a property's description of 1.1 MiB was listed
+/// in every token's `tools/list`, an event past the 1 MiB the Python SDK takes: every other
+/// token's client failed to list (and so to call) tools, and could not remove it. A schema is
+/// bounded now (64 KiB, its strings 2000 characters: 422 past either), and a client's
+/// registrations are its own token's: neither listed nor callable by another.
+#[test]
+fn a_tokens_registered_tools_never_reach_another_tokens_list() {
+    const BOB: &str = "mcp-bob-secret-0123456789";
+    let world = World::with_config(&format!(
+        "[[server.tokens]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\n\
+         [[server.tokens]]\nname = \"bob\"\ntoken = \"{BOB}\"\n"
+    ));
+    let server = serve(&world);
+    let port = server.port;
+    let tool = |name: &str, description: &str| {
+        let definition = format!(
+            "name = \"{name}\"\ndescription = \"Counts words.\"\ncategory = \"compute\"\n\
+             [input]\ntype = \"object\"\n[input.properties.text]\ntype = \"string\"\n\
+             description = \"{description}\"\n[run]\nprogram = \"wc.py\"\n"
+        );
+        serde_json::json!({"definition": definition,
+            "files": {"wc.py": "import sys, json\nprint(len(json.load(sys.stdin)['text'].split()))\n"}})
+        .to_string()
+    };
+    let (status, body) = v1_request(
+        port,
+        TOKEN,
+        "POST",
+        "/v1/tools",
+        &tool("huge", &"A".repeat(1_100_000)),
+    );
+    assert_eq!(status, 422, "{}", &body[..body.len().min(300)]);
+    assert!(body.contains("more than 65536"), "{body}");
+    let (status, body) = v1_request(
+        port,
+        TOKEN,
+        "POST",
+        "/v1/tools",
+        &tool("long", &"A".repeat(3000)),
+    );
+    assert_eq!(status, 422, "{}", &body[..body.len().min(300)]);
+    assert!(
+        body.contains("/properties/text/description is 3000 characters long, more than 2000"),
+        "{body}"
+    );
+    let (status, body) = v1_request(
+        port,
+        TOKEN,
+        "POST",
+        "/v1/tools",
+        &tool("alices_wc", "The text."),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let list = |token: &str| {
+        let (status, session, body) = mcp_request(
+            port,
+            "POST",
+            token,
+            &[],
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+        let session = session.expect("a session id");
+        let with = [("Mcp-Session-Id", session.as_str())];
+        let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        mcp_request(port, "POST", token, &with, initialized);
+        let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+        let (status, _, body) = mcp_request(port, "POST", token, &with, list);
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let alices = list(TOKEN);
+    assert!(alices.contains("alices_wc"), "{alices}");
+    let bobs = list(BOB);
+    assert!(bobs.contains("run_code"), "{bobs}");
+    assert!(!bobs.contains("alices_wc"), "{bobs}");
+    let (status, body) = v1_request(port, BOB, "GET", "/v1/tools", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("alices_wc"), "{body}");
+    let (status, body) = v1_request(port, BOB, "GET", "/v1/tools/alices_wc", "");
+    assert_eq!(status, 404, "{body}");
+    let input = r#"{"text": "one two"}"#;
+    let (status, body) = v1_request(port, BOB, "POST", "/v1/tools/alices_wc/call", input);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = v1_request(port, TOKEN, "POST", "/v1/tools/alices_wc/call", input);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""text":"2\n""#), "{body}");
+}

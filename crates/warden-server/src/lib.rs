@@ -15,6 +15,7 @@ mod kept;
 mod local_only;
 pub mod mcp;
 mod mcp_owners;
+mod mcp_requests;
 mod metrics;
 mod openapi;
 mod options;

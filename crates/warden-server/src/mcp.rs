@@ -27,8 +27,14 @@ pub use stdio::serve_stdio;
 
 /// What the MCP server serves: the tool registry, seen through this port.
 pub trait ToolHost: Send + Sync + 'static {
-    /// The tools to list, in the order to show them.
-    fn tools(&self) -> Vec<ToolInfo>;
+    /// The tools `caller` may list and call, in the order to show them: `caller` as in
+    /// [`ToolHost::call`] (another token's registrations are not among them).
+    fn tools(&self, caller: Option<&str>) -> Vec<ToolInfo>;
+
+    /// The tool named `name`, whoever may see it: what rmcp checks an HTTP call's
+    /// `Mcp-Param-*` headers against before the call reaches [`ToolHost::call`] (which
+    /// answers another token's tool as unknown). Never listed.
+    fn tool(&self, name: &str) -> Option<ToolInfo>;
 
     /// Calls the tool `name` with `arguments` (a JSON object; `{}` when the client sent none)
     /// on behalf of `caller`: the name of the API token that authenticated the HTTP request,

@@ -165,6 +165,13 @@ impl Quotas {
     /// connection slots with idle WebSockets or event streams.
     pub(crate) fn hold_stream(&self, token: Option<&str>) -> Result<StreamPermit, ExecError> {
         self.charge(token)?;
+        self.stream_place(token)
+    }
+
+    /// A place among `token`'s long-lived connections, not charged to its rate: an MCP
+    /// request's event stream (`POST /mcp`), open until its answer, whose work is charged
+    /// when it is admitted (a tool call) or costs nothing (`ping`, `tools/list`).
+    pub(crate) fn stream_place(&self, token: Option<&str>) -> Result<StreamPermit, ExecError> {
         let semaphore = {
             let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(
@@ -179,7 +186,8 @@ impl Quotas {
             .map_err(|_| ExecError::QuotaExceeded {
                 token: token.unwrap_or_default().to_owned(),
                 reason: format!(
-                    "{} WebSockets and MCP event streams open at once",
+                    "{} WebSockets and MCP event streams (a GET /mcp, or a POST /mcp until its \
+                     answer) open at once",
                     self.streams_each
                 ),
                 retry_after_secs: 1,

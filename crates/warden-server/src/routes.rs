@@ -143,13 +143,23 @@ async fn mcp_auth(
                     return ApiError::from(e).into_response();
                 }
             }
-            // A GET is the session's event stream, open until the client leaves: a place among
-            // the caller's long-lived connections, held while the stream lasts.
+            // A GET is the session's event stream, open until the client leaves; a request's
+            // POST, an event stream open until its answer: each a place among the caller's
+            // long-lived connections, held while the stream lasts.
             let stream = match method {
                 axum::http::Method::GET => match state.hold_stream(&caller) {
-                    Ok(permit) => Some(permit),
+                    Ok(permit) => Some((permit, None)),
                     Err(e) => return ApiError::from(e).into_response(),
                 },
+                axum::http::Method::POST => {
+                    match admit_post(&state, &caller, session.as_deref(), request).await {
+                        Ok((read, held)) => {
+                            request = read;
+                            held
+                        }
+                        Err(answer) => return answer,
+                    }
+                }
                 _ => None,
             };
             request
@@ -179,9 +189,9 @@ async fn mcp_auth(
                 *response.status_mut() = axum::http::StatusCode::OK;
             }
             match stream {
-                Some(permit) => response.map(|body| {
+                Some(held) => response.map(|body| {
                     let chunks = tokio_stream::StreamExt::map(body.into_data_stream(), move |c| {
-                        let _held = &permit;
+                        let _held = &held;
                         c
                     });
                     axum::body::Body::from_stream(chunks)
@@ -191,6 +201,55 @@ async fn mcp_auth(
         }
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// What a `POST /mcp` holds while its answer streams: a place among the caller's long-lived
+/// connections, and its request's id among those in flight in its session.
+type PostHeld = (
+    crate::quota::StreamPermit,
+    Option<crate::mcp_requests::Flying>,
+);
+
+/// Reads a `POST /mcp`'s body (rmcp would read it whole all the same) to tell a request from
+/// a notification: a request whose id is in flight in its session is answered `-32600` at
+/// once (`mcp_requests.rs`), and every other request takes a place among the caller's
+/// long-lived connections (429 past them), as its event stream stays open until its answer.
+/// A notification or a response takes none, so that a client at its limit can still cancel.
+async fn admit_post(
+    state: &AppState,
+    caller: &Caller,
+    session: Option<&str>,
+    request: axum::extract::Request,
+) -> Result<(axum::extract::Request, Option<PostHeld>), axum::response::Response> {
+    use crate::mcp_requests::{duplicate_id, Message};
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let max = state.options().max_body;
+    let body = axum::body::to_bytes(body, max).await.map_err(|e| {
+        // In rmcp's words and statuses for a body it could not read.
+        let inner = e.into_inner();
+        if inner.is::<http_body_util::LengthLimitError>() {
+            let said = format!("Payload Too Large: request body exceeds {max} bytes");
+            (axum::http::StatusCode::PAYLOAD_TOO_LARGE, said).into_response()
+        } else {
+            let said = format!("Failed to read request body: {inner}");
+            (axum::http::StatusCode::INTERNAL_SERVER_ERROR, said).into_response()
+        }
+    })?;
+    let message = Message::of(&body);
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
+    let flying = match (&message, session) {
+        (Message::Other, _) => return Ok((request, None)),
+        (Message::Request { id }, Some(session)) => match state.mcp_requests().start(session, id) {
+            Some(flying) => Some(flying),
+            None => return Err(axum::Json(duplicate_id(id)).into_response()),
+        },
+        _ => None,
+    };
+    let place = state
+        .stream_place(caller)
+        .map_err(|e| ApiError::from(e).into_response())?;
+    Ok((request, Some((place, flying))))
 }
 
 /// Whether `headers` say the body is JSON, as rmcp checks it (`application/json`, any

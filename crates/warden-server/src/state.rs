@@ -136,6 +136,7 @@ struct Inner {
     mcp_shutdown: crate::mcp::McpShutdown,
     /// The token that opened each MCP session over HTTP: only it may use or end the session.
     mcp_owners: crate::mcp_owners::McpOwners,
+    mcp_requests: crate::mcp_requests::InFlight,
     /// Set when the shutdown deadline passed: what is still queued or running ends with
     /// [`ExecError::ShuttingDown`] (its sandboxes killed), so that its client gets an answer.
     past_deadline: tokio::sync::watch::Sender<bool>,
@@ -200,6 +201,7 @@ impl AppState {
                 ready: AsyncMutex::new(None),
                 mcp_shutdown: crate::mcp::McpShutdown::default(),
                 mcp_owners: crate::mcp_owners::McpOwners::default(),
+                mcp_requests: crate::mcp_requests::InFlight::default(),
                 past_deadline: tokio::sync::watch::Sender::new(false),
                 options,
             }),
@@ -317,6 +319,21 @@ impl AppState {
             });
         }
         held
+    }
+
+    /// A place among `caller`'s long-lived connections for an MCP request's event stream
+    /// (`POST /mcp`, open until its answer), not charged to its rate.
+    pub(crate) fn stream_place(&self, caller: &Caller) -> Result<StreamPermit, ExecError> {
+        let held = self.inner.quotas.stream_place(caller.token.as_deref());
+        if held.is_err() {
+            self.inner.metrics.refused("quota");
+        }
+        held
+    }
+
+    /// The MCP requests in flight in each session, by id.
+    pub(crate) fn mcp_requests(&self) -> &crate::mcp_requests::InFlight {
+        &self.inner.mcp_requests
     }
 
     /// Takes one request of `caller`'s rate, for a request that runs nothing but costs

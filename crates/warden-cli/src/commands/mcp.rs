@@ -66,9 +66,13 @@ fn serve() -> anyhow::Result<ExitCode> {
     // The async runtime makes this process multi-threaded: a zygote forks the helpers.
     config.fork_helper = false;
     config.zygote = true;
+    // `[server] workers` and `queue_size` bound the calls a client runs at once, as they
+    // bound a server's executions (docs/mcp.md#connecting-a-client).
+    let server = warden_server::ServerOptions::from_settings(&settings, Vec::new());
     let engine = Arc::new(warden_engine::Engine::new(config)?);
-    let host: Arc<dyn warden_server::mcp::ToolHost> =
-        Arc::new(warden_server::mcp::EngineTools::new(engine));
+    let host: Arc<dyn warden_server::mcp::ToolHost> = Arc::new(
+        warden_server::mcp::EngineTools::new(engine, server.workers, server.queue_size),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("warden-mcp")

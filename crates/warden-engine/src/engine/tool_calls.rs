@@ -22,10 +22,21 @@ use crate::tools::{
     ToolCallError, ToolCallRequest, ToolReply, ToolStatus, ToolsSettings, Workspaces,
 };
 
+/// The interface of the host's operator (`warden tool call`), whose calls reach every tool.
+const OPERATOR_API: &str = "cli";
+
 impl Engine {
     /// Every tool of the registry, by name.
     pub fn tools(&self) -> Vec<Arc<RegisteredTool>> {
         self.registry().list()
+    }
+
+    /// The tools a client authenticated as `token` sees ([`RegisteredTool::visible_to`]):
+    /// every tool but those other tokens registered.
+    pub fn tools_for(&self, token: Option<&str>) -> Vec<Arc<RegisteredTool>> {
+        let mut tools = self.registry().list();
+        tools.retain(|t| t.visible_to(token));
+        tools
     }
 
     /// One tool by name.
@@ -102,7 +113,11 @@ impl Engine {
     /// tool: unknown, awaiting approval, unavailable, invalid input, or warden's failure.
     pub fn call_tool(&self, request: ToolCallRequest) -> Result<ToolReply, ToolCallError> {
         let started = Instant::now();
-        let Some(entry) = self.registry().get(&request.tool) else {
+        // The operator's own interface calls any tool; a client, those it sees: another
+        // token's registration is unknown to it, as in its `tools/list`.
+        let Some(entry) = self.registry().get(&request.tool).filter(|entry| {
+            request.origin.api == OPERATOR_API || entry.visible_to(request.origin.token.as_deref())
+        }) else {
             return Err(ToolCallError::Unknown(request.tool));
         };
         let outcome = self.call_entry(&entry, &request, started);

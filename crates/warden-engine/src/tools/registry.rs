@@ -64,6 +64,9 @@ pub struct RegisteredTool {
     pub source: ToolSource,
     /// Its program, for a tool that runs one.
     pub program: Option<ProgramFile>,
+    /// The API token that registered it over HTTP (`""` on a server without tokens); `None`
+    /// for the built-in, operator and operator-registered tools, which every caller sees.
+    pub owner: Option<String>,
 }
 
 /// A tool as the CLI and the HTTP API show it.
@@ -103,6 +106,16 @@ pub struct ToolView {
 }
 
 impl RegisteredTool {
+    /// Whether a client authenticated as `token` (`None`: without a token) sees and calls
+    /// this tool: a tool a client registered is its token's alone (docs/tools.md#registering),
+    /// so that one token's registrations never reach another's `tools/list`, neither its size
+    /// nor its text; every other tool is everyone's.
+    pub fn visible_to(&self, token: Option<&str>) -> bool {
+        self.owner
+            .as_deref()
+            .is_none_or(|owner| owner == token.unwrap_or_default())
+    }
+
     /// The category calls are counted under: the higher of the declared and the needed one.
     pub fn category(&self) -> Category {
         self.assessment.category.max(self.tool.category)
@@ -324,6 +337,7 @@ impl Registry {
                 pending,
                 judge,
             );
+            registry.set_owner(&dir);
         }
         registry
     }
@@ -362,6 +376,21 @@ impl Registry {
                 tools.insert(entry.tool.name.clone(), Arc::new(entry));
             }
             Err(problem) => self.problem(file, problem),
+        }
+    }
+
+    /// Records who registered the tool kept in `dir`, from its [`OWNER`] file (none: the
+    /// operator).
+    fn set_owner(&mut self, dir: &Path) {
+        let Ok(owner) = std::fs::read(dir.join(OWNER)) else {
+            return;
+        };
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = tools.get_mut(name.as_ref()) {
+            if matches!(&entry.source, ToolSource::Registered(at) if at == dir) {
+                Arc::make_mut(entry).owner = Some(String::from_utf8_lossy(&owner).into_owned());
+            }
         }
     }
 
@@ -409,6 +438,7 @@ impl Registry {
             status,
             source,
             program,
+            owner: None,
         })
     }
 
@@ -486,13 +516,16 @@ impl Registry {
             by,
         );
         let dir = self.settings.state_dir.join("registered").join(&name);
-        let entry = self.admit(
+        let mut entry = self.admit(
             tool,
             program,
             ToolSource::Registered(dir.clone()),
             pending,
             judge,
         )?;
+        if let Registrant::Client(token) = by {
+            entry.owner = Some(token.unwrap_or_default().to_owned());
+        }
         let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
         // Registrations of every registry and process (a server loads a new one at each
         // change, the CLI has its own) are decided one at a time, from the state directory:
@@ -518,8 +551,8 @@ impl Registry {
             None if dir.exists() && replace => may_change(&dir, &name, by)?,
             None if dir.exists() => return Err(RegistryError::Exists(name)),
             None => {
-                // The registry is every caller's list of tools: one token's registrations
-                // are bounded, or it would fill everyone's `tools/list`.
+                // A token's registrations are its own `tools/list`'s, and its names are taken
+                // from every caller: bounded.
                 if let Registrant::Client(_) = by {
                     let held = registered_dirs(&registered)
                         .iter()

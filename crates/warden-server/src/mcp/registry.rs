@@ -7,12 +7,12 @@ use warden_core::tool::Category;
 use warden_engine::{Engine, Origin, ToolCallError, ToolCallRequest, ToolStatus};
 
 use super::{CallRefused, ToolCall, ToolHost, ToolInfo, ToolReply};
+use crate::admission::Admission;
 use crate::state::{Api, AppState, Caller, CancelOnDrop, ExecError};
 
-/// The active tools, as MCP lists them.
-fn active_tools(engine: &Engine) -> Vec<ToolInfo> {
-    engine
-        .tools()
+/// The active ones of `tools`, as MCP lists them.
+fn active_tools(tools: Vec<Arc<warden_engine::RegisteredTool>>) -> Vec<ToolInfo> {
+    tools
         .iter()
         .filter(|t| t.status == ToolStatus::Active)
         // An MCP server in the registry is run by `warden mcp wrap`, not called.
@@ -101,30 +101,55 @@ fn capped(reply: warden_engine::ToolReply) -> ToolReply {
     }
 }
 
-/// The registry of one engine, for a local client (`warden mcp` over stdio).
+/// The registry of one engine, for a local client (`warden mcp` over stdio), whose calls
+/// are admitted as a server admits executions: at most `workers` run at once and `queue_size`
+/// wait; a call past both is a tool error saying the queue is full, which the agent can
+/// retry (a client may send any number of calls without waiting for their answers).
 pub struct EngineTools {
     engine: Arc<Engine>,
+    admission: Arc<Admission>,
 }
 
 impl EngineTools {
-    /// The tools of `engine`.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    /// The tools of `engine`, `workers` calls running at once and `queue_size` waiting.
+    pub fn new(engine: Arc<Engine>, workers: usize, queue_size: usize) -> Self {
+        Self {
+            engine,
+            admission: Arc::new(Admission::new(workers, queue_size)),
+        }
     }
 }
 
 impl ToolHost for EngineTools {
-    fn tools(&self) -> Vec<ToolInfo> {
-        active_tools(&self.engine)
+    fn tools(&self, caller: Option<&str>) -> Vec<ToolInfo> {
+        active_tools(self.engine.tools_for(caller))
+    }
+
+    fn tool(&self, name: &str) -> Option<ToolInfo> {
+        active_tools(self.engine.tool(name).into_iter().collect()).pop()
     }
 
     fn call(&self, name: String, arguments: serde_json::Value, caller: Option<String>) -> ToolCall {
         let engine = self.engine.clone();
+        let admission = self.admission.clone();
         Box::pin(async move {
+            let busy = |e: ExecError| {
+                let load = admission.load();
+                CallRefused::Busy(format!(
+                    "{e}: {} calls run at once and {} wait ([server] workers and queue_size); \
+                     retry when one has ended",
+                    load.workers, load.queue_size
+                ))
+            };
+            let ticket = admission.admit().map_err(busy)?;
+            // Cancel-safe: a call cancelled while it waits gives its place back unrun.
+            let running = admission.start(ticket).await.map_err(busy)?;
             // Held by this future: dropping it (the call cancelled) kills the execution's
             // sandboxes, and the blocking task ends at once.
             let (cancel, cancellation) = CancelOnDrop::new();
             let reply = tokio::task::spawn_blocking(move || {
+                // The place is the blocking task's: an abandoned call counts until it ends.
+                let _running = running;
                 engine.call_tool(ToolCallRequest {
                     tool: name,
                     input: arguments,
@@ -147,8 +172,12 @@ pub(crate) struct ServerTools {
 }
 
 impl ToolHost for ServerTools {
-    fn tools(&self) -> Vec<ToolInfo> {
-        active_tools(self.state.engine())
+    fn tools(&self, caller: Option<&str>) -> Vec<ToolInfo> {
+        active_tools(self.state.engine().tools_for(caller))
+    }
+
+    fn tool(&self, name: &str) -> Option<ToolInfo> {
+        active_tools(self.state.engine().tool(name).into_iter().collect()).pop()
     }
 
     fn call(&self, name: String, arguments: serde_json::Value, caller: Option<String>) -> ToolCall {

@@ -44,9 +44,15 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = self.host.tools().into_iter().map(tool).collect();
+        let caller = caller(&context)?;
+        let tools = self
+            .host
+            .tools(caller.as_deref())
+            .into_iter()
+            .map(tool)
+            .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -84,11 +90,7 @@ impl ServerHandler for McpServer {
 
     /// rmcp checks the `Mcp-Param-*` headers of an HTTP call against the tool's schema.
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.host
-            .tools()
-            .into_iter()
-            .find(|info| info.name == name)
-            .map(tool)
+        self.host.tool(name).map(tool)
     }
 }
 

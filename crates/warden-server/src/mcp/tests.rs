@@ -45,7 +45,11 @@ impl Drop for DropSignal {
 }
 
 impl ToolHost for FakeHost {
-    fn tools(&self) -> Vec<ToolInfo> {
+    fn tool(&self, name: &str) -> Option<ToolInfo> {
+        self.tools(None).into_iter().find(|t| t.name == name)
+    }
+
+    fn tools(&self, _caller: Option<&str>) -> Vec<ToolInfo> {
         let schema = |value: Value| match value {
             Value::Object(map) => map,
             _ => unreachable!("the schemas below are objects"),

@@ -48,10 +48,12 @@ pub(crate) struct StatsQuery {
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
 ) -> Result<Json<Vec<ToolView>>, ApiError> {
-    let tools = blocking(&state, |engine| {
-        engine.tools().iter().map(|t| t.view()).collect()
+    // Another token's registrations are its own (docs/tools.md#registering).
+    let tools = blocking(&state, move |engine| {
+        let tools = engine.tools_for(caller.token.as_deref());
+        tools.iter().map(|t| t.view()).collect()
     })
     .await?;
     Ok(Json(tools))
@@ -70,13 +72,18 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn get(
     State(state): State<AppState>,
-    V1Caller(_): V1Caller,
+    V1Caller(caller): V1Caller,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ToolView>, ApiError> {
     let Path(name) = name?;
     let found = blocking(&state, {
         let name = name.clone();
-        move |engine| engine.tool(&name).map(|t| t.view())
+        move |engine| {
+            engine
+                .tool(&name)
+                .filter(|t| t.visible_to(caller.token.as_deref()))
+                .map(|t| t.view())
+        }
     })
     .await?;
     found

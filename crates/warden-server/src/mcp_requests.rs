@@ -1,0 +1,146 @@
+//! The JSON-RPC requests in flight in each MCP session of `/mcp`, by id, so that a request
+//! whose id is already in flight in its session is refused at once. Runs in the server
+//! process, in the `/mcp` middleware (`routes.rs`), which reads each `POST`'s body to tell a
+//! request from a notification before rmcp does.
+//!
+//! rmcp's session manager routes each answer to the `POST` that carries its request by the
+//! request's id: a second request with the id of one in flight took the route, and the first
+//! `POST`'s event stream never got its answer and stayed open, kept alive with comments, for
+//! five minutes (bug hunt). JSON-RPC asks a client for ids unique among its requests in flight;
+//! this is where warden holds it to that.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+/// What a `POST /mcp` body is, as far as admission cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Message {
+    /// A request: it is answered on the `POST`'s event stream, held open until its answer.
+    /// `id` is its id as compact JSON.
+    Request { id: String },
+    /// A notification or a response to the server: answered at once with `202`.
+    Other,
+    /// Not read as one JSON-RPC message (rmcp answers it): counted as a request would be,
+    /// without an id to check.
+    Unread,
+}
+
+impl Message {
+    /// Reads `body` as far as needed: the `method` and the `id`, nothing kept of the rest.
+    pub(crate) fn of(body: &[u8]) -> Message {
+        #[derive(Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            id: Option<serde_json::Value>,
+            #[serde(default)]
+            method: Option<IgnoredAny>,
+        }
+        // serde reads a struct from an array too: a body that is not an object is not read.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Message::Unread;
+        }
+        match serde_json::from_slice::<Probe>(body) {
+            Ok(Probe {
+                id: Some(id),
+                method: Some(_),
+            }) => Message::Request { id: id.to_string() },
+            Ok(_) => Message::Other,
+            Err(_) => Message::Unread,
+        }
+    }
+}
+
+/// The ids in flight, by session id.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct InFlight(Arc<Mutex<HashMap<String, HashSet<String>>>>);
+
+/// A request's place among its session's ids in flight, given back when dropped (its answer
+/// sent, or its client gone).
+#[derive(Debug)]
+pub(crate) struct Flying {
+    ids: InFlight,
+    session: String,
+    id: String,
+}
+
+impl InFlight {
+    /// Marks `id` in flight in `session`, or `None` when it already is.
+    pub(crate) fn start(&self, session: &str, id: &str) -> Option<Flying> {
+        let mut sessions = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let ids = sessions.entry(session.to_owned()).or_default();
+        ids.insert(id.to_owned()).then(|| Flying {
+            ids: self.clone(),
+            session: session.to_owned(),
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl Drop for Flying {
+    fn drop(&mut self) {
+        let mut sessions = self.ids.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(ids) = sessions.get_mut(&self.session) {
+            ids.remove(&self.id);
+            if ids.is_empty() {
+                sessions.remove(&self.session);
+            }
+        }
+    }
+}
+
+/// JSON-RPC's answer to a request whose id is in flight: `-32600` (invalid request), sent as
+/// the `POST`'s JSON answer (streamable HTTP lets a server answer a request so).
+pub(crate) fn duplicate_id(id: &str) -> serde_json::Value {
+    let id: serde_json::Value = serde_json::from_str(id).unwrap_or(serde_json::Value::Null);
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": -32600,
+            "message": format!(
+                "request id {id} is already in flight in this session: \
+                 an id must be unique among a session's requests until answered"
+            ),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_post_is_told_apart_and_an_id_in_flight_is_refused_until_answered() {
+        assert_eq!(
+            Message::of(br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#),
+            Message::Request { id: "7".into() }
+        );
+        assert_eq!(
+            Message::of(br#"{"jsonrpc":"2.0","method":"notifications/cancelled"}"#),
+            Message::Other
+        );
+        assert_eq!(
+            Message::of(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
+            Message::Other
+        );
+        assert_eq!(Message::of(b"[1]"), Message::Unread);
+        assert_eq!(
+            Message::of(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#),
+            Message::Unread
+        );
+        assert_eq!(Message::of(b"not json"), Message::Unread);
+        let ids = InFlight::default();
+        let first = ids.start("s1", "7").expect("first");
+        assert!(ids.start("s1", "7").is_none(), "in flight");
+        let _other = ids.start("s2", "7").expect("another session's");
+        let _string = ids.start("s1", "\"7\"").expect("a string id is another id");
+        drop(first);
+        assert!(ids.start("s1", "7").is_some(), "answered");
+        let refusal = duplicate_id("7");
+        assert_eq!(refusal["id"], 7);
+        assert_eq!(refusal["error"]["code"], -32600);
+    }
+}
