@@ -508,30 +508,43 @@ fn a_cancelled_call_ends_its_program_over_http() {
     assert!(idle, "{:?}", get(server.port, "/v1/health"));
 }
 
+/// `initialize` as a client named `client` sends it, then `notifications/initialized`.
+fn opening(client: &str) -> [Value; 2] {
+    [
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": client, "version": "0"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    ]
+}
+
+/// `initialize` as one line of JSON, for a raw request to `/mcp`.
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+/// `warden mcp` over stdio in `world`, its answers to `stdout`; and its input.
+fn stdio_mcp(world: &World, stdout: Stdio) -> (std::process::Child, std::process::ChildStdin) {
+    let mut child = world
+        .warden()
+        .arg("mcp")
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("warden mcp starts");
+    let stdin = child.stdin.take().expect("piped");
+    (child, stdin)
+}
+
 /// Bug hunt: a client that closes stdin with a call in flight left its program running to
 /// its end, and `warden mcp` waiting for it.
 #[test]
 fn closing_stdin_cancels_the_calls_in_flight() {
     let world = World::new();
-    let mut child = world
-        .warden()
-        .arg("mcp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("warden mcp starts");
-    let mut stdin = child.stdin.take().expect("piped");
-    let messages = [
-        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "closer", "version": "0"}}}),
-        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "run_code", "arguments": {"language": "bash", "code": "sleep 49.5; echo done",
-            "limits": {"wall_time": "60s"}}}}),
-    ];
-    for message in messages {
+    let (mut child, mut stdin) = stdio_mcp(&world, Stdio::null());
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "run_code", "arguments": {"language": "bash", "code": "sleep 49.5; echo done",
+        "limits": {"wall_time": "60s"}}}});
+    for message in opening("closer").into_iter().chain([call]) {
         writeln!(stdin, "{message}").expect("warden mcp reads");
     }
     let started = eventually(Duration::from_secs(60), || {
@@ -602,7 +615,7 @@ fn an_mcp_session_is_its_opening_tokens_only() {
          [[server.tokens]]\nname = \"bob\"\ntoken = \"{OTHER}\"\n"
     ));
     let server = serve(&world);
-    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let init = INITIALIZE;
     let (status, session, body) = mcp_request(server.port, "POST", TOKEN, &[], init);
     assert_eq!(status, 200, "{body}");
     let session = session.expect("a session id");
@@ -627,7 +640,7 @@ fn a_callers_mcp_sessions_and_event_streams_are_bounded() {
          [[server.tokens]]\nname = \"bob\"\ntoken = \"bob-secret-0123456789\"\n"
     ));
     let server = serve(&world);
-    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let init = INITIALIZE;
     let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
     let mut sessions = Vec::new();
     for _ in 0..2 {
@@ -686,7 +699,7 @@ fn an_id_in_flight_is_refused_and_a_requests_stream_holds_a_place() {
     ));
     let server = serve(&world);
     let port = server.port;
-    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let init = INITIALIZE;
     let (status, session, body) = mcp_request(port, "POST", TOKEN, &[], init);
     assert_eq!(status, 200, "{body}");
     let session = session.expect("a session id");
@@ -753,21 +766,8 @@ fn an_id_in_flight_is_refused_and_a_requests_stream_holds_a_place() {
 #[test]
 fn calls_over_stdio_are_bounded_by_the_workers_and_the_queue() {
     let world = World::with_config("[server]\nworkers = 1\nqueue_size = 1\n");
-    let mut child = world
-        .warden()
-        .arg("mcp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("warden mcp starts");
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut messages = vec![
-        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "many", "version": "0"}}}),
-        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    ];
+    let (mut child, mut stdin) = stdio_mcp(&world, Stdio::piped());
+    let mut messages = opening("many").to_vec();
     for id in 2..5 {
         messages.push(serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
             "params": {"name": "shell", "arguments": {"command": format!("sleep 1.25; echo call {id}")}}}));
@@ -877,13 +877,7 @@ fn a_tokens_registered_tools_never_reach_another_tokens_list() {
     assert_eq!(status, 201, "{body}");
 
     let list = |token: &str| {
-        let (status, session, body) = mcp_request(
-            port,
-            "POST",
-            token,
-            &[],
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
-        );
+        let (status, session, body) = mcp_request(port, "POST", token, &[], INITIALIZE);
         assert_eq!(status, 200, "{body}");
         let session = session.expect("a session id");
         let with = [("Mcp-Session-Id", session.as_str())];
