@@ -25,6 +25,7 @@ mod matching;
 mod parse;
 mod query;
 mod reading;
+mod request;
 mod rules;
 
 mod embedded {
@@ -42,6 +43,7 @@ pub use error::AnalysisError;
 pub use grammar::Grammar;
 pub use input::{INVALID_UTF8_LEVEL, MAX_INPUT_BYTES, MAX_NESTING, UNPARSEABLE_LEVEL};
 pub use matching::MAX_FINDINGS;
+pub use request::{RequestAnalysis, RequestFile};
 pub use rules::{Category, Rule};
 
 use input::Screen;
@@ -190,6 +192,11 @@ impl Analyzer {
     /// input that cannot be analysed gets a `parse_error` and a level of its own
     /// (docs/analysis.md#unparseable-input).
     pub fn analyze(&self, language: &str, code: &[u8]) -> Analysis {
+        self.analyze_by(language, code, Deadline::after(self.time_budget))
+    }
+
+    /// [`Analyzer::analyze`] within what is left of a budget (a request's, shared by its files).
+    fn analyze_by(&self, language: &str, code: &[u8], deadline: Deadline) -> Analysis {
         let Some(entry) = self.entry(language) else {
             let why = format!("no analysis rules for language {language:?}");
             return unanalysed(UNKNOWN_LANGUAGE_LEVEL, why);
@@ -204,7 +211,6 @@ impl Analyzer {
             Screen::Parse { invalid_utf8 } => invalid_utf8,
         };
         let code: &[u8] = &reading::as_read(rules.grammar, code);
-        let deadline = Deadline::after(self.time_budget);
         let tree = match parse::parse(&rules.grammar.language(), code, deadline) {
             Ok(tree) => tree,
             Err(parse::ParseFailure::TimedOut) => {
@@ -242,12 +248,21 @@ impl Analyzer {
     /// single error, so that text that merely contains a rule's word (`José`, "eval mode") is
     /// not graded as a program, while a program hidden under another extension still is.
     pub fn analyze_if_code(&self, language: &str, code: &[u8]) -> Option<Analysis> {
+        self.analyze_if_code_by(language, code, Deadline::after(self.time_budget))
+    }
+
+    /// [`Analyzer::analyze_if_code`] within what is left of a budget.
+    fn analyze_if_code_by(
+        &self,
+        language: &str,
+        code: &[u8],
+        deadline: Deadline,
+    ) -> Option<Analysis> {
         let rules = self.entry(language)?.rules().ok()?;
         if !matches!(input::screen(code), Screen::Parse { invalid_utf8: None }) {
             return None;
         }
         let code: &[u8] = &reading::as_read(rules.grammar, code);
-        let deadline = Deadline::after(self.time_budget);
         let tree = parse::parse(&rules.grammar.language(), code, deadline).ok()?;
         if tree.root_node().has_error() {
             return None;
@@ -274,6 +289,12 @@ impl Analyzer {
             format!("{share}% of the program does not parse as {language}")
         })
     }
+}
+
+/// The analysis of a program whose analysis was stopped before it ended (by the process that
+/// ran it: past its wall-clock deadline or its memory limit), graded as a parse that timed out.
+pub fn stopped(why: String) -> Analysis {
+    unanalysed(UNPARSEABLE_LEVEL, why)
 }
 
 /// The analysis of a program that was not parsed.

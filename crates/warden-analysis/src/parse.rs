@@ -13,9 +13,6 @@ thread_local! {
     static PARSER: RefCell<Parser> = RefCell::new(Parser::new());
 }
 
-/// How many of tree-sitter's progress calls go by between two readings of the clock.
-const CALLS_PER_CLOCK_CHECK: u32 = 16;
-
 /// Why no tree came out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ParseFailure {
@@ -47,14 +44,12 @@ fn parse_with(
     parser
         .set_language(language)
         .map_err(|e| ParseFailure::Grammar(e.to_string()))?;
-    // tree-sitter calls back every hundred or so parse operations; reading the thread's cpu
-    // clock is a system call, so one call in `CALLS_PER_CLOCK_CHECK` reads it (the first
-    // included, so a spent budget stops a parse at once).
-    let mut calls = 0u32;
+    // tree-sitter calls back every hundred or so parse operations, and the clock is read at
+    // each call: one operation may re-lex the rest of the input (a python line continuation,
+    // bash's `)`), so reading it once in 16 let a parse overrun its budget 17 times over. A
+    // reading (a system call for a thread's cpu clock) costs well under a microsecond.
     let mut past_deadline = |_: &tree_sitter::ParseState| {
-        let check = calls.is_multiple_of(CALLS_PER_CLOCK_CHECK);
-        calls = calls.wrapping_add(1);
-        if check && deadline.passed() {
+        if deadline.passed() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())

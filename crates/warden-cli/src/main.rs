@@ -104,6 +104,14 @@ fn main() -> ExitCode {
     {
         warden_sandbox::cgroup_exec_main();
     }
+    // An analysis worker of a multi-threaded warden (docs/analysis.md#bounds): no logging
+    // thread, no arguments.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == warden_engine::ANALYSIS_WORKER_ARG)
+    {
+        return warden_engine::analysis_worker_main();
+    }
     init_logging();
     let run_only = std::env::args_os()
         .nth(1)

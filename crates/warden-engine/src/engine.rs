@@ -23,7 +23,7 @@ mod volumes;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use warden_analysis::Analyzer;
+use warden_analysis::{Analyzer, RequestAnalysis, RequestFile};
 use warden_core::detect;
 use warden_core::language::{expand_argv, ArgvTemplate, CommandValues};
 use warden_core::{
@@ -36,6 +36,7 @@ use warden_sandbox::{
 };
 
 use crate::compile_cache::CompileCache;
+use crate::confined_analysis;
 use crate::dependency_cache::DependencyCache;
 use crate::error::EngineError;
 use crate::execution::{
@@ -77,6 +78,11 @@ pub struct EngineConfig {
     /// Have a zygote fork every sandbox helper (a multi-threaded server, which must not fork
     /// them itself); see `warden_sandbox::Sandbox::with_zygote`.
     pub zygote: bool,
+    /// Analyse untrusted code in another process, bounded in memory and time and killed past
+    /// them (docs/analysis.md#bounds): forked when `fork_helper` and the process is
+    /// single-threaded, else an `helper __analysis-worker`. Off by default, for a library user
+    /// or a test without a warden binary: the analysis then runs in the caller, unbounded.
+    pub confine_analysis: bool,
     /// Native sandboxes kept ready per spec (a server's warm pool, `engine/pool.rs`); 0 for
     /// none.
     pub pool_size: usize,
@@ -132,6 +138,7 @@ impl EngineConfig {
             modes: ModePolicy::default(),
             fork_helper: false,
             zygote: false,
+            confine_analysis: false,
             pool_size: 0,
             pool_reuse: 1,
             pool_languages: Vec::new(),
@@ -185,6 +192,8 @@ pub struct Engine {
     dependencies: Option<DependencyCache>,
     modes: ModePolicy,
     analyzer: Analyzer,
+    /// Where `analyzer` runs on untrusted code.
+    confinement: confined_analysis::Confinement,
     history: Option<history::Journal>,
     tools: Option<crate::tools::ToolsSettings>,
     install: crate::settings::InstallSettings,
@@ -271,6 +280,11 @@ impl Engine {
             Some(dir) => Catalog::with_overrides(dir)?,
             None => Catalog::builtin()?,
         };
+        let confinement = confined_analysis::Confinement::new(
+            config.confine_analysis,
+            config.fork_helper,
+            config.helper.clone(),
+        );
         Ok(Self {
             catalog,
             filesystem: FilesystemPolicy::builtin()?,
@@ -296,6 +310,7 @@ impl Engine {
             dependencies: config.dependencies,
             modes: config.modes,
             analyzer: Analyzer::builtin()?,
+            confinement,
             history: config.history.map(|h| {
                 history::Journal::new(h, config.record_in_background, config.history_reads_only)
             }),
@@ -360,7 +375,7 @@ impl Engine {
         code: &[u8],
     ) -> Result<(LanguageDetection, Analysis), EngineError> {
         let (language, detection) = self.resolve(explicit, file_name, code)?;
-        Ok((detection, self.analyzer.analyze(language.id.as_str(), code)))
+        Ok((detection, self.analyze_one(language.id.as_str(), code)))
     }
 
     /// The mode `execute` would run `request` in, as its language, its analysis and the mode
@@ -775,31 +790,70 @@ impl Engine {
     /// by its name, and one that cannot be read (a NUL byte, a megabyte of padding) must not
     /// pass for harmless. Any other file is read as the program's language and may be data (a
     /// CSV, a picture): only what is found in it counts, not that it fails to parse.
+    ///
+    /// The files not in the cache are analysed together, under one budget, in another process
+    /// when the analysis is confined (`confined_analysis.rs`); when that process is stopped,
+    /// the whole program's analysis is (graded as a parse that timed out).
     fn analyze_program(&self, language: &Language, program: &Program) -> Analysis {
-        let mut analysis = Analysis::default();
-        for file in &program.files {
-            let source = program.is_source(file);
-            let part = if source {
-                let id = language.id.as_str();
-                self.analyses.get_or(id, &file.contents, || {
-                    self.analyzer.analyze(id, &file.contents)
-                })
-            } else {
-                match self.language_of_other_file(file) {
+        // Each file: whether it is a source, the language it is read as, whether it may be
+        // data (then not cached: the same bytes as a source are graded otherwise).
+        let files: Vec<(bool, &str, &WorkspaceFile, bool)> = program
+            .files
+            .iter()
+            .map(|file| {
+                let source = program.is_source(file);
+                match (source, self.language_of_other_file(file)) {
+                    (true, _) => (true, language.id.as_str(), file, false),
                     // Another language's file (`run.sh` beside `main.py`): its code.
-                    Some(id) => self.analyses.get_or(id, &file.contents, || {
-                        self.analyzer.analyze(id, &file.contents)
-                    }),
+                    (false, Some(id)) => (false, id, file, false),
                     // Data (a CSV, a README) unless it is a program of the language without
-                    // a single parse error (a helper hidden as `.txt`); not cached, since the
-                    // same bytes as a source are graded otherwise.
-                    None => self
-                        .analyzer
-                        .analyze_if_code(language.id.as_str(), &file.contents)
-                        .unwrap_or_default(),
+                    // a single parse error (a helper hidden as `.txt`).
+                    (false, None) => (false, language.id.as_str(), file, true),
                 }
-            };
-            let code = source || self.language_of_other_file(file).is_some();
+            })
+            .collect();
+        let mut parts: Vec<Option<Analysis>> = files
+            .iter()
+            .map(|&(_, id, file, maybe_data)| {
+                (!maybe_data)
+                    .then(|| self.analyses.get(id, &file.contents))
+                    .flatten()
+            })
+            .collect();
+        let missing: Vec<usize> = (0..files.len()).filter(|&i| parts[i].is_none()).collect();
+        let request: Vec<RequestFile<'_>> = missing
+            .iter()
+            .map(|&i| RequestFile {
+                language: files[i].1,
+                code: &files[i].2.contents,
+                maybe_data: files[i].3,
+            })
+            .collect();
+        let answer = if request.is_empty() {
+            RequestAnalysis {
+                files: Vec::new(),
+                budget_spent: false,
+            }
+        } else {
+            match self.confinement.analyze(&self.analyzer, &request) {
+                Ok(answer) => answer,
+                Err(why) => return warden_analysis::stopped(why),
+            }
+        };
+        for (&i, part) in missing.iter().zip(answer.files) {
+            let (_, id, file, maybe_data) = files[i];
+            if !maybe_data && !answer.budget_spent {
+                if let Some(part) = &part {
+                    self.analyses.insert(id, &file.contents, part.clone());
+                }
+            }
+            parts[i] = Some(part.unwrap_or_default());
+        }
+        let mut analysis = Analysis::default();
+        for (&(.., maybe_data), part) in files.iter().zip(parts) {
+            let part = part.unwrap_or_default();
+            // A source, or another language's file: code, graded whole.
+            let code = !maybe_data;
             let level = if code {
                 part.threat_level
             } else {
@@ -816,6 +870,28 @@ impl Engine {
             }
         }
         analysis
+    }
+
+    /// The analysis of one program in `language` (confined as every analysis is), cached.
+    pub(crate) fn analyze_one(&self, language: &str, code: &[u8]) -> Analysis {
+        if let Some(found) = self.analyses.get(language, code) {
+            return found;
+        }
+        let request = [RequestFile {
+            language,
+            code,
+            maybe_data: false,
+        }];
+        match self.confinement.analyze(&self.analyzer, &request) {
+            Ok(mut answer) => {
+                let analysis = answer.files.pop().flatten().unwrap_or_default();
+                if !answer.budget_spent {
+                    self.analyses.insert(language, code, analysis.clone());
+                }
+                analysis
+            }
+            Err(why) => warden_analysis::stopped(why),
+        }
     }
 
     /// The language a file outside the program's sources is analysed as: the catalog language

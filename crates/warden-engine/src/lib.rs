@@ -7,6 +7,7 @@
 
 mod cancel;
 pub mod compile_cache;
+mod confined_analysis;
 pub mod dependency_cache;
 mod engine;
 mod error;
@@ -24,6 +25,9 @@ mod workspace;
 
 pub use cancel::Cancellation;
 pub use compile_cache::CompileCache;
+pub use confined_analysis::{
+    worker::main as analysis_worker_main, WORKER_ARG as ANALYSIS_WORKER_ARG,
+};
 pub use dependency_cache::DependencyCache;
 pub use engine::{
     host_memory_pressure, Connection, Engine, EngineConfig, FileAnswer, FileOp, McpWrap,

@@ -266,9 +266,11 @@ impl Settings {
         })
     }
 
-    /// The engine's configuration for these settings, with `helper` as the sandbox helper.
+    /// The engine's configuration for these settings, with `helper` as the sandbox helper and
+    /// the analysis worker (the analysis of untrusted code confined: docs/analysis.md#bounds).
     pub fn engine_config(&self, helper: PathBuf) -> EngineConfig {
         EngineConfig {
+            confine_analysis: true,
             languages_dir: self.languages_dir.clone(),
             maxima: self.maxima,
             cache: self.cache.cache(),

@@ -582,6 +582,33 @@ impl AppState {
         .map_err(|_| ExecError::Worker)
     }
 
+    /// Runs `work` on a blocking thread once it holds a place in the queue and then a worker,
+    /// like an execution: for what is not an execution but may cost as much, a tool
+    /// registration's analysis of the tool's program (docs/server.md#admission). Without it,
+    /// every registration analysed at once on tokio's blocking pool, whatever `workers` said.
+    pub(crate) async fn with_worker<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> Result<T, ExecError> {
+        let ticket = self.inner.admission.admit().inspect_err(|e| {
+            if matches!(e, ExecError::QueueFull { .. }) {
+                self.inner.metrics.refused("queue_full");
+            }
+        })?;
+        let running = self
+            .before_deadline(self.inner.admission.start(ticket))
+            .await??;
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            // Held by the blocking task: a client that leaves does not free the worker before
+            // the work ends.
+            let _held = running;
+            work(state.engine())
+        })
+        .await
+        .map_err(|_| ExecError::Worker)
+    }
+
     /// Executions started with `wait=false`.
     pub(crate) fn jobs(&self) -> &Jobs {
         &self.inner.jobs

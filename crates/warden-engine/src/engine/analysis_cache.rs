@@ -33,20 +33,16 @@ fn key(language: &str, code: &[u8]) -> [u8; 32] {
 }
 
 impl AnalysisCache {
-    /// The analysis of `code` in `language`, from the cache or from `analyze`.
-    pub(super) fn get_or(
-        &self,
-        language: &str,
-        code: &[u8],
-        analyze: impl FnOnce() -> Analysis,
-    ) -> Analysis {
+    /// The analysis of `code` in `language`, if it is kept.
+    pub(super) fn get(&self, language: &str, code: &[u8]) -> Option<Analysis> {
+        self.lock().map.get(&key(language, code)).cloned()
+    }
+
+    /// Keeps `analysis` as that of `code` in `language`.
+    pub(super) fn insert(&self, language: &str, code: &[u8], analysis: Analysis) {
         let key = key(language, code);
-        if let Some(found) = self.lock().map.get(&key) {
-            return found.clone();
-        }
-        let analysis = analyze();
         let mut entries = self.lock();
-        if entries.map.insert(key, analysis.clone()).is_none() {
+        if entries.map.insert(key, analysis).is_none() {
             entries.order.push_back(key);
             if entries.order.len() > ENTRIES {
                 if let Some(oldest) = entries.order.pop_front() {
@@ -54,7 +50,6 @@ impl AnalysisCache {
                 }
             }
         }
-        analysis
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
@@ -65,29 +60,26 @@ impl AnalysisCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
     use warden_core::ThreatLevel;
 
     #[test]
-    fn the_same_code_is_analysed_once_and_languages_are_kept_apart() {
+    fn analyses_are_kept_by_language_and_code_and_bounded() {
         let cache = AnalysisCache::default();
-        let calls = Cell::new(0);
-        let analyze = || {
-            calls.set(calls.get() + 1);
-            Analysis {
-                threat_level: ThreatLevel::Low,
-                ..Analysis::default()
-            }
+        let low = Analysis {
+            threat_level: ThreatLevel::Low,
+            ..Analysis::default()
         };
-        let first = cache.get_or("python", b"print(1)", analyze);
-        let again = cache.get_or("python", b"print(1)", analyze);
-        assert_eq!(first, again);
-        assert_eq!(calls.get(), 1);
-        cache.get_or("ruby", b"print(1)", analyze);
-        assert_eq!(calls.get(), 2, "another language is another analysis");
+        cache.insert("python", b"print(1)", low.clone());
+        assert_eq!(cache.get("python", b"print(1)"), Some(low));
+        assert_eq!(cache.get("ruby", b"print(1)"), None, "another language");
         for i in 0..ENTRIES + 1 {
-            cache.get_or("python", i.to_string().as_bytes(), Analysis::default);
+            cache.insert("python", i.to_string().as_bytes(), Analysis::default());
         }
         assert!(cache.lock().map.len() <= ENTRIES);
+        assert_eq!(
+            cache.get("python", b"print(1)"),
+            None,
+            "the oldest went first"
+        );
     }
 }

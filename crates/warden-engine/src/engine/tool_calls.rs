@@ -606,7 +606,7 @@ impl EngineJudge<'_> {
             .resolve(language, Some(&program.name), &program.code)
             .ok()?;
         let id = language.id.as_str();
-        let analysis = engine.analyzer.analyze(id, &program.code);
+        let analysis = engine.analyze_one(id, &program.code);
         let rules = engine.analyzer.rules(id);
         let implies = |finding: &Finding| {
             use warden_analysis::Category as C;

@@ -105,7 +105,8 @@ pub(crate) async fn get(
         (status = 413, description = "The body is larger than the server accepts"),
         (status = 415, description = "Not `Content-Type: application/json`"),
         (status = 422, description = "The file is invalid or its assessment refuses it"),
-        (status = 429, description = "The token's rate is spent, or it has registered as many tools as one may (64)"),
+        (status = 429, description = "The token's rate is spent, the queue is full (the registration's analysis waits for a worker like an execution), or it has registered as many tools as one may (64)"),
+        (status = 503, description = "The server is shutting down"),
     ),
     security(("bearer" = []))
 )]
@@ -125,11 +126,13 @@ pub(crate) async fn register(
             code: code.into_bytes(),
         })
         .collect();
-    let registered = blocking(&state, move |engine| {
-        let by = Registrant::Client(caller.token.as_deref());
-        engine.register_tool(&body.definition, &files, body.replace, by)
-    })
-    .await?;
+    // The registration analyses the tool's program: admitted like an execution.
+    let registered = state
+        .with_worker(move |engine| {
+            let by = Registrant::Client(caller.token.as_deref());
+            engine.register_tool(&body.definition, &files, body.replace, by)
+        })
+        .await?;
     match registered {
         Ok(tool) => Ok((StatusCode::CREATED, Json(tool.view()))),
         Err(warden_engine::RegistryError::Exists(name)) => Err(ApiError::with_status(

@@ -1,0 +1,90 @@
+//! The files of one request analysed under one budget: a request of many files gets the
+//! budget of one program, not one per file (64 files of 200 ms each would be 12.8 s).
+
+use warden_core::Analysis;
+
+use crate::deadline::Deadline;
+use crate::Analyzer;
+
+/// One file of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFile<'a> {
+    /// The language id it is read as.
+    pub language: &'a str,
+    /// Its contents.
+    pub code: &'a [u8],
+    /// A file that may be data rather than code: analysed as by
+    /// [`Analyzer::analyze_if_code`], else as by [`Analyzer::analyze`].
+    pub maybe_data: bool,
+}
+
+/// The analyses of a request's files, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestAnalysis {
+    /// Each file's analysis; `None` for a file that may be data and is not code.
+    pub files: Vec<Option<Analysis>>,
+    /// Whether the budget was used up: a file analysed after another took it all is graded as
+    /// a timeout that file alone would not have had (so the caller does not cache it alone).
+    pub budget_spent: bool,
+}
+
+impl Analyzer {
+    /// Analyses `files` with one budget for them all, in order.
+    pub fn analyze_request(&self, files: &[RequestFile<'_>]) -> RequestAnalysis {
+        let deadline = Deadline::after(self.time_budget);
+        let files = files
+            .iter()
+            .map(|file| {
+                if file.maybe_data {
+                    self.analyze_if_code_by(file.language, file.code, deadline)
+                } else {
+                    Some(self.analyze_by(file.language, file.code, deadline))
+                }
+            })
+            .collect();
+        RequestAnalysis {
+            files,
+            budget_spent: deadline.passed(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_files_of_a_request_share_one_budget() {
+        let analyzer = Analyzer::builtin().expect("rules");
+        let files = [
+            RequestFile {
+                language: "python",
+                code: b"import os\nos.system('ls')\n",
+                maybe_data: false,
+            },
+            RequestFile {
+                language: "python",
+                code: b"a,b\n1,2\n",
+                maybe_data: true,
+            },
+        ];
+        let answer = analyzer.analyze_request(&files);
+        assert_eq!(answer.files.len(), 2);
+        assert!(answer.files[0]
+            .as_ref()
+            .is_some_and(|a| !a.findings.is_empty()));
+        assert!(!answer.budget_spent);
+
+        let spent = Analyzer::builtin()
+            .expect("rules")
+            .with_time_budget(Duration::ZERO)
+            .analyze_request(&files);
+        assert!(spent.budget_spent);
+        let first = spent.files[0].as_ref().expect("a program");
+        assert!(first
+            .parse_error
+            .as_ref()
+            .is_some_and(|e| e.contains("longer than")));
+    }
+}
