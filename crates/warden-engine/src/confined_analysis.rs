@@ -114,23 +114,17 @@ fn stopped_because(why: &wire::Unanswered, status: &str) -> String {
 /// process needs more later).
 pub(crate) fn limit_memory() -> std::io::Result<()> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let mapped_kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmSize:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .ok_or_else(|| std::io::Error::other("/proc/self/status has no VmSize"))?;
+    // One small read: statm's first field is the size mapped, in pages.
+    let mut statm = [0u8; 128];
+    let read = std::io::Read::read(&mut std::fs::File::open("/proc/self/statm")?, &mut statm)?;
+    let mapped = std::str::from_utf8(&statm[..read])
+        .ok()
+        .and_then(|text| text.split_whitespace().next())
+        .and_then(|pages| pages.parse::<u64>().ok())
+        .ok_or_else(|| std::io::Error::other("/proc/self/statm has no size"))?
+        .saturating_mul(warden_sys::process::page_size());
     let (_, hard) = getrlimit(Resource::RLIMIT_AS)?;
-    let limit = mapped_kib
-        .saturating_mul(1024)
-        .saturating_add(MEMORY_LIMIT)
-        .min(hard);
+    let limit = mapped.saturating_add(MEMORY_LIMIT).min(hard);
     setrlimit(Resource::RLIMIT_AS, limit, limit)?;
     Ok(())
 }

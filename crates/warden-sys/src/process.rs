@@ -131,6 +131,14 @@ pub fn exit_immediately(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The size of a memory page in bytes (`sysconf(_SC_PAGESIZE)`, sysconf(3)): what the sizes in
+/// `/proc/<pid>/statm` count in.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf takes an integer and returns one; no memory is shared.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
 /// `pidfd_open(2)`: a file descriptor that refers to `pid` for its whole life, immune to pid
 /// reuse, readable (in poll) when the process exits.
 pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {

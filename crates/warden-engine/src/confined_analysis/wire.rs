@@ -90,14 +90,19 @@ fn read_sized(input: &mut impl Read) -> std::io::Result<Vec<u8>> {
 
 /// Writes `answer` as one frame: its length (`u32`, little-endian), then JSON.
 pub(super) fn write_answer(out: &mut impl Write, answer: RequestAnalysis) -> std::io::Result<()> {
-    let body = serde_json::to_vec(&Answer {
-        files: answer.files,
-        budget_spent: answer.budget_spent,
-    })?;
-    let len = u32::try_from(body.len())
+    // One write, length and body: the reader wakes once.
+    let mut frame = vec![0u8; 4];
+    serde_json::to_writer(
+        &mut frame,
+        &Answer {
+            files: answer.files,
+            budget_spent: answer.budget_spent,
+        },
+    )?;
+    let len = u32::try_from(frame.len() - 4)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    out.write_all(&len.to_le_bytes())?;
-    out.write_all(&body)?;
+    frame[..4].copy_from_slice(&len.to_le_bytes());
+    out.write_all(&frame)?;
     out.flush()
 }
 
