@@ -218,8 +218,11 @@ fn a_clients_tools_are_its_own_and_host_ones_wait_for_the_operator() {
 /// 64 registered tools.
 #[test]
 fn a_tokens_registrations_are_charged_and_bounded() {
+    // A registration waits for a worker like an execution: a queue that holds all 80 at once,
+    // so that the registry's own bound is what refuses.
     let server = LiveServer::start(
-        "[[server.tokens]]\nname = \"slow\"\ntoken = \"t-slow\"\nrequests_per_minute = 2\n",
+        "[server]\nqueue_size = 128\n\
+         [[server.tokens]]\nname = \"slow\"\ntoken = \"t-slow\"\nrequests_per_minute = 2\n",
     );
     let tool = |name: &str| {
         json!({"definition": format!(
