@@ -189,6 +189,8 @@ struct State<'a> {
     /// `JobEnd::Process::signals`.
     signal_program: Option<SignalProgram>,
     ended: bool,
+    /// When `ended` became true: the job's output gets [`KILL_GRACE`] from then to close.
+    ended_at: Option<Instant>,
     started: Option<Instant>,
     killed_at: Option<Instant>,
     setup_deadline: Instant,
@@ -260,6 +262,7 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         program_start,
         signal_program,
         ended: false,
+        ended_at: None,
         started,
         killed_at: None,
         setup_deadline: now + SETUP_TIMEOUT,
@@ -365,6 +368,7 @@ impl State<'_> {
 
     fn enforce_deadlines(&mut self) {
         if self.ended {
+            self.end_leftovers();
             return;
         }
         if let Some(killed_at) = self.killed_at {
@@ -414,6 +418,20 @@ impl State<'_> {
         }
     }
 
+    /// The job ended but its output is still open after [`KILL_GRACE`]: some process the job
+    /// left holds it (a runtime that does not end a job's other processes with it, or a
+    /// loader the program killed), which no limit reaches any more. Kills the whole sandbox
+    /// and keeps the program's own verdict. Warden's init ends every process of a job before
+    /// it reports the end, so only a broken runtime gets here.
+    fn end_leftovers(&mut self) {
+        let ended_at = *self.ended_at.get_or_insert_with(Instant::now);
+        if self.killed_at.is_none() && ended_at.elapsed() >= KILL_GRACE {
+            tracing::warn!("a job's output stayed open after it ended: killing its sandbox");
+            self.killed_at = Some(Instant::now());
+            self.kill_sandbox();
+        }
+    }
+
     /// Reads the job's cgroup into the series (and hands the reading to the sink).
     fn sample(&mut self, started: Instant, now: Instant) {
         self.next_sample = now + self.sample_every;
@@ -444,7 +462,12 @@ impl State<'_> {
 
     fn poll_timeout(&self) -> Duration {
         if self.ended {
-            return Duration::from_secs(1);
+            return match (self.ended_at, self.killed_at) {
+                (Some(ended_at), None) => (ended_at + KILL_GRACE)
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+                _ => Duration::from_secs(1),
+            };
         }
         if let Some(killed_at) = self.killed_at {
             let next = if self.w.sandbox_killed {

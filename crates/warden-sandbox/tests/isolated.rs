@@ -581,3 +581,122 @@ fn a_gvisor_sandboxs_program_stops_with_its_caller() {
         );
     }
 }
+
+/// A job of a sandbox that runs several (a session's call, a shared sandbox's test case, an
+/// egress run's) ends with every process it started, as a native job does: the loader kills
+/// what the program left in the background once it exited. Before, a busy loop left behind
+/// kept the job's output open, so the job never ended and its limits no longer held.
+#[test]
+fn a_jobs_background_processes_end_with_it_in_a_sandbox_of_several_jobs() {
+    use warden_sandbox::Backend;
+    let started = std::time::Instant::now();
+    let (spec, mut first) = plan(&[
+        "/bin/sh",
+        "-c",
+        ": leftover-marker; (while :; do :; done) & sh -c 'sleep 300' >/dev/null 2>&1 </dev/null & echo started",
+    ])
+    .split();
+    first.limits.wall_time = std::time::Duration::from_secs(5);
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    let mut live = gvisor.start(&spec).expect("started");
+    let run = live.run(&first, Stdin::Null).expect("the first job ran");
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{}", out(&run));
+    assert_eq!(out(&run), "started\n");
+    // Every process's command line but this job's own: the keeper (pid 1) and nothing of the
+    // first job's.
+    let (_, second) = plan(&[
+        "/bin/sh",
+        "-c",
+        "for d in /proc/[0-9]*; do p=${d#/proc/}; [ $p = $$ ] || [ $p = $PPID ] || \
+         { tr '\\0' ' ' < $d/cmdline; echo; }; done 2>/dev/null",
+    ])
+    .split();
+    let listed = live.run(&second, Stdin::Null).expect("the second job ran");
+    live.destroy().expect("destroyed");
+    assert_eq!(
+        listed.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        out(&listed)
+    );
+    let text = out(&listed);
+    assert!(!text.contains("leftover-marker"), "left running: {text}");
+    assert!(!text.contains("sleep 300"), "left running: {text}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the jobs took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A job whose program kills its loader (SIGKILL cannot be refused) leaves a process holding
+/// its output: warden's watch gives the output a short grace once the job's process ended,
+/// then kills the sandbox, rather than waiting for it with no limit. The program's status is
+/// its loader's death.
+#[test]
+fn output_held_open_after_a_jobs_end_does_not_hold_the_job() {
+    use warden_sandbox::Backend;
+    let started = std::time::Instant::now();
+    let (spec, mut job) = plan(&[
+        "/bin/sh",
+        "-c",
+        "(while :; do :; done) & echo started; kill -KILL $PPID; sleep 300",
+    ])
+    .split();
+    job.limits.wall_time = std::time::Duration::from_secs(100);
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    let mut live = gvisor.start(&spec).expect("started");
+    let run = live.run(&job, Stdin::Null).expect("the job ran");
+    assert_eq!(out(&run), "started\n");
+    assert_eq!(
+        run.outcome,
+        Outcome::Signaled {
+            signal: warden_core::Signal::KILL
+        }
+    );
+    let next = live.run(&job, Stdin::Null);
+    assert!(
+        matches!(next, Err(warden_sandbox::SandboxError::Gone { .. })),
+        "the sandbox was killed: {next:?}"
+    );
+    live.destroy().expect("destroyed");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the job took {:?}",
+        started.elapsed()
+    );
+}
+
+/// The program cannot have its loader stop it or signal its group: the loader acts only on
+/// signals from outside the sandbox (`runsc kill`), whether it is a one-job sandbox's init
+/// (pid 1) or a job's parent beside the keeper. Before, SIGTSTP stopped the program until the
+/// wall-clock limit, and SIGTERM was passed on to the program's group.
+#[test]
+fn a_gvisor_program_cannot_signal_through_its_loader() {
+    use warden_sandbox::Backend;
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    for one_job in [true, false] {
+        let (spec, mut job) = plan(&[
+            "/bin/sh",
+            "-c",
+            "l=$PPID; kill -TSTP $l; kill -TERM $l; kill -INT $l; kill -USR1 $l; echo finished",
+        ])
+        .split();
+        job.limits.wall_time = std::time::Duration::from_secs(10);
+        let mut live = if one_job {
+            gvisor.start_single(&spec)
+        } else {
+            gvisor.start(&spec)
+        }
+        .expect("started");
+        let run = live.run(&job, Stdin::Null).expect("ran");
+        live.destroy().expect("destroyed");
+        assert_eq!(
+            run.outcome,
+            Outcome::Exited { code: 0 },
+            "one job: {one_job}: {}",
+            out(&run)
+        );
+        assert_eq!(out(&run), "finished\n", "one job: {one_job}");
+    }
+}

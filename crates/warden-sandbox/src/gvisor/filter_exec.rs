@@ -159,7 +159,8 @@ const INIT_FLAG: &str = "--init";
 /// the keeper, `gvisor.rs`), as [`INIT_FLAG`] does for the container's init: it passes the
 /// signals it is sent (`runsc kill --pid`) on to the program, and stops and continues the
 /// program's process group (its own, the program's first) rather than the whole container,
-/// where the keeper and a session's earlier processes live.
+/// where the keeper lives. Once the program exited, it kills the job's other processes
+/// ([`end_the_job`]): what a session's call leaves in the background ends with the call.
 const JOB_FLAG: &str = "--job";
 
 /// Whose parent the loader is: what a stop reaches.
@@ -238,11 +239,15 @@ fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
 }
 
 /// [`INIT_FLAG`] and [`JOB_FLAG`]: forks the program's loader and waits for it (as pid 1, or
-/// as the job's process), handling the signals it is sent (`runsc kill`) as warden's own init
-/// does: the ones it forwards go to the program's process group, SIGTSTP stops the other processes (SIGSTOP:
-/// every one of the container's, or the program's process group) and SIGCONT continues them.
+/// as the job's process), handling the signals warden sends it (`runsc kill`) as warden's own
+/// init does: the ones it forwards go to the program's process group, SIGTSTP stops the other
+/// processes (SIGSTOP: every one of the container's, or the program's process group) and
+/// SIGCONT continues them. A signal the job's own processes send it is dropped
+/// ([`sent_from_outside`]). As a job's process, it ends the job as the native init does once
+/// the program exited ([`end_the_job`]).
 fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, String> {
     use nix::sys::signal::{kill, SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     use nix::unistd::Pid;
     use warden_sys::process::ForkResult;
@@ -273,6 +278,9 @@ fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, Stri
         }
         ForkResult::Parent { child } => child,
     };
+    // Made after the fork, closed on the program's exec all the same.
+    let signals = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("signalfd: {e}"))?;
     // The program's process group, which the signals passed on reach (as a terminal's reach
     // its foreground group), and what a stop and a continue reach: the group, or as the
     // container's init every process of the container. The group is made on both sides of the
@@ -283,33 +291,122 @@ fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, Stri
         Parent::Init => Pid::from_raw(-1),
         Parent::Job(_) => group,
     };
+    let exit = |code: i32| -> ! {
+        if matches!(parent, Parent::Job(_)) {
+            end_the_job();
+        }
+        std::process::exit(code)
+    };
     loop {
-        match handled.wait() {
-            Ok(Signal::SIGCHLD) => loop {
+        let info = match signals.read_signal() {
+            Ok(Some(info)) => info,
+            Ok(None) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("waiting for signals: {e}")),
+        };
+        let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+            continue;
+        };
+        if signal != Signal::SIGCHLD && !sent_from_outside(&info) {
+            continue;
+        }
+        match signal {
+            Signal::SIGCHLD => loop {
                 match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+                    Ok(WaitStatus::Exited(pid, code)) if pid == child => exit(code),
                     Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
-                        std::process::exit(128 + signal as i32)
+                        exit(128 + signal as i32)
                     }
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
                     Ok(_) => {}
                 }
             },
-            Ok(Signal::SIGTSTP) => {
+            Signal::SIGTSTP => {
                 let _ = kill(stopped, Signal::SIGSTOP);
             }
-            Ok(Signal::SIGCONT) => {
+            Signal::SIGCONT => {
                 let _ = kill(stopped, Signal::SIGCONT);
             }
-            Ok(signal) => {
+            signal => {
                 if kill(group, signal).is_err() {
                     let _ = kill(child, signal);
                 }
             }
-            Err(e) => return Err(format!("waiting for signals: {e}")),
         }
     }
 }
+
+/// Whether a signal the loader received (`info`, as signalfd reads it) came from outside the
+/// sandbox (`runsc kill`, which gVisor delivers as a plain kill's `SI_USER` with no sender,
+/// pid 0) rather than from the job's own processes, which share the loader's uid and could
+/// otherwise stop their job's clock (SIGTSTP) or have the loader signal their whole group. A
+/// process inside has a pid in the sandbox's only pid namespace, so its kill carries it; a
+/// signal it queues with a siginfo of its making needs a negative `si_code` (as under Linux:
+/// `child::sent_by_warden`). SIGSTOP and SIGKILL cannot be caught: see docs/threat-model.md.
+fn sent_from_outside(info: &nix::sys::signalfd::siginfo) -> bool {
+    info.ssi_code == libc::SI_USER && info.ssi_pid == 0
+}
+
+/// Ends a job once its program exited, as the native init does after each job: kills every
+/// process the loader may signal but itself (kill(-1): the job's processes, which share its
+/// uid, root of the container's user namespace without capabilities; not the keeper, pid 1
+/// and `nobody`), again until none of them is left running, so that a process forked while
+/// the kill went round is caught by the next round. The job's orphans are the keeper's
+/// children (runsc 20221219 refuses `PR_SET_CHILD_SUBREAPER` with `EINVAL`), and bash reaps
+/// them only now and then: kill(-1) succeeds on those zombies, so what is left is read in
+/// `/proc`. Bounded: what the loader cannot end within [`END_JOB_WITHIN`] is left to
+/// warden's watch, which kills the whole sandbox when the job's output stays open after its
+/// process ended.
+fn end_the_job() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use nix::unistd::Pid;
+    let deadline = std::time::Instant::now() + END_JOB_WITHIN;
+    while kill(Pid::from_raw(-1), Signal::SIGKILL) != Err(nix::errno::Errno::ESRCH)
+        && std::time::Instant::now() < deadline
+    {
+        while matches!(
+            waitpid(None, Some(WaitPidFlag::WNOHANG)),
+            Ok(status) if status != WaitStatus::StillAlive
+        ) {}
+        if !others_of_this_uid_run() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Whether a process of this one's uid other than itself and pid 1 has not exited yet (is no
+/// zombie), as gVisor's `/proc/<pid>/status` says; one that cannot be read is gone.
+fn others_of_this_uid_run() -> bool {
+    let own = std::process::id().to_string();
+    let uid = nix::unistd::getuid().as_raw().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == own || name == "1" || !name.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            return false;
+        };
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
+        };
+        let exited = matches!(field("State:").as_deref(), Some("Z" | "X"));
+        field("Uid:").as_deref() == Some(uid.as_str()) && !exited
+    })
+}
+
+/// How long the loader keeps ending a job's processes (module documentation of `watch.rs`:
+/// its grace after the job's process ended is longer).
+const END_JOB_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
