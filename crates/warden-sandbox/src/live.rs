@@ -866,7 +866,19 @@ fn verdict(w: &watch::Watched, used: &CgroupStats, job: &Job) -> Option<warden_c
         .iter()
         .find(|c| c.program)
         .map(|c| c.name.as_str());
-    crate::verdict::decide(w.killed, killed_for, w.killer, w.status, used, &job.limits)
+    let certainty = if w.process_status.is_some() {
+        crate::verdict::SignalCertainty::ExitCode
+    } else {
+        crate::verdict::SignalCertainty::WaitStatus
+    };
+    crate::verdict::decide(
+        w.killed,
+        killed_for,
+        w.killer,
+        (w.status, certainty),
+        used,
+        &job.limits,
+    )
 }
 
 /// What a cancelled job ran until the cancel ([`SandboxError::Cancelled`]): its outcome is

@@ -15,19 +15,32 @@ pub(crate) enum KillReason {
     Cpu,
 }
 
+/// How far a death by a signal in the status is known to be one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignalCertainty {
+    /// The kernel's wait status, passed on as it is (warden's init).
+    WaitStatus,
+    /// A runtime's exit code 128 + N read as a death by signal N (`runsc`, whose loader exits
+    /// so for its program, `gvisor/filter_exec.rs`): the program may as well have exited with
+    /// that code itself, so such a death alone says nothing of a limit or a forbidden call.
+    ExitCode,
+}
+
 /// The outcome, by precedence: the parent's own kill decision; the init's kill of the program
 /// for a call the seccomp filter kills for (`killed_for`, the call's name); the memory
 /// cgroup's OOM kill; cpu exhaustion (a SIGXCPU or SIGKILL death with the cgroup's cpu time at
 /// the limit); the kernel's file-size signal; a death by SIGSYS where the kernel made the
-/// filter's kills (`killer`); then the plain status.
+/// filter's kills (`killer`); then the plain status. The last two only from a wait status
+/// (`certainty`): a program could fake them with its exit code.
 pub(crate) fn decide(
     killed: Option<KillReason>,
     killed_for: Option<&str>,
     killer: SeccompKiller,
-    status: Option<ExitStatus>,
+    (status, certainty): (Option<ExitStatus>, SignalCertainty),
     stats: &CgroupStats,
     limits: &Limits,
 ) -> Option<Outcome> {
+    let known = certainty == SignalCertainty::WaitStatus;
     match killed {
         Some(KillReason::Output(stream)) => return Some(Outcome::OutputLimit { stream }),
         Some(KillReason::Wall) => {
@@ -59,10 +72,10 @@ pub(crate) fn decide(
             Signal::XCPU | Signal::KILL if cpu_exhausted => Outcome::TimeLimit {
                 which: TimeLimitKind::Cpu,
             },
-            Signal::XFSZ => Outcome::FileSizeLimit,
+            Signal::XFSZ if known => Outcome::FileSizeLimit,
             // Where the init makes the filter's kills (or there is no filter), the program
             // raised SIGSYS itself: its own end, not a forbidden call.
-            Signal::SYS if killer == SeccompKiller::Kernel => Outcome::Violation {
+            Signal::SYS if killer == SeccompKiller::Kernel && known => Outcome::Violation {
                 detail: "a forbidden system call (seccomp killed the process)".to_owned(),
             },
             signal => Outcome::Signaled { signal },
@@ -82,6 +95,8 @@ mod tests {
             ..CgroupStats::default()
         }
     }
+
+    const WAIT: SignalCertainty = SignalCertainty::WaitStatus;
 
     #[test]
     fn precedence() {
@@ -161,7 +176,14 @@ mod tests {
         ];
         for (killed, status, stats, expected) in cases {
             assert_eq!(
-                decide(killed, None, SeccompKiller::Init, status, &stats, &limits),
+                decide(
+                    killed,
+                    None,
+                    SeccompKiller::Init,
+                    (status, WAIT),
+                    &stats,
+                    &limits
+                ),
                 Some(expected.clone()),
                 "{expected:?}"
             );
@@ -173,7 +195,7 @@ mod tests {
                 None,
                 None,
                 SeccompKiller::Kernel,
-                Some(ExitStatus::Signal(31)),
+                (Some(ExitStatus::Signal(31)), WAIT),
                 &stats(1, 0),
                 &limits
             ),
@@ -185,7 +207,7 @@ mod tests {
                     None,
                     None,
                     killer,
-                    Some(ExitStatus::Signal(31)),
+                    (Some(ExitStatus::Signal(31)), WAIT),
                     &stats(1, 0),
                     &limits
                 ),
@@ -205,7 +227,7 @@ mod tests {
                 None,
                 Some("kexec_load"),
                 SeccompKiller::Init,
-                killed_by_sigkill,
+                (killed_by_sigkill, WAIT),
                 &stats(6000, 1),
                 &limits
             ),
@@ -216,7 +238,7 @@ mod tests {
                 Some(KillReason::Wall),
                 Some("kexec_load"),
                 SeccompKiller::Init,
-                killed_by_sigkill,
+                (killed_by_sigkill, WAIT),
                 &stats(0, 0),
                 &limits
             ),
@@ -229,7 +251,7 @@ mod tests {
                 None,
                 Some("kexec_load"),
                 SeccompKiller::Init,
-                Some(ExitStatus::Code(0)),
+                (Some(ExitStatus::Code(0)), WAIT),
                 &stats(0, 0),
                 &limits
             ),
@@ -237,9 +259,58 @@ mod tests {
             "a status the kill did not cause"
         );
         assert_eq!(
-            decide(None, None, SeccompKiller::Init, None, &stats(1, 0), &limits),
+            decide(
+                None,
+                None,
+                SeccompKiller::Init,
+                (None, WAIT),
+                &stats(1, 0),
+                &limits
+            ),
             None,
             "no status, no kill: unknown"
+        );
+    }
+
+    /// A runtime's exit code of 128 + N (gVisor's) cannot tell a death by signal N from a
+    /// program's `exit(128 + N)`: it raises no file-size limit and no forbidden call (a fake
+    /// security event); a cpu limit only where the cgroup's accounting confirms it.
+    #[test]
+    fn a_signal_read_from_an_exit_code_claims_no_limit_or_violation() {
+        let limits = Limits::default();
+        let guessed = |n: i32, cpu_ms| {
+            decide(
+                None,
+                None,
+                SeccompKiller::Kernel,
+                (Some(ExitStatus::Signal(n)), SignalCertainty::ExitCode),
+                &stats(cpu_ms, 0),
+                &limits,
+            )
+        };
+        assert_eq!(
+            guessed(25, 0),
+            Some(Outcome::Signaled {
+                signal: Signal::XFSZ
+            })
+        );
+        assert_eq!(
+            guessed(31, 0),
+            Some(Outcome::Signaled {
+                signal: Signal::SYS
+            })
+        );
+        assert_eq!(
+            guessed(9, 0),
+            Some(Outcome::Signaled {
+                signal: Signal::KILL
+            })
+        );
+        assert_eq!(
+            guessed(9, 6000),
+            Some(Outcome::TimeLimit {
+                which: TimeLimitKind::Cpu
+            })
         );
     }
 }

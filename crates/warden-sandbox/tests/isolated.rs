@@ -700,3 +700,20 @@ fn a_gvisor_program_cannot_signal_through_its_loader() {
         assert_eq!(out(&run), "finished\n", "one job: {one_job}");
     }
 }
+
+/// A program that exits with 128 + N under gVisor reads as killed by signal N (runsc's status
+/// cannot tell them apart), but never as a limit or a forbidden call it did not meet: before,
+/// `exit 153` was a file-size limit and `exit 159` a seccomp violation with its security event.
+#[test]
+fn an_exit_code_above_128_fakes_no_limit_or_violation_under_gvisor() {
+    for (code, signal) in [(153, 25), (159, 31)] {
+        let run = isolated(&format!("echo x; exit {code}"), Limits::default());
+        assert_eq!(
+            run.outcome,
+            Outcome::Signaled {
+                signal: warden_core::Signal(signal)
+            },
+            "exit {code}"
+        );
+    }
+}
