@@ -607,6 +607,36 @@ fn the_run_writes_within_its_own_workspace_size_whatever_the_compiles() {
     }
 }
 
+/// Bug hunt hr2, F4: in a shared gVisor sandbox the compile stage was held to the run's
+/// `max_file_size` (16 MiB by default): the keeper's hard rlimits, which every job it execs
+/// starts from, were the run's, and the compiler writing a 24 MiB binary died of SIGXFSZ.
+#[test]
+fn a_shared_isolated_compile_gets_its_own_file_size() {
+    let server = Server::start("");
+    let big = "#include <unistd.h>\nchar big[24 << 20] = {1};\nint main(void) { return big[getpid() % 1] - 1; }\n";
+    let body = json!({"language": "c", "code": big, "mode": "isolated", "reuse": "shared",
+                      "limits": {"workspace_size": "128MiB", "memory": "512MiB"},
+                      "compile_limits": {"max_file_size": "128MiB", "workspace_size": "256MiB",
+                                         "memory": "1GiB"}});
+    let done = server.request("POST", "/v1/executions", Some(&body));
+    assert_eq!(done.code, 200, "{}", done.body);
+    let result = done.json();
+    assert_eq!(
+        result["compile"]["outcome"],
+        json!({"kind": "exited", "code": 0}),
+        "{result}"
+    );
+    assert_eq!(
+        result["outcome"],
+        json!({"kind": "exited", "code": 0}),
+        "{result}"
+    );
+    assert_eq!(
+        result["limits"]["max_file_size"], "16MiB",
+        "the run's: {result}"
+    );
+}
+
 /// Bug hunt hc, F2: a compiled program larger than the run's memory made the run a 500
 /// (`sending a job to the sandbox: Broken pipe`: the sandbox's init, which read the program
 /// into its memory before writing it into the workspace, was killed by the run's memory

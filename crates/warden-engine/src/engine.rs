@@ -253,11 +253,19 @@ struct Prepared<'e> {
 
 /// A sandbox's ceilings raised to hold a stage run in it with `stage`'s limits. Each job of
 /// the sandbox still runs under its own: the cgroup is set to its memory and processes, the
-/// workspace resized to its `workspace_size` (docs/sandbox-setup.md, part 5).
+/// workspace resized to its `workspace_size` (docs/sandbox-setup.md, part 5), its rlimits set
+/// by its payload or, under gVisor, its loader. Those rlimits can only be lowered from the
+/// sandbox's: a gVisor keeper's hard limits are what every job it execs starts from, so the
+/// ones a stage may ask more of (cpu, file size, open files, stack) are raised too, or a
+/// shared sandbox's compile was killed by the run's file size (SIGXFSZ writing the binary).
 fn raise_ceilings(ceilings: &mut Limits, stage: &Limits) {
     ceilings.memory = ceilings.memory.max(stage.memory);
     ceilings.max_procs = ceilings.max_procs.max(stage.max_procs);
     ceilings.workspace_size = ceilings.workspace_size.max(stage.workspace_size);
+    ceilings.cpu_time = ceilings.cpu_time.max(stage.cpu_time);
+    ceilings.max_file_size = ceilings.max_file_size.max(stage.max_file_size);
+    ceilings.max_open_files = ceilings.max_open_files.max(stage.max_open_files);
+    ceilings.stack_size = ceilings.stack_size.max(stage.stack_size);
 }
 
 impl Prepared<'_> {
