@@ -28,22 +28,21 @@ fn peak_memory(pid: u32) -> u64 {
         * 1024
 }
 
-/// `warden analyze` of the F1 program, under an address-space limit of 2 GiB for the whole
-/// command (the unbounded analysis needed 4.7 GB and aborted at such a limit): it answers, at
-/// once, that the analysis was stopped.
-#[test]
-fn the_cli_stops_an_analysis_that_would_take_gigabytes() {
-    let world = World::new();
-    let file = world.path().join("z.c");
-    std::fs::write(&file, quadratic_c()).expect("written");
+/// `warden analyze --json FILE` under `prlimit LIMIT` (for the whole command): its answer and
+/// how long it took.
+fn analyze_under(
+    world: &World,
+    file: &std::path::Path,
+    limit: &str,
+) -> (serde_json::Value, Duration) {
     let warden = world.warden();
     let started = Instant::now();
     let out = std::process::Command::new("prlimit")
-        .arg(format!("--as={}", 2u64 << 30))
+        .arg(limit)
         .arg("--")
         .arg(warden.get_program())
         .args(["analyze", "--json"])
-        .arg(&file)
+        .arg(file)
         .env_clear()
         .envs(warden.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .output()
@@ -55,10 +54,34 @@ fn the_cli_stops_an_analysis_that_would_take_gigabytes() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    (serde_json::from_slice(&out.stdout).expect("JSON"), took)
+}
+
+/// `warden analyze` of the F1 program, under an address-space limit of 2 GiB for the whole
+/// command (the unbounded analysis needed 4.7 GB and aborted at such a limit): it answers, at
+/// once, that the analysis was stopped.
+#[test]
+fn the_cli_stops_an_analysis_that_would_take_gigabytes() {
+    let world = World::new();
+    let file = world.path().join("z.c");
+    std::fs::write(&file, quadratic_c()).expect("written");
+    let (answer, took) = analyze_under(&world, &file, &format!("--as={}", 2u64 << 30));
     let why = answer["parse_error"].as_str().unwrap_or_default();
     assert!(why.contains("analysis"), "{answer}");
     assert!(took < Duration::from_secs(60), "took {took:?}");
+}
+
+/// Bug hunt hr2, F2: the analysing child raised the operator's soft address-space limit to
+/// its hard one (`ulimit -S -v` was ignored): a parse of about 370 MB ran past a soft limit of
+/// 300 MB, to the cpu budget. The lower of the two bounds holds.
+#[test]
+fn the_operators_soft_limit_bounds_the_analysis_too() {
+    let world = World::new();
+    let file = world.path().join("q.c");
+    std::fs::write(&file, "a=|".repeat(1000)).expect("written");
+    let (answer, _) = analyze_under(&world, &file, "--as=300000000:unlimited");
+    let why = answer["parse_error"].as_str().unwrap_or_default();
+    assert!(why.contains("was stopped"), "{answer}");
 }
 
 /// A Ruby scanner that loops quadratically inside one lex (hunter report F2: 290 KB took

@@ -123,8 +123,9 @@ pub(crate) fn limit_memory() -> std::io::Result<()> {
         .and_then(|pages| pages.parse::<u64>().ok())
         .ok_or_else(|| std::io::Error::other("/proc/self/statm has no size"))?
         .saturating_mul(warden_sys::process::page_size());
-    let (_, hard) = getrlimit(Resource::RLIMIT_AS)?;
-    let limit = mapped.saturating_add(MEMORY_LIMIT).min(hard);
+    // The operator's own limit (`ulimit -v`, a soft one below its hard) stays the lower.
+    let (soft, hard) = getrlimit(Resource::RLIMIT_AS)?;
+    let limit = mapped.saturating_add(MEMORY_LIMIT).min(soft).min(hard);
     setrlimit(Resource::RLIMIT_AS, limit, limit)?;
     Ok(())
 }
@@ -138,8 +139,12 @@ pub(crate) fn limit_cpu(last: bool) -> std::io::Result<()> {
     let usage = getrusage(UsageWho::RUSAGE_SELF)?;
     let used = u64::try_from(usage.user_time().tv_sec() + usage.system_time().tv_sec())
         .unwrap_or_default();
-    let (_, hard) = getrlimit(Resource::RLIMIT_CPU)?;
-    let soft = used.saturating_add(CPU_SECONDS).min(hard);
+    let (soft, hard) = getrlimit(Resource::RLIMIT_CPU)?;
+    // The soft limit this process started with (the operator's `ulimit -t`) stays the lower:
+    // a worker moves its own soft limit before each request, so it is kept from the first.
+    static STARTED_WITH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let operators = *STARTED_WITH.get_or_init(|| soft);
+    let soft = used.saturating_add(CPU_SECONDS).min(operators).min(hard);
     let hard = if last {
         soft.saturating_add(1).min(hard)
     } else {
