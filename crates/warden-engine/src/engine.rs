@@ -251,6 +251,17 @@ struct Prepared<'e> {
     cacheable: bool,
 }
 
+/// Shells whose scripts the bash rules read (what they run is a POSIX shell's, and the rules'
+/// commands are the same), for a helper that names one in its `#!` line.
+const SHELLS: [&str; 7] = ["dash", "ash", "ksh", "mksh", "pdksh", "zsh", "posh"];
+
+/// The interpreter `file`'s `#!` line names (`#!/usr/bin/env perl`: `perl`), if it has one.
+fn shebang_of(file: &WorkspaceFile) -> Option<String> {
+    let head = &file.contents[..file.contents.len().min(512)];
+    let first_line = head.split(|&b| b == b'\n').next()?;
+    warden_core::detect::shebang_interpreter(std::str::from_utf8(first_line).ok()?)
+}
+
 /// A sandbox's ceilings raised to hold a stage run in it with `stage`'s limits. Each job of
 /// the sandbox still runs under its own: the cgroup is set to its memory and processes, the
 /// workspace resized to its `workspace_size` (docs/sandbox-setup.md, part 5), its rlimits set
@@ -877,6 +888,19 @@ impl Engine {
                 analysis.parse_error = analysis.parse_error.or(part.parse_error);
             }
         }
+        // A script for an interpreter warden has no rules for (`#!/usr/bin/perl`): code, by
+        // its `#!` line, that nothing here can read, graded as any input that cannot be.
+        for file in program.files.iter().filter(|f| !program.is_source(f)) {
+            if let Some(interpreter) = self.unanalysable_interpreter(file) {
+                let why = format!(
+                    "{} is a script for {interpreter}, which warden has no analysis rules for",
+                    file.path.display()
+                );
+                let part = warden_analysis::stopped(why);
+                analysis.threat_level = analysis.threat_level.max(part.threat_level);
+                analysis.parse_error = analysis.parse_error.or(part.parse_error);
+            }
+        }
         analysis
     }
 
@@ -904,7 +928,8 @@ impl Engine {
 
     /// The language a file outside the program's sources is analysed as: the catalog language
     /// of its extension, or of the interpreter its `#!` line names (a `helper` a program runs
-    /// as `./helper`), when that language has rules; `None` for any other file.
+    /// as `./helper`; a POSIX shell's, `dash`, `ksh`, `zsh`..., as bash), when that language
+    /// has rules; `None` for any other file.
     fn language_of_other_file(&self, file: &WorkspaceFile) -> Option<&str> {
         let by_extension = || {
             file.path
@@ -912,16 +937,27 @@ impl Engine {
                 .and_then(|ext| self.catalog.by_extension(&ext.to_string_lossy()))
         };
         let by_shebang = || {
-            let head = &file.contents[..file.contents.len().min(512)];
-            let first_line = head.split(|&b| b == b'\n').next()?;
-            let interpreter =
-                warden_core::detect::shebang_interpreter(std::str::from_utf8(first_line).ok()?)?;
-            self.catalog.by_shebang(&interpreter)
+            let interpreter = shebang_of(file)?;
+            self.catalog.by_shebang(&interpreter).or_else(|| {
+                SHELLS
+                    .contains(&interpreter.as_str())
+                    .then(|| self.catalog.get("bash"))
+                    .flatten()
+            })
         };
         by_extension()
             .or_else(by_shebang)
             .map(|other| other.id.as_str())
             .filter(|id| !self.analyzer.rules(id).is_empty())
+    }
+
+    /// The interpreter a file outside the program's sources names in its `#!` line when no
+    /// language with rules reads it (`perl`, `awk`, `busybox`).
+    fn unanalysable_interpreter(&self, file: &WorkspaceFile) -> Option<String> {
+        if self.language_of_other_file(file).is_some() {
+            return None;
+        }
+        shebang_of(file)
     }
 
     /// Runs a plan in the chosen mode's backend; a mode this host cannot provide is an error,
@@ -1635,6 +1671,38 @@ mod tests {
                         && analysis.findings.iter().any(|f| f.rule == "bash.fork_bomb")
             ),
             "{refused:?}"
+        );
+        // Bug hunt hr2, F1: a helper for another shell (`#!/bin/dash`) or an interpreter
+        // without rules (`#!/usr/bin/perl`) was read as data and counted for nothing.
+        let run_helper = "import subprocess\nsubprocess.run(['./h'])\n";
+        let analysis = prepare(vec![
+            file(Some("main.py"), run_helper),
+            file(Some("h"), "#!/bin/dash\ncat /etc/shadow\n"),
+        ])
+        .expect("prepared");
+        assert!(
+            analysis
+                .findings
+                .iter()
+                .any(|f| f.rule == "bash.credentials"),
+            "{analysis:#?}"
+        );
+        let analysis = prepare(vec![
+            file(Some("main.py"), run_helper),
+            file(Some("h"), "#!/usr/bin/perl\nprint `cat /etc/passwd`;\n"),
+        ])
+        .expect("prepared");
+        assert_eq!(
+            analysis.threat_level,
+            warden_core::ThreatLevel::High,
+            "{analysis:#?}"
+        );
+        assert!(
+            analysis
+                .parse_error
+                .as_deref()
+                .is_some_and(|e| e.contains("perl")),
+            "{analysis:#?}"
         );
     }
 
