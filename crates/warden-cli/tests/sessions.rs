@@ -634,6 +634,117 @@ fn an_isolated_session_keeps_its_workspace_under_gvisor() {
     ok(&server, &["rm", &id]);
 }
 
+/// Bug hunt: under gVisor's ptrace platform each process of the program is a stub process
+/// on the host that keeps a thread for each of the sentry's, and the sentry keeps the stubs
+/// of ended processes: an isolated session whose calls ran a few dozen processes at once
+/// passed the 512 host threads its runtime was given by its second or third call, and its
+/// sentry died (the call reported as the program's exit 128, the next as warden's internal
+/// error).
+#[test]
+fn an_isolated_session_survives_calls_that_run_many_processes_at_once() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--mode", "isolated", "--wall-time", "30s"]);
+    let many = "for j in $(seq 1 55); do (i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done) & done; wait; echo done";
+    for call in 1..=4 {
+        let out = ok(&server, &["exec", &id, "--", many]);
+        assert_eq!(out, "done\n", "call {call}");
+    }
+    assert_eq!(ok(&server, &["exec", &id, "--", "echo alive"]), "alive\n");
+    assert_eq!(show(&server, &id)["state"], "running");
+    ok(&server, &["rm", &id]);
+}
+
+/// A limit ends gVisor's whole sandbox: the call gets its result, and the session says at
+/// once that it stopped and why (it said "ended unexpectedly", and only at the next call).
+#[test]
+fn an_isolated_session_stops_with_its_call_past_a_limit_and_says_why() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--mode", "isolated"]);
+    let out = session(
+        &server,
+        &["exec", &id, "--wall-time", "1s", "--", "sleep 30"],
+    );
+    assert!(
+        text(&out.stderr).contains("wall time limit exceeded"),
+        "{out:?}"
+    );
+    let shown = show(&server, &id);
+    assert_eq!(shown["state"], "stopped", "{shown}");
+    assert_eq!(
+        shown["stopped_reason"], "its sandbox ended: a limit ended the whole sandbox",
+        "{shown}"
+    );
+    ok(&server, &["rm", &id]);
+}
+
+/// The host pid of the gVisor sentry of `server`'s sandbox whose mounts name `session`'s
+/// workspace, from runsc's state files.
+fn sentry_of(server: &LiveServer, session: &str) -> Option<i32> {
+    let prefix = format!("warden-run-{}-", server.pid());
+    std::fs::read_dir("/run/warden/runsc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(&prefix) || !name.ends_with(".state") {
+                return None;
+            }
+            let state: Value = serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()?;
+            let mounts = state["spec"]["mounts"].as_array()?;
+            let ours = mounts.iter().any(|m| {
+                m["source"]
+                    .as_str()
+                    .is_some_and(|source| source.contains(session))
+            });
+            ours.then(|| state["sandbox"]["pid"].as_i64())
+                .flatten()
+                .and_then(|pid| i32::try_from(pid).ok())
+        })
+}
+
+/// Bug hunt: when the gVisor sandbox of a session died under a call, the call was reported
+/// as the program exiting 128 with runsc's own complaint as its stderr, and the next call
+/// failed as warden's internal error. The call now says that the session stopped, and why.
+#[test]
+fn a_session_whose_gvisor_sentry_dies_under_a_call_stops_and_says_why() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--mode", "isolated", "--wall-time", "30s"]);
+    ok(&server, &["exec", &id, "--", "true"]);
+    let call = std::thread::scope(|scope| {
+        let call = scope.spawn(|| session(&server, &["exec", &id, "--", "echo started; sleep 20"]));
+        let mut sentry = None;
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                sentry = sentry_of(&server, &id);
+                sentry.is_some()
+            }),
+            "no sentry found for session {id}"
+        );
+        // The call's program runs by now, or soon: the sentry dies under it either way.
+        std::thread::sleep(Duration::from_millis(500));
+        let pid = nix::unistd::Pid::from_raw(sentry.expect("found"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("sentry killed");
+        call.join().expect("the call ends")
+    });
+    let stderr = text(&call.stderr);
+    assert!(!call.status.success(), "{call:?}");
+    assert_ne!(call.status.code(), Some(128), "{stderr}");
+    assert!(stderr.contains("409"), "{stderr}");
+    assert!(
+        stderr.contains("its sandbox ended: its runtime ended during a job"),
+        "{stderr}"
+    );
+    let shown = show(&server, &id);
+    assert_eq!(shown["state"], "stopped", "{shown}");
+    let again = session(&server, &["exec", &id, "--", "true"]);
+    assert!(
+        text(&again.stderr).contains("its runtime ended"),
+        "{again:?}"
+    );
+    assert!(!server.log().contains("internal error"), "{}", server.log());
+    ok(&server, &["rm", &id]);
+}
+
 #[test]
 fn many_sessions_at_once_each_see_only_their_own_files() {
     let server = LiveServer::start("[server]\nworkers = 4\n");

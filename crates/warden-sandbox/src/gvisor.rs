@@ -59,8 +59,29 @@ pub(crate) const BUNDLES: &str = "/run/warden/gvisor";
 /// python program touching 100 MiB peaks at 123 MiB), so a program can use up to about
 /// 44 MiB more than its limit, less as the sentry grows (docs/threat-model.md).
 const RUNTIME_MEMORY: ByteSize = ByteSize::mib(64);
-/// Threads of runsc's own processes, on top of the program's limit.
+/// Threads of runsc's own processes, on top of the program's limit and
+/// [`RUNTIME_PIDS_PER_PROCESS`]: an idle sandbox's sentry, gofer and `runsc` take about 100.
 const RUNTIME_PIDS: u32 = 512;
+/// Host threads the runtime may keep for each process the program may have. Under the ptrace
+/// platform every address space of the program is a stub process on the host, which gets
+/// one thread for each sentry thread that ever ran in it, and the sentry keeps the stubs of
+/// ended processes for reuse: measured with runsc 0.0~20221219, a session whose calls each
+/// ran 55 short-lived processes at once grew by about 100 host threads a call (3,500 after
+/// 30 calls, the sentry at 143 threads), toward about the sentry's threads times the
+/// processes. The program itself stays within its own `max_procs` (gVisor's `RLIMIT_NPROC`,
+/// `bundle.rs`); this limit only bounds runsc, and the memory limit, which kernel stacks
+/// count against, bounds it too.
+const RUNTIME_PIDS_PER_PROCESS: u32 = 64;
+/// The most host threads a gVisor sandbox's runtime may take, whatever its `max_procs`.
+const RUNTIME_PIDS_CEILING: u32 = 16_384;
+
+/// The host threads a sandbox whose program may have `max_procs` processes gives its runtime.
+fn runtime_pids(max_procs: u32) -> u32 {
+    max_procs
+        .saturating_mul(RUNTIME_PIDS_PER_PROCESS)
+        .saturating_add(RUNTIME_PIDS)
+        .min(RUNTIME_PIDS_CEILING)
+}
 /// Writes to the root stay in the sandbox's memory (the root is read-only, so there are
 /// none); the workspace and `/tmp` are on the bundle's size-capped tmpfs (`bundle.rs`),
 /// shared with the host so that each job's files reach it.
@@ -131,9 +152,10 @@ impl Gvisor {
     ) -> Result<LiveSandbox, SandboxError> {
         spec.validate()?;
         spec.limits.validate(&LimitBounds::default())?;
+        let runtime_pids = runtime_pids(spec.limits.max_procs);
         let runtime_limits = Limits {
             memory: ByteSize(spec.limits.memory.bytes() + RUNTIME_MEMORY.bytes()),
-            max_procs: spec.limits.max_procs.saturating_add(RUNTIME_PIDS),
+            max_procs: spec.limits.max_procs.saturating_add(runtime_pids),
             ..spec.limits
         };
         let cgroup = self.host.new_cgroup(&runtime_limits)?;
@@ -217,12 +239,13 @@ impl Gvisor {
             container_start,
             start: None,
             pid_file: None,
+            sentry: std::sync::OnceLock::new(),
         };
         self.host.launch(
             Launch {
                 request,
                 spec: spec.clone(),
-                overhead: (RUNTIME_MEMORY, RUNTIME_PIDS),
+                overhead: (RUNTIME_MEMORY, runtime_pids),
                 slot: None,
                 cgroup,
                 cleanup: vec![cleanup],
@@ -293,6 +316,12 @@ struct RunscJobs {
     /// Where `runsc exec` writes the pid (inside the sandbox) of the job just prepared: its
     /// loader, which passes signals on (`filter_exec.rs`).
     pid_file: Option<PathBuf>,
+    /// A pidfd of the sandbox's sentry (the `runsc-sandbox` process), opened once the
+    /// container runs: a keeper's sandbox outlives its jobs, and a job's `runsc exec` ends
+    /// with status 128 both when the program exits 128 and when the sentry died under it
+    /// ([`JobLauncher::runtime_ended`]). `None` inside for a one-job sandbox, or when the
+    /// state file named no live process.
+    sentry: std::sync::OnceLock<Option<std::os::fd::OwnedFd>>,
 }
 
 impl RunscJobs {
@@ -342,6 +371,51 @@ impl RunscJobs {
 }
 
 impl RunscJobs {
+    /// Waits until the container runs. Each `runsc state` is a process of its own (about
+    /// 10 ms of cpu and 25 ms of wall while the sandbox boots), so runsc is not asked every
+    /// few milliseconds: the state file runsc writes when the container is created and when
+    /// it starts is watched (inotify) and read, and runsc itself is asked only when the file
+    /// says something else, when no change came for [`STATE_RECHECK`] (a sandbox that died
+    /// before writing it), or when the directory cannot be watched.
+    fn wait_running(&self) -> Result<(), SandboxError> {
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        // Watching before the first look, so that no change after it goes unseen.
+        let changes = StateChanges::watch(Path::new(RUNSC_ROOT), &self.container);
+        let mut ask = changes.is_none();
+        loop {
+            let now = Instant::now();
+            if ask || now >= deadline {
+                let text = self.state()?;
+                if text.contains("\"running\"") {
+                    return Ok(());
+                }
+                if text.contains("\"stopped\"") || now >= deadline {
+                    return Err(SandboxError::Setup {
+                        step: "start the gVisor container".into(),
+                        detail: format!("runsc reports: {}", text.trim()),
+                    });
+                }
+            } else if let Some(changes) = &changes {
+                match changes.recorded() {
+                    Recorded::Running => return Ok(()),
+                    Recorded::Starting => {}
+                    Recorded::Other => {
+                        ask = true;
+                        continue;
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            ask = match &changes {
+                Some(changes) => !changes.wait(STATE_RECHECK.min(left)),
+                None => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    true
+                }
+            };
+        }
+    }
+
     /// What `runsc state` says of the container (JSON), if it answers.
     fn state(&self) -> Result<String, SandboxError> {
         let state = self
@@ -367,6 +441,37 @@ fn known_to_runsc(root: &Path, container: &str) -> bool {
             .any(|entry| is_runsc_file_of(&entry.file_name(), container)),
         Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
+}
+
+/// The container's state file as runsc wrote it: `Ok(None)` when there is none yet, `null`
+/// when it cannot be read as JSON, `Err` when the root cannot be read.
+fn state_file(root: &Path, container: &str) -> Result<Option<Value>, ()> {
+    let entries = fs::read_dir(root).map_err(|_| ())?;
+    let file = entries.flatten().find(|entry| {
+        let name = entry.file_name();
+        is_runsc_file_of(&name, container) && name.to_string_lossy().ends_with(".state")
+    });
+    Ok(file.map(|file| {
+        fs::read(file.path())
+            .ok()
+            .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
+            .unwrap_or(Value::Null)
+    }))
+}
+
+/// A pidfd of the container's sentry, from its state file's `sandbox.pid`.
+fn sentry_pidfd(root: &Path, container: &str) -> Option<std::os::fd::OwnedFd> {
+    let state = state_file(root, container).ok()??;
+    let pid = i32::try_from(state["sandbox"]["pid"].as_i64()?).ok()?;
+    (pid > 0)
+        .then(|| warden_sys::process::pidfd_open(nix::unistd::Pid::from_raw(pid)).ok())
+        .flatten()
+}
+
+/// Whether the process behind `pidfd` has exited (its pidfd reads as ready).
+fn has_exited(pidfd: &std::os::fd::OwnedFd) -> bool {
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 /// How long [`RunscJobs::await_running`] waits for a change of the state file before asking
@@ -421,19 +526,11 @@ impl StateChanges {
 
     /// Reads the state file's `status`.
     fn recorded(&self) -> Recorded {
-        let Ok(entries) = fs::read_dir(&self.root) else {
-            return Recorded::Other;
+        let status = match state_file(&self.root, &self.container) {
+            Err(()) => return Recorded::Other,
+            Ok(None) => return Recorded::Starting,
+            Ok(Some(state)) => state["status"].as_str().map(str::to_owned),
         };
-        let Some(file) = entries
-            .flatten()
-            .find(|entry| self.is_state_file(&entry.file_name()))
-        else {
-            return Recorded::Starting;
-        };
-        let status = fs::read(file.path())
-            .ok()
-            .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
-            .and_then(|state| state["status"].as_str().map(str::to_owned));
         match status.as_deref() {
             Some("running") => Recorded::Running,
             Some("creating" | "created") => Recorded::Starting,
@@ -476,53 +573,24 @@ impl JobLauncher for RunscJobs {
         (pid > 0).then(|| nix::unistd::Pid::from_raw(pid))
     }
 
-    /// Waits until the container runs. Each `runsc state` is a process of its own (about
-    /// 10 ms of cpu and 25 ms of wall while the sandbox boots), so runsc is not asked every
-    /// few milliseconds: the state file runsc writes when the container is created and when
-    /// it starts is watched (inotify) and read, and runsc itself is asked only when the file
-    /// says something else, when no change came for [`STATE_RECHECK`] (a sandbox that died
-    /// before writing it), or when the directory cannot be watched.
+    /// Waits until the container runs ([`RunscJobs::wait_running`]), then watches its sentry.
     fn await_running(&self) -> Result<(), SandboxError> {
         if self.container_start.is_some() {
             // Nothing runs before the job: its process starts the container.
             return Ok(());
         }
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        // Watching before the first look, so that no change after it goes unseen.
-        let changes = StateChanges::watch(Path::new(RUNSC_ROOT), &self.container);
-        let mut ask = changes.is_none();
-        loop {
-            let now = Instant::now();
-            if ask || now >= deadline {
-                let text = self.state()?;
-                if text.contains("\"running\"") {
-                    return Ok(());
-                }
-                if text.contains("\"stopped\"") || now >= deadline {
-                    return Err(SandboxError::Setup {
-                        step: "start the gVisor container".into(),
-                        detail: format!("runsc reports: {}", text.trim()),
-                    });
-                }
-            } else if let Some(changes) = &changes {
-                match changes.recorded() {
-                    Recorded::Running => return Ok(()),
-                    Recorded::Starting => {}
-                    Recorded::Other => {
-                        ask = true;
-                        continue;
-                    }
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            ask = match &changes {
-                Some(changes) => !changes.wait(STATE_RECHECK.min(left)),
-                None => {
-                    std::thread::sleep(Duration::from_millis(5));
-                    true
-                }
-            };
-        }
+        self.wait_running()?;
+        self.sentry
+            .get_or_init(|| sentry_pidfd(Path::new(RUNSC_ROOT), &self.container));
+        Ok(())
+    }
+
+    /// The sentry ended: the sandbox is gone, whatever the job's `runsc exec` said.
+    fn runtime_ended(&self) -> bool {
+        self.sentry
+            .get()
+            .and_then(Option::as_ref)
+            .is_some_and(has_exited)
     }
 
     fn prepare(&mut self, job: &Job) -> Result<Command, SandboxError> {

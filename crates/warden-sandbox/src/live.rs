@@ -82,7 +82,18 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
     fn network_pid(&self) -> Option<Pid> {
         None
     }
+    /// Whether the runtime that outlives jobs (gVisor's sentry) has ended: a job that ended
+    /// with it did not end on its own, whatever its process's status says.
+    fn runtime_ended(&self) -> bool {
+        false
+    }
 }
+
+/// Why a sandbox ended when its runtime (gVisor's sentry) died after the cgroup refused it a
+/// thread: gVisor's ptrace platform keeps host threads for the program's processes
+/// (docs/modes.md#isolated).
+const RUNTIME_OUT_OF_THREADS: &str =
+    "its runtime ended during a job, after reaching its limit of host threads";
 
 /// What a backend hands over for the common lifecycle.
 pub(crate) struct Parts {
@@ -398,6 +409,12 @@ impl LiveSandbox {
         self.jobs_run
     }
 
+    /// What ended it, once it can run no more jobs (`None` while it can, or when it was
+    /// cancelled).
+    pub fn ended_because(&self) -> Option<&'static str> {
+        self.dead
+    }
+
     /// Whether it can still run jobs.
     pub fn is_alive(&self) -> bool {
         self.dead.is_none() && !self.cancel.is_cancelled()
@@ -551,6 +568,22 @@ impl LiveSandbox {
         }
         if watched.sandbox_killed {
             self.dead = Some("a limit ended the whole sandbox");
+        }
+        if let Some(Jobs::Process(launcher)) = &self.jobs {
+            if !watched.sandbox_killed && launcher.runtime_ended() {
+                // Not by warden's hand (a limit): runsc's own failure (`runsc exec` exits 128 when
+                // its sentry is gone), not the program's, which has no status of its own.
+                let threads = cgroup
+                    .stats()
+                    .is_ok_and(|s| s.process_limit_hits > before.process_limit_hits);
+                let why = if threads {
+                    RUNTIME_OUT_OF_THREADS
+                } else {
+                    "its runtime ended during a job"
+                };
+                self.dead = Some(why);
+                return Err(SandboxError::Gone { why });
+            }
         }
         if let Some((step, detail)) = watched.setup_failure {
             return Err(SandboxError::setup(step, detail));

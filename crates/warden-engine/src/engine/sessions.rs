@@ -427,7 +427,8 @@ impl Engine {
         }
         let alive = guard.live.as_ref().is_some_and(|l| l.sandbox.is_alive());
         if !alive {
-            session.stop_in_call(&mut guard, "its sandbox ended unexpectedly");
+            let why = guard.live.as_ref().and_then(|l| l.sandbox.ended_because());
+            session.stop_in_call(&mut guard, &sandbox_ended(why));
             return Err(stopped(&session));
         }
         let mut clock = PhaseClock::start();
@@ -517,6 +518,12 @@ impl Engine {
         }
         if let Err(mut e) = stages {
             if e.kind() != crate::ErrorKind::Cancelled {
+                // The sandbox ended under the call (gVisor's sentry died): the session cannot
+                // go on, and says why, rather than the call failing as warden's own error.
+                if let Some(why) = ended_sandbox(guard.live.as_ref()) {
+                    session.stop_in_call(&mut guard, &sandbox_ended(why));
+                    return Err(stopped(&session));
+                }
                 return Err(e.into());
             }
             // Stopped under the call (its lifetime, a `DELETE`, the server's stop): the call
@@ -554,9 +561,12 @@ impl Engine {
         let result = finish(prepared, None, compile, (earlier, run), tests, report)?;
         warnings.extend(self.record(&result, input.borrowed()));
         clock.lap("record");
-        match ceiling {
-            Some(reason) => session.stop_in_call(&mut guard, &reason),
-            None => session.save(),
+        // gVisor's sandbox ends with a limit of one of its jobs (`gvisor.rs`): the session
+        // says so now, not at its next call.
+        match (ceiling, ended_sandbox(guard.live.as_ref())) {
+            (Some(reason), _) => session.stop_in_call(&mut guard, &reason),
+            (None, Some(why)) => session.stop_in_call(&mut guard, &sandbox_ended(why)),
+            (None, None) => session.save(),
         }
         Ok(Execution {
             result,
@@ -624,6 +634,22 @@ pub(super) fn patiently<T>(
 const FILE_OPERATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The error of a call to a stopped session.
+/// `Some` when the session's sandbox can run no more jobs (none kept counts), with what ended
+/// it when known.
+fn ended_sandbox(live: Option<&Live>) -> Option<Option<&'static str>> {
+    live.map_or(Some(None), |l| {
+        (!l.sandbox.is_alive()).then(|| l.sandbox.ended_because())
+    })
+}
+
+/// A session's stop reason when its sandbox ended on its own: what ended it, when known.
+fn sandbox_ended(why: Option<&str>) -> String {
+    match why {
+        Some(why) => format!("its sandbox ended: {why}"),
+        None => "its sandbox ended unexpectedly".to_owned(),
+    }
+}
+
 fn stopped(session: &Session) -> SessionError {
     stopped_under(session, None)
 }
