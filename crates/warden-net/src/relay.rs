@@ -331,8 +331,10 @@ fn refused(reason: &str) -> Stop {
 }
 
 /// The server name must be the host the tunnel was allowed for. A tunnel to a literal address
-/// may name any host the policy allows there. A tunnel allowed as tcp is decided again as
-/// https once it turns out to carry TLS.
+/// may name any host the policy allows as https on its port, decided by the name alone: a
+/// rule for the address, which let the tunnel through, would match whatever name it carried
+/// (a rule matches a name or an address), and so admit every virtual host there. A tunnel
+/// allowed as tcp is decided again as https once it turns out to carry TLS.
 fn check_server_name(
     inspection: &Inspection,
     server_name: Option<String>,
@@ -351,11 +353,14 @@ fn check_server_name(
         Some(name) => Some(normalize(&name).ok_or_else(|| refused("an invalid TLS server name"))?),
         None => None,
     };
+    // With the name, the attempt is the name's (as before a name is resolved); without, the
+    // address's.
     let decide_as_https = |host: Option<String>| {
+        let addr = host.is_none().then_some(*addr);
         let verdict = shared.decider.decide(&Attempt {
             protocol: Protocol::Https,
             host,
-            addr: Some(*addr),
+            addr,
             port: *port,
         });
         if verdict.allow {

@@ -237,6 +237,48 @@ fn an_https_tunnel_whose_server_name_is_its_host_passes() {
     assert!(records[0].allowed, "{records:?}");
 }
 
+/// Bug hunt: a tunnel to an address that a rule for the address let through carried a
+/// ClientHello naming any host: its server name was decided together with the address, and a
+/// rule matches a name or an address, so the address's rule admitted every virtual host there.
+/// The name is now decided alone.
+#[test]
+fn a_tunnel_to_an_address_carries_only_a_server_name_the_policy_allows() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let policy =
+        Arc::new(TestPolicy::allowing(&["svc.test"], &[host_loopback()]).matching_either());
+    let proxy = Proxy::new(Arc::clone(&policy) as _, ProxyLimits::default())
+        .with_dialer(Arc::new(RedirectDialer::to(echo.addr)) as _);
+    let sandbox = TestSandbox::start(proxy);
+    let address = format!("{}:443", host_loopback());
+    sandbox.run(|| {
+        // An allowed name passes; so does none.
+        for hello in [client_hello("svc.test"), client_hello_without_name()] {
+            let (mut tunnel, head) = connect_tunnel(&address);
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert_eq!(echo_round_trip(&mut tunnel, &hello), hello);
+        }
+        // Another host on the same address is cut before a byte reaches it.
+        let (mut other, head) = connect_tunnel(&address);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        other.write_all(&client_hello("evil.test")).expect("write");
+        let mut rest = Vec::new();
+        let _ = other.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "relayed: {rest:?}");
+    });
+    let records = sandbox.stop();
+    let refused: Vec<_> = records.iter().filter(|r| !r.allowed).collect();
+    assert_eq!(refused.len(), 1, "{records:?}");
+    assert_eq!(refused[0].rule, "test-deny", "{records:?}");
+    // Each name was asked alone; the tunnels themselves by their address.
+    let asked = policy.asked.lock().expect("lock").clone();
+    let named: Vec<_> = asked.iter().filter(|a| a.host.is_some()).collect();
+    assert_eq!(named.len(), 2, "{asked:?}");
+    assert!(named.iter().all(|a| a.addr.is_none()), "{asked:?}");
+}
+
 #[test]
 fn a_tls_tunnel_on_another_port_is_decided_again_as_https() {
     if !root() {

@@ -104,6 +104,9 @@ pub struct TestPolicy {
     resolvable: HashSet<String>,
     /// Ports where only https is allowed (as an `https` rule on them would): tcp is denied.
     https_only: HashSet<u16>,
+    /// Whether a name or an address in the lists is enough, as a policy's rules match
+    /// ([`TestPolicy::matching_either`]); both must be otherwise.
+    either: bool,
     /// Every attempt it decided, in order.
     pub asked: Mutex<Vec<Attempt>>,
 }
@@ -116,8 +119,16 @@ impl TestPolicy {
             addrs: addrs.iter().copied().collect(),
             resolvable: names.iter().map(|n| (*n).to_owned()).collect(),
             https_only: HashSet::new(),
+            either: false,
             asked: Mutex::default(),
         }
+    }
+
+    /// Allows an attempt whose name or address is in the lists, as a policy's rule does
+    /// (`host` matches the name or any address of the connection).
+    pub fn matching_either(mut self) -> Self {
+        self.either = true;
+        self
     }
 
     /// Also lets the resolver answer `names`, which `decide` still denies.
@@ -139,9 +150,18 @@ impl Decider for TestPolicy {
         self.asked.lock().expect("lock").push(attempt.clone());
         let name_ok = attempt.host.as_ref().is_none_or(|h| self.names.contains(h));
         let addr_ok = attempt.addr.is_none_or(|a| self.addrs.contains(&a));
+        let target_ok = if self.either {
+            attempt
+                .host
+                .as_ref()
+                .is_some_and(|h| self.names.contains(h))
+                || attempt.addr.is_some_and(|a| self.addrs.contains(&a))
+        } else {
+            name_ok && addr_ok
+        };
         let protocol_ok = attempt.protocol != warden_net::Protocol::Tcp
             || !self.https_only.contains(&attempt.port);
-        if name_ok && addr_ok && protocol_ok {
+        if target_ok && protocol_ok {
             Verdict::allow("test-allow", "in the test's allow list")
         } else {
             Verdict::deny("test-deny", "not in the test's allow list")
@@ -607,14 +627,25 @@ fn parse_answer(msg: &[u8]) -> DnsAnswer {
 
 /// A minimal TLS 1.3-style ClientHello naming `server_name`.
 pub fn client_hello(server_name: &str) -> Vec<u8> {
-    let name = server_name.as_bytes();
-    let name_len = u16::try_from(name.len()).expect("short");
-    let mut extension = vec![0, 0];
-    extension.extend_from_slice(&(name_len + 5).to_be_bytes());
-    extension.extend_from_slice(&(name_len + 3).to_be_bytes());
-    extension.push(0);
-    extension.extend_from_slice(&name_len.to_be_bytes());
-    extension.extend_from_slice(name);
+    hello(Some(server_name))
+}
+
+/// The same ClientHello without a server name extension.
+pub fn client_hello_without_name() -> Vec<u8> {
+    hello(None)
+}
+
+fn hello(server_name: Option<&str>) -> Vec<u8> {
+    let mut extension = Vec::new();
+    if let Some(name) = server_name.map(str::as_bytes) {
+        let name_len = u16::try_from(name.len()).expect("short");
+        extension.extend_from_slice(&[0, 0]);
+        extension.extend_from_slice(&(name_len + 5).to_be_bytes());
+        extension.extend_from_slice(&(name_len + 3).to_be_bytes());
+        extension.push(0);
+        extension.extend_from_slice(&name_len.to_be_bytes());
+        extension.extend_from_slice(name);
+    }
     let mut body = vec![3, 3];
     body.extend_from_slice(&[7; 32]);
     body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
