@@ -677,6 +677,32 @@ fn an_isolated_session_stops_with_its_call_past_a_limit_and_says_why() {
     ok(&server, &["rm", &id]);
 }
 
+/// Bug hunt: `prlimit` on the sandbox's init (the payload has its uid) lowered the limits
+/// every later call inherited, against the call's own. The call that does it is the
+/// session's last, and the session says why.
+#[test]
+fn a_call_that_lowers_the_inits_limits_stops_its_session() {
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    ok(
+        &server,
+        &[
+            "exec",
+            &id,
+            "--",
+            "prlimit --pid 1 --nofile=30:30; echo lowered",
+        ],
+    );
+    let shown = show(&server, &id);
+    assert_eq!(shown["state"], "stopped", "{shown}");
+    assert_eq!(
+        shown["stopped_reason"],
+        "its sandbox ended: a job changed the limits of the sandbox's init",
+        "{shown}"
+    );
+    ok(&server, &["rm", &id]);
+}
+
 /// The host pid of the gVisor sentry of `server`'s sandbox whose mounts name `session`'s
 /// workspace, from runsc's state files.
 fn sentry_of(server: &LiveServer, session: &str) -> Option<i32> {

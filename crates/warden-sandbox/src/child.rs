@@ -319,6 +319,8 @@ fn serve_jobs(
         waited.add(signal);
     }
     let payload = PayloadSetup::new(confinement)?;
+    // What every job's payload inherits; a job that changed them is told on (`Tainted`).
+    let own_limits = crate::rlimits::Snapshot::take();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None)
         .map_err(|e| SetupError::errno("block signals", e))?;
     // Reads (and so discards) an END_JOB or a forwarded signal left pending between jobs: it
@@ -394,6 +396,11 @@ fn serve_jobs(
                 }
             }
         };
+        // The payload has the init's uid: `prlimit` on pid 1 lowers the init's limits, which
+        // every later payload would inherit (a hard limit cannot be raised back).
+        if let Some(what) = own_limits.changed() {
+            Report::Tainted { what }.send(report.as_fd());
+        }
         Report::Exited {
             status: ended.status,
             wall_time: ended.wall_time,

@@ -569,6 +569,10 @@ impl LiveSandbox {
         if watched.sandbox_killed {
             self.dead = Some("a limit ended the whole sandbox");
         }
+        if let Some(what) = &watched.tainted {
+            tracing::warn!(sandbox = %self.name, %what, "a job changed the sandbox's init");
+            self.dead = Some("a job changed the limits of the sandbox's init");
+        }
         if let Some(Jobs::Process(launcher)) = &self.jobs {
             if !watched.sandbox_killed && launcher.runtime_ended() {
                 // Not by warden's hand (a limit): runsc's own failure (`runsc exec` exits 128 when

@@ -81,6 +81,13 @@ pub(crate) enum Report {
     /// The writes to read-only paths the job's processes attempted (`writes.rs`): at most one
     /// message, after the `Killed` ones.
     ReadOnly(ReadOnlyWrites),
+    /// The job changed the init itself (its rlimits, lowered from inside with `prlimit`):
+    /// every later job would inherit the change, so the sandbox must run no more. Sent after
+    /// the job's processes are gone and before its `Exited`.
+    Tainted {
+        /// What changed, for the log.
+        what: String,
+    },
     /// A setup step failed: before `Ready`, the sandbox's (it is gone); after, the current
     /// job's (its program never ran, and the sandbox waits for the next job).
     SetupFailed {

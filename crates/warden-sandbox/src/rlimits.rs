@@ -60,11 +60,75 @@ pub(crate) fn lower(pid: Pid, limits: &Limits) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// Every rlimit the kernel has (`RLIM_NLIMITS` of them).
+const ALL: [Resource; 16] = [
+    Resource::RLIMIT_AS,
+    Resource::RLIMIT_CORE,
+    Resource::RLIMIT_CPU,
+    Resource::RLIMIT_DATA,
+    Resource::RLIMIT_FSIZE,
+    Resource::RLIMIT_LOCKS,
+    Resource::RLIMIT_MEMLOCK,
+    Resource::RLIMIT_MSGQUEUE,
+    Resource::RLIMIT_NICE,
+    Resource::RLIMIT_NOFILE,
+    Resource::RLIMIT_NPROC,
+    Resource::RLIMIT_RSS,
+    Resource::RLIMIT_RTPRIO,
+    Resource::RLIMIT_RTTIME,
+    Resource::RLIMIT_SIGPENDING,
+    Resource::RLIMIT_STACK,
+];
+
+/// This process's rlimits at one moment: the init's, which every payload inherits. A process
+/// of the same uid can lower them with `prlimit(2)`, and a hard limit, once lowered, cannot be
+/// raised back without `CAP_SYS_RESOURCE` in the host's user namespace.
+#[derive(Debug)]
+pub(crate) struct Snapshot(Vec<(Resource, Option<(u64, u64)>)>);
+
+impl Snapshot {
+    pub(crate) fn take() -> Self {
+        Self(ALL.iter().map(|&r| (r, own(r))).collect())
+    }
+
+    /// The limits that differ now from the snapshot's, named; `None` when none does.
+    pub(crate) fn changed(&self) -> Option<String> {
+        let changed: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(r, then)| own(*r) != *then)
+            .map(|(r, _)| format!("{r:?}"))
+            .collect();
+        (!changed.is_empty()).then(|| changed.join(", "))
+    }
+}
+
+fn own(resource: Resource) -> Option<(u64, u64)> {
+    warden_sys::process::prlimit(Pid::from_raw(0), resource, None).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
     use warden_core::ByteSize;
+
+    #[test]
+    fn a_snapshot_sees_a_changed_limit() {
+        let snapshot = Snapshot::take();
+        assert_eq!(snapshot.changed(), None);
+        // A soft limit, lowered and then restored: the test process keeps its own limits.
+        let zero = Pid::from_raw(0);
+        let (soft, hard) = own(Resource::RLIMIT_MSGQUEUE).expect("read");
+        let lowered = soft.min(hard).saturating_sub(1);
+        warden_sys::process::prlimit(zero, Resource::RLIMIT_MSGQUEUE, Some((lowered, hard)))
+            .expect("lower");
+        let seen = snapshot.changed();
+        warden_sys::process::prlimit(zero, Resource::RLIMIT_MSGQUEUE, Some((soft, hard)))
+            .expect("restore");
+        assert_eq!(seen.as_deref(), Some("RLIMIT_MSGQUEUE"));
+        assert_eq!(snapshot.changed(), None);
+    }
 
     #[test]
     fn cpu_backstop_is_a_second_above_the_budget_and_core_dumps_are_off() {

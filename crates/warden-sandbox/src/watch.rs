@@ -176,6 +176,8 @@ pub(crate) struct Watched {
     pub(crate) readonly: Option<ReadOnlyWrites>,
     /// Who killed for the filter's kills (`Report::Exited`).
     pub(crate) killer: crate::report::SeccompKiller,
+    /// What the job changed in the init (`Report::Tainted`).
+    pub(crate) tainted: Option<String>,
 }
 
 struct State<'a> {
@@ -834,6 +836,7 @@ impl State<'_> {
                     self.w.seccomp_kills.push(call);
                 }
                 Ok(Report::ReadOnly(writes)) => self.w.readonly = Some(writes),
+                Ok(Report::Tainted { what }) => self.w.tainted = Some(what),
                 Ok(Report::SetupFailed { step, detail }) => {
                     self.w.setup_failure.get_or_insert((step, detail));
                 }
