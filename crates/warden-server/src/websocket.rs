@@ -16,6 +16,10 @@ use warden_sandbox::Stdin;
 /// the session ends (a client that writes faster than the program reads must not fill the
 /// server's memory).
 pub(crate) const MAX_UNREAD: usize = 16 << 20;
+/// What one queued message costs besides its bytes (its allocation and its place in the
+/// channel), counted against [`MAX_UNREAD`]: without it, a client sending millions of empty
+/// or one-byte messages held hundreds of MiB while the count stayed near zero.
+const MESSAGE_COST: usize = 64;
 
 /// The writing side of the program's stdin.
 pub(crate) struct StdinWriter {
@@ -32,7 +36,8 @@ impl std::fmt::Display for Unread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "stdin: more than {} MiB sent and not read by the program",
+            "stdin: more than {} MiB sent and not read by the program (each message counts \
+             {MESSAGE_COST} bytes more than its data)",
             MAX_UNREAD >> 20
         )
     }
@@ -51,7 +56,7 @@ impl StdinWriter {
                 if pipe.write_all(&chunk).is_err() {
                     break;
                 }
-                written.fetch_sub(chunk.len(), Ordering::Relaxed);
+                written.fetch_sub(chunk.len() + MESSAGE_COST, Ordering::Relaxed);
             }
         });
         let writer = Self {
@@ -61,19 +66,24 @@ impl StdinWriter {
         Ok((Stdin::Pipe(OwnedFd::from(read)), writer))
     }
 
-    /// Queues `bytes` for the program (dropped once it closed its stdin, or after `close`);
-    /// refused when more than [`MAX_UNREAD`] bytes would wait.
+    /// Queues `bytes` for the program (dropped once it closed its stdin, or after `close`;
+    /// nothing is queued for none); refused when more than [`MAX_UNREAD`] would wait, each
+    /// message counting [`MESSAGE_COST`] bytes more than its own.
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), Unread> {
         let Some(chunks) = &self.chunks else {
             return Ok(());
         };
-        if self.queued.load(Ordering::Relaxed) + bytes.len() > MAX_UNREAD {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let cost = bytes.len() + MESSAGE_COST;
+        if self.queued.load(Ordering::Relaxed) + cost > MAX_UNREAD {
             return Err(Unread);
         }
-        self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+        self.queued.fetch_add(cost, Ordering::Relaxed);
         if chunks.send(bytes.to_vec()).is_err() {
             // The program closed its stdin: nothing waits.
-            self.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+            self.queued.fetch_sub(cost, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -196,11 +206,27 @@ mod tests {
             accepted >= MAX_UNREAD - (1 << 20),
             "refused early: {accepted}"
         );
-        assert!(writer.write(b"more").is_err());
+        assert!(writer.write(&chunk).is_err());
         writer.close();
         assert!(
             writer.write(b"after the end").is_ok(),
             "dropped once closed"
         );
+    }
+
+    /// Bug hunt: empty messages were queued and never counted, and a one-byte message counted
+    /// one byte: a client sending millions of them grew the server by about 80 MiB a second
+    /// while the count stayed near zero.
+    #[test]
+    fn tiny_and_empty_messages_count_against_the_cap() {
+        let (_program_stdin, mut writer) = StdinWriter::open().expect("a pipe");
+        for _ in 0..100_000 {
+            writer.write(b"").expect("nothing to queue");
+        }
+        assert_eq!(writer.queued.load(Ordering::Relaxed), 0);
+        // The pipe takes 64 KiB of them; the rest wait, each counted with its cost.
+        let bound = (64 << 10) + MAX_UNREAD / (1 + MESSAGE_COST) + 1;
+        let refused = (0..bound + 1).position(|_| writer.write(b"a").is_err());
+        assert!(refused.is_some(), "never refused");
     }
 }
