@@ -47,6 +47,15 @@ fn a_message_over_max_body_is_refused_with_a_reason() {
     );
 }
 
+/// Bug hunt: stdin sent after the program closed its own was held for it (the sandbox's init
+/// kept the pipe's read end), until the session was ended for 16 MiB "not read by the
+/// program". The checks are crates/warden-server/tests/clients/closed_stdin.py.
+#[test]
+fn stdin_sent_after_the_program_closed_it_is_dropped() {
+    let server = LiveServer::start("[server]\nmax_body = \"2MiB\"\n");
+    server.client_script("closed_stdin.py", &[]);
+}
+
 /// Whether a `sleep SECONDS` runs anywhere on the host.
 fn sleeping(seconds: &str) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -492,7 +492,13 @@ fn run_job(
             }
         }
     };
-    let JobFds { artifacts, .. } = fds;
+    // The payload has its own copies now. The init keeps none of stdin's read end, so that
+    // a program that closed its stdin (and left no process holding it) is seen as having
+    // done so by the writer, which gets EPIPE instead of filling the pipe for no reader.
+    let JobFds {
+        artifacts, stdin, ..
+    } = fds;
+    drop(stdin);
     let supervised = match (confinement, handoff) {
         (Confinement::Sandbox(filter), Some(init_end)) => {
             denials::supervise(filter, init_end, payload, waited, |s| on_signal(payload, s))?
