@@ -312,19 +312,15 @@ impl NetworkConfig {
     }
 
     /// warden's own services: this process's (a server's listeners) and those of every server
-    /// running on this host, which a `warden run` would not know of otherwise.
-    fn all_services(&self) -> Vec<SocketAddr> {
-        let mut services = self
+    /// running on this host, which a `warden run` would not know of otherwise, as they are
+    /// at each decision.
+    fn all_services(&self) -> crate::network::services::Services {
+        let own = self
             .services
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        for running in crate::network::running_services() {
-            if !services.contains(&running) {
-                services.push(running);
-            }
-        }
-        services
+        crate::network::services::Services::new(own)
     }
 }
 
@@ -450,17 +446,17 @@ struct PolicyDecider {
     imported: bool,
     registries: Vec<Registry>,
     host: HostSurroundings,
-    services: Vec<SocketAddr>,
+    services: crate::network::services::Services,
 }
 
 impl PolicyDecider {
-    fn context(&self) -> EvalContext<'_> {
+    fn context<'a>(&'a self, services: &'a [SocketAddr]) -> EvalContext<'a> {
         EvalContext {
             registries: &self.registries,
             host_addrs: &self.host.addrs,
             host_networks: &self.host.networks,
             host_gateways: &self.host.gateways,
-            service_addrs: &self.services,
+            service_addrs: services,
             imported: self.imported,
         }
     }
@@ -481,7 +477,7 @@ impl Decider for PolicyDecider {
                 addr: attempt.addr,
                 port: attempt.port,
             },
-            &self.context(),
+            &self.context(&self.services.current()),
         );
         let rule = decision.matched.to_string();
         match decision.action {
@@ -498,7 +494,7 @@ impl Decider for PolicyDecider {
                 addr: None,
                 port: 53,
             },
-            &self.context(),
+            &self.context(&self.services.current()),
         );
         decision.action == Action::Allow
     }

@@ -73,6 +73,80 @@ pub fn running_services() -> Vec<SocketAddr> {
     running_in(Path::new(SERVICES_DIR))
 }
 
+/// How stale [`Services::current`] may be when the directory's time did not move (two
+/// changes within one tick of a coarse clock).
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// warden's own services as an execution's policy sees them over its life: `own` (this
+/// process's listeners) and every server registered on this host, read again when the
+/// directory changed, so that a server started while a run goes on is denied to it too.
+#[derive(Debug)]
+pub(crate) struct Services {
+    dir: PathBuf,
+    own: Vec<SocketAddr>,
+    seen: std::sync::Mutex<Seen>,
+}
+
+#[derive(Debug)]
+struct Seen {
+    /// The directory's modification time at the last read (`None`: none, or no directory).
+    changed: Option<std::time::SystemTime>,
+    read_at: std::time::Instant,
+    all: std::sync::Arc<Vec<SocketAddr>>,
+}
+
+impl Services {
+    pub(crate) fn new(own: Vec<SocketAddr>) -> Self {
+        Self::in_dir(Path::new(SERVICES_DIR), own)
+    }
+
+    fn in_dir(dir: &Path, own: Vec<SocketAddr>) -> Self {
+        let services = Self {
+            dir: dir.to_owned(),
+            own,
+            seen: std::sync::Mutex::new(Seen {
+                changed: None,
+                read_at: std::time::Instant::now(),
+                all: std::sync::Arc::default(),
+            }),
+        };
+        services.refresh(&mut services.lock());
+        services
+    }
+
+    /// Every address now: a `stat` of the directory, and a read of it when it changed (or
+    /// [`RECHECK`] passed).
+    pub(crate) fn current(&self) -> std::sync::Arc<Vec<SocketAddr>> {
+        let mut seen = self.lock();
+        if modified(&self.dir) != seen.changed || seen.read_at.elapsed() >= RECHECK {
+            self.refresh(&mut seen);
+        }
+        std::sync::Arc::clone(&seen.all)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refresh(&self, seen: &mut Seen) {
+        seen.changed = modified(&self.dir);
+        seen.read_at = std::time::Instant::now();
+        let mut all = self.own.clone();
+        for running in running_in(&self.dir) {
+            if !all.contains(&running) {
+                all.push(running);
+            }
+        }
+        seen.all = std::sync::Arc::new(all);
+    }
+}
+
+fn modified(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(dir).and_then(|m| m.modified()).ok()
+}
+
 fn running_in(dir: &Path) -> Vec<SocketAddr> {
     entries(dir)
         .filter(|(_, entry)| entry.process.is_alive())
@@ -126,6 +200,22 @@ mod tests {
         assert_eq!(running_in(&services), listen);
         drop(registration);
         assert!(running_in(&services).is_empty());
+    }
+
+    /// Bug hunt: the services were read once, when the execution was planned: a server
+    /// started while a run went on was not in its deny set.
+    #[test]
+    fn a_server_registered_after_the_start_is_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = dir.path().join("services");
+        let own = addr("127.0.0.1:43790");
+        let services = Services::in_dir(&dir, vec![own]);
+        assert_eq!(*services.current(), [own]);
+        let listen = [addr("127.0.0.1:43794")];
+        let registration = Registration::register_in(&dir, &listen).expect("registered");
+        assert_eq!(*services.current(), [own, listen[0]]);
+        drop(registration);
+        assert_eq!(*services.current(), [own]);
     }
 
     #[test]
