@@ -183,6 +183,8 @@ pub(crate) async fn open(
         rec.verdict(&full);
         return Err(Refusal::Denied(full));
     }
+    // After the log's room, so that an attempt the full log refuses spends no connection of
+    // `total_connections`; a cap's refusal gives the room back (`Recording::limit`).
     let permit = shared.budget.admit().map_err(|(cut, reason)| {
         rec.limit(cut, reason.clone());
         Refusal::Limit(reason)

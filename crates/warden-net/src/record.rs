@@ -252,8 +252,14 @@ impl Recording {
         }
     }
 
-    /// Records a refusal by a limit.
+    /// Records a refusal by a limit. Nothing was let through: the room the log took for the
+    /// attempt ([`Recording::admit`]) is given back, and the record is kept as a refusal,
+    /// folded into an identical one (a program looping on a full connection cap makes one
+    /// record, not one per attempt, and takes no room from the attempts let through).
     pub(crate) fn limit(&mut self, cut: Cut, reason: String) {
+        if std::mem::take(&mut self.admitted) {
+            self.log.release(self.record.host.as_deref());
+        }
         self.record.allowed = false;
         self.record.rule = "limits".to_owned();
         self.record.reason = reason;
