@@ -109,6 +109,59 @@ pub(crate) fn normalize(name: &str) -> Option<String> {
     valid.then(|| name.to_ascii_lowercase())
 }
 
+/// The rule that denies an attempt to something that is neither a host name nor an address,
+/// as `warden network check` names it.
+pub(crate) const INVALID_NAME: &str = "invalid name";
+
+/// How many bytes of such a something the log keeps, escaped (a host name has at most 253).
+const SHOWN_NAME: usize = 253;
+
+/// Refuses an attempt to `asked`, which is neither a host name nor an address
+/// ([`Destination::named`] said so): logged and told as a denial by [`INVALID_NAME`], since
+/// every attempt is logged and a denial is a denial whatever was asked.
+pub(crate) fn refuse_invalid(
+    shared: &Shared,
+    protocol: Protocol,
+    asked: &str,
+    port: u16,
+) -> Refusal {
+    let verdict = Verdict::deny(
+        INVALID_NAME,
+        "not a host name or address (ASCII letters, digits, - and _; labels of 1 to 63 \
+         bytes; an internationalized name in its xn-- form)",
+    );
+    let mut rec = shared.recording_to(protocol, Some(shown(asked)), None, port);
+    rec.verdict(&verdict);
+    Refusal::Denied(verdict)
+}
+
+/// The protocol a tunnel to something that is no host is logged as: as
+/// [`tunnel_protocol`] would decide it with no rule to ask.
+pub(crate) fn invalid_tunnel_protocol(port: u16) -> Protocol {
+    if port == 443 {
+        Protocol::Https
+    } else {
+        Protocol::Tcp
+    }
+}
+
+/// `asked` as the log keeps it: the program chose it, so every character outside printable
+/// ASCII is escaped (`\n`, `\u{1b}`: nothing that moves a terminal's cursor or forges a line
+/// of a table), and it is cut after [`SHOWN_NAME`] bytes, marked by `…` (which no escape
+/// writes).
+fn shown(asked: &str) -> String {
+    let mut out = String::new();
+    for c in asked.chars() {
+        let escaped = c.escape_default();
+        if out.len() + escaped.len() > SHOWN_NAME {
+            out.push('…');
+            break;
+        }
+        out.extend(escaped);
+    }
+    out
+}
+
 /// Why an attempt did not get an upstream connection.
 #[derive(Debug)]
 pub(crate) enum Refusal {
@@ -290,6 +343,17 @@ async fn dial_first(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_no_host_is_shown_escaped_and_bounded() {
+        assert_eq!(shown("bad_name!"), "bad_name!");
+        assert_eq!(shown("a\nb\u{1b}[2J\0"), "a\\nb\\u{1b}[2J\\u{0}");
+        assert_eq!(shown("\u{202e}x"), "\\u{202e}x");
+        let long = shown(&"\u{7f}".repeat(300));
+        assert!(long.ends_with('…') && long.len() <= SHOWN_NAME + '…'.len_utf8());
+        assert_eq!(shown(&"a".repeat(253)), "a".repeat(253));
+        assert_eq!(shown(&"a".repeat(254)), format!("{}…", "a".repeat(253)));
+    }
 
     #[test]
     fn names_are_normalized_and_literals_recognized() {

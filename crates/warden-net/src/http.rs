@@ -75,7 +75,9 @@ async fn read_head(client: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
 
 async fn connect(shared: &Shared, mut client: TcpStream, host: &str, port: u16, rest: Vec<u8>) {
     let Some(dest) = Destination::named(host, port, &shared.pool) else {
-        return respond(&mut client, 400, "not a host name or address").await;
+        let protocol = egress::invalid_tunnel_protocol(port);
+        let refusal = egress::refuse_invalid(shared, protocol, host, port);
+        return refuse(&mut client, &refusal).await;
     };
     let protocol = egress::tunnel_protocol(shared, &dest);
     let mut rec = shared.recording(protocol, &dest);
@@ -104,7 +106,8 @@ async fn forward(
     rest: Vec<u8>,
 ) {
     let Some(dest) = Destination::named(host, port, &shared.pool) else {
-        return respond(&mut client, 400, "not a host name or address").await;
+        let refusal = egress::refuse_invalid(shared, Protocol::Http, host, port);
+        return refuse(&mut client, &refusal).await;
     };
     let mut rec = shared.recording(Protocol::Http, &dest);
     let upstream = match egress::open(shared, &dest, &mut rec).await {

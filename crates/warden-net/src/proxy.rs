@@ -293,15 +293,25 @@ impl Shared {
 
     /// The record of a new attempt to `dest`.
     pub(crate) fn recording(&self, protocol: Protocol, dest: &Destination) -> Recording {
-        Recording::new(
-            Arc::clone(&self.log),
+        self.recording_to(
             protocol,
             dest.name().map(str::to_owned),
             dest.literal()
                 .map(|addr| std::net::SocketAddr::new(addr, dest.port)),
             dest.port,
         )
-        .observed_by(self.on_denial.clone())
+    }
+
+    /// The record of a new attempt to `host` or `addr` on `port`.
+    pub(crate) fn recording_to(
+        &self,
+        protocol: Protocol,
+        host: Option<String>,
+        addr: Option<std::net::SocketAddr>,
+        port: u16,
+    ) -> Recording {
+        Recording::new(Arc::clone(&self.log), protocol, host, addr, port)
+            .observed_by(self.on_denial.clone())
     }
 }
 

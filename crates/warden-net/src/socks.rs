@@ -46,11 +46,15 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
         Ok(Err(_)) | Err(_) => return,
     };
     let dest = match requested {
-        Requested::Addr(addr) => Some(Destination::address(addr, port, &shared.pool)),
-        Requested::Name(name) => Destination::named(&name, port, &shared.pool),
-    };
-    let Some(dest) = dest else {
-        return send_reply(&mut client, reply::HOST_UNREACHABLE).await;
+        Requested::Addr(addr) => Destination::address(addr, port, &shared.pool),
+        Requested::Name(name) => match Destination::named(&name, port, &shared.pool) {
+            Some(dest) => dest,
+            None => {
+                let protocol = egress::invalid_tunnel_protocol(port);
+                let refusal = egress::refuse_invalid(shared, protocol, &name, port);
+                return send_reply(&mut client, refusal_code(&refusal)).await;
+            }
+        },
     };
     let protocol = egress::tunnel_protocol(shared, &dest);
     let mut rec = shared.recording(protocol, &dest);
@@ -101,10 +105,8 @@ async fn handshake(client: &mut TcpStream) -> std::io::Result<Result<(Requested,
             let len = client.read_u8().await?;
             let mut name = vec![0; usize::from(len)];
             client.read_exact(&mut name).await?;
-            match String::from_utf8(name) {
-                Ok(name) => Requested::Name(name),
-                Err(_) => return Ok(Err(reply::HOST_UNREACHABLE)),
-            }
+            // Not UTF-8 is no host name either: refused as one, and logged (`U+FFFD`).
+            Requested::Name(String::from_utf8_lossy(&name).into_owned())
         }
         4 => Requested::Addr(IpAddr::V6(Ipv6Addr::from(read_array::<16>(client).await?))),
         _ => return Ok(Err(reply::ADDRESS_TYPE_NOT_SUPPORTED)),

@@ -98,7 +98,11 @@ fn refusals_by_a_cap_fold_into_one_record() {
     assert_eq!(refused.len(), 1, "{records:?}");
     assert_eq!(refused[0].repeats, 49, "{records:?}");
     assert_eq!(refused[0].cut_by, Some(Cut::MaxConnections));
-    assert_eq!(records.iter().filter(|r| r.allowed).count(), 1, "{records:?}");
+    assert_eq!(
+        records.iter().filter(|r| r.allowed).count(),
+        1,
+        "{records:?}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use support::*;
-use warden_net::{Protocol, Proxy, ProxyLimits};
+use warden_net::{ConnectionRecord, Protocol, Proxy, ProxyLimits};
 
 const METADATA: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
 
@@ -76,6 +76,84 @@ fn a_denied_request_is_refused_by_every_proxy_and_never_dialed() {
     assert!(records.iter().all(|r| !r.allowed && r.rule == "test-deny"));
     assert_eq!(records[0].protocol, Protocol::Http);
     assert_eq!(records[1].protocol, Protocol::Https);
+}
+
+/// Bug hunt: `CONNECT bad_name!:80`, a 300-byte name, a SOCKS name holding a line feed, an
+/// ANSI escape or a NUL were answered `400` or SOCKS reply 4 and logged nowhere, nor told as
+/// denials: an attempt the log never saw. Each is now a denial by `invalid name`, answered as
+/// one (`403`, reply 2), logged with the name escaped and bounded, and told to the observer.
+#[test]
+fn an_attempt_to_something_that_is_no_host_is_a_logged_denial() {
+    if !root() {
+        return;
+    }
+    let dialer = Arc::new(RecordingDialer::default());
+    let resolver = Arc::new(FakeResolver::default());
+    let observed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let observer = {
+        let observed = Arc::clone(&observed);
+        Arc::new(move |record: &ConnectionRecord| {
+            observed.lock().expect("observed").push(record.clone());
+        })
+    };
+    let policy = TestPolicy::allowing(&["svc.test"], &[]);
+    let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
+        .with_resolver(Arc::clone(&resolver) as _)
+        .with_dialer(Arc::clone(&dialer) as _)
+        .on_denial(observer);
+    let sandbox = TestSandbox::start(proxy);
+    let long = "a".repeat(300);
+    sandbox.run(|| {
+        for authority in ["bad_name!:80", "x..y:80", &format!("{long}:80")] {
+            let (_, head) = connect_tunnel(authority);
+            assert!(head.starts_with("HTTP/1.1 403"), "{authority}: {head}");
+        }
+        let (status, response) =
+            http_proxy("GET http://bad_name!/ HTTP/1.1\r\nHost: bad_name!\r\n\r\n");
+        assert_eq!(status, 403, "{response}");
+        assert!(response.contains("invalid name"), "{response}");
+        for name in [
+            &b"a\nb.test"[..],
+            b"\x1b[31mred",
+            b"nul\0.test",
+            b"a b.test",
+            b"\xff\xfe.test",
+        ] {
+            assert_eq!(
+                socks_connect(SocksTarget::RawName(name), 80).err(),
+                Some(2),
+                "{name:?}: SOCKS reply 2, as every denial"
+            );
+        }
+    });
+    assert!(dialer.dialed.lock().expect("lock").is_empty());
+    assert!(resolver.asked.lock().expect("lock").is_empty());
+    let records = sandbox.stop();
+    assert_eq!(records.len(), 9, "{records:?}");
+    assert_eq!(
+        observed.lock().expect("observed").len(),
+        9,
+        "each told as a denial"
+    );
+    for record in &records {
+        assert!(!record.allowed, "{record:?}");
+        assert_eq!(record.rule, "invalid name", "{record:?}");
+        let host = record.host.as_deref().expect("the name asked for, escaped");
+        assert!(
+            host.chars()
+                .all(|c| c.is_ascii_graphic() || c == ' ' || c == '…'),
+            "{host:?}"
+        );
+        assert!(host.len() <= 256, "{host:?} is bounded");
+    }
+    let hosts: Vec<_> = records.iter().filter_map(|r| r.host.as_deref()).collect();
+    assert_eq!(hosts[0], "bad_name!");
+    assert!(hosts[2].ends_with('…'), "{}", hosts[2]);
+    assert_eq!(hosts[3], "bad_name!");
+    assert_eq!(records[3].protocol, Protocol::Http);
+    assert_eq!(hosts[4], "a\\nb.test");
+    assert_eq!(hosts[5], "\\u{1b}[31mred");
+    assert_eq!(hosts[6], "nul\\u{0}.test");
 }
 
 #[test]

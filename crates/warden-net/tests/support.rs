@@ -476,6 +476,8 @@ pub fn connect_tunnel(authority: &str) -> (TcpStream, String) {
 pub enum SocksTarget<'a> {
     /// A domain name (address type 3).
     Name(&'a str),
+    /// A domain name's bytes, whatever they are (address type 3).
+    RawName(&'a [u8]),
     /// An address (type 1 or 4).
     Addr(IpAddr),
 }
@@ -493,6 +495,11 @@ pub fn socks_connect(target: SocksTarget<'_>, port: u16) -> Result<TcpStream, u8
             request.push(3);
             request.push(u8::try_from(name.len()).expect("short"));
             request.extend_from_slice(name.as_bytes());
+        }
+        SocksTarget::RawName(name) => {
+            request.push(3);
+            request.push(u8::try_from(name.len()).expect("short"));
+            request.extend_from_slice(name);
         }
         SocksTarget::Addr(IpAddr::V4(v4)) => {
             request.push(1);
