@@ -164,7 +164,7 @@ impl FromStr for PortRange {
         }
         let port = |p: &str| match p.trim().parse::<u16>() {
             Ok(0) | Err(_) => Err(format!(
-                "ports {s:?}: {p:?} is not a port (1-65535); write \"*\", 443 or \"8000-8999\""
+                "ports {s:?}: {p:?} is not a port (1-65535); write {PORT_FORMS}"
             )),
             Ok(n) => Ok(n),
         };
@@ -193,19 +193,50 @@ impl Serialize for PortRange {
     }
 }
 
+/// The forms a rule's `ports` takes, as every message about them says.
+const PORT_FORMS: &str = "\"*\", 443 or \"8000-8999\"";
+
 impl<'de> Deserialize<'de> for PortRange {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(i64),
-            Text(String),
+        d.deserialize_any(PortsVisitor)
+    }
+}
+
+/// Reads `ports` as written: a number, a string, or (refused, with the forms accepted) any
+/// other type. A visitor rather than an untagged enum, whose failure names neither the field
+/// nor what it takes.
+struct PortsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PortsVisitor {
+    type Value = PortRange;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ports as {PORT_FORMS}")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<PortRange, E> {
+        match u16::try_from(n) {
+            Ok(port) if port > 0 => Ok(PortRange::Single(port)),
+            _ => Err(E::custom(format!(
+                "ports {n}: not a port (1-65535); write {PORT_FORMS}"
+            ))),
         }
-        let text = match Raw::deserialize(d)? {
-            Raw::Number(n) => n.to_string(),
-            Raw::Text(t) => t,
-        };
-        text.parse().map_err(serde::de::Error::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<PortRange, E> {
+        self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<PortRange, E> {
+        s.parse().map_err(E::custom)
+    }
+
+    /// A list is refused: a rule covers one port or one range (docs/network.md#the-model).
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<PortRange, A::Error> {
+        Err(serde::de::Error::custom(format!(
+            "ports: a rule takes one port or one range, not a list ({PORT_FORMS}); write a rule \
+             for each"
+        )))
     }
 }
 

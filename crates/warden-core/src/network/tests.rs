@@ -151,6 +151,32 @@ fn network_mistakes_are_refused_with_their_line() {
     }
 }
 
+/// Bug hunt: `ports = [80, 443]` was refused with `data did not match any variant of untagged
+/// enum Raw`, and `ports = -1` with `"" is not a port`. Each message now names the field, the
+/// value and the forms a rule's ports take.
+#[test]
+fn network_malformed_ports_are_refused_with_the_forms_accepted() {
+    let forms = "\"*\", 443 or \"8000-8999\"";
+    let cases = [
+        ("[80, 443]", "a rule for each"),
+        ("-1", "ports -1: not a port (1-65535)"),
+        ("0", "ports 0: not a port (1-65535)"),
+        ("70000", "ports 70000: not a port (1-65535)"),
+        ("1.5", "ports"),
+        ("true", "ports"),
+        ("{ from = 1 }", "ports"),
+    ];
+    for (value, why) in cases {
+        let text = format!("{HEAD}[[rule]]\nports = {value}\naction = \"allow\"\nreason = \"r\"\n");
+        let err = Policy::from_toml("p.toml", &text).expect_err(value);
+        let message = err.to_string();
+        assert!(message.starts_with("p.toml:5: "), "{value}: {message}");
+        assert!(message.contains(why), "{value}: {message}");
+        assert!(message.contains(forms), "{value}: {message}");
+        assert!(!message.contains("untagged"), "{value}: {message}");
+    }
+}
+
 #[test]
 fn network_incoherent_rules_and_levels_name_their_line() {
     let ok = "[[rule]]\nhost = \"a.example\"\naction = \"allow\"\nreason = \"r\"\n\n";
