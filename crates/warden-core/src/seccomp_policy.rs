@@ -40,6 +40,12 @@ pub struct DenyRule {
     /// `socket` and `socketpair`) is one of these, and its protocol one the entry allows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_families: Vec<AllowedFamily>,
+    /// When true, the call is denied only if its first argument, a process id, is not 0 (the
+    /// caller itself): a program may act on itself but not on another process, the
+    /// sandbox's init among them. Seccomp cannot know the caller's own pid, so naming itself
+    /// by its pid is refused too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub when_pid_nonzero: bool,
     /// How serious an attempt is, as a security event (`action = "errno"` entries; a killed
     /// call ends the program and is a violation of its own).
     #[serde(default)]
@@ -281,6 +287,13 @@ const FLAG_CONDITION_SYSCALLS: &[&str] = &["clone"];
 /// on 32-bit ABIs, which the compiled filter kills.)
 const FAMILY_CONDITION_SYSCALLS: &[&str] = &["socket", "socketpair"];
 
+/// The system calls a `when_pid_nonzero` condition applies to: their first argument is a
+/// `pid_t` for which 0 means the caller, and what they change in the named process its
+/// later children inherit. A call that also takes thread ids there (`sched_setaffinity`,
+/// `sched_setscheduler`: `pthread_setaffinity_np` and `pthread_setschedparam` pass the
+/// thread's id) is not among them: refusing every id but 0 would break those.
+const PID_CONDITION_SYSCALLS: &[&str] = &["prlimit64"];
+
 /// A seccomp policy file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeccompPolicyError {
@@ -353,6 +366,13 @@ pub enum DenyEntryProblem {
         known(FLAG_CONDITION_SYSCALLS)
     )]
     FlagsNotSupported,
+    /// `when_pid_nonzero` on a call whose first argument is not a process id that 0 makes
+    /// the caller.
+    #[error(
+        "when_pid_nonzero is only supported for {}",
+        known(PID_CONDITION_SYSCALLS)
+    )]
+    PidNotSupported,
     /// `allow_family` on a call without an address-family argument.
     #[error(
         "allow_family is only supported for {}",
@@ -414,6 +434,7 @@ struct DenyEntry {
     errno: Option<String>,
     when_flags_any: Option<Vec<String>>,
     allow_family: Option<Vec<FamilyEntry>>,
+    when_pid_nonzero: Option<bool>,
     severity: Option<String>,
     record: Option<bool>,
     #[serde(default)]
@@ -495,6 +516,7 @@ impl DenyEntry {
             action,
             when_flags_any: self.flags()?,
             allow_families: self.families()?,
+            when_pid_nonzero: self.pid_condition()?,
             severity: self.severity(action)?,
             record: self.record.unwrap_or(true),
             reason: self.reason.trim().to_owned(),
@@ -554,6 +576,16 @@ impl DenyEntry {
                     .ok_or_else(|| DenyEntryProblem::UnknownFlag(name.clone()))
             })
             .collect()
+    }
+
+    fn pid_condition(&self) -> Result<bool, DenyEntryProblem> {
+        match self.when_pid_nonzero {
+            None => Ok(false),
+            Some(_) if !PID_CONDITION_SYSCALLS.contains(&self.syscall.as_str()) => {
+                Err(DenyEntryProblem::PidNotSupported)
+            }
+            Some(nonzero) => Ok(nonzero),
+        }
     }
 
     fn families(&self) -> Result<Vec<AllowedFamily>, DenyEntryProblem> {
@@ -789,6 +821,41 @@ mod tests {
             ]
         );
         assert_eq!(families("socketpair"), [(SocketFamily::Unix, vec![])]);
+    }
+
+    #[test]
+    fn a_pid_condition_is_read_and_only_where_the_first_argument_is_a_pid() {
+        let text = |syscall: &str, value: &str| {
+            format!(
+                "[[deny]]\nsyscall = \"{syscall}\"\nwhen_pid_nonzero = {value}\nreason = \"r\"\n"
+            )
+        };
+        let on = parse(&text("prlimit64", "true")).expect("valid");
+        assert!(on.rules()[0].when_pid_nonzero);
+        // false is the default: the call is denied whatever the pid.
+        let off = parse(&text("prlimit64", "false")).expect("valid");
+        assert!(!off.rules()[0].when_pid_nonzero);
+        for syscall in ["mount", "sched_setaffinity", "clone", "socket"] {
+            assert_eq!(
+                problem(&text(syscall, "true")),
+                DenyEntryProblem::PidNotSupported,
+                "{syscall}"
+            );
+        }
+        let message = parse(&text("kill", "true"))
+            .expect_err("not a pid call")
+            .to_string();
+        assert_eq!(
+            message,
+            "t.toml: deny \"kill\": when_pid_nonzero is only supported for prlimit64"
+        );
+        let json = serde_json::to_string(&on).expect("serializes");
+        assert!(json.contains("\"when_pid_nonzero\":true"), "{json}");
+        let plain = serde_json::to_string(
+            &parse("[[deny]]\nsyscall = \"mount\"\nreason = \"r\"\n").expect("valid"),
+        )
+        .expect("serializes");
+        assert!(!plain.contains("when_pid_nonzero"), "{plain}");
     }
 
     #[test]
