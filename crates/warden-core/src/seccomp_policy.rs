@@ -823,6 +823,31 @@ mod tests {
         assert_eq!(families("socketpair"), [(SocketFamily::Unix, vec![])]);
     }
 
+    /// Bug hunt: the program shares its uid with the sandbox's init and lowered the init's
+    /// rlimits with `prlimit(1, ...)`, which every later job of the sandbox inherited.
+    /// prlimit64 on another process is refused and recorded; on itself (pid 0) it is not.
+    #[test]
+    fn builtin_policy_refuses_prlimit64_only_on_another_process() {
+        let policy = SeccompPolicy::builtin().expect("builtin policy is valid");
+        let prlimit = policy.rule("prlimit64").expect("prlimit64 is listed");
+        assert!(prlimit.when_pid_nonzero);
+        assert_eq!(
+            (prlimit.action, prlimit.severity, prlimit.record),
+            (
+                SeccompAction::Errno(DenyErrno::Eperm),
+                DenySeverity::Medium,
+                true
+            )
+        );
+        let conditioned: Vec<&str> = policy
+            .rules()
+            .iter()
+            .filter(|r| r.when_pid_nonzero)
+            .map(|r| r.syscall.as_str())
+            .collect();
+        assert_eq!(conditioned, ["prlimit64"]);
+    }
+
     #[test]
     fn a_pid_condition_is_read_and_only_where_the_first_argument_is_a_pid() {
         let text = |syscall: &str, value: &str| {

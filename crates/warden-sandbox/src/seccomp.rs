@@ -19,6 +19,8 @@
 //!    action, or
 //!    - for a flags condition: load the low word of `args[0]`, `jset` the flag mask, the action,
 //!      and reload `nr` for the next body;
+//!    - for a pid condition: load the low word of `args[0]` (a `pid_t`), `jeq 0` over the
+//!      action, and reload `nr`;
 //!    - for a family condition: load the low word of `args[0]`, one `jeq` per allowed family,
 //!      the action; then per family narrowed to protocols, load the low word of `args[2]`, one
 //!      `jeq` per protocol, the action; then allow. Every path returns;
@@ -39,8 +41,8 @@
 //! Unrecorded rules (routine probes such as `clone3`) fail in the kernel.
 //!
 //! The kernel's seccomp cache (Linux 5.11) makes every call whose outcome depends only on arch
-//! and number skip the program entirely: only `clone`, `socket`, `socketpair` and the watched
-//! writes (`open`, `openat` among them) run it. To fill that cache, installing a filter runs
+//! and number skip the program entirely: only `clone`, `socket`, `socketpair`, `prlimit64` and
+//! the watched writes (`open`, `openat` among them) run it. To fill that cache, installing a filter runs
 //! the program once per call number of the architecture, with interrupts off. Every payload
 //! installs one, so the search matters: over a linear list of the ~70 calls (the layout
 //! before), each of those ~450 runs walked the whole list, and installing the builtin filter
@@ -339,6 +341,15 @@ fn rule_body(rule: &DenyRule, notify: bool) -> Vec<SockFilter> {
         ]
     } else if !rule.allow_families.is_empty() {
         family_body(&rule.allow_families, action)
+    } else if rule.when_pid_nonzero {
+        // The pid is a `pid_t`: the kernel's syscall wrapper keeps the low 32 bits, so high
+        // bits over 0 still name the caller, and bits there cannot hide another pid.
+        vec![
+            load(seccomp_data_arg_low(0)),
+            jump(BPF_JEQ, 0, 1, 0),
+            action,
+            load(SECCOMP_DATA_NR),
+        ]
     } else {
         vec![action]
     }
@@ -543,6 +554,7 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("process_madvise", libc::SYS_process_madvise),
     ("process_vm_readv", libc::SYS_process_vm_readv),
     ("process_vm_writev", libc::SYS_process_vm_writev),
+    ("prlimit64", libc::SYS_prlimit64),
     ("ptrace", libc::SYS_ptrace),
     ("quotactl", libc::SYS_quotactl),
     ("quotactl_fd", libc::SYS_quotactl_fd),
@@ -746,6 +758,8 @@ mod tests {
                 flags(libc::CLONE_NEWUSER)
             } else if !rule.allow_families.is_empty() {
                 flags(libc::AF_VSOCK)
+            } else if rule.when_pid_nonzero {
+                1
             } else {
                 0
             };
@@ -854,6 +868,39 @@ mod tests {
                 },
                 DenySeverity::Low
             )
+        );
+    }
+
+    /// Bug hunt: the program shares its uid with the sandbox's init, and lowered the init's
+    /// rlimits with `prlimit(1, ...)`; every later job of the sandbox inherited them.
+    #[test]
+    fn prlimit64_is_refused_only_for_another_process() {
+        let filter = builtin();
+        let prlimit = |pid: u64| answered(&filter, &Data::call(libc::SYS_prlimit64, pid));
+        // pid 0, the caller itself: what glibc's getrlimit and setrlimit pass.
+        assert_eq!(prlimit(0), SECCOMP_RET_ALLOW);
+        for pid in [1, 2, 4_194_304, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(prlimit(pid), errno(libc::EPERM), "pid {pid:#x}");
+        }
+        // The kernel reads the pid as an int: high bits alone are pid 0.
+        assert_eq!(prlimit(1 << 32), SECCOMP_RET_ALLOW);
+        assert_eq!(prlimit((1 << 32) | 1), errno(libc::EPERM));
+        let raw = |program: &[SockFilter], pid| run(program, &Data::call(libc::SYS_prlimit64, pid));
+        assert_eq!(raw(&filter.program, 1), SECCOMP_RET_USER_NOTIF, "recorded");
+        assert_eq!(raw(&filter.errno_only, 1), errno(libc::EPERM));
+        assert_eq!(raw(&filter.errno_only, 0), SECCOMP_RET_ALLOW);
+        let call = filter
+            .notified_call(libc::SYS_prlimit64 as i32)
+            .expect("prlimit64 is notified");
+        assert_eq!(call.severity, DenySeverity::Medium);
+        // The pid-less calls act on the caller alone.
+        for nr in [libc::SYS_setrlimit, libc::SYS_getrlimit] {
+            assert_eq!(answered(&filter, &Data::call(nr, 1)), SECCOMP_RET_ALLOW);
+        }
+        // Calls after prlimit64's code still see the call number, not the pid.
+        assert_eq!(
+            answered(&filter, &Data::call(libc::SYS_ptrace, 0)),
+            errno(libc::EPERM)
         );
     }
 

@@ -298,3 +298,83 @@ fn under_a_foreign_listener_calls_are_refused_unrecorded() {
         assert!(killed.seccomp_kills.is_empty(), "{mode}");
     }
 }
+
+/// Runs `script` with the host's `/usr/bin/python3` as a job, `None` without python.
+fn python_job(script: &str) -> Option<warden_sandbox::Job> {
+    if !support::prerequisite(
+        std::path::Path::new("/usr/bin/python3").exists(),
+        "/usr/bin/python3",
+    ) {
+        return None;
+    }
+    let mut job = plan(&["/usr/bin/python3", "-c", script]).split().1;
+    job.limits = Limits::default();
+    Some(job)
+}
+
+/// Bug hunt: the program runs as the same uid as the sandbox's init, so `prlimit(1,
+/// RLIMIT_FSIZE, 100)` (`prlimit --pid 1 --fsize=100:100`) lowered the init's limits, and every
+/// later job of the sandbox (a pooled sandbox, `warden batch --reuse`, a session's next call)
+/// inherited them: a file size limit of 100 bytes, or a MemoryError from a lowered
+/// RLIMIT_AS. prlimit64 naming another process now fails with EPERM and is recorded; a program
+/// still reads and sets its own limits (pid 0, what glibc's getrlimit and setrlimit pass).
+#[test]
+fn prlimit_on_the_init_is_refused_and_recorded_and_a_program_keeps_its_own_limits() {
+    let attempt = r#"
+import errno, os, resource
+def tries(label, f):
+    try:
+        f()
+        r = "ok"
+    except OSError as e:
+        r = errno.errorcode[e.errno]
+    print(label, r)
+print("fsize", resource.getrlimit(resource.RLIMIT_FSIZE))
+tries("prlimit init fsize", lambda: resource.prlimit(1, resource.RLIMIT_FSIZE, (100, 100)))
+tries("prlimit init as", lambda: resource.prlimit(1, resource.RLIMIT_AS, (1 << 20, 1 << 20)))
+tries("prlimit init read", lambda: resource.prlimit(1, resource.RLIMIT_FSIZE))
+tries("prlimit own pid", lambda: resource.prlimit(os.getpid(), resource.RLIMIT_FSIZE))
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+tries("setrlimit", lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (32, hard)))
+print("getrlimit", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+tries("prlimit 0", lambda: resource.prlimit(0, resource.RLIMIT_CORE, (0, 0)))
+print("prlimit 0 read", resource.prlimit(0, resource.RLIMIT_NOFILE)[0])
+"#;
+    let Some(first) = python_job(attempt) else {
+        return;
+    };
+    let check = "import resource; print('fsize', resource.getrlimit(resource.RLIMIT_FSIZE))";
+    let second = python_job(check).expect("python is there");
+    let (spec, _) = plan(&["/bin/true"]).split();
+    let mut live = sandbox().native().create(&spec).expect("a sandbox");
+    let one = live.run(&first, Stdin::Null).expect("first job");
+    exited(&one);
+    let text = out(&one);
+    let fsize = text.lines().next().expect("the limit").to_owned();
+    assert_eq!(
+        text.lines().skip(1).collect::<Vec<_>>(),
+        [
+            "prlimit init fsize EPERM",
+            "prlimit init as EPERM",
+            "prlimit init read EPERM",
+            "prlimit own pid EPERM",
+            "setrlimit ok",
+            "getrlimit 32",
+            "prlimit 0 ok",
+            "prlimit 0 read 32",
+        ],
+        "{text}"
+    );
+    let prlimit = denied(&one, "prlimit64");
+    assert_eq!(
+        (prlimit.count, prlimit.errno, prlimit.severity),
+        (4, DenyErrno::Eperm, DenySeverity::Medium)
+    );
+    assert_eq!(prlimit.samples[0][0], 1, "the pid is kept");
+    assert_eq!(one.denied_syscalls.len(), 1, "{:?}", one.denied_syscalls);
+    // The next job, forked from the same init, has the limits it had.
+    let two = live.run(&second, Stdin::Null).expect("second job");
+    exited(&two);
+    assert_eq!(out(&two), format!("{fsize}\n"));
+    live.destroy().expect("destroyed");
+}

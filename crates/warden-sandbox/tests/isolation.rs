@@ -484,7 +484,7 @@ fn socket_families_outside_the_allow_list_fail_with_eafnosupport() {
 }
 
 #[test]
-fn the_socket_families_programs_need_still_work() {
+fn the_socket_families_and_own_limits_programs_need_still_work() {
     let Some(probe) = probe() else { return };
     let r = report_with(&probe, Limits::default());
     let expected = [
@@ -495,6 +495,7 @@ fn the_socket_families_programs_need_still_work() {
         "socket:AF_INET6/SOCK_STREAM",
         "socket:AF_INET6/SOCK_DGRAM",
         "socketpair:AF_UNIX",
+        "prlimit64:pid 0",
     ];
     let names: Vec<&str> = r.allowed.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, expected, "the probe reports every attempt");

@@ -11,6 +11,7 @@
 //!   action (an entry's `args` must all match, and separate entries for one call are tried in
 //!   turn, so "any of" becomes several entries);
 //! - a `clone` flags condition: one entry per flag, `(flags & flag) == flag`;
+//! - a pid condition: one entry, `pid != 0`;
 //! - a family condition: entries that match every family *outside* the allowed set (below the
 //!   lowest, each number between two allowed ones, above the highest), and for a family
 //!   narrowed to protocols, entries matching that family with a protocol outside its set.
@@ -28,9 +29,9 @@
 //! - it has no `SCMP_ACT_KILL_PROCESS` (the container would not start): `kill` rules use
 //!   `SCMP_ACT_KILL`, which kills the calling thread with SIGSYS, the whole program when it has
 //!   one thread;
-//! - a family with high bits set is compared whole: `(1 << 32) | AF_UNIX` is denied here,
-//!   where the native filter reads the low half as the kernel does and allows it. Stricter,
-//!   never wider;
+//! - a family or a pid with high bits set is compared whole: `(1 << 32) | AF_UNIX` and
+//!   `prlimit64((1 << 32) | 0, ...)` are denied here, where the native filter reads the low
+//!   half as the kernel does and allows them. Stricter, never wider;
 //! - it checks no ABI: gVisor implements neither i386 nor x32 system calls (they fail with an
 //!   error instead of killing the program, as the native filter does).
 //!
@@ -71,6 +72,8 @@ fn rule_entries(rule: &DenyRule) -> Vec<Value> {
             .collect()
     } else if !rule.allow_families.is_empty() {
         family_conditions(&rule.allow_families)
+    } else if rule.when_pid_nonzero {
+        vec![vec![json!({"index": 0, "value": 0, "op": "SCMP_CMP_NE"})]]
     } else {
         vec![Vec::new()]
     };
@@ -189,6 +192,7 @@ mod tests {
                 let value = c["value"].as_u64().expect("value");
                 match c["op"].as_str().expect("op") {
                     "SCMP_CMP_EQ" => arg == value,
+                    "SCMP_CMP_NE" => arg != value,
                     "SCMP_CMP_LT" => arg < value,
                     "SCMP_CMP_GT" => arg > value,
                     "SCMP_CMP_MASKED_EQ" => arg & value == c["valueTwo"].as_u64().expect("two"),
@@ -296,6 +300,18 @@ mod tests {
         assert_eq!(call("socketpair", 1, 0), "SCMP_ACT_ALLOW");
         assert_eq!(call("socketpair", 2, 0), denied);
         assert_eq!(call("socketpair", 0, 0), denied);
+    }
+
+    /// Bug hunt: a program lowered the sandbox init's rlimits with `prlimit(1, ...)`.
+    #[test]
+    fn prlimit64_is_denied_only_for_another_process() {
+        assert_eq!(call("prlimit64", 0, 0), "SCMP_ACT_ALLOW");
+        for pid in [1, 2, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(call("prlimit64", pid, 0), "SCMP_ACT_ERRNO 1", "{pid:#x}");
+        }
+        // OCI compares the whole argument: high bits over pid 0 are denied, stricter than the
+        // kernel's reading of an int.
+        assert_eq!(call("prlimit64", 1 << 32, 0), "SCMP_ACT_ERRNO 1");
     }
 
     #[test]

@@ -392,6 +392,12 @@ static long sc_pidfd_getfd(void) { return syscall(SYS_pidfd_getfd, -1, 0, 0); }
 static long sc_process_madvise(void) { return syscall(SYS_process_madvise, -1, NULL, 0, 0, 0); }
 /* KCMP_FILE on our own descriptor 0: unfiltered 0 (equal). */
 static long sc_kcmp(void) { return syscall(SYS_kcmp, getpid(), getpid(), 0, 0, 0); }
+/* Reads the init's file size limit. Unfiltered: succeeds (same uid); a write would lower it
+   for every later job of the sandbox, so the probe only reads. */
+static long sc_prlimit64_init(void) {
+    struct rlimit old;
+    return syscall(SYS_prlimit64, 1, RLIMIT_FSIZE, NULL, &old);
+}
 static long sc_bpf(void) { return syscall(SYS_bpf, 0, NULL, 0); }
 static long sc_perf_event_open(void) { return syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0); }
 /* UFFD_USER_MODE_ONLY: the unprivileged form. */
@@ -524,6 +530,7 @@ static const struct attempt denied[] = {
     {"pidfd_getfd", sc_pidfd_getfd},
     {"process_madvise", sc_process_madvise},
     {"kcmp", sc_kcmp},
+    {"prlimit64:pid 1", sc_prlimit64_init},
     {"bpf", sc_bpf},
     {"perf_event_open", sc_perf_event_open},
     {"userfaultfd", sc_userfaultfd},
@@ -566,7 +573,8 @@ static const struct attempt denied[] = {
     {"socketpair:AF_VSOCK", sc_socketpair_vsock},
 };
 
-/* Calls the policy narrows and must still let through: the socket families programs need. */
+/* Calls the policy narrows and must still let through: the socket families programs need, and
+   a program's own limits. */
 static long ok_unix_stream(void) { return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); }
 static long ok_unix_dgram(void) { return socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
 static long ok_inet_stream(void) { return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); }
@@ -578,6 +586,12 @@ static long ok_socketpair_unix(void) {
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
 }
 
+/* The probe's own limit, as glibc's getrlimit reads it (pid 0). */
+static long ok_prlimit64_self(void) {
+    struct rlimit old;
+    return syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, NULL, &old);
+}
+
 static const struct attempt allowed[] = {
     {"socket:AF_UNIX/SOCK_STREAM", ok_unix_stream},
     {"socket:AF_UNIX/SOCK_DGRAM", ok_unix_dgram},
@@ -586,6 +600,7 @@ static const struct attempt allowed[] = {
     {"socket:AF_INET6/SOCK_STREAM", ok_inet6_stream},
     {"socket:AF_INET6/SOCK_DGRAM", ok_inet6_dgram},
     {"socketpair:AF_UNIX", ok_socketpair_unix},
+    {"prlimit64:pid 0", ok_prlimit64_self},
 };
 
 static long sc_open_by_handle_at(void) { return syscall(SYS_open_by_handle_at, -1, NULL, 0); }
