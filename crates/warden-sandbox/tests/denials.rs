@@ -378,3 +378,33 @@ print("prlimit 0 read", resource.prlimit(0, resource.RLIMIT_NOFILE)[0])
     assert_eq!(out(&two), format!("{fsize}\n"));
     live.destroy().expect("destroyed");
 }
+
+/// Behind the filter: should a job change the init's limits anyway (a policy without the
+/// `prlimit64` rule, as this test's), the init tells on it after the job and the sandbox runs
+/// no more jobs, which the pool then destroys and a session stops for.
+#[test]
+fn a_job_that_changed_the_inits_limits_is_the_sandboxs_last() {
+    let lower =
+        "import resource; resource.prlimit(1, resource.RLIMIT_NOFILE, (30, 30)); print('lowered')";
+    let Some(first) = python_job(lower) else {
+        return;
+    };
+    let (mut spec, _) = plan(&["/bin/true"]).split();
+    spec.seccomp =
+        warden_core::seccomp_policy::SeccompPolicy::from_toml("none", "").expect("an empty policy");
+    let mut live = sandbox().native().create(&spec).expect("a sandbox");
+    let one = live.run(&first, Stdin::Null).expect("the job");
+    exited(&one);
+    assert_eq!(out(&one), "lowered\n");
+    assert!(!live.is_alive());
+    assert_eq!(
+        live.ended_because(),
+        Some("a job changed the limits of the sandbox's init")
+    );
+    let second = python_job("print(1)").expect("python is there");
+    assert!(matches!(
+        live.run(&second, Stdin::Null),
+        Err(SandboxError::Gone { .. })
+    ));
+    live.destroy().expect("destroyed");
+}
