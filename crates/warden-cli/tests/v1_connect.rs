@@ -70,7 +70,7 @@ fn sleeping(seconds: &str) -> bool {
 /// Bug hunt: WebSockets were unbounded and not charged to the token's rate: one token opened
 /// 20,000 idle ones, the server ran out of descriptors and its memory grew by gigabytes. A
 /// caller holds at most a quarter of `max_connections` at once now (here 2), on every
-/// WebSocket endpoint together.
+/// WebSocket endpoint and `/v1/executions/stream` together.
 #[test]
 fn a_callers_websockets_are_bounded() {
     use std::io::{Read, Write};
@@ -102,6 +102,15 @@ fn a_callers_websockets_are_bounded() {
     assert_eq!((first, second), (101, 101));
     let (third, _) = upgrade("/v1/executions/connect");
     assert_eq!(third, 429, "a third WebSocket at once");
+    // An event stream holds a place too, for as long as its client has not read it all
+    // (bug hunt: one that never read held its output past its run, in any number).
+    let (streamed, answer) = server.request(
+        "POST",
+        "/v1/executions/stream",
+        Some(r#"{"language": "bash", "code": "echo hi"}"#),
+    );
+    assert_eq!(streamed, 429, "{answer}");
+    assert!(answer.contains("event streams"), "{answer}");
     assert_eq!(server.health(Duration::from_secs(5)), Some(200));
     drop(_a);
     let freed = eventually(Duration::from_secs(20), || {

@@ -186,8 +186,8 @@ impl Quotas {
             .map_err(|_| ExecError::QuotaExceeded {
                 token: token.unwrap_or_default().to_owned(),
                 reason: format!(
-                    "{} WebSockets and MCP event streams (a GET /mcp, or a POST /mcp until its \
-                     answer) open at once",
+                    "{} WebSockets and event streams (/v1/executions/stream until its client \
+                     has read it, a GET /mcp, or a POST /mcp until its answer) open at once",
                     self.streams_each
                 ),
                 retry_after_secs: 1,

@@ -78,6 +78,9 @@ pub(crate) async fn create(
     // What can be refused before the stream starts is refused with its status: an unknown
     // language, no room. Later refusals (the analysis, the mode policy) are `error` events.
     check_single_run(&request, state.engine().catalog(), "a streamed execution")?;
+    // A place among the caller's long-lived connections, held with the body: what a client
+    // that does not read leaves waiting outlives the run and its worker.
+    let place = state.stream_place(&caller)?;
     let admitted = state.admit(&caller)?;
     let cancel = Cancellation::new();
     request.cancel = Some(cancel.clone());
@@ -105,6 +108,7 @@ pub(crate) async fn create(
     let events = Events {
         cancel: Some(cancel),
         _job: AbortOnDrop(job),
+        _place: place,
         text: OutputText::default(),
     };
     // The queue's next item as the text of its events; the stream ends after the last.
@@ -154,6 +158,8 @@ struct Events {
     /// The execution's; `None` once the last event was taken.
     cancel: Option<Cancellation>,
     _job: AbortOnDrop,
+    /// The caller's place among its long-lived connections, given back with the body.
+    _place: crate::quota::StreamPermit,
     /// The output cut at character boundaries: what a chunk ended inside of waits for the
     /// next one, or for the end of the run.
     text: OutputText,
