@@ -118,6 +118,39 @@ pub(crate) fn temp_path(root: &Path, key: &str) -> PathBuf {
     ))
 }
 
+/// The mode of `root` when it may hold the cache: a directory of this process's user that no
+/// other user may write into (not group- or world-writable, not sticky). Another user could
+/// plant an entry there, which warden would run as a program's binary, and warden would
+/// remove what others keep there.
+fn own_root(root: &Path) -> io::Result<u32> {
+    let meta = fs::metadata(root)?;
+    let mode = meta.permissions().mode() & 0o7777;
+    let owner = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != owner || mode & 0o1022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the compile cache's directory {} is shared with other users (mode {mode:o},                  owner uid {}): set [cache] dir or WARDEN_CACHE_DIR to a directory of warden's                  own",
+                root.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(mode)
+}
+
+/// Whether `root` holds nothing but the cache's entries and temporary names.
+fn holds_only_entries(root: &Path) -> io::Result<bool> {
+    for entry in fs::read_dir(root)? {
+        let name = entry?.file_name();
+        let name = name.as_encoded_bytes();
+        if !(name.ends_with(b".artifact") || name.starts_with(b".tmp-")) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// How old a `.tmp-` name must be before [`sweep_stale_temps`] takes it for the leftover of a
 /// writer that died (a crash, a kill) rather than one still writing: no entry takes minutes
 /// to write from memory.
@@ -209,8 +242,10 @@ impl CompileCache {
         self.root.join(format!("{}.artifact", key.as_str()))
     }
 
-    /// The artifacts stored under `key`, if any. A damaged entry is removed and missed.
+    /// The artifacts stored under `key`, if any. A damaged entry is removed and missed; a
+    /// directory shared with other users ([`own_root`]) is not read.
     pub fn get(&self, key: &CacheKey) -> Option<Vec<CollectedFile>> {
+        own_root(&self.root).ok()?;
         let path = self.entry(key);
         let file = fs::File::open(&path).ok()?;
         // Read file by file into the artifacts' own buffers: one copy in memory, not two.
@@ -238,7 +273,10 @@ impl CompileCache {
             .recursive(true)
             .mode(0o700)
             .create(&self.root)?;
-        if fs::metadata(&self.root)?.permissions().mode() & 0o077 != 0 {
+        let mode = own_root(&self.root)?;
+        // An older cache left open is closed; a directory that holds anything else (the
+        // operator named `/var/cache` itself) is left as it is: the entries are 0600.
+        if mode & 0o077 != 0 && holds_only_entries(&self.root)? {
             fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
         }
         if CollectedFile::encoded_len(files) > self.max_bytes {
@@ -422,6 +460,44 @@ mod tests {
         let fresh = CompileCache::new(dir.path().join("new/compile"), 1 << 20);
         fresh.put(&key("a"), &artifact(10)).expect("put");
         assert_eq!(mode(fresh.root()), 0o700);
+    }
+
+    /// Bug hunt: the cache's directory was closed to 0700 whatever it was: `WARDEN_CACHE_DIR`
+    /// set to a shared temporary directory (1777), to `/var/cache` or to `/` locked every other
+    /// user out of it (`/` at 0700 broke the host's sandboxes). A directory that holds other
+    /// files keeps its mode, and one other users may write into is not used at all: they could
+    /// plant an entry that warden would run.
+    #[test]
+    fn a_directory_of_others_is_left_as_it_is() {
+        let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).expect("mkdir");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).expect("chmod");
+        fs::write(shared.join("someone_elses"), "x").expect("write");
+        let cache = CompileCache::new(shared.clone(), 1 << 20);
+        let refused = cache
+            .put(&key("a"), &artifact(10))
+            .expect_err("a shared directory");
+        assert!(
+            refused.to_string().contains("shared with other users"),
+            "{refused}"
+        );
+        assert_eq!(mode(&shared), 0o1777);
+        // Planted by another user: never read.
+        fs::write(cache.entry(&key("a")), b"planted").expect("plant");
+        assert_eq!(cache.get(&key("a")), None);
+        assert!(cache.entry(&key("a")).exists(), "not removed either");
+
+        let system = dir.path().join("system");
+        fs::create_dir(&system).expect("mkdir");
+        fs::set_permissions(&system, fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::create_dir(system.join("apt")).expect("mkdir");
+        let cache = CompileCache::new(system.clone(), 1 << 20);
+        cache.put(&key("b"), &artifact(10)).expect("put");
+        assert_eq!(mode(&system), 0o755, "other files: the mode is kept");
+        assert_eq!(mode(&cache.entry(&key("b"))), 0o600);
+        assert!(cache.get(&key("b")).is_some());
     }
 
     #[test]
