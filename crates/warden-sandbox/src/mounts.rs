@@ -379,8 +379,8 @@ const MASKED_PROC: [&str; 8] = [
     "/proc/sched_debug",
 ];
 
-/// Covers [`MASKED_PROC`] with the sandbox's `/dev/null`. After [`mount_proc`] and the root
-/// built, before the old root is detached.
+/// Covers [`MASKED_PROC`] with the sandbox's `/dev/null`, and makes `/proc/sys` read-only.
+/// After [`mount_proc`] and the root built, before the old root is detached.
 pub(crate) fn mask_proc() -> Result<()> {
     let null = Path::new("/dev/null");
     for file in MASKED_PROC.map(Path::new) {
@@ -398,7 +398,21 @@ pub(crate) fn mask_proc() -> Result<()> {
         // Read-only, as every mount but the workspace's (a device's writes pass anyway).
         seal_devices("make a /proc mask read-only", file)?;
     }
-    Ok(())
+    // The sysctls of the sandbox's own namespaces are its root user's to write, with no
+    // capability: `kernel/pid_max` of its pid namespace (Linux 6.14 and later), which a job
+    // set to 301 and used up for every later job of the sandbox (a reset keeps the pid
+    // namespace), and the IPC limits, which a session's calls share. Read-only, as container
+    // runtimes make it.
+    let sys = Path::new("/proc/sys");
+    do_mount(
+        "bind /proc/sys",
+        Some(sys),
+        sys,
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )?;
+    seal_devices("make /proc/sys read-only", sys)
 }
 
 /// Detaches the host's tree; from here on nothing of it is reachable.

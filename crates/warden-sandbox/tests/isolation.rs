@@ -422,6 +422,25 @@ fn the_hosts_locks_and_boot_command_line_are_masked() {
     assert!(!host.is_empty());
 }
 
+/// Bug hunt: the sandbox's root user could write the sysctls of its own namespaces: a job
+/// set its pid namespace's `pid_max` to 301 (Linux 6.14 and later) and used it up, and every
+/// later job of the sandbox (a reused pooled one, `warden batch --reuse`, a session's next
+/// call) failed to fork. `/proc/sys` is read-only inside.
+#[test]
+fn the_sandboxs_sysctls_are_read_only() {
+    let run = sh(
+        "for f in kernel/pid_max kernel/shmmni fs/mqueue/msg_max; do \
+           if echo 301 > /proc/sys/$f; then echo \"$f written\"; else echo \"$f refused\"; fi; \
+         done 2>/dev/null; grep -q . /proc/sys/kernel/pid_max && echo readable",
+        Limits::default(),
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    assert_eq!(
+        out(&run),
+        "kernel/pid_max refused\nkernel/shmmni refused\nfs/mqueue/msg_max refused\nreadable\n"
+    );
+}
+
 /// Calls Linux added after the policy's review (`statmount`, `listmount`, `open_tree_attr`,
 /// ...) fail with ENOSYS from inside the sandbox, as on a kernel without them, rather than
 /// being allowed because no rule names them.
@@ -606,6 +625,8 @@ fn only_the_workspace_is_writable_and_only_planned_paths_are_mounted() {
             "/proc/latency_stats",
             "/proc/timer_list",
             "/proc/sched_debug",
+            // The sandbox's own sysctls, read-only.
+            "/proc/sys",
         ]
         .map(str::to_owned),
     );
