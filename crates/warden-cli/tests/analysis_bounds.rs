@@ -176,3 +176,55 @@ fn a_tool_registration_takes_a_worker_place() {
         assert_eq!(status, 201, "{answer}");
     });
 }
+
+/// Bug hunt: `warden analyze` read its whole file before looking at its first MiB:
+/// `warden analyze /dev/zero` took all the memory there was. It reads what `warden run` would
+/// (16 MiB), under an address-space limit here that the whole read would pass.
+#[test]
+fn analyze_reads_a_bounded_amount_of_its_file() {
+    let world = World::new();
+    let warden = world.warden();
+    let out = std::process::Command::new("prlimit")
+        .arg("--as=1073741824")
+        .arg("--")
+        .arg(warden.get_program())
+        .args(["analyze", "/dev/zero"])
+        .env_clear()
+        .envs(warden.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .output()
+        .expect("prlimit runs warden");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("larger than 16MiB"), "{stderr}");
+}
+
+/// Bug hunt: a finding's excerpt reached the terminal with the code's own control characters
+/// (an escape that clears the screen or sets its title), in `warden analyze` and in the
+/// refusal lines of `warden run`.
+#[test]
+fn excerpts_are_printed_with_their_control_characters_shown() {
+    let world = World::new();
+    let file = world.path().join("title.py");
+    std::fs::write(&file, "import ctypes; ctypes.CDLL(\"\x1b]0;PWN\x07\")\n").expect("written");
+    let analyzed = world
+        .warden()
+        .arg("analyze")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&analyzed.stdout);
+    assert!(text.contains("python.native_code"), "{text}");
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    let refused = world
+        .warden()
+        .args(["run", "--mode", "sandboxed"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("python.native_code"), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\x07'),
+        "{stderr:?}"
+    );
+}

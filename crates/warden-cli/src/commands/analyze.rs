@@ -66,7 +66,9 @@ fn input(args: &AnalyzeArgs) -> anyhow::Result<(Option<String>, Vec<u8>)> {
         .file
         .as_ref()
         .context("a file or -c CODE is required")?;
-    let code = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // Bounded as `warden run` reads a program (`/dev/zero` as the file took all memory).
+    let mut budget = super::sources::MAX_TOTAL;
+    let (code, _) = super::sources::read(path, &mut budget)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     Ok((name, code))
 }
@@ -85,6 +87,9 @@ fn as_text(analysis: &Analysis) -> String {
         let line = format!("line {line}");
         // `ThreatLevel`'s Display ignores width: pad its name.
         let severity = severity.name();
+        // The excerpt is the code's own text: its control characters are shown, not sent to
+        // the terminal.
+        let excerpt = super::printable(excerpt);
         text.push_str(&format!(
             "{line:<9} {severity:<8} {rule:<30} {excerpt}  — {explanation}\n"
         ));

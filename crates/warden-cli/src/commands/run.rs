@@ -355,7 +355,11 @@ fn refused(json: bool, refusal: &ModeRefusal, analysis: &Analysis) -> anyhow::Re
             writeln!(
                 err,
                 "warden: line {} {} {}: {} ({})",
-                f.line, f.severity, f.rule, f.explanation, f.excerpt
+                f.line,
+                f.severity,
+                f.rule,
+                f.explanation,
+                super::printable(&f.excerpt)
             )?;
         }
         writeln!(err, "warden: {refusal}")?;

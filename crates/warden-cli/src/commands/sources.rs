@@ -11,7 +11,7 @@ use warden_core::ByteSize;
 use warden_engine::SourceFile;
 
 /// Largest total size of a program's files.
-const MAX_TOTAL: u64 = 16 << 20;
+pub(crate) const MAX_TOTAL: u64 = 16 << 20;
 /// Most files read from a directory.
 const MAX_FILES: usize = 1000;
 
@@ -78,17 +78,18 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 
 /// The contents of `path`, and whether any of its executable bits is set (a script the program
 /// runs by its path must stay executable in the sandbox).
-fn read(path: &Path, budget: &mut u64) -> anyhow::Result<(Vec<u8>, bool)> {
-    let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+pub(crate) fn read(path: &Path, budget: &mut u64) -> anyhow::Result<(Vec<u8>, bool)> {
+    let shown = || super::printable(&path.display().to_string());
+    let file = fs::File::open(path).with_context(|| format!("opening {}", shown()))?;
     let mode = file
         .metadata()
-        .with_context(|| format!("reading {}", path.display()))?
+        .with_context(|| format!("reading {}", shown()))?
         .permissions()
         .mode();
     let mut code = Vec::new();
     file.take(*budget + 1)
         .read_to_end(&mut code)
-        .with_context(|| format!("reading {}", path.display()))?;
+        .with_context(|| format!("reading {}", shown()))?;
     if code.len() as u64 > *budget {
         bail!(
             "the program's files are larger than {} in total",
