@@ -52,6 +52,7 @@
 //! ```
 
 mod dependencies;
+mod locate;
 mod network;
 mod response;
 mod server;
@@ -218,10 +219,20 @@ impl Config {
 
     /// Parses a configuration; `path` names it in errors.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let config: Self = crate::data::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            line: e.line,
-            message: e.message,
+        let config: Self = crate::data::from_str(text).map_err(|e| {
+            let message = e.message.trim_end().to_owned();
+            // TOML names the line of a bad value; the key is said too, unless the message
+            // has it already (`[history] max_age: ...`, ``unknown field `x` ``).
+            let key = e.line.and_then(|line| locate::key_on_line(text, line));
+            let message = match key {
+                Some(key) if !locate::names(&message, &key) => format!("{key}: {message}"),
+                _ => message,
+            };
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line: e.line,
+                message,
+            }
         })?;
         config
             .check_maxima()
@@ -238,7 +249,8 @@ impl Config {
             .and_then(|()| config.sessions.check(config.volumes.max_size()))
             .map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),
-                line: None,
+                // The checks name the key; the line is said too.
+                line: locate::line_of_key(text, &message),
                 message,
             })?;
         Ok(config)
@@ -397,10 +409,45 @@ mod tests {
             ("[maxima]\nwall_time = \"48h\"\n", "[maxima] wall_time"),
         ] {
             let err = Config::from_toml(path, toml).expect_err(toml).to_string();
-            assert!(err.starts_with("warden.toml: "), "{err}");
+            // The file, the line of the key, the key.
+            assert!(err.starts_with("warden.toml:2: "), "{err}");
             assert!(err.contains(why), "{toml}: {err}");
         }
         let low = Config::from_toml(path, "[maxima]\ncpu_time = \"10ms\"\nmemory = \"8MiB\"\n");
         assert!(low.is_ok(), "the bounds themselves are accepted");
+    }
+
+    /// Bug hunt: TOML's errors of a bad value named the line and not the key
+    /// (`warden.toml:4: unknown unit "gigs"`), and the checks after parsing the key and not
+    /// the line. Both are said now, as docs/modes.md promises.
+    #[test]
+    fn a_mistake_names_its_line_and_its_key() {
+        let path = Path::new("warden.toml");
+        for (toml, said) in [
+            (
+                "[server]\n\n[maxima]\nmemory = \"5 gigs\"\n",
+                "warden.toml:4: [maxima] memory: ",
+            ),
+            (
+                "[modes]\nhigh = \"sandboxd\"\n",
+                "warden.toml:2: [modes] high: ",
+            ),
+            (
+                "[modes]\ntrusted_enabled = \"yes\"\n",
+                "warden.toml:2: [modes] trusted_enabled: ",
+            ),
+            (
+                "[history]\nmax_count = -5\n",
+                "warden.toml:2: [history] max_count: ",
+            ),
+            (
+                "[history]\nmax_age = \"forever\"\n",
+                "warden.toml:2: [history] max_age: ",
+            ),
+        ] {
+            let err = Config::from_toml(path, toml).expect_err(toml).to_string();
+            assert!(err.starts_with(said), "{toml}: {err}");
+            assert!(!err.ends_with('\n'), "{err:?}");
+        }
     }
 }
