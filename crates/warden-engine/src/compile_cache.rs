@@ -130,7 +130,9 @@ fn own_root(root: &Path) -> io::Result<u32> {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "the compile cache's directory {} is shared with other users (mode {mode:o},                  owner uid {}): set [cache] dir or WARDEN_CACHE_DIR to a directory of warden's                  own",
+                "the compile cache's directory {} is shared with other users (mode {mode:o}, \
+                 owner uid {}): set [cache] dir or WARDEN_CACHE_DIR to a directory of \
+                 warden's own",
                 root.display(),
                 meta.uid()
             ),
@@ -243,7 +245,7 @@ impl CompileCache {
     }
 
     /// The artifacts stored under `key`, if any. A damaged entry is removed and missed; a
-    /// directory shared with other users ([`own_root`]) is not read.
+    /// directory shared with other users (`own_root`) is not read.
     pub fn get(&self, key: &CacheKey) -> Option<Vec<CollectedFile>> {
         own_root(&self.root).ok()?;
         let path = self.entry(key);
@@ -483,6 +485,7 @@ mod tests {
             refused.to_string().contains("shared with other users"),
             "{refused}"
         );
+        assert!(!refused.to_string().contains("  "), "{refused}");
         assert_eq!(mode(&shared), 0o1777);
         // Planted by another user: never read.
         fs::write(cache.entry(&key("a")), b"planted").expect("plant");

@@ -307,6 +307,10 @@ mod tests {
         let _other = quotas
             .hold_stream(None)
             .expect("another caller's own places");
+        let _second = quotas.hold_stream(None).expect("its second");
+        // Bug hunt: the caller of a server without tokens was named `token ""`.
+        let err = quotas.hold_stream(None).expect_err("its third");
+        assert!(err.to_string().starts_with("the server's caller"), "{err}");
         drop(a);
         // A place is free again, but the three requests of the minute are spent.
         let err = quotas.hold_stream(Some("ci")).expect_err("the rate");

@@ -55,6 +55,15 @@ pub struct Caller {
     pub token: Option<String>,
 }
 
+/// The caller a quota message names: its token, or none on a server without tokens.
+fn caller_named(token: &str) -> String {
+    if token.is_empty() {
+        "the server's caller (no tokens configured)".to_owned()
+    } else {
+        format!("token {token:?}")
+    }
+}
+
 /// Why an execution did not run to a result.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -68,9 +77,9 @@ pub enum ExecError {
         retry_after_secs: u64,
     },
     /// The caller's token has used up a quota.
-    #[error("token {token:?} is over its quota of {reason}")]
+    #[error("{} is over its quota of {reason}", caller_named(token))]
     QuotaExceeded {
-        /// The token's name.
+        /// The token's name (empty: the one caller of a server without tokens).
         token: String,
         /// Which quota, e.g. `600 requests per minute`.
         reason: String,
