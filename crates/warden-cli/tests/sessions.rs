@@ -698,6 +698,30 @@ fn a_call_cannot_lower_the_limits_of_the_next() {
     ok(&server, &["rm", &id]);
 }
 
+/// Bug hunt: runsc gives every job of a sandbox the rlimits of the container's own process,
+/// and a job's loader can only lower them: an isolated session's call could not have more cpu
+/// time, file size or open files than the session's defaults (a cpu limit of 20 s ended at
+/// 7 s, SIGKILL). A call may set its own, as in a sandboxed session.
+#[test]
+fn an_isolated_sessions_call_may_raise_its_own_limits() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--mode", "isolated"]);
+    let body = json!({
+        "command": "ulimit -St; ulimit -f; ulimit -n",
+        "limits": {"cpu_time": "20s", "max_file_size": "64MiB", "max_open_files": 1024},
+    });
+    let (status, answer) = server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/exec"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let result: Value = serde_json::from_str(&answer).expect("JSON");
+    // RLIMIT_CPU is a backstop a second above the budget; `ulimit -f` counts KiB.
+    assert_eq!(result["stdout"], "21\n65536\n1024\n", "{result}");
+    ok(&server, &["rm", &id]);
+}
+
 /// The host pid of the gVisor sentry of `server`'s sandbox whose mounts name `session`'s
 /// workspace, from runsc's state files.
 fn sentry_of(server: &LiveServer, session: &str) -> Option<i32> {

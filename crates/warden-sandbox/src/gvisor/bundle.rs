@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::resource::Resource;
 use serde_json::{json, Value};
-use warden_core::Limits;
+use warden_core::{ByteSize, Limits};
 
 use crate::parent::SandboxError;
 use crate::plan::{SandboxSpec, WORKDIR};
@@ -311,6 +311,11 @@ pub(super) fn oci_process(
     })
 }
 
+/// The open files and stack the keeper gives the jobs it runs to lower from (the default
+/// operator maxima; a spec asking more has its own).
+const KEEPER_OPEN_FILES: u32 = 65_536;
+const KEEPER_STACK: ByteSize = ByteSize::mib(1024);
+
 /// The OCI runtime configuration: the container's own process (bash on the lifeline, as
 /// `nobody`, see `gvisor.rs`), the mounts, a read-only root, the seccomp policy, its own pid,
 /// network, ipc, uts and mount namespaces (the network one a host namespace that runsc
@@ -324,8 +329,19 @@ pub(super) fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
         "while read -r -t 5 _ || [ $? -gt 128 ]; do :; done".to_owned(),
     ];
     // runsc gives the processes it execs this process's rlimits (not their own process
-    // file's): the jobs', with their loader.
-    let mut process = oci_process(&keeper, &crate::plan::base_environment(), &spec.limits, 1);
+    // file's): the jobs', whose loader can only lower them. So they are the most a job may
+    // ask, not the spec's: a session's call may set its own cpu time, file size, open files
+    // and stack above the session's defaults (it got the session's, and a cpu limit of 20 s
+    // ended at 7 s, killed as a crash). The process limit is the sandbox's own ceiling.
+    let bounds = warden_core::LimitBounds::default().max;
+    let ceilings = Limits {
+        cpu_time: bounds.cpu_time,
+        max_file_size: bounds.max_file_size,
+        max_open_files: spec.limits.max_open_files.max(KEEPER_OPEN_FILES),
+        stack_size: spec.limits.stack_size.max(KEEPER_STACK),
+        ..spec.limits
+    };
+    let mut process = oci_process(&keeper, &crate::plan::base_environment(), &ceilings, 1);
     process["user"] = json!({"uid": KEEPER_ID, "gid": KEEPER_ID});
     json!({
         "ociVersion": "1.0.0",
