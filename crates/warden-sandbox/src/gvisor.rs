@@ -65,23 +65,31 @@ const RUNTIME_PIDS: u32 = 512;
 /// Host threads the runtime may keep for each process the program may have. Under the ptrace
 /// platform every address space of the program is a stub process on the host, which gets
 /// one thread for each sentry thread that ever ran in it, and the sentry keeps the stubs of
-/// ended processes for reuse: measured with runsc 0.0~20221219, a session whose calls each
-/// ran 55 short-lived processes at once grew by about 100 host threads a call (3,500 after
-/// 30 calls, the sentry at 143 threads), toward about the sentry's threads times the
-/// processes. The program itself stays within its own `max_procs` (gVisor's `RLIMIT_NPROC`,
-/// `bundle.rs`); this limit only bounds runsc, and the memory limit, which kernel stacks
-/// count against, bounds it too.
-const RUNTIME_PIDS_PER_PROCESS: u32 = 64;
-/// The most host threads a gVisor sandbox's runtime may take, whatever its `max_procs`.
+/// ended processes for reuse, so the threads of a sandbox whose jobs start many processes
+/// grow toward about the sentry's threads (100 to 250) times the processes at once: measured
+/// with runsc 0.0~20221219, a session whose calls each ran 55 processes at once grew by 100
+/// to 800 host threads a call (busy loops; `(sleep 0.2; true) &`), to 3,500 after 30 calls
+/// of the one and 4,300 after 6 of the other. The program itself stays within its own
+/// `max_procs` (gVisor's `RLIMIT_NPROC`, `bundle.rs`); this limit only bounds runsc, and the
+/// memory limit, which their kernel stacks count against, bounds it too.
+const RUNTIME_PIDS_PER_PROCESS: u32 = 128;
+/// The most host threads a gVisor sandbox's runtime may take, whatever its `max_procs`: at
+/// most a quarter of the host's `kernel.pid_max` (32,768 on some hosts, where one sandbox
+/// must not take them all), and never more than this.
 const RUNTIME_PIDS_CEILING: u32 = 16_384;
 
 /// The host threads a sandbox whose program may have `max_procs` processes gives its runtime.
 fn runtime_pids(max_procs: u32) -> u32 {
+    let host = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .map_or(RUNTIME_PIDS_CEILING, |pid_max| pid_max / 4);
     max_procs
         .saturating_mul(RUNTIME_PIDS_PER_PROCESS)
         .saturating_add(RUNTIME_PIDS)
-        .min(RUNTIME_PIDS_CEILING)
+        .min(RUNTIME_PIDS_CEILING.min(host).max(RUNTIME_PIDS))
 }
+
 /// Writes to the root stay in the sandbox's memory (the root is read-only, so there are
 /// none); the workspace and `/tmp` are on the bundle's size-capped tmpfs (`bundle.rs`),
 /// shared with the host so that each job's files reach it.
