@@ -722,6 +722,32 @@ fn an_isolated_sessions_call_may_raise_its_own_limits() {
     ok(&server, &["rm", &id]);
 }
 
+/// Bug hunt: a Rust program with threads compiled in an isolated session was killed
+/// (SIGKILL, a compile error) nine times in ten, where the same compile passed one-shot and
+/// in a sandboxed session: its jobs had the session's rlimits, not their own (the test above).
+#[test]
+fn an_isolated_session_compiles_a_threaded_rust_program() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--mode", "isolated"]);
+    let program = "use std::process::Command;\n\
+        fn main() {\n\
+            let h: Vec<_> = (0..8).map(|i| std::thread::spawn(move || i * 2)).collect();\n\
+            let s: i32 = h.into_iter().map(|t| t.join().unwrap()).sum();\n\
+            let out = Command::new(\"echo\").arg(\"sub\").output().unwrap();\n\
+            println!(\"{} {}\", s, String::from_utf8_lossy(&out.stdout).trim());\n\
+        }\n";
+    let body = json!({"language": "rust", "code": program, "limits": {"wall_time": "60s"}});
+    let (status, answer) = server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/exec"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let result: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(result["stdout"], "56 sub\n", "{result}");
+    ok(&server, &["rm", &id]);
+}
+
 /// The host pid of the gVisor sentry of `server`'s sandbox whose mounts name `session`'s
 /// workspace, from runsc's state files.
 fn sentry_of(server: &LiveServer, session: &str) -> Option<i32> {
