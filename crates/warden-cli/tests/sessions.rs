@@ -205,13 +205,7 @@ fn a_compiled_program_runs_in_a_default_session() {
         "language": "c",
         "code": "#include <stdio.h>\nint main(void) { puts(\"compiled here\"); return 0; }\n",
     });
-    let (status, answer) = server.request(
-        "POST",
-        &format!("/v1/sessions/{id}/exec"),
-        Some(&body.to_string()),
-    );
-    assert_eq!(status, 200, "{answer}");
-    let result: Value = serde_json::from_str(&answer).expect("JSON");
+    let result = exec_json(&server, &id, &body);
     assert_eq!(result["stdout"], "compiled here\n", "{result:#}");
     assert_eq!(result["compile"]["outcome"]["kind"], "exited", "{result:#}");
 }
@@ -698,6 +692,17 @@ fn a_call_cannot_lower_the_limits_of_the_next() {
     ok(&server, &["rm", &id]);
 }
 
+/// `POST /v1/sessions/{id}/exec` of `body`, which must answer 200: its result.
+fn exec_json(server: &LiveServer, id: &str, body: &Value) -> Value {
+    let (status, answer) = server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/exec"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    serde_json::from_str(&answer).expect("JSON")
+}
+
 /// Bug hunt: runsc gives every job of a sandbox the rlimits of the container's own process,
 /// and a job's loader can only lower them: an isolated session's call could not have more cpu
 /// time, file size or open files than the session's defaults (a cpu limit of 20 s ended at
@@ -710,13 +715,7 @@ fn an_isolated_sessions_call_may_raise_its_own_limits() {
         "command": "ulimit -St; ulimit -f; ulimit -n",
         "limits": {"cpu_time": "20s", "max_file_size": "64MiB", "max_open_files": 1024},
     });
-    let (status, answer) = server.request(
-        "POST",
-        &format!("/v1/sessions/{id}/exec"),
-        Some(&body.to_string()),
-    );
-    assert_eq!(status, 200, "{answer}");
-    let result: Value = serde_json::from_str(&answer).expect("JSON");
+    let result = exec_json(&server, &id, &body);
     // RLIMIT_CPU is a backstop a second above the budget; `ulimit -f` counts KiB.
     assert_eq!(result["stdout"], "21\n65536\n1024\n", "{result}");
     ok(&server, &["rm", &id]);
@@ -737,13 +736,7 @@ fn an_isolated_session_compiles_a_threaded_rust_program() {
             println!(\"{} {}\", s, String::from_utf8_lossy(&out.stdout).trim());\n\
         }\n";
     let body = json!({"language": "rust", "code": program, "limits": {"wall_time": "60s"}});
-    let (status, answer) = server.request(
-        "POST",
-        &format!("/v1/sessions/{id}/exec"),
-        Some(&body.to_string()),
-    );
-    assert_eq!(status, 200, "{answer}");
-    let result: Value = serde_json::from_str(&answer).expect("JSON");
+    let result = exec_json(&server, &id, &body);
     assert_eq!(result["stdout"], "56 sub\n", "{result}");
     ok(&server, &["rm", &id]);
 }

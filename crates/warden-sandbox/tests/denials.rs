@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::OnceLock;
 
-use support::{compile_c, out, plan, sandbox};
+use support::{compile_c, out, plan, sandbox, TRIES};
 use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
 use warden_core::{Limits, Outcome, Signal};
 use warden_sandbox::{Backend, DeniedSyscall, SandboxError, SandboxRun, Stdin, WorkspaceFile};
@@ -320,15 +320,9 @@ fn python_job(script: &str) -> Option<warden_sandbox::Job> {
 /// still reads and sets its own limits (pid 0, what glibc's getrlimit and setrlimit pass).
 #[test]
 fn prlimit_on_the_init_is_refused_and_recorded_and_a_program_keeps_its_own_limits() {
-    let attempt = r#"
-import errno, os, resource
-def tries(label, f):
-    try:
-        f()
-        r = "ok"
-    except OSError as e:
-        r = errno.errorcode[e.errno]
-    print(label, r)
+    let attempt = format!(
+        r#"{TRIES}
+import resource
 print("fsize", resource.getrlimit(resource.RLIMIT_FSIZE))
 tries("prlimit init fsize", lambda: resource.prlimit(1, resource.RLIMIT_FSIZE, (100, 100)))
 tries("prlimit init as", lambda: resource.prlimit(1, resource.RLIMIT_AS, (1 << 20, 1 << 20)))
@@ -339,8 +333,9 @@ tries("setrlimit", lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (32, hard)
 print("getrlimit", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 tries("prlimit 0", lambda: resource.prlimit(0, resource.RLIMIT_CORE, (0, 0)))
 print("prlimit 0 read", resource.prlimit(0, resource.RLIMIT_NOFILE)[0])
-"#;
-    let Some(first) = python_job(attempt) else {
+"#
+    );
+    let Some(first) = python_job(&attempt) else {
         return;
     };
     let check = "import resource; print('fsize', resource.getrlimit(resource.RLIMIT_FSIZE))";

@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{out, plan, prerequisite, sandbox};
+use support::{out, plan, prerequisite, sandbox, TRIES};
 use warden_core::seccomp_policy::DenySeverity;
 use warden_core::{Limits, Outcome};
 use warden_sandbox::{ReadOnlyWrites, SandboxRun, Stdin};
@@ -41,18 +41,6 @@ fn attempts(writes: &ReadOnlyWrites) -> Vec<String> {
         .map(|a| format!("{} {}", a.call, a.path))
         .collect()
 }
-
-/// Prints `label` and the errno name each attempt failed with (`ok` when it did not).
-const TRIES: &str = r#"
-import errno, os
-def tries(label, f):
-    try:
-        f()
-        r = "ok"
-    except OSError as e:
-        r = errno.errorcode[e.errno]
-    print(label, r)
-"#;
 
 #[test]
 fn writes_to_read_only_paths_fail_as_before_and_are_recorded() {

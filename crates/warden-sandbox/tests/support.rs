@@ -242,3 +242,16 @@ impl SignalPipe {
         vec![signal; n]
     }
 }
+
+/// Python that defines `tries(label, f)`: prints `label` and the errno name each attempt
+/// failed with (`ok` when it did not).
+pub const TRIES: &str = r#"
+import errno, os
+def tries(label, f):
+    try:
+        f()
+        r = "ok"
+    except OSError as e:
+        r = errno.errorcode[e.errno]
+    print(label, r)
+"#;
