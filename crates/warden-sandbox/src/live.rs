@@ -91,7 +91,7 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
 
 /// Why a sandbox ended when its runtime (gVisor's sentry) died after the cgroup refused it a
 /// thread: gVisor's ptrace platform keeps host threads for the program's processes
-/// (docs/modes.md#isolated).
+/// (docs/sandbox-setup.md, the isolated backend).
 const RUNTIME_OUT_OF_THREADS: &str =
     "its runtime ended during a job, after reaching its limit of host threads";
 

@@ -633,7 +633,6 @@ pub(super) fn patiently<T>(
 /// session's workspace (docs/sessions.md).
 const FILE_OPERATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The error of a call to a stopped session.
 /// `Some` when the session's sandbox can run no more jobs (none kept counts), with what ended
 /// it when known.
 fn ended_sandbox(live: Option<&Live>) -> Option<Option<&'static str>> {
@@ -650,6 +649,7 @@ fn sandbox_ended(why: Option<&str>) -> String {
     }
 }
 
+/// The error of a call to a stopped session.
 fn stopped(session: &Session) -> SessionError {
     stopped_under(session, None)
 }
