@@ -305,3 +305,29 @@ fn reading_a_history_that_does_not_exist_creates_nothing() {
         "a reader created the history's directory"
     );
 }
+
+/// A mistyped `--language` listed nothing and said nothing, like a language that never ran.
+/// A name the catalog does not know, with nothing recorded under it, is an error naming it; a
+/// known language that never ran is still an empty listing.
+#[test]
+fn a_language_that_is_not_in_the_catalog_is_named_in_an_error() {
+    let home = Home::new();
+    home.run("true", None);
+    let out = home.warden(&["history", "--language", "pyhton"], None);
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"pyhton\"") && stderr.contains("no such language"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no table: {out:?}");
+
+    let listed = ok_json(&home.warden(&["history", "--json", "--language", "ruby"], None));
+    assert_eq!(
+        listed,
+        Value::Array(vec![]),
+        "a known language that never ran"
+    );
+    let listed = ok_json(&home.warden(&["history", "--json", "--language", "sh"], None));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "an alias of bash");
+}

@@ -42,12 +42,13 @@ pub(crate) struct HistoryArgs {
 
 pub(crate) fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let engine = history_engine()?;
+    let language = args
+        .language
+        .as_deref()
+        .map(|name| language_id(&engine, name))
+        .transpose()?;
     let filter = HistoryFilter {
-        language: args
-            .language
-            .as_deref()
-            .map(|name| language_id(&engine, name))
-            .transpose()?,
+        language: language.clone(),
         outcome: args.outcome,
         mode: args.mode,
         since: args.since,
@@ -56,6 +57,16 @@ pub(crate) fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
         token: None,
     };
     let entries = engine.history_list(&filter)?;
+    if let Some(language) = language.filter(|_| entries.is_empty()) {
+        // A name outside the catalog is listed for a language since removed; with nothing
+        // recorded under it, it is most likely a typo, which an empty table would hide.
+        if engine.catalog().get(language.as_str()).is_none() {
+            anyhow::bail!(
+                "--language {:?}: no such language in the catalog (`warden languages` lists them), and no execution recorded under that name",
+                language.as_str()
+            );
+        }
+    }
     let mut out = super::buffered_stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &entries).context("writing the history")?;
