@@ -935,3 +935,50 @@ fn violations_recorded_as_text_read_back_structured() {
     assert_eq!(violations[0].kind, warden_engine::ViolationKind::Violation);
     assert_eq!(violations[0].detail, "seccomp: ptrace");
 }
+
+/// One row the history cannot read back (an outcome written by a newer warden, a row edited
+/// by hand) made every listing an error, the server's `/v1/history` included. It is left out;
+/// the others are listed, and `get` still names the row and its column.
+#[test]
+fn an_unreadable_row_is_left_out_of_a_listing() {
+    let world = World::new();
+    let store = open(&world);
+    let mut ids = Vec::new();
+    for code in 0..3 {
+        let recorded = result("bash", exited(code), 1);
+        store
+            .record(&recorded, input(b"x"), Retention::Code)
+            .expect("recorded");
+        ids.push(recorded.id);
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(world.db()).expect("second connection");
+    let changed = conn
+        .execute(
+            "UPDATE executions SET outcome = '{\"kind\":\"from_the_future\"}' WHERE id = ?1",
+            [ids[1].as_str()],
+        )
+        .expect("the middle row's outcome replaced");
+    assert_eq!(changed, 1);
+    let store = open(&world);
+    let listed = store
+        .list(&HistoryFilter::default())
+        .expect("the other rows are listed");
+    let mut listed: Vec<&str> = listed.iter().map(|e| e.id.as_str()).collect();
+    // Rows recorded in the same millisecond are ordered by id.
+    listed.sort_unstable();
+    let mut readable = [ids[0].as_str(), ids[2].as_str()];
+    readable.sort_unstable();
+    assert_eq!(listed, readable);
+    let err = store.get(ids[1].as_str()).expect_err("the row itself");
+    assert!(
+        matches!(
+            err,
+            HistoryError::Decode {
+                column: "outcome",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

@@ -582,7 +582,16 @@ pub(super) fn list(
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| classify(path, step, e))?;
-    raws.into_iter().map(|raw| raw.decode(path)).collect()
+    // One row that cannot be read (written by a newer warden, or edited by hand) is left out
+    // with a warning naming it, rather than hiding every other execution behind an error.
+    Ok(raws
+        .into_iter()
+        .filter_map(|raw| {
+            raw.decode(path)
+                .inspect_err(|e| tracing::warn!("{e}; the listing goes on without it"))
+                .ok()
+        })
+        .collect())
 }
 
 /// The execution with exactly this id, with its payloads and its connections.
