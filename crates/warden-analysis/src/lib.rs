@@ -246,7 +246,11 @@ impl Analyzer {
     /// [`Analyzer::analyze`] of a file that may or may not be code in `language` (a data file
     /// beside a program: a CSV, a README): `None` unless it parses as `language` without a
     /// single error, so that text that merely contains a rule's word (`José`, "eval mode") is
-    /// not graded as a program, while a program hidden under another extension still is.
+    /// not graded as a program, while a program hidden under another extension still is. In a
+    /// language that runs fragments of files of any name (the rule file's `fragments`: C's
+    /// `#include "notes.txt"` in the middle of a function), what is found counts whether or not
+    /// the file parses whole. Text that is not valid UTF-8 (a Latin-1 comment) is read as a
+    /// source is: the compiler or the interpreter's declared encoding reads it.
     pub fn analyze_if_code(&self, language: &str, code: &[u8]) -> Option<Analysis> {
         self.analyze_if_code_by(language, code, Deadline::after(self.time_budget))
     }
@@ -259,12 +263,12 @@ impl Analyzer {
         deadline: Deadline,
     ) -> Option<Analysis> {
         let rules = self.entry(language)?.rules().ok()?;
-        if !matches!(input::screen(code), Screen::Parse { invalid_utf8: None }) {
+        if !matches!(input::screen(code), Screen::Parse { .. }) {
             return None;
         }
         let code: &[u8] = &reading::as_read(rules.grammar, code);
         let tree = parse::parse(&rules.grammar.language(), code, deadline).ok()?;
-        if tree.root_node().has_error() {
+        if tree.root_node().has_error() && !rules.fragments {
             return None;
         }
         let found = matching::find(rules, &tree, code, deadline);

@@ -96,6 +96,12 @@ pub struct Rule {
 struct RuleFile {
     /// The grammar the queries are written against.
     grammar: Grammar,
+    /// Whether the language runs fragments of files of any name (C's `#include "notes.txt"`,
+    /// Rust's `include!`, bash's `source`, which runs a file's commands up to its first syntax
+    /// error): a file that is not a source then counts by what is found in it even when it does
+    /// not parse whole.
+    #[serde(default)]
+    fragments: bool,
     /// The rules, each a `[[rule]]` table.
     #[serde(rename = "rule", default)]
     rules: Vec<RuleSpec>,
@@ -142,6 +148,8 @@ pub(crate) struct RuleText {
 pub(crate) struct RuleSet {
     /// The grammar.
     pub(crate) grammar: Grammar,
+    /// The rule file's `fragments`: a file of any name may be run in part.
+    pub(crate) fragments: bool,
     /// The rules, in file order.
     pub(crate) rules: Vec<Rule>,
     /// Their query texts, in the same order.
@@ -199,6 +207,7 @@ impl RuleSet {
         let compiled = Compiled::compile(file, &grammar, &texts, regexes)?;
         Ok(RuleSet {
             grammar: parsed.grammar,
+            fragments: parsed.fragments,
             rules,
             texts,
             compiled,

@@ -1706,6 +1706,112 @@ mod tests {
         );
     }
 
+    /// Bug hunt "comp": C and C++ (`#include "b.txt"` inside a function), Rust (`include!`)
+    /// and bash (`source`, which runs commands up to the first syntax error) take a fragment of
+    /// a file of any name, and a file read as data counted only when it parsed whole: one stray
+    /// `}` hid a fork bomb, which ran sandboxed instead of being refused, and one Latin-1 byte
+    /// in a comment hid anything. Their findings count now; data still counts for nothing in a
+    /// language that needs a whole file.
+    #[test]
+    fn a_fragment_a_compiler_includes_counts_whatever_it_parses_as() {
+        let engine = Engine::new(EngineConfig::new(PathBuf::from("/nonexistent/warden")))
+            .expect("an engine without a sandbox");
+        let prepare = |language: &str, files: &[(&str, &[u8])]| {
+            let request = ExecutionRequest {
+                language: Some(language.into()),
+                sources: files
+                    .iter()
+                    .map(|(name, code)| crate::execution::SourceFile {
+                        name: Some((*name).to_owned()),
+                        code: code.to_vec(),
+                        executable: false,
+                    })
+                    .collect(),
+                ..ExecutionRequest::default()
+            };
+            engine.prepare(&request).map(|p| p.analysis)
+        };
+        let refused_as_critical = |result: Result<Analysis, EngineError>, rule: &str| {
+            assert!(
+                matches!(
+                    &result,
+                    Err(EngineError::Refused { analysis, .. })
+                        if analysis.threat_level == warden_core::ThreatLevel::Critical
+                            && analysis.findings.iter().any(|f| f.rule == rule)
+                ),
+                "{rule}: {result:?}"
+            );
+        };
+        let main_c: &[u8] = b"#include <unistd.h>\nint main(void) {\n#include \"b.txt\"\n";
+        for language in ["c", "cpp"] {
+            let name = if language == "c" {
+                "main.c"
+            } else {
+                "main.cpp"
+            };
+            refused_as_critical(
+                prepare(
+                    language,
+                    &[(name, main_c), ("b.txt", b"  for (;;) fork();\n}\n")],
+                ),
+                &format!("{language}.spawn_in_endless_loop"),
+            );
+        }
+        refused_as_critical(
+            prepare(
+                "c",
+                &[
+                    (
+                        "main.c",
+                        b"#include <stdlib.h>\nint main(void) {\n#include \"u.txt\"\n}\n",
+                    ),
+                    ("u.txt", b"/* caf\xe9 */ for (;;) system(\"true\");\n"),
+                ],
+            ),
+            "c.spawn_in_endless_loop",
+        );
+        let analysis = prepare(
+            "rust",
+            &[
+                ("main.rs", b"fn main() { let v: u64 = include!(\"p.txt\"); println!(\"{v}\"); }\n"),
+                ("p.txt", b"unsafe { let x: u64; core::arch::asm!(\"mov {0}, 42\", out(reg) x); x } + 0\n"),
+            ],
+        )
+        .expect("prepared");
+        assert!(
+            analysis.threat_level >= warden_core::ThreatLevel::High,
+            "{analysis:#?}"
+        );
+        refused_as_critical(
+            prepare(
+                "bash",
+                &[
+                    ("main.sh", b"source ./notes.txt\n"),
+                    ("notes.txt", b":(){ :|:& };:\nfi\n"),
+                ],
+            ),
+            "bash.fork_bomb",
+        );
+        // Python runs no part of a file that does not compile: a README that does not parse is
+        // still data there.
+        let analysis = prepare(
+            "python",
+            &[
+                ("main.py", b"print(open('README').read())\n"),
+                (
+                    "README",
+                    b"Run it in eval mode, then exec(the report).\n)\n",
+                ),
+            ],
+        )
+        .expect("prepared");
+        assert_eq!(
+            analysis.threat_level,
+            warden_core::ThreatLevel::None,
+            "{analysis:#?}"
+        );
+    }
+
     /// Every sandbox mounts its own `/tmp`: a set stored there could never be seen inside, so
     /// the request is refused, saying why, before anything is installed.
     #[test]
