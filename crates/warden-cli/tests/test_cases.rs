@@ -252,3 +252,38 @@ fn what_the_sandbox_stopped_in_any_case_is_a_violation_of_the_execution() {
         );
     }
 }
+
+/// Bug hunt "comp": the cases of one request kept all their output, so that 2,000 cases each
+/// printing a megabyte made a 2 GB answer. Together they keep at most 16 MiB of each stream
+/// here (the run's 1 MiB output limit is below that floor): the 17th case's output is cut to
+/// what was left and marked, the 18th keeps nothing, and every verdict is still taken on the
+/// whole output.
+#[test]
+fn the_cases_of_one_request_keep_at_most_one_budget_of_output() {
+    let world = World::new();
+    let engine = engine(&world);
+    let printed = 1_000_000;
+    let expected = "x".repeat(printed);
+    let code = format!("import sys\nsys.stdout.write('x' * {printed})\n");
+    let mut req = request(
+        "python",
+        &code,
+        (0..18).map(|_| case("", &expected)).collect(),
+    );
+    req.reuse = SandboxReuse::Shared;
+    let result = engine.execute(req).expect("executed").result;
+    let kept: Vec<(usize, bool)> = result
+        .tests
+        .iter()
+        .map(|t| (t.stdout.len(), t.stdout_truncated))
+        .collect();
+    let budget = 16 << 20;
+    let mut want = vec![(printed, false); 16];
+    want.push((budget - 16 * printed, true));
+    want.push((0, true));
+    assert_eq!(kept, want);
+    assert!(
+        result.tests.iter().all(|t| t.verdict == Verdict::Accepted),
+        "each verdict on the whole output"
+    );
+}

@@ -69,7 +69,7 @@ pub use network::{NetworkConfig, DEFAULT_POLICY_DIR};
 pub use response::{ResponseAction, ResponseConfig};
 pub use server::{
     ServerConfig, TokenConfig, MAX_BATCH, MAX_CONNECTIONS, MAX_FILES, MAX_IO_THREADS,
-    MAX_POOL_SIZE, MAX_QUEUE_SIZE, MAX_WORKERS, MIN_BODY,
+    MAX_POOL_SIZE, MAX_QUEUE_SIZE, MAX_TESTS, MAX_WORKERS, MIN_BODY,
 };
 pub use sessions::{
     SessionsConfig, DEFAULT_DISK, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_DISK, DEFAULT_MAX_LIFETIME,

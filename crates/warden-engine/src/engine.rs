@@ -27,8 +27,8 @@ use warden_analysis::{Analyzer, RequestAnalysis, RequestFile};
 use warden_core::detect;
 use warden_core::language::{expand_argv, ArgvTemplate, CommandValues};
 use warden_core::{
-    Analysis, Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits, Mode,
-    ModePolicy, Outcome, SeccompPolicy,
+    Analysis, ByteSize, Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits,
+    Mode, ModePolicy, Outcome, SeccompPolicy,
 };
 use warden_sandbox::{
     CollectedFile, Job, Sandbox, SandboxPlan, SandboxRun, SandboxSpec, Stdin, WorkspaceFile,
@@ -679,10 +679,12 @@ impl Engine {
             return Ok(());
         }
         done.tests.reserve(request.tests.len());
+        let mut kept = KeptOutput::for_cases(prepared.limits.max_output);
         for case in &request.tests {
             let args: Vec<String> = request.args.iter().chain(&case.args).cloned().collect();
             let run = runner.run(&job_for(&args), Stdin::Bytes(case.stdin.clone()))?;
-            let result = test_result(&run, case, request.comparison);
+            let mut result = test_result(&run, case, request.comparison);
+            kept.cut(&mut result);
             let failed = result.verdict != Verdict::Accepted;
             done.tests.push(result);
             done.push_run(run);
@@ -1240,6 +1242,52 @@ impl Stages {
     }
 }
 
+/// What the results of one request's test cases keep of their output, all cases together:
+/// as much as one run may print (its output limit, per stream), and at least 16 MiB, so that
+/// thousands of cases each printing up to the limit cannot make one answer thousands of times
+/// larger than a run's. Each verdict is taken on the case's whole output before it is cut.
+struct KeptOutput {
+    stdout: u64,
+    stderr: u64,
+}
+
+impl KeptOutput {
+    /// The least the cases of a request share, per stream.
+    const FLOOR: ByteSize = ByteSize::mib(16);
+
+    fn for_cases(max_output: ByteSize) -> Self {
+        let each = max_output.bytes().max(Self::FLOOR.bytes());
+        Self {
+            stdout: each,
+            stderr: each,
+        }
+    }
+
+    /// Cuts `result`'s output to what is left, marking what was cut.
+    fn cut(&mut self, result: &mut TestResult) {
+        for (left, output, truncated) in [
+            (
+                &mut self.stdout,
+                &mut result.stdout,
+                &mut result.stdout_truncated,
+            ),
+            (
+                &mut self.stderr,
+                &mut result.stderr,
+                &mut result.stderr_truncated,
+            ),
+        ] {
+            let keep = usize::try_from(*left).unwrap_or(usize::MAX);
+            if output.len() > keep {
+                output.truncate(keep);
+                output.shrink_to_fit();
+                *truncated = true;
+            }
+            *left -= output.len() as u64;
+        }
+    }
+}
+
 /// A test case's result from its run.
 fn test_result(
     run: &SandboxRun,
@@ -1704,6 +1752,44 @@ mod tests {
                 .is_some_and(|e| e.contains("perl")),
             "{analysis:#?}"
         );
+    }
+
+    /// Bug hunt "comp": the test cases of one request kept every case's whole output, and
+    /// 2,000 cases printing a megabyte each made a 2 GB answer. All cases together keep what one
+    /// run may print (at least 16 MiB) per stream; past it, a case's output is cut and marked.
+    #[test]
+    fn the_cases_of_a_request_share_one_output_budget() {
+        let result = |stdout: usize, stderr: usize| TestResult {
+            verdict: Verdict::Accepted,
+            outcome: Outcome::Exited { code: 0 },
+            stdout: vec![b'x'; stdout],
+            stderr: vec![b'e'; stderr],
+            stdout_truncated: false,
+            stderr_truncated: false,
+            usage: warden_core::Usage::default(),
+        };
+        let mib = 1 << 20;
+        let mut kept = KeptOutput::for_cases(ByteSize::mib(1));
+        let mut lengths = Vec::new();
+        for _ in 0..18 {
+            let mut case = result(mib, 10);
+            kept.cut(&mut case);
+            lengths.push((case.stdout.len(), case.stdout_truncated, case.stderr.len()));
+        }
+        assert!(
+            lengths[..16].iter().all(|&l| l == (mib, false, 10)),
+            "{lengths:?}"
+        );
+        assert_eq!(lengths[16], (0, true, 10), "the budget is spent");
+        assert_eq!(lengths[17], (0, true, 10));
+        // A run allowed more than the floor: the cases share what it may print.
+        let mut kept = KeptOutput::for_cases(ByteSize::mib(40));
+        let mut case = result(30 * mib, 0);
+        kept.cut(&mut case);
+        assert_eq!(case.stdout.len(), 30 * mib);
+        let mut case = result(30 * mib, 0);
+        kept.cut(&mut case);
+        assert_eq!((case.stdout.len(), case.stdout_truncated), (10 * mib, true));
     }
 
     /// Bug hunt "comp": C and C++ (`#include "b.txt"` inside a function), Rust (`include!`)

@@ -73,7 +73,8 @@ pub struct ExecutionBody {
     /// text) is refused (422); a failed installation is the outcome `dependency_error`.
     #[serde(default)]
     pub dependencies: Vec<String>,
-    /// Test cases: the program is compiled once and run once per case, each with a verdict.
+    /// Test cases: the program is compiled once and run once per case, each with a verdict;
+    /// at most the operator's `max_tests` (256 by default).
     #[serde(default, deserialize_with = "crate::json_body::objects")]
     pub tests: Vec<TestBody>,
     /// How a case's output is compared with its expected output.
@@ -299,6 +300,13 @@ impl ExecutionBody {
     /// The engine's request, or the first field the server's caps or the operator's maxima
     /// refuse.
     pub fn into_request(self, options: &ServerOptions) -> Result<ExecutionRequest, ApiError> {
+        if self.tests.len() > options.max_tests {
+            return Err(ApiError::unprocessable(format!(
+                "tests: {} cases, at most {} are accepted",
+                self.tests.len(),
+                options.max_tests
+            )));
+        }
         let limits = self.limits.checked(&options.maxima)?;
         let compile_limits = self
             .compile_limits
@@ -528,6 +536,27 @@ mod tests {
         let request = body(tests).into_request(&options).expect("valid");
         assert_eq!(request.tests.len(), 1);
         assert_eq!(request.mode, Some(ModeRequest::Exactly(Mode::Sandboxed)));
+    }
+
+    /// Bug hunt "comp": nothing bounded the test cases, and a 30 KB body of 2,000 cases each
+    /// printing a megabyte grew the server past 4 GB.
+    #[test]
+    fn test_cases_are_counted_against_the_cap() {
+        let options = ServerOptions {
+            max_tests: 3,
+            ..ServerOptions::default()
+        };
+        let cases = |n: usize| {
+            let case = r#"{"stdin": "1"}"#;
+            format!(r#"{{"code": "x", "tests": [{}]}}"#, vec![case; n].join(","))
+        };
+        let request = body(&cases(3)).into_request(&options).expect("at the cap");
+        assert_eq!(request.tests.len(), 3);
+        let err = body(&cases(4))
+            .into_request(&options)
+            .expect_err("past the cap");
+        assert_eq!(err.message, "tests: 4 cases, at most 3 are accepted");
+        assert_eq!(ServerOptions::default().max_tests, 256);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct ServerOptions {
     pub max_files: usize,
     /// The most requests one batch may carry.
     pub max_batch: usize,
+    /// The most test cases one execution may carry.
+    pub max_tests: usize,
     /// How long a synchronous request may wait in the queue and run (504 beyond).
     pub sync_deadline: Duration,
     /// How long running executions may take to finish once shutdown begins.
@@ -77,6 +79,9 @@ impl Default for ServerOptions {
             max_body: ByteSize::mib(8).bytes() as usize,
             max_files: 64,
             max_batch: 20,
+            // Above a judge's usual hundred cases; each case is a run of up to the wall
+            // time's maximum, so a request's size is its cost.
+            max_tests: 256,
             sync_deadline: Duration::from_secs(60),
             shutdown_deadline: Duration::from_secs(30),
             // Ample for a client on a slow link to send a few kilobytes of headers; short
@@ -128,6 +133,7 @@ impl ServerOptions {
             }),
             max_files: server.max_files.unwrap_or(defaults.max_files),
             max_batch: server.max_batch.unwrap_or(defaults.max_batch),
+            max_tests: server.max_tests.unwrap_or(defaults.max_tests),
             sync_deadline: server.sync_deadline.unwrap_or(defaults.sync_deadline),
             shutdown_deadline: server
                 .shutdown_deadline

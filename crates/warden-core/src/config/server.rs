@@ -12,6 +12,7 @@
 //! max_body = "8MiB"              # largest request body
 //! max_files = 64                 # files of one program
 //! max_batch = 20                 # requests of one POST /v1/batch
+//! max_tests = 256                # test cases of one execution
 //! sync_deadline = "60s"          # how long a synchronous request may wait and run
 //! shutdown_deadline = "30s"      # how long running executions may take to finish on SIGTERM
 //! header_read_timeout = "10s"    # a connection that has not sent a request's headers (or read an answer) by then is closed
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub max_files: Option<usize>,
     /// The most requests one batch may carry.
     pub max_batch: Option<usize>,
+    /// The most test cases one execution may carry.
+    pub max_tests: Option<usize>,
     /// How long a synchronous request may wait in the queue and run.
     #[serde(with = "human_age_opt", skip_serializing_if = "Option::is_none")]
     pub sync_deadline: Option<Duration>,
@@ -127,6 +130,8 @@ pub const MAX_FILES: usize = 65_536;
 /// See [`MAX_FILES`].
 pub const MAX_BATCH: usize = 1024;
 /// See [`MAX_FILES`].
+pub const MAX_TESTS: usize = 65_536;
+/// See [`MAX_FILES`].
 pub const MAX_POOL_SIZE: usize = 256;
 /// The smallest `max_body`: the smallest request is a few dozen bytes of JSON.
 pub const MIN_BODY: ByteSize = ByteSize::kib(1);
@@ -141,6 +146,7 @@ impl ServerConfig {
             ("queue_size", self.queue_size, 0, MAX_QUEUE_SIZE),
             ("max_files", self.max_files, 1, MAX_FILES),
             ("max_batch", self.max_batch, 1, MAX_BATCH),
+            ("max_tests", self.max_tests, 1, MAX_TESTS),
             ("max_connections", self.max_connections, 1, MAX_CONNECTIONS),
             ("pool_size", self.pool_size, 0, MAX_POOL_SIZE),
         ];
