@@ -454,13 +454,20 @@ pub(crate) fn delete_path(workspace: &OwnedFd, path: &str) -> Result<(), FilesEr
     delete(workspace, path).map(|_| ())
 }
 
-/// The directory name of a caller's workspace: the token's name when it is plain, else its
-/// hex; `local` for a caller without a token (the CLI, MCP over stdio).
+/// The directory name of a caller's workspace: the token's name when it is plain, else `x`
+/// and its hex; `local` for a caller without a token (the CLI, MCP over stdio). A plain name
+/// of that very form (`x63692e626f74`) is written in hex too, or it would share the directory
+/// of the name it spells (`ci.bot`).
 fn caller_dir(caller: Option<&str>) -> String {
+    let spells_hex = |name: &str| {
+        name.strip_prefix('x')
+            .is_some_and(|hex| hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    };
     match caller {
         None => "local".to_owned(),
         Some(name)
             if !name.is_empty()
+                && !spells_hex(name)
                 && name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
@@ -1138,5 +1145,14 @@ mod tests {
         assert_eq!(caller_dir(None), "local");
         assert_eq!(caller_dir(Some("alice")), "token-alice");
         assert_eq!(caller_dir(Some("../x")), "token-x2e2e2f78");
+        // Bug hunt "auth": a token named `x63692e626f74` read the files of the token `ci.bot`.
+        assert_eq!(caller_dir(Some("ci.bot")), "token-x63692e626f74");
+        assert_eq!(
+            caller_dir(Some("x63692e626f74")),
+            "token-x78363336393265363236663734"
+        );
+        assert_eq!(caller_dir(Some("x")), "token-x78");
+        assert_eq!(caller_dir(Some("xavier")), "token-xavier");
+        assert_eq!(caller_dir(Some("x0A")), "token-x0A", "not lower-case hex");
     }
 }
