@@ -610,6 +610,70 @@ fn pruning_by_count_deletes_from_the_caller_with_the_most() {
     assert_eq!(store.prune(&keep(7)).expect("pruned"), 0, "nothing over");
 }
 
+/// Bug hunt "auth": the `[response]` rule counts a caller's security events in its recorded
+/// executions, and pruning by count deleted the caller's oldest whatever they held: a caller
+/// that ran clean programs between its floods deleted its own events and was never refused.
+/// Its executions without an event go first now.
+#[test]
+fn pruning_by_count_keeps_a_callers_security_events_to_the_last() {
+    let dir = World::new();
+    let store = open(&dir);
+    let record = |flooding: bool| {
+        let mut r = result("python", exited(0), 1);
+        if flooding {
+            r.outcome = Outcome::OutputLimit {
+                stream: warden_core::Stream::Stdout,
+            };
+            r.security.violations = vec![violation(Stage::Run, &r.outcome)];
+        }
+        let input = RecordInput {
+            token: Some("x"),
+            ..input(b"x")
+        };
+        store
+            .record(&r, input, Retention::Metadata)
+            .expect("recorded");
+    };
+    let keep = |n| Prune {
+        keep_last: Some(n),
+        ..Default::default()
+    };
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for _ in 0..3 {
+        record(true);
+        record(true);
+        for _ in 0..6 {
+            record(false);
+        }
+        store.prune(&keep(6)).expect("pruned");
+    }
+    assert_eq!(
+        store
+            .caller_events(Some("x"), an_hour_ago)
+            .expect("counted"),
+        6
+    );
+    let kinds: Vec<OutcomeKind> = store
+        .list(&HistoryFilter::default())
+        .expect("listed")
+        .iter()
+        .map(|e| e.outcome.kind())
+        .collect();
+    assert_eq!(kinds.len(), 6);
+    assert!(
+        kinds.iter().all(|k| *k == OutcomeKind::OutputLimit),
+        "{kinds:?}"
+    );
+    // Past the count, the events go too, the oldest first.
+    assert_eq!(store.prune(&keep(4)).expect("pruned"), 2);
+    assert_eq!(
+        store
+            .caller_events(Some("x"), an_hour_ago)
+            .expect("counted"),
+        4
+    );
+}
+
 /// The version 1 schema, as released before executions carried a security section.
 const V1_SCHEMA: &str = "
 CREATE TABLE executions (

@@ -4,6 +4,9 @@
 //! tokens): with one caller, the oldest go first; with several, one caller's flood deletes its
 //! own executions before another's, so a tenant of a shared server cannot empty another's
 //! history by running more (`max_count = 20`: 25 runs of one token deleted the 5 of another).
+//! A caller loses its executions without a security event first: the events are what the
+//! `[response]` rule counts, and a caller that could delete its own by running clean programs
+//! would never be refused (a hunt ran seven flooding programs past a threshold of three).
 
 use std::time::SystemTime;
 
@@ -48,10 +51,15 @@ impl Prune {
 const FINISHED_BEFORE: &str = "SELECT id FROM executions WHERE finished_at_ms < ?1";
 /// How many executions each caller has.
 const HELD: &str = "SELECT token, n FROM execution_count_by_token WHERE n > 0";
-/// A caller's oldest executions (by finish time, then id, the order of every listing), so
-/// many after skipping so many.
-const OLDEST_OF: &str = "SELECT id, finished_at_ms FROM executions WHERE token IS ?1 \
+/// A caller's oldest executions without a security event (by finish time, then id, the
+/// order of every listing), so many after skipping so many.
+const OLDEST_OF: &str = "SELECT id, finished_at_ms FROM executions \
+                         WHERE token IS ?1 AND violation_count = 0 \
                          ORDER BY finished_at_ms, id LIMIT ?2 OFFSET ?3";
+/// [`OLDEST_OF`] among the executions with a security event.
+const OLDEST_WITH_EVENTS_OF: &str = "SELECT id, finished_at_ms FROM executions \
+                                     WHERE token IS ?1 AND violation_count > 0 \
+                                     ORDER BY finished_at_ms, id LIMIT ?2 OFFSET ?3";
 
 /// Deletes `excess` executions, from the callers holding the most: the largest holdings come
 /// down to a common level, each caller losing its oldest. Where callers tie at that level
@@ -116,20 +124,35 @@ fn level(counts: &[u64], excess: u64) -> (u64, u64) {
     (low, excess - over(low))
 }
 
-/// `limit` of the oldest executions of `token` (`None`: those of no token) after the first
-/// `skip`: their ids and finish times.
+/// `limit` of the executions of `token` (`None`: those of no token) in the order they are
+/// deleted, after the first `skip`: their ids and finish times. The oldest without a security
+/// event come first, then the oldest with one.
 fn oldest_of(
     tx: &Transaction<'_>,
     token: Option<&str>,
     limit: u64,
     skip: u64,
 ) -> rusqlite::Result<Vec<(String, i64)>> {
-    let mut stmt = tx.prepare(OLDEST_OF)?;
-    let rows = stmt.query_map(params![token, signed(limit), signed(skip)], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })?;
-    rows.collect()
+    let query = |sql: &str, limit: u64, skip: u64| -> rusqlite::Result<Vec<(String, i64)>> {
+        let mut stmt = tx.prepare(sql)?;
+        let rows = stmt.query_map(params![token, signed(limit), signed(skip)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        rows.collect()
+    };
+    let mut rows = query(OLDEST_OF, limit, skip)?;
+    let short = limit - rows.len() as u64;
+    if short > 0 {
+        // The clean ones skipped, or all taken: the rest from those with events.
+        let clean: i64 = tx.query_row(CLEAN_OF, params![token], |r| r.get(0))?;
+        let skip = skip.saturating_sub(unsigned(clean));
+        rows.extend(query(OLDEST_WITH_EVENTS_OF, short, skip)?);
+    }
+    Ok(rows)
 }
+
+/// How many executions of a caller have no security event.
+const CLEAN_OF: &str = "SELECT COUNT(*) FROM executions WHERE token IS ?1 AND violation_count = 0";
 
 /// Deletes these executions and their connections, one by one through the primary keys: a
 /// statement deleting by a subquery let SQLite's planner scan the whole table (tens of
@@ -154,6 +177,8 @@ mod tests {
         for query in [
             FINISHED_BEFORE,
             OLDEST_OF,
+            OLDEST_WITH_EVENTS_OF,
+            CLEAN_OF,
             HELD,
             "DELETE FROM connections WHERE execution_id = ?1",
             "DELETE FROM executions WHERE id = ?1",
