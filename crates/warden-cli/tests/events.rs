@@ -235,6 +235,17 @@ fn a_caller_over_the_threshold_is_escalated_to_isolated_and_told_why() {
     assert_eq!(next["mode"], "isolated", "{next:#}");
     let reason = next["security"]["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("response rule:"), "{reason}");
+    // Bug hunt "auth": a request that named its mode read "requested isolated" in its reason.
+    let asked = json_of(&run(
+        &world,
+        &["--mode", "sandboxed", "-l", "bash", "-c", "echo fine"],
+    ));
+    assert_eq!(asked["mode"], "isolated", "{asked:#}");
+    let reason = asked["security"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("so its executions run isolated (it asked for sandboxed)"),
+        "{reason}"
+    );
 }
 
 /// Forks until the process limit refuses one, then reports and exits 0: a fork storm the

@@ -190,6 +190,15 @@ pub enum ModeRefusal {
         /// The program's level.
         level: ThreatLevel,
     },
+    /// The `[response]` rule runs the caller's executions isolated, and this one runs in a
+    /// session of a weaker mode, which cannot change.
+    #[error("refused: {why}, and this session's mode is {mode}")]
+    Escalated {
+        /// The session's mode.
+        mode: Mode,
+        /// The rule's reason (`response rule: CALLER caused N security events within W, ...`).
+        why: String,
+    },
     /// `trusted` was asked for but the operator has not enabled it.
     #[error("refused: trusted mode is disabled in this configuration (modes.trusted_enabled)")]
     TrustedDisabled,
@@ -256,6 +265,21 @@ impl ModePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bug hunt "auth": a session call the `[response]` rule could not isolate was refused as
+    /// if its code had been graded `high`.
+    #[test]
+    fn an_escalated_session_call_is_refused_with_the_rules_reason() {
+        let refusal = ModeRefusal::Escalated {
+            mode: Mode::Sandboxed,
+            why: "response rule: alice caused 3 security events within 10m, so its executions run isolated".into(),
+        };
+        assert_eq!(
+            refusal.to_string(),
+            "refused: response rule: alice caused 3 security events within 10m, so its executions \
+             run isolated, and this session's mode is sandboxed"
+        );
+    }
 
     #[test]
     fn the_default_policy_maps_levels_to_modes() {

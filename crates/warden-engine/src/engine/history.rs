@@ -413,12 +413,19 @@ impl Engine {
                 within,
             }),
             warden_core::ResponseAction::Isolate => {
-                request.mode = Some(warden_core::ModeRequest::Exactly(
-                    warden_core::Mode::Isolated,
-                ));
+                let isolated = warden_core::ModeRequest::Exactly(warden_core::Mode::Isolated);
+                // What it asked, for the reason: the mode it names next is the rule's.
+                let instead = match request.mode.replace(isolated) {
+                    Some(warden_core::ModeRequest::Exactly(asked))
+                        if asked != warden_core::Mode::Isolated =>
+                    {
+                        format!(" (it asked for {asked})")
+                    }
+                    _ => String::new(),
+                };
                 Ok(Some(format!(
                     "response rule: {caller} caused {events} security events within {within}, \
-                     so its executions run isolated"
+                     so its executions run isolated{instead}"
                 )))
             }
         }

@@ -433,13 +433,9 @@ impl Engine {
         }
         let mut clock = PhaseClock::start();
         let responded = self.respond(&mut request)?;
-        if responded.is_some() && mode != Mode::Isolated {
+        if let Some(why) = responded.filter(|_| mode != Mode::Isolated) {
             return Err(SessionError::Engine(EngineError::Refused {
-                refusal: warden_core::mode::ModeRefusal::TooWeak {
-                    requested: mode,
-                    minimum: Mode::Isolated,
-                    level: ThreatLevel::High,
-                },
+                refusal: warden_core::mode::ModeRefusal::Escalated { mode, why },
                 analysis: warden_core::Analysis::default(),
             }));
         }
