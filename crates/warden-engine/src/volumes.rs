@@ -196,7 +196,7 @@ pub enum VolumeError {
     /// Another run or session writes to the volume (`[volumes] concurrent_writers`).
     #[error(
         "volume {name:?} already has a writer{}",
-        waited.map(|w| format!(" (waited {})", warden_core::units::format_duration(w))).unwrap_or_default()
+        waited.map(|w| format!(" (waited {:.1}s)", w.as_secs_f64())).unwrap_or_default()
     )]
     WriterBusy {
         /// The volume.
@@ -496,8 +496,9 @@ impl Volumes {
         for name in names {
             match self.inspect(&name) {
                 Ok(info) => infos.push(info),
-                // Removed meanwhile.
+                // Removed meanwhile (its files may have gone under the reads).
                 Err(VolumeError::NotFound { .. }) => {}
+                Err(_) if self.existing(&name).is_err() => {}
                 Err(e) => return Err(e),
             }
         }
@@ -553,7 +554,7 @@ impl Volumes {
 
     fn remove_dir(&self, name: &str, dir: PathBuf) -> Result<(), VolumeError> {
         let attached = self.attached();
-        let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
+        let _mounting = lock_mounting(name, &dir)?;
         // Under the lock a session's claim takes: a session given the volume meanwhile
         // keeps it.
         if let Some(session) = Meta::read(&dir, name)?.workspace_of.into_keys().next() {
@@ -719,7 +720,7 @@ impl Volumes {
             .attached()
             .get(name)
             .map_or((0, 0), |a| (a.readers, a.writers));
-        let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
+        let _mounting = lock_mounting(name, dir)?;
         let attached =
             readers_here + writers_here > 0 || try_lock(&dir.join("users.lock"), true)?.is_none();
         let writer = writers_here > 0 || try_lock(&dir.join("writer.lock"), true)?.is_none();
@@ -745,7 +746,7 @@ impl Volumes {
         let deadline = started + max_wait.min(settings.writer_wait);
         loop {
             {
-                let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
+                let _mounting = lock_mounting(name, dir)?;
                 if let Some(writer) = try_lock(&dir.join("writer.lock"), true)? {
                     return Ok(writer);
                 }
@@ -763,8 +764,8 @@ impl Volumes {
     /// Mounts the volume for this process's first lease (or finds it mounted by another
     /// process, or left mounted by one that died) and holds `users.lock` shared.
     fn mount(&self, name: &str, dir: &Path) -> Result<Flock<File>, VolumeError> {
-        let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
-        // Removed while this attach waited for the lock.
+        // Removed while this attach waited for the lock: not found.
+        let _mounting = lock_mounting(name, dir)?;
         self.existing(name)?;
         let users = lock(&dir.join("users.lock"), FlockArg::LockShared)?;
         let mnt = dir.join("mnt");
@@ -1030,6 +1031,29 @@ impl Drop for VolumeLease {
 }
 
 /// Opens (creating) `path` and locks it, waiting.
+/// Takes the volume `name`'s `mount.lock` in `dir`; `NotFound` when the volume is gone, or
+/// went while this waited for the lock (a removal renames the directory under the lock): two
+/// removals at once, or a listing during one, answer that and not an error of the lock file.
+fn lock_mounting(name: &str, dir: &Path) -> Result<Flock<File>, VolumeError> {
+    let gone = || VolumeError::NotFound {
+        name: name.to_owned(),
+    };
+    let path = dir.join("mount.lock");
+    let file = match open_lock(&path) {
+        Err(VolumeError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(gone())
+        }
+        opened => opened?,
+    };
+    let locked = Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| VolumeError::io("locking", &path)(e.into()))?;
+    match std::fs::symlink_metadata(dir) {
+        Ok(_) => Ok(locked),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(gone()),
+        Err(e) => Err(VolumeError::io("reading", dir)(e)),
+    }
+}
+
 fn lock(path: &Path, how: FlockArg) -> Result<Flock<File>, VolumeError> {
     let file = open_lock(path)?;
     Flock::lock(file, how).map_err(|(_, e)| VolumeError::io("locking", path)(e.into()))
@@ -1134,6 +1158,59 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(left, ["same"], "no build directory is left");
+    }
+
+    /// Bug hunt "vol": removals of one volume at once, and listings during removals, failed
+    /// with 500s (`opening .../mount.lock`): a removal that waited for the lock found the
+    /// volume's directory renamed away by the one before it. They answer not found now, and
+    /// a listing leaves out what went.
+    #[test]
+    fn removals_at_once_and_listings_during_them_find_the_volume_or_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let volumes = Volumes::new(VolumesSettings::in_dir(dir.path().join("volumes")));
+        for _ in 0..10 {
+            volumes.create("dup", ByteSize::mib(8)).expect("created");
+            let start = std::sync::Barrier::new(5);
+            let results: Vec<Result<(), VolumeError>> = std::thread::scope(|s| {
+                let removals: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            volumes.remove("dup")
+                        })
+                    })
+                    .collect();
+                let listing = s.spawn(|| {
+                    start.wait();
+                    (0..20).try_for_each(|_| volumes.list().map(drop))
+                });
+                let mut results: Vec<_> = removals
+                    .into_iter()
+                    .map(|t| t.join().expect("no panic"))
+                    .collect();
+                results.push(listing.join().expect("no panic"));
+                results
+            });
+            let removed = results[..4].iter().filter(|r| r.is_ok()).count();
+            assert_eq!(removed, 1, "{results:?}");
+            for err in results[..4].iter().filter_map(|r| r.as_ref().err()) {
+                assert_eq!(err.kind(), VolumeErrorKind::NotFound, "{err}");
+            }
+            assert!(results[4].is_ok(), "the listing: {results:?}");
+        }
+    }
+
+    /// Bug hunt "vol": the wait read `waited 3020235028ns`.
+    #[test]
+    fn a_writers_wait_reads_in_seconds() {
+        let busy = VolumeError::WriterBusy {
+            name: "q1".into(),
+            waited: Some(Duration::from_nanos(3_020_235_028)),
+        };
+        assert_eq!(
+            busy.to_string(),
+            "volume \"q1\" already has a writer (waited 3.0s)"
+        );
     }
 
     #[test]
