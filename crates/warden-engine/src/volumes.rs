@@ -545,10 +545,13 @@ impl Volumes {
 
     /// Removes the own workspace of a session that is removed; gone already is fine.
     pub(crate) fn remove_workspace(&self, name: &str) -> Result<(), VolumeError> {
-        match self.existing(name) {
-            Ok(dir) => self.remove_dir(name, dir),
+        match self
+            .existing(name)
+            .and_then(|dir| self.remove_dir(name, dir))
+        {
+            // Gone before, or while this waited for the removal ahead of it.
             Err(VolumeError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
+            removed => removed,
         }
     }
 
@@ -1198,6 +1201,17 @@ mod tests {
             }
             assert!(results[4].is_ok(), "the listing: {results:?}");
         }
+        // A session's own workspace, removed by removals of its session at once: each is done.
+        volumes.create("dup", ByteSize::mib(8)).expect("created");
+        let start = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    start.wait();
+                    volumes.remove_workspace("dup").expect("removed, or gone");
+                });
+            }
+        });
     }
 
     /// Bug hunt "vol": the wait read `waited 3020235028ns`.
