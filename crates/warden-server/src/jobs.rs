@@ -49,6 +49,12 @@ pub struct JobStatus {
     pub token: Option<String>,
 }
 
+/// The error of a job cancelled (`DELETE /v1/executions/{id}`) before it started, as the
+/// engine answers a cancelled execution.
+pub(crate) fn cancelled() -> serde_json::Value {
+    crate::error::ApiError::from(warden_engine::EngineError::Cancelled { ran: None }).body()
+}
+
 /// The message of a job the last server did not finish.
 pub(crate) const INTERRUPTED: &str =
     "the server stopped before this execution finished; submit it again";
@@ -136,20 +142,41 @@ impl Jobs {
     /// ([`crate::resume::Resubmission`], as JSON) to run it again if it has not started by
     /// then.
     pub(crate) async fn keep_queued(&self, id: &str, request: String) {
+        let (token, cancel) = match self.live().get_mut(id) {
+            Some(live) => {
+                live.resumable = true;
+                (live.token.clone(), Some(live.cancel.clone()))
+            }
+            None => (None, None),
+        };
         let status = JobStatus {
             id: id.to_owned(),
             state: JobState::Queued,
             result: None,
             error: None,
-            token: self.token_of(id),
+            token: token.clone(),
         };
-        if let Some(live) = self.live().get_mut(id) {
-            live.resumable = true;
-        }
-        let token = status.token.clone();
         self.kept
-            .write_queued(Kind::Job, id.to_owned(), token, status, request)
+            .write_queued(Kind::Job, id.to_owned(), token.clone(), status, request)
             .await;
+        // Checked after the write: a `DELETE` that cancelled it meanwhile may have kept it as
+        // cancelled before this write replaced that; either way it ends kept as cancelled.
+        if cancel.is_some_and(|cancel| cancel.is_cancelled()) {
+            self.keep_cancelled(id, token).await;
+        }
+    }
+
+    /// Keeps a job cancelled before it started as finished with [`cancelled`]: a restart
+    /// answers it so rather than running it again.
+    async fn keep_cancelled(&self, id: &str, token: Option<String>) {
+        self.keep(JobStatus {
+            id: id.to_owned(),
+            state: JobState::Finished,
+            result: None,
+            error: Some(cancelled()),
+            token,
+        })
+        .await;
     }
 
     /// The job runs: after a restart it is interrupted, not run again. Writes to the
@@ -207,18 +234,29 @@ impl Jobs {
     /// Cancels a job of `caller` still queued or running, or forgets a finished one; `None`
     /// for an unknown id or another's job.
     pub(crate) async fn delete(&self, id: &str, caller: Option<&str>) -> Option<Deleted> {
-        if let Some(live) = self.live().get(id) {
+        let cancelled = self.live().get(id).map(|live| {
             if live.token.as_deref() != caller {
                 return None;
             }
+            // Under the lock `set_running` takes: a job seen queued here is cancelled before
+            // it can start, and never runs.
             live.cancel.cancel();
-            return Some(Deleted::Cancelled(JobStatus {
+            Some(JobStatus {
                 id: id.to_owned(),
                 state: live.state,
                 result: None,
                 error: None,
                 token: live.token.clone(),
-            }));
+            })
+        });
+        if let Some(cancelled) = cancelled {
+            let status = cancelled?;
+            if status.state == JobState::Queued {
+                // Kept as cancelled now, not when a worker frees up: a server that stops
+                // before then must not leave it to the next one to run.
+                self.keep_cancelled(id, status.token.clone()).await;
+            }
+            return Some(Deleted::Cancelled(status));
         }
         let status = self.get(id, caller).await?;
         // A job that finished between the two looks is forgotten as finished.
@@ -427,6 +465,40 @@ mod tests {
         let third = Jobs::new(kept);
         assert!(third.resume().is_empty());
         assert_eq!(third.recover(), 1);
+    }
+
+    /// Bug hunt: a queued job cancelled by `DELETE` stayed kept as resumable, and the next
+    /// server ran it. Cancelled before or after its task kept it queued, a restart finds it
+    /// finished as cancelled, with nothing to run.
+    #[tokio::test]
+    async fn a_job_deleted_while_queued_is_kept_cancelled_and_never_runs_again() {
+        let kept = Arc::new(Kept::in_memory(Bounds::IN_MEMORY));
+        let before = Jobs::new(Arc::clone(&kept));
+        let (late, early) = (Cancellation::new(), Cancellation::new());
+        before.insert("late", late.clone(), Some("alice"));
+        before.keep_queued("late", "again".into()).await;
+        before.insert("early", early.clone(), Some("alice"));
+        for id in ["late", "early"] {
+            assert!(matches!(
+                before.delete(id, Some("alice")).await,
+                Some(Deleted::Cancelled(JobStatus {
+                    state: JobState::Queued,
+                    ..
+                }))
+            ));
+        }
+        assert!(late.is_cancelled() && early.is_cancelled());
+        // The task that keeps it queued ran after the `DELETE`.
+        before.keep_queued("early", "again".into()).await;
+        drop(before);
+        let after = Jobs::new(kept);
+        assert!(after.resume().is_empty(), "nothing runs again");
+        assert_eq!(after.recover(), 0, "nor is interrupted");
+        for id in ["late", "early"] {
+            let job = after.get(id, Some("alice")).await.expect("kept");
+            assert_eq!(job.state, JobState::Finished, "{job:?}");
+            assert_eq!(job.error.expect("an error")["kind"], "cancelled");
+        }
     }
 
     #[tokio::test]

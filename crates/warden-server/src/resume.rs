@@ -177,6 +177,10 @@ impl AppState {
         kept: String,
         admitted: crate::state::Admitted,
     ) {
+        if cancel.is_cancelled() {
+            // `DELETE` while it waited for its turn: kept as cancelled already.
+            return self.jobs().finish(&id, Err(crate::jobs::cancelled())).await;
+        }
         let parsed = serde_json::from_str::<Resubmission>(&kept)
             .map_err(|e| e.to_string())
             .and_then(|r| {

@@ -429,6 +429,14 @@ impl AppState {
         on_start: impl FnOnce() + Send + 'static,
     ) -> Result<Execution, ExecError> {
         let running = self.before_deadline(self.worker(admitted.place)).await??;
+        if request
+            .cancel
+            .as_ref()
+            .is_some_and(Cancellation::is_cancelled)
+        {
+            // Cancelled while it waited (a job's `DELETE`): it never starts.
+            return Err(ExecError::Engine(EngineError::Cancelled { ran: None }));
+        }
         let queued = admitted.at.elapsed();
         self.inner.metrics.queued(queued);
         let quota = admitted.quota;
