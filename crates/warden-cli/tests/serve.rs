@@ -1181,6 +1181,84 @@ fn asynchronous_answers_survive_a_restart_and_queued_ones_run_then() {
     );
 }
 
+/// Bug hunt: a queued `wait=false` job cancelled with `DELETE` (202, `queued`) ran anyway once
+/// the server restarted, and so did what a token removed from the configuration had queued,
+/// under no quota. After the restart the job is answered as cancelled, the removed token's
+/// job and submission are refused, and none of them runs.
+#[test]
+fn a_restart_runs_neither_a_cancelled_job_nor_a_removed_tokens_requests() {
+    let config =
+        |more: &str| format!("[server]\nworkers = 1\nshutdown_deadline = \"1s\"\n{TOKENS}{more}");
+    let gone = "[[server.tokens]]\nname = \"gone\"\ntoken = \"g0ne\"\n";
+    let first = Server::start(&config(gone));
+    let job = |server: &Server, token: &str, code: &str| {
+        let body = json!({"language": "bash", "code": code}).to_string();
+        let bearer = format!("Bearer {token}");
+        let answer = server.raw(
+            "POST",
+            "/v1/executions?wait=false",
+            &[("authorization", &bearer)],
+            Some(body),
+        );
+        assert_eq!(answer.code, 202, "{}", answer.body);
+        answer.json()["id"].as_str().expect("an id").to_owned()
+    };
+    job(&first, "s3cret", "sleep 612.5");
+    eventually("the slow program runs", || sleeping("612.5"));
+    let cancelled = job(&first, "s3cret", "echo cancelled-but-ran");
+    let deleted = first.request("DELETE", &format!("/v1/executions/{cancelled}"), None);
+    assert_eq!(deleted.code, 202, "{}", deleted.body);
+    assert_eq!(deleted.json()["state"], "queued", "{}", deleted.body);
+    job(&first, "g0ne", "echo revoked-but-ran");
+    let body = json!({"language_id": 46, "source_code": "echo revoked-but-judged"});
+    let submitted = first.raw(
+        "POST",
+        "/submissions",
+        &[("x-auth-token", "g0ne")],
+        Some(body.to_string()),
+    );
+    assert_eq!(submitted.code, 201, "{}", submitted.body);
+    let submission = submitted.json()["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    first.sigterm();
+    let mut first = first;
+    first.child.wait().expect("the first server exits");
+    first.world.write_config(&config(""));
+
+    let second = Server::start_in(Arc::clone(&first.world));
+    let answer = second.finished(&cancelled);
+    assert_eq!(answer["error"]["kind"], "cancelled", "{answer}");
+    // What was queued before the restart runs ahead of this: once it is done, so is that.
+    let after = job(&second, "s3cret", "echo after");
+    assert_eq!(second.finished(&after)["result"]["stdout"], "after\n");
+    let path = format!("/submissions/{submission}?base64_encoded=false&fields=status_id,message");
+    let judged = second.raw("GET", &path, &[("x-auth-token", "s3cret")], None);
+    assert_eq!(judged.code, 200, "{}", judged.body);
+    assert_eq!(judged.json()["status_id"], 13, "{}", judged.body);
+    assert!(
+        judged.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"gone\" that asked for this is no longer accepted")),
+        "{}",
+        judged.body
+    );
+    let listed = second
+        .world
+        .warden()
+        .args(["history", "--json"])
+        .output()
+        .expect("history");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listed.contains("but-ran"), "ran after all: {listed}");
+    assert!(!listed.contains("but-judged"), "ran after all: {listed}");
+    assert!(
+        !listed.contains("\"gone\""),
+        "recorded for the removed token: {listed}"
+    );
+}
+
 /// Judge0's multi-file program runs what the analysis did not read (its scripts build other
 /// files): where the configuration would run harmless code trusted, it runs sandboxed.
 #[test]

@@ -21,6 +21,18 @@ pub enum AuthError {
     /// The token presented is not one of the configured tokens.
     #[error("the API token is not valid")]
     Invalid,
+    /// A request accepted before a restart came with a token (here by its name) that the
+    /// server's configuration no longer has, or with none where one is now required.
+    #[error("{} that asked for this is no longer accepted", revoked(.0.as_deref()))]
+    Revoked(Option<String>),
+}
+
+/// Who [`AuthError::Revoked`] names.
+fn revoked(name: Option<&str>) -> String {
+    name.map_or_else(
+        || "a request without an API token".to_owned(),
+        |name| format!("the API token {name:?}"),
+    )
 }
 
 /// The configured tokens.
@@ -56,6 +68,17 @@ impl Tokens {
                 token: Some(name),
             })
             .ok_or(AuthError::Invalid)
+    }
+
+    /// Whether a caller known by `name` (a token's configured name; `None` without one) is
+    /// still accepted: any caller on a server without tokens, else only a configured token.
+    /// For what a request accepted before a restart carries ([`AuthError::Revoked`]).
+    pub(crate) fn still_accepts(&self, name: Option<&str>) -> Result<(), AuthError> {
+        let configured = |name: &str| self.tokens.iter().any(|t| t.name == name);
+        if self.tokens.is_empty() || name.is_some_and(configured) {
+            return Ok(());
+        }
+        Err(AuthError::Revoked(name.map(str::to_owned)))
     }
 
     /// Whether the token named `name` is marked `admin`.
@@ -147,6 +170,24 @@ mod tests {
             tokens().caller(&headers("authorization", "Bearer nope"), Api::Own),
             Err(AuthError::Invalid)
         );
+    }
+
+    /// Bug hunt: what a removed token had queued before a restart ran after it, unquota'd.
+    #[test]
+    fn a_removed_token_is_no_longer_accepted_for_what_it_left_queued() {
+        assert_eq!(tokens().still_accepts(Some("grader")), Ok(()));
+        let err = tokens().still_accepts(Some("alice")).expect_err("removed");
+        assert_eq!(err, AuthError::Revoked(Some("alice".into())));
+        assert_eq!(
+            err.to_string(),
+            "the API token \"alice\" that asked for this is no longer accepted"
+        );
+        assert!(
+            tokens().still_accepts(None).is_err(),
+            "a token is now required"
+        );
+        assert_eq!(Tokens::default().still_accepts(Some("alice")), Ok(()));
+        assert_eq!(Tokens::default().still_accepts(None), Ok(()));
     }
 
     #[test]

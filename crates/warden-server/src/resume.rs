@@ -6,7 +6,7 @@
 //! asked for it). One that had started is not run again: it is answered as interrupted, since
 //! its program may have done part of its work (a volume written, a callback's target reached).
 //! A request the new server's settings refuse (a language no longer configured, a limit above a
-//! lowered maximum) is answered with that refusal.
+//! lowered maximum, a token no longer configured) is answered with that refusal, and never runs.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -21,7 +21,8 @@ use crate::state::{Api, AppState, Caller};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Resubmission {
     /// The configured name of the token that asked, if any (the history records it; its
-    /// quotas were taken when the request was accepted).
+    /// quotas were taken when the request was accepted). A token the next server's
+    /// configuration no longer has is refused ([`crate::auth::AuthError::Revoked`]).
     #[serde(default)]
     pub(crate) token: Option<String>,
     /// Judge0: whether the body's text fields are base64 (`base64_encoded`).
@@ -157,6 +158,9 @@ impl AppState {
             Ok(r) => r,
             Err(e) => return refused(format!("its kept request is unreadable: {e}")),
         };
+        if let Err(revoked) = self.tokens().still_accepts(resubmission.token.as_deref()) {
+            return refused(format!("this server refuses it: {revoked}"));
+        }
         let input = match judge0::submission::parse(self, &resubmission.body, resubmission.base64) {
             Ok(input) => input,
             Err(invalid) => {
@@ -197,6 +201,10 @@ impl AppState {
                 return self.jobs().finish(&id, Err(error.body())).await;
             }
         };
+        if let Err(revoked) = self.tokens().still_accepts(token.as_deref()) {
+            let error = crate::error::ApiError::from(revoked);
+            return self.jobs().finish(&id, Err(error.body())).await;
+        }
         let mut request = match body.into_request(self.options()) {
             Ok(request) => request,
             Err(error) => return self.jobs().finish(&id, Err(error.body())).await,
@@ -243,6 +251,87 @@ mod tests {
             ..back
         };
         assert_eq!(ms_only.order(7), 5000);
+    }
+
+    /// Bug hunt: what a token removed from the configuration had queued ran after the restart,
+    /// under no quota. It is answered as the token is now: not accepted.
+    #[tokio::test]
+    async fn a_kept_request_of_a_removed_token_is_refused_and_never_runs() {
+        use crate::kept::{Kept, Kind};
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("results.sqlite3");
+        let kept = Kept::open(&path, std::time::Duration::from_secs(60)).expect("opened");
+        let again = |body: Value| {
+            Resubmission {
+                token: Some("gone".into()),
+                base64: false,
+                accepted_ms: None,
+                accepted_us: None,
+                body,
+            }
+            .to_json()
+        };
+        kept.put_queued(
+            Kind::Judge0,
+            "t",
+            Some("gone"),
+            r#"{"status_id": 1}"#,
+            &again(serde_json::json!({"language_id": 46, "source_code": "echo x"})),
+        );
+        kept.put_queued(
+            Kind::Job,
+            "j",
+            Some("gone"),
+            r#"{"id": "j", "state": "queued", "token": "gone"}"#,
+            &again(serde_json::json!({"language": "bash", "code": "echo x"})),
+        );
+        drop(kept);
+        let engine = warden_engine::Engine::new(warden_engine::EngineConfig::new(
+            "/nonexistent/warden".into(),
+        ))
+        .expect("engine");
+        let options = crate::ServerOptions {
+            results: Some(path.clone()),
+            tokens: vec![warden_core::TokenConfig {
+                name: "kept".into(),
+                token: "s3cret".into(),
+                max_concurrent: None,
+                requests_per_minute: None,
+                admin: false,
+            }],
+            ..crate::ServerOptions::default()
+        };
+        let state = AppState::with_options(engine, options);
+        assert_eq!(state.resume(), 1, "the submission is answered at once");
+        let submission = state.judge0_store().get("t").await.expect("kept");
+        assert_eq!(submission["status_id"], 13, "{submission:?}");
+        let message = {
+            use base64::Engine as _;
+            let encoded = submission["message"].as_str().unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .expect("base64, as kept");
+            String::from_utf8(bytes).expect("text")
+        };
+        assert!(message.contains("\"gone\""), "{message}");
+        assert!(message.contains("no longer accepted"), "{message}");
+        let start = std::time::Instant::now();
+        let job = loop {
+            let job = state.jobs().get("j", Some("gone")).await.expect("kept");
+            if job.state == crate::JobState::Finished {
+                break job;
+            }
+            assert!(start.elapsed().as_secs() < 10, "never answered");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        let error = job.error.expect("refused");
+        assert_eq!(error["kind"], "unauthorized", "{error}");
+        assert!(
+            error["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("\"gone\" that asked for this is no longer accepted")),
+            "{error}"
+        );
     }
 
     /// What the new server's settings refuse is answered with the refusal, not run, and not
