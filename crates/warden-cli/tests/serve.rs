@@ -1259,6 +1259,44 @@ fn a_restart_runs_neither_a_cancelled_job_nor_a_removed_tokens_requests() {
     );
 }
 
+/// Bug hunt: requests refused for a full queue (429 `queue_full`) took their caller's
+/// `requests_per_minute`, so a client that obeyed `Retry-After` was then refused for its quota.
+#[test]
+fn a_request_refused_for_a_full_queue_costs_none_of_the_rate() {
+    let server = Server::start(&format!(
+        "[server]\nworkers = 1\nqueue_size = 0\n{TOKENS}\
+         [[server.tokens]]\nname = \"rated\"\ntoken = \"r4ted\"\nrequests_per_minute = 2\n"
+    ));
+    let busy = server.request(
+        "POST",
+        "/v1/executions?wait=false",
+        Some(&json!({"language": "bash", "code": "sleep 612.75"})),
+    );
+    assert_eq!(busy.code, 202, "{}", busy.body);
+    eventually("the slow program runs", || sleeping("612.75"));
+    let rated = || {
+        let body = json!({"language": "bash", "code": "echo rated"}).to_string();
+        server.raw(
+            "POST",
+            "/v1/executions",
+            &[("authorization", "Bearer r4ted")],
+            Some(body),
+        )
+    };
+    for _ in 0..2 {
+        let full = rated();
+        assert_eq!(full.code, 429, "{}", full.body);
+        assert_eq!(full.json()["kind"], "queue_full", "{}", full.body);
+    }
+    let id = busy.json()["id"].as_str().expect("an id").to_owned();
+    let cancelled = server.request("DELETE", &format!("/v1/executions/{id}"), None);
+    assert_eq!(cancelled.code, 202, "{}", cancelled.body);
+    server.finished(&id);
+    let ran = rated();
+    assert_eq!(ran.code, 200, "{}", ran.body);
+    assert_eq!(ran.json()["stdout"], "rated\n", "{}", ran.body);
+}
+
 /// Judge0's multi-file program runs what the analysis did not read (its scripts build other
 /// files): where the configuration would run harmless code trusted, it runs sandboxed.
 #[test]

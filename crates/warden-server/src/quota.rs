@@ -164,8 +164,10 @@ impl Quotas {
     /// quota that refuses it: one caller cannot hold the server's descriptors, memory and
     /// connection slots with idle WebSockets or event streams.
     pub(crate) fn hold_stream(&self, token: Option<&str>) -> Result<StreamPermit, ExecError> {
+        // The place first: a connection refused for want of one costs no request of the rate.
+        let place = self.stream_place(token)?;
         self.charge(token)?;
-        self.stream_place(token)
+        Ok(place)
     }
 
     /// A place among `token`'s long-lived connections, not charged to its rate: an MCP
@@ -192,6 +194,20 @@ impl Quotas {
                 ),
                 retry_after_secs: 1,
             })
+    }
+
+    /// Gives back the request of `token`'s rate that [`Quotas::admit`] took for an execution
+    /// the server then refused (its queue full, or shutting down): only what is admitted counts
+    /// against the rate, so a client that waits as `Retry-After` says is not locked out by
+    /// its own retries. Taken first and given back, never checked first and taken after:
+    /// concurrent requests of one caller never pass its rate between the two.
+    pub(crate) fn refund(&self, token: Option<&str>) {
+        if let Some(rate) = token
+            .and_then(|t| self.by_name.get(t))
+            .and_then(|q| q.rate.as_ref())
+        {
+            rate.lock().unwrap_or_else(|e| e.into_inner()).give_back();
+        }
     }
 
     /// Takes one execution from `token`'s quotas, or says which is exhausted.
@@ -239,6 +255,11 @@ impl Bucket {
             return Ok(());
         }
         Err(((1.0 - self.available) / per_second).ceil().max(1.0) as u64)
+    }
+
+    /// Returns one request taken ([`Bucket::take`]), within the bucket's size.
+    fn give_back(&mut self) {
+        self.available = (self.available + 1.0).min(f64::from(self.per_minute));
     }
 }
 
@@ -312,12 +333,33 @@ mod tests {
         let err = quotas.hold_stream(None).expect_err("its third");
         assert!(err.to_string().starts_with("the server's caller"), "{err}");
         drop(a);
-        // A place is free again, but the three requests of the minute are spent.
+        // Bug hunt: the refused third was charged too, and the rate refused this one. A place
+        // is free again, and the third request of the minute is this one.
+        let c = quotas
+            .hold_stream(Some("ci"))
+            .expect("a place and the rate");
+        drop(c);
+        // Now the three requests of the minute are spent.
         let err = quotas.hold_stream(Some("ci")).expect_err("the rate");
         assert!(
             matches!(&err, ExecError::QuotaExceeded { reason, .. } if reason.contains("per minute")),
             "{err:?}"
         );
+    }
+
+    /// Bug hunt: a request the full queue refused still took one of its caller's rate, so a
+    /// client retrying as `Retry-After` said locked itself out.
+    #[test]
+    fn a_refunded_request_does_not_count_against_the_rate() {
+        let quotas = Quotas::new(&[token(None, Some(2))], 4);
+        for _ in 0..5 {
+            drop(quotas.admit(Some("ci")).expect("within the rate"));
+            quotas.refund(Some("ci"));
+        }
+        quotas.admit(Some("ci")).expect("first");
+        quotas.admit(Some("ci")).expect("second");
+        quotas.admit(Some("ci")).expect_err("the rate");
+        quotas.refund(None);
     }
 
     #[test]
@@ -332,5 +374,9 @@ mod tests {
         assert!(bucket.take(start).is_ok());
         assert_eq!(bucket.take(start), Err(30));
         assert!(bucket.take(start + Duration::from_secs(30)).is_ok());
+        bucket.give_back();
+        bucket.give_back();
+        bucket.give_back();
+        assert_eq!(bucket.available, 2.0, "never past a minute's worth");
     }
 }

@@ -302,7 +302,7 @@ impl AppState {
     }
 
     /// A place among `caller`'s long-lived connections (a WebSocket, an MCP event stream),
-    /// held until it is dropped, charged to its rate.
+    /// held until it is dropped, charged to its rate (once it has the place).
     pub(crate) fn hold_stream(&self, caller: &Caller) -> Result<StreamPermit, ExecError> {
         let held = self.inner.quotas.hold_stream(caller.token.as_deref());
         if held.is_err() {
@@ -376,14 +376,19 @@ impl AppState {
         charged
     }
 
-    /// Takes `caller`'s quota and a place in the queue.
+    /// Takes `caller`'s quota and a place in the queue; a request refused for want of a place
+    /// costs none of `caller`'s rate.
     pub(crate) fn admit(&self, caller: &Caller) -> Result<Admitted, ExecError> {
         let admitted = self
             .inner
             .quotas
             .admit(caller.token.as_deref())
             .and_then(|quota| {
-                let ticket = self.inner.admission.admit()?;
+                let ticket = self
+                    .inner
+                    .admission
+                    .admit()
+                    .inspect_err(|_| self.inner.quotas.refund(caller.token.as_deref()))?;
                 Ok(Admitted {
                     place: Place::Queued(ticket),
                     quota,
@@ -701,4 +706,63 @@ fn keep_answers(path: Option<&std::path::Path>, max_age: Duration) -> crate::kep
         );
         in_memory()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::TokenConfig;
+
+    fn token(name: &str, requests_per_minute: Option<u32>) -> TokenConfig {
+        TokenConfig {
+            name: name.into(),
+            token: format!("{name}-secret"),
+            max_concurrent: None,
+            requests_per_minute,
+            admin: false,
+        }
+    }
+
+    fn caller(token: &str) -> Caller {
+        Caller {
+            api: Api::Own,
+            token: Some(token.into()),
+        }
+    }
+
+    /// Bug hunt: requests the full queue refused (429 `queue_full`) took their caller's rate,
+    /// so a client that retried as `Retry-After` said was then refused for its quota.
+    #[tokio::test]
+    async fn a_request_refused_for_a_full_queue_costs_no_request_of_the_rate() {
+        let engine = Engine::new(warden_engine::EngineConfig::new(
+            "/nonexistent/warden".into(),
+        ))
+        .expect("engine");
+        let options = ServerOptions {
+            workers: 1,
+            queue_size: 0,
+            tokens: vec![token("a", Some(2)), token("b", None)],
+            ..ServerOptions::default()
+        };
+        let state = AppState::with_options(engine, options);
+        let busy = state.admit(&caller("b")).expect("the one place");
+        for _ in 0..2 {
+            assert!(matches!(
+                state.admit(&caller("a")),
+                Err(ExecError::QueueFull { .. })
+            ));
+        }
+        drop(busy);
+        let first = state.admit(&caller("a")).expect("within the rate");
+        drop(first);
+        let second = state.admit(&caller("a")).expect("within the rate");
+        drop(second);
+        assert!(
+            matches!(
+                state.admit(&caller("a")),
+                Err(ExecError::QuotaExceeded { .. })
+            ),
+            "two admitted: the rate is spent"
+        );
+    }
 }
