@@ -131,6 +131,8 @@ impl Metrics {
     ) {
         let mut counts = self.counts();
         let (tool, result) = match reply {
+            // As the history counts it (`/v1/tools/stats`, `warden tool stats`): nothing ran.
+            Ok(reply) if reply.refused => (tool, "refused"),
             Ok(reply) if reply.is_error => (tool, "error"),
             Ok(_) => (tool, "ok"),
             Err(ToolCallError::Unknown(_)) => (UNKNOWN_TOOL, "refused"),
@@ -610,6 +612,36 @@ mod tests {
         assert_eq!(counts.denied.get("limited_access"), Some(&2));
         assert_eq!(counts.network_bytes.get("up"), Some(&111));
         assert_eq!(counts.network_bytes.get("down"), Some(&2022));
+    }
+
+    /// Bug hunt: a call the `[response]` rule refused (`is_error` and `refused`) was counted
+    /// as `result="error"`, while `/v1/tools/stats` counts it as a refusal.
+    #[test]
+    fn a_refused_tool_reply_counts_as_refused() {
+        let metrics = Metrics::default();
+        let reply = |is_error: bool, refused: bool| {
+            Ok(ToolReply {
+                tool: "run_code".to_owned(),
+                is_error,
+                text: String::new(),
+                structured: None,
+                execution: None,
+                refused,
+                latency: Duration::ZERO,
+            })
+        };
+        for (is_error, refused) in [(true, true), (true, false), (false, false)] {
+            metrics.tool_called("mcp", "run_code", Duration::ZERO, &reply(is_error, refused));
+        }
+        let counts = metrics.counts();
+        for result in ["refused", "error", "ok"] {
+            assert_eq!(
+                counts.tool_calls.get(&("run_code".to_owned(), result)),
+                Some(&1),
+                "{result}: {:?}",
+                counts.tool_calls
+            );
+        }
     }
 
     #[test]
