@@ -1272,3 +1272,38 @@ fn slow_downloads_hold_neither_the_file_in_memory_nor_more_than_their_slots() {
     });
     assert!(whole, "the slots never came back\n{}", server.log());
 }
+
+/// Bug hunt "vol": the idle timeout stopped a session while a download from it was still
+/// being sent (the download counted as a use only when it began). Each piece sent is a use.
+#[test]
+fn a_download_in_progress_keeps_its_session_from_idling() {
+    use std::io::{Read, Write};
+    let server = LiveServer::start("");
+    let id = create(&server, &["--disk", "128MiB", "--idle-timeout", "2s"]);
+    ok(
+        &server,
+        &["exec", &id, "--", "head -c 15000000 /dev/zero > big"],
+    );
+    let mut stream = std::net::TcpStream::connect(server.addr()).expect("connects");
+    write!(
+        stream,
+        "GET /v1/sessions/{id}/file?path=big HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .expect("request sent");
+    // A slow reader: 8 KiB every 50 ms for 5 s, more than twice the idle timeout.
+    let mut piece = vec![0; 8 << 10];
+    let mut read = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        read += stream.read(&mut piece).expect("the download goes on");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        read > 0 && read < 15_000_000,
+        "still downloading: {read} bytes"
+    );
+    assert_eq!(show(&server, &id)["state"], "running", "{}", server.log());
+    drop(stream);
+    ok(&server, &["rm", &id]);
+}

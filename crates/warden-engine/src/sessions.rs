@@ -311,9 +311,30 @@ pub(crate) struct Session {
     /// The workspace on the host while the session runs, for file operations during calls.
     host_path: Mutex<Option<PathBuf>>,
     busy: std::sync::atomic::AtomicBool,
+    /// Downloads of its files still being sent ([`Download`]): the session is in use.
+    downloads: std::sync::atomic::AtomicUsize,
     /// Being removed: its workspace may be gone before the store forgets it.
     removing: std::sync::atomic::AtomicBool,
     dir: PathBuf,
+}
+
+/// A download's hold on a session: it is in use, not idle, until the download ends (its last
+/// byte sent, or its client gone), and used last then.
+pub(crate) struct Download(Arc<Session>);
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0
+            .downloads
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Download").field(&self.0.id).finish()
+    }
 }
 
 /// A call's hold on a running session; dropping it ends the call.
@@ -344,6 +365,7 @@ impl Session {
             usage: Mutex::new(usage),
             host_path: Mutex::new(host_path),
             busy: std::sync::atomic::AtomicBool::new(false),
+            downloads: std::sync::atomic::AtomicUsize::new(0),
             removing: std::sync::atomic::AtomicBool::new(false),
             dir,
         }
@@ -375,6 +397,13 @@ impl Session {
     /// Marks the session used now.
     pub(crate) fn touch(&self) {
         self.meta().last_used_ms = now_ms();
+    }
+
+    /// Holds the session in use while one of its files is sent.
+    pub(crate) fn download(self: &Arc<Self>) -> Download {
+        self.downloads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Download(Arc::clone(self))
     }
 
     /// Marks it as being removed ([`Session::is_removing`]).
@@ -534,7 +563,8 @@ impl Session {
             ));
         }
         let idle = i64::try_from(meta.idle_timeout_ms).unwrap_or(i64::MAX / 2);
-        let busy = self.busy.load(std::sync::atomic::Ordering::SeqCst);
+        let busy = self.busy.load(std::sync::atomic::Ordering::SeqCst)
+            || self.downloads.load(std::sync::atomic::Ordering::SeqCst) > 0;
         if !busy && now - meta.last_used_ms >= idle {
             return Some(format!(
                 "it was idle for {} (its idle timeout)",

@@ -4,10 +4,11 @@
 //! once it stopped), every path walked with `O_NOFOLLOW` by `tools/files.rs`.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use super::sessions::patiently;
 use super::Engine;
-use crate::sessions::{Session, SessionError};
+use crate::sessions::{Download, Session, SessionError};
 use crate::tools::files;
 use crate::tools::{FileEntry, FilesError};
 use crate::volumes::VolumeLease;
@@ -47,7 +48,6 @@ pub enum FileAnswer {
 /// at a time, so that a client that reads slowly holds one piece of it in the server, not the
 /// file. Its size is the file's when it was opened; the bytes are read from the descriptor
 /// opened then, so a link or a FIFO put at its path meanwhile is never reached.
-#[derive(Debug)]
 pub struct SessionFile {
     // Declared before the lease: the descriptor closes first, and the volume is then let go
     // unmounted, not busy (a busy one is only detached).
@@ -57,6 +57,20 @@ pub struct SessionFile {
     left: u64,
     /// A stopped session's volume, mounted for the download.
     _lease: Option<VolumeLease>,
+    /// The session, in use as long as the download goes on: its idle timeout does not stop it
+    /// under a slow download.
+    session: Download,
+}
+
+impl std::fmt::Debug for SessionFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionFile")
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .field("left", &self.left)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionFile {
@@ -124,7 +138,7 @@ impl Engine {
     }
 
     /// [`Engine::session_files`] on a session found.
-    fn files_of(&self, session: &Session, op: FileOp) -> Result<FileAnswer, SessionError> {
+    fn files_of(&self, session: &Arc<Session>, op: FileOp) -> Result<FileAnswer, SessionError> {
         let writes = matches!(op, FileOp::Write(..) | FileOp::Delete(_));
         let (workspace, lease) = match session.open_host_root() {
             Some(opened) => (opened?, None),
@@ -162,6 +176,7 @@ impl Engine {
                     size,
                     left: size,
                     _lease: lease,
+                    session: session.download(),
                 }));
             }
             FileOp::Write(path, bytes) => {
