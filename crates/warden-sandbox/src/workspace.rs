@@ -1,8 +1,10 @@
 //! Writing a job's files into the workspace. Runs in the init. Earlier jobs of the same sandbox
 //! ran untrusted code that could write there, so every step is relative to an open directory
 //! and never follows a link: a directory on the way must be a real directory (`O_NOFOLLOW`),
-//! and a file of the same name is unlinked and created anew (`O_EXCL`), so a planted symlink
-//! or FIFO is replaced, never written through.
+//! and a file is created anew under a temporary name (`O_EXCL | O_NOFOLLOW`) and renamed over
+//! the one of the same name, so a planted symlink or FIFO is replaced, never written through.
+//! A job's files are all renamed into place once every one is written, so that a job refused
+//! halfway through leaves the workspace as it was: a session's or a volume's outlives it.
 //!
 //! The files must fit the job's room ([`Room`]): the workspace's size cap, the job's
 //! `workspace_size`, and, where the workspace's pages are charged to the job's cgroup (the
@@ -10,12 +12,13 @@
 //! written ([`Misfit`]), not left to fail as an out-of-memory kill of the init or a full disk
 //! halfway through.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, OFlag};
+use nix::fcntl::{openat, renameat, OFlag};
 use nix::sys::stat::{fchmod, mkdirat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use serde::{Deserialize, Serialize};
@@ -108,11 +111,14 @@ impl Contents for FileBytes {
 }
 
 /// Writes `files` under `workdir`, their contents taken from `contents`: all of them, or none
-/// when one cannot be (every path is checked first, and the files' size against `room`). A
-/// session's workspace keeps what an earlier call planted there, a link where a file's
-/// directory should be: refused after the files before it were written, the call left them
-/// behind although it was refused. A full workspace halfway through (room was reckoned from
-/// the tmpfs's use, which rounds to pages) is a [`Misfit`] too.
+/// when one cannot be. Every path is checked first (a link or a file where a directory of it
+/// goes, a directory where it goes, one file's path a directory of another's), and the files'
+/// size against `room`. Then each file is written under a temporary name beside its place
+/// ([`Staged`]), and only once all are written are they renamed into place: a session's
+/// workspace or a volume outlives the call, and a call refused halfway through (a full
+/// workspace: `room` is reckoned from the tmpfs's use, which rounds to pages, and a session's
+/// workspace has none) left some files overwritten, the old contents lost. A full workspace
+/// halfway through is a [`Misfit`] where there is a `room`.
 pub(crate) fn write_files(
     workdir: &Path,
     files: &[WorkspaceFile],
@@ -123,38 +129,36 @@ pub(crate) fn write_files(
         return Ok(());
     }
     let root = open_dir(None, workdir).map_err(|e| SetupError::sys("open", workdir, e))?;
-    let mut replaced = 0u64;
     for file in files {
-        replaced +=
-            check_one(&root, file).map_err(|e| SetupError::sys(WRITE_STEP, &file.path, e))?;
+        check_one(&root, file, files).map_err(|e| SetupError::sys(WRITE_STEP, &file.path, e))?;
     }
     let total = files.iter().map(|f| f.len).fold(0u64, u64::saturating_add);
     if let Some(room) = room {
-        check_room(&room, total, replaced)?;
+        check_room(&room, total)?;
     }
+    let mut staged = Staged::default();
     for file in files {
-        write_one(&root, file, contents).map_err(|e| match (e, room) {
-            (Errno::ENOSPC, Some(room)) => Misfit {
-                limit: "workspace_size".into(),
-                size: room.size.bytes(),
-                holds: room.holds.bytes(),
-                files: total,
-            }
-            .error(),
-            (e, _) => SetupError::sys(WRITE_STEP, &file.path, e),
-        })?;
+        if let Err(e) = staged.write(&root, file, contents) {
+            staged.discard();
+            return Err(match (e, room) {
+                (Errno::ENOSPC, Some(room)) => Misfit {
+                    limit: "workspace_size".into(),
+                    size: room.size.bytes(),
+                    holds: room.holds.bytes(),
+                    files: total,
+                }
+                .error(),
+                (e, _) => SetupError::sys(WRITE_STEP, &file.path, e),
+            });
+        }
     }
-    Ok(())
+    staged.commit()
 }
 
-/// Refuses files of `total` bytes (`replaced` of them taking the place of files there now)
-/// that do not fit `room`.
-fn check_room(room: &Room, total: u64, replaced: u64) -> Result<(), SetupError> {
-    let after = room
-        .holds
-        .bytes()
-        .saturating_sub(replaced)
-        .saturating_add(total);
+/// Refuses files of `total` bytes that do not fit `room`. The files they replace count: they
+/// are kept until every new one is written ([`Staged`]).
+fn check_room(room: &Room, total: u64) -> Result<(), SetupError> {
+    let after = room.holds.bytes().saturating_add(total);
     let misfit = |limit: &str, size: ByteSize| Misfit {
         limit: limit.into(),
         size: size.bytes(),
@@ -188,56 +192,120 @@ fn components(file: &WorkspaceFile) -> Result<Vec<&std::ffi::OsStr>, Errno> {
         .collect()
 }
 
-/// Fails as [`write_one`] would on what is there now, writing nothing: a directory of the
-/// path that is a link or a file, or a directory where the file goes. What is missing is
-/// made by the write. Returns the size of the file the write replaces (0 for none).
-fn check_one(root: &OwnedFd, file: &WorkspaceFile) -> Result<u64, Errno> {
+/// Fails as [`Staged::write`] or [`Staged::commit`] would on what is there now, writing
+/// nothing: a directory of the path that is a link or a file, a directory where the file goes,
+/// or a directory of the path that is another of the job's `files`. What is missing is made
+/// by the write.
+fn check_one(root: &OwnedFd, file: &WorkspaceFile, files: &[WorkspaceFile]) -> Result<(), Errno> {
     let components = components(file)?;
     let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
+    let is_a_file = |dir: &Path| files.iter().any(|other| other.path == dir);
+    if file.path.ancestors().skip(1).any(is_a_file) {
+        return Err(Errno::ENOTDIR);
+    }
     let mut dir = root.try_clone().map_err(|_| Errno::EBADF)?;
     for parent in parents {
         dir = match open_dir(Some(&dir), Path::new(parent)) {
             Ok(next) => next,
-            Err(Errno::ENOENT) => return Ok(0),
+            Err(Errno::ENOENT) => return Ok(()),
             Err(e) => return Err(e),
         };
     }
     match nix::sys::stat::fstatat(dir.as_fd(), *name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Err(Errno::EISDIR),
-        Ok(st) => Ok(u64::try_from(st.st_blocks).unwrap_or(0).saturating_mul(512)),
-        Err(Errno::ENOENT) => Ok(0),
+        Ok(_) | Err(Errno::ENOENT) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-fn write_one(
-    root: &OwnedFd,
-    file: &WorkspaceFile,
-    contents: &mut dyn Contents,
-) -> Result<(), Errno> {
-    let components = components(file)?;
-    let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
-    let mut dir = root.try_clone().map_err(|_| Errno::EBADF)?;
-    for parent in parents {
-        match mkdirat(dir.as_fd(), *parent, Mode::from_bits_truncate(0o755)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(e),
+/// A job's files written under temporary names beside their places, and the directories made
+/// for them: renamed into place together ([`Staged::commit`]), or removed, the workspace left
+/// as it was ([`Staged::discard`]).
+#[derive(Default)]
+struct Staged {
+    /// Each file's directory, its temporary name and its name, in job order.
+    files: Vec<(OwnedFd, OsString, OsString)>,
+    /// The directories made, each with the directory it is in, in the order they were made.
+    made: Vec<(OwnedFd, OsString)>,
+}
+
+impl Staged {
+    /// Writes `file` under a new temporary name in its directory, made first where missing.
+    /// Each directory on the way is opened `O_NOFOLLOW` and the file created `O_EXCL |
+    /// O_NOFOLLOW`, relative to `root`: a link planted in the workspace is never followed.
+    fn write(
+        &mut self,
+        root: &OwnedFd,
+        file: &WorkspaceFile,
+        contents: &mut dyn Contents,
+    ) -> Result<(), Errno> {
+        let components = components(file)?;
+        let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
+        let mut dir = root.try_clone().map_err(|_| Errno::EBADF)?;
+        for parent in parents {
+            match mkdirat(dir.as_fd(), *parent, Mode::from_bits_truncate(0o755)) {
+                Ok(()) => {
+                    let at = dir.try_clone().map_err(|_| Errno::EBADF)?;
+                    self.made.push((at, parent.to_os_string()));
+                }
+                Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            dir = open_dir(Some(&dir), Path::new(parent))?;
         }
-        dir = open_dir(Some(&dir), Path::new(parent))?;
+        let mode = Mode::from_bits_truncate(if file.executable { 0o755 } else { 0o644 });
+        let (fd, temporary) = create_temporary(&dir, self.files.len(), mode)?;
+        self.files.push((dir, temporary, name.to_os_string()));
+        // The umask may have taken bits off.
+        fchmod(fd.as_fd(), mode)?;
+        contents
+            .write_next(file, &mut std::fs::File::from(fd))
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
     }
-    match unlinkat(dir.as_fd(), *name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => {}
-        Err(e) => return Err(e),
+
+    /// Renames every file into place, replacing what is there (a file, or a link, never
+    /// followed). The checks before the writes leave a rename nothing to fail on; should one
+    /// fail even so, the files not yet renamed are removed.
+    fn commit(mut self) -> Result<(), SetupError> {
+        let files = std::mem::take(&mut self.files);
+        let mut files = files.into_iter();
+        while let Some((dir, temporary, name)) = files.next() {
+            if let Err(e) = renameat(dir.as_fd(), &*temporary, dir.as_fd(), &*name) {
+                self.files = files.collect();
+                self.discard();
+                return Err(SetupError::sys(WRITE_STEP, Path::new(&name), e));
+            }
+        }
+        Ok(())
     }
-    let mode = Mode::from_bits_truncate(if file.executable { 0o755 } else { 0o644 });
+
+    /// Removes the temporary files and then, newest first, the directories made for them,
+    /// should they be empty.
+    fn discard(self) {
+        for (dir, temporary, _) in &self.files {
+            let _ = unlinkat(dir.as_fd(), &**temporary, UnlinkatFlags::NoRemoveDir);
+        }
+        for (dir, name) in self.made.iter().rev() {
+            let _ = unlinkat(dir.as_fd(), &**name, UnlinkatFlags::RemoveDir);
+        }
+    }
+}
+
+/// Creates the temporary file of the job's `index`th file in `dir`, of a name not there yet
+/// (`O_EXCL`: the session's programs may have planted a file or a link of that name), and
+/// returns it and its name.
+fn create_temporary(dir: &OwnedFd, index: usize, mode: Mode) -> Result<(OwnedFd, OsString), Errno> {
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = openat(dir.as_fd(), *name, flags, mode)?;
-    // The umask may have taken bits off.
-    fchmod(fd.as_fd(), mode)?;
-    contents
-        .write_next(file, &mut std::fs::File::from(fd))
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    let mut attempt = 0u32;
+    loop {
+        let name = OsString::from(format!(".warden-write.{index}.{attempt}"));
+        match openat(dir.as_fd(), name.as_os_str(), flags, mode) {
+            Ok(fd) => return Ok((fd, name)),
+            Err(Errno::EEXIST) if attempt < 1000 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Opens a directory without following a final symlink (relative to `at` when given).
@@ -313,6 +381,99 @@ mod tests {
             std::fs::read_dir(outside.path()).expect("listed").count(),
             0
         );
+    }
+
+    /// Contents that run out of room at the file named `full`, as a full workspace does.
+    struct FullAt(&'static str);
+
+    impl Contents for FullAt {
+        fn write_next(
+            &mut self,
+            file: &WorkspaceFile,
+            out: &mut std::fs::File,
+        ) -> std::io::Result<()> {
+            out.write_all(&file.contents)?;
+            if file.path == Path::new(self.0) {
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            Ok(())
+        }
+    }
+
+    /// Bug hunt: a session call whose second file did not fit the workspace was refused
+    /// (422) after its first file, and part of the second, had replaced the files there:
+    /// their old contents were lost.
+    #[test]
+    fn a_file_that_does_not_fit_leaves_every_file_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), "old a").expect("write");
+        std::fs::write(dir.path().join("b.txt"), "precious data").expect("write");
+        let refused = write_files(
+            dir.path(),
+            &[
+                WorkspaceFile::new("a.txt", "new a"),
+                WorkspaceFile::new("new/dir/c.txt", "c"),
+                WorkspaceFile::new("b.txt", "b".repeat(6000)),
+            ],
+            &mut FullAt("b.txt"),
+            None,
+        )
+        .expect_err("refused");
+        assert!(format!("{refused:?}").contains("b.txt"), "{refused:?}");
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect("read");
+        assert_eq!(read("a.txt"), "old a");
+        assert_eq!(read("b.txt"), "precious data");
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("listed")
+            .map(|entry| entry.expect("an entry").file_name())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["a.txt", "b.txt"],
+            "the call left files or directories"
+        );
+    }
+
+    /// A temporary name the session's programs planted, as a file or a link, is neither
+    /// written through nor in the way.
+    #[test]
+    fn planted_temporary_names_are_stepped_around() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let target = outside.path().join("victim");
+        std::fs::write(&target, "untouched").expect("write");
+        for attempt in 0..10 {
+            let name = format!(".warden-write.0.{attempt}");
+            std::os::unix::fs::symlink(&target, dir.path().join(name)).expect("symlink");
+        }
+        write_files(
+            dir.path(),
+            &[WorkspaceFile::new("a.txt", "new")],
+            &mut InMemory,
+            None,
+        )
+        .expect("written");
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "untouched");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).expect("read"),
+            "new"
+        );
+    }
+
+    /// One file of a call where another's directory goes is refused before anything is
+    /// written, in either order.
+    #[test]
+    fn a_file_where_another_files_directory_goes_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, under) = (
+            WorkspaceFile::new("lib", "x"),
+            WorkspaceFile::new("lib/x.py", "x = 1"),
+        );
+        for files in [[file.clone(), under.clone()], [under, file]] {
+            assert!(write_files(dir.path(), &files, &mut InMemory, None).is_err());
+            assert_eq!(std::fs::read_dir(dir.path()).expect("listed").count(), 0);
+        }
     }
 
     #[test]
