@@ -1132,6 +1132,39 @@ fn a_call_refused_for_one_of_its_files_writes_none() {
     assert_eq!(body["stdout"], "lib\nlost+found\n", "{body}");
 }
 
+/// Bug hunt: a call whose second file did not fit the session's workspace was refused (422)
+/// after its first file, and 4.6 MB of the second, had replaced the files there: the old
+/// contents were lost. Its files are all written, or none.
+#[test]
+fn a_call_refused_for_a_full_workspace_leaves_its_files_as_they_were() {
+    let server = LiveServer::start("");
+    let (id, exec) = session_with(&server, json!({"disk": "8MiB"}));
+    let (status, body) = exec(json!({"command": "head -c 3000000 /dev/zero > big3"}));
+    assert_eq!(status, 200, "{body}");
+    let file = |name: &str| format!("/v1/sessions/{id}/file?path={name}");
+    for (name, old) in [("main.py", "print('old')"), ("b.txt", "precious data")] {
+        let (status, body) = server.request("PUT", &file(name), Some(old));
+        assert_eq!(status, 204, "{body}");
+    }
+    let files = json!({"language": "python", "files": [
+        {"name": "main.py", "content": "print(1)"},
+        {"name": "new/b.txt", "content": "b"},
+        {"name": "b.txt", "content": "b".repeat(6_000_000)},
+    ]});
+    let (status, body) = exec(files);
+    assert_eq!(status, 422, "{body}");
+    for (name, old) in [("main.py", "print('old')"), ("b.txt", "precious data")] {
+        let (status, body) = server.request("GET", &file(name), None);
+        assert_eq!((status, body.as_str()), (200, old), "{name}");
+    }
+    let (status, body) = exec(json!({"command": "ls -A"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["stdout"], "b.txt\nbig3\nlost+found\nmain.py\n",
+        "{body}"
+    );
+}
+
 /// Bug hunt: a call's `limits.workspace_size` was accepted and echoed in its result but not
 /// applied: `/tmp` kept the session's size. It is refused, naming the field, and a call's
 /// result reports the size it has.
