@@ -12,10 +12,12 @@
 //! written ([`Misfit`]), not left to fail as an out-of-memory kill of the init or a full disk
 //! halfway through.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, OFlag};
@@ -129,8 +131,9 @@ pub(crate) fn write_files(
         return Ok(());
     }
     let root = open_dir(None, workdir).map_err(|e| SetupError::sys("open", workdir, e))?;
+    let paths: HashSet<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     for file in files {
-        check_one(&root, file, files).map_err(|e| SetupError::sys(WRITE_STEP, &file.path, e))?;
+        check_one(&root, file, &paths).map_err(|e| SetupError::sys(WRITE_STEP, &file.path, e))?;
     }
     let total = files.iter().map(|f| f.len).fold(0u64, u64::saturating_add);
     if let Some(room) = room {
@@ -194,13 +197,12 @@ fn components(file: &WorkspaceFile) -> Result<Vec<&std::ffi::OsStr>, Errno> {
 
 /// Fails as [`Staged::write`] or [`Staged::commit`] would on what is there now, writing
 /// nothing: a directory of the path that is a link or a file, a directory where the file goes,
-/// or a directory of the path that is another of the job's `files`. What is missing is made
-/// by the write.
-fn check_one(root: &OwnedFd, file: &WorkspaceFile, files: &[WorkspaceFile]) -> Result<(), Errno> {
+/// or a directory of the path that is another of the job's files (`paths`). What is missing
+/// is made by the write.
+fn check_one(root: &OwnedFd, file: &WorkspaceFile, paths: &HashSet<&Path>) -> Result<(), Errno> {
     let components = components(file)?;
     let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
-    let is_a_file = |dir: &Path| files.iter().any(|other| other.path == dir);
-    if file.path.ancestors().skip(1).any(is_a_file) {
+    if file.path.ancestors().skip(1).any(|dir| paths.contains(dir)) {
         return Err(Errno::ENOTDIR);
     }
     let mut dir = root.try_clone().map_err(|_| Errno::EBADF)?;
@@ -224,9 +226,12 @@ fn check_one(root: &OwnedFd, file: &WorkspaceFile, files: &[WorkspaceFile]) -> R
 #[derive(Default)]
 struct Staged {
     /// Each file's directory, its temporary name and its name, in job order.
-    files: Vec<(OwnedFd, OsString, OsString)>,
+    files: Vec<(Rc<OwnedFd>, OsString, OsString)>,
     /// The directories made, each with the directory it is in, in the order they were made.
     made: Vec<(OwnedFd, OsString)>,
+    /// The files' directories opened so far, by path: one descriptor each, however many files
+    /// a directory gets (a job of thousands of files stays under the descriptor limit).
+    dirs: HashMap<PathBuf, Rc<OwnedFd>>,
 }
 
 impl Staged {
@@ -241,6 +246,31 @@ impl Staged {
     ) -> Result<(), Errno> {
         let components = components(file)?;
         let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
+        let path: PathBuf = parents.iter().collect();
+        let dir = match self.dirs.get(&path) {
+            Some(dir) => Rc::clone(dir),
+            None => {
+                let dir = Rc::new(self.make_dirs(root, parents)?);
+                self.dirs.insert(path, Rc::clone(&dir));
+                dir
+            }
+        };
+        let mode = Mode::from_bits_truncate(if file.executable { 0o755 } else { 0o644 });
+        let (fd, temporary) = create_temporary(&dir, self.files.len(), mode)?;
+        self.files.push((dir, temporary, name.to_os_string()));
+        // The umask may have taken bits off.
+        fchmod(fd.as_fd(), mode)?;
+        contents
+            .write_next(file, &mut std::fs::File::from(fd))
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    }
+
+    /// Opens the directory `parents` names under `root`, making what is missing.
+    fn make_dirs(
+        &mut self,
+        root: &OwnedFd,
+        parents: &[&std::ffi::OsStr],
+    ) -> Result<OwnedFd, Errno> {
         let mut dir = root.try_clone().map_err(|_| Errno::EBADF)?;
         for parent in parents {
             match mkdirat(dir.as_fd(), *parent, Mode::from_bits_truncate(0o755)) {
@@ -253,14 +283,7 @@ impl Staged {
             }
             dir = open_dir(Some(&dir), Path::new(parent))?;
         }
-        let mode = Mode::from_bits_truncate(if file.executable { 0o755 } else { 0o644 });
-        let (fd, temporary) = create_temporary(&dir, self.files.len(), mode)?;
-        self.files.push((dir, temporary, name.to_os_string()));
-        // The umask may have taken bits off.
-        fchmod(fd.as_fd(), mode)?;
-        contents
-            .write_next(file, &mut std::fs::File::from(fd))
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+        Ok(dir)
     }
 
     /// Renames every file into place, replacing what is there (a file, or a link, never
@@ -459,6 +482,22 @@ mod tests {
             std::fs::read_to_string(dir.path().join("a.txt")).expect("read"),
             "new"
         );
+    }
+
+    /// The files of one directory share its descriptor until they are renamed into place: a
+    /// job of more files than the descriptor limit is written.
+    #[test]
+    fn many_files_in_one_directory_are_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (limit, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .expect("getrlimit");
+        let count = limit.saturating_add(16).min(50_000);
+        let files: Vec<_> = (0..count)
+            .map(|i| WorkspaceFile::new(format!("many/f{i}"), "x"))
+            .collect();
+        write_files(dir.path(), &files, &mut InMemory, None).expect("written");
+        let names = std::fs::read_dir(dir.path().join("many")).expect("listed");
+        assert_eq!(u64::try_from(names.count()).expect("a count"), count);
     }
 
     /// One file of a call where another's directory goes is refused before anything is
