@@ -1340,3 +1340,30 @@ fn a_download_in_progress_keeps_its_session_from_idling() {
     drop(stream);
     ok(&server, &["rm", &id]);
 }
+
+/// Bug hunt "vol": a session call still running at the shutdown deadline was answered 409
+/// (its session stopped with the server) where every other request the deadline ends gets
+/// 503 `shutting_down` (docs/server.md, Shutdown).
+#[test]
+fn a_session_call_ended_by_the_shutdown_deadline_is_answered_shutting_down() {
+    let mut server = LiveServer::start("[server]\nshutdown_deadline = \"1s\"\n");
+    let id = create(&server, &[]);
+    let (status, body) = std::thread::scope(|scope| {
+        let call = scope.spawn(|| {
+            let body = json!({"command": "sleep 600.25"}).to_string();
+            server.request("POST", &format!("/v1/sessions/{id}/exec"), Some(&body))
+        });
+        assert!(
+            eventually(Duration::from_secs(30), || show(&server, &id)["busy"]
+                == true),
+            "the call runs"
+        );
+        let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM sent");
+        call.join().expect("answered")
+    });
+    assert_eq!(status, 503, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(answer["kind"], "shutting_down", "{body}");
+    server.stop(Duration::from_secs(30));
+}

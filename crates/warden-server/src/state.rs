@@ -238,6 +238,11 @@ impl AppState {
         self.inner.past_deadline.send_replace(true);
     }
 
+    /// Whether the shutdown deadline has passed ([`AppState::deadline_passed`]).
+    pub(crate) fn is_past_deadline(&self) -> bool {
+        *self.inner.past_deadline.borrow()
+    }
+
     /// What `work` gives, or [`ExecError::ShuttingDown`] once [`AppState::deadline_passed`]
     /// was called (`work` is dropped then).
     async fn before_deadline<T>(

@@ -22,6 +22,7 @@ use crate::execution_request::{ExecutionBody, LimitsBody, ModeBody};
 use crate::json_body::JsonObject;
 use crate::quota::FilePermit;
 use crate::state::AppState;
+use crate::ExecError;
 
 /// The bytes of a download read at once: what a client that reads slowly holds in the server
 /// (beside its socket's buffer), however large the file.
@@ -321,7 +322,15 @@ pub(crate) async fn exec(
     let ran = tokio::time::timeout(deadline, state.session_call(id, call, caller))
         .await
         .map_err(|_| ApiError::deadline(deadline))??;
-    Ok(Json(ran.map_err(session_error)?.result).into_response())
+    match ran {
+        Ok(ran) => Ok(Json(ran.result).into_response()),
+        // Its session stopped with the server at the shutdown deadline: answered as every
+        // request the deadline ends is, not as a call on a stopped session.
+        Err(SessionError::Stopped { .. }) if state.is_past_deadline() => {
+            Err(ExecError::ShuttingDown.into())
+        }
+        Err(e) => Err(session_error(e)),
+    }
 }
 
 /// A call from its JSON: a command when it has `command`, else a program.
