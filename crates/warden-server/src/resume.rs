@@ -222,6 +222,41 @@ impl AppState {
 mod tests {
     use super::*;
 
+    /// A kept request's resubmission by `token`, as JSON.
+    fn resubmitted(token: Option<&str>, body: Value) -> String {
+        Resubmission {
+            token: token.map(str::to_owned),
+            base64: false,
+            accepted_ms: None,
+            accepted_us: None,
+            body,
+        }
+        .to_json()
+    }
+
+    /// A kept Judge0 submission's `message`, decoded from its base64.
+    fn kept_message(submission: &serde_json::Map<String, Value>) -> String {
+        use base64::Engine as _;
+        let encoded = submission["message"].as_str().unwrap_or_default();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64, as kept");
+        String::from_utf8(bytes).expect("text")
+    }
+
+    /// The job `id` of `token` once it finished (within 10 s).
+    async fn finished(state: &AppState, id: &str, token: Option<&str>) -> crate::jobs::JobStatus {
+        let start = std::time::Instant::now();
+        loop {
+            let job = state.jobs().get(id, token).await.expect("kept");
+            if job.state == crate::JobState::Finished {
+                return job;
+            }
+            assert!(start.elapsed().as_secs() < 10, "never answered");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     #[test]
     fn acceptances_never_tie() {
         let times: Vec<i64> = (0..1000).map(|_| accepted_now()).collect();
@@ -261,16 +296,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("results.sqlite3");
         let kept = Kept::open(&path, std::time::Duration::from_secs(60)).expect("opened");
-        let again = |body: Value| {
-            Resubmission {
-                token: Some("gone".into()),
-                base64: false,
-                accepted_ms: None,
-                accepted_us: None,
-                body,
-            }
-            .to_json()
-        };
+        let again = |body: Value| resubmitted(Some("gone"), body);
         kept.put_queued(
             Kind::Judge0,
             "t",
@@ -305,25 +331,10 @@ mod tests {
         assert_eq!(state.resume(), 1, "the submission is answered at once");
         let submission = state.judge0_store().get("t").await.expect("kept");
         assert_eq!(submission["status_id"], 13, "{submission:?}");
-        let message = {
-            use base64::Engine as _;
-            let encoded = submission["message"].as_str().unwrap_or_default();
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .expect("base64, as kept");
-            String::from_utf8(bytes).expect("text")
-        };
+        let message = kept_message(&submission);
         assert!(message.contains("\"gone\""), "{message}");
         assert!(message.contains("no longer accepted"), "{message}");
-        let start = std::time::Instant::now();
-        let job = loop {
-            let job = state.jobs().get("j", Some("gone")).await.expect("kept");
-            if job.state == crate::JobState::Finished {
-                break job;
-            }
-            assert!(start.elapsed().as_secs() < 10, "never answered");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        };
+        let job = finished(&state, "j", Some("gone")).await;
         let error = job.error.expect("refused");
         assert_eq!(error["kind"], "unauthorized", "{error}");
         assert!(
@@ -342,16 +353,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("results.sqlite3");
         let kept = Kept::open(&path, std::time::Duration::from_secs(60)).expect("opened");
-        let again = |body: Value| {
-            Resubmission {
-                token: None,
-                base64: false,
-                accepted_ms: None,
-                accepted_us: None,
-                body,
-            }
-            .to_json()
-        };
+        let again = |body: Value| resubmitted(None, body);
         kept.put_queued(
             Kind::Judge0,
             "t",
@@ -384,26 +386,11 @@ mod tests {
         );
         let submission = state.judge0_store().get("t").await.expect("kept");
         assert_eq!(submission["status_id"], 13);
-        let message = {
-            use base64::Engine as _;
-            let encoded = submission["message"].as_str().unwrap_or_default();
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .expect("base64, as kept");
-            String::from_utf8(bytes).expect("text")
-        };
+        let message = kept_message(&submission);
         assert!(message.contains("this server refuses it"), "{message}");
         assert!(message.contains("language_id"), "{message}");
         for (id, says) in [("j", "wall_time"), ("broken", "unreadable")] {
-            let start = std::time::Instant::now();
-            let job = loop {
-                let job = state.jobs().get(id, None).await.expect("kept");
-                if job.state == crate::JobState::Finished {
-                    break job;
-                }
-                assert!(start.elapsed().as_secs() < 10, "never answered");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            };
+            let job = finished(&state, id, None).await;
             let error = job.error.expect("refused");
             assert_eq!(error["kind"], "request", "{error}");
             assert!(
