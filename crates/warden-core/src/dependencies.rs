@@ -262,6 +262,11 @@ fn gemfile(text: &str) -> Result<Vec<String>, DependencyError> {
     Ok(specs)
 }
 
+/// The endings of archive files, which installers install from the file of that name.
+const ARCHIVES: [&str; 8] = [
+    ".tgz", ".tar", ".tar.gz", ".tar.bz2", ".tar.xz", ".zip", ".whl", ".gem",
+];
+
 /// Checks one dependency spec: 1 to [`MAX_SPEC_LEN`] bytes of letters, digits and
 /// `. _ - = < > ! ~ @ + ^ * , [ ] :`, starting with a letter, a digit or `@`; a `/` only in an
 /// npm scope (`@scope/name`); a `:` only between a name and a version, and only where
@@ -296,6 +301,24 @@ pub fn check_spec(spec: &str, name_colon_version: bool) -> Result<(), Dependency
     }
     let scoped = spec.starts_with('@') && spec.matches('/').count() == 1;
     if spec.contains('/') && !scoped || spec.contains("//") {
+        return bad("a spec names a package, not a path or URL");
+    }
+    // What installers read as a file of the install's directory: an archive's name (pip's
+    // `x.tar.gz`, npm's `x@x.tgz`), a version that starts as a path (npm's `x@.`, `x@..`), a
+    // scope with no package (`@a/`).
+    let lower = spec.to_ascii_lowercase();
+    if ARCHIVES.iter().any(|archive| lower.ends_with(archive)) {
+        return bad("a spec names a package, not an archive file");
+    }
+    let unscoped = spec.strip_prefix('@').unwrap_or(spec);
+    let version_is_a_path = unscoped
+        .split_once('@')
+        .is_some_and(|(_, version)| version.starts_with('.'));
+    let scope_without_package = scoped
+        && unscoped
+            .split_once('/')
+            .is_some_and(|(_, package)| package.is_empty() || package.starts_with(['.', '@']));
+    if version_is_a_path || scope_without_package {
         return bad("a spec names a package, not a path or URL");
     }
     if let Some((name, version)) = spec.split_once(':') {
@@ -431,6 +454,26 @@ mod tests {
             "only gem's installer"
         );
         assert_eq!(check_spec("rake:~>13.0", true), Ok(()));
+        // Bug hunt "deps": archives and paths of the install's directory reached the
+        // installers (npm opened `/work/foo.tgz`, pip `/work/x.tar.gz`).
+        for spec in [
+            "x@foo.tgz",
+            "x.tar.gz",
+            "x.zip",
+            "X.WHL",
+            "x-1.0.gem",
+            "x.tar",
+        ] {
+            let err = check_spec(spec, true).expect_err(spec).to_string();
+            assert!(err.contains("not an archive file"), "{spec}: {err}");
+        }
+        for spec in ["x@.", "x@..", "x@./y", "@a/", "@a/.x", "@a/@b"] {
+            let err = check_spec(spec, true).expect_err(spec).to_string();
+            assert!(err.contains("not a path or URL"), "{spec}: {err}");
+        }
+        for spec in ["x@1.0.0", "@a/b@2", "zipp", "tarfile-ext==1.0", "x@latest"] {
+            assert_eq!(check_spec(spec, true), Ok(()), "{spec}");
+        }
     }
 
     #[test]
