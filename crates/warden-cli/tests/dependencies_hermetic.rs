@@ -388,3 +388,41 @@ fn gem_installs_a_gem_from_a_source_on_the_hosts_loopback() {
         ],
     });
 }
+
+/// Bug hunt "deps": a dependency cache directory another user may write into was used (a set
+/// planted there by another user was imported by every run), and a set that could not be
+/// stored was warden's error (exit 125): the execution, its installer's run and its traffic
+/// went unrecorded. Such a directory is not used; the stage fails as a `dependency_error`
+/// saying why, recorded in the history.
+#[test]
+fn a_dependency_cache_shared_with_other_users_is_not_used_and_the_run_is_recorded() {
+    use std::os::unix::fs::PermissionsExt;
+    let index = Index::start();
+    let world = world_with(&index);
+    let shared = world.path().join("dependencies");
+    std::fs::create_dir(&shared).expect("the cache's directory");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let program = (
+        "main.py",
+        "import warden_fixture_py\nprint(warden_fixture_py.VALUE)\n",
+    );
+    let result = run(&world, "warden-fixture-py==1.0.0", program);
+    assert_eq!(result["outcome"]["kind"], "dependency_error", "{result:#}");
+    let stderr = result["dependencies"]["stderr"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(stderr.contains("shared with other users"), "{result:#}");
+    assert_eq!(
+        std::fs::read_dir(&shared).expect("listed").count(),
+        0,
+        "nothing stored there"
+    );
+    let out = world
+        .warden()
+        .args(["history", "--json"])
+        .output()
+        .expect("warden history runs");
+    let history = json_of(&out);
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history:#}");
+    assert_eq!(history[0]["outcome"]["kind"], "dependency_error");
+}

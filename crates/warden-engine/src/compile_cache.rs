@@ -120,9 +120,14 @@ pub(crate) fn temp_path(root: &Path, key: &str) -> PathBuf {
 
 /// The mode of `root` when it may hold the cache: a directory of this process's user that no
 /// other user may write into (not group- or world-writable, not sticky). Another user could
-/// plant an entry there, which warden would run as a program's binary, and warden would
-/// remove what others keep there.
-fn own_root(root: &Path) -> io::Result<u32> {
+/// plant an entry there, which warden would run as a program's binary (or, in the dependency
+/// cache, import as a package), and warden would remove what others keep there.
+pub(crate) fn own_root(root: &Path) -> io::Result<u32> {
+    own_root_of(root, "compile cache")
+}
+
+/// [`own_root`] of the cache `what` names in its error.
+pub(crate) fn own_root_of(root: &Path, what: &str) -> io::Result<u32> {
     let meta = fs::metadata(root)?;
     let mode = meta.permissions().mode() & 0o7777;
     let owner = nix::unistd::geteuid().as_raw();
@@ -130,7 +135,7 @@ fn own_root(root: &Path) -> io::Result<u32> {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "the compile cache's directory {} is shared with other users (mode {mode:o}, \
+                "the {what}'s directory {} is shared with other users (mode {mode:o}, \
                  owner uid {}): set [cache] dir or WARDEN_CACHE_DIR to a directory of \
                  warden's own",
                 root.display(),

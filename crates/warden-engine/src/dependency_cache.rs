@@ -20,7 +20,12 @@ use std::time::{Duration, SystemTime};
 use warden_core::Language;
 use warden_sandbox::CollectedFile;
 
-use crate::compile_cache::{evict_oldest, gone, sweep_stale_temps, temp_path, KeyHasher};
+use crate::compile_cache::{
+    evict_oldest, gone, own_root_of, sweep_stale_temps, temp_path, KeyHasher,
+};
+
+/// What [`own_root_of`] calls this cache.
+const NAME: &str = "dependency cache";
 
 /// How long after its last use an entry is kept whatever the bound: longer than the longest
 /// run the default maxima allow (10 minutes), so that eviction never empties a set a running
@@ -48,6 +53,12 @@ impl DependencyKey {
         h.field(toolchain.as_bytes());
         if let Some(installer) = &language.dependencies {
             for arg in &installer.argv {
+                h.field(arg.as_bytes());
+            }
+            // Where an index is named, these arguments are the command's too: an operator
+            // who adds one (`--ignore-scripts`) must not be served the sets installed without.
+            h.field(b"index_args");
+            for arg in &installer.index_args {
                 h.field(arg.as_bytes());
             }
             for (k, v) in installer.install_env.iter().chain(&language.env) {
@@ -83,8 +94,10 @@ impl DependencyCache {
         self.root.join(key.as_str())
     }
 
-    /// The directory of the set stored under `key`, if any, marked as just used.
+    /// The directory of the set stored under `key`, if any, marked as just used. A directory
+    /// shared with other users is not read (another user could have planted the set).
     pub(crate) fn get(&self, key: &DependencyKey) -> Option<PathBuf> {
+        own_root_of(&self.root, NAME).ok()?;
         let path = self.entry(key);
         if !path.is_dir() {
             return None;
@@ -105,6 +118,7 @@ impl DependencyCache {
         files: &[CollectedFile],
     ) -> io::Result<PathBuf> {
         fs::create_dir_all(&self.root)?;
+        own_root_of(&self.root, NAME)?;
         let temp = temp_path(&self.root, key.as_str());
         let written = write_tree(&temp, prefix, files);
         let entry = self.entry(key);
@@ -250,6 +264,13 @@ mod tests {
         assert_ne!(base, DependencyKey::new(node, "t1", &six));
         assert_ne!(base, key(&["six==1.15.0"]));
         assert_eq!(base.as_str().len(), 64);
+        // Bug hunt "deps": an installer hardened by its index arguments (`--ignore-scripts`)
+        // was served the sets installed without them.
+        let mut hardened = python.clone();
+        if let Some(installer) = hardened.dependencies.as_mut() {
+            installer.index_args.push("--no-build-isolation".into());
+        }
+        assert_ne!(base, DependencyKey::new(&hardened, "t1", &six));
     }
 
     #[test]
@@ -273,6 +294,25 @@ mod tests {
             cache.put(&k, Path::new(".deps"), &files).expect("again"),
             entry
         );
+    }
+
+    /// Bug hunt "deps": another user who could write into the cache's directory planted a set
+    /// that every run of those specs imported.
+    #[test]
+    fn a_directory_other_users_may_write_into_is_neither_read_nor_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("deps");
+        let cache = DependencyCache::new(root.clone(), 1 << 20);
+        let k = key(&["six"]);
+        let files = [file(".deps/six.py", 3)];
+        cache.put(&k, Path::new(".deps"), &files).expect("put");
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert_eq!(cache.get(&k), None, "a set there may be anyone's");
+        let err = cache
+            .put(&key(&["attrs"]), Path::new(".deps"), &files)
+            .expect_err("not written");
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("dependency cache"), "{err}");
     }
 
     #[test]

@@ -180,12 +180,23 @@ impl Engine {
             }
             return Ok(Installed::Failed(stage));
         }
-        let dir = cache
-            .put(&key, Path::new(INSTALL_DIR), &run.collected)
-            .map_err(|source| EngineError::DependencyCache {
-                dir: cache.root().to_owned(),
-                source,
-            })?;
+        // A set that cannot be stored (a full disk, a directory shared with other users) fails
+        // the stage, recorded with the installer's run and its traffic, not an error that
+        // loses them.
+        let dir = match cache.put(&key, Path::new(INSTALL_DIR), &run.collected) {
+            Ok(dir) => dir,
+            Err(e) => {
+                let e = EngineError::DependencyCache {
+                    dir: cache.root().to_owned(),
+                    source: e,
+                };
+                tracing::warn!(error = %crate::error_chain(&e), "an installed set was not stored");
+                let why = format!("warden: {}\n", crate::error_chain(&e));
+                stage.stderr.extend_from_slice(why.as_bytes());
+                stage.outcome = Outcome::Exited { code: 1 };
+                return Ok(Installed::Failed(stage));
+            }
+        };
         Ok(Installed::Set(dir, stage))
     }
 }
