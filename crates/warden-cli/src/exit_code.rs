@@ -28,6 +28,8 @@ pub(crate) const BROKEN_PIPE: u8 = 141;
 pub(crate) const DENIED: u8 = 1;
 /// `warden batch`: some programs have no result (their lines say why).
 pub(crate) const BATCH_INCOMPLETE: u8 = 1;
+/// `warden mcp wrap`: the wrapped server stopped reading its input, and was stopped.
+pub(crate) const MCP_SERVER_FAILED: u8 = 1;
 
 /// The exit status that stands for `outcome`.
 pub(crate) fn for_outcome(outcome: &Outcome) -> u8 {

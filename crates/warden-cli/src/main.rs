@@ -4,6 +4,7 @@
 
 mod commands;
 mod exit_code;
+mod signal_watcher;
 
 use std::process::ExitCode;
 

@@ -905,3 +905,149 @@ fn a_tokens_registered_tools_never_reach_another_tokens_list() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""text":"2\n""#), "{body}");
 }
+
+/// Sends `signal` to `child`, which this test started.
+fn signal_child(child: &Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
+    nix::sys::signal::kill(pid, signal).expect("the signal is sent");
+}
+
+/// The exit status of `child` within `bound`; it is killed (and the test fails) past it.
+fn exit_within(child: &mut Child, bound: Duration) -> std::process::ExitStatus {
+    let mut status = None;
+    let exited = eventually(bound, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status.unwrap_or_else(|| panic!("the process outlived its signal by {bound:?}"))
+}
+
+/// Bug hunt: SIGTERM (how an MCP client ends a stdio server when closing stdin was not
+/// enough) killed `warden mcp` outright: the call in flight was neither recorded as
+/// cancelled nor counted. Now the signal ends the session at once, without rmcp's grace: the
+/// call's program is killed, its execution recorded as cancelled and the call counted as a
+/// failure, the call answered before it counted too; the exit status is 128 + 15.
+#[test]
+fn sigterm_cancels_and_records_the_calls_in_flight_over_stdio() {
+    let world = World::new();
+    let (mut child, mut stdin) = stdio_mcp(&world, Stdio::piped());
+    let quick = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "shell", "arguments": {"command": "echo quick"}}});
+    for message in opening("terminated").into_iter().chain([quick]) {
+        writeln!(stdin, "{message}").expect("warden mcp reads");
+    }
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let answered = lines.any(|line| {
+        let answer: Value = serde_json::from_str(&line.expect("a line")).expect("json");
+        answer["id"] == 2
+    });
+    assert!(answered, "the quick call was answered");
+    let slow = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "run_code", "arguments": {"language": "bash", "code": "sleep 46.5; echo done",
+        "limits": {"wall_time": "60s"}}}});
+    writeln!(stdin, "{slow}").expect("warden mcp reads");
+    let started = eventually(Duration::from_secs(60), || {
+        !processes_running("sleep 46.5").is_empty()
+    });
+    assert!(started, "the program did not start");
+    signal_child(&child, nix::sys::signal::Signal::SIGTERM);
+    // The client still holds stdin open, as the SDK does until it sends SIGKILL.
+    let status = exit_within(&mut child, Duration::from_secs(15));
+    drop(stdin);
+    assert_eq!(status.code(), Some(128 + 15), "{status}");
+    assert!(
+        processes_running("sleep 46.5").is_empty(),
+        "the program outlived warden mcp"
+    );
+    assert_eq!(
+        support::cgroups_of(child.id()),
+        0,
+        "a cgroup was left behind"
+    );
+    let run_code = stats_of(&world, "run_code");
+    assert_eq!(
+        (&run_code["calls"], &run_code["failures"]),
+        (&Value::from(1), &Value::from(1)),
+        "{run_code:#}"
+    );
+    assert_eq!(stats_of(&world, "shell")["calls"], 1);
+    let cancelled = json_of(
+        &world
+            .warden()
+            .args(["history", "--json", "--outcome", "cancelled"])
+            .output()
+            .expect("warden runs"),
+    );
+    let cancelled = cancelled.as_array().expect("a list");
+    assert_eq!(cancelled.len(), 1, "{cancelled:#?}");
+    assert_eq!(cancelled[0]["api"], "mcp", "{cancelled:#?}");
+}
+
+/// Bug hunt: SIGTERM killed `warden mcp wrap` outright: the server's execution was not
+/// recorded, and none of the relayed calls were counted, not even one already answered. Now
+/// the signal ends the relay at once, without waiting for the client to close its side: the
+/// server is killed and its execution recorded as cancelled, the call answered counts as a
+/// success and the call in flight as a failure; the exit status is 128 + 15.
+#[test]
+fn sigterm_ends_a_relay_and_records_its_calls_and_server() {
+    let world = World::new();
+    // Answers the first call at once; reads the second and never answers it.
+    let server = r#"read first; printf '%s\n' '{"jsonrpc":"2.0","id":2,"result":{"content":[]}}'; read second; sleep 45.5"#;
+    let mut child = world
+        .warden()
+        .args(["mcp", "wrap", "term", "--", "/bin/sh", "-c", server])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("warden mcp wrap starts");
+    let mut stdin = child.stdin.take().expect("piped");
+    let call = |id: u32| {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "slow", "arguments": {}}})
+    };
+    writeln!(stdin, "{}", call(2)).expect("the relay reads");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let first: Value =
+        serde_json::from_str(&lines.next().expect("an answer").expect("a line")).expect("json");
+    assert_eq!(first["id"], 2, "{first}");
+    writeln!(stdin, "{}", call(3)).expect("the relay reads");
+    let waiting = eventually(Duration::from_secs(30), || {
+        !processes_running("sleep 45.5").is_empty()
+    });
+    assert!(waiting, "the server did not read the second call");
+    signal_child(&child, nix::sys::signal::Signal::SIGTERM);
+    // The client keeps its side open, as the SDK does until it sends SIGKILL.
+    let status = exit_within(&mut child, Duration::from_secs(15));
+    drop(stdin);
+    assert_eq!(status.code(), Some(128 + 15), "{status}");
+    assert!(
+        processes_running("sleep 45.5").is_empty(),
+        "the server outlived the relay"
+    );
+    assert_eq!(
+        support::cgroups_of(child.id()),
+        0,
+        "a cgroup was left behind"
+    );
+    let slow = stats_of(&world, "term/slow");
+    assert_eq!(
+        (&slow["calls"], &slow["failures"]),
+        (&Value::from(2), &Value::from(1)),
+        "{slow:#}"
+    );
+    let cancelled = json_of(
+        &world
+            .warden()
+            .args(["history", "--json", "--outcome", "cancelled"])
+            .output()
+            .expect("warden runs"),
+    );
+    let cancelled = cancelled.as_array().expect("a list");
+    assert_eq!(cancelled.len(), 1, "the server's execution: {cancelled:#?}");
+}

@@ -166,14 +166,26 @@ fn a_line_too_long_to_be_a_message_stops_the_server() {
         &["long", "--", "/bin/sh", "-c", script],
         &format!("{INITIALIZE}\n{CALL}\n"),
     );
+    // Bug hunt: it was stopped as a policy denial is (120, the call counted as a violation);
+    // a message over 16 MiB is the output limit (docs/mcp.md): 122, the call a failure.
     assert_eq!(
         out.status.code(),
-        Some(120),
+        Some(122),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("longer than 16 MiB"), "{stderr}");
+    let stats = support::json_of(
+        &world
+            .warden()
+            .args(["tool", "stats", "--json"])
+            .output()
+            .expect("runs"),
+    );
+    assert_eq!(stats["tools"][0]["tool"], "long/slow", "{stats:#}");
+    assert_eq!(stats["tools"][0]["failures"], 1, "{stats:#}");
+    assert_eq!(stats["tools"][0]["violations"], 0, "{stats:#}");
 }
 
 #[test]

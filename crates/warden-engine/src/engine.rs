@@ -49,7 +49,7 @@ use crate::test_cases::{TestCase, TestResult, Verdict};
 use crate::workspace::Program;
 
 pub use host::SandboxCheck;
-pub use mcp_relay::{McpWrap, RelayReport, DEFAULT_CALL_TIMEOUT};
+pub use mcp_relay::{McpWrap, RelayReport, RelayStop, StopKind, Stopped, DEFAULT_CALL_TIMEOUT};
 pub use network::{Connection, NetworkReport};
 pub use pool::{host_memory_pressure, MemoryPressure, PoolStats};
 pub use session_files::{FileAnswer, FileOp, SessionFile, MAX_DOWNLOAD};

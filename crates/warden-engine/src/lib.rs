@@ -31,8 +31,8 @@ pub use confined_analysis::{
 pub use dependency_cache::DependencyCache;
 pub use engine::{
     host_memory_pressure, Connection, Engine, EngineConfig, FileAnswer, FileOp, McpWrap,
-    MemoryPressure, NetworkReport, PoolStats, RelayReport, SandboxCheck, SessionCall, SessionFile,
-    DEFAULT_CALL_TIMEOUT, MAX_DOWNLOAD,
+    MemoryPressure, NetworkReport, PoolStats, RelayReport, RelayStop, SandboxCheck, SessionCall,
+    SessionFile, StopKind, Stopped, DEFAULT_CALL_TIMEOUT, MAX_DOWNLOAD,
 };
 pub use error::{
     chain as error_chain, ArgumentError, CompileOptionError, EngineError, ErrorKind, SourceError,

@@ -23,6 +23,7 @@ use std::pin::Pin;
 pub use http::{http_service, HttpOptions, McpCaller, McpShutdown};
 pub use registry::EngineTools;
 pub(crate) use registry::ServerTools;
+pub use server::StopSignal;
 pub use stdio::serve_stdio;
 
 /// What the MCP server serves: the tool registry, seen through this port.

@@ -19,8 +19,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -36,6 +36,7 @@ use warden_server::{ExecutionBody, ServerOptions};
 use super::limit_args::LimitArgs;
 use super::sources;
 use crate::exit_code;
+use crate::signal_watcher::SignalWatcher;
 
 /// Most workers: each has a sandbox ready for it in the pool, and one thread.
 const MAX_WORKERS: i64 = 256;
@@ -312,8 +313,15 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let engine = warden_engine::Engine::new(config)?;
 
     let cancel = Cancellation::new();
-    let stopped_by = Arc::new(AtomicI32::new(0));
-    let watcher = SignalWatcher::start(cancel.clone(), Arc::clone(&stopped_by))?;
+    // SIGINT, SIGTERM or SIGHUP cancel the batch: running programs are killed, no new one
+    // starts.
+    let watcher = SignalWatcher::start({
+        let cancel = cancel.clone();
+        move |_| {
+            eprintln!("warden: interrupted; stopping the programs that run");
+            cancel.cancel();
+        }
+    })?;
     let batch = Batch {
         engine: &engine,
         options: &options,
@@ -384,7 +392,7 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
             ordered.put(index, text);
         }
     }
-    watcher.stop();
+    let stopped_by = watcher.stop();
     if started == 0 {
         anyhow::bail!("could not start any worker thread");
     }
@@ -398,12 +406,10 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         }
         return Err(e).context("writing the results");
     }
-    match stopped_by.load(Ordering::Relaxed) {
-        0 if tally.unanswered() == 0 => Ok(ExitCode::SUCCESS),
-        0 => Ok(ExitCode::from(exit_code::BATCH_INCOMPLETE)),
-        signal => Ok(ExitCode::from(
-            u8::try_from(128 + signal).unwrap_or(exit_code::WARDEN_ERROR),
-        )),
+    match stopped_by {
+        None if tally.unanswered() == 0 => Ok(ExitCode::SUCCESS),
+        None => Ok(ExitCode::from(exit_code::BATCH_INCOMPLETE)),
+        Some(signal) => Ok(crate::signal_watcher::exit_status(signal)),
     }
 }
 
@@ -654,59 +660,4 @@ fn engine_error(e: &EngineError) -> Value {
         value["error"] = json!("stopped: warden batch was interrupted");
     }
     value
-}
-
-/// Cancels the batch on SIGINT, SIGTERM or SIGHUP: running programs are killed, no new one
-/// starts.
-struct SignalWatcher {
-    stop: tokio::sync::oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl SignalWatcher {
-    fn start(cancel: Cancellation, stopped_by: Arc<AtomicI32>) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .context("starting the signal watcher")?;
-        // Registered here, before any program runs, so that no signal falls between.
-        let (mut interrupt, mut terminate, mut hangup) = runtime.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-                signal(SignalKind::hangup())?,
-            ))
-        })?;
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("warden-signals".into())
-            .spawn(move || {
-                runtime.block_on(async {
-                    let signal = tokio::select! {
-                        _ = interrupt.recv() => libc_signal::SIGINT,
-                        _ = terminate.recv() => libc_signal::SIGTERM,
-                        _ = hangup.recv() => libc_signal::SIGHUP,
-                        _ = stopped => return,
-                    };
-                    stopped_by.store(signal, Ordering::Relaxed);
-                    eprintln!("warden: interrupted; stopping the programs that run");
-                    cancel.cancel();
-                });
-            })
-            .context("starting the signal watcher")?;
-        Ok(Self { stop, thread })
-    }
-
-    fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
-    }
-}
-
-/// The signals' numbers, for the exit status (128 + N, as a shell reports them).
-mod libc_signal {
-    pub(super) const SIGINT: i32 = nix::sys::signal::Signal::SIGINT as i32;
-    pub(super) const SIGTERM: i32 = nix::sys::signal::Signal::SIGTERM as i32;
-    pub(super) const SIGHUP: i32 = nix::sys::signal::Signal::SIGHUP as i32;
 }

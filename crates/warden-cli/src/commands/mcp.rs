@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use warden_engine::{McpWrap, Origin, ToolStatus};
+use warden_engine::{McpWrap, Origin, RelayReport, RelayStop, StopKind, ToolStatus};
+
+use crate::signal_watcher::SignalWatcher;
 
 /// Arguments of `warden mcp`.
 #[derive(Debug, Args)]
@@ -59,7 +61,14 @@ pub(crate) fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Serves the registry on stdio until the client closes its side.
+/// How long a signalled `warden mcp` waits for its cancelled calls to be recorded: killing a
+/// sandbox and writing its record take well under a second; an MCP client sends SIGKILL about
+/// 2 s after SIGTERM.
+const CANCELLED_CALLS_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the registry on stdio until the client closes its side, or a signal (SIGTERM,
+/// SIGINT, SIGHUP) ends the session at once: the calls in flight are cancelled and recorded
+/// (docs/mcp.md#answers, Cancelling) and the exit status is 128 + the signal's number.
 fn serve() -> anyhow::Result<ExitCode> {
     let settings = warden_engine::Settings::load()?;
     let mut config = settings.engine_config(super::helper_binary()?);
@@ -70,18 +79,40 @@ fn serve() -> anyhow::Result<ExitCode> {
     // bound a server's executions (docs/mcp.md#connecting-a-client).
     let server = warden_server::ServerOptions::from_settings(&settings, Vec::new());
     let engine = Arc::new(warden_engine::Engine::new(config)?);
-    let host: Arc<dyn warden_server::mcp::ToolHost> = Arc::new(
-        warden_server::mcp::EngineTools::new(engine, server.workers, server.queue_size),
-    );
+    let tools = Arc::new(warden_server::mcp::EngineTools::new(
+        engine,
+        server.workers,
+        server.queue_size,
+    ));
+    let host: Arc<dyn warden_server::mcp::ToolHost> = tools.clone();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signals = SignalWatcher::start(move |_| {
+        stop.send_replace(true);
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("warden-mcp")
         .build()
         .context("starting the async runtime")?;
-    runtime
-        .block_on(warden_server::mcp::serve_stdio(host))
-        .context("serving MCP over stdio")?;
-    Ok(ExitCode::SUCCESS)
+    let served = runtime.block_on(async {
+        let served = warden_server::mcp::serve_stdio(host, stopped).await;
+        if signals.received().is_some() && !tools.finish(CANCELLED_CALLS_GRACE).await {
+            tracing::warn!("calls cancelled by a signal had not ended when warden mcp exited");
+        }
+        served
+    });
+    match signals.stop() {
+        // Not the runtime's drop, which would wait for a blocking read of stdin (a terminal)
+        // that only the client can end; the calls have ended above.
+        Some(signal) => {
+            runtime.shutdown_background();
+            Ok(crate::signal_watcher::exit_status(signal))
+        }
+        None => {
+            served.context("serving MCP over stdio")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// The wrap of the registered MCP server `name`, which must be approved.
@@ -99,7 +130,9 @@ fn registered(engine: &warden_engine::Engine, name: &str) -> anyhow::Result<McpW
     McpWrap::from_tool(&tool).with_context(|| format!("{name} is a tool, not an MCP server"))
 }
 
-/// Relays between this process's stdin/stdout and the sandboxed server until both are done.
+/// Relays between this process's stdin/stdout and the sandboxed server until both are done,
+/// or a signal (SIGTERM, SIGINT, SIGHUP) ends the relay at once: the server is killed, its
+/// execution and the calls recorded, and the exit status is 128 + the signal's number.
 fn relay(args: WrapArgs) -> anyhow::Result<ExitCode> {
     let engine = super::engine(|_| {})?;
     let mut wrap = match args.command.first() {
@@ -114,6 +147,7 @@ fn relay(args: WrapArgs) -> anyhow::Result<ExitCode> {
                 limits: warden_core::LimitOverrides::default(),
                 origin: Origin::new("mcp", None),
                 call_timeout: warden_engine::DEFAULT_CALL_TIMEOUT,
+                stop: RelayStop::default(),
             }
         }
         None => registered(&engine, &args.name)?,
@@ -125,17 +159,37 @@ fn relay(args: WrapArgs) -> anyhow::Result<ExitCode> {
     if let Some(timeout) = args.call_timeout {
         wrap.call_timeout = timeout;
     }
+    let signals = SignalWatcher::start({
+        let stop = wrap.stop.clone();
+        move |_| stop.stop()
+    })?;
     let report = engine.relay_mcp(
         wrap,
         Box::new(std::io::stdin()),
         Box::new(std::io::stdout()),
         Box::new(std::io::stderr()),
-    )?;
-    if let Some(reason) = &report.stopped {
-        eprintln!("warden: the wrapped server was stopped: {reason}");
-        return Ok(ExitCode::from(crate::exit_code::VIOLATION));
+    );
+    if let Some(signal) = signals.stop() {
+        // The relay has recorded what it could before it returned; its failure is logged.
+        if let Err(e) = &report {
+            eprintln!("warden: {e:#}");
+        }
+        return Ok(crate::signal_watcher::exit_status(signal));
     }
-    Ok(match &report.execution {
+    Ok(exit_status(&report?))
+}
+
+/// The exit status of a relay that ended on its own (docs/cli.md#warden-mcp-and-warden-mcp-wrap).
+fn exit_status(report: &RelayReport) -> ExitCode {
+    if let Some(stopped) = &report.stopped {
+        eprintln!("warden: the wrapped server was stopped: {}", stopped.reason);
+        return ExitCode::from(match stopped.kind {
+            StopKind::Denied => crate::exit_code::VIOLATION,
+            StopKind::OutputLimit => crate::exit_code::OUTPUT_LIMIT,
+            StopKind::StoppedReading => crate::exit_code::MCP_SERVER_FAILED,
+        });
+    }
+    match &report.execution {
         // Killed after its client left (`EXIT_GRACE`): the relay's ordinary end, as before the
         // cancelled execution was recorded.
         Some(execution) if execution.outcome == warden_core::Outcome::Cancelled => {
@@ -146,5 +200,5 @@ fn relay(args: WrapArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(crate::exit_code::for_outcome(&execution.outcome))
         }
         _ => ExitCode::SUCCESS,
-    })
+    }
 }

@@ -1,9 +1,11 @@
 //! `warden mcp wrap` (docs/mcp.md#wrapping-a-server): a third-party stdio MCP server run as
 //! one long execution in a sandbox, under a network policy, its messages relayed between the
 //! client and the server line by line, and each `tools/call` it answers recorded in the
-//! tool statistics. A server that tries a connection its policy denies is stopped: it gets no
-//! more messages, it is killed at its next output, and the calls in flight fail with the
-//! reason.
+//! tool statistics. A server that tries a connection its policy denies, sends a message over
+//! 16 MiB or stops reading its input is stopped: it gets no more messages, it is killed at its
+//! next output, and the calls in flight fail with the reason. The caller may end the relay at
+//! once ([`RelayStop`], a signal): the server is killed, the calls in flight fail, and the
+//! client's side is not waited for.
 //!
 //! Three threads take part: the caller's (the execution, whose output sink handles the
 //! server's lines), a reader of the client's messages, and the proxy's (the denial hook).
@@ -50,6 +52,30 @@ pub struct McpWrap {
     /// How long a `tools/call` may wait for its answer before it fails (the server goes on);
     /// zero takes [`DEFAULT_CALL_TIMEOUT`].
     pub call_timeout: Duration,
+    /// Ends the relay at once when the caller triggers it (a signal).
+    pub stop: RelayStop,
+}
+
+/// Ends a relay at once from another thread (`warden mcp wrap` got SIGTERM, SIGINT or
+/// SIGHUP): the server is killed (its execution recorded as cancelled), the calls in flight
+/// fail and are counted as failures, the calls answered are counted, and the relay returns
+/// without waiting for its client to close its side. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct RelayStop {
+    cancel: crate::Cancellation,
+    stopped: Arc<AtomicBool>,
+}
+
+impl RelayStop {
+    /// Stops the relay (at once, or as it starts).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
 }
 
 impl McpWrap {
@@ -67,6 +93,7 @@ impl McpWrap {
             limits: tool.tool.limits,
             origin: Origin::new("mcp", None),
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            stop: RelayStop::default(),
         })
     }
 }
@@ -81,9 +108,41 @@ pub struct RelayReport {
     /// after its client left; `None` when it never started.
     pub execution: Option<ExecutionResult>,
     /// Why warden stopped the server, if it did.
-    pub stopped: Option<String>,
+    pub stopped: Option<Stopped>,
+    /// The caller ended the relay ([`RelayStop`]).
+    pub interrupted: bool,
     /// The tool calls it served.
     pub calls: usize,
+}
+
+/// Why warden stopped a wrapped server, and what that makes of its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// Which rule stopped it.
+    pub kind: StopKind,
+    /// What it did, in words.
+    pub reason: String,
+}
+
+/// The rule that stopped a wrapped server (docs/mcp.md#wrapping-a-server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    /// It tried a connection its network policy denies: its calls are violations.
+    Denied,
+    /// It sent a single message over 16 MiB: the output limit; its calls are failures.
+    OutputLimit,
+    /// It stopped reading its input (the relay's write to it failed): its calls are failures.
+    StoppedReading,
+}
+
+impl StopKind {
+    /// How the statistics count a call the stop failed.
+    fn status(self) -> ToolCallStatus {
+        match self {
+            Self::Denied => ToolCallStatus::Violation,
+            Self::OutputLimit | Self::StoppedReading => ToolCallStatus::Failure,
+        }
+    }
 }
 
 /// A `tools/call` in flight.
@@ -108,10 +167,10 @@ struct Relay {
     /// answer the server gives to any other id, or a second one, is dropped.
     outstanding: HashSet<String>,
     answered: Vec<Answered>,
-    stopped: Option<String>,
-    /// Why the server is gone, once its execution has ended: later requests are answered
-    /// with it until the client closes its side.
-    ended: Option<String>,
+    stopped: Option<Stopped>,
+    /// Why the server is gone, once its execution has ended, and how a call made then is
+    /// counted: later requests are answered with it until the client closes its side.
+    ended: Option<(String, ToolCallStatus)>,
     /// The server's output not yet ending in a newline.
     partial: Vec<u8>,
     /// Lines of the server's output that were not JSON.
@@ -133,11 +192,11 @@ impl Relay {
             .and_then(|()| self.client.flush());
     }
 
-    /// Stops the server for `reason` (the first reason wins).
-    fn stop(&mut self, reason: String) {
+    /// Stops the server for `reason` (the first stop wins).
+    fn stop(&mut self, kind: StopKind, reason: String) {
         if self.stopped.is_none() {
             tracing::warn!(%reason, "stopping the wrapped MCP server");
-            self.stopped = Some(reason);
+            self.stopped = Some(Stopped { kind, reason });
             self.server_in = None;
         }
     }
@@ -248,11 +307,25 @@ impl Relay {
         let gone = self
             .stopped
             .as_ref()
-            .map(|reason| format!("the wrapped server was stopped: {reason}"))
+            .map(|stop| {
+                (
+                    format!("the wrapped server was stopped: {}", stop.reason),
+                    stop.kind.status(),
+                )
+            })
             .or_else(|| self.ended.clone());
-        if let Some(text) = gone {
+        if let Some((text, status)) = gone {
             if let (true, Some(id)) = (is_request, id) {
                 self.send(&error_response(id, -32000, &text));
+                // A call made to a server that is gone failed, as those it left in flight.
+                if message["method"] == "tools/call" {
+                    self.answered.push(Answered {
+                        tool: tool_name(&message),
+                        status,
+                        latency: Duration::ZERO,
+                        error: Some(text),
+                    });
+                }
             }
             return;
         }
@@ -261,11 +334,10 @@ impl Relay {
         }
         if message["method"] == "tools/call" {
             if let Some(id) = &id {
-                let tool = message["params"]["name"].as_str().unwrap_or("?").to_owned();
                 self.pending.insert(
                     id.to_string(),
                     Pending {
-                        tool,
+                        tool: tool_name(&message),
                         started: Instant::now(),
                     },
                 );
@@ -278,9 +350,17 @@ impl Relay {
                 .and_then(|()| server.flush())
         });
         if let Some(Err(e)) = forwarded {
-            self.stop(format!("it stopped reading its input ({e})"));
+            self.stop(
+                StopKind::StoppedReading,
+                format!("it stopped reading its input ({e})"),
+            );
         }
     }
+}
+
+/// The tool a `tools/call` names.
+fn tool_name(message: &Value) -> String {
+    message["params"]["name"].as_str().unwrap_or("?").to_owned()
 }
 
 /// A JSON-RPC error response.
@@ -347,10 +427,13 @@ impl OutputSink for ServerOutput {
         buffer.drain(..start);
         relay.partial = buffer;
         if relay.partial.len() > MAX_LINE {
-            relay.stop(format!(
-                "it sent a message longer than {} MiB",
-                MAX_LINE >> 20
-            ));
+            relay.stop(
+                StopKind::OutputLimit,
+                format!(
+                    "it sent a message longer than {} MiB (output limit exceeded)",
+                    MAX_LINE >> 20
+                ),
+            );
         }
         relay.stopped.is_none()
     }
@@ -378,13 +461,14 @@ impl Engine {
             dropped: 0,
             server_in: Some(std::fs::File::from(stdin_write)),
         }));
-        let cancel = crate::Cancellation::new();
+        // The server is killed by the caller's stop, or after its client left (`EXIT_GRACE`).
+        let cancel = wrap.stop.cancel.clone();
         let policy = wrap.network.clone().unwrap_or_else(|| "the default".into());
         let on_denial = {
             let relay = relay.clone();
             Arc::new(move |what: &str| {
                 let reason = format!("it tried to connect to {what}, which policy {policy} denies");
-                lock(&relay).stop(reason);
+                lock(&relay).stop(StopKind::Denied, reason);
             })
         };
         let done = Arc::new(AtomicBool::new(false));
@@ -404,12 +488,17 @@ impl Engine {
         );
         let executed = self.execute(request);
         done.store(true, Ordering::Relaxed);
+        let interrupted = wrap.stop.is_stopped();
         let mut state = lock(&relay);
         state.server_in = None;
         let (reason, status) = match (&state.stopped, &executed) {
-            (Some(reason), _) => (
-                format!("the wrapped server was stopped: {reason}"),
-                ToolCallStatus::Violation,
+            (Some(stop), _) => (
+                format!("the wrapped server was stopped: {}", stop.reason),
+                stop.kind.status(),
+            ),
+            (None, _) if interrupted => (
+                "warden mcp wrap was interrupted: the wrapped server was killed".to_owned(),
+                ToolCallStatus::Failure,
             ),
             (None, Ok(done)) => (
                 format!(
@@ -424,11 +513,14 @@ impl Engine {
             ),
         };
         state.fail_pending(&reason, status);
-        state.ended = Some(reason);
+        state.ended = Some((reason, status));
         drop(state);
         // The client owns the session: until it closes its side, its requests are answered
-        // with why the server is gone.
-        let _ = reader.join();
+        // with why the server is gone. Not after a stop: the reader may block on a client
+        // that will not close its side (an MCP client's SIGTERM comes before its SIGKILL).
+        if !interrupted {
+            let _ = reader.join();
+        }
         let mut state = lock(&relay);
         let answered = std::mem::take(&mut state.answered);
         let stopped = state.stopped.clone();
@@ -444,6 +536,7 @@ impl Engine {
         Ok(RelayReport {
             execution,
             stopped,
+            interrupted,
             calls: answered.len(),
         })
     }
@@ -703,7 +796,10 @@ mod tests {
         relay.client_line(
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"leak"}}"#,
         );
-        relay.stop("it tried to connect to 10.0.0.1:80".into());
+        relay.stop(
+            StopKind::Denied,
+            "it tried to connect to 10.0.0.1:80".into(),
+        );
         relay.client_line(br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
         relay.fail_pending("stopped", ToolCallStatus::Violation);
         let sent = sent(&out);
@@ -714,5 +810,30 @@ mod tests {
             .contains("10.0.0.1"));
         assert_eq!(sent[1]["id"], 1);
         assert_eq!(relay.answered[0].status, ToolCallStatus::Violation);
+    }
+
+    /// Bug hunt: a call made after the stop got its error reply but was counted nowhere; and
+    /// every stop counted its calls as violations, a message over 16 MiB as well.
+    #[test]
+    fn calls_after_a_stop_are_counted_as_the_stops_kind() {
+        for (kind, status) in [
+            (StopKind::Denied, ToolCallStatus::Violation),
+            (StopKind::OutputLimit, ToolCallStatus::Failure),
+            (StopKind::StoppedReading, ToolCallStatus::Failure),
+        ] {
+            let (mut relay, out) = relay();
+            relay.stop(kind, "a reason".into());
+            relay.client_line(
+                br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"late"}}"#,
+            );
+            relay.client_line(br#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#);
+            assert_eq!(sent(&out).len(), 2, "{kind:?}");
+            let counted: Vec<_> = relay
+                .answered
+                .iter()
+                .map(|a| (a.tool.as_str(), a.status))
+                .collect();
+            assert_eq!(counted, [("late", status)], "{kind:?}");
+        }
     }
 }

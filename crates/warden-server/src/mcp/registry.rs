@@ -118,6 +118,14 @@ impl EngineTools {
             admission: Arc::new(Admission::new(workers, queue_size)),
         }
     }
+
+    /// Admits no more calls and waits, at most `deadline`, until the calls admitted have
+    /// ended: those cancelled (their futures dropped) recorded as such, with their
+    /// executions. Whether they all did.
+    pub async fn finish(&self, deadline: std::time::Duration) -> bool {
+        self.admission.close();
+        self.admission.drain(deadline).await
+    }
 }
 
 impl ToolHost for EngineTools {

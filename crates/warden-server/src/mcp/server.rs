@@ -26,12 +26,37 @@ const INSTRUCTIONS: &str = "warden runs every tool in a sandbox on this host: co
 #[derive(Clone)]
 pub(crate) struct McpServer {
     host: Arc<dyn ToolHost>,
+    /// Ends every call at once when it turns true (`warden mcp` got a signal).
+    stop: Option<StopSignal>,
 }
 
 impl McpServer {
     pub(crate) fn new(host: Arc<dyn ToolHost>) -> Self {
-        Self { host }
+        Self { host, stop: None }
     }
+
+    /// A server whose calls all end, cancelled, as soon as `stop` turns true: rmcp cancels a
+    /// handler's `context.ct` only after its grace (2 s, more once stdin is closed), which a
+    /// client that sends SIGTERM does not wait for before SIGKILL.
+    pub(crate) fn stopped_by(host: Arc<dyn ToolHost>, stop: StopSignal) -> Self {
+        Self {
+            host,
+            stop: Some(stop),
+        }
+    }
+}
+
+/// Turns true once to end a stdio session at once (see [`super::serve_stdio`]).
+pub type StopSignal = tokio::sync::watch::Receiver<bool>;
+
+/// Resolves when `stop` turns true; never without one, or once its sender is gone unsent.
+pub(crate) async fn stopped(stop: Option<StopSignal>) {
+    if let Some(mut stop) = stop {
+        if stop.wait_for(|stopped| *stopped).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 impl ServerHandler for McpServer {
@@ -75,6 +100,10 @@ impl ServerHandler for McpServer {
             () = context.ct.cancelled() => {
                 tracing::info!(id = %context.id, "mcp tool call cancelled");
                 return Err(ErrorData::internal_error("the call was cancelled", None));
+            }
+            () = stopped(self.stop.clone()) => {
+                tracing::info!(id = %context.id, "mcp tool call cancelled: warden mcp stops");
+                return Err(ErrorData::internal_error("warden mcp was stopped", None));
             }
         };
         match reply {

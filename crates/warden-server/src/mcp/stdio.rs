@@ -1,5 +1,5 @@
 //! MCP over stdio (`warden mcp`): newline-delimited JSON-RPC on stdin and stdout, one session
-//! that lasts until the client closes stdin. Stdout is the protocol channel: nothing else in
+//! that lasts until the client closes stdin, or until a signal stops it. Stdout is the protocol channel: nothing else in
 //! the process may write to it (logs go to stderr; `clippy::print_stdout` guards the code).
 
 use std::sync::Arc;
@@ -8,28 +8,58 @@ use rmcp::service::{QuitReason, ServerInitializeError};
 use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::server::McpServer;
+use super::server::{stopped, McpServer, StopSignal};
 use super::{McpError, ToolHost};
 
-/// Serves `host`'s tools over stdin and stdout until the client closes stdin. Must run on a
-/// tokio runtime with its I/O driver enabled (`enable_all`): when stdin and stdout are pipes,
-/// as MCP clients start servers, they are read and written without blocking threads.
-pub async fn serve_stdio(host: Arc<dyn ToolHost>) -> Result<(), McpError> {
+/// Serves `host`'s tools over stdin and stdout until the client closes stdin, or `stop` turns
+/// true. Must run on a tokio runtime with its I/O driver enabled (`enable_all`): when stdin
+/// and stdout are pipes, as MCP clients start servers, they are read and written without
+/// blocking threads.
+///
+/// When stdin closes, rmcp gives the calls in flight its grace (5 s) before it cancels them.
+/// When `stop` turns true (a signal: the client will not wait), this returns at once and every
+/// call in flight is cancelled as the runtime next polls it, its host future dropped; the
+/// caller then waits for the host's cancelled calls to be recorded (`EngineTools::finish`).
+pub async fn serve_stdio(host: Arc<dyn ToolHost>, stop: StopSignal) -> Result<(), McpError> {
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
-    serve_stream(host, stdin, stdout).await
+    serve_stream(host, stdin, stdout, Some(stop)).await
 }
 
-/// Serves one session on `reader` and `writer` until `reader` ends.
+/// Serves one session on `reader` and `writer` until `reader` ends or `stop` turns true.
 pub(crate) async fn serve_stream<R, W>(
     host: Arc<dyn ToolHost>,
     reader: R,
     writer: W,
+    stop: Option<StopSignal>,
 ) -> Result<(), McpError>
 where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
-    let running = match McpServer::new(host).serve((reader, writer)).await {
+    tokio::select! {
+        served = serve_session(host, reader, writer, stop.clone()) => served,
+        () = stopped(stop) => {
+            tracing::info!("mcp session over stdio stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn serve_session<R, W>(
+    host: Arc<dyn ToolHost>,
+    reader: R,
+    writer: W,
+    stop: Option<StopSignal>,
+) -> Result<(), McpError>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    let server = match stop {
+        Some(stop) => McpServer::stopped_by(host, stop),
+        None => McpServer::new(host),
+    };
+    let running = match server.serve((reader, writer)).await {
         Ok(running) => running,
         // A client that leaves before its handshake ended the session, it did not break it.
         Err(ServerInitializeError::ConnectionClosed(_)) => {

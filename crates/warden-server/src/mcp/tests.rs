@@ -128,7 +128,7 @@ impl Client {
     fn start_on(host: Arc<FakeHost>) -> (Self, JoinHandle<Result<(), McpError>>) {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let (server_reader, server_writer) = tokio::io::split(server);
-        let server = tokio::spawn(serve_stream(host, server_reader, server_writer));
+        let server = tokio::spawn(serve_stream(host, server_reader, server_writer, None));
         let (reader, writer) = tokio::io::split(client);
         let client = Self {
             lines: BufReader::new(reader).lines(),
