@@ -785,3 +785,53 @@ fn a_tool_no_call_could_run_is_unavailable_with_the_reason() {
         "{text}"
     );
 }
+
+/// Bug hunt: a tool's `[limits]` above the operator's `[maxima]` were lowered in silence (the
+/// tool listed as active), and so were the `limits` of a `run_code` call (run, with less than
+/// asked). docs/tools.md lists such a tool unavailable, and docs/server.md refuses a limit
+/// above the maximum naming the field: both hold now, over every interface (MCP included).
+#[test]
+fn limits_above_the_operators_maxima_are_refused_not_lowered() {
+    let world = World::with_config("[maxima]\nmemory = \"1GiB\"\n");
+    let definition = "name = \"big\"\ndescription = \"d\"\ncategory = \"host\"\n\
+                      [input]\ntype = \"object\"\n[run]\ncommand = [\"/bin/true\"]\n\
+                      [limits]\nmemory = \"2GiB\"\n";
+    let out = register(&world, definition, None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains(
+            "unavailable: its [limits] memory: 2GiB is above the operator's maximum of 1GiB"
+        ),
+        "{text}"
+    );
+    let asked = call(
+        &world,
+        "run_code",
+        json!({"language": "bash", "code": "echo ran", "limits": {"memory": "2GiB"}}),
+    );
+    // Refused before anything ran, as a bad input is.
+    assert_eq!(asked.status.code(), Some(2), "{asked:?}");
+    let asked = json_of(&asked);
+    assert_eq!(
+        (&asked["is_error"], &asked["refused"]),
+        (&json!(true), &json!(true)),
+        "{asked:#}"
+    );
+    assert!(
+        asked["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("limits.memory: 2GiB is above the operator's maximum of 1GiB"),
+        "{asked:#}"
+    );
+    assert!(asked["execution"].is_null(), "nothing ran: {asked:#}");
+    let within = reply(
+        &world,
+        "run_code",
+        json!({"language": "bash", "code": "echo ran", "limits": {"memory": "1GiB"}}),
+    );
+    assert_eq!(within["text"], "ran\n", "{within:#}");
+    let run_code = stat_of(&world, "run_code");
+    assert_eq!(run_code["refusals"], 1, "{run_code:#}");
+}

@@ -33,7 +33,7 @@ pub use config::{
 };
 pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};
-pub use limits::{LimitBounds, LimitError, LimitOverrides, Limits};
+pub use limits::{LimitBounds, LimitError, LimitOverrides, Limits, OverMaximum};
 pub use mode::{Mode, ModePolicy, ModeRequest};
 pub use outcome::{Outcome, OutcomeKind, Signal, Stream, TimeLimitKind, Usage, UsageSample};
 pub use seccomp_policy::SeccompPolicy;

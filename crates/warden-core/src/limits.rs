@@ -149,28 +149,49 @@ impl Limits {
     /// The fields of `asked` above the operator's `maxima`, each as `name value (maximum
     /// max)`: what [`Limits::clamp_to`] lowers, for the caller to be told.
     pub fn above_maxima(asked: &LimitOverrides, maxima: &Limits) -> Vec<String> {
+        Self::over_maxima(asked, maxima)
+            .into_iter()
+            .map(|over| {
+                format!(
+                    "{} {} (maximum {})",
+                    over.field.replace('_', "-"),
+                    over.asked,
+                    over.maximum
+                )
+            })
+            .collect()
+    }
+
+    /// The fields of `asked` above the operator's `maxima`, in the order of the fields, for
+    /// an interface that refuses them rather than lower them (a tool's `[limits]`, the
+    /// `limits` of a `run_code` call).
+    pub fn over_maxima(asked: &LimitOverrides, maxima: &Limits) -> Vec<OverMaximum> {
         fn above<T: PartialOrd + Copy>(
-            name: &str,
+            field: &'static str,
             asked: Option<T>,
             max: T,
             show: impl Fn(T) -> String,
-        ) -> Option<String> {
+        ) -> Option<OverMaximum> {
             let asked = asked.filter(|v| *v > max)?;
-            Some(format!("{name} {} (maximum {})", show(asked), show(max)))
+            Some(OverMaximum {
+                field,
+                asked: show(asked),
+                maximum: show(max),
+            })
         }
         let (a, m) = (asked, maxima);
         let size = |v: ByteSize| v.to_string();
         let count = |v: u32| v.to_string();
         [
-            above("cpu-time", a.cpu_time, m.cpu_time, format_duration),
-            above("wall-time", a.wall_time, m.wall_time, format_duration),
+            above("cpu_time", a.cpu_time, m.cpu_time, format_duration),
+            above("wall_time", a.wall_time, m.wall_time, format_duration),
             above("memory", a.memory, m.memory, size),
-            above("max-procs", a.max_procs, m.max_procs, count),
-            above("max-output", a.max_output, m.max_output, size),
-            above("max-file-size", a.max_file_size, m.max_file_size, size),
-            above("workspace-size", a.workspace_size, m.workspace_size, size),
-            above("max-open-files", a.max_open_files, m.max_open_files, count),
-            above("stack-size", a.stack_size, m.stack_size, size),
+            above("max_procs", a.max_procs, m.max_procs, count),
+            above("max_output", a.max_output, m.max_output, size),
+            above("max_file_size", a.max_file_size, m.max_file_size, size),
+            above("workspace_size", a.workspace_size, m.workspace_size, size),
+            above("max_open_files", a.max_open_files, m.max_open_files, count),
+            above("stack_size", a.stack_size, m.stack_size, size),
         ]
         .into_iter()
         .flatten()
@@ -190,6 +211,27 @@ impl Limits {
             max_open_files: self.max_open_files.min(maxima.max_open_files),
             stack_size: self.stack_size.min(maxima.stack_size),
         }
+    }
+}
+
+/// A limit asked above the operator's maximum ([`Limits::over_maxima`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverMaximum {
+    /// The field, as files and JSON name it (`wall_time`).
+    pub field: &'static str,
+    /// The value asked, as files write it (`2h`, `64TiB`).
+    pub asked: String,
+    /// The operator's maximum, written the same way.
+    pub maximum: String,
+}
+
+impl std::fmt::Display for OverMaximum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} is above the operator's maximum of {}",
+            self.field, self.asked, self.maximum
+        )
     }
 }
 

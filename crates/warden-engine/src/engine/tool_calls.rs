@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use warden_core::tool::{
     self, Assessment, Builtin, Implies, OutputFormat, ProgramAnalysis, Runner, Tool,
 };
-use warden_core::{Finding, LimitOverrides, Mode, ModeRequest, Outcome, OutcomeKind};
+use warden_core::{Finding, LimitOverrides, Limits, Mode, ModeRequest, Outcome, OutcomeKind};
 use warden_sandbox::Stdin;
 
 use super::Engine;
@@ -393,6 +393,11 @@ impl Engine {
                 if let Some(limits) = input.get("limits") {
                     let asked: LimitOverrides = serde_json::from_value(limits.clone())
                         .map_err(|e| Refusal::Input(format!("invalid limits: {e}")))?;
+                    // Refused, as the API refuses a request's limit (docs/server.md): a
+                    // client must learn it did not get what it asked for.
+                    if let Some(over) = Limits::over_maxima(&asked, &self.maxima).first() {
+                        return Err(Refusal::Input(format!("limits.{over}")));
+                    }
                     execution.limits = execution.limits.overridden_by(&asked);
                 }
             }
@@ -586,6 +591,10 @@ impl Judge for EngineJudge<'_> {
             }
             if let Err(e) = engine.limits(&[&language.limits, &tool.limits]) {
                 return Some(format!("its limits: {e}"));
+            }
+            // Above the operator's range: not lowered in silence, as a call's would not be.
+            if let Some(over) = Limits::over_maxima(&tool.limits, &engine.maxima).first() {
+                return Some(format!("its [limits] {over}"));
             }
         }
         None
