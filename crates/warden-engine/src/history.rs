@@ -320,7 +320,8 @@ impl HistoryStore {
     pub fn record_tool_call(&self, call: &ToolCallRecord<'_>) -> Result<(), HistoryError> {
         let step = "recording a tool call";
         let tx = self.immediate(step)?;
-        tool_calls::insert(&tx, call, SystemTime::now()).map_err(|e| self.error(step, e))?;
+        let at = call.answered_at.unwrap_or_else(SystemTime::now);
+        tool_calls::insert(&tx, call, at).map_err(|e| self.error(step, e))?;
         tx.commit().map_err(|e| self.error(step, e))?;
         Ok(())
     }
@@ -568,5 +569,34 @@ mod tests {
         assert!((990..1010).contains(&last_try), "{last_try}");
         assert!(!wait_for_lock(i32::try_from(last_try).expect("small")));
         assert!(!wait_for_lock(i32::MAX));
+    }
+
+    /// Bug hunt: a wrapped server's calls, recorded when its execution ends, all took that
+    /// time; each keeps the time of its answer now, which `since` selects on.
+    #[test]
+    fn a_tool_call_is_recorded_at_its_answer() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = HistoryStore::open(dir.path().join("h.sqlite3")).expect("opened");
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        for (tool, answered_at) in [("old", Some(hour_ago)), ("new", None)] {
+            store
+                .record_tool_call(&ToolCallRecord {
+                    tool,
+                    category: "host",
+                    api: "mcp",
+                    caller: None,
+                    status: ToolCallStatus::Success,
+                    latency: Duration::from_millis(5),
+                    execution_id: None,
+                    error: None,
+                    answered_at,
+                })
+                .expect("recorded");
+        }
+        let since = SystemTime::now() - Duration::from_secs(60);
+        let recent = store.tool_stats(Some(since)).expect("stats");
+        let tools: Vec<&str> = recent.tools.iter().map(|t| t.tool.as_str()).collect();
+        assert_eq!(tools, ["new"]);
+        assert_eq!(store.tool_stats(None).expect("stats").tools.len(), 2);
     }
 }

@@ -17,7 +17,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 use warden_core::{ByteSize, LimitOverrides, ModeRequest, Stream};
@@ -151,12 +151,15 @@ struct Pending {
     started: Instant,
 }
 
-/// A `tools/call` answered (or failed), to record once the execution has an id.
+/// A `tools/call` answered (or failed), to record once the execution has an id: the
+/// execution's id is made as it ends, so the call is recorded then, with the time of its
+/// answer.
 struct Answered {
     tool: String,
     status: ToolCallStatus,
     latency: Duration,
     error: Option<String>,
+    at: SystemTime,
 }
 
 /// What the relay's threads share.
@@ -223,6 +226,7 @@ impl Relay {
                     status: ToolCallStatus::Failure,
                     latency: call.started.elapsed(),
                     error: Some(reason),
+                    at: SystemTime::now(),
                 });
             }
         }
@@ -240,6 +244,7 @@ impl Relay {
                 status,
                 latency: call.started.elapsed(),
                 error: Some(reason.to_owned()),
+                at: SystemTime::now(),
             });
         }
     }
@@ -284,6 +289,7 @@ impl Relay {
                 },
                 latency: call.started.elapsed(),
                 error: failed.then(|| error_text(&message)),
+                at: SystemTime::now(),
             });
         }
         self.send(&message);
@@ -324,6 +330,7 @@ impl Relay {
                         status,
                         latency: Duration::ZERO,
                         error: Some(text),
+                        at: SystemTime::now(),
                     });
                 }
             }
@@ -597,6 +604,7 @@ impl Engine {
                 latency: call.latency,
                 execution_id: id.as_deref(),
                 error: call.error.as_deref(),
+                answered_at: Some(call.at),
             })
         }) {
             if !matches!(e, EngineError::NoHistory) {

@@ -146,6 +146,7 @@ impl Engine {
             latency: started.elapsed(),
             execution_id: execution.as_deref(),
             error: error.as_deref(),
+            answered_at: None,
         });
         outcome
     }

@@ -60,6 +60,9 @@ pub struct ToolCallRecord<'a> {
     pub execution_id: Option<&'a str>,
     /// Why it failed or was refused, in one line.
     pub error: Option<&'a str>,
+    /// When it was answered, if that was not as it is recorded (a relayed call, recorded once
+    /// its server's execution has ended and has an id); `None` is now.
+    pub answered_at: Option<SystemTime>,
 }
 
 /// Statistics of one tool.
