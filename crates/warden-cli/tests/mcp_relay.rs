@@ -414,3 +414,52 @@ fn a_tunnel_the_tls_check_refuses_stops_the_server() {
         "{sent:?}"
     );
 }
+
+/// A server that stops reading its input is stopped as a failure, not as a policy denial: its
+/// call fails and counts as a failure, and `warden mcp wrap` exits 1 (docs/cli.md).
+#[test]
+fn a_server_that_stops_reading_its_input_is_stopped_as_a_failure() {
+    let world = World::new();
+    // Closes its stdin, says so, then speaks every second (its next output after the stop
+    // is when it is killed).
+    let script = r#"exec 0<&-; echo '{"jsonrpc":"2.0","method":"notifications/closed"}'; while :; do sleep 1; echo '{}'; done"#;
+    let mut child = world
+        .warden()
+        .args(["mcp", "wrap", "deaf", "--", "/bin/sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warden runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut next = || -> Value {
+        let line = lines.next().expect("a message").expect("a line");
+        serde_json::from_str(&line).expect("json")
+    };
+    assert_eq!(next()["method"], "notifications/closed");
+    writeln!(stdin, "{CALL}").expect("written");
+    let failed = next();
+    assert_eq!(failed["id"], 2, "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("it stopped reading its input"),
+        "{failed}"
+    );
+    drop(stdin);
+    let out = child.wait_with_output().expect("warden ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stats = support::json_of(
+        &world
+            .warden()
+            .args(["tool", "stats", "--json"])
+            .output()
+            .expect("runs"),
+    );
+    assert_eq!(stats["tools"][0]["tool"], "deaf/slow", "{stats:#}");
+    assert_eq!(stats["tools"][0]["failures"], 1, "{stats:#}");
+}
