@@ -94,20 +94,21 @@ fn serve() -> anyhow::Result<ExitCode> {
         .thread_name("warden-mcp")
         .build()
         .context("starting the async runtime")?;
-    let served = runtime.block_on(async {
-        let served = warden_server::mcp::serve_stdio(host, stopped).await;
-        if signals.received().is_some() && !tools.finish(CANCELLED_CALLS_GRACE).await {
+    let served = runtime.block_on(warden_server::mcp::serve_stdio(host, stopped));
+    if signals.received().is_some() {
+        if !runtime.block_on(tools.finish(CANCELLED_CALLS_GRACE)) {
             tracing::warn!("calls cancelled by a signal had not ended when warden mcp exited");
         }
-        served
-    });
-    match signals.stop() {
         // Not the runtime's drop, which would wait for a blocking read of stdin (a terminal)
         // that only the client can end; the calls have ended above.
-        Some(signal) => {
-            runtime.shutdown_background();
-            Ok(crate::signal_watcher::exit_status(signal))
-        }
+        runtime.shutdown_background();
+    } else {
+        // Waits for the calls the session's end cancelled to be recorded, the signals still
+        // watched (a signal now only sets the exit status: they are cancelled already).
+        drop(runtime);
+    }
+    match signals.stop() {
+        Some(signal) => Ok(crate::signal_watcher::exit_status(signal)),
         None => {
             served.context("serving MCP over stdio")?;
             Ok(ExitCode::SUCCESS)
