@@ -105,7 +105,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug)]
 pub struct RelayReport {
     /// The server's execution, as recorded: outcome `cancelled` when it had to be killed
-    /// after its client left; `None` when it never started.
+    /// after its client left, or at the caller's [`RelayStop`]; `None` when it never started.
     pub execution: Option<ExecutionResult>,
     /// Why warden stopped the server, if it did.
     pub stopped: Option<Stopped>,
@@ -448,7 +448,8 @@ impl OutputSink for ServerOutput {
 
 impl Engine {
     /// Runs `wrap`'s server in a sandbox and relays its messages with `client` until the
-    /// client closes its side and the server exits (or a limit, or a denial, ends it).
+    /// client closes its side and the server exits (or a limit, a denial or a [`Stopped`]
+    /// ends it), or at once at `wrap.stop` ([`RelayStop`]). Each call is recorded as it ended.
     pub fn relay_mcp(
         &self,
         wrap: McpWrap,
