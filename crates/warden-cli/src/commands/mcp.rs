@@ -1,7 +1,8 @@
 //! `warden mcp`: the tool registry served over MCP on stdin/stdout (docs/mcp.md), and
 //! `warden mcp wrap`, which runs a third-party stdio MCP server in a sandbox and relays its
 //! messages. stdout is the protocol channel: nothing else may be written to it (logs go to
-//! stderr).
+//! stderr). Both end at once on SIGTERM, SIGINT or SIGHUP (how MCP clients end a stdio server
+//! that outlives its closed stdin), recording what was in flight, and exit 128 + the signal.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

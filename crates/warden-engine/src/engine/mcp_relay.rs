@@ -449,7 +449,8 @@ impl OutputSink for ServerOutput {
 impl Engine {
     /// Runs `wrap`'s server in a sandbox and relays its messages with `client` until the
     /// client closes its side and the server exits (or a limit, a denial or a [`Stopped`]
-    /// ends it), or at once at `wrap.stop` ([`RelayStop`]). Each call is recorded as it ended.
+    /// ends it), or at once at `wrap.stop` ([`RelayStop`]). Each call is recorded, with the
+    /// time of its answer, once the execution has ended.
     pub fn relay_mcp(
         &self,
         wrap: McpWrap,
