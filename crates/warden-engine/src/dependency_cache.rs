@@ -8,12 +8,14 @@
 //! through the artifact pipe. An entry is written under a temporary name and renamed into
 //! place, so a concurrent run sees a complete set or none; two runs installing the same set
 //! both install, and the first rename wins. The cache is bounded: after each insertion the
-//! least recently used entries go until the total fits, except entries used within
-//! [`IN_USE`], which a running execution may still have mounted.
+//! least recently used entries go until the total fits, except entries an execution holds
+//! ([`SetInUse`]) and entries used within [`IN_USE`].
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use nix::fcntl::{Flock, FlockArg};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +33,34 @@ const NAME: &str = "dependency cache";
 /// run the default maxima allow (10 minutes), so that eviction never empties a set a running
 /// program has mounted.
 pub const IN_USE: Duration = Duration::from_secs(30 * 60);
+
+/// A set of the cache held for an execution: a shared lock on its directory, which eviction
+/// (in any warden process) never removes while it is held. An execution of many test cases
+/// may use its set far longer than [`IN_USE`]; another caller's insertion evicted it halfway
+/// through, and the later cases failed to import what they had installed.
+#[derive(Debug)]
+pub(crate) struct SetInUse {
+    dir: PathBuf,
+    _held: Flock<fs::File>,
+}
+
+impl SetInUse {
+    /// The set's directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Holds the set at `dir`; `None` when it is gone, or went while this waited (an eviction
+    /// renames it away under its exclusive lock).
+    fn hold(dir: PathBuf) -> Option<Self> {
+        let file = fs::File::open(&dir).ok()?;
+        let held = Flock::lock(file, FlockArg::LockShared).ok()?;
+        let still_there = fs::metadata(&dir).ok()?;
+        let locked = held.metadata().ok()?;
+        (still_there.dev() == locked.dev() && still_there.ino() == locked.ino())
+            .then_some(Self { dir, _held: held })
+    }
+}
 
 /// A bounded, content-addressed store of installed dependency sets.
 #[derive(Debug, Clone)]
@@ -94,29 +124,28 @@ impl DependencyCache {
         self.root.join(key.as_str())
     }
 
-    /// The directory of the set stored under `key`, if any, marked as just used. A directory
-    /// shared with other users is not read (another user could have planted the set).
-    pub(crate) fn get(&self, key: &DependencyKey) -> Option<PathBuf> {
+    /// The set stored under `key`, if any, held and marked as just used. A directory shared
+    /// with other users is not read (another user could have planted the set).
+    pub(crate) fn get(&self, key: &DependencyKey) -> Option<SetInUse> {
         own_root_of(&self.root, NAME).ok()?;
         let path = self.entry(key);
         if !path.is_dir() {
             return None;
         }
+        let held = SetInUse::hold(path)?;
         // Mark as recently used for eviction; failure only makes it older.
-        if let Ok(dir) = fs::File::open(&path) {
-            let _ = dir.set_modified(SystemTime::now());
-        }
-        Some(path)
+        let _ = held._held.set_modified(SystemTime::now());
+        Some(held)
     }
 
     /// Stores `files`, each under `prefix` in the sandbox's workspace, as the set of `key`, then
-    /// evicts beyond the bound; the entry's directory.
+    /// evicts beyond the bound; the set, held.
     pub(crate) fn put(
         &self,
         key: &DependencyKey,
         prefix: &Path,
         files: &[CollectedFile],
-    ) -> io::Result<PathBuf> {
+    ) -> io::Result<SetInUse> {
         fs::create_dir_all(&self.root)?;
         own_root_of(&self.root, NAME)?;
         let temp = temp_path(&self.root, key.as_str());
@@ -133,8 +162,15 @@ impl DependencyCache {
                 return Err(e);
             }
         }
+        // Held before the eviction, which skips what is held.
+        let held = SetInUse::hold(entry.clone()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("the set {} went as it was stored", entry.display()),
+            )
+        })?;
         self.evict(&entry)?;
-        Ok(entry)
+        Ok(held)
     }
 
     /// Removes the least recently used entries, other than `keep` and those still in use,
@@ -163,6 +199,13 @@ impl DependencyCache {
         }
         let bound = self.max_bytes.saturating_sub(total_in_use);
         evict_oldest(entries, bound, |path| {
+            // A set an execution holds stays, however long ago it was taken.
+            let Ok(file) = fs::File::open(path) else {
+                return gone(Err(io::Error::from(io::ErrorKind::NotFound)));
+            };
+            let Ok(_unheld) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+                return false;
+            };
             // Renamed away first, so that no reader finds a half-removed set.
             let doomed = temp_path(&self.root, "evicted");
             let renamed = fs::rename(path, &doomed);
@@ -278,20 +321,27 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = DependencyCache::new(dir.path().join("deps"), 1 << 20);
         let k = key(&["six"]);
-        assert_eq!(cache.get(&k), None);
+        assert!(cache.get(&k).is_none());
         let files = [
             file(".deps/six.py", 3),
             file(".deps/six-1.dist-info/RECORD", 2),
         ];
-        let entry = cache.put(&k, Path::new(".deps"), &files).expect("put");
-        assert_eq!(cache.get(&k), Some(entry.clone()));
+        let held = cache.put(&k, Path::new(".deps"), &files).expect("put");
+        let entry = held.path().to_owned();
+        assert_eq!(
+            cache.get(&k).map(|s| s.path().to_owned()),
+            Some(entry.clone())
+        );
         assert_eq!(fs::read(entry.join("six.py")).expect("read"), b"xxx");
         let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode(&entry.join("six-1.dist-info")), 0o755);
         assert_eq!(mode(&entry.join("six-1.dist-info/RECORD")), 0o644);
         // The same set stored again (a concurrent install) keeps the first.
         assert_eq!(
-            cache.put(&k, Path::new(".deps"), &files).expect("again"),
+            cache
+                .put(&k, Path::new(".deps"), &files)
+                .expect("again")
+                .path(),
             entry
         );
     }
@@ -307,7 +357,7 @@ mod tests {
         let files = [file(".deps/six.py", 3)];
         cache.put(&k, Path::new(".deps"), &files).expect("put");
         fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).expect("chmod");
-        assert_eq!(cache.get(&k), None, "a set there may be anyone's");
+        assert!(cache.get(&k).is_none(), "a set there may be anyone's");
         let err = cache
             .put(&key(&["attrs"]), Path::new(".deps"), &files)
             .expect_err("not written");
@@ -324,7 +374,7 @@ mod tests {
             .put(&k, Path::new(".deps"), &[file(".deps/../../etc/x", 1)])
             .expect_err("escapes");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(cache.get(&k), None);
+        assert!(cache.get(&k).is_none());
         assert_eq!(
             fs::read_dir(dir.path()).expect("list").count(),
             0,
@@ -340,14 +390,42 @@ mod tests {
         let prefix = Path::new(".deps");
         let old = SystemTime::now() - IN_USE - Duration::from_secs(60);
         let a_dir = cache.put(&a, prefix, &[file(".deps/a", 1000)]).expect("a");
-        fs::File::open(&a_dir)
+        fs::File::open(a_dir.path())
             .and_then(|d| d.set_modified(old))
             .expect("age a");
-        cache.put(&b, prefix, &[file(".deps/b", 1000)]).expect("b");
-        assert_eq!(cache.get(&a), None, "the old set went");
+        drop(a_dir);
+        drop(cache.put(&b, prefix, &[file(".deps/b", 1000)]).expect("b"));
+        assert!(cache.get(&a).is_none(), "the old set went");
         assert!(cache.get(&b).is_some());
-        cache.put(&c, prefix, &[file(".deps/c", 1000)]).expect("c");
+        drop(cache.put(&c, prefix, &[file(".deps/c", 1000)]).expect("c"));
         assert!(cache.get(&b).is_some(), "a set used recently stays");
         assert!(cache.get(&c).is_some());
+    }
+
+    /// Bug hunt "deps": an execution of many test cases used its set longer than [`IN_USE`],
+    /// and another caller's insertion evicted it halfway through. A set held is never evicted,
+    /// however old; let go, it is.
+    #[test]
+    fn a_set_an_execution_holds_is_not_evicted_however_old() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = DependencyCache::new(dir.path().to_owned(), 1500);
+        let (a, b, c) = (key(&["a"]), key(&["b"]), key(&["c"]));
+        let prefix = Path::new(".deps");
+        let old = SystemTime::now() - IN_USE - Duration::from_secs(60);
+        let held = cache.put(&a, prefix, &[file(".deps/a", 1000)]).expect("a");
+        let age = |path: &Path| {
+            fs::File::open(path)
+                .and_then(|d| d.set_modified(old))
+                .expect("aged");
+        };
+        age(held.path());
+        drop(cache.put(&b, prefix, &[file(".deps/b", 1000)]).expect("b"));
+        assert!(held.path().join("a").is_file(), "held, it stays");
+        let b_dir = dir.path().join(b.as_str());
+        age(&b_dir);
+        drop(held);
+        age(&dir.path().join(a.as_str()));
+        drop(cache.put(&c, prefix, &[file(".deps/c", 1000)]).expect("c"));
+        assert!(cache.get(&a).is_none(), "let go, the oldest went");
     }
 }

@@ -232,8 +232,9 @@ struct Prepared<'e> {
     analysis_time: std::time::Duration,
     /// The dependencies to install, normalised.
     dependencies: Vec<String>,
-    /// The installed set's directory once the dependency stage ran, bound into every sandbox.
-    dependency_dir: Option<PathBuf>,
+    /// The installed set once the dependency stage ran, bound into every sandbox, and held
+    /// as long as the execution lasts (eviction leaves it alone).
+    dependency_dir: Option<crate::dependency_cache::SetInUse>,
     /// The request's extra read-only host paths (a tool's).
     read_only: Vec<PathBuf>,
     /// A session's shell command: the run is `bash -c` of the program's text, and no file is
@@ -282,8 +283,8 @@ fn raise_ceilings(ceilings: &mut Limits, stage: &Limits) {
 impl Prepared<'_> {
     /// `job` with the installed set's environment, if there is one.
     fn with_dependencies(&self, mut job: Job) -> Job {
-        if let Some(dir) = &self.dependency_dir {
-            for (key, value) in dependencies::environment(self.language, dir) {
+        if let Some(set) = &self.dependency_dir {
+            for (key, value) in dependencies::environment(self.language, set.path()) {
                 job.set_env(&key, &value);
             }
         }
@@ -1062,8 +1063,8 @@ impl Engine {
             // The request's compile limits may ask more than the language's.
             raise_ceilings(&mut spec.limits, compile);
         }
-        if let Some(dir) = &prepared.dependency_dir {
-            spec.add_bind(dir);
+        if let Some(set) = &prepared.dependency_dir {
+            spec.add_bind(set.path());
         }
         for path in &prepared.read_only {
             spec.add_bind(path);

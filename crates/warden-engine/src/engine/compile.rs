@@ -34,10 +34,10 @@ impl Engine {
         };
         require_installed(language, &stage.argv)?;
         let mut toolchain = toolchain_identity(&stage.argv[0]).unwrap_or_default();
-        if let Some(dir) = &prepared.dependency_dir {
+        if let Some(set) = &prepared.dependency_dir {
             // The compiler sees the installed set: its directory, named by the set's key, is
             // part of what determines the artifact.
-            toolchain.push_str(&format!(" dependencies:{}", dir.display()));
+            toolchain.push_str(&format!(" dependencies:{}", set.path().display()));
         }
         if prepared.program.compile_entry_only {
             // The same files, another command: another artifact (or none).

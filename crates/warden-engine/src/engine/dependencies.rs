@@ -17,7 +17,7 @@ use super::NetworkReport;
 use super::{require_installed, Engine, Prepared};
 use crate::cancel::Cancellation;
 use crate::compile_cache::toolchain_identity;
-use crate::dependency_cache::DependencyKey;
+use crate::dependency_cache::{DependencyKey, SetInUse};
 use crate::error::EngineError;
 use crate::execution::{ExecutionRequest, StageResult};
 use crate::test_cases::SandboxReuse;
@@ -35,8 +35,8 @@ const SANDBOX_OWN: [&str; 4] = ["/tmp", "/work", "/proc", "/dev"];
 pub(super) enum Installed {
     /// The request names no dependencies.
     Nothing,
-    /// The set's directory in the cache, and the stage as the result shows it.
-    Set(PathBuf, StageResult),
+    /// The set in the cache, held for the execution, and the stage as the result shows it.
+    Set(SetInUse, StageResult),
     /// The installer failed; the stage says how.
     Failed(StageResult),
     /// A cancel ended the installer; the stage is what it ran until then (outcome
