@@ -9,7 +9,7 @@
 //! place, so a concurrent run sees a complete set or none; two runs installing the same set
 //! both install, and the first rename wins. The cache is bounded: after each insertion the
 //! least recently used entries go until the total fits, except entries an execution holds
-//! ([`SetInUse`]) and entries used within [`IN_USE`].
+//! (`SetInUse`) and entries used within [`IN_USE`].
 
 use std::fs;
 use std::io;
