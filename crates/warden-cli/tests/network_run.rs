@@ -692,3 +692,44 @@ fn an_executions_traffic_limits_bound_all_its_sandboxes_together() {
         assert_eq!(refused["rule"], "limits", "{refused:#}");
     }
 }
+
+/// Bug hunt: under a policy with egress an isolated run's sandbox takes several jobs, and on
+/// cgroup v1 the OOM killer ends its largest task, gVisor's sentry, when the program takes
+/// the memory: the run was "the sandbox is gone: its runtime ended during a job" (exit 125,
+/// nothing recorded) instead of the memory limit it is without a policy.
+#[test]
+fn an_isolated_run_with_egress_past_its_memory_limit_is_a_memory_limit() {
+    let world = World::new();
+    let out = world
+        .warden()
+        .args([
+            "run",
+            "--json",
+            "--network",
+            "internet_access",
+            "--mode",
+            "isolated",
+        ])
+        .args(["--memory", "128MiB", "-l", "python", "-c"])
+        .arg("a = bytearray(300 * 1024 * 1024)")
+        .output()
+        .expect("warden runs");
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "no result: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(result["outcome"]["kind"], "memory_limit", "{result:#}");
+    let history = world
+        .warden()
+        .args(["history", "--json"])
+        .output()
+        .expect("warden history runs");
+    let listed = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        listed.contains(result["id"].as_str().expect("an id")),
+        "{listed}"
+    );
+}

@@ -1367,3 +1367,50 @@ fn a_session_call_ended_by_the_shutdown_deadline_is_answered_shutting_down() {
     assert_eq!(answer["kind"], "shutting_down", "{body}");
     server.stop(Duration::from_secs(30));
 }
+
+/// Bug hunt: a call past its memory limit in an isolated session had the cgroup's OOM killer
+/// end gVisor's sentry (the largest task, cgroup v1): the call got 409 "its runtime ended
+/// during a job" and no result. It is the memory limit, and the session says its call
+/// reached the session's memory limit.
+#[test]
+fn an_isolated_sessions_call_past_its_memory_limit_gets_its_result() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--mode", "isolated", "--memory", "128MiB"]);
+    assert_eq!(ok(&server, &["exec", &id, "--", "echo warm"]), "warm\n");
+    let body = json!({"command": "python3 -c 'a = bytearray(300 * 1024 * 1024)'"});
+    let result = exec_json(&server, &id, &body);
+    assert_eq!(result["outcome"]["kind"], "memory_limit", "{result}");
+    let shown = show(&server, &id);
+    assert_eq!(shown["state"], "stopped", "{shown}");
+    assert_eq!(
+        shown["stopped_reason"], "a call reached the session's memory limit of 128MiB",
+        "{shown}"
+    );
+    ok(&server, &["rm", &id]);
+}
+
+/// Bug hunt: a call's program shares its loader's uid and may SIGKILL it, and then the
+/// loader never ended the call's processes: a daemon that had closed its output ran on past
+/// the call, into the next calls' cpu time. No process of a call outlives it.
+#[test]
+fn an_isolated_sessions_call_that_kills_its_loader_leaves_nothing_running() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--mode", "isolated"]);
+    let body = json!({
+        "command": "setsid bash -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & sleep 0.3; kill -9 $PPID",
+    });
+    let (status, answer) = server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/exec"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    // The loader's death reads as the program's (runsc's 128 + 9).
+    let result: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(result["outcome"]["kind"], "signaled", "{result}");
+    let result = exec_json(&server, &id, &json!({"command": "sleep 2"}));
+    let cpu = result["usage"]["cpu_time_ms"].as_u64().expect("cpu time");
+    assert!(cpu < 1000, "the loop ran on into the next call: {result}");
+    assert_eq!(show(&server, &id)["state"], "running");
+    ok(&server, &["rm", &id]);
+}

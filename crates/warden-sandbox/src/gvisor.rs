@@ -691,6 +691,54 @@ impl JobLauncher for RunscJobs {
         self.start.take()
     }
 
+    /// The job's loader ends the job's other processes once the program exited
+    /// (`filter_exec.rs`); a loader dead by a signal did not: the program, which shares its
+    /// uid, may have killed it, and what it left running (a daemon that closed its output)
+    /// would outlive the job. Another `runsc exec` of the loader as the job's uid ends them
+    /// (kill(-1)). A program's own death by a signal reads the same (runsc reports both as
+    /// 128 + N) and costs the job that exec too.
+    fn end_leftovers(&mut self, job: &Job, status: ExitStatus) -> Result<(), SandboxError> {
+        if self.container_start.is_some() || !matches!(status, ExitStatus::Signal(_)) {
+            return Ok(());
+        }
+        let process = self.bundle.join("end-job.json");
+        let text = serde_json::to_vec(&bundle::oci_process(
+            &filter_exec::end_job_argv(),
+            &[],
+            &job.limits,
+            1,
+        ))
+        .map_err(|e| SandboxError::Helper {
+            action: "writing the process.json that ends a job",
+            source: std::io::Error::other(e),
+        })?;
+        fs::write(&process, text).map_err(|source| SandboxError::Helper {
+            action: "writing the process.json that ends a job",
+            source,
+        })?;
+        let mut command = self.runsc();
+        command
+            .arg("exec")
+            .arg("--process")
+            .arg(&process)
+            .arg(&self.container)
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let ended = wait_bounded(&mut command, END_LEFTOVERS_WITHIN);
+        if ended.as_ref().is_ok_and(std::process::ExitStatus::success) {
+            return Ok(());
+        }
+        Err(SandboxError::Setup {
+            step: "end the processes a job left".into(),
+            detail: match ended {
+                Ok(status) => format!("the loader that ends them ended with {status}"),
+                Err(e) => e,
+            },
+        })
+    }
+
     /// Reads the collected path out of the workspace, which is a host directory here, with the
     /// init's own collector: every path opened relative to its parent without following a
     /// link, only regular files, capped (`collect.rs`). The stream goes through an unnamed
@@ -757,6 +805,31 @@ impl RunscJobs {
         let mut command = Command::new(program);
         command.args(args).env_clear();
         Ok(command)
+    }
+}
+
+/// How long the `runsc exec` that ends a job's leftover processes may take: its loader's own
+/// bound (`filter_exec::END_JOB_WITHIN`, 1 s) and the exec's start.
+const END_LEFTOVERS_WITHIN: Duration = Duration::from_secs(5);
+
+/// Runs `command` and waits for it at most `within`; killed and reaped past that.
+fn wait_bounded(
+    command: &mut Command,
+    within: Duration,
+) -> Result<std::process::ExitStatus, String> {
+    let mut child = command.spawn().map_err(|e| format!("runsc exec: {e}"))?;
+    let deadline = Instant::now() + within;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("runsc exec did not end within {within:?}"));
+            }
+            Err(e) => return Err(format!("waiting for runsc exec: {e}")),
+        }
     }
 }
 

@@ -87,6 +87,16 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
     fn runtime_ended(&self) -> bool {
         false
     }
+    /// After a job whose process ended with `status` (the sandbox still running): ends what
+    /// the job left running when its own process could not have (a gVisor job's loader dead
+    /// by a signal). An error leaves the sandbox unfit for another job.
+    fn end_leftovers(
+        &mut self,
+        _job: &Job,
+        _status: crate::report::ExitStatus,
+    ) -> Result<(), SandboxError> {
+        Ok(())
+    }
 }
 
 /// Why a sandbox ended when its runtime (gVisor's sentry) died after the cgroup refused it a
@@ -575,18 +585,34 @@ impl LiveSandbox {
         }
         if let Some(Jobs::Process(launcher)) = &self.jobs {
             if !watched.sandbox_killed && launcher.runtime_ended() {
-                // Not by warden's hand (a limit): runsc's own failure (`runsc exec` exits 128 when
-                // its sentry is gone), not the program's, which has no status of its own.
-                let threads = cgroup
-                    .stats()
-                    .is_ok_and(|s| s.process_limit_hits > before.process_limit_hits);
-                let why = if threads {
-                    RUNTIME_OUT_OF_THREADS
+                // Not by warden's hand (a limit). The memory cgroup's OOM killer picks the
+                // largest task, which is the sentry when the program took the memory (cgroup
+                // v1 kills one task, not the job's): the program reached its memory limit,
+                // and its result says so. Otherwise runsc's own failure (`runsc exec` exits
+                // 128 when its sentry is gone), not the program's, which has no status of its
+                // own.
+                let after = cgroup.stats().ok();
+                if after.is_some_and(|s| s.oom_kills > before.oom_kills) {
+                    self.dead = Some("a limit ended the whole sandbox");
                 } else {
-                    "its runtime ended during a job"
-                };
-                self.dead = Some(why);
-                return Err(SandboxError::Gone { why });
+                    let threads =
+                        after.is_some_and(|s| s.process_limit_hits > before.process_limit_hits);
+                    let why = if threads {
+                        RUNTIME_OUT_OF_THREADS
+                    } else {
+                        "its runtime ended during a job"
+                    };
+                    self.dead = Some(why);
+                    return Err(SandboxError::Gone { why });
+                }
+            }
+        }
+        if let (Some(Jobs::Process(launcher)), Some(status), None) =
+            (&mut self.jobs, watched.status, self.dead)
+        {
+            if let Err(e) = launcher.end_leftovers(job, status) {
+                tracing::warn!(sandbox = %self.name, error = %e, "a job's processes outlived it");
+                self.dead = Some("the processes a job left could not be ended");
             }
         }
         if let Some((step, detail)) = watched.setup_failure {

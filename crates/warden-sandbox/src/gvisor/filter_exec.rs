@@ -163,6 +163,23 @@ const INIT_FLAG: &str = "--init";
 /// ([`end_the_job`]): what a session's call leaves in the background ends with the call.
 const JOB_FLAG: &str = "--job";
 
+/// Makes the loader end a job's leftover processes and exit, as [`end_the_job`] does once a
+/// job's program exited: the argv of [`end_job_argv`], a `runsc exec` of its own as the
+/// job's uid, after a job whose loader did not end normally. The program shares its loader's
+/// uid and may kill it (SIGKILL cannot be caught), and then the loader never ended what the
+/// program left running (`gvisor.rs`, `RunscJobs::end_leftovers`). Exits 0 once no process
+/// of the uid runs, 1 if one still does after [`END_JOB_WITHIN`].
+const END_JOB_FLAG: &str = "--end-job";
+
+/// The argv of the `runsc exec` that ends a job's leftover processes ([`END_JOB_FLAG`]).
+pub(super) fn end_job_argv() -> Vec<String> {
+    vec![
+        LOADER.to_owned(),
+        SECCOMP_EXEC_ARG.to_owned(),
+        END_JOB_FLAG.to_owned(),
+    ]
+}
+
 /// Whose parent the loader is: what a stop reaches.
 #[derive(Clone, PartialEq, Eq)]
 enum Parent {
@@ -208,6 +225,10 @@ pub fn seccomp_exec_main() -> ! {
 fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
     if args.first().is_some_and(|a| a == INIT_FLAG) {
         return run_as_parent(Parent::Init, args[1..].to_vec());
+    }
+    if args.first().is_some_and(|a| a == END_JOB_FLAG) {
+        end_the_job();
+        std::process::exit(i32::from(others_of_this_uid_run()))
     }
     if args.first().is_some_and(|a| a == JOB_FLAG) {
         let rlimits = args
