@@ -1414,3 +1414,25 @@ fn an_isolated_sessions_call_that_kills_its_loader_leaves_nothing_running() {
     assert_eq!(show(&server, &id)["state"], "running");
     ok(&server, &["rm", &id]);
 }
+
+/// Bug hunt: the processes a call left were ended with it, but stayed zombies of gVisor's
+/// keeper until its read woke (up to 5 s), and counted against the next call's process
+/// limit: its forks failed. The keeper reaps them as they end.
+#[test]
+fn an_isolated_sessions_next_call_has_its_whole_process_limit() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--mode", "isolated", "--max-procs", "64"]);
+    ok(
+        &server,
+        &[
+            "exec",
+            &id,
+            "--",
+            "for i in $(seq 50); do (sleep 100 &); done",
+        ],
+    );
+    let body = json!({"command": "for i in $(seq 20); do sleep 2 & done 2>/dev/null; jobs -p | wc -l; wait"});
+    let result = exec_json(&server, &id, &body);
+    assert_eq!(result["stdout"], "20\n", "{result}");
+    ok(&server, &["rm", &id]);
+}

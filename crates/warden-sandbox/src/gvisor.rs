@@ -6,7 +6,8 @@
 //! workspace and `/tmp`, the seccomp policy as OCI seccomp, `gvisor/seccomp.rs`) and has the
 //! helper join the sandbox's cgroup and exec `runsc run` there: runsc's sandbox, gofer and
 //! every program process are charged to and killed with that cgroup. The container's own
-//! process is a bash loop reading the lifeline (and, as pid 1, reaping orphans), run as
+//! process is the keeper, warden's loader waiting on the lifeline (and, as pid 1, reaping
+//! orphans as they end, `gvisor/filter_exec.rs`), run as
 //! `nobody`: it exits, and the container with it, when the parent lets the sandbox go. Each
 //! job is a `runsc exec` of an OCI process (argv, environment, rlimits, no capabilities, no
 //! new privileges, the seccomp filter) whose exit status is the program's; its files are written into the

@@ -321,13 +321,9 @@ const KEEPER_STACK: ByteSize = ByteSize::mib(1024);
 /// network, ipc, uts and mount namespaces (the network one a host namespace that runsc
 /// creates, which its sandbox uses under `--network=host`).
 pub(super) fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
-    // Reads the lifeline until end-of-file, waking every few seconds; as pid 1, bash also
-    // reaps the orphans jobs leave, which would otherwise pile up as zombies.
-    let keeper = [
-        "/bin/bash".to_owned(),
-        "-c".to_owned(),
-        "while read -r -t 5 _ || [ $? -gt 128 ]; do :; done".to_owned(),
-    ];
+    // Reads the lifeline until end-of-file; as pid 1 it also reaps the orphans jobs leave as
+    // they end (`filter_exec.rs`, the keeper).
+    let keeper = super::filter_exec::keeper_argv();
     // runsc gives the processes it execs this process's rlimits (not their own process
     // file's): the jobs', whose loader can only lower them. So they are the most a job may
     // ask, not the spec's: a session's call may set its own cpu time, file size, open files
@@ -381,7 +377,11 @@ mod tests {
         let (spec, mut job) = plan.split();
         job.limits.max_open_files = 99;
         let config = oci_config(&spec, vec![]);
-        assert_eq!(config["process"]["args"][0], "/bin/bash");
+        assert_eq!(
+            config["process"]["args"][0],
+            super::super::filter_exec::LOADER
+        );
+        assert_eq!(config["process"]["args"][2], "--keep");
         assert_eq!(config["process"]["user"]["uid"], KEEPER_ID);
         assert_eq!(config["root"]["readonly"], true);
         assert_eq!(

@@ -180,6 +180,67 @@ pub(super) fn end_job_argv() -> Vec<String> {
     ]
 }
 
+/// Makes the loader the keeper of a sandbox of several jobs, its container's own process (as
+/// `nobody`, `bundle.rs`): it waits for end-of-file on its stdin (the lifeline) and reaps the
+/// orphans the jobs leave, which gVisor gives to pid 1, as each ends (SIGCHLD through a
+/// signalfd). A zombie counts against the process limit of the job that runs next: bash as
+/// the keeper reaped only when its read woke, up to 5 s later, and the next job's forks
+/// failed. An idle sandbox, where no process ends, wakes it every [`KEEPER_WAKE`] only.
+const KEEP_FLAG: &str = "--keep";
+
+/// The backstop wake of the keeper ([`KEEP_FLAG`]): a SIGCHLD lost is made up for then.
+const KEEPER_WAKE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The argv of the keeper ([`KEEP_FLAG`]).
+pub(super) fn keeper_argv() -> Vec<String> {
+    vec![
+        LOADER.to_owned(),
+        SECCOMP_EXEC_ARG.to_owned(),
+        KEEP_FLAG.to_owned(),
+    ]
+}
+
+/// The keeper's loop ([`KEEP_FLAG`]): exits 0 when the lifeline reads end-of-file or fails.
+fn keep() -> Result<Infallible, String> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use std::os::fd::AsFd;
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    chld.thread_block()
+        .map_err(|e| format!("blocking SIGCHLD: {e}"))?;
+    let signals = SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("signalfd: {e}"))?;
+    let stdin = std::io::stdin();
+    let wake = PollTimeout::try_from(KEEPER_WAKE).unwrap_or(PollTimeout::MAX);
+    let mut buf = [0u8; 64];
+    loop {
+        let mut fds = [
+            PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, wake) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("polling the lifeline: {e}")),
+        }
+        let lifeline = fds[0].revents().unwrap_or(PollFlags::empty());
+        while let Ok(Some(_)) = signals.read_signal() {}
+        while matches!(
+            waitpid(None, Some(WaitPidFlag::WNOHANG)),
+            Ok(status) if status != WaitStatus::StillAlive
+        ) {}
+        if !lifeline.is_empty() {
+            match nix::unistd::read(stdin.as_fd(), &mut buf) {
+                Ok(0) => std::process::exit(0),
+                Ok(_) | Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                Err(_) => std::process::exit(0),
+            }
+        }
+    }
+}
+
 /// Whose parent the loader is: what a stop reaches.
 #[derive(Clone, PartialEq, Eq)]
 enum Parent {
@@ -225,6 +286,9 @@ pub fn seccomp_exec_main() -> ! {
 fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
     if args.first().is_some_and(|a| a == INIT_FLAG) {
         return run_as_parent(Parent::Init, args[1..].to_vec());
+    }
+    if args.first().is_some_and(|a| a == KEEP_FLAG) {
+        return keep();
     }
     if args.first().is_some_and(|a| a == END_JOB_FLAG) {
         end_the_job();
