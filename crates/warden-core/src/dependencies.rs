@@ -262,9 +262,11 @@ fn gemfile(text: &str) -> Result<Vec<String>, DependencyError> {
     Ok(specs)
 }
 
-/// The endings of archive files, which installers install from the file of that name.
-const ARCHIVES: [&str; 8] = [
-    ".tgz", ".tar", ".tar.gz", ".tar.bz2", ".tar.xz", ".zip", ".whl", ".gem",
+/// The endings of archive files, which installers install from the file of that name. Not
+/// `.zip`: npm packages are named so (`lodash.zip`), and npm reads a spec as a file only by
+/// the endings here; pip's reading of `x.zip` finds no such file in the install's directory.
+const ARCHIVES: [&str; 7] = [
+    ".tgz", ".tar", ".tar.gz", ".tar.bz2", ".tar.xz", ".whl", ".gem",
 ];
 
 /// Checks one dependency spec: 1 to [`MAX_SPEC_LEN`] bytes of letters, digits and
@@ -456,14 +458,7 @@ mod tests {
         assert_eq!(check_spec("rake:~>13.0", true), Ok(()));
         // Bug hunt "deps": archives and paths of the install's directory reached the
         // installers (npm opened `/work/foo.tgz`, pip `/work/x.tar.gz`).
-        for spec in [
-            "x@foo.tgz",
-            "x.tar.gz",
-            "x.zip",
-            "X.WHL",
-            "x-1.0.gem",
-            "x.tar",
-        ] {
+        for spec in ["x@foo.tgz", "x.tar.gz", "X.WHL", "x-1.0.gem", "x.tar"] {
             let err = check_spec(spec, true).expect_err(spec).to_string();
             assert!(err.contains("not an archive file"), "{spec}: {err}");
         }
@@ -471,7 +466,16 @@ mod tests {
             let err = check_spec(spec, true).expect_err(spec).to_string();
             assert!(err.contains("not a path or URL"), "{spec}: {err}");
         }
-        for spec in ["x@1.0.0", "@a/b@2", "zipp", "tarfile-ext==1.0", "x@latest"] {
+        // Bug hunt "regr2": npm's `lodash.zip` is a package.
+        for spec in [
+            "x@1.0.0",
+            "@a/b@2",
+            "zipp",
+            "tarfile-ext==1.0",
+            "x@latest",
+            "lodash.zip",
+            "@types/lodash.zip",
+        ] {
             assert_eq!(check_spec(spec, true), Ok(()), "{spec}");
         }
     }
