@@ -171,6 +171,29 @@ impl Analyzer {
         self.rule_set(language).map_or(&[], |l| &l.rules)
     }
 
+    /// Whether `source`, a program in `language`, names a file called `name` (its last path
+    /// component) as one it runs in part: the rule file's `includes` (C's `#include
+    /// "lib/notes.txt"`, bash's `source ./notes.txt`). Always false in a language without.
+    pub fn includes(&self, language: &str, source: &[u8], name: &[u8]) -> bool {
+        let Some(includes) = self.rule_set(language).and_then(|l| l.includes.as_ref()) else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(source);
+        includes.captures_iter(&text).any(|found| {
+            found.get(1).is_some_and(|path| {
+                let path = path.as_str().as_bytes();
+                let last = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+                last == name
+            })
+        })
+    }
+
+    /// Whether `language`'s rule file says how its sources include files (`includes`).
+    pub fn runs_fragments(&self, language: &str) -> bool {
+        self.rule_set(language)
+            .is_some_and(|l| l.includes.is_some())
+    }
+
     /// The grammar of `language`, if it has (valid) rules.
     pub fn grammar(&self, language: &str) -> Option<Grammar> {
         self.rule_set(language).map(|l| l.grammar)
@@ -247,19 +270,23 @@ impl Analyzer {
     /// beside a program: a CSV, a README): `None` unless it parses as `language` without a
     /// single error, so that text that merely contains a rule's word (`José`, "eval mode") is
     /// not graded as a program, while a program hidden under another extension still is. In a
-    /// language that runs fragments of files of any name (the rule file's `fragments`: C's
-    /// `#include "notes.txt"` in the middle of a function), what is found counts whether or not
-    /// the file parses whole. Text that is not valid UTF-8 (a Latin-1 comment) is read as a
-    /// source is: the compiler or the interpreter's declared encoding reads it.
+    /// language that runs fragments of files of any name (the rule file's `includes`: C's
+    /// `#include "notes.txt"` in the middle of a function), what is found in a file a source
+    /// includes counts whether or not the file parses whole. Text that is not valid UTF-8 (a
+    /// Latin-1 comment) is read as a source is: the compiler or the interpreter's declared
+    /// encoding reads it.
     pub fn analyze_if_code(&self, language: &str, code: &[u8]) -> Option<Analysis> {
-        self.analyze_if_code_by(language, code, Deadline::after(self.time_budget))
+        self.analyze_if_code_by(language, code, false, Deadline::after(self.time_budget))
     }
 
-    /// [`Analyzer::analyze_if_code`] within what is left of a budget.
+    /// [`Analyzer::analyze_if_code`] within what is left of a budget; `named`: one of the
+    /// program's sources names the file, which a language that runs fragments may then run in
+    /// part.
     fn analyze_if_code_by(
         &self,
         language: &str,
         code: &[u8],
+        named: bool,
         deadline: Deadline,
     ) -> Option<Analysis> {
         let rules = self.entry(language)?.rules().ok()?;
@@ -268,7 +295,7 @@ impl Analyzer {
         }
         let code: &[u8] = &reading::as_read(rules.grammar, code);
         let tree = parse::parse(&rules.grammar.language(), code, deadline).ok()?;
-        if tree.root_node().has_error() && !rules.fragments {
+        if tree.root_node().has_error() && !(rules.includes.is_some() && named) {
             return None;
         }
         let found = matching::find(rules, &tree, code, deadline);
@@ -313,6 +340,44 @@ fn unanalysed(level: ThreatLevel, why: String) -> Analysis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file counts as run in part only where a source includes it by name, as the rule
+    /// file's `includes` says; naming it otherwise (`wc -l < README.md`) does not.
+    #[test]
+    fn sources_include_files_as_their_language_does() {
+        let analyzer = Analyzer::builtin().expect("rules");
+        let yes: [(&str, &str, &str); 9] = [
+            ("c", "#include \"b.txt\"\n", "b.txt"),
+            ("c", "  #  include <lib/notes.inc>\n", "notes.inc"),
+            ("cpp", "#include\"x.php\"\n", "x.php"),
+            ("rust", "let v: u64 = include!(\"p.txt\");", "p.txt"),
+            ("rust", "include! { \"src/q.in\" }", "q.in"),
+            ("bash", "source ./notes.txt\n", "notes.txt"),
+            ("bash", "x=1; . lib/helpers\n", "helpers"),
+            ("bash", "bash 'run.txt'\n", "run.txt"),
+            ("bash", "if true; then sh setup; fi\n", "setup"),
+        ];
+        for (language, source, name) in yes {
+            assert!(
+                analyzer.includes(language, source.as_bytes(), name.as_bytes()),
+                "{language}: {source:?} includes {name}"
+            );
+        }
+        let no: [(&str, &str, &str); 6] = [
+            ("bash", "wc -l < README.md\n", "README.md"),
+            ("bash", "cat notes.txt | grep x\n", "notes.txt"),
+            ("c", "FILE *f = fopen(\"input.txt\", \"r\");\n", "input.txt"),
+            ("rust", "let s = include_str!(\"data.txt\");", "data.txt"),
+            ("c", "#include \"b.txt\"\n", "a.txt"),
+            ("python", "exec(open('b.txt').read())\n", "b.txt"),
+        ];
+        for (language, source, name) in no {
+            assert!(
+                !analyzer.includes(language, source.as_bytes(), name.as_bytes()),
+                "{language}: {source:?} does not include {name}"
+            );
+        }
+    }
 
     #[test]
     fn the_analyzer_can_be_shared_between_threads() {

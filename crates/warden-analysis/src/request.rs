@@ -16,6 +16,10 @@ pub struct RequestFile<'a> {
     /// A file that may be data rather than code: analysed as by
     /// [`Analyzer::analyze_if_code`], else as by [`Analyzer::analyze`].
     pub maybe_data: bool,
+    /// A file that may be data which one of the program's sources includes (`#include
+    /// "notes.txt"`, `source lib.txt`: the rule file's `includes`): what is found in it counts
+    /// even when it does not parse whole.
+    pub named: bool,
 }
 
 /// The analyses of a request's files, in order.
@@ -36,7 +40,7 @@ impl Analyzer {
             .iter()
             .map(|file| {
                 if file.maybe_data {
-                    self.analyze_if_code_by(file.language, file.code, deadline)
+                    self.analyze_if_code_by(file.language, file.code, file.named, deadline)
                 } else {
                     Some(self.analyze_by(file.language, file.code, deadline))
                 }
@@ -62,11 +66,13 @@ mod tests {
                 language: "python",
                 code: b"import os\nos.system('ls')\n",
                 maybe_data: false,
+                named: false,
             },
             RequestFile {
                 language: "python",
                 code: b"a,b\n1,2\n",
                 maybe_data: true,
+                named: false,
             },
         ];
         let answer = analyzer.analyze_request(&files);

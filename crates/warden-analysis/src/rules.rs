@@ -96,12 +96,12 @@ pub struct Rule {
 struct RuleFile {
     /// The grammar the queries are written against.
     grammar: Grammar,
-    /// Whether the language runs fragments of files of any name (C's `#include "notes.txt"`,
-    /// Rust's `include!`, bash's `source`, which runs a file's commands up to its first syntax
-    /// error): a file that is not a source then counts by what is found in it even when it does
-    /// not parse whole.
+    /// How a source names a file of any name that the language runs in part (C's `#include
+    /// "notes.txt"`, Rust's `include!`, bash's `source`, which runs a file's commands up to its
+    /// first syntax error): a regex whose first group is the file's path. A file a source
+    /// names so counts by what is found in it even when it does not parse whole.
     #[serde(default)]
-    fragments: bool,
+    includes: Option<String>,
     /// The rules, each a `[[rule]]` table.
     #[serde(rename = "rule", default)]
     rules: Vec<RuleSpec>,
@@ -148,8 +148,8 @@ pub(crate) struct RuleText {
 pub(crate) struct RuleSet {
     /// The grammar.
     pub(crate) grammar: Grammar,
-    /// The rule file's `fragments`: a file of any name may be run in part.
-    pub(crate) fragments: bool,
+    /// The rule file's `includes`: how a source names a file it runs in part.
+    pub(crate) includes: Option<regex_lite::Regex>,
     /// The rules, in file order.
     pub(crate) rules: Vec<Rule>,
     /// Their query texts, in the same order.
@@ -205,9 +205,18 @@ impl RuleSet {
                 message: e.to_string(),
             })?;
         let compiled = Compiled::compile(file, &grammar, &texts, regexes)?;
+        let includes = parsed
+            .includes
+            .as_deref()
+            .map(regex_lite::Regex::new)
+            .transpose()
+            .map_err(|e| AnalysisError::Format {
+                file: file.into(),
+                message: format!("includes: {e}"),
+            })?;
         Ok(RuleSet {
             grammar: parsed.grammar,
-            fragments: parsed.fragments,
+            includes,
             rules,
             texts,
             compiled,

@@ -165,6 +165,7 @@ mod tests {
             language: "python",
             code: b"import os\nos.system('ls')\n",
             maybe_data: false,
+            named: false,
         }];
         let answer = Confinement::InProcess
             .analyze(&analyzer, &files)

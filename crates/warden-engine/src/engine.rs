@@ -818,25 +818,38 @@ impl Engine {
     /// the whole program's analysis is (graded as a parse that timed out).
     fn analyze_program(&self, language: &Language, program: &Program) -> Analysis {
         // Each file: whether it is a source, the language it is read as, whether it may be
-        // data (then not cached: the same bytes as a source are graded otherwise).
-        let files: Vec<(bool, &str, &WorkspaceFile, bool)> = program
+        // data (then not cached: the same bytes as a source are graded otherwise), and whether
+        // a source names it where the language runs fragments of files (`#include "b.txt"`).
+        let named = self.named_by_sources(language, program);
+        let files: Vec<(bool, &str, &WorkspaceFile, bool, bool)> = program
             .files
             .iter()
-            .map(|file| {
+            .flat_map(|file| {
                 let source = program.is_source(file);
+                let own = language.id.as_str();
+                let named = named(file);
                 match (source, self.language_of_other_file(file)) {
-                    (true, _) => (true, language.id.as_str(), file, false),
-                    // Another language's file (`run.sh` beside `main.py`): its code.
-                    (false, Some(id)) => (false, id, file, false),
+                    (true, _) => vec![(true, own, file, false, false)],
+                    // Another language's file (`run.sh` beside `main.py`): its code; and,
+                    // named by a source, the fragment it may be of the program's (`#include
+                    // "b.php"` in C).
+                    (false, Some(id)) if named && id != own => {
+                        vec![
+                            (false, id, file, false, false),
+                            (false, own, file, true, true),
+                        ]
+                    }
+                    (false, Some(id)) => vec![(false, id, file, false, false)],
                     // Data (a CSV, a README) unless it is a program of the language without
-                    // a single parse error (a helper hidden as `.txt`).
-                    (false, None) => (false, language.id.as_str(), file, true),
+                    // a single parse error (a helper hidden as `.txt`), or a source names it
+                    // and the language runs fragments of files.
+                    (false, None) => vec![(false, own, file, true, named)],
                 }
             })
             .collect();
         let mut parts: Vec<Option<Analysis>> = files
             .iter()
-            .map(|&(_, id, file, maybe_data)| {
+            .map(|&(_, id, file, maybe_data, _)| {
                 (!maybe_data)
                     .then(|| self.analyses.get(id, &file.contents))
                     .flatten()
@@ -849,6 +862,7 @@ impl Engine {
                 language: files[i].1,
                 code: &files[i].2.contents,
                 maybe_data: files[i].3,
+                named: files[i].4,
             })
             .collect();
         let answer = if request.is_empty() {
@@ -863,7 +877,7 @@ impl Engine {
             }
         };
         for (&i, part) in missing.iter().zip(answer.files) {
-            let (_, id, file, maybe_data) = files[i];
+            let (_, id, file, maybe_data, _) = files[i];
             if !maybe_data && !answer.budget_spent {
                 if let Some(part) = &part {
                     self.analyses.insert(id, &file.contents, part.clone());
@@ -872,7 +886,7 @@ impl Engine {
             parts[i] = Some(part.unwrap_or_default());
         }
         let mut analysis = Analysis::default();
-        for (&(.., maybe_data), part) in files.iter().zip(parts) {
+        for (&(_, _, _, maybe_data, _), part) in files.iter().zip(parts) {
             let part = part.unwrap_or_default();
             // A source, or another language's file: code, graded whole.
             let code = !maybe_data;
@@ -907,6 +921,34 @@ impl Engine {
         analysis
     }
 
+    /// Whether one of `program`'s sources includes a file, as `language`'s rule file says a
+    /// source names one it runs in part (`#include "lib/b.txt"`, `source ./b.txt`); never in a
+    /// language without. A name built at compile or run time (`#include NAME`, `source "$f"`)
+    /// is not seen: the analysis is advisory, the sandbox the boundary (docs/analysis.md).
+    fn named_by_sources<'p>(
+        &'p self,
+        language: &'p Language,
+        program: &'p Program,
+    ) -> impl Fn(&WorkspaceFile) -> bool + 'p {
+        let id = language.id.as_str();
+        let fragments = self.analyzer.runs_fragments(id);
+        let sources: Vec<&'p [u8]> = program
+            .files
+            .iter()
+            .filter(|f| fragments && program.is_source(f))
+            .map(|f| &f.contents[..])
+            .collect();
+        move |file: &WorkspaceFile| {
+            let Some(name) = file.path.file_name() else {
+                return false;
+            };
+            let name = name.as_encoded_bytes();
+            sources
+                .iter()
+                .any(|source| self.analyzer.includes(id, source, name))
+        }
+    }
+
     /// The analysis of one program in `language` (confined as every analysis is), cached.
     pub(crate) fn analyze_one(&self, language: &str, code: &[u8]) -> Analysis {
         if let Some(found) = self.analyses.get(language, code) {
@@ -916,6 +958,7 @@ impl Engine {
             language,
             code,
             maybe_data: false,
+            named: false,
         }];
         match self.confinement.analyze(&self.analyzer, &request) {
             Ok(mut answer) => {
@@ -1879,6 +1922,47 @@ mod tests {
             ),
             "bash.fork_bomb",
         );
+        // Bug hunt "regr2": a file of another language's extension included by a C source
+        // was read as that language alone.
+        refused_as_critical(
+            prepare(
+                "c",
+                &[
+                    (
+                        "main.c",
+                        b"#include <unistd.h>\nint main(void) {\n#include \"b.php\"\n}\n",
+                    ),
+                    ("b.php", b"  for (;;) fork();\n"),
+                ],
+            ),
+            "c.spawn_in_endless_loop",
+        );
+        // Bug hunt "regr2": text no source names (a README, a Makefile) sent ordinary bash, C
+        // and Rust programs to gVisor once fragments counted in every file.
+        for (language, main, data) in [
+            (
+                "bash",
+                ("main.sh", &b"echo hello; wc -l < README.md\n"[..]),
+                ("README.md", &b"Install:\n```bash\nsudo apt-get install jq\n```\neval mode is the default.\n"[..]),
+            ),
+            (
+                "c",
+                ("main.c", &b"int main(void) { return 0; }\n"[..]),
+                ("README.md", &b"Reads n. Does not call syscall(2) directly.\n"[..]),
+            ),
+            (
+                "rust",
+                ("main.rs", &b"fn main() { println!(\"hi\"); }\n"[..]),
+                ("README.md", &b"every `unsafe { }` block is audited. Uses `#[no_mangle]` exports\n"[..]),
+            ),
+        ] {
+            let analysis = prepare(language, &[main, data]).expect("prepared");
+            assert_eq!(
+                analysis.threat_level,
+                warden_core::ThreatLevel::None,
+                "{language}: {analysis:#?}"
+            );
+        }
         // Python runs no part of a file that does not compile: a README that does not parse is
         // still data there.
         let analysis = prepare(

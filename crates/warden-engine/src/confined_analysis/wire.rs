@@ -44,7 +44,7 @@ pub(super) fn encode_request(files: &[RequestFile<'_>]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(4 + size);
     out.extend(u32::try_from(files.len()).ok()?.to_le_bytes());
     for file in files {
-        out.push(u8::from(file.maybe_data));
+        out.push(u8::from(file.maybe_data) | u8::from(file.named) << 1);
         out.extend(u32::try_from(file.language.len()).ok()?.to_le_bytes());
         out.extend(file.language.as_bytes());
         out.extend(u32::try_from(file.code.len()).ok()?.to_le_bytes());
@@ -53,8 +53,8 @@ pub(super) fn encode_request(files: &[RequestFile<'_>]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// One file of a request as read: (language, code, maybe data).
-pub(super) type OwnedFile = (String, Vec<u8>, bool);
+/// One file of a request as read: (language, code, maybe data, named by a source).
+pub(super) type OwnedFile = (String, Vec<u8>, bool, bool);
 
 /// Reads one request; `None` at the end of the input before a request starts.
 pub(super) fn read_request(input: &mut impl Read) -> std::io::Result<Option<Vec<OwnedFile>>> {
@@ -70,7 +70,7 @@ pub(super) fn read_request(input: &mut impl Read) -> std::io::Result<Option<Vec<
         let language = String::from_utf8(read_sized(input)?)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let code = read_sized(input)?;
-        files.push((language, code, kind[0] != 0));
+        files.push((language, code, kind[0] & 1 != 0, kind[0] & 2 != 0));
     }
     Ok(Some(files))
 }
@@ -161,18 +161,23 @@ mod tests {
                 language: "python",
                 code: b"print(1)\n",
                 maybe_data: false,
+                named: false,
             },
             RequestFile {
                 language: "c",
                 code: b"\0\xff",
                 maybe_data: true,
+                named: true,
             },
         ];
         let bytes = encode_request(&files).expect("encodes");
         let mut input = &bytes[..];
         let read = read_request(&mut input).expect("reads").expect("a request");
-        assert_eq!(read[0], ("python".into(), b"print(1)\n".to_vec(), false));
-        assert_eq!(read[1], ("c".into(), b"\0\xff".to_vec(), true));
+        assert_eq!(
+            read[0],
+            ("python".into(), b"print(1)\n".to_vec(), false, false)
+        );
+        assert_eq!(read[1], ("c".into(), b"\0\xff".to_vec(), true, true));
         assert!(read_request(&mut input).expect("reads").is_none());
         let mut cut = &bytes[..bytes.len() - 1];
         assert!(read_request(&mut cut).is_err(), "a cut request is an error");

@@ -31,10 +31,11 @@ pub fn main() -> ExitCode {
         }
         let files: Vec<RequestFile<'_>> = files
             .iter()
-            .map(|(language, code, maybe_data)| RequestFile {
+            .map(|(language, code, maybe_data, named)| RequestFile {
                 language,
                 code,
                 maybe_data: *maybe_data,
+                named: *named,
             })
             .collect();
         let answer = analyzer.analyze_request(&files);
