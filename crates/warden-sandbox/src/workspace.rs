@@ -141,7 +141,7 @@ pub(crate) fn write_files(
     }
     let mut staged = Staged::default();
     for file in files {
-        if let Err(e) = staged.write(&root, file, contents) {
+        if let Err(e) = staged.write(&root, file, contents, &paths) {
             staged.discard();
             return Err(match (e, room) {
                 (Errno::ENOSPC, Some(room)) => Misfit {
@@ -243,6 +243,7 @@ impl Staged {
         root: &OwnedFd,
         file: &WorkspaceFile,
         contents: &mut dyn Contents,
+        paths: &HashSet<&Path>,
     ) -> Result<(), Errno> {
         let components = components(file)?;
         let (name, parents) = components.split_last().ok_or(Errno::EINVAL)?;
@@ -251,12 +252,15 @@ impl Staged {
             Some(dir) => Rc::clone(dir),
             None => {
                 let dir = Rc::new(self.make_dirs(root, parents)?);
-                self.dirs.insert(path, Rc::clone(&dir));
+                self.dirs.insert(path.clone(), Rc::clone(&dir));
                 dir
             }
         };
         let mode = Mode::from_bits_truncate(if file.executable { 0o755 } else { 0o644 });
-        let (fd, temporary) = create_temporary(&dir, self.files.len(), mode)?;
+        // Never the name of one of the job's own files there: its temporary would be renamed
+        // onto the other's, and the other's contents swapped in.
+        let reserved = |temporary: &std::ffi::OsStr| paths.contains(path.join(temporary).as_path());
+        let (fd, temporary) = create_temporary(&dir, self.files.len(), mode, reserved)?;
         self.files.push((dir, temporary, name.to_os_string()));
         // The umask may have taken bits off.
         fchmod(fd.as_fd(), mode)?;
@@ -315,14 +319,23 @@ impl Staged {
 }
 
 /// Creates the temporary file of the job's `index`th file in `dir`, of a name not there yet
-/// (`O_EXCL`: the session's programs may have planted a file or a link of that name), and
-/// returns it and its name.
-fn create_temporary(dir: &OwnedFd, index: usize, mode: Mode) -> Result<(OwnedFd, OsString), Errno> {
+/// (`O_EXCL`: the session's programs may have planted a file or a link of that name) and not
+/// `reserved` (one of the job's own files), and returns it and its name.
+fn create_temporary(
+    dir: &OwnedFd,
+    index: usize,
+    mode: Mode,
+    reserved: impl Fn(&std::ffi::OsStr) -> bool,
+) -> Result<(OwnedFd, OsString), Errno> {
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mut attempt = 0u32;
     loop {
         let name = OsString::from(format!(".warden-write.{index}.{attempt}"));
+        if reserved(&name) && attempt < 1000 {
+            attempt += 1;
+            continue;
+        }
         match openat(dir.as_fd(), name.as_os_str(), flags, mode) {
             Ok(fd) => return Ok((fd, name)),
             Err(Errno::EEXIST) if attempt < 1000 => attempt += 1,
@@ -482,6 +495,37 @@ mod tests {
             std::fs::read_to_string(dir.path().join("a.txt")).expect("read"),
             "new"
         );
+    }
+
+    /// Bug hunt "regr2": a job's own file named like a temporary (`.warden-write.2.0`) was
+    /// renamed onto another file's place and that file's contents swapped in.
+    #[test]
+    fn a_file_named_like_a_temporary_keeps_its_own_contents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = [
+            WorkspaceFile::new("main.sh", "cat y"),
+            WorkspaceFile::new(".warden-write.2.0", "WW"),
+            WorkspaceFile::new("y", "YY"),
+            WorkspaceFile::new("d/.warden-write.1.0", "DD"),
+            WorkspaceFile::new("d/z", "ZZ"),
+        ];
+        write_files(dir.path(), &files, &mut InMemory, None).expect("written");
+        for (name, want) in [
+            ("main.sh", "cat y"),
+            (".warden-write.2.0", "WW"),
+            ("y", "YY"),
+            ("d/.warden-write.1.0", "DD"),
+            ("d/z", "ZZ"),
+        ] {
+            let got = std::fs::read_to_string(dir.path().join(name)).expect("read");
+            assert_eq!(got, want, "{name}");
+        }
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("listed")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".warden-write.2.0", "d", "main.sh", "y"]);
     }
 
     /// The files of one directory share its descriptor until they are renamed into place: a
