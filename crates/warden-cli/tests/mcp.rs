@@ -1051,3 +1051,43 @@ fn sigterm_ends_a_relay_and_records_its_calls_and_server() {
     let cancelled = cancelled.as_array().expect("a list");
     assert_eq!(cancelled.len(), 1, "the server's execution: {cancelled:#?}");
 }
+
+/// Bug hunt "regr2": once the wrapped server had ended on its own, `warden mcp wrap` waited
+/// for its client to close its side and ignored SIGTERM (it could only be killed), and a
+/// request in flight that was not a tool call (`initialize`) was never answered, so client and
+/// relay waited on each other. The request is answered with why the server is gone, and the
+/// signal ends the relay.
+#[test]
+fn a_signal_ends_a_relay_whose_server_already_ended() {
+    let world = World::new();
+    let server = "read first; echo crashing >&2; exit 3";
+    let mut child = world
+        .warden()
+        .args(["mcp", "wrap", "crashy", "--", "/bin/sh", "-c", server])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("warden mcp wrap starts");
+    let mut stdin = child.stdin.take().expect("piped");
+    let initialize = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2024-11-05", "capabilities": {},
+                   "clientInfo": {"name": "t", "version": "1"}}});
+    writeln!(stdin, "{initialize}").expect("the relay reads");
+    let stdout = child.stdout.take().expect("piped");
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let _ = line_tx.send(lines.next());
+    });
+    let answered = line_rx.recv_timeout(Duration::from_secs(15));
+    signal_child(&child, nix::sys::signal::Signal::SIGTERM);
+    let status = exit_within(&mut child, Duration::from_secs(15));
+    drop(stdin);
+    let answer = answered.expect("initialize answered").expect("an answer");
+    let answer: Value = serde_json::from_str(&answer.expect("a line")).expect("json");
+    assert_eq!(answer["id"], 1, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("ended"), "{answer}");
+    assert_eq!(status.code(), Some(128 + 15), "{status}");
+}

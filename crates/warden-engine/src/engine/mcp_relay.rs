@@ -247,6 +247,13 @@ impl Relay {
                 at: SystemTime::now(),
             });
         }
+        // The other requests in flight (`initialize`, `tools/list`) fail too: unanswered, the
+        // client waited for them while warden waited for the client.
+        let others: Vec<String> = self.outstanding.drain().collect();
+        for id in others {
+            let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
+            self.send(&error_response(id, -32000, reason));
+        }
     }
 
     /// One line of the server's stdout: a response to a tracked call is recorded; every
@@ -525,11 +532,17 @@ impl Engine {
         state.ended = Some((reason, status));
         drop(state);
         // The client owns the session: until it closes its side, its requests are answered
-        // with why the server is gone. Not after a stop: the reader may block on a client
-        // that will not close its side (an MCP client's SIGTERM comes before its SIGKILL).
-        if !interrupted {
-            let _ = reader.join();
+        // with why the server is gone. Not once stopped, before or while waiting: the reader
+        // may block on a client that will not close its side (an MCP client's SIGTERM comes
+        // before its SIGKILL).
+        while !wrap.stop.is_stopped() {
+            if reader.is_finished() {
+                let _ = reader.join();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let interrupted = wrap.stop.is_stopped();
         let mut state = lock(&relay);
         let answered = std::mem::take(&mut state.answered);
         let stopped = state.stopped.clone();
