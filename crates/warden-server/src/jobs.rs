@@ -219,11 +219,18 @@ impl Jobs {
     /// id or another's job.
     pub(crate) async fn get(&self, id: &str, caller: Option<&str>) -> Option<JobStatus> {
         if let Some(live) = self.live().get(id) {
+            // Cancelled while queued (`DELETE`): finished as cancelled already, as it is kept,
+            // though its task gives back its place in the queue only when a worker frees.
+            let withdrawn = live.state == JobState::Queued && live.cancel.is_cancelled();
             return (live.token.as_deref() == caller).then(|| JobStatus {
                 id: id.to_owned(),
-                state: live.state,
+                state: if withdrawn {
+                    JobState::Finished
+                } else {
+                    live.state
+                },
                 result: None,
-                error: None,
+                error: withdrawn.then(cancelled),
                 token: live.token.clone(),
             });
         }
@@ -488,6 +495,12 @@ mod tests {
             ));
         }
         assert!(late.is_cancelled() && early.is_cancelled());
+        // Bug hunt "regr2": it read `queued` until a worker freed up.
+        for id in ["late", "early"] {
+            let job = before.get(id, Some("alice")).await.expect("live");
+            assert_eq!(job.state, JobState::Finished, "{job:?}");
+            assert_eq!(job.error.expect("an error")["kind"], "cancelled");
+        }
         // The task that keeps it queued ran after the `DELETE`.
         before.keep_queued("early", "again".into()).await;
         drop(before);
