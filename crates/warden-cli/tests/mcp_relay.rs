@@ -225,10 +225,18 @@ fn a_registered_server_is_wrapped_by_name_once_approved() {
         String::from_utf8_lossy(&out.stderr)
     );
     let sent = messages(&out);
-    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent.len(), 2, "{sent:?}");
     assert_eq!(
         sent[0]["method"], "initialize",
         "cat echoes the message: {sent:?}"
+    );
+    // The echo is no answer: once cat ended, the request is answered with why.
+    assert_eq!(sent[1]["id"], 1, "{sent:?}");
+    assert!(
+        sent[1]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ended before answering")),
+        "{sent:?}"
     );
     // It is not a tool: calling it is refused with the way to run it.
     let call = world
