@@ -951,24 +951,7 @@ fn sigterm_cancels_and_records_the_calls_in_flight_over_stdio() {
         "name": "run_code", "arguments": {"language": "bash", "code": "sleep 46.5; echo done",
         "limits": {"wall_time": "60s"}}}});
     writeln!(stdin, "{slow}").expect("warden mcp reads");
-    let started = eventually(Duration::from_secs(60), || {
-        !processes_running("sleep 46.5").is_empty()
-    });
-    assert!(started, "the program did not start");
-    signal_child(&child, nix::sys::signal::Signal::SIGTERM);
-    // The client still holds stdin open, as the SDK does until it sends SIGKILL.
-    let status = exit_within(&mut child, Duration::from_secs(15));
-    drop(stdin);
-    assert_eq!(status.code(), Some(128 + 15), "{status}");
-    assert!(
-        processes_running("sleep 46.5").is_empty(),
-        "the program outlived warden mcp"
-    );
-    assert_eq!(
-        support::cgroups_of(child.id()),
-        0,
-        "a cgroup was left behind"
-    );
+    terminated_while(&mut child, stdin, "sleep 46.5");
     let run_code = stats_of(&world, "run_code");
     assert_eq!(
         (&run_code["calls"], &run_code["failures"]),
@@ -976,6 +959,36 @@ fn sigterm_cancels_and_records_the_calls_in_flight_over_stdio() {
         "{run_code:#}"
     );
     assert_eq!(stats_of(&world, "shell")["calls"], 1);
+    let cancelled = cancelled_executions(&world);
+    assert_eq!(cancelled.len(), 1, "{cancelled:#?}");
+    assert_eq!(cancelled[0]["api"], "mcp", "{cancelled:#?}");
+}
+
+/// Waits for `sleeping` (a process of the call in flight) to run, sends `child` SIGTERM while
+/// its client still holds stdin open (as the SDK does until it sends SIGKILL), and checks it
+/// exits 128 + 15 within 15 s leaving no process of the call and no cgroup.
+fn terminated_while(child: &mut Child, stdin: std::process::ChildStdin, sleeping: &str) {
+    let started = eventually(Duration::from_secs(60), || {
+        !processes_running(sleeping).is_empty()
+    });
+    assert!(started, "{sleeping} did not start");
+    signal_child(child, nix::sys::signal::Signal::SIGTERM);
+    let status = exit_within(child, Duration::from_secs(15));
+    drop(stdin);
+    assert_eq!(status.code(), Some(128 + 15), "{status}");
+    assert!(
+        processes_running(sleeping).is_empty(),
+        "{sleeping} outlived its call"
+    );
+    assert_eq!(
+        support::cgroups_of(child.id()),
+        0,
+        "a cgroup was left behind"
+    );
+}
+
+/// The executions the history records as cancelled.
+fn cancelled_executions(world: &World) -> Vec<Value> {
     let cancelled = json_of(
         &world
             .warden()
@@ -983,9 +996,7 @@ fn sigterm_cancels_and_records_the_calls_in_flight_over_stdio() {
             .output()
             .expect("warden runs"),
     );
-    let cancelled = cancelled.as_array().expect("a list");
-    assert_eq!(cancelled.len(), 1, "{cancelled:#?}");
-    assert_eq!(cancelled[0]["api"], "mcp", "{cancelled:#?}");
+    cancelled.as_array().expect("a list").clone()
 }
 
 /// Bug hunt: SIGTERM killed `warden mcp wrap` outright: the server's execution was not
@@ -1017,38 +1028,15 @@ fn sigterm_ends_a_relay_and_records_its_calls_and_server() {
         serde_json::from_str(&lines.next().expect("an answer").expect("a line")).expect("json");
     assert_eq!(first["id"], 2, "{first}");
     writeln!(stdin, "{}", call(3)).expect("the relay reads");
-    let waiting = eventually(Duration::from_secs(30), || {
-        !processes_running("sleep 45.5").is_empty()
-    });
-    assert!(waiting, "the server did not read the second call");
-    signal_child(&child, nix::sys::signal::Signal::SIGTERM);
-    // The client keeps its side open, as the SDK does until it sends SIGKILL.
-    let status = exit_within(&mut child, Duration::from_secs(15));
-    drop(stdin);
-    assert_eq!(status.code(), Some(128 + 15), "{status}");
-    assert!(
-        processes_running("sleep 45.5").is_empty(),
-        "the server outlived the relay"
-    );
-    assert_eq!(
-        support::cgroups_of(child.id()),
-        0,
-        "a cgroup was left behind"
-    );
+    // The server reads the second call and sleeps.
+    terminated_while(&mut child, stdin, "sleep 45.5");
     let slow = stats_of(&world, "term/slow");
     assert_eq!(
         (&slow["calls"], &slow["failures"]),
         (&Value::from(2), &Value::from(1)),
         "{slow:#}"
     );
-    let cancelled = json_of(
-        &world
-            .warden()
-            .args(["history", "--json", "--outcome", "cancelled"])
-            .output()
-            .expect("warden runs"),
-    );
-    let cancelled = cancelled.as_array().expect("a list");
+    let cancelled = cancelled_executions(&world);
     assert_eq!(cancelled.len(), 1, "the server's execution: {cancelled:#?}");
 }
 

@@ -31,6 +31,17 @@ fn wrap(world: &World, args: &[&str], input: &str) -> Output {
     child.wait_with_output().expect("warden ends")
 }
 
+/// `warden tool stats --json` in `world`.
+fn tool_stats(world: &World) -> Value {
+    support::json_of(
+        &world
+            .warden()
+            .args(["tool", "stats", "--json"])
+            .output()
+            .expect("runs"),
+    )
+}
+
 fn messages(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -122,13 +133,7 @@ fn a_call_the_server_never_answers_fails_after_the_call_timeout() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stats = support::json_of(
-        &world
-            .warden()
-            .args(["tool", "stats", "--json"])
-            .output()
-            .expect("runs"),
-    );
+    let stats = tool_stats(&world);
     assert_eq!(stats["tools"][0]["tool"], "mute/slow", "{stats:#}");
     assert_eq!(stats["tools"][0]["failures"], 1, "{stats:#}");
 }
@@ -176,13 +181,7 @@ fn a_line_too_long_to_be_a_message_stops_the_server() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("longer than 16 MiB"), "{stderr}");
-    let stats = support::json_of(
-        &world
-            .warden()
-            .args(["tool", "stats", "--json"])
-            .output()
-            .expect("runs"),
-    );
+    let stats = tool_stats(&world);
     assert_eq!(stats["tools"][0]["tool"], "long/slow", "{stats:#}");
     assert_eq!(stats["tools"][0]["failures"], 1, "{stats:#}");
     assert_eq!(stats["tools"][0]["violations"], 0, "{stats:#}");
@@ -461,13 +460,7 @@ fn a_server_that_stops_reading_its_input_is_stopped_as_a_failure() {
     let out = child.wait_with_output().expect("warden ends");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let stats = support::json_of(
-        &world
-            .warden()
-            .args(["tool", "stats", "--json"])
-            .output()
-            .expect("runs"),
-    );
+    let stats = tool_stats(&world);
     assert_eq!(stats["tools"][0]["tool"], "deaf/slow", "{stats:#}");
     assert_eq!(stats["tools"][0]["failures"], 1, "{stats:#}");
 }
