@@ -325,12 +325,31 @@ struct RunscJobs {
     /// Where `runsc exec` writes the pid (inside the sandbox) of the job just prepared: its
     /// loader, which passes signals on (`filter_exec.rs`).
     pid_file: Option<PathBuf>,
-    /// A pidfd of the sandbox's sentry (the `runsc-sandbox` process), opened once the
-    /// container runs: a keeper's sandbox outlives its jobs, and a job's `runsc exec` ends
-    /// with status 128 both when the program exits 128 and when the sentry died under it
-    /// ([`JobLauncher::runtime_ended`]). `None` inside for a one-job sandbox, or when the
-    /// state file named no live process.
-    sentry: std::sync::OnceLock<Option<std::os::fd::OwnedFd>>,
+    /// The sandbox's sentry (the `runsc-sandbox` process), found once the container runs: a
+    /// keeper's sandbox outlives its jobs, and a job's `runsc exec` ends with status 128 both
+    /// when the program exits 128 and when the sentry died under it
+    /// ([`JobLauncher::runtime_ended`]). Unset for a one-job sandbox, and until a state file
+    /// names a live process (each job looks again).
+    sentry: std::sync::OnceLock<Sentry>,
+}
+
+/// The host process of a sandbox's sentry: its pid, with a pidfd that keeps the pid's
+/// meaning (a pid seen by its pidfd as not yet exited still names the sentry).
+#[derive(Debug)]
+struct Sentry {
+    pid: u32,
+    pidfd: std::os::fd::OwnedFd,
+}
+
+impl Sentry {
+    /// Whether the sentry has ended or is ending. `runsc exec` sees the sentry's socket
+    /// close as its threads exit, before the last of them has (when its pidfd turns
+    /// readable): a sentry killed under a job reads as a zombie or exiting (`PF_EXITING`) in
+    /// `/proc` by then. A pid that names another process by then means the sentry was
+    /// reaped, which its pidfd, read again, says.
+    fn ended(&self) -> bool {
+        has_exited(&self.pidfd) || crate::stale::is_dead(self.pid) || has_exited(&self.pidfd)
+    }
 }
 
 impl RunscJobs {
@@ -468,13 +487,13 @@ fn state_file(root: &Path, container: &str) -> Result<Option<Value>, ()> {
     }))
 }
 
-/// A pidfd of the container's sentry, from its state file's `sandbox.pid`.
-fn sentry_pidfd(root: &Path, container: &str) -> Option<std::os::fd::OwnedFd> {
+/// The container's sentry, from its state file's `sandbox.pid`.
+fn sentry_of(root: &Path, container: &str) -> Option<Sentry> {
     let state = state_file(root, container).ok()??;
-    let pid = i32::try_from(state["sandbox"]["pid"].as_i64()?).ok()?;
-    (pid > 0)
-        .then(|| warden_sys::process::pidfd_open(nix::unistd::Pid::from_raw(pid)).ok())
-        .flatten()
+    let pid = u32::try_from(state["sandbox"]["pid"].as_u64()?).ok()?;
+    let raw = i32::try_from(pid).ok().filter(|&pid| pid > 0)?;
+    let pidfd = warden_sys::process::pidfd_open(nix::unistd::Pid::from_raw(raw)).ok()?;
+    Some(Sentry { pid, pidfd })
 }
 
 /// Whether the process behind `pidfd` has exited (its pidfd reads as ready).
@@ -589,17 +608,17 @@ impl JobLauncher for RunscJobs {
             return Ok(());
         }
         self.wait_running()?;
-        self.sentry
-            .get_or_init(|| sentry_pidfd(Path::new(RUNSC_ROOT), &self.container));
+        if self.sentry.get().is_none() {
+            if let Some(sentry) = sentry_of(Path::new(RUNSC_ROOT), &self.container) {
+                let _ = self.sentry.set(sentry);
+            }
+        }
         Ok(())
     }
 
     /// The sentry ended: the sandbox is gone, whatever the job's `runsc exec` said.
     fn runtime_ended(&self) -> bool {
-        self.sentry
-            .get()
-            .and_then(Option::as_ref)
-            .is_some_and(has_exited)
+        self.sentry.get().is_some_and(Sentry::ended)
     }
 
     fn prepare(&mut self, job: &Job) -> Result<Command, SandboxError> {
@@ -1016,6 +1035,62 @@ mod tests {
         // A file runsc did not write this way: runsc is asked.
         fs::write(&file, "not json").expect("write");
         assert!(matches!(changes.recorded(), Recorded::Other));
+    }
+
+    /// CI hunt: a session's call whose sentry was killed under it was once answered as the
+    /// program's exit 128 (`runsc exec` saw the sentry's socket close before the sentry's
+    /// last thread had exited, when its pidfd turns readable). A process whose first thread
+    /// has exited while another still runs stands for that moment.
+    #[test]
+    fn a_sentry_whose_threads_are_exiting_has_ended() {
+        use std::io::{BufRead, Write};
+        let program = format!(
+            "import ctypes, sys, threading, time\n\
+             threading.Thread(target=time.sleep, args=(30,)).start()\n\
+             print('ready', flush=True)\n\
+             sys.stdin.readline()\n\
+             ctypes.CDLL(None).syscall({}, 0)\n",
+            nix::libc::SYS_exit
+        );
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-c", &program])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut ready = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut ready)
+            .expect("read");
+        assert_eq!(ready, "ready\n");
+        let root = tempfile::tempdir().expect("tempdir");
+        fs::write(
+            root.path().join("c_sandbox:c.state"),
+            format!(r#"{{"sandbox":{{"pid":{}}}}}"#, child.id()),
+        )
+        .expect("write");
+        let sentry = sentry_of(root.path(), "c").expect("the state file names a live process");
+        assert!(!sentry.ended(), "a running process has not ended");
+        writeln!(child.stdin.as_mut().expect("stdin")).expect("write");
+        let leader_gone = || {
+            fs::read_to_string(format!("/proc/{}/stat", child.id())).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, r)| r.starts_with('Z'))
+            })
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while !leader_gone() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(leader_gone(), "the first thread exited");
+        assert!(
+            !has_exited(&sentry.pidfd),
+            "the pidfd waits for the last thread"
+        );
+        assert!(sentry.ended(), "a process whose threads exit has ended");
+        child.kill().expect("kill");
+        child.wait().expect("reaped");
+        assert!(sentry.ended());
     }
 
     #[test]

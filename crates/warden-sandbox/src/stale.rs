@@ -129,7 +129,7 @@ fn made_by_a_dead_process(name: &str, prefix: &str) -> bool {
 /// Whether the process `pid` is gone, a zombie, or exiting (`PF_EXITING`, set before its
 /// descriptors close: a helper that sees its lifeline cut by its owner's death sees it).
 /// proc(5): `/proc/PID/stat`'s third field is the state, its ninth the flags.
-fn is_dead(pid: u32) -> bool {
+pub(crate) fn is_dead(pid: u32) -> bool {
     const PF_EXITING: u64 = 0x4;
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return true;
