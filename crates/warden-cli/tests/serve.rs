@@ -1297,6 +1297,38 @@ fn a_request_refused_for_a_full_queue_costs_none_of_the_rate() {
     assert_eq!(ran.json()["stdout"], "rated\n", "{}", ran.body);
 }
 
+/// A queued job cancelled with `DELETE` kept its place in the queue until a worker freed:
+/// with the queue full of withdrawn jobs, every new request was refused for a full queue.
+#[test]
+fn a_queued_job_cancelled_with_delete_gives_its_place_back_at_once() {
+    let server = Server::start("[server]\nworkers = 1\nqueue_size = 1\n");
+    let submit = |code: &str| {
+        let body = json!({"language": "bash", "code": code, "limits": {"wall_time": "60s"}});
+        server.request("POST", "/v1/executions?wait=false", Some(&body))
+    };
+    let busy = submit("sleep 613.25");
+    assert_eq!(busy.code, 202, "{}", busy.body);
+    eventually("the slow program runs", || sleeping("613.25"));
+    let queued = submit("echo withdrawn");
+    assert_eq!(queued.code, 202, "{}", queued.body);
+    assert_eq!(submit("echo refused").code, 429, "the queue is full");
+    let id = queued.json()["id"].as_str().expect("an id").to_owned();
+    let cancelled = server.request("DELETE", &format!("/v1/executions/{id}"), None);
+    assert_eq!(cancelled.code, 202, "{}", cancelled.body);
+    eventually("the place is given back", || {
+        server.request("GET", "/v1/health", None).json()["load"]["queued"] == 0
+    });
+    assert!(sleeping("613.25"), "the worker is still taken");
+    let next = submit("echo next");
+    assert_eq!(next.code, 202, "the place is free again: {}", next.body);
+    assert_eq!(server.finished(&id)["error"]["kind"], "cancelled");
+    let busy = busy.json()["id"].as_str().expect("an id").to_owned();
+    let stopped = server.request("DELETE", &format!("/v1/executions/{busy}"), None);
+    assert_eq!(stopped.code, 202, "{}", stopped.body);
+    let next = next.json()["id"].as_str().expect("an id").to_owned();
+    assert_eq!(server.finished(&next)["result"]["stdout"], "next\n");
+}
+
 /// Judge0's multi-file program runs what the analysis did not read (its scripts build other
 /// files): where the configuration would run harmless code trusted, it runs sandboxed.
 #[test]

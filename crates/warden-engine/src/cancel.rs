@@ -23,6 +23,17 @@ struct State {
     signalled: Vec<CancelHandle>,
     /// Signals asked before any sandbox registered, in order, for the first one that does.
     pending: Vec<warden_core::Signal>,
+    /// What [`Cancellation::on_cancel`] asked to be told.
+    hooks: Vec<Hook>,
+}
+
+/// A callback run once, at the cancel.
+struct Hook(Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 impl Cancellation {
@@ -33,11 +44,31 @@ impl Cancellation {
 
     /// Kills every sandbox of the execution, now and from now on.
     pub fn cancel(&self) {
+        let hooks = {
+            let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            state.cancelled = true;
+            state.pending.clear();
+            for sandbox in state.sandboxes.drain(..) {
+                sandbox.cancel();
+            }
+            std::mem::take(&mut state.hooks)
+        };
+        // Outside the lock: a hook may ask the cancellation again.
+        for Hook(hook) in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` once at [`Cancellation::cancel`], or now if it was cancelled already: a
+    /// caller that waits for something else (an adapter's queued request, for a worker)
+    /// stops waiting at the cancel.
+    pub fn on_cancel(&self, hook: impl FnOnce() + Send + 'static) {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        state.cancelled = true;
-        state.pending.clear();
-        for sandbox in state.sandboxes.drain(..) {
-            sandbox.cancel();
+        if state.cancelled {
+            drop(state);
+            hook();
+        } else {
+            state.hooks.push(Hook(Box::new(hook)));
         }
     }
 
@@ -107,5 +138,31 @@ impl Cancellation {
             }
             state.sandboxes.push(sandbox);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_hook_runs_once_at_the_cancel_or_at_once_after_it() {
+        let cancel = Cancellation::new();
+        let told = Arc::new(AtomicUsize::new(0));
+        let count = |told: &Arc<AtomicUsize>| {
+            let told = Arc::clone(told);
+            move || {
+                told.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        cancel.on_cancel(count(&told));
+        assert_eq!(told.load(Ordering::SeqCst), 0, "not cancelled yet");
+        cancel.cancel();
+        assert_eq!(told.load(Ordering::SeqCst), 1);
+        cancel.cancel();
+        assert_eq!(told.load(Ordering::SeqCst), 1, "once");
+        cancel.on_cancel(count(&told));
+        assert_eq!(told.load(Ordering::SeqCst), 2, "cancelled already: at once");
     }
 }

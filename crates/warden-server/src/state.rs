@@ -438,13 +438,27 @@ impl AppState {
         caller: Caller,
         on_start: impl FnOnce() + Send + 'static,
     ) -> Result<Execution, ExecError> {
-        let running = self.before_deadline(self.worker(admitted.place)).await??;
+        // Cancelled while it waits (a job's `DELETE`): it never starts, and its place in the
+        // queue is given back at once (the dropped wait gives it back).
+        let (withdrawn, cancelled) = tokio::sync::oneshot::channel::<()>();
+        if let Some(cancel) = &request.cancel {
+            cancel.on_cancel(move || {
+                let _ = withdrawn.send(());
+            });
+        }
+        // Without a cancellation the sender is gone at once: that branch never matches.
+        let running = tokio::select! {
+            biased;
+            Ok(()) = cancelled => {
+                return Err(ExecError::Engine(EngineError::Cancelled { ran: None }));
+            }
+            running = self.before_deadline(self.worker(admitted.place)) => running??,
+        };
         if request
             .cancel
             .as_ref()
             .is_some_and(Cancellation::is_cancelled)
         {
-            // Cancelled while it waited (a job's `DELETE`): it never starts.
             return Err(ExecError::Engine(EngineError::Cancelled { ran: None }));
         }
         let queued = admitted.at.elapsed();
