@@ -364,11 +364,13 @@ pub(crate) fn mount_proc() -> Result<()> {
 /// traffic), `locks` (every file lock of the host, among them the uid-slot locks of all
 /// concurrent runs: how many run, and their host uids), `cmdline` (the machine's boot command
 /// line), and what a later kernel might open to the sandbox's user (`kcore`, `keys`,
-/// `latency_stats`, `timer_list`, `sched_debug`). Read-only mounts (what is written to one is
-/// discarded nonetheless: it is a device); with mount and umount denied by seccomp and no
-/// capability, the masks stay. Each costs two mount calls, about 7 µs of the init's setup here
-/// (`strace -T`).
-const MASKED_PROC: [&str; 8] = [
+/// `latency_stats`, `timer_list`, `sched_debug`), and the host's block devices with their live
+/// I/O counters (`diskstats`, `partitions`: every session's workspace and every volume in use
+/// is a loop device, so a program could watch another tenant's writes as they happen).
+/// Read-only mounts (what is written to one is discarded nonetheless: it is a device); with
+/// mount and umount denied by seccomp and no capability, the masks stay. Each costs two mount
+/// calls, about 7 µs of the init's setup here (`strace -T`).
+const MASKED_PROC: [&str; 10] = [
     "/proc/interrupts",
     "/proc/locks",
     "/proc/cmdline",
@@ -377,9 +379,18 @@ const MASKED_PROC: [&str; 8] = [
     "/proc/latency_stats",
     "/proc/timer_list",
     "/proc/sched_debug",
+    "/proc/diskstats",
+    "/proc/partitions",
 ];
 
-/// Covers [`MASKED_PROC`] with the sandbox's `/dev/null`, and makes `/proc/sys` read-only.
+/// The directories of a fresh `/proc` that show the host's filesystems, covered with an empty
+/// read-only tmpfs: `fs` (under `fs/ext4`, each mounted ext4 filesystem by its device, a
+/// session's or a volume's loop device among them, with its block groups' free space as it
+/// changes).
+const MASKED_PROC_DIRS: [&str; 1] = ["/proc/fs"];
+
+/// Covers [`MASKED_PROC`] with the sandbox's `/dev/null` and [`MASKED_PROC_DIRS`] with an empty
+/// tmpfs, and makes `/proc/sys` read-only.
 /// After [`mount_proc`] and the root built, before the old root is detached.
 pub(crate) fn mask_proc() -> Result<()> {
     let null = Path::new("/dev/null");
@@ -397,6 +408,19 @@ pub(crate) fn mask_proc() -> Result<()> {
         )?;
         // Read-only, as every mount but the workspace's (a device's writes pass anyway).
         seal_devices("make a /proc mask read-only", file)?;
+    }
+    for dir in MASKED_PROC_DIRS.map(Path::new) {
+        if !dir.is_dir() {
+            continue;
+        }
+        do_mount(
+            "mask a /proc directory",
+            Some(Path::new("tmpfs")),
+            dir,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=4k,nr_inodes=1,mode=0555"),
+        )?;
     }
     // The sysctls of the sandbox's own namespaces are its root user's to write, with no
     // capability: `kernel/pid_max` of its pid namespace (Linux 6.14 and later), which a job

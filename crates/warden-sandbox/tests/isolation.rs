@@ -422,6 +422,26 @@ fn the_hosts_locks_and_boot_command_line_are_masked() {
     assert!(!host.is_empty());
 }
 
+/// Bug hunt: `/proc/diskstats` and `/proc/partitions` listed every loop device of the host
+/// with its live I/O counters (each session's workspace and each volume in use is one), and
+/// `/proc/fs/ext4` each mounted filesystem by its device: a program could watch another
+/// tenant's writes as they happened. Both files read empty, the directory is empty and
+/// read-only.
+#[test]
+fn the_hosts_disks_and_filesystems_are_masked() {
+    let run = sh(
+        "for f in diskstats partitions; do printf '%s ' $f; wc -c < /proc/$f; done; \
+         ls -A /proc/fs | wc -l; mkdir /proc/fs/x 2>/dev/null && echo made; true",
+        Limits::default(),
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    assert_eq!(out(&run), "diskstats 0\npartitions 0\n0\n");
+    // The masks, not the kernel, empty them.
+    let host = std::fs::read_to_string("/proc/diskstats").unwrap_or_default();
+    assert!(!host.is_empty());
+    assert!(std::fs::read_dir("/proc/fs").is_ok_and(|mut d| d.next().is_some()));
+}
+
 /// Bug hunt: the sandbox's root user could write the sysctls of its own namespaces: a job
 /// set its pid namespace's `pid_max` to 301 (Linux 6.14 and later) and used it up, and every
 /// later job of the sandbox (a reused pooled one, `warden batch --reuse`, a session's next
@@ -625,6 +645,10 @@ fn only_the_workspace_is_writable_and_only_planned_paths_are_mounted() {
             "/proc/latency_stats",
             "/proc/timer_list",
             "/proc/sched_debug",
+            "/proc/diskstats",
+            "/proc/partitions",
+            // The host's filesystems, an empty read-only tmpfs.
+            "/proc/fs",
             // The sandbox's own sysctls, read-only.
             "/proc/sys",
         ]
