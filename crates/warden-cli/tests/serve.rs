@@ -956,10 +956,10 @@ fn synchronous_clients_are_answered_at_the_shutdown_deadline() {
     ));
     let (running, queued) = std::thread::scope(|scope| {
         let running = scope.spawn(|| {
-            let body = json!({"language": "bash", "code": "sleep 600.5"});
+            let body = json!({"language": "bash", "code": "sleep 601.5"});
             server.request("POST", "/v1/executions", Some(&body))
         });
-        eventually("the program runs", || sleeping("600.5"));
+        eventually("the program runs", || sleeping("601.5"));
         let queued = scope.spawn(|| {
             let body = json!({"language_id": 46, "source_code": "echo never"}).to_string();
             let headers = [("x-auth-token", "s3cret")];
@@ -982,7 +982,7 @@ fn synchronous_clients_are_answered_at_the_shutdown_deadline() {
     let mut server = server;
     let status = server.child.wait().expect("the server exits");
     assert!(status.success(), "{status:?}");
-    assert!(!sleeping("600.5"), "the program outlived the server");
+    assert!(!sleeping("601.5"), "the program outlived the server");
 }
 
 /// Answers owed for later (`/v1` asynchronous executions, Judge0 submissions) outlive the
@@ -1013,8 +1013,8 @@ fn asynchronous_answers_survive_a_restart_and_queued_ones_run_then() {
     let done = job(&first, "echo kept");
     first.finished(&done);
     let judged_token = submit(&first, "printf 'judged\\n' >&2; echo judged", true);
-    let slow = job(&first, "sleep 600.25");
-    eventually("the slow program runs", || sleeping("600.25"));
+    let slow = job(&first, "sleep 603.25");
+    eventually("the slow program runs", || sleeping("603.25"));
     let queued_token = submit(&first, "echo again; date +%s%N", false);
     let queued_job = job(&first, "echo resumed; date +%s%N");
     let busy = first.raw(
@@ -1176,7 +1176,7 @@ fn asynchronous_answers_survive_a_restart_and_queued_ones_run_then() {
     assert_eq!(second.raw("POST", "/authenticate", &[], None).code, 401);
     drop(second);
     assert!(
-        !sleeping("600.25"),
+        !sleeping("603.25"),
         "the slow program ended with its server"
     );
 }
@@ -1306,9 +1306,9 @@ fn a_queued_job_cancelled_with_delete_gives_its_place_back_at_once() {
         let body = json!({"language": "bash", "code": code, "limits": {"wall_time": "60s"}});
         server.request("POST", "/v1/executions?wait=false", Some(&body))
     };
-    let busy = submit("sleep 613.25");
+    let busy = submit("sleep 617.25");
     assert_eq!(busy.code, 202, "{}", busy.body);
-    eventually("the slow program runs", || sleeping("613.25"));
+    eventually("the slow program runs", || sleeping("617.25"));
     let queued = submit("echo withdrawn");
     assert_eq!(queued.code, 202, "{}", queued.body);
     assert_eq!(submit("echo refused").code, 429, "the queue is full");
@@ -1318,7 +1318,7 @@ fn a_queued_job_cancelled_with_delete_gives_its_place_back_at_once() {
     eventually("the place is given back", || {
         server.request("GET", "/v1/health", None).json()["load"]["queued"] == 0
     });
-    assert!(sleeping("613.25"), "the worker is still taken");
+    assert!(sleeping("617.25"), "the worker is still taken");
     let next = submit("echo next");
     assert_eq!(next.code, 202, "the place is free again: {}", next.body);
     assert_eq!(server.finished(&id)["error"]["kind"], "cancelled");
@@ -1383,17 +1383,17 @@ fn a_multi_file_program_never_runs_trusted() {
 #[test]
 fn delete_cancels_a_running_job_then_forgets_it() {
     let server = Server::start(TOKENS);
-    let slow = json!({"language": "bash", "code": "sleep 600.5"});
+    let slow = json!({"language": "bash", "code": "sleep 602.5"});
     let accepted = server.request("POST", "/v1/executions?wait=false", Some(&slow));
     assert_eq!(accepted.code, 202, "{}", accepted.body);
     let id = accepted.json()["id"].as_str().expect("id").to_owned();
-    eventually("the program runs", || sleeping("600.5"));
+    eventually("the program runs", || sleeping("602.5"));
     let path = format!("/v1/executions/{id}");
     let cancelled = server.request("DELETE", &path, None);
     assert_eq!(cancelled.code, 202, "{}", cancelled.body);
     let finished = server.finished(&id);
     assert_eq!(finished["error"]["kind"], "cancelled", "{finished}");
-    eventually("the program is gone", || !sleeping("600.5"));
+    eventually("the program is gone", || !sleeping("602.5"));
     let forgotten = server.request("DELETE", &path, None);
     assert_eq!(forgotten.code, 200, "{}", forgotten.body);
     assert_eq!(forgotten.json()["error"]["kind"], "cancelled");
