@@ -279,6 +279,41 @@ fn network_check_resolves_a_name_and_evaluates_each_address() {
     assert_eq!(report["action"], "deny");
 }
 
+/// Regression (bug hunt: `check` allowed `-a.evil.test:80` and `127.1:80` by `default` under
+/// a default-allow policy denying `*.evil.test`, as the proxy did): what the rules cannot read
+/// as a name is denied as `invalid name`, on the name, and not resolved.
+#[test]
+fn network_check_denies_a_name_the_rules_cannot_read() {
+    let world = World::new();
+    let file = write(
+        &world,
+        "deny_evil.toml",
+        "name = \"deny_evil\"\nlevel = \"custom\"\ndefault_action = \"allow\"\n\
+         [[rule]]\nhost = \"*.evil.test\"\naction = \"deny\"\nreason = \"evil\"\n",
+    );
+    let out = warden(&world, &["network", "import", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for name in [
+        "-a.evil.test",
+        "a-.evil.test",
+        "127.1",
+        "0x7f.1",
+        "2130706433",
+        "017700000001",
+    ] {
+        let target = format!("{name}:80");
+        let check = ["network", "check", "--policy", "deny_evil", "--", &target];
+        let report = json(&world, &[&check[..4], &["--json"], &check[4..]].concat());
+        assert_eq!(report["action"], "deny", "{report}");
+        assert_eq!(report["resolved"], false, "{report}");
+        assert_eq!(report["name"]["matched"], "invalid name", "{report}");
+        assert_eq!(report["resolver"]["matched"], "invalid name", "{report}");
+        let out = warden(&world, &check);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        assert!(stdout(&out).contains("invalid name"), "{}", stdout(&out));
+    }
+}
+
 #[test]
 fn network_check_honours_allow_denied_of_an_imported_policy_only() {
     let world = World::new();

@@ -42,7 +42,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use deny_set::{DeniedRange, DENY_SET};
 pub use evaluate::{Attempt, Decision, EvalContext, Matched};
-pub use host::{normalize_name, HostPattern, IpNet};
+pub use host::{normalize_name, HostPattern, IpNet, NAME_SYNTAX};
 pub use limits::{NetLimits, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
 pub use registry::{host_of_url, Registry, REGISTRY_PORTS};
 pub use rule::{Action, PortRange, Protocol, Rule};

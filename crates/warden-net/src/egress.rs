@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::time::{timeout_at, Instant};
+use warden_core::network::{normalize_name, NAME_SYNTAX};
 
 use crate::decider::{Attempt, Protocol, Verdict};
 use crate::dialer::BoxedStream;
@@ -32,7 +33,9 @@ pub(crate) enum Host {
 
 impl Destination {
     /// What the program named: a host name, or an address literal (IPv6 in brackets or not).
-    /// `None` for something that is neither.
+    /// `None` for something that is neither: a name the policy's rules cannot read as one
+    /// ([`normalize_name`], the one definition) is no name here either, so it is refused
+    /// rather than passed on to be judged by the `*` rules or the default.
     pub(crate) fn named(host: &str, port: u16, pool: &SyntheticPool) -> Option<Self> {
         let bare = host
             .strip_prefix('[')
@@ -42,7 +45,7 @@ impl Destination {
             return Some(Self::address(addr, port, pool));
         }
         Some(Self {
-            host: Host::Name(normalize(host)?),
+            host: Host::Name(normalize_name(host)?),
             port,
         })
     }
@@ -93,22 +96,6 @@ fn canonical(addr: IpAddr) -> IpAddr {
     }
 }
 
-/// A host name as the policy sees it: lower case, without the trailing dot; `None` unless it
-/// is a syntactically valid DNS name (letters, digits, `-`, `_`; labels of 1 to 63 bytes; at
-/// most 253 in all).
-pub(crate) fn normalize(name: &str) -> Option<String> {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let valid = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    valid.then(|| name.to_ascii_lowercase())
-}
-
 /// The rule that denies an attempt to something that is neither a host name nor an address,
 /// as `warden network check` names it.
 pub(crate) const INVALID_NAME: &str = "invalid name";
@@ -127,8 +114,7 @@ pub(crate) fn refuse_invalid(
 ) -> Refusal {
     let verdict = Verdict::deny(
         INVALID_NAME,
-        "not a host name or address (ASCII letters, digits, - and _; labels of 1 to 63 \
-         bytes; an internationalized name in its xn-- form)",
+        format!("not a host name or address ({NAME_SYNTAX})"),
     );
     let mut rec = shared.recording_to(protocol, Some(shown(asked)), None, port);
     rec.verdict(&verdict);
@@ -358,10 +344,14 @@ mod tests {
     #[test]
     fn names_are_normalized_and_literals_recognized() {
         let pool = SyntheticPool::default();
-        assert_eq!(normalize("Example.TEST."), Some("example.test".into()));
-        assert_eq!(normalize("a..b"), None);
-        assert_eq!(normalize("bad host"), None);
-        assert_eq!(normalize(&"a".repeat(64)), None);
+        assert_eq!(
+            Destination::named("Example.TEST.", 80, &pool)
+                .and_then(|d| d.name().map(str::to_owned)),
+            Some("example.test".into())
+        );
+        for odd in ["a..b", "bad host", &"a".repeat(64)] {
+            assert_eq!(Destination::named(odd, 80, &pool), None, "{odd}");
+        }
         let v6 = Destination::named("[::1]", 443, &pool).expect("literal");
         assert_eq!(v6.literal(), Some("::1".parse().expect("address")));
         assert_eq!(v6.authority(443), "[::1]");

@@ -10,9 +10,10 @@ use std::net::IpAddr;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use warden_core::network::normalize_name;
 
 use crate::decider::{Attempt, Protocol, Verdict};
-use crate::egress::{normalize, Destination, Upstream};
+use crate::egress::{Destination, Upstream};
 use crate::http::Framing;
 use crate::proxy::Shared;
 use crate::record::{Cut, Meter, Recording};
@@ -350,7 +351,9 @@ fn check_server_name(
         return Ok(());
     };
     let server_name = match server_name {
-        Some(name) => Some(normalize(&name).ok_or_else(|| refused("an invalid TLS server name"))?),
+        Some(name) => {
+            Some(normalize_name(&name).ok_or_else(|| refused("an invalid TLS server name"))?)
+        }
         None => None,
     };
     // With the name, the attempt is the name's (as before a name is resolved); without, the

@@ -334,3 +334,92 @@ fn a_client_hello_naming_another_host_is_refused() {
     }
     assert!(records[0].reason.contains("evil.test"), "{records:?}");
 }
+
+/// The names a policy's rules cannot read as names: a label starting or ending with `-`, a
+/// numeric last label (read as IPv4 by resolvers).
+const UNREADABLE: [&str; 6] = [
+    "-a.evil.test",
+    "a-.evil.test",
+    "127.1",
+    "0x7f.1",
+    "2130706433",
+    "017700000001",
+];
+
+/// Regression (bug hunt: the proxy's own definition of a name accepted `-a.evil.test` and
+/// `127.1`, which the policy's rules cannot read as names, so the policy saw no name and a
+/// default-allow policy's `deny *.evil.test` let them through by `default`, as the policy of
+/// this test, which allows them, stands for). The proxy now reads names as the rules do:
+/// through the HTTP proxy, CONNECT, SOCKS5, the resolver and a TLS server name, each is
+/// refused as `invalid name` and nothing is resolved or dialed.
+#[test]
+fn a_name_the_rules_cannot_read_is_refused_by_every_way_out() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let dialer = Arc::new(RedirectDialer::to(echo.addr));
+    let loopback = [host_loopback()];
+    let entries: Vec<(&str, &[IpAddr])> = UNREADABLE
+        .iter()
+        .map(|name| (*name, &loopback[..]))
+        .collect();
+    let resolver = Arc::new(FakeResolver::with(&entries));
+    let policy = Arc::new(TestPolicy::allowing(&UNREADABLE, &[host_loopback()]).matching_either());
+    let proxy = Proxy::new(Arc::clone(&policy) as _, ProxyLimits::default())
+        .with_resolver(Arc::clone(&resolver) as _)
+        .with_dialer(Arc::clone(&dialer) as _);
+    let sandbox = TestSandbox::start(proxy);
+    let address = format!("{}:443", host_loopback());
+    sandbox.run(|| {
+        for name in UNREADABLE {
+            let (status, response) = http_proxy(&format!(
+                "GET http://{name}/ HTTP/1.1\r\nHost: {name}\r\n\r\n"
+            ));
+            assert_eq!(status, 403, "{name}: {response}");
+            assert!(response.contains("invalid name"), "{name}: {response}");
+            let (_, head) = connect_tunnel(&format!("{name}:80"));
+            assert!(head.starts_with("HTTP/1.1 403"), "{name}: {head}");
+            assert_eq!(
+                socks_connect(SocksTarget::Name(name), 80).err(),
+                Some(2),
+                "{name}"
+            );
+            assert_eq!(dns_query(name, TYPE_A).rcode, 3, "{name}: NXDOMAIN");
+            // A tunnel to an allowed address with this server name is cut before a byte
+            // reaches the server.
+            let (mut tunnel, head) = connect_tunnel(&address);
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            std::io::Write::write_all(&mut tunnel, &client_hello(name)).expect("send");
+            let back = read_all(&mut tunnel).unwrap_or_default();
+            assert!(back.is_empty(), "{name}: relayed {back:?}");
+        }
+    });
+    assert!(resolver.asked.lock().expect("lock").is_empty());
+    assert_eq!(
+        echo.received.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no byte reached the server"
+    );
+    let asked = policy.asked.lock().expect("lock").clone();
+    assert!(
+        asked.iter().all(|a| a.host.is_none()),
+        "only the address tunnels were put to the policy: {asked:?}"
+    );
+    let records = sandbox.stop();
+    // Identical refusals are folded into one record with a count.
+    let count = |rule: &str| {
+        records
+            .iter()
+            .filter(|r| r.rule == rule)
+            .map(|r| 1 + r.repeats as usize)
+            .sum::<usize>()
+    };
+    assert_eq!(count("invalid name"), 3 * UNREADABLE.len(), "{records:?}");
+    assert_eq!(count("tls"), UNREADABLE.len(), "{records:?}");
+    let tls: Vec<_> = records.iter().filter(|r| r.rule == "tls").collect();
+    assert!(tls
+        .iter()
+        .all(|r| r.reason == "an invalid TLS server name" && r.bytes_up == 0));
+    assert!(records.iter().all(|r| !r.allowed), "{records:?}");
+}

@@ -5,10 +5,14 @@
 //! 1. the address (and the IPv4 address embedded in it, `deny_set::effective`) against the
 //!    deny set, the host's own addresses, networks and gateways, and warden's services: checked before any rule, so a
 //!    rule that allows a name cannot reach a denied address through it (DNS rebinding);
-//! 2. the policy's rules in order, a name pattern against the name asked for, an address
+//! 2. the name asked for, which must be a host name ([`normalize_name`]) or an IP literal: no
+//!    rule can match what is neither, so it is denied as `invalid name` rather than left to
+//!    the `*` rules or the default, which would let it past a rule denying the name it
+//!    imitates (`-a.evil.test` past `*.evil.test`);
+//! 3. the policy's rules in order, a name pattern against the name asked for, an address
 //!    pattern against the address and the IPv4 address embedded in it;
-//! 3. the discovered registries, when the policy admits them;
-//! 4. the policy's default action.
+//! 4. the discovered registries, when the policy admits them;
+//! 5. the policy's default action.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -16,7 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Serialize, Serializer};
 
 use super::deny_set::{self, DeniedRange, DenyHit};
-use super::host::{normalize_name, HostPattern, IpNet};
+use super::host::{normalize_name, HostPattern, IpNet, NAME_SYNTAX};
 use super::registry::{Registry, REGISTRY_PORTS};
 use super::rule::{Action, PortRange, Protocol};
 use super::Policy;
@@ -97,7 +101,7 @@ pub enum Matched {
     },
     /// No rule matched: the policy's default action.
     Default,
-    /// The name is not a host name, so no name rule can match it (resolver questions only).
+    /// The host asked for is neither a host name nor an IP literal, so no rule can match it.
     InvalidName,
 }
 
@@ -152,6 +156,9 @@ impl Policy {
             }
         }
         let name = attempt.host.as_deref().and_then(normalize_name);
+        if let (Some(asked), None, None) = (attempt.host.as_deref(), &name, literal) {
+            return invalid_name(asked);
+        }
         if attempt.protocol == Protocol::Dns {
             return self.answer(attempt.host.as_deref(), name.as_deref(), ctx);
         }
@@ -193,7 +200,7 @@ impl Policy {
         })
     }
 
-    /// Steps 2 to 4 for a connection to `addrs`, the effective addresses of the one it
+    /// Steps 3 to 5 for a connection to `addrs`, the effective addresses of the one it
     /// would connect to ([`deny_set::effective`]; none before a name is resolved): a rule or
     /// registry matching any of them matches.
     fn by_rules(
@@ -204,7 +211,8 @@ impl Policy {
         port: u16,
         ctx: &EvalContext<'_>,
     ) -> Decision {
-        // `*` matches whatever the attempt names, even a name that is not a host name.
+        // `name` is a host name or none (an address, or a name not yet given): what is
+        // neither was denied before the rules (`invalid_name`).
         let rule = self.rules.iter().position(|r| {
             r.protocol.covers(protocol)
                 && r.ports.contains(port)
@@ -251,15 +259,7 @@ impl Policy {
     /// (the query travels to the name's servers), so names nothing may reach are refused.
     fn answer(&self, asked: Option<&str>, name: Option<&str>, ctx: &EvalContext<'_>) -> Decision {
         let Some(name) = name else {
-            return Decision {
-                action: Action::Deny,
-                matched: Matched::InvalidName,
-                reason: format!(
-                    "{:?} is not a host name (ASCII letters, digits, - and _; an \
-                     internationalized name in its xn-- form)",
-                    asked.unwrap_or_default()
-                ),
-            };
+            return invalid_name(asked.unwrap_or_default());
         };
         let decisive = self.rules.iter().position(|r| {
             r.host.matches_name(name)
@@ -308,5 +308,14 @@ impl Policy {
         ports.sort_unstable();
         ports.dedup();
         ports
+    }
+}
+
+/// The denial of an attempt to `asked`, which is neither a host name nor an IP literal.
+fn invalid_name(asked: &str) -> Decision {
+    Decision {
+        action: Action::Deny,
+        matched: Matched::InvalidName,
+        reason: format!("{asked:?} is not a host name or address ({NAME_SYNTAX})"),
     }
 }

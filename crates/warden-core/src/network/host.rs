@@ -283,11 +283,7 @@ impl FromStr for HostPattern {
 /// `name` normalized, or why the host `whole` is refused.
 fn checked_name(whole: &str, name: &str) -> Result<String, String> {
     normalize_name(name).ok_or_else(|| {
-        format!(
-            "host {whole:?} is not a host name, IP address or CIDR block (names are ASCII \
-             letters, digits, `-` and `_` in dot-separated labels; an internationalized name \
-             is written in its xn-- form)"
-        )
+        format!("host {whole:?} is not a host name, IP address or CIDR block ({NAME_SYNTAX})")
     })
 }
 
@@ -305,7 +301,15 @@ impl<'de> Deserialize<'de> for HostPattern {
     }
 }
 
-/// The canonical form of a host name: lowercase, without a trailing dot. `None` for anything
+/// What [`normalize_name`] accepts, in words for the messages that refuse a name.
+pub const NAME_SYNTAX: &str = "a host name is ASCII letters, digits, - and _ in dot-separated \
+     labels of 1 to 63 bytes, none starting or ending with -, the last not all digits nor 0x... \
+     (which resolvers may read as an IPv4 address); an internationalized name in its xn-- form";
+
+/// The canonical form of a host name: lowercase, without a trailing dot. The one definition
+/// of a name: the policy's rules, the egress proxy (its HTTP and SOCKS5 proxies, its resolver,
+/// the TLS server name check) and `warden network check` all read a name through it, so that
+/// what the proxy passes on as a name is a name the rules can match. `None` for anything
 /// that is not a plain ASCII name: empty labels, labels over 63 bytes or names over 253,
 /// characters other than letters, digits, `-` and `_`, a label starting or ending with `-`,
 /// non-ASCII text, or an all-digit last label (`127.1`, `0x7f.1` and the like, which some

@@ -634,15 +634,69 @@ fn network_dns_answers_only_names_a_connection_could_reach() {
 }
 
 #[test]
-fn network_a_wildcard_rule_matches_even_an_odd_name() {
+fn network_an_odd_name_is_denied_before_any_rule() {
     let internet = Policy::builtin("internet_access")
         .expect("built in")
         .expect("valid");
-    let d = internet.evaluate(
-        &to(Protocol::Tcp, "bücher.example", 25),
-        &EvalContext::default(),
+    for port in [25, 443] {
+        let d = internet.evaluate(
+            &to(Protocol::Tcp, "bücher.example", port),
+            &EvalContext::default(),
+        );
+        assert_eq!((d.action, d.matched), (Action::Deny, Matched::InvalidName));
+    }
+}
+
+/// Regression (bug hunt: the proxy passed on `-a.evil.test` as a name, which the rules could
+/// not read as one, so a default-allow policy's `deny *.evil.test` let it through by
+/// `default`, and `127.1` was allowed by `default` too): whatever is neither a host name nor
+/// an IP literal is denied as `invalid name`, for every protocol, before any rule.
+#[test]
+fn network_a_name_the_rules_cannot_read_is_denied_not_left_to_the_default() {
+    let p = policy(&format!(
+        "name = \"t\"\nlevel = \"custom\"\ndefault_action = \"allow\"\n{}{}",
+        rule("any", "*.evil.test", "*", "deny"),
+        rule("tcp", "*", "8080", "allow"),
+    ));
+    let ctx = EvalContext::default();
+    assert_eq!(
+        p.evaluate(&to(Protocol::Tcp, "b.evil.test", 80), &ctx)
+            .rule(),
+        Some(0)
     );
-    assert_eq!((d.action, d.rule()), (Action::Deny, Some(0)));
+    for name in [
+        "-a.evil.test",
+        "a-.evil.test",
+        "b.-x.evil.test",
+        "127.1",
+        "0x7f.1",
+        "2130706433",
+        "017700000001",
+        "evil.0x10",
+    ] {
+        for (protocol, port) in [
+            (Protocol::Tcp, 80),
+            (Protocol::Tcp, 8080),
+            (Protocol::Http, 80),
+            (Protocol::Https, 443),
+            (Protocol::Dns, 53),
+        ] {
+            let d = p.evaluate(&to(protocol, name, port), &ctx);
+            assert_eq!(
+                (d.action, &d.matched),
+                (Action::Deny, &Matched::InvalidName),
+                "{name} {protocol:?} {port}: {d:?}"
+            );
+            let resolved = p.evaluate(&resolved(protocol, name, "192.0.2.1", port), &ctx);
+            assert_eq!(resolved.matched, Matched::InvalidName, "{name}");
+        }
+    }
+    let literal = p.evaluate(&to(Protocol::Tcp, "[2001:db8::1]", 80), &ctx);
+    assert_eq!(
+        literal.matched,
+        Matched::Default,
+        "a literal is judged by address"
+    );
 }
 
 #[test]

@@ -88,7 +88,7 @@ fn host_name(labels: &[&[u8]]) -> Option<String> {
         .iter()
         .map(|label| std::str::from_utf8(label).ok())
         .collect::<Option<_>>()?;
-    crate::egress::normalize(&text.join("."))
+    warden_core::network::normalize_name(&text.join("."))
 }
 
 /// A response to the query with header `id`/`flags`, echoing `question` when known, with
