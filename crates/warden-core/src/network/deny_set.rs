@@ -176,10 +176,13 @@ pub(super) enum DenyHit {
 /// itself (an IPv4-mapped one as its IPv4 address, which it is to the kernel), then the IPv4
 /// address embedded in a NAT64, IPv4-compatible, SIIT or 6to4 address. A rule matching either
 /// matches the attempt, so that a rule denying `203.0.113.0/24` also denies
-/// `64:ff9b::cb00:7105`.
+/// `64:ff9b::cb00:7105`. `::` and `::1` embed nothing: they are the unspecified and loopback
+/// addresses themselves, not IPv4-compatible forms of 0.0.0.0 and 0.0.0.1 (RFC 4291 §2.5.5.1
+/// excludes them), so an exemption of `::1` exempts it rather than meeting `0.0.0.0/8`.
 pub(super) fn effective(addr: IpAddr) -> impl Iterator<Item = IpAddr> {
     let addr = addr.to_canonical();
     let embedded = match addr {
+        IpAddr::V6(v6) if v6.is_unspecified() || v6.is_loopback() => None,
         IpAddr::V6(v6) => {
             let o = v6.octets();
             if NAT64.contains(addr) || LAST_32_BITS.iter().any(|n| n.contains(addr)) {
@@ -256,6 +259,21 @@ mod tests {
 
     fn reason(s: &str) -> Option<&'static str> {
         effective(ip(s)).find_map(fixed_range).map(|r| r.reason)
+    }
+
+    /// Regression (bug hunt: `allow_denied = ["::1"]` could never work, since `::1` was read
+    /// as the IPv4-compatible form of 0.0.0.1, then denied by `0.0.0.0/8` with its reason).
+    #[test]
+    fn network_the_unspecified_and_loopback_ipv6_addresses_are_themselves() {
+        for (addr, why) in [("::1", "loopback"), ("::", "unspecified")] {
+            assert_eq!(effective(ip(addr)).collect::<Vec<_>>(), [ip(addr)]);
+            assert!(reason(addr).is_some_and(|r| r.contains(why)), "{addr}");
+        }
+        assert_eq!(
+            effective(ip("::2")).collect::<Vec<_>>(),
+            [ip("::2"), ip("0.0.0.2")],
+            "the other IPv4-compatible forms still embed their address"
+        );
     }
 
     #[test]

@@ -509,6 +509,23 @@ fn network_allow_denied_is_honoured_only_for_imported_policies() {
     );
     let other = p.evaluate(&to(Protocol::Tcp, "10.2.0.1", 443), &imported);
     assert_eq!(other.action, Action::Deny);
+    // Bug hunt: an exempted `::1` was denied as `0.0.0.0/8`, the range of 0.0.0.1, which
+    // `::1` was read as embedding.
+    let v6_loopback = policy(&format!(
+        "{HEAD}allow_denied = [\"::1\"]\n{}",
+        rule("tcp", "::1", "41003", "allow")
+    ));
+    let at = |port| v6_loopback.evaluate(&to(Protocol::Tcp, "::1", port), &imported);
+    assert_eq!(
+        (at(41003).action, at(41003).rule()),
+        (Action::Allow, Some(0))
+    );
+    assert_eq!(
+        (at(41004).action, at(41004).matched),
+        (Action::Deny, Matched::Default)
+    );
+    let denied = v6_loopback.evaluate(&to(Protocol::Tcp, "::1", 41003), &builtin);
+    assert!(denied.reason.contains("loopback"), "{denied:?}");
     // warden's own services, never.
     let services = [std::net::SocketAddr::new(ip("10.1.0.5"), 2358)];
     let serving = EvalContext {
