@@ -178,8 +178,11 @@ pub(crate) struct Upstream {
 
 /// The protocol a tunnel (CONNECT, SOCKS5, an intercepted connection) to `dest` is decided
 /// as: `https` on port 443; elsewhere `tcp`, unless the policy denies a tcp tunnel there and
-/// allows an https one (an `https` rule on another port), in which case it is `https` and
-/// must then carry TLS for the host it was allowed for (`relay.rs`).
+/// allows an https one. Then it is `https`, and must carry TLS for the host it was allowed
+/// for (an `https` rule on another port), or `http` when plain HTTP is allowed too (an `http`
+/// rule, which covers both): what the connection carries decides, a TLS ClientHello checked as
+/// https is, a plain request forwarded as the HTTP proxy forwards one (`relay.rs`), so that a
+/// program that ignores the proxy variables meets the decision one that honours them does.
 pub(crate) fn tunnel_protocol(shared: &Shared, dest: &Destination) -> Protocol {
     if dest.port == 443 {
         return Protocol::Https;
@@ -192,10 +195,12 @@ pub(crate) fn tunnel_protocol(shared: &Shared, dest: &Destination) -> Protocol {
             port: dest.port,
         })
     };
-    if !decide(Protocol::Tcp).allow && decide(Protocol::Https).allow {
-        Protocol::Https
-    } else {
+    if decide(Protocol::Tcp).allow || !decide(Protocol::Https).allow {
         Protocol::Tcp
+    } else if decide(Protocol::Http).allow {
+        Protocol::Http
+    } else {
+        Protocol::Https
     }
 }
 

@@ -122,6 +122,32 @@ async fn forward(
     conclude(&mut rec, ending);
 }
 
+/// The plain HTTP request at the start of a tunnel that an `http` rule admitted (`relay.rs`):
+/// `Ok(None)` until its head is all in `buf`; then the head rewritten for the origin as the
+/// proxy rewrites a forwarded one (`Host` naming `dest`, hop-by-hop headers dropped,
+/// `Connection: close`), the bytes after it, and how its body is delimited. The target must
+/// be in origin form (`/path`), as a program that does not know of a proxy sends it.
+pub(crate) fn tunnelled_request(
+    buf: &[u8],
+    dest: &Destination,
+) -> Result<Option<(Vec<u8>, Vec<u8>, Framing)>, &'static str> {
+    let end = match head::head_end(buf, 0) {
+        HeadEnd::At(end) => end,
+        HeadEnd::BareLf => return Err("a line of the request head ends without CR"),
+        HeadEnd::Incomplete if buf.len() > head::MAX_HEAD => {
+            return Err("the request head is too large")
+        }
+        HeadEnd::Incomplete => return Ok(None),
+    };
+    let request = head::parse(&buf[..end])?;
+    if !request.target.starts_with('/') {
+        return Err("a plain HTTP request in a tunnel must have an origin-form target (/path)");
+    }
+    let framing = request.framing()?;
+    let head = request.for_origin(request.target, dest);
+    Ok(Some((head, buf[end..].to_vec(), framing)))
+}
+
 async fn refuse(client: &mut TcpStream, refusal: &Refusal) {
     let (status, text) = match refusal {
         // A deny-set range names its reason already ("deny set: ::1 (loopback: ...)").

@@ -3,7 +3,8 @@
 //! bucket before it is written, and a connection on which nothing moves for the idle timeout
 //! is cut. The first bytes of a tunnel are held back until they are known not to be a TLS
 //! ClientHello, or to be one whose server name is the allowed host; a tunnel that must carry
-//! TLS relays nothing from the server before that. Runs on the proxy's runtime.
+//! TLS, or TLS or a plain HTTP request (an `http` rule), relays nothing from the server before
+//! that. Runs on the proxy's runtime.
 
 use std::io;
 use std::net::IpAddr;
@@ -13,8 +14,8 @@ use tokio::net::TcpStream;
 use warden_core::network::normalize_name;
 
 use crate::decider::{Attempt, Protocol, Verdict};
-use crate::egress::{Destination, Upstream};
-use crate::http::Framing;
+use crate::egress::{Destination, Host, Upstream};
+use crate::http::{self, Framing};
 use crate::proxy::Shared;
 use crate::record::{Cut, Meter, Recording};
 use crate::tls::{self, FirstBytes};
@@ -34,7 +35,8 @@ pub(crate) enum Inspection {
     Request { head: Vec<u8>, framing: Framing },
     /// A tunnel: a TLS ClientHello must name the allowed host.
     Tunnel {
-        /// The protocol the attempt was allowed as; https requires TLS.
+        /// The protocol the attempt was allowed as; https requires TLS, http (a tunnel an
+        /// `http` rule admitted) TLS or one plain HTTP request.
         protocol: Protocol,
         host: Option<String>,
         addr: IpAddr,
@@ -70,6 +72,19 @@ enum Stop {
     Refused(Verdict),
 }
 
+/// What a tunnel's first bytes turned out to be.
+enum First {
+    /// Bytes to relay as they are, and everything after them.
+    Relay(Vec<u8>),
+    /// A plain HTTP request, forwarded as the HTTP proxy forwards one: its rewritten head,
+    /// the bytes read after it, and how its body is delimited.
+    Request {
+        head: Vec<u8>,
+        rest: Vec<u8>,
+        framing: Framing,
+    },
+}
+
 /// Relays between `client` and `upstream` until both ends are done or something stops it;
 /// `initial` (bytes already read from the client) goes first.
 pub(crate) async fn run(
@@ -84,13 +99,13 @@ pub(crate) async fn run(
     let (mut client_read, mut client_write) = client.split();
     let (mut upstream_read, mut upstream_write) = tokio::io::split(stream);
     meter.touch();
-    // A tunnel that must carry TLS hears nothing from the server before its ClientHello
-    // passed: a server that speaks first (SMTP, SSH) is not read in plain text through it.
-    // Any other tunnel relays both ways at once, as such a server needs.
+    // A tunnel that must carry TLS (or a plain HTTP request) hears nothing from the server
+    // before its first bytes passed: a server that speaks first (SMTP, SSH) is not read in
+    // plain text through it. Any other tunnel relays both ways at once, as such a server needs.
     let must_be_tls = matches!(
         inspection,
         Inspection::Tunnel {
-            protocol: Protocol::Https,
+            protocol: Protocol::Https | Protocol::Http,
             ..
         }
     );
@@ -100,7 +115,19 @@ pub(crate) async fn run(
             let (reader, writer) = (&mut client_read, &mut upstream_write);
             return one_request(reader, writer, head, initial, framing, shared, meter).await;
         }
-        let first = first_flight(&mut client_read, initial, &inspection, shared, meter).await?;
+        let first =
+            match first_flight(&mut client_read, initial, &inspection, shared, meter).await? {
+                First::Relay(first) => first,
+                First::Request {
+                    head,
+                    rest,
+                    framing,
+                } => {
+                    let _ = checked.send(());
+                    let (reader, writer) = (&mut client_read, &mut upstream_write);
+                    return one_request(reader, writer, head, rest, framing, shared, meter).await;
+                }
+            };
         if must_be_tls && first.is_empty() {
             // Closed before its ClientHello: nothing to relay either way.
             return Err(Stop::Io(io::ErrorKind::UnexpectedEof.into()));
@@ -285,25 +312,26 @@ async fn idle(meter: &Meter, limit: std::time::Duration) -> Cut {
 }
 
 /// Reads the client's first bytes until they are known not to be TLS, or to be a ClientHello
-/// that passes the check; returns them to be forwarded.
+/// that passes the check, or, in a tunnel an `http` rule admitted, to be a plain HTTP request.
 async fn first_flight<R: AsyncRead + Unpin>(
     reader: &mut R,
     mut buf: Vec<u8>,
     inspection: &Inspection,
     shared: &Shared,
     meter: &Meter,
-) -> Result<Vec<u8>, Stop> {
+) -> Result<First, Stop> {
     let Inspection::Tunnel { protocol, .. } = inspection else {
-        return Ok(buf);
+        return Ok(First::Relay(buf));
     };
     let require_tls = *protocol == Protocol::Https;
+    let tls_or_http = *protocol == Protocol::Http;
     loop {
         match tls::parse(&buf) {
             FirstBytes::Incomplete => {
                 let mut chunk = vec![0; CHUNK];
                 let n = read_client(reader, &mut chunk, meter).await?;
                 if n == 0 && buf.is_empty() {
-                    return Ok(buf); // closed before sending anything
+                    return Ok(First::Relay(buf)); // closed before sending anything
                 }
                 if n == 0 {
                     return Err(refused("a TLS ClientHello cut short"));
@@ -316,14 +344,66 @@ async fn first_flight<R: AsyncRead + Unpin>(
                     "an https connection must start with a TLS ClientHello",
                 ))
             }
-            FirstBytes::NotTls => return Ok(buf),
+            FirstBytes::NotTls if tls_or_http => {
+                return plain_request(reader, buf, inspection, meter).await
+            }
+            FirstBytes::NotTls => return Ok(First::Relay(buf)),
             FirstBytes::Malformed(why) => return Err(refused(why)),
             FirstBytes::ClientHello { server_name } => {
                 meter.saw_tls();
                 check_server_name(inspection, server_name, shared)?;
-                return Ok(buf);
+                return Ok(First::Relay(buf));
             }
         }
+    }
+}
+
+/// Reads the plain HTTP request that starts a tunnel an `http` rule admitted, up to the end
+/// of its head, and rewrites it as the HTTP proxy rewrites one: the `Host` the origin sees is
+/// the host the tunnel was allowed for, whatever the program wrote.
+async fn plain_request<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    mut buf: Vec<u8>,
+    inspection: &Inspection,
+    meter: &Meter,
+) -> Result<First, Stop> {
+    let Inspection::Tunnel {
+        host, addr, port, ..
+    } = inspection
+    else {
+        return Ok(First::Relay(buf));
+    };
+    let dest = Destination {
+        host: host.clone().map_or(Host::Addr(*addr), Host::Name),
+        port: *port,
+    };
+    let not_http = |why: &str| {
+        Stop::Refused(Verdict::deny(
+            "http",
+            format!(
+                "an http connection must start with a TLS ClientHello or an HTTP request: {why}"
+            ),
+        ))
+    };
+    loop {
+        match http::tunnelled_request(&buf, &dest) {
+            Ok(Some((head, rest, framing))) => {
+                return Ok(First::Request {
+                    head,
+                    rest,
+                    framing,
+                })
+            }
+            Ok(None) => {}
+            Err(why) => return Err(not_http(why)),
+        }
+        let mut chunk = vec![0; CHUNK];
+        let n = read_client(reader, &mut chunk, meter).await?;
+        if n == 0 {
+            return Err(not_http("the request head is cut short"));
+        }
+        meter.touch();
+        buf.extend_from_slice(&chunk[..n]);
     }
 }
 

@@ -371,6 +371,82 @@ fn an_https_rule_on_another_port_admits_tls_tunnels_only() {
     );
 }
 
+/// Regression (bug hunt: an `http` rule covers https too, so a tunnel to its port was decided
+/// as https and had to carry TLS: plain HTTP from a program that ignores the proxy variables
+/// was reset, while the same request through `HTTP_PROXY` passed). What the connection
+/// carries decides now: a plain request is forwarded as the HTTP proxy forwards one (its
+/// `Host` the allowed host), TLS is checked as https is (its server name the host).
+#[test]
+fn an_http_rule_admits_plain_http_and_checked_tls_on_an_intercepted_connection() {
+    if !root() {
+        return;
+    }
+    let server = HttpServer::start();
+    let port = server.addr.port();
+    let (policy, resolver) = allowing_svc();
+    let proxy = Proxy::new(Arc::new(policy.http_rule_on(port)), ProxyLimits::default())
+        .with_resolver(Arc::new(resolver));
+    let sandbox = TestSandbox::start(proxy);
+    let connect = |addr: std::net::Ipv4Addr| {
+        let stream = std::net::TcpStream::connect((addr, port)).expect("intercepted");
+        stream
+            .set_read_timeout(Some(CLIENT_TIMEOUT))
+            .expect("timeout");
+        stream
+    };
+    let (plain, socks, other_name) = sandbox.run(|| {
+        let synthetic = dns_query("svc.test", TYPE_A).addr.expect("resolvable");
+        let mut plain = connect(synthetic);
+        plain
+            .write_all(b"GET /plain HTTP/1.1\r\nHost: other.test\r\n\r\n")
+            .expect("send");
+        let plain = String::from_utf8_lossy(&read_all(&mut plain).expect("answer")).into_owned();
+        let mut socks = socks_connect(SocksTarget::Name("svc.test"), port).expect("allowed");
+        socks
+            .write_all(b"GET /socks HTTP/1.1\r\nHost: svc.test\r\n\r\n")
+            .expect("send");
+        let socks = String::from_utf8_lossy(&read_all(&mut socks).expect("answer")).into_owned();
+        let mut other = connect(synthetic);
+        other.write_all(&client_hello("evil.test")).expect("send");
+        let other_name = read_all(&mut other).unwrap_or_default();
+        (plain, socks, other_name)
+    });
+    assert!(
+        plain.starts_with("HTTP/1.1 200") && plain.ends_with("hello"),
+        "{plain}"
+    );
+    assert!(
+        socks.starts_with("HTTP/1.1 200") && socks.ends_with("hello"),
+        "{socks}"
+    );
+    assert!(other_name.is_empty(), "relayed: {other_name:?}");
+    let heads = server.heads.lock().expect("lock").clone();
+    assert_eq!(heads.len(), 2, "{heads:?}");
+    assert!(heads[0].starts_with("GET /plain HTTP/1.1\r\n"), "{heads:?}");
+    assert!(
+        heads[0].contains(&format!("Host: svc.test:{port}\r\n"))
+            && !heads[0].contains("other.test"),
+        "the origin sees the allowed host: {heads:?}"
+    );
+    let records = sandbox.stop();
+    let tunnels: Vec<_> = records
+        .iter()
+        .filter(|r| r.protocol != Protocol::Dns)
+        .collect();
+    assert_eq!(tunnels.len(), 3, "{records:?}");
+    let (refused, allowed): (Vec<&ConnectionRecord>, Vec<_>) =
+        tunnels.into_iter().partition(|r| !r.allowed);
+    assert!(
+        allowed.len() == 2 && allowed.iter().all(|r| r.protocol == Protocol::Http),
+        "{records:?}"
+    );
+    assert_eq!(
+        (refused[0].rule.as_str(), refused[0].protocol),
+        ("tls", Protocol::Https),
+        "{records:?}"
+    );
+}
+
 /// Bug hunt: a tunnel that must carry TLS (an https rule on its port, tcp denied) relayed
 /// the server's bytes before the client had sent anything: a program read a server that
 /// speaks first (SMTP, SSH) in plain text through an https-only allowance. Now nothing comes

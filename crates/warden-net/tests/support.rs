@@ -102,8 +102,12 @@ pub struct TestPolicy {
     names: HashSet<String>,
     addrs: HashSet<IpAddr>,
     resolvable: HashSet<String>,
-    /// Ports where only https is allowed (as an `https` rule on them would): tcp is denied.
+    /// Ports where only https is allowed (as an `https` rule on them would): tcp and http are
+    /// denied.
     https_only: HashSet<u16>,
+    /// Ports where http and https are allowed (as an `http` rule, which covers both, would):
+    /// tcp is denied.
+    http_rule: HashSet<u16>,
     /// Whether a name or an address in the lists is enough, as a policy's rules match
     /// ([`TestPolicy::matching_either`]); both must be otherwise.
     either: bool,
@@ -119,6 +123,7 @@ impl TestPolicy {
             addrs: addrs.iter().copied().collect(),
             resolvable: names.iter().map(|n| (*n).to_owned()).collect(),
             https_only: HashSet::new(),
+            http_rule: HashSet::new(),
             either: false,
             asked: Mutex::default(),
         }
@@ -143,6 +148,13 @@ impl TestPolicy {
         self.https_only.insert(port);
         self
     }
+
+    /// Allows http and https but not tcp on `port`, as a policy whose one rule there is an
+    /// `http` rule.
+    pub fn http_rule_on(mut self, port: u16) -> Self {
+        self.http_rule.insert(port);
+        self
+    }
 }
 
 impl Decider for TestPolicy {
@@ -159,8 +171,13 @@ impl Decider for TestPolicy {
         } else {
             name_ok && addr_ok
         };
-        let protocol_ok = attempt.protocol != warden_net::Protocol::Tcp
-            || !self.https_only.contains(&attempt.port);
+        let protocol_ok = match attempt.protocol {
+            warden_net::Protocol::Tcp => {
+                !self.https_only.contains(&attempt.port) && !self.http_rule.contains(&attempt.port)
+            }
+            warden_net::Protocol::Http => !self.https_only.contains(&attempt.port),
+            _ => true,
+        };
         if target_ok && protocol_ok {
             Verdict::allow("test-allow", "in the test's allow list")
         } else {
