@@ -154,9 +154,10 @@ async fn refuse(client: &mut TcpStream, refusal: &Refusal) {
         Refusal::Denied(verdict) if verdict.rule.contains(&verdict.reason) => {
             (403, format!("denied by {}", verdict.rule))
         }
+        // The rule is named already: `rule 2`, `default`, `invalid name`, `tls`.
         Refusal::Denied(verdict) => (
             403,
-            format!("denied by rule {}: {}", verdict.rule, verdict.reason),
+            format!("denied by {}: {}", verdict.rule, verdict.reason),
         ),
         Refusal::Limit(reason) => (429, reason.clone()),
         Refusal::Unresolvable(reason) | Refusal::Unreachable(_, reason) => (502, reason.clone()),

@@ -57,7 +57,9 @@ fn a_denied_request_is_refused_by_every_proxy_and_never_dialed() {
             http_proxy("GET http://denied.test/ HTTP/1.1\r\nHost: denied.test\r\n\r\n");
         assert_eq!(status, 403, "{response}");
         assert!(
-            response.contains("denied by rule test-deny: not in the test's allow list"),
+            // Bug hunt: "denied by rule rule 2", "denied by rule default": the rule's name
+            // says `rule` itself when it is one.
+            response.contains("warden: denied by test-deny: not in the test's allow list"),
             "{response}"
         );
         let (_, head) = connect_tunnel("denied.test:443");
