@@ -196,7 +196,8 @@ impl<'a> RequestHead<'a> {
 
     /// The head to send to the origin: origin-form target, `Host` naming the destination the
     /// policy decided on (the client's own is dropped, RFC 9112 §3.2.2), hop-by-hop and proxy
-    /// headers dropped, and `Connection: close`: one request per connection, its body
+    /// headers dropped, those the client's `Connection` names too (RFC 9110 §7.6.1), and
+    /// `Connection: close`: one request per connection, its body
     /// delimited by [`RequestHead::framing`]; whatever the client sends after it is never
     /// forwarded (`relay.rs`).
     pub(crate) fn for_origin(&self, path: &str, dest: &Destination) -> Vec<u8> {
@@ -207,6 +208,13 @@ impl<'a> RequestHead<'a> {
             "proxy-authorization",
             "keep-alive",
         ];
+        let named: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+            .flat_map(|(_, value)| value.split(','))
+            .map(|option| option.trim_matches([' ', '\t']))
+            .collect();
         let mut out = format!(
             "{} {path} {}\r\nHost: {}\r\n",
             self.method,
@@ -214,7 +222,8 @@ impl<'a> RequestHead<'a> {
             dest.authority(80)
         );
         for (name, value) in &self.headers {
-            if !DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d)) {
+            let hop_by_hop = DROPPED.iter().chain(&named);
+            if !hop_by_hop.clone().any(|d| name.eq_ignore_ascii_case(d)) {
                 out.push_str(&format!("{name}: {value}\r\n"));
             }
         }
@@ -230,7 +239,15 @@ fn authority(authority: &str) -> Result<(&str, Option<u16>), &'static str> {
     }
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (v6, after) = rest.split_once(']').ok_or("an unclosed [ in the host")?;
-        (v6, after.strip_prefix(':'))
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or("junk after the ] of the host")?,
+            ),
+        };
+        (v6, port)
     } else {
         match authority.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),
@@ -295,6 +312,40 @@ mod tests {
         }
         assert!(parse(b"GET  http://a/ HTTP/1.1\r\n\r\n").is_err());
         assert!(parse(b"GET http://a/ HTTP/1.1\r\nno colon\r\n\r\n").is_err());
+    }
+
+    /// Bug hunt: `http://[::ffff:127.0.0.1]junk:41002/` was read as port 80, the junk and
+    /// the port dropped.
+    #[test]
+    fn junk_after_a_bracketed_host_is_refused() {
+        let head =
+            parse(b"GET http://[::ffff:127.0.0.1]junk:41002/m HTTP/1.1\r\n\r\n").expect("head");
+        assert!(head.proxy_target().is_err(), "{:?}", head.proxy_target());
+        let connect = parse(b"CONNECT [::1]x:443 HTTP/1.1\r\n\r\n").expect("head");
+        assert!(connect.proxy_target().is_err());
+        let fine = parse(b"GET http://[::1]/m HTTP/1.1\r\n\r\n").expect("head");
+        assert!(matches!(
+            fine.proxy_target(),
+            Ok(Target::Absolute { port: 80, .. })
+        ));
+    }
+
+    /// Bug hunt: `Connection: X-Secret` with `X-Secret: 1` reached the origin, where a proxy
+    /// must drop what `Connection` names (RFC 9110 §7.6.1).
+    #[test]
+    fn headers_the_connection_header_names_are_dropped() {
+        let head = parse(
+            b"GET http://svc.test/ HTTP/1.1\r\nConnection: X-Secret, keep-alive\r\n\
+              x-secret: 1\r\nX-Kept: 2\r\n\r\n",
+        )
+        .expect("head");
+        let pool = SyntheticPool::default();
+        let dest = Destination::named("svc.test", 80, &pool).expect("name");
+        let out = String::from_utf8(head.for_origin("/", &dest)).expect("text");
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nHost: svc.test\r\nX-Kept: 2\r\nConnection: close\r\n\r\n"
+        );
     }
 
     #[test]
