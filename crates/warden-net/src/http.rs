@@ -122,6 +122,14 @@ async fn forward(
     conclude(&mut rec, ending);
 }
 
+/// A plain request read from a tunnel: its head rewritten for the origin, the bytes read after
+/// the head, and how its body is delimited.
+pub(crate) struct TunnelledRequest {
+    pub(crate) head: Vec<u8>,
+    pub(crate) rest: Vec<u8>,
+    pub(crate) framing: Framing,
+}
+
 /// The plain HTTP request at the start of a tunnel that an `http` rule admitted (`relay.rs`):
 /// `Ok(None)` until its head is all in `buf`; then the head rewritten for the origin as the
 /// proxy rewrites a forwarded one (`Host` naming `dest`, hop-by-hop headers dropped,
@@ -130,7 +138,7 @@ async fn forward(
 pub(crate) fn tunnelled_request(
     buf: &[u8],
     dest: &Destination,
-) -> Result<Option<(Vec<u8>, Vec<u8>, Framing)>, &'static str> {
+) -> Result<Option<TunnelledRequest>, &'static str> {
     let end = match head::head_end(buf, 0) {
         HeadEnd::At(end) => end,
         HeadEnd::BareLf => return Err("a line of the request head ends without CR"),
@@ -145,7 +153,11 @@ pub(crate) fn tunnelled_request(
     }
     let framing = request.framing()?;
     let head = request.for_origin(request.target, dest);
-    Ok(Some((head, buf[end..].to_vec(), framing)))
+    Ok(Some(TunnelledRequest {
+        head,
+        rest: buf[end..].to_vec(),
+        framing,
+    }))
 }
 
 async fn refuse(client: &mut TcpStream, refusal: &Refusal) {

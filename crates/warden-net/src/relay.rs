@@ -387,7 +387,11 @@ async fn plain_request<R: AsyncRead + Unpin>(
     };
     loop {
         match http::tunnelled_request(&buf, &dest) {
-            Ok(Some((head, rest, framing))) => {
+            Ok(Some(http::TunnelledRequest {
+                head,
+                rest,
+                framing,
+            })) => {
                 return Ok(First::Request {
                     head,
                     rest,
