@@ -45,12 +45,14 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
     };
     match request.proxy_target() {
         Ok(Target::Connect { host, port }) => connect(shared, client, host, port, rest).await,
-        Ok(Target::Absolute { host, port, path }) => match request.framing() {
-            Ok(framing) => {
-                forward(shared, client, &request, (host, port, &path), framing, rest).await;
+        Ok(Target::Absolute { host, port, path }) => {
+            match request.framing().and_then(|f| body_starts_well(f, &rest)) {
+                Ok(framing) => {
+                    forward(shared, client, &request, (host, port, &path), framing, rest).await;
+                }
+                Err(why) => respond(&mut client, 400, why).await,
             }
-            Err(why) => respond(&mut client, 400, why).await,
-        },
+        }
         Err(why) => respond(&mut client, 400, why).await,
     }
 }
@@ -151,13 +153,22 @@ pub(crate) fn tunnelled_request(
     if !request.target.starts_with('/') {
         return Err("a plain HTTP request in a tunnel must have an origin-form target (/path)");
     }
-    let framing = request.framing()?;
+    let framing = body_starts_well(request.framing()?, &buf[end..])?;
     let head = request.for_origin(request.target, dest);
     Ok(Some(TunnelledRequest {
         head,
         rest: buf[end..].to_vec(),
         framing,
     }))
+}
+
+/// `framing`, once the body bytes read with the head (`read`) are seen to follow it: a body
+/// malformed from its first bytes (a chunk line ending in a bare LF, a chunk size of 16 hex
+/// digits) is the client's error, answered before anything is dialed rather than as an allowed
+/// connection cut with nothing sent. A body that goes wrong later is cut as it does.
+fn body_starts_well(framing: Framing, read: &[u8]) -> Result<Framing, &'static str> {
+    framing.clone().take(read)?;
+    Ok(framing)
 }
 
 async fn refuse(client: &mut TcpStream, refusal: &Refusal) {

@@ -590,3 +590,34 @@ fn prerequisite_curl(curl: &std::path::Path) -> bool {
     }
     met
 }
+
+/// Bug hunt: a request whose chunked body was malformed from its first bytes (chunk lines
+/// ending in a bare LF, a 16-digit chunk size, a control character in a chunk extension) was
+/// dialed, then closed with no answer, and logged as an allowed connection. It is a `400`
+/// before anything is dialed.
+#[test]
+fn a_body_malformed_from_its_first_bytes_is_a_400_and_never_dialed() {
+    if !root() {
+        return;
+    }
+    let server = HttpServer::start();
+    let (policy, resolver) = allowing_svc();
+    let sandbox = TestSandbox::start(proxy(policy, ProxyLimits::default(), resolver));
+    let port = server.addr.port();
+    sandbox.run(|| {
+        for body in [
+            "3\nabc\n0\n\n",
+            "1000000000000000\r\n",
+            "3;\x01\r\nabc\r\n0\r\n\r\n",
+        ] {
+            let (status, response) = http_proxy(&format!(
+                "POST http://svc.test:{port}/ HTTP/1.1\r\nHost: svc.test\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n{body}"
+            ));
+            assert_eq!(status, 400, "{body:?}: {response}");
+        }
+    });
+    assert!(server.heads.lock().expect("lock").is_empty());
+    let records = sandbox.stop();
+    assert!(records.is_empty(), "nothing was dialed: {records:?}");
+}
