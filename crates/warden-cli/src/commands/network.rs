@@ -491,7 +491,14 @@ fn target(text: &str, protocol: Protocol) -> anyhow::Result<(String, Option<u16>
         let (host, after) = rest
             .split_once(']')
             .context("an unclosed [ in the target")?;
-        (host, after.strip_prefix(':'))
+        // `[::1]junk:80` is no target (the proxy answers it 400), not `[::1]` without a port.
+        let port = match after {
+            "" => None,
+            after => Some(after.strip_prefix(':').with_context(|| {
+                format!("the target {text:?} is not [IPV6]:PORT: {after:?} after the ]")
+            })?),
+        };
+        (host, port)
     } else if text.parse::<IpAddr>().is_ok() {
         (text, None)
     } else {
@@ -567,6 +574,9 @@ mod tests {
         assert!(t("vm:80:80", Protocol::Tcp).is_err_and(|e| e.contains("[IPV6]:PORT")));
         assert!(t("::1:80", Protocol::Tcp).is_err_and(|e| e.contains("[IPV6]:PORT")));
         assert!(t("127.0.0.1:0", Protocol::Tcp).is_err_and(|e| e.contains("not a port")));
+        // Bug hunt: junk after the ] was dropped with the port after it, as the proxy did.
+        assert!(t("[::1]junk:80", Protocol::Tcp).is_err_and(|e| e.contains("after the ]")));
+        assert_eq!(t("[::1]", Protocol::Dns), Ok(("::1".into(), None)));
     }
 
     /// Bug hunt: an imported description's newline or escape sequence reached the terminal.
