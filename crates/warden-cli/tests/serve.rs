@@ -946,6 +946,33 @@ fn a_refused_waiting_submission_leaves_nothing_behind() {
     assert_eq!(listed.json()["meta"]["total_count"], 0, "{}", listed.body);
 }
 
+/// Hunt compat 1: a submission without `wait` that warden refuses when it is to run (a fork
+/// bomb: threat level critical) is the client's to fix, so never Judge0's Internal Error (13,
+/// a server failure a client retries): it is a Compilation Error (6, refused before it ran),
+/// the refusal in `compile_output` and `message`.
+#[test]
+fn a_refused_queued_submission_is_no_internal_error() {
+    let server = Server::start(TOKENS);
+    let judge0 = [("x-auth-token", "s3cret")];
+    let bomb = json!({"language_id": 71, "source_code": "import os\nwhile True:\n    os.fork()\n"});
+    let accepted = server.raw("POST", "/submissions", &judge0, Some(bomb.to_string()));
+    assert_eq!(accepted.code, 201, "{}", accepted.body);
+    let token = accepted.json()["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let path = format!("/submissions/{token}?fields=status,compile_output,message");
+    let answer = || server.raw("GET", &path, &judge0, None).json();
+    eventually("the submission is answered", || {
+        answer()["status"]["id"].as_u64().is_some_and(|id| id > 2)
+    });
+    let answer = answer();
+    assert_eq!(answer["status"]["id"], 6, "{answer}");
+    let output = answer["compile_output"].as_str().unwrap_or_default();
+    assert!(!output.is_empty(), "{answer}");
+    assert_eq!(answer["message"], answer["compile_output"], "{answer}");
+}
+
 /// Bug hunt: a client waiting for a synchronous answer when the shutdown deadline passes gets
 /// one (503 `shutting_down`, Judge0's own 503), whether its program runs or still waits in
 /// the queue; it got an empty reply as the process exited. Nothing of them is left.

@@ -406,6 +406,36 @@ impl Engine {
         self.prepare(request).ok().map(|prepared| prepared.mode)
     }
 
+    /// Checks that `request`'s program can be laid out as `execute` lays it out: its language
+    /// known, its files' names contained, none twice, none under another file, none where the
+    /// language's compiler writes the program, its compiler options admitted. Runs and
+    /// analyses nothing: for an adapter that accepts a request to run later (a queued Judge0
+    /// submission), so that the caller's mistake is answered when it is made, in the adapter's
+    /// terms, rather than as a failed run.
+    pub fn check_program(&self, request: &ExecutionRequest) -> Result<(), EngineError> {
+        let entry = request.sources.first().ok_or(EngineError::NoSource)?;
+        let (language, _) = self.resolve(
+            request.language.as_deref(),
+            entry.name.as_deref(),
+            &entry.code,
+        )?;
+        Self::lay_out(language, request).map(drop)
+    }
+
+    /// `request`'s files laid out for `language` ([`Engine::check_program`]).
+    fn lay_out(language: &Language, request: &ExecutionRequest) -> Result<Program, EngineError> {
+        let mut program = Program::prepare(language, &request.sources)?
+            .with_compile_options(language, &request.compile_options)?;
+        program.compile_entry_only = request.compile_entry_only;
+        match &request.own_commands {
+            // The scripts the commands name are read as the language's code.
+            Some(own) => program.add_sources_named(own.compile.iter().flatten().chain(&own.run)),
+            // The program's own commands build nothing of warden's: no name is taken.
+            None => program.check_reserved(language)?,
+        }
+        Ok(program)
+    }
+
     /// Runs one request to completion and records it in the history.
     pub fn execute(&self, mut request: ExecutionRequest) -> Result<Execution, EngineError> {
         let mut clock = PhaseClock::start();
@@ -705,15 +735,7 @@ impl Engine {
             entry.name.as_deref(),
             &entry.code,
         )?;
-        let mut program = Program::prepare(language, &request.sources)?
-            .with_compile_options(language, &request.compile_options)?;
-        program.compile_entry_only = request.compile_entry_only;
-        match &request.own_commands {
-            // The scripts the commands name are read as the language's code.
-            Some(own) => program.add_sources_named(own.compile.iter().flatten().chain(&own.run)),
-            // The program's own commands build nothing of warden's: no name is taken.
-            None => program.check_reserved(language)?,
-        }
+        let program = Self::lay_out(language, request)?;
         let limits = self.limits(&[&language.limits, &request.limits])?;
         self.usable_read_only(language, &request.read_only)?;
         crate::workspace::check_arguments(&request.args, limits.stack_size)?;

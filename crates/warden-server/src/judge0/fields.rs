@@ -200,6 +200,11 @@ pub(crate) fn attributes(record: &Record) -> Attributes {
             a.insert("message".into(), text_value(why.as_bytes()));
             Status::InternalError
         }
+        Progress::Refused(why) => {
+            a.insert("message".into(), text_value(why.as_bytes()));
+            a.insert("compile_output".into(), text_value(why.as_bytes()));
+            Status::CompilationError
+        }
         Progress::Finished(result) => finished(&mut a, result, expected, input.cpu_time_limit),
     };
     // Until a run says which limits it had, those it will have.

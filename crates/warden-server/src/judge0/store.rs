@@ -55,6 +55,11 @@ pub(crate) enum Progress {
     Finished(Box<ExecutionResult>),
     /// warden could not run it (Judge0's "Internal Error", with this message).
     Failed(String),
+    /// warden would not run it, for the submission's own fault found only when it was to run
+    /// (the mode policy's refusal of what the analysis found, the `[response]` rule): Judge0's
+    /// "Compilation Error", its reason as the compile output, since the program was refused
+    /// before it ran and the client, not the server, is to act.
+    Refused(String),
 }
 
 /// A submission's attributes, text as base64 ([`fields::attributes`]).

@@ -241,7 +241,7 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         .filter_map(|k| Some(((*k).to_owned(), body.get(*k)?.clone())))
         .collect();
     let planned = state.engine().planned_limits(language.id.as_str(), &limits);
-    Ok(Input {
+    let input = Input {
         planned,
         language_id,
         language: language.id.as_str().to_owned(),
@@ -259,7 +259,31 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         project,
         callback_url,
         echo,
-    })
+    };
+    check_program(state, &input)?;
+    Ok(input)
+}
+
+/// Asks the engine whether it can lay out `input`'s program (docs/compat.md#judge0-ce), so
+/// that a name that clashes (with the source's, with another file's, with where the compiler
+/// writes) is a 422 on its field when the submission is made, as the archive's own faults
+/// are, not a run that fails after a token was given.
+fn check_program(state: &AppState, input: &Input) -> Result<(), Invalid> {
+    let Err(e) = state.engine().check_program(&input.execution()) else {
+        return Ok(());
+    };
+    let field = match &e {
+        warden_engine::EngineError::BadSource(_) => "additional_files",
+        warden_engine::EngineError::CompileOption(_) => "compiler_options",
+        // Found again, in the same terms, when the run prepares it.
+        _ if !e.kind().is_caller_fault() => return Ok(()),
+        _ => "submission",
+    };
+    let message = match &e {
+        warden_engine::EngineError::BadSource(source) => source.to_string(),
+        e => warden_engine::error_chain(e),
+    };
+    Err(Invalid::from([(field.to_owned(), vec![message])]))
 }
 
 fn add(invalid: &mut Invalid, field: &str, message: String) {

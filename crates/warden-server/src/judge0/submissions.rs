@@ -382,6 +382,11 @@ fn launch(
         }
         let (progress, failure) = match ran {
             Ok(execution) => (Progress::Finished(Box::new(execution.result)), None),
+            // Never an Internal Error when the client is the one to act.
+            Err(ExecError::Engine(e)) if e.kind().is_caller_fault() => (
+                Progress::Refused(warden_engine::error_chain(&e)),
+                Some(ExecError::Engine(e)),
+            ),
             Err(e) => (Progress::Failed(warden_engine::error_chain(&e)), Some(e)),
         };
         store.finish(&id, progress).await;

@@ -386,3 +386,71 @@ async fn callbacks_are_refused_when_the_operator_turns_them_off() {
         }
     }
 }
+
+/// Hunt compat 1: `additional_files` names the engine cannot lay out beside the program (the
+/// source's own name, where the compiler writes, a file under another file, a name longer
+/// than a file name can be) got a token and then ended as an Internal Error (or, with
+/// `wait=true`, a 422 `{"error"}`). They are the submission's 422 field map at once, single
+/// or in a batch, in the engine's own words.
+#[tokio::test]
+async fn additional_files_that_clash_with_the_program_are_refused_when_submitted() {
+    use base64::Engine as _;
+    let long = "x".repeat(256);
+    let cases: [(i64, &str, Vec<&str>, &str); 5] = [
+        (
+            71,
+            "print(1)",
+            vec!["main.py"],
+            "two files are named \"main.py\"",
+        ),
+        (
+            50,
+            "int main(void) { return 0; }",
+            vec!["main"],
+            "\"main\" is a name warden reserves",
+        ),
+        (
+            62,
+            "public class Main { public static void main(String[] a) {} }",
+            vec!["classes/A.txt"],
+            "\"classes/A.txt\" is a name warden reserves",
+        ),
+        (
+            71,
+            "print(1)",
+            vec!["f", "f/g"],
+            "would put a file under \"f\"",
+        ),
+        (
+            71,
+            "print(1)",
+            vec![long.as_str()],
+            "has a part longer than a file name can be",
+        ),
+    ];
+    for (language_id, code, names, says) in cases {
+        let entries: Vec<(&str, &[u8], bool)> =
+            names.iter().map(|n| (*n, &b"x"[..], false)).collect();
+        let archive = super::zip::tests::archive(&entries);
+        let submission = json!({"language_id": language_id, "source_code": code,
+            "additional_files": base64::engine::general_purpose::STANDARD.encode(archive)});
+        for uri in ["/submissions", "/submissions?wait=true"] {
+            let (status, body) = call(post(uri, &submission)).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{uri} {names:?}: {body}"
+            );
+            let message = body["additional_files"][0].as_str().unwrap_or_default();
+            assert!(message.contains(says), "{uri} {names:?}: {body}");
+        }
+        let batch = json!({"submissions": [submission]});
+        let (status, body) = call(post("/submissions/batch", &batch)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{names:?}: {body}"
+        );
+        assert!(body[0]["additional_files"].is_array(), "{names:?}: {body}");
+    }
+}

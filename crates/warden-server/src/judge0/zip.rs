@@ -214,12 +214,12 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// An archive of `entries` (name, contents, deflated or stored), written as zip tools do:
     /// local headers with the data, then the central directory and its end record.
-    fn archive(entries: &[(&str, &[u8], bool)]) -> Vec<u8> {
+    pub(crate) fn archive(entries: &[(&str, &[u8], bool)]) -> Vec<u8> {
         let (mut out, mut directory) = (Vec::new(), Vec::new());
         for (name, contents, deflate) in entries {
             let data = if *deflate {
