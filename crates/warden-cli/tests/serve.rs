@@ -973,6 +973,50 @@ fn a_refused_queued_submission_is_no_internal_error() {
     assert_eq!(answer["message"], answer["compile_output"], "{answer}");
 }
 
+/// Hunt compat 2: a Judge0 batch none of whose items was admitted, for a full queue or for its
+/// token's quota, was a 422 `[{"error": ...}]` without `Retry-After`, which a client takes
+/// for a validation error and drops. It is answered as a single submission is: 503 `queue is
+/// full` (Judge0's answer to a batch then) or 429, each with `Retry-After`.
+#[test]
+fn a_judge0_batch_refused_for_the_queue_or_a_quota_says_when_to_retry() {
+    let server = Server::start(&format!(
+        "[server]\nworkers = 2\nqueue_size = 0\n{TOKENS}\
+         [[server.tokens]]\nname = \"one\"\ntoken = \"0ne\"\nmax_concurrent = 1\n"
+    ));
+    let (grader, one) = ([("x-auth-token", "s3cret")], [("x-auth-token", "0ne")]);
+    let slow = |marker: &str| json!({"language_id": 46, "source_code": format!("sleep {marker}")});
+    let batch = json!({"submissions": [{"language_id": 46, "source_code": "echo hi"}]}).to_string();
+    let started = server.raw(
+        "POST",
+        "/submissions",
+        &one,
+        Some(slow("3.125").to_string()),
+    );
+    assert_eq!(started.code, 201, "{}", started.body);
+    eventually("the quota's program runs", || sleeping("3.125"));
+    let over = server.raw("POST", "/submissions/batch", &one, Some(batch.clone()));
+    assert_eq!(over.code, 429, "{}", over.body);
+    assert!(over.head.contains("retry-after: "), "{}", over.head);
+    assert!(over.json()["error"].is_string(), "{}", over.body);
+    let started = server.raw(
+        "POST",
+        "/submissions",
+        &grader,
+        Some(slow("3.25").to_string()),
+    );
+    assert_eq!(started.code, 201, "{}", started.body);
+    eventually("the second program runs", || sleeping("3.25"));
+    let full = server.raw("POST", "/submissions/batch", &grader, Some(batch));
+    assert_eq!(full.code, 503, "{}", full.body);
+    assert!(full.head.contains("retry-after: "), "{}", full.head);
+    assert_eq!(
+        full.json(),
+        json!({"error": "queue is full"}),
+        "{}",
+        full.body
+    );
+}
+
 /// Bug hunt: a client waiting for a synchronous answer when the shutdown deadline passes gets
 /// one (503 `shutting_down`, Judge0's own 503), whether its program runs or still waits in
 /// the queue; it got an empty reply as the process exited. Nothing of them is left.

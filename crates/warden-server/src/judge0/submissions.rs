@@ -221,7 +221,10 @@ pub(crate) async fn delete(
 }
 
 /// `POST /submissions/batch`: `{"submissions": [...]}` → one `{"token"}` or error map each;
-/// 201 when at least one was accepted, else 422.
+/// 201 when at least one was accepted. When none was, and one was refused for a full queue
+/// or its token's quota, the batch is answered as a single submission is (503 or 429 with
+/// `Retry-After`, Judge0's 503 `queue is full` for a batch), so that a client retries it
+/// rather than reading a validation error; else 422.
 pub(crate) async fn create_batch(
     State(state): State<AppState>,
     Judge0Caller(caller): Judge0Caller,
@@ -234,6 +237,7 @@ pub(crate) async fn create_batch(
     let items = body["submissions"].as_array().cloned().unwrap_or_default();
     batch_size(items.len())?;
     let mut answers = Vec::with_capacity(items.len());
+    let mut busy = None;
     for item in &items {
         let answer = match submission::parse(&state, item, base64) {
             Err(invalid) => json!(invalid),
@@ -245,18 +249,27 @@ pub(crate) async fn create_batch(
                 Some((item.clone(), base64)),
             ) {
                 Ok((token, _task)) => json!({ "token": token }),
-                Err(e) => json!({ "error": e.message }),
+                Err(e) => {
+                    let answer = json!({ "error": e.message });
+                    if e.retry_after.is_some() {
+                        busy.get_or_insert(e);
+                    }
+                    answer
+                }
             },
         };
         answers.push(answer);
     }
-    let any = answers.iter().any(|a| a.get("token").is_some());
-    let status = if any {
-        StatusCode::CREATED
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    Ok((status, Json(Value::Array(answers))))
+    if answers.iter().any(|a| a.get("token").is_some()) {
+        return Ok((StatusCode::CREATED, Json(Value::Array(answers))));
+    }
+    match busy {
+        Some(e) => Err(e),
+        None => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(Value::Array(answers)),
+        )),
+    }
 }
 
 /// `GET /submissions/batch?tokens=…`: `{"submissions": [...]}`, `null` for unknown tokens.
