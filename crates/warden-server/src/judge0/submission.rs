@@ -231,7 +231,9 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
             None
         }
     };
-    let redirect = body.get("redirect_stderr_to_stdout") == Some(&Value::Bool(true));
+    let redirect = body
+        .get("redirect_stderr_to_stdout")
+        .is_some_and(rails_true);
     let (Some((language_id, language)), true) = (language, invalid.is_empty()) else {
         return Err(invalid);
     };

@@ -454,3 +454,36 @@ async fn additional_files_that_clash_with_the_program_are_refused_when_submitted
         assert!(body[0]["additional_files"].is_array(), "{names:?}: {body}");
     }
 }
+
+/// Hunt compat 3: `redirect_stderr_to_stdout` was applied only for JSON `true`; `"true"`, `1`,
+/// `"1"` and `"yes"` were echoed back as sent but ran with two streams. It is cast as Rails
+/// casts a boolean, as `enable_network` is.
+#[test]
+fn redirect_stderr_to_stdout_is_read_as_rails_reads_a_boolean() {
+    let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+    let state = AppState::new(engine);
+    let redirected = |value: Value| {
+        let body = json!({"language_id": 71, "source_code": "print(1)",
+                          "redirect_stderr_to_stdout": value});
+        let input = super::submission::parse(&state, &body, false).expect("valid");
+        input.execution().stderr_to_stdout
+    };
+    for value in [
+        json!(true),
+        json!("true"),
+        json!(1),
+        json!("1"),
+        json!("yes"),
+    ] {
+        assert!(redirected(value.clone()), "{value}");
+    }
+    for value in [
+        json!(false),
+        json!("false"),
+        json!(0),
+        json!("0"),
+        json!(null),
+    ] {
+        assert!(!redirected(value.clone()), "{value}");
+    }
+}
