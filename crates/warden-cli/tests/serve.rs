@@ -1859,6 +1859,23 @@ fn judge0_fields_give_the_limits_a_run_had_and_the_flags_defaults() {
     }
 }
 
+/// Hunt compat 4: output past `max_file_size` is Judge0's 8 Runtime Error (SIGXFSZ), as
+/// isolate's `-f` ends a program whose stdout file grows past it; it was 3 Accepted.
+#[test]
+fn judge0_output_past_max_file_size_is_sigxfsz() {
+    let server = Server::start("");
+    let path = "/submissions?wait=true&fields=status,warden";
+    let loud = json!({"language_id": 71, "source_code": "print('x' * 100000)", "max_file_size": 1});
+    let answer = server.request("POST", path, Some(&loud));
+    assert_eq!(answer.code, 201, "{}", answer.body);
+    let a = answer.json();
+    assert_eq!(a["status"]["id"], 8, "{a:#}");
+    assert_eq!(a["warden"]["outcome"]["kind"], "output_limit", "{a:#}");
+    let quiet = json!({"language_id": 71, "source_code": "print('x' * 1000)", "max_file_size": 1});
+    let answer = server.request("POST", path, Some(&quiet));
+    assert_eq!(answer.json()["status"]["id"], 3, "{}", answer.body);
+}
+
 /// Bug hunt: under a server the sandbox's init, a fork of the zygote, showed the zygote's
 /// command line: the binary's path on the host. It shows what `warden run`'s does.
 #[test]

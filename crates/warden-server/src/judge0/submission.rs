@@ -102,7 +102,7 @@ impl Input {
             // Judge0 gives the program one descriptor for both.
             stderr_to_stdout: self.redirect_stderr_to_stdout,
             stdin: Stdin::Bytes(self.stdin.clone().unwrap_or_default()),
-            limits: self.limits,
+            limits: self.run_limits(),
             // The runs after the first are test cases with the same input and no expected
             // output: one compile, a fresh sandbox each, the last one's output on top.
             tests: match self.number_of_runs {
@@ -117,6 +117,24 @@ impl Input {
             },
             ..ExecutionRequest::default()
         }
+    }
+}
+
+impl Input {
+    /// The submission's limits, `max_file_size` also bounding each output stream (lowering
+    /// the run's output limit, never raising it): isolate's `-f` bounds the files Judge0 has
+    /// the program's stdout and stderr written to, so output past it ends the run as SIGXFSZ
+    /// (status 8), as warden's output limit is shown.
+    fn run_limits(&self) -> LimitOverrides {
+        let mut limits = self.limits;
+        if let Some(file) = limits.max_file_size.filter(|size| size.bytes() > 0) {
+            let output = self
+                .planned
+                .as_ref()
+                .map_or(file, |p| p.max_output.min(file));
+            limits.max_output = Some(output);
+        }
+        limits
     }
 }
 

@@ -487,3 +487,34 @@ fn redirect_stderr_to_stdout_is_read_as_rails_reads_a_boolean() {
         assert!(!redirected(value.clone()), "{value}");
     }
 }
+
+/// Hunt compat 4: `max_file_size` did not bound stdout and stderr, which Judge0's isolate
+/// writes to files under its `-f`: it lowers the run's output limit (never raises it).
+#[test]
+fn max_file_size_bounds_each_output_stream_as_isolate_does() {
+    let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+    let state = AppState::new(engine);
+    let output_limit = |extra: Value| {
+        let mut body = json!({"language_id": 71, "source_code": "print(1)"});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let input = super::submission::parse(&state, &body, false).expect("valid");
+        input.execution().limits.max_output
+    };
+    assert_eq!(
+        output_limit(json!({"max_file_size": 1})),
+        Some(warden_core::ByteSize::kib(1))
+    );
+    assert_eq!(output_limit(json!({})), None, "the language's own");
+    let default = state
+        .engine()
+        .planned_limits("python", &warden_core::LimitOverrides::default())
+        .expect("python's")
+        .max_output;
+    assert_eq!(
+        output_limit(json!({"max_file_size": 1_000_000})),
+        Some(default),
+        "never raised"
+    );
+}
