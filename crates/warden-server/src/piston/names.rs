@@ -92,20 +92,24 @@ pub(crate) fn matches(range: &str, version: &str) -> bool {
     })
 }
 
-/// A version as a range names it: up to three numbers, a missing or wildcard part unknown.
+/// A version as a range names it: up to three numbers, a missing or wildcard part unknown;
+/// and whether a full one has a pre-release tag (`3.11.2-rc1`), which node-semver orders just
+/// below the release (a host's toolchain version never has one: its tag is dropped).
 #[derive(Debug, Clone, Copy)]
-struct Partial([Option<u64>; 3]);
+struct Partial([Option<u64>; 3], bool);
 
 type Version = (u64, u64, u64);
 
 impl Partial {
-    /// `3`, `3.11`, `v3.11.2`, `3.x`, `*`, empty; a pre-release or build suffix is ignored.
+    /// `3`, `3.11`, `v3.11.2`, `3.x`, `*`, empty, `3.11.2-rc1`; build metadata (`+...`) is
+    /// ignored, as node-semver ignores it.
     fn parse(text: &str) -> Option<Self> {
         let text = text.trim().trim_start_matches(['v', 'V', '=']);
-        let text = text.split(['-', '+']).next().unwrap_or_default();
+        let text = text.split('+').next().unwrap_or_default();
+        let (text, tag) = text.split_once('-').unwrap_or((text, ""));
         let mut parts = [None; 3];
         if text.is_empty() {
-            return Some(Self(parts));
+            return Some(Self(parts, false));
         }
         for (i, part) in text.split('.').enumerate() {
             if i >= 3 {
@@ -119,7 +123,8 @@ impl Partial {
                 break;
             }
         }
-        Some(Self(parts))
+        let pre = !tag.is_empty() && parts.iter().all(Option::is_some);
+        Some(Self(parts, pre))
     }
 
     /// How many leading parts are known.
@@ -144,11 +149,13 @@ impl Partial {
         }
     }
 
-    /// Whether `v` is at or below every version it names (`<= 3.11` holds for `3.11.9`).
+    /// Whether `v` is at or below every version it names (`<= 3.11` holds for `3.11.9`); a
+    /// release is above its own pre-releases (`<= 3.11.2-rc1` does not hold for `3.11.2`).
     fn admits_up_to(&self, v: Version) -> bool {
         match (self.known(), self.ceiling()) {
             (0, _) => true,
             (_, Some(above)) => v < above,
+            (_, None) if self.1 => v < self.floor(),
             (_, None) => v <= self.floor(),
         }
     }
@@ -166,12 +173,14 @@ fn satisfies(comparator: &str, have: Version) -> bool {
     let (known, low) = (p.known(), p.floor());
     match op {
         _ if known == 0 => !matches!(op, "<" | ">"),
-        "" | "=" => have >= low && p.admits_up_to(have),
+        // A release is never equal to a pre-release.
+        "" | "=" => !p.1 && have >= low && p.admits_up_to(have),
         ">=" => have >= low,
         "<" => have < low,
         "<=" => p.admits_up_to(have),
         ">" => match p.ceiling() {
             Some(above) => have >= above,
+            None if p.1 => have >= low,
             None => have > low,
         },
         "~" | "~>" => {
@@ -278,5 +287,33 @@ mod tests {
         }
         assert!(matches("^0.2.3", "0.2.9") && !matches("^0.2.3", "0.3.0"));
         assert!(matches("^0.0.3", "0.0.3") && !matches("^0.0.3", "0.0.4"));
+    }
+
+    /// Hunt compat 6: `3.11.2-rc1` matched 3.11.2 (the tag was dropped); node-semver's
+    /// `=3.11.2-rc1` is the pre-release alone, below the release, so Piston answers the
+    /// runtime unknown. Build metadata is still ignored.
+    #[test]
+    fn a_pre_release_is_below_its_release() {
+        for range in [
+            "3.11.2-rc1",
+            "=3.11.2-beta",
+            "v3.11.2-rc.1",
+            "<=3.11.2-rc1",
+            "<3.11.2-rc1",
+            "1.0 - 3.11.2-rc1",
+        ] {
+            assert!(!matches(range, "3.11.2"), "{range}");
+        }
+        for range in [
+            ">=3.11.2-rc1",
+            ">3.11.2-rc1",
+            "^3.11.2-rc1",
+            "~3.11.2-rc1",
+            "3.11.2-rc1 - 3.12",
+            "3.11.2+build.5",
+            "<=3.11.3-rc1",
+        ] {
+            assert!(matches(range, "3.11.2"), "{range}");
+        }
     }
 }
