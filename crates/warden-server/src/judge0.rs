@@ -95,11 +95,20 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Judge0Error> {
 }
 
 /// Who asked: the server's tokens, presented as `X-Auth-Token` (Judge0's header) or
-/// `Authorization: Bearer`.
+/// `Authorization: Bearer`; a missing one is asked for in Judge0's header first, the one a
+/// Judge0 client knows.
 fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Judge0Error> {
-    state
-        .authenticate(headers, Api::Judge0)
-        .map_err(|e| Judge0Error::new(StatusCode::UNAUTHORIZED, e.to_string()))
+    state.authenticate(headers, Api::Judge0).map_err(|e| {
+        let message = match e {
+            crate::auth::AuthError::Missing => {
+                "an API token is required: send `X-Auth-Token: <token>` (or `Authorization: \
+                 Bearer <token>`)"
+                    .to_owned()
+            }
+            e => e.to_string(),
+        };
+        Judge0Error::new(StatusCode::UNAUTHORIZED, message)
+    })
 }
 
 /// [`caller`] as an extractor of the request's head, for the routes that take a body: axum

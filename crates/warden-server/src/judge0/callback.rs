@@ -46,13 +46,17 @@ fn target(url: &str) -> Result<Target, String> {
     }
     let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
     let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => {
-            (host, port.parse::<u16>().map_err(|_| refuse())?)
-        }
+        // Digits alone, as a URL's port is (`u16`'s parse also takes a sign: `+42010`).
+        Some((host, port)) if !port.contains(']') => match port.bytes().all(|b| b.is_ascii_digit())
+        {
+            true => (host, port.parse::<u16>().map_err(|_| refuse())?),
+            false => return Err(refuse()),
+        },
         _ => (authority, 80),
     };
     let ip: IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
-        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        // A host name's case does not matter.
+        name if name.eq_ignore_ascii_case("localhost") => IpAddr::from([127, 0, 0, 1]),
         literal => literal.parse().map_err(|_| refuse())?,
     };
     if !ip.is_loopback() {
@@ -144,5 +148,20 @@ mod tests {
         assert_eq!(t.path, "/cb?x=1");
         let t = target("http://127.0.0.1:8080?x=1").expect("valid");
         assert_eq!((t.addr.port(), t.path.as_str()), (8080, "/?x=1"));
+    }
+
+    /// Hunt compat 7: `LOCALHOST` was refused while `127.0.0.1:+42010` was accepted (and sent
+    /// as the `Host`). A host name's case does not matter; a port is digits alone.
+    #[test]
+    fn a_host_names_case_is_ignored_and_a_signed_port_refused() {
+        let t = target("http://LocalHost:9000/cb").expect("valid");
+        assert_eq!(t.addr, SocketAddr::from(([127, 0, 0, 1], 9000)));
+        for url in [
+            "http://127.0.0.1:+42010/",
+            "http://localhost:-1/",
+            "http://[::1]:+80/",
+        ] {
+            assert!(check(url).is_err(), "{url}");
+        }
     }
 }

@@ -518,3 +518,25 @@ fn max_file_size_bounds_each_output_stream_as_isolate_does() {
         "never raised"
     );
 }
+
+/// Hunt compat 7: a Judge0 request without a token was told to send `Authorization: Bearer`,
+/// not Judge0's own `X-Auth-Token`.
+#[tokio::test]
+async fn a_missing_token_is_asked_for_in_judge0s_header() {
+    let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+    let options = crate::ServerOptions {
+        tokens: vec![warden_core::TokenConfig {
+            name: "grader".into(),
+            token: "s3cret".into(),
+            max_concurrent: None,
+            requests_per_minute: None,
+            admin: false,
+        }],
+        ..crate::ServerOptions::default()
+    };
+    let app = routes().with_state(AppState::with_options(engine, options));
+    let (status, body) = crate::test_support::answer(app, get("/submissions/x")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let message = body["error"].as_str().unwrap_or_default();
+    assert!(message.contains("X-Auth-Token"), "{body}");
+}

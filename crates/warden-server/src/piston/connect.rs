@@ -213,7 +213,11 @@ async fn killed(
     if reported.is_err() {
         return;
     }
-    let exit = json!({"type": "exit", "stage": stage, "code": null, "signal": signal.name()});
+    // The job was cancelled where it was, as its history records it.
+    let exit = json!({
+        "type": "exit", "stage": stage, "code": null, "signal": signal.name(),
+        "warden": { "outcome": warden_core::Outcome::Cancelled },
+    });
     if send(&mut socket, exit).await.is_ok() {
         close(socket, 4999, "Job Completed").await;
     }
@@ -350,7 +354,11 @@ fn client_message(
     match value["type"].as_str() {
         Some("init") => Client::Close(Some((4000, "Already Initialized"))),
         Some("data") if value["stream"] == "stdin" => {
-            let data = value["data"].as_str().unwrap_or_default();
+            // Piston writes `data` to the program's stdin, which throws for anything but a
+            // string: its `error` message and 4002.
+            let Some(data) = value["data"].as_str() else {
+                return Client::Fail("data is required as a string".to_owned());
+            };
             let (text, end) = match data.split_once(EOT) {
                 Some((before, _)) => (before, true),
                 None => (data, false),

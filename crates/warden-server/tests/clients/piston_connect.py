@@ -131,6 +131,18 @@ exits = [m for m in received if m["type"] == "exit"]
 expect("a signal message ends the job", close == (4999, "Job Completed")
        and len(exits) == 1 and exits[0]["signal"] == "SIGKILL", (close, received))
 expect("nothing ran", not [m for m in received if m["type"] == "data"], received)
+# Hunt compat 7: the `exit` of a job killed for a signal carries the `warden` object every
+# other `exit` has: the job was cancelled where it was, as the history records it.
+expect("a killed job's exit says its outcome",
+       exits[0].get("warden") == {"outcome": {"kind": "cancelled"}}, exits)
+# Hunt compat 7: a `data` message without a string `data` was passed over; Piston's write of
+# it throws, which it answers with an `error` message and 4002.
+for message in [{"type": "data", "stream": "stdin"},
+                {"type": "data", "stream": "stdin", "data": 5}]:
+    received, close = session([init("read x; echo never"), message])
+    expect(f"{message}: error, then 4002",
+           close == (4002, "Notified Error") and received[-1]["type"] == "error"
+           and not [m for m in received if m["type"] == "data"], (close, received))
 
 # Bug hunt, Piston's order: a signal that ends the job before its run started is the end of
 # a stage the language has, announced by its `stage` message first: the run for an
