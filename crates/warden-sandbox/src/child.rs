@@ -19,9 +19,8 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Gid, Pid, Uid};
-use warden_sys::process::{exit_immediately, fork_single_threaded, ForkResult};
+use warden_sys::process::{exit_immediately, fork_single_threaded, wait_child, ForkResult, Waited};
 
 use crate::control::{self, JobFds, Message};
 use crate::payload::PayloadSetup;
@@ -605,17 +604,17 @@ fn end_the_job(payload: Option<Pid>) -> Option<ExitStatus> {
 /// Reaps exited children (every child until none is left, when `all`); returns the payload's
 /// status once it is among them.
 fn reap(payload: Pid, all: bool) -> Option<ExitStatus> {
-    let flags = (!all).then_some(WaitPidFlag::WNOHANG);
     let mut result = None;
     loop {
-        match waitpid(Pid::from_raw(-1), flags) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == payload => {
+        // Not nix's `waitpid`: a real-time signal's end would be lost (`wait_child`).
+        match wait_child(Pid::from_raw(-1), !all) {
+            Ok(Waited::Exited(pid, code)) if pid == payload => {
                 result = Some(ExitStatus::Code(code))
             }
-            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == payload => {
-                result = Some(ExitStatus::Signal(signal as i32));
+            Ok(Waited::Signaled(pid, signal)) if pid == payload => {
+                result = Some(ExitStatus::Signal(signal));
             }
-            Ok(WaitStatus::StillAlive) | Err(_) => return result,
+            Ok(Waited::StillAlive) | Err(_) => return result,
             Ok(_) => {}
         }
     }

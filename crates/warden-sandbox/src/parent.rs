@@ -18,10 +18,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use warden_core::{ByteSize, Outcome, Usage};
 use warden_sys::process::ForkResult;
+use warden_sys::process::{wait_child, Waited};
 
 use crate::cgroup::{Cgroup, CgroupError, CgroupFs};
 use crate::collect::CollectedFile;
@@ -331,9 +331,9 @@ impl HelperProcess {
         match self {
             HelperProcess::Spawned(child) => child.wait(),
             HelperProcess::Forked(pid) => {
-                let raw = match waitpid(*pid, None).map_err(std::io::Error::from)? {
-                    WaitStatus::Exited(_, code) => (code & 0xff) << 8,
-                    WaitStatus::Signaled(_, signal, core) => signal as i32 | (i32::from(core) << 7),
+                let raw = match wait_child(*pid, false).map_err(std::io::Error::from)? {
+                    Waited::Exited(_, code) => (code & 0xff) << 8,
+                    Waited::Signaled(_, signal) => signal,
                     other => return Err(std::io::Error::other(format!("helper wait: {other:?}"))),
                 };
                 Ok(ExitStatus::from_raw(raw))

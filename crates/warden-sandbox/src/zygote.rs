@@ -20,10 +20,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use warden_sys::fdpass::{recv_with_fds, send_with_fds};
-use warden_sys::process::{exit_immediately, fork_single_threaded, inherited_fd, ForkResult};
+use warden_sys::process::{
+    exit_immediately, fork_single_threaded, inherited_fd, wait_child, ForkResult, Waited,
+};
 
 use crate::helper::{HelperRequest, CONTROL_FD, LIFELINE_FD, REPORT_FD};
 use crate::parent::SandboxError;
@@ -245,11 +246,11 @@ pub fn zygote_main() -> ! {
 fn reap_last_children() {
     let deadline = std::time::Instant::now() + LAST_CHILDREN_GRACE;
     loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
+        match wait_child(Pid::from_raw(-1), true) {
+            Ok(Waited::StillAlive) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(Waited::StillAlive) | Err(_) => return,
             Ok(_) => {}
         }
     }
@@ -266,8 +267,8 @@ fn readable_within(socket: &OwnedFd, timeout: std::time::Duration) -> bool {
 
 /// Reaps every helper that has exited.
 fn reap_children() {
-    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-        if matches!(status, WaitStatus::StillAlive) {
+    while let Ok(status) = wait_child(Pid::from_raw(-1), true) {
+        if status == Waited::StillAlive {
             break;
         }
     }

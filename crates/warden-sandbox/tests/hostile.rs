@@ -415,6 +415,28 @@ fn a_self_raised_sigxcpu_is_not_a_time_limit() {
     }
 }
 
+/// Bug hunt: a program a real-time signal (32 to 64) ended was reported as reaching its wall
+/// limit, having waited for it: nix's `waitpid` has no status for such a signal, and answered
+/// `EINVAL` once the kernel had reaped the program, so its end was never seen.
+#[test]
+fn a_program_a_real_time_signal_ends_is_signaled() {
+    let limits = Limits {
+        wall_time: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    for mode in MODES {
+        let run = sh_in(mode, "echo before; kill -37 $$; echo after", limits);
+        assert_eq!(
+            run.outcome,
+            Outcome::Signaled {
+                signal: warden_core::Signal(37)
+            },
+            "{mode:?}: {run:?}"
+        );
+        assert_eq!(out(&run), "before\n", "{mode:?}");
+    }
+}
+
 #[test]
 fn a_sleeper_hits_the_wall_limit() {
     let _one = exclusive();

@@ -510,6 +510,32 @@ fn a_jobs_own_rlimits_hold_in_a_sandbox_of_several_jobs() {
     );
 }
 
+/// Bug hunt: in a gVisor sandbox of several jobs, a job's program a real-time signal ended
+/// kept its loader waiting (nix's `waitpid` lost the status) until the wall limit. It is
+/// signaled at once, and the sandbox takes the next job.
+#[test]
+fn a_job_a_real_time_signal_ends_is_signaled_in_a_sandbox_of_several_jobs() {
+    use warden_sandbox::Backend;
+    let (spec, mut job) = plan(&["/bin/sh", "-c", "echo before; kill -37 $$; echo after"]).split();
+    job.limits.wall_time = std::time::Duration::from_secs(60);
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    let mut live = gvisor.start(&spec).expect("started");
+    let run = live.run(&job, Stdin::Null).expect("ran");
+    job.argv = vec!["/bin/echo".into(), "next".into()];
+    let next = live.run(&job, Stdin::Null).expect("ran");
+    live.destroy().expect("destroyed");
+    assert_eq!(
+        run.outcome,
+        Outcome::Signaled {
+            signal: warden_core::Signal(37)
+        },
+        "{}",
+        out(&run)
+    );
+    assert_eq!(out(&run), "before\n");
+    assert_eq!(out(&next), "next\n");
+}
+
 /// The caller of a gVisor sandbox stops (a terminal's Ctrl-Z: SIGTSTP among its sink's
 /// signals) for two seconds once the program said `ready`: the program, sleeping half a second
 /// then, stops with it (the loader stops every process of a one-job container, or the job's

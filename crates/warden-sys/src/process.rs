@@ -152,6 +152,44 @@ pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// How a child ended, as `waitpid(2)` reports it, whatever its signal's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// It exited with this code.
+    Exited(Pid, i32),
+    /// A signal ended it: its number, a real-time one (32 to 64) as well.
+    Signaled(Pid, i32),
+    /// It stopped or continued (reported only to a tracer, or with flags not asked here).
+    Other(Pid),
+    /// No child has ended yet (`nohang`).
+    StillAlive,
+}
+
+/// `waitpid(2)` for `pid` (-1: any child), without blocking when `nohang`. nix's
+/// `WaitStatus` has no variant for a real-time signal: for a child a real-time signal ended,
+/// its `waitpid` answers `EINVAL` after the kernel has reaped the child, and the status is
+/// lost (the payload's, which the init then waited for until the wall limit).
+pub fn wait_child(pid: Pid, nohang: bool) -> Result<Waited, Errno> {
+    let mut status: libc::c_int = 0;
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    // SAFETY: `status` is a live, writable c_int for the call; the kernel writes only it.
+    let ret = unsafe { libc::waitpid(pid.as_raw(), &mut status, flags) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    if ret == 0 {
+        return Ok(Waited::StillAlive);
+    }
+    let child = Pid::from_raw(ret);
+    Ok(if libc::WIFEXITED(status) {
+        Waited::Exited(child, libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Waited::Signaled(child, libc::WTERMSIG(status))
+    } else {
+        Waited::Other(child)
+    })
+}
+
 /// The Landlock ABI version the kernel offers (`landlock_create_ruleset(2)` with
 /// `LANDLOCK_CREATE_RULESET_VERSION`): `EOPNOTSUPP` when Landlock is built in but disabled at
 /// boot, `ENOSYS` when the kernel lacks it. Creates nothing.
@@ -358,5 +396,26 @@ mod tests {
         );
         drop(tx);
         let _ = other.join();
+    }
+
+    /// Bug hunt: a payload a real-time signal ended lost its status (nix's `waitpid` answers
+    /// `EINVAL` for it, after reaping it), and the run waited for the wall limit.
+    #[test]
+    #[expect(clippy::zombie_processes, reason = "wait_child, under test, reaps them")]
+    fn a_child_a_real_time_signal_ended_is_reported_with_its_signal() {
+        let child = Command::new("/bin/sh")
+            .args(["-c", "kill -s RTMIN+3 $$"])
+            .spawn()
+            .expect("sh runs");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
+        let rtmin = libc::SIGRTMIN();
+        assert_eq!(wait_child(pid, false), Ok(Waited::Signaled(pid, rtmin + 3)));
+        let exited = Command::new("/bin/sh")
+            .args(["-c", "exit 7"])
+            .spawn()
+            .expect("sh runs");
+        let pid = Pid::from_raw(i32::try_from(exited.id()).expect("a pid"));
+        assert_eq!(wait_child(pid, false), Ok(Waited::Exited(pid, 7)));
+        assert_eq!(wait_child(pid, true), Err(Errno::ECHILD), "reaped");
     }
 }

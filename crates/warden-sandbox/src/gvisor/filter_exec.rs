@@ -205,8 +205,9 @@ fn keep() -> Result<Infallible, String> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signal::{SigSet, Signal};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use nix::unistd::Pid;
     use std::os::fd::AsFd;
+    use warden_sys::process::{wait_child, Waited};
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
     chld.thread_block()
@@ -228,8 +229,8 @@ fn keep() -> Result<Infallible, String> {
         let lifeline = fds[0].revents().unwrap_or(PollFlags::empty());
         while let Ok(Some(_)) = signals.read_signal() {}
         while matches!(
-            waitpid(None, Some(WaitPidFlag::WNOHANG)),
-            Ok(status) if status != WaitStatus::StillAlive
+            wait_child(Pid::from_raw(-1), true),
+            Ok(status) if status != Waited::StillAlive
         ) {}
         if !lifeline.is_empty() {
             match nix::unistd::read(stdin.as_fd(), &mut buf) {
@@ -333,9 +334,8 @@ fn load_and_exec(args: Vec<OsString>) -> Result<Infallible, String> {
 fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, String> {
     use nix::sys::signal::{kill, SigSet, Signal};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     use nix::unistd::Pid;
-    use warden_sys::process::ForkResult;
+    use warden_sys::process::{wait_child, ForkResult, Waited};
     let mut handled = SigSet::empty();
     for signal in std::iter::once(Signal::SIGCHLD).chain(crate::child::FORWARDED) {
         handled.add(signal);
@@ -397,12 +397,11 @@ fn run_as_parent(parent: Parent, args: Vec<OsString>) -> Result<Infallible, Stri
         }
         match signal {
             Signal::SIGCHLD => loop {
-                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == child => exit(code),
-                    Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
-                        exit(128 + signal as i32)
-                    }
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                // Not nix's `waitpid`: a real-time signal's end would be lost (`wait_child`).
+                match wait_child(Pid::from_raw(-1), true) {
+                    Ok(Waited::Exited(pid, code)) if pid == child => exit(code),
+                    Ok(Waited::Signaled(pid, signal)) if pid == child => exit(128 + signal),
+                    Ok(Waited::StillAlive) | Err(_) => break,
                     Ok(_) => {}
                 }
             },
@@ -444,15 +443,15 @@ fn sent_from_outside(info: &nix::sys::signalfd::siginfo) -> bool {
 /// process ended.
 fn end_the_job() {
     use nix::sys::signal::{kill, Signal};
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     use nix::unistd::Pid;
+    use warden_sys::process::{wait_child, Waited};
     let deadline = std::time::Instant::now() + END_JOB_WITHIN;
     while kill(Pid::from_raw(-1), Signal::SIGKILL) != Err(nix::errno::Errno::ESRCH)
         && std::time::Instant::now() < deadline
     {
         while matches!(
-            waitpid(None, Some(WaitPidFlag::WNOHANG)),
-            Ok(status) if status != WaitStatus::StillAlive
+            wait_child(Pid::from_raw(-1), true),
+            Ok(status) if status != Waited::StillAlive
         ) {}
         if !others_of_this_uid_run() {
             return;
