@@ -401,7 +401,10 @@ mod tests {
     /// Bug hunt: a payload a real-time signal ended lost its status (nix's `waitpid` answers
     /// `EINVAL` for it, after reaping it), and the run waited for the wall limit.
     #[test]
-    #[expect(clippy::zombie_processes, reason = "wait_child, under test, reaps them")]
+    #[expect(
+        clippy::zombie_processes,
+        reason = "wait_child, under test, reaps them"
+    )]
     fn a_child_a_real_time_signal_ended_is_reported_with_its_signal() {
         let child = Command::new("/bin/sh")
             .args(["-c", "kill -s RTMIN+3 $$"])

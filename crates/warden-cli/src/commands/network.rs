@@ -509,8 +509,11 @@ fn target(text: &str, protocol: Protocol) -> anyhow::Result<(String, Option<u16>
     };
     let port = port
         .map(|p| {
-            p.parse::<u16>()
-                .ok()
+            // Digits alone: `u16`'s parse takes a sign (`+80`).
+            p.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| p.parse::<u16>().ok())
+                .flatten()
                 .filter(|&p| p != 0)
                 .with_context(|| format!("{p:?} is not a port (1 to 65535)"))
         })
@@ -577,6 +580,8 @@ mod tests {
         // Bug hunt: junk after the ] was dropped with the port after it, as the proxy did.
         assert!(t("[::1]junk:80", Protocol::Tcp).is_err_and(|e| e.contains("after the ]")));
         assert_eq!(t("[::1]", Protocol::Dns), Ok(("::1".into(), None)));
+        assert!(t("[::1]:+80", Protocol::Tcp).is_err_and(|e| e.contains("not a port")));
+        assert!(t("127.0.0.1:+80", Protocol::Tcp).is_err_and(|e| e.contains("not a port")));
     }
 
     /// Bug hunt: an imported description's newline or escape sequence reached the terminal.

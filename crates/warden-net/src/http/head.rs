@@ -208,12 +208,17 @@ impl<'a> RequestHead<'a> {
             "proxy-authorization",
             "keep-alive",
         ];
+        // Never the headers that frame the body: the proxy forwards the body as
+        // [`RequestHead::framing`] read them, and the origin must read it so too (dropped,
+        // `Connection: content-length` made the body a second request the origin answered).
+        const FRAMING: &[&str] = &["content-length", "transfer-encoding"];
         let named: Vec<&str> = self
             .headers
             .iter()
             .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
             .flat_map(|(_, value)| value.split(','))
             .map(|option| option.trim_matches([' ', '\t']))
+            .filter(|option| !FRAMING.iter().any(|f| option.eq_ignore_ascii_case(f)))
             .collect();
         let mut out = format!(
             "{} {path} {}\r\nHost: {}\r\n",
@@ -257,10 +262,13 @@ fn authority(authority: &str) -> Result<(&str, Option<u16>), &'static str> {
     if host.is_empty() {
         return Err("no host");
     }
+    // Digits alone: `u16`'s parse takes a sign (`+80`), which no URL's port has.
     let port = port
         .map(|p| {
-            p.parse::<u16>()
-                .ok()
+            p.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| p.parse::<u16>().ok())
+                .flatten()
                 .filter(|p| *p != 0)
                 .ok_or("a bad port")
         })
@@ -323,6 +331,14 @@ mod tests {
         assert!(head.proxy_target().is_err(), "{:?}", head.proxy_target());
         let connect = parse(b"CONNECT [::1]x:443 HTTP/1.1\r\n\r\n").expect("head");
         assert!(connect.proxy_target().is_err());
+        // Regression hunt: a port with a sign was read as the number.
+        for signed in [
+            &b"CONNECT 127.0.0.1:+443 HTTP/1.1\r\n\r\n"[..],
+            b"CONNECT [::1]:+443 HTTP/1.1\r\n\r\n",
+        ] {
+            let head = parse(signed).expect("head");
+            assert!(head.proxy_target().is_err(), "{:?}", head.proxy_target());
+        }
         let fine = parse(b"GET http://[::1]/m HTTP/1.1\r\n\r\n").expect("head");
         assert!(matches!(
             fine.proxy_target(),
@@ -346,6 +362,31 @@ mod tests {
             out,
             "GET / HTTP/1.1\r\nHost: svc.test\r\nX-Kept: 2\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    /// Regression hunt: `Connection: content-length` (or `transfer-encoding`) dropped the
+    /// header that framed the body while the proxy still forwarded the body, which the origin
+    /// then read as a second request, to any host and path the program wrote.
+    #[test]
+    fn the_headers_that_frame_the_body_are_kept_whatever_connection_names() {
+        let pool = SyntheticPool::default();
+        let dest = Destination::named("svc.test", 80, &pool).expect("name");
+        for (framing, value) in [("Content-Length", "46"), ("Transfer-Encoding", "chunked")] {
+            let request = format!(
+                "POST http://svc.test/ HTTP/1.1\r\n{framing}: {value}\r\n\
+                 Connection: {}, x-gone\r\nX-Gone: 1\r\n\r\n",
+                framing.to_ascii_lowercase()
+            );
+            let head = parse(request.as_bytes()).expect("head");
+            let out = String::from_utf8(head.for_origin("/", &dest)).expect("text");
+            assert_eq!(
+                out,
+                format!(
+                    "POST / HTTP/1.1\r\nHost: svc.test\r\n{framing}: {value}\r\n\
+                     Connection: close\r\n\r\n"
+                )
+            );
+        }
     }
 
     #[test]
