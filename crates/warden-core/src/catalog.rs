@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+use crate::bounded_file::{self, MAX_SETTINGS_FILE};
 use crate::embedded::LANGUAGE_FILES;
 use crate::language::{Language, LanguageError};
 
@@ -55,10 +56,13 @@ impl Catalog {
             if path.extension().is_none_or(|e| e != "toml") {
                 continue;
             }
-            let text = fs::read_to_string(&path).map_err(|source| CatalogError::ReadOverrides {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let text =
+                bounded_file::read_to_string(&path, MAX_SETTINGS_FILE).map_err(|source| {
+                    CatalogError::ReadOverrides {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?;
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

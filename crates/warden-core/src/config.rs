@@ -81,6 +81,7 @@ pub use volumes::{
     DEFAULT_WRITER_WAIT, MIN_VOLUME_SIZE,
 };
 
+use crate::bounded_file::MAX_SETTINGS_FILE;
 use crate::limits::{LimitBounds, LimitOverrides, Limits};
 use crate::mode::ModePolicy;
 use crate::units::ByteSize;
@@ -202,7 +203,7 @@ pub enum ConfigError {
 impl Config {
     /// Reads `path`; a missing file is the defaults only when `optional` (the default path).
     pub fn load(path: &Path, optional: bool) -> Result<Self, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::bounded_file::read_to_string(path, MAX_SETTINGS_FILE) {
             Ok(text) => text,
             Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Self::default())

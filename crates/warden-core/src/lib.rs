@@ -1,9 +1,10 @@
 //! Domain types of warden: human units, limits, outcomes, the language catalog and the sandbox
 //! policies kept as data (`languages/`, `policies/`).
 //!
-//! Pure: no I/O beyond reading its own embedded data and an optional override directory, no
-//! `unsafe`, no async runtime.
+//! Pure: no I/O beyond reading its own embedded data, an optional override directory and the
+//! operator's files ([`bounded_file`]), no `unsafe`, no async runtime.
 
+pub mod bounded_file;
 pub mod catalog;
 pub mod config;
 mod data;

@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use warden_core::bounded_file;
 use warden_core::network::{Action, Matched, Protocol, Registry};
 use warden_engine::network::{
     self, host_registries, CheckReport, HostFacts, PolicyStore, StoredPolicy, Verdict,
@@ -341,8 +342,8 @@ fn import(
     network: &NetworkSettings,
     file: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text = bounded_file::read_to_string(file, bounded_file::MAX_SETTINGS_FILE)
+        .with_context(|| format!("reading {}", file.display()))?;
     let stored = store.import(&file.display().to_string(), &text)?;
     let p = &stored.policy;
     let path = stored.path.as_deref().unwrap_or(store.dir());

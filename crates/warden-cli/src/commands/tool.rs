@@ -2,13 +2,14 @@
 //! register a tool file or wrap a host command, approve or remove a registered tool, and the
 //! per-tool statistics. The engine owns all of it; this parses and renders.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use warden_core::bounded_file::{self, MAX_SETTINGS_FILE};
 use warden_engine::tools::{wrap_definition, WrapRequest};
 use warden_engine::{Engine, Origin, Registrant, ToolCallRequest, ToolStats, ToolStatus};
 
@@ -283,12 +284,12 @@ fn show(out: &mut impl Write, engine: &Engine, name: &str, json: bool) -> anyhow
 fn call(out: &mut impl Write, engine: &Engine, args: CallArgs) -> anyhow::Result<ExitCode> {
     let text = match args.input.as_deref() {
         None => "{}".to_owned(),
+        // Bounded: `--input - < /dev/zero` must not grow until the OOM killer comes; the
+        // engine refuses an input over 1 MiB as compact JSON anyway (docs/tools.md).
         Some("-") => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
+            let bytes = bounded_file::read_from(std::io::stdin().lock(), MAX_SETTINGS_FILE)
                 .context("reading the input from stdin")?;
-            s
+            String::from_utf8(bytes).context("reading the input from stdin: not UTF-8 text")?
         }
         Some(s) => s.to_owned(),
     };

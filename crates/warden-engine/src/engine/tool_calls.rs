@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Value};
+use warden_core::bounded_file;
 use warden_core::tool::{
     self, Assessment, Builtin, Implies, OutputFormat, ProgramAnalysis, Runner, Tool,
 };
@@ -68,20 +69,21 @@ impl Engine {
         path: &Path,
         replace: bool,
     ) -> Result<Arc<RegisteredTool>, RegistryError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| RegistryError::Read {
+        let read = |path: &Path, most| {
+            bounded_file::read(path, most).map_err(|source| RegistryError::Read {
                 path: path.to_owned(),
                 source,
             })
         };
-        let text = String::from_utf8_lossy(&read(path)?).into_owned();
+        let text =
+            String::from_utf8_lossy(&read(path, bounded_file::MAX_SETTINGS_FILE)?).into_owned();
         let tool = Tool::parse(&text, tool::ToolOrigin::Registered)?;
         let mut files = Vec::new();
         if let Runner::Program { file, .. } = &tool.runner {
             let beside = path.parent().unwrap_or(Path::new(".")).join(file);
             files.push(ProgramFile {
                 name: file.clone(),
-                code: read(&beside)?,
+                code: read(&beside, bounded_file::MAX_PROGRAM_FILE)?,
             });
         }
         self.register_tool(&text, &files, replace, Registrant::Operator)

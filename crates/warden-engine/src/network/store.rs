@@ -11,6 +11,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use warden_core::bounded_file::{self, MAX_SETTINGS_FILE};
 use warden_core::network::{check_name, Policy, PolicyError, BUILTIN_NAMES};
 
 use crate::error::ErrorKind;
@@ -261,10 +262,12 @@ impl PolicyStore {
     }
 
     fn load(&self, path: &Path) -> Result<StoredPolicy, StoreError> {
-        let text = fs::read_to_string(path).map_err(|source| StoreError::Io {
-            step: "reading",
-            path: path.to_owned(),
-            source,
+        let text = bounded_file::read_to_string(path, MAX_SETTINGS_FILE).map_err(|source| {
+            StoreError::Io {
+                step: "reading",
+                path: path.to_owned(),
+                source,
+            }
         })?;
         let policy = Policy::from_toml(&path.display().to_string(), &text)?;
         if path.file_stem().is_none_or(|s| *s != *policy.name) {

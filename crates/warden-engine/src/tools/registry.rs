@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
+use warden_core::bounded_file::{self, MAX_PROGRAM_FILE, MAX_SETTINGS_FILE};
 use warden_core::tool::{self, Assessment, Category, Runner, Tool, ToolFileError, ToolOrigin};
 
 use super::{Registrant, ToolsSettings};
@@ -303,11 +304,12 @@ impl Registry {
         }
         for dir in registry.settings.dirs.clone() {
             for path in toml_files(&dir) {
-                let Ok(text) = std::fs::read_to_string(&path) else {
+                let Ok(text) = bounded_file::read_to_string(&path, MAX_SETTINGS_FILE) else {
                     registry.problem(&path.display().to_string(), "cannot be read".into());
                     continue;
                 };
-                let beside = |name: &str| std::fs::read(dir.join(name)).ok();
+                let beside =
+                    |name: &str| bounded_file::read(&dir.join(name), MAX_PROGRAM_FILE).ok();
                 let source = ToolSource::Operator(path.clone());
                 registry.add_file(
                     &path.display().to_string(),
@@ -322,10 +324,10 @@ impl Registry {
         }
         for dir in registered_dirs(&registry.settings.state_dir.join("registered")) {
             let path = dir.join(TOOL_FILE);
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            let Ok(text) = bounded_file::read_to_string(&path, MAX_SETTINGS_FILE) else {
                 continue;
             };
-            let beside = |name: &str| std::fs::read(dir.join(name)).ok();
+            let beside = |name: &str| bounded_file::read(&dir.join(name), MAX_PROGRAM_FILE).ok();
             let pending = dir.join(PENDING).exists();
             let source = ToolSource::Registered(dir.clone());
             registry.add_file(
