@@ -416,6 +416,38 @@ fn a_batch_waiting_for_its_next_request_ends_on_sigterm() {
     assert_eq!(support::cgroups_of(child.id()), 0);
 }
 
+/// Hunt cli 2: a program file that is a FIFO with no writer kept the worker in `open(2)`, and
+/// the batch alive after SIGTERM (for ten minutes, until something wrote to the FIFO). It
+/// ends at once, the FIFO's program answered as not started.
+#[test]
+fn a_batch_waiting_for_a_fifos_writer_ends_on_sigterm() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::io::{BufRead, BufReader};
+
+    let world = World::new();
+    let first = write(world.path(), "first.sh", "echo first\n");
+    let fifo = world.path().join("waits.sh");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let fifo = fifo.to_string_lossy().into_owned();
+    let mut child = start(&world, &["-j", "1"], &[first, fifo]);
+    let mut answers = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    answers.read_line(&mut line).expect("the first answer");
+    let first: Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(first["result"]["stdout"], "first\n", "{first}");
+    // The worker has taken the FIFO now, or is about to.
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = wait_for_exit(&mut child, Duration::from_secs(20))
+        .expect("SIGTERM ends a batch waiting for a FIFO's writer");
+    assert_eq!(status.code(), Some(128 + Signal::SIGTERM as i32));
+    line.clear();
+    answers.read_line(&mut line).expect("the FIFO's answer");
+    let waiting: Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(waiting["index"], 1, "{waiting}");
+    assert_eq!(waiting["error"]["kind"], "cancelled", "{waiting}");
+}
+
 #[test]
 fn a_batch_with_nothing_to_read_answers_nothing() {
     let world = World::new();

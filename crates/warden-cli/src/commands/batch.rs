@@ -544,9 +544,13 @@ impl Batch<'_> {
                 std::thread::sleep(INPUT_POLL);
                 continue;
             };
-            let isolated = self.file_request(&path).is_ok_and(|request| {
-                self.engine.expected_mode(&request) == Some(warden_core::Mode::Isolated)
-            });
+            // Only regular files are read ahead: a FIFO read here would leave its worker
+            // nothing (or half) to read.
+            let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+            let isolated = regular
+                && self.file_request(&path).is_ok_and(|request| {
+                    self.engine.expected_mode(&request) == Some(warden_core::Mode::Isolated)
+                });
             if isolated {
                 let mut guard = lock(&self.inputs);
                 if let Inputs::Files(files) = &mut guard.1 {
@@ -559,19 +563,29 @@ impl Batch<'_> {
         }
     }
 
-    /// The request of a program file, with the batch's options.
+    /// The request of a program file, with the batch's options. A FIFO is waited on until
+    /// the batch is cancelled, no longer.
     fn file_request(&self, path: &std::path::Path) -> Result<ExecutionRequest, Value> {
         let args = self.args;
-        sources::from_files(std::slice::from_ref(&path.to_path_buf()))
-            .map(|sources| ExecutionRequest {
+        sources::from_file_until(path, &self.cancel)
+            .map(|source| ExecutionRequest {
                 language: args.lang.clone(),
-                sources,
+                sources: vec![source],
                 limits: args.limits.overrides(),
                 mode: args.mode,
                 network: args.network.clone(),
                 ..ExecutionRequest::default()
             })
-            .map_err(|e| error("request", format!("{e:#}")))
+            .map_err(|e| {
+                if self.cancel.is_cancelled() {
+                    error(
+                        "cancelled",
+                        "not started: warden batch was interrupted".to_owned(),
+                    )
+                } else {
+                    error("request", format!("{e:#}"))
+                }
+            })
     }
 
     /// Runs one program; its line of output.

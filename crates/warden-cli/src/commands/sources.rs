@@ -2,13 +2,15 @@
 //! entry), or a directory and the name of its entry file.
 
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use warden_core::ByteSize;
-use warden_engine::SourceFile;
+use warden_engine::{Cancellation, SourceFile};
 
 /// Largest total size of a program's files.
 pub(crate) const MAX_TOTAL: u64 = 16 << 20;
@@ -30,6 +32,67 @@ pub(crate) fn from_files(paths: &[PathBuf]) -> anyhow::Result<Vec<SourceFile>> {
             })
         })
         .collect()
+}
+
+/// One program file of `warden batch`, as [`from_files`] reads it, except that a FIFO (or
+/// `<(...)`) is waited on only until `cancel`: `warden batch` catches the signals that end
+/// it, and a worker stuck in `open(2)` of a FIFO with no writer kept it alive after them.
+pub(crate) fn from_file_until(path: &Path, cancel: &Cancellation) -> anyhow::Result<SourceFile> {
+    let shown = || super::printable(&path.display().to_string());
+    // O_NONBLOCK: opening a FIFO returns at once, writer or not.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("opening {}", shown()))?;
+    let metadata = file
+        .metadata()
+        .with_context(|| format!("reading {}", shown()))?;
+    let mut budget = MAX_TOTAL;
+    let code = if metadata.is_file() {
+        read_within(file, path, &mut budget)?
+    } else {
+        read_within(UntilCancelled { file, cancel }, path, &mut budget)?
+    };
+    Ok(SourceFile {
+        name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        code,
+        executable: metadata.permissions().mode() & 0o111 != 0,
+    })
+}
+
+/// A FIFO (or a device) opened with `O_NONBLOCK`, read as a blocking one that gives up once
+/// `cancel` is cancelled. Before a writer comes, `poll(2)` does not report a FIFO (Linux
+/// remembers that none has come since the open), so an absent writer is waited for, not read
+/// as an empty file.
+struct UntilCancelled<'a> {
+    file: fs::File,
+    cancel: &'a Cancellation,
+}
+
+/// How often, in milliseconds, a wait for a FIFO's writer looks whether the batch was
+/// interrupted.
+const POLL_MS: u16 = 50;
+
+impl Read for UntilCancelled<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.cancel.is_cancelled() {
+                // Not `Interrupted`, which `read_to_end` retries.
+                return Err(io::Error::other("warden batch was interrupted"));
+            }
+            let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(POLL_MS)) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
+            }
+            match self.file.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                read => return read,
+            }
+        }
+    }
 }
 
 /// Every regular file under `dir` (symlinks are not followed), named by its path relative to
@@ -86,10 +149,17 @@ pub(crate) fn read(path: &Path, budget: &mut u64) -> anyhow::Result<(Vec<u8>, bo
         .with_context(|| format!("reading {}", shown()))?
         .permissions()
         .mode();
+    let code = read_within(file, path, budget)?;
+    Ok((code, mode & 0o111 != 0))
+}
+
+/// What `file` (at `path`) holds, taken from `budget`: the most the program's files may
+/// still hold.
+fn read_within(file: impl Read, path: &Path, budget: &mut u64) -> anyhow::Result<Vec<u8>> {
     let mut code = Vec::new();
     file.take(*budget + 1)
         .read_to_end(&mut code)
-        .with_context(|| format!("reading {}", shown()))?;
+        .with_context(|| format!("reading {}", super::printable(&path.display().to_string())))?;
     if code.len() as u64 > *budget {
         bail!(
             "the program's files are larger than {} in total",
@@ -97,5 +167,5 @@ pub(crate) fn read(path: &Path, budget: &mut u64) -> anyhow::Result<(Vec<u8>, bo
         );
     }
     *budget -= code.len() as u64;
-    Ok((code, mode & 0o111 != 0))
+    Ok(code)
 }
