@@ -267,6 +267,48 @@ fn request_lines_are_checked_as_the_server_checks_them() {
     assert!(String::from_utf8_lossy(&mixed.stderr).contains("cannot be used with"));
 }
 
+/// Hunt cli 3: a line that is a JSON array ran (serde read it as the body's fields in
+/// order), a key given twice took its last value, and errors had no field path: the server
+/// refuses all of these with 422. The lines are now checked by the server's own parser.
+#[test]
+fn request_lines_are_refused_as_the_server_refuses_their_bodies() {
+    let world = World::new();
+    let requests = [
+        r#"["python", "print(\"positional\")"]"#,
+        r#"{"language": "python", "code": "print(1)", "limits": {"max_open_files": 100000000, "max_open_files": 64}}"#,
+        r#"{"language": "python", "code": "print(1)", "limits": [1]}"#,
+    ]
+    .join("\n");
+    let out = support::output_with_stdin(
+        world.warden().args(["batch", "--requests", "-", "-j", "1"]),
+        requests.as_bytes(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = lines(&out);
+    let errors: Vec<&str> = lines
+        .iter()
+        .map(|l| l["error"]["error"].as_str().unwrap_or("(ran)"))
+        .collect();
+    assert_eq!(
+        errors[0], "line 1: the body must be a JSON object, not an array",
+        "{lines:#?}"
+    );
+    assert!(
+        errors[1].starts_with("line 2: ") && errors[1].contains("duplicate field `max_open_files`"),
+        "{lines:#?}"
+    );
+    assert!(
+        errors[2].contains("limits: expected an object, found an array"),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().all(|l| l["error"]["kind"] == "request"));
+}
+
 /// Waits up to `limit` for `done`.
 fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

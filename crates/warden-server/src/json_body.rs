@@ -67,26 +67,34 @@ where
                 message: e.body_text(),
                 retry_after: None,
             })?;
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        if first.is_some_and(|b| *b != b'{') {
-            let value: Result<Value, _> = serde_json::from_slice(&bytes);
-            if let Ok(value) = value {
-                return Err(ApiError::unprocessable(format!(
-                    "the body must be a JSON object, not {}",
-                    kind(&value)
-                )));
-            }
-        }
-        if let Some(e) = duplicate_key(&bytes) {
-            return Err(ApiError::unprocessable(format!(
-                "Failed to deserialize the JSON body into the target type: {e}"
-            )));
-        }
-        // axum's own rules from here: 400 for malformed JSON, 422 naming the field for a
-        // wrong type or an unknown field.
-        let Json(body) = Json::<T>::from_bytes(&bytes)?;
+        let body = parse_json_object(&bytes)?;
         Ok(JsonObjectAsSent(body, bytes))
     }
+}
+
+/// The JSON object `bytes` deserialized into `T`, checked as a request's body is: a value
+/// other than an object, or a key given twice, is refused (422); then axum's own rules: 400
+/// for malformed JSON, 422 naming the field's path for a wrong type or an unknown field.
+/// `warden batch --requests` checks its lines with it, so that a line runs exactly when
+/// the same body sent to the server would.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        let value: Result<Value, _> = serde_json::from_slice(bytes);
+        if let Ok(value) = value {
+            return Err(ApiError::unprocessable(format!(
+                "the body must be a JSON object, not {}",
+                kind(&value)
+            )));
+        }
+    }
+    if let Some(e) = duplicate_key(bytes) {
+        return Err(ApiError::unprocessable(format!(
+            "Failed to deserialize the JSON body into the target type: {e}"
+        )));
+    }
+    let Json(body) = Json::<T>::from_bytes(bytes)?;
+    Ok(body)
 }
 
 /// A nested struct field that must be a JSON object.

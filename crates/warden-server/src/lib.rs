@@ -36,6 +36,7 @@ pub use auth::AuthError;
 pub use error::ApiError;
 pub use execution_request::{ExecutionBody, FileBody, LimitsBody, ModeBody, TestBody};
 pub use jobs::{JobState, JobStatus};
+pub use json_body::parse_json_object;
 pub use openapi::ApiDoc;
 pub use options::{ServerOptions, DEFAULT_LISTEN};
 pub use routes::router;

@@ -601,8 +601,8 @@ impl Batch<'_> {
             }
             Input::Line { number, text } => {
                 line.line = Some(number);
-                serde_json::from_str::<ExecutionBody>(&text)
-                    .map_err(|e| error("request", format!("line {number}: {e}")))
+                warden_server::parse_json_object::<ExecutionBody>(text.as_bytes())
+                    .map_err(|e| error(e.kind, format!("line {number}: {}", e.message)))
                     .and_then(|body| {
                         body.into_request(self.options)
                             .map_err(|e| error(e.kind, format!("line {number}: {}", e.message)))
