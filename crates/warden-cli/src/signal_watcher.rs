@@ -1,7 +1,10 @@
 //! The signals that end a long-running command (`warden batch`, `warden mcp`, `warden mcp
-//! wrap`): SIGINT, SIGTERM and SIGHUP are taken from the start and reported, the first one
-//! only, on a thread of their own, so that the command ends what runs, records it and exits
-//! with 128 + the signal's number, as a shell reports a command that a signal ended.
+//! wrap`): SIGINT, SIGTERM, SIGHUP and SIGQUIT are taken from the start and reported, the
+//! first one only, on a thread of their own, so that the command ends what runs, records it
+//! and exits with 128 + the signal's number, as a shell reports a command that a signal
+//! ended. They are the four `warden run` passes on to its program (`passed_on.rs`), and as
+//! there, one the process was started with ignored stays ignored: its sender meant the
+//! command to go on (a job started with `&` by a shell without job control).
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -9,8 +12,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use nix::sys::signal::Signal;
 
-/// Takes SIGINT, SIGTERM and SIGHUP from its start until it is stopped, and calls its callback
-/// at the first one.
+/// The signals taken.
+const TAKEN: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// Takes [`TAKEN`] (those not ignored) from its start until it is stopped, and calls its
+/// callback at the first one.
 pub(crate) struct SignalWatcher {
     stop: tokio::sync::oneshot::Sender<()>,
     thread: std::thread::JoinHandle<()>,
@@ -25,13 +36,16 @@ impl SignalWatcher {
             .enable_io()
             .build()
             .context("starting the signal watcher")?;
-        let (mut interrupt, mut terminate, mut hangup) = runtime.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-                signal(SignalKind::hangup())?,
-            ))
+        let streams = runtime.block_on(async {
+            let mut streams = Vec::new();
+            for taken in TAKEN {
+                if warden_sys::signals::is_ignored(taken as i32) == Ok(true) {
+                    continue;
+                }
+                let kind = tokio::signal::unix::SignalKind::from_raw(taken as i32);
+                streams.push((taken, tokio::signal::unix::signal(kind)?));
+            }
+            Ok::<_, std::io::Error>(streams)
         })?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let received = Arc::new(AtomicI32::new(0));
@@ -42,9 +56,7 @@ impl SignalWatcher {
                 move || {
                     runtime.block_on(async {
                         let signal = tokio::select! {
-                            _ = interrupt.recv() => Signal::SIGINT,
-                            _ = terminate.recv() => Signal::SIGTERM,
-                            _ = hangup.recv() => Signal::SIGHUP,
+                            signal = first_of(streams) => signal,
                             _ = stopped => return,
                         };
                         received.store(signal as i32, Ordering::SeqCst);
@@ -83,6 +95,20 @@ impl SignalWatcher {
             signal => Some(signal),
         }
     }
+}
+
+/// The first of `streams`' signals to come (never, when there are none).
+async fn first_of(streams: Vec<(Signal, tokio::signal::unix::Signal)>) -> Signal {
+    let (signals, mut streams): (Vec<Signal>, Vec<_>) = streams.into_iter().unzip();
+    std::future::poll_fn(|cx| {
+        for (signal, stream) in signals.iter().zip(streams.iter_mut()) {
+            if stream.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*signal);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// The exit status of a command that `signal` ended: 128 + its number.

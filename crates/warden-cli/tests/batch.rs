@@ -424,6 +424,77 @@ fn an_interrupted_batch_stops_its_programs_and_leaves_nothing() {
     assert_eq!(cancelled.as_array().map(Vec::len), Some(6), "{cancelled:#}");
 }
 
+/// Hunt cli 4: SIGQUIT (Ctrl-\) killed the batch on the spot, its running programs neither
+/// answered nor recorded; it is taken as SIGINT is (exit 131), as `warden run` passes it on.
+/// And a signal the batch was started with ignored (a job started with `&` by a shell
+/// without job control) stays ignored, as under `warden run`.
+#[test]
+fn sigquit_stops_a_batch_as_sigint_does_and_ignored_signals_stay_ignored() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let world = World::new();
+    let sleeper = "sleep 41.321";
+    let programs: Vec<String> = (0..2)
+        .map(|i| write(world.path(), &format!("q{i}.sh"), &format!("{sleeper}\n")))
+        .collect();
+    let mut child = start(&world, &["-j", "2", "--wall-time", "60s"], &programs);
+    assert!(
+        eventually(Duration::from_secs(30), || processes_with(sleeper).len()
+            >= 2),
+        "two programs run at once"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGQUIT).expect("SIGQUIT");
+    let status = wait_for_exit(&mut child, Duration::from_secs(30)).expect("the batch stops");
+    assert_eq!(status.code(), Some(128 + Signal::SIGQUIT as i32));
+    let out = child.wait_with_output().expect("its output");
+    let stopped = lines(&out);
+    assert_eq!(stopped.len(), 2, "{stopped:#?}");
+    assert!(
+        stopped.iter().all(|l| l["error"]["kind"] == "cancelled"),
+        "{stopped:#?}"
+    );
+    let cancelled = support::json_of(
+        &world
+            .warden()
+            .args(["history", "--json", "--outcome", "cancelled"])
+            .output()
+            .expect("warden history runs"),
+    );
+    assert_eq!(cancelled.as_array().map(Vec::len), Some(2), "{cancelled:#}");
+
+    // Started with SIGINT ignored: the SIGINT meant for the shell's other jobs passes by.
+    let short = "sleep 1.789";
+    let program = write(world.path(), "short.sh", &format!("{short}\necho done\n"));
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg("trap '' INT; exec \"$0\" batch \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_warden"))
+        .arg(program)
+        .env_clear()
+        .envs(world.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh starts");
+    assert!(
+        eventually(Duration::from_secs(30), || !processes_with(short)
+            .is_empty()),
+        "the program runs"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("SIGINT");
+    let status = wait_for_exit(&mut child, Duration::from_secs(30)).expect("the batch ends");
+    let out = child.wait_with_output().expect("its output");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines(&out)[0]["result"]["stdout"], "done\n");
+}
+
 /// A batch fed by a pipe whose writer is still there but idle (a harness between two
 /// requests) answers each request as it comes, and SIGTERM ends it at once, not at the next
 /// line (the worker's read used to keep it waiting for the writer).

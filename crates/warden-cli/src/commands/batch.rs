@@ -313,8 +313,8 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let engine = warden_engine::Engine::new(config)?;
 
     let cancel = Cancellation::new();
-    // SIGINT, SIGTERM or SIGHUP cancel the batch: running programs are killed, no new one
-    // starts.
+    // SIGINT, SIGTERM, SIGHUP or SIGQUIT cancel the batch: running programs are killed, no
+    // new one starts.
     let watcher = SignalWatcher::start({
         let cancel = cancel.clone();
         move |_| {
@@ -418,7 +418,7 @@ struct Batch<'a> {
     engine: &'a warden_engine::Engine,
     options: &'a ServerOptions,
     args: &'a BatchArgs,
-    /// Cancelled by SIGINT, SIGTERM or SIGHUP, or when standard output fails.
+    /// Cancelled by SIGINT, SIGTERM, SIGHUP or SIGQUIT, or when standard output fails.
     cancel: Cancellation,
     /// The programs not yet taken, and how many were.
     inputs: Mutex<(usize, Inputs)>,

@@ -1,8 +1,9 @@
 //! `warden mcp`: the tool registry served over MCP on stdin/stdout (docs/mcp.md), and
 //! `warden mcp wrap`, which runs a third-party stdio MCP server in a sandbox and relays its
 //! messages. stdout is the protocol channel: nothing else may be written to it (logs go to
-//! stderr). Both end at once on SIGTERM, SIGINT or SIGHUP (how MCP clients end a stdio server
-//! that outlives its closed stdin), recording what was in flight, and exit 128 + the signal.
+//! stderr). Both end at once on SIGTERM, SIGINT, SIGHUP or SIGQUIT (how MCP clients end a
+//! stdio server that outlives its closed stdin), recording what was in flight, and exit 128 +
+//! the signal.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,8 +69,8 @@ pub(crate) fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
 const CANCELLED_CALLS_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves the registry on stdio until the client closes its side, or a signal (SIGTERM,
-/// SIGINT, SIGHUP) ends the session at once: the calls in flight are cancelled and recorded
-/// (docs/mcp.md#answers, Cancelling) and the exit status is 128 + the signal's number.
+/// SIGINT, SIGHUP, SIGQUIT) ends the session at once: the calls in flight are cancelled and
+/// recorded (docs/mcp.md#answers, Cancelling) and the exit status is 128 + the signal's number.
 fn serve() -> anyhow::Result<ExitCode> {
     let settings = warden_engine::Settings::load()?;
     let mut config = settings.engine_config(super::helper_binary()?);
@@ -133,8 +134,9 @@ fn registered(engine: &warden_engine::Engine, name: &str) -> anyhow::Result<McpW
 }
 
 /// Relays between this process's stdin/stdout and the sandboxed server until both are done,
-/// or a signal (SIGTERM, SIGINT, SIGHUP) ends the relay at once: the server is killed, its
-/// execution and the calls recorded, and the exit status is 128 + the signal's number.
+/// or a signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) ends the relay at once: the server is
+/// killed, its execution and the calls recorded, and the exit status is 128 + the signal's
+/// number.
 fn relay(args: WrapArgs) -> anyhow::Result<ExitCode> {
     let engine = super::engine(|_| {})?;
     let mut wrap = match args.command.first() {
