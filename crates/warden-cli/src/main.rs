@@ -196,11 +196,23 @@ fn init_logging() {
     // rmcp logs whole messages at debug: programs' code and output, which are data and never
     // logged (DESIGN.md §2.9).
     let filter = filter.add_directive("rmcp=warn".parse().expect("a valid directive"));
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(coloured(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false)
         .init();
+}
+
+/// Whether log lines are coloured: only on a terminal (a log file, a pipe or journald would
+/// keep the escape sequences as text), and not when `NO_COLOR` is set to anything but the
+/// empty string (no-color.org).
+fn coloured(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// The log filter `WARDEN_LOG`'s value asks for; a value that is no filter (a typo, text that
@@ -230,6 +242,16 @@ fn log_filter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hunt cli 5: log lines written to a file or a pipe carried ANSI colour codes.
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(coloured(true, None));
+        assert!(coloured(true, Some("".into())));
+        assert!(!coloured(false, None));
+        assert!(!coloured(true, Some("1".into())));
+        assert!(!coloured(false, Some("1".into())));
+    }
 
     /// Bug hunt: `WARDEN_LOG=nonsense=foo[` was dropped without a word, and logging went on at
     /// the default level as if the variable were unset.

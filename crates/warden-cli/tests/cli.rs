@@ -439,6 +439,26 @@ fn a_bad_warden_log_is_one_warning_and_the_command_goes_on() {
     );
 }
 
+/// Hunt cli 5: log lines written to a pipe (a log file, journald) carried ANSI colour codes.
+#[test]
+fn log_lines_to_a_pipe_have_no_colour_codes() {
+    let world = World::new();
+    // A new history database logs its migrations at `info`.
+    let out = world
+        .warden()
+        .arg("history")
+        .env("WARDEN_LOG", "info")
+        .output()
+        .expect("warden runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("INFO migrating the history database"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
+
 #[test]
 fn json_errors_are_json_too() {
     let out = warden(&["run", "--json", "-l", "cobol", "-c", "x"], b"");
