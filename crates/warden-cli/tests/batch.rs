@@ -309,6 +309,27 @@ fn request_lines_are_refused_as_the_server_refuses_their_bodies() {
     assert!(lines.iter().all(|l| l["error"]["kind"] == "request"));
 }
 
+/// Hunt cli 6: `warden batch --memory 100GiB` lowered the limit to the maximum without a word,
+/// where `warden run` warns; it warns once for the batch, not once per program.
+#[test]
+fn a_limit_above_the_maximum_is_said_once_per_batch() {
+    let world = World::new();
+    let programs: Vec<String> = (0..3)
+        .map(|i| write(world.path(), &format!("l{i}.sh"), "true\n"))
+        .collect();
+    let out = start(&world, &["-j", "2", "--memory", "100GiB"], &programs)
+        .wait_with_output()
+        .expect("warden batch runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let warning =
+        "warden: warning: limit lowered to the operator's maximum: memory 100GiB (maximum 8GiB)\n";
+    assert_eq!(stderr.matches(warning).count(), 1, "{stderr}");
+    assert!(lines(&out)
+        .iter()
+        .all(|l| l["result"]["limits"]["memory"] == "8GiB"));
+}
+
 /// Waits up to `limit` for `done`.
 fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -29,7 +29,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use warden_core::{ModeRequest, Outcome};
 use warden_engine::{
-    Cancellation, EngineError, ErrorKind, ExecutionRequest, ExecutionResult, Origin,
+    Cancellation, EngineError, ErrorKind, ExecutionRequest, ExecutionResult, Origin, Warning,
+    WarningKind,
 };
 use warden_server::{ExecutionBody, ServerOptions};
 
@@ -337,6 +338,7 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         written: Condvar::new(),
         window: WAITING_PER_WORKER * workers,
         tally: Mutex::default(),
+        lowered_said: AtomicBool::new(false),
     };
     // With several workers, whichever programs of the files `auto` sends to gVisor go first.
     let look_ahead = workers > 1
@@ -432,6 +434,8 @@ struct Batch<'a> {
     window: usize,
     /// How the programs ended, for the summary.
     tally: Mutex<Tally>,
+    /// Whether the limits lowered to the maxima were said ([`Batch::say_lowered`]).
+    lowered_said: AtomicBool,
 }
 
 /// How many programs ended which way: `exited 0`, `exited non-zero`, each other outcome
@@ -618,7 +622,10 @@ impl Batch<'_> {
             request.cancel = Some(self.cancel.clone());
             self.engine
                 .execute(request)
-                .map(|execution| execution.result)
+                .map(|execution| {
+                    self.say_lowered(&execution.warnings);
+                    execution.result
+                })
                 .map_err(|e| engine_error(&e))
         });
         match answer {
@@ -626,6 +633,21 @@ impl Batch<'_> {
             Err(error) => line.error = Some(error),
         }
         line
+    }
+
+    /// Says the limits lowered to the operator's maxima, as `warden run` does, once per batch:
+    /// the FILE programs share the command line's limits, so each would say the same (a
+    /// request line above a maximum is refused instead, as by the server).
+    fn say_lowered(&self, warnings: &[Warning]) {
+        let lowered: Vec<&Warning> = warnings
+            .iter()
+            .filter(|w| w.what == WarningKind::LimitLowered)
+            .collect();
+        if !lowered.is_empty() && !self.lowered_said.swap(true, Ordering::Relaxed) {
+            for warning in lowered {
+                eprintln!("warden: warning: {warning}");
+            }
+        }
     }
 
     /// Waits while as many results as the window holds wait for an earlier program.
