@@ -81,14 +81,32 @@ fn write_text(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
     write_table(out, &header, &rows)
 }
 
-/// `python 5, bash 3`, largest first; `-` when empty.
+/// `python 5, bash 3`, largest first; `-` when empty. The names are the database's text,
+/// escaped as the table below escapes its cells: a row edited by hand must not send escape
+/// sequences to the terminal.
 fn join(counts: &BTreeMap<String, u64>) -> String {
     let mut counts: Vec<(&String, &u64)> = counts.iter().collect();
     counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(k, n)| format!("{} {n}", super::printable(k)))
+        .collect();
     if parts.is_empty() {
         "-".to_owned()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hunt cli 7: the `by language:` line printed a hand-edited row's language as it was
+    /// (`py\x1b[31mthon`), escape sequence and all, where the table escaped it.
+    #[test]
+    fn the_count_lines_escape_control_characters() {
+        let counts = BTreeMap::from([("py\u{1b}[31mthon".to_owned(), 2), ("bash".to_owned(), 1)]);
+        assert_eq!(join(&counts), "py\\u{1b}[31mthon 2, bash 1");
     }
 }
