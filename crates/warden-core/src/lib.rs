@@ -39,4 +39,4 @@ pub use mode::{Mode, ModePolicy, ModeRequest};
 pub use outcome::{Outcome, OutcomeKind, Signal, Stream, TimeLimitKind, Usage, UsageSample};
 pub use seccomp_policy::SeccompPolicy;
 pub use threat::{Analysis, Finding, ThreatLevel};
-pub use units::{parse_age, parse_duration, ByteSize, UnitError};
+pub use units::{parse_age, parse_duration, parse_since, ByteSize, UnitError};

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -59,6 +59,12 @@ pub enum UnitError {
     /// The value does not fit.
     #[error("{input:?} is too large")]
     Overflow {
+        /// The text given.
+        input: String,
+    },
+    /// An age reaching back before the system clock's range.
+    #[error("{input} ago is before the clock's range")]
+    BeforeClock {
         /// The text given.
         input: String,
     },
@@ -201,6 +207,17 @@ pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
     Ok(Duration::new(secs, sub))
 }
 
+/// The point `input` (an age, [`parse_age`]) before `now`: the `since` of `warden history`,
+/// `warden stats` and the server's `/v1/history` and `/v1/stats`, one parser so that the CLI
+/// and the server refuse the same ages. One reaching back before the clock's range is
+/// refused, not read as "everything".
+pub fn parse_since(input: &str, now: SystemTime) -> Result<SystemTime, UnitError> {
+    let age = parse_age(input)?;
+    now.checked_sub(age).ok_or_else(|| UnitError::BeforeClock {
+        input: input.to_owned(),
+    })
+}
+
 /// Parses an age, how long ago something happened: [`parse_duration`]'s units, and whole days
 /// (`30d`) and weeks (`2w`), which retention periods are counted in.
 pub fn parse_age(input: &str) -> Result<Duration, UnitError> {
@@ -330,6 +347,19 @@ mod tests {
     #[test]
     fn ages_take_days_and_weeks() {
         assert_eq!(parse_age("2d"), Ok(Duration::from_secs(2 * 86_400)));
+        // Hunt cli 7: the server read an age before the clock's range as everything, the
+        // CLI refused it.
+        let now = SystemTime::now();
+        assert_eq!(
+            super::parse_since("1h", now),
+            Ok(now - Duration::from_secs(3600))
+        );
+        assert_eq!(
+            super::parse_since("18446744073709551615s", now)
+                .expect_err("before the clock")
+                .to_string(),
+            "18446744073709551615s ago is before the clock's range"
+        );
         assert_eq!(parse_age("1w"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_age("90m"), Ok(Duration::from_secs(90 * 60)));
         assert!(parse_age("1.5d").is_err());

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
-use warden_core::{parse_age, LanguageId, Mode, Outcome, OutcomeKind};
+use warden_core::{LanguageId, Mode, Outcome, OutcomeKind};
 use warden_engine::{Engine, HistoryEntry, HistoryFilter};
 
 /// Arguments of `warden history`.
@@ -113,10 +113,7 @@ fn language_id(engine: &Engine, name: &str) -> anyhow::Result<LanguageId> {
 
 /// A point in the past given as how long ago: `parse_duration`'s units, and `d` and `w`.
 pub(super) fn parse_since(input: &str) -> Result<SystemTime, String> {
-    let age = parse_age(input).map_err(|e| e.to_string())?;
-    SystemTime::now()
-        .checked_sub(age)
-        .ok_or_else(|| format!("{input} ago is before the clock's range"))
+    warden_core::parse_since(input, SystemTime::now()).map_err(|e| e.to_string())
 }
 
 /// An outcome in a table cell.

@@ -1,7 +1,7 @@
 //! `GET /v1/history` and `GET /v1/stats`: what `warden history --json` and
 //! `warden stats --json` show, read from the same database.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -47,9 +47,9 @@ pub(crate) struct StatsQuery {
 
 pub(super) fn since(age: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
     let Some(age) = age else { return Ok(None) };
-    let age: Duration =
-        warden_core::parse_age(age).map_err(|e| ApiError::bad_request(format!("since: {e}")))?;
-    Ok(SystemTime::now().checked_sub(age))
+    warden_core::parse_since(age, SystemTime::now())
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("since: {e}")))
 }
 
 /// Recorded executions, newest first, without code or output.
@@ -153,4 +153,20 @@ pub(crate) struct ServerStats {
     /// without a pool.
     #[serde(skip_serializing_if = "Option::is_none")]
     pool: Option<warden_engine::PoolStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// Hunt cli 7: `since=18446744073709551615s` was read as everything, where `warden history
+    /// --since` refuses it: both use `warden_core::parse_since` now.
+    #[test]
+    fn an_age_before_the_clocks_range_is_refused_as_by_the_cli() {
+        let e = super::since(Some("18446744073709551615s")).expect_err("refused");
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(
+            e.message,
+            "since: 18446744073709551615s ago is before the clock's range"
+        );
+        assert!(super::since(Some("1h")).is_ok_and(|t| t.is_some()));
+    }
 }
