@@ -227,9 +227,10 @@ pub enum EngineError {
     /// The request has no program.
     #[error("no program given: pass a file or code")]
     NoSource,
-    /// The program's files cannot be laid out.
+    /// The program's files cannot be laid out. The reason is part of the message and not a
+    /// `source()` as well: a chain printed whole (`{:#}`, [`chain`]) would say it twice.
     #[error("invalid program files: {0}")]
-    BadSource(#[from] SourceError),
+    BadSource(SourceError),
     /// The program's arguments cannot be given to it.
     #[error(transparent)]
     Arguments(#[from] ArgumentError),
@@ -397,6 +398,12 @@ pub enum EngineError {
     },
 }
 
+impl From<SourceError> for EngineError {
+    fn from(e: SourceError) -> Self {
+        EngineError::BadSource(e)
+    }
+}
+
 impl EngineError {
     /// The execution a cancel ended, as the history recorded it (outcome `cancelled`, with
     /// the events of what it ran until then), when something of it ran.
@@ -560,6 +567,85 @@ mod tests {
             serde_json::to_value(ErrorKind::Unavailable).expect("serializable"),
             "unavailable"
         );
+    }
+
+    /// Every level of `e`'s chain, as anyhow's `{:#}` prints it: nothing left out.
+    fn levels(e: &dyn std::error::Error) -> Vec<String> {
+        let mut levels = vec![e.to_string()];
+        let mut source = e.source();
+        while let Some(cause) = source {
+            levels.push(cause.to_string());
+            source = cause.source();
+        }
+        levels
+    }
+
+    /// Regression (hunt lang 4): `--json` said `invalid program files: two files are named
+    /// "helper.py": two files are named "helper.py"`, the reason shown in the message and
+    /// again as its source.
+    #[test]
+    fn no_message_repeats_its_cause() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let io = || std::io::Error::other("disk on fire");
+        let mut cases = vec![
+            EngineError::BadSource(SourceError::Duplicate {
+                path: "helper.py".into(),
+            }),
+            EngineError::BadSource(SourceError::Unnamed),
+            EngineError::Language(
+                warden_core::detect::resolve(&catalog, None, None, "").expect_err("undetected"),
+            ),
+            EngineError::Language(
+                warden_core::detect::resolve(&catalog, Some("cobol"), None, "")
+                    .expect_err("unknown"),
+            ),
+            EngineError::HistorySetting(SettingError {
+                origin: SettingSource::Env("WARDEN_HISTORY_RETENTION"),
+                reason: "unknown".into(),
+            }),
+            EngineError::History(HistoryError::CreateDir {
+                path: "/var/lib/warden".into(),
+                source: io(),
+            }),
+            EngineError::DependencyCache {
+                dir: "/var/cache/x".into(),
+                source: io(),
+            },
+            EngineError::Egress {
+                step: "starting the proxy",
+                source: Box::new(io()),
+            },
+            EngineError::Arguments(ArgumentError::Nul {
+                argument: "a\0".into(),
+            }),
+            EngineError::CompileOption(CompileOptionError::TooMany { max: 32 }),
+            EngineError::Sandbox(SandboxError::Vanished),
+        ];
+        let overrides = tempfile::tempdir().expect("tempdir");
+        let missing = overrides.path().join("missing");
+        cases.push(EngineError::Catalog(
+            Catalog::with_overrides(&missing).expect_err("no directory"),
+        ));
+        std::fs::write(
+            overrides.path().join("toy.toml"),
+            "id = \"toy\"\ncolour = 1\n",
+        )
+        .expect("write");
+        cases.push(EngineError::Catalog(
+            Catalog::with_overrides(overrides.path()).expect_err("unknown field"),
+        ));
+        for error in cases {
+            let levels = levels(&error);
+            for pair in levels.windows(2) {
+                assert!(
+                    !pair[0].contains(&pair[1]),
+                    "{:?} repeats its cause: {}",
+                    error,
+                    levels.join(": ")
+                );
+            }
+            assert_eq!(chain(&error), levels.join(": "), "{error:?}");
+        }
     }
 
     #[test]
