@@ -15,7 +15,7 @@ pub struct Catalog {
     languages: BTreeMap<String, Language>,
     /// alias or id -> id
     names: BTreeMap<String, String>,
-    /// extension -> id
+    /// extension, as the language file spells it -> id
     extensions: BTreeMap<String, String>,
 }
 
@@ -123,7 +123,7 @@ impl Catalog {
             )?;
         }
         for ext in &lang.extensions {
-            claim(&mut self.extensions, "extension", &ext.to_ascii_lowercase())?;
+            claim(&mut self.extensions, "extension", ext)?;
         }
         self.languages.insert(id, lang);
         Ok(())
@@ -135,10 +135,22 @@ impl Catalog {
         self.languages.get(id)
     }
 
-    /// Finds a language by file extension (without the dot, case-insensitive).
+    /// Finds a language by file extension (without the dot): the one that claims it as
+    /// spelled, else the one that claims it in lower case (`.PY` is Python's `py`). Case
+    /// decides only where compilers let it: gcc compiles `.C` as C++ and `.c` as C, so C++
+    /// claims `C` and C `c`.
     pub fn by_extension(&self, ext: &str) -> Option<&Language> {
-        let id = self.extensions.get(&ext.to_ascii_lowercase())?;
+        let id = self
+            .extensions
+            .get(ext)
+            .or_else(|| self.extensions.get(&ext.to_ascii_lowercase()))?;
         self.languages.get(id)
+    }
+
+    /// Whether some language claims `ext` spelled exactly so (`C`, C++'s), rather than only in
+    /// another case.
+    pub fn claims_exactly(&self, ext: &str) -> bool {
+        self.extensions.contains_key(ext)
     }
 
     /// Finds a language whose shebang list names `interpreter` (the file name of the
@@ -205,6 +217,21 @@ mod tests {
             catalog.by_extension("SH").map(|l| l.id.as_str()),
             Some("bash")
         );
+        // Regression (hunt lang 2): `.C` was C's, as if case did not matter; gcc compiles it
+        // as C++.
+        for (ext, id) in [
+            ("c", "c"),
+            ("C", "cpp"),
+            ("H", "cpp"),
+            ("CPP", "cpp"),
+            ("Cc", "cpp"),
+        ] {
+            assert_eq!(
+                catalog.by_extension(ext).map(|l| l.id.as_str()),
+                Some(id),
+                "{ext}"
+            );
+        }
         assert_eq!(
             catalog.by_shebang("python3").map(|l| l.id.as_str()),
             Some("python")

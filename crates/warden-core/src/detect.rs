@@ -199,11 +199,13 @@ fn extension(file_name: &str) -> Option<&str> {
 /// The owner of the extension, or when other languages share it, the one the content favours.
 fn by_extension<'c>(catalog: &'c Catalog, ext: &str, text: &Scanned<'_>) -> Option<Detection<'c>> {
     let owner = catalog.by_extension(ext);
+    // Compared as the owner was found: `.H`, C++'s own, is not C's shared `h`.
+    let exact = catalog.claims_exactly(ext);
     let sharers = catalog.iter().filter(|l| {
         l.detect
             .shared_extensions
             .iter()
-            .any(|e| e.eq_ignore_ascii_case(ext))
+            .any(|e| e == ext || (!exact && e.eq_ignore_ascii_case(ext)))
     });
     let candidates: Vec<&Language> = owner.into_iter().chain(sharers).collect();
     if let [language] = candidates.as_slice() {

@@ -425,7 +425,7 @@ impl Language {
                     format!("{ext:?} must be given without the dot"),
                 ));
             }
-            if self.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext)) {
+            if self.extensions.contains(ext) {
                 return Err(invalid(
                     "[detect] shared_extensions",
                     format!("{ext:?} is both owned and shared (it is in extensions)"),

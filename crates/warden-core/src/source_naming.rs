@@ -318,7 +318,11 @@ mod tests {
             ("c", "prog.c", "prog.c"),
             // gcc takes `.C` for C++: a C entry so named would be compiled as C++.
             ("c", "PROG.C", "PROG.c"),
-            ("cpp", "prog.C", "prog.cpp"),
+            // g++ compiles `.C` and `.CPP` as C++ and links `.CC`.
+            ("cpp", "prog.C", "prog.C"),
+            ("cpp", "prog.CPP", "prog.CPP"),
+            ("cpp", "prog.CC", "prog.cpp"),
+            ("cpp", "x.H", "x.cpp"),
             ("java", "Main.JAVA", "Main.java"),
             ("c", "prog.txt", "prog.c"),
             ("c", "prog", "prog.c"),

@@ -255,10 +255,10 @@ fn every_extension_of_every_language_maps_to_it() {
     let catalog = catalog();
     for lang in catalog.iter() {
         for ext in &lang.extensions {
-            for name in [
-                format!("main.{ext}"),
-                format!("dir/Main.{}", ext.to_uppercase()),
-            ] {
+            // In another case, unless another language claims that spelling (`C`, C++'s).
+            let upper = ext.to_uppercase();
+            let other_case = (!catalog.claims_exactly(&upper)).then(|| format!("dir/Main.{upper}"));
+            for name in std::iter::once(format!("main.{ext}")).chain(other_case) {
                 let found = detect(&catalog, Some(&name), "").expect("an owned extension");
                 assert_eq!(found.language.id, lang.id, "{name}");
                 assert_eq!(found.by, DetectedBy::Extension, "{name}");
@@ -361,6 +361,13 @@ fn confusable_pairs_are_told_apart() {
         (Some("util.h"), "#include <vector>\nclass Point {\npublic:\n  std::vector<int> xs;\n};\n", "cpp"),
         (Some("util.h"), "#include <stdio.h>\ntypedef struct { int x; } point;\nvoid show(point *p);\n", "c"),
         (Some("util.h"), "", "c"),
+        // Regression (hunt lang 2): gcc compiles `.C` as C++ (and takes `.H` for a C++
+        // header), whatever the content; `.c` is C.
+        (Some("hello.C"), "#include <iostream>\nint main() { std::cout << 1; }\n", "cpp"),
+        (Some("hello.C"), "", "cpp"),
+        (Some("util.H"), "#include <stdio.h>\ntypedef struct { int x; } point;\n", "cpp"),
+        (Some("hello.c"), "#include <stdio.h>\nint main(void) { return 0; }\n", "c"),
+        (Some("hello.CPP"), "", "cpp"),
         (None, "#include <stdio.h>\n#include <iostream>\nint main() { std::cout << 1; }\n", "cpp"),
         (None, "#include <stdio.h>\n#include <stdlib.h>\nint main(void) { printf(\"%d\\n\", 1); return 0; }\n", "c"),
         // `def` in Ruby and Python.

@@ -345,6 +345,25 @@ mod tests {
         }
     }
 
+    /// Regression (hunt lang 2): `hello.C` was laid out as `hello.c`, and g++ was not given
+    /// `util.C` beside it; g++ compiles both as C++, and hands `x.CC` to the linker.
+    #[test]
+    fn upper_case_cpp_sources_are_compiled_as_gcc_names_them() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let cpp = catalog.get("cpp").expect("cpp");
+        let p = Program::prepare(
+            cpp,
+            &[
+                src(Some("hello.C"), "int main() {}"),
+                src(Some("util.C"), ""),
+                src(Some("util.H"), ""),
+                src(Some("x.CC"), ""),
+            ],
+        )
+        .expect("prepared");
+        assert_eq!(p.sources, ["/work/hello.C", "/work/util.C", "/work/util.H"]);
+    }
+
     #[test]
     fn arguments_are_checked_against_what_execve_takes() {
         let stack = ByteSize(ByteSize::MIB);
