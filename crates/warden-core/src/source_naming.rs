@@ -12,18 +12,55 @@ pub struct EntryName {
     /// The class to run (`{class}`), by its package-qualified name; empty when the language
     /// has none.
     pub class: String,
+    /// Why `file` is not the name given, when it is not.
+    pub renamed: Option<Renamed>,
+}
+
+/// Why an entry file is laid out under another name than the one given, for a message that
+/// names the rule when that name collides with another file's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renamed {
+    /// No usable name was given (inline code): the language's `source_file`.
+    Default,
+    /// Named so that the compiler takes it as a source file (`prog.txt` -> `prog.c`).
+    AsSource,
+    /// Named after the class it declares, as javac requires (`Prog.java` -> `Main.java`).
+    AfterClass {
+        /// The class.
+        class: String,
+    },
+}
+
+impl std::fmt::Display for Renamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Renamed::Default => f.write_str("the language's name for code given without one"),
+            Renamed::AsSource => f.write_str("so that the compiler takes it as source"),
+            Renamed::AfterClass { class } => {
+                write!(f, "after its class {class}, as javac requires")
+            }
+        }
+    }
 }
 
 /// Names the entry file of `code`, given the name the user gave it, if any.
 pub fn entry_name(language: &Language, given: Option<&str>, code: &str) -> EntryName {
     match language.source_naming {
-        SourceNaming::Fixed => EntryName {
-            file: given.filter(|n| is_plain_file_name(n)).map_or_else(
-                || language.source_file.clone(),
-                |n| compiled_as_source(language, n),
-            ),
-            class: String::new(),
-        },
+        SourceNaming::Fixed => {
+            let (file, renamed) = match given.filter(|n| is_plain_file_name(n)) {
+                None => (language.source_file.clone(), Some(Renamed::Default)),
+                Some(n) => {
+                    let file = compiled_as_source(language, n);
+                    let renamed = (file != n).then_some(Renamed::AsSource);
+                    (file, renamed)
+                }
+            };
+            EntryName {
+                file,
+                class: String::new(),
+                renamed,
+            }
+        }
         SourceNaming::JavaPublicClass => {
             let file_class = java_entry_class(code).unwrap_or_else(|| "Main".to_owned());
             let main_class = java_main_class(code).unwrap_or_else(|| file_class.clone());
@@ -33,9 +70,13 @@ pub fn entry_name(language: &Language, given: Option<&str>, code: &str) -> Entry
                 Some(package) => format!("{package}.{main_class}"),
                 None => main_class,
             };
+            let file = format!("{file_class}.java");
+            let renamed =
+                (given != Some(file.as_str())).then_some(Renamed::AfterClass { class: file_class });
             EntryName {
-                file: format!("{file_class}.java"),
+                file,
                 class,
+                renamed,
             }
         }
     }

@@ -94,6 +94,20 @@ pub enum SourceError {
         /// The name.
         path: String,
     },
+    /// The entry is laid out under another name than it was given (Java's after its class),
+    /// and another file has that name.
+    #[error(
+        "{} is laid out as {laid_out:?} ({why}), and another file is named {laid_out:?}",
+        given.as_ref().map_or_else(|| "the code".to_owned(), |g| format!("{g:?}"))
+    )]
+    EntryNameTaken {
+        /// The entry's name as given; `None` for inline code.
+        given: Option<String>,
+        /// Its name in the workspace.
+        laid_out: String,
+        /// Why it is renamed.
+        why: warden_core::source_naming::Renamed,
+    },
     /// One part of a file's path is longer than a file name can be.
     #[error("{path:?} has a part longer than a file name can be ({max} bytes)")]
     NameTooLong {

@@ -97,7 +97,15 @@ impl Program {
         for file in rest {
             let path = contained_path(file.name.as_deref().ok_or(SourceError::Unnamed)?)?;
             if !taken.insert(path.clone()) {
-                return Err(SourceError::Duplicate { path }.into());
+                return Err(match &name.renamed {
+                    Some(why) if path == name.file => SourceError::EntryNameTaken {
+                        given: entry.name.clone(),
+                        laid_out: path,
+                        why: why.clone(),
+                    },
+                    _ => SourceError::Duplicate { path },
+                }
+                .into());
             }
             files.push(workspace_file(path, file));
         }
@@ -343,6 +351,58 @@ mod tests {
                 "{escaping}"
             );
         }
+    }
+
+    /// Regression (hunt lang 5): `warden run Prog.java Main.java`, Prog.java declaring
+    /// `public class Main`, said `two files are named "Main.java"` of one file so named.
+    #[test]
+    fn an_entry_renamed_onto_another_file_says_why() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let java = catalog.get("java").expect("java");
+        let err = Program::prepare(
+            java,
+            &[
+                src(Some("Prog.java"), "public class Main {}"),
+                src(Some("Main.java"), "class Other {}"),
+            ],
+        )
+        .expect_err("two files would be Main.java");
+        assert_eq!(
+            err.to_string(),
+            "invalid program files: \"Prog.java\" is laid out as \"Main.java\" (after its class \
+             Main, as javac requires), and another file is named \"Main.java\""
+        );
+        let c = catalog.get("c").expect("c");
+        let err = Program::prepare(c, &[src(Some("prog.txt"), ""), src(Some("prog.c"), "")])
+            .expect_err("two files would be prog.c");
+        assert!(
+            err.to_string()
+                .contains("\"prog.txt\" is laid out as \"prog.c\" (so that the compiler"),
+            "{err}"
+        );
+        let python = catalog.get("python").expect("python");
+        let err = Program::prepare(python, &[src(None, "pass"), src(Some("main.py"), "")])
+            .expect_err("two files would be main.py");
+        assert!(
+            err.to_string()
+                .contains("the code is laid out as \"main.py\" (the language's name"),
+            "{err}"
+        );
+        // Two files given the same name are still said to be so.
+        let err = Program::prepare(
+            python,
+            &[
+                src(Some("main.py"), ""),
+                src(Some("helper.py"), ""),
+                src(Some("helper.py"), ""),
+            ],
+        )
+        .expect_err("helper.py twice");
+        assert!(
+            err.to_string()
+                .ends_with("two files are named \"helper.py\""),
+            "{err}"
+        );
     }
 
     /// Regression (hunt lang 2): `hello.C` was laid out as `hello.c`, and g++ was not given

@@ -401,7 +401,8 @@ async fn additional_files_that_clash_with_the_program_are_refused_when_submitted
             71,
             "print(1)",
             vec!["main.py"],
-            "two files are named \"main.py\"",
+            "laid out as \"main.py\" (the language's name for code given without one), and \
+             another file is named \"main.py\"",
         ),
         (
             50,
