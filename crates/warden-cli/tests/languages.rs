@@ -1161,7 +1161,7 @@ fn an_entry_file_without_the_languages_extension_compiles_as_its_source() {
     let cpp = "#include <iostream>\nint main() { std::cout << \"cpp \" << __cplusplus / 100 % 10 << std::endl; }\n";
     let go = "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"go\", 1)\n}\n";
     let rust = "fn main() { println!(\"rust 1\"); }\n";
-    let cases: [(&str, Option<&str>, &str, &str); 9] = [
+    let cases: [(&str, Option<&str>, &str, &str); 13] = [
         ("prog.txt", Some("c"), c, "c 1\n"),
         // Detected as C by its content, then compiled as C.
         ("prog", None, c, "c 1\n"),
@@ -1172,6 +1172,14 @@ fn an_entry_file_without_the_languages_extension_compiles_as_its_source() {
         ("prog.txt", Some("cpp"), cpp, "cpp 7\n"),
         ("prog2.txt", Some("go"), go, "go 1\n"),
         ("prog", Some("go"), go, "go 1\n"),
+        // Regression (hunt lang 7): `go build` skips tests and `_` names ("no packages to
+        // build"); either entry is built as main.go.
+        ("sol_test.go", Some("go"), go, "go 1\n"),
+        ("_sol.go", Some("go"), go, "go 1\n"),
+        // Regression (hunt lang 2): `.C` and `.CPP` are C++ to gcc, and detected so; they
+        // were detected as C, laid out as `hello.c` and failed on `<iostream>`.
+        ("hello.C", None, cpp, "cpp 7\n"),
+        ("hello.CPP", None, cpp, "cpp 7\n"),
         ("prog.txt", Some("rust"), rust, "rust 1\n"),
     ];
     for (name, lang, code, stdout) in cases {

@@ -161,9 +161,25 @@ pub struct CompileStage {
     /// linker and `go build` take it for a package. Empty: the language's `extensions`.
     #[serde(default)]
     pub entry_extensions: Vec<String>,
+    /// File names the compiler leaves out of the files it is given, `*` standing for any text
+    /// at one end: `go build` skips `_*` and `*_test.go` (tests), and would answer only `no
+    /// packages to build`. An entry so named is laid out as `source_file`. Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_names: Vec<String>,
 }
 
 impl CompileStage {
+    /// Whether the compiler leaves a file `name` out (see [`CompileStage::ignored_names`]).
+    pub fn ignores(&self, name: &str) -> bool {
+        self.ignored_names.iter().any(|pattern| {
+            match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
+                (Some(suffix), _) => name.ends_with(suffix),
+                (_, Some(prefix)) => name.starts_with(prefix),
+                _ => name == pattern,
+            }
+        })
+    }
+
     /// Whether a request may add `option` (see [`CompileStage::options`]).
     pub fn allows(&self, option: &str) -> bool {
         self.options
@@ -370,6 +386,24 @@ impl Language {
                 return Err(invalid(
                     "[compile] entry_extensions",
                     &format!("{ext:?} must be a plain extension without the dot"),
+                ));
+            }
+            if let Some(pattern) = compile.ignored_names.iter().find(|p| {
+                let inner = p
+                    .strip_prefix('*')
+                    .or_else(|| p.strip_suffix('*'))
+                    .unwrap_or(p);
+                inner.is_empty() || inner.contains(['*', '/', '\\', '\0'])
+            }) {
+                return Err(invalid(
+                    "[compile] ignored_names",
+                    &format!("{pattern:?} must be a file name, with at most one `*` at one end"),
+                ));
+            }
+            if compile.ignores(&self.source_file) {
+                return Err(invalid(
+                    "[compile] ignored_names",
+                    &format!("source_file {:?} is one of them", self.source_file),
                 ));
             }
         } else if self.run.argv.iter().any(|a| a.contains("{artifact}")) {
@@ -609,6 +643,24 @@ stdout = "hi\n"
             ),
             (format!("{MINIMAL}\ncolour = \"red\""), "unknown field"),
         ];
+        let compiled = |ignored: &str| {
+            MINIMAL.replace(
+                "[run]",
+                &format!(
+                    "[compile]\nargv = [\"/usr/bin/toyc\", \"{{source}}\"]\nartifact = \"a\"\n\
+                     ignored_names = [{ignored}]\n[run]"
+                ),
+            )
+        };
+        let cases = cases.into_iter().chain([
+            (compiled("\"*\""), "at most one `*` at one end"),
+            (compiled("\"a*b*\""), "at most one `*` at one end"),
+            (compiled("\"*/x\""), "at most one `*` at one end"),
+            (
+                compiled("\"*.toy\""),
+                "source_file \"main.toy\" is one of them",
+            ),
+        ]);
         for (text, expected) in cases {
             let err = Language::from_toml("toy.toml", &text).expect_err(expected);
             assert!(
@@ -667,6 +719,30 @@ stdout = "hi\n"
             .replace("source_file", "extensions = [\"toy\"]\nsource_file");
         let err = Language::from_toml("toy.toml", &owned).expect_err("owned and shared");
         assert!(err.to_string().contains("both owned and shared"), "{err}");
+    }
+
+    #[test]
+    fn ignored_names_match_at_their_star() {
+        let stage = |ignored: &[&str]| CompileStage {
+            argv: ArgvTemplate::default(),
+            artifact: "main".into(),
+            limits: LimitOverrides::default(),
+            options: Vec::new(),
+            entry_extensions: Vec::new(),
+            ignored_names: ignored.iter().map(|&s| s.to_owned()).collect(),
+        };
+        let go = stage(&["_*", "*_test.go"]);
+        for (name, ignored) in [
+            ("sol_test.go", true),
+            ("_sol.go", true),
+            ("sol.go", false),
+            ("test.go", false),
+            ("sol_test.go.txt", false),
+        ] {
+            assert_eq!(go.ignores(name), ignored, "{name}");
+        }
+        assert!(stage(&["exact.c"]).ignores("exact.c"));
+        assert!(!stage(&[]).ignores("_x"));
     }
 
     #[test]

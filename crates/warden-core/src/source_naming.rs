@@ -102,16 +102,25 @@ fn compiled_as_source(language: &Language, name: &str) -> String {
         return name.to_owned();
     };
     if ext.is_some_and(|e| taken.iter().any(|t| e == t.as_str())) {
-        return name.to_owned();
+        return not_ignored(language, name.to_owned());
     }
     let stem = path
         .file_stem()
         .map_or(name.into(), |s| s.to_string_lossy());
     let renamed = format!("{stem}.{first}");
     if renamed.len() <= NAME_MAX {
-        renamed
+        not_ignored(language, renamed)
     } else {
         language.source_file.clone()
+    }
+}
+
+/// `name`, or the language's `source_file` when the compiler would leave a file so named out
+/// (`sol_test.go`, `_prog.go`: `go build` skips tests and names starting with `_`).
+fn not_ignored(language: &Language, name: String) -> String {
+    match &language.compile {
+        Some(compile) if compile.ignores(&name) => language.source_file.clone(),
+        _ => name,
     }
 }
 
@@ -375,6 +384,13 @@ mod tests {
             ("cpp", "x.hpp", "x.cpp"),
             ("cpp", "prog.txt", "prog.cpp"),
             ("go", "prog2.txt", "prog2.go"),
+            // Regression (hunt lang 7): `go build` skips tests and names starting with `_`,
+            // and answered `no packages to build`.
+            ("go", "sol_test.go", "main.go"),
+            ("go", "_sol.go", "main.go"),
+            ("go", "sol_test.txt", "main.go"),
+            ("go", "sol_windows.go", "sol_windows.go"),
+            ("go", "test.go", "test.go"),
             ("rust", "prog", "prog.rs"),
             // An interpreter takes any name.
             ("python", "prog.txt", "prog.txt"),
