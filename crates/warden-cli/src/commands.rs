@@ -78,6 +78,16 @@ pub(crate) fn json_error(e: &anyhow::Error) -> anyhow::Result<std::process::Exit
     Ok(std::process::ExitCode::from(crate::exit_code::WARDEN_ERROR))
 }
 
+/// `e` for the user: when naming the language would settle it, how to on the command line
+/// (the engine's message says only what is wrong, for every adapter alike).
+pub(crate) fn with_language_hint(e: warden_engine::EngineError) -> anyhow::Error {
+    if e.needs_language() {
+        anyhow::anyhow!("{}; pass --lang", warden_engine::error_chain(&e))
+    } else {
+        e.into()
+    }
+}
+
 /// The binary that acts as the sandbox helper: this very binary.
 pub(crate) fn helper_binary() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("finding the warden binary to use as the sandbox helper")

@@ -102,7 +102,9 @@ pub struct Detection<'c> {
     pub runner_up: Option<Candidate>,
 }
 
-/// The language could not be determined.
+/// The language could not be determined. The messages say what is wrong, not how to fix it:
+/// the fix is the caller's own field (the CLI's `--lang`, the APIs' `language`), which each
+/// adapter adds where [`DetectError::needs_language`] says so.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DetectError {
     /// The requested name is not in the catalog.
@@ -114,7 +116,7 @@ pub enum DetectError {
         known: String,
     },
     /// Nothing in the file name or the code says which language it is.
-    #[error("cannot tell the language of {what}; pass --lang (one of: {known})")]
+    #[error("cannot tell the language of {what} (known: {known})")]
     Undetected {
         /// What was examined.
         what: String,
@@ -123,7 +125,7 @@ pub enum DetectError {
     },
     /// The code fits several languages about equally well.
     #[error(
-        "cannot tell the language of {what}: it could be {}; pass --lang",
+        "cannot tell the language of {what}: it could be {}",
         list(.candidates)
     )]
     Ambiguous {
@@ -132,6 +134,17 @@ pub enum DetectError {
         /// The close candidates, best first.
         candidates: Vec<Candidate>,
     },
+}
+
+impl DetectError {
+    /// Whether naming the language would settle it (undetected or ambiguous, not unknown):
+    /// the adapter then says how its caller names it.
+    pub fn needs_language(&self) -> bool {
+        matches!(
+            self,
+            DetectError::Undetected { .. } | DetectError::Ambiguous { .. }
+        )
+    }
 }
 
 fn list(candidates: &[Candidate]) -> String {
@@ -497,6 +510,11 @@ mod tests {
             Err(DetectError::Unknown { .. })
         ));
         let err = resolve(&catalog, None, None, "hello").expect_err("undetectable");
-        assert!(err.to_string().contains("--lang"), "{err}");
+        assert!(err.needs_language(), "{err}");
+        // Regression (hunt lang 6): HTTP clients were told to "pass --lang"; the hint is each
+        // adapter's own.
+        assert!(!err.to_string().contains("--lang"), "{err}");
+        let unknown = resolve(&catalog, Some("cobol"), None, "").expect_err("unknown");
+        assert!(!unknown.needs_language(), "{unknown}");
     }
 }

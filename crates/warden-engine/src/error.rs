@@ -437,6 +437,12 @@ impl EngineError {
         }
     }
 
+    /// Whether naming the language would settle the request (it could not be detected, or
+    /// could be several): each adapter says how its caller names it (`--lang`, `language`).
+    pub fn needs_language(&self) -> bool {
+        matches!(self, EngineError::Language(e) if e.needs_language())
+    }
+
     /// Whose fault this is.
     pub fn kind(&self) -> ErrorKind {
         match self {

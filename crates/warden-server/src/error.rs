@@ -189,6 +189,11 @@ impl From<PathRejection> for ApiError {
 impl From<ExecError> for ApiError {
     fn from(e: ExecError) -> Self {
         let message = match &e {
+            // The engine says what is wrong; how to fix it is this API's field.
+            ExecError::Engine(inner) if inner.needs_language() => format!(
+                "{}; set \"language\" in the request",
+                warden_engine::error_chain(inner)
+            ),
             ExecError::Engine(inner) => warden_engine::error_chain(inner),
             other => other.to_string(),
         };
@@ -247,5 +252,39 @@ impl IntoResponse for ApiError {
             }
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (hunt lang 6): `POST /v1/executions` with ambiguous code answered `...; pass
+    /// --lang`, an option of the CLI; an API client names the language in `language`.
+    #[test]
+    fn an_undetected_language_points_to_the_request_field() {
+        let catalog = warden_core::Catalog::builtin().expect("catalog");
+        for code in ["print(1)", "x = 1", ""] {
+            let detect = warden_core::detect::resolve(&catalog, None, None, code)
+                .expect_err("cannot be told");
+            let answer = ApiError::from(EngineError::Language(detect));
+            assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(
+                answer
+                    .message
+                    .ends_with("; set \"language\" in the request"),
+                "{}",
+                answer.message
+            );
+            assert!(!answer.message.contains("--lang"), "{}", answer.message);
+        }
+        let unknown =
+            warden_core::detect::resolve(&catalog, Some("cobol"), None, "").expect_err("unknown");
+        let answer = ApiError::from(EngineError::Language(unknown));
+        assert!(
+            !answer.message.contains("set \"language\""),
+            "{}",
+            answer.message
+        );
     }
 }

@@ -41,7 +41,13 @@ pub(crate) fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
 fn describe(args: &DetectArgs) -> anyhow::Result<String> {
     let catalog = Catalog::builtin().context("loading the language catalog")?;
     let (name, code) = input(args)?;
-    let found = detect::detect(&catalog, name.as_deref(), &code)?;
+    let found = detect::detect(&catalog, name.as_deref(), &code).map_err(|e| {
+        if e.needs_language() {
+            anyhow::anyhow!("{e}; pass --lang to warden run")
+        } else {
+            e.into()
+        }
+    })?;
     if args.json {
         as_json(&found).context("writing JSON")
     } else {

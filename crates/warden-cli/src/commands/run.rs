@@ -266,7 +266,7 @@ fn execute(args: RunArgs, json: bool) -> anyhow::Result<Executed> {
         Some(shown) => shown.finish()?,
         None => false,
     };
-    let execution = execution?;
+    let execution = execution.map_err(super::with_language_hint)?;
     // A one-shot process: what the engine still holds is memory and open files (the history's
     // connection, the compiled rules, the catalog), which the exit frees at once; freeing them
     // one by one cost a run about 0.3 ms of cpu. A CLI's engine has no pool, zygote or

@@ -201,7 +201,7 @@ impl Engine {
             Ok(execution) => execution,
             Err(Refusal::Input(message)) => return Ok(refused(tool, message, started)),
             Err(Refusal::Engine(e)) if e.kind().is_caller_fault() => {
-                return Ok(refused(tool, e.to_string(), started))
+                return Ok(refused(tool, refusal_text(&e), started))
             }
             Err(Refusal::Engine(e)) => return Err(ToolCallError::Engine(e)),
         };
@@ -223,7 +223,7 @@ impl Engine {
                 ..failed(tool, e.to_string(), started)
             }),
             // Refused before the program ran (the analysis, the mode policy, a bad limit).
-            Err(e) if e.kind().is_caller_fault() => Ok(refused(tool, e.to_string(), started)),
+            Err(e) if e.kind().is_caller_fault() => Ok(refused(tool, refusal_text(&e), started)),
             Err(e) => Err(ToolCallError::Engine(e)),
         }
     }
@@ -687,6 +687,16 @@ fn failed(tool: &Tool, message: String, started: Instant) -> ToolReply {
 }
 
 /// The reply of a call refused before anything ran ([`ToolReply::refused`]).
+/// What a call the engine refused is told: the error, and when naming the language would
+/// settle it, the call's own field for that (`run_code`'s `language`).
+fn refusal_text(e: &EngineError) -> String {
+    if e.needs_language() {
+        format!("{e}; set \"language\"")
+    } else {
+        e.to_string()
+    }
+}
+
 fn refused(tool: &Tool, message: String, started: Instant) -> ToolReply {
     ToolReply {
         refused: true,
@@ -829,5 +839,26 @@ fn files_reply(tool: &Tool, value: Value, started: Instant) -> ToolReply {
         execution: None,
         latency: started.elapsed(),
         refused: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (hunt lang 6): the hint was the CLI's `--lang` everywhere; a tool call
+    /// names the language in its `language` argument.
+    #[test]
+    fn a_refused_call_is_told_its_own_field() {
+        let catalog = warden_core::Catalog::builtin().expect("catalog");
+        let undetected = warden_core::detect::resolve(&catalog, None, None, "print(1)")
+            .expect_err("python or r");
+        let text = refusal_text(&EngineError::Language(undetected));
+        assert!(text.ends_with("; set \"language\""), "{text}");
+        assert!(!text.contains("--lang"), "{text}");
+        assert_eq!(
+            refusal_text(&EngineError::NoSource),
+            EngineError::NoSource.to_string()
+        );
     }
 }
