@@ -993,6 +993,48 @@ fn c_compiles_a_program_whose_warnings_pass_the_output_limit() {
     assert_eq!(result["compile"]["stderr_truncated"], true, "{result:#}");
 }
 
+/// Regression (hunt lang 3): `warden run --compile-option -Wall` showed no warning (only
+/// `--json`'s `compile.stderr` had it). The compiler's output of a successful compile is on
+/// stderr before the program's output, as running gcc oneself shows it; not on stdout, and not
+/// again from the cache.
+#[test]
+fn compiler_warnings_show_before_the_programs_output() {
+    let warden = Warden::for_language("c");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let both = dir.path().join("both");
+    let code = "#include <stdio.h>\nint main(void) { int unused; printf(\"hi\\n\"); return 0; }\n";
+    let run = |stdout: Stdio, stderr: Stdio| {
+        warden
+            .world
+            .warden()
+            .args(["run", "--compile-option", "-Wall", "-l", "c", "-c", code])
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .output()
+            .expect("warden runs")
+    };
+    // Both streams to one file, so that their order shows.
+    let file = std::fs::File::create(&both).expect("create");
+    let out = run(
+        Stdio::from(file.try_clone().expect("clone")),
+        Stdio::from(file),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let together = std::fs::read_to_string(&both).expect("read");
+    let warning = together
+        .find("warning: unused variable")
+        .unwrap_or_else(|| panic!("no warning shown: {together}"));
+    let program = together.find("hi\n").expect("the program's output");
+    assert!(warning < program, "{together}");
+
+    // From the cache: the program's output alone (docs/cli.md).
+    let out = run(Stdio::piped(), Stdio::piped());
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
 #[test]
 fn c_links_libm() {
     let warden = Warden::for_language("c");

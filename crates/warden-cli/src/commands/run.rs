@@ -250,7 +250,7 @@ fn execute(args: RunArgs, json: bool) -> anyhow::Result<Executed> {
         interactive: Some(Interactive {
             output: Box::new(attached),
             on_denial: None,
-            on_run: None,
+            on_run: (!json).then(|| Box::new(show_compiler_output) as warden_engine::RunHook),
             on_prepared: Some(on_prepared),
         }),
         ..ExecutionRequest::default()
@@ -274,6 +274,20 @@ fn execute(args: RunArgs, json: bool) -> anyhow::Result<Executed> {
     std::mem::forget(engine);
     let said = said.load(std::sync::atomic::Ordering::Relaxed);
     Ok((execution, ready, broken, said))
+}
+
+/// What the compiler said of a program it compiled (warnings, `-Wall`, javac's notes), on
+/// stderr before the program's output, as running the compiler oneself shows it. A failed
+/// compile's output is shown with its ending instead (`pass_through`); `--json` has it in
+/// `compile`. A cached compile ran nothing and has nothing to say.
+fn show_compiler_output(compile: Option<&warden_engine::StageResult>) {
+    let Some(compile) = compile else { return };
+    let mut err = std::io::stderr().lock();
+    for output in [&compile.stdout, &compile.stderr] {
+        // Best effort: a closed stderr must not stop the program's run.
+        let _ = err.write_all(output);
+    }
+    let _ = err.flush();
 }
 
 /// `--profile`: the phase table on stderr, each phase in milliseconds and its share.
