@@ -330,6 +330,35 @@ fn a_limit_above_the_maximum_is_said_once_per_batch() {
         .all(|l| l["result"]["limits"]["memory"] == "8GiB"));
 }
 
+/// A program whose language cannot be told is told how its kind of line names one: a file
+/// with `--lang`, a request line with its `language` field.
+#[test]
+fn an_undetected_language_is_asked_for_as_the_line_names_it() {
+    let world = World::new();
+    let file = write(world.path(), "prog", "x\n");
+    let out = start(&world, &[], &[file])
+        .wait_with_output()
+        .expect("warden batch runs");
+    let error = lines(&out)[0]["error"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.ends_with("; pass --lang"), "{error}");
+    let out = support::output_with_stdin(
+        world
+            .warden()
+            .args(["batch", "--requests", "-"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        br#"{"code": "x"}"#,
+    );
+    let error = lines(&out)[0]["error"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.ends_with("; set \"language\" in the line"), "{error}");
+}
+
 /// Waits up to `limit` for `done`.
 fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

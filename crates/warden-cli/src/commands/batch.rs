@@ -598,6 +598,12 @@ impl Batch<'_> {
             index,
             ..Line::default()
         };
+        // How this line's caller names a language, for an error that asks for one.
+        let hint = if matches!(input, Input::File(_)) {
+            "pass --lang"
+        } else {
+            "set \"language\" in the line"
+        };
         let request = match input {
             Input::File(path) => {
                 line.file = Some(path.to_string_lossy().into_owned());
@@ -626,7 +632,7 @@ impl Batch<'_> {
                     self.say_lowered(&execution.warnings);
                     execution.result
                 })
-                .map_err(|e| engine_error(&e))
+                .map_err(|e| engine_error(&e, hint))
         });
         match answer {
             Ok(result) => line.result = Some(result),
@@ -684,10 +690,14 @@ fn error(kind: &str, message: String) -> Value {
     json!({ "error": message, "kind": kind })
 }
 
-/// The engine's refusal or failure as a line's `error`: as the own API words it, with the
-/// findings when the mode policy refused the program.
-fn engine_error(e: &EngineError) -> Value {
+/// The engine's refusal or failure as a line's `error`: as the own API words it (with `hint`,
+/// how the line names a language, when it needs one), with the findings when the mode policy
+/// refused the program.
+fn engine_error(e: &EngineError, hint: &str) -> Value {
     let mut value = error(e.kind().name(), format!("{e:#}"));
+    if e.needs_language() {
+        value["error"] = json!(format!("{e:#}; {hint}"));
+    }
     if let EngineError::Refused { analysis, .. } = e {
         value["security"] =
             json!({ "threat_level": analysis.threat_level, "findings": analysis.findings });
