@@ -53,6 +53,16 @@ impl ApiError {
         }
     }
 
+    /// A 503 for what this host lacks (a program, room on its disk): no fault of the caller's,
+    /// kind `unavailable`, as an engine error of that kind answers.
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "unavailable",
+            ..Self::bad_request(message)
+        }
+    }
+
     /// A 504: a synchronous request outlived its deadline.
     pub(crate) fn deadline(deadline: std::time::Duration) -> Self {
         Self {

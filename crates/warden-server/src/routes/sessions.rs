@@ -189,7 +189,7 @@ fn decodes_to_utf8(query: &str) -> bool {
         (status = 415, description = "Not `Content-Type: application/json`"),
         (status = 422, description = "A field is invalid or above the server's most"),
         (status = 429, description = "Too many sessions (the server's or the caller's)"),
-        (status = 503, description = "The mode's backend or the volumes' tools are missing"),
+        (status = 503, description = "The mode's backend or the volumes' tools are missing, or the host has no room for the workspace's image"),
         (status = 507, description = "The token's volumes, its sessions' workspaces included, would reserve more than `[volumes] quota_per_caller` with this session's workspace"),
     ),
     security(("bearer" = []))
@@ -556,9 +556,7 @@ pub(crate) fn session_error(e: SessionError) -> ApiError {
             VolumeErrorKind::NotFound => ApiError::not_found(e.to_string()),
             VolumeErrorKind::Conflict => ApiError::with_status(StatusCode::CONFLICT, e.to_string()),
             VolumeErrorKind::Quota => super::volumes::over_quota(volume),
-            VolumeErrorKind::Unavailable => {
-                ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-            }
+            VolumeErrorKind::Unavailable => ApiError::unavailable(e.to_string()),
             VolumeErrorKind::Internal => ApiError::internal(&e),
         },
         SessionError::State { ref source, .. }
