@@ -7,9 +7,12 @@ mod live_server;
 
 use live_server::{LiveServer, TOKEN};
 
-/// Small limits and queue so that thousands of generated requests finish in seconds.
+/// Small limits and queue so that thousands of generated requests finish in seconds; small
+/// volumes, so that a generated size never asks the host for more disk than it has (a CI
+/// machine with 8 GB free answered an 8 GB volume 503, the host's lack, not the API's).
 const CONFIG: &str = "[maxima]\ncpu_time = \"1s\"\nwall_time = \"2s\"\n\
-                      [server]\nworkers = 2\nqueue_size = 8\n";
+                      [server]\nworkers = 2\nqueue_size = 8\n\
+                      [volumes]\nmax_size = \"256MiB\"\nquota_per_caller = \"1GiB\"\n";
 
 #[test]
 fn the_openapi_document_validates() {
