@@ -359,6 +359,30 @@ fn an_undetected_language_is_asked_for_as_the_line_names_it() {
     assert!(error.ends_with("; set \"language\" in the line"), "{error}");
 }
 
+/// Hunt "cli": with a history that cannot be written, `warden batch` said so only in the log
+/// and its summary counted the programs as if recorded. The summary says how many were not.
+#[test]
+fn the_summary_says_how_many_results_the_history_could_not_take() {
+    let world = World::new();
+    std::fs::create_dir_all(world.db().parent().expect("a directory")).expect("made");
+    std::fs::write(world.db(), "not a database, not even close to one").expect("written");
+    let programs: Vec<String> = (0..2)
+        .map(|i| write(world.path(), &format!("h{i}.sh"), "echo ran\n"))
+        .collect();
+    let out = start(&world, &[], &programs)
+        .wait_with_output()
+        .expect("warden batch runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        lines(&out).iter().all(|l| l["result"]["stdout"] == "ran\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 programs in") && stderr.contains("; 2 not recorded in the history"),
+        "{stderr}"
+    );
+}
+
 /// Waits up to `limit` for `done`.
 fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

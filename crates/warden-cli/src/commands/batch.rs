@@ -398,9 +398,17 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     if started == 0 {
         anyhow::bail!("could not start any worker thread");
     }
-    // The pool's sandboxes, the zygote and the history's writer end here, before the exit.
+    // The history's writer writes what is queued; the pool's sandboxes and the zygote end
+    // here, before the exit.
+    let unrecorded = engine.flush_history();
     drop(engine);
-    eprintln!("warden: {}", tally.summary(started_at.elapsed()));
+    let mut summary = tally.summary(started_at.elapsed());
+    if unrecorded > 0 {
+        summary.push_str(&format!(
+            "; {unrecorded} not recorded in the history (the warnings above say why)"
+        ));
+    }
+    eprintln!("warden: {summary}");
 
     if let Some(e) = ordered.failed {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

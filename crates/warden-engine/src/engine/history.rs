@@ -10,6 +10,7 @@
 //! finished before it asked. Failures are logged, since the execution was already answered.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -43,6 +44,8 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Signalled when a record is queued or the journal closes.
     queued: Condvar,
+    /// Records the history could not take (its database would not open or write), so far.
+    lost: AtomicU64,
 }
 
 /// The records waiting for the writer.
@@ -102,6 +105,7 @@ impl Journal {
                 store: Mutex::new(None),
                 queue: Mutex::new(Queue::default()),
                 queued: Condvar::new(),
+                lost: AtomicU64::new(0),
             }),
             background,
             writer: Mutex::new(None),
@@ -156,8 +160,12 @@ impl Journal {
             let _ = writer.join();
         }
         if let Ok(settings) = &self.shared.settings {
-            if let Ok(store) = self.shared.open() {
-                self.shared.write_queued(&store, settings);
+            match self.shared.open() {
+                Ok(store) => self.shared.write_queued(&store, settings),
+                Err(e) => {
+                    tracing::warn!(error = %chain(&e), "opening the history to record");
+                    self.shared.lose_queued();
+                }
             }
         }
         lock(&self.shared.queue).closed = false;
@@ -209,7 +217,7 @@ impl Shared {
                 Ok(store) => self.write_queued(&store, settings),
                 Err(e) => {
                     tracing::warn!(error = %chain(&e), "opening the history to record");
-                    lock(&self.queue).records.clear();
+                    self.lose_queued();
                 }
             }
         }
@@ -223,8 +231,17 @@ impl Shared {
             return;
         };
         for warning in write(store, settings, &records) {
+            if warning.what == WarningKind::HistoryNotRecorded {
+                self.lost.fetch_add(records.len() as u64, Ordering::Relaxed);
+            }
             tracing::warn!(what = ?warning.what, detail = %warning.detail, "history");
         }
+    }
+
+    /// Drops what is queued, counted as lost.
+    fn lose_queued(&self) {
+        let records = std::mem::take(&mut lock(&self.queue).records);
+        self.lost.fetch_add(records.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -261,6 +278,22 @@ impl Engine {
         let Some(journal) = &self.history else {
             return Vec::new();
         };
+        let warnings = self.record_in(journal, result, input);
+        if warnings
+            .iter()
+            .any(|w| w.what == WarningKind::HistoryNotRecorded)
+        {
+            journal.shared.lost.fetch_add(1, Ordering::Relaxed);
+        }
+        warnings
+    }
+
+    fn record_in(
+        &self,
+        journal: &Journal,
+        result: &ExecutionResult,
+        input: RecordInput<'_>,
+    ) -> Vec<Warning> {
         let warn = |what, e: &dyn std::error::Error| Warning {
             what,
             detail: chain(e),
@@ -302,11 +335,14 @@ impl Engine {
         }
     }
 
-    /// Writes the history's queued records (a server calls it when it stops).
-    pub fn flush_history(&self) {
-        if let Some(journal) = &self.history {
+    /// Writes the history's queued records (a server calls it when it stops); how many
+    /// records of this engine's executions the history could not take so far (they were
+    /// written to the log as warnings).
+    pub fn flush_history(&self) -> u64 {
+        self.history.as_ref().map_or(0, |journal| {
             journal.flush();
-        }
+            journal.shared.lost.load(Ordering::Relaxed)
+        })
     }
 
     /// The recorded executions matching `filter`, newest first, without code or output.
