@@ -24,6 +24,9 @@ pub enum Renamed {
     Default,
     /// Named so that the compiler takes it as a source file (`prog.txt` -> `prog.c`).
     AsSource,
+    /// The compiler would leave a file so named out (`sol_test.go` -> `main.go`: `go build`
+    /// skips tests); a program of other sources keeps it as named ([`keeps_left_out_entry`]).
+    LeftOut,
     /// Named after the class it declares, as javac requires (`Prog.java` -> `Main.java`).
     AfterClass {
         /// The class.
@@ -36,6 +39,7 @@ impl std::fmt::Display for Renamed {
         match self {
             Renamed::Default => f.write_str("the language's name for code given without one"),
             Renamed::AsSource => f.write_str("so that the compiler takes it as source"),
+            Renamed::LeftOut => f.write_str("as the compiler would leave a file so named out"),
             Renamed::AfterClass { class } => {
                 write!(f, "after its class {class}, as javac requires")
             }
@@ -51,8 +55,12 @@ pub fn entry_name(language: &Language, given: Option<&str>, code: &str) -> Entry
                 None => (language.source_file.clone(), Some(Renamed::Default)),
                 Some(n) => {
                     let file = compiled_as_source(language, n);
-                    let renamed = (file != n).then_some(Renamed::AsSource);
-                    (file, renamed)
+                    if ignored(language, &file) {
+                        (language.source_file.clone(), Some(Renamed::LeftOut))
+                    } else {
+                        let renamed = (file != n).then_some(Renamed::AsSource);
+                        (file, renamed)
+                    }
                 }
             };
             EntryName {
@@ -102,26 +110,40 @@ fn compiled_as_source(language: &Language, name: &str) -> String {
         return name.to_owned();
     };
     if ext.is_some_and(|e| taken.iter().any(|t| e == t.as_str())) {
-        return not_ignored(language, name.to_owned());
+        return name.to_owned();
     }
     let stem = path
         .file_stem()
         .map_or(name.into(), |s| s.to_string_lossy());
     let renamed = format!("{stem}.{first}");
     if renamed.len() <= NAME_MAX {
-        not_ignored(language, renamed)
+        renamed
     } else {
         language.source_file.clone()
     }
 }
 
-/// `name`, or the language's `source_file` when the compiler would leave a file so named out
-/// (`sol_test.go`, `_prog.go`: `go build` skips tests and names starting with `_`).
-fn not_ignored(language: &Language, name: String) -> String {
-    match &language.compile {
-        Some(compile) if compile.ignores(&name) => language.source_file.clone(),
-        _ => name,
-    }
+/// Whether the compiler would leave a file so named out (`sol_test.go`, `_prog.go`: `go
+/// build` skips tests and names starting with `_`).
+fn ignored(language: &Language, name: &str) -> bool {
+    language
+        .compile
+        .as_ref()
+        .is_some_and(|compile| compile.ignores(name))
+}
+
+/// Whether an entry the compiler would leave out ([`Renamed::LeftOut`]) keeps its name: when
+/// another of the program's files (`others`, their names) is a source the compiler builds, the
+/// program is those sources, and the entry is left out as the compiler leaves it (`go build`
+/// of `add_test.go` beside `main.go` builds `main.go`); renamed, it took their name.
+pub fn keeps_left_out_entry(language: &Language, others: &[&str]) -> bool {
+    others.iter().any(|name| {
+        let file = name.rsplit('/').next().unwrap_or(name);
+        std::path::Path::new(file)
+            .extension()
+            .is_some_and(|e| language.extensions.iter().any(|x| e == x.as_str()))
+            && !ignored(language, file)
+    })
 }
 
 /// The longest name of one file or directory (Linux's `NAME_MAX`).

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use warden_core::source_naming::{entry_name, NAME_MAX};
+use warden_core::source_naming::{entry_name, keeps_left_out_entry, Renamed, NAME_MAX};
 use warden_core::{ByteSize, Language};
 use warden_sandbox::{WorkspaceFile, WORKDIR};
 
@@ -89,6 +89,16 @@ impl Program {
             given => (None, given.map(str::to_owned)),
         };
         let mut name = entry_name(language, given.as_deref(), &code);
+        if name.renamed == Some(Renamed::LeftOut) {
+            let others: Vec<&str> = rest.iter().filter_map(|f| f.name.as_deref()).collect();
+            if let Some(given) = given
+                .as_ref()
+                .filter(|_| keeps_left_out_entry(language, &others))
+            {
+                name.file = given.clone();
+                name.renamed = None;
+            }
+        }
         if let Some(dir) = dir {
             name.file = format!("{dir}/{}", name.file);
         }
@@ -403,6 +413,39 @@ mod tests {
                 .ends_with("two files are named \"helper.py\""),
             "{err}"
         );
+    }
+
+    /// Regression hunt: a Go test file listed first (`warden run *.go` sorts `add_test.go`
+    /// before `main.go`) was laid out as `main.go` and collided with the real one. Beside other
+    /// sources it keeps its name, and `go build` leaves it out; alone, it is the program.
+    #[test]
+    fn a_left_out_entry_beside_other_sources_keeps_its_name() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let go = catalog.get("go").expect("go");
+        let p = Program::prepare(
+            go,
+            &[
+                src(Some("add_test.go"), "package main"),
+                src(Some("main.go"), "package main\nfunc main() {}"),
+            ],
+        )
+        .expect("a program of main.go");
+        let paths: Vec<String> = p
+            .files
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect();
+        assert_eq!(paths, ["add_test.go", "main.go"]);
+        let alone =
+            Program::prepare(go, &[src(Some("sol_test.go"), "package main")]).expect("the program");
+        assert_eq!(alone.files[0].path.display().to_string(), "main.go");
+        // Beside a file go build leaves out too, it is still the program.
+        let two = Program::prepare(
+            go,
+            &[src(Some("sol_test.go"), ""), src(Some("other_test.go"), "")],
+        )
+        .expect("the program");
+        assert_eq!(two.files[0].path.display().to_string(), "main.go");
     }
 
     /// Regression (hunt lang 2): `hello.C` was laid out as `hello.c`, and g++ was not given
