@@ -17,6 +17,8 @@ pub struct Catalog {
     names: BTreeMap<String, String>,
     /// extension, as the language file spells it -> id
     extensions: BTreeMap<String, String>,
+    /// extension in lower case -> the id of the first language claiming it in some case
+    folded: BTreeMap<String, String>,
 }
 
 /// The catalog cannot be built.
@@ -84,6 +86,7 @@ impl Catalog {
             languages: BTreeMap::new(),
             names: BTreeMap::new(),
             extensions: BTreeMap::new(),
+            folded: BTreeMap::new(),
         };
         // Each language's file, for an error naming the first of two claimants.
         let mut shown_files = BTreeMap::new();
@@ -124,6 +127,9 @@ impl Catalog {
         }
         for ext in &lang.extensions {
             claim(&mut self.extensions, "extension", ext)?;
+            self.folded
+                .entry(ext.to_ascii_lowercase())
+                .or_insert_with(|| id.clone());
         }
         self.languages.insert(id, lang);
         Ok(())
@@ -136,14 +142,17 @@ impl Catalog {
     }
 
     /// Finds a language by file extension (without the dot): the one that claims it as
-    /// spelled, else the one that claims it in lower case (`.PY` is Python's `py`). Case
-    /// decides only where compilers let it: gcc compiles `.C` as C++ and `.c` as C, so C++
-    /// claims `C` and C `c`.
+    /// spelled, else the one that claims it in lower case (`.PY` is Python's `py`), else the
+    /// first that claims it in another case (`.toy` and `.Toy` of a language claiming `TOY`).
+    /// Case decides only where compilers let it: gcc compiles `.C` as C++ and `.c` as C, so
+    /// C++ claims `C` and C `c`.
     pub fn by_extension(&self, ext: &str) -> Option<&Language> {
+        let lower = ext.to_ascii_lowercase();
         let id = self
             .extensions
             .get(ext)
-            .or_else(|| self.extensions.get(&ext.to_ascii_lowercase()))?;
+            .or_else(|| self.extensions.get(&lower))
+            .or_else(|| self.folded.get(&lower))?;
         self.languages.get(id)
     }
 
@@ -307,5 +316,30 @@ mod tests {
         let catalog = catalog.expect("valid overrides");
         assert!(catalog.get("toy").is_some());
         assert!(catalog.get("python").is_some());
+    }
+
+    /// Regression hunt: once extensions were kept as spelled, a language claiming `TOY` was
+    /// found for `x.TOY` only; case matters only between claims (`.c` and `.C`).
+    #[test]
+    fn an_extension_claimed_in_capitals_is_found_in_any_case() {
+        let dir = std::env::temp_dir().join(format!("warden-catalog-caps-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let toy = "id = \"toy\"\nname = \"Toy\"\nextensions = [\"TOY\"]\nsource_file = \"m\"\nversion = [\"/t\"]\n[run]\nargv = [\"/t\"]\n[smoke]\ncode = \"\"\nstdout = \"t\"\n";
+        fs::write(dir.join("toy.toml"), toy).expect("write");
+        let catalog = Catalog::with_overrides(&dir);
+        fs::remove_dir_all(&dir).expect("cleanup");
+        let catalog = catalog.expect("valid overrides");
+        for ext in ["TOY", "toy", "Toy"] {
+            assert_eq!(
+                catalog.by_extension(ext).map(|l| l.id.as_str()),
+                Some("toy"),
+                "{ext}"
+            );
+        }
+        assert_eq!(catalog.by_extension("c").map(|l| l.id.as_str()), Some("c"));
+        assert_eq!(
+            catalog.by_extension("C").map(|l| l.id.as_str()),
+            Some("cpp")
+        );
     }
 }
