@@ -140,6 +140,28 @@ fn a_run_through_the_server_ends_as_the_same_run_here() {
     assert_eq!(text(&remote.stdout), "tool ran\n755\n644\n");
 }
 
+/// Regression hunt: a local `warden run` shows a successful compile's warnings before the
+/// program's output; through a server (pipes: one request) it showed none.
+#[test]
+fn a_compiles_warnings_through_the_server_come_before_the_output() {
+    let server = LiveServer::start("");
+    let code =
+        "#include <stdio.h>\nint main(void) { int unused_here = 1; puts(\"hi\"); return 0; }\n";
+    let out = run(
+        &server,
+        true,
+        &["-l", "c", "--compile-option", "-Wall", "-c", code],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi\n");
+    assert!(
+        text(&out.stderr).contains("unused_here"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn json_through_the_server_is_the_result_object_and_the_server_records_it() {
     let server = LiveServer::start("");

@@ -273,6 +273,16 @@ fn show(result: &Value, shown: bool) -> anyhow::Result<ExitCode> {
         Outcome::CompileError => stage("compiler", exit_code::COMPILE_ERROR, &result["compile"])?,
         _ => None,
     };
+    if failed_stage.is_none() && !shown {
+        // What the compiler said of a program it compiled, before the program's output, as a
+        // local run shows it (over the WebSocket the output came first: not shown then).
+        let compile = &result["compile"];
+        let mut err = std::io::stderr().lock();
+        for name in ["stdout", "stderr"] {
+            let _ = err.write_all(&exact_output(compile, name));
+        }
+        let _ = err.flush();
+    }
     let limit = limit_field(&outcome)
         .and_then(|field| result["limits"][field].as_str())
         .map(str::to_owned);
