@@ -7,9 +7,10 @@
 //! ([`Kept::resumable`]); one that had started was interrupted by the last server's end, and
 //! the server's start rewrites it as such ([`Kept::interrupted`]).
 //!
-//! One server owns a database: it holds an advisory lock on the file while it runs, and a
-//! second server started on the same directory keeps its documents in memory instead (it
-//! must not mark the first one's queued requests as interrupted).
+//! One server owns a database: it holds an advisory lock on the file while it runs. A second
+//! server started on the same directory waits for it and refuses to start (`serve`); one that
+//! still finds the lock taken here keeps its documents in memory instead (it must not mark the
+//! first one's queued requests as interrupted).
 //!
 //! Bounded: finished documents older than [`Bounds::max_age`] are deleted, and past
 //! [`Bounds::documents`] finished documents, or [`Bounds::bytes`] of them, the oldest finished
