@@ -93,13 +93,13 @@ pub struct ExecutionBody {
     /// An unknown volume is a 422, as is a volume another run writes to under
     /// `concurrent_writers = "refuse"`.
     #[serde(default, deserialize_with = "crate::json_body::objects")]
-    pub volumes: Vec<VolumeBody>,
+    pub volumes: Vec<ExecutionVolume>,
 }
 
 /// A named volume and where the run sees it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VolumeBody {
+pub struct ExecutionVolume {
     /// The volume's name (`POST /v1/volumes` creates one).
     pub name: String,
     /// Where it is mounted: an absolute path outside `/work` and the sandbox's own tree.

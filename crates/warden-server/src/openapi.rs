@@ -196,6 +196,73 @@ mod tests {
         );
     }
 
+    /// Hunter report (docs, finding 2): `POST /v1/executions`'s `volumes` items were
+    /// documented as the volume-create body (`{name, size}`), which the route refuses, because
+    /// both structs were named `VolumeBody` and utoipa keeps one schema per name.
+    #[test]
+    fn an_executions_volumes_are_the_mounts_it_reads() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializable");
+        let schemas = &doc["components"]["schemas"];
+        let items = &schemas["ExecutionBody"]["properties"]["volumes"]["items"];
+        let name = items["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("volumes items refer to a schema: {items}"))
+            .trim_start_matches("#/components/schemas/");
+        let volume = &schemas[name];
+        for field in ["name", "path", "read_only"] {
+            assert!(volume["properties"][field].is_object(), "{field}: {volume}");
+        }
+        assert!(volume["properties"].get("size").is_none(), "{volume}");
+    }
+
+    /// utoipa keys schemas by the type's name, so two types deriving `ToSchema` under one name
+    /// make one document the other without a word. Read from the sources, which is where the
+    /// names are: every `ToSchema` type of this crate has a name of its own.
+    #[test]
+    fn no_two_schema_types_share_a_name() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).expect("the crate's sources") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    sources(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    found.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut seen = std::collections::BTreeMap::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("a readable source");
+            let mut deriving = false;
+            for line in text.lines().map(str::trim) {
+                if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                    deriving = true;
+                } else if deriving && line.starts_with("#[schema(as") {
+                    // Renamed in the document: not keyed by the type's own name.
+                    deriving = false;
+                } else if deriving && !line.starts_with("#[") && !line.starts_with("///") {
+                    let name = line
+                        .split_whitespace()
+                        .skip_while(|w| !matches!(*w, "struct" | "enum"))
+                        .nth(1)
+                        .map(|n| n.trim_end_matches(['{', '(', ';']).to_owned());
+                    if let Some(name) = name {
+                        if let Some(earlier) = seen.insert(name.clone(), file.clone()) {
+                            panic!("{name} in {} and {}", earlier.display(), file.display());
+                        }
+                    }
+                    deriving = false;
+                }
+            }
+        }
+        assert!(seen.len() > 20, "{seen:?}");
+    }
+
     /// Bug hunt: errors had no schema, where every one is `{error, kind}`.
     #[test]
     fn every_error_response_has_the_error_body() {
