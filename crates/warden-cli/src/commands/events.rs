@@ -18,8 +18,9 @@ pub(crate) struct EventsArgs {
     /// Only events of executions that finished within this long (e.g. 30m, 1h, 2d).
     #[arg(long, value_parser = parse_since, value_name = "DURATION")]
     since: Option<SystemTime>,
-    /// Only events at least this serious: low (limits), medium (denied connections), high
-    /// (forbidden operations).
+    /// Only events at least this serious: low (limits), medium (denied connections, refused
+    /// system calls, forks refused at the process limit, writes to read-only system paths),
+    /// high (operations the sandbox killed for, steps of known escapes): docs/events.md.
     #[arg(long)]
     severity: Option<Severity>,
     /// At most this many, the newest (0 for all).

@@ -34,7 +34,8 @@ enum McpCommand {
 struct WrapArgs {
     /// The server's name: its tools are counted as NAME/TOOL in `warden tool stats`.
     name: String,
-    /// The network policy it runs under (default: the configuration's default).
+    /// The network policy it runs under (default: the configuration's `[network] default`,
+    /// `no_access` unless the operator changed it).
     #[arg(long)]
     network: Option<String>,
     /// A host path it may read (repeatable): its code, its packages.

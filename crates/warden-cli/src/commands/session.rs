@@ -55,7 +55,7 @@ enum SessionCommand {
         /// The session's id.
         id: String,
     },
-    /// List the sessions: id, state, mode, calls, idle and lifetime.
+    /// List the sessions: id, state, mode, calls, last use, why it stopped.
     List {
         /// Print JSON.
         #[arg(long)]
