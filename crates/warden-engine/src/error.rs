@@ -223,6 +223,12 @@ pub enum EngineError {
     /// The history database failed.
     #[error("the execution history")]
     History(#[from] HistoryError),
+    /// A history listing's language is neither in the catalog nor recorded: most likely a typo.
+    #[error("{:?}: no such language in the catalog (`warden languages` lists them), and no execution recorded under that name", language.as_str())]
+    UnrecordedLanguage {
+        /// The language as asked for.
+        language: warden_core::LanguageId,
+    },
     /// The language catalog is invalid.
     #[error("loading the language catalog")]
     Catalog(#[from] warden_core::CatalogError),
@@ -455,6 +461,7 @@ impl EngineError {
             | EngineError::HiddenReadOnly { .. }
             | EngineError::ReadOnlyInSandbox { .. }
             | EngineError::Limit(_)
+            | EngineError::UnrecordedLanguage { .. }
             | EngineError::VolumeRequest { .. } => ErrorKind::Request,
             EngineError::Volume(e) => match e.kind() {
                 crate::volumes::VolumeErrorKind::Unavailable => ErrorKind::Unavailable,

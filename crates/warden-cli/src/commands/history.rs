@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use warden_core::{LanguageId, Mode, Outcome, OutcomeKind};
-use warden_engine::{Engine, HistoryEntry, HistoryFilter};
+use warden_engine::{Engine, EngineError, HistoryEntry, HistoryFilter};
 
 /// Arguments of `warden history`.
 #[derive(Debug, Args)]
@@ -48,7 +48,7 @@ pub(crate) fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
         .map(|name| language_id(&engine, name))
         .transpose()?;
     let filter = HistoryFilter {
-        language: language.clone(),
+        language,
         outcome: args.outcome,
         mode: args.mode,
         since: args.since,
@@ -56,17 +56,10 @@ pub(crate) fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
         before: args.before,
         token: None,
     };
-    let entries = engine.history_list(&filter)?;
-    if let Some(language) = language.filter(|_| entries.is_empty()) {
-        // A name outside the catalog is listed for a language since removed; with nothing
-        // recorded under it, it is most likely a typo, which an empty table would hide.
-        if engine.catalog().get(language.as_str()).is_none() {
-            anyhow::bail!(
-                "--language {:?}: no such language in the catalog (`warden languages` lists them), and no execution recorded under that name",
-                language.as_str()
-            );
-        }
-    }
+    let entries = engine.history_list(&filter).map_err(|e| match e {
+        e @ EngineError::UnrecordedLanguage { .. } => anyhow::anyhow!("--language {e}"),
+        e => e.into(),
+    })?;
     let mut out = super::buffered_stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &entries).context("writing the history")?;

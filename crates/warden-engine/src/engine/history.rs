@@ -346,8 +346,32 @@ impl Engine {
     }
 
     /// The recorded executions matching `filter`, newest first, without code or output.
+    ///
+    /// A `filter.language` outside the catalog names a language since removed; with nothing
+    /// recorded under it (for `filter.token`) it is most likely a typo, which an empty list
+    /// would hide: [`EngineError::UnrecordedLanguage`]. Decided here so that `warden history`
+    /// and `GET /v1/history` answer it alike.
     pub fn history_list(&self, filter: &HistoryFilter) -> Result<Vec<HistoryEntry>, EngineError> {
-        self.with_store(|store| store.list(filter))
+        let entries = self.with_store(|store| store.list(filter))?;
+        let Some(language) = filter.language.as_ref().filter(|_| entries.is_empty()) else {
+            return Ok(entries);
+        };
+        if self.catalog().get(language.as_str()).is_some() {
+            return Ok(entries);
+        }
+        // The other filters may have left out what was recorded under it.
+        let any = HistoryFilter {
+            language: Some(language.clone()),
+            token: filter.token.clone(),
+            limit: Some(1),
+            ..HistoryFilter::default()
+        };
+        if self.with_store(|store| store.list(&any))?.is_empty() {
+            return Err(EngineError::UnrecordedLanguage {
+                language: language.clone(),
+            });
+        }
+        Ok(entries)
     }
 
     /// One recorded execution, by id or a unique prefix of it, with its code and output when

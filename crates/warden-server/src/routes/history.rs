@@ -58,7 +58,7 @@ pub(super) fn since(age: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
     params(HistoryQuery),
     responses(
         (status = 200, description = "The executions, as `warden history --json`", body = serde_json::Value),
-        (status = 400, description = "A bad query parameter"),
+        (status = 400, description = "A bad query parameter, or a language neither in the catalog nor recorded"),
         (status = 401, description = "Missing or invalid token"),
     ),
     security(("bearer" = []))
@@ -109,6 +109,9 @@ pub(crate) async fn list(
             | HistoryError::AmbiguousId(_)
             | HistoryError::UnknownId(_)),
         )) => Err(ApiError::bad_request(format!("before: {e}"))),
+        Err(e @ EngineError::UnrecordedLanguage { .. }) => {
+            Err(ApiError::bad_request(format!("language: {e}")))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -168,5 +171,43 @@ mod tests {
             "since: 18446744073709551615s ago is before the clock's range"
         );
         assert!(super::since(Some("1h")).is_ok_and(|t| t.is_some()));
+    }
+
+    /// Hunter report (docs, finding 6): `?language=cobol` answered `200 []` where
+    /// `warden history --language cobol`, which the route mirrors, refuses the name.
+    #[tokio::test]
+    async fn a_language_neither_known_nor_recorded_is_refused_as_by_the_cli() {
+        use axum::body::Body;
+        use axum::http::{Request, StatusCode};
+        use warden_engine::{Engine, EngineConfig, HistorySettings, Retention};
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = EngineConfig::new("/nonexistent/warden".into());
+        config.history = Some(Ok(HistorySettings {
+            path: dir.path().join("history.db"),
+            retention: Retention::Metadata,
+            max_age: None,
+            max_count: None,
+        }));
+        config.history_reads_only = true;
+        let engine = Engine::new(config).expect("engine");
+        let app = crate::routes::router(crate::state::AppState::new(engine));
+        let ask = |query: &str| {
+            let request = Request::get(format!("/v1/history?{query}"))
+                .body(Body::empty())
+                .expect("request");
+            crate::test_support::answer(app.clone(), request)
+        };
+        let (status, body) = ask("language=cobol").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            body["error"],
+            "language: \"cobol\": no such language in the catalog (`warden languages` lists \
+             them), and no execution recorded under that name"
+        );
+        // A language of the catalog with nothing recorded is an empty page, as before.
+        let (status, body) = ask("language=py").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, serde_json::json!([]));
     }
 }
