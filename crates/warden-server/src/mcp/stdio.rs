@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use rmcp::service::{QuitReason, ServerInitializeError};
+use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::initialize_first::InitializeFirst;
 use super::server::{stopped, McpServer, StopSignal};
 use super::{McpError, ToolHost};
 
@@ -59,7 +61,8 @@ where
         Some(stop) => McpServer::stopped_by(host, stop),
         None => McpServer::new(host),
     };
-    let running = match server.serve((reader, writer)).await {
+    let transport = InitializeFirst::new(AsyncRwTransport::new_server(reader, writer));
+    let running = match server.serve(transport).await {
         Ok(running) => running,
         // A client that leaves before its handshake ended the session, it did not break it.
         Err(ServerInitializeError::ConnectionClosed(_)) => {

@@ -320,13 +320,37 @@ async fn bad_input_does_not_stop_the_server() {
     assert_eq!(answer["result"]["content"][0]["text"], "still here");
 }
 
+/// Hunter report (docs, finding 10): the refusal said "request _meta is missing or has
+/// malformed required fields: ...", rmcp's words for a request of the revision that needs no
+/// handshake, and not that `initialize` was missing.
 #[tokio::test]
 async fn a_request_before_initialize_is_refused_and_the_handshake_still_works() {
     let (mut client, _server) = Client::start();
     let answer = client.request("tools/list", json!({})).await;
-    assert!(answer["error"]["code"].is_i64(), "{answer}");
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert_eq!(
+        answer["error"]["message"],
+        super::initialize_first::INITIALIZE_FIRST,
+        "{answer}"
+    );
+    // MCP allows `ping` before the handshake.
+    let answer = client.request("ping", json!({})).await;
+    assert!(answer["result"].is_object(), "{answer}");
     let answer = client.request("initialize", initialize_params()).await;
     assert_eq!(answer["result"]["serverInfo"]["name"], "warden", "{answer}");
+}
+
+/// The revision that needs no handshake (its `_meta` in every request) is still served: only
+/// what rmcp would refuse is answered by `InitializeFirst`.
+#[tokio::test]
+async fn a_request_with_the_handshake_free_revisions_meta_is_served() {
+    let (mut client, _server) = Client::start();
+    let meta = json!({"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }});
+    let answer = client.request("tools/list", meta).await;
+    assert!(answer["result"]["tools"].is_array(), "{answer}");
 }
 
 #[tokio::test]
