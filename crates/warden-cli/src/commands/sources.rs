@@ -156,16 +156,18 @@ pub(crate) fn read(path: &Path, budget: &mut u64) -> anyhow::Result<(Vec<u8>, bo
 /// What `file` (at `path`) holds, taken from `budget`: the most the program's files may
 /// still hold.
 fn read_within(file: impl Read, path: &Path, budget: &mut u64) -> anyhow::Result<Vec<u8>> {
-    let mut code = Vec::new();
-    file.take(*budget + 1)
-        .read_to_end(&mut code)
-        .with_context(|| format!("reading {}", super::printable(&path.display().to_string())))?;
-    if code.len() as u64 > *budget {
-        bail!(
+    let code = match warden_core::bounded_file::read_from(file, *budget) {
+        Ok(code) => code,
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => bail!(
             "the program's files are larger than {} in total",
             ByteSize(MAX_TOTAL)
-        );
-    }
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("reading {}", super::printable(&path.display().to_string()))
+            })
+        }
+    };
     *budget -= code.len() as u64;
     Ok(code)
 }
