@@ -376,6 +376,47 @@ fn at_a_terminal_the_run_through_the_server_is_attached_as_here() {
     }
 }
 
+/// At a terminal too (over the WebSocket), a successful compile's warnings are shown before
+/// the program's output, as a local run shows them (they came only in the result, and were
+/// not shown: the output had been written first). Unique code: no compile cached before.
+#[test]
+fn at_a_terminal_a_compiles_warnings_come_before_the_output() {
+    use std::io::Read;
+    let server = LiveServer::start("");
+    let code = "#include <stdio.h>\n\
+                int main(void) { int unused_here = 1; /* at a terminal */ fputs(\"program says hi\\n\", stderr); return 0; }\n";
+    // Through the server only: a local run first would leave the compile cached.
+    let base = server.base();
+    let args = [
+        "run",
+        "--server",
+        &base,
+        "-l",
+        "c",
+        "--compile-option",
+        "-Wall",
+        "-c",
+        code,
+    ];
+    let (mut child, _typing) =
+        live_server::support::at_a_terminal(server.world(), &[("WARDEN_TOKEN", TOKEN)], &args);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("its stderr");
+    let out = child.wait_with_output().expect("warden ends");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let warned = stderr.find("unused_here");
+    let said = stderr.find("program says hi");
+    assert!(
+        warned.is_some() && said.is_some() && warned < said,
+        "{stderr}"
+    );
+}
+
 /// At a terminal too (over the WebSocket), bytes that are not UTF-8 text pass both ways as
 /// they do here: typed in (Latin-1), and written out by the program.
 #[test]

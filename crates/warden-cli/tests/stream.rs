@@ -330,3 +330,40 @@ fn output_waiting_for_a_client_that_does_not_read_is_merged() {
     assert_eq!(name, "result", "{result}");
     assert_eq!(result["outcome"]["kind"], "exited", "{result}");
 }
+
+/// What a compiler said of a program it compiled (its warnings) comes as one `compile` event
+/// before the program's output, as a local `warden run` shows it; a compile served from the
+/// cache ran nothing and sends none.
+#[test]
+fn a_compiles_warnings_come_as_a_compile_event_before_the_output() {
+    let server = LiveServer::start("");
+    let code = "#include <stdio.h>\\nint main(void) { int unused_here = 1; puts(\\\"hi\\\"); return 0; }\\n";
+    let body = format!(r#"{{"language": "c", "code": "{code}", "compile_options": ["-Wall"]}}"#);
+    for cached in [false, true] {
+        let (status, mut reader) = open(&server, &body);
+        assert_eq!(status, 200);
+        let mut events = Vec::new();
+        while let Some(event) = next_event(&mut reader) {
+            events.push(event);
+        }
+        let names: Vec<&str> = events
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| *name != "usage")
+            .collect();
+        if cached {
+            assert_eq!(names, ["stdout", "result"], "{events:?}");
+            continue;
+        }
+        assert_eq!(names, ["compile", "stdout", "result"], "{events:?}");
+        let compile = &events[0].1;
+        assert!(
+            compile["stderr"]
+                .as_str()
+                .is_some_and(|s| s.contains("unused_here")),
+            "{compile}"
+        );
+        assert_eq!(compile["outcome"]["kind"], "exited", "{compile}");
+        assert_eq!(compile["cached"], false, "{compile}");
+    }
+}

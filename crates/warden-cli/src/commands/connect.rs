@@ -107,6 +107,13 @@ pub(crate) fn run(
         let message: Value = serde_json::from_str(message.as_str())
             .context("the server sent a message that is not JSON")?;
         match message["type"].as_str() {
+            // What the compiler said of a program it compiled (its warnings), before the
+            // program's output, as a local run shows it.
+            Some("compile") => {
+                for name in ["stdout", "stderr"] {
+                    err.write_all(&exact_output(&message["compile"], name))?;
+                }
+            }
             Some("stdout") => {
                 out.write_all(&exact_output(&message, "data"))?;
                 out.flush()?;

@@ -9,7 +9,9 @@
 //!   it), and `{"type": "signal", "signal": "SIGINT"}`: SIGTERM, SIGINT, SIGHUP, SIGQUIT,
 //!   SIGUSR1 and SIGUSR2 reach the program, which may handle them; any other signal ends it as
 //!   a kill (`warden_engine::Cancellation::signal`);
-//! - the server sends `{"type": "stdout" | "stderr", "data": TEXT}` as the program writes,
+//! - the server sends `{"type": "compile", "compile": {...}}` as the run starts when a compiler
+//!   ran (the compile stage's object of the result: what the compiler said, its warnings),
+//!   `{"type": "stdout" | "stderr", "data": TEXT}` as the program writes,
 //!   `{"type": "usage", ...}` readings every 100 ms, then exactly one `{"type": "result",
 //!   "result": {...}}` (the result object) or `{"type": "error", "error", "kind"}`, and closes
 //!   (1000).
@@ -159,6 +161,8 @@ impl Work {
 enum Event {
     Output(Stream, Vec<u8>),
     Usage(UsageSample),
+    /// The compile stage, as the run starts, when a compiler ran.
+    Compiled(Value),
     /// The last message: the result, or why there is none.
     Done(Value),
 }
@@ -207,7 +211,7 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
         request.interactive = Some(Interactive {
             output: Box::new(Sink(events.clone())),
             on_denial: None,
-            on_run: None,
+            on_run: Some(compiled(events.clone())),
             on_prepared: None,
         });
         request.cancel = Some(signals.clone());
@@ -267,6 +271,9 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
                             fields.insert("type".into(), json!("usage"));
                         }
                         (vec![reading], false)
+                    }
+                    Event::Compiled(compile) => {
+                        (vec![json!({"type": "compile", "compile": compile})], false)
                     }
                     // What the output ended inside of, then the result.
                     Event::Done(last) => {
@@ -435,13 +442,25 @@ impl outbox::Event for Event {
     fn output(&mut self) -> Option<(Stream, &mut Vec<u8>)> {
         match self {
             Event::Output(stream, bytes) => Some((*stream, bytes)),
-            Event::Usage(_) | Event::Done(_) => None,
+            Event::Usage(_) | Event::Compiled(_) | Event::Done(_) => None,
         }
     }
 }
 
 /// The run's output and readings, as events of the session (merged while they wait for a
 /// slow client: `outbox.rs`).
+/// The hook that queues the compile stage as the run starts, when a compiler ran (a cached
+/// compile ran nothing and has nothing to say).
+fn compiled(events: outbox::Sender<Event>) -> warden_engine::RunHook {
+    Box::new(move |compile| {
+        if let Some(compile) = compile.filter(|c| !c.cached) {
+            let _ = events.send(Event::Compiled(
+                serde_json::to_value(compile).unwrap_or_default(),
+            ));
+        }
+    })
+}
+
 struct Sink(outbox::Sender<Event>);
 
 impl OutputSink for Sink {

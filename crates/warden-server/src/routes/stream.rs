@@ -14,7 +14,9 @@
 //! to its last whole character (invalid UTF-8 replaced, the chunk's exact bytes then in
 //! `data_base64`), within the output limit; `usage` events a reading of the run's
 //! cgroup every 100 ms (`{t_ms, cpu_time_ms, memory_bytes, pids}`, live resource monitoring);
-//! then exactly one `result` event, or an
+//! before the first of them, for a compiled language whose compiler ran, one `compile` event
+//! (the compile stage's object of the result, its warnings in it); then exactly one `result`
+//! event, or an
 //! `error` event (`{error, kind}`) when the execution did not run to a result. A client that
 //! goes away cancels the execution, as it cancels a synchronous one (`AppState::run_admitted`):
 //! hyper drops the response's body once a write to the gone client fails (a `usage` event
@@ -45,11 +47,11 @@ use crate::websocket::AbortOnDrop;
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documentation only: events are written as text by `event`.
 pub(crate) struct StreamEvent {
-    /// `stdout`, `stderr`, `usage`, `result` or `error`.
-    #[schema(pattern = "^(stdout|stderr|usage|result|error)$")]
+    /// `compile`, `stdout`, `stderr`, `usage`, `result` or `error`.
+    #[schema(pattern = "^(compile|stdout|stderr|usage|result|error)$")]
     event: String,
-    /// One line of JSON: `{"data": TEXT}` for output, a reading `{t_ms, cpu_time_ms,
-    /// memory_bytes, pids}`, the result object, or `{error, kind}`.
+    /// One line of JSON: the compile stage's object, `{"data": TEXT}` for output, a reading
+    /// `{t_ms, cpu_time_ms, memory_bytes, pids}`, the result object, or `{error, kind}`.
     data: String,
 }
 
@@ -58,7 +60,7 @@ pub(crate) struct StreamEvent {
     post, path = "/v1/executions/stream", tag = "executions", operation_id = "stream_execution",
     request_body = ExecutionBody,
     responses(
-        (status = 200, description = "Server-sent events: `stdout` and `stderr` (`{\"data\": TEXT}`) as the program writes, then one `result` (the result object) or `error` (`{error, kind}`)", content_type = "text/event-stream", body = StreamEvent),
+        (status = 200, description = "Server-sent events: `compile` (the compile stage, when a compiler ran) as the run starts, `stdout` and `stderr` (`{\"data\": TEXT}`) as the program writes, then one `result` (the result object) or `error` (`{error, kind}`)", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, description = "Malformed JSON"),
         (status = 401, description = "Missing or invalid token"),
         (status = 413, description = "The body is larger than the server accepts"),
@@ -88,7 +90,7 @@ pub(crate) async fn create(
     request.interactive = Some(Interactive {
         output: Box::new(EventSink(events.clone())),
         on_denial: None,
-        on_run: None,
+        on_run: Some(compiled(events.clone())),
         on_prepared: None,
     });
     let job = tokio::spawn(async move {
@@ -135,7 +137,8 @@ pub(crate) async fn create(
 /// waits, as bytes; the other events as their text.
 enum Item {
     Output(Stream, Vec<u8>),
-    Usage(Bytes),
+    /// An event written whole: a `usage` reading, the `compile` stage.
+    Whole(Bytes),
     /// The `result` or `error` event, after which nothing comes.
     Last(Bytes),
 }
@@ -144,7 +147,7 @@ impl outbox::Event for Item {
     fn output(&mut self) -> Option<(Stream, &mut Vec<u8>)> {
         match self {
             Item::Output(stream, bytes) => Some((*stream, bytes)),
-            Item::Usage(_) | Item::Last(_) => None,
+            Item::Whole(_) | Item::Last(_) => None,
         }
     }
 }
@@ -177,7 +180,7 @@ impl Events {
                 let data = serde_json::Value::Object(chunk.fields()).to_string();
                 event(stream_name(stream), &data)
             }
-            Item::Usage(text) => text,
+            Item::Whole(text) => text,
             Item::Last(last) => {
                 // The execution is over: a client leaving now cancels nothing.
                 self.cancel = None;
@@ -216,9 +219,23 @@ impl OutputSink for EventSink {
 
     fn sample(&mut self, sample: &UsageSample) {
         if let Ok(data) = serde_json::to_string(sample) {
-            let _ = self.0.send(Item::Usage(event("usage", &data)));
+            let _ = self.0.send(Item::Whole(event("usage", &data)));
         }
     }
+}
+
+/// The hook that queues a `compile` event as the run starts, when a compiler ran: what it said
+/// of the program (warnings) before the program's output, as running the compiler oneself
+/// shows it. A cached compile ran nothing and has nothing to say.
+fn compiled(events: outbox::Sender<Item>) -> warden_engine::RunHook {
+    Box::new(move |compile| {
+        let Some(compile) = compile.filter(|c| !c.cached) else {
+            return;
+        };
+        if let Ok(data) = serde_json::to_string(compile) {
+            let _ = events.send(Item::Whole(event("compile", &data)));
+        }
+    })
 }
 
 /// The event of a stream's output.

@@ -275,7 +275,7 @@ fn show(result: &Value, shown: bool) -> anyhow::Result<ExitCode> {
     };
     if failed_stage.is_none() && !shown {
         // What the compiler said of a program it compiled, before the program's output, as a
-        // local run shows it (over the WebSocket the output came first: not shown then).
+        // local run shows it (the WebSocket's `compile` message came before the output).
         let compile = &result["compile"];
         let mut err = std::io::stderr().lock();
         for name in ["stdout", "stderr"] {
