@@ -651,6 +651,7 @@ fn an_isolated_session_survives_calls_that_run_many_processes_at_once() {
 
 /// A limit ends gVisor's whole sandbox: the call gets its result, and the session says at
 /// once that it stopped and why (it said "ended unexpectedly", and only at the next call).
+/// The call's stderr is the program's (runsc's exec added its own failure to it).
 #[test]
 fn an_isolated_session_stops_with_its_call_past_a_limit_and_says_why() {
     let server = LiveServer::start("");
@@ -663,6 +664,8 @@ fn an_isolated_session_stops_with_its_call_past_a_limit_and_says_why() {
         text(&out.stderr).contains("wall time limit exceeded"),
         "{out:?}"
     );
+    // Only warden's line: not what runsc's exec said of its sandbox killed under it.
+    assert!(text(&out.stderr).starts_with("warden: "), "{out:?}");
     let shown = show(&server, &id);
     assert_eq!(shown["state"], "stopped", "{shown}");
     assert_eq!(

@@ -89,6 +89,24 @@ impl std::fmt::Debug for dyn ProgramStart {
     }
 }
 
+/// `bytes` without its last line when that line is what `runsc exec` says as it fails for its
+/// sandbox killed under it (`waiting on pid 2: waiting on PID 2 in sandbox "warden-run-…":
+/// urpc method "containerManager.WaitPID" failed: EOF`), written as one line in one write.
+fn without_runtime_last_words(bytes: &[u8]) -> &[u8] {
+    let Some(body) = bytes.strip_suffix(b"\n") else {
+        return bytes;
+    };
+    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line = &body[start..];
+    let runtimes =
+        line.starts_with(b"waiting on pid ") && line.windows(13).any(|w| w == b" in sandbox \"");
+    if runtimes {
+        &bytes[..start]
+    } else {
+        bytes
+    }
+}
+
 /// How the parent ends a job that hit a limit.
 pub(crate) enum KillPath<'a> {
     /// Ask the init (this pidfd) to end the job; the sandbox lives on.
@@ -728,8 +746,17 @@ impl State<'_> {
                     break;
                 }
                 Ok(n) => {
+                    let read = match stream {
+                        // A runtime's exec process whose sandbox warden killed reports its own
+                        // failure on the stderr it shares with the program: not the program's.
+                        Stream::Stderr if self.w.sandbox_killed && self.process_pidfd.is_some() => {
+                            without_runtime_last_words(&chunk[..n])
+                        }
+                        _ => &chunk[..n],
+                    };
+                    let n = read.len();
                     let room = cap.saturating_sub(captured.data.len());
-                    let kept = &chunk[..n.min(room)];
+                    let kept = &read[..n.min(room)];
                     captured.data.extend_from_slice(kept);
                     self.w.order.push(stream, kept.len());
                     if !kept.is_empty() && !self.sink_stopped {
@@ -930,4 +957,26 @@ enum Role {
     Signals,
     /// The sink's signal source (`OutputSink::signal_source`).
     CallerSignals,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_runtimes_own_last_line_is_taken_out() {
+        let said = b"waiting on pid 2: waiting on PID 2 in sandbox \"warden-run-1-0\": urpc method \"containerManager.WaitPID\" failed: EOF\n";
+        assert_eq!(without_runtime_last_words(said), b"");
+        let mut both = b"the program's\n".to_vec();
+        both.extend_from_slice(said);
+        assert_eq!(without_runtime_last_words(&both), b"the program's\n");
+        for kept in [
+            &b"the program's\n"[..],
+            b"waiting on pid 2: something else\n",
+            b"waiting on pid 2: waiting on PID 2 in sandbox \"x\": no newline",
+            b"",
+        ] {
+            assert_eq!(without_runtime_last_words(kept), kept);
+        }
+    }
 }
