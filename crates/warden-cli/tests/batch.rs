@@ -309,6 +309,23 @@ fn request_lines_are_refused_as_the_server_refuses_their_bodies() {
     assert!(lines.iter().all(|l| l["error"]["kind"] == "request"));
 }
 
+/// A UTF-8 byte order mark first in `--requests` (Windows' Notepad, PowerShell 5 write one) is
+/// the encoding's mark, not the first request's: the line runs (it was refused as not JSON).
+/// Anywhere else it is the line's own, refused as the server refuses it.
+#[test]
+fn a_byte_order_mark_before_the_first_request_is_passed_over() {
+    let world = World::new();
+    let requests = "\u{feff}{\"language\": \"bash\", \"code\": \"echo first\"}\n\
+                    \u{feff}{\"language\": \"bash\", \"code\": \"echo second\"}\n";
+    let out = support::output_with_stdin(
+        world.warden().args(["batch", "--requests", "-", "-j", "1"]),
+        requests.as_bytes(),
+    );
+    let lines = lines(&out);
+    assert_eq!(lines[0]["result"]["stdout"], "first\n", "{lines:#?}");
+    assert_eq!(lines[1]["error"]["kind"], "request", "{lines:#?}");
+}
+
 /// Hunt cli 6: `warden batch --memory 100GiB` lowered the limit to the maximum without a word,
 /// where `warden run` warns; it warns once for the batch, not once per program.
 #[test]

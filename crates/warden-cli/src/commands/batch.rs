@@ -206,6 +206,9 @@ impl FileQueue {
 /// analyses keeps, so that a worker never analyses a program again.
 const LOOK_AHEAD: usize = 256;
 
+/// The UTF-8 byte order mark (U+FEFF), taken off the first line of `--requests`.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// `--requests`' reader.
 struct Lines {
     reader: Box<dyn BufRead + Send>,
@@ -236,6 +239,11 @@ impl Lines {
                 }
                 let message = format!("line {number} is longer than {longest} bytes");
                 return Some(Ok(Input::BadLine { number, message }));
+            }
+            if number == 1 && line.starts_with(BOM) {
+                // What some editors put first in a UTF-8 file (Windows' Notepad, PowerShell 5's
+                // `Out-File`): a mark of the encoding, not part of the first request.
+                line.drain(..BOM.len());
             }
             match String::from_utf8(line) {
                 Ok(text) if text.trim().is_empty() => continue,
