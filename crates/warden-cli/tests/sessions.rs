@@ -649,27 +649,71 @@ fn an_isolated_session_survives_calls_that_run_many_processes_at_once() {
     ok(&server, &["rm", &id]);
 }
 
-/// A limit ends gVisor's whole sandbox: the call gets its result, and the session says at
-/// once that it stopped and why (it said "ended unexpectedly", and only at the next call).
-/// The call's stderr is the program's (runsc's exec added its own failure to it).
+/// A limit that ends an isolated session's call (wall time, output, cpu time) ends the call's
+/// processes, not gVisor's sandbox: the session goes on with its `/tmp` (it stopped, "a limit
+/// ended the whole sandbox"), nothing of the call is left running, and the call's stderr is
+/// the program's (runsc's exec added its own failure to it). Also for a call that filled its
+/// process limit, where the process that ends the call needs a place of its own.
 #[test]
-fn an_isolated_session_stops_with_its_call_past_a_limit_and_says_why() {
+fn an_isolated_session_goes_on_after_a_call_past_a_limit() {
     let server = LiveServer::start("");
     let id = create(&server, &["--mode", "isolated"]);
-    let out = session(
-        &server,
-        &["exec", &id, "--wall-time", "1s", "--", "sleep 30"],
-    );
-    assert!(
-        text(&out.stderr).contains("wall time limit exceeded"),
-        "{out:?}"
-    );
-    // Only warden's line: not what runsc's exec said of its sandbox killed under it.
-    assert!(text(&out.stderr).starts_with("warden: "), "{out:?}");
+    ok(&server, &["exec", &id, "--", "echo kept > /tmp/kept"]);
+    let calls = [
+        (json!({"wall_time": "1s"}), "sleep 30 & sleep 31", "wall"),
+        (
+            json!({"wall_time": "2s"}),
+            "for i in $(seq 1 200); do sleep 32 & done; sleep 33",
+            "wall",
+        ),
+        (json!({"max_output": "4KiB"}), "yes", "output_limit"),
+        (json!({"cpu_time": "1s"}), "while :; do :; done", "cpu"),
+    ];
+    for (limits, command, ended) in calls {
+        let body = json!({"command": command, "limits": limits}).to_string();
+        let (status, answer) =
+            server.request("POST", &format!("/v1/sessions/{id}/exec"), Some(&body));
+        assert_eq!(status, 200, "{command}: {answer}");
+        let result: Value = serde_json::from_str(&answer).expect("JSON");
+        let outcome = result["outcome"].to_string();
+        assert!(outcome.contains(ended), "{command}: {result}");
+        let stderr = result["stderr"].as_str().unwrap_or_default();
+        assert!(!stderr.contains("waiting on"), "{command}: {stderr}");
+        let shown = show(&server, &id);
+        assert_eq!(shown["state"], "running", "{command}: {shown}");
+        // The call's processes are gone, the session's file is not.
+        let left = ok(
+            &server,
+            &[
+                "exec",
+                &id,
+                "--",
+                "cat /tmp/kept; ps -eo args | grep -c '^sleep 3' || true",
+            ],
+        );
+        assert_eq!(left, "kept\n0\n", "{command}");
+    }
+    ok(&server, &["rm", &id]);
+}
+
+/// A call past the memory limit takes gVisor's whole sandbox (the cgroup's OOM killer picks
+/// its largest process, the sentry): the call gets its result, and the session says at once
+/// that it stopped and why.
+#[test]
+fn an_isolated_session_stops_with_its_call_past_the_memory_limit_and_says_why() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--mode", "isolated", "--memory", "128MiB"]);
+    let body =
+        json!({"language": "python", "code": "x = bytearray(600 * 1024 * 1024)\nprint(len(x))\n"})
+            .to_string();
+    let (status, answer) = server.request("POST", &format!("/v1/sessions/{id}/exec"), Some(&body));
+    assert_eq!(status, 200, "{answer}");
+    let result: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(result["outcome"]["kind"], "memory_limit", "{result}");
     let shown = show(&server, &id);
     assert_eq!(shown["state"], "stopped", "{shown}");
     assert_eq!(
-        shown["stopped_reason"], "its sandbox ended: a limit ended the whole sandbox",
+        shown["stopped_reason"], "a call reached the session's memory limit of 128MiB",
         "{shown}"
     );
     ok(&server, &["rm", &id]);

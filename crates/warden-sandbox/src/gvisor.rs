@@ -718,8 +718,31 @@ impl JobLauncher for RunscJobs {
     /// (kill(-1)). A program's own death by a signal reads the same (runsc reports both as
     /// 128 + N) and costs the job that exec too.
     fn end_leftovers(&mut self, job: &Job, status: ExitStatus) -> Result<(), SandboxError> {
-        if self.container_start.is_some() || !matches!(status, ExitStatus::Signal(_)) {
+        if !matches!(status, ExitStatus::Signal(_)) {
             return Ok(());
+        }
+        let Some(mut command) = self.end_job(job)? else {
+            return Ok(());
+        };
+        let ended = wait_bounded(&mut command, END_LEFTOVERS_WITHIN);
+        if ended.as_ref().is_ok_and(std::process::ExitStatus::success) {
+            return Ok(());
+        }
+        Err(SandboxError::Setup {
+            step: "end the processes a job left".into(),
+            detail: match ended {
+                Ok(status) => format!("the loader that ends them ended with {status}"),
+                Err(e) => e,
+            },
+        })
+    }
+
+    /// Another `runsc exec` of the loader as the job's uid, which kills every process of the
+    /// job (`filter_exec::end_job_argv`) and leaves the sandbox to the next job; `None` in a
+    /// one-job sandbox, which ends with its job.
+    fn end_job(&mut self, job: &Job) -> Result<Option<std::process::Command>, SandboxError> {
+        if self.container_start.is_some() {
+            return Ok(None);
         }
         let process = self.bundle.join("end-job.json");
         let text = serde_json::to_vec(&bundle::oci_process(
@@ -746,17 +769,7 @@ impl JobLauncher for RunscJobs {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        let ended = wait_bounded(&mut command, END_LEFTOVERS_WITHIN);
-        if ended.as_ref().is_ok_and(std::process::ExitStatus::success) {
-            return Ok(());
-        }
-        Err(SandboxError::Setup {
-            step: "end the processes a job left".into(),
-            detail: match ended {
-                Ok(status) => format!("the loader that ends them ended with {status}"),
-                Err(e) => e,
-            },
-        })
+        Ok(Some(command))
     }
 
     /// Reads the collected path out of the workspace, which is a host directory here, with the

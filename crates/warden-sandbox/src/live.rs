@@ -87,6 +87,12 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
     fn runtime_ended(&self) -> bool {
         false
     }
+    /// The command that ends the processes of `job` and leaves the sandbox to the next job,
+    /// for a limit or a signal that ends the job (a runtime's exec that kills them); `None`:
+    /// the whole sandbox ends with such a job.
+    fn end_job(&mut self, _job: &Job) -> Result<Option<std::process::Command>, SandboxError> {
+        Ok(None)
+    }
     /// After a job whose process ended with `status` (the sandbox still running): ends what
     /// the job left running when its own process could not have (a gVisor job's loader dead
     /// by a signal). An error leaves the sandbox unfit for another job.
@@ -607,9 +613,12 @@ impl LiveSandbox {
                 }
             }
         }
-        if let (Some(Jobs::Process(launcher)), Some(status), None) =
-            (&mut self.jobs, watched.status, self.dead)
-        {
+        if let (Some(Jobs::Process(launcher)), Some(status), None, false) = (
+            &mut self.jobs,
+            watched.status,
+            self.dead,
+            watched.ended_in_sandbox,
+        ) {
             if let Err(e) = launcher.end_leftovers(job, status) {
                 tracing::warn!(sandbox = %self.name, error = %e, "a job's processes outlived it");
                 self.dead = Some("the processes a job left could not be ended");
@@ -803,6 +812,7 @@ impl LiveSandbox {
                     .process_group(0);
                 let start = launcher.program_start();
                 let signals = launcher.program_signals();
+                let end_job = launcher.end_job(job)?.map(Box::new);
                 let child = command.spawn().map_err(|source| SandboxError::Helper {
                     action: "starting a job's process",
                     source,
@@ -812,6 +822,7 @@ impl LiveSandbox {
                     started: Instant::now(),
                     start,
                     signals,
+                    end_job,
                 })
             }
             None => Err(SandboxError::Gone { why: "destroyed" }),

@@ -62,6 +62,10 @@ pub(crate) enum JobEnd {
         /// How a signal reaches the program, when the runtime passes signals on; otherwise
         /// any signal ends the job.
         signals: Option<SignalProgram>,
+        /// What ends the job's processes and leaves the sandbox to the next job, when a limit
+        /// or a signal ends the job (`JobLauncher::end_job`); without it the whole sandbox
+        /// ends with such a job.
+        end_job: Option<Box<std::process::Command>>,
     },
 }
 
@@ -104,6 +108,39 @@ fn without_runtime_last_words(bytes: &[u8]) -> &[u8] {
         &bytes[..start]
     } else {
         bytes
+    }
+}
+
+/// The process that ends a runtime's job inside its sandbox (`JobEnd::Process::end_job`);
+/// dropped, it is killed and reaped.
+struct Ending(std::process::Child);
+
+impl Ending {
+    /// Whether it ended every process of the job (exited 0) within `within`.
+    fn succeeded_within(mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.0.try_wait() {
+                Ok(Some(status)) if status.success() => return true,
+                Ok(Some(status)) => {
+                    tracing::warn!(%status, "the process that ends a job in its sandbox failed");
+                    return false;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
@@ -172,6 +209,9 @@ pub(crate) struct Watched {
     artifacts_eof: bool,
     /// The whole sandbox was killed (it can run no more jobs).
     pub(crate) sandbox_killed: bool,
+    /// A runtime's job that a limit or a signal ended was ended by `JobEnd::Process::end_job`,
+    /// every process of it, and the sandbox kept.
+    pub(crate) ended_in_sandbox: bool,
     /// The job was cancelled from another thread.
     pub(crate) cancelled: bool,
     /// The job had already ended, or was being ended for a limit, when the cancel came: its
@@ -208,6 +248,10 @@ struct State<'a> {
     program_start: Option<Box<dyn ProgramStart>>,
     /// `JobEnd::Process::signals`.
     signal_program: Option<SignalProgram>,
+    /// `JobEnd::Process::end_job`, and the process it started once a limit or a signal
+    /// ended the job.
+    end_job: Option<Box<std::process::Command>>,
+    ending: Option<Ending>,
     ended: bool,
     /// When `ended` became true: the job's output gets [`KILL_GRACE`] from then to close.
     ended_at: Option<Instant>,
@@ -251,20 +295,29 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         nonblocking(&feed.pipe)?;
     }
     let now = Instant::now();
-    let (process_pidfd, process_started, program_start, signal_program) = match &mut watch.end {
-        JobEnd::Reported => (None, None, None, None),
-        JobEnd::Process {
-            child,
-            started,
-            start,
-            signals,
-        } => {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-            let pidfd = warden_sys::process::pidfd_open(pid)
-                .map_err(io_err("opening a pidfd of the job's process"))?;
-            (Some(pidfd), Some(*started), start.take(), signals.take())
-        }
-    };
+    let (process_pidfd, process_started, program_start, signal_program, end_job) =
+        match &mut watch.end {
+            JobEnd::Reported => (None, None, None, None, None),
+            JobEnd::Process {
+                child,
+                started,
+                start,
+                signals,
+                end_job,
+            } => {
+                let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+                let pidfd = warden_sys::process::pidfd_open(pid)
+                    .map_err(io_err("opening a pidfd of the job's process"))?;
+                let end_job = end_job.take();
+                (
+                    Some(pidfd),
+                    Some(*started),
+                    start.take(),
+                    signals.take(),
+                    end_job,
+                )
+            }
+        };
     // A program that starts after its process has no wall clock until it does.
     let started = process_started.filter(|_| program_start.is_none());
     let (stdin, relay) = match watch.pipes.stdin.take() {
@@ -281,6 +334,8 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
         process_started,
         program_start,
         signal_program,
+        end_job,
+        ending: None,
         ended: false,
         ended_at: None,
         started,
@@ -312,6 +367,9 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
             s.ended = true;
         }
     }
+    if let Some(ending) = s.ending.take() {
+        s.w.ended_in_sandbox = ending.succeeded_within(KILL_GRACE) && !s.w.sandbox_killed;
+    }
     if s.ended_on_request && s.w.sandbox_killed {
         // The job went with its sandbox, killed (SIGKILL) by the parent at the caller's
         // request. A runtime's exec process then reports its own failure, not the program's
@@ -335,6 +393,7 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
 impl State<'_> {
     /// Ends the job for `reason`: through the init when it can, else with the whole sandbox.
     fn kill(&mut self, reason: Option<KillReason>) {
+        let for_the_job = reason.is_some() || self.ended_on_request;
         if self.w.killed.is_none() {
             self.w.killed = reason;
         }
@@ -352,6 +411,16 @@ impl State<'_> {
             (KillPath::AskInit(init), Some(_)) => {
                 if warden_sys::process::pidfd_send_signal(init, crate::child::END_JOB).is_err() {
                     self.kill_sandbox();
+                }
+            }
+            // A runtime's job that a limit or a signal ends: its processes, not the sandbox
+            // (a cancel ends the sandbox, which runs no more jobs). What is not ended within
+            // [`KILL_GRACE`] takes the sandbox with it (`enforce_deadlines`).
+            (KillPath::WholeSandbox, Some(_)) if for_the_job && self.end_job.is_some() => {
+                let started = self.end_job.take().map(|mut command| command.spawn());
+                match started {
+                    Some(Ok(child)) => self.ending = Some(Ending(child)),
+                    _ => self.kill_sandbox(),
                 }
             }
             _ => self.kill_sandbox(),

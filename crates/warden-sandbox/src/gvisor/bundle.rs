@@ -337,7 +337,11 @@ pub(super) fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
         stack_size: spec.limits.stack_size.max(KEEPER_STACK),
         ..spec.limits
     };
-    let mut process = oci_process(&keeper, &crate::plan::base_environment(), &ceilings, 1);
+    // Beside a job at its process limit (its processes and its loader, the job's `RLIMIT_NPROC`
+    // at most the ceiling's plus one), room for one more of the jobs' uid: the loader that
+    // ends a job a limit or a signal ends (`gvisor.rs`, `RunscJobs::end_job`); without it,
+    // a job that filled its process limit took the whole sandbox with it.
+    let mut process = oci_process(&keeper, &crate::plan::base_environment(), &ceilings, 2);
     process["user"] = json!({"uid": KEEPER_ID, "gid": KEEPER_ID});
     json!({
         "ociVersion": "1.0.0",
