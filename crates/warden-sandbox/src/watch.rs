@@ -370,6 +370,9 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
     if let Some(ending) = s.ending.take() {
         s.w.ended_in_sandbox = ending.succeeded_within(KILL_GRACE) && !s.w.sandbox_killed;
     }
+    if s.w.process_status.is_none() {
+        s.reap_unseen_process();
+    }
     if s.ended_on_request && s.w.sandbox_killed {
         // The job went with its sandbox, killed (SIGKILL) by the parent at the caller's
         // request. A runtime's exec process then reports its own failure, not the program's
@@ -776,6 +779,18 @@ impl State<'_> {
             }
         }
         self.ended = true;
+    }
+
+    /// The job's process when the watch ended before its pidfd polled readable (the sandbox
+    /// ended under it): killed if it still runs, and reaped, never left a zombie under a
+    /// long-lived parent. Its status is not the job's: the sandbox's end decided that.
+    fn reap_unseen_process(&mut self) {
+        if let JobEnd::Process { child, .. } = &mut self.watch.end {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 
     /// The program started (`JobEnd::Process::start`): its wall clock and cpu count start.

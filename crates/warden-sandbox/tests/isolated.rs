@@ -743,3 +743,57 @@ fn an_exit_code_above_128_fakes_no_limit_or_violation_under_gvisor() {
         );
     }
 }
+
+/// The children of this process that have exited and wait to be reaped.
+fn zombie_children() -> Vec<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            // The state and the parent's pid are the first fields after the command's `)`.
+            let mut fields = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace();
+            fields.next() == Some("Z") && fields.next() == Some(me.as_str())
+        })
+        .collect()
+}
+
+/// Bug hunt (sessions): a job of a sandbox of several jobs cancelled while it runs (its
+/// session removed under the call) left its `runsc exec` unreaped, a zombie under a server
+/// until it exited: the watch ended when the sandbox did, before the process's pidfd polled
+/// readable. The job's process is reaped before the job's end is returned, however it ended.
+#[test]
+fn a_cancelled_job_leaves_no_zombie_in_a_sandbox_of_several_jobs() {
+    use warden_sandbox::Backend;
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    for round in 0..6 {
+        let (spec, mut job) = plan(&[
+            "/bin/sh",
+            "-c",
+            "for i in 1 2 3 4; do sleep 20 & done; echo ready; wait",
+        ])
+        .split();
+        job.limits.wall_time = std::time::Duration::from_secs(30);
+        let mut live = gvisor.start(&spec).expect("started");
+        let handle = live.cancel_handle();
+        let ran = live.run_streaming(
+            &job,
+            Stdin::Null,
+            &mut |_: warden_core::Stream, chunk: &[u8]| {
+                if String::from_utf8_lossy(chunk).contains("ready") {
+                    // As far into the job as a client's DELETE comes: at once, or a moment on.
+                    std::thread::sleep(std::time::Duration::from_millis(round * 20));
+                    handle.cancel();
+                }
+                true
+            },
+        );
+        assert!(ran.is_err(), "round {round}: cancelled: {ran:?}");
+        let _ = live.destroy();
+        assert_eq!(zombie_children(), Vec::<String>::new(), "round {round}");
+    }
+}
