@@ -831,9 +831,10 @@ impl State<'_> {
                 }
                 Ok(n) => {
                     let read = match stream {
-                        // A runtime's exec process whose sandbox warden killed reports its own
+                        // A runtime's exec process whose sandbox ended under it (warden killed
+                        // it, or the memory limit's OOM killer took the sentry) reports its own
                         // failure on the stderr it shares with the program: not the program's.
-                        Stream::Stderr if self.w.sandbox_killed && self.process_pidfd.is_some() => {
+                        Stream::Stderr if self.process_pidfd.is_some() => {
                             without_runtime_last_words(&chunk[..n])
                         }
                         _ => &chunk[..n],
