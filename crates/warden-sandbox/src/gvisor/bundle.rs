@@ -274,10 +274,17 @@ fn mount_scratch(scratch: &Path, spec: &SandboxSpec) -> Result<(), SandboxError>
 /// there ([`oci_process`]): the program's `max_procs` and `beside` of warden's.
 pub(super) fn job_rlimits(limits: &Limits, beside: u32) -> Vec<(Resource, u64, u64)> {
     let nproc = u64::from(limits.max_procs) + u64::from(beside);
+    // The cpu backstop leaves the cgroup's accounting (the watch's) to decide by far more
+    // than natively: gVisor counts a task's cpu time as the time its sentry thread ran it,
+    // which on a host busy with other work includes time the host thread waited for a cpu;
+    // a busy loop with a 1 s budget died of SIGXCPU (a `signaled` outcome, not its cpu limit)
+    // with the cgroup at 0.6 s.
+    let budget = limits.cpu_time.as_secs() + u64::from(limits.cpu_time.subsec_nanos() > 0);
     rlimits::from_limits(limits)
         .into_iter()
         .map(|(resource, soft, hard)| match resource {
             Resource::RLIMIT_NPROC => (resource, nproc, nproc),
+            Resource::RLIMIT_CPU => (resource, soft + budget.max(1), hard + budget.max(1)),
             _ => (resource, soft, hard),
         })
         .collect()
