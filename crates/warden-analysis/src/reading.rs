@@ -8,10 +8,16 @@
 //! - C and C++ splice a line that ends with a backslash to the next before anything else:
 //!   `sys\` and `tem("id")` on the next line call `system`;
 //! - tree-sitter-bash reads a line that starts with a backslash (`\eval "$c"`, the usual way
-//!   to skip an alias) as one more argument of the line before, where the shell runs `eval`.
+//!   to skip an alias) as one more argument of the line before, where the shell runs `eval`;
+//! - Python, C, C++, Java and JavaScript end a line at a lone carriage return (CPython's
+//!   universal newlines, GCC's and javac's line terminators, ECMA-262's), so `# x\r` ends a
+//!   comment there; the grammars of the first four kept the comment going to the next `\n`.
+//!   Go, Rust, Ruby and bash continue a comment over it, as their grammars do; R's grammar
+//!   ends one there as `source()` does (`Rscript FILE` does not: the grammar sees more).
 //!
 //! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
-//! they were, except after a Java escape that makes a line break (hostile code only).
+//! they were, except after a Java escape that makes a line break, or a lone carriage return,
+//! which counts as the line break it is (hostile code only).
 
 use std::borrow::Cow;
 
@@ -21,11 +27,39 @@ use crate::Grammar;
 pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Cow<'_, [u8]> {
     match grammar {
         Grammar::Bash => bash_line_start_escapes(code),
-        Grammar::C | Grammar::Cpp => c_line_splices(code),
-        Grammar::Java => unicode_escapes(code, Escapes::Java),
-        Grammar::Javascript => unicode_escapes(code, Escapes::Javascript),
+        // Line breaks first: a backslash before a lone carriage return splices too.
+        Grammar::C | Grammar::Cpp => then(lone_carriage_returns(code), c_line_splices),
+        // Escapes first: `\u000d` is a carriage return, which then ends the line.
+        Grammar::Java => then(unicode_escapes(code, Escapes::Java), lone_carriage_returns),
+        Grammar::Javascript => then(lone_carriage_returns(code), |code| {
+            unicode_escapes(code, Escapes::Javascript)
+        }),
+        Grammar::Python => lone_carriage_returns(code),
         _ => Cow::Borrowed(code),
     }
+}
+
+/// `step` applied to what an earlier step read.
+fn then<'a>(read: Cow<'a, [u8]>, step: impl FnOnce(&[u8]) -> Cow<'_, [u8]>) -> Cow<'a, [u8]> {
+    match read {
+        Cow::Borrowed(code) => step(code),
+        Cow::Owned(code) => Cow::Owned(step(&code).into_owned()),
+    }
+}
+
+/// Each carriage return not followed by a line feed becomes a line feed: offsets do not move.
+fn lone_carriage_returns(code: &[u8]) -> Cow<'_, [u8]> {
+    let lone = |i: usize| code[i] == b'\r' && code.get(i + 1) != Some(&b'\n');
+    if !(0..code.len()).any(lone) {
+        return Cow::Borrowed(code);
+    }
+    let mut read = code.to_vec();
+    for (i, byte) in read.iter_mut().enumerate() {
+        if lone(i) {
+            *byte = b'\n';
+        }
+    }
+    Cow::Owned(read)
 }
 
 /// A backslash that starts a line before a letter becomes a space: offsets and lines do not
@@ -235,6 +269,38 @@ mod tests {
         assert_eq!(c("sys\\  \r\ntem();"), "system();\n");
         assert_eq!(c("a \\ b\n"), "a \\ b\n");
         assert_eq!(read(Grammar::Cpp, "s\\\ny\\\ns\n"), "sys\n\n\n");
+    }
+
+    #[test]
+    fn a_lone_carriage_return_is_a_line_break_where_the_language_says_so() {
+        for grammar in [
+            Grammar::Python,
+            Grammar::C,
+            Grammar::Cpp,
+            Grammar::Java,
+            Grammar::Javascript,
+        ] {
+            assert_eq!(
+                read(grammar, "# a\rb\r\nc\r"),
+                "# a\nb\r\nc\n",
+                "{grammar:?}"
+            );
+        }
+        for grammar in [
+            Grammar::Go,
+            Grammar::Rust,
+            Grammar::Ruby,
+            Grammar::Bash,
+            Grammar::R,
+        ] {
+            assert_eq!(read(grammar, "# a\rb"), "# a\rb", "{grammar:?}");
+        }
+        assert_eq!(read(Grammar::C, "sys\\\rtem();"), "system();\n");
+        assert_eq!(read(Grammar::Java, "// a \\u000d run();"), "// a \n run();");
+        assert!(matches!(
+            as_read(Grammar::Python, b"x = 1\r\n"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

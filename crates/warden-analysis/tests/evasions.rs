@@ -805,3 +805,80 @@ fn credential_paths_are_read_through_doubled_slashes_dot_components_and_thread_s
         assert_disguises_caught(language, &cases);
     }
 }
+
+/// Bug hunt: Python, C, C++ and Java end a line at a lone carriage return, so `# x\r` ends a
+/// comment there, but their grammars kept the comment going to the next `\n`: everything after
+/// `# x\r` was invisible (a fork bomb graded `none` ran instead of being refused). JavaScript's
+/// grammar already ends a comment there, and is read the same way to stay so.
+#[test]
+fn a_lone_carriage_return_ends_a_comment_where_the_language_ends_a_line() {
+    let cases: [(&str, &str, &str, &str); 6] = [
+        (
+            "python",
+            "import os\nos.system('id')\n",
+            "# hello\rimport os; os.system('id')\n",
+            "python.os_system",
+        ),
+        (
+            "python",
+            "import os\nwhile True: os.fork()\n",
+            "# bomb\rimport os\rwhile True: os.fork()\n",
+            "python.spawn_in_endless_loop",
+        ),
+        (
+            "c",
+            "#include <stdlib.h>\nint main(){ system(\"id\");\nreturn 0;}\n",
+            "#include <stdlib.h>\nint main(){ // hi\rsystem(\"id\");\nreturn 0;}\n",
+            "c.process",
+        ),
+        (
+            "cpp",
+            "#include <cstdlib>\nint main(){ std::system(\"id\");\nreturn 0;}\n",
+            "#include <cstdlib>\nint main(){ // hi\rstd::system(\"id\");\nreturn 0;}\n",
+            "cpp.process",
+        ),
+        (
+            "java",
+            "class A { void f() throws Exception { Runtime.getRuntime().exec(\"id\"); } }\n",
+            "class A { void f() throws Exception { // hi\rRuntime.getRuntime().exec(\"id\"); } }\n",
+            "java.process",
+        ),
+        (
+            "javascript",
+            "require('child_process').execSync('id');\n",
+            "// hi\rrequire('child_process').execSync('id');\n",
+            "javascript.child_process",
+        ),
+    ];
+    for (language, plain, disguised, rule) in cases {
+        assert_disguises_caught(language, &[(plain, disguised, rule)]);
+    }
+    // Java's `\u000d` escape is a carriage return too (JLS 3.3, then 3.4).
+    assert_disguises_caught(
+        "java",
+        &[(
+            "class A { void f() throws Exception { Runtime.getRuntime().exec(\"id\"); } }\n",
+            "class A { void f() throws Exception { // hi \\u000d Runtime.getRuntime().exec(\"id\"); } }\n",
+            "java.process",
+        )],
+    );
+    // Go, Rust, Ruby and bash continue a comment over a lone carriage return, as their
+    // grammars do: what follows is a comment to both, graded as the comment alone.
+    for (language, code) in [
+        ("go", "package main\nimport \"os/exec\"\nfunc main() { // hi\rexec.Command(\"id\").Run()\n}\n"),
+        ("rust", "fn main() { // hi\rstd::process::Command::new(\"id\").status().ok();\n}\n"),
+        ("ruby", "# hi\rsystem('id')\n"),
+        ("bash", "# hi\rbash -c id\n"),
+    ] {
+        let analysis = analyzer().analyze(language, code.as_bytes());
+        let cr = code.find('\r').expect("a carriage return");
+        let end = cr + code[cr..].find('\n').expect("a line feed");
+        let comment_alone = format!("{}{}", &code[..cr], &code[end..]);
+        assert_eq!(
+            analysis,
+            analyzer().analyze(language, comment_alone.as_bytes()),
+            "{language}: {code:?}\n{}",
+            describe(&analysis)
+        );
+    }
+}
