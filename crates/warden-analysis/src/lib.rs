@@ -233,7 +233,11 @@ impl Analyzer {
             Screen::Refuse(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
             Screen::Parse { invalid_utf8 } => invalid_utf8,
         };
-        let code: &[u8] = &reading::as_read(rules.grammar, code);
+        let code = match reading::as_read(rules.grammar, code) {
+            Ok(code) => code,
+            Err(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
+        };
+        let code: &[u8] = &code;
         let tree = match parse::parse(&rules.grammar.language(), code, deadline) {
             Ok(tree) => tree,
             Err(parse::ParseFailure::TimedOut) => {
@@ -293,7 +297,9 @@ impl Analyzer {
         if !matches!(input::screen(code), Screen::Parse { .. }) {
             return None;
         }
-        let code: &[u8] = &reading::as_read(rules.grammar, code);
+        // A file that names an encoding the analysis does not decode is not read as code, as
+        // binary data is not.
+        let code: &[u8] = &reading::as_read(rules.grammar, code).ok()?;
         let tree = parse::parse(&rules.grammar.language(), code, deadline).ok()?;
         if tree.root_node().has_error() && !(rules.includes.is_some() && named) {
             return None;

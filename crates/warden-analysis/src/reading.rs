@@ -15,16 +15,28 @@
 //!   Go, Rust, Ruby and bash continue a comment over it, as their grammars do; R's grammar
 //!   ends one there as `source()` does (`Rscript FILE` does not: the grammar sees more).
 //!
+//! A source that names its encoding (`cookies.rs`) is read only when the codec leaves its ASCII
+//! bytes as they are.
+//!
 //! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
 //! they were, except after a Java escape that makes a line break, or a lone carriage return,
 //! which counts as the line break it is (hostile code only).
+
+mod cookies;
 
 use std::borrow::Cow;
 
 use crate::Grammar;
 
-/// `code` as `grammar`'s language reads it.
-pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Cow<'_, [u8]> {
+/// `code` as `grammar`'s language reads it, or why the analysis cannot read it so.
+pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    if let Some(why) = cookies::undecoded(grammar, code) {
+        return Err(why);
+    }
+    Ok(translated(grammar, code))
+}
+
+fn translated(grammar: Grammar, code: &[u8]) -> Cow<'_, [u8]> {
     match grammar {
         Grammar::Bash => bash_line_start_escapes(code),
         // Line breaks first: a backslash before a lone carriage return splices too.
@@ -222,7 +234,7 @@ mod tests {
     use super::*;
 
     fn read(grammar: Grammar, code: &str) -> String {
-        String::from_utf8(as_read(grammar, code.as_bytes()).into_owned()).expect("utf-8")
+        String::from_utf8(translated(grammar, code.as_bytes()).into_owned()).expect("utf-8")
     }
 
     #[test]
@@ -242,7 +254,7 @@ mod tests {
         assert_eq!(java(r"\u005cu0065"), r"\u0065");
         assert_eq!(java(r"\u00zz and \u12"), r"\u00zz and \u12");
         assert!(matches!(
-            as_read(Grammar::Java, b"class A {}"),
+            translated(Grammar::Java, b"class A {}"),
             Cow::Borrowed(_)
         ));
     }
@@ -298,7 +310,7 @@ mod tests {
         assert_eq!(read(Grammar::C, "sys\\\rtem();"), "system();\n");
         assert_eq!(read(Grammar::Java, "// a \\u000d run();"), "// a \n run();");
         assert!(matches!(
-            as_read(Grammar::Python, b"x = 1\r\n"),
+            translated(Grammar::Python, b"x = 1\r\n"),
             Cow::Borrowed(_)
         ));
     }

@@ -134,6 +134,67 @@ fn invalid_utf8_is_analysed_and_noted() {
     }
 }
 
+/// Bug hunt: CPython decodes a source with the codec its PEP 263 cookie names (line 1, or line
+/// 2 after a comment or blank line), and UTF-7 or the escape codecs turn what the grammar reads
+/// as a comment into code: `os.system` hid in a comment, graded `none`. A cookie the analysis
+/// does not decode makes the program unparseable; UTF-8, ASCII and Latin-1 under any name
+/// CPython knows them by are read as they are. The same for Ruby's magic comment.
+#[test]
+fn a_python_source_encoding_the_analysis_does_not_decode_is_unparseable() {
+    let hidden = [
+        "# -*- coding: utf-7 -*-\n# +AAo-import os+ADs- os.system(+ACI-echo pwned+ACI-)\n",
+        "# coding: unicode_escape\n# \\nimport os\\nos.system('echo esc')\n",
+        "# coding: raw_unicode_escape\n# \\u000aimport os\\u000aos.system('echo esc')\n",
+        "# vim: set fileencoding=utf_7 :\n# +AAo-import os+ADs-os.system(+ACI-echo vim+ACI-)\n",
+        "#!/usr/bin/env python3\n# coding=UTF-7\nprint(1)\n",
+        "\n  # encoding: euc-jp\nprint(1)\n",
+        "\u{feff}# coding: utf-16\nprint(1)\n",
+        "# x\r# coding: utf-7\nprint(1)\n",
+    ];
+    for code in hidden {
+        let analysis = analyzer().analyze("python", code.as_bytes());
+        assert_eq!(
+            analysis.threat_level, UNPARSEABLE_LEVEL,
+            "{code:?}: {analysis:?}"
+        );
+        let why = analysis.parse_error.expect("a reason");
+        assert!(why.contains("encoding"), "{code:?}: {why}");
+    }
+    let read = [
+        "# -*- coding: utf-8 -*-\nprint(1)\n",
+        "#!/usr/bin/python\n# vim: set fileencoding=UTF8 :\nprint(1)\n",
+        "# coding: latin-1\nprint(1)\n",
+        "# coding=iso_8859_1\nprint(1)\n",
+        "# coding: Latin1\nprint(1)\n",
+        "# coding: us-ascii\nprint(1)\n",
+        "# coding: utf-8-sig\nprint(1)\n",
+        "# coding: cp65001\nprint(1)\n",
+        // Not a cookie: on line 2 after code, on line 3, or not alone on its line.
+        "print(1)\n# coding: utf-7\n",
+        "#!/usr/bin/python\n\n# coding: utf-7\nprint(1)\n",
+        "x = 1  # coding: utf-7\nprint(x)\n",
+    ];
+    for code in read {
+        let analysis = analyzer().analyze("python", code.as_bytes());
+        assert_eq!(
+            analysis.threat_level,
+            ThreatLevel::None,
+            "{code:?}: {analysis:?}"
+        );
+        assert_eq!(analysis.parse_error, None, "{code:?}");
+    }
+    // Ruby reads its magic comment the same way: in Shift_JIS the lead byte 0x95 takes the
+    // `\` after it, so the `"` the grammar reads as escaped ends the string and `system` runs.
+    let shift_jis = b"# encoding: shift_jis\nx = \"\x95\\\" ; system('id') #\"\nputs x\n";
+    let ruby = analyzer().analyze("ruby", shift_jis);
+    assert_eq!(ruby.threat_level, UNPARSEABLE_LEVEL, "{ruby:?}");
+    let ruby = analyzer().analyze("ruby", b"# -*- encoding: UTF-8 -*-\nputs 1\n");
+    assert_eq!(ruby.parse_error, None);
+    // Other languages have no cookie.
+    let bash = analyzer().analyze("bash", b"# coding: utf-7\necho 1\n");
+    assert_eq!(bash.parse_error, None);
+}
+
 #[test]
 fn empty_and_blank_input_is_nothing() {
     for language in languages() {

@@ -1,0 +1,225 @@
+//! Source-encoding cookies: a comment on a program's first or second line that names the
+//! codec its interpreter decodes the file with (Python's PEP 263, Ruby's magic comment). A codec
+//! that is not ASCII-transparent reads other code than the grammar's bytes: UTF-7 and Python's
+//! escape codecs turn `+AAo-` or `\n` in a comment into a line break, and in Shift_JIS a lead
+//! byte takes the `\` after it, so a `"` the grammar reads as escaped ends a Ruby string. The
+//! analysis decodes none of them: a program that names one cannot be read.
+
+use crate::Grammar;
+
+/// Why `code` cannot be read as its language reads it, if it names a source encoding the
+/// analysis does not decode.
+pub(crate) fn undecoded(grammar: Grammar, code: &[u8]) -> Option<String> {
+    let read: fn(&str) -> bool = match grammar {
+        Grammar::Python => python_reads_as_is,
+        Grammar::Ruby => ruby_reads_as_is,
+        _ => return None,
+    };
+    let code = code.strip_prefix(b"\xef\xbb\xbf").unwrap_or(code);
+    let mut lines = code.split(|&b| b == b'\n');
+    let first = lines.next()?;
+    // Line 2 counts after a line that is only a comment or blank (CPython's tokenizer; Ruby
+    // after a `#!` line, which is a comment).
+    let second = comment_or_blank(first).then(|| lines.next()).flatten();
+    [first]
+        .into_iter()
+        .chain(second)
+        .enumerate()
+        .find_map(|(i, line)| {
+            let name = cookie(line)?;
+            (!read(&name)).then(|| {
+                format!(
+                "line {} names the source encoding {name:?}, which the analysis does not decode",
+                i + 1
+            )
+            })
+        })
+}
+
+fn comment_or_blank(line: &[u8]) -> bool {
+    let rest = line.trim_ascii_start();
+    rest.is_empty() || rest[0] == b'#'
+}
+
+/// The codec a line names: a comment alone on its line, holding `coding` then `:` or `=`,
+/// blanks and a name of letters, digits, `-`, `_` and `.` (CPython's `get_coding_spec`;
+/// Ruby's `set_file_encoding` matches `coding` in any case).
+fn cookie(line: &[u8]) -> Option<String> {
+    let start = line
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\x0c'))?;
+    if line[start] != b'#' {
+        return None;
+    }
+    let comment = &line[start..];
+    (0..comment.len()).find_map(|i| {
+        let rest = &comment[i..];
+        if !rest.get(..6)?.eq_ignore_ascii_case(b"coding")
+            || !matches!(rest.get(6), Some(b':' | b'='))
+        {
+            return None;
+        }
+        let value = rest[7..].trim_ascii_start();
+        let len = value
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            .count();
+        (len > 0).then(|| String::from_utf8_lossy(&value[..len]).into_owned())
+    })
+}
+
+/// Whether CPython decodes a source with this codec as UTF-8, ASCII or Latin-1, whose ASCII
+/// bytes are themselves: `get_normal_name`'s spellings, else the codec registry's aliases
+/// after `encodings.normalize_encoding`.
+fn python_reads_as_is(name: &str) -> bool {
+    let head: String = name
+        .chars()
+        .take(12)
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    let normal = ["utf-8", "latin-1", "iso-8859-1", "iso-latin-1"];
+    if normal
+        .iter()
+        .any(|n| head == *n || head.starts_with(&format!("{n}-")))
+    {
+        return true;
+    }
+    let mut normalized = String::new();
+    for word in name.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.')) {
+        if !word.is_empty() {
+            if !normalized.is_empty() {
+                normalized.push('_');
+            }
+            normalized.push_str(&word.to_ascii_lowercase());
+        }
+    }
+    const AS_IS: [&str; 33] = [
+        "utf_8",
+        "u8",
+        "utf",
+        "utf8",
+        "utf8_ucs2",
+        "utf8_ucs4",
+        "cp65001",
+        "ascii",
+        "646",
+        "ansi_x3.4_1968",
+        "ansi_x3_4_1968",
+        "ansi_x3.4_1986",
+        "cp367",
+        "csascii",
+        "ibm367",
+        "iso646_us",
+        "iso_646.irv_1991",
+        "iso_ir_6",
+        "us",
+        "us_ascii",
+        "latin_1",
+        "8859",
+        "cp819",
+        "csisolatin1",
+        "ibm819",
+        "iso8859",
+        "iso8859_1",
+        "iso_8859_1",
+        "iso_8859_1_1987",
+        "iso_ir_100",
+        "l1",
+        "latin",
+        "latin1",
+    ];
+    AS_IS.contains(&normalized.as_str()) || AS_IS.contains(&normalized.replace('.', "_").as_str())
+}
+
+/// Whether Ruby reads a source in this encoding as its bytes: UTF-8, US-ASCII, binary,
+/// ISO-8859-1 or Windows-1252 under their names (Ruby refuses encodings that are not
+/// ASCII-compatible, so only multi-byte ones such as Shift_JIS can hide anything).
+fn ruby_reads_as_is(name: &str) -> bool {
+    const AS_IS: [&str; 15] = [
+        "utf-8",
+        "cp65001",
+        "utf8-mac",
+        "utf-8-mac",
+        "utf-8-hfs",
+        "us-ascii",
+        "ascii",
+        "ansi_x3.4-1968",
+        "646",
+        "ascii-8bit",
+        "binary",
+        "iso-8859-1",
+        "iso8859-1",
+        "windows-1252",
+        "cp1252",
+    ];
+    AS_IS.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_where_the_interpreters_look() {
+        assert_eq!(cookie(b"# -*- coding: utf-7 -*-"), Some("utf-7".into()));
+        assert_eq!(
+            cookie(b"  # vim: set fileencoding=utf_7 :"),
+            Some("utf_7".into())
+        );
+        assert_eq!(cookie(b"# encoding:\tShift_JIS"), Some("Shift_JIS".into()));
+        assert_eq!(cookie(b"# coding: \r"), None);
+        assert_eq!(cookie(b"x = 1 # coding: utf-7"), None);
+        let python = |code: &[u8]| undecoded(Grammar::Python, code);
+        assert!(python(b"#!/usr/bin/python\n# coding: utf-7\n").is_some());
+        assert!(python(b"import os\n# coding: utf-7\n").is_none());
+        assert!(python(b"\n\n# coding: utf-7\n").is_none());
+        assert!(undecoded(Grammar::Ruby, b"# encoding: Shift_JIS\n").is_some());
+        assert!(undecoded(Grammar::Ruby, b"# encoding: UTF-8\n").is_none());
+        assert!(undecoded(Grammar::Rust, b"// coding: utf-7\n").is_none());
+    }
+
+    #[test]
+    fn codec_names_are_normalised_as_the_interpreters_do() {
+        for name in [
+            "utf-8",
+            "UTF8",
+            "utf_8",
+            "utf-8-sig",
+            "u8",
+            "cp65001",
+            "Latin-1",
+            "latin1",
+            "ISO-8859-1",
+            "iso_8859_1",
+            "iso-latin-1",
+            "L1",
+            "us-ascii",
+            "ASCII",
+            "646",
+            "ansi_x3.4_1968",
+            "ANSI_X3.4-1968",
+        ] {
+            assert!(python_reads_as_is(name), "{name}");
+        }
+        for name in [
+            "utf-7",
+            "utf_16",
+            "unicode_escape",
+            "raw-unicode-escape",
+            "euc-jp",
+            "cp1252",
+            "rot13",
+            "shift_jis",
+        ] {
+            assert!(!python_reads_as_is(name), "{name}");
+        }
+        assert!(ruby_reads_as_is("BINARY"));
+        assert!(!ruby_reads_as_is("Windows-31J"));
+    }
+}
