@@ -8,7 +8,8 @@
 //! - C and C++ splice a line that ends with a backslash to the next before anything else:
 //!   `sys\` and `tem("id")` on the next line call `system`;
 //! - tree-sitter-bash reads a line that starts with a backslash (`\eval "$c"`, the usual way
-//!   to skip an alias) as one more argument of the line before, where the shell runs `eval`;
+//!   to skip an alias) as one more argument of the line before, where the shell runs `eval`,
+//!   and misreads the line of a here-document (`heredocs.rs`);
 //! - Python, C, C++, Java and JavaScript end a line at a lone carriage return (CPython's
 //!   universal newlines, GCC's and javac's line terminators, ECMA-262's), so `# x\r` ends a
 //!   comment there; the grammars of the first four kept the comment going to the next `\n`.
@@ -23,6 +24,7 @@
 //! which counts as the line break it is (hostile code only).
 
 mod cookies;
+mod heredocs;
 
 use std::borrow::Cow;
 
@@ -33,12 +35,15 @@ pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Result<Cow<'_, [u8]>, St
     if let Some(why) = cookies::undecoded(grammar, code) {
         return Err(why);
     }
+    if grammar == Grammar::Bash {
+        // Here-documents first: their delimiters are read with their backslashes.
+        return Ok(then(heredocs::as_read(code)?, bash_line_start_escapes));
+    }
     Ok(translated(grammar, code))
 }
 
 fn translated(grammar: Grammar, code: &[u8]) -> Cow<'_, [u8]> {
     match grammar {
-        Grammar::Bash => bash_line_start_escapes(code),
         // Line breaks first: a backslash before a lone carriage return splices too.
         Grammar::C | Grammar::Cpp => then(lone_carriage_returns(code), c_line_splices),
         // Escapes first: `\u000d` is a carriage return, which then ends the line.
@@ -234,7 +239,8 @@ mod tests {
     use super::*;
 
     fn read(grammar: Grammar, code: &str) -> String {
-        String::from_utf8(translated(grammar, code.as_bytes()).into_owned()).expect("utf-8")
+        let read = as_read(grammar, code.as_bytes()).expect("readable");
+        String::from_utf8(read.into_owned()).expect("utf-8")
     }
 
     #[test]

@@ -882,3 +882,64 @@ fn a_lone_carriage_return_ends_a_comment_where_the_language_ends_a_line() {
         );
     }
 }
+
+/// Bug hunt: tree-sitter-bash reads a here-document's delimiter up to the next blank
+/// (`<<EOF;` has the delimiter `EOF;`, so the body ran to the end of the file and every later
+/// line was text), and takes only one command after it, through `|`, `&&` or `||`: a command
+/// after `;` or `&` on the here-document's line was an argument. The shell ends the word at
+/// the operator and runs every command of the line.
+#[test]
+fn commands_on_a_here_documents_line_are_read_after_every_separator() {
+    let payload = "eval \"$(echo aWQ= | base64 -d)\"";
+    let plain = format!("{payload}\n");
+    let mut cases = Vec::new();
+    for separator in [";", "&", "&&", "||", "|"] {
+        for (before, after) in [(" ", " "), ("", " "), (" ", ""), ("", "")] {
+            if before.is_empty() && after.is_empty() && separator.len() == 1 {
+                continue; // no blank to make room: graded unreadable, below
+            }
+            cases.push(format!(
+                "cat <<EOF{before}{separator}{after}{payload}\nhi\nEOF\n"
+            ));
+            cases.push(format!(
+                "cat <<'EOF'{before}{separator}{after}{payload}\nhi\nEOF\n"
+            ));
+            cases.push(format!(
+                "x=1; cat <<-EOF >out{before}{separator}{after}true; {payload}\n\thi\n\tEOF\n"
+            ));
+        }
+        // The delimiter that ran into the operator used to take every later line as text.
+        cases.push(format!("cat <<EOF{separator}\nhi\nEOF\n{payload}\n"));
+        cases.push(format!("cat <<EOF {separator} true\nhi\nEOF\n{payload}\n"));
+    }
+    cases.push(format!("cat <<EOF>out\nhi\nEOF\n{payload}\n"));
+    let cases: Vec<(&str, &str, &str)> = cases
+        .iter()
+        .map(|case| (plain.as_str(), case.as_str(), "bash.eval_decoded"))
+        .collect();
+    assert_disguises_caught("bash", &cases);
+    // Joined with no blank either side, there is no room to make the grammar read it; two
+    // here-documents on one line it reads wrong.
+    for code in [
+        "cat<<EOF;bash -c id\nhi\nEOF\n",
+        "cat <<A; cat <<B\na\nA\nb\nB\nbash -c id\n",
+    ] {
+        let unreadable = analyzer().analyze("bash", code.as_bytes());
+        assert!(
+            unreadable.threat_level >= ThreatLevel::High && unreadable.parse_error.is_some(),
+            "{code:?}: {unreadable:?}"
+        );
+    }
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "cat <<EOF > notes.txt\nhello; world & more\nEOF\ncat notes.txt\n",
+            "cat <<'EOF' | sort; echo done\nb\na\nEOF\n",
+            "while read -r line; do echo \"$line\"; done <<EOF\na\nb\nEOF\n",
+            "echo $((1 << 3)); x=$((2<<1)); echo $x\n",
+            "cat <<EOF\n$(date); echo x & y\nEOF\n",
+            "if true; then cat <<EOF; fi\nhi\nEOF\n",
+        ],
+    );
+}
