@@ -146,8 +146,9 @@ fn c_line_splices(code: &[u8]) -> Cow<'_, [u8]> {
 enum Escapes {
     /// `\u` (one `u` or more) and four hex digits, everywhere, UTF-16 pairs combined.
     Java,
-    /// `\uXXXX` and `\u{X…}`, translated when they stand for an ASCII letter, digit or `_` (a
-    /// name's; in a string they stand for the same character either way).
+    /// `\uXXXX` and `\u{X…}`, and a string's `\xHH` and octal `\NNN`, translated when they
+    /// stand for an ASCII letter, digit or `_` (a name's; in a string they stand for the same
+    /// character either way: `require("\x63hild_process")`).
     Javascript,
 }
 
@@ -159,6 +160,11 @@ fn escape_at(rest: &[u8], escapes: Escapes) -> Option<(u32, usize)> {
             .ok()
             .and_then(|d| u32::from_str_radix(d, 16).ok())
     };
+    if escapes == Escapes::Javascript {
+        if let Some(found) = javascript_string_escape(rest) {
+            return Some(found);
+        }
+    }
     let us = rest.iter().take_while(|&&b| b == b'u').count();
     if us == 0 || (escapes == Escapes::Javascript && us > 1) {
         return None;
@@ -181,10 +187,36 @@ fn escape_at(rest: &[u8], escapes: Escapes) -> Option<(u32, usize)> {
     hex(digits).map(|v| (v, us + 4))
 }
 
+/// A string's `\xHH` or octal escape (`\143`, at most `\377`) at the start of `rest`. Outside
+/// a string, JavaScript has neither: translated there, they make a name the program cannot
+/// run, which only adds findings.
+fn javascript_string_escape(rest: &[u8]) -> Option<(u32, usize)> {
+    if rest.first() == Some(&b'x') {
+        let digits = rest.get(1..3)?;
+        let digits = std::str::from_utf8(digits).ok()?;
+        return u32::from_str_radix(digits, 16).ok().map(|v| (v, 3));
+    }
+    let mut len = rest
+        .iter()
+        .take(3)
+        .take_while(|b| (b'0'..=b'7').contains(b))
+        .count();
+    if len == 3 && rest[0] > b'3' {
+        len = 2;
+    }
+    let digits = std::str::from_utf8(&rest[..len]).ok()?;
+    u32::from_str_radix(digits, 8).ok().map(|v| (v, len))
+}
+
 /// The Unicode escapes of `code` translated (a backslash starts one only after an even number
 /// of backslashes, as both languages read it).
 fn unicode_escapes(code: &[u8], escapes: Escapes) -> Cow<'_, [u8]> {
-    if !code.windows(2).any(|w| w == b"\\u") {
+    let eligible = |w: &[u8]| {
+        w[0] == b'\\'
+            && (w[1] == b'u'
+                || (escapes == Escapes::Javascript && matches!(w[1], b'x' | b'0'..=b'7')))
+    };
+    if !code.windows(2).any(eligible) {
         return Cow::Borrowed(code);
     }
     let mut read = Vec::with_capacity(code.len());
@@ -278,6 +310,11 @@ mod tests {
         );
         assert_eq!(js(r#""\\u0065""#), r#""\\u0065""#);
         assert_eq!(js(r"\uu0065 \u{} \u{110000}"), r"\uu0065 \u{} \u{110000}");
+        assert_eq!(
+            js(r#""\x63h\151ld" "\x0a\0\12\x4""#),
+            r#""child" "\x0a\0\12\x4""#
+        );
+        assert_eq!(js(r#""\1011""#), r#""A1""#);
     }
 
     #[test]

@@ -943,3 +943,64 @@ fn commands_on_a_here_documents_line_are_read_after_every_separator() {
         ],
     );
 }
+
+/// Bug hunt: cheap disguises of the kind the rules read, graded `none` (docs/analysis.md, What
+/// the rules see).
+#[test]
+fn os_functions_as_values_and_escaped_module_names_are_read() {
+    assert_disguises_caught(
+        "python",
+        &[
+            (
+                "import os\nos.system('id')",
+                "import posix\nposix.system('id')",
+                "python.os_system",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import os\ns = os.system\ns('id')",
+                "python.os_system",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import os\nlist(map(os.system, ['id']))",
+                "python.os_system",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import os\n@os.system\ndef f(): pass",
+                "python.os_system",
+            ),
+            (
+                "import os\nos.__dict__['system']('id')",
+                "import os\nvars(os)['system']('id')",
+                "python.hidden_names",
+            ),
+        ],
+    );
+    assert_disguises_caught(
+        "javascript",
+        &[
+            (
+                "require('child_process').execSync('id');",
+                r#"require("\x63hild_process").execSync('id');"#,
+                "javascript.child_process",
+            ),
+            (
+                "require('child_process').execSync('id');",
+                r#"require("\143hild_process").execSync('id');"#,
+                "javascript.child_process",
+            ),
+        ],
+    );
+    assert_graded(
+        "python",
+        ThreatLevel::None,
+        &["import os, argparse\np = argparse.ArgumentParser()\nprint(vars(p.parse_args([])), os.path.join('a', 'b'), os.getcwd)\n"],
+    );
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &[r#"const s = "\x41\101\x0a\0";\nconsole.log(s, /(a)\1/.test('aa'));"#],
+    );
+}
