@@ -524,7 +524,7 @@ fn a_warden_killed_outright_during_a_compiled_run_leaves_nothing_behind() {
 #[test]
 fn a_warden_killed_outright_during_a_trusted_run_leaves_nothing_behind() {
     support::adopt_orphans();
-    let world = World::with_config("[modes]\ntrusted_enabled = true\nmedium = \"trusted\"\n");
+    let world = World::with_config("[modes]\ntrusted_enabled = true\nnone = \"trusted\"\nlow = \"trusted\"\nmedium = \"trusted\"\n");
     let program = "import os\n\
                    print('ready', flush=True)\n\
                    os.execv('/bin/sleep', ['sleep', '61.2469'])\n";
@@ -567,7 +567,7 @@ fn a_warden_killed_outright_during_a_trusted_run_leaves_nothing_behind() {
 #[test]
 fn a_trusted_program_outliving_its_warden_and_helper_is_killed_by_the_next_warden() {
     support::adopt_orphans();
-    let world = World::with_config("[modes]\ntrusted_enabled = true\nmedium = \"trusted\"\n");
+    let world = World::with_config("[modes]\ntrusted_enabled = true\nnone = \"trusted\"\nlow = \"trusted\"\nmedium = \"trusted\"\n");
     let leftover = format!("/tmp/warden-test-leftover-{}", std::process::id());
     let program = format!(
         "import os, signal, time\n\

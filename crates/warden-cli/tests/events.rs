@@ -295,7 +295,7 @@ fn max_procs_one_runs_the_program_alone() {
 /// (beside the loader that is the container's init), and the trusted mode's cgroup.
 #[test]
 fn max_procs_holds_alike_in_every_mode() {
-    let world = World::with_config("[modes]\ntrusted_enabled = true\nmedium = \"trusted\"\n");
+    let world = World::with_config("[modes]\ntrusted_enabled = true\nnone = \"trusted\"\nlow = \"trusted\"\nmedium = \"trusted\"\n");
     let forker = "import os, time\nn = 0\nfor _ in range(10):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n    if pid == 0:\n        time.sleep(2)\n        os._exit(0)\n    n += 1\nprint(n)\n";
     for mode in ["sandboxed", "isolated", "trusted"] {
         let result = json_of(&run(

@@ -74,7 +74,7 @@ fn auto_runs_high_threat_code_under_gvisor_checked_from_inside() {
 fn the_configuration_decides_what_auto_picks() {
     let result = json(
         &["-l", "python", "-c", BENIGN],
-        Some("[modes]\nnone = \"isolated\"\n"),
+        Some("[modes]\nnone = \"isolated\"\nlow = \"isolated\"\nmedium = \"isolated\"\n"),
     );
     assert_eq!(result["mode"], "isolated", "{result}");
     assert_eq!(result["stdout"], "45\n");
@@ -144,7 +144,7 @@ fn trusted_is_refused_unless_the_operator_enables_it() {
 
 #[test]
 fn trusted_runs_on_the_host_with_limits_when_enabled() {
-    let enabled = "[modes]\ntrusted_enabled = true\nnone = \"trusted\"\nmedium = \"trusted\"\n";
+    let enabled = "[modes]\ntrusted_enabled = true\nnone = \"trusted\"\nlow = \"trusted\"\nmedium = \"trusted\"\n";
     // No pid namespace: the program sees the host's, and runs as the run's unprivileged uid.
     let probe = "import os\nprint(os.readlink('/proc/self/ns/pid'), os.getuid(), os.getcwd())";
     let host_pid_ns = std::fs::read_link("/proc/self/ns/pid").expect("readlink");

@@ -236,7 +236,9 @@ impl Config {
             }
         })?;
         config
-            .check_maxima()
+            .modes
+            .check()
+            .and_then(|()| config.check_maxima())
             .and_then(|()| config.server.check())
             .and_then(|()| config.network.check())
             .and_then(|()| config.dependencies.check())
@@ -387,6 +389,38 @@ mod tests {
             err.to_string().contains("d, w"),
             "the units are listed: {err}"
         );
+    }
+
+    /// Bug hunt "modes" 6: `critical = "sandboxed"` beside the default `high = "isolated"`
+    /// was accepted, and a `ctypes` program that added a dead fork bomb ran in the native
+    /// sandbox instead of gVisor: looking more dangerous lowered its mode.
+    #[test]
+    fn a_mode_map_where_a_higher_level_is_weaker_is_refused() {
+        let path = Path::new("warden.toml");
+        for (toml, why) in [
+            (
+                "[modes]\ncritical = \"sandboxed\"\n",
+                "warden.toml:2: [modes] critical: \"sandboxed\" is weaker than high's \"isolated\"",
+            ),
+            (
+                "[modes]\ntrusted_enabled = true\nnone = \"isolated\"\nlow = \"trusted\"\n",
+                "warden.toml:4: [modes] low: \"trusted\" is weaker than none's \"isolated\"",
+            ),
+            (
+                "[modes]\nmedium = \"refuse\"\n",
+                "[modes] high: \"isolated\" is weaker than medium's \"refuse\"",
+            ),
+        ] {
+            let err = Config::from_toml(path, toml).expect_err(toml).to_string();
+            assert!(err.starts_with(why) || err.contains(why), "{toml}: {err}");
+        }
+        for fine in [
+            "[modes]\ncritical = \"isolated\"\n",
+            "[modes]\nnone = \"trusted\"\nlow = \"trusted\"\nmedium = \"isolated\"\n",
+            "[modes]\nhigh = \"refuse\"\n",
+        ] {
+            assert!(Config::from_toml(path, fine).is_ok(), "{fine}");
+        }
     }
 
     /// Bug hunt: `[maxima] cpu_time = "0s"` was accepted, and every run then failed (the server

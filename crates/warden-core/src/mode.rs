@@ -213,7 +213,39 @@ pub struct ModeChoice {
     pub reason: String,
 }
 
+impl LevelRule {
+    /// How strict the rule is: `trusted` < `sandboxed` < `isolated` < `refuse`.
+    const fn strictness(self) -> u8 {
+        match self {
+            LevelRule::Mode(Mode::Trusted) => 0,
+            LevelRule::Mode(Mode::Sandboxed) => 1,
+            LevelRule::Mode(Mode::Isolated) => 2,
+            LevelRule::Refuse => 3,
+        }
+    }
+}
+
 impl ModePolicy {
+    /// Refuses a map in which a higher threat level allows a weaker mode than a lower one
+    /// (`critical = "sandboxed"` beside `high = "isolated"`): `choose` reads the program's own
+    /// level only, so under such a map a program would get a weaker mode by adding a finding
+    /// (bug hunt "modes" 6). The message names both keys, the higher level first.
+    pub fn check(&self) -> Result<(), String> {
+        for pair in ThreatLevel::ALL.windows(2) {
+            let (lower, higher) = (pair[0], pair[1]);
+            let (below, above) = (self.rule(lower), self.rule(higher));
+            if above.strictness() < below.strictness() {
+                return Err(format!(
+                    "[modes] {higher}: {:?} is weaker than {lower}'s {:?}: a higher threat \
+                     level must get at least the mode of a lower one",
+                    String::from(above),
+                    String::from(below)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn rule(&self, level: ThreatLevel) -> LevelRule {
         match level {
             ThreatLevel::None => self.none,
