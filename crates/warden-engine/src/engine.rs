@@ -12,6 +12,7 @@ pub(crate) mod dependencies;
 mod history;
 mod host;
 mod mcp_relay;
+mod mode_choice;
 pub(crate) mod network;
 mod pool;
 mod runner;
@@ -771,28 +772,7 @@ impl Engine {
         let analysis = self.analyze_program(language, &program);
         let analysis_time = analysing.elapsed();
         let dependencies = dependencies::requested(language, request, &program)?;
-        let choice = self
-            .modes
-            .choose(
-                request.mode.unwrap_or(self.modes.default),
-                analysis.threat_level,
-            )
-            .map_err(|refusal| EngineError::Refused {
-                refusal,
-                analysis: analysis.clone(),
-            })?;
-        let (mode, reason) = match (&request.own_commands, choice.mode) {
-            // What the commands build was not analysed: never less than sandboxed.
-            (Some(_), Mode::Trusted) => (
-                Mode::Sandboxed,
-                format!(
-                    "{}; raised to sandboxed: the program's own commands run files the analysis \
-                     did not read",
-                    choice.reason
-                ),
-            ),
-            _ => (choice.mode, choice.reason),
-        };
+        let (mode, reason) = self.execution_mode(request, &analysis)?;
         Ok(Prepared {
             language,
             detection,

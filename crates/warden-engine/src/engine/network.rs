@@ -253,6 +253,42 @@ impl NetworkConfig {
     /// policy the configuration does not allow is refused, one that lets traffic out is
     /// refused where it cannot be enforced.
     pub(crate) fn plan(&self, asked: Option<&str>, mode: Mode) -> Result<NetworkPlan, EngineError> {
+        let (name, stored) = self.policy(asked, mode)?;
+        if stored.policy.level == Level::None {
+            return Ok(NetworkPlan {
+                name,
+                egress: None,
+                on_denial: None,
+            });
+        }
+        // `trusted` has no network namespace of its own to put the proxy in; `isolated` runs
+        // gVisor on the host's network stack in one (warden-sandbox's gvisor.rs).
+        if mode == Mode::Trusted {
+            return Err(EngineError::NetworkUnavailable { policy: name, mode });
+        }
+        let limits = proxy_limits(&stored.policy);
+        Ok(NetworkPlan {
+            name,
+            egress: Some((Arc::new(self.decider(stored)), limits)),
+            on_denial: None,
+        })
+    }
+
+    /// The policy of a request naming `asked` in `mode`, if it lets traffic out, which
+    /// `trusted` cannot hold ([`NetworkConfig::plan`]); `None` for one that lets nothing out,
+    /// and for one `plan` refuses for another reason (it says why then).
+    pub(crate) fn egress_policy(&self, asked: Option<&str>, mode: Mode) -> Option<String> {
+        let (name, stored) = self.policy(asked, mode).ok()?;
+        (stored.policy.level != Level::None).then_some(name)
+    }
+
+    /// The policy a request naming `asked` gets in `mode`, the default when it names none,
+    /// with its name; refused when the configuration does not allow it.
+    fn policy(
+        &self,
+        asked: Option<&str>,
+        mode: Mode,
+    ) -> Result<(String, StoredPolicy), EngineError> {
         let default = warden_core::network::BUILTIN_NAMES[0];
         let name = match (asked, &self.settings) {
             (Some(name), _) => name,
@@ -268,28 +304,7 @@ impl NetworkConfig {
                 policy: name.to_owned(),
             });
         }
-        let stored = self.store().get(name)?;
-        if stored.policy.level == Level::None {
-            return Ok(NetworkPlan {
-                name: name.to_owned(),
-                egress: None,
-                on_denial: None,
-            });
-        }
-        // `trusted` has no network namespace of its own to put the proxy in; `isolated` runs
-        // gVisor on the host's network stack in one (warden-sandbox's gvisor.rs).
-        if mode == Mode::Trusted {
-            return Err(EngineError::NetworkUnavailable {
-                policy: name.to_owned(),
-                mode,
-            });
-        }
-        let limits = proxy_limits(&stored.policy);
-        Ok(NetworkPlan {
-            name: name.to_owned(),
-            egress: Some((Arc::new(self.decider(stored)), limits)),
-            on_denial: None,
-        })
+        Ok((name.to_owned(), self.store().get(name)?))
     }
 
     fn decider(&self, stored: StoredPolicy) -> PolicyDecider {
