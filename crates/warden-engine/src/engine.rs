@@ -249,7 +249,7 @@ struct Prepared<'e> {
     /// when what the compiler can read beyond the read-only tree is the program's files, which
     /// the key holds. Not with volumes or read-only host paths (their files are in no key and
     /// change: a header there would give another's binary), nor in a session (its workspace
-    /// holds what earlier calls wrote).
+    /// holds what earlier calls wrote), nor in trusted mode (it reads the host's files).
     cacheable: bool,
 }
 
@@ -789,7 +789,11 @@ impl Engine {
             command: false,
             own_commands: request.own_commands.clone(),
             lowered,
-            cacheable: request.volumes.is_empty() && request.read_only.is_empty(),
+            // A trusted compile reads the host's files, which no key holds (`#include
+            // "/tmp/x.h"`).
+            cacheable: request.volumes.is_empty()
+                && request.read_only.is_empty()
+                && mode != Mode::Trusted,
         })
     }
 

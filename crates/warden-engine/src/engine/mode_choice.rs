@@ -144,4 +144,29 @@ mod tests {
             Mode::Trusted
         );
     }
+
+    /// Bug hunt "modes" 8: a trusted compile reads the host's files, which no cache key
+    /// holds (`#include "/tmp/x.h"`), and its artifact was cached and served again after the
+    /// header changed.
+    #[test]
+    fn a_trusted_compile_neither_takes_nor_leaves_a_cached_artifact() {
+        let engine = trusting();
+        let c = |mode| ExecutionRequest {
+            language: Some("c".into()),
+            sources: vec![SourceFile {
+                name: Some("main.c".into()),
+                code: b"int main(void) { return 0; }\n".to_vec(),
+                executable: false,
+            }],
+            mode,
+            ..ExecutionRequest::default()
+        };
+        let trusted = engine.prepare(&c(None)).expect("prepared");
+        assert_eq!(trusted.mode, Mode::Trusted);
+        assert!(!trusted.cacheable);
+        let sandboxed = engine
+            .prepare(&c(Some(ModeRequest::Exactly(Mode::Sandboxed))))
+            .expect("prepared");
+        assert!(sandboxed.cacheable);
+    }
 }
