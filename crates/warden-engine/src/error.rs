@@ -361,7 +361,11 @@ pub enum EngineError {
         policy: String,
     },
     /// A network policy that lets traffic out cannot be enforced in this mode.
-    #[error("the network policy {policy:?} cannot be enforced in {mode} mode: only no_access is available there")]
+    #[error(
+        "the network policy {policy:?} cannot be enforced in {mode} mode: it has no network \
+         namespace to hold the proxy in, and its program has the host's network under no policy; \
+         run it sandboxed or isolated"
+    )]
     NetworkUnavailable {
         /// The policy asked for.
         policy: String,
@@ -513,6 +517,19 @@ mod tests {
     use super::*;
     use crate::settings::SettingSource;
     use warden_core::{Catalog, ThreatLevel};
+
+    /// Bug hunt "modes" 9: the refusal said trusted runs had "only no_access", but a
+    /// trusted program has the host's network.
+    #[test]
+    fn a_policy_trusted_cannot_hold_is_refused_saying_what_trusted_has() {
+        let message = EngineError::NetworkUnavailable {
+            policy: "limited_access".into(),
+            mode: Mode::Trusted,
+        }
+        .to_string();
+        assert!(!message.contains("only no_access"), "{message}");
+        assert!(message.contains("the host's network"), "{message}");
+    }
 
     #[test]
     fn request_mistakes_are_the_callers_and_failures_are_wardens() {

@@ -10,7 +10,7 @@
 //! registries = ["https://mirror.example/simple/", "pkgs.example:8443"]
 //!
 //! [network.mode_default]                        # per mode, instead of `default`
-//! trusted = "limited_access"
+//! sandboxed = "limited_access"
 //! ```
 
 use std::collections::BTreeMap;
