@@ -145,8 +145,10 @@ fn trusted_is_refused_unless_the_operator_enables_it() {
 #[test]
 fn trusted_runs_on_the_host_with_limits_when_enabled() {
     let enabled = "[modes]\ntrusted_enabled = true\nnone = \"trusted\"\nlow = \"trusted\"\nmedium = \"trusted\"\n";
-    // No pid namespace: the program sees the host's, and runs as the run's unprivileged uid.
-    let probe = "import os\nprint(os.readlink('/proc/self/ns/pid'), os.getuid(), os.getcwd())";
+    // No pid namespace: the program sees the host's, and runs as the run's unprivileged uid,
+    // which its environment names (bug hunt "modes" 11: it said USER=root).
+    let probe = "import os\nprint(os.readlink('/proc/self/ns/pid'), os.getuid(), os.getcwd(), \
+                 os.environ['USER'])";
     let host_pid_ns = std::fs::read_link("/proc/self/ns/pid").expect("readlink");
     for args in [
         vec!["--mode", "trusted", "-l", "python", "-c", probe],
@@ -159,6 +161,7 @@ fn trusted_runs_on_the_host_with_limits_when_enabled() {
         assert_eq!(fields[0], host_pid_ns.to_string_lossy(), "{result}");
         assert_ne!(fields[1], "0", "{result}");
         assert!(fields[2].starts_with("/run/warden/trusted/"), "{result}");
+        assert_eq!(fields[3], fields[1], "{result}");
     }
     // Limits still hold.
     let result = json(

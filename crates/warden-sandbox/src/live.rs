@@ -45,10 +45,11 @@ pub(crate) enum Jobs {
         /// The init, in the host's pid namespace, and its pidfd (to ask it to end a job,
         /// `child::END_JOB`); known once the sandbox is ready.
         init: Option<(Pid, OwnedFd)>,
-        /// How a job's paths map onto the host (trusted), or `None`.
-        relocate: Option<fn(&Job, &std::path::Path) -> Job>,
-        /// The directory `relocate` maps into.
-        host_dir: Option<PathBuf>,
+        /// How a job maps onto the host (trusted), or `None`: its paths, and what it says of
+        /// its user.
+        relocate: Option<fn(&Job, &std::path::Path, u32) -> Job>,
+        /// The directory `relocate` maps into, and the run's host uid.
+        host_dir: Option<(PathBuf, u32)>,
     },
     /// Another runtime's own init; each job is a process the parent starts (gVisor's
     /// `runsc exec`), built by this function from the job.
@@ -293,13 +294,18 @@ impl LiveSandbox {
     }
 
     /// Maps each job's paths onto the host before it is sent (the trusted backend).
-    pub(crate) fn relocate_jobs(&mut self, f: fn(&Job, &std::path::Path) -> Job, dir: PathBuf) {
+    pub(crate) fn relocate_jobs(
+        &mut self,
+        f: fn(&Job, &std::path::Path, u32) -> Job,
+        dir: PathBuf,
+        uid: u32,
+    ) {
         if let Some(Jobs::Init {
             relocate, host_dir, ..
         }) = &mut self.jobs
         {
             *relocate = Some(f);
-            *host_dir = Some(dir);
+            *host_dir = Some((dir, uid));
         }
     }
 
@@ -776,9 +782,9 @@ impl LiveSandbox {
                 ..
             }) => {
                 let moved;
-                let job = match (relocate, host_dir.as_deref()) {
-                    (Some(f), Some(dir)) => {
-                        moved = f(job, dir);
+                let job = match (relocate, host_dir.as_ref()) {
+                    (Some(f), Some((dir, uid))) => {
+                        moved = f(job, dir, *uid);
                         &moved
                     }
                     _ => job,

@@ -97,6 +97,7 @@ impl Backend for Trusted {
             workdir: dir.join("work"),
         };
         let request = init_request(spec, &slot, &cgroup, backend);
+        let uid = slot.host_id();
         let mut sandbox = self.host.launch(
             Launch {
                 request,
@@ -108,7 +109,7 @@ impl Backend for Trusted {
             },
             None,
         )?;
-        sandbox.relocate_jobs(on_host, dir);
+        sandbox.relocate_jobs(on_host, dir, uid);
         Ok(sandbox)
     }
 }
@@ -139,14 +140,21 @@ fn prepare(dir: &Path, id: u32) -> Result<(), SandboxError> {
 }
 
 /// The job with the sandbox's `/work` and `/tmp` moved to `dir/work` and `dir/tmp` in its
-/// arguments and environment.
-fn on_host(job: &Job, dir: &Path) -> Job {
+/// arguments and environment, and its `USER` the run's `uid`. The sandbox's `USER=root` is
+/// true inside its user namespace; on the host the program is the slot's unprivileged uid,
+/// which has no name there (no passwd entry), so its number is the truthful value; dropping
+/// it would break `getpass.getuser()`, which reads `USER` before the passwd database.
+fn on_host(job: &Job, dir: &Path, uid: u32) -> Job {
     let moved = |value: &String| relocate(value, dir).unwrap_or_else(|| value.clone());
-    Job {
+    let mut on_host = Job {
         argv: job.argv.iter().map(moved).collect(),
         env: job.env.iter().map(|(k, v)| (k.clone(), moved(v))).collect(),
         ..job.clone()
+    };
+    if on_host.env.iter().any(|(k, _)| k == "USER") {
+        on_host.set_env("USER", &uid.to_string());
     }
+    on_host
 }
 
 /// `value` moved under `dir` if it is `/work`, `/tmp` or a path below them.
@@ -185,5 +193,28 @@ mod tests {
         assert_eq!(relocate("/workshop", dir), None);
         assert_eq!(relocate("/usr/bin/python3", dir), None);
         assert_eq!(relocate("-O2", dir), None);
+    }
+
+    /// Bug hunt "modes" 11: a trusted run's environment said `USER=root` (the sandbox's
+    /// user), while it runs as the run's unprivileged uid, which has no name on the host.
+    #[test]
+    fn a_trusted_job_names_its_user_by_its_uid() {
+        let job = Job::new(vec!["/usr/bin/id".into()], warden_core::Limits::default());
+        let moved = on_host(&job, Path::new("/run/warden/trusted/run-1"), 1_500_000_002);
+        let env = |key: &str| {
+            moved
+                .env
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(env("USER"), Some("1500000002"));
+        assert_eq!(env("HOME"), Some("/run/warden/trusted/run-1/work"));
+        assert_eq!(
+            moved.env.iter().filter(|(k, _)| k == "USER").count(),
+            1,
+            "{:?}",
+            moved.env
+        );
     }
 }
