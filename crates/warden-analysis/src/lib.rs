@@ -334,6 +334,17 @@ pub fn stopped(why: String) -> Analysis {
     unanalysed(UNPARSEABLE_LEVEL, why)
 }
 
+/// Why the screen that comes before any parse refuses `code` (docs/analysis.md, "How it
+/// works", step 1: larger than 1 MiB, binary data, brackets nested too deep), or `None` when it
+/// would be parsed (or is empty). A source so refused is graded `high`; a file beside the
+/// program that may be data is not, and its caller decides what such a file means.
+pub fn screened_out(code: &[u8]) -> Option<String> {
+    match input::screen(code) {
+        Screen::Refuse(why) => Some(why),
+        Screen::Empty | Screen::Parse { .. } => None,
+    }
+}
+
 /// The analysis of a program that was not parsed.
 fn unanalysed(level: ThreatLevel, why: String) -> Analysis {
     Analysis {

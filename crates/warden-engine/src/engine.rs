@@ -14,6 +14,7 @@ mod host;
 mod mcp_relay;
 mod mode_choice;
 pub(crate) mod network;
+mod opaque_files;
 mod pool;
 mod runner;
 mod session_files;
@@ -912,17 +913,24 @@ impl Engine {
             }
         }
         // A script for an interpreter warden has no rules for (`#!/usr/bin/perl`): code, by
-        // its `#!` line, that nothing here can read, graded as any input that cannot be.
-        for file in program.files.iter().filter(|f| !program.is_source(f)) {
-            if let Some(interpreter) = self.unanalysable_interpreter(file) {
-                let why = format!(
+        // its `#!` line, that nothing here can read, graded as any input that cannot be; so
+        // are compiled code and a file a program file names that fails the screen
+        // (`opaque_files.rs`).
+        let scripts = program
+            .files
+            .iter()
+            .filter(|f| !program.is_source(f))
+            .filter_map(|file| {
+                let interpreter = self.unanalysable_interpreter(file)?;
+                Some(format!(
                     "{} is a script for {interpreter}, which warden has no analysis rules for",
                     file.path.display()
-                );
-                let part = warden_analysis::stopped(why);
-                analysis.threat_level = analysis.threat_level.max(part.threat_level);
-                analysis.parse_error = analysis.parse_error.or(part.parse_error);
-            }
+                ))
+            });
+        for why in scripts.chain(self.unreadable_files(program)) {
+            let part = warden_analysis::stopped(why);
+            analysis.threat_level = analysis.threat_level.max(part.threat_level);
+            analysis.parse_error = analysis.parse_error.or(part.parse_error);
         }
         analysis
     }

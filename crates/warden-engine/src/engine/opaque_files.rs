@@ -1,0 +1,315 @@
+//! Files beside a program that the analysis cannot read but the program's runtime may run
+//! (docs/analysis.md#files-the-analysis-cannot-read): compiled code, known by its bytes (an ELF
+//! shared object that `import helper` or `require("./addon")` loads, Python bytecode, a Java
+//! class or archive), and a file that fails the analysis's screen (a NUL byte, over 1 MiB) whose
+//! name a program file mentions (`require("./helper.txt")`, Ruby's `load`, PHP's `include`).
+//! Either makes the program one that cannot be analysed, graded `high` with the reason, as a
+//! source that fails the screen is. Runs in the engine's process: magic bytes and a search for
+//! names, no parse.
+
+use crate::engine::Engine;
+use crate::workspace::Program;
+use warden_sandbox::WorkspaceFile;
+
+/// How compiled code beside a program begins, and what it is. An ELF file is what the dynamic
+/// loader maps (a CPython or Ruby extension, a Node `.node` addon, a program run as
+/// `./tool`); a Java class file is what a class loader reads from the working directory.
+const MAGIC: [(&[u8], &str); 2] = [
+    (
+        b"\x7fELF",
+        "an ELF executable or shared object: native code",
+    ),
+    (b"\xca\xfe\xba\xbe", "a Java class file: bytecode"),
+];
+
+/// Python 3's bytecode magic numbers, little-endian before `\r\n`: 3.0 took 3000, 3.13 takes
+/// 3570, and each release adds some; the `\r\n` is there so that a text-mode copy breaks it.
+const PYC_MAGIC: std::ops::RangeInclusive<u16> = 3000..=4095;
+
+/// What `file` is when it is compiled code a runtime may load, by its first bytes (a `.so`
+/// renamed `helper.dat` is still one) or, for an archive of classes, its name.
+pub(super) fn compiled_code(file: &WorkspaceFile) -> Option<&'static str> {
+    let bytes = &file.contents[..];
+    if let Some((_, what)) = MAGIC.iter().find(|(magic, _)| bytes.starts_with(magic)) {
+        return Some(what);
+    }
+    if is_python_bytecode(bytes) {
+        return Some("Python bytecode, which `import` loads in place of a source");
+    }
+    let jar = file.path.extension().is_some_and(|e| e == "jar");
+    if jar || (bytes.starts_with(b"PK\x03\x04") && contains(bytes, b".class")) {
+        return Some("a Java archive: bytecode");
+    }
+    None
+}
+
+/// A `.pyc` header: a magic number of Python 3, then `\r\n`.
+fn is_python_bytecode(bytes: &[u8]) -> bool {
+    match bytes {
+        [lo, hi, b'\r', b'\n', ..] => PYC_MAGIC.contains(&u16::from_le_bytes([*lo, *hi])),
+        _ => false,
+    }
+}
+
+/// Whether `text` mentions the file name `name` as a whole: neither a letter, a digit, `_`,
+/// `-` nor `.` right before or after it (`"./helper.txt"`, `load 'helper.txt'`, but not
+/// `my_helper.txt` or `helper.txt.gz`).
+pub(super) fn mentions(text: &[u8], name: &[u8]) -> bool {
+    if name.is_empty() || name.len() > text.len() {
+        return false;
+    }
+    let part_of_name = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    text.windows(name.len())
+        .enumerate()
+        .filter(|(_, window)| *window == name)
+        .any(|(at, _)| {
+            let before = at.checked_sub(1).map(|i| &text[i]);
+            let after = text.get(at + name.len());
+            !before.is_some_and(part_of_name) && !after.is_some_and(part_of_name)
+        })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Engine {
+    /// Why each file beside `program`'s sources cannot be analysed although its runtime may
+    /// run it, one reason per file ([module documentation](self)). A file that fails the
+    /// screen counts only when a program file names it: an input that nobody names (a CSV
+    /// with a NUL byte, a picture) is data and keeps the program's grade. A name built at run
+    /// time (`require("./hel" + "per.txt")`) is not seen: the analysis is advisory.
+    pub(super) fn unreadable_files(&self, program: &Program) -> Vec<String> {
+        let code: Vec<&WorkspaceFile> = program
+            .files
+            .iter()
+            .filter(|f| program.is_source(f) || self.language_of_other_file(f).is_some())
+            .collect();
+        let named = |file: &WorkspaceFile| {
+            file.path.file_name().is_some_and(|name| {
+                let name = name.as_encoded_bytes();
+                code.iter().any(|c| mentions(&c.contents, name))
+            })
+        };
+        program
+            .files
+            .iter()
+            .filter(|f| !program.is_source(f))
+            .filter_map(|file| {
+                let path = file.path.display();
+                if let Some(what) = compiled_code(file) {
+                    return Some(format!(
+                        "{path} is compiled code ({what}), which the analysis cannot read"
+                    ));
+                }
+                // Another language's file is graded whole, as a source: the screen's refusal
+                // counts there already.
+                if self.language_of_other_file(file).is_some() || !named(file) {
+                    return None;
+                }
+                let why = warden_analysis::screened_out(&file.contents)?;
+                Some(format!(
+                    "{path}, which a program file names, cannot be analysed: {why}"
+                ))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use warden_core::{Analysis, ThreatLevel};
+    use warden_sandbox::WorkspaceFile;
+
+    use super::{compiled_code, mentions};
+    use crate::engine::{Engine, EngineConfig};
+    use crate::error::EngineError;
+    use crate::execution::{ExecutionRequest, SourceFile};
+
+    /// The analysis `prepare` gives a program of `language` made of `files`, entry first.
+    fn analysis_of(language: &str, files: &[(&str, &[u8])]) -> Result<Analysis, EngineError> {
+        let engine = Engine::new(EngineConfig::new(PathBuf::from("/nonexistent/warden")))
+            .expect("an engine without a sandbox");
+        let request = ExecutionRequest {
+            language: Some(language.into()),
+            sources: files
+                .iter()
+                .map(|(name, code)| SourceFile {
+                    name: Some((*name).to_owned()),
+                    code: code.to_vec(),
+                    executable: false,
+                })
+                .collect(),
+            ..ExecutionRequest::default()
+        };
+        engine.prepare(&request).map(|p| p.analysis)
+    }
+
+    fn graded(language: &str, files: &[(&str, &[u8])]) -> (ThreatLevel, Option<String>) {
+        let analysis = analysis_of(language, files).expect("prepared");
+        (analysis.threat_level, analysis.parse_error)
+    }
+
+    /// Bug hunt "modes" 3: a file a source loads by name hid behind one NUL byte, or behind
+    /// 1 MiB, taken for data: `require("child_process")` in it was graded none.
+    #[test]
+    fn a_file_a_source_names_that_the_screen_refuses_is_unanalysable() {
+        let big_js = {
+            let mut text = b"require(\"child_process\").execSync(\"id\")\n//".to_vec();
+            text.extend(std::iter::repeat_n(b'x', 1_100_000));
+            text.push(b'\n');
+            text
+        };
+        for (language, main, helper) in [
+            (
+                "javascript",
+                ("main.js", &b"require(\"./helper.txt\")\n"[..]),
+                (
+                    "helper.txt",
+                    &b"require(\"child_process\").execSync(\"id\") // \0\n"[..],
+                ),
+            ),
+            (
+                "javascript",
+                ("main.js", &b"require(\"./helper.txt\")\n"[..]),
+                ("helper.txt", &big_js[..]),
+            ),
+            (
+                "ruby",
+                ("main.rb", &b"load \"helper.txt\"\n"[..]),
+                ("helper.txt", &b"system(\"id\")\n__END__\n\0\n"[..]),
+            ),
+            (
+                "php",
+                ("main.php", &b"<?php include \"helper.txt\";\n"[..]),
+                (
+                    "helper.txt",
+                    &b"<?php system(\"id\"); __halt_compiler();\0\0"[..],
+                ),
+            ),
+        ] {
+            let (level, why) = graded(language, &[main, helper]);
+            assert_eq!(level, ThreatLevel::High, "{language}: {why:?}");
+            let why = why.expect("a reason");
+            assert!(why.contains("helper.txt"), "{language}: {why}");
+        }
+    }
+
+    /// A data file nobody names keeps the program's grade, whatever it holds.
+    #[test]
+    fn a_binary_data_file_no_source_names_is_data() {
+        let (level, why) = graded(
+            "python",
+            &[
+                ("main.py", b"import sys\nprint(sys.stdin.read())\n"),
+                ("input.csv", b"name,age\nJos\xe9,3\0\n"),
+                ("picture.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            ],
+        );
+        assert_eq!((level, why), (ThreatLevel::None, None));
+    }
+
+    #[test]
+    fn a_name_is_mentioned_only_as_a_whole() {
+        for text in [
+            &b"require(\"./helper.txt\")"[..],
+            b"load 'helper.txt'",
+            b"source helper.txt\n",
+            b"helper.txt",
+        ] {
+            assert!(
+                mentions(text, b"helper.txt"),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        for text in [
+            &b"my_helper.txt"[..],
+            b"helper.txt.gz",
+            b"helper-txt",
+            b"xhelper.txt",
+        ] {
+            assert!(
+                !mentions(text, b"helper.txt"),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn text_and_data_are_not_compiled_code() {
+        let file = |name: &str, bytes: &[u8]| WorkspaceFile::new(name, bytes.to_vec());
+        for (name, bytes) in [
+            ("notes.txt", &b"ok\r\nfine\r\n"[..]),
+            ("data.zip", b"PK\x03\x04\x14\0\0\0data.csv"),
+            ("picture.png", b"\x89PNG\r\n\x1a\n"),
+            ("empty", b""),
+        ] {
+            assert_eq!(compiled_code(&file(name, bytes)), None, "{name}");
+        }
+        assert!(compiled_code(&file("lib.jar", b"#!/bin/sh\nexec java -jar $0\n")).is_some());
+    }
+
+    /// Bug hunt "modes" 4: compiled code beside a program (a CPython extension `helper.so`
+    /// that `import helper` loads, a `.pyc`) was data to the analysis, graded none.
+    #[test]
+    fn compiled_code_beside_a_program_is_unanalysable() {
+        let elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0>\0";
+        let pyc = b"\xa7\x0d\x0d\x0a\0\0\0\0\0\0\0\0\0\0\0\0\xe3\0\0\0";
+        let class = b"\xca\xfe\xba\xbe\0\0\0\x3d\0\x1d";
+        let jar = b"PK\x03\x04\x14\0\x08\x08\x08\0META-INF/MANIFEST.MF\0PK\x03\x04Evil.class";
+        for (language, main, compiled) in [
+            (
+                "python",
+                ("main.py", &b"import helper\n"[..]),
+                ("helper.so", &elf[..]),
+            ),
+            // By its bytes, whatever its name.
+            (
+                "python",
+                ("main.py", &b"import helper\n"[..]),
+                ("helper.dat", &elf[..]),
+            ),
+            (
+                "python",
+                ("main.py", &b"import helper\n"[..]),
+                ("helper.pyc", &pyc[..]),
+            ),
+            (
+                "python",
+                ("main.py", &b"import helper\n"[..]),
+                ("__pycache__/helper.cpython-311.pyc", &pyc[..]),
+            ),
+            (
+                "javascript",
+                ("main.js", &b"require(\"./addon\")\n"[..]),
+                ("addon.node", &elf[..]),
+            ),
+            (
+                "java",
+                (
+                    "Main.java",
+                    &b"public class Main { public static void main(String[] a) { Evil.run(); } }\n"
+                        [..],
+                ),
+                ("Evil.class", &class[..]),
+            ),
+            (
+                "java",
+                (
+                    "Main.java",
+                    &b"public class Main { public static void main(String[] a) { } }\n"[..],
+                ),
+                ("lib.jar", &jar[..]),
+            ),
+        ] {
+            let (level, why) = graded(language, &[main, compiled]);
+            assert_eq!(level, ThreatLevel::High, "{}: {why:?}", compiled.0);
+            let why = why.expect("a reason");
+            assert!(why.contains(compiled.0), "{why}");
+        }
+    }
+}
