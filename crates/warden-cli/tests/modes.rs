@@ -213,6 +213,38 @@ fn a_bad_configuration_is_a_clear_error() {
         stderr.contains("warden.toml") && stderr.contains("yolo"),
         "{stderr}"
     );
+    // Bug hunt "modes" 6: a map under which looking more dangerous gets a weaker mode.
+    let out = warden(
+        &["run", "-l", "python", "-c", BENIGN],
+        Some("[modes]\ncritical = \"sandboxed\"\n"),
+    );
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warden.toml:2: [modes] critical: \"sandboxed\" is weaker than high's"),
+        "{stderr}"
+    );
+}
+
+/// Bug hunt "modes" 7: with trusted allowed for level none, `auto` chose trusted for a
+/// request with a policy that lets traffic out, then refused the request.
+#[test]
+fn auto_runs_sandboxed_what_trusted_cannot_hold() {
+    let enabled = "[modes]\ntrusted_enabled = true\nnone = \"trusted\"\n";
+    let egress = ["--network", "limited_access", "-l", "python", "-c", BENIGN];
+    let result = json(&egress, Some(enabled));
+    assert_eq!(result["mode"], "sandboxed", "{result}");
+    assert_eq!(result["stdout"], "45\n", "{result}");
+    let reason = result["security"]["reason"].as_str().expect("a reason");
+    assert!(reason.contains("trusted mode cannot hold"), "{reason}");
+    // Named, trusted is refused, saying what a trusted run has (bug hunt "modes" 9).
+    let out = warden(
+        &[&["run", "--mode", "trusted"], &egress[..]].concat(),
+        Some(enabled),
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the host's network"), "{stderr}");
 }
 
 /// Issue 13: a compiled program sent to gVisor compiles there and runs, with an empty compile
