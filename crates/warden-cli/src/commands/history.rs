@@ -166,7 +166,11 @@ pub(super) fn write_table(
             if i + 1 == row.len() {
                 line.push_str(cell);
             } else {
-                line.push_str(&format!("{cell:<w$}  "));
+                // Padded by hand: `format!`'s width is refused above u16::MAX (a panic), and a
+                // cell holds what a caller wrote, of any length.
+                line.push_str(cell);
+                let pad = w.saturating_sub(cell.chars().count()) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
         writeln!(out, "{}", line.trim_end())?;
@@ -177,6 +181,27 @@ pub(super) fn write_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hunt tools 1: a cell over 65 535 characters made `warden tool stats` panic.
+    #[test]
+    fn a_cell_of_any_length_is_padded() {
+        let long = "L".repeat(70_000);
+        let mut out = Vec::new();
+        write_table(
+            &mut out,
+            &["tool", "calls"],
+            &[
+                vec![long.clone(), "1".into()],
+                vec!["wc".into(), "2".into()],
+            ],
+        )
+        .expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], format!("{long}  1"));
+        assert_eq!(lines[2], format!("wc{}2", " ".repeat(70_000)));
+        assert_eq!(lines[0], format!("tool{}calls", " ".repeat(69_998)));
+    }
 
     #[test]
     fn sizes_read_like_people_write_them() {

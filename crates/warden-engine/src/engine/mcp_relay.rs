@@ -327,6 +327,23 @@ impl Relay {
                 )
             })
             .or_else(|| self.ended.clone());
+        if let (true, Some(id), Some(name)) = (is_request, &id, overlong_tool(&message)) {
+            // No tool has such a name (MCP advises at most 128 characters): answered here, so
+            // that neither the server nor the statistics take a name of up to 16 MiB.
+            let text = format!(
+                "unknown tool: {}: a tool name is at most {MAX_TOOL_NAME_LEN} bytes",
+                warden_core::tool::name_excerpt(name)
+            );
+            self.send(&error_response(id.clone(), -32602, &text));
+            self.answered.push(Answered {
+                tool: tool_name(&message),
+                status: ToolCallStatus::Refused,
+                latency: Duration::ZERO,
+                error: Some(text),
+                at: SystemTime::now(),
+            });
+            return;
+        }
         if let Some((text, status)) = gone {
             if let (true, Some(id)) = (is_request, id) {
                 self.send(&error_response(id, -32000, &text));
@@ -372,9 +389,30 @@ impl Relay {
     }
 }
 
-/// The tool a `tools/call` names.
+/// The longest tool name the relay passes on: MCP's advice (2025-11-25 revision, "Tool names
+/// SHOULD be between 1 and 128 characters"), in bytes.
+const MAX_TOOL_NAME_LEN: usize = 128;
+
+/// The tool a `tools/call` names, as recorded: cut to [`MAX_TOOL_NAME_LEN`] bytes (and `...`)
+/// when longer.
 fn tool_name(message: &Value) -> String {
-    message["params"]["name"].as_str().unwrap_or("?").to_owned()
+    let name = message["params"]["name"].as_str().unwrap_or("?");
+    if name.len() <= MAX_TOOL_NAME_LEN {
+        return name.to_owned();
+    }
+    let mut cut = MAX_TOOL_NAME_LEN;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &name[..cut])
+}
+
+/// The name of a `tools/call` longer than [`MAX_TOOL_NAME_LEN`] bytes, if the message is one.
+fn overlong_tool(message: &Value) -> Option<&str> {
+    (message["method"] == "tools/call")
+        .then(|| message["params"]["name"].as_str())
+        .flatten()
+        .filter(|name| name.len() > MAX_TOOL_NAME_LEN)
 }
 
 /// A JSON-RPC error response.
@@ -833,6 +871,30 @@ mod tests {
             .contains("10.0.0.1"));
         assert_eq!(sent[1]["id"], 1);
         assert_eq!(relay.answered[0].status, ToolCallStatus::Violation);
+    }
+
+    /// Hunt tools 1: a 100 000-character tool name was forwarded and recorded whole, and
+    /// `warden tool stats` then panicked writing its table.
+    #[test]
+    fn a_tool_name_over_128_bytes_is_refused_and_recorded_cut() {
+        let (mut relay, out) = relay();
+        let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                          "params": {"name": "é".repeat(50_000)}});
+        relay.client_line(call.to_string().as_bytes());
+        let sent = sent(&out);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0]["id"], 9);
+        assert_eq!(sent[0]["error"]["code"], -32602);
+        assert!(relay.pending.is_empty() && relay.outstanding.is_empty());
+        assert_eq!(relay.answered[0].status, ToolCallStatus::Refused);
+        assert_eq!(relay.answered[0].tool, format!("{}...", "é".repeat(64)));
+        let name = "a".repeat(128);
+        relay.client_line(
+            json!({"jsonrpc": "2.0", "id": 10, "method": "tools/call", "params": {"name": name}})
+                .to_string()
+                .as_bytes(),
+        );
+        assert!(relay.pending.contains_key("10"));
     }
 
     /// Bug hunt: a call made after the stop got its error reply but was counted nowhere; and
