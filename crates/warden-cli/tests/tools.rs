@@ -835,3 +835,37 @@ fn limits_above_the_operators_maxima_are_refused_not_lowered() {
     let run_code = stat_of(&world, "run_code");
     assert_eq!(run_code["refusals"], 1, "{run_code:#}");
 }
+
+/// Hunt tools 2: a call whose child process seccomp killed (`open_by_handle_at`), or whose
+/// `mount` the policy refused, was counted as a success because the program itself went on;
+/// docs/tools.md counts "the sandbox stopped a forbidden operation" as a violation.
+#[test]
+fn a_forbidden_operation_a_program_survives_is_counted_as_a_violation() {
+    let world = World::new();
+    for (tool, line) in [
+        (
+            "kill_child",
+            "python3 -c 'import ctypes; ctypes.CDLL(None).syscall(304, 0, 0, 0)'; echo after",
+        ),
+        (
+            "refused_mount",
+            "python3 -c 'import ctypes; print(ctypes.CDLL(None).mount(b\"none\", b\"/tmp\", b\"tmpfs\", 0, None))'",
+        ),
+    ] {
+        let out = world
+            .warden()
+            .args(["tool", "call", "shell", "--json", "--input"])
+            .arg(json!({ "command": line }).to_string())
+            .output()
+            .expect("warden runs");
+        let reply = json_of(&out);
+        let violations = &reply["execution"]["security"]["violations"];
+        assert!(
+            !violations.as_array().expect("violations").is_empty(),
+            "{tool}: {reply:#}"
+        );
+    }
+    let shell = stat_of(&world, "shell");
+    assert_eq!(shell["violations"], 2, "{shell:#}");
+    assert_eq!(shell["successes"], 0, "{shell:#}");
+}

@@ -784,7 +784,10 @@ fn status_of(reply: &ToolReply) -> ToolCallStatus {
         };
     };
     let denied = result.network.as_ref().is_some_and(|n| n.denied > 0);
-    if result.outcome.kind() == OutcomeKind::Violation || denied {
+    if result.outcome.kind() == OutcomeKind::Violation
+        || denied
+        || result.security.violations.iter().any(stopped_forbidden)
+    {
         ToolCallStatus::Violation
     } else if reply.is_error {
         ToolCallStatus::Failure
@@ -824,6 +827,15 @@ fn session_failure(
             ..failed(tool, e.to_string(), started)
         }),
     }
+}
+
+/// Whether `violation` is a forbidden operation the sandbox stopped, though the program may
+/// have lived on (docs/tools.md#statistics): a process seccomp killed, a connection the policy
+/// denied, or a refused system call that is a step of a known escape (`mount`, namespaces,
+/// `ptrace`: the events of severity high). A limit, or a harmless refused call, is not.
+fn stopped_forbidden(violation: &crate::security::Violation) -> bool {
+    violation.kind == crate::security::ViolationKind::Violation
+        || crate::history::Severity::of(violation) == crate::history::Severity::High
 }
 
 /// The reply of a `files` operation: a read's content as the text, else the JSON answer.
