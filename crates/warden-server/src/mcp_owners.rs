@@ -42,6 +42,14 @@ impl McpOwners {
         }
     }
 
+    /// Whether `token` opened the session `id`, which this server knows.
+    pub(crate) fn owns(&self, id: &str, token: Option<&str>) -> bool {
+        let owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        owners
+            .get(id)
+            .is_some_and(|(owner, _)| owner.as_deref() == token)
+    }
+
     /// How many sessions `token` opened that may still be open (used within rmcp's idle
     /// timeout), forgetting the sessions long unused.
     pub(crate) fn open_by(&self, token: Option<&str>) -> usize {
@@ -77,6 +85,9 @@ mod tests {
         assert!(!owners.may_use("s1", Some("bob")));
         assert!(!owners.may_use("s1", None));
         assert!(owners.may_use("unknown", Some("bob")), "rmcp answers it");
+        assert!(owners.owns("s1", Some("alice")));
+        assert!(!owners.owns("s1", Some("bob")));
+        assert!(!owners.owns("unknown", Some("bob")));
         assert_eq!(owners.open_by(Some("alice")), 1);
         assert_eq!(owners.open_by(Some("bob")), 0);
         owners.ended("s1");

@@ -12,15 +12,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 /// What a `POST /mcp` body is, as far as admission cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Message {
     /// A request: it is answered on the `POST`'s event stream, held open until its answer.
-    /// `id` is its id as compact JSON.
-    Request { id: String },
+    /// `id` is its id as compact JSON; `initialize` whether it is one (without a session, the
+    /// only request that opens one).
+    Request { id: String, initialize: bool },
     /// A notification or a response to the server: answered at once with `202`.
     Other,
     /// Not read as one JSON-RPC message (rmcp answers it): counted as a request would be,
@@ -36,7 +36,15 @@ impl Message {
             #[serde(default)]
             id: Option<serde_json::Value>,
             #[serde(default)]
-            method: Option<IgnoredAny>,
+            method: Option<Method>,
+        }
+        /// Whether the method is `initialize`, without keeping its name.
+        struct Method(bool);
+        impl<'de> Deserialize<'de> for Method {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                Ok(Method(name == "initialize"))
+            }
         }
         // serde reads a struct from an array too: a body that is not an object is not read.
         if body.trim_ascii_start().first() != Some(&b'{') {
@@ -45,8 +53,11 @@ impl Message {
         match serde_json::from_slice::<Probe>(body) {
             Ok(Probe {
                 id: Some(id),
-                method: Some(_),
-            }) => Message::Request { id: id.to_string() },
+                method: Some(Method(initialize)),
+            }) => Message::Request {
+                id: id.to_string(),
+                initialize,
+            },
             Ok(_) => Message::Other,
             Err(_) => Message::Unread,
         }
@@ -116,7 +127,17 @@ mod tests {
     fn a_post_is_told_apart_and_an_id_in_flight_is_refused_until_answered() {
         assert_eq!(
             Message::of(br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#),
-            Message::Request { id: "7".into() }
+            Message::Request {
+                id: "7".into(),
+                initialize: false
+            }
+        );
+        assert_eq!(
+            Message::of(br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#),
+            Message::Request {
+                id: "1".into(),
+                initialize: true
+            }
         );
         assert_eq!(
             Message::of(br#"{"jsonrpc":"2.0","method":"notifications/cancelled"}"#),

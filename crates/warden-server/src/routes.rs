@@ -124,25 +124,32 @@ async fn mcp_auth(
                 .into_response()
         }
         Ok(caller) => {
-            let session = request
+            let mut session = request
                 .headers()
                 .get(SESSION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            // Another token's session is not found: it may neither use nor end it.
+            // Another token's session is not found: it may neither use nor end it, nor tell it
+            // from an unknown one. Its request goes on naming a session no one has, so that it
+            // is answered as an unknown session's, by rmcp and along the same path. A `DELETE`
+            // of a session not the caller's, or unknown (rmcp accepts that one with 202), is
+            // answered 404 here, in rmcp's words for an unknown session.
             if let Some(id) = &session {
-                if !state.mcp_owners().may_use(id, caller.token.as_deref()) {
-                    return ApiError::not_found("Session not found").into_response();
+                let token = caller.token.as_deref();
+                if request.method() == axum::http::Method::DELETE
+                    && !state.mcp_owners().owns(id, token)
+                {
+                    return session_not_found();
+                }
+                if !state.mcp_owners().may_use(id, token) {
+                    request.headers_mut().insert(
+                        SESSION,
+                        axum::http::HeaderValue::from_static(FOREIGN_SESSION),
+                    );
+                    session = Some(FOREIGN_SESSION.to_owned());
                 }
             }
-            // A request without a session opens one (rmcp takes only `initialize` so): bounded
-            // per caller and charged to its rate, as sessions cost memory until they idle out.
             let method = request.method().clone();
-            if session.is_none() && method == axum::http::Method::POST {
-                if let Err(e) = state.open_mcp_session(&caller) {
-                    return ApiError::from(e).into_response();
-                }
-            }
             // A GET is the session's event stream, open until the client leaves; a request's
             // POST, an event stream open until its answer: each a place among the caller's
             // long-lived connections, held while the stream lasts.
@@ -203,6 +210,19 @@ async fn mcp_auth(
     }
 }
 
+/// rmcp's answer to a request naming a session it does not have: 404, its text, no content
+/// type.
+fn session_not_found() -> axum::response::Response {
+    let mut response =
+        axum::response::Response::new(axum::body::Body::from("Not Found: Session not found"));
+    *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
+    response
+}
+
+/// The session id another token's session is replaced with: none rmcp hands out (its ids
+/// are UUIDs).
+const FOREIGN_SESSION: &str = "not-a-session";
+
 /// What a `POST /mcp` holds while its answer streams: a place among the caller's long-lived
 /// connections, and its request's id among those in flight in its session.
 type PostHeld = (
@@ -240,10 +260,27 @@ async fn admit_post(
     let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
     let flying = match (&message, session) {
         (Message::Other, _) => return Ok((request, None)),
-        (Message::Request { id }, Some(session)) => match state.mcp_requests().start(session, id) {
-            Some(flying) => Some(flying),
-            None => return Err(axum::Json(duplicate_id(id)).into_response()),
-        },
+        (Message::Request { id, .. }, Some(session)) => {
+            match state.mcp_requests().start(session, id) {
+                Some(flying) => Some(flying),
+                None => return Err(axum::Json(duplicate_id(id)).into_response()),
+            }
+        }
+        // An `initialize` without a session opens one (rmcp opens one for nothing else):
+        // bounded per caller and charged to its rate, as sessions cost memory until they idle
+        // out. Other requests without a session (`ping`, a request of the handshake-free
+        // revision) open none, and are not counted as sessions.
+        (
+            Message::Request {
+                initialize: true, ..
+            },
+            None,
+        ) => {
+            state
+                .open_mcp_session(caller)
+                .map_err(|e| ApiError::from(e).into_response())?;
+            None
+        }
         _ => None,
     };
     let place = state
