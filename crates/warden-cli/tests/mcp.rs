@@ -575,6 +575,29 @@ fn mcp_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Option<String>, String) {
+    let answer = mcp_answer(port, method, token, headers, body);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let session = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("mcp-session-id")
+            .then(|| value.trim().to_owned())
+    });
+    (status, session, body.to_owned())
+}
+
+/// [`mcp_request`]'s answer whole: its head and its body.
+fn mcp_answer(
+    port: u16,
+    method: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let mut request = format!(
         "{method} /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
@@ -590,18 +613,7 @@ fn mcp_request(
     stream.write_all(request.as_bytes()).expect("request sent");
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let session = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("mcp-session-id")
-            .then(|| value.trim().to_owned())
-    });
-    (status, session, body.to_owned())
+    answer
 }
 
 /// Bug hunt: an MCP session over HTTP was anyone's who knew its id: another token could end
@@ -1078,4 +1090,102 @@ fn a_signal_ends_a_relay_whose_server_already_ended() {
     let message = answer["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("ended"), "{answer}");
     assert_eq!(status.code(), Some(128 + 15), "{status}");
+}
+
+/// Opens an MCP session as `token` on `port` and sends `notifications/initialized`.
+fn open_mcp_session(port: u16, token: &str) -> String {
+    let (status, session, body) = mcp_request(port, "POST", token, &[], INITIALIZE);
+    assert_eq!(status, 200, "{body}");
+    let session = session.expect("a session id");
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let with = [("Mcp-Session-Id", session.as_str())];
+    let (status, _, body) = mcp_request(port, "POST", token, &with, initialized);
+    assert!(status < 300, "{status}: {body}");
+    session
+}
+
+/// Hunt tools 3: at SIGTERM the server ended the MCP sessions at once: a call in flight was
+/// cancelled and its `POST` got no answer, where a `/v1` call finished within
+/// `shutdown_deadline`. It finishes now, and is answered.
+#[test]
+fn an_mcp_call_in_flight_at_sigterm_finishes_and_is_answered() {
+    let world = World::with_config(&format!(
+        "[[server.tokens]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\n"
+    ));
+    let server = serve(&world);
+    let port = server.port;
+    let session = open_mcp_session(port, TOKEN);
+    let call = std::thread::spawn(move || {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "shell", "arguments": {"command": "sleep 2.71; echo finished"}}});
+        let with = [("Mcp-Session-Id", session.as_str())];
+        mcp_request(port, "POST", TOKEN, &with, &body.to_string())
+    });
+    let running = eventually(Duration::from_secs(60), || {
+        !processes_running("sleep 2.71").is_empty()
+    });
+    assert!(running, "the call did not start");
+    let pid = nix::unistd::Pid::from_raw(server.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signalled");
+    let (status, _, body) = call.join().expect("the call");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("finished"), "{body}");
+    assert!(!body.contains("isError\":true"), "{body}");
+}
+
+/// Hunt tools 10: another token's session id got warden's JSON 404, an unknown one rmcp's
+/// plain one: the answers told the two apart.
+#[test]
+fn another_tokens_session_is_answered_as_an_unknown_one() {
+    const BOB: &str = "mcp-bob-secret-9876543210";
+    let world = World::with_config(&format!(
+        "[[server.tokens]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\n\
+         [[server.tokens]]\nname = \"bob\"\ntoken = \"{BOB}\"\n"
+    ));
+    let server = serve(&world);
+    let session = open_mcp_session(server.port, TOKEN);
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    // The answers without their date.
+    let answer = |session: &str| -> String {
+        let with = [("Mcp-Session-Id", session)];
+        mcp_answer(server.port, "POST", BOB, &with, list)
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let unknown = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+    let theirs = answer(&session);
+    assert!(theirs.starts_with("HTTP/1.1 404"), "{theirs}");
+    assert_eq!(theirs, answer(unknown));
+    let end = |session: &str| {
+        let with = [("Mcp-Session-Id", session)];
+        let answer = mcp_answer(server.port, "DELETE", BOB, &with, "");
+        let kept: Vec<&str> = answer
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
+            .collect();
+        kept.join("\n")
+    };
+    let theirs = end(&session);
+    assert!(theirs.starts_with("HTTP/1.1 404"), "{theirs}");
+    assert_eq!(theirs, end(unknown));
+}
+
+/// Hunt tools 11: a request without a session (a `ping`) was refused by the cap on sessions
+/// (429), and charged as opening one, though only `initialize` opens one.
+#[test]
+fn only_an_initialize_counts_against_the_cap_on_sessions() {
+    let world = World::with_config(&format!(
+        "[server]\nmax_connections = 8\n[[server.tokens]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\n"
+    ));
+    let server = serve(&world);
+    for _ in 0..2 {
+        open_mcp_session(server.port, TOKEN);
+    }
+    let (status, _, body) = mcp_request(server.port, "POST", TOKEN, &[], INITIALIZE);
+    assert_eq!(status, 429, "a third session: {body}");
+    let ping = r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#;
+    let (status, _, body) = mcp_request(server.port, "POST", TOKEN, &[], ping);
+    assert_ne!(status, 429, "a ping opens no session: {body}");
 }

@@ -102,6 +102,42 @@ impl Drop for Flying {
     }
 }
 
+/// How many `POST /mcp` requests, server-wide, are still answering (their event streams
+/// open): shutdown waits for them to be written before it ends the sessions, which would cut
+/// them short (docs/server.md#shutdown).
+#[derive(Debug, Clone)]
+pub(crate) struct Answering(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Default for Answering {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(0)))
+    }
+}
+
+/// One request's answer still being written; counted in its [`Answering`] until dropped.
+#[derive(Debug)]
+pub(crate) struct Answer(Answering);
+
+impl Answering {
+    /// Counts a request until the returned [`Answer`] is dropped.
+    pub(crate) fn start(&self) -> Answer {
+        self.0.send_modify(|open| *open += 1);
+        Answer(self.clone())
+    }
+
+    /// Waits until no request is answering.
+    pub(crate) async fn all_answered(&self) {
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = self.0.subscribe().wait_for(|open| *open == 0).await;
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|open| *open = open.saturating_sub(1));
+    }
+}
+
 /// JSON-RPC's answer to a request whose id is in flight: `-32600` (invalid request), sent as
 /// the `POST`'s JSON answer (streamable HTTP lets a server answer a request so).
 pub(crate) fn duplicate_id(id: &str) -> serde_json::Value {

@@ -155,7 +155,7 @@ async fn mcp_auth(
             // long-lived connections, held while the stream lasts.
             let stream = match method {
                 axum::http::Method::GET => match state.hold_stream(&caller) {
-                    Ok(permit) => Some((permit, None)),
+                    Ok(permit) => Some((permit, None, None)),
                     Err(e) => return ApiError::from(e).into_response(),
                 },
                 axum::http::Method::POST => {
@@ -224,10 +224,12 @@ fn session_not_found() -> axum::response::Response {
 const FOREIGN_SESSION: &str = "not-a-session";
 
 /// What a `POST /mcp` holds while its answer streams: a place among the caller's long-lived
-/// connections, and its request's id among those in flight in its session.
+/// connections, its request's id among those in flight in its session, and its count among
+/// the answers shutdown waits for.
 type PostHeld = (
     crate::quota::StreamPermit,
     Option<crate::mcp_requests::Flying>,
+    Option<crate::mcp_requests::Answer>,
 );
 
 /// Reads a `POST /mcp`'s body (rmcp would read it whole all the same) to tell a request from
@@ -286,7 +288,10 @@ async fn admit_post(
     let place = state
         .stream_place(caller)
         .map_err(|e| ApiError::from(e).into_response())?;
-    Ok((request, Some((place, flying))))
+    Ok((
+        request,
+        Some((place, flying, Some(state.mcp_answering().start()))),
+    ))
 }
 
 /// Whether `headers` say the body is JSON, as rmcp checks it (`application/json`, any

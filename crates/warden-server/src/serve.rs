@@ -183,8 +183,6 @@ async fn run(state: AppState) -> Result<(), ServeError> {
         ));
     }
     shutdown.await;
-    // An MCP client's open event stream would hold its connection until the deadline.
-    state.mcp_shutdown().close();
     tracing::info!("shutting down: no new connections; waiting for admitted executions");
     let _ = stop.send(true);
     drain(&state, &mut servers).await;
@@ -200,7 +198,8 @@ async fn run(state: AppState) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Waits for the admitted executions and the open requests, within the shutdown deadline.
+/// Waits for the admitted executions (MCP tool calls among them) and the open requests,
+/// within the shutdown deadline; then ends the MCP sessions once their answers are written.
 async fn drain(state: &AppState, servers: &mut tokio::task::JoinSet<()>) {
     let deadline = state.options().shutdown_deadline;
     if !state.drain(deadline).await {
@@ -209,6 +208,7 @@ async fn drain(state: &AppState, servers: &mut tokio::task::JoinSet<()>) {
             "executions still queued or running at the shutdown deadline: ended, their clients answered 503"
         );
         state.deadline_passed();
+        close_mcp(state).await;
         // Their answers are written; a connection that holds on is closed with the process.
         let answered = tokio::time::timeout(std::time::Duration::from_secs(3), async {
             while servers.join_next().await.is_some() {}
@@ -219,6 +219,7 @@ async fn drain(state: &AppState, servers: &mut tokio::task::JoinSet<()>) {
         }
         return;
     }
+    close_mcp(state).await;
     // The executions are done; their responses are being written.
     let flushed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         while servers.join_next().await.is_some() {}
@@ -227,6 +228,21 @@ async fn drain(state: &AppState, servers: &mut tokio::task::JoinSet<()>) {
     if flushed.is_err() {
         tracing::warn!("connections still open after the executions ended; closing them");
     }
+}
+
+/// Ends the MCP sessions once the answers of the `POST /mcp` requests are written (for at
+/// most 3 seconds): ending them sooner cuts those answers short, and their open event streams
+/// (a session's `GET`) would otherwise hold their connections until the client leaves.
+async fn close_mcp(state: &AppState) {
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        state.mcp_answering().all_answered(),
+    )
+    .await;
+    if answered.is_err() {
+        tracing::warn!("mcp answers still being written after 3 s; ending the sessions");
+    }
+    state.mcp_shutdown().close();
 }
 
 /// What every connection is held to.

@@ -146,6 +146,8 @@ struct Inner {
     /// The token that opened each MCP session over HTTP: only it may use or end the session.
     mcp_owners: crate::mcp_owners::McpOwners,
     mcp_requests: crate::mcp_requests::InFlight,
+    /// The `POST /mcp` answers still being written, which shutdown waits for.
+    mcp_answering: crate::mcp_requests::Answering,
     /// Set when the shutdown deadline passed: what is still queued or running ends with
     /// [`ExecError::ShuttingDown`] (its sandboxes killed), so that its client gets an answer.
     past_deadline: tokio::sync::watch::Sender<bool>,
@@ -211,6 +213,7 @@ impl AppState {
                 mcp_shutdown: crate::mcp::McpShutdown::default(),
                 mcp_owners: crate::mcp_owners::McpOwners::default(),
                 mcp_requests: crate::mcp_requests::InFlight::default(),
+                mcp_answering: crate::mcp_requests::Answering::default(),
                 past_deadline: tokio::sync::watch::Sender::new(false),
                 options,
             }),
@@ -348,6 +351,11 @@ impl AppState {
     /// The MCP requests in flight in each session, by id.
     pub(crate) fn mcp_requests(&self) -> &crate::mcp_requests::InFlight {
         &self.inner.mcp_requests
+    }
+
+    /// The `POST /mcp` requests still answering, server-wide.
+    pub(crate) fn mcp_answering(&self) -> &crate::mcp_requests::Answering {
+        &self.inner.mcp_answering
     }
 
     /// Takes one request of `caller`'s rate, for a request that runs nothing but costs
