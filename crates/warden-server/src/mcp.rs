@@ -17,6 +17,7 @@ mod server;
 mod stdio;
 #[cfg(test)]
 mod tests;
+mod unique_ids;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -100,10 +101,6 @@ pub enum CallRefused {
 /// Why the stdio server stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
-    /// The client's first message was neither `initialize` nor a request (the message is not
-    /// kept: it may carry a program).
-    #[error("the mcp client's first message over stdio was not `initialize`")]
-    NotInitialized,
     /// The handshake failed otherwise (stdout closed, the initialize result not written).
     #[error("mcp handshake over stdio")]
     Handshake(#[source] Box<rmcp::service::ServerInitializeError>),

@@ -3,7 +3,11 @@
 //! revision (which needs none) lacking its per-request `_meta`: "request _meta is missing or
 //! has malformed required fields: io.modelcontextprotocol/protocolVersion, ...", which does
 //! not say that `initialize` was missing. This transport answers such a request itself, with
-//! the same code (`-32602`, invalid params), before rmcp sees it. Runs in `warden mcp`.
+//! the same code (`-32602`, invalid params), before rmcp sees it; so it does a malformed
+//! `initialize` (rmcp reads it as another method), and a request without `_meta` in a session
+//! that began without `initialize`, each in its own words. It drops the notifications and
+//! responses sent before `initialize`, on which rmcp would end the session. Runs in
+//! `warden mcp`.
 
 use std::future::Future;
 
@@ -19,33 +23,73 @@ pub(crate) const INITIALIZE_FIRST: &str =
     "`initialize` must come first: send it (then `notifications/initialized`) before any other \
      request";
 
+/// What an `initialize` whose params MCP's shape does not fit is answered.
+pub(crate) const MALFORMED_INITIALIZE: &str =
+    "malformed `initialize`: its params need `protocolVersion` (a string), `capabilities` (an \
+     object) and `clientInfo` (`name` and `version`)";
+
+/// What a request without the 2026-07-28 revision's `_meta` is answered in a session that began
+/// without `initialize` (its first request carried that `_meta`).
+pub(crate) const META_IN_EVERY_REQUEST: &str =
+    "this session began without `initialize` (its first request carried the 2026-07-28 \
+     revision's `_meta`), so every request must carry that `_meta` too; missing or malformed:";
+
 /// A server transport that answers, on `inner`, every request before `initialize` that rmcp
-/// would refuse; the rest passes through unchanged.
+/// would refuse, and drops the notifications and responses sent before it (rmcp would end the
+/// session on them); the rest passes through unchanged.
 pub(crate) struct InitializeFirst<T> {
     inner: T,
-    /// `initialize`, or a request that needs no handshake, has been passed on.
-    started: bool,
+    lifecycle: Lifecycle,
+}
+
+/// How far the session has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// Neither `initialize` nor a request that needs no handshake has been passed on.
+    Unstarted,
+    /// `initialize` has been passed on: the session model, no `_meta` needed.
+    Initialized,
+    /// A request carrying the 2026-07-28 revision's `_meta` has been passed on instead: every
+    /// request needs that `_meta` (rmcp then refuses one without it).
+    Inline,
 }
 
 impl<T> InitializeFirst<T> {
     pub(crate) fn new(inner: T) -> Self {
         Self {
             inner,
-            started: false,
+            lifecycle: Lifecycle::Unstarted,
         }
     }
-}
 
-/// Whether rmcp takes `request` before `initialize`: `ping` (which MCP allows then), the
-/// handshake itself, or a request that carries the 2026-07-28 revision's `_meta` in full.
-fn taken_before_initialize(request: &ClientRequest) -> bool {
-    matches!(
-        request,
-        ClientRequest::InitializeRequest(_) | ClientRequest::PingRequest(_)
-    ) || request
-        .get_meta()
-        .missing_required_keys(&ProtocolVersion::V_2026_07_28)
-        .is_empty()
+    /// The refusal of `request`, if this transport answers it instead of rmcp, and the
+    /// lifecycle it starts when passed on.
+    fn screen(&self, request: &ClientRequest) -> Result<Lifecycle, String> {
+        let missing = || {
+            request
+                .get_meta()
+                .missing_required_keys(&ProtocolVersion::V_2026_07_28)
+        };
+        match (self.lifecycle, request) {
+            (Lifecycle::Initialized, _) | (_, ClientRequest::PingRequest(_)) => Ok(self.lifecycle),
+            // Also after a request with `_meta` that rmcp refused (a version it does not
+            // support), which left its handshake open.
+            (_, ClientRequest::InitializeRequest(_)) => Ok(Lifecycle::Initialized),
+            // A probe: rmcp answers it and stays open to either lifecycle.
+            (Lifecycle::Unstarted, ClientRequest::DiscoverRequest(_)) if missing().is_empty() => {
+                Ok(Lifecycle::Unstarted)
+            }
+            (Lifecycle::Unstarted, _) if request.method() == "initialize" => {
+                Err(MALFORMED_INITIALIZE.to_owned())
+            }
+            (Lifecycle::Unstarted, _) if missing().is_empty() => Ok(Lifecycle::Inline),
+            (Lifecycle::Unstarted, _) => Err(INITIALIZE_FIRST.to_owned()),
+            (Lifecycle::Inline, _) => match missing() {
+                keys if keys.is_empty() => Ok(Lifecycle::Inline),
+                keys => Err(format!("{META_IN_EVERY_REQUEST} {}", keys.join(", "))),
+            },
+        }
+    }
 }
 
 impl<T: Transport<RoleServer>> Transport<RoleServer> for InitializeFirst<T> {
@@ -62,17 +106,25 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for InitializeFirst<T> {
         loop {
             let message = self.inner.receive().await?;
             let JsonRpcMessage::Request(request) = &message else {
+                if self.lifecycle == Lifecycle::Unstarted {
+                    // A notification (`notifications/initialized` too early) or a response:
+                    // nothing to answer, and rmcp would end the session on it.
+                    tracing::debug!(
+                        "dropped an mcp message that is not a request before initialize"
+                    );
+                    continue;
+                }
                 return Some(message);
             };
-            if self.started {
-                return Some(message);
-            }
-            if taken_before_initialize(&request.request) {
-                self.started = !matches!(request.request, ClientRequest::PingRequest(_));
-                return Some(message);
-            }
+            let refusal = match self.screen(&request.request) {
+                Ok(lifecycle) => {
+                    self.lifecycle = lifecycle;
+                    return Some(message);
+                }
+                Err(refusal) => refusal,
+            };
             let refusal = ServerJsonRpcMessage::error(
-                ErrorData::invalid_params(INITIALIZE_FIRST, None),
+                ErrorData::invalid_params(refusal, None),
                 Some(request.id.clone()),
             );
             if let Err(error) = self.inner.send(refusal).await {

@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::initialize_first::InitializeFirst;
 use super::server::{stopped, McpServer, StopSignal};
+use super::unique_ids::UniqueIds;
 use super::{McpError, ToolHost};
 
 /// Serves `host`'s tools over stdin and stdout until the client closes stdin, or `stop` turns
@@ -61,16 +62,14 @@ where
         Some(stop) => McpServer::stopped_by(host, stop),
         None => McpServer::new(host),
     };
-    let transport = InitializeFirst::new(AsyncRwTransport::new_server(reader, writer));
+    let transport =
+        InitializeFirst::new(UniqueIds::new(AsyncRwTransport::new_server(reader, writer)));
     let running = match server.serve(transport).await {
         Ok(running) => running,
         // A client that leaves before its handshake ended the session, it did not break it.
         Err(ServerInitializeError::ConnectionClosed(_)) => {
             tracing::info!("mcp client closed stdin before initializing");
             return Ok(());
-        }
-        Err(ServerInitializeError::ExpectedInitializeRequest(_)) => {
-            return Err(McpError::NotInitialized)
         }
         Err(error) => return Err(McpError::Handshake(Box::new(error))),
     };

@@ -606,15 +606,89 @@ async fn the_service_mounts_in_an_axum_router_behind_a_middleware() {
     );
 }
 
+/// Hunt tools 4: a notification or a response before `initialize` ended `warden mcp` (exit
+/// 125), and the `initialize` after it was never answered.
 #[tokio::test]
-async fn a_notification_instead_of_initialize_ends_the_session_with_an_error() {
-    let (mut client, server) = Client::start();
-    client
-        .send_line(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+async fn a_notification_or_response_before_initialize_is_dropped_and_the_session_goes_on() {
+    let (mut client, _server) = Client::start();
+    for early in [
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+               "params": {"requestId": 1}}),
+        json!({"jsonrpc": "2.0", "id": 9, "result": {}}),
+    ] {
+        client.send_line(&early.to_string()).await;
+    }
+    let answer = client.request("initialize", initialize_params()).await;
+    assert_eq!(answer["result"]["serverInfo"]["name"], "warden", "{answer}");
+    let answer = client.call("echo", json!({"text": "served"})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "served", "{answer}");
+}
+
+/// Hunt tools 5: a malformed `initialize` was told that `initialize` must come first, and an
+/// ordinary request after a handshake-free one got rmcp's words about `_meta` alone.
+#[tokio::test]
+async fn a_malformed_initialize_and_a_request_without_meta_are_told_what_is_wrong() {
+    let (mut client, _server) = Client::start();
+    let answer = client
+        .request("initialize", json!({"protocolVersion": 5}))
         .await;
-    let error = server
-        .await
-        .expect("the task")
-        .expect_err("not a handshake");
-    assert!(matches!(error, McpError::NotInitialized), "{error:?}");
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert_eq!(
+        answer["error"]["message"],
+        super::initialize_first::MALFORMED_INITIALIZE,
+        "{answer}"
+    );
+    let meta = json!({"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }});
+    let answer = client.request("tools/list", meta).await;
+    assert!(answer["result"]["tools"].is_array(), "{answer}");
+    let answer = client.call("echo", json!({"text": "no meta"})).await;
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(super::initialize_first::META_IN_EVERY_REQUEST)
+            && message.contains("io.modelcontextprotocol/protocolVersion"),
+        "{answer}"
+    );
+}
+
+/// Hunt tools 7: a second request with the id of one in flight ran too, and one of the two
+/// was never answered; as over HTTP, it is refused at once.
+#[tokio::test]
+async fn a_request_whose_id_is_in_flight_is_refused_until_answered_or_cancelled() {
+    let host = Arc::new(FakeHost::default());
+    let (mut client, _server) = Client::initialized_on(Arc::clone(&host)).await;
+    let hang = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "hang", "arguments": {}}});
+    client.send_line(&hang.to_string()).await;
+    within_a_bound(host.hang.started.notified(), "the call reached the host").await;
+    let echo = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": "second"}}});
+    client.send_line(&echo.to_string()).await;
+    let answer = client.answer(Some(&json!(7))).await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("request id 7 is already in flight")),
+        "{answer}"
+    );
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": 7}});
+    client.send_line(&cancel.to_string()).await;
+    within_a_bound(
+        host.hang.dropped.notified(),
+        "the cancelled call was dropped",
+    )
+    .await;
+    client.send_line(&echo.to_string()).await;
+    let answer = client.answer(Some(&json!(7))).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "second", "{answer}");
+    // An id answered is free again.
+    client.send_line(&echo.to_string()).await;
+    let answer = client.answer(Some(&json!(7))).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "second", "{answer}");
 }
