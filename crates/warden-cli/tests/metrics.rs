@@ -82,14 +82,15 @@ fn metrics_count_executions_failures_and_durations() {
     let wc =
         r#"warden_executions_total{api="v1",language="bash",mode="sandboxed",outcome="exited"}"#;
     assert_eq!(value(&text, wc), Some(1.0), "{text}");
-    // Stages: every admitted request waited in the queue (five executions, two tool calls),
-    // five ran (not the unknown language, not the refused tool call), one compiled (C).
+    // Stages: every admitted request waited in the queue (five executions, one tool call: the
+    // call whose input the schema refused was refused before it took a place), five ran (not
+    // the unknown language, not the refused tool call), one compiled (C).
     assert_eq!(
         value(
             &text,
             r#"warden_stage_duration_seconds_count{stage="queue"}"#
         ),
-        Some(7.0),
+        Some(6.0),
         "{text}"
     );
     assert_eq!(

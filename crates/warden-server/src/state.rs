@@ -524,30 +524,67 @@ impl AppState {
 
     /// Calls a tool of the registry once admitted, as [`AppState::execute`] runs an
     /// execution: the caller's quotas, a place in the queue, a worker, and a cancel when the
-    /// client goes away.
+    /// client goes away. A call refused before anything would run (an unknown tool, input the
+    /// schema refuses, a tool awaiting approval) is refused at once, with none of these.
     pub async fn call_tool(
         &self,
         tool: String,
         input: serde_json::Value,
         caller: Caller,
     ) -> Result<Result<ToolReply, ToolCallError>, ExecError> {
-        let admitted = self.admit(&caller)?;
-        let running = self.before_deadline(self.worker(admitted.place)).await??;
-        self.inner.metrics.queued(admitted.at.elapsed());
-        let quota = admitted.quota;
-        let (cancel, cancellation) = CancelOnDrop::new();
         let api = caller.api.name();
-        let tool_name = tool.clone();
         let request = ToolCallRequest {
             tool,
             input,
-            origin: Origin::new(api, caller.token),
-            cancel: Some(cancellation),
+            origin: Origin::new(api, caller.token.clone()),
+            cancel: None,
         };
+        // Off the async threads: the registry may read its directory again.
         let state = self.clone();
-        let call = tokio::task::spawn_blocking(move || {
-            let _held = (running, quota);
+        let (mut request, checked) = tokio::task::spawn_blocking(move || {
+            let checked = state.inner.engine.check_tool_call(&request);
+            (request, checked)
+        })
+        .await
+        .map_err(|_| ExecError::Worker)?;
+        let runs_execution = match checked {
+            // Called all the same, without a place or a worker: the engine refuses it at the
+            // same check, and records and counts the refusal.
+            Err(_) => return self.call_counted(request, None).await,
+            Ok(entry) => !matches!(
+                entry.tool.runner,
+                warden_core::tool::Runner::Builtin(warden_core::tool::Builtin::Files)
+            ),
+        };
+        let admitted = self.admit(&caller)?;
+        let running = self.before_deadline(self.worker(admitted.place)).await??;
+        // A `files` call runs no execution: it counts only among the tool calls.
+        if runs_execution {
+            self.inner.metrics.queued(admitted.at.elapsed());
+        }
+        let (cancel, cancellation) = CancelOnDrop::new();
+        request.cancel = Some(cancellation);
+        // Past the deadline, `cancel`, dropped armed, ends the call's sandboxes.
+        let reply = self
+            .before_deadline(self.call_counted(request, Some((running, admitted.quota))))
+            .await??;
+        cancel.disarm();
+        Ok(reply)
+    }
+
+    /// Calls `request`'s tool on a blocking thread, which holds `held` (its worker and quota)
+    /// until the call ends, and counts it in the metrics.
+    async fn call_counted(
+        &self,
+        request: ToolCallRequest,
+        held: Option<(Running, QuotaPermit)>,
+    ) -> Result<Result<ToolReply, ToolCallError>, ExecError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _held = held;
             let started = Instant::now();
+            let api = request.origin.api.clone();
+            let tool_name = request.tool.clone();
             // Looked up before the call: a tool removed meanwhile is still the one called.
             let registered = state
                 .inner
@@ -566,16 +603,11 @@ impl AppState {
             state
                 .inner
                 .metrics
-                .tool_called(api, label, started.elapsed(), &reply);
+                .tool_called(&api, label, started.elapsed(), &reply);
             reply
-        });
-        // Past the deadline, `cancel`, dropped armed, ends the call's sandboxes.
-        let reply = self
-            .before_deadline(call)
-            .await?
-            .map_err(|_| ExecError::Worker)?;
-        cancel.disarm();
-        Ok(reply)
+        })
+        .await
+        .map_err(|_| ExecError::Worker)
     }
 
     /// Runs one call in a session once admitted, as [`AppState::execute`] runs an execution:

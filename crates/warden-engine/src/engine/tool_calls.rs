@@ -115,11 +115,7 @@ impl Engine {
     /// tool: unknown, awaiting approval, unavailable, invalid input, or warden's failure.
     pub fn call_tool(&self, request: ToolCallRequest) -> Result<ToolReply, ToolCallError> {
         let started = Instant::now();
-        // The operator's own interface calls any tool; a client, those it sees: another
-        // token's registration is unknown to it, as in its `tools/list`.
-        let Some(entry) = self.registry().get(&request.tool).filter(|entry| {
-            request.origin.api == OPERATOR_API || entry.visible_to(request.origin.token.as_deref())
-        }) else {
+        let Some(entry) = self.visible_tool(&request) else {
             return Err(ToolCallError::Unknown(request.tool));
         };
         let outcome = self.call_entry(&entry, &request, started);
@@ -153,6 +149,31 @@ impl Engine {
         outcome
     }
 
+    /// What [`Engine::call_tool`] would refuse `request` for before anything runs: an unknown
+    /// tool (to its caller), one awaiting approval, unavailable or not callable, input the
+    /// schema refuses. Records nothing: a server checks a call so before it takes a place in
+    /// the queue and a worker (docs/server.md#admission), then calls it, or, refused, calls it
+    /// without them to have the refusal recorded. The tool on success.
+    pub fn check_tool_call(
+        &self,
+        request: &ToolCallRequest,
+    ) -> Result<Arc<RegisteredTool>, ToolCallError> {
+        let Some(entry) = self.visible_tool(request) else {
+            return Err(ToolCallError::Unknown(request.tool.clone()));
+        };
+        check_entry(&entry, request)?;
+        Ok(entry)
+    }
+
+    /// The tool `request` names, if its caller sees it: the operator's own interface calls
+    /// any tool; a client, those it sees (another token's registration is unknown to it, as
+    /// in its `tools/list`).
+    fn visible_tool(&self, request: &ToolCallRequest) -> Option<Arc<RegisteredTool>> {
+        self.registry().get(&request.tool).filter(|entry| {
+            request.origin.api == OPERATOR_API || entry.visible_to(request.origin.token.as_deref())
+        })
+    }
+
     fn call_entry(
         &self,
         entry: &RegisteredTool,
@@ -160,36 +181,12 @@ impl Engine {
         started: Instant,
     ) -> Result<ToolReply, ToolCallError> {
         let tool = &entry.tool;
-        match &entry.status {
-            ToolStatus::Active => {}
-            ToolStatus::Pending => return Err(ToolCallError::Pending(tool.name.clone())),
-            ToolStatus::Unavailable { reason } => {
-                return Err(ToolCallError::Unavailable {
-                    tool: tool.name.clone(),
-                    reason: reason.clone(),
-                })
-            }
-        }
-        if let Runner::Mcp(_) = tool.runner {
-            return Err(ToolCallError::NotCallable {
-                tool: tool.name.clone(),
-                reason: format!(
-                    "it is an MCP server, not a tool: an MCP client runs it with \
-                     `warden mcp wrap {}`",
-                    tool.name
-                ),
-            });
-        }
+        check_entry(entry, request)?;
         let input = if request.input.is_null() {
             &json!({})
         } else {
             &request.input
         };
-        tool.check_input(input)
-            .map_err(|errors| ToolCallError::Input {
-                tool: tool.name.clone(),
-                errors,
-            })?;
         let session = input.get("session").and_then(Value::as_str);
         if let Runner::Builtin(Builtin::Files) = tool.runner {
             if let Some(session) = session {
@@ -769,6 +766,42 @@ fn reply(tool: &Tool, result: ExecutionResult, started: Instant) -> ToolReply {
         latency: started.elapsed(),
         refused: false,
     }
+}
+
+/// Refuses a call of `entry` that cannot run: the tool awaits approval, is unavailable or is
+/// not called (an MCP server), or the input does not match its schema.
+fn check_entry(entry: &RegisteredTool, request: &ToolCallRequest) -> Result<(), ToolCallError> {
+    let tool = &entry.tool;
+    match &entry.status {
+        ToolStatus::Active => {}
+        ToolStatus::Pending => return Err(ToolCallError::Pending(tool.name.clone())),
+        ToolStatus::Unavailable { reason } => {
+            return Err(ToolCallError::Unavailable {
+                tool: tool.name.clone(),
+                reason: reason.clone(),
+            })
+        }
+    }
+    if let Runner::Mcp(_) = tool.runner {
+        return Err(ToolCallError::NotCallable {
+            tool: tool.name.clone(),
+            reason: format!(
+                "it is an MCP server, not a tool: an MCP client runs it with \
+                 `warden mcp wrap {}`",
+                tool.name
+            ),
+        });
+    }
+    let input = if request.input.is_null() {
+        &json!({})
+    } else {
+        &request.input
+    };
+    tool.check_input(input)
+        .map_err(|errors| ToolCallError::Input {
+            tool: tool.name.clone(),
+            errors,
+        })
 }
 
 /// How the statistics count a reply.
