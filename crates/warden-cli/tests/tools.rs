@@ -522,7 +522,7 @@ fn hostile_tool_files_are_refused_at_registration() {
         ),
         (
             WORD_COUNT.replace("name = \"word_count\"", "name = \"jq\""),
-            "already exists",
+            "comes from the binary",
         ),
     ] {
         let out = register(&world, &definition, Some(("word_count.py", "print(1)\n")));

@@ -288,3 +288,83 @@ fn a_tokens_registrations_are_charged_and_bounded() {
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("not a registered tool"), "{body}");
 }
+
+/// Hunt tools 13: a built-in's name was answered 409 "set replace: true" (which then failed
+/// with 422), and the 201 showed the server's own directory.
+#[test]
+fn a_builtins_name_is_refused_as_such_and_no_host_path_is_shown() {
+    let server = LiveServer::start("");
+    let wc = json!({"definition": UPPER.replace("name = \"upper\"", "name = \"wc\""),
+                    "files": {"upper.py": "print(1)\n"}});
+    let (status, body) = server.request("POST", "/v1/tools", Some(&wc.to_string()));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("comes from the binary"), "{body}");
+    assert!(!body.contains("replace"), "{body}");
+    let register = json!({
+        "definition": UPPER,
+        "files": {"upper.py": "import sys\nprint(sys.stdin.read().upper(), end='')\n"},
+    });
+    let (status, body) = server.request("POST", "/v1/tools", Some(&register.to_string()));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        parse(&body)["source"],
+        json!({"kind": "registered"}),
+        "{body}"
+    );
+    let (_, body) = server.request("GET", "/v1/tools/upper", None);
+    assert_eq!(
+        parse(&body)["source"],
+        json!({"kind": "registered"}),
+        "{body}"
+    );
+    let (_, body) = server.request("GET", "/v1/tools", None);
+    assert!(!body.contains("\"path\":\"/"), "{body}");
+}
+
+/// The count of queue-time samples in `/metrics`.
+fn queue_samples(server: &LiveServer) -> u64 {
+    let (_, body) = server.request("GET", "/metrics", None);
+    body.lines()
+        .find_map(|l| l.strip_prefix(r#"warden_stage_duration_seconds_count{stage="queue"} "#))
+        .map_or(0, |n| n.trim().parse::<f64>().expect("a count") as u64)
+}
+
+/// Hunt tools 8: a call of an unknown tool, or with input its schema refuses, took a place in
+/// the queue (429 when it was full), waited for a worker, and counted a queue-time sample; a
+/// `files` call counted one too. They are refused at once now, and only executions count.
+#[test]
+fn a_call_refused_before_it_runs_takes_no_place_and_no_queue_time() {
+    let server = LiveServer::start("[server]\nworkers = 1\nqueue_size = 1\n");
+    let files = json!({"operation": "write", "path": "a.txt", "content": "x"}).to_string();
+    let (status, body) = server.request("POST", "/v1/tools/files/call", Some(&files));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(queue_samples(&server), 0, "a files call");
+    std::thread::scope(|s| {
+        let sleeps: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let sleep = json!({"command": "sleep 3; echo slept"}).to_string();
+                    server.request("POST", "/v1/tools/shell/call", Some(&sleep))
+                })
+            })
+            .collect();
+        // Both places taken: a third execution is refused (one that came before ran).
+        let mut ran = 0;
+        let full = (0..600).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let (status, _) = server.request("POST", "/v1/tools/wc/call", Some(r#"{"text":"a"}"#));
+            ran += u64::from(status == 200);
+            status == 429
+        });
+        assert!(full, "the queue filled");
+        let (status, body) = server.request("POST", "/v1/tools/nope/call", Some("{}"));
+        assert_eq!(status, 404, "{body}");
+        let (status, body) = server.request("POST", "/v1/tools/wc/call", Some(r#"{"x":1}"#));
+        assert_eq!(status, 422, "{body}");
+        for sleep in sleeps {
+            let (status, body) = sleep.join().expect("a client");
+            assert_eq!(status, 200, "{body}");
+        }
+        assert_eq!(queue_samples(&server), 2 + ran, "the executions only");
+    });
+}

@@ -25,7 +25,8 @@ pub(crate) use files::Workspaces;
 pub use files::{FileEntry, FilesError};
 pub(crate) use registry::{stamp as registry_stamp, Judge, Registry};
 pub use registry::{
-    LoadProblem, ProgramFile, RegisteredTool, RegistryError, ToolSource, ToolStatus, ToolView,
+    LoadProblem, ProgramFile, RegisteredTool, RegistryError, SourceView, ToolSource, ToolStatus,
+    ToolView,
 };
 
 /// The default quota of one caller's `files` workspace.

@@ -829,6 +829,15 @@ fn status_of(reply: &ToolReply) -> ToolCallStatus {
     }
 }
 
+/// Whether `violation` is a forbidden operation the sandbox stopped, though the program may
+/// have lived on (docs/tools.md#statistics): a process seccomp killed, a connection the policy
+/// denied, or a refused system call that is a step of a known escape (`mount`, namespaces,
+/// `ptrace`: the events of severity high). A limit, or a harmless refused call, is not.
+fn stopped_forbidden(violation: &crate::security::Violation) -> bool {
+    violation.kind == crate::security::ViolationKind::Violation
+        || crate::history::Severity::of(violation) == crate::history::Severity::High
+}
+
 fn first_line(text: &str) -> String {
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text);
     line.chars().take(300).collect()
@@ -860,15 +869,6 @@ fn session_failure(
             ..failed(tool, e.to_string(), started)
         }),
     }
-}
-
-/// Whether `violation` is a forbidden operation the sandbox stopped, though the program may
-/// have lived on (docs/tools.md#statistics): a process seccomp killed, a connection the policy
-/// denied, or a refused system call that is a step of a known escape (`mount`, namespaces,
-/// `ptrace`: the events of severity high). A limit, or a harmless refused call, is not.
-fn stopped_forbidden(violation: &crate::security::Violation) -> bool {
-    violation.kind == crate::security::ViolationKind::Violation
-        || crate::history::Severity::of(violation) == crate::history::Severity::High
 }
 
 /// The reply of a `files` operation: a read's content as the text, else the JSON answer.

@@ -84,7 +84,7 @@ pub struct ToolView {
     /// Whether it can be called.
     pub status: ToolStatus,
     /// Where its file is.
-    pub source: ToolSource,
+    pub source: SourceView,
     /// How it runs: `builtin`, `program`, `command`.
     pub runs: &'static str,
     /// The isolation mode it asks for.
@@ -106,7 +106,37 @@ pub struct ToolView {
     pub read_only: Vec<PathBuf>,
 }
 
+/// Where a tool's file came from, as shown: `{"kind": "registered", "path": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceView {
+    /// `embedded`, `operator` or `registered`.
+    pub kind: &'static str,
+    /// The file's directory; absent for an embedded tool, and for an API client
+    /// ([`RegisteredTool::client_view`]): the server's directories are the operator's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+impl ToolSource {
+    /// As shown, with its path.
+    fn view(&self) -> SourceView {
+        let (kind, path) = match self {
+            ToolSource::Embedded => ("embedded", None),
+            ToolSource::Operator(path) => ("operator", Some(path.clone())),
+            ToolSource::Registered(path) => ("registered", Some(path.clone())),
+        };
+        SourceView { kind, path }
+    }
+}
+
 impl RegisteredTool {
+    /// The tool as an API client is shown it: without the host's paths of its file.
+    pub fn client_view(&self) -> ToolView {
+        let mut view = self.view();
+        view.source.path = None;
+        view
+    }
+
     /// Whether a client authenticated as `token` (`None`: without a token) sees and calls
     /// this tool: a tool a client registered is its token's alone (docs/tools.md#registering),
     /// so that one token's registrations never reach another's `tools/list`, neither its size
@@ -131,7 +161,7 @@ impl RegisteredTool {
             category: self.category(),
             level: self.assessment.level,
             status: self.status.clone(),
-            source: self.source.clone(),
+            source: self.source.view(),
             runs: tool.runner.key(),
             mode: tool.mode,
             network: tool.network.clone(),
@@ -172,6 +202,9 @@ pub enum RegistryError {
     /// The name is taken.
     #[error("a tool named {0:?} already exists")]
     Exists(String),
+    /// The name is a built-in or operator tool's, which no registration takes or replaces.
+    #[error("a tool named {0:?} comes from {1}: a registration cannot take its name")]
+    Reserved(String, &'static str),
     /// No such tool.
     #[error("no tool named {0:?}")]
     Unknown(String),
@@ -548,7 +581,11 @@ impl Registry {
                     "an operator's directory",
                 ))
             }
-            Some(_) => return Err(RegistryError::Exists(name)),
+            Some(ToolSource::Embedded) => return Err(RegistryError::Reserved(name, "the binary")),
+            Some(ToolSource::Operator(_)) => {
+                return Err(RegistryError::Reserved(name, "an operator's directory"))
+            }
+            Some(ToolSource::Registered(_)) => return Err(RegistryError::Exists(name)),
             // Registered meanwhile by another registry or process.
             None if dir.exists() && replace => may_change(&dir, &name, by)?,
             None if dir.exists() => return Err(RegistryError::Exists(name)),

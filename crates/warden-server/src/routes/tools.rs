@@ -53,7 +53,7 @@ pub(crate) async fn list(
     // Another token's registrations are its own (docs/tools.md#registering).
     let tools = blocking(&state, move |engine| {
         let tools = engine.tools_for(caller.token.as_deref());
-        tools.iter().map(|t| t.view()).collect()
+        tools.iter().map(|t| t.client_view()).collect()
     })
     .await?;
     Ok(Json(tools))
@@ -82,7 +82,7 @@ pub(crate) async fn get(
             engine
                 .tool(&name)
                 .filter(|t| t.visible_to(caller.token.as_deref()))
-                .map(|t| t.view())
+                .map(|t| t.client_view())
         }
     })
     .await?;
@@ -101,7 +101,7 @@ pub(crate) async fn get(
         (status = 400, description = "Malformed JSON"),
         (status = 401, description = "Missing or invalid token"),
         (status = 403, description = "Replacing a tool another token or the operator registered"),
-        (status = 409, description = "A tool of that name exists"),
+        (status = 409, description = "A tool of that name exists (a built-in's or the operator's name cannot be taken even with `replace`)"),
         (status = 413, description = "The body is larger than the server accepts"),
         (status = 415, description = "Not `Content-Type: application/json`"),
         (status = 422, description = "The file is invalid or its assessment refuses it"),
@@ -134,11 +134,15 @@ pub(crate) async fn register(
         })
         .await?;
     match registered {
-        Ok(tool) => Ok((StatusCode::CREATED, Json(tool.view()))),
+        Ok(tool) => Ok((StatusCode::CREATED, Json(tool.client_view()))),
         Err(warden_engine::RegistryError::Exists(name)) => Err(ApiError::with_status(
             StatusCode::CONFLICT,
             format!("a tool named {name:?} already exists (set \"replace\": true)"),
         )),
+        // A built-in's or the operator's name: no `replace` would help.
+        Err(e @ warden_engine::RegistryError::Reserved(..)) => {
+            Err(ApiError::with_status(StatusCode::CONFLICT, e.to_string()))
+        }
         Err(e @ warden_engine::RegistryError::NotYours(_)) => {
             Err(ApiError::with_status(StatusCode::FORBIDDEN, e.to_string()))
         }
