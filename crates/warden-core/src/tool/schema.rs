@@ -425,10 +425,11 @@ impl Schema {
             return;
         }
         let mut messages = Vec::new();
-        if let Some(allowed) = self.enumeration.as_ref().filter(|a| !a.contains(value)) {
+        let listed = |allowed: &Vec<Value>| allowed.iter().any(|a| same_value(a, value));
+        if let Some(allowed) = self.enumeration.as_ref().filter(|a| !listed(a)) {
             messages.push(format!("must be one of {}", list_values(allowed)));
         }
-        if let Some(constant) = self.constant.as_ref().filter(|c| *c != value) {
+        if let Some(constant) = self.constant.as_ref().filter(|c| !same_value(c, value)) {
             messages.push(format!("must be {}", short_json(constant)));
         }
         match value {
@@ -533,6 +534,30 @@ impl Schema {
             schema.check(value, path, errors);
             path.truncate(len);
         }
+    }
+}
+
+/// Whether two JSON values are equal as JSON Schema compares them (`enum`, `const`): numbers
+/// by their value (`1.0` is `1`, as the type check takes `1.0` for an integer), arrays and
+/// objects member by member.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => match (x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => x.as_f64() == y.as_f64(),
+            },
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -762,6 +787,34 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// Hunt tools 9: `enum` and `const` compare numbers by value, as JSON Schema does and as
+    /// the type check already took `1.0` for an integer: `1.0` is `1`, in arrays too.
+    #[test]
+    fn enum_and_const_compare_numbers_by_value() {
+        let s = schema(json!({
+            "type": "object",
+            "properties": {
+                "n": {"type": "integer", "enum": [1, 2]},
+                "k": {"const": 3},
+                "v": {"const": [1, {"a": 2}]}
+            }
+        }));
+        for ok in [
+            json!({"n": 1.0, "k": 3.0, "v": [1.0, {"a": 2e0}]}),
+            json!({"n": 2e0, "k": 3, "v": [1, {"a": 2}]}),
+        ] {
+            assert!(s.validate(&ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            errors(&s, json!({"n": 1.5, "k": 3.5, "v": [1, {"a": 3}]})),
+            [
+                "/k: must be 3",
+                "/n: expected integer, got number",
+                "/v: must be [1,{\"a\":2}]"
+            ]
+        );
     }
 
     #[test]

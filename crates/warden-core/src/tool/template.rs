@@ -222,11 +222,21 @@ impl CommandTemplate {
     }
 }
 
-/// A scalar value as an argument: strings as they are, numbers and booleans as JSON text.
+/// A number written with a fraction or an exponent whose value is a whole number (`1.0`,
+/// `1e2`, what a client that has only floats sends for an `integer`), as that integer: `head
+/// -n 100.0` is not `head -n 100`. Beyond 2^53 a float is no exact integer: left as it is.
+fn integral_text(n: &serde_json::Number) -> Option<String> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    let f = n.as_f64().filter(|_| n.is_f64())?;
+    (f.fract() == 0.0 && f.abs() <= EXACT).then(|| format!("{}", f as i64))
+}
+
+/// A scalar value as an argument: strings as they are, numbers and booleans as JSON text
+/// (a whole number as an integer, [`integral_text`]).
 fn scalar_text(name: &str, value: &Value) -> Result<String, TemplateError> {
     let text = match value {
         Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
+        Value::Number(n) => integral_text(n).unwrap_or_else(|| n.to_string()),
         Value::Bool(b) => b.to_string(),
         _ => {
             return Err(TemplateError::ValueType {
@@ -462,6 +472,24 @@ mod tests {
             .expand(&json!({"filter": ".", "files": []}))
             .expect("empty spread");
         assert_eq!(argv, ["/usr/bin/jq", "-r", "."]);
+    }
+
+    /// Hunt tools 9: a client with only floats sends `1.0` or `1e2` for an integer; the
+    /// program got `1.0` and `100.0` (`head -n 100.0` fails). A whole number is written as one.
+    #[test]
+    fn a_whole_number_sent_as_a_float_is_written_as_an_integer() {
+        let t = template(&["/usr/bin/head", "-n", "{n}"]).expect("valid");
+        for (n, text) in [
+            (json!(1.0), "1"),
+            (json!(1e2), "100"),
+            (json!(-0.0), "0"),
+            (json!(2.5), "2.5"),
+            (json!(1e300), "1e+300"),
+            (json!(7), "7"),
+        ] {
+            let argv = t.expand(&json!({"filter": ".", "n": n})).expect("expands");
+            assert_eq!(argv[2], text, "{n}");
+        }
     }
 
     #[test]
