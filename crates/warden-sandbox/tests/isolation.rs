@@ -1001,20 +1001,25 @@ fn isolated_has_no_capabilities_no_new_privileges_and_the_seccomp_filter() {
         assert_eq!(r.hostname, "warden", "{mode}");
         assert_eq!(r.interfaces, ["lo"], "{mode}");
     }
-    // The same rlimits but the process count's: natively the pids cgroup holds the program
-    // to max_procs (64) beside warden's init, and RLIMIT_NPROC is a backstop one above that;
-    // under gVisor, whose processes the host cgroup does not see one by one, RLIMIT_NPROC is
-    // the limit itself, the program's 64 and the loader that is the container's init.
-    let without_nproc = |r: &Report| {
+    // The same rlimits but the process count's and the cpu backstop's: natively the pids
+    // cgroup holds the program to max_procs (64) beside warden's init, and RLIMIT_NPROC is a
+    // backstop one above that; under gVisor, whose processes the host cgroup does not see one
+    // by one, RLIMIT_NPROC is the limit itself, the program's 64 and the loader that is the
+    // container's init. RLIMIT_CPU is a second above the budget (5 s) natively, a second
+    // above twice the budget under gVisor, whose own count runs ahead of the cgroup's.
+    let apart = |r: &Report| {
         let mut rlimits = r.rlimits.clone();
         let nproc = rlimits.remove("nproc");
-        (rlimits, nproc)
+        let cpu = rlimits.remove("cpu");
+        (rlimits, nproc, cpu)
     };
-    let (native_rlimits, native_nproc) = without_nproc(&native);
-    let (gvisor_rlimits, gvisor_nproc) = without_nproc(&gvisor);
+    let (native_rlimits, native_nproc, native_cpu) = apart(&native);
+    let (gvisor_rlimits, gvisor_nproc, gvisor_cpu) = apart(&gvisor);
     assert_eq!(native_rlimits, gvisor_rlimits, "the same rlimits");
     assert_eq!(native_nproc, Some([66, 66]));
     assert_eq!(gvisor_nproc, Some([65, 65]));
+    assert_eq!(native_cpu, Some([6, 7]));
+    assert_eq!(gvisor_cpu, Some([11, 12]));
 }
 
 /// The same devices and links in `/dev`, read-only under both (`write /dev/x`, `mkdir /dev/x`
