@@ -1491,3 +1491,117 @@ fn an_isolated_sessions_next_call_has_its_whole_process_limit() {
     assert_eq!(result["stdout"], "20\n", "{result}");
     ok(&server, &["rm", &id]);
 }
+
+/// The state directory of `server`'s world (`data/`: the history, the sessions, the volumes).
+fn data_of(server: &LiveServer) -> std::path::PathBuf {
+    server.world().path().join("data")
+}
+
+/// Edits the `meta.json` of the volume `name` in `server`'s world.
+fn edit_volume_meta(server: &LiveServer, name: &str, edit: impl FnOnce(&mut Value)) {
+    let path = data_of(server).join(format!("volumes/{name}/meta.json"));
+    let mut meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the volume's meta"))
+            .expect("JSON");
+    edit(&mut meta);
+    std::fs::write(&path, meta.to_string()).expect("written");
+}
+
+/// Waits until the session `id` has stopped (its idle timeout).
+fn wait_stopped(server: &LiveServer, id: &str) {
+    let stopped = eventually(Duration::from_secs(30), || {
+        show(server, id)["state"] == "stopped"
+    });
+    assert!(stopped, "{id} never stopped\n{}", server.log());
+}
+
+/// Bug hunt "sess" F1: a warden process that shares the volumes directory but keeps its
+/// sessions elsewhere (`WARDEN_SESSIONS_DIR`, or another history database) removed the
+/// server's stopped sessions' workspaces, the users' files with them, and took the server's
+/// sessions' marks off the volumes given to them, as if no session had them. A workspace and
+/// a mark are swept only by the sessions directory they were made for.
+#[test]
+fn another_sessions_directory_leaves_the_servers_workspaces_alone() {
+    let server = LiveServer::start("");
+    let own = create(&server, &["--disk", "16MiB", "--idle-timeout", "1s"]);
+    let (status, body) = server.request(
+        "PUT",
+        &format!("/v1/sessions/{own}/file?path=work.txt"),
+        Some("precious"),
+    );
+    assert_eq!(status, 204, "{body}");
+    let volume = json!({"name": "given", "size": "8MiB"}).to_string();
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&volume));
+    assert_eq!(status, 201, "{body}");
+    let given = create(&server, &["--workspace", "given", "--idle-timeout", "1s"]);
+    wait_stopped(&server, &own);
+    wait_stopped(&server, &given);
+    // Old enough that no sweep takes them for a session being created now.
+    edit_volume_meta(&server, &format!("session-{own}"), |meta| {
+        meta["created_at_ms"] = json!(1000);
+    });
+    edit_volume_meta(&server, "given", |meta| {
+        meta["workspace_of"][&given] = json!(1000);
+    });
+
+    let other = server
+        .world()
+        .warden()
+        .args(["tool", "call", "files", "--input"])
+        .arg(r#"{"operation": "list", "path": "", "session": "0000000000000000"}"#)
+        .env(
+            "WARDEN_SESSIONS_DIR",
+            server.world().path().join("other-sessions"),
+        )
+        .output()
+        .expect("warden tool call runs");
+    let log = text(&other.stderr);
+    assert!(!log.contains("removed a session's workspace"), "{log}");
+
+    let (status, body) = server.request(
+        "GET",
+        &format!("/v1/sessions/{own}/file?path=work.txt"),
+        None,
+    );
+    assert_eq!((status, body.as_str()), (200, "precious"), "{log}");
+    let (status, body) = server.request("GET", "/v1/volumes/given", None);
+    assert_eq!(status, 200, "{body}");
+    let info: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(info["workspace_of"], json!([given]), "{log}");
+    ok(&server, &["rm", &own]);
+    ok(&server, &["rm", &given]);
+}
+
+/// Bug hunt "sess" F2: a session whose state file could not be read (cut to nothing by a
+/// crash before it reached the disk) had its workspace removed by the next server, the
+/// user's files with it, as a workspace no session has. The id's state file is there: the
+/// workspace is kept, and the server says why.
+#[test]
+fn a_session_whose_state_cannot_be_read_keeps_its_workspace() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--disk", "16MiB", "--idle-timeout", "1s"]);
+    let (status, body) = server.request(
+        "PUT",
+        &format!("/v1/sessions/{id}/file?path=work.txt"),
+        Some("precious"),
+    );
+    assert_eq!(status, 204, "{body}");
+    wait_stopped(&server, &id);
+    std::fs::write(data_of(&server).join(format!("sessions/{id}.json")), b"")
+        .expect("the state cut");
+    edit_volume_meta(&server, &format!("session-{id}"), |meta| {
+        meta["created_at_ms"] = json!(1000);
+    });
+
+    let server = server.restart();
+    let (status, body) = server.request("GET", "/v1/sessions", None);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.request("GET", &format!("/v1/volumes/session-{id}"), None);
+    assert_eq!(status, 200, "kept: {body}\n{}", server.log());
+    let said = eventually(Duration::from_secs(10), || {
+        server.log().contains("a session's state cannot be read")
+    });
+    let log = server.log();
+    assert!(said, "{log}");
+    assert!(!log.contains("removed a session's workspace"), "{log}");
+}

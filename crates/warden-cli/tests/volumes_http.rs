@@ -378,7 +378,8 @@ fn a_stopped_sessions_workspace_is_kept_and_never_another_volume_of_its_name() {
 
 /// The sessions' marks on the volumes given to them are brought in line when a server opens
 /// its sessions: a session kept before marks (and volume identities) were gets its mark and
-/// its volume's identity, and the mark of a session no store knows is taken off.
+/// its volume's identity, and the mark of a session its sessions directory no longer keeps is
+/// taken off.
 #[test]
 fn a_restarted_server_marks_the_given_workspaces_of_its_sessions() {
     let server = LiveServer::start("");
@@ -410,6 +411,9 @@ fn a_restarted_server_marks_the_given_workspaces_of_its_sessions() {
     let mut meta = parse(&std::fs::read_to_string(&meta_file).expect("the volume"));
     meta.as_object_mut().expect("an object").remove("id");
     meta["workspace_of"] = json!({"0123456789abcdef": 0});
+    // A mark of a session that this sessions directory kept (only its store takes it off).
+    let directory = std::fs::read_to_string(state.join("sessions/.identity")).expect("its id");
+    meta["workspace_stores"] = json!({"0123456789abcdef": directory.trim()});
     std::fs::write(&meta_file, meta.to_string()).expect("written");
 
     let (status, body) = server.request("GET", &format!("/v1/sessions/{id}"), None);

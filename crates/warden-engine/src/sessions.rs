@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -607,7 +607,14 @@ impl Drop for Admission<'_> {
 /// All sessions of an engine.
 pub(crate) struct Sessions {
     pub(crate) settings: SessionsSettings,
+    /// The sessions directory's identity ([`identity_of`]), written in the workspaces of its
+    /// sessions: only a store of that directory sweeps them. `None` when it cannot be read
+    /// or made: such a store sweeps nothing.
+    pub(crate) identity: Option<String>,
     sessions: Mutex<BTreeMap<String, Arc<Session>>>,
+    /// The ids of the states that exist but cannot be read (cut short by a crash, written
+    /// by another version): their sessions existed, so their workspaces are kept.
+    unreadable: std::collections::BTreeSet<String>,
     /// Sessions another live warden process runs (a server beside `warden mcp`): their owner
     /// and that process. Neither read back as stopped nor rewritten here.
     elsewhere: BTreeMap<String, (Option<String>, u32)>,
@@ -617,18 +624,73 @@ pub(crate) struct Sessions {
 }
 
 /// Writes a session's state to `dir/<id>.json`, whole or not at all (a temporary file renamed
-/// over it, removed when the write fails).
-fn write_meta(dir: &std::path::Path, meta: &Meta) -> std::io::Result<()> {
+/// over it, removed when the write fails). The file reaches the disk before the rename, and
+/// the rename before this returns: a file system may commit a rename before the data it
+/// names (ext4's delayed allocation, for a new file), and a crash of the host then leaves the
+/// name on an empty file, a state no server can read.
+fn write_meta(dir: &Path, meta: &Meta) -> std::io::Result<()> {
     let path = dir.join(format!("{}.json", meta.id));
     let tmp = dir.join(format!(".{}.json.tmp", meta.id));
     let written = serde_json::to_vec_pretty(meta)
         .map_err(std::io::Error::other)
-        .and_then(|bytes| std::fs::write(&tmp, bytes))
-        .and_then(|()| std::fs::rename(&tmp, &path));
+        .and_then(|bytes| write_synced(&tmp, &bytes))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .and_then(|()| sync_dir(dir));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Writes `bytes` to a new (or truncated) file at `path`, on the disk when this returns.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Puts the directory `dir`'s entries (a rename, a link) on the disk.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The file in a sessions directory that holds its identity.
+const IDENTITY_FILE: &str = ".identity";
+
+/// The identity of the sessions directory `dir`: random, made by the first store opened on it
+/// and kept in `dir/.identity`, so that every process keeping its sessions there (a server,
+/// `warden mcp`, `warden tool call` with the same `WARDEN_SESSIONS_DIR` or history) reads the
+/// same, and a process keeping them elsewhere another. Made whole before it takes its name
+/// (a link, which fails if another process made it first: then that one is read).
+fn identity_of(dir: &Path) -> Option<String> {
+    let path = dir.join(IDENTITY_FILE);
+    let read = |path: &Path| {
+        warden_core::bounded_file::read_to_string(path, 1024)
+            .map(|text| text.trim().to_owned())
+            .ok()
+            .filter(|text| !text.is_empty())
+    };
+    if path.exists() {
+        let found = read(&path);
+        if found.is_none() {
+            tracing::warn!(path = %path.display(), "the sessions directory's identity cannot be read: no session's workspace is swept");
+        }
+        return found;
+    }
+    let made = crate::id::ExecutionId::random().ok()?;
+    let tmp = dir.join(format!("{IDENTITY_FILE}.{}", std::process::id()));
+    let linked = write_synced(&tmp, made.as_str().as_bytes())
+        .and_then(|()| std::fs::hard_link(&tmp, &path))
+        .and_then(|()| sync_dir(dir));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            tracing::warn!(dir = %dir.display(), error = %e, "the sessions directory's identity cannot be made: no session's workspace is swept");
+            None
+        }
+        _ => read(&path),
+    }
 }
 
 impl Sessions {
@@ -640,10 +702,12 @@ impl Sessions {
         })
     }
 
-    /// The ids of the sessions known here, kept or run elsewhere: what a workspace volume
-    /// must belong to.
+    /// The ids of the sessions known here, kept, run elsewhere or with a state that cannot
+    /// be read: what a workspace volume must belong to.
     pub(crate) fn known(&self, id: &str) -> bool {
-        self.map().contains_key(id) || self.elsewhere.contains_key(id)
+        self.map().contains_key(id)
+            || self.elsewhere.contains_key(id)
+            || self.unreadable.contains(id)
     }
 
     /// The sessions kept in `settings.dir`: those a previous server left are read back as
@@ -651,6 +715,7 @@ impl Sessions {
     pub(crate) fn open(settings: SessionsSettings) -> Self {
         let mut sessions = BTreeMap::new();
         let mut elsewhere = BTreeMap::new();
+        let mut unreadable = std::collections::BTreeSet::new();
         if let Err(e) = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -668,7 +733,12 @@ impl Sessions {
                     .ok()
                     .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
                 else {
-                    tracing::warn!(path = %path.display(), "an unreadable session state");
+                    // Its session existed: its workspace is kept, with the user's files, and
+                    // the file is left for the operator (docs/sessions.md).
+                    tracing::warn!(path = %path.display(), "a session's state cannot be read: the session is not listed, and its workspace is kept until this file is removed");
+                    if let Some(id) = path.file_stem().and_then(|s| s.to_str()) {
+                        unreadable.insert(id.to_owned());
+                    }
                     continue;
                 };
                 let running_elsewhere = meta.process.filter(|p| p.is_another_alive());
@@ -689,8 +759,10 @@ impl Sessions {
             }
         }
         Self {
+            identity: identity_of(&settings.dir),
             settings,
             sessions: Mutex::new(sessions),
+            unreadable,
             elsewhere,
             creating: Mutex::new(Vec::new()),
             reaper: std::sync::OnceLock::new(),
@@ -830,4 +902,39 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sessions_directory_keeps_one_identity_and_another_has_its_own() {
+        let one = tempfile::tempdir().expect("tempdir");
+        let other = tempfile::tempdir().expect("tempdir");
+        let first = identity_of(one.path()).expect("made");
+        assert_eq!(identity_of(one.path()).as_deref(), Some(first.as_str()));
+        assert_ne!(identity_of(other.path()).expect("made"), first);
+        // Nothing but the identity is left beside the states.
+        let names: Vec<_> = std::fs::read_dir(one.path())
+            .expect("listed")
+            .map(|e| e.expect("an entry").file_name())
+            .collect();
+        assert_eq!(names, [IDENTITY_FILE]);
+    }
+
+    #[test]
+    fn a_state_that_cannot_be_read_keeps_its_id_known() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("0123456789abcdef.json"), b"").expect("cut short");
+        let settings = SessionsSettings::new(
+            &warden_core::SessionsConfig::default(),
+            dir.path().to_owned(),
+        );
+        let store = Sessions::open(settings);
+        assert!(store.known("0123456789abcdef"));
+        assert!(!store.known("fedcba9876543210"));
+        assert!(store.list(None).is_empty());
+        assert!(store.identity.is_some());
+    }
 }

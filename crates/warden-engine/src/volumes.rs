@@ -376,15 +376,18 @@ impl Volumes {
         self.of(None).create(name, size)
     }
 
-    /// Creates the own workspace of the session `session`, of `owner`.
+    /// Creates the own workspace of the session `session`, of `owner`, kept in the sessions
+    /// directory whose identity is `store`.
     pub(crate) fn create_workspace(
         &self,
         name: &str,
         size: ByteSize,
         owner: Option<&str>,
-        session: &str,
+        (session, store): (&str, Option<&str>),
     ) -> Result<VolumeInfo, VolumeError> {
-        self.build(name, size, Meta::new(size, owner, Some(session)))
+        let mut meta = Meta::new(size, owner, Some(session));
+        meta.store = store.map(str::to_owned);
+        self.build(name, size, meta)
     }
 
     /// Creates a volume with `meta`.

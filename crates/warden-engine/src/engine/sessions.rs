@@ -37,7 +37,7 @@ pub enum SessionCall {
 impl Engine {
     /// The sessions store, opened at the first use; then the sessions' workspaces that
     /// belong to no session known (their state was lost, or their removal failed half-way)
-    /// are removed.
+    /// are removed, among those made for this sessions directory.
     pub(super) fn session_store(&self) -> &Arc<Sessions> {
         self.sessions.get_or_init(|| {
             let store = Arc::new(Sessions::open(self.sessions_settings.clone()));
@@ -50,10 +50,14 @@ impl Engine {
     /// Brings the volumes' record of the sessions that use them as their workspace in line
     /// with the sessions kept: a session's mark is written again where it is missing (a
     /// session kept before marks were, or a removal that crashed after taking it off), with
-    /// the volume's identity for a session kept before identities were; the mark of a session
-    /// no store knows (lost, or a removal that crashed before taking it off) is taken off.
+    /// the volume's identity for a session kept before identities were, and with this sessions
+    /// directory's identity (an own workspace's too, made before it was written); the mark of
+    /// a session this directory no longer keeps (lost, or a removal that crashed before taking
+    /// it off) is taken off. A mark of another directory's session is never taken off: this
+    /// store cannot tell it from a session gone.
     fn reconcile_given_workspaces(&self, store: &Sessions) {
         let volumes = self.volumes();
+        let ours = store.identity.as_deref();
         for session in store.all() {
             let (name, owner, identity, own) = {
                 let meta = session.meta();
@@ -66,11 +70,20 @@ impl Engine {
                 )
             };
             if own {
+                let adopted = ours.map_or(Ok(()), |ours| {
+                    volumes.adopt_workspace(&name, &session.id, ours)
+                });
+                match adopted {
+                    Ok(()) | Err(crate::volumes::VolumeError::NotFound { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(session = %session.id, volume = name, error = %e, "a session's workspace was not marked as its sessions directory's");
+                    }
+                }
                 continue;
             }
             let claimed = volumes.of(owner.as_deref()).claim_workspace(
                 &name,
-                &session.id,
+                (&session.id, ours),
                 identity.as_deref(),
             );
             match claimed {
@@ -84,7 +97,7 @@ impl Engine {
                 }
             }
         }
-        let Ok(all) = volumes.list() else {
+        let (Some(ours), Ok(all)) = (ours, volumes.list()) else {
             return;
         };
         let now = u64::try_from(now_ms()).unwrap_or_default();
@@ -92,10 +105,12 @@ impl Engine {
             let users = volumes.workspace_users(&volume.name).unwrap_or_default();
             // One marked in the last minute may be another process's session being created
             // now (its state is written first), whose state this store read too early to see.
-            let stale = users
-                .into_iter()
-                .filter(|(id, at)| !store.known(id) && now.saturating_sub(*at) > 60_000);
-            for (id, _) in stale {
+            let stale = users.into_iter().filter(|user| {
+                user.store.as_deref() == Some(ours)
+                    && !store.known(&user.session)
+                    && now.saturating_sub(user.since_ms) > 60_000
+            });
+            for id in stale.map(|user| user.session) {
                 match volumes.release_workspace(&volume.name, &id) {
                     Ok(()) => tracing::warn!(
                         volume = volume.name,
@@ -110,8 +125,11 @@ impl Engine {
         }
     }
 
+    /// Removes the own workspaces of this sessions directory's sessions that it no longer
+    /// keeps. A workspace of another directory's session, or one that does not say whose
+    /// (made before it was written), is kept: this store cannot prove its session gone.
     fn remove_orphaned_workspaces(&self, store: &Sessions) {
-        let Ok(volumes) = self.volumes().list() else {
+        let (Some(ours), Ok(volumes)) = (store.identity.as_deref(), self.volumes().list()) else {
             return;
         };
         // One made in the last minute may be another process's session being created now,
@@ -123,6 +141,16 @@ impl Engine {
             v.session.as_deref().is_some_and(|id| !store.known(id)) && !v.in_use.any() && settled(v)
         });
         for orphan in orphans {
+            // Written once, when the workspace is made (or adopted by its own store, from
+            // none): read here, it cannot change to this directory's meanwhile.
+            match self.volumes().workspace_store(&orphan.name) {
+                Ok(Some(whose)) if whose == ours => {}
+                Ok(None) => {
+                    tracing::info!(volume = orphan.name, "a session's workspace that no session here has is kept: it does not say which sessions directory keeps its session");
+                    continue;
+                }
+                _ => continue,
+            }
             match self.volumes().remove_workspace(&orphan.name) {
                 Ok(()) => tracing::warn!(
                     volume = orphan.name,
@@ -211,10 +239,11 @@ impl Engine {
         // given one marked as its (no process removes or prunes it while the session is kept).
         let claimed = if own {
             volumes
-                .create_workspace(&workspace, disk, owner, &id)
+                .create_workspace(&workspace, disk, owner, (&id, store.identity.as_deref()))
                 .and_then(|_| volumes.identity(&workspace))
         } else {
-            volumes.of(owner).claim_workspace(&workspace, &id, None)
+            let session = (id.as_str(), store.identity.as_deref());
+            volumes.of(owner).claim_workspace(&workspace, session, None)
         };
         let identity = match claimed {
             Ok(identity) => identity,

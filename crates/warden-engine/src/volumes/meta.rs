@@ -30,6 +30,12 @@ pub(super) struct Meta {
     /// The session whose own workspace it is: removed with the session, never alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) session: Option<String>,
+    /// The identity of the sessions directory that keeps `session` (`Sessions::identity`):
+    /// only a store opened on that directory may find the session gone and sweep the
+    /// workspace. `None` for a workspace made before it was kept, which no sweep removes
+    /// until that store writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) store: Option<String>,
     /// Random, made with the volume: a volume of the same name made after this one was
     /// removed is another volume, which a session that named this one must not reach.
     /// `None` for a volume made before ids were kept ([`Meta::identity`]).
@@ -39,6 +45,11 @@ pub(super) struct Meta {
     /// each with when it began to (ms since the epoch): it is not removed while one does.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(super) workspace_of: BTreeMap<String, u64>,
+    /// The identity of the sessions directory that keeps each session of `workspace_of`, as
+    /// `store` says for `session`: only that directory's store takes a mark off. A session
+    /// marked before it was kept has none, until its store writes it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) workspace_stores: BTreeMap<String, String>,
 }
 
 pub(super) fn now_ms() -> u64 {
@@ -68,6 +79,8 @@ impl Meta {
                 .ok()
                 .map(|id| id.as_str().to_owned()),
             workspace_of: BTreeMap::new(),
+            workspace_stores: BTreeMap::new(),
+            store: None,
         }
     }
 

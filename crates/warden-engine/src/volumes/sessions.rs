@@ -3,7 +3,10 @@
 //! no process removes or prunes it while one of them, running or stopped, names it; and a
 //! session reaches its workspace by the volume's identity, never by its name alone, so that a
 //! volume of the same name made after it was removed (another token's, perhaps) is not taken
-//! for it.
+//! for it. Each session's own workspace and each mark also name the sessions directory that
+//! keeps the session (its identity, `Sessions::identity`): a process whose sessions live
+//! elsewhere, sharing only the volumes directory, cannot tell a session gone from one it never
+//! knew, and never sweeps them.
 
 use std::time::Duration;
 
@@ -13,13 +16,14 @@ use super::meta::{now_ms, Meta};
 use super::{lock, CallersVolumes, VolumeError, VolumeLease, Volumes};
 
 impl CallersVolumes<'_> {
-    /// Writes `session` among the users of the volume `name` as its workspace, and answers
-    /// the volume's identity. A volume the caller does not reach, or (given `identity`)
-    /// another volume than that one, is not found.
+    /// Writes `session` among the users of the volume `name` as its workspace, with the
+    /// identity of the sessions directory that keeps it (`store`), and answers the volume's
+    /// identity. A volume the caller does not reach, or (given `identity`) another volume
+    /// than that one, is not found.
     pub(crate) fn claim_workspace(
         &self,
         name: &str,
-        session: &str,
+        (session, store): (&str, Option<&str>),
         identity: Option<&str>,
     ) -> Result<String, VolumeError> {
         let dir = self.existing(name)?;
@@ -33,6 +37,10 @@ impl CallersVolumes<'_> {
             });
         }
         meta.workspace_of.insert(session.to_owned(), now_ms());
+        if let Some(store) = store {
+            meta.workspace_stores
+                .insert(session.to_owned(), store.to_owned());
+        }
         meta.write(&dir)?;
         Ok(meta.identity())
     }
@@ -87,16 +95,69 @@ impl Volumes {
             Err(VolumeError::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
-        if meta.workspace_of.remove(session).is_some() {
+        let stored = meta.workspace_stores.remove(session).is_some();
+        if meta.workspace_of.remove(session).is_some() || stored {
             meta.write(&dir)?;
         }
         Ok(())
     }
 
-    /// The sessions written as users of the volume `name` with when each was (ms since the
-    /// epoch): for the sweep of those no session store knows.
-    pub(crate) fn workspace_users(&self, name: &str) -> Result<Vec<(String, u64)>, VolumeError> {
+    /// The sessions written as users of the volume `name`, each with when it was (ms since
+    /// the epoch) and the identity of the sessions directory that keeps it, if known: for the
+    /// sweep of those that directory's store no longer knows.
+    pub(crate) fn workspace_users(&self, name: &str) -> Result<Vec<WorkspaceUser>, VolumeError> {
         let dir = self.existing(name)?;
-        Ok(Meta::read(&dir, name)?.workspace_of.into_iter().collect())
+        let mut meta = Meta::read(&dir, name)?;
+        Ok(meta
+            .workspace_of
+            .into_iter()
+            .map(|(session, since_ms)| WorkspaceUser {
+                store: meta.workspace_stores.remove(&session),
+                session,
+                since_ms,
+            })
+            .collect())
     }
+
+    /// The identity of the sessions directory that keeps the session whose own workspace the
+    /// volume `name` is; `None` when the volume does not say (made before it was kept).
+    pub(crate) fn workspace_store(&self, name: &str) -> Result<Option<String>, VolumeError> {
+        let dir = self.existing(name)?;
+        Ok(Meta::read(&dir, name)?.store)
+    }
+
+    /// Writes `store` as the sessions directory that keeps `session`, whose own workspace the
+    /// volume `name` is, where the volume does not say yet (made before it was kept). A
+    /// volume that says another directory, or is not that session's, is left as it is.
+    pub(crate) fn adopt_workspace(
+        &self,
+        name: &str,
+        session: &str,
+        store: &str,
+    ) -> Result<(), VolumeError> {
+        let dir = self.existing(name)?;
+        if Meta::read(&dir, name)?.store.is_some() {
+            return Ok(());
+        }
+        let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
+        let dir = self.existing(name)?;
+        let mut meta = Meta::read(&dir, name)?;
+        if meta.store.is_some() || meta.session.as_deref() != Some(session) {
+            return Ok(());
+        }
+        meta.store = Some(store.to_owned());
+        meta.write(&dir)
+    }
+}
+
+/// A session written as a user of a volume given to it as its workspace.
+#[derive(Debug)]
+pub(crate) struct WorkspaceUser {
+    /// The session's id.
+    pub(crate) session: String,
+    /// When it was written (ms since the epoch).
+    pub(crate) since_ms: u64,
+    /// The identity of the sessions directory that keeps it; `None` for a mark written before
+    /// it was kept.
+    pub(crate) store: Option<String>,
 }
