@@ -1605,3 +1605,50 @@ fn a_session_whose_state_cannot_be_read_keeps_its_workspace() {
     assert!(said, "{log}");
     assert!(!log.contains("removed a session's workspace"), "{log}");
 }
+
+/// Bug hunt "sess" F3: a removal refused (409: a download held the stopped session's
+/// workspace for 5 s) left the session marked as being removed: still listed, but its file
+/// routes answered 404 until a removal succeeded. A refused removal leaves a stopped session
+/// whose files are reached, as docs/sessions.md says.
+#[test]
+fn a_refused_removal_leaves_the_sessions_files_reachable() {
+    use std::io::{Read, Write};
+    // Long enough that the client that stops reading is not cut meanwhile.
+    let server = LiveServer::start("[server]\nheader_read_timeout = \"300s\"\n");
+    let id = create(&server, &["--disk", "32MiB", "--idle-timeout", "1s"]);
+    ok(
+        &server,
+        &[
+            "exec",
+            &id,
+            "--",
+            "head -c 15000000 /dev/zero > big; echo keep > small",
+        ],
+    );
+    wait_stopped(&server, &id);
+    let mut stream = std::net::TcpStream::connect(server.addr()).expect("connects");
+    write!(
+        stream,
+        "GET /v1/sessions/{id}/file?path=big HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .expect("request sent");
+    let mut first = vec![0; 64 << 10];
+    stream.read_exact(&mut first).expect("the download began");
+    assert!(first.starts_with(b"HTTP/1.1 200"), "{}", text(&first[..64]));
+
+    let (status, body) = server.request("DELETE", &format!("/v1/sessions/{id}"), None);
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = server.request("GET", &format!("/v1/sessions/{id}/file?path=small"), None);
+    assert_eq!((status, body.as_str()), (200, "keep\n"));
+    let (status, body) = server.request("GET", &format!("/v1/sessions/{id}/files?path="), None);
+    assert_eq!(status, 200, "{body}");
+    drop(stream);
+    let removed = eventually(Duration::from_secs(30), || {
+        server
+            .request("DELETE", &format!("/v1/sessions/{id}"), None)
+            .0
+            == 204
+    });
+    assert!(removed, "{}", server.log());
+}

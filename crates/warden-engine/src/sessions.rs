@@ -173,6 +173,19 @@ pub enum SessionError {
         /// what its sandbox stopped until then: docs/events.md), when one was running.
         call: Option<Box<crate::execution::ExecutionResult>>,
     },
+    /// A removal found the stopped session's workspace held by another file operation for
+    /// longer than it waits: the session is stopped, not removed.
+    #[error(
+        "session {id} is stopped but not removed: another file operation held its workspace \
+         for {}; try again",
+        format_duration(*waited)
+    )]
+    WorkspaceHeld {
+        /// The session.
+        id: String,
+        /// How long the removal waited.
+        waited: Duration,
+    },
     /// Too many sessions are alive.
     #[error("{0}")]
     TooMany(String),
@@ -410,6 +423,12 @@ impl Session {
     pub(crate) fn begin_removal(&self) {
         self.removing
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Takes back [`Session::begin_removal`]: the removal failed, and the session stays.
+    pub(crate) fn abandon_removal(&self) {
+        self.removing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether it is being removed: an operation that finds its workspace gone failed

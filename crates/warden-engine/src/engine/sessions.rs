@@ -611,14 +611,27 @@ impl Engine {
             let meta = session.meta();
             (meta.workspace.clone(), meta.own_workspace)
         };
-        if own {
+        let removed = if own {
             // Gone already (removed by hand on the host) is no reason to keep the session. A
             // file operation on the stopped session holds the workspace for a moment: waited
             // for, within reason.
-            patiently(|| self.volumes().remove_workspace(&workspace))?;
+            patiently(|| self.volumes().remove_workspace(&workspace))
         } else {
             // A given workspace is kept, and may be removed once no session names it.
-            self.volumes().release_workspace(&workspace, id)?;
+            self.volumes().release_workspace(&workspace, id)
+        };
+        if let Err(e) = removed {
+            // Not removed: the session stays, stopped, and its files are reached as before
+            // until a removal succeeds (docs/sessions.md).
+            session.abandon_removal();
+            return Err(match e {
+                crate::volumes::VolumeError::InUse { .. }
+                | crate::volumes::VolumeError::WriterBusy { .. } => SessionError::WorkspaceHeld {
+                    id: id.to_owned(),
+                    waited: FILE_OPERATION_WAIT,
+                },
+                e => e.into(),
+            });
         }
         store.forget(id);
         Ok(())

@@ -538,7 +538,9 @@ pub(crate) fn session_error(e: SessionError) -> ApiError {
     use warden_engine::volumes::VolumeErrorKind;
     match e {
         SessionError::NotFound(_) => ApiError::not_found(e.to_string()),
-        SessionError::Stopped { .. } | SessionError::Elsewhere { .. } => {
+        SessionError::Stopped { .. }
+        | SessionError::Elsewhere { .. }
+        | SessionError::WorkspaceHeld { .. } => {
             ApiError::with_status(StatusCode::CONFLICT, e.to_string())
         }
         SessionError::TooMany(_) => {
