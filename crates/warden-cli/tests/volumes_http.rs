@@ -120,6 +120,36 @@ fn volumes_over_http() {
     assert_eq!(status, 404);
 }
 
+/// Bug hunt "sess" F5: `/.warden`, where the isolated backend puts its loader and its
+/// preloaded library, was not among the paths a volume may not take: a volume there was a
+/// 500 (`/.warden/seccomp-exec`) or a run that failed in runsc (`/.warden`). It is refused
+/// as `/proc` is, in every mode.
+#[test]
+fn a_volume_path_under_warden_s_own_directory_is_refused() {
+    let server = LiveServer::start("");
+    let create = json!({"name": "wv", "size": "8MiB"}).to_string();
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&create));
+    assert_eq!(status, 201, "{body}");
+    for mode in ["sandboxed", "isolated"] {
+        for path in ["/.warden", "/.warden/seccomp-exec", "/.warden/x"] {
+            let body = json!({
+                "language": "bash", "code": "echo ok", "mode": mode,
+                "volumes": [{"name": "wv", "path": path}],
+            });
+            let (status, answer) =
+                server.request("POST", "/v1/executions", Some(&body.to_string()));
+            assert_eq!(status, 422, "{mode} {path}: {answer}");
+            let error = parse(&answer)["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(error.contains("/.warden"), "{mode} {path}: {answer}");
+        }
+    }
+    let (status, body) = server.request("DELETE", "/v1/volumes/wv", None);
+    assert_eq!(status, 204, "{body}");
+}
+
 /// Volumes, sessions' workspaces and asynchronous executions are their token's: another
 /// token finds none of them (404, not listed, not mountable, not pruned) and cannot take a
 /// session's workspace's name; a session's workspace is not removed or pruned as a volume,

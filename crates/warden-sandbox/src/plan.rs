@@ -216,8 +216,18 @@ pub enum PlanError {
 
 /// Paths of the sandbox that its root provides: a volume may not cover them or sit inside
 /// them, any more than it may cover or sit inside a bind. `/.oldroot` and `/.scratch` are
-/// where `mounts.rs` parks the host's root and the workspace tmpfs during setup.
-const RESERVED_TARGETS: [&str; 6] = ["/proc", "/dev", "/etc", "/tmp", "/.oldroot", "/.scratch"];
+/// where `mounts.rs` parks the host's root and the workspace tmpfs during setup; `/.warden`
+/// holds the isolated backend's loader and preloaded library (`gvisor/bundle.rs`), reserved
+/// in every mode so that a request means the same in each.
+const RESERVED_TARGETS: [&str; 7] = [
+    "/proc",
+    "/dev",
+    "/etc",
+    "/tmp",
+    "/.oldroot",
+    "/.scratch",
+    "/.warden",
+];
 
 /// The environment every sandboxed program starts from.
 pub fn base_environment() -> Vec<(String, String)> {
@@ -605,6 +615,9 @@ mod tests {
             "/tmp/x",
             "/work/x",
             "/.oldroot",
+            "/.warden",
+            "/.warden/seccomp-exec",
+            "/.warden/x",
             "/lib",
         ] {
             let (mut spec, _) = plan().split();
