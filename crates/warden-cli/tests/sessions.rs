@@ -1652,3 +1652,21 @@ fn a_refused_removal_leaves_the_sessions_files_reachable() {
     });
     assert!(removed, "{}", server.log());
 }
+
+/// Bug hunt "sess" F4: a stopped session's own workspace `session-<id>` was taken as another
+/// session's `workspace`, which then kept the first session from being removed (409 "remove
+/// the session first", about its own workspace). A session's own workspace goes with it and
+/// is no other's.
+#[test]
+fn a_sessions_own_workspace_is_no_other_sessions_workspace() {
+    let server = LiveServer::start("");
+    let first = create(&server, &["--disk", "16MiB", "--idle-timeout", "1s"]);
+    wait_stopped(&server, &first);
+    let name = format!("session-{first}");
+    let body = json!({ "workspace": name }).to_string();
+    let (status, answer) = server.request("POST", "/v1/sessions", Some(&body));
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains(&name), "{answer}");
+    let (status, body) = server.request("DELETE", &format!("/v1/sessions/{first}"), None);
+    assert_eq!(status, 204, "{body}");
+}

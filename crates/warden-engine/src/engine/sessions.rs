@@ -202,8 +202,16 @@ impl Engine {
         let volumes = self.volumes();
         let owner = request.owner.as_deref();
         if !own {
-            // A volume of another token is not found, as if it did not exist.
-            volumes.of(owner).inspect(&workspace)?;
+            // A volume of another token is not found, as if it did not exist. A session's own
+            // workspace goes with its session: no other session may keep it (nor keep that
+            // session from being removed).
+            let given = volumes.of(owner).inspect(&workspace)?;
+            if let Some(session) = given.session {
+                return Err(SessionError::Invalid(format!(
+                    "workspace {workspace:?} is the own workspace of session {session}, which \
+                     goes with it: give a volume of your own"
+                )));
+            }
         }
         let now = now_ms();
         let mut meta = Meta {

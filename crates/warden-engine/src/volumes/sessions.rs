@@ -36,6 +36,13 @@ impl CallersVolumes<'_> {
                 name: name.to_owned(),
             });
         }
+        // A session's own workspace goes with its session: it is no other's.
+        if let Some(owner) = meta.session {
+            return Err(VolumeError::SessionWorkspace {
+                name: name.to_owned(),
+                session: owner,
+            });
+        }
         meta.workspace_of.insert(session.to_owned(), now_ms());
         if let Some(store) = store {
             meta.workspace_stores
