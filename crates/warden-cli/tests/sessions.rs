@@ -1670,3 +1670,46 @@ fn a_sessions_own_workspace_is_no_other_sessions_workspace() {
     let (status, body) = server.request("DELETE", &format!("/v1/sessions/{first}"), None);
     assert_eq!(status, 204, "{body}");
 }
+
+/// Bug hunt "sess" F6: a session's call took its place in the queue and waited for a worker
+/// before the session was looked up: a call to an unknown session waited for a worker before
+/// its 404, and a session whose idle timeout passed while its call waited was stopped for
+/// being idle (409). The session is looked up first, and a call waiting is a use.
+#[test]
+fn a_session_call_is_looked_up_before_it_waits_for_a_worker() {
+    let server =
+        LiveServer::start("[server]\nworkers = 1\npool_size = 0\nsync_deadline = \"20s\"\n");
+    let id = create(&server, &["--idle-timeout", "2s"]);
+    let busy = json!({
+        "language": "bash", "code": "sleep 40", "limits": {"wall_time": "50s"},
+    });
+    let (status, body) =
+        server.request("POST", "/v1/executions?wait=false", Some(&busy.to_string()));
+    assert_eq!(status, 202, "{body}");
+    let job: Value = serde_json::from_str(&body).expect("JSON");
+    let job = format!("/v1/executions/{}", job["id"].as_str().expect("an id"));
+    let state = || {
+        let (_, body) = server.request("GET", &job, None);
+        serde_json::from_str::<Value>(&body).expect("JSON")["state"].clone()
+    };
+    assert!(eventually(Duration::from_secs(30), || state() == "running"));
+
+    let call = json!({"command": "echo ran"}).to_string();
+    let (status, body) = server.request("POST", "/v1/sessions/0000000000000000/exec", Some(&call));
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(state(), "running", "answered before a worker was free");
+
+    std::thread::scope(|scope| {
+        let waiting =
+            scope.spawn(|| server.request("POST", &format!("/v1/sessions/{id}/exec"), Some(&call)));
+        // Longer than the session's idle timeout, while its call waits for the worker.
+        std::thread::sleep(Duration::from_secs(4));
+        let (status, body) = server.request("DELETE", &job, None);
+        assert_eq!(status, 202, "{body}");
+        let (status, body) = waiting.join().expect("the call");
+        assert_eq!(status, 200, "{body}\n{}", server.log());
+        let result: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(result["stdout"], "ran\n", "{result}");
+    });
+    ok(&server, &["rm", &id]);
+}

@@ -49,7 +49,9 @@ pub use history::{
 };
 pub use id::{ExecutionId, RandomError};
 pub use security::{RefusedCall, Security, Stage, Violation, ViolationKind};
-pub use sessions::{SessionError, SessionInfo, SessionRequest, SessionState, SessionsSettings};
+pub use sessions::{
+    PendingCall, SessionError, SessionInfo, SessionRequest, SessionState, SessionsSettings,
+};
 pub use settings::{CacheSettings, HistorySettings, Settings, SettingsError};
 pub use test_cases::{Comparison, SandboxReuse, TestCase, TestResult, Verdict};
 pub use tools::{

@@ -326,6 +326,8 @@ pub(crate) struct Session {
     busy: std::sync::atomic::AtomicBool,
     /// Downloads of its files still being sent ([`Download`]): the session is in use.
     downloads: std::sync::atomic::AtomicUsize,
+    /// Calls that arrived and wait for their turn ([`PendingCall`]): the session is in use.
+    pending: std::sync::atomic::AtomicUsize,
     /// Being removed: its workspace may be gone before the store forgets it.
     removing: std::sync::atomic::AtomicBool,
     dir: PathBuf,
@@ -347,6 +349,26 @@ impl Drop for Download {
 impl std::fmt::Debug for Download {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("Download").field(&self.0.id).finish()
+    }
+}
+
+/// A call's hold on its session from its arrival until it ends, while it waits for its turn
+/// (the server's queue, a worker, the calls before it): the session is in use, not idle.
+/// Dropping it marks the session used now.
+pub struct PendingCall(Arc<Session>);
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for PendingCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PendingCall").field(&self.0.id).finish()
     }
 }
 
@@ -379,6 +401,7 @@ impl Session {
             host_path: Mutex::new(host_path),
             busy: std::sync::atomic::AtomicBool::new(false),
             downloads: std::sync::atomic::AtomicUsize::new(0),
+            pending: std::sync::atomic::AtomicUsize::new(0),
             removing: std::sync::atomic::AtomicBool::new(false),
             dir,
         }
@@ -417,6 +440,25 @@ impl Session {
         self.downloads
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Download(Arc::clone(self))
+    }
+
+    /// Holds the session in use for a call that arrived, until the call ends; a stopped or
+    /// removed session is refused as [`Session::begin_call`] would refuse it.
+    pub(crate) fn expect_call(self: &Arc<Self>) -> Result<PendingCall, SessionError> {
+        if self.is_removing() {
+            return Err(SessionError::NotFound(self.id.clone()));
+        }
+        if let Some(reason) = self.meta().stopped_reason.clone() {
+            return Err(SessionError::Stopped {
+                id: self.id.clone(),
+                reason,
+                call: None,
+            });
+        }
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.touch();
+        Ok(PendingCall(Arc::clone(self)))
     }
 
     /// Marks it as being removed ([`Session::is_removing`]).
@@ -583,7 +625,8 @@ impl Session {
         }
         let idle = i64::try_from(meta.idle_timeout_ms).unwrap_or(i64::MAX / 2);
         let busy = self.busy.load(std::sync::atomic::Ordering::SeqCst)
-            || self.downloads.load(std::sync::atomic::Ordering::SeqCst) > 0;
+            || self.downloads.load(std::sync::atomic::Ordering::SeqCst) > 0
+            || self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0;
         if !busy && now - meta.last_used_ms >= idle {
             return Some(format!(
                 "it was idle for {} (its idle timeout)",

@@ -620,6 +620,25 @@ impl AppState {
         call: warden_engine::SessionCall,
         caller: Caller,
     ) -> Result<Result<Execution, warden_engine::SessionError>, ExecError> {
+        // Looked up before the call waits for a place and a worker: an unknown or stopped
+        // session is refused at once, and a running one is in use while its call waits (its
+        // idle timeout does not stop it under the call).
+        let lookup = {
+            let state = self.clone();
+            let (id, token) = (session.clone(), caller.token.clone());
+            tokio::task::spawn_blocking(move || {
+                state
+                    .inner
+                    .engine
+                    .expect_session_call(&id, token.as_deref())
+            })
+            .await
+            .map_err(|_| ExecError::Worker)?
+        };
+        let pending = match lookup {
+            Ok(pending) => pending,
+            Err(e) => return Ok(Err(e)),
+        };
         let admitted = self.admit(&caller)?;
         let running = self.worker(admitted.place).await?;
         self.inner.metrics.queued(admitted.at.elapsed());
@@ -641,7 +660,7 @@ impl AppState {
         let state = self.clone();
         let api = caller.api.name();
         tokio::task::spawn_blocking(move || {
-            let _held = (running, quota);
+            let _held = (running, quota, pending);
             let started = Instant::now();
             let called = state
                 .inner

@@ -379,6 +379,17 @@ impl Engine {
             .collect()
     }
 
+    /// Looks up the session `id` of `caller` for a call that has just arrived, before it
+    /// waits for its turn: an unknown, removed or stopped session is refused at once, and a
+    /// running one is in use (not idle) while the returned hold lives.
+    pub fn expect_session_call(
+        &self,
+        id: &str,
+        caller: Option<&str>,
+    ) -> Result<crate::sessions::PendingCall, SessionError> {
+        self.session_store().get(id, caller)?.expect_call()
+    }
+
     /// Runs one call in the session, after the calls before it. The result is an execution's,
     /// recorded in the history.
     pub fn session_call(
