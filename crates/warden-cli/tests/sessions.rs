@@ -1713,3 +1713,27 @@ fn a_session_call_is_looked_up_before_it_waits_for_a_worker() {
     });
     ok(&server, &["rm", &id]);
 }
+
+/// Bug hunt "sess" F9: `compile_limits.memory` and `compile_limits.max_procs` above the
+/// session's ceilings were taken (and lowered in silence), where `limits.*` are refused
+/// naming the field.
+#[test]
+fn compile_limits_above_the_sessions_ceilings_are_refused_naming_the_field() {
+    let server = LiveServer::start("");
+    let (id, exec) = session_with(
+        &server,
+        json!({"limits": {"memory": "256MiB", "max_procs": 64}}),
+    );
+    let program = "#include <stdio.h>\nint main(void) { puts(\"c ok\"); return 0; }\n";
+    for (key, value) in [("memory", json!("1GiB")), ("max_procs", json!(1000))] {
+        let call = json!({"language": "c", "code": program, "compile_limits": {key: value}});
+        let (status, answer) = exec(call);
+        assert_eq!(status, 422, "{key}: {answer}");
+        let field = format!("compile_limits.{key}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains(&field)),
+            "{answer}"
+        );
+    }
+    ok(&server, &["rm", &id]);
+}

@@ -458,21 +458,11 @@ impl Engine {
             request.limits = meta.call_limits.overridden_by(&request.limits);
             (meta.mode, meta.limits)
         };
-        // A call cannot have more than the whole session: asked for, it is refused, naming
-        // the field, rather than given less in silence (a program sized for 1 GiB that then
-        // meets 256 MiB stops the session).
-        if let Some(asked) = request.limits.memory.filter(|m| *m > ceilings.memory) {
-            return Err(SessionError::Invalid(format!(
-                "limits.memory {asked} is above the session's memory limit of {}",
-                ceilings.memory
-            )));
-        }
-        if let Some(asked) = request.limits.max_procs.filter(|n| *n > ceilings.max_procs) {
-            return Err(SessionError::Invalid(format!(
-                "limits.max_procs {asked} is above the session's process limit of {}",
-                ceilings.max_procs
-            )));
-        }
+        // A call cannot have more than the whole session, nor can its compile stage: asked
+        // for, it is refused, naming the field, rather than given less in silence (a program
+        // sized for 1 GiB that then meets 256 MiB stops the session).
+        within_ceilings("limits", &request.limits, &ceilings)?;
+        within_ceilings("compile_limits", &request.compile_limits, &ceilings)?;
         let alive = guard.live.as_ref().is_some_and(|l| l.sandbox.is_alive());
         if !alive {
             let why = guard.live.as_ref().and_then(|l| l.sandbox.ended_because());
@@ -665,6 +655,28 @@ impl Engine {
             ));
         }
     }
+}
+
+/// Refuses `asked` (a call's `field`: `limits` or `compile_limits`) above the session's
+/// ceilings, naming the field.
+fn within_ceilings(
+    field: &str,
+    asked: &warden_core::LimitOverrides,
+    ceilings: &warden_core::Limits,
+) -> Result<(), SessionError> {
+    if let Some(asked) = asked.memory.filter(|m| *m > ceilings.memory) {
+        return Err(SessionError::Invalid(format!(
+            "{field}.memory {asked} is above the session's memory limit of {}",
+            ceilings.memory
+        )));
+    }
+    if let Some(asked) = asked.max_procs.filter(|n| *n > ceilings.max_procs) {
+        return Err(SessionError::Invalid(format!(
+            "{field}.max_procs {asked} is above the session's process limit of {}",
+            ceilings.max_procs
+        )));
+    }
+    Ok(())
 }
 
 /// `attempt` again while a stopped session's workspace is held by a file operation (in use,
