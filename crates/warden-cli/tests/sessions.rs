@@ -1714,6 +1714,50 @@ fn a_session_call_is_looked_up_before_it_waits_for_a_worker() {
     ok(&server, &["rm", &id]);
 }
 
+/// Bug hunt "sess" F8: `warden session cp LOCAL ID:P` and `warden session exec --file F`
+/// read the local file whole, however long: `/dev/zero` grew the CLI until it ran out of
+/// memory. They read regular files (or standard input), within a bound.
+#[test]
+fn session_cp_and_exec_read_local_files_within_a_bound() {
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    let big = server.world().path().join("big.py");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(100 << 20))
+        .expect("a sparse file of 100 MiB");
+    let big = big.display().to_string();
+    let target = format!("{id}:z");
+    for args in [
+        vec!["cp", "/dev/zero", target.as_str()],
+        vec!["cp", big.as_str(), target.as_str()],
+        vec!["exec", id.as_str(), "--file", "/dev/zero"],
+        vec!["exec", id.as_str(), "--file", big.as_str()],
+    ] {
+        // Bounded, as the CLI read unboundedly before.
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg("-c")
+            .arg("ulimit -v 2000000; exec \"$@\"")
+            .arg("bash");
+        let warden = server.world().warden();
+        command
+            .arg(warden.get_program())
+            .arg("session")
+            .args(&args)
+            .envs(warden.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env("WARDEN_SERVER", server.base())
+            .env("WARDEN_TOKEN", TOKEN);
+        let out = command.output().expect("warden runs");
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("not a regular file") || stderr.contains("larger than"),
+            "{args:?}: {stderr}"
+        );
+    }
+    ok(&server, &["rm", &id]);
+}
+
 /// Bug hunt "sess" F9: `compile_limits.memory` and `compile_limits.max_procs` above the
 /// session's ceilings were taken (and lowered in silence), where `limits.*` are refused
 /// naming the field.

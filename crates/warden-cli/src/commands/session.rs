@@ -2,13 +2,14 @@
 //! running `warden serve`, so these commands are its clients: `--server` (or `WARDEN_SERVER`)
 //! says where, `--token` (or `WARDEN_TOKEN`) who asks.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
+use warden_core::bounded_file::{self, MAX_PROGRAM_FILE};
 use warden_core::{ByteSize, Outcome};
 
 use super::client::{base64_text, exact_output, query_value, Client, DEFAULT_SERVER};
@@ -132,6 +133,13 @@ struct ExecArgs {
     command: Vec<String>,
 }
 
+/// The most `cp` reads of a local file or of standard input, and `exec --stdin` of its
+/// input: the most a session's file is downloaded at (docs/sessions.md). The server takes at
+/// most its `max_body` (8 MiB by default), which a client does not know; the bound keeps a
+/// device or an endless pipe (`/dev/zero`) from growing this process until the host's memory
+/// runs out.
+const MAX_LOCAL_READ: u64 = 64 << 20;
+
 /// Runs `warden session`.
 pub(crate) fn run(args: SessionArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.server, args.token)?;
@@ -199,8 +207,9 @@ fn create_session(client: &Client, args: CreateArgs) -> anyhow::Result<ExitCode>
 fn exec_call(client: &Client, args: ExecArgs) -> anyhow::Result<ExitCode> {
     let mut body = match &args.file {
         Some(path) => {
-            let code = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            // A regular file, at most what `warden run` reads of a program's files.
+            let code = bounded_file::read_to_string(path, MAX_PROGRAM_FILE)
+                .with_context(|| format!("reading {}", printable(&path.display().to_string())))?;
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -223,9 +232,7 @@ fn exec_call(client: &Client, args: ExecArgs) -> anyhow::Result<ExitCode> {
         return interactive(client, &args.id, &body);
     }
     if args.stdin {
-        let mut input = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut input)
+        let input = bounded_file::read_from(std::io::stdin().lock(), MAX_LOCAL_READ)
             .context("reading standard input")?;
         // Input that is not UTF-8 text goes as its bytes.
         match String::from_utf8(input) {
@@ -308,12 +315,13 @@ fn copy(client: &Client, from: &str, to: &str) -> anyhow::Result<ExitCode> {
         (Some(_), Some(_)) => bail!("copy between sessions through a local file"),
         (None, None) => bail!("one side is a session's file: ID:PATH"),
         (None, Some((id, path))) => {
+            // Standard input, or a regular file: a device or a FIFO is refused at once.
             let bytes = if from == "-" {
-                let mut bytes = Vec::new();
-                std::io::stdin().read_to_end(&mut bytes)?;
-                bytes
+                bounded_file::read_from(std::io::stdin().lock(), MAX_LOCAL_READ)
+                    .context("reading standard input")?
             } else {
-                std::fs::read(from).with_context(|| format!("reading {from}"))?
+                bounded_file::read(std::path::Path::new(from), MAX_LOCAL_READ)
+                    .with_context(|| format!("reading {}", printable(from)))?
             };
             client
                 .request(
