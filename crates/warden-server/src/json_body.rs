@@ -7,7 +7,7 @@
 
 use axum::extract::{FromRequest, Request};
 use axum::Json;
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::{DeserializeOwned, DeserializeSeed as _, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -21,10 +21,21 @@ pub(crate) struct JsonObject<T>(pub(crate) T);
 #[derive(Debug)]
 pub(crate) struct JsonObjectAsSent<T>(pub(crate) T, pub(crate) axum::body::Bytes);
 
+/// A JSON body as sent, read but not parsed (axum's `Json` rules for content type and size
+/// apply), for a handler that checks it before parsing it ([`more_items_than`]).
+#[derive(Debug)]
+pub(crate) struct JsonBytes(pub(crate) axum::body::Bytes);
+
+/// A body up to this size is parsed on the connection's thread: it costs microseconds. A
+/// larger one (up to `max_body`, 8 MiB by default) is parsed on a blocking thread: a body of
+/// millions of small items took seconds to parse, during which the thread answered no other
+/// connection (`io_threads` is one on a 2-core host).
+const PARSED_IN_PLACE: usize = 64 << 10;
+
 impl<S, T> FromRequest<S> for JsonObject<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + Send + 'static,
 {
     type Rejection = ApiError;
 
@@ -37,8 +48,19 @@ where
 impl<S, T> FromRequest<S> for JsonObjectAsSent<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + Send + 'static,
 {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBytes(bytes) = JsonBytes::from_request(request, state).await?;
+        let sent = bytes.clone();
+        let body = off_thread_if_large(bytes.len(), move || parse_json_object(&sent)).await?;
+        Ok(JsonObjectAsSent(body, bytes))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
@@ -67,8 +89,98 @@ where
                 message: e.body_text(),
                 retry_after: None,
             })?;
-        let body = parse_json_object(&bytes)?;
-        Ok(JsonObjectAsSent(body, bytes))
+        Ok(JsonBytes(bytes))
+    }
+}
+
+/// `parse`'s answer, computed on a blocking thread when the body is larger than
+/// [`PARSED_IN_PLACE`] (`size` bytes), in place otherwise.
+pub(crate) async fn off_thread_if_large<T: Send + 'static>(
+    size: usize,
+    parse: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if size <= PARSED_IN_PLACE {
+        return parse();
+    }
+    tokio::task::spawn_blocking(parse)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+}
+
+/// Whether the array under `key` in the JSON object `json` has more than `most` items, read
+/// no further than the item past `most`: a body of millions of items is refused for its
+/// length before they are parsed. `false` when `json` is not such an object (its parse then
+/// says what is wrong).
+pub(crate) fn more_items_than(json: &[u8], key: &str, most: usize) -> bool {
+    let mut reader = serde_json::Deserializer::from_slice(json);
+    let counted = Counted { key, most }.deserialize(&mut reader);
+    counted.is_err_and(|e| e.is_data() && e.to_string().starts_with(TOO_MANY))
+}
+
+/// The error that stops [`Counted`] at the item past its bound.
+const TOO_MANY: &str = "more items than the bound";
+
+/// An object whose array under `key` may have at most `most` items; nothing of it is kept.
+#[derive(Clone, Copy)]
+struct Counted<'k> {
+    key: &'k str,
+    most: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Counted<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Counted<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == self.key {
+                map.next_value_seed(Items(self.most))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An array of at most `.0` items, each passed over.
+struct Items(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Items {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Items {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let mut count = 0usize;
+        while items.next_element::<serde::de::IgnoredAny>()?.is_some() {
+            count += 1;
+            if count > self.0 {
+                return Err(A::Error::custom(TOO_MANY));
+            }
+        }
+        Ok(())
     }
 }
 

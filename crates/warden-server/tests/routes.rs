@@ -249,6 +249,28 @@ async fn batches_are_capped_and_answer_per_item() {
         .is_some_and(|e| e.starts_with("limits.memory")));
 }
 
+/// Bug hunt: a batch of millions of `{}` was parsed whole, on the thread serving
+/// connections, before its length was compared with `max_batch`: seconds during which no other
+/// client was answered. Its length is checked as it is read now: the item past `max_batch`
+/// refuses it, and what follows is never parsed (here, a body cut short).
+#[tokio::test]
+async fn a_batch_is_refused_at_the_item_past_max_batch() {
+    let options = ServerOptions {
+        max_batch: 2,
+        ..ServerOptions::default()
+    };
+    let cut_short = r#"{"executions": [{}, {}, {}, {"language": "#;
+    let (status, json, text) = send(app(options.clone()), post("/v1/batch", cut_short)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    assert_eq!(
+        json["error"], "executions: more than 2 in one batch, at most 2 are accepted",
+        "{text}"
+    );
+    // Within the bound, the body is read as before: a malformed one is a 400.
+    let (status, _, text) = send(app(options), post("/v1/batch", r#"{"executions": [{}, "#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+}
+
 #[tokio::test]
 async fn unknown_jobs_are_404_and_languages_are_listed() {
     let (status, _, _) = send(app(ServerOptions::default()), get("/v1/executions/abc")).await;

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::V1Caller;
 use crate::error::ApiError;
 use crate::execution_request::ExecutionBody;
-use crate::json_body::JsonObject;
+use crate::json_body::{more_items_than, off_thread_if_large, parse_json_object, JsonBytes};
 use crate::state::AppState;
 
 /// Several executions.
@@ -60,15 +60,20 @@ pub(crate) struct BatchResponse {
 pub(crate) async fn create(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
-    JsonObject(body): JsonObject<BatchBody>,
+    JsonBytes(sent): JsonBytes,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let max = state.options().max_batch;
-    if body.executions.len() > max {
-        return Err(ApiError::unprocessable(format!(
-            "executions: {} in one batch, at most {max} are accepted",
-            body.executions.len()
-        )));
-    }
+    // Its length first, reading no further than the item past `max_batch`: a body of millions
+    // of items is refused before they are parsed.
+    let body: BatchBody = off_thread_if_large(sent.len(), move || {
+        if more_items_than(&sent, "executions", max) {
+            return Err(ApiError::unprocessable(format!(
+                "executions: more than {max} in one batch, at most {max} are accepted"
+            )));
+        }
+        parse_json_object(&sent)
+    })
+    .await?;
     let deadline = state.sync_deadline();
     let count = body.executions.len();
     // Dropping the set (the client went away, or the deadline) aborts what has not started.
