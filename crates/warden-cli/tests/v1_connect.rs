@@ -232,3 +232,140 @@ fn a_first_message_with_a_key_given_twice_is_refused() {
     let (status, _) = server.request("DELETE", &format!("/v1/sessions/{session}"), None);
     assert_eq!(status, 204);
 }
+
+/// A WebSocket to `path` on `server`, authenticated with `token`, upgraded.
+fn open(
+    server: &LiveServer,
+    token: &str,
+    path: &str,
+) -> tungstenite::WebSocket<std::net::TcpStream> {
+    use tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}{path}", server.addr())
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("a header"),
+    );
+    let stream = std::net::TcpStream::connect(server.addr()).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("read timeout set");
+    tungstenite::client(request, stream).expect("upgraded").0
+}
+
+/// Reads `socket` until the server closes it: its text messages as JSON, and the close code.
+fn read_to_close(
+    socket: &mut tungstenite::WebSocket<std::net::TcpStream>,
+) -> (Vec<serde_json::Value>, Option<u16>) {
+    let mut messages = Vec::new();
+    loop {
+        match socket.read() {
+            Ok(tungstenite::Message::Text(text)) => {
+                messages.push(serde_json::from_str(text.as_str()).expect("JSON"));
+            }
+            Ok(tungstenite::Message::Close(frame)) => {
+                return (messages, frame.map(|f| u16::from(f.code)))
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{e}; so far {} messages", messages.len()),
+        }
+    }
+}
+
+/// Bug hunt: a WebSocket's run was charged twice to its token's `requests_per_minute` (its
+/// place, then its admission), on `/v1/executions/connect`, `/api/v2/connect` and
+/// `/v1/sessions/{id}/connect`: a token of 6 a minute ran 3 programs over WebSockets and
+/// was then refused. Each run is one request now, charged when it is admitted.
+#[test]
+fn a_websocket_run_costs_one_request_of_the_rate() {
+    use tungstenite::Message;
+    let server = LiveServer::start(
+        "[[server.tokens]]\nname = \"rated\"\ntoken = \"r4ted\"\nrequests_per_minute = 6\n",
+    );
+    let (status, body) = server.request_as("r4ted", "POST", "/v1/sessions", Some("{}"));
+    assert_eq!(status, 201, "{body}");
+    let session: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let session = session["id"].as_str().expect("an id").to_owned();
+    let runs = [
+        (
+            "/v1/executions/connect".to_owned(),
+            r#"{"language":"bash","code":"echo one"}"#,
+        ),
+        (
+            "/api/v2/connect".to_owned(),
+            r#"{"type":"init","language":"bash","version":"*","files":[{"content":"echo two"}]}"#,
+        ),
+        (
+            format!("/v1/sessions/{session}/connect"),
+            r#"{"command":"echo three"}"#,
+        ),
+    ];
+    for (path, first) in &runs {
+        let mut socket = open(&server, "r4ted", path);
+        socket.send(Message::Text((*first).into())).expect("sent");
+        let (messages, close) = read_to_close(&mut socket);
+        assert!(
+            matches!(close, Some(1000 | 4999)),
+            "{path}: {close:?} {messages:?}"
+        );
+    }
+    // Three of the minute's six are left.
+    for n in 0..3 {
+        let (status, body) = server.request_as(
+            "r4ted",
+            "POST",
+            "/v1/executions",
+            Some(r#"{"language":"bash","code":"echo four"}"#),
+        );
+        assert_eq!(
+            status, 200,
+            "request {n} after the WebSockets' runs: {body}"
+        );
+    }
+}
+
+/// Bug hunt: shutdown did not wait for WebSocket sessions: a program that ended well within
+/// `shutdown_deadline` lost the output its client had not read yet, and its result, as the
+/// server exited under the session.
+#[test]
+fn shutdown_lets_a_websocket_session_send_its_output_and_result() {
+    use tungstenite::Message;
+    let mut server = LiveServer::start("");
+    let mut socket = open(&server, live_server::TOKEN, "/v1/executions/connect");
+    let program = "import sys, time\nprint('started', flush=True)\ntime.sleep(1)\n\
+                   sys.stdout.write('w' * 8000000)\n";
+    let first = serde_json::json!({
+        "language": "python", "code": program, "limits": {"max_output": "16MiB"},
+    })
+    .to_string();
+    socket.send(Message::Text(first.into())).expect("sent");
+    loop {
+        match socket.read().expect("a message") {
+            Message::Text(text) if text.contains("started") => break,
+            _ => {}
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signalled");
+    // Not read meanwhile: the program ends with its output waiting for the client.
+    std::thread::sleep(Duration::from_secs(3));
+    let (messages, close) = read_to_close(&mut socket);
+    let written: usize = messages
+        .iter()
+        .filter(|m| m["type"] == "stdout")
+        .map(|m| m["data"].as_str().map_or(0, str::len))
+        .sum();
+    let result = messages.iter().find(|m| m["type"] == "result");
+    assert_eq!(close, Some(1000), "{:?}", messages.last());
+    assert_eq!(written, 8_000_000, "the output after `started`");
+    assert!(
+        result.is_some_and(|r| r["result"]["outcome"]["kind"] == "exited"),
+        "{:?}",
+        messages.last()
+    );
+    server.stop(Duration::from_secs(40));
+}

@@ -210,21 +210,18 @@ async fn drain(state: &AppState, servers: &mut tokio::task::JoinSet<()>) {
         state.deadline_passed();
         close_mcp(state).await;
         // Their answers are written; a connection that holds on is closed with the process.
-        let answered = tokio::time::timeout(std::time::Duration::from_secs(3), async {
-            while servers.join_next().await.is_some() {}
-        })
-        .await;
+        let answered =
+            tokio::time::timeout(Duration::from_secs(3), connections_closed(state, servers)).await;
         if answered.is_err() {
             tracing::warn!("connections still open after the shutdown deadline; closing them");
         }
         return;
     }
     close_mcp(state).await;
-    // The executions are done; their responses are being written.
-    let flushed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        while servers.join_next().await.is_some() {}
-    })
-    .await;
+    // The executions are done; their responses (a WebSocket's output and result too) are
+    // being written.
+    let flushed =
+        tokio::time::timeout(Duration::from_secs(5), connections_closed(state, servers)).await;
     if flushed.is_err() {
         tracing::warn!("connections still open after the executions ended; closing them");
     }
@@ -243,6 +240,14 @@ async fn close_mcp(state: &AppState) {
         tracing::warn!("mcp answers still being written after 3 s; ending the sessions");
     }
     state.mcp_shutdown().close();
+}
+
+/// Resolves once every connection has closed: the accept loops' (each waits for its HTTP
+/// connections) and the WebSocket sessions, which are no longer connections of theirs once
+/// upgraded.
+async fn connections_closed(state: &AppState, servers: &mut tokio::task::JoinSet<()>) {
+    while servers.join_next().await.is_some() {}
+    state.websockets_closed().await;
 }
 
 /// What every connection is held to.

@@ -151,6 +151,23 @@ struct Inner {
     /// Set when the shutdown deadline passed: what is still queued or running ends with
     /// [`ExecError::ShuttingDown`] (its sandboxes killed), so that its client gets an answer.
     past_deadline: tokio::sync::watch::Sender<bool>,
+    /// How many WebSocket sessions are open (upgraded): shutdown waits for them as for the
+    /// connections, which an upgraded one no longer is.
+    websockets: tokio::sync::watch::Sender<usize>,
+}
+
+/// A WebSocket's hold: its place among its caller's long-lived connections, and its count
+/// among the open sessions that shutdown waits for; both given back when it is dropped.
+#[derive(Debug)]
+pub(crate) struct WebSocketHold {
+    _place: StreamPermit,
+    open: tokio::sync::watch::Sender<usize>,
+}
+
+impl Drop for WebSocketHold {
+    fn drop(&mut self) {
+        self.open.send_modify(|open| *open -= 1);
+    }
 }
 
 /// Where an admitted execution is.
@@ -215,6 +232,7 @@ impl AppState {
                 mcp_requests: crate::mcp_requests::InFlight::default(),
                 mcp_answering: crate::mcp_requests::Answering::default(),
                 past_deadline: tokio::sync::watch::Sender::new(false),
+                websockets: tokio::sync::watch::Sender::new(0),
                 options,
             }),
         }
@@ -309,8 +327,28 @@ impl AppState {
         self.run_admitted(admitted, request, caller, || {}).await
     }
 
-    /// A place among `caller`'s long-lived connections (a WebSocket, an MCP event stream),
-    /// held until it is dropped, charged to its rate (once it has the place).
+    /// A place among `caller`'s long-lived connections for a WebSocket, counted among the
+    /// sessions shutdown waits for, until it is dropped. Not charged to the caller's rate:
+    /// the execution the session runs is, once, when it is admitted (and not when it is
+    /// refused for want of room), as `POST /v1/executions`'s.
+    pub(crate) fn hold_websocket(&self, caller: &Caller) -> Result<WebSocketHold, ExecError> {
+        let place = self.stream_place(caller)?;
+        self.inner.websockets.send_modify(|open| *open += 1);
+        Ok(WebSocketHold {
+            _place: place,
+            open: self.inner.websockets.clone(),
+        })
+    }
+
+    /// Resolves once no WebSocket session is open ([`AppState::hold_websocket`]).
+    pub(crate) async fn websockets_closed(&self) {
+        let mut open = self.inner.websockets.subscribe();
+        // The sender lives in `self`: the wait cannot fail.
+        let _ = open.wait_for(|open| *open == 0).await;
+    }
+
+    /// A place among `caller`'s long-lived connections (an MCP event stream), held until it
+    /// is dropped, charged to its rate (once it has the place).
     pub(crate) fn hold_stream(&self, caller: &Caller) -> Result<StreamPermit, ExecError> {
         let held = self.inner.quotas.hold_stream(caller.token.as_deref());
         if held.is_err() {

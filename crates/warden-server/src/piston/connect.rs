@@ -52,13 +52,13 @@ pub(crate) async fn connect(
         Ok(caller) => caller,
         Err(e) => return e.into_response(),
     };
-    let permit = match state.hold_stream(&caller) {
+    let hold = match state.hold_websocket(&caller) {
         Ok(permit) => permit,
         Err(e) => return crate::piston::PistonError::from(e).into_response(),
     };
     crate::routes::connect::sized(upgrade, &state).on_upgrade(move |socket| async move {
         session(socket, state, toolchains, caller).await;
-        drop(permit);
+        drop(hold);
     })
 }
 

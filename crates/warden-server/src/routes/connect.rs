@@ -65,7 +65,7 @@ const MESSAGE_TOO_BIG: u16 = 1009;
         (status = 401, description = "Missing or invalid token"),
         (status = 405, description = "Not GET"),
         (status = 426, description = "The connection cannot be upgraded"),
-        (status = 429, description = "The caller holds as many WebSockets and MCP event streams as it may, or its rate is spent"),
+        (status = 429, description = "The caller holds as many WebSockets and event streams as it may (its execution is charged to its rate when admitted: a refusal is an `error` message)"),
     ),
     security(("bearer" = []))
 )]
@@ -79,13 +79,13 @@ pub(crate) async fn connect(
         Ok(upgrade) => upgrade,
         Err(e) => return axum::response::IntoResponse::into_response(ApiError::from(e)),
     };
-    let permit = match state.hold_stream(&caller) {
+    let hold = match state.hold_websocket(&caller) {
         Ok(permit) => permit,
         Err(e) => return axum::response::IntoResponse::into_response(ApiError::from(e)),
     };
     sized(upgrade, &state).on_upgrade(move |socket| async move {
         session(socket, state, caller, Target::Execution).await;
-        drop(permit);
+        drop(hold);
     })
 }
 
@@ -113,7 +113,7 @@ pub(crate) fn sized(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpg
         (status = 401, description = "Missing or invalid token"),
         (status = 405, description = "Not GET"),
         (status = 426, description = "The connection cannot be upgraded"),
-        (status = 429, description = "The caller holds as many WebSockets and MCP event streams as it may, or its rate is spent"),
+        (status = 429, description = "The caller holds as many WebSockets and event streams as it may (its execution is charged to its rate when admitted: a refusal is an `error` message)"),
     ),
     security(("bearer" = []))
 )]
@@ -125,10 +125,10 @@ pub(crate) async fn connect_session(
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade?;
     let Path(id) = id?;
-    let permit = state.hold_stream(&caller)?;
+    let hold = state.hold_websocket(&caller)?;
     Ok(sized(upgrade, &state).on_upgrade(move |socket| async move {
         session(socket, state, caller, Target::Session(id)).await;
-        drop(permit);
+        drop(hold);
     }))
 }
 
