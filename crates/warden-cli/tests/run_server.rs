@@ -494,3 +494,44 @@ fn compile_diagnostics_that_are_not_text_come_back_exactly() {
     let raw = run(&server, true, &[path], b"").stderr;
     assert!(raw.windows(2).any(|w| w == b"\xff\xfe"), "{}", text(&raw));
 }
+
+/// Bug hunt: at a terminal, a run through the server that printed more than 16 MiB (or a few
+/// MB of control bytes) failed with exit 125 (`Message too long`): the server sent what the
+/// client had not taken as one message, and the result repeats the output, both past the
+/// WebSocket client's default frame limit. It ends as here now.
+#[test]
+fn at_a_terminal_a_run_that_prints_more_than_16_mib_ends_as_here() {
+    use std::io::Read;
+    let server = LiveServer::start("");
+    let program = "import sys\nsys.stdout.write('w' * 17000000)\n";
+    let base = server.base();
+    let args = [
+        "run",
+        "--server",
+        &base,
+        "--max-output",
+        "64MiB",
+        "-l",
+        "python",
+        "-c",
+        program,
+    ];
+    let (mut child, _typing) =
+        live_server::support::at_a_terminal(server.world(), &[("WARDEN_TOKEN", TOKEN)], &args);
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut stdout)
+        .expect("the output");
+    let out = child.wait_with_output().expect("warden ends");
+    assert_eq!(
+        (out.status.code(), stdout.len()),
+        (Some(0), 17_000_000),
+        "{}\nserver log:\n{}",
+        text(&out.stderr),
+        server.log()
+    );
+    assert!(stdout.iter().all(|b| *b == b'w'));
+}

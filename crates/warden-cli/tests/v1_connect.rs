@@ -325,6 +325,50 @@ fn a_websocket_run_costs_one_request_of_the_rate() {
     }
 }
 
+/// Bug hunt: what a client had not taken yet went out as one message, however large: `warden
+/// run --server` at a terminal (tungstenite: 16 MiB a frame) failed for a program printing a
+/// few MB, Python's `websockets` (1 MiB) closed with 1009. An output message carries at most
+/// 64 KiB of the output, on the own WebSocket and Piston's.
+#[test]
+fn output_messages_carry_at_most_64_kib() {
+    use tungstenite::Message;
+    let server = LiveServer::start("");
+    // Two-byte characters, so that a cut at 64 KiB may fall inside one (Piston's runs may
+    // print 1 MB).
+    let program = |n: usize| format!("import sys\nsys.stdout.write('x' + 'é' * {n})\n");
+    let first = serde_json::json!({
+        "language": "python", "code": program(1_500_000), "limits": {"max_output": "16MiB"},
+    });
+    let init = serde_json::json!({
+        "type": "init", "language": "python", "version": "*",
+        "files": [{"content": program(400_000)}],
+    });
+    for (path, first, kind, n) in [
+        ("/v1/executions/connect", first, "stdout", 1_500_000),
+        ("/api/v2/connect", init, "data", 400_000),
+    ] {
+        let expected = format!("x{}", "é".repeat(n));
+        let first = first.to_string();
+        let mut socket = open(&server, live_server::TOKEN, path);
+        socket.send(Message::Text(first.into())).expect("sent");
+        // Not read meanwhile: the output waits for the client, merged.
+        std::thread::sleep(Duration::from_secs(4));
+        let (messages, close) = read_to_close(&mut socket);
+        let output: Vec<&str> = messages
+            .iter()
+            .filter(|m| m["type"] == kind)
+            .map(|m| m["data"].as_str().expect("text"))
+            .collect();
+        let longest = output.iter().map(|d| d.len()).max().unwrap_or_default();
+        assert!(longest <= 64 << 10, "{path}: a message of {longest} bytes");
+        assert_eq!(
+            output.concat(),
+            expected,
+            "{path}: the output whole ({close:?})"
+        );
+    }
+}
+
 /// Bug hunt: shutdown did not wait for WebSocket sessions: a program that ended well within
 /// `shutdown_deadline` lost the output its client had not read yet, and its result, as the
 /// server exited under the session.

@@ -98,6 +98,13 @@ impl Chunk {
     }
 }
 
+/// The most bytes of a program's output one streamed message carries (a WebSocket's output
+/// message, an event of `/v1/executions/stream`). What a slow client has not taken is merged
+/// (`outbox.rs`), so without a bound one message could hold everything a program wrote: past
+/// a client's limit (tungstenite's 16 MiB a frame, Python `websockets`' 1 MiB a message),
+/// and all of it encoded at once in the server's memory.
+pub(crate) const MESSAGE_OUTPUT: usize = 64 << 10;
+
 /// A run's stdout and stderr, each a [`Utf8Stream`].
 #[derive(Debug, Default)]
 pub(crate) struct OutputText {
@@ -109,6 +116,16 @@ impl OutputText {
     /// [`Utf8Stream::push`] on `stream`.
     pub(crate) fn push(&mut self, stream: Stream, bytes: &[u8]) -> Chunk {
         self.of(stream).push(bytes)
+    }
+
+    /// [`OutputText::push`] of `bytes` in pieces, each of at most [`MESSAGE_OUTPUT`] bytes of
+    /// output (what was held back included, so a piece's text, when the output is valid
+    /// UTF-8, is at most that many bytes), the empty ones passed over: one message each.
+    pub(crate) fn pieces<'a>(&'a mut self, stream: Stream, bytes: &'a [u8]) -> Pieces<'a> {
+        Pieces {
+            stream: self.of(stream),
+            rest: bytes,
+        }
     }
 
     /// Each stream's [`Utf8Stream::finish`], for those that held something back.
@@ -125,6 +142,30 @@ impl OutputText {
             Stream::Stdout => &mut self.stdout,
             Stream::Stderr => &mut self.stderr,
         }
+    }
+}
+
+/// A stream's output in pieces of at most [`MESSAGE_OUTPUT`] bytes ([`OutputText::pieces`]).
+pub(crate) struct Pieces<'a> {
+    stream: &'a mut Utf8Stream,
+    rest: &'a [u8],
+}
+
+impl Iterator for Pieces<'_> {
+    type Item = Chunk;
+
+    fn next(&mut self) -> Option<Chunk> {
+        while !self.rest.is_empty() {
+            // What a character cut at the last piece's end left (at most 3 bytes) comes first.
+            let room = MESSAGE_OUTPUT - self.stream.pending.len();
+            let (piece, rest) = self.rest.split_at(room.min(self.rest.len()));
+            self.rest = rest;
+            let chunk = self.stream.push(piece);
+            if !chunk.is_empty() {
+                return Some(chunk);
+            }
+        }
+        None
     }
 }
 
@@ -203,6 +244,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Bug hunt: a slow client's merged output went out as one message of any size.
+    #[test]
+    fn output_comes_in_pieces_of_at_most_64_kib_cut_at_characters() {
+        let output = format!("x{}", "é".repeat(100_000)).into_bytes();
+        let mut text = OutputText::default();
+        let pieces: Vec<Chunk> = text.pieces(Stream::Stdout, &output).collect();
+        assert!(pieces.len() > 1);
+        assert!(pieces
+            .iter()
+            .all(|p| p.text.len() <= MESSAGE_OUTPUT && p.exact.is_none()));
+        let whole: String = pieces.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(whole.as_bytes(), output);
+        assert!(text.finish().is_empty());
     }
 
     #[test]

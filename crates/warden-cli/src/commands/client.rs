@@ -120,7 +120,14 @@ impl Client {
                 .context("the token is not a header value")?;
             request.headers_mut().insert("authorization", value);
         }
-        match tungstenite::client(request, stream) {
+        // No size limit on the server's messages: its output comes in messages of at most 64
+        // KiB, but the `result` repeats the whole output, as the synchronous answer does
+        // (which is read whole too); tungstenite's 16 MiB a frame failed a run that printed
+        // more, or a few MB of control bytes (6 bytes each in JSON).
+        let config = tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        match tungstenite::client::client_with_config(request, stream, Some(config)) {
             Ok((socket, _)) => Ok(socket),
             Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(answer))) => {
                 let status = answer.status().as_u16();

@@ -263,9 +263,9 @@ async fn relay(
             send(socket, json!({"type": "stage", "stage": "run"})).await?;
             *run_started = true;
         }
+        // In messages of at most 64 KiB of output each, however much waited.
         Event::Output(stream, bytes) => {
-            let chunk = text.push(stream, &bytes);
-            if !chunk.is_empty() {
+            for chunk in text.pieces(stream, &bytes) {
                 send(socket, data_message(stream, chunk.text)).await?;
             }
         }
@@ -404,14 +404,14 @@ async fn report(
     view: &StageView<'_>,
 ) -> Result<(), axum::Error> {
     send(socket, json!({"type": "stage", "stage": name})).await?;
-    for (stream, bytes) in [("stdout", view.stdout), ("stderr", view.stderr)] {
-        if !bytes.is_empty() {
-            let data = String::from_utf8_lossy(bytes);
-            send(
-                socket,
-                json!({"type": "data", "stream": stream, "data": data}),
-            )
-            .await?;
+    for (stream, bytes) in [(Stream::Stdout, view.stdout), (Stream::Stderr, view.stderr)] {
+        // The stage's output whole, in messages of at most 64 KiB of it, as it is streamed.
+        let mut text = OutputText::default();
+        for chunk in text.pieces(stream, bytes) {
+            send(socket, data_message(stream, chunk.text)).await?;
+        }
+        for (_, chunk) in text.finish() {
+            send(socket, data_message(stream, chunk.text)).await?;
         }
     }
     send(socket, exit_message(name, view)).await

@@ -261,10 +261,15 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
             event = received.recv() => {
                 let Some(event) = event else { return };
                 let (messages, last) = match event {
-                    Event::Output(stream, bytes) => match text.push(stream, &bytes) {
-                        chunk if chunk.is_empty() => continue,
-                        chunk => (vec![output(stream, chunk)], false),
-                    },
+                    // In messages of at most 64 KiB of output each, however much waited.
+                    Event::Output(stream, bytes) => {
+                        for chunk in text.pieces(stream, &bytes) {
+                            if send(&mut socket, output(stream, chunk)).await.is_err() {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
                     Event::Usage(sample) => {
                         let mut reading = serde_json::to_value(sample).unwrap_or_default();
                         if let Value::Object(fields) = &mut reading {
