@@ -367,3 +367,38 @@ fn a_compiles_warnings_come_as_a_compile_event_before_the_output() {
         assert_eq!(compile["cached"], false, "{compile}");
     }
 }
+
+/// Bug hunt: what a client had not taken was encoded as one event, however much: a program
+/// writing 100 MiB of control bytes made the server hold 14-18 times that at once (the text,
+/// its JSON, the event). An event carries at most 64 KiB of the output now, encoded as the
+/// client takes it.
+#[test]
+fn an_output_event_carries_at_most_64_kib() {
+    let server = LiveServer::start("");
+    // Two-byte characters, so that a cut at 64 KiB may fall inside one.
+    let program = "import sys\nsys.stdout.write('x' + 'é' * 1500000)\n";
+    let body = serde_json::json!({"language": "python", "code": program,
+        "limits": {"max_output": "16MiB"}})
+    .to_string();
+    let (status, mut reader) = open(&server, &body);
+    assert_eq!(status, 200);
+    // Nothing is read until the program is over: its output waits, merged.
+    assert!(
+        eventually(Duration::from_secs(60), || running(&server) == 0),
+        "the program ends"
+    );
+    let (mut stdout, mut longest, mut last) = (String::new(), 0, None);
+    while let Some((name, data)) = next_event(&mut reader) {
+        match name.as_str() {
+            "stdout" => {
+                let text = data["data"].as_str().expect("text");
+                longest = longest.max(text.len());
+                stdout.push_str(text);
+            }
+            _ => last = Some(name),
+        }
+    }
+    assert!(longest <= 64 << 10, "an event of {longest} bytes of output");
+    assert_eq!(stdout, format!("x{}", "é".repeat(1_500_000)));
+    assert_eq!(last.as_deref(), Some("result"));
+}

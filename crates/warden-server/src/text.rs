@@ -58,6 +58,14 @@ impl Utf8Stream {
         Chunk { text, exact }
     }
 
+    /// [`Utf8Stream::push`] of the start of `bytes`, at most [`MESSAGE_OUTPUT`] bytes with
+    /// what was held back (at most 3 bytes, the start of a character cut at the last piece's
+    /// end), and how many bytes of `bytes` it took.
+    fn first_piece(&mut self, bytes: &[u8]) -> (Chunk, usize) {
+        let took = (MESSAGE_OUTPUT - self.pending.len()).min(bytes.len());
+        (self.push(&bytes[..took]), took)
+    }
+
     /// What was held back, once the stream has ended: a character that was never completed
     /// is one U+FFFD (with its bytes). Empty when nothing was.
     pub(crate) fn finish(&mut self) -> Chunk {
@@ -113,12 +121,7 @@ pub(crate) struct OutputText {
 }
 
 impl OutputText {
-    /// [`Utf8Stream::push`] on `stream`.
-    pub(crate) fn push(&mut self, stream: Stream, bytes: &[u8]) -> Chunk {
-        self.of(stream).push(bytes)
-    }
-
-    /// [`OutputText::push`] of `bytes` in pieces, each of at most [`MESSAGE_OUTPUT`] bytes of
+    /// [`Utf8Stream::push`] on `stream` of `bytes` in pieces, each of at most [`MESSAGE_OUTPUT`] bytes of
     /// output (what was held back included, so a piece's text, when the output is valid
     /// UTF-8, is at most that many bytes), the empty ones passed over: one message each.
     pub(crate) fn pieces<'a>(&'a mut self, stream: Stream, bytes: &'a [u8]) -> Pieces<'a> {
@@ -126,6 +129,12 @@ impl OutputText {
             stream: self.of(stream),
             rest: bytes,
         }
+    }
+
+    /// The first of [`OutputText::pieces`] of `bytes`, and how many bytes of `bytes` it took:
+    /// for a caller that makes one message at a time of output it holds.
+    pub(crate) fn first_piece(&mut self, stream: Stream, bytes: &[u8]) -> (Chunk, usize) {
+        self.of(stream).first_piece(bytes)
     }
 
     /// Each stream's [`Utf8Stream::finish`], for those that held something back.
@@ -156,11 +165,8 @@ impl Iterator for Pieces<'_> {
 
     fn next(&mut self) -> Option<Chunk> {
         while !self.rest.is_empty() {
-            // What a character cut at the last piece's end left (at most 3 bytes) comes first.
-            let room = MESSAGE_OUTPUT - self.stream.pending.len();
-            let (piece, rest) = self.rest.split_at(room.min(self.rest.len()));
-            self.rest = rest;
-            let chunk = self.stream.push(piece);
+            let (chunk, took) = self.stream.first_piece(self.rest);
+            self.rest = &self.rest[took..];
             if !chunk.is_empty() {
                 return Some(chunk);
             }
@@ -264,16 +270,16 @@ mod tests {
     #[test]
     fn each_stream_holds_back_its_own_bytes() {
         let mut output = OutputText::default();
-        assert!(output.push(Stream::Stdout, b"\xc3").is_empty());
-        assert!(output.push(Stream::Stderr, b"\xe2\x82").is_empty());
-        assert_eq!(output.push(Stream::Stdout, b"\xa9").text, "é");
+        assert!(output.first_piece(Stream::Stdout, b"\xc3").0.is_empty());
+        assert!(output.first_piece(Stream::Stderr, b"\xe2\x82").0.is_empty());
+        assert_eq!(output.first_piece(Stream::Stdout, b"\xa9").0.text, "é");
         let held = Chunk {
             text: char::REPLACEMENT_CHARACTER.to_string(),
             exact: Some(b"\xe2\x82".to_vec()),
         };
         assert_eq!(output.finish(), [(Stream::Stderr, held)]);
         assert!(output.finish().is_empty());
-        let fields = output.push(Stream::Stdout, b"a\xffb").fields();
+        let fields = output.first_piece(Stream::Stdout, b"a\xffb").0.fields();
         assert_eq!(
             serde_json::Value::Object(fields),
             serde_json::json!({"data": "a\u{fffd}b", "data_base64": "Yf9i"})

@@ -96,8 +96,8 @@ pub(crate) async fn create(
     let job = tokio::spawn(async move {
         let finished = state.run_admitted(admitted, request, caller, || {}).await;
         let last = match finished {
-            Ok(execution) => match serde_json::to_string(&execution.result) {
-                Ok(result) => event("result", &result),
+            Ok(execution) => match json_event("result", &execution.result) {
+                Ok(result) => result,
                 Err(e) => event(
                     "error",
                     &json!({"error": e.to_string(), "kind": "internal"}).to_string(),
@@ -112,13 +112,16 @@ pub(crate) async fn create(
         _job: AbortOnDrop(job),
         _place: place,
         text: OutputText::default(),
+        waiting: None,
     };
     // The queue's next item as the text of its events; the stream ends after the last.
     let stream = futures_util::stream::unfold(
         (events, receiver),
         |(mut events, mut receiver)| async move {
-            let item = receiver.recv().await?;
-            let text = events.text_of(item);
+            let text = match events.next_output() {
+                Some(text) => text,
+                None => events.text_of(receiver.recv().await?),
+            };
             Some((Ok::<_, Infallible>(text), (events, receiver)))
         },
     );
@@ -166,19 +169,21 @@ struct Events {
     /// The output cut at character boundaries: what a chunk ended inside of waits for the
     /// next one, or for the end of the run.
     text: OutputText,
+    /// Output taken from the queue and not yet all sent (from the offset on): a merged chunk,
+    /// everything a slow client had not taken, is encoded one event of at most 64 KiB of
+    /// output at a time, as the client takes them, never all at once (six times its size in
+    /// JSON for control bytes, and a copy more for the event).
+    waiting: Option<(Stream, Vec<u8>, usize)>,
 }
 
 impl Events {
-    /// The text of `item`'s events (none for output that ended inside a character).
+    /// The text of `item`'s events (none for output that ended inside a character); output
+    /// beyond its first 64 KiB waits for [`Events::next_output`].
     fn text_of(&mut self, item: Item) -> Bytes {
         match item {
             Item::Output(stream, bytes) => {
-                let chunk = self.text.push(stream, &bytes);
-                if chunk.is_empty() {
-                    return Bytes::new();
-                }
-                let data = serde_json::Value::Object(chunk.fields()).to_string();
-                event(stream_name(stream), &data)
+                self.waiting = Some((stream, bytes, 0));
+                self.next_output().unwrap_or_default()
             }
             Item::Whole(text) => text,
             Item::Last(last) => {
@@ -191,6 +196,25 @@ impl Events {
                 }
                 all.extend_from_slice(&last);
                 Bytes::from(all)
+            }
+        }
+    }
+}
+
+impl Events {
+    /// The next event of the output taken and not yet sent, if any.
+    fn next_output(&mut self) -> Option<Bytes> {
+        loop {
+            let (stream, bytes, from) = self.waiting.as_mut()?;
+            if *from == bytes.len() {
+                self.waiting = None;
+                return None;
+            }
+            let (chunk, took) = self.text.first_piece(*stream, &bytes[*from..]);
+            *from += took;
+            if !chunk.is_empty() {
+                let data = serde_json::Value::Object(chunk.fields()).to_string();
+                return Some(event(stream_name(*stream), &data));
             }
         }
     }
@@ -251,6 +275,16 @@ fn event(name: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
+/// One server-sent event whose data is `value` as JSON, written in place: the result repeats
+/// the output (six times its size for control bytes), and [`event`] of its text would copy
+/// all of that once more.
+fn json_event(name: &str, value: &impl serde::Serialize) -> Result<Bytes, serde_json::Error> {
+    let mut text = format!("event: {name}\ndata: ").into_bytes();
+    serde_json::to_writer(&mut text, value)?;
+    text.extend_from_slice(b"\n\n");
+    Ok(Bytes::from(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +296,7 @@ mod tests {
             event("stdout", &data),
             Bytes::from("event: stdout\ndata: {\"data\":\"a\\nb\"}\n\n")
         );
+        let written = json_event("stdout", &json!({"data": "a\nb"})).expect("JSON");
+        assert_eq!(written, event("stdout", &data));
     }
 }
