@@ -107,6 +107,22 @@ pub(crate) async fn off_thread_if_large<T: Send + 'static>(
         .map_err(|e| ApiError::internal(&e))?
 }
 
+/// `value` as a JSON answer (200), serialized on a blocking thread: a result carries the
+/// output, up to gigabytes of JSON (docs/server.md), which `Json` serialized on the thread
+/// that serves every connection (one `GET` of a big job stalled every other client for
+/// seconds).
+pub(crate) async fn json_answer<T: serde::Serialize + Send + 'static>(
+    value: T,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let bytes = tokio::task::spawn_blocking(move || serde_json::to_vec(&value))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::internal(&e))?;
+    let json = axum::http::HeaderValue::from_static("application/json");
+    Ok(([(axum::http::header::CONTENT_TYPE, json)], bytes).into_response())
+}
+
 /// Whether the array under `key` in the JSON object `json` has more than `most` items, read
 /// no further than the item past `most`: a body of millions of items is refused for its
 /// length before they are parsed. `false` when `json` is not such an object (its parse then
@@ -362,6 +378,37 @@ mod tests {
         }
         // Escapes are read before keys are compared: "\u0061" is "a".
         assert!(duplicate_key(br#"{"a":1,"\u0061":2}"#).is_some());
+    }
+
+    /// Records the name of the thread that serializes it.
+    struct SerializedOn(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+    impl serde::Serialize for SerializedOn {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let name = std::thread::current().name().map(str::to_owned);
+            *self.0.lock().expect("not poisoned") = name;
+            s.serialize_str("big")
+        }
+    }
+
+    /// Bug hunt: a big answer was serialized on the thread serving connections.
+    #[test]
+    fn an_answer_is_serialized_off_the_connections_thread() {
+        let seen = std::sync::Arc::default();
+        let value = SerializedOn(std::sync::Arc::clone(&seen));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let answer = std::thread::Builder::new()
+            .name("connections".into())
+            .spawn(move || runtime.block_on(json_answer(value)))
+            .expect("a thread")
+            .join()
+            .expect("no panic")
+            .expect("an answer");
+        assert_eq!(answer.status(), axum::http::StatusCode::OK);
+        let on = seen.lock().expect("not poisoned").clone();
+        assert!(on.is_some_and(|name| name != "connections"));
     }
 
     #[test]

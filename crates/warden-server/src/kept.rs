@@ -444,16 +444,21 @@ impl Kept {
 
     /// The answer kept for `key`, read on a blocking thread and parsed; `None` when there is
     /// none (or it cannot be read back, which is logged).
-    pub(crate) async fn read<T: serde::de::DeserializeOwned>(
+    /// Parsed there too: a finished answer is up to gigabytes of JSON (docs/server.md), seconds
+    /// of a thread that serves every connection.
+    pub(crate) async fn read<T: serde::de::DeserializeOwned + Send + 'static>(
         self: &Arc<Self>,
         kind: Kind,
         key: &str,
     ) -> Option<T> {
         let owned = key.to_owned();
-        let json = self
-            .off_thread(move |kept| kept.get(kind, &owned))
+        let parsed = self
+            .off_thread(move |kept| {
+                kept.get(kind, &owned)
+                    .map(|json| serde_json::from_str::<T>(&json))
+            })
             .await??;
-        serde_json::from_str(&json)
+        parsed
             .map_err(|e| tracing::error!(error = %e, kind = kind.name(), key, "a kept answer is unreadable"))
             .ok()
     }
@@ -981,6 +986,37 @@ mod tests {
             [("a".into(), "job".into())]
         );
         assert!(pairs(kept.interrupted(Kind::Judge0)).is_empty());
+    }
+
+    /// Where a document was parsed: the thread's name.
+    struct ParsedOn(Option<String>);
+
+    impl<'de> serde::Deserialize<'de> for ParsedOn {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            serde::de::IgnoredAny::deserialize(d)?;
+            Ok(Self(std::thread::current().name().map(str::to_owned)))
+        }
+    }
+
+    /// Bug hunt: a kept answer was parsed on the thread serving connections: one `GET` of a
+    /// job with a 360 MB answer stalled every other client for seconds. It is parsed on the
+    /// blocking thread that read it.
+    #[test]
+    fn a_kept_answer_is_parsed_off_the_connections_thread() {
+        // The runtime's blocking threads have their own names.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let kept = Arc::new(Kept::in_memory(Bounds::IN_MEMORY));
+        kept.put(Kind::Job, "a", None, true, r#"{"result": "big"}"#);
+        let parsed = std::thread::Builder::new()
+            .name("connections".into())
+            .spawn(move || runtime.block_on(kept.read::<ParsedOn>(Kind::Job, "a")))
+            .expect("a thread")
+            .join()
+            .expect("no panic")
+            .expect("read back");
+        assert_ne!(parsed.0.as_deref(), Some("connections"));
     }
 
     /// A database that takes no more (a full disk, here a page limit) does not lose what was

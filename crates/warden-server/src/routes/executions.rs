@@ -18,7 +18,7 @@ use super::V1Caller;
 use crate::error::ApiError;
 use crate::execution_request::ExecutionBody;
 use crate::jobs::{Deleted, JobStatus};
-use crate::json_body::JsonObjectAsSent;
+use crate::json_body::{json_answer, JsonObjectAsSent};
 use crate::resume::Resubmission;
 use crate::state::{Admitted, AppState, Caller, ExecError};
 
@@ -73,8 +73,9 @@ pub(crate) async fn create(
     match tokio::time::timeout(deadline, state.execute(request, caller)).await {
         Ok(execution) => {
             let execution = execution?;
+            let answer = json_answer(execution.result).await?;
             let timing = server_timing(&execution.phases, entered.elapsed());
-            Ok(([(SERVER_TIMING, timing)], Json(execution.result)).into_response())
+            Ok(([(SERVER_TIMING, timing)], answer).into_response())
         }
         Err(_) => Err(ApiError::deadline(deadline)),
     }
@@ -182,14 +183,14 @@ pub(crate) async fn status(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<JobStatus>, ApiError> {
+) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    state
+    let status = state
         .jobs()
         .get(&id, caller.token.as_deref())
         .await
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no execution {id:?}")))
+        .ok_or_else(|| ApiError::not_found(format!("no execution {id:?}")))?;
+    json_answer(status).await
 }
 
 /// Cancels an asynchronous execution still queued or running (202: it finishes shortly with
