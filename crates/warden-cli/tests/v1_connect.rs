@@ -413,3 +413,36 @@ fn shutdown_lets_a_websocket_session_send_its_output_and_result() {
     );
     server.stop(Duration::from_secs(40));
 }
+
+/// Bug hunt: a first message's `stdin` (or `stdin_base64`) was taken and never given to the
+/// program, which reads what `stdin` messages send: refused now, saying so.
+#[test]
+fn a_first_message_with_stdin_is_refused() {
+    use tungstenite::Message;
+    let server = LiveServer::start("");
+    let session = new_session(&server);
+    let firsts = [
+        (
+            "/v1/executions/connect".to_owned(),
+            r#"{"language":"bash","code":"cat","stdin":"lost\n"}"#,
+        ),
+        (
+            "/v1/executions/connect".to_owned(),
+            r#"{"language":"bash","code":"cat","stdin_base64":"aGk="}"#,
+        ),
+        (
+            format!("/v1/sessions/{session}/connect"),
+            r#"{"command":"cat","stdin":"lost\n"}"#,
+        ),
+    ];
+    for (path, first) in &firsts {
+        let (texts, close) = session_of(&server, path, vec![Message::Text((*first).into())]);
+        assert_eq!(close, Some(1008), "{path} {first}: {texts:?}");
+        assert!(
+            texts.len() == 1 && texts[0].contains("`stdin` messages"),
+            "{path} {first}: {texts:?}"
+        );
+    }
+    let (status, _) = server.request("DELETE", &format!("/v1/sessions/{session}"), None);
+    assert_eq!(status, 204);
+}

@@ -331,6 +331,7 @@ fn program(state: &AppState, message: &Message) -> Result<ExecutionRequest, ApiE
     if let Some(e) = crate::json_body::duplicate_key(text_of(message)) {
         return Err(ApiError::unprocessable(format!("the program: {e}")));
     }
+    no_stdin(&value)?;
     let body: ExecutionBody = serde_json::from_value(value)
         .map_err(|e| ApiError::unprocessable(format!("the program: {e}")))?;
     let request = body.into_request(state.options())?;
@@ -409,7 +410,23 @@ fn call(state: &AppState, message: &Message) -> Result<SessionCall, ApiError> {
     if let Some(e) = crate::json_body::duplicate_key(text_of(message)) {
         return Err(ApiError::unprocessable(format!("the call: {e}")));
     }
+    no_stdin(&value)?;
     super::sessions::call_of(value, state)
+}
+
+/// Refuses a first message that gives the program's input: the program's stdin is the
+/// session's `stdin` messages, and input given here would be lost without a word.
+fn no_stdin(first: &Value) -> Result<(), ApiError> {
+    match ["stdin", "stdin_base64"]
+        .into_iter()
+        .find(|key| first.get(key).is_some())
+    {
+        Some(key) => Err(ApiError::unprocessable(format!(
+            "{key}: an interactive run's input is sent as `stdin` messages after the first \
+             one, not in it"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// An `error` message as the synchronous call's error body.
