@@ -1624,6 +1624,29 @@ fn caller(request: &mut ExecutionRequest) -> Option<&mut dyn warden_sandbox::Out
     }
 }
 
+/// The analysis `prepare` gives a program of `language` made of `files` (named, entry first),
+/// with `engine`: for the tests of the engine's modules.
+#[cfg(test)]
+pub(crate) fn analysis_of(
+    engine: &Engine,
+    language: &str,
+    files: &[(&str, &[u8])],
+) -> Result<Analysis, EngineError> {
+    let request = ExecutionRequest {
+        language: Some(language.into()),
+        sources: files
+            .iter()
+            .map(|(name, code)| crate::execution::SourceFile {
+                name: Some((*name).to_owned()),
+                code: code.to_vec(),
+                executable: false,
+            })
+            .collect(),
+        ..ExecutionRequest::default()
+    };
+    engine.prepare(&request).map(|p| p.analysis)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1860,21 +1883,8 @@ mod tests {
     fn a_fragment_a_compiler_includes_counts_whatever_it_parses_as() {
         let engine = Engine::new(EngineConfig::new(PathBuf::from("/nonexistent/warden")))
             .expect("an engine without a sandbox");
-        let prepare = |language: &str, files: &[(&str, &[u8])]| {
-            let request = ExecutionRequest {
-                language: Some(language.into()),
-                sources: files
-                    .iter()
-                    .map(|(name, code)| crate::execution::SourceFile {
-                        name: Some((*name).to_owned()),
-                        code: code.to_vec(),
-                        executable: false,
-                    })
-                    .collect(),
-                ..ExecutionRequest::default()
-            };
-            engine.prepare(&request).map(|p| p.analysis)
-        };
+        let prepare =
+            |language: &str, files: &[(&str, &[u8])]| analysis_of(&engine, language, files);
         let refused_as_critical = |result: Result<Analysis, EngineError>, rule: &str| {
             assert!(
                 matches!(

@@ -126,25 +126,12 @@ mod tests {
     use super::{compiled_code, mentions};
     use crate::engine::{Engine, EngineConfig};
     use crate::error::EngineError;
-    use crate::execution::{ExecutionRequest, SourceFile};
 
     /// The analysis `prepare` gives a program of `language` made of `files`, entry first.
     fn analysis_of(language: &str, files: &[(&str, &[u8])]) -> Result<Analysis, EngineError> {
         let engine = Engine::new(EngineConfig::new(PathBuf::from("/nonexistent/warden")))
             .expect("an engine without a sandbox");
-        let request = ExecutionRequest {
-            language: Some(language.into()),
-            sources: files
-                .iter()
-                .map(|(name, code)| SourceFile {
-                    name: Some((*name).to_owned()),
-                    code: code.to_vec(),
-                    executable: false,
-                })
-                .collect(),
-            ..ExecutionRequest::default()
-        };
-        engine.prepare(&request).map(|p| p.analysis)
+        crate::engine::analysis_of(&engine, language, files)
     }
 
     fn graded(language: &str, files: &[(&str, &[u8])]) -> (ThreatLevel, Option<String>) {
