@@ -1467,6 +1467,29 @@ fn an_isolated_sessions_call_that_kills_its_loader_leaves_nothing_running() {
     let cpu = result["usage"]["cpu_time_ms"].as_u64().expect("cpu time");
     assert!(cpu < 1000, "the loop ran on into the next call: {result}");
     assert_eq!(show(&server, &id)["state"], "running");
+    // Regression hunt: one that still holds the call's output after the loader's death was
+    // ended with the whole sandbox 2 s later (the session stopped, "a limit ended the whole
+    // sandbox", its /tmp lost); its processes are ended as a limit ends a call's.
+    ok(&server, &["exec", &id, "--", "echo kept > /tmp/kept"]);
+    let body = json!({"command": "sleep 107 & kill -9 $PPID; wait"});
+    let (status, answer) = server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/exec"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let shown = show(&server, &id);
+    assert_eq!(shown["state"], "running", "{shown}");
+    let left = ok(
+        &server,
+        &[
+            "exec",
+            &id,
+            "--",
+            "cat /tmp/kept; ps -eo args | grep -c '^sleep 107' || true",
+        ],
+    );
+    assert_eq!(left, "kept\n0\n");
     ok(&server, &["rm", &id]);
 }
 

@@ -589,7 +589,12 @@ impl LiveSandbox {
             }
         }
         if watched.sandbox_killed {
-            self.dead = Some("a limit ended the whole sandbox");
+            // By a limit, or for processes the job left that could not be ended otherwise.
+            self.dead = Some(if watched.killed.is_some() {
+                "a limit ended the whole sandbox"
+            } else {
+                "the processes a job left could not be ended"
+            });
         }
         if let Some(what) = &watched.tainted {
             tracing::warn!(sandbox = %self.name, %what, "a job changed the sandbox's init");

@@ -512,15 +512,34 @@ impl State<'_> {
 
     /// The job ended but its output is still open after [`KILL_GRACE`]: some process the job
     /// left holds it (a runtime that does not end a job's other processes with it, or a
-    /// loader the program killed), which no limit reaches any more. Kills the whole sandbox
-    /// and keeps the program's own verdict. Warden's init ends every process of a job before
-    /// it reports the end, so only a broken runtime gets here.
+    /// loader the program killed), which no limit reaches any more. Ends them as a limit
+    /// ends a runtime's job (`JobEnd::Process::end_job`), or, without that way or when they
+    /// are not gone [`KILL_GRACE`] later, kills the whole sandbox; the program's own verdict
+    /// is kept. Warden's init ends every process of a job before it reports the end, so only
+    /// a runtime gets here.
     fn end_leftovers(&mut self) {
         let ended_at = *self.ended_at.get_or_insert_with(Instant::now);
-        if self.killed_at.is_none() && ended_at.elapsed() >= KILL_GRACE {
-            tracing::warn!("a job's output stayed open after it ended: killing its sandbox");
-            self.killed_at = Some(Instant::now());
-            self.kill_sandbox();
+        match self.killed_at {
+            None if ended_at.elapsed() >= KILL_GRACE => {
+                self.killed_at = Some(Instant::now());
+                let started = self.end_job.take().map(|mut command| command.spawn());
+                if let Some(Ok(child)) = started {
+                    tracing::warn!(
+                        "a job's output stayed open after it ended: ending its processes"
+                    );
+                    self.ending = Some(Ending(child));
+                } else {
+                    tracing::warn!(
+                        "a job's output stayed open after it ended: killing its sandbox"
+                    );
+                    self.kill_sandbox();
+                }
+            }
+            Some(at) if at.elapsed() >= KILL_GRACE && !self.w.sandbox_killed => {
+                tracing::warn!("a job's processes outlived it: killing its sandbox");
+                self.kill_sandbox();
+            }
+            _ => {}
         }
     }
 
