@@ -542,12 +542,12 @@ impl Schema {
 /// objects member by member.
 fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+        (Value::Number(x), Value::Number(y)) => match (exact_integer(x), exact_integer(y)) {
             (Some(x), Some(y)) => x == y,
-            _ => match (x.as_u64(), y.as_u64()) {
-                (Some(x), Some(y)) => x == y,
-                _ => x.as_f64() == y.as_f64(),
-            },
+            // An integer beside a float that is no exact integer (a fraction, or beyond what
+            // a float holds exactly): not equal, however close their floats (2^53 + 1).
+            (Some(_), None) | (None, Some(_)) => false,
+            (None, None) => x.as_f64() == y.as_f64(),
         },
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
@@ -559,6 +559,20 @@ fn same_value(a: &Value, b: &Value) -> bool {
         }
         _ => a == b,
     }
+}
+
+/// `n` as an exact integer: an integer as written, or a float with no fraction within
+/// 2^53, where a float is an integer exactly.
+fn exact_integer(n: &serde_json::Number) -> Option<i128> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if let Some(i) = n.as_i64() {
+        return Some(i128::from(i));
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(i128::from(u));
+    }
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i128)
 }
 
 fn push(errors: &mut Vec<InputError>, path: &str, message: String) {
@@ -807,6 +821,10 @@ mod tests {
         ] {
             assert!(s.validate(&ok).is_ok(), "{ok}");
         }
+        // Beyond 2^53 a float is no exact integer: 2^53 as a float is not 2^53 + 1.
+        let big = schema(json!({"enum": [9_007_199_254_740_993_u64]}));
+        assert!(big.validate(&json!(9_007_199_254_740_992.0)).is_err());
+        assert!(big.validate(&json!(9_007_199_254_740_993_u64)).is_ok());
         assert_eq!(
             errors(&s, json!({"n": 1.5, "k": 3.5, "v": [1, {"a": 3}]})),
             [
