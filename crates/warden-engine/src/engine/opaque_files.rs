@@ -37,10 +37,47 @@ pub(super) fn compiled_code(file: &WorkspaceFile) -> Option<&'static str> {
         return Some("Python bytecode, which `import` loads in place of a source");
     }
     let jar = file.path.extension().is_some_and(|e| e == "jar");
-    if jar || (bytes.starts_with(b"PK\x03\x04") && contains(bytes, b".class")) {
+    if jar || (bytes.starts_with(b"PK\x03\x04") && zip_holds_classes(bytes)) {
         return Some("a Java archive: bytecode");
     }
     None
+}
+
+/// Whether the zip `bytes` holds a Java class: an entry whose name ends with `.class`, read
+/// from its central directory (a data file `results.classification.csv` is none). A zip
+/// whose directory cannot be read counts as one when `.class` appears anywhere in it.
+fn zip_holds_classes(bytes: &[u8]) -> bool {
+    match zip_entry_names(bytes) {
+        Some(names) => names.iter().any(|name| name.ends_with(b".class")),
+        None => contains(bytes, b".class"),
+    }
+}
+
+/// The entry names of the zip `bytes` from its central directory, or `None` when the end
+/// record or an entry cannot be read (a zip comment holding the end record's signature, a
+/// cut file).
+fn zip_entry_names(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    // The end of central directory record: 22 bytes and a comment of at most 64 KiB.
+    let earliest = bytes.len().saturating_sub(22 + 0xffff);
+    let end = (earliest..bytes.len().saturating_sub(21))
+        .rev()
+        .find(|&at| bytes[at..].starts_with(b"PK\x05\x06"))?;
+    let count = usize::from(u16_at(end + 10)?);
+    let mut at = usize::try_from(u32_at(end + 16)?).ok()?;
+    let mut names = Vec::with_capacity(count.min(4096));
+    for _ in 0..count {
+        if !bytes.get(at..)?.starts_with(b"PK\x01\x02") {
+            return None;
+        }
+        let name_len = usize::from(u16_at(at + 28)?);
+        let extra_len = usize::from(u16_at(at + 30)?);
+        let comment_len = usize::from(u16_at(at + 32)?);
+        names.push(bytes.get(at + 46..at + 46 + name_len)?);
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    Some(names)
 }
 
 /// A `.pyc` header: a magic number of Python 3, then `\r\n`.
@@ -238,6 +275,53 @@ mod tests {
             assert_eq!(compiled_code(&file(name, bytes)), None, "{name}");
         }
         assert!(compiled_code(&file("lib.jar", b"#!/bin/sh\nexec java -jar $0\n")).is_some());
+    }
+
+    /// A stored zip of `names` (empty entries), as `zip -0` writes one: local headers, the
+    /// central directory, its end record.
+    fn zip_of(names: &[&str]) -> Vec<u8> {
+        let (mut zip, mut directory) = (Vec::new(), Vec::new());
+        for name in names {
+            let offset = u32::try_from(zip.len()).expect("small");
+            let name_len = u16::try_from(name.len()).expect("short").to_le_bytes();
+            zip.extend_from_slice(b"PK\x03\x04");
+            zip.extend_from_slice(&[0; 22]);
+            zip.extend_from_slice(&name_len);
+            zip.extend_from_slice(&[0; 2]);
+            zip.extend_from_slice(name.as_bytes());
+            directory.extend_from_slice(b"PK\x01\x02");
+            directory.extend_from_slice(&[0; 24]);
+            directory.extend_from_slice(&name_len);
+            directory.extend_from_slice(&[0; 12]);
+            directory.extend_from_slice(&offset.to_le_bytes());
+            directory.extend_from_slice(name.as_bytes());
+        }
+        let (at, size) = (zip.len(), directory.len());
+        zip.extend_from_slice(&directory);
+        let count = u16::try_from(names.len()).expect("few").to_le_bytes();
+        zip.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+        zip.extend_from_slice(&count);
+        zip.extend_from_slice(&count);
+        zip.extend_from_slice(&u32::try_from(size).expect("small").to_le_bytes());
+        zip.extend_from_slice(&u32::try_from(at).expect("small").to_le_bytes());
+        zip.extend_from_slice(&[0; 2]);
+        zip
+    }
+
+    /// Regression hunt: a zip of data with `.class` anywhere in an entry's name
+    /// (`results.classification.csv`) was taken for a Java archive, and its program graded
+    /// high. Its central directory says what it holds.
+    #[test]
+    fn a_zip_is_an_archive_of_classes_only_when_an_entry_is_a_class() {
+        let file = |name: &str, bytes: &[u8]| WorkspaceFile::new(name, bytes.to_vec());
+        let data = zip_of(&["results.classification.csv", "notes.txt"]);
+        assert_eq!(compiled_code(&file("data.zip", &data)), None);
+        let classes = zip_of(&["META-INF/MANIFEST.MF", "app/Evil.class"]);
+        assert!(compiled_code(&file("app.zip", &classes)).is_some());
+        // A directory that cannot be read: `.class` anywhere still counts.
+        let mut cut = classes.clone();
+        cut.truncate(cut.len() - 30);
+        assert!(compiled_code(&file("app.zip", &cut)).is_some());
     }
 
     /// Bug hunt "modes" 4: compiled code beside a program (a CPython extension `helper.so`
