@@ -414,6 +414,30 @@ fn shutdown_lets_a_websocket_session_send_its_output_and_result() {
     server.stop(Duration::from_secs(40));
 }
 
+/// Regression hunt: a WebSocket that had not sent its program yet held the server's shutdown
+/// until its first message's timeout; it is told the server is shutting down (1001) at once.
+#[test]
+fn shutdown_refuses_a_websocket_that_has_sent_nothing_yet() {
+    let mut server = LiveServer::start("");
+    let mut socket = open(&server, live_server::TOKEN, "/v1/executions/connect");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signalled");
+    let (messages, close) = read_to_close(&mut socket);
+    assert_eq!(close, Some(1001), "{messages:?}");
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["type"], "error", "{messages:?}");
+    assert!(
+        messages[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("shutting down")),
+        "{messages:?}"
+    );
+    server.stop(Duration::from_secs(40));
+}
+
 /// Bug hunt: a first message's `stdin` (or `stdin_base64`) was taken and never given to the
 /// program, which reads what `stdin` messages send: refused now, saying so.
 #[test]

@@ -154,6 +154,9 @@ struct Inner {
     /// How many WebSocket sessions are open (upgraded): shutdown waits for them as for the
     /// connections, which an upgraded one no longer is.
     websockets: tokio::sync::watch::Sender<usize>,
+    /// Set when shutdown begins ([`AppState::drain`]): a WebSocket still waiting for its
+    /// first message is refused then, not waited for.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A WebSocket's hold: its place among its caller's long-lived connections, and its count
@@ -233,6 +236,7 @@ impl AppState {
                 mcp_answering: crate::mcp_requests::Answering::default(),
                 past_deadline: tokio::sync::watch::Sender::new(false),
                 websockets: tokio::sync::watch::Sender::new(0),
+                stopping: tokio::sync::watch::Sender::new(false),
                 options,
             }),
         }
@@ -338,6 +342,13 @@ impl AppState {
             _place: place,
             open: self.inner.websockets.clone(),
         })
+    }
+
+    /// Resolves once shutdown has begun ([`AppState::drain`]).
+    pub(crate) async fn stopping(&self) {
+        let mut stopping = self.inner.stopping.subscribe();
+        // The sender lives in `self`: the wait cannot fail.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     /// Resolves once no WebSocket session is open ([`AppState::hold_websocket`]).
@@ -780,6 +791,7 @@ impl AppState {
     /// end; whether they all did.
     pub(crate) async fn drain(&self, deadline: Duration) -> bool {
         let start = Instant::now();
+        self.inner.stopping.send_replace(true);
         self.inner.admission.close();
         self.inner.admission.drain(deadline).await
             && tokio::time::timeout(

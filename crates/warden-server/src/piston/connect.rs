@@ -69,7 +69,12 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
     // `init` is 4003; a message of another type is passed over, and `init` must still come
     // within the second.
     let init = loop {
-        let message = match tokio::time::timeout_at(deadline, socket.recv()).await {
+        let received = tokio::select! {
+            received = tokio::time::timeout_at(deadline, socket.recv()) => received,
+            // Shutdown does not wait for an `init` that has not come yet.
+            () = state.stopping() => return fail(socket, "the server is shutting down").await,
+        };
+        let message = match received {
             Err(_) => return close(socket, 4001, "Initialization Timeout").await,
             Ok(Some(Err(e))) if too_big(&e) => return fail_too_big(socket, most).await,
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,

@@ -173,7 +173,16 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
     // not a message: passed over, the program still due within the timeout.
     let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
     let first = loop {
-        match tokio::time::timeout_at(deadline, socket.recv()).await {
+        let received = tokio::select! {
+            received = tokio::time::timeout_at(deadline, socket.recv()) => received,
+            // Shutdown does not wait for a program that has not come yet.
+            () = state.stopping() => {
+                let error = ApiError::from(crate::state::ExecError::ShuttingDown);
+                let _ = send(&mut socket, error_message(&error)).await;
+                return close(socket, 1001, "the server is shutting down").await;
+            }
+        };
+        match received {
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
             Ok(Some(Ok(message))) => break message,
             Ok(Some(Err(e))) if too_big(&e) => return refuse_too_big(socket, most).await,
