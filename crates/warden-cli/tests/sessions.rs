@@ -1629,6 +1629,33 @@ fn a_session_whose_state_cannot_be_read_keeps_its_workspace() {
     assert!(!log.contains("removed a session's workspace"), "{log}");
 }
 
+/// Regression hunt: a sessions directory whose identity was lost (`.identity` removed) made
+/// a new one, and its sessions' workspaces kept saying the old: lost later with their state,
+/// no sweep could remove them, nor `volume rm` (the session's, it said). The store that keeps
+/// a session's state takes its workspace as its own again; swept once the state is gone.
+#[test]
+fn a_sessions_directory_that_lost_its_identity_takes_its_workspaces_back() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--disk", "16MiB", "--idle-timeout", "1s"]);
+    wait_stopped(&server, &id);
+    let sessions = data_of(&server).join("sessions");
+    std::fs::remove_file(sessions.join(".identity")).expect("the identity lost");
+    let server = server.restart();
+    let (status, body) = server.request("GET", &format!("/v1/sessions/{id}"), None);
+    assert_eq!(status, 200, "{body}");
+    let server = server.restart();
+    std::fs::remove_file(sessions.join(format!("{id}.json"))).expect("the state lost");
+    edit_volume_meta(&server, &format!("session-{id}"), |meta| {
+        meta["created_at_ms"] = json!(1000);
+    });
+    let server = server.restart();
+    // Opening the sessions sweeps.
+    let (status, body) = server.request("GET", "/v1/sessions", None);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.request("GET", &format!("/v1/volumes/session-{id}"), None);
+    assert_eq!(status, 404, "swept: {body}\n{}", server.log());
+}
+
 /// Bug hunt "sess" F3: a removal refused (409: a download held the stopped session's
 /// workspace for 5 s) left the session marked as being removed: still listed, but its file
 /// routes answered 404 until a removal succeeded. A refused removal leaves a stopped session

@@ -134,8 +134,10 @@ impl Volumes {
     }
 
     /// Writes `store` as the sessions directory that keeps `session`, whose own workspace the
-    /// volume `name` is, where the volume does not say yet (made before it was kept). A
-    /// volume that says another directory, or is not that session's, is left as it is.
+    /// volume `name` is, where the volume says none (made before it was kept) or another: the
+    /// caller keeps that session's state, so the workspace is its directory's (one that says
+    /// another was made before the directory's identity was lost and made anew). A volume
+    /// that is not that session's is left as it is.
     pub(crate) fn adopt_workspace(
         &self,
         name: &str,
@@ -143,14 +145,17 @@ impl Volumes {
         store: &str,
     ) -> Result<(), VolumeError> {
         let dir = self.existing(name)?;
-        if Meta::read(&dir, name)?.store.is_some() {
+        if Meta::read(&dir, name)?.store.as_deref() == Some(store) {
             return Ok(());
         }
         let _mounting = lock(&dir.join("mount.lock"), FlockArg::LockExclusive)?;
         let dir = self.existing(name)?;
         let mut meta = Meta::read(&dir, name)?;
-        if meta.store.is_some() || meta.session.as_deref() != Some(session) {
+        if meta.store.as_deref() == Some(store) || meta.session.as_deref() != Some(session) {
             return Ok(());
+        }
+        if let Some(before) = &meta.store {
+            tracing::warn!(volume = name, before, now = store, "a session's workspace said another sessions directory than the one that keeps its session: taken as this one's");
         }
         meta.store = Some(store.to_owned());
         meta.write(&dir)
