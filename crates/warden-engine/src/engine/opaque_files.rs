@@ -106,6 +106,41 @@ pub(super) fn mentions(text: &[u8], name: &[u8]) -> bool {
         })
 }
 
+/// The option of `file`'s `#!` line that gives its interpreter code to run (`env -S python3
+/// -c "…"`, `#!/usr/bin/perl -e …`), which no language's rules read: every language takes
+/// that line for a comment. By the interpreter's own options (`sh -e` is not one).
+pub(super) fn code_in_shebang(file: &WorkspaceFile) -> Option<String> {
+    let line = file.contents.strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let mut interpreter = words.next()?;
+    if interpreter.rsplit('/').next() == Some("env") {
+        // `env -S` splits the rest; `env` skips its own options and assignments.
+        interpreter = words.find(|w| !w.starts_with('-') && !w.contains('='))?;
+    }
+    let name = interpreter.rsplit('/').next()?;
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let (short, long): (&[char], &[&str]) = match base {
+        "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash" | "mksh" | "python" | "pypy" => {
+            (&['c'], &[])
+        }
+        "perl" | "ruby" | "Rscript" | "R" => (&['e', 'E'], &["--eval"]),
+        "node" | "nodejs" => (&['e', 'p'], &["--eval", "--print"]),
+        "php" => (&['r', 'R', 'B', 'E'], &[]),
+        _ => return None,
+    };
+    words
+        .find(|w| {
+            let cluster = w.strip_prefix('-').filter(|rest| !rest.starts_with('-'));
+            cluster.is_some_and(|c| c.chars().any(|c| short.contains(&c)))
+                || long
+                    .iter()
+                    .any(|l| w == l || w.starts_with(&format!("{l}=")))
+        })
+        .map(|w| format!("{name} {w}"))
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -139,6 +174,12 @@ impl Engine {
                         "{path} is compiled code ({what}), which the analysis cannot read"
                     ));
                 }
+                if let Some(option) = code_in_shebang(file) {
+                    return Some(format!(
+                        "{path} gives its interpreter code on its #! line ({option}), which \
+                         the analysis does not read"
+                    ));
+                }
                 // Another language's file is graded whole, as a source: the screen's refusal
                 // counts there already.
                 if self.language_of_other_file(file).is_some() || !named(file) {
@@ -160,7 +201,7 @@ mod tests {
     use warden_core::{Analysis, ThreatLevel};
     use warden_sandbox::WorkspaceFile;
 
-    use super::{compiled_code, mentions};
+    use super::{code_in_shebang, compiled_code, mentions};
     use crate::engine::{Engine, EngineConfig};
     use crate::error::EngineError;
 
@@ -306,6 +347,55 @@ mod tests {
         zip.extend_from_slice(&u32::try_from(at).expect("small").to_le_bytes());
         zip.extend_from_slice(&[0; 2]);
         zip
+    }
+
+    /// Regression hunt: a file beside the program whose `#!` line carries the code (`env -S
+    /// python3 -c "…"`) was read with the rules of the interpreter it names, which take that
+    /// line for a comment: graded none. The interpreter's option that runs code is seen.
+    #[test]
+    fn code_on_a_shebang_line_is_seen_by_the_interpreters_options() {
+        let file = |bytes: &[u8]| WorkspaceFile::new("tool", bytes.to_vec());
+        for (line, seen) in [
+            (
+                &b"#!/usr/bin/env -S python3 -c \"import os\"\nprint(1)\n"[..],
+                "python3 -c",
+            ),
+            (b"#!/usr/bin/env -S bash -c \"echo hi\"\n", "bash -c"),
+            (b"#!/bin/sh -ec 'id'\n", "sh -ec"),
+            (b"#!/usr/bin/perl -e system('id')\n", "perl -e"),
+            (b"#!/usr/bin/env -S node --eval=1\n", "node --eval=1"),
+            (
+                b"#!/usr/bin/env -S PATH=/bin php -r 'system(1);'\n",
+                "php -r",
+            ),
+        ] {
+            assert_eq!(code_in_shebang(&file(line)).as_deref(), Some(seen));
+        }
+        let (level, why) = graded(
+            "bash",
+            &[
+                ("main.sh", &b"chmod +x tool; ./tool\n"[..]),
+                (
+                    "tool",
+                    b"#!/usr/bin/env -S python3 -c \"import os\"\nprint(1)\n",
+                ),
+            ],
+        );
+        assert_eq!(level, ThreatLevel::High, "{why:?}");
+        for line in [
+            &b"#!/bin/sh -e\necho hi\n"[..],
+            b"#!/usr/bin/env python3\nprint(1)\n",
+            b"#!/usr/bin/env -S python3 -u\n",
+            b"#!/usr/bin/perl -w\n",
+            b"print(1)\n",
+        ] {
+            assert_eq!(
+                code_in_shebang(&file(line)),
+                None,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 
     /// Regression hunt: a zip of data with `.class` anywhere in an entry's name
