@@ -289,3 +289,23 @@ fn random_text_in_every_language_never_panics() {
         }
     }
 }
+
+/// Regression reg2 F1: CPython ends a line at a lone carriage return before it looks for the
+/// cookie, so `\r# coding: utf-7\r` names UTF-7 on line 2.
+#[test]
+fn a_python_cookie_after_a_lone_carriage_return_is_found() {
+    for code in [
+        "\r# coding: utf-7\r# +AAo-import os+AAo-os.system(+ACI-echo pwned+ACI-)\r",
+        " \t\r# coding: utf-7\r# +AAo-import os+AAo-os.system(+ACI-echo pwned+ACI-)\r",
+        "\x0c\r# coding: utf-7\rprint(1)\r",
+        "#!/usr/bin/python\r\n# coding: utf-7\r\nprint(1)\r\n",
+    ] {
+        let analysis = analyzer().analyze("python", code.as_bytes());
+        assert_eq!(
+            analysis.threat_level, UNPARSEABLE_LEVEL,
+            "{code:?}: {analysis:?}"
+        );
+    }
+    let analysis = analyzer().analyze("python", b"print(1)\r# coding: utf-7\rprint(2)\r");
+    assert_eq!(analysis.parse_error, None, "{analysis:?}");
+}

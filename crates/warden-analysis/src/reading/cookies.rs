@@ -16,11 +16,15 @@ pub(crate) fn undecoded(grammar: Grammar, code: &[u8]) -> Option<String> {
         _ => return None,
     };
     let code = code.strip_prefix(b"\xef\xbb\xbf").unwrap_or(code);
-    let mut lines = code.split(|&b| b == b'\n');
-    let first = lines.next()?;
+    // CPython reads its source with universal newlines before it looks for the cookie, so a
+    // lone `\r` ends line 1 there; Ruby ends a line only at `\n`.
+    let lone_cr_ends = grammar == Grammar::Python;
+    let (first, rest) = split_line(code, lone_cr_ends);
     // Line 2 counts after a line that is only a comment or blank (CPython's tokenizer; Ruby
     // after a `#!` line, which is a comment).
-    let second = comment_or_blank(first).then(|| lines.next()).flatten();
+    let second = rest
+        .filter(|_| comment_or_blank(first))
+        .map(|rest| split_line(rest, lone_cr_ends).0);
     [first]
         .into_iter()
         .chain(second)
@@ -34,6 +38,23 @@ pub(crate) fn undecoded(grammar: Grammar, code: &[u8]) -> Option<String> {
             )
             })
         })
+}
+
+/// The first line of `code` without its line break, and the text after that break if there is
+/// one: `\r\n` and `\n` end a line, and so does a lone `\r` when `lone_cr_ends`.
+fn split_line(code: &[u8], lone_cr_ends: bool) -> (&[u8], Option<&[u8]>) {
+    let Some(end) = code
+        .iter()
+        .position(|&b| b == b'\n' || (lone_cr_ends && b == b'\r'))
+    else {
+        return (code, None);
+    };
+    let next = if code[end..].starts_with(b"\r\n") {
+        end + 2
+    } else {
+        end + 1
+    };
+    (&code[..end], Some(&code[next..]))
 }
 
 fn comment_or_blank(line: &[u8]) -> bool {
@@ -179,6 +200,8 @@ mod tests {
         assert!(python(b"#!/usr/bin/python\n# coding: utf-7\n").is_some());
         assert!(python(b"import os\n# coding: utf-7\n").is_none());
         assert!(python(b"\n\n# coding: utf-7\n").is_none());
+        assert!(python(b"\r# coding: utf-7\r").is_some());
+        assert!(python(b"\r\n\r# coding: utf-7\r").is_none());
         assert!(undecoded(Grammar::Ruby, b"# encoding: Shift_JIS\n").is_some());
         assert!(undecoded(Grammar::Ruby, b"# encoding: UTF-8\n").is_none());
         assert!(undecoded(Grammar::Rust, b"// coding: utf-7\n").is_none());
