@@ -309,3 +309,22 @@ fn a_python_cookie_after_a_lone_carriage_return_is_found() {
     let analysis = analyzer().analyze("python", b"print(1)\r# coding: utf-7\rprint(2)\r");
     assert_eq!(analysis.parse_error, None, "{analysis:?}");
 }
+
+/// Regression reg2 F2: CPython matches `coding` in lower case only, so in `# Coding=utf-8,
+/// coding=utf-7` the cookie is the second, UTF-7.
+#[test]
+fn a_python_cookie_is_matched_in_the_case_cpython_matches_it() {
+    for code in [
+        "# Coding=utf-8, coding=utf-7\n# +AAo-import os+AAo-os.system(+ACI-echo pwned+ACI-)\n",
+        "# CODING: latin-1 coding: utf-7\n# +AAo-import os+AAo-os.system(+ACI-echo pwned+ACI-)\n",
+    ] {
+        let analysis = analyzer().analyze("python", code.as_bytes());
+        assert_eq!(
+            analysis.threat_level, UNPARSEABLE_LEVEL,
+            "{code:?}: {analysis:?}"
+        );
+    }
+    // CPython does not read an upper-case cookie: the file is UTF-8.
+    let analysis = analyzer().analyze("python", b"# -*- CODING: utf-7 -*-\nprint(1)\n");
+    assert_eq!(analysis.parse_error, None, "{analysis:?}");
+}

@@ -7,12 +7,15 @@
 
 use crate::Grammar;
 
+/// The codec a line names.
+type CookieOnLine = fn(&[u8]) -> Option<String>;
+
 /// Why `code` cannot be read as its language reads it, if it names a source encoding the
 /// analysis does not decode.
 pub(crate) fn undecoded(grammar: Grammar, code: &[u8]) -> Option<String> {
-    let read: fn(&str) -> bool = match grammar {
-        Grammar::Python => python_reads_as_is,
-        Grammar::Ruby => ruby_reads_as_is,
+    let (cookie, read): (CookieOnLine, fn(&str) -> bool) = match grammar {
+        Grammar::Python => (python_cookie, python_reads_as_is),
+        Grammar::Ruby => (cookie, ruby_reads_as_is),
         _ => return None,
     };
     let code = code.strip_prefix(b"\xef\xbb\xbf").unwrap_or(code);
@@ -62,17 +65,40 @@ fn comment_or_blank(line: &[u8]) -> bool {
     rest.is_empty() || rest[0] == b'#'
 }
 
-/// The codec a line names: a comment alone on its line, holding `coding` then `:` or `=`,
-/// blanks and a name of letters, digits, `-`, `_` and `.` (CPython's `get_coding_spec`;
-/// Ruby's `set_file_encoding` matches `coding` in any case).
-fn cookie(line: &[u8]) -> Option<String> {
+/// The comment that is alone on `line`, from its `#`.
+fn comment(line: &[u8]) -> Option<&[u8]> {
     let start = line
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t' | b'\x0c'))?;
-    if line[start] != b'#' {
-        return None;
-    }
-    let comment = &line[start..];
+    (line[start] == b'#').then(|| &line[start..])
+}
+
+/// The codec a line names to CPython (`get_coding_spec`): in a comment alone on its line, the
+/// first `coding`, in lower case (CPython compares bytes, so `Coding=` and `CODING:` are
+/// text), then `:` or `=`, blanks and a name of letters, digits, `-`, `_` and `.`.
+fn python_cookie(line: &[u8]) -> Option<String> {
+    let comment = comment(line)?;
+    (0..comment.len()).find_map(|i| {
+        let rest = comment[i..].strip_prefix(b"coding")?;
+        let value = rest
+            .strip_prefix(b":")
+            .or_else(|| rest.strip_prefix(b"="))?;
+        let value = &value[value
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count()..];
+        let len = value
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            .count();
+        (len > 0).then(|| String::from_utf8_lossy(&value[..len]).into_owned())
+    })
+}
+
+/// The codec a line names to Ruby: a comment alone on its line, holding `coding` in any case
+/// (`set_file_encoding`) then `:` or `=`, blanks and a name.
+fn cookie(line: &[u8]) -> Option<String> {
+    let comment = comment(line)?;
     (0..comment.len()).find_map(|i| {
         let rest = &comment[i..];
         if !rest.get(..6)?.eq_ignore_ascii_case(b"coding")
@@ -188,11 +214,20 @@ mod tests {
 
     #[test]
     fn cookies_are_found_where_the_interpreters_look() {
-        assert_eq!(cookie(b"# -*- coding: utf-7 -*-"), Some("utf-7".into()));
         assert_eq!(
-            cookie(b"  # vim: set fileencoding=utf_7 :"),
+            python_cookie(b"# -*- coding: utf-7 -*-"),
+            Some("utf-7".into())
+        );
+        assert_eq!(
+            python_cookie(b"  # vim: set fileencoding=utf_7 :"),
             Some("utf_7".into())
         );
+        assert_eq!(
+            python_cookie(b"# Coding=utf-8, coding=utf-7"),
+            Some("utf-7".into())
+        );
+        assert_eq!(python_cookie(b"# coding: \r"), None);
+        assert_eq!(python_cookie(b"x = 1 # coding: utf-7"), None);
         assert_eq!(cookie(b"# encoding:\tShift_JIS"), Some("Shift_JIS".into()));
         assert_eq!(cookie(b"# coding: \r"), None);
         assert_eq!(cookie(b"x = 1 # coding: utf-7"), None);
