@@ -328,3 +328,35 @@ fn a_python_cookie_is_matched_in_the_case_cpython_matches_it() {
     let analysis = analyzer().analyze("python", b"# -*- CODING: utf-7 -*-\nprint(1)\n");
     assert_eq!(analysis.parse_error, None, "{analysis:?}");
 }
+
+/// Regression reg2 F3: Ruby reads a magic comment with blanks before the separator, a quoted
+/// value and the emacs form; in Shift_JIS `\xc3` is a character and `\x93` takes the `\`, so
+/// the string ends there and `system` runs.
+#[test]
+fn ruby_magic_comments_are_read_in_every_spelling_ruby_accepts() {
+    let payload = "x = \"\u{d3}\\\"; system(%q(echo pwned)) #\"\n";
+    for comment in [
+        "# coding : Shift_JIS",
+        "# encoding: \"Shift_JIS\"",
+        "# -*- encoding : Shift_JIS -*-",
+        "# -*- mode: ruby; Encoding = 'Shift_JIS' -*-",
+        "# vim: set fileencoding = shift_jis :",
+        "#!/usr/bin/ruby\n# CODING:Shift_JIS",
+        "# encoding: \"Shift\\_JIS\"",
+    ] {
+        let code = format!("{comment}\n{payload}");
+        let analysis = analyzer().analyze("ruby", code.as_bytes());
+        assert_eq!(
+            analysis.threat_level, UNPARSEABLE_LEVEL,
+            "{code:?}: {analysis:?}"
+        );
+    }
+    for code in [
+        "# encoding: \"UTF-8\"\nputs 1\n",
+        "# -*- coding : utf-8; mode: ruby -*-\nputs 1\n",
+        "# frozen_string_literal: true\nputs 1\n",
+    ] {
+        let analysis = analyzer().analyze("ruby", code.as_bytes());
+        assert_eq!(analysis.parse_error, None, "{code:?}: {analysis:?}");
+    }
+}

@@ -7,15 +7,18 @@
 
 use crate::Grammar;
 
-/// The codec a line names.
-type CookieOnLine = fn(&[u8]) -> Option<String>;
+/// The codecs a line names, `None` for one named in a form the analysis cannot read.
+type NamesOnLine = fn(&[u8]) -> Vec<Option<String>>;
 
 /// Why `code` cannot be read as its language reads it, if it names a source encoding the
 /// analysis does not decode.
 pub(crate) fn undecoded(grammar: Grammar, code: &[u8]) -> Option<String> {
-    let (cookie, read): (CookieOnLine, fn(&str) -> bool) = match grammar {
-        Grammar::Python => (python_cookie, python_reads_as_is),
-        Grammar::Ruby => (cookie, ruby_reads_as_is),
+    let (names, read): (NamesOnLine, fn(&str) -> bool) = match grammar {
+        Grammar::Python => (
+            |line| python_cookie(line).map(Some).into_iter().collect(),
+            python_reads_as_is,
+        ),
+        Grammar::Ruby => (ruby_cookies, ruby_reads_as_is),
         _ => return None,
     };
     let code = code.strip_prefix(b"\xef\xbb\xbf").unwrap_or(code);
@@ -28,17 +31,19 @@ pub(crate) fn undecoded(grammar: Grammar, code: &[u8]) -> Option<String> {
     let second = rest
         .filter(|_| comment_or_blank(first))
         .map(|rest| split_line(rest, lone_cr_ends).0);
-    [first]
-        .into_iter()
-        .chain(second)
-        .enumerate()
-        .find_map(|(i, line)| {
-            let name = cookie(line)?;
-            (!read(&name)).then(|| {
-                format!(
-                "line {} names the source encoding {name:?}, which the analysis does not decode",
-                i + 1
-            )
+    let line_numbers = 1..;
+    line_numbers
+        .zip([first].into_iter().chain(second))
+        .find_map(|(number, line)| {
+            names(line).into_iter().find_map(|name| match name {
+                None => Some(format!(
+                    "line {number} names a source encoding in a form the analysis cannot read"
+                )),
+                Some(name) if !read(&name) => Some(format!(
+                    "line {number} names the source encoding {name:?}, which the analysis does \
+                     not decode"
+                )),
+                Some(_) => None,
             })
         })
 }
@@ -95,24 +100,62 @@ fn python_cookie(line: &[u8]) -> Option<String> {
     })
 }
 
-/// The codec a line names to Ruby: a comment alone on its line, holding `coding` in any case
-/// (`set_file_encoding`) then `:` or `=`, blanks and a name.
-fn cookie(line: &[u8]) -> Option<String> {
-    let comment = comment(line)?;
-    (0..comment.len()).find_map(|i| {
-        let rest = &comment[i..];
-        if !rest.get(..6)?.eq_ignore_ascii_case(b"coding")
-            || !matches!(rest.get(6), Some(b':' | b'='))
+/// Every codec a line may name to Ruby, `None` for a value the analysis cannot read: in a
+/// comment alone on its line, each `coding` in any case, blanks, `:` or `=`, blanks and a value
+/// (`set_file_encoding`; `parser_magic_comment` also reads `# coding : x`, the emacs form
+/// `-*- encoding: x -*-` and a value in double quotes). Every reading is kept, the magic
+/// comment's value (up to a blank, `;` or `"`) and the fallback's name (letters, digits, `-`
+/// and `_`), so that none is missed.
+fn ruby_cookies(line: &[u8]) -> Vec<Option<String>> {
+    let Some(comment) = comment(line) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for i in 0..comment.len() {
+        if !comment[i..]
+            .get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"coding"))
         {
-            return None;
+            continue;
         }
-        let value = rest[7..].trim_ascii_start();
-        let len = value
+        let rest = skip_ruby_spaces(&comment[i + 6..]);
+        let Some(value) = rest.strip_prefix(b":").or_else(|| rest.strip_prefix(b"=")) else {
+            continue;
+        };
+        let value = skip_ruby_spaces(value);
+        if let Some(quoted) = value.strip_prefix(b"\"") {
+            // Ruby keeps a backslash in the name, which then names no encoding it knows: the
+            // analysis does not guess.
+            let close = quoted.iter().position(|&b| b == b'"' || b == b'\\');
+            names.push(
+                close
+                    .filter(|&end| quoted[end] == b'"' && end > 0)
+                    .map(|end| String::from_utf8_lossy(&quoted[..end]).into_owned()),
+            );
+            continue;
+        }
+        let magic = value
             .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            .take_while(|&&b| !(b == b'"' || b == b';' || b.is_ascii_whitespace()))
             .count();
-        (len > 0).then(|| String::from_utf8_lossy(&value[..len]).into_owned())
-    })
+        let fallback = value
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            .count();
+        for len in [magic, fallback] {
+            names.push((len > 0).then(|| String::from_utf8_lossy(&value[..len]).into_owned()));
+        }
+    }
+    names
+}
+
+/// `text` after the blanks Ruby's `ISSPACE` skips.
+fn skip_ruby_spaces(text: &[u8]) -> &[u8] {
+    let blanks = text
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
+        .count();
+    &text[blanks..]
 }
 
 /// Whether CPython decodes a source with this codec as UTF-8, ASCII or Latin-1, whose ASCII
@@ -228,9 +271,15 @@ mod tests {
         );
         assert_eq!(python_cookie(b"# coding: \r"), None);
         assert_eq!(python_cookie(b"x = 1 # coding: utf-7"), None);
-        assert_eq!(cookie(b"# encoding:\tShift_JIS"), Some("Shift_JIS".into()));
-        assert_eq!(cookie(b"# coding: \r"), None);
-        assert_eq!(cookie(b"x = 1 # coding: utf-7"), None);
+        let shift_jis = Some("Shift_JIS".to_string());
+        assert_eq!(
+            ruby_cookies(b"# encoding:\tShift_JIS"),
+            [shift_jis.clone(), shift_jis.clone()]
+        );
+        assert_eq!(ruby_cookies(b"# coding : \"Shift_JIS\""), [shift_jis]);
+        assert_eq!(ruby_cookies(b"# coding: \"Shift\\_JIS\""), [None]);
+        assert_eq!(ruby_cookies(b"# coding: \r"), [None, None]);
+        assert!(ruby_cookies(b"x = 1 # coding: utf-7").is_empty());
         let python = |code: &[u8]| undecoded(Grammar::Python, code);
         assert!(python(b"#!/usr/bin/python\n# coding: utf-7\n").is_some());
         assert!(python(b"import os\n# coding: utf-7\n").is_none());
