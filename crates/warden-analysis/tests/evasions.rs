@@ -1004,3 +1004,49 @@ fn os_functions_as_values_and_escaped_module_names_are_read() {
         &[r#"const s = "\x41\101\x0a\0";\nconsole.log(s, /(a)\1/.test('aa'));"#],
     );
 }
+
+/// Regression reg2 F4b: a shift outside `(( ))` (`$[1<<2]`, `${x[1<<0]}`, `a[1<<2]=5`,
+/// `${v:1<<0:3}`) was taken for a here-document, whose body hid the rest of the file; so did
+/// a CRLF script's first here-document, whose delimiter is `EOF\r` to bash. A here-document
+/// whose delimiter never comes cannot be read.
+#[test]
+fn a_shift_is_not_a_here_document_and_an_unended_one_cannot_be_read() {
+    let payload = "eval \"$(echo aWQ= | base64 -d)\"";
+    let plain = format!("{payload}\n");
+    let cases: Vec<String> = [
+        "echo $[1<<2]",
+        "x=(1 2); echo ${x[1<<0]}",
+        "a[1<<2]=5; echo ${a[4]}",
+        "echo ${c:1<<0:3}",
+    ]
+    .iter()
+    .map(|line| format!("c=abc\n{line}\ncat <<EOF; {payload}\nhi\nEOF\n"))
+    .chain([format!("c=x\r\ncat <<EOF\r\nhi\r\nEOF\r\n{payload}\r\n")])
+    .collect();
+    let cases: Vec<(&str, &str, &str)> = cases
+        .iter()
+        .map(|case| (plain.as_str(), case.as_str(), "bash.eval_decoded"))
+        .collect();
+    assert_disguises_caught("bash", &cases);
+    for code in [
+        "echo $[1<<2]\ncat<<EOF;bash -c id\nhi\nEOF\n",
+        "c=x\r\ncat <<EOF\r\nhi\r\nEOF\r\ncat <<X; eval \"$c\"\r\nX\r\n",
+        "echo a[1<<2]=5\nbash -c id\n",
+        "cat <<EOF\nhi\nbash -c id\n",
+    ] {
+        let unreadable = analyzer().analyze("bash", code.as_bytes());
+        assert!(
+            unreadable.threat_level >= ThreatLevel::High,
+            "{code:?}: {unreadable:?}"
+        );
+    }
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "echo $[1<<2] ${x:-a<<b}\n",
+            "a[1<<2]=5; echo ${a[4]}\n",
+            "cat <<EOF\r\nhi\r\nEOF\r\necho done\r\n",
+        ],
+    );
+}

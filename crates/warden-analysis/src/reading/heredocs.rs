@@ -58,11 +58,16 @@ impl Scan<'_> {
         while i < code.len() {
             match code[i] {
                 b'\\' => i += 2,
+                b'$' if code[i..].starts_with(b"$[") => i = expansion_end(code, i + 2, b'['),
+                b'$' if code[i..].starts_with(b"${") => i = expansion_end(code, i + 2, b'{'),
+                b'a'..=b'z' | b'A'..=b'Z' | b'_' if command_starts(code, i) => {
+                    i = subscript_end(code, i).unwrap_or(i + 1);
+                }
                 b'\'' if i > 0 && code[i - 1] == b'$' => i = quoted_end(code, i, b'\'', true),
                 b'\'' => i = quoted_end(code, i, b'\'', false),
                 b'"' => i = quoted_end(code, i, b'"', true),
                 b'#' if starts_word(code, i) => i = line_end(code, i),
-                b'\n' => i = self.skip_bodies(i + 1),
+                b'\n' => i = self.skip_bodies(i + 1)?,
                 b'(' if arithmetic > 0 => (arithmetic, i) = (arithmetic + 1, i + 1),
                 b'(' if code[i..].starts_with(b"((") => (arithmetic, i) = (2, i + 2),
                 b')' if arithmetic > 0 => (arithmetic, i) = (arithmetic - 1, i + 1),
@@ -73,7 +78,10 @@ impl Scan<'_> {
                 _ => i += 1,
             }
         }
-        Ok(())
+        match self.pending.first() {
+            Some(_) => Err(unended(code, code.len())),
+            None => Ok(()),
+        }
     }
 
     /// Reads the here-document whose `<<` is at `at`; where to go on scanning.
@@ -167,11 +175,18 @@ impl Scan<'_> {
         }
     }
 
-    /// Past the bodies of the here-documents started on the line before `from`.
-    fn skip_bodies(&mut self, mut from: usize) -> usize {
+    /// Past the bodies of the here-documents started on the line before `from`. One whose
+    /// delimiter never comes cannot be read: bash reads to the end of the file (with a
+    /// warning), but the scan may have taken for a here-document what bash does not, and the
+    /// grammar would read the rest of the file as its text.
+    fn skip_bodies(&mut self, mut from: usize) -> Result<usize, String> {
         let code = self.code;
+        let start = from;
         for (delimiter, strip_tabs) in std::mem::take(&mut self.pending) {
-            while from < code.len() {
+            loop {
+                if from >= code.len() {
+                    return Err(unended(code, start));
+                }
                 let end = line_end(code, from);
                 let mut line = &code[from..end];
                 if strip_tabs {
@@ -183,7 +198,7 @@ impl Scan<'_> {
                 }
             }
         }
-        from
+        Ok(from)
     }
 }
 
@@ -194,6 +209,70 @@ fn quoted_end(code: &[u8], at: usize, quote: u8, escapes: bool) -> usize {
         i += if escapes && code[i] == b'\\' { 2 } else { 1 };
     }
     (i + 1).min(code.len())
+}
+
+fn unended(code: &[u8], at: usize) -> String {
+    format!(
+        "line {}: a here-document's delimiter never comes before the end of the file, so the \
+         analysis cannot tell where its text ends",
+        line_of(code, at.saturating_sub(1))
+    )
+}
+
+/// Past a `$[ … ]` or `${ … }` whose text starts at `from` (after the opening bracket), where
+/// `<<` is a shift or text: at its closing bracket on the same line (nested `[ ]` counted for
+/// `$[`). Where a quote, a command substitution or a line break comes first, only past the
+/// opening: the scan reads on as before, and a shift it takes for a here-document leaves one
+/// that never ends, which cannot be read.
+fn expansion_end(code: &[u8], from: usize, open: u8) -> usize {
+    let close = if open == b'[' { b']' } else { b'}' };
+    let mut depth = 0usize;
+    for (i, &b) in code.iter().enumerate().skip(from) {
+        match b {
+            b'\n' | b'\'' | b'"' | b'`' | b'\\' => return from,
+            b'(' if code[i - 1] == b'$' => return from,
+            _ if b == open && open == b'[' => depth += 1,
+            _ if b == close && depth == 0 => return i + 1,
+            _ if b == close => depth -= 1,
+            _ => {}
+        }
+    }
+    from
+}
+
+/// Whether the word at `at` is where a command starts: the first of the file or of its line,
+/// or after `;`, `&`, `|` or `(`. Assignments are read there.
+fn command_starts(code: &[u8], at: usize) -> bool {
+    let before = code[..at]
+        .iter()
+        .rev()
+        .find(|&&b| !matches!(b, b' ' | b'\t'));
+    if at > 0
+        && !matches!(
+            code[at - 1],
+            b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'('
+        )
+    {
+        return false;
+    }
+    matches!(before, None | Some(b'\n' | b';' | b'&' | b'|' | b'('))
+}
+
+/// Past the subscript of an array assignment (`a[1<<2]=5`, `a[i]+=1`) at `at`, where bash reads
+/// the brackets as arithmetic; `None` when the word is not one (`echo a[1<<2]` starts a
+/// here-document).
+fn subscript_end(code: &[u8], at: usize) -> Option<usize> {
+    let name = code[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    if code.get(at + name) != Some(&b'[') {
+        return None;
+    }
+    let end = expansion_end(code, at + name + 1, b'[');
+    let closed = end > at + name + 1;
+    let assigned = code[end..].starts_with(b"=") || code[end..].starts_with(b"+=");
+    (closed && assigned).then_some(end)
 }
 
 fn line_of(code: &[u8], at: usize) -> usize {
@@ -218,7 +297,8 @@ fn shell_word(code: &[u8], start: usize) -> (Vec<u8>, usize) {
     let (mut word, mut i) = (Vec::new(), start);
     while let Some(&b) = code.get(i) {
         match b {
-            b' ' | b'\t' | b'\n' | b'\r' => break,
+            // Not at `\r`: bash reads a CRLF script's delimiter as `EOF\r`, and its end line too.
+            b' ' | b'\t' | b'\n' => break,
             _ if OPERATORS.contains(&b) => break,
             b'\\' => {
                 word.extend(code.get(i + 1));
@@ -293,20 +373,34 @@ mod tests {
     fn a_here_documents_line_is_read_as_the_shell_reads_it() {
         assert_eq!(read("cat <<EOF; id\nx\nEOF\n"), "cat<<EOF | id\nx\nEOF\n");
         assert_eq!(read("cat<<EOF; id\nx\nEOF\n"), "cat<<EOF |id\nx\nEOF\n");
-        assert_eq!(read("cat <<EOF>out\n"), "cat<<EOF >out\n");
+        assert_eq!(read("cat <<EOF>out\nEOF\n"), "cat<<EOF >out\nEOF\n");
         assert!(read("cat 2<<EOF>out\n").contains("no blank"));
-        assert_eq!(read("cat <<'E F'& id; ls\n"), "cat <<'E F'| id| ls\n");
-        assert_eq!(read("cat <<EOF && id; ls &\n"), "cat <<EOF && id| ls &\n");
         assert_eq!(
-            read("cat <<EOF | id \"a;b\" 'c&d' $(e; f)\n"),
-            "cat <<EOF | id \"a;b\" 'c&d' $(e; f)\n"
+            read("cat <<'E F'& id; ls\nE F\n"),
+            "cat <<'E F'| id| ls\nE F\n"
+        );
+        assert_eq!(
+            read("cat <<EOF && id; ls &\nEOF\n"),
+            "cat <<EOF && id| ls &\nEOF\n"
+        );
+        assert_eq!(
+            read("cat <<EOF | id \"a;b\" 'c&d' $(e; f)\nEOF\n"),
+            "cat <<EOF | id \"a;b\" 'c&d' $(e; f)\nEOF\n"
         );
         assert!(read("cat<<EOF;id\n").contains("no blank"));
         assert!(read("cat <<A; cat <<B\na\nA\nb\nB\n").contains("more than one"));
+        // A here-document that never ends cannot be read, wherever bash would read it.
+        assert!(read("cat <<EOF\nx\n").contains("never comes"));
+        assert!(read("cat <<EOF\nx\nEOF \n").contains("never comes"));
+        assert!(read("echo a[1<<2]=5\n").contains("never comes"));
+        assert!(read("x=1 a[1<<2]=5\n").contains("never comes"));
         // A body is text, a shift is arithmetic, a here-string is neither.
         let unchanged = [
             "cat <<EOF\na; b & c <<X;\nEOF\n",
             "echo $((1<<2)); x=1\n",
+            "echo $[1<<2] ${x[1<<0]} ${v:1<<0:3} ${x:-a<<b}\n",
+            "a[1<<2]=5; (b[1 << 2]+=1)\n",
+            "cat <<EOF\r\nx\r\nEOF\r\n",
             "cat <<<\"$x\"; id\n",
             "cat <<EOF # a; b\nEOF\n",
         ];
