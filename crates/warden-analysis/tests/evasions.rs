@@ -1050,3 +1050,23 @@ fn a_shift_is_not_a_here_document_and_an_unended_one_cannot_be_read() {
         ],
     );
 }
+
+/// Regression reg2 F5: bash removes a line continuation from a here-document's delimiter
+/// (`<<E\` then `OF` is `EOF`); the scanner kept the line break and never found the end.
+#[test]
+fn a_delimiter_split_by_a_line_continuation_cannot_be_read() {
+    for code in [
+        "c=x\ncat <<E\\\nOF\nhi\nEOF\neval \"$c\"\n",
+        "c=x\ncat <<E\\\nOF\nhi\nEOF\ncat <<X; eval \"$c\"\nX\n",
+    ] {
+        let unreadable = analyzer().analyze("bash", code.as_bytes());
+        assert!(
+            unreadable.threat_level >= ThreatLevel::High
+                && unreadable
+                    .parse_error
+                    .as_ref()
+                    .is_some_and(|why| why.contains("line break")),
+            "{code:?}: {unreadable:?}"
+        );
+    }
+}

@@ -97,6 +97,15 @@ impl Scan<'_> {
         if delimiter.is_empty() {
             return Ok(start.max(at + 2));
         }
+        if code[start..end].contains(&b'\n') {
+            // `<<E\` then `OF`: bash removes the line continuation (the delimiter is `EOF`),
+            // tree-sitter-bash's scanner does not.
+            return Err(format!(
+                "line {}: a here-document's delimiter goes on over a line break, which the bash \
+                 grammar cannot read",
+                line_of(code, at)
+            ));
+        }
         if !self.pending.is_empty() {
             // The grammar reads the first body as the second's, or the second as commands.
             return Err(format!(
@@ -390,6 +399,8 @@ mod tests {
         assert!(read("cat<<EOF;id\n").contains("no blank"));
         assert!(read("cat <<A; cat <<B\na\nA\nb\nB\n").contains("more than one"));
         // A here-document that never ends cannot be read, wherever bash would read it.
+        assert!(read("cat <<E\\\nOF\nx\nEOF\n").contains("line break"));
+        assert!(read("cat <<'E\nF'\nx\nE\nF\n").contains("line break"));
         assert!(read("cat <<EOF\nx\n").contains("never comes"));
         assert!(read("cat <<EOF\nx\nEOF \n").contains("never comes"));
         assert!(read("echo a[1<<2]=5\n").contains("never comes"));
