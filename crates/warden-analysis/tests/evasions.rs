@@ -905,7 +905,7 @@ fn commands_on_a_here_documents_line_are_read_after_every_separator() {
                 "cat <<'EOF'{before}{separator}{after}{payload}\nhi\nEOF\n"
             ));
             cases.push(format!(
-                "x=1; cat <<-EOF >out{before}{separator}{after}true; {payload}\n\thi\n\tEOF\n"
+                "x=1; cat <<-EOF{before}{separator}{after}true; {payload}\n\thi\n\tEOF\n"
             ));
         }
         // The delimiter that ran into the operator used to take every later line as text.
@@ -919,9 +919,11 @@ fn commands_on_a_here_documents_line_are_read_after_every_separator() {
         .collect();
     assert_disguises_caught("bash", &cases);
     // Joined with no blank either side, there is no room to make the grammar read it; two
-    // here-documents on one line it reads wrong.
+    // here-documents on one line it reads wrong; after a redirection it drops what follows a
+    // `|` (reg2 F4).
     for code in [
         "cat<<EOF;bash -c id\nhi\nEOF\n",
+        "x=1; cat <<-EOF >out ; true; bash -c id\n\thi\n\tEOF\n",
         "cat <<A; cat <<B\na\nA\nb\nB\nbash -c id\n",
     ] {
         let unreadable = analyzer().analyze("bash", code.as_bytes());
@@ -1067,6 +1069,27 @@ fn a_delimiter_split_by_a_line_continuation_cannot_be_read() {
                     .as_ref()
                     .is_some_and(|why| why.contains("line break")),
             "{code:?}: {unreadable:?}"
+        );
+    }
+}
+
+/// Regression reg2 F4: after a redirection on a here-document's line, tree-sitter-bash drops
+/// the command after a `|` (the `;` rewritten, or written so): `cat <<EOF >/dev/null; eval`
+/// lost the `eval`. Such a line cannot be read.
+#[test]
+fn a_command_after_a_here_documents_redirection_is_not_lost() {
+    for code in [
+        "c=x\ncat <<EOF >/dev/null; eval \"$c\"\nhi\nEOF\n",
+        "c=x\ncat <<EOF 2>&1; eval \"$c\"\nhi\nEOF\n",
+        "c=x\ncat <<EOF>/dev/null;eval \"$c\"\nhi\nEOF\n",
+        "c=x\ncat <<EOF 2>&1 | eval \"$c\"\nhi\nEOF\n",
+        "c=x\ncat <<EOF &>/dev/null & eval \"$c\"\nhi\nEOF\n",
+        "c=x\ncat >/dev/null <<EOF; eval \"$c\"\nhi\nEOF\n",
+    ] {
+        let analysis = analyzer().analyze("bash", code.as_bytes());
+        assert!(
+            analysis.threat_level >= ThreatLevel::High,
+            "{code:?}: {analysis:?}"
         );
     }
 }

@@ -120,7 +120,7 @@ impl Scan<'_> {
         } else {
             0
         };
-        self.separators(end, moved);
+        self.separators(end, moved)?;
         Ok(end)
     }
 
@@ -152,10 +152,22 @@ impl Scan<'_> {
 
     /// Each `;` or lone `&` between `from` and the end of the line that a command follows
     /// becomes `|`, outside quotes and brackets; the first `moved` bytes were moved one to the
-    /// right.
-    fn separators(&mut self, from: usize, moved: usize) {
+    /// right. After a redirection of the here-document's command (`cat <<EOF >out; id`,
+    /// `2>&1 | id`) tree-sitter-bash does not read the command after a `|`, written or made:
+    /// such a line cannot be read.
+    fn separators(&mut self, from: usize, moved: usize) -> Result<(), String> {
         let code = self.code;
         let (mut i, mut depth) = (from, 0usize);
+        // Only a redirection of the here-document's own command, before the first separator,
+        // makes the grammar drop what follows (`cat <<EOF; a >x; id` it reads).
+        let (mut first, mut redirected) = (true, false);
+        let lost = || {
+            Err(format!(
+                "line {}: a command follows a redirection on a here-document's line, which the \
+                 bash grammar cannot read",
+                line_of(code, from)
+            ))
+        };
         while i < code.len() && code[i] != b'\n' {
             let next = code.get(i + 1).copied();
             let previous = code[i - 1];
@@ -165,23 +177,31 @@ impl Scan<'_> {
                 b'"' => i = quoted_end(code, i, b'"', true) - 1,
                 b'`' => i = quoted_end(code, i, b'`', true) - 1,
                 b'(' | b'{' => depth += 1,
-                b')' | b'}' if depth == 0 => return,
+                b')' | b'}' if depth == 0 => return Ok(()),
                 b')' | b'}' => depth -= 1,
-                b'#' if starts_word(code, i) => return,
-                b'<' if next == Some(b'<') => return,
-                b';' if next == Some(b';') => return,
-                b'&' if matches!(next, Some(b'&' | b'>'))
-                    || matches!(previous, b'<' | b'>' | b'|') =>
-                {
-                    i += 1;
-                }
+                b'#' if starts_word(code, i) => return Ok(()),
+                b'<' if next == Some(b'<') => return Ok(()),
+                b';' if next == Some(b';') => return Ok(()),
+                b'<' | b'>' => redirected = first,
+                b'&' if next == Some(b'>') => redirected = first,
+                b'&' if next == Some(b'&') => (i, first, redirected) = (i + 1, false, false),
+                b'&' if matches!(previous, b'<' | b'>' | b'|') => i += 1,
+                b'|' if next == Some(b'|') => (i, first, redirected) = (i + 1, false, false),
+                b'|' if previous == b'>' => {}
+                b'|' if redirected && depth == 0 => return lost(),
+                b'|' if depth == 0 => first = false,
                 b';' | b'&' if depth == 0 && command_follows(code, i + 1) => {
+                    if redirected {
+                        return lost();
+                    }
+                    first = false;
                     self.read[i + usize::from(i < from + moved)] = b'|';
                 }
                 _ => {}
             }
             i += 1;
         }
+        Ok(())
     }
 
     /// Past the bodies of the here-documents started on the line before `from`. One whose
@@ -397,6 +417,16 @@ mod tests {
             "cat <<EOF | id \"a;b\" 'c&d' $(e; f)\nEOF\n"
         );
         assert!(read("cat<<EOF;id\n").contains("no blank"));
+        assert!(read("cat <<EOF >out; id\nEOF\n").contains("redirection"));
+        assert!(read("cat <<EOF 2>&1 | id\nEOF\n").contains("redirection"));
+        assert_eq!(
+            read("cat <<EOF; a >x; id\nEOF\n"),
+            "cat<<EOF | a >x| id\nEOF\n"
+        );
+        assert_eq!(
+            read("cat <<EOF >out && id\nEOF\n"),
+            "cat <<EOF >out && id\nEOF\n"
+        );
         assert!(read("cat <<A; cat <<B\na\nA\nb\nB\n").contains("more than one"));
         // A here-document that never ends cannot be read, wherever bash would read it.
         assert!(read("cat <<E\\\nOF\nx\nEOF\n").contains("line break"));
