@@ -11,7 +11,10 @@
 //! becomes `|` (`cat<<EOF | x`): the commands are read, joined as a pipeline they are not.
 //! A delimiter joined to its operator with no blank either side (`cat<<EOF;x`) leaves no room,
 //! and the grammar reads the bodies of two here-documents started on one line (`cat <<A; cat
-//! <<B`) wrong: such a program cannot be read.
+//! <<B`) wrong: such a program cannot be read. Nor can one whose here-document never ends, or
+//! has a delimiter split over lines, or whose here-document's command is redirected before a
+//! command that follows (`cat <<EOF >out; id`: the grammar drops `id`). A `<<` in arithmetic
+//! (`$(( ))`, `$[ ]`, `${ }`, an array assignment's subscript) is a shift.
 
 use std::borrow::Cow;
 
