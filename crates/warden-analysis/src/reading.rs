@@ -191,6 +191,13 @@ fn escape_at(rest: &[u8], escapes: Escapes) -> Option<(u32, usize)> {
 /// a string, JavaScript has neither: translated there, they make a name the program cannot
 /// run, which only adds findings.
 fn javascript_string_escape(rest: &[u8]) -> Option<(u32, usize)> {
+    // A letter that starts no escape stands for itself in a string (`"\child_process"`).
+    if let Some(&b) = rest
+        .first()
+        .filter(|b| (b.is_ascii_alphabetic() || **b == b'_') && !b"bfnrtvxu".contains(b))
+    {
+        return Some((u32::from(b), 1));
+    }
     if rest.first() == Some(&b'x') {
         let digits = rest.get(1..3)?;
         let digits = std::str::from_utf8(digits).ok()?;
@@ -214,7 +221,8 @@ fn unicode_escapes(code: &[u8], escapes: Escapes) -> Cow<'_, [u8]> {
     let eligible = |w: &[u8]| {
         w[0] == b'\\'
             && (w[1] == b'u'
-                || (escapes == Escapes::Javascript && matches!(w[1], b'x' | b'0'..=b'7')))
+                || (escapes == Escapes::Javascript
+                    && (w[1].is_ascii_alphanumeric() || w[1] == b'_')))
     };
     if !code.windows(2).any(eligible) {
         return Cow::Borrowed(code);
@@ -315,6 +323,11 @@ mod tests {
             r#""child" "\x0a\0\12\x4""#
         );
         assert_eq!(js(r#""\1011""#), r#""A1""#);
+        // Regression hunt: a letter that starts no escape is itself.
+        assert_eq!(
+            js(r#""\child_pro\cess" "\n\t\b""#),
+            r#""child_process" "\n\t\b""#
+        );
     }
 
     #[test]
