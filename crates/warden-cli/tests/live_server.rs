@@ -45,9 +45,16 @@ impl LiveServer {
 
     /// Stops this server (SIGTERM) and starts another in the same world: its database,
     /// configuration and state.
-    pub fn restart(mut self) -> Self {
+    pub fn restart(self) -> Self {
+        self.restart_with(|_| {})
+    }
+
+    /// [`LiveServer::restart`], with `between` done to the world while no server runs (a
+    /// state file changed after the server that wrote it has stopped, which rewrites it).
+    pub fn restart_with(mut self, between: impl FnOnce(&World)) -> Self {
         self.stop(Duration::from_secs(40));
         let world = std::mem::take(&mut self.world);
+        between(&world);
         Self::start_in(world)
     }
 
@@ -61,7 +68,9 @@ impl LiveServer {
             .expect("warden serve starts");
         let stderr = child.stderr.take().expect("piped");
         let mut lines = BufReader::new(stderr).lines();
-        let log = Arc::new(Mutex::new(String::new()));
+        // What it logs before it says where it listens is part of its log too (a sessions
+        // store opened at start-up may say something first, or not, by timing).
+        let mut before = String::new();
         let addr = loop {
             let line = lines
                 .next()
@@ -70,7 +79,10 @@ impl LiveServer {
             if let Some(addr) = line.strip_prefix("warden: listening on http://") {
                 break addr.parse().expect("an address");
             }
+            before.push_str(&line);
+            before.push('\n');
         };
+        let log = Arc::new(Mutex::new(before));
         // Keep draining the log so the server never blocks on a full pipe.
         let kept = Arc::clone(&log);
         std::thread::spawn(move || {

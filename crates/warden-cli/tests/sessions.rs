@@ -1610,13 +1610,14 @@ fn a_session_whose_state_cannot_be_read_keeps_its_workspace() {
     );
     assert_eq!(status, 204, "{body}");
     wait_stopped(&server, &id);
-    std::fs::write(data_of(&server).join(format!("sessions/{id}.json")), b"")
-        .expect("the state cut");
     edit_volume_meta(&server, &format!("session-{id}"), |meta| {
         meta["created_at_ms"] = json!(1000);
     });
-
-    let server = server.restart();
+    // Once the server has stopped: its stop writes the states of its sessions.
+    let server = server.restart_with(|world| {
+        let state = world.path().join(format!("data/sessions/{id}.json"));
+        std::fs::write(state, b"").expect("the state cut");
+    });
     let (status, body) = server.request("GET", "/v1/sessions", None);
     assert_eq!(status, 200, "{body}");
     let (status, body) = server.request("GET", &format!("/v1/volumes/session-{id}"), None);
@@ -1639,16 +1640,18 @@ fn a_sessions_directory_that_lost_its_identity_takes_its_workspaces_back() {
     let id = create(&server, &["--disk", "16MiB", "--idle-timeout", "1s"]);
     wait_stopped(&server, &id);
     let sessions = data_of(&server).join("sessions");
-    std::fs::remove_file(sessions.join(".identity")).expect("the identity lost");
-    let server = server.restart();
+    // Each loss once no server runs: a server's stop writes its sessions' states.
+    let server = server.restart_with(|_| {
+        std::fs::remove_file(sessions.join(".identity")).expect("the identity lost");
+    });
     let (status, body) = server.request("GET", &format!("/v1/sessions/{id}"), None);
     assert_eq!(status, 200, "{body}");
-    let server = server.restart();
-    std::fs::remove_file(sessions.join(format!("{id}.json"))).expect("the state lost");
     edit_volume_meta(&server, &format!("session-{id}"), |meta| {
         meta["created_at_ms"] = json!(1000);
     });
-    let server = server.restart();
+    let server = server.restart_with(|_| {
+        std::fs::remove_file(sessions.join(format!("{id}.json"))).expect("the state lost");
+    });
     // Opening the sessions sweeps.
     let (status, body) = server.request("GET", "/v1/sessions", None);
     assert_eq!(status, 200, "{body}");
