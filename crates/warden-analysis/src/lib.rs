@@ -237,15 +237,15 @@ impl Analyzer {
             Ok(code) => code,
             Err(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
         };
-        let code: &[u8] = &code;
-        let tree = match parse::parse(&rules.grammar.language(), code, deadline) {
-            Ok(tree) => tree,
+        let (code, tree) = match reading::parsed(rules.grammar, code, deadline) {
+            Ok(parsed) => parsed,
             Err(parse::ParseFailure::TimedOut) => {
                 let why = format!("parsing took longer than {:?}", self.time_budget);
                 return unanalysed(UNPARSEABLE_LEVEL, why);
             }
             Err(parse::ParseFailure::Grammar(why)) => return unanalysed(UNPARSEABLE_LEVEL, why),
         };
+        let code: &[u8] = &code;
         let found = matching::find(rules, &tree, code, deadline);
         // Graded after matching: a program that is mostly errors is still searched as far as
         // its tree goes, and what is found still counts.
@@ -299,8 +299,9 @@ impl Analyzer {
         }
         // A file that names an encoding the analysis does not decode is not read as code, as
         // binary data is not.
-        let code: &[u8] = &reading::as_read(rules.grammar, code).ok()?;
-        let tree = parse::parse(&rules.grammar.language(), code, deadline).ok()?;
+        let code = reading::as_read(rules.grammar, code).ok()?;
+        let (code, tree) = reading::parsed(rules.grammar, code, deadline).ok()?;
+        let code: &[u8] = &code;
         if tree.root_node().has_error() && !(rules.includes.is_some() && named) {
             return None;
         }

@@ -17,7 +17,9 @@
 //!   ends one there as `source()` does (`Rscript FILE` does not: the grammar sees more).
 //!
 //! A source that names its encoding (`cookies.rs`) is read only when the codec leaves its ASCII
-//! bytes as they are.
+//! bytes as they are. Where only the tree tells code from a string or a comment (JavaScript's
+//! HTML-like comments and line continuations, `javascript_tree.rs`), the text is read again
+//! from the tree and parsed again ([`parsed`]).
 //!
 //! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
 //! they were, except after a Java escape that makes a line break, or a lone carriage return,
@@ -25,9 +27,14 @@
 
 mod cookies;
 mod heredocs;
+mod javascript_tree;
 
 use std::borrow::Cow;
 
+use tree_sitter::Tree;
+
+use crate::deadline::Deadline;
+use crate::parse::{self, ParseFailure};
 use crate::Grammar;
 
 /// `code` as `grammar`'s language reads it, or why the analysis cannot read it so.
@@ -40,6 +47,27 @@ pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Result<Cow<'_, [u8]>, St
         return Ok(then(heredocs::as_read(code)?, bash_line_start_escapes));
     }
     Ok(translated(grammar, code))
+}
+
+/// `code`, read by [`as_read`], parsed; parsed again, and returned as read again, while its tree
+/// shows text the language reads otherwise. Each reading turns a `<` or a `-` into a `/`, or
+/// removes a backslash, so the readings end; the deadline bounds their parses.
+pub(crate) fn parsed(
+    grammar: Grammar,
+    mut code: Cow<'_, [u8]>,
+    deadline: Deadline,
+) -> Result<(Cow<'_, [u8]>, Tree), ParseFailure> {
+    loop {
+        let tree = parse::parse(&grammar.language(), &code, deadline)?;
+        let again = match grammar {
+            Grammar::Javascript => javascript_tree::reread(&tree, &code, deadline),
+            _ => None,
+        };
+        match again {
+            Some(read) => code = Cow::Owned(read),
+            None => return Ok((code, tree)),
+        }
+    }
 }
 
 fn translated(grammar: Grammar, code: &[u8]) -> Cow<'_, [u8]> {

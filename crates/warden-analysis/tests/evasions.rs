@@ -1093,3 +1093,74 @@ fn a_command_after_a_here_documents_redirection_is_not_lost() {
         );
     }
 }
+
+/// Regression hunt: Node reads `<!--` anywhere in a script's code, and `-->` with no token
+/// before it on its line, as a comment to the end of the line (ECMA-262 Annex B.1.1), where
+/// tree-sitter-javascript read `1 <!-- /*` as `1 < !--` and a block comment that hid the lines
+/// after it, and `-->` after an operand as a decrement. Node runs those lines: each was
+/// graded `none`. And a backslash before a line break in a string or a template stands for
+/// nothing: `"child_\` then `process"` loads `child_process`.
+#[test]
+fn html_like_comments_and_line_continuations_are_read_as_node_reads_them() {
+    let plain = "require('child_process').execSync('id');\n";
+    assert_disguises_caught(
+        "javascript",
+        &[
+            (
+                plain,
+                "x = 1 <!-- /*\nrequire('child_process').execSync('id');\n--> */ y\n",
+                "javascript.child_process",
+            ),
+            (
+                plain,
+                "x = 1 <!-- `\nrequire('child_process').execSync('id');\n--> `\n",
+                "javascript.child_process",
+            ),
+            (
+                plain,
+                "f(y\n--> /*\n, require('child_process').execSync('id'))\n// */ 0)\n",
+                "javascript.child_process",
+            ),
+            (
+                plain,
+                "f(y /*\n*/ --> /*\n, require('child_process').execSync('id'))\n// */ 0)\n",
+                "javascript.child_process",
+            ),
+            (
+                plain,
+                "require('child_\\\nprocess').execSync('id');\n",
+                "javascript.child_process",
+            ),
+            (
+                plain,
+                "require(\"chi\\\r\nld_\\\nprocess\").execSync('id');\n",
+                "javascript.child_process",
+            ),
+            (
+                plain,
+                "require(`child_\\\nprocess`).execSync('id');\n",
+                "javascript.child_process",
+            ),
+            (
+                plain,
+                "require('\\x63hild_\\\u{2028}process').execSync('id');\n",
+                "javascript.child_process",
+            ),
+        ],
+    );
+    // A finding after a continuation keeps its line.
+    let analysis = analyzer().analyze(
+        "javascript",
+        b"const s = 'a\\\nb\\\nc';\nrequire('child_process');\n",
+    );
+    assert_eq!(analysis.findings[0].line, 4, "{}", describe(&analysis));
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &[
+            "let i = 3;\nwhile (i-->0) console.log(i);\n",
+            "const html = '<!-- note -->';\nconst t = `a\\\nb`;\nconsole.log(html, t, /<!--/.test(html));\n",
+            "<!-- an old page's script\nconsole.log('hi');\n-->\n",
+        ],
+    );
+}

@@ -1,0 +1,268 @@
+//! Where Node reads a JavaScript source otherwise than tree-sitter-javascript, and only the
+//! tree tells where: which `<`, `--` and backslash are code and which sit in a string, a
+//! comment or a regular expression. Runs in the analysing process, between parses.
+//!
+//! - **HTML-like comments** (ECMA-262 Annex B.1.1; V8's scanner): in a script, `<!--`
+//!   anywhere in code starts a comment to the end of the line, and so does `-->` when no
+//!   token precedes it on its line (a line break before it, in blanks or inside a `/* */`
+//!   comment, or the start of the file). The grammar knows both only where a statement or an
+//!   operand starts, and read `x = 1 <!-- /*` as `1 < !--` and the start of a block comment:
+//!   the next lines, which Node runs, were a comment to the rules (a regression hunt hid
+//!   `require("child_process")` so). A module refuses both ("HTML comments are not allowed in
+//!   modules"), so a file Node runs reads them as comments.
+//! - **Line continuations** (ECMA-262 12.9.4): a backslash before a line break in a string or
+//!   a template stands for nothing, so `"child_\` and `process"` on the next line is
+//!   `"child_process"`; the grammar reads an escape between two fragments, which no rule keyed
+//!   on the module's name matched.
+//!
+//! Each HTML-like comment the grammar read as code is made a `//` comment of the same length,
+//! the first one only, since the ones after it may sit in what the first one's line opened
+//! for the grammar; the text is parsed again until none is left. Continuations are removed
+//! and their line breaks put back after the string, so that later lines keep their numbers.
+
+use tree_sitter::{Node, Tree, TreeCursor};
+
+use crate::deadline::Deadline;
+
+/// The text to parse again, when the tree of `code` shows something Node reads otherwise.
+pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec<u8>> {
+    if !may_differ(code) {
+        return None;
+    }
+    let leaves = Leaves::of(tree, deadline);
+    if let Some(at) = leaves.first_html_comment_read_as_code(code) {
+        let mut read = code.to_vec();
+        read[at..at + 2].copy_from_slice(b"//");
+        return Some(read);
+    }
+    let continuations = Leaves::of(tree, deadline).continuations(code);
+    (!continuations.is_empty()).then(|| spliced(code, &continuations))
+}
+
+/// Whether `code` holds any of the bytes this module reads: most programs do not, and need
+/// no walk over their tree.
+fn may_differ(code: &[u8]) -> bool {
+    code.windows(4).any(|w| w == b"<!--")
+        || code.windows(3).any(|w| w == b"-->")
+        || code
+            .windows(2)
+            .any(|w| w[0] == b'\\' && is_line_break_start(w[1]))
+}
+
+/// Whether a line terminator starts with `byte`: `\n`, `\r`, or the lead byte of U+2028 and
+/// U+2029 (a continuation is then confirmed by the grammar's escape).
+fn is_line_break_start(byte: u8) -> bool {
+    matches!(byte, b'\n' | b'\r' | 0xe2)
+}
+
+/// The leaves of a tree in source order (tree-sitter's leaves are the tokens, and comments).
+struct Leaves<'t> {
+    cursor: TreeCursor<'t>,
+    deadline: Deadline,
+    visited: u32,
+    done: bool,
+}
+
+impl<'t> Leaves<'t> {
+    fn of(tree: &'t Tree, deadline: Deadline) -> Leaves<'t> {
+        Leaves {
+            cursor: tree.walk(),
+            deadline,
+            visited: 0,
+            done: false,
+        }
+    }
+
+    /// Where Node starts an HTML-like comment that the grammar reads as tokens: the offset of
+    /// its `<!--` or `-->`.
+    fn first_html_comment_read_as_code(self, code: &[u8]) -> Option<usize> {
+        // Node's `-->` needs a line break since the token before it (or no token before it).
+        let mut line_break_since_token = true;
+        let mut last_token_end = 0;
+        for leaf in self {
+            let (start, end) = (leaf.start_byte(), leaf.end_byte());
+            if start == end {
+                continue;
+            }
+            if matches!(leaf.kind(), "comment" | "html_comment" | "hash_bang_line") {
+                continue;
+            }
+            let gap = &code[last_token_end..start];
+            line_break_since_token |= gap.contains(&b'\n') || contains_separator(gap);
+            let rest = &code[start..];
+            match leaf.kind() {
+                "<" if rest.starts_with(b"<!--") => return Some(start),
+                "--" if rest.starts_with(b"-->") && line_break_since_token => return Some(start),
+                _ => {}
+            }
+            line_break_since_token = false;
+            last_token_end = end;
+        }
+        None
+    }
+
+    /// Each line continuation in a string or a template: its range and the end of its
+    /// string, where its line break goes back.
+    fn continuations(self, code: &[u8]) -> Vec<Continuation> {
+        self.filter(|leaf| leaf.kind() == "escape_sequence")
+            .filter_map(|leaf| {
+                let string = leaf.parent()?;
+                let text = &code[leaf.start_byte()..leaf.end_byte()];
+                let line_break = match text {
+                    b"\\\n" | b"\\\r\n" => true,
+                    b"\\\xe2\x80\xa8" | b"\\\xe2\x80\xa9" => false,
+                    _ => return None,
+                };
+                matches!(string.kind(), "string" | "template_string").then(|| Continuation {
+                    start: leaf.start_byte(),
+                    end: leaf.end_byte(),
+                    string_end: string.end_byte(),
+                    line_break,
+                })
+            })
+            .collect()
+    }
+}
+
+impl<'t> Iterator for Leaves<'t> {
+    type Item = Node<'t>;
+
+    fn next(&mut self) -> Option<Node<'t>> {
+        while !self.done {
+            self.visited = self.visited.wrapping_add(1);
+            if self.visited & 0xfff == 0 && self.deadline.passed() {
+                // The matching after the last parse finds the deadline passed too, and grades
+                // the analysis partial.
+                self.done = true;
+                return None;
+            }
+            let node = self.cursor.node();
+            if self.cursor.goto_first_child() {
+                continue;
+            }
+            while !self.cursor.goto_next_sibling() {
+                if !self.cursor.goto_parent() {
+                    self.done = true;
+                    break;
+                }
+            }
+            return Some(node);
+        }
+        None
+    }
+}
+
+/// Whether `gap` holds U+2028 or U+2029, which JavaScript reads as line breaks.
+fn contains_separator(gap: &[u8]) -> bool {
+    gap.windows(3)
+        .any(|w| w == "\u{2028}".as_bytes() || w == "\u{2029}".as_bytes())
+}
+
+/// A backslash and the line break after it, in a string or a template.
+struct Continuation {
+    start: usize,
+    end: usize,
+    /// The end of the string or template that holds it.
+    string_end: usize,
+    /// Whether the grammar counts a line there (`\n`; not U+2028 or U+2029).
+    line_break: bool,
+}
+
+/// `code` without `continuations`, each `\n` of them put back at the end of its string.
+fn spliced(code: &[u8], continuations: &[Continuation]) -> Vec<u8> {
+    let mut breaks_at: Vec<usize> = continuations
+        .iter()
+        .filter(|c| c.line_break)
+        .map(|c| c.string_end)
+        .collect();
+    breaks_at.sort_unstable();
+    let mut read = Vec::with_capacity(code.len());
+    let (mut next_cut, mut next_break, mut i) = (0, 0, 0);
+    while i <= code.len() {
+        while breaks_at.get(next_break) == Some(&i) {
+            read.push(b'\n');
+            next_break += 1;
+        }
+        if let Some(cut) = continuations.get(next_cut).filter(|c| c.start == i) {
+            i = cut.end;
+            next_cut += 1;
+            continue;
+        }
+        if let Some(&byte) = code.get(i) {
+            read.push(byte);
+        }
+        i += 1;
+    }
+    read
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+    use crate::Grammar;
+    use std::time::Duration;
+
+    /// `code` as Node reads it: re-read and parsed again until nothing differs.
+    fn node_reads(code: &str) -> String {
+        let deadline = Deadline::after(Duration::from_secs(60));
+        let language = Grammar::Javascript.language();
+        let mut code = code.as_bytes().to_vec();
+        loop {
+            let tree = parse(&language, &code, deadline).expect("parsed");
+            match reread(&tree, &code, deadline) {
+                Some(read) => code = read,
+                None => return String::from_utf8(code).expect("utf-8"),
+            }
+        }
+    }
+
+    #[test]
+    fn html_like_comments_in_code_are_comments() {
+        assert_eq!(
+            // The grammar reads the `-->` as a comment once the line before it ends.
+            node_reads("x = 1 <!-- /*\nrun()\n--> */ y\n"),
+            "x = 1 //-- /*\nrun()\n--> */ y\n"
+        );
+        assert_eq!(
+            node_reads("f(y\n--> /*\n, run())\n// */ 0)\n"),
+            "f(y\n//> /*\n, run())\n// */ 0)\n"
+        );
+        assert_eq!(node_reads("x /*\n*/ --> y\n"), "x /*\n*/ //> y\n");
+    }
+
+    #[test]
+    fn html_like_comments_elsewhere_stay_as_they_are() {
+        for code in [
+            // The grammar reads these as comments already.
+            "<!-- a\nrun()\n",
+            "x = 1\n--> a\nrun()\n",
+            // A decrement compared, on one line: code to Node too.
+            "while (i-->0) run()\n",
+            "x = y /* */ -->z\n",
+            // In strings, templates, regular expressions and comments.
+            "s = '<!-- -->'\nt = `\n--> <!--`\nr = /<!--/\n// <!--\n/* <!-- */\n",
+        ] {
+            assert_eq!(node_reads(code), code);
+        }
+    }
+
+    #[test]
+    fn line_continuations_in_strings_and_templates_stand_for_nothing() {
+        assert_eq!(
+            node_reads("require(\"child_\\\nprocess\"); x\ny"),
+            "require(\"child_process\"\n); x\ny"
+        );
+        assert_eq!(
+            node_reads("require(`chi\\\r\nld_\\\nprocess`)\nz"),
+            "require(`child_process`\n\n)\nz"
+        );
+        assert_eq!(
+            node_reads("require('child_\\\u{2028}process')"),
+            "require('child_process')"
+        );
+        for code in ["x = 'a\\\\'\n", "// a \\\nb()\n", "x = 'a' \\\n"] {
+            assert_eq!(node_reads(code), code);
+        }
+    }
+}
