@@ -18,8 +18,9 @@
 //!
 //! A source that names its encoding (`cookies.rs`) is read only when the codec leaves its ASCII
 //! bytes as they are. Where only the tree tells code from a string or a comment (JavaScript's
-//! HTML-like comments and line continuations, `javascript_tree.rs`), the text is read again
-//! from the tree and parsed again ([`parsed`]).
+//! HTML-like comments and line continuations, `javascript_tree.rs`; PHP's escapes in
+//! double-quoted strings and heredocs, `php_strings.rs`), the text is read again from the tree
+//! and parsed again ([`parsed`]).
 //!
 //! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
 //! they were, except after a Java escape that makes a line break, or a lone carriage return,
@@ -28,6 +29,8 @@
 mod cookies;
 mod heredocs;
 mod javascript_tree;
+mod leaves;
+mod php_strings;
 
 use std::borrow::Cow;
 
@@ -61,6 +64,7 @@ pub(crate) fn parsed(
         let tree = parse::parse(&grammar.language(), &code, deadline)?;
         let again = match grammar {
             Grammar::Javascript => javascript_tree::reread(&tree, &code, deadline),
+            Grammar::Php => php_strings::reread(&tree, &code, deadline),
             _ => None,
         };
         match again {

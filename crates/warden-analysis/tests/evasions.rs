@@ -1164,3 +1164,69 @@ fn html_like_comments_and_line_continuations_are_read_as_node_reads_them() {
         ],
     );
 }
+
+/// Regression hunt: PHP reads `\x73`, `\163` and `\u{73}` as `s` in a double-quoted string or
+/// a heredoc, and calls a string as the function it names: `"\x73ystem"("id")` and `$f =
+/// "sh\x65ll_exec"; $f("id")` were graded `none` (the rules read single quotes only, and no
+/// string called).
+#[test]
+fn php_escapes_in_double_quotes_and_heredocs_and_called_strings_are_read() {
+    let plain = "<?php system('id');";
+    assert_disguises_caught(
+        "php",
+        &[
+            (plain, r#"<?php "\x73ystem"("id");"#, "php.process"),
+            (plain, "<?php 'system'('id');", "php.process"),
+            (plain, r#"<?php "\163y\u{73}tem"("id");"#, "php.process"),
+            (
+                plain,
+                r#"<?php $f = "sh\x65ll_exec"; $f("id");"#,
+                "php.process",
+            ),
+            (
+                plain,
+                r#"<?php $f = "shell_exec"; $f("id");"#,
+                "php.process",
+            ),
+            (
+                plain,
+                r#"<?php $f = "sh\145ll_\u{65}xec"; $f("id");"#,
+                "php.process",
+            ),
+            (
+                plain,
+                "<?php $f = <<<EOT\n  \\x73ystem\n  EOT;\n$f('id');",
+                "php.process",
+            ),
+            (
+                plain,
+                r#"<?php array_map("\x73ystem", ["id"]);"#,
+                "php.process",
+            ),
+            (
+                "<?php $ffi = FFI::cdef('int system(const char *c);');",
+                r#"<?php $c = "FF\x49"; $c::cdef("int system(const char *c);");"#,
+                "php.hidden_names",
+            ),
+            (
+                "<?php echo file_get_contents('/etc/shadow');",
+                r#"<?php echo file_get_contents("/etc/\x73hadow");"#,
+                "php.credentials",
+            ),
+            (
+                "<?php call_user_func($f);",
+                r#"<?php "call_user_\x66unc"($f);"#,
+                "php.eval",
+            ),
+        ],
+    );
+    assert_graded(
+        "php",
+        ThreatLevel::None,
+        &[
+            "<?php echo \"\\x48ello \\u{57}orld\\n\"; $s = \"a\\tb\\x41\\101\"; printf(\"%s\\n\", $s);",
+            "<?php $f = 'strtoupper'; echo $f('x'), '\\x73ystem', \"\\\\x73ystem\";",
+            "<?php $msg = <<<EOT\nThe system is up\nEOT;\necho $msg;",
+        ],
+    );
+}

@@ -20,8 +20,9 @@
 //! for the grammar; the text is parsed again until none is left. Continuations are removed
 //! and their line breaks put back after the string, so that later lines keep their numbers.
 
-use tree_sitter::{Node, Tree, TreeCursor};
+use tree_sitter::Tree;
 
+use super::leaves::Leaves;
 use crate::deadline::Deadline;
 
 /// The text to parse again, when the tree of `code` shows something Node reads otherwise.
@@ -29,13 +30,12 @@ pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec
     if !may_differ(code) {
         return None;
     }
-    let leaves = Leaves::of(tree, deadline);
-    if let Some(at) = leaves.first_html_comment_read_as_code(code) {
+    if let Some(at) = first_html_comment_read_as_code(Leaves::of(tree, deadline), code) {
         let mut read = code.to_vec();
         read[at..at + 2].copy_from_slice(b"//");
         return Some(read);
     }
-    let continuations = Leaves::of(tree, deadline).continuations(code);
+    let continuations = continuations(Leaves::of(tree, deadline), code);
     (!continuations.is_empty()).then(|| spliced(code, &continuations))
 }
 
@@ -55,101 +55,55 @@ fn is_line_break_start(byte: u8) -> bool {
     matches!(byte, b'\n' | b'\r' | 0xe2)
 }
 
-/// The leaves of a tree in source order (tree-sitter's leaves are the tokens, and comments).
-struct Leaves<'t> {
-    cursor: TreeCursor<'t>,
-    deadline: Deadline,
-    visited: u32,
-    done: bool,
+/// Where Node starts an HTML-like comment that the grammar reads as tokens: the offset of
+/// its `<!--` or `-->`.
+fn first_html_comment_read_as_code(leaves: Leaves<'_>, code: &[u8]) -> Option<usize> {
+    // Node's `-->` needs a line break since the token before it (or no token before it).
+    let mut line_break_since_token = true;
+    let mut last_token_end = 0;
+    for leaf in leaves {
+        let (start, end) = (leaf.start_byte(), leaf.end_byte());
+        if start == end {
+            continue;
+        }
+        if matches!(leaf.kind(), "comment" | "html_comment" | "hash_bang_line") {
+            continue;
+        }
+        let gap = &code[last_token_end..start];
+        line_break_since_token |= gap.contains(&b'\n') || contains_separator(gap);
+        let rest = &code[start..];
+        match leaf.kind() {
+            "<" if rest.starts_with(b"<!--") => return Some(start),
+            "--" if rest.starts_with(b"-->") && line_break_since_token => return Some(start),
+            _ => {}
+        }
+        line_break_since_token = false;
+        last_token_end = end;
+    }
+    None
 }
 
-impl<'t> Leaves<'t> {
-    fn of(tree: &'t Tree, deadline: Deadline) -> Leaves<'t> {
-        Leaves {
-            cursor: tree.walk(),
-            deadline,
-            visited: 0,
-            done: false,
-        }
-    }
-
-    /// Where Node starts an HTML-like comment that the grammar reads as tokens: the offset of
-    /// its `<!--` or `-->`.
-    fn first_html_comment_read_as_code(self, code: &[u8]) -> Option<usize> {
-        // Node's `-->` needs a line break since the token before it (or no token before it).
-        let mut line_break_since_token = true;
-        let mut last_token_end = 0;
-        for leaf in self {
-            let (start, end) = (leaf.start_byte(), leaf.end_byte());
-            if start == end {
-                continue;
-            }
-            if matches!(leaf.kind(), "comment" | "html_comment" | "hash_bang_line") {
-                continue;
-            }
-            let gap = &code[last_token_end..start];
-            line_break_since_token |= gap.contains(&b'\n') || contains_separator(gap);
-            let rest = &code[start..];
-            match leaf.kind() {
-                "<" if rest.starts_with(b"<!--") => return Some(start),
-                "--" if rest.starts_with(b"-->") && line_break_since_token => return Some(start),
-                _ => {}
-            }
-            line_break_since_token = false;
-            last_token_end = end;
-        }
-        None
-    }
-
-    /// Each line continuation in a string or a template: its range and the end of its
-    /// string, where its line break goes back.
-    fn continuations(self, code: &[u8]) -> Vec<Continuation> {
-        self.filter(|leaf| leaf.kind() == "escape_sequence")
-            .filter_map(|leaf| {
-                let string = leaf.parent()?;
-                let text = &code[leaf.start_byte()..leaf.end_byte()];
-                let line_break = match text {
-                    b"\\\n" | b"\\\r\n" => true,
-                    b"\\\xe2\x80\xa8" | b"\\\xe2\x80\xa9" => false,
-                    _ => return None,
-                };
-                matches!(string.kind(), "string" | "template_string").then(|| Continuation {
-                    start: leaf.start_byte(),
-                    end: leaf.end_byte(),
-                    string_end: string.end_byte(),
-                    line_break,
-                })
+/// Each line continuation in a string or a template: its range and the end of its
+/// string, where its line break goes back.
+fn continuations(leaves: Leaves<'_>, code: &[u8]) -> Vec<Continuation> {
+    leaves
+        .filter(|leaf| leaf.kind() == "escape_sequence")
+        .filter_map(|leaf| {
+            let string = leaf.parent()?;
+            let text = &code[leaf.start_byte()..leaf.end_byte()];
+            let line_break = match text {
+                b"\\\n" | b"\\\r\n" => true,
+                b"\\\xe2\x80\xa8" | b"\\\xe2\x80\xa9" => false,
+                _ => return None,
+            };
+            matches!(string.kind(), "string" | "template_string").then(|| Continuation {
+                start: leaf.start_byte(),
+                end: leaf.end_byte(),
+                string_end: string.end_byte(),
+                line_break,
             })
-            .collect()
-    }
-}
-
-impl<'t> Iterator for Leaves<'t> {
-    type Item = Node<'t>;
-
-    fn next(&mut self) -> Option<Node<'t>> {
-        while !self.done {
-            self.visited = self.visited.wrapping_add(1);
-            if self.visited & 0xfff == 0 && self.deadline.passed() {
-                // The matching after the last parse finds the deadline passed too, and grades
-                // the analysis partial.
-                self.done = true;
-                return None;
-            }
-            let node = self.cursor.node();
-            if self.cursor.goto_first_child() {
-                continue;
-            }
-            while !self.cursor.goto_next_sibling() {
-                if !self.cursor.goto_parent() {
-                    self.done = true;
-                    break;
-                }
-            }
-            return Some(node);
-        }
-        None
-    }
+        })
+        .collect()
 }
 
 /// Whether `gap` holds U+2028 or U+2029, which JavaScript reads as line breaks.
