@@ -31,6 +31,7 @@ mod heredocs;
 mod javascript_tree;
 mod leaves;
 mod php_strings;
+mod r_names;
 
 use std::borrow::Cow;
 
@@ -65,12 +66,52 @@ pub(crate) fn parsed(
         let again = match grammar {
             Grammar::Javascript => javascript_tree::reread(&tree, &code, deadline),
             Grammar::Php => php_strings::reread(&tree, &code, deadline),
+            Grammar::R => r_names::reread(&tree, &code, deadline),
             _ => None,
         };
         match again {
             Some(read) => code = Cow::Owned(read),
             None => return Ok((code, tree)),
         }
+    }
+}
+
+/// Whether `c`, a translated escape written after `read`, would make an escape that `read`
+/// ends with (left as it was: `\1`, `\x4`, `\u12`, or a `\x` that is no escape alone) a
+/// longer one: `"\1\x32"` is a byte 1 and a `2`, not `\12`. A `\u` without braces is no
+/// escape in PHP: one left before a hex digit stays too, which only keeps the text as it was.
+fn lengthens_escape(read: &[u8], c: u8) -> bool {
+    let tail_start = read.len().saturating_sub(9);
+    let Some(backslash) = read[tail_start..]
+        .iter()
+        .rposition(|&b| b == b'\\')
+        .map(|i| tail_start + i)
+    else {
+        return false;
+    };
+    let before = read[..backslash]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count();
+    if before % 2 == 1 {
+        // An escaped backslash: `\\` then the rest, which starts no escape.
+        return false;
+    }
+    let (kind, digits) = match read[backslash + 1..].split_first() {
+        None => return true,
+        Some((kind, digits)) => (*kind, digits),
+    };
+    let octal = |b: &u8| (b'0'..=b'7').contains(b);
+    let hex_run = |max: usize| {
+        digits.len() < max && digits.iter().all(u8::is_ascii_hexdigit) && c.is_ascii_hexdigit()
+    };
+    match kind {
+        b'x' => hex_run(2),
+        b'u' => hex_run(4),
+        b'U' => hex_run(8),
+        b'0'..=b'7' => digits.len() < 2 && digits.iter().all(octal) && octal(&c),
+        _ => false,
     }
 }
 

@@ -1230,3 +1230,55 @@ fn php_escapes_in_double_quotes_and_heredocs_and_called_strings_are_read() {
         ],
     );
 }
+
+/// Regression hunt: R's parser makes a string in a call's function position a name, a
+/// backtick-quoted name is the name, and both read escapes: `"system"("id")`,
+/// `` `system`("id") `` and `` `\163ystem`("id") `` were graded `none`. So were `mget` of a
+/// name and a function given by name to the apply family (`sapply("id", "system")`).
+#[test]
+fn r_quoted_names_called_strings_and_functions_by_name_are_read() {
+    let plain = "system('id')";
+    assert_disguises_caught(
+        "r",
+        &[
+            (plain, "\"system\"(\"id\")", "r.process"),
+            (plain, "'system'('id')", "r.process"),
+            (plain, "`system`(\"id\")", "r.process"),
+            (plain, "base::`system`(\"id\")", "r.process"),
+            (plain, "\"base\"::\"system\"(\"id\")", "r.process"),
+            (plain, r#""\x73ystem"("id")"#, "r.process"),
+            (plain, r"`\163y\u0073tem`('id')", "r.process"),
+            (plain, "do.call(`system`, list('id'))", "r.process"),
+            (plain, "invisible(sapply('id', 'system'))", "r.process"),
+            ("dyn.load('x.so')", "`dyn.load`('x.so')", "r.native_code"),
+            (
+                "eval(parse(text = '1'))",
+                "`eval`(`parse`(text = '1'))",
+                "r.eval",
+            ),
+            (
+                "eval(parse(text = '1'))",
+                "mget('system', envir = baseenv())[[1]]('id')",
+                "r.eval",
+            ),
+            (
+                "eval(parse(text = '1'))",
+                "getExportedValue('base', 'system')('id')",
+                "r.eval",
+            ),
+            (
+                "readLines('/etc/shadow')",
+                r#"readLines("/etc/\x73hadow")"#,
+                "r.credentials",
+            ),
+        ],
+    );
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &[
+            "`my var` <- c(1, 4)\nprint(sapply(`my var`, \"sqrt\"))\n`if`(TRUE, print(\"system\"), 2)\n",
+            "x <- list(a = 1)\nprint(x$`a`, `[[`(x, \"a\"), \"\\x41\\n\")\n",
+        ],
+    );
+}

@@ -11,6 +11,7 @@
 use tree_sitter::Tree;
 
 use super::leaves::Leaves;
+use super::lengthens_escape;
 use crate::deadline::Deadline;
 
 /// The text to parse again, when a double-quoted string or a heredoc of `code`'s tree holds an
@@ -33,7 +34,7 @@ pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec
             continue;
         };
         read.extend_from_slice(&code[copied..start]);
-        if extends_escape(&read, c) {
+        if lengthens_escape(&read, c) {
             read.extend_from_slice(&code[start..end]);
         } else {
             read.push(c);
@@ -61,37 +62,6 @@ fn name_character(escape: &[u8]) -> Option<u8> {
     u8::try_from(value)
         .ok()
         .filter(|b| b.is_ascii_alphanumeric() || *b == b'_')
-}
-
-/// Whether `c`, written after `read`, would make the escape that `read` ends with (left as it
-/// was: `\1`, `\x4`, or a `\x` that is no escape alone) another one: `"\1\x32"` is a byte 1 and
-/// a `2` to PHP, not `\12`.
-fn extends_escape(read: &[u8], c: u8) -> bool {
-    let tail_start = read.len().saturating_sub(3);
-    let Some(backslash) = read[tail_start..]
-        .iter()
-        .rposition(|&b| b == b'\\')
-        .map(|i| tail_start + i)
-    else {
-        return false;
-    };
-    let before = read[..backslash]
-        .iter()
-        .rev()
-        .take_while(|&&b| b == b'\\')
-        .count();
-    if before % 2 == 1 {
-        // An escaped backslash: `\\` then the rest, which starts no escape.
-        return false;
-    }
-    let tail = &read[backslash + 1..];
-    let octal = |b: &u8| (b'0'..=b'7').contains(b);
-    match tail {
-        [] => true,
-        [b'x'] | [b'x', _] => c.is_ascii_hexdigit() && tail[1..].iter().all(u8::is_ascii_hexdigit),
-        [_] | [_, _] => octal(&c) && tail.iter().all(octal),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
