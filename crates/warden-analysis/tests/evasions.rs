@@ -1282,3 +1282,35 @@ fn r_quoted_names_called_strings_and_functions_by_name_are_read() {
         ],
     );
 }
+
+/// Regression hunt: bash joins quoted and backslashed pieces into one word, so `e="ev""al"`,
+/// `e="ev"'al'`, `e=ev\al` and `e=$'\x65v'al` assign `eval`, and `$e "$c"` runs it; those
+/// assignments, and a command named `ev\al`, were graded `low` (only `dynamic_command`).
+#[test]
+fn bash_names_spliced_from_quotes_and_backslashes_are_read() {
+    let plain = "eval \"$c\"";
+    assert_disguises_caught(
+        "bash",
+        &[
+            (plain, "e=\"ev\"\"al\"; $e \"$c\"", "bash.hidden_command"),
+            (plain, "e=\"ev\"'al'; $e \"$c\"", "bash.hidden_command"),
+            (plain, "e=ev\\al; $e \"$c\"", "bash.hidden_command"),
+            (plain, "e=$'\\x65v'al; $e \"$c\"", "bash.hidden_command"),
+            (plain, "e=$'\\145val'; $e \"$c\"", "bash.hidden_command"),
+            (
+                plain,
+                "local e=b'uil'tin; $e eval \"$c\"",
+                "bash.hidden_command",
+            ),
+            (plain, "ev\\al \"$c\"", "bash.hidden_command"),
+            ("sudo id", "s=s\"u\"do; $s id", "bash.hidden_command"),
+        ],
+    );
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "name=\"evaluation\"; mode=\\evil; x=\"e\"\"v\"; y=e$val\nIFS=$'\\n'; esc=$'\\x1b'\necho \"$name\" \"$mode\" \"$x\" \"$y\" \"$esc\"\n\\ls\nrun\\ me.sh\n",
+        ],
+    );
+}
