@@ -813,6 +813,55 @@ fn calls_over_stdio_are_bounded_by_the_workers_and_the_queue() {
     assert_eq!(ran, 2, "{answers:#?}");
 }
 
+/// Fixer srv 1: over stdio, every call took a place before it was checked, so a `run_code`
+/// call whose `limits` are above the operator's maxima (as an unknown tool, or input the schema
+/// refuses) was answered that the queue is full while another call ran, or waited for it. Such
+/// a call is refused at once now, taking no place.
+#[test]
+fn a_call_refused_before_it_runs_takes_no_place_over_stdio() {
+    let world =
+        World::with_config("[server]\nworkers = 1\nqueue_size = 0\n[maxima]\nmemory = \"1GiB\"\n");
+    let (mut child, mut stdin) = stdio_mcp(&world, Stdio::piped());
+    let sleep = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "shell", "arguments": {"command": "sleep 2.75; echo slept"}}});
+    for message in opening("refused").into_iter().chain([sleep]) {
+        writeln!(stdin, "{message}").expect("warden mcp reads");
+    }
+    let started = eventually(Duration::from_secs(60), || {
+        !processes_running("sleep 2.75").is_empty()
+    });
+    assert!(started, "the first call did not start");
+    let over = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "run_code", "arguments": {"language": "bash", "code": "echo ran",
+        "limits": {"memory": "2GiB"}}}});
+    writeln!(stdin, "{over}").expect("warden mcp reads");
+    let stdout = child.stdout.take().expect("piped");
+    let mut answers = std::collections::BTreeMap::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let answer: Value = serde_json::from_str(&line.expect("a line")).expect("json");
+        if let Some(id @ 2..) = answer["id"].as_u64() {
+            answers.insert(id, answer);
+        }
+        if answers.len() == 2 {
+            break;
+        }
+    }
+    drop(stdin);
+    let _ = child.wait();
+    let refused = &answers[&3]["result"];
+    assert_eq!(refused["isError"], true, "{answers:#?}");
+    assert_eq!(
+        text(&refused["content"][0]["text"]),
+        "limits.memory: 2GiB is above the operator's maximum of 1GiB",
+        "{answers:#?}"
+    );
+    assert_eq!(
+        text(&answers[&2]["result"]["content"][0]["text"]),
+        "slept\n",
+        "{answers:#?}"
+    );
+}
+
 /// A request to the own API with `token`: the status and the body.
 fn v1_request(port: u16, token: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");

@@ -368,3 +368,37 @@ fn a_call_refused_before_it_runs_takes_no_place_and_no_queue_time() {
         assert_eq!(queue_samples(&server), 2 + ran, "the executions only");
     });
 }
+
+/// Fixer srv 1: a `run_code` call whose `limits` are above the operator's maxima was refused
+/// only once it had a place and a worker: with every place taken it was answered 429 (and
+/// otherwise after the calls ahead of it). It is refused at once now, as the calls above are.
+#[test]
+fn a_run_code_call_above_the_maxima_is_refused_without_a_place() {
+    let server =
+        LiveServer::start("[server]\nworkers = 1\nqueue_size = 0\n[maxima]\nmemory = \"1GiB\"\n");
+    std::thread::scope(|s| {
+        let sleeping = s.spawn(|| {
+            let sleep = json!({"command": "sleep 3; echo slept"}).to_string();
+            server.request("POST", "/v1/tools/shell/call", Some(&sleep))
+        });
+        let full = (0..600).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let (status, _) = server.request("POST", "/v1/tools/wc/call", Some(r#"{"text":"a"}"#));
+            status == 429
+        });
+        assert!(full, "the worker was taken");
+        let over = json!({"language": "bash", "code": "echo ran",
+                          "limits": {"memory": "2GiB"}})
+        .to_string();
+        let (status, body) = server.request("POST", "/v1/tools/run_code/call", Some(&over));
+        assert_eq!(status, 200, "{body}");
+        let reply = parse(&body);
+        assert_eq!(reply["refused"], true, "{body}");
+        assert_eq!(
+            reply["text"], "limits.memory: 2GiB is above the operator's maximum of 1GiB",
+            "{body}"
+        );
+        let (status, body) = sleeping.join().expect("a client");
+        assert_eq!(status, 200, "{body}");
+    });
+}

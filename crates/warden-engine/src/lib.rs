@@ -55,8 +55,8 @@ pub use sessions::{
 pub use settings::{CacheSettings, HistorySettings, Settings, SettingsError};
 pub use test_cases::{Comparison, SandboxReuse, TestCase, TestResult, Verdict};
 pub use tools::{
-    ProgramFile, RegisteredTool, Registrant, RegistryError, ToolCallError, ToolCallRequest,
-    ToolReply, ToolSource, ToolStatus, ToolsSettings,
+    CallCheck, ProgramFile, RegisteredTool, Registrant, RegistryError, ToolCallError,
+    ToolCallRequest, ToolReply, ToolSource, ToolStatus, ToolsSettings,
 };
 pub use volumes::{
     CallersVolumes, InUse, VolumeError, VolumeErrorKind, VolumeInfo, VolumeLease, Volumes,

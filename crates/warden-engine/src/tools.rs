@@ -128,6 +128,19 @@ pub struct ToolReply {
     pub latency: Duration,
 }
 
+/// What [`crate::Engine::check_tool_call`] finds of a call before it runs.
+#[derive(Debug)]
+pub enum CallCheck {
+    /// Nothing refuses it before it runs: it takes a place and a worker. Its tool.
+    Runs(std::sync::Arc<RegisteredTool>),
+    /// [`crate::Engine::call_tool`] refuses it before anything runs, for this reason: as an
+    /// `Err` (an unknown tool, input the schema refuses, a tool awaiting approval or
+    /// unavailable), or as a reply with [`ToolReply::refused`] (a `run_code` call's limits
+    /// above the operator's maxima). Called without a place or a worker, the engine refuses
+    /// it at the same check, and records and counts the refusal.
+    Refused(String),
+}
+
 /// A tool call that did not run the tool: its caller's mistake, the operator's refusal, or
 /// warden's own failure ([`ToolCallError::is_caller_fault`]).
 #[derive(Debug, thiserror::Error)]

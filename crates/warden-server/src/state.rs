@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use tokio::sync::Mutex as AsyncMutex;
 use warden_engine::{
-    Cancellation, Engine, EngineError, Execution, ExecutionRequest, Origin, Phase, ToolCallError,
-    ToolCallRequest, ToolReply,
+    CallCheck, Cancellation, Engine, EngineError, Execution, ExecutionRequest, Origin, Phase,
+    ToolCallError, ToolCallRequest, ToolReply,
 };
 
 use crate::admission::{Admission, Load, Running, Ticket};
@@ -574,7 +574,8 @@ impl AppState {
     /// Calls a tool of the registry once admitted, as [`AppState::execute`] runs an
     /// execution: the caller's quotas, a place in the queue, a worker, and a cancel when the
     /// client goes away. A call refused before anything would run (an unknown tool, input the
-    /// schema refuses, a tool awaiting approval) is refused at once, with none of these.
+    /// schema refuses, a tool awaiting approval, a `run_code` call's limits above the
+    /// operator's maxima) is refused at once, with none of these.
     pub async fn call_tool(
         &self,
         tool: String,
@@ -599,8 +600,8 @@ impl AppState {
         let runs_execution = match checked {
             // Called all the same, without a place or a worker: the engine refuses it at the
             // same check, and records and counts the refusal.
-            Err(_) => return self.call_counted(request, None).await,
-            Ok(entry) => !matches!(
+            CallCheck::Refused(_) => return self.call_counted(request, None).await,
+            CallCheck::Runs(entry) => !matches!(
                 entry.tool.runner,
                 warden_core::tool::Runner::Builtin(warden_core::tool::Builtin::Files)
             ),

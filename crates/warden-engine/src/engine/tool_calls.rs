@@ -19,8 +19,9 @@ use crate::error::EngineError;
 use crate::execution::{ExecutionRequest, ExecutionResult, SourceFile};
 use crate::history::{ToolCallRecord, ToolCallStatus, ToolStats};
 use crate::tools::{
-    Judge, LoadProblem, ProgramFile, RegisteredTool, Registrant, Registry, RegistryError,
-    ToolCallError, ToolCallRequest, ToolReply, ToolStatus, ToolsSettings, Workspaces,
+    CallCheck, Judge, LoadProblem, ProgramFile, RegisteredTool, Registrant, Registry,
+    RegistryError, ToolCallError, ToolCallRequest, ToolReply, ToolStatus, ToolsSettings,
+    Workspaces,
 };
 
 /// The interface of the host's operator (`warden tool call`), whose calls reach every tool.
@@ -151,18 +152,27 @@ impl Engine {
 
     /// What [`Engine::call_tool`] would refuse `request` for before anything runs: an unknown
     /// tool (to its caller), one awaiting approval, unavailable or not callable, input the
-    /// schema refuses. Records nothing: a server checks a call so before it takes a place in
-    /// the queue and a worker (docs/server.md#admission), then calls it, or, refused, calls it
-    /// without them to have the refusal recorded. The tool on success.
-    pub fn check_tool_call(
-        &self,
-        request: &ToolCallRequest,
-    ) -> Result<Arc<RegisteredTool>, ToolCallError> {
+    /// schema refuses, and input it takes that no call may have (a `run_code` call's limits
+    /// above the operator's maxima). Records nothing: a server (and `warden mcp`) checks a
+    /// call so before it takes a place in the queue and a worker
+    /// (docs/server.md#admission-quotas-cancellation), then calls it, or, refused, calls it
+    /// without them to have the refusal recorded.
+    pub fn check_tool_call(&self, request: &ToolCallRequest) -> CallCheck {
         let Some(entry) = self.visible_tool(request) else {
-            return Err(ToolCallError::Unknown(request.tool.clone()));
+            return CallCheck::Refused(ToolCallError::Unknown(request.tool.clone()).to_string());
         };
-        check_entry(&entry, request)?;
-        Ok(entry)
+        if let Err(e) = check_entry(&entry, request) {
+            return CallCheck::Refused(e.to_string());
+        }
+        let input = if request.input.is_null() {
+            &json!({})
+        } else {
+            &request.input
+        };
+        match self.input_refusal(&entry.tool, input) {
+            Some(reason) => CallCheck::Refused(reason),
+            None => CallCheck::Runs(entry),
+        }
     }
 
     /// The tool `request` names, if its caller sees it: the operator's own interface calls
@@ -387,17 +397,10 @@ impl Engine {
                 if let Some(network) = text("network") {
                     execution.network = Some(network);
                 }
-                if let Some(mode) = text("mode") {
-                    execution.mode = Some(mode.parse::<ModeRequest>().map_err(Refusal::Input)?);
+                if let Some(mode) = run_code_mode(input).map_err(Refusal::Input)? {
+                    execution.mode = Some(mode);
                 }
-                if let Some(limits) = input.get("limits") {
-                    let asked: LimitOverrides = serde_json::from_value(limits.clone())
-                        .map_err(|e| Refusal::Input(format!("invalid limits: {e}")))?;
-                    // Refused, as the API refuses a request's limit (docs/server.md): a
-                    // client must learn it did not get what it asked for.
-                    if let Some(over) = Limits::over_maxima(&asked, &self.maxima).first() {
-                        return Err(Refusal::Input(format!("limits.{over}")));
-                    }
+                if let Some(asked) = self.run_code_limits(input).map_err(Refusal::Input)? {
                     execution.limits = execution.limits.overridden_by(&asked);
                 }
             }
@@ -459,6 +462,36 @@ impl Engine {
             }
         }
         Ok(execution)
+    }
+
+    /// Why a call whose input its tool's schema takes is refused all the same, before
+    /// anything would run (what [`Engine::tool_execution`] refuses as [`Refusal::Input`]): a
+    /// `run_code` call's `mode` that is none, its `limits` malformed or above the operator's
+    /// maxima; a wrapped command's value that would be read as an option. Cheap (no analysis,
+    /// no execution built), so it is asked before a call takes a place.
+    fn input_refusal(&self, tool: &Tool, input: &Value) -> Option<String> {
+        match &tool.runner {
+            Runner::Builtin(Builtin::RunCode) => run_code_mode(input)
+                .err()
+                .or_else(|| self.run_code_limits(input).err()),
+            Runner::Command(template) => template.expand(input).err().map(|e| e.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A `run_code` input's `limits`, if it asks for any; refused above the operator's
+    /// maxima, as the API refuses a request's (docs/server.md): a client must learn it did
+    /// not get what it asked for.
+    fn run_code_limits(&self, input: &Value) -> Result<Option<LimitOverrides>, String> {
+        let Some(limits) = input.get("limits") else {
+            return Ok(None);
+        };
+        let asked: LimitOverrides =
+            serde_json::from_value(limits.clone()).map_err(|e| format!("invalid limits: {e}"))?;
+        match Limits::over_maxima(&asked, &self.maxima).first() {
+            Some(over) => Err(format!("limits.{over}")),
+            None => Ok(Some(asked)),
+        }
     }
 
     fn record_tool_call(&self, call: &ToolCallRecord<'_>) {
@@ -642,6 +675,15 @@ impl EngineJudge<'_> {
                 .collect(),
         })
     }
+}
+
+/// A `run_code` input's `mode`, if it asks for one.
+fn run_code_mode(input: &Value) -> Result<Option<ModeRequest>, String> {
+    input
+        .get("mode")
+        .and_then(Value::as_str)
+        .map(str::parse::<ModeRequest>)
+        .transpose()
 }
 
 /// The sources of a `run_code` input: `code`, then `files`.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use warden_core::tool::Category;
-use warden_engine::{Engine, Origin, ToolCallError, ToolCallRequest, ToolStatus};
+use warden_engine::{CallCheck, Engine, Origin, ToolCallError, ToolCallRequest, ToolStatus};
 
 use super::{CallRefused, ToolCall, ToolHost, ToolInfo, ToolReply};
 use crate::admission::Admission;
@@ -149,24 +149,45 @@ impl ToolHost for EngineTools {
                     load.workers, load.queue_size
                 ))
             };
-            let ticket = admission.admit().map_err(busy)?;
-            // Cancel-safe: a call cancelled while it waits gives its place back unrun.
-            let running = admission.start(ticket).await.map_err(busy)?;
+            let worker_failed = |_| CallRefused::Busy("the tool's worker failed".into());
+            let mut request = ToolCallRequest {
+                tool: name,
+                input: arguments,
+                origin: Origin::new("mcp", caller),
+                cancel: None,
+            };
+            // Checked before it takes a place, as a server's calls are
+            // (docs/server.md#admission-quotas-cancellation): a call refused before anything
+            // would run is refused at once, not after the calls ahead of it.
+            let checking = engine.clone();
+            let (returned, checked) = tokio::task::spawn_blocking(move || {
+                let checked = checking.check_tool_call(&request);
+                (request, checked)
+            })
+            .await
+            .map_err(worker_failed)?;
+            request = returned;
+            let running = match checked {
+                // Called all the same, without a place: the engine refuses it at the same
+                // check, and records the refusal.
+                CallCheck::Refused(_) => None,
+                CallCheck::Runs(_) => {
+                    let ticket = admission.admit().map_err(busy)?;
+                    // Cancel-safe: a call cancelled while it waits gives its place back unrun.
+                    Some(admission.start(ticket).await.map_err(busy)?)
+                }
+            };
             // Held by this future: dropping it (the call cancelled) kills the execution's
             // sandboxes, and the blocking task ends at once.
             let (cancel, cancellation) = CancelOnDrop::new();
+            request.cancel = Some(cancellation);
             let reply = tokio::task::spawn_blocking(move || {
                 // The place is the blocking task's: an abandoned call counts until it ends.
                 let _running = running;
-                engine.call_tool(ToolCallRequest {
-                    tool: name,
-                    input: arguments,
-                    origin: Origin::new("mcp", caller),
-                    cancel: Some(cancellation),
-                })
+                engine.call_tool(request)
             })
             .await
-            .map_err(|_| CallRefused::Busy("the tool's worker failed".into()))?;
+            .map_err(worker_failed)?;
             cancel.disarm();
             answer(reply)
         })
