@@ -692,3 +692,36 @@ async fn a_request_whose_id_is_in_flight_is_refused_until_answered_or_cancelled(
     let answer = client.answer(Some(&json!(7))).await;
     assert_eq!(answer["result"]["content"][0]["text"], "second", "{answer}");
 }
+
+/// Fixer srv 2: a request sent right after `notifications/cancelled` with the cancelled one's
+/// id (a client re-using it) was answered as cancelled, and cancelled: rmcp, which keeps the
+/// id until the cancelled handler returns, took that handler's answer for the new request's.
+/// The new request runs, and is answered; the cancelled one is not.
+#[tokio::test]
+async fn a_request_reusing_a_cancelled_id_at_once_runs_and_is_answered() {
+    let host = Arc::new(FakeHost::default());
+    let (mut client, _server) = Client::initialized_on(Arc::clone(&host)).await;
+    let hang = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "hang", "arguments": {}}});
+    client.send_line(&hang.to_string()).await;
+    within_a_bound(host.hang.started.notified(), "the call reached the host").await;
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": 7}});
+    let echo = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": "second"}}});
+    // One write: the new request is read before the cancelled handler has returned.
+    client.send_line(&format!("{cancel}\n{echo}")).await;
+    let answer = client.answer(Some(&json!(7))).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "second", "{answer}");
+    within_a_bound(
+        host.hang.dropped.notified(),
+        "the cancelled call was dropped",
+    )
+    .await;
+    // Nothing more was answered for 7: the next answer is the ping's.
+    let ping = json!({"jsonrpc": "2.0", "id": 8, "method": "ping"});
+    client.send_line(&ping.to_string()).await;
+    let line = client.lines.next_line().await.expect("the server writes");
+    let next: Value = serde_json::from_str(&line.expect("an answer")).expect("JSON");
+    assert_eq!(next["id"], 8, "{next}");
+}

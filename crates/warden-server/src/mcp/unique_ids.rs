@@ -1,32 +1,75 @@
-//! The stdio session's request ids in flight, so that a request whose id is already in flight
-//! is refused at once, as `/mcp` refuses it (`mcp_requests.rs`). Runs in `warden mcp`.
+//! The stdio session's request ids: a request whose id is already in flight is refused at
+//! once, as `/mcp` refuses it (`mcp_requests.rs`), and each request reaches rmcp under an id
+//! of its own, never used before in the session. Runs in `warden mcp`.
 //!
 //! rmcp answers each request by its id: a second request with the id of one in flight ran, and
 //! only one of the two was answered; the other held a worker to its end, and
 //! `notifications/cancelled` for the id reached only the later one (bug hunt). JSON-RPC asks a
 //! client for ids unique among its requests in flight; this transport holds it to that.
+//!
+//! An id is free again once its request is answered or cancelled; but rmcp keeps a cancelled
+//! request's id until its handler has returned, and routes that handler's answer, which it
+//! means to drop, by the id: a request sent right after the cancel with the same id was
+//! answered as cancelled, and cancelled (fixer srv 2). So rmcp never sees the client's ids:
+//! each request is passed on under a number of this session's own, and its answer goes back
+//! under the client's id.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 
-use rmcp::model::{ClientNotification, ErrorData, JsonRpcMessage, RequestId, ServerJsonRpcMessage};
+use futures_util::future::{ready, Either};
+use rmcp::model::{
+    ClientNotification, ErrorData, JsonRpcMessage, NumberOrString, RequestId, ServerJsonRpcMessage,
+};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use rmcp::RoleServer;
 
-/// A server transport that refuses, on `inner`, a request whose id is in flight: received and
-/// neither answered nor cancelled.
+/// A server transport that refuses, on `inner`, a request whose id is in flight (received and
+/// neither answered nor cancelled), and passes each other request on under an id of its own.
 pub(crate) struct UniqueIds<T> {
     inner: T,
-    in_flight: HashSet<RequestId>,
+    /// The client's ids in flight, each with the id rmcp knows its request by.
+    in_flight: HashMap<RequestId, RequestId>,
+    /// The same, the other way: rmcp's id of each request in flight, with the client's.
+    clients: HashMap<RequestId, RequestId>,
+    /// The id the next request is passed on under.
+    next: i64,
 }
 
 impl<T> UniqueIds<T> {
     pub(crate) fn new(inner: T) -> Self {
         Self {
             inner,
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
+            clients: HashMap::new(),
+            next: 1,
         }
+    }
+
+    /// The request with the client's id `id` is in flight: the id rmcp gets for it.
+    fn admit(&mut self, id: RequestId) -> RequestId {
+        let ours = NumberOrString::Number(self.next);
+        self.next += 1;
+        self.in_flight.insert(id.clone(), ours.clone());
+        self.clients.insert(ours.clone(), id);
+        ours
+    }
+
+    /// The request rmcp knows as `ours` is answered: the client's id for it, which is free
+    /// again; `None` when it is not in flight (cancelled: its answer is not sent).
+    fn answered(&mut self, ours: &RequestId) -> Option<RequestId> {
+        let id = self.clients.remove(ours)?;
+        self.in_flight.remove(&id);
+        Some(id)
+    }
+
+    /// The client cancelled its request `id`: the id rmcp knows it by, and `id` is free again;
+    /// `None` when no request of that id is in flight.
+    fn cancelled(&mut self, id: &RequestId) -> Option<RequestId> {
+        let ours = self.in_flight.remove(id)?;
+        self.clients.remove(&ours);
+        Some(ours)
     }
 }
 
@@ -48,27 +91,32 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for UniqueIds<T> {
 
     fn send(
         &mut self,
-        item: TxJsonRpcMessage<RoleServer>,
+        mut item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        match &item {
-            JsonRpcMessage::Response(response) => {
-                self.in_flight.remove(&response.id);
-            }
-            JsonRpcMessage::Error(error) => {
-                if let Some(id) = &error.id {
-                    self.in_flight.remove(id);
+        let ours = match &mut item {
+            JsonRpcMessage::Response(response) => Some(&mut response.id),
+            JsonRpcMessage::Error(error) => error.id.as_mut(),
+            JsonRpcMessage::Request(_) | JsonRpcMessage::Notification(_) => None,
+        };
+        if let Some(ours) = ours {
+            match self.answered(ours) {
+                Some(id) => *ours = id,
+                // A cancelled request's: rmcp drops those itself; never under an id the
+                // client did not send.
+                None => {
+                    tracing::debug!(id = %ours, "answer of a request not in flight dropped");
+                    return Either::Left(ready(Ok(())));
                 }
             }
-            JsonRpcMessage::Request(_) | JsonRpcMessage::Notification(_) => {}
         }
-        self.inner.send(item)
+        Either::Right(self.inner.send(item))
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            let message = self.inner.receive().await?;
-            match &message {
-                JsonRpcMessage::Request(request) if !self.in_flight.insert(request.id.clone()) => {
+            let mut message = self.inner.receive().await?;
+            match &mut message {
+                JsonRpcMessage::Request(request) if self.in_flight.contains_key(&request.id) => {
                     let refusal = ServerJsonRpcMessage::error(
                         duplicate_id(&request.id),
                         Some(request.id.clone()),
@@ -78,13 +126,22 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for UniqueIds<T> {
                         return None;
                     }
                 }
+                JsonRpcMessage::Request(request) => {
+                    request.id = self.admit(request.id.clone());
+                    return Some(message);
+                }
                 JsonRpcMessage::Notification(notification) => {
-                    // A cancelled request is not answered: its id is free again.
+                    // A cancelled request is not answered: its id is free again. A cancel of
+                    // no request in flight is dropped: rmcp would read its id as one of ours.
                     if let ClientNotification::CancelledNotification(cancelled) =
-                        &notification.notification
+                        &mut notification.notification
                     {
-                        if let Some(id) = &cancelled.params.request_id {
-                            self.in_flight.remove(id);
+                        let Some(id) = cancelled.params.request_id.as_mut() else {
+                            continue;
+                        };
+                        match self.cancelled(id) {
+                            Some(ours) => *id = ours,
+                            None => continue,
                         }
                     }
                     return Some(message);
