@@ -28,8 +28,34 @@ use crate::state::AppState;
 /// upload may take an hour, a trickle is cut within seconds.
 pub(crate) const MIN_RATE: f64 = 16.0 * 1024.0;
 
-/// Wraps the body of `request`, if it has one, so that it must keep its pace.
+tokio::task_local! {
+    /// The `max_body` of the request being served, for the refusal of a body past it: axum's
+    /// rejection (413) says neither the limit nor its setting, and is turned into each API's
+    /// error where no state is at hand ([`body_too_large`]).
+    static MAX_BODY: usize;
+}
+
+/// What a body past `max_body` is answered (413), in each API's error shape: the limit and
+/// its setting, as a WebSocket message past it is told (`routes/connect.rs`).
+pub(crate) fn body_too_large() -> String {
+    match MAX_BODY.try_with(|max| *max) {
+        Ok(max) => {
+            format!(
+                "the request body is larger than the server takes ({max} bytes, [server] max_body)"
+            )
+        }
+        Err(_) => "the request body is larger than the server takes ([server] max_body)".to_owned(),
+    }
+}
+
+/// Wraps the body of `request`, if it has one, so that it must keep its pace; and serves it
+/// knowing its `max_body` ([`body_too_large`]).
 pub(crate) async fn pace(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let max_body = state.options().max_body;
+    MAX_BODY.scope(max_body, paced(&state, request, next)).await
+}
+
+async fn paced(state: &AppState, request: Request, next: Next) -> Response {
     if announced_over(request.headers(), state.options().max_body) {
         // The body is never polled: hyper neither asks for it (`100 Continue`) nor waits for
         // it, and closes the connection after the answer.

@@ -141,22 +141,30 @@ impl From<AuthError> for ApiError {
 /// that is not JSON 415: axum's rejection knows which, and says where.
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        let message = match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => crate::body_pace::body_too_large(),
+            _ => e.body_text(),
+        };
         Self {
             status: e.status(),
             kind: "request",
-            message: e.body_text(),
+            message,
             retry_after: None,
         }
     }
 }
 
 impl From<BytesRejection> for ApiError {
-    /// A body over `max_body` (413) or one that could not be read.
+    /// A body over `max_body` (413, naming it) or one that could not be read.
     fn from(e: BytesRejection) -> Self {
+        let message = match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => crate::body_pace::body_too_large(),
+            _ => e.body_text(),
+        };
         Self {
             status: e.status(),
             kind: "request",
-            message: e.body_text(),
+            message,
             retry_after: None,
         }
     }

@@ -83,12 +83,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
         }
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
-            .map_err(|e| ApiError {
-                status: e.status(),
-                kind: "request",
-                message: e.body_text(),
-                retry_after: None,
-            })?;
+            .map_err(ApiError::from)?;
         Ok(JsonBytes(bytes))
     }
 }

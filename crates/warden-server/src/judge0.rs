@@ -165,11 +165,15 @@ impl Judge0Error {
     }
 }
 
-/// A body that could not be read (over `[server] max_body`: 413) in Judge0's JSON shape, not
-/// axum's plain text.
+/// A body that could not be read (over `[server] max_body`: 413, naming it) in Judge0's JSON
+/// shape, not axum's plain text.
 impl From<axum::extract::rejection::BytesRejection> for Judge0Error {
     fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
-        Self::new(rejection.status(), rejection.body_text())
+        let message = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => crate::body_pace::body_too_large(),
+            _ => rejection.body_text(),
+        };
+        Self::new(rejection.status(), message)
     }
 }
 

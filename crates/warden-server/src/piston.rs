@@ -97,13 +97,17 @@ impl PistonError {
     }
 }
 
-/// A body that could not be read (over `[server] max_body`: 413) as Piston's
+/// A body that could not be read (over `[server] max_body`: 413, naming it) as Piston's
 /// `{"message"}`, not axum's plain text.
 impl From<axum::extract::rejection::BytesRejection> for PistonError {
     fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
+        let message = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => crate::body_pace::body_too_large(),
+            _ => rejection.body_text(),
+        };
         Self {
             status: rejection.status(),
-            message: rejection.body_text(),
+            message,
             retry_after: None,
         }
     }

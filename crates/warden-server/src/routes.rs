@@ -119,7 +119,7 @@ async fn mcp_auth(
             let max = state.options().max_body;
             (
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Payload Too Large: request body exceeds {max} bytes"),
+                format!("Payload Too Large: request body exceeds {max} bytes ([server] max_body)"),
             )
                 .into_response()
         }
@@ -251,7 +251,8 @@ async fn admit_post(
         // In rmcp's words and statuses for a body it could not read.
         let inner = e.into_inner();
         if inner.is::<http_body_util::LengthLimitError>() {
-            let said = format!("Payload Too Large: request body exceeds {max} bytes");
+            let said =
+                format!("Payload Too Large: request body exceeds {max} bytes ([server] max_body)");
             (axum::http::StatusCode::PAYLOAD_TOO_LARGE, said).into_response()
         } else {
             let said = format!("Failed to read request body: {inner}");
