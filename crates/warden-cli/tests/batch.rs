@@ -772,3 +772,55 @@ fn a_slow_first_program_holds_the_others_back_within_a_window() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(lines(&out).len(), 101);
 }
+
+/// Fixer srv 5: a file name that is not UTF-8 was given back with U+FFFD in place of each byte
+/// it could not show, so `a\xff.sh` and `a\xfe.sh` had the same `file`. Such a name is given
+/// exactly too now, as its bytes in base64 (`file_base64`); a UTF-8 name has no such field.
+#[test]
+fn a_file_name_that_is_not_utf8_is_given_back_exactly() {
+    use std::os::unix::ffi::OsStrExt;
+    let world = World::new();
+    let names: [&[u8]; 3] = [b"a\xff.sh", b"a\xfe.sh", b"plain.sh"];
+    let paths: Vec<std::path::PathBuf> = names
+        .iter()
+        .map(|name| {
+            let path = world.path().join(std::ffi::OsStr::from_bytes(name));
+            std::fs::write(&path, "echo ran\n").expect("program written");
+            path
+        })
+        .collect();
+    let out = world
+        .warden()
+        .args(["batch", "-j", "1", "--lang", "bash"])
+        .args(&paths)
+        .output()
+        .expect("warden batch runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = lines(&out);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    use base64::Engine as _;
+    for (line, path) in lines.iter().zip(&paths) {
+        assert_eq!(line["result"]["stdout"], "ran\n", "{line}");
+        assert_eq!(line["file"], path.to_string_lossy().as_ref(), "{line}");
+        let exact = line["file_base64"].as_str().map(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .expect("base64")
+        });
+        if std::str::from_utf8(path.as_os_str().as_bytes()).is_ok() {
+            assert_eq!(exact, None, "{line}");
+        } else {
+            assert_eq!(
+                exact.as_deref(),
+                Some(path.as_os_str().as_bytes()),
+                "{line}"
+            );
+        }
+    }
+    assert_ne!(lines[0]["file_base64"], lines[1]["file_base64"]);
+}

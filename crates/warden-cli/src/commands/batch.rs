@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::num::NonZeroUsize;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -389,13 +390,11 @@ pub(crate) fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
             let line = Line {
-                index,
-                file: Some(path.to_string_lossy().into_owned()),
                 error: Some(error(
                     "cancelled",
                     "not started: warden batch was interrupted".to_owned(),
                 )),
-                ..Line::default()
+                ..Line::of_file(index, path)
             };
             tally.count(&line);
             let text = serde_json::to_string(&line).unwrap_or_default();
@@ -610,9 +609,12 @@ impl Batch<'_> {
 
     /// Runs one program; its line of output.
     fn answer(&self, index: usize, input: Input) -> Line {
-        let mut line = Line {
-            index,
-            ..Line::default()
+        let mut line = match &input {
+            Input::File(path) => Line::of_file(index, path),
+            _ => Line {
+                index,
+                ..Line::default()
+            },
         };
         // How this line's caller names a language, for an error that asks for one.
         let hint = if matches!(input, Input::File(_)) {
@@ -621,10 +623,7 @@ impl Batch<'_> {
             "set \"language\" in the line"
         };
         let request = match input {
-            Input::File(path) => {
-                line.file = Some(path.to_string_lossy().into_owned());
-                self.file_request(&path)
-            }
+            Input::File(path) => self.file_request(&path),
             Input::Line { number, text } => {
                 line.line = Some(number);
                 warden_server::parse_json_object::<ExecutionBody>(text.as_bytes())
@@ -694,12 +693,33 @@ struct Line {
     index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<String>,
+    /// The file's name as its bytes, in base64, when they are not UTF-8: `file` then shows
+    /// each byte it cannot as U+FFFD, and two such names could read the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_base64: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     line: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<ExecutionResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<Value>,
+}
+
+impl Line {
+    /// The line of the program at `index` read from `path`, named as given: as text, and
+    /// exactly (`file_base64`) when the name is not UTF-8, as a result gives output that is
+    /// not (`stdout_base64`).
+    fn of_file(index: usize, path: &std::path::Path) -> Line {
+        let bytes = path.as_os_str().as_bytes();
+        Line {
+            index,
+            file: Some(path.to_string_lossy().into_owned()),
+            file_base64: std::str::from_utf8(bytes)
+                .is_err()
+                .then(|| super::client::base64_text(bytes)),
+            ..Line::default()
+        }
+    }
 }
 
 fn error(kind: &str, message: String) -> Value {
