@@ -29,9 +29,10 @@ pub(crate) enum SignalCertainty {
 /// The outcome, by precedence: the parent's own kill decision; the init's kill of the program
 /// for a call the seccomp filter kills for (`killed_for`, the call's name); the memory
 /// cgroup's OOM kill; cpu exhaustion (a SIGXCPU or SIGKILL death with the cgroup's cpu time at
-/// the limit); the kernel's file-size signal; a death by SIGSYS where the kernel made the
-/// filter's kills (`killer`); then the plain status. The last two only from a wait status
-/// (`certainty`): a program could fake them with its exit code.
+/// the limit); the kernel's file-size signal (a SIGXFSZ death with the memory peak at the file
+/// size limit); a death by SIGSYS where the kernel made the filter's kills (`killer`); then the
+/// plain status. The last two only from a wait status (`certainty`): a program could fake them
+/// with its exit code.
 pub(crate) fn decide(
     killed: Option<KillReason>,
     killed_for: Option<&str>,
@@ -64,6 +65,10 @@ pub(crate) fn decide(
         return Some(Outcome::MemoryLimit);
     }
     let cpu_exhausted = stats.cpu_time >= limits.cpu_time;
+    // The writable places are tmpfs (`/work`, `/tmp`), whose pages are charged to the job's
+    // cgroup, and a volume's page cache is too as it is written: a write that reached the
+    // file size limit took at least that much memory. Below it, no write did.
+    let file_size_reached = stats.peak_memory >= limits.max_file_size;
     match status? {
         ExitStatus::Code(code) => Some(Outcome::Exited { code }),
         ExitStatus::Signal(n) => Some(match Signal(n) {
@@ -72,7 +77,10 @@ pub(crate) fn decide(
             Signal::XCPU | Signal::KILL if cpu_exhausted => Outcome::TimeLimit {
                 which: TimeLimitKind::Cpu,
             },
-            Signal::XFSZ if known => Outcome::FileSizeLimit,
+            // SIGXFSZ is the kernel's answer to a write past RLIMIT_FSIZE, but a program can
+            // also raise it itself (`kill -XFSZ $$`): the memory charged decides, as the cpu
+            // time does for SIGXCPU.
+            Signal::XFSZ if known && file_size_reached => Outcome::FileSizeLimit,
             // Where the init makes the filter's kills (or there is no filter), the program
             // raised SIGSYS itself: its own end, not a forbidden call.
             Signal::SYS if killer == SeccompKiller::Kernel && known => Outcome::Violation {
@@ -93,6 +101,14 @@ mod tests {
             cpu_time: Duration::from_millis(cpu_ms),
             oom_kills,
             ..CgroupStats::default()
+        }
+    }
+
+    /// A job that took `peak` of memory.
+    fn peaked(peak: warden_core::ByteSize) -> CgroupStats {
+        CgroupStats {
+            peak_memory: peak,
+            ..stats(10, 0)
         }
     }
 
@@ -150,8 +166,18 @@ mod tests {
             (
                 None,
                 Some(ExitStatus::Signal(25)),
-                stats(10, 0),
+                peaked(limits.max_file_size),
                 Outcome::FileSizeLimit,
+            ),
+            // Fixer srv 4: a program that raises SIGXFSZ itself, having written nothing near
+            // its file size limit, gets no file-size verdict.
+            (
+                None,
+                Some(ExitStatus::Signal(25)),
+                peaked(warden_core::ByteSize(limits.max_file_size.bytes() - 1)),
+                Outcome::Signaled {
+                    signal: Signal::XFSZ,
+                },
             ),
             (
                 None,
