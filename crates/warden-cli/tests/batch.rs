@@ -773,7 +773,7 @@ fn a_slow_first_program_holds_the_others_back_within_a_window() {
     assert_eq!(lines(&out).len(), 101);
 }
 
-/// Fixer srv 5: a file name that is not UTF-8 was given back with U+FFFD in place of each byte
+/// A file name that is not UTF-8 was given back with U+FFFD in place of each byte
 /// it could not show, so `a\xff.sh` and `a\xfe.sh` had the same `file`. Such a name is given
 /// exactly too now, as its bytes in base64 (`file_base64`); a UTF-8 name has no such field.
 #[test]

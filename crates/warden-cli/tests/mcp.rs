@@ -813,7 +813,7 @@ fn calls_over_stdio_are_bounded_by_the_workers_and_the_queue() {
     assert_eq!(ran, 2, "{answers:#?}");
 }
 
-/// Fixer srv 1: over stdio, every call took a place before it was checked, so a `run_code`
+/// Over stdio, every call took a place before it was checked, so a `run_code`
 /// call whose `limits` are above the operator's maxima (as an unknown tool, or input the schema
 /// refuses) was answered that the queue is full while another call ran, or waited for it. Such
 /// a call is refused at once now, taking no place.

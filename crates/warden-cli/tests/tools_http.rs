@@ -369,7 +369,7 @@ fn a_call_refused_before_it_runs_takes_no_place_and_no_queue_time() {
     });
 }
 
-/// Fixer srv 1: a `run_code` call whose `limits` are above the operator's maxima was refused
+/// A `run_code` call whose `limits` are above the operator's maxima was refused
 /// only once it had a place and a worker: with every place taken it was answered 429 (and
 /// otherwise after the calls ahead of it). It is refused at once now, as the calls above are.
 #[test]

@@ -169,7 +169,7 @@ mod tests {
                 peaked(limits.max_file_size),
                 Outcome::FileSizeLimit,
             ),
-            // Fixer srv 4: a program that raises SIGXFSZ itself, having written nothing near
+            // A program that raises SIGXFSZ itself, having written nothing near
             // its file size limit, gets no file-size verdict.
             (
                 None,

@@ -183,7 +183,7 @@ async fn a_body_over_the_cap_is_413() {
         max_body: 1024,
         ..ServerOptions::default()
     };
-    // Fixer srv 3: every API said axum's "Failed to buffer the request body: length limit
+    // Every API said axum's "Failed to buffer the request body: length limit
     // exceeded", naming neither the limit nor its setting. Each says both now, in its shape,
     // for a body that grew past the cap and for one announced so by its `Content-Length`.
     const SAID: &str =

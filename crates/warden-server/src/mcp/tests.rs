@@ -693,7 +693,7 @@ async fn a_request_whose_id_is_in_flight_is_refused_until_answered_or_cancelled(
     assert_eq!(answer["result"]["content"][0]["text"], "second", "{answer}");
 }
 
-/// Fixer srv 2: a request sent right after `notifications/cancelled` with the cancelled one's
+/// A request sent right after `notifications/cancelled` with the cancelled one's
 /// id (a client re-using it) was answered as cancelled, and cancelled: rmcp, which keeps the
 /// id until the cancelled handler returns, took that handler's answer for the new request's.
 /// The new request runs, and is answered; the cancelled one is not.
