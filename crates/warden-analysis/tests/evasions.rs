@@ -913,18 +913,23 @@ fn commands_on_a_here_documents_line_are_read_after_every_separator() {
         cases.push(format!("cat <<EOF {separator} true\nhi\nEOF\n{payload}\n"));
     }
     cases.push(format!("cat <<EOF>out\nhi\nEOF\n{payload}\n"));
+    // Read since the words after the delimiter move before it, and only the last of the
+    // here-documents of a line stays (they were graded unreadable before).
+    cases.push(format!(
+        "x=1; cat <<-EOF >out ; true; {payload}\n\thi\n\tEOF\n"
+    ));
+    cases.push(format!("cat <<A; cat <<B\na\nA\nb\nB\n{payload}\n"));
     let cases: Vec<(&str, &str, &str)> = cases
         .iter()
         .map(|case| (plain.as_str(), case.as_str(), "bash.eval_decoded"))
         .collect();
     assert_disguises_caught("bash", &cases);
     // Joined with no blank either side, there is no room to make the grammar read it; two
-    // here-documents on one line it reads wrong; after a redirection it drops what follows a
-    // `|` (reg2 F4).
+    // here-documents on one line whose bodies it cannot read as one.
     for code in [
         "cat<<EOF;bash -c id\nhi\nEOF\n",
-        "x=1; cat <<-EOF >out ; true; bash -c id\n\thi\n\tEOF\n",
-        "cat <<A; cat <<B\na\nA\nb\nB\nbash -c id\n",
+        "cat <<EOF>out;bash -c id\nhi\nEOF\n",
+        "cat <<A; cat <<'B'\n$(bash -c id)\nA\nb\nB\n",
     ] {
         let unreadable = analyzer().analyze("bash", code.as_bytes());
         assert!(
@@ -1075,7 +1080,7 @@ fn a_delimiter_split_by_a_line_continuation_cannot_be_read() {
 
 /// Regression reg2 F4: after a redirection on a here-document's line, tree-sitter-bash drops
 /// the command after a `|` (the `;` rewritten, or written so): `cat <<EOF >/dev/null; eval`
-/// lost the `eval`. Such a line cannot be read.
+/// lost the `eval`. The words after the delimiter now move before it, and the `eval` is read.
 #[test]
 fn a_command_after_a_here_documents_redirection_is_not_lost() {
     for code in [
@@ -1313,4 +1318,77 @@ fn bash_names_spliced_from_quotes_and_backslashes_are_read() {
             "name=\"evaluation\"; mode=\\evil; x=\"e\"\"v\"; y=e$val\nIFS=$'\\n'; esc=$'\\x1b'\necho \"$name\" \"$mode\" \"$x\" \"$y\" \"$esc\"\n\\ls\nrun\\ me.sh\n",
         ],
     );
+}
+
+/// Regression (hunt after reg2 F4): a here-document's line with words after the delimiter and
+/// a command after them (`cat <<EOF 2>&1 | tee log`, `cat <<EOF >>log; echo ok`), or with two
+/// here-documents, was graded unreadable, `high`: ordinary scripts ran under gVisor. Each
+/// form below is graded by its commands, and a payload in place of its command is seen.
+#[test]
+fn ordinary_here_documents_are_graded_by_their_commands() {
+    let forms = [
+        "cat <<EOF 2>&1 | {}\nhi\nEOF\n",
+        "cat <<EOF >>log; {}\nhi\nEOF\n",
+        "cat <<'EOF' > out.txt; {}\nhi $x\nEOF\n",
+        "cat <<EOF >out.txt; chmod +x out.txt; {}\n#!/bin/sh\necho hi\nEOF\n",
+        "cat <<-EOF >out && {}\n\thi\n\tEOF\n",
+        "cat <<EOF >&2; {}; exit 1\nusage: $0\nEOF\n",
+        "tee out.txt <<EOF >/dev/null; {}\nhi\nEOF\n",
+        "cat <<EOF 2>&1 >/dev/null | {}\nhi\nEOF\n",
+        "cat <<EOF a.txt | {}\nhi\nEOF\n",
+        "cat <<A <<B; {}\na\nA\nb $HOME\nB\n",
+        "x=$(cat <<EOF\nhi\nEOF\n); {}\n",
+        "{ cat <<EOF >&2; {}; exit 1; }\nUsage: $0 FILE\nEOF\n",
+        "for f in a b; do cat <<EOF >\"$f\"; {}; done\nit's ${f}\nEOF\n",
+        "case $1 in -h) cat <<'EOF';; *) {};; esac\nusage\nEOF\n",
+        "cat <<EOF | while read -r l; do {}; done\na\nEOF\n",
+        "while read -r l; do {}; done <<EOF\na\nEOF\n",
+        "grep -q x <<< \"$y\" && {}\n",
+        "cat <<EOF >out.txt\ndocker run \\\n  --rm img\nEOF\n{}\n",
+        "cat <<EOF\n$(date) ${HOME}\nEOF\n{}\n",
+    ];
+    let benign: Vec<String> = forms.iter().map(|f| f.replace("{}", "echo ok")).collect();
+    let benign: Vec<&str> = benign.iter().map(String::as_str).collect();
+    assert_graded("bash", ThreatLevel::None, &benign);
+    let payload = "eval \"$(echo aWQ= | base64 -d)\"";
+    let hostile: Vec<String> = forms.iter().map(|f| f.replace("{}", payload)).collect();
+    let cases: Vec<(&str, &str, &str)> = hostile
+        .iter()
+        .map(|case| (payload, case.as_str(), "bash.eval_decoded"))
+        .collect();
+    assert_disguises_caught("bash", &cases);
+}
+
+/// Regression (found with the fix above): bash joins a body's line that ends with a
+/// backslash to the next, where the delimiter is not quoted, and ends the body at `EO\` and
+/// `F`; the grammar read on to the next `EOF`, the commands between as text. And a line that
+/// closes a construct after the here-document (`do cat <<EOF; done`) made the grammar read the
+/// body as commands, `it's` in it as a string that hid the lines after. Both graded `none`.
+#[test]
+fn a_here_documents_body_cannot_hide_the_commands_after_it() {
+    let payload = "eval \"$(echo aWQ= | base64 -d)\"";
+    let plain = format!("{payload}\n");
+    let cases: Vec<String> = [
+        "for i in 1; do cat <<EOF; done\nit's\nEOF\n{}\necho \"'\"\n",
+        "case a in a) cat <<EOF;; esac\nit's\nEOF\n{}\necho \"'\"\n",
+    ]
+    .iter()
+    .map(|f| f.replace("{}", payload))
+    .collect();
+    let cases: Vec<(&str, &str, &str)> = cases
+        .iter()
+        .map(|case| (plain.as_str(), case.as_str(), "bash.eval_decoded"))
+        .collect();
+    assert_disguises_caught("bash", &cases);
+    for code in [
+        "cat <<EOF\nEO\\\nF\nbash -c id\nEOF\n",
+        "cat <<EOF\nx\\\nEOF\nit's\nEOF\nbash -c id\necho \"'\"\n",
+        "{ cat <<EOF; }\n$(bash -c id)\nEOF\n",
+    ] {
+        let unreadable = analyzer().analyze("bash", code.as_bytes());
+        assert!(
+            unreadable.threat_level >= ThreatLevel::High && unreadable.parse_error.is_some(),
+            "{code:?}: {unreadable:?}"
+        );
+    }
 }
