@@ -2,7 +2,9 @@
 //! (docs/analysis.md#files-the-analysis-cannot-read): compiled code, known by its bytes (an ELF
 //! shared object that `import helper` or `require("./addon")` loads, Python bytecode, a Java
 //! class or archive), and a file that fails the analysis's screen (a NUL byte, over 1 MiB) whose
-//! name a program file mentions (`require("./helper.txt")`, Ruby's `load`, PHP's `include`).
+//! name a program file or a `package.json` mentions (`require("./helper.txt")`, Ruby's `load`,
+//! PHP's `include`, Node's `main`), as written or with its strings spelled out
+//! (`"\x68elper.txt"`).
 //! Either makes the program one that cannot be analysed, graded `high` with the reason, as a
 //! source that fails the screen is. Runs in the engine's process: magic bytes and a search for
 //! names, no parse.
@@ -141,6 +143,99 @@ pub(super) fn code_in_shebang(file: &WorkspaceFile) -> Option<String> {
         .map(|w| format!("{name} {w}"))
 }
 
+/// `code` with its strings spelled out as the language reads them, for a search of names
+/// (`require("./\x68elper.txt")`, `import_module("\u0068elper")`, `load "hel" "per.txt"`):
+/// each backslash escape becomes what it stands for (`\x68`, `\150`, `\u0068`, `\u{68}`,
+/// `\U00000068`, and a backslash before any other character that character), then quotes
+/// with only blanks between them go (`"hel" "per.txt"`, `hel''per.txt`). `None` when that
+/// changes nothing. A name built at run time is still not seen (`"hel" + "per.txt"`).
+pub(super) fn spelled_out(code: &[u8]) -> Option<Vec<u8>> {
+    if !code.iter().any(|b| matches!(b, b'\\' | b'\'' | b'"')) {
+        return None;
+    }
+    let (mut read, mut i) = (Vec::with_capacity(code.len()), 0);
+    while i < code.len() {
+        if code[i] != b'\\' {
+            read.push(code[i]);
+            i += 1;
+            continue;
+        }
+        let (value, len) = escape_at(&code[i + 1..]);
+        match value {
+            Some(c) if c < 0x100 && !matches!(code.get(i + 1), Some(b'u' | b'U')) => {
+                read.push(u8::try_from(c).expect("under 0x100"));
+            }
+            Some(c) => {
+                let c = char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER);
+                read.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            }
+            None => read.extend_from_slice(&code[i + 1..i + 1 + len]),
+        }
+        i += 1 + len;
+    }
+    let mut joined = Vec::with_capacity(read.len());
+    let mut i = 0;
+    while i < read.len() {
+        let blanks = read[i + 1..]
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count();
+        let quote = |b: Option<&u8>| matches!(b, Some(b'\'' | b'"'));
+        if quote(read.get(i)) && quote(read.get(i + 1 + blanks)) {
+            i += 2 + blanks;
+            continue;
+        }
+        joined.push(read[i]);
+        i += 1;
+    }
+    (joined != code).then_some(joined)
+}
+
+/// The escape after a backslash at the start of `rest`: the code point it stands for (`None`
+/// for a character that stands for itself) and its length.
+fn escape_at(rest: &[u8]) -> (Option<u32>, usize) {
+    let hex = |digits: &[u8]| {
+        std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| u32::from_str_radix(d, 16).ok())
+    };
+    let hex_run = |from: usize, max: usize| {
+        rest[from.min(rest.len())..]
+            .iter()
+            .take(max)
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count()
+    };
+    match rest.first() {
+        None => (None, 0),
+        Some(b'x') if hex_run(1, 2) > 0 => {
+            let n = hex_run(1, 2);
+            (hex(&rest[1..1 + n]), 1 + n)
+        }
+        Some(b'u' | b'x') if rest.get(1) == Some(&b'{') => {
+            let n = hex_run(2, 8);
+            match rest.get(2 + n) {
+                Some(b'}') if n > 0 => (hex(&rest[2..2 + n]), 3 + n),
+                _ => (None, 1),
+            }
+        }
+        Some(b'u') if hex_run(1, 4) == 4 => (hex(&rest[1..5]), 5),
+        Some(b'U') if hex_run(1, 8) == 8 => (hex(&rest[1..9]), 9),
+        Some(b'0'..=b'7') => {
+            let n = rest
+                .iter()
+                .take(3)
+                .take_while(|b| matches!(b, b'0'..=b'7'))
+                .count();
+            let value = std::str::from_utf8(&rest[..n])
+                .ok()
+                .and_then(|d| u32::from_str_radix(d, 8).ok());
+            (value, n)
+        }
+        Some(_) => (None, 1),
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -152,15 +247,30 @@ impl Engine {
     /// with a NUL byte, a picture) is data and keeps the program's grade. A name built at run
     /// time (`require("./hel" + "per.txt")`) is not seen: the analysis is advisory.
     pub(super) fn unreadable_files(&self, program: &Program) -> Vec<String> {
+        // The program's code, and each `package.json`, whose `main` Node loads for
+        // `require(".")`; as written and with its strings spelled out.
         let code: Vec<&WorkspaceFile> = program
             .files
             .iter()
-            .filter(|f| program.is_source(f) || self.language_of_other_file(f).is_some())
+            .filter(|f| {
+                program.is_source(f)
+                    || self.language_of_other_file(f).is_some()
+                    || f.path.file_name().is_some_and(|n| n == "package.json")
+            })
+            .collect();
+        let spelled: Vec<Vec<u8>> = code
+            .iter()
+            .filter_map(|c| spelled_out(&c.contents))
+            .collect();
+        let texts: Vec<&[u8]> = code
+            .iter()
+            .map(|c| &c.contents[..])
+            .chain(spelled.iter().map(Vec::as_slice))
             .collect();
         let named = |file: &WorkspaceFile| {
             file.path.file_name().is_some_and(|name| {
                 let name = name.as_encoded_bytes();
-                code.iter().any(|c| mentions(&c.contents, name))
+                texts.iter().any(|text| mentions(text, name))
             })
         };
         program
@@ -201,7 +311,7 @@ mod tests {
     use warden_core::{Analysis, ThreatLevel};
     use warden_sandbox::WorkspaceFile;
 
-    use super::{code_in_shebang, compiled_code, mentions};
+    use super::{code_in_shebang, compiled_code, mentions, spelled_out};
     use crate::engine::{Engine, EngineConfig};
     use crate::error::EngineError;
 
@@ -260,6 +370,95 @@ mod tests {
             let why = why.expect("a reason");
             assert!(why.contains("helper.txt"), "{language}: {why}");
         }
+    }
+
+    /// A file of a program: its name and bytes.
+    type File<'a> = (&'a str, &'a [u8]);
+
+    /// Regression (hunt after "modes" 3): a file named only through escapes or split
+    /// literals in a source (`require("./\x68elper.txt")`, Ruby's `load "hel" "per.txt"`), or
+    /// only by `package.json`'s `main` (`require(".")`), was not seen as named: its payload
+    /// before a NUL byte ran, graded none.
+    #[test]
+    fn a_file_named_through_escapes_or_package_json_is_named() {
+        let js_helper = &b"require(\"child_process\").execSync(\"id\") // \0\n"[..];
+        let rb_helper = &b"system(\"id\")\n__END__\n\0\n"[..];
+        let php_helper = &b"<?php system(\"id\"); __halt_compiler();\0\0"[..];
+        let cases: [(&str, &[File<'_>]); 7] = [
+            (
+                "javascript",
+                &[
+                    ("main.js", b"require(\"./\\x68elper.txt\")\n"),
+                    ("helper.txt", js_helper),
+                ],
+            ),
+            (
+                "javascript",
+                &[
+                    ("main.js", b"require(\"./\\u{68}elper\\u002etxt\")\n"),
+                    ("helper.txt", js_helper),
+                ],
+            ),
+            (
+                "javascript",
+                &[
+                    ("main.js", b"require(\".\")\n"),
+                    ("package.json", b"{\"main\": \"helper.txt\"}\n"),
+                    ("helper.txt", js_helper),
+                ],
+            ),
+            (
+                "javascript",
+                &[
+                    ("main.js", b"require(\"./\")\n"),
+                    ("package.json", b"{\"main\": \"./\\u0068elper.txt\"}\n"),
+                    ("helper.txt", js_helper),
+                ],
+            ),
+            (
+                "ruby",
+                &[
+                    ("main.rb", b"load \"\\150elper.txt\"\n"),
+                    ("helper.txt", rb_helper),
+                ],
+            ),
+            (
+                "ruby",
+                &[
+                    ("main.rb", b"load \"hel\" \"per.txt\"\n"),
+                    ("helper.txt", rb_helper),
+                ],
+            ),
+            (
+                "php",
+                &[
+                    ("main.php", b"<?php include \"\\x68elper.txt\";\n"),
+                    ("helper.txt", php_helper),
+                ],
+            ),
+        ];
+        for (language, files) in cases {
+            let (level, why) = graded(language, files);
+            assert_eq!(level, ThreatLevel::High, "{language} {files:?}: {why:?}");
+            assert!(why.is_some_and(|why| why.contains("helper.txt")));
+        }
+    }
+
+    #[test]
+    fn strings_are_spelled_out_as_the_languages_read_them() {
+        let spelled =
+            |code: &[u8]| spelled_out(code).map(|t| String::from_utf8_lossy(&t).into_owned());
+        assert_eq!(
+            spelled(br#"a("\x68i", '\150i', "\u0068i\u{68}i\U00000068i", "\h\\", $'\x41')"#)
+                .as_deref(),
+            Some(r#"a("hi", 'hi', "hihihi", "h\", $'A')"#)
+        );
+        assert_eq!(
+            spelled(br#"load "hel" "per.txt"; x = 'a''b'"#).as_deref(),
+            Some(r#"load "helper.txt"; x = 'ab'"#)
+        );
+        assert_eq!(spelled(b"plain text"), None);
+        assert_eq!(spelled(br#"print("ok")"#), None);
     }
 
     /// A data file nobody names keeps the program's grade, whatever it holds.
