@@ -317,8 +317,8 @@ fn an_https_rule_on_another_port_admits_tls_tunnels_only() {
     }
     let echo = EchoServer::start();
     let port = echo.addr.port();
-    let (policy, resolver) = allowing_svc();
-    let policy = Arc::new(policy.https_only_on(port));
+    let (_, resolver) = allowing_svc();
+    let policy = RulePolicy::allowing("https", "svc.test", &port.to_string());
     // Told of the refusals applied, not of the tcp question that made these tunnels https.
     let observed = Arc::new(std::sync::Mutex::new(Vec::new()));
     let observer = {
@@ -327,7 +327,7 @@ fn an_https_rule_on_another_port_admits_tls_tunnels_only() {
             observed.lock().expect("observed").push(record.clone());
         })
     };
-    let proxy = Proxy::new(Arc::clone(&policy) as _, ProxyLimits::default())
+    let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
         .with_resolver(Arc::new(resolver))
         .on_denial(observer);
     let sandbox = TestSandbox::start(proxy);
@@ -371,6 +371,97 @@ fn an_https_rule_on_another_port_admits_tls_tunnels_only() {
     );
 }
 
+/// Bug hunt (net, finding 1): an `https` rule also let plain HTTP through, on every way in:
+/// a CONNECT tunnel carrying a plain request, an absolute-form request through the HTTP proxy
+/// (on port 443 too), a connection that ignores the proxy. The rule covered http attempts, so
+/// the tunnels were decided as `http` (TLS or one plain request), and the test double that
+/// stood for the policy here modelled the rule as the docs do, not as the policy decided.
+/// Decided by the policy itself now: what only an `https` rule admits carries TLS for its
+/// host, or is refused.
+#[test]
+fn an_https_rule_admits_no_plain_http_on_any_way_in() {
+    if !root() {
+        return;
+    }
+    let server = HttpServer::start();
+    let dialer = Arc::new(RedirectDialer::to(server.addr));
+    let (_, resolver) = allowing_svc();
+    let policy = RulePolicy::allowing("https", "svc.test", "*");
+    let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
+        .with_resolver(Arc::new(resolver))
+        .with_dialer(Arc::clone(&dialer) as _);
+    let sandbox = TestSandbox::start(proxy);
+    let get = b"GET /plain HTTP/1.1\r\nHost: svc.test\r\n\r\n";
+    let answers = sandbox.run(|| {
+        let mut answers = Vec::new();
+        for port in [443, 8443] {
+            let (status, response) = http_proxy(&format!(
+                "GET http://svc.test:{port}/absolute HTTP/1.1\r\nHost: svc.test\r\n\r\n"
+            ));
+            answers.push((format!("absolute-form to {port}"), status, response));
+            let (mut tunnel, head) = connect_tunnel(&format!("svc.test:{port}"));
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            tunnel.write_all(get).expect("send");
+            let heard = read_all(&mut tunnel).unwrap_or_default();
+            let heard = String::from_utf8_lossy(&heard).into_owned();
+            answers.push((format!("CONNECT to {port}"), 0, heard));
+        }
+        let mut socks = socks_connect(SocksTarget::Name("svc.test"), 8443).expect("allowed");
+        socks.write_all(get).expect("send");
+        let heard = read_all(&mut socks).unwrap_or_default();
+        answers.push((
+            "SOCKS".into(),
+            0,
+            String::from_utf8_lossy(&heard).into_owned(),
+        ));
+        let synthetic = dns_query("svc.test", TYPE_A).addr.expect("resolvable");
+        let mut direct = std::net::TcpStream::connect((synthetic, 8443)).expect("intercepted");
+        direct
+            .set_read_timeout(Some(CLIENT_TIMEOUT))
+            .expect("timeout");
+        direct.write_all(get).expect("send");
+        let heard = read_all(&mut direct).unwrap_or_default();
+        answers.push((
+            "intercepted".into(),
+            0,
+            String::from_utf8_lossy(&heard).into_owned(),
+        ));
+        answers
+    });
+    for (way, status, response) in &answers {
+        assert!(
+            !response.contains("hello"),
+            "{way}: plain HTTP reached the server: {response}"
+        );
+        if way.starts_with("absolute-form") {
+            assert_eq!(*status, 403, "{way}: {response}");
+        }
+    }
+    assert!(
+        server.heads.lock().expect("lock").is_empty(),
+        "the server read a request"
+    );
+    let records = sandbox.stop();
+    let connections: Vec<_> = records
+        .iter()
+        .filter(|r| r.protocol != Protocol::Dns)
+        .collect();
+    assert_eq!(connections.len(), 6, "{records:?}");
+    for r in connections {
+        assert!(!r.allowed, "{r:?}");
+        let expected = match r.protocol {
+            Protocol::Http => "default",
+            _ => "tls",
+        };
+        assert_eq!(r.rule, expected, "{r:?}");
+    }
+    let plain = records
+        .iter()
+        .filter(|r| r.protocol == Protocol::Http)
+        .count();
+    assert_eq!(plain, 2, "the absolute-form requests only: {records:?}");
+}
+
 /// Regression (bug hunt: an `http` rule covers https too, so a tunnel to its port was decided
 /// as https and had to carry TLS: plain HTTP from a program that ignores the proxy variables
 /// was reset, while the same request through `HTTP_PROXY` passed). What the connection
@@ -383,9 +474,10 @@ fn an_http_rule_admits_plain_http_and_checked_tls_on_an_intercepted_connection()
     }
     let server = HttpServer::start();
     let port = server.addr.port();
-    let (policy, resolver) = allowing_svc();
-    let proxy = Proxy::new(Arc::new(policy.http_rule_on(port)), ProxyLimits::default())
-        .with_resolver(Arc::new(resolver));
+    let (_, resolver) = allowing_svc();
+    let policy = RulePolicy::allowing("http", "svc.test", &port.to_string());
+    let proxy =
+        Proxy::new(Arc::new(policy), ProxyLimits::default()).with_resolver(Arc::new(resolver));
     let sandbox = TestSandbox::start(proxy);
     let connect = |addr: std::net::Ipv4Addr| {
         let stream = std::net::TcpStream::connect((addr, port)).expect("intercepted");
@@ -458,9 +550,10 @@ fn an_https_only_tunnel_relays_nothing_from_the_server_before_the_client_hello()
     }
     let server = EchoServer::start_speaking_first();
     let port = server.addr.port();
-    let (policy, resolver) = allowing_svc();
-    let proxy = Proxy::new(Arc::new(policy.https_only_on(port)), ProxyLimits::default())
-        .with_resolver(Arc::new(resolver));
+    let (_, resolver) = allowing_svc();
+    let policy = RulePolicy::allowing("https", "svc.test", &port.to_string());
+    let proxy =
+        Proxy::new(Arc::new(policy), ProxyLimits::default()).with_resolver(Arc::new(resolver));
     let sandbox = TestSandbox::start(proxy);
     let (silent, answered) = sandbox.run(|| {
         // Nothing sent, the client's end closed: the banner must not come back.

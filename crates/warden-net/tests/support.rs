@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
+use warden_core::network::{self, Policy};
 use warden_net::{
     install_interception, open_listeners, Attempt, BlockingProxy, BoxFuture, BoxedStream,
     ConnectionRecord, Decider, Dialer, Proxy, ProxyLimits, Resolver, Verdict,
@@ -95,19 +96,14 @@ impl TestSandbox {
     }
 }
 
-/// A policy for tests: allows the listed names and addresses, denies everything else, and
-/// remembers what it was asked.
+/// A policy for tests: allows the listed names and addresses, on every protocol, denies
+/// everything else, and remembers what it was asked. What depends on which protocols a rule
+/// covers is tested with [`RulePolicy`], the policy itself, not with a model of it.
 #[derive(Default)]
 pub struct TestPolicy {
     names: HashSet<String>,
     addrs: HashSet<IpAddr>,
     resolvable: HashSet<String>,
-    /// Ports where only https is allowed (as an `https` rule on them would): tcp and http are
-    /// denied.
-    https_only: HashSet<u16>,
-    /// Ports where http and https are allowed (as an `http` rule, which covers both, would):
-    /// tcp is denied.
-    http_rule: HashSet<u16>,
     /// Whether a name or an address in the lists is enough, as a policy's rules match
     /// ([`TestPolicy::matching_either`]); both must be otherwise.
     either: bool,
@@ -122,8 +118,6 @@ impl TestPolicy {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
             addrs: addrs.iter().copied().collect(),
             resolvable: names.iter().map(|n| (*n).to_owned()).collect(),
-            https_only: HashSet::new(),
-            http_rule: HashSet::new(),
             either: false,
             asked: Mutex::default(),
         }
@@ -142,19 +136,6 @@ impl TestPolicy {
             .extend(names.iter().map(|n| (*n).to_owned()));
         self
     }
-
-    /// Allows only https on `port`, as a policy whose one rule there is an `https` rule.
-    pub fn https_only_on(mut self, port: u16) -> Self {
-        self.https_only.insert(port);
-        self
-    }
-
-    /// Allows http and https but not tcp on `port`, as a policy whose one rule there is an
-    /// `http` rule.
-    pub fn http_rule_on(mut self, port: u16) -> Self {
-        self.http_rule.insert(port);
-        self
-    }
 }
 
 impl Decider for TestPolicy {
@@ -171,14 +152,7 @@ impl Decider for TestPolicy {
         } else {
             name_ok && addr_ok
         };
-        let protocol_ok = match attempt.protocol {
-            warden_net::Protocol::Tcp => {
-                !self.https_only.contains(&attempt.port) && !self.http_rule.contains(&attempt.port)
-            }
-            warden_net::Protocol::Http => !self.https_only.contains(&attempt.port),
-            _ => true,
-        };
-        if target_ok && protocol_ok {
+        if target_ok {
             Verdict::allow("test-allow", "in the test's allow list")
         } else {
             Verdict::deny("test-deny", "not in the test's allow list")
@@ -187,6 +161,81 @@ impl Decider for TestPolicy {
 
     fn may_resolve(&self, name: &str) -> bool {
         self.resolvable.contains(name)
+    }
+}
+
+/// A network policy file decided as warden decides it (`PolicyDecider` in warden-engine):
+/// `Policy::evaluate` of warden-core, the policy imported (its `allow_denied` honoured, so that
+/// a test server on the host's loopback can be reached), no registries.
+pub struct RulePolicy {
+    policy: Policy,
+}
+
+impl RulePolicy {
+    /// A custom policy: default deny, the host's IPv4 loopback exempt from the deny set, and
+    /// `rules` (`[[rule]]` tables as a policy file writes them).
+    pub fn with_rules(rules: &str) -> Self {
+        let text = format!(
+            "name = \"test\"\nlevel = \"custom\"\ndefault_action = \"deny\"\n\
+             allow_denied = [\"127.0.0.1\"]\n\n{rules}"
+        );
+        let policy = Policy::from_toml("test.toml", &text).expect("a valid policy");
+        Self { policy }
+    }
+
+    /// [`RulePolicy::with_rules`] of one rule allowing `protocol` to `host` on `ports`.
+    pub fn allowing(protocol: &str, host: &str, ports: &str) -> Self {
+        Self::with_rules(&format!(
+            "[[rule]]\nprotocol = \"{protocol}\"\nhost = \"{host}\"\nports = \"{ports}\"\n\
+             action = \"allow\"\nreason = \"the test server\"\n"
+        ))
+    }
+
+    fn evaluate(
+        &self,
+        protocol: network::Protocol,
+        host: Option<&str>,
+        addr: Option<IpAddr>,
+        port: u16,
+    ) -> network::Decision {
+        let attempt = network::Attempt {
+            protocol,
+            host: host.map(str::to_owned),
+            addr,
+            port,
+        };
+        let ctx = network::EvalContext {
+            imported: true,
+            ..network::EvalContext::default()
+        };
+        self.policy.evaluate(&attempt, &ctx)
+    }
+}
+
+impl Decider for RulePolicy {
+    fn decide(&self, attempt: &Attempt) -> Verdict {
+        let protocol = match attempt.protocol {
+            warden_net::Protocol::Http => network::Protocol::Http,
+            warden_net::Protocol::Https => network::Protocol::Https,
+            warden_net::Protocol::Tcp => network::Protocol::Tcp,
+            warden_net::Protocol::Dns => network::Protocol::Dns,
+        };
+        let decision = self.evaluate(
+            protocol,
+            attempt.host.as_deref(),
+            attempt.addr,
+            attempt.port,
+        );
+        let rule = decision.matched.to_string();
+        match decision.action {
+            network::Action::Allow => Verdict::allow(rule, decision.reason),
+            network::Action::Deny => Verdict::deny(rule, decision.reason),
+        }
+    }
+
+    fn may_resolve(&self, name: &str) -> bool {
+        let decision = self.evaluate(network::Protocol::Dns, Some(name), None, 53);
+        decision.action == network::Action::Allow
     }
 }
 

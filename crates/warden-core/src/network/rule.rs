@@ -37,10 +37,11 @@ impl fmt::Display for Action {
 /// The protocol of a rule, or of an attempt.
 ///
 /// As a rule's protocol: `any` covers every attempt; `tcp` covers tcp, http and https (both run
-/// over TCP); `http` and `https` each cover http and https attempts (a proxy cannot always tell
-/// them apart before the first bytes); `udp` covers udp; `dns` covers the resolver's question
-/// "may this name be answered?". As an attempt's protocol, `any` means unknown, and only `any`
-/// rules cover it.
+/// over TCP); `http` covers http and https attempts (plain HTTP, or TLS checked for its host);
+/// `https` covers https attempts only, so that what only an `https` rule admits carries TLS
+/// for its host (docs/network.md#the-model); `udp` covers udp; `dns` covers the resolver's
+/// question "may this name be answered?". As an attempt's protocol, `any` means unknown, and
+/// only `any` rules cover it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
@@ -88,7 +89,11 @@ impl Protocol {
         match self {
             Any => true,
             Tcp => matches!(attempt, Tcp | Http | Https),
-            Http | Https => matches!(attempt, Http | Https),
+            Http => matches!(attempt, Http | Https),
+            // Not http: an https allowance admitting plain requests would let a program reach
+            // a plain service on the port, or read the host unencrypted, where the operator
+            // asked for TLS.
+            Https => attempt == Https,
             Udp => attempt == Udp,
             Dns => attempt == Dns,
         }
@@ -346,7 +351,11 @@ mod tests {
     fn network_protocols_cover_what_runs_over_them() {
         use Protocol::*;
         assert!(Tcp.covers(Https) && Tcp.covers(Http) && Tcp.covers(Tcp));
-        assert!(Https.covers(Http) && Http.covers(Https));
+        assert!(Http.covers(Http) && Http.covers(Https) && Https.covers(Https));
+        assert!(
+            !Https.covers(Http),
+            "what only an https rule admits carries TLS (bug hunt: plain HTTP passed)"
+        );
         assert!(!Https.covers(Tcp) && !Tcp.covers(Udp) && !Tcp.covers(Dns));
         assert!(Any.covers(Dns) && Any.covers(Any));
         assert!(

@@ -242,8 +242,14 @@ fn network_rules_apply_in_order_and_the_first_match_wins() {
         Some(2),
         "a tcp attempt is not covered by an https rule"
     );
-    let d = p.evaluate(&to(Protocol::Http, "WWW.Example.Org.", 443), &ctx);
+    let d = p.evaluate(&to(Protocol::Https, "WWW.Example.Org.", 443), &ctx);
     assert_eq!(d.rule(), Some(1), "case and the trailing dot do not matter");
+    let d = p.evaluate(&to(Protocol::Http, "www.example.org", 443), &ctx);
+    assert_eq!(
+        d.rule(),
+        Some(2),
+        "a plain http attempt is not covered by an https rule"
+    );
 }
 
 #[test]
