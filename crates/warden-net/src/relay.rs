@@ -334,6 +334,8 @@ async fn first_flight<R: AsyncRead + Unpin>(
                     return Ok(First::Relay(buf)); // closed before sending anything
                 }
                 if n == 0 {
+                    // It began a TLS record: logged as https, as every refusal by the check.
+                    meter.saw_tls();
                     return Err(refused("a TLS ClientHello cut short"));
                 }
                 meter.touch();
@@ -348,7 +350,12 @@ async fn first_flight<R: AsyncRead + Unpin>(
                 return plain_request(reader, buf, inspection, meter).await
             }
             FirstBytes::NotTls => return Ok(First::Relay(buf)),
-            FirstBytes::Malformed(why) => return Err(refused(why)),
+            FirstBytes::Malformed(why) => {
+                // A TLS handshake the check refuses, logged as https as one naming another
+                // host is, whatever rule let the tunnel through: one tunnel, one protocol.
+                meter.saw_tls();
+                return Err(refused(why));
+            }
             FirstBytes::ClientHello { server_name } => {
                 meter.saw_tls();
                 check_server_name(inspection, server_name, shared)?;

@@ -337,6 +337,58 @@ fn a_client_hello_naming_another_host_is_refused() {
     assert!(records[0].reason.contains("evil.test"), "{records:?}");
 }
 
+/// Bug hunt (net, finding 2): the TLS check's refusals on one tunnel were logged under two
+/// protocols: a ClientHello naming another host as `https`, a malformed one or one cut short
+/// as the tunnel's protocol (`http` under an `http` rule, `tcp` under a `tcp` one). Every
+/// refusal by `tls` is of a TLS handshake, or of a tunnel that had to carry one: `https`,
+/// whatever rule let the tunnel through.
+#[test]
+fn every_refusal_by_the_tls_check_is_logged_as_https() {
+    if !root() {
+        return;
+    }
+    let hello = client_hello("svc.test");
+    let first_flights: [(&str, &[u8]); 3] = [
+        ("another name", &client_hello("evil.test")),
+        ("no ClientHello", &[0x16, 3, 1, 0, 4, 2, 0, 0, 0]),
+        ("cut short", &hello[..hello.len() / 2]),
+    ];
+    for protocol in ["tcp", "http", "https"] {
+        let echo = EchoServer::start();
+        let dialer = Arc::new(RedirectDialer::to(echo.addr));
+        let policy = RulePolicy::allowing(protocol, "svc.test", "8443");
+        let resolver = FakeResolver::with(&[("svc.test", &[host_loopback()])]);
+        let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
+            .with_resolver(Arc::new(resolver))
+            .with_dialer(Arc::clone(&dialer) as _);
+        let sandbox = TestSandbox::start(proxy);
+        sandbox.run(|| {
+            for (what, first_bytes) in first_flights {
+                let (mut tunnel, head) = connect_tunnel("svc.test:8443");
+                assert!(
+                    head.starts_with("HTTP/1.1 200"),
+                    "{protocol}, {what}: {head}"
+                );
+                std::io::Write::write_all(&mut tunnel, first_bytes).expect("send");
+                tunnel
+                    .shutdown(std::net::Shutdown::Write)
+                    .expect("end of file");
+                let back = read_all(&mut tunnel).unwrap_or_default();
+                assert!(back.is_empty(), "{protocol}, {what}: {back:?}");
+            }
+        });
+        let records = sandbox.stop();
+        assert_eq!(records.len(), 3, "{protocol}: {records:?}");
+        for record in &records {
+            assert_eq!(
+                (record.allowed, record.rule.as_str(), record.protocol),
+                (false, "tls", Protocol::Https),
+                "a `{protocol}` rule: {record:?}"
+            );
+        }
+    }
+}
+
 /// The names a policy's rules cannot read as names: a label starting or ending with `-`, a
 /// numeric last label (read as IPv4 by resolvers).
 const UNREADABLE: [&str; 6] = [
