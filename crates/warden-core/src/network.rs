@@ -272,11 +272,14 @@ fn policy_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(name)
 }
 
+/// The longest policy name, in bytes.
+const MAX_NAME: usize = 64;
+
 /// Why `name` cannot name a policy, if it cannot: lowercase ASCII letters, digits, `_` and
 /// `-`, starting with a letter or digit, at most 64 bytes.
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_NAME
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
@@ -285,10 +288,26 @@ pub fn check_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "policy name {name:?}: use 1 to 64 lowercase letters, digits, `_` and `-`, \
-             starting with a letter or digit"
+            "policy name {}: use 1 to 64 lowercase letters, digits, `_` and `-`, \
+             starting with a letter or digit",
+            quoted_name(name)
         ))
     }
+}
+
+/// A policy name as a message quotes it: escaped as `{:?}` escapes it and, when it is longer
+/// than any policy's name, cut after 64 bytes with its length said (`"aaaa"… (100000 bytes)`).
+/// The name comes from the request: a refusal must not echo whatever it sent (a 100,000-byte
+/// name made a 100 kB answer), as the traffic log cuts an invalid host name at 253 bytes.
+pub fn quoted_name(name: &str) -> String {
+    if name.len() <= MAX_NAME {
+        return format!("{name:?}");
+    }
+    let cut = (0..=MAX_NAME)
+        .rev()
+        .find(|&at| name.is_char_boundary(at))
+        .unwrap_or(0);
+    format!("{:?}… ({} bytes)", &name[..cut], name.len())
 }
 
 /// The line of the top-level `key` (top-level keys come before the first table header).

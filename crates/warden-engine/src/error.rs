@@ -355,7 +355,10 @@ pub enum EngineError {
         within: String,
     },
     /// The request names a network policy the configuration does not let requests choose.
-    #[error("the network policy {policy:?} is not allowed here (warden.toml [network] allowed)")]
+    #[error(
+        "the network policy {} is not allowed here (warden.toml [network] allowed)",
+        warden_core::network::quoted_name(policy)
+    )]
     NetworkRefused {
         /// The policy asked for.
         policy: String,

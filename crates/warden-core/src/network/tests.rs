@@ -741,3 +741,26 @@ fn network_odd_names_match_no_name_rule() {
         assert_eq!(d.action, expect, "{name}");
     }
 }
+
+/// Bug hunt (net, finding 3): a refusal quoted a policy name of any length (a 100,000-byte
+/// `network` made a 100 kB answer). A name longer than any policy's is cut after 64 bytes,
+/// its length said; a shorter one is quoted whole, escaped.
+#[test]
+fn network_policy_names_are_quoted_escaped_and_bounded() {
+    use crate::network::{check_name, quoted_name};
+    assert_eq!(quoted_name("lo6"), "\"lo6\"");
+    assert_eq!(quoted_name("a\nb"), "\"a\\nb\"");
+    let longest = "a".repeat(64);
+    assert_eq!(quoted_name(&longest), format!("{longest:?}"));
+    let long = "a".repeat(100_000);
+    assert_eq!(quoted_name(&long), format!("\"{longest}\"… (100000 bytes)"));
+    // Cut at a character's boundary, never inside one.
+    let wide = "é".repeat(40);
+    assert_eq!(
+        quoted_name(&wide),
+        format!("\"{}\"… (80 bytes)", "é".repeat(32))
+    );
+    let refused = check_name(&long).expect_err("too long");
+    assert!(refused.len() < 300, "{refused}");
+    assert!(refused.contains("(100000 bytes)"), "{refused}");
+}
