@@ -62,6 +62,13 @@ pub enum UnitError {
         /// The text given.
         input: String,
     },
+    /// A number of bytes with a fraction (`1.5B`): no limit can hold half a byte, and
+    /// rounding it would enforce another limit than the one written.
+    #[error("{input:?} is not a whole number of bytes")]
+    FractionalBytes {
+        /// The text given.
+        input: String,
+    },
     /// An age reaching back before the system clock's range.
     #[error("{input} ago is before the clock's range")]
     BeforeClock {
@@ -88,8 +95,10 @@ fn split_number(input: &str) -> Result<(&str, &str), UnitError> {
     Ok((number, unit.trim()))
 }
 
-/// Multiplies a decimal text by an integer factor exactly (no float rounding for integers).
-fn scale(input: &str, number: &str, factor: u128) -> Result<u128, UnitError> {
+/// A decimal text times an integer factor, rounded down (no float rounding), and whether it
+/// was whole (nothing rounded away). Digits past the 18th after the point count only for
+/// that.
+fn scale(input: &str, number: &str, factor: u128) -> Result<(u128, bool), UnitError> {
     let number = number.replace('_', "");
     let (int, frac) = number.split_once('.').unwrap_or((&number, ""));
     let no_number = || UnitError::NoNumber {
@@ -106,14 +115,24 @@ fn scale(input: &str, number: &str, factor: u128) -> Result<u128, UnitError> {
     } else {
         int.parse().map_err(|_| overflow())?
     };
-    let mut value = int.checked_mul(factor).ok_or_else(overflow)?;
-    let mut denom = 1u128;
-    for digit in frac.chars().take(18) {
-        denom *= 10;
-        let d = u128::from(digit.to_digit(10).ok_or_else(no_number)?);
-        value = value.checked_add(d * factor / denom).ok_or_else(overflow)?;
-    }
-    Ok(value)
+    let digits = frac
+        .chars()
+        .map(|c| c.to_digit(10).map(u128::from).ok_or_else(no_number))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (kept, dropped) = digits.split_at(digits.len().min(18));
+    // Below 10^18 and 10^18: times any factor of a unit here (at most 3.6e12 ns in an hour,
+    // 2^40 bytes in a TiB) it fits a u128. The fraction as a whole, not digit by digit, so
+    // that nothing is lost but what is below the unit (0.3333KiB is 341 bytes, not 340).
+    let (numerator, denominator) = kept
+        .iter()
+        .fold((0u128, 1u128), |(n, d), digit| (n * 10 + digit, d * 10));
+    let fraction = numerator.checked_mul(factor).ok_or_else(overflow)?;
+    let value = int
+        .checked_mul(factor)
+        .and_then(|v| v.checked_add(fraction / denominator))
+        .ok_or_else(overflow)?;
+    let whole = fraction % denominator == 0 && dropped.iter().all(|d| *d == 0);
+    Ok((value, whole))
 }
 
 impl FromStr for ByteSize {
@@ -139,7 +158,14 @@ impl FromStr for ByteSize {
                 })
             }
         };
-        let bytes = scale(input, number, factor)?;
+        let (bytes, whole) = scale(input, number, factor)?;
+        if factor == 1 && !whole {
+            // A fraction of a larger unit is rounded down to the byte (1.1KiB is 1126 bytes);
+            // one of a byte itself is a limit no one can mean.
+            return Err(UnitError::FractionalBytes {
+                input: input.to_owned(),
+            });
+        }
         u64::try_from(bytes)
             .map(ByteSize)
             .map_err(|_| UnitError::Overflow {
@@ -199,7 +225,8 @@ pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
             })
         }
     };
-    let nanos = scale(input, number, nanos_per_unit)?;
+    // What is below a nanosecond is rounded away: no clock here counts it.
+    let (nanos, _) = scale(input, number, nanos_per_unit)?;
     let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| UnitError::Overflow {
         input: input.to_owned(),
     })?;
@@ -376,6 +403,10 @@ mod tests {
             ("256M", 256 << 20),
             ("1GiB", 1 << 30),
             ("1.5KiB", 1536),
+            // Rounded down to the byte, the fraction taken as a whole.
+            ("1.1KiB", 1126),
+            ("0.3333KiB", 341),
+            ("1.0B", 1),
             ("100", 100),
             ("10B", 10),
             ("1MB", 1_000_000),
@@ -397,6 +428,17 @@ mod tests {
             "99999999999999999999T",
         ] {
             assert!(text.parse::<ByteSize>().is_err(), "{text} should not parse");
+        }
+        // Bug hunt (net, finding 4): a fraction of a byte was floored in silence
+        // (`1.0000001B` read as 1B).
+        for text in ["1.0000001B", "1.5", "0.5b", "1.0000000000000000001B"] {
+            assert_eq!(
+                text.parse::<ByteSize>(),
+                Err(UnitError::FractionalBytes {
+                    input: text.to_owned()
+                }),
+                "{text}"
+            );
         }
     }
 

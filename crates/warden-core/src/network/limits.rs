@@ -1,7 +1,8 @@
 //! The traffic limits of a network policy, enforced by the egress proxy per execution: token
 //! buckets for bandwidth, caps on bytes and connections, and timeouts. Written in human units
 //! (`"1MiB"`, `"10s"`); an unset cap is no cap. Zero is refused: a bandwidth of nothing, or a
-//! timeout of no time, is a policy that denies by accident.
+//! timeout of no time, is a policy that denies by accident; so is a timeout below a
+//! millisecond, and a timeout is whole milliseconds, the proxy's timers' step.
 
 use std::time::Duration;
 
@@ -77,9 +78,13 @@ fn positive_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Err
 /// the clock's end (a deadline past it panicked the proxy).
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
-/// A duration in human units that must be more than zero and at most [`MAX_TIMEOUT`].
+/// The shortest timeout a policy may set. Below it a connection could not even be set up on
+/// the loopback (`1ns` was accepted where `0s` was refused, and denied as surely).
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// A duration in human units of whole milliseconds, from [`MIN_TIMEOUT`] to [`MAX_TIMEOUT`].
 mod positive_duration {
-    use super::{human_duration, MAX_TIMEOUT};
+    use super::{human_duration, MAX_TIMEOUT, MIN_TIMEOUT};
     use serde::{Deserializer, Serializer};
     use std::time::Duration;
 
@@ -90,7 +95,13 @@ mod positive_duration {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         match human_duration::deserialize(d)? {
             Duration::ZERO => Err(serde::de::Error::custom("must be more than 0s")),
+            d if d < MIN_TIMEOUT => Err(serde::de::Error::custom(format!(
+                "{d:?} is too short: a timeout is at least 1ms"
+            ))),
             d if d > MAX_TIMEOUT => Err(serde::de::Error::custom("must be at most 24h")),
+            d if d.subsec_nanos() % 1_000_000 != 0 => Err(serde::de::Error::custom(format!(
+                "{d:?} is not a whole number of milliseconds (the proxy's timers count no less)"
+            ))),
             d => Ok(d),
         }
     }
@@ -123,6 +134,14 @@ mod tests {
         assert_eq!(limits.max_connections, Some(8));
         assert_eq!(limits.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         assert_eq!(limits.idle_timeout, Duration::from_secs(120));
+        let limits = parse(
+            "[limits]\nconnect_timeout = \"1ms\"\nidle_timeout = \"1.5s\"\n\
+             total_bytes = \"1.1KiB\"\n",
+        )
+        .expect("valid");
+        assert_eq!(limits.connect_timeout, Duration::from_millis(1));
+        assert_eq!(limits.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(limits.total_bytes, Some(ByteSize(1126)), "rounded down");
     }
 
     #[test]
@@ -141,6 +160,29 @@ mod tests {
             ("[limits]\nidle_timeout = \"25h\"\n", 2, "at most 24h"),
             ("[limits]\nbandwidth = \"1MiB\"\n", 2, "unknown field"),
             ("[limits]\nidle_timeout = \"forever\"\n", 2, "forever"),
+            // Bug hunt (net, finding 4): these were accepted, 1ns where 0s was refused, and a
+            // fraction of a byte floored in silence.
+            ("[limits]\nidle_timeout = \"1ns\"\n", 2, "at least 1ms"),
+            (
+                "[limits]\nconnect_timeout = \"0.0001s\"\n",
+                2,
+                "at least 1ms",
+            ),
+            (
+                "[limits]\nconnect_timeout = \"1500us\"\n",
+                2,
+                "whole number of milliseconds",
+            ),
+            (
+                "[limits]\nbandwidth_down = \"1.0000001B\"\n",
+                2,
+                "whole number of bytes",
+            ),
+            (
+                "[limits]\ntotal_bytes = \"0.5\"\n",
+                2,
+                "whole number of bytes",
+            ),
         ] {
             let err = parse(toml).expect_err(toml);
             assert_eq!(err.line, Some(line), "{toml}: {err:?}");
