@@ -39,9 +39,11 @@ pub(crate) async fn about() -> Json<Value> {
     }))
 }
 
-/// `GET /config_info`: warden's defaults and maxima in Judge0's units (seconds, kilobytes).
+/// `GET /config_info`: the operator's maxima (`[maxima]`) and the defaults within them, in
+/// Judge0's units (seconds, kilobytes).
 pub(crate) async fn config_info(State(state): State<AppState>) -> Json<Value> {
-    let (d, m) = (Limits::default(), Limits::default_maxima());
+    let m = state.options().maxima;
+    let d = Limits::default().clamp_to(&m);
     let kb = |b: ByteSize| b.bytes() / ByteSize::KIB;
     Json(json!({
         "maintenance_mode": false,

@@ -209,7 +209,8 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
             },
         },
     };
-    let (limits, number_of_runs, cpu_time_limit) = limits(body, &mut invalid);
+    let maxima = &state.options().maxima;
+    let (limits, number_of_runs, cpu_time_limit) = limits(body, maxima, &mut invalid);
     let args = split(body, "command_line_arguments", &mut invalid);
     let compile_options = split(body, "compiler_options", &mut invalid);
     if let (false, Some((_, language))) = (compile_options.is_empty(), language) {
@@ -362,14 +363,16 @@ fn language_id(v: &Value) -> Result<i64, &'static str> {
     }
 }
 
-/// Judge0's limit attributes as warden's: seconds, kilobytes, counts; checked against warden's
-/// maxima with Judge0's messages. With them, `number_of_runs` (1 when absent), and the cpu
-/// time limit as asked when `cpu_extra_time` raised the enforced one.
+/// Judge0's limit attributes as warden's: seconds, kilobytes, counts; checked against the
+/// operator's `maxima` with Judge0's messages (above one is a 422 naming the field, not a run
+/// silently held to less than it asked: docs/server.md#configuration). With them,
+/// `number_of_runs` (1 when absent), and the cpu time limit as asked when `cpu_extra_time`
+/// raised the enforced one.
 fn limits(
     body: &Map<String, Value>,
+    maxima: &Limits,
     invalid: &mut Invalid,
 ) -> (LimitOverrides, u32, Option<Duration>) {
-    let maxima = Limits::default_maxima();
     // What warden runs anything with at the least (a request below it would otherwise get its
     // token and end as an Internal Error): Judge0's own minima where they are higher.
     let least = LimitBounds::default().min;
@@ -669,16 +672,18 @@ mod tests {
 
     #[test]
     fn limits_are_converted_and_checked_with_judge0s_messages() {
+        let maxima = Limits::default_maxima();
         let body = serde_json::json!({
             "cpu_time_limit": 2.5, "memory_limit": 65536, "wall_time_limit": 0,
             "max_processes_and_or_threads": 10, "number_of_runs": 3,
         });
         let mut invalid = Invalid::new();
-        let (got, runs, _) = limits(body.as_object().expect("object"), &mut invalid);
+        let (got, runs, _) = limits(body.as_object().expect("object"), &maxima, &mut invalid);
         assert!(invalid.is_empty(), "{invalid:?}");
         assert_eq!(runs, 3);
         let extra = serde_json::json!({ "cpu_time_limit": 1, "cpu_extra_time": 0.5 });
-        let (enforced, _, asked) = limits(extra.as_object().expect("object"), &mut invalid);
+        let (enforced, _, asked) =
+            limits(extra.as_object().expect("object"), &maxima, &mut invalid);
         assert_eq!(enforced.cpu_time, Some(Duration::from_millis(1500)));
         assert_eq!(asked, Some(Duration::from_secs(1)));
         assert_eq!(got.cpu_time, Some(Duration::from_millis(2500)));
@@ -690,7 +695,7 @@ mod tests {
         let nan = serde_json::json!({ "cpu_time_limit": "NaN", "memory_limit": "-NaN",
                                       "number_of_runs": "inf" });
         let mut invalid = Invalid::new();
-        let _ = limits(nan.as_object().expect("object"), &mut invalid);
+        let _ = limits(nan.as_object().expect("object"), &maxima, &mut invalid);
         for field in ["cpu_time_limit", "memory_limit", "number_of_runs"] {
             assert_eq!(invalid[field], ["is not a number"], "{field}");
         }
@@ -698,7 +703,7 @@ mod tests {
         let body = serde_json::json!({ "cpu_time_limit": 1e9, "memory_limit": "lots",
                                        "number_of_runs": 21 });
         let mut invalid = Invalid::new();
-        let (_, runs, _) = limits(body.as_object().expect("object"), &mut invalid);
+        let (_, runs, _) = limits(body.as_object().expect("object"), &maxima, &mut invalid);
         assert_eq!(runs, 1);
         assert_eq!(
             invalid["number_of_runs"],
@@ -715,7 +720,7 @@ mod tests {
         let body = serde_json::json!({ "cpu_time_limit": 0.001, "wall_time_limit": "0.005",
                                        "memory_limit": 4096, "stack_limit": 64 });
         let mut invalid = Invalid::new();
-        limits(body.as_object().expect("object"), &mut invalid);
+        limits(body.as_object().expect("object"), &maxima, &mut invalid);
         assert_eq!(
             invalid["cpu_time_limit"],
             ["must be greater than or equal to 0.01"]
@@ -731,6 +736,33 @@ mod tests {
         assert_eq!(
             invalid["stack_limit"],
             ["must be greater than or equal to 512"]
+        );
+    }
+
+    /// Hunt compat 1: the limits were checked against the built-in maxima, whatever the
+    /// operator's `[maxima]` said.
+    #[test]
+    fn limits_are_checked_against_the_operators_maxima() {
+        let maxima = Limits {
+            cpu_time: Duration::from_secs(2),
+            memory: ByteSize::mib(128),
+            ..Limits::default_maxima()
+        };
+        let body = serde_json::json!({ "cpu_time_limit": 10, "memory_limit": 1_000_000,
+                                       "cpu_extra_time": 2.5 });
+        let mut invalid = Invalid::new();
+        limits(body.as_object().expect("object"), &maxima, &mut invalid);
+        assert_eq!(
+            invalid["cpu_time_limit"],
+            ["must be less than or equal to 2"]
+        );
+        assert_eq!(
+            invalid["cpu_extra_time"],
+            ["must be less than or equal to 2"]
+        );
+        assert_eq!(
+            invalid["memory_limit"],
+            ["must be less than or equal to 131072"]
         );
     }
 

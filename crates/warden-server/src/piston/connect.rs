@@ -92,7 +92,7 @@ async fn session(mut socket: WebSocket, state: AppState, toolchains: Toolchains,
             _ => continue,
         }
     };
-    let prepared = match request::from_json(&init, state.options().max_files) {
+    let prepared = match request::from_json(&init, state.options()) {
         Ok(request) => resolve(&state, &toolchains, &request.language, &request.version)
             .await
             .map(|runtime| (request, runtime)),

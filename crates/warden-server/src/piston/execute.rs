@@ -20,7 +20,7 @@ pub(crate) async fn execute(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, PistonError> {
     let body = body?;
-    let request = parse(&headers, &body, state.options().max_files)?;
+    let request = parse(&headers, &body, state.options())?;
     let runtime = resolve(&state, &toolchains, &request.language, &request.version).await?;
     let execution = state
         .execute(request.into_execution(&runtime.id), caller)
@@ -36,7 +36,7 @@ pub(crate) async fn execute(
 fn parse(
     headers: &HeaderMap,
     body: &[u8],
-    max_files: usize,
+    options: &crate::ServerOptions,
 ) -> Result<request::ExecuteRequest, PistonError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -46,9 +46,9 @@ fn parse(
     if content_type.starts_with("application/json") {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| PistonError::bad_request(format!("invalid JSON body: {e}")))?;
-        request::from_json(&value, max_files)
+        request::from_json(&value, options)
     } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        request::from_form(body, max_files)
+        request::from_form(body, options)
     } else {
         Err(PistonError::unsupported_media_type())
     }

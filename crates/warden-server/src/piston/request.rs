@@ -15,6 +15,7 @@ use warden_engine::{ExecutionRequest, SourceFile};
 use warden_sandbox::Stdin;
 
 use super::PistonError;
+use crate::ServerOptions;
 
 /// A checked execute request, before its runtime is resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +61,11 @@ const LIMIT_FIELDS: [&str; 6] = [
     "run_memory_limit",
 ];
 
-/// Reads a JSON body of at most `max_files` files (`[server] max_files`).
-pub(crate) fn from_json(body: &Value, max_files: usize) -> Result<ExecuteRequest, PistonError> {
+/// Reads a JSON body of at most `[server] max_files` files, its limits within `[maxima]`.
+pub(crate) fn from_json(
+    body: &Value,
+    options: &ServerOptions,
+) -> Result<ExecuteRequest, PistonError> {
     let field = |name: &str| body.get(name);
     let language = field("language")
         .and_then(Value::as_str)
@@ -72,7 +76,7 @@ pub(crate) fn from_json(body: &Value, max_files: usize) -> Result<ExecuteRequest
     let files = field("files")
         .and_then(Value::as_array)
         .ok_or_else(|| PistonError::bad_request("files is required as an array"))?;
-    too_many(files.len(), max_files)?;
+    too_many(files.len(), options.max_files)?;
     let mut decoded = Vec::with_capacity(files.len());
     for (i, file) in files.iter().enumerate() {
         decoded.push(file_of(i, file)?);
@@ -102,12 +106,24 @@ pub(crate) fn from_json(body: &Value, max_files: usize) -> Result<ExecuteRequest
             Some(_) => return Err(not_a_number(name)),
         }
     }
-    finish(language, version, decoded, &stdin, args, &numbers)
+    let [limits, compile_limits] = limits_of(&numbers, &options.maxima)?;
+    Ok(finish(
+        language,
+        version,
+        decoded,
+        &stdin,
+        args,
+        limits,
+        compile_limits,
+    ))
 }
 
-/// Reads a form body (`application/x-www-form-urlencoded`, as `pistonapi` sends it) of at most
-/// `max_files` files.
-pub(crate) fn from_form(body: &[u8], max_files: usize) -> Result<ExecuteRequest, PistonError> {
+/// Reads a form body (`application/x-www-form-urlencoded`, as `pistonapi` sends it), as
+/// [`from_json`] reads JSON.
+pub(crate) fn from_form(
+    body: &[u8],
+    options: &ServerOptions,
+) -> Result<ExecuteRequest, PistonError> {
     let pairs = form_pairs(body);
     let first = |name: &str| {
         pairs
@@ -140,7 +156,7 @@ pub(crate) fn from_form(body: &[u8], max_files: usize) -> Result<ExecuteRequest,
     if files.is_empty() {
         return Err(PistonError::bad_request("files is required as an array"));
     }
-    too_many(files.len(), max_files)?;
+    too_many(files.len(), options.max_files)?;
     let files = entry_first(files)?;
     let mut numbers = Vec::new();
     for name in LIMIT_FIELDS {
@@ -155,8 +171,17 @@ pub(crate) fn from_form(body: &[u8], max_files: usize) -> Result<ExecuteRequest,
             )),
         }
     }
-    let stdin = first("stdin").unwrap_or_default().to_owned();
-    finish(language, version, files, &stdin, all("args"), &numbers)
+    let [limits, compile_limits] = limits_of(&numbers, &options.maxima)?;
+    let stdin = first("stdin").unwrap_or_default();
+    Ok(finish(
+        language,
+        version,
+        files,
+        stdin,
+        all("args"),
+        limits,
+        compile_limits,
+    ))
 }
 
 /// Refuses more files than the server takes, as `/v1` does (its message, Piston's 400).
@@ -175,16 +200,16 @@ fn finish(
     files: Vec<SourceFile>,
     stdin: &str,
     args: Vec<String>,
-    numbers: &[Option<f64>],
-) -> Result<ExecuteRequest, PistonError> {
-    let [limits, compile_limits] = limits_of(numbers)?;
+    limits: LimitOverrides,
+    compile_limits: LimitOverrides,
+) -> ExecuteRequest {
     let mut stdin = stdin.as_bytes().to_vec();
     // Piston appends the newline line-reading programs wait for; an empty stdin stays empty so
     // that a program reading to end-of-file sees nothing.
     if !stdin.is_empty() && !stdin.ends_with(b"\n") {
         stdin.push(b'\n');
     }
-    Ok(ExecuteRequest {
+    ExecuteRequest {
         language: language.to_owned(),
         version: version.to_owned(),
         files,
@@ -192,7 +217,7 @@ fn finish(
         args,
         limits,
         compile_limits,
-    })
+    }
 }
 
 /// A file of `files`, its content decoded by its `encoding`; whether it is utf8 (only a utf8
@@ -255,10 +280,9 @@ fn entry_first(files: Vec<(SourceFile, bool)>) -> Result<Vec<SourceFile>, Piston
 }
 
 /// Piston's limits as warden's overrides of the run and of the compile stage: milliseconds and
-/// bytes, 0 meaning unset, checked against
-/// warden's maxima (Piston's "configured limit").
-fn limits_of(numbers: &[Option<f64>]) -> Result<[LimitOverrides; 2], PistonError> {
-    let maxima = Limits::default_maxima();
+/// bytes, 0 meaning unset, checked against the operator's `maxima` (Piston's "configured
+/// limit").
+fn limits_of(numbers: &[Option<f64>], maxima: &Limits) -> Result<[LimitOverrides; 2], PistonError> {
     let ceiling = |name: &str| -> f64 {
         match name {
             "compile_timeout" | "run_timeout" => maxima.wall_time.as_millis() as f64,
@@ -370,6 +394,14 @@ mod tests {
     use super::*;
     use axum::http::StatusCode;
 
+    /// Options taking `max_files` files and the built-in maxima.
+    fn taking(max_files: usize) -> ServerOptions {
+        ServerOptions {
+            max_files,
+            ..ServerOptions::default()
+        }
+    }
+
     /// Bug hunt: Piston's requests took any number of files (up to the engine's 1000), past
     /// `[server] max_files`, which every other API holds them to.
     #[test]
@@ -377,13 +409,46 @@ mod tests {
         let file = serde_json::json!({"content": "print(1)"});
         let body = serde_json::json!({"language": "python", "version": "*",
             "files": [file.clone(), file.clone(), file]});
-        assert!(from_json(&body, 3).is_ok());
-        let refused = from_json(&body, 2).expect_err("three files, at most two");
+        assert!(from_json(&body, &taking(3)).is_ok());
+        let refused = from_json(&body, &taking(2)).expect_err("three files, at most two");
         assert_eq!(refused.status, StatusCode::BAD_REQUEST);
         assert_eq!(refused.message, "files: 3 files, at most 2 are accepted");
         let form = b"language=python&version=*&files=a&files=b&files=c";
-        assert!(from_form(form, 3).is_ok());
-        let refused = from_form(form, 2).expect_err("three files, at most two");
+        assert!(from_form(form, &taking(3)).is_ok());
+        let refused = from_form(form, &taking(2)).expect_err("three files, at most two");
         assert_eq!(refused.message, "files: 3 files, at most 2 are accepted");
+    }
+
+    /// Hunt compat 1: the limits were checked against the built-in maxima (600000 ms of wall
+    /// time), whatever the operator's `[maxima]` said.
+    #[test]
+    fn limits_are_checked_against_the_operators_maxima() {
+        let options = ServerOptions {
+            maxima: Limits {
+                cpu_time: Duration::from_secs(2),
+                wall_time: Duration::from_secs(4),
+                ..Limits::default_maxima()
+            },
+            ..ServerOptions::default()
+        };
+        let body = |field: &str, value: u64| {
+            serde_json::json!({"language": "python", "version": "*",
+                "files": [{"content": "print(1)"}], field: value})
+        };
+        for (field, value, limit) in [("run_cpu_time", 10_000, 2000), ("run_timeout", 4001, 4000)] {
+            let refused = from_json(&body(field, value), &options).expect_err("above");
+            assert_eq!(
+                refused.message,
+                format!("{field} cannot exceed the configured limit of {limit}")
+            );
+            let form = format!("language=python&version=*&files=a&{field}={value}");
+            let refused = from_form(form.as_bytes(), &options).expect_err("above");
+            assert_eq!(
+                refused.message,
+                format!("{field} cannot exceed the configured limit of {limit}")
+            );
+        }
+        let at = from_json(&body("run_timeout", 4000), &options).expect("at the maximum");
+        assert_eq!(at.limits.wall_time, Some(Duration::from_secs(4)));
     }
 }

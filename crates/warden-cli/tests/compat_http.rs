@@ -1,0 +1,160 @@
+//! End to end: the Judge0 and Piston APIs over plain HTTP against the real `warden serve`, for
+//! what depends on the server's configuration (`[maxima]`, `sync_deadline`) and on its
+//! restarts, which the unchanged clients of compat_clients.rs do not reach. Real sandboxes:
+//! runs as root (CI does).
+
+mod live_server;
+
+use std::time::Duration;
+
+use live_server::{eventually, LiveServer, TOKEN};
+use serde_json::{json, Value};
+
+fn parsed(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON ({e}): {body}"))
+}
+
+/// The server's `[maxima]` for the tests below: well under the built-in ones.
+const LOW_MAXIMA: &str =
+    "[maxima]\ncpu_time = \"2s\"\nwall_time = \"4s\"\nmemory = \"128MiB\"\nmax_procs = 16\n";
+
+/// Hunt compat 1: both APIs checked limits against warden's built-in maxima (300 s cpu, 8 GiB),
+/// not the operator's `[maxima]`: a Judge0 `cpu_time_limit: 10` under a 2 s maximum was
+/// accepted, echoed, and killed at 2 s as a Time Limit Exceeded; Piston's error quoted the
+/// built-in maximum; `/config_info` advertised it. Each API now refuses, in its own shape and
+/// naming the field, what is above the configured maximum, and says the configured values.
+#[test]
+fn limits_above_the_operators_maxima_are_refused_by_judge0_and_piston() {
+    let server = LiveServer::start(LOW_MAXIMA);
+    let judge0 = |extra: Value| {
+        let mut body = json!({"language_id": 46, "source_code": "echo hi"});
+        body.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        let path = "/submissions?wait=true&fields=stdout,status_id";
+        server.request("POST", path, Some(&body.to_string()))
+    };
+    for (extra, field, message) in [
+        (json!({"cpu_time_limit": 10}), "cpu_time_limit", "2"),
+        (json!({"wall_time_limit": 4.5}), "wall_time_limit", "4"),
+        (json!({"memory_limit": 1_000_000}), "memory_limit", "131072"),
+        (
+            json!({"max_processes_and_or_threads": 17}),
+            "max_processes_and_or_threads",
+            "16",
+        ),
+        (json!({"cpu_extra_time": 3}), "cpu_extra_time", "2"),
+    ] {
+        let (status, body) = judge0(extra.clone());
+        assert_eq!(status, 422, "{extra}: {body}");
+        assert_eq!(
+            parsed(&body),
+            json!({ field: [format!("must be less than or equal to {message}")] }),
+            "{extra}"
+        );
+    }
+    let (status, body) = judge0(json!({"cpu_time_limit": 2, "wall_time_limit": 4,
+        "memory_limit": 131_072, "max_processes_and_or_threads": 16}));
+    assert_eq!(status, 201, "at the maxima: {body}");
+    assert_eq!(parsed(&body)["stdout"], "hi\n", "{body}");
+
+    let piston = |extra: Value| {
+        let mut body = json!({"language": "bash", "version": "*",
+            "files": [{"content": "echo hi"}]});
+        body.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        server.request("POST", "/api/v2/execute", Some(&body.to_string()))
+    };
+    for (field, value, limit) in [
+        ("run_cpu_time", 10_000, "2000"),
+        ("compile_cpu_time", 2_001, "2000"),
+        ("run_timeout", 100_000, "4000"),
+        ("compile_timeout", 4_001, "4000"),
+        ("run_memory_limit", 134_217_729, "134217728"),
+    ] {
+        let (status, body) = piston(json!({ field: value }));
+        assert_eq!(status, 400, "{field}: {body}");
+        assert_eq!(
+            parsed(&body),
+            json!({"message": format!("{field} cannot exceed the configured limit of {limit}")}),
+        );
+    }
+    let (status, body) = piston(json!({"run_cpu_time": 2000, "run_timeout": 4000}));
+    assert_eq!(status, 200, "at the maxima: {body}");
+    assert_eq!(parsed(&body)["run"]["stdout"], "hi\n", "{body}");
+
+    let (status, body) = server.request("GET", "/config_info", None);
+    assert_eq!(status, 200, "{body}");
+    let info = parsed(&body);
+    for (key, want) in [
+        ("max_cpu_time_limit", json!(2.0)),
+        ("max_cpu_extra_time", json!(2.0)),
+        ("max_wall_time_limit", json!(4.0)),
+        ("max_memory_limit", json!(131_072)),
+        ("max_max_processes_and_or_threads", json!(16)),
+        // The defaults a submission runs with are within the maxima too.
+        ("wall_time_limit", json!(4.0)),
+        ("memory_limit", json!(131_072)),
+        ("max_processes_and_or_threads", json!(16)),
+    ] {
+        assert_eq!(info[key], want, "{key}: {body}");
+    }
+    assert!(
+        info["cpu_time_limit"].as_f64().is_some_and(|v| v <= 2.0),
+        "{body}"
+    );
+}
+
+/// Hunt compat 1: a submission queued with `cpu_time_limit: 100`, kept through a restart whose
+/// configuration lowered the maximum to 3 s, ran with 3 s (and ended Accepted, echoing 100).
+/// It is answered with the new server's refusal, as docs/server.md#kept-answers says, and
+/// never runs.
+#[test]
+fn a_kept_submission_above_a_lowered_maximum_is_refused_after_the_restart() {
+    let config = |more: &str| {
+        format!(
+            "[server]\nworkers = 1\nshutdown_deadline = \"1s\"\n{more}\n\
+             [[server.tokens]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n"
+        )
+    };
+    let server = LiveServer::start("[server]\nworkers = 1\nshutdown_deadline = \"1s\"\n");
+    let slow = json!({"language": "bash", "code": "exec sleep 600.5",
+        "limits": {"wall_time": "60s"}});
+    let (status, body) =
+        server.request("POST", "/v1/executions?wait=false", Some(&slow.to_string()));
+    assert_eq!(status, 202, "{body}");
+    let job = parsed(&body)["id"].as_str().expect("an id").to_owned();
+    let running = eventually(Duration::from_secs(30), || {
+        let (_, body) = server.request("GET", &format!("/v1/executions/{job}"), None);
+        parsed(&body)["state"] == "running"
+    });
+    assert!(running, "the slow job never ran:\n{}", server.log());
+    let submission = json!({"language_id": 46, "source_code": "echo ran-above-the-maximum",
+        "cpu_time_limit": 100});
+    let (status, body) = server.request("POST", "/submissions", Some(&submission.to_string()));
+    assert_eq!(status, 201, "{body}");
+    let token = parsed(&body)["token"].as_str().expect("a token").to_owned();
+
+    let server = server.restart_with(|world| {
+        world.write_config(&config("[maxima]\ncpu_time = \"3s\"\n"));
+    });
+    let path = format!("/submissions/{token}?base64_encoded=false&fields=status_id,stdout,message");
+    let mut answer = Value::Null;
+    let finished = eventually(Duration::from_secs(30), || {
+        let (status, body) = server.request("GET", &path, None);
+        assert_eq!(status, 200, "{body}");
+        answer = parsed(&body);
+        answer["status_id"].as_u64().is_some_and(|s| s > 2)
+    });
+    assert!(finished, "never answered: {answer}\n{}", server.log());
+    assert_eq!(answer["status_id"], 13, "{answer}");
+    assert_eq!(answer["stdout"], Value::Null, "it ran: {answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("this server refuses it")
+            && message.contains("cpu_time_limit")
+            && message.contains("must be less than or equal to 3"),
+        "{answer}"
+    );
+}
