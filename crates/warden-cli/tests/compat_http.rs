@@ -158,3 +158,50 @@ fn a_kept_submission_above_a_lowered_maximum_is_refused_after_the_restart() {
         "{answer}"
     );
 }
+
+/// Hunt compat 2: `[server] sync_deadline` bounded `/v1` alone; a Piston execute or a Judge0
+/// `wait=true` held its connection (and its worker) for as long as the program ran. Past the
+/// deadline each API answers 504 in its own shape, and the program is killed: the only worker
+/// is free for the next request at once.
+#[test]
+fn piston_and_judge0_wait_answer_504_at_the_synchronous_deadline() {
+    let server = LiveServer::start("[server]\nworkers = 1\nsync_deadline = \"2s\"\n");
+    let piston = json!({"language": "bash", "version": "*",
+        "files": [{"content": "exec sleep 20.25"}], "run_timeout": 30000});
+    let started = std::time::Instant::now();
+    let (status, body) = server.request("POST", "/api/v2/execute", Some(&piston.to_string()));
+    assert_eq!(status, 504, "{body}");
+    let message = parsed(&body)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("synchronous deadline of 2s"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "answered after {:?}",
+        started.elapsed()
+    );
+
+    let judge0 = json!({"language_id": 46, "source_code": "exec sleep 20.5",
+        "wall_time_limit": 30});
+    let started = std::time::Instant::now();
+    let (status, body) =
+        server.request("POST", "/submissions?wait=true", Some(&judge0.to_string()));
+    assert_eq!(status, 504, "{body}");
+    let error = parsed(&body)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("synchronous deadline of 2s"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "answered after {:?}",
+        started.elapsed()
+    );
+
+    // Both programs were killed: the one worker runs the next request at once.
+    let quick = json!({"language": "bash", "version": "*", "files": [{"content": "echo next"}]});
+    let (status, body) = server.request("POST", "/api/v2/execute", Some(&quick.to_string()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parsed(&body)["run"]["stdout"], "next\n", "{body}");
+}

@@ -156,6 +156,19 @@ impl Judge0Error {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
+    /// A 504 in Judge0's shape: a `wait=true` submission outlived `[server] sync_deadline`
+    /// (Judge0 has no such deadline; its own errors are `{"error"}`).
+    fn deadline(deadline: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the submission did not finish within the synchronous deadline of {}; \
+                 submit it without wait=true and poll its token for long runs",
+                warden_core::units::format_duration(deadline)
+            ),
+        )
+    }
+
     /// 422 with Judge0's field → messages map.
     fn invalid(fields: BTreeMap<String, Vec<String>>) -> Self {
         Self {

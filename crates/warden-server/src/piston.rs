@@ -87,6 +87,19 @@ impl PistonError {
         }
     }
 
+    /// A 504 in Piston's shape: the execution outlived `[server] sync_deadline` (Piston has
+    /// no such deadline; its own errors are `{"message"}`).
+    fn deadline(deadline: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            message: format!(
+                "the execution did not finish within the synchronous deadline of {}",
+                warden_core::units::format_duration(deadline)
+            ),
+            retry_after: None,
+        }
+    }
+
     /// Piston's 415 for a body that is not JSON.
     fn unsupported_media_type() -> Self {
         Self {

@@ -85,11 +85,29 @@ pub(crate) async fn create(
     // Run again after a restart if it has not started by then: nobody waits for a `wait=true`
     // one once its connection is gone with the server.
     let again = (!wait).then_some((body, base64));
-    let (token, task) = start(&state, store, input, caller, again)?;
+    let cancel = warden_engine::Cancellation::new();
+    let (token, mut task) = start(
+        &state,
+        store,
+        input,
+        caller,
+        again,
+        wait.then(|| cancel.clone()),
+    )?;
     if !wait {
         return Ok((StatusCode::CREATED, Json(json!({ "token": token }))));
     }
-    if let Ok(Some(e)) = task.await {
+    let deadline = state.sync_deadline();
+    let Ok(ended) = tokio::time::timeout(deadline, &mut task).await else {
+        // Past `[server] sync_deadline`, as `/v1`'s synchronous requests: a queued submission
+        // never runs, a running one is killed, and it is forgotten once it has ended (its
+        // client never learnt its token, and gets no callback).
+        cancel.cancel();
+        let _ = task.await;
+        let _ = store.delete(&token).await;
+        return Err(Judge0Error::deadline(deadline));
+    };
+    if let Ok(Some(e)) = ended {
         if matches!(&e, ExecError::Engine(inner) if inner.kind().is_caller_fault()) {
             // Refused (the analysis, the mode policy): the client gets the refusal and no
             // token, so no submission is left behind for the listing and the statistics.
@@ -247,6 +265,7 @@ pub(crate) async fn create_batch(
                 input,
                 caller.clone(),
                 Some((item.clone(), base64)),
+                None,
             ) {
                 Ok((token, _task)) => json!({ "token": token }),
                 Err(e) => {
@@ -325,13 +344,15 @@ fn shown(attributes: &Attributes, fields: &Fields, base64: bool) -> Value {
 
 /// Admits `input`, stores it as queued and runs it in a task of its own; the task yields the
 /// error that kept it from a result, if any. With `again` (its body as sent, and whether it is
-/// base64), it is kept to run again after a restart until it starts (crate::resume).
+/// base64), it is kept to run again after a restart until it starts (crate::resume); with
+/// `cancel`, its waiting client may give it up.
 fn start(
     state: &AppState,
     store: &Store,
     input: Input,
     caller: Caller,
     again: Option<(Value, bool)>,
+    cancel: Option<warden_engine::Cancellation>,
 ) -> Result<(String, tokio::task::JoinHandle<Option<ExecError>>), Judge0Error> {
     let admitted = state.admit(&caller)?;
     let token = store::token().map_err(|e| ExecError::Engine(e.into()))?;
@@ -359,21 +380,38 @@ fn start(
         }
         .to_json()
     });
-    let task = launch(state, store, token.clone(), input, caller, admitted, kept);
+    let held = Held {
+        admitted,
+        kept,
+        cancel,
+    };
+    let task = launch(state, store, token.clone(), input, caller, held);
     Ok((token, task))
 }
 
+/// What a submission about to run holds: its place, its request to run again after a restart
+/// (if any), and its waiting client's cancellation (if any).
+struct Held {
+    admitted: Admitted,
+    kept: Option<String>,
+    cancel: Option<warden_engine::Cancellation>,
+}
+
 /// Runs a submission held in `store` (queued), once admitted, keeping it as queued first (with
-/// `kept`, its request to run again after a restart, if any).
+/// its request to run again after a restart, if any).
 fn launch(
     state: &AppState,
     store: &Store,
     token: String,
     input: Arc<Input>,
     caller: Caller,
-    admitted: Admitted,
-    kept: Option<String>,
+    held: Held,
 ) -> tokio::task::JoinHandle<Option<ExecError>> {
+    let Held {
+        admitted,
+        kept,
+        cancel,
+    } = held;
     let (state, store, id) = (state.clone(), store.clone(), token);
     let keeping = state.keeping();
     tokio::spawn(async move {
@@ -384,8 +422,10 @@ fn launch(
             let (store, id) = (store.clone(), id.clone());
             move || store.processing(&id)
         };
+        let mut request = input.execution();
+        request.cancel = cancel.clone();
         let ran = state
-            .run_admitted(admitted, input.execution(), caller, on_start)
+            .run_admitted(admitted, request, caller, on_start)
             .await;
         if let Err(ExecError::ShuttingDown) = ran {
             // Ended by the shutdown deadline: left as kept, the next server runs it (it had
@@ -403,6 +443,10 @@ fn launch(
             Err(e) => (Progress::Failed(warden_engine::error_chain(&e)), Some(e)),
         };
         store.finish(&id, progress).await;
+        if cancel.is_some_and(|c| c.is_cancelled()) {
+            // Given up by its client (crate::judge0::submissions::create), and forgotten.
+            return failure;
+        }
         let finished = store.get(&id).await;
         if let (Some(url), Some(record)) = (&input.callback_url, finished) {
             let body = shown(&record, &Fields::callback(), true).to_string();
@@ -425,7 +469,12 @@ pub(crate) fn resume_submission(state: &AppState, token: String, kept: String, a
             .ok()
             .and_then(|r| r.token),
     };
-    launch(state, store, token, input, caller, admitted, Some(kept));
+    let held = Held {
+        admitted,
+        kept: Some(kept),
+        cancel: None,
+    };
+    launch(state, store, token, input, caller, held);
 }
 
 #[cfg(test)]

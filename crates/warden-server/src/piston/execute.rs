@@ -22,9 +22,15 @@ pub(crate) async fn execute(
     let body = body?;
     let request = parse(&headers, &body, state.options())?;
     let runtime = resolve(&state, &toolchains, &request.language, &request.version).await?;
-    let execution = state
-        .execute(request.into_execution(&runtime.id), caller)
-        .await?;
+    // Bounded as `/v1`'s synchronous requests are: on the deadline the future is dropped, so
+    // a queued execution never runs and a running one is killed.
+    let deadline = state.sync_deadline();
+    let execution = tokio::time::timeout(
+        deadline,
+        state.execute(request.into_execution(&runtime.id), caller),
+    )
+    .await
+    .map_err(|_| PistonError::deadline(deadline))??;
     Ok(Json(response::render(
         &execution.result,
         &runtime.language,
