@@ -6,7 +6,6 @@
 use axum::Json;
 use serde_json::{json, Value};
 use warden_core::{Outcome, Signal};
-use warden_engine::Comparison;
 
 /// A Judge0 status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,9 +87,7 @@ impl Status {
     pub(crate) fn of(outcome: &Outcome, stdout: &[u8], expected: Option<&[u8]>) -> Status {
         match outcome {
             Outcome::Exited { code: 0 } => match expected {
-                Some(expected) if !Comparison::TrailingWhitespace.matches(stdout, expected) => {
-                    Status::WrongAnswer
-                }
+                Some(expected) if stripped(stdout) != stripped(expected) => Status::WrongAnswer,
                 _ => Status::Accepted,
             },
             Outcome::Exited { .. } => Status::Nzec,
@@ -151,6 +148,22 @@ pub(crate) async fn list() -> Json<Vec<Value>> {
     Json(ALL.iter().map(|s| s.json()).collect())
 }
 
+/// Output as Judge0 compares it (`isolate_job.rb`'s `strip`:
+/// `text.split("\n").collect(&:rstrip).join("\n").rstrip`): each line and the whole
+/// right-stripped of what Ruby's `String#rstrip` strips, which is ASCII white space, vertical
+/// tab and NUL included (Rust's `trim_ascii_end` keeps those two).
+fn stripped(text: &[u8]) -> Vec<&[u8]> {
+    let rstrip = |line: &[u8]| -> usize {
+        line.iter()
+            .rposition(|b| !matches!(b, b'\0' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r' | b' '))
+            .map_or(0, |last| last + 1)
+    };
+    let text = &text[..rstrip(text)];
+    text.split(|b| *b == b'\n')
+        .map(|line| &line[..rstrip(line)])
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +175,33 @@ mod tests {
         assert_eq!(Status::of(&ok, b"42 \n\n", Some(b"42")), Status::Accepted);
         assert_eq!(Status::of(&ok, b"41\n", Some(b"42")), Status::WrongAnswer);
         assert_eq!(Status::of(&ok, b"anything", None), Status::Accepted);
+        // Hunt compat 3: Ruby's rstrip also strips a trailing NUL and vertical tab, which
+        // were a Wrong Answer.
+        for stdout in [
+            &b"42\x0b\n"[..],
+            b"42\0\n",
+            b"42\r\n\x0c\n\t \n",
+            b"42\x0b\0",
+        ] {
+            assert_eq!(
+                Status::of(&ok, stdout, Some(b"42\0")),
+                Status::Accepted,
+                "{stdout:?}"
+            );
+        }
+        let lines = Status::of(&ok, b"1 \x0b\n2\0\n", Some(b"1\n2"));
+        assert_eq!(lines, Status::Accepted);
+        for (stdout, expected) in [
+            (&b"1\n\n2"[..], &b"1\n2"[..]),
+            (b"\x0b42", b"42"),
+            (b"4 2", b"42"),
+        ] {
+            assert_eq!(
+                Status::of(&ok, stdout, Some(expected)),
+                Status::WrongAnswer,
+                "{stdout:?}"
+            );
+        }
         let cases = [
             (Outcome::Exited { code: 1 }, 11),
             (Outcome::Signaled { signal: Signal(11) }, 7),
