@@ -205,3 +205,105 @@ fn piston_and_judge0_wait_answer_504_at_the_synchronous_deadline() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(parsed(&body)["run"]["stdout"], "next\n", "{body}");
 }
+
+/// A loopback listener that answers every request 200 and keeps what it was sent.
+struct CallbackListener {
+    addr: std::net::SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl CallbackListener {
+    fn start() -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let addr = listener.local_addr().expect("bound");
+        let received = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
+        let kept = std::sync::Arc::clone(&received);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut request = Vec::new();
+                let mut buf = [0u8; 65536];
+                // Head, then as much body as its length says.
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break;
+                        }
+                    }
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                let text = String::from_utf8_lossy(&request).into_owned();
+                kept.lock().expect("lock").push(text);
+            }
+        });
+        Self { addr, received }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn received(&self) -> Vec<String> {
+        self.received.lock().expect("lock").clone()
+    }
+}
+
+/// Hunt compat 4: a submission running when its server stopped is answered by the next one as
+/// status 13 ("warden stopped"), and its `callback_url` never heard of it: a client that
+/// waits for callbacks rather than polling waited forever. The next server `PUT`s it.
+#[test]
+fn a_submission_interrupted_by_a_restart_gets_its_callback() {
+    let config = "[server]\nworkers = 1\nshutdown_deadline = \"1s\"\njudge0_callbacks = true\n";
+    let listener = CallbackListener::start();
+    let server = LiveServer::start(config);
+    let submission = json!({"language_id": 46, "source_code": "exec sleep 600.125",
+        "wall_time_limit": 60, "callback_url": listener.url("/interrupted")});
+    let (status, body) = server.request("POST", "/submissions", Some(&submission.to_string()));
+    assert_eq!(status, 201, "{body}");
+    let token = parsed(&body)["token"].as_str().expect("a token").to_owned();
+    let path = format!("/submissions/{token}?fields=status_id");
+    let running = eventually(Duration::from_secs(30), || {
+        parsed(&server.request("GET", &path, None).1)["status_id"] == 2
+    });
+    assert!(running, "never ran:\n{}", server.log());
+
+    let server = server.restart();
+    let (_, body) = server.request("GET", &path, None);
+    assert_eq!(parsed(&body)["status_id"], 13, "{body}");
+    let called = eventually(Duration::from_secs(30), || {
+        listener
+            .received()
+            .iter()
+            .any(|r| r.starts_with("PUT /interrupted ") && r.contains(&token))
+    });
+    assert!(
+        called,
+        "no callback: {:?}\n{}",
+        listener.received(),
+        server.log()
+    );
+    let put = listener
+        .received()
+        .into_iter()
+        .find(|r| r.starts_with("PUT /interrupted "))
+        .expect("the callback");
+    let (_, sent) = put.split_once("\r\n\r\n").expect("a body");
+    let sent = parsed(sent);
+    assert_eq!(sent["token"], token.as_str(), "{sent}");
+    assert_eq!(sent["status"]["id"], 13, "{sent}");
+}

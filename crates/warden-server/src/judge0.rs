@@ -19,7 +19,7 @@ mod submissions;
 mod zip;
 
 pub(crate) use store::Store;
-pub(crate) use submissions::resume_submission;
+pub(crate) use submissions::{call_back, resume_submission};
 
 use std::collections::BTreeMap;
 

@@ -87,7 +87,8 @@ enum Resumed {
 
 impl AppState {
     /// Queues again what the last server accepted and never started, and runs it in the
-    /// background as workers free up; how many. Called once, at start-up, inside the runtime.
+    /// background as workers free up; how many. Sends the callbacks of the submissions
+    /// answered at start-up. Called once, at start-up, inside the runtime.
     pub(crate) fn resume(&self) -> usize {
         let mut queue: Vec<(i64, Resumed)> = self
             .jobs()
@@ -110,6 +111,15 @@ impl AppState {
                     kept: resumable.request,
                 },
             ));
+        }
+        // What the last server left unfinished, or this one refused to run, is answered: its
+        // callback is sent as a finished submission's is (Judge0 calls back whatever the
+        // status), if this server takes callbacks.
+        let owed = self.judge0_store().owed_callbacks();
+        if self.options().judge0_callbacks {
+            for (url, attributes) in owed {
+                judge0::call_back(url, &attributes);
+            }
         }
         // Stable: the two kinds' own orders hold between equal times (only in what older
         // servers kept: `accepted_now` never ties).

@@ -1,10 +1,12 @@
 //! `callback_url`: Judge0 `PUT`s the finished submission there (default fields, always base64,
-//! up to 3 tries, 5 s each). warden's hosts have no network, so only a loopback URL
-//! (`http://127.0.0.1:…`, `http://localhost:…`, `http://[::1]:…`) is accepted; any other is
-//! refused when the submission is made. Plain HTTP/1.1 over a TCP stream: one request, so no
+//! up to 3 tries, 5 s each, a try again only when one failed to get an answer, as Judge0's
+//! `call_callback` retries only on an exception). warden's hosts have no network, so only a
+//! loopback URL (`http://127.0.0.1:…`, `http://localhost:…`, `http://[::1]:…`; the host's
+//! address read as a URL parser reads it, `127.1` and `0x7f.1` included) is accepted; any other
+//! is refused when the submission is made. Plain HTTP/1.1 over a TCP stream: one request, so no
 //! HTTP client crate.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,7 +35,12 @@ fn target(url: &str) -> Result<Target, String> {
         "must be an http URL on a loopback address (127.0.0.1, localhost or [::1]): this host has no network"
             .to_owned()
     };
-    let rest = url.strip_prefix("http://").ok_or_else(refuse)?;
+    // A scheme's case does not matter (RFC 3986, 3.1).
+    let rest = url
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        .and_then(|_| url.get(7..))
+        .ok_or_else(refuse)?;
     // The fragment is the client's own; the rest goes into the request line as it is, so a
     // space, a control character (CR LF: a second request of the caller's making to the
     // callback's host) or a byte that is not ASCII is refused, as no valid URL has one.
@@ -54,10 +61,11 @@ fn target(url: &str) -> Result<Target, String> {
         },
         _ => (authority, 80),
     };
-    let ip: IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
+    let ip: IpAddr = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => IpAddr::V6(v6.parse::<Ipv6Addr>().map_err(|_| refuse())?),
         // A host name's case does not matter.
-        name if name.eq_ignore_ascii_case("localhost") => IpAddr::from([127, 0, 0, 1]),
-        literal => literal.parse().map_err(|_| refuse())?,
+        None if host.eq_ignore_ascii_case("localhost") => IpAddr::from([127, 0, 0, 1]),
+        None => IpAddr::V4(ipv4(host).ok_or_else(refuse)?),
     };
     if !ip.is_loopback() {
         return Err(refuse());
@@ -73,8 +81,48 @@ fn target(url: &str) -> Result<Target, String> {
     })
 }
 
-/// `PUT`s `body` to `url`, trying up to three times; failures are logged, never returned (the
-/// submission's result does not depend on its callback).
+/// An IPv4 address as a URL parser (WHATWG's, and `inet_aton`, which Judge0's HTTP client
+/// resolves a host with) reads it: one to four parts, each decimal, octal (`0` first) or hex
+/// (`0x` first), the last filling the bytes the others left (`127.1` is 127.0.0.1,
+/// `2130706433` too), a trailing dot allowed. `None` for anything else (a host name).
+fn ipv4(host: &str) -> Option<Ipv4Addr> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let parts: Vec<u32> = host
+        .split('.')
+        .map(|part| {
+            let (digits, radix) = match part.get(..2) {
+                Some("0x" | "0X") => (&part[2..], 16),
+                _ if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+                _ => (part, 10),
+            };
+            match digits {
+                // `0x` alone is 0, as both parsers read it.
+                "" if radix == 16 => Some(0),
+                _ if digits.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    u32::from_str_radix(digits, radix).ok()
+                }
+                _ => None,
+            }
+        })
+        .collect::<Option<_>>()?;
+    let (last, first) = parts.split_last()?;
+    if parts.len() > 4 || first.iter().any(|p| *p > 255) {
+        return None;
+    }
+    let room = 8 * (4 - first.len() as u32);
+    if room < 32 && *last >> room != 0 {
+        return None;
+    }
+    let high = first
+        .iter()
+        .enumerate()
+        .fold(0u32, |n, (i, p)| n | p << (24 - 8 * i as u32));
+    Some(Ipv4Addr::from(high | last))
+}
+
+/// `PUT`s `body` to `url`; failures are logged, never returned (the submission's result does
+/// not depend on its callback). As Judge0: tried again, up to three tries, only when a try got
+/// no answer (a connection refused, a timeout); any HTTP answer, a 500 too, ends it.
 pub(crate) async fn deliver(url: String, body: String) {
     let url = url.as_str();
     let Ok(target) = target(url) else {
@@ -83,7 +131,10 @@ pub(crate) async fn deliver(url: String, body: String) {
     for attempt in 1..=TRIES {
         match tokio::time::timeout(TIMEOUT, put(&target, &body)).await {
             Ok(Ok(status)) if (200..300).contains(&status) => return,
-            Ok(Ok(status)) => tracing::warn!(url, status, attempt, "callback refused"),
+            Ok(Ok(status)) => {
+                tracing::warn!(url, status, "callback refused");
+                return;
+            }
             Ok(Err(e)) => tracing::warn!(url, error = %e, attempt, "callback failed"),
             Err(_) => tracing::warn!(url, attempt, "callback timed out"),
         }
@@ -148,6 +199,70 @@ mod tests {
         assert_eq!(t.path, "/cb?x=1");
         let t = target("http://127.0.0.1:8080?x=1").expect("valid");
         assert_eq!((t.addr.port(), t.path.as_str()), (8080, "/?x=1"));
+    }
+
+    /// Hunt compat 4: `HTTP://` was refused (a scheme's case does not matter), and so was
+    /// `127.1`, an address in 127.0.0.0/8 that Judge0's client reaches.
+    #[test]
+    fn the_scheme_and_the_address_are_read_as_a_url_parser_reads_them() {
+        for (url, addr) in [
+            ("HTTP://127.0.0.1:9000/cb", [127, 0, 0, 1]),
+            ("Http://localhost:9000/", [127, 0, 0, 1]),
+            ("http://127.1:9000/", [127, 0, 0, 1]),
+            ("http://127.0.1:9000/", [127, 0, 0, 1]),
+            ("http://127.1.2.3.:9000/", [127, 1, 2, 3]),
+            ("http://2130706433:9000/", [127, 0, 0, 1]),
+            ("http://0x7f.1:9000/", [127, 0, 0, 1]),
+            ("http://0177.0.0.1:9000/", [127, 0, 0, 1]),
+            ("http://127.0x:9000/", [127, 0, 0, 0]),
+        ] {
+            let t = target(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(t.addr, SocketAddr::from((addr, 9000)), "{url}");
+        }
+        for url in [
+            // Not loopback, however spelled.
+            "http://10.1:80/",
+            "http://167772161/",
+            "http://0x0a.0.0.1/",
+            "http://0.0.0.0/",
+            // Not addresses.
+            "http://127.0.0.256/",
+            "http://127.1.2.3.4/",
+            "http://127..1/",
+            "http://08.0.0.1/",
+            "http://127.0xg/",
+            "http://127.16777216/",
+            "http://[127.0.0.1]/",
+            "httpx://127.0.0.1/",
+            "http:/127.0.0.1/",
+        ] {
+            assert!(check(url).is_err(), "{url}");
+        }
+    }
+
+    /// Hunt compat 4: a 500 answer was tried three times; Judge0 tries again only when a try
+    /// raised (no answer, a timeout).
+    #[tokio::test]
+    async fn an_answer_ends_the_tries_whatever_its_status() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let port = listener.local_addr().expect("bound").port();
+        let tries = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&tries);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let answer = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n";
+                let _ = stream.write_all(answer).await;
+            }
+        });
+        deliver(format!("http://127.0.0.1:{port}/cb"), "{}".to_owned()).await;
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
     }
 
     /// Hunt compat 7: `LOCALHOST` was refused while `127.0.0.1:+42010` was accepted (and sent

@@ -73,6 +73,10 @@ pub(crate) struct Store {
     kept: Arc<Kept>,
     /// The last `/statistics` answer, until it expires (statistics.rs).
     statistics: Arc<Mutex<Option<(Instant, Value)>>>,
+    /// The callbacks owed for the submissions answered at start-up ([`Store::answer_failed`]):
+    /// their URL and attributes, until the running server sends them
+    /// ([`Store::owed_callbacks`]).
+    owed: Arc<Mutex<Vec<(String, Attributes)>>>,
 }
 
 impl Store {
@@ -82,6 +86,7 @@ impl Store {
             live: Arc::default(),
             kept,
             statistics: Arc::default(),
+            owed: Arc::default(),
         }
     }
 
@@ -217,7 +222,8 @@ impl Store {
     }
 
     /// Rewrites a kept unfinished submission of `caller` (`json`, its attributes) as an
-    /// Internal Error with `message`, now.
+    /// Internal Error with `message`, now; its callback, if it asked for one, is owed
+    /// ([`Store::owed_callbacks`]), as for any submission that finishes.
     pub(crate) fn answer_failed(
         &self,
         token: &str,
@@ -237,6 +243,20 @@ impl Store {
         );
         self.kept
             .put_json(Kind::Judge0, token, caller, true, &attributes);
+        let url = attributes.get("callback_url").and_then(Value::as_str);
+        if let Some(url) = url.filter(|u| !u.trim().is_empty()) {
+            let owed = (url.to_owned(), attributes.clone());
+            self.owed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(owed);
+        }
+    }
+
+    /// The callbacks owed for submissions answered since the last call, to send: answered as
+    /// the server starts, before it runs anything that could send them.
+    pub(crate) fn owed_callbacks(&self) -> Vec<(String, Attributes)> {
+        std::mem::take(&mut *self.owed.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Holds a kept submission of `caller` that will run again, queued, as accepted at

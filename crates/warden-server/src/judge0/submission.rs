@@ -235,6 +235,8 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
     refuse_unsupported(body, &mut invalid);
     let callback_url = match body.get("callback_url") {
         None | Some(Value::Null) => None,
+        // Judge0 calls back only when the URL is `present?`: blank is none.
+        Some(Value::String(url)) if url.trim().is_empty() => None,
         // Judge0's answer where `ENABLE_CALLBACKS` is off.
         Some(Value::String(_)) if !state.options().judge0_callbacks => {
             let message = "setting callback is not allowed".to_owned();

@@ -449,11 +449,17 @@ fn launch(
         }
         let finished = store.get(&id).await;
         if let (Some(url), Some(record)) = (&input.callback_url, finished) {
-            let body = shown(&record, &Fields::callback(), true).to_string();
-            tokio::spawn(callback::deliver(url.clone(), body));
+            call_back(url.clone(), &record);
         }
         failure
     })
+}
+
+/// `PUT`s a finished submission to its `callback_url` in the background: Judge0's default
+/// fields, base64.
+pub(crate) fn call_back(url: String, attributes: &Attributes) {
+    let body = shown(attributes, &Fields::callback(), true).to_string();
+    tokio::spawn(callback::deliver(url, body));
 }
 
 /// Runs a submission the last server accepted and never started, held queued in the store

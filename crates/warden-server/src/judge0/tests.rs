@@ -387,6 +387,36 @@ async fn callbacks_are_refused_when_the_operator_turns_them_off() {
     }
 }
 
+/// Hunt compat 4: `"callback_url": ""` was a 422, where Judge0 calls back only when the URL
+/// is `present?`: a blank one is no callback, whether callbacks are allowed or not.
+#[tokio::test]
+async fn a_blank_callback_url_is_no_callback() {
+    use crate::options::ServerOptions;
+    for allowed in [false, true] {
+        for blank in ["", "  "] {
+            let options = ServerOptions {
+                judge0_callbacks: allowed,
+                ..ServerOptions::default()
+            };
+            let engine =
+                Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+            let app = routes().with_state(AppState::with_options(engine, options));
+            let submission = json!({"language_id": 71, "source_code": "print(1)",
+                "callback_url": blank, "cpu_time_limit": -1});
+            let (status, body) =
+                crate::test_support::answer(app, post("/submissions", &submission)).await;
+            // Refused for the limit alone: the blank URL is no field error.
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(
+                body.get("callback_url"),
+                None,
+                "{allowed} {blank:?}: {body}"
+            );
+            assert!(body.get("cpu_time_limit").is_some(), "{body}");
+        }
+    }
+}
+
 /// Hunt compat 1: `additional_files` names the engine cannot lay out beside the program (the
 /// source's own name, where the compiler writes, a file under another file, a name longer
 /// than a file name can be) got a token and then ended as an Internal Error (or, with
