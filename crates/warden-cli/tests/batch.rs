@@ -374,6 +374,11 @@ fn an_undetected_language_is_asked_for_as_the_line_names_it() {
         .unwrap_or_default()
         .to_owned();
     assert!(error.ends_with("; set \"language\" in the line"), "{error}");
+    // Hunt compat 5: the engine's errors lacked the `line N: ` every other one has.
+    assert!(
+        error.starts_with("line 1: cannot tell the language"),
+        "{error}"
+    );
 }
 
 /// Hunt "cli": with a history that cannot be written, `warden batch` said so only in the log

@@ -69,6 +69,23 @@ impl axum::extract::FromRequestParts<AppState> for PistonCaller {
     }
 }
 
+/// The request's `Content-Type`, lower-cased (empty when absent or not text).
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// Piston's rule for a request with a body: JSON, or its 415.
+fn json_only(headers: &HeaderMap) -> Result<(), PistonError> {
+    match content_type(headers).starts_with("application/json") {
+        true => Ok(()),
+        false => Err(PistonError::unsupported_media_type()),
+    }
+}
+
 /// An error in Piston's shape: `{"message": "..."}` with its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PistonError {

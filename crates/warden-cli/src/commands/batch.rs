@@ -622,6 +622,11 @@ impl Batch<'_> {
         } else {
             "set \"language\" in the line"
         };
+        // A request line's errors say its number, the engine's as its parse errors do.
+        let line_number = match &input {
+            Input::Line { number, .. } => Some(*number),
+            _ => None,
+        };
         let request = match input {
             Input::File(path) => self.file_request(&path),
             Input::Line { number, text } => {
@@ -647,7 +652,15 @@ impl Batch<'_> {
                     self.say_lowered(&execution.warnings);
                     execution.result
                 })
-                .map_err(|e| engine_error(&e, hint))
+                .map_err(|e| {
+                    let mut value = engine_error(&e, hint);
+                    // The batch's own interruption is no line's fault.
+                    if let (Some(number), false) = (line_number, e.kind() == ErrorKind::Cancelled) {
+                        let message = value["error"].as_str().unwrap_or_default();
+                        value["error"] = json!(format!("line {number}: {message}"));
+                    }
+                    value
+                })
         });
         match answer {
             Ok(result) => line.result = Some(result),

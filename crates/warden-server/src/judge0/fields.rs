@@ -86,10 +86,11 @@ pub(crate) struct Fields(Vec<String>);
 
 impl Fields {
     /// The `fields` query parameter: absent for the default set, `*` for all, else a
-    /// comma-separated list.
+    /// comma-separated list; a list that names nothing (`,`) is the default set too, as
+    /// Judge0 reads it (`fields.presence || default_fields`).
     pub(crate) fn parse(param: Option<&str>) -> Result<Self, Judge0Error> {
         let names: Vec<String> = match param.map(str::trim) {
-            None | Some("") => return Ok(Self(DEFAULT.map(str::to_owned).to_vec())),
+            None | Some("") => Vec::new(),
             Some("*") => return Ok(Self(ALL.map(str::to_owned).to_vec())),
             Some(list) => list
                 .split(',')
@@ -97,6 +98,9 @@ impl Fields {
                 .filter(|f| !f.is_empty())
                 .collect(),
         };
+        if names.is_empty() {
+            return Ok(Self(DEFAULT.map(str::to_owned).to_vec()));
+        }
         let unknown: Vec<&str> = names
             .iter()
             .map(String::as_str)
@@ -386,6 +390,11 @@ mod tests {
         );
         let e = Fields::parse(Some("stdout,foo,bar")).expect_err("unknown");
         assert_eq!(e.message, "invalid fields: [foo, bar]");
+        // Hunt compat 5: separators alone answered `{}`.
+        let default = Fields::parse(None).expect("default").0;
+        for param in [",", " , ,", ",,,"] {
+            assert_eq!(Fields::parse(Some(param)).expect("default").0, default);
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use serde_json::Value;
 
@@ -44,16 +44,11 @@ fn parse(
     body: &[u8],
     options: &crate::ServerOptions,
 ) -> Result<request::ExecuteRequest, PistonError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if content_type.starts_with("application/json") {
+    if super::json_only(headers).is_ok() {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| PistonError::bad_request(format!("invalid JSON body: {e}")))?;
         request::from_json(&value, options)
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+    } else if super::content_type(headers).starts_with("application/x-www-form-urlencoded") {
         request::from_form(body, options)
     } else {
         Err(PistonError::unsupported_media_type())

@@ -5,7 +5,7 @@
 //! Piston does, and nothing is installed or removed through the API.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
@@ -41,9 +41,10 @@ pub(crate) async fn install(
     State(state): State<AppState>,
     Extension(toolchains): Extension<Toolchains>,
     _caller: super::PistonCaller,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, PistonError> {
-    let runtime = requested(&state, &toolchains, &body).await?;
+    let runtime = requested(&state, &toolchains, &headers, &body).await?;
     Ok(Json(
         json!({ "language": runtime.language, "version": runtime.version }),
     ))
@@ -54,9 +55,10 @@ pub(crate) async fn uninstall(
     State(state): State<AppState>,
     Extension(toolchains): Extension<Toolchains>,
     _caller: super::PistonCaller,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, PistonError> {
-    let runtime = requested(&state, &toolchains, &body).await?;
+    let runtime = requested(&state, &toolchains, &headers, &body).await?;
     Err(PistonError {
         status: StatusCode::BAD_REQUEST,
         message: format!(
@@ -68,12 +70,16 @@ pub(crate) async fn uninstall(
 }
 
 /// The runtime that the body's `{language, version}` names, or Piston's 404 `Requested
-/// package L-V does not exist` (which, as Piston's, also answers missing fields).
+/// package L-V does not exist` (which, as Piston's, also answers missing fields). A body that
+/// is not `application/json` is Piston's 415, as execute's is (its form exception is for
+/// `pistonapi`'s execute alone).
 async fn requested(
     state: &AppState,
     toolchains: &Toolchains,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Runtime, PistonError> {
+    super::json_only(headers)?;
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let field = |name: &str| match &body[name] {
         Value::String(s) => s.clone(),

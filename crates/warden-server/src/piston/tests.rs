@@ -206,4 +206,22 @@ async fn installing_an_installed_package_answers_as_piston_and_nothing_else_exis
     ))
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Hunt compat 5: a form content type (curl's `-d`) was read as JSON here, where execute
+    // answers Piston's 415 for it.
+    for (method, content_type) in [
+        ("POST", "application/x-www-form-urlencoded"),
+        ("DELETE", "text/plain"),
+        ("POST", ""),
+    ] {
+        let mut request = packages(method, json!({"language": "python", "version": "3.11.2"}));
+        request.headers_mut().remove("content-type");
+        if !content_type.is_empty() {
+            let value = content_type.parse().expect("a header value");
+            request.headers_mut().insert("content-type", value);
+        }
+        let (status, body) = call(request).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+        assert_eq!(body["message"], "requests must be of type application/json");
+    }
 }
