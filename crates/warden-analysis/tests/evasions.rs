@@ -1236,6 +1236,41 @@ fn php_escapes_in_double_quotes_and_heredocs_and_called_strings_are_read() {
     );
 }
 
+/// Regression hunt: PHP finds a heredoc's end in the text as written, but the escapes were
+/// translated first, so `\x45OT;` ended `<<<EOT` for the grammar and a second heredoc it then
+/// opened hid `eval` and `system` that PHP runs (graded `none`); a body line spelling the
+/// delimiter with an escape made the rest unparseable (`high`). An escape after `$` would make
+/// text a variable.
+#[test]
+fn php_escapes_never_end_a_heredoc_or_start_a_variable() {
+    let payload = "eval(base64_decode('ZWNobyAicHduZWRcbiI7'));\nsystem(\"id\");\n";
+    let hostile = format!(
+        "<?php\ndefine('ZZ', 0);\n$s = <<<EOT\n\\x45OT;\n$t = <<<ZZ\nEOT;\n{payload}ZZ;\necho \"done\\n\";\n"
+    );
+    let indented =
+        format!("<?php\n$s = <<<\"EOT\"\n  \\x45\\117T;\n$t = <<<ZZ\n  EOT;\n{payload}ZZ;\n");
+    assert_disguises_caught(
+        "php",
+        &[
+            (
+                &format!("<?php\n{payload}"),
+                &hostile,
+                "php.decode_then_exec",
+            ),
+            (&format!("<?php\n{payload}"), &indented, "php.eval"),
+            ("<?php system('id');", &hostile, "php.process"),
+        ],
+    );
+    assert_graded(
+        "php",
+        ThreatLevel::None,
+        &[
+            "<?php\n$s = <<<EOT\n\\x45OT is the marker; system(\"x\") here is just text\nEOT;\necho $s;\n",
+            "<?php\n$a = 1; $s = \"$\\x61 and {$a}\"; $t = <<<EOT\n  E\\x4fTX \\x41\n  EOT;\necho $s, $t;\n",
+        ],
+    );
+}
+
 /// Regression hunt: R's parser makes a string in a call's function position a name, a
 /// backtick-quoted name is the name, and both read escapes: `"system"("id")`,
 /// `` `system`("id") `` and `` `\163ystem`("id") `` were graded `none`. So were `mget` of a

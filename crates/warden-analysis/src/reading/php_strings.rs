@@ -6,9 +6,14 @@
 //!
 //! An escape is translated when it stands for an ASCII letter, digit or `_`, a name's
 //! character: anything else (a quote, `$`, `{`, a line break) would change how the string
-//! parses. Each translation removes a backslash, so the readings end.
+//! parses. Each translation removes a backslash, so the readings end. A name's character can
+//! still change the structure in two places, where the escape stays as it is: a heredoc's
+//! line that would start with its delimiter (PHP finds the end in the text as written, so
+//! `\x45OT;` does not end `<<<EOT`; translated, the grammar ended the heredoc there and a hunt
+//! hid `eval` in a second heredoc the translation opened), and a character after `$` or `->`,
+//! which would make literal text a variable (`"$\x61"` is `$a` as text to PHP).
 
-use tree_sitter::Tree;
+use tree_sitter::{Node, Tree};
 
 use super::leaves::Leaves;
 use super::lengthens_escape;
@@ -22,6 +27,7 @@ pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec
     }
     let mut read = Vec::with_capacity(code.len());
     let (mut copied, mut translated) = (0, false);
+    let mut line_checked = None;
     for leaf in Leaves::of(tree, deadline) {
         let in_string = leaf
             .parent()
@@ -34,7 +40,11 @@ pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec
             continue;
         };
         read.extend_from_slice(&code[copied..start]);
-        if lengthens_escape(&read, c) {
+        if lengthens_escape(&read, c)
+            || read.ends_with(b"$")
+            || read.ends_with(b"->")
+            || ends_the_heredoc(leaf, code, &mut line_checked)
+        {
             read.extend_from_slice(&code[start..end]);
         } else {
             read.push(c);
@@ -44,6 +54,68 @@ pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec
     }
     read.extend_from_slice(&code[copied..]);
     translated.then_some(read)
+}
+
+/// Whether `escape`, in a heredoc's body, sits on a line that would start with the heredoc's
+/// delimiter (after blanks: PHP 7.3's indented end) were the escapes of names' characters of
+/// that line translated. `checked` keeps the last line's answer (its start and the answer):
+/// a line of many escapes is read once.
+fn ends_the_heredoc(escape: Node<'_>, code: &[u8], checked: &mut Option<(usize, bool)>) -> bool {
+    let Some(body) = escape.parent().filter(|p| p.kind() == "heredoc_body") else {
+        return false;
+    };
+    let at = escape.start_byte();
+    let line_start = at - escape.start_position().column;
+    match *checked {
+        Some((start, answer)) if start == line_start => answer,
+        _ => {
+            let answer = line_starts_with_delimiter(body, line_start, code);
+            *checked = Some((line_start, answer));
+            answer
+        }
+    }
+}
+
+fn line_starts_with_delimiter(body: Node<'_>, line_start: usize, code: &[u8]) -> bool {
+    let Some(start) = body.parent().and_then(|heredoc| {
+        let mut cursor = heredoc.walk();
+        let start = heredoc
+            .children(&mut cursor)
+            .find(|c| c.kind() == "heredoc_start");
+        start
+    }) else {
+        return false;
+    };
+    let delimiter = code[start.byte_range()].trim_ascii();
+    let delimiter = delimiter
+        .strip_prefix(b"\"")
+        .and_then(|d| d.strip_suffix(b"\""))
+        .unwrap_or(delimiter);
+    let line_end = code[line_start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(code.len(), |i| line_start + i);
+    let mut line = Vec::with_capacity(line_end - line_start);
+    let mut copied = line_start;
+    let mut part = body.first_child_for_byte(line_start);
+    while let Some(node) = part.take().filter(|n| n.start_byte() < line_end) {
+        part = node.next_sibling();
+        let range = node.byte_range();
+        if node.kind() != "escape_sequence" || range.start < line_start || range.end > line_end {
+            continue;
+        }
+        if let Some(c) = name_character(&code[range.clone()]) {
+            line.extend_from_slice(&code[copied..range.start]);
+            line.push(c);
+            copied = range.end;
+        }
+    }
+    line.extend_from_slice(&code[copied..line_end]);
+    let blanks = line
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    !delimiter.is_empty() && line[blanks..].starts_with(delimiter)
 }
 
 /// The character `escape` stands for, when it is a name's: `\xH` or `\xHH`, an octal `\N` to
@@ -107,6 +179,9 @@ mod tests {
             r#"<?php "\x22 \x24a \n \x0a \1 \u{1F600}";"#,
             // An escape after an escaped backslash is read: here, there is none.
             r#"<?php "\\x73";"#,
+            // A line that would end the heredoc, and text that would become a variable.
+            "<?php $s = <<<EOT\n \\x45\\117T;\nEOT;\n",
+            r#"<?php "$\x61 $a->\x62";"#,
         ] {
             assert_eq!(php_reads(code), code);
         }
