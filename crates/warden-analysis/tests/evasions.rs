@@ -1323,6 +1323,38 @@ fn r_quoted_names_called_strings_and_functions_by_name_are_read() {
     );
 }
 
+/// Regression hunt: a quoted name was written back bare with nothing around it, so a keyword
+/// before it glued to it: `` else`dyn.load`("x") `` read `elsedyn.load` (graded `none`, R
+/// calls `dyn.load`), and `` for(`i`in 1:2) `` did not parse (graded `high`).
+#[test]
+fn r_quoted_names_stay_words_of_their_own() {
+    assert_disguises_caught(
+        "r",
+        &[
+            (
+                "dyn.load('lib.so')",
+                "if (FALSE) 0 else`dyn.load`(\"lib.so\")",
+                "r.native_code",
+            ),
+            (
+                "system('id')",
+                "x <- 1; if (x > 2) print(\"big\") else`system`(\"id\")",
+                "r.process",
+            ),
+            (
+                "system('id')",
+                "if (x > 2) 1 else\"system\"(\"id\")",
+                "r.process",
+            ),
+        ],
+    );
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &["for(`i`in 1:2) print(i)\nx <- list(a = 1)\nprint(x$`a`)\n"],
+    );
+}
+
 /// Regression hunt: bash joins quoted and backslashed pieces into one word, so `e="ev""al"`,
 /// `e="ev"'al'`, `e=ev\al` and `e=$'\x65v'al` assign `eval`, and `$e "$c"` runs it; those
 /// assignments, and a command named `ev\al`, were graded `low` (only `dynamic_command`).

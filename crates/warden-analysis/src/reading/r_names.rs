@@ -7,7 +7,8 @@
 //!
 //! - A backtick-quoted name, and a string that names a call's function or a namespace
 //!   (`"base"::"system"`), whose value is a syntactic name (`system`, `dyn.load`; not a
-//!   reserved word such as `if`) is written as that bare name.
+//!   reserved word such as `if`) is written as that bare name, blanks in place of its quotes
+//!   (and of its escapes' extra bytes): a word before or after it stays a word of its own.
 //! - Any other string's escapes of a letter, digit, `.` or `_` are translated
 //!   (`"/etc/\x73hadow"`), as PHP's are: anything else (a quote, a line break) would change how
 //!   the string parses. A raw string (`r"(…)"`) has no escapes.
@@ -79,7 +80,7 @@ fn reading_of<'t>(
     match leaf.kind() {
         "identifier" if text.first() == Some(&b'`') => {
             let name = bare_name(text.get(1..text.len().checked_sub(1)?)?)?;
-            Some((leaf, name))
+            Some((leaf, blanked(name, text.len())))
         }
         "string_open" => {
             let string = leaf.parent()?;
@@ -95,7 +96,7 @@ fn reading_of<'t>(
                 return None;
             }
             let name = names.then(|| bare_name(value)).flatten()?;
-            Some((string, name))
+            Some((string, blanked(name, string.byte_range().len())))
         }
         "escape_sequence" => {
             let c = escaped(text)?;
@@ -105,6 +106,17 @@ fn reading_of<'t>(
         }
         _ => None,
     }
+}
+
+/// `name` in `len` bytes, blanks where the quotes and the escapes' extra bytes were: the name
+/// stays a word of its own (`` else`dyn.load` `` was read `elsedyn.load`, and a hunt called
+/// `dyn.load` so, graded `none`; `` for(`i`in x) `` did not parse), and the text its length.
+fn blanked(name: Vec<u8>, len: usize) -> Vec<u8> {
+    let mut blanked = Vec::with_capacity(len.max(name.len() + 1));
+    blanked.push(b' ');
+    blanked.extend(name);
+    blanked.resize(len.max(blanked.len()), b' ');
+    blanked
 }
 
 /// `quoted` (a name's or a string's text between its quotes) as a bare name, if its value is
@@ -203,21 +215,28 @@ mod tests {
 
     #[test]
     fn quoted_names_and_called_strings_are_names() {
-        assert_eq!(r_reads(r#""system"("id")"#), r#"system("id")"#);
-        assert_eq!(r_reads(r#"'\x73ystem'("id")"#), r#"system("id")"#);
-        assert_eq!(r_reads(r#"`\163ystem`("id")"#), r#"system("id")"#);
-        assert_eq!(r_reads(r#"base::`system`("id")"#), r#"base::system("id")"#);
+        assert_eq!(r_reads(r#""system"("id")"#), r#" system ("id")"#);
+        assert_eq!(r_reads(r#"'\x73ystem'("id")"#), r#" system    ("id")"#);
+        assert_eq!(r_reads(r#"`\163ystem`("id")"#), r#" system    ("id")"#);
+        assert_eq!(
+            r_reads(r#"base::`system`("id")"#),
+            r#"base:: system ("id")"#
+        );
         assert_eq!(
             r_reads(r#""base"::"system"("id")"#),
-            r#"base::system("id")"#
+            r#" base :: system ("id")"#
         );
         assert_eq!(
             r_reads("do.call(`dyn.load`, list('x.so'))"),
-            "do.call(dyn.load, list('x.so'))"
+            "do.call( dyn.load , list('x.so'))"
         );
         assert_eq!(
             r_reads(r#"readLines("/etc/\x73h\u0061dow")"#),
             r#"readLines("/etc/shadow")"#
+        );
+        assert_eq!(
+            r_reads("if (FALSE) 0 else`dyn.load`(\"x\"); for(`i`in 1:2) i"),
+            "if (FALSE) 0 else dyn.load (\"x\"); for( i in 1:2) i"
         );
     }
 
