@@ -1355,6 +1355,45 @@ fn r_quoted_names_stay_words_of_their_own() {
     );
 }
 
+/// Regression hunt: a string naming a function that runs code counted in any argument of the
+/// apply family, so `lapply(models, evaluate, mode = "eval")` and `sapply(x, "[[", "system")`
+/// (a field pulled out of records) were graded `high` and `medium`. Only where the function
+/// goes counts: `FUN =` (or `f =`), the second argument of `lapply`, `sapply` and `vapply`,
+/// the third of `apply`, `tapply` and `outer`, the first of `Map`, `mapply`, `Reduce`...
+#[test]
+fn r_apply_family_reads_the_function_argument_only() {
+    assert_disguises_caught(
+        "r",
+        &[
+            ("system('id')", "sapply('id', 'system')", "r.process"),
+            ("system('id')", "sapply(X = 'id', 'system')", "r.process"),
+            ("system('id')", "lapply('id', FUN = 'system')", "r.process"),
+            ("system('id')", "lapply(FUN = 'system', 'id')", "r.process"),
+            ("system('id')", "Map('system', 'id')", "r.process"),
+            ("system('id')", "apply(m, 1, 'system')", "r.process"),
+            (
+                "eval(parse(text = '1'))",
+                "Reduce(f = 'eval', xs)",
+                "r.eval",
+            ),
+            (
+                "dyn.load('x.so')",
+                "mapply('dyn.load', 'x.so')",
+                "r.native_code",
+            ),
+        ],
+    );
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &[
+            "z <- lapply(splits, fit_model, stage = \"eval\")\nres <- lapply(models, evaluate, mode = \"eval\")\n",
+            "p <- sapply(x, \"[\", \"get\")\nz <- Map(function(a, b) paste(a, b), xs, \"parse\")\n",
+            "times <- sapply(timings, \"[[\", \"system\")\nv <- vapply(items, `[[`, \"\", \"system\")\nw <- sapply(recs, getElement, \"shell\")\n",
+        ],
+    );
+}
+
 /// Regression hunt: bash joins quoted and backslashed pieces into one word, so `e="ev""al"`,
 /// `e="ev"'al'`, `e=ev\al` and `e=$'\x65v'al` assign `eval`, and `$e "$c"` runs it; those
 /// assignments, and a command named `ev\al`, were graded `low` (only `dynamic_command`).
