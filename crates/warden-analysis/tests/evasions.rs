@@ -1465,6 +1465,33 @@ fn ordinary_here_documents_are_graded_by_their_commands() {
     assert_disguises_caught("bash", &cases);
 }
 
+/// Regression hunt: a here-document on a line that closes a construct (`help) cat <<EOF;;`,
+/// `if true; then cat <<EOF; fi`, `{ cat <<EOF; } > out`) whose body held a command
+/// substitution (`Today is $(date)`) was graded unreadable, `high`; bash runs it normally.
+/// The substitutions are read as the commands they are, where the body stood.
+#[test]
+fn command_substitutions_in_a_body_the_grammar_cannot_read_in_place_are_read() {
+    let forms = [
+        "#!/bin/bash\ncase \"$1\" in\n  help) cat <<EOF;;\nToday is $({})\nEOF\n  *) echo no;;\nesac\n",
+        "if true; then cat <<EOF; fi\nhost: $({}) on $HOME\nEOF\necho ok\n",
+        "{ cat <<EOF; } > out.txt\nv=$({})\nEOF\n",
+        "for f in a b; do cat <<EOF; done\nfile $f at $({})\nEOF\n",
+    ];
+    let benign: Vec<String> = forms.iter().map(|f| f.replace("{}", "date")).collect();
+    let benign: Vec<&str> = benign.iter().map(String::as_str).collect();
+    assert_graded("bash", ThreatLevel::None, &benign);
+    let payload = "base64 -d <<< aWQ= | bash";
+    let hostile: Vec<String> = forms
+        .iter()
+        .map(|f| f.replace("{}", "echo aWQ= | base64 -d | bash"))
+        .collect();
+    let cases: Vec<(&str, &str, &str)> = hostile
+        .iter()
+        .map(|case| (payload, case.as_str(), "bash.decode_and_run"))
+        .collect();
+    assert_disguises_caught("bash", &cases);
+}
+
 /// Regression (found with the fix above): bash joins a body's line that ends with a
 /// backslash to the next, where the delimiter is not quoted, and ends the body at `EO\` and
 /// `F`; the grammar read on to the next `EOF`, the commands between as text. And a line that
@@ -1489,7 +1516,7 @@ fn a_here_documents_body_cannot_hide_the_commands_after_it() {
     for code in [
         "cat <<EOF\nEO\\\nF\nbash -c id\nEOF\n",
         "cat <<EOF\nx\\\nEOF\nit's\nEOF\nbash -c id\necho \"'\"\n",
-        "{ cat <<EOF; }\n$(bash -c id)\nEOF\n",
+        "{ cat <<EOF; }\n$(bash -c \"id\")\nEOF\n",
     ] {
         let unreadable = analyzer().analyze("bash", code.as_bytes());
         assert!(

@@ -19,7 +19,8 @@
 //!   same way;
 //! - on a line that closes a construct after the here-document (`do cat <<EOF; done`,
 //!   `{ cat <<EOF >&2; exit 1; }`), where the grammar reads no body at all, the operators and
-//!   the bodies become blanks, but for the bodies' parameter expansions (`bodies.rs`).
+//!   the bodies become blanks, but for the bodies' parameter expansions and simple command
+//!   substitutions (`bodies.rs`).
 //!
 //! What cannot be so read makes the program unreadable: an operator joined to the delimiter
 //! with no blank to move (`cat<<EOF;id`), bodies of one line read differently (`<<A` holding
@@ -51,6 +52,7 @@ pub(crate) fn as_read(code: &[u8]) -> Result<Cow<'_, [u8]>, String> {
         read: code.to_vec(),
         started: Vec::new(),
         blank_bodies: false,
+        bodies_in_case: false,
     };
     scan.run()?;
     Ok(if scan.read == code {
@@ -94,6 +96,8 @@ struct Scan<'a> {
     started: Vec<Started>,
     /// Whether their bodies are read as blanks, the line closing a construct they are in.
     blank_bodies: bool,
+    /// Whether that line ends a case item (`;;`): the blanked bodies stand where a pattern goes.
+    bodies_in_case: bool,
 }
 
 impl Scan<'_> {
@@ -183,6 +187,8 @@ impl Scan<'_> {
         if closes_after(code, written.end) {
             self.read[written.clone()].fill(b' ');
             self.blank_bodies = true;
+            let line = code[written.end..line_end(code, written.end)].trim_ascii_end();
+            self.bodies_in_case = [&b";;"[..], b";&"].iter().any(|end| line.ends_with(end));
             return Ok(());
         }
         let (end, separator) = command_end(code, written.end);
@@ -311,6 +317,7 @@ impl Scan<'_> {
     fn skip_bodies(&mut self, from: usize) -> Result<usize, String> {
         let started = std::mem::take(&mut self.started);
         let blank = std::mem::take(&mut self.blank_bodies);
+        let in_case = std::mem::take(&mut self.bodies_in_case);
         let Some(last) = started.last() else {
             return Ok(from);
         };
@@ -319,11 +326,12 @@ impl Scan<'_> {
             let merged = !blank && !std::ptr::eq(body, last);
             let end = body_end(self.code, body, at, merged.then_some(last))?;
             if blank {
-                let text = blanked(&self.code[at..end], body.quoted).ok_or_else(|| {
+                let text = blanked(&self.code[at..end], body.quoted, in_case).ok_or_else(|| {
                     format!(
                         "line {}: a here-document in a construct its line closes (`; done`, \
-                         `; }}`, `)`) holds a command substitution or quotes in an expansion, \
-                         which the bash grammar cannot read there",
+                         `; }}`, `)`) holds a command substitution with quotes, parentheses, a \
+                         comment or a here-document in it, or quotes in an expansion, which the \
+                         bash grammar cannot read there",
                         line_of(self.code, from - 1)
                     )
                 })?;
@@ -511,7 +519,15 @@ mod tests {
                 read(code)
             );
         }
-        assert!(read("{ cat <<EOF; }\n$(id)\nEOF\n").contains("command substitution"));
+        assert_eq!(
+            read("{ cat <<EOF; }\nat $(date)\nEOF\n"),
+            "{ cat      ; }\n: $(date) \n   \n"
+        );
+        assert_eq!(
+            read("case $1 in\n h) cat <<EOF;;\nToday is $(date)\nEOF\n *) :;;\nesac\n"),
+            "case $1 in\n h) cat      ;;\n$(date)) ;;     \n   \n *) :;;\nesac\n"
+        );
+        assert!(read("{ cat <<EOF; }\n$(echo \"it's\")\nEOF\n").contains("command substitution"));
     }
 
     /// Every rewrite moves bytes within a line or blanks them: findings keep their lines.

@@ -68,10 +68,13 @@ pub(super) fn unended(code: &[u8], at: usize) -> String {
 
 /// The text that stands for a body and its end line, `body`, where the grammar cannot read
 /// it in place: blanks, and the same line breaks. Of a body whose delimiter is not quoted,
-/// the parameter expansions stay (`$HOME`, `${name}`), as arguments of `:` where the line has
-/// room: a rule reads their names. A command substitution or anything else the grammar would
-/// read as more than a name (`${x:-it's}`) cannot stand so.
-pub(super) fn blanked(body: &[u8], quoted: bool) -> Option<Vec<u8>> {
+/// the parameter expansions (`$HOME`, `${name}`) and the command substitutions (`$(date)`)
+/// stay, as arguments of `:` where the line has room, or where a case item's pattern goes
+/// (`$(date)|$HOME) ;;`) when the line closed a case item: bash runs the substitutions, and the
+/// rules read them. A substitution or expansion the grammar might read as more than itself
+/// (quotes, parentheses, a comment, a here-document or a backquote in it: `$(echo "it's")`,
+/// `${x:-it's}`) cannot stand so.
+pub(super) fn blanked(body: &[u8], quoted: bool, in_case: bool) -> Option<Vec<u8>> {
     let mut read = Vec::with_capacity(body.len());
     for line in body.split_inclusive(|&b| b == b'\n') {
         let (text, newline) = match line.strip_suffix(b"\n") {
@@ -84,14 +87,26 @@ pub(super) fn blanked(body: &[u8], quoted: bool) -> Option<Vec<u8>> {
             expansions(text)?
         };
         let mut blank = vec![b' '; text.len()];
-        let words = expansions.iter().map(|r| &text[r.clone()]);
-        let arguments = [&b":"[..]]
-            .into_iter()
-            .chain(words)
-            .collect::<Vec<_>>()
-            .join(&b' ');
-        if !expansions.is_empty() && arguments.len() <= text.len() {
-            blank[..arguments.len()].copy_from_slice(&arguments);
+        let words = expansions
+            .iter()
+            .map(|r| &text[r.clone()])
+            .collect::<Vec<_>>();
+        let standing = if in_case {
+            let mut pattern = words.join(&b'|');
+            pattern.extend_from_slice(b") ;;");
+            pattern
+        } else {
+            [&b":"[..]]
+                .into_iter()
+                .chain(words)
+                .collect::<Vec<_>>()
+                .join(&b' ')
+        };
+        if !expansions.is_empty() && standing.len() <= text.len() {
+            blank[..standing.len()].copy_from_slice(&standing);
+        } else if in_case && !expansions.is_empty() {
+            // No room for a pattern, and a word alone there would not parse.
+            return None;
         } else {
             for range in expansions {
                 blank[range.clone()].copy_from_slice(&text[range]);
@@ -103,13 +118,22 @@ pub(super) fn blanked(body: &[u8], quoted: bool) -> Option<Vec<u8>> {
     Some(read)
 }
 
-/// Where the parameter expansions of a line of a body are, or `None` when the line holds one
-/// the grammar would read as more than a name, or a command substitution.
+/// Where the parameter expansions and command substitutions of a line of a body are, or
+/// `None` when the line holds one the grammar might read as more than itself, or a backquote.
 fn expansions(text: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     let (mut found, mut i) = (Vec::new(), 0);
     while i < text.len() {
         match (text[i], text.get(i + 1).copied()) {
-            (b'`', _) | (b'$', Some(b'(')) => return None,
+            (b'`', _) => return None,
+            (b'$', Some(b'(')) => {
+                let close = text[i..].iter().position(|&b| b == b')')?;
+                let inner = &text[i + 2..i + close];
+                if inner.is_empty() || inner.iter().any(|b| b"'\"`\\(#<".contains(b)) {
+                    return None;
+                }
+                found.push(i..i + close + 1);
+                i += close + 1;
+            }
             (b'\\', _) => i += 2,
             (b'$', Some(b'{')) => {
                 let close = text[i..].iter().position(|&b| b == b'}')?;
@@ -143,7 +167,7 @@ mod tests {
     use super::*;
 
     fn blank(body: &str, quoted: bool) -> Option<String> {
-        blanked(body.as_bytes(), quoted).map(|read| String::from_utf8(read).expect("utf-8"))
+        blanked(body.as_bytes(), quoted, false).map(|read| String::from_utf8(read).expect("utf-8"))
     }
 
     #[test]
@@ -156,8 +180,21 @@ mod tests {
             blank("Usage: $0 [-v] ${NAME}\n$a$b\n\\$c\nEOF", false).as_deref(),
             Some(": $0 ${NAME}          \n$a$b\n   \n   ")
         );
+        assert_eq!(
+            blank("Today is $(date +%F) on $(hostname)\nEOF\n", false).as_deref(),
+            Some(": $(date +%F) $(hostname)          \n   \n")
+        );
+        assert_eq!(
+            blanked(b"Today is $(date) ${x}\n", false, true).as_deref(),
+            Some(&b"$(date)|${x}) ;;     \n"[..])
+        );
+        assert_eq!(blanked(b"$(date)\n", false, true), None);
         for hidden in [
-            "$(id)\n",
+            "$(echo \"it's\")\n",
+            "$(echo $(id))\n",
+            "$(echo # )\n",
+            "$(cat <<X)\n",
+            "$(id\n",
             "`id`\n",
             "${x:-it's}\n",
             "${x:-$(id)}\n",
