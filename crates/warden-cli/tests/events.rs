@@ -166,6 +166,43 @@ print('survived')
     assert_eq!(listed.len(), 2, "{events:#}");
 }
 
+/// Hunt esc F1: a seccomp filter of the program's own could take the calls warden's filter
+/// hands to the sandbox's init, unrecorded and unkilled. Installing one is refused with
+/// EINVAL, as an event of medium severity, and the call after it is killed as ever.
+#[test]
+fn installing_a_seccomp_filter_of_its_own_is_refused_as_an_event() {
+    let (seccomp, open_by_handle_at) = if cfg!(target_arch = "aarch64") {
+        (277, 265)
+    } else {
+        (317, 304)
+    };
+    // SECCOMP_SET_MODE_FILTER with no program: EFAULT where a filter may be installed.
+    let code = format!(
+        "import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+ret = libc.syscall({seccomp}, 1, 0, None)
+print('seccomp', ret, ctypes.get_errno(), flush=True)
+libc.syscall({open_by_handle_at}, -100, None, 0)
+print('survived')
+"
+    );
+    let world = World::with_config("[modes]\nhigh = \"sandboxed\"\n");
+    let args = ["--mode", "sandboxed", "-l", "python", "-c", &code];
+    let result = json_of(&run(&world, &args));
+    assert_eq!(result["stdout"], "seccomp -1 22\n", "{result:#}");
+    assert_eq!(result["outcome"]["kind"], "violation", "{result:#}");
+    let violations = result["security"]["violations"].as_array().expect("a list");
+    let refused = violations
+        .iter()
+        .find(|v| v["kind"] == "denied_syscall")
+        .unwrap_or_else(|| panic!("no refusal among {violations:#?}"));
+    assert_eq!(
+        refused["detail"], "seccomp refused seccomp (EINVAL), 1 time",
+        "{refused:#}"
+    );
+    assert_eq!(refused["syscall"]["severity"], "medium", "{refused:#}");
+}
+
 /// Issue 13: writes to read-only paths are one security event of the stage, with the count,
 /// the first paths and a severity; the program meets the kernel's refusal and goes on.
 #[test]

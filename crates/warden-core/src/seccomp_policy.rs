@@ -46,6 +46,10 @@ pub struct DenyRule {
     /// by its pid is refused too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub when_pid_nonzero: bool,
+    /// When not empty, the call is denied only if every one of these conditions holds (each
+    /// an argument's low 32 bits among a few values); otherwise it is allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when_args: Vec<ArgCondition>,
     /// How serious an attempt is, as a security event (`action = "errno"` entries; a killed
     /// call ends the program and is a violation of its own).
     #[serde(default)]
@@ -93,6 +97,26 @@ impl DenySeverity {
     }
 }
 
+/// One argument condition of a rule: the argument's low 32 bits are one of `values`.
+///
+/// The filter compares the low half of the 64-bit register, which is how the kernel reads an
+/// `int` or `unsigned int` argument (the syscall wrapper truncates it), so for those the
+/// comparison is exact. For a `long` argument a value with high bits set is matched too: the
+/// kernel would read it as another value, so the rule is then stricter than it says, never
+/// wider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgCondition {
+    /// Which argument, 0 to 5.
+    pub index: u8,
+    /// The values that make the condition hold.
+    pub values: Vec<u32>,
+}
+
+/// The most values one argument condition may list: each is one comparison of the filter,
+/// and a rule's code must stay short enough for 8-bit jumps.
+pub const MAX_ARG_VALUES: usize = 16;
+
 /// An address family a `socket` or `socketpair` rule lets through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,15 +156,21 @@ pub enum DenyErrno {
     /// programs that probe for one (AF_VSOCK, AF_ALG) take their fallback path.
     #[serde(rename = "EAFNOSUPPORT")]
     Eafnosupport,
+    /// Invalid argument: what a kernel built without a feature answers for it (a seccomp
+    /// filter on a kernel without `CONFIG_SECCOMP_FILTER`), which callers that use the
+    /// feature when they can take as "unavailable".
+    #[serde(rename = "EINVAL")]
+    Einval,
 }
 
 impl DenyErrno {
     /// Every variant, in the order error messages list them.
-    pub const ALL: [DenyErrno; 4] = [
+    pub const ALL: [DenyErrno; 5] = [
         DenyErrno::Eperm,
         DenyErrno::Eacces,
         DenyErrno::Enosys,
         DenyErrno::Eafnosupport,
+        DenyErrno::Einval,
     ];
 
     /// The C name (`EPERM`).
@@ -150,6 +180,7 @@ impl DenyErrno {
             DenyErrno::Eacces => "EACCES",
             DenyErrno::Enosys => "ENOSYS",
             DenyErrno::Eafnosupport => "EAFNOSUPPORT",
+            DenyErrno::Einval => "EINVAL",
         }
     }
 }
@@ -379,6 +410,24 @@ pub enum DenyEntryProblem {
         known(FAMILY_CONDITION_SYSCALLS)
     )]
     FamiliesNotSupported,
+    /// A `when_arg` index that names no argument.
+    #[error("when_arg index {0} is not an argument (0 to 5)")]
+    ArgIndex(i64),
+    /// A `when_arg` value outside the 32 bits the filter compares.
+    #[error("when_arg value {0} does not fit the 32 bits the filter compares (0 to 4294967295)")]
+    ArgValue(i64),
+    /// A `when_arg` condition with no values, which would never hold.
+    #[error("when_arg {0} has no values")]
+    EmptyArgValues(u8),
+    /// A `when_arg` condition with more values than a rule's code may compare.
+    #[error("when_arg {0} lists more than {MAX_ARG_VALUES} values")]
+    TooManyArgValues(u8),
+    /// Two `when_arg` conditions on the same argument.
+    #[error("when_arg {0} is given more than once")]
+    DuplicateArg(u8),
+    /// `when_arg` beside another condition.
+    #[error("when_arg cannot be combined with when_flags_any, allow_family or when_pid_nonzero")]
+    ConditionsCombined,
     /// `allow_family` is an empty list; leave it out to deny the call whatever the family.
     #[error("allow_family is empty")]
     EmptyFamilies,
@@ -435,6 +484,7 @@ struct DenyEntry {
     when_flags_any: Option<Vec<String>>,
     allow_family: Option<Vec<FamilyEntry>>,
     when_pid_nonzero: Option<bool>,
+    when_arg: Option<Vec<ArgEntry>>,
     severity: Option<String>,
     record: Option<bool>,
     #[serde(default)]
@@ -449,6 +499,14 @@ struct FamilyEntry {
     protocols: Option<Vec<String>>,
     #[serde(default)]
     reason: String,
+}
+
+/// A `[[deny.when_arg]]` table as written: numbers stay wide so errors can quote them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArgEntry {
+    index: i64,
+    values: Vec<i64>,
 }
 
 impl SeccompPolicy {
@@ -517,6 +575,7 @@ impl DenyEntry {
             when_flags_any: self.flags()?,
             allow_families: self.families()?,
             when_pid_nonzero: self.pid_condition()?,
+            when_args: self.arg_conditions()?,
             severity: self.severity(action)?,
             record: self.record.unwrap_or(true),
             reason: self.reason.trim().to_owned(),
@@ -586,6 +645,44 @@ impl DenyEntry {
             }
             Some(nonzero) => Ok(nonzero),
         }
+    }
+
+    fn arg_conditions(&self) -> Result<Vec<ArgCondition>, DenyEntryProblem> {
+        let Some(entries) = &self.when_arg else {
+            return Ok(Vec::new());
+        };
+        if self.when_flags_any.is_some()
+            || self.allow_family.is_some()
+            || self.when_pid_nonzero.is_some()
+        {
+            return Err(DenyEntryProblem::ConditionsCombined);
+        }
+        let mut conditions: Vec<ArgCondition> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let index = u8::try_from(entry.index)
+                .ok()
+                .filter(|i| *i <= 5)
+                .ok_or(DenyEntryProblem::ArgIndex(entry.index))?;
+            if conditions.iter().any(|c| c.index == index) {
+                return Err(DenyEntryProblem::DuplicateArg(index));
+            }
+            let mut values = Vec::with_capacity(entry.values.len());
+            for value in &entry.values {
+                let value =
+                    u32::try_from(*value).map_err(|_| DenyEntryProblem::ArgValue(*value))?;
+                if !values.contains(&value) {
+                    values.push(value);
+                }
+            }
+            if values.is_empty() {
+                return Err(DenyEntryProblem::EmptyArgValues(index));
+            }
+            if values.len() > MAX_ARG_VALUES {
+                return Err(DenyEntryProblem::TooManyArgValues(index));
+            }
+            conditions.push(ArgCondition { index, values });
+        }
+        Ok(conditions)
     }
 
     fn families(&self) -> Result<Vec<AllowedFamily>, DenyEntryProblem> {
@@ -714,7 +811,6 @@ mod tests {
         "mmap",
         "mprotect",
         "munmap",
-        "prctl",
         "connect",
         "read",
         "write",
@@ -723,7 +819,6 @@ mod tests {
         "rt_sigaction",
         "wait4",
         "pipe2",
-        "seccomp",
         "arch_prctl",
     ];
 
@@ -848,6 +943,97 @@ mod tests {
         assert_eq!(conditioned, ["prlimit64"]);
     }
 
+    /// Hunt esc F1: a program's own seccomp filter, answering USER_NOTIF without a listener,
+    /// took the calls warden's filter hands to the init (the kernel keeps the newest filter's
+    /// answer among equal ones): nothing was recorded and kill entries no longer killed. Only
+    /// installing a filter is refused; prctl and seccomp's other operations stay allowed.
+    #[test]
+    fn builtin_policy_refuses_only_a_filter_of_the_programs_own() {
+        let policy = SeccompPolicy::builtin().expect("builtin policy is valid");
+        let seccomp = policy.rule("seccomp").expect("seccomp is listed");
+        let prctl = policy.rule("prctl").expect("prctl is listed");
+        for rule in [seccomp, prctl] {
+            assert_eq!(
+                (rule.action, rule.severity, rule.record),
+                (
+                    SeccompAction::Errno(DenyErrno::Einval),
+                    DenySeverity::Medium,
+                    true
+                ),
+                "{}",
+                rule.syscall
+            );
+        }
+        let condition = |index, value| ArgCondition {
+            index,
+            values: vec![value],
+        };
+        // SECCOMP_SET_MODE_FILTER; PR_SET_SECCOMP with SECCOMP_MODE_FILTER.
+        assert_eq!(seccomp.when_args, [condition(0, 1)]);
+        assert_eq!(prctl.when_args, [condition(0, 22), condition(1, 2)]);
+    }
+
+    #[test]
+    fn argument_conditions_are_read_and_validated() {
+        let rule =
+            |tables: &str| format!("[[deny]]\nsyscall = \"prctl\"\nreason = \"r\"\n{tables}");
+        let arg = |index: &str, values: &str| {
+            format!("[[deny.when_arg]]\nindex = {index}\nvalues = [{values}]\n")
+        };
+        let policy =
+            parse(&rule(&(arg("0", "22, 22, 4294967295") + &arg("5", "0")))).expect("valid");
+        assert_eq!(
+            policy.rules()[0].when_args,
+            [
+                ArgCondition {
+                    index: 0,
+                    values: vec![22, u32::MAX]
+                },
+                ArgCondition {
+                    index: 5,
+                    values: vec![0]
+                }
+            ]
+        );
+        let many = (0..=MAX_ARG_VALUES)
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>();
+        let cases = [
+            (arg("6", "1"), DenyEntryProblem::ArgIndex(6)),
+            (arg("-1", "1"), DenyEntryProblem::ArgIndex(-1)),
+            (arg("0", "-1"), DenyEntryProblem::ArgValue(-1)),
+            (arg("0", "4294967296"), DenyEntryProblem::ArgValue(1 << 32)),
+            (arg("1", ""), DenyEntryProblem::EmptyArgValues(1)),
+            (
+                arg("1", &many.join(", ")),
+                DenyEntryProblem::TooManyArgValues(1),
+            ),
+            (
+                arg("2", "1") + &arg("2", "3"),
+                DenyEntryProblem::DuplicateArg(2),
+            ),
+        ];
+        for (tables, expected) in cases {
+            assert_eq!(problem(&rule(&tables)), expected, "{tables}");
+        }
+        let combined =
+            "[[deny]]\nsyscall = \"prlimit64\"\nwhen_pid_nonzero = true\nreason = \"r\"\n"
+                .to_owned()
+                + &arg("1", "7");
+        assert_eq!(problem(&combined), DenyEntryProblem::ConditionsCombined);
+        let message = parse(&rule(&arg("0", "4294967296")))
+            .expect_err("too wide")
+            .to_string();
+        assert_eq!(
+            message,
+            "t.toml: deny \"prctl\": when_arg value 4294967296 does not fit the 32 bits the filter compares (0 to 4294967295)"
+        );
+        let json = serde_json::to_string(&policy).expect("serializes");
+        assert!(json.contains("\"when_args\":[{\"index\":0"), "{json}");
+        let back: SeccompPolicy = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, policy);
+    }
+
     #[test]
     fn a_pid_condition_is_read_and_only_where_the_first_argument_is_a_pid() {
         let text = |syscall: &str, value: &str| {
@@ -934,7 +1120,7 @@ mod tests {
         let message = parse(errno).expect_err("unknown errno").to_string();
         assert_eq!(
             message,
-            "t.toml: deny \"mount\": unknown errno \"EFOO\", expected one of EPERM, EACCES, ENOSYS, EAFNOSUPPORT"
+            "t.toml: deny \"mount\": unknown errno \"EFOO\", expected one of EPERM, EACCES, ENOSYS, EAFNOSUPPORT, EINVAL"
         );
     }
 

@@ -24,6 +24,9 @@
 //!    - for a family condition: load the low word of `args[0]`, one `jeq` per allowed family,
 //!      the action; then per family narrowed to protocols, load the low word of `args[2]`, one
 //!      `jeq` per protocol, the action; then allow. Every path returns;
+//!    - for argument conditions: per condition, load the low word of its argument and one `jeq`
+//!      per value, each on to the next condition (the last condition's to the action), the
+//!      last one's miss past the action; the action; then reload `nr` for the next body;
 //!
 //!    and after the policy's bodies come those of a call that writes to a named path
 //!    (`writes.rs`): `SECCOMP_RET_USER_NOTIF`, for `open` and `openat` only when a write flag
@@ -41,8 +44,8 @@
 //! Unrecorded rules (routine probes such as `clone3`) fail in the kernel.
 //!
 //! The kernel's seccomp cache (Linux 5.11) makes every call whose outcome depends only on arch
-//! and number skip the program entirely: only `clone`, `socket`, `socketpair`, `prlimit64` and
-//! the watched writes (`open`, `openat` among them) run it. To fill that cache, installing a filter runs
+//! and number skip the program entirely: only `clone`, `socket`, `socketpair`, `prlimit64`,
+//! `prctl`, `seccomp` and the watched writes (`open`, `openat` among them) run it. To fill that cache, installing a filter runs
 //! the program once per call number of the architecture, with interrupts off. Every payload
 //! installs one, so the search matters: over a linear list of the ~70 calls (the layout
 //! before), each of those ~450 runs walked the whole list, and installing the builtin filter
@@ -51,8 +54,8 @@
 //! `ja` (32 bits).
 
 use warden_core::seccomp_policy::{
-    AllowedFamily, DenyErrno, DenyRule, DenySeverity, NamespaceFlag, SeccompAction, SocketFamily,
-    SocketProtocol,
+    AllowedFamily, ArgCondition, DenyErrno, DenyRule, DenySeverity, NamespaceFlag, SeccompAction,
+    SocketFamily, SocketProtocol,
 };
 use warden_core::SeccompPolicy;
 use warden_sys::seccomp::{
@@ -350,9 +353,43 @@ fn rule_body(rule: &DenyRule, notify: bool) -> Vec<SockFilter> {
             action,
             load(SECCOMP_DATA_NR),
         ]
+    } else if !rule.when_args.is_empty() {
+        args_body(&rule.when_args, action)
     } else {
         vec![action]
     }
+}
+
+/// The body of argument conditions: `action` when every condition holds, each an argument's
+/// low word among its values (as the kernel reads an `int`; see [`ArgCondition`]), and the
+/// call number back in the accumulator otherwise.
+fn args_body(conditions: &[ArgCondition], action: SockFilter) -> Vec<SockFilter> {
+    // Layout: per condition, a load and one jeq per value; the action; the reload of `nr`.
+    let mut starts = Vec::with_capacity(conditions.len());
+    let mut at = 0;
+    for condition in conditions {
+        starts.push(at);
+        at += 1 + condition.values.len();
+    }
+    let (action_at, miss) = (at, at + 1);
+    let mut body = Vec::with_capacity(at + 2);
+    for (k, condition) in conditions.iter().enumerate() {
+        let holds = starts.get(k + 1).copied().unwrap_or(action_at);
+        body.push(load(seccomp_data_arg_low(u32::from(condition.index))));
+        for (j, value) in condition.values.iter().enumerate() {
+            let jt = offset(body.len(), holds);
+            let jf = if j + 1 == condition.values.len() {
+                offset(body.len(), miss)
+            } else {
+                0
+            };
+            body.push(jump(BPF_JEQ, *value, jt, jf));
+        }
+    }
+    body.push(action);
+    body.push(load(SECCOMP_DATA_NR));
+    debug_assert_eq!(body.len(), miss + 1, "the layout above matches the body");
+    body
 }
 
 /// The body of a family condition: `deny` unless the family, and for a family narrowed to
@@ -402,8 +439,10 @@ fn family_body(families: &[AllowedFamily], deny: SockFilter) -> Vec<SockFilter> 
 
 /// The jump offset from the instruction at `from` to the later one at `to`.
 fn offset(from: usize, to: usize) -> u8 {
-    u8::try_from(to - from - 1)
-        .expect("the closed family and protocol tables bound a body to a few dozen instructions")
+    u8::try_from(to - from - 1).expect(
+        "the closed family and protocol tables, and at most 6 conditions of at most \
+         MAX_ARG_VALUES values, bound a body to about a hundred instructions",
+    )
 }
 
 fn family_number(family: SocketFamily) -> u32 {
@@ -440,6 +479,7 @@ fn errno_code(errno: DenyErrno) -> u32 {
         DenyErrno::Eacces => libc::EACCES,
         DenyErrno::Enosys => libc::ENOSYS,
         DenyErrno::Eafnosupport => libc::EAFNOSUPPORT,
+        DenyErrno::Einval => libc::EINVAL,
     };
     code.unsigned_abs()
 }
@@ -551,6 +591,7 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("personality", libc::SYS_personality),
     ("pidfd_getfd", libc::SYS_pidfd_getfd),
     ("pivot_root", libc::SYS_pivot_root),
+    ("prctl", libc::SYS_prctl),
     ("process_madvise", libc::SYS_process_madvise),
     ("process_vm_readv", libc::SYS_process_vm_readv),
     ("process_vm_writev", libc::SYS_process_vm_writev),
@@ -560,6 +601,7 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("quotactl_fd", libc::SYS_quotactl_fd),
     ("reboot", libc::SYS_reboot),
     ("request_key", libc::SYS_request_key),
+    ("seccomp", libc::SYS_seccomp),
     ("setdomainname", libc::SYS_setdomainname),
     ("sethostname", libc::SYS_sethostname),
     ("setns", libc::SYS_setns),
@@ -763,7 +805,11 @@ mod tests {
             } else {
                 0
             };
-            let verdict = run(&program.program, &Data::call(nr.into(), arg0));
+            let mut data = Data::call(nr.into(), arg0);
+            for condition in &rule.when_args {
+                data.args[usize::from(condition.index)] = u64::from(condition.values[0]);
+            }
+            let verdict = run(&program.program, &data);
             let expected = match rule.action {
                 SeccompAction::KillProcess => SECCOMP_RET_USER_NOTIF,
                 SeccompAction::Errno(_) if rule.record => SECCOMP_RET_USER_NOTIF,
@@ -868,6 +914,138 @@ mod tests {
                 },
                 DenySeverity::Low
             )
+        );
+    }
+
+    /// Hunt esc F1: a program stacked a filter of its own answering `SECCOMP_RET_USER_NOTIF`
+    /// without a listener; the kernel keeps the newest filter's answer among equal ones, so the
+    /// calls warden's filter notifies failed with ENOSYS, unrecorded, and kill entries no longer
+    /// killed. Installing a filter is refused with EINVAL and recorded; the other operations of
+    /// seccomp and prctl are not.
+    #[test]
+    fn a_filter_of_the_programs_own_is_refused_and_the_other_operations_are_not() {
+        let filter = builtin();
+        let call = |nr, args: [u64; 2]| {
+            let mut data = Data::call(nr, args[0]);
+            data.args[1] = args[1];
+            data
+        };
+        let einval = errno(libc::EINVAL);
+        let seccomp = |op: u64| answered(&filter, &call(libc::SYS_seccomp, [op, 0]));
+        let set_mode_filter = u64::from(libc::SECCOMP_SET_MODE_FILTER);
+        assert_eq!(seccomp(set_mode_filter), einval);
+        // The operation is an unsigned int: high bits over it are the same operation.
+        assert_eq!(seccomp((1 << 32) | set_mode_filter), einval);
+        for op in [
+            libc::SECCOMP_SET_MODE_STRICT,
+            libc::SECCOMP_GET_ACTION_AVAIL,
+            libc::SECCOMP_GET_NOTIF_SIZES,
+        ] {
+            assert_eq!(seccomp(u64::from(op)), SECCOMP_RET_ALLOW, "operation {op}");
+        }
+        assert_eq!(seccomp(1 << 32), SECCOMP_RET_ALLOW);
+        let prctl =
+            |option: u64, arg2: u64| answered(&filter, &call(libc::SYS_prctl, [option, arg2]));
+        let set_seccomp = flags(libc::PR_SET_SECCOMP);
+        let mode_filter = u64::from(libc::SECCOMP_MODE_FILTER);
+        assert_eq!(prctl(set_seccomp, mode_filter), einval);
+        assert_eq!(prctl((1 << 32) | set_seccomp, mode_filter), einval);
+        // The mode is an unsigned long the kernel would refuse with high bits: stricter.
+        assert_eq!(prctl(set_seccomp, (1 << 32) | mode_filter), einval);
+        let mode_strict = u64::from(libc::SECCOMP_MODE_STRICT);
+        assert_eq!(prctl(set_seccomp, mode_strict), SECCOMP_RET_ALLOW);
+        for option in [
+            libc::PR_GET_SECCOMP,
+            libc::PR_SET_NAME,
+            libc::PR_SET_NO_NEW_PRIVS,
+            libc::PR_SET_PDEATHSIG,
+        ] {
+            assert_eq!(
+                prctl(flags(option), mode_filter),
+                SECCOMP_RET_ALLOW,
+                "{option}"
+            );
+        }
+        for nr in [libc::SYS_seccomp, libc::SYS_prctl] {
+            let refused = if nr == libc::SYS_seccomp {
+                call(nr, [set_mode_filter, 0])
+            } else {
+                call(nr, [set_seccomp, mode_filter])
+            };
+            assert_eq!(
+                run(&filter.program, &refused),
+                SECCOMP_RET_USER_NOTIF,
+                "recorded"
+            );
+            assert_eq!(run(&filter.errno_only, &refused), einval);
+            let rule = filter
+                .notified_call(i32::try_from(nr).expect("small"))
+                .expect("notified");
+            assert_eq!(
+                (rule.answer, rule.severity),
+                (
+                    Answer::Errno {
+                        errno: DenyErrno::Einval,
+                        code: libc::EINVAL
+                    },
+                    DenySeverity::Medium
+                )
+            );
+        }
+        // Calls after their code still see the call number.
+        assert_eq!(
+            answered(&filter, &Data::call(libc::SYS_ptrace, 0)),
+            errno(libc::EPERM)
+        );
+    }
+
+    /// Conditions on several arguments with several values: the call is denied exactly when
+    /// every argument's low word is one of its values, in any order of the conditions.
+    #[test]
+    fn argument_conditions_deny_only_when_every_one_holds() {
+        let text = "[[deny]]\nsyscall = \"prctl\"\nreason = \"r\"\n\
+            [[deny.when_arg]]\nindex = 3\nvalues = [7, 0, 4294967295]\n\
+            [[deny.when_arg]]\nindex = 0\nvalues = [22]\n\
+            [[deny.when_arg]]\nindex = 5\nvalues = [1, 2]\n\
+            [[deny]]\nsyscall = \"mount\"\nreason = \"r\"\n";
+        let policy = SeccompPolicy::from_toml("t.toml", text).expect("valid file");
+        let filter = compile(&policy).expect("compiles");
+        let denied = errno(libc::EPERM);
+        let values = [
+            0,
+            1,
+            2,
+            3,
+            7,
+            22,
+            u64::from(u32::MAX),
+            1 << 32,
+            (1 << 32) | 22,
+        ];
+        for a0 in values {
+            for a3 in values {
+                for a5 in values {
+                    let data = Data {
+                        nr: libc::SYS_prctl,
+                        arch: AUDIT_ARCH_NATIVE,
+                        args: [a0, 0, 0, a3, 0, a5],
+                    };
+                    let low = |v: u64| v & u64::from(u32::MAX);
+                    let holds = low(a0) == 22
+                        && [7, 0, u64::from(u32::MAX)].contains(&low(a3))
+                        && [1, 2].contains(&low(a5));
+                    let expected = if holds { denied } else { SECCOMP_RET_ALLOW };
+                    assert_eq!(
+                        answered(&filter, &data),
+                        expected,
+                        "{a0:#x} {a3:#x} {a5:#x}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            answered(&filter, &Data::call(libc::SYS_mount, 0)),
+            errno(libc::EPERM)
         );
     }
 
@@ -1230,6 +1408,7 @@ mod tests {
             libc::AF_VSOCK,
             libc::NETLINK_ROUTE,
             libc::O_WRONLY | libc::O_CREAT,
+            libc::PR_SET_SECCOMP,
         ] {
             values.push(flags(family));
         }
@@ -1273,11 +1452,17 @@ mod tests {
                     probes.push(data);
                 }
             }
-            // Both arguments a socket call reads: the family and the protocol.
+            // Both arguments a socket call reads: the family and the protocol; and both a
+            // prctl condition reads: the option and its mode.
             for family in &values {
                 for protocol in [0, flags(libc::NETLINK_ROUTE), 1, u64::MAX] {
                     let mut data = Data::call(nr, *family);
                     data.args[2] = protocol;
+                    probes.push(data);
+                }
+                for mode in [0, 1, 2, (1 << 32) | 2] {
+                    let mut data = Data::call(nr, *family);
+                    data.args[1] = mode;
                     probes.push(data);
                 }
             }

@@ -227,6 +227,77 @@ fn a_foreign_abi_is_a_named_kill_and_a_raised_sigsys_is_the_program_s_own() {
     );
 }
 
+/// Hunt esc F1: a program installed a seccomp filter of its own answering
+/// `SECCOMP_RET_USER_NOTIF` for the calls warden's filter hands to the init. Among equal answers
+/// the kernel keeps the newest filter's, and that filter had no listener: unshare and mount
+/// failed with ENOSYS and were not recorded, and init_module, which the policy kills for,
+/// failed with ENOSYS too (the run exited 0 with no event). Installing a filter of its own now
+/// fails with EINVAL and is recorded, and the calls after it are refused, recorded and killed
+/// as ever.
+#[test]
+fn a_filter_of_the_programs_own_is_refused_and_hides_nothing() {
+    let Some(program) = program() else { return };
+    let run = run(&program, &["hide"]);
+    let (einval, eperm) = (libc::EINVAL, libc::EPERM);
+    assert_eq!(
+        out(&run),
+        format!("own filter {einval}\nprctl filter {einval}\nunshare {eperm}\nmount {eperm}\n")
+    );
+    assert_eq!(
+        run.outcome,
+        Outcome::Violation {
+            detail: "init_module, a forbidden system call (seccomp killed the process)".into(),
+        }
+    );
+    let [killed] = &run.seccomp_kills[..] else {
+        panic!("{:?}", run.seccomp_kills)
+    };
+    assert_eq!(
+        (killed.name.as_str(), killed.program),
+        ("init_module", true)
+    );
+    let names: Vec<&str> = run
+        .denied_syscalls
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(names, ["seccomp", "prctl", "unshare", "mount"]);
+    for name in ["seccomp", "prctl"] {
+        let call = denied(&run, name);
+        assert_eq!(
+            (call.count, call.errno, call.severity),
+            (1, DenyErrno::Einval, DenySeverity::Medium),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        denied(&run, "seccomp").samples[0][0],
+        u64::from(libc::SECCOMP_SET_MODE_FILTER)
+    );
+}
+
+/// The same under `isolated`: the job's filter (gVisor implements seccomp for its programs)
+/// refuses the program's own with EINVAL, and the call after it is killed, by SIGSYS there.
+#[test]
+fn a_filter_of_the_programs_own_is_refused_under_isolated_too() {
+    let Some(program) = program() else { return };
+    let mut p = plan(&["/work/denials", "hide"]);
+    p.limits = Limits::default();
+    p.files.push(WorkspaceFile::executable("denials", program));
+    let run = support::run_in(support::Mode::Isolated, &p, Stdin::Null);
+    let (einval, eperm) = (libc::EINVAL, libc::EPERM);
+    assert_eq!(
+        out(&run),
+        format!("own filter {einval}\nprctl filter {einval}\nunshare {eperm}\nmount {eperm}\n")
+    );
+    assert_eq!(
+        run.outcome,
+        Outcome::Signaled {
+            signal: Signal::SYS
+        }
+    );
+}
+
 /// A process the program started is killed for the call, not the program, which carries on:
 /// the kill is recorded all the same (a kill in the kernel would go unseen).
 #[test]

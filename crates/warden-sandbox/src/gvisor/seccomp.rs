@@ -12,6 +12,12 @@
 //!   turn, so "any of" becomes several entries);
 //! - a `clone` flags condition: one entry per flag, `(flags & flag) == flag`;
 //! - a pid condition: one entry, `pid != 0`;
+//! - argument conditions: one entry per combination of one value of each condition, each
+//!   value compared as the native filter does, on the argument's low 32 bits
+//!   (`(arg & 0xffffffff) == value`);
+//! - a rule on `seccomp` is left out: a one-job sandbox's loader is the container's own
+//!   process and installs the job's filter under this section, which would refuse it that.
+//!   The job's filter carries the rule (`filter_exec.rs`), so the program meets it all the same;
 //! - a family condition: entries that match every family *outside* the allowed set (below the
 //!   lowest, each number between two allowed ones, above the highest), and for a family
 //!   narrowed to protocols, entries matching that family with a protocol outside its set.
@@ -24,7 +30,7 @@
 //!   therefore use `SCMP_ACT_TRACE`, which fails the call with ENOSYS when no tracer is
 //!   attached (seccomp(2); gVisor's kernel does the same), and the policy denies `ptrace`, so
 //!   none can be: glibc falls back from `clone3` to `clone` only on ENOSYS, and threads would
-//!   fail on EPERM. `EAFNOSUPPORT` and `EACCES` rules carry `errnoRet` (a runsc that reads it
+//!   fail on EPERM. `EAFNOSUPPORT`, `EACCES` and `EINVAL` rules carry `errnoRet` (a runsc that reads it
 //!   answers exactly) and fail with EPERM on this one;
 //! - it has no `SCMP_ACT_KILL_PROCESS` (the container would not start): `kill` rules use
 //!   `SCMP_ACT_KILL`, which kills the calling thread with SIGSYS, the whole program when it has
@@ -39,7 +45,8 @@
 
 use serde_json::{json, Value};
 use warden_core::seccomp_policy::{
-    AllowedFamily, DenyErrno, DenyRule, NamespaceFlag, SeccompAction, SocketFamily, SocketProtocol,
+    AllowedFamily, ArgCondition, DenyErrno, DenyRule, NamespaceFlag, SeccompAction, SocketFamily,
+    SocketProtocol,
 };
 use warden_core::SeccompPolicy;
 
@@ -52,13 +59,22 @@ const ARCH: &str = "SCMP_ARCH_AARCH64";
 
 /// The `linux.seccomp` section for `policy`.
 pub(crate) fn oci_seccomp(policy: &SeccompPolicy) -> Value {
-    let syscalls: Vec<Value> = policy.rules().iter().flat_map(rule_entries).collect();
+    let syscalls: Vec<Value> = policy
+        .rules()
+        .iter()
+        .filter(|rule| rule.syscall != LOADER_CALL)
+        .flat_map(rule_entries)
+        .collect();
     json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": [ARCH],
         "syscalls": syscalls,
     })
 }
+
+/// The call the loader installs the job's filter with (`warden_sys::seccomp::install_filter`),
+/// which no rule of this section may refuse.
+const LOADER_CALL: &str = "seccomp";
 
 /// The entries of one rule: each a set of argument comparisons that must all hold.
 fn rule_entries(rule: &DenyRule) -> Vec<Value> {
@@ -74,6 +90,8 @@ fn rule_entries(rule: &DenyRule) -> Vec<Value> {
         family_conditions(&rule.allow_families)
     } else if rule.when_pid_nonzero {
         vec![vec![json!({"index": 0, "value": 0, "op": "SCMP_CMP_NE"})]]
+    } else if !rule.when_args.is_empty() {
+        arg_conditions(&rule.when_args)
     } else {
         vec![Vec::new()]
     };
@@ -100,6 +118,30 @@ fn action(action: SeccompAction) -> Value {
             json!({"action": "SCMP_ACT_ERRNO", "errnoRet": errno_code(errno)})
         }
     }
+}
+
+/// One entry per combination of a value of each condition: runsc ORs the entries of a call,
+/// and ANDs the comparisons of one entry (each on another argument).
+fn arg_conditions(conditions: &[ArgCondition]) -> Vec<Vec<Value>> {
+    let mut entries: Vec<Vec<Value>> = vec![Vec::new()];
+    for condition in conditions {
+        entries = entries
+            .into_iter()
+            .flat_map(|entry| {
+                condition.values.iter().map(move |value| {
+                    let mut entry = entry.clone();
+                    entry.push(json!({
+                        "index": condition.index,
+                        "value": u32::MAX,
+                        "valueTwo": value,
+                        "op": "SCMP_CMP_MASKED_EQ",
+                    }));
+                    entry
+                })
+            })
+            .collect();
+    }
+    entries
 }
 
 /// Conditions matching every call whose family is not allowed, or whose protocol is not
@@ -151,6 +193,7 @@ fn errno_code(errno: DenyErrno) -> i32 {
         DenyErrno::Eacces => libc::EACCES,
         DenyErrno::Enosys => libc::ENOSYS,
         DenyErrno::Eafnosupport => libc::EAFNOSUPPORT,
+        DenyErrno::Einval => libc::EINVAL,
     }
 }
 
@@ -224,7 +267,7 @@ mod tests {
         let section = oci_seccomp(&policy);
         assert_eq!(section["defaultAction"], "SCMP_ACT_ALLOW");
         assert_eq!(section["architectures"], json!([ARCH]));
-        for rule in policy.rules() {
+        for rule in policy.rules().iter().filter(|r| r.syscall != LOADER_CALL) {
             let entries: Vec<&Value> = section["syscalls"]
                 .as_array()
                 .expect("syscalls")
@@ -312,6 +355,50 @@ mod tests {
         // OCI compares the whole argument: high bits over pid 0 are denied, stricter than the
         // kernel's reading of an int.
         assert_eq!(call("prlimit64", 1 << 32, 0), "SCMP_ACT_ERRNO 1");
+    }
+
+    /// Hunt esc F1: a filter of the program's own is refused. Here only through prctl: the
+    /// loader installs the job's filter with seccomp(2) under this section, and the job's
+    /// filter refuses seccomp(SECCOMP_SET_MODE_FILTER) to the program.
+    #[test]
+    fn prctl_installing_a_filter_is_denied_and_seccomp_is_left_to_the_jobs_filter() {
+        let args = |a0: u64, a1: u64| [a0, a1, 0, 0, 0, 0];
+        let decide_builtin = |name: &str, a0, a1| {
+            let entry = decide(&builtin(), name, args(a0, a1));
+            entry["action"].as_str().expect("action").to_owned()
+        };
+        let (set_seccomp, filter) = (22, 2);
+        assert_eq!(
+            decide_builtin("prctl", set_seccomp, filter),
+            "SCMP_ACT_ERRNO"
+        );
+        assert_eq!(
+            decide_builtin("prctl", (1 << 32) | set_seccomp, filter),
+            "SCMP_ACT_ERRNO"
+        );
+        assert_eq!(decide_builtin("prctl", set_seccomp, 1), "SCMP_ACT_ALLOW");
+        assert_eq!(decide_builtin("prctl", 21, filter), "SCMP_ACT_ALLOW");
+        assert_eq!(decide_builtin("seccomp", 1, 0), "SCMP_ACT_ALLOW");
+        let prctl = decide(&builtin(), "prctl", args(set_seccomp, filter));
+        assert_eq!(prctl["errnoRet"], libc::EINVAL);
+        // Several values and conditions: every combination, and nothing else.
+        let text = "[[deny]]\nsyscall = \"prctl\"\nreason = \"r\"\n\
+            [[deny.when_arg]]\nindex = 0\nvalues = [1, 2]\n\
+            [[deny.when_arg]]\nindex = 4\nvalues = [5, 6, 7]\n";
+        let section = oci_seccomp(&SeccompPolicy::from_toml("t.toml", text).expect("valid"));
+        assert_eq!(section["syscalls"].as_array().expect("syscalls").len(), 6);
+        for a0 in [0, 1, 2, 3, (1 << 32) | 1] {
+            for a4 in [0, 5, 6, 7, 8] {
+                let entry = decide(&section, "prctl", [a0, 0, 0, 0, a4, 0]);
+                let holds = [1, 2].contains(&(a0 & 0xffff_ffff)) && [5, 6, 7].contains(&a4);
+                let expected = if holds {
+                    "SCMP_ACT_ERRNO"
+                } else {
+                    "SCMP_ACT_ALLOW"
+                };
+                assert_eq!(entry["action"], expected, "{a0:#x} {a4}");
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,10 @@
  *   x32          getpid through the x32 ABI (its number with bit 30 set), which the filter kills
  *   int80        getpid through the i386 ABI (`int $0x80`), which the filter kills
  *   sigsys       raises SIGSYS itself
+ *   hide         installs a seccomp filter of its own that notifies for unshare, mount and
+ *                init_module (through seccomp, then prctl: `own filter E`, `prctl filter E`),
+ *                then makes them as `escapes` and `kill` do. Without a listener a filter of
+ *                its own failed them with ENOSYS where warden's notifies: unrecorded, unkilled
  *   none         nothing denied
  */
 #define _GNU_SOURCE
@@ -26,6 +30,10 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 static pthread_barrier_t together;
 
@@ -46,6 +54,22 @@ static void report(const char *name, long ret) {
 
 static long try_mount(void) {
     return mount("none", "/tmp", "tmpfs", 0, "size=1m");
+}
+
+/* A filter that answers unshare, mount and init_module with SECCOMP_RET_USER_NOTIF, for a
+ * listener nobody holds, and allows the rest. */
+static void hide(void) {
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unshare, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mount, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_init_module, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+    };
+    struct sock_fprog program = {.len = sizeof code / sizeof code[0], .filter = code};
+    report("own filter", syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program));
+    report("prctl filter", prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0));
 }
 
 int main(int argc, char **argv) {
@@ -92,6 +116,12 @@ int main(int argc, char **argv) {
         for (;;) {
             pause();
         }
+    } else if (strcmp(mode, "hide") == 0) {
+        hide();
+        report("unshare", unshare(CLONE_NEWUSER));
+        report("mount", try_mount());
+        fflush(stdout);
+        report("init_module", syscall(SYS_init_module, 0, 0, ""));
     } else if (strcmp(mode, "kill") == 0) {
         fflush(stdout);
         report("init_module", syscall(SYS_init_module, 0, 0, ""));

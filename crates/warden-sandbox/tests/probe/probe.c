@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -495,6 +496,10 @@ static long sc_socketpair_vsock(void) {
     return socketpair(AF_VSOCK, SOCK_STREAM, 0, sv);
 }
 
+/* A filter of the program's own (a NULL program: EFAULT unfiltered, nothing installed). */
+static long sc_seccomp_filter(void) { return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, NULL); }
+static long sc_prctl_set_seccomp(void) { return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, NULL, 0, 0); }
+
 /* Calls the policy answers with an error. Names are "<syscall>" or "<syscall>:<detail>". */
 static const struct attempt denied[] = {
     {"mount", sc_mount},
@@ -571,6 +576,8 @@ static const struct attempt denied[] = {
     {"socket:NETLINK_ROUTE", sc_socket_netlink_route},
     {"socket:NETLINK_AUDIT", sc_socket_netlink_audit},
     {"socketpair:AF_VSOCK", sc_socketpair_vsock},
+    {"seccomp:SECCOMP_SET_MODE_FILTER", sc_seccomp_filter},
+    {"prctl:PR_SET_SECCOMP", sc_prctl_set_seccomp},
 };
 
 /* Calls the policy narrows and must still let through: the socket families programs need, and
@@ -592,6 +599,13 @@ static long ok_prlimit64_self(void) {
     return syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, NULL, &old);
 }
 
+/* The seccomp operations that install nothing, and prctl's other options. */
+static long ok_seccomp_action_avail(void) {
+    unsigned int action = SECCOMP_RET_ERRNO;
+    return syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action);
+}
+static long ok_prctl_get_seccomp(void) { return prctl(PR_GET_SECCOMP, 0, 0, 0, 0); }
+
 static const struct attempt allowed[] = {
     {"socket:AF_UNIX/SOCK_STREAM", ok_unix_stream},
     {"socket:AF_UNIX/SOCK_DGRAM", ok_unix_dgram},
@@ -601,6 +615,8 @@ static const struct attempt allowed[] = {
     {"socket:AF_INET6/SOCK_DGRAM", ok_inet6_dgram},
     {"socketpair:AF_UNIX", ok_socketpair_unix},
     {"prlimit64:pid 0", ok_prlimit64_self},
+    {"seccomp:SECCOMP_GET_ACTION_AVAIL", ok_seccomp_action_avail},
+    {"prctl:PR_GET_SECCOMP", ok_prctl_get_seccomp},
 };
 
 static long sc_open_by_handle_at(void) { return syscall(SYS_open_by_handle_at, -1, NULL, 0); }
