@@ -15,6 +15,12 @@ use crate::child::SetupError;
 const SIGPENDING: u64 = 1024;
 /// Bytes of POSIX message queues for the program's uid (`RLIMIT_MSGQUEUE`).
 const MSGQUEUE: u64 = 256 << 10;
+/// Bytes the program may lock in memory (`RLIMIT_MEMLOCK`): the kernel's own default since
+/// Linux 5.16, enough for what programs lock (a crypto library's key pages, `memfd_secret`,
+/// which it bounds). A caller started with more (`LimitMEMLOCK=infinity`, `--ulimit
+/// memlock=-1`, common for databases) would let a program pin its whole memory limit, pages
+/// the host can then never reclaim or swap out under pressure.
+const MEMLOCK: u64 = 8 << 20;
 
 /// The rlimits derived from the plan's limits: (resource, soft, hard).
 pub(crate) fn from_limits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
@@ -43,6 +49,14 @@ pub(crate) fn from_limits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
         // 800 KiB of message queues).
         (Resource::RLIMIT_SIGPENDING, SIGPENDING, SIGPENDING),
         (Resource::RLIMIT_MSGQUEUE, MSGQUEUE, MSGQUEUE),
+        // Set whatever warden's caller had: a host that grants real-time priority (a PAM
+        // limits.conf entry for an audio group, a unit's `LimitRTPRIO=`, `docker --ulimit
+        // rtprio=`) would let the program run SCHED_FIFO threads, which no seccomp rule
+        // covers, ahead of every normal task of the host, warden's parent that enforces the
+        // limits among them; RLIMIT_NICE above 0 would let it raise its priority (nice < 0).
+        (Resource::RLIMIT_RTPRIO, 0, 0),
+        (Resource::RLIMIT_NICE, 0, 0),
+        (Resource::RLIMIT_MEMLOCK, MEMLOCK, MEMLOCK),
     ]
 }
 
@@ -146,5 +160,19 @@ mod tests {
             ..Limits::default()
         };
         assert!(from_limits(&tiny).contains(&(Resource::RLIMIT_CPU, 2, 3)));
+    }
+
+    /// Hunt esc F3: RLIMIT_RTPRIO, RLIMIT_NICE and RLIMIT_MEMLOCK came from whoever started
+    /// warden; with a non-zero RLIMIT_RTPRIO a program could run SCHED_FIFO threads ahead of
+    /// the host's tasks. They are set for every payload (lowered only, by `lower`).
+    #[test]
+    fn real_time_priority_nice_and_locked_memory_are_the_plans() {
+        let rl = from_limits(&Limits::default());
+        assert!(rl.contains(&(Resource::RLIMIT_RTPRIO, 0, 0)), "{rl:?}");
+        assert!(rl.contains(&(Resource::RLIMIT_NICE, 0, 0)), "{rl:?}");
+        assert!(
+            rl.contains(&(Resource::RLIMIT_MEMLOCK, 8 << 20, 8 << 20)),
+            "{rl:?}"
+        );
     }
 }

@@ -148,6 +148,32 @@ fn limits_hold_without_namespaces() {
     assert_eq!(forked, 7, "forks with max_procs 8");
 }
 
+/// Hunt esc F3: real-time priority, nice and locked memory were inherited from whoever
+/// started warden; on the host itself a trusted program with RLIMIT_RTPRIO could run
+/// SCHED_FIFO threads ahead of everything. They are the plan's, as in the sandbox.
+#[test]
+fn priorities_and_locked_memory_are_bounded_on_the_host_too() {
+    let run = trusted_sh(
+        "grep -E '^Max (realtime priority|nice priority|locked memory)' /proc/self/limits",
+        Limits::default(),
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let text = out(&run);
+    let limits: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().skip(2).collect())
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            vec!["memory", "8388608", "8388608", "bytes"],
+            vec!["priority", "0", "0"],
+            vec!["priority", "0", "0"],
+        ],
+        "{text}"
+    );
+}
+
 #[test]
 fn nothing_outlives_a_trusted_run() {
     let run = trusted_sh(

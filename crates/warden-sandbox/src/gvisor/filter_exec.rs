@@ -114,7 +114,7 @@ fn set_rlimits(text: &str) -> Result<(), String> {
 }
 
 /// The resources a job's rlimits may name.
-const RESOURCES: [Resource; 8] = [
+const RESOURCES: [Resource; 11] = [
     Resource::RLIMIT_CPU,
     Resource::RLIMIT_FSIZE,
     Resource::RLIMIT_NOFILE,
@@ -123,6 +123,9 @@ const RESOURCES: [Resource; 8] = [
     Resource::RLIMIT_CORE,
     Resource::RLIMIT_SIGPENDING,
     Resource::RLIMIT_MSGQUEUE,
+    Resource::RLIMIT_RTPRIO,
+    Resource::RLIMIT_NICE,
+    Resource::RLIMIT_MEMLOCK,
 ];
 
 /// The loader, the filter, then the job's own argv: the loader installs the filter and

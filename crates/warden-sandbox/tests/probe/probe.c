@@ -159,7 +159,8 @@ static void report_rlimits(void) {
         int resource;
     } limits[] = {{"cpu", RLIMIT_CPU},     {"fsize", RLIMIT_FSIZE}, {"nofile", RLIMIT_NOFILE},
                   {"nproc", RLIMIT_NPROC}, {"core", RLIMIT_CORE},   {"sigpending", RLIMIT_SIGPENDING},
-                  {"msgqueue", RLIMIT_MSGQUEUE}, {"stack", RLIMIT_STACK}};
+                  {"msgqueue", RLIMIT_MSGQUEUE}, {"stack", RLIMIT_STACK}, {"rtprio", RLIMIT_RTPRIO},
+                  {"nice", RLIMIT_NICE},   {"memlock", RLIMIT_MEMLOCK}};
     printf("\"rlimits\":{");
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
         struct rlimit rl;
