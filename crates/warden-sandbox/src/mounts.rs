@@ -359,9 +359,12 @@ pub(crate) fn mount_proc() -> Result<()> {
 }
 
 /// The files of a fresh `/proc` that show the whole host rather than the sandbox and that no
-/// program needs, covered with `/dev/null` where the kernel has them: `interrupts` (per-CPU
-/// interrupt counts, which a program can watch to time another's keystrokes or network
-/// traffic), `locks` (every file lock of the host, among them the uid-slot locks of all
+/// program needs, covered with `/dev/null` where the kernel has them: `interrupts` and
+/// `softirqs` (per-CPU interrupt counts, each device's queue by name, which a program can
+/// watch to time another's keystrokes, disk or network traffic; the totals stay readable in
+/// `/proc/stat`'s `intr` and `softirq` lines, which top, psutil and glibc's `get_nprocs`
+/// read, and page-in and swap totals in `/proc/vmstat`, without which procps' `vmstat`
+/// fails: docs/threat-model.md, Known limits), `locks` (every file lock of the host, among them the uid-slot locks of all
 /// concurrent runs: how many run, and their host uids), `cmdline` (the machine's boot command
 /// line), and what a later kernel might open to the sandbox's user (`kcore`, `keys`,
 /// `latency_stats`, `timer_list`, `sched_debug`), and the host's block devices with their live
@@ -370,8 +373,9 @@ pub(crate) fn mount_proc() -> Result<()> {
 /// Read-only mounts (what is written to one is discarded nonetheless: it is a device); with
 /// mount and umount denied by seccomp and no capability, the masks stay. Each costs two mount
 /// calls, about 7 µs of the init's setup here (`strace -T`).
-const MASKED_PROC: [&str; 10] = [
+const MASKED_PROC: [&str; 11] = [
     "/proc/interrupts",
+    "/proc/softirqs",
     "/proc/locks",
     "/proc/cmdline",
     "/proc/kcore",

@@ -397,20 +397,26 @@ fn denied_system_calls_fail_with_the_policy_errno() {
 
 /// `/proc/interrupts` (per-CPU interrupt counts of the whole host, a timing side channel on
 /// other programs' keystrokes and traffic) reads empty inside, and the mask cannot be removed
-/// (what is written to it is discarded, as /dev/null does).
+/// (what is written to it is discarded, as /dev/null does). Hunt esc F2: `/proc/softirqs`
+/// carried per-CPU counts of the same kind (`BLOCK`, `NET_RX`) and is masked too; the totals
+/// in `/proc/stat` and `/proc/vmstat` stay, which ordinary tools need (docs/threat-model.md).
 #[test]
 fn host_wide_proc_files_are_masked() {
     let run = sh(
-        "wc -c < /proc/interrupts; umount /proc/interrupts 2>/dev/null && echo unmounted; \
-         grep -c ' /proc/interrupts ' /proc/self/mountinfo",
+        "for f in interrupts softirqs; do \
+           printf '%s ' $f; wc -c < /proc/$f; umount /proc/$f 2>/dev/null && echo unmounted; \
+           grep -c \" /proc/$f \" /proc/self/mountinfo; \
+         done; grep -c '^intr ' /proc/stat; grep -c '^pgpgin ' /proc/vmstat",
         Limits::default(),
     );
     assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
     let text = out(&run);
-    assert_eq!(text, "0\n1\n", "{text}");
-    // The host's own file is not empty: the mask, not the kernel, hides it.
-    let host = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
-    assert!(!host.is_empty());
+    assert_eq!(text, "interrupts 0\n1\nsoftirqs 0\n1\n1\n1\n", "{text}");
+    // The host's own files are not empty: the masks, not the kernel, hide them.
+    for file in ["/proc/interrupts", "/proc/softirqs"] {
+        let host = std::fs::read_to_string(file).unwrap_or_default();
+        assert!(!host.is_empty(), "{file}");
+    }
 }
 
 /// Bug hunt: `/proc/locks` listed the uid-slot locks of every concurrent run (how many runs
@@ -648,6 +654,7 @@ fn only_the_workspace_is_writable_and_only_planned_paths_are_mounted() {
     allowed.extend(
         [
             "/proc/interrupts",
+            "/proc/softirqs",
             "/proc/locks",
             "/proc/cmdline",
             "/proc/kcore",
