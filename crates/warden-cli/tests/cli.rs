@@ -502,6 +502,48 @@ fn doctor_reports_a_configuration_error_as_a_failure() {
     assert!(detail.contains("WARDEN_HISTORY_MAX_COUNT"), "{report}");
 }
 
+/// Hunt esc F5: with a piped `kernel.core_pattern` (systemd-coredump, apport) every crash in
+/// a sandbox starts the host's handler as root outside the run's cgroup, which `RLIMIT_CORE =
+/// 0` does not stop; doctor warns. The pattern is a fixture bound over the file in a mount
+/// namespace of the test's own: the machine's setting is never changed. (There the sandbox
+/// check fails: a covered `/proc` file makes `/proc` not fully visible, which a new proc mount
+/// in a user namespace needs; `doctor_reports_every_feature_and_a_working_sandbox` shows on
+/// the host's own pattern that a warning fails nothing.)
+#[test]
+fn doctor_warns_of_a_piped_core_pattern() {
+    let world = World::new();
+    let fixture = world.path().join("core_pattern");
+    let doctor = |pattern: &str| -> Value {
+        std::fs::write(&fixture, pattern).expect("fixture written");
+        let warden = world.warden();
+        let out = std::process::Command::new("/usr/bin/unshare")
+            .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+            .arg("mount --bind \"$1\" /proc/sys/kernel/core_pattern && shift && exec \"$@\"")
+            .arg("sh")
+            .arg(&fixture)
+            .arg(warden.get_program())
+            .args(["doctor", "--json"])
+            .env_clear()
+            .envs(world.env())
+            .output()
+            .expect("unshare runs");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+        })
+    };
+    let piped = doctor("|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\n");
+    let warnings = piped["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{piped:#}");
+    assert_eq!(warnings[0]["name"], "core dumps");
+    let detail = warnings[0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("/usr/lib/systemd/systemd-coredump"),
+        "{detail}"
+    );
+    let file = doctor("core\n");
+    assert_eq!(file["warnings"], json!([]), "{file:#}");
+}
+
 #[test]
 fn doctor_reports_every_feature_and_a_working_sandbox() {
     let out = warden(&["doctor", "--json"], b"");
@@ -514,6 +556,14 @@ fn doctor_reports_every_feature_and_a_working_sandbox() {
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(report["ok"], true);
     assert_eq!(report["sandbox_check"]["ok"], true);
+    // A warning of the host's core pattern, if it pipes, fails nothing.
+    let piped = std::fs::read_to_string("/proc/sys/kernel/core_pattern")
+        .is_ok_and(|pattern| pattern.starts_with('|'));
+    assert_eq!(
+        report["warnings"].as_array().map(Vec::len),
+        Some(usize::from(piped)),
+        "{report:#}"
+    );
     let names: Vec<&str> = report["features"]
         .as_array()
         .expect("features")

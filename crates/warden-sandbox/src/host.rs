@@ -35,6 +35,47 @@ pub fn features() -> Vec<Feature> {
     ]
 }
 
+/// A host setting that weakens what the sandbox promises without stopping it from running:
+/// `warden doctor` reports it, and it is never a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// Short name.
+    pub name: &'static str,
+    /// What was found, why it matters, and the operator's remedy.
+    pub detail: String,
+}
+
+/// Every warning about this host's settings, read now.
+pub fn warnings() -> Vec<Warning> {
+    core_pattern_warning(read_trimmed(CORE_PATTERN).as_deref())
+        .into_iter()
+        .collect()
+}
+
+/// Where the kernel says what it does with a crashing process's memory (core(5)).
+const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
+
+/// A `kernel.core_pattern` that pipes core dumps to a program (`|/usr/lib/systemd/
+/// systemd-coredump ...`, apport): the kernel starts that program for every crash in a
+/// sandbox, as root on the host, outside the run's namespaces and cgroup, and feeds it the
+/// crashing program's memory. The payload's `RLIMIT_CORE` of 0 stops only a file pattern:
+/// for a pipe the kernel skips just a limit of 1, which the program could lower to 0 anyway.
+/// `core_pattern` is not per namespace, so warden cannot change this for its runs alone.
+fn core_pattern_warning(pattern: Option<&str>) -> Option<Warning> {
+    let handler = pattern?.strip_prefix('|')?;
+    Some(Warning {
+        name: "core dumps",
+        detail: format!(
+            "kernel.core_pattern pipes core dumps to {:?}: every crash in a sandbox starts it \
+             as root outside the run's cgroup, whatever RLIMIT_CORE (docs/threat-model.md); on \
+             a host that runs untrusted code, set a file pattern (sysctl \
+             kernel.core_pattern=core) or at least bound concurrent handlers (sysctl \
+             kernel.core_pipe_limit=4)",
+            handler.split_whitespace().next().unwrap_or_default()
+        ),
+    })
+}
+
 /// Fails with the first missing required feature.
 pub(crate) fn require_isolation() -> Result<(), SandboxError> {
     let euid = nix::unistd::geteuid();
@@ -200,5 +241,33 @@ fn runsc() -> (bool, String) {
             false,
             "runsc not found; install the Debian package runsc for isolated mode".into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hunt esc F5: with a piped core pattern every crash in a sandbox started the host's
+    /// handler as root, and RLIMIT_CORE = 0 did not stop it; doctor said nothing.
+    #[test]
+    fn a_piped_core_pattern_is_a_warning_naming_the_handler() {
+        let systemd = "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h";
+        let warning = core_pattern_warning(Some(systemd)).expect("a warning");
+        assert_eq!(warning.name, "core dumps");
+        assert!(
+            warning.detail.starts_with(
+                "kernel.core_pattern pipes core dumps to \"/usr/lib/systemd/systemd-coredump\""
+            ),
+            "{}",
+            warning.detail
+        );
+        assert!(warning.detail.contains("kernel.core_pattern=core"));
+        let apport = "|/usr/share/apport/apport -p%p -s%s -c%c -d%d -P%P -u%u -g%g -- %E";
+        assert!(core_pattern_warning(Some(apport)).is_some());
+        for pattern in ["core", "/var/crash/core.%e.%p", "", "core|x"] {
+            assert_eq!(core_pattern_warning(Some(pattern)), None, "{pattern}");
+        }
+        assert_eq!(core_pattern_warning(None), None);
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use warden_sandbox::host::{self, Feature};
+use warden_sandbox::host::{self, Feature, Warning};
 
 /// Arguments of `warden doctor`.
 #[derive(Debug, Args)]
@@ -20,6 +20,8 @@ pub(crate) struct DoctorArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     features: Vec<Feature>,
+    /// Host settings that weaken the sandbox without failing the check.
+    warnings: Vec<Warning>,
     sandbox_check: Check,
     ok: bool,
 }
@@ -36,6 +38,7 @@ pub(crate) fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let ok = sandbox_check.ok && features.iter().all(|f| f.available || !f.required);
     let report = Report {
         features,
+        warnings: host::warnings(),
         sandbox_check,
         ok,
     };
@@ -62,6 +65,9 @@ pub(crate) fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             "{mark} {:<28} {}",
             "sandboxed run of /bin/true", report.sandbox_check.detail
         )?;
+        for w in &report.warnings {
+            writeln!(out, "WARNING {:<28} {}", w.name, w.detail)?;
+        }
     }
     Ok(if report.ok {
         ExitCode::SUCCESS
