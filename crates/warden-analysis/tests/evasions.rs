@@ -1170,6 +1170,31 @@ fn html_like_comments_and_line_continuations_are_read_as_node_reads_them() {
     );
 }
 
+/// Regression hunt: each HTML-like comment read as code took a parse of the whole file, so
+/// 100 of them in 6.8 KB (`x = x + 1 <!-- legacy comment`) took the 200 ms budget and the
+/// program was graded `high` as unparseable. Those in plain code now go in one pass; the
+/// hostile forms above, whose lines hold `/*`, a backquote or a quote, are still read one by one.
+#[test]
+fn many_html_like_comments_are_read_within_the_budget() {
+    let mut program = String::from("var x = 0;\n");
+    for i in 0..100 {
+        program.push_str(&format!(
+            "x = x + 1 <!-- legacy comment {i}\nfunction f{i}(a) {{ return a * {i}; }}\n"
+        ));
+    }
+    assert_graded("javascript", ThreatLevel::None, &[&program]);
+    let hidden =
+        format!("{program}x = 1 <!-- /*\nrequire('child_process').execSync('id');\n--> */\n");
+    assert_disguises_caught(
+        "javascript",
+        &[(
+            "require('child_process').execSync('id');\n",
+            &hidden,
+            "javascript.child_process",
+        )],
+    );
+}
+
 /// Regression hunt: PHP reads `\x73`, `\163` and `\u{73}` as `s` in a double-quoted string or
 /// a heredoc, and calls a string as the function it names: `"\x73ystem"("id")` and `$f =
 /// "sh\x65ll_exec"; $f("id")` were graded `none` (the rules read single quotes only, and no
