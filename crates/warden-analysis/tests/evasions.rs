@@ -1195,6 +1195,68 @@ fn many_html_like_comments_are_read_within_the_budget() {
     );
 }
 
+/// Regression hunt: the credential rules matched their words anywhere in a variable's name:
+/// R's `PAT` (a GitHub token) in `Sys.getenv("PATH")`, and every language's `TOKEN` in
+/// `TOKENIZERS_PARALLELISM` (set by most programs that use Hugging Face's tokenizers), both
+/// graded `high`. A word counts at the end of the name or before `_` (or a plural `S`).
+#[test]
+fn credential_words_inside_other_words_are_not_credentials() {
+    for (language, code) in [
+        ("r", "p <- Sys.getenv(\"PATH\")\n"),
+        ("r", "l <- Sys.getenv(\"LD_LIBRARY_PATH\")\n"),
+        ("r", "x <- Sys.getenv(\"_R_CHECK_R_ON_PATH_\")\n"),
+        ("r", "x <- Sys.getenv(\"R_LIBS_PATTERN\")\n"),
+        ("r", "x <- Sys.getenv(\"TOKENIZERS_PARALLELISM\")\n"),
+        (
+            "python",
+            "import os\nos.environ[\"TOKENIZERS_PARALLELISM\"] = \"false\"\n",
+        ),
+        ("bash", "echo \"$TOKENIZERS_PARALLELISM\"\n"),
+        (
+            "javascript",
+            "const t = process.env['TOKENIZERS_PARALLELISM'];\n",
+        ),
+    ] {
+        let analysis = analyzer().analyze(language, code.as_bytes());
+        assert!(
+            analysis.threat_level < ThreatLevel::High
+                && !analysis
+                    .findings
+                    .iter()
+                    .any(|f| f.rule.ends_with(".credentials")),
+            "{language}: {code:?}: {}\n{}",
+            analysis.threat_level,
+            describe(&analysis)
+        );
+    }
+    for (language, name) in [
+        ("r", "GITHUB_PAT"),
+        ("r", "PAT"),
+        ("r", "GH_PAT_RO"),
+        ("r", "GITHUB_TOKEN"),
+        ("r", "PGPASSWORD"),
+        ("r", "SECRETS"),
+        ("r", "SECRET_KEY"),
+        ("r", "HF_TOKENS_FILE"),
+        ("python", "HF_TOKEN"),
+        ("python", "DB_PASSWORD_FILE"),
+    ] {
+        let code = match language {
+            "r" => format!("k <- Sys.getenv(\"{name}\")\n"),
+            _ => format!("import os\nk = os.environ[\"{name}\"]\n"),
+        };
+        let analysis = analyzer().analyze(language, code.as_bytes());
+        assert!(
+            analysis
+                .findings
+                .iter()
+                .any(|f| f.rule.ends_with(".credentials")),
+            "{language}: {code:?}\n{}",
+            describe(&analysis)
+        );
+    }
+}
+
 /// Regression hunt: PHP reads `\x73`, `\163` and `\u{73}` as `s` in a double-quoted string or
 /// a heredoc, and calls a string as the function it names: `"\x73ystem"("id")` and `$f =
 /// "sh\x65ll_exec"; $f("id")` were graded `none` (the rules read single quotes only, and no
