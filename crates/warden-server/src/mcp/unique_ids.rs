@@ -10,7 +10,7 @@
 //! An id is free again once its request is answered or cancelled; but rmcp keeps a cancelled
 //! request's id until its handler has returned, and routes that handler's answer, which it
 //! means to drop, by the id: a request sent right after the cancel with the same id was
-//! answered as cancelled, and cancelled (fixer srv 2). So rmcp never sees the client's ids:
+//! answered as cancelled, and cancelled (a bug left by the hunts of 2026-12-07). So rmcp never sees the client's ids:
 //! each request is passed on under a number of this session's own, and its answer goes back
 //! under the client's id.
 
