@@ -19,7 +19,8 @@
 //! A source that names its encoding (`cookies.rs`) is read only when the codec leaves its ASCII
 //! bytes as they are. Where only the tree tells code from a string or a comment (JavaScript's
 //! HTML-like comments and line continuations, `javascript_tree.rs`; PHP's escapes in
-//! double-quoted strings and heredocs, `php_strings.rs`), the text is read again from the tree
+//! double-quoted strings and heredocs, `php_strings.rs`; R's quoted names, `r_names.rs`; a
+//! quoted piece of a bash glob pattern, `glob_quotes.rs`), the text is read again from the tree
 //! and parsed again ([`parsed`]).
 //!
 //! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
@@ -27,6 +28,7 @@
 //! which counts as the line break it is (hostile code only).
 
 mod cookies;
+mod glob_quotes;
 mod heredocs;
 mod javascript_tree;
 mod leaves;
@@ -55,7 +57,7 @@ pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Result<Cow<'_, [u8]>, St
 
 /// `code`, read by [`as_read`], parsed; parsed again, and returned as read again, while its tree
 /// shows text the language reads otherwise. Each reading turns a `<` or a `-` into a `/`, or
-/// removes a backslash, so the readings end; the deadline bounds their parses.
+/// removes a backslash or two quotes, so the readings end; the deadline bounds their parses.
 pub(crate) fn parsed(
     grammar: Grammar,
     mut code: Cow<'_, [u8]>,
@@ -67,6 +69,7 @@ pub(crate) fn parsed(
             Grammar::Javascript => javascript_tree::reread(&tree, &code, deadline),
             Grammar::Php => php_strings::reread(&tree, &code, deadline),
             Grammar::R => r_names::reread(&tree, &code, deadline),
+            Grammar::Bash => glob_quotes::reread(&tree, &code, deadline),
             _ => None,
         };
         match again {

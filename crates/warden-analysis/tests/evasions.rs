@@ -1641,3 +1641,43 @@ fn a_here_documents_body_cannot_hide_the_commands_after_it() {
         );
     }
 }
+
+/// Regression hunt: a quoted piece after a glob character in a case pattern (`?*' '?*)`,
+/// `less' '45[1-9]*)`) or in `[[ … == … ]]` was read by the grammar as an opening quote whose
+/// string ran to the next quote of the file: `/usr/bin/zless` and git's merge scripts were 63
+/// to 100% unparseable, graded `high`. Bash reads the piece as the pattern's literal text;
+/// the commands around it are read, and a piece that could hold more than words is not
+/// rewritten, so it never hides the code after it.
+#[test]
+fn quoted_pieces_of_glob_patterns_are_read_as_pattern_text() {
+    let forms = [
+        "case \"$remotes\" in\n?*' '?*)\n    echo two\n    exit 2 ;;\nesac\n{}\n",
+        "case \"$(less -V)\" in\nless' '45[1-9]* | \\\nless' '4[6-9][0-9]*)\n    {} ;;\n*) x='';;\nesac\necho \"'\"\n",
+        "case $v in ?*'a b'x) {};; [ab]$'\\t'*) :;; esac\n",
+        "case $v in ?*' ') echo;; esac; {}\necho \"'\"\n",
+        "if [[ $x == ?*' '?* ]]; then {}; fi\necho \"'\"\n",
+    ];
+    let benign: Vec<String> = forms.iter().map(|f| f.replace("{}", "echo ok")).collect();
+    let benign: Vec<&str> = benign.iter().map(String::as_str).collect();
+    assert_graded("bash", ThreatLevel::None, &benign);
+    let payload = "eval \"$(echo aWQ= | base64 -d)\"";
+    let hostile: Vec<String> = forms.iter().map(|f| f.replace("{}", payload)).collect();
+    let cases: Vec<(&str, &str, &str)> = hostile
+        .iter()
+        .map(|case| (payload, case.as_str(), "bash.eval_decoded"))
+        .collect();
+    assert_disguises_caught("bash", &cases);
+    // A piece that bash might read as more than words, were the grammar wrong about the
+    // pattern, stays unreadable.
+    for code in [
+        "case $v in ?*';eval \"$p\";') :;; esac\n",
+        "case $v in ?*' $(id)') :;; esac\n",
+        "case $v in ?*'\n') :;; esac\neval \"$p\"\n",
+    ] {
+        let analysis = analyzer().analyze("bash", code.as_bytes());
+        assert!(
+            analysis.threat_level >= ThreatLevel::High,
+            "{code:?}: {analysis:?}"
+        );
+    }
+}
