@@ -16,6 +16,7 @@
 //! # Ok::<(), warden_analysis::AnalysisError>(())
 //! ```
 
+mod assigned_commands;
 mod deadline;
 mod error;
 mod flat;

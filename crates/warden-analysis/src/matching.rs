@@ -6,6 +6,7 @@ use std::ops::{ControlFlow, Range};
 use tree_sitter::Tree;
 use warden_core::{Finding, ThreatLevel};
 
+use crate::assigned_commands;
 use crate::deadline::Deadline;
 use crate::flat::{FlatNode, FlatTree};
 use crate::query::{Outcome, Search};
@@ -60,6 +61,10 @@ pub(crate) fn find(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Deadline
         ..Matches::default()
     };
     candidates.retain(|c| !rules.is_scoped(c.rule) || inside_scope(c, &scopes));
+    candidates.retain(|c| {
+        !rules.only_if_run(c.rule)
+            || assigned_commands::may_run(tree, code, c.node.bytes(), deadline)
+    });
     candidates.sort_by_key(|c| (c.node.start, c.rule));
     candidates.dedup_by_key(|c| (c.node.start, c.rule));
     for candidate in candidates {

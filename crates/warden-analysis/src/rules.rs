@@ -128,6 +128,10 @@ struct RuleSpec {
     /// (an endless loop that waits for a connection before each spawn is a server, not a bomb).
     #[serde(default)]
     unless: Option<String>,
+    /// Whether a match that is a bash variable assignment (`SUDO=sudo`) counts only where the
+    /// program may run the variable as a command (`assigned_commands.rs`).
+    #[serde(default)]
+    only_if_run: bool,
     /// Programs that must produce a finding of this rule.
     #[serde(default)]
     examples: Vec<String>,
@@ -141,6 +145,7 @@ pub(crate) struct RuleText {
     pub(crate) capture: Option<String>,
     pub(crate) inside: Option<String>,
     pub(crate) unless: Option<String>,
+    pub(crate) only_if_run: bool,
 }
 
 /// The rules of one language.
@@ -169,11 +174,15 @@ impl RuleSet {
             message,
         })?;
         for (i, spec) in parsed.rules.iter().enumerate() {
-            check(spec, &parsed.rules[..i], language).map_err(|problem| AnalysisError::Rule {
-                file: file.into(),
-                rule: spec.id.clone(),
-                problem,
-            })?;
+            let bash_only = (spec.only_if_run && parsed.grammar != Grammar::Bash)
+                .then(|| "`only_if_run` reads bash variables: the grammar must be bash".to_owned());
+            bash_only
+                .map_or_else(|| check(spec, &parsed.rules[..i], language), Err)
+                .map_err(|problem| AnalysisError::Rule {
+                    file: file.into(),
+                    rule: spec.id.clone(),
+                    problem,
+                })?;
         }
         let (rules, texts): (Vec<Rule>, Vec<RuleText>) = parsed
             .rules
@@ -185,6 +194,7 @@ impl RuleSet {
                     capture: spec.capture,
                     inside: spec.inside,
                     unless: spec.unless,
+                    only_if_run: spec.only_if_run,
                 };
                 let rule = Rule {
                     id: spec.id,
@@ -221,6 +231,11 @@ impl RuleSet {
             texts,
             compiled,
         })
+    }
+
+    /// Whether an assignment that rule `rule` matches counts only where its variable may run.
+    pub(crate) fn only_if_run(&self, rule: usize) -> bool {
+        self.texts.get(rule).is_some_and(|t| t.only_if_run)
     }
 
     /// Whether findings of rule `rule` only count inside its scope.
@@ -323,6 +338,8 @@ examples = ["import os\nos.system('ls')"]
         let second = &RULE[RULE.find("[[rule]]").unwrap_or(0)..];
         assert!(error(&format!("{RULE}{second}")).contains("used twice"));
         assert!(RuleSet::load("Py thon.toml", RULE, Build::Now).is_err());
+        let only_if_run = RULE.replace("examples", "only_if_run = true\nexamples");
+        assert!(error(&only_if_run).contains("the grammar must be bash"));
     }
 
     #[test]

@@ -1681,3 +1681,59 @@ fn quoted_pieces_of_glob_patterns_are_read_as_pattern_text() {
         );
     }
 }
+
+/// Regression hunt: a variable assigned `eval` or a privilege tool and only read as an
+/// argument (`MODE=eval` then `--mode "$MODE"`, ordinary in training scripts) was
+/// `bash.hidden_command`, graded `high`. It counts only where the program may run it: in a
+/// command's name, through a command that runs its arguments or its input, passed on by a
+/// substitution or another variable, or where the file cannot show every reading (none at
+/// all, exported, in single quotes).
+#[test]
+fn a_variable_holding_a_command_counts_only_where_it_may_run() {
+    let hidden = |code: &str| {
+        analyzer()
+            .analyze("bash", code.as_bytes())
+            .findings
+            .iter()
+            .any(|f| f.rule == "bash.hidden_command")
+    };
+    for code in [
+        "MODE=eval\npython3 train.py --mode \"$MODE\" --out \"runs/${MODE}\"\n",
+        "MODE=eval\necho \"mode: $MODE\" | tee log.txt\n",
+        "MODE=eval\nif [ \"$MODE\" = eval ]; then echo e; fi\ncase $MODE in eval) echo e;; esac\n",
+        "MODE=eval\ncat <<EOF > conf.txt\nmode=$MODE\nEOF\n",
+        "MODE=eval\nprintf '%s\\n' \"$MODE\" >> modes.txt; echo \"$(basename \"$MODE\")\"\n",
+    ] {
+        assert!(!hidden(code), "{code:?}");
+    }
+    for code in [
+        "SUDO=sudo\n$SUDO apt-get install -y x\n",
+        "SUDO=sudo\n${SUDO} id\n",
+        "E=eval\n\"$E\" \"$c\"\n",
+        "E=eval\ncommand $E \"$c\"\n",
+        "E=eval\n/usr/bin/env $E \"$c\"\n",
+        "E=eval\nf() { $E \"$1\"; }\nf x\n",
+        "E=eval\nx=$E\n$x \"$c\"\n",
+        "E=eval\nfor r in $E; do $r \"$c\"; done\n",
+        "E=eval\n$(echo \"$E\") \"$c\"\n",
+        "E=eval\necho \"$E id\" | sh\n",
+        "E=eval\necho \"$E\" | while read -r r; do $r \"$c\"; done\n",
+        "E=eval\ncat <<X | bash\n$E id\nX\n",
+        "E=eval\nbash <<X\n$E id\nX\n",
+        "E=eval\nsource <(echo \"$E id\")\n",
+        "E=eval\neval '$E \"$c\"'\n",
+        "E=eval\n",
+        "E=eval\nexport E\necho \"$E\"\n",
+        "export E=eval\necho \"$E\"\n",
+        "set -a\nE=eval\necho \"$E\"\n",
+        "E=eval ./child.sh\n",
+        "E=eval\n# $E runs below\necho \"$E\"\n",
+    ] {
+        assert!(hidden(code), "{code:?}");
+        let analysis = analyzer().analyze("bash", code.as_bytes());
+        assert!(
+            analysis.threat_level >= ThreatLevel::High,
+            "{code:?}: {analysis:?}"
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! Whether a bash program may run a variable it assigns a command's name (`SUDO=sudo; $SUDO
+//! apt-get`), for the rules whose match counts only then (`only_if_run`). `MODE=eval` read only
+//! as an argument (`python train.py --mode "$MODE"`) runs nothing, and a hunt found it grading
+//! ordinary scripts `high`. Runs in the analysing process, after the matching.
+//!
+//! The answer is "it may" unless every reading of the variable in the file is seen, and none
+//! can run its value: the variable is read somewhere (a file that only assigns it may be
+//! sourced by another that runs it, or hand it to a child), it is not exported (`export`, a
+//! declaration, `set -a`, an assignment before a command), the file parses without an error,
+//! and each `$NAME` or `${NAME…}` is a word of the tree (not in single quotes, a comment or a
+//! quoted here-document, which `eval` or a shell may run) that reaches no command's name, no
+//! other assignment, loop or declaration, and no command that runs its arguments or its input
+//! (`eval`, `command`, `exec`, `env`, `xargs`, `sudo`, a shell, `ssh`…; the commands of its
+//! pipeline, and a here-document's reader, too). A command substitution passes its text on:
+//! `$(echo "$MODE") x` runs it.
+
+use std::ops::Range;
+
+use tree_sitter::{Node, Tree};
+
+use crate::deadline::Deadline;
+
+/// Commands that run their arguments or their input as a command (or a shell's code).
+const RUNNERS: &[&str] = &[
+    ".",
+    "alias",
+    "ash",
+    "bash",
+    "builtin",
+    "busybox",
+    "chroot",
+    "chrt",
+    "command",
+    "dash",
+    "doas",
+    "env",
+    "eval",
+    "exec",
+    "fakeroot",
+    "find",
+    "firejail",
+    "fish",
+    "flock",
+    "ionice",
+    "ksh",
+    "ltrace",
+    "mksh",
+    "nice",
+    "nohup",
+    "nsenter",
+    "numactl",
+    "parallel",
+    "pkexec",
+    "proot",
+    "runuser",
+    "script",
+    "setpriv",
+    "setsid",
+    "sh",
+    "source",
+    "ssh",
+    "stdbuf",
+    "strace",
+    "su",
+    "sudo",
+    "systemd-run",
+    "taskset",
+    "time",
+    "timeout",
+    "trap",
+    "unbuffer",
+    "unshare",
+    "watch",
+    "xargs",
+    "zsh",
+];
+
+/// Whether the match at `at` may run: always, unless it is an assignment `NAME=…` whose
+/// variable the program never runs (the module's documentation says how that is decided).
+/// Past `deadline`, it may: each answer reads the whole program once.
+pub(crate) fn may_run(tree: &Tree, code: &[u8], at: Range<usize>, deadline: Deadline) -> bool {
+    let root = tree.root_node();
+    if deadline.passed() {
+        return true;
+    }
+    let Some(assignment) = root
+        .descendant_for_byte_range(at.start, at.end)
+        .filter(|n| n.kind() == "variable_assignment" && n.byte_range() == at)
+    else {
+        return true;
+    };
+    let Some(name) = assignment.child_by_field_name("name") else {
+        return true;
+    };
+    let name = &code[name.byte_range()];
+    let exported = assignment
+        .parent()
+        .is_none_or(|p| matches!(p.kind(), "command" | "declaration_command"))
+        || declared(root, code, name)
+        || contains(code, b"set -a")
+        || contains(code, b"allexport");
+    if exported || root.has_error() {
+        return true;
+    }
+    let mut read = false;
+    for dollar in readings(code, name) {
+        read = true;
+        let Some(token) = root.descendant_for_byte_range(dollar, dollar + 1) else {
+            return true;
+        };
+        let expansion = token.parent().filter(|p| {
+            token.start_byte() == dollar
+                && matches!(p.kind(), "simple_expansion" | "expansion")
+                && p.start_byte() == dollar
+        });
+        match expansion {
+            Some(expansion) if !reaches_a_runner(expansion, code) => {}
+            _ => return true,
+        }
+    }
+    !read
+}
+
+/// The offsets of each `$NAME` and `${NAME…}` (`${!NAME}`, `${#NAME}`, `${NAME:-x}`) in `code`,
+/// NAME ending there.
+fn readings<'a>(code: &'a [u8], name: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    (0..code.len()).filter(move |&i| {
+        if code[i] != b'$' {
+            return false;
+        }
+        let mut at = i + 1;
+        if code.get(at) == Some(&b'{') {
+            at += 1;
+            if matches!(code.get(at), Some(b'!' | b'#')) {
+                at += 1;
+            }
+        }
+        code[at..].starts_with(name)
+            && code
+                .get(at + name.len())
+                .is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+    })
+}
+
+/// Whether `name` is a word of a declaration anywhere (`export NAME`, `declare -x NAME`,
+/// `readonly NAME`): its value may then reach a child process.
+fn declared(root: Node<'_>, code: &[u8], name: &[u8]) -> bool {
+    (0..code.len()).any(|i| {
+        let word = code[i..].starts_with(name)
+            && (i == 0 || !(code[i - 1].is_ascii_alphanumeric() || b"_${".contains(&code[i - 1])))
+            && code
+                .get(i + name.len())
+                .is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'));
+        word && {
+            let mut node = root.descendant_for_byte_range(i, i + name.len());
+            std::iter::from_fn(|| {
+                let this = node?;
+                node = this.parent();
+                Some(this)
+            })
+            .any(|n| n.kind() == "declaration_command")
+        }
+    })
+}
+
+/// Whether the value of `expansion` may reach a command's name, or a command that runs its
+/// arguments or its input.
+fn reaches_a_runner(expansion: Node<'_>, code: &[u8]) -> bool {
+    // Past a command that runs nothing: only its output goes on, to a pipeline or a
+    // substitution.
+    let mut output_only = false;
+    let mut node = expansion;
+    while let Some(parent) = node.parent() {
+        match parent.kind() {
+            "command_name" => return true,
+            "command" if !output_only => {
+                if runs_arguments(parent, code) {
+                    return true;
+                }
+                output_only = true;
+            }
+            "redirected_statement" => {
+                let reader = parent.child_by_field_name("body");
+                if reader.is_none_or(|body| body.kind() != "command" || runs_arguments(body, code))
+                    || commands_after_a_here_document(parent)
+                {
+                    return true;
+                }
+                output_only = true;
+            }
+            "pipeline" => {
+                let mut cursor = parent.walk();
+                let runner = parent.named_children(&mut cursor).any(|stage| {
+                    let stage = match stage.kind() {
+                        "redirected_statement" => stage.child_by_field_name("body"),
+                        _ => Some(stage),
+                    };
+                    stage.is_none_or(|s| s.kind() != "command" || runs_arguments(s, code))
+                });
+                if runner {
+                    return true;
+                }
+            }
+            "command_substitution" | "process_substitution" => output_only = false,
+            "test_command" | "case_item" | "case_statement" => output_only = true,
+            "variable_assignment" | "declaration_command" | "for_statement" | "ERROR"
+                if !output_only =>
+            {
+                return true;
+            }
+            _ => {}
+        }
+        node = parent;
+    }
+    !output_only
+}
+
+/// Whether a here-document of `statement` has commands on its line (`cat <<EOF | bash`),
+/// which tree-sitter-bash puts inside the redirection.
+fn commands_after_a_here_document(statement: Node<'_>) -> bool {
+    let mut cursor = statement.walk();
+    let redirects: Vec<Node<'_>> = statement
+        .children_by_field_name("redirect", &mut cursor)
+        .collect();
+    let mut heredocs = redirects
+        .into_iter()
+        .filter(|r| r.kind() == "heredoc_redirect");
+    heredocs.any(|redirect| {
+        let mut cursor = redirect.walk();
+        let mut parts = redirect.named_children(&mut cursor);
+        parts.any(|part| !(part.kind().starts_with("heredoc_") || part.kind() == "file_redirect"))
+    })
+}
+
+/// Whether `command` may run its arguments: its name is one of [`RUNNERS`] (by its last path
+/// component), or not a plain word.
+fn runs_arguments(command: Node<'_>, code: &[u8]) -> bool {
+    let Some(name) = command.child_by_field_name("name") else {
+        return true;
+    };
+    let name = &code[name.byte_range()];
+    let plain = name
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-+./".contains(b));
+    let last = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
+    !plain || RUNNERS.iter().any(|r| r.as_bytes() == last)
+}
+
+fn contains(code: &[u8], text: &[u8]) -> bool {
+    code.windows(text.len()).any(|w| w == text)
+}
