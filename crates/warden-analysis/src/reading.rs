@@ -20,7 +20,8 @@
 //! bytes as they are. Where only the tree tells code from a string or a comment (JavaScript's
 //! HTML-like comments and line continuations, `javascript_tree.rs`; PHP's escapes in
 //! double-quoted strings and heredocs, `php_strings.rs`; R's quoted names, `r_names.rs`; a
-//! quoted piece of a bash glob pattern, `glob_quotes.rs`), the text is read again from the tree
+//! quoted piece of a bash glob pattern, `glob_quotes.rs`; a bash command named by quoted
+//! pieces only, `quoted_names.rs`), the text is read again from the tree
 //! and parsed again ([`parsed`]).
 //!
 //! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
@@ -33,6 +34,7 @@ mod heredocs;
 mod javascript_tree;
 mod leaves;
 mod php_strings;
+mod quoted_names;
 mod r_names;
 
 use std::borrow::Cow;
@@ -69,7 +71,8 @@ pub(crate) fn parsed(
             Grammar::Javascript => javascript_tree::reread(&tree, &code, deadline),
             Grammar::Php => php_strings::reread(&tree, &code, deadline),
             Grammar::R => r_names::reread(&tree, &code, deadline),
-            Grammar::Bash => glob_quotes::reread(&tree, &code, deadline),
+            Grammar::Bash => glob_quotes::reread(&tree, &code, deadline)
+                .or_else(|| quoted_names::reread(&tree, &code, deadline)),
             _ => None,
         };
         match again {

