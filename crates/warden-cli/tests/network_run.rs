@@ -298,6 +298,13 @@ fn a_policy_the_configuration_does_not_allow_is_refused() {
         .output()
         .expect("warden runs");
     assert!(!out.status.success());
+    // Bug hunt (docs, finding 1): a misspelt name was "not allowed here", pointing at a
+    // setting, where `warden network show` says no policy has it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no network policy is named \"no_such_policy\""),
+        "{stderr}"
+    );
 }
 
 /// `POST /v1/executions?wait=true` with `body`; the status and the JSON answer.

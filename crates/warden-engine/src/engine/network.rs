@@ -17,7 +17,7 @@ use warden_sandbox::LiveSandbox;
 
 use crate::error::EngineError;
 use crate::execution::DenialHook;
-use crate::network::{host_registries, HostSurroundings, PolicyStore, StoredPolicy};
+use crate::network::{host_registries, HostSurroundings, PolicyStore, StoreError, StoredPolicy};
 use crate::security::ViolationKind;
 use crate::settings::NetworkSettings;
 
@@ -284,6 +284,9 @@ impl NetworkConfig {
 
     /// The policy a request naming `asked` gets in `mode`, the default when it names none,
     /// with its name; refused when the configuration does not allow it.
+    ///
+    /// A name no policy has is said to be unknown before it is said to be not allowed: a
+    /// misspelt `limitedaccess` is a typo to fix, not a setting to look up.
     fn policy(
         &self,
         asked: Option<&str>,
@@ -295,6 +298,10 @@ impl NetworkConfig {
             (None, Some(settings)) => settings.default_for(mode),
             (None, None) => default,
         };
+        let stored = match self.store().get(name) {
+            Err(e @ (StoreError::NotFound { .. } | StoreError::BadName(_))) => return Err(e.into()),
+            stored => stored,
+        };
         let allowed = match &self.settings {
             Some(settings) => settings.allows(name),
             None => warden_core::network::BUILTIN_NAMES.contains(&name),
@@ -304,7 +311,7 @@ impl NetworkConfig {
                 policy: name.to_owned(),
             });
         }
-        Ok((name.to_owned(), self.store().get(name)?))
+        Ok((name.to_owned(), stored?))
     }
 
     fn decider(&self, stored: StoredPolicy) -> PolicyDecider {
