@@ -459,6 +459,36 @@ fn log_lines_to_a_pipe_have_no_colour_codes() {
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }
 
+/// Bug hunt (docs, finding 2): cli.md says `WARDEN_LOG=debug` shows each step, but an
+/// ordinary run logged nothing at debug. Its steps are logged; the program's output is not.
+#[test]
+fn warden_log_debug_shows_the_steps_of_a_run() {
+    let world = World::new();
+    let file = world.path().join("t.py");
+    std::fs::write(&file, "print('secret output')\n").expect("t.py");
+    let out = world
+        .warden()
+        .arg("run")
+        .arg(&file)
+        .env("WARDEN_LOG", "debug")
+        .output()
+        .expect("warden runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for step in [
+        "language resolved",
+        "analysed",
+        "mode chosen",
+        "limits",
+        "sandbox planned",
+        "job ended",
+        "execution ended",
+    ] {
+        assert!(stderr.contains(step), "no {step:?} in: {stderr}");
+    }
+    assert!(!stderr.contains("secret output"), "{stderr}");
+}
+
 #[test]
 fn json_errors_are_json_too() {
     let out = warden(&["run", "--json", "-l", "cobol", "-c", "x"], b"");

@@ -538,6 +538,12 @@ impl Engine {
         .with_pool(pool, request.origin.token.as_deref().unwrap_or(""))
         .with_network(network.clone())
         .meanwhile(|| self.open_history());
+        tracing::debug!(
+            mode = %prepared.mode,
+            network = %network.name,
+            volumes = request.volumes.len(),
+            "sandbox planned"
+        );
         clock.lap("plan");
         let mut done = Stages::default();
         let stages = self.stages(&prepared, &mut request, &mut runner, &mut done);
@@ -568,6 +574,7 @@ impl Engine {
             ..
         } = done;
         let mut result = finish(prepared, installed, compile, (earlier, run), tests, report)?;
+        tracing::debug!(id = %result.id, outcome = %result.outcome, "execution ended");
         result.volumes = std::mem::take(&mut request.volumes);
         let mut warnings = lowered;
         warnings.extend(self.record(&result, input.borrowed()));
@@ -773,7 +780,29 @@ impl Engine {
         let analysis = self.analyze_program(language, &program);
         let analysis_time = analysing.elapsed();
         let dependencies = dependencies::requested(language, request, &program)?;
+        tracing::debug!(
+            language = %language.id,
+            by = ?detection.by,
+            confidence = %format_args!("{:.2}", detection.confidence),
+            files = program.files.len(),
+            "language resolved"
+        );
+        tracing::debug!(
+            threat = %analysis.threat_level,
+            findings = analysis.findings.len(),
+            took = ?analysis_time,
+            "analysed"
+        );
         let (mode, reason) = self.execution_mode(request, &analysis)?;
+        tracing::debug!(%mode, %reason, "mode chosen");
+        tracing::debug!(
+            cpu = ?limits.cpu_time,
+            wall = ?limits.wall_time,
+            memory = %limits.memory,
+            output = %limits.max_output,
+            procs = limits.max_procs,
+            "limits"
+        );
         Ok(Prepared {
             language,
             detection,

@@ -59,6 +59,11 @@ impl Engine {
             tracing::debug!(key = key.as_str(), "compile cache hit");
             return Ok(Compiled::Artifact(files, StageResult::cached()));
         }
+        tracing::debug!(
+            key = key.as_str(),
+            cacheable = cache.is_some(),
+            "compile cache miss: compiling"
+        );
         let limits = prepared
             .compile_limits
             .expect("a language with a compile stage has compile limits");

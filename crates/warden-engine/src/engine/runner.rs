@@ -314,6 +314,27 @@ impl<'e> Runner<'e> {
         stdin: Stdin,
         sink: &mut dyn OutputSink,
     ) -> Result<SandboxRun, EngineError> {
+        // Neither the argv nor the output: a program's arguments and output are its data
+        // (DESIGN.md §2.9).
+        tracing::debug!(reuse = ?self.reuse, pooled = self.pool.is_some(), "job starting");
+        let run = self.run_in_sandbox(job, stdin, sink)?;
+        tracing::debug!(
+            outcome = %run.outcome,
+            cpu = ?run.usage.cpu_time,
+            wall = ?run.usage.wall_time,
+            peak_memory = %run.usage.peak_memory,
+            "job ended"
+        );
+        Ok(run)
+    }
+
+    /// The body of [`Runner::run_streaming`]: the job in a fresh sandbox, or in the shared one.
+    fn run_in_sandbox(
+        &mut self,
+        job: &Job,
+        stdin: Stdin,
+        sink: &mut dyn OutputSink,
+    ) -> Result<SandboxRun, EngineError> {
         match self.reuse {
             SandboxReuse::Fresh => {
                 let (mut sandbox, proxy) = self.start(self.pool.is_none())?;
