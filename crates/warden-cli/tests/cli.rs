@@ -277,12 +277,14 @@ fn a_signal_exits_128_plus_its_number() {
 
 #[test]
 fn bad_input_gets_a_clear_error_and_exit_125() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["run", "-l", "cobol", "-c", "x"],
             "unknown language \"cobol\"",
         ),
         (&["run", "-c", "just words"], "pass --lang"),
+        // Bug hunt (docs, finding 6): `analyze` said what was wrong but not how to settle it.
+        (&["analyze", "-c", "just words"], "; pass --lang"),
         (
             &["run", "--memory", "1B", "-l", "py", "-c", "pass"],
             "memory 1B is outside the accepted range",

@@ -43,7 +43,9 @@ pub(crate) fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
 fn analyze(args: &AnalyzeArgs) -> anyhow::Result<String> {
     let (name, code) = input(args)?;
     let engine = super::engine(|_| {})?;
-    let (detection, analysis) = engine.analyze(args.lang.as_deref(), name.as_deref(), &code)?;
+    let (detection, analysis) = engine
+        .analyze(args.lang.as_deref(), name.as_deref(), &code)
+        .map_err(super::with_language_hint)?;
     if args.json {
         let report = Report {
             language: detection.language.as_str(),
