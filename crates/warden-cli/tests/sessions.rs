@@ -1834,3 +1834,21 @@ fn compile_limits_above_the_sessions_ceilings_are_refused_naming_the_field() {
     }
     ok(&server, &["rm", &id]);
 }
+
+/// Bug hunt (docs, finding 7): cli.md says `session exec` exits as `warden run` does, and
+/// `warden run --server` exits 118 when the mode policy refuses the program; `session exec`
+/// exited 125 for the same refusal. With `--json` the refusal is the same object as `run`'s.
+#[test]
+fn a_call_the_mode_policy_refuses_exits_118_as_warden_run_does() {
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    let out = session(&server, &["exec", &id, "--", "cat /etc/shadow"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(118), "{stderr}");
+    assert!(stderr.starts_with("warden: refused: "), "{stderr}");
+    let out = session(&server, &["exec", "--json", &id, "--", "cat /etc/shadow"]);
+    assert_eq!(out.status.code(), Some(118), "{}", text(&out.stderr));
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(reply["refused"], true, "{reply}");
+    ok(&server, &["rm", &id]);
+}

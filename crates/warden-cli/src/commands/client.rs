@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -64,6 +65,28 @@ impl Answer {
         let value = serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null);
         bail!("{}", error_message(self.status, &value))
     }
+}
+
+/// Whether the server's answer is a refusal by its policy (403, kind `refused`): the mode
+/// policy's, as `warden run` shows and exits on ([`refused`]).
+pub(crate) fn is_refusal(status: u16, body: &serde_json::Value) -> bool {
+    status == 403 && body["kind"] == "refused"
+}
+
+/// The server refused the program by its policy (403, `refused`): shown as a local `warden
+/// run` shows a refusal, its message on stderr (or `{"error", "refused": true}` with `json`),
+/// and exits 118 (`exit_code::REFUSED`), whichever command sent it.
+pub(crate) fn refused(json: bool, answer: &serde_json::Value) -> anyhow::Result<ExitCode> {
+    let message = answer["error"].as_str().unwrap_or("refused");
+    if json {
+        let value = serde_json::json!({ "error": message, "refused": true });
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &value)?;
+        writeln!(out)?;
+    } else {
+        eprintln!("warden: {message}");
+    }
+    Ok(ExitCode::from(crate::exit_code::REFUSED))
 }
 
 fn error_message(status: u16, body: &serde_json::Value) -> String {

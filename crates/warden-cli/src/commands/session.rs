@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use warden_core::bounded_file::{self, MAX_PROGRAM_FILE};
 use warden_core::{ByteSize, Outcome};
 
-use super::client::{base64_text, exact_output, query_value, Client, DEFAULT_SERVER};
+use super::client::{
+    base64_text, exact_output, is_refusal, query_value, refused, Client, DEFAULT_SERVER,
+};
 use super::printable;
 
 /// Arguments of `warden session`.
@@ -243,13 +245,17 @@ fn exec_call(client: &Client, args: ExecArgs) -> anyhow::Result<ExitCode> {
     if let Some(wall) = args.wall_time {
         body["limits"] = json!({ "wall_time": wall });
     }
-    let result = client
-        .send_json(
-            "POST",
-            &format!("/v1/sessions/{}/exec", query_value(&args.id)),
-            &body,
-        )?
-        .json()?;
+    let answer = client.send_json(
+        "POST",
+        &format!("/v1/sessions/{}/exec", query_value(&args.id)),
+        &body,
+    )?;
+    if let Ok(refusal) = serde_json::from_slice::<Value>(&answer.body) {
+        if is_refusal(answer.status, &refusal) {
+            return refused(args.json, &refusal);
+        }
+    }
+    let result = answer.json()?;
     if args.json {
         line(&result.to_string())?;
         return Ok(ExitCode::SUCCESS);
@@ -290,6 +296,9 @@ fn interactive(client: &Client, id: &str, body: &Value) -> anyhow::Result<ExitCo
     let path = format!("/v1/sessions/{}/connect", query_value(id));
     let result = match super::connect::run(client, &path, body, true)? {
         super::connect::Ended::Result(result) => result,
+        super::connect::Ended::Error(error) if error["kind"] == "refused" => {
+            return refused(false, &error);
+        }
         super::connect::Ended::Error(error) => bail!(
             "the server refused: {}",
             error["error"].as_str().unwrap_or("no reason given")

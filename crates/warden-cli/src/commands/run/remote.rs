@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 use warden_core::Outcome;
 
 use super::{announce_detection, limit_field, read_stdin, Ending, FailedStage, RunArgs};
-use crate::commands::client::{base64_text, exact_output, Answer, Client};
+use crate::commands::client::{base64_text, exact_output, is_refusal, refused, Answer, Client};
 use crate::commands::connect::Ended;
 use crate::exit_code;
 
@@ -56,7 +56,7 @@ fn send(args: &RunArgs, server: &str) -> anyhow::Result<anyhow::Result<ExitCode>
     if args.profile {
         print_profile(timing.as_deref(), took);
     }
-    if status == 403 && value["kind"] == "refused" {
+    if is_refusal(status, &value) {
         return Ok(refused(args.json, &value));
     }
     if !(200..300).contains(&status) {
@@ -235,20 +235,6 @@ fn stdin() -> anyhow::Result<Option<Vec<u8>>> {
     }
     let bytes = read_stdin()?;
     Ok((!bytes.is_empty()).then_some(bytes))
-}
-
-/// The server's mode policy refused the program (403, `refused`).
-fn refused(json: bool, answer: &Value) -> anyhow::Result<ExitCode> {
-    let message = answer["error"].as_str().unwrap_or("refused");
-    if json {
-        let value = json!({ "error": message, "refused": true });
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer(&mut out, &value)?;
-        writeln!(out)?;
-    } else {
-        eprintln!("warden: {message}");
-    }
-    Ok(ExitCode::from(exit_code::REFUSED))
 }
 
 /// Shows a server's result as a local run's; `shown`: its output was written as it came.
