@@ -5,6 +5,7 @@
 mod commands;
 mod exit_code;
 mod signal_watcher;
+mod usage_hints;
 
 use std::process::ExitCode;
 
@@ -123,7 +124,13 @@ fn main() -> ExitCode {
         Some(RunCli {
             command: RunOnly::Run(args),
         }) => Command::Run(args),
-        None => Cli::parse().command,
+        None => match Cli::try_parse() {
+            Ok(cli) => cli.command,
+            Err(e) => {
+                let args: Vec<_> = std::env::args_os().skip(1).collect();
+                usage_hints::with_hint(e, &args).exit()
+            }
+        },
     };
     let result = match command {
         Command::Run(args) => commands::run::run(*args),

@@ -309,6 +309,52 @@ fn bad_input_gets_a_clear_error_and_exit_125() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lots"));
 }
 
+/// Bug hunt (docs, finding 10): forgetting `--` gave clap's bare "unexpected argument", or
+/// "opening a: No such file" for a program argument, and a size written as two words blamed
+/// `--code`. Each now says what was most likely meant.
+#[test]
+fn a_command_line_missing_its_double_dash_says_where_things_go() {
+    let world = World::new();
+    let program = world.path().join("prog.py");
+    std::fs::write(&program, "print(1)\n").expect("prog.py");
+    let program = program.to_str().expect("a UTF-8 path");
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &["session", "exec", "abc", "ls"],
+            2,
+            "tip: the command goes after `--`: `warden session exec ... -- ls ...`",
+        ),
+        (
+            &["tool", "wrap", "n", "sort", "-r"],
+            2,
+            "tip: the command goes after `--`: `warden tool wrap ... -- sort ...`",
+        ),
+        (
+            &["run", program, "a", "b"],
+            125,
+            "opening a: No such file or directory (os error 2); the program's arguments go \
+             after `--`",
+        ),
+        (
+            &["run", "--memory", "10", "MiB", program],
+            125,
+            "opening MiB: No such file or directory (os error 2); a limit's value and its unit \
+             are one argument (`--memory 10MiB`",
+        ),
+        (
+            &["run", "--memory", "10", "MiB", "-c", "print(1)"],
+            2,
+            "a size or a duration is one word (`--memory 10MiB`, not `10 MiB`)",
+        ),
+    ];
+    for (args, status, says) in cases {
+        let out = world.warden().args(args).output().expect("warden runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
 /// Bug hunt: `warden run prog.c main` ran, and the program found its own binary where the file
 /// `main` was (the compiled program replaced it); `Main.java classes` failed as a compile error
 /// (javac's `not a directory: /work/classes`). Both are refused, naming the file, before

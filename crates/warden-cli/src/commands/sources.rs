@@ -22,9 +22,14 @@ pub(crate) fn from_files(paths: &[PathBuf]) -> anyhow::Result<Vec<SourceFile>> {
     let mut budget = MAX_TOTAL;
     paths
         .iter()
-        .map(|path| {
+        .enumerate()
+        .map(|(index, path)| {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            let (code, executable) = read(path, &mut budget)?;
+            let (code, executable) =
+                read(path, &mut budget).map_err(|e| match missing_hint(index, path, &e) {
+                    Some(hint) => anyhow::anyhow!("{e:#}; {hint}"),
+                    None => e,
+                })?;
             Ok(SourceFile {
                 name,
                 code,
@@ -32,6 +37,31 @@ pub(crate) fn from_files(paths: &[PathBuf]) -> anyhow::Result<Vec<SourceFile>> {
             })
         })
         .collect()
+}
+
+/// What the user most likely meant when a program file does not exist: every argument before
+/// `--` is a program file, so `warden run prog.py a b` reads `a` as one (a file after the
+/// first), and `--memory 10 MiB` reads `MiB` as one (a unit's name, wherever it is).
+fn missing_hint(index: usize, path: &Path, e: &anyhow::Error) -> Option<&'static str> {
+    let missing = e
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<io::Error>())
+        .any(|io| io.kind() == io::ErrorKind::NotFound);
+    if !missing {
+        return None;
+    }
+    let text = path.to_str().unwrap_or_default();
+    let a_unit = !text.is_empty()
+        && text.chars().all(|c| c.is_alphabetic())
+        && (format!("1{text}").parse::<ByteSize>().is_ok()
+            || warden_core::units::parse_duration(&format!("1{text}")).is_ok());
+    if a_unit {
+        Some("a limit's value and its unit are one argument (`--memory 10MiB`, `--wall-time 2s`)")
+    } else if index > 0 {
+        Some("the program's arguments go after `--` (`warden run prog.py -- ARGS...`)")
+    } else {
+        None
+    }
 }
 
 /// One program file of `warden batch`, as [`from_files`] reads it, except that a FIFO (or
