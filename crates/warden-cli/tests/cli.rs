@@ -355,6 +355,26 @@ fn a_command_line_missing_its_double_dash_says_where_things_go() {
     }
 }
 
+/// Bug hunt (docs, finding 11): `session exec --lang L ID -- CMD` was accepted, `--lang`
+/// ignored without a word; it names a `--file` program's language only.
+#[test]
+fn session_exec_refuses_lang_without_a_file() {
+    let out = World::new()
+        .warden()
+        .args([
+            "session", "exec", "--lang", "python", "abc", "--", "echo", "hi",
+        ])
+        .env("WARDEN_SERVER", "http://127.0.0.1:9")
+        .output()
+        .expect("warden runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'--lang <LANGUAGE>' cannot be used with"),
+        "{stderr}"
+    );
+}
+
 /// Bug hunt: `warden run prog.c main` ran, and the program found its own binary where the file
 /// `main` was (the compiled program replaced it); `Main.java classes` failed as a compile error
 /// (javac's `not a directory: /work/classes`). Both are refused, naming the file, before

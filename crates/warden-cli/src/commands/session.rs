@@ -113,8 +113,10 @@ struct ExecArgs {
     /// Run this program file (laid out in the workspace under its name) instead of a command.
     #[arg(long, conflicts_with = "command")]
     file: Option<PathBuf>,
-    /// The program's language (detected when absent).
-    #[arg(long = "lang", requires = "file")]
+    /// The program's language (detected when absent); only with `--file`.
+    // `conflicts_with` too: clap drops `requires = "file"` once `command`, which conflicts
+    // with `file`, is given, and `--lang L ID -- CMD` went through with `--lang` ignored.
+    #[arg(long = "lang", requires = "file", conflicts_with = "command")]
     language: Option<String>,
     /// Pass this process's standard input to the call.
     #[arg(long)]
