@@ -375,6 +375,19 @@ fn session_exec_refuses_lang_without_a_file() {
     );
 }
 
+/// Bug hunt (docs, finding 13): a range was `10ms..=86400s`, where cli.md's table says
+/// `10ms – 24h`.
+#[test]
+fn a_limit_out_of_range_is_refused_with_the_range_the_docs_give() {
+    let out = warden(&["run", "--cpu-time", "5ms", "-l", "py", "-c", "pass"], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert_eq!(
+        stderr,
+        "warden: cpu-time 5ms is outside the accepted range 10ms – 24h\n"
+    );
+}
+
 /// Bug hunt: `warden run prog.c main` ran, and the program found its own binary where the file
 /// `main` was (the compiled program replaced it); `Main.java classes` failed as a compile error
 /// (javac's `not a directory: /work/classes`). Both are refused, naming the file, before

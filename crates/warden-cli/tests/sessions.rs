@@ -1851,4 +1851,12 @@ fn a_call_the_mode_policy_refuses_exits_118_as_warden_run_does() {
     let reply: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(reply["refused"], true, "{reply}");
     ok(&server, &["rm", &id]);
+    // Bug hunt (docs, finding 13): the bound was said in seconds (`7200s`, `600s`).
+    let out = session(&server, &["create", "--idle-timeout", "2h"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("idle_timeout 2h is above this server's most, 10min"),
+        "{stderr}"
+    );
 }

@@ -271,7 +271,7 @@ impl Config {
             .validate(&LimitBounds::default())
             .map_err(|e| {
                 format!(
-                    "[maxima] {}: {} is outside the accepted range {}..={}",
+                    "[maxima] {}: {} is outside the accepted range {} – {}",
                     e.name.replace('-', "_"),
                     e.value,
                     e.min,

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::{format_duration, human_age_opt, human_duration, ByteSize};
+use crate::units::{
+    format_duration, format_duration_human, human_age_opt, human_duration, ByteSize,
+};
 
 /// The effective limits of one execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,7 +340,7 @@ impl Default for LimitBounds {
 
 /// A limit outside the accepted range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{name} {value} is outside the accepted range {min}..={max}")]
+#[error("{name} {value} is outside the accepted range {min} – {max}")]
 pub struct LimitError {
     /// The flag name of the limit.
     pub name: &'static str,
@@ -361,9 +363,9 @@ fn check_duration(
     }
     Err(LimitError {
         name,
-        value: format_duration(v),
-        min: format_duration(min),
-        max: format_duration(max),
+        value: format_duration_human(v),
+        min: format_duration_human(min),
+        max: format_duration_human(max),
     })
 }
 
@@ -421,6 +423,34 @@ mod tests {
             ]
         );
         assert!(Limits::above_maxima(&LimitOverrides::default(), &maxima).is_empty());
+    }
+
+    /// Bug hunt (docs, finding 13): the range was written in Rust's notation and in seconds
+    /// (`10ms..=86400s`), where docs/cli.md's table says `10ms – 24h`.
+    #[test]
+    fn a_limit_out_of_range_names_the_range_as_the_docs_write_it() {
+        let short = Limits {
+            cpu_time: Duration::from_millis(5),
+            ..Limits::default()
+        };
+        let e = short
+            .validate(&LimitBounds::default())
+            .expect_err("5ms is below the range");
+        assert_eq!(
+            e.to_string(),
+            "cpu-time 5ms is outside the accepted range 10ms – 24h"
+        );
+        let small = Limits {
+            memory: ByteSize(1),
+            ..Limits::default()
+        };
+        let e = small
+            .validate(&LimitBounds::default())
+            .expect_err("1B is below the range");
+        assert_eq!(
+            e.to_string(),
+            "memory 1B is outside the accepted range 8MiB – 1024GiB"
+        );
     }
 
     #[test]

@@ -292,6 +292,23 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Formats a duration for a person, in its largest whole unit (`24h`, `10min`, `90s`,
+/// `10ms`), as docs/cli.md's tables write limits; [`parse_duration`] reads it back.
+/// [`format_duration`] keeps seconds, which stored and exported values are written in.
+pub fn format_duration_human(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() != 0 || secs == 0 {
+        return format_duration(d);
+    }
+    if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}min", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
 /// Serde adapter for `Duration` fields written as human text (`with = "crate::units::human_duration"`).
 pub mod human_duration {
     use super::{format_duration, parse_duration};
@@ -475,8 +492,27 @@ mod tests {
             Duration::from_micros(7),
             // Bug hunt: 0.0009ms was written back as 0us, which an import refuses.
             Duration::from_nanos(900),
+            Duration::from_secs(90),
+            Duration::from_secs(600),
+            Duration::from_secs(86400),
         ] {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+            assert_eq!(parse_duration(&format_duration_human(d)), Ok(d));
+        }
+    }
+
+    /// Bug hunt (docs, finding 13): a range was `10ms..=86400s` and a session's bound `600s`
+    /// where docs/cli.md and the configuration say `24h` and `10m`.
+    #[test]
+    fn durations_are_shown_to_people_in_their_largest_whole_unit() {
+        for (d, text) in [
+            (Duration::from_millis(10), "10ms"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::from_secs(600), "10min"),
+            (Duration::from_secs(7200), "2h"),
+            (Duration::from_secs(86400), "24h"),
+        ] {
+            assert_eq!(format_duration_human(d), text);
         }
     }
 }

@@ -174,8 +174,8 @@ impl Engine {
             Some(d) if d.is_zero() => Err(SessionError::Invalid(format!("{what} must be above 0"))),
             Some(d) if d > most => Err(SessionError::Invalid(format!(
                 "{what} {} is above this server's most, {}",
-                warden_core::units::format_duration(d),
-                warden_core::units::format_duration(most)
+                warden_core::units::format_duration_human(d),
+                warden_core::units::format_duration_human(most)
             ))),
             Some(d) => Ok(d),
         };
