@@ -55,15 +55,18 @@ impl ErrorKind {
 
 /// An error and its causes as one line, `a: b: c`, for a log or an answer. A cause whose text
 /// the line already ends with (a variant that shows its source in its own message) is not
-/// repeated.
+/// repeated, nor one that only puts a prefix before the cause shown last (rusqlite's `file is
+/// not a database` has the source `Error code 26: file is not a database`).
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
+    let mut last = text.clone();
     let mut source = e.source();
     while let Some(cause) = source {
         let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
+        if !text.ends_with(&cause_text) && !cause_text.ends_with(&last) {
             text.push_str(": ");
             text.push_str(&cause_text);
+            last = cause_text;
         }
         source = cause.source();
     }
@@ -709,6 +712,31 @@ mod tests {
         assert_eq!(
             chain(&behind),
             "storing installed dependencies in /var/cache/x: disk on fire"
+        );
+    }
+
+    /// Bug hunt (docs, finding 13): a corrupt history said `file is not a database: Error
+    /// code 26: file is not a database`, SQLite's message and then its code before the same.
+    #[test]
+    fn a_cause_that_restates_the_one_before_is_not_shown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("history.sqlite3");
+        std::fs::write(&path, vec![b'x'; 4096]).expect("write");
+        let sqlite = rusqlite::Connection::open(&path)
+            .and_then(|c| c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())))
+            .expect_err("not a database");
+        let error = EngineError::History(HistoryError::Corrupt {
+            path: path.clone(),
+            source: sqlite,
+        });
+        let shown = chain(&error);
+        assert!(
+            shown.ends_with(&format!(
+                "{} is corrupt or not a SQLite database (move it aside to start a new \
+                 history): file is not a database",
+                path.display()
+            )),
+            "{shown}"
         );
     }
 }
