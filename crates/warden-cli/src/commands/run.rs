@@ -88,9 +88,10 @@ pub(crate) struct RunArgs {
     /// --max-output).
     #[arg(long)]
     stderr_to_stdout: bool,
-    /// A named volume mounted at an absolute path, read-write or with `:ro` read-only
-    /// (`data:/data`, `refs:/refs:ro`); repeatable. Not in trusted mode (docs/volumes.md).
-    #[arg(long = "volume", value_name = "NAME:PATH[:ro]", value_parser = parse_volume)]
+    /// A named volume mounted at an absolute path, read-write (`:rw`, the default) or with
+    /// `:ro` read-only (`data:/data`, `refs:/refs:ro`); repeatable. Not in trusted mode
+    /// (docs/volumes.md).
+    #[arg(long = "volume", value_name = "NAME:PATH[:ro|:rw]", value_parser = parse_volume)]
     volumes: Vec<VolumeRequest>,
     #[command(flatten)]
     limits: LimitArgs,
@@ -146,7 +147,7 @@ fn parse_mode(text: &str) -> Result<ModeRequest, String> {
 fn parse_volume(text: &str) -> Result<VolumeRequest, String> {
     let (name, rest) = text
         .split_once(':')
-        .ok_or_else(|| format!("{text:?} is not NAME:PATH[:ro]"))?;
+        .ok_or_else(|| format!("{text:?} is not NAME:PATH[:ro|:rw]"))?;
     let (path, read_only) = match rest.rsplit_once(':') {
         Some((path, "ro")) => (path, true),
         Some((path, "rw")) => (path, false),
@@ -154,7 +155,7 @@ fn parse_volume(text: &str) -> Result<VolumeRequest, String> {
         None => (rest, false),
     };
     if name.is_empty() || path.is_empty() {
-        return Err(format!("{text:?} is not NAME:PATH[:ro]"));
+        return Err(format!("{text:?} is not NAME:PATH[:ro|:rw]"));
     }
     Ok(VolumeRequest {
         name: name.to_owned(),

@@ -35,7 +35,8 @@ enum ToolCommand {
         json: JsonFlag,
     },
     /// Call a tool. Prints its output; exits 0 when it succeeded, 1 when it failed, 2 when
-    /// the call was refused (unknown tool, invalid input).
+    /// the call was refused (unknown tool, invalid input), 125 when warden failed or the tool
+    /// is unavailable on this host.
     Call(CallArgs),
     /// Register a tool file (and the program it names, read from beside it).
     Register {
