@@ -24,13 +24,14 @@ pub(crate) fn with_hint(mut e: clap::Error, args: &[OsString]) -> clap::Error {
             }
             _ => None,
         },
+        ErrorKind::MissingRequiredArgument => missing_program_hint(&words),
         ErrorKind::ArgumentConflict
             if words.first() == Some(&"run") && is_files_against_code(&e) =>
         {
             Some(
                 "a word that is neither an option nor an option's value is read as a program \
-             file, which --code cannot be given with: a size or a duration is one word \
-             (`--memory 10MiB`, not `10 MiB`), and the program's arguments go after `--`"
+                 file, which --code cannot be given with: a size or a duration is one word \
+                 (`--memory 10MiB`, not `10 MiB`), and the program's arguments go after `--`"
                     .to_owned(),
             )
         }
@@ -53,6 +54,20 @@ fn command_hint(words: &[&str], stray: &str) -> Option<String> {
     Some(format!(
         "the command goes after `--`: `warden {parent} {sub} ... -- {stray} ...`"
     ))
+}
+
+/// The tip for a command given no program: clap names only the first of the ways to give
+/// one (`<FILE>...`, `<COMMAND>...`), and `-c CODE`, `--requests PATH` or `--file` is as good.
+fn missing_program_hint(words: &[&str]) -> Option<String> {
+    let ways = match words {
+        ["run", ..] => "as FILE... or as -c CODE",
+        ["batch", ..] => {
+            "as FILE... or as --requests PATH (JSON Lines of requests, - for standard input)"
+        }
+        ["session", "exec", ..] => "as a command after `--` or as --file PROGRAM",
+        _ => return None,
+    };
+    Some(format!("give the program {ways}"))
 }
 
 /// Whether `e` says `warden run`'s program files cannot be given with `--code`.

@@ -375,6 +375,35 @@ fn session_exec_refuses_lang_without_a_file() {
     );
 }
 
+/// Bug hunt (docs, finding 13): a bare `warden run` named only `<FILE>...` (not `-c`), a
+/// bare `warden batch` not `--requests`, and `session exec ID` with neither a command nor
+/// `--file` exited 125 where every other missing argument exits 2.
+#[test]
+fn a_command_given_no_program_names_every_way_to_give_one() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["run"], "tip: give the program as FILE... or as -c CODE"),
+        (
+            &["batch"],
+            "tip: give the program as FILE... or as --requests PATH",
+        ),
+        (
+            &["session", "exec", "abc"],
+            "tip: give the program as a command after `--` or as --file PROGRAM",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = World::new()
+            .warden()
+            .args(args)
+            .env("WARDEN_SERVER", "http://127.0.0.1:9")
+            .output()
+            .expect("warden runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
 /// Bug hunt (docs, finding 13): a range was `10ms..=86400s`, where cli.md's table says
 /// `10ms – 24h`.
 #[test]

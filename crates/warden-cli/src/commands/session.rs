@@ -133,7 +133,9 @@ struct ExecArgs {
     #[arg(long)]
     json: bool,
     /// The command and its arguments, joined with spaces into one shell line.
-    #[arg(last = true)]
+    // Required without `--file`: clap then refuses neither (exit 2), as it refuses every
+    // other missing argument.
+    #[arg(last = true, required_unless_present = "file")]
     command: Vec<String>,
 }
 
@@ -224,9 +226,7 @@ fn exec_call(client: &Client, args: ExecArgs) -> anyhow::Result<ExitCode> {
             }
             body
         }
-        None if args.command.is_empty() => {
-            bail!("nothing to run: give `-- COMMAND ARGS...` or --file PROGRAM")
-        }
+        // clap requires the command without --file (`ExecArgs::command`).
         None => json!({ "command": args.command.join(" ") }),
     };
     if args.interactive {
