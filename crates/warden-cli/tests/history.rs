@@ -122,6 +122,15 @@ fn show_prints_the_code_only_when_the_retention_keeps_it() {
         String::from_utf8(out.stdout).expect("utf-8")
     };
     let [metadata, code_only, full] = [show(&ids[0]), show(&ids[1]), show(&ids[2])];
+    // Bug hunt (docs, finding 14): history.md says `show` prints every recorded field; its
+    // limits line had only cpu, wall, memory and output.
+    assert!(
+        metadata.contains(
+            "limits:      cpu 5s, wall 10s, memory 256MiB, output 1MiB, procs 64, file size \
+             16MiB, workspace 64MiB, open files 256, stack 64MiB\n"
+        ),
+        "{metadata}"
+    );
     assert!(!metadata.contains("marker-in-code"), "{metadata}");
     assert!(!metadata.contains("kept-output"), "{metadata}");
     assert!(code_only.contains("marker-in-code"), "{code_only}");

@@ -56,12 +56,19 @@ fn write_text(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
     field(out, "outcome:", &e.outcome.to_string())?;
     field(out, "usage:", &usage(&e.usage))?;
     if let Some(limits) = &e.limits {
+        // Every limit, as history.md promises every recorded field.
         let limits = format!(
-            "cpu {}, wall {}, memory {}, output {}",
+            "cpu {}, wall {}, memory {}, output {}, procs {}, file size {}, workspace {}, \
+             open files {}, stack {}",
             format_duration(limits.cpu_time),
             format_duration(limits.wall_time),
             limits.memory,
-            limits.max_output
+            limits.max_output,
+            limits.max_procs,
+            limits.max_file_size,
+            limits.workspace_size,
+            limits.max_open_files,
+            limits.stack_size,
         );
         field(out, "limits:", &limits)?;
     }
