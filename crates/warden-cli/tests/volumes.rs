@@ -193,6 +193,19 @@ fn a_volume_keeps_files_across_runs_and_is_seen_only_by_runs_that_ask_for_it() {
         "{shown:#}"
     );
 
+    // Bug hunt (docs, finding 14): `inspect` said `used 15360 bytes` where `ls` said 15KiB.
+    let used = json_of(&warden(&world, &["volume", "inspect", "data", "--json"]))["used_bytes"]
+        .as_u64()
+        .expect("used_bytes");
+    let inspected = ok(&warden(&world, &["volume", "inspect", "data"]));
+    assert!(
+        inspected.contains(&format!(
+            "used       {} ({used} bytes)\n",
+            warden_core::ByteSize(used)
+        )),
+        "{inspected}"
+    );
+
     ok(&warden(&world, &["volume", "rm", "data"]));
     let gone = warden(&world, &["volume", "inspect", "data"]);
     assert!(!gone.status.success());

@@ -225,11 +225,9 @@ fn row(info: &Value) -> Vec<String> {
 fn write_info(out: &mut impl Write, info: &Value) -> std::io::Result<()> {
     writeln!(out, "name       {}", text(&info["name"]))?;
     writeln!(out, "size       {}", size_of(info))?;
-    writeln!(
-        out,
-        "used       {} bytes",
-        info["used_bytes"].as_u64().unwrap_or(0)
-    )?;
+    // In the unit `ls` shows it in, and exact.
+    let used = info["used_bytes"].as_u64().unwrap_or(0);
+    writeln!(out, "used       {} ({used} bytes)", ByteSize(used))?;
     writeln!(out, "created    {}", text(&info["created_at"]))?;
     writeln!(out, "last used  {}", last_used(info))?;
     writeln!(out, "in use     {}", in_use(info))?;
