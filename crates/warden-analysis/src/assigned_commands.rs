@@ -1,7 +1,10 @@
 //! Whether a bash program may run a variable it assigns a command's name (`SUDO=sudo; $SUDO
 //! apt-get`), for the rules whose match counts only then (`only_if_run`). `MODE=eval` read only
 //! as an argument (`python train.py --mode "$MODE"`) runs nothing, and a hunt found it grading
-//! ordinary scripts `high`. Runs in the analysing process, after the matching.
+//! ordinary scripts `high`. Runs in the analysing process, after the matching, and only for a
+//! program of one file: files are analysed one by one, and another file of the program may
+//! source this one, or this one it, and run the variable where this file does not show it
+//! (`source ./lib.sh; $E id`; `RequestFile::among_others`).
 //!
 //! The answer is "it may" unless every reading of the variable in the file is seen, and none
 //! can run its value: the variable is read somewhere (a file that only assigns it may be

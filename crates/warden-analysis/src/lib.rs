@@ -212,15 +212,23 @@ impl Analyzer {
             .map(|i| &self.languages[i])
     }
 
-    /// Analyses `code`, a program in `language` (a language id). Never fails and never panics:
-    /// input that cannot be analysed gets a `parse_error` and a level of its own
-    /// (docs/analysis.md#unparseable-input).
+    /// Analyses `code`, a program in `language` (a language id) of this one file. Never fails
+    /// and never panics: input that cannot be analysed gets a `parse_error` and a level of its
+    /// own (docs/analysis.md#unparseable-input).
     pub fn analyze(&self, language: &str, code: &[u8]) -> Analysis {
-        self.analyze_by(language, code, Deadline::after(self.time_budget))
+        self.analyze_by(language, code, false, Deadline::after(self.time_budget))
     }
 
-    /// [`Analyzer::analyze`] within what is left of a budget (a request's, shared by its files).
-    fn analyze_by(&self, language: &str, code: &[u8], deadline: Deadline) -> Analysis {
+    /// [`Analyzer::analyze`] of one file of a program, `among_others` when the program has
+    /// other files ([`RequestFile::among_others`]), within what is left of a budget (a
+    /// request's, shared by its files).
+    fn analyze_by(
+        &self,
+        language: &str,
+        code: &[u8],
+        among_others: bool,
+        deadline: Deadline,
+    ) -> Analysis {
         let Some(entry) = self.entry(language) else {
             let why = format!("no analysis rules for language {language:?}");
             return unanalysed(UNKNOWN_LANGUAGE_LEVEL, why);
@@ -247,7 +255,7 @@ impl Analyzer {
             Err(parse::ParseFailure::Grammar(why)) => return unanalysed(UNPARSEABLE_LEVEL, why),
         };
         let code: &[u8] = &code;
-        let found = matching::find(rules, &tree, code, deadline);
+        let found = matching::find(rules, &tree, code, among_others, deadline);
         // Graded after matching: a program that is mostly errors is still searched as far as
         // its tree goes, and what is found still counts.
         let (level, parse_error) =
@@ -281,17 +289,24 @@ impl Analyzer {
     /// Latin-1 comment) is read as a source is: the compiler or the interpreter's declared
     /// encoding reads it.
     pub fn analyze_if_code(&self, language: &str, code: &[u8]) -> Option<Analysis> {
-        self.analyze_if_code_by(language, code, false, Deadline::after(self.time_budget))
+        self.analyze_if_code_by(
+            language,
+            code,
+            false,
+            false,
+            Deadline::after(self.time_budget),
+        )
     }
 
     /// [`Analyzer::analyze_if_code`] within what is left of a budget; `named`: one of the
     /// program's sources names the file, which a language that runs fragments may then run in
-    /// part.
+    /// part; `among_others`: [`RequestFile::among_others`].
     fn analyze_if_code_by(
         &self,
         language: &str,
         code: &[u8],
         named: bool,
+        among_others: bool,
         deadline: Deadline,
     ) -> Option<Analysis> {
         let rules = self.entry(language)?.rules().ok()?;
@@ -306,7 +321,7 @@ impl Analyzer {
         if tree.root_node().has_error() && !(rules.includes.is_some() && named) {
             return None;
         }
-        let found = matching::find(rules, &tree, code, deadline);
+        let found = matching::find(rules, &tree, code, among_others, deadline);
         Some(Analysis {
             threat_level: found.level,
             findings: found.findings,

@@ -43,8 +43,15 @@ struct Collected {
     timed_out: bool,
 }
 
-/// Runs every rule of `rules` over `tree`, giving up at `deadline`.
-pub(crate) fn find(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Deadline) -> Matches {
+/// Runs every rule of `rules` over `tree`, giving up at `deadline`. `among_others`: the
+/// program has other files, which may run what this one assigns (`only_if_run` then counts).
+pub(crate) fn find(
+    rules: &RuleSet,
+    tree: &Tree,
+    code: &[u8],
+    among_others: bool,
+    deadline: Deadline,
+) -> Matches {
     let Collected {
         mut candidates,
         mut scopes,
@@ -63,6 +70,7 @@ pub(crate) fn find(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Deadline
     candidates.retain(|c| !rules.is_scoped(c.rule) || inside_scope(c, &scopes));
     candidates.retain(|c| {
         !rules.only_if_run(c.rule)
+            || among_others
             || assigned_commands::may_run(tree, code, c.node.bytes(), deadline)
     });
     candidates.sort_by_key(|c| (c.node.start, c.rule));

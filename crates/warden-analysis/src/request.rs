@@ -7,7 +7,7 @@ use crate::deadline::Deadline;
 use crate::Analyzer;
 
 /// One file of a request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestFile<'a> {
     /// The language id it is read as.
     pub language: &'a str,
@@ -20,6 +20,11 @@ pub struct RequestFile<'a> {
     /// "notes.txt"`, `source lib.txt`: the rule file's `includes`): what is found in it counts
     /// even when it does not parse whole.
     pub named: bool,
+    /// The program has other files. One may source this file, or this file one, and run in
+    /// the same shell a variable this file assigns where this file's analysis cannot see it
+    /// (`E=eval; echo "$E"` here, `source ./lib.sh; $E id` there): a rule's match that counts
+    /// only where the program may run it (`only_if_run`) then always counts.
+    pub among_others: bool,
 }
 
 /// The analyses of a request's files, in order.
@@ -39,10 +44,11 @@ impl Analyzer {
         let files = files
             .iter()
             .map(|file| {
+                let (language, code, others) = (file.language, file.code, file.among_others);
                 if file.maybe_data {
-                    self.analyze_if_code_by(file.language, file.code, file.named, deadline)
+                    self.analyze_if_code_by(language, code, file.named, others, deadline)
                 } else {
-                    Some(self.analyze_by(file.language, file.code, deadline))
+                    Some(self.analyze_by(language, code, others, deadline))
                 }
             })
             .collect();
@@ -67,12 +73,14 @@ mod tests {
                 code: b"import os\nos.system('ls')\n",
                 maybe_data: false,
                 named: false,
+                among_others: false,
             },
             RequestFile {
                 language: "python",
                 code: b"a,b\n1,2\n",
                 maybe_data: true,
                 named: false,
+                among_others: false,
             },
         ];
         let answer = analyzer.analyze_request(&files);
@@ -99,5 +107,25 @@ mod tests {
             let why = file.parse_error.as_deref().unwrap_or_default();
             assert!(why.contains("longer than"), "{file:?}");
         }
+    }
+
+    #[test]
+    fn a_variable_assigned_eval_counts_in_a_program_of_other_files() {
+        let analyzer = Analyzer::builtin().expect("rules");
+        let file = |among_others| RequestFile {
+            language: "bash",
+            code: b"E=eval\necho \"mode: $E\"\n",
+            maybe_data: false,
+            named: false,
+            among_others,
+        };
+        let answer = analyzer.analyze_request(&[file(false), file(true)]);
+        let hidden = |i: usize| {
+            answer.files[i]
+                .as_ref()
+                .is_some_and(|a| a.findings.iter().any(|f| f.rule == "bash.hidden_command"))
+        };
+        assert!(!hidden(0), "{:?}", answer.files[0]);
+        assert!(hidden(1), "{:?}", answer.files[1]);
     }
 }

@@ -166,6 +166,7 @@ mod tests {
             code: b"import os\nos.system('ls')\n",
             maybe_data: false,
             named: false,
+            among_others: false,
         }];
         let answer = Confinement::InProcess
             .analyze(&analyzer, &files)

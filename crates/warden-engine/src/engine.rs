@@ -883,11 +883,15 @@ impl Engine {
                 }
             })
             .collect();
+        // Another file may source this one, or this one it, even by a name built at run time
+        // (`. "$f"`), and run there a variable this one assigns (`E=eval`): each file is
+        // analysed knowing whether it is the program's only one, and cached apart.
+        let among_others = program.files.len() > 1;
         let mut parts: Vec<Option<Analysis>> = files
             .iter()
             .map(|&(_, id, file, maybe_data, _)| {
                 (!maybe_data)
-                    .then(|| self.analyses.get(id, &file.contents))
+                    .then(|| self.analyses.get(id, among_others, &file.contents))
                     .flatten()
             })
             .collect();
@@ -899,6 +903,7 @@ impl Engine {
                 code: &files[i].2.contents,
                 maybe_data: files[i].3,
                 named: files[i].4,
+                among_others,
             })
             .collect();
         let answer = if request.is_empty() {
@@ -916,7 +921,8 @@ impl Engine {
             let (_, id, file, maybe_data, _) = files[i];
             if !maybe_data && !answer.budget_spent {
                 if let Some(part) = &part {
-                    self.analyses.insert(id, &file.contents, part.clone());
+                    self.analyses
+                        .insert(id, among_others, &file.contents, part.clone());
                 }
             }
             parts[i] = Some(part.unwrap_or_default());
@@ -994,7 +1000,7 @@ impl Engine {
 
     /// The analysis of one program in `language` (confined as every analysis is), cached.
     pub(crate) fn analyze_one(&self, language: &str, code: &[u8]) -> Analysis {
-        if let Some(found) = self.analyses.get(language, code) {
+        if let Some(found) = self.analyses.get(language, false, code) {
             return found;
         }
         let request = [RequestFile {
@@ -1002,12 +1008,14 @@ impl Engine {
             code,
             maybe_data: false,
             named: false,
+            among_others: false,
         }];
         match self.confinement.analyze(&self.analyzer, &request) {
             Ok(mut answer) => {
                 let analysis = answer.files.pop().flatten().unwrap_or_default();
                 if !answer.budget_spent {
-                    self.analyses.insert(language, code, analysis.clone());
+                    self.analyses
+                        .insert(language, false, code, analysis.clone());
                 }
                 analysis
             }
@@ -1900,6 +1908,52 @@ mod tests {
         let mut case = result(30 * mib, 0);
         kept.cut(&mut case);
         assert_eq!((case.stdout.len(), case.stdout_truncated), (10 * mib, true));
+    }
+
+    /// Regression hunt: `E=eval` in a file that reads `$E` only as an argument counts for
+    /// nothing, but files are analysed one by one, and another file of the program may run it
+    /// in the same shell (`source ./lib.sh; $E id`, or the other way round), which alone is
+    /// graded `low` as any command named by a variable. The exemption holds only in a program
+    /// of one file, and the cache keeps the two analyses of the same bytes apart.
+    #[test]
+    fn a_variable_assigned_eval_counts_where_another_file_may_run_it() {
+        let engine = Engine::new(EngineConfig::new(PathBuf::from("/nonexistent/warden")))
+            .expect("an engine without a sandbox");
+        let lib: &[u8] = b"E=eval\necho \"mode: $E\"\n";
+        let hidden = |analysis: &Analysis| {
+            analysis
+                .findings
+                .iter()
+                .any(|f| f.rule == "bash.hidden_command")
+        };
+        let alone = || analysis_of(&engine, "bash", &[("lib.sh", lib)]).expect("prepared");
+        let analysis = alone();
+        assert_eq!(
+            analysis.threat_level,
+            warden_core::ThreatLevel::None,
+            "{analysis:#?}"
+        );
+        let programs: [&[(&str, &[u8])]; 3] = [
+            &[("main.sh", b"source ./lib.sh\n$E id\n"), ("lib.sh", lib)],
+            &[
+                ("main.sh", b"for f in ./*.sh; do . \"$f\"; done\n$E id\n"),
+                ("lib.sh", lib),
+            ],
+            &[
+                ("main.sh", b"E=eval\necho \"mode: $E\"\nsource ./run.txt\n"),
+                ("run.txt", b"$E id\n"),
+            ],
+        ];
+        for files in programs {
+            let analysis = analysis_of(&engine, "bash", files).expect("prepared");
+            assert!(
+                analysis.threat_level >= warden_core::ThreatLevel::High && hidden(&analysis),
+                "{:?}: {analysis:#?}",
+                files.iter().map(|(name, _)| name).collect::<Vec<_>>()
+            );
+        }
+        let analysis = alone();
+        assert!(!hidden(&analysis), "{analysis:#?}");
     }
 
     /// Bug hunt "comp": C and C++ (`#include "b.txt"` inside a function), Rust (`include!`)

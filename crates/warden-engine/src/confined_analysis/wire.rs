@@ -34,8 +34,8 @@ struct Answer {
     budget_spent: bool,
 }
 
-/// The request for `files`: their count, then each one's kind, language and contents, each
-/// length a `u32` (little-endian).
+/// The request for `files`: their count, then each one's kind (bits: may be data, named by a
+/// source, among other files), language and contents, each length a `u32` (little-endian).
 pub(super) fn encode_request(files: &[RequestFile<'_>]) -> Option<Vec<u8>> {
     let size: usize = files
         .iter()
@@ -44,7 +44,11 @@ pub(super) fn encode_request(files: &[RequestFile<'_>]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(4 + size);
     out.extend(u32::try_from(files.len()).ok()?.to_le_bytes());
     for file in files {
-        out.push(u8::from(file.maybe_data) | u8::from(file.named) << 1);
+        out.push(
+            u8::from(file.maybe_data)
+                | u8::from(file.named) << 1
+                | u8::from(file.among_others) << 2,
+        );
         out.extend(u32::try_from(file.language.len()).ok()?.to_le_bytes());
         out.extend(file.language.as_bytes());
         out.extend(u32::try_from(file.code.len()).ok()?.to_le_bytes());
@@ -53,8 +57,26 @@ pub(super) fn encode_request(files: &[RequestFile<'_>]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// One file of a request as read: (language, code, maybe data, named by a source).
-pub(super) type OwnedFile = (String, Vec<u8>, bool, bool);
+/// One file of a request as read: a [`RequestFile`] that owns its language and code.
+#[derive(Debug)]
+pub(super) struct OwnedFile {
+    language: String,
+    code: Vec<u8>,
+    kind: u8,
+}
+
+impl OwnedFile {
+    /// The file, as the analyzer takes it.
+    pub(super) fn as_request(&self) -> RequestFile<'_> {
+        RequestFile {
+            language: &self.language,
+            code: &self.code,
+            maybe_data: self.kind & 1 != 0,
+            named: self.kind & 2 != 0,
+            among_others: self.kind & 4 != 0,
+        }
+    }
+}
 
 /// Reads one request; `None` at the end of the input before a request starts.
 pub(super) fn read_request(input: &mut impl Read) -> std::io::Result<Option<Vec<OwnedFile>>> {
@@ -70,7 +92,11 @@ pub(super) fn read_request(input: &mut impl Read) -> std::io::Result<Option<Vec<
         let language = String::from_utf8(read_sized(input)?)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let code = read_sized(input)?;
-        files.push((language, code, kind[0] & 1 != 0, kind[0] & 2 != 0));
+        files.push(OwnedFile {
+            language,
+            code,
+            kind: kind[0],
+        });
     }
     Ok(Some(files))
 }
@@ -162,22 +188,21 @@ mod tests {
                 code: b"print(1)\n",
                 maybe_data: false,
                 named: false,
+                among_others: false,
             },
             RequestFile {
                 language: "c",
                 code: b"\0\xff",
                 maybe_data: true,
                 named: true,
+                among_others: true,
             },
         ];
         let bytes = encode_request(&files).expect("encodes");
         let mut input = &bytes[..];
         let read = read_request(&mut input).expect("reads").expect("a request");
-        assert_eq!(
-            read[0],
-            ("python".into(), b"print(1)\n".to_vec(), false, false)
-        );
-        assert_eq!(read[1], ("c".into(), b"\0\xff".to_vec(), true, true));
+        let read: Vec<RequestFile<'_>> = read.iter().map(OwnedFile::as_request).collect();
+        assert_eq!(read, files);
         assert!(read_request(&mut input).expect("reads").is_none());
         let mut cut = &bytes[..bytes.len() - 1];
         assert!(read_request(&mut cut).is_err(), "a cut request is an error");

@@ -29,15 +29,7 @@ pub fn main() -> ExitCode {
         if super::limit_cpu(false).is_err() {
             return ExitCode::FAILURE;
         }
-        let files: Vec<RequestFile<'_>> = files
-            .iter()
-            .map(|(language, code, maybe_data, named)| RequestFile {
-                language,
-                code,
-                maybe_data: *maybe_data,
-                named: *named,
-            })
-            .collect();
+        let files: Vec<RequestFile<'_>> = files.iter().map(wire::OwnedFile::as_request).collect();
         let answer = analyzer.analyze_request(&files);
         if wire::write_answer(&mut output, answer).is_err() {
             return ExitCode::FAILURE;

@@ -1,7 +1,7 @@
-//! The analyses of recent programs, by language and content: a server sees the same code again
-//! and again (an evaluation harness retrying, a judge's resubmissions), and the analysis is a
-//! pure function of the language, the code and the rules, which are fixed for the engine's
-//! life. Bounded; the oldest entry goes first.
+//! The analyses of recent programs' files, by language, content and whether the program has
+//! other files: a server sees the same code again and again (an evaluation harness retrying, a
+//! judge's resubmissions), and the analysis is a pure function of these and of the rules, which
+//! are fixed for the engine's life. Bounded; the oldest entry goes first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -12,7 +12,7 @@ use warden_core::Analysis;
 /// How many analyses are kept.
 const ENTRIES: usize = 512;
 
-/// A bounded map from (language, SHA-256 of the code) to its analysis.
+/// A bounded map from (language, among other files, SHA-256 of the code) to its analysis.
 #[derive(Debug, Default)]
 pub(super) struct AnalysisCache {
     inner: Mutex<Entries>,
@@ -24,23 +24,33 @@ struct Entries {
     order: VecDeque<[u8; 32]>,
 }
 
-fn key(language: &str, code: &[u8]) -> [u8; 32] {
+fn key(language: &str, among_others: bool, code: &[u8]) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(language.as_bytes());
-    hash.update([0u8]);
+    hash.update([0u8, u8::from(among_others)]);
     hash.update(code);
     hash.finalize().into()
 }
 
 impl AnalysisCache {
-    /// The analysis of `code` in `language`, if it is kept.
-    pub(super) fn get(&self, language: &str, code: &[u8]) -> Option<Analysis> {
-        self.lock().map.get(&key(language, code)).cloned()
+    /// The analysis of `code` in `language`, a file of a program with other files
+    /// (`among_others`, `RequestFile::among_others`) or alone, if it is kept.
+    pub(super) fn get(&self, language: &str, among_others: bool, code: &[u8]) -> Option<Analysis> {
+        self.lock()
+            .map
+            .get(&key(language, among_others, code))
+            .cloned()
     }
 
-    /// Keeps `analysis` as that of `code` in `language`.
-    pub(super) fn insert(&self, language: &str, code: &[u8], analysis: Analysis) {
-        let key = key(language, code);
+    /// Keeps `analysis` as that of `code` in `language`, among other files or alone.
+    pub(super) fn insert(
+        &self,
+        language: &str,
+        among_others: bool,
+        code: &[u8],
+        analysis: Analysis,
+    ) {
+        let key = key(language, among_others, code);
         let mut entries = self.lock();
         if entries.map.insert(key, analysis).is_none() {
             entries.order.push_back(key);
@@ -69,15 +79,29 @@ mod tests {
             threat_level: ThreatLevel::Low,
             ..Analysis::default()
         };
-        cache.insert("python", b"print(1)", low.clone());
-        assert_eq!(cache.get("python", b"print(1)"), Some(low));
-        assert_eq!(cache.get("ruby", b"print(1)"), None, "another language");
+        cache.insert("python", false, b"print(1)", low.clone());
+        assert_eq!(cache.get("python", false, b"print(1)"), Some(low));
+        assert_eq!(
+            cache.get("ruby", false, b"print(1)"),
+            None,
+            "another language"
+        );
+        assert_eq!(
+            cache.get("python", true, b"print(1)"),
+            None,
+            "the file among others"
+        );
         for i in 0..ENTRIES + 1 {
-            cache.insert("python", i.to_string().as_bytes(), Analysis::default());
+            cache.insert(
+                "python",
+                false,
+                i.to_string().as_bytes(),
+                Analysis::default(),
+            );
         }
         assert!(cache.lock().map.len() <= ENTRIES);
         assert_eq!(
-            cache.get("python", b"print(1)"),
+            cache.get("python", false, b"print(1)"),
             None,
             "the oldest went first"
         );
