@@ -1387,6 +1387,48 @@ fn php_escapes_never_end_a_heredoc_or_start_a_variable() {
     );
 }
 
+/// Regression hunt: a heredoc's line kept its escapes whenever its translation started with the
+/// delimiter, but PHP ends a heredoc only where the delimiter is followed by a character no name
+/// holds: `\x73ystem` under `<<<sy` (or `<<<"sys"`, `\x73hell_exec` under `<<<sh`) stayed
+/// hidden, graded `none`, and `$f("id")` ran `system`.
+#[test]
+fn php_escapes_on_a_heredoc_line_that_only_starts_with_its_delimiter_are_read() {
+    let plain = "<?php system('id');";
+    assert_disguises_caught(
+        "php",
+        &[
+            (
+                plain,
+                "<?php\n$f = <<<sy\n\\x73ystem\nsy;\n$f(\"id\");\n",
+                "php.process",
+            ),
+            (
+                plain,
+                "<?php\n$f = <<<\"sys\"\n  \\x73ystem\n  sys;\n$f(\"id\");\n",
+                "php.process",
+            ),
+            (
+                plain,
+                "<?php\n$f = <<<sh\n\\x73hell_exec\nsh;\necho $f(\"id\");\n",
+                "php.process",
+            ),
+            (
+                plain,
+                "<?php\n$f = <<<s\n\\x73\\x79\\x73tem\ns;\n$f(\"id\");\n",
+                "php.process",
+            ),
+        ],
+    );
+    assert_graded(
+        "php",
+        ThreatLevel::None,
+        &[
+            "<?php\n$s = <<<sy\n\\x73yllable \\x41\nsy;\necho $s;\n",
+            "<?php\n$s = <<<EOT\n\\x45OTX is a word\nEOT;\necho $s;\n",
+        ],
+    );
+}
+
 /// Regression hunt: R's parser makes a string in a call's function position a name, a
 /// backtick-quoted name is the name, and both read escapes: `"system"("id")`,
 /// `` `system`("id") `` and `` `\163ystem`("id") `` were graded `none`. So were `mget` of a

@@ -7,11 +7,14 @@
 //! An escape is translated when it stands for an ASCII letter, digit or `_`, a name's
 //! character: anything else (a quote, `$`, `{`, a line break) would change how the string
 //! parses. Each translation removes a backslash, so the readings end. A name's character can
-//! still change the structure in two places, where the escape stays as it is: a heredoc's
-//! line that would start with its delimiter (PHP finds the end in the text as written, so
-//! `\x45OT;` does not end `<<<EOT`; translated, the grammar ended the heredoc there and a hunt
-//! hid `eval` in a second heredoc the translation opened), and a character after `$` or `->`,
-//! which would make literal text a variable (`"$\x61"` is `$a` as text to PHP).
+//! still change the structure in two places, where an escape stays as it is: a heredoc's
+//! line that would end it (PHP finds the end in the text as written, so `\x45OT;` does not end
+//! `<<<EOT`; translated, the grammar ended the heredoc there and a hunt hid `eval` in a second
+//! heredoc the translation opened) keeps its first such escape, and a character after `$` or
+//! `->` stays, which would make literal text a variable (`"$\x61"` is `$a` as text to PHP).
+//! PHP ends a heredoc only where the delimiter is followed by a character no name holds, so a
+//! line that merely starts with it is translated whole (`\x73ystem` under `<<<sy` kept its
+//! escape and hid `system`).
 
 use tree_sitter::{Node, Tree};
 
@@ -56,36 +59,47 @@ pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec
     translated.then_some(read)
 }
 
-/// Whether `escape`, in a heredoc's body, sits on a line that would start with the heredoc's
-/// delimiter (after blanks: PHP 7.3's indented end) were the escapes of names' characters of
-/// that line translated. `checked` keeps the last line's answer (its start and the answer):
-/// a line of many escapes is read once.
-fn ends_the_heredoc(escape: Node<'_>, code: &[u8], checked: &mut Option<(usize, bool)>) -> bool {
+/// Whether `escape`, in a heredoc's body, is the one escape of its line kept as written so that
+/// the line does not end the heredoc: the first of the line's escapes of names' characters, on
+/// a line that would end it were they all translated. `checked` keeps the last line's answer
+/// (its start and the escape kept): a line of many escapes is read once.
+fn ends_the_heredoc(
+    escape: Node<'_>,
+    code: &[u8],
+    checked: &mut Option<(usize, Option<usize>)>,
+) -> bool {
     let Some(body) = escape.parent().filter(|p| p.kind() == "heredoc_body") else {
         return false;
     };
     let at = escape.start_byte();
     let line_start = at - escape.start_position().column;
-    match *checked {
-        Some((start, answer)) if start == line_start => answer,
+    let kept = match *checked {
+        Some((start, kept)) if start == line_start => kept,
         _ => {
-            let answer = line_starts_with_delimiter(body, line_start, code);
-            *checked = Some((line_start, answer));
-            answer
+            let kept = escape_kept_on_line(body, line_start, code);
+            *checked = Some((line_start, kept));
+            kept
         }
-    }
+    };
+    kept == Some(at)
 }
 
-fn line_starts_with_delimiter(body: Node<'_>, line_start: usize, code: &[u8]) -> bool {
-    let Some(start) = body.parent().and_then(|heredoc| {
+/// The first escape of a name's character on the line of `body` at `line_start`, when the line
+/// with every such escape translated would end the heredoc as PHP reads an end: after blanks
+/// (PHP 7.3's indented end), the delimiter followed by anything but a name's character. Only
+/// that escape stays: the text before it is then part of the delimiter at most, followed by a
+/// backslash, which is no end. The line's other escapes are translated, so a name the line
+/// spells after the delimiter (`\x73y,\x73ystem` under `<<<sy`) is read, and a line whose
+/// name merely starts with the delimiter (`\x73ystem` under `<<<sy`, which PHP does not end)
+/// is translated whole.
+fn escape_kept_on_line(body: Node<'_>, line_start: usize, code: &[u8]) -> Option<usize> {
+    let start = body.parent().and_then(|heredoc| {
         let mut cursor = heredoc.walk();
         let start = heredoc
             .children(&mut cursor)
             .find(|c| c.kind() == "heredoc_start");
         start
-    }) else {
-        return false;
-    };
+    })?;
     let delimiter = code[start.byte_range()].trim_ascii();
     let delimiter = delimiter
         .strip_prefix(b"\"")
@@ -96,7 +110,7 @@ fn line_starts_with_delimiter(body: Node<'_>, line_start: usize, code: &[u8]) ->
         .position(|&b| b == b'\n')
         .map_or(code.len(), |i| line_start + i);
     let mut line = Vec::with_capacity(line_end - line_start);
-    let mut copied = line_start;
+    let (mut copied, mut first) = (line_start, None);
     let mut part = body.first_child_for_byte(line_start);
     while let Some(node) = part.take().filter(|n| n.start_byte() < line_end) {
         part = node.next_sibling();
@@ -105,6 +119,7 @@ fn line_starts_with_delimiter(body: Node<'_>, line_start: usize, code: &[u8]) ->
             continue;
         }
         if let Some(c) = name_character(&code[range.clone()]) {
+            first.get_or_insert(range.start);
             line.extend_from_slice(&code[copied..range.start]);
             line.push(c);
             copied = range.end;
@@ -115,7 +130,18 @@ fn line_starts_with_delimiter(body: Node<'_>, line_start: usize, code: &[u8]) ->
         .iter()
         .take_while(|b| matches!(b, b' ' | b'\t'))
         .count();
-    !delimiter.is_empty() && line[blanks..].starts_with(delimiter)
+    let ends = !delimiter.is_empty()
+        && line[blanks..].starts_with(delimiter)
+        && line
+            .get(blanks + delimiter.len())
+            .is_none_or(|&b| !is_name_byte(b));
+    first.filter(|_| ends)
+}
+
+/// Whether PHP reads `b` as part of a name (`[a-zA-Z0-9_\x80-\xff]`): a delimiter followed by
+/// one does not end a heredoc.
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 
 /// The character `escape` stands for, when it is a name's: `\xH` or `\xHH`, an octal `\N` to
@@ -179,8 +205,7 @@ mod tests {
             r#"<?php "\x22 \x24a \n \x0a \1 \u{1F600}";"#,
             // An escape after an escaped backslash is read: here, there is none.
             r#"<?php "\\x73";"#,
-            // A line that would end the heredoc, and text that would become a variable.
-            "<?php $s = <<<EOT\n \\x45\\117T;\nEOT;\n",
+            // Text that would become a variable.
             r#"<?php "$\x61 $a->\x62";"#,
         ] {
             assert_eq!(php_reads(code), code);
@@ -191,5 +216,31 @@ mod tests {
             r#"<?php "\1\x32 \x4\x31""#
         );
         assert_eq!(php_reads(r#"<?php "\\\x73""#), r#"<?php "\\s""#);
+    }
+
+    #[test]
+    fn only_a_line_php_would_end_a_heredoc_on_keeps_an_escape() {
+        // A name that only starts with the delimiter does not end the heredoc in PHP.
+        assert_eq!(
+            php_reads("<?php $f = <<<sy\n\\x73ystem\nsy;\n"),
+            "<?php $f = <<<sy\nsystem\nsy;\n"
+        );
+        assert_eq!(
+            php_reads("<?php $f = <<<\"sys\"\n  \\x73\\x79stem\n  sys;\n"),
+            "<?php $f = <<<\"sys\"\n  system\n  sys;\n"
+        );
+        // A line that would end it keeps its first escape only.
+        assert_eq!(
+            php_reads("<?php $f = <<<sy\n\\x73y,\\x73ystem\nsy;\n"),
+            "<?php $f = <<<sy\n\\x73y,system\nsy;\n"
+        );
+        assert_eq!(
+            php_reads("<?php $s = <<<EOT\n \\x45\\117T;\nEOT;\n"),
+            "<?php $s = <<<EOT\n \\x45OT;\nEOT;\n"
+        );
+        assert_eq!(
+            php_reads("<?php $f = <<<sy\n\t\\x73\\x79\nsy;\n"),
+            "<?php $f = <<<sy\n\t\\x73y\nsy;\n"
+        );
     }
 }
