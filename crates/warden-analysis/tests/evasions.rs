@@ -1552,6 +1552,74 @@ fn r_apply_family_reads_the_function_argument_only() {
     );
 }
 
+/// Regression hunt: R fills a function's formals by name first and then by position among the
+/// unnamed arguments only, but the apply family's function was looked for by its position among
+/// all of them: `sapply(simplify = FALSE, "id", "system")`, `sapply("id", simplify = FALSE,
+/// "system")` and `mapply(SIMPLIFY = FALSE, "system", "id")` ran `system`, graded `none`.
+#[test]
+fn r_apply_family_counts_the_function_among_unnamed_arguments() {
+    let plain = "system('id')";
+    assert_disguises_caught(
+        "r",
+        &[
+            (
+                plain,
+                "x <- sapply(simplify = FALSE, 'id', 'system')",
+                "r.process",
+            ),
+            (
+                plain,
+                "x <- sapply('id', simplify = FALSE, 'system')",
+                "r.process",
+            ),
+            (
+                plain,
+                "x <- sapply(USE.NAMES = FALSE, X = 'id', 'system')",
+                "r.process",
+            ),
+            (plain, "x <- sapply('system', X = 'id')", "r.process"),
+            (
+                plain,
+                "x <- mapply(SIMPLIFY = FALSE, 'system', 'id')",
+                "r.process",
+            ),
+            (
+                plain,
+                "x <- mapply(SIMPLIFY = FALSE, USE.NAMES = FALSE, 'system', 'id')",
+                "r.process",
+            ),
+            (
+                plain,
+                "x <- lapply(a = 1, b = 2, c = 3, d = 4, 'id', 'system')",
+                "r.process",
+            ),
+            (
+                plain,
+                "x <- apply(MARGIN = 1, 'system', X = m)",
+                "r.process",
+            ),
+            (
+                "eval(parse(text = '1'))",
+                "x <- vapply('1', USE.NAMES = FALSE, 'str2lang', list(1))",
+                "r.eval",
+            ),
+            (
+                "dyn.load('x.so')",
+                "x <- Map(USE.NAMES = FALSE, 'dyn.load', 'x.so')",
+                "r.native_code",
+            ),
+        ],
+    );
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &[
+            "times <- sapply(timings, \"[[\", simplify = FALSE, \"system\")\n",
+            "z <- Map(function(a, b) paste(a, b), USE.NAMES = FALSE, xs, \"parse\")\n",
+        ],
+    );
+}
+
 /// Regression hunt: bash joins quoted and backslashed pieces into one word, so `e="ev""al"`,
 /// `e="ev"'al'`, `e=ev\al` and `e=$'\x65v'al` assign `eval`, and `$e "$c"` runs it; those
 /// assignments, and a command named `ev\al`, were graded `low` (only `dynamic_command`).
