@@ -21,7 +21,8 @@
 //! HTML-like comments and line continuations, `javascript_tree.rs`; PHP's escapes in
 //! double-quoted strings and heredocs, `php_strings.rs`; R's quoted names, `r_names.rs`; a
 //! quoted piece of a bash glob pattern, `glob_quotes.rs`; a bash command named by quoted
-//! pieces only, `quoted_names.rs`), the text is read again from the tree
+//! pieces only, `quoted_names.rs`; a bash line continuation inside a word,
+//! `line_continuations.rs`), the text is read again from the tree
 //! and parsed again ([`parsed`]).
 //!
 //! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
@@ -33,6 +34,7 @@ mod glob_quotes;
 mod heredocs;
 mod javascript_tree;
 mod leaves;
+mod line_continuations;
 mod php_strings;
 mod quoted_names;
 mod r_names;
@@ -58,8 +60,9 @@ pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Result<Cow<'_, [u8]>, St
 }
 
 /// `code`, read by [`as_read`], parsed; parsed again, and returned as read again, while its tree
-/// shows text the language reads otherwise. Each reading turns a `<` or a `-` into a `/`, or
-/// removes a backslash or two quotes, so the readings end; the deadline bounds their parses.
+/// shows text the language reads otherwise. Each reading turns a `<` or a `-` into a `/`,
+/// removes a backslash or two quotes, or moves a bash line continuation to the right, so the
+/// readings end; the deadline bounds their parses.
 pub(crate) fn parsed(
     grammar: Grammar,
     mut code: Cow<'_, [u8]>,
@@ -71,7 +74,8 @@ pub(crate) fn parsed(
             Grammar::Javascript => javascript_tree::reread(&tree, &code, deadline),
             Grammar::Php => php_strings::reread(&tree, &code, deadline),
             Grammar::R => r_names::reread(&tree, &code, deadline),
-            Grammar::Bash => glob_quotes::reread(&tree, &code, deadline)
+            Grammar::Bash => line_continuations::reread(&tree, &code, deadline)
+                .or_else(|| glob_quotes::reread(&tree, &code, deadline))
                 .or_else(|| quoted_names::reread(&tree, &code, deadline)),
             _ => None,
         };

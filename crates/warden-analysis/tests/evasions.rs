@@ -1620,6 +1620,31 @@ fn r_apply_family_counts_the_function_among_unnamed_arguments() {
     );
 }
 
+/// Regression hunt: bash removes a backslash and a line break before it splits words, so `e\`
+/// then `val "id"` runs `eval` and `e=ev\` then `al; $e id` assigns and runs it; the grammar
+/// read the continuation as a blank between two words (graded `none` and `low`).
+#[test]
+fn bash_line_continuations_inside_a_word_are_read() {
+    let plain = "eval \"id\"";
+    assert_disguises_caught(
+        "bash",
+        &[
+            (plain, "e\\\nval \"id\"\n", "bash.eval"),
+            (plain, "e=ev\\\nal; $e id\n", "bash.hidden_command"),
+            (plain, "e\\\nv\\\nal \"id\"\n", "bash.eval"),
+            (plain, "f() {\n  ev\\\nal \"$1\"\n}\nf id\n", "bash.eval"),
+        ],
+    );
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "echo 'e\\\nval'\n# e\\\nval is a word\necho done \\\n  now\n",
+            "cat <<'E'\ne\\\nval\nE\n",
+        ],
+    );
+}
+
 /// Regression hunt: bash joins quoted and backslashed pieces into one word, so `e="ev""al"`,
 /// `e="ev"'al'`, `e=ev\al` and `e=$'\x65v'al` assign `eval`, and `$e "$c"` runs it; those
 /// assignments, and a command named `ev\al`, were graded `low` (only `dynamic_command`).
