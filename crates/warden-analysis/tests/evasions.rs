@@ -1645,6 +1645,30 @@ fn bash_line_continuations_inside_a_word_are_read() {
     );
 }
 
+/// Regression hunt: a command named by an expansion followed by other word parts, `${e}al id`
+/// or `$e"val" id`, was graded `none`, though any command named by a variable is
+/// `bash.dynamic_command`; `${e}al id` ran `id` so.
+#[test]
+fn bash_commands_named_by_an_expansion_and_more_are_dynamic() {
+    for program in [
+        "e=ev; ${e}al id\n",
+        "e=e; $e\"val\" id\n",
+        "x=v; e$x'al' id\n",
+        "e=ev; \"${e}\"al id\n",
+        "e=ev; \"${e}al\" id\n",
+    ] {
+        let analysis = analyzer().analyze("bash", program.as_bytes());
+        assert!(
+            analysis
+                .findings
+                .iter()
+                .any(|f| f.rule == "bash.dynamic_command"),
+            "{program:?}\n{}",
+            describe(&analysis)
+        );
+    }
+}
+
 /// Regression hunt: bash joins quoted and backslashed pieces into one word, so `e="ev""al"`,
 /// `e="ev"'al'`, `e=ev\al` and `e=$'\x65v'al` assign `eval`, and `$e "$c"` runs it; those
 /// assignments, and a command named `ev\al`, were graded `low` (only `dynamic_command`).
