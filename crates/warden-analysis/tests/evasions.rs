@@ -1257,6 +1257,61 @@ fn credential_words_inside_other_words_are_not_credentials() {
     }
 }
 
+/// Regression hunt: the change that kept `TOKENIZERS_PARALLELISM` out also dropped credential
+/// names whose word goes on without `_`: `SECRETKEY`, `JWT_SECRETKEY`, `AWS_SECRETACCESSKEY`,
+/// `DB_PASSWORDFILE`, `PRIVATE_KEYFILE`, `SLACK_TOKENV2` went from `high` to `low`. Only the
+/// English words that start with a credential word (`TOKENIZER`, `SECRETARY`, `SECRETION`,
+/// `PASSWORDLESS`...) are not credentials.
+#[test]
+fn credential_words_followed_by_more_of_the_name_are_credentials() {
+    let credentials = [
+        "SECRETKEY",
+        "JWT_SECRETKEY",
+        "AWS_SECRETACCESSKEY",
+        "DB_PASSWORDFILE",
+        "PRIVATE_KEYFILE",
+        "SLACK_TOKENV2",
+        "GITHUB_TOKEN",
+        "HF_TOKENS_FILE",
+        "SECRETS",
+    ];
+    let ordinary = [
+        "TOKENIZERS_PARALLELISM",
+        "HF_TOKENIZER_NAME",
+        "TOKENISE",
+        "SECRETARY_EMAIL",
+        "SECRETION_RATE",
+        "PASSWORDLESS_LOGIN",
+        "PATH",
+    ];
+    for language in ["python", "javascript", "ruby", "php", "r", "bash", "go"] {
+        for name in credentials.iter().chain(&ordinary) {
+            let code = match language {
+                "python" => format!("import os\nk = os.environ[\"{name}\"]\n"),
+                "javascript" => format!("const k = process.env.{name};\n"),
+                "ruby" => format!("k = ENV[\"{name}\"]\n"),
+                "php" => format!("<?php $k = getenv(\"{name}\");"),
+                "r" => format!("k <- Sys.getenv(\"{name}\")\n"),
+                "bash" => format!("echo \"${name}\"\n"),
+                _ => format!(
+                    "package main\nimport \"os\"\nfunc main() {{ _ = os.Getenv(\"{name}\") }}\n"
+                ),
+            };
+            let analysis = analyzer().analyze(language, code.as_bytes());
+            let found = analysis
+                .findings
+                .iter()
+                .any(|f| f.rule.ends_with(".credentials"));
+            assert_eq!(
+                found,
+                credentials.contains(name),
+                "{language}: {code:?}\n{}",
+                describe(&analysis)
+            );
+        }
+    }
+}
+
 /// Regression hunt: `assert($x > 0)` and `assert(isset($this->client))` were `php.eval`,
 /// high (14 of 158 files of a corpus). PHP 8, the catalog's PHP, evaluates no string given to
 /// `assert` (removed in 8.0: `assert("1 == 2")` is true, a non-empty string), so no form of it
