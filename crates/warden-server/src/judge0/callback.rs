@@ -2,8 +2,9 @@
 //! up to 3 tries, 5 s each, a try again only when one failed to get an answer, as Judge0's
 //! `call_callback` retries only on an exception). warden's hosts have no network, so only a
 //! loopback URL (`http://127.0.0.1:…`, `http://localhost:…`, `http://[::1]:…`; the host's
-//! address read as a URL parser reads it, `127.1` and `0x7f.1` included) is accepted; any other
-//! is refused when the submission is made. Plain HTTP/1.1 over a TCP stream: one request, so no
+//! address read as a URL parser reads it, `127.1`, `0x7f.1` and `localhost.` included, an empty
+//! port being 80) is accepted; any other, and one with a user name or password, is refused when
+//! the submission is made. Plain HTTP/1.1 over a TCP stream: one request, so no
 //! HTTP client crate.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -52,7 +53,18 @@ fn target(url: &str) -> Result<Target, String> {
         );
     }
     let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    // A URL parser reads a host after the last `@`, but the user name and password before it
+    // would be stored with the submission and shown back with its fields, and a receiver
+    // that wants them would get a callback without them: refused, saying why.
+    if authority.contains('@') {
+        return Err(
+            "must not carry a user name or password (`user:password@`): warden sends no credentials with a callback"
+                .to_owned(),
+        );
+    }
     let (host, port) = match authority.rsplit_once(':') {
+        // An empty port is the scheme's own, as a URL parser reads it.
+        Some((host, "")) => (host, 80),
         // Digits alone, as a URL's port is (`u16`'s parse also takes a sign: `+42010`).
         Some((host, port)) if !port.contains(']') => match port.bytes().all(|b| b.is_ascii_digit())
         {
@@ -63,8 +75,14 @@ fn target(url: &str) -> Result<Target, String> {
     };
     let ip: IpAddr = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(v6) => IpAddr::V6(v6.parse::<Ipv6Addr>().map_err(|_| refuse())?),
-        // A host name's case does not matter.
-        None if host.eq_ignore_ascii_case("localhost") => IpAddr::from([127, 0, 0, 1]),
+        // A host name's case does not matter, and a trailing dot names the same host (the
+        // root of the DNS tree), as `127.0.0.1.` is the same address.
+        None if ["localhost", "localhost."]
+            .iter()
+            .any(|name| host.eq_ignore_ascii_case(name)) =>
+        {
+            IpAddr::from([127, 0, 0, 1])
+        }
         None => IpAddr::V4(ipv4(host).ok_or_else(refuse)?),
     };
     if !ip.is_loopback() {
@@ -72,7 +90,7 @@ fn target(url: &str) -> Result<Target, String> {
     }
     Ok(Target {
         addr: SocketAddr::new(ip, port),
-        host: authority.to_owned(),
+        host: authority.strip_suffix(':').unwrap_or(authority).to_owned(),
         path: if path.starts_with('/') {
             path.to_owned()
         } else {
@@ -277,6 +295,51 @@ mod tests {
             "http://[::1]:+80/",
         ] {
             assert!(check(url).is_err(), "{url}");
+        }
+    }
+
+    /// Regression hunt L3: `localhost.` and an empty port (`127.0.0.1:`), both loopback as a
+    /// URL parser reads them, were refused as not loopback.
+    #[test]
+    fn a_trailing_dot_on_localhost_and_an_empty_port_are_read_as_a_url_parser_reads_them() {
+        for (url, port, host) in [
+            ("http://localhost.:9000/f", 9000, "localhost.:9000"),
+            ("http://LOCALHOST./f", 80, "LOCALHOST."),
+            ("http://127.0.0.1:/g", 80, "127.0.0.1"),
+            ("http://[::1]:/g", 80, "[::1]"),
+            ("http://localhost.:?x=1", 80, "localhost."),
+        ] {
+            let t = target(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!((t.addr.port(), t.host.as_str()), (port, host), "{url}");
+            assert!(t.addr.ip().is_loopback(), "{url}");
+        }
+        for url in [
+            "http://localhost../",
+            "http://localhost.example/",
+            "http://10.0.0.1:/",
+            "http://example.invalid.:/",
+        ] {
+            assert!(check(url).is_err(), "{url}");
+        }
+    }
+
+    /// Regression hunt L3: a URL with a user name or password was refused as "not a loopback
+    /// address" although its host is one. It is still refused (the credentials would be kept
+    /// and shown with the submission, and never sent), now saying so; a host after the `@`
+    /// that is not loopback stays refused.
+    #[test]
+    fn a_user_name_or_password_is_refused_for_what_it_is() {
+        for url in [
+            "http://user@127.0.0.1:9000/e",
+            "http://u:p@localhost:9000/",
+            "http://127.0.0.1@example.invalid/",
+            "http://u@10.0.0.1/",
+        ] {
+            let message = check(url).expect_err(url);
+            assert!(
+                message.contains("user name or password"),
+                "{url}: {message}"
+            );
         }
     }
 }
