@@ -192,18 +192,48 @@ impl Serialize for ByteSize {
     }
 }
 
+/// The largest whole number every `f64` below it holds exactly: a number written with a
+/// fraction or an exponent (`1.0`, `1e3`) beyond it may have been rounded as it was read.
+const EXACT_IN_F64: f64 = 9_007_199_254_740_992.0;
+
 impl<'de> Deserialize<'de> for ByteSize {
+    /// Text as [`FromStr`] reads it, or a number of bytes. A visitor rather than an untagged
+    /// enum, so that a number with a fraction or a sign is refused saying so, as the same
+    /// number as text is, not with serde's "did not match any variant".
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size: text with a unit (256MiB) or a whole number of bytes")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<ByteSize, E> {
+                u64::try_from(n)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("{n} is not a size: it is negative")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<ByteSize, E> {
+                if n.is_sign_negative() && n != 0.0 {
+                    Err(E::custom(format!("{n} is not a size: it is negative")))
+                } else if n.fract() != 0.0 || !n.is_finite() {
+                    Err(E::custom(format!("{n} is not a whole number of bytes")))
+                } else if n > EXACT_IN_F64 {
+                    Err(E::custom(format!(
+                        "{n} is too large for a number with a fraction or an exponent: write it as a whole number or as text"
+                    )))
+                } else {
+                    // Whole and exact (checked above): the cast loses nothing.
+                    Ok(ByteSize(n as u64))
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ByteSize, E> {
+                text.parse().map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Number(n) => Ok(ByteSize(n)),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -387,6 +417,38 @@ pub mod human_age_opt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression hunt L4: `{"memory": 1.5}` was refused with `data did not match any variant
+    /// of untagged enum Raw`, where `"1.5"` says it is not a whole number of bytes.
+    #[test]
+    fn a_size_given_as_a_number_is_refused_for_what_is_wrong_with_it() {
+        let read = |json: &str| serde_json::from_str::<ByteSize>(json).map_err(|e| e.to_string());
+        for (json, why) in [
+            ("1.5", "1.5 is not a whole number of bytes"),
+            ("268435456.5", "268435456.5 is not a whole number of bytes"),
+            ("-1", "-1 is not a size: it is negative"),
+            ("-1.5", "-1.5 is not a size: it is negative"),
+            ("1e300", "too large"),
+            (
+                "true",
+                "a size: text with a unit (256MiB) or a whole number of bytes",
+            ),
+            ("\"1.5\"", "\"1.5\" is not a whole number of bytes"),
+        ] {
+            let message = read(json).expect_err(json);
+            assert!(message.contains(why), "{json}: {message}");
+        }
+        for (json, bytes) in [
+            ("0", 0),
+            ("268435456", 268_435_456),
+            ("268435456.0", 268_435_456),
+            ("1e3", 1000),
+            ("18446744073709551615", u64::MAX),
+            ("\"256MiB\"", 256 << 20),
+        ] {
+            assert_eq!(read(json), Ok(ByteSize(bytes)), "{json}");
+        }
+    }
 
     #[test]
     fn ages_take_days_and_weeks() {

@@ -220,7 +220,8 @@ pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     Ok(body)
 }
 
-/// A nested struct field that must be a JSON object.
+/// A nested struct field that must be a JSON object. An error inside it names its field
+/// (`limits: memory: ...`): the body's own path ends at the nested object, read from a `Value`.
 pub(crate) fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
     let value = Value::deserialize(d)?;
     if !value.is_object() {
@@ -229,7 +230,7 @@ pub(crate) fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Re
             kind(&value)
         )));
     }
-    serde_json::from_value(value).map_err(D::Error::custom)
+    serde_path_to_error::deserialize(value).map_err(D::Error::custom)
 }
 
 /// A list of structs, each of which must be a JSON object.

@@ -99,6 +99,42 @@ async fn malformed_json_is_400_and_wrong_types_422_with_the_place() {
     );
 }
 
+/// Regression hunt L4: `"limits": {"memory": 268435456.5}` was refused with serde's `data
+/// did not match any variant of untagged enum Raw`; the same value as text said it is not a
+/// whole number of bytes. Both say so now, naming the field.
+#[tokio::test]
+async fn a_fractional_size_is_refused_as_one_naming_its_field() {
+    for (limits, why) in [
+        (
+            r#"{"memory": 268435456.5}"#,
+            "268435456.5 is not a whole number of bytes",
+        ),
+        (
+            r#"{"memory": "268435456.5"}"#,
+            "\"268435456.5\" is not a whole number of bytes",
+        ),
+        (
+            r#"{"max_output": 1.5}"#,
+            "1.5 is not a whole number of bytes",
+        ),
+        (
+            r#"{"max_file_size": -1}"#,
+            "-1 is not a size: it is negative",
+        ),
+    ] {
+        let body = format!(r#"{{"language": "python", "code": "x", "limits": {limits}}}"#);
+        let (status, json, _) =
+            send(app(ServerOptions::default()), post("/v1/executions", body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{limits}: {json}");
+        let error = json["error"].as_str().unwrap_or_default();
+        let field = limits.split('"').nth(1).unwrap_or_default();
+        assert!(
+            error.contains(&format!("limits: {field}: {why}")),
+            "{limits}: {json}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_unknown_language_absurd_limits_and_too_many_files_are_422() {
     let (status, json, _) = send(
