@@ -59,8 +59,9 @@ enum NetworkCommand {
         /// The policy's name.
         name: String,
     },
-    /// Decide what a policy does with a destination, as the egress proxy would. Connects to
-    /// nothing. Exits 0 when allowed, 1 when denied (0 either way with --json).
+    /// Decide what a policy does with a destination, as the egress proxy would: a name the
+    /// policy allows is looked up with the system resolver and each address decided too.
+    /// Connects to nothing. Exits 0 when allowed, 1 when denied (0 either way with --json).
     Check(CheckArgs),
     /// The package registries found on this host, and where each was found.
     Registries(JsonFlag),

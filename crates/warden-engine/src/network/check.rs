@@ -2,7 +2,8 @@
 //! an address is evaluated directly; a name is put to the sandbox resolver's question, then
 //! decided on the name alone (address rules never admit a name: the proxy does not look up a
 //! name it denies there), and only when allowed resolved with the system resolver and each
-//! address evaluated with the name, every one of which must be allowed. Connects to nothing.
+//! address evaluated with the name, every one of which must be allowed. Connects to nothing; the
+//! lookup is the only traffic, and only for a name the policy allows.
 //! Runs in the caller's process (`warden network check`).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
