@@ -86,6 +86,27 @@ pub(crate) fn parsed(
     }
 }
 
+/// `code` re-read by `reread` and parsed again with `grammar` until nothing changes, and how
+/// many times it was read again: what the readings' unit tests compare.
+#[cfg(test)]
+pub(crate) fn read_until_still(
+    grammar: Grammar,
+    reread: fn(&Tree, &[u8], Deadline) -> Option<Vec<u8>>,
+    code: &str,
+) -> (String, usize) {
+    let deadline = Deadline::after(std::time::Duration::from_secs(60));
+    let language = grammar.language();
+    let mut code = code.as_bytes().to_vec();
+    for passes in 0.. {
+        let tree = parse::parse(&language, &code, deadline).expect("parsed");
+        match reread(&tree, &code, deadline) {
+            Some(read) => code = read,
+            None => return (String::from_utf8(code).expect("utf-8"), passes),
+        }
+    }
+    unreachable!("the passes end")
+}
+
 /// Whether `c`, a translated escape written after `read`, would make an escape that `read`
 /// ends with (left as it was: `\1`, `\x4`, `\u12`, or a `\x` that is no escape alone) a
 /// longer one: `"\1\x32"` is a byte 1 and a `2`, not `\12`. A `\u` without braces is no

@@ -213,9 +213,7 @@ fn spliced(code: &[u8], continuations: &[Continuation]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse;
     use crate::Grammar;
-    use std::time::Duration;
 
     /// `code` as Node reads it: re-read and parsed again until nothing differs.
     fn node_reads(code: &str) -> String {
@@ -224,17 +222,7 @@ mod tests {
 
     /// `code` as Node reads it, and how many times it was read again.
     fn node_reads_in_passes(code: &str) -> (String, usize) {
-        let deadline = Deadline::after(Duration::from_secs(60));
-        let language = Grammar::Javascript.language();
-        let mut code = code.as_bytes().to_vec();
-        for passes in 0.. {
-            let tree = parse(&language, &code, deadline).expect("parsed");
-            match reread(&tree, &code, deadline) {
-                Some(read) => code = read,
-                None => return (String::from_utf8(code).expect("utf-8"), passes),
-            }
-        }
-        unreachable!("the passes end")
+        crate::reading::read_until_still(Grammar::Javascript, reread, code)
     }
 
     #[test]

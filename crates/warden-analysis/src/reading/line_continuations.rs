@@ -152,22 +152,11 @@ fn is_word_part(kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse;
     use crate::Grammar;
-    use std::time::Duration;
 
     /// `code` as bash reads its continuations: re-read and parsed again until nothing changes.
     fn bash_reads(code: &str) -> String {
-        let deadline = Deadline::after(Duration::from_secs(60));
-        let language = Grammar::Bash.language();
-        let mut code = code.as_bytes().to_vec();
-        loop {
-            let tree = parse(&language, &code, deadline).expect("parsed");
-            match reread(&tree, &code, deadline) {
-                Some(read) => code = read,
-                None => return String::from_utf8(code).expect("utf-8"),
-            }
-        }
+        crate::reading::read_until_still(Grammar::Bash, reread, code).0
     }
 
     #[test]
@@ -181,14 +170,10 @@ mod tests {
 
     #[test]
     fn a_word_split_many_times_is_joined_in_one_pass() {
-        let deadline = Deadline::after(Duration::from_secs(60));
-        let language = Grammar::Bash.language();
         let code = format!("{}a id\n", "a\\\n".repeat(1000));
-        let tree = parse(&language, code.as_bytes(), deadline).expect("parsed");
-        let read = reread(&tree, code.as_bytes(), deadline).expect("joined");
-        let tree = parse(&language, &read, deadline).expect("parsed");
-        assert_eq!(reread(&tree, &read, deadline), None);
-        assert!(read.starts_with(&[b'a'; 1001]));
+        let (read, passes) = crate::reading::read_until_still(Grammar::Bash, reread, &code);
+        assert_eq!(passes, 1);
+        assert!(read.starts_with(&"a".repeat(1001)));
     }
 
     #[test]

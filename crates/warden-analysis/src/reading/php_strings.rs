@@ -165,22 +165,11 @@ fn name_character(escape: &[u8]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse;
     use crate::Grammar;
-    use std::time::Duration;
 
     /// `code` as PHP reads it: re-read and parsed again until nothing changes.
     fn php_reads(code: &str) -> String {
-        let deadline = Deadline::after(Duration::from_secs(60));
-        let language = Grammar::Php.language();
-        let mut code = code.as_bytes().to_vec();
-        loop {
-            let tree = parse(&language, &code, deadline).expect("parsed");
-            match reread(&tree, &code, deadline) {
-                Some(read) => code = read,
-                None => return String::from_utf8(code).expect("utf-8"),
-            }
-        }
+        crate::reading::read_until_still(Grammar::Php, reread, code).0
     }
 
     #[test]

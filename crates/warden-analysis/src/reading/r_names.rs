@@ -195,22 +195,11 @@ fn escaped(escape: &[u8]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse;
     use crate::Grammar;
-    use std::time::Duration;
 
     /// `code` as R reads it: re-read and parsed again until nothing changes.
     fn r_reads(code: &str) -> String {
-        let deadline = Deadline::after(Duration::from_secs(60));
-        let language = Grammar::R.language();
-        let mut code = code.as_bytes().to_vec();
-        loop {
-            let tree = parse(&language, &code, deadline).expect("parsed");
-            match reread(&tree, &code, deadline) {
-                Some(read) => code = read,
-                None => return String::from_utf8(code).expect("utf-8"),
-            }
-        }
+        crate::reading::read_until_still(Grammar::R, reread, code).0
     }
 
     #[test]
