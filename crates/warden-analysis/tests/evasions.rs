@@ -63,6 +63,18 @@ fn assert_graded(language: &str, level: ThreatLevel, programs: &[&str]) {
     }
 }
 
+/// Each of `programs` graded at least `level`.
+fn assert_graded_at_least(language: &str, level: ThreatLevel, programs: &[&str]) {
+    for program in programs {
+        let analysis = analyzer().analyze(language, program.as_bytes());
+        assert!(
+            analysis.threat_level >= level,
+            "{language}: {program:?}\n{}",
+            describe(&analysis)
+        );
+    }
+}
+
 #[test]
 fn bash_command_names_are_read_through_escapes_quotes_and_prefixes() {
     assert_disguises_caught(
@@ -1083,20 +1095,18 @@ fn a_delimiter_split_by_a_line_continuation_cannot_be_read() {
 /// lost the `eval`. The words after the delimiter now move before it, and the `eval` is read.
 #[test]
 fn a_command_after_a_here_documents_redirection_is_not_lost() {
-    for code in [
-        "c=x\ncat <<EOF >/dev/null; eval \"$c\"\nhi\nEOF\n",
-        "c=x\ncat <<EOF 2>&1; eval \"$c\"\nhi\nEOF\n",
-        "c=x\ncat <<EOF>/dev/null;eval \"$c\"\nhi\nEOF\n",
-        "c=x\ncat <<EOF 2>&1 | eval \"$c\"\nhi\nEOF\n",
-        "c=x\ncat <<EOF &>/dev/null & eval \"$c\"\nhi\nEOF\n",
-        "c=x\ncat >/dev/null <<EOF; eval \"$c\"\nhi\nEOF\n",
-    ] {
-        let analysis = analyzer().analyze("bash", code.as_bytes());
-        assert!(
-            analysis.threat_level >= ThreatLevel::High,
-            "{code:?}: {analysis:?}"
-        );
-    }
+    assert_graded_at_least(
+        "bash",
+        ThreatLevel::High,
+        &[
+            "c=x\ncat <<EOF >/dev/null; eval \"$c\"\nhi\nEOF\n",
+            "c=x\ncat <<EOF 2>&1; eval \"$c\"\nhi\nEOF\n",
+            "c=x\ncat <<EOF>/dev/null;eval \"$c\"\nhi\nEOF\n",
+            "c=x\ncat <<EOF 2>&1 | eval \"$c\"\nhi\nEOF\n",
+            "c=x\ncat <<EOF &>/dev/null & eval \"$c\"\nhi\nEOF\n",
+            "c=x\ncat >/dev/null <<EOF; eval \"$c\"\nhi\nEOF\n",
+        ],
+    );
 }
 
 /// Regression hunt: Node reads `<!--` anywhere in a script's code, and `-->` with no token
@@ -1883,17 +1893,15 @@ fn quoted_pieces_of_glob_patterns_are_read_as_pattern_text() {
     assert_disguises_caught("bash", &cases);
     // A piece that bash might read as more than words, were the grammar wrong about the
     // pattern, stays unreadable.
-    for code in [
-        "case $v in ?*';eval \"$p\";') :;; esac\n",
-        "case $v in ?*' $(id)') :;; esac\n",
-        "case $v in ?*'\n') :;; esac\neval \"$p\"\n",
-    ] {
-        let analysis = analyzer().analyze("bash", code.as_bytes());
-        assert!(
-            analysis.threat_level >= ThreatLevel::High,
-            "{code:?}: {analysis:?}"
-        );
-    }
+    assert_graded_at_least(
+        "bash",
+        ThreatLevel::High,
+        &[
+            "case $v in ?*';eval \"$p\";') :;; esac\n",
+            "case $v in ?*' $(id)') :;; esac\n",
+            "case $v in ?*'\n') :;; esac\neval \"$p\"\n",
+        ],
+    );
 }
 
 /// Regression hunt: a variable assigned `eval` or a privilege tool and only read as an
