@@ -93,6 +93,42 @@ fn a_session_s_file_names_are_listed_escaped() {
     assert!(listing.contains("x\\u{1b}]0;t\\u{7}\t0"), "{listing:?}");
 }
 
+/// Hunt sessions 1: a listing held every entry its programs made in one answer (65,000 long
+/// names made 97 MB). The server answers 1,000 entries a page, and `ls` follows the pages to
+/// the end: every file once.
+#[test]
+fn a_large_directory_is_listed_in_pages_and_ls_follows_them() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--disk", "32MiB"]);
+    ok(
+        &server,
+        &[
+            "exec",
+            &id,
+            "--",
+            "mkdir d && cd d && for i in $(seq 1 2003); do : > f$i; done",
+        ],
+    );
+    let (status, body) = server.request("GET", &format!("/v1/sessions/{id}/files?path=d"), None);
+    assert_eq!(status, 200, "{body}");
+    let first: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        first["entries"].as_array().map(Vec::len),
+        Some(1000),
+        "{first}"
+    );
+    assert_eq!(first["truncated"], true);
+    let listing = ok(&server, &["ls", &format!("{id}:d")]);
+    let mut names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or(l))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 2003, "{} lines", listing.lines().count());
+    assert_eq!(listing.lines().count(), 2003);
+}
+
 #[test]
 fn a_session_keeps_its_workspace_across_calls_and_files_move_in_and_out() {
     let server = LiveServer::start("");

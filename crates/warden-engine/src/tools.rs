@@ -22,7 +22,7 @@ use crate::error::EngineError;
 use crate::execution::{ExecutionResult, Origin};
 
 pub(crate) use files::Workspaces;
-pub use files::{FileEntry, FilesError};
+pub use files::{FileEntry, FilesError, Listing, MAX_LISTED};
 pub(crate) use registry::{stamp as registry_stamp, Judge, Registry};
 pub use registry::{
     LoadProblem, ProgramFile, RegisteredTool, RegistryError, SourceView, ToolSource, ToolStatus,

@@ -368,19 +368,34 @@ fn copy(client: &Client, from: &str, to: &str) -> anyhow::Result<ExitCode> {
 
 fn list_files(client: &Client, target: &str, json: bool) -> anyhow::Result<ExitCode> {
     let (id, dir) = session_path(target).unwrap_or((target, ""));
-    let listing = client
-        .get(&format!(
-            "/v1/sessions/{}/files?path={}",
-            query_value(id),
-            query_value(dir)
-        ))?
-        .json()?;
-    if json {
-        line(&listing.to_string())?;
-        return Ok(ExitCode::SUCCESS);
+    // The server answers a page at a time (docs/sessions.md#files): each is printed as it
+    // comes, with `--json` as a line of its own.
+    let mut after = String::new();
+    loop {
+        let page = client
+            .get(&format!(
+                "/v1/sessions/{}/files?path={}&after={}",
+                query_value(id),
+                query_value(dir),
+                query_value(&after)
+            ))?
+            .json()?;
+        if json {
+            line(&page.to_string())?;
+        } else {
+            print_entries(&page)?;
+        }
+        let last = page["entries"].as_array().and_then(|e| e.last());
+        match last.and_then(|entry| entry["name"].as_str()) {
+            Some(name) if page["truncated"] == true => after = name.to_owned(),
+            _ => return Ok(ExitCode::SUCCESS),
+        }
     }
+}
+
+fn print_entries(page: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    for entry in listing["entries"].as_array().into_iter().flatten() {
+    for entry in page["entries"].as_array().into_iter().flatten() {
         // The program named its files: a newline or an escape sequence in a name is shown
         // escaped, not as a line or a command of the terminal's.
         let name = printable(entry["name"].as_str().unwrap_or_default());
@@ -390,7 +405,7 @@ fn list_files(client: &Client, target: &str, json: bool) -> anyhow::Result<ExitC
             _ => writeln!(out, "{name}\t({})", entry["kind"].as_str().unwrap_or("?"))?,
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn list_sessions(client: &Client, json: bool) -> anyhow::Result<ExitCode> {

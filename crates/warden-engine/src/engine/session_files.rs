@@ -10,7 +10,7 @@ use super::sessions::patiently;
 use super::Engine;
 use crate::sessions::{Download, Session, SessionError};
 use crate::tools::files;
-use crate::tools::{FileEntry, FilesError};
+use crate::tools::{FilesError, Listing};
 use crate::volumes::VolumeLease;
 
 /// The largest file a session download returns.
@@ -19,8 +19,14 @@ pub const MAX_DOWNLOAD: u64 = 64 << 20;
 /// A file operation in a session's workspace; paths are relative to `/work`.
 #[derive(Debug)]
 pub enum FileOp {
-    /// The entries of a directory ("" for the workspace).
-    List(String),
+    /// A page of a directory's entries ("" for the workspace): those whose names sort after
+    /// `after` ("" for the first page).
+    List {
+        /// The directory.
+        path: String,
+        /// The name the page starts after.
+        after: String,
+    },
     /// A file's bytes, held whole: at most 1 MiB, what the `files` tool answers.
     Read(String),
     /// A file opened for a download, read a piece at a time: at most [`MAX_DOWNLOAD`].
@@ -34,8 +40,8 @@ pub enum FileOp {
 /// What a file operation answers.
 #[derive(Debug)]
 pub enum FileAnswer {
-    /// A listing.
-    Entries(Vec<FileEntry>),
+    /// A page of a listing.
+    Entries(Listing),
     /// A file's bytes.
     Bytes(Vec<u8>),
     /// A file opened to be read a piece at a time.
@@ -161,7 +167,9 @@ impl Engine {
             }
         };
         let answer = match op {
-            FileOp::List(path) => files::list_entries(&workspace, &path).map(FileAnswer::Entries),
+            FileOp::List { path, after } => {
+                files::list_entries(&workspace, &path, &after).map(FileAnswer::Entries)
+            }
             FileOp::Read(path) => {
                 files::read_bytes(&workspace, &path, files::MAX_READ).map(FileAnswer::Bytes)
             }

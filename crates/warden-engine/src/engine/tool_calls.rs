@@ -294,7 +294,10 @@ impl Engine {
         use super::{FileAnswer, FileOp};
         let path = input["path"].as_str().unwrap_or_default().to_owned();
         let op = match input["operation"].as_str().unwrap_or_default() {
-            "list" => FileOp::List(path.clone()),
+            "list" => FileOp::List {
+                path: path.clone(),
+                after: input["after"].as_str().unwrap_or_default().to_owned(),
+            },
             "read" => FileOp::Read(path.clone()),
             "write" => match input["content"].as_str() {
                 Some(content) => FileOp::Write(path.clone(), content.as_bytes().to_vec()),
@@ -317,7 +320,9 @@ impl Engine {
         };
         let caller = request.origin.token.as_deref();
         let value = match self.session_files(session, caller, op) {
-            Ok(FileAnswer::Entries(entries)) => json!({"path": path, "entries": entries}),
+            Ok(FileAnswer::Entries(listing)) => {
+                json!({"path": path, "entries": listing.entries, "truncated": listing.truncated})
+            }
             Ok(FileAnswer::Bytes(bytes)) => match String::from_utf8(bytes) {
                 Ok(text) => json!({"path": path, "content": text}),
                 Err(_) => {

@@ -27,6 +27,10 @@ pub(crate) const MAX_READ: u64 = 1 << 20;
 const MAX_DEPTH: usize = 32;
 /// Most entries a workspace may hold (files and directories).
 const MAX_ENTRIES: u64 = 10_000;
+/// Most entries one listing answers. A session's programs fill its workspace as they like:
+/// 65,000 files of 249-byte names made one listing a 97 MB answer, held whole while its
+/// client read it, and eight of them at once held 850 MB of the server's memory.
+pub const MAX_LISTED: usize = 1_000;
 
 /// A files operation that cannot be done; the caller's mistake, shown as the tool's error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,7 +171,7 @@ impl Workspaces {
                 })?;
         let workspace: &OwnedFd = &workspace;
         match operation {
-            "list" => list(workspace, path),
+            "list" => list(workspace, path, input["after"].as_str().unwrap_or_default()),
             "read" => read(workspace, path),
             "write" => {
                 let content = input["content"].as_str().ok_or_else(|| {
@@ -272,17 +276,40 @@ pub(crate) fn open_root(root: &Path) -> Result<OwnedFd, FilesError> {
     })
 }
 
-/// The entries of the directory `path` ("" or "." for the workspace itself), sorted by name.
-pub(crate) fn list_entries(workspace: &OwnedFd, path: &str) -> Result<Vec<FileEntry>, FilesError> {
+/// One page of a directory's entries, sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listing {
+    /// At most [`MAX_LISTED`] entries, the first by name after the page's start.
+    pub entries: Vec<FileEntry>,
+    /// Whether the directory has entries after the last one here: the next page starts after
+    /// its name.
+    pub truncated: bool,
+}
+
+/// The entries of the directory `path` ("" or "." for the workspace itself) whose names sort
+/// after `after` ("" for the first page), sorted by name, at most [`MAX_LISTED`]. A name that
+/// is not UTF-8 is answered, and sorted, with U+FFFD for its stray bytes (a name no file
+/// operation reaches: they take UTF-8): sorting by what is answered keeps each page after
+/// the one before, so that following `truncated` always ends.
+pub(crate) fn list_entries(
+    workspace: &OwnedFd,
+    path: &str,
+    after: &str,
+) -> Result<Listing, FilesError> {
     let parts = if path.is_empty() || path == "." {
         Vec::new()
     } else {
         components(path)?
     };
     let dir = walk(workspace, &parts, path, false)?;
-    let mut entries: Vec<FileEntry> = children(&dir, path)?
-        .into_iter()
-        .map(|(name, st)| FileEntry {
+    let (names, truncated) = first_names(&dir, path, after)?;
+    let mut entries = Vec::with_capacity(names.len());
+    for (name, raw) in names {
+        // Gone since it was read: the page is one shorter.
+        let Some(st) = stat(&dir, OsStr::from_bytes(&raw), path)? else {
+            continue;
+        };
+        entries.push(FileEntry {
             name,
             kind: kind(&st),
             size: if kind(&st) == "file" {
@@ -290,10 +317,47 @@ pub(crate) fn list_entries(workspace: &OwnedFd, path: &str) -> Result<Vec<FileEn
             } else {
                 0
             },
-        })
-        .collect();
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+        });
+    }
+    Ok(Listing { entries, truncated })
+}
+
+/// An entry's name as a listing answers it, and the bytes that name it.
+type Named = (String, Vec<u8>);
+
+/// The first [`MAX_LISTED`] names of an open directory after `after`, in order (as answered,
+/// with the bytes that name the entry), and whether more follow. Holds no more names than it
+/// answers, whatever the directory holds.
+fn first_names(
+    dir: &OwnedFd,
+    path: &str,
+    after: &str,
+) -> Result<(Vec<Named>, bool), FilesError> {
+    let listing = Dir::from_fd(reopen(dir, path)?).map_err(|e| at(path, "listing", e))?;
+    // The largest kept name on top, to make room for a smaller one.
+    let mut kept = std::collections::BinaryHeap::with_capacity(MAX_LISTED + 1);
+    for entry in listing {
+        let entry = entry.map_err(|e| at(path, "listing", e))?;
+        let raw = entry.file_name().to_bytes();
+        if raw == b"." || raw == b".." {
+            continue;
+        }
+        let name = String::from_utf8_lossy(raw);
+        if *name <= *after {
+            continue;
+        }
+        let named = (name.into_owned(), raw.to_vec());
+        if kept.len() <= MAX_LISTED {
+            kept.push(named);
+        } else if kept.peek().is_some_and(|largest| named < *largest) {
+            kept.pop();
+            kept.push(named);
+        }
+    }
+    let truncated = kept.len() > MAX_LISTED;
+    let mut names = kept.into_sorted_vec();
+    names.truncate(MAX_LISTED);
+    Ok((names, truncated))
 }
 
 /// The bytes of the regular file `path`, at most `max` of them (a larger file is refused).
@@ -481,9 +545,9 @@ fn caller_dir(caller: Option<&str>) -> String {
     }
 }
 
-fn list(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
-    let entries = list_entries(workspace, path)?;
-    Ok(json!({"path": path, "entries": entries}))
+fn list(workspace: &OwnedFd, path: &str, after: &str) -> Result<Value, FilesError> {
+    let listing = list_entries(workspace, path, after)?;
+    Ok(json!({"path": path, "entries": listing.entries, "truncated": listing.truncated}))
 }
 
 fn read(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
@@ -569,7 +633,7 @@ fn walk_existing(
     parts: &[&OsStr],
     path: &str,
 ) -> Result<(OwnedFd, usize), FilesError> {
-    let mut dir = dup(workspace, path)?;
+    let mut dir = reopen(workspace, path)?;
     for (i, part) in parts.iter().enumerate() {
         if stat(&dir, part, path)?.is_none() {
             return Ok((dir, parts.len() - i));
@@ -587,7 +651,7 @@ fn walk(
     path: &str,
     create: bool,
 ) -> Result<OwnedFd, FilesError> {
-    let mut dir = dup(workspace, path)?;
+    let mut dir = reopen(workspace, path)?;
     for part in parts {
         let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
         let next = match openat(&dir, *part, flags, Mode::empty()) {
@@ -616,9 +680,12 @@ fn walk(
     Ok(dir)
 }
 
-fn dup(fd: &OwnedFd, path: &str) -> Result<OwnedFd, FilesError> {
-    fd.try_clone()
-        .map_err(|e| at(path, "opening", io_errno(&e)))
+/// The directory `fd` opened again: a description of its own, whose reading position no other
+/// listing moves (a `dup` shares it, and a second listing through one workspace descriptor
+/// found its directory empty).
+fn reopen(fd: &OwnedFd, path: &str) -> Result<OwnedFd, FilesError> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    openat(fd, ".", flags, Mode::empty()).map_err(|e| at(path, "opening", e))
 }
 
 /// What is at `name` in `dir`, without following a link; `None` when nothing is.
@@ -634,32 +701,12 @@ fn stat(
     }
 }
 
-/// The entries of an open directory with their status.
-fn children(
-    dir: &OwnedFd,
-    path: &str,
-) -> Result<Vec<(String, nix::sys::stat::FileStat)>, FilesError> {
-    let listing = Dir::from_fd(dup(dir, path)?).map_err(|e| at(path, "listing", e))?;
-    let mut out = Vec::new();
-    for entry in listing {
-        let entry = entry.map_err(|e| at(path, "listing", e))?;
-        let name = OsStr::from_bytes(entry.file_name().to_bytes());
-        if name == "." || name == ".." {
-            continue;
-        }
-        if let Some(st) = stat(dir, name, path)? {
-            out.push((name.to_string_lossy().into_owned(), st));
-        }
-    }
-    Ok(out)
-}
-
 /// The bytes held and the entries in a workspace. Depth first, with one open descriptor per
 /// level of the walk and the names of the subdirectories still to measure: a descriptor per
 /// pending directory ran out of them (`EMFILE`) in a workspace of 1 000 sibling directories.
 fn usage(workspace: &OwnedFd, path: &str) -> Result<(u64, u64), FilesError> {
     let mut sizes = (0, 0);
-    let root = dup(workspace, path)?;
+    let root = reopen(workspace, path)?;
     let subdirectories = measure(&root, path, &mut sizes)?;
     let mut levels = vec![(root, subdirectories)];
     while let Some((dir, pending)) = levels.last_mut() {
@@ -685,7 +732,7 @@ fn measure(
     path: &str,
     (bytes, entries): &mut (u64, u64),
 ) -> Result<Vec<std::ffi::OsString>, FilesError> {
-    let listing = Dir::from_fd(dup(dir, path)?).map_err(|e| at(path, "measuring", e))?;
+    let listing = Dir::from_fd(reopen(dir, path)?).map_err(|e| at(path, "measuring", e))?;
     let mut subdirectories = Vec::new();
     for entry in listing {
         let entry = entry.map_err(|e| at(path, "measuring", e))?;
@@ -768,6 +815,54 @@ mod tests {
 
     fn op(ws: &Workspaces, caller: Option<&str>, input: Value) -> Result<Value, FilesError> {
         ws.operate(caller, &input)
+    }
+
+    /// Hunt sessions 1: a listing held every entry of a directory its programs filled (65,000
+    /// files made a 97 MB answer). It answers pages of at most `MAX_LISTED`, in order, each
+    /// after the one before, and following `truncated` reaches every entry once, names that
+    /// are not UTF-8 included, and ends.
+    #[test]
+    fn a_large_directory_is_listed_a_bounded_page_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut made = Vec::new();
+        for i in 0..(2 * MAX_LISTED + 7) {
+            made.push(format!("f{i:05}"));
+        }
+        // Names whose stray bytes sort after U+FFFD's encoding: listed as U+FFFD.
+        for i in 0..5u8 {
+            let raw = [b'z', 0xff, 0xfe, b'0' + i];
+            std::fs::write(dir.path().join(OsStr::from_bytes(&raw)), b"x").expect("write");
+            made.push(String::from_utf8_lossy(&raw).into_owned());
+        }
+        for name in made.iter().filter(|n| n.starts_with('f')) {
+            std::fs::write(dir.path().join(name), b"abc").expect("write");
+        }
+        std::fs::create_dir(dir.path().join("d")).expect("mkdir");
+        made.push("d".into());
+        made.sort();
+        let root = open_root(dir.path()).expect("open");
+        let (mut seen, mut after, mut pages) = (Vec::new(), String::new(), 0);
+        loop {
+            let page = list_entries(&root, "", &after).expect("listed");
+            pages += 1;
+            assert!(page.entries.len() <= MAX_LISTED, "page {pages}");
+            seen.extend(page.entries.iter().map(|e| e.name.clone()));
+            if !page.truncated {
+                break;
+            }
+            after = page
+                .entries
+                .last()
+                .expect("a truncated page has entries")
+                .name
+                .clone();
+            assert!(pages < 10, "the pages do not end");
+        }
+        assert_eq!((pages, seen.len()), (3, made.len()));
+        assert_eq!(seen, made, "every entry once, in order");
+        let first = list_entries(&root, "", "").expect("listed");
+        assert_eq!(first.entries[0].kind, "directory");
+        assert_eq!((first.entries[1].kind, first.entries[1].size), ("file", 3));
     }
 
     /// The workspace's own programs swap a FIFO and a file at the path being written, over

@@ -115,17 +115,34 @@ pub(crate) struct FileBytes(Vec<u8>);
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PathQuery {
-    /// A path relative to the workspace; for a listing, the directory ("" for the workspace).
+    /// A path relative to the workspace.
     #[serde(default)]
     path: String,
 }
 
-/// [`PathQuery`] from a query that is UTF-8 text once decoded: axum's `Query` decodes a byte
-/// that is not with U+FFFD, so `?path=%ff%fe` wrote a file named U+FFFD U+FFFD. A workspace's
-/// names are UTF-8 here (they travel as JSON text); one that is not is refused, 422.
-pub(crate) struct FileQuery(PathQuery);
+/// Which page of which directory a listing answers.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    /// The directory, relative to the workspace ("" for the workspace).
+    #[serde(default)]
+    path: String,
+    /// The page holds the entries whose names sort after this one: the last name of the page
+    /// before, whose `truncated` was true ("" for the first page).
+    #[serde(default)]
+    after: String,
+}
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FileQuery {
+/// A query (`T`: [`PathQuery`] or [`ListQuery`]) that is UTF-8 text once decoded: axum's
+/// `Query` decodes a byte that is not with U+FFFD, so `?path=%ff%fe` wrote a file named U+FFFD
+/// U+FFFD. A workspace's names are UTF-8 here (they travel as JSON text); one that is not is
+/// refused, 422.
+pub(crate) struct FileQuery<T = PathQuery>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for FileQuery<T>
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -138,7 +155,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FileQuery {
                  its UTF-8 bytes)",
             ));
         }
-        let Query(query) = Query::<PathQuery>::from_request_parts(parts, state)
+        let Query(query) = Query::<T>::from_request_parts(parts, state)
             .await
             .map_err(|e: QueryRejection| ApiError::from(e))?;
         Ok(Self(query))
@@ -359,14 +376,14 @@ pub(crate) fn call_of(body: serde_json::Value, state: &AppState) -> Result<Sessi
     Ok(SessionCall::Program(body.into_request(state.options())?))
 }
 
-/// The entries of a directory of the workspace.
+/// A page of the entries of a directory of the workspace: at most 1,000, sorted by name.
 #[utoipa::path(
     get, path = "/v1/sessions/{id}/files", tag = "sessions", operation_id = "list_session_files",
-    params(("id" = String, Path, description = "The session's id"), PathQuery),
+    params(("id" = String, Path, description = "The session's id"), ListQuery),
     responses(
         (status = 400, description = "A malformed query"),
         (status = 401, description = "Missing or invalid token"),
-        (status = 200, description = "`{path, entries: [{name, kind, size}]}`", body = serde_json::Value),
+        (status = 200, description = "`{path, entries: [{name, kind, size}], truncated}`: at most 1,000 entries; `truncated` when more follow (ask again with `after` set to the last name)", body = serde_json::Value),
         (status = 404, description = "No such session or directory"),
         (status = 422, description = "The path leaves the workspace, crosses a link, or is not UTF-8"),
         (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64"),
@@ -377,15 +394,21 @@ pub(crate) async fn list_files(
     State(state): State<AppState>,
     slot: FileSlot,
     id: Result<Path<String>, PathRejection>,
-    query: Result<FileQuery, ApiError>,
+    query: Result<FileQuery<ListQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    let FileQuery(query) = query?;
-    let path = query.path.clone();
-    match file_op(&state, id, slot, FileOp::List(query.path)).await? {
-        FileAnswer::Entries(entries) => {
-            Ok(Json(serde_json::json!({"path": path, "entries": entries})).into_response())
-        }
+    let FileQuery(ListQuery { path, after }) = query?;
+    let op = FileOp::List {
+        path: path.clone(),
+        after,
+    };
+    match file_op(&state, id, slot, op).await? {
+        FileAnswer::Entries(listing) => Ok(Json(serde_json::json!({
+            "path": path,
+            "entries": listing.entries,
+            "truncated": listing.truncated,
+        }))
+        .into_response()),
         _ => Err(ApiError::internal(&std::io::Error::other(
             "a listing answered otherwise",
         ))),
