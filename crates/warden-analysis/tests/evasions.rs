@@ -1997,3 +1997,38 @@ fn a_command_named_by_quoted_pieces_only_is_graded_by_what_it_runs() {
         ],
     );
 }
+
+/// Regression hunt: `do.call`, `get`, `get0` and `mget` take the name of the function first
+/// among the unnamed arguments, after any named one: `do.call(quote = FALSE, "str2lang", …)`
+/// and `get(envir = e, "system")("id")` ran what they named, graded `none`.
+#[test]
+fn r_functions_named_after_named_arguments_are_read() {
+    let plain = "eval(parse(text = '1'))";
+    assert_disguises_caught(
+        "r",
+        &[
+            (
+                plain,
+                "x <- do.call(quote = FALSE, 'str2lang', list('1 + 1'))",
+                "r.eval",
+            ),
+            (
+                plain,
+                "x <- do.call(quote = FALSE, envir = e, 'system', list('id'))",
+                "r.eval",
+            ),
+            (plain, "get(envir = e, 'system')('id')", "r.eval"),
+            (
+                plain,
+                "get0(envir = e, mode = 'function', inherits = TRUE, 'system')('id')",
+                "r.eval",
+            ),
+            (plain, "mget(envir = e, 'system')[[1]]('id')", "r.eval"),
+        ],
+    );
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &["x <- do.call(rbind, args = parts)\ny <- get(name, envir = e, inherits = FALSE)\nz <- mget(keys, envir = e, ifnotfound = \"none\")\n"],
+    );
+}
