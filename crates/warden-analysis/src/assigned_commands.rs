@@ -1,5 +1,5 @@
 //! Whether a bash program may run a variable it assigns a command's name (`SUDO=sudo; $SUDO
-//! apt-get`), for the rules whose match counts only then (`only_if_run`). `MODE=eval` read only
+//! apt-get`; also as an array, `a=(ev al)`, or by `printf -v e eval` or `read e <<< eval`), for the rules whose match counts only then (`only_if_run`). `MODE=eval` read only
 //! as an argument (`python train.py --mode "$MODE"`) runs nothing, and a hunt found it grading
 //! ordinary scripts `high`. Runs in the analysing process, after the matching, and only for a
 //! program of one file: files are analysed one by one, and another file of the program may
@@ -12,7 +12,8 @@
 //! declaration, `set -a`, an assignment before a command), the file parses without an error,
 //! and each `$NAME` or `${NAME…}` is a word of the tree (not in single quotes, a comment or a
 //! quoted here-document, which `eval` or a shell may run) that reaches no command's name, no
-//! other assignment, loop or declaration, and no command that runs its arguments or its input
+//! declaration, no other variable or loop variable that may run in turn (followed through a
+//! few), and no command that runs its arguments or its input
 //! (`eval`, `command`, `exec`, `env`, `xargs`, `sudo`, a shell, `ssh`…; the commands of its
 //! pipeline, and a here-document's reader, too). A command substitution passes its text on:
 //! `$(echo "$MODE") x` runs it.
@@ -22,6 +23,10 @@ use std::ops::Range;
 use tree_sitter::{Node, Tree};
 
 use crate::deadline::Deadline;
+
+/// How many variables a value is followed through (`x=$E; y=$x; $y`) before the analysis
+/// takes it for one that may run.
+const MAX_HOPS: u8 = 4;
 
 /// Commands that run their arguments or their input as a command (or a shell's code).
 const RUNNERS: &[&str] = &[
@@ -78,33 +83,77 @@ const RUNNERS: &[&str] = &[
     "zsh",
 ];
 
-/// Whether the match at `at` may run: always, unless it is an assignment `NAME=…` whose
-/// variable the program never runs (the module's documentation says how that is decided).
-/// Past `deadline`, it may: each answer reads the whole program once.
+/// Whether the match at `at` may run: always, unless it sets variables (`NAME=…`, `NAME=(…)`,
+/// `printf -v NAME …`, `read NAME <<< …`) that the program never runs (the module's
+/// documentation says how that is decided). Past `deadline`, it may: each answer reads the
+/// whole program once.
 pub(crate) fn may_run(tree: &Tree, code: &[u8], at: Range<usize>, deadline: Deadline) -> bool {
     let root = tree.root_node();
     if deadline.passed() {
         return true;
     }
-    let Some(assignment) = root
+    let Some(setter) = root
         .descendant_for_byte_range(at.start, at.end)
-        .filter(|n| n.kind() == "variable_assignment" && n.byte_range() == at)
+        .filter(|n| n.byte_range() == at)
     else {
         return true;
     };
-    let Some(name) = assignment.child_by_field_name("name") else {
-        return true;
+    let (names, exported) = match setter.kind() {
+        "variable_assignment" => {
+            let Some(name) = setter.child_by_field_name("name") else {
+                return true;
+            };
+            let before_a_command = setter
+                .parent()
+                .is_none_or(|p| matches!(p.kind(), "command" | "declaration_command"));
+            (vec![&code[name.byte_range()]], before_a_command)
+        }
+        "command" => (set_by_command(setter, code), false),
+        _ => return true,
     };
-    let name = &code[name.byte_range()];
-    let exported = assignment
-        .parent()
-        .is_none_or(|p| matches!(p.kind(), "command" | "declaration_command"))
-        || declared(root, code, name)
+    let exported = exported
+        || names.iter().any(|name| declared(root, code, name))
         || contains(code, b"set -a")
         || contains(code, b"allexport");
-    if exported || root.has_error() {
+    if names.is_empty() || exported || root.has_error() {
         return true;
     }
+    names.iter().any(|name| runs(root, code, name, 0))
+}
+
+/// The variables a command sets: the name after `printf -v`, every word of `read`, `mapfile`
+/// or `readarray` that could name one (an option's value too: a name too many only makes the
+/// answer "it may").
+fn set_by_command<'c>(command: Node<'_>, code: &'c [u8]) -> Vec<&'c [u8]> {
+    let Some(name) = command.child_by_field_name("name") else {
+        return Vec::new();
+    };
+    let mut cursor = command.walk();
+    let words: Vec<&[u8]> = command
+        .children_by_field_name("argument", &mut cursor)
+        .filter(|a| a.kind() == "word")
+        .map(|a| &code[a.byte_range()])
+        .collect();
+    let identifier = |w: &&[u8]| {
+        w.first()
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+            && w.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    };
+    match &code[name.byte_range()] {
+        b"printf" => words
+            .windows(2)
+            .filter(|pair| pair[0] == b"-v")
+            .map(|pair| pair[1])
+            .take(1)
+            .collect(),
+        b"read" | b"mapfile" | b"readarray" => words.into_iter().filter(identifier).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a reading of `name` in the program may run its value, or is one the tree does not
+/// show as a word of its own; `depth`: how many variables the value went through to get here.
+fn runs(root: Node<'_>, code: &[u8], name: &[u8], depth: u8) -> bool {
     let mut read = false;
     for dollar in readings(code, name) {
         read = true;
@@ -117,7 +166,7 @@ pub(crate) fn may_run(tree: &Tree, code: &[u8], at: Range<usize>, deadline: Dead
                 && p.start_byte() == dollar
         });
         match expansion {
-            Some(expansion) if !reaches_a_runner(expansion, code) => {}
+            Some(expansion) if !reaches_a_runner(root, expansion, code, depth) => {}
             _ => return true,
         }
     }
@@ -167,8 +216,9 @@ fn declared(root: Node<'_>, code: &[u8], name: &[u8]) -> bool {
 }
 
 /// Whether the value of `expansion` may reach a command's name, or a command that runs its
-/// arguments or its input.
-fn reaches_a_runner(expansion: Node<'_>, code: &[u8]) -> bool {
+/// arguments or its input. A value given to another variable (`x=$E`, `for m in "${a[@]}"`)
+/// reaches one where that variable may run, followed through at most [`MAX_HOPS`] variables.
+fn reaches_a_runner(root: Node<'_>, expansion: Node<'_>, code: &[u8], depth: u8) -> bool {
     // Past a command that runs nothing: only its output goes on, to a pipeline or a
     // substitution.
     let mut output_only = false;
@@ -206,16 +256,44 @@ fn reaches_a_runner(expansion: Node<'_>, code: &[u8]) -> bool {
             }
             "command_substitution" | "process_substitution" => output_only = false,
             "test_command" | "case_item" | "case_statement" => output_only = true,
-            "variable_assignment" | "declaration_command" | "for_statement" | "ERROR"
-                if !output_only =>
-            {
-                return true;
+            "variable_assignment" | "for_statement" if !output_only => {
+                return passed_on(root, parent, node, code)
+                    .is_none_or(|name| depth >= MAX_HOPS || runs(root, code, name, depth + 1));
             }
+            "declaration_command" | "ERROR" if !output_only => return true,
             _ => {}
         }
         node = parent;
     }
     !output_only
+}
+
+/// The variable a value in `child` of `setter` (an assignment or a `for` loop) is given to,
+/// when it is its value and the variable stays in this shell (an assignment before a command
+/// is exported to it): `None` where the analysis cannot say.
+fn passed_on<'c>(
+    root: Node<'_>,
+    setter: Node<'_>,
+    child: Node<'_>,
+    code: &'c [u8],
+) -> Option<&'c [u8]> {
+    let (name, value) = match setter.kind() {
+        "variable_assignment" => ("name", "value"),
+        _ => ("variable", "value"),
+    };
+    let mut cursor = setter.walk();
+    let is_value = setter
+        .children_by_field_name(value, &mut cursor)
+        .any(|v| v.id() == child.id());
+    let exported = setter.kind() == "variable_assignment"
+        && setter
+            .parent()
+            .is_none_or(|p| matches!(p.kind(), "command" | "declaration_command"));
+    if !is_value || exported {
+        return None;
+    }
+    let name = &code[setter.child_by_field_name(name)?.byte_range()];
+    (!declared(root, code, name)).then_some(name)
 }
 
 /// Whether a here-document of `statement` has commands on its line (`cat <<EOF | bash`),

@@ -2032,3 +2032,69 @@ fn r_functions_named_after_named_arguments_are_read() {
         &["x <- do.call(rbind, args = parts)\ny <- get(name, envir = e, inherits = FALSE)\nz <- mget(keys, envir = e, ifnotfound = \"none\")\n"],
     );
 }
+
+/// Regression hunt: a variable given `eval` otherwise than by an assignment of a word, by
+/// `printf -v`, `read` from a here-string or an array (`a=(ev al)`, run as
+/// `"${a[0]}${a[1]}"`), and then run, was graded `low` (only `bash.dynamic_command`).
+#[test]
+fn bash_variables_set_by_printf_read_or_an_array_are_read() {
+    let plain = "eval \"$c\"";
+    assert_disguises_caught(
+        "bash",
+        &[
+            (
+                plain,
+                "printf -v e eval; $e \"$c\"\n",
+                "bash.hidden_command",
+            ),
+            (
+                plain,
+                "printf -v e '%s' 'ev''al'\n$e \"$c\"\n",
+                "bash.hidden_command",
+            ),
+            (plain, "read e <<< eval; $e \"$c\"\n", "bash.hidden_command"),
+            (
+                plain,
+                "read -r e <<< \"ev\"'al'; ${e} \"$c\"\n",
+                "bash.hidden_command",
+            ),
+            (
+                plain,
+                "read -ra a <<< 'ev al'; \"${a[0]}${a[1]}\" \"$c\"\n",
+                "bash.hidden_command",
+            ),
+            (
+                plain,
+                "a=(ev al); \"${a[0]}${a[1]}\" \"$c\"\n",
+                "bash.hidden_command",
+            ),
+            (
+                plain,
+                "a=(eval); \"${a[@]}\" \"$c\"\n",
+                "bash.hidden_command",
+            ),
+            (
+                plain,
+                "a=(x e v a l); \"${a[1]}${a[2]}${a[3]}${a[4]}\" \"$c\"\n",
+                "bash.hidden_command",
+            ),
+            (
+                "sudo id",
+                "a=(su do); \"${a[0]}${a[1]}\" id\n",
+                "bash.hidden_command",
+            ),
+        ],
+    );
+    // Only where the variable may run, as for an assignment.
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "printf -v mode eval; ./train --mode \"$mode\"\n",
+            "read -r mode <<< eval; echo \"$mode\"\n",
+            "modes=(train eval); for m in \"${modes[@]}\"; do echo \"$m\"; done\n",
+            "steps=(retrieval medieval); echo \"${steps[@]}\"\n",
+            "E=eval\nx=$E\necho \"$x\"\n",
+        ],
+    );
+}
