@@ -21,7 +21,7 @@
 //! HTML-like comments and line continuations, `javascript_tree.rs`; PHP's escapes in
 //! double-quoted strings and heredocs, `php_strings.rs`; R's quoted names, `r_names.rs`; a
 //! quoted piece of a bash glob pattern, `glob_quotes.rs`; a bash command named by quoted
-//! pieces only, `quoted_names.rs`; a bash line continuation inside a word,
+//! pieces only, `quoted_names.rs`; a bash line continuation inside a word or an operator,
 //! `line_continuations.rs`), the text is read again from the tree
 //! and parsed again ([`parsed`]).
 //!
@@ -74,7 +74,8 @@ pub(crate) fn parsed(
             Grammar::Javascript => javascript_tree::reread(&tree, &code, deadline),
             Grammar::Php => php_strings::reread(&tree, &code, deadline),
             Grammar::R => r_names::reread(&tree, &code, deadline),
-            Grammar::Bash => line_continuations::reread(&tree, &code, deadline)
+            Grammar::Bash => line_continuations::reread_operators(&tree, &code, deadline)
+                .or_else(|| line_continuations::reread(&tree, &code, deadline))
                 .or_else(|| glob_quotes::reread(&tree, &code, deadline))
                 .or_else(|| quoted_names::reread(&tree, &code, deadline)),
             _ => None,

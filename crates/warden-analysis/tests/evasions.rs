@@ -2098,3 +2098,33 @@ fn bash_variables_set_by_printf_read_or_an_array_are_read() {
         ],
     );
 }
+
+/// Regression hunt: bash removes a line continuation before it reads operators, so `cat <\`
+/// then `<< EOF` is a here-string and the lines after it run, where the grammar read a
+/// here-document whose body hid `eval` (graded `none`), and `$\` then `'\x65val'` is an ANSI-C
+/// string naming `eval` (graded `low`).
+#[test]
+fn bash_line_continuations_inside_an_operator_are_read() {
+    let plain = "eval \"$c\"";
+    assert_disguises_caught(
+        "bash",
+        &[
+            (plain, "cat <\\\n<< EOF\neval \"$c\"\nEOF\n", "bash.eval"),
+            (plain, "$\\\n'\\x65val' \"$c\"\n", "bash.hidden_command"),
+            (
+                plain,
+                "x=$\\\n'\\x65val'; $x \"$c\"\n",
+                "bash.hidden_command",
+            ),
+            (plain, "true |\\\n| eval \"$c\"\n", "bash.eval"),
+        ],
+    );
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "echo hi >\\\n> out.txt\nls -l |\\\n  wc -l\n",
+            "echo '$\\\n(x)' # a |\\\n| b\n",
+        ],
+    );
+}

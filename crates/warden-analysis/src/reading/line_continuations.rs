@@ -60,6 +60,76 @@ pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec
     read
 }
 
+/// The text to parse again, when a line continuation of `code` splits an operator or an
+/// expansion's `$` from what follows: bash removes it before it reads tokens, so `<\`, then
+/// `<< EOF` on the next line, is a here-string (`<<<`), not the here-document the grammar
+/// read, whose body hid the commands after it, and `$\`, then `'\x65val'`, is an ANSI-C
+/// string that names `eval`. The continuations move before the operator (`\`, newline, `<<<`),
+/// where bash removes them as well; a pass moves each one left, so the readings end.
+pub(crate) fn reread_operators(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec<u8>> {
+    if !code.windows(2).any(|w| w == b"\\\n") {
+        return None;
+    }
+    let root = tree.root_node();
+    let mut read: Option<Vec<u8>> = None;
+    let (mut i, mut looked) = (0, 0u32);
+    while let Some(found) = code[i..].windows(2).position(|w| w == b"\\\n") {
+        looked = looked.wrapping_add(1);
+        if looked.is_multiple_of(GAPS_PER_CLOCK_CHECK) && deadline.passed() {
+            break;
+        }
+        let start = i + found;
+        let end = start + continuations_len(&code[start..]);
+        i = end;
+        let Some(&after) = code.get(end) else {
+            continue;
+        };
+        if escaped(code, start) {
+            continue;
+        }
+        let mut from = start;
+        while from > 0 && splits(code[from - 1], after) {
+            from -= 1;
+        }
+        if from < start && escaped(code, from) {
+            from += 1;
+        }
+        if from == start || kept(root, start) {
+            continue;
+        }
+        let read = read.get_or_insert_with(|| code.to_vec());
+        read[from..end].rotate_right(end - start);
+    }
+    read
+}
+
+/// Whether bash may read `left` and `right`, joined, as one token or the start of an
+/// expansion: `<<<`, `>>`, `&&`, `||`, `;;`, `|&`, `&>`, `<(`, `<<-`, `((`, `$'`, `$(`, `$x`.
+fn splits(left: u8, right: u8) -> bool {
+    match left {
+        b'$' => true,
+        b'<' | b'>' | b'&' | b'|' | b';' => b"<>&|;(-".contains(&right),
+        b'(' => right == b'(',
+        _ => false,
+    }
+}
+
+/// Whether the backslash at `at` is in text that keeps a continuation: single quotes, an
+/// ANSI-C string, a comment, a here-document's body.
+fn kept(root: Node<'_>, at: usize) -> bool {
+    let mut ancestor = root.descendant_for_byte_range(at, at + 1);
+    while let Some(node) = ancestor {
+        if matches!(
+            node.kind(),
+            "comment" | "raw_string" | "ansi_c_string" | "heredoc_body" | "heredoc_content"
+        ) {
+            return true;
+        }
+        ancestor = node.parent();
+    }
+    false
+}
+
 /// The length of the run of continuations (`\` and a line break, once or more) at the start
 /// of `rest`.
 fn continuations_len(rest: &[u8]) -> usize {
@@ -166,6 +236,34 @@ mod tests {
         assert_eq!(bash_reads("e\\\nv\\\nal id\n"), "eval\\\n\\\n id\n");
         assert_eq!(bash_reads("e\\\n\"val\" id\n"), "e\"val\"\\\n id\n");
         assert_eq!(bash_reads("\"ev\\\nal\" id\n"), "\"eval\\\n\" id\n");
+    }
+
+    /// `code` as bash reads its continuations in operators and in words.
+    fn bash_reads_operators(code: &str) -> String {
+        let both: fn(&Tree, &[u8], Deadline) -> Option<Vec<u8>> = |tree, code, deadline| {
+            reread_operators(tree, code, deadline).or_else(|| reread(tree, code, deadline))
+        };
+        crate::reading::read_until_still(Grammar::Bash, both, code).0
+    }
+
+    #[test]
+    fn a_continuation_inside_an_operator_moves_before_it() {
+        assert_eq!(
+            bash_reads_operators("cat <\\\n<< EOF\nid\n"),
+            "cat \\\n<<< EOF\nid\n"
+        );
+        assert_eq!(bash_reads_operators("a >\\\n> f\n"), "a \\\n>> f\n");
+        assert_eq!(bash_reads_operators("a |\\\n| b\n"), "a \\\n|| b\n");
+        assert_eq!(bash_reads_operators("$\\\n'x' y\n"), "\\\n$'x' y\n");
+        assert_eq!(bash_reads_operators("a$\\\n'x' y\n"), "a$'x'\\\n y\n");
+        for kept in [
+            "echo '$\\\n(x)'\n",
+            "echo a # |\\\n| b\n",
+            "echo \\$\\\n(x)\n",
+            "ls |\\\n wc\n",
+        ] {
+            assert_eq!(bash_reads_operators(kept), kept);
+        }
     }
 
     #[test]
