@@ -22,7 +22,7 @@
 //! double-quoted strings and heredocs, `php_strings.rs`; R's quoted names, `r_names.rs`; a
 //! quoted piece of a bash glob pattern, `glob_quotes.rs`; a bash command named by quoted
 //! pieces only, `quoted_names.rs`; a bash line continuation inside a word or an operator,
-//! `line_continuations.rs`), the text is read again from the tree
+//! `line_continuations.rs`; bash's `<>`, `read_write_redirections.rs`), the text is read again from the tree
 //! and parsed again ([`parsed`]).
 //!
 //! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
@@ -38,6 +38,7 @@ mod line_continuations;
 mod php_strings;
 mod quoted_names;
 mod r_names;
+mod read_write_redirections;
 
 use std::borrow::Cow;
 
@@ -76,6 +77,7 @@ pub(crate) fn parsed(
             Grammar::R => r_names::reread(&tree, &code, deadline),
             Grammar::Bash => line_continuations::reread_operators(&tree, &code, deadline)
                 .or_else(|| line_continuations::reread(&tree, &code, deadline))
+                .or_else(|| read_write_redirections::reread(&tree, &code, deadline))
                 .or_else(|| glob_quotes::reread(&tree, &code, deadline))
                 .or_else(|| quoted_names::reread(&tree, &code, deadline)),
             _ => None,

@@ -2128,3 +2128,23 @@ fn bash_line_continuations_inside_an_operator_are_read() {
         ],
     );
 }
+
+/// Regression hunt: tree-sitter-bash has no `<>` (open for reading and writing), so a script
+/// that used it had a parse error, and a variable it assigned `eval` to counted as run
+/// wherever it was read (`MODE=eval`, then `echo "$MODE"`: `high`); `/dev/tcp` opened so must
+/// stay `bash.network`.
+#[test]
+fn bash_read_write_redirections_parse() {
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &["MODE=eval\necho \"mode: $MODE\"\nexec 3<> state.txt\ncat <> log.txt\necho x >&3\n"],
+    );
+    let analysis = analyzer().analyze("bash", b"exec 3<>/dev/tcp/10.0.0.1/80\necho hi >&3\n");
+    assert!(
+        analysis.findings.iter().any(|f| f.rule == "bash.network"),
+        "{}",
+        describe(&analysis)
+    );
+    assert_eq!(analysis.parse_error, None);
+}
