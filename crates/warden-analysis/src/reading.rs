@@ -22,7 +22,8 @@
 //! double-quoted strings and heredocs, `php_strings.rs`; R's quoted names, `r_names.rs`; a
 //! quoted piece of a bash glob pattern, `glob_quotes.rs`; a bash command named by quoted
 //! pieces only, `quoted_names.rs`; a bash line continuation inside a word or an operator,
-//! `line_continuations.rs`; bash's `<>`, `read_write_redirections.rs`), the text is read again from the tree
+//! `line_continuations.rs`; bash's `<>`, `read_write_redirections.rs`; `\(` in a `[` test,
+//! `test_parentheses.rs`), the text is read again from the tree
 //! and parsed again ([`parsed`]).
 //!
 //! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
@@ -39,6 +40,7 @@ mod php_strings;
 mod quoted_names;
 mod r_names;
 mod read_write_redirections;
+mod test_parentheses;
 
 use std::borrow::Cow;
 
@@ -78,6 +80,7 @@ pub(crate) fn parsed(
             Grammar::Bash => line_continuations::reread_operators(&tree, &code, deadline)
                 .or_else(|| line_continuations::reread(&tree, &code, deadline))
                 .or_else(|| read_write_redirections::reread(&tree, &code, deadline))
+                .or_else(|| test_parentheses::reread(&tree, &code, deadline))
                 .or_else(|| glob_quotes::reread(&tree, &code, deadline))
                 .or_else(|| quoted_names::reread(&tree, &code, deadline)),
             _ => None,

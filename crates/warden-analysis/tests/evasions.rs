@@ -2148,3 +2148,22 @@ fn bash_read_write_redirections_parse() {
     );
     assert_eq!(analysis.parse_error, None);
 }
+
+/// Regression hunt: tree-sitter-bash does not read POSIX `test`'s escaped parentheses inside
+/// `[ ]`, so `[ \( -n "$x" \) ]` made the whole script an `ERROR`, graded `high` as
+/// unparseable; what the test's operands run is still read.
+#[test]
+fn bash_escaped_parentheses_of_a_test_parse() {
+    let script = "#!/bin/sh\nif [ \\( -n \"$1\" -a -f \"$1\" \\) -o \\( -z \"$2\" \\) ]; then\n  \
+                  echo yes\nfi\n[ ! \\( -d out \\) ] && mkdir out\n";
+    let analysis = analyzer().analyze("bash", script.as_bytes());
+    assert_eq!(analysis.threat_level, ThreatLevel::None, "{analysis:?}");
+    assert_disguises_caught(
+        "bash",
+        &[(
+            "eval \"$c\"",
+            "[ \\( -n \"$(eval \"$c\")\" \\) ]\n",
+            "bash.eval",
+        )],
+    );
+}
