@@ -2197,3 +2197,53 @@ fn a_shell_launcher_is_read_as_the_program_it_hands_itself_to() {
     let analysis = analyzer().analyze("bash", conditional.as_bytes());
     assert!(analysis.findings.iter().any(|f| f.rule == "bash.eval"));
 }
+
+/// Regression hunt: a global read by a symbol key (`globalThis[Symbol.for('undici…')]`, how
+/// libraries keep one instance per process) was graded `high` as a global chosen at run time;
+/// a symbol key cannot name `eval`. It still counts where `Symbol` may mean something else: a
+/// program that rebinds it, or changes globals by a name chosen at run time, or a `with`.
+#[test]
+fn a_global_read_by_a_symbol_key_is_not_a_name_chosen_at_run_time() {
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &[
+            "const d = globalThis[Symbol.for('undici.globalDispatcher.1')];\nglobal[Symbol.iterator] = 1;\nconst s = window[Symbol('x')];\n",
+            "Object.assign(global, { TextEncoder, TextDecoder });\nconst S = typeof Symbol;\n",
+        ],
+    );
+    let plain = "eval('1 + 1');";
+    assert_disguises_caught(
+        "javascript",
+        &[
+            (plain, "global[name]('1 + 1');", "javascript.eval"),
+            (plain, "global[o.name]('1 + 1');", "javascript.eval"),
+            (plain, "global[pick()]('1 + 1');", "javascript.eval"),
+            (
+                plain,
+                "Symbol.for = () => 'eval';\nglobal[Symbol.for('x')]('1 + 1');",
+                "javascript.eval",
+            ),
+            (
+                plain,
+                "(function (Symbol) { global[Symbol.iterator]('1 + 1'); })({ iterator: 'eval' });",
+                "javascript.eval",
+            ),
+            (
+                plain,
+                "Object.defineProperty(globalThis, 'Sym' + 'bol', { value: { for: () => 'eval' } });\nglobalThis[Symbol.for('x')]('1 + 1');",
+                "javascript.eval",
+            ),
+            (
+                plain,
+                "Object.assign(globalThis, { Symbol: { for: () => 'eval' } });\nglobalThis[Symbol.for('x')]('1 + 1');",
+                "javascript.eval",
+            ),
+            (
+                plain,
+                "with (o) { globalThis[Symbol.for('x')]('1 + 1'); }",
+                "javascript.global_symbol_shadowed",
+            ),
+        ],
+    );
+}
