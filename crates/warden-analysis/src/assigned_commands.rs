@@ -1,14 +1,17 @@
 //! Whether a bash program may run a variable it assigns a command's name (`SUDO=sudo; $SUDO
-//! apt-get`; also as an array, `a=(ev al)`, or by `printf -v e eval` or `read e <<< eval`), for the rules whose match counts only then (`only_if_run`). `MODE=eval` read only
-//! as an argument (`python train.py --mode "$MODE"`) runs nothing, and a hunt found it grading
-//! ordinary scripts `high`. Runs in the analysing process, after the matching, and only for a
-//! program of one file: files are analysed one by one, and another file of the program may
-//! source this one, or this one it, and run the variable where this file does not show it
-//! (`source ./lib.sh; $E id`; `RequestFile::among_others`).
+//! apt-get`; also as an array, `a=(ev al)`, or by `printf -v e eval` or `read e <<< eval`),
+//! for the rules whose match counts only then (`only_if_run`). `MODE=eval` read only as an
+//! argument (`python train.py --mode "$MODE"`) runs nothing, and a hunt found it grading
+//! ordinary scripts `high`. Runs in the analysing process, after the matching. Files are
+//! analysed one by one, and another file of the program may source this one, or this one it,
+//! and run the variable where this file does not show it (`source ./lib.sh; $E id`): in a
+//! program of several files, a variable another file reads counts (`read_elsewhere.rs`,
+//! `RequestFile::among_others`).
 //!
 //! The answer is "it may" unless every reading of the variable in the file is seen, and none
-//! can run its value: the variable is read somewhere (a file that only assigns it may be
-//! sourced by another that runs it, or hand it to a child), it is not exported (`export`, a
+//! can run its value: the variable is read somewhere (in a program of one file, a file that
+//! only assigns it may be sourced by another that runs it, or hand it to a child; in one of
+//! several, no other file reads it), it is not exported (`export`, a
 //! declaration, `set -a`, an assignment before a command), the file parses without an error,
 //! and each `$NAME` or `${NAME…}` is a word of the tree (not in single quotes, a comment or a
 //! quoted here-document, which `eval` or a shell may run) that reaches no command's name, no
@@ -23,6 +26,7 @@ use std::ops::Range;
 use tree_sitter::{Node, Tree};
 
 use crate::deadline::Deadline;
+use crate::ReadElsewhere;
 
 /// How many variables a value is followed through (`x=$E; y=$x; $y`) before the analysis
 /// takes it for one that may run.
@@ -85,9 +89,15 @@ const RUNNERS: &[&str] = &[
 
 /// Whether the match at `at` may run: always, unless it sets variables (`NAME=…`, `NAME=(…)`,
 /// `printf -v NAME …`, `read NAME <<< …`) that the program never runs (the module's
-/// documentation says how that is decided). Past `deadline`, it may: each answer reads the
-/// whole program once.
-pub(crate) fn may_run(tree: &Tree, code: &[u8], at: Range<usize>, deadline: Deadline) -> bool {
+/// documentation says how that is decided). `elsewhere`: what the program's other files read,
+/// if it has any. Past `deadline`, it may: each answer reads the whole program once.
+pub(crate) fn may_run(
+    tree: &Tree,
+    code: &[u8],
+    at: Range<usize>,
+    elsewhere: Option<&ReadElsewhere>,
+    deadline: Deadline,
+) -> bool {
     let root = tree.root_node();
     if deadline.passed() {
         return true;
@@ -118,7 +128,9 @@ pub(crate) fn may_run(tree: &Tree, code: &[u8], at: Range<usize>, deadline: Dead
     if names.is_empty() || exported || root.has_error() {
         return true;
     }
-    names.iter().any(|name| runs(root, code, name, 0))
+    names
+        .iter()
+        .any(|name| runs(root, code, name, elsewhere, 0))
 }
 
 /// The variables a command sets: the name after `printf -v`, every word of `read`, `mapfile`
@@ -152,8 +164,19 @@ fn set_by_command<'c>(command: Node<'_>, code: &'c [u8]) -> Vec<&'c [u8]> {
 }
 
 /// Whether a reading of `name` in the program may run its value, or is one the tree does not
-/// show as a word of its own; `depth`: how many variables the value went through to get here.
-fn runs(root: Node<'_>, code: &[u8], name: &[u8], depth: u8) -> bool {
+/// show as a word of its own, or another file reads it; `depth`: how many variables the value
+/// went through to get here. A variable no file reads runs nowhere, but in a program of one
+/// file, which another file (one a session left) may source.
+fn runs(
+    root: Node<'_>,
+    code: &[u8],
+    name: &[u8],
+    elsewhere: Option<&ReadElsewhere>,
+    depth: u8,
+) -> bool {
+    if elsewhere.is_some_and(|e| e.reads(name)) {
+        return true;
+    }
     let mut read = false;
     for dollar in readings(code, name) {
         read = true;
@@ -166,11 +189,11 @@ fn runs(root: Node<'_>, code: &[u8], name: &[u8], depth: u8) -> bool {
                 && p.start_byte() == dollar
         });
         match expansion {
-            Some(expansion) if !reaches_a_runner(root, expansion, code, depth) => {}
+            Some(expansion) if !reaches_a_runner(root, expansion, code, elsewhere, depth) => {}
             _ => return true,
         }
     }
-    !read
+    !read && elsewhere.is_none()
 }
 
 /// The offsets of each `$NAME` and `${NAME…}` (`${!NAME}`, `${#NAME}`, `${NAME:-x}`) in `code`,
@@ -218,7 +241,13 @@ fn declared(root: Node<'_>, code: &[u8], name: &[u8]) -> bool {
 /// Whether the value of `expansion` may reach a command's name, or a command that runs its
 /// arguments or its input. A value given to another variable (`x=$E`, `for m in "${a[@]}"`)
 /// reaches one where that variable may run, followed through at most [`MAX_HOPS`] variables.
-fn reaches_a_runner(root: Node<'_>, expansion: Node<'_>, code: &[u8], depth: u8) -> bool {
+fn reaches_a_runner(
+    root: Node<'_>,
+    expansion: Node<'_>,
+    code: &[u8],
+    elsewhere: Option<&ReadElsewhere>,
+    depth: u8,
+) -> bool {
     // Past a command that runs nothing: only its output goes on, to a pipeline or a
     // substitution.
     let mut output_only = false;
@@ -257,8 +286,9 @@ fn reaches_a_runner(root: Node<'_>, expansion: Node<'_>, code: &[u8], depth: u8)
             "command_substitution" | "process_substitution" => output_only = false,
             "test_command" | "case_item" | "case_statement" => output_only = true,
             "variable_assignment" | "for_statement" if !output_only => {
-                return passed_on(root, parent, node, code)
-                    .is_none_or(|name| depth >= MAX_HOPS || runs(root, code, name, depth + 1));
+                return passed_on(root, parent, node, code).is_none_or(|name| {
+                    depth >= MAX_HOPS || runs(root, code, name, elsewhere, depth + 1)
+                });
             }
             "declaration_command" | "ERROR" if !output_only => return true,
             _ => {}

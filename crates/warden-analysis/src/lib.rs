@@ -26,6 +26,7 @@ mod launchers;
 mod matching;
 mod parse;
 mod query;
+mod read_elsewhere;
 mod reading;
 mod request;
 mod rules;
@@ -45,6 +46,7 @@ pub use error::AnalysisError;
 pub use grammar::Grammar;
 pub use input::{INVALID_UTF8_LEVEL, MAX_INPUT_BYTES, MAX_NESTING, UNPARSEABLE_LEVEL};
 pub use matching::MAX_FINDINGS;
+pub use read_elsewhere::ReadElsewhere;
 pub use request::{RequestAnalysis, RequestFile};
 pub use rules::{Category, Rule};
 
@@ -217,7 +219,7 @@ impl Analyzer {
     /// and never panics: input that cannot be analysed gets a `parse_error` and a level of its
     /// own (docs/analysis.md#unparseable-input).
     pub fn analyze(&self, language: &str, code: &[u8]) -> Analysis {
-        self.analyze_by(language, code, false, Deadline::after(self.time_budget))
+        self.analyze_by(language, code, None, Deadline::after(self.time_budget))
     }
 
     /// [`Analyzer::analyze`] of one file of a program, `among_others` when the program has
@@ -227,7 +229,7 @@ impl Analyzer {
         &self,
         language: &str,
         code: &[u8],
-        among_others: bool,
+        among_others: Option<&ReadElsewhere>,
         deadline: Deadline,
     ) -> Analysis {
         let Some(entry) = self.entry(language) else {
@@ -304,7 +306,7 @@ impl Analyzer {
             language,
             code,
             false,
-            false,
+            None,
             Deadline::after(self.time_budget),
         )
     }
@@ -317,7 +319,7 @@ impl Analyzer {
         language: &str,
         code: &[u8],
         named: bool,
-        among_others: bool,
+        among_others: Option<&ReadElsewhere>,
         deadline: Deadline,
     ) -> Option<Analysis> {
         let rules = self.entry(language)?.rules().ok()?;

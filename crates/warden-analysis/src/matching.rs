@@ -11,6 +11,7 @@ use crate::deadline::Deadline;
 use crate::flat::{FlatNode, FlatTree};
 use crate::query::{Outcome, Search};
 use crate::rules::{Role, RuleSet};
+use crate::ReadElsewhere;
 
 /// At most this many findings are listed; the threat level counts them all.
 pub const MAX_FINDINGS: usize = 200;
@@ -44,12 +45,13 @@ struct Collected {
 }
 
 /// Runs every rule of `rules` over `tree`, giving up at `deadline`. `among_others`: the
-/// program has other files, which may run what this one assigns (`only_if_run` then counts).
+/// program has other files, and what they read, which may run what this one assigns
+/// (`only_if_run`).
 pub(crate) fn find(
     rules: &RuleSet,
     tree: &Tree,
     code: &[u8],
-    among_others: bool,
+    among_others: Option<&ReadElsewhere>,
     deadline: Deadline,
 ) -> Matches {
     let Collected {
@@ -70,8 +72,7 @@ pub(crate) fn find(
     candidates.retain(|c| !rules.is_scoped(c.rule) || inside_scope(c, &scopes));
     candidates.retain(|c| {
         !rules.only_if_run(c.rule)
-            || among_others
-            || assigned_commands::may_run(tree, code, c.node.bytes(), deadline)
+            || assigned_commands::may_run(tree, code, c.node.bytes(), among_others, deadline)
     });
     candidates.sort_by_key(|c| (c.node.start, c.rule));
     candidates.dedup_by_key(|c| (c.node.start, c.rule));

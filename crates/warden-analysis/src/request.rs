@@ -4,7 +4,7 @@
 use warden_core::Analysis;
 
 use crate::deadline::Deadline;
-use crate::Analyzer;
+use crate::{Analyzer, ReadElsewhere};
 
 /// One file of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,11 +20,12 @@ pub struct RequestFile<'a> {
     /// "notes.txt"`, `source lib.txt`: the rule file's `includes`): what is found in it counts
     /// even when it does not parse whole.
     pub named: bool,
-    /// The program has other files. One may source this file, or this file one, and run in
-    /// the same shell a variable this file assigns where this file's analysis cannot see it
-    /// (`E=eval; echo "$E"` here, `source ./lib.sh; $E id` there): a rule's match that counts
-    /// only where the program may run it (`only_if_run`) then always counts.
-    pub among_others: bool,
+    /// The program has other files, and what they read of the shell's variables. One may
+    /// source this file, or this file one, and run in the same shell a variable this file
+    /// assigns where this file's analysis cannot see it (`E=eval; echo "$E"` here, `source
+    /// ./lib.sh; $E id` there): a rule's match that counts only where the program may run it
+    /// (`only_if_run`) then also counts where another file reads the variable.
+    pub among_others: Option<&'a ReadElsewhere>,
 }
 
 /// The analyses of a request's files, in order.
@@ -73,14 +74,14 @@ mod tests {
                 code: b"import os\nos.system('ls')\n",
                 maybe_data: false,
                 named: false,
-                among_others: false,
+                among_others: None,
             },
             RequestFile {
                 language: "python",
                 code: b"a,b\n1,2\n",
                 maybe_data: true,
                 named: false,
-                among_others: false,
+                among_others: None,
             },
         ];
         let answer = analyzer.analyze_request(&files);
@@ -109,23 +110,55 @@ mod tests {
         }
     }
 
+    /// Regression hunt: a variable assigned `eval` counted as run in every file of a program
+    /// of several (`MODE=eval` in a training script beside its Python: `high`); it counts
+    /// where another file reads it, or reads variables through other names.
     #[test]
-    fn a_variable_assigned_eval_counts_in_a_program_of_other_files() {
+    fn a_variable_assigned_eval_counts_where_another_file_may_run_it() {
         let analyzer = Analyzer::builtin().expect("rules");
+        let code = b"E=eval\necho \"mode: $E\"\n";
+        let alone = ReadElsewhere::of([&b"print('no shell here')\n"[..]]);
+        let runs = ReadElsewhere::of([&b"source ./a.sh\n$E id\n"[..]]);
+        let indirect = ReadElsewhere::of([&b"r=E; ${!r} id\n"[..]]);
         let file = |among_others| RequestFile {
             language: "bash",
-            code: b"E=eval\necho \"mode: $E\"\n",
+            code,
             maybe_data: false,
             named: false,
             among_others,
         };
-        let answer = analyzer.analyze_request(&[file(false), file(true)]);
+        let answer = analyzer.analyze_request(&[
+            file(None),
+            file(Some(&alone)),
+            file(Some(&runs)),
+            file(Some(&indirect)),
+        ]);
         let hidden = |i: usize| {
             answer.files[i]
                 .as_ref()
                 .is_some_and(|a| a.findings.iter().any(|f| f.rule == "bash.hidden_command"))
         };
         assert!(!hidden(0), "{:?}", answer.files[0]);
-        assert!(hidden(1), "{:?}", answer.files[1]);
+        assert!(!hidden(1), "{:?}", answer.files[1]);
+        assert!(hidden(2), "{:?}", answer.files[2]);
+        assert!(hidden(3), "{:?}", answer.files[3]);
+        // A variable this file never reads may still run where another file sources it.
+        let unread = RequestFile {
+            code: b"E=eval\n",
+            ..file(Some(&runs))
+        };
+        let answer = analyzer.analyze_request(&[
+            unread,
+            RequestFile {
+                code: b"E=eval\n",
+                ..file(Some(&alone))
+            },
+        ]);
+        assert!(answer.files[0]
+            .as_ref()
+            .is_some_and(|a| !a.findings.is_empty()));
+        assert!(answer.files[1]
+            .as_ref()
+            .is_some_and(|a| a.findings.is_empty()));
     }
 }

@@ -166,7 +166,7 @@ mod tests {
             code: b"import os\nos.system('ls')\n",
             maybe_data: false,
             named: false,
-            among_others: false,
+            among_others: None,
         }];
         let answer = Confinement::InProcess
             .analyze(&analyzer, &files)

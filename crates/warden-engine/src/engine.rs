@@ -25,7 +25,7 @@ mod volumes;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use warden_analysis::{Analyzer, RequestAnalysis, RequestFile};
+use warden_analysis::{Analyzer, ReadElsewhere, RequestAnalysis, RequestFile};
 use warden_core::detect;
 use warden_core::language::{expand_argv, ArgvTemplate, CommandValues};
 use warden_core::{
@@ -885,13 +885,25 @@ impl Engine {
             .collect();
         // Another file may source this one, or this one it, even by a name built at run time
         // (`. "$f"`), and run there a variable this one assigns (`E=eval`): each file is
-        // analysed knowing whether it is the program's only one, and cached apart.
-        let among_others = program.files.len() > 1;
+        // analysed knowing what the program's other files read, if it has any, and cached
+        // apart.
+        let elsewhere: Vec<Option<ReadElsewhere>> = files
+            .iter()
+            .map(|&(_, _, file, _, _)| {
+                let others = program
+                    .files
+                    .iter()
+                    .filter(|other| !std::ptr::eq(*other, file))
+                    .map(|other| &other.contents[..]);
+                (program.files.len() > 1).then(|| ReadElsewhere::of(others))
+            })
+            .collect();
         let mut parts: Vec<Option<Analysis>> = files
             .iter()
-            .map(|&(_, id, file, maybe_data, _)| {
+            .zip(&elsewhere)
+            .map(|(&(_, id, file, maybe_data, _), among_others)| {
                 (!maybe_data)
-                    .then(|| self.analyses.get(id, among_others, &file.contents))
+                    .then(|| self.analyses.get(id, among_others.as_ref(), &file.contents))
                     .flatten()
             })
             .collect();
@@ -903,7 +915,7 @@ impl Engine {
                 code: &files[i].2.contents,
                 maybe_data: files[i].3,
                 named: files[i].4,
-                among_others,
+                among_others: elsewhere[i].as_ref(),
             })
             .collect();
         let answer = if request.is_empty() {
@@ -922,7 +934,7 @@ impl Engine {
             if !maybe_data && !answer.budget_spent {
                 if let Some(part) = &part {
                     self.analyses
-                        .insert(id, among_others, &file.contents, part.clone());
+                        .insert(id, elsewhere[i].as_ref(), &file.contents, part.clone());
                 }
             }
             parts[i] = Some(part.unwrap_or_default());
@@ -1000,7 +1012,7 @@ impl Engine {
 
     /// The analysis of one program in `language` (confined as every analysis is), cached.
     pub(crate) fn analyze_one(&self, language: &str, code: &[u8]) -> Analysis {
-        if let Some(found) = self.analyses.get(language, false, code) {
+        if let Some(found) = self.analyses.get(language, None, code) {
             return found;
         }
         let request = [RequestFile {
@@ -1008,14 +1020,13 @@ impl Engine {
             code,
             maybe_data: false,
             named: false,
-            among_others: false,
+            among_others: None,
         }];
         match self.confinement.analyze(&self.analyzer, &request) {
             Ok(mut answer) => {
                 let analysis = answer.files.pop().flatten().unwrap_or_default();
                 if !answer.budget_spent {
-                    self.analyses
-                        .insert(language, false, code, analysis.clone());
+                    self.analyses.insert(language, None, code, analysis.clone());
                 }
                 analysis
             }
@@ -1913,8 +1924,9 @@ mod tests {
     /// Regression hunt: `E=eval` in a file that reads `$E` only as an argument counts for
     /// nothing, but files are analysed one by one, and another file of the program may run it
     /// in the same shell (`source ./lib.sh; $E id`, or the other way round), which alone is
-    /// graded `low` as any command named by a variable. The exemption holds only in a program
-    /// of one file, and the cache keeps the two analyses of the same bytes apart.
+    /// graded `low` as any command named by a variable. In a program of several files it holds
+    /// unless another file reads the variable, and the cache keeps the analyses of the same
+    /// bytes among different files apart.
     #[test]
     fn a_variable_assigned_eval_counts_where_another_file_may_run_it() {
         let engine = Engine::new(EngineConfig::new(PathBuf::from("/nonexistent/warden")))
@@ -1954,6 +1966,23 @@ mod tests {
         }
         let analysis = alone();
         assert!(!hidden(&analysis), "{analysis:#?}");
+        // Regression hunt: in a program of several files it counted wherever it was, though
+        // no other file read it (`MODE=eval` in a training script beside its Python and a
+        // README): graded `high`.
+        let training: &[(&str, &[u8])] = &[
+            (
+                "train.sh",
+                b"MODE=eval\n./train --mode \"$MODE\" --out \"runs/${MODE}\"\n",
+            ),
+            ("train.py", b"import sys\nprint(sys.argv)\n"),
+            ("README.md", b"Run `bash train.sh` to eval the model.\n"),
+        ];
+        let analysis = analysis_of(&engine, "bash", training).expect("prepared");
+        assert!(!hidden(&analysis), "{analysis:#?}");
+        assert!(
+            analysis.threat_level < warden_core::ThreatLevel::High,
+            "{analysis:#?}"
+        );
     }
 
     /// Bug hunt "comp": C and C++ (`#include "b.txt"` inside a function), Rust (`include!`)

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::{Deserialize, Serialize};
-use warden_analysis::{RequestAnalysis, RequestFile};
+use warden_analysis::{ReadElsewhere, RequestAnalysis, RequestFile};
 use warden_core::Analysis;
 
 /// The largest answer read: a file's findings are capped (`warden_analysis::MAX_FINDINGS`),
@@ -35,24 +35,34 @@ struct Answer {
 }
 
 /// The request for `files`: their count, then each one's kind (bits: may be data, named by a
-/// source, among other files), language and contents, each length a `u32` (little-endian).
+/// source, among other files), language and contents, and, among other files, what those
+/// read (`ReadElsewhere::to_bytes`), each length a `u32` (little-endian).
 pub(super) fn encode_request(files: &[RequestFile<'_>]) -> Option<Vec<u8>> {
+    let elsewhere: Vec<Option<Vec<u8>>> = files
+        .iter()
+        .map(|f| f.among_others.map(ReadElsewhere::to_bytes))
+        .collect();
     let size: usize = files
         .iter()
-        .map(|f| 9 + f.language.len() + f.code.len())
+        .zip(&elsewhere)
+        .map(|(f, e)| 13 + f.language.len() + f.code.len() + e.as_ref().map_or(0, Vec::len))
         .sum();
     let mut out = Vec::with_capacity(4 + size);
     out.extend(u32::try_from(files.len()).ok()?.to_le_bytes());
-    for file in files {
+    for (file, elsewhere) in files.iter().zip(&elsewhere) {
         out.push(
             u8::from(file.maybe_data)
                 | u8::from(file.named) << 1
-                | u8::from(file.among_others) << 2,
+                | u8::from(file.among_others.is_some()) << 2,
         );
         out.extend(u32::try_from(file.language.len()).ok()?.to_le_bytes());
         out.extend(file.language.as_bytes());
         out.extend(u32::try_from(file.code.len()).ok()?.to_le_bytes());
         out.extend(file.code);
+        if let Some(elsewhere) = elsewhere {
+            out.extend(u32::try_from(elsewhere.len()).ok()?.to_le_bytes());
+            out.extend(elsewhere);
+        }
     }
     Some(out)
 }
@@ -63,6 +73,7 @@ pub(super) struct OwnedFile {
     language: String,
     code: Vec<u8>,
     kind: u8,
+    elsewhere: Option<ReadElsewhere>,
 }
 
 impl OwnedFile {
@@ -73,7 +84,7 @@ impl OwnedFile {
             code: &self.code,
             maybe_data: self.kind & 1 != 0,
             named: self.kind & 2 != 0,
-            among_others: self.kind & 4 != 0,
+            among_others: self.elsewhere.as_ref(),
         }
     }
 }
@@ -92,10 +103,15 @@ pub(super) fn read_request(input: &mut impl Read) -> std::io::Result<Option<Vec<
         let language = String::from_utf8(read_sized(input)?)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let code = read_sized(input)?;
+        let elsewhere = match kind[0] & 4 {
+            0 => None,
+            _ => Some(ReadElsewhere::from_bytes(&read_sized(input)?)),
+        };
         files.push(OwnedFile {
             language,
             code,
             kind: kind[0],
+            elsewhere,
         });
     }
     Ok(Some(files))
@@ -182,20 +198,21 @@ mod tests {
 
     #[test]
     fn a_request_reads_back_as_sent() {
+        let reads = ReadElsewhere::of([&b"$MODE ${!r}"[..]]);
         let files = [
             RequestFile {
                 language: "python",
                 code: b"print(1)\n",
                 maybe_data: false,
                 named: false,
-                among_others: false,
+                among_others: None,
             },
             RequestFile {
                 language: "c",
                 code: b"\0\xff",
                 maybe_data: true,
                 named: true,
-                among_others: true,
+                among_others: Some(&reads),
             },
         ];
         let bytes = encode_request(&files).expect("encodes");

@@ -1,5 +1,5 @@
 //! The analyses of recent programs' files, by language, content and whether the program has
-//! other files: a server sees the same code again and again (an evaluation harness retrying, a
+//! other files, with what they read (`warden_analysis::ReadElsewhere`): a server sees the same code again and again (an evaluation harness retrying, a
 //! judge's resubmissions), and the analysis is a pure function of these and of the rules, which
 //! are fixed for the engine's life. Bounded; the oldest entry goes first.
 
@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
+use warden_analysis::ReadElsewhere;
 use warden_core::Analysis;
 
 /// How many analyses are kept.
@@ -24,18 +25,31 @@ struct Entries {
     order: VecDeque<[u8; 32]>,
 }
 
-fn key(language: &str, among_others: bool, code: &[u8]) -> [u8; 32] {
+fn key(language: &str, among_others: Option<&ReadElsewhere>, code: &[u8]) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(language.as_bytes());
-    hash.update([0u8, u8::from(among_others)]);
+    hash.update([0u8]);
+    if let Some(elsewhere) = among_others {
+        let elsewhere = elsewhere.to_bytes();
+        hash.update((elsewhere.len() as u64 + 1).to_le_bytes());
+        hash.update(elsewhere);
+    } else {
+        hash.update(0u64.to_le_bytes());
+    }
     hash.update(code);
     hash.finalize().into()
 }
 
 impl AnalysisCache {
     /// The analysis of `code` in `language`, a file of a program with other files
-    /// (`among_others`, `RequestFile::among_others`) or alone, if it is kept.
-    pub(super) fn get(&self, language: &str, among_others: bool, code: &[u8]) -> Option<Analysis> {
+    /// (`among_others`, `RequestFile::among_others`: with what they read) or alone, if it is
+    /// kept.
+    pub(super) fn get(
+        &self,
+        language: &str,
+        among_others: Option<&ReadElsewhere>,
+        code: &[u8],
+    ) -> Option<Analysis> {
         self.lock()
             .map
             .get(&key(language, among_others, code))
@@ -46,7 +60,7 @@ impl AnalysisCache {
     pub(super) fn insert(
         &self,
         language: &str,
-        among_others: bool,
+        among_others: Option<&ReadElsewhere>,
         code: &[u8],
         analysis: Analysis,
     ) {
@@ -79,29 +93,37 @@ mod tests {
             threat_level: ThreatLevel::Low,
             ..Analysis::default()
         };
-        cache.insert("python", false, b"print(1)", low.clone());
-        assert_eq!(cache.get("python", false, b"print(1)"), Some(low));
+        cache.insert("python", None, b"print(1)", low.clone());
+        assert_eq!(cache.get("python", None, b"print(1)"), Some(low.clone()));
         assert_eq!(
-            cache.get("ruby", false, b"print(1)"),
+            cache.get("ruby", None, b"print(1)"),
             None,
             "another language"
         );
         assert_eq!(
-            cache.get("python", true, b"print(1)"),
+            cache.get("python", Some(&ReadElsewhere::default()), b"print(1)"),
             None,
             "the file among others"
         );
+        let reads = ReadElsewhere::of([&b"$E id"[..]]);
+        cache.insert("bash", Some(&reads), b"E=eval", low.clone());
+        assert_eq!(
+            cache.get("bash", Some(&ReadElsewhere::default()), b"E=eval"),
+            None,
+            "among other files that read other variables"
+        );
+        assert_eq!(cache.get("bash", Some(&reads), b"E=eval"), Some(low));
         for i in 0..ENTRIES + 1 {
             cache.insert(
                 "python",
-                false,
+                None,
                 i.to_string().as_bytes(),
                 Analysis::default(),
             );
         }
         assert!(cache.lock().map.len() <= ENTRIES);
         assert_eq!(
-            cache.get("python", false, b"print(1)"),
+            cache.get("python", None, b"print(1)"),
             None,
             "the oldest went first"
         );
