@@ -211,11 +211,7 @@ fn a_registered_server_is_wrapped_by_name_once_approved() {
     let early = wrap(&world, &["echo"], &format!("{INITIALIZE}\n"));
     assert!(!early.status.success());
     assert!(String::from_utf8_lossy(&early.stderr).contains("approval"));
-    let approved = world
-        .warden()
-        .args(["tool", "approve", "echo"])
-        .output()
-        .expect("runs");
+    let approved = world.approve_tool("echo");
     assert!(approved.status.success());
     let out = wrap(&world, &["echo"], &format!("{INITIALIZE}\n"));
     assert!(
