@@ -24,6 +24,7 @@ mod child;
 mod collect;
 mod control;
 mod denials;
+mod file_size_signal;
 mod gvisor;
 mod helper;
 pub mod host;

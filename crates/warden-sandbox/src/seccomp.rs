@@ -28,9 +28,13 @@
 //!      per value, each on to the next condition (the last condition's to the action), the
 //!      last one's miss past the action; the action; then reload `nr` for the next body;
 //!
-//!    and after the policy's bodies come those of a call that writes to a named path
-//!    (`writes.rs`): `SECCOMP_RET_USER_NOTIF`, for `open` and `openat` only when a write flag
-//!    is set, so that the init can record writes to read-only paths and let them run.
+//!    and after the policy's bodies come those of a call that would send `SIGXFSZ`
+//!    (`file_size_signal.rs`: `kill` and its kin, `fcntl(F_SETSIG)`, `clone`'s exit signal,
+//!    the last through an `and` with `CSIGNAL`), which fail with `EPERM` in the kernel, so
+//!    that a death by `SIGXFSZ` is the kernel's file size limit; then those of a call that
+//!    writes to a named path (`writes.rs`): `SECCOMP_RET_USER_NOTIF`, for `open` and `openat`
+//!    only when a write flag is set, so that the init can record writes to read-only paths and
+//!    let them run.
 //!
 //! A denied call whose rule is recorded (`record`, the default) returns
 //! `SECCOMP_RET_USER_NOTIF` rather than `SECCOMP_RET_ERRNO`: the sandbox's init, which holds the
@@ -45,7 +49,8 @@
 //!
 //! The kernel's seccomp cache (Linux 5.11) makes every call whose outcome depends only on arch
 //! and number skip the program entirely: only `clone`, `socket`, `socketpair`, `prlimit64`,
-//! `prctl`, `seccomp` and the watched writes (`open`, `openat` among them) run it. To fill that cache, installing a filter runs
+//! `prctl`, `seccomp`, the calls that take a signal (`kill`, `tgkill`, `fcntl`, ...) and the
+//! watched writes (`open`, `openat` among them) run it. To fill that cache, installing a filter runs
 //! the program once per call number of the architecture, with interrupts off. Every payload
 //! installs one, so the search matters: over a linear list of the ~70 calls (the layout
 //! before), each of those ~450 runs walked the whole list, and installing the builtin filter
@@ -181,6 +186,11 @@ pub(crate) fn compile(policy: &SeccompPolicy) -> Result<CompiledFilter, SeccompE
             }
         }
     }
+    // After the deny rules, which they can only narrow: a call sending SIGXFSZ fails, in the
+    // kernel, with or without a listener.
+    let signals = crate::file_size_signal::filter_bodies();
+    bodies.extend(signals.iter().cloned());
+    errno_bodies.extend(signals);
     // After the deny rules, so that a call the policy denies is denied, never only watched.
     bodies.extend(crate::writes::filter_bodies());
     let mut program = prologue(SECCOMP_RET_USER_NOTIF);
@@ -644,6 +654,7 @@ const OTHER_ARCH_ONLY: &[&str] = &["ioperm", "iopl", "modify_ldt", "uselib"];
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warden_sys::seccomp::{BPF_ALU, BPF_AND};
 
     /// `struct seccomp_data` for the interpreter.
     struct Data {
@@ -700,6 +711,7 @@ mod tests {
                 c if c == BPF_JMP | BPF_JGE | BPF_K => pc += taken(acc >= ins.k),
                 c if c == BPF_JMP | BPF_JSET | BPF_K => pc += taken(acc & ins.k != 0),
                 c if c == BPF_JMP | BPF_JA => pc += ins.k as usize,
+                c if c == BPF_ALU | BPF_AND | BPF_K => acc &= ins.k,
                 c if c == BPF_RET | BPF_K => return ins.k,
                 other => panic!("the interpreter does not know opcode {other:#x}"),
             }
@@ -1168,6 +1180,71 @@ mod tests {
         );
     }
 
+    /// Regression hunt: a program could send itself SIGXFSZ and pass for a write past the
+    /// file size limit; every call that sends it, or has it sent later, fails with EPERM in
+    /// the kernel (with or without a listener), and the same calls with other signals run.
+    #[test]
+    fn sending_sigxfsz_is_refused_and_other_signals_are_not() {
+        let filter = builtin();
+        let xfsz = u64::from(libc::SIGXFSZ.unsigned_abs());
+        let term = u64::from(libc::SIGTERM.unsigned_abs());
+        let call = |nr: libc::c_long, args: [u64; 6]| Data {
+            nr,
+            arch: AUDIT_ARCH_NATIVE,
+            args,
+        };
+        let fork = flags(libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID);
+        let f_setsig = 10;
+        let refused = [
+            call(libc::SYS_kill, [7, xfsz, 0, 0, 0, 0]),
+            call(
+                libc::SYS_kill,
+                [0, xfsz | 0xffff_ffff_0000_0000, 0, 0, 0, 0],
+            ),
+            call(libc::SYS_tkill, [7, xfsz, 0, 0, 0, 0]),
+            call(libc::SYS_tgkill, [7, 7, xfsz, 0, 0, 0]),
+            call(libc::SYS_rt_sigqueueinfo, [7, xfsz, 0, 0, 0, 0]),
+            call(libc::SYS_rt_tgsigqueueinfo, [7, 7, xfsz, 0, 0, 0]),
+            call(libc::SYS_pidfd_send_signal, [3, xfsz, 0, 0, 0, 0]),
+            call(libc::SYS_fcntl, [3, f_setsig, xfsz, 0, 0, 0]),
+            call(libc::SYS_clone, [fork | xfsz, 0, 0, 0, 0, 0]),
+        ];
+        let allowed = [
+            call(libc::SYS_kill, [7, term, 0, 0, 0, 0]),
+            call(libc::SYS_kill, [xfsz, 0, 0, 0, 0, 0]),
+            call(libc::SYS_tgkill, [7, xfsz, term, 0, 0, 0]),
+            call(libc::SYS_pidfd_send_signal, [3, term, 0, 0, 0, 0]),
+            call(libc::SYS_fcntl, [3, f_setsig, term, 0, 0, 0]),
+            call(libc::SYS_fcntl, [3, libc::F_SETFD as u64, xfsz, 0, 0, 0]),
+            call(
+                libc::SYS_clone,
+                [fork | flags(libc::SIGCHLD), 0, 0, 0, 0, 0],
+            ),
+            call(libc::SYS_clone, [flags(THREAD_FLAGS), 0, 0, 0, 0, 0]),
+            call(libc::SYS_prctl, [1, xfsz, 0, 0, 0, 0]),
+        ];
+        for program in [&filter.program, &filter.errno_only] {
+            for data in &refused {
+                assert_eq!(
+                    run(program, data),
+                    errno(libc::EPERM),
+                    "{} {:?}",
+                    data.nr,
+                    data.args
+                );
+            }
+            for data in &allowed {
+                assert_eq!(
+                    run(program, data),
+                    SECCOMP_RET_ALLOW,
+                    "{} {:?}",
+                    data.nr,
+                    data.args
+                );
+            }
+        }
+    }
+
     /// Issue 8: a sandboxed program could open AF_VSOCK sockets, reaching the VM host's side.
     /// Bug hunt: AF_NETLINK sockets held gigabytes of kernel memory charged to no cgroup.
     #[test]
@@ -1409,6 +1486,7 @@ mod tests {
             libc::NETLINK_ROUTE,
             libc::O_WRONLY | libc::O_CREAT,
             libc::PR_SET_SECCOMP,
+            libc::SIGXFSZ,
         ] {
             values.push(flags(family));
         }
@@ -1425,6 +1503,9 @@ mod tests {
                 errno_bodies.push((nr, rule_body(rule, false)));
             }
         }
+        let signals = crate::file_size_signal::filter_bodies();
+        bodies.extend(signals.iter().cloned());
+        errno_bodies.extend(signals);
         bodies.extend(crate::writes::filter_bodies());
         let filter = compile(&policy).expect("builtin policy compiles");
         let pairs = [

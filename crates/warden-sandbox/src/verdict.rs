@@ -29,10 +29,11 @@ pub(crate) enum SignalCertainty {
 /// The outcome, by precedence: the parent's own kill decision; the init's kill of the program
 /// for a call the seccomp filter kills for (`killed_for`, the call's name); the memory
 /// cgroup's OOM kill; cpu exhaustion (a SIGXCPU or SIGKILL death with the cgroup's cpu time at
-/// the limit); the kernel's file-size signal (a SIGXFSZ death with the memory peak at the file
-/// size limit); a death by SIGSYS where the kernel made the filter's kills (`killer`); then the
-/// plain status. The last two only from a wait status (`certainty`): a program could fake them
-/// with its exit code.
+/// the limit); the kernel's file-size signal (a SIGXFSZ death under a seccomp filter, which
+/// keeps the program from sending SIGXFSZ itself, `file_size_signal.rs`; without one, with the
+/// memory peak at the file size limit); a death by SIGSYS where the kernel made the filter's
+/// kills (`killer`); then the plain status. The last two only from a wait status
+/// (`certainty`): a program could fake them with its exit code.
 pub(crate) fn decide(
     killed: Option<KillReason>,
     killed_for: Option<&str>,
@@ -65,10 +66,17 @@ pub(crate) fn decide(
         return Some(Outcome::MemoryLimit);
     }
     let cpu_exhausted = stats.cpu_time >= limits.cpu_time;
-    // The writable places are tmpfs (`/work`, `/tmp`), whose pages are charged to the job's
-    // cgroup, and a volume's page cache is too as it is written: a write that reached the
-    // file size limit took at least that much memory. Below it, no write did.
-    let file_size_reached = stats.peak_memory >= limits.max_file_size;
+    // SIGXFSZ is the kernel's answer to a write, truncate or fallocate past RLIMIT_FSIZE.
+    // Under a seccomp filter (`killer` says one was installed) the program cannot send it
+    // itself (`file_size_signal.rs`): the death is the limit, whether the refused call took
+    // memory or not (`truncate -s`, `fallocate`, a `pwrite` far past the end take none).
+    // Without one (the trusted backend), a program can raise it (`kill -XFSZ $$`): then the
+    // memory charged decides, as the cpu time does for SIGXCPU. The writable places are tmpfs
+    // (`/work`, `/tmp`), whose pages are charged to the job's cgroup, and a volume's page cache
+    // is too as it is written: a write that reached the file size limit took at least that
+    // much memory. Below it, no write did.
+    let file_size_hit =
+        killer != SeccompKiller::NoFilter || stats.peak_memory >= limits.max_file_size;
     match status? {
         ExitStatus::Code(code) => Some(Outcome::Exited { code }),
         ExitStatus::Signal(n) => Some(match Signal(n) {
@@ -77,10 +85,7 @@ pub(crate) fn decide(
             Signal::XCPU | Signal::KILL if cpu_exhausted => Outcome::TimeLimit {
                 which: TimeLimitKind::Cpu,
             },
-            // SIGXFSZ is the kernel's answer to a write past RLIMIT_FSIZE, but a program can
-            // also raise it itself (`kill -XFSZ $$`): the memory charged decides, as the cpu
-            // time does for SIGXCPU.
-            Signal::XFSZ if known && file_size_reached => Outcome::FileSizeLimit,
+            Signal::XFSZ if known && file_size_hit => Outcome::FileSizeLimit,
             // Where the init makes the filter's kills (or there is no filter), the program
             // raised SIGSYS itself: its own end, not a forbidden call.
             Signal::SYS if killer == SeccompKiller::Kernel && known => Outcome::Violation {
@@ -168,16 +173,6 @@ mod tests {
                 Some(ExitStatus::Signal(25)),
                 peaked(limits.max_file_size),
                 Outcome::FileSizeLimit,
-            ),
-            // A program that raises SIGXFSZ itself, having written nothing near
-            // its file size limit, gets no file-size verdict.
-            (
-                None,
-                Some(ExitStatus::Signal(25)),
-                peaked(warden_core::ByteSize(limits.max_file_size.bytes() - 1)),
-                Outcome::Signaled {
-                    signal: Signal::XFSZ,
-                },
             ),
             (
                 None,
@@ -295,6 +290,48 @@ mod tests {
             ),
             None,
             "no status, no kill: unknown"
+        );
+    }
+
+    /// Regression hunt: a write past the file size limit that takes no memory (`truncate -s`,
+    /// `fallocate`, a `pwrite` far past the end: the kernel refuses it before allocating) died
+    /// of SIGXFSZ and was `signaled`, since only the memory peak vouched for the limit. Under
+    /// a filter the program cannot send SIGXFSZ itself (`file_size_signal.rs`), so the death
+    /// is the limit whatever the peak; without one (trusted), a program that raises it itself
+    /// having written less than the limit is still `signaled`.
+    #[test]
+    fn sigxfsz_is_the_file_size_limit_under_a_filter_and_by_the_peak_without() {
+        let limits = Limits::default();
+        let low = peaked(warden_core::ByteSize(limits.max_file_size.bytes() - 1));
+        let high = peaked(limits.max_file_size);
+        let xfsz = |killer, stats: &CgroupStats| {
+            decide(
+                None,
+                None,
+                killer,
+                (Some(ExitStatus::Signal(25)), WAIT),
+                stats,
+                &limits,
+            )
+        };
+        for killer in [SeccompKiller::Init, SeccompKiller::Kernel] {
+            for stats in [&low, &high] {
+                assert_eq!(
+                    xfsz(killer, stats),
+                    Some(Outcome::FileSizeLimit),
+                    "{killer:?} {stats:?}"
+                );
+            }
+        }
+        assert_eq!(
+            xfsz(SeccompKiller::NoFilter, &high),
+            Some(Outcome::FileSizeLimit)
+        );
+        assert_eq!(
+            xfsz(SeccompKiller::NoFilter, &low),
+            Some(Outcome::Signaled {
+                signal: Signal::XFSZ
+            })
         );
     }
 

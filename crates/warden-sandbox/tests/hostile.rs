@@ -612,6 +612,47 @@ fn a_file_over_the_file_size_limit_is_a_file_size_limit() {
     }
 }
 
+/// Regression hunt: a call past the file size limit that takes no memory (`truncate -s`,
+/// `fallocate`, `dd seek=`, which the kernel refuses before allocating) died of SIGXFSZ and
+/// was `signaled` 25, as only the memory peak vouched for the limit. The program cannot send
+/// SIGXFSZ itself (the filter refuses it: `file_size_signal.rs`), so such a death is the limit.
+#[test]
+fn a_write_past_the_file_size_limit_that_takes_no_memory_is_a_file_size_limit() {
+    let _one = exclusive();
+    let limits = Limits {
+        max_file_size: ByteSize::mib(1),
+        ..Limits::default()
+    };
+    for argv in [
+        &["/usr/bin/truncate", "-s", "100M", "/work/f"][..],
+        &["/usr/bin/fallocate", "-l", "100M", "/work/f"],
+        &[
+            "/bin/dd",
+            "if=/dev/zero",
+            "of=/work/f",
+            "bs=1",
+            "count=1",
+            "seek=100M",
+        ],
+    ] {
+        let run = run_argv_in(Mode::Sandboxed, argv, limits);
+        assert_eq!(
+            run.outcome,
+            Outcome::FileSizeLimit,
+            "{argv:?}: stderr: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    // A program that tries to fake it is refused and goes on.
+    let run = sh_in(
+        Mode::Sandboxed,
+        "kill -XFSZ $$ || echo refused; exit 3",
+        limits,
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 3 }, "{}", out(&run));
+    assert_eq!(out(&run), "refused\n");
+}
+
 #[test]
 fn a_double_forked_daemon_does_not_outlive_the_run() {
     let _one = exclusive();

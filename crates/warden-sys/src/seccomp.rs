@@ -56,6 +56,10 @@ pub const BPF_LD: u16 = libc::BPF_LD as u16;
 pub const BPF_JMP: u16 = libc::BPF_JMP as u16;
 /// Instruction class: return.
 pub const BPF_RET: u16 = libc::BPF_RET as u16;
+/// Instruction class: arithmetic on the accumulator.
+pub const BPF_ALU: u16 = libc::BPF_ALU as u16;
+/// Arithmetic: the accumulator and-ed with the operand.
+pub const BPF_AND: u16 = libc::BPF_AND as u16;
 /// Load size: a 32-bit word (the only size seccomp accepts).
 pub const BPF_W: u16 = libc::BPF_W as u16;
 /// Load mode: at a fixed offset into `struct seccomp_data`.
