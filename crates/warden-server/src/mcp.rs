@@ -11,6 +11,7 @@
 //! Spec: <https://modelcontextprotocol.io/specification/2025-06-18/server/tools>.
 
 mod http;
+mod http_sessions;
 mod initialize_first;
 mod registry;
 mod server;

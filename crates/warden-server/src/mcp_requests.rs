@@ -8,8 +8,14 @@
 //! `POST`'s event stream never got its answer and stayed open, kept alive with comments, for
 //! five minutes (bug hunt). JSON-RPC asks a client for ids unique among its requests in flight;
 //! this is where warden holds it to that.
+//!
+//! An id is free again once its request is answered, or as soon as rmcp has taken the client's
+//! `notifications/cancelled` for it, as over stdio: the session's transport passes each
+//! request on to rmcp under an id of its own (`mcp/unique_ids.rs`), so that the cancelled
+//! handler, which may run on a while, and a new request of the same id never meet there; and
+//! rmcp closes the cancelled request's stream at the cancel, so no answer can reach it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Deserialize;
@@ -21,6 +27,9 @@ pub(crate) enum Message {
     /// `id` is its id as compact JSON; `initialize` whether it is one (without a session, the
     /// only request that opens one).
     Request { id: String, initialize: bool },
+    /// `notifications/cancelled` for the request of id `id` (compact JSON): answered at once
+    /// with `202`, and the id is free again once rmcp has taken it.
+    Cancel { id: String },
     /// A notification or a response to the server: answered at once with `202`.
     Other,
     /// Not read as one JSON-RPC message (rmcp answers it): counted as a request would be,
@@ -38,12 +47,20 @@ impl Message {
             #[serde(default)]
             method: Option<Method>,
         }
-        /// Whether the method is `initialize`, without keeping its name.
-        struct Method(bool);
+        /// The method, as far as it matters here, without keeping its name.
+        enum Method {
+            Initialize,
+            Cancelled,
+            Other,
+        }
         impl<'de> Deserialize<'de> for Method {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
-                Ok(Method(name == "initialize"))
+                Ok(match name.as_ref() {
+                    "initialize" => Method::Initialize,
+                    "notifications/cancelled" => Method::Cancelled,
+                    _ => Method::Other,
+                })
             }
         }
         // serde reads a struct from an array too: a body that is not an object is not read.
@@ -53,52 +70,109 @@ impl Message {
         match serde_json::from_slice::<Probe>(body) {
             Ok(Probe {
                 id: Some(id),
-                method: Some(Method(initialize)),
+                method: Some(method),
             }) => Message::Request {
                 id: id.to_string(),
-                initialize,
+                initialize: matches!(method, Method::Initialize),
             },
+            Ok(Probe {
+                id: None,
+                method: Some(Method::Cancelled),
+            }) => Message::cancelled(body),
             Ok(_) => Message::Other,
             Err(_) => Message::Unread,
         }
     }
+
+    /// A cancel's request id, read a second time (a cancel is small): [`Message::Other`] when
+    /// it names none, for rmcp to answer as it will.
+    fn cancelled(body: &[u8]) -> Message {
+        #[derive(Deserialize)]
+        struct Cancel {
+            params: Params,
+        }
+        #[derive(Deserialize)]
+        struct Params {
+            #[serde(rename = "requestId")]
+            request_id: serde_json::Value,
+        }
+        match serde_json::from_slice::<Cancel>(body) {
+            Ok(cancel) => Message::Cancel {
+                id: cancel.params.request_id.to_string(),
+            },
+            Err(_) => Message::Other,
+        }
+    }
 }
 
-/// The ids in flight, by session id.
+/// The ids in flight, by session id, each with the number of the request that holds it.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct InFlight(Arc<Mutex<HashMap<String, HashSet<String>>>>);
+pub(crate) struct InFlight(Arc<Mutex<Sessions>>);
+
+#[derive(Debug, Default)]
+struct Sessions {
+    ids: HashMap<String, HashMap<String, u64>>,
+    /// The number of the next request admitted.
+    next: u64,
+}
 
 /// A request's place among its session's ids in flight, given back when dropped (its answer
-/// sent, or its client gone).
+/// sent, or its client gone), unless a cancel gave it back before and another request of the
+/// same id holds it now.
 #[derive(Debug)]
 pub(crate) struct Flying {
     ids: InFlight,
     session: String,
     id: String,
+    request: u64,
 }
 
 impl InFlight {
     /// Marks `id` in flight in `session`, or `None` when it already is.
     pub(crate) fn start(&self, session: &str, id: &str) -> Option<Flying> {
         let mut sessions = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let ids = sessions.entry(session.to_owned()).or_default();
-        ids.insert(id.to_owned()).then(|| Flying {
+        let request = sessions.next;
+        let ids = sessions.ids.entry(session.to_owned()).or_default();
+        if ids.contains_key(id) {
+            return None;
+        }
+        ids.insert(id.to_owned(), request);
+        sessions.next += 1;
+        Some(Flying {
             ids: self.clone(),
             session: session.to_owned(),
             id: id.to_owned(),
+            request,
         })
+    }
+
+    /// The client cancelled its request `id` in `session`, and rmcp took the cancel: the id is
+    /// free again at once, as over stdio, though the cancelled request's stream may not have
+    /// ended yet.
+    pub(crate) fn cancelled(&self, session: &str, id: &str) {
+        let mut sessions = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.forget(session, id, None);
+    }
+}
+
+impl Sessions {
+    /// Removes `id` from `session`'s ids, if held by `request` (any request: `None`).
+    fn forget(&mut self, session: &str, id: &str, request: Option<u64>) {
+        if let Some(ids) = self.ids.get_mut(session) {
+            if request.is_none_or(|request| ids.get(id) == Some(&request)) {
+                ids.remove(id);
+            }
+            if ids.is_empty() {
+                self.ids.remove(session);
+            }
+        }
     }
 }
 
 impl Drop for Flying {
     fn drop(&mut self) {
         let mut sessions = self.ids.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(ids) = sessions.get_mut(&self.session) {
-            ids.remove(&self.id);
-            if ids.is_empty() {
-                sessions.remove(&self.session);
-            }
-        }
+        sessions.forget(&self.session, &self.id, Some(self.request));
     }
 }
 
@@ -180,6 +254,12 @@ mod tests {
             Message::Other
         );
         assert_eq!(
+            Message::of(
+                br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"x"}}"#
+            ),
+            Message::Cancel { id: "7".into() }
+        );
+        assert_eq!(
             Message::of(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
             Message::Other
         );
@@ -196,6 +276,16 @@ mod tests {
         let _string = ids.start("s1", "\"7\"").expect("a string id is another id");
         drop(first);
         assert!(ids.start("s1", "7").is_some(), "answered");
+        // Regression hunt: a cancelled id was refused until the cancelled request's stream
+        // ended; it is free at once, and the cancelled request's end frees no later one's.
+        let cancelled = ids.start("s1", "8").expect("first");
+        assert!(ids.start("s1", "8").is_none(), "in flight");
+        ids.cancelled("s1", "8");
+        let again = ids.start("s1", "8").expect("free once cancelled");
+        drop(cancelled);
+        assert!(ids.start("s1", "8").is_none(), "still the new request's");
+        drop(again);
+        assert!(ids.start("s1", "8").is_some(), "answered");
         let refusal = duplicate_id("7");
         assert_eq!(refusal["id"], 7);
         assert_eq!(refusal["error"]["code"], -32600);

@@ -153,6 +153,7 @@ async fn mcp_auth(
             // A GET is the session's event stream, open until the client leaves; a request's
             // POST, an event stream open until its answer: each a place among the caller's
             // long-lived connections, held while the stream lasts.
+            let mut cancels = None;
             let stream = match method {
                 axum::http::Method::GET => match state.hold_stream(&caller) {
                     Ok(permit) => Some((permit, None, None)),
@@ -160,9 +161,14 @@ async fn mcp_auth(
                 },
                 axum::http::Method::POST => {
                     match admit_post(&state, &caller, session.as_deref(), request).await {
-                        Ok((read, held)) => {
+                        Ok(Admitted::Post(read, held)) => {
                             request = read;
                             held
+                        }
+                        Ok(Admitted::Cancel(read, id)) => {
+                            request = read;
+                            cancels = Some(id);
+                            None
                         }
                         Err(answer) => return answer,
                     }
@@ -175,6 +181,14 @@ async fn mcp_auth(
             let delete = request.method() == axum::http::Method::DELETE;
             let json = method == axum::http::Method::POST && is_json(request.headers());
             let mut response = next.run(request).await;
+            // rmcp took the cancel (202): the request is no longer in flight, its id free again
+            // (`mcp_requests.rs`). Only now, so that a request of the same id comes to rmcp
+            // after the cancel, never before it.
+            if let (Some(id), Some(session)) = (&cancels, &session) {
+                if response.status().is_success() {
+                    state.mcp_requests().cancelled(session, id);
+                }
+            }
             // rmcp's 415 for a JSON body is its failure to parse it.
             if json && response.status() == axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE {
                 return parse_error(response).await;
@@ -232,6 +246,16 @@ type PostHeld = (
     Option<crate::mcp_requests::Answer>,
 );
 
+/// A `POST /mcp` let through, its body read.
+enum Admitted {
+    /// A request, with what it holds while its answer streams; or a notification or a
+    /// response (nothing held).
+    Post(axum::extract::Request, Option<PostHeld>),
+    /// A cancel of the request of this id (compact JSON), which is free again once rmcp has
+    /// taken the cancel.
+    Cancel(axum::extract::Request, String),
+}
+
 /// Reads a `POST /mcp`'s body (rmcp would read it whole all the same) to tell a request from
 /// a notification: a request whose id is in flight in its session is answered `-32600` at
 /// once (`mcp_requests.rs`), and every other request takes a place among the caller's
@@ -242,7 +266,7 @@ async fn admit_post(
     caller: &Caller,
     session: Option<&str>,
     request: axum::extract::Request,
-) -> Result<(axum::extract::Request, Option<PostHeld>), axum::response::Response> {
+) -> Result<Admitted, axum::response::Response> {
     use crate::mcp_requests::{duplicate_id, Message};
     use axum::response::IntoResponse;
     let (parts, body) = request.into_parts();
@@ -261,12 +285,13 @@ async fn admit_post(
     })?;
     let message = Message::of(&body);
     let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
-    let flying = match (&message, session) {
-        (Message::Other, _) => return Ok((request, None)),
+    let flying = match (message, session) {
+        (Message::Other, _) => return Ok(Admitted::Post(request, None)),
+        (Message::Cancel { id }, _) => return Ok(Admitted::Cancel(request, id)),
         (Message::Request { id, .. }, Some(session)) => {
-            match state.mcp_requests().start(session, id) {
+            match state.mcp_requests().start(session, &id) {
                 Some(flying) => Some(flying),
-                None => return Err(axum::Json(duplicate_id(id)).into_response()),
+                None => return Err(axum::Json(duplicate_id(&id)).into_response()),
             }
         }
         // An `initialize` without a session opens one (rmcp opens one for nothing else):
@@ -289,7 +314,7 @@ async fn admit_post(
     let place = state
         .stream_place(caller)
         .map_err(|e| ApiError::from(e).into_response())?;
-    Ok((
+    Ok(Admitted::Post(
         request,
         Some((place, flying, Some(state.mcp_answering().start()))),
     ))

@@ -400,6 +400,76 @@ async fn mcp_takes_the_loopback_names_the_rest_of_the_api_takes() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
 }
 
+/// A `POST /mcp` of `body` in `session`, as a streamable HTTP client sends it.
+fn mcp_post(session: Option<&str>, body: &str) -> Request<Body> {
+    let mut request = Request::post("/mcp")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    if let Some(session) = session {
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    request.body(Body::from(body.to_owned())).expect("request")
+}
+
+/// An MCP session of `app`, initialized.
+async fn mcp_session(app: &Router) -> String {
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let response = app
+        .clone()
+        .oneshot(mcp_post(None, init))
+        .await
+        .expect("a response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let (status, _, text) = send(app.clone(), mcp_post(Some(&session), initialized)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    session
+}
+
+/// Regression hunt: over `/mcp` a request re-using the id of one the client had just
+/// cancelled was refused as a duplicate (-32600) until the cancelled request's event stream
+/// ended, where over stdio it runs. The id is free again as soon as rmcp took the cancel;
+/// until then, or without a cancel, a second request with it is still refused.
+#[tokio::test]
+async fn mcp_a_cancelled_id_is_free_again_at_once() {
+    let app = app(ServerOptions::default());
+    let session = mcp_session(&app).await;
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"shell","arguments":{"command":"sleep 30"}}}"#;
+    // Its event stream is held unread: the request stays in flight.
+    let first = app
+        .clone()
+        .oneshot(mcp_post(Some(&session), call))
+        .await
+        .expect("a response");
+    let ping = r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#;
+    let (_, json, text) = send(app.clone(), mcp_post(Some(&session), ping)).await;
+    assert_eq!(json["error"]["code"], -32600, "{text}");
+    let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#;
+    let (status, _, text) = send(app.clone(), mcp_post(Some(&session), cancel)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    let (status, _, text) = send(app.clone(), mcp_post(Some(&session), ping)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains(r#""id":7,"result""#), "{text}");
+    // The cancelled request's stream ending later frees nothing of the new one's: it was
+    // answered, and 7 is free; a request in flight still keeps its id to itself.
+    drop(first);
+    let second = app
+        .clone()
+        .oneshot(mcp_post(Some(&session), call))
+        .await
+        .expect("a response");
+    let (_, json, text) = send(app.clone(), mcp_post(Some(&session), ping)).await;
+    assert_eq!(json["error"]["code"], -32600, "{text}");
+    drop(second);
+}
+
 /// Bug hunt: a key given twice in a nested object of a body (a test case's `stdin`, a
 /// volume's `name`) was taken with its last value, where the same key twice at the top is
 /// refused: both are refused now, naming the key.

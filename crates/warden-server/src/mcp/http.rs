@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::Request;
 use axum::response::IntoResponse;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 
+use super::http_sessions::UniqueIdSessions;
 use super::server::McpServer;
 use super::ToolHost;
 
@@ -54,7 +54,8 @@ impl Default for HttpOptions {
 /// The MCP endpoint as a tower service, to mount with `Router::route_service("/mcp", ...)`:
 /// `POST` carries JSON-RPC messages (answered as a server-sent-event stream), `GET` opens
 /// the session's stream for server messages, `DELETE` ends the session. Sessions are
-/// identified by the `Mcp-Session-Id` header, kept in memory, and closed after 5 minutes idle.
+/// identified by the `Mcp-Session-Id` header, kept in memory, and closed after 5 minutes idle;
+/// rmcp's handler knows each request by an id of the session's own (`http_sessions.rs`).
 pub fn http_service(
     host: Arc<dyn ToolHost>,
     options: HttpOptions,
@@ -74,7 +75,7 @@ pub fn http_service(
     options.shutdown.on_close(move || stop.cancel());
     StreamableHttpService::new(
         move || Ok(McpServer::new(host.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(UniqueIdSessions::default()),
         config,
     )
 }

@@ -33,6 +33,9 @@ struct FakeHost {
 struct Hang {
     started: Notify,
     dropped: Notify,
+    /// Whether dropping the call's future takes a while (a host that winds a call down before
+    /// its handler returns), blocking its thread.
+    slow_drop: std::sync::atomic::AtomicBool,
 }
 
 /// Held by a `hang` call's future: says when it is dropped.
@@ -40,6 +43,9 @@ struct DropSignal(Arc<Hang>);
 
 impl Drop for DropSignal {
     fn drop(&mut self) {
+        if self.0.slow_drop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(300));
+        }
         self.0.dropped.notify_one();
     }
 }
@@ -572,6 +578,73 @@ async fn http_shutdown_ends_the_open_event_streams() {
     .await
     .expect("the stream ends at shutdown")
     .expect("a body");
+}
+
+/// Regression hunt: over HTTP, as over stdio, rmcp kept a cancelled request's id until its
+/// handler returned and took that handler's answer for a new request of the same id: the new
+/// request, still running, was answered as cancelled, and cancelled. Each session's requests
+/// reach rmcp under ids of its own (`http_sessions.rs`): the new request runs on until its
+/// own cancel, and neither stream gets the cancelled handler's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_a_request_reusing_a_cancelled_id_at_once_runs_on() {
+    let host = Arc::new(FakeHost::default());
+    // The cancelled handler returns only once the new request has reached rmcp.
+    host.hang
+        .slow_drop
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let service = http_service(
+        Arc::clone(&host) as Arc<dyn ToolHost>,
+        HttpOptions::default(),
+    );
+    let session = open_session(&service).await;
+    let send = |body: Value| {
+        let service = service.clone();
+        let session = session.clone();
+        async move {
+            service
+                .oneshot(post(&body, Some(&session), Some(McpCaller(None))))
+                .await
+                .expect("infallible")
+                .into_response()
+        }
+    };
+    let hang = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "hang", "arguments": {}}});
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": 7}});
+    let first = send(hang.clone()).await;
+    within_a_bound(host.hang.started.notified(), "the call reached the host").await;
+    assert_eq!(send(cancel.clone()).await.status(), StatusCode::ACCEPTED);
+    let second = send(hang).await;
+    within_a_bound(
+        host.hang.started.notified(),
+        "the new call reached the host",
+    )
+    .await;
+    within_a_bound(
+        host.hang.dropped.notified(),
+        "the cancelled call was dropped",
+    )
+    .await;
+    // A round trip through the session after the cancelled handler's answer.
+    let ping = message(send(json!({"jsonrpc": "2.0", "id": 8, "method": "ping"})).await).await;
+    assert_eq!(ping["id"], 8, "{ping}");
+    assert_eq!(send(cancel).await.status(), StatusCode::ACCEPTED);
+    within_a_bound(host.hang.dropped.notified(), "the new call was dropped").await;
+    for (which, response) in [("cancelled", first), ("new", second)] {
+        let body = tokio::time::timeout(
+            Duration::from_secs(30),
+            axum::body::to_bytes(response.into_body(), 1 << 20),
+        )
+        .await
+        .expect("the stream ends at its cancel")
+        .expect("a body");
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            !body.contains(r#""id":7"#),
+            "the {which} call was answered: {body}"
+        );
+    }
 }
 
 #[tokio::test]

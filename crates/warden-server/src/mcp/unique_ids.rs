@@ -1,6 +1,8 @@
 //! The stdio session's request ids: a request whose id is already in flight is refused at
 //! once, as `/mcp` refuses it (`mcp_requests.rs`), and each request reaches rmcp under an id
-//! of its own, never used before in the session. Runs in `warden mcp`.
+//! of its own, never used before in the session. Runs in `warden mcp`, and in the server
+//! below each `/mcp` session (`http_sessions.rs`), where the middleware refuses a duplicate
+//! before rmcp sees it.
 //!
 //! rmcp answers each request by its id: a second request with the id of one in flight ran, and
 //! only one of the two was answered; the other held a worker to its end, and
