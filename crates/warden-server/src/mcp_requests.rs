@@ -72,7 +72,7 @@ impl Message {
                 id: Some(id),
                 method: Some(method),
             }) => Message::Request {
-                id: id.to_string(),
+                id: id_key(&id),
                 initialize: matches!(method, Method::Initialize),
             },
             Ok(Probe {
@@ -98,11 +98,22 @@ impl Message {
         }
         match serde_json::from_slice::<Cancel>(body) {
             Ok(cancel) => Message::Cancel {
-                id: cancel.params.request_id.to_string(),
+                id: id_key(&cancel.params.request_id),
             },
             Err(_) => Message::Other,
         }
     }
+}
+
+/// A request id as rmcp reads it, as compact JSON: rmcp reads a number written as a float
+/// that is a whole number (`7.0`, `7e0`) as that integer, and routes its answer so, so `7.0`
+/// is id `7` here too. An id rmcp does not read (`7.5`, `null`) keeps its text: rmcp refuses
+/// its request.
+fn id_key(id: &serde_json::Value) -> String {
+    serde_json::from_value::<rmcp::model::RequestId>(id.clone())
+        .ok()
+        .and_then(|id| serde_json::to_string(&id).ok())
+        .unwrap_or_else(|| id.to_string())
 }
 
 /// The ids in flight, by session id, each with the number of the request that holds it.
@@ -262,6 +273,35 @@ mod tests {
         assert_eq!(
             Message::of(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
             Message::Other
+        );
+        // Bug hunt: `7.0` passed the check against a request `7` in flight, and rmcp, which
+        // reads it as 7, gave it the first request's answer; a cancel of `7e0` cancels 7.
+        for seven in ["7.0", "7e0", "70e-1"] {
+            assert_eq!(
+                Message::of(
+                    format!(r#"{{"jsonrpc":"2.0","id":{seven},"method":"ping"}}"#).as_bytes()
+                ),
+                Message::Request {
+                    id: "7".into(),
+                    initialize: false
+                },
+                "{seven}"
+            );
+            assert_eq!(
+                Message::of(
+                    format!(r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{seven}}}}}"#)
+                        .as_bytes()
+                ),
+                Message::Cancel { id: "7".into() },
+                "{seven}"
+            );
+        }
+        assert_eq!(
+            Message::of(br#"{"jsonrpc":"2.0","id":"7","method":"ping"}"#),
+            Message::Request {
+                id: "\"7\"".into(),
+                initialize: false
+            }
         );
         assert_eq!(Message::of(b"[1]"), Message::Unread);
         assert_eq!(

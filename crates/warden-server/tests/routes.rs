@@ -451,6 +451,10 @@ async fn mcp_a_cancelled_id_is_free_again_at_once() {
     let ping = r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#;
     let (_, json, text) = send(app.clone(), mcp_post(Some(&session), ping)).await;
     assert_eq!(json["error"]["code"], -32600, "{text}");
+    // Bug hunt: written as a float, the id passed the check (rmcp reads `7.0` as 7).
+    let float = r#"{"jsonrpc":"2.0","id":7.0,"method":"ping"}"#;
+    let (_, json, text) = send(app.clone(), mcp_post(Some(&session), float)).await;
+    assert_eq!(json["error"]["code"], -32600, "{text}");
     let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#;
     let (status, _, text) = send(app.clone(), mcp_post(Some(&session), cancel)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{text}");
