@@ -12,6 +12,7 @@
 
 mod http;
 mod http_sessions;
+mod idle;
 mod initialize_first;
 mod registry;
 mod server;
@@ -23,7 +24,7 @@ mod unique_ids;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use http::{http_service, HttpOptions, McpCaller, McpShutdown};
+pub use http::{http_service, HttpOptions, McpCaller, McpShutdown, SessionClosed};
 pub use registry::EngineTools;
 pub(crate) use registry::ServerTools;
 pub use server::StopSignal;

@@ -2,44 +2,29 @@
 //! not tokens, and a session id presented with another token's credentials must find
 //! nothing (another token could otherwise end the session, killing its calls, or call tools
 //! in it). Ids are recorded from the answer to the request that opened the session and
-//! forgotten when the session is ended, or after [`FORGET_AFTER`] unused (rmcp closes a session
-//! idle for 5 minutes).
+//! forgotten when the session ends: by its `DELETE`, or closed idle (`mcp/idle.rs`, which
+//! tells the server). Forgetting it after a time unused, as before, let another token use a
+//! session whose one call ran longer.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
-
-/// How long an unused session's owner is kept: past rmcp's idle timeout, with a margin.
-const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
-
-/// How long a session unused is counted among its token's open ones ([`McpOwners::open_by`]):
-/// rmcp closes it after 5 minutes idle.
-const COUNTED_FOR: Duration = Duration::from_secs(5 * 60 + 30);
 
 /// The sessions' owners (`None`: the server has no tokens).
 #[derive(Debug, Default)]
-pub(crate) struct McpOwners(Mutex<HashMap<String, (Option<String>, Instant)>>);
+pub(crate) struct McpOwners(Mutex<HashMap<String, Option<String>>>);
 
 impl McpOwners {
-    /// Records that `token` opened the session `id` ([`McpOwners::open_by`] forgets the
-    /// sessions long unused).
+    /// Records that `token` opened the session `id`.
     pub(crate) fn opened(&self, id: &str, token: Option<String>) {
         let mut owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        owners.insert(id.to_owned(), (token, Instant::now()));
+        owners.insert(id.to_owned(), token);
     }
 
     /// Whether `token` may use the session `id`: its owner, or a session this server does not
     /// know (rmcp answers that one as not found).
     pub(crate) fn may_use(&self, id: &str, token: Option<&str>) -> bool {
-        let mut owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match owners.get_mut(id) {
-            Some((owner, used)) if owner.as_deref() == token => {
-                *used = Instant::now();
-                true
-            }
-            Some(_) => false,
-            None => true,
-        }
+        let owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        owners.get(id).is_none_or(|owner| owner.as_deref() == token)
     }
 
     /// Whether `token` opened the session `id`, which this server knows.
@@ -47,20 +32,15 @@ impl McpOwners {
         let owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         owners
             .get(id)
-            .is_some_and(|(owner, _)| owner.as_deref() == token)
+            .is_some_and(|owner| owner.as_deref() == token)
     }
 
-    /// How many sessions `token` opened that may still be open (used within rmcp's idle
-    /// timeout), forgetting the sessions long unused.
+    /// How many sessions `token` opened that are not ended.
     pub(crate) fn open_by(&self, token: Option<&str>) -> usize {
-        let mut owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        owners.retain(|_, (_, used)| now.duration_since(*used) < FORGET_AFTER);
+        let owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         owners
             .values()
-            .filter(|(owner, used)| {
-                owner.as_deref() == token && now.duration_since(*used) < COUNTED_FOR
-            })
+            .filter(|owner| owner.as_deref() == token)
             .count()
     }
 

@@ -91,6 +91,11 @@ fn mcp_routes(state: &AppState) -> Router<AppState> {
         allowed_hosts: Vec::new(),
         max_body: state.options().max_body,
         shutdown: state.mcp_shutdown().clone(),
+        idle: crate::mcp::HttpOptions::default().idle,
+        on_closed: Some(crate::mcp::SessionClosed({
+            let state = state.clone();
+            std::sync::Arc::new(move |id: &str| state.mcp_owners().ended(id))
+        })),
     };
     let tools = std::sync::Arc::new(crate::mcp::ServerTools {
         state: state.clone(),

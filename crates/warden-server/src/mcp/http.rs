@@ -38,6 +38,21 @@ pub struct HttpOptions {
     pub max_body: usize,
     /// Closes every session of the service at shutdown.
     pub shutdown: McpShutdown,
+    /// How long a session with no request in flight lasts after its last message.
+    pub idle: std::time::Duration,
+    /// Told the id of each session closed for being idle.
+    pub on_closed: Option<SessionClosed>,
+}
+
+/// What is told the id of each `/mcp` session closed for being idle (the server forgets its
+/// owner then).
+#[derive(Clone)]
+pub struct SessionClosed(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for SessionClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionClosed")
+    }
 }
 
 impl Default for HttpOptions {
@@ -47,6 +62,8 @@ impl Default for HttpOptions {
             allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
             max_body: 4 * 1024 * 1024,
             shutdown: McpShutdown::default(),
+            idle: super::idle::IDLE,
+            on_closed: None,
         }
     }
 }
@@ -54,7 +71,8 @@ impl Default for HttpOptions {
 /// The MCP endpoint as a tower service, to mount with `Router::route_service("/mcp", ...)`:
 /// `POST` carries JSON-RPC messages (answered as a server-sent-event stream), `GET` opens
 /// the session's stream for server messages, `DELETE` ends the session. Sessions are
-/// identified by the `Mcp-Session-Id` header, kept in memory, and closed after 5 minutes idle;
+/// identified by the `Mcp-Session-Id` header, kept in memory, and closed after
+/// `options.idle` (5 minutes) without a message and with no request in flight (`idle.rs`);
 /// rmcp's handler knows each request by an id of the session's own (`http_sessions.rs`).
 pub fn http_service(
     host: Arc<dyn ToolHost>,
@@ -75,7 +93,7 @@ pub fn http_service(
     options.shutdown.on_close(move || stop.cancel());
     StreamableHttpService::new(
         move || Ok(McpServer::new(host.clone())),
-        Arc::new(UniqueIdSessions::default()),
+        Arc::new(UniqueIdSessions::new(options.idle, options.on_closed)),
         config,
     )
 }

@@ -13,25 +13,87 @@
 //! cancel: the wrapper sends every answer back under the client's id, and drops a cancelled
 //! request's.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures_util::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::ServerSseMessage;
 use rmcp::transport::streamable_http_server::{RestoreOutcome, SessionId, SessionManager};
 
+use super::http::SessionClosed;
+use super::idle::{Activity, IDLE};
 use super::unique_ids::UniqueIds;
 
-/// [`LocalSessionManager`], its sessions' transports under [`UniqueIds`].
-#[derive(Debug, Default)]
-pub(crate) struct UniqueIdSessions(LocalSessionManager);
+/// [`LocalSessionManager`], its sessions' transports under [`UniqueIds`], each session closed
+/// once idle by warden's own watch (`idle.rs`) rather than by rmcp's keep-alive, which
+/// counts no call in flight.
+pub(crate) struct UniqueIdSessions {
+    inner: Arc<LocalSessionManager>,
+    idle: Duration,
+    on_closed: Option<SessionClosed>,
+}
+
+impl Default for UniqueIdSessions {
+    fn default() -> Self {
+        Self::new(IDLE, None)
+    }
+}
+
+impl UniqueIdSessions {
+    /// Sessions closed after `idle` without a message and with nothing in flight, each
+    /// closing told to `on_closed`.
+    pub(crate) fn new(idle: Duration, on_closed: Option<SessionClosed>) -> Self {
+        let mut inner = LocalSessionManager::default();
+        inner.session_config.keep_alive = None;
+        Self {
+            inner: Arc::new(inner),
+            idle,
+            on_closed,
+        }
+    }
+
+    /// `transport` under [`UniqueIds`], its session `id` watched until it is idle, then
+    /// closed.
+    fn watched<T>(&self, id: &SessionId, transport: T) -> UniqueIds<T> {
+        let activity = Activity::new();
+        let (sessions, watched, idle) = (self.inner.clone(), activity.clone(), self.idle);
+        let (id, on_closed) = (id.clone(), self.on_closed.clone());
+        tokio::spawn(async move {
+            while let Some(left) = watched.idle_in(idle) {
+                tokio::time::sleep(left).await;
+                if !sessions.has_session(&id).await.unwrap_or(false) {
+                    break;
+                }
+            }
+            if let Err(error) = sessions.close_session(&id).await {
+                tracing::debug!(%error, "closing an idle mcp session");
+            }
+            if let Some(SessionClosed(on_closed)) = on_closed {
+                on_closed(&id);
+            }
+        });
+        UniqueIds::watched(transport, activity)
+    }
+}
+
+impl std::fmt::Debug for UniqueIdSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UniqueIdSessions")
+            .field("idle", &self.idle)
+            .finish_non_exhaustive()
+    }
+}
 
 impl SessionManager for UniqueIdSessions {
     type Error = <LocalSessionManager as SessionManager>::Error;
     type Transport = UniqueIds<<LocalSessionManager as SessionManager>::Transport>;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
-        let (id, transport) = self.0.create_session().await?;
-        Ok((id, UniqueIds::new(transport)))
+        let (id, transport) = self.inner.create_session().await?;
+        let transport = self.watched(&id, transport);
+        Ok((id, transport))
     }
 
     async fn initialize_session(
@@ -39,15 +101,15 @@ impl SessionManager for UniqueIdSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
-        self.0.initialize_session(id, message).await
+        self.inner.initialize_session(id, message).await
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        self.0.has_session(id).await
+        self.inner.has_session(id).await
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.0.close_session(id).await
+        self.inner.close_session(id).await
     }
 
     async fn create_stream(
@@ -55,7 +117,7 @@ impl SessionManager for UniqueIdSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.0.create_stream(id, message).await
+        self.inner.create_stream(id, message).await
     }
 
     async fn accept_message(
@@ -63,14 +125,14 @@ impl SessionManager for UniqueIdSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
-        self.0.accept_message(id, message).await
+        self.inner.accept_message(id, message).await
     }
 
     async fn create_standalone_stream(
         &self,
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.0.create_standalone_stream(id).await
+        self.inner.create_standalone_stream(id).await
     }
 
     async fn resume(
@@ -78,16 +140,16 @@ impl SessionManager for UniqueIdSessions {
         id: &SessionId,
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.0.resume(id, last_event_id).await
+        self.inner.resume(id, last_event_id).await
     }
 
     async fn restore_session(
         &self,
         id: SessionId,
     ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        Ok(match self.0.restore_session(id).await? {
+        Ok(match self.inner.restore_session(id.clone()).await? {
             RestoreOutcome::Restored(transport) => {
-                RestoreOutcome::Restored(UniqueIds::new(transport))
+                RestoreOutcome::Restored(self.watched(&id, transport))
             }
             RestoreOutcome::AlreadyPresent => RestoreOutcome::AlreadyPresent,
             // `NotSupported`, or one rmcp adds: the session is not found (404).

@@ -88,6 +88,15 @@ impl ToolHost for FakeHost {
         let hang = Arc::clone(&self.hang);
         Box::pin(async move {
             match name.as_str() {
+                "sleep" => {
+                    let ms = arguments["ms"].as_u64().unwrap_or_default();
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(ToolReply {
+                        text: "slept".into(),
+                        structured: None,
+                        is_error: false,
+                    })
+                }
                 "hang" => {
                     let _signal = DropSignal(Arc::clone(&hang));
                     hang.started.notify_one();
@@ -547,6 +556,53 @@ where
         .into_response();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     session
+}
+
+/// Hunt mcp 6: rmcp's keep-alive closed a session 5 minutes after its last message, a call in
+/// flight or not: a call that ran longer was cancelled, its `POST` unanswered. A session is
+/// idle only with nothing in flight: the long call is answered, and the session closes
+/// (the server told) once idle after it.
+#[tokio::test]
+async fn http_a_call_longer_than_the_idle_time_is_answered_and_the_session_closes_after() {
+    let closed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let told = closed.clone();
+    let options = HttpOptions {
+        idle: Duration::from_millis(300),
+        on_closed: Some(super::SessionClosed(Arc::new(move |id: &str| {
+            told.lock().expect("lock").push(id.to_owned());
+        }))),
+        ..HttpOptions::default()
+    };
+    let service = http_service(Arc::new(FakeHost::default()), options);
+    let session = open_session(&service).await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": "sleep", "arguments": {"ms": 1200}}});
+    let caller = McpCaller(Some("grader".into()));
+    let response = service
+        .clone()
+        .oneshot(post(&call, Some(&session), Some(caller)))
+        .await
+        .expect("infallible")
+        .into_response();
+    let answer = message(response).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "slept", "{answer}");
+    assert!(
+        closed.lock().expect("lock").is_empty(),
+        "busy, then just answered"
+    );
+
+    let waited = std::time::Instant::now();
+    while closed.lock().expect("lock").is_empty() && waited.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(*closed.lock().expect("lock"), std::slice::from_ref(&session));
+    let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+    let response = service
+        .oneshot(post(&ping, Some(&session), None))
+        .await
+        .expect("infallible")
+        .into_response();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND, "closed idle");
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use futures_util::future::{ready, Either};
 use rmcp::model::{
@@ -26,6 +27,8 @@ use rmcp::model::{
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use rmcp::RoleServer;
+
+use super::idle::Activity;
 
 /// A server transport that refuses, on `inner`, a request whose id is in flight (received and
 /// neither answered nor cancelled), and passes each other request on under an id of its own.
@@ -37,6 +40,9 @@ pub(crate) struct UniqueIds<T> {
     clients: HashMap<RequestId, RequestId>,
     /// The id the next request is passed on under.
     next: i64,
+    /// Told of every message and of the requests in flight: an `/mcp` session's, whose idle
+    /// time is warden's to keep (`idle.rs`).
+    activity: Option<Arc<Activity>>,
 }
 
 impl<T> UniqueIds<T> {
@@ -46,6 +52,21 @@ impl<T> UniqueIds<T> {
             in_flight: HashMap::new(),
             clients: HashMap::new(),
             next: 1,
+            activity: None,
+        }
+    }
+
+    /// The same, telling `activity` of every message and of the requests in flight.
+    pub(crate) fn watched(inner: T, activity: Arc<Activity>) -> Self {
+        Self {
+            activity: Some(activity),
+            ..Self::new(inner)
+        }
+    }
+
+    fn touch(&self) {
+        if let Some(activity) = &self.activity {
+            activity.touch(self.in_flight.len());
         }
     }
 
@@ -100,15 +121,19 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for UniqueIds<T> {
             JsonRpcMessage::Error(error) => error.id.as_mut(),
             JsonRpcMessage::Request(_) | JsonRpcMessage::Notification(_) => None,
         };
-        if let Some(ours) = ours {
-            match self.answered(ours) {
-                Some(id) => *ours = id,
-                // A cancelled request's: rmcp drops those itself; never under an id the
-                // client did not send.
-                None => {
-                    tracing::debug!(id = %ours, "answer of a request not in flight dropped");
-                    return Either::Left(ready(Ok(())));
-                }
+        let Some(ours) = ours else {
+            self.touch();
+            return Either::Right(self.inner.send(item));
+        };
+        let answered = self.answered(ours);
+        self.touch();
+        match answered {
+            Some(id) => *ours = id,
+            // A cancelled request's: rmcp drops those itself; never under an id the client
+            // did not send.
+            None => {
+                tracing::debug!(id = %ours, "answer of a request not in flight dropped");
+                return Either::Left(ready(Ok(())));
             }
         }
         Either::Right(self.inner.send(item))
@@ -117,6 +142,7 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for UniqueIds<T> {
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
             let mut message = self.inner.receive().await?;
+            self.touch();
             match &mut message {
                 JsonRpcMessage::Request(request) if self.in_flight.contains_key(&request.id) => {
                     let refusal = ServerJsonRpcMessage::error(
@@ -130,6 +156,7 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for UniqueIds<T> {
                 }
                 JsonRpcMessage::Request(request) => {
                     request.id = self.admit(request.id.clone());
+                    self.touch();
                     return Some(message);
                 }
                 JsonRpcMessage::Notification(notification) => {
@@ -145,6 +172,7 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for UniqueIds<T> {
                             Some(ours) => *id = ours,
                             None => continue,
                         }
+                        self.touch();
                     }
                     return Some(message);
                 }
