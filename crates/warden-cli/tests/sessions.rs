@@ -1278,6 +1278,39 @@ fn a_call_has_the_sessions_tmp_and_cannot_ask_for_another() {
     assert_eq!(body["limits"]["workspace_size"], "32MiB", "{body}");
 }
 
+/// Hunt sess F2: a call whose memory was below what the session's `/tmp` held already was a
+/// 500 (`EBUSY` writing the cgroup's limit), unrecorded. It is refused with both amounts, and
+/// the session goes on.
+#[test]
+fn a_call_below_the_memory_its_sessions_files_hold_is_refused_and_the_session_goes_on() {
+    let server = LiveServer::start("");
+    let session =
+        json!({"disk": "16MiB", "limits": {"memory": "256MiB", "workspace_size": "200MiB"}});
+    let (id, exec) = session_with(&server, session);
+    // Files of 15 MB each: a call's max_file_size is 16 MiB by default.
+    let fill = "for i in 1 2 3 4 5 6 7 8 9 10; do head -c 15000000 /dev/zero > /tmp/fill$i; done";
+    let (status, body) = exec(json!({ "command": fill }));
+    assert_eq!(
+        (status, &body["outcome"]["code"]),
+        (200, &json!(0)),
+        "{body}"
+    );
+    let small = json!({"command": "echo hello", "limits": {"memory": "64MiB"}});
+    let (status, body) = exec(small.clone());
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().expect("an error");
+    assert!(
+        error.contains("limit of 64MiB") && error.contains("/tmp"),
+        "{error}"
+    );
+    assert_eq!(show(&server, &id)["state"], "running");
+    let (status, body) = exec(json!({"command": "rm /tmp/fill*"}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = exec(small);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stdout"], "hello\n", "{body}");
+}
+
 /// What docs/sessions.md says persists between calls besides the workspace and `/tmp`: the
 /// objects of the session's IPC namespace, System V's and POSIX message queues (a hunt found
 /// them undocumented).

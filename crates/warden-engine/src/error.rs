@@ -491,7 +491,9 @@ impl EngineError {
             EngineError::Sandbox(SandboxError::Cancelled { .. })
             | EngineError::Cancelled { .. } => ErrorKind::Cancelled,
             EngineError::Sandbox(
-                SandboxError::JobFile { .. } | SandboxError::WorkspaceMisfit { .. },
+                SandboxError::JobFile { .. }
+                | SandboxError::WorkspaceMisfit { .. }
+                | SandboxError::MemoryHeld { .. },
             ) => ErrorKind::Request,
             EngineError::MissingRuntime { .. }
             | EngineError::ModeUnavailable { .. }

@@ -44,6 +44,17 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    /// A memory limit below what the group holds and cannot give back without swap (its
+    /// processes' memory, its tmpfs files): the kernel cannot meet it.
+    #[error(
+        "the group holds {held} of memory that it cannot give back, more than the limit {limit}"
+    )]
+    MemoryHeld {
+        /// The limit asked for.
+        limit: ByteSize,
+        /// What the group held.
+        held: ByteSize,
+    },
     /// A cgroup file held something unexpected.
     #[error("unexpected contents in {path}: {contents:?}")]
     Parse {
@@ -319,12 +330,45 @@ impl Cgroup {
         }
     }
 
-    /// Replaces the memory and process limits (a live sandbox's next job may ask for less).
+    /// Replaces the memory and process limits (a live sandbox's next job may ask for less). A
+    /// memory limit below what the group holds and cannot give back is refused before anything
+    /// is written ([`CgroupError::MemoryHeld`]): v1 would refuse it (`EBUSY`), and v2 would
+    /// reclaim, then kill in the group to meet it (cgroup-v2.rst, `memory.max`), the sandbox's
+    /// init with the rest (`memory.oom.group`).
     pub(crate) fn set_limits(&self, memory: ByteSize, max_procs: u32) -> Result<(), CgroupError> {
+        let held = self.held_memory()?;
+        if held > memory {
+            return Err(CgroupError::MemoryHeld {
+                limit: memory,
+                held,
+            });
+        }
         match &self.layout {
             CgroupFs::V1(mounts) => v1::set_limits(mounts, &self.dirs, memory, max_procs),
             CgroupFs::V2(_) => v2::set_limits(&self.dirs[0], memory, max_procs),
         }
+    }
+
+    /// The memory the group holds that no reclaim gives back without swap: its processes'
+    /// anonymous memory and its shared memory, which holds the files of its tmpfs mounts (a
+    /// sandbox's `/tmp` and `/work`). The page cache of files read is left out: the kernel
+    /// reclaims it to meet a lower limit.
+    pub(crate) fn held_memory(&self) -> Result<ByteSize, CgroupError> {
+        let (stat, keys) = match &self.layout {
+            // The `total_` counters include child groups (gVisor may make some).
+            CgroupFs::V1(mounts) => (
+                mounts
+                    .dir_of(&self.dirs, v1::Controller::Memory)
+                    .join("memory.stat"),
+                ["total_rss", "total_shmem"],
+            ),
+            CgroupFs::V2(_) => (self.dirs[0].join("memory.stat"), ["anon", "shmem"]),
+        };
+        let mut held = 0u64;
+        for key in keys {
+            held = held.saturating_add(read_keyed(&self.files, &stat, key)?.unwrap_or(0));
+        }
+        Ok(ByteSize(held))
     }
 
     /// Restarts the memory peak from the current charge, so the next job's peak is its own
@@ -611,6 +655,78 @@ mod tests {
         fs::write(dir.path().join("cgroup.controllers"), "cpu io\n").expect("write");
         let err = CgroupFs::from_mountinfo(&text).expect_err("memory and pids missing");
         assert!(err.to_string().contains("memory"), "{err}");
+    }
+
+    /// Hunt sess F2: a job's limit below what its kept sandbox's tmpfs held was written, and
+    /// v1 refused it (`EBUSY`, an internal error); v2 would have killed in the group, the
+    /// sandbox's init too. The memory that cannot be given back is checked first, on both.
+    #[test]
+    fn a_memory_limit_below_what_the_group_holds_is_refused_unwritten() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mounts = v1::Mounts {
+            memory: Some(root.path().join("memory")),
+            pids: Some(root.path().join("pids")),
+            cpuacct: Some(root.path().join("cpuacct")),
+        };
+        let v2_root = root.path().join("unified");
+        for dir in [
+            root.path().join("memory"),
+            root.path().join("pids"),
+            root.path().join("cpuacct"),
+            v2_root.join(WARDEN_CGROUP),
+        ] {
+            fs::create_dir_all(dir).expect("mkdir");
+        }
+        let limits = Limits {
+            memory: ByteSize::mib(256),
+            ..Limits::default()
+        };
+        // 150 MB of tmpfs files and 1 MiB of anonymous memory; the page cache (300 MB) is
+        // reclaimed to meet a limit, and is not counted.
+        let cases = [
+            (
+                CgroupFs::V1(mounts),
+                "cache 300000000\nrss 0\nshmem 0\ntotal_cache 300000000\ntotal_rss 1048576\ntotal_shmem 150000000\n",
+                "memory.limit_in_bytes",
+            ),
+            (
+                CgroupFs::V2(v2_root),
+                "anon 1048576\nfile 450000000\nshmem 150000000\n",
+                "memory.max",
+            ),
+        ];
+        for (layout, stat, limit_file) in cases {
+            let version = layout.version();
+            let mut group = layout.create("run-1", &limits).expect("created");
+            let memory_dir = match &layout {
+                CgroupFs::V1(mounts) => mounts.dir_of(&group.dirs, v1::Controller::Memory),
+                CgroupFs::V2(_) => group.dirs[0].clone(),
+            };
+            fs::write(memory_dir.join("memory.stat"), stat).expect("write");
+            let held = ByteSize(150_000_000 + ByteSize::MIB);
+            match group.set_limits(ByteSize::mib(64), 8) {
+                Err(CgroupError::MemoryHeld { limit, held: found }) => {
+                    assert_eq!((limit, found), (ByteSize::mib(64), held), "{version}");
+                }
+                other => panic!("{version}: {other:?}"),
+            }
+            let written = || fs::read_to_string(memory_dir.join(limit_file)).expect("read");
+            assert_eq!(
+                written(),
+                ByteSize::mib(256).bytes().to_string(),
+                "{version}"
+            );
+            group
+                .set_limits(ByteSize::mib(160), 8)
+                .expect("above what is held");
+            assert_eq!(
+                written(),
+                ByteSize::mib(160).bytes().to_string(),
+                "{version}"
+            );
+            // Fixture files, not a kernel's group: nothing to kill or remove.
+            group.removed = true;
+        }
     }
 
     #[test]

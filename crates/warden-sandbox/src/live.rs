@@ -21,7 +21,7 @@ use nix::unistd::Pid;
 use warden_core::{ByteSize, LimitBounds, Stream, Usage};
 
 use crate::backend::CancelHandle;
-use crate::cgroup::{Cgroup, CgroupStats};
+use crate::cgroup::{Cgroup, CgroupError, CgroupStats};
 use crate::collect::CollectedFile;
 use crate::control::{self, SendFds};
 use crate::idmap::IdSlot;
@@ -761,7 +761,15 @@ impl LiveSandbox {
         let wanted = (job.limits.memory, job.limits.max_procs);
         if wanted != self.cgroup_limits {
             let memory = ByteSize(wanted.0.bytes().saturating_add(self.overhead.0.bytes()));
-            cgroup.set_limits(memory, wanted.1.saturating_add(self.overhead.1))?;
+            cgroup
+                .set_limits(memory, wanted.1.saturating_add(self.overhead.1))
+                .map_err(|e| match e {
+                    CgroupError::MemoryHeld { held, .. } => SandboxError::MemoryHeld {
+                        limit: wanted.0,
+                        held,
+                    },
+                    e => e.into(),
+                })?;
             self.cgroup_limits = wanted;
         }
         if self.jobs_run == 0 && !self.ready {

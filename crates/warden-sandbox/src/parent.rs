@@ -184,6 +184,23 @@ pub enum SandboxError {
         /// The job's files.
         files: ByteSize,
     },
+    /// The job's memory limit is below what the sandbox holds already and cannot give back
+    /// without swap: files in its `/tmp` and `/work` (tmpfs, held in memory) that earlier jobs
+    /// of a kept sandbox left, and its own processes' memory. The kernel cannot meet such a
+    /// limit (cgroup v1 refuses it; v2 would kill in the group to meet it, the sandbox's init
+    /// with it). Nothing of the job ran; the sandbox runs further jobs with their own limits.
+    #[error(
+        "the sandbox holds {} of memory already, more than this job's memory limit of {limit}: \
+         files left in its /tmp (and its /work, unless a volume) are held in memory; remove some, or \
+         ask for more memory",
+        about(*held)
+    )]
+    MemoryHeld {
+        /// The job's memory limit.
+        limit: ByteSize,
+        /// What the sandbox held when the limit was to be applied.
+        held: ByteSize,
+    },
     /// The helper ended without a report of the program's end.
     #[error("the sandbox helper ended without reporting how the program ended")]
     Vanished,

@@ -176,3 +176,40 @@ fn a_large_file_reaches_the_workspace_without_being_held_in_the_inits_memory() {
         );
     }
 }
+
+/// Hunt sess F2: a job whose memory limit is below what the sandbox's tmpfs holds already (an
+/// earlier job's files in `/tmp`) was warden's own error: cgroup v1 refuses the lower limit
+/// (`EBUSY`), and v2 would kill in the group to meet it, the sandbox's init with it. The job
+/// is refused, naming both amounts, before the limit is written; the sandbox runs on.
+#[test]
+fn a_job_whose_memory_is_below_what_the_sandbox_holds_is_refused_and_the_sandbox_lives_on() {
+    for backend in backends() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let fill = "head -c 100000000 /dev/zero > /tmp/fill && echo filled";
+        let filled = sandbox.run(&sh(fill, 256), Stdin::Null).expect("ran");
+        assert_eq!(text(&filled.stdout), "filled\n", "{name}");
+        let mut small = sh("echo ran", 256);
+        small.limits.memory = ByteSize(32 * MIB);
+        let refused = sandbox.run(&small, Stdin::Null);
+        match &refused {
+            Err(e @ SandboxError::MemoryHeld { limit, held }) => {
+                assert_eq!(*limit, ByteSize(32 * MIB), "{name}");
+                assert!(held.bytes() >= 95 * MIB, "{name}: {held}");
+                let message = e.to_string();
+                assert!(message.contains("limit of 32MiB"), "{name}: {message}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        let emptied = sandbox
+            .run(&sh("rm /tmp/fill && echo emptied", 256), Stdin::Null)
+            .expect("ran");
+        assert_eq!(text(&emptied.stdout), "emptied\n", "{name}");
+        if name == "native" {
+            // gVisor's sentry keeps the memory its tmpfs had until it gives it back itself.
+            let ran = sandbox.run(&small, Stdin::Null).expect("ran");
+            assert_eq!(text(&ran.stdout), "ran\n", "{name}");
+        }
+        sandbox.destroy().expect("destroyed");
+    }
+}

@@ -132,7 +132,20 @@ fn write_limits(
     if memsw.exists() {
         let _ = write(&memsw, &bytes);
     }
-    write(&memory.join("memory.limit_in_bytes"), &bytes)?;
+    let limit = memory.join("memory.limit_in_bytes");
+    match write(&limit, &bytes) {
+        // What the group holds could not be reclaimed below the limit (`Cgroup::set_limits`
+        // checks the memory that cannot be; kernel memory is not among it).
+        Err(CgroupError::Io { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
+            let usage = memory.join("memory.usage_in_bytes");
+            let held = fs::read_to_string(&usage).map_err(io_err("reading", &usage))?;
+            return Err(CgroupError::MemoryHeld {
+                limit: memory_limit,
+                held: ByteSize(held.trim().parse().unwrap_or(0)),
+            });
+        }
+        written => written?,
+    }
     // Without a memory+swap limit a program could page out to swap past its limit.
     if memsw.exists() {
         write(&memsw, &bytes)?;
