@@ -1664,6 +1664,30 @@ fn another_sessions_directory_leaves_the_servers_workspaces_alone() {
     ok(&server, &["rm", &given]);
 }
 
+/// Hunt sess F3: sessions given a volume reserve no disk, and stopped ones are kept until
+/// removed: a token that made them in a loop, each stopped by a 1ms idle timeout, was kept
+/// every one. Past `max_kept_per_caller` a new session is refused until one is removed.
+#[test]
+fn a_token_keeps_at_most_its_number_of_sessions_stopped_ones_included() {
+    let server = LiveServer::start("[sessions]\nmax_per_caller = 1\nmax_kept_per_caller = 2\n");
+    let volume = json!({"name": "kept", "size": "8MiB"}).to_string();
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&volume));
+    assert_eq!(status, 201, "{body}");
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        let id = create(&server, &["--workspace", "kept", "--idle-timeout", "1ms"]);
+        wait_stopped(&server, &id);
+        made.push(id);
+    }
+    let body = json!({"workspace": "kept", "idle_timeout": "1ms"}).to_string();
+    let (status, refused) = server.request("POST", "/v1/sessions", Some(&body));
+    assert_eq!(status, 429, "{refused}");
+    assert!(refused.contains("max_kept_per_caller"), "{refused}");
+    ok(&server, &["rm", &made[0]]);
+    let (status, created) = server.request("POST", "/v1/sessions", Some(&body));
+    assert_eq!(status, 201, "{created}");
+}
+
 /// Bug hunt "sess" F2: a session whose state file could not be read (cut to nothing by a
 /// crash before it reached the disk) had its workspace removed by the next server, the
 /// user's files with it, as a workspace no session has. The id's state file is there: the

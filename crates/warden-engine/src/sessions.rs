@@ -41,6 +41,8 @@ pub struct SessionsSettings {
     pub max: usize,
     /// Sessions of one caller alive at once.
     pub max_per_caller: usize,
+    /// Sessions one caller keeps, running or stopped (at least `max_per_caller`).
+    pub max_kept_per_caller: usize,
     /// The default and largest idle timeout.
     pub idle_timeout: Duration,
     /// The default and longest lifetime.
@@ -54,14 +56,18 @@ pub struct SessionsSettings {
 impl SessionsSettings {
     /// The settings of `config`, its state in `dir`.
     pub fn new(config: &warden_core::SessionsConfig, dir: PathBuf) -> Self {
+        let max_per_caller = config
+            .max_per_caller
+            .unwrap_or(warden_core::config::DEFAULT_MAX_PER_CALLER);
         Self {
             dir,
             max: config
                 .max
                 .unwrap_or(warden_core::config::DEFAULT_MAX_SESSIONS),
-            max_per_caller: config
-                .max_per_caller
-                .unwrap_or(warden_core::config::DEFAULT_MAX_PER_CALLER),
+            max_per_caller,
+            max_kept_per_caller: config
+                .max_kept_per_caller
+                .unwrap_or(warden_core::config::DEFAULT_MAX_KEPT_PER_CALLER.max(max_per_caller)),
             idle_timeout: config
                 .idle_timeout
                 .unwrap_or(warden_core::config::DEFAULT_IDLE_TIMEOUT),
@@ -893,6 +899,25 @@ impl Sessions {
                  ([sessions] max_per_caller); remove one first"
             )));
         }
+        // Stopped ones too: each is kept until it is removed (its state, its listing, its
+        // mark on a volume given as its workspace), and one given a volume reserves no disk
+        // that the volumes' quota would bound.
+        let kept = map
+            .values()
+            .filter(|s| s.meta().owner.as_deref() == caller)
+            .count()
+            + self
+                .elsewhere
+                .values()
+                .filter(|(owner, _)| owner.as_deref() == caller)
+                .count()
+            + creating.iter().filter(|c| c.as_deref() == caller).count();
+        if kept >= self.settings.max_kept_per_caller {
+            return Err(SessionError::TooMany(format!(
+                "this caller keeps {kept} sessions, running or stopped, the most one caller \
+                 may keep ([sessions] max_kept_per_caller); remove stopped ones first"
+            )));
+        }
         creating.push(caller.map(str::to_owned));
         Ok(Admission {
             sessions: self,
@@ -983,6 +1008,70 @@ mod tests {
             .map(|e| e.expect("an entry").file_name())
             .collect();
         assert_eq!(names, [IDENTITY_FILE]);
+    }
+
+    /// The state of a stopped session of `owner` on the volume `workspace`, as a server that
+    /// stopped it leaves it.
+    fn stopped_on(id: &str, owner: &str, workspace: &str) -> Meta {
+        Meta {
+            id: id.to_owned(),
+            mode: Mode::Sandboxed,
+            network: "no_access".into(),
+            limits: Limits::default(),
+            call_limits: LimitOverrides::default(),
+            idle_timeout_ms: 1,
+            max_lifetime_ms: 3_600_000,
+            workspace: workspace.to_owned(),
+            workspace_id: Some("v".into()),
+            own_workspace: false,
+            disk_bytes: ByteSize::mib(8).bytes(),
+            created_ms: 0,
+            last_used_ms: 0,
+            calls: 0,
+            owner: Some(owner.to_owned()),
+            stopped_reason: Some("it was idle for 1ms (its idle timeout)".into()),
+            process: None,
+        }
+    }
+
+    /// Hunt sess F3: sessions given a volume as their workspace reserve no disk, and a stopped
+    /// session is kept until it is removed: a token that made them in a loop, each idle for
+    /// 1ms, was kept every one of them (a state file, a listing entry, a mark in the volume).
+    /// A caller keeps at most `max_kept_per_caller`, stopped ones included.
+    #[test]
+    fn a_caller_keeps_at_most_its_number_of_sessions_stopped_ones_included() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for n in 0..3 {
+            let meta = stopped_on(&format!("000000000000000{n}"), "bob", "bv1");
+            write_meta(dir.path(), &meta).expect("written");
+        }
+        let config = warden_core::SessionsConfig {
+            max_per_caller: Some(2),
+            max_kept_per_caller: Some(3),
+            ..warden_core::SessionsConfig::default()
+        };
+        let store = Sessions::open(SessionsSettings::new(&config, dir.path().to_owned()));
+        assert_eq!(store.list(Some("bob")).len(), 3);
+        match store.admit(Some("bob")) {
+            Err(SessionError::TooMany(why)) => {
+                assert!(
+                    why.contains("3 sessions") && why.contains("max_kept_per_caller"),
+                    "{why}"
+                );
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a fourth session of bob was admitted"),
+        }
+        // Another caller's sessions are its own count; a removed one frees its place.
+        drop(store.admit(Some("alice")).expect("alice keeps none"));
+        store.forget("0000000000000000");
+        drop(store.admit(Some("bob")).expect("bob keeps 2"));
+        // One being created counts too.
+        let _creating = store.admit(Some("bob")).expect("bob keeps 2");
+        assert!(matches!(
+            store.admit(Some("bob")),
+            Err(SessionError::TooMany(_))
+        ));
     }
 
     #[test]

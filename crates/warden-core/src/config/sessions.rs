@@ -5,6 +5,7 @@
 //! [sessions]
 //! max = 32                # sessions alive at once on this server
 //! max_per_caller = 8      # ...and per API token
+//! max_kept_per_caller = 64  # sessions one API token keeps, running or stopped
 //! idle_timeout = "10m"    # a session no call used for this long is stopped
 //! max_lifetime = "1h"     # ...and every session after this long
 //! disk = "256MiB"         # a session's workspace, unless the request asks for less or more
@@ -24,6 +25,8 @@ use crate::units::ByteSize;
 pub const DEFAULT_MAX_SESSIONS: usize = 32;
 /// Sessions of one caller alive at once, by default.
 pub const DEFAULT_MAX_PER_CALLER: usize = 8;
+/// Sessions one caller keeps, running or stopped, by default (at least `max_per_caller`).
+pub const DEFAULT_MAX_KEPT_PER_CALLER: usize = 64;
 /// A session's idle timeout, by default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// A session's lifetime, by default.
@@ -41,6 +44,10 @@ pub struct SessionsConfig {
     pub max: Option<usize>,
     /// Sessions of one caller alive at once.
     pub max_per_caller: Option<usize>,
+    /// Sessions one caller keeps, running or stopped: a stopped session is kept until it is
+    /// removed, and one given a volume as its workspace reserves no disk that the volumes'
+    /// quota would bound. Unset: [`DEFAULT_MAX_KEPT_PER_CALLER`], or `max_per_caller` if more.
+    pub max_kept_per_caller: Option<usize>,
     /// A session no call used for this long is stopped; also the most a request may ask for.
     #[serde(with = "crate::units::human_age_opt")]
     pub idle_timeout: Option<Duration>,
@@ -59,9 +66,20 @@ impl SessionsConfig {
     /// a request may ask for or, when configured, a volume may be (`volume_max`, `[volumes]
     /// max_size`).
     pub fn check(&self, volume_max: ByteSize) -> Result<(), String> {
-        let zero = [("max", self.max), ("max_per_caller", self.max_per_caller)];
+        let zero = [
+            ("max", self.max),
+            ("max_per_caller", self.max_per_caller),
+            ("max_kept_per_caller", self.max_kept_per_caller),
+        ];
         if let Some((key, _)) = zero.iter().find(|(_, v)| *v == Some(0)) {
             return Err(format!("[sessions] {key} must be at least 1"));
+        }
+        let running = self.max_per_caller.unwrap_or(DEFAULT_MAX_PER_CALLER);
+        if let Some(kept) = self.max_kept_per_caller.filter(|kept| *kept < running) {
+            return Err(format!(
+                "[sessions] max_kept_per_caller {kept} is below max_per_caller, {running}: a \
+                 caller keeps every session it runs"
+            ));
         }
         let times = [
             ("idle_timeout", self.idle_timeout),
@@ -120,6 +138,14 @@ mod tests {
             (
                 "[sessions]\nmax_per_caller = 0\n",
                 "[sessions] max_per_caller must be",
+            ),
+            (
+                "[sessions]\nmax_kept_per_caller = 0\n",
+                "[sessions] max_kept_per_caller must be",
+            ),
+            (
+                "[sessions]\nmax_kept_per_caller = 4\n",
+                "[sessions] max_kept_per_caller 4 is below max_per_caller, 8",
             ),
             (
                 "[sessions]\nidle_timeout = \"0s\"\n",
