@@ -1688,6 +1688,27 @@ fn a_token_keeps_at_most_its_number_of_sessions_stopped_ones_included() {
     assert_eq!(status, 201, "{created}");
 }
 
+/// Hunt sess F5: `disk` beside `workspace` was answered 201 with the volume's size, the
+/// size asked applied nowhere. The two together are refused, and nothing is created.
+#[test]
+fn a_disk_beside_a_given_workspace_is_refused() {
+    let server = LiveServer::start("");
+    let volume = json!({"name": "sized", "size": "16MiB"}).to_string();
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&volume));
+    assert_eq!(status, 201, "{body}");
+    for disk in ["1GiB", "16MiB"] {
+        let body = json!({"workspace": "sized", "disk": disk}).to_string();
+        let (status, refused) = server.request("POST", "/v1/sessions", Some(&body));
+        assert_eq!(status, 422, "{refused}");
+        assert!(
+            refused.contains("disk") && refused.contains("sized"),
+            "{refused}"
+        );
+    }
+    let (status, body) = server.request("GET", "/v1/sessions", None);
+    assert_eq!((status, body.as_str()), (200, "[]"));
+}
+
 /// Bug hunt "sess" F2: a session whose state file could not be read (cut to nothing by a
 /// crash before it reached the disk) had its workspace removed by the next server, the
 /// user's files with it, as a workspace no session has. The id's state file is there: the

@@ -181,6 +181,14 @@ impl Engine {
         };
         let idle = within("idle_timeout", request.idle_timeout, settings.idle_timeout)?;
         let lifetime = within("max_lifetime", request.max_lifetime, settings.max_lifetime)?;
+        if let (Some(disk), Some(name)) = (request.disk, &request.workspace) {
+            // The workspace is the volume as it is: a size asked beside it would be answered
+            // with the volume's and applied nowhere.
+            return Err(SessionError::Invalid(format!(
+                "disk {disk} with workspace {name:?}: a session given a volume has the volume's \
+                 size (set when the volume was made); leave disk out"
+            )));
+        }
         let disk = request.disk.unwrap_or(settings.disk);
         if disk > settings.max_disk {
             return Err(SessionError::Invalid(format!(

@@ -73,7 +73,8 @@ pub(crate) struct SessionBody {
     /// Stop it this long after it started (`1h`).
     #[serde(default)]
     max_lifetime: Option<String>,
-    /// Its workspace's size (`256MiB`), a hard quota.
+    /// Its workspace's size (`256MiB`), a hard quota; not with `workspace` (refused: the
+    /// workspace's size is the volume's).
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "256MiB")]
     disk: Option<ByteSize>,
