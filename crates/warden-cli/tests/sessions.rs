@@ -1709,6 +1709,50 @@ fn a_disk_beside_a_given_workspace_is_refused() {
     assert_eq!((status, body.as_str()), (200, "[]"));
 }
 
+/// Hunt sess F4: a server killed between writing a new session's state and making its
+/// workspace left a session listed for ever as stopped, whose file routes answered `no volume
+/// named "session-<id>"`. The next server drops it, and says so.
+#[test]
+fn a_session_whose_creation_was_interrupted_is_dropped_at_the_next_start() {
+    let server = LiveServer::start("");
+    let kept = create(&server, &["--disk", "16MiB"]);
+    let phantom = "0123456789abcdef";
+    let server = server.restart_with(|world| {
+        let dir = world.path().join("data/sessions");
+        let state = std::fs::read(dir.join(format!("{kept}.json"))).expect("the state");
+        let mut state: Value = serde_json::from_slice(&state).expect("JSON");
+        // As `create_session` writes it before the workspace is made.
+        state["id"] = json!(phantom);
+        state["workspace"] = json!(format!("session-{phantom}"));
+        state["calls"] = json!(0);
+        state["stopped_reason"] = Value::Null;
+        state
+            .as_object_mut()
+            .expect("an object")
+            .remove("workspace_id");
+        let bytes = serde_json::to_vec(&state).expect("JSON");
+        std::fs::write(dir.join(format!("{phantom}.json")), bytes).expect("written");
+    });
+    let (status, body) = server.request("GET", "/v1/sessions", None);
+    assert_eq!(status, 200, "{body}");
+    let listed: Vec<Value> = serde_json::from_str(&body).expect("JSON");
+    let ids: Vec<&str> = listed.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, [kept.as_str()], "{}", server.log());
+    let (status, body) = server.request("GET", &format!("/v1/sessions/{phantom}/files"), None);
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("volume"), "{body}");
+    let state = server
+        .world()
+        .path()
+        .join(format!("data/sessions/{phantom}.json"));
+    assert!(!state.exists(), "its state is removed");
+    let said = eventually(Duration::from_secs(10), || {
+        server.log().contains("creation was interrupted")
+    });
+    assert!(said, "{}", server.log());
+    ok(&server, &["rm", &kept]);
+}
+
 /// Bug hunt "sess" F2: a session whose state file could not be read (cut to nothing by a
 /// crash before it reached the disk) had its workspace removed by the next server, the
 /// user's files with it, as a workspace no session has. The id's state file is there: the

@@ -41,6 +41,7 @@ impl Engine {
     pub(super) fn session_store(&self) -> &Arc<Sessions> {
         self.sessions.get_or_init(|| {
             let store = Arc::new(Sessions::open(self.sessions_settings.clone()));
+            self.drop_unfinished_creations(&store);
             self.remove_orphaned_workspaces(&store);
             self.reconcile_given_workspaces(&store);
             store
@@ -121,6 +122,34 @@ impl Engine {
                         tracing::warn!(volume = volume.name, error = %e, "a mark of a session that no longer is was not taken off")
                     }
                 }
+            }
+        }
+    }
+
+    /// Drops the sessions whose creation a crash ended before their own workspace was made
+    /// (the state is written first): no workspace, no call, and no answer to the client that
+    /// asked for it. Kept, each was listed as a stopped session without files, whose file
+    /// operations answered that a volume its caller never named does not exist. A session
+    /// another process runs (one being created now) is not among those read back.
+    fn drop_unfinished_creations(&self, store: &Sessions) {
+        for session in store.all() {
+            let (unfinished, workspace) = {
+                let meta = session.meta();
+                let unfinished =
+                    meta.own_workspace && meta.workspace_id.is_none() && meta.calls == 0;
+                (unfinished, meta.workspace.clone())
+            };
+            if !unfinished {
+                continue;
+            }
+            if let Err(crate::volumes::VolumeError::NotFound { .. }) =
+                self.volumes().identity(&workspace)
+            {
+                tracing::warn!(
+                    session = %session.id,
+                    "dropped a session whose creation was interrupted before its workspace was made"
+                );
+                store.forget(&session.id);
             }
         }
     }
