@@ -223,18 +223,20 @@ pub enum SandboxError {
     },
 }
 
-/// `size` as a person reads it: exact when it is a whole number of KiB, MiB or GiB, else in
-/// MiB (KiB below one) to one decimal.
+/// `size` as a person reads it: exact when it is a whole number of MiB or GiB (of KiB below a
+/// MiB), else in MiB (KiB below one) to one decimal: `120.2MiB`, not `123084KiB`.
 fn about(size: ByteSize) -> String {
     let exact = size.to_string();
-    let bytes = size.bytes() as f64;
-    if !exact.ends_with("iB") && size.bytes() >= ByteSize::KIB {
-        if size.bytes() >= ByteSize::MIB {
-            return format!("{:.1}MiB", bytes / ByteSize::MIB as f64);
-        }
-        return format!("{:.1}KiB", bytes / ByteSize::KIB as f64);
+    let bytes = size.bytes();
+    let whole =
+        exact.ends_with("iB") && (bytes < ByteSize::MIB || bytes.is_multiple_of(ByteSize::MIB));
+    if whole || bytes < ByteSize::KIB {
+        return exact;
     }
-    exact
+    if bytes >= ByteSize::MIB {
+        return format!("{:.1}MiB", bytes as f64 / ByteSize::MIB as f64);
+    }
+    format!("{:.1}KiB", bytes as f64 / ByteSize::KIB as f64)
 }
 
 impl SandboxError {
@@ -676,5 +678,20 @@ pub(crate) fn init_request(
         cgroup: cgroup.join(),
         cpu_counter: Some(cgroup.cpu_counter()),
         backend,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_in_messages_read_as_a_person_reads_them() {
+        assert_eq!(about(ByteSize::mib(120)), "120MiB");
+        assert_eq!(about(ByteSize(123_084 * ByteSize::KIB)), "120.2MiB");
+        assert_eq!(about(ByteSize(150_000_000)), "143.1MiB");
+        assert_eq!(about(ByteSize(12 * ByteSize::KIB)), "12KiB");
+        assert_eq!(about(ByteSize(1500)), "1.5KiB");
+        assert_eq!(about(ByteSize(100)), "100B");
     }
 }
