@@ -595,7 +595,10 @@ async fn http_a_call_longer_than_the_idle_time_is_answered_and_the_session_close
     while closed.lock().expect("lock").is_empty() && waited.elapsed() < Duration::from_secs(20) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(*closed.lock().expect("lock"), std::slice::from_ref(&session));
+    assert_eq!(
+        *closed.lock().expect("lock"),
+        std::slice::from_ref(&session)
+    );
     let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
     let response = service
         .oneshot(post(&ping, Some(&session), None))
