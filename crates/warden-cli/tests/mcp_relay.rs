@@ -211,7 +211,11 @@ fn a_registered_server_is_wrapped_by_name_once_approved() {
     let early = wrap(&world, &["echo"], &format!("{INITIALIZE}\n"));
     assert!(!early.status.success());
     assert!(String::from_utf8_lossy(&early.stderr).contains("approval"));
-    let approved = world.approve_tool("echo");
+    let approved = world
+        .warden()
+        .args(["tool", "approve", "echo"])
+        .output()
+        .expect("runs");
     assert!(approved.status.success());
     let out = wrap(&world, &["echo"], &format!("{INITIALIZE}\n"));
     assert!(

@@ -108,25 +108,6 @@ impl World {
         cmd
     }
 
-    /// `warden tool approve NAME DIGEST` of the registered tool `name` as `warden tool show
-    /// NAME --json` shows it now: what an operator does after reviewing it.
-    pub fn approve_tool(&self, name: &str) -> Output {
-        let shown = self
-            .warden()
-            .args(["tool", "show", name, "--json"])
-            .output()
-            .expect("warden tool show runs");
-        let view: serde_json::Value =
-            serde_json::from_slice(&shown.stdout).expect("tool show --json prints JSON");
-        let digest = view["digest"]
-            .as_str()
-            .expect("a registered tool has a digest");
-        self.warden()
-            .args(["tool", "approve", name, digest])
-            .output()
-            .expect("warden tool approve runs")
-    }
-
     /// The engine's settings in this world, as `warden` would load them.
     pub fn settings(&self) -> warden_engine::Settings {
         let env = self.env();

@@ -617,69 +617,6 @@ fn a_wrapped_command_is_a_sandboxed_tool_whose_callers_cannot_add_options() {
     );
 }
 
-/// Hunt mcp 3: an approval by name approved whatever stood under the name by then: a client
-/// replaced its pending tool, reviewed as harmless, with one reading host paths, and the
-/// operator's `approve` let it in. An approval names the digest `show` printed; a tool
-/// changed since is refused, saying its new digest, and stays pending.
-#[test]
-fn an_approval_is_refused_when_the_tool_changed_since_it_was_shown() {
-    let world = World::with_config("[tools]\napproval = [\"host\"]\n");
-    let wrap = |command: &[&str]| {
-        let out = world
-            .warden()
-            .args(["tool", "wrap", "counter", "--replace", "--"])
-            .args(command)
-            .output()
-            .expect("warden runs");
-        assert!(out.status.success(), "{}", stderr(&out));
-    };
-    wrap(&["/usr/bin/wc", "-l"]);
-    let shown = world
-        .warden()
-        .args(["tool", "show", "counter"])
-        .output()
-        .expect("runs");
-    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
-    let reviewed = shown
-        .lines()
-        .find_map(|l| l.strip_prefix("digest:"))
-        .map(str::trim)
-        .expect("show prints the digest")
-        .to_owned();
-    assert_eq!(reviewed.len(), 64, "{shown}");
-
-    wrap(&["/usr/bin/cat"]);
-    let approve = world
-        .warden()
-        .args(["tool", "approve", "counter", &reviewed[..12]])
-        .output()
-        .expect("runs");
-    assert!(!approve.status.success());
-    assert!(
-        stderr(&approve).contains("not the one reviewed"),
-        "{}",
-        stderr(&approve)
-    );
-    let early = call(&world, "counter", json!({"stdin": "a\n"}));
-    assert!(stderr(&early).contains("approval"), "{}", stderr(&early));
-    let short = world
-        .warden()
-        .args(["tool", "approve", "counter", "abc"])
-        .output()
-        .expect("runs");
-    assert!(
-        !short.status.success(),
-        "a digest of 3 digits approves nothing"
-    );
-
-    let approve = world.approve_tool("counter");
-    assert!(approve.status.success(), "{}", stderr(&approve));
-    assert_eq!(
-        reply(&world, "counter", json!({"stdin": "a\n"}))["text"],
-        "a\n"
-    );
-}
-
 #[test]
 fn categories_the_configuration_names_wait_for_approval_or_are_refused() {
     let world = World::with_config("[tools]\napproval = [\"host\"]\n");
@@ -693,7 +630,11 @@ fn categories_the_configuration_names_wait_for_approval_or_are_refused() {
     let early = call(&world, "counter", json!({"stdin": "a\nb\n"}));
     assert_eq!(early.status.code(), Some(2));
     assert!(stderr(&early).contains("approval"), "{}", stderr(&early));
-    let approve = world.approve_tool("counter");
+    let approve = world
+        .warden()
+        .args(["tool", "approve", "counter"])
+        .output()
+        .expect("runs");
     assert!(approve.status.success(), "{}", stderr(&approve));
     let counted = reply(&world, "counter", json!({"stdin": "a\nb\n"}));
     assert_eq!(counted["text"], "2\n", "{counted:#}");

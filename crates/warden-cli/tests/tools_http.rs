@@ -121,8 +121,7 @@ fn what_the_cli_registers_beside_a_running_server_is_served() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(parse(&body)["status"]["state"], "pending", "{body}");
     assert_eq!(call().0, 409, "awaiting approval");
-    let approved = server.world().approve_tool("upper");
-    assert!(approved.status.success(), "{approved:?}");
+    cli(&["approve", "upper"]);
     let (status, body) = call();
     assert_eq!(
         (status, parse(&body)["text"].clone()),

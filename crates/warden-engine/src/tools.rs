@@ -23,7 +23,7 @@ use crate::execution::{ExecutionResult, Origin};
 
 pub(crate) use files::Workspaces;
 pub use files::{FileEntry, FilesError, Listing, MAX_LISTED};
-pub(crate) use registry::{digest as registry_digest, stamp as registry_stamp, Judge, Registry};
+pub(crate) use registry::{stamp as registry_stamp, Judge, Registry};
 pub use registry::{
     LoadProblem, ProgramFile, RegisteredTool, RegistryError, SourceView, ToolSource, ToolStatus,
     ToolView,

@@ -49,14 +49,10 @@ enum ToolCommand {
     /// Register a host command as a sandboxed tool: `warden tool wrap NAME -- COMMAND [ARGS]`.
     /// Its callers pass more arguments (never options) and stdin.
     Wrap(WrapArgs),
-    /// Approve a registered tool that awaits approval, as `warden tool show NAME` showed it:
-    /// DIGEST is the digest it printed (at least its first 12 hex digits). A tool changed
-    /// since is refused, with its new digest.
+    /// Approve a registered tool that awaits approval.
     Approve {
         /// The tool's name.
         name: String,
-        /// Its digest, as `warden tool show` printed it.
-        digest: String,
     },
     /// Remove a registered tool.
     Rm {
@@ -146,8 +142,8 @@ pub(crate) fn run(args: ToolArgs) -> anyhow::Result<ExitCode> {
             let tool = engine.register_tool(&text, &[], wrap.replace, Registrant::Operator)?;
             registered(&mut out, &tool)?;
         }
-        ToolCommand::Approve { name, digest } => {
-            engine.approve_tool(&name, &digest)?;
+        ToolCommand::Approve { name } => {
+            engine.approve_tool(&name)?;
             writeln!(out, "approved {name}")?;
         }
         ToolCommand::Rm { name } => {
@@ -241,13 +237,8 @@ fn show(out: &mut impl Write, engine: &Engine, name: &str, json: bool) -> anyhow
         bail!("no tool named {name:?} (warden tool list shows them)");
     };
     let view = tool.view();
-    let digest = engine.tool_digest(name)?;
     if json {
-        let mut value = serde_json::to_value(&view).context("writing JSON")?;
-        if let Some(digest) = &digest {
-            value["digest"] = digest.as_str().into();
-        }
-        serde_json::to_writer_pretty(&mut *out, &value).context("writing JSON")?;
+        serde_json::to_writer_pretty(&mut *out, &view).context("writing JSON")?;
         writeln!(out)?;
         return Ok(());
     }
@@ -265,10 +256,6 @@ fn show(out: &mut impl Write, engine: &Engine, name: &str, json: bool) -> anyhow
         view.category, view.assessment.declared, view.level
     )?;
     writeln!(out, "status:      {}", status(&view.status))?;
-    if let Some(digest) = &digest {
-        // What `warden tool approve NAME DIGEST` approves: these files, as shown here.
-        writeln!(out, "digest:      {digest}")?;
-    }
     writeln!(
         out,
         "runs:        {} in mode {}, network {}",

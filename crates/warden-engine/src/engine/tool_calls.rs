@@ -95,26 +95,9 @@ impl Engine {
         self.registry().remove(name, by)
     }
 
-    /// Approves a registered tool awaiting approval, if its digest still starts with
-    /// `reviewed` (what [`Engine::tool_digest`] showed the operator).
-    pub fn approve_tool(
-        &self,
-        name: &str,
-        reviewed: &str,
-    ) -> Result<Arc<RegisteredTool>, RegistryError> {
-        self.registry().approve(name, reviewed)
-    }
-
-    /// The digest of a registered tool's files as they are stored now (`None` for a built-in
-    /// or operator tool): what an approval names.
-    pub fn tool_digest(&self, name: &str) -> Result<Option<String>, RegistryError> {
-        match self.registry().get(name).map(|t| t.source.clone()) {
-            Some(crate::tools::ToolSource::Registered(dir)) => {
-                crate::tools::registry_digest(&dir).map(Some)
-            }
-            Some(_) => Ok(None),
-            None => Err(RegistryError::Unknown(name.to_owned())),
-        }
+    /// Approves a registered tool awaiting approval.
+    pub fn approve_tool(&self, name: &str) -> Result<Arc<RegisteredTool>, RegistryError> {
+        self.registry().approve(name)
     }
 
     /// The registry's statistics over the calls made at or after `since` by the API token

@@ -222,18 +222,6 @@ pub enum RegistryError {
     /// The tool is not pending.
     #[error("tool {0:?} is not awaiting approval")]
     NotPending(String),
-    /// The digest given is not the tool's: it changed since it was shown, or the digest is
-    /// mistyped.
-    #[error(
-        "tool {name:?} is not the one reviewed: its digest is now {digest} (review it again \
-         with `warden tool show {name}`, then approve that digest)"
-    )]
-    Changed {
-        /// The tool.
-        name: String,
-        /// Its digest now.
-        digest: String,
-    },
     /// A client holds as many registered tools as one may.
     #[error("this API token has registered {0} tools, as many as one may (remove one first)")]
     TooMany(usize),
@@ -636,16 +624,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Approves a pending registered tool, if it is still the one reviewed: `reviewed` is
-    /// (a prefix of, at least [`MIN_DIGEST`] hex digits) its [`digest`] as shown to the
-    /// operator. A client may replace its pending tool at any time, with one that is pending
-    /// again; an approval by name alone approved whatever stood there by then, a command
-    /// and host paths the operator never saw (hunt mcp 3).
-    pub(crate) fn approve(
-        &self,
-        name: &str,
-        reviewed: &str,
-    ) -> Result<Arc<RegisteredTool>, RegistryError> {
+    /// Approves a pending registered tool.
+    pub(crate) fn approve(&self, name: &str) -> Result<Arc<RegisteredTool>, RegistryError> {
         let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
         let entry = tools
             .get(name)
@@ -655,19 +635,6 @@ impl Registry {
             return Err(RegistryError::NotPending(name.to_owned()));
         }
         let dir = registered_dir(Some(&entry), name)?;
-        // Replacements of every process are stored under this lock: none lands between the
-        // digest's check and the approval.
-        let _one = lock_registrations(dir.parent().unwrap_or(&dir))?;
-        let now = digest(&dir)?;
-        if reviewed.len() < MIN_DIGEST
-            || !reviewed.bytes().all(|b| b.is_ascii_hexdigit())
-            || !now.starts_with(&reviewed.to_ascii_lowercase())
-        {
-            return Err(RegistryError::Changed {
-                name: name.to_owned(),
-                digest: now,
-            });
-        }
         let marker = dir.join(PENDING);
         std::fs::remove_file(&marker).map_err(|source| RegistryError::State {
             step: "approving",
@@ -688,50 +655,6 @@ impl Registry {
         tools.insert(name.to_owned(), approved.clone());
         Ok(approved)
     }
-}
-
-/// The fewest hex digits of a digest an approval names.
-pub(crate) const MIN_DIGEST: usize = 12;
-
-/// The digest of the registered tool kept in `dir`: a SHA-256, in hex, over every file the
-/// tool is made of (its tool file and program, by name; not the registry's own markers).
-/// `warden tool show` prints it; `warden tool approve` takes it.
-pub(crate) fn digest(dir: &Path) -> Result<String, RegistryError> {
-    let state = |source| RegistryError::State {
-        step: "reading",
-        path: dir.to_owned(),
-        source,
-    };
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(state)?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name != PENDING && name != OWNER)
-        .collect();
-    names.sort();
-    let mut files = Vec::with_capacity(names.len());
-    for name in names {
-        let bytes = bounded_file::read(&dir.join(&name), MAX_PROGRAM_FILE).map_err(state)?;
-        files.push((name, bytes));
-    }
-    Ok(digest_of(
-        files.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
-    ))
-}
-
-/// [`digest`] over `files` (name, contents), in the order given (by name).
-fn digest_of<'f>(files: impl Iterator<Item = (&'f str, &'f [u8])>) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
-    for (name, bytes) in files {
-        // Lengths first, so that no name and contents can pass for another's.
-        hash.update((name.len() as u64).to_le_bytes());
-        hash.update(name.as_bytes());
-        hash.update((bytes.len() as u64).to_le_bytes());
-        hash.update(bytes);
-    }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What tells whether the registered tools changed since a registry was loaded (by this
