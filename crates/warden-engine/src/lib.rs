@@ -55,7 +55,7 @@ pub use sessions::{
 pub use settings::{CacheSettings, HistorySettings, Settings, SettingsError};
 pub use test_cases::{Comparison, SandboxReuse, TestCase, TestResult, Verdict};
 pub use tools::{
-    CallCheck, ProgramFile, RegisteredTool, Registrant, RegistryError, ToolCallError,
+    CallCheck, CallRefusal, ProgramFile, RegisteredTool, Registrant, RegistryError, ToolCallError,
     ToolCallRequest, ToolReply, ToolSource, ToolStatus, ToolsSettings,
 };
 pub use volumes::{

@@ -128,17 +128,54 @@ pub struct ToolReply {
     pub latency: Duration,
 }
 
-/// What [`crate::Engine::check_tool_call`] finds of a call before it runs.
+/// What [`crate::Engine::check_tool_call`] finds of a call before it runs; given back to
+/// [`crate::Engine::call_checked`], which calls (or refuses) the call as it was checked.
 #[derive(Debug)]
 pub enum CallCheck {
     /// Nothing refuses it before it runs: it takes a place and a worker. Its tool.
     Runs(std::sync::Arc<RegisteredTool>),
-    /// [`crate::Engine::call_tool`] refuses it before anything runs, for this reason: as an
-    /// `Err` (an unknown tool, input the schema refuses, a tool awaiting approval or
-    /// unavailable), or as a reply with [`ToolReply::refused`] (a `run_code` call's limits
-    /// above the operator's maxima). Called without a place or a worker, the engine refuses
-    /// it at the same check, and records and counts the refusal.
-    Refused(String),
+    /// Refused before anything runs: [`crate::Engine::call_checked`] records the refusal and
+    /// runs nothing, whatever the registry holds by then (a tool registered or replaced
+    /// between the check and the call ran outside every admission: hunt mcp 1).
+    Refused(CallRefusal),
+}
+
+impl CallCheck {
+    /// The tool the call names, as the check found it (`None`: unknown to its caller).
+    pub fn tool(&self) -> Option<&std::sync::Arc<RegisteredTool>> {
+        match self {
+            CallCheck::Runs(tool) => Some(tool),
+            CallCheck::Refused(refusal) => refusal.tool.as_ref(),
+        }
+    }
+}
+
+/// Why a call is refused before anything runs.
+#[derive(Debug)]
+pub struct CallRefusal {
+    /// The tool, if its caller sees one of that name.
+    pub(crate) tool: Option<std::sync::Arc<RegisteredTool>>,
+    pub(crate) reason: RefusalReason,
+}
+
+/// How a refused call is answered.
+#[derive(Debug)]
+pub(crate) enum RefusalReason {
+    /// As an `Err`: an unknown tool, input the schema refuses, a tool awaiting approval or
+    /// unavailable.
+    Error(ToolCallError),
+    /// As a reply with [`ToolReply::refused`]: input the schema takes that no call may have
+    /// (a `run_code` call's limits above the operator's maxima).
+    Input(String),
+}
+
+impl std::fmt::Display for CallRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.reason {
+            RefusalReason::Error(e) => e.fmt(f),
+            RefusalReason::Input(message) => f.write_str(message),
+        }
+    }
 }
 
 /// A tool call that did not run the tool: its caller's mistake, the operator's refusal, or

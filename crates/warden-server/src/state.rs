@@ -597,10 +597,10 @@ impl AppState {
         })
         .await
         .map_err(|_| ExecError::Worker)?;
-        let runs_execution = match checked {
-            // Called all the same, without a place or a worker: the engine refuses it at the
-            // same check, and records and counts the refusal.
-            CallCheck::Refused(_) => return self.call_counted(request, None).await,
+        let runs_execution = match &checked {
+            // Refused at once, without a place or a worker: the engine records the refusal
+            // and runs nothing, whatever the registry holds by now.
+            CallCheck::Refused(_) => return self.call_counted(request, checked, None).await,
             CallCheck::Runs(entry) => !matches!(
                 entry.tool.runner,
                 warden_core::tool::Runner::Builtin(warden_core::tool::Builtin::Files)
@@ -616,17 +616,18 @@ impl AppState {
         request.cancel = Some(cancellation);
         // Past the deadline, `cancel`, dropped armed, ends the call's sandboxes.
         let reply = self
-            .before_deadline(self.call_counted(request, Some((running, admitted.quota))))
+            .before_deadline(self.call_counted(request, checked, Some((running, admitted.quota))))
             .await??;
         cancel.disarm();
         Ok(reply)
     }
 
-    /// Calls `request`'s tool on a blocking thread, which holds `held` (its worker and quota)
-    /// until the call ends, and counts it in the metrics.
+    /// Calls `request`'s tool as `checked` found it on a blocking thread, which holds `held`
+    /// (its worker and quota) until the call ends, and counts it in the metrics.
     async fn call_counted(
         &self,
         request: ToolCallRequest,
+        checked: CallCheck,
         held: Option<(Running, QuotaPermit)>,
     ) -> Result<Result<ToolReply, ToolCallError>, ExecError> {
         let state = self.clone();
@@ -635,13 +636,11 @@ impl AppState {
             let started = Instant::now();
             let api = request.origin.api.clone();
             let tool_name = request.tool.clone();
-            // Looked up before the call: a tool removed meanwhile is still the one called.
-            let registered = state
-                .inner
-                .engine
-                .tool(&tool_name)
+            // The tool the check found: the one called, though removed or replaced meanwhile.
+            let registered = checked
+                .tool()
                 .is_some_and(|t| matches!(t.source, warden_engine::ToolSource::Registered(_)));
-            let reply = state.inner.engine.call_tool(request);
+            let reply = state.inner.engine.call_checked(request, checked);
             // A tool registered at run time (a caller's, over `POST /v1/tools`) is counted
             // under one name: registering and removing tools would add series for ever, and
             // show every caller the others' tool names.

@@ -19,9 +19,9 @@ use crate::error::EngineError;
 use crate::execution::{ExecutionRequest, ExecutionResult, SourceFile};
 use crate::history::{ToolCallRecord, ToolCallStatus, ToolStats};
 use crate::tools::{
-    CallCheck, Judge, LoadProblem, ProgramFile, RegisteredTool, Registrant, Registry,
-    RegistryError, ToolCallError, ToolCallRequest, ToolReply, ToolStatus, ToolsSettings,
-    Workspaces,
+    CallCheck, CallRefusal, Judge, LoadProblem, ProgramFile, RefusalReason, RegisteredTool,
+    Registrant, Registry, RegistryError, ToolCallError, ToolCallRequest, ToolReply, ToolStatus,
+    ToolsSettings, Workspaces,
 };
 
 /// The interface of the host's operator (`warden tool call`), whose calls reach every tool.
@@ -120,7 +120,55 @@ impl Engine {
             return Err(ToolCallError::Unknown(request.tool));
         };
         let outcome = self.call_entry(&entry, &request, started);
-        let (status, execution, error) = match &outcome {
+        self.record_call(&entry, &request, &outcome, started);
+        outcome
+    }
+
+    /// Calls `request` as [`Engine::check_tool_call`] found it (`checked`, the check of this
+    /// same request): the tool the check resolved, not the one its name resolves to now, and
+    /// a call refused at the check is refused for the check's reason, recorded, and never run.
+    /// A server checks a call, admits it (a place in the queue, a worker, the caller's quota)
+    /// only when it runs, then calls it here: resolving the name again would run a tool
+    /// registered between the two, outside that admission (hunt mcp 1).
+    pub fn call_checked(
+        &self,
+        request: ToolCallRequest,
+        checked: CallCheck,
+    ) -> Result<ToolReply, ToolCallError> {
+        let started = Instant::now();
+        let (entry, outcome) = match checked {
+            CallCheck::Runs(entry) => {
+                let outcome = self.call_entry(&entry, &request, started);
+                (entry, outcome)
+            }
+            CallCheck::Refused(refusal) => {
+                let outcome = match refusal.reason {
+                    RefusalReason::Error(e) => Err(e),
+                    RefusalReason::Input(message) => match &refusal.tool {
+                        Some(entry) => Ok(refused(&entry.tool, message, started)),
+                        None => Err(ToolCallError::Unknown(request.tool.clone())),
+                    },
+                };
+                // An unknown tool is not recorded, as `call_tool` does not record it.
+                let Some(entry) = refusal.tool else {
+                    return outcome;
+                };
+                (entry, outcome)
+            }
+        };
+        self.record_call(&entry, &request, &outcome, started);
+        outcome
+    }
+
+    /// Records a call of `entry` that ended with `outcome`.
+    fn record_call(
+        &self,
+        entry: &RegisteredTool,
+        request: &ToolCallRequest,
+        outcome: &Result<ToolReply, ToolCallError>,
+        started: Instant,
+    ) {
+        let (status, execution, error) = match outcome {
             Ok(reply) => (
                 status_of(reply),
                 reply.execution.as_ref().map(|e| e.id.to_string()),
@@ -147,7 +195,6 @@ impl Engine {
             error: error.as_deref(),
             answered_at: None,
         });
-        outcome
     }
 
     /// What [`Engine::call_tool`] would refuse `request` for before anything runs: an unknown
@@ -155,14 +202,16 @@ impl Engine {
     /// schema refuses, and input it takes that no call may have (a `run_code` call's limits
     /// above the operator's maxima). Records nothing: a server (and `warden mcp`) checks a
     /// call so before it takes a place in the queue and a worker
-    /// (docs/server.md#admission-quotas-cancellation), then calls it, or, refused, calls it
-    /// without them to have the refusal recorded.
+    /// (docs/server.md#admission-quotas-cancellation), then gives the check to
+    /// [`Engine::call_checked`], which runs the call, or records its refusal.
     pub fn check_tool_call(&self, request: &ToolCallRequest) -> CallCheck {
+        let refuse = |tool, reason| CallCheck::Refused(CallRefusal { tool, reason });
         let Some(entry) = self.visible_tool(request) else {
-            return CallCheck::Refused(ToolCallError::Unknown(request.tool.clone()).to_string());
+            let unknown = ToolCallError::Unknown(request.tool.clone());
+            return refuse(None, RefusalReason::Error(unknown));
         };
         if let Err(e) = check_entry(&entry, request) {
-            return CallCheck::Refused(e.to_string());
+            return refuse(Some(entry), RefusalReason::Error(e));
         }
         let input = if request.input.is_null() {
             &json!({})
@@ -170,7 +219,7 @@ impl Engine {
             &request.input
         };
         match self.input_refusal(&entry.tool, input) {
-            Some(reason) => CallCheck::Refused(reason),
+            Some(reason) => refuse(Some(entry), RefusalReason::Input(reason)),
             None => CallCheck::Runs(entry),
         }
     }
@@ -937,6 +986,78 @@ fn files_reply(tool: &Tool, value: Value, started: Instant) -> ToolReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn engine_with_tools(dir: &Path) -> Engine {
+        Engine::new(crate::EngineConfig {
+            tools: Some(ToolsSettings::new(dir.to_owned())),
+            ..crate::EngineConfig::new(std::path::PathBuf::from("/nonexistent/warden"))
+        })
+        .expect("an engine without a sandbox")
+    }
+
+    /// A compute tool of bob's whose input `n` must be at most `maximum`.
+    fn register_late(engine: &Engine, maximum: u32, replace: bool) {
+        let text = format!(
+            "name = \"late\"\ndescription = \"d\"\ncategory = \"compute\"\n\
+             [input]\ntype = \"object\"\n\
+             [input.properties.n]\ntype = \"integer\"\nmaximum = {maximum}\n\
+             [run]\nprogram = \"late.py\"\n"
+        );
+        let program = ProgramFile {
+            name: "late.py".into(),
+            code: b"print(1)\n".to_vec(),
+        };
+        engine
+            .register_tool(&text, &[program], replace, Registrant::Client(Some("bob")))
+            .expect("registered");
+    }
+
+    fn bobs_call(n: u32) -> ToolCallRequest {
+        ToolCallRequest {
+            tool: "late".into(),
+            input: json!({ "n": n }),
+            origin: crate::Origin::new("mcp", Some("bob".into())),
+            cancel: None,
+        }
+    }
+
+    /// Regression (hunt mcp 1): a call refused at the check was called all the same, without
+    /// a place, a worker or the caller's quota, and the engine resolved its tool again: a tool
+    /// registered between the two ran, outside every admission. The check's refusal stands.
+    #[test]
+    fn a_call_of_a_tool_registered_after_its_check_is_not_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine_with_tools(dir.path());
+        let checked = engine.check_tool_call(&bobs_call(1));
+        assert!(matches!(checked, CallCheck::Refused(_)), "{checked:?}");
+        register_late(&engine, 10, false);
+        assert!(matches!(
+            engine.check_tool_call(&bobs_call(1)),
+            CallCheck::Runs(_)
+        ));
+        let reply = engine.call_checked(bobs_call(1), checked);
+        assert!(
+            matches!(reply, Err(ToolCallError::Unknown(ref name)) if name == "late"),
+            "{reply:?}"
+        );
+    }
+
+    /// Regression (hunt mcp 1): the same with a tool replaced between the check and the call
+    /// by one whose schema takes the input the first refused.
+    #[test]
+    fn a_call_refused_by_a_schema_replaced_after_its_check_is_not_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine_with_tools(dir.path());
+        register_late(&engine, 10, false);
+        let checked = engine.check_tool_call(&bobs_call(100));
+        assert!(matches!(checked, CallCheck::Refused(_)), "{checked:?}");
+        register_late(&engine, 1000, true);
+        let reply = engine.call_checked(bobs_call(100), checked);
+        assert!(
+            matches!(reply, Err(ToolCallError::Input { ref tool, .. }) if tool == "late"),
+            "{reply:?}"
+        );
+    }
 
     /// Regression (hunt lang 6): the hint was the CLI's `--lang` everywhere; a tool call
     /// names the language in its `language` argument.

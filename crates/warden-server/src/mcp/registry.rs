@@ -167,9 +167,9 @@ impl ToolHost for EngineTools {
             .await
             .map_err(worker_failed)?;
             request = returned;
-            let running = match checked {
-                // Called all the same, without a place: the engine refuses it at the same
-                // check, and records the refusal.
+            let running = match &checked {
+                // Refused at once, without a place: the engine records the refusal and runs
+                // nothing, whatever the registry holds by now.
                 CallCheck::Refused(_) => None,
                 CallCheck::Runs(_) => {
                     let ticket = admission.admit().map_err(busy)?;
@@ -184,7 +184,7 @@ impl ToolHost for EngineTools {
             let reply = tokio::task::spawn_blocking(move || {
                 // The place is the blocking task's: an abandoned call counts until it ends.
                 let _running = running;
-                engine.call_tool(request)
+                engine.call_checked(request, checked)
             })
             .await
             .map_err(worker_failed)?;
