@@ -23,8 +23,8 @@ pub use file::{
     MAX_INPUT_DEPTH, MAX_NAME_LEN,
 };
 pub use schema::{
-    InputError, JsonType, Schema, SchemaError, MAX_DEPTH, MAX_ERRORS, MAX_SCHEMA_BYTES,
-    MAX_SCHEMA_STRING_CHARS,
+    InputError, JsonType, Schema, SchemaError, MAX_DEPTH, MAX_ERRORS, MAX_PATTERN_PROGRAM,
+    MAX_PATTERN_WORK, MAX_SCHEMA_BYTES, MAX_SCHEMA_STRING_CHARS,
 };
 pub use template::{CommandTemplate, TemplateError};
 

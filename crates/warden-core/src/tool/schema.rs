@@ -9,11 +9,19 @@
 //! `exclusiveMaximum`, `minLength`, `maxLength` (in characters), `minItems`, `maxItems`,
 //! `pattern` (regex-lite syntax, searched, not anchored), `default` (must itself validate).
 //! Accepted and ignored: `description`, `title`, `examples`, `format`, `$schema`, `$comment`.
+//!
+//! A pattern's match costs its compiled program's size times the string's length (regex-lite
+//! runs a Pike VM: every state of the program may be live at every character), and a schema
+//! is a client's (`POST /v1/tools`) while its inputs are checked before a call is admitted:
+//! a pattern compiles to at most [`MAX_PATTERN_PROGRAM`], and one validation matches at most
+//! [`MAX_PATTERN_WORK`] (hunt mcp 2: `(?:a{1,300}){1,300}b`, 20 characters, compiled to
+//! 6 MiB, and took hours over a 1 MiB string).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use regex_lite::Regex;
+use regex_lite::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
 
 /// The deepest nesting of schemas accepted (the root is depth 1).
@@ -31,6 +39,22 @@ pub const MAX_SCHEMA_BYTES: usize = 64 << 10;
 /// `enum`, `examples` or `default`, a property's name), in characters: as long as a tool's
 /// own description may be.
 pub const MAX_SCHEMA_STRING_CHARS: usize = 2000;
+
+/// The largest program a `pattern` may compile to, in bytes of regex-lite's program (its
+/// NFA): `^[a-z0-9_-]{1,64}$` takes 7 KiB, `^\w{1,256}$` 27 KiB. A counted repetition makes
+/// a copy of its body per count; past this, `maxLength` bounds a length better.
+pub const MAX_PATTERN_PROGRAM: usize = 32 << 10;
+
+/// The most work one validation (an input, an example, a schema's defaults) spends matching
+/// patterns: the sum, over the strings matched, of the pattern's program size (in bytes,
+/// rounded up to a power of two) times the string's length in bytes. About 1.3 ns a unit on
+/// a 2020s core, so under a tenth of a second: a pattern of 512 bytes checks 128 KiB, one of
+/// [`MAX_PATTERN_PROGRAM`] 2 KiB. A string that fails `minLength` or `maxLength` is not
+/// matched, and costs nothing.
+pub const MAX_PATTERN_WORK: u64 = 1 << 26;
+
+/// The smallest program size a pattern is charged for.
+const MIN_PATTERN_PROGRAM: usize = 512;
 
 const ANNOTATIONS: &[&str] = &[
     "description",
@@ -264,7 +288,34 @@ pub struct Schema {
     max_length: Option<u64>,
     min_items: Option<u64>,
     max_items: Option<u64>,
-    pattern: Option<Regex>,
+    pattern: Option<Pattern>,
+}
+
+/// A compiled `pattern` and the size of its program, which its matches are charged by.
+#[derive(Debug, Clone)]
+struct Pattern {
+    regex: Regex,
+    program: u64,
+}
+
+/// What is left of one validation's [`MAX_PATTERN_WORK`].
+struct PatternBudget(Cell<u64>);
+
+impl PatternBudget {
+    fn full() -> Self {
+        PatternBudget(Cell::new(MAX_PATTERN_WORK))
+    }
+
+    /// Takes `work` if that much is left.
+    fn spend(&self, work: u64) -> bool {
+        match self.0.get().checked_sub(work) {
+            Some(left) => {
+                self.0.set(left);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Two schemas are equal when written alike: the compiled form follows from the JSON.
@@ -283,7 +334,8 @@ impl Schema {
             return Err(SchemaError::TooLarge { bytes });
         }
         check_strings(json, &mut String::new())?;
-        Schema::parse_at(json, "", 1)
+        // One budget for all the defaults: a schema is parsed again at each registry load.
+        Schema::parse_at(json, "", 1, &PatternBudget::full())
     }
 
     /// The JSON the schema was parsed from (what MCP's `tools/list` publishes).
@@ -313,8 +365,16 @@ impl Schema {
 
     /// Checks `value`, reporting up to [`MAX_ERRORS`] problems with their paths.
     pub fn validate(&self, value: &Value) -> Result<(), Vec<InputError>> {
+        self.validate_within(value, &PatternBudget::full())
+    }
+
+    fn validate_within(
+        &self,
+        value: &Value,
+        budget: &PatternBudget,
+    ) -> Result<(), Vec<InputError>> {
         let mut errors = Vec::new();
-        self.check(value, &mut String::new(), &mut errors);
+        self.check(value, &mut String::new(), &mut errors, budget);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -322,7 +382,12 @@ impl Schema {
         }
     }
 
-    fn parse_at(json: &Value, path: &str, depth: usize) -> Result<Schema, SchemaError> {
+    fn parse_at(
+        json: &Value,
+        path: &str,
+        depth: usize,
+        budget: &PatternBudget,
+    ) -> Result<Schema, SchemaError> {
         if depth > MAX_DEPTH {
             return Err(SchemaError::TooDeep {
                 path: path.to_owned(),
@@ -334,7 +399,7 @@ impl Schema {
                 found: JsonType::of(json),
             });
         };
-        let reader = Reader { map, path };
+        let reader = Reader { map, path, budget };
         reader.check_keywords()?;
         let schema = Schema {
             json: json.clone(),
@@ -355,11 +420,11 @@ impl Schema {
             max_items: reader.count("maxItems")?,
             pattern: reader.pattern()?,
         };
-        schema.check_consistency(path)?;
+        schema.check_consistency(path, budget)?;
         Ok(schema)
     }
 
-    fn check_consistency(&self, path: &str) -> Result<(), SchemaError> {
+    fn check_consistency(&self, path: &str, budget: &PatternBudget) -> Result<(), SchemaError> {
         let invalid = |keyword, problem: String| SchemaError::Invalid {
             path: path.to_owned(),
             keyword,
@@ -399,7 +464,7 @@ impl Schema {
             }
         }
         if let Some(default) = self.json.get("default") {
-            if let Err(errors) = self.validate(default) {
+            if let Err(errors) = self.validate_within(default, budget) {
                 let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 return Err(invalid(
                     "default",
@@ -410,7 +475,13 @@ impl Schema {
         Ok(())
     }
 
-    fn check(&self, value: &Value, path: &mut String, errors: &mut Vec<InputError>) {
+    fn check(
+        &self,
+        value: &Value,
+        path: &mut String,
+        errors: &mut Vec<InputError>,
+        budget: &PatternBudget,
+    ) {
         if errors.len() >= MAX_ERRORS {
             return;
         }
@@ -434,15 +505,15 @@ impl Schema {
         }
         match value {
             Value::Number(n) => self.check_number(n.as_f64().unwrap_or(f64::NAN), &mut messages),
-            Value::String(s) => self.check_string(s, &mut messages),
+            Value::String(s) => self.check_string(s, &mut messages, budget),
             _ => {}
         }
         for message in messages {
             push(errors, path, message);
         }
         match value {
-            Value::Array(items) => self.check_array(items, path, errors),
-            Value::Object(map) => self.check_object(map, path, errors),
+            Value::Array(items) => self.check_array(items, path, errors, budget),
+            Value::Object(map) => self.check_object(map, path, errors, budget),
             _ => {}
         }
     }
@@ -462,25 +533,53 @@ impl Schema {
         }
     }
 
-    fn check_string(&self, s: &str, out: &mut Vec<String>) {
+    fn check_string(&self, s: &str, out: &mut Vec<String>, budget: &PatternBudget) {
         // Counting stops past the largest bound, so a huge string costs no more than a short one.
         let bound = self.max_length.max(self.min_length).unwrap_or(0);
         let limit = usize::try_from(bound)
             .unwrap_or(usize::MAX)
             .saturating_add(1);
         let len = s.chars().take(limit).count() as u64;
-        if let Some(min) = self.min_length.filter(|min| len < *min) {
+        let short = self.min_length.filter(|min| len < *min);
+        let long = self.max_length.filter(|max| len > *max);
+        if let Some(min) = short {
             out.push(format!("shorter than {min} characters"));
         }
-        if let Some(max) = self.max_length.filter(|max| len > *max) {
+        if let Some(max) = long {
             out.push(format!("longer than {max} characters"));
         }
-        if let Some(pattern) = self.pattern.as_ref().filter(|p| !p.is_match(s)) {
-            out.push(format!("does not match the pattern {}", pattern.as_str()));
+        let Some(pattern) = self
+            .pattern
+            .as_ref()
+            .filter(|_| short.is_none() && long.is_none())
+        else {
+            return;
+        };
+        let work = pattern.program.saturating_mul(s.len() as u64);
+        if !budget.spend(work) {
+            out.push(format!(
+                "too long to be checked against the pattern {} ({} bytes; a validation checks \
+                 at most {} bytes against a pattern of its size, less after other strings: \
+                 bound the string with maxLength, or simplify the pattern)",
+                pattern.regex.as_str(),
+                s.len(),
+                MAX_PATTERN_WORK / pattern.program,
+            ));
+        } else if !pattern.regex.is_match(s) {
+            out.push(format!(
+                "does not match the pattern {}",
+                pattern.regex.as_str()
+            ));
         }
     }
 
-    fn check_array(&self, items: &[Value], path: &mut String, errors: &mut Vec<InputError>) {
+    fn check_array(
+        &self,
+        items: &[Value],
+        path: &mut String,
+        errors: &mut Vec<InputError>,
+        budget: &PatternBudget,
+    ) {
         let len = items.len() as u64;
         if let Some(min) = self.min_items.filter(|min| len < *min) {
             push(errors, path, format!("fewer than {min} items"));
@@ -496,7 +595,7 @@ impl Schema {
                 let len = path.len();
                 path.push('/');
                 path.push_str(&i.to_string());
-                schema.check(item, path, errors);
+                schema.check(item, path, errors, budget);
                 path.truncate(len);
             }
         }
@@ -507,6 +606,7 @@ impl Schema {
         map: &Map<String, Value>,
         path: &mut String,
         errors: &mut Vec<InputError>,
+        budget: &PatternBudget,
     ) {
         for name in self.required.iter().filter(|r| !map.contains_key(*r)) {
             push(errors, path, format!("missing required property {name:?}"));
@@ -531,7 +631,7 @@ impl Schema {
             let len = path.len();
             path.push('/');
             path.push_str(&name.replace('~', "~0").replace('/', "~1"));
-            schema.check(value, path, errors);
+            schema.check(value, path, errors, budget);
             path.truncate(len);
         }
     }
@@ -609,6 +709,7 @@ fn list_values(values: &[Value]) -> String {
 struct Reader<'a> {
     map: &'a Map<String, Value>,
     path: &'a str,
+    budget: &'a PatternBudget,
 }
 
 impl Reader<'_> {
@@ -697,7 +798,7 @@ impl Reader<'_> {
             return Ok(None);
         };
         let path = self.child_path(keyword, None);
-        let schema = Schema::parse_at(json, &path, depth + 1)?;
+        let schema = Schema::parse_at(json, &path, depth + 1, self.budget)?;
         Ok(Some((path, schema)))
     }
 
@@ -711,7 +812,8 @@ impl Reader<'_> {
         let mut properties = BTreeMap::new();
         for (name, json) in map {
             let path = self.child_path("properties", Some(name));
-            properties.insert(name.clone(), Schema::parse_at(json, &path, depth + 1)?);
+            let schema = Schema::parse_at(json, &path, depth + 1, self.budget)?;
+            properties.insert(name.clone(), schema);
         }
         Ok(properties)
     }
@@ -772,16 +874,41 @@ impl Reader<'_> {
         }
     }
 
-    fn pattern(&self) -> Result<Option<Regex>, SchemaError> {
+    fn pattern(&self) -> Result<Option<Pattern>, SchemaError> {
         let Some(json) = self.map.get("pattern") else {
             return Ok(None);
         };
         let text = json
             .as_str()
             .ok_or_else(|| self.invalid("pattern", "must be a string"))?;
-        Regex::new(text)
-            .map(Some)
-            .map_err(|e| self.invalid("pattern", format!("{text:?} does not compile: {e}")))
+        let build = |limit| RegexBuilder::new(text).size_limit(limit).build();
+        if let Err(e) = build(MAX_PATTERN_PROGRAM) {
+            // regex-lite's errors have no kind: only the size limit's says so.
+            let problem = if e.to_string().contains("size limit") {
+                format!(
+                    "{text:?} compiles to a program larger than {} KiB (a counted repetition \
+                     copies its body once per count: bound a length with maxLength instead)",
+                    MAX_PATTERN_PROGRAM >> 10
+                )
+            } else {
+                format!("{text:?} does not compile: {e}")
+            };
+            return Err(self.invalid("pattern", problem));
+        }
+        // Its size, by the smallest power of two it fits: each attempt stops at its limit.
+        let mut program = MIN_PATTERN_PROGRAM;
+        loop {
+            match build(program) {
+                Ok(regex) => {
+                    return Ok(Some(Pattern {
+                        regex,
+                        program: program as u64,
+                    }))
+                }
+                Err(_) if program < MAX_PATTERN_PROGRAM => program *= 2,
+                Err(e) => return Err(self.invalid("pattern", format!("{text:?}: {e}"))),
+            }
+        }
     }
 }
 
@@ -903,6 +1030,66 @@ mod tests {
         );
         let fits = "d".repeat(MAX_SCHEMA_STRING_CHARS);
         schema(json!({"type": "object", "properties": {"t": {"description": fits}}}));
+    }
+
+    /// Regression (hunt mcp 2): a short pattern of counted repetitions compiled to a program
+    /// of megabytes, whose match over a client's string took hours of the server's CPU
+    /// before the call was admitted.
+    #[test]
+    fn a_pattern_whose_program_is_large_is_refused() {
+        let err = Schema::parse(&json!({"type": "string", "pattern": "(?:a{1,300}){1,300}b"}))
+            .expect_err("too large a program");
+        let text = err.to_string();
+        assert!(text.contains("larger than 32 KiB"), "{text}");
+        assert!(text.contains("maxLength"), "{text}");
+        let fitting = [
+            ("^[a-z0-9_-]{1,64}$", true),
+            (r"^\w{1,256}$", true),
+            ("^https?://", false),
+        ];
+        for (pattern, matches) in fitting {
+            let s = schema(json!({"type": "string", "pattern": pattern}));
+            assert_eq!(s.validate(&json!("ab_1")).is_ok(), matches, "{pattern}");
+        }
+    }
+
+    /// Regression (hunt mcp 2): what one validation matches is bounded by the patterns'
+    /// program sizes times the strings' lengths, over all its strings; a string its length
+    /// bounds refuse is not matched.
+    #[test]
+    fn the_work_of_matching_patterns_is_bounded_per_validation() {
+        let s = schema(json!({"type": "string", "pattern": "[a-z]+x"}));
+        assert!(s.validate(&json!("a".repeat(64 << 10))).is_err());
+        assert!(s
+            .validate(&json!(format!("{}x", "a".repeat(64 << 10))))
+            .is_ok());
+        let errors = s
+            .validate(&json!("a".repeat(1 << 20)))
+            .expect_err("too long");
+        assert!(
+            errors[0]
+                .message
+                .starts_with("too long to be checked against the pattern"),
+            "{errors:?}"
+        );
+        let costly =
+            json!({"type": "array", "items": {"type": "string", "pattern": r"^\w{1,200}x"}});
+        let costly = schema(costly);
+        let one = "a".repeat(1000);
+        assert!(costly
+            .validate(&json!([one]))
+            .is_err_and(|e| e[0].message.starts_with("does not match")));
+        let errors = costly.validate(&json!(vec![one; 8])).expect_err("too much");
+        assert!(
+            errors.iter().any(|e| e.message.starts_with("too long")),
+            "{errors:?}"
+        );
+        let bounded = json!({"type": "string", "pattern": "[a-z]+x", "maxLength": 10});
+        let errors = schema(bounded)
+            .validate(&json!("a".repeat(1 << 20)))
+            .expect_err("long");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].message, "longer than 10 characters");
     }
 
     #[test]
