@@ -11,7 +11,9 @@
 //! server's lines), a reader of the client's messages, and the proxy's (the denial hook).
 //! They share one [`Relay`] behind a mutex, which also orders every write to the client.
 
-use std::collections::{HashMap, HashSet};
+mod in_flight;
+
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -27,6 +29,7 @@ use super::Engine;
 use crate::error::EngineError;
 use crate::execution::{ExecutionRequest, ExecutionResult, Interactive, Origin, SourceFile};
 use crate::history::{ToolCallRecord, ToolCallStatus};
+use in_flight::{Call, InFlight};
 
 /// The longest message either side may send; a longer one is refused (client) or ends the
 /// server (a flood).
@@ -145,12 +148,6 @@ impl StopKind {
     }
 }
 
-/// A `tools/call` in flight.
-struct Pending {
-    tool: String,
-    started: Instant,
-}
-
 /// A `tools/call` answered (or failed), to record once the execution has an id: the
 /// execution's id is made as it ends, so the call is recorded then, with the time of its
 /// answer.
@@ -165,10 +162,10 @@ struct Answered {
 /// What the relay's threads share.
 struct Relay {
     client: Box<dyn Write + Send>,
-    pending: HashMap<String, Pending>,
-    /// The ids of the client's requests not yet answered (its tool calls among them): an
-    /// answer the server gives to any other id, or a second one, is dropped.
-    outstanding: HashSet<String>,
+    /// The client's requests not yet answered (its tool calls among them), each passed to the
+    /// server under an id of the relay's: an answer the server gives to any other id, or a
+    /// second one, is dropped.
+    in_flight: InFlight,
     answered: Vec<Answered>,
     stopped: Option<Stopped>,
     /// Why the server is gone, once its execution has ended, and how a call made then is
@@ -180,7 +177,7 @@ struct Relay {
     dropped: u64,
     /// The server's stdin; dropped (end-of-file) when the client leaves or the server is
     /// stopped.
-    server_in: Option<std::fs::File>,
+    server_in: Option<Box<dyn Write + Send>>,
 }
 
 impl Relay {
@@ -204,62 +201,49 @@ impl Relay {
         }
     }
 
-    /// Fails the calls that have waited longer than `timeout`.
+    /// Fails the calls that have waited longer than `timeout`: their late answers, if any,
+    /// are dropped.
     fn expire(&mut self, timeout: Duration) {
-        let late: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, call)| call.started.elapsed() > timeout)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in late {
-            self.outstanding.remove(&id);
-            if let Some(call) = self.pending.remove(&id) {
-                let reason = format!(
-                    "the wrapped server did not answer within {}",
-                    warden_core::units::format_duration(timeout)
-                );
-                let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
-                self.send(&error_response(id, -32001, &reason));
-                self.answered.push(Answered {
-                    tool: call.tool,
-                    status: ToolCallStatus::Failure,
-                    latency: call.started.elapsed(),
-                    error: Some(reason),
-                    at: SystemTime::now(),
-                });
+        for request in self.in_flight.expired(timeout) {
+            let reason = format!(
+                "the wrapped server did not answer within {}",
+                warden_core::units::format_duration(timeout)
+            );
+            self.send(&error_response(request.client_id, -32001, &reason));
+            if let Some(call) = request.call {
+                self.count(call, ToolCallStatus::Failure, Some(reason));
             }
         }
     }
 
-    /// Fails every call in flight with `reason`.
+    /// Fails every request in flight with `reason`: the calls, and the other requests
+    /// (`initialize`, `tools/list`), which the client waited for while warden waited for it.
     fn fail_pending(&mut self, reason: &str, status: ToolCallStatus) {
-        let pending: Vec<(String, Pending)> = self.pending.drain().collect();
-        for (id, call) in pending {
-            self.outstanding.remove(&id);
-            let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
-            self.send(&error_response(id, -32000, reason));
-            self.answered.push(Answered {
-                tool: call.tool,
-                status,
-                latency: call.started.elapsed(),
-                error: Some(reason.to_owned()),
-                at: SystemTime::now(),
-            });
-        }
-        // The other requests in flight (`initialize`, `tools/list`) fail too: unanswered, the
-        // client waited for them while warden waited for the client.
-        let others: Vec<String> = self.outstanding.drain().collect();
-        for id in others {
-            let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
-            self.send(&error_response(id, -32000, reason));
+        for request in self.in_flight.drain() {
+            self.send(&error_response(request.client_id, -32000, reason));
+            if let Some(call) = request.call {
+                self.count(call, status, Some(reason.to_owned()));
+            }
         }
     }
 
-    /// One line of the server's stdout: a response to a tracked call is recorded; every
-    /// JSON message goes to the client; anything else is dropped (a client cannot read it).
+    /// Counts `call`, ended now.
+    fn count(&mut self, call: Call, status: ToolCallStatus, error: Option<String>) {
+        self.answered.push(Answered {
+            tool: call.tool,
+            status,
+            latency: call.started.elapsed(),
+            error,
+            at: SystemTime::now(),
+        });
+    }
+
+    /// One line of the server's stdout: an answer goes to the client under the id of the
+    /// request it answers (and a call's is recorded), or is dropped when it answers none in
+    /// flight; every other JSON message goes to the client as it is; anything else is dropped
+    /// (a client cannot read it).
     fn server_line(&mut self, line: &[u8]) {
-        let Ok(message) = serde_json::from_slice::<Value>(line) else {
+        let Ok(mut message) = serde_json::from_slice::<Value>(line) else {
             if self.dropped == 0 {
                 tracing::warn!(
                     "dropped a line of the wrapped MCP server that is not JSON (further ones \
@@ -271,38 +255,55 @@ impl Relay {
         };
         let answer = message.get("method").is_none()
             && (message.get("result").is_some() || message.get("error").is_some());
-        if answer {
-            let id = message.get("id").map(Value::to_string).unwrap_or_default();
-            if !self.outstanding.remove(&id) {
-                // Not the answer to a request the client is waiting for: one it never sent,
-                // or a second answer (one the relay already gave, as a timeout).
-                tracing::debug!(id, "dropped an answer of the wrapped server to no request");
-                return;
-            }
+        if !answer {
+            self.send(&message);
+            return;
         }
-        if let Some(call) = message
+        let Some(request) = message
             .get("id")
-            .filter(|_| answer)
-            .and_then(|id| self.pending.remove(&id.to_string()))
-        {
+            .and_then(|ours| self.in_flight.answered(ours))
+        else {
+            // Not the answer to a request the client is waiting for: one it never sent, or a
+            // second answer (one the relay already gave, as a timeout), or one cancelled.
+            tracing::debug!("dropped an answer of the wrapped server to no request in flight");
+            return;
+        };
+        message["id"] = request.client_id;
+        if let Some(call) = request.call {
             let failed = message.get("error").is_some()
                 || message["result"]["isError"].as_bool() == Some(true);
-            self.answered.push(Answered {
-                tool: call.tool,
-                status: if failed {
-                    ToolCallStatus::Failure
-                } else {
-                    ToolCallStatus::Success
-                },
-                latency: call.started.elapsed(),
-                error: failed.then(|| error_text(&message)),
-                at: SystemTime::now(),
-            });
+            let (status, error) = if failed {
+                (ToolCallStatus::Failure, Some(error_text(&message)))
+            } else {
+                (ToolCallStatus::Success, None)
+            };
+            self.count(call, status, error);
         }
         self.send(&message);
     }
 
-    /// One line of the client: malformed, refused (the server is stopped), or forwarded.
+    /// Refuses a request whose id is already in flight, as `warden mcp` does (JSON-RPC asks
+    /// ids unique among a client's requests in flight): both would reach the server, and only
+    /// one answer the client. A call so refused is counted as refused.
+    fn refuse_duplicate(&mut self, message: &Value, id: Value) {
+        let text = format!(
+            "request id {id} is already in flight in this session: an id must be unique among \
+             a session's requests until answered"
+        );
+        self.send(&error_response(id, -32600, &text));
+        if message["method"] == "tools/call" {
+            self.answered.push(Answered {
+                tool: tool_name(message),
+                status: ToolCallStatus::Refused,
+                latency: Duration::ZERO,
+                error: Some(text),
+                at: SystemTime::now(),
+            });
+        }
+    }
+
+    /// One line of the client: malformed, refused (the server is stopped, its id is in
+    /// flight), or forwarded, a request under an id of the relay's own.
     fn client_line(&mut self, line: &[u8]) {
         let message = match serde_json::from_slice::<Value>(line) {
             Ok(message) => message,
@@ -360,20 +361,38 @@ impl Relay {
             }
             return;
         }
-        if let (true, Some(id)) = (is_request, &id) {
-            self.outstanding.insert(id.to_string());
-        }
-        if message["method"] == "tools/call" {
-            if let Some(id) = &id {
-                self.pending.insert(
-                    id.to_string(),
-                    Pending {
-                        tool: tool_name(&message),
-                        started: Instant::now(),
-                    },
-                );
+        let mut message = message;
+        let forwarded = match (is_request, id) {
+            (true, Some(id)) if self.in_flight.holds(&id) => {
+                self.refuse_duplicate(&message, id);
+                return;
             }
-        }
+            (true, Some(id)) => {
+                let call = (message["method"] == "tools/call").then(|| Call {
+                    tool: tool_name(&message),
+                    started: Instant::now(),
+                });
+                message["id"] = Value::from(self.in_flight.admit(id, call));
+                Cow::Owned(message.to_string().into_bytes())
+            }
+            _ if message["method"] == "notifications/cancelled" => {
+                let client_id = &message["params"]["requestId"];
+                let Some((ours, request)) = self.in_flight.cancelled(client_id) else {
+                    // Not in flight: passed on, the id could name another of its requests
+                    // to the server.
+                    return;
+                };
+                if let Some(call) = request.call {
+                    let reason = "cancelled by the client".to_owned();
+                    self.count(call, ToolCallStatus::Failure, Some(reason));
+                }
+                message["params"]["requestId"] = Value::from(ours);
+                Cow::Owned(message.to_string().into_bytes())
+            }
+            // A notification, or an answer to the server's own request: as it came.
+            _ => Cow::Borrowed(line),
+        };
+        let line = forwarded.as_ref();
         let forwarded = self.server_in.as_mut().map(|server| {
             server
                 .write_all(line)
@@ -506,14 +525,13 @@ impl Engine {
         let (stdin_read, stdin_write) = server_pipe()?;
         let relay = Arc::new(Mutex::new(Relay {
             client: client_out,
-            pending: HashMap::new(),
-            outstanding: HashSet::new(),
+            in_flight: InFlight::default(),
             answered: Vec::new(),
             stopped: None,
             ended: None,
             partial: Vec::new(),
             dropped: 0,
-            server_in: Some(std::fs::File::from(stdin_write)),
+            server_in: Some(Box::new(std::fs::File::from(stdin_write))),
         }));
         // The server is killed by the caller's stop, or after its client left (`EXIT_GRACE`).
         let cancel = wrap.stop.cancel.clone();
@@ -772,19 +790,24 @@ mod tests {
     }
 
     fn relay() -> (Relay, Shared) {
-        let out = Shared::default();
+        let (relay, out, _) = relay_to_server();
+        (relay, out)
+    }
+
+    /// A relay, what it sends the client, and what it sends the server.
+    fn relay_to_server() -> (Relay, Shared, Shared) {
+        let (out, server) = (Shared::default(), Shared::default());
         let relay = Relay {
             client: Box::new(out.clone()),
-            pending: HashMap::new(),
-            outstanding: HashSet::new(),
+            in_flight: InFlight::default(),
             answered: Vec::new(),
             stopped: None,
             ended: None,
             partial: Vec::new(),
             dropped: 0,
-            server_in: None,
+            server_in: Some(Box::new(server.clone())),
         };
-        (relay, out)
+        (relay, out, server)
     }
 
     fn sent(out: &Shared) -> Vec<Value> {
@@ -805,9 +828,9 @@ mod tests {
         relay.client_line(
             br#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"div"}}"#,
         );
-        relay.server_line(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#);
+        relay.server_line(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
         relay.server_line(
-            br#"{"jsonrpc":"2.0","id":"x","result":{"isError":true,"content":[{"type":"text","text":"division by zero"}]}}"#,
+            br#"{"jsonrpc":"2.0","id":2,"result":{"isError":true,"content":[{"type":"text","text":"division by zero"}]}}"#,
         );
         let statuses: Vec<_> = relay
             .answered
@@ -822,7 +845,8 @@ mod tests {
             ]
         );
         assert_eq!(relay.answered[1].error.as_deref(), Some("division by zero"));
-        assert_eq!(sent(&out).len(), 2);
+        let ids: Vec<Value> = sent(&out).iter().map(|m| m["id"].clone()).collect();
+        assert_eq!(ids, [json!(7), json!("x")]);
     }
 
     #[test]
@@ -838,7 +862,7 @@ mod tests {
         assert_eq!(sent[0]["id"], 3);
         assert_eq!(sent[0]["error"]["code"], -32001);
         assert_eq!(relay.answered[0].status, ToolCallStatus::Failure);
-        assert!(relay.pending.is_empty());
+        assert!(relay.in_flight.is_empty());
     }
 
     #[test]
@@ -885,7 +909,7 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0]["id"], 9);
         assert_eq!(sent[0]["error"]["code"], -32602);
-        assert!(relay.pending.is_empty() && relay.outstanding.is_empty());
+        assert!(relay.in_flight.is_empty());
         assert_eq!(relay.answered[0].status, ToolCallStatus::Refused);
         assert_eq!(relay.answered[0].tool, format!("{}...", "é".repeat(64)));
         let name = "a".repeat(128);
@@ -894,7 +918,7 @@ mod tests {
                 .to_string()
                 .as_bytes(),
         );
-        assert!(relay.pending.contains_key("10"));
+        assert!(relay.in_flight.holds(&json!(10)));
     }
 
     /// Bug hunt: a call made after the stop got its error reply but was counted nowhere; and
@@ -920,5 +944,115 @@ mod tests {
                 .collect();
             assert_eq!(counted, [("late", status)], "{kind:?}");
         }
+    }
+
+    /// Regression (hunt mcp 4): after a call timed out, the server's late answer to it was
+    /// given to the next request that reused its id, whose own answer was dropped.
+    #[test]
+    fn a_late_answer_never_answers_a_request_that_reused_the_id() {
+        let (mut relay, out, server) = relay_to_server();
+        relay.client_line(
+            br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"slow"}}"#,
+        );
+        relay.expire(Duration::ZERO);
+        relay.client_line(
+            br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo"}}"#,
+        );
+        let forwarded = sent(&server);
+        assert_eq!(forwarded.len(), 2);
+        assert_ne!(forwarded[0]["id"], forwarded[1]["id"]);
+        let answer = |ours: &Value, text: &str| {
+            json!({"jsonrpc": "2.0", "id": ours, "result": {"content": [{"type": "text", "text": text}]}})
+                .to_string()
+        };
+        relay.server_line(answer(&forwarded[0]["id"], "slept").as_bytes());
+        relay.server_line(answer(&forwarded[1]["id"], "echoed").as_bytes());
+        let sent = sent(&out);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(
+            (&sent[0]["id"], &sent[0]["error"]["code"]),
+            (&json!(2), &json!(-32001))
+        );
+        assert_eq!(sent[1]["id"], 2);
+        assert_eq!(sent[1]["result"]["content"][0]["text"], "echoed");
+        let counted: Vec<_> = relay
+            .answered
+            .iter()
+            .map(|a| (a.tool.as_str(), a.status))
+            .collect();
+        assert_eq!(
+            counted,
+            [
+                ("slow", ToolCallStatus::Failure),
+                ("echo", ToolCallStatus::Success)
+            ]
+        );
+    }
+
+    /// Regression (hunt mcp 4): a cancelled call's id stayed in flight, and its result
+    /// answered the next request that reused the id.
+    #[test]
+    fn a_cancelled_call_is_cancelled_under_the_servers_id_and_its_answer_dropped() {
+        let (mut relay, out, server) = relay_to_server();
+        relay.client_line(
+            br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"slow"}}"#,
+        );
+        relay.client_line(
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}"#,
+        );
+        relay.client_line(
+            br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo"}}"#,
+        );
+        // A cancel for an id not in flight would name another request to the server.
+        relay.client_line(
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
+        );
+        let forwarded = sent(&server);
+        assert_eq!(forwarded.len(), 3, "{forwarded:?}");
+        assert_eq!(forwarded[1]["params"]["requestId"], forwarded[0]["id"]);
+        relay.server_line(
+            json!({"jsonrpc": "2.0", "id": forwarded[0]["id"], "result": {"content": []}})
+                .to_string()
+                .as_bytes(),
+        );
+        relay.server_line(
+            json!({"jsonrpc": "2.0", "id": forwarded[2]["id"], "result": {"content": [{"type": "text", "text": "new"}]}})
+                .to_string()
+                .as_bytes(),
+        );
+        let sent = sent(&out);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["id"], 5);
+        assert_eq!(sent[0]["result"]["content"][0]["text"], "new");
+        let counted: Vec<_> = relay
+            .answered
+            .iter()
+            .map(|a| (a.tool.as_str(), a.status))
+            .collect();
+        assert_eq!(
+            counted,
+            [
+                ("slow", ToolCallStatus::Failure),
+                ("echo", ToolCallStatus::Success)
+            ]
+        );
+    }
+
+    /// Regression (hunt mcp 8): two requests with one id in flight were both forwarded, one
+    /// answer was dropped and one call not counted. The second is refused, as `warden mcp`
+    /// refuses it.
+    #[test]
+    fn a_request_whose_id_is_in_flight_is_refused() {
+        let (mut relay, out, server) = relay_to_server();
+        let call = br#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"echo"}}"#;
+        relay.client_line(call);
+        relay.client_line(call);
+        assert_eq!(sent(&server).len(), 1);
+        let sent = sent(&out);
+        assert_eq!(
+            (&sent[0]["id"], &sent[0]["error"]["code"]),
+            (&json!(11), &json!(-32600))
+        );
+        assert_eq!(relay.answered[0].status, ToolCallStatus::Refused);
     }
 }
