@@ -7,6 +7,7 @@
 //! The calls themselves are the engine's (`Engine::call_tool`); this module holds what they
 //! work with: the registry, the `files` workspaces, and the call's request, reply and errors.
 
+mod digest;
 pub(crate) mod files;
 mod registry;
 

@@ -53,6 +53,11 @@ enum ToolCommand {
     Approve {
         /// The tool's name.
         name: String,
+        /// The digest `warden tool show NAME` printed for what you reviewed: needed for a
+        /// tool an API client registered, which it may replace at any time; refused when the
+        /// tool's files changed since.
+        #[arg(long)]
+        digest: Option<String>,
     },
     /// Remove a registered tool.
     Rm {
@@ -142,9 +147,12 @@ pub(crate) fn run(args: ToolArgs) -> anyhow::Result<ExitCode> {
             let tool = engine.register_tool(&text, &[], wrap.replace, Registrant::Operator)?;
             registered(&mut out, &tool)?;
         }
-        ToolCommand::Approve { name } => {
-            engine.approve_tool(&name)?;
-            writeln!(out, "approved {name}")?;
+        ToolCommand::Approve { name, digest } => {
+            let tool = engine.approve_tool(&name, digest.as_deref())?;
+            match &tool.digest {
+                Some(digest) => writeln!(out, "approved {name} (digest {digest})")?,
+                None => writeln!(out, "approved {name}")?,
+            }
         }
         ToolCommand::Rm { name } => {
             engine.remove_tool(&name, Registrant::Operator)?;
@@ -268,6 +276,19 @@ fn show(out: &mut impl Write, engine: &Engine, name: &str, json: bool) -> anyhow
     )?;
     for reason in &view.assessment.reasons {
         writeln!(out, "because:     {}", printable(reason))?;
+    }
+    for path in &view.read_only {
+        writeln!(out, "read-only:   {}", printable(&path.to_string_lossy()))?;
+    }
+    if let Some(digest) = &view.digest {
+        writeln!(out, "digest:      {digest}")?;
+        if view.status == ToolStatus::Pending {
+            writeln!(
+                out,
+                "approve:     warden tool approve {} --digest {digest}",
+                view.name
+            )?;
+        }
     }
     writeln!(out, "input schema:")?;
     serde_json::to_writer_pretty(&mut *out, &view.input_schema)?;

@@ -95,9 +95,15 @@ impl Engine {
         self.registry().remove(name, by)
     }
 
-    /// Approves a registered tool awaiting approval.
-    pub fn approve_tool(&self, name: &str) -> Result<Arc<RegisteredTool>, RegistryError> {
-        self.registry().approve(name)
+    /// Approves a registered tool awaiting approval; one a client registered only with the
+    /// digest of what was reviewed (`reviewed`, [`RegisteredTool::digest`]), which its files
+    /// must still have.
+    pub fn approve_tool(
+        &self,
+        name: &str,
+        reviewed: Option<&str>,
+    ) -> Result<Arc<RegisteredTool>, RegistryError> {
+        self.registry().approve(name, reviewed)
     }
 
     /// The registry's statistics over the calls made at or after `since` by the API token

@@ -68,6 +68,10 @@ pub struct RegisteredTool {
     /// The API token that registered it over HTTP (`""` on a server without tokens); `None`
     /// for the built-in, operator and operator-registered tools, which every caller sees.
     pub owner: Option<String>,
+    /// The digest of a registered tool's files as loaded (its tool file and program), which
+    /// an approval of a client's registration names (`tools/digest.rs`); `None` for the
+    /// built-in and operator tools.
+    pub digest: Option<String>,
 }
 
 /// A tool as the CLI and the HTTP API show it.
@@ -104,6 +108,9 @@ pub struct ToolView {
     pub limits: warden_core::LimitOverrides,
     /// Host paths it sees read-only.
     pub read_only: Vec<PathBuf>,
+    /// A registered tool's digest, which approving a client's registration names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// Where a tool's file came from, as shown: `{"kind": "registered", "path": ...}`.
@@ -171,6 +178,7 @@ impl RegisteredTool {
             assessment: self.assessment.clone(),
             limits: tool.limits,
             read_only: tool.read_only.clone(),
+            digest: self.digest.clone(),
         }
     }
 }
@@ -222,6 +230,29 @@ pub enum RegistryError {
     /// The tool is not pending.
     #[error("tool {0:?} is not awaiting approval")]
     NotPending(String),
+    /// The tool's files are not those of the digest approved: replaced since the review.
+    #[error(
+        "tool {name:?} changed since it was reviewed (its digest is now {digest}): review it \
+         again (warden tool show {name}) before approving"
+    )]
+    Changed {
+        /// The tool.
+        name: String,
+        /// The digest of its files now.
+        digest: String,
+    },
+    /// A client's registration approved without the digest of what was reviewed.
+    #[error(
+        "tool {name:?} was registered by API token {owner:?}, which may replace it at any \
+         time: approve what you reviewed, with the digest warden tool show {name} prints \
+         (warden tool approve {name} --digest DIGEST)"
+    )]
+    Unreviewed {
+        /// The tool.
+        name: String,
+        /// The token that registered it.
+        owner: String,
+    },
     /// A client holds as many registered tools as one may.
     #[error("this API token has registered {0} tools, as many as one may (remove one first)")]
     TooMany(usize),
@@ -310,7 +341,7 @@ pub(crate) const MAX_PER_CLIENT: usize = 64;
 /// absent for the operator's registrations.
 const OWNER: &str = "owner";
 /// A registered tool's file in its directory.
-const TOOL_FILE: &str = "tool.toml";
+pub(super) const TOOL_FILE: &str = "tool.toml";
 
 impl Registry {
     /// The embedded tools, then each operator directory (a file there replaces an embedded
@@ -388,12 +419,18 @@ impl Registry {
         pending: bool,
         judge: &dyn Judge,
     ) {
+        let registered = matches!(source, ToolSource::Registered(_));
         let built = Tool::parse(text, origin)
             .map_err(|e| e.to_string())
             .and_then(|tool| {
                 let program = program_of(&tool, program).map_err(|e| e.to_string())?;
-                self.admit(tool, program, source, pending, judge)
-                    .map_err(|e| e.to_string())
+                let mut entry = self
+                    .admit(tool, program, source, pending, judge)
+                    .map_err(|e| e.to_string())?;
+                if registered {
+                    entry.digest = Some(super::digest::of(text.as_bytes(), entry.program.as_ref()));
+                }
+                Ok(entry)
             });
         match built {
             Ok(entry) => {
@@ -474,6 +511,7 @@ impl Registry {
             source,
             program,
             owner: None,
+            digest: None,
         })
     }
 
@@ -561,6 +599,7 @@ impl Registry {
         if let Registrant::Client(token) = by {
             entry.owner = Some(token.unwrap_or_default().to_owned());
         }
+        entry.digest = Some(super::digest::of(text.as_bytes(), entry.program.as_ref()));
         let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
         // Registrations of every registry and process (a server loads a new one at each
         // change, the CLI has its own) are decided one at a time, from the state directory:
@@ -624,8 +663,14 @@ impl Registry {
         Ok(())
     }
 
-    /// Approves a pending registered tool.
-    pub(crate) fn approve(&self, name: &str) -> Result<Arc<RegisteredTool>, RegistryError> {
+    /// Approves a pending registered tool: a client's only by the digest of what the operator
+    /// reviewed (`reviewed`, which `warden tool show` prints), checked against its files under
+    /// the registrations' lock, so that a replacement made since is not approved.
+    pub(crate) fn approve(
+        &self,
+        name: &str,
+        reviewed: Option<&str>,
+    ) -> Result<Arc<RegisteredTool>, RegistryError> {
         let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
         let entry = tools
             .get(name)
@@ -635,6 +680,24 @@ impl Registry {
             return Err(RegistryError::NotPending(name.to_owned()));
         }
         let dir = registered_dir(Some(&entry), name)?;
+        // No registration, replacement or removal between the check and the approval.
+        let _one = lock_registrations(&self.settings.state_dir.join("registered"))?;
+        let digest = super::digest::of_dir(&dir)?;
+        match (reviewed, std::fs::read(dir.join(OWNER))) {
+            (Some(reviewed), _) if reviewed != digest => {
+                return Err(RegistryError::Changed {
+                    name: name.to_owned(),
+                    digest,
+                })
+            }
+            (None, Ok(owner)) => {
+                return Err(RegistryError::Unreviewed {
+                    name: name.to_owned(),
+                    owner: String::from_utf8_lossy(&owner).into_owned(),
+                })
+            }
+            _ => {}
+        }
         let marker = dir.join(PENDING);
         std::fs::remove_file(&marker).map_err(|source| RegistryError::State {
             step: "approving",
@@ -850,5 +913,50 @@ mod tests {
             registered_dirs(&dir.path().join("registered")).len(),
             MAX_PER_CLIENT
         );
+    }
+
+    /// Regression (hunt mcp 3): an approval named the tool only, and a client replaced its
+    /// pending tool between the operator's review and the approval, whose host paths the
+    /// replacement then got. A client's registration is approved by the digest reviewed.
+    #[test]
+    fn a_clients_tool_is_approved_only_as_it_was_reviewed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = Registry::load(ToolsSettings::new(dir.path().to_owned()), &FileJudge);
+        let host_tool = |program: &str| {
+            format!(
+                "name = \"swap\"\ndescription = \"d\"\ncategory = \"host\"\n\
+                 [input]\ntype = \"object\"\n[run]\ncommand = [\"{program}\"]\n"
+            )
+        };
+        let alice = Registrant::Client(Some("alice"));
+        let reviewed = registry
+            .register(&host_tool("/bin/true"), &[], false, alice, &FileJudge)
+            .expect("registered");
+        assert_eq!(reviewed.status, ToolStatus::Pending);
+        let reviewed = reviewed.digest.clone().expect("a registered tool's digest");
+        let err = registry.approve("swap", None).expect_err("no digest");
+        assert!(matches!(err, RegistryError::Unreviewed { .. }), "{err}");
+        // Replaced after the review: pending again, and not approved by the old digest.
+        let swapped = registry
+            .register(&host_tool("/bin/cat"), &[], true, alice, &FileJudge)
+            .expect("replaced");
+        let err = registry
+            .approve("swap", Some(&reviewed))
+            .expect_err("changed");
+        assert!(matches!(err, RegistryError::Changed { .. }), "{err}");
+        let now = swapped.digest.clone().expect("digest");
+        assert_ne!(now, reviewed);
+        let approved = registry.approve("swap", Some(&now)).expect("approved");
+        assert_eq!(approved.status, ToolStatus::Active);
+        // The operator's own registrations are approved by name, as before.
+        let mut settings = ToolsSettings::new(dir.path().to_owned());
+        settings.approval = vec![Category::Host];
+        let registry = Registry::load(settings, &FileJudge);
+        let operator = host_tool("/bin/true").replace("swap", "mine");
+        registry
+            .register(&operator, &[], false, Registrant::Operator, &FileJudge)
+            .expect("registered");
+        let approved = registry.approve("mine", None).expect("approved by name");
+        assert_eq!(approved.status, ToolStatus::Active);
     }
 }
