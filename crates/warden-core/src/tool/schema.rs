@@ -18,11 +18,12 @@
 //! 6 MiB, and took hours over a 1 MiB string).
 
 use std::cell::Cell;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use regex_lite::{Regex, RegexBuilder};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 /// The deepest nesting of schemas accepted (the root is depth 1).
 pub const MAX_DEPTH: usize = 32;
@@ -280,10 +281,10 @@ pub struct Schema {
     items: Option<Box<Schema>>,
     enumeration: Option<Vec<Value>>,
     constant: Option<Value>,
-    minimum: Option<f64>,
-    maximum: Option<f64>,
-    exclusive_minimum: Option<f64>,
-    exclusive_maximum: Option<f64>,
+    minimum: Option<Number>,
+    maximum: Option<Number>,
+    exclusive_minimum: Option<Number>,
+    exclusive_maximum: Option<Number>,
     min_length: Option<u64>,
     max_length: Option<u64>,
     min_items: Option<u64>,
@@ -446,8 +447,8 @@ impl Schema {
                 ));
             }
         }
-        if let (Some(min), Some(max)) = (self.minimum, self.maximum) {
-            if min > max {
+        if let (Some(min), Some(max)) = (&self.minimum, &self.maximum) {
+            if compare(min, max) == Some(Ordering::Greater) {
                 return Err(invalid("minimum", format!("{min} is above maximum {max}")));
             }
         }
@@ -504,7 +505,7 @@ impl Schema {
             messages.push(format!("must be {}", short_json(constant)));
         }
         match value {
-            Value::Number(n) => self.check_number(n.as_f64().unwrap_or(f64::NAN), &mut messages),
+            Value::Number(n) => self.check_number(n, &mut messages),
             Value::String(s) => self.check_string(s, &mut messages, budget),
             _ => {}
         }
@@ -518,17 +519,35 @@ impl Schema {
         }
     }
 
-    fn check_number(&self, n: f64, out: &mut Vec<String>) {
-        if let Some(min) = self.minimum.filter(|min| n < *min) {
+    /// Compared by value, exactly: as floats, an integer past 2^53 passed a bound just below
+    /// it, and a placeholder then wrote the integer (hunt mcp 8).
+    fn check_number(&self, n: &Number, out: &mut Vec<String>) {
+        use Ordering::{Equal, Greater, Less};
+        let outside = |bound: &Number, allowed: &[Ordering]| {
+            compare(n, bound).is_none_or(|o| !allowed.contains(&o))
+        };
+        if let Some(min) = self
+            .minimum
+            .as_ref()
+            .filter(|b| outside(b, &[Greater, Equal]))
+        {
             out.push(format!("below the minimum {min}"));
         }
-        if let Some(max) = self.maximum.filter(|max| n > *max) {
+        if let Some(max) = self.maximum.as_ref().filter(|b| outside(b, &[Less, Equal])) {
             out.push(format!("above the maximum {max}"));
         }
-        if let Some(min) = self.exclusive_minimum.filter(|min| n <= *min) {
+        if let Some(min) = self
+            .exclusive_minimum
+            .as_ref()
+            .filter(|b| outside(b, &[Greater]))
+        {
             out.push(format!("must be greater than {min}"));
         }
-        if let Some(max) = self.exclusive_maximum.filter(|max| n >= *max) {
+        if let Some(max) = self
+            .exclusive_maximum
+            .as_ref()
+            .filter(|b| outside(b, &[Less]))
+        {
             out.push(format!("must be less than {max}"));
         }
     }
@@ -658,6 +677,33 @@ fn same_value(a: &Value, b: &Value) -> bool {
                     .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
         }
         _ => a == b,
+    }
+}
+
+/// How two numbers compare by value, exactly: integers as integers (not as floats, which
+/// hold integers exactly only up to 2^53), an integer and a float by the float's integer value
+/// when it has no fraction; `None` when either is no number (NaN cannot be written in JSON).
+fn compare(a: &Number, b: &Number) -> Option<Ordering> {
+    let integer = |n: &Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    // A float of no fraction below 10^38 converts to an i128 exactly.
+    let whole = |f: f64| (f.fract() == 0.0 && f.abs() < 1e38).then_some(f as i128);
+    match (integer(a), integer(b)) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        (Some(x), None) => {
+            let f = b.as_f64()?;
+            match whole(f) {
+                Some(y) => Some(x.cmp(&y)),
+                // A fraction (so below 2^53) or beyond 10^38: the integer's float is on the
+                // same side of it.
+                None => (x as f64).partial_cmp(&f),
+            }
+        }
+        (None, Some(_)) => compare(b, a).map(Ordering::reverse),
+        (None, None) => a.as_f64()?.partial_cmp(&b.as_f64()?),
     }
 }
 
@@ -856,10 +902,10 @@ impl Reader<'_> {
         }
     }
 
-    fn number(&self, keyword: &'static str) -> Result<Option<f64>, SchemaError> {
+    fn number(&self, keyword: &'static str) -> Result<Option<Number>, SchemaError> {
         match self.map.get(keyword) {
             None => Ok(None),
-            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(Value::Number(n)) => Ok(Some(n.clone())),
             Some(_) => Err(self.invalid(keyword, "must be a number")),
         }
     }
@@ -948,6 +994,33 @@ mod tests {
         ] {
             assert!(s.validate(&ok).is_ok(), "{ok}");
         }
+        // Hunt mcp 8: the bounds compare integers exactly, past 2^53 too.
+        let bounded = schema(
+            json!({"type": "integer", "maximum": 9_007_199_254_740_992_u64,
+                                    "minimum": -9_007_199_254_740_992_i64}),
+        );
+        assert!(bounded.validate(&json!(9_007_199_254_740_992_u64)).is_ok());
+        let refused = bounded
+            .validate(&json!(9_007_199_254_740_993_u64))
+            .expect_err("past the maximum");
+        assert_eq!(refused[0].message, "above the maximum 9007199254740992");
+        assert!(bounded
+            .validate(&json!(-9_007_199_254_740_993_i64))
+            .is_err());
+        assert!(bounded.validate(&json!(1e16)).is_err());
+        let exclusive = schema(json!({"exclusiveMaximum": 9_007_199_254_740_993_u64,
+                                      "exclusiveMinimum": 0.5}));
+        assert!(exclusive
+            .validate(&json!(9_007_199_254_740_992_u64))
+            .is_ok());
+        assert!(exclusive
+            .validate(&json!(9_007_199_254_740_993_u64))
+            .is_err());
+        assert!(exclusive.validate(&json!(1)).is_ok() && exclusive.validate(&json!(0)).is_err());
+        assert!(schema(json!({"maximum": 2.5})).validate(&json!(3)).is_err());
+        assert!(schema(json!({"minimum": 1e300}))
+            .validate(&json!(u64::MAX))
+            .is_err());
         // Beyond 2^53 a float is no exact integer: 2^53 as a float is not 2^53 + 1.
         let big = schema(json!({"enum": [9_007_199_254_740_993_u64]}));
         assert!(big.validate(&json!(9_007_199_254_740_992.0)).is_err());
