@@ -210,7 +210,27 @@ struct Row {
 /// category sums.
 fn summarise(rows: Vec<Row>) -> ToolStats {
     let mut tools: BTreeMap<String, (ToolStat, Vec<u64>)> = BTreeMap::new();
+    // Each call under the category it had: a tool's category may change (a registration
+    // replaced), and its past calls are not moved to its latest one (hunt mcp 14).
+    let mut categories: BTreeMap<String, CategoryStat> = BTreeMap::new();
     for row in rows {
+        let sum = categories
+            .entry(row.category.clone())
+            .or_insert_with(|| CategoryStat {
+                category: row.category.clone(),
+                calls: 0,
+                successes: 0,
+                failures: 0,
+                refusals: 0,
+                violations: 0,
+            });
+        sum.calls += 1;
+        match row.status.as_str() {
+            "success" => sum.successes += 1,
+            "refused" => sum.refusals += 1,
+            "violation" => sum.violations += 1,
+            _ => sum.failures += 1,
+        }
         let (stat, latencies) = tools.entry(row.tool.clone()).or_insert_with(|| {
             (
                 ToolStat {
@@ -246,28 +266,12 @@ fn summarise(rows: Vec<Row>) -> ToolStats {
             });
         }
     }
-    let mut categories: BTreeMap<String, CategoryStat> = BTreeMap::new();
     let tools = tools
         .into_values()
         .map(|(mut stat, mut latencies)| {
             latencies.sort_unstable();
             stat.latency_p50_ms = percentile(&latencies, 50);
             stat.latency_p95_ms = percentile(&latencies, 95);
-            let sum = categories
-                .entry(stat.category.clone())
-                .or_insert_with(|| CategoryStat {
-                    category: stat.category.clone(),
-                    calls: 0,
-                    successes: 0,
-                    failures: 0,
-                    refusals: 0,
-                    violations: 0,
-                });
-            sum.calls += stat.calls;
-            sum.successes += stat.successes;
-            sum.failures += stat.failures;
-            sum.refusals += stat.refusals;
-            sum.violations += stat.violations;
             stat
         })
         .collect();
@@ -323,6 +327,25 @@ mod tests {
         assert_eq!(stats.tools[1].violations, 1);
         assert_eq!(stats.categories.len(), 1);
         assert_eq!(stats.categories[0].calls, 23);
+    }
+
+    /// Regression (hunt mcp 14): the category sums took each tool's latest category for all
+    /// its calls, so a tool replaced with another category moved its past calls.
+    #[test]
+    fn categories_sum_each_call_under_its_own_category() {
+        let mut rows = vec![row("t", "success", 1, None), row("t", "failure", 1, None)];
+        rows.push(Row {
+            category: "network".to_owned(),
+            ..row("t", "success", 1, None)
+        });
+        let stats = summarise(rows);
+        assert_eq!(stats.tools[0].category, "network");
+        let sums: Vec<_> = stats
+            .categories
+            .iter()
+            .map(|c| (c.category.as_str(), c.calls, c.successes, c.failures))
+            .collect();
+        assert_eq!(sums, [("network", 1, 1, 0), ("shell", 2, 1, 1)]);
     }
 
     #[test]
