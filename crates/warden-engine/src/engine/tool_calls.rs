@@ -965,6 +965,17 @@ fn session_failure(
     match e {
         SessionError::Engine(e) if !e.kind().is_caller_fault() => Err(ToolCallError::Engine(e)),
         SessionError::Files(e) if e.is_internal() => Err(ToolCallError::Files(e)),
+        // Nothing ran: an unknown, stopped or unreachable session, limits above the session's,
+        // the engine's refusal; a refusal, as the same call's refusals without a session are
+        // (hunt mcp 7: they were failures, `refused: false`).
+        e @ (SessionError::NotFound(_)
+        | SessionError::Stopped { call: None, .. }
+        | SessionError::Invalid(_)
+        | SessionError::TooMany(_)
+        | SessionError::Elsewhere { .. }) => Ok(refused(tool, e.to_string(), started)),
+        SessionError::Engine(e) if e.cancelled_execution().is_none() => {
+            Ok(refused(tool, refusal_text(&e), started))
+        }
         // A call its session's stop cancelled ran, as the history recorded it.
         e => Ok(ToolReply {
             execution: e.cancelled_execution().cloned(),
@@ -1063,6 +1074,33 @@ mod tests {
             matches!(reply, Err(ToolCallError::Input { ref tool, .. }) if tool == "late"),
             "{reply:?}"
         );
+    }
+
+    /// Regression (hunt mcp 7): a call in a session refused before anything ran (limits above
+    /// the session's, an unknown session) was counted as a failure, `refused: false`.
+    #[test]
+    fn a_session_call_refused_before_it_ran_is_a_refusal() {
+        let text = "name = \"t\"\ndescription = \"d\"\ncategory = \"compute\"\n\
+                    [input]\ntype = \"object\"\n[run]\nprogram = \"t.py\"\n";
+        let tool = Tool::parse(text, tool::ToolOrigin::Registered).expect("a tool");
+        let started = Instant::now();
+        use crate::sessions::SessionError;
+        for e in [
+            SessionError::Invalid("limits.memory 512MiB is above the session's".into()),
+            SessionError::NotFound("s1".into()),
+            SessionError::Stopped {
+                id: "s1".into(),
+                reason: "idle".into(),
+                call: None,
+            },
+        ] {
+            let reply = session_failure(&tool, e, started).expect("a reply");
+            assert!(reply.refused && reply.is_error, "{}", reply.text);
+            assert_eq!(status_of(&reply), ToolCallStatus::Refused);
+        }
+        let missing = crate::tools::FilesError::NotFound("x".into());
+        let reply = session_failure(&tool, SessionError::Files(missing), started).expect("reply");
+        assert!(!reply.refused && reply.is_error);
     }
 
     /// Regression (hunt lang 6): the hint was the CLI's `--lang` everywhere; a tool call
