@@ -1068,8 +1068,9 @@ fn cancelled_executions(world: &World) -> Vec<Value> {
 #[test]
 fn sigterm_ends_a_relay_and_records_its_calls_and_server() {
     let world = World::new();
-    // Answers the first call at once; reads the second and never answers it.
-    let server = r#"read first; printf '%s\n' '{"jsonrpc":"2.0","id":2,"result":{"content":[]}}'; read second; sleep 45.5"#;
+    // Answers the first call at once, under the id the relay gave it (its own, not the
+    // client's); reads the second and never answers it.
+    let server = r#"read first; id=$(printf '%s' "$first" | sed -n 's/.*"id":\([0-9]*\).*/\1/p'); printf '{"jsonrpc":"2.0","id":%s,"result":{"content":[]}}\n' "$id"; read second; sleep 45.5"#;
     let mut child = world
         .warden()
         .args(["mcp", "wrap", "term", "--", "/bin/sh", "-c", server])

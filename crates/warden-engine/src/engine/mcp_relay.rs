@@ -946,7 +946,7 @@ mod tests {
         }
     }
 
-    /// Regression (hunt mcp 4): after a call timed out, the server's late answer to it was
+    /// Regression (hunt mcp 5): after a call timed out, the server's late answer to it was
     /// given to the next request that reused its id, whose own answer was dropped.
     #[test]
     fn a_late_answer_never_answers_a_request_that_reused_the_id() {
@@ -989,7 +989,7 @@ mod tests {
         );
     }
 
-    /// Regression (hunt mcp 4): a cancelled call's id stayed in flight, and its result
+    /// Regression (hunt mcp 5): a cancelled call's id stayed in flight, and its result
     /// answered the next request that reused the id.
     #[test]
     fn a_cancelled_call_is_cancelled_under_the_servers_id_and_its_answer_dropped() {
@@ -1038,7 +1038,7 @@ mod tests {
         );
     }
 
-    /// Regression (hunt mcp 8): two requests with one id in flight were both forwarded, one
+    /// Regression (hunt mcp 9): two requests with one id in flight were both forwarded, one
     /// answer was dropped and one call not counted. The second is refused, as `warden mcp`
     /// refuses it.
     #[test]

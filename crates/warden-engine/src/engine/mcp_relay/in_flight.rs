@@ -5,7 +5,7 @@
 //! The relay forwarded the client's ids unchanged: after a call timed out (`-32001`) or was
 //! cancelled, its id was free again for the client, and the server's late answer to the old
 //! call was delivered as the answer to the next request reusing the id, whose own answer was
-//! then dropped (hunt mcp 4). With ids of its own, a late answer matches no request in flight
+//! then dropped (hunt mcp 5). With ids of its own, a late answer matches no request in flight
 //! and is dropped, as `warden mcp` does for stdio (`warden-server/src/mcp/unique_ids.rs`).
 
 use std::collections::HashMap;
