@@ -134,6 +134,15 @@ impl Sandbox {
     }
 }
 
+impl Gvisor {
+    /// The same backend with another runsc binary at `runsc` (a wrapper of the host's, or a
+    /// stand-in that fails as a broken runsc does, in tests).
+    pub fn with_runsc(mut self, runsc: PathBuf) -> Self {
+        self.runsc = runsc;
+        self
+    }
+}
+
 impl Backend for Gvisor {
     fn name(&self) -> &'static str {
         "gvisor"
@@ -408,7 +417,7 @@ impl RunscJobs {
     fn wait_running(&self) -> Result<(), SandboxError> {
         let deadline = Instant::now() + SETUP_TIMEOUT;
         // Watching before the first look, so that no change after it goes unseen.
-        let changes = StateChanges::watch(Path::new(RUNSC_ROOT), &self.container);
+        let mut changes = StateChanges::watch(Path::new(RUNSC_ROOT), &self.container);
         let mut ask = changes.is_none();
         loop {
             let now = Instant::now();
@@ -423,7 +432,7 @@ impl RunscJobs {
                         detail: format!("runsc reports: {}", text.trim()),
                     });
                 }
-            } else if let Some(changes) = &changes {
+            } else if let Some(changes) = &mut changes {
                 match changes.recorded() {
                     Recorded::Running => return Ok(()),
                     Recorded::Starting => {}
@@ -474,17 +483,33 @@ fn known_to_runsc(root: &Path, container: &str) -> bool {
 /// The container's state file as runsc wrote it: `Ok(None)` when there is none yet, `null`
 /// when it cannot be read as JSON, `Err` when the root cannot be read.
 fn state_file(root: &Path, container: &str) -> Result<Option<Value>, ()> {
+    Ok(state_file_opened(root, container)?.map(|file| read_state(&file)))
+}
+
+/// The container's state file, opened: `Ok(None)` when there is none, `Err` when the root
+/// cannot be read.
+fn state_file_opened(root: &Path, container: &str) -> Result<Option<fs::File>, ()> {
     let entries = fs::read_dir(root).map_err(|_| ())?;
-    let file = entries.flatten().find(|entry| {
-        let name = entry.file_name();
-        is_runsc_file_of(&name, container) && name.to_string_lossy().ends_with(".state")
-    });
-    Ok(file.map(|file| {
-        fs::read(file.path())
-            .ok()
-            .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
-            .unwrap_or(Value::Null)
-    }))
+    Ok(entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            is_runsc_file_of(&name, container) && name.to_string_lossy().ends_with(".state")
+        })
+        .find_map(|entry| fs::File::open(entry.path()).ok()))
+}
+
+/// What an open state file says now, from its start; `null` when it cannot be read as JSON.
+fn read_state(file: &fs::File) -> Value {
+    use std::io::{Read, Seek};
+    let mut text = Vec::new();
+    let mut reader = file;
+    reader
+        .rewind()
+        .and_then(|_| reader.read_to_end(&mut text))
+        .ok()
+        .and_then(|_| serde_json::from_slice::<Value>(&text).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// The container's sentry, from its state file's `sandbox.pid`.
@@ -522,6 +547,11 @@ struct StateChanges {
     root: PathBuf,
     /// The container's id, which starts its state file's name ([`is_runsc_file_of`]).
     container: String,
+    /// The state file, open since it was first read. runsc rewrites it in place (one inode
+    /// from `created` to `running`, seen with runsc 0.0~20221219) and removes it when a `runsc
+    /// run` ends, so a container whose program ended before its `running` was read (its
+    /// process's exit seen first) still says, through this descriptor, that it ran.
+    held: Option<fs::File>,
 }
 
 impl StateChanges {
@@ -545,6 +575,7 @@ impl StateChanges {
             inotify,
             root: root.to_owned(),
             container: container.to_owned(),
+            held: None,
         })
     }
 
@@ -552,13 +583,18 @@ impl StateChanges {
         is_runsc_file_of(name, &self.container) && name.to_string_lossy().ends_with(".state")
     }
 
-    /// Reads the state file's `status`.
-    fn recorded(&self) -> Recorded {
-        let status = match state_file(&self.root, &self.container) {
+    /// Reads the state file's `status`: the file in runsc's root, or, once runsc removed it,
+    /// what it last said ([`StateChanges::held`]).
+    fn recorded(&mut self) -> Recorded {
+        let state = match state_file_opened(&self.root, &self.container) {
             Err(()) => return Recorded::Other,
-            Ok(None) => return Recorded::Starting,
-            Ok(Some(state)) => state["status"].as_str().map(str::to_owned),
+            Ok(Some(file)) => read_state(self.held.insert(file)),
+            Ok(None) => match &self.held {
+                Some(file) => read_state(file),
+                None => return Recorded::Starting,
+            },
         };
+        let status = state["status"].as_str().map(str::to_owned);
         match status.as_deref() {
             Some("running") => Recorded::Running,
             Some("creating" | "created") => Recorded::Starting,
@@ -1003,7 +1039,7 @@ mod tests {
     #[test]
     fn the_state_file_is_read_and_its_changes_seen() {
         let root = tempfile::tempdir().expect("tempdir");
-        let changes = StateChanges::watch(root.path(), "warden-run-1-0").expect("watch");
+        let mut changes = StateChanges::watch(root.path(), "warden-run-1-0").expect("watch");
         let file = root
             .path()
             .join("warden-run-1-0_sandbox:warden-run-1-0.state");
@@ -1048,6 +1084,26 @@ mod tests {
         // A file runsc did not write this way: runsc is asked.
         fs::write(&file, "not json").expect("write");
         assert!(matches!(changes.recorded(), Recorded::Other));
+    }
+
+    /// Hunt gv 2: a one-job sandbox whose program ended before its `running` was read (the
+    /// process's exit seen first) would read as never started, and runsc removes the file
+    /// when `runsc run` ends: the file held open still says it ran.
+    #[test]
+    fn a_removed_state_file_still_says_what_it_last_said() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut changes = StateChanges::watch(root.path(), "c").expect("watch");
+        let file = root.path().join("c_sandbox:c.state");
+        fs::write(&file, r#"{"id":"c","status":"created"}"#).expect("write");
+        assert!(matches!(changes.recorded(), Recorded::Starting));
+        // In place, as runsc writes it, then removed.
+        fs::write(&file, r#"{"id":"c","status":"running"}"#).expect("write");
+        fs::remove_file(&file).expect("remove");
+        assert!(matches!(changes.recorded(), Recorded::Running));
+        assert!(ProgramStart::started(&mut changes));
+        // Never written: not started.
+        let mut other = StateChanges::watch(root.path(), "d").expect("watch");
+        assert!(!ProgramStart::started(&mut other));
     }
 
     /// CI hunt: a session's call whose sentry was killed under it was once answered as the

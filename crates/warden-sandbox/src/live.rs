@@ -112,6 +112,22 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
 const RUNTIME_OUT_OF_THREADS: &str =
     "its runtime ended during a job, after reaching its limit of host threads";
 
+/// The error of a job whose process (a runtime's, `runsc run`) ended with `status` before its
+/// program started, with the end of what it wrote on stderr.
+fn runtime_failed(status: std::process::ExitStatus, stderr: &[u8]) -> SandboxError {
+    const SHOWN: usize = 512;
+    let said = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(SHOWN)..]);
+    let said = said.trim();
+    SandboxError::setup(
+        "start the runtime's container".into(),
+        if said.is_empty() {
+            format!("the runtime ended ({status}) before the program started")
+        } else {
+            format!("the runtime ended ({status}) before the program started: {said}")
+        },
+    )
+}
+
 /// What a backend hands over for the common lifecycle.
 pub(crate) struct Parts {
     pub(crate) name: String,
@@ -637,6 +653,24 @@ impl LiveSandbox {
         }
         if let Some((step, detail)) = watched.setup_failure {
             return Err(SandboxError::setup(step, detail));
+        }
+        if let (false, Some(status), None) = (
+            watched.program_started,
+            watched.process_status,
+            watched.killed,
+        ) {
+            // Hunt gv 2: a job's process that ended before its program started (a one-job
+            // gVisor sandbox's `runsc run` that could not boot: its threads refused, a broken
+            // runsc) is the runtime's failure; its status and stderr are runsc's, never the
+            // program's. The memory cgroup's OOM killer (the sentry taking the job's memory)
+            // stays a memory limit.
+            if !cgroup
+                .stats()
+                .is_ok_and(|after| after.oom_kills > before.oom_kills)
+            {
+                self.dead = Some("its runtime failed to start");
+                return Err(runtime_failed(status, &watched.stderr.data));
+            }
         }
         if !watched.program_started {
             if let Some(misfit) = self.files_misfit(job, oom_before) {

@@ -386,7 +386,12 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
             s.w.wall_time = s.w.wall_time.max(started.elapsed().min(limit));
         }
     }
-    s.w.program_started = s.started.is_some();
+    // A program whose start went unseen because its process's end was read first: one last
+    // look (a one-job gVisor sandbox's state file, held open, still says `running`).
+    s.w.program_started = s.started.is_some()
+        || s.program_start
+            .as_mut()
+            .is_some_and(|start| start.started());
     // Signals asked while this job ran are this job's: none is left for the next one.
     let mut left = [0u8; 64];
     while matches!(nix::unistd::read(s.watch.signals, &mut left), Ok(n) if n > 0) {}

@@ -805,3 +805,33 @@ fn a_cancelled_job_leaves_no_zombie_in_a_sandbox_of_several_jobs() {
         assert_eq!(zombie_children(), Vec::<String>::new(), "round {round}");
     }
 }
+
+/// Hunt gv 2: in a one-job sandbox the job's process is `runsc run`, and a runsc that failed
+/// before the container ran (its sentry's threads refused, a broken runsc) was reported as
+/// the program's exit with runsc's stderr as the program's. It is the sandbox's failure, as it
+/// is under the keeper (`runsc reports: ...`), and leaves nothing behind.
+#[test]
+fn a_runsc_that_fails_before_the_container_runs_is_a_sandbox_failure() {
+    use std::os::unix::fs::PermissionsExt;
+    use warden_sandbox::SandboxError;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("runsc");
+    std::fs::write(&fake, "#!/bin/sh\necho 'boot failed' >&2\nexit 2\n").expect("write");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let gvisor = sandbox()
+        .gvisor()
+        .expect("runsc is installed")
+        .with_runsc(fake);
+    let result = warden_sandbox::run_once(&gvisor, &plan(&["/bin/echo", "ran"]), Stdin::Null);
+    match result {
+        Err(SandboxError::Setup { detail, .. }) => {
+            assert!(detail.contains("boot failed"), "{detail}");
+        }
+        other => panic!("a sandbox failure, not the program's run: {other:?}"),
+    }
+    assert_eq!(
+        support::our_cgroups(),
+        Vec::<String>::new(),
+        "cgroups left behind"
+    );
+}
