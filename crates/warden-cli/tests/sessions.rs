@@ -646,6 +646,22 @@ fn agent_tools_work_in_a_session() {
     );
     assert_eq!(reply["is_error"], true, "{reply}");
     assert!(reply["text"].to_string().contains("no session"), "{reply}");
+    // Hunt gv 4: a program the mode policy refuses in a session was a failure (no
+    // `refused`, counted as an error) where the same refusal outside one is a refusal.
+    let reply = call(
+        "shell",
+        serde_json::json!({"command": "cat /etc/shadow", "session": id}),
+    );
+    assert_eq!(reply["is_error"], true, "{reply}");
+    assert_eq!(reply["refused"], true, "{reply}");
+    let (status, stats) = server.request("GET", "/v1/tools/stats", None);
+    assert_eq!(status, 200, "{stats}");
+    let stats: Value = serde_json::from_str(&stats).expect("json");
+    let shell = stats["tools"]
+        .as_array()
+        .and_then(|tools| tools.iter().find(|t| t["tool"] == "shell"))
+        .unwrap_or_else(|| panic!("shell's statistics: {stats}"));
+    assert_eq!(shell["refusals"], 1, "{stats}");
 }
 
 #[test]

@@ -954,8 +954,10 @@ fn call_origin(call: &super::SessionCall) -> &crate::execution::Origin {
     }
 }
 
-/// A session call that failed: the caller's mistake (an unknown or stopped session, a bad
-/// path, a refused program) is the tool's error; warden's own failure is an `Err`.
+/// A session call that failed: a program the engine refused (the analysis, the mode policy,
+/// the `[response]` rule, a bad limit) is refused as outside a session; the caller's other
+/// mistakes (an unknown or stopped session, a bad path) are the tool's error; warden's own
+/// failure is an `Err`.
 fn session_failure(
     tool: &Tool,
     e: crate::sessions::SessionError,
@@ -967,7 +969,7 @@ fn session_failure(
         SessionError::Files(e) if e.is_internal() => Err(ToolCallError::Files(e)),
         // Nothing ran: an unknown, stopped or unreachable session, limits above the session's,
         // the engine's refusal; a refusal, as the same call's refusals without a session are
-        // (hunt mcp 7: they were failures, `refused: false`).
+        // (hunt mcp 7, hunt gv 4: they were failures, `refused: false`).
         e @ (SessionError::NotFound(_)
         | SessionError::Stopped { call: None, .. }
         | SessionError::Invalid(_)
