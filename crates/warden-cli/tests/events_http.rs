@@ -7,7 +7,7 @@ mod live_server;
 
 use std::time::Duration;
 
-use live_server::{eventually, LiveServer};
+use live_server::{eventually, LiveServer, ADMIN};
 use serde_json::Value;
 
 #[test]
@@ -137,7 +137,7 @@ fn counted_in_metrics(server: &LiveServer) {
         "warden_execution_failures_total{api=\"v1\",kind=\"cancelled\"} 1",
     ];
     let metrics = || {
-        let (status, metrics) = server.request("GET", "/metrics", None);
+        let (status, metrics) = server.metrics();
         assert_eq!(status, 200, "{metrics}");
         metrics
     };
@@ -196,7 +196,7 @@ fn a_caller_that_cancels_its_probing_executions_is_refused_all_the_same() {
 /// and `/metrics`.
 #[test]
 fn a_cancelled_execution_is_recorded_with_the_events_of_its_sandbox() {
-    let server = LiveServer::start(SANDBOXED);
+    let server = LiveServer::start(&format!("{SANDBOXED}\n{ADMIN}"));
     leave_before_the_answer(&server, &probing("613.25"), "613.25");
     let recorded = cancelled_in_history(&server, 1);
     let entry = &recorded[0];
@@ -273,7 +273,7 @@ fn a_cancelled_execution_keeps_the_events_of_its_earlier_test_cases() {
 /// call: the call is recorded with what its sandbox stopped, as a cancelled execution is.
 #[test]
 fn a_call_its_session_stop_cancelled_is_recorded_with_its_events() {
-    let server = LiveServer::start(SANDBOXED);
+    let server = LiveServer::start(&format!("{SANDBOXED}\n{ADMIN}"));
     let (status, body) = server.request("POST", "/v1/sessions", Some("{}"));
     assert_eq!(status, 201, "{body}");
     let id = serde_json::from_str::<Value>(&body).expect("JSON")["id"]

@@ -27,6 +27,14 @@ pub const VENV_BIN: &str = "/opt/warden-test-venv/bin";
 /// The bearer token every [`LiveServer`] is configured with.
 pub const TOKEN: &str = "s3cret";
 
+/// A token marked `admin`, named `root`, for a test's configuration: `/metrics` answers only
+/// such a token ([`LiveServer::metrics`]). Not in every server's: with an admin token Judge0's
+/// deletions need its authorization.
+pub const ADMIN: &str = "[[server.tokens]]\nname = \"root\"\ntoken = \"adm1n\"\nadmin = true\n";
+
+/// The bearer token of [`ADMIN`].
+pub const ADMIN_TOKEN: &str = "adm1n";
+
 /// A running `warden serve`; SIGTERM and a bounded wait when dropped.
 pub struct LiveServer {
     child: Child,
@@ -124,6 +132,11 @@ impl LiveServer {
     /// the status and the body.
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         self.request_as(TOKEN, method, path, body)
+    }
+
+    /// `GET /metrics` with [`ADMIN_TOKEN`] (the server's configuration has [`ADMIN`]).
+    pub fn metrics(&self) -> (u16, String) {
+        self.request_as(ADMIN_TOKEN, "GET", "/metrics", None)
     }
 
     /// [`LiveServer::request`] with another bearer token (one the test configured).

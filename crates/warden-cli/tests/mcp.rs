@@ -206,18 +206,21 @@ fn health(port: u16) -> bool {
 }
 
 const TOKEN: &str = "mcp-test-secret-0123456789";
+/// An `admin` token: `/metrics` answers only such a token.
+const ADMIN_TOKEN: &str = "mcp-admin-secret-0123456789";
 
 #[test]
 fn the_sdk_calls_tools_over_http_with_the_servers_token() {
     let Some(python) = venv_python() else { return };
     let world = World::with_config(&format!(
-        "[[server.tokens]]\nname = \"mcp-tester\"\ntoken = \"{TOKEN}\"\n"
+        "[[server.tokens]]\nname = \"mcp-tester\"\ntoken = \"{TOKEN}\"\n\
+         [[server.tokens]]\nname = \"root\"\ntoken = \"{ADMIN_TOKEN}\"\nadmin = true\n"
     ));
     let server = serve(&world);
     let url = format!("http://127.0.0.1:{}/mcp", server.port);
     let report = run_client(python, &world, "client_http.py", &[&url, TOKEN]);
-    // Bug hunt: the executions tools run were missing from /metrics.
-    let (status, metrics) = get(server.port, "/metrics");
+    // Bug hunt: the executions tools run were missing from /metrics (an admin token's).
+    let (status, metrics) = get_as(server.port, "/metrics", ADMIN_TOKEN);
     assert_eq!(status, 200, "{metrics}");
     let exited = r#"warden_executions_total{api="mcp",language="python",mode="sandboxed",outcome="exited"} 1"#;
     assert!(metrics.lines().any(|l| l == exited), "{metrics}");
@@ -400,9 +403,14 @@ fn a_wrapped_server_that_crashes_fails_the_call_and_ends_the_relay() {
 
 /// A GET with the server's token: the status and the body.
 fn get(port: u16, path: &str) -> (u16, String) {
+    get_as(port, path, TOKEN)
+}
+
+/// A GET with `token`: the status and the body.
+fn get_as(port: u16, path: &str, token: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
          Connection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).expect("request sent");

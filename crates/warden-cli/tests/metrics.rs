@@ -6,7 +6,7 @@
 
 mod live_server;
 
-use live_server::LiveServer;
+use live_server::{LiveServer, ADMIN};
 
 /// The value of the sample line starting with `series ` (name and labels exactly).
 fn value(text: &str, series: &str) -> Option<f64> {
@@ -17,7 +17,7 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn metrics_count_executions_failures_and_durations() {
-    let server = LiveServer::start("");
+    let server = LiveServer::start(ADMIN);
     let run = r#"{"language": "python", "code": "print(1)"}"#;
     for _ in 0..2 {
         let (status, body) = server.request("POST", "/v1/executions?wait=true", Some(run));
@@ -41,7 +41,7 @@ fn metrics_count_executions_failures_and_durations() {
     let (status, body) = server.request("POST", "/v1/tools/wc/call", Some(r#"{"txt": 1}"#));
     assert_eq!(status, 422, "{body}");
 
-    let (status, text) = server.request("GET", "/metrics", None);
+    let (status, text) = server.metrics();
     assert_eq!(status, 200, "{text}");
     let exited =
         r#"warden_executions_total{api="v1",language="python",mode="sandboxed",outcome="exited"}"#;
@@ -144,6 +144,11 @@ fn metrics_count_executions_failures_and_durations() {
         let (_, number) = line.rsplit_once(' ').expect("a value");
         assert!(number.parse::<f64>().is_ok(), "{line}");
     }
+    // Hunt gv 5: every token's activity, so only an admin token's, as `/v1/stats` shows
+    // other tokens' runs only to one.
+    let (status, body) = server.request("GET", "/metrics", None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("admin = true"), "{body}");
     // Without the token: refused like the rest of the own API.
     let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
     std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.0\r\n\r\n").expect("sent");
@@ -159,7 +164,7 @@ fn metrics_count_executions_failures_and_durations() {
 /// name (a megabyte long) added a series of its own, kept until the server stopped.
 #[test]
 fn tool_executions_are_counted_and_unknown_tool_names_share_one_series() {
-    let server = LiveServer::start("");
+    let server = LiveServer::start(ADMIN);
     let shell = r#"{"command": "echo hi"}"#;
     let (status, body) = server.request("POST", "/v1/tools/shell/call", Some(shell));
     assert_eq!(status, 200, "{body}");
@@ -178,7 +183,7 @@ fn tool_executions_are_counted_and_unknown_tool_names_share_one_series() {
         );
     }
 
-    let (status, text) = server.request("GET", "/metrics", None);
+    let (status, text) = server.metrics();
     assert_eq!(status, 200, "{text}");
     let echoed =
         r#"warden_executions_total{api="v1",language="bash",mode="sandboxed",outcome="exited"}"#;
@@ -232,7 +237,7 @@ fn tool_executions_are_counted_and_unknown_tool_names_share_one_series() {
 /// (executions, durations, violations): `/metrics` and `/v1/stats` disagreed.
 #[test]
 fn a_sessions_calls_are_counted() {
-    let server = LiveServer::start("");
+    let server = LiveServer::start(ADMIN);
     let (status, body) = server.request("POST", "/v1/sessions", Some("{}"));
     assert_eq!(status, 201, "{body}");
     let session: serde_json::Value = serde_json::from_str(&body).expect("JSON");
@@ -240,7 +245,7 @@ fn a_sessions_calls_are_counted() {
     let call = r#"{"command": "echo hi > /etc/passwd; echo done"}"#;
     let (status, body) = server.request("POST", &format!("/v1/sessions/{id}/exec"), Some(call));
     assert_eq!(status, 200, "{body}");
-    let (status, text) = server.request("GET", "/metrics", None);
+    let (status, text) = server.metrics();
     assert_eq!(status, 200, "{text}");
     let exited =
         r#"warden_executions_total{api="v1",language="bash",mode="sandboxed",outcome="exited"}"#;
@@ -256,7 +261,7 @@ fn a_sessions_calls_are_counted() {
 /// caller. Calls of tools registered at run time share one series.
 #[test]
 fn registered_tools_share_one_series() {
-    let server = LiveServer::start("");
+    let server = LiveServer::start(ADMIN);
     let definition = "name = \"shout_x1\"\ndescription = \"Upper-cases a text.\"\n\
                       category = \"compute\"\n[input]\ntype = \"object\"\nrequired = [\"text\"]\n\
                       [input.properties.text]\ntype = \"string\"\n[run]\nprogram = \"up.py\"\n\
@@ -271,7 +276,7 @@ fn registered_tools_share_one_series() {
     let (status, body) =
         server.request("POST", "/v1/tools/shout_x1/call", Some(r#"{"text": "a"}"#));
     assert_eq!(status, 200, "{body}");
-    let (status, text) = server.request("GET", "/metrics", None);
+    let (status, text) = server.metrics();
     assert_eq!(status, 200, "{text}");
     assert!(!text.contains("shout_x1"), "{text}");
     let shared = r#"warden_tool_calls_total{tool="<registered>",result="ok"}"#;

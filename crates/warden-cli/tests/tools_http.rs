@@ -4,7 +4,7 @@
 
 mod live_server;
 
-use live_server::LiveServer;
+use live_server::{LiveServer, ADMIN};
 use serde_json::{json, Value};
 
 fn parse(body: &str) -> Value {
@@ -323,7 +323,7 @@ fn a_builtins_name_is_refused_as_such_and_no_host_path_is_shown() {
 
 /// The count of queue-time samples in `/metrics`.
 fn queue_samples(server: &LiveServer) -> u64 {
-    let (_, body) = server.request("GET", "/metrics", None);
+    let (_, body) = server.metrics();
     body.lines()
         .find_map(|l| l.strip_prefix(r#"warden_stage_duration_seconds_count{stage="queue"} "#))
         .map_or(0, |n| n.trim().parse::<f64>().expect("a count") as u64)
@@ -334,7 +334,7 @@ fn queue_samples(server: &LiveServer) -> u64 {
 /// `files` call counted one too. They are refused at once now, and only executions count.
 #[test]
 fn a_call_refused_before_it_runs_takes_no_place_and_no_queue_time() {
-    let server = LiveServer::start("[server]\nworkers = 1\nqueue_size = 1\n");
+    let server = LiveServer::start(&format!("[server]\nworkers = 1\nqueue_size = 1\n{ADMIN}"));
     let files = json!({"operation": "write", "path": "a.txt", "content": "x"}).to_string();
     let (status, body) = server.request("POST", "/v1/tools/files/call", Some(&files));
     assert_eq!(status, 200, "{body}");

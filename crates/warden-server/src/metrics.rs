@@ -16,6 +16,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use warden_engine::{EngineError, Execution, ExecutionResult, ToolCallError, ToolReply};
 
+use crate::error::ApiError;
 use crate::routes::V1Caller;
 use crate::state::AppState;
 
@@ -276,12 +277,26 @@ impl Counts {
     }
 }
 
-/// `GET /metrics`.
-pub(crate) async fn metrics(State(state): State<AppState>, _caller: V1Caller) -> impl IntoResponse {
-    (
+/// `GET /metrics`: every token's activity (executions, violations, denials, tool calls), so
+/// an `admin` token's only when the server has tokens, as `/v1/stats` shows other tokens'
+/// runs only to one (Hunt gv 5); a server without tokens (loopback only) answers its caller.
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    V1Caller(caller): V1Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(name) = &caller.token {
+        if !state.tokens().is_admin(name) {
+            return Err(ApiError::with_status(
+                axum::http::StatusCode::FORBIDDEN,
+                "/metrics counts every token's activity: it needs a token marked `admin = true` \
+                 in [[server.tokens]]",
+            ));
+        }
+    }
+    Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         render(&state),
-    )
+    ))
 }
 
 fn render(state: &AppState) -> String {
