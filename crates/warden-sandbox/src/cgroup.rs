@@ -5,6 +5,7 @@
 //! Runs in the parent. The filesystem roots are parameters so the decisions can be tested on a
 //! directory of fixture files. cgroups(7), Documentation/admin-guide/cgroup-v2.rst.
 
+mod total;
 mod v1;
 mod v2;
 
@@ -216,11 +217,14 @@ impl CgroupFs {
         }
     }
 
-    /// Creates the cgroup `warden/<name>` with the memory and pids limits applied.
+    /// Creates the cgroup `warden/<name>` with the memory and pids limits applied, and caps
+    /// warden's parent cgroup at half of the host's tasks (`cgroup/total.rs`): all of warden's
+    /// sandboxes together never take every pid of the host.
     pub fn create(&self, name: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
+        let total = total::host_bound();
         let dirs = match self {
-            CgroupFs::V1(mounts) => mounts.create(name, limits)?,
-            CgroupFs::V2(root) => vec![v2::create(root, name, limits)?],
+            CgroupFs::V1(mounts) => mounts.create(name, limits, total)?,
+            CgroupFs::V2(root) => vec![v2::create(root, name, limits, total)?],
         };
         Ok(Cgroup {
             layout: self.clone(),

@@ -76,7 +76,8 @@ const RUNTIME_PIDS: u32 = 512;
 const RUNTIME_PIDS_PER_PROCESS: u32 = 128;
 /// The most host threads a gVisor sandbox's runtime may take, whatever its `max_procs`: at
 /// most a quarter of the host's `kernel.pid_max` (32,768 on some hosts, where one sandbox
-/// must not take them all), and never more than this.
+/// must not take them all), and never more than this. All sandboxes together are bounded by
+/// warden's parent cgroup (`cgroup/total.rs`: half of the host's tasks).
 const RUNTIME_PIDS_CEILING: u32 = 16_384;
 
 /// The host threads a sandbox whose program may have `max_procs` processes gives its runtime.

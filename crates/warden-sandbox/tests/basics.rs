@@ -93,3 +93,45 @@ fn nothing_is_collected_from_a_failed_program() {
     let run = sandbox().run(&p, Stdin::Null).expect("ran");
     assert!(run.collected.is_empty() && run.collect_error.is_none());
 }
+
+/// Hunt gv 1: each sandbox had a process limit but all of them together none, and a gVisor
+/// sandbox's runtime may keep a quarter of the host's pids: a few at once took them all.
+/// Creating a run's cgroup caps warden's parent of the pids hierarchy (v1) or the unified one
+/// (v2) at half of the lower of `kernel.pid_max` and `kernel.threads-max`.
+#[test]
+fn all_sandboxes_together_hold_at_most_half_of_the_hosts_tasks() {
+    let run = sh("true", Limits::default());
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 });
+    let kernel = |name: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+            .expect("readable")
+            .trim()
+            .parse()
+            .expect("a number")
+    };
+    let bound = kernel("pid_max").min(kernel("threads-max")) / 2;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let parents: Vec<std::path::PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let mut after = after.split(' ');
+            let (fstype, _, options) = (after.next()?, after.next()?, after.next()?);
+            let pids = fstype == "cgroup2"
+                || (fstype == "cgroup" && options.split(',').any(|o| o == "pids"));
+            let mount_point = before.split(' ').nth(4)?;
+            pids.then(|| std::path::PathBuf::from(mount_point))
+        })
+        .map(|root| root.join(warden_sandbox::WARDEN_CGROUP))
+        .filter(|parent| parent.join("pids.max").exists())
+        .collect();
+    assert!(!parents.is_empty(), "warden's parent cgroup with pids.max");
+    for parent in parents {
+        let max = std::fs::read_to_string(parent.join("pids.max")).expect("pids.max");
+        let max: u64 = max
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{parent:?}: {max}"));
+        assert!(max <= bound, "{parent:?}: {max} above {bound}");
+    }
+}

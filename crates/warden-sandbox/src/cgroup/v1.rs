@@ -81,12 +81,23 @@ impl Mounts {
         dirs[index].clone()
     }
 
-    pub(super) fn create(&self, name: &str, limits: &Limits) -> Result<Vec<PathBuf>, CgroupError> {
+    /// Creates `warden/<name>` in each hierarchy, with the limits; warden's parent cgroup of
+    /// the pids hierarchy capped at `total` tasks (`total.rs`).
+    pub(super) fn create(
+        &self,
+        name: &str,
+        limits: &Limits,
+        total: Option<u64>,
+    ) -> Result<Vec<PathBuf>, CgroupError> {
         let mut dirs = Vec::with_capacity(3);
-        for root in self.ordered() {
+        for (index, root) in self.ordered().into_iter().enumerate() {
             let parent = root.join(WARDEN_CGROUP);
             if !parent.exists() {
                 fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
+            }
+            // The pids hierarchy's: every run's tasks together stay within the bound.
+            if let (0, Some(bound)) = (index, total) {
+                super::total::cap(&parent, bound)?;
             }
             let dir = parent.join(name);
             if let Err(e) = fs::create_dir(&dir).map_err(io_err("creating", &dir)) {
@@ -243,7 +254,7 @@ mod tests {
             max_procs: 7,
             ..Limits::default()
         };
-        let dirs = mounts.create("run-1", &limits).expect("created");
+        let dirs = mounts.create("run-1", &limits, None).expect("created");
         assert_eq!(
             fs::read_to_string(dirs[0].join("pids.max")).expect("pids.max"),
             "7"
@@ -255,6 +266,25 @@ mod tests {
         assert!(dirs[2].ends_with("cpuacct/warden/run-1"));
     }
 
+    /// Hunt gv 1: warden's parent of the pids hierarchy is capped, so that every run's tasks
+    /// together stay within the bound; the other hierarchies' parents are left alone.
+    #[test]
+    fn the_pids_parent_is_capped_at_the_total() {
+        let (_dir, mounts) = fixture();
+        let parents = mounts.parents();
+        for parent in &parents {
+            fs::create_dir_all(parent).expect("mkdir");
+            fs::write(parent.join("pids.max"), "max\n").expect("write");
+        }
+        mounts
+            .create("run-5", &Limits::default(), Some(16_384))
+            .expect("created");
+        let read = |p: &PathBuf| fs::read_to_string(p.join("pids.max")).expect("pids.max");
+        assert_eq!(read(&parents[0]), "16384", "{:?}", parents[0]);
+        assert_eq!(read(&parents[1]), "max\n");
+        assert_eq!(read(&parents[2]), "max\n");
+    }
+
     /// Bug hunt: without a TCP limit v1 charges no socket buffer to the cgroup.
     #[test]
     fn the_tcp_limit_follows_the_memory_limit_where_the_kernel_has_it() {
@@ -263,7 +293,7 @@ mod tests {
             memory: ByteSize::mib(64),
             ..Limits::default()
         };
-        let without = mounts.create("run-3", &limits).expect("created");
+        let without = mounts.create("run-3", &limits, None).expect("created");
         let tcp = "memory.kmem.tcp.limit_in_bytes";
         assert!(!without[1].join(tcp).exists(), "not made up where absent");
         let parent = mounts.memory.clone().expect("memory").join(WARDEN_CGROUP);
@@ -283,7 +313,9 @@ mod tests {
     #[test]
     fn stats_read_the_v1_files() {
         let (_dir, mounts) = fixture();
-        let dirs = mounts.create("run-2", &Limits::default()).expect("created");
+        let dirs = mounts
+            .create("run-2", &Limits::default(), None)
+            .expect("created");
         fs::write(dirs[2].join("cpuacct.usage"), "1500000000\n").expect("write");
         fs::write(dirs[1].join("memory.max_usage_in_bytes"), "4096\n").expect("write");
         fs::write(

@@ -20,8 +20,14 @@ pub(super) fn missing_controllers(root: &Path) -> Vec<&'static str> {
         .collect()
 }
 
-/// Creates `<root>/warden/<name>` with the controllers delegated down to it.
-pub(super) fn create(root: &Path, name: &str, limits: &Limits) -> Result<PathBuf, CgroupError> {
+/// Creates `<root>/warden/<name>` with the controllers delegated down to it; `warden/` capped
+/// at `total` tasks (`total.rs`).
+pub(super) fn create(
+    root: &Path,
+    name: &str,
+    limits: &Limits,
+    total: Option<u64>,
+) -> Result<PathBuf, CgroupError> {
     let parent = root.join(WARDEN_CGROUP);
     if !parent.exists() {
         fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
@@ -36,6 +42,11 @@ pub(super) fn create(root: &Path, name: &str, limits: &Limits) -> Result<PathBuf
         {
             write(&control, enable)?;
         }
+    }
+    // Every run's tasks together stay within the bound (`warden/pids.max` exists once the
+    // root delegates `pids`, just above).
+    if let Some(bound) = total {
+        super::total::cap(&parent, bound)?;
     }
     let dir = parent.join(name);
     fs::create_dir(&dir).map_err(io_err("creating", &dir))?;
@@ -118,6 +129,7 @@ mod tests {
             "",
         )
         .expect("write");
+        fs::write(root.path().join(WARDEN_CGROUP).join("pids.max"), "max\n").expect("write");
         let dir = create(
             root.path(),
             "run-1",
@@ -125,8 +137,14 @@ mod tests {
                 max_procs: 9,
                 ..Limits::default()
             },
+            Some(16_384),
         )
         .expect("created");
+        // Hunt gv 1: every run's tasks together stay within the bound.
+        assert_eq!(
+            fs::read_to_string(root.path().join(WARDEN_CGROUP).join("pids.max")).expect("read"),
+            "16384"
+        );
         assert_eq!(
             fs::read_to_string(root.path().join("cgroup.subtree_control")).expect("read"),
             "+memory +pids +cpu"
