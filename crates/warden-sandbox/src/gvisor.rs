@@ -658,6 +658,15 @@ impl JobLauncher for RunscJobs {
         self.sentry.get().is_some_and(Sentry::ended)
     }
 
+    /// A one-job sandbox's runtime that crashed under its job (its sentry refused a thread):
+    /// `runsc run` then exits with the sentry's status, as if it were the program's, and only
+    /// the Go runtime's crash report (`--panic-log`) tells. A keeper's sentry is watched
+    /// instead ([`JobLauncher::runtime_ended`]).
+    fn runtime_failure(&self) -> Option<String> {
+        self.container_start.as_ref()?;
+        crash_report(&panic_log(&self.bundle))
+    }
+
     fn prepare(&mut self, job: &Job) -> Result<Command, SandboxError> {
         let room = self.fit(&job.limits)?;
         crate::workspace::write_files(&self.workspace, &job.files, &mut InMemory, room)
@@ -1013,6 +1022,10 @@ fn runsc_argv(runsc: &Path, bundle: &Path, container: &str, egress: bool) -> Vec
         // Enforce the bundle's seccomp section on the program (`gvisor/seccomp.rs`).
         "--oci-seccomp",
         OVERLAY,
+        // Where the Go runtime of runsc's processes (the sentry's among them) writes why it
+        // crashed: a one-job sandbox's `runsc run` exits with its crashed sentry's status
+        // (2), which would read as the program's ([`RunscJobs::runtime_failure`]).
+        &format!("--panic-log={}", panic_log(bundle).display()),
         "run",
         "--bundle",
         &bundle.to_string_lossy(),
@@ -1021,6 +1034,35 @@ fn runsc_argv(runsc: &Path, bundle: &Path, container: &str, egress: bool) -> Vec
     .map(str::to_owned)
     .to_vec()
 }
+
+/// The file runsc's Go runtime writes its crash reports into (`--panic-log`): beside the
+/// bundle's tree, not bound into the container.
+fn panic_log(bundle: &Path) -> PathBuf {
+    bundle.join("panic.log")
+}
+
+/// What a crash report says, in a line: its first lines (the runtime's message), or `None` for
+/// an empty or missing report. Reads at most [`PANIC_SHOWN`] bytes.
+fn crash_report(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    fs::File::open(path)
+        .ok()?
+        .take(PANIC_SHOWN)
+        .read_to_end(&mut text)
+        .ok()?;
+    let text = String::from_utf8_lossy(&text);
+    let said: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .take(3)
+        .collect();
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
+/// How much of a crash report is read: its first lines say why.
+const PANIC_SHOWN: u64 = 4096;
 
 /// runsc exits with the program's status, or 128 + N when signal N killed it.
 fn runsc_status(status: std::process::ExitStatus) -> ExitStatus {
@@ -1107,6 +1149,32 @@ mod tests {
         assert!(!ProgramStart::started(&mut other));
     }
 
+    /// Hunt gv 2: a one-job sandbox whose sentry crashed under its job (its threads refused)
+    /// ended as the program's exit 2; the crash report says why, an empty one nothing.
+    #[test]
+    fn a_crash_report_is_read_in_a_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("panic.log");
+        assert_eq!(crash_report(&log), None);
+        fs::write(&log, "").expect("write");
+        assert_eq!(crash_report(&log), None);
+        fs::write(
+            &log,
+            "runtime: failed to create new OS thread (have 29 already; errno=11)\n\
+             runtime: may need to increase max user processes (ulimit -u)\n\
+             fatal error: newosproc\n\nruntime stack:\n",
+        )
+        .expect("write");
+        assert_eq!(
+            crash_report(&log).as_deref(),
+            Some(
+                "runtime: failed to create new OS thread (have 29 already; errno=11); \
+                 runtime: may need to increase max user processes (ulimit -u); \
+                 fatal error: newosproc"
+            )
+        );
+    }
+
     /// CI hunt: a session's call whose sentry was killed under it was once answered as the
     /// program's exit 128 (`runsc exec` saw the sentry's socket close before the sentry's
     /// last thread had exited, when its pidfd turns readable). A process whose first thread
@@ -1166,6 +1234,7 @@ mod tests {
     #[test]
     fn only_a_sandbox_with_egress_runs_on_the_host_network_stack() {
         let argv = |egress| runsc_argv(Path::new("/usr/bin/runsc"), Path::new("/b"), "c", egress);
+        assert!(argv(false).contains(&"--panic-log=/b/panic.log".to_owned()));
         assert!(argv(false).contains(&"--network=none".to_owned()));
         assert!(argv(true).contains(&"--network=host".to_owned()));
         assert!(!argv(true).contains(&"--network=none".to_owned()));

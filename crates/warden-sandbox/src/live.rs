@@ -88,6 +88,11 @@ pub(crate) trait JobLauncher: std::fmt::Debug + Send {
     fn runtime_ended(&self) -> bool {
         false
     }
+    /// Why the runtime failed under the job, when its own report says so (a one-job gVisor
+    /// sandbox's crashed sentry): the job's status is then the runtime's, not the program's.
+    fn runtime_failure(&self) -> Option<String> {
+        None
+    }
     /// The command that ends the processes of `job` and leaves the sandbox to the next job,
     /// for a limit or a signal that ends the job (a runtime's exec that kills them); `None`:
     /// the whole sandbox ends with such a job.
@@ -653,6 +658,23 @@ impl LiveSandbox {
         }
         if let Some((step, detail)) = watched.setup_failure {
             return Err(SandboxError::setup(step, detail));
+        }
+        if let (Some(Jobs::Process(launcher)), Some(_), None) =
+            (&self.jobs, watched.process_status, watched.killed)
+        {
+            // Hunt gv 2: a one-job sandbox's sentry that crashed under its job made `runsc
+            // run` exit with the sentry's status (2), read as the program's.
+            if let Some(why) = launcher.runtime_failure().filter(|_| {
+                !cgroup
+                    .stats()
+                    .is_ok_and(|after| after.oom_kills > before.oom_kills)
+            }) {
+                self.dead = Some("its runtime failed");
+                return Err(SandboxError::setup(
+                    "run the runtime's container".into(),
+                    why,
+                ));
+            }
         }
         if let (false, Some(status), None) = (
             watched.program_started,

@@ -835,3 +835,51 @@ fn a_runsc_that_fails_before_the_container_runs_is_a_sandbox_failure() {
         "cgroups left behind"
     );
 }
+
+/// Hunt gv 2: a sentry that crashed under a one-job sandbox's job (its threads refused under
+/// `RLIMIT_NPROC`) made `runsc run` exit with the sentry's status 2 after the container said
+/// `running`, read as the program's exit. The Go runtime's crash report (`--panic-log`) says
+/// it was the sandbox's failure. A stand-in runsc plays it: `running`, a report, exit 2.
+#[test]
+fn a_runtime_that_crashes_under_its_job_is_a_sandbox_failure() {
+    use std::os::unix::fs::PermissionsExt;
+    use warden_sandbox::SandboxError;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("runsc");
+    std::fs::write(
+        &fake,
+        r#"#!/bin/sh
+prev=
+for a in "$@"; do
+  case "$a" in --panic-log=*) panic="${a#--panic-log=}";; esac
+  [ "$prev" = "--root" ] && root="$a"
+  prev="$a"
+  container="$a"
+done
+state="$root/${container}_sandbox:${container}.state"
+echo "{\"id\":\"$container\",\"status\":\"running\"}" > "$state"
+echo 'fatal error: newosproc' > "$panic"
+sleep 0.2
+rm -f "$state"
+exit 2
+"#,
+    )
+    .expect("write");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let gvisor = sandbox()
+        .gvisor()
+        .expect("runsc is installed")
+        .with_runsc(fake);
+    let result = warden_sandbox::run_once(&gvisor, &plan(&["/bin/echo", "ran"]), Stdin::Null);
+    match result {
+        Err(SandboxError::Setup { detail, .. }) => {
+            assert!(detail.contains("newosproc"), "{detail}");
+        }
+        other => panic!("a sandbox failure, not the program's exit 2: {other:?}"),
+    }
+    assert_eq!(
+        support::our_cgroups(),
+        Vec::<String>::new(),
+        "cgroups left behind"
+    );
+}
