@@ -328,11 +328,7 @@ type Named = (String, Vec<u8>);
 /// The first [`MAX_LISTED`] names of an open directory after `after`, in order (as answered,
 /// with the bytes that name the entry), and whether more follow. Holds no more names than it
 /// answers, whatever the directory holds.
-fn first_names(
-    dir: &OwnedFd,
-    path: &str,
-    after: &str,
-) -> Result<(Vec<Named>, bool), FilesError> {
+fn first_names(dir: &OwnedFd, path: &str, after: &str) -> Result<(Vec<Named>, bool), FilesError> {
     let listing = Dir::from_fd(reopen(dir, path)?).map_err(|e| at(path, "listing", e))?;
     // The largest kept name on top, to make room for a smaller one.
     let mut kept = std::collections::BinaryHeap::with_capacity(MAX_LISTED + 1);
