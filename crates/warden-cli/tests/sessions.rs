@@ -646,6 +646,7 @@ fn agent_tools_work_in_a_session() {
     );
     assert_eq!(reply["is_error"], true, "{reply}");
     assert!(reply["text"].to_string().contains("no session"), "{reply}");
+    assert_eq!(reply["refused"], true, "hunt mcp 7: {reply}");
     // Hunt gv 4: a program the mode policy refuses in a session was a failure (no
     // `refused`, counted as an error) where the same refusal outside one is a refusal.
     let reply = call(
@@ -661,7 +662,8 @@ fn agent_tools_work_in_a_session() {
         .as_array()
         .and_then(|tools| tools.iter().find(|t| t["tool"] == "shell"))
         .unwrap_or_else(|| panic!("shell's statistics: {stats}"));
-    assert_eq!(shell["refusals"], 1, "{stats}");
+    // The unknown session's call and the mode policy's refusal.
+    assert_eq!(shell["refusals"], 2, "{stats}");
 }
 
 #[test]
