@@ -5,6 +5,7 @@
 //! every run share one sandbox, or each get a fresh one, as the request says. The dependency
 //! stage has a sandbox of its own, under its own network policy (`dependencies.rs`).
 
+mod analysis;
 mod analysis_cache;
 mod cancelled;
 mod compile;
@@ -15,6 +16,7 @@ mod mcp_relay;
 mod mode_choice;
 pub(crate) mod network;
 mod opaque_files;
+mod outcome;
 mod pool;
 mod runner;
 mod session_files;
@@ -25,12 +27,12 @@ mod volumes;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use warden_analysis::{Analyzer, ReadElsewhere, RequestAnalysis, RequestFile};
+use warden_analysis::Analyzer;
 use warden_core::detect;
 use warden_core::language::{expand_argv, ArgvTemplate, CommandValues};
 use warden_core::{
-    Analysis, ByteSize, Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits,
-    Mode, ModePolicy, Outcome, SeccompPolicy,
+    Analysis, Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits, Mode,
+    ModePolicy, Outcome, SeccompPolicy,
 };
 use warden_sandbox::{
     CollectedFile, Job, Sandbox, SandboxPlan, SandboxRun, SandboxSpec, Stdin, WorkspaceFile,
@@ -41,13 +43,9 @@ use crate::compile_cache::CompileCache;
 use crate::confined_analysis;
 use crate::dependency_cache::DependencyCache;
 use crate::error::EngineError;
-use crate::execution::{
-    Execution, ExecutionRequest, ExecutionResult, LanguageDetection, StageResult,
-};
-use crate::id::ExecutionId;
-use crate::security::{Security, Stage, Violation};
+use crate::execution::{Execution, ExecutionRequest, LanguageDetection, StageResult};
 use crate::settings::{HistorySettings, NetworkSettings, SettingError};
-use crate::test_cases::{TestCase, TestResult, Verdict};
+use crate::test_cases::{TestResult, Verdict};
 use crate::workspace::Program;
 
 pub use host::SandboxCheck;
@@ -56,6 +54,8 @@ pub use network::{Connection, NetworkReport};
 pub use pool::{host_memory_pressure, MemoryPressure, PoolStats};
 pub use session_files::{FileAnswer, FileOp, SessionFile, MAX_DOWNLOAD};
 pub use sessions::SessionCall;
+
+use outcome::{finish, test_result, KeptOutput};
 
 /// Operator configuration of the engine; [`crate::Settings::engine_config`] builds it from
 /// `warden.toml` and the environment.
@@ -252,17 +252,6 @@ struct Prepared<'e> {
     /// change: a header there would give another's binary), nor in a session (its workspace
     /// holds what earlier calls wrote), nor in trusted mode (it reads the host's files).
     cacheable: bool,
-}
-
-/// Shells whose scripts the bash rules read (what they run is a POSIX shell's, and the rules'
-/// commands are the same), for a helper that names one in its `#!` line.
-const SHELLS: [&str; 7] = ["dash", "ash", "ksh", "mksh", "pdksh", "zsh", "posh"];
-
-/// The interpreter `file`'s `#!` line names (`#!/usr/bin/env perl`: `perl`), if it has one.
-fn shebang_of(file: &WorkspaceFile) -> Option<String> {
-    let head = &file.contents[..file.contents.len().min(512)];
-    let first_line = head.split(|&b| b == b'\n').next()?;
-    warden_core::detect::shebang_interpreter(std::str::from_utf8(first_line).ok()?)
 }
 
 /// A sandbox's ceilings raised to hold a stage run in it with `stage`'s limits. Each job of
@@ -840,234 +829,6 @@ impl Engine {
         Ok((found.language, LanguageDetection::from(&found)))
     }
 
-    /// Analyses every file of the program, not only its source files: a loader
-    /// (`runpy.run_path`, `source`, `load`, `require`) runs a file of any name, so a payload in
-    /// `helper.txt` must count as if it were `helper.py`. A file in another catalog language's
-    /// extension or `#!` line (`run.sh`, or `run` starting `#!/bin/bash`, beside `main.py`) is
-    /// read as that language and graded as a source is, its parse error included: it is code
-    /// by its name, and one that cannot be read (a NUL byte, a megabyte of padding) must not
-    /// pass for harmless. Any other file is read as the program's language and may be data (a
-    /// CSV, a picture): only what is found in it counts, not that it fails to parse.
-    ///
-    /// The files not in the cache are analysed together, under one budget, in another process
-    /// when the analysis is confined (`confined_analysis.rs`); when that process is stopped,
-    /// the whole program's analysis is (graded as a parse that timed out).
-    fn analyze_program(&self, language: &Language, program: &Program) -> Analysis {
-        // Each file: whether it is a source, the language it is read as, whether it may be
-        // data (then not cached: the same bytes as a source are graded otherwise), and whether
-        // a source names it where the language runs fragments of files (`#include "b.txt"`).
-        let named = self.named_by_sources(language, program);
-        let files: Vec<(bool, &str, &WorkspaceFile, bool, bool)> = program
-            .files
-            .iter()
-            .flat_map(|file| {
-                let source = program.is_source(file);
-                let own = language.id.as_str();
-                let named = named(file);
-                match (source, self.language_of_other_file(file)) {
-                    (true, _) => vec![(true, own, file, false, false)],
-                    // Another language's file (`run.sh` beside `main.py`): its code; and,
-                    // named by a source, the fragment it may be of the program's (`#include
-                    // "b.php"` in C).
-                    (false, Some(id)) if named && id != own => {
-                        vec![
-                            (false, id, file, false, false),
-                            (false, own, file, true, true),
-                        ]
-                    }
-                    (false, Some(id)) => vec![(false, id, file, false, false)],
-                    // Data (a CSV, a README) unless it is a program of the language without
-                    // a single parse error (a helper hidden as `.txt`), or a source names it
-                    // and the language runs fragments of files.
-                    (false, None) => vec![(false, own, file, true, named)],
-                }
-            })
-            .collect();
-        // Another file may source this one, or this one it, even by a name built at run time
-        // (`. "$f"`), and run there a variable this one assigns (`E=eval`): each file is
-        // analysed knowing what the program's other files read, if it has any, and cached
-        // apart.
-        let elsewhere: Vec<Option<ReadElsewhere>> = files
-            .iter()
-            .map(|&(_, _, file, _, _)| {
-                let others = program
-                    .files
-                    .iter()
-                    .filter(|other| !std::ptr::eq(*other, file))
-                    .map(|other| &other.contents[..]);
-                (program.files.len() > 1).then(|| ReadElsewhere::of(others))
-            })
-            .collect();
-        let mut parts: Vec<Option<Analysis>> = files
-            .iter()
-            .zip(&elsewhere)
-            .map(|(&(_, id, file, maybe_data, _), among_others)| {
-                (!maybe_data)
-                    .then(|| self.analyses.get(id, among_others.as_ref(), &file.contents))
-                    .flatten()
-            })
-            .collect();
-        let missing: Vec<usize> = (0..files.len()).filter(|&i| parts[i].is_none()).collect();
-        let request: Vec<RequestFile<'_>> = missing
-            .iter()
-            .map(|&i| RequestFile {
-                language: files[i].1,
-                code: &files[i].2.contents,
-                maybe_data: files[i].3,
-                named: files[i].4,
-                among_others: elsewhere[i].as_ref(),
-            })
-            .collect();
-        let answer = if request.is_empty() {
-            RequestAnalysis {
-                files: Vec::new(),
-                budget_spent: false,
-            }
-        } else {
-            match self.confinement.analyze(&self.analyzer, &request) {
-                Ok(answer) => answer,
-                Err(why) => return warden_analysis::stopped(why),
-            }
-        };
-        for (&i, part) in missing.iter().zip(answer.files) {
-            let (_, id, file, maybe_data, _) = files[i];
-            if !maybe_data && !answer.budget_spent {
-                if let Some(part) = &part {
-                    self.analyses
-                        .insert(id, elsewhere[i].as_ref(), &file.contents, part.clone());
-                }
-            }
-            parts[i] = Some(part.unwrap_or_default());
-        }
-        let mut analysis = Analysis::default();
-        for (&(_, _, _, maybe_data, _), part) in files.iter().zip(parts) {
-            let part = part.unwrap_or_default();
-            // A source, or another language's file: code, graded whole.
-            let code = !maybe_data;
-            let level = if code {
-                part.threat_level
-            } else {
-                part.findings
-                    .iter()
-                    .map(|f| f.severity)
-                    .max()
-                    .unwrap_or_default()
-            };
-            analysis.threat_level = analysis.threat_level.max(level);
-            analysis.findings.extend(part.findings);
-            if code {
-                analysis.parse_error = analysis.parse_error.or(part.parse_error);
-            }
-        }
-        // A script for an interpreter warden has no rules for (`#!/usr/bin/perl`): code, by
-        // its `#!` line, that nothing here can read, graded as any input that cannot be; so
-        // are compiled code and a file a program file names that fails the screen
-        // (`opaque_files.rs`).
-        let scripts = program
-            .files
-            .iter()
-            .filter(|f| !program.is_source(f))
-            .filter_map(|file| {
-                let interpreter = self.unanalysable_interpreter(file)?;
-                Some(format!(
-                    "{} is a script for {interpreter}, which warden has no analysis rules for",
-                    file.path.display()
-                ))
-            });
-        for why in scripts.chain(self.unreadable_files(program)) {
-            let part = warden_analysis::stopped(why);
-            analysis.threat_level = analysis.threat_level.max(part.threat_level);
-            analysis.parse_error = analysis.parse_error.or(part.parse_error);
-        }
-        analysis
-    }
-
-    /// Whether one of `program`'s sources includes a file, as `language`'s rule file says a
-    /// source names one it runs in part (`#include "lib/b.txt"`, `source ./b.txt`); never in a
-    /// language without. A name built at compile or run time (`#include NAME`, `source "$f"`)
-    /// is not seen: the analysis is advisory, the sandbox the boundary (docs/analysis.md).
-    fn named_by_sources<'p>(
-        &'p self,
-        language: &'p Language,
-        program: &'p Program,
-    ) -> impl Fn(&WorkspaceFile) -> bool + 'p {
-        let id = language.id.as_str();
-        let fragments = self.analyzer.runs_fragments(id);
-        let sources: Vec<&'p [u8]> = program
-            .files
-            .iter()
-            .filter(|f| fragments && program.is_source(f))
-            .map(|f| &f.contents[..])
-            .collect();
-        move |file: &WorkspaceFile| {
-            let Some(name) = file.path.file_name() else {
-                return false;
-            };
-            let name = name.as_encoded_bytes();
-            sources
-                .iter()
-                .any(|source| self.analyzer.includes(id, source, name))
-        }
-    }
-
-    /// The analysis of one program in `language` (confined as every analysis is), cached.
-    pub(crate) fn analyze_one(&self, language: &str, code: &[u8]) -> Analysis {
-        if let Some(found) = self.analyses.get(language, None, code) {
-            return found;
-        }
-        let request = [RequestFile {
-            language,
-            code,
-            maybe_data: false,
-            named: false,
-            among_others: None,
-        }];
-        match self.confinement.analyze(&self.analyzer, &request) {
-            Ok(mut answer) => {
-                let analysis = answer.files.pop().flatten().unwrap_or_default();
-                if !answer.budget_spent {
-                    self.analyses.insert(language, None, code, analysis.clone());
-                }
-                analysis
-            }
-            Err(why) => warden_analysis::stopped(why),
-        }
-    }
-
-    /// The language a file outside the program's sources is analysed as: the catalog language
-    /// of its extension, or of the interpreter its `#!` line names (a `helper` a program runs
-    /// as `./helper`; a POSIX shell's, `dash`, `ksh`, `zsh`..., as bash), when that language
-    /// has rules; `None` for any other file.
-    fn language_of_other_file(&self, file: &WorkspaceFile) -> Option<&str> {
-        let by_extension = || {
-            file.path
-                .extension()
-                .and_then(|ext| self.catalog.by_extension(&ext.to_string_lossy()))
-        };
-        let by_shebang = || {
-            let interpreter = shebang_of(file)?;
-            self.catalog.by_shebang(&interpreter).or_else(|| {
-                SHELLS
-                    .contains(&interpreter.as_str())
-                    .then(|| self.catalog.get("bash"))
-                    .flatten()
-            })
-        };
-        by_extension()
-            .or_else(by_shebang)
-            .map(|other| other.id.as_str())
-            .filter(|id| !self.analyzer.rules(id).is_empty())
-    }
-
-    /// The interpreter a file outside the program's sources names in its `#!` line when no
-    /// language with rules reads it (`perl`, `awk`, `busybox`).
-    fn unanalysable_interpreter(&self, file: &WorkspaceFile) -> Option<String> {
-        if self.language_of_other_file(file).is_some() {
-            return None;
-        }
-        shebang_of(file)
-    }
-
     /// Runs a plan in the chosen mode's backend; a mode this host cannot provide is an error,
     /// never a silent downgrade. The one place the engine calls the sandbox.
     fn run_plan(
@@ -1346,257 +1107,6 @@ impl Stages {
             self.earlier.push(before);
         }
     }
-}
-
-/// What the results of one request's test cases keep of their output, all cases together:
-/// as much as one run may print (its output limit, per stream), and at least 16 MiB, so that
-/// thousands of cases each printing up to the limit cannot make one answer thousands of times
-/// larger than a run's. Each verdict is taken on the case's whole output before it is cut.
-struct KeptOutput {
-    stdout: u64,
-    stderr: u64,
-}
-
-impl KeptOutput {
-    /// The least the cases of a request share, per stream.
-    const FLOOR: ByteSize = ByteSize::mib(16);
-
-    fn for_cases(max_output: ByteSize) -> Self {
-        let each = max_output.bytes().max(Self::FLOOR.bytes());
-        Self {
-            stdout: each,
-            stderr: each,
-        }
-    }
-
-    /// Cuts `result`'s output to what is left, marking what was cut.
-    fn cut(&mut self, result: &mut TestResult) {
-        for (left, output, truncated) in [
-            (
-                &mut self.stdout,
-                &mut result.stdout,
-                &mut result.stdout_truncated,
-            ),
-            (
-                &mut self.stderr,
-                &mut result.stderr,
-                &mut result.stderr_truncated,
-            ),
-        ] {
-            let keep = usize::try_from(*left).unwrap_or(usize::MAX);
-            if output.len() > keep {
-                output.truncate(keep);
-                output.shrink_to_fit();
-                *truncated = true;
-            }
-            *left -= output.len() as u64;
-        }
-    }
-}
-
-/// A test case's result from its run.
-fn test_result(
-    run: &SandboxRun,
-    case: &TestCase,
-    rule: crate::test_cases::Comparison,
-) -> TestResult {
-    TestResult {
-        verdict: Verdict::of(&run.outcome, &run.stdout, case, rule),
-        outcome: run.outcome.clone(),
-        stdout: run.stdout.clone(),
-        stderr: run.stderr.clone(),
-        stdout_truncated: run.stdout_truncated,
-        stderr_truncated: run.stderr_truncated,
-        usage: run.usage,
-    }
-}
-
-/// What the sandbox stopped in one run of the run stage: its outcome when a limit or the
-/// policy ended it, refused and killing system calls, refused forks, read-only writes.
-fn run_violations(run: &SandboxRun, max_procs: u32) -> Vec<Violation> {
-    Violation::of(Stage::Run, &run.outcome)
-        .into_iter()
-        .chain(
-            run.denied_syscalls
-                .iter()
-                .map(|call| Violation::denied_syscall(Stage::Run, call)),
-        )
-        .chain(
-            run.seccomp_kills
-                .iter()
-                .filter_map(|call| Violation::seccomp_kill(Stage::Run, call)),
-        )
-        .chain(
-            (run.process_limit_hits > 0).then(|| {
-                Violation::process_limit(Stage::Run, run.process_limit_hits, Some(max_procs))
-            }),
-        )
-        .chain(
-            run.readonly_writes
-                .as_ref()
-                .map(|writes| Violation::readonly_writes(Stage::Run, writes)),
-        )
-        .collect()
-}
-
-/// The result of an execution, built once from what each stage returned (the run stage as the
-/// runs of the test cases before the last, and the last): `run` is `None` when
-/// the dependency or the compile stage failed.
-fn finish(
-    prepared: Prepared<'_>,
-    dependencies: Option<StageResult>,
-    compile: Option<StageResult>,
-    (earlier, run): (Vec<SandboxRun>, Option<SandboxRun>),
-    tests: Vec<TestResult>,
-    network: Option<NetworkReport>,
-) -> Result<ExecutionResult, EngineError> {
-    let install_network = dependencies.as_ref().and_then(|d| d.network.as_ref());
-    let denials = (install_network.iter().map(|n| (Stage::Dependencies, *n)))
-        .chain(network.iter().map(|n| (Stage::Run, n)))
-        .flat_map(|(stage, n)| n.violations().into_iter().map(move |d| (stage, d)))
-        .map(|(stage, (kind, detail))| Violation {
-            stage,
-            kind,
-            detail,
-            syscall: None,
-            writes: None,
-        });
-    // Each stage's refused system calls: they leave its outcome alone (docs/events.md).
-    let refused = [
-        (
-            Stage::Dependencies,
-            dependencies.as_ref().map(|d| &d.denied_syscalls),
-        ),
-        (Stage::Compile, compile.as_ref().map(|c| &c.denied_syscalls)),
-        (Stage::Run, run.as_ref().map(|r| &r.denied_syscalls)),
-    ]
-    .into_iter()
-    .flat_map(|(stage, calls)| calls.into_iter().flatten().map(move |c| (stage, c)))
-    .map(|(stage, call)| Violation::denied_syscall(stage, call))
-    .collect::<Vec<_>>();
-    // Processes other than the program killed for a forbidden call (the program's own kill
-    // is its stage's outcome).
-    let kills = [
-        (
-            Stage::Dependencies,
-            dependencies.as_ref().map(|d| &d.seccomp_kills),
-        ),
-        (Stage::Compile, compile.as_ref().map(|c| &c.seccomp_kills)),
-        (Stage::Run, run.as_ref().map(|r| &r.seccomp_kills)),
-    ]
-    .into_iter()
-    .flat_map(|(stage, calls)| calls.into_iter().flatten().map(move |c| (stage, c)))
-    .filter_map(|(stage, call)| Violation::seccomp_kill(stage, call))
-    .collect::<Vec<_>>();
-    // Writes to read-only paths, which the kernel refused.
-    let readonly = [
-        (
-            Stage::Dependencies,
-            dependencies
-                .as_ref()
-                .and_then(|d| d.readonly_writes.as_ref()),
-        ),
-        (
-            Stage::Compile,
-            compile.as_ref().and_then(|c| c.readonly_writes.as_ref()),
-        ),
-        (
-            Stage::Run,
-            run.as_ref().and_then(|r| r.readonly_writes.as_ref()),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(stage, writes)| Some(Violation::readonly_writes(stage, writes?)))
-    .collect::<Vec<_>>();
-    // Forks refused at the process limit: a fork storm the program may have survived.
-    let max_procs = prepared.limits.max_procs;
-    let storms = [
-        (
-            Stage::Dependencies,
-            dependencies.as_ref().map(|d| d.process_limit_hits),
-        ),
-        (
-            Stage::Compile,
-            compile.as_ref().map(|c| c.process_limit_hits),
-        ),
-        (Stage::Run, run.as_ref().map(|r| r.process_limit_hits)),
-    ]
-    .into_iter()
-    .filter_map(|(stage, hits)| Some((stage, hits.filter(|h| *h > 0)?)))
-    .map(|(stage, hits)| {
-        let limit = (stage == Stage::Run).then_some(max_procs);
-        Violation::process_limit(stage, hits, limit)
-    })
-    .collect::<Vec<_>>();
-    // The test cases before the last ran in sandboxes of their own: what was stopped there
-    // (a forbidden call, a read-only write, a fork storm, a limit) is the execution's too.
-    let earlier = earlier
-        .iter()
-        .flat_map(|run| run_violations(run, max_procs))
-        .collect::<Vec<_>>();
-    let violations: Vec<Violation> = earlier
-        .into_iter()
-        .chain(
-            [
-                dependencies
-                    .as_ref()
-                    .and_then(|d| Violation::of(Stage::Dependencies, &d.outcome)),
-                compile
-                    .as_ref()
-                    .and_then(|c| Violation::of(Stage::Compile, &c.outcome)),
-                run.as_ref()
-                    .and_then(|r| Violation::of(Stage::Run, &r.outcome)),
-            ]
-            .into_iter()
-            .flatten(),
-        )
-        .chain(refused)
-        .chain(kills)
-        .chain(storms)
-        .chain(readonly)
-        .chain(denials)
-        .collect();
-    let security = Security {
-        mode: prepared.mode,
-        reason: prepared.reason,
-        threat_level: prepared.analysis.threat_level,
-        findings: prepared.analysis.findings,
-        parse_error: prepared.analysis.parse_error,
-        violations,
-        analysis_time: prepared.analysis_time,
-    };
-    let never_ran = match &dependencies {
-        Some(stage) if !stage.outcome.is_success() => Outcome::DependencyError,
-        _ => Outcome::CompileError,
-    };
-    let run = run.map_or_else(
-        || StageResult {
-            outcome: never_ran,
-            ..StageResult::empty()
-        },
-        StageResult::from_run,
-    );
-    Ok(ExecutionResult {
-        id: ExecutionId::random()?,
-        language: prepared.detection.language.clone(),
-        detection: prepared.detection,
-        mode: prepared.mode,
-        outcome: run.outcome,
-        stdout: run.stdout,
-        stderr: run.stderr,
-        stdout_truncated: run.stdout_truncated,
-        stderr_truncated: run.stderr_truncated,
-        output_order: run.output_order,
-        usage: run.usage,
-        samples: run.samples,
-        limits: prepared.limits,
-        dependencies,
-        compile,
-        tests,
-        security,
-        network,
-        volumes: Vec::new(),
-    })
 }
 
 /// Times an execution's phases one after another.
@@ -1881,44 +1391,6 @@ mod tests {
                 .is_some_and(|e| e.contains("perl")),
             "{analysis:#?}"
         );
-    }
-
-    /// Bug hunt "comp": the test cases of one request kept every case's whole output, and
-    /// 2,000 cases printing a megabyte each made a 2 GB answer. All cases together keep what one
-    /// run may print (at least 16 MiB) per stream; past it, a case's output is cut and marked.
-    #[test]
-    fn the_cases_of_a_request_share_one_output_budget() {
-        let result = |stdout: usize, stderr: usize| TestResult {
-            verdict: Verdict::Accepted,
-            outcome: Outcome::Exited { code: 0 },
-            stdout: vec![b'x'; stdout],
-            stderr: vec![b'e'; stderr],
-            stdout_truncated: false,
-            stderr_truncated: false,
-            usage: warden_core::Usage::default(),
-        };
-        let mib = 1 << 20;
-        let mut kept = KeptOutput::for_cases(ByteSize::mib(1));
-        let mut lengths = Vec::new();
-        for _ in 0..18 {
-            let mut case = result(mib, 10);
-            kept.cut(&mut case);
-            lengths.push((case.stdout.len(), case.stdout_truncated, case.stderr.len()));
-        }
-        assert!(
-            lengths[..16].iter().all(|&l| l == (mib, false, 10)),
-            "{lengths:?}"
-        );
-        assert_eq!(lengths[16], (0, true, 10), "the budget is spent");
-        assert_eq!(lengths[17], (0, true, 10));
-        // A run allowed more than the floor: the cases share what it may print.
-        let mut kept = KeptOutput::for_cases(ByteSize::mib(40));
-        let mut case = result(30 * mib, 0);
-        kept.cut(&mut case);
-        assert_eq!(case.stdout.len(), 30 * mib);
-        let mut case = result(30 * mib, 0);
-        kept.cut(&mut case);
-        assert_eq!((case.stdout.len(), case.stdout_truncated), (10 * mib, true));
     }
 
     /// Regression hunt: `E=eval` in a file that reads `$E` only as an argument counts for

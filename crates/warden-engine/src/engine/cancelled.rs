@@ -13,7 +13,8 @@ use warden_core::Outcome;
 use warden_sandbox::SandboxRun;
 
 use super::history::Pending;
-use super::{finish, Engine, NetworkReport, Prepared, Stages};
+use super::outcome::finish;
+use super::{Engine, NetworkReport, Prepared, Stages};
 use crate::execution::{ExecutionRequest, ExecutionResult, StageResult};
 
 impl Stages {

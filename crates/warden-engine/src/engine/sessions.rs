@@ -9,7 +9,8 @@ use std::sync::Arc;
 use warden_core::{Mode, ModeRequest, OutcomeKind, ThreatLevel};
 use warden_sandbox::{SandboxSpec, VolumeMount, WORKDIR};
 
-use super::{finish, runner, Engine, NetworkReport, PhaseClock};
+use super::outcome::finish;
+use super::{runner, Engine, NetworkReport, PhaseClock};
 use crate::error::EngineError;
 use crate::execution::{Execution, ExecutionRequest, SourceFile};
 use crate::id::ExecutionId;

@@ -1,0 +1,251 @@
+//! The static analysis of a program before it runs: every file of it read in the language it
+//! would run as, the cache of earlier answers, and the confined process the analysis may run
+//! in (docs/analysis.md). Runs in the engine's process (CLI or server), before the plan.
+
+use warden_analysis::{ReadElsewhere, RequestAnalysis, RequestFile};
+use warden_core::{Analysis, Language};
+use warden_sandbox::WorkspaceFile;
+
+use super::Engine;
+use crate::workspace::Program;
+
+/// Shells whose scripts the bash rules read (what they run is a POSIX shell's, and the rules'
+/// commands are the same), for a helper that names one in its `#!` line.
+const SHELLS: [&str; 7] = ["dash", "ash", "ksh", "mksh", "pdksh", "zsh", "posh"];
+
+/// The interpreter `file`'s `#!` line names (`#!/usr/bin/env perl`: `perl`), if it has one.
+fn shebang_of(file: &WorkspaceFile) -> Option<String> {
+    let head = &file.contents[..file.contents.len().min(512)];
+    let first_line = head.split(|&b| b == b'\n').next()?;
+    warden_core::detect::shebang_interpreter(std::str::from_utf8(first_line).ok()?)
+}
+
+impl Engine {
+    /// Analyses every file of the program, not only its source files: a loader
+    /// (`runpy.run_path`, `source`, `load`, `require`) runs a file of any name, so a payload in
+    /// `helper.txt` must count as if it were `helper.py`. A file in another catalog language's
+    /// extension or `#!` line (`run.sh`, or `run` starting `#!/bin/bash`, beside `main.py`) is
+    /// read as that language and graded as a source is, its parse error included: it is code
+    /// by its name, and one that cannot be read (a NUL byte, a megabyte of padding) must not
+    /// pass for harmless. Any other file is read as the program's language and may be data (a
+    /// CSV, a picture): only what is found in it counts, not that it fails to parse.
+    ///
+    /// The files not in the cache are analysed together, under one budget, in another process
+    /// when the analysis is confined (`confined_analysis.rs`); when that process is stopped,
+    /// the whole program's analysis is (graded as a parse that timed out).
+    pub(super) fn analyze_program(&self, language: &Language, program: &Program) -> Analysis {
+        // Each file: whether it is a source, the language it is read as, whether it may be
+        // data (then not cached: the same bytes as a source are graded otherwise), and whether
+        // a source names it where the language runs fragments of files (`#include "b.txt"`).
+        let named = self.named_by_sources(language, program);
+        let files: Vec<(bool, &str, &WorkspaceFile, bool, bool)> = program
+            .files
+            .iter()
+            .flat_map(|file| {
+                let source = program.is_source(file);
+                let own = language.id.as_str();
+                let named = named(file);
+                match (source, self.language_of_other_file(file)) {
+                    (true, _) => vec![(true, own, file, false, false)],
+                    // Another language's file (`run.sh` beside `main.py`): its code; and,
+                    // named by a source, the fragment it may be of the program's (`#include
+                    // "b.php"` in C).
+                    (false, Some(id)) if named && id != own => {
+                        vec![
+                            (false, id, file, false, false),
+                            (false, own, file, true, true),
+                        ]
+                    }
+                    (false, Some(id)) => vec![(false, id, file, false, false)],
+                    // Data (a CSV, a README) unless it is a program of the language without
+                    // a single parse error (a helper hidden as `.txt`), or a source names it
+                    // and the language runs fragments of files.
+                    (false, None) => vec![(false, own, file, true, named)],
+                }
+            })
+            .collect();
+        // Another file may source this one, or this one it, even by a name built at run time
+        // (`. "$f"`), and run there a variable this one assigns (`E=eval`): each file is
+        // analysed knowing what the program's other files read, if it has any, and cached
+        // apart.
+        let elsewhere: Vec<Option<ReadElsewhere>> = files
+            .iter()
+            .map(|&(_, _, file, _, _)| {
+                let others = program
+                    .files
+                    .iter()
+                    .filter(|other| !std::ptr::eq(*other, file))
+                    .map(|other| &other.contents[..]);
+                (program.files.len() > 1).then(|| ReadElsewhere::of(others))
+            })
+            .collect();
+        let mut parts: Vec<Option<Analysis>> = files
+            .iter()
+            .zip(&elsewhere)
+            .map(|(&(_, id, file, maybe_data, _), among_others)| {
+                (!maybe_data)
+                    .then(|| self.analyses.get(id, among_others.as_ref(), &file.contents))
+                    .flatten()
+            })
+            .collect();
+        let missing: Vec<usize> = (0..files.len()).filter(|&i| parts[i].is_none()).collect();
+        let request: Vec<RequestFile<'_>> = missing
+            .iter()
+            .map(|&i| RequestFile {
+                language: files[i].1,
+                code: &files[i].2.contents,
+                maybe_data: files[i].3,
+                named: files[i].4,
+                among_others: elsewhere[i].as_ref(),
+            })
+            .collect();
+        let answer = if request.is_empty() {
+            RequestAnalysis {
+                files: Vec::new(),
+                budget_spent: false,
+            }
+        } else {
+            match self.confinement.analyze(&self.analyzer, &request) {
+                Ok(answer) => answer,
+                Err(why) => return warden_analysis::stopped(why),
+            }
+        };
+        for (&i, part) in missing.iter().zip(answer.files) {
+            let (_, id, file, maybe_data, _) = files[i];
+            if !maybe_data && !answer.budget_spent {
+                if let Some(part) = &part {
+                    self.analyses
+                        .insert(id, elsewhere[i].as_ref(), &file.contents, part.clone());
+                }
+            }
+            parts[i] = Some(part.unwrap_or_default());
+        }
+        let mut analysis = Analysis::default();
+        for (&(_, _, _, maybe_data, _), part) in files.iter().zip(parts) {
+            let part = part.unwrap_or_default();
+            // A source, or another language's file: code, graded whole.
+            let code = !maybe_data;
+            let level = if code {
+                part.threat_level
+            } else {
+                part.findings
+                    .iter()
+                    .map(|f| f.severity)
+                    .max()
+                    .unwrap_or_default()
+            };
+            analysis.threat_level = analysis.threat_level.max(level);
+            analysis.findings.extend(part.findings);
+            if code {
+                analysis.parse_error = analysis.parse_error.or(part.parse_error);
+            }
+        }
+        // A script for an interpreter warden has no rules for (`#!/usr/bin/perl`): code, by
+        // its `#!` line, that nothing here can read, graded as any input that cannot be; so
+        // are compiled code and a file a program file names that fails the screen
+        // (`opaque_files.rs`).
+        let scripts = program
+            .files
+            .iter()
+            .filter(|f| !program.is_source(f))
+            .filter_map(|file| {
+                let interpreter = self.unanalysable_interpreter(file)?;
+                Some(format!(
+                    "{} is a script for {interpreter}, which warden has no analysis rules for",
+                    file.path.display()
+                ))
+            });
+        for why in scripts.chain(self.unreadable_files(program)) {
+            let part = warden_analysis::stopped(why);
+            analysis.threat_level = analysis.threat_level.max(part.threat_level);
+            analysis.parse_error = analysis.parse_error.or(part.parse_error);
+        }
+        analysis
+    }
+
+    /// Whether one of `program`'s sources includes a file, as `language`'s rule file says a
+    /// source names one it runs in part (`#include "lib/b.txt"`, `source ./b.txt`); never in a
+    /// language without. A name built at compile or run time (`#include NAME`, `source "$f"`)
+    /// is not seen: the analysis is advisory, the sandbox the boundary (docs/analysis.md).
+    fn named_by_sources<'p>(
+        &'p self,
+        language: &'p Language,
+        program: &'p Program,
+    ) -> impl Fn(&WorkspaceFile) -> bool + 'p {
+        let id = language.id.as_str();
+        let fragments = self.analyzer.runs_fragments(id);
+        let sources: Vec<&'p [u8]> = program
+            .files
+            .iter()
+            .filter(|f| fragments && program.is_source(f))
+            .map(|f| &f.contents[..])
+            .collect();
+        move |file: &WorkspaceFile| {
+            let Some(name) = file.path.file_name() else {
+                return false;
+            };
+            let name = name.as_encoded_bytes();
+            sources
+                .iter()
+                .any(|source| self.analyzer.includes(id, source, name))
+        }
+    }
+
+    /// The analysis of one program in `language` (confined as every analysis is), cached.
+    pub(crate) fn analyze_one(&self, language: &str, code: &[u8]) -> Analysis {
+        if let Some(found) = self.analyses.get(language, None, code) {
+            return found;
+        }
+        let request = [RequestFile {
+            language,
+            code,
+            maybe_data: false,
+            named: false,
+            among_others: None,
+        }];
+        match self.confinement.analyze(&self.analyzer, &request) {
+            Ok(mut answer) => {
+                let analysis = answer.files.pop().flatten().unwrap_or_default();
+                if !answer.budget_spent {
+                    self.analyses.insert(language, None, code, analysis.clone());
+                }
+                analysis
+            }
+            Err(why) => warden_analysis::stopped(why),
+        }
+    }
+
+    /// The language a file outside the program's sources is analysed as: the catalog language
+    /// of its extension, or of the interpreter its `#!` line names (a `helper` a program runs
+    /// as `./helper`; a POSIX shell's, `dash`, `ksh`, `zsh`..., as bash), when that language
+    /// has rules; `None` for any other file.
+    pub(super) fn language_of_other_file(&self, file: &WorkspaceFile) -> Option<&str> {
+        let by_extension = || {
+            file.path
+                .extension()
+                .and_then(|ext| self.catalog.by_extension(&ext.to_string_lossy()))
+        };
+        let by_shebang = || {
+            let interpreter = shebang_of(file)?;
+            self.catalog.by_shebang(&interpreter).or_else(|| {
+                SHELLS
+                    .contains(&interpreter.as_str())
+                    .then(|| self.catalog.get("bash"))
+                    .flatten()
+            })
+        };
+        by_extension()
+            .or_else(by_shebang)
+            .map(|other| other.id.as_str())
+            .filter(|id| !self.analyzer.rules(id).is_empty())
+    }
+
+    /// The interpreter a file outside the program's sources names in its `#!` line when no
+    /// language with rules reads it (`perl`, `awk`, `busybox`).
+    fn unanalysable_interpreter(&self, file: &WorkspaceFile) -> Option<String> {
+        if self.language_of_other_file(file).is_some() {
+            return None;
+        }
+        shebang_of(file)
+    }
+}
