@@ -327,20 +327,15 @@ type Named = (String, Vec<u8>);
 
 /// The first [`MAX_LISTED`] names of an open directory after `after`, in order (as answered,
 /// with the bytes that name the entry), and whether more follow. Holds no more names than it
-/// answers, whatever the directory holds.
+/// answers, whatever the directory holds. Names that are answered alike (stray bytes that each
+/// read as U+FFFD) stay on one page: the next starts after that name, and would have skipped
+/// the rest of them (regression hunt); a page grows by at most [`MAX_LISTED`] such names.
 fn first_names(dir: &OwnedFd, path: &str, after: &str) -> Result<(Vec<Named>, bool), FilesError> {
-    let listing = Dir::from_fd(reopen(dir, path)?).map_err(|e| at(path, "listing", e))?;
     // The largest kept name on top, to make room for a smaller one.
     let mut kept = std::collections::BinaryHeap::with_capacity(MAX_LISTED + 1);
-    for entry in listing {
-        let entry = entry.map_err(|e| at(path, "listing", e))?;
-        let raw = entry.file_name().to_bytes();
-        if raw == b"." || raw == b".." {
-            continue;
-        }
-        let name = String::from_utf8_lossy(raw);
+    each_name(dir, path, |name, raw| {
         if *name <= *after {
-            continue;
+            return;
         }
         let named = (name.into_owned(), raw.to_vec());
         if kept.len() <= MAX_LISTED {
@@ -349,11 +344,46 @@ fn first_names(dir: &OwnedFd, path: &str, after: &str) -> Result<(Vec<Named>, bo
             kept.pop();
             kept.push(named);
         }
-    }
+    })?;
     let truncated = kept.len() > MAX_LISTED;
     let mut names = kept.into_sorted_vec();
-    names.truncate(MAX_LISTED);
-    Ok((names, truncated))
+    if !truncated {
+        return Ok((names, false));
+    }
+    let next = names.pop().map(|(name, _)| name);
+    let last = names.last().map(|(name, _)| name.clone());
+    if next.is_none() || next != last {
+        return Ok((names, true));
+    }
+    // The page ends inside a group of names answered alike: the whole group, in order.
+    let last = last.unwrap_or_default();
+    let mut group = Vec::new();
+    each_name(dir, path, |name, raw| {
+        if *name == *last && group.len() < MAX_LISTED {
+            group.push((name.into_owned(), raw.to_vec()));
+        }
+    })?;
+    group.sort();
+    names.retain(|(name, _)| *name != last);
+    names.extend(group);
+    Ok((names, true))
+}
+
+/// Calls `each` with every entry's name of an open directory, as answered and as its bytes.
+fn each_name(
+    dir: &OwnedFd,
+    path: &str,
+    mut each: impl FnMut(std::borrow::Cow<'_, str>, &[u8]),
+) -> Result<(), FilesError> {
+    let listing = Dir::from_fd(reopen(dir, path)?).map_err(|e| at(path, "listing", e))?;
+    for entry in listing {
+        let entry = entry.map_err(|e| at(path, "listing", e))?;
+        let raw = entry.file_name().to_bytes();
+        if raw != b"." && raw != b".." {
+            each(String::from_utf8_lossy(raw), raw);
+        }
+    }
+    Ok(())
 }
 
 /// The bytes of the regular file `path`, at most `max` of them (a larger file is refused).
@@ -822,16 +852,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut made = Vec::new();
         for i in 0..(2 * MAX_LISTED + 7) {
-            made.push(format!("f{i:05}"));
+            let name = format!("f{i:05}");
+            std::fs::write(dir.path().join(&name), b"abc").expect("write");
+            made.push(name);
+        }
+        // Names answered alike (each stray byte reads as U+FFFD) across the first page's end:
+        // none skipped.
+        for i in 0..6u8 {
+            let raw = [b'f', b'0', b'0', b'9', b'9', b'7', 0x80 + i];
+            std::fs::write(dir.path().join(OsStr::from_bytes(&raw)), b"x").expect("write");
+            made.push(String::from_utf8_lossy(&raw).into_owned());
         }
         // Names whose stray bytes sort after U+FFFD's encoding: listed as U+FFFD.
         for i in 0..5u8 {
             let raw = [b'z', 0xff, 0xfe, b'0' + i];
             std::fs::write(dir.path().join(OsStr::from_bytes(&raw)), b"x").expect("write");
             made.push(String::from_utf8_lossy(&raw).into_owned());
-        }
-        for name in made.iter().filter(|n| n.starts_with('f')) {
-            std::fs::write(dir.path().join(name), b"abc").expect("write");
         }
         std::fs::create_dir(dir.path().join("d")).expect("mkdir");
         made.push("d".into());
@@ -841,7 +877,7 @@ mod tests {
         loop {
             let page = list_entries(&root, "", &after).expect("listed");
             pages += 1;
-            assert!(page.entries.len() <= MAX_LISTED, "page {pages}");
+            assert!(page.entries.len() <= 2 * MAX_LISTED, "page {pages}");
             seen.extend(page.entries.iter().map(|e| e.name.clone()));
             if !page.truncated {
                 break;
@@ -855,6 +891,7 @@ mod tests {
             assert!(pages < 10, "the pages do not end");
         }
         assert_eq!((pages, seen.len()), (3, made.len()));
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "in order");
         assert_eq!(seen, made, "every entry once, in order");
         let first = list_entries(&root, "", "").expect("listed");
         assert_eq!(first.entries[0].kind, "directory");

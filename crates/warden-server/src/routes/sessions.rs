@@ -152,8 +152,8 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
     ) -> Result<Self, ApiError> {
         if !decodes_to_utf8(parts.uri.query().unwrap_or_default()) {
             return Err(ApiError::unprocessable(
-                "path: not UTF-8 text once percent-decoded; a file's name is UTF-8 (percent-encode \
-                 its UTF-8 bytes)",
+                "the query (path, or a listing's after) is not UTF-8 text once percent-decoded; a \
+                 file's name is UTF-8 (percent-encode its UTF-8 bytes)",
             ));
         }
         let Query(query) = Query::<T>::from_request_parts(parts, state)
