@@ -177,15 +177,8 @@ fn joins(code: &[u8], start: usize, end: usize) -> bool {
 fn end_of_part_after(root: Node<'_>, start: usize, end: usize) -> Option<usize> {
     let around = root.descendant_for_byte_range(start, end)?;
     // The backslash alone: a comment's node ends before the line break.
-    let mut ancestor = root.descendant_for_byte_range(start, start + 1);
-    while let Some(node) = ancestor {
-        if matches!(
-            node.kind(),
-            "comment" | "raw_string" | "ansi_c_string" | "heredoc_body" | "heredoc_content"
-        ) {
-            return None;
-        }
-        ancestor = node.parent();
+    if kept(root, start) {
+        return None;
     }
     if around.kind() == "string_content" {
         return (around.end_byte() > end).then_some(around.end_byte());
