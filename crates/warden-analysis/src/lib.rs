@@ -83,7 +83,9 @@ struct LanguageRules {
     /// The language id: the file's stem.
     language: String,
     file: String,
-    text: String,
+    /// The rule file's text: borrowed from the binary for the builtin rules (about 200 KB
+    /// that every process would otherwise copy), owned for files read at run time.
+    text: std::borrow::Cow<'static, str>,
     /// When its regexes are built: on first use for the builtin rules, which the tests check.
     regexes: Build,
     compiled: OnceLock<Result<RuleSet, AnalysisError>>,
@@ -113,7 +115,11 @@ impl LanguageRules {
 impl Analyzer {
     /// The rules embedded in the binary (`policies/analysis/*.toml`).
     pub fn builtin() -> Result<Analyzer, AnalysisError> {
-        let mut analyzer = Analyzer::from_files(embedded::RULE_FILES.iter().copied())?;
+        let mut analyzer = Analyzer::from_texts(
+            embedded::RULE_FILES
+                .iter()
+                .map(|&(file, text)| (file, std::borrow::Cow::Borrowed(text))),
+        )?;
         for language in &mut analyzer.languages {
             language.regexes = Build::OnFirstUse;
         }
@@ -124,6 +130,16 @@ impl Analyzer {
     /// contents are checked on first use, or by [`Analyzer::compile_all`].
     pub fn from_files<'a>(
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Analyzer, AnalysisError> {
+        Self::from_texts(
+            files
+                .into_iter()
+                .map(|(file, text)| (file, std::borrow::Cow::Owned(text.to_owned()))),
+        )
+    }
+
+    fn from_texts<'a>(
+        files: impl IntoIterator<Item = (&'a str, std::borrow::Cow<'static, str>)>,
     ) -> Result<Analyzer, AnalysisError> {
         let mut languages: Vec<LanguageRules> = Vec::new();
         for (file, text) in files {
@@ -137,7 +153,7 @@ impl Analyzer {
             languages.push(LanguageRules {
                 language,
                 file: file.into(),
-                text: text.into(),
+                text,
                 regexes: Build::Now,
                 compiled: OnceLock::new(),
             });

@@ -1178,3 +1178,60 @@ fn the_ending_line_starts_a_line_of_its_own() {
         "no blank line after a whole line"
     );
 }
+
+/// A one-shot run keeps its program's analysis on disk for the next process (beside the
+/// compile cache, `engine/analysis_store.rs`): one slot of the store, closed to other users,
+/// read back as it was written; `--no-cache` neither reads nor writes it.
+#[test]
+fn a_one_shot_run_keeps_its_analysis_for_the_next() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new();
+    let store = world.path().join("analysis");
+    let program = world.path().join("main.py");
+    std::fs::write(&program, "import os\nos.system('true')\nprint(1)\n").expect("program");
+    let run = |extra: &[&str]| {
+        let out = world
+            .warden()
+            .args(["run", "--json"])
+            .args(extra)
+            .arg(&program)
+            .output()
+            .expect("warden runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let result = support::json_of(&out);
+        let security = result["security"].clone();
+        (
+            security["threat_level"].clone(),
+            security["findings"].clone(),
+            security["mode"].clone(),
+        )
+    };
+    let slots = || match std::fs::read_dir(&store) {
+        Ok(dir) => dir.map(|e| e.expect("entry").path()).collect::<Vec<_>>(),
+        Err(_) => Vec::new(),
+    };
+    let uncached = run(&["--no-cache"]);
+    assert!(slots().is_empty(), "--no-cache kept {:?}", slots());
+    assert_eq!(uncached.0, "medium", "{uncached:?}");
+    let first = run(&[]);
+    let kept = slots();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&store), 0o700);
+    assert_eq!(mode(&kept[0]), 0o600);
+    let written = std::fs::read(&kept[0]).expect("slot");
+    let second = run(&[]);
+    assert_eq!(second, first, "read back");
+    assert_eq!(first, uncached, "the same analysis as a fresh one");
+    assert_eq!(
+        std::fs::read(&kept[0]).expect("slot"),
+        written,
+        "a hit writes nothing"
+    );
+    assert_eq!(slots(), kept, "no temporary left");
+}

@@ -7,6 +7,7 @@
 
 mod analysis;
 mod analysis_cache;
+mod analysis_store;
 mod cancelled;
 mod compile;
 pub(crate) mod dependencies;
@@ -69,6 +70,9 @@ pub struct EngineConfig {
     pub maxima: Limits,
     /// The compile cache, if any.
     pub cache: Option<CompileCache>,
+    /// Where analyses are kept for the next process (a one-shot CLI's: `engine/analysis_store.rs`);
+    /// `None` keeps them in this engine's memory only (a server's, which lives on).
+    pub analyses_dir: Option<PathBuf>,
     /// Where installed dependency sets are kept; without it, a request with dependencies is
     /// refused.
     pub dependencies: Option<DependencyCache>,
@@ -136,6 +140,7 @@ impl EngineConfig {
             languages_dir: None,
             maxima: Limits::default_maxima(),
             cache: None,
+            analyses_dir: None,
             dependencies: None,
             modes: ModePolicy::default(),
             fork_helper: false,
@@ -313,7 +318,7 @@ impl Engine {
                 settings: config.network,
                 services: std::sync::Arc::new(std::sync::RwLock::new(config.services)),
             },
-            analyses: analysis_cache::AnalysisCache::default(),
+            analyses: analysis_cache::AnalysisCache::new(config.analyses_dir),
             sandbox: OnceLock::new(),
             creating_sandbox: std::sync::Mutex::new(()),
             maxima: config.maxima,

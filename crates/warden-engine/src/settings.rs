@@ -119,6 +119,13 @@ impl CacheSettings {
             .then(|| CompileCache::new(self.dir.clone(), self.max_size.bytes()))
     }
 
+    /// Where a one-shot process keeps its analyses for the next (`analysis` beside the compile
+    /// cache's directory), when caching is enabled.
+    pub fn analysis_dir(&self) -> Option<PathBuf> {
+        let parent = self.dir.parent().unwrap_or(&self.dir);
+        self.enabled.then(|| parent.join("analysis"))
+    }
+
     /// The dependency cache beside the compile cache (`dependencies` in the parent of its
     /// directory), with the same bound. It exists even when compile caching is disabled: runs
     /// bind their installed set from it.
@@ -274,6 +281,7 @@ impl Settings {
             languages_dir: self.languages_dir.clone(),
             maxima: self.maxima,
             cache: self.cache.cache(),
+            analyses_dir: self.cache.analysis_dir(),
             dependencies: Some(self.cache.dependency_cache()),
             modes: self.modes.clone(),
             history: Some(Ok(self.history.clone())),

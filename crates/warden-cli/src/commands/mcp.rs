@@ -78,6 +78,8 @@ fn serve() -> anyhow::Result<ExitCode> {
     // The async runtime makes this process multi-threaded: a zygote forks the helpers.
     config.fork_helper = false;
     config.zygote = true;
+    // A long-lived process: its analyses stay in its memory, and a miss writes no file.
+    config.analyses_dir = None;
     // `[server] workers` and `queue_size` bound the calls a client runs at once, as they
     // bound a server's executions (docs/mcp.md#connecting-a-client).
     let server = warden_server::ServerOptions::from_settings(&settings, Vec::new());

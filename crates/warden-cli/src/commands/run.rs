@@ -259,6 +259,7 @@ fn execute(args: RunArgs, json: bool) -> anyhow::Result<Executed> {
     let engine = super::engine(|config| {
         if args.no_cache {
             config.cache = None;
+            config.analyses_dir = None;
         }
     })?;
     let ready = started.elapsed();

@@ -36,6 +36,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.zygote = true;
     // Answer before the history is written; readers of the history still see every run.
     config.record_in_background = true;
+    // A server lives on: its analyses stay in its memory, and a miss writes no file.
+    config.analyses_dir = None;
     config.pool_size = settings.server.pool_size.unwrap_or(DEFAULT_POOL_SIZE);
     config.pool_reuse = settings
         .server

@@ -1,7 +1,8 @@
 //! The analyses of recent programs' files, by language, content and whether the program has
 //! other files, with what they read (`warden_analysis::ReadElsewhere`): a server sees the same code again and again (an evaluation harness retrying, a
 //! judge's resubmissions), and the analysis is a pure function of these and of the rules, which
-//! are fixed for the engine's life. Bounded; the oldest entry goes first.
+//! are fixed for the engine's life. Bounded; the oldest entry goes first. A one-shot CLI's
+//! engine also keeps them on disk for the next process (`analysis_store.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -10,13 +11,17 @@ use sha2::{Digest, Sha256};
 use warden_analysis::ReadElsewhere;
 use warden_core::Analysis;
 
+use super::analysis_store::AnalysisStore;
+
 /// How many analyses are kept.
 const ENTRIES: usize = 512;
 
-/// A bounded map from (language, among other files, SHA-256 of the code) to its analysis.
+/// A bounded map from (language, among other files, SHA-256 of the code) to its analysis,
+/// and the store on disk behind it, if any.
 #[derive(Debug, Default)]
 pub(super) struct AnalysisCache {
     inner: Mutex<Entries>,
+    disk: Option<AnalysisStore>,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +46,14 @@ fn key(language: &str, among_others: Option<&ReadElsewhere>, code: &[u8]) -> [u8
 }
 
 impl AnalysisCache {
+    /// A cache in memory only (`None`), or also on disk in `dir` (`analysis_store.rs`).
+    pub(super) fn new(dir: Option<std::path::PathBuf>) -> Self {
+        Self {
+            inner: Mutex::default(),
+            disk: dir.map(AnalysisStore::new),
+        }
+    }
+
     /// The analysis of `code` in `language`, a file of a program with other files
     /// (`among_others`, `RequestFile::among_others`: with what they read) or alone, if it is
     /// kept.
@@ -50,10 +63,13 @@ impl AnalysisCache {
         among_others: Option<&ReadElsewhere>,
         code: &[u8],
     ) -> Option<Analysis> {
-        self.lock()
-            .map
-            .get(&key(language, among_others, code))
-            .cloned()
+        let key = key(language, among_others, code);
+        if let Some(found) = self.lock().map.get(&key) {
+            return Some(found.clone());
+        }
+        let found = self.disk.as_ref()?.get(&key)?;
+        self.remember(key, found.clone());
+        Some(found)
     }
 
     /// Keeps `analysis` as that of `code` in `language`, among other files or alone.
@@ -65,6 +81,13 @@ impl AnalysisCache {
         analysis: Analysis,
     ) {
         let key = key(language, among_others, code);
+        if let Some(disk) = &self.disk {
+            disk.put(&key, &analysis);
+        }
+        self.remember(key, analysis);
+    }
+
+    fn remember(&self, key: [u8; 32], analysis: Analysis) {
         let mut entries = self.lock();
         if entries.map.insert(key, analysis).is_none() {
             entries.order.push_back(key);
