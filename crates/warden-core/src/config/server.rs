@@ -11,7 +11,7 @@
 //! queue_size = 64                # executions admitted beyond the running ones
 //! max_body = "8MiB"              # largest request body
 //! max_files = 64                 # files of one program
-//! max_batch = 20                 # requests of one POST /v1/batch
+//! max_batch = 20                 # requests of one POST /v1/batch (and of a Judge0 batch, at most 20)
 //! max_tests = 256                # test cases of one execution
 //! sync_deadline = "60s"          # how long a synchronous request may wait and run
 //! shutdown_deadline = "30s"      # how long running executions may take to finish on SIGTERM

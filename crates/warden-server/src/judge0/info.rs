@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use warden_core::{ByteSize, Limits};
 
+use crate::options::ServerOptions;
 use crate::state::AppState;
 
 /// The Judge0 version whose API this follows.
@@ -25,8 +26,14 @@ pub(crate) const ISOLATE: &str = concat!(
      a seccomp filter; under gVisor in the isolated mode (docs/threat-model.md).\n"
 );
 
-/// Most submissions in a batch.
-pub(crate) const MAX_BATCH: usize = 20;
+/// Judge0's own bound on the submissions of a batch (its `MAX_SUBMISSION_BATCH_SIZE`).
+const JUDGE0_MAX_BATCH: usize = 20;
+
+/// Most submissions in a batch (`POST` and `GET`): Judge0's 20, or fewer when the operator's
+/// `[server] max_batch` says so, which bounds every API's batches.
+pub(crate) fn max_batch(options: &ServerOptions) -> usize {
+    JUDGE0_MAX_BATCH.min(options.max_batch)
+}
 
 /// `GET /about`.
 pub(crate) async fn about() -> Json<Value> {
@@ -80,7 +87,7 @@ pub(crate) async fn config_info(State(state): State<AppState>) -> Json<Value> {
         "redirect_stderr_to_stdout": false,
         "max_extract_size": 0,
         "enable_batched_submissions": true,
-        "max_submission_batch_size": MAX_BATCH,
+        "max_submission_batch_size": max_batch(state.options()),
         "submission_cache_duration": 0.0,
         "use_docs_as_homepage": false,
         "allow_enable_network": false,

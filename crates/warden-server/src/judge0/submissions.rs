@@ -15,7 +15,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::fields::{self, Fields, NOT_UTF8};
-use super::info::MAX_BATCH;
+use super::info::max_batch;
 use super::store::{self, Attributes, Progress, Record, Store};
 use super::submission::{self, Input};
 use super::{authorize, callback, caller, flag, Judge0Caller, Judge0Error};
@@ -253,7 +253,7 @@ pub(crate) async fn create_batch(
     let base64 = flag(params.base64_encoded.as_deref());
     let body = json_body(&body)?;
     let items = body["submissions"].as_array().cloned().unwrap_or_default();
-    batch_size(items.len())?;
+    batch_size(&state, items.len())?;
     let mut answers = Vec::with_capacity(items.len());
     let mut busy = None;
     for item in &items {
@@ -308,7 +308,7 @@ pub(crate) async fn show_batch(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .collect();
-    batch_size(tokens.len())?;
+    batch_size(&state, tokens.len())?;
     let mut submissions = Vec::with_capacity(tokens.len());
     for token in tokens {
         let found = state.judge0_store().get(token).await;
@@ -317,15 +317,16 @@ pub(crate) async fn show_batch(
     Ok(Json(json!({ "submissions": submissions })))
 }
 
-fn batch_size(n: usize) -> Result<(), Judge0Error> {
+fn batch_size(state: &AppState, n: usize) -> Result<(), Judge0Error> {
+    let most = max_batch(state.options());
     if n == 0 {
         return Err(Judge0Error::bad_request(
             "there should be at least one submission in a batch",
         ));
     }
-    if n > MAX_BATCH {
+    if n > most {
         return Err(Judge0Error::bad_request(format!(
-            "number of submissions in a batch should be less than or equal to {MAX_BATCH}"
+            "number of submissions in a batch should be less than or equal to {most}"
         )));
     }
     Ok(())

@@ -571,3 +571,45 @@ async fn a_missing_token_is_asked_for_in_judge0s_header() {
     let message = body["error"].as_str().unwrap_or_default();
     assert!(message.contains("X-Auth-Token"), "{body}");
 }
+
+fn with_options(options: crate::options::ServerOptions) -> axum::Router {
+    let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+    routes().with_state(AppState::with_options(engine, options))
+}
+
+/// Hunt api 3: `submissions/batch` took Judge0's 20 whatever `[server] max_batch` said, and
+/// `config_info` said 20; both ways of it are bounded by the lower of the two now.
+#[tokio::test]
+async fn submission_batches_are_bounded_by_max_batch_too() {
+    use crate::options::ServerOptions;
+    let app = with_options(ServerOptions {
+        max_batch: 5,
+        ..ServerOptions::default()
+    });
+    let (_, info) = crate::test_support::answer(app.clone(), get("/config_info")).await;
+    assert_eq!(info["max_submission_batch_size"], 5, "{info}");
+    let ok = json!({"language_id": 71, "source_code": "print(1)"});
+    let six = json!({"submissions": vec![ok; 6]});
+    let (status, body) =
+        crate::test_support::answer(app.clone(), post("/submissions/batch", &six)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let refusal =
+        json!({"error": "number of submissions in a batch should be less than or equal to 5"});
+    assert_eq!(body, refusal);
+    let (status, body) =
+        crate::test_support::answer(app.clone(), get("/submissions/batch?tokens=a,b,c,d,e,f"))
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body, refusal);
+    let (status, body) =
+        crate::test_support::answer(app, get("/submissions/batch?tokens=a,b,c,d,e")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["submissions"].as_array().map(Vec::len), Some(5));
+    // Above Judge0's own 20, `max_batch` raises nothing.
+    let app = with_options(ServerOptions {
+        max_batch: 100,
+        ..ServerOptions::default()
+    });
+    let (_, info) = crate::test_support::answer(app, get("/config_info")).await;
+    assert_eq!(info["max_submission_batch_size"], 20, "{info}");
+}
