@@ -29,10 +29,19 @@ pub(crate) const ISOLATE: &str = concat!(
 /// Judge0's own bound on the submissions of a batch (its `MAX_SUBMISSION_BATCH_SIZE`).
 const JUDGE0_MAX_BATCH: usize = 20;
 
+/// Judge0's own bound on `number_of_runs` (its `MAX_NUMBER_OF_RUNS`).
+const JUDGE0_MAX_RUNS: usize = 20;
+
 /// Most submissions in a batch (`POST` and `GET`): Judge0's 20, or fewer when the operator's
 /// `[server] max_batch` says so, which bounds every API's batches.
 pub(crate) fn max_batch(options: &ServerOptions) -> usize {
     JUDGE0_MAX_BATCH.min(options.max_batch)
+}
+
+/// Most runs of one submission: Judge0's 20, or fewer when the operator's `[server]
+/// max_tests` says so (the runs after the first are test cases: submission.rs).
+pub(crate) fn max_runs(options: &ServerOptions) -> usize {
+    JUDGE0_MAX_RUNS.min(options.max_tests)
 }
 
 /// `GET /about`.
@@ -83,7 +92,7 @@ pub(crate) async fn config_info(State(state): State<AppState>) -> Json<Value> {
         "max_file_size": kb(d.max_file_size),
         "max_max_file_size": kb(m.max_file_size),
         "number_of_runs": 1,
-        "max_number_of_runs": 20,
+        "max_number_of_runs": max_runs(state.options()),
         "redirect_stderr_to_stdout": false,
         "max_extract_size": 0,
         "enable_batched_submissions": true,

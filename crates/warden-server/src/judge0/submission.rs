@@ -52,7 +52,8 @@ pub(crate) struct Input {
     /// Judge0's multi-file program (language 89): no `source_code`, and the archive's `run`
     /// script (after its `compile` script, if any) is the program.
     pub(crate) project: bool,
-    /// How many times the program runs (`number_of_runs`, 1 to 20): each run in a fresh
+    /// How many times the program runs (`number_of_runs`, 1 to 20 and at most `[server]
+    /// max_tests`, as test cases are: [`super::info::max_runs`]): each run in a fresh
     /// sandbox with the same input, the last one's output and status shown, time and memory
     /// averaged.
     pub(crate) number_of_runs: u32,
@@ -210,7 +211,8 @@ pub(crate) fn parse(state: &AppState, body: &Value, base64: bool) -> Result<Inpu
         },
     };
     let maxima = &state.options().maxima;
-    let (limits, number_of_runs, cpu_time_limit) = limits(body, maxima, &mut invalid);
+    let most_runs = super::info::max_runs(state.options());
+    let (limits, number_of_runs, cpu_time_limit) = limits(body, maxima, most_runs, &mut invalid);
     let args = split(body, "command_line_arguments", &mut invalid);
     let compile_options = split(body, "compiler_options", &mut invalid);
     if let (false, Some((_, language))) = (compile_options.is_empty(), language) {
@@ -368,11 +370,12 @@ fn language_id(v: &Value) -> Result<i64, &'static str> {
 /// Judge0's limit attributes as warden's: seconds, kilobytes, counts; checked against the
 /// operator's `maxima` with Judge0's messages (above one is a 422 naming the field, not a run
 /// silently held to less than it asked: docs/server.md#configuration). With them,
-/// `number_of_runs` (1 when absent), and the cpu time limit as asked when `cpu_extra_time`
-/// raised the enforced one.
+/// `number_of_runs` (1 when absent, at most `most_runs`), and the cpu time limit as asked when
+/// `cpu_extra_time` raised the enforced one.
 fn limits(
     body: &Map<String, Value>,
     maxima: &Limits,
+    most_runs: usize,
     invalid: &mut Invalid,
 ) -> (LimitOverrides, u32, Option<Duration>) {
     // What warden runs anything with at the least (a request below it would otherwise get its
@@ -424,7 +427,7 @@ fn limits(
     );
     let extra = number("cpu_extra_time", 0.0, maxima.cpu_time.as_secs_f64());
     let stack = number("stack_limit", 0.0, maxima.stack_size.bytes() as f64 / kb);
-    let runs = number("number_of_runs", 1.0, 20.0).map_or(1, |v| v as u32);
+    let runs = number("number_of_runs", 1.0, most_runs as f64).map_or(1, |v| v as u32);
     // Positive but below what warden runs anything with (Judge0 takes any positive value; 0
     // leaves the default).
     let too_small = [
@@ -680,12 +683,16 @@ mod tests {
             "max_processes_and_or_threads": 10, "number_of_runs": 3,
         });
         let mut invalid = Invalid::new();
-        let (got, runs, _) = limits(body.as_object().expect("object"), &maxima, &mut invalid);
+        let (got, runs, _) = limits(body.as_object().expect("object"), &maxima, 20, &mut invalid);
         assert!(invalid.is_empty(), "{invalid:?}");
         assert_eq!(runs, 3);
         let extra = serde_json::json!({ "cpu_time_limit": 1, "cpu_extra_time": 0.5 });
-        let (enforced, _, asked) =
-            limits(extra.as_object().expect("object"), &maxima, &mut invalid);
+        let (enforced, _, asked) = limits(
+            extra.as_object().expect("object"),
+            &maxima,
+            20,
+            &mut invalid,
+        );
         assert_eq!(enforced.cpu_time, Some(Duration::from_millis(1500)));
         assert_eq!(asked, Some(Duration::from_secs(1)));
         assert_eq!(got.cpu_time, Some(Duration::from_millis(2500)));
@@ -697,7 +704,7 @@ mod tests {
         let nan = serde_json::json!({ "cpu_time_limit": "NaN", "memory_limit": "-NaN",
                                       "number_of_runs": "inf" });
         let mut invalid = Invalid::new();
-        let _ = limits(nan.as_object().expect("object"), &maxima, &mut invalid);
+        let _ = limits(nan.as_object().expect("object"), &maxima, 20, &mut invalid);
         for field in ["cpu_time_limit", "memory_limit", "number_of_runs"] {
             assert_eq!(invalid[field], ["is not a number"], "{field}");
         }
@@ -705,7 +712,7 @@ mod tests {
         let body = serde_json::json!({ "cpu_time_limit": 1e9, "memory_limit": "lots",
                                        "number_of_runs": 21 });
         let mut invalid = Invalid::new();
-        let (_, runs, _) = limits(body.as_object().expect("object"), &maxima, &mut invalid);
+        let (_, runs, _) = limits(body.as_object().expect("object"), &maxima, 20, &mut invalid);
         assert_eq!(runs, 1);
         assert_eq!(
             invalid["number_of_runs"],
@@ -722,7 +729,7 @@ mod tests {
         let body = serde_json::json!({ "cpu_time_limit": 0.001, "wall_time_limit": "0.005",
                                        "memory_limit": 4096, "stack_limit": 64 });
         let mut invalid = Invalid::new();
-        limits(body.as_object().expect("object"), &maxima, &mut invalid);
+        limits(body.as_object().expect("object"), &maxima, 20, &mut invalid);
         assert_eq!(
             invalid["cpu_time_limit"],
             ["must be greater than or equal to 0.01"]
@@ -753,7 +760,7 @@ mod tests {
         let body = serde_json::json!({ "cpu_time_limit": 10, "memory_limit": 1_000_000,
                                        "cpu_extra_time": 2.5 });
         let mut invalid = Invalid::new();
-        limits(body.as_object().expect("object"), &maxima, &mut invalid);
+        limits(body.as_object().expect("object"), &maxima, 20, &mut invalid);
         assert_eq!(
             invalid["cpu_time_limit"],
             ["must be less than or equal to 2"]

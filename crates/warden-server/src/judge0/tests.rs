@@ -577,6 +577,43 @@ fn with_options(options: crate::options::ServerOptions) -> axum::Router {
     routes().with_state(AppState::with_options(engine, options))
 }
 
+/// Hunt api 2: `number_of_runs` (run as test cases) was bounded by Judge0's 20 alone, whatever
+/// `[server] max_tests` said, and `config_info` said 20; it is bounded by both now, refused
+/// in Judge0's own shape past the lower.
+#[tokio::test]
+async fn number_of_runs_is_bounded_by_max_tests_too() {
+    use crate::options::ServerOptions;
+    let runs = |n: u32| json!({"language_id": 71, "source_code": "print(1)", "number_of_runs": n});
+    let app = with_options(ServerOptions {
+        max_tests: 8,
+        ..ServerOptions::default()
+    });
+    let (_, info) = crate::test_support::answer(app.clone(), get("/config_info")).await;
+    assert_eq!(info["max_number_of_runs"], 8, "{info}");
+    let (status, body) =
+        crate::test_support::answer(app.clone(), post("/submissions", &runs(9))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body,
+        json!({"number_of_runs": ["must be less than or equal to 8"]})
+    );
+    // Within it, accepted as far as the validation goes (nothing can run here).
+    let (_, body) = crate::test_support::answer(app, post("/submissions", &runs(8))).await;
+    assert!(body.get("number_of_runs").is_none(), "{body}");
+    // Above Judge0's own 20, `max_tests` raises nothing.
+    let app = with_options(ServerOptions {
+        max_tests: 30,
+        ..ServerOptions::default()
+    });
+    let (_, info) = crate::test_support::answer(app.clone(), get("/config_info")).await;
+    assert_eq!(info["max_number_of_runs"], 20, "{info}");
+    let (_, body) = crate::test_support::answer(app, post("/submissions", &runs(21))).await;
+    assert_eq!(
+        body,
+        json!({"number_of_runs": ["must be less than or equal to 20"]})
+    );
+}
+
 /// Hunt api 3: `submissions/batch` took Judge0's 20 whatever `[server] max_batch` said, and
 /// `config_info` said 20; both ways of it are bounded by the lower of the two now.
 #[tokio::test]
