@@ -686,6 +686,56 @@ fn a_full_queue_is_429_with_retry_after_while_health_answers() {
     assert_eq!(server.finished(&id)["result"]["outcome"]["kind"], "exited");
 }
 
+/// Hunt api 1: each item of a `/v1/batch` was admitted by a task of its own, in the order
+/// the scheduler ran them (the last spawned first), so with fewer free places than items a
+/// middle item was refused and the last one ran. The items are admitted in their order: the
+/// first ones run, the ones past the free places are 429.
+#[test]
+fn a_batch_admits_its_items_in_order() {
+    let server = Server::start(&format!(
+        "[server]\nworkers = 1\nqueue_size = 2\n{TOKENS}\
+         [[server.tokens]]\nname = \"two\"\ntoken = \"tw0\"\nmax_concurrent = 2\n"
+    ));
+    let item = |n: usize| json!({"language": "bash", "code": format!("sleep 0.2; echo {n}")});
+    let batch = json!({"executions": (0..5).map(item).collect::<Vec<_>>()});
+    let answer = server.request("POST", "/v1/batch", Some(&batch));
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    let results = answer.json()["results"].clone();
+    let statuses: Vec<u64> = (0..5)
+        .map(|i| results[i]["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 429, 429], "{}", answer.body);
+    for (i, result) in results
+        .as_array()
+        .expect("results")
+        .iter()
+        .take(3)
+        .enumerate()
+    {
+        assert_eq!(result["result"]["stdout"], format!("{i}\n"), "{result}");
+    }
+    assert_eq!(results[3]["error"]["kind"], "queue_full", "{}", answer.body);
+    // The same under a token's quota of executions at once.
+    let batch = json!({"executions": (0..4).map(item).collect::<Vec<_>>()}).to_string();
+    let answer = server.raw(
+        "POST",
+        "/v1/batch",
+        &[("authorization", "Bearer tw0")],
+        Some(batch),
+    );
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    let results = answer.json()["results"].clone();
+    let statuses: Vec<u64> = (0..4)
+        .map(|i| results[i]["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(statuses, [200, 200, 429, 429], "{}", answer.body);
+    assert_eq!(
+        results[2]["error"]["kind"], "quota_exceeded",
+        "{}",
+        answer.body
+    );
+}
+
 #[test]
 fn a_public_address_without_a_token_is_refused_at_start() {
     let world = World::new();

@@ -1,6 +1,6 @@
-//! `POST /v1/batch`: several executions in one request, run concurrently as the queue admits
-//! them, answered together in order. Each is admitted on its own: one refused (a full queue, a
-//! bad field) does not refuse the others.
+//! `POST /v1/batch`: several executions in one request, admitted in their order, run
+//! concurrently, answered together in order. Each is admitted on its own: one refused (a full
+//! queue, a bad field) does not refuse the others.
 
 use axum::extract::State;
 use axum::Json;
@@ -76,28 +76,40 @@ pub(crate) async fn create(
     .await?;
     let deadline = state.sync_deadline();
     let count = body.executions.len();
-    // Dropping the set (the client went away, or the deadline) aborts what has not started.
+    let mut results: Vec<Option<BatchItem>> = (0..count).map(|_| None).collect();
+    // Dropping the set (the client went away, or the deadline) aborts what has not started,
+    // and gives its place back.
     let mut set = JoinSet::new();
+    // Admitted here, one after the other, before any runs: with fewer free places than items,
+    // the items past them are the ones refused (docs/server.md). Admitted in their own tasks,
+    // they were in the order the scheduler ran the tasks, the last spawned first.
     for (index, item) in body.executions.into_iter().enumerate() {
+        let admitted = item.into_request(state.options()).and_then(|request| {
+            let admitted = state.admit(&caller).map_err(ApiError::from)?;
+            Ok((request, admitted))
+        });
+        let (request, admitted) = match admitted {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                results[index] = Some(item_answer(Err(e)));
+                continue;
+            }
+        };
         let (state, caller) = (state.clone(), caller.clone());
         set.spawn(async move {
-            let answer = match item.into_request(state.options()) {
-                Ok(request) => state
-                    .execute(request, caller)
-                    .await
-                    .map(|e| e.result)
-                    .map_err(ApiError::from),
-                Err(e) => Err(e),
-            };
+            let answer = state
+                .run_admitted(admitted, request, caller, || {})
+                .await
+                .map(|e| e.result)
+                .map_err(ApiError::from);
             (index, answer)
         });
     }
-    let mut results: Vec<Option<BatchItem>> = (0..count).map(|_| None).collect();
     let collect = async {
         while let Some(joined) = set.join_next().await {
             // A task that panicked leaves its place empty, answered below as a worker failure.
             if let Ok((index, answer)) = joined {
-                results[index] = Some(item(answer));
+                results[index] = Some(item_answer(answer));
             }
         }
     };
@@ -106,12 +118,12 @@ pub(crate) async fn create(
         .map_err(|_| ApiError::deadline(deadline))?;
     let results = results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| item(Err(crate::state::ExecError::Worker.into()))))
+        .map(|r| r.unwrap_or_else(|| item_answer(Err(crate::state::ExecError::Worker.into()))))
         .collect();
     Ok(Json(BatchResponse { results }))
 }
 
-fn item(answer: Result<warden_engine::ExecutionResult, ApiError>) -> BatchItem {
+fn item_answer(answer: Result<warden_engine::ExecutionResult, ApiError>) -> BatchItem {
     match answer {
         Ok(result) => BatchItem {
             status: 200,
