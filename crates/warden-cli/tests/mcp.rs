@@ -705,6 +705,49 @@ fn a_callers_mcp_sessions_and_event_streams_are_bounded() {
     assert_eq!(status, 200, "a session again: {body}");
 }
 
+/// Left undone, then fixed: a caller's bound on MCP sessions was checked when an `initialize`
+/// came and the session counted only once rmcp's answer named it, so `initialize`s sent
+/// together all passed the check. A session being opened now holds its place from the check.
+#[test]
+fn initializes_sent_together_open_no_more_sessions_than_the_bound() {
+    let world = World::with_config(&format!(
+        "[server]\nmax_connections = 8\n[[server.tokens]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\n"
+    ));
+    let server = serve(&world);
+    let port = server.port;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(12));
+    let senders: Vec<_> = (0..12)
+        .map(|_| {
+            let start = std::sync::Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                (0..25)
+                    .map(|_| mcp_request(port, "POST", TOKEN, &[], INITIALIZE))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = senders
+        .into_iter()
+        .flat_map(|s| s.join().expect("sender"))
+        .collect();
+    let mut opened: Vec<&String> = answers.iter().filter_map(|(_, s, _)| s.as_ref()).collect();
+    opened.sort();
+    opened.dedup();
+    assert!(
+        opened.len() <= 2,
+        "{} sessions opened past a bound of 2",
+        opened.len()
+    );
+    assert!(!opened.is_empty(), "some initialize passed");
+    for (status, session, body) in &answers {
+        assert!(
+            (*status == 200 && session.is_some()) || *status == 429,
+            "{status}: {body}"
+        );
+    }
+}
+
 /// Bug hunt: a request whose id was already in flight in its session took the route of the
 /// first one's answer (rmcp routes answers by id): the first `POST`'s event stream never got
 /// its answer and stayed open, kept alive, for five minutes; and `POST /mcp` streams were not

@@ -159,6 +159,9 @@ async fn mcp_auth(
             // POST, an event stream open until its answer: each a place among the caller's
             // long-lived connections, held while the stream lasts.
             let mut cancels = None;
+            // An `initialize`'s place among the caller's sessions, until rmcp's answer names
+            // the session (or gives it back, dropped, when none opened).
+            let mut opening = None;
             let stream = match method {
                 axum::http::Method::GET => match state.hold_stream(&caller) {
                     Ok(permit) => Some((permit, None, None)),
@@ -166,8 +169,9 @@ async fn mcp_auth(
                 },
                 axum::http::Method::POST => {
                     match admit_post(&state, &caller, session.as_deref(), request).await {
-                        Ok(Admitted::Post(read, held)) => {
+                        Ok(Admitted::Post(read, held, opens)) => {
                             request = read;
+                            opening = opens;
                             held
                         }
                         Ok(Admitted::Cancel(read, id)) => {
@@ -201,7 +205,10 @@ async fn mcp_auth(
             match (&session, response.headers().get(SESSION)) {
                 (None, Some(opened)) => {
                     if let Ok(id) = opened.to_str() {
-                        state.mcp_owners().opened(id, caller.token);
+                        match opening.take() {
+                            Some(opening) => opening.opened(id),
+                            None => state.mcp_owners().opened(id, caller.token),
+                        }
                     }
                 }
                 (Some(id), _) if delete && response.status().is_success() => {
@@ -255,7 +262,11 @@ type PostHeld = (
 enum Admitted {
     /// A request, with what it holds while its answer streams; or a notification or a
     /// response (nothing held).
-    Post(axum::extract::Request, Option<PostHeld>),
+    Post(
+        axum::extract::Request,
+        Option<PostHeld>,
+        Option<crate::mcp_owners::Opening>,
+    ),
     /// A cancel of the request of this id (compact JSON), which is free again once rmcp has
     /// taken the cancel.
     Cancel(axum::extract::Request, String),
@@ -290,8 +301,9 @@ async fn admit_post(
     })?;
     let message = Message::of(&body);
     let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
+    let mut opening = None;
     let flying = match (message, session) {
-        (Message::Other, _) => return Ok(Admitted::Post(request, None)),
+        (Message::Other, _) => return Ok(Admitted::Post(request, None, None)),
         (Message::Cancel { id }, _) => return Ok(Admitted::Cancel(request, id)),
         (Message::Request { id, .. }, Some(session)) => {
             match state.mcp_requests().start(session, &id) {
@@ -309,9 +321,11 @@ async fn admit_post(
             },
             None,
         ) => {
-            state
-                .open_mcp_session(caller)
-                .map_err(|e| ApiError::from(e).into_response())?;
+            opening = Some(
+                state
+                    .open_mcp_session(caller)
+                    .map_err(|e| ApiError::from(e).into_response())?,
+            );
             None
         }
         _ => None,
@@ -322,6 +336,7 @@ async fn admit_post(
     Ok(Admitted::Post(
         request,
         Some((place, flying, Some(state.mcp_answering().start()))),
+        opening,
     ))
 }
 

@@ -417,11 +417,16 @@ impl AppState {
         charged
     }
 
-    /// Whether `caller` may open another MCP session: within its count of open ones (as
-    /// many as its long-lived connections), charged to its rate.
-    pub(crate) fn open_mcp_session(&self, caller: &Caller) -> Result<(), ExecError> {
+    /// A place for another MCP session of `caller`'s: within its count of open ones and ones
+    /// being opened (as many as its long-lived connections), charged to its rate. The place is
+    /// the caller's until the session opens or the [`Opening`](crate::mcp_owners::Opening) is
+    /// dropped.
+    pub(crate) fn open_mcp_session(
+        &self,
+        caller: &Caller,
+    ) -> Result<crate::mcp_owners::Opening, ExecError> {
         let most = self.inner.quotas.streams_each();
-        if self.inner.mcp_owners.open_by(caller.token.as_deref()) >= most {
+        let Some(opening) = self.inner.mcp_owners.reserve(caller.token.as_deref(), most) else {
             self.inner.metrics.refused("quota");
             return Err(ExecError::QuotaExceeded {
                 token: caller.token.clone().unwrap_or_default(),
@@ -430,12 +435,12 @@ impl AppState {
                 ),
                 retry_after_secs: 60,
             });
-        }
+        };
         let charged = self.inner.quotas.charge(caller.token.as_deref());
         if charged.is_err() {
             self.inner.metrics.refused("quota");
         }
-        charged
+        charged.map(|()| opening)
     }
 
     /// Takes `caller`'s quota and a place in the queue; a request refused for want of a place
