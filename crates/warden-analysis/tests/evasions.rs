@@ -2232,3 +2232,28 @@ fn a_global_read_by_a_symbol_key_is_not_a_name_chosen_at_run_time() {
         ],
     );
 }
+
+#[test]
+fn rust_file_calls_inside_macro_arguments_are_read() {
+    // Hunt comp 2: tree-sitter-rust gives a macro's arguments as a token tree, so the call
+    // pattern of rust.file_outside_workdir never saw a read written inside `print!` or `vec!`.
+    let plain = "fn main() { let s = std::fs::read_to_string(\"/etc/hostname\").unwrap_or_default(); print!(\"{}\", s); }";
+    assert_disguises_caught(
+        "rust",
+        &[
+            (plain, "fn main() { print!(\"{}\", std::fs::read_to_string(\"/etc/hostname\").unwrap_or_default()); }", "rust.file_outside_workdir"),
+            (plain, "fn main() { let v = vec![std::fs::read_to_string(\"/etc/hostname\").unwrap_or_default()]; print!(\"{:?}\", v); }", "rust.file_outside_workdir"),
+            (plain, "use std::fs::File;\nfn main() { assert!(File::open(\"../x\").is_ok()); }", "rust.file_outside_workdir"),
+            (plain, "fn main() { println!(\"{:?}\", format!(\"{:?}\", fs::read_dir(r\"/root\"))); }", "rust.file_outside_workdir"),
+            (plain, "fn main() { dbg!(std::fs::OpenOptions::new().read(true).open(\"/etc/hostname\")); }", "rust.file_outside_workdir"),
+            (plain, "macro_rules! r { () => { std::fs::read(\"/etc/hostname\") }; }\nfn main() { r!().ok(); }", "rust.file_outside_workdir"),
+        ],
+    );
+    assert_graded(
+        "rust",
+        ThreatLevel::None,
+        &[
+            "fn main() { println!(\"{}\", std::fs::read_to_string(\"input.txt\").unwrap()); let v = vec![std::fs::read(\"/tmp/x\").ok(), std::fs::read(\"/dev/stdin\").ok()]; assert!(std::path::Path::new(\"data/a\").exists()); println!(\"{}\", open(\"/etc/x\")); }\n",
+        ],
+    );
+}
