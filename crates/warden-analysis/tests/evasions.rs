@@ -2234,6 +2234,66 @@ fn a_global_read_by_a_symbol_key_is_not_a_name_chosen_at_run_time() {
 }
 
 #[test]
+fn compile_time_reads_of_files_outside_the_workspace_are_read() {
+    // Hunt comp 1: the compile stage reads what a program includes (embedding it in the
+    // artifact or quoting it in its diagnostics), so an include of a path outside the workspace
+    // reads a host file where the compile runs `trusted`, as the run-time read graded medium would.
+    let rust_read = "fn main() { let s = std::fs::read_to_string(\"/etc/hostname\").unwrap(); }";
+    assert_disguises_caught(
+        "rust",
+        &[
+            (rust_read, "static S: &str = include_str!(\"/etc/hostname\");\nfn main() { print!(\"{}\", S); }", "rust.file_outside_workdir"),
+            (rust_read, "static S: &[u8] = include_bytes!(\"/etc/hostname\");\nfn main() {}", "rust.file_outside_workdir"),
+            (rust_read, "fn main() { let s = include!(\"/work/../etc/x.rs\"); }", "rust.file_outside_workdir"),
+            (rust_read, "fn main() { let s = include_str!(r\"../../../etc/hostname\"); }", "rust.file_outside_workdir"),
+            (rust_read, "fn main() { let s = include_str!(\"~/.profile\"); }", "rust.file_outside_workdir"),
+            (rust_read, "fn main() { let s = include_str!(\"data/../../../etc/hostname\"); }", "rust.file_outside_workdir"),
+            (rust_read, "fn main() { let s = include_str!(concat!(\"/etc\", \"/hostname\")); }", "rust.file_outside_workdir"),
+            (rust_read, "fn main() { println!(\"{}\", include_str!(\"/etc/hostname\")); }", "rust.file_outside_workdir"),
+            (rust_read, "#[path = \"/etc/x.rs\"]\nmod x;\nfn main() {}", "rust.file_outside_workdir"),
+            (rust_read, "#[path = \"../../x.rs\"] mod x;\nfn main() {}", "rust.file_outside_workdir"),
+            (rust_read, "#[cfg_attr(all(), path = \"/tmp/x.rs\")] mod x;\nfn main() {}", "rust.file_outside_workdir"),
+        ],
+    );
+    for language in ["c", "cpp"] {
+        let read =
+            "#include <stdio.h>\nint main(void) { return fopen(\"/etc/hostname\", \"r\") == 0; }";
+        let rule = format!("{language}.file_outside_workdir");
+        let cases: Vec<(&str, &str, &str)> = [
+            "#include </etc/hostname>\nint main(void) { return 0; }",
+            "#include \"/etc/hostname\"\nint main(void) { return 0; }",
+            "#  include   \"../../../../../../etc/hostname\"\nint main(void) { return 0; }",
+            "#include \"lib/../../../etc/hostname\"\nint main(void) { return 0; }",
+            "#include <../../../etc/hostname>\nint main(void) { return 0; }",
+            "#include \"/tmp/x.h\"\nint main(void) { return 0; }",
+            "#include \"~/x.h\"\nint main(void) { return 0; }",
+            "#import \"/etc/hostname\"\nint main(void) { return 0; }",
+            "#include_next </etc/hostname>\nint main(void) { return 0; }",
+            "#embed \"/etc/hostname\"\nint main(void) { return 0; }",
+        ]
+        .iter()
+        .map(|program| (read, *program, rule.as_str()))
+        .collect();
+        assert_disguises_caught(language, &cases);
+        // System headers by name and the program's own files stay harmless.
+        assert_graded(
+            language,
+            ThreatLevel::None,
+            &[
+                "#include <stdio.h>\n#include <sys/types.h>\n#include \"util.h\"\n#include \"lib/x.h\"\n#include \"a..b.h\"\nint main(void) { return 0; }\n",
+            ],
+        );
+    }
+    assert_graded(
+        "rust",
+        ThreatLevel::None,
+        &[
+            "mod util;\n#[path = \"lib/x.rs\"] mod x;\nstatic D: &str = include_str!(\"data.txt\");\nstatic B: &[u8] = include_bytes!(\"lib/img.bin\");\nfn main() { println!(\"{}\", include_str!(\"notes..txt\")); }\n",
+        ],
+    );
+}
+
+#[test]
 fn rust_file_calls_inside_macro_arguments_are_read() {
     // Hunt comp 2: tree-sitter-rust gives a macro's arguments as a token tree, so the call
     // pattern of rust.file_outside_workdir never saw a read written inside `print!` or `vec!`.
