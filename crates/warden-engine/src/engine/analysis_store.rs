@@ -83,7 +83,7 @@ impl AnalysisStore {
     /// The analysis kept under `key`, if its slot holds it.
     pub(super) fn get(&self, key: &[u8; 32]) -> Option<Analysis> {
         let address = self.address(key)?;
-        own_root_of(&self.dir, NAME).ok()?;
+        self.own_dir().ok()?;
         let file = fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NOFOLLOW)
@@ -124,7 +124,7 @@ impl AnalysisStore {
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)?;
-        own_root_of(&self.dir, NAME)?;
+        self.own_dir()?;
         let slot = self.slot(&address);
         let name = slot.file_name().map(|n| n.to_string_lossy().into_owned());
         let temp = temp_path(&self.dir, name.as_deref().unwrap_or("slot"));
@@ -144,6 +144,23 @@ impl AnalysisStore {
             sweep_stale_temps(&self.dir);
         }
         written
+    }
+
+    /// Whether the directory may hold the store: warden's own, closed to others, and not a
+    /// link. The directory is named for the operator (beside the compile cache), not chosen:
+    /// a link planted there, in a shared parent such as `/tmp`, would have warden write its
+    /// entries into whatever root-owned directory it points to (`/etc/cron.d`).
+    fn own_dir(&self) -> io::Result<()> {
+        if fs::symlink_metadata(&self.dir)?.file_type().is_symlink() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the {NAME}'s directory {} is a symbolic link",
+                    self.dir.display()
+                ),
+            ));
+        }
+        own_root_of(&self.dir, NAME).map(drop)
     }
 
     /// The store's directory.
@@ -276,6 +293,28 @@ mod tests {
         store.put(&[8; 32], &high());
         let after: Vec<_> = fs::read_dir(&root).expect("dir").collect();
         assert_eq!(before.len(), after.len(), "nothing written");
+    }
+
+    #[test]
+    fn a_link_in_the_directorys_place_is_neither_read_nor_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("elsewhere");
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&target)
+            .expect("mkdir");
+        let root = dir.path().join("a");
+        std::os::unix::fs::symlink(&target, &root).expect("symlink");
+        let store = AnalysisStore::for_binary(root.clone(), [1; 32]);
+        store.put(&[7; 32], &high());
+        assert_eq!(
+            fs::read_dir(&target).expect("dir").count(),
+            0,
+            "nothing written through the link"
+        );
+        let direct = AnalysisStore::for_binary(target.clone(), [1; 32]);
+        direct.put(&[7; 32], &high());
+        assert_eq!(store.get(&[7; 32]), None, "nothing read through the link");
     }
 
     #[test]
