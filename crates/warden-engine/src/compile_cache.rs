@@ -146,6 +146,31 @@ pub(crate) fn own_root_of(root: &Path, what: &str) -> io::Result<u32> {
     Ok(mode)
 }
 
+/// [`own_root_of`] for a directory warden names beside the compile cache's (`dependencies`,
+/// `analysis`) rather than one the operator chose: it must not be a symbolic link either. In
+/// a shared parent (the cache set to `/tmp/cache` puts them in `/tmp`), another user could
+/// plant a link there to a root-owned directory (`/usr/lib`, `/etc/cron.d`), which passes the
+/// ownership check (it follows links), and warden would write its entries into it and evict
+/// that directory's subdirectories as old entries.
+pub(crate) fn own_named_root_of(root: &Path, what: &str) -> io::Result<u32> {
+    if fs::symlink_metadata(root)?.file_type().is_symlink() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the {what}'s directory {} is a symbolic link: warden names it beside the \
+                 compile cache's and uses only a directory of its own there",
+                root.display()
+            ),
+        ));
+    }
+    own_root_of(root, what)
+}
+
+/// Whether `name` is a cache key's ([`KeyHasher::hex`]: 64 lowercase hex digits).
+pub(crate) fn is_key_name(name: &[u8]) -> bool {
+    name.len() == 64 && name.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Whether `root` holds nothing but the cache's entries and temporary names.
 fn holds_only_entries(root: &Path) -> io::Result<bool> {
     for entry in fs::read_dir(root)? {

@@ -23,7 +23,7 @@ use warden_core::Language;
 use warden_sandbox::CollectedFile;
 
 use crate::compile_cache::{
-    evict_oldest, gone, own_root_of, sweep_stale_temps, temp_path, KeyHasher,
+    evict_oldest, gone, is_key_name, own_named_root_of, sweep_stale_temps, temp_path, KeyHasher,
 };
 
 /// What [`own_root_of`] calls this cache.
@@ -127,7 +127,7 @@ impl DependencyCache {
     /// The set stored under `key`, if any, held and marked as just used. A directory shared
     /// with other users is not read (another user could have planted the set).
     pub(crate) fn get(&self, key: &DependencyKey) -> Option<SetInUse> {
-        own_root_of(&self.root, NAME).ok()?;
+        own_named_root_of(&self.root, NAME).ok()?;
         let path = self.entry(key);
         if !path.is_dir() {
             return None;
@@ -147,7 +147,7 @@ impl DependencyCache {
         files: &[CollectedFile],
     ) -> io::Result<SetInUse> {
         fs::create_dir_all(&self.root)?;
-        own_root_of(&self.root, NAME)?;
+        own_named_root_of(&self.root, NAME)?;
         let temp = temp_path(&self.root, key.as_str());
         let written = write_tree(&temp, prefix, files);
         let entry = self.entry(key);
@@ -182,7 +182,8 @@ impl DependencyCache {
         for entry in fs::read_dir(&self.root)? {
             let entry = entry?;
             let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') || !path.is_dir() {
+            // Only what a put names: anything else is not the cache's to evict.
+            if !is_key_name(entry.file_name().as_encoded_bytes()) || !path.is_dir() {
                 continue;
             }
             let used = entry
@@ -363,6 +364,63 @@ mod tests {
             .expect_err("not written");
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
         assert!(err.to_string().contains("dependency cache"), "{err}");
+    }
+
+    /// The directory is named beside the compile cache's, so in a shared parent (`/tmp`)
+    /// another user could plant a link in its place to a root-owned directory: warden wrote
+    /// its sets there and evicted that directory's subdirectories as old sets.
+    #[test]
+    fn a_link_in_the_directorys_place_is_neither_read_nor_written_nor_evicted_from() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("usr-lib");
+        fs::create_dir(&target).expect("mkdir");
+        fs::create_dir(target.join("python3")).expect("mkdir");
+        fs::write(target.join("python3/os.py"), vec![b'#'; 4096]).expect("write");
+        let root = dir.path().join("deps");
+        std::os::unix::fs::symlink(&target, &root).expect("symlink");
+        let cache = DependencyCache::new(root, 1);
+        let files = [file(".deps/six.py", 3)];
+        let err = cache
+            .put(&key(&["six"]), Path::new(".deps"), &files)
+            .expect_err("not written");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let names: Vec<_> = fs::read_dir(&target)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["python3"], "nothing written, nothing evicted");
+    }
+
+    #[test]
+    fn only_entries_are_evicted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("deps");
+        let cache = DependencyCache::new(root.clone(), 1);
+        cache
+            .put(
+                &key(&["six"]),
+                Path::new(".deps"),
+                &[file(".deps/six.py", 3)],
+            )
+            .expect("put");
+        fs::create_dir(root.join("kept-by-the-operator")).expect("mkdir");
+        fs::write(root.join("kept-by-the-operator/x"), b"x").expect("write");
+        let old = SystemTime::now() - 2 * IN_USE;
+        for entry in fs::read_dir(&root).expect("dir") {
+            let path = entry.expect("entry").path();
+            fs::File::open(&path)
+                .and_then(|f| f.set_modified(old))
+                .expect("age");
+        }
+        cache
+            .put(
+                &key(&["attrs"]),
+                Path::new(".deps"),
+                &[file(".deps/attrs.py", 3)],
+            )
+            .expect("put");
+        assert!(root.join("kept-by-the-operator/x").exists(), "not an entry");
+        assert!(!root.join(key(&["six"]).as_str()).exists(), "an old entry");
     }
 
     #[test]

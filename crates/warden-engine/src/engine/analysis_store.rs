@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 use sha2::{Digest, Sha256};
 use warden_core::Analysis;
 
-use crate::compile_cache::{own_root_of, sweep_stale_temps, temp_path};
+use crate::compile_cache::{own_named_root_of, sweep_stale_temps, temp_path};
 
 /// How many entries the store holds.
 pub(super) const SLOTS: usize = 256;
@@ -147,20 +147,9 @@ impl AnalysisStore {
     }
 
     /// Whether the directory may hold the store: warden's own, closed to others, and not a
-    /// link. The directory is named for the operator (beside the compile cache), not chosen:
-    /// a link planted there, in a shared parent such as `/tmp`, would have warden write its
-    /// entries into whatever root-owned directory it points to (`/etc/cron.d`).
+    /// link (`compile_cache::own_named_root_of`).
     fn own_dir(&self) -> io::Result<()> {
-        if fs::symlink_metadata(&self.dir)?.file_type().is_symlink() {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "the {NAME}'s directory {} is a symbolic link",
-                    self.dir.display()
-                ),
-            ));
-        }
-        own_root_of(&self.dir, NAME).map(drop)
+        own_named_root_of(&self.dir, NAME).map(drop)
     }
 
     /// The store's directory.
