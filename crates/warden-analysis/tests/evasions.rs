@@ -1766,6 +1766,38 @@ fn bash_names_spliced_from_quotes_and_backslashes_are_read() {
     );
 }
 
+/// Left undone, then fixed: a variable holding a hidden command's name and its arguments
+/// (`e="eval $c"; $e`, split into words when it runs) was graded `low`: only a value that
+/// was the name alone counted, as `read`'s here-string and an array already did otherwise.
+#[test]
+fn bash_hidden_names_with_their_arguments_are_read() {
+    let plain = "eval \"$c\"";
+    assert_disguises_caught(
+        "bash",
+        &[
+            (plain, "e=\"eval $c\"; $e", "bash.hidden_command"),
+            (plain, "e=\" eval\"; $e \"$c\"", "bash.hidden_command"),
+            (plain, "e=\"ev\"'al x'; $e", "bash.hidden_command"),
+            (
+                plain,
+                "printf -v e 'eval %s' \"$c\"; $e",
+                "bash.hidden_command",
+            ),
+            ("sudo id", "s=\"sudo id\"; $s", "bash.hidden_command"),
+        ],
+    );
+    assert_graded(
+        "bash",
+        ThreatLevel::Low,
+        &["m=\"evaluation x\"; $m\ns=\"sudoku -n 3\"; $s\n"],
+    );
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &["msg=\"eval results follow\"; echo \"$msg\"\n"],
+    );
+}
+
 /// Regression (hunt after reg2 F4): a here-document's line with words after the delimiter and
 /// a command after them (`cat <<EOF 2>&1 | tee log`, `cat <<EOF >>log; echo ok`), or with two
 /// here-documents, was graded unreadable, `high`: ordinary scripts ran under gVisor. Each
