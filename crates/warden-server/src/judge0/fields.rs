@@ -16,6 +16,9 @@ use super::statuses::{exit_signal, message, Status};
 use super::store::{Attributes, Progress, Record};
 use super::Judge0Error;
 
+/// `compile_output` when the compile stage ran out of time, as Judge0 words it.
+const COMPILE_TIME_LIMIT: &str = "Compilation time limit exceeded.";
+
 /// Every attribute of `*` (Judge0's documented set plus `language`, `language_id`,
 /// `status_id`, which its code also shows).
 const ALL: [&str; 35] = [
@@ -270,9 +273,16 @@ fn finished(
         .dependencies
         .as_ref()
         .filter(|_| result.outcome == Outcome::DependencyError);
-    let compile_output = failed_install
-        .or(result.compile.as_ref())
-        .map(|c| [&c.stdout[..], &c.stderr[..]].concat());
+    let compile_output = match (failed_install, &result.compile) {
+        // Judge0's text for a compile its time limit stopped, in place of the compiler's
+        // output (isolate_job.rb: `if metadata[:status] == "TO"`).
+        (None, Some(c)) if matches!(c.outcome, Outcome::TimeLimit { .. }) => {
+            Some(COMPILE_TIME_LIMIT.as_bytes().to_vec())
+        }
+        (stage, compile) => stage
+            .or(compile.as_ref())
+            .map(|c| [&c.stdout[..], &c.stderr[..]].concat()),
+    };
     let compile_output = compile_output.filter(|o| !o.is_empty());
     a.insert(
         "compile_output".into(),
@@ -373,6 +383,79 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warden_core::detect::DetectedBy;
+    use warden_core::{LanguageId, Mode, ThreatLevel, TimeLimitKind};
+    use warden_engine::{ExecutionId, LanguageDetection, Security, StageResult};
+
+    /// A C program that did not compile: its compile stage ended as `compile`, printing
+    /// `diagnostics`.
+    fn compile_error(compile: Outcome, diagnostics: &str) -> ExecutionResult {
+        let language = LanguageId::new("c").expect("a language id");
+        let mut stage = StageResult::cached();
+        stage.cached = false;
+        stage.outcome = compile;
+        stage.stderr = diagnostics.as_bytes().to_vec();
+        ExecutionResult {
+            id: ExecutionId::random().expect("random bytes"),
+            detection: LanguageDetection {
+                language: language.clone(),
+                confidence: 1.0,
+                by: DetectedBy::Explicit,
+                runner_up: None,
+            },
+            language,
+            mode: Mode::Sandboxed,
+            outcome: Outcome::CompileError,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            output_order: Default::default(),
+            usage: Usage::default(),
+            samples: Vec::new(),
+            limits: Limits::default(),
+            dependencies: None,
+            compile: Some(stage),
+            tests: Vec::new(),
+            security: Security {
+                mode: Mode::Sandboxed,
+                reason: "requested".to_owned(),
+                threat_level: ThreatLevel::None,
+                findings: Vec::new(),
+                parse_error: None,
+                violations: Vec::new(),
+                analysis_time: Duration::ZERO,
+            },
+            network: None,
+            volumes: Vec::new(),
+        }
+    }
+
+    /// Hunt comp 5: a compile stopped by its time limit (cc1 blocked on `#include
+    /// "/proc/self/fd/1"`) answered 6 Compilation Error with `compile_output` null; Judge0 says
+    /// "Compilation time limit exceeded." there, whatever the compiler printed.
+    #[test]
+    fn a_compile_out_of_time_says_so_in_judge0s_words() {
+        for which in [TimeLimitKind::Wall, TimeLimitKind::Cpu] {
+            for printed in ["", "main.c:1: warning: ...\n"] {
+                let result = compile_error(Outcome::TimeLimit { which }, printed);
+                let mut a = Map::new();
+                let status = finished(&mut a, &result, None, None);
+                assert_eq!(status, Status::CompilationError);
+                assert_eq!(
+                    text(a["compile_output"].as_str().expect("text")),
+                    Ok(json!("Compilation time limit exceeded."))
+                );
+            }
+        }
+        let result = compile_error(Outcome::Exited { code: 1 }, "main.c:1: error: ...\n");
+        let mut a = Map::new();
+        finished(&mut a, &result, None, None);
+        assert_eq!(
+            text(a["compile_output"].as_str().expect("text")),
+            Ok(json!("main.c:1: error: ...\n"))
+        );
+    }
 
     #[test]
     fn fields_are_checked_with_judge0s_message() {
