@@ -165,7 +165,7 @@ pub struct CacheConfig {
     pub enabled: Option<bool>,
     /// The cache's directory (`WARDEN_CACHE_DIR` wins).
     pub dir: Option<PathBuf>,
-    /// The bound on the cache's total size.
+    /// The bound on the cache's total size; one entry may take a sixteenth of it.
     pub max_size: Option<ByteSize>,
 }
 

@@ -10,7 +10,9 @@
 //! pipe; nothing is ever taken from a sandbox-writable place. Entries are single files written
 //! to a temporary name and renamed into place, so concurrent runs see a complete entry or none.
 //! The cache is bounded: after each insertion the least recently used entries are removed until
-//! the total fits.
+//! the total fits. It is shared by every caller, so one entry may take at most a sixteenth of the
+//! bound ([`ENTRY_SHARE`]): a larger artifact is used by its run and not kept, rather than
+//! evicting everyone else's entries (three 400 MiB artifacts emptied a 1 GiB cache).
 
 use std::fs;
 use std::io;
@@ -27,6 +29,8 @@ use warden_sandbox::{CollectedFile, WorkspaceFile};
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/warden/compile";
 /// Default bound on the cache's total size.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+/// The largest entry kept is the bound divided by this (64 MiB of the default 1 GiB).
+pub const ENTRY_SHARE: u64 = 16;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -35,6 +39,8 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct CompileCache {
     root: PathBuf,
     max_bytes: u64,
+    /// The largest entry kept: `max_bytes / ENTRY_SHARE`.
+    max_entry_bytes: u64,
 }
 
 /// The address of one entry: 64 hex digits.
@@ -265,9 +271,13 @@ pub fn toolchain_identity(program: &str) -> Option<String> {
 }
 
 impl CompileCache {
-    /// A cache in `root` bounded to `max_bytes`.
+    /// A cache in `root` bounded to `max_bytes`, each entry to `max_bytes / ENTRY_SHARE`.
     pub fn new(root: PathBuf, max_bytes: u64) -> Self {
-        Self { root, max_bytes }
+        Self {
+            root,
+            max_bytes,
+            max_entry_bytes: max_bytes / ENTRY_SHARE,
+        }
     }
 
     fn entry(&self, key: &CacheKey) -> PathBuf {
@@ -298,6 +308,7 @@ impl CompileCache {
     }
 
     /// Stores `files` under `key`, then evicts the least recently used entries beyond the bound.
+    /// Files larger than an entry may be are not stored (nor is anything evicted).
     pub fn put(&self, key: &CacheKey, files: &[CollectedFile]) -> io::Result<()> {
         // The programs' binaries are theirs: warden's alone to read (a trusted run's uid, or
         // any user of the host, read every program's artifact from a 0755 cache).
@@ -311,7 +322,11 @@ impl CompileCache {
         if mode & 0o077 != 0 && holds_only_entries(&self.root)? {
             fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
         }
-        if CollectedFile::encoded_len(files) > self.max_bytes {
+        if CollectedFile::encoded_len(files) > self.max_entry_bytes {
+            tracing::debug!(
+                max_entry_bytes = self.max_entry_bytes,
+                "a compile artifact too large for the cache is not kept"
+            );
             return Ok(());
         }
         let temp = temp_path(&self.root, key.as_str());
@@ -451,7 +466,12 @@ mod tests {
     #[test]
     fn entries_round_trip_and_the_bound_evicts_the_least_recently_used() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cache = CompileCache::new(dir.path().to_owned(), 2500);
+        // Entries of up to 1000 bytes, three of which do not fit.
+        let cache = CompileCache {
+            max_bytes: 2500,
+            max_entry_bytes: 1100,
+            ..CompileCache::new(dir.path().to_owned(), 2500)
+        };
         let (a, b, c) = (key("a"), key("b"), key("c"));
         cache.put(&a, &artifact(1000)).expect("put a");
         assert_eq!(cache.get(&a), Some(artifact(1000)));
@@ -474,6 +494,42 @@ mod tests {
             })
             .count();
         assert_eq!(leftovers, 0);
+    }
+
+    /// Hunt comp 6: the cache is shared by every caller, and an entry could be as large as the
+    /// whole bound but for a byte: three ~400 MiB artifacts of one caller (raised compile
+    /// limits, `char a[400<<20] = {1};`) evicted every other caller's entries from the 1 GiB
+    /// cache. An entry is at most a sixteenth of the bound; a larger one is not kept and
+    /// evicts nothing.
+    #[test]
+    fn one_entry_takes_at_most_a_sixteenth_of_the_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = CompileCache::new(dir.path().to_owned(), 16 << 10);
+        let others: Vec<CacheKey> = (0..10).map(|i| key(&format!("other {i}"))).collect();
+        for other in &others {
+            cache.put(other, &artifact(100)).expect("put");
+        }
+        let overhead = CollectedFile::encoded_len(&artifact(0));
+        let largest = usize::try_from(1024 - overhead).expect("small");
+        cache.put(&key("largest"), &artifact(largest)).expect("put");
+        assert!(cache.get(&key("largest")).is_some(), "a sixteenth is kept");
+        cache
+            .put(&key("past"), &artifact(largest + 1))
+            .expect("put");
+        assert_eq!(cache.get(&key("past")), None, "past a sixteenth: not kept");
+        // Three of these once filled the cache with themselves alone.
+        for i in 0..3 {
+            let big = key(&format!("big {i}"));
+            cache.put(&big, &artifact(5000)).expect("put");
+            assert_eq!(cache.get(&big), None, "not kept");
+        }
+        for other in &others {
+            assert!(cache.get(other).is_some(), "nothing evicted");
+        }
+        assert_eq!(
+            CompileCache::new(dir.path().to_owned(), DEFAULT_MAX_BYTES).max_entry_bytes,
+            64 << 20
+        );
     }
 
     /// Bug hunt: the cache was 0755 and its entries 0644, so that any user of the host (a
