@@ -1235,3 +1235,53 @@ fn a_one_shot_run_keeps_its_analysis_for_the_next() {
     );
     assert_eq!(slots(), kept, "no temporary left");
 }
+
+/// Hunt comp 3: HOME is the workspace, and `go build` read its configuration file
+/// `$HOME/.config/go/env` from the program's own files: `GOROOT=/work/goroot` made it run the
+/// program's `goroot/pkg/tool/linux_amd64/compile` as the compiler, under the compile stage's
+/// limits. The go command reads no such file now, and its GOROOT is the toolchain's.
+#[test]
+fn go_build_takes_no_configuration_from_the_program_s_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new();
+    let run = |name: &str, package: &str, env: &str| {
+        let dir = world.path().join(name);
+        let tools = dir.join("goroot/pkg/tool/linux_amd64");
+        std::fs::create_dir_all(&tools).expect("mkdir");
+        std::fs::create_dir_all(dir.join(".config/go")).expect("mkdir");
+        std::fs::write(dir.join(".config/go/env"), env).expect("write");
+        let compile = tools.join("compile");
+        std::fs::write(
+            &compile,
+            "#!/bin/sh\necho \"PROGRAM'S COMPILER RAN\" >&2\nexit 1\n",
+        )
+        .expect("write");
+        std::fs::set_permissions(&compile, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::write(
+            dir.join("main.go"),
+            format!("package {package}\n\nfunc main() {{ println(\"main\") }}\n"),
+        )
+        .expect("write");
+        let out = world
+            .warden()
+            .args(["run", "--json", "--entry", "main.go"])
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        let result: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        result
+    };
+    // A library needs no runtime sources: go build went as far as running the tool.
+    let result = run("lib", "lib", "GOROOT=/work/goroot\n");
+    let compile = result["compile"].to_string();
+    assert!(!compile.contains("COMPILER RAN"), "{compile}");
+    assert!(compile.contains("no executable program"), "{compile}");
+    let result = run(
+        "main",
+        "main",
+        "GOROOT=/work/goroot\nGOEXPERIMENT=bogusexp\n",
+    );
+    assert_eq!(result["stderr"], "main\n", "{result:#}");
+    assert_eq!(result["outcome"]["kind"], "exited", "{result:#}");
+}
