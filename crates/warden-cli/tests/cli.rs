@@ -1285,3 +1285,52 @@ fn go_build_takes_no_configuration_from_the_program_s_files() {
     assert_eq!(result["stderr"], "main\n", "{result:#}");
     assert_eq!(result["outcome"]["kind"], "exited", "{result:#}");
 }
+
+/// Found beside hunt comp 3 (what else a program's files make a compiler run): javac starts
+/// every plugin on its processor path that says `autoStart()`, and `-proc:none` does not stop
+/// plugins; the processor path was the class path, the workspace. Java's gets an empty one.
+#[test]
+fn javac_starts_no_plugin_the_program_ships() {
+    let world = World::new();
+    let dir = world.path().join("proj");
+    std::fs::create_dir_all(dir.join("META-INF/services")).expect("mkdir");
+    let plugin = world.path().join("P.java");
+    std::fs::write(
+        &plugin,
+        "import com.sun.source.util.*;\n\
+         public class P implements Plugin {\n\
+           public String getName() { return \"p\"; }\n\
+           public boolean autoStart() { return true; }\n\
+           public void init(JavacTask task, String... args) { System.err.println(\"PLUGIN RAN\"); }\n\
+         }\n",
+    )
+    .expect("write");
+    let built = std::process::Command::new("/usr/bin/javac")
+        .arg("-d")
+        .arg(&dir)
+        .arg(&plugin)
+        .output()
+        .expect("the host's javac runs");
+    assert!(built.status.success(), "{built:?}");
+    std::fs::write(
+        dir.join("META-INF/services/com.sun.source.util.Plugin"),
+        "P\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("Main.java"),
+        "public class Main { public static void main(String[] a) { System.out.println(\"main\"); } }\n",
+    )
+    .expect("write");
+    let out = world
+        .warden()
+        .args(["run", "--json", "--entry", "Main.java"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(result["stdout"], "main\n", "{result:#}");
+    let compile = result["compile"].to_string();
+    assert!(!compile.contains("PLUGIN RAN"), "{compile}");
+}
