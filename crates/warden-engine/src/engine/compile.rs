@@ -114,9 +114,11 @@ impl Engine {
 }
 
 /// Why `files`, the artifact of a language whose run command executes it (`{artifact}` first),
-/// is no program the kernel can start: not one executable ELF file. A library (Go's `package
-/// foo`, Rust's `#![crate_type = "lib"]`) is an `ar` archive, and executing it failed in the
-/// sandbox's setup (`EACCES`), as if warden had failed rather than the program.
+/// is no program the kernel can start: not one executable ELF file for this machine. A library
+/// (Go's `package foo`, Rust's `#![crate_type = "lib"]`) is an `ar` archive, and executing it
+/// failed in the sandbox's setup (`EACCES`), as if warden had failed rather than the program;
+/// an ELF for another machine (Go's `GOARCH=arm64`) or an object file failed there the same way
+/// (`ENOEXEC`).
 fn not_executable(language: &Language, files: &[CollectedFile]) -> Option<String> {
     let stage = language.compile.as_ref()?;
     if language.run.argv.first().map(String::as_str) != Some("{artifact}") {
@@ -125,16 +127,18 @@ fn not_executable(language: &Language, files: &[CollectedFile]) -> Option<String
     let what = match files {
         [file] if file.path == Path::new(&stage.artifact) => {
             if file.contents.starts_with(b"!<arch>\n") {
-                "an archive (a library, not a program)"
+                "an archive (a library, not a program)".to_owned()
             } else if !file.contents.starts_with(b"\x7fELF") {
-                "not an ELF executable"
+                "not an ELF executable".to_owned()
+            } else if let Some(why) = not_for_this_machine(&file.contents) {
+                why
             } else if !file.executable {
-                "not marked executable"
+                "not marked executable".to_owned()
             } else {
                 return None;
             }
         }
-        _ => "not one file",
+        _ => "not one file".to_owned(),
     };
     Some(format!(
         "the compiler produced no executable program: {} is {what}",
@@ -142,12 +146,92 @@ fn not_executable(language: &Language, files: &[CollectedFile]) -> Option<String
     ))
 }
 
+/// The ELF header's class, byte order and machine of the programs this host runs
+/// (`EI_CLASS`, `EI_DATA`, `e_machine`), and the machine's name; `None` on a machine warden
+/// does not know, where the check is left to the kernel.
+const HOST_ELF: Option<(u8, u8, u16, &str)> = if cfg!(target_arch = "x86_64") {
+    Some((2, 1, 62, "x86-64"))
+} else if cfg!(target_arch = "aarch64") {
+    Some((2, 1, 183, "aarch64"))
+} else {
+    None
+};
+
+/// Why `elf`, which starts with the ELF magic, is no program this host's kernel executes: an
+/// object file or a core dump rather than a program, or a program for another machine (or
+/// word size, or byte order). An `ENOEXEC` at the program's `execve` would be warden's failure.
+fn not_for_this_machine(elf: &[u8]) -> Option<String> {
+    let (class, data, machine, host) = HOST_ELF?;
+    let [_, _, _, _, elf_class, elf_data, ..] = *elf else {
+        return Some("a truncated ELF file".to_owned());
+    };
+    let half = |at: usize| -> Option<u16> {
+        let bytes = [*elf.get(at)?, *elf.get(at + 1)?];
+        Some(if elf_data == 2 {
+            u16::from_be_bytes(bytes)
+        } else {
+            u16::from_le_bytes(bytes)
+        })
+    };
+    let (Some(elf_type), Some(elf_machine)) = (half(16), half(18)) else {
+        return Some("a truncated ELF file".to_owned());
+    };
+    if (elf_class, elf_data, elf_machine) != (class, data, machine) {
+        let name = match (elf_class, elf_machine) {
+            (1, 3) => "i386",
+            (1, 40) => "32-bit ARM",
+            (2, 62) => "x86-64",
+            (2, 183) => "aarch64",
+            (_, 243) => "RISC-V",
+            (_, 8) => "MIPS",
+            (_, 20 | 21) => "PowerPC",
+            (_, 22) => "s390",
+            _ => "another",
+        };
+        return Some(format!(
+            "an ELF for another machine ({name}, e_machine {elf_machine}; this host runs {host})"
+        ));
+    }
+    // ET_EXEC and ET_DYN (a position-independent program); not ET_REL or ET_CORE.
+    if !matches!(elf_type, 2 | 3) {
+        return Some(format!("an ELF object of type {elf_type}, not a program"));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The first 20 bytes of an ELF file: class, byte order (1, little endian), type, machine.
+    fn elf_header(class: u8, data: u8, elf_type: u16, machine: u16) -> Vec<u8> {
+        let mut header = vec![0x7f, b'E', b'L', b'F', class, data, 1];
+        header.resize(16, 0);
+        if data == 2 {
+            header.extend_from_slice(&elf_type.to_be_bytes());
+            header.extend_from_slice(&machine.to_be_bytes());
+        } else {
+            header.extend_from_slice(&elf_type.to_le_bytes());
+            header.extend_from_slice(&machine.to_le_bytes());
+        }
+        header.resize(64, 0);
+        header
+    }
+
+    fn host_machine() -> u16 {
+        HOST_ELF.expect("a machine warden knows").2
+    }
+
+    fn foreign_machine() -> u16 {
+        if host_machine() == 183 {
+            62
+        } else {
+            183
+        }
+    }
+
     #[test]
-    fn only_an_executable_elf_file_is_a_program() {
+    fn only_an_executable_elf_file_for_this_machine_is_a_program() {
         let catalog = warden_core::Catalog::builtin().expect("catalog");
         let file = |path: &str, contents: &[u8], executable| CollectedFile {
             path: path.into(),
@@ -155,16 +239,45 @@ mod tests {
             executable,
         };
         let go = catalog.get("go").expect("go");
-        let elf = file("main", b"\x7fELF\x02\x01\x01", true);
+        let elf = file("main", &elf_header(2, 1, 2, host_machine()), true);
         assert_eq!(not_executable(go, std::slice::from_ref(&elf)), None);
+        let pie = file("main", &elf_header(2, 1, 3, host_machine()), true);
+        assert_eq!(not_executable(go, &[pie]), None);
         for (files, why) in [
             (
                 vec![file("main", b"!<arch>\n__.PKGDEF", false)],
                 "an archive",
             ),
             (
-                vec![file("main", b"\x7fELF", false)],
+                vec![file("main", &elf_header(2, 1, 2, host_machine()), false)],
                 "not marked executable",
+            ),
+            (
+                vec![file("main", b"\x7fELF\x02\x01\x01", true)],
+                "a truncated ELF",
+            ),
+            // Hunt comp 4: Go's GOARCH=arm64 (from a configuration file the program shipped)
+            // wrote an aarch64 program; it passed, was cached, and every run of it failed in the
+            // sandbox's setup (ENOEXEC) as warden's own failure (500, exit 125).
+            (
+                vec![file("main", &elf_header(2, 1, 2, foreign_machine()), true)],
+                "an ELF for another machine",
+            ),
+            (
+                vec![file("main", &elf_header(1, 1, 2, 3), true)],
+                "an ELF for another machine (i386",
+            ),
+            (
+                vec![file(
+                    "main",
+                    &elf_header(2, 2, 2, host_machine().swap_bytes()),
+                    true,
+                )],
+                "an ELF for another machine",
+            ),
+            (
+                vec![file("main", &elf_header(2, 1, 1, host_machine()), true)],
+                "an ELF object of type 1, not a program",
             ),
             (vec![file("main", b"#!/bin/sh\n", true)], "not an ELF"),
             (vec![elf.clone(), file("main2", b"", true)], "not one file"),
