@@ -5,7 +5,7 @@
 //! reason, at once. Runs on the proxy's runtime.
 
 mod body;
-mod head;
+pub(crate) mod head;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -136,12 +136,15 @@ pub(crate) struct TunnelledRequest {
 /// `Ok(None)` until its head is all in `buf`; then the head rewritten for the origin as the
 /// proxy rewrites a forwarded one (`Host` naming `dest`, hop-by-hop headers dropped,
 /// `Connection: close`), the bytes after it, and how its body is delimited. The target must
-/// be in origin form (`/path`), as a program that does not know of a proxy sends it.
+/// be in origin form (`/path`), as a program that does not know of a proxy sends it. The head's
+/// end is looked for from `seen` on, as in [`read_head`]: what came before was looked at by an
+/// earlier call, so that a head sent a byte at a time costs work in its size, not its square.
 pub(crate) fn tunnelled_request(
     buf: &[u8],
+    seen: usize,
     dest: &Destination,
 ) -> Result<Option<TunnelledRequest>, &'static str> {
-    let end = match head::head_end(buf, 0) {
+    let end = match head::head_end(buf, seen) {
         HeadEnd::At(end) => end,
         HeadEnd::BareLf => return Err("a line of the request head ends without CR"),
         HeadEnd::Incomplete if buf.len() > head::MAX_HEAD => {

@@ -41,10 +41,18 @@ pub(crate) enum HeadEnd {
     Incomplete,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Bytes [`head_end`] looked at on this thread: the work a trickled head costs.
+    pub(crate) static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Where the head in `buf` ends, looking only from `seen` on (what came before was looked at
 /// by an earlier call): the end may straddle two reads.
 pub(crate) fn head_end(buf: &[u8], seen: usize) -> HeadEnd {
     let from = seen.saturating_sub(3);
+    #[cfg(test)]
+    SCANNED.with(|scanned| scanned.set(scanned.get() + buf.len().saturating_sub(from)));
     let end = buf[from..]
         .windows(4)
         .position(|window| window == b"\r\n\r\n")
