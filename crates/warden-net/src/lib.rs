@@ -20,6 +20,7 @@
 //! question ends as a [`ConnectionRecord`].
 
 mod decider;
+mod descriptors;
 mod dialer;
 mod dns;
 mod egress;
@@ -41,6 +42,9 @@ mod tls;
 mod transparent;
 
 pub use decider::{Attempt, Decider, Protocol, Verdict};
+pub use descriptors::{
+    ProxyDescriptors, ProxyShare, DESCRIPTORS_PER_CONNECTION, DESCRIPTORS_PER_PROXY, MIN_CLIENTS,
+};
 pub use dialer::{AsyncStream, BoxedStream, Dialer, TcpDialer};
 pub use environment::{proxy_env, resolv_conf};
 pub use host::{host_networks, HostNetworks};

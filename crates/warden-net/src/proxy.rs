@@ -16,11 +16,12 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::decider::{Decider, Protocol};
+use crate::descriptors::ProxyDescriptors;
 use crate::dialer::{Dialer, TcpDialer};
 use crate::egress::Destination;
 use crate::limits::{Budget, ExecutionBudget, ProxyLimits};
 use crate::listeners::NetnsListeners;
-use crate::record::{ConnectionRecord, DenialObserver, Recording, Traffic, TrafficLog};
+use crate::record::{ConnectionRecord, Cut, DenialObserver, Recording, Traffic, TrafficLog};
 use crate::resolver::{Resolver, SystemResolver};
 use crate::synthetic::SyntheticPool;
 use crate::{dns, http, socks, transparent};
@@ -49,6 +50,7 @@ pub struct Proxy {
     decider: Arc<dyn Decider>,
     limits: ProxyLimits,
     budget: Option<ExecutionBudget>,
+    descriptors: Option<ProxyDescriptors>,
     on_denial: Option<DenialObserver>,
     resolver: Arc<dyn Resolver>,
     dialer: Arc<dyn Dialer>,
@@ -62,6 +64,7 @@ impl Proxy {
             decider,
             limits,
             budget: None,
+            descriptors: None,
             on_denial: None,
             resolver: Arc::new(SystemResolver),
             dialer: Arc::new(TcpDialer),
@@ -81,6 +84,15 @@ impl Proxy {
     #[must_use]
     pub fn with_budget(mut self, budget: ExecutionBudget) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Holds the program's connections within `descriptors`, the budget all the proxies of
+    /// the process share, besides [`ProxyLimits::max_clients`]: a connection accepted when it
+    /// is spent is reset at once and logged refused (`cut_by: proxy_descriptors`).
+    #[must_use]
+    pub fn with_descriptors(mut self, descriptors: ProxyDescriptors) -> Self {
+        self.descriptors = Some(descriptors);
         self
     }
 
@@ -125,6 +137,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             clients: Arc::new(Semaphore::new(self.limits.clients_at_once())),
             budget,
+            descriptors: self.descriptors,
             decider: self.decider,
             on_denial: self.on_denial,
             resolver: self.resolver,
@@ -259,6 +272,8 @@ pub(crate) struct Shared {
     pub(crate) dialer: Arc<dyn Dialer>,
     pub(crate) limits: ProxyLimits,
     pub(crate) budget: Arc<Budget>,
+    /// The process's descriptors for all its proxies, if it bounds them.
+    descriptors: Option<ProxyDescriptors>,
     /// A permit per connection of the program held ([`ProxyLimits::max_clients`]).
     clients: Arc<Semaphore>,
     pub(crate) pool: SyntheticPool,
@@ -326,7 +341,10 @@ enum Front {
 /// Accepts connections and runs each in a task of its own, holding one of the execution's
 /// client permits: without one, the next connection waits in the kernel's backlog, not in
 /// warden's descriptors (a program that opened thousands of idle connections to the proxy
-/// starved a server's other executions of descriptors).
+/// starved a server's other executions of descriptors). Each also holds its places in the
+/// process's budget for all proxies, if there is one; without them it is refused at once, so
+/// that the proxies of all executions together never take the descriptors the rest of the
+/// process needs (hunt net N2).
 async fn accept(shared: Arc<Shared>, listener: TcpListener, front: Front) {
     loop {
         let Ok(permit) = Arc::clone(&shared.clients).acquire_owned().await else {
@@ -334,10 +352,21 @@ async fn accept(shared: Arc<Shared>, listener: TcpListener, front: Front) {
         };
         match listener.accept().await {
             Ok((stream, _)) => {
+                let places = match &shared.descriptors {
+                    None => None,
+                    Some(descriptors) => match descriptors.take_connection() {
+                        Some(places) => Some(places),
+                        None => {
+                            refuse_for_descriptors(&shared, stream, front);
+                            continue;
+                        }
+                    },
+                };
                 let task_shared = Arc::clone(&shared);
                 shared.spawn(async move {
                     serve(task_shared, stream, front).await;
                     drop(permit);
+                    drop(places);
                 });
             }
             Err(e) => {
@@ -347,6 +376,31 @@ async fn accept(shared: Arc<Shared>, listener: TcpListener, front: Front) {
             }
         }
     }
+}
+
+/// Resets a connection accepted when the process's descriptors for proxies were all taken, and
+/// logs it refused by `limits`: as the program addressed it when the interception redirected
+/// it, else as the proxy's listener it reached, its request unread.
+fn refuse_for_descriptors(shared: &Shared, stream: TcpStream, front: Front) {
+    let protocol = match front {
+        Front::Http => Protocol::Http,
+        Front::Dns => Protocol::Dns,
+        Front::Socks | Front::Transparent => Protocol::Tcp,
+    };
+    let addr = match front {
+        Front::Transparent => transparent::original_destination(&stream).ok(),
+        _ => None,
+    };
+    let port = addr
+        .or_else(|| stream.local_addr().ok())
+        .map_or(0, |addr| addr.port());
+    let mut rec = shared.recording_to(protocol, None, addr, port);
+    rec.limit(
+        Cut::ProxyDescriptors,
+        "descriptor limit: warden's descriptors for the proxies of all executions are in use"
+            .to_owned(),
+    );
+    transparent::reset(stream);
 }
 
 async fn serve(shared: Arc<Shared>, stream: TcpStream, front: Front) {

@@ -80,6 +80,9 @@ pub enum Cut {
     TotalBytes,
     /// Nothing moved for `idle_timeout`.
     IdleTimeout,
+    /// The descriptors warden's process gives all its proxies were in use: the connection
+    /// was reset as it was accepted (a server's budget, docs/server.md).
+    ProxyDescriptors,
     /// The proxy was stopped (the execution ended) while the connection was open, or less
     /// than a second after the program's side closed it with the server's still open (the
     /// program's end closes its sockets before warden learns of it).

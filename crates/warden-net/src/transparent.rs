@@ -51,7 +51,7 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
 }
 
 /// Where the program connected before the redirect (`getsockopt(SOL_IP, SO_ORIGINAL_DST)`).
-fn original_destination(client: &TcpStream) -> io::Result<SocketAddr> {
+pub(crate) fn original_destination(client: &TcpStream) -> io::Result<SocketAddr> {
     let original = getsockopt(client, OriginalDst)?;
     Ok(SocketAddr::V4(SocketAddrV4::new(
         Ipv4Addr::from(u32::from_be(original.sin_addr.s_addr)),
@@ -61,7 +61,7 @@ fn original_destination(client: &TcpStream) -> io::Result<SocketAddr> {
 
 /// Closes with a reset rather than a FIN: the program's connect looked successful (the
 /// redirect accepted it), and a reset is the nearest thing to "refused" it can still get.
-fn reset(client: TcpStream) {
+pub(crate) fn reset(client: TcpStream) {
     if let Err(e) = client.set_zero_linger() {
         tracing::debug!(error = %e, "SO_LINGER not set; closing normally");
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use support::*;
-use warden_net::{Cut, ExecutionBudget, ProxyLimits};
+use warden_net::{Cut, ExecutionBudget, ProxyDescriptors, ProxyLimits};
 
 fn allowing_svc(limits: ProxyLimits) -> TestSandbox {
     TestSandbox::start(proxy(
@@ -268,4 +268,64 @@ fn the_proxy_holds_at_most_max_clients_of_the_programs_connections() {
         assert_eq!(echo_round_trip(&mut tunnel, b"x"), b"x");
     });
     sandbox.stop();
+}
+
+/// Hunt net N2: the proxies of all executions in a server's process held descriptors without a
+/// bound of the process's, and one caller's programs could take every one the server had. Two
+/// proxies sharing a budget for two connections: the third connection, through either, is
+/// reset as it is accepted and logged refused by `limits`; once one ends, the next is served.
+#[test]
+fn the_proxies_of_a_process_hold_its_connections_within_their_shared_budget() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let descriptors = ProxyDescriptors::new(2 * warden_net::DESCRIPTORS_PER_CONNECTION);
+    let sandbox = |descriptors: &ProxyDescriptors| {
+        TestSandbox::start(
+            proxy(
+                TestPolicy::allowing(&["svc.test"], &[host_loopback()]),
+                ProxyLimits::default(),
+                FakeResolver::with(&[("svc.test", &[host_loopback()])]),
+            )
+            .with_descriptors(descriptors.clone()),
+        )
+    };
+    let first = sandbox(&descriptors);
+    let second = sandbox(&descriptors);
+    let authority = format!("svc.test:{}", echo.addr.port());
+    let held = first.run(|| {
+        let (mut one, _) = connect_tunnel(&authority);
+        let (mut two, _) = connect_tunnel(&authority);
+        assert_eq!(echo_round_trip(&mut one, b"1"), b"1");
+        assert_eq!(echo_round_trip(&mut two, b"2"), b"2");
+        (one, two)
+    });
+    second.run(|| {
+        let (_, head) = connect_tunnel(&authority);
+        assert_eq!(head, "", "reset before any answer");
+    });
+    drop(held);
+    second.run(|| {
+        // The first proxy sees its connections end a moment later.
+        let start = Instant::now();
+        loop {
+            let (mut tunnel, head) = connect_tunnel(&authority);
+            if head.starts_with("HTTP/1.1 200") {
+                assert_eq!(echo_round_trip(&mut tunnel, b"3"), b"3");
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "never served");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    first.stop();
+    let records = second.stop();
+    let refused = records
+        .iter()
+        .find(|r| r.cut_by == Some(Cut::ProxyDescriptors))
+        .expect("the refusal is logged");
+    assert!(!refused.allowed, "{refused:?}");
+    assert_eq!(refused.rule, "limits", "{refused:?}");
+    assert_eq!(refused.port, warden_net::HTTP_PROXY_PORT, "{refused:?}");
 }
