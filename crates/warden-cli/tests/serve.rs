@@ -2035,3 +2035,117 @@ fn a_tokens_statistics_are_of_its_own_executions_and_an_admins_of_all() {
     assert!(tools("0ther").contains("secret-plan"), "{}", tools("0ther"));
     assert!(tools("adm1n").contains("secret-plan"), "{}", tools("adm1n"));
 }
+
+/// A program that opens 300 tunnels through the proxy to `port` on the host's loopback
+/// without waiting for answers, holds them a while, then says how many were established.
+const TUNNEL_HOG: &str = r#"
+import socket, sys, time
+port = int(sys.argv[1])
+held = []
+for _ in range(300):
+    try:
+        s = socket.socket()
+        # Short: a connection past what the proxy holds waits in its backlog, or times out.
+        s.settimeout(0.05)
+        s.connect(("127.0.0.1", 3128))
+        s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % port)
+        held.append(s)
+    except OSError:
+        pass
+time.sleep(6)
+established = 0
+for s in held:
+    try:
+        s.settimeout(0.01)
+        if b" 200 " in s.recv(100):
+            established += 1
+    except OSError:
+        pass
+print("established", established)
+"#;
+
+/// Hunt net N2: each execution with egress has a proxy in the server's process, and its
+/// program's connections and their tunnels are the server's descriptors (about 517 for one
+/// execution at the most), which the server did not count: with a hard limit of 1600 and four
+/// workers, three executions holding 300 tunnels each took them all, and another caller's
+/// execution failed with 500 "Too many open files" while the API could not accept. The
+/// proxies now share what the server leaves them (here 64 descriptors: 1600 less 512
+/// connections and 1024 spare), each execution's a quarter: its proxy holds 4 of its
+/// program's connections at once, the next wait in the kernel's backlog.
+#[test]
+fn the_proxies_of_one_callers_programs_leave_the_server_its_descriptors() {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sink = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = sink.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in sink.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let world = Arc::new(World::with_config(&format!(
+        "{TOKENS}[server]\nworkers = 4\n[network]\nallowed = [\"no_access\", \"sink\"]\n"
+    )));
+    let policy = world.path().join("sink.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "name = \"sink\"\ndescription = \"this test's sink\"\nlevel = \"custom\"\n\
+             default_action = \"deny\"\nallow_denied = [\"127.0.0.1\"]\n\n[[rule]]\n\
+             protocol = \"tcp\"\nhost = \"127.0.0.1\"\nports = {port}\naction = \"allow\"\n\
+             reason = \"the sink\"\n"
+        ),
+    )
+    .expect("policy written");
+    let imported = world
+        .warden()
+        .args(["network", "import"])
+        .arg(&policy)
+        .output()
+        .expect("warden runs");
+    assert!(imported.status.success(), "{imported:?}");
+    let server = Server::start_with_open_files(world, Some((1600, 1600)));
+    let hog = json!({"language": "python", "code": TUNNEL_HOG, "args": [port.to_string()],
+                     "network": "sink", "limits": {"max_open_files": 1024, "wall_time": "30s"}});
+    std::thread::scope(|scope| {
+        let hogs: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| server.request("POST", "/v1/executions?wait=true", Some(&hog))))
+            .collect();
+        // Until the tunnels stop coming: the hogs hold what they got.
+        let start = Instant::now();
+        let mut last = (0, Instant::now());
+        while start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = accepted.load(Ordering::SeqCst);
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if now > 0 && last.1.elapsed() > Duration::from_millis(1500) {
+                break;
+            }
+        }
+        let health = server.request("GET", "/v1/health", None);
+        assert_eq!(health.code, 200, "{}", health.body);
+        let other = json!({"language": "python", "code": "print('other ok')"});
+        let other = server.request("POST", "/v1/executions?wait=true", Some(&other));
+        assert_eq!(other.code, 200, "{}", other.body);
+        assert_eq!(other.json()["stdout"], "other ok\n", "{}", other.body);
+        for hog in hogs {
+            let hog = hog.join().expect("the request thread");
+            assert_eq!(hog.code, 200, "{}", hog.body);
+            assert_eq!(hog.json()["outcome"]["kind"], "exited", "{}", hog.body);
+            let established: u32 = hog.json()["stdout"]
+                .as_str()
+                .and_then(|out| out.trim().strip_prefix("established "))
+                .and_then(|n| n.parse().ok())
+                .expect("the hog's count");
+            // 16 descriptors each: the fewest, 4 connections.
+            assert!((1..=4).contains(&established), "{}", hog.body);
+        }
+    });
+    let tunnels = accepted.load(Ordering::SeqCst);
+    assert!(tunnels <= 3 * 4, "{tunnels} tunnels");
+}

@@ -129,6 +129,10 @@ pub struct EngineConfig {
     pub sessions: crate::sessions::SessionsSettings,
     /// Named volumes: where they are kept, their largest size, concurrent writers.
     pub volumes: crate::volumes::VolumesSettings,
+    /// The descriptors of the process the proxies of all executions may hold, and each
+    /// execution's share (a server's: `warden serve` sizes it from its open files limit and
+    /// its workers); `None` bounds each proxy by `warden_net::DEFAULT_MAX_CLIENTS` alone.
+    pub proxy_share: Option<warden_net::ProxyShare>,
 }
 
 impl EngineConfig {
@@ -166,6 +170,7 @@ impl EngineConfig {
             volumes: crate::volumes::VolumesSettings::in_dir(PathBuf::from(
                 crate::volumes::SYSTEM_VOLUMES_DIR,
             )),
+            proxy_share: None,
         }
     }
 }
@@ -317,6 +322,7 @@ impl Engine {
             network: network::NetworkConfig {
                 settings: config.network,
                 services: std::sync::Arc::new(std::sync::RwLock::new(config.services)),
+                share: config.proxy_share,
             },
             analyses: analysis_cache::AnalysisCache::new(config.analyses_dir),
             sandbox: OnceLock::new(),

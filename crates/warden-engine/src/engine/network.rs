@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use warden_core::network::{Action, EvalContext, Level, Policy, Protocol, Registry};
 use warden_core::Mode;
 use warden_net::{
-    BlockingProxy, ConnectionRecord, Decider, ExecutionBudget, Proxy, ProxyLimits, Traffic, Verdict,
+    BlockingProxy, ConnectionRecord, Decider, ExecutionBudget, Proxy, ProxyDescriptors,
+    ProxyLimits, ProxyShare, Traffic, Verdict,
 };
 use warden_sandbox::LiveSandbox;
 
@@ -219,6 +220,8 @@ pub(crate) struct NetworkPlan {
     pub(crate) name: String,
     /// `None` for a policy that lets nothing out (the sandbox keeps loopback only).
     egress: Option<(Arc<PolicyDecider>, ProxyLimits)>,
+    /// The process's descriptors for all proxies, if it bounds them ([`NetworkConfig::share`]).
+    descriptors: Option<ProxyDescriptors>,
     /// Told of each denied connection as it is denied (an interactive run's relay).
     on_denial: Option<DenialHook>,
 }
@@ -239,6 +242,9 @@ pub(crate) struct NetworkConfig {
     /// warden's own service addresses (the server's listeners, once bound), in the deny set
     /// with those the servers running on this host registered (`network/services.rs`).
     pub(crate) services: std::sync::Arc<std::sync::RwLock<Vec<SocketAddr>>>,
+    /// The descriptors all the proxies of the process may hold and each execution's share of
+    /// them (a server's); `None`: each proxy holds `DEFAULT_MAX_CLIENTS` connections at most.
+    pub(crate) share: Option<ProxyShare>,
 }
 
 impl NetworkConfig {
@@ -258,6 +264,7 @@ impl NetworkConfig {
             return Ok(NetworkPlan {
                 name,
                 egress: None,
+                descriptors: None,
                 on_denial: None,
             });
         }
@@ -266,10 +273,15 @@ impl NetworkConfig {
         if mode == Mode::Trusted {
             return Err(EngineError::NetworkUnavailable { policy: name, mode });
         }
-        let limits = proxy_limits(&stored.policy);
+        let max_clients = self
+            .share
+            .as_ref()
+            .map_or(warden_net::DEFAULT_MAX_CLIENTS, |share| share.max_clients);
+        let limits = proxy_limits(&stored.policy, max_clients);
         Ok(NetworkPlan {
             name,
             egress: Some((Arc::new(self.decider(stored)), limits)),
+            descriptors: self.share.as_ref().map(|share| share.descriptors.clone()),
             on_denial: None,
         })
     }
@@ -404,6 +416,9 @@ impl NetworkPlan {
         if let Some(budget) = budget {
             proxy = proxy.with_budget(budget.clone());
         }
+        if let Some(descriptors) = &self.descriptors {
+            proxy = proxy.with_descriptors(descriptors.clone());
+        }
         if let Some(hook) = &self.on_denial {
             proxy = proxy.on_denial(denial_observer(hook.clone()));
         }
@@ -430,7 +445,9 @@ fn network_namespace(sandbox: &LiveSandbox) -> Result<std::fs::File, EngineError
     std::fs::File::open(&path).map_err(|e| egress("opening the network namespace", e.into()))
 }
 
-fn proxy_limits(policy: &Policy) -> ProxyLimits {
+/// The proxy's limits under `policy`, holding `max_clients` of the program's connections at
+/// once (at least the policy's `max_connections`, which the operator chose).
+fn proxy_limits(policy: &Policy, max_clients: u32) -> ProxyLimits {
     let l = &policy.limits;
     ProxyLimits {
         bandwidth_up: l.bandwidth_up.map(|b| b.bytes()),
@@ -440,7 +457,7 @@ fn proxy_limits(policy: &Policy) -> ProxyLimits {
         total_connections: l.total_connections,
         connect_timeout: l.connect_timeout,
         idle_timeout: l.idle_timeout,
-        max_clients: warden_net::DEFAULT_MAX_CLIENTS,
+        max_clients,
     }
 }
 
