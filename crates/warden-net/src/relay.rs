@@ -394,6 +394,8 @@ async fn plain_request<R: AsyncRead + Unpin>(
     };
     // The bytes before `seen` were looked at by an earlier search for the head's end.
     let mut seen = 0;
+    // One buffer for every read: a head sent a byte at a time is as many reads.
+    let mut chunk = vec![0; CHUNK];
     loop {
         match http::tunnelled_request(&buf, seen, &dest) {
             Ok(Some(http::TunnelledRequest {
@@ -410,7 +412,6 @@ async fn plain_request<R: AsyncRead + Unpin>(
             Ok(None) => {}
             Err(why) => return Err(not_http(why)),
         }
-        let mut chunk = vec![0; CHUNK];
         let n = read_client(reader, &mut chunk, meter).await?;
         if n == 0 {
             return Err(not_http("the request head is cut short"));
