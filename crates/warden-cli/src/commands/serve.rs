@@ -97,11 +97,13 @@ fn raise_open_files(max_connections: usize, workers: usize) -> u64 {
             max_connections,
             workers,
             proxy_connections = share.max_clients,
+            proxy_descriptors = share.descriptors.total(),
             "the open files limit (RLIMIT_NOFILE) is below [server] max_connections, the \
              descriptors the executions need and their proxies' at the most; each \
              execution's proxy holds fewer of its program's connections at once \
-             (proxy_connections, 256 otherwise), and connections past the limit wait to be \
-             accepted"
+             (proxy_connections, 256 otherwise), all of them together what proxy_descriptors \
+             allows (two a connection; past it they are refused), and connections past the \
+             limit wait to be accepted"
         );
     }
     open
