@@ -134,7 +134,12 @@ pub(crate) fn own_root(root: &Path) -> io::Result<u32> {
 
 /// [`own_root`] of the cache `what` names in its error.
 pub(crate) fn own_root_of(root: &Path, what: &str) -> io::Result<u32> {
-    let meta = fs::metadata(root)?;
+    own_metadata(&fs::metadata(root)?, root, what)
+}
+
+/// [`own_root_of`] of a directory already examined (`meta`, what `fstat` of the opened
+/// directory says).
+pub(crate) fn own_metadata(meta: &fs::Metadata, root: &Path, what: &str) -> io::Result<u32> {
     let mode = meta.permissions().mode() & 0o7777;
     let owner = nix::unistd::geteuid().as_raw();
     if !meta.is_dir() || meta.uid() != owner || mode & 0o1022 != 0 {

@@ -22,14 +22,16 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use sha2::{Digest, Sha256};
 use warden_core::Analysis;
 
-use crate::compile_cache::{own_named_root_of, sweep_stale_temps, temp_path};
+use crate::compile_cache::{own_metadata, sweep_stale_temps, temp_path};
 
 /// How many entries the store holds.
 pub(super) const SLOTS: usize = 256;
@@ -75,20 +77,23 @@ impl AnalysisStore {
         Some(hash.finalize().into())
     }
 
-    fn slot(&self, address: &[u8; 32]) -> PathBuf {
-        self.dir
-            .join(format!("{:02x}", usize::from(address[0]) % SLOTS))
-    }
-
     /// The analysis kept under `key`, if its slot holds it.
     pub(super) fn get(&self, key: &[u8; 32]) -> Option<Analysis> {
         let address = self.address(key)?;
-        self.own_dir().ok()?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(self.slot(&address))
-            .ok()?;
+        let dir = self.open_dir().ok()?;
+        // Not blocking: a FIFO in a slot's place (only the directory's owner could put one
+        // there) would otherwise hold the run before any of its limits, signals blocked.
+        let slot = nix::fcntl::openat(
+            &dir,
+            slot_name(&address).as_str(),
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let file = fs::File::from(slot);
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
         let mut entry = Vec::new();
         file.take(MAX_ENTRY as u64 + 1)
             .read_to_end(&mut entry)
@@ -124,19 +129,24 @@ impl AnalysisStore {
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)?;
-        self.own_dir()?;
-        let slot = self.slot(&address);
-        let name = slot.file_name().map(|n| n.to_string_lossy().into_owned());
-        let temp = temp_path(&self.dir, name.as_deref().unwrap_or("slot"));
-        let written = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-            .and_then(|mut file| file.write_all(&entry))
-            .and_then(|()| fs::rename(&temp, &slot));
+        let dir = self.open_dir()?;
+        let slot = slot_name(&address);
+        let temp = temp_path(Path::new(""), &slot);
+        let temp = temp.to_string_lossy();
+        let written = nix::fcntl::openat(
+            &dir,
+            temp.as_ref(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(io::Error::from)
+        .and_then(|fd| fs::File::from(fd).write_all(&entry))
+        .and_then(|()| {
+            nix::fcntl::renameat(&dir, temp.as_ref(), &dir, slot.as_str()).map_err(io::Error::from)
+        });
         if written.is_err() {
-            let _ = fs::remove_file(&temp);
+            let _ =
+                nix::unistd::unlinkat(&dir, temp.as_ref(), nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
         // A writer killed between its write and its rename leaves its temporary behind; one
         // put in `SLOTS` looks for such leftovers.
@@ -146,10 +156,29 @@ impl AnalysisStore {
         written
     }
 
-    /// Whether the directory may hold the store: warden's own, closed to others, and not a
-    /// link (`compile_cache::own_named_root_of`).
-    fn own_dir(&self) -> io::Result<()> {
-        own_named_root_of(&self.dir, NAME).map(drop)
+    /// The directory, opened without following a link, if it may hold the store: warden's
+    /// own and closed to others (`compile_cache::own_named_root_of`'s rule, checked on what
+    /// was opened). Every slot is then opened in it, so that the directory checked is the one
+    /// read and written, whatever is renamed into its path meanwhile.
+    fn open_dir(&self) -> io::Result<fs::File> {
+        let dir = nix::fcntl::open(
+            &self.dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the {NAME}'s directory {} is a symbolic link or not a directory",
+                    self.dir.display()
+                ),
+            ),
+            e => io::Error::from(e),
+        })?;
+        let dir = fs::File::from(dir);
+        own_metadata(&dir.metadata()?, &self.dir, NAME)?;
+        Ok(dir)
     }
 
     /// The store's directory.
@@ -157,6 +186,11 @@ impl AnalysisStore {
     pub(super) fn dir(&self) -> &std::path::Path {
         &self.dir
     }
+}
+
+/// The name of the slot that holds the entry at `address`.
+fn slot_name(address: &[u8; 32]) -> String {
+    format!("{:02x}", usize::from(address[0]) % SLOTS)
 }
 
 /// What tells this build of warden from any other: its version and its binary file's device,
@@ -264,6 +298,36 @@ mod tests {
         fs::remove_file(&slot).expect("rm");
         std::os::unix::fs::symlink("/etc/hostname", &slot).expect("symlink");
         assert_eq!(store.get(&[7; 32]), None, "a symlink is not followed");
+    }
+
+    /// Regression hunt F1: a FIFO in a slot's place (only the directory's owner can put one
+    /// there) held `warden run` in `open` forever, before any of its limits, with SIGTERM
+    /// blocked.
+    #[test]
+    fn a_fifo_or_a_directory_in_a_slots_place_is_a_miss_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = AnalysisStore::for_binary(dir.path().join("a"), [1; 32]);
+        store.put(&[7; 32], &high());
+        let slot = fs::read_dir(store.dir())
+            .expect("dir")
+            .next()
+            .expect("a slot")
+            .expect("entry")
+            .path();
+        fs::remove_file(&slot).expect("rm");
+        nix::unistd::mkfifo(&slot, Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = AnalysisStore::for_binary(store.dir().to_owned(), [1; 32]);
+        std::thread::spawn(move || tx.send(reader.get(&[7; 32])).expect("send"));
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(60));
+        if answer.is_err() {
+            // Unblock the reader before failing, so the test process can end.
+            let _ = fs::OpenOptions::new().write(true).open(&slot);
+        }
+        assert_eq!(answer, Ok(None), "a FIFO is a miss, not a wait");
+        fs::remove_file(&slot).expect("rm");
+        fs::create_dir(&slot).expect("mkdir");
+        assert_eq!(store.get(&[7; 32]), None, "a directory");
     }
 
     #[test]
