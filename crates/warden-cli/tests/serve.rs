@@ -736,6 +736,45 @@ fn a_batch_admits_its_items_in_order() {
     );
 }
 
+/// Regression hunt F2: an item whose program cannot be laid out (an unknown language) was
+/// admitted with the others and refused only when it ran, so it held one of the caller's
+/// places while the rest were admitted: `[422, 200, 429]` under a quota of two. It is now
+/// refused before admission, as an item of bad shape is, and takes no place.
+#[test]
+fn a_batch_item_that_cannot_run_takes_no_place() {
+    let server = Server::start(&format!(
+        "[server]\nworkers = 2\n{TOKENS}\
+         [[server.tokens]]\nname = \"two\"\ntoken = \"tw0\"\nmax_concurrent = 2\n"
+    ));
+    let ok = |n: usize| json!({"language": "bash", "code": format!("sleep 0.2; echo {n}")});
+    for order in [[0, 1, 2], [1, 0, 2]] {
+        let items: Vec<Value> = order
+            .iter()
+            .map(|&i| match i {
+                0 => json!({"language": "nope", "code": "x"}),
+                n => ok(n),
+            })
+            .collect();
+        let batch = json!({ "executions": items }).to_string();
+        let answer = server.raw(
+            "POST",
+            "/v1/batch",
+            &[("authorization", "Bearer tw0")],
+            Some(batch),
+        );
+        assert_eq!(answer.code, 200, "{}", answer.body);
+        let results = answer.json()["results"].clone();
+        let statuses: Vec<u64> = (0..3)
+            .map(|i| results[i]["status"].as_u64().unwrap_or(0))
+            .collect();
+        let expected: Vec<u64> = order
+            .iter()
+            .map(|&i| if i == 0 { 422 } else { 200 })
+            .collect();
+        assert_eq!(statuses, expected, "{}", answer.body);
+    }
+}
+
 #[test]
 fn a_public_address_without_a_token_is_refused_at_start() {
     let world = World::new();

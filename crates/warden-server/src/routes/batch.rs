@@ -85,6 +85,13 @@ pub(crate) async fn create(
     // they were in the order the scheduler ran the tasks, the last spawned first.
     for (index, item) in body.executions.into_iter().enumerate() {
         let admitted = item.into_request(state.options()).and_then(|request| {
+            // A program that cannot be laid out (an unknown language, a file named twice) is
+            // refused now, as an item of bad shape is, rather than holding a place while the
+            // items after it are admitted (it was refused only when it ran).
+            state
+                .engine()
+                .check_program(&request)
+                .map_err(|e| ApiError::from(crate::state::ExecError::from(e)))?;
             let admitted = state.admit(&caller).map_err(ApiError::from)?;
             Ok((request, admitted))
         });
