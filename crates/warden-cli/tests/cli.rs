@@ -1111,12 +1111,8 @@ fn profile_prints_where_the_time_went() {
 /// run had 2). It never runs them now.
 #[test]
 fn javac_runs_no_annotation_processor_the_program_ships() {
-    let world = World::new();
-    let dir = world.path().join("proj");
-    std::fs::create_dir_all(dir.join("META-INF/services")).expect("mkdir");
-    let processor = world.path().join("P.java");
-    std::fs::write(
-        &processor,
+    javac_runs_none_of_the_programs(
+        "javax.annotation.processing.Processor",
         "import java.util.Set;\nimport javax.annotation.processing.*;\n\
          import javax.lang.model.element.TypeElement;\n\
          @SupportedAnnotationTypes(\"*\")\n\
@@ -1126,20 +1122,27 @@ fn javac_runs_no_annotation_processor_the_program_ships() {
            }\n\
            public boolean process(Set<? extends TypeElement> a, RoundEnvironment r) { return false; }\n\
          }\n",
-    )
-    .expect("write");
+        "PROCESSOR RAN",
+    );
+}
+
+/// `javac` of a program that ships the compiled class `P` (from `source`) and names it in
+/// `META-INF/services/SERVICE`: the compile must not print `marker` (P ran), and the program
+/// must run.
+fn javac_runs_none_of_the_programs(service: &str, source: &str, marker: &str) {
+    let world = World::new();
+    let dir = world.path().join("proj");
+    std::fs::create_dir_all(dir.join("META-INF/services")).expect("mkdir");
+    let class = world.path().join("P.java");
+    std::fs::write(&class, source).expect("write");
     let built = std::process::Command::new("/usr/bin/javac")
         .arg("-d")
         .arg(&dir)
-        .arg(&processor)
+        .arg(&class)
         .output()
         .expect("the host's javac runs");
     assert!(built.status.success(), "{built:?}");
-    std::fs::write(
-        dir.join("META-INF/services/javax.annotation.processing.Processor"),
-        "P\n",
-    )
-    .expect("write");
+    std::fs::write(dir.join("META-INF/services").join(service), "P\n").expect("write");
     std::fs::write(
         dir.join("Main.java"),
         "public class Main { public static void main(String[] a) { System.out.println(\"main\"); } }\n",
@@ -1155,7 +1158,7 @@ fn javac_runs_no_annotation_processor_the_program_ships() {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(result["stdout"], "main\n", "{result:#}");
     let compile = result["compile"].to_string();
-    assert!(!compile.contains("PROCESSOR RAN"), "{compile}");
+    assert!(!compile.contains(marker), "{compile}");
 }
 
 /// Bug hunt: the `warden:` line that says how a run ended was glued to the program's last
@@ -1291,46 +1294,14 @@ fn go_build_takes_no_configuration_from_the_program_s_files() {
 /// plugins; the processor path was the class path, the workspace. Java's gets an empty one.
 #[test]
 fn javac_starts_no_plugin_the_program_ships() {
-    let world = World::new();
-    let dir = world.path().join("proj");
-    std::fs::create_dir_all(dir.join("META-INF/services")).expect("mkdir");
-    let plugin = world.path().join("P.java");
-    std::fs::write(
-        &plugin,
+    javac_runs_none_of_the_programs(
+        "com.sun.source.util.Plugin",
         "import com.sun.source.util.*;\n\
          public class P implements Plugin {\n\
            public String getName() { return \"p\"; }\n\
            public boolean autoStart() { return true; }\n\
            public void init(JavacTask task, String... args) { System.err.println(\"PLUGIN RAN\"); }\n\
          }\n",
-    )
-    .expect("write");
-    let built = std::process::Command::new("/usr/bin/javac")
-        .arg("-d")
-        .arg(&dir)
-        .arg(&plugin)
-        .output()
-        .expect("the host's javac runs");
-    assert!(built.status.success(), "{built:?}");
-    std::fs::write(
-        dir.join("META-INF/services/com.sun.source.util.Plugin"),
-        "P\n",
-    )
-    .expect("write");
-    std::fs::write(
-        dir.join("Main.java"),
-        "public class Main { public static void main(String[] a) { System.out.println(\"main\"); } }\n",
-    )
-    .expect("write");
-    let out = world
-        .warden()
-        .args(["run", "--json", "--entry", "Main.java"])
-        .arg(&dir)
-        .output()
-        .expect("runs");
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(result["stdout"], "main\n", "{result:#}");
-    let compile = result["compile"].to_string();
-    assert!(!compile.contains("PLUGIN RAN"), "{compile}");
+        "PLUGIN RAN",
+    );
 }

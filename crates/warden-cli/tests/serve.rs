@@ -716,24 +716,28 @@ fn a_batch_admits_its_items_in_order() {
     }
     assert_eq!(results[3]["error"]["kind"], "queue_full", "{}", answer.body);
     // The same under a token's quota of executions at once.
-    let batch = json!({"executions": (0..4).map(item).collect::<Vec<_>>()}).to_string();
+    let (statuses, results) = batch_as(&server, "tw0", (0..4).map(item).collect());
+    assert_eq!(statuses, [200, 200, 429, 429], "{results}");
+    assert_eq!(results[2]["error"]["kind"], "quota_exceeded", "{results}");
+}
+
+/// `/v1/batch` of `items` with `token`: each item's status, and the results.
+fn batch_as(server: &Server, token: &str, items: Vec<Value>) -> (Vec<u64>, Value) {
+    let count = items.len();
+    let batch = json!({ "executions": items }).to_string();
+    let authorization = format!("Bearer {token}");
     let answer = server.raw(
         "POST",
         "/v1/batch",
-        &[("authorization", "Bearer tw0")],
+        &[("authorization", authorization.as_str())],
         Some(batch),
     );
     assert_eq!(answer.code, 200, "{}", answer.body);
     let results = answer.json()["results"].clone();
-    let statuses: Vec<u64> = (0..4)
+    let statuses = (0..count)
         .map(|i| results[i]["status"].as_u64().unwrap_or(0))
         .collect();
-    assert_eq!(statuses, [200, 200, 429, 429], "{}", answer.body);
-    assert_eq!(
-        results[2]["error"]["kind"], "quota_exceeded",
-        "{}",
-        answer.body
-    );
+    (statuses, results)
 }
 
 /// Regression hunt F2: an item whose program cannot be laid out (an unknown language) was
@@ -755,23 +759,12 @@ fn a_batch_item_that_cannot_run_takes_no_place() {
                 n => ok(n),
             })
             .collect();
-        let batch = json!({ "executions": items }).to_string();
-        let answer = server.raw(
-            "POST",
-            "/v1/batch",
-            &[("authorization", "Bearer tw0")],
-            Some(batch),
-        );
-        assert_eq!(answer.code, 200, "{}", answer.body);
-        let results = answer.json()["results"].clone();
-        let statuses: Vec<u64> = (0..3)
-            .map(|i| results[i]["status"].as_u64().unwrap_or(0))
-            .collect();
+        let (statuses, results) = batch_as(&server, "tw0", items);
         let expected: Vec<u64> = order
             .iter()
             .map(|&i| if i == 0 { 422 } else { 200 })
             .collect();
-        assert_eq!(statuses, expected, "{}", answer.body);
+        assert_eq!(statuses, expected, "{results}");
     }
 }
 

@@ -234,6 +234,14 @@ mod tests {
         }
     }
 
+    /// The one file of `store`'s directory.
+    fn only_slot(store: &AnalysisStore) -> PathBuf {
+        let mut files = fs::read_dir(store.dir()).expect("dir");
+        let slot = files.next().expect("a slot").expect("entry").path();
+        assert!(files.next().is_none(), "one slot");
+        slot
+    }
+
     #[test]
     fn an_entry_is_read_back_by_the_same_binary_only() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -282,12 +290,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = AnalysisStore::for_binary(dir.path().join("a"), [1; 32]);
         store.put(&[7; 32], &high());
-        let slot = fs::read_dir(store.dir())
-            .expect("dir")
-            .next()
-            .expect("a slot")
-            .expect("entry")
-            .path();
+        let slot = only_slot(&store);
         let entry = fs::read(&slot).expect("slot");
         fs::write(&slot, &entry[..entry.len() - 1]).expect("truncate");
         assert_eq!(store.get(&[7; 32]), None, "a truncated entry");
@@ -308,12 +311,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = AnalysisStore::for_binary(dir.path().join("a"), [1; 32]);
         store.put(&[7; 32], &high());
-        let slot = fs::read_dir(store.dir())
-            .expect("dir")
-            .next()
-            .expect("a slot")
-            .expect("entry")
-            .path();
+        let slot = only_slot(&store);
         fs::remove_file(&slot).expect("rm");
         nix::unistd::mkfifo(&slot, Mode::from_bits_truncate(0o600)).expect("mkfifo");
         let (tx, rx) = std::sync::mpsc::channel();
