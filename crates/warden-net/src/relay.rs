@@ -325,43 +325,51 @@ async fn first_flight<R: AsyncRead + Unpin>(
     };
     let require_tls = *protocol == Protocol::Https;
     let tls_or_http = *protocol == Protocol::Http;
-    loop {
-        match tls::parse(&buf) {
-            FirstBytes::Incomplete => {
-                let mut chunk = vec![0; CHUNK];
-                let n = read_client(reader, &mut chunk, meter).await?;
-                if n == 0 && buf.is_empty() {
-                    return Ok(First::Relay(buf)); // closed before sending anything
-                }
-                if n == 0 {
-                    // It began a TLS record: logged as https, as every refusal by the check.
-                    meter.saw_tls();
-                    return Err(refused("a TLS ClientHello cut short"));
-                }
-                meter.touch();
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            FirstBytes::NotTls if require_tls => {
-                return Err(refused(
-                    "an https connection must start with a TLS ClientHello",
-                ))
-            }
-            FirstBytes::NotTls if tls_or_http => {
-                return plain_request(reader, buf, inspection, meter).await
-            }
-            FirstBytes::NotTls => return Ok(First::Relay(buf)),
-            FirstBytes::Malformed(why) => {
-                // A TLS handshake the check refuses, logged as https as one naming another
-                // host is, whatever rule let the tunnel through: one tunnel, one protocol.
-                meter.saw_tls();
-                return Err(refused(why));
-            }
-            FirstBytes::ClientHello { server_name } => {
-                meter.saw_tls();
-                check_server_name(inspection, server_name, shared)?;
-                return Ok(First::Relay(buf));
-            }
+    match tls_or_not(reader, &mut buf, meter).await? {
+        FirstBytes::Incomplete => Ok(First::Relay(buf)), // closed before sending anything
+        FirstBytes::NotTls if require_tls => Err(refused(
+            "an https connection must start with a TLS ClientHello",
+        )),
+        FirstBytes::NotTls if tls_or_http => plain_request(reader, buf, inspection, meter).await,
+        FirstBytes::NotTls => Ok(First::Relay(buf)),
+        FirstBytes::Malformed(why) => {
+            // A TLS handshake the check refuses, logged as https as one naming another
+            // host is, whatever rule let the tunnel through: one tunnel, one protocol.
+            meter.saw_tls();
+            Err(refused(why))
         }
+        FirstBytes::ClientHello { server_name } => {
+            meter.saw_tls();
+            check_server_name(inspection, server_name, shared)?;
+            Ok(First::Relay(buf))
+        }
+    }
+}
+
+/// Reads the client's first bytes into `buf` until they tell whether they are a TLS
+/// ClientHello: [`FirstBytes::Incomplete`] only if the client closed before sending any.
+async fn tls_or_not<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    meter: &Meter,
+) -> Result<FirstBytes, Stop> {
+    loop {
+        let first = tls::parse(buf);
+        if first != FirstBytes::Incomplete {
+            return Ok(first);
+        }
+        let mut chunk = vec![0; CHUNK];
+        let n = read_client(reader, &mut chunk, meter).await?;
+        if n == 0 && buf.is_empty() {
+            return Ok(FirstBytes::Incomplete);
+        }
+        if n == 0 {
+            // It began a TLS record: logged as https, as every refusal by the check.
+            meter.saw_tls();
+            return Err(refused("a TLS ClientHello cut short"));
+        }
+        meter.touch();
+        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
