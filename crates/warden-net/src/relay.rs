@@ -353,8 +353,10 @@ async fn tls_or_not<R: AsyncRead + Unpin>(
     buf: &mut Vec<u8>,
     meter: &Meter,
 ) -> Result<FirstBytes, Stop> {
+    // The records read so far: each is parsed once, however many reads it takes.
+    let mut hello = tls::Hello::default();
     loop {
-        let first = tls::parse(buf);
+        let first = hello.parse(buf);
         if first != FirstBytes::Incomplete {
             return Ok(first);
         }
@@ -502,6 +504,7 @@ mod tests {
     use super::*;
     use crate::http::head::SCANNED;
     use crate::record::TrafficLog;
+    use crate::tls::SCANNED as TLS_SCANNED;
 
     /// Hands out its bytes one per read, as a program writing one byte at a time.
     struct Trickle(std::collections::VecDeque<u8>);
@@ -555,6 +558,44 @@ mod tests {
         assert!(
             scanned <= 8 * head_len,
             "{scanned} bytes looked at for a head of {head_len}"
+        );
+    }
+
+    /// Hunt net N1's kind, for TLS: a ClientHello not complete yet was parsed again from its
+    /// first record after every read, so that one sent as many one-byte records, a byte per
+    /// write, cost the proxy work in the square of its size. Each byte is now looked at a
+    /// bounded number of times.
+    #[tokio::test]
+    async fn a_trickled_client_hello_is_parsed_once() {
+        let hello = tls::padded_client_hello(Some("svc.test"), Some(4000));
+        let mut bytes = Vec::new();
+        for byte in &hello[5..] {
+            bytes.extend_from_slice(&[0x16, 3, 1, 0, 1, *byte]);
+        }
+        let sent = bytes.len();
+        let rec = Recording::new(
+            Arc::new(TrafficLog::default()),
+            Protocol::Https,
+            None,
+            None,
+            443,
+        );
+        let mut reader = Trickle(bytes.into());
+        let mut buf = Vec::new();
+        TLS_SCANNED.with(|scanned| scanned.set(0));
+        let first = tls_or_not(&mut reader, &mut buf, &rec.meter).await;
+        assert!(
+            matches!(
+                first,
+                Ok(FirstBytes::ClientHello { server_name: Some(ref name) }) if name == "svc.test"
+            ),
+            "the hello is read"
+        );
+        assert_eq!(buf.len(), sent, "every byte is kept, to be forwarded");
+        let scanned = TLS_SCANNED.with(std::cell::Cell::get);
+        assert!(
+            scanned <= 8 * sent,
+            "{scanned} bytes looked at for a hello of {sent}"
         );
     }
 }

@@ -22,46 +22,85 @@ pub(crate) enum FirstBytes {
     Malformed(&'static str),
 }
 
-/// Classifies the first bytes the client sent through a tunnel.
+#[cfg(test)]
+thread_local! {
+    /// Bytes [`parse`] looked at on this thread: the work a trickled ClientHello costs.
+    pub(crate) static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn scanned(n: usize) {
+    SCANNED.with(|scanned| scanned.set(scanned.get() + n));
+}
+
+/// Classifies the first bytes the client sent through a tunnel, all at once.
+#[cfg(test)]
 pub(crate) fn parse(buf: &[u8]) -> FirstBytes {
-    match buf {
-        [] => return FirstBytes::Incomplete,
-        [first, ..] if *first != 0x16 => return FirstBytes::NotTls,
-        [_] => return FirstBytes::Incomplete,
-        [_, major, ..] if *major != 3 => return FirstBytes::NotTls,
-        _ => {}
-    }
-    let mut handshake = Vec::new();
-    let mut at = 0;
-    loop {
-        let Some(header) = buf.get(at..at + 5) else {
-            return incomplete(buf);
-        };
-        if header[0] != 0x16 {
-            return FirstBytes::Malformed("a record other than handshake inside the ClientHello");
+    Hello::default().parse(buf)
+}
+
+/// A ClientHello read so far: the records the bytes before `at` hold, reassembled. Asked again
+/// as more bytes arrive, it parses only the records completed since, so that a hello sent as
+/// many tiny records, a byte per write, costs work in its size, not its square.
+#[derive(Debug, Default)]
+pub(crate) struct Hello {
+    /// Where the first record not read yet starts.
+    at: usize,
+    /// The fragments of the records before `at`: the handshake message so far.
+    handshake: Vec<u8>,
+}
+
+impl Hello {
+    /// Classifies the first bytes the client sent through a tunnel. `buf` is every byte the
+    /// client sent so far: what an earlier call saw, and more after it. Not asked again once it
+    /// answered anything but [`FirstBytes::Incomplete`].
+    pub(crate) fn parse(&mut self, buf: &[u8]) -> FirstBytes {
+        match buf {
+            [] => return FirstBytes::Incomplete,
+            [first, ..] if *first != 0x16 => return FirstBytes::NotTls,
+            [_] => return FirstBytes::Incomplete,
+            [_, major, ..] if *major != 3 => return FirstBytes::NotTls,
+            _ => {}
         }
-        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-        if len == 0 || len > (1 << 14) {
-            return FirstBytes::Malformed("a record length out of range");
-        }
-        let Some(fragment) = buf.get(at + 5..at + 5 + len) else {
-            return incomplete(buf);
-        };
-        handshake.extend_from_slice(fragment);
-        at += 5 + len;
-        if let [kind, a, b, c, ..] = handshake[..] {
-            if kind != 1 {
-                return FirstBytes::Malformed("the first handshake message is not a ClientHello");
+        loop {
+            let at = self.at;
+            let Some(header) = buf.get(at..at + 5) else {
+                return incomplete(buf);
+            };
+            #[cfg(test)]
+            scanned(5);
+            if header[0] != 0x16 {
+                return FirstBytes::Malformed(
+                    "a record other than handshake inside the ClientHello",
+                );
             }
-            let body_len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
-            if body_len > MAX_HELLO {
-                return FirstBytes::Malformed("a ClientHello larger than 64 KiB");
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            if len == 0 || len > (1 << 14) {
+                return FirstBytes::Malformed("a record length out of range");
             }
-            if let Some(body) = handshake.get(4..4 + body_len) {
-                return match server_name(body) {
-                    Ok(server_name) => FirstBytes::ClientHello { server_name },
-                    Err(why) => FirstBytes::Malformed(why),
-                };
+            let Some(fragment) = buf.get(at + 5..at + 5 + len) else {
+                return incomplete(buf);
+            };
+            #[cfg(test)]
+            scanned(len);
+            self.handshake.extend_from_slice(fragment);
+            self.at = at + 5 + len;
+            if let [kind, a, b, c, ..] = self.handshake[..] {
+                if kind != 1 {
+                    return FirstBytes::Malformed(
+                        "the first handshake message is not a ClientHello",
+                    );
+                }
+                let body_len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+                if body_len > MAX_HELLO {
+                    return FirstBytes::Malformed("a ClientHello larger than 64 KiB");
+                }
+                if let Some(body) = self.handshake.get(4..4 + body_len) {
+                    return match server_name(body) {
+                        Ok(server_name) => FirstBytes::ClientHello { server_name },
+                        Err(why) => FirstBytes::Malformed(why),
+                    };
+                }
             }
         }
     }
@@ -153,6 +192,13 @@ impl<'a> Cursor<'a> {
 /// walks, one cipher suite, the server_name extension.
 #[cfg(test)]
 pub(crate) fn client_hello(server_name: Option<&str>) -> Vec<u8> {
+    padded_client_hello(server_name, None)
+}
+
+/// [`client_hello`] with a padding extension (RFC 7685) of `padding` zero bytes after the
+/// server_name, as browsers send to grow a hello.
+#[cfg(test)]
+pub(crate) fn padded_client_hello(server_name: Option<&str>, padding: Option<u16>) -> Vec<u8> {
     let mut extensions = Vec::new();
     if let Some(name) = server_name {
         let name = name.as_bytes();
@@ -163,6 +209,11 @@ pub(crate) fn client_hello(server_name: Option<&str>) -> Vec<u8> {
         extensions.push(0);
         extensions.extend_from_slice(&u16::try_from(name.len()).expect("short").to_be_bytes());
         extensions.extend_from_slice(name);
+    }
+    if let Some(padding) = padding {
+        extensions.extend_from_slice(&[0, 21]);
+        extensions.extend_from_slice(&padding.to_be_bytes());
+        extensions.resize(extensions.len() + usize::from(padding), 0);
     }
     let mut body = vec![3, 3];
     body.extend_from_slice(&[7; 32]);
@@ -228,6 +279,57 @@ mod tests {
                 server_name: Some("split.test".into())
             }
         );
+    }
+
+    #[test]
+    fn a_hello_asked_after_every_byte_answers_as_one_parsed_whole() {
+        let hello = client_hello(Some("bytes.test"));
+        let mut records = Vec::new();
+        for byte in &hello[5..] {
+            records.extend_from_slice(&[0x16, 3, 1, 0, 1, *byte]);
+        }
+        let mut not_handshake = hello.clone();
+        not_handshake[5] = 2;
+        let mut name_too_long = hello.clone();
+        let at = name_too_long.len() - "bytes.test".len() - 1;
+        name_too_long[at] = 200;
+        for bytes in [hello, records, not_handshake, name_too_long] {
+            let mut incremental = Hello::default();
+            for end in 0..=bytes.len() {
+                let answer = incremental.parse(&bytes[..end]);
+                assert_eq!(answer, parse(&bytes[..end]), "{bytes:?} cut at {end}");
+                if answer != FirstBytes::Incomplete {
+                    assert_eq!(end, bytes.len(), "answered before the end: {bytes:?}");
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_hello_sent_a_byte_a_record_is_refused_past_the_bound() {
+        // A hello of the largest size allowed, each byte a record: six bytes a byte.
+        let body_len = u32::try_from(MAX_HELLO).expect("small").to_be_bytes();
+        let mut handshake = vec![1, body_len[1], body_len[2], body_len[3]];
+        handshake.resize(4 + MAX_HELLO, 0);
+        let mut bytes = Vec::new();
+        for byte in handshake {
+            bytes.extend_from_slice(&[0x16, 3, 1, 0, 1, byte]);
+        }
+        let mut hello = Hello::default();
+        let mut end = 0;
+        let answer = loop {
+            end += 1;
+            match hello.parse(&bytes[..end]) {
+                FirstBytes::Incomplete => {}
+                answer => break answer,
+            }
+        };
+        assert_eq!(
+            answer,
+            FirstBytes::Malformed("a ClientHello larger than 64 KiB")
+        );
+        assert_eq!(end, MAX_HELLO + 1025, "refused once past the bound");
     }
 
     #[test]
