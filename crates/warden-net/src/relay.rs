@@ -355,12 +355,15 @@ async fn tls_or_not<R: AsyncRead + Unpin>(
 ) -> Result<FirstBytes, Stop> {
     // The records read so far: each is parsed once, however many reads it takes.
     let mut hello = tls::Hello::default();
+    // One buffer for every read: a hello sent a byte at a time is as many reads. Made at the
+    // first read, as the first bytes are often all in `buf` already.
+    let mut chunk = Vec::new();
     loop {
         let first = hello.parse(buf);
         if first != FirstBytes::Incomplete {
             return Ok(first);
         }
-        let mut chunk = vec![0; CHUNK];
+        chunk.resize(CHUNK, 0);
         let n = read_client(reader, &mut chunk, meter).await?;
         if n == 0 && buf.is_empty() {
             return Ok(FirstBytes::Incomplete);
