@@ -302,8 +302,48 @@ impl Relay {
         }
     }
 
-    /// One line of the client: malformed, refused (the server is stopped, its id is in
-    /// flight), or forwarded, a request under an id of the relay's own.
+    /// Refuses a JSON-RPC batch (an array of messages), which MCP's 2025-06-18 revision
+    /// removed: passed on as it came, its requests reached the server under the client's own
+    /// ids (which may be the relay's for other requests) and its calls were neither timed nor
+    /// counted. Each request gets its error in one array, as JSON-RPC answers a batch; an empty
+    /// batch, one error.
+    fn refuse_batch(&mut self, batch: &[Value]) {
+        const WHY: &str = "JSON-RPC batches are not supported (MCP 2025-06-18 removed them): \
+                           send each message on a line of its own";
+        if batch.is_empty() {
+            self.send(&error_response(
+                Value::Null,
+                -32600,
+                "invalid request: an empty batch",
+            ));
+            return;
+        }
+        let mut errors = Vec::new();
+        for message in batch {
+            let Some(id) = message
+                .get("id")
+                .filter(|_| message.get("method").is_some())
+            else {
+                continue;
+            };
+            errors.push(error_response(id.clone(), -32600, WHY));
+            if message["method"] == "tools/call" {
+                self.answered.push(Answered {
+                    tool: tool_name(message),
+                    status: ToolCallStatus::Refused,
+                    latency: Duration::ZERO,
+                    error: Some(WHY.to_owned()),
+                    at: SystemTime::now(),
+                });
+            }
+        }
+        if !errors.is_empty() {
+            self.send(&Value::Array(errors));
+        }
+    }
+
+    /// One line of the client: malformed, a batch (refused), refused (the server is stopped,
+    /// its id is in flight), or forwarded, a request under an id of the relay's own.
     fn client_line(&mut self, line: &[u8]) {
         let message = match serde_json::from_slice::<Value>(line) {
             Ok(message) => message,
@@ -316,6 +356,10 @@ impl Relay {
                 return;
             }
         };
+        if let Value::Array(batch) = &message {
+            self.refuse_batch(batch);
+            return;
+        }
         let id = message.get("id").cloned();
         let is_request = message.get("method").is_some() && id.is_some();
         let gone = self
@@ -817,6 +861,37 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).expect("json"))
             .collect()
+    }
+
+    /// Left undone, then fixed: a JSON-RPC batch went to the server as it came, its requests
+    /// under the client's ids (the relay's own for other requests) and its calls neither timed
+    /// nor counted. It is refused, each request with its error, and nothing reaches the server.
+    #[test]
+    fn a_batch_is_refused_and_nothing_of_it_reaches_the_server() {
+        let (mut relay, out, server) = relay_to_server();
+        relay.client_line(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add"}},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":"b","method":"tools/list"}]"#,
+        );
+        relay.client_line(b"[]");
+        assert!(
+            server.0.lock().expect("lock").is_empty(),
+            "nothing forwarded"
+        );
+        let sent = sent(&out);
+        let ids: Vec<Value> = sent[0]
+            .as_array()
+            .expect("an array of errors")
+            .iter()
+            .map(|e| {
+                assert_eq!(e["error"]["code"], -32600, "{e}");
+                e["id"].clone()
+            })
+            .collect();
+        assert_eq!(ids, [json!(1), json!("b")]);
+        assert_eq!(sent[1]["id"], Value::Null, "an empty batch: {}", sent[1]);
+        assert_eq!(relay.answered.len(), 1);
+        assert_eq!(relay.answered[0].status, ToolCallStatus::Refused);
+        assert!(relay.in_flight.is_empty());
     }
 
     #[test]
