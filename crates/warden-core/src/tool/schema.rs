@@ -439,6 +439,23 @@ impl Schema {
                 ));
             }
         }
+        // A string `maxLength` admits must be one the pattern can be checked against: at
+        // most 4 bytes a character, alone in its validation. Without it, a string the schema
+        // promised to take was refused at each call (its check past the work budget).
+        if let (Some(pattern), Some(max)) = (&self.pattern, self.max_length) {
+            let most = MAX_PATTERN_WORK / pattern.program / 4;
+            if max > most {
+                return Err(invalid(
+                    "maxLength",
+                    format!(
+                        "{max} is more characters than the pattern {} can be checked against \
+                         ({most} at most, 4 bytes each, for a pattern of its size): lower \
+                         maxLength or simplify the pattern",
+                        pattern.regex.as_str()
+                    ),
+                ));
+            }
+        }
         if let (Some(min), Some(max)) = (self.min_items, self.max_items) {
             if min > max {
                 return Err(invalid(
@@ -978,6 +995,38 @@ mod tests {
 
     /// Hunt tools 9: `enum` and `const` compare numbers by value, as JSON Schema does and as
     /// the type check already took `1.0` for an integer: `1.0` is `1`, in arrays too.
+    /// Left undone, then fixed: a string within `maxLength` could still be too long to be
+    /// checked against the pattern, and was refused at every call, never at registration.
+    #[test]
+    fn a_max_length_the_pattern_cannot_check_is_refused_at_registration() {
+        let pattern = "^[a-z0-9_-]{1,64}$";
+        let with = |max: u64| {
+            Schema::parse(&json!({"type": "string", "pattern": pattern, "maxLength": max}))
+        };
+        assert!(with(100).is_ok(), "{:?}", with(100).err());
+        let text = with(1_000_000)
+            .expect_err("a length past the pattern's work")
+            .to_string();
+        assert!(text.contains("maxLength"), "{text}");
+        // The most it allows is one a validation checks, 4 bytes a character.
+        let most: u64 = text
+            .split("checked against (")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("the most in the message: {text}"));
+        let schema = with(most).expect("at the most");
+        let long = "\u{10348}".repeat(usize::try_from(most).expect("usize"));
+        let errors = schema.validate(&json!(long)).err().unwrap_or_default();
+        assert!(
+            errors
+                .iter()
+                .all(|e| !e.to_string().contains("too long to be checked")),
+            "{errors:?}"
+        );
+        assert!(with(most + 1).is_err());
+    }
+
     #[test]
     fn enum_and_const_compare_numbers_by_value() {
         let s = schema(json!({
