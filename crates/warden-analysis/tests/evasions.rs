@@ -2285,6 +2285,12 @@ fn compile_time_reads_of_files_outside_the_workspace_are_read() {
             (rust_read, "#[path = \"/etc/x.rs\"]\nmod x;\nfn main() {}", "rust.file_outside_workdir"),
             (rust_read, "#[path = \"../../x.rs\"] mod x;\nfn main() {}", "rust.file_outside_workdir"),
             (rust_read, "#[cfg_attr(all(), path = \"/tmp/x.rs\")] mod x;\nfn main() {}", "rust.file_outside_workdir"),
+            // Paths another macro makes, which the analysis cannot read.
+            (rust_read, "static S: &str = include_str!(concat!(env!(\"HOME\"), \"/../../etc/hostname\"));\nfn main() {}", "rust.file_outside_workdir"),
+            (rust_read, "static S: &str = include_str!(env!(\"HOME\"));\nfn main() {}", "rust.file_outside_workdir"),
+            (rust_read, "static S: &str = include_str!(concat!(\"data/.\", \"./../etc/hostname\"));\nfn main() {}", "rust.file_outside_workdir"),
+            (rust_read, "fn main() { println!(\"{}\", include_str!(option_env!(\"X\").unwrap())); }", "rust.file_outside_workdir"),
+            (rust_read, "fn main() { println!(\"{}\", include_str!(concat!(env!(\"HOME\"), \"/x\"))); }", "rust.file_outside_workdir"),
         ],
     );
     for language in ["c", "cpp"] {
@@ -2302,6 +2308,11 @@ fn compile_time_reads_of_files_outside_the_workspace_are_read() {
             "#import \"/etc/hostname\"\nint main(void) { return 0; }",
             "#include_next </etc/hostname>\nint main(void) { return 0; }",
             "#embed \"/etc/hostname\"\nint main(void) { return 0; }",
+            // Names a macro makes, which the analysis cannot read.
+            "#define H \"/etc/hostname\"\n#include H\nint main(void) { return 0; }",
+            "#define S(x) #x\n#include S(/etc/hostname)\nint main(void) { return 0; }",
+            "#define H </etc/hostname>\n#include_next H\nint main(void) { return 0; }",
+            "#define H \"/etc/hostname\"\n#embed H\nint main(void) { return 0; }",
         ]
         .iter()
         .map(|program| (read, *program, rule.as_str()))
@@ -2320,7 +2331,7 @@ fn compile_time_reads_of_files_outside_the_workspace_are_read() {
         "rust",
         ThreatLevel::None,
         &[
-            "mod util;\n#[path = \"lib/x.rs\"] mod x;\nstatic D: &str = include_str!(\"data.txt\");\nstatic B: &[u8] = include_bytes!(\"lib/img.bin\");\nfn main() { println!(\"{}\", include_str!(\"notes..txt\")); }\n",
+            "mod util;\n#[path = \"lib/x.rs\"] mod x;\nstatic D: &str = include_str!(\"data.txt\");\nstatic C: &str = include_str!(concat!(\"lib/notes.txt\"));\nstatic B: &[u8] = include_bytes!(\"lib/img.bin\");\nfn main() { println!(\"{}\", include_str!(\"notes..txt\")); }\n",
         ],
     );
 }
