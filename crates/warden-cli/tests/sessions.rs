@@ -436,6 +436,19 @@ fn the_disk_quota_the_idle_timeout_and_the_memory_ceiling_hold() {
             text(&answer.stderr)
         );
     }
+    // Into directories it would make: 507, and the directories made on the way go again
+    // (hunt sess 1: a 500, the first directory left behind).
+    let answer = session_with_stdin(
+        &server,
+        &["cp", "-", &format!("{id}:a/b/c/new")],
+        Some(&more),
+    );
+    assert!(!answer.status.success());
+    assert!(
+        text(&answer.stderr).contains("507"),
+        "{}",
+        text(&answer.stderr)
+    );
     let out = session(&server, &["exec", &id, "--", "cat small; ls -a"]);
     assert_eq!(
         text(&out.stdout),
@@ -443,6 +456,23 @@ fn the_disk_quota_the_idle_timeout_and_the_memory_ceiling_hold() {
         "{}",
         text(&out.stderr)
     );
+    // With no room left for a directory either, the same.
+    session(
+        &server,
+        &[
+            "exec",
+            &id,
+            "--",
+            "head -c 16000000 /dev/zero > f3; for i in $(seq 1 200); do mkdir m$i 2>/dev/null || break; done",
+        ],
+    );
+    let answer = session_with_stdin(&server, &["cp", "-", &format!("{id}:x/y")], Some(b"x"));
+    assert!(
+        text(&answer.stderr).contains("507"),
+        "{}",
+        text(&answer.stderr)
+    );
+    session(&server, &["exec", &id, "--", "rm -r f3 m*"]);
 
     // Idle: stopped by the reaper, with the reason; later calls are refused with it.
     let idle = create(&server, &["--idle-timeout", "1s"]);
@@ -537,6 +567,15 @@ fn a_session_is_its_tokens_only_and_their_number_is_bounded() {
         (r#"{"idle_timeout": "99999h"}"#, "idle_timeout"),
         (r#"{"disk": "1TiB"}"#, "disk"),
         (r#"{"idle_timeout": "soon"}"#, "idle_timeout"),
+        // Hunt sess 3: less than a millisecond was kept as 0, the session stopped at once.
+        (
+            r#"{"idle_timeout": "999us"}"#,
+            "idle_timeout must be at least 1ms",
+        ),
+        (
+            r#"{"max_lifetime": "1ns"}"#,
+            "max_lifetime must be at least 1ms",
+        ),
         (r#"{"colour": "red"}"#, "colour"),
     ] {
         let (status, answer) = server.request("POST", "/v1/sessions", Some(body));

@@ -273,13 +273,28 @@ fn read_answer(mut reader: impl BufRead) -> anyhow::Result<Answer> {
             if body.len() as u64 + size > MAX_ANSWER {
                 bail!("the server's answer is larger than {MAX_ANSWER} bytes");
             }
+            let before = body.len() as u64;
             (&mut reader).take(size).read_to_end(&mut body)?;
+            if body.len() as u64 - before < size {
+                bail!("the server's answer ended within a chunk");
+            }
             line.clear();
             reader.read_line(&mut line)?;
         }
     } else {
-        let most = length.unwrap_or(MAX_ANSWER).min(MAX_ANSWER);
+        if let Some(length) = length.filter(|n| *n > MAX_ANSWER) {
+            bail!("the server's answer is larger than {MAX_ANSWER} bytes ({length})");
+        }
+        let most = length.unwrap_or(MAX_ANSWER);
         reader.take(most).read_to_end(&mut body)?;
+        // A file cut shorter while it was sent ends the answer early (docs/sessions.md): what
+        // came is not the file, and must not be taken for it.
+        if let Some(length) = length.filter(|n| body.len() as u64 != *n) {
+            bail!(
+                "the server's answer ended after {} of the {length} bytes it announced",
+                body.len()
+            );
+        }
     }
     Ok(Answer {
         status,
@@ -349,6 +364,22 @@ mod tests {
             (404, &b"abcde"[..])
         );
         assert!(read_answer(&b"garbage\r\n\r\n"[..]).is_err());
+    }
+
+    #[test]
+    fn an_answer_shorter_than_it_announced_is_an_error() {
+        // Hunt sess 2: a download cut short by the server (its file shrank while it was sent)
+        // was saved as the file, and `warden session cp` exited 0.
+        let cut = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabcd";
+        let e = read_answer(&cut[..]).expect_err("cut short");
+        assert!(e.to_string().contains("after 4 of the 10 bytes"), "{e}");
+        let chunk = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\nabc";
+        assert!(read_answer(&chunk[..]).is_err());
+        let huge = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\nab",
+            MAX_ANSWER + 1
+        );
+        assert!(read_answer(huge.as_bytes()).is_err());
     }
 
     #[test]

@@ -85,8 +85,10 @@ impl SessionsConfig {
             ("idle_timeout", self.idle_timeout),
             ("max_lifetime", self.max_lifetime),
         ];
-        if let Some((key, _)) = times.iter().find(|(_, v)| v.is_some_and(|d| d.is_zero())) {
-            return Err(format!("[sessions] {key} must be more than 0s"));
+        // Sessions keep time in whole milliseconds: less would be 0.
+        let least = Duration::from_millis(1);
+        if let Some((key, _)) = times.iter().find(|(_, v)| v.is_some_and(|d| d < least)) {
+            return Err(format!("[sessions] {key} must be at least 1ms"));
         }
         let disk = self.disk.unwrap_or(DEFAULT_DISK);
         let max_disk = self.max_disk.unwrap_or(DEFAULT_MAX_DISK);
@@ -149,11 +151,11 @@ mod tests {
             ),
             (
                 "[sessions]\nidle_timeout = \"0s\"\n",
-                "[sessions] idle_timeout must be more",
+                "[sessions] idle_timeout must be at least 1ms",
             ),
             (
-                "[sessions]\nmax_lifetime = \"0s\"\n",
-                "[sessions] max_lifetime must be more",
+                "[sessions]\nmax_lifetime = \"500us\"\n",
+                "[sessions] max_lifetime must be at least 1ms",
             ),
             ("[sessions]\ndisk = \"0\"\n", "[sessions] disk 0B is below"),
             (

@@ -201,7 +201,10 @@ impl Engine {
         let settings = &store.settings;
         let within = |what: &str, asked: Option<std::time::Duration>, most| match asked {
             None => Ok(most),
-            Some(d) if d.is_zero() => Err(SessionError::Invalid(format!("{what} must be above 0"))),
+            // Kept in whole milliseconds: less would be 0, a session stopped at once.
+            Some(d) if d < std::time::Duration::from_millis(1) => Err(SessionError::Invalid(
+                format!("{what} must be at least 1ms"),
+            )),
             Some(d) if d > most => Err(SessionError::Invalid(format!(
                 "{what} {} is above this server's most, {}",
                 warden_core::units::format_duration_human(d),

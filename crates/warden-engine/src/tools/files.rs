@@ -23,7 +23,8 @@ use serde_json::{json, Value};
 
 /// The largest file `read` returns.
 pub(crate) const MAX_READ: u64 = 1 << 20;
-/// The deepest path accepted.
+/// The most directories a path goes through to its entry: a directory this deep is listed,
+/// and the entries it holds are read, written and deleted.
 const MAX_DEPTH: usize = 32;
 /// Most entries a workspace may hold (files and directories).
 const MAX_ENTRIES: u64 = 10_000;
@@ -245,8 +246,9 @@ impl Workspaces {
                 max: MAX_ENTRIES,
             });
         }
-        let dir = walk(workspace, parents, path, true)?;
-        replace(&dir, name, path, content, Mode::from_bits_truncate(0o600))?;
+        write_making(workspace, parents, path, |dir| {
+            replace(dir, name, path, content, Mode::from_bits_truncate(0o600))
+        })?;
         Ok(json!({"written": path, "bytes": content.len()}))
     }
 }
@@ -301,7 +303,13 @@ pub(crate) fn list_entries(
     } else {
         components(path)?
     };
-    let dir = walk(workspace, &parts, path, false)?;
+    if parts.len() > MAX_DEPTH {
+        return Err(FilesError::BadPath {
+            path: path.into(),
+            why: "its entries would be inside more than 32 directories",
+        });
+    }
+    let dir = walk(workspace, &parts, path)?;
     let (names, truncated) = first_names(&dir, path, after)?;
     let mut entries = Vec::with_capacity(names.len());
     for (name, raw) in names {
@@ -413,7 +421,7 @@ pub(crate) fn open_file(
 ) -> Result<(std::fs::File, u64), FilesError> {
     let parts = file_components(path)?;
     let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
-    let dir = walk(workspace, parents, path, false)?;
+    let dir = walk(workspace, parents, path)?;
     // O_NONBLOCK: a FIFO the sandbox planted must not block the host's open.
     let fd = match openat(
         &dir,
@@ -468,18 +476,36 @@ pub(crate) fn write_bytes(
 ) -> Result<(), FilesError> {
     let parts = file_components(path)?;
     let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
-    let dir = walk(workspace, parents, path, true)?;
-    let existing = stat(&dir, name, path)?;
-    if let Some(st) = &existing {
-        if kind(st) != "file" {
-            return Err(FilesError::WrongKind {
-                path: path.into(),
-                what: article(kind(st)),
-            });
+    write_making(workspace, parents, path, |dir| {
+        let existing = stat(dir, name, path)?;
+        if let Some(st) = &existing {
+            if kind(st) != "file" {
+                return Err(FilesError::WrongKind {
+                    path: path.into(),
+                    what: article(kind(st)),
+                });
+            }
         }
+        let mode = existing.map_or(0o644, |st| st.st_mode & 0o777);
+        replace(dir, name, path, content, Mode::from_bits_truncate(mode))
+    })
+}
+
+/// Opens (making what is missing) the directory `parents` below `workspace` and has `write`
+/// write `path`'s file in it; when either fails, the directories made on the way go again.
+fn write_making(
+    workspace: &OwnedFd,
+    parents: &[&OsStr],
+    path: &str,
+    write: impl FnOnce(&OwnedFd) -> Result<(), FilesError>,
+) -> Result<(), FilesError> {
+    let mut made = Made::default();
+    let written =
+        walk_making(workspace, parents, path, Some(&mut made)).and_then(|dir| write(&dir));
+    if written.is_err() {
+        made.undo();
     }
-    let mode = existing.map_or(0o644, |st| st.st_mode & 0o777);
-    replace(&dir, name, path, content, Mode::from_bits_truncate(mode))
+    written
 }
 
 /// Writes `content` to a new file in `dir` and renames it over `name` (the caller's `path`):
@@ -585,7 +611,7 @@ fn read(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
 fn delete(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
     let parts = components(path)?;
     let (name, parents) = parts.split_last().ok_or_else(|| bad(path))?;
-    let dir = walk(workspace, parents, path, false)?;
+    let dir = walk(workspace, parents, path)?;
     let st = stat(&dir, name, path)?.ok_or_else(|| FilesError::NotFound(path.into()))?;
     let flag = if kind(&st) == "directory" {
         UnlinkatFlags::RemoveDir
@@ -639,8 +665,9 @@ fn components(path: &str) -> Result<Vec<&OsStr>, FilesError> {
     if parts.is_empty() {
         return refuse("it names no file (empty)");
     }
-    if parts.len() > MAX_DEPTH {
-        return refuse("deeper than 32 directories");
+    // An entry inside at most MAX_DEPTH directories.
+    if parts.len() > MAX_DEPTH + 1 {
+        return refuse("inside more than 32 directories");
     }
     Ok(parts)
 }
@@ -664,32 +691,57 @@ fn walk_existing(
         if stat(&dir, part, path)?.is_none() {
             return Ok((dir, parts.len() - i));
         }
-        dir = walk(&dir, std::slice::from_ref(part), path, false)?;
+        dir = walk(&dir, std::slice::from_ref(part), path)?;
     }
     Ok((dir, 0))
 }
 
 /// Opens the directory `parts` below `workspace`, one component at a time, never following a
-/// link; `create` makes the missing ones.
-fn walk(
+/// link.
+fn walk(workspace: &OwnedFd, parts: &[&OsStr], path: &str) -> Result<OwnedFd, FilesError> {
+    walk_making(workspace, parts, path, None)
+}
+
+/// The directories a write made on its way ([`walk_making`]), to be removed again when the
+/// write fails: a refused upload leaves the workspace as it found it.
+#[derive(Default)]
+struct Made(Vec<(OwnedFd, std::ffi::OsString)>);
+
+impl Made {
+    /// Removes the directories made, the deepest first; one that the workspace's programs
+    /// filled meanwhile stays (its removal fails, as it should).
+    fn undo(self) {
+        for (parent, name) in self.0.into_iter().rev() {
+            let _ = unlinkat(&parent, name.as_os_str(), UnlinkatFlags::RemoveDir);
+        }
+    }
+}
+
+/// [`walk`], making the missing directories when `made` is given, and noting there each it
+/// made (with its parent, opened).
+fn walk_making(
     workspace: &OwnedFd,
     parts: &[&OsStr],
     path: &str,
-    create: bool,
+    mut made: Option<&mut Made>,
 ) -> Result<OwnedFd, FilesError> {
     let mut dir = reopen(workspace, path)?;
     for part in parts {
         let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
-        let next = match openat(&dir, *part, flags, Mode::empty()) {
-            Err(Errno::ENOENT) if create => {
+        let next = match (
+            openat(&dir, *part, flags, Mode::empty()),
+            made.as_deref_mut(),
+        ) {
+            (Err(Errno::ENOENT), Some(made)) => {
                 // EEXIST: another call (or the program) made it meanwhile; open it as any.
                 match mkdirat(&dir, *part, Mode::from_bits_truncate(0o700)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Ok(()) => made.0.push((reopen(&dir, path)?, part.to_os_string())),
+                    Err(Errno::EEXIST) => {}
                     Err(e) => return Err(at(path, "creating a directory for", e)),
                 }
                 openat(&dir, *part, flags, Mode::empty())
             }
-            other => other,
+            (other, _) => other,
         };
         dir = match next {
             Ok(fd) => fd,
@@ -811,6 +863,8 @@ fn at(path: &str, step: &'static str, errno: Errno) -> FilesError {
             path: path.into(),
             what: "a directory",
         },
+        // Making a directory (or any entry) in a full workspace: its quota, not the host's.
+        Errno::ENOSPC | Errno::EDQUOT => FilesError::NoSpace(path.into()),
         // What opening a socket (ENXIO; EOPNOTSUPP on some filesystems) or a device without
         // its driver (ENODEV) answers: not a file warden reads or writes.
         Errno::ENXIO | Errno::EOPNOTSUPP | Errno::ENODEV => FilesError::WrongKind {
@@ -1084,7 +1138,7 @@ mod tests {
             ("a/../../x", escape),
             ("", "it names no file (empty)"),
             ("a\0b", "it holds a NUL byte"),
-            (deep.as_str(), "deeper than 32 directories"),
+            (deep.as_str(), "inside more than 32 directories"),
             (long.as_str(), "a part of it is longer than 255 bytes"),
             (
                 "a.txt/",
@@ -1098,6 +1152,30 @@ mod tests {
             };
             assert_eq!(r, Err(expected), "{path}");
         }
+    }
+
+    #[test]
+    fn an_entry_in_a_directory_32_deep_is_listed_read_and_deleted() {
+        // Hunt sess 4: a file 32 directories deep was listed, then refused as "deeper than 32
+        // directories" when read, written or deleted.
+        let (_d, ws) = ws(1 << 20);
+        let dir = "d/".repeat(32);
+        let file = format!("{dir}f");
+        let write = json!({"operation": "write", "path": file, "content": "x"});
+        op(&ws, None, write).expect("written");
+        let listed = op(&ws, None, json!({"operation": "list", "path": dir})).expect("listed");
+        assert_eq!(listed["entries"][0]["name"], "f", "{listed}");
+        let read = op(&ws, None, json!({"operation": "read", "path": file})).expect("read");
+        assert_eq!(read["content"], "x");
+        op(&ws, None, json!({"operation": "delete", "path": file})).expect("deleted");
+        // A directory one deeper is refused for listing: its entries could not be reached.
+        let deeper = format!("{dir}d");
+        let r = op(&ws, None, json!({"operation": "list", "path": deeper}));
+        let expected = FilesError::BadPath {
+            path: deeper.clone(),
+            why: "its entries would be inside more than 32 directories",
+        };
+        assert_eq!(r, Err(expected));
     }
 
     #[test]
