@@ -2360,3 +2360,97 @@ fn rust_file_calls_inside_macro_arguments_are_read() {
         ],
     );
 }
+
+#[test]
+fn bash_endless_loops_that_spawn_are_read_through_always_true_tests_and_nested_jobs() {
+    // Hunt lang F12: the spawn-in-endless-loop rule read only `while true`/`:`, `until false`
+    // and `for ((;;))`, and only a `&` job directly in the loop's body; these ran, graded `low`,
+    // where a fork bomb is refused.
+    let plain = "while true; do sleep 30 & done";
+    let rule = "bash.spawn_in_endless_loop";
+    assert_disguises_caught(
+        "bash",
+        &[
+            (plain, "while [ 1 ]; do sleep 30 & done", rule),
+            (plain, "while [[ 1 ]]; do sleep 30 & done", rule),
+            (plain, "while [ x ]; do sleep 30 & done", rule),
+            (plain, "while ((1)); do sleep 30 & done", rule),
+            (plain, "while (( 7 )); do sleep 30 & done", rule),
+            (plain, "while test 1; do sleep 30 & done", rule),
+            (plain, "for ((;1;)); do sleep 30 & done", rule),
+            (plain, "for ((i=0;i>=0;i++)); do sleep 30 & done", rule),
+            (plain, "for ((i=0; i > -1; ++i)); do sleep 30 & done", rule),
+            (plain, "for ((i=0;i<=0;i--)); do sleep 30 & done", rule),
+            (plain, "while :; do (sleep 30 &); done", rule),
+            (plain, "while :; do { sleep 30 & }; done", rule),
+            (plain, "while true; do true && sleep 1 & done", rule),
+            (plain, "while true; do if true; then sleep 1 & fi; done", rule),
+            (plain, "while true; do ( (sleep 1 &) ); done", rule),
+        ],
+    );
+    assert_disguises_caught(
+        "bash",
+        &[
+            (":(){ :|:& };:", "f() { sleep 9 & f; }; f", "bash.fork_bomb"),
+            (":(){ :|:& };:", "f() { (sleep 9 &); f; }; f", "bash.fork_bomb"),
+            (":(){ :|:& };:", "f() { { sleep 9 & }; f; }; f", "bash.fork_bomb"),
+        ],
+    );
+    // Bounded loops and a loop that only waits stay below critical.
+    for program in [
+        "for ((i=0;i<4;i++)); do sleep 1 & done; wait",
+        "for ((i=10;i>0;i--)); do sleep 1 & done; wait",
+        "while [ \"$n\" -lt 4 ]; do sleep 1 & n=$((n+1)); done; wait",
+        "while [ -n \"$x\" ]; do sleep 1 & x=; done",
+        "while ((0)); do sleep 1 & done",
+        "while read -r l; do (echo \"$l\" &); done < list.txt",
+        "while true; do x=$((a & b)); break; done",
+        "f() { g & }; f",
+        "f() { f; sleep 1 & }",
+    ] {
+        let analysis = analyzer().analyze("bash", program.as_bytes());
+        assert!(
+            analysis.threat_level < ThreatLevel::Critical,
+            "{program:?}\n{}",
+            describe(&analysis)
+        );
+    }
+}
+
+#[test]
+fn bash_eval_behind_an_alias_or_a_trap_is_read() {
+    // Hunt lang F12: `alias e=eval` (with expand_aliases, or in a POSIX shell) and a trap's
+    // command string, which the shell evaluates, ran decoded code graded `none`.
+    let plain = "eval \"$c\"";
+    assert_disguises_caught(
+        "bash",
+        &[
+            (plain, "shopt -s expand_aliases\nalias e=eval\ne \"$c\"", "bash.hidden_command"),
+            (plain, "alias e='eval'\ne \"$c\"", "bash.hidden_command"),
+            (plain, "alias \"e=eval\"\ne \"$c\"", "bash.hidden_command"),
+            (plain, "alias e=\"builtin eval\"\ne \"$c\"", "bash.hidden_command"),
+            (plain, "alias ls='ls -l' e=\\\\eval\ne \"$c\"", "bash.hidden_command"),
+            (plain, "alias s=sudo\ns id", "bash.hidden_command"),
+            (plain, "trap \"$c\" EXIT", "bash.eval"),
+            (plain, "trap -- \"$c\" EXIT", "bash.eval"),
+            (plain, "trap $c EXIT", "bash.eval"),
+            (plain, "trap \"${c}\" INT", "bash.eval"),
+            (plain, "trap \"$(cat cmd.txt)\" EXIT", "bash.eval"),
+            (plain, "trap \"x; $(cat cmd.txt)\" EXIT", "bash.eval"),
+            (
+                plain,
+                "trap \"$(printf %s aWQ= | base64 -d)\" EXIT",
+                "bash.eval_decoded",
+            ),
+        ],
+    );
+    // Ordinary aliases and traps of literal commands stay harmless.
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "alias ll='ls -l'\nalias evaluate=./evaluate.sh\ntrap 'rm -f \"$tmp\"' EXIT\ntrap cleanup INT TERM\ntrap - EXIT\ntrap '' HUP\necho ok\n",
+            "trap \"rm -f $tmp\" EXIT\ntrap \"echo interrupted; exit 1\" INT\n",
+        ],
+    );
+}
