@@ -2454,3 +2454,55 @@ fn bash_eval_behind_an_alias_or_a_trap_is_read() {
         ],
     );
 }
+
+#[test]
+fn php_ffi_through_callable_strings_and_arrays_is_read() {
+    // Hunt lang F5: PHP calls a string `"Class::method"` and an array `[class, method]`, so
+    // `"FFI::cdef"(…)` loaded libc graded `none`.
+    let plain = "<?php FFI::cdef('int getpid();');";
+    let rule = "php.native_code";
+    assert_disguises_caught(
+        "php",
+        &[
+            (plain, "<?php echo \"FFI::cdef\"(\"int getpid();\")->getpid();", rule),
+            (plain, "<?php echo 'ffi::cdef'('int getpid();')->getpid();", rule),
+            (plain, "<?php echo '\\FFI::load'('x.h')->getpid();", rule),
+            (plain, "<?php $f = \"FFI::cdef\"; echo $f(\"int getpid();\")->getpid();", rule),
+            (plain, "<?php $x = [\"FFI\", \"cdef\"]; echo $x(\"int getppid();\")->getppid();", rule),
+            (plain, "<?php $x = array('FFI', 'cdef'); echo $x('int getppid();')->getppid();", rule),
+            (plain, "<?php echo array_map(['\\FFI', 'cdef'], ['int getpid();']);", rule),
+        ],
+    );
+    assert_graded(
+        "php",
+        ThreatLevel::None,
+        &["<?php $a = ['FFIX', 'cdef']; $s = 'see FFI::cdef'; $b = [1, 'FFI']; echo count($a);"],
+    );
+}
+
+#[test]
+fn php_include_through_a_stream_wrapper_is_read() {
+    // Hunt lang F6: `include "php://filter/convert.base64-decode/resource=p.txt"` decodes a
+    // file and runs it, graded `none` (the analysis read `p.txt` as inline text).
+    let plain = "<?php eval(base64_decode($p));";
+    let rule = "php.decode_then_exec";
+    assert_disguises_caught(
+        "php",
+        &[
+            (plain, "<?php include \"php://filter/convert.base64-decode/resource=p.txt\";", rule),
+            (plain, "<?php include 'php://filter/string.rot13/resource=p.txt';", rule),
+            (plain, "<?php require_once('data:text/plain;base64,PD9waHAgc3lzdGVtKCJpZCIpOw==');", rule),
+            (plain, "<?php require 'data://text/plain,<?php system(\"id\");';", rule),
+            (plain, "<?php include_once 'phar://lib.phar/x.php';", rule),
+            (plain, "<?php include 'compress.zlib://x.gz';", rule),
+            (plain, "<?php include 'zip://a.zip#x.php';", rule),
+            (plain, "<?php include 'glob://*.txt';", rule),
+            (plain, "<?php include 'PHP://filter/read=convert.base64-decode/resource=p.txt';", rule),
+        ],
+    );
+    assert_graded(
+        "php",
+        ThreatLevel::None,
+        &["<?php include 'lib/util.php'; require_once __DIR__ . '/vendor/autoload.php'; include 'data.php';"],
+    );
+}
