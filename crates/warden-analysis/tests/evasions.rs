@@ -2384,7 +2384,11 @@ fn bash_endless_loops_that_spawn_are_read_through_always_true_tests_and_nested_j
             (plain, "while :; do (sleep 30 &); done", rule),
             (plain, "while :; do { sleep 30 & }; done", rule),
             (plain, "while true; do true && sleep 1 & done", rule),
-            (plain, "while true; do if true; then sleep 1 & fi; done", rule),
+            (
+                plain,
+                "while true; do if true; then sleep 1 & fi; done",
+                rule,
+            ),
             (plain, "while true; do ( (sleep 1 &) ); done", rule),
         ],
     );
@@ -2392,8 +2396,16 @@ fn bash_endless_loops_that_spawn_are_read_through_always_true_tests_and_nested_j
         "bash",
         &[
             (":(){ :|:& };:", "f() { sleep 9 & f; }; f", "bash.fork_bomb"),
-            (":(){ :|:& };:", "f() { (sleep 9 &); f; }; f", "bash.fork_bomb"),
-            (":(){ :|:& };:", "f() { { sleep 9 & }; f; }; f", "bash.fork_bomb"),
+            (
+                ":(){ :|:& };:",
+                "f() { (sleep 9 &); f; }; f",
+                "bash.fork_bomb",
+            ),
+            (
+                ":(){ :|:& };:",
+                "f() { { sleep 9 & }; f; }; f",
+                "bash.fork_bomb",
+            ),
         ],
     );
     // Bounded loops and a loop that only waits stay below critical.
@@ -2425,11 +2437,23 @@ fn bash_eval_behind_an_alias_or_a_trap_is_read() {
     assert_disguises_caught(
         "bash",
         &[
-            (plain, "shopt -s expand_aliases\nalias e=eval\ne \"$c\"", "bash.hidden_command"),
+            (
+                plain,
+                "shopt -s expand_aliases\nalias e=eval\ne \"$c\"",
+                "bash.hidden_command",
+            ),
             (plain, "alias e='eval'\ne \"$c\"", "bash.hidden_command"),
             (plain, "alias \"e=eval\"\ne \"$c\"", "bash.hidden_command"),
-            (plain, "alias e=\"builtin eval\"\ne \"$c\"", "bash.hidden_command"),
-            (plain, "alias ls='ls -l' e=\\\\eval\ne \"$c\"", "bash.hidden_command"),
+            (
+                plain,
+                "alias e=\"builtin eval\"\ne \"$c\"",
+                "bash.hidden_command",
+            ),
+            (
+                plain,
+                "alias ls='ls -l' e=\\\\eval\ne \"$c\"",
+                "bash.hidden_command",
+            ),
             (plain, "alias s=sudo\ns id", "bash.hidden_command"),
             (plain, "trap \"$c\" EXIT", "bash.eval"),
             (plain, "trap -- \"$c\" EXIT", "bash.eval"),
@@ -2464,13 +2488,37 @@ fn php_ffi_through_callable_strings_and_arrays_is_read() {
     assert_disguises_caught(
         "php",
         &[
-            (plain, "<?php echo \"FFI::cdef\"(\"int getpid();\")->getpid();", rule),
-            (plain, "<?php echo 'ffi::cdef'('int getpid();')->getpid();", rule),
+            (
+                plain,
+                "<?php echo \"FFI::cdef\"(\"int getpid();\")->getpid();",
+                rule,
+            ),
+            (
+                plain,
+                "<?php echo 'ffi::cdef'('int getpid();')->getpid();",
+                rule,
+            ),
             (plain, "<?php echo '\\FFI::load'('x.h')->getpid();", rule),
-            (plain, "<?php $f = \"FFI::cdef\"; echo $f(\"int getpid();\")->getpid();", rule),
-            (plain, "<?php $x = [\"FFI\", \"cdef\"]; echo $x(\"int getppid();\")->getppid();", rule),
-            (plain, "<?php $x = array('FFI', 'cdef'); echo $x('int getppid();')->getppid();", rule),
-            (plain, "<?php echo array_map(['\\FFI', 'cdef'], ['int getpid();']);", rule),
+            (
+                plain,
+                "<?php $f = \"FFI::cdef\"; echo $f(\"int getpid();\")->getpid();",
+                rule,
+            ),
+            (
+                plain,
+                "<?php $x = [\"FFI\", \"cdef\"]; echo $x(\"int getppid();\")->getppid();",
+                rule,
+            ),
+            (
+                plain,
+                "<?php $x = array('FFI', 'cdef'); echo $x('int getppid();')->getppid();",
+                rule,
+            ),
+            (
+                plain,
+                "<?php echo array_map(['\\FFI', 'cdef'], ['int getpid();']);",
+                rule,
+            ),
         ],
     );
     assert_graded(
@@ -2489,20 +2537,150 @@ fn php_include_through_a_stream_wrapper_is_read() {
     assert_disguises_caught(
         "php",
         &[
-            (plain, "<?php include \"php://filter/convert.base64-decode/resource=p.txt\";", rule),
-            (plain, "<?php include 'php://filter/string.rot13/resource=p.txt';", rule),
-            (plain, "<?php require_once('data:text/plain;base64,PD9waHAgc3lzdGVtKCJpZCIpOw==');", rule),
-            (plain, "<?php require 'data://text/plain,<?php system(\"id\");';", rule),
+            (
+                plain,
+                "<?php include \"php://filter/convert.base64-decode/resource=p.txt\";",
+                rule,
+            ),
+            (
+                plain,
+                "<?php include 'php://filter/string.rot13/resource=p.txt';",
+                rule,
+            ),
+            (
+                plain,
+                "<?php require_once('data:text/plain;base64,PD9waHAgc3lzdGVtKCJpZCIpOw==');",
+                rule,
+            ),
+            (
+                plain,
+                "<?php require 'data://text/plain,<?php system(\"id\");';",
+                rule,
+            ),
             (plain, "<?php include_once 'phar://lib.phar/x.php';", rule),
             (plain, "<?php include 'compress.zlib://x.gz';", rule),
             (plain, "<?php include 'zip://a.zip#x.php';", rule),
             (plain, "<?php include 'glob://*.txt';", rule),
-            (plain, "<?php include 'PHP://filter/read=convert.base64-decode/resource=p.txt';", rule),
+            (
+                plain,
+                "<?php include 'PHP://filter/read=convert.base64-decode/resource=p.txt';",
+                rule,
+            ),
         ],
     );
     assert_graded(
         "php",
         ThreatLevel::None,
         &["<?php include 'lib/util.php'; require_once __DIR__ . '/vendor/autoload.php'; include 'data.php';"],
+    );
+}
+
+#[test]
+fn ruby_native_libraries_by_joined_literals_shebang_switches_and_file_names_are_read() {
+    // Hunt lang F7: `require "fid" "dle"` (adjacent literals are one string), `require
+    // "fiddle.so"` and `#!/usr/bin/ruby -rfiddle` loaded Fiddle graded `none`; `-Ks` on the
+    // `#!` line hid code in what the grammar read as a string.
+    let plain = "require 'fiddle'";
+    assert_disguises_caught(
+        "ruby",
+        &[
+            (plain, "require \"fid\" \"dle\"", "ruby.eval"),
+            (plain, "require 'fid' \\\n  'dle'", "ruby.eval"),
+            (plain, "require \"fiddle.so\"", "ruby.native_code"),
+            (plain, "require 'fiddle.rb'", "ruby.native_code"),
+            (plain, "require 'ffi.so'", "ruby.native_code"),
+            (plain, "#!/usr/bin/ruby -rfiddle\nx = 1", "ruby.native_code"),
+            (plain, "#!/usr/bin/ruby -w -r fiddle\nx = 1", "ruby.native_code"),
+            (plain, "#!/usr/bin/env ruby -wrfiddle/import\nx = 1", "ruby.native_code"),
+        ],
+    );
+    assert_disguises_caught(
+        "ruby",
+        &[
+            ("system('id')", "#!/usr/bin/ruby -ropen3\nx = 1", "ruby.process"),
+            ("require 'socket'", "#!/usr/bin/ruby -rsocket\nx = 1", "ruby.network"),
+        ],
+    );
+    assert_graded_at_least(
+        "ruby",
+        ThreatLevel::High,
+        &[
+            "#!/usr/bin/ruby -Ks\nx = \"\\x83\\\\\"; require %q(fiddle); #\"\nputs x.size\n",
+            "#!/usr/bin/ruby --encoding=Shift_JIS\nputs 1\n",
+        ],
+    );
+    assert_graded(
+        "ruby",
+        ThreatLevel::None,
+        &[
+            "#!/usr/bin/ruby -w -rjson -Ku\nrequire 'json'\nrequire 'set'\nputs JSON.generate([1])\n",
+            "#!/bin/sh -rfiddle\nputs 1\n",
+        ],
+    );
+}
+
+#[test]
+fn ruby_eval_by_templates_methods_by_built_name_and_symbols_as_procs_is_read() {
+    // Hunt lang F8: ERB templates, `method` of a name built at run time, `:system.to_proc`,
+    // `&:system` and `Gem::Util.popen` ran `id` graded `none`.
+    let eval = "eval(code)";
+    let system = "system('id')";
+    assert_disguises_caught(
+        "ruby",
+        &[
+            (eval, "require 'erb'\nputs ERB.new(%q{<%= Kernel.system(\"id\") %>}).result", "ruby.eval"),
+            (eval, "puts ERB.new(STDIN.read).result(binding)", "ruby.eval"),
+            (eval, "puts ::ERB.new(t).result_with_hash(a: 1)", "ruby.eval"),
+            (eval, "ERB.new(t, trim_mode: '-').run", "ruby.eval"),
+            (eval, "erb = ERB.new(t)\nputs erb.result(binding)", "ruby.eval"),
+            (eval, "t.result_with_hash(x: 1)", "ruby.eval"),
+            (eval, "Kernel.method(\"sys\" + \"tem\").call(\"id\")", "ruby.eval"),
+            (eval, "Kernel.method(name).call(\"id\")", "ruby.eval"),
+            (eval, "Kernel.public_method(:\"sys#{x}\").call(\"id\")", "ruby.eval"),
+            (eval, "Kernel.singleton_method(n.to_sym).call(\"id\")", "ruby.eval"),
+            (eval, "[s].each(&:eval)", "ruby.eval"),
+            (eval, ":instance_eval.to_proc.call(o, s)", "ruby.eval"),
+            (system, ":system.to_proc.call(Kernel, \"id\")", "ruby.process"),
+            (system, "Kernel.then(&:system)", "ruby.process"),
+            (system, "[\"id\"].each(&:`)", "ruby.process"),
+            (system, ":`.to_proc.call(Kernel, 'id')", "ruby.process"),
+            (system, ":exec.to_proc", "ruby.process"),
+            (system, "Gem::Util.popen(\"id\")", "ruby.process"),
+            (system, "::Gem::Util.silent_system('id')", "ruby.process"),
+        ],
+    );
+    assert_graded(
+        "ruby",
+        ThreatLevel::None,
+        &["puts [1, 2].map(&:to_s).inspect\nputs %w[a b].map(&:upcase).join\nm = method(:puts)\nm.call(1)\nputs r.result\n"],
+    );
+}
+
+#[test]
+fn ruby_send_of_a_harmless_literal_and_define_method_are_not_eval() {
+    // Hunt lang F13: `send(:name)` with a literal, harmless name and `define_method` (everyday
+    // Ruby) were graded `high` and sent programs to gVisor.
+    assert_graded(
+        "ruby",
+        ThreatLevel::None,
+        &[
+            "class Foo\n  [:a, :b].each { |n| define_method(n) { n } }\nend\n",
+            "o.send(:name)\no.public_send(:name)\no.__send__(\"size\")\nx.send(:+, 1)\nh.send(:[], k)\no.public_send(:valid?)\nm = method(:puts)\n",
+        ],
+    );
+    let plain = "eval(code)";
+    assert_disguises_caught(
+        "ruby",
+        &[
+            (plain, "Kernel.send(:system, 'id')", "ruby.eval"),
+            (plain, "Kernel.public_send('exec', 'id')", "ruby.eval"),
+            (plain, "Kernel.send(:`, 'id')", "ruby.eval"),
+            (plain, "IO.send(:popen, 'id')", "ruby.eval"),
+            (plain, "o.send(name)", "ruby.eval"),
+            (plain, "o.send(*args)", "ruby.eval"),
+            (plain, "o.__send__(:\"sys#{x}\", 'id')", "ruby.eval"),
+            (plain, "o.public_send(\"sys\" \"tem\", 'id')", "ruby.eval"),
+            (plain, "Kernel.send :system, 'id'", "ruby.eval"),
+        ],
     );
 }

@@ -22,6 +22,22 @@ pub(crate) fn undecoded(grammar: Grammar, code: &[u8]) -> Option<String> {
         _ => return None,
     };
     let code = code.strip_prefix(b"\xef\xbb\xbf").unwrap_or(code);
+    if grammar == Grammar::Ruby {
+        let first = split_line(code, false).0;
+        if let Some(why) = ruby_shebang_encodings(first)
+            .into_iter()
+            .find_map(|name| match name {
+                None => Some("its `#!` line's -K option".to_owned()),
+                Some(name) if !ruby_reads_as_is(&name) => Some(format!("{name:?}")),
+                Some(_) => None,
+            })
+        {
+            return Some(format!(
+                "line 1 names the source encoding {why} on its `#!` line, which the analysis \
+                 does not decode"
+            ));
+        }
+    }
     // CPython reads its source with universal newlines before it looks for the cookie, so a
     // lone `\r` ends line 1 there; Ruby ends a line only at `\n`.
     let lone_cr_ends = grammar == Grammar::Python;
@@ -144,6 +160,89 @@ fn ruby_cookies(line: &[u8]) -> Vec<Option<String>> {
             .count();
         for len in [magic, fallback] {
             names.push((len > 0).then(|| String::from_utf8_lossy(&value[..len]).into_owned()));
+        }
+    }
+    names
+}
+
+/// The encodings a Ruby `#!` line sets with Ruby's own switches, which Ruby obeys on its
+/// script's first line when it holds `ruby` (`load_file_internal`, the switches after the
+/// first ` -` past `ruby`): `-K<code>` sets the source encoding (`-Ks` Shift_JIS, as
+/// Windows-31J, `-Ke` EUC-JP; `-Ku` UTF-8 and `-Kn`/`-Ka` binary are read as they are; any
+/// other code, `None`), and `-E`/`--encoding` (with `:` between an external and an internal
+/// one) are each checked too. A hunt hid a `require` inside what the grammar read as a string
+/// with `#!/usr/bin/ruby -Ks` (a lead byte took the `\` before the closing quote), graded
+/// `low`.
+fn ruby_shebang_encodings(line: &[u8]) -> Vec<Option<String>> {
+    let Some(line) = line.strip_prefix(b"#!") else {
+        return Vec::new();
+    };
+    let line = String::from_utf8_lossy(line);
+    let Some(at) = line.find("ruby") else {
+        return Vec::new();
+    };
+    let Some(switches) = line[at..].find(" -").map(|i| &line[at + i + 1..]) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut words = switches.split_ascii_whitespace();
+    let each_part = |names: &mut Vec<Option<String>>, value: &str| {
+        names.extend(
+            value
+                .split(':')
+                .filter(|part| !part.is_empty())
+                .map(|part| Some(part.to_owned())),
+        );
+    };
+    while let Some(word) = words.next() {
+        if let Some(long) = word.strip_prefix("--") {
+            let (option, value) = long.split_once('=').unwrap_or((long, ""));
+            if matches!(
+                option,
+                "encoding" | "external-encoding" | "internal-encoding"
+            ) {
+                let value = if value.is_empty() {
+                    words.next().unwrap_or("")
+                } else {
+                    value
+                };
+                each_part(&mut names, value);
+            }
+            continue;
+        }
+        let Some(cluster) = word.strip_prefix('-') else {
+            continue;
+        };
+        // Single-letter switches in a cluster (`-wKs`), up to one that takes the rest of the
+        // word as its argument (`-rlib`, `-I dir`).
+        let mut letters = cluster.char_indices();
+        while let Some((i, letter)) = letters.next() {
+            match letter {
+                'K' => {
+                    let Some((_, code)) = letters.next() else {
+                        break;
+                    };
+                    names.push(match code.to_ascii_lowercase() {
+                        's' => Some("Windows-31J".to_owned()),
+                        'e' => Some("EUC-JP".to_owned()),
+                        'u' => Some("UTF-8".to_owned()),
+                        'n' | 'a' => Some("ASCII-8BIT".to_owned()),
+                        _ => None,
+                    });
+                }
+                'E' => {
+                    let value = &cluster[i + 1..];
+                    let value = if value.is_empty() {
+                        words.next().unwrap_or("")
+                    } else {
+                        value
+                    };
+                    each_part(&mut names, value);
+                    break;
+                }
+                '0' | 'C' | 'F' | 'I' | 'T' | 'W' | 'e' | 'i' | 'r' | 'x' => break,
+                _ => {}
+            }
         }
     }
     names
@@ -289,6 +388,36 @@ mod tests {
         assert!(undecoded(Grammar::Ruby, b"# encoding: Shift_JIS\n").is_some());
         assert!(undecoded(Grammar::Ruby, b"# encoding: UTF-8\n").is_none());
         assert!(undecoded(Grammar::Rust, b"// coding: utf-7\n").is_none());
+    }
+
+    #[test]
+    fn a_ruby_shebang_lines_encoding_switches_are_read() {
+        let ruby = |code: &[u8]| undecoded(Grammar::Ruby, code);
+        for code in [
+            &b"#!/usr/bin/ruby -Ks\nx = 1\n"[..],
+            b"#!/usr/bin/env ruby -w -Ke\n",
+            b"#!/usr/bin/ruby -wKs\n",
+            b"#!/usr/bin/ruby -Kx\n",
+            b"#!/usr/bin/ruby --encoding=Shift_JIS\n",
+            b"#!/usr/bin/ruby --encoding Shift_JIS\n",
+            b"#!/usr/bin/ruby -E utf-8:Shift_JIS\n",
+            b"#!/usr/bin/ruby -Eeuc-jp\n",
+            b"\xef\xbb\xbf#!/usr/bin/ruby -Ks\n",
+        ] {
+            assert!(ruby(code).is_some(), "{:?}", String::from_utf8_lossy(code));
+        }
+        for code in [
+            &b"#!/usr/bin/ruby -Ku\n"[..],
+            b"#!/usr/bin/ruby -Kn -w\n",
+            b"#!/usr/bin/ruby -rERB -I/opt/Env -w\n",
+            b"#!/usr/bin/ruby --encoding=UTF-8\n",
+            b"#!/usr/bin/ruby\n",
+            b"#!/bin/sh -Ks\n",
+            b"#!/usr/bin/ruby\n#!/usr/bin/ruby -Ks\n",
+            b"x = 1 # -Ks\n",
+        ] {
+            assert!(ruby(code).is_none(), "{:?}", String::from_utf8_lossy(code));
+        }
     }
 
     #[test]
