@@ -2684,3 +2684,48 @@ fn ruby_send_of_a_harmless_literal_and_define_method_are_not_eval() {
         ],
     );
 }
+
+#[test]
+fn javascript_bindings_workers_and_function_as_a_value_are_read() {
+    // Hunt lang F9: `process[…]` by a built key, `require("process").binding`, a Worker of
+    // code (`eval: true`, a `data:` URL), `Function` as a value and `module.constructor`
+    // reached Node's bindings or ran code graded `none`.
+    let native = "process.binding('spawn_sync');";
+    let eval = "eval(code);";
+    assert_disguises_caught(
+        "javascript",
+        &[
+            (native, "const b = process[\"bind\" + \"ing\"](\"spawn_sync\");", "javascript.native_code"),
+            (native, "const b = process[k]('spawn_sync');", "javascript.native_code"),
+            (native, "const b = process[`${a}ing`]('spawn_sync');", "javascript.native_code"),
+            (native, "const b = require(\"process\").binding(\"spawn_sync\");", "javascript.native_code"),
+            (native, "const b = require('node:process')['binding']('spawn_sync');", "javascript.native_code"),
+            (native, "const p = require('process');\nconst b = p.binding('spawn_sync');", "javascript.process_module"),
+            (native, "import p from 'node:process';\np._linkedBinding('x');", "javascript.process_module"),
+            (native, "import * as p from 'process';\nconst f = p.dlopen;", "javascript.process_module"),
+            (native, "const { binding } = process;\nbinding('spawn_sync');", "javascript.native_code"),
+            (native, "const { binding: b } = require('process');\nb('spawn_sync');", "javascript.native_code"),
+            (eval, "const { Worker } = require('worker_threads');\nnew Worker(src, { eval: true });", "javascript.eval"),
+            (eval, "new wt.Worker('data:text/javascript,console.log(1)');", "javascript.eval"),
+            (eval, "new Worker(`data:text/javascript,${s}`);", "javascript.eval"),
+            (eval, "const f = Function;\nf(s)();", "javascript.eval"),
+            (eval, "let f; f = Function;", "javascript.eval"),
+            (eval, "Reflect.apply(Function, null, [s])();", "javascript.eval"),
+            (eval, "Reflect.construct(Function, [s])();", "javascript.eval"),
+            (eval, "[Function][0](s)();", "javascript.eval"),
+            (eval, "(0, Function)(s)();", "javascript.eval"),
+            (eval, "Function.call(null, s)();", "javascript.eval"),
+            (eval, "const o = { f: Function };", "javascript.eval"),
+            (eval, "module.constructor.prototype.require.call(module, 'child_process');", "javascript.eval"),
+            (eval, "module.constructor._load('child_process');", "javascript.eval"),
+        ],
+    );
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &[
+            "const process = require('process');\nconsole.log(process.argv, process[Symbol.for('x')]);\nif (f instanceof Function) f();\nconst { Worker } = require('worker_threads');\nnew Worker('./worker.js', { workerData: 1 });\nconst t = typeof Function.prototype.call;\n",
+            "const el = view.create();\nel.binding(x);\n",
+        ],
+    );
+}
