@@ -2729,3 +2729,33 @@ fn javascript_bindings_workers_and_function_as_a_value_are_read() {
         ],
     );
 }
+
+#[test]
+fn r_functions_named_by_a_harmless_literal_are_not_eval() {
+    // Hunt lang F13: `do.call("rbind", …)`, *the* R idiom for binding rows, `get("mtcars")`
+    // and `match.fun("mean")` were graded `high` and sent ordinary programs to gVisor. A
+    // literal name is graded by what it names.
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &[
+            "dfs <- lapply(1:3, function(i) data.frame(a = i))\nprint(nrow(do.call(\"rbind\", dfs)))\n",
+            "m <- get(\"mtcars\")\nf <- match.fun(\"mean\")\ng <- get0('iris', envir = e)\nx <- do.call(what = \"cbind\", args = l)\ny <- do.call(quote = FALSE, \"paste\", list(1))\nh <- getFunction('sum')\n",
+        ],
+    );
+    let plain = "eval(parse(text = s))";
+    assert_disguises_caught(
+        "r",
+        &[
+            (plain, "do.call(\"system\", list(\"id\"))", "r.eval"),
+            (plain, "get(\"dyn.load\")(\"x.so\")", "r.eval"),
+            (plain, "get(envir = baseenv(), \"eval\")(e)", "r.eval"),
+            (plain, "f <- match.fun(\"system\"); f(\"id\")", "r.eval"),
+            (plain, "f <- match.fun(name)", "r.eval"),
+            (plain, "f <- match.fun(paste0(\"sys\", \"tem\"))", "r.eval"),
+            (plain, "f <- base::match.fun(\".Call\")", "r.eval"),
+            (plain, "f <- getFunction(n)", "r.eval"),
+            (plain, "do.call('\\x73ystem', list('id'))", "r.eval"),
+        ],
+    );
+}
