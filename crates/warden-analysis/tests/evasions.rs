@@ -2590,15 +2590,31 @@ fn ruby_native_libraries_by_joined_literals_shebang_switches_and_file_names_are_
             (plain, "require 'fiddle.rb'", "ruby.native_code"),
             (plain, "require 'ffi.so'", "ruby.native_code"),
             (plain, "#!/usr/bin/ruby -rfiddle\nx = 1", "ruby.native_code"),
-            (plain, "#!/usr/bin/ruby -w -r fiddle\nx = 1", "ruby.native_code"),
-            (plain, "#!/usr/bin/env ruby -wrfiddle/import\nx = 1", "ruby.native_code"),
+            (
+                plain,
+                "#!/usr/bin/ruby -w -r fiddle\nx = 1",
+                "ruby.native_code",
+            ),
+            (
+                plain,
+                "#!/usr/bin/env ruby -wrfiddle/import\nx = 1",
+                "ruby.native_code",
+            ),
         ],
     );
     assert_disguises_caught(
         "ruby",
         &[
-            ("system('id')", "#!/usr/bin/ruby -ropen3\nx = 1", "ruby.process"),
-            ("require 'socket'", "#!/usr/bin/ruby -rsocket\nx = 1", "ruby.network"),
+            (
+                "system('id')",
+                "#!/usr/bin/ruby -ropen3\nx = 1",
+                "ruby.process",
+            ),
+            (
+                "require 'socket'",
+                "#!/usr/bin/ruby -rsocket\nx = 1",
+                "ruby.network",
+            ),
         ],
     );
     assert_graded_at_least(
@@ -2628,19 +2644,51 @@ fn ruby_eval_by_templates_methods_by_built_name_and_symbols_as_procs_is_read() {
     assert_disguises_caught(
         "ruby",
         &[
-            (eval, "require 'erb'\nputs ERB.new(%q{<%= Kernel.system(\"id\") %>}).result", "ruby.eval"),
-            (eval, "puts ERB.new(STDIN.read).result(binding)", "ruby.eval"),
-            (eval, "puts ::ERB.new(t).result_with_hash(a: 1)", "ruby.eval"),
+            (
+                eval,
+                "require 'erb'\nputs ERB.new(%q{<%= Kernel.system(\"id\") %>}).result",
+                "ruby.eval",
+            ),
+            (
+                eval,
+                "puts ERB.new(STDIN.read).result(binding)",
+                "ruby.eval",
+            ),
+            (
+                eval,
+                "puts ::ERB.new(t).result_with_hash(a: 1)",
+                "ruby.eval",
+            ),
             (eval, "ERB.new(t, trim_mode: '-').run", "ruby.eval"),
-            (eval, "erb = ERB.new(t)\nputs erb.result(binding)", "ruby.eval"),
+            (
+                eval,
+                "erb = ERB.new(t)\nputs erb.result(binding)",
+                "ruby.eval",
+            ),
             (eval, "t.result_with_hash(x: 1)", "ruby.eval"),
-            (eval, "Kernel.method(\"sys\" + \"tem\").call(\"id\")", "ruby.eval"),
+            (
+                eval,
+                "Kernel.method(\"sys\" + \"tem\").call(\"id\")",
+                "ruby.eval",
+            ),
             (eval, "Kernel.method(name).call(\"id\")", "ruby.eval"),
-            (eval, "Kernel.public_method(:\"sys#{x}\").call(\"id\")", "ruby.eval"),
-            (eval, "Kernel.singleton_method(n.to_sym).call(\"id\")", "ruby.eval"),
+            (
+                eval,
+                "Kernel.public_method(:\"sys#{x}\").call(\"id\")",
+                "ruby.eval",
+            ),
+            (
+                eval,
+                "Kernel.singleton_method(n.to_sym).call(\"id\")",
+                "ruby.eval",
+            ),
             (eval, "[s].each(&:eval)", "ruby.eval"),
             (eval, ":instance_eval.to_proc.call(o, s)", "ruby.eval"),
-            (system, ":system.to_proc.call(Kernel, \"id\")", "ruby.process"),
+            (
+                system,
+                ":system.to_proc.call(Kernel, \"id\")",
+                "ruby.process",
+            ),
             (system, "Kernel.then(&:system)", "ruby.process"),
             (system, "[\"id\"].each(&:`)", "ruby.process"),
             (system, ":`.to_proc.call(Kernel, 'id')", "ruby.process"),
@@ -2695,29 +2743,97 @@ fn javascript_bindings_workers_and_function_as_a_value_are_read() {
     assert_disguises_caught(
         "javascript",
         &[
-            (native, "const b = process[\"bind\" + \"ing\"](\"spawn_sync\");", "javascript.native_code"),
-            (native, "const b = process[k]('spawn_sync');", "javascript.native_code"),
-            (native, "const b = process[`${a}ing`]('spawn_sync');", "javascript.native_code"),
-            (native, "const b = require(\"process\").binding(\"spawn_sync\");", "javascript.native_code"),
-            (native, "const b = require('node:process')['binding']('spawn_sync');", "javascript.native_code"),
-            (native, "const p = require('process');\nconst b = p.binding('spawn_sync');", "javascript.process_module"),
-            (native, "import p from 'node:process';\np._linkedBinding('x');", "javascript.process_module"),
-            (native, "import * as p from 'process';\nconst f = p.dlopen;", "javascript.process_module"),
-            (native, "const { binding } = process;\nbinding('spawn_sync');", "javascript.native_code"),
-            (native, "const { binding: b } = require('process');\nb('spawn_sync');", "javascript.native_code"),
-            (eval, "const { Worker } = require('worker_threads');\nnew Worker(src, { eval: true });", "javascript.eval"),
-            (eval, "new wt.Worker('data:text/javascript,console.log(1)');", "javascript.eval"),
-            (eval, "new Worker(`data:text/javascript,${s}`);", "javascript.eval"),
+            (
+                native,
+                "const b = process[\"bind\" + \"ing\"](\"spawn_sync\");",
+                "javascript.native_code",
+            ),
+            (
+                native,
+                "const b = process[k]('spawn_sync');",
+                "javascript.native_code",
+            ),
+            (
+                native,
+                "const b = process[`${a}ing`]('spawn_sync');",
+                "javascript.native_code",
+            ),
+            (
+                native,
+                "const b = require(\"process\").binding(\"spawn_sync\");",
+                "javascript.native_code",
+            ),
+            (
+                native,
+                "const b = require('node:process')['binding']('spawn_sync');",
+                "javascript.native_code",
+            ),
+            (
+                native,
+                "const p = require('process');\nconst b = p.binding('spawn_sync');",
+                "javascript.process_module",
+            ),
+            (
+                native,
+                "import p from 'node:process';\np._linkedBinding('x');",
+                "javascript.process_module",
+            ),
+            (
+                native,
+                "import * as p from 'process';\nconst f = p.dlopen;",
+                "javascript.process_module",
+            ),
+            (
+                native,
+                "const { binding } = process;\nbinding('spawn_sync');",
+                "javascript.native_code",
+            ),
+            (
+                native,
+                "const { binding: b } = require('process');\nb('spawn_sync');",
+                "javascript.native_code",
+            ),
+            (
+                eval,
+                "const { Worker } = require('worker_threads');\nnew Worker(src, { eval: true });",
+                "javascript.eval",
+            ),
+            (
+                eval,
+                "new wt.Worker('data:text/javascript,console.log(1)');",
+                "javascript.eval",
+            ),
+            (
+                eval,
+                "new Worker(`data:text/javascript,${s}`);",
+                "javascript.eval",
+            ),
             (eval, "const f = Function;\nf(s)();", "javascript.eval"),
             (eval, "let f; f = Function;", "javascript.eval"),
-            (eval, "Reflect.apply(Function, null, [s])();", "javascript.eval"),
-            (eval, "Reflect.construct(Function, [s])();", "javascript.eval"),
+            (
+                eval,
+                "Reflect.apply(Function, null, [s])();",
+                "javascript.eval",
+            ),
+            (
+                eval,
+                "Reflect.construct(Function, [s])();",
+                "javascript.eval",
+            ),
             (eval, "[Function][0](s)();", "javascript.eval"),
             (eval, "(0, Function)(s)();", "javascript.eval"),
             (eval, "Function.call(null, s)();", "javascript.eval"),
             (eval, "const o = { f: Function };", "javascript.eval"),
-            (eval, "module.constructor.prototype.require.call(module, 'child_process');", "javascript.eval"),
-            (eval, "module.constructor._load('child_process');", "javascript.eval"),
+            (
+                eval,
+                "module.constructor.prototype.require.call(module, 'child_process');",
+                "javascript.eval",
+            ),
+            (
+                eval,
+                "module.constructor._load('child_process');",
+                "javascript.eval",
+            ),
         ],
     );
     assert_graded(
