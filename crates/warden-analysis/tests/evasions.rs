@@ -2875,3 +2875,111 @@ fn r_functions_named_by_a_harmless_literal_are_not_eval() {
         ],
     );
 }
+
+#[test]
+fn java_native_loads_through_a_held_runtime_beans_jshell_and_compilers_are_read() {
+    // Hunt lang F10: `var r = Runtime.getRuntime(); r.load(…)`, `java.beans.Statement`,
+    // JShell and the system Java compiler loaded native code or ran code graded `none`.
+    let native = "class A { static { System.loadLibrary(\"x\"); } }";
+    let reflection = "class A { void f() throws Exception { Class.forName(s); } }";
+    assert_disguises_caught(
+        "java",
+        &[
+            (native, "public class Main { public static void main(String[] a) { var r = Runtime.getRuntime(); r.load(\"/usr/lib/x86_64-linux-gnu/libz.so.1\"); } }", "java.held_runtime"),
+            (native, "class A { void f() { Runtime r = Runtime.getRuntime(); if (x) { r.load(p); } } }", "java.held_runtime"),
+            (native, "class A { static final java.lang.Runtime RT = java.lang.Runtime.getRuntime(); void f() { RT.load(p); } }", "java.held_runtime"),
+            (native, "class A { private final Object rt = Runtime.getRuntime(); void f() { ((Runtime) rt).load(p); } }", "java.native_code"),
+            (native, "class A { void f(Runtime r) { r.load(p); } }", "java.held_runtime"),
+            (native, "class A { A(Runtime r) { r.load(p); } }", "java.held_runtime"),
+            (native, "Runtime r = Runtime.getRuntime();\nvoid main() { r.load(\"x\"); }", "java.held_runtime"),
+            (native, "class A { void f(Loader l) { l.loadLibrary(\"x\"); } }", "java.native_code"),
+            (native, "class A { void f() { java.util.function.Consumer<String> c = System::load; c.accept(p); } }", "java.native_code"),
+            (native, "class A { void f() { list.forEach(Runtime.getRuntime()::loadLibrary); } }", "java.native_code"),
+            (native, "class A { void f() { java.lang.System.load(p); } }", "java.native_code"),
+            (reflection, "public class Main { public static void main(String[] a) throws Exception { new java.beans.Statement(Runtime.getRuntime(), \"ex\"+\"ec\", new Object[]{\"id\"}).execute(); } }", "java.reflection"),
+            (reflection, "import java.beans.Expression;\nclass A {}", "java.reflection"),
+            (reflection, "import java.beans.*;\nclass A { void f() throws Exception { new Statement(o, m, args).execute(); } }", "java.beans_by_wildcard"),
+            (reflection, "import java.beans.*;\nclass A { Object f() throws Exception { return new Expression(o, m, args).getValue(); } }", "java.beans_by_wildcard"),
+            (reflection, "class A { void f(java.io.InputStream in) { new java.beans.XMLDecoder(in).readObject(); } }", "java.reflection"),
+            (reflection, "class A { Runnable f(Object o) { return java.beans.EventHandler.create(Runnable.class, o, \"exec\"); } }", "java.reflection"),
+            (reflection, "public class Main { public static void main(String[] a) throws Exception { var js = jdk.jshell.JShell.builder().executionEngine(\"local\").build(); js.eval(\"1\"); } }", "java.reflection"),
+            (reflection, "class A { void f() { JShell.create().eval(s); } }", "java.reflection"),
+            (reflection, "class A { void f() throws Exception { ClassLoader.getSystemClassLoader().loadClass(\"java.lang.\" + \"Runtime\"); } }", "java.reflection"),
+            (reflection, "class A { void f(ClassLoader l) throws Exception { l.loadClass(name); } }", "java.reflection"),
+            (reflection, "class A { void f() { javax.tools.ToolProvider.getSystemJavaCompiler().run(null, null, null, \"X.java\"); } }", "java.reflection"),
+            (reflection, "class A { void f() { var c = ToolProvider.getSystemJavaCompiler(); } }", "java.reflection"),
+            (reflection, "class A { void f() { java.util.ServiceLoader.load(JavaCompiler.class); } }", "java.reflection"),
+            (reflection, "class A { void f() { javax.script.ScriptEngine e = null; } }", "java.reflection"),
+        ],
+    );
+    assert_graded(
+        "java",
+        ThreatLevel::None,
+        &[
+            "import java.beans.*;\nclass A { PropertyChangeSupport p = new PropertyChangeSupport(this); void f(Props props, java.io.InputStream in) throws Exception { props.load(in); var l = ServiceLoader.load(Plugin.class); Expression e = parse(s); } }\n",
+            "class Calc { record Expression(Object a, String op, Object b) {} Object f() { return new Expression(1, \"+\", 2); } }\n",
+            "class A { void f() { Runtime rt = Runtime.getRuntime(); long m = rt.maxMemory(); int n = rt.availableProcessors(); } }\n",
+        ],
+    );
+}
+
+#[test]
+fn java_files_outside_the_workspace_and_http_clients_are_read_when_qualified() {
+    // Hunt lang F10: `Path.of("/etc/passwd")`, `Paths.get("/")` and
+    // `HttpClient.newHttpClient()` written with their packages were graded `none`.
+    let file = "class A { void f() throws Exception { new FileInputStream(\"/etc/hosts\"); } }";
+    let network = "import java.net.Socket;\nclass A {}";
+    assert_disguises_caught(
+        "java",
+        &[
+            (file, "public class Main { public static void main(String[] a) throws Exception { System.out.println(java.nio.file.Files.readString(java.nio.file.Path.of(\"/etc/passwd\"))); } }", "java.file_outside_workdir"),
+            (file, "class A { void f() throws Exception { java.nio.file.Files.list(java.nio.file.Paths.get(\"/\")); } }", "java.file_outside_workdir"),
+            (file, "class A { void f() throws Exception { Files.readString(Path.of(URI.create(\"file:///etc/passwd\"))); } }", "java.file_outside_workdir"),
+            (file, "class A { void f() throws Exception { Files.readString(Path.of(new java.net.URI(\"file:/etc/passwd\"))); } }", "java.file_outside_workdir"),
+            (file, "class A { void f() throws Exception { FileSystems.getDefault().getPath(\"/etc/passwd\"); } }", "java.file_outside_workdir"),
+            (file, "class A { void f() throws Exception { new File(\"/\", \"etc/passwd\").exists(); } }", "java.file_outside_workdir"),
+            (network, "public class Main { public static void main(String[] a) { var c = java.net.http.HttpClient.newHttpClient(); } }", "java.network"),
+            (network, "class A { void f() { var c = HttpClient.newHttpClient(); } }", "java.network"),
+        ],
+    );
+    assert_graded(
+        "java",
+        ThreatLevel::None,
+        &[
+            "class A { void f() throws Exception { Files.readString(Path.of(\"data.txt\")); Files.list(java.nio.file.Paths.get(\"/work/out\")); Path.of(URI.create(\"file:///tmp/x\")); new java.io.File(\"/dev/null\"); } }\n",
+        ],
+    );
+}
+
+#[test]
+fn java_class_for_name_of_a_harmless_literal_is_not_reflection() {
+    // Hunt lang F13: `Class.forName("org.sqlite.JDBC")`, the JDBC driver idiom, was graded
+    // `high` and sent ordinary programs to gVisor. A literal name is graded by what it names.
+    assert_graded(
+        "java",
+        ThreatLevel::None,
+        &[
+            "class A { void f() throws Exception { Class.forName(\"org.sqlite.JDBC\"); Class.forName(\"com.mysql.cj.jdbc.Driver\"); Class<?> c = Class.forName(\"com.example.Plugin\", true, loader); getClass().getClassLoader().loadClass(\"org.h2.Driver\"); var cs = java.nio.charset.Charset.forName(enc); cs = Charset.forName(args[0]); } }\n",
+        ],
+    );
+    let plain = "class A { void f() throws Exception { Class.forName(s); } }";
+    assert_disguises_caught(
+        "java",
+        &[
+            (plain, "class A { void f() throws Exception { Class.forName(\"java.lang.Runtime\").getMethods(); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(\"java.lang.ProcessBuilder\"); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(\"sun.misc.Unsafe\"); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(\"javax.script.ScriptEngineManager\"); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(\"jdk.jshell.JShell\"); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(\"java.lang.reflect.Proxy\"); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(\"java.net.URLClassLoader\"); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(\"[Ljava.lang.Runtime;\"); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(\"java.lang.\" + \"Runtime\"); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(\"java.lang.\\122untime\"); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(name); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(m, \"x.Y\"); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { \"\".getClass().forName(name); } }", "java.reflection"),
+            (plain, "class A { void f() throws Exception { Class.forName(\"\"\"\n  java.lang.Runtime\"\"\".strip()); } }", "java.reflection"),
+        ],
+    );
+}
