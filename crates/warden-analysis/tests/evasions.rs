@@ -2983,3 +2983,92 @@ fn java_class_for_name_of_a_harmless_literal_is_not_reflection() {
         ],
     );
 }
+
+#[test]
+fn r_base_functions_as_namespaced_values_and_through_environments_are_read() {
+    // Hunt lang F11: `base::eval`, `base::dyn.load`, `base::system` as values,
+    // `getFromNamespace`, and `baseenv()`/`.BaseNamespaceEnv`/`environment(…)` with `$name` or
+    // `[["name"]]` ran code, programs or native code graded `none`.
+    let eval = "eval(parse(text = s))";
+    let process = "system('id')";
+    let native = "dyn.load('x.so')";
+    assert_disguises_caught(
+        "r",
+        &[
+            (eval, "e <- base::eval; p <- base::parse; e(p(text = readLines(file(\"stdin\"))))", "r.eval"),
+            (eval, "e <- base:::eval", "r.eval"),
+            (eval, "do.call(base::eval, list(x))", "r.eval"),
+            (eval, "base::str2lang -> f", "r.eval"),
+            (eval, "f <- function() base::eval", "r.eval"),
+            (eval, "(eval)(x)", "r.eval"),
+            (eval, "(base::eval)(x)", "r.eval"),
+            (eval, "f <- function(g = eval) g(x)", "r.eval"),
+            (eval, "f <- if (TRUE) eval else print", "r.eval"),
+            (native, "f <- base::dyn.load; d <- f(paste0(\"/usr/lib/x86_64-linux-gnu/\", \"libz.so.1\"))", "r.native_code"),
+            (native, "dyn.load -> f", "r.native_code"),
+            (process, "sapply(\"id\", base::system)", "r.process"),
+            (process, "Map(base::system, \"id\")", "r.process"),
+            (process, "f <- base::system; f(\"id\")", "r.process"),
+            (process, "base:::system2 -> f", "r.process"),
+            (process, "(system)(\"id\")", "r.process"),
+            (process, "f <- function() { system }", "r.process"),
+            (eval, "f <- getFromNamespace(\"system\", \"base\"); f(\"id\")", "r.eval"),
+            (eval, "f <- utils::getFromNamespace(\"system\", ns = \"base\")", "r.eval"),
+            (eval, "f <- base::getExportedValue(\"base\", \"system\")", "r.eval"),
+            (eval, "f <- getFromNamespace(n, \"base\")", "r.eval"),
+            (eval, "baseenv()[[\"dyn.load\"]](\"x.so\")", "r.eval"),
+            (eval, "baseenv()$eval(x)", "r.eval"),
+            (eval, ".BaseNamespaceEnv$eval(x)", "r.eval"),
+            (eval, "environment(sum)$system(\"id\")", "r.eval"),
+            (eval, "environment(sum)$`system`(\"id\")", "r.eval"),
+            (eval, "asNamespace(\"base\")$system(\"id\")", "r.eval"),
+            (eval, "base::baseenv()[['system']]('id')", "r.eval"),
+            (eval, "baseenv()[[paste0(\"sys\", \"tem\")]](\"id\")", "r.eval"),
+            (eval, "baseenv()[[n]](\"id\")", "r.eval"),
+            (eval, ".GlobalEnv$`.Call`(x)", "r.eval"),
+        ],
+    );
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &[
+            "e <- environment(f)\nprint(environment(f)$count)\nx <- .GlobalEnv$data\ny <- baseenv()[[\"pi\"]]\nf <- base::mean\nsapply(1:3, base::sqrt)\nenvironment[[key]]\nlst$system\n",
+        ],
+    );
+}
+
+#[test]
+fn r_eval_of_a_quoted_expression_is_graded_by_the_expression() {
+    // Hunt lang F13: `eval(quote(1 + 2))` was graded `high`; eval of a quoted literal
+    // expression runs that expression, which the rules read where it is written.
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &[
+            "print(eval(quote(1 + 2)))\nx <- eval(quote(mpg * 2), mtcars)\ny <- base::eval(expr = base::quote(a + b), envir = list(a = 1, b = 2))\nwrite.csv(df, quote = FALSE)\n",
+        ],
+    );
+    assert_graded(
+        "r",
+        ThreatLevel::Medium,
+        &["eval(quote(system(\"id\")))"],
+    );
+    let plain = "eval(parse(text = s))";
+    assert_disguises_caught(
+        "r",
+        &[
+            (plain, "eval(x)", "r.eval"),
+            (plain, "eval(quote(x)[[1]])", "r.eval"),
+            (plain, "eval(quote(x) + 1)", "r.eval"),
+            (plain, "eval(bquote(.(f)(\"id\")))", "r.eval"),
+            (plain, "eval(str2lang(s))", "r.eval"),
+            (plain, "eval(...)", "r.eval"),
+            (plain, "eval(envir = e, x)", "r.eval"),
+            (plain, "quote <- function(x) parse(file(\"stdin\"))\neval(quote(1))", "r.eval"),
+            (plain, "assign(\"quote\", f)\neval(quote(1))", "r.eval"),
+            (plain, "g <- function(quote) eval(quote(1))", "r.eval"),
+            (plain, "with(list(quote = function(x) parse(file(\"stdin\"))), eval(quote(1)))", "r.eval"),
+            (plain, "evalq(x, e)", "r.eval"),
+        ],
+    );
+}
