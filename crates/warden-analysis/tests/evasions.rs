@@ -3072,3 +3072,39 @@ fn r_eval_of_a_quoted_expression_is_graded_by_the_expression() {
         ],
     );
 }
+
+#[test]
+fn php_call_user_func_of_a_harmless_literal_is_not_eval() {
+    // Hunt lang F13: `call_user_func([new A, "run"])` was graded `high` and sent ordinary
+    // programs to gVisor. A literal callback is graded by what it names.
+    assert_graded(
+        "php",
+        ThreatLevel::None,
+        &[
+            "<?php\ncall_user_func([new A, \"run\"]);\ncall_user_func([$obj, 'run'], 1);\ncall_user_func(array($this, 'handle'), $x);\ncall_user_func([self::class, 'make']);\ncall_user_func([new A(1, 2), 'run']);\ncall_user_func('strtoupper', 'a');\ncall_user_func(\"A::run\");\ncall_user_func_array([$this->h, 'run'], $args);\nforward_static_call(['B', 'f']);\ncall_user_func(function () { return 1; });\ncall_user_func(fn() => 1);\ncall_user_func(static function ($x) { return $x; }, 2);\n",
+        ],
+    );
+    let plain = "<?php eval($code);";
+    assert_disguises_caught(
+        "php",
+        &[
+            (plain, "<?php call_user_func($name);", "php.eval"),
+            (plain, "<?php call_user_func_array($f, $args);", "php.eval"),
+            (plain, "<?php call_user_func([$obj, $method]);", "php.eval"),
+            (plain, "<?php call_user_func($this->handler);", "php.eval"),
+            (plain, "<?php call_user_func(getName());", "php.eval"),
+            (plain, "<?php call_user_func('sys' . 'tem', 'id');", "php.eval"),
+            (plain, "<?php call_user_func(\"sys{$t}\", 'id');", "php.eval"),
+            (plain, "<?php call_user_func('create_function', '', $c);", "php.eval"),
+            (plain, "<?php call_user_func('call_user_func', $f);", "php.eval"),
+            (plain, "<?php call_user_func('\\\\system', 'id');", "php.eval"),
+            (plain, "<?php call_user_func('SYSTEM', 'id');", "php.eval"),
+            (plain, "<?php call_user_func('putenv', 'LD_PRELOAD=/tmp/x.so');", "php.eval"),
+            (plain, "<?php call_user_func([$r, 'invokeArgs'], ['id']);", "php.eval"),
+            (plain, "<?php call_user_func([$a[0], 'run']);", "php.eval"),
+            (plain, "<?php call_user_func(...$args);", "php.eval"),
+            (plain, "<?php call_user_func(callback: $f);", "php.eval"),
+            (plain, "<?php \\call_user_func($f);", "php.eval"),
+        ],
+    );
+}
