@@ -2937,6 +2937,7 @@ fn java_files_outside_the_workspace_and_http_clients_are_read_when_qualified() {
             (file, "class A { void f() throws Exception { Files.readString(Path.of(URI.create(\"file:///etc/passwd\"))); } }", "java.file_outside_workdir"),
             (file, "class A { void f() throws Exception { Files.readString(Path.of(new java.net.URI(\"file:/etc/passwd\"))); } }", "java.file_outside_workdir"),
             (file, "class A { void f() throws Exception { FileSystems.getDefault().getPath(\"/etc/passwd\"); } }", "java.file_outside_workdir"),
+            (file, "class A { void f() throws Exception { Path.of(URI.create(\"file:///work/%2e%2e/etc/passwd\")); } }", "java.file_outside_workdir"),
             (file, "class A { void f() throws Exception { new File(\"/\", \"etc/passwd\").exists(); } }", "java.file_outside_workdir"),
             (network, "public class Main { public static void main(String[] a) { var c = java.net.http.HttpClient.newHttpClient(); } }", "java.network"),
             (network, "class A { void f() { var c = HttpClient.newHttpClient(); } }", "java.network"),
@@ -3106,5 +3107,30 @@ fn php_call_user_func_of_a_harmless_literal_is_not_eval() {
             (plain, "<?php call_user_func(callback: $f);", "php.eval"),
             (plain, "<?php \\call_user_func($f);", "php.eval"),
         ],
+    );
+}
+
+#[test]
+fn javascript_file_urls_outside_the_workspace_are_read() {
+    // Hunt lang F9: `fs.readFileSync(new URL("file:///etc/passwd"))` read a file outside the
+    // workspace graded `none` (a `file:` string is a relative path to Node, ENOENT).
+    let plain = "require('fs').readFileSync('/etc/hosts', 'utf8');";
+    assert_disguises_caught(
+        "javascript",
+        &[
+            (plain, "const fs = require('fs');\nconsole.log(String(fs.readFileSync(new URL(\"file:///etc/passwd\"))));", "javascript.file_outside_workdir"),
+            (plain, "fs.readFileSync(new url.URL('file:/etc/passwd'));", "javascript.file_outside_workdir"),
+            (plain, "fs.readdirSync(new URL(`file://localhost/root/`));", "javascript.file_outside_workdir"),
+            (plain, "fs.readFileSync(fileURLToPath('file:///etc/passwd'));", "javascript.file_outside_workdir"),
+            (plain, "fs.readFileSync(new URL('file:///work/%2e%2e/etc/passwd'));", "javascript.file_outside_workdir"),
+            (plain, "fs.readFileSync(new URL('FILE:///etc/passwd'));", "javascript.file_outside_workdir"),
+            (plain, "fs.readFileSync(new URL('file:///work/../etc/passwd'));", "javascript.file_outside_workdir"),
+            (plain, "fs.readFileSync(new URL('file:///etc/../etc/passwd'));", "javascript.file_outside_workdir"),
+        ],
+    );
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &["const u = new URL('file:///work/data.txt');\nconst p = fileURLToPath('file:///work/a.b/c.txt');\nconst t = new URL('file:///tmp/x');\nconst h = new URL('https://example.com/etc/passwd');\nconst r = new URL('./data.json', import.meta.url);\n"],
     );
 }
