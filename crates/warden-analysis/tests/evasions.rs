@@ -3134,3 +3134,32 @@ fn javascript_file_urls_outside_the_workspace_are_read() {
         &["const u = new URL('file:///work/data.txt');\nconst p = fileURLToPath('file:///work/a.b/c.txt');\nconst t = new URL('file:///tmp/x');\nconst h = new URL('https://example.com/etc/passwd');\nconst r = new URL('./data.json', import.meta.url);\n"],
     );
 }
+
+#[test]
+fn bash_endless_loops_of_a_sleep_that_spawn_are_read() {
+    // Hunt lang F12: `while sleep 0; do … & done` ran, graded `low`: a `sleep` of a literal
+    // time always succeeds, so the loop never ends.
+    let plain = "while true; do sleep 30 & done";
+    let rule = "bash.spawn_in_endless_loop";
+    assert_disguises_caught(
+        "bash",
+        &[
+            (plain, "while sleep 0; do sleep 30 & done", rule),
+            (plain, "while sleep 0.1; do (sleep 30 &); done", rule),
+            (plain, "while sleep 1s; do sleep 30 & done", rule),
+            (plain, "while /bin/sleep 0; do sleep 30 & done", rule),
+        ],
+    );
+    for program in [
+        "while sleep \"$t\"; do sleep 1 & done",
+        "while sleep 1; do check || break; done",
+        "until sleep 0; do sleep 1 & done",
+    ] {
+        let analysis = analyzer().analyze("bash", program.as_bytes());
+        assert!(
+            analysis.threat_level < ThreatLevel::Critical,
+            "{program:?}\n{}",
+            describe(&analysis)
+        );
+    }
+}
