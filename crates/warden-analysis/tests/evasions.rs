@@ -3049,11 +3049,7 @@ fn r_eval_of_a_quoted_expression_is_graded_by_the_expression() {
             "print(eval(quote(1 + 2)))\nx <- eval(quote(mpg * 2), mtcars)\ny <- base::eval(expr = base::quote(a + b), envir = list(a = 1, b = 2))\nwrite.csv(df, quote = FALSE)\n",
         ],
     );
-    assert_graded(
-        "r",
-        ThreatLevel::Medium,
-        &["eval(quote(system(\"id\")))"],
-    );
+    assert_graded("r", ThreatLevel::Medium, &["eval(quote(system(\"id\")))"]);
     let plain = "eval(parse(text = s))";
     assert_disguises_caught(
         "r",
@@ -3065,10 +3061,18 @@ fn r_eval_of_a_quoted_expression_is_graded_by_the_expression() {
             (plain, "eval(str2lang(s))", "r.eval"),
             (plain, "eval(...)", "r.eval"),
             (plain, "eval(envir = e, x)", "r.eval"),
-            (plain, "quote <- function(x) parse(file(\"stdin\"))\neval(quote(1))", "r.eval"),
+            (
+                plain,
+                "quote <- function(x) parse(file(\"stdin\"))\neval(quote(1))",
+                "r.eval",
+            ),
             (plain, "assign(\"quote\", f)\neval(quote(1))", "r.eval"),
             (plain, "g <- function(quote) eval(quote(1))", "r.eval"),
-            (plain, "with(list(quote = function(x) parse(file(\"stdin\"))), eval(quote(1)))", "r.eval"),
+            (
+                plain,
+                "with(list(quote = function(x) parse(file(\"stdin\"))), eval(quote(1)))",
+                "r.eval",
+            ),
             (plain, "evalq(x, e)", "r.eval"),
         ],
     );
@@ -3094,14 +3098,42 @@ fn php_call_user_func_of_a_harmless_literal_is_not_eval() {
             (plain, "<?php call_user_func([$obj, $method]);", "php.eval"),
             (plain, "<?php call_user_func($this->handler);", "php.eval"),
             (plain, "<?php call_user_func(getName());", "php.eval"),
-            (plain, "<?php call_user_func('sys' . 'tem', 'id');", "php.eval"),
-            (plain, "<?php call_user_func(\"sys{$t}\", 'id');", "php.eval"),
-            (plain, "<?php call_user_func('create_function', '', $c);", "php.eval"),
-            (plain, "<?php call_user_func('call_user_func', $f);", "php.eval"),
-            (plain, "<?php call_user_func('\\\\system', 'id');", "php.eval"),
+            (
+                plain,
+                "<?php call_user_func('sys' . 'tem', 'id');",
+                "php.eval",
+            ),
+            (
+                plain,
+                "<?php call_user_func(\"sys{$t}\", 'id');",
+                "php.eval",
+            ),
+            (
+                plain,
+                "<?php call_user_func('create_function', '', $c);",
+                "php.eval",
+            ),
+            (
+                plain,
+                "<?php call_user_func('call_user_func', $f);",
+                "php.eval",
+            ),
+            (
+                plain,
+                "<?php call_user_func('\\\\system', 'id');",
+                "php.eval",
+            ),
             (plain, "<?php call_user_func('SYSTEM', 'id');", "php.eval"),
-            (plain, "<?php call_user_func('putenv', 'LD_PRELOAD=/tmp/x.so');", "php.eval"),
-            (plain, "<?php call_user_func([$r, 'invokeArgs'], ['id']);", "php.eval"),
+            (
+                plain,
+                "<?php call_user_func('putenv', 'LD_PRELOAD=/tmp/x.so');",
+                "php.eval",
+            ),
+            (
+                plain,
+                "<?php call_user_func([$r, 'invokeArgs'], ['id']);",
+                "php.eval",
+            ),
             (plain, "<?php call_user_func([$a[0], 'run']);", "php.eval"),
             (plain, "<?php call_user_func(...$args);", "php.eval"),
             (plain, "<?php call_user_func(callback: $f);", "php.eval"),
