@@ -38,7 +38,12 @@ impl Engine {
         // data (then not cached: the same bytes as a source are graded otherwise), and whether
         // a source names it where the language runs fragments of files (`#include "b.txt"`).
         let named = self.named_by_sources(language, program);
-        let files: Vec<(bool, &str, &WorkspaceFile, bool, bool)> = program
+        // The modules a `package.json` maps names to (`"#util": "child_process"`), loaded
+        // where a source imports the name: read as a source of `require`s.
+        let modules = (language.id.as_str() == "javascript")
+            .then(|| super::opaque_files::package_modules(program))
+            .flatten();
+        let mut files: Vec<(bool, &str, &WorkspaceFile, bool, bool)> = program
             .files
             .iter()
             .flat_map(|file| {
@@ -71,6 +76,11 @@ impl Engine {
                 }
             })
             .collect();
+        files.extend(
+            modules
+                .iter()
+                .map(|m| (true, "javascript", m, false, false)),
+        );
         // Another file may source this one, or this one it, even by a name built at run time
         // (`. "$f"`), and run there a variable this one assigns (`E=eval`): each file is
         // analysed knowing what the program's other files read, if it has any, and cached
@@ -162,7 +172,7 @@ impl Engine {
                     file.path.display()
                 ))
             });
-        for why in scripts.chain(self.unreadable_files(program)) {
+        for why in scripts.chain(self.unreadable_files(language.id.as_str(), program)) {
             let part = warden_analysis::stopped(why);
             analysis.threat_level = analysis.threat_level.max(part.threat_level);
             analysis.parse_error = analysis.parse_error.or(part.parse_error);

@@ -16,12 +16,19 @@ use warden_sandbox::WorkspaceFile;
 /// How compiled code beside a program begins, and what it is. An ELF file is what the dynamic
 /// loader maps (a CPython or Ruby extension, a Node `.node` addon, a program run as
 /// `./tool`); a Java class file is what a class loader reads from the working directory.
-const MAGIC: [(&[u8], &str); 2] = [
+/// A GCC precompiled header is what gcc and g++ read in place of `foo.h` when `foo.h.gch`
+/// sits beside it, no source naming it (its functions are compiled into the program).
+const MAGIC: [(&[u8], &str); 3] = [
     (
         b"\x7fELF",
         "an ELF executable or shared object: native code",
     ),
     (b"\xca\xfe\xba\xbe", "a Java class file: bytecode"),
+    (
+        b"gpch",
+        "a GCC precompiled header, which gcc reads in place of the header it is named after: \
+         compiled code",
+    ),
 ];
 
 /// Python 3's bytecode magic numbers, little-endian before `\r\n`: 3.0 took 3000, 3.13 takes
@@ -240,13 +247,129 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Where the runtime of `language` loads `file` by itself, no program file naming it (the
+/// runtime's start-up files and directories under HOME, which is the workspace, and Node's
+/// packages), or `None`. warden's own flags and environment keep the runtimes from reading
+/// the start-up files (`languages/*.toml`); this holds should a catalog not. `patterned`:
+/// the directories that a `package.json` `exports` or `imports` pattern maps names into.
+fn loaded_by_runtime(
+    language: &str,
+    file: &WorkspaceFile,
+    patterned: &[String],
+) -> Option<&'static str> {
+    let path = file.path.to_string_lossy();
+    let components: Vec<&str> = path.split('/').collect();
+    match (language, &components[..]) {
+        ("r", [".Rprofile" | ".Renviron"]) => Some("which R reads at start-up"),
+        ("r", ["R", library, _, ..]) if library.ends_with("-library") => {
+            Some("in R's user library, which R searches first")
+        }
+        ("ruby", [".gem", ..] | [".local", "share", "gem", ..]) => {
+            Some("in RubyGems' user directory, whose specifications RubyGems runs")
+        }
+        ("javascript", _) if components[..components.len() - 1].contains(&"node_modules") => {
+            Some("under node_modules, where Node loads packages from by their names")
+        }
+        ("javascript", _) if patterned.iter().any(|dir| path.starts_with(dir.as_str())) => {
+            Some("where a package.json pattern (exports or imports) maps names to")
+        }
+        _ => None,
+    }
+}
+
+/// The string targets of `package.json`'s `exports` and `imports` (conditions and arrays
+/// read through), each with the directory of its `package.json`.
+fn package_targets(program: &Program) -> Vec<(String, String)> {
+    let mut targets = Vec::new();
+    for file in &program.files {
+        if file.path.file_name().is_none_or(|n| n != "package.json") {
+            continue;
+        }
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&file.contents) else {
+            continue;
+        };
+        let dir = file
+            .path
+            .parent()
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut stack: Vec<&serde_json::Value> = ["exports", "imports"]
+            .iter()
+            .filter_map(|key| json.get(key))
+            .collect();
+        while let Some(value) = stack.pop() {
+            match value {
+                serde_json::Value::String(target) => targets.push((dir.clone(), target.clone())),
+                serde_json::Value::Array(values) => stack.extend(values),
+                serde_json::Value::Object(map) => stack.extend(map.values()),
+                _ => {}
+            }
+        }
+    }
+    targets
+}
+
+/// The directories (as path prefixes, `lib/` or `` for the workspace) that a `package.json`
+/// pattern maps names into: `"./*": "./*.dat"` any file beside it, `"#lib/*": "./lib/*"` any
+/// under `lib/` (and a target ending in `/`, the old folder mapping). A pattern hides which
+/// file a `require("foo/x")` loads: no program file need hold its name.
+fn patterned_dirs(program: &Program) -> Vec<String> {
+    package_targets(program)
+        .into_iter()
+        .filter_map(|(dir, target)| {
+            let relative = target.strip_prefix("./")?;
+            let prefix = match relative.find('*') {
+                Some(star) => &relative[..star],
+                None if relative.ends_with('/') || relative.is_empty() => relative,
+                None => return None,
+            };
+            // Up to the last `/`: `./lib/x*` maps into `lib/`.
+            let prefix = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
+            Some(if dir.is_empty() {
+                prefix.to_owned()
+            } else {
+                format!("{dir}/{prefix}")
+            })
+        })
+        .collect()
+}
+
+/// JavaScript that loads each module a `package.json` `exports` or `imports` target names
+/// (`"#util": "child_process"`; not a file, `./lib.js`), for the rules to read: a program
+/// importing `#util` loads `child_process`, and no source holds that name. A target pattern
+/// (`"#n/*": "node:*"`) loads a module chosen by the importer's name: `require` of a name.
+pub(super) fn package_modules(program: &Program) -> Option<WorkspaceFile> {
+    let mut code = String::new();
+    for (_, target) in package_targets(program) {
+        if target.starts_with("./") || target.starts_with("../") || target.starts_with('/') {
+            continue;
+        }
+        if target.contains('*') {
+            code.push_str("require(name);\n");
+        } else {
+            code.push_str(&format!(
+                "require({});\n",
+                serde_json::Value::String(target)
+            ));
+        }
+    }
+    (!code.is_empty()).then(|| WorkspaceFile::new("package.json", code.into_bytes()))
+}
+
 impl Engine {
     /// Why each file beside `program`'s sources cannot be analysed although its runtime may
     /// run it, one reason per file ([module documentation](self)). A file that fails the
     /// screen counts only when a program file names it: an input that nobody names (a CSV
     /// with a NUL byte, a picture) is data and keeps the program's grade. A name built at run
     /// time (`require("./hel" + "per.txt")`) is not seen: the analysis is advisory.
-    pub(super) fn unreadable_files(&self, program: &Program) -> Vec<String> {
+    /// A file that a runtime of `language` loads by itself from where it sits counts as named
+    /// (`loaded_by_runtime`).
+    pub(super) fn unreadable_files(&self, language: &str, program: &Program) -> Vec<String> {
+        let patterned = if language == "javascript" {
+            patterned_dirs(program)
+        } else {
+            Vec::new()
+        };
         // The program's code, and each `package.json`, whose `main` Node loads for
         // `require(".")`; as written and with its strings spelled out.
         let code: Vec<&WorkspaceFile> = program
@@ -292,13 +415,16 @@ impl Engine {
                 }
                 // Another language's file is graded whole, as a source: the screen's refusal
                 // counts there already.
-                if self.language_of_other_file(file).is_some() || !named(file) {
+                if self.language_of_other_file(file).is_some() {
                     return None;
                 }
+                let loader = if named(file) {
+                    "which a program file names"
+                } else {
+                    loaded_by_runtime(language, file, &patterned)?
+                };
                 let why = warden_analysis::screened_out(&file.contents)?;
-                Some(format!(
-                    "{path}, which a program file names, cannot be analysed: {why}"
-                ))
+                Some(format!("{path}, {loader}, cannot be analysed: {why}"))
             })
             .collect()
     }
@@ -442,6 +568,207 @@ mod tests {
             assert_eq!(level, ThreatLevel::High, "{language} {files:?}: {why:?}");
             assert!(why.is_some_and(|why| why.contains("helper.txt")));
         }
+    }
+
+    /// Hunt "lang" F1 to F3 (and a GCC precompiled header, found fixing them): a file no
+    /// program file names, that a runtime or compiler loads by itself from where it sits (R's
+    /// `.Rprofile`, a gemspec in Ruby's user gem directory, a file a `package.json` `exports`
+    /// pattern maps `require("foo/x")` to, `foo.h.gch` beside `foo.h`), hid a payload behind a
+    /// NUL byte: graded none, and it ran.
+    #[test]
+    fn a_file_a_runtime_loads_by_itself_that_the_screen_refuses_is_unanalysable() {
+        let js = &b"console.log(String(require(\"child_process\").execSync(\"id\")))\n//\0\n"[..];
+        let gch = b"gpchC014\0\0\0\x01\0\0";
+        let cases: [(&str, &[File<'_>], &str); 7] = [
+            (
+                "r",
+                &[
+                    ("main.R", b"cat(\"hello\\n\")\n"),
+                    (".Rprofile", b"system(\"id\")\n#\0\n"),
+                ],
+                ".Rprofile",
+            ),
+            (
+                "r",
+                &[
+                    ("main.R", b"cat(\"hello\\n\")\n"),
+                    (".Renviron", b"R_PROFILE_USER=p\n#\0\n"),
+                ],
+                ".Renviron",
+            ),
+            (
+                "ruby",
+                &[
+                    ("main.rb", b"puts \"hello\"\n"),
+                    (
+                        ".gem/ruby/3.1.0/specifications/error_highlight-99.gemspec",
+                        b"system(\"id\")\n__END__\n\0",
+                    ),
+                ],
+                "error_highlight-99.gemspec",
+            ),
+            (
+                "javascript",
+                &[
+                    ("main.js", b"require(\"foo/x\"); console.log(\"main\")\n"),
+                    (
+                        "node_modules/foo/package.json",
+                        b"{\"name\":\"foo\",\"exports\":{\"./*\":\"./*.dat\"}}\n",
+                    ),
+                    ("node_modules/foo/x.dat", js),
+                ],
+                "x.dat",
+            ),
+            // Outside node_modules, by an `imports` pattern of the program's own package.json.
+            (
+                "javascript",
+                &[
+                    ("main.mjs", b"import \"#lib/x\";\n"),
+                    (
+                        "package.json",
+                        b"{\"imports\":{\"#lib/*\":{\"node\":\"./lib/*.dat\"}}}\n",
+                    ),
+                    ("lib/x.dat", js),
+                ],
+                "x.dat",
+            ),
+            (
+                "c",
+                &[
+                    (
+                        "main.c",
+                        b"#include \"foo.h\"\nint main(void) { return f(); }\n",
+                    ),
+                    ("foo.h", b"static int f(void) { return 0; }\n"),
+                    ("foo.h.gch", gch),
+                ],
+                "foo.h.gch",
+            ),
+            (
+                "cpp",
+                &[
+                    (
+                        "main.cpp",
+                        b"#include \"foo.h\"\nint main() { return f(); }\n",
+                    ),
+                    ("foo.h", b"static int f() { return 0; }\n"),
+                    ("foo.h.gch", gch),
+                ],
+                "foo.h.gch",
+            ),
+        ];
+        for (language, files, culprit) in cases {
+            let (level, why) = graded(language, files);
+            assert_eq!(level, ThreatLevel::High, "{language} {culprit}: {why:?}");
+            let why = why.expect("a reason");
+            assert!(why.contains(culprit), "{language}: {why}");
+        }
+    }
+
+    /// What the runtimes load by themselves is where they load it: an input with a NUL byte, a
+    /// picture or a README elsewhere in an ordinary program (one with a `package.json` without
+    /// patterns, or whose patterns map elsewhere) stays data.
+    #[test]
+    fn binary_data_where_no_runtime_loads_files_is_data() {
+        let data: [File<'_>; 4] = [
+            ("input.bin", b"\0\x01\x02\0"),
+            ("picture.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            ("README.md", b"# eval mode\n"),
+            ("data/Rprofile.csv", b"a,b\n1,\0\n"),
+        ];
+        let cases: [(&str, &[File<'_>]); 5] = [
+            ("r", &[("main.R", b"x <- readLines(\"stdin\")\n")]),
+            (
+                "ruby",
+                &[("main.rb", b"puts STDIN.read\n"), ("gems/x.gemspec", b"\0")],
+            ),
+            (
+                "javascript",
+                &[
+                    ("main.js", b"console.log(1)\n"),
+                    ("package.json", b"{\"name\":\"x\",\"main\":\"main.js\"}\n"),
+                ],
+            ),
+            (
+                "javascript",
+                &[
+                    ("main.js", b"require(\"#lib/a\")\n"),
+                    (
+                        "package.json",
+                        b"{\"imports\":{\"#lib/*\":\"./lib/*.js\"}}\n",
+                    ),
+                    ("lib/a.js", b"module.exports = 1\n"),
+                ],
+            ),
+            (
+                "c",
+                &[
+                    ("main.c", b"int main(void) { return 0; }\n"),
+                    ("notes.gch", b"plain notes, not a header\0"),
+                ],
+            ),
+        ];
+        for (language, files) in cases {
+            let mut files = files.to_vec();
+            files.extend_from_slice(&data);
+            let (level, why) = graded(language, &files);
+            assert_eq!((level, why), (ThreatLevel::None, None), "{language}");
+        }
+    }
+
+    /// Hunt "lang" F4: `package.json` `imports` mapped `#util` to a builtin (`child_process`),
+    /// and `import { execSync } from "#util"` was graded none: the rules read module names in
+    /// the sources only. A target naming a module counts as a `require` of it.
+    #[test]
+    fn a_package_json_mapping_to_a_module_counts_as_loading_it() {
+        for (package, main) in [
+            (
+                &b"{\"imports\": {\"#util\": \"child_process\"}}\n"[..],
+                &b"import { execSync } from \"#util\";\nexecSync(\"id\");\n"[..],
+            ),
+            (
+                b"{\"imports\": {\"#util\": {\"node\": \"node:child_process\", \"default\": \"./u.js\"}}}\n",
+                b"const u = require(\"#util\");\n",
+            ),
+        ] {
+            let analysis = analysis_of(
+                "javascript",
+                &[("main.mjs", main), ("package.json", package), ("u.js", b"\n")],
+            )
+            .expect("prepared");
+            assert!(
+                analysis
+                    .findings
+                    .iter()
+                    .any(|f| f.rule == "javascript.child_process"),
+                "{analysis:?}"
+            );
+            assert_eq!(analysis.threat_level, ThreatLevel::Medium);
+        }
+        // `vm`'s functions imported by name (through an alias or not) run code.
+        let (level, _) = graded(
+            "javascript",
+            &[
+                (
+                    "main.mjs",
+                    b"import { runInThisContext as r } from \"#util\";\nr(\"1\");\n",
+                ),
+                ("package.json", b"{\"imports\": {\"#util\": \"vm\"}}\n"),
+            ],
+        );
+        assert_eq!(level, ThreatLevel::High);
+        let (level, why) = graded(
+            "javascript",
+            &[
+                (
+                    "main.mjs",
+                    b"import { x } from \"#lib\";\nconsole.log(x);\n",
+                ),
+                ("package.json", b"{\"imports\": {\"#lib\": \"./lib.js\"}}\n"),
+                ("lib.js", b"export const x = 1;\n"),
+            ],
+        );
+        assert_eq!((level, why), (ThreatLevel::None, None));
     }
 
     #[test]
