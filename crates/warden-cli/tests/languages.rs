@@ -1294,3 +1294,50 @@ fn a_library_where_a_program_belongs_is_a_compile_error() {
         assert_eq!(outcomes, [&compile_error; 2], "{lang}: {history:#}");
     }
 }
+
+/// Hunt "lang" F1 and F2: HOME and the working directory are the workspace, so R ran a
+/// program's `.Rprofile` (and read its `.Renviron`, and searched its user library first), and
+/// RubyGems ran the gemspecs of its `.gem` user directory at start-up, no program file naming
+/// them. The runtimes are told not to: a payload in those files does not run.
+#[test]
+fn runtimes_do_not_load_start_up_files_from_the_workspace() {
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+    let r = Warden::for_language("r");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let file = dir.path().join(name);
+        std::fs::create_dir_all(file.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    };
+    write(".Rprofile", "cat(\"PROFILE RAN\\n\")\n");
+    write(".Renviron", "FROM_RENVIRON=yes\n");
+    write(
+        "R/x86_64-pc-linux-gnu-library/4.2/README",
+        "a user library\n",
+    );
+    write(
+        "main.R",
+        "cat(\"hello\", Sys.getenv(\"FROM_RENVIRON\"), any(grepl(\"^/work\", .libPaths())), \"\\n\")\n",
+    );
+    let result = r.run(&[&path(dir.path()), "--entry", "main.R"], b"");
+    assert_ran(&result, Expect::Exited(0), "hello  FALSE \n", "r");
+
+    let ruby = Warden::for_language("ruby");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir
+        .path()
+        .join(".gem/ruby/3.1.0/specifications/error_highlight-99.gemspec");
+    std::fs::create_dir_all(spec.parent().expect("a parent")).expect("mkdir");
+    std::fs::write(
+        &spec,
+        "puts \"GEMSPEC RAN\"\nGem::Specification.new { |s| s.name = \"error_highlight\"; s.version = \"99\" }\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("main.rb"),
+        "puts \"hello #{Gem.path.grep(%r{^/work}).inspect}\"\n",
+    )
+    .expect("write");
+    let result = ruby.run(&[&path(dir.path()), "--entry", "main.rb"], b"");
+    assert_ran(&result, Expect::Exited(0), "hello []\n", "ruby");
+}
