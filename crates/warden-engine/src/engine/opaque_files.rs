@@ -267,6 +267,12 @@ fn loaded_by_runtime(
         ("ruby", [".gem", ..] | [".local", "share", "gem", ..]) => {
             Some("in RubyGems' user directory, whose specifications RubyGems runs")
         }
+        // `require "bundler/setup"` evaluates the Gemfile of the working directory, and its
+        // `gemspec` line the gemspecs beside it.
+        ("ruby", ["Gemfile"]) => Some("which Bundler runs for `require \"bundler/setup\"`"),
+        ("ruby", [.., name]) if name.ends_with(".gemspec") => {
+            Some("a gemspec, which RubyGems and Bundler run")
+        }
         ("javascript", _) if components[..components.len() - 1].contains(&"node_modules") => {
             Some("under node_modules, where Node loads packages from by their names")
         }
@@ -579,7 +585,15 @@ mod tests {
     fn a_file_a_runtime_loads_by_itself_that_the_screen_refuses_is_unanalysable() {
         let js = &b"console.log(String(require(\"child_process\").execSync(\"id\")))\n//\0\n"[..];
         let gch = b"gpchC014\0\0\0\x01\0\0";
-        let cases: [(&str, &[File<'_>], &str); 7] = [
+        let cases: [(&str, &[File<'_>], &str); 8] = [
+            (
+                "ruby",
+                &[
+                    ("main.rb", b"require \"bundler/setup\"\nputs \"main\"\n"),
+                    ("tool.gemspec", b"system(\"id\")\n__END__\n\0"),
+                ],
+                "tool.gemspec",
+            ),
             (
                 "r",
                 &[
@@ -680,7 +694,7 @@ mod tests {
             ("r", &[("main.R", b"x <- readLines(\"stdin\")\n")]),
             (
                 "ruby",
-                &[("main.rb", b"puts STDIN.read\n"), ("gems/x.gemspec", b"\0")],
+                &[("main.rb", b"puts STDIN.read\n"), ("gems/Gemfile", b"\0")],
             ),
             (
                 "javascript",
