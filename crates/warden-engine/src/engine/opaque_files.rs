@@ -771,6 +771,15 @@ mod tests {
             ],
         );
         assert_eq!(level, ThreatLevel::High);
+        // A target pattern maps to a module chosen by the importer's name.
+        let (level, _) = graded(
+            "javascript",
+            &[
+                ("main.mjs", b"import \"#n/os\";\n"),
+                ("package.json", b"{\"imports\": {\"#n/*\": \"node:*\"}}\n"),
+            ],
+        );
+        assert_eq!(level, ThreatLevel::High);
         let (level, why) = graded(
             "javascript",
             &[
