@@ -4,7 +4,9 @@
 //! class or archive), and a file that fails the analysis's screen (a NUL byte, over 1 MiB) whose
 //! name a program file or a `package.json` mentions (`require("./helper.txt")`, Ruby's `load`,
 //! PHP's `include`, Node's `main`), as written or with its strings spelled out
-//! (`"\x68elper.txt"`).
+//! (`"\x68elper.txt"`), or that sits where the program's runtime loads files by itself, no
+//! file naming it (R's `.Rprofile`, Ruby's user gem directory and gemspecs, Node's
+//! `node_modules` and `package.json` patterns).
 //! Either makes the program one that cannot be analysed, graded `high` with the reason, as a
 //! source that fails the screen is. Runs in the engine's process: magic bytes and a search for
 //! names, no parse.
