@@ -1305,3 +1305,82 @@ fn javac_starts_no_plugin_the_program_ships() {
         "PLUGIN RAN",
     );
 }
+
+/// Hunt cli 1-3: a directory's files were listed, then each opened again by its path, so a
+/// file swapped for a link (or a FIFO) between the two was followed (or hung the run); a name
+/// that is not UTF-8 became U+FFFD; `--entry ./main.py` was not found. Links, FIFOs and
+/// sockets in the directory are left out, whatever they point to; the rest is read.
+#[test]
+fn a_directory_is_read_without_following_links_or_waiting_on_fifos() {
+    use std::os::unix::ffi::OsStrExt;
+    let world = World::new();
+    let tree = world.path().join("tree");
+    std::fs::create_dir_all(tree.join("lib")).expect("tree/lib");
+    std::fs::write(
+        tree.join("main.py"),
+        "import os\nfor root, dirs, files in sorted(os.walk('.')):\n    for f in sorted(files): print(os.path.join(root, f))\nprint(open('lib/util.txt').read())\n",
+    )
+    .expect("main.py");
+    std::fs::write(tree.join("lib/util.txt"), "util").expect("util.txt");
+    std::os::unix::fs::symlink("/etc/hostname", tree.join("host.txt")).expect("a link");
+    std::os::unix::fs::symlink("/etc", tree.join("etc")).expect("a link to a directory");
+    nix::unistd::mkfifo(
+        &tree.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("a FIFO");
+    for entry in ["main.py", "./main.py"] {
+        let out = world
+            .warden()
+            .args(["run", "--entry", entry])
+            .arg(&tree)
+            .output()
+            .expect("warden runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{entry}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout, "./main.py\n./lib/util.txt\nutil\n", "{entry}");
+    }
+    // A name that is not UTF-8 is refused, naming it, before anything runs.
+    let latin1 = tree.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    std::fs::write(&latin1, "x").expect("a Latin-1 name");
+    let out = world
+        .warden()
+        .args(["run", "--entry", "main.py"])
+        .arg(&tree)
+        .output()
+        .expect("warden runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("is not a UTF-8 name"), "{stderr}");
+}
+
+/// Hunt cli 4: a standard input open for writing only was read as an empty one (the standard
+/// library takes EBADF for the end of input), and the program ran without the input it was
+/// meant to get. It is an error now; a closed standard input is still an empty one.
+#[test]
+fn a_standard_input_that_cannot_be_read_is_an_error() {
+    let world = World::new();
+    let write_only = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null for writing");
+    let out = world
+        .warden()
+        .args([
+            "run",
+            "-l",
+            "python",
+            "-c",
+            "import sys; print(len(sys.stdin.read()))",
+        ])
+        .stdin(write_only)
+        .output()
+        .expect("warden runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("reading stdin"), "{stderr}");
+}

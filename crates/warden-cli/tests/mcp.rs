@@ -1290,3 +1290,47 @@ fn only_an_initialize_counts_against_the_cap_on_sessions() {
     let (status, _, body) = mcp_request(server.port, "POST", TOKEN, &[], ping);
     assert_ne!(status, 429, "a ping opens no session: {body}");
 }
+
+/// Hunt cli 5: once the client's end of stdout was closed, every answer failed with a broken
+/// pipe, yet `warden mcp` ran each new call to its end and lived until stdin closed. A failed
+/// write now ends the session as a closed stdin does: the calls in flight are cancelled.
+#[test]
+fn a_closed_stdout_ends_the_session_and_cancels_the_calls_in_flight() {
+    use std::io::BufRead;
+    let world = World::new();
+    let (mut child, mut stdin) = stdio_mcp(&world, Stdio::piped());
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    for message in opening("reader") {
+        writeln!(stdin, "{message}").expect("warden mcp reads");
+    }
+    let mut answer = String::new();
+    stdout
+        .read_line(&mut answer)
+        .expect("the initialize answer");
+    assert!(answer.contains("\"result\""), "{answer}");
+    drop(stdout);
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "run_code", "arguments": {"language": "bash", "code": "sleep 48.5; echo done",
+        "limits": {"wall_time": "60s"}}}});
+    writeln!(stdin, "{call}").expect("warden mcp reads");
+    let started = eventually(Duration::from_secs(60), || {
+        !processes_running("sleep 48.5").is_empty()
+    });
+    assert!(started, "the program did not start");
+    // An answer to write: it fails.
+    let list = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    writeln!(stdin, "{list}").expect("warden mcp reads");
+    let gone = eventually(Duration::from_secs(25), || {
+        processes_running("sleep 48.5").is_empty()
+    });
+    let exited = eventually(Duration::from_secs(10), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    drop(stdin);
+    assert!(gone, "the program outlived its client's stdout");
+    assert!(exited, "warden mcp outlived its client's stdout");
+}

@@ -415,11 +415,16 @@ fn stdin() -> anyhow::Result<Stdin> {
     read_stdin().map(Stdin::Bytes)
 }
 
-/// Standard input read whole, at most [`MAX_STDIN`].
+/// Standard input read whole, at most [`MAX_STDIN`]. Read through a descriptor of its own, not
+/// `std::io::stdin()`, which takes EBADF for an empty input: a descriptor open for writing only
+/// is an error, not an empty input.
 fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let fd = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stdin")?;
     let mut bytes = Vec::new();
-    std::io::stdin()
-        .lock()
+    std::fs::File::from(fd)
         .take(MAX_STDIN + 1)
         .read_to_end(&mut bytes)
         .context("reading stdin")?;

@@ -3,12 +3,16 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::{Mode, SFlag};
 use warden_core::ByteSize;
 use warden_engine::{Cancellation, SourceFile};
 
@@ -127,43 +131,130 @@ impl Read for UntilCancelled<'_> {
 
 /// Every regular file under `dir` (symlinks are not followed), named by its path relative to
 /// `dir`, with `entry` first.
+///
+/// Everything below `dir` is opened relative to its directory's descriptor, without following
+/// a link, and read from the descriptor it was checked on: a directory another user can write
+/// to (a submission folder graded by root) could otherwise swap a file or a subdirectory for a
+/// link, or a FIFO, between the listing and the read, and put a host file in the workspace or
+/// hang the run. An entry whose kind changes meanwhile is taken for what it is when opened.
 pub(crate) fn from_directory(dir: &Path, entry: &str) -> anyhow::Result<Vec<SourceFile>> {
-    let mut relative = Vec::new();
-    walk(dir, Path::new(""), &mut relative)?;
-    relative.sort();
-    let position = relative
-        .iter()
-        .position(|p| p == Path::new(entry))
-        .with_context(|| format!("{entry} is not a file in {}", dir.display()))?;
-    let first = relative.remove(position);
-    relative.insert(0, first);
+    let entry = entry_path(entry)?;
+    let root = open_dir(dir)?;
+    let mut found = Vec::new();
     let mut budget = MAX_TOTAL;
-    relative
-        .into_iter()
-        .map(|rel| {
-            let (code, executable) = read(&dir.join(&rel), &mut budget)?;
-            Ok(SourceFile {
-                code,
-                name: Some(rel.to_string_lossy().into_owned()),
-                executable,
-            })
-        })
-        .collect()
+    walk(&root, dir, Path::new(""), &mut found, &mut budget)?;
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let position = found
+        .iter()
+        .position(|(rel, _)| *rel == entry)
+        .with_context(|| format!("{} is not a file in {}", entry.display(), dir.display()))?;
+    let first = found.remove(position);
+    found.insert(0, first);
+    Ok(found.into_iter().map(|(_, file)| file).collect())
 }
 
-fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let dir = root.join(rel);
-    for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
-        let kind = entry.file_type()?;
-        let path = rel.join(entry.file_name());
-        if kind.is_dir() {
-            walk(root, &path, out)?;
-        } else if kind.is_file() {
-            out.push(path);
+/// `--entry`'s path as the walk names files: relative, without `.` parts (`./main.py`).
+fn entry_path(entry: &str) -> anyhow::Result<PathBuf> {
+    use std::path::Component;
+    let mut path = PathBuf::new();
+    for part in Path::new(entry).components() {
+        match part {
+            Component::Normal(name) => path.push(name),
+            Component::CurDir => {}
+            _ => bail!(
+                "--entry {entry:?} must be a path inside the directory (no '..', no leading '/')"
+            ),
         }
-        if out.len() > MAX_FILES {
-            bail!("{} holds more than {MAX_FILES} files", root.display());
+    }
+    if path.as_os_str().is_empty() {
+        bail!("--entry {entry:?} names no file");
+    }
+    Ok(path)
+}
+
+/// Opens the directory the user named, for listing.
+fn open_dir(dir: &Path) -> anyhow::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    nix::fcntl::open(dir, flags, Mode::empty())
+        .with_context(|| format!("reading {}", super::printable(&dir.display().to_string())))
+}
+
+/// Reads every regular file below `dir` (the directory `rel` of `root`, shown as `shown`) into
+/// `out`, within `budget`.
+fn walk(
+    dir: &OwnedFd,
+    root: &Path,
+    rel: &Path,
+    out: &mut Vec<(PathBuf, SourceFile)>,
+    budget: &mut u64,
+) -> anyhow::Result<()> {
+    let shown = || super::printable(&root.join(rel).display().to_string());
+    let mut listing = nix::dir::Dir::from_fd(
+        nix::unistd::dup(dir).with_context(|| format!("reading {}", shown()))?,
+    )
+    .with_context(|| format!("reading {}", shown()))?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let entry = entry.with_context(|| format!("reading {}", shown()))?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(std::ffi::OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    for name in names {
+        let path = rel.join(&name);
+        let Some(utf8) = path.to_str() else {
+            bail!(
+                "{} is not a UTF-8 name: the program's files are named by text",
+                super::printable(&root.join(&path).display().to_string())
+            );
+        };
+        let utf8 = utf8.to_owned();
+        // O_NONBLOCK: a FIFO put here opens at once and is then seen for what it is.
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = match openat(dir, name.as_os_str(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            // A link (not followed), or gone since the listing.
+            Err(Errno::ELOOP | Errno::ENOENT) => continue,
+            // A socket, or a device without its driver.
+            Err(Errno::ENXIO | Errno::EOPNOTSUPP | Errno::ENODEV) => continue,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "opening {}",
+                        super::printable(&root.join(&path).display().to_string())
+                    )
+                })
+            }
+        };
+        let st = nix::sys::stat::fstat(&fd).with_context(|| {
+            format!(
+                "reading {}",
+                super::printable(&root.join(&path).display().to_string())
+            )
+        })?;
+        match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            // Listed through the descriptor it was checked on.
+            SFlag::S_IFDIR => walk(&fd, root, &path, out, budget)?,
+            SFlag::S_IFREG => {
+                if out.len() == MAX_FILES {
+                    bail!("{} holds more than {MAX_FILES} files", root.display());
+                }
+                // Back to blocking reads: a regular file never blocks, and the flag is the
+                // open file's.
+                let file = fs::File::from(fd);
+                let code = read_within(&file, &root.join(&path), budget)?;
+                out.push((
+                    path,
+                    SourceFile {
+                        code,
+                        name: Some(utf8),
+                        executable: st.st_mode & 0o111 != 0,
+                    },
+                ));
+            }
+            // A FIFO, a device: not a program file.
+            _ => {}
         }
     }
     Ok(())

@@ -2,7 +2,9 @@
 //! that lasts until the client closes stdin, or until a signal stops it. Stdout is the protocol channel: nothing else in
 //! the process may write to it (logs go to stderr; `clippy::print_stdout` guards the code).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use rmcp::service::{QuitReason, ServerInitializeError};
 use rmcp::transport::async_rw::AsyncRwTransport;
@@ -39,12 +41,68 @@ where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
+    // A client whose side of stdout is gone reads no answer again: the session ends as a
+    // stop ends it, its calls cancelled, instead of running each call to an answer that fails.
+    let (broken, broke) = tokio::sync::watch::channel(false);
+    let writer = Watched {
+        inner: writer,
+        broken,
+    };
+    let (ends, ended) = tokio::sync::watch::channel(false);
+    let outer = stop;
+    let mut watch_broken = broke;
+    tokio::spawn(async move {
+        tokio::select! {
+            () = stopped(outer) => {}
+            Ok(_) = watch_broken.wait_for(|b| *b) => {
+                tracing::info!("mcp client's end of stdout is closed: the session ends");
+            }
+            () = ends.closed() => return,
+        }
+        ends.send_replace(true);
+    });
+    let stop = Some(ended);
     tokio::select! {
         served = serve_session(host, reader, writer, stop.clone()) => served,
         () = stopped(stop) => {
             tracing::info!("mcp session over stdio stopped");
             Ok(())
         }
+    }
+}
+
+/// A writer that notes its first failure in `broken`.
+struct Watched<W> {
+    inner: W,
+    broken: tokio::sync::watch::Sender<bool>,
+}
+
+impl<W> Watched<W> {
+    fn note<T>(&self, polled: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if let Poll::Ready(Err(_)) = &polled {
+            self.broken.send_replace(true);
+        }
+        polled
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Watched<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -230,7 +230,9 @@ fn limits(args: &RunArgs) -> Map<String, Value> {
 /// Standard input, read whole (a pipe cannot be handed to another process over HTTP); none
 /// from a terminal, as for a local run.
 fn stdin() -> anyhow::Result<Option<Vec<u8>>> {
-    if std::io::stdin().is_terminal() {
+    let stdin = std::io::stdin();
+    // A closed standard input is an empty one, as for a local run.
+    if stdin.is_terminal() || nix::sys::stat::fstat(stdin.as_fd()).is_err() {
         return Ok(None);
     }
     let bytes = read_stdin()?;
