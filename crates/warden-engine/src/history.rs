@@ -23,6 +23,8 @@ mod traffic;
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::config::DbConfig;
@@ -67,6 +69,13 @@ fn wait_for_lock(count: i32) -> bool {
     true
 }
 
+/// The busy handler of a connection: [`wait_for_lock`] while `waits` is set, else giving up
+/// at once.
+fn busy_handler(waits: &Arc<AtomicBool>) -> impl FnMut(i32) -> bool + Send + 'static {
+    let waits = Arc::clone(waits);
+    move |count| waits.load(Ordering::Relaxed) && wait_for_lock(count)
+}
+
 /// The `n`th wait (from 0) of [`wait_for_lock`].
 fn lock_wait(n: u32) -> Duration {
     FIRST_WAIT
@@ -82,6 +91,10 @@ fn waited_before(n: u32) -> Duration {
 
 /// The WAL size past which a record empties it into the database.
 const WAL_LIMIT: u64 = 1 << 20;
+
+/// The WAL size past which emptying it waits for the readers of older snapshots
+/// ([`HistoryStore::checkpoint_if_large`]).
+const WAL_CEILING: u64 = 16 << 20;
 
 /// A failure of the history store. The execution it was recording is unaffected.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +192,10 @@ impl PendingRecord {
 pub struct HistoryStore {
     conn: Connection,
     path: PathBuf,
+    /// [`HistoryStore::empty`]: a database in memory, which no other connection reaches.
+    in_memory: bool,
+    /// Whether the busy handler waits ([`wait_for_lock`]) or gives up at once.
+    waits: Arc<AtomicBool>,
 }
 
 impl HistoryStore {
@@ -191,10 +208,16 @@ impl HistoryStore {
         let path = path.as_ref().to_path_buf();
         create_private(&path)?;
         let conn = Connection::open(&path).map_err(|e| classify(&path, "opening", e))?;
-        let mut store = Self { conn, path };
+        let mut store = Self {
+            conn,
+            path,
+            in_memory: false,
+            waits: Arc::new(AtomicBool::new(true)),
+        };
+        let handler = busy_handler(&store.waits);
         store
             .conn
-            .busy_handler(Some(wait_for_lock))
+            .busy_handler(Some(handler))
             .map_err(|e| store.error("setting the busy handler", e))?;
         store.retry_while_busy("switching to WAL mode", |s| s.use_wal())?;
         schema::migrate(&mut store.conn, &store.path)?;
@@ -207,7 +230,53 @@ impl HistoryStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = Connection::open_in_memory().map_err(|e| classify(&path, "opening", e))?;
         schema::migrate(&mut conn, &path)?;
-        Ok(Self { conn, path })
+        Ok(Self {
+            conn,
+            path,
+            in_memory: true,
+            waits: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    /// Another connection to the database at `path`, which [`HistoryStore::open`] opened
+    /// (and migrated) already, for reads only (`query_only`): in WAL mode it reads beside the
+    /// writer and other readers, so that a long read (a token's statistics over a large
+    /// history) holds up neither the records nor the other reads. It never checkpoints.
+    pub fn open_reader(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
+        use rusqlite::OpenFlags;
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| classify(&path, "opening", e))?;
+        let mut store = Self {
+            conn,
+            path,
+            in_memory: false,
+            waits: Arc::new(AtomicBool::new(true)),
+        };
+        let step = "opening a reader";
+        let handler = busy_handler(&store.waits);
+        store
+            .conn
+            .busy_handler(Some(handler))
+            .map_err(|e| store.error(step, e))?;
+        store
+            .conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(|e| store.error(step, e))?;
+        store
+            .conn
+            .pragma_update(None, "query_only", true)
+            .map_err(|e| store.error(step, e))?;
+        Ok(store)
+    }
+
+    /// Whether this is [`HistoryStore::empty`]'s database in memory, which only this
+    /// connection reaches.
+    pub fn is_in_memory(&self) -> bool {
+        self.in_memory
     }
 
     /// The database file.
@@ -232,9 +301,7 @@ impl HistoryStore {
         for record in records {
             record.0.insert(&tx).map_err(|e| self.error(step, e))?;
         }
-        tx.commit().map_err(|e| self.error(step, e))?;
-        self.checkpoint_if_large();
-        Ok(())
+        self.commit(tx, step)
     }
 
     /// The executions matching `filter`, newest first, without code or output.
@@ -316,14 +383,23 @@ impl HistoryStore {
         events::count_for(&self.conn, &self.path, token, since)
     }
 
-    /// Records one call of the tool registry.
-    pub fn record_tool_call(&self, call: &ToolCallRecord<'_>) -> Result<(), HistoryError> {
+    /// Records one call of the tool registry and, in the same transaction, deletes the calls
+    /// `rule` no longer keeps (by age, and past its count the oldest of the caller that holds
+    /// the most).
+    pub fn record_tool_call(
+        &self,
+        call: &ToolCallRecord<'_>,
+        rule: Option<&Prune>,
+    ) -> Result<(), HistoryError> {
         let step = "recording a tool call";
         let tx = self.immediate(step)?;
         let at = call.answered_at.unwrap_or_else(SystemTime::now);
         tool_calls::insert(&tx, call, at).map_err(|e| self.error(step, e))?;
-        tx.commit().map_err(|e| self.error(step, e))?;
-        Ok(())
+        if let Some(rule) = rule {
+            rule.apply_to_tool_calls(&tx)
+                .map_err(|e| self.error(step, e))?;
+        }
+        self.commit(tx, step)
     }
 
     /// The tool registry's statistics over the calls made at or after `since` (all when
@@ -342,16 +418,15 @@ impl HistoryStore {
         tool_calls::stats(&self.conn, &self.path, since, caller)
     }
 
-    /// Deletes the executions that `rule` no longer keeps (and tool calls older than its
-    /// age); returns how many executions.
+    /// Deletes the executions and the tool calls that `rule` no longer keeps; returns how
+    /// many executions.
     pub fn prune(&self, rule: &Prune) -> Result<u64, HistoryError> {
         let step = "pruning old executions";
         let tx = self.immediate(step)?;
-        if let Some(time) = rule.older_than {
-            tool_calls::prune_older(&tx, time).map_err(|e| self.error(step, e))?;
-        }
+        rule.apply_to_tool_calls(&tx)
+            .map_err(|e| self.error(step, e))?;
         let deleted = rule.apply(&tx).map_err(|e| self.error(step, e))?;
-        tx.commit().map_err(|e| self.error(step, e))?;
+        self.commit(tx, step)?;
         Ok(deleted)
     }
 
@@ -391,6 +466,23 @@ impl HistoryStore {
         }
     }
 
+    /// Begins a read transaction and reads, holding a snapshot until [`HistoryStore::end_read`]:
+    /// a reader in the middle of a long read.
+    #[cfg(test)]
+    pub(crate) fn begin_read(&self) {
+        self.conn.execute_batch("BEGIN").expect("a read begins");
+        let _: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM executions", [], |r| r.get(0))
+            .expect("a read");
+    }
+
+    /// Ends [`HistoryStore::begin_read`]'s transaction.
+    #[cfg(test)]
+    pub(crate) fn end_read(&self) {
+        self.conn.execute_batch("COMMIT").expect("the read ends");
+    }
+
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<u32, HistoryError> {
         schema::version(&self.conn).map_err(|e| self.error("reading the schema version", e))
@@ -421,6 +513,12 @@ impl HistoryStore {
     /// Copies the WAL into the database and empties it once it passes [`WAL_LIMIT`]: every
     /// process that opens the database first reads the whole WAL. Best effort: a busy or
     /// failed checkpoint is left to the next record.
+    ///
+    /// Emptying the WAL waits for the readers of older snapshots to end (SQLite calls the busy
+    /// handler meanwhile). Below [`WAL_CEILING`] it does not wait: the write that called it
+    /// holds the engine's write lock, and a reader may be a long one (a token's statistics).
+    /// Past it, it waits (up to [`BUSY_TIMEOUT`]), so that readers that keep overlapping
+    /// cannot keep the WAL from ever being emptied.
     fn checkpoint_if_large(&self) {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
@@ -428,11 +526,15 @@ impl HistoryStore {
         if size <= WAL_LIMIT {
             return;
         }
+        // A busy handler that gives up makes a checkpoint that would wait copy what it can
+        // and report itself busy.
+        self.waits.store(size > WAL_CEILING, Ordering::Relaxed);
         let done = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 r.get::<_, i64>(0)
             });
+        self.waits.store(true, Ordering::Relaxed);
         match done {
             Ok(0) => tracing::debug!(path = %self.path.display(), size, "history WAL emptied"),
             Ok(_) => tracing::debug!(path = %self.path.display(), "history WAL busy, not emptied"),
@@ -459,6 +561,15 @@ impl HistoryStore {
                 Err(e) => return Err(self.error(step, e)),
             }
         }
+    }
+
+    /// Commits a write and keeps the WAL near [`WAL_LIMIT`]: every write path ends here, so
+    /// that no kind of record (tool calls, which run no execution, included) grows the WAL
+    /// without bound while auto-checkpointing is off ([`HistoryStore::use_wal`]).
+    fn commit(&self, tx: Transaction<'_>, step: &'static str) -> Result<(), HistoryError> {
+        tx.commit().map_err(|e| self.error(step, e))?;
+        self.checkpoint_if_large();
+        Ok(())
     }
 
     /// A transaction holding the write lock from its start, so that it never has to upgrade a
@@ -571,6 +682,56 @@ mod tests {
         assert!(!wait_for_lock(i32::MAX));
     }
 
+    fn wal_size(store: &HistoryStore) -> u64 {
+        let mut wal = store.path().to_path_buf().into_os_string();
+        wal.push("-wal");
+        std::fs::metadata(wal).map_or(0, |m| m.len())
+    }
+
+    fn tool_call(caller: Option<&str>) -> ToolCallRecord<'_> {
+        ToolCallRecord {
+            tool: "wc",
+            category: "compute",
+            api: "v1",
+            caller,
+            status: ToolCallStatus::Refused,
+            latency: Duration::from_millis(1),
+            execution_id: None,
+            error: Some("input: missing required property \"text\""),
+            answered_at: None,
+        }
+    }
+
+    /// Hunt hist 1: tool calls never emptied the WAL (auto-checkpointing is off), about 22 KB
+    /// a call: 5,000 refused calls left a 109 MB WAL. Every write path now empties it past
+    /// [`WAL_LIMIT`], pruning included.
+    #[test]
+    fn tool_calls_and_pruning_keep_the_wal_near_its_limit() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = HistoryStore::open(dir.path().join("h.sqlite3")).expect("opened");
+        // One commit adds a few pages; the WAL may pass the limit by one commit at most.
+        let bound = WAL_LIMIT + (256 << 10);
+        let mut largest = 0;
+        for _ in 0..400 {
+            store
+                .record_tool_call(&tool_call(Some("a")), None)
+                .expect("recorded");
+            largest = largest.max(wal_size(&store));
+        }
+        assert!(largest <= bound, "the WAL reached {largest} bytes");
+        assert!(
+            largest > WAL_LIMIT / 2,
+            "the test wrote too little: {largest}"
+        );
+        let everything = Prune {
+            older_than: Some(SystemTime::now() + Duration::from_secs(3600)),
+            keep_last: None,
+        };
+        store.prune(&everything).expect("pruned");
+        assert!(wal_size(&store) <= bound, "{}", wal_size(&store));
+        assert_eq!(store.tool_stats(None).expect("stats").tools.len(), 0);
+    }
+
     /// Bug hunt: a wrapped server's calls, recorded when its execution ends, all took that
     /// time; each keeps the time of its answer now, which `since` selects on.
     #[test]
@@ -580,17 +741,20 @@ mod tests {
         let hour_ago = SystemTime::now() - Duration::from_secs(3600);
         for (tool, answered_at) in [("old", Some(hour_ago)), ("new", None)] {
             store
-                .record_tool_call(&ToolCallRecord {
-                    tool,
-                    category: "host",
-                    api: "mcp",
-                    caller: None,
-                    status: ToolCallStatus::Success,
-                    latency: Duration::from_millis(5),
-                    execution_id: None,
-                    error: None,
-                    answered_at,
-                })
+                .record_tool_call(
+                    &ToolCallRecord {
+                        tool,
+                        category: "host",
+                        api: "mcp",
+                        caller: None,
+                        status: ToolCallStatus::Success,
+                        latency: Duration::from_millis(5),
+                        execution_id: None,
+                        error: None,
+                        answered_at,
+                    },
+                    None,
+                )
                 .expect("recorded");
         }
         let since = SystemTime::now() - Duration::from_secs(60);

@@ -19,6 +19,7 @@ use warden_core::{
     Usage,
 };
 use warden_engine::history::{HistoryError, Prune};
+use warden_engine::history::{ToolCallRecord, ToolCallStatus};
 use warden_engine::{
     Engine, ExecutionId, ExecutionResult, HistoryFilter, HistoryStore, LanguageDetection,
     RecordInput, Retention, Security, Stage, StageResult, Violation,
@@ -775,7 +776,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
 
 /// Version 10 changes no table: it tells a warden before it, which cannot read a cancelled
 /// execution's outcome, that the database is newer than it knows. A version 9 database (as
-/// version 9 made it: without the columns, table, index and triggers of versions 11 and 12) is
+/// version 9 made it: without the columns, tables, indexes and triggers of versions 11 to 13) is
 /// brought to the latest with its rows.
 #[test]
 fn a_version_9_database_reaches_the_latest_version_and_keeps_its_rows() {
@@ -790,7 +791,11 @@ fn a_version_9_database_reaches_the_latest_version_and_keeps_its_rows() {
     rusqlite::Connection::open(&path)
         .and_then(|c| {
             c.execute_batch(
-                "DROP TRIGGER executions_by_token_in;
+                "DROP TRIGGER tool_calls_by_caller_in;
+                 DROP TRIGGER tool_calls_by_caller_out;
+                 DROP TABLE tool_call_count_by_caller;
+                 DROP INDEX tool_calls_by_caller;
+                 DROP TRIGGER executions_by_token_in;
                  DROP TRIGGER executions_by_token_out;
                  DROP TABLE execution_count_by_token;
                  DROP INDEX executions_by_token;
@@ -802,14 +807,94 @@ fn a_version_9_database_reaches_the_latest_version_and_keeps_its_rows() {
         })
         .expect("set back to version 9");
     let store = HistoryStore::open(&path).expect("opens and migrates");
-    assert_eq!(HistoryStore::LATEST_SCHEMA_VERSION, 12);
-    assert_eq!(store.schema_version().expect("version"), 12);
+    assert_eq!(HistoryStore::LATEST_SCHEMA_VERSION, 13);
+    assert_eq!(store.schema_version().expect("version"), 13);
     assert!(store.get(r.id.as_str()).expect("read").is_some());
     let cancelled = result("bash", Outcome::Cancelled, 3);
     store
         .record(&cancelled, input(b"sleep 9"), Retention::Code)
         .expect("recorded");
     assert_eq!(store.stats(None).expect("stats").total, 2);
+}
+
+fn tool_call(caller: &str) -> ToolCallRecord<'_> {
+    ToolCallRecord {
+        tool: "wc",
+        category: "compute",
+        api: "v1",
+        caller: Some(caller),
+        status: ToolCallStatus::Success,
+        latency: Duration::from_millis(2),
+        execution_id: None,
+        error: None,
+        answered_at: None,
+    }
+}
+
+/// Version 13 (hunt hist 1 and 2) widens `executions_by_token` to cover a token's statistics
+/// and the `[response]` count, and counts each caller's tool calls for `max_count`. A version
+/// 12 database (as version 12 made it) is brought to it in place: its calls are counted from
+/// the rows, so that the first prune keeps the newest of the caller that holds the most.
+#[test]
+fn a_version_12_database_is_migrated_with_its_tool_calls_counted() {
+    let dir = World::new();
+    let path = dir.path().join("v12.sqlite3");
+    let store = HistoryStore::open(&path).expect("opens");
+    for wall in [3, 5, 7] {
+        let mut r = result("bash", exited(0), wall);
+        r.security.violations = vec![violation(Stage::Run, &Outcome::MemoryLimit)];
+        store
+            .record(&r, input(b"echo"), Retention::Code)
+            .expect("recorded");
+    }
+    for caller in ["alice", "alice", "alice", "bob"] {
+        store
+            .record_tool_call(&tool_call(caller), None)
+            .expect("recorded");
+    }
+    drop(store);
+    rusqlite::Connection::open(&path)
+        .and_then(|c| {
+            c.execute_batch(
+                "DROP TRIGGER tool_calls_by_caller_in;
+                 DROP TRIGGER tool_calls_by_caller_out;
+                 DROP TABLE tool_call_count_by_caller;
+                 DROP INDEX tool_calls_by_caller;
+                 DROP INDEX executions_by_token;
+                 CREATE INDEX executions_by_token ON executions (token, finished_at_ms, id);
+                 PRAGMA user_version = 12;",
+            )
+        })
+        .expect("set back to version 12");
+    let store = HistoryStore::open(&path).expect("opens and migrates");
+    assert_eq!(store.schema_version().expect("version"), 13);
+    let grader = store.stats_of(None, Some("grader")).expect("stats");
+    assert_eq!((grader.total, grader.security_violations), (3, 3));
+    assert_eq!(
+        store
+            .caller_events(Some("grader"), SystemTime::UNIX_EPOCH)
+            .expect("counted"),
+        3
+    );
+    let keep_two = Prune {
+        older_than: None,
+        keep_last: Some(2),
+    };
+    assert_eq!(store.prune(&keep_two).expect("pruned"), 1);
+    let calls = |caller| {
+        store
+            .tool_stats_of(None, Some(caller))
+            .expect("stats")
+            .tools
+            .first()
+            .map_or(0, |t| t.calls)
+    };
+    assert_eq!((calls("alice"), calls("bob")), (1, 1));
+    // The triggers count from here on: alice's next call pushes out her oldest.
+    store
+        .record_tool_call(&tool_call("alice"), Some(&keep_two))
+        .expect("recorded");
+    assert_eq!((calls("alice"), calls("bob")), (1, 1));
 }
 
 #[test]

@@ -8,6 +8,12 @@
 //! share a commit. Every read of the history first writes what is queued, under the same lock,
 //! so a reader (`/v1/history`, the response rule's count) always sees every execution that
 //! finished before it asked. Failures are logged, since the execution was already answered.
+//!
+//! Writes (records, tool calls, pruning) go through the one writing connection, under its
+//! lock. Reads do not hold that lock while they read: each takes a connection of its own from
+//! a small pool ([`HistoryStore::open_reader`]), which in WAL mode reads its snapshot beside
+//! the writer and the other readers. One token's statistics over a large history took seconds
+//! and held up every other token's records, reads and `[response]` counts before.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,12 +47,18 @@ struct Shared {
     /// Only read: a missing database is an empty one, not created ([`HistoryStore::empty`]).
     reads_only: bool,
     store: Mutex<Option<HistoryStore>>,
+    /// Idle read-only connections to the database, at most [`IDLE_READERS`].
+    readers: Mutex<Vec<HistoryStore>>,
     queue: Mutex<Queue>,
     /// Signalled when a record is queued or the journal closes.
     queued: Condvar,
     /// Records the history could not take (its database would not open or write), so far.
     lost: AtomicU64,
 }
+
+/// How many idle read connections the journal keeps; more are opened while more reads run at
+/// once, and closed after.
+const IDLE_READERS: usize = 4;
 
 /// The records waiting for the writer.
 #[derive(Debug, Default)]
@@ -103,6 +115,7 @@ impl Journal {
                 settings,
                 reads_only,
                 store: Mutex::new(None),
+                readers: Mutex::new(Vec::new()),
                 queue: Mutex::new(Queue::default()),
                 queued: Condvar::new(),
                 lost: AtomicU64::new(0),
@@ -419,14 +432,51 @@ impl Engine {
             .map(|s| s.path.as_path())
     }
 
+    /// Runs a read of the history on a read connection of its own, once every queued record
+    /// is written: the write lock is held only for that, not while `query` reads.
     pub(super) fn with_store<T>(
         &self,
         query: impl FnOnce(&HistoryStore) -> Result<T, crate::HistoryError>,
     ) -> Result<T, EngineError> {
         let journal = self.history.as_ref().ok_or(EngineError::NoHistory)?;
-        let (store, _) = journal.store()?;
+        let path = {
+            let (store, _) = journal.store()?;
+            let store = store.as_ref().ok_or(EngineError::NoHistory)?;
+            if store.is_in_memory() {
+                // No other connection reaches it (a reading command's missing database).
+                return Ok(query(store)?);
+            }
+            store.path().to_path_buf()
+        };
+        let idle = lock(&journal.shared.readers).pop();
+        let reader = match idle {
+            Some(reader) => reader,
+            None => HistoryStore::open_reader(&path)?,
+        };
+        let read = query(&reader);
+        if read.is_ok() {
+            let mut readers = lock(&journal.shared.readers);
+            if readers.len() < IDLE_READERS {
+                readers.push(reader);
+            }
+        }
+        Ok(read?)
+    }
+
+    /// Runs a write of the history on the writing connection, under its lock, once every
+    /// queued record is written; `write` is given the settings' pruning rule as of now.
+    pub(super) fn with_writer<T>(
+        &self,
+        write: impl FnOnce(
+            &HistoryStore,
+            Option<&crate::history::Prune>,
+        ) -> Result<T, crate::HistoryError>,
+    ) -> Result<T, EngineError> {
+        let journal = self.history.as_ref().ok_or(EngineError::NoHistory)?;
+        let (store, settings) = journal.store()?;
         let store = store.as_ref().ok_or(EngineError::NoHistory)?;
-        Ok(query(store)?)
+        let rule = settings.prune_rule(SystemTime::now());
+        Ok(write(store, rule.as_ref())?)
     }
 }
 
@@ -489,5 +539,94 @@ impl Engine {
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::history::{Retention, ToolCallRecord, ToolCallStatus};
+    use crate::EngineConfig;
+
+    fn engine(path: &Path) -> Engine {
+        Engine::new(EngineConfig {
+            history: Some(Ok(HistorySettings {
+                path: path.to_path_buf(),
+                retention: Retention::Metadata,
+                max_age: None,
+                max_count: Some(100),
+            })),
+            record_in_background: true,
+            ..EngineConfig::new(std::path::PathBuf::from("/nonexistent"))
+        })
+        .expect("an engine")
+    }
+
+    fn call(caller: &str) -> ToolCallRecord<'_> {
+        ToolCallRecord {
+            tool: "wc",
+            category: "compute",
+            api: "v1",
+            caller: Some(caller),
+            status: ToolCallStatus::Refused,
+            latency: Duration::from_millis(1),
+            execution_id: None,
+            error: Some("input: missing required property \"text\""),
+            answered_at: None,
+        }
+    }
+
+    /// Hunt hist 2: every read held the history's one connection, under its lock, while it
+    /// read: one token's statistics over a large history (seconds) held up every other
+    /// token's records, reads and `[response]` counts. Here a read stays in the middle of its
+    /// transaction while, on another thread, another token's tool calls are recorded (enough
+    /// of them to pass the WAL's limit, whose emptying must not wait for the open snapshot)
+    /// and its statistics, listing and events are read. They used to wait for the read's end,
+    /// for ever; a deadlock shows as the bound of the channel passing, not as a slow answer.
+    #[test]
+    fn a_read_in_progress_blocks_neither_records_nor_other_reads() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let engine = Arc::new(engine(&dir.path().join("h.sqlite3")));
+        engine.record_tool_call(&call("alice"));
+        engine
+            .with_store(|reader| {
+                reader.begin_read();
+                let (done, finished) = mpsc::channel();
+                // Not scoped: a blocked thread must not keep the test from failing.
+                let other = Arc::clone(&engine);
+                std::thread::spawn(move || {
+                    let engine = other;
+                    for _ in 0..300 {
+                        engine.record_tool_call(&call("bob"));
+                    }
+                    let stats = engine.tool_stats(None, Some("bob")).expect("stats");
+                    let listed = engine
+                        .history_list(&HistoryFilter {
+                            token: Some("bob".to_owned()),
+                            ..HistoryFilter::default()
+                        })
+                        .expect("listed");
+                    let events = engine
+                        .events(&crate::history::EventFilter::default())
+                        .expect("events");
+                    let counted = engine
+                        .with_store(|store| store.caller_events(Some("bob"), std::time::UNIX_EPOCH))
+                        .expect("counted");
+                    let answer = (stats.tools[0].calls, listed.len(), events.len(), counted);
+                    let _ = done.send(answer);
+                });
+                let answer = finished.recv_timeout(Duration::from_secs(60));
+                reader.end_read();
+                // `max_count = 100`: past it, the caller that holds the most (bob) loses its
+                // oldest; alice keeps her one.
+                assert_eq!(answer, Ok((99, 0, 0, 0)), "blocked by the read in progress");
+                Ok(())
+            })
+            .expect("read");
+        let all = engine.tool_stats(None, None).expect("stats");
+        assert_eq!(all.tools[0].calls, 100, "alice's one and bob's newest 99");
     }
 }

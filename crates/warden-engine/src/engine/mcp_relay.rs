@@ -709,18 +709,21 @@ impl Engine {
     fn record_relayed(&self, wrap: &McpWrap, call: &Answered, execution: Option<&ExecutionResult>) {
         let tool = format!("{}/{}", wrap.name, call.tool);
         let id = execution.map(|e| e.id.to_string());
-        if let Err(e) = self.with_store(|store| {
-            store.record_tool_call(&ToolCallRecord {
-                tool: &tool,
-                category: "host",
-                api: &wrap.origin.api,
-                caller: wrap.origin.token.as_deref(),
-                status: call.status,
-                latency: call.latency,
-                execution_id: id.as_deref(),
-                error: call.error.as_deref(),
-                answered_at: Some(call.at),
-            })
+        if let Err(e) = self.with_writer(|store, rule| {
+            store.record_tool_call(
+                &ToolCallRecord {
+                    tool: &tool,
+                    category: "host",
+                    api: &wrap.origin.api,
+                    caller: wrap.origin.token.as_deref(),
+                    status: call.status,
+                    latency: call.latency,
+                    execution_id: id.as_deref(),
+                    error: call.error.as_deref(),
+                    answered_at: Some(call.at),
+                },
+                rule,
+            )
         }) {
             if !matches!(e, EngineError::NoHistory) {
                 tracing::warn!(error = %e, %tool, "relayed tool call not recorded");

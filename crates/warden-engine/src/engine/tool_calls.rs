@@ -554,8 +554,8 @@ impl Engine {
         }
     }
 
-    fn record_tool_call(&self, call: &ToolCallRecord<'_>) {
-        if let Err(e) = self.with_store(|store| store.record_tool_call(call)) {
+    pub(super) fn record_tool_call(&self, call: &ToolCallRecord<'_>) {
+        if let Err(e) = self.with_writer(|store, rule| store.record_tool_call(call, rule)) {
             if !matches!(e, EngineError::NoHistory) {
                 tracing::warn!(error = %e, tool = call.tool, "tool call not recorded");
             }

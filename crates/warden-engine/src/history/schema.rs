@@ -183,7 +183,38 @@ BEGIN
 END;
 ";
 
-const MIGRATIONS: [&str; 12] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
+/// Version 13: a token's reads from an index, and the tool-call log bounded per caller.
+/// `executions_by_token` also carries the columns that a token's statistics and the
+/// `[response]` rule's count read (`violation_count` right after the id, which pruning's
+/// clean-first order filters on), so that they scan it alone: over a million rows a token's
+/// `/v1/stats` fetched each of its executions from the table, about 3 s, holding up every
+/// other reader. Listings and pruning keep using its first three columns, in the same order.
+/// `tool_call_count_by_caller` (kept by two triggers, as `execution_count_by_token` is) and
+/// `tool_calls_by_caller` let `max_count` keep the newest calls, from the caller that holds the
+/// most, without a scan.
+const V13: &str = "
+DROP INDEX executions_by_token;
+CREATE INDEX executions_by_token ON executions (
+    token, finished_at_ms, id, violation_count, language, mode, outcome_kind, threat_level,
+    wall_time_ms, cpu_time_ms, peak_memory_bytes
+);
+CREATE INDEX tool_calls_by_caller ON tool_calls (caller, seq);
+CREATE TABLE tool_call_count_by_caller (caller TEXT, n INTEGER NOT NULL);
+INSERT INTO tool_call_count_by_caller (caller, n) SELECT caller, count(*) FROM tool_calls GROUP BY caller;
+CREATE TRIGGER tool_calls_by_caller_in AFTER INSERT ON tool_calls
+BEGIN
+    INSERT INTO tool_call_count_by_caller (caller, n) SELECT NEW.caller, 0
+    WHERE NOT EXISTS (SELECT 1 FROM tool_call_count_by_caller WHERE caller IS NEW.caller);
+    UPDATE tool_call_count_by_caller SET n = n + 1 WHERE caller IS NEW.caller;
+END;
+CREATE TRIGGER tool_calls_by_caller_out AFTER DELETE ON tool_calls
+BEGIN
+    UPDATE tool_call_count_by_caller SET n = n - 1 WHERE caller IS OLD.caller;
+    DELETE FROM tool_call_count_by_caller WHERE caller IS OLD.caller AND n <= 0;
+END;
+";
+
+const MIGRATIONS: [&str; 13] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
