@@ -402,3 +402,87 @@ fn a_run_code_call_above_the_maxima_is_refused_without_a_place() {
         assert_eq!(status, 200, "{body}");
     });
 }
+
+/// Hunt hist 1: a call refused for its input (422) took none of the token's rate and was
+/// recorded all the same: a token held to one request a minute wrote about 3,000 refusals a
+/// second into the history. Every call takes a request of the rate now, refused ones
+/// included; past the rate it is answered 429 and not recorded.
+#[test]
+fn a_refused_call_takes_a_request_of_the_rate() {
+    let server = LiveServer::start(&format!(
+        "[[server.tokens]]\nname = \"slow\"\ntoken = \"t-slow\"\nrequests_per_minute = 2\n{ADMIN}"
+    ));
+    for _ in 0..2 {
+        let (status, body) = server.request_as(
+            "t-slow",
+            "POST",
+            "/v1/tools/wc/call",
+            Some(r#"{"text": 5}"#),
+        );
+        assert_eq!(status, 422, "{body}");
+    }
+    for call in [r#"{"text": 5}"#, r#"{"text": "a b"}"#] {
+        let (status, body) = server.request_as("t-slow", "POST", "/v1/tools/wc/call", Some(call));
+        assert_eq!(status, 429, "the rate is spent: {body}");
+    }
+    let (status, body) = server.request_as("t-slow", "POST", "/v1/tools/nope/call", Some("{}"));
+    assert_eq!(status, 429, "an unknown tool too: {body}");
+    let (status, body) = server.request_as("adm1n", "GET", "/v1/tools/stats", None);
+    assert_eq!(status, 200, "{body}");
+    let wc = parse(&body)["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .find(|t| t["tool"] == "wc")
+        .cloned()
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(
+        (wc["calls"].as_u64(), wc["refusals"].as_u64()),
+        (Some(2), Some(2)),
+        "{body}"
+    );
+}
+
+/// True while a `sleep MARKER` process runs.
+fn sleeping(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Hunt hist 3: `POST /v1/tools/{name}/call` ignored `sync_deadline` (a `shell` call of
+/// `sleep 5` under a 2 s deadline answered 200 after 5 s). It is answered 504 `deadline` at
+/// the deadline now, as `/v1/executions` is: its program is killed and its execution recorded
+/// as cancelled, and the worker is free for the next call.
+#[test]
+fn a_tool_call_past_the_synchronous_deadline_is_cancelled() {
+    let server = LiveServer::start("[server]\nworkers = 1\nsync_deadline = \"2s\"\n");
+    let marker = "42.4242";
+    let started = std::time::Instant::now();
+    let sleep = json!({"command": format!("exec sleep {marker}")}).to_string();
+    let (status, body) = server.request("POST", "/v1/tools/shell/call", Some(&sleep));
+    assert_eq!(status, 504, "{}", &body[..body.len().min(300)]);
+    assert_eq!(parse(&body)["kind"], "deadline", "{body}");
+    assert!(body.contains("tool call"), "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        live_server::eventually(std::time::Duration::from_secs(30), || !sleeping(marker)),
+        "the program is killed at the deadline"
+    );
+    let cancelled = live_server::eventually(std::time::Duration::from_secs(30), || {
+        let (_, body) = server.request("GET", "/v1/history?limit=1", None);
+        parse(&body)[0]["outcome"]["kind"] == "cancelled"
+    });
+    assert!(cancelled, "recorded as cancelled");
+    let (status, body) = server.request("POST", "/v1/tools/wc/call", Some(r#"{"text": "a b"}"#));
+    assert_eq!(status, 200, "the worker is free: {body}");
+}

@@ -63,6 +63,20 @@ impl ApiError {
         }
     }
 
+    /// A tool call (`POST /v1/tools/{name}/call`) past `sync_deadline`: cancelled.
+    pub(crate) fn tool_deadline(deadline: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            kind: "deadline",
+            message: format!(
+                "the tool call did not finish within the synchronous deadline of {}; it was \
+                 cancelled",
+                warden_core::units::format_duration(deadline)
+            ),
+            retry_after: None,
+        }
+    }
+
     /// A 504: a synchronous request outlived its deadline.
     pub(crate) fn deadline(deadline: std::time::Duration) -> Self {
         Self {

@@ -580,7 +580,10 @@ impl AppState {
     /// execution: the caller's quotas, a place in the queue, a worker, and a cancel when the
     /// client goes away. A call refused before anything would run (an unknown tool, input the
     /// schema refuses, a tool awaiting approval, a `run_code` call's limits above the
-    /// operator's maxima) is refused at once, with none of these.
+    /// operator's maxima) is refused at once, with no place and no worker, but it takes a
+    /// request of the caller's rate: it is recorded, and refusals that cost nothing filled the
+    /// history at thousands a second (hunt hist 1). Past the rate it is answered 429,
+    /// unrecorded.
     pub async fn call_tool(
         &self,
         tool: String,
@@ -605,7 +608,10 @@ impl AppState {
         let runs_execution = match &checked {
             // Refused at once, without a place or a worker: the engine records the refusal
             // and runs nothing, whatever the registry holds by now.
-            CallCheck::Refused(_) => return self.call_counted(request, checked, None).await,
+            CallCheck::Refused(_) => {
+                self.charge(&caller)?;
+                return self.call_counted(request, checked, None).await;
+            }
             CallCheck::Runs(entry) => !matches!(
                 entry.tool.runner,
                 warden_core::tool::Runner::Builtin(warden_core::tool::Builtin::Files)

@@ -207,6 +207,7 @@ pub(crate) async fn remove(
         (status = 422, description = "The input does not match the schema"),
         (status = 429, description = "The caller's quota is used up"),
         (status = 503, description = "The queue is full, or the tool is unavailable here"),
+        (status = 504, description = "The call did not finish within `sync_deadline`: cancelled"),
     ),
     security(("bearer" = []))
 )]
@@ -218,7 +219,14 @@ pub(crate) async fn call(
 ) -> Result<Json<ToolReply>, ApiError> {
     let Path(name) = name?;
     let Json(input) = body?;
-    match state.call_tool(name, input, caller).await? {
+    let deadline = state.sync_deadline();
+    // On the deadline (or when the client goes away) this future is dropped, as an
+    // execution's is: a queued call never runs, a running one is cancelled (`call_tool`'s
+    // `CancelOnDrop`) and recorded as such.
+    let called = tokio::time::timeout(deadline, state.call_tool(name, input, caller))
+        .await
+        .map_err(|_| ApiError::tool_deadline(deadline))?;
+    match called? {
         Ok(reply) => Ok(Json(reply)),
         Err(e) => Err(call_error(e)),
     }
