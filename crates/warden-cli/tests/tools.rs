@@ -869,3 +869,47 @@ fn a_forbidden_operation_a_program_survives_is_counted_as_a_violation() {
     assert_eq!(shell["violations"], 2, "{shell:#}");
     assert_eq!(shell["successes"], 0, "{shell:#}");
 }
+
+/// Hunt hist 5: `warden tool register` with no history yet created the history's directory
+/// (and the tools' state under it) 0755, and the registered files 0644: a token's programs
+/// were readable by every local user. The directories are 0700 and the files 0600, as the
+/// history's (docs/history.md).
+#[test]
+fn a_registration_creates_private_directories_and_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new();
+    let dir = world.path().join("word_count");
+    std::fs::create_dir(&dir).expect("dir");
+    std::fs::write(dir.join("word_count.toml"), WORD_COUNT).expect("tool file");
+    std::fs::write(dir.join("word_count.py"), "print(1)\n").expect("program");
+    let data = world.db().parent().expect("a directory").to_path_buf();
+    assert!(!data.exists());
+    let out = world
+        .warden()
+        .args(["tool", "register"])
+        .arg(dir.join("word_count.toml"))
+        .output()
+        .expect("warden runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = |path: &std::path::Path| {
+        std::fs::symlink_metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let registered = data.join("tools/registered");
+    for path in [
+        data.clone(),
+        data.join("tools"),
+        registered.clone(),
+        registered.join("word_count"),
+    ] {
+        assert_eq!(mode(&path), 0o700, "{}", path.display());
+    }
+    for file in std::fs::read_dir(registered.join("word_count")).expect("listed") {
+        let path = file.expect("an entry").path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    assert_eq!(mode(&registered.join(".lock")), 0o600);
+}

@@ -6,6 +6,7 @@
 //! assessment needs the analyzer, the availability the network settings and the catalog.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -708,7 +709,7 @@ impl Registry {
         // modification time tells another process's registry to load again (`stamp`).
         if let Some(parent) = dir.parent() {
             let changed = parent.join(".approved");
-            let _ = std::fs::write(parent.join(".approved.new"), name)
+            let _ = write_private(&parent.join(".approved.new"), name.as_bytes())
                 .and_then(|()| std::fs::rename(parent.join(".approved.new"), &changed));
         }
         let approved = Arc::new(RegisteredTool {
@@ -742,6 +743,29 @@ fn may_change(dir: &Path, name: &str, by: Registrant) -> Result<(), RegistryErro
     }
 }
 
+/// Creates `dir` and its missing parents with mode 0700: the registered tools are the
+/// tokens' programs, and the history's directory above them (the default state directory is
+/// `tools/` beside the database) holds submitted code (docs/history.md). `create_dir_all`
+/// made them 0755 when `warden tool register` came before any run.
+fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Writes a new file of a registered tool, readable by its owner only (mode 0600).
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(contents)
+}
+
 /// Holds the registrations' lock (an `flock` on `registered/.lock`) until dropped.
 fn lock_registrations(
     registered: &Path,
@@ -750,12 +774,13 @@ fn lock_registrations(
         let path = path.to_owned();
         move |source| RegistryError::State { step, path, source }
     };
-    std::fs::create_dir_all(registered).map_err(state("creating", registered))?;
+    create_private_dir_all(registered).map_err(state("creating", registered))?;
     let path = registered.join(".lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .map_err(state("opening", &path))?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
@@ -812,23 +837,27 @@ fn store(
         move |source| RegistryError::State { step, path, source }
     };
     let parent = dir.parent().unwrap_or(dir);
-    std::fs::create_dir_all(parent).map_err(state("creating", parent))?;
+    create_private_dir_all(parent).map_err(state("creating", parent))?;
     let building = parent.join(format!(
         ".building-{}",
         dir.file_name().unwrap_or_default().to_string_lossy()
     ));
     let _ = std::fs::remove_dir_all(&building);
-    std::fs::create_dir(&building).map_err(state("creating", &building))?;
-    std::fs::write(building.join(TOOL_FILE), text).map_err(state("writing", &building))?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&building)
+        .map_err(state("creating", &building))?;
+    write_private(&building.join(TOOL_FILE), text.as_bytes())
+        .map_err(state("writing", &building))?;
     if let Some(program) = program {
-        std::fs::write(building.join(&program.name), &program.code)
+        write_private(&building.join(&program.name), &program.code)
             .map_err(state("writing", &building))?;
     }
     if pending {
-        std::fs::write(building.join(PENDING), b"").map_err(state("writing", &building))?;
+        write_private(&building.join(PENDING), b"").map_err(state("writing", &building))?;
     }
     if let Registrant::Client(token) = by {
-        std::fs::write(building.join(OWNER), token.unwrap_or_default())
+        write_private(&building.join(OWNER), token.unwrap_or_default().as_bytes())
             .map_err(state("writing", &building))?;
     }
     if dir.exists() {
