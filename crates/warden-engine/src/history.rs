@@ -158,6 +158,15 @@ pub enum HistoryError {
         /// The column.
         column: &'static str,
     },
+    /// The database file was replaced (moved, or a symbolic link put in its place) after the
+    /// process opened it: a new connection would read another file.
+    #[error(
+        "history database {path} was replaced since it was opened (restart to use the new file)"
+    )]
+    Replaced {
+        /// The database file.
+        path: PathBuf,
+    },
     /// An id (or id prefix) that is not hexadecimal.
     #[error("{0:?} is not an execution id (hex digits)")]
     InvalidId(String),
@@ -196,6 +205,33 @@ pub struct HistoryStore {
     in_memory: bool,
     /// Whether the busy handler waits ([`wait_for_lock`]) or gives up at once.
     waits: Arc<AtomicBool>,
+    /// The file this connection opened, for its readers ([`HistoryStore::reader_source`]).
+    file: Option<ReaderSource>,
+}
+
+/// The file an open database is, for more connections to it ([`HistoryStore::open_reader`]):
+/// its real path (no symbolic link) and its identity when the writer opened it, so that a
+/// reader never opens another file put in its place (a symbolic link to another database:
+/// the writer keeps the file it opened, and so do its readers, or they fail).
+#[derive(Debug, Clone)]
+pub struct ReaderSource {
+    /// The path the history was opened by, for messages.
+    path: PathBuf,
+    real: PathBuf,
+    id: (u64, u64),
+}
+
+impl ReaderSource {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let real = std::fs::canonicalize(path).ok()?;
+        let meta = std::fs::metadata(&real).ok()?;
+        Some(Self {
+            path: path.to_owned(),
+            real,
+            id: (meta.dev(), meta.ino()),
+        })
+    }
 }
 
 impl HistoryStore {
@@ -213,6 +249,7 @@ impl HistoryStore {
             path,
             in_memory: false,
             waits: Arc::new(AtomicBool::new(true)),
+            file: None,
         };
         let handler = busy_handler(&store.waits);
         store
@@ -221,6 +258,7 @@ impl HistoryStore {
             .map_err(|e| store.error("setting the busy handler", e))?;
         store.retry_while_busy("switching to WAL mode", |s| s.use_wal())?;
         schema::migrate(&mut store.conn, &store.path)?;
+        store.file = ReaderSource::of(&store.path);
         Ok(store)
     }
 
@@ -235,26 +273,42 @@ impl HistoryStore {
             path,
             in_memory: true,
             waits: Arc::new(AtomicBool::new(true)),
+            file: None,
         })
     }
 
-    /// Another connection to the database at `path`, which [`HistoryStore::open`] opened
+    /// Where more connections to this database open ([`HistoryStore::open_reader`]): `None`
+    /// for a database in memory, or a file whose real path could not be read.
+    pub fn reader_source(&self) -> Option<ReaderSource> {
+        self.file.clone()
+    }
+
+    /// Another connection to the database `source` names, which [`HistoryStore::open`] opened
     /// (and migrated) already, for reads only (`query_only`): in WAL mode it reads beside the
     /// writer and other readers, so that a long read (a token's statistics over a large
-    /// history) holds up neither the records nor the other reads. It never checkpoints.
-    pub fn open_reader(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
+    /// history) holds up neither the records nor the other reads. It never checkpoints. A
+    /// file that is no longer the one the writer opened is refused.
+    pub fn open_reader(source: &ReaderSource) -> Result<Self, HistoryError> {
         use rusqlite::OpenFlags;
-        let path = path.as_ref().to_path_buf();
+        use std::os::unix::fs::MetadataExt;
+        let path = source.path.clone();
         let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            &source.real,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
         .map_err(|e| classify(&path, "opening", e))?;
+        let same = std::fs::metadata(&source.real).is_ok_and(|m| (m.dev(), m.ino()) == source.id);
+        if !same {
+            return Err(HistoryError::Replaced { path });
+        }
         let mut store = Self {
             conn,
             path,
             in_memory: false,
             waits: Arc::new(AtomicBool::new(true)),
+            file: Some(source.clone()),
         };
         let step = "opening a reader";
         let handler = busy_handler(&store.waits);

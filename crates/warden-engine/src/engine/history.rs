@@ -439,19 +439,20 @@ impl Engine {
         query: impl FnOnce(&HistoryStore) -> Result<T, crate::HistoryError>,
     ) -> Result<T, EngineError> {
         let journal = self.history.as_ref().ok_or(EngineError::NoHistory)?;
-        let path = {
+        let source = {
             let (store, _) = journal.store()?;
             let store = store.as_ref().ok_or(EngineError::NoHistory)?;
-            if store.is_in_memory() {
-                // No other connection reaches it (a reading command's missing database).
-                return Ok(query(store)?);
+            match store.reader_source() {
+                Some(source) => source,
+                // No other connection reaches it (a reading command's missing database, in
+                // memory): read on the writer.
+                None => return Ok(query(store)?),
             }
-            store.path().to_path_buf()
         };
         let idle = lock(&journal.shared.readers).pop();
         let reader = match idle {
             Some(reader) => reader,
-            None => HistoryStore::open_reader(&path)?,
+            None => HistoryStore::open_reader(&source)?,
         };
         let read = query(&reader);
         if read.is_ok() {
@@ -577,6 +578,33 @@ mod tests {
             error: Some("input: missing required property \"text\""),
             answered_at: None,
         }
+    }
+
+    /// A read opens a connection of its own: to the file the writer opened, never to one put
+    /// in its place since (a symbolic link to another database), which it refuses.
+    #[test]
+    fn a_reader_never_opens_a_file_put_in_the_databases_place() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("h.sqlite3");
+        let other = dir.path().join("other.sqlite3");
+        HistoryStore::open(&other)
+            .and_then(|s| s.record_tool_call(&call("mallory"), None))
+            .expect("another history");
+        let engine = engine(&path);
+        engine.record_tool_call(&call("alice"));
+        std::fs::rename(&path, dir.path().join("moved.sqlite3")).expect("moved");
+        std::os::unix::fs::symlink(&other, &path).expect("linked");
+        // Refused (or answered from the file the writer opened), never read from the other.
+        let read = engine.tool_stats(None, None);
+        assert!(
+            read.as_ref().map_or(true, |s| s.tools[0].calls == 1),
+            "{read:?}"
+        );
+        let caller_seen = engine.tool_stats(None, Some("mallory"));
+        assert!(
+            caller_seen.as_ref().map_or(true, |s| s.tools.is_empty()),
+            "read the other file: {caller_seen:?}"
+        );
     }
 
     /// Hunt hist 2: every read held the history's one connection, under its lock, while it
