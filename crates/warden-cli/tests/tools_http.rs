@@ -378,9 +378,16 @@ fn a_run_code_call_above_the_maxima_is_refused_without_a_place() {
         LiveServer::start("[server]\nworkers = 1\nqueue_size = 0\n[maxima]\nmemory = \"1GiB\"\n");
     std::thread::scope(|s| {
         let sleeping = s.spawn(|| {
-            let sleep = json!({"command": "sleep 3; echo slept"}).to_string();
+            let sleep = json!({"command": "sleep 3.25; echo slept"}).to_string();
             server.request("POST", "/v1/tools/shell/call", Some(&sleep))
         });
+        // Not before the sleep holds the worker: a probe that took it first would have the
+        // sleep refused, and none of the probes after it (hunt hist, a race under load).
+        let holding = (0..600).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            sleep_running("sleep 3.25")
+        });
+        assert!(holding, "the sleep did not start");
         let full = (0..600).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(50));
             let (status, _) = server.request("POST", "/v1/tools/wc/call", Some(r#"{"text":"a"}"#));
@@ -485,4 +492,20 @@ fn a_tool_call_past_the_synchronous_deadline_is_cancelled() {
     assert!(cancelled, "recorded as cancelled");
     let (status, body) = server.request("POST", "/v1/tools/wc/call", Some(r#"{"text": "a b"}"#));
     assert_eq!(status, 200, "the worker is free: {body}");
+}
+
+/// Whether a process whose command line is `command` runs on this machine.
+fn sleep_running(command: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|line| {
+            line.split(|b| *b == 0)
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join(&b' ')
+                == command.as_bytes()
+        })
+    })
 }
