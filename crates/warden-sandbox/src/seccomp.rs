@@ -60,13 +60,13 @@
 
 use warden_core::seccomp_policy::{
     AllowedFamily, ArgCondition, DenyErrno, DenyRule, DenySeverity, NamespaceFlag, SeccompAction,
-    SocketFamily, SocketProtocol,
+    SocketFamily, SocketProtocol, SocketType,
 };
 use warden_core::SeccompPolicy;
 use warden_sys::seccomp::{
-    seccomp_data_arg_low, SockFilter, AUDIT_ARCH_NATIVE, BPF_ABS, BPF_JA, BPF_JEQ, BPF_JGE,
-    BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_MAXINSNS, BPF_RET, BPF_W, SECCOMP_DATA_ARCH,
-    SECCOMP_DATA_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_DATA, SECCOMP_RET_ERRNO,
+    seccomp_data_arg_low, SockFilter, AUDIT_ARCH_NATIVE, BPF_ABS, BPF_ALU, BPF_AND, BPF_JA,
+    BPF_JEQ, BPF_JGE, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_MAXINSNS, BPF_RET, BPF_W,
+    SECCOMP_DATA_ARCH, SECCOMP_DATA_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_DATA, SECCOMP_RET_ERRNO,
     SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_USER_NOTIF,
 };
 
@@ -163,7 +163,7 @@ pub(crate) fn compile(policy: &SeccompPolicy) -> Result<CompiledFilter, SeccompE
                         errno,
                         code: errno_code(errno).cast_signed(),
                     }),
-                    SeccompAction::Errno(_) => None,
+                    SeccompAction::Errno(_) | SeccompAction::Ignore => None,
                     SeccompAction::KillProcess => Some(Answer::Kill),
                 };
                 if let Some(answer) = answer {
@@ -403,25 +403,37 @@ fn args_body(conditions: &[ArgCondition], action: SockFilter) -> Vec<SockFilter>
 }
 
 /// The body of a family condition: `deny` unless the family, and for a family narrowed to
-/// protocols also the protocol, is allowed. Ends in a return on every path.
+/// types or protocols also the type and the protocol, is allowed. Ends in a return on every
+/// path.
 ///
-/// Family and protocol are `int` in socket(2) and socketpair(2): the kernel's syscall wrapper
-/// truncates the 64-bit register to its low 32 bits, so those bits alone choose what the call
-/// creates, and deciding on them is exact. High bits cannot sneak a family past an allow list
-/// (as `(1 << 32) | AF_VSOCK` slips past a 64-bit `!= AF_VSOCK`), nor deny a call the kernel
-/// would read as an allowed family.
+/// Family, type and protocol are `int` in socket(2) and socketpair(2): the kernel's syscall
+/// wrapper truncates the 64-bit register to its low 32 bits, so those bits alone choose what
+/// the call creates, and deciding on them is exact. High bits cannot sneak a family past an
+/// allow list (as `(1 << 32) | AF_VSOCK` slips past a 64-bit `!= AF_VSOCK`), nor deny a call
+/// the kernel would read as an allowed family. The type is compared without its
+/// `SOCK_NONBLOCK` and `SOCK_CLOEXEC` flags, as the kernel reads it; any other bit makes it
+/// no listed type (the kernel fails such a call with `EINVAL`).
 fn family_body(families: &[AllowedFamily], deny: SockFilter) -> Vec<SockFilter> {
     let narrowed: Vec<&AllowedFamily> = families
         .iter()
-        .filter(|f| !f.protocols.is_empty())
+        .filter(|f| !f.types.is_empty() || !f.protocols.is_empty())
         .collect();
-    // Layout: load the family, one jeq per family, deny; then per narrowed family: load the
-    // protocol, one jeq per protocol, deny; then allow.
-    let mut protocol_checks = Vec::with_capacity(narrowed.len());
+    // Layout: load the family, one jeq per family, deny; then per narrowed family: if it lists
+    // types, load the type, mask its flags, one jeq per type, deny; if it lists protocols, load
+    // the protocol, one jeq per protocol, deny; then allow.
+    let type_code = |f: &AllowedFamily| match f.types.len() {
+        0 => 0,
+        n => n + 3,
+    };
+    let protocol_code = |f: &AllowedFamily| match f.protocols.len() {
+        0 => 0,
+        n => n + 2,
+    };
+    let mut checks = Vec::with_capacity(narrowed.len());
     let mut at = families.len() + 2;
     for family in &narrowed {
-        protocol_checks.push(at);
-        at += family.protocols.len() + 2;
+        checks.push(at);
+        at += type_code(family) + protocol_code(family);
     }
     let allow = at;
     let mut body = vec![load(seccomp_data_arg_low(0))];
@@ -429,23 +441,46 @@ fn family_body(families: &[AllowedFamily], deny: SockFilter) -> Vec<SockFilter> 
         let target = narrowed
             .iter()
             .position(|n| n.family == family.family)
-            .map_or(allow, |k| protocol_checks[k]);
+            .map_or(allow, |k| checks[k]);
         let jt = offset(body.len(), target);
         body.push(jump(BPF_JEQ, family_number(family.family), jt, 0));
     }
     body.push(deny);
-    for family in &narrowed {
-        body.push(load(seccomp_data_arg_low(2)));
-        for protocol in &family.protocols {
-            let jt = offset(body.len(), allow);
-            body.push(jump(BPF_JEQ, protocol_number(*protocol), jt, 0));
+    for (k, family) in narrowed.iter().enumerate() {
+        // A listed type goes on to the protocols, or to allow when there are none.
+        let types_pass = if family.protocols.is_empty() {
+            allow
+        } else {
+            checks[k] + type_code(family)
+        };
+        let after = checks.get(k + 1).copied().unwrap_or(allow);
+        if !family.types.is_empty() {
+            body.push(load(seccomp_data_arg_low(1)));
+            body.push(SockFilter::stmt(BPF_ALU | BPF_AND | BPF_K, !TYPE_FLAGS));
+            for kind in &family.types {
+                let jt = offset(body.len(), types_pass);
+                body.push(jump(BPF_JEQ, type_number(*kind), jt, 0));
+            }
+            body.push(deny);
         }
-        body.push(deny);
+        if !family.protocols.is_empty() {
+            body.push(load(seccomp_data_arg_low(2)));
+            for protocol in &family.protocols {
+                let jt = offset(body.len(), allow);
+                body.push(jump(BPF_JEQ, protocol_number(*protocol), jt, 0));
+            }
+            body.push(deny);
+        }
+        debug_assert_eq!(body.len(), after, "the layout above matches the body");
     }
     body.push(ret(SECCOMP_RET_ALLOW));
     debug_assert_eq!(body.len(), allow + 1, "the layout above matches the body");
     body
 }
+
+/// The flags a socket type carries beside the type (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`).
+pub(crate) const TYPE_FLAGS: u32 =
+    libc::SOCK_NONBLOCK.unsigned_abs() | libc::SOCK_CLOEXEC.unsigned_abs();
 
 /// The jump offset from the instruction at `from` to the later one at `to`.
 fn offset(from: usize, to: usize) -> u8 {
@@ -468,6 +503,21 @@ fn family_number(family: SocketFamily) -> u32 {
 fn protocol_number(protocol: SocketProtocol) -> u32 {
     let number = match protocol {
         SocketProtocol::NetlinkRoute => libc::NETLINK_ROUTE,
+        SocketProtocol::Ip => libc::IPPROTO_IP,
+        SocketProtocol::Icmp => libc::IPPROTO_ICMP,
+        SocketProtocol::Tcp => libc::IPPROTO_TCP,
+        SocketProtocol::Udp => libc::IPPROTO_UDP,
+        SocketProtocol::Icmpv6 => libc::IPPROTO_ICMPV6,
+    };
+    number.unsigned_abs()
+}
+
+pub(crate) fn type_number(kind: SocketType) -> u32 {
+    let number = match kind {
+        SocketType::Stream => libc::SOCK_STREAM,
+        SocketType::Dgram => libc::SOCK_DGRAM,
+        SocketType::Seqpacket => libc::SOCK_SEQPACKET,
+        SocketType::Raw => libc::SOCK_RAW,
     };
     number.unsigned_abs()
 }
@@ -480,6 +530,8 @@ fn action_value(rule: &DenyRule, notify: bool) -> u32 {
         SeccompAction::KillProcess => SECCOMP_RET_KILL_PROCESS,
         SeccompAction::Errno(_) if notify && rule.record => SECCOMP_RET_USER_NOTIF,
         SeccompAction::Errno(errno) => SECCOMP_RET_ERRNO | (errno_code(errno) & SECCOMP_RET_DATA),
+        // An error of 0: the kernel skips the call and returns 0 (seccomp(2)).
+        SeccompAction::Ignore => SECCOMP_RET_ERRNO,
     }
 }
 
@@ -566,6 +618,7 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("clone", libc::SYS_clone),
     ("clone3", libc::SYS_clone3),
     ("delete_module", libc::SYS_delete_module),
+    ("fadvise64", libc::SYS_fadvise64),
     ("fanotify_init", libc::SYS_fanotify_init),
     ("finit_module", libc::SYS_finit_module),
     ("fsconfig", libc::SYS_fsconfig),
@@ -588,6 +641,7 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("keyctl", libc::SYS_keyctl),
     ("lookup_dcookie", libc::SYS_lookup_dcookie),
     ("mbind", libc::SYS_mbind),
+    ("memfd_secret", libc::SYS_memfd_secret),
     ("migrate_pages", libc::SYS_migrate_pages),
     ("mount", libc::SYS_mount),
     ("mount_setattr", libc::SYS_mount_setattr),
@@ -654,7 +708,6 @@ const OTHER_ARCH_ONLY: &[&str] = &["ioperm", "iopl", "modify_ldt", "uselib"];
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warden_sys::seccomp::{BPF_ALU, BPF_AND};
 
     /// `struct seccomp_data` for the interpreter.
     struct Data {
@@ -760,6 +813,11 @@ mod tests {
         | libc::CLONE_PARENT_SETTID
         | libc::CLONE_CHILD_CLEARTID;
 
+    /// Socket types the libc crate does not export for glibc targets (<bits/socket_type.h>).
+    const SOCK_RDM: libc::c_int = 4;
+    const SOCK_DCCP: libc::c_int = 6;
+    const SOCK_PACKET: libc::c_int = 10;
+
     fn flags(bits: libc::c_int) -> u64 {
         u64::from(bits.unsigned_abs())
     }
@@ -826,6 +884,7 @@ mod tests {
                 SeccompAction::KillProcess => SECCOMP_RET_USER_NOTIF,
                 SeccompAction::Errno(_) if rule.record => SECCOMP_RET_USER_NOTIF,
                 SeccompAction::Errno(e) => SECCOMP_RET_ERRNO | errno_code(e),
+                SeccompAction::Ignore => SECCOMP_RET_ERRNO,
             };
             assert_eq!(verdict, expected, "{}", rule.syscall);
             let nr = i32::try_from(nr).expect("small");
@@ -862,9 +921,10 @@ mod tests {
             }
             // futex_requeue, the newest reviewed.
             assert_eq!(run(program, &Data::call(456, 0)), SECCOMP_RET_ALLOW);
+            // Hunt escape F1: below the review line, refused by the policy (unrecorded).
             assert_eq!(
                 run(program, &Data::call(libc::SYS_memfd_secret, 0)),
-                SECCOMP_RET_ALLOW
+                errno(libc::ENOSYS)
             );
         }
     }
@@ -1294,6 +1354,135 @@ mod tests {
         }
     }
 
+    /// Hunt escape F2: the filter looked at the family alone. `AF_INET` with `SOCK_PACKET`
+    /// became an AF_PACKET socket in the kernel, and MPTCP, UDP-Lite, SCTP, DCCP and L2TP
+    /// reached (or loaded) their protocols' code. Inet sockets are narrowed to the types
+    /// `SOCK_STREAM`, `SOCK_DGRAM` and `SOCK_RAW` (with their flags) and the protocols TCP,
+    /// UDP and ICMP of the family (or 0, the type's default).
+    #[test]
+    fn inet_sockets_are_narrowed_to_tcp_udp_and_icmp() {
+        let program = builtin();
+        let socket = |family: libc::c_int, kind: libc::c_int, protocol: libc::c_int| {
+            let data = Data::socket(libc::SYS_socket, flags(family), kind, flags(protocol));
+            answered(&program, &data)
+        };
+        let denied = errno(libc::EAFNOSUPPORT);
+        let flagged = [
+            0,
+            libc::SOCK_NONBLOCK,
+            libc::SOCK_CLOEXEC,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        ];
+        for (family, icmp) in [
+            (libc::AF_INET, libc::IPPROTO_ICMP),
+            (libc::AF_INET6, libc::IPPROTO_ICMPV6),
+        ] {
+            for flag in flagged {
+                for (kind, protocol) in [
+                    (libc::SOCK_STREAM, 0),
+                    (libc::SOCK_STREAM, libc::IPPROTO_TCP),
+                    (libc::SOCK_DGRAM, 0),
+                    (libc::SOCK_DGRAM, libc::IPPROTO_UDP),
+                    (libc::SOCK_DGRAM, icmp),
+                    // Raw sockets need CAP_NET_RAW, which the kernel checks.
+                    (libc::SOCK_RAW, icmp),
+                ] {
+                    assert_eq!(
+                        socket(family, kind | flag, protocol),
+                        SECCOMP_RET_ALLOW,
+                        "{family} {kind:#x} {flag:#x} {protocol}"
+                    );
+                }
+                for (kind, protocol) in [
+                    // The kernel turns this into an AF_PACKET socket.
+                    (SOCK_PACKET, 0),
+                    (SOCK_PACKET, 0x300),
+                    (libc::SOCK_SEQPACKET, libc::IPPROTO_SCTP),
+                    (libc::SOCK_STREAM, libc::IPPROTO_SCTP),
+                    (libc::SOCK_STREAM, libc::IPPROTO_MPTCP),
+                    (libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE),
+                    (libc::SOCK_DGRAM, 115),  // IPPROTO_L2TP
+                    (libc::SOCK_STREAM, 256), // IPPROTO_SMC
+                    (SOCK_DCCP, libc::IPPROTO_DCCP),
+                    (SOCK_RDM, 0),
+                    (libc::SOCK_RAW, libc::IPPROTO_RAW),
+                ] {
+                    assert_eq!(
+                        socket(family, kind | flag, protocol),
+                        denied,
+                        "{family} {kind:#x} {flag:#x} {protocol}"
+                    );
+                }
+            }
+            // Another bit beside the flags is no type the filter allows (the kernel: EINVAL).
+            assert_eq!(socket(family, libc::SOCK_STREAM | 0x100, 0), denied);
+            // The other family's ICMP is no protocol of this one.
+            let other = if icmp == libc::IPPROTO_ICMP {
+                libc::IPPROTO_ICMPV6
+            } else {
+                libc::IPPROTO_ICMP
+            };
+            assert_eq!(socket(family, libc::SOCK_DGRAM, other), denied, "{family}");
+        }
+        // Type and protocol are ints: high bits over an allowed one change nothing, and high
+        // bits cannot hide a refused one.
+        let raw = |kind: u64, protocol: u64| {
+            let mut data = Data::socket(libc::SYS_socket, flags(libc::AF_INET), 0, protocol);
+            data.args[1] = kind;
+            answered(&program, &data)
+        };
+        let high = 0xffff_ffff_0000_0000;
+        assert_eq!(raw(high | 1, high | 6), SECCOMP_RET_ALLOW);
+        assert_eq!(raw(high | 10, 0), denied);
+        assert_eq!(raw(1, high | 262), denied);
+        // AF_UNIX is not narrowed.
+        assert_eq!(
+            socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0),
+            SECCOMP_RET_ALLOW
+        );
+        // A refused inet socket is recorded.
+        let data = Data::socket(libc::SYS_socket, flags(libc::AF_INET), SOCK_PACKET, 0);
+        assert_eq!(run(&program.program, &data), SECCOMP_RET_USER_NOTIF);
+        assert_eq!(run(&program.errno_only, &data), denied);
+    }
+
+    /// Hunt escape F3: `posix_fadvise(POSIX_FADV_DONTNEED)` evicted any readable host file from
+    /// the page cache. That advice returns 0 without running (`SECCOMP_RET_ERRNO` with 0), in
+    /// the kernel and unrecorded; the other advice runs.
+    #[test]
+    fn fadvise_dontneed_returns_zero_without_running() {
+        let filter = builtin();
+        // fadvise64(fd, offset, len, advice) on x86_64 and aarch64 alike.
+        let fadvise = |advice: u64| {
+            let mut data = Data::call(libc::SYS_fadvise64, 3);
+            data.args[3] = advice;
+            data
+        };
+        let dontneed = u64::from(libc::POSIX_FADV_DONTNEED.unsigned_abs());
+        for program in [&filter.program, &filter.errno_only] {
+            assert_eq!(run(program, &fadvise(dontneed)), SECCOMP_RET_ERRNO);
+            assert_eq!(
+                run(program, &fadvise((1 << 32) | dontneed)),
+                SECCOMP_RET_ERRNO
+            );
+            for advice in [
+                libc::POSIX_FADV_NORMAL,
+                libc::POSIX_FADV_RANDOM,
+                libc::POSIX_FADV_SEQUENTIAL,
+                libc::POSIX_FADV_WILLNEED,
+                libc::POSIX_FADV_NOREUSE,
+            ] {
+                let advice = u64::from(advice.unsigned_abs());
+                assert_eq!(
+                    run(program, &fadvise(advice)),
+                    SECCOMP_RET_ALLOW,
+                    "{advice}"
+                );
+            }
+        }
+        assert_eq!(filter.notified_call(libc::SYS_fadvise64 as i32), None);
+    }
+
     #[test]
     fn the_family_is_read_from_the_low_half_as_the_kernel_reads_it() {
         let program = builtin();
@@ -1380,6 +1569,58 @@ mod tests {
         assert_eq!(
             answered(&program, &Data::call(libc::SYS_read, 0)),
             SECCOMP_RET_ALLOW
+        );
+    }
+
+    /// Types and protocols, alone or together, in any order of the families: each family's
+    /// checks apply to it alone, and a family narrowed to types alone is allowed on its type.
+    #[test]
+    fn type_and_protocol_conditions_compile_in_any_order() {
+        let text = "[[deny]]\nsyscall = \"socket\"\nerrno = \"EACCES\"\nreason = \"r\"\n\
+            [[deny.allow_family]]\nfamily = \"AF_UNIX\"\ntypes = [\"SOCK_SEQPACKET\"]\nreason = \"r\"\n\
+            [[deny.allow_family]]\nfamily = \"AF_INET6\"\nreason = \"r\"\n\
+            [[deny.allow_family]]\nfamily = \"AF_INET\"\ntypes = [\"SOCK_DGRAM\", \"SOCK_RAW\"]\n\
+            protocols = [\"IPPROTO_UDP\", \"IPPROTO_ICMP\"]\nreason = \"r\"\n\
+            [[deny.allow_family]]\nfamily = \"AF_NETLINK\"\nprotocols = [\"NETLINK_ROUTE\"]\nreason = \"r\"\n\
+            [[deny]]\nsyscall = \"mount\"\nreason = \"r\"\n";
+        let policy = SeccompPolicy::from_toml("t.toml", text).expect("valid file");
+        let filter = compile(&policy).expect("compiles");
+        let denied = errno(libc::EACCES);
+        let socket = |family: libc::c_int, kind: u64, protocol: libc::c_int| {
+            let mut data = Data::socket(libc::SYS_socket, flags(family), 0, flags(protocol));
+            data.args[1] = kind;
+            answered(&filter, &data)
+        };
+        for kind in socket_types() {
+            let low = u32::try_from(kind & u64::from(u32::MAX)).expect("low half") & !TYPE_FLAGS;
+            for protocol in [0, 1, 6, 17, 58, 262] {
+                let unix = if low == libc::SOCK_SEQPACKET.unsigned_abs() {
+                    SECCOMP_RET_ALLOW
+                } else {
+                    denied
+                };
+                assert_eq!(socket(libc::AF_UNIX, kind, protocol), unix, "{kind:#x}");
+                let inet = [libc::SOCK_DGRAM, libc::SOCK_RAW].contains(&low.cast_signed())
+                    && [libc::IPPROTO_UDP, libc::IPPROTO_ICMP].contains(&protocol);
+                let inet = if inet { SECCOMP_RET_ALLOW } else { denied };
+                assert_eq!(
+                    socket(libc::AF_INET, kind, protocol),
+                    inet,
+                    "{kind:#x} {protocol}"
+                );
+                assert_eq!(socket(libc::AF_INET6, kind, protocol), SECCOMP_RET_ALLOW);
+                let netlink = if protocol == 0 {
+                    SECCOMP_RET_ALLOW
+                } else {
+                    denied
+                };
+                assert_eq!(socket(libc::AF_NETLINK, kind, protocol), netlink);
+                assert_eq!(socket(libc::AF_PACKET, kind, protocol), denied);
+            }
+        }
+        assert_eq!(
+            answered(&filter, &Data::call(libc::SYS_mount, 0)),
+            errno(libc::EPERM)
         );
     }
 
@@ -1490,6 +1731,57 @@ mod tests {
         ] {
             values.push(flags(family));
         }
+        values.extend(socket_types().into_iter().chain(socket_protocols()));
+        values
+    }
+
+    /// Socket types with and without their flags, allowed and refused ones.
+    fn socket_types() -> Vec<u64> {
+        let mut values = Vec::new();
+        for kind in [
+            libc::SOCK_STREAM,
+            libc::SOCK_DGRAM,
+            libc::SOCK_RAW,
+            SOCK_RDM,
+            libc::SOCK_SEQPACKET,
+            SOCK_DCCP,
+            SOCK_PACKET,
+        ] {
+            for flag in [
+                0,
+                libc::SOCK_NONBLOCK,
+                libc::SOCK_CLOEXEC,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0x100,
+            ] {
+                values.push(flags(kind | flag));
+            }
+        }
+        values.push((1 << 32) | flags(libc::SOCK_STREAM));
+        values.push((1 << 32) | flags(SOCK_PACKET));
+        values
+    }
+
+    /// Protocols of the families the policy allows and ones it refuses.
+    fn socket_protocols() -> Vec<u64> {
+        let mut values: Vec<u64> = [
+            libc::IPPROTO_IP,
+            libc::IPPROTO_ICMP,
+            libc::IPPROTO_TCP,
+            libc::IPPROTO_UDP,
+            libc::IPPROTO_ICMPV6,
+            libc::IPPROTO_MPTCP,
+            libc::IPPROTO_UDPLITE,
+            libc::IPPROTO_SCTP,
+            libc::IPPROTO_DCCP,
+            libc::IPPROTO_RAW,
+            115, // IPPROTO_L2TP
+        ]
+        .into_iter()
+        .map(flags)
+        .collect();
+        values.push((1 << 32) | flags(libc::IPPROTO_TCP));
+        values.push((1 << 32) | flags(libc::IPPROTO_MPTCP));
         values
     }
 
@@ -1545,6 +1837,25 @@ mod tests {
                     let mut data = Data::call(nr, *family);
                     data.args[1] = mode;
                     probes.push(data);
+                }
+            }
+        }
+        // The three arguments a socket call reads, together.
+        for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+            for family in [
+                libc::AF_UNIX,
+                libc::AF_INET,
+                libc::AF_INET6,
+                libc::AF_NETLINK,
+                libc::AF_PACKET,
+            ] {
+                for kind in socket_types() {
+                    for protocol in socket_protocols() {
+                        let mut data = Data::call(nr, flags(family));
+                        data.args[1] = kind;
+                        data.args[2] = protocol;
+                        probes.push(data);
+                    }
                 }
             }
         }

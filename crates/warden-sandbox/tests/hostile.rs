@@ -16,6 +16,7 @@ use nix::sys::resource::{getrusage, UsageWho};
 use support::{
     our_cgroups, out, plan, prerequisite, processes_of, run_in, sandbox, sh, sh_in, Mode, MODES,
 };
+use warden_core::seccomp_policy::{DenyErrno, DenySeverity};
 use warden_core::{ByteSize, Limits, Outcome, Stream, TimeLimitKind};
 use warden_sandbox::{SandboxError, SandboxRun, Stdin, HOST_ID_BASE, SLOTS};
 
@@ -273,6 +274,169 @@ fn linux_aio_cannot_take_the_hosts_aio_events() {
         );
         assert_eq!(out(&run), "-1 ENOSYS\n-1 ENOSYS\n", "{mode:?}");
     }
+}
+
+/// Hunt escape F2: the socket filter looked at the family only. `AF_INET` with `SOCK_PACKET`
+/// became an AF_PACKET socket in the kernel (refused only by its CAP_NET_RAW check, unrecorded),
+/// MPTCP and UDP-Lite sockets were made, and SCTP would have loaded its module on a kernel that
+/// has it. Inet sockets are narrowed to TCP, UDP and ICMP now: the rest fail with the rule's
+/// EAFNOSUPPORT and are recorded, and loopback TCP and UDP still work. Hunt escape F1:
+/// `memfd_secret`, which split the host kernel's direct map for good, looks absent (ENOSYS)
+/// and is not recorded, since libraries probe it.
+#[test]
+fn inet_sockets_beyond_tcp_udp_and_icmp_and_secret_memory_are_refused() {
+    let _one = exclusive();
+    if !prerequisite(Path::new("/usr/bin/python3").exists(), "/usr/bin/python3") {
+        return;
+    }
+    let code = [
+        "import ctypes, errno, socket",
+        "def attempt(name, family, kind, protocol):",
+        "    try:",
+        "        socket.socket(family, kind, protocol).close()",
+        "        print(name, 'ok')",
+        "    except OSError as e:",
+        "        print(name, errno.errorcode[e.errno])",
+        "inet, inet6, stream, dgram = socket.AF_INET, socket.AF_INET6, socket.SOCK_STREAM, socket.SOCK_DGRAM",
+        // SOCK_PACKET (10) with ETH_P_ALL in network order; MPTCP 262, UDP-Lite 136, SCTP 132.
+        "attempt('packet', inet, 10, 0x300)",
+        "attempt('mptcp', inet, stream, 262)",
+        "attempt('udplite', inet6, dgram | socket.SOCK_CLOEXEC, 136)",
+        "attempt('sctp', inet, stream, 132)",
+        // Ping sockets pass the filter; the namespace's ping_group_range may refuse them.
+        "attempt('icmp', inet, dgram, socket.IPPROTO_ICMP)",
+        "attempt('icmpv6', inet6, dgram, socket.IPPROTO_ICMPV6)",
+        "server = socket.socket(inet, stream | socket.SOCK_CLOEXEC, socket.IPPROTO_TCP)",
+        "server.bind(('127.0.0.1', 0)); server.listen()",
+        "client = socket.create_connection(server.getsockname())",
+        "peer, _ = server.accept(); client.sendall(b'tcp'); print(peer.recv(3).decode())",
+        "udp = socket.socket(inet6, dgram | socket.SOCK_NONBLOCK, socket.IPPROTO_UDP)",
+        "udp.bind(('::1', 0)); udp.sendto(b'udp', udp.getsockname())",
+        "udp.setblocking(True); print(udp.recv(3).decode())",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "result = libc.syscall(447, 0)",
+        "print('memfd_secret', result, errno.errorcode.get(ctypes.get_errno(), 0))",
+    ]
+    .join("\n");
+    let run = run_argv(&["/usr/bin/python3", "-c", &code], Limits::default());
+    assert_eq!(
+        run.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = out(&run);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..4],
+        [
+            "packet EAFNOSUPPORT",
+            "mptcp EAFNOSUPPORT",
+            "udplite EAFNOSUPPORT",
+            "sctp EAFNOSUPPORT"
+        ],
+        "{text}"
+    );
+    for (line, name) in lines[4..6].iter().zip(["icmp", "icmpv6"]) {
+        assert!(
+            [format!("{name} ok"), format!("{name} EACCES")].contains(&(*line).to_owned()),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        lines[6..],
+        ["tcp", "udp", "memfd_secret -1 ENOSYS"],
+        "{text}"
+    );
+    let denied: Vec<(&str, DenyErrno, DenySeverity, u64)> = run
+        .denied_syscalls
+        .iter()
+        .map(|d| (d.name.as_str(), d.errno, d.severity, d.count))
+        .collect();
+    assert_eq!(
+        denied,
+        [("socket", DenyErrno::Eafnosupport, DenySeverity::Low, 4)],
+        "the four refused sockets are recorded, nothing else"
+    );
+}
+
+/// Hunt escape F3: `posix_fadvise(POSIX_FADV_DONTNEED)` dropped any host file the sandbox can
+/// read from the host's page cache (every other run then read it from disk again). The advice
+/// is ignored now: the call returns 0, as advice may, and the pages stay cached. Measured from
+/// outside with fincore(1), which reads the cache's residency (mincore) as root.
+#[test]
+fn dropping_a_host_files_cached_pages_is_ignored() {
+    let _one = exclusive();
+    let fincore = Command::new("fincore")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !prerequisite(Path::new("/usr/bin/python3").exists(), "/usr/bin/python3")
+        || !prerequisite(fincore, "fincore (util-linux)")
+    {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    // On the host's disk (tmpfs has no page cache to drop), bound where the sandbox has
+    // nothing of its own (its /work and /tmp are the workspace).
+    let dir = Path::new("/var/tmp").join(format!("warden-fadvise-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make the directory");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let file = dir.join("cached");
+    let pages = 64usize;
+    let contents: Vec<u8> = (0..pages * 4096).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &contents).expect("write the file");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    // Written back, so the advice could drop every page (dirty ones it skips).
+    std::fs::File::open(&file)
+        .and_then(|f| f.sync_all())
+        .expect("sync");
+    let cached = || {
+        let output = Command::new("fincore")
+            .args(["--noheadings", "--output", "PAGES"])
+            .arg(&file)
+            .output()
+            .expect("fincore runs");
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse::<usize>()
+            .unwrap_or_else(|_| panic!("fincore: {output:?}"))
+    };
+    assert_eq!(
+        std::fs::read(&file).expect("read it into the cache"),
+        contents
+    );
+    assert_eq!(cached(), pages, "read, the file is cached");
+    let code = format!(
+        "import os\nfd = os.open('{}', os.O_RDONLY)\n\
+         print(os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED))",
+        file.display()
+    );
+    let mut p = plan(&["/usr/bin/python3", "-c", &code]);
+    p.add_bind(&dir);
+    let run = run_in(Mode::Sandboxed, &p, Stdin::Null);
+    assert_eq!(
+        run.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(out(&run), "None\n");
+    assert!(run.denied_syscalls.is_empty(), "{:?}", run.denied_syscalls);
+    let after = cached();
+    // The measurement can see an eviction: the same advice from outside drops the pages.
+    let f = std::fs::File::open(&file).expect("open");
+    nix::fcntl::posix_fadvise(
+        &f,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )
+    .expect("advise");
+    let outside = cached();
+    std::fs::remove_dir_all(&dir).expect("remove the directory");
+    assert_eq!(after, pages, "the sandbox's advice dropped cached pages");
+    assert_eq!(outside, 0, "the host's own advice drops them");
 }
 
 /// Bug hunt: on cgroup v1 the memory controller charges socket buffers only once

@@ -19,8 +19,15 @@
 //!   process and installs the job's filter under this section, which would refuse it that.
 //!   The job's filter carries the rule (`filter_exec.rs`), so the program meets it all the same;
 //! - a family condition: entries that match every family *outside* the allowed set (below the
-//!   lowest, each number between two allowed ones, above the highest), and for a family
-//!   narrowed to protocols, entries matching that family with a protocol outside its set.
+//!   lowest, each number between two allowed ones, above the highest); for a family narrowed to
+//!   types, entries matching that family with each type outside its set, compared on the bits
+//!   that choose the type (`(type & 0xf) == t`, the kernel's `SOCK_TYPE_MASK`: the flags and
+//!   the kernel's `EINVAL` for any other bit do not matter there); and for a family narrowed to
+//!   protocols, entries matching that family with a protocol outside its set.
+//! - an `ignore` rule: `SCMP_ACT_ERRNO` with `errnoRet` 0, which returns 0 without running
+//!   the call where runsc reads `errnoRet`; runsc 0.0~20221219 answers EPERM instead, which
+//!   only the container's own process meets (the jobs run the native filter, which ignores
+//!   the call as the policy says).
 //!   runsc ORs comparisons of one argument within an entry (runc's legacy behaviour), so no
 //!   entry compares one argument twice.
 //!
@@ -117,6 +124,7 @@ fn action(action: SeccompAction) -> Value {
         SeccompAction::Errno(errno) => {
             json!({"action": "SCMP_ACT_ERRNO", "errnoRet": errno_code(errno)})
         }
+        SeccompAction::Ignore => json!({"action": "SCMP_ACT_ERRNO", "errnoRet": 0}),
     }
 }
 
@@ -144,12 +152,30 @@ fn arg_conditions(conditions: &[ArgCondition]) -> Vec<Vec<Value>> {
     entries
 }
 
-/// Conditions matching every call whose family is not allowed, or whose protocol is not
-/// allowed for its family.
+/// Conditions matching every call whose family is not allowed, or whose type or protocol is
+/// not allowed for its family.
 fn family_conditions(families: &[AllowedFamily]) -> Vec<Vec<Value>> {
     let numbers: Vec<u64> = families.iter().map(|f| family_number(f.family)).collect();
     let mut conditions: Vec<Vec<Value>> =
         outside(0, &numbers).into_iter().map(|c| vec![c]).collect();
+    for family in families.iter().filter(|f| !f.types.is_empty()) {
+        let is_family =
+            json!({"index": 0, "value": family_number(family.family), "op": "SCMP_CMP_EQ"});
+        let allowed: Vec<u32> = family
+            .types
+            .iter()
+            .map(|t| crate::seccomp::type_number(*t))
+            .collect();
+        for kind in (0..=SOCK_TYPE_MASK).filter(|k| !allowed.contains(k)) {
+            let is_type = json!({
+                "index": 1,
+                "value": SOCK_TYPE_MASK,
+                "valueTwo": kind,
+                "op": "SCMP_CMP_MASKED_EQ",
+            });
+            conditions.push(vec![is_family.clone(), is_type]);
+        }
+    }
     for family in families.iter().filter(|f| !f.protocols.is_empty()) {
         let protocols: Vec<u64> = family
             .protocols
@@ -207,9 +233,17 @@ fn family_number(family: SocketFamily) -> u64 {
     u64::from(number.unsigned_abs())
 }
 
+/// The bits of the type argument that choose the type (the kernel's `SOCK_TYPE_MASK`).
+const SOCK_TYPE_MASK: u32 = 0xf;
+
 fn protocol_number(protocol: SocketProtocol) -> u64 {
     let number = match protocol {
         SocketProtocol::NetlinkRoute => libc::NETLINK_ROUTE,
+        SocketProtocol::Ip => libc::IPPROTO_IP,
+        SocketProtocol::Icmp => libc::IPPROTO_ICMP,
+        SocketProtocol::Tcp => libc::IPPROTO_TCP,
+        SocketProtocol::Udp => libc::IPPROTO_UDP,
+        SocketProtocol::Icmpv6 => libc::IPPROTO_ICMPV6,
     };
     u64::from(number.unsigned_abs())
 }
@@ -343,6 +377,68 @@ mod tests {
         assert_eq!(call("socketpair", 1, 0), "SCMP_ACT_ALLOW");
         assert_eq!(call("socketpair", 2, 0), denied);
         assert_eq!(call("socketpair", 0, 0), denied);
+    }
+
+    /// Hunt escape F2: inet sockets are narrowed to stream, datagram and raw sockets of TCP,
+    /// UDP and the family's ICMP (or 0), the type read without its flags.
+    #[test]
+    fn inet_sockets_are_narrowed_to_their_types_and_protocols() {
+        let section = builtin();
+        let socket = |family: i32, kind: i32, protocol: i32| {
+            let args = [family, kind, protocol].map(|v| u64::from(v.unsigned_abs()));
+            let entry = decide(&section, "socket", [args[0], args[1], args[2], 0, 0, 0]);
+            entry["action"].as_str().expect("action").to_owned()
+        };
+        let (allow, deny) = ("SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO");
+        let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        for (family, icmp, other) in [
+            (libc::AF_INET, libc::IPPROTO_ICMP, libc::IPPROTO_ICMPV6),
+            (libc::AF_INET6, libc::IPPROTO_ICMPV6, libc::IPPROTO_ICMP),
+        ] {
+            for (kind, protocol, expected) in [
+                (libc::SOCK_STREAM, 0, allow),
+                (libc::SOCK_STREAM | flags, libc::IPPROTO_TCP, allow),
+                (
+                    libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                    libc::IPPROTO_UDP,
+                    allow,
+                ),
+                (libc::SOCK_DGRAM, icmp, allow),
+                (libc::SOCK_RAW, icmp, allow),
+                (libc::SOCK_DGRAM, other, deny),
+                (10, 0, deny),                         // SOCK_PACKET
+                (6 | flags, libc::IPPROTO_DCCP, deny), // SOCK_DCCP
+                (libc::SOCK_SEQPACKET, libc::IPPROTO_SCTP, deny),
+                (libc::SOCK_STREAM, libc::IPPROTO_MPTCP, deny),
+                (libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE, deny),
+            ] {
+                assert_eq!(
+                    socket(family, kind, protocol),
+                    expected,
+                    "{family} {kind:#x} {protocol}"
+                );
+            }
+        }
+        assert_eq!(socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0), allow);
+        let entry = decide(&section, "socket", [2, 10, 0, 0, 0, 0]);
+        assert_eq!(entry["errnoRet"], libc::EAFNOSUPPORT);
+    }
+
+    /// Hunt escape F3: an ignored call returns 0 without running where runsc reads `errnoRet`.
+    #[test]
+    fn fadvise_dontneed_is_ignored() {
+        let section = builtin();
+        let fadvise = |advice: u64| decide(&section, "fadvise64", [3, 0, 0, advice, 0, 0]);
+        assert_eq!(
+            fadvise(4),
+            json!({
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": 0,
+                "names": ["fadvise64"],
+                "args": [{"index": 3, "value": u32::MAX, "valueTwo": 4, "op": "SCMP_CMP_MASKED_EQ"}],
+            })
+        );
+        assert_eq!(fadvise(3)["action"], "SCMP_ACT_ALLOW");
     }
 
     /// Bug hunt: a program lowered the sandbox init's rlimits with `prlimit(1, ...)`.

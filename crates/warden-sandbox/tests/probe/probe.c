@@ -497,6 +497,28 @@ static long sc_socketpair_vsock(void) {
     return socketpair(AF_VSOCK, SOCK_STREAM, 0, sv);
 }
 
+/*
+ * Hunt escape F2: inet sockets of types and protocols beyond TCP, UDP and ICMP. Unfiltered,
+ * AF_INET with SOCK_PACKET becomes an AF_PACKET socket in the kernel (EPERM without
+ * CAP_NET_RAW), MPTCP and UDP-Lite succeed, SCTP and DCCP load their modules where the kernel
+ * has them (EPROTONOSUPPORT or ESOCKTNOSUPPORT where it has not): none is the filter's
+ * EAFNOSUPPORT.
+ */
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+static long sc_socket_inet_packet(void) { return socket(AF_INET, SOCK_PACKET, htons(3)); }
+static long sc_socket_inet_mptcp(void) { return socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP); }
+static long sc_socket_inet6_mptcp(void) { return socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_MPTCP); }
+static long sc_socket_inet_udplite(void) { return socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE); }
+static long sc_socket_inet6_sctp(void) { return socket(AF_INET6, SOCK_SEQPACKET, IPPROTO_SCTP); }
+static long sc_socket_inet_dccp(void) { return socket(AF_INET, SOCK_DCCP, IPPROTO_DCCP); }
+/*
+ * Hunt escape F1: secret memory leaves the kernel's direct map split. Unfiltered, this makes a
+ * descriptor and no memory (nothing is split before a page is touched).
+ */
+static long sc_memfd_secret(void) { return syscall(447 /* SYS_memfd_secret */, 0); }
+
 /* A filter of the program's own (a NULL program: EFAULT unfiltered, nothing installed). */
 static long sc_seccomp_filter(void) { return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, NULL); }
 static long sc_prctl_set_seccomp(void) { return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, NULL, 0, 0); }
@@ -577,6 +599,13 @@ static const struct attempt denied[] = {
     {"socket:NETLINK_ROUTE", sc_socket_netlink_route},
     {"socket:NETLINK_AUDIT", sc_socket_netlink_audit},
     {"socketpair:AF_VSOCK", sc_socketpair_vsock},
+    {"socket:AF_INET/SOCK_PACKET", sc_socket_inet_packet},
+    {"socket:AF_INET/IPPROTO_MPTCP", sc_socket_inet_mptcp},
+    {"socket:AF_INET6/IPPROTO_MPTCP", sc_socket_inet6_mptcp},
+    {"socket:AF_INET/IPPROTO_UDPLITE", sc_socket_inet_udplite},
+    {"socket:AF_INET6/IPPROTO_SCTP", sc_socket_inet6_sctp},
+    {"socket:AF_INET/SOCK_DCCP", sc_socket_inet_dccp},
+    {"memfd_secret", sc_memfd_secret},
     {"seccomp:SECCOMP_SET_MODE_FILTER", sc_seccomp_filter},
     {"prctl:PR_SET_SECCOMP", sc_prctl_set_seccomp},
 };
@@ -589,6 +618,18 @@ static long ok_inet_stream(void) { return socket(AF_INET, SOCK_STREAM | SOCK_CLO
 static long ok_inet_dgram(void) { return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
 static long ok_inet6_stream(void) { return socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0); }
 static long ok_inet6_dgram(void) { return socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
+static long ok_inet_tcp(void) { return socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP); }
+static long ok_inet6_udp(void) { return socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK, IPPROTO_UDP); }
+/* Advice the policy ignores: returns 0 whether it runs or not (tests/hostile.rs measures it). */
+static long ok_fadvise_dontneed(void) {
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    int err = posix_fadvise(fd, 0, 4096, POSIX_FADV_DONTNEED);
+    errno = err;
+    return err ? -1 : 0;
+}
 static long ok_socketpair_unix(void) {
     int sv[2];
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
@@ -614,10 +655,13 @@ static const struct attempt allowed[] = {
     {"socket:AF_INET/SOCK_DGRAM", ok_inet_dgram},
     {"socket:AF_INET6/SOCK_STREAM", ok_inet6_stream},
     {"socket:AF_INET6/SOCK_DGRAM", ok_inet6_dgram},
+    {"socket:AF_INET/IPPROTO_TCP", ok_inet_tcp},
+    {"socket:AF_INET6/IPPROTO_UDP", ok_inet6_udp},
     {"socketpair:AF_UNIX", ok_socketpair_unix},
     {"prlimit64:pid 0", ok_prlimit64_self},
     {"seccomp:SECCOMP_GET_ACTION_AVAIL", ok_seccomp_action_avail},
     {"prctl:PR_GET_SECCOMP", ok_prctl_get_seccomp},
+    {"fadvise64:POSIX_FADV_DONTNEED", ok_fadvise_dontneed},
 };
 
 static long sc_open_by_handle_at(void) { return syscall(SYS_open_by_handle_at, -1, NULL, 0); }
