@@ -3195,3 +3195,120 @@ fn bash_endless_loops_of_a_sleep_that_spawn_are_read() {
         );
     }
 }
+
+#[test]
+fn paths_through_the_workspace_with_a_parent_component_are_outside_it() {
+    // Hunt rules2: the "inside the workspace" exemption of the `file_outside_workdir` rules read
+    // only the start of a path, so `readLines("/work/../etc/passwd")` was graded `none`. A
+    // path with a `..` component (or an escape that may spell one) is never exempt, and a
+    // relative one that climbs out (`x/../../etc/passwd`) counts as `../x` does.
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("python", "open('/etc/passwd')", &[
+            "open('/work/../etc/passwd')",
+            "open('/tmp/../../etc/passwd')",
+            "open('/tmp/x/../../etc/passwd')",
+            "open('/work/..')",
+            "open('/work/\\x2e\\x2e/etc/passwd')",
+            "open('/dev/null/../../etc/passwd')",
+            "open('x/../../etc/passwd')",
+            "open('/work/' + '../etc/passwd')",
+            "open('/work/.' + './etc/passwd')",
+            "open('/work/%s/etc/passwd' % '..')",
+        ]),
+        ("javascript", "require('fs').readFileSync('/etc/passwd');", &[
+            "require('fs').readFileSync('/work/../etc/passwd');",
+            "fs.readFileSync(`/tmp/../etc/passwd`);",
+            "fs.readdirSync('/work/x/../..');",
+            "fs.readFileSync('x/../../etc/passwd');",
+        ]),
+        ("ruby", "File.read('/etc/passwd')", &[
+            "File.read('/work/../etc/passwd')",
+            "File.read(\"/tmp/../../etc/passwd\")",
+            "open('/work/../etc/passwd')",
+            "File.read('/work/\\x2e./etc/passwd')",
+        ]),
+        ("php", "<?php echo file_get_contents('/etc/passwd');", &[
+            "<?php echo file_get_contents('/work/../etc/passwd');",
+            "<?php echo file_get_contents(\"/tmp/../../etc/passwd\");",
+            "<?php include '/work/../etc/passwd';",
+            "<?php echo file_get_contents(\"/work/\\x2e\\x2e/etc/passwd\");",
+            "<?php include(\"/tmp/\\56\\56/etc/passwd\");",
+        ]),
+        ("r", "x <- readLines('/etc/passwd')", &[
+            "x <- readLines('/work/../etc/passwd')",
+            "x <- readLines(\"/tmp/../../etc/shadow\")",
+            "x <- readLines('/work/a/../../etc/passwd')",
+            "x <- readLines('a/../../etc/passwd')",
+        ]),
+        ("go", "package main\nimport \"os\"\nfunc main() { os.ReadFile(\"/etc/passwd\") }", &[
+            "package main\nimport \"os\"\nfunc main() { os.ReadFile(\"/work/../etc/passwd\") }",
+            "package main\nimport \"os\"\nfunc main() { os.Open(\"/tmp/../../etc/passwd\") }",
+        ]),
+        ("java", "class A { void f() throws Exception { new java.io.FileReader(\"/etc/passwd\"); } }", &[
+            "class A { void f() throws Exception { new java.io.FileReader(\"/work/../etc/passwd\"); } }",
+            "class A { void f() throws Exception { java.nio.file.Files.readAllLines(java.nio.file.Path.of(\"/tmp/../etc/passwd\")); } }",
+            "class A { void f() throws Exception { Files.readString(Paths.get(\"/work/\\u002e\\u002e/etc/passwd\")); } }",
+            "class A { void f() throws Exception { new File(\"/work/\\56\\56/etc/passwd\"); } }",
+        ]),
+        ("c", "int main(void) { fopen(\"/etc/passwd\", \"r\"); }", &[
+            "int main(void) { fopen(\"/tmp/../etc/passwd\", \"r\"); }",
+            "int main(void) { open(\"/work/../../etc/passwd\", 0); }",
+            "int main(void) { fopen(\"/work/\\x2e\\x2e/etc/passwd\", \"r\"); }",
+        ]),
+        ("cpp", "int main() { std::ifstream f(\"/etc/passwd\"); }", &[
+            "int main() { std::ifstream f(\"/work/../etc/passwd\"); }",
+            "int main() { fopen(\"/tmp/../etc/passwd\", \"r\"); }",
+        ]),
+        ("rust", "fn main() { std::fs::read_to_string(\"/etc/passwd\"); }", &[
+            "fn main() { std::fs::read_to_string(\"/work/../etc/passwd\"); }",
+            "fn main() { std::fs::File::open(\"/tmp/../../etc/passwd\"); }",
+            "fn main() { std::fs::read(\"/work/\\x2e\\x2e/etc/passwd\"); }",
+        ]),
+        ("bash", "cat /etc/passwd", &[
+            "cat /work/../etc/passwd",
+            "cat \"/tmp/../../etc/passwd\"",
+            "cat '/work/x/../../etc/passwd'",
+            "cat /work/\\.\\./etc/passwd",
+            "cat /work/.{.,}/etc/passwd",
+            "cat /work/.'.'/etc/passwd",
+            "cat /work/${u:-..}/etc/passwd",
+            "cat /work/.[.]/etc/passwd",
+            "cat /work/.*/etc/passwd",
+            "cat x/../../etc/passwd",
+            "echo x > /tmp/../etc/cron.d/x",
+            "cat < /dev/tcp/../../etc/passwd",
+        ]),
+    ];
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|&&(language, plain, disguised)| {
+            let rule = format!("{language}.file_outside_workdir");
+            let cases: Vec<(&str, &str, &str)> = disguised
+                .iter()
+                .map(|&d| (plain, d, rule.as_str()))
+                .collect();
+            std::panic::catch_unwind(|| assert_disguises_caught(language, &cases)).is_err()
+        })
+        .map(|&(language, _, _)| language)
+        .collect();
+    assert!(failed.is_empty(), "failed: {failed:?}");
+}
+
+#[test]
+fn paths_inside_the_workspace_stay_exempt() {
+    let programs: &[(&str, &[&str])] = &[
+        ("python", &["open('/work/data.csv')\nopen('/tmp/out.txt', 'w')\nopen('/work/a/.cache/b.json')\nopen('/work/x.y/...z')\nopen('/work/a..b/c')\nopen('/tmp/' + name + '.json')\nopen('/work/./a.txt')\nopen('/dev/null')\n"]),
+        ("javascript", &["fs.readFileSync('/work/data.txt');\nfs.writeFileSync('/tmp/a.b.c', x);\n"]),
+        ("ruby", &["File.read('/work/data.txt')\nFile.write('/tmp/.hidden', x)\n"]),
+        ("php", &["<?php echo file_get_contents('/work/data.txt'); include '/work/lib/a.php';"]),
+        ("r", &["x <- readLines('/work/data.txt')\nwriteLines(x, '/tmp/out.txt')\n"]),
+        ("go", &["package main\nimport \"os\"\nfunc main() { os.ReadFile(\"/work/a.txt\"); os.Create(\"/tmp/x\") }"]),
+        ("java", &["class A { void f() throws Exception { new java.io.FileReader(\"/work/a.txt\"); Paths.get(\"/tmp/b\"); } }"]),
+        ("c", &["int main(void) { fopen(\"/work/a.txt\", \"r\"); fopen(\"/tmp/.x\", \"w\"); }"]),
+        ("rust", &["fn main() { std::fs::read_to_string(\"/work/a.txt\"); std::fs::File::create(\"/tmp/x\"); }"]),
+        ("bash", &["cat /work/a.txt\nrm -f /tmp/*.log\necho x > /tmp/out\ncat \"/tmp/$name\"\ncat '/work/.config/x'\necho > /dev/null\n"]),
+    ];
+    for &(language, programs) in programs {
+        assert_graded(language, ThreatLevel::None, programs);
+    }
+}
