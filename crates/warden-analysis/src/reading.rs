@@ -23,7 +23,8 @@
 //! quoted piece of a bash glob pattern, `glob_quotes.rs`; a bash command named by quoted
 //! pieces only, `quoted_names.rs`; a bash line continuation inside a word or an operator,
 //! `line_continuations.rs`; bash's `<>`, `read_write_redirections.rs`; `\(` in a `[` test,
-//! `test_parentheses.rs`), the text is read again from the tree
+//! `test_parentheses.rs`; blanks and comments around the separators of a qualified name in
+//! Java, C++, Rust, PHP, Python and Ruby, `qualified_names.rs`), the text is read again from the tree
 //! and parsed again ([`parsed`]).
 //!
 //! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
@@ -37,6 +38,7 @@ mod javascript_tree;
 mod leaves;
 mod line_continuations;
 mod php_strings;
+mod qualified_names;
 mod quoted_names;
 mod r_names;
 mod read_write_redirections;
@@ -75,7 +77,8 @@ pub(crate) fn parsed(
         let tree = parse::parse(&grammar.language(), &code, deadline)?;
         let again = match grammar {
             Grammar::Javascript => javascript_tree::reread(&tree, &code, deadline),
-            Grammar::Php => php_strings::reread(&tree, &code, deadline),
+            Grammar::Php => php_strings::reread(&tree, &code, deadline)
+                .or_else(|| qualified_names::reread(grammar, &tree, &code, deadline)),
             Grammar::R => r_names::reread(&tree, &code, deadline),
             Grammar::Bash => line_continuations::reread_operators(&tree, &code, deadline)
                 .or_else(|| line_continuations::reread(&tree, &code, deadline))
@@ -83,7 +86,7 @@ pub(crate) fn parsed(
                 .or_else(|| test_parentheses::reread(&tree, &code, deadline))
                 .or_else(|| glob_quotes::reread(&tree, &code, deadline))
                 .or_else(|| quoted_names::reread(&tree, &code, deadline)),
-            _ => None,
+            _ => qualified_names::reread(grammar, &tree, &code, deadline),
         };
         match again {
             Some(read) => code = Cow::Owned(read),

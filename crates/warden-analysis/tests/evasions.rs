@@ -3312,3 +3312,166 @@ fn paths_inside_the_workspace_stay_exempt() {
         assert_graded(language, ThreatLevel::None, programs);
     }
 }
+
+#[test]
+fn qualified_names_are_read_through_blanks_and_comments_around_their_separators() {
+    // Hunt rules2: Java allows blanks and comments inside a qualified name, and the rules read
+    // a name by its text: `import java.lang. reflect.Method;` was graded `none`.
+    let java = |body: &str| format!("{body}\nclass A {{ void f() throws Exception {{ }} }}");
+    let java_call = |call: &str| format!("class A {{ void f() throws Exception {{ {call} }} }}");
+    let plain_import = java("import java.lang.reflect.Method;");
+    let plain_runtime = java_call("java.lang.Runtime.getRuntime().exec(\"id\");");
+    let disguised = [
+        java("import java.lang. reflect.Method;"),
+        java("import java.lang/**/.reflect.Method;"),
+        java("import java.lang // x\n  .reflect.Method;"),
+        java("import java . lang . reflect . *;"),
+        java("import java.lang.reflect /* x */ .*;"),
+        java("import javax . script.ScriptEngineManager;"),
+        java("import sun.misc /**/ . Unsafe;"),
+    ];
+    let mut cases: Vec<(&str, &str, &str)> = disguised
+        .iter()
+        .map(|d| (plain_import.as_str(), d.as_str(), "java.reflection"))
+        .collect();
+    cases[6].2 = "java.native_code";
+    let runtime = [
+        java_call("java.lang . Runtime . getRuntime().exec(\"id\");"),
+        java_call("Runtime/**/.getRuntime().exec(\"id\");"),
+        java_call("java /**/ . lang.Runtime.getRuntime().exec(\"id\");"),
+    ];
+    cases.extend(
+        runtime
+            .iter()
+            .map(|d| (plain_runtime.as_str(), d.as_str(), "java.process")),
+    );
+    assert_disguises_caught("java", &cases);
+
+    assert_disguises_caught(
+        "cpp",
+        &[
+            (
+                "int main() { std::system(\"id\"); }",
+                "int main() { std :: system(\"id\"); }",
+                "cpp.process",
+            ),
+            (
+                "int main() { std::system(\"id\"); }",
+                "int main() { std::/**/system(\"id\"); }",
+                "cpp.process",
+            ),
+            (
+                "int main() { std::system(\"id\"); }",
+                "int main() { :: system(\"id\"); }",
+                "cpp.process",
+            ),
+        ],
+    );
+    let plain = "fn main() { std::process::Command::new(\"sh\"); }";
+    assert_disguises_caught(
+        "rust",
+        &[
+            (
+                plain,
+                "fn main() { std :: process :: Command :: new(\"sh\"); }",
+                "rust.process",
+            ),
+            (
+                plain,
+                "fn main() { std::process::/**/Command::new(\"sh\"); }",
+                "rust.process",
+            ),
+            (
+                plain,
+                "use std :: process :: Command;\nfn main() { Command::new(\"sh\"); }",
+                "rust.process",
+            ),
+        ],
+    );
+    assert_disguises_caught(
+        "python",
+        &[
+            (
+                "import os\nos.system('id')",
+                "import os\nos . system('id')",
+                "python.os_system",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import os\n(os # x\n .system)('id')",
+                "python.os_system",
+            ),
+            (
+                "import ctypes.util",
+                "import ctypes . util",
+                "python.native_code",
+            ),
+            (
+                "from ctypes.util import find_library",
+                "from ctypes . util import find_library",
+                "python.native_code",
+            ),
+        ],
+    );
+    assert_disguises_caught(
+        "ruby",
+        &[
+            (
+                "File.read('/etc/passwd')",
+                ":: File.read('/etc/passwd')",
+                "ruby.file_outside_workdir",
+            ),
+            (
+                "Kernel.system('id')",
+                "Kernel . system('id')",
+                "ruby.process",
+            ),
+            (
+                "Kernel.system('id')",
+                "Kernel :: system('id')",
+                "ruby.process",
+            ),
+        ],
+    );
+    assert_disguises_caught(
+        "php",
+        &[(
+            "<?php \\FFI::cdef('int x;');",
+            "<?php \\ FFI::cdef('int x;');",
+            "php.native_code",
+        )],
+    );
+    // Read apart by the rules already: the object (or package) and the member.
+    assert_disguises_caught(
+        "javascript",
+        &[
+            (
+                "process.binding('spawn_sync')",
+                "process . binding('spawn_sync')",
+                "javascript.native_code",
+            ),
+            (
+                "process.binding('spawn_sync')",
+                "process/**/.binding('spawn_sync')",
+                "javascript.native_code",
+            ),
+            (
+                "require('child_process').exec('id')",
+                "require('child_process') . exec('id')",
+                "javascript.child_process",
+            ),
+        ],
+    );
+    assert_disguises_caught(
+        "go",
+        &[(
+            "package main\nimport \"os/exec\"\nfunc main() { exec.Command(\"id\").Run() }",
+            "package main\nimport \"os/exec\"\nfunc main() { exec . /* x */ Command(\"id\").Run() }",
+            "go.process",
+        )],
+    );
+    assert_disguises_caught(
+        "r",
+        &[("base::system('id')", "base :: system('id')", "r.process")],
+    );
+}
