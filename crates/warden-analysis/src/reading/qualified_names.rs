@@ -155,6 +155,10 @@ fn gaps(node: Node<'_>, separators: &[&str], mut found: impl FnMut(std::ops::Ran
             continue;
         }
         if let Some(before) = i.checked_sub(1).map(|j| parts[j]) {
+            // `1 .real` in Python: joined, `1.` would be a float.
+            if is_number(before) {
+                continue;
+            }
             if before.end_byte() < part.start_byte() {
                 found(before.end_byte()..part.start_byte());
             }
@@ -165,6 +169,12 @@ fn gaps(node: Node<'_>, separators: &[&str], mut found: impl FnMut(std::ops::Ran
             }
         }
     }
+}
+
+/// Whether `node` is a number literal, which a separator after it would join.
+fn is_number(node: Node<'_>) -> bool {
+    let kind = node.kind();
+    kind.contains("integer") || kind.contains("float") || kind.contains("number")
 }
 
 /// The outermost name node that holds `node`, through name nodes only.
