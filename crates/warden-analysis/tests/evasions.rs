@@ -3475,3 +3475,40 @@ fn qualified_names_are_read_through_blanks_and_comments_around_their_separators(
         &[("base::system('id')", "base :: system('id')", "r.process")],
     );
 }
+
+#[test]
+fn ruby_process_modules_held_in_a_name_or_yielded_to_a_block_are_read() {
+    // Hunt rules2: `x = Kernel; x.system("id")` and `Kernel.tap { |k| k.system "id" }` ran `id`
+    // graded `none`: the rules read the receiver's name.
+    let plain = "Kernel.system('id')";
+    let rule = "ruby.held_process_module";
+    assert_disguises_caught(
+        "ruby",
+        &[
+            (plain, "x = Kernel; x.system(\"id\")", rule),
+            (plain, "def f\n  k = ::Kernel\n  k.exec 'id'\nend", rule),
+            (plain, "Kernel.tap { |k| k.system \"id\" }", rule),
+            (plain, "Kernel.then do |k| k.spawn('id') end", rule),
+            (plain, "Open3.yield_self { |o| o.capture2('id') }", rule),
+            (plain, "K = Kernel\ndef f = K.system('id')", rule),
+            (plain, "x = (Kernel)\nx.system('id')", rule),
+            (plain, "x = nil || Kernel\nx.system('id')", rule),
+            (plain, "p, q = Process, 1\np.spawn('id')", rule),
+            (plain, "[Kernel].each { |k| k.system('id') }", rule),
+            (plain, "io = IO\nio.popen('id').read", rule),
+            (plain, "@k ||= Kernel\n@k.system('id')", rule),
+        ],
+    );
+    // A command method on a name elsewhere, or after a module is only used, is nothing.
+    assert_graded(
+        "ruby",
+        ThreatLevel::None,
+        &[
+            "conn = PG.connect\nconn.exec('select 1')",
+            "data = IO.read('x.sql')\nconn.exec(data)",
+            "pid = Process.pid\nconn.exec('select 1')",
+            "Process.clock_gettime(Process::CLOCK_MONOTONIC).tap { |t| db.exec(t) }",
+            "x = Kernel\nputs x.name",
+        ],
+    );
+}
