@@ -697,6 +697,13 @@ impl State<'_> {
                     *self.watch.helper_done = true;
                     // Its last reports may still be in the pipe.
                     self.read_reports();
+                    if !self.ended {
+                        // The sandbox ended under the job (its init killed: in `trusted` the
+                        // program can signal it). What of the job is left goes now: a process
+                        // holding the output open kept the job waiting for its wall time, and
+                        // it ended as the program's own time limit.
+                        self.watch.cgroup.kill_all();
+                    }
                 }
                 Role::Process => self.reap_process(),
                 Role::ProgramStart => self.see_program_start(),

@@ -438,3 +438,27 @@ fn every_file_a_trusted_run_made_goes_however_many() {
         }
     );
 }
+
+/// Hunt modes 1: in `trusted` the program can signal its init; killing it ended the run as the
+/// sandbox's error only when nothing else held the output: a process left holding stdout kept
+/// the job waiting for its wall time, recorded as the program's own time limit. What is left
+/// goes once the init is gone, and the run is the sandbox's error (docs/modes.md).
+#[test]
+fn killing_the_init_ends_the_run_even_when_a_process_holds_the_output() {
+    let mut p = plan(&[
+        "/bin/sh",
+        "-c",
+        "(setsid sleep 250.4243 &); kill -9 $PPID; echo after",
+    ]);
+    p.limits = Limits {
+        wall_time: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let run = sandbox().run_trusted(&p, Stdin::Null);
+    assert!(run.is_err(), "{run:?}");
+    let left: Vec<_> = processes_of(&(HOST_ID_BASE..HOST_ID_BASE + SLOTS).collect())
+        .into_iter()
+        .filter(|p| p.contains("250.4243"))
+        .collect();
+    assert!(left.is_empty(), "outlived the run: {left:#?}");
+}
