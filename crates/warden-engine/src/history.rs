@@ -698,6 +698,22 @@ fn unix_ms(t: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// A tool call refused for its input, by `caller`: what the tests record.
+#[cfg(test)]
+pub(crate) fn refused_tool_call(caller: Option<&str>) -> ToolCallRecord<'_> {
+    ToolCallRecord {
+        tool: "wc",
+        category: "compute",
+        api: "v1",
+        caller,
+        status: ToolCallStatus::Refused,
+        latency: Duration::from_millis(1),
+        execution_id: None,
+        error: Some("input: missing required property \"text\""),
+        answered_at: None,
+    }
+}
+
 /// How SQLite plans `query` on a new database of the latest schema, one line per step
 /// (`EXPLAIN QUERY PLAN`'s details), every parameter bound to 1.
 #[cfg(test)]
@@ -742,20 +758,6 @@ mod tests {
         std::fs::metadata(wal).map_or(0, |m| m.len())
     }
 
-    fn tool_call(caller: Option<&str>) -> ToolCallRecord<'_> {
-        ToolCallRecord {
-            tool: "wc",
-            category: "compute",
-            api: "v1",
-            caller,
-            status: ToolCallStatus::Refused,
-            latency: Duration::from_millis(1),
-            execution_id: None,
-            error: Some("input: missing required property \"text\""),
-            answered_at: None,
-        }
-    }
-
     /// Hunt hist 1: tool calls never emptied the WAL (auto-checkpointing is off), about 22 KB
     /// a call: 5,000 refused calls left a 109 MB WAL. Every write path now empties it past
     /// [`WAL_LIMIT`], pruning included.
@@ -768,7 +770,7 @@ mod tests {
         let mut largest = 0;
         for _ in 0..400 {
             store
-                .record_tool_call(&tool_call(Some("a")), None)
+                .record_tool_call(&refused_tool_call(Some("a")), None)
                 .expect("recorded");
             largest = largest.max(wal_size(&store));
         }

@@ -549,7 +549,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::history::{Retention, ToolCallRecord, ToolCallStatus};
+    use crate::history::{Retention, ToolCallRecord};
     use crate::EngineConfig;
 
     fn engine(path: &Path) -> Engine {
@@ -567,17 +567,7 @@ mod tests {
     }
 
     fn call(caller: &str) -> ToolCallRecord<'_> {
-        ToolCallRecord {
-            tool: "wc",
-            category: "compute",
-            api: "v1",
-            caller: Some(caller),
-            status: ToolCallStatus::Refused,
-            latency: Duration::from_millis(1),
-            execution_id: None,
-            error: Some("input: missing required property \"text\""),
-            answered_at: None,
-        }
+        crate::history::refused_tool_call(Some(caller))
     }
 
     /// A read opens a connection of its own: to the file the writer opened, never to one put
