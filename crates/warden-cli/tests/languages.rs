@@ -1317,10 +1317,13 @@ fn runtimes_do_not_load_start_up_files_from_the_workspace() {
     );
     write(
         "main.R",
-        "cat(\"hello\", Sys.getenv(\"FROM_RENVIRON\"), any(grepl(\"^/work\", .libPaths())), \"\\n\")\n",
+        "cat(\"hello\", Sys.getenv(\"FROM_RENVIRON\"), any(grepl(\"^/work\", .libPaths())), \
+         nzchar(Sys.getenv(\"_R_CHECK_COMPILATION_FLAGS_KNOWN_\")), \"\\n\")\n",
     );
+    // The site's Renviron.site (Debian's sets that variable) is the operator's, still read
+    // (hunt regress 5: `--no-environ` skipped it too).
     let result = r.run(&[&path(dir.path()), "--entry", "main.R"], b"");
-    assert_ran(&result, Expect::Exited(0), "hello  FALSE \n", "r");
+    assert_ran(&result, Expect::Exited(0), "hello  FALSE TRUE \n", "r");
 
     let ruby = Warden::for_language("ruby");
     let dir = tempfile::tempdir().expect("tempdir");
