@@ -261,3 +261,20 @@ fn a_compiled_program_compiles_and_runs_under_gvisor_without_a_cache() {
     assert_eq!(result["compile"]["cached"], false, "{result}");
     assert_eq!(result["stdout"], "42\n", "{result}");
 }
+
+/// Hunt regress 4: a program that tried a raw socket under gVisor (as ping libraries do before
+/// falling back) ran to its end, and then the run failed as "sandbox setup failed": runsc's
+/// notice about it went into the file warden reads the runtime's crash reports from.
+#[test]
+fn an_isolated_program_that_tries_a_raw_socket_ends_as_it_ran() {
+    let code = "import socket\ntry:\n    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n    print('raw')\nexcept OSError as e:\n    print('refused', e.errno)\n";
+    let result = json(&["--mode", "isolated", "-l", "python", "-c", code], None);
+    assert_eq!(result["mode"], "isolated", "{result}");
+    assert_eq!(result["outcome"]["kind"], "exited", "{result}");
+    assert!(
+        result["stdout"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("refused")),
+        "{result}"
+    );
+}

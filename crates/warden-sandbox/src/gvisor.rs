@@ -1055,10 +1055,23 @@ fn crash_report(path: &Path) -> Option<String> {
     let said: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .filter(|line| !line.is_empty())
+        .filter(|line| !line.is_empty() && !glog_notice(line))
         .take(3)
         .collect();
     (!said.is_empty()).then(|| said.join("; "))
+}
+
+/// An informational or warning line of runsc's own log (glog's `I1207 12:34:56.789012 ...` or
+/// `W...`), which the sentry also writes into the crash report's file: a program that tried a
+/// raw socket got "A process tried to create a raw socket without CAP_NET_RAW" there, and its
+/// finished run was taken for a crash of the runtime (hunt regress 4). Errors and fatal lines,
+/// and the Go runtime's own reports, are kept.
+fn glog_notice(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    bytes.len() > 5
+        && matches!(bytes[0], b'I' | b'W')
+        && bytes[1..5].iter().all(u8::is_ascii_digit)
+        && bytes[5] == b' '
 }
 
 /// How much of a crash report is read: its first lines say why.
@@ -1157,6 +1170,15 @@ mod tests {
         let log = dir.path().join("panic.log");
         assert_eq!(crash_report(&log), None);
         fs::write(&log, "").expect("write");
+        assert_eq!(crash_report(&log), None);
+        // runsc's notices are no crash (hunt regress 4: a raw socket's attempt).
+        fs::write(
+            &log,
+            "I1207 12:26:18.412345    1 rate_limited.go:36] A process tried to create a raw \
+             socket without CAP_NET_RAW. Should the container config enable CAP_NET_RAW?\n\
+             W1207 12:26:18.500000    1 x.go:1] a warning\n",
+        )
+        .expect("write");
         assert_eq!(crash_report(&log), None);
         fs::write(
             &log,
