@@ -3512,3 +3512,41 @@ fn ruby_process_modules_held_in_a_name_or_yielded_to_a_block_are_read() {
         ],
     );
 }
+
+#[test]
+fn everyday_erb_templates_and_stream_choices_are_nothing() {
+    // Hunt regress 1 and 2: a logger's `process[err ? "stderr" : "stdout"]` and every ERB
+    // rendering, a literal template's included, went to gVisor graded high.
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &[
+            "const err = process.argv.length > 5;\nprocess[err ? \"stderr\" : \"stdout\"].write(\"hi\\n\");\n",
+            "function log(e, m) { process[e ? 'stderr' : 'stdout'].write(m + '\\n'); }\nlog(false, 'x');\n",
+        ],
+    );
+    assert_graded(
+        "ruby",
+        ThreatLevel::None,
+        &[
+            "require \"erb\"\nname = \"world\"\nputs ERB.new(\"Hello <%= name %>!\").result(binding)\n",
+            "require 'erb'\nputs ERB.new('<% 3.times do |i| %><%= i %> <% end %>').result_with_hash(n: 1)\n",
+        ],
+    );
+    // A chosen key or template that runs code still counts.
+    assert_graded_at_least(
+        "javascript",
+        ThreatLevel::High,
+        &["const k = x ? 'bind' + 'ing' : 'stdout';\nprocess[x ? k : 'stdout']('spawn_sync');\n"],
+    );
+    assert_graded_at_least(
+        "ruby",
+        ThreatLevel::High,
+        &[
+            "require 'erb'\nputs ERB.new(\"<%= Kernel.system('id') %>\").result(binding)\n",
+            "require 'erb'\nputs ERB.new(%q{<%= `id` %>}).result\n",
+            "require 'erb'\nputs ERB.new(File.read('t.erb')).result(binding)\n",
+            "require 'erb'\nt = ERB.new(STDIN.read)\nputs t.result_with_hash(a: 1)\n",
+        ],
+    );
+}
