@@ -3523,6 +3523,7 @@ fn everyday_erb_templates_and_stream_choices_are_nothing() {
         &[
             "const err = process.argv.length > 5;\nprocess[err ? \"stderr\" : \"stdout\"].write(\"hi\\n\");\n",
             "function log(e, m) { process[e ? 'stderr' : 'stdout'].write(m + '\\n'); }\nlog(false, 'x');\n",
+            "const stream = process.argv[2] ? 'stderr' : 'stdout';\nprocess[stream].write('x\\n');\nif (process[stream].isTTY) {}\n",
         ],
     );
     assert_graded(
@@ -3537,7 +3538,13 @@ fn everyday_erb_templates_and_stream_choices_are_nothing() {
     assert_graded_at_least(
         "javascript",
         ThreatLevel::High,
-        &["const k = x ? 'bind' + 'ing' : 'stdout';\nprocess[x ? k : 'stdout']('spawn_sync');\n"],
+        &[
+            "const k = x ? 'bind' + 'ing' : 'stdout';\nprocess[x ? k : 'stdout']('spawn_sync');\n",
+            "const k = 'bind' + 'ing';\nprocess[k]('spawn_sync');\n",
+            "const k = 'bind' + 'ing';\nconst b = process[k];\nb('spawn_sync');\n",
+            "const k = 'bind' + 'ing';\nprocess[k].call(process, 'spawn_sync');\n",
+            "const k = 'bind' + 'ing';\nrun(process[k]);\n",
+        ],
     );
     assert_graded_at_least(
         "ruby",
