@@ -175,8 +175,10 @@ mod tests {
     type Found = BTreeSet<(usize, usize, usize)>;
 
     /// The nodes tree-sitter's own query engine reports on `tree`: (pattern, start, end) of
-    /// the capture `report` of each match. tree-sitter leaves `#nfkc-changes?` to its caller,
-    /// as it does every predicate it does not know: it is evaluated here, on its own.
+    /// the capture `report` of each match. tree-sitter leaves `#nfkc-changes?` and
+    /// `#normalized-match?` to its caller, as it does every predicate it does not know: they are
+    /// evaluated here, on their own (the path normalisation is the crate's, the regex
+    /// `regex`'s).
     fn oracle(query: &tree_sitter::Query, report: &str, tree: &Tree, code: &[u8]) -> Found {
         use tree_sitter::{QueryPredicateArg, StreamingIterator};
         let capture = query.capture_index_for_name(report).expect("captured");
@@ -186,12 +188,26 @@ mod tests {
         while let Some(m) = matches.next() {
             let holds = query.general_predicates(m.pattern_index).iter().all(|p| {
                 let negated = p.operator.starts_with("not-");
-                assert_eq!(p.operator.trim_start_matches("not-"), "nfkc-changes?");
                 let QueryPredicateArg::Capture(c) = p.args[0] else {
                     panic!("a capture")
                 };
+                // `None`: `#nfkc-changes?`; a regex: `#normalized-match?`.
+                let regex = match (p.operator.trim_start_matches("not-"), &p.args[1..]) {
+                    ("nfkc-changes?", []) => None,
+                    ("normalized-match?", [QueryPredicateArg::String(regex)]) => Some(
+                        regex::bytes::RegexBuilder::new(regex)
+                            .unicode(false)
+                            .build()
+                            .expect("a regex"),
+                    ),
+                    (operator, _) => panic!("#{operator} is not evaluated here"),
+                };
+                let test = |text: &[u8]| match &regex {
+                    None => crate::query::nfkc_changes(text),
+                    Some(regex) => regex.is_match(&crate::query::normalized_path(text)),
+                };
                 m.nodes_for_capture_index(c)
-                    .all(|n| crate::query::nfkc_changes(&code[n.byte_range()]) != negated)
+                    .all(|n| test(&code[n.byte_range()]) != negated)
             });
             if !holds {
                 continue;
@@ -307,7 +323,7 @@ mod tests {
                 .collect();
             for p in &set.compiled.patterns {
                 for predicate in &p.pattern.predicates {
-                    let crate::query::TextTest::Matches(regex) = &predicate.test else {
+                    let Some(regex) = predicate.test.regex() else {
                         continue;
                     };
                     regexes += 1;

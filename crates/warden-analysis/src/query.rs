@@ -109,6 +109,46 @@ pub(crate) fn nfkc_changes(text: &[u8]) -> bool {
     }
 }
 
+/// Bytes that make a path part opaque to `..`: an escape, a quote, an expansion, a glob, a
+/// `%` escape or format, `<>` around a header name. Such a part may spell `..` or `/`, or stand
+/// for several parts, so a `..` after it is kept.
+const OPAQUE: &[u8] = b"\\'\"`$%{}()[]*?<>";
+
+/// `text` as a path after lexical normalisation: empty and `.` parts dropped, a `..` resolved
+/// against the part before it when that is a plain name (not `..`, not starting with `~`, no
+/// [`OPAQUE`] byte), else kept; at the start of an absolute path a `..` disappears (`/..` is
+/// `/`). `./data/../data/x` is `data/x`, `/tmp/../tmp/x` is `/tmp/x`, `x/../../etc` is
+/// `../etc`, `~/../x` stays. An empty relative result is `.`.
+pub(crate) fn normalized_path(text: &[u8]) -> Vec<u8> {
+    let absolute = text.first() == Some(&b'/');
+    let plain = |part: &[u8]| {
+        part != b".." && part.first() != Some(&b'~') && !part.iter().any(|b| OPAQUE.contains(b))
+    };
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in text.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => match parts.last() {
+                Some(last) if plain(last) => {
+                    parts.pop();
+                }
+                None if absolute => {}
+                _ => parts.push(part),
+            },
+            _ => parts.push(part),
+        }
+    }
+    let mut normal = Vec::with_capacity(text.len());
+    if absolute {
+        normal.push(b'/');
+    }
+    normal.extend_from_slice(&parts.join(&b'/'));
+    if normal.is_empty() {
+        normal.push(b'.');
+    }
+    normal
+}
+
 /// A condition on captured nodes' text.
 #[derive(Debug)]
 pub(crate) struct Predicate {
@@ -127,6 +167,9 @@ pub(crate) enum TextTest {
     SameAs(usize),
     /// `#match? @a "regex"`: the regex is found in the text.
     Matches(MatchRegex),
+    /// `#normalized-match? @a "regex"`: the regex is found in the text read as a path after
+    /// lexical normalisation ([`normalized_path`]).
+    NormalizedMatches(MatchRegex),
     /// `#any-of? @a "x" "y"`.
     AnyOf(Vec<Vec<u8>>),
     /// `#nfkc-changes? @a`: NFKC normalisation changes the text, so a language that reads
@@ -219,6 +262,16 @@ impl MatchRegex {
         let mut builder = RegexBuilder::new(&self.pattern);
         builder.unicode(false);
         builder
+    }
+}
+
+impl TextTest {
+    /// The regex of a `#match?` or `#normalized-match?`.
+    pub(crate) fn regex(&self) -> Option<&MatchRegex> {
+        match self {
+            TextTest::Matches(regex) | TextTest::NormalizedMatches(regex) => Some(regex),
+            _ => None,
+        }
     }
 }
 
@@ -462,7 +515,8 @@ fn capture_index(names: &mut Vec<String>, name: &str) -> usize {
 
 /// The predicates a rule may use: every other would have to be ignored, and the pattern would
 /// match too much.
-const PREDICATES: &str = "use #eq?, #match?, #any-of?, #nfkc-changes? or their negations";
+const PREDICATES: &str =
+    "use #eq?, #match?, #normalized-match?, #any-of?, #nfkc-changes? or their negations";
 
 fn predicate(
     text: &PredicateText,
@@ -497,6 +551,10 @@ fn predicate(
             Ok(regex) => TextTest::Matches(regex),
             Err(e) => return at(line, format!("bad regex {regex:?}: {e}")),
         },
+        ("normalized-match?", [Arg::Text(regex)]) => match MatchRegex::new(regex, regexes) {
+            Ok(regex) => TextTest::NormalizedMatches(regex),
+            Err(e) => return at(line, format!("bad regex {regex:?}: {e}")),
+        },
         ("any-of?", values) if !values.is_empty() => TextTest::AnyOf(
             values
                 .iter()
@@ -507,7 +565,7 @@ fn predicate(
                 .collect::<Result<_, _>>()?,
         ),
         ("nfkc-changes?", []) => TextTest::NfkcChanges,
-        ("eq?" | "match?" | "any-of?" | "nfkc-changes?", _) => {
+        ("eq?" | "match?" | "normalized-match?" | "any-of?" | "nfkc-changes?", _) => {
             return at(line, format!("wrong arguments for #{}", text.operator))
         }
         _ => {

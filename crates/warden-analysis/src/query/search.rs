@@ -179,6 +179,9 @@ impl<'t> Search<'t> {
             TextTest::Equals(value) => subject == value.as_slice(),
             TextTest::SameAs(other) => subject == text(*other)?,
             TextTest::Matches(regex) => regex.is_match(subject),
+            TextTest::NormalizedMatches(regex) => {
+                regex.is_match(&crate::query::normalized_path(subject))
+            }
             TextTest::AnyOf(values) => values.iter().any(|v| v.as_slice() == subject),
             TextTest::NfkcChanges => crate::query::nfkc_changes(subject),
         };
@@ -343,5 +346,46 @@ mod tests {
             assert_eq!(actual, expected, "{query}");
             assert!(!expected.is_empty(), "{query} matches something");
         }
+    }
+
+    #[test]
+    fn paths_are_normalised_lexically() {
+        let cases: &[(&str, &str)] = &[
+            ("./data/../data/x.txt", "data/x.txt"),
+            ("a/b/../c.txt", "a/c.txt"),
+            ("/tmp/../tmp/x", "/tmp/x"),
+            ("/work/../etc/passwd", "/etc/passwd"),
+            ("/work/./../etc", "/etc"),
+            ("x/../../etc/passwd", "../etc/passwd"),
+            ("../..", "../.."),
+            ("build/..", "."),
+            ("", "."),
+            ("/..", "/"),
+            ("/../../etc//shadow/", "/etc/shadow"),
+            ("~/../x", "~/../x"),
+            ("~user/..", "~user/.."),
+            // A part that may spell `..` or `/`, or stand for several parts, is not climbed.
+            ("/work/\\x2e\\x2e/../etc", "/work/\\x2e\\x2e/../etc"),
+            ("a/$d/../b", "a/$d/../b"),
+            ("a/x*/../..", "a/x*/../.."),
+            ("<lib/../x.h>", "<lib/../x.h>"),
+            ("\"/tmp/../tmp/x\"", "\"/tmp/x\""),
+            ("\"/../etc", "\"/../etc"),
+        ];
+        for &(path, normal) in cases {
+            let found = crate::query::normalized_path(path.as_bytes());
+            assert_eq!(String::from_utf8_lossy(&found), normal, "{path}");
+        }
+        // The predicate, beside tree-sitter (which leaves it to its caller: it keeps every
+        // match here, and this engine keeps the one that climbs out).
+        let python = "open('a/../b')\nopen('a/../../b')\n";
+        let query = "((call arguments: (argument_list (string (string_content) @p))) @x (#normalized-match? @p \"^\\\\.\\\\./\"))";
+        let [actual, _] = both(Grammar::Python, query, "x", python);
+        let found: Vec<&str> = actual.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(found, ["open('a/../../b')"]);
+        let query = query.replace("#normalized-match?", "#not-normalized-match?");
+        let [actual, _] = both(Grammar::Python, &query, "x", python);
+        let found: Vec<&str> = actual.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(found, ["open('a/../b')"]);
     }
 }

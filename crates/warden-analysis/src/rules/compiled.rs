@@ -5,7 +5,7 @@
 use tree_sitter::Language;
 
 use super::RuleText;
-use crate::query::{Build, Pattern, QueryError, Resolver, TextTest};
+use crate::query::{Build, Pattern, QueryError, Resolver};
 use crate::AnalysisError;
 
 /// The capture a rule reports when it names none.
@@ -136,7 +136,7 @@ impl Compiled {
     pub(crate) fn check_regexes(&self) -> Result<(), (usize, String)> {
         for p in &self.patterns {
             for predicate in &p.pattern.predicates {
-                if let TextTest::Matches(regex) = &predicate.test {
+                if let Some(regex) = predicate.test.regex() {
                     regex.check().map_err(|why| (p.rule, why))?;
                 }
             }
