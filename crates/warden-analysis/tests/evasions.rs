@@ -3557,3 +3557,120 @@ fn everyday_erb_templates_and_stream_choices_are_nothing() {
         ],
     );
 }
+
+#[test]
+fn paths_that_stay_inside_after_lexical_normalisation_are_not_outside() {
+    // Hunt regress F3: once any `..` component counted, paths that climb back into where they
+    // started were graded `medium` in every language. The rules read a path after lexical
+    // normalisation (`#normalized-match?`): `./data/../data/x` is `data/x`, `/tmp/../tmp/x`
+    // is `/tmp/x`. The hunter's 14 corpus programs are in the benign corpus (`dotdot_*`).
+    let corpus: &[(&str, &str)] = &[
+        ("c", include_str!("benign/c/dotdot_files.c")),
+        ("cpp", include_str!("benign/cpp/dotdot_files.cpp")),
+        ("go", include_str!("benign/go/dotdot_files.go")),
+        ("go", include_str!("benign/go/dotdot_paths.go")),
+        ("java", include_str!("benign/java/dotdot_Files1.java")),
+        (
+            "javascript",
+            include_str!("benign/javascript/dotdot_files.js"),
+        ),
+        ("php", include_str!("benign/php/dotdot_files.php")),
+        ("python", include_str!("benign/python/dotdot_csv_report.py")),
+        ("python", include_str!("benign/python/dotdot_path.py")),
+        ("python", include_str!("benign/python/dotdot_work_sub.py")),
+        ("r", include_str!("benign/r/dotdot_files.R")),
+        ("ruby", include_str!("benign/ruby/dotdot_files.rb")),
+        ("rust", include_str!("benign/rust/dotdot_files.rs")),
+        ("bash", include_str!("benign/bash/dotdot_wc.sh")),
+    ];
+    for &(language, program) in corpus {
+        assert_graded(language, ThreatLevel::None, &[program]);
+    }
+    let probes: &[(&str, &[&str])] = &[
+        ("python", &["open('./data/../data/x.txt')", "open('a/b/../c.txt')", "open('/tmp/../tmp/x')", "open('/work/a/./b/../c')", "open('a/..')"]),
+        ("bash", &["cd build/.. && ls", "source ./lib/../lib/common.sh", "cat \"/tmp/../tmp/x\"", "wc -l < ./data/../data/in.txt"]),
+        ("r", &["x <- read.csv('data/../data/in.csv')"]),
+        ("c", &["#include \"lib/../util.h\"\nint main(void) { fopen(\"a/b/../c.txt\", \"r\"); }"]),
+        ("cpp", &["#include \"lib/../util.h\"\nint main() { std::ifstream f(\"./x/../y\"); }"]),
+        ("rust", &["static S: &str = include_str!(\"data/../data/x.txt\");\nfn main() { std::fs::read(\"/work/./x/../y\").ok(); }", "#[path = \"lib/../m.rs\"]\nmod m;\nfn main() {}"]),
+        ("ruby", &["File.read('./data/../data/x.json')"]),
+        ("php", &["<?php include 'lib/../lib/a.php'; echo file_get_contents('/tmp/../tmp/x');"]),
+        ("go", &["package main\nimport \"os\"\nfunc main() { os.ReadFile(\"testdata/../testdata/in.txt\") }"]),
+        ("java", &["class A { void f() throws Exception { new java.io.FileReader(\"a/b/../c.txt\"); } }"]),
+        ("javascript", &["require('fs').readFileSync('./data/../data/x.json');"]),
+    ];
+    for &(language, programs) in probes {
+        assert_graded(language, ThreatLevel::None, programs);
+    }
+}
+
+#[test]
+fn paths_that_leave_after_lexical_normalisation_still_count() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "python",
+            "open('/etc/passwd')",
+            &[
+                "open('/work/./../etc/passwd')",
+                "open('x/../../etc/passwd')",
+                "open('/tmp/../tmp/../etc/passwd')",
+                "open('/work/a/\\x2e\\x2e/../../etc/passwd')",
+                "open('a/\\x2e\\x2e/../../etc/passwd')",
+                "open('~/../x')",
+                "open('./..')",
+                "open('/../etc/passwd')",
+            ],
+        ),
+        (
+            "bash",
+            "cat /etc/passwd",
+            &[
+                "cat /work/./../etc/passwd",
+                "cd build/../..",
+                "cat /work/x*/../../etc/passwd",
+                "cat \"/work/../etc/passwd\"",
+                "cat '/../etc/passwd'",
+                "cat ~/../x",
+            ],
+        ),
+        (
+            "c",
+            "int main(void) { fopen(\"/etc/passwd\", \"r\"); }",
+            &[
+                "int main(void) { fopen(\"/work/./../etc/passwd\", \"r\"); }",
+                "int main(void) { fopen(\"x/../../etc/passwd\", \"r\"); }",
+            ],
+        ),
+        (
+            "rust",
+            "fn main() { std::fs::read(\"/etc/passwd\").ok(); }",
+            &[
+                "fn main() { std::fs::read(\"/work/./../etc/passwd\").ok(); }",
+                "static S: &str = include_str!(\"lib/../../x\");\nfn main() {}",
+                "static S: &str = include_str!(\"/work/x\");\nfn main() {}",
+            ],
+        ),
+    ];
+    for &(language, plain, disguised) in cases {
+        let rule = format!("{language}.file_outside_workdir");
+        let cases: Vec<(&str, &str, &str)> = disguised
+            .iter()
+            .map(|&d| (plain, d, rule.as_str()))
+            .collect();
+        assert_disguises_caught(language, &cases);
+    }
+    // The compiler's includes have no /work or /tmp exemption.
+    for program in [
+        "#include \"/tmp/../tmp/x.h\"\nint main(void) { return 0; }",
+        "#include \"x/../../y.h\"\nint main(void) { return 0; }",
+    ] {
+        assert_disguises_caught(
+            "c",
+            &[(
+                "#include \"/etc/hostname\"\nint main(void) { return 0; }",
+                program,
+                "c.file_outside_workdir",
+            )],
+        );
+    }
+}

@@ -1,0 +1,6 @@
+dir.create("data", showWarnings = FALSE)
+write.csv(data.frame(x = 1:5, y = (1:5)^2), "data/xy.csv", row.names = FALSE)
+d <- read.csv("./data/../data/xy.csv")
+print(summary(d))
+print(file.exists("/work/sub/file"))
+writeLines(c("a", "b"), file.path("data", "l.txt")); print(readLines("data/l.txt"))
