@@ -3674,3 +3674,36 @@ fn paths_that_leave_after_lexical_normalisation_still_count() {
         );
     }
 }
+
+#[test]
+fn an_escape_after_a_piece_that_ends_a_component_counts() {
+    // Normalisation resolves `/work/a/..` to `/work`; in the languages whose grammars split a
+    // string at its escapes, that is only the piece before `\x2f\x2e\x2e\x2fetc...`, which
+    // climbs out. A piece ending in `/`, `.` or `..` followed by an escape counts.
+    let escaped = r"/work/a/..\x2f\x2e\x2e\x2fetc\x2fpasswd";
+    let cases: &[(&str, String, String)] = &[
+        ("c", "int main(void) { fopen(\"/etc/passwd\", \"r\"); }".into(), format!("int main(void) {{ fopen(\"{escaped}\", \"r\"); }}")),
+        ("cpp", "int main() { std::ifstream f(\"/etc/passwd\"); }".into(), format!("int main() {{ std::ifstream f(\"{escaped}\"); }}")),
+        ("rust", "fn main() { std::fs::read(\"/etc/passwd\").ok(); }".into(), format!("fn main() {{ std::fs::read(\"{escaped}\").ok(); }}")),
+        ("rust", "static S: &str = include_str!(\"/etc/hostname\");\nfn main() {}".into(), "static S: &str = include_str!(\"lib/..\\x2f..\\x2f..\\x2fetc/hostname\");\nfn main() {}".into()),
+        ("javascript", "require('fs').readFileSync('/etc/passwd');".into(), format!("require('fs').readFileSync('{escaped}');")),
+        ("javascript", "require('fs').readFileSync('/etc/passwd');".into(), format!("require('fs').readFileSync(`{escaped}`);")),
+        ("go", "package main\nimport \"os\"\nfunc main() { os.ReadFile(\"/etc/passwd\") }".into(), format!("package main\nimport \"os\"\nfunc main() {{ os.ReadFile(\"{escaped}\") }}")),
+        ("java", "class A { void f() throws Exception { new java.io.FileReader(\"/etc/passwd\"); } }".into(), "class A { void f() throws Exception { new java.io.FileReader(\"/work/a/..\\057\\056\\056\\057etc\\057passwd\"); } }".into()),
+        ("ruby", "File.read('/etc/passwd')".into(), format!("File.read(\"{escaped}\")")),
+        ("ruby", "File.read('/etc/passwd')".into(), "open(\"/tmp/\\x2e\\x2e\\x2fetc\\x2fpasswd\")".into()),
+        ("python", "open('/etc/passwd')".into(), format!("open('{escaped}')")),
+        ("php", "<?php echo file_get_contents('/etc/passwd');".into(), format!("<?php echo file_get_contents(\"{escaped}\");")),
+        ("r", "x <- readLines('/etc/passwd')".into(), format!("x <- readLines(\"{escaped}\")")),
+    ];
+    for (language, plain, disguised) in cases {
+        let rule = format!("{language}.file_outside_workdir");
+        assert_disguises_caught(language, &[(plain, disguised, &rule)]);
+    }
+    // An escape elsewhere in an ordinary path is nothing.
+    assert_graded(
+        "c",
+        ThreatLevel::None,
+        &["int main(void) { fopen(\"data/x\\x41.txt\", \"r\"); }"],
+    );
+}
