@@ -3700,10 +3700,125 @@ fn an_escape_after_a_piece_that_ends_a_component_counts() {
         let rule = format!("{language}.file_outside_workdir");
         assert_disguises_caught(language, &[(plain, disguised, &rule)]);
     }
-    // An escape elsewhere in an ordinary path is nothing.
+    // An escape anywhere in the path counts too (`a_file_path_spelled_with_any_escape_counts`).
+    assert_graded(
+        "c",
+        ThreatLevel::Medium,
+        &["int main(void) { fopen(\"data/x\\x41.txt\", \"r\"); }"],
+    );
+}
+
+#[test]
+fn a_file_path_spelled_with_any_escape_counts() {
+    // The grammars that split a string at its escapes leave the pieces around an escape to be
+    // read alone: an escape at the very start (`"\x2fetc\x2fpasswd"` is the pieces `etc` and
+    // `passwd`) or in the middle of a name (`"/work/x\x2f\x2e\x2e..."`) hid the path. A path
+    // spelled with escapes is unusual in an ordinary program, so any escape counts.
+    let start = r"\x2fetc\x2fpasswd";
+    let middle = r"/work/x\x2f\x2e\x2e\x2f\x2e\x2e\x2fetc\x2fpasswd";
+    let mut cases: Vec<(&str, String, String)> = Vec::new();
+    for escaped in [start, middle, r"\x2fetc/passwd", r"\x2e\x2e\x2fx"] {
+        cases.extend([
+            ("c", "int main(void) { fopen(\"/etc/passwd\", \"r\"); }".into(), format!("int main(void) {{ fopen(\"{escaped}\", \"r\"); }}")),
+            ("cpp", "int main() { std::ifstream f(\"/etc/passwd\"); }".into(), format!("int main() {{ std::ifstream f(\"{escaped}\"); }}")),
+            ("cpp", "int main() { fopen(\"/etc/passwd\", \"r\"); }".into(), format!("int main() {{ fopen(\"{escaped}\", \"r\"); }}")),
+            ("cpp", "int main() { std::filesystem::remove(\"/etc/passwd\"); }".into(), format!("int main() {{ std::filesystem::remove(\"{escaped}\"); }}")),
+            ("rust", "fn main() { std::fs::read_to_string(\"/etc/passwd\").ok(); }".into(), format!("fn main() {{ std::fs::read_to_string(\"{escaped}\").ok(); }}")),
+            ("rust", "fn main() { println!(\"{}\", std::fs::read_to_string(\"/etc/passwd\").unwrap()); }".into(), format!("fn main() {{ println!(\"{{}}\", std::fs::read_to_string(\"{escaped}\").unwrap()); }}")),
+            ("rust", "static S: &str = include_str!(\"/etc/hostname\");\nfn main() {}".into(), format!("static S: &str = include_str!(\"{escaped}\");\nfn main() {{}}")),
+            ("javascript", "require('fs').readFileSync('/etc/passwd');".into(), format!("require('fs').readFileSync('{escaped}');")),
+            ("javascript", "require('fs').readFileSync('/etc/passwd');".into(), format!("require('fs').readFileSync(`{escaped}`);")),
+            ("go", "package main\nimport \"os\"\nfunc main() { os.Open(\"/etc/passwd\") }".into(), format!("package main\nimport \"os\"\nfunc main() {{ os.Open(\"{escaped}\") }}")),
+            ("ruby", "File.read('/etc/passwd')".into(), format!("File.read(\"{escaped}\")")),
+            ("ruby", "File.read('/etc/passwd')".into(), format!("open(\"{escaped}\")")),
+        ]);
+        let java = escaped.replace(r"\x2f", r"\057").replace(r"\x2e", r"\056");
+        cases.extend([
+            ("java", "class A { void f() throws Exception { new java.io.FileReader(\"/etc/passwd\"); } }".into(), format!("class A {{ void f() throws Exception {{ new java.io.FileReader(\"{java}\"); }} }}")),
+            ("java", "class A { void f() throws Exception { java.nio.file.Files.readString(java.nio.file.Path.of(\"/etc/passwd\")); } }".into(), format!("class A {{ void f() throws Exception {{ java.nio.file.Files.readString(java.nio.file.Path.of(\"{java}\")); }} }}")),
+        ]);
+    }
+    // Java reads a Unicode escape before it tokenizes, and so does the analysis.
+    cases.push((
+        "java",
+        "class A { void f() throws Exception { new java.io.FileReader(\"/etc/passwd\"); } }".into(),
+        r#"class A { void f() throws Exception { new java.io.FileReader("\u002fetc/passwd"); } }"#
+            .into(),
+    ));
+    cases.push((
+        "javascript",
+        "require('fs').readFileSync('/etc/passwd');".into(),
+        r"require('fs').readFileSync('\u002fetc/passwd');".into(),
+    ));
+    cases.push((
+        "rust",
+        "fn main() { std::fs::read_to_string(\"/etc/passwd\").ok(); }".into(),
+        r#"fn main() { std::fs::read_to_string("\u{2f}etc/passwd").ok(); }"#.into(),
+    ));
+    let mut failures = Vec::new();
+    for (language, plain, disguised) in &cases {
+        let rule = format!("{language}.file_outside_workdir");
+        let caught = std::panic::catch_unwind(|| {
+            assert_disguises_caught(language, &[(plain, disguised, &rule)]);
+        });
+        if let Err(failure) = caught {
+            failures.push(
+                failure
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // An ordinary string with `\n` given to a function that is no file function, or written
+    // to a file as its content, is nothing.
     assert_graded(
         "c",
         ThreatLevel::None,
-        &["int main(void) { fopen(\"data/x\\x41.txt\", \"r\"); }"],
+        &["#include <stdio.h>\nint main(void) { FILE *f = fopen(\"data/x\", \"w\"); fprintf(f, \"a\\n\"); }"],
+    );
+    assert_graded(
+        "ruby",
+        ThreatLevel::None,
+        &["File.write('out.txt', \"a\\n\")"],
+    );
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &["require('fs').writeFileSync('out.txt', 'a\\n');"],
+    );
+    assert_graded("go", ThreatLevel::None, &["package main\nimport \"os\"\nfunc main() { os.WriteFile(\"out.txt\", []byte(\"a\\n\"), 0o644) }"]);
+    assert_graded(
+        "rust",
+        ThreatLevel::None,
+        &["fn main() { std::fs::write(\"out.txt\", \"a\\n\").ok(); }"],
+    );
+    assert_graded(
+        "c",
+        ThreatLevel::None,
+        &["#include <stdio.h>\nint main(void) { printf(\"data/x\\n\"); puts(\"a\\tb\\n\"); }"],
+    );
+    assert_graded("cpp", ThreatLevel::None, &["#include <iostream>\nint main() { std::cout << \"data/x\\n\"; printf(\"%s\\n\", \"y\"); }"]);
+    assert_graded("rust", ThreatLevel::None, &["fn main() { println!(\"data/x\\n\"); let s = String::from(\"a\\tb\\n\"); print!(\"{s}\"); }"]);
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &["console.log('data/x\\n'); process.stdout.write(`a\\tb\\n`);"],
+    );
+    assert_graded(
+        "go",
+        ThreatLevel::None,
+        &["package main\nimport \"fmt\"\nfunc main() { fmt.Printf(\"data/x\\n\") }"],
+    );
+    assert_graded(
+        "java",
+        ThreatLevel::None,
+        &["class A { void f() { System.out.print(\"data/x\\n\"); } }"],
+    );
+    assert_graded(
+        "ruby",
+        ThreatLevel::None,
+        &["puts \"data/x\\n\"\nprint \"a\\tb\\n\""],
     );
 }
