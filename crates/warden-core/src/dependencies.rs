@@ -193,14 +193,29 @@ fn requirements_txt(text: &str) -> Result<Vec<String>, DependencyError> {
             Some(at) => &line[..at],
             None => line,
         };
-        let spec: String = line.split_whitespace().collect();
-        if spec.starts_with('-') {
+        // Blanks may stand around a version's operators (`requests >= 2.0`), never inside a name
+        // or a version: `foo bar`, which pip refuses, was installed as `foobar`.
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first().is_some_and(|w| w.starts_with('-')) {
             return Err(DependencyError::Manifest {
                 file: "requirements.txt",
                 line: n + 1,
                 problem: "installer options are not allowed".into(),
             });
         }
+        let inside = |w: &&[&str]| {
+            let name_end = |c: char| c.is_ascii_alphanumeric() || "._-]".contains(c);
+            let name_start = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+            w[0].ends_with(name_end) && w[1].starts_with(name_start)
+        };
+        if words.windows(2).any(|w| inside(&w)) {
+            return Err(DependencyError::Manifest {
+                file: "requirements.txt",
+                line: n + 1,
+                problem: "a blank inside a name or a version".into(),
+            });
+        }
+        let spec: String = words.concat();
         if !spec.is_empty() {
             specs.push(spec);
         }
@@ -250,10 +265,12 @@ fn gemfile(text: &str) -> Result<Vec<String>, DependencyError> {
                 .or_else(|| s.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
                 .map(|s| s.split_whitespace().collect::<String>())
         };
+        // A gem's name holds no blank (`"foo bar"` was installed as `foobar`).
+        let name_of = |s: &str| quoted(s).filter(|_| s.split_whitespace().count() == 1);
         match parts.as_slice() {
-            [name] => specs.push(quoted(name).ok_or_else(refuse)?),
+            [name] => specs.push(name_of(name).ok_or_else(refuse)?),
             [name, version] => {
-                let (name, version) = quoted(name).zip(quoted(version)).ok_or_else(refuse)?;
+                let (name, version) = name_of(name).zip(quoted(version)).ok_or_else(refuse)?;
                 specs.push(format!("{name}:{version}"));
             }
             _ => return Err(refuse()),
@@ -509,6 +526,19 @@ mod tests {
             "requirements.txt:2: installer options are not allowed"
         );
         assert!(Manifest::RequirementsTxt.parse("a;b\n").is_err());
+        // Hunt deps 3: the words of a line were joined, `foo bar` installed as `foobar`.
+        for line in ["foo bar\n", "foo[x] bar\n", "six == 1 6\n"] {
+            let err = Manifest::RequirementsTxt.parse(line).expect_err(line);
+            assert!(err.to_string().contains("a blank inside"), "{line}: {err}");
+        }
+        assert_eq!(
+            Manifest::RequirementsTxt.parse("foo [x] >= 1 , < 2\n"),
+            Ok(vec!["foo[x]>=1,<2".to_owned()])
+        );
+        assert!(Manifest::Gemfile.parse("gem \"foo bar\"\n").is_err());
+        assert!(Manifest::Gemfile
+            .parse("gem \"foo bar\", \"1.0\"\n")
+            .is_err());
     }
 
     #[test]
