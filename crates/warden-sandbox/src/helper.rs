@@ -158,6 +158,11 @@ fn run(request: &HelperRequest, report: &OwnedFd, ends: HelperEnds) -> Result<i3
         }
         // The trusted backend (`trusted.rs`): the init is forked without new namespaces.
         Backend::Trusted { workdir } => {
+            // With no pid namespace whose end takes the run's processes along, what the init
+            // leaves when it dies (the program can kill it: it shares the program's uid) would
+            // be the host's pid 1's to reap; they are this helper's instead ([`end_trusted`]).
+            nix::sys::prctl::set_child_subreaper(true)
+                .map_err(|e| SetupError::errno("become a child subreaper", e))?;
             let fork = || fork_single_threaded().map_err(|e| SetupError::errno("fork the init", e));
             let init = |channels| child::run_trusted_init(workdir, request.host_id, channels);
             start_init(request, report, ends, fork, init)
@@ -242,11 +247,14 @@ fn start_init(
             detach_stdio();
             wait_for_init(child, ends.lifeline);
             let cgroups = request.cgroup.directories();
+            if let Backend::Trusted { .. } = &request.backend {
+                end_trusted(&cgroups);
+            }
             if crate::stale::orphaned(&cgroups) {
                 // Warden died without letting the sandbox go. A trusted run's init has no pid
                 // namespace whose end would take its processes along: what is left in the
-                // cgroup is killed here, and the run's host directory removed, as the parent
-                // would have.
+                // cgroup is killed here (above, for a trusted run), and the run's host
+                // directory removed, as the parent would have.
                 kill_the_rest(&cgroups);
                 if let Backend::Trusted { workdir } = &request.backend {
                     if let Some(dir) = workdir.parent() {
@@ -455,6 +463,39 @@ fn kill_the_rest(dirs: &[PathBuf]) {
 
 /// How many times [`kill_the_rest`] looks for processes left in a cgroup (10 ms apart).
 const KILL_ROUNDS: u32 = 200;
+
+/// After a trusted run's init has ended: the run is over, as a sandbox is when its pid
+/// namespace's init ends, so what is left in its cgroups is killed, and reaped here (this
+/// helper is their subreaper), rather than left as zombies for the host's pid 1 to reap when
+/// it gets to it, or never. The init ends with every process of its own killed and reaped when
+/// it is let go; what is left is there only when the program killed the init, or the sandbox
+/// was dropped with a job running.
+fn end_trusted(cgroups: &[PathBuf]) {
+    kill_the_rest(cgroups);
+    reap_orphans();
+}
+
+/// Reaps this process's children until it has none. Each is dead or dying
+/// ([`kill_the_rest`]): one that has left its cgroup's list may take a moment more to be a
+/// zombie, so it is waited for, for at most [`REAP_WAIT`].
+fn reap_orphans() {
+    let deadline = std::time::Instant::now() + REAP_WAIT;
+    loop {
+        match warden_sys::process::wait_child(Pid::from_raw(-1), true) {
+            Ok(warden_sys::process::Waited::StillAlive) => {
+                if std::time::Instant::now() > deadline {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// How long [`reap_orphans`] waits for a killed child to end.
+const REAP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Moves this (single-threaded) process into the cgroups whose `tasks` files are given.
 fn move_self(tasks: &[PathBuf]) -> Result<(), SetupError> {
