@@ -1450,6 +1450,37 @@ fn a_request_refused_for_a_full_queue_costs_none_of_the_rate() {
     assert_eq!(ran.json()["stdout"], "rated\n", "{}", ran.body);
 }
 
+/// `GET /v1/history`, `/v1/stats` and `/v1/tools/stats` read the database every caller's
+/// executions are recorded in, and took none of the caller's `requests_per_minute`: a token
+/// held to two requests a minute could read the whole history (and aggregate it) as fast as it
+/// liked. Each takes a request now, and past the rate is answered 429 with `Retry-After`.
+#[test]
+fn reading_the_history_and_the_statistics_takes_the_callers_rate() {
+    let paths = ["/v1/history", "/v1/stats", "/v1/tools/stats"];
+    // A token for each path, held to one request a minute.
+    let tokens: String = (0..paths.len())
+        .map(|i| format!("[[server.tokens]]\nname = \"r{i}\"\ntoken = \"r4ted-{i}\"\nrequests_per_minute = 1\n"))
+        .collect();
+    let server = Server::start(&format!("{TOKENS}{tokens}"));
+    for (i, path) in paths.into_iter().enumerate() {
+        let bearer = format!("Bearer r4ted-{i}");
+        let read = || server.raw("GET", path, &[("authorization", &bearer)], None);
+        let first = read();
+        assert_eq!(first.code, 200, "{path}: {}", first.body);
+        let refused = read();
+        assert_eq!(refused.code, 429, "{path}: {}", refused.body);
+        assert!(
+            refused.head.contains("retry-after:"),
+            "{path}: no Retry-After in {}",
+            refused.head
+        );
+    }
+    // A token without a rate reads on.
+    for _ in 0..3 {
+        assert_eq!(server.request("GET", "/v1/stats", None).code, 200);
+    }
+}
+
 /// A queued job cancelled with `DELETE` kept its place in the queue until a worker freed:
 /// with the queue full of withdrawn jobs, every new request was refused for a full queue.
 #[test]

@@ -60,6 +60,7 @@ pub(super) fn since(age: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
         (status = 200, description = "The executions, as `warden history --json`", body = serde_json::Value),
         (status = 400, description = "A bad query parameter, or a language neither in the catalog nor recorded"),
         (status = 401, description = "Missing or invalid token"),
+        (status = 429, description = "The token's requests_per_minute is spent (`Retry-After` says when)"),
     ),
     security(("bearer" = []))
 )]
@@ -91,6 +92,9 @@ pub(crate) async fn list(
             "limit: 1 to {MAX_PAGE} a page (the CLI's --limit 0 lists all; page with before=<the last id>)"
         )));
     }
+    // A page is read from the database every caller's executions are recorded in: it takes a
+    // request of the caller's rate, as an execution does.
+    state.charge(&caller)?;
     let filter = HistoryFilter {
         language,
         since: since(query.since.as_deref())?,
@@ -124,6 +128,7 @@ pub(crate) async fn list(
         (status = 200, description = "As `warden stats --json` over the executions of the caller's token (an admin token's: every token's), with the warm pool's state under `pool` (the server's)", body = serde_json::Value),
         (status = 400, description = "A bad query parameter"),
         (status = 401, description = "Missing or invalid token"),
+        (status = 429, description = "The token's requests_per_minute is spent (`Retry-After` says when)"),
     ),
     security(("bearer" = []))
 )]
@@ -134,6 +139,8 @@ pub(crate) async fn stats(
 ) -> Result<Json<ServerStats>, ApiError> {
     let Query(query) = query?;
     let since = since(query.since.as_deref())?;
+    // Read over the whole database, as `/v1/history`: a request of the caller's rate.
+    state.charge(&caller)?;
     // As `/v1/history`: a token's own executions, an admin token's every token's.
     let token = caller.token.filter(|name| !state.tokens().is_admin(name));
     let history = blocking(&state, move |engine| {

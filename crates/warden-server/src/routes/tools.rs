@@ -256,6 +256,7 @@ fn call_error(e: ToolCallError) -> ApiError {
         (status = 200, description = "As `warden tool stats --json`, over the calls of the caller's token (an admin token's: every token's)", body = serde_json::Value),
         (status = 400, description = "A bad query parameter"),
         (status = 401, description = "Missing or invalid token"),
+        (status = 429, description = "The token's requests_per_minute is spent (`Retry-After` says when)"),
     ),
     security(("bearer" = []))
 )]
@@ -266,6 +267,8 @@ pub(crate) async fn stats(
 ) -> Result<Json<ToolStats>, ApiError> {
     let Query(query) = query?;
     let since = super::history::since(query.since.as_deref())?;
+    // Read over the whole database, as `/v1/stats`: a request of the caller's rate.
+    state.charge(&caller)?;
     // A token's own calls (their last errors quote its input), an admin token's every token's.
     let caller = caller.token.filter(|name| !state.tokens().is_admin(name));
     let stats = blocking(&state, move |engine| {
