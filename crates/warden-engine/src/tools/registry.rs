@@ -860,10 +860,24 @@ fn store(
         write_private(&building.join(OWNER), token.unwrap_or_default().as_bytes())
             .map_err(state("writing", &building))?;
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(state("replacing", dir))?;
+    // The new directory takes the old one's place in one step (`RENAME_EXCHANGE`), and the
+    // old one, now at `building`, is removed after: removed first, a crash between the two
+    // steps lost both, and a server loading the registry meanwhile saw no such tool.
+    match nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        &building,
+        nix::fcntl::AT_FDCWD,
+        dir,
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+    ) {
+        Ok(()) => {
+            std::fs::remove_dir_all(&building).map_err(state("removing the replaced", &building))
+        }
+        Err(nix::errno::Errno::ENOENT) => {
+            std::fs::rename(&building, dir).map_err(state("storing", dir))
+        }
+        Err(e) => Err(state("replacing", dir)(e.into())),
     }
-    std::fs::rename(&building, dir).map_err(state("storing", dir))
 }
 
 /// The `*.toml` files of a directory, sorted; none when it does not exist.
@@ -942,6 +956,56 @@ mod tests {
             registered_dirs(&dir.path().join("registered")).len(),
             MAX_PER_CLIENT
         );
+    }
+
+    /// A replacement removed the old tool's directory before renaming the new one into its
+    /// place: a server loading the registry between the two steps found no such tool (a call
+    /// of it at that moment answered that it does not exist), and a crash there lost both.
+    #[test]
+    fn a_replaced_tool_is_never_missing_from_its_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let place = dir.path().join("registered").join("t");
+        let text = |n: u32| format!("name = \"t\"\ndescription = \"{n}\"\n");
+        store(&place, &text(0), None, false, Registrant::Operator).expect("stored");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let missing = std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let mut missing = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    if std::fs::metadata(place.join(TOOL_FILE)).is_err() {
+                        missing += 1;
+                    }
+                }
+                missing
+            });
+            for n in 1..=300 {
+                let program = ProgramFile {
+                    name: "main.py".into(),
+                    code: vec![b'#'; 4096],
+                };
+                store(
+                    &place,
+                    &text(n),
+                    Some(&program),
+                    false,
+                    Registrant::Operator,
+                )
+                .expect("replaced");
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            watcher.join().expect("watcher")
+        });
+        assert_eq!(missing, 0, "the tool was missing {missing} times");
+        assert_eq!(
+            std::fs::read_to_string(place.join(TOOL_FILE)).expect("the last one"),
+            text(300)
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("registered"))
+            .expect("registered")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["t"], "left beside it: {left:?}");
     }
 
     /// Regression (hunt mcp 3): an approval named the tool only, and a client replaced its
