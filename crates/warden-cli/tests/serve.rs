@@ -1481,6 +1481,51 @@ fn reading_the_history_and_the_statistics_takes_the_callers_rate() {
     }
 }
 
+/// Hunt api F1: creating sessions and volumes and the file operations on a session's
+/// workspace took none of the caller's `requests_per_minute`: a token refused every execution
+/// for its rate made and removed sessions and volumes (each an image formatted and mounted)
+/// as fast as it liked. Each takes a request now; removing one takes none.
+#[test]
+fn sessions_volumes_and_file_operations_take_the_callers_rate() {
+    let server = Server::start(&format!(
+        "{TOKENS}[[server.tokens]]\nname = \"s\"\ntoken = \"r4ted-s\"\nrequests_per_minute = 3\n\
+         [[server.tokens]]\nname = \"v\"\ntoken = \"r4ted-v\"\nrequests_per_minute = 1\n"
+    ));
+    let as_s = [("authorization", "Bearer r4ted-s")];
+    let created = server.raw("POST", "/v1/sessions", &as_s, Some("{}".into()));
+    assert_eq!(created.code, 201, "{}", created.body);
+    let id = created.json()["id"].as_str().expect("an id").to_owned();
+    let file = format!("/v1/sessions/{id}/file?path=a.txt");
+    let put = server.raw("PUT", &file, &as_s, Some("x".into()));
+    assert!(put.code < 300, "{}: {}", put.code, put.body);
+    let got = server.raw("GET", &file, &as_s, None);
+    assert_eq!(got.code, 200, "{}", got.body);
+    for (method, path, body) in [
+        ("GET", file.clone(), None),
+        ("GET", format!("/v1/sessions/{id}/files"), None),
+        ("POST", "/v1/sessions".to_owned(), Some("{}".to_owned())),
+    ] {
+        let refused = server.raw(method, &path, &as_s, body);
+        assert_eq!(refused.code, 429, "{method} {path}: {}", refused.body);
+        assert!(refused.head.contains("retry-after:"), "{}", refused.head);
+    }
+    // Ending it is not charged: what a caller holds it may always give back.
+    let removed = server.raw("DELETE", &format!("/v1/sessions/{id}"), &as_s, None);
+    assert!(removed.code < 300, "{}: {}", removed.code, removed.body);
+
+    let as_v = [("authorization", "Bearer r4ted-v")];
+    let volume = |name: &str| {
+        let body = json!({"name": name, "size": "16MiB"}).to_string();
+        server.raw("POST", "/v1/volumes", &as_v, Some(body))
+    };
+    let first = volume("first");
+    assert_eq!(first.code, 201, "{}", first.body);
+    let refused = volume("second");
+    assert_eq!(refused.code, 429, "{}", refused.body);
+    let removed = server.raw("DELETE", "/v1/volumes/first", &as_v, None);
+    assert!(removed.code < 300, "{}: {}", removed.code, removed.body);
+}
+
 /// A queued job cancelled with `DELETE` kept its place in the queue until a worker freed:
 /// with the queue full of withdrawn jobs, every new request was refused for a full queue.
 #[test]

@@ -45,6 +45,8 @@ impl axum::extract::FromRequestParts<AppState> for FileSlot {
     ) -> Result<Self, ApiError> {
         let V1Caller(caller) = V1Caller::from_request_parts(parts, state).await?;
         let permit = state.hold_file_operation(&caller)?;
+        // Once it has its place: a request of the caller's rate, as the `files` tool's call.
+        state.charge(&caller)?;
         Ok(Self {
             token: caller.token,
             permit,
@@ -206,7 +208,7 @@ fn decodes_to_utf8(query: &str) -> bool {
         (status = 413, description = "The body is larger than the server accepts"),
         (status = 415, description = "Not `Content-Type: application/json`"),
         (status = 422, description = "A field is invalid or above the server's most"),
-        (status = 429, description = "Too many sessions (the server's or the caller's)"),
+        (status = 429, description = "Too many sessions (the server's or the caller's), or the token's requests_per_minute is spent"),
         (status = 503, description = "The mode's backend or the volumes' tools are missing, or the host has no room for the workspace's image"),
         (status = 507, description = "The token's volumes, its sessions' workspaces included, would reserve more than `[volumes] quota_per_caller` with this session's workspace"),
     ),
@@ -232,8 +234,10 @@ pub(crate) async fn create(
         max_lifetime: duration("max_lifetime", body.max_lifetime)?,
         disk: body.disk,
         workspace: body.workspace,
-        owner: caller.token,
+        owner: caller.token.clone(),
     };
+    // A sandbox started and a workspace image made: a request of the caller's rate.
+    state.charge(&caller)?;
     let created = blocking(&state, move |engine| engine.create_session(request)).await?;
     Ok((StatusCode::CREATED, Json(created.map_err(session_error)?)).into_response())
 }
@@ -387,7 +391,7 @@ pub(crate) fn call_of(body: serde_json::Value, state: &AppState) -> Result<Sessi
         (status = 200, description = "`{path, entries: [{name, kind, size}], truncated}`: at most 1,000 entries; `truncated` when more follow (ask again with `after` set to the last name)", body = serde_json::Value),
         (status = 404, description = "No such session or directory"),
         (status = 422, description = "The path leaves the workspace, crosses a link, or is not UTF-8"),
-        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64"),
+        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64, or the token's requests_per_minute is spent"),
     ),
     security(("bearer" = []))
 )]
@@ -426,7 +430,7 @@ pub(crate) async fn list_files(
         (status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
         (status = 404, description = "No such session or file"),
         (status = 422, description = "The path leaves the workspace, crosses a link, is not a file, or is not UTF-8"),
-        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64"),
+        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64, or the token's requests_per_minute is spent"),
     ),
     security(("bearer" = []))
 )]
@@ -494,7 +498,7 @@ fn file_body(file: SessionFile, permit: FilePermit) -> Body {
         (status = 409, description = "Another file operation on the stopped session's workspace held it for 5 seconds; try again"),
         (status = 422, description = "The path leaves the workspace, crosses a link, or is not UTF-8"),
         (status = 507, description = "The workspace is full (its quota)"),
-        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64"),
+        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64, or the token's requests_per_minute is spent"),
     ),
     security(("bearer" = []))
 )]
@@ -523,7 +527,7 @@ pub(crate) async fn upload(
         (status = 404, description = "No such session or file"),
         (status = 409, description = "Another file operation on the stopped session's workspace held it for 5 seconds; try again"),
         (status = 422, description = "The path leaves the workspace, names a directory that is not empty, or is not UTF-8"),
-        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64"),
+        (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64, or the token's requests_per_minute is spent"),
     ),
     security(("bearer" = []))
 )]

@@ -67,6 +67,7 @@ pub(crate) fn over_quota(e: &VolumeError) -> ApiError {
         (status = 400, description = "A bad name or size, or malformed JSON"),
         (status = 401, description = "Missing or invalid token"),
         (status = 409, description = "A volume of that name exists"),
+        (status = 429, description = "The token's requests_per_minute is spent (`Retry-After` says when)"),
         (status = 507, description = "The token's volumes, its sessions' workspaces included, would reserve more than `[volumes] quota_per_caller`"),
         (status = 503, description = "The host lacks the programs volumes need, or room for the volume's image"),
         (status = 415, description = "Not `Content-Type: application/json`"),
@@ -80,6 +81,8 @@ pub(crate) async fn create(
     body: Result<Json<VolumeBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<VolumeInfo>), ApiError> {
     let Json(body) = body?;
+    // An image made and formatted: a request of the caller's rate.
+    state.charge(&caller)?;
     let created = blocking(&state, move |engine| {
         engine
             .volumes()
