@@ -1912,6 +1912,40 @@ fn a_synchronous_execution_past_its_deadline_is_cancelled() {
     the_next_execution_runs(&server);
 }
 
+/// Hunt api F2: a batch past `sync_deadline` was one 504, and the results of the items that
+/// had finished (run and recorded) were thrown away; its message said to use `?wait=false`,
+/// which `/v1/batch` took and ignored. The finished items keep their results now, the others
+/// are cancelled and answered 504 in their place, and a query parameter is refused.
+#[test]
+fn a_batch_past_its_deadline_keeps_what_finished_and_cancels_the_rest() {
+    let server = Server::start(&format!(
+        "[server]\nworkers = 2\nsync_deadline = \"3s\"\n{TOKENS}"
+    ));
+    let marker = "43.1415";
+    let body = json!({"executions": [
+        {"language": "bash", "code": "echo quick"},
+        {"language": "bash", "code": format!("exec sleep {marker}"),
+         "limits": {"wall_time": "60s", "cpu_time": "60s"}},
+    ]});
+    let answered = server.request("POST", "/v1/batch", Some(&body));
+    assert_eq!(answered.code, 200, "{}", answered.body);
+    let results = &answered.json()["results"];
+    assert_eq!(results[0]["status"], 200, "{results:#}");
+    assert_eq!(results[0]["result"]["stdout"], "quick\n", "{results:#}");
+    assert_eq!(results[1]["status"], 504, "{results:#}");
+    assert_eq!(results[1]["error"]["kind"], "deadline", "{results:#}");
+    eventually("the late item is killed at the deadline", || {
+        !sleeping(marker)
+    });
+    let waitless = server.request("POST", "/v1/batch?wait=false", Some(&body));
+    assert_eq!(waitless.code, 400, "{}", waitless.body);
+    assert!(
+        waitless.body.contains("no query parameters"),
+        "{}",
+        waitless.body
+    );
+}
+
 /// Issue 9: a client that disconnects cancels its execution. The program is killed at once
 /// (not at its wall limit), and the only worker is free for the next request.
 #[test]

@@ -1982,6 +1982,33 @@ fn a_session_call_is_looked_up_before_it_waits_for_a_worker() {
     ok(&server, &["rm", &id]);
 }
 
+/// Hunt api F3: a session call past `sync_deadline` was answered "use ?wait=false and poll",
+/// which the call's route took and ignored; the call runs on to its end in the session
+/// (docs/sessions.md). The 504 says so, and a query parameter is refused.
+#[test]
+fn a_session_call_past_the_deadline_says_that_it_runs_on() {
+    let server = LiveServer::start("[server]\nsync_deadline = \"2s\"\n");
+    let id = create(&server, &[]);
+    let exec = format!("/v1/sessions/{id}/exec");
+    let call = json!({"command": "sleep 4; echo done > ran.txt"}).to_string();
+    let (status, body) = server.request("POST", &exec, Some(&call));
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        body.contains("it runs on to its end in the session"),
+        "{body}"
+    );
+    assert!(!body.contains("wait=false"), "{body}");
+    let (status, body) = server.request("POST", &format!("{exec}?wait=false"), Some(&call));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no query parameters"), "{body}");
+    let read = || server.request("GET", &format!("/v1/sessions/{id}/file?path=ran.txt"), None);
+    assert!(
+        eventually(Duration::from_secs(30), || read().0 == 200),
+        "the call did not run on"
+    );
+    ok(&server, &["rm", &id]);
+}
+
 /// Bug hunt "sess" F8: `warden session cp LOCAL ID:P` and `warden session exec --file F`
 /// read the local file whole, however long: `/dev/zero` grew the CLI until it ran out of
 /// memory. They read regular files (or standard input), within a bound.

@@ -91,6 +91,36 @@ impl ApiError {
         }
     }
 
+    /// An item of `POST /v1/batch` not finished when the batch's deadline passed: cancelled,
+    /// while the items that finished keep their results. A batch has no `?wait=false`.
+    pub(crate) fn batch_item_deadline(deadline: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            kind: "deadline",
+            message: format!(
+                "the execution did not finish within the batch's synchronous deadline of {}; \
+                 it was cancelled (send long runs to POST /v1/executions?wait=false and poll)",
+                warden_core::units::format_duration(deadline)
+            ),
+            retry_after: None,
+        }
+    }
+
+    /// A session call (`POST /v1/sessions/{id}/exec`) past `sync_deadline`: it runs on to its
+    /// end in the session, as a call whose client left does (docs/sessions.md).
+    pub(crate) fn session_call_deadline(deadline: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            kind: "deadline",
+            message: format!(
+                "the call did not finish within the synchronous deadline of {}; it runs on to \
+                 its end in the session (its wall-time limit bounds it), and its files stay there",
+                warden_core::units::format_duration(deadline)
+            ),
+            retry_after: None,
+        }
+    }
+
     /// A caller's error with its own status (a conflict, an unavailable tool).
     pub(crate) fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
         Self {

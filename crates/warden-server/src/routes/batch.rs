@@ -2,7 +2,7 @@
 //! concurrently, answered together in order. Each is admitted on its own: one refused (a full
 //! queue, a bad field) does not refuse the others.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
@@ -48,8 +48,8 @@ pub(crate) struct BatchResponse {
     post, path = "/v1/batch", tag = "executions", operation_id = "create_batch",
     request_body = BatchBody,
     responses(
-        (status = 200, description = "One answer per execution, in order", body = BatchResponse),
-        (status = 400, description = "Malformed JSON"),
+        (status = 200, description = "One answer per execution, in order; an item not finished within the synchronous deadline is answered 504 in its place (cancelled)", body = BatchResponse),
+        (status = 400, description = "Malformed JSON, or a query parameter (a batch has none)"),
         (status = 401, description = "Missing or invalid token"),
         (status = 413, description = "The body is larger than the server accepts"),
         (status = 415, description = "Not `Content-Type: application/json`"),
@@ -60,8 +60,16 @@ pub(crate) struct BatchResponse {
 pub(crate) async fn create(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
+    RawQuery(query): RawQuery,
     JsonBytes(sent): JsonBytes,
 ) -> Result<Json<BatchResponse>, ApiError> {
+    // `?wait=false` was taken and ignored: a client told by a 504 to use it waited again.
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "POST /v1/batch takes no query parameters ({query:?}): a batch is answered when its \
+             items have finished; send long runs to POST /v1/executions?wait=false and poll"
+        )));
+    }
     let max = state.options().max_batch;
     // Its length first, reading no further than the item past `max_batch`: a body of millions
     // of items is refused before they are parsed.
@@ -120,12 +128,22 @@ pub(crate) async fn create(
             }
         }
     };
-    tokio::time::timeout(deadline, collect)
-        .await
-        .map_err(|_| ApiError::deadline(deadline))?;
+    // Past the deadline, what has finished keeps its result, and what has not is cancelled
+    // (the set dropped) and answered 504 in its place: one 504 for the whole batch threw away
+    // the results of the items that had run, and had been recorded.
+    let past = tokio::time::timeout(deadline, collect).await.is_err();
+    drop(set);
     let results = results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| item_answer(Err(crate::state::ExecError::Worker.into()))))
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                item_answer(Err(if past {
+                    ApiError::batch_item_deadline(deadline)
+                } else {
+                    crate::state::ExecError::Worker.into()
+                }))
+            })
+        })
         .collect();
     Ok(Json(BatchResponse { results }))
 }

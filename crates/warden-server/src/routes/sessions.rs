@@ -5,7 +5,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -318,7 +318,7 @@ pub(crate) async fn remove(
     request_body(content = serde_json::Value, description = "`{\"command\": ...}` (CommandBody) or a program (ExecutionBody)"),
     responses(
         (status = 200, description = "The result, as `warden run --json` prints it", body = serde_json::Value),
-        (status = 400, description = "Malformed JSON"),
+        (status = 400, description = "Malformed JSON, or a query parameter (a call has none)"),
         (status = 401, description = "Missing or invalid token"),
         (status = 403, description = "The code needs a stronger mode than the session's"),
         (status = 404, description = "No such session"),
@@ -328,7 +328,7 @@ pub(crate) async fn remove(
         (status = 422, description = "A field is invalid"),
         (status = 429, description = "The queue is full or the token is over a quota"),
         (status = 503, description = "A toolchain is missing, or the server is shutting down"),
-        (status = 504, description = "Not finished within the synchronous deadline"),
+        (status = 504, description = "Not finished within the synchronous deadline (the call runs on to its end in the session)"),
     ),
     security(("bearer" = []))
 )]
@@ -336,14 +336,22 @@ pub(crate) async fn exec(
     State(state): State<AppState>,
     V1Caller(caller): V1Caller,
     id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
     JsonObject(body): JsonObject<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
+    // `?wait=false` was taken and ignored: a call is answered when it has finished.
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "POST /v1/sessions/{{id}}/exec takes no query parameters ({query:?}): a call is \
+             answered when it has finished"
+        )));
+    }
     let call = call_of(body, &state)?;
     let deadline = state.sync_deadline();
     let ran = tokio::time::timeout(deadline, state.session_call(id, call, caller))
         .await
-        .map_err(|_| ApiError::deadline(deadline))??;
+        .map_err(|_| ApiError::session_call_deadline(deadline))??;
     match ran {
         Ok(ran) => Ok(Json(ran.result).into_response()),
         // Its session stopped with the server at the shutdown deadline: answered as every
