@@ -19,9 +19,15 @@ use crate::relay::{self, conclude, Ending, Inspection};
 /// Serves one intercepted connection.
 pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
     let original = match original_destination(&client) {
+        // A connection made to 15001 itself was never redirected: conntrack still answers
+        // for it, with the address as dialled, the listener's own, which is no destination
+        // of the program's (it was judged and logged as the host's 127.0.0.1:15001).
+        Ok(original) if client.local_addr().is_ok_and(|own| own == original) => {
+            tracing::debug!(%original, "a connection to the redirect's own port");
+            return reset(client);
+        }
         Ok(original) => original,
         Err(e) => {
-            // A connection made to 15001 itself: it was never redirected.
             tracing::debug!(error = %e, "no original destination");
             return reset(client);
         }

@@ -196,6 +196,37 @@ fn a_denied_transparent_connection_is_reset_and_never_dialed() {
     assert!(tcp.iter().all(|r| !r.allowed));
 }
 
+/// Hunt net 3: a connection made inside the sandbox straight to the redirect's own port
+/// (`127.0.0.1:15001`) was never redirected, but conntrack still gave it an "original"
+/// destination, the address as dialled: it was judged and logged as an attempt to the host's
+/// `127.0.0.1:15001`. It is reset, and is no attempt of the program's to go anywhere.
+#[test]
+fn a_connection_to_the_redirects_own_port_is_reset_and_not_judged() {
+    if !root() {
+        return;
+    }
+    let denying = denying(&[]);
+    denying.sandbox.run(|| {
+        let mut stream =
+            std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, 15001)).expect("connects");
+        stream
+            .set_read_timeout(Some(CLIENT_TIMEOUT))
+            .expect("timeout");
+        let mut buf = [0; 1];
+        match stream.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+            Ok(n) => panic!("{n} bytes from the redirect's own port"),
+        }
+    });
+    nothing_left_the_host(&denying);
+    let records = denying.sandbox.stop();
+    assert!(
+        records.iter().all(|r| r.protocol != Protocol::Tcp),
+        "{records:?}"
+    );
+}
+
 /// Bug hunt: a short run of DNS questions for distinct long names made a 50 MB result (and
 /// as much history, and server memory): the log kept 100,000 refusals whatever their size.
 /// Now identical refusals fold into one record with a count, the log keeps a bounded number
