@@ -223,6 +223,24 @@ fn requirements_txt(text: &str) -> Result<Vec<String>, DependencyError> {
     Ok(specs)
 }
 
+/// The keys of a `package.json` that npm reads to choose, fetch or run what it installs, other
+/// than `dependencies`: warden installs only that object, so a manifest naming any of these
+/// would not get what it asks for (its development or optional packages, its overrides, its
+/// workspaces), and a script would be code run at install time. The other keys (`name`,
+/// `type`, `main`, `exports`...) are Node's at run time, not the installer's.
+const PACKAGE_JSON_REFUSED: [&str; 10] = [
+    "scripts",
+    "devDependencies",
+    "optionalDependencies",
+    "peerDependencies",
+    "bundledDependencies",
+    "bundleDependencies",
+    "overrides",
+    "resolutions",
+    "workspaces",
+    "dependenciesMeta",
+];
+
 fn package_json(text: &str) -> Result<Vec<String>, DependencyError> {
     let problem = |problem: String| DependencyError::Manifest {
         file: "package.json",
@@ -231,7 +249,20 @@ fn package_json(text: &str) -> Result<Vec<String>, DependencyError> {
     };
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| problem(e.to_string()))?;
-    let Some(deps) = value.get("dependencies") else {
+    let object = value
+        .as_object()
+        .ok_or_else(|| problem("a package.json is an object".into()))?;
+    if let Some(key) = PACKAGE_JSON_REFUSED
+        .iter()
+        .find(|k| object.contains_key(**k))
+    {
+        return Err(problem(if *key == "scripts" {
+            "\"scripts\" is refused: no script of the manifest runs at install time".into()
+        } else {
+            format!("{key:?} is refused: only \"dependencies\" is installed")
+        }));
+    }
+    let Some(deps) = object.get("dependencies") else {
         return Ok(Vec::new());
     };
     let deps = deps
@@ -543,8 +574,8 @@ mod tests {
 
     #[test]
     fn package_json_reads_its_dependencies_object() {
-        let text = r#"{"name": "x", "dependencies": {"is-number": "7.0.0", "@a/b": "^1"},
-                       "devDependencies": {"jest": "29"}}"#;
+        let text = r#"{"name": "x", "type": "module", "main": "index.js",
+                       "dependencies": {"is-number": "7.0.0", "@a/b": "^1"}}"#;
         assert_eq!(
             Manifest::PackageJson.parse(text),
             Ok(vec!["@a/b@^1".to_owned(), "is-number@7.0.0".to_owned()])
@@ -556,6 +587,36 @@ mod tests {
         assert!(Manifest::PackageJson
             .parse(r#"{"dependencies": {"x": "file:/etc"}}"#)
             .is_err());
+    }
+
+    /// Hunt deps: `devDependencies`, `scripts` and the other keys npm installs or runs from
+    /// were accepted and silently not installed (or not run), though the docs say a manifest is
+    /// read strictly; a non-string version is refused, and so is a manifest that is no object.
+    #[test]
+    fn package_json_refuses_what_npm_would_install_or_run_besides_dependencies() {
+        for key in PACKAGE_JSON_REFUSED {
+            let text = format!(r#"{{"dependencies": {{"a": "1"}}, "{key}": {{"b": "2"}}}}"#);
+            let err = Manifest::PackageJson.parse(&text).expect_err(key);
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("package.json: \"{key}\" is refused")),
+                "{key}: {err}"
+            );
+        }
+        let err = Manifest::PackageJson
+            .parse(r#"{"scripts": {"preinstall": "id"}}"#)
+            .expect_err("scripts");
+        assert!(err.to_string().contains("no script"), "{err}");
+        for text in [
+            r#"{"dependencies": {"x": [1]}}"#,
+            r#"{"dependencies": {"x": 1}}"#,
+            r#"{"dependencies": {"x": null}}"#,
+            r#"{"dependencies": null}"#,
+            "[]",
+            "\"x\"",
+        ] {
+            assert!(Manifest::PackageJson.parse(text).is_err(), "{text}");
+        }
     }
 
     #[test]
