@@ -9,7 +9,9 @@
 //! place, so a concurrent run sees a complete set or none; two runs installing the same set
 //! both install, and the first rename wins. The cache is bounded: after each insertion the
 //! least recently used entries go until the total fits, except entries an execution holds
-//! (`SetInUse`) and entries used within [`IN_USE`].
+//! (`SetInUse`), however recently the others were used; a set larger than a [`SET_SHARE`]
+//! of the bound is not stored. A temporary name nobody holds is a writer's that died, removed
+//! at the next lookup or insertion.
 
 use std::fs;
 use std::io;
@@ -17,27 +19,26 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use nix::fcntl::{Flock, FlockArg};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use warden_core::Language;
+use warden_core::{ByteSize, Language};
 use warden_sandbox::CollectedFile;
 
 use crate::compile_cache::{
-    evict_oldest, gone, is_key_name, own_named_root_of, sweep_stale_temps, temp_path, KeyHasher,
+    evict_oldest, gone, is_key_name, own_named_root_of, temp_path, KeyHasher,
 };
 
 /// What [`own_root_of`] calls this cache.
 const NAME: &str = "dependency cache";
 
-/// How long after its last use an entry is kept whatever the bound: longer than the longest
-/// run the default maxima allow (10 minutes), so that eviction never empties a set a running
-/// program has mounted.
-pub const IN_USE: Duration = Duration::from_secs(30 * 60);
+/// The largest set kept is the bound divided by this (256 MiB of the default 1 GiB): the cache
+/// is shared by every caller, and one set as large as the bound would evict all the others.
+pub const SET_SHARE: u64 = 4;
 
 /// A set of the cache held for an execution: a shared lock on its directory, which eviction
 /// (in any warden process) never removes while it is held. An execution of many test cases
-/// may use its set far longer than [`IN_USE`]; another caller's insertion evicted it halfway
-/// through, and the later cases failed to import what they had installed.
+/// may use its set for hours; another caller's insertion evicted it halfway through, and the
+/// later cases failed to import what they had installed.
 #[derive(Debug)]
 pub(crate) struct SetInUse {
     dir: PathBuf,
@@ -110,7 +111,7 @@ impl DependencyKey {
 }
 
 impl DependencyCache {
-    /// A cache in `root` bounded to `max_bytes`.
+    /// A cache in `root` bounded to `max_bytes`, each set to `max_bytes / SET_SHARE`.
     pub fn new(root: PathBuf, max_bytes: u64) -> Self {
         Self { root, max_bytes }
     }
@@ -128,6 +129,7 @@ impl DependencyCache {
     /// with other users is not read (another user could have planted the set).
     pub(crate) fn get(&self, key: &DependencyKey) -> Option<SetInUse> {
         own_named_root_of(&self.root, NAME).ok()?;
+        sweep_abandoned_temps(&self.root);
         let path = self.entry(key);
         if !path.is_dir() {
             return None;
@@ -146,29 +148,50 @@ impl DependencyCache {
         prefix: &Path,
         files: &[CollectedFile],
     ) -> io::Result<SetInUse> {
+        let size: u64 = files.iter().map(|f| f.contents.len() as u64).sum();
+        let cap = self.max_bytes / SET_SHARE;
+        if size > cap {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "the installed set ({}) is larger than a set the cache keeps ({}, a \
+                     quarter of [cache] max_size)",
+                    ByteSize(size),
+                    ByteSize(cap)
+                ),
+            ));
+        }
         fs::create_dir_all(&self.root)?;
         own_named_root_of(&self.root, NAME)?;
-        let temp = temp_path(&self.root, key.as_str());
+        let (temp, writing) = locked_temp(&self.root, key.as_str())?;
         let written = write_tree(&temp, prefix, files);
         let entry = self.entry(key);
-        match written.and_then(|()| fs::rename(&temp, &entry)) {
-            Ok(()) => {}
+        let held = match written.and_then(|()| fs::rename(&temp, &entry)) {
+            // Still locked, now as the entry: shared, the lock of an execution that holds it.
+            Ok(()) => {
+                writing.relock(FlockArg::LockShared)?;
+                SetInUse {
+                    dir: entry.clone(),
+                    _held: writing,
+                }
+            }
             // Another run stored the same set first: theirs is as good.
             Err(_) if entry.is_dir() => {
                 let _ = fs::remove_dir_all(&temp);
+                drop(writing);
+                // Held before the eviction, which skips what is held.
+                SetInUse::hold(entry.clone()).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("the set {} went as it was stored", entry.display()),
+                    )
+                })?
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&temp);
                 return Err(e);
             }
-        }
-        // Held before the eviction, which skips what is held.
-        let held = SetInUse::hold(entry.clone()).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("the set {} went as it was stored", entry.display()),
-            )
-        })?;
+        };
         self.evict(&entry)?;
         Ok(held)
     }
@@ -176,9 +199,8 @@ impl DependencyCache {
     /// Removes the least recently used entries, other than `keep` and those still in use,
     /// until the total fits the bound.
     fn evict(&self, keep: &Path) -> io::Result<()> {
-        let now = SystemTime::now();
         let mut entries = Vec::new();
-        let mut total_in_use = 0;
+        let mut kept = 0;
         for entry in fs::read_dir(&self.root)? {
             let entry = entry?;
             let path = entry.path();
@@ -191,16 +213,16 @@ impl DependencyCache {
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             let size = tree_size(&path);
-            let recent = now.duration_since(used).unwrap_or_default() < IN_USE;
-            if path == keep || recent {
-                total_in_use += size;
+            if path == keep {
+                kept = size;
             } else {
                 entries.push((used, size, path));
             }
         }
-        let bound = self.max_bytes.saturating_sub(total_in_use);
+        let bound = self.max_bytes.saturating_sub(kept);
         evict_oldest(entries, bound, |path| {
-            // A set an execution holds stays, however long ago it was taken.
+            // A set an execution holds stays, however long ago it was taken; one used a
+            // moment ago but let go does not (its next use installs it again).
             let Ok(file) = fs::File::open(path) else {
                 return gone(Err(io::Error::from(io::ErrorKind::NotFound)));
             };
@@ -215,15 +237,66 @@ impl DependencyCache {
             }
             fs::remove_dir_all(&doomed).is_ok()
         });
-        sweep_stale_temps(&self.root);
+        sweep_abandoned_temps(&self.root);
         Ok(())
     }
 }
 
-/// Writes `files` (paths under `prefix`) into a new directory `dir`, readable by every user
+/// A new temporary directory in `root` for the set of `key`, and the exclusive lock its writer
+/// holds on it until the set is renamed into place: [`sweep_abandoned_temps`] takes an unlocked
+/// one for the leftover of a writer that died.
+fn locked_temp(root: &Path, key: &str) -> io::Result<(PathBuf, Flock<fs::File>)> {
+    for _ in 0..3 {
+        let temp = temp_path(root, key);
+        fs::create_dir(&temp)?;
+        let file = fs::File::open(&temp)?;
+        let locked = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| e)?;
+        // A sweep may have taken it, between its creation and the lock, for abandoned.
+        let here = fs::symlink_metadata(&temp);
+        let meta = locked.metadata()?;
+        if here.is_ok_and(|h| h.dev() == meta.dev() && h.ino() == meta.ino()) {
+            return Ok((temp, locked));
+        }
+    }
+    Err(io::Error::other(
+        "no temporary directory of its own for the set",
+    ))
+}
+
+/// Removes from `root` the `.tmp-` names nobody holds: what a writer (or an eviction) killed
+/// before it finished left, a partial set that no bound counts and nothing else would remove.
+/// Writers hold their temporary directory locked ([`locked_temp`]), evictions the set they
+/// renamed away, so one unlocked is abandoned whatever its age.
+fn sweep_abandoned_temps(root: &Path) {
+    let Ok(dir) = fs::read_dir(root) else { return };
+    for entry in dir.flatten() {
+        if !entry.file_name().as_encoded_bytes().starts_with(b".tmp-") {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = fs::File::open(&path) else {
+            continue;
+        };
+        let Ok(_abandoned) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            continue;
+        };
+        let removed = match entry.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        match removed {
+            Ok(()) => tracing::info!(path = %path.display(), "removed an abandoned partial set"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "removing an abandoned partial set")
+            }
+        }
+    }
+}
+
+/// Writes `files` (paths under `prefix`) into the new, empty directory `dir`, readable by every user
 /// (the sandbox's), executable where they were.
 fn write_tree(dir: &Path, prefix: &Path, files: &[CollectedFile]) -> io::Result<()> {
-    fs::create_dir(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
     for file in files {
         let relative = file.path.strip_prefix(prefix).unwrap_or(&file.path);
@@ -279,6 +352,7 @@ fn tree_size(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use warden_core::Catalog;
 
     fn file(path: &str, n: usize) -> CollectedFile {
@@ -378,7 +452,7 @@ mod tests {
         fs::write(target.join("python3/os.py"), vec![b'#'; 4096]).expect("write");
         let root = dir.path().join("deps");
         std::os::unix::fs::symlink(&target, &root).expect("symlink");
-        let cache = DependencyCache::new(root, 1);
+        let cache = DependencyCache::new(root, 1 << 20);
         let files = [file(".deps/six.py", 3)];
         let err = cache
             .put(&key(&["six"]), Path::new(".deps"), &files)
@@ -391,36 +465,61 @@ mod tests {
         assert_eq!(names, ["python3"], "nothing written, nothing evicted");
     }
 
+    /// Ages the set at `path` to `ago` before now.
+    fn age(path: &Path, ago: Duration) {
+        fs::File::open(path)
+            .and_then(|f| f.set_modified(SystemTime::now() - ago))
+            .expect("aged");
+    }
+
     #[test]
     fn only_entries_are_evicted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("deps");
-        let cache = DependencyCache::new(root.clone(), 1);
-        cache
-            .put(
-                &key(&["six"]),
-                Path::new(".deps"),
-                &[file(".deps/six.py", 3)],
-            )
-            .expect("put");
+        let cache = DependencyCache::new(root.clone(), 4 * 3);
+        let prefix = Path::new(".deps");
+        drop(cache.put(&key(&["six"]), prefix, &[file(".deps/six.py", 3)]));
         fs::create_dir(root.join("kept-by-the-operator")).expect("mkdir");
         fs::write(root.join("kept-by-the-operator/x"), b"x").expect("write");
-        let old = SystemTime::now() - 2 * IN_USE;
         for entry in fs::read_dir(&root).expect("dir") {
-            let path = entry.expect("entry").path();
-            fs::File::open(&path)
-                .and_then(|f| f.set_modified(old))
-                .expect("age");
+            age(&entry.expect("entry").path(), Duration::from_secs(3600));
         }
-        cache
-            .put(
-                &key(&["attrs"]),
-                Path::new(".deps"),
-                &[file(".deps/attrs.py", 3)],
-            )
-            .expect("put");
+        for name in ["a", "b", "c", "d"] {
+            drop(cache.put(&key(&[name]), prefix, &[file(".deps/x.py", 3)]));
+        }
         assert!(root.join("kept-by-the-operator/x").exists(), "not an entry");
         assert!(!root.join(key(&["six"]).as_str()).exists(), "an old entry");
+    }
+
+    /// Bug hunt "deps": a run killed while its set was written left the partial `.tmp-` set in
+    /// the cache's directory, counted by no bound and removed only ten minutes later, at some
+    /// insertion. The next lookup removes it; a set still being written (locked) stays.
+    #[test]
+    fn a_partial_set_left_by_a_killed_writer_goes_at_the_next_lookup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("deps");
+        let cache = DependencyCache::new(root.clone(), 1 << 20);
+        let k = key(&["six"]);
+        fs::create_dir(&root).expect("mkdir");
+        let abandoned = root.join(format!(".tmp-{}-1-0", k.as_str()));
+        fs::create_dir_all(abandoned.join("six-1.dist-info")).expect("mkdir");
+        fs::write(abandoned.join("six.py"), b"partial").expect("write");
+        let (writing, lock) = locked_temp(&root, k.as_str()).expect("a writer's temporary");
+        assert!(cache.get(&k).is_none(), "a partial set is never used");
+        assert!(!abandoned.exists(), "the abandoned set went");
+        assert!(writing.is_dir(), "one being written stays");
+        drop(lock);
+        assert!(cache.get(&k).is_none());
+        assert!(!writing.exists(), "its writer gone, it went too");
+        let held = cache
+            .put(&k, Path::new(".deps"), &[file(".deps/six.py", 3)])
+            .expect("put");
+        let names: Vec<_> = fs::read_dir(&root)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, [k.as_str()], "only the set: {names:?}");
+        drop(held);
     }
 
     #[test]
@@ -440,50 +539,86 @@ mod tests {
         );
     }
 
+    /// Bug hunt "deps": sets used in the last 30 minutes were never evicted, so a busy cache
+    /// grew past its bound without limit; and one set could be as large as the bound. Now the
+    /// least recently used set goes however recent, unless an execution holds it, and a set
+    /// larger than a quarter of the bound is not stored.
     #[test]
-    fn the_bound_evicts_old_sets_but_not_ones_in_use() {
+    fn the_bound_holds_evicting_recent_sets_but_not_held_ones() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cache = DependencyCache::new(dir.path().to_owned(), 1500);
-        let (a, b, c) = (key(&["a"]), key(&["b"]), key(&["c"]));
+        let cache = DependencyCache::new(dir.path().to_owned(), 4000);
         let prefix = Path::new(".deps");
-        let old = SystemTime::now() - IN_USE - Duration::from_secs(60);
-        let a_dir = cache.put(&a, prefix, &[file(".deps/a", 1000)]).expect("a");
-        fs::File::open(a_dir.path())
-            .and_then(|d| d.set_modified(old))
-            .expect("age a");
-        drop(a_dir);
-        drop(cache.put(&b, prefix, &[file(".deps/b", 1000)]).expect("b"));
-        assert!(cache.get(&a).is_none(), "the old set went");
-        assert!(cache.get(&b).is_some());
-        drop(cache.put(&c, prefix, &[file(".deps/c", 1000)]).expect("c"));
-        assert!(cache.get(&b).is_some(), "a set used recently stays");
-        assert!(cache.get(&c).is_some());
+        let path = |k: &DependencyKey| dir.path().join(k.as_str());
+        let keys: Vec<DependencyKey> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|n| key(&[n]))
+            .collect();
+        for (i, k) in keys[..4].iter().enumerate() {
+            drop(cache.put(k, prefix, &[file(".deps/x", 1000)]).expect("put"));
+            age(&path(k), Duration::from_secs(60 - 10 * i as u64));
+        }
+        drop(
+            cache
+                .put(&keys[4], prefix, &[file(".deps/x", 1000)])
+                .expect("e"),
+        );
+        assert!(!path(&keys[0]).exists(), "the least recently used went");
+        assert!(keys[1..5].iter().all(|k| path(k).is_dir()));
+        assert!(tree_size(dir.path()) <= 4000);
+        let held = cache.get(&keys[1]).expect("b held");
+        for (i, k) in keys[1..5].iter().enumerate() {
+            age(&path(k), Duration::from_secs(60 - 10 * i as u64));
+        }
+        drop(
+            cache
+                .put(&keys[5], prefix, &[file(".deps/x", 1000)])
+                .expect("f"),
+        );
+        assert!(held.path().join("x").is_file(), "held, it stays");
+        assert!(!path(&keys[2]).exists(), "the oldest one not held went");
+        assert!(tree_size(dir.path()) <= 4000);
+        let err = cache
+            .put(&key(&["big"]), prefix, &[file(".deps/x", 1001)])
+            .expect_err("larger than a set may be");
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{err}");
+        assert!(err.to_string().contains("max_size"), "{err}");
+        assert!(!path(&key(&["big"])).exists());
+        assert_eq!(
+            fs::read_dir(dir.path()).expect("dir").count(),
+            4,
+            "no leftovers"
+        );
     }
 
-    /// Bug hunt "deps": an execution of many test cases used its set longer than [`IN_USE`],
-    /// and another caller's insertion evicted it halfway through. A set held is never evicted,
-    /// however old; let go, it is.
+    /// Bug hunt "deps": an execution of many test cases used its set for longer than the 30
+    /// minutes it was spared for, and another caller's insertion evicted it halfway through.
+    /// A set held is never evicted, however old; let go, it is.
     #[test]
     fn a_set_an_execution_holds_is_not_evicted_however_old() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cache = DependencyCache::new(dir.path().to_owned(), 1500);
-        let (a, b, c) = (key(&["a"]), key(&["b"]), key(&["c"]));
+        let cache = DependencyCache::new(dir.path().to_owned(), 4000);
         let prefix = Path::new(".deps");
-        let old = SystemTime::now() - IN_USE - Duration::from_secs(60);
-        let held = cache.put(&a, prefix, &[file(".deps/a", 1000)]).expect("a");
-        let age = |path: &Path| {
-            fs::File::open(path)
-                .and_then(|d| d.set_modified(old))
-                .expect("aged");
-        };
-        age(held.path());
-        drop(cache.put(&b, prefix, &[file(".deps/b", 1000)]).expect("b"));
+        let hour = Duration::from_secs(3600);
+        let held = cache
+            .put(&key(&["a"]), prefix, &[file(".deps/a", 1000)])
+            .expect("a");
+        age(held.path(), 2 * hour);
+        for name in ["b", "c", "d", "e"] {
+            drop(
+                cache
+                    .put(&key(&[name]), prefix, &[file(".deps/x", 1000)])
+                    .expect("put"),
+            );
+        }
         assert!(held.path().join("a").is_file(), "held, it stays");
-        let b_dir = dir.path().join(b.as_str());
-        age(&b_dir);
+        let a = held.path().to_owned();
         drop(held);
-        age(&dir.path().join(a.as_str()));
-        drop(cache.put(&c, prefix, &[file(".deps/c", 1000)]).expect("c"));
-        assert!(cache.get(&a).is_none(), "let go, the oldest went");
+        age(&a, 2 * hour);
+        drop(
+            cache
+                .put(&key(&["f"]), prefix, &[file(".deps/x", 1000)])
+                .expect("f"),
+        );
+        assert!(cache.get(&key(&["a"])).is_none(), "let go, the oldest went");
     }
 }
