@@ -172,6 +172,17 @@ impl Manifest {
         matches!(self, Manifest::Gemfile)
     }
 
+    /// The spelling of `spec` (checked) that a cache key takes: one for all the spellings
+    /// its installer reads as the same request, and only for those. pip's
+    /// ([`pip_cache_spelling`]); npm's and gem's are taken as written (npm's names are case
+    /// sensitive and `x@1.0` is a range, not `x@1.0.0`).
+    pub fn cache_spelling(self, spec: &str) -> String {
+        match self {
+            Manifest::RequirementsTxt => pip_cache_spelling(spec),
+            Manifest::PackageJson | Manifest::Gemfile => spec.to_owned(),
+        }
+    }
+
     /// The dependency specs the file names, each checked by [`check_spec`].
     pub fn parse(self, text: &str) -> Result<Vec<String>, DependencyError> {
         let specs = match self {
@@ -183,6 +194,65 @@ impl Manifest {
             check_spec(spec, self.name_colon_version())?;
         }
         Ok(specs)
+    }
+}
+
+/// A pip requirement as a cache key takes it: the project's name normalised as pip looks it up
+/// (PEP 503: case and runs of `-`, `_`, `.` do not matter, `Foo.Bar` is `foo-bar`), and each
+/// `==`, `!=`, `>=` or `<=` clause of a plain release version without its trailing zeros
+/// (PEP 440 pads a release with zeros to compare: `==1.0` and `==1.0.0` select the same
+/// versions), the clauses sorted (they are an intersection). Left as written: extras, `~=`
+/// (`~=1.0` is not `~=1.0.0`), wildcards (`==1.*` is not `==1.0.*`), `===` (a string
+/// comparison), pre-, post-, dev- and local versions, and anything else it does not parse.
+fn pip_cache_spelling(spec: &str) -> String {
+    let name_end = spec
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
+        .unwrap_or(spec.len());
+    let (name, rest) = spec.split_at(name_end);
+    let (extras, specifiers) = match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((extras, specifiers)) => (format!("[{extras}]"), specifiers),
+        None if rest.starts_with('[') => return spec.to_owned(),
+        None => (String::new(), rest),
+    };
+    let mut name = name.to_ascii_lowercase().replace(['_', '.'], "-");
+    while name.contains("--") {
+        name = name.replace("--", "-");
+    }
+    let mut clauses = Vec::new();
+    if !specifiers.is_empty() {
+        for clause in specifiers.split(',') {
+            let Some(clause) = pip_clause_spelling(clause) else {
+                return spec.to_owned();
+            };
+            clauses.push(clause);
+        }
+    }
+    clauses.sort();
+    clauses.dedup();
+    format!("{name}{extras}{}", clauses.join(","))
+}
+
+/// One clause of a pip requirement's specifiers as [`pip_cache_spelling`] takes it; `None` when
+/// it is not a clause (no operator, or no version).
+fn pip_clause_spelling(clause: &str) -> Option<String> {
+    let op = ["===", "==", "!=", ">=", "<=", "~=", ">", "<"]
+        .into_iter()
+        .find(|op| clause.starts_with(op))?;
+    let version = &clause[op.len()..];
+    if version.is_empty() {
+        return None;
+    }
+    let release: Option<Vec<u64>> = version.split('.').map(|n| n.parse().ok()).collect();
+    let plain = version.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    match release {
+        Some(mut release) if plain && ["==", "!=", ">=", "<="].contains(&op) => {
+            while release.len() > 1 && release.last() == Some(&0) {
+                release.pop();
+            }
+            let release: Vec<String> = release.iter().map(u64::to_string).collect();
+            Some(format!("{op}{}", release.join(".")))
+        }
+        _ => Some(clause.to_owned()),
     }
 }
 
@@ -617,6 +687,43 @@ mod tests {
         ] {
             assert!(Manifest::PackageJson.parse(text).is_err(), "{text}");
         }
+    }
+
+    /// Hunt deps: each spelling of one pip requirement (`Six==1.16.0`, `six==1.16`) had a cache
+    /// key of its own, so the same set was installed and stored again for each.
+    #[test]
+    fn a_cache_key_takes_one_spelling_of_what_pip_reads_as_one_request() {
+        let pip = |spec: &str| Manifest::RequirementsTxt.cache_spelling(spec);
+        for (a, b) in [
+            ("six==1.16.0", "Six==1.16"),
+            ("six==1.0", "six==1.0.0"),
+            ("six==1", "six==01.0.00"),
+            ("zope.interface", "Zope_Interface"),
+            ("a-b", "A__b"),
+            ("requests[socks]>=2,<3", "Requests[socks]<3,>=2.0"),
+            ("x!=1.0,<=2", "x<=2.0.0,!=1"),
+        ] {
+            assert_eq!(pip(a), pip(b), "{a} and {b}");
+        }
+        for (a, b) in [
+            ("six==1.0", "six===1.0"),
+            ("six==1.*", "six==1.0.*"),
+            ("six~=1.0", "six~=1.0.0"),
+            ("six==1.0", "six==1.0rc1"),
+            ("six==1.0", "six==1.0.1"),
+            ("six>1.0", "six>=1.0"),
+            ("six[a]", "six[b]"),
+            ("six", "sixx"),
+        ] {
+            assert_ne!(pip(a), pip(b), "{a} and {b}");
+        }
+        assert_eq!(pip("six==1.0+local"), "six==1.0+local");
+        assert_eq!(pip("Six~=1.0.0"), "six~=1.0.0");
+        let npm = |spec: &str| Manifest::PackageJson.cache_spelling(spec);
+        assert_ne!(npm("JSONStream@1.0.0"), npm("jsonstream@1.0.0"));
+        assert_ne!(npm("x@1.0"), npm("x@1.0.0"));
+        let gem = |spec: &str| Manifest::Gemfile.cache_spelling(spec);
+        assert_ne!(gem("rake:13.0"), gem("rake:13.0.0"));
     }
 
     #[test]

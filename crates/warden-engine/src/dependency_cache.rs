@@ -97,8 +97,17 @@ impl DependencyKey {
                 h.field(v.as_bytes());
             }
         }
+        // One key for the spellings the installer reads as the same request (pip's `Six==1.0`
+        // and `six==1.0.0`), so the bound is not spent on copies of one set.
+        let manifest = language.dependencies.as_ref().and_then(|i| i.manifest);
+        let mut spelled: Vec<String> = specs
+            .iter()
+            .map(|spec| manifest.map_or_else(|| spec.clone(), |m| m.cache_spelling(spec)))
+            .collect();
+        spelled.sort();
+        spelled.dedup();
         h.field(b"specs");
-        for spec in specs {
+        for spec in &spelled {
             h.field(spec.as_bytes());
         }
         Self(h.hex())
@@ -381,6 +390,13 @@ mod tests {
         assert_ne!(base, DependencyKey::new(python, "t2", &six));
         assert_ne!(base, DependencyKey::new(node, "t1", &six));
         assert_ne!(base, key(&["six==1.15.0"]));
+        // Bug hunt "deps": each spelling of one pip request had its own key (and set).
+        assert_eq!(
+            base,
+            DependencyKey::new(python, "t1", &["Six==1.16".to_owned()])
+        );
+        let is_number = |spec: &str| DependencyKey::new(node, "t1", &[spec.to_owned()]);
+        assert_ne!(is_number("is-number@7.0"), is_number("is-number@7.0.0"));
         assert_eq!(base.as_str().len(), 64);
         // Bug hunt "deps": an installer hardened by its index arguments (`--ignore-scripts`)
         // was served the sets installed without them.
