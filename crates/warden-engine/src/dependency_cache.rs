@@ -22,7 +22,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
 use warden_core::{ByteSize, Language};
-use warden_sandbox::CollectedFile;
+use warden_sandbox::{CollectedFile, SpooledFiles};
 
 use crate::compile_cache::{
     evict_oldest, gone, is_key_name, own_named_root_of, temp_path, KeyHasher,
@@ -149,6 +149,11 @@ impl DependencyCache {
         Some(held)
     }
 
+    /// Whether the cache's directory is one warden may write into (its own, not a link).
+    pub(crate) fn is_own(&self) -> bool {
+        own_named_root_of(&self.root, NAME).is_ok()
+    }
+
     /// Stores `files`, each under `prefix` in the sandbox's workspace, as the set of `key`, then
     /// evicts beyond the bound; the set, held.
     pub(crate) fn put(
@@ -157,7 +162,43 @@ impl DependencyCache {
         prefix: &Path,
         files: &[CollectedFile],
     ) -> io::Result<SetInUse> {
-        let size: u64 = files.iter().map(|f| f.contents.len() as u64).sum();
+        let size = files.iter().map(|f| f.contents.len() as u64).sum();
+        self.store(key, size, |dir| {
+            for file in files {
+                write_file(
+                    dir,
+                    prefix,
+                    &file.path,
+                    file.executable,
+                    &mut &file.contents[..],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// [`DependencyCache::put`] of the files a sandbox spooled to disk, read one at a time.
+    pub(crate) fn put_spooled(
+        &self,
+        key: &DependencyKey,
+        prefix: &Path,
+        files: &SpooledFiles,
+    ) -> io::Result<SetInUse> {
+        self.store(key, files.bytes(), |dir| {
+            files.for_each(|path, executable, contents| {
+                write_file(dir, prefix, path, executable, contents)
+            })
+        })
+    }
+
+    /// Stores the set of `key`, `size` bytes, which `write` writes into the new directory it
+    /// is given, then evicts beyond the bound; the set, held.
+    fn store(
+        &self,
+        key: &DependencyKey,
+        size: u64,
+        write: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> io::Result<SetInUse> {
         let cap = self.max_bytes / SET_SHARE;
         if size > cap {
             return Err(io::Error::new(
@@ -173,7 +214,11 @@ impl DependencyCache {
         fs::create_dir_all(&self.root)?;
         own_named_root_of(&self.root, NAME)?;
         let (temp, writing) = locked_temp(&self.root, key.as_str())?;
-        let written = write_tree(&temp, prefix, files);
+        let written = fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))
+            .and_then(|()| write(&temp))
+            // Directories made on the way took the umask's mode: open them all to the
+            // sandbox's user.
+            .and_then(|()| open_directories(&temp));
         let entry = self.entry(key);
         let held = match written.and_then(|()| fs::rename(&temp, &entry)) {
             // Still locked, now as the entry: shared, the lock of an execution that holds it.
@@ -303,33 +348,35 @@ fn sweep_abandoned_temps(root: &Path) {
     }
 }
 
-/// Writes `files` (paths under `prefix`) into the new, empty directory `dir`, readable by every user
-/// (the sandbox's), executable where they were.
-fn write_tree(dir: &Path, prefix: &Path, files: &[CollectedFile]) -> io::Result<()> {
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
-    for file in files {
-        let relative = file.path.strip_prefix(prefix).unwrap_or(&file.path);
-        // The paths come from the sandbox: refuse any that would leave the entry.
-        if relative.as_os_str().is_empty()
-            || !relative
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)))
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("installed file {} is outside the set", file.path.display()),
-            ));
-        }
-        let path = dir.join(relative);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::write(&path, &file.contents)?;
-        let mode = if file.executable { 0o755 } else { 0o644 };
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+/// Writes one installed file, `path` under `prefix` in the sandbox's workspace, into the set
+/// being written in `dir`, readable by every user (the sandbox's), executable where it was.
+fn write_file(
+    dir: &Path,
+    prefix: &Path,
+    path: &Path,
+    executable: bool,
+    contents: &mut dyn io::Read,
+) -> io::Result<()> {
+    let relative = path.strip_prefix(prefix).unwrap_or(path);
+    // The paths come from the sandbox: refuse any that would leave the entry.
+    if relative.as_os_str().is_empty()
+        || !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("installed file {} is outside the set", path.display()),
+        ));
     }
-    // Directories made above took the umask's mode: open them all to the sandbox's user.
-    open_directories(dir)
+    let path = dir.join(relative);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut out = fs::File::create(&path)?;
+    io::copy(contents, &mut out)?;
+    let mode = if executable { 0o755 } else { 0o644 };
+    out.set_permissions(fs::Permissions::from_mode(mode))
 }
 
 fn open_directories(dir: &Path) -> io::Result<()> {
@@ -434,6 +481,43 @@ mod tests {
                 .expect("again")
                 .path(),
             entry
+        );
+    }
+
+    /// Hunt deps: a set (up to 512 MiB) was held whole in memory from the sandbox to the
+    /// cache; spooled to disk by the sandbox, it is stored one file at a time.
+    #[test]
+    fn a_spooled_set_is_stored_as_one_in_memory_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = DependencyCache::new(dir.path().join("deps"), 1 << 20);
+        let mut files = vec![
+            file(".deps/six.py", 3),
+            file(".deps/six-1.dist-info/RECORD", 2),
+        ];
+        files[1].executable = true;
+        let mut spool = tempfile::tempfile().expect("a spool");
+        CollectedFile::write_all(&files, &mut spool).expect("spooled");
+        let spooled = SpooledFiles::scan(spool).expect("a valid stream");
+        let k = key(&["six"]);
+        let held = cache
+            .put_spooled(&k, Path::new(".deps"), &spooled)
+            .expect("put");
+        assert_eq!(fs::read(held.path().join("six.py")).expect("read"), b"xxx");
+        let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&held.path().join("six-1.dist-info")), 0o755);
+        assert_eq!(mode(&held.path().join("six-1.dist-info/RECORD")), 0o755);
+        assert_eq!(mode(&held.path().join("six.py")), 0o644);
+        let mut escaping = tempfile::tempfile().expect("a spool");
+        CollectedFile::write_all(&[file(".deps/../../x", 1)], &mut escaping).expect("spooled");
+        assert!(
+            SpooledFiles::scan(escaping).is_err(),
+            "a path leaving the workspace"
+        );
+        drop(held);
+        assert_eq!(
+            fs::read_dir(cache.root()).expect("dir").count(),
+            1,
+            "no leftovers"
         );
     }
 

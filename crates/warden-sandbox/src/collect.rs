@@ -5,6 +5,8 @@
 //! files, so a program that planted a symlink or a FIFO gets nothing out of it. Wire format,
 //! per file: `u32 path length | path | u32 mode | u64 length | contents`, little-endian; a
 //! record with path length `u32::MAX` and a message in place of the path reports a refusal.
+//! The parent holds the stream in memory, or spools it to an unnamed file on disk when the
+//! job names a directory for it (`Job::spool`, [`SpooledFiles`]: a dependency set).
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -216,6 +218,144 @@ impl CollectedFile {
     }
 }
 
+/// The files a job sent back, spooled to an unnamed file on disk rather than held in memory
+/// (`Job::spool`): read one at a time with [`SpooledFiles::for_each`]. Every record was checked
+/// when the run ended (its path stays inside the workspace, the stream is whole and holds no
+/// refusal). Clones share the file.
+#[derive(Debug, Clone)]
+pub struct SpooledFiles {
+    file: std::sync::Arc<std::fs::File>,
+    files: usize,
+    bytes: u64,
+}
+
+impl PartialEq for SpooledFiles {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.file, &other.file)
+    }
+}
+
+impl Eq for SpooledFiles {}
+
+/// Reads a file from an offset on, never moving the descriptor's own (clones share it).
+struct ReadAt<'a> {
+    file: &'a std::fs::File,
+    at: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl SpooledFiles {
+    /// Checks the stream in `file` (the format of [`CollectedFile::write_all`]) record by
+    /// record, reading headers only; `Err` carries the init's refusal or what is malformed.
+    pub fn scan(file: std::fs::File) -> Result<Self, String> {
+        let end = file.metadata().map_err(|e| e.to_string())?.len();
+        let mut input = ReadAt { file: &file, at: 0 };
+        let (mut files, mut bytes) = (0, 0);
+        while input.at < end {
+            let path = read_header_path(&mut input)??;
+            let mode = read_u32(&mut input)?;
+            let len = read_u64(&mut input)?;
+            if input.at.checked_add(len).is_none_or(|e| e > end) {
+                return Err("the artifact stream ended early".to_owned());
+            }
+            checked(path, mode, Vec::new())?;
+            input.at += len;
+            files += 1;
+            bytes += len;
+        }
+        Ok(Self {
+            file: std::sync::Arc::new(file),
+            files,
+            bytes,
+        })
+    }
+
+    /// How many files.
+    pub fn len(&self) -> usize {
+        self.files
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.files == 0
+    }
+
+    /// The bytes of their contents together.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Calls `each` with every file's path (relative to the workspace), whether it is
+    /// executable, and its contents, in the order sent.
+    pub fn for_each(
+        &self,
+        mut each: impl FnMut(&Path, bool, &mut dyn Read) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let mut input = ReadAt {
+            file: &self.file,
+            at: 0,
+        };
+        for _ in 0..self.files {
+            let path = read_header_path(&mut input)
+                .map_err(invalid)?
+                .map_err(invalid)?;
+            let mode = read_u32(&mut input).map_err(invalid)?;
+            let len = read_u64(&mut input).map_err(invalid)?;
+            let file = checked(path, mode, Vec::new()).map_err(invalid)?;
+            let start = input.at;
+            let mut contents = (&mut input).take(len);
+            each(&file.path, file.executable, &mut contents)?;
+            input.at = start + len;
+        }
+        Ok(())
+    }
+}
+
+/// A record's path, or (inner `Err`) the refusal the record carries instead.
+fn read_header_path(input: &mut impl Read) -> Result<Result<Vec<u8>, String>, String> {
+    let path_len = read_u32(input)?;
+    if path_len == u32::MAX {
+        let len = read_u32(input)?;
+        let mut message = vec![0u8; len.min(1 << 16) as usize];
+        input
+            .read_exact(&mut message)
+            .map_err(|_| "the artifact stream ended early".to_owned())?;
+        return Ok(Err(String::from_utf8_lossy(&message).into_owned()));
+    }
+    let mut path = vec![0u8; path_len.min(1 << 16) as usize];
+    if path.len() != path_len as usize {
+        return Err("an artifact path is too long".to_owned());
+    }
+    input
+        .read_exact(&mut path)
+        .map_err(|_| "the artifact stream ended early".to_owned())?;
+    Ok(Ok(path))
+}
+
+fn read_u32(input: &mut impl Read) -> Result<u32, String> {
+    let mut word = [0u8; 4];
+    input
+        .read_exact(&mut word)
+        .map_err(|_| "the artifact stream ended early".to_owned())?;
+    Ok(u32::from_le_bytes(word))
+}
+
+fn read_u64(input: &mut impl Read) -> Result<u64, String> {
+    let mut word = [0u8; 8];
+    input
+        .read_exact(&mut word)
+        .map_err(|_| "the artifact stream ended early".to_owned())?;
+    Ok(u64::from_le_bytes(word))
+}
+
 /// A file of the stream, its path checked to stay inside the workspace.
 fn checked(path: Vec<u8>, mode: u32, contents: Vec<u8>) -> Result<CollectedFile, String> {
     let path = PathBuf::from(OsString::from_vec(path));
@@ -359,6 +499,61 @@ mod tests {
         let full = record("main", 0o755, b"abcdef");
         assert!(parse_owned(full[..full.len() - 1].to_vec()).is_err());
         assert!(CollectedFile::read_all(&mut &full[..full.len() - 1]).is_err());
+    }
+
+    fn spooled(stream: &[u8]) -> Result<SpooledFiles, String> {
+        let mut file = tempfile::tempfile().expect("a file");
+        file.write_all(stream).expect("written");
+        SpooledFiles::scan(file)
+    }
+
+    /// Hunt deps: a dependency set of up to 512 MiB was held whole in warden's memory (twice,
+    /// once cloned); spooled, it is read one file at a time from disk.
+    #[test]
+    fn a_spooled_stream_is_checked_then_read_one_file_at_a_time() {
+        let mut stream = record("site/six.py", 0o100644, b"import os");
+        stream.extend(record("bin/tool", 0o100755, b"#!"));
+        stream.extend(record("empty", 0o100644, b""));
+        let files = spooled(&stream).expect("valid stream");
+        assert_eq!((files.len(), files.bytes()), (3, 11));
+        let mut seen = Vec::new();
+        files
+            .for_each(|path, executable, contents| {
+                let mut text = Vec::new();
+                contents.read_to_end(&mut text)?;
+                seen.push((path.to_owned(), executable, text));
+                Ok(())
+            })
+            .expect("read");
+        assert_eq!(
+            seen,
+            [
+                (PathBuf::from("site/six.py"), false, b"import os".to_vec()),
+                (PathBuf::from("bin/tool"), true, b"#!".to_vec()),
+                (PathBuf::from("empty"), false, Vec::new()),
+            ]
+        );
+        // A reader that leaves part of a file unread does not shift the next.
+        let mut firsts = Vec::new();
+        files
+            .for_each(|_, _, contents| {
+                let mut one = [0u8; 1];
+                let n = contents.read(&mut one)?;
+                firsts.push(one[..n].to_vec());
+                Ok(())
+            })
+            .expect("read");
+        assert_eq!(firsts, [b"i".to_vec(), b"#".to_vec(), Vec::new()]);
+        assert!(spooled(b"").expect("empty").is_empty());
+        let mut refused = record("a", 0o644, b"x");
+        refused.extend_from_slice(&u32::MAX.to_le_bytes());
+        refused.extend_from_slice(&3u32.to_le_bytes());
+        refused.extend_from_slice(b"no!");
+        assert_eq!(spooled(&refused), Err("no!".to_owned()));
+        let full = record("main", 0o755, b"abcdef");
+        assert!(spooled(&full[..full.len() - 1]).is_err());
+        assert!(spooled(&full[..3]).is_err());
+        assert!(spooled(&record("../etc/passwd", 0o644, b"x")).is_err());
     }
 
     #[test]

@@ -52,7 +52,7 @@ mod zygote;
 
 pub use backend::{run_once, Backend, CancelHandle};
 pub use cgroup::{CgroupError, CgroupFs, WARDEN_CGROUP};
-pub use collect::CollectedFile;
+pub use collect::{CollectedFile, SpooledFiles};
 pub use denials::{DeniedSyscall, KilledSyscall};
 pub use gvisor::{
     cgroup_exec_main, runsc_path, seccomp_exec_main, Gvisor, CGROUP_EXEC_ARG, SECCOMP_EXEC_ARG,

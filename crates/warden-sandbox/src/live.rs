@@ -511,6 +511,10 @@ impl LiveSandbox {
             (Some(_), false) => Some(pipe()?),
             _ => None,
         };
+        let spool = match (&job.spool, &artifacts) {
+            (Some(dir), Some(_)) => Some(spool_in(dir)?),
+            _ => None,
+        };
         let null = std::fs::File::open("/dev/null").map_err(|source| SandboxError::Helper {
             action: "opening /dev/null",
             source,
@@ -578,6 +582,7 @@ impl LiveSandbox {
             cpu_before: before.cpu_time,
             kill,
             sink,
+            spool,
         })?;
         let mut watched = watched;
         if let Some(cpu) = watched.cpu_at_start {
@@ -1039,7 +1044,23 @@ fn cancelled(w: watch::Watched, used: &CgroupStats, job: &Job) -> SandboxRun {
         .then(|| verdict(&w, used, job))
         .flatten()
         .unwrap_or(warden_core::Outcome::Cancelled);
-    run_of(w, used, outcome, Vec::new(), None)
+    run_of(w, used, outcome, Vec::new(), None, None)
+}
+
+/// An unnamed file in `dir` for a job's collected files (`Job::spool`), gone with its last
+/// descriptor: nothing is left behind whatever ends warden.
+fn spool_in(dir: &std::path::Path) -> Result<std::fs::File, SandboxError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+        .map_err(|source| SandboxError::Helper {
+            action: "creating the spool of the collected files",
+            source,
+        })
 }
 
 /// The job's result from what the watch saw and the cgroup accounted.
@@ -1050,17 +1071,33 @@ fn finish(
 ) -> Result<SandboxRun, SandboxError> {
     let outcome = verdict(&w, used, job).ok_or(SandboxError::Vanished)?;
     let exited_cleanly = outcome == warden_core::Outcome::Exited { code: 0 };
+    let mut spooled = None;
     let (collected, collect_error): (Vec<CollectedFile>, _) = match (&job.collect, exited_cleanly) {
         (Some(path), true) if w.artifacts_overflow => {
             (Vec::new(), Some(format!("{} is too large", path.display())))
         }
-        (Some(_), true) => match crate::collect::parse_owned(std::mem::take(&mut w.artifacts)) {
-            Ok(files) => (files, None),
-            Err(e) => (Vec::new(), Some(e)),
+        (Some(_), true) if w.spool_error.is_some() => (
+            Vec::new(),
+            w.spool_error
+                .take()
+                .map(|e| format!("spooling the collected files: {e}")),
+        ),
+        (Some(_), true) => match w.spool.take() {
+            Some((file, _)) => match crate::collect::SpooledFiles::scan(file) {
+                Ok(files) => {
+                    spooled = Some(files);
+                    (Vec::new(), None)
+                }
+                Err(e) => (Vec::new(), Some(e)),
+            },
+            None => match crate::collect::parse_owned(std::mem::take(&mut w.artifacts)) {
+                Ok(files) => (files, None),
+                Err(e) => (Vec::new(), Some(e)),
+            },
         },
         _ => (Vec::new(), None),
     };
-    Ok(run_of(w, used, outcome, collected, collect_error))
+    Ok(run_of(w, used, outcome, collected, collect_error, spooled))
 }
 
 /// A job's result: what the watch saw, the cgroup's accounting, and the outcome.
@@ -1070,6 +1107,7 @@ fn run_of(
     outcome: warden_core::Outcome,
     collected: Vec<CollectedFile>,
     collect_error: Option<String>,
+    spooled: Option<crate::collect::SpooledFiles>,
 ) -> SandboxRun {
     SandboxRun {
         outcome,
@@ -1084,6 +1122,7 @@ fn run_of(
             peak_memory: ByteSize(used.peak_memory.bytes()),
         },
         collected,
+        spooled,
         collect_error,
         samples: w.samples,
         denied_syscalls: w.denied,

@@ -74,6 +74,8 @@ pub struct SandboxRun {
     pub usage: Usage,
     /// The files `SandboxPlan::collect` named, when the program exited with status 0.
     pub collected: Vec<CollectedFile>,
+    /// The same, spooled to disk when the job named `Job::spool` (then `collected` is empty).
+    pub spooled: Option<crate::collect::SpooledFiles>,
     /// Why collecting failed (the path was missing, not a regular file, or too large).
     pub collect_error: Option<String>,
     /// The job's cgroup read while it ran, every [`crate::SAMPLE_EVERY`] (and less often for

@@ -139,6 +139,12 @@ pub struct Job {
     /// A file or directory of the workspace sent back when the program exits with status 0
     /// (a compiler's output); see `SandboxRun::collected`.
     pub collect: Option<PathBuf>,
+    /// A host directory where the parent spools what `collect` sends back, an unnamed file
+    /// there, instead of holding it in memory (up to 512 MiB, a dependency installation's
+    /// set): the run's `SandboxRun::spooled`. The native backend's init jobs only; a
+    /// runtime's (gVisor) collect into `SandboxRun::collected` as before.
+    #[serde(skip)]
+    pub spool: Option<PathBuf>,
     /// The program's stderr is its stdout: one stream, in the order it was written, under
     /// the one output limit; the run's stderr is then empty.
     #[serde(default)]
@@ -305,6 +311,7 @@ impl SandboxPlan {
             files: self.files.clone(),
             limits: self.limits,
             collect: self.collect.clone(),
+            spool: None,
             merge_stderr: false,
             truncate_output: false,
         };
@@ -421,6 +428,7 @@ impl Job {
             files: Vec::new(),
             limits,
             collect: None,
+            spool: None,
             merge_stderr: false,
             truncate_output: false,
         }

@@ -182,6 +182,8 @@ pub(crate) struct Watch<'a> {
     pub(crate) kill: KillPath<'a>,
     /// Gets each chunk of output as it is read.
     pub(crate) sink: &'a mut dyn OutputSink,
+    /// Where the artifact stream goes instead of `Watched::artifacts` (`Job::spool`).
+    pub(crate) spool: Option<std::fs::File>,
 }
 
 /// One output stream, captured up to a cap.
@@ -205,6 +207,10 @@ pub(crate) struct Watched {
     pub(crate) setup_failure: Option<(String, String)>,
     /// The artifact stream (see `collect`), and whether it passed its cap.
     pub(crate) artifacts: Vec<u8>,
+    /// The artifact stream on disk instead, and how many bytes of it were written.
+    pub(crate) spool: Option<(std::fs::File, usize)>,
+    /// Why writing the spool failed (a full disk).
+    pub(crate) spool_error: Option<String>,
     pub(crate) artifacts_overflow: bool,
     artifacts_eof: bool,
     /// The whole sandbox was killed (it can run no more jobs).
@@ -327,6 +333,7 @@ pub(crate) fn watch_job(mut watch: Watch<'_>) -> Result<Watched, SandboxError> {
     let mut s = State {
         w: Watched {
             artifacts_eof: watch.pipes.artifacts.is_none(),
+            spool: watch.spool.take().map(|file| (file, 0)),
             ..Watched::default()
         },
         watch,
@@ -930,11 +937,32 @@ impl State<'_> {
                     self.w.artifacts_eof = true;
                     return;
                 }
-                Ok(n) if self.w.artifacts.len() + n <= cap => {
-                    self.w.artifacts.extend_from_slice(&chunk[..n])
+                Ok(n)
+                    if self
+                        .w
+                        .spool
+                        .as_ref()
+                        .map_or(self.w.artifacts.len(), |s| s.1)
+                        + n
+                        <= cap =>
+                {
+                    let Some((file, len)) = &mut self.w.spool else {
+                        self.w.artifacts.extend_from_slice(&chunk[..n]);
+                        continue;
+                    };
+                    *len += n;
+                    if let Err(e) = std::io::Write::write_all(file, &chunk[..n]) {
+                        // A full disk: the stream is lost, and the job ended as at its cap.
+                        self.w.spool_error = Some(e.to_string());
+                        self.w.spool = None;
+                        self.w.artifacts_eof = true;
+                        self.kill(None);
+                        return;
+                    }
                 }
                 Ok(_) => {
                     self.w.artifacts.clear();
+                    self.w.spool = None;
                     self.w.artifacts_overflow = true;
                     self.w.artifacts_eof = true;
                     self.kill(None);

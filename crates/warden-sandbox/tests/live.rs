@@ -1026,3 +1026,54 @@ fn a_handle_of_the_last_run_does_not_reach_the_sandbox_after_a_reset() {
     ));
     reused.destroy().expect("destroyed");
 }
+
+/// Hunt deps: a dependency set of up to 512 MiB came back into warden's memory whole. A job
+/// that names a spool directory has its files written there as they come, to an unnamed file
+/// (native backend; gVisor's still come back in memory), and read back one at a time.
+#[test]
+fn collected_files_spooled_to_disk_come_back_as_in_memory() {
+    for backend in backends() {
+        let name = backend.name();
+        let spool = tempfile::tempdir().expect("a spool directory");
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let mut job = sh(
+            "mkdir -p out/sub && printf bin > out/main && chmod +x out/main \
+                          && head -c 300000 /dev/zero > out/sub/big",
+        );
+        job.collect = Some("out".into());
+        job.spool = Some(spool.path().to_owned());
+        let run = sandbox.run(&job, Stdin::Null).expect("ran");
+        assert_eq!(run.collect_error, None, "{name}");
+        let mut files = Vec::new();
+        match &run.spooled {
+            Some(spooled) => {
+                assert!(run.collected.is_empty(), "{name}");
+                assert_eq!((spooled.len(), spooled.bytes()), (2, 300_003), "{name}");
+                spooled
+                    .for_each(|path, executable, contents| {
+                        let mut bytes = Vec::new();
+                        std::io::Read::read_to_end(contents, &mut bytes)?;
+                        files.push((path.to_owned(), bytes.len(), executable));
+                        Ok(())
+                    })
+                    .expect("read back");
+            }
+            None => {
+                assert_ne!(name, "native", "the native backend spools");
+                for f in &run.collected {
+                    files.push((f.path.clone(), f.contents.len(), f.executable));
+                }
+            }
+        }
+        assert_eq!(
+            files,
+            [
+                ("out/main".into(), 3, true),
+                ("out/sub/big".into(), 300_000, false)
+            ],
+            "{name}"
+        );
+        let left = std::fs::read_dir(spool.path()).expect("dir").count();
+        assert_eq!(left, 0, "{name}: the spool has no name");
+    }
+}

@@ -100,6 +100,7 @@ mod tests {
             output_order: Default::default(),
             usage: Default::default(),
             collected: Vec::new(),
+            spooled: None,
             collect_error: None,
             samples: Vec::new(),
             denied_syscalls: Vec::new(),

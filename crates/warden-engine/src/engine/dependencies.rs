@@ -150,6 +150,11 @@ impl Engine {
             job.set_env(key, "");
         }
         job.collect = Some(PathBuf::from(INSTALL_DIR));
+        // The set (up to 512 MiB) goes to disk as it comes, beside where it is stored, not
+        // into warden's memory; a directory that is not warden's own is refused at `put`.
+        if std::fs::create_dir_all(cache.root()).is_ok() && cache.is_own() {
+            job.spool = Some(cache.root().to_owned());
+        }
         let run = runner.run_signalled(&job, Stdin::Null, caller);
         let finished = runner.finish();
         let run = match run {
@@ -167,7 +172,9 @@ impl Engine {
         let clean = run.outcome == (Outcome::Exited { code: 0 });
         let mut stage = StageResult::from_run(run.clone());
         stage.network = Some(NetworkReport::new(policy, runner.take_traffic()));
-        if !clean || run.collected.is_empty() {
+        let installed_nothing =
+            run.collected.is_empty() && run.spooled.as_ref().is_none_or(|s| s.is_empty());
+        if !clean || installed_nothing {
             if clean {
                 // The installer claimed success but left nothing (or what warden refused).
                 let why = run
@@ -183,7 +190,11 @@ impl Engine {
         // A set that cannot be stored (a full disk, a directory shared with other users) fails
         // the stage, recorded with the installer's run and its traffic, not an error that
         // loses them.
-        let dir = match cache.put(&key, Path::new(INSTALL_DIR), &run.collected) {
+        let stored = match &run.spooled {
+            Some(spooled) => cache.put_spooled(&key, Path::new(INSTALL_DIR), spooled),
+            None => cache.put(&key, Path::new(INSTALL_DIR), &run.collected),
+        };
+        let dir = match stored {
             Ok(dir) => dir,
             Err(e) => {
                 let e = EngineError::DependencyCache {
