@@ -173,9 +173,10 @@ impl Manifest {
     }
 
     /// The spelling of `spec` (checked) that a cache key takes: one for all the spellings
-    /// its installer reads as the same request, and only for those. pip's
-    /// ([`pip_cache_spelling`]); npm's and gem's are taken as written (npm's names are case
-    /// sensitive and `x@1.0` is a range, not `x@1.0.0`).
+    /// its installer reads as the same request, and only for those. pip's: the name as pip
+    /// looks it up, plain releases without trailing zeros, clauses sorted; npm's and gem's
+    /// are taken as written (npm's names are case sensitive and `x@1.0` is a range, not
+    /// `x@1.0.0`).
     pub fn cache_spelling(self, spec: &str) -> String {
         match self {
             Manifest::RequirementsTxt => pip_cache_spelling(spec),
