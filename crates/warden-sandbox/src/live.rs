@@ -511,8 +511,12 @@ impl LiveSandbox {
             (Some(_), false) => Some(pipe()?),
             _ => None,
         };
+        // A directory whose file system has no unnamed files (`O_TMPFILE`) collects in memory,
+        // as a job without a spool does, rather than failing the job.
         let spool = match (&job.spool, &artifacts) {
-            (Some(dir), Some(_)) => Some(spool_in(dir)?),
+            (Some(dir), Some(_)) => spool_in(dir)
+                .inspect_err(|e| tracing::warn!(error = %e, "collecting in memory instead"))
+                .ok(),
             _ => None,
         };
         let null = std::fs::File::open("/dev/null").map_err(|source| SandboxError::Helper {

@@ -142,7 +142,8 @@ pub struct Job {
     /// A host directory where the parent spools what `collect` sends back, an unnamed file
     /// there, instead of holding it in memory (up to 512 MiB, a dependency installation's
     /// set): the run's `SandboxRun::spooled`. The native backend's init jobs only; a
-    /// runtime's (gVisor) collect into `SandboxRun::collected` as before.
+    /// runtime's (gVisor) collect into `SandboxRun::collected` as before, and so does a job
+    /// whose directory's file system has no unnamed files (`O_TMPFILE`).
     #[serde(skip)]
     pub spool: Option<PathBuf>,
     /// The program's stderr is its stdout: one stream, in the order it was written, under
