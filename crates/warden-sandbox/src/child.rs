@@ -233,6 +233,10 @@ fn enter_trusted(
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC)
         .map_err(|e| SetupError::errno("unshare IPC namespace", e))?;
     become_user(id)?;
+    // A session keyring of the run's own: the one inherited is warden's (when it has one),
+    // which every trusted run would share, and read.
+    warden_sys::keys::join_new_session_keyring()
+        .map_err(|e| SetupError::new("join a session keyring of its own", e))?;
     // What an earlier run of the uid left in its keyrings, which outlive processes.
     warden_sys::keys::forget_own_keys().map_err(|e| SetupError::new("empty the keyrings", e))?;
     // After the change of ids, which clears the parent-death signal.

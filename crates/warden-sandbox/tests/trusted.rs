@@ -355,6 +355,45 @@ fn a_trusted_runs_message_queues_and_keys_do_not_outlive_it() {
     );
 }
 
+/// Hunt xrun 1: a trusted run kept the session keyring it inherited from warden, through the
+/// change of ids: under a warden with a session keyring of its own (a systemd service's, a
+/// login's), every trusted run held it, read warden's keys and left keys there that the next
+/// trusted run read, whatever its uid. Each run joins a session keyring of its own.
+#[test]
+fn a_trusted_run_holds_neither_wardens_session_keyring_nor_another_runs() {
+    // This test process (nextest runs each test in its own) gets a session keyring of its own,
+    // as a service's warden has, and a child of it (sharing it) puts a key in it.
+    warden_sys::keys::join_new_session_keyring().expect("a session keyring");
+    let add = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+               assert libc.syscall(248, b'user', b'operator-secret', b'root-only', 9, -3) > 0";
+    let added = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", add])
+        .output()
+        .expect("python runs");
+    assert!(added.status.success(), "{added:?}");
+    let code = [
+        "import ctypes",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "found = libc.syscall(250, 10, -3, b'user', b'operator-secret', 0)  # KEYCTL_SEARCH @s",
+        "left = libc.syscall(248, b'user', b'left-by-a', b'x', 1, -3)  # add_key to @s",
+        "print('found' if found > 0 else 'none', 'added' if left > 0 else 'refused')",
+    ]
+    .join("\n");
+    let first = trusted(&["/usr/bin/python3", "-c", &code], Limits::default());
+    assert_eq!(first.outcome, Outcome::Exited { code: 0 }, "{first:?}");
+    assert_eq!(out(&first), "none added\n", "{first:?}");
+    let probe = [
+        "import ctypes",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "found = libc.syscall(250, 10, -3, b'user', b'left-by-a', 0)  # KEYCTL_SEARCH @s",
+        "print('found' if found > 0 else 'none')",
+    ]
+    .join("\n");
+    let second = trusted(&["/usr/bin/python3", "-c", &probe], Limits::default());
+    assert_eq!(second.outcome, Outcome::Exited { code: 0 }, "{second:?}");
+    assert_eq!(out(&second), "none\n", "{second:?}");
+}
+
 /// Bug hunt: a signal the kernel sends the owner of an O_ASYNC descriptor (F_SETOWN, the
 /// signal chosen with F_SETSIG) carries no sender uid, which the trusted init took for root's
 /// (warden's): the program ended its own job as a limit would, or froze it. The init acts only

@@ -4,6 +4,7 @@
 
 use std::io;
 
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
 const KEYCTL_CLEAR: libc::c_long = 7;
 const KEYCTL_GET_PERSISTENT: libc::c_long = 22;
 const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
@@ -33,4 +34,13 @@ pub fn forget_own_keys() -> io::Result<()> {
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Joins a new anonymous session keyring, owned by the caller's (new) uid, in place of the one
+/// the process inherited: a session keyring survives a change of ids, fork and exec, so a
+/// process started by a warden that has one of its own (a systemd service's, a login's) would
+/// hold warden's, with every key in it, as every other run started so would.
+pub fn join_new_session_keyring() -> io::Result<()> {
+    // 0: no name, a new anonymous keyring.
+    keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0).map(drop)
 }
