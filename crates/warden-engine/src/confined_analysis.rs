@@ -114,20 +114,27 @@ fn stopped_because(why: &wire::Unanswered, status: &str) -> String {
 /// process needs more later).
 pub(crate) fn limit_memory() -> std::io::Result<()> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    // One small read: statm's first field is the size mapped, in pages.
-    let mut statm = [0u8; 128];
-    let read = std::io::Read::read(&mut std::fs::File::open("/proc/self/statm")?, &mut statm)?;
-    let mapped = std::str::from_utf8(&statm[..read])
-        .ok()
-        .and_then(|text| text.split_whitespace().next())
-        .and_then(|pages| pages.parse::<u64>().ok())
-        .ok_or_else(|| std::io::Error::other("/proc/self/statm has no size"))?
-        .saturating_mul(warden_sys::process::page_size());
+    let mapped = mapped_size("self")?;
     // The operator's own limit (`ulimit -v`, a soft one below its hard) stays the lower.
     let (soft, hard) = getrlimit(Resource::RLIMIT_AS)?;
     let limit = mapped.saturating_add(MEMORY_LIMIT).min(soft).min(hard);
     setrlimit(Resource::RLIMIT_AS, limit, limit)?;
     Ok(())
+}
+
+/// The address space of process `pid` (`self`, or a number), in bytes: what `RLIMIT_AS`
+/// counts.
+pub(crate) fn mapped_size(pid: &str) -> std::io::Result<u64> {
+    // One small read: statm's first field is the size mapped, in pages.
+    let mut statm = [0u8; 128];
+    let path = format!("/proc/{pid}/statm");
+    let read = std::io::Read::read(&mut std::fs::File::open(path)?, &mut statm)?;
+    Ok(std::str::from_utf8(&statm[..read])
+        .ok()
+        .and_then(|text| text.split_whitespace().next())
+        .and_then(|pages| pages.parse::<u64>().ok())
+        .ok_or_else(|| std::io::Error::other("statm has no size"))?
+        .saturating_mul(warden_sys::process::page_size()))
 }
 
 /// Bounds the calling process's cpu time, which is about to analyse: [`CPU_SECONDS`] more

@@ -70,6 +70,10 @@ impl Workers {
         let deadline = Instant::now() + super::WALL_LIMIT;
         match wire::read_answer(worker.answers.as_fd(), deadline) {
             Ok(answer) => {
+                if worker.spent() {
+                    worker.stop();
+                    return Ok(answer);
+                }
                 let mut idle = self.lock();
                 if idle.len() < MAX_IDLE {
                     idle.push(worker);
@@ -118,6 +122,21 @@ impl Workers {
 }
 
 impl Worker {
+    /// Whether the worker has kept mapped so much of what it may map (its limit is set once,
+    /// from its size at start; an allocator keeps what earlier analyses freed) that a later
+    /// analysis would have less than three quarters of [`super::MEMORY_LIMIT`]: one caller's
+    /// large inputs then shrank every later caller's allowance, until an ordinary analysis
+    /// was stopped and graded as a timeout. A spent worker is ended after its answer, and the
+    /// next request starts a fresh one. Unreadable, it is not spent.
+    fn spent(&self) -> bool {
+        let pid = self.process.id().to_string();
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+        match (address_space_limit(&limits), super::mapped_size(&pid)) {
+            (Some(limit), Ok(mapped)) => limit.saturating_sub(mapped) < super::MEMORY_LIMIT / 4 * 3,
+            _ => false,
+        }
+    }
+
     /// Kills and reaps the worker; how it ended.
     fn stop(&mut self) -> String {
         let _ = self.process.kill();
@@ -135,5 +154,77 @@ impl Drop for Worker {
         if matches!(self.process.try_wait(), Ok(None)) {
             self.stop();
         }
+    }
+}
+
+/// The soft `Max address space` of a `/proc/PID/limits` text, in bytes; `None` when unlimited
+/// or absent.
+fn address_space_limit(limits: &str) -> Option<u64> {
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    line["Max address space".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hunt xrun (not proven there): a long-lived worker grew from 33 to 124 MB over a few
+    /// 1 MiB analyses and kept it, so that each later analysis had that much less of its
+    /// limit. The limit is read as the kernel shows it.
+    #[test]
+    fn the_address_space_limit_is_read_from_the_kernels_table() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max cpu time              4                    unlimited            seconds   \n\
+                      Max address space         572653568            572653568            bytes     \n";
+        assert_eq!(address_space_limit(limits), Some(572_653_568));
+        let unlimited =
+            "Max address space         unlimited            unlimited            bytes\n";
+        assert_eq!(address_space_limit(unlimited), None);
+        assert_eq!(address_space_limit(""), None);
+        // This process's own table has the line.
+        let own = std::fs::read_to_string("/proc/self/limits").expect("limits");
+        assert!(own.contains("Max address space"), "{own}");
+    }
+
+    /// A worker with less than three quarters of its allowance left is spent; one with all of
+    /// it is not.
+    #[test]
+    fn a_worker_with_a_quarter_of_its_allowance_gone_is_spent() {
+        let spent = |limit: u64| {
+            let mut process = Command::new("/bin/sh")
+                .args(["-c", "ulimit -v $1; exec sleep 30", "sh"])
+                .arg((limit >> 10).to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("sh runs");
+            let limits = format!("/proc/{}/limits", process.id());
+            // Until the shell has set the limit.
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            while address_space_limit(&std::fs::read_to_string(&limits).unwrap_or_default())
+                .is_none()
+            {
+                assert!(Instant::now() < deadline, "the limit was never set");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let (requests, answers) = (process.stdin.take(), process.stdout.take());
+            let mut worker = Worker {
+                process,
+                requests: requests.expect("stdin"),
+                answers: answers.expect("stdout"),
+            };
+            let spent = worker.spent();
+            worker.stop();
+            spent
+        };
+        let allowance = super::super::MEMORY_LIMIT;
+        assert!(!spent(allowance + (64 << 20)));
+        assert!(spent(allowance / 2));
     }
 }
