@@ -23,7 +23,8 @@
 //! quoted piece of a bash glob pattern, `glob_quotes.rs`; a bash command named by quoted
 //! pieces only, `quoted_names.rs`; a bash line continuation inside a word or an operator,
 //! `line_continuations.rs`; bash's `<>`, `read_write_redirections.rs`; `\(` in a `[` test,
-//! `test_parentheses.rs`; blanks and comments around the separators of a qualified name in
+//! `test_parentheses.rs`; Rust's `concat!` of literals and Python's concatenations of string
+//! literals, `concatenations.rs`; blanks and comments around the separators of a qualified name in
 //! Java, C++, Rust, PHP, Python and Ruby, `qualified_names.rs`), the text is read again from the tree
 //! and parsed again ([`parsed`]).
 //!
@@ -31,6 +32,7 @@
 //! they were, except after a Java escape that makes a line break, or a lone carriage return,
 //! which counts as the line break it is (hostile code only).
 
+mod concatenations;
 mod cookies;
 mod glob_quotes;
 mod heredocs;
@@ -86,6 +88,10 @@ pub(crate) fn parsed(
                 .or_else(|| test_parentheses::reread(&tree, &code, deadline))
                 .or_else(|| glob_quotes::reread(&tree, &code, deadline))
                 .or_else(|| quoted_names::reread(&tree, &code, deadline)),
+            Grammar::Rust | Grammar::Python => {
+                concatenations::reread(grammar, &tree, &code, deadline)
+                    .or_else(|| qualified_names::reread(grammar, &tree, &code, deadline))
+            }
             _ => qualified_names::reread(grammar, &tree, &code, deadline),
         };
         match again {

@@ -3822,3 +3822,85 @@ fn a_file_path_spelled_with_any_escape_counts() {
         &["puts \"data/x\\n\"\nprint \"a\\tb\\n\""],
     );
 }
+
+#[test]
+fn concatenations_of_literals_are_read_as_the_literal_they_make() {
+    // Rust's `concat!` of literals and Python's `+` of string literals or implicit
+    // concatenation make one literal before the program runs; the rules read a path or a
+    // secret's name in one literal, so the pieces hid `/etc/shadow` (graded `medium`, where the
+    // literal is `high`) and `..` climbing out of the workspace (graded `none`).
+    let rust_secret = "static S: &str = include_str!(\"/etc/shadow\");\nfn main() {}";
+    assert_disguises_caught(
+        "rust",
+        &[
+            (rust_secret, "static S: &str = include_str!(concat!(\"/etc/\", \"shadow\"));\nfn main() {}", "rust.credentials"),
+            (rust_secret, "static S: &[u8] = std::include_bytes!(std::concat!(\"/etc/\", \"sha\", 'd', \"ow\",));\nfn main() {}", "rust.credentials"),
+            (rust_secret, "fn main() { let s = include!(concat!(concat!(\"/root/.s\", \"sh/\"),\n    \"id_rsa\")); }", "rust.credentials"),
+            (rust_secret, "fn main() { println!(\"{}\", include_str!(::core::concat!(r\"/etc/\", \"shadow\"))); }", "rust.credentials"),
+            (rust_secret, "fn main() { std::fs::read(concat!(\"/etc/\", \"shadow\")).ok(); }", "rust.credentials"),
+            (rust_secret, "const P: &str = concat!(\"/proc/\", 1, \"/environ\");\nfn main() {}", "rust.credentials"),
+        ],
+    );
+    let python_secret = "print(open('/etc/shadow').read())";
+    let python_read = "open('../etc/passwd').read()";
+    assert_disguises_caught(
+        "python",
+        &[
+            (
+                python_secret,
+                "print(open(\"/et\" + \"c/shadow\").read())",
+                "python.credentials",
+            ),
+            (
+                python_secret,
+                "print(open(\"/etc\" \"/shadow\").read())",
+                "python.credentials",
+            ),
+            (
+                python_secret,
+                "print(open((\"/etc/\" 'sha') + r\"dow\").read())",
+                "python.credentials",
+            ),
+            (
+                python_secret,
+                "print(open(f\"/etc/\" + f'shadow').read())",
+                "python.credentials",
+            ),
+            (
+                python_secret,
+                "print(open('/etc/'  # the directory\n     'shadow').read())",
+                "python.credentials",
+            ),
+            (
+                python_secret,
+                "p = '/etc/' \\\n    'shadow'\nprint(open(p).read())",
+                "python.credentials",
+            ),
+            (
+                python_read,
+                "open('.' + './etc/passwd').read()",
+                "python.file_outside_workdir",
+            ),
+            (
+                python_read,
+                "open('' + '/etc/passwd').read()",
+                "python.file_outside_workdir",
+            ),
+        ],
+    );
+    // What the pieces make is read as the literal would be: nothing inside the workspace.
+    assert_graded(
+        "python",
+        ThreatLevel::None,
+        &[
+            "open('/tm' + 'p/out.txt', 'w').write('a' + 'b')\nprint('x = ' 'y', \"{}\" + 'z')\nmsg = ('a long '\n       'message')\nq = 'SELECT *' \\\n    ' FROM t'\nprint(msg, q)\n",
+        ],
+    );
+    assert_graded(
+        "rust",
+        ThreatLevel::None,
+        &[
+            "static C: &str = include_str!(concat!(\"lib/\", \"notes.txt\"));\nconst V: &str = concat!(\"v\", 1, '.', \"0\");\nfn main() { println!(\"{} {}\", C, concat!(\"a\", \"b\")); }\n",
+        ],
+    );
+}
