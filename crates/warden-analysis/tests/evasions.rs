@@ -3904,3 +3904,28 @@ fn concatenations_of_literals_are_read_as_the_literal_they_make() {
         ],
     );
 }
+
+#[test]
+fn python_file_urls_outside_the_workspace_count() {
+    // urllib reads a `file:` URL as the file it names (`url2pathname` decodes `%2e%2e` to
+    // `..`), and so does pandas: a hunt read `/etc/passwd` so graded `medium` only for the
+    // network module, where `open` of the path counts as a read outside the workspace.
+    let plain = "open('/etc/passwd').read()";
+    let rule = "python.file_outside_workdir";
+    assert_disguises_caught(
+        "python",
+        &[
+            (plain, "import urllib.request\nprint(urllib.request.urlopen('file:///etc/passwd').read())", rule),
+            (plain, "from urllib.request import urlopen\nprint(urlopen(\"FILE://localhost/etc/passwd\").read())", rule),
+            (plain, "from urllib.request import urlretrieve\nurlretrieve('file:/work/%2e%2e/etc/passwd', 'x')", rule),
+            (plain, "import urllib.request\nurllib.request.urlopen('file:///tmp/../etc/passwd')", rule),
+            (plain, "import pandas as pd\nprint(pd.read_csv('file:///etc/passwd'))", rule),
+            (plain, "import urllib.request\nurllib.request.urlopen('file:///et' 'c/passwd')", rule),
+        ],
+    );
+    assert_graded(
+        "python",
+        ThreatLevel::None,
+        &["import pandas as pd\ndf = pd.read_csv('file:///work/data/x.csv')\nprint(pd.read_json('file:///tmp/out.json'), 'file:///etc/passwd')\n"],
+    );
+}
