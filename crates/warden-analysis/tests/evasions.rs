@@ -3868,6 +3868,16 @@ fn concatenations_of_literals_are_read_as_the_literal_they_make() {
             ),
             (
                 python_secret,
+                "print(open(f\"/etc/{'sha'}dow\").read())",
+                "python.credentials",
+            ),
+            (
+                python_secret,
+                "print(open(f'/etc/{\"shadow\"}').read())",
+                "python.credentials",
+            ),
+            (
+                python_secret,
                 "print(open('/etc/'  # the directory\n     'shadow').read())",
                 "python.credentials",
             ),
@@ -3893,7 +3903,7 @@ fn concatenations_of_literals_are_read_as_the_literal_they_make() {
         "python",
         ThreatLevel::None,
         &[
-            "open('/tm' + 'p/out.txt', 'w').write('a' + 'b')\nprint('x = ' 'y', \"{}\" + 'z')\nmsg = ('a long '\n       'message')\nq = 'SELECT *' \\\n    ' FROM t'\nprint(msg, q)\n",
+            "open('/tm' + 'p/out.txt', 'w').write('a' + 'b')\nprint('x = ' 'y', \"{}\" + 'z')\nmsg = ('a long '\n       'message')\nq = 'SELECT *' \\\n    ' FROM t'\nprint(msg, q, f\"{'-' * 20}{msg!r}\", f'{\"a\"}b')\n",
         ],
     );
     assert_graded(

@@ -1,7 +1,8 @@
 //! Strings joined from literal pieces, as the language joins them: Rust's `concat!` of literals
 //! (`include_str!(concat!("/etc/", "shadow"))`, which the compiler reads as
 //! `include_str!("/etc/shadow")`) and Python's `+` of string literals and implicit concatenation
-//! (`open("/et" + "c/shadow")`, `open("/etc" "/shadow")`) were graded by their pieces, and the
+//! (`open("/et" + "c/shadow")`, `open("/etc" "/shadow")`), and an f-string whose every
+//! replacement field is a string literal (`f"/etc/{'shadow'}"`), were graded by their pieces, and the
 //! rules that read a path or a secret's name read one literal: a hunt read `/etc/shadow` so,
 //! graded `medium` where the literal is `high`. Found on the tree, such a concatenation is
 //! written as the one literal it makes, in place: the literal, then the line breaks between
@@ -11,7 +12,8 @@
 //!
 //! Only what joins as written is joined: a Rust piece that is a string (not a byte string), a
 //! raw string with no backslash or quote, a character or a decimal integer; Python strings
-//! with no interpolation (an f-string's braces are refused), no triple quotes, text and bytes
+//! with no replacement field but a string literal (an f-string's other braces are refused: a
+//! conversion, a format spec, `{{`), no triple quotes, text and bytes
 //! apart, raw and escaped pieces together only where no backslash tells them apart, and a
 //! quote that one of the pieces holds. Anything else (`concat!(env!("HOME"), "/x")`,
 //! `"/etc/" + name`) is left to the rules that read the pieces. Each reading removes a
@@ -226,18 +228,26 @@ fn rust_piece(piece: Node<'_>, code: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Python: a `+` of string literals (in parentheses too), or an implicit concatenation.
+/// Python: a `+` of string literals (in parentheses too), an implicit concatenation, or an
+/// f-string whose every replacement field is a string literal (`f"/etc/{'shadow'}"`).
 fn python_concatenation(node: Node<'_>, code: &[u8]) -> Option<Joined> {
-    if !matches!(node.kind(), "binary_operator" | "concatenated_string") {
-        return None;
+    let fields = |n: Node<'_>| {
+        let mut cursor = n.walk();
+        let found = n.children(&mut cursor).any(|c| c.kind() == "interpolation");
+        found
+    };
+    match node.kind() {
+        "binary_operator" | "concatenated_string" => {}
+        "string" if fields(node) => {}
+        _ => return None,
     }
     let mut strings = Vec::new();
     python_strings(node, &mut strings, 0)?;
-    let pieces: Vec<PythonString<'_>> = strings
-        .iter()
-        .map(|s| PythonString::of(*s, code))
-        .collect::<Option<_>>()?;
-    let bytes = pieces[0].bytes;
+    let mut pieces = Vec::new();
+    for string in &strings {
+        python_pieces(*string, code, &mut pieces)?;
+    }
+    let bytes = pieces.first()?.bytes;
     if pieces.iter().any(|p| p.bytes != bytes) {
         return None;
     }
@@ -269,6 +279,54 @@ fn python_concatenation(node: Node<'_>, code: &[u8]) -> Option<Joined> {
         literal,
         pieces: strings.iter().map(|s| s.byte_range()).collect(),
     })
+}
+
+/// The pieces a string literal joins as: itself, or an f-string's text between its
+/// replacement fields and the string literal each field holds.
+fn python_pieces<'c>(
+    string: Node<'_>,
+    code: &'c [u8],
+    out: &mut Vec<PythonString<'c>>,
+) -> Option<()> {
+    let mut cursor = string.walk();
+    let children: Vec<Node<'_>> = string.children(&mut cursor).collect();
+    let (&first, &last) = (children.first()?, children.last()?);
+    let outer = PythonString::delimited(first, last, code)?;
+    let fields: Vec<Node<'_>> = children
+        .iter()
+        .copied()
+        .filter(|c| c.kind() == "interpolation")
+        .collect();
+    if fields.is_empty() {
+        out.push(outer.text(first.end_byte()..last.start_byte(), code)?);
+        return Some(());
+    }
+    if !outer.formatted {
+        return None;
+    }
+    let mut at = first.end_byte();
+    for field in fields {
+        out.push(outer.text(at..field.start_byte(), code)?);
+        let mut cursor = field.walk();
+        let parts: Vec<Node<'_>> = field.children(&mut cursor).collect();
+        let [open, inner, close] = parts[..] else {
+            return None;
+        };
+        if open.kind() != "{" || close.kind() != "}" || inner.kind() != "string" {
+            return None;
+        }
+        let mut cursor = inner.walk();
+        let inner_children: Vec<Node<'_>> = inner.children(&mut cursor).collect();
+        if inner_children.iter().any(|c| c.kind() == "interpolation") {
+            return None;
+        }
+        let (&start, &end) = (inner_children.first()?, inner_children.last()?);
+        let piece = PythonString::delimited(start, end, code)?;
+        out.push(piece.text(start.end_byte()..end.start_byte(), code)?);
+        at = field.end_byte();
+    }
+    out.push(outer.text(at..last.start_byte(), code)?);
+    Some(())
 }
 
 /// The string literals `node` joins, in order, or `None` when it joins anything else.
@@ -303,23 +361,20 @@ fn python_strings<'t>(node: Node<'t>, out: &mut Vec<Node<'t>>, depth: usize) -> 
     Some(())
 }
 
-/// A Python string literal that joins as written.
+/// A Python string literal that joins as written, or a piece of one.
 struct PythonString<'c> {
     content: &'c [u8],
     quote: u8,
     raw: bool,
     bytes: bool,
+    formatted: bool,
 }
 
 impl<'c> PythonString<'c> {
-    fn of(string: Node<'_>, code: &'c [u8]) -> Option<PythonString<'c>> {
-        let mut cursor = string.walk();
-        let children: Vec<Node<'_>> = string.children(&mut cursor).collect();
-        let (&first, &last) = (children.first()?, children.last()?);
+    /// A string's quoting, read from its `string_start` and `string_end`: `None` for triple
+    /// quotes or a prefix that is not one of Python's.
+    fn delimited(first: Node<'_>, last: Node<'_>, code: &[u8]) -> Option<PythonString<'c>> {
         if first.kind() != "string_start" || last.kind() != "string_end" {
-            return None;
-        }
-        if children.iter().any(|c| c.kind() == "interpolation") {
             return None;
         }
         let start = text(first, code);
@@ -331,15 +386,21 @@ impl<'c> PythonString<'c> {
         if !prefix.iter().all(|b| b"rubf".contains(b)) {
             return None;
         }
-        let content = &code[first.end_byte()..last.start_byte()];
-        if prefix.contains(&b'f') && content.iter().any(|&b| b == b'{' || b == b'}') {
-            return None;
-        }
         Some(PythonString {
-            content,
+            content: &[],
             quote,
             raw: prefix.contains(&b'r'),
             bytes: prefix.contains(&b'b'),
+            formatted: prefix.contains(&b'f'),
         })
+    }
+
+    /// The text in `range` of a string so quoted: an f-string's braces are refused.
+    fn text(&self, range: std::ops::Range<usize>, code: &'c [u8]) -> Option<PythonString<'c>> {
+        let content = code.get(range)?;
+        if self.formatted && content.iter().any(|&b| b == b'{' || b == b'}') {
+            return None;
+        }
+        Some(PythonString { content, ..*self })
     }
 }
