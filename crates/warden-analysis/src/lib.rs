@@ -29,6 +29,7 @@ mod read_elsewhere;
 mod reading;
 mod request;
 mod rules;
+mod trap_code;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -50,6 +51,7 @@ pub use request::{RequestAnalysis, RequestFile};
 pub use rules::{Category, Rule};
 
 use input::Screen;
+use matching::Matches;
 use query::Build;
 use rules::RuleSet;
 
@@ -273,7 +275,10 @@ impl Analyzer {
             Err(parse::ParseFailure::Grammar(why)) => return unanalysed(UNPARSEABLE_LEVEL, why),
         };
         let code: &[u8] = &code;
-        let found = matching::find(rules, &tree, code, among_others, deadline);
+        let mut found = matching::find(rules, &tree, code, among_others, deadline);
+        if rules.grammar == Grammar::Bash {
+            trap_findings(rules, &tree, code, among_others, deadline, 0, &mut found);
+        }
         // Graded after matching: a program that is mostly errors is still searched as far as
         // its tree goes, and what is found still counts.
         let (level, parse_error) =
@@ -339,7 +344,10 @@ impl Analyzer {
         if tree.root_node().has_error() && !(rules.includes.is_some() && named) {
             return None;
         }
-        let found = matching::find(rules, &tree, code, among_others, deadline);
+        let mut found = matching::find(rules, &tree, code, among_others, deadline);
+        if rules.grammar == Grammar::Bash {
+            trap_findings(rules, &tree, code, among_others, deadline, 0, &mut found);
+        }
         Some(Analysis {
             threat_level: found.level,
             findings: found.findings,
@@ -360,6 +368,43 @@ impl Analyzer {
             let share = errors * 100 / code.len().max(1);
             format!("{share}% of the program does not parse as {language}")
         })
+    }
+}
+
+/// What the rules find in the code of the traps of a bash program (`trap_code.rs`), read as
+/// bash programs of their own, on the lines of the traps that keep them: `lines` before the
+/// tree's first line. A trap in a trap's code is read too, up to a depth of four. What the
+/// code's own parse fails on is not graded: a trap whose code does not parse runs nothing
+/// after the error.
+fn trap_findings(
+    rules: &RuleSet,
+    tree: &tree_sitter::Tree,
+    code: &[u8],
+    among_others: Option<&ReadElsewhere>,
+    deadline: Deadline,
+    lines: u32,
+    found: &mut Matches,
+) {
+    const MAX_DEPTH: usize = 4;
+    let mut pending = vec![(lines, trap_code::of(tree, code, deadline), 0)];
+    while let Some((lines, traps, depth)) = pending.pop() {
+        for (row, text) in traps {
+            let Ok(text) = reading::as_read(rules.grammar, &text) else {
+                continue;
+            };
+            let Ok((text, tree)) = reading::parsed(rules.grammar, text, deadline) else {
+                continue;
+            };
+            let at = lines.saturating_add(row);
+            let mut inner = matching::find(rules, &tree, &text, among_others, deadline);
+            for finding in &mut inner.findings {
+                finding.line = finding.line.saturating_add(at);
+            }
+            found.merge(inner);
+            if depth + 1 < MAX_DEPTH {
+                pending.push((at, trap_code::of(&tree, &text, deadline), depth + 1));
+            }
+        }
     }
 }
 

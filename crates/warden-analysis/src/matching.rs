@@ -29,6 +29,21 @@ pub(crate) struct Matches {
     pub(crate) timed_out: bool,
 }
 
+impl Matches {
+    /// Adds `other`'s findings, keeping them in source order (by line) and at most
+    /// `MAX_FINDINGS`; the level counts them all.
+    pub(crate) fn merge(&mut self, other: Matches) {
+        if other.findings.is_empty() && !other.timed_out {
+            return;
+        }
+        self.level = self.level.max(other.level);
+        self.timed_out |= other.timed_out;
+        self.findings.extend(other.findings);
+        self.findings.sort_by_key(|f| f.line);
+        self.findings.truncate(MAX_FINDINGS);
+    }
+}
+
 /// A match before its rule's scope is checked.
 struct Candidate {
     rule: usize,

