@@ -4001,3 +4001,30 @@ fn the_code_a_trap_runs_is_read_as_code() {
         ],
     );
 }
+
+#[test]
+fn a_process_module_passed_to_another_method_is_held() {
+    // `ruby.held_process_module` read a module held in a name only in the body that assigned
+    // it: passed as an argument (`f(Kernel)`, `A.new(Kernel)`), or held in a name that one
+    // method gives another, it ran its commands graded `none`.
+    let plain = "system('id')";
+    let rule = "ruby.held_process_module";
+    assert_disguises_caught(
+        "ruby",
+        &[
+            (plain, "def f(m) m.system('id') end\nf(Kernel)", rule),
+            (plain, "def f(m) m.exec('id') end\nf ::Process", rule),
+            (plain, "class A\n  def initialize(m) @m = m end\n  def go; @m.system('id'); end\nend\nA.new(Kernel).go", rule),
+            (plain, "def run(m) m.spawn('id') end\n[Kernel].each { |x| run(x) }", rule),
+            (plain, "def a; k = Kernel; b(k); end\ndef b(m) m.spawn('id') end\na", rule),
+            (plain, "def f(o, m) m.popen('id').read end\nf(1, IO)", rule),
+        ],
+    );
+    // A program that uses these modules only through their own methods, or names them in a
+    // comment, keeps `exec` on other objects harmless.
+    assert_graded(
+        "ruby",
+        ThreatLevel::None,
+        &["# Process the rows (IO bound)\nrequire 'pg'\nconn = PG.connect\nconn.exec('select 1')\nputs IO.read('x'), Process.pid\nFile.open('x', File::RDONLY) { |f| f.read }\n"],
+    );
+}
