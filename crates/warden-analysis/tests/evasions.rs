@@ -4028,3 +4028,43 @@ fn a_process_module_passed_to_another_method_is_held() {
         &["# Process the rows (IO bound)\nrequire 'pg'\nconn = PG.connect\nconn.exec('select 1')\nputs IO.read('x'), Process.pid\nFile.open('x', File::RDONLY) { |f| f.read }\n"],
     );
 }
+
+#[test]
+fn r_packages_loaded_from_a_library_the_program_names_are_eval() {
+    // A package's functions are stored serialized (`R/pkg.rdb`) and its `.onLoad` runs when it
+    // loads: loaded from a library the program names, or from a lazy-load database, it ran code
+    // that no rule reads, graded `none`.
+    let plain = "eval(parse(text = code))";
+    let rule = "r.eval";
+    assert_disguises_caught(
+        "r",
+        &[
+            (plain, "lazyLoad('/tmp/x/R/x')\nf()", rule),
+            (
+                plain,
+                "base::lazyLoad(file.path('pkg', 'R', 'pkg'), envir = globalenv())",
+                rule,
+            ),
+            (plain, "library(pkg, lib.loc = '/tmp/lib')", rule),
+            (plain, "library(pkg, lib = 'mylib')", rule),
+            (plain, "loadNamespace('pkg', lib.loc = 'mylib')", rule),
+            (plain, "loadNamespace('pkg', 'mylib')", rule),
+            (plain, "require('pkg', 'mylib')", rule),
+            (
+                plain,
+                "requireNamespace('pkg', lib.loc = d, quietly = TRUE)",
+                rule,
+            ),
+            (
+                plain,
+                ".libPaths(c('mylib', .libPaths()))\nlibrary(pkg)",
+                rule,
+            ),
+        ],
+    );
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &["library(stats)\nrequire(utils, quietly = TRUE)\nrequireNamespace('stats', quietly = TRUE)\nlibrary(tools, lib.loc = .libPaths())\nprint(.libPaths())\nloadNamespace('stats', NULL)\n"],
+    );
+}
