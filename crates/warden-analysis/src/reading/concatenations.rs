@@ -48,9 +48,8 @@ pub(crate) fn reread(
             return read;
         }
         let node = cursor.node();
-        if let Some(joined) = joined(node, code) {
-            let read = read.get_or_insert_with(|| code.to_vec());
-            write_in_place(read, code, &joined);
+        if let Some((range, text)) = joined(node, code).and_then(|j| in_place(code, j)) {
+            read.get_or_insert_with(|| code.to_vec())[range].copy_from_slice(&text);
         } else if cursor.goto_first_child() {
             continue;
         }
@@ -74,10 +73,10 @@ fn contains(code: &[u8], word: &[u8]) -> bool {
     code.windows(word.len()).any(|w| w == word)
 }
 
-/// Writes `joined`'s literal over its range of `read`, then the line breaks between its pieces,
-/// then blanks. The literal is never longer than the pieces it replaces (each piece brings its
-/// own quotes), so the line breaks fit.
-fn write_in_place(read: &mut [u8], code: &[u8], joined: &Joined) {
+/// What goes in place of `joined`'s range, of its length: the literal, then the line breaks
+/// between its pieces, then blanks. The literal is never longer than the pieces it replaces
+/// (each piece brings its own quotes), so the line breaks fit; `None` if they did not.
+fn in_place(code: &[u8], joined: Joined) -> Option<(std::ops::Range<usize>, Vec<u8>)> {
     let mut breaks = Vec::new();
     let mut at = joined.range.start;
     for gap_end in joined
@@ -104,13 +103,10 @@ fn write_in_place(read: &mut [u8], code: &[u8], joined: &Joined) {
             .find(|p| p.start == gap_end)
             .map_or(gap_end, |p| p.end);
     }
-    let out = &mut read[joined.range.clone()];
-    let text = [&joined.literal[..], &breaks[..]].concat();
-    if text.len() > out.len() {
-        return; // Cannot happen (see above); leave the text as it was.
-    }
-    out[..text.len()].copy_from_slice(&text);
-    out[text.len()..].fill(b' ');
+    let mut text = [&joined.literal[..], &breaks[..]].concat();
+    let blanks = joined.range.len().checked_sub(text.len())?;
+    text.extend(std::iter::repeat_n(b' ', blanks));
+    Some((joined.range, text))
 }
 
 fn text<'c>(node: Node<'_>, code: &'c [u8]) -> &'c [u8] {
