@@ -14,10 +14,11 @@
 //! raw string with no backslash or quote, a character or a decimal integer; Python strings
 //! with no replacement field but a string literal (an f-string's other braces are refused: a
 //! conversion, a format spec, `{{`), no triple quotes, text and bytes
-//! apart, raw and escaped pieces together only where no backslash tells them apart, and a
-//! quote that one of the pieces holds. Anything else (`concat!(env!("HOME"), "/x")`,
-//! `"/etc/" + name`) is left to the rules that read the pieces. Each reading removes a
-//! `concat!` or an operator between two strings, so the readings end.
+//! apart, raw and escaped pieces together only where no backslash tells them apart, and only
+//! where one quote is held by no piece quoted with the other. Anything else
+//! (`concat!(env!("HOME"), "/x")`, `"/etc/" + name`) is left to the rules that read the
+//! pieces. Each reading removes a `concat!`, an operator between two strings or a replacement
+//! field, so the readings end.
 
 use tree_sitter::{Node, Tree};
 
