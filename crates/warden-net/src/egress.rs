@@ -109,7 +109,7 @@ const SHOWN_NAME: usize = 253;
 pub(crate) fn refuse_invalid(
     shared: &Shared,
     protocol: Protocol,
-    asked: &str,
+    asked: &[u8],
     port: u16,
 ) -> Refusal {
     let verdict = Verdict::deny(
@@ -119,6 +119,24 @@ pub(crate) fn refuse_invalid(
     let mut rec = shared.recording_to(protocol, Some(shown(asked)), None, port);
     rec.verdict(&verdict);
     Refusal::Denied(verdict)
+}
+
+/// The rule that denies a request the HTTP proxy cannot read (a control character in its head,
+/// a bare LF, a head too large, a malformed body framing).
+pub(crate) const MALFORMED: &str = "malformed request";
+
+/// Logs and tells as a denial by [`MALFORMED`] a request the HTTP proxy answers `400` or `431`
+/// for `why`: what it asked for, as far as it could be read (`asked`), kept as
+/// [`refuse_invalid`] keeps a name, escaped and bounded.
+pub(crate) fn refuse_malformed(
+    shared: &Shared,
+    protocol: Protocol,
+    asked: &[u8],
+    port: u16,
+    why: &str,
+) {
+    let mut rec = shared.recording_to(protocol, Some(shown(asked)), None, port);
+    rec.verdict(&Verdict::deny(MALFORMED, why));
 }
 
 /// The protocol a tunnel to something that is no host is logged as: as
@@ -132,18 +150,24 @@ pub(crate) fn invalid_tunnel_protocol(port: u16) -> Protocol {
 }
 
 /// `asked` as the log keeps it: the program chose it, so every character outside printable
-/// ASCII is escaped (`\n`, `\u{1b}`: nothing that moves a terminal's cursor or forges a line
-/// of a table), and it is cut after [`SHOWN_NAME`] bytes, marked by `…` (which no escape
-/// writes).
-fn shown(asked: &str) -> String {
+/// ASCII is escaped (`\n`, `\u{1b}`, and a byte that is not UTF-8 as `\xff`: nothing that moves
+/// a terminal's cursor or forges a line of a table, and nothing of what was sent lost), and it
+/// is cut after [`SHOWN_NAME`] bytes, marked by `…` (which no escape writes).
+pub(crate) fn shown(asked: &[u8]) -> String {
     let mut out = String::new();
-    for c in asked.chars() {
-        let escaped = c.escape_default();
-        if out.len() + escaped.len() > SHOWN_NAME {
-            out.push('…');
-            break;
+    for chunk in asked.utf8_chunks() {
+        let valid = chunk
+            .valid()
+            .chars()
+            .map(|c| c.escape_default().to_string());
+        let invalid = chunk.invalid().iter().map(|b| format!("\\x{b:02x}"));
+        for escaped in valid.chain(invalid) {
+            if out.len() + escaped.len() > SHOWN_NAME {
+                out.push('…');
+                return out;
+            }
+            out.push_str(&escaped);
         }
-        out.extend(escaped);
     }
     out
 }
@@ -337,13 +361,27 @@ mod tests {
 
     #[test]
     fn what_is_no_host_is_shown_escaped_and_bounded() {
-        assert_eq!(shown("bad_name!"), "bad_name!");
-        assert_eq!(shown("a\nb\u{1b}[2J\0"), "a\\nb\\u{1b}[2J\\u{0}");
-        assert_eq!(shown("\u{202e}x"), "\\u{202e}x");
-        let long = shown(&"\u{7f}".repeat(300));
+        assert_eq!(shown(b"bad_name!"), "bad_name!");
+        assert_eq!(shown(b"a\nb\x1b[2J\0"), "a\\nb\\u{1b}[2J\\u{0}");
+        assert_eq!(shown("\u{202e}x".as_bytes()), "\\u{202e}x");
+        let long = shown("\u{7f}".repeat(300).as_bytes());
         assert!(long.ends_with('…') && long.len() <= SHOWN_NAME + '…'.len_utf8());
-        assert_eq!(shown(&"a".repeat(253)), "a".repeat(253));
-        assert_eq!(shown(&"a".repeat(254)), format!("{}…", "a".repeat(253)));
+        assert_eq!(shown("a".repeat(253).as_bytes()), "a".repeat(253));
+        assert_eq!(
+            shown("a".repeat(254).as_bytes()),
+            format!("{}…", "a".repeat(253))
+        );
+    }
+
+    /// Bug hunt: a SOCKS name that is not UTF-8 was logged lossily (`\u{fffd}`): what the
+    /// program sent was lost.
+    #[test]
+    fn bytes_that_are_not_utf8_are_shown_as_sent() {
+        assert_eq!(shown(b"\xff\xfe.example"), "\\xff\\xfe.example");
+        assert_eq!(shown(b"a\xc3"), "a\\xc3");
+        assert_eq!(shown("é\n".as_bytes()), "\\u{e9}\\n");
+        let long = shown(&[0xff; 300]);
+        assert!(long.ends_with('…') && long.len() <= SHOWN_NAME + '…'.len_utf8());
     }
 
     #[test]

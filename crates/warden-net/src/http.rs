@@ -17,7 +17,9 @@ use crate::relay::{self, conclude, Inspection};
 pub(crate) use body::Framing;
 use head::{HeadEnd, RequestHead, Target};
 
-/// Serves one client connection: one CONNECT tunnel or one forwarded request.
+/// Serves one client connection: one CONNECT tunnel or one forwarded request. A request it
+/// cannot read is answered `400` (`431` for a head too large) and logged as a denial, as
+/// every attempt is (hunt netlog 1: it was answered and logged nowhere).
 pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
     let mut buf = Vec::new();
     let end =
@@ -26,22 +28,19 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
         {
             Ok(Ok(HeadEnd::At(end))) => end,
             Ok(Ok(HeadEnd::BareLf)) => {
-                return respond(
-                    &mut client,
-                    400,
-                    "a line of the request head ends without CR",
-                )
-                .await
+                let why = "a line of the request head ends without CR";
+                return malformed(shared, &mut client, &buf, 400, why).await;
             }
             Ok(Ok(HeadEnd::Incomplete)) => {
-                return respond(&mut client, 431, "the request head is too large").await
+                let why = "the request head is too large";
+                return malformed(shared, &mut client, &buf, 431, why).await;
             }
             Ok(Err(_)) | Err(_) => return,
         };
     let rest = buf.split_off(end);
     let request = match head::parse(&buf) {
         Ok(request) => request,
-        Err(why) => return respond(&mut client, 400, why).await,
+        Err(why) => return malformed(shared, &mut client, &buf, 400, why).await,
     };
     match request.proxy_target() {
         Ok(Target::Connect { host, port }) => connect(shared, client, host, port, rest).await,
@@ -50,11 +49,25 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
                 Ok(framing) => {
                     forward(shared, client, &request, (host, port, &path), framing, rest).await;
                 }
-                Err(why) => respond(&mut client, 400, why).await,
+                Err(why) => malformed(shared, &mut client, &buf, 400, why).await,
             }
         }
-        Err(why) => respond(&mut client, 400, why).await,
+        Err(why) => malformed(shared, &mut client, &buf, 400, why).await,
     }
+}
+
+/// Answers a request the proxy cannot read with `status` and `why`, and logs it as a denial
+/// by [`egress::MALFORMED`] with what it asked for as far as it can be read
+/// ([`head::rough_target`]).
+async fn malformed(shared: &Shared, client: &mut TcpStream, head: &[u8], status: u16, why: &str) {
+    let (connect, asked, port) = head::rough_target(head);
+    let protocol = if connect {
+        egress::invalid_tunnel_protocol(port)
+    } else {
+        Protocol::Http
+    };
+    egress::refuse_malformed(shared, protocol, asked, port, why);
+    respond(client, status, why).await;
 }
 
 /// Reads until the end of the request head, or until it is known to be refused;
@@ -78,7 +91,7 @@ async fn read_head(client: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
 async fn connect(shared: &Shared, mut client: TcpStream, host: &str, port: u16, rest: Vec<u8>) {
     let Some(dest) = Destination::named(host, port, &shared.pool) else {
         let protocol = egress::invalid_tunnel_protocol(port);
-        let refusal = egress::refuse_invalid(shared, protocol, host, port);
+        let refusal = egress::refuse_invalid(shared, protocol, host.as_bytes(), port);
         return refuse(&mut client, &refusal).await;
     };
     let protocol = egress::tunnel_protocol(shared, &dest);
@@ -108,7 +121,7 @@ async fn forward(
     rest: Vec<u8>,
 ) {
     let Some(dest) = Destination::named(host, port, &shared.pool) else {
-        let refusal = egress::refuse_invalid(shared, Protocol::Http, host, port);
+        let refusal = egress::refuse_invalid(shared, Protocol::Http, host.as_bytes(), port);
         return refuse(&mut client, &refusal).await;
     };
     let mut rec = shared.recording(Protocol::Http, &dest);

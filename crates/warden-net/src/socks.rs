@@ -33,7 +33,8 @@ mod reply {
 
 /// What the client's request named.
 enum Requested {
-    Name(String),
+    /// As sent: bytes that are not UTF-8 are no host name, and are logged as they were.
+    Name(Vec<u8>),
     Addr(IpAddr),
 }
 
@@ -47,7 +48,10 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
     };
     let dest = match requested {
         Requested::Addr(addr) => Destination::address(addr, port, &shared.pool),
-        Requested::Name(name) => match Destination::named(&name, port, &shared.pool) {
+        Requested::Name(name) => match std::str::from_utf8(&name)
+            .ok()
+            .and_then(|name| Destination::named(name, port, &shared.pool))
+        {
             Some(dest) => dest,
             None => {
                 let protocol = egress::invalid_tunnel_protocol(port);
@@ -105,8 +109,8 @@ async fn handshake(client: &mut TcpStream) -> std::io::Result<Result<(Requested,
             let len = client.read_u8().await?;
             let mut name = vec![0; usize::from(len)];
             client.read_exact(&mut name).await?;
-            // Not UTF-8 is no host name either: refused as one, and logged (`U+FFFD`).
-            Requested::Name(String::from_utf8_lossy(&name).into_owned())
+            // Not UTF-8 is no host name either: refused as one, and logged escaped (`\xff`).
+            Requested::Name(name)
         }
         4 => Requested::Addr(IpAddr::V6(Ipv6Addr::from(read_array::<16>(client).await?))),
         _ => return Ok(Err(reply::ADDRESS_TYPE_NOT_SUPPORTED)),

@@ -156,6 +156,93 @@ fn an_attempt_to_something_that_is_no_host_is_a_logged_denial() {
     assert_eq!(hosts[4], "a\\nb.test");
     assert_eq!(hosts[5], "\\u{1b}[31mred");
     assert_eq!(hosts[6], "nul\\u{0}.test");
+    // Bug hunt (netlog 5): logged lossily as `\u{fffd}\u{fffd}.test`, what was sent lost.
+    assert_eq!(hosts[8], "\\xff\\xfe.test");
+}
+
+/// Bug hunt (netlog 1): a request the HTTP proxy cannot read (a control character in a
+/// CONNECT target or a header, bare-LF line ends, a head too large, a malformed framing,
+/// not a request at all) was answered `400` or `431` and logged nowhere, nor told as a
+/// denial: a program could probe destinations unseen. Each is now a denial by
+/// `malformed request`, logged with its target escaped and bounded, and told to the observer.
+#[test]
+fn a_request_the_http_proxy_cannot_read_is_a_logged_denial() {
+    if !root() {
+        return;
+    }
+    let dialer = Arc::new(RecordingDialer::default());
+    let observed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let observer = {
+        let observed = Arc::clone(&observed);
+        Arc::new(move |record: &ConnectionRecord| {
+            observed.lock().expect("observed").push(record.clone());
+        })
+    };
+    let policy = TestPolicy::allowing(&["svc.test"], &[]);
+    let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
+        .with_dialer(Arc::clone(&dialer) as _)
+        .on_denial(observer);
+    let sandbox = TestSandbox::start(proxy);
+    // Exactly one byte more than the proxy reads of a head: all of it is read before the
+    // answer, so that the close is no reset.
+    let mut huge = b"GET http://svc.test:8080/".to_vec();
+    huge.resize(64 * 1024 + 1, b'a');
+    let requests: [(&[u8], u16); 6] = [
+        (b"CONNECT a\x01b.test:80 HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT svc.test:443 HTTP/1.1\r\nX: \x01\r\n\r\n", 400),
+        (b"GET http://svc.test/ HTTP/1.1\nHost: svc.test\n\n", 400),
+        (
+            b"POST http://svc.test/ HTTP/1.1\r\nHost: svc.test\r\n\
+              Content-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            400,
+        ),
+        (b"GARBAGE\r\n\r\n", 400),
+        (&huge, 431),
+    ];
+    sandbox.run(|| {
+        for (request, expected) in requests {
+            let (status, response) = http_proxy_then_close(request);
+            assert_eq!(status, expected, "{response}");
+        }
+    });
+    assert!(dialer.dialed.lock().expect("lock").is_empty());
+    let records = sandbox.stop();
+    assert_eq!(records.len(), 6, "{records:?}");
+    assert_eq!(
+        observed.lock().expect("observed").len(),
+        6,
+        "each told as a denial"
+    );
+    for record in &records {
+        assert!(!record.allowed, "{record:?}");
+        assert_eq!(record.rule, "malformed request", "{record:?}");
+        assert!(
+            record.host.as_ref().is_some_and(|h| h.len() <= 256),
+            "{record:?}"
+        );
+    }
+    let logged: Vec<_> = records
+        .iter()
+        .map(|r| (r.protocol, r.host.as_deref().expect("target"), r.port))
+        .collect();
+    assert_eq!(logged[0], (Protocol::Tcp, "a\\u{1}b.test:80", 80));
+    assert_eq!(logged[1], (Protocol::Https, "svc.test:443", 443));
+    assert_eq!(logged[2], (Protocol::Http, "http://svc.test/", 80));
+    assert_eq!(logged[3], (Protocol::Http, "http://svc.test/", 80));
+    assert_eq!(logged[4], (Protocol::Http, "GARBAGE", 0));
+    assert_eq!(logged[5].2, 8080);
+    assert!(
+        logged[5].1.starts_with("http://svc.test:8080/aaa"),
+        "{:?}",
+        logged[5]
+    );
+    assert!(logged[5].1.ends_with('…'), "{:?}", logged[5]);
+    assert_eq!(
+        records[0].reason,
+        "the request target holds a character a URI cannot"
+    );
+    assert_eq!(records[1].reason, "a control character in a header value");
+    assert_eq!(records[5].reason, "the request head is too large");
 }
 
 #[test]

@@ -130,7 +130,15 @@ fn a_forwarded_request_is_one_request_for_the_allowed_host_only() {
         ]
     );
     let records = sandbox.stop();
-    assert_eq!(records.len(), requests.len(), "{records:?}");
+    let (allowed, denied): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.allowed);
+    assert_eq!(allowed.len(), requests.len(), "{records:?}");
+    // Each refusal is logged as one (identical ones folded).
+    let refusals: u64 = denied.iter().map(|r| 1 + r.repeats).sum();
+    assert_eq!(refusals, refused.len() as u64, "{records:?}");
+    assert!(
+        denied.iter().all(|r| r.rule == "malformed request"),
+        "{records:?}"
+    );
 }
 
 #[test]
@@ -712,5 +720,13 @@ fn a_body_malformed_from_its_first_bytes_is_a_400_and_never_dialed() {
     });
     assert!(server.heads.lock().expect("lock").is_empty());
     let records = sandbox.stop();
-    assert!(records.is_empty(), "nothing was dialed: {records:?}");
+    // Each logged as a refusal (identical ones folded).
+    let refusals: u64 = records.iter().map(|r| 1 + r.repeats).sum();
+    assert_eq!(refusals, 3, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| !r.allowed && r.addr.is_none() && r.bytes_up == 0),
+        "nothing was dialed: {records:?}"
+    );
 }

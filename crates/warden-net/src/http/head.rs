@@ -115,6 +115,42 @@ pub(crate) fn parse(head: &[u8]) -> Result<RequestHead<'_>, &'static str> {
     })
 }
 
+/// What a request the proxy cannot parse asks for, as far as it can be read, for the log:
+/// whether it is a CONNECT, its target (the request line's second word, or the whole line
+/// when it has no second), and the port the target names (80 for an `http://` URL without
+/// one, 0 when none can be read). Only the first line is looked at, and nothing is trusted.
+pub(crate) fn rough_target(head: &[u8]) -> (bool, &[u8], u16) {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let method = words.next().unwrap_or(line);
+    let target = words.next().unwrap_or(line);
+    let connect = method.eq_ignore_ascii_case(b"CONNECT");
+    let authority = if connect {
+        Some(target)
+    } else if target.len() > 7 && target[..7].eq_ignore_ascii_case(b"http://") {
+        let rest = &target[7..];
+        let end = rest.iter().position(|b| b"/?#".contains(b));
+        Some(&rest[..end.unwrap_or(rest.len())])
+    } else {
+        None
+    };
+    let port = authority.map_or(0, |authority| {
+        let colon = authority.iter().rposition(|&b| b == b':');
+        let after = colon.map(|at| &authority[at + 1..]);
+        match after {
+            // A colon inside brackets is an IPv6 address's.
+            Some(port) if !port.contains(&b']') => std::str::from_utf8(port)
+                .ok()
+                .and_then(|port| port.parse().ok())
+                .unwrap_or(0),
+            _ if connect => 0,
+            _ => 80,
+        }
+    });
+    (connect, target, port)
+}
+
 /// An RFC 9110 §5.6.2 token: a method or a header name.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
@@ -288,6 +324,22 @@ fn authority(authority: &str) -> Result<(&str, Option<u16>), &'static str> {
 mod tests {
     use super::*;
     use crate::synthetic::SyntheticPool;
+
+    #[test]
+    fn what_an_unreadable_request_asks_for_is_read_roughly() {
+        assert_eq!(
+            rough_target(b"CONNECT a\x01b:8443 HTTP/1.1\r\n"),
+            (true, &b"a\x01b:8443"[..], 8443)
+        );
+        assert_eq!(
+            rough_target(b"get http://[::1]/x HTTP/1.1\nHost: x\n"),
+            (false, &b"http://[::1]/x"[..], 80)
+        );
+        assert_eq!(rough_target(b"GET http://a:99999/ HTTP/1.1").2, 0);
+        assert_eq!(rough_target(b"GET /x HTTP/1.1\r\n"), (false, &b"/x"[..], 0));
+        assert_eq!(rough_target(b"GARBAGE\r\n"), (false, &b"GARBAGE"[..], 0));
+        assert_eq!(rough_target(b""), (false, &b""[..], 0));
+    }
 
     #[test]
     fn connect_and_absolute_targets() {
