@@ -109,7 +109,7 @@ async fn connect(shared: &Shared, mut client: TcpStream, host: &str, port: u16, 
     }
     let inspection = Inspection::tunnel(protocol, &dest, &upstream);
     let ending = relay::run(shared, &mut client, upstream, rest, inspection, &rec.meter).await;
-    conclude(&mut rec, ending);
+    conclude(&mut rec, ending, &client).await;
 }
 
 async fn forward(
@@ -134,7 +134,7 @@ async fn forward(
         framing,
     };
     let ending = relay::run(shared, &mut client, upstream, rest, inspection, &rec.meter).await;
-    conclude(&mut rec, ending);
+    conclude(&mut rec, ending, &client).await;
 }
 
 /// A plain request read from a tunnel: its head rewritten for the origin, the bytes read after

@@ -99,8 +99,15 @@ pub(crate) struct Meter {
     tls: AtomicBool,
     /// The server's side sent its end of file.
     upstream_ended: AtomicBool,
-    /// The program's side ended (closed or reset) while the server's was still open.
+    /// The program's side ended (reset, or gone when written to) while the server's was still
+    /// open.
     client_first: AtomicBool,
+    /// The bytes sent down when the program's side sent its end of file, the server's still
+    /// open (`u64::MAX`: it did not). A half-close: the program may still read the reply.
+    client_eof_down: AtomicU64,
+    /// The program's side, after its end of file, reset the connection when bytes reached it:
+    /// it was closed, not half-closed.
+    client_gone: AtomicBool,
 }
 
 impl Meter {
@@ -113,6 +120,8 @@ impl Meter {
             tls: AtomicBool::new(false),
             upstream_ended: AtomicBool::new(false),
             client_first: AtomicBool::new(false),
+            client_eof_down: AtomicU64::new(u64::MAX),
+            client_gone: AtomicBool::new(false),
         }
     }
 
@@ -146,11 +155,51 @@ impl Meter {
         self.upstream_ended.store(true, Ordering::Relaxed);
     }
 
-    /// Notes that the program's side ended; it did so first unless the server's had.
+    /// Notes that the program's side ended (a reset, or a write to it failed); it did so first
+    /// unless the server's had.
     pub(crate) fn client_ended(&self) {
         if !self.upstream_ended.load(Ordering::Relaxed) {
             self.client_first.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Notes that the program's side sent its end of file: a close, or a half-close after
+    /// which it reads the reply (`shutdown(SHUT_WR)`).
+    pub(crate) fn client_eof(&self) {
+        if !self.upstream_ended.load(Ordering::Relaxed) {
+            let down = self.down.load(Ordering::Relaxed);
+            let _ = self.client_eof_down.compare_exchange(
+                u64::MAX,
+                down,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Whether bytes were sent to the program's side after its end of file, the server's
+    /// still open then.
+    pub(crate) fn sent_after_client_eof(&self) -> bool {
+        let eof_down = self.client_eof_down.load(Ordering::Relaxed);
+        eof_down != u64::MAX && self.down.load(Ordering::Relaxed) > eof_down
+    }
+
+    /// Notes that the program's side, after its end of file, was found closed (it reset the
+    /// connection when bytes reached it).
+    pub(crate) fn client_gone(&self) {
+        self.client_gone.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the program's side ended the connection while the server's was open: it was
+    /// reset or gone, or it sent its end of file and was then sent nothing, or found closed
+    /// when it was. A program that half-closed and was then sent the reply without a reset
+    /// was there to read it: the connection ended when the server closed it (hunt netlog 2:
+    /// logged `stopped`).
+    fn program_ended_first(&self) -> bool {
+        let eof_down = self.client_eof_down.load(Ordering::Relaxed);
+        self.client_first.load(Ordering::Relaxed)
+            || (eof_down != u64::MAX
+                && (!self.sent_after_client_eof() || self.client_gone.load(Ordering::Relaxed)))
     }
 
     /// How long nothing has moved.
@@ -297,10 +346,9 @@ impl Drop for Recording {
         }
         // Ended by the program's side while the server's was open, and nothing else cut it:
         // if the proxy stops soon, the program's end closed it (`TrafficLog::take`).
-        let program_closed = (record.allowed
-            && record.cut_by.is_none()
-            && self.meter.client_first.load(Ordering::Relaxed))
-        .then(Instant::now);
+        let program_closed =
+            (record.allowed && record.cut_by.is_none() && self.meter.program_ended_first())
+                .then(Instant::now);
         self.log.push_ended(record, self.admitted, program_closed);
     }
 }

@@ -8,8 +8,9 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use warden_core::network::normalize_name;
 
@@ -160,12 +161,27 @@ pub(crate) async fn run(
     }
 }
 
-/// Records how a relay ended.
-pub(crate) fn conclude(rec: &mut Recording, ending: Ending) {
+/// How long a relay whose program side sent its end of file, and was sent bytes after it,
+/// waits for the reset that tells a closed side from a half-closed one: on loopback it comes
+/// at once, and only a side that was closed sends it.
+const RESET_WAIT: Duration = Duration::from_millis(50);
+
+/// Records how a relay ended. A program's side that sent its end of file and was sent bytes
+/// after it either half-closed and reads them (the connection then ends when the server's side
+/// closes), or closed and resets the connection as they arrive: the reset is waited for a
+/// moment, the record concluded first, so that a stop during the wait finds the relay ended.
+pub(crate) async fn conclude(rec: &mut Recording, ending: Ending, client: &TcpStream) {
     match ending {
         Ending::Closed => rec.ended(None),
         Ending::Cut(cut) => rec.ended(Some(cut)),
         Ending::Refused(verdict) => rec.verdict(&verdict),
+    }
+    if rec.meter.sent_after_client_eof() {
+        let reset = tokio::time::timeout(RESET_WAIT, client.ready(Interest::ERROR)).await;
+        let reset = matches!(reset, Ok(Ok(ready)) if ready.is_error());
+        if reset || client.take_error().ok().flatten().is_some() {
+            rec.meter.client_gone();
+        }
     }
 }
 
@@ -201,8 +217,8 @@ where
     }
 }
 
-/// Reads from the client, noting when its side ends: end of file, or an error (a reset: it
-/// closed with bytes unread, as a killed program's socket does).
+/// Reads from the client, noting when its side ends: end of file (a close or a half-close), or
+/// an error (a reset: it closed with bytes unread, as a killed program's socket does).
 async fn read_client<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut [u8],
@@ -210,7 +226,7 @@ async fn read_client<R: AsyncRead + Unpin>(
 ) -> Result<usize, Stop> {
     match reader.read(buf).await {
         Ok(0) => {
-            meter.client_ended();
+            meter.client_eof();
             Ok(0)
         }
         Ok(n) => Ok(n),

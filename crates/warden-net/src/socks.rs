@@ -83,7 +83,7 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
         &rec.meter,
     )
     .await;
-    conclude(&mut rec, ending);
+    conclude(&mut rec, ending, &client).await;
 }
 
 /// Method negotiation and the request; the inner error is the reply code to refuse with.

@@ -50,7 +50,7 @@ pub(crate) async fn serve(shared: &Shared, mut client: TcpStream) {
     )
     .await;
     let refused = matches!(ending, Ending::Refused(_));
-    conclude(&mut rec, ending);
+    conclude(&mut rec, ending, &client).await;
     if refused {
         reset(client);
     }

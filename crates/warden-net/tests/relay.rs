@@ -629,6 +629,46 @@ fn a_connection_the_programs_end_closed_is_cut_by_the_stop() {
     );
 }
 
+/// Bug hunt (netlog 2): a program that sent its request, half-closed (`shutdown(SHUT_WR)`),
+/// read the whole reply and ended at once had its connection logged `cut_by: stopped`: its end
+/// of file was taken for its close. The server replied after it and closed: both ends closed
+/// the connection, which ended before the stop.
+#[test]
+fn a_half_closed_connection_that_read_its_reply_is_not_cut_by_the_stop() {
+    if !root() {
+        return;
+    }
+    // Replies once it has read the whole request, then closes: the reply comes after the
+    // program's end of file, as an HTTP/1.0 server's or an upload's does.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut request = Vec::new();
+        stream.read_to_end(&mut request).expect("the request");
+        stream.write_all(b"pong").expect("reply");
+        request
+    });
+    let (policy, resolver) = allowing_svc();
+    let sandbox = TestSandbox::start(proxy(policy, ProxyLimits::default(), resolver));
+    let reply = sandbox.run(|| {
+        let (mut tunnel, head) = connect_tunnel(&format!("svc.test:{port}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        tunnel.write_all(b"ping").expect("send");
+        tunnel
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half-close");
+        read_all(&mut tunnel).expect("the whole reply")
+    });
+    assert_eq!(reply, b"pong");
+    assert_eq!(server.join().expect("server"), b"ping");
+    // Stopped at once, as when the program ends right after.
+    let records = sandbox.stop();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].cut_by, None, "{records:?}");
+    assert_eq!((records[0].bytes_up, records[0].bytes_down), (4, 4));
+}
+
 #[test]
 fn curl_works_through_the_proxy_variables() {
     if !root() {
