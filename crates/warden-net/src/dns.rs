@@ -13,10 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::decider::Protocol;
+use crate::egress;
 use crate::listeners::DNS_PORT;
 use crate::proxy::Shared;
 use crate::record::ConnectionRecord;
-use message::{Query, Rcode, CLASS_IN, TYPE_A};
+use message::{Query, Rcode, Unanswerable, CLASS_IN, TYPE_A};
 
 /// The TTL of an answer: the mapping lives as long as the execution.
 const TTL_SECONDS: u32 = 3600;
@@ -72,8 +73,10 @@ fn answer(shared: &Shared, msg: &[u8]) -> Option<Vec<u8>> {
     let query = match message::parse(msg) {
         Ok(query) => query,
         Err(header) => {
-            let (id, flags, rcode) = header?;
-            return Some(message::response(id, flags, rcode, None, None));
+            let reply =
+                header.map(|(id, flags, rcode)| message::response(id, flags, rcode, None, None));
+            log_unread(shared, msg, header, reply.as_deref());
+            return reply;
         }
     };
     let (mut rcode, mut addr, allowed, mut reason) = decide(shared, &query);
@@ -89,11 +92,19 @@ fn answer(shared: &Shared, msg: &[u8]) -> Option<Vec<u8>> {
         ConnectionRecord {
             started: SystemTime::now(),
             protocol: Protocol::Dns,
-            host: query.name.clone(),
+            // A name that is none, as sent (hunt netlog 3: logged as no host at all).
+            host: Some(
+                query
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| egress::shown(&query.asked)),
+            ),
             addr: None,
             port: DNS_PORT,
             allowed: admitted,
-            rule: if allowed && !admitted {
+            rule: if query.name.is_none() {
+                egress::INVALID_NAME
+            } else if allowed && !admitted {
                 "limits"
             } else {
                 "resolver"
@@ -111,9 +122,38 @@ fn answer(shared: &Shared, msg: &[u8]) -> Option<Vec<u8>> {
     Some(reply)
 }
 
+/// Logs a message that is no query the resolver can read, refused by
+/// [`egress::MALFORMED`], answered (`reply`) or not (hunt netlog 3: answered, logged nowhere).
+fn log_unread(shared: &Shared, msg: &[u8], header: Unanswerable, reply: Option<&[u8]>) {
+    let reason = match header {
+        None if msg.len() < 12 => "a DNS message shorter than its header",
+        None => "a DNS response, not a query",
+        Some((_, _, Rcode::NotImp)) => "a DNS message whose opcode is not QUERY",
+        Some(_) => "a DNS message that is not one well-formed question",
+    };
+    shared.log.push(
+        ConnectionRecord {
+            started: SystemTime::now(),
+            protocol: Protocol::Dns,
+            host: None,
+            addr: None,
+            port: DNS_PORT,
+            allowed: false,
+            rule: egress::MALFORMED.to_owned(),
+            reason: reason.to_owned(),
+            bytes_up: msg.len() as u64,
+            bytes_down: reply.map_or(0, |reply| reply.len() as u64),
+            duration: std::time::Duration::ZERO,
+            cut_by: None,
+            repeats: 0,
+        },
+        false,
+    );
+}
+
 fn decide(shared: &Shared, query: &Query<'_>) -> (Rcode, Option<std::net::Ipv4Addr>, bool, String) {
     let Some(name) = &query.name else {
-        return (Rcode::NxDomain, None, false, "not a host name".into());
+        return (Rcode::NxDomain, None, false, egress::invalid_name_reason());
     };
     if query.qclass != CLASS_IN {
         return (Rcode::Refused, None, false, "class other than IN".into());

@@ -112,13 +112,15 @@ pub(crate) fn refuse_invalid(
     asked: &[u8],
     port: u16,
 ) -> Refusal {
-    let verdict = Verdict::deny(
-        INVALID_NAME,
-        format!("not a host name or address ({NAME_SYNTAX})"),
-    );
+    let verdict = Verdict::deny(INVALID_NAME, invalid_name_reason());
     let mut rec = shared.recording_to(protocol, Some(shown(asked)), None, port);
     rec.verdict(&verdict);
     Refusal::Denied(verdict)
+}
+
+/// Why [`INVALID_NAME`] denies.
+pub(crate) fn invalid_name_reason() -> String {
+    format!("not a host name or address ({NAME_SYNTAX})")
 }
 
 /// The rule that denies a request the HTTP proxy cannot read (a control character in its head,

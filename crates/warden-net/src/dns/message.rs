@@ -28,6 +28,8 @@ pub(crate) struct Query<'a> {
     pub(crate) flags: u16,
     /// The name, lower case without the trailing dot; `None` when it is not a host name.
     pub(crate) name: Option<String>,
+    /// The name as sent: its labels joined by dots (at most 255 bytes).
+    pub(crate) asked: Vec<u8>,
     pub(crate) qtype: u16,
     pub(crate) qclass: u16,
     /// The question section as sent, echoed in the response.
@@ -77,6 +79,7 @@ pub(crate) fn parse(msg: &[u8]) -> Result<Query<'_>, Unanswerable> {
         id,
         flags,
         name: host_name(&labels),
+        asked: labels.join(&b'.'),
         qtype: u16::from_be_bytes([tail[0], tail[1]]),
         qclass: u16::from_be_bytes([tail[2], tail[3]]),
         question: &msg[12..at + 4],
@@ -180,6 +183,7 @@ mod tests {
         status[2] |= 2 << 3; // opcode STATUS
         assert!(matches!(parse(&status), Err(Some((_, _, Rcode::NotImp)))));
         let odd = query("a b.test", TYPE_A);
-        assert_eq!(parse(&odd).expect("parsed").name, None);
+        let odd = parse(&odd).expect("parsed");
+        assert_eq!((odd.name, &odd.asked[..]), (None, &b"a b.test"[..]));
     }
 }
