@@ -2,7 +2,8 @@
 //! only for a name the policy may allow, with the name's synthetic address (`synthetic.rs`);
 //! other questions about such a name get an empty answer (no AAAA: IPv6 has no route anyway),
 //! and every other name is NXDOMAIN at once. It never forwards a question anywhere, so DNS is
-//! no side channel out of the sandbox. Every question is logged. Runs on the proxy's runtime.
+//! no side channel out of the sandbox. Every message is logged, a malformed one too. Runs on
+//! the proxy's runtime.
 
 mod message;
 
