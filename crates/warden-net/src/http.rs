@@ -163,6 +163,9 @@ pub(crate) fn tunnelled_request(
         HeadEnd::Incomplete if buf.len() > head::MAX_HEAD => {
             return Err("the request head is too large")
         }
+        HeadEnd::Incomplete if !head::may_start_request(buf, seen) => {
+            return Err("its first bytes are no request line `METHOD /path HTTP/1.x`")
+        }
         HeadEnd::Incomplete => return Ok(None),
     };
     let request = head::parse(&buf[..end])?;

@@ -470,6 +470,44 @@ fn an_https_rule_admits_no_plain_http_on_any_way_in() {
     assert_eq!(plain, 2, "the absolute-form requests only: {records:?}");
 }
 
+/// Bug hunt (netlog 4): a tunnel only an `http` rule admits, whose first bytes were no HTTP
+/// (`SSH-2.0-x`), was refused only at the idle timeout, its server dialed and waiting all
+/// along: the proxy waited for the end of a request head. A first line that is no request
+/// line is refused at once (`rule` `http`), and nothing reaches the server.
+#[test]
+fn an_http_only_tunnel_refuses_what_is_no_http_request_at_once() {
+    if !root() {
+        return;
+    }
+    let server = EchoServer::start();
+    let port = server.addr.port();
+    let (_, resolver) = allowing_svc();
+    let policy = RulePolicy::allowing("http", "svc.test", &port.to_string());
+    let proxy =
+        Proxy::new(Arc::new(policy), ProxyLimits::default()).with_resolver(Arc::new(resolver));
+    let sandbox = TestSandbox::start(proxy);
+    let (answer, waited) = sandbox.run(|| {
+        let (mut tunnel, head) = connect_tunnel(&format!("svc.test:{port}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        tunnel.write_all(b"SSH-2.0-x\r\n").expect("send");
+        let started = std::time::Instant::now();
+        let answer = read_all(&mut tunnel);
+        (answer, started.elapsed())
+    });
+    assert!(
+        answer.as_ref().is_ok_and(Vec::is_empty),
+        "closed with nothing relayed: {answer:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    assert_eq!(server.received.load(Ordering::SeqCst), 0);
+    let records = sandbox.stop();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        (records[0].allowed, records[0].rule.as_str()),
+        (false, "http")
+    );
+}
+
 /// Regression (bug hunt: an `http` rule covers https too, so a tunnel to its port was decided
 /// as https and had to carry TLS: plain HTTP from a program that ignores the proxy variables
 /// was reset, while the same request through `HTTP_PROXY` passed). What the connection

@@ -151,6 +151,60 @@ pub(crate) fn rough_target(head: &[u8]) -> (bool, &[u8], u16) {
     (connect, target, port)
 }
 
+/// Whether `buf`, the start of a tunnel's request whose head is not all there yet, can still
+/// be one that [`parse`] reads and a tunnel forwards: its request line, as far as it goes,
+/// `METHOD /target HTTP/1.x` (origin form), and no control character but CR, LF and tab after
+/// it. What is no HTTP (`SSH-2.0-...`, a greeting of another protocol) is told from its first
+/// line rather than after the idle timeout, the server dialed and waiting. Only the bytes from
+/// `seen` on are looked at for control characters, and the request line only in the first
+/// [`FIRST_LOOK`] bytes and while they come in: a head sent a byte at a time costs work in its
+/// size, not its square.
+pub(crate) fn may_start_request(buf: &[u8], seen: usize) -> bool {
+    let control = |b: &u8| b.is_ascii_control() && !b"\r\n\t".contains(b);
+    if buf[seen.min(buf.len())..].iter().any(control) {
+        return false;
+    }
+    seen >= FIRST_LOOK || request_line_may_start(&buf[..buf.len().min(FIRST_LOOK)])
+}
+
+/// How much of a tunnel's first bytes is looked at for a request line before its head ends.
+const FIRST_LOOK: usize = 1024;
+
+/// Whether `buf` starts as a request line a tunnel forwards does, as far as it goes.
+fn request_line_may_start(buf: &[u8]) -> bool {
+    let line_end = buf.windows(2).position(|pair| pair == b"\r\n");
+    let line = &buf[..line_end.unwrap_or(buf.len())];
+    // A CR at the very end may be the line's, its LF still to come.
+    let line = match line_end {
+        None => line.strip_suffix(b"\r").unwrap_or(line),
+        Some(_) => line,
+    };
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next();
+    let version = parts.next();
+    match (target, version) {
+        _ if !method.iter().all(|&b| is_token_byte(b)) => false,
+        (None, _) => line_end.is_none(),
+        (Some(target), _) if method.is_empty() || !target.iter().all(u8::is_ascii_graphic) => false,
+        (Some(target), _) if target.first().is_some_and(|&b| b != b'/') => false,
+        (Some(_), None) => line_end.is_none(),
+        (Some(target), Some(version)) => {
+            let prefix = &b"HTTP/1."[..version.len().min(7)];
+            let minor = version.get(7..).unwrap_or_default();
+            !target.is_empty()
+                && version.starts_with(prefix)
+                && minor.len() <= 1
+                && minor.iter().all(u8::is_ascii_digit)
+                && (line_end.is_none() || minor.len() == 1)
+        }
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// An RFC 9110 §5.6.2 token: a method or a header name.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
@@ -324,6 +378,53 @@ fn authority(authority: &str) -> Result<(&str, Option<u16>), &'static str> {
 mod tests {
     use super::*;
     use crate::synthetic::SyntheticPool;
+
+    #[test]
+    fn what_is_no_start_of_a_request_is_told_from_its_first_line() {
+        for start in [
+            &b""[..],
+            b"G",
+            b"GET",
+            b"GET ",
+            b"GET /",
+            b"GET /x HTT",
+            b"GET /x HTTP/1.",
+            b"GET /x HTTP/1.1",
+            b"GET /x HTTP/1.1\r",
+            b"GET /x HTTP/1.1\r\nHost: a\r\nX: \t",
+        ] {
+            assert!(
+                may_start_request(start, 0),
+                "{:?}",
+                String::from_utf8_lossy(start)
+            );
+        }
+        for start in [
+            &b"SSH-2.0-x\r\n"[..],
+            b"\x16\x03",
+            b"GET http://a/ ",
+            b"GET /x HTTP/2",
+            b"GET /x HTTP/1.12",
+            b"GET /x HTTP/1.\r\n",
+            b"GET /x  HTTP/1.1",
+            b"GET /\x01",
+            b"GET /x HTTP/1.1\rX",
+            b"GET /x HTTP/1.1\r\nX: \x01",
+            b"EHLO x\r\n",
+        ] {
+            assert!(
+                !may_start_request(start, 0),
+                "{:?}",
+                String::from_utf8_lossy(start)
+            );
+        }
+        // Looked at as it comes in: a byte at a time the same.
+        let ssh = b"SSH-2.0-x\r\n";
+        let verdicts: Vec<_> = (1..=ssh.len())
+            .map(|n| may_start_request(&ssh[..n], n - 1))
+            .collect();
+        assert_eq!(verdicts.iter().position(|ok| !ok), Some(ssh.len() - 1));
+    }
 
     #[test]
     fn what_an_unreadable_request_asks_for_is_read_roughly() {
