@@ -314,6 +314,31 @@ fn network_check_denies_a_name_the_rules_cannot_read() {
     }
 }
 
+/// Bug hunt (netlog 5): `check`'s header line wrote the target as given: an ESC reached the
+/// terminal, and a name of 100 kB was written whole. It is escaped and cut as the log does.
+#[test]
+fn network_check_writes_the_target_escaped_and_bounded() {
+    let world = World::new();
+    let file = write(
+        &world,
+        "deny_all.toml",
+        "name = \"deny_all\"\nlevel = \"custom\"\ndefault_action = \"deny\"\n",
+    );
+    let out = warden(&world, &["network", "import", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let long = format!("{}:80", "a".repeat(100_000));
+    for target in ["a\u{1b}[31mb:80", &long] {
+        let out = warden(
+            &world,
+            &["network", "check", "--policy", "deny_all", "--", target],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.lines().all(|line| line.len() < 1200), "{}", text.len());
+    }
+}
+
 #[test]
 fn network_check_honours_allow_denied_of_an_imported_policy_only() {
     let world = World::new();

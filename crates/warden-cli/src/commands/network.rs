@@ -417,11 +417,31 @@ fn check(
     })
 }
 
+/// How many bytes of a host asked about `check` writes, escaped (a host name has at most
+/// 253), as the traffic log keeps one.
+const SHOWN_HOST: usize = 253;
+
+/// `host` for the terminal: escaped ([`printable`]) and cut after [`SHOWN_HOST`] bytes with
+/// `…` (bug hunt: the header wrote an ESC raw, and a name of 100 kB whole).
+fn shown_host(host: &str) -> String {
+    let mut out = String::new();
+    for c in host.chars() {
+        let shown = printable(c.encode_utf8(&mut [0; 4]));
+        if out.len() + shown.len() > SHOWN_HOST {
+            out.push('…');
+            break;
+        }
+        out.push_str(&shown);
+    }
+    out
+}
+
 fn write_check(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
+    let host = shown_host(&r.host);
     let target = match r.port {
-        Some(port) if r.host.contains(':') => format!("[{}]:{port}", r.host),
-        Some(port) => format!("{}:{port}", r.host),
-        None => r.host.to_owned(),
+        Some(port) if r.host.contains(':') => format!("[{host}]:{port}"),
+        Some(port) => format!("{host}:{port}"),
+        None => host.clone(),
     };
     writeln!(
         out,
@@ -452,7 +472,7 @@ fn write_check(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
         writeln!(
             out,
             "  {} by name (not resolved; address rules never admit a name): deny  {}",
-            r.host,
+            host,
             why(v)
         )?;
     }
@@ -460,7 +480,7 @@ fn write_check(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
         writeln!(
             out,
             "  {} resolves (system resolver) to {} address(es), each evaluated as the proxy would:",
-            r.host,
+            host,
             r.decisions.len()
         )?;
     }
@@ -590,5 +610,21 @@ mod tests {
     #[test]
     fn a_policys_control_characters_are_written_escaped() {
         assert_eq!(printable("a\nb\u{1b}[31mc é"), "a\\nb\\u{1b}[31mc é");
+    }
+
+    /// Bug hunt: `check`'s header wrote the target raw, an ESC and 100 kB of name included.
+    #[test]
+    fn a_host_asked_about_is_written_escaped_and_bounded() {
+        assert_eq!(shown_host("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(shown_host(&"a".repeat(253)), "a".repeat(253));
+        assert_eq!(
+            shown_host(&"a".repeat(254)),
+            format!("{}…", "a".repeat(253))
+        );
+        let escapes = shown_host(&"\u{1b}".repeat(100));
+        assert!(
+            escapes.ends_with('…') && escapes.len() <= SHOWN_HOST + 3,
+            "{escapes}"
+        );
     }
 }

@@ -312,10 +312,23 @@ impl Policy {
 }
 
 /// The denial of an attempt to `asked`, which is neither a host name nor an IP literal.
+/// How many bytes of what is no name its denial's reason quotes (a host name has at most 253).
+const QUOTED_NAME: usize = 253;
+
+/// The denial of `asked`, quoted (escaped) in the reason, cut after [`QUOTED_NAME`] bytes with
+/// `…` (bug hunt: `warden network check` wrote a name of 100 kB whole, twice).
 fn invalid_name(asked: &str) -> Decision {
+    let end = (0..=asked.len().min(QUOTED_NAME))
+        .rev()
+        .find(|&at| asked.is_char_boundary(at))
+        .unwrap_or(0);
+    let cut = if end < asked.len() { "…" } else { "" };
     Decision {
         action: Action::Deny,
         matched: Matched::InvalidName,
-        reason: format!("{asked:?} is not a host name or address ({NAME_SYNTAX})"),
+        reason: format!(
+            "{:?}{cut} is not a host name or address ({NAME_SYNTAX})",
+            &asked[..end]
+        ),
     }
 }

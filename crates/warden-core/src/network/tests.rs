@@ -619,6 +619,16 @@ fn network_dns_answers_only_names_a_connection_could_reach() {
     assert!(allow(&builtin("internet_access"), "anything.example"));
     let d = builtin("internet_access").evaluate(&dns("bücher.example"), &ctx);
     assert_eq!(d.matched, Matched::InvalidName);
+    // Bug hunt: the reason quoted a name of any length whole.
+    let long = format!("{}é", "a".repeat(252));
+    let d = builtin("internet_access").evaluate(&dns(&format!("{long}{long}")), &ctx);
+    assert_eq!(d.matched, Matched::InvalidName);
+    assert!(
+        d.reason
+            .starts_with(&format!("\"{}\"… is not", "a".repeat(252))),
+        "{}",
+        d.reason
+    );
 
     let p = custom(
         &[
