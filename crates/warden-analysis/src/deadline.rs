@@ -7,6 +7,8 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use tree_sitter::{Node, Tree};
+
 use nix::time::{clock_gettime, ClockId};
 
 /// A point in this thread's cpu time. Not `Send`: another thread's clock is another count.
@@ -36,6 +38,35 @@ impl Deadline {
 /// unbounded.
 fn thread_cpu_time() -> Duration {
     clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::MAX, Duration::from)
+}
+
+/// Nodes walked between two looks at the clock in [`walk`].
+const NODES_PER_CLOCK_CHECK: u32 = 4096;
+
+/// Visits the nodes of `tree` in document order, each with `visit`, which says whether to go
+/// into the node's children, looking at the clock every few thousand nodes: a hostile
+/// program's tree may hold millions. Returns whether the walk ended before `deadline` passed.
+pub(crate) fn walk(
+    tree: &Tree,
+    deadline: Deadline,
+    mut visit: impl FnMut(Node<'_>) -> bool,
+) -> bool {
+    let mut cursor = tree.walk();
+    let mut visited = 0u32;
+    loop {
+        visited = visited.wrapping_add(1);
+        if visited.is_multiple_of(NODES_PER_CLOCK_CHECK) && deadline.passed() {
+            return false;
+        }
+        if visit(cursor.node()) && cursor.goto_first_child() {
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                return true;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

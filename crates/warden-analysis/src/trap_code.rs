@@ -11,10 +11,7 @@
 
 use tree_sitter::{Node, Tree};
 
-use crate::deadline::Deadline;
-
-/// Nodes looked at between two looks at the clock.
-const NODES_PER_CLOCK_CHECK: u32 = 4096;
+use crate::deadline::{self, Deadline};
 
 /// The code each trap of `code`'s tree keeps, with the 0-based line its CODE starts on.
 pub(crate) fn of(tree: &Tree, code: &[u8], deadline: Deadline) -> Vec<(u32, Vec<u8>)> {
@@ -22,29 +19,17 @@ pub(crate) fn of(tree: &Tree, code: &[u8], deadline: Deadline) -> Vec<(u32, Vec<
     if !code.windows(4).any(|w| w == b"trap") {
         return found;
     }
-    let mut cursor = tree.walk();
-    let mut visited = 0u32;
-    loop {
-        visited = visited.wrapping_add(1);
-        if visited.is_multiple_of(NODES_PER_CLOCK_CHECK) && deadline.passed() {
-            return found;
-        }
-        let node = cursor.node();
+    // What was found before the deadline counts all the same.
+    deadline::walk(tree, deadline, |node| {
         if node.kind() == "command" {
             if let Some(argument) = trap_code(node, code) {
                 let line = u32::try_from(argument.start_position().row).unwrap_or(u32::MAX);
                 found.push((line, unquoted(&code[argument.byte_range()])));
             }
         }
-        if cursor.goto_first_child() {
-            continue;
-        }
-        while !cursor.goto_next_sibling() {
-            if !cursor.goto_parent() {
-                return found;
-            }
-        }
-    }
+        true
+    });
+    found
 }
 
 /// The argument of `command` that holds a trap's code: `trap [--] CODE SIGNAL…`, a CODE that

@@ -22,11 +22,8 @@
 
 use tree_sitter::{Node, Tree};
 
-use crate::deadline::Deadline;
+use crate::deadline::{self, Deadline};
 use crate::Grammar;
-
-/// Nodes looked at between two looks at the clock.
-const NODES_PER_CLOCK_CHECK: u32 = 4096;
 
 /// The text to parse again, when `code`'s tree holds a concatenation of literals.
 pub(crate) fn reread(
@@ -41,25 +38,17 @@ pub(crate) fn reread(
         _ => return None,
     };
     let mut read: Option<Vec<u8>> = None;
-    let mut cursor = tree.walk();
-    let mut visited = 0u32;
-    loop {
-        visited = visited.wrapping_add(1);
-        if visited.is_multiple_of(NODES_PER_CLOCK_CHECK) && deadline.passed() {
-            return read;
-        }
-        let node = cursor.node();
-        if let Some((range, text)) = joined(node, code).and_then(|j| in_place(code, j)) {
-            read.get_or_insert_with(|| code.to_vec())[range].copy_from_slice(&text);
-        } else if cursor.goto_first_child() {
-            continue;
-        }
-        while !cursor.goto_next_sibling() {
-            if !cursor.goto_parent() {
-                return read;
+    // What was read before the deadline is read again all the same.
+    deadline::walk(tree, deadline, |node| {
+        match joined(node, code).and_then(|j| in_place(code, j)) {
+            Some((range, text)) => {
+                read.get_or_insert_with(|| code.to_vec())[range].copy_from_slice(&text);
+                false
             }
+            None => true,
         }
-    }
+    });
+    read
 }
 
 /// A concatenation found: the bytes it spans, the literal it makes, and the pieces' ranges

@@ -19,11 +19,8 @@
 
 use tree_sitter::{Node, Tree};
 
-use crate::deadline::Deadline;
+use crate::deadline::{self, Deadline};
 use crate::Grammar;
-
-/// Nodes looked at between two looks at the clock.
-const NODES_PER_CLOCK_CHECK: u32 = 4096;
 
 /// The kinds of `grammar`'s name nodes, and the separators between their parts.
 fn names(grammar: Grammar) -> Option<(&'static [&'static str], &'static [&'static str])> {
@@ -65,27 +62,16 @@ pub(crate) fn reread(
     let (kinds, separators) = names(grammar)?;
     // (gap, where it goes): each gap is a range of filler, moved to just after a name.
     let mut moves: Vec<(std::ops::Range<usize>, usize)> = Vec::new();
-    let mut cursor = tree.walk();
-    let mut visited = 0u32;
-    'walk: loop {
-        visited = visited.wrapping_add(1);
-        if visited.is_multiple_of(NODES_PER_CLOCK_CHECK) && deadline.passed() {
-            return None;
-        }
-        let node = cursor.node();
+    let walked = deadline::walk(tree, deadline, |node| {
         if kinds.contains(&node.kind()) {
             gaps(node, separators, |gap| {
                 moves.push((gap, outermost(node, kinds).end_byte()));
             });
         }
-        if cursor.goto_first_child() {
-            continue;
-        }
-        while !cursor.goto_next_sibling() {
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-        }
+        true
+    });
+    if !walked {
+        return None;
     }
     if moves.is_empty() {
         return None;

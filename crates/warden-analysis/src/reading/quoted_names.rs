@@ -14,10 +14,7 @@
 
 use tree_sitter::{Node, Tree};
 
-use crate::deadline::Deadline;
-
-/// Nodes walked between two looks at the clock.
-const NODES_PER_CLOCK_CHECK: u32 = 4096;
+use crate::deadline::{self, Deadline};
 
 /// The text to parse again, when a command of `code`'s tree is named by quoted pieces only.
 pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec<u8>> {
@@ -28,30 +25,20 @@ pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec
         return None;
     }
     let mut read: Option<Vec<u8>> = None;
-    let mut cursor = tree.walk();
-    let mut visited = 0u32;
-    loop {
-        visited = visited.wrapping_add(1);
-        if visited.is_multiple_of(NODES_PER_CLOCK_CHECK) && deadline.passed() {
-            return read;
+    // What was read before the deadline is read again all the same.
+    deadline::walk(tree, deadline, |node| {
+        if node.kind() != "command_name" {
+            return true;
         }
-        let node = cursor.node();
-        if node.kind() == "command_name" {
-            if let Some(name) = quoted_name(node, code) {
-                let read = read.get_or_insert_with(|| code.to_vec());
-                let range = node.byte_range();
-                read[range.start..range.start + name.len()].copy_from_slice(&name);
-                read[range.start + name.len()..range.end].fill(b' ');
-            }
-        } else if cursor.goto_first_child() {
-            continue;
+        if let Some(name) = quoted_name(node, code) {
+            let read = read.get_or_insert_with(|| code.to_vec());
+            let range = node.byte_range();
+            read[range.start..range.start + name.len()].copy_from_slice(&name);
+            read[range.start + name.len()..range.end].fill(b' ');
         }
-        while !cursor.goto_next_sibling() {
-            if !cursor.goto_parent() {
-                return read;
-            }
-        }
-    }
+        false
+    });
+    read
 }
 
 /// The text of `name`, a command's name, when it is a concatenation of single- or double-quoted
