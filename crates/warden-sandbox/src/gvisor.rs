@@ -3,16 +3,18 @@
 //!
 //! warden writes an OCI bundle that carries the whole plan (`gvisor/bundle.rs`: a read-only
 //! root, the spec's read-only binds and volumes, the native sandbox's `/dev`, a size-capped
-//! workspace and `/tmp`, the seccomp policy as OCI seccomp, `gvisor/seccomp.rs`) and has the
-//! helper join the sandbox's cgroup and exec `runsc run` there: runsc's sandbox, gofer and
+//! workspace and `/tmp`, the seccomp policy as OCI seccomp, `gvisor/seccomp.rs`, and a user
+//! namespace that maps the sandbox's root to the run's uid slot, the host id a native sandbox's
+//! root has) and has the helper join the sandbox's cgroup and exec `runsc run` there: runsc's sandbox, gofer and
 //! every program process are charged to and killed with that cgroup. The container's own
 //! process is the keeper, warden's loader waiting on the lifeline (and, as pid 1, reaping
 //! orphans as they end, `gvisor/filter_exec.rs`), run as
 //! `nobody`: it exits, and the container with it, when the parent lets the sandbox go. Each
 //! job is a `runsc exec` of an OCI process (argv, environment, rlimits, no capabilities, no
 //! new privileges, the seccomp filter) whose exit status is the program's; its files are written into the
-//! workspace directory first, and what it collects (a compiler's output) read out after it,
-//! from the host, without following links. A limit kills the whole
+//! workspace directory first (as the slot's, on the scratch tmpfs: the sandbox's root's), and
+//! what it collects (a compiler's output) read out after it, from the host, without following
+//! links. A limit kills the whole
 //! sandbox here (runsc has no cheap way to kill one job's processes and keep the rest), so
 //! after a limit the sandbox runs no more jobs. The network is `none`: loopback only.
 //!
@@ -178,6 +180,17 @@ impl Gvisor {
             ..spec.limits
         };
         let cgroup = self.host.new_cgroup(&runtime_limits)?;
+        // The run's uid slot, as a native sandbox's: its root is this host id to the host's
+        // files (the bundle's user namespace, `bundle.rs`).
+        let slot = self.host.reserve_slot()?;
+        slot.set_owner(&cgroup.name())
+            .map_err(|source| SandboxError::Helper {
+                action: "recording the uid slot's cgroup",
+                source,
+            })?;
+        let ids = bundle::Ids {
+            host_id: slot.host_id(),
+        };
         let container = format!("warden-{}", cgroup.name());
         let bundle = Path::new(BUNDLES).join(&container);
         let cleanup = {
@@ -198,7 +211,7 @@ impl Gvisor {
             }) as Box<dyn FnOnce() -> Result<(), SandboxError> + Send>
         };
         let filter = filter_exec::compile_for_jobs(&spec.seccomp)?;
-        if let Err(e) = bundle::write_bundle(&bundle, spec, self.host.helper_path()) {
+        if let Err(e) = bundle::write_bundle(&bundle, spec, self.host.helper_path(), &ids) {
             let _ = cleanup();
             return Err(e);
         }
@@ -237,7 +250,7 @@ impl Gvisor {
                 limits: runtime_limits,
                 ..spec.clone()
             },
-            host_id: 0,
+            host_id: ids.host_id,
             cgroup: join,
             // runsc's sandbox has no init of warden's to read it: its jobs start on a ready one.
             cpu_counter: None,
@@ -254,6 +267,7 @@ impl Gvisor {
                 .any(|v| v.target == Path::new(crate::plan::WORKDIR)),
             filter,
             bundle,
+            ids,
             count: 0,
             container_start,
             start: None,
@@ -265,7 +279,7 @@ impl Gvisor {
                 request,
                 spec: spec.clone(),
                 overhead: (RUNTIME_MEMORY, runtime_pids),
-                slot: None,
+                slot: Some(slot),
                 cgroup,
                 cleanup: vec![cleanup],
             },
@@ -274,10 +288,16 @@ impl Gvisor {
     }
 }
 
-/// Removes a bundle: its scratch tmpfs unmounted (detached; not there when the bundle was
-/// never complete), then the tree, without following links.
+/// Removes a bundle: its scratch tmpfs and its volumes unmounted (detached; not there when the
+/// bundle was never complete), then the tree, without following links.
 pub(crate) fn remove_bundle(bundle: &Path) -> Result<(), SandboxError> {
     let _ = nix::mount::umount2(&bundle::scratch(bundle), nix::mount::MntFlags::MNT_DETACH);
+    // A volume still mounted there is left with the bundle: removing the tree would remove
+    // the volume's files.
+    bundle::remove_volumes(bundle).map_err(|source| SandboxError::Helper {
+        action: "unmounting the gVisor sandbox's volumes",
+        source,
+    })?;
     match fs::remove_dir_all(bundle) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SandboxError::Helper {
             action: "removing the gVisor bundle",
@@ -323,6 +343,8 @@ struct RunscJobs {
     work_on_scratch: bool,
     /// The seccomp filter each job's loader installs (`gvisor/filter_exec.rs`).
     filter: String,
+    /// The sandbox's user namespace's ids: the files of each job are written as its root's.
+    ids: bundle::Ids,
     /// Jobs started so far (names their process files).
     count: u64,
     /// A one-job sandbox's: the command that joins the cgroup and runs the container
@@ -669,8 +691,14 @@ impl JobLauncher for RunscJobs {
 
     fn prepare(&mut self, job: &Job) -> Result<Command, SandboxError> {
         let room = self.fit(&job.limits)?;
-        crate::workspace::write_files(&self.workspace, &job.files, &mut InMemory, room)
-            .map_err(|e| SandboxError::setup(e.step, e.detail))?;
+        // The scratch workspace's files are the sandbox's root's (the slot's on the host), as
+        // if it had written them; a volume at `/work` stores them as uid 0 on disk, which its
+        // id-mapped mount shows as the sandbox's root (`bundle.rs`).
+        let as_slot = self.work_on_scratch.then_some(self.ids.host_id);
+        as_host_id(as_slot, || {
+            crate::workspace::write_files(&self.workspace, &job.files, &mut InMemory, room)
+        })
+        .map_err(|e| SandboxError::setup(e.step, e.detail))?;
         if let Some(argv) = &self.container_start {
             if self.count > 0 {
                 return Err(SandboxError::Gone {
@@ -701,7 +729,7 @@ impl JobLauncher for RunscJobs {
             action: "writing a job's process.json",
             source: std::io::Error::other(e),
         })?;
-        fs::write(&process, text).map_err(|source| SandboxError::Helper {
+        bundle::write_private(&process, &text).map_err(|source| SandboxError::Helper {
             action: "writing a job's process.json",
             source,
         })?;
@@ -801,7 +829,7 @@ impl JobLauncher for RunscJobs {
             action: "writing the process.json that ends a job",
             source: std::io::Error::other(e),
         })?;
-        fs::write(&process, text).map_err(|source| SandboxError::Helper {
+        bundle::write_private(&process, &text).map_err(|source| SandboxError::Helper {
             action: "writing the process.json that ends a job",
             source,
         })?;
@@ -874,7 +902,7 @@ impl RunscJobs {
         );
         let text = serde_json::to_vec(&config)
             .map_err(|e| io("writing config.json")(std::io::Error::other(e)))?;
-        fs::write(&config_path, text).map_err(io("writing config.json"))?;
+        bundle::write_private(&config_path, &text).map_err(io("writing config.json"))?;
         self.start = StateChanges::watch(Path::new(RUNSC_ROOT), &self.container)
             .map(|changes| Box::new(changes) as Box<dyn ProgramStart>);
         let (program, args) = argv.split_first().ok_or(SandboxError::Setup {
@@ -885,6 +913,22 @@ impl RunscJobs {
         command.args(args).env_clear();
         Ok(command)
     }
+}
+
+/// Runs `write` with this thread's filesystem uid and gid set to `host_id` (when given), so
+/// that what it creates is that id's and it may do only what that id may; the thread's own
+/// afterwards. The ids are per thread (setfsuid(2)): the parent's other threads are not
+/// affected.
+fn as_host_id<T>(host_id: Option<u32>, write: impl FnOnce() -> T) -> T {
+    let Some(id) = host_id else {
+        return write();
+    };
+    let gid = nix::unistd::setfsgid(nix::unistd::Gid::from_raw(id));
+    let uid = nix::unistd::setfsuid(nix::unistd::Uid::from_raw(id));
+    let result = write();
+    nix::unistd::setfsuid(uid);
+    nix::unistd::setfsgid(gid);
+    result
 }
 
 /// How long the `runsc exec` that ends a job's leftover processes may take: its loader's own

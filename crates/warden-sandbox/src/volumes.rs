@@ -75,7 +75,13 @@ pub(crate) fn make_mounts(volumes: &[VolumeMount], init: Pid) -> Result<Vec<Owne
         .collect()
 }
 
-fn make_one(volume: &VolumeMount, userns: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+/// A detached mount of `volume`'s host directory, id-mapped to `userns` (uid and gid 0 on disk
+/// are that namespace's root), `nosuid`, `nodev`, private, and read-only unless writable: the
+/// native init's, and a gVisor sandbox's (`gvisor/bundle.rs`).
+pub(crate) fn make_one(
+    volume: &VolumeMount,
+    userns: std::os::fd::BorrowedFd<'_>,
+) -> Result<OwnedFd, Errno> {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);

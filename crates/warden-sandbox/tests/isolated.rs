@@ -20,11 +20,12 @@ fn isolated(script: &str, limits: Limits) -> warden_sandbox::SandboxRun {
 }
 
 /// The bundles' directory on the host, where each gVisor sandbox's files, arguments,
-/// environment, workspace and /tmp live (made by runsc as root, and opened to all by the
-/// program if it likes), is root's alone: no other user of the host (a trusted run) passes
-/// through it, whatever its mode was before.
+/// environment, workspace and /tmp live (opened to all by the program if it likes), cannot be
+/// listed by another user of the host (a trusted run), whatever its mode was before: it is
+/// passed through by runsc's gofer, which runs as the sandbox's slot uid (0711), and what a
+/// bundle holds is root's or the slot's alone (`gvisor/bundle.rs`).
 #[test]
-fn the_bundles_of_gvisor_sandboxes_are_roots_alone() {
+fn the_bundles_of_gvisor_sandboxes_cannot_be_listed_by_other_users() {
     use std::os::unix::fs::PermissionsExt;
     let bundles = std::path::Path::new("/run/warden/gvisor");
     if bundles.exists() {
@@ -40,7 +41,7 @@ fn the_bundles_of_gvisor_sandboxes_are_roots_alone() {
         .expect("the bundles")
         .permissions()
         .mode();
-    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    assert_eq!(mode & 0o777, 0o711, "{mode:o}");
 }
 
 #[test]
@@ -282,6 +283,84 @@ fn the_devices_work_and_dev_stays_read_only_in_both_modes() {
             "{mode:?}: {}",
             String::from_utf8_lossy(&run.stderr)
         );
+    }
+}
+
+/// The job's files, the workspace and `/tmp` are the sandbox's root's under gVisor as natively:
+/// the program may change its files and make new ones beside them, in both kinds of sandbox,
+/// and on the host they are the run's slot's (the sandbox's user namespace, `gvisor/bundle.rs`).
+#[test]
+fn a_jobs_files_are_the_sandboxs_roots_under_gvisor() {
+    let script = "stat -c '%u %g' /work /tmp /work/sub/given.txt; \
+                  echo more >> /work/sub/given.txt && cat /work/sub/given.txt; \
+                  mkdir /work/made && echo new > /work/sub/new.txt && echo made; \
+                  echo t > /tmp/t && echo tmp";
+    let mut p = plan(&["/bin/sh", "-c", script]);
+    p.files.push(warden_sandbox::WorkspaceFile::new(
+        "sub/given.txt",
+        "given\n",
+    ));
+    let expected = "0 0\n0 0\n0 0\ngiven\nmore\nmade\ntmp\n";
+    for mode in support::MODES {
+        let run = support::run_in(mode, &p, Stdin::Null);
+        assert_eq!(out(&run), expected, "{mode:?}: {run:?}");
+    }
+    use warden_sandbox::Backend;
+    let (spec, job) = p.clone().split();
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    let mut live = gvisor.create(&spec).expect("created");
+    let first = live.run(&job, Stdin::Null).expect("the job ran");
+    assert_eq!(out(&first), expected, "{first:?}");
+}
+
+/// A root-only host file in a read-only bind is refused in both modes: the sandbox's root is
+/// an unprivileged host uid (the run's slot) to the host's files, under gVisor as natively
+/// (its OCI user namespace maps root to the slot, `gvisor/bundle.rs`), in a sandbox of one
+/// job and in one of several.
+#[test]
+fn a_root_only_host_file_in_a_read_only_bind_is_refused_in_both_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::path::PathBuf::from(format!("/var/tmp/warden-root-only-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).expect("create the bound directory");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "host secret\n").expect("write the secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(dir.join("open"), "open\n").expect("write an open file");
+    std::fs::set_permissions(dir.join("open"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    let private = dir.join("private");
+    std::fs::create_dir(&private).expect("create a private directory");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let script = format!(
+        "cat {d}/open; cat {d}/secret 2>/dev/null || echo refused; \
+         ls {d}/private >/dev/null 2>&1 && echo listed || echo refused",
+        d = dir.display()
+    );
+    let mut p = plan(&["/bin/sh", "-c", &script]);
+    p.binds.push(warden_sandbox::Bind { path: dir.clone() });
+    let several = |p: &warden_sandbox::SandboxPlan| {
+        use warden_sandbox::Backend;
+        let (spec, job) = p.clone().split();
+        let gvisor = sandbox().gvisor().expect("runsc is installed");
+        let mut live = gvisor.create(&spec).expect("created");
+        live.run(&job, Stdin::Null).expect("the job ran")
+    };
+    let runs = [
+        (
+            "sandboxed",
+            support::run_in(support::Mode::Sandboxed, &p, Stdin::Null),
+        ),
+        (
+            "isolated",
+            support::run_in(support::Mode::Isolated, &p, Stdin::Null),
+        ),
+        ("isolated, several jobs", several(&p)),
+    ];
+    let _ = std::fs::remove_dir_all(&dir);
+    for (mode, run) in runs {
+        assert_eq!(out(&run), "open\nrefused\nrefused\n", "{mode}: {run:?}");
     }
 }
 

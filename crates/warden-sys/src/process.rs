@@ -73,6 +73,56 @@ pub fn clone_into_namespaces(flags: CloneFlags) -> Result<ForkResult, Errno> {
     }
 }
 
+/// Runs `with` on the pid of a child that waits in a new user namespace of its own (no id map
+/// written yet: `with` may write them, and open `/proc/<pid>/ns/user`, which holds the
+/// namespace after the child is gone), then ends and reaps the child.
+///
+/// Safe from a multi-threaded process: the child, a copy of this one, runs nothing but
+/// `close`, `read` and `_exit` system calls, and takes no lock. It is a clone child (no exit
+/// signal), so a wait for any child elsewhere in the process neither reaps it nor sees it.
+pub fn with_user_namespace_child<T>(with: impl FnOnce(Pid) -> T) -> Result<T, Errno> {
+    let (release_read, release_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (read_fd, write_fd) = (release_read.as_raw_fd(), release_write.as_raw_fd());
+    let flags = libc::c_ulong::try_from(libc::CLONE_NEWUSER).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: the raw clone syscall with a null stack behaves like fork(2) (the child continues
+    // here on a copy-on-write copy of the address space), with no exit signal. No pointer
+    // arguments are passed.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if ret == 0 {
+        // The child: waits until the parent closes its end of the pipe (or dies), then exits.
+        // Raw system calls only: another thread of the parent may have held a lock at the
+        // clone, which stays held here.
+        let mut byte = 0u8;
+        // SAFETY: close and read on descriptors this copy of the process owns, into a live
+        // byte on this stack; _exit ends the process without running anything of the parent's.
+        unsafe {
+            libc::syscall(libc::SYS_close, write_fd);
+            libc::syscall(
+                libc::SYS_read,
+                read_fd,
+                std::ptr::addr_of_mut!(byte).cast::<libc::c_void>(),
+                1usize,
+            );
+            libc::syscall(libc::SYS_exit_group, 0);
+        }
+        unreachable!("exit_group returned");
+    }
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    let child = Pid::from_raw(i32::try_from(ret).map_err(|_| Errno::EOVERFLOW)?);
+    drop(release_read);
+    let result = with(child);
+    drop(release_write);
+    loop {
+        match nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::__WCLONE)) {
+            Err(Errno::EINTR) => continue,
+            _ => break,
+        }
+    }
+    Ok(result)
+}
+
 /// The kernel's `struct rlimit64`.
 #[repr(C)]
 struct Rlimit64 {

@@ -4,10 +4,20 @@
 //! ```text
 //! <bundle>/rootfs/    read-only root: mount points, symlinks of the binds, /etc's few files,
 //!                     the preloaded /.warden/no_automount.so and its /etc/ld.so.preload
-//! <bundle>/scratch/   a tmpfs of the workspace's size: work/ at /work, tmp/ at /tmp (one cap)
+//! <bundle>/scratch/   a tmpfs of the workspace's size: work/ at /work, tmp/ at /tmp (one cap),
+//!                     the slot's
 //! <bundle>/dev/       read-only /dev: mount points of the devices, the fd and shm symlinks
-//! <bundle>/config.json
+//! <bundle>/volumes/   the volumes' id-mapped mounts, bound from there (the slot's, 0700)
+//! <bundle>/config.json, job-<n>.json   root's alone (0600)
 //! ```
+//!
+//! The container has a user namespace whose uid and gid 0 are the run's uid slot on the host
+//! (`idmap.rs`), as a native sandbox's: runsc's gofer, which opens the host's files for the
+//! sandbox and does its mounts, runs as that uid in it, so the host refuses the sandbox's root a
+//! root-only file in a bind, as natively (root's files show as `nobody`'s). So whatever the
+//! sandbox may write is the slot's on the host: the scratch tmpfs and the files warden writes
+//! into it for each job (`gvisor.rs`), and the volumes, through id-mapped mounts
+//! ([`volume_mounts`]). The bundles, and each bundle, are 0711: the gofer passes through them.
 //!
 //! `/dev` is a read-only bind of `<bundle>/dev` with the host's null, zero, full, random and
 //! urandom bound on their mount points, as the native sandbox binds them (`mounts.rs`). runsc
@@ -18,6 +28,7 @@
 //! the spec has none, is an empty read-only tmpfs (the native sandbox has no `/sys`).
 
 use std::fs;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -67,18 +78,26 @@ pub(super) fn write_bundle(
     bundle: &Path,
     spec: &SandboxSpec,
     loader: &Path,
+    ids: &Ids,
 ) -> Result<(), SandboxError> {
-    // Root's alone: a bundle holds the program's files, arguments and environment, and its
-    // workspace and /tmp, which runsc makes as root and the program may open to all; nobody
-    // else on the host (a trusted run, another user) may even pass through to them.
+    // Nobody else on the host (a trusted run, another user) may list the bundles or read what
+    // one holds: the program's files, arguments and environment (its files, `config.json`
+    // and the jobs' process files, root's alone, 0600), and its workspace and /tmp (on the
+    // scratch tmpfs, the slot's alone, 0700). The bundles and each bundle may be passed
+    // through (0711) by runsc's gofer, which runs as the slot's uid in the sandbox's user
+    // namespace and binds the root, `/dev`, the scratch and the volumes from the bundle.
     let bundles = bundle.parent().unwrap_or(bundle);
     fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(BUNDLES_MODE)
         .create(bundles)
-        .and_then(|()| fs::set_permissions(bundles, fs::Permissions::from_mode(0o700)))
+        .and_then(|()| fs::set_permissions(bundles, fs::Permissions::from_mode(BUNDLES_MODE)))
         .map_err(io("creating the gVisor bundle directory"))?;
-    fs::create_dir(bundle).map_err(io("creating the gVisor bundle"))?;
+    fs::DirBuilder::new()
+        .mode(BUNDLES_MODE)
+        .create(bundle)
+        .and_then(|()| fs::set_permissions(bundle, fs::Permissions::from_mode(BUNDLES_MODE)))
+        .map_err(io("creating the gVisor bundle"))?;
     let rootfs = bundle.join("rootfs");
     for dir in ["work", "tmp", "proc", "dev", "sys", "etc"] {
         fs::create_dir_all(rootfs.join(dir)).map_err(io("creating the gVisor root"))?;
@@ -89,14 +108,41 @@ pub(super) fn write_bundle(
     let mut mounts = base_mounts(bundle, spec);
     mounts.push(loader_mount(&rootfs, loader)?);
     mounts.extend(bind_mounts(&rootfs, spec)?);
-    mounts.extend(volume_mounts(&rootfs, spec)?);
-    mount_scratch(&scratch(bundle), spec)?;
-    let config = oci_config(spec, mounts);
+    mounts.extend(volume_mounts(bundle, &rootfs, spec, ids)?);
+    mount_scratch(&scratch(bundle), spec, ids.host_id)?;
+    let config = oci_config(spec, mounts, ids);
     let text = serde_json::to_vec_pretty(&config).map_err(|e| SandboxError::Helper {
         action: "writing config.json",
         source: std::io::Error::other(e),
     })?;
-    fs::write(bundle.join("config.json"), text).map_err(io("writing config.json"))
+    write_private(&bundle.join("config.json"), &text).map_err(io("writing config.json"))
+}
+
+/// The mode of the bundles' directory and of each bundle: passed through by runsc's gofer
+/// (the slot's uid), listed by root alone.
+pub(super) const BUNDLES_MODE: u32 = 0o711;
+
+/// Writes `path` (created or truncated) as root's alone: a bundle's files are read by runsc,
+/// which runs as root, and no one else.
+pub(super) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(contents)
+}
+
+/// The ids of a sandbox's user namespace: its root is `host_id` on the host, the slot's uid
+/// and gid that the native sandbox's root has too (`idmap.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ids {
+    pub(super) host_id: u32,
 }
 
 fn io(action: &'static str) -> impl Fn(std::io::Error) -> SandboxError {
@@ -221,13 +267,32 @@ fn bind_mounts(rootfs: &Path, spec: &SandboxSpec) -> Result<Vec<Value>, SandboxE
     Ok(mounts)
 }
 
-/// The spec's volumes: binds of their host directories, `nosuid` and `nodev`, read-only
-/// unless writable. runsc runs as host root and its gofer creates files with the sandbox
-/// user's ids, so the sandbox's root owns uid-0 files on disk and stores new ones as uid 0,
-/// as the native backend's id-mapped mounts do (`volumes.rs`).
-fn volume_mounts(rootfs: &Path, spec: &SandboxSpec) -> Result<Vec<Value>, SandboxError> {
+/// The spec's volumes: binds, `nosuid` and `nodev`, read-only unless writable, of an id-mapped
+/// mount of each host directory, as the native backend's (`volumes.rs`): through the map of a
+/// user namespace whose root is the slot, uid and gid 0 on disk are the sandbox's root (the
+/// gofer, which runs as the slot's uid, owns them and stores the files it creates as uid 0),
+/// so the next sandbox, in another slot, owns the same files; other ids show as `nobody`.
+/// runsc binds paths only: each mount is attached at `<bundle>/volumes/<n>` (the slot's
+/// alone, 0700), in warden's mount namespace, and unmounted with the bundle
+/// ([`remove_volumes`]). Its host directory is opened without following a link, as natively.
+fn volume_mounts(
+    bundle: &Path,
+    rootfs: &Path,
+    spec: &SandboxSpec,
+    ids: &Ids,
+) -> Result<Vec<Value>, SandboxError> {
+    if spec.volumes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let userns = user_namespace(ids.host_id)?;
+    let attached = volumes(bundle);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&attached)
+        .and_then(|()| std::os::unix::fs::lchown(&attached, Some(ids.host_id), Some(ids.host_id)))
+        .map_err(io("creating the volumes' mount points"))?;
     let mut mounts = Vec::new();
-    for volume in &spec.volumes {
+    for (n, volume) in spec.volumes.iter().enumerate() {
         let Ok(inside) = volume.target.strip_prefix("/") else {
             return Err(SandboxError::Setup {
                 step: "mount a volume".into(),
@@ -235,23 +300,80 @@ fn volume_mounts(rootfs: &Path, spec: &SandboxSpec) -> Result<Vec<Value>, Sandbo
             });
         };
         fs::create_dir_all(rootfs.join(inside)).map_err(io("creating a volume's mount point"))?;
+        let source = attached.join(n.to_string());
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&source)
+            .map_err(io("creating a volume's mount point"))?;
+        let setup = |e: nix::errno::Errno| SandboxError::Setup {
+            step: "mount a volume".into(),
+            detail: format!("{}: {e}", volume.host.display()),
+        };
+        let mount = crate::volumes::make_one(volume, userns.as_fd()).map_err(setup)?;
+        warden_sys::mount::move_detached(mount.as_fd(), &source).map_err(setup)?;
         let access = if volume.writable { "rw" } else { "ro" };
         mounts.push(
-            json!({"destination": volume.target, "type": "bind", "source": volume.host,
+            json!({"destination": volume.target, "type": "bind", "source": source,
                            "options": ["rbind", access, "nosuid", "nodev"]}),
         );
     }
     Ok(mounts)
 }
 
+/// Where a bundle's volumes are attached.
+fn volumes(bundle: &Path) -> PathBuf {
+    bundle.join("volumes")
+}
+
+/// A user namespace whose uid and gid 0 are `host_id` on the host (the map of a native
+/// sandbox's, `idmap.rs`), from a child that waits in it while the map is written.
+fn user_namespace(host_id: u32) -> Result<std::os::fd::OwnedFd, SandboxError> {
+    let failed = |detail: String| SandboxError::Setup {
+        step: "make the volumes' user namespace".into(),
+        detail,
+    };
+    warden_sys::process::with_user_namespace_child(|child| {
+        crate::idmap::write_maps(child, host_id).map_err(|e| failed(e.to_string()))?;
+        fs::File::open(format!("/proc/{child}/ns/user"))
+            .map(std::os::fd::OwnedFd::from)
+            .map_err(|e| failed(format!("opening its /proc/{child}/ns/user: {e}")))
+    })
+    .map_err(|e| failed(format!("clone: {e}")))?
+}
+
+/// Unmounts a bundle's volumes (detached), before the bundle is removed: fails, and the bundle
+/// must then be left, when one is still mounted, whose files a removal would reach.
+pub(super) fn remove_volumes(bundle: &Path) -> std::io::Result<()> {
+    let attached = volumes(bundle);
+    let entries = match fs::read_dir(&attached) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        entries => entries?,
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
+        // The mount point was made empty; what it shows is a volume's (an empty volume's
+        // mount point cannot be removed while it is mounted: `EBUSY`).
+        if fs::read_dir(&path)?.next().is_some() {
+            return Err(std::io::Error::other(format!(
+                "{} is still mounted",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Mounts the scratch tmpfs, capped at the workspace size (bytes and inodes, as the native
 /// sandbox's), with `work/` and a sticky `tmp/`: the program's writes to both reach it through
 /// gVisor's gofer, and a host directory would have no cap.
-fn mount_scratch(scratch: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
+fn mount_scratch(scratch: &Path, spec: &SandboxSpec, host_id: u32) -> Result<(), SandboxError> {
     fs::create_dir(scratch).map_err(io("creating the workspace"))?;
     let size = spec.limits.workspace_size.bytes();
     let inodes = (size / 4096).clamp(1024, 1 << 20);
-    let options = format!("size={size},nr_inodes={inodes},mode=0755");
+    // The slot's alone: the gofer writes it as the sandbox's root (the slot's uid), and no
+    // one else on the host may pass through.
+    let options = format!("size={size},nr_inodes={inodes},mode=0700,uid={host_id},gid={host_id}");
     nix::mount::mount(
         Some("tmpfs"),
         scratch,
@@ -263,9 +385,15 @@ fn mount_scratch(scratch: &Path, spec: &SandboxSpec) -> Result<(), SandboxError>
         action: "mounting the gVisor workspace",
         source: e.into(),
     })?;
-    fs::create_dir(scratch.join("work")).map_err(io("creating the workspace"))?;
+    // Both the sandbox's root's, as the native sandbox's are.
+    let work = scratch.join("work");
+    fs::create_dir(&work).map_err(io("creating the workspace"))?;
+    std::os::unix::fs::lchown(&work, Some(host_id), Some(host_id))
+        .map_err(io("creating the workspace"))?;
     let tmp = scratch.join("tmp");
     fs::create_dir(&tmp).map_err(io("creating the sandbox's /tmp"))?;
+    std::os::unix::fs::lchown(&tmp, Some(host_id), Some(host_id))
+        .map_err(io("creating the sandbox's /tmp"))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))
         .map_err(io("creating the sandbox's /tmp"))
 }
@@ -327,7 +455,7 @@ const KEEPER_STACK: ByteSize = ByteSize::mib(1024);
 /// `nobody`, see `gvisor.rs`), the mounts, a read-only root, the seccomp policy, its own pid,
 /// network, ipc, uts and mount namespaces (the network one a host namespace that runsc
 /// creates, which its sandbox uses under `--network=host`).
-pub(super) fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
+pub(super) fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>, ids: &Ids) -> Value {
     // Reads the lifeline until end-of-file; as pid 1 it also reaps the orphans jobs leave as
     // they end (`filter_exec.rs`, the keeper).
     let keeper = super::filter_exec::keeper_argv();
@@ -357,10 +485,25 @@ pub(super) fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>) -> Value {
         "hostname": spec.hostname,
         "mounts": mounts,
         "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}],
+            "uidMappings": id_mappings(ids),
+            "gidMappings": id_mappings(ids),
             "seccomp": super::seccomp::oci_seccomp(&spec.seccomp),
         }
     })
+}
+
+/// The sandbox's user namespace maps its root, and only its root, to the slot's id: the
+/// runtime's gofer, which opens the host's files for the sandbox, runs as that uid in it, so
+/// the host checks the program's every open of a bound file as the slot's, as the native
+/// sandbox's root: a root-only host file or directory is refused, and shows as owned by
+/// `nobody` (the overflow id), as natively. The keeper's id ([`KEEPER_ID`]) is left
+/// unmapped: gVisor's sentry keeps its own credentials for its processes, and the keeper
+/// touches no host file through the gofer (it only waits on the lifeline and reaps), so it
+/// needs no host id; mapping it to the host's `nobody` would give the gofer, as that id,
+/// the host `nobody`'s files in the binds.
+fn id_mappings(ids: &Ids) -> Value {
+    json!([{"containerID": 0, "hostID": ids.host_id, "size": 1}])
 }
 
 #[cfg(test)]
@@ -387,7 +530,13 @@ mod tests {
         );
         let (spec, mut job) = plan.split();
         job.limits.max_open_files = 99;
-        let config = oci_config(&spec, vec![]);
+        let config = oci_config(
+            &spec,
+            vec![],
+            &Ids {
+                host_id: 1_500_000_007,
+            },
+        );
         assert_eq!(
             config["process"]["args"][0],
             super::super::filter_exec::LOADER
@@ -395,6 +544,16 @@ mod tests {
         assert_eq!(config["process"]["args"][2], "--keep");
         assert_eq!(config["process"]["user"]["uid"], KEEPER_ID);
         assert_eq!(config["root"]["readonly"], true);
+        assert!(config["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .contains(&json!({"type": "user"})));
+        for map in ["uidMappings", "gidMappings"] {
+            assert_eq!(
+                config["linux"][map],
+                json!([{"containerID": 0, "hostID": 1_500_000_007u32, "size": 1}])
+            );
+        }
         assert_eq!(
             config["linux"]["seccomp"]["defaultAction"],
             "SCMP_ACT_ALLOW"
