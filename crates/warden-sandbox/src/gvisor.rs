@@ -181,7 +181,7 @@ impl Gvisor {
         };
         let cgroup = self.host.new_cgroup(&runtime_limits)?;
         // The run's uid slot, as a native sandbox's: its root is this host id to the host's
-        // files (the bundle's user namespace, `bundle.rs`).
+        // files (the bundle's user namespace, `bundle.rs`), unless the sandbox has egress.
         let slot = self.host.reserve_slot()?;
         slot.set_owner(&cgroup.name())
             .map_err(|source| SandboxError::Helper {
@@ -190,6 +190,8 @@ impl Gvisor {
             })?;
         let ids = bundle::Ids {
             host_id: slot.host_id(),
+            // Not with egress: runsc cannot start it so (`bundle::Ids`).
+            mapped: !spec.egress,
         };
         let container = format!("warden-{}", cgroup.name());
         let bundle = Path::new(BUNDLES).join(&container);
@@ -694,7 +696,7 @@ impl JobLauncher for RunscJobs {
         // The scratch workspace's files are the sandbox's root's (the slot's on the host), as
         // if it had written them; a volume at `/work` stores them as uid 0 on disk, which its
         // id-mapped mount shows as the sandbox's root (`bundle.rs`).
-        let as_slot = self.work_on_scratch.then_some(self.ids.host_id);
+        let as_slot = self.ids.owner().filter(|_| self.work_on_scratch);
         as_host_id(as_slot, || {
             crate::workspace::write_files(&self.workspace, &job.files, &mut InMemory, room)
         })

@@ -18,6 +18,7 @@
 //! sandbox may write is the slot's on the host: the scratch tmpfs and the files warden writes
 //! into it for each job (`gvisor.rs`), and the volumes, through id-mapped mounts
 //! ([`volume_mounts`]). The bundles, and each bundle, are 0711: the gofer passes through them.
+//! A sandbox with egress has no user namespace yet ([`Ids`]).
 //!
 //! `/dev` is a read-only bind of `<bundle>/dev` with the host's null, zero, full, random and
 //! urandom bound on their mount points, as the native sandbox binds them (`mounts.rs`). runsc
@@ -109,7 +110,7 @@ pub(super) fn write_bundle(
     mounts.push(loader_mount(&rootfs, loader)?);
     mounts.extend(bind_mounts(&rootfs, spec)?);
     mounts.extend(volume_mounts(bundle, &rootfs, spec, ids)?);
-    mount_scratch(&scratch(bundle), spec, ids.host_id)?;
+    mount_scratch(&scratch(bundle), spec, ids.owner().unwrap_or(0))?;
     let config = oci_config(spec, mounts, ids);
     let text = serde_json::to_vec_pretty(&config).map_err(|e| SandboxError::Helper {
         action: "writing config.json",
@@ -139,10 +140,23 @@ pub(super) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()>
 }
 
 /// The ids of a sandbox's user namespace: its root is `host_id` on the host, the slot's uid
-/// and gid that the native sandbox's root has too (`idmap.rs`).
+/// and gid that the native sandbox's root has too (`idmap.rs`), when `mapped`. A sandbox with
+/// egress (`--network=host`) is not: runsc 0.0~20221219 then starts its sentry in the
+/// container's user namespace as its `nobody` with the container process's capabilities, and
+/// its setup fails (`error setting up chroot: error converting mounts: operation not
+/// permitted`, also with `nobody` mapped); its root is the host's uid 0 to the bound files, as
+/// before (docs/threat-model.md, Known limits).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Ids {
     pub(super) host_id: u32,
+    pub(super) mapped: bool,
+}
+
+impl Ids {
+    /// The host id what the sandbox may write must have: the slot's, or root's when unmapped.
+    pub(super) fn owner(&self) -> Option<u32> {
+        self.mapped.then_some(self.host_id)
+    }
 }
 
 fn io(action: &'static str) -> impl Fn(std::io::Error) -> SandboxError {
@@ -284,6 +298,9 @@ fn volume_mounts(
     if spec.volumes.is_empty() {
         return Ok(Vec::new());
     }
+    if !ids.mapped {
+        return unmapped_volume_mounts(rootfs, spec);
+    }
     let userns = user_namespace(ids.host_id)?;
     let attached = volumes(bundle);
     fs::DirBuilder::new()
@@ -314,6 +331,28 @@ fn volume_mounts(
         let access = if volume.writable { "rw" } else { "ro" };
         mounts.push(
             json!({"destination": volume.target, "type": "bind", "source": source,
+                           "options": ["rbind", access, "nosuid", "nodev"]}),
+        );
+    }
+    Ok(mounts)
+}
+
+/// Without a user namespace, binds of the host directories themselves: runsc runs as host root
+/// and its gofer creates files with the sandbox user's ids, so uid 0 on disk is the sandbox's
+/// root already.
+fn unmapped_volume_mounts(rootfs: &Path, spec: &SandboxSpec) -> Result<Vec<Value>, SandboxError> {
+    let mut mounts = Vec::new();
+    for volume in &spec.volumes {
+        let Ok(inside) = volume.target.strip_prefix("/") else {
+            return Err(SandboxError::Setup {
+                step: "mount a volume".into(),
+                detail: format!("the target {} is not absolute", volume.target.display()),
+            });
+        };
+        fs::create_dir_all(rootfs.join(inside)).map_err(io("creating a volume's mount point"))?;
+        let access = if volume.writable { "rw" } else { "ro" };
+        mounts.push(
+            json!({"destination": volume.target, "type": "bind", "source": volume.host,
                            "options": ["rbind", access, "nosuid", "nodev"]}),
         );
     }
@@ -371,8 +410,8 @@ fn mount_scratch(scratch: &Path, spec: &SandboxSpec, host_id: u32) -> Result<(),
     fs::create_dir(scratch).map_err(io("creating the workspace"))?;
     let size = spec.limits.workspace_size.bytes();
     let inodes = (size / 4096).clamp(1024, 1 << 20);
-    // The slot's alone: the gofer writes it as the sandbox's root (the slot's uid), and no
-    // one else on the host may pass through.
+    // The sandbox's root's alone (the slot's, or root's without a user namespace): the gofer
+    // writes it as that root, and no one else on the host may pass through.
     let options = format!("size={size},nr_inodes={inodes},mode=0700,uid={host_id},gid={host_id}");
     nix::mount::mount(
         Some("tmpfs"),
@@ -478,19 +517,26 @@ pub(super) fn oci_config(spec: &SandboxSpec, mounts: Vec<Value>, ids: &Ids) -> V
     // a job that filled its process limit took the whole sandbox with it.
     let mut process = oci_process(&keeper, &crate::plan::base_environment(), &ceilings, 2);
     process["user"] = json!({"uid": KEEPER_ID, "gid": KEEPER_ID});
-    json!({
+    let mut config = json!({
         "ociVersion": "1.0.0",
         "process": process,
         "root": {"path": "rootfs", "readonly": true},
         "hostname": spec.hostname,
         "mounts": mounts,
         "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}],
-            "uidMappings": id_mappings(ids),
-            "gidMappings": id_mappings(ids),
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
             "seccomp": super::seccomp::oci_seccomp(&spec.seccomp),
         }
-    })
+    });
+    if ids.mapped {
+        let linux = &mut config["linux"];
+        if let Some(namespaces) = linux["namespaces"].as_array_mut() {
+            namespaces.push(json!({"type": "user"}));
+        }
+        linux["uidMappings"] = id_mappings(ids);
+        linux["gidMappings"] = id_mappings(ids);
+    }
+    config
 }
 
 /// The sandbox's user namespace maps its root, and only its root, to the slot's id: the
@@ -535,6 +581,7 @@ mod tests {
             vec![],
             &Ids {
                 host_id: 1_500_000_007,
+                mapped: true,
             },
         );
         assert_eq!(
@@ -554,6 +601,20 @@ mod tests {
                 json!([{"containerID": 0, "hostID": 1_500_000_007u32, "size": 1}])
             );
         }
+        // With egress, none (`Ids`).
+        let unmapped = oci_config(
+            &spec,
+            vec![],
+            &Ids {
+                host_id: 1_500_000_007,
+                mapped: false,
+            },
+        );
+        assert!(!unmapped["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .contains(&json!({"type": "user"})));
+        assert!(unmapped["linux"]["uidMappings"].is_null());
         assert_eq!(
             config["linux"]["seccomp"]["defaultAction"],
             "SCMP_ACT_ALLOW"
