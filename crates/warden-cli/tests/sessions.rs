@@ -886,9 +886,11 @@ fn an_isolated_session_compiles_a_threaded_rust_program() {
     ok(&server, &["rm", &id]);
 }
 
-/// The host pid of the gVisor sentry of `server`'s sandbox whose mounts name `session`'s
-/// workspace, from runsc's state files.
-fn sentry_of(server: &LiveServer, session: &str) -> Option<i32> {
+/// The host pid of the gVisor sentry of `server`'s sandbox that has a session's workspace, from
+/// runsc's state files: a volume at `/work`, bound from its id-mapped mount in the bundle
+/// (`gvisor/bundle.rs`), whose path does not name the session, so `server` must have one
+/// session's sandbox alone.
+fn sentry_of(server: &LiveServer) -> Option<i32> {
     let prefix = format!("warden-run-{}-", server.pid());
     std::fs::read_dir("/run/warden/runsc")
         .ok()?
@@ -901,9 +903,10 @@ fn sentry_of(server: &LiveServer, session: &str) -> Option<i32> {
             let state: Value = serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()?;
             let mounts = state["spec"]["mounts"].as_array()?;
             let ours = mounts.iter().any(|m| {
-                m["source"]
-                    .as_str()
-                    .is_some_and(|source| source.contains(session))
+                m["destination"] == "/work"
+                    && m["source"]
+                        .as_str()
+                        .is_some_and(|source| source.contains("/volumes/"))
             });
             ours.then(|| state["sandbox"]["pid"].as_i64())
                 .flatten()
@@ -924,7 +927,7 @@ fn a_session_whose_gvisor_sentry_dies_under_a_call_stops_and_says_why() {
         let mut sentry = None;
         assert!(
             eventually(Duration::from_secs(10), || {
-                sentry = sentry_of(&server, &id);
+                sentry = sentry_of(&server);
                 sentry.is_some()
             }),
             "no sentry found for session {id}"

@@ -114,12 +114,8 @@ pub fn with_user_namespace_child<T>(with: impl FnOnce(Pid) -> T) -> Result<T, Er
     drop(release_read);
     let result = with(child);
     drop(release_write);
-    loop {
-        match nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::__WCLONE)) {
-            Err(Errno::EINTR) => continue,
-            _ => break,
-        }
-    }
+    let reap = || nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::__WCLONE));
+    while let Err(Errno::EINTR) = reap() {}
     Ok(result)
 }
 
