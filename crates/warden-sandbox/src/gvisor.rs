@@ -922,15 +922,22 @@ impl RunscJobs {
 /// afterwards. The ids are per thread (setfsuid(2)): the parent's other threads are not
 /// affected.
 fn as_host_id<T>(host_id: Option<u32>, write: impl FnOnce() -> T) -> T {
+    /// The thread's own filesystem ids, put back when dropped: also when `write` panics, so
+    /// that the thread (a server's, which goes on serving) never keeps the slot's.
+    struct Restore(nix::unistd::Uid, nix::unistd::Gid);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            nix::unistd::setfsuid(self.0);
+            nix::unistd::setfsgid(self.1);
+        }
+    }
     let Some(id) = host_id else {
         return write();
     };
     let gid = nix::unistd::setfsgid(nix::unistd::Gid::from_raw(id));
     let uid = nix::unistd::setfsuid(nix::unistd::Uid::from_raw(id));
-    let result = write();
-    nix::unistd::setfsuid(uid);
-    nix::unistd::setfsgid(gid);
-    result
+    let _restore = Restore(uid, gid);
+    write()
 }
 
 /// How long the `runsc exec` that ends a job's leftover processes may take: its loader's own
