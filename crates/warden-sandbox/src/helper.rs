@@ -258,7 +258,7 @@ fn start_init(
                 kill_the_rest(&cgroups);
                 if let Backend::Trusted { workdir } = &request.backend {
                     if let Some(dir) = workdir.parent() {
-                        let _ = fs::remove_dir_all(dir);
+                        let _ = crate::trusted::remove_run_dir(dir);
                     }
                     let shared = crate::trusted::leftovers::shared_dirs();
                     let dirs: Vec<&Path> = shared.iter().map(|d| d.as_path()).collect();

@@ -29,7 +29,9 @@ pub(crate) fn sweep(cgroups: &CgroupFs) {
     }
     for dir in dead_runs(Path::new(crate::trusted::TRUSTED_RUNS), "run-") {
         remove_trusted_leftovers(&dir);
-        remove_tree(&dir);
+        if let Err(e) = crate::trusted::remove_run_dir(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing what a dead warden left");
+        }
     }
     for dir in &dead {
         remove_killing(dir);
@@ -92,12 +94,6 @@ fn remove_trusted_leftovers(dir: &Path) {
     let shared: Vec<&Path> = shared.iter().map(std::path::PathBuf::as_path).collect();
     if let Err(e) = crate::trusted::leftovers::remove_owned(&shared, uid) {
         tracing::warn!(dir = %dir.display(), uid, error = %e, "what a dead trusted run left");
-    }
-}
-
-fn remove_tree(dir: &Path) {
-    if let Err(e) = fs::remove_dir_all(dir) {
-        tracing::warn!(dir = %dir.display(), error = %e, "removing what a dead warden left");
     }
 }
 

@@ -68,7 +68,7 @@ impl Backend for Trusted {
         let dir = Path::new(TRUSTED_RUNS).join(cgroup.name());
         let remove_dir = {
             let dir = dir.clone();
-            Box::new(move || match fs::remove_dir_all(&dir) {
+            Box::new(move || match remove_run_dir(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SandboxError::Helper {
                     action: "removing the trusted run's directory",
                     source: e,
@@ -89,7 +89,7 @@ impl Backend for Trusted {
                 })
             }) as Box<dyn FnOnce() -> Result<(), SandboxError> + Send>
         };
-        if let Err(e) = prepare(&dir, slot.host_id()) {
+        if let Err(e) = prepare(&dir, slot.host_id(), spec.limits.workspace_size) {
             let _ = remove_dir();
             return Err(e);
         }
@@ -114,19 +114,34 @@ impl Backend for Trusted {
     }
 }
 
-/// Creates `dir` with `work/` and `tmp/` owned by `id`.
-fn prepare(dir: &Path, id: u32) -> Result<(), SandboxError> {
+/// Creates `dir`, a tmpfs of `size` (the plan's workspace size), with `work/` and `tmp/` owned
+/// by `id`. A tmpfs, as the native sandbox's `/work` and `/tmp` are: on a host whose `/run`
+/// is on disk the run wrote there without bound (`--workspace-size` held nowhere), and its
+/// files counted towards no limit; a tmpfs's pages count towards the memory limit of the
+/// cgroup that wrote them.
+fn prepare(dir: &Path, id: u32, size: warden_core::ByteSize) -> Result<(), SandboxError> {
     let io = |action: &'static str| move |source| SandboxError::Helper { action, source };
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
         .create(TRUSTED_RUNS)
         .map_err(io("creating /run/warden/trusted"))?;
-    // Only traversable by others: the run's user needs to reach its two directories.
     fs::DirBuilder::new()
         .mode(0o711)
         .create(dir)
         .map_err(io("creating the trusted run's directory"))?;
+    let size = size.bytes();
+    let inodes = (size / 4096).clamp(1024, 1 << 20);
+    // Only traversable by others: the run's user needs to reach its two directories.
+    let options = format!("size={size},nr_inodes={inodes},mode=0711");
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(|e| io("mounting the trusted run's workspace")(e.into()))?;
     for sub in ["work", "tmp"] {
         let path = dir.join(sub);
         fs::DirBuilder::new()
@@ -137,6 +152,17 @@ fn prepare(dir: &Path, id: u32) -> Result<(), SandboxError> {
             .map_err(io("handing the trusted run's directories to its user"))?;
     }
     Ok(())
+}
+
+/// Removes a trusted run's directory: its tmpfs unmounted (detached: a file still open
+/// somewhere keeps its pages until closed, not the mount), then the directory.
+pub(crate) fn remove_run_dir(dir: &Path) -> std::io::Result<()> {
+    match nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH) {
+        // Not a mount point (a run directory whose tmpfs was never mounted) or not there.
+        Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    fs::remove_dir_all(dir)
 }
 
 /// The job with the sandbox's `/work` and `/tmp` moved to `dir/work` and `dir/tmp` in its

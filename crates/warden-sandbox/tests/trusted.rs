@@ -205,6 +205,50 @@ fn nothing_outlives_a_trusted_run() {
     );
 }
 
+/// Hunt lim 1: the run's directory was a plain directory under `/run/warden/trusted`, and on
+/// a host whose `/run` is on disk the run wrote there without bound: `--workspace-size` held
+/// nowhere, and its files counted towards no limit. It is a tmpfs of the workspace size now,
+/// as the native sandbox's `/work` and `/tmp` are, and goes (unmounted) with the run.
+#[test]
+fn a_trusted_runs_workspace_is_bounded_by_the_workspace_size() {
+    let run = trusted_sh(
+        "pwd; head -c 33554432 /dev/zero > big; echo \"wrote $?\"; \
+         head -c 8388608 /dev/zero > \"$TMPDIR/small\" && echo tmp; exit 0",
+        Limits {
+            workspace_size: ByteSize::mib(16),
+            max_file_size: ByteSize::mib(64),
+            memory: ByteSize::mib(256),
+            ..Limits::default()
+        },
+    );
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let text = out(&run);
+    let mut lines = text.lines();
+    let dir = lines
+        .next()
+        .expect("the run's directory")
+        .trim_end_matches("/work");
+    assert_eq!(
+        lines.next(),
+        Some("wrote 1"),
+        "{text}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("No space left"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The workspace and the run's `/tmp` share the bound, as in the sandbox.
+    assert_ne!(lines.next(), Some("tmp"), "{text}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mounts.contains(&format!(" {dir} ")),
+        "the run's tmpfs {dir} outlived it"
+    );
+    assert!(!std::path::Path::new(dir).exists(), "{dir} was left behind");
+}
+
 /// The run's uid is a slot the next trusted run may get: what this run left in the host's
 /// world-writable directories is removed at its end, or the next run of that uid could read
 /// and change it. A link the run left is removed itself, never followed.
