@@ -87,7 +87,16 @@ fn split_number(input: &str) -> Result<(&str, &str), UnitError> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
         .unwrap_or(s.len());
     let (number, unit) = s.split_at(end);
-    if number.is_empty() || number.chars().all(|c| c == '.' || c == '_') {
+    // An underscore separates digits (`1_000MiB`), and nothing else: `_64MiB`, `6_.4` and
+    // `1_s` were read as numbers.
+    let bytes = number.as_bytes();
+    let stray_underscore = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'_'
+            && !(i > 0
+                && bytes[i - 1].is_ascii_digit()
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+    });
+    if number.is_empty() || number.chars().all(|c| c == '.' || c == '_') || stray_underscore {
         return Err(UnitError::NoNumber {
             input: input.to_owned(),
         });
@@ -447,6 +456,20 @@ mod tests {
             ("\"256MiB\"", 256 << 20),
         ] {
             assert_eq!(read(json), Ok(ByteSize(bytes)), "{json}");
+        }
+    }
+
+    /// Hunt lim 4: an underscore anywhere in a number was dropped, so `_64MiB`, `6_4MiB`'s
+    /// kin `64_MiB` and `1_s` were sizes and durations. It separates digits only.
+    #[test]
+    fn an_underscore_separates_digits_and_nothing_else() {
+        assert_eq!("1_024KiB".parse::<ByteSize>(), Ok(ByteSize(1 << 20)));
+        assert_eq!(parse_duration("1_000ms"), Ok(Duration::from_secs(1)));
+        for size in ["_64MiB", "64_MiB", "6__4MiB", "1_.5MiB", "1._5MiB", "_"] {
+            assert!(size.parse::<ByteSize>().is_err(), "{size}");
+        }
+        for duration in ["1_s", "_1s", "1__0s"] {
+            assert!(parse_duration(duration).is_err(), "{duration}");
         }
     }
 
