@@ -67,7 +67,14 @@ fn the_cli_stops_an_analysis_that_would_take_gigabytes() {
     std::fs::write(&file, quadratic_c()).expect("written");
     let (answer, took) = analyze_under(&world, &file, &format!("--as={}", 2u64 << 30));
     let why = answer["parse_error"].as_str().unwrap_or_default();
-    assert!(why.contains("analysis"), "{answer}");
+    // Stopped at its memory limit, or, where the kernel was slow to give it the memory (a
+    // loaded machine zeroing pages, which counts as its cpu), at the parse's cpu budget
+    // first: either way an answer, graded as a parse that timed out.
+    assert!(
+        why.contains("analysis") || why.starts_with("parsing took longer than"),
+        "{answer}"
+    );
+    assert_eq!(answer["threat_level"], "high", "{answer}");
     assert!(took < Duration::from_secs(60), "took {took:?}");
 }
 

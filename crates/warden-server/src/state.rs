@@ -287,6 +287,22 @@ impl AppState {
         }
     }
 
+    /// What `wait` (for a worker, or a place) gives, unless the shutdown deadline has passed,
+    /// also in the same poll: when it passes, the executions it ends give their workers back,
+    /// and a queued execution's wait may be ready with it; chosen at random
+    /// ([`AppState::before_deadline`]), it started a run that the server's exit then
+    /// interrupted, where it should have been kept for the next server to run.
+    async fn wait_before_deadline<T>(
+        &self,
+        wait: impl std::future::Future<Output = T>,
+    ) -> Result<T, ExecError> {
+        let got = self.before_deadline(wait).await?;
+        if self.is_past_deadline() {
+            return Err(ExecError::ShuttingDown);
+        }
+        Ok(got)
+    }
+
     /// The server's options (caps, deadlines, maxima).
     pub fn options(&self) -> &ServerOptions {
         &self.inner.options
@@ -514,7 +530,7 @@ impl AppState {
             Ok(()) = cancelled => {
                 return Err(ExecError::Engine(EngineError::Cancelled { ran: None }));
             }
-            running = self.before_deadline(self.worker(admitted.place)) => running??,
+            running = self.wait_before_deadline(self.worker(admitted.place)) => running??,
         };
         if request
             .cancel
@@ -618,7 +634,9 @@ impl AppState {
             ),
         };
         let admitted = self.admit(&caller)?;
-        let running = self.before_deadline(self.worker(admitted.place)).await??;
+        let running = self
+            .wait_before_deadline(self.worker(admitted.place))
+            .await??;
         // A `files` call runs no execution: it counts only among the tool calls.
         if runs_execution {
             self.inner.metrics.queued(admitted.at.elapsed());
@@ -756,7 +774,7 @@ impl AppState {
             }
         })?;
         let running = self
-            .before_deadline(self.inner.admission.start(ticket))
+            .wait_before_deadline(self.inner.admission.start(ticket))
             .await??;
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
