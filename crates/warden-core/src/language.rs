@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::LimitOverrides;
+use crate::units::ByteSize;
 
 /// A language id: lowercase ASCII letters, digits, `-`, `_`, `+`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -79,7 +80,14 @@ pub const PLACEHOLDERS: &[&str] = &[
     "{artifact}",
     "{class}",
     "{options}",
+    "{memory_bytes}",
+    "{memory_mib}",
+    "{memory_mib_half}",
 ];
+
+/// Placeholders that expand to the run's memory limit: only `[run] argv` takes them (a
+/// compile command's would have to be part of the compile cache's key).
+const MEMORY_PLACEHOLDERS: &[&str] = &["{memory_bytes}", "{memory_mib}", "{memory_mib_half}"];
 
 /// Placeholders that expand to zero or more whole elements.
 const LIST_PLACEHOLDERS: &[&str] = &["{args}", "{sources}", "{options}"];
@@ -368,6 +376,19 @@ impl Language {
                 "only the compile stage takes {options}",
             ));
         }
+        for (field, argv) in std::iter::once(("version", &self.version))
+            .chain(self.compile.as_ref().map(|c| ("[compile] argv", &c.argv)))
+        {
+            if let Some(p) = MEMORY_PLACEHOLDERS
+                .iter()
+                .find(|p| argv.iter().any(|a| a.contains(*p)))
+            {
+                return Err(invalid(
+                    field,
+                    &format!("only [run] argv takes {p} (the run's memory limit)"),
+                ));
+            }
+        }
         if let Some(compile) = &self.compile {
             check_argv(self, file, "[compile] argv", &compile.argv)?;
             check_file_name(&compile.artifact).map_err(|p| invalid("[compile] artifact", &p))?;
@@ -577,23 +598,40 @@ pub struct CommandValues<'a> {
     pub args: &'a [String],
     /// The compiler options the request added (`{options}`).
     pub options: &'a [String],
+    /// The memory limit of the job, in bytes (`{memory_bytes}`, `{memory_mib}`,
+    /// `{memory_mib_half}`).
+    pub memory: u64,
 }
 
 /// Expands a template: `{args}` and `{sources}` become zero or more elements, the others are
-/// substituted.
+/// substituted. The memory limit is given in MiB rounded down, and its half, at least 1.
 pub fn expand_argv(template: &[String], values: &CommandValues<'_>) -> Vec<String> {
+    let mib = values.memory / ByteSize::MIB;
+    let memory = [
+        ("{memory_bytes}", values.memory.to_string()),
+        ("{memory_mib}", mib.max(1).to_string()),
+        ("{memory_mib_half}", (mib / 2).max(1).to_string()),
+    ];
     let mut argv = Vec::with_capacity(template.len() + values.args.len());
     for arg in template {
         match arg.as_str() {
             "{args}" => argv.extend(values.args.iter().cloned()),
             "{sources}" => argv.extend(values.sources.iter().cloned()),
             "{options}" => argv.extend(values.options.iter().cloned()),
-            _ => argv.push(
-                arg.replace("{source}", values.source)
-                    .replace("{workdir}", values.workdir)
-                    .replace("{artifact}", values.artifact)
-                    .replace("{class}", values.class),
-            ),
+            _ => {
+                // The numbers first, so that no path or class substituted after is read again.
+                let arg = memory
+                    .iter()
+                    .fold(arg.clone(), |arg, (placeholder, value)| {
+                        arg.replace(placeholder, value)
+                    });
+                argv.push(
+                    arg.replace("{source}", values.source)
+                        .replace("{workdir}", values.workdir)
+                        .replace("{artifact}", values.artifact)
+                        .replace("{class}", values.class),
+                );
+            }
         }
     }
     argv
@@ -785,6 +823,7 @@ stdout = "hi\n"
             artifact: "/work/main",
             args: &[],
             options: &["-O0".to_owned(), "-Wall".to_owned()],
+            memory: 0,
         };
         let stage_argv = &lang.compile.as_ref().expect("compiled").argv;
         assert_eq!(
@@ -843,6 +882,7 @@ stdout = "hi\n"
             artifact: "/work/main",
             args: &args,
             options: &[],
+            memory: 0,
         };
         assert_eq!(
             expand_argv(&template, &values),
@@ -853,6 +893,69 @@ stdout = "hi\n"
             ..values
         };
         assert_eq!(expand_argv(&template, &none).len(), 3);
+    }
+
+    #[test]
+    fn the_memory_limit_expands_in_bytes_and_mib() {
+        let template: Vec<String> = [
+            "/bin/x",
+            "-XX:MaxRAM={memory_bytes}",
+            "--old={memory_mib_half}",
+            "{memory_mib}",
+            "{source}",
+        ]
+        .map(String::from)
+        .to_vec();
+        let values = CommandValues {
+            source: "/work/{memory_mib}.x",
+            sources: &[],
+            class: "",
+            workdir: "/work",
+            artifact: "",
+            args: &[],
+            options: &[],
+            memory: 96 * ByteSize::MIB + 1,
+        };
+        assert_eq!(
+            expand_argv(&template, &values),
+            [
+                "/bin/x",
+                "-XX:MaxRAM=100663297",
+                "--old=48",
+                "96",
+                // A value substituted is not read again for placeholders.
+                "/work/{memory_mib}.x",
+            ]
+        );
+        // Never 0, which a runtime could take for "no limit".
+        let tiny = CommandValues {
+            memory: ByteSize::MIB + 1,
+            ..values
+        };
+        assert_eq!(expand_argv(&template, &tiny)[2..4], ["--old=1", "1"]);
+        let lang = Language::from_toml(
+            "toy.toml",
+            &MINIMAL.replace(
+                "\"{source}\", \"{args}\"",
+                "\"--heap={memory_mib}\", \"{source}\"",
+            ),
+        )
+        .expect("[run] argv takes the memory limit");
+        assert_eq!(lang.run.argv[1], "--heap={memory_mib}");
+        let compiled = MINIMAL.replace(
+            "[run]",
+            "[compile]\nargv = [\"/usr/bin/toyc\", \"-m{memory_bytes}\", \"{source}\"]\n\
+             artifact = \"a\"\n[run]",
+        );
+        let versioned = MINIMAL.replace("\"--version\"", "\"--version={memory_mib_half}\"");
+        for (text, expected) in [(compiled, "[compile] argv"), (versioned, "version")] {
+            let err = Language::from_toml("toy.toml", &text).expect_err(expected);
+            let err = err.to_string();
+            assert!(
+                err.contains(expected) && err.contains("only [run] argv takes {memory_"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -1058,6 +1058,7 @@ impl Engine {
             artifact: &artifact,
             args,
             options: &program.compile_options,
+            memory: limits.memory.bytes(),
         };
         let mut job = Job::new(expand_argv(argv, &values), limits);
         for (key, value) in &language.env {
