@@ -214,20 +214,20 @@ public class Main {
 }
 "#,
     cpu_time: "2s",
-    // The JVM's default heap (a quarter of the host's memory) is larger than the limit, so
-    // the cgroup's OOM kill comes before an OutOfMemoryError.
+    // Memory outside the heap: the JVM's heap is sized from the limit (`-XX:MaxRAM`), so a
+    // program filling it ends with an OutOfMemoryError (`java_sizes_its_heap_from_the_memory_limit`).
     memory_hog: r#"
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.List;
+import java.lang.reflect.Field;
+import sun.misc.Unsafe;
 
 public class Main {
-    public static void main(String[] args) {
-        List<long[]> chunks = new ArrayList<>();
+    public static void main(String[] args) throws Exception {
+        Field field = Unsafe.class.getDeclaredField("theUnsafe");
+        field.setAccessible(true);
+        Unsafe unsafe = (Unsafe) field.get(null);
         for (;;) {
-            long[] chunk = new long[2 << 20];
-            Arrays.fill(chunk, 1L);
-            chunks.add(chunk);
+            long chunk = unsafe.allocateMemory(16 << 20);
+            unsafe.setMemory(chunk, 16 << 20, (byte) 1);
         }
     }
 }
@@ -925,6 +925,66 @@ fn java_runs_the_class_holding_main_beside_a_public_class() {
     let program = "public class Data {}\nclass Runner { public static void main(String[] a) { System.out.println(1); } }\n";
     let result = warden.code("java", program, &[], b"");
     assert_ran(&result, Expect::Exited(0), "1\n", "Data and Runner");
+}
+
+/// Bug hunt: the sandbox has no /sys, so the JVM saw no memory limit and sized its heap from
+/// the host's memory (a quarter of it): a program making 3000 MiB of garbage with 1 MiB live
+/// filled a young generation larger than a 96 MiB limit before collecting, and was killed
+/// (`memory_limit`) where trusted mode, whose JVM sees the cgroup, exited 0; a program
+/// filling its heap was `memory_limit` rather than Java's own OutOfMemoryError.
+#[test]
+fn java_sizes_its_heap_from_the_memory_limit() {
+    let warden = Warden::for_language("java");
+    let garbage = r#"
+public class Main {
+    public static void main(String[] args) {
+        long total = 0;
+        for (int i = 0; i < 3000; i++) {
+            byte[] b = new byte[1 << 20];
+            b[i % 1000] = 1;
+            total += b.length;
+        }
+        System.out.println("allocated " + (total >> 20) + " MiB");
+        System.out.println("heap within the limit " + (Runtime.getRuntime().maxMemory() <= (96L << 20)));
+    }
+}
+"#;
+    let result = warden.code("java", garbage, &["--memory", "96MiB"], b"");
+    assert_ran(
+        &result,
+        Expect::Exited(0),
+        "allocated 3000 MiB\nheap within the limit true\n",
+        "java garbage under 96MiB",
+    );
+    let full = r#"
+import java.util.ArrayList;
+import java.util.List;
+
+public class Main {
+    public static void main(String[] args) {
+        List<byte[]> live = new ArrayList<>();
+        for (;;) live.add(new byte[1 << 20]);
+    }
+}
+"#;
+    let result = warden.code("java", full, &["--memory", MEMORY_LIMIT], b"");
+    assert_outcome(&result, Expect::Exited(1).to_json(), "java heap filled");
+    let stderr = result["stderr"].as_str().expect("stderr is text");
+    assert!(
+        stderr.contains("java.lang.OutOfMemoryError: Java heap space"),
+        "{result:#}"
+    );
+}
+
+/// Bug hunt: Node sized its V8 heap from the host's memory (4144 MiB on a 24 GiB host under a
+/// 128 MiB limit); its old generation is given half the run's memory limit.
+#[test]
+fn javascript_sizes_its_heap_from_the_memory_limit() {
+    let warden = Warden::for_language("javascript");
+    let program = "const limit = require('v8').getHeapStatistics().heap_size_limit;\n\
+                   console.log(limit < (128 << 20));\n";
+    let result = warden.code("javascript", program, &["--memory", MEMORY_LIMIT], b"");
+    assert_ran(&result, Expect::Exited(0), "true\n", "node's heap limit");
 }
 
 #[test]
