@@ -40,6 +40,19 @@ fn denying(resolvable: &[&str]) -> Denying {
     }
 }
 
+/// Asserts that `stream` is reset or closed without a byte coming back.
+fn closed_unanswered(mut stream: std::net::TcpStream) {
+    stream
+        .set_read_timeout(Some(CLIENT_TIMEOUT))
+        .expect("timeout");
+    let mut buf = [0; 1];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        Ok(n) => panic!("{n} bytes from a connection that should have been refused"),
+    }
+}
+
 /// Asserts that nothing was dialed and nothing resolved.
 fn nothing_left_the_host(denying: &Denying) {
     assert!(denying.dialer.dialed.lock().expect("lock").is_empty());
@@ -256,16 +269,7 @@ fn a_denied_transparent_connection_is_reset_and_never_dialed() {
         // TEST-NET-1, never routed: the redirect keeps the connection inside the namespace.
         let literal = Ipv4Addr::new(192, 0, 2, 1);
         for addr in [synthetic, literal] {
-            let mut stream = std::net::TcpStream::connect((addr, 80)).expect("redirected");
-            stream
-                .set_read_timeout(Some(CLIENT_TIMEOUT))
-                .expect("timeout");
-            let mut buf = [0; 1];
-            match stream.read(&mut buf) {
-                Ok(0) => {}
-                Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
-                Ok(n) => panic!("{n} bytes from a denied destination"),
-            }
+            closed_unanswered(std::net::TcpStream::connect((addr, 80)).expect("redirected"));
         }
     });
     nothing_left_the_host(&denying);
@@ -294,17 +298,9 @@ fn a_connection_to_the_redirects_own_port_is_reset_and_not_judged() {
     }
     let denying = denying(&[]);
     denying.sandbox.run(|| {
-        let mut stream =
-            std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, 15001)).expect("connects");
-        stream
-            .set_read_timeout(Some(CLIENT_TIMEOUT))
-            .expect("timeout");
-        let mut buf = [0; 1];
-        match stream.read(&mut buf) {
-            Ok(0) => {}
-            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
-            Ok(n) => panic!("{n} bytes from the redirect's own port"),
-        }
+        closed_unanswered(
+            std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, 15001)).expect("connects"),
+        );
     });
     nothing_left_the_host(&denying);
     let records = denying.sandbox.stop();
