@@ -82,12 +82,16 @@ pub const PLACEHOLDERS: &[&str] = &[
     "{options}",
     "{memory_bytes}",
     "{memory_mib}",
-    "{memory_mib_half}",
+    "{memory_mib_three_quarters}",
 ];
 
 /// Placeholders that expand to the run's memory limit: only `[run] argv` takes them (a
 /// compile command's would have to be part of the compile cache's key).
-const MEMORY_PLACEHOLDERS: &[&str] = &["{memory_bytes}", "{memory_mib}", "{memory_mib_half}"];
+const MEMORY_PLACEHOLDERS: &[&str] = &[
+    "{memory_bytes}",
+    "{memory_mib}",
+    "{memory_mib_three_quarters}",
+];
 
 /// Placeholders that expand to zero or more whole elements.
 const LIST_PLACEHOLDERS: &[&str] = &["{args}", "{sources}", "{options}"];
@@ -599,18 +603,22 @@ pub struct CommandValues<'a> {
     /// The compiler options the request added (`{options}`).
     pub options: &'a [String],
     /// The memory limit of the job, in bytes (`{memory_bytes}`, `{memory_mib}`,
-    /// `{memory_mib_half}`).
+    /// `{memory_mib_three_quarters}`).
     pub memory: u64,
 }
 
 /// Expands a template: `{args}` and `{sources}` become zero or more elements, the others are
-/// substituted. The memory limit is given in MiB rounded down, and its half, at least 1.
+/// substituted. The memory limit is given in MiB rounded down, and three quarters of it, at
+/// least 1.
 pub fn expand_argv(template: &[String], values: &CommandValues<'_>) -> Vec<String> {
     let mib = values.memory / ByteSize::MIB;
     let memory = [
         ("{memory_bytes}", values.memory.to_string()),
         ("{memory_mib}", mib.max(1).to_string()),
-        ("{memory_mib_half}", (mib / 2).max(1).to_string()),
+        (
+            "{memory_mib_three_quarters}",
+            (mib.saturating_mul(3) / 4).max(1).to_string(),
+        ),
     ];
     let mut argv = Vec::with_capacity(template.len() + values.args.len());
     for arg in template {
@@ -900,7 +908,7 @@ stdout = "hi\n"
         let template: Vec<String> = [
             "/bin/x",
             "-XX:MaxRAM={memory_bytes}",
-            "--old={memory_mib_half}",
+            "--old={memory_mib_three_quarters}",
             "{memory_mib}",
             "{source}",
         ]
@@ -921,7 +929,7 @@ stdout = "hi\n"
             [
                 "/bin/x",
                 "-XX:MaxRAM=100663297",
-                "--old=48",
+                "--old=72",
                 "96",
                 // A value substituted is not read again for placeholders.
                 "/work/{memory_mib}.x",
@@ -947,7 +955,8 @@ stdout = "hi\n"
             "[compile]\nargv = [\"/usr/bin/toyc\", \"-m{memory_bytes}\", \"{source}\"]\n\
              artifact = \"a\"\n[run]",
         );
-        let versioned = MINIMAL.replace("\"--version\"", "\"--version={memory_mib_half}\"");
+        let versioned =
+            MINIMAL.replace("\"--version\"", "\"--version={memory_mib_three_quarters}\"");
         for (text, expected) in [(compiled, "[compile] argv"), (versioned, "version")] {
             let err = Language::from_toml("toy.toml", &text).expect_err(expected);
             let err = err.to_string();
