@@ -429,7 +429,7 @@ fn reset(spec: &SandboxSpec) -> Result<(), SetupError> {
 
 /// Writes the job's files into the workspace, as they arrive on the channel, within the
 /// job's room: the tmpfs resized to its `workspace_size` first (`scratch`; none in a trusted
-/// run).
+/// run, whose directory is a tmpfs of the sandbox's workspace size, `trusted.rs`).
 fn write_files(
     job: &Job,
     workdir: &Path,
@@ -438,9 +438,32 @@ fn write_files(
 ) -> Result<(), SetupError> {
     let room = match scratch {
         Some(scratch) => scratch.fit(&job.limits)?,
-        None => None,
+        None => trusted_room(workdir, &job.limits)?,
     };
     workspace::write_files(workdir, &job.files, bytes, room)
+}
+
+/// The room of a trusted job's files: its run directory's tmpfs, `workdir`'s parent, which
+/// holds `work/` and `tmp/`, within the job's `workspace_size` (checked before a byte is
+/// written, as in the sandbox: without it, files too large were refused halfway, by a full
+/// disk); its pages are charged to the run's cgroup, which the init writing them is in.
+fn trusted_room(
+    workdir: &Path,
+    limits: &warden_core::Limits,
+) -> Result<Option<workspace::Room>, SetupError> {
+    let Some(run) = workdir.parent() else {
+        return Ok(None);
+    };
+    let holds = workspace::used_bytes(run)?;
+    let size = limits.workspace_size;
+    if holds > size.bytes() {
+        return Err(workspace::Misfit::holds_more(size, holds));
+    }
+    Ok(Some(workspace::Room {
+        size,
+        holds: warden_core::ByteSize(holds),
+        memory: Some(limits.memory),
+    }))
 }
 
 /// How a job ended, as [`run_job`] returns it.

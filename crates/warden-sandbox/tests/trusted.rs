@@ -96,6 +96,31 @@ fn workspace_files_and_sandbox_paths_are_moved_to_the_run_directory() {
     );
 }
 
+/// Regression hunt: with a trusted run's directory a tmpfs of the workspace size, files too
+/// large for it were refused halfway, by a full disk ("cannot be written in the workspace"),
+/// where the sandbox refuses them before a byte is written, naming the limit.
+#[test]
+fn files_that_do_not_fit_a_trusted_workspace_are_refused_before_the_program_runs() {
+    let mut p = plan(&["/bin/sh", "-c", "echo ran"]);
+    p.limits = Limits {
+        workspace_size: ByteSize::mib(8),
+        max_file_size: ByteSize::mib(64),
+        ..Limits::default()
+    };
+    p.files = vec![WorkspaceFile::new("big", vec![1u8; 10 << 20])];
+    let refused = sandbox().run_trusted(&p, Stdin::Null);
+    assert!(
+        matches!(
+            refused,
+            Err(warden_sandbox::SandboxError::WorkspaceMisfit {
+                limit: "workspace_size",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+}
+
 #[test]
 fn limits_hold_without_namespaces() {
     let memory = Limits {
