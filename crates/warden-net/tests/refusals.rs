@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use support::*;
-use warden_net::{ConnectionRecord, Protocol, Proxy, ProxyLimits};
+use warden_net::{Protocol, Proxy, ProxyLimits};
 
 const METADATA: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
 
@@ -104,13 +104,7 @@ fn an_attempt_to_something_that_is_no_host_is_a_logged_denial() {
     }
     let dialer = Arc::new(RecordingDialer::default());
     let resolver = Arc::new(FakeResolver::default());
-    let observed = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let observer = {
-        let observed = Arc::clone(&observed);
-        Arc::new(move |record: &ConnectionRecord| {
-            observed.lock().expect("observed").push(record.clone());
-        })
-    };
+    let (observed, observer) = denial_observer();
     let policy = TestPolicy::allowing(&["svc.test"], &[]);
     let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
         .with_resolver(Arc::clone(&resolver) as _)
@@ -184,13 +178,7 @@ fn a_request_the_http_proxy_cannot_read_is_a_logged_denial() {
         return;
     }
     let dialer = Arc::new(RecordingDialer::default());
-    let observed = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let observer = {
-        let observed = Arc::clone(&observed);
-        Arc::new(move |record: &ConnectionRecord| {
-            observed.lock().expect("observed").push(record.clone());
-        })
-    };
+    let (observed, observer) = denial_observer();
     let policy = TestPolicy::allowing(&["svc.test"], &[]);
     let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
         .with_dialer(Arc::clone(&dialer) as _)

@@ -328,13 +328,7 @@ fn an_https_rule_on_another_port_admits_tls_tunnels_only() {
     let (_, resolver) = allowing_svc();
     let policy = RulePolicy::allowing("https", "svc.test", &port.to_string());
     // Told of the refusals applied, not of the tcp question that made these tunnels https.
-    let observed = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let observer = {
-        let observed = Arc::clone(&observed);
-        Arc::new(move |record: &ConnectionRecord| {
-            observed.lock().expect("observed").push(record.clone());
-        })
-    };
+    let (observed, observer) = denial_observer();
     let proxy = Proxy::new(Arc::new(policy), ProxyLimits::default())
         .with_resolver(Arc::new(resolver))
         .on_denial(observer);

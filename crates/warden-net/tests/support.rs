@@ -748,3 +748,16 @@ fn hello(server_name: Option<&str>) -> Vec<u8> {
 pub fn proxy(policy: TestPolicy, limits: ProxyLimits, resolver: FakeResolver) -> Proxy {
     Proxy::new(Arc::new(policy), limits).with_resolver(Arc::new(resolver))
 }
+
+/// The denials a proxy tells (`Proxy::on_denial`), kept in order, and the observer to give it.
+pub fn denial_observer() -> (
+    Arc<Mutex<Vec<ConnectionRecord>>>,
+    warden_net::DenialObserver,
+) {
+    let observed = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&observed);
+    let observer = Arc::new(move |record: &ConnectionRecord| {
+        keep.lock().expect("observed").push(record.clone());
+    });
+    (observed, observer)
+}
