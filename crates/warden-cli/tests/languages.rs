@@ -1028,6 +1028,46 @@ fn javascript_sizes_its_heap_from_the_memory_limit() {
     assert_ran(&result, Expect::Exited(0), "true\n", "node's heap limit");
 }
 
+/// Go's collector let the heap grow to twice what was live and knew nothing of the limit: a
+/// program holding 150 MiB and making garbage was killed as `memory_limit` under 256 MiB.
+/// With `GOMEMLIMIT` at three quarters of the limit (`[run] env`), it collects in time.
+#[test]
+fn go_collects_before_the_memory_limit() {
+    let program = r#"
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	live := make([][]byte, 0, 150)
+	for i := 0; i < 150; i++ {
+		b := make([]byte, 1<<20)
+		for j := range b {
+			b[j] = byte(i)
+		}
+		live = append(live, b)
+	}
+	for r := 0; r < 400; r++ {
+		g := make([]byte, 1<<20)
+		for j := 0; j < len(g); j += 4096 {
+			g[j] = byte(r)
+		}
+	}
+	fmt.Println("held", len(live), "MiB;", os.Getenv("GOMEMLIMIT"))
+}
+"#;
+    let result = Warden::for_language("go").code("go", program, &["--memory", "256MiB"], b"");
+    assert_ran(
+        &result,
+        Expect::Exited(0),
+        "held 150 MiB; 192MiB\n",
+        "go, 150 MiB live and garbage",
+    );
+}
+
 #[test]
 fn go_builds_package_main_without_a_module() {
     let warden = Warden::for_language("go");

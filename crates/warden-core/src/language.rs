@@ -214,6 +214,11 @@ impl CompileStage {
 pub struct RunStage {
     /// The command; `{args}` expands to the program's arguments.
     pub argv: ArgvTemplate,
+    /// Environment of the run stage only, on top of `[env]`; values may take the memory
+    /// placeholders (`{memory_mib_three_quarters}` and its siblings), expanded with the run's
+    /// memory limit (`expand_env`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// A smoke test: this code must print exactly `stdout`.
@@ -458,14 +463,47 @@ impl Language {
                 &format!("{ext:?} must be given without the dot"),
             ));
         }
-        if let Some(key) = self
-            .env
-            .keys()
-            .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
-        {
+        for (field, env) in [("[env]", &self.env), ("[run] env", &self.run.env)] {
+            if let Some(key) = env
+                .keys()
+                .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
+            {
+                return Err(invalid(
+                    field,
+                    &format!("environment name {key:?} is not valid"),
+                ));
+            }
+            if let Some(value) = env.values().find(|v| v.contains('\0')) {
+                return Err(invalid(
+                    field,
+                    &format!("environment value {value:?} holds a NUL byte"),
+                ));
+            }
+        }
+        if let Some((key, p)) = self.run.env.iter().find_map(|(k, v)| {
+            PLACEHOLDERS
+                .iter()
+                .find(|p| v.contains(*p) && !MEMORY_PLACEHOLDERS.contains(p))
+                .map(|p| (k, p))
+        }) {
+            return Err(invalid(
+                "[run] env",
+                &format!(
+                    "{key} takes {p}: an environment value takes only the memory placeholders"
+                ),
+            ));
+        }
+        if let Some((key, p)) = self.env.iter().find_map(|(k, v)| {
+            MEMORY_PLACEHOLDERS
+                .iter()
+                .find(|p| v.contains(*p))
+                .map(|p| (k, p))
+        }) {
             return Err(invalid(
                 "[env]",
-                &format!("environment name {key:?} is not valid"),
+                &format!(
+                    "{key} takes {p}: only [run] env and [run] argv take the run's memory limit"
+                ),
             ));
         }
         Ok(())
@@ -611,15 +649,7 @@ pub struct CommandValues<'a> {
 /// substituted. The memory limit is given in MiB rounded down, and three quarters of it, at
 /// least 1.
 pub fn expand_argv(template: &[String], values: &CommandValues<'_>) -> Vec<String> {
-    let mib = values.memory / ByteSize::MIB;
-    let memory = [
-        ("{memory_bytes}", values.memory.to_string()),
-        ("{memory_mib}", mib.max(1).to_string()),
-        (
-            "{memory_mib_three_quarters}",
-            (mib.saturating_mul(3) / 4).max(1).to_string(),
-        ),
-    ];
+    let memory = memory_values(values.memory);
     let mut argv = Vec::with_capacity(template.len() + values.args.len());
     for arg in template {
         match arg.as_str() {
@@ -628,11 +658,7 @@ pub fn expand_argv(template: &[String], values: &CommandValues<'_>) -> Vec<Strin
             "{options}" => argv.extend(values.options.iter().cloned()),
             _ => {
                 // The numbers first, so that no path or class substituted after is read again.
-                let arg = memory
-                    .iter()
-                    .fold(arg.clone(), |arg, (placeholder, value)| {
-                        arg.replace(placeholder, value)
-                    });
+                let arg = expand_memory(arg, &memory);
                 argv.push(
                     arg.replace("{source}", values.source)
                         .replace("{workdir}", values.workdir)
@@ -643,6 +669,37 @@ pub fn expand_argv(template: &[String], values: &CommandValues<'_>) -> Vec<Strin
         }
     }
     argv
+}
+
+/// `[run] env` with the memory placeholders of its values expanded as `expand_argv` does.
+pub fn expand_env(template: &BTreeMap<String, String>, memory: u64) -> Vec<(String, String)> {
+    let memory = memory_values(memory);
+    template
+        .iter()
+        .map(|(key, value)| (key.clone(), expand_memory(value, &memory)))
+        .collect()
+}
+
+/// The memory placeholders' values for a limit of `memory` bytes: in MiB rounded down, and
+/// three quarters of it, at least 1.
+fn memory_values(memory: u64) -> [(&'static str, String); 3] {
+    let mib = memory / ByteSize::MIB;
+    [
+        ("{memory_bytes}", memory.to_string()),
+        ("{memory_mib}", mib.max(1).to_string()),
+        (
+            "{memory_mib_three_quarters}",
+            (mib.saturating_mul(3) / 4).max(1).to_string(),
+        ),
+    ]
+}
+
+fn expand_memory(text: &str, memory: &[(&str, String); 3]) -> String {
+    memory
+        .iter()
+        .fold(text.to_owned(), |text, (placeholder, value)| {
+            text.replace(placeholder, value)
+        })
 }
 
 #[cfg(test)]
@@ -964,6 +1021,34 @@ stdout = "hi\n"
                 err.contains(expected) && err.contains("only [run] argv takes {memory_"),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn run_env_takes_the_memory_placeholders_and_env_does_not() {
+        let run_env = MINIMAL.replace(
+            "[smoke]",
+            "env = { TOYMEM = \"{memory_mib_three_quarters}MiB\", TOYMODE = \"fast\" }\n[smoke]",
+        );
+        let lang = Language::from_toml("toy.toml", &run_env).expect("[run] env is valid");
+        assert_eq!(
+            expand_env(&lang.run.env, 256 * ByteSize::MIB),
+            [
+                ("TOYMEM".to_owned(), "192MiB".to_owned()),
+                ("TOYMODE".to_owned(), "fast".to_owned()),
+            ]
+        );
+        assert_eq!(expand_env(&lang.run.env, 1)[0].1, "1MiB");
+        let pathed = run_env.replace("fast", "{workdir}");
+        let global = format!("{MINIMAL}[env]\nTOYMEM = \"{{memory_mib}}\"\n");
+        let named = run_env.replace("TOYMODE", "\"TOY=MODE\"");
+        for (text, expected) in [
+            (pathed, "only the memory placeholders"),
+            (global, "only [run] env and [run] argv take"),
+            (named, "is not valid"),
+        ] {
+            let err = Language::from_toml("toy.toml", &text).expect_err(expected);
+            assert!(err.to_string().contains(expected), "{err}");
         }
     }
 

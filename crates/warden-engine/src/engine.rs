@@ -30,7 +30,7 @@ use std::sync::OnceLock;
 
 use warden_analysis::Analyzer;
 use warden_core::detect;
-use warden_core::language::{expand_argv, ArgvTemplate, CommandValues};
+use warden_core::language::{expand_argv, expand_env, ArgvTemplate, CommandValues};
 use warden_core::{
     Analysis, Catalog, FilesystemPolicy, Language, LimitBounds, LimitOverrides, Limits, Mode,
     ModePolicy, Outcome, SeccompPolicy,
@@ -673,14 +673,19 @@ impl Engine {
                 ..WorkspaceFile::new(f.path, f.contents)
             })
             .collect();
+        let run_env = expand_env(&language.run.env, prepared.limits.memory.bytes());
         let job_for = |args: &[String]| {
-            let mut job = prepared.with_dependencies(self.job(
+            let mut job = self.job(
                 language,
                 &language.run.argv,
                 &prepared.program,
                 args,
                 prepared.limits,
-            ));
+            );
+            for (key, value) in &run_env {
+                job.set_env(key, value);
+            }
+            let mut job = prepared.with_dependencies(job);
             job.files.extend(artifacts.iter().cloned());
             job.merge_stderr = request.stderr_to_stdout;
             if let Some(own) = &prepared.own_commands {
