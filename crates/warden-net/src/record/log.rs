@@ -177,7 +177,10 @@ impl TrafficLog {
             refusals.entry(key).or_default().push(records.len());
             records.push(record);
         } else if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-            tracing::warn!(
+            // What a program does is no fault of warden's: the run's result says it
+            // (`network: the traffic log was full ...`), so this is not a warning on the
+            // CLI's stderr, beside the program's own.
+            tracing::debug!(
                 capacity = self.room.refused_capacity,
                 "traffic log full of refusals; further refusals are counted, not kept"
             );
