@@ -384,6 +384,12 @@ fn list_files(client: &Client, target: &str, json: bool) -> anyhow::Result<ExitC
             line(&page.to_string())?;
         } else {
             print_entries(&page)?;
+            if let Some(omitted) = page["omitted"].as_u64() {
+                eprintln!(
+                    "warden: {omitted} more entries whose names read alike (bytes that are not \
+                     UTF-8) were left out"
+                );
+            }
         }
         let last = page["entries"].as_array().and_then(|e| e.last());
         match last.and_then(|entry| entry["name"].as_str()) {

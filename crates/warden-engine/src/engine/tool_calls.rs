@@ -375,9 +375,7 @@ impl Engine {
         };
         let caller = request.origin.token.as_deref();
         let value = match self.session_files(session, caller, op) {
-            Ok(FileAnswer::Entries(listing)) => {
-                json!({"path": path, "entries": listing.entries, "truncated": listing.truncated})
-            }
+            Ok(FileAnswer::Entries(listing)) => listing.to_json(&path),
             Ok(FileAnswer::Bytes(bytes)) => match String::from_utf8(bytes) {
                 Ok(text) => json!({"path": path, "content": text}),
                 Err(_) => {

@@ -286,6 +286,20 @@ pub struct Listing {
     /// Whether the directory has entries after the last one here: the next page starts after
     /// its name.
     pub truncated: bool,
+    /// Entries left out: past the first [`MAX_LISTED`] of a group of names answered alike
+    /// (`first_names`), which no page can start inside.
+    pub omitted: u64,
+}
+
+impl Listing {
+    /// The page as every API answers it: `omitted` only when some were.
+    pub fn to_json(&self, path: &str) -> Value {
+        let mut page = json!({"path": path, "entries": self.entries, "truncated": self.truncated});
+        if self.omitted > 0 {
+            page["omitted"] = self.omitted.into();
+        }
+        page
+    }
 }
 
 /// The entries of the directory `path` ("" or "." for the workspace itself) whose names sort
@@ -310,7 +324,7 @@ pub(crate) fn list_entries(
         });
     }
     let dir = walk(workspace, &parts, path)?;
-    let (names, truncated) = first_names(&dir, path, after)?;
+    let (names, truncated, omitted) = first_names(&dir, path, after)?;
     let mut entries = Vec::with_capacity(names.len());
     for (name, raw) in names {
         // Gone since it was read: the page is one shorter.
@@ -327,7 +341,11 @@ pub(crate) fn list_entries(
             },
         });
     }
-    Ok(Listing { entries, truncated })
+    Ok(Listing {
+        entries,
+        truncated,
+        omitted,
+    })
 }
 
 /// An entry's name as a listing answers it, and the bytes that name it.
@@ -337,8 +355,13 @@ type Named = (String, Vec<u8>);
 /// with the bytes that name the entry), and whether more follow. Holds no more names than it
 /// answers, whatever the directory holds. Names that are answered alike (stray bytes that each
 /// read as U+FFFD) stay on one page: the next starts after that name, and would have skipped
-/// the rest of them (regression hunt); a page grows by at most [`MAX_LISTED`] such names.
-fn first_names(dir: &OwnedFd, path: &str, after: &str) -> Result<(Vec<Named>, bool), FilesError> {
+/// the rest of them (regression hunt); a page grows by at most [`MAX_LISTED`] such names, and
+/// says how many more of them it left out (bug hunt: they were dropped without a word).
+fn first_names(
+    dir: &OwnedFd,
+    path: &str,
+    after: &str,
+) -> Result<(Vec<Named>, bool, u64), FilesError> {
     // The largest kept name on top, to make room for a smaller one.
     let mut kept = std::collections::BinaryHeap::with_capacity(MAX_LISTED + 1);
     each_name(dir, path, |name, raw| {
@@ -356,25 +379,30 @@ fn first_names(dir: &OwnedFd, path: &str, after: &str) -> Result<(Vec<Named>, bo
     let truncated = kept.len() > MAX_LISTED;
     let mut names = kept.into_sorted_vec();
     if !truncated {
-        return Ok((names, false));
+        return Ok((names, false, 0));
     }
     let next = names.pop().map(|(name, _)| name);
     let last = names.last().map(|(name, _)| name.clone());
     if next.is_none() || next != last {
-        return Ok((names, true));
+        return Ok((names, true, 0));
     }
-    // The page ends inside a group of names answered alike: the whole group, in order.
+    // The page ends inside a group of names answered alike: the whole group, in order, up to
+    // MAX_LISTED of it.
     let last = last.unwrap_or_default();
-    let mut group = Vec::new();
+    let (mut group, mut omitted) = (Vec::new(), 0);
     each_name(dir, path, |name, raw| {
-        if *name == *last && group.len() < MAX_LISTED {
-            group.push((name.into_owned(), raw.to_vec()));
+        if *name == *last {
+            if group.len() < MAX_LISTED {
+                group.push((name.into_owned(), raw.to_vec()));
+            } else {
+                omitted += 1;
+            }
         }
     })?;
     group.sort();
     names.retain(|(name, _)| *name != last);
     names.extend(group);
-    Ok((names, true))
+    Ok((names, true, omitted))
 }
 
 /// Calls `each` with every entry's name of an open directory, as answered and as its bytes.
@@ -598,8 +626,7 @@ fn caller_dir(caller: Option<&str>) -> String {
 }
 
 fn list(workspace: &OwnedFd, path: &str, after: &str) -> Result<Value, FilesError> {
-    let listing = list_entries(workspace, path, after)?;
-    Ok(json!({"path": path, "entries": listing.entries, "truncated": listing.truncated}))
+    Ok(list_entries(workspace, path, after)?.to_json(path))
 }
 
 fn read(workspace: &OwnedFd, path: &str) -> Result<Value, FilesError> {
@@ -950,6 +977,36 @@ mod tests {
         let first = list_entries(&root, "", "").expect("listed");
         assert_eq!(first.entries[0].kind, "directory");
         assert_eq!((first.entries[1].kind, first.entries[1].size), ("file", 3));
+    }
+
+    /// Hunt sessions 2: past 1,000 names answered alike, the group's rest was dropped without
+    /// a word (2,048 files listed as 1,784). A page holds 1,000 of the group and says how many
+    /// it left out; the next page goes on after the group.
+    #[test]
+    fn names_alike_past_a_page_are_counted_as_omitted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let alike = MAX_LISTED + 264;
+        for i in 0..alike {
+            // Two stray continuation bytes, each read as U+FFFD: every name is answered
+            // "\u{fffd}\u{fffd}".
+            let raw = [0x80 + (i / 32) as u8, 0x80 + (i % 32) as u8];
+            std::fs::write(dir.path().join(OsStr::from_bytes(&raw)), b"x").expect("write");
+        }
+        std::fs::write(dir.path().join("a"), b"x").expect("write");
+        std::fs::write(dir.path().join("\u{ffff}z"), b"x").expect("write");
+        let root = open_root(dir.path()).expect("open");
+        let first = list_entries(&root, "", "").expect("listed");
+        assert_eq!(first.entries.len(), 1 + MAX_LISTED);
+        assert_eq!((first.truncated, first.omitted), (true, 264));
+        assert_eq!(first.to_json("")["omitted"], 264);
+        let after = &first.entries.last().expect("entries").name;
+        let second = list_entries(&root, "", after).expect("listed");
+        let names: Vec<_> = second.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!((names, second.truncated), (vec!["\u{ffff}z"], false));
+        assert!(
+            second.to_json("").get("omitted").is_none(),
+            "only when some were"
+        );
     }
 
     /// The workspace's own programs swap a FIFO and a file at the path being written, over

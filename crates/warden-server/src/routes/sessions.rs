@@ -396,7 +396,7 @@ pub(crate) fn call_of(body: serde_json::Value, state: &AppState) -> Result<Sessi
     responses(
         (status = 400, description = "A malformed query"),
         (status = 401, description = "Missing or invalid token"),
-        (status = 200, description = "`{path, entries: [{name, kind, size}], truncated}`: at most 1,000 entries; `truncated` when more follow (ask again with `after` set to the last name)", body = serde_json::Value),
+        (status = 200, description = "`{path, entries: [{name, kind, size}], truncated, omitted?}`: at most 1,000 entries; `truncated` when more follow (ask again with `after` set to the last name); `omitted`, when present, the entries left out of a group of more than 1,000 names answered alike", body = serde_json::Value),
         (status = 404, description = "No such session or directory"),
         (status = 422, description = "The path leaves the workspace, crosses a link, or is not UTF-8"),
         (status = 429, description = "The caller has 8 file operations at once (a download counts until its client has read it), or the server 64, or the token's requests_per_minute is spent"),
@@ -416,12 +416,7 @@ pub(crate) async fn list_files(
         after,
     };
     match file_op(&state, id, slot, op).await? {
-        FileAnswer::Entries(listing) => Ok(Json(serde_json::json!({
-            "path": path,
-            "entries": listing.entries,
-            "truncated": listing.truncated,
-        }))
-        .into_response()),
+        FileAnswer::Entries(listing) => Ok(Json(listing.to_json(&path)).into_response()),
         _ => Err(ApiError::internal(&std::io::Error::other(
             "a listing answered otherwise",
         ))),
