@@ -621,6 +621,54 @@ fn a_restarted_server_keeps_the_files_and_says_the_processes_ended() {
     ok(&server, &["rm", &id]);
 }
 
+/// Hunt sessions: a session's state was kept when a call ended, not when it began: after a
+/// server killed under a call, the session said it was last used at the end of the call
+/// before. Its last use is the running call's start now.
+#[test]
+fn a_server_killed_under_a_call_keeps_the_calls_start_as_the_last_use() {
+    let server = LiveServer::start("");
+    let id = create(&server, &[]);
+    ok(&server, &["exec", &id, "--", "true"]);
+    let before = show(&server, &id)["last_used_at"].clone();
+    std::thread::sleep(Duration::from_millis(1100));
+    let caller = {
+        let (warden, base) = (server.world().warden(), server.base());
+        let id = id.clone();
+        std::thread::spawn(move || {
+            let mut warden = warden;
+            let _ = warden
+                .args(["session", "exec", &id, "--", "sleep 31.3"])
+                .env("WARDEN_SERVER", base)
+                .env("WARDEN_TOKEN", TOKEN)
+                .output();
+        })
+    };
+    let running = || {
+        std::fs::read_dir("/proc").is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                std::fs::read(entry.path().join("cmdline"))
+                    .is_ok_and(|cmdline| cmdline == b"sleep\x0031.3\x00")
+            })
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(30), running),
+        "the call started"
+    );
+    let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("server killed");
+    let server = server.restart();
+    caller.join().expect("the caller");
+    let state = show(&server, &id);
+    assert_eq!(state["state"], "stopped", "{state}");
+    assert!(
+        state["last_used_at"].as_str() > before.as_str(),
+        "last use {} is the call's before ({before})",
+        state["last_used_at"]
+    );
+    ok(&server, &["rm", &id]);
+}
+
 #[test]
 fn agent_tools_work_in_a_session() {
     let server = LiveServer::start("");

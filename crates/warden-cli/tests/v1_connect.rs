@@ -478,3 +478,70 @@ fn a_first_message_with_stdin_is_refused() {
     let (status, _) = server.request("DELETE", &format!("/v1/sessions/{session}"), None);
     assert_eq!(status, 204);
 }
+
+/// Hunt sessions: a session's call whose WebSocket client left ran on until its next output
+/// found nobody, and was recorded as killed by SIGKILL; a call still queued behind an earlier
+/// one started after its client had left. The call ends at once now, recorded as
+/// `cancelled`; the queued one never starts; the session lives on.
+#[test]
+fn a_session_call_whose_client_left_ends_as_cancelled() {
+    use tungstenite::Message;
+    let server = LiveServer::start("");
+    let session = new_session(&server);
+    let path = format!("/v1/sessions/{session}/connect");
+    let mut running = open(&server, live_server::TOKEN, &path);
+    running
+        .send(Message::Text(
+            r#"{"command":"sleep 30.7; echo late"}"#.into(),
+        ))
+        .expect("sent");
+    assert!(
+        eventually(Duration::from_secs(30), || sleeping("30.7")),
+        "the call started"
+    );
+    let mut queued = open(&server, live_server::TOKEN, &path);
+    queued
+        .send(Message::Text(
+            r#"{"command":"touch queued-ran; sleep 30.8"}"#.into(),
+        ))
+        .expect("sent");
+    std::thread::sleep(Duration::from_millis(500));
+    drop(queued);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(running);
+    assert!(
+        eventually(Duration::from_secs(10), || !sleeping("30.7")),
+        "the call of a client that left still runs"
+    );
+    let (status, body) = server.request(
+        "POST",
+        &format!("/v1/sessions/{session}/exec"),
+        Some(r#"{"command":"ls; echo listed"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("listed") && !body.contains("queued-ran"),
+        "the queued call of a client that left ran: {body}"
+    );
+    assert!(!sleeping("30.8"), "the queued call runs");
+    let recorded = |server: &LiveServer| {
+        let (_, body) = server.request("GET", "/v1/history?limit=10", None);
+        let entries: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        entries.as_array().expect("a list").clone()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || recorded(&server).len() == 2),
+        "the cancelled call and the listing recorded: {:?}",
+        recorded(&server)
+    );
+    let outcomes: Vec<_> = recorded(&server)
+        .iter()
+        .map(|e| e["outcome"]["kind"].clone())
+        .collect();
+    assert!(
+        outcomes.contains(&serde_json::json!("cancelled")),
+        "the call whose client left: {outcomes:?}"
+    );
+    let (status, _) = server.request("DELETE", &format!("/v1/sessions/{session}"), None);
+    assert_eq!(status, 204, "the session lived on");
+}

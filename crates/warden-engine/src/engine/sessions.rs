@@ -6,11 +6,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use warden_core::{Mode, ModeRequest, OutcomeKind, ThreatLevel};
+use warden_core::{Mode, ModeRequest, Outcome, OutcomeKind, Signal, ThreatLevel};
 use warden_sandbox::{SandboxSpec, VolumeMount, WORKDIR};
 
 use super::outcome::finish;
 use super::{runner, Engine, NetworkReport, PhaseClock};
+use crate::cancel::Cancellation;
 use crate::error::EngineError;
 use crate::execution::{Execution, ExecutionRequest, SourceFile};
 use crate::id::ExecutionId;
@@ -494,6 +495,15 @@ impl Engine {
             )));
         }
         let mut guard = session.begin_call()?;
+        if request
+            .cancel
+            .as_ref()
+            .is_some_and(Cancellation::is_cancelled)
+        {
+            // Its caller left while it waited for the session's earlier calls: it ran nothing,
+            // and is not recorded (docs/events.md#cancelled-executions).
+            return Err(EngineError::Cancelled { ran: None }.into());
+        }
         let (mode, ceilings) = {
             let meta = session.meta();
             request.limits = meta.call_limits.overridden_by(&request.limits);
@@ -614,11 +624,25 @@ impl Engine {
         }
         let super::Stages {
             compile,
-            run,
+            mut run,
             tests,
             earlier,
             ..
         } = done;
+        if let Some(run) = run.as_mut().filter(|run| {
+            run.outcome
+                == (Outcome::Signaled {
+                    signal: Signal::KILL,
+                })
+                && request
+                    .cancel
+                    .as_ref()
+                    .is_some_and(Cancellation::is_cancelled)
+        }) {
+            // Its caller left and its program was killed for it (`Cancellation::signal`, or
+            // its output finding nobody): cancelled, as a one-shot execution is.
+            run.outcome = Outcome::Cancelled;
+        }
         clock.split(&timings.phases());
         let ceiling = run.as_ref().and_then(|run| {
             let kind = run.outcome.kind();

@@ -225,6 +225,7 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
         });
         request.cancel = Some(signals.clone());
     }
+    let call = matches!(work, Work::Call(..));
     let job = match work {
         Work::Execution(request) => {
             let admitted = match state.admit(&caller) {
@@ -240,9 +241,8 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
                 let _ = events.send(Event::Done(last_message(finished.map_err(ApiError::from))));
             })
         }
-        // A session's call is admitted as `POST /v1/sessions/{id}/exec` admits it; it runs to
-        // its end when the client leaves (cancelling it would end the session), but its next
-        // output finds nobody and ends its program.
+        // A session's call is admitted as `POST /v1/sessions/{id}/exec` admits it; the client's
+        // leaving ends it (`CallLeft`).
         Work::Call(id, call) => tokio::spawn(async move {
             let finished = match state.session_call(id, call, caller).await {
                 Ok(Ok(execution)) => Ok(execution),
@@ -254,6 +254,9 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
     };
     // Dropping the job's future (the session ended) cancels the execution.
     let job = AbortOnDrop(job);
+    // A session's call runs in a blocking thread that the abort does not reach: the client's
+    // leaving ends it here.
+    let mut left = CallLeft(call.then(|| signals.clone()));
     // The output as text, cut at character boundaries.
     let mut text = OutputText::default();
     let output = |stream: Stream, chunk: Chunk| {
@@ -306,6 +309,7 @@ async fn session(mut socket: WebSocket, state: AppState, caller: Caller, target:
                     }
                 }
                 if last {
+                    left.disarm();
                     return close(socket, 1000, "done").await;
                 }
             }
@@ -490,6 +494,31 @@ fn compiled(events: outbox::Sender<Event>) -> warden_engine::RunHook {
             ));
         }
     })
+}
+
+/// Ends a session's call whose client left before its result: its program is killed now (a
+/// queued call never starts) and the call is recorded as cancelled, as a one-shot execution's
+/// is (docs/events.md#cancelled-executions). The session lives on: only the call's job ends
+/// (`Cancellation::cancel` does not reach a session's sandbox). Bug hunt: the call ran until
+/// its next output found nobody, and was recorded as killed by SIGKILL; one still queued
+/// started after its client had left.
+struct CallLeft(Option<Cancellation>);
+
+impl CallLeft {
+    /// The call's result reached its client.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CallLeft {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            // The kill before the cancel, which drops the signals asked after it.
+            call.signal(Signal::KILL);
+            call.cancel();
+        }
+    }
 }
 
 struct Sink(outbox::Sender<Event>);
