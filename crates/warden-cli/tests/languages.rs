@@ -1436,6 +1436,33 @@ fn a_library_where_a_program_belongs_is_a_compile_error() {
     }
 }
 
+/// Hunt "lang" 2: a Rust `dylib` or `cdylib` is a shared object for this machine, with no
+/// entry point; it passed as a program, was kept in the compile cache, and every run of it
+/// jumped to address 0 (`SIGSEGV`). It is the program's compile error, and not cached.
+#[test]
+fn a_shared_library_where_a_program_belongs_is_a_compile_error() {
+    let warden = Warden::for_language("rust");
+    let cases = [
+        "#![crate_type = \"dylib\"]\npub fn f() -> i32 { 3 }\n",
+        "#![crate_type = \"cdylib\"]\n#[no_mangle]\npub extern \"C\" fn f() -> i32 { 3 }\n",
+    ];
+    for code in cases {
+        for attempt in ["first", "again"] {
+            let result = warden.code("rust", code, &[], b"");
+            let what = format!("{code:?}, {attempt}");
+            assert_outcome(&result, json!({ "kind": "compile_error" }), &what);
+            assert_eq!(result["compile"]["cached"], false, "{what}: {result:#}");
+            let stderr = result["compile"]["stderr"].as_str().unwrap_or_default();
+            assert!(
+                stderr.contains(
+                    "warden: the compiler produced no executable program: main is a shared library"
+                ),
+                "{what}: {result:#}"
+            );
+        }
+    }
+}
+
 /// Hunt "lang" F1 and F2: HOME and the working directory are the workspace, so R ran a
 /// program's `.Rprofile` (and read its `.Renviron`, and searched its user library first), and
 /// RubyGems ran the gemspecs of its `.gem` user directory at start-up, no program file naming

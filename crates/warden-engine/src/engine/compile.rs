@@ -118,7 +118,8 @@ impl Engine {
 /// (Go's `package foo`, Rust's `#![crate_type = "lib"]`) is an `ar` archive, and executing it
 /// failed in the sandbox's setup (`EACCES`), as if warden had failed rather than the program;
 /// an ELF for another machine (Go's `GOARCH=arm64`) or an object file failed there the same way
-/// (`ENOEXEC`).
+/// (`ENOEXEC`); a shared library (Rust's `dylib`, `cdylib`) has no entry point, and every run
+/// of it ended in `SIGSEGV`.
 fn not_executable(language: &Language, files: &[CollectedFile]) -> Option<String> {
     let stage = language.compile.as_ref()?;
     if language.run.argv.first().map(String::as_str) != Some("{artifact}") {
@@ -165,14 +166,7 @@ fn not_for_this_machine(elf: &[u8]) -> Option<String> {
     let [_, _, _, _, elf_class, elf_data, ..] = *elf else {
         return Some("a truncated ELF file".to_owned());
     };
-    let half = |at: usize| -> Option<u16> {
-        let bytes = [*elf.get(at)?, *elf.get(at + 1)?];
-        Some(if elf_data == 2 {
-            u16::from_be_bytes(bytes)
-        } else {
-            u16::from_le_bytes(bytes)
-        })
-    };
+    let half = |at: usize| word(elf, at, elf_data, 2).and_then(|h| u16::try_from(h).ok());
     let (Some(elf_type), Some(elf_machine)) = (half(16), half(18)) else {
         return Some("a truncated ELF file".to_owned());
     };
@@ -196,23 +190,57 @@ fn not_for_this_machine(elf: &[u8]) -> Option<String> {
     if !matches!(elf_type, 2 | 3) {
         return Some(format!("an ELF object of type {elf_type}, not a program"));
     }
-    None
+    // `e_entry` 0 is "no entry point" (the ELF gABI): a shared library (Rust's `dylib` and
+    // `cdylib`), which the kernel would start at its first byte, the ELF header: a SIGSEGV in
+    // every run. Every program has one, a position-independent one (PIE, static-pie) too, as
+    // an offset from where it is loaded.
+    let width = if elf_class == 2 { 8 } else { 4 };
+    match word(elf, 24, elf_data, width) {
+        None => Some("a truncated ELF file".to_owned()),
+        Some(0) if elf_type == 3 => {
+            Some("a shared library (no entry point), not a program".to_owned())
+        }
+        Some(0) => Some("an ELF with no entry point, not a program".to_owned()),
+        Some(_) => None,
+    }
+}
+
+/// The unsigned `width`-byte word at `at` in `bytes`, in the ELF byte order `data` (2: big
+/// endian); `None` past the end.
+fn word(bytes: &[u8], at: usize, data: u8, width: usize) -> Option<u64> {
+    let field = bytes.get(at..at.checked_add(width)?)?;
+    let fold = |value: u64, byte: &u8| value << 8 | u64::from(*byte);
+    Some(if data == 2 {
+        field.iter().fold(0, fold)
+    } else {
+        field.iter().rev().fold(0, fold)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The first 20 bytes of an ELF file: class, byte order (1, little endian), type, machine.
+    /// A 64-bit ELF header: class, byte order (1, little endian), type, machine, and the entry
+    /// point of a program gcc links.
     fn elf_header(class: u8, data: u8, elf_type: u16, machine: u16) -> Vec<u8> {
+        elf_header_entry(class, data, elf_type, machine, 0x1040)
+    }
+
+    /// A 64-bit ELF header as [`elf_header`], with the entry point `entry` (`e_entry`).
+    fn elf_header_entry(class: u8, data: u8, elf_type: u16, machine: u16, entry: u64) -> Vec<u8> {
         let mut header = vec![0x7f, b'E', b'L', b'F', class, data, 1];
         header.resize(16, 0);
         if data == 2 {
             header.extend_from_slice(&elf_type.to_be_bytes());
             header.extend_from_slice(&machine.to_be_bytes());
+            header.extend_from_slice(&1u32.to_be_bytes());
+            header.extend_from_slice(&entry.to_be_bytes());
         } else {
             header.extend_from_slice(&elf_type.to_le_bytes());
             header.extend_from_slice(&machine.to_le_bytes());
+            header.extend_from_slice(&1u32.to_le_bytes());
+            header.extend_from_slice(&entry.to_le_bytes());
         }
         header.resize(64, 0);
         header
@@ -279,6 +307,32 @@ mod tests {
                 vec![file("main", &elf_header(2, 1, 1, host_machine()), true)],
                 "an ELF object of type 1, not a program",
             ),
+            // Hunt lang 2: a Rust `dylib` or `cdylib` is a shared object with no entry point;
+            // it passed, was cached, and every run of it jumped to address 0 (SIGSEGV).
+            (
+                vec![file(
+                    "main",
+                    &elf_header_entry(2, 1, 3, host_machine(), 0),
+                    true,
+                )],
+                "a shared library (no entry point), not a program",
+            ),
+            (
+                vec![file(
+                    "main",
+                    &elf_header_entry(2, 1, 2, host_machine(), 0),
+                    true,
+                )],
+                "an ELF with no entry point, not a program",
+            ),
+            (
+                vec![file(
+                    "main",
+                    &elf_header(2, 1, 3, host_machine())[..30],
+                    true,
+                )],
+                "a truncated ELF",
+            ),
             (vec![file("main", b"#!/bin/sh\n", true)], "not an ELF"),
             (vec![elf.clone(), file("main2", b"", true)], "not one file"),
         ] {
@@ -289,6 +343,10 @@ mod tests {
                 "{message}"
             );
         }
+        // A real program, position-independent as rustc links it: this test's own executable.
+        let exe = std::env::current_exe().expect("the test's executable");
+        let header = std::fs::read(exe).expect("readable");
+        assert_eq!(not_for_this_machine(&header), None);
         // Java runs its classes with the JVM: they are not executed themselves.
         let java = catalog.get("java").expect("java");
         let class = file("classes/Main.class", b"\xca\xfe\xba\xbe", false);
