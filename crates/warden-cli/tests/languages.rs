@@ -927,6 +927,27 @@ fn java_runs_the_class_holding_main_beside_a_public_class() {
     assert_ran(&result, Expect::Exited(0), "1\n", "Data and Runner");
 }
 
+/// Hunt lang 3: `main` was found only as `static void main`, so a runner whose `main` was
+/// `static public` or `public static final` was missed beside a public class of data, and so
+/// was the runner after a public class whose nested class has a `main` (taken for the public
+/// class's own): the JVM ran `Data` ("Main method not found in class Data").
+#[test]
+fn java_runs_the_class_holding_main_whatever_its_modifiers() {
+    let warden = Warden::for_language("java");
+    for main in [
+        "static public void main(String[] a)",
+        "public static final void main(String[] a)",
+        "@SuppressWarnings({\"unused\"}) static synchronized strictfp public void main(String[] a)",
+    ] {
+        let program = format!(
+            "public class Data {{ int x; static class Inner {{ public static void main(String[] a) {{ System.out.println(\"inner\"); }} }} }}\n\
+             class Runner {{ {main} {{ System.out.println(\"runner\"); }} }}\n"
+        );
+        let result = warden.code("java", &program, &[], b"");
+        assert_ran(&result, Expect::Exited(0), "runner\n", main);
+    }
+}
+
 /// Bug hunt: the sandbox has no /sys, so the JVM saw no memory limit and sized its heap from
 /// the host's memory (a quarter of it): a program making 3000 MiB of garbage with 1 MiB live
 /// filled a young generation larger than a 96 MiB limit before collecting, and was killed

@@ -161,46 +161,100 @@ pub fn is_plain_file_name(name: &str) -> bool {
 struct JavaType {
     name: String,
     public: bool,
+    /// Whether one of its own members is a `static void main(`; a nested type's is not its.
     declares_main: bool,
 }
 
 /// The top-level types among a file's tokens, in order.
 fn java_types(tokens: &[String]) -> Vec<JavaType> {
     let mut depth = 0usize;
-    let mut declared: Vec<(String, bool, usize)> = Vec::new(); // (name, public, body start)
+    let mut types: Vec<JavaType> = Vec::new();
     let mut public_seen = false;
+    // Whether the token read next begins a member of the top-level type whose body is open:
+    // the first token of its body, or one after a member ended at depth 1 (`;`, `}`).
+    let mut member_start = false;
     for (i, t) in tokens.iter().enumerate() {
+        if member_start && declares_main_at(tokens, i) {
+            if let Some(current) = types.last_mut() {
+                current.declares_main = true;
+            }
+        }
         match t.as_str() {
             "{" => depth += 1,
             "}" => depth = depth.saturating_sub(1),
             "public" if depth == 0 => public_seen = true,
             "class" | "interface" | "enum" | "record" if depth == 0 => {
                 if let Some(name) = tokens.get(i + 1).filter(|n| is_identifier(n)) {
-                    declared.push((name.clone(), public_seen, i));
+                    types.push(JavaType {
+                        name: name.clone(),
+                        public: public_seen,
+                        declares_main: false,
+                    });
                 }
                 public_seen = false;
             }
             ";" if depth == 0 => public_seen = false,
             _ => {}
         }
+        member_start = depth == 1 && matches!(t.as_str(), "{" | "}" | ";");
     }
-    let declares_main = |start: usize, end: usize| {
-        tokens[start..end]
-            .windows(3)
-            .any(|w| w[0] == "static" && w[1] == "void" && w[2] == "main")
-    };
-    declared
-        .iter()
-        .enumerate()
-        .map(|(k, (name, public, start))| {
-            let end = declared.get(k + 1).map_or(tokens.len(), |next| next.2);
-            JavaType {
-                name: name.clone(),
-                public: *public,
-                declares_main: declares_main(*start, end),
+    types
+}
+
+/// Whether the member declaration starting at `tokens[at]` is a `static void main(`, after any
+/// mix of the modifiers a `main` the launcher runs may have (`static public`, `public static
+/// final`, `static synchronized`, `static strictfp`), annotations and type parameters. Not a
+/// `private` one, nor an instance `void main(` (Java 21's preview, not this JDK's).
+fn declares_main_at(tokens: &[String], mut at: usize) -> bool {
+    let mut is_static = false;
+    loop {
+        match tokens.get(at).map(String::as_str) {
+            Some("static") => {
+                is_static = true;
+                at += 1;
             }
-        })
-        .collect()
+            Some("public" | "protected" | "final" | "synchronized" | "strictfp") => at += 1,
+            Some("@") => at = after_annotation(tokens, at),
+            Some("<") => at = after_balanced(tokens, at, "<", ">"),
+            Some("void") => {
+                return is_static
+                    && tokens
+                        .get(at + 1..at + 3)
+                        .is_some_and(|w| w[0] == "main" && w[1] == "(");
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// The index after the annotation at `tokens[at]` (`@`): its qualified name and, if any, its
+/// parenthesized arguments (`@SuppressWarnings({"unchecked"})`).
+fn after_annotation(tokens: &[String], at: usize) -> usize {
+    let mut at = at + 2;
+    while tokens.get(at).is_some_and(|t| t == ".") {
+        at += 2;
+    }
+    if tokens.get(at).is_some_and(|t| t == "(") {
+        after_balanced(tokens, at, "(", ")")
+    } else {
+        at
+    }
+}
+
+/// The index after the `close` that balances the `open` at `tokens[at]`; past the end if none.
+fn after_balanced(tokens: &[String], at: usize, open: &str, close: &str) -> usize {
+    let mut depth = 0usize;
+    for (i, t) in tokens.iter().enumerate().skip(at) {
+        if t == open {
+            depth += 1;
+        } else if t == close {
+            depth -= 1;
+            if depth == 0 {
+                return i + 1;
+            }
+        }
+    }
+    tokens.len()
 }
 
 /// The top-level type javac requires the file to be named after: the public one; failing that,
@@ -380,6 +434,109 @@ mod tests {
                 (file, class),
                 "{code}"
             );
+        }
+    }
+
+    /// Hunt lang 3: `main` was found only as the three tokens `static void main`, so a runner
+    /// beside a public class of data, whose `main` had other modifiers or their order, was
+    /// missed, and the JVM ran the public class ("Main method not found in class Data"); a
+    /// `main` of a class nested in the public class counted as the public class's own.
+    #[test]
+    fn java_finds_main_by_any_of_its_modifiers_among_a_top_level_types_members() {
+        let runner = |main: &str| {
+            format!("public class Data {{ int x; }}\nclass Runner {{ {main} {{ }} }}\n")
+        };
+        for main in [
+            "public static void main(String[] a)",
+            "static public void main(String[] a)",
+            "public static final void main(String[] a)",
+            "final static void main(String[] a)",
+            "static synchronized void main(String[] a)",
+            "static strictfp void main(String[] a)",
+            "public final static synchronized strictfp void main(String... a)",
+            "static void main(String a[])",
+            "@Deprecated public static void main(String[] a)",
+            "public @SuppressWarnings({\"unchecked\", \"rawtypes\"}) static void main(String[] a)",
+            "@java.lang.SuppressWarnings(value = \"x\") static public void main(String[] a)",
+            "public static <T extends Comparable<T>> void main(String[] a)",
+            "/* a comment */ static // another\n public void main(String[] a)",
+        ] {
+            let code = runner(main);
+            assert_eq!(java_main_class(&code).as_deref(), Some("Runner"), "{code}");
+            assert_eq!(java_entry_class(&code).as_deref(), Some("Data"), "{code}");
+        }
+        // Not a `main` the launcher runs: the public class stays the fallback.
+        for not_main in [
+            "private static void main(String[] a)",
+            "void main(String[] a)",
+            "public void main(String[] a)",
+            "static void mainly(String[] a)",
+            "static int main(String[] a)",
+            "static void Main(String[] a)",
+        ] {
+            let code = runner(not_main);
+            assert_eq!(java_main_class(&code), None, "{code}");
+        }
+        let cases = [
+            // A nested type's `main` is not the outer type's (nor run as Outer$Inner).
+            (
+                "public class Data { static class Inner { public static void main(String[] a) {} } }\n\
+                 class Runner { static public void main(String[] a) {} }",
+                Some("Runner"),
+            ),
+            (
+                "public class Data { interface I { static void main(String[] a) {} } enum E { A; public static void main(String[] a) {} } }",
+                None,
+            ),
+            (
+                "public class Data { void f() { Object o = new Object() { public static void main(String[] a) {} }; } }\n\
+                 class Runner { public static void main(String[] a) {} }",
+                Some("Runner"),
+            ),
+            (
+                "public class Data { Runnable r = () -> { class L { static void main(String[] a) {} } }; }\n\
+                 class Runner { public static final void main(String[] a) {} }",
+                Some("Runner"),
+            ),
+            // Members after a nested type, an initializer, a field's array or a method body.
+            (
+                "public class Outer { static class Inner { void f() {} } int[] xs = {1, 2}; static { } \n\
+                 void g() { if (true) { } } public static void main(String[] a) {} }",
+                Some("Outer"),
+            ),
+            // `main` in a string or a comment is no declaration.
+            (
+                "public class Data { String s = \"static void main(\"; /* public static void main( */ }\n\
+                 class Runner { final static void main(String[] a) {} }",
+                Some("Runner"),
+            ),
+            // Enums (after their constants), interfaces, records, generic types.
+            (
+                "public enum Color { RED { void f() {} }, GREEN; static public void main(String[] a) {} }",
+                Some("Color"),
+            ),
+            (
+                "public class Data {}\ninterface Tool { static void main(String[] a) {} }",
+                Some("Tool"),
+            ),
+            (
+                "public record Point(int x, int y) { public static final void main(String[] a) {} }",
+                Some("Point"),
+            ),
+            (
+                "public class Box<T extends Comparable<T>> { T t; }\n\
+                 class Runner<K> { public static <V> void main(String[] a) {} }",
+                Some("Runner"),
+            ),
+            // A public class's `main` comes first, whatever its modifiers.
+            (
+                "class A { public static void main(String[] a) {} }\n\
+                 public class B { static public final void main(String[] a) {} }",
+                Some("B"),
+            ),
+        ];
+        for (code, class) in cases {
+            assert_eq!(java_main_class(code).as_deref(), class, "{code}");
         }
     }
 
