@@ -23,10 +23,38 @@ use super::{
 
 /// Two tools: `echo` answers its `text` (and who called), `fail` is a program that failed,
 /// or with `"busy": true` a call the queue refused. And `hang`, not listed: a call that never
-/// ends, which says when it started and when its future was dropped (the call cancelled).
+/// ends, which says when it started and when its future was dropped (the call cancelled);
+/// and `nap`, a call of `ms` milliseconds that says how it ended (answered or cancelled).
 #[derive(Default)]
 struct FakeHost {
     hang: Arc<Hang>,
+    naps: Arc<Naps>,
+}
+
+/// How the `nap` calls ended, in order: `answered` or `cancelled`.
+#[derive(Default)]
+struct Naps {
+    started: Notify,
+    ended: Notify,
+    outcomes: std::sync::Mutex<Vec<&'static str>>,
+}
+
+/// Held by a `nap` call's future: says at its drop whether the call was answered first.
+struct NapEnd {
+    naps: Arc<Naps>,
+    answered: bool,
+}
+
+impl Drop for NapEnd {
+    fn drop(&mut self) {
+        let outcome = if self.answered {
+            "answered"
+        } else {
+            "cancelled"
+        };
+        self.naps.outcomes.lock().expect("lock").push(outcome);
+        self.naps.ended.notify_one();
+    }
 }
 
 #[derive(Default)]
@@ -86,8 +114,24 @@ impl ToolHost for FakeHost {
 
     fn call(&self, name: String, arguments: Value, caller: Option<String>) -> ToolCall {
         let hang = Arc::clone(&self.hang);
+        let naps = Arc::clone(&self.naps);
         Box::pin(async move {
             match name.as_str() {
+                "nap" => {
+                    let mut end = NapEnd {
+                        naps: Arc::clone(&naps),
+                        answered: false,
+                    };
+                    naps.started.notify_one();
+                    let ms = arguments["ms"].as_u64().unwrap_or_default();
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    end.answered = true;
+                    Ok(ToolReply {
+                        text: "napped".into(),
+                        structured: None,
+                        is_error: false,
+                    })
+                }
                 "sleep" => {
                     let ms = arguments["ms"].as_u64().unwrap_or_default();
                     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -704,6 +748,44 @@ async fn http_a_request_reusing_a_cancelled_id_at_once_runs_on() {
             "the {which} call was answered: {body}"
         );
     }
+}
+
+/// Hunt mcp 1: `DELETE /mcp` closed the session's stream, but rmcp gave its calls 5 s to
+/// answer, as it does a closed stdin: a call that ended within them ran on, and counted as
+/// answered, though nobody could receive its answer. The session's calls are cancelled at its
+/// `DELETE` (docs/mcp.md): a call of 2 s, which the grace would have let end, is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_delete_cancels_the_sessions_calls_at_once() {
+    let host = Arc::new(FakeHost::default());
+    let service = http_service(
+        Arc::clone(&host) as Arc<dyn ToolHost>,
+        HttpOptions::default(),
+    );
+    let session = open_session(&service).await;
+    let nap = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                     "params": {"name": "nap", "arguments": {"ms": 2000}}});
+    let call = service
+        .clone()
+        .oneshot(post(&nap, Some(&session), Some(McpCaller(None))))
+        .await
+        .expect("infallible")
+        .into_response();
+    within_a_bound(host.naps.started.notified(), "the call reached the host").await;
+    let delete = Request::delete("/mcp")
+        .header(header::HOST, "localhost")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(Body::empty())
+        .expect("a valid request");
+    let deleted = service
+        .oneshot(delete)
+        .await
+        .expect("infallible")
+        .into_response();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    within_a_bound(host.naps.ended.notified(), "the call ended").await;
+    assert_eq!(*host.naps.outcomes.lock().expect("lock"), ["cancelled"]);
+    drop(call);
 }
 
 #[tokio::test]

@@ -15,6 +15,13 @@
 //! answered as cancelled, and cancelled (a bug left by the hunts of 2026-12-07). So rmcp never sees the client's ids:
 //! each request is passed on under a number of this session's own, and its answer goes back
 //! under the client's id.
+//!
+//! Below an `/mcp` session, the end of its messages is the session's end (`DELETE /mcp`, or
+//! warden closing it idle): nobody can receive an answer any more, so each request in flight
+//! is then cancelled, as by the client's `notifications/cancelled`, before rmcp is told the
+//! input ended. rmcp would give its handlers 5 s to answer first, as to a stdio client that
+//! closed stdin (which keeps that grace): a call that ended within them ran on after the
+//! `DELETE` and counted as answered (hunt mcp 1).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,7 +29,8 @@ use std::sync::Arc;
 
 use futures_util::future::{ready, Either};
 use rmcp::model::{
-    ClientNotification, ErrorData, JsonRpcMessage, NumberOrString, RequestId, ServerJsonRpcMessage,
+    CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
+    ErrorData, JsonRpcMessage, NumberOrString, RequestId, ServerJsonRpcMessage,
 };
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
@@ -41,7 +49,8 @@ pub(crate) struct UniqueIds<T> {
     /// The id the next request is passed on under.
     next: i64,
     /// Told of every message and of the requests in flight: an `/mcp` session's, whose idle
-    /// time is warden's to keep (`idle.rs`).
+    /// time is warden's to keep (`idle.rs`), and whose requests in flight are cancelled
+    /// when its input ends (the session ended).
     activity: Option<Arc<Activity>>,
 }
 
@@ -56,7 +65,8 @@ impl<T> UniqueIds<T> {
         }
     }
 
-    /// The same, telling `activity` of every message and of the requests in flight.
+    /// The same, telling `activity` of every message and of the requests in flight, for an
+    /// `/mcp` session: its requests in flight are cancelled when its input ends.
     pub(crate) fn watched(inner: T, activity: Arc<Activity>) -> Self {
         Self {
             activity: Some(activity),
@@ -94,6 +104,23 @@ impl<T> UniqueIds<T> {
         self.clients.remove(&ours);
         Some(ours)
     }
+}
+
+/// The input ended: below an `/mcp` session, `notifications/cancelled` for one of its
+/// requests in flight (under rmcp's id, which is no longer in flight), `None` once there are
+/// none; over stdio `None` at once (a closed stdin keeps rmcp's grace, docs/mcp.md).
+fn cancel_at_the_end<T>(ids: &mut UniqueIds<T>) -> Option<ClientJsonRpcMessage> {
+    ids.activity.as_ref()?;
+    let ours = ids.clients.keys().next()?.clone();
+    ids.answered(&ours);
+    ids.touch();
+    let cancelled = CancelledNotification::new(CancelledNotificationParam::new(
+        Some(ours),
+        Some("the session ended".into()),
+    ));
+    Some(JsonRpcMessage::notification(
+        ClientNotification::CancelledNotification(cancelled),
+    ))
 }
 
 /// JSON-RPC's answer to a request whose id is in flight: `-32600` (invalid request), in the
@@ -141,7 +168,9 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for UniqueIds<T> {
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            let mut message = self.inner.receive().await?;
+            let Some(mut message) = self.inner.receive().await else {
+                return cancel_at_the_end(self);
+            };
             self.touch();
             match &mut message {
                 JsonRpcMessage::Request(request) if self.in_flight.contains_key(&request.id) => {
