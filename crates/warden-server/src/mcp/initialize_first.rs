@@ -5,7 +5,8 @@
 //! not say that `initialize` was missing. This transport answers such a request itself, with
 //! the same code (`-32602`, invalid params), before rmcp sees it; so it does a malformed
 //! `initialize` (rmcp reads it as another method), and a request without `_meta` in a session
-//! that began without `initialize`, each in its own words. It drops the notifications and
+//! that began without `initialize`, and an `initialize` in such a session, each in its own
+//! words. It drops the notifications and
 //! responses sent before `initialize`, on which rmcp would end the session. Runs in
 //! `warden mcp`.
 
@@ -33,6 +34,14 @@ pub(crate) const MALFORMED_INITIALIZE: &str =
 pub(crate) const META_IN_EVERY_REQUEST: &str =
     "this session began without `initialize` (its first request carried the 2026-07-28 \
      revision's `_meta`), so every request must carry that `_meta` too; missing or malformed:";
+
+/// What an `initialize` is answered in a session that began without it. rmcp answered it,
+/// naming a revision of the session model, then refused every request of that revision for
+/// lacking the 2026-07-28 `_meta` (hunt mcp 4).
+pub(crate) const BEGAN_WITHOUT_INITIALIZE: &str =
+    "this session began without `initialize` (its first request carried the 2026-07-28 \
+     revision's `_meta`) and cannot be initialized now: go on with that `_meta` in every \
+     request, or start a new session with `initialize` first";
 
 /// A server transport that answers, on `inner`, every request before `initialize` that rmcp
 /// would refuse, and drops the notifications and responses sent before it (rmcp would end the
@@ -72,6 +81,9 @@ impl<T> InitializeFirst<T> {
         };
         match (self.lifecycle, request) {
             (Lifecycle::Initialized, _) | (_, ClientRequest::PingRequest(_)) => Ok(self.lifecycle),
+            (Lifecycle::Inline, _) if request.method() == "initialize" => {
+                Err(BEGAN_WITHOUT_INITIALIZE.to_owned())
+            }
             // Also after a request with `_meta` that rmcp refused (a version it does not
             // support), which left its handshake open.
             (_, ClientRequest::InitializeRequest(_)) => Ok(Lifecycle::Initialized),

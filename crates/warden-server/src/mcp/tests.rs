@@ -408,6 +408,17 @@ async fn a_request_with_the_handshake_free_revisions_meta_is_served() {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {},
     }});
+    let answer = client.request("tools/list", meta.clone()).await;
+    assert!(answer["result"]["tools"].is_array(), "{answer}");
+    // Hunt mcp 4: an `initialize` now was answered, naming 2025-11-25, whose requests were
+    // then all refused for lacking the `_meta`. It is refused, and the session goes on.
+    let answer = client.request("initialize", initialize_params()).await;
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert_eq!(
+        answer["error"]["message"],
+        super::initialize_first::BEGAN_WITHOUT_INITIALIZE,
+        "{answer}"
+    );
     let answer = client.request("tools/list", meta).await;
     assert!(answer["result"]["tools"].is_array(), "{answer}");
 }
