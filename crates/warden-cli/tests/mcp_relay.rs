@@ -464,3 +464,71 @@ fn a_server_that_stops_reading_its_input_is_stopped_as_a_failure() {
     assert_eq!(stats["tools"][0]["tool"], "deaf/slow", "{stats:#}");
     assert_eq!(stats["tools"][0]["failures"], 1, "{stats:#}");
 }
+
+/// A wrapped server that holds each `tools/call` unanswered until a call of `flush`, then
+/// answers the held calls not cancelled, and the `flush` with how many calls it held and how
+/// many cancels it got.
+const HOLDING_SERVER: &str = r#"
+import json, sys
+
+held, cancelled = [], []
+def send(id, text):
+    answer = {"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": text}]}}
+    print(json.dumps(answer), flush=True)
+
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("method") == "notifications/cancelled":
+        cancelled.append(message["params"]["requestId"])
+    elif message.get("method") == "tools/call" and message["params"]["name"] == "flush":
+        for id in held:
+            if id not in cancelled:
+                send(id, "held")
+        send(message["id"], json.dumps({"held": len(held), "cancelled": len(cancelled)}))
+    elif message.get("method") == "tools/call":
+        held.append(message["id"])
+"#;
+
+/// Hunt mcp 2: the relay compared the client's ids as JSON text, where `warden mcp` reads them
+/// as rmcp does: `7.0` was passed on while `7` was in flight (and both answered), and a cancel
+/// of `8.0` did not reach the call `8`. A whole number in float form is the integer now.
+#[test]
+fn an_id_in_float_form_is_the_integer_for_duplicates_and_cancels() {
+    let world = World::new();
+    let call = |id: &str, tool: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+        )
+    };
+    let cancel =
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":8.0}}"#;
+    let input = [
+        call("7", "slow"),
+        call("7.0", "slow"),
+        call("8", "slow"),
+        cancel.to_owned(),
+        call("\"8\"", "slow"),
+        call("9", "flush"),
+    ]
+    .join("\n");
+    let out = wrap(
+        &world,
+        &["holder", "--", "/usr/bin/python3", "-c", HOLDING_SERVER],
+        &format!("{input}\n"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let sent = messages(&out);
+    let to = |id: Value| -> Vec<&Value> { sent.iter().filter(|m| m["id"] == id).collect() };
+    let duplicate = to(serde_json::json!(7.0));
+    assert_eq!(duplicate.len(), 1, "{sent:?}");
+    assert_eq!(duplicate[0]["error"]["code"], -32600, "{sent:?}");
+    assert_eq!(to(Value::from(7)).len(), 1, "{sent:?}");
+    assert!(to(Value::from(8)).is_empty(), "8 was cancelled: {sent:?}");
+    assert_eq!(to(Value::from("8")).len(), 1, "\"8\" is not 8: {sent:?}");
+    let flushed = to(Value::from(9));
+    assert_eq!(
+        flushed[0]["result"]["content"][0]["text"], r#"{"held": 3, "cancelled": 1}"#,
+        "{sent:?}"
+    );
+}
