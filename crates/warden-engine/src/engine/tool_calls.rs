@@ -544,8 +544,8 @@ impl Engine {
         let Some(limits) = input.get("limits") else {
             return Ok(None);
         };
-        let asked: LimitOverrides =
-            serde_json::from_value(limits.clone()).map_err(|e| format!("invalid limits: {e}"))?;
+        let asked: LimitOverrides = serde_json::from_value(whole_numbers(limits)?)
+            .map_err(|e| format!("invalid limits: {e}"))?;
         match Limits::over_maxima(&asked, &self.maxima).first() {
             Some(over) => Err(format!("limits.{over}")),
             None => Ok(Some(asked)),
@@ -1000,9 +1000,61 @@ fn files_reply(tool: &Tool, value: Value, started: Instant) -> ToolReply {
     }
 }
 
+/// `limits` with each whole number in float form written as the integer: `2.0` is `2`, as
+/// the schema's `integer` and the command templates read it (serde's `u32` refused it, hunt
+/// mcp 5); a number with a fraction is refused, naming its field.
+fn whole_numbers(limits: &Value) -> Result<Value, String> {
+    /// Below 2^53 an `f64` holds every integer exactly.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let mut limits = limits.clone();
+    let Value::Object(fields) = &mut limits else {
+        return Ok(limits);
+    };
+    for (name, value) in fields.iter_mut() {
+        let Some(float) = value.as_f64().filter(|_| value.is_f64()) else {
+            continue;
+        };
+        if float.fract() != 0.0 {
+            return Err(format!(
+                "invalid limits: {name} must be a whole number, not {value}"
+            ));
+        }
+        if float.abs() < EXACT {
+            // Whole and below 2^53: the cast loses nothing.
+            *value = Value::from(float as i64);
+        }
+    }
+    Ok(limits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hunt mcp 5: `"max_procs": 2.0` was refused (`invalid type: floating point`), though the
+    /// schema says integer and `2.0` is one; `2.5` is refused saying what is wrong.
+    #[test]
+    fn a_run_code_limit_in_float_form_is_its_whole_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine_with_tools(dir.path());
+        let limits = |limits: Value| engine.run_code_limits(&json!({ "limits": limits }));
+        let asked = limits(json!({"max_procs": 2.0, "memory": 1048576.0}))
+            .expect("whole numbers")
+            .expect("limits");
+        assert_eq!(asked.max_procs, Some(2));
+        assert_eq!(asked.memory, Some(warden_core::ByteSize(1 << 20)));
+        assert_eq!(
+            limits(json!({"max_procs": 2.5})).expect_err("a fraction"),
+            "invalid limits: max_procs must be a whole number, not 2.5"
+        );
+        assert_eq!(
+            limits(json!({"max_procs": 2})).expect("an integer"),
+            Some(LimitOverrides {
+                max_procs: Some(2),
+                ..LimitOverrides::default()
+            })
+        );
+    }
 
     fn engine_with_tools(dir: &Path) -> Engine {
         Engine::new(crate::EngineConfig {
