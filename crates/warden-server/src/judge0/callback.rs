@@ -17,6 +17,8 @@ use tokio::net::TcpStream;
 const TRIES: u32 = 3;
 /// Judge0's `CALLBACKS_TIMEOUT`.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of an answer read for its status line (`HTTP/1.1 200 OK` and a long reason).
+const STATUS_LINE: usize = 256;
 
 /// A callback URL taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +142,7 @@ fn ipv4(host: &str) -> Option<Ipv4Addr> {
 
 /// `PUT`s `body` to `url`; failures are logged, never returned (the submission's result does
 /// not depend on its callback). As Judge0: tried again, up to three tries, only when a try got
-/// no answer (a connection refused, a timeout); any HTTP answer, a 500 too, ends it.
+/// no answer (a connection refused, a timeout); any answer, a 500 too, ends it.
 pub(crate) async fn deliver(url: String, body: String) {
     let url = url.as_str();
     let Ok(target) = target(url) else {
@@ -148,9 +150,14 @@ pub(crate) async fn deliver(url: String, body: String) {
     };
     for attempt in 1..=TRIES {
         match tokio::time::timeout(TIMEOUT, put(&target, &body)).await {
-            Ok(Ok(status)) if (200..300).contains(&status) => return,
-            Ok(Ok(status)) => {
+            Ok(Ok(Ok(status))) if (200..300).contains(&status) => return,
+            Ok(Ok(Ok(status))) => {
                 tracing::warn!(url, status, "callback refused");
+                return;
+            }
+            // The receiver had the request and answered: trying again would send it twice.
+            Ok(Ok(Err(answer))) => {
+                tracing::warn!(url, answer, "callback answered without an HTTP status line");
                 return;
             }
             Ok(Err(e)) => tracing::warn!(url, error = %e, attempt, "callback failed"),
@@ -159,8 +166,9 @@ pub(crate) async fn deliver(url: String, body: String) {
     }
 }
 
-/// One `PUT`; the status code of the answer.
-async fn put(target: &Target, body: &str) -> std::io::Result<u16> {
+/// One `PUT`; the status code of the answer, or (`Err`) the start of an answer that has none;
+/// an I/O error when nothing came back.
+async fn put(target: &Target, body: &str) -> std::io::Result<Result<u16, String>> {
     let mut stream = TcpStream::connect(target.addr).await?;
     let head = format!(
         "PUT {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -170,13 +178,41 @@ async fn put(target: &Target, body: &str) -> std::io::Result<u16> {
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
-    let mut answer = vec![0u8; 64];
-    let n = stream.read(&mut answer).await?;
-    let line = String::from_utf8_lossy(&answer[..n]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
+    let line = status_line(&mut stream).await?;
+    let line = String::from_utf8_lossy(&line);
+    let mut words = line.split_whitespace();
+    let code = words
+        .next()
+        .filter(|version| version.starts_with("HTTP/"))
+        .and_then(|_| words.next())
+        .and_then(|code| code.parse().ok());
+    Ok(code.ok_or_else(|| format!("{line:?}")))
+}
+
+/// The answer's status line (`HTTP/1.1 200 OK`): read until its CRLF, the end of the stream
+/// or [`STATUS_LINE`] bytes, however many segments it comes in (a server may write
+/// `HTTP/1.1` and the rest apart). `Err` only when nothing came back at all, the one case a
+/// try is made again.
+async fn status_line(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::with_capacity(STATUS_LINE);
+    let mut chunk = [0u8; STATUS_LINE];
+    while line.len() < STATUS_LINE && !line.contains(&b'\n') {
+        let room = STATUS_LINE - line.len();
+        let n = stream.read(&mut chunk[..room]).await?;
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&chunk[..n]);
+    }
+    if line.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the connection closed without an answer",
+        ));
+    }
+    let end = line.iter().position(|b| *b == b'\n').unwrap_or(line.len());
+    line.truncate(end);
+    Ok(line)
 }
 
 #[cfg(test)]
@@ -281,6 +317,68 @@ mod tests {
         });
         deliver(format!("http://127.0.0.1:{port}/cb"), "{}".to_owned()).await;
         assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+
+    /// A receiver on loopback that answers each connection with `pieces`, pausing between
+    /// them; the count of connections (each one `PUT`) it got.
+    async fn receiver(
+        pieces: &'static [&'static [u8]],
+    ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let port = listener.local_addr().expect("bound").port();
+        let puts = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&puts);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                for piece in pieces {
+                    let _ = stream.write_all(piece).await;
+                    let _ = stream.flush().await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+        (port, puts)
+    }
+
+    /// Hunt compat (j0): a status line that came in two segments (`HTTP/1.1`, then ` 200 OK`)
+    /// was read as "not an HTTP answer" from the first alone, and the callback `PUT` three
+    /// times to a receiver that had answered 200.
+    #[tokio::test]
+    async fn a_status_line_in_pieces_is_one_answer() {
+        use std::sync::atomic::Ordering;
+        let (port, puts) = receiver(&[
+            b"HTTP/1.1",
+            b" 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ])
+        .await;
+        let target = target(&format!("http://127.0.0.1:{port}/cb")).expect("valid");
+        assert_eq!(put(&target, "{}").await.expect("an answer"), Ok(200));
+        deliver(format!("http://127.0.0.1:{port}/cb"), "{}".to_owned()).await;
+        assert_eq!(puts.load(Ordering::SeqCst), 2, "one PUT for each call");
+    }
+
+    /// Only no answer at all is tried again: one that is not HTTP came from a receiver that
+    /// had the request.
+    #[tokio::test]
+    async fn only_no_answer_is_tried_again() {
+        use std::sync::atomic::Ordering;
+        let (port, puts) = receiver(&[b"nonsense\r\n"]).await;
+        deliver(format!("http://127.0.0.1:{port}/cb"), "{}".to_owned()).await;
+        assert_eq!(puts.load(Ordering::SeqCst), 1);
+        let (port, puts) = receiver(&[]).await;
+        deliver(format!("http://127.0.0.1:{port}/cb"), "{}".to_owned()).await;
+        assert_eq!(
+            puts.load(Ordering::SeqCst),
+            3,
+            "closed without a byte: tried again"
+        );
     }
 
     /// Hunt compat 7: `LOCALHOST` was refused while `127.0.0.1:+42010` was accepted (and sent
