@@ -5,7 +5,7 @@
 
 use axum::Json;
 use serde_json::{json, Value};
-use warden_core::{Outcome, Signal};
+use warden_core::{Outcome, Signal, TimeLimitKind};
 
 /// A Judge0 status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +131,13 @@ pub(crate) fn message(outcome: &Outcome) -> Option<String> {
         Outcome::Exited { code: 0 } | Outcome::CompileError | Outcome::DependencyError => None,
         Outcome::Exited { code } => Some(format!("Exited with error status {code}")),
         Outcome::Signaled { signal } => Some(format!("Caught fatal signal {}", signal.0)),
+        // isolate's words (as the Piston facade's, piston/response.rs), not warden's.
+        Outcome::TimeLimit {
+            which: TimeLimitKind::Cpu,
+        } => Some("Time limit exceeded".to_owned()),
+        Outcome::TimeLimit {
+            which: TimeLimitKind::Wall,
+        } => Some("Time limit exceeded (wall clock)".to_owned()),
         other => Some(capitalized(&other.to_string())),
     }
 }
@@ -167,7 +174,7 @@ fn stripped(text: &[u8]) -> Vec<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warden_core::{Stream, TimeLimitKind};
+    use warden_core::Stream;
 
     #[test]
     fn outcomes_map_to_judge0_statuses() {
@@ -233,5 +240,18 @@ mod tests {
             Some("Memory limit exceeded")
         );
         assert_eq!(exit_signal(&Outcome::MemoryLimit), Some(9));
+    }
+
+    /// Hunt compat (j0) 4: time limits said warden's `Cpu time limit exceeded` and `Wall time
+    /// limit exceeded`; Judge0 passes isolate's words on.
+    #[test]
+    fn time_limits_say_isolates_message() {
+        for (which, said) in [
+            (TimeLimitKind::Cpu, "Time limit exceeded"),
+            (TimeLimitKind::Wall, "Time limit exceeded (wall clock)"),
+        ] {
+            let outcome = Outcome::TimeLimit { which };
+            assert_eq!(message(&outcome).as_deref(), Some(said));
+        }
     }
 }
