@@ -307,3 +307,114 @@ fn a_submission_interrupted_by_a_restart_gets_its_callback() {
     assert_eq!(sent["token"], token.as_str(), "{sent}");
     assert_eq!(sent["status"]["id"], 13, "{sent}");
 }
+
+/// Hunt compat (j0) 2, 3 and 4, against the real server: with `number_of_runs` Judge0 stops
+/// at the first run that is not Accepted (warden ran them all and showed the last); an empty
+/// stdout or stderr is `null` (was `""`), in a callback too; a run killed by a signal or a
+/// limit has `exit_code` 0 (was `null`); a time limit's `message` is isolate's.
+#[test]
+fn judge0_stops_runs_shows_empty_output_as_null_and_limits_in_isolates_words() {
+    let listener = CallbackListener::start();
+    let server = LiveServer::start("[server]\njudge0_callbacks = true\n");
+    let submit = |query: &str, body: Value| {
+        let path = format!("/submissions?wait=true&{query}");
+        let (status, answer) = server.request("POST", &path, Some(&body.to_string()));
+        assert_eq!(status, 201, "{body}: {answer}");
+        parsed(&answer)
+    };
+    let python = |code: &str, extra: Value| {
+        let mut body = json!({"language_id": 71, "source_code": code});
+        body.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        body
+    };
+
+    // Every run fails: the first one is shown, and no other ran.
+    let fails = python(
+        "import sys\nprint('x')\nsys.exit(3)",
+        json!({"number_of_runs": 4}),
+    );
+    let answer = submit("fields=status,stdout,exit_code,warden", fails);
+    assert_eq!(answer["status"]["id"], 11, "{answer}");
+    assert_eq!(
+        (&answer["stdout"], &answer["exit_code"]),
+        (&json!("x\n"), &json!(3))
+    );
+    assert_eq!(answer["warden"]["runs"], 1, "{answer}");
+    // A wrong answer stops them too; every run accepted, all ran.
+    let wrong = python(
+        "print('x')",
+        json!({"number_of_runs": 3, "expected_output": "y"}),
+    );
+    let answer = submit("fields=status,warden", wrong);
+    assert_eq!(
+        (&answer["status"]["id"], &answer["warden"]["runs"]),
+        (&json!(4), &json!(1))
+    );
+    let right = python(
+        "print('x')",
+        json!({"number_of_runs": 3, "expected_output": "x"}),
+    );
+    let answer = submit("fields=status,warden", right);
+    assert_eq!(
+        (&answer["status"]["id"], &answer["warden"]["runs"]),
+        (&json!(3), &json!(3))
+    );
+
+    // Nothing printed: null, base64 or not, and in the callback.
+    // (`cGFzcw==` is `pass` in base64.)
+    for (query, code) in [("", "pass"), ("base64_encoded=true&", "cGFzcw==")] {
+        let quiet = python(code, json!({"callback_url": listener.url("/quiet")}));
+        let answer = submit(&format!("{query}fields=stdout,stderr,exit_code"), quiet);
+        let nothing = json!({"stdout": null, "stderr": null, "exit_code": 0});
+        assert_eq!(answer, nothing, "{query}");
+    }
+    let called = eventually(Duration::from_secs(30), || listener.received().len() == 2);
+    assert!(
+        called,
+        "callbacks: {:?}\n{}",
+        listener.received(),
+        server.log()
+    );
+    for put in listener.received() {
+        let (_, sent) = put.split_once("\r\n\r\n").expect("a body");
+        let sent = parsed(sent);
+        assert_eq!(
+            (&sent["stdout"], &sent["stderr"]),
+            (&Value::Null, &Value::Null),
+            "{sent}"
+        );
+    }
+
+    // Killed by a signal or a limit: exit code 0, isolate's message.
+    let fields = "fields=status,exit_code,exit_signal,message";
+    let answer = submit(
+        fields,
+        python("import os\nos.kill(os.getpid(), 11)", json!({})),
+    );
+    assert_eq!(
+        answer,
+        json!({"status": {"id": 7, "description": "Runtime Error (SIGSEGV)"}, "exit_code": 0,
+               "exit_signal": 11, "message": "Caught fatal signal 11"})
+    );
+    for (code, limit, message) in [
+        (
+            "while True: pass",
+            json!({"cpu_time_limit": 1}),
+            "Time limit exceeded",
+        ),
+        (
+            "import time\ntime.sleep(5)",
+            json!({"wall_time_limit": 1}),
+            "Time limit exceeded (wall clock)",
+        ),
+    ] {
+        let answer = submit(fields, python(code, limit));
+        assert_eq!(answer["status"]["id"], 5, "{answer}");
+        assert_eq!(
+            (&answer["exit_code"], &answer["message"]),
+            (&json!(0), &json!(message))
+        );
+    }
+}

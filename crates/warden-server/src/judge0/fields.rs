@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use warden_core::{ByteSize, Limits, Outcome, Usage};
-use warden_engine::ExecutionResult;
+use warden_engine::{ExecutionResult, TestResult};
 
 use super::statuses::{exit_signal, message, Status};
 use super::store::{Attributes, Progress, Record};
@@ -258,16 +258,15 @@ fn finished(
     expected: Option<&[u8]>,
     cpu_time_limit: Option<Duration>,
 ) -> Status {
-    // With `redirect_stderr_to_stdout` the sandbox gave the program one stream for both, so
-    // stdout holds them interleaved and stderr is empty.
-    let mut status = Status::of(&result.outcome, &result.stdout, expected);
-    // Past the limit asked for, within its extra time: killed or not, too slow.
-    let ran = status != Status::CompilationError;
-    if cpu_time_limit.is_some_and(|limit| ran && result.usage.cpu_time > limit) {
-        status = Status::TimeLimitExceeded;
-    }
-    a.insert("stdout".into(), text_value(&result.stdout));
-    a.insert("stderr".into(), text_value(&result.stderr));
+    let run = shown(result, expected, cpu_time_limit);
+    let status = run.status;
+    // Judge0 reads each output file and keeps `nil if empty?`.
+    let output = |bytes: &[u8]| match bytes.is_empty() {
+        true => Value::Null,
+        false => text_value(bytes),
+    };
+    a.insert("stdout".into(), output(run.stdout));
+    a.insert("stderr".into(), output(run.stderr));
     // A failed dependency installation stands where a failed compile would (statuses.rs).
     let failed_install = result
         .dependencies
@@ -283,31 +282,31 @@ fn finished(
             .or(compile.as_ref())
             .map(|c| [&c.stdout[..], &c.stderr[..]].concat()),
     };
-    let compile_output = compile_output.filter(|o| !o.is_empty());
     a.insert(
         "compile_output".into(),
-        compile_output.as_deref().map_or(Value::Null, text_value),
+        compile_output.as_deref().map_or(Value::Null, output),
     );
-    let message = message(&result.outcome);
+    let message = message(run.outcome);
     a.insert(
         "message".into(),
         message
             .as_deref()
             .map_or(Value::Null, |m| text_value(m.as_bytes())),
     );
-    let code = match result.outcome {
-        warden_core::Outcome::Exited { code } => Some(code),
-        _ => None,
+    // Judge0's `metadata[:exitcode].try(:to_i) || 0`: a run isolate killed (a signal, a
+    // limit) has no exit code in its meta file, and shows 0.
+    let code = match run.outcome {
+        Outcome::Exited { code } => *code,
+        _ => 0,
     };
     a.insert("exit_code".into(), json!(code));
-    a.insert("exit_signal".into(), json!(exit_signal(&result.outcome)));
-    let usage = averaged(result);
-    a.insert("time".into(), json!(seconds(usage.cpu_time)));
-    a.insert("wall_time".into(), json!(seconds(usage.wall_time)));
-    a.insert("memory".into(), json!(usage.peak_memory.bytes() / 1024));
+    a.insert("exit_signal".into(), json!(exit_signal(run.outcome)));
+    a.insert("time".into(), json!(seconds(run.usage.cpu_time)));
+    a.insert("wall_time".into(), json!(seconds(run.usage.wall_time)));
+    a.insert("memory".into(), json!(run.usage.peak_memory.bytes() / 1024));
     a.insert(
         "warden".into(),
-        json!({ "id": result.id, "outcome": result.outcome, "runs": result.tests.len().max(1) }),
+        json!({ "id": result.id, "outcome": run.outcome, "runs": result.tests.len().max(1) }),
     );
     if status == Status::CompilationError {
         // Nothing ran: Judge0 leaves what a run would have measured or printed null.
@@ -327,16 +326,71 @@ fn finished(
     status
 }
 
-/// The run's usage, or with `number_of_runs` (the runs after the first are test cases) the
-/// average of the runs', as Judge0 shows it.
-fn averaged(result: &ExecutionResult) -> Usage {
-    let runs = &result.tests;
-    let Ok(n) = u32::try_from(runs.len()) else {
-        return result.usage;
+/// The run a submission shows, and its status.
+#[derive(Debug)]
+struct Shown<'a> {
+    status: Status,
+    outcome: &'a Outcome,
+    stdout: &'a [u8],
+    stderr: &'a [u8],
+    /// Its usage, or with `number_of_runs` the average of the runs up to it.
+    usage: Usage,
+}
+
+/// The run Judge0 shows. With `number_of_runs` (the runs are test cases), Judge0 stops at the
+/// first run that is not Accepted and shows it, `time` and `memory` averaged over the runs
+/// made (isolate_job.rb: `break if submission.status != Status.ac`); the engine stopped there
+/// too (`stop_on_failure`, submission.rs), save where only Judge0's rules fail a run that
+/// the engine accepted (past `cpu_time_limit` within `cpu_extra_time`), and then the runs
+/// after it are passed over.
+fn shown<'a>(
+    result: &'a ExecutionResult,
+    expected: Option<&[u8]>,
+    cpu_time_limit: Option<Duration>,
+) -> Shown<'a> {
+    // With `redirect_stderr_to_stdout` the sandbox gave the program one stream for both, so
+    // stdout holds them interleaved and stderr is empty.
+    let judged = |outcome: &Outcome, stdout: &[u8], usage: &Usage| {
+        let status = Status::of(outcome, stdout, expected);
+        // Past the limit asked for, within its extra time: killed or not, too slow.
+        let ran = status != Status::CompilationError;
+        match cpu_time_limit.is_some_and(|limit| ran && usage.cpu_time > limit) {
+            true => Status::TimeLimitExceeded,
+            false => status,
+        }
     };
-    if n < 2 {
-        return result.usage;
+    let runs = &result.tests;
+    let last = runs
+        .iter()
+        .position(|r| judged(&r.outcome, &r.stdout, &r.usage) != Status::Accepted)
+        .unwrap_or(runs.len().saturating_sub(1));
+    let usage = match runs.is_empty() {
+        true => result.usage,
+        false => averaged(&runs[..=last]),
+    };
+    match runs.get(last).filter(|_| last + 1 < runs.len()) {
+        Some(run) => Shown {
+            status: judged(&run.outcome, &run.stdout, &run.usage),
+            outcome: &run.outcome,
+            stdout: &run.stdout,
+            stderr: &run.stderr,
+            usage,
+        },
+        // The last run is the execution's own, its output whole (a test case's may be cut at
+        // the budget the cases share).
+        None => Shown {
+            status: judged(&result.outcome, &result.stdout, &result.usage),
+            outcome: &result.outcome,
+            stdout: &result.stdout,
+            stderr: &result.stderr,
+            usage,
+        },
     }
+}
+
+/// The average usage of `runs`, as Judge0 shows that of its `number_of_runs`.
+fn averaged(runs: &[TestResult]) -> Usage {
+    let n = u32::try_from(runs.len()).unwrap_or(u32::MAX).max(1);
     let memory: u64 = runs.iter().map(|r| r.usage.peak_memory.bytes()).sum();
     Usage {
         cpu_time: runs.iter().map(|r| r.usage.cpu_time).sum::<Duration>() / n,
@@ -384,7 +438,7 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use warden_core::detect::DetectedBy;
-    use warden_core::{LanguageId, Mode, ThreatLevel, TimeLimitKind};
+    use warden_core::{LanguageId, Mode, Signal, ThreatLevel, TimeLimitKind};
     use warden_engine::{ExecutionId, LanguageDetection, Security, StageResult};
 
     /// A C program that did not compile: its compile stage ended as `compile`, printing
@@ -429,6 +483,135 @@ mod tests {
             network: None,
             volumes: Vec::new(),
         }
+    }
+
+    /// A run that ended as `outcome`, printing `stdout` and `stderr`, using `cpu_ms` of cpu
+    /// time and as many kilobytes of memory.
+    fn case(outcome: Outcome, stdout: &str, stderr: &str, cpu_ms: u64) -> TestResult {
+        TestResult {
+            verdict: match outcome {
+                Outcome::Exited { code: 0 } => warden_engine::Verdict::Accepted,
+                ref other => warden_engine::Verdict::Failed(other.kind()),
+            },
+            outcome,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            usage: Usage {
+                cpu_time: Duration::from_millis(cpu_ms),
+                wall_time: Duration::from_millis(2 * cpu_ms),
+                peak_memory: ByteSize(cpu_ms * 1024),
+            },
+        }
+    }
+
+    /// An execution whose runs were `runs`: with more than one asked for (`tests`), each a
+    /// test case, the last also the execution's own run, as the engine gives it.
+    fn executed(runs: Vec<TestResult>, tests: bool) -> ExecutionResult {
+        let mut result = compile_error(Outcome::Exited { code: 0 }, "");
+        let last = runs.last().expect("a run").clone();
+        result.outcome = last.outcome;
+        result.stdout = last.stdout;
+        result.stderr = last.stderr;
+        result.usage = last.usage;
+        result.tests = if tests { runs } else { Vec::new() };
+        result
+    }
+
+    fn shown_text(a: &Map<String, Value>, name: &str) -> Value {
+        match &a[name] {
+            Value::Null => Value::Null,
+            encoded => text(encoded.as_str().expect("base64")).expect("UTF-8"),
+        }
+    }
+
+    /// Hunt compat (j0) 3: an empty stdout or stderr was `""` where Judge0 keeps `nil if
+    /// empty?`, and a run killed by a signal or a limit had `exit_code` null where Judge0
+    /// shows `metadata[:exitcode].try(:to_i) || 0`.
+    #[test]
+    fn empty_output_is_null_and_a_killed_run_exits_0() {
+        let cpu = TimeLimitKind::Cpu;
+        for (outcome, code) in [
+            (Outcome::Exited { code: 0 }, 0),
+            (Outcome::Exited { code: 3 }, 3),
+            (Outcome::Signaled { signal: Signal(11) }, 0),
+            (Outcome::TimeLimit { which: cpu }, 0),
+            (Outcome::MemoryLimit, 0),
+        ] {
+            let result = executed(vec![case(outcome.clone(), "", "", 1)], false);
+            let mut a = Map::new();
+            finished(&mut a, &result, None, None);
+            assert_eq!(a["exit_code"], json!(code), "{outcome}");
+            assert_eq!((&a["stdout"], &a["stderr"]), (&Value::Null, &Value::Null));
+            for base64 in [true, false] {
+                let fields = Fields::parse(Some("stdout,stderr")).expect("known");
+                let shown = render(&a, &fields, base64);
+                assert_eq!(shown, Ok(json!({"stdout": null, "stderr": null})));
+            }
+        }
+        let result = executed(vec![case(Outcome::Exited { code: 0 }, "1\n", "", 1)], false);
+        let mut a = Map::new();
+        finished(&mut a, &result, None, None);
+        assert_eq!(shown_text(&a, "stdout"), json!("1\n"));
+        assert_eq!(a["stderr"], Value::Null);
+        // Nothing ran: null, as before.
+        let result = compile_error(Outcome::Exited { code: 1 }, "");
+        let mut a = Map::new();
+        finished(&mut a, &result, None, None);
+        assert_eq!(a["exit_code"], Value::Null);
+        assert_eq!(a["compile_output"], Value::Null);
+    }
+
+    /// Hunt compat (j0) 2: with `number_of_runs` every run ran and the last was shown, so a
+    /// failing run before a passing one was hidden. Judge0 stops at the first run that is not
+    /// Accepted and shows it, averaging the runs made.
+    #[test]
+    fn the_first_run_that_is_not_accepted_is_shown() {
+        let ok = |cpu_ms| case(Outcome::Exited { code: 0 }, "0\n", "", cpu_ms);
+        let nzec = case(Outcome::Exited { code: 1 }, "1\n", "boom\n", 40);
+        // The engine stopped at the failing run (`stop_on_failure`).
+        let result = executed(vec![ok(10), ok(10), nzec.clone()], true);
+        let mut a = Map::new();
+        assert_eq!(finished(&mut a, &result, None, None), Status::Nzec);
+        assert_eq!(shown_text(&a, "stdout"), json!("1\n"));
+        assert_eq!(shown_text(&a, "stderr"), json!("boom\n"));
+        assert_eq!(a["exit_code"], json!(1));
+        assert_eq!((&a["time"], &a["memory"]), (&json!("0.020"), &json!(20)));
+        assert_eq!(a["warden"]["runs"], json!(3));
+        assert_eq!(a["warden"]["outcome"]["kind"], json!("exited"));
+        // It failed the first time: one run.
+        let result = executed(vec![nzec], true);
+        let mut a = Map::new();
+        assert_eq!(finished(&mut a, &result, None, None), Status::Nzec);
+        assert_eq!(
+            (&a["time"], &a["warden"]["runs"]),
+            (&json!("0.040"), &json!(1))
+        );
+        // Every run accepted: the last shown, all averaged.
+        let result = executed(vec![ok(10), ok(30)], true);
+        let mut a = Map::new();
+        assert_eq!(finished(&mut a, &result, None, None), Status::Accepted);
+        assert_eq!(a["time"], json!("0.020"));
+        assert_eq!(a["warden"]["runs"], json!(2));
+        // Only Judge0's rule fails the second (over `cpu_time_limit`, within its extra
+        // time): the engine went on, the second is shown, the third passed over.
+        let result = executed(vec![ok(10), ok(50), ok(10)], true);
+        let mut a = Map::new();
+        let limit = Some(Duration::from_millis(20));
+        assert_eq!(
+            finished(&mut a, &result, None, limit),
+            Status::TimeLimitExceeded
+        );
+        assert_eq!(a["time"], json!("0.030"));
+        assert_eq!(a["warden"]["runs"], json!(3));
+        // A wrong answer stops the runs too.
+        let wrong = case(Outcome::Exited { code: 0 }, "41\n", "", 10);
+        let result = executed(vec![ok(10), wrong], true);
+        let mut a = Map::new();
+        let status = finished(&mut a, &result, Some(b"0"), None);
+        assert_eq!(status, Status::WrongAnswer);
+        assert_eq!(shown_text(&a, "stdout"), json!("41\n"));
     }
 
     /// Hunt comp 5: a compile stopped by its time limit (cc1 blocked on `#include

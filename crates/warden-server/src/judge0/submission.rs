@@ -54,8 +54,8 @@ pub(crate) struct Input {
     pub(crate) project: bool,
     /// How many times the program runs (`number_of_runs`, 1 to 20 and at most `[server]
     /// max_tests`, as test cases are: [`super::info::max_runs`]): each run in a fresh
-    /// sandbox with the same input, the last one's output and status shown, time and memory
-    /// averaged.
+    /// sandbox with the same input, until one is not Accepted: that one's output and status
+    /// shown (else the last's), time and memory averaged over the runs made.
     pub(crate) number_of_runs: u32,
     /// Where to `PUT` the result (a loopback URL).
     pub(crate) callback_url: Option<String>,
@@ -104,18 +104,23 @@ impl Input {
             stderr_to_stdout: self.redirect_stderr_to_stdout,
             stdin: Stdin::Bytes(self.stdin.clone().unwrap_or_default()),
             limits: self.run_limits(),
-            // The runs after the first are test cases with the same input and no expected
-            // output: one compile, a fresh sandbox each, the last one's output on top.
+            // With `number_of_runs` the runs are test cases with the same input: one compile,
+            // a fresh sandbox each, stopping at the first that is not accepted, as Judge0
+            // stops at the first that is not Accepted (fields.rs shows that one). The
+            // engine's comparison is Judge0's but for a trailing NUL or vertical tab, which
+            // Ruby's `rstrip` also strips: such a run stops the runs a run early, and is still
+            // shown as Accepted.
             tests: match self.number_of_runs {
                 0 | 1 => Vec::new(),
                 n => (0..n)
                     .map(|_| TestCase {
                         stdin: self.stdin.clone().unwrap_or_default(),
                         args: Vec::new(),
-                        expected_output: None,
+                        expected_output: self.expected_output.clone(),
                     })
                     .collect(),
             },
+            stop_on_failure: true,
             ..ExecutionRequest::default()
         }
     }

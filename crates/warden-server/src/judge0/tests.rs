@@ -519,6 +519,25 @@ fn redirect_stderr_to_stdout_is_read_as_rails_reads_a_boolean() {
     }
 }
 
+/// Hunt compat (j0) 2: the runs of `number_of_runs` all ran, and the last was shown; Judge0
+/// stops at the first that is not Accepted (a wrong answer too), so the engine is asked to
+/// stop at the first case that fails, each case judged against `expected_output`.
+#[test]
+fn number_of_runs_stops_at_the_first_run_that_fails() {
+    let engine = Engine::new(EngineConfig::new("/nonexistent/warden".into())).expect("engine");
+    let state = AppState::new(engine);
+    let body = json!({"language_id": 71, "source_code": "print(1)", "stdin": "x",
+                      "expected_output": "1", "number_of_runs": 3});
+    let input = super::submission::parse(&state, &body, false).expect("valid");
+    let request = input.execution();
+    assert!(request.stop_on_failure);
+    assert_eq!(request.tests.len(), 3);
+    for case in &request.tests {
+        assert_eq!(case.expected_output.as_deref(), Some(&b"1"[..]));
+        assert_eq!(case.stdin, b"x");
+    }
+}
+
 /// Hunt compat 4: `max_file_size` did not bound stdout and stderr, which Judge0's isolate
 /// writes to files under its `-f`: it lowers the run's output limit (never raises it).
 #[test]

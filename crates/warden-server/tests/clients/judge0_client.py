@@ -106,6 +106,10 @@ def main(base):
     slow = judge0.run(client=client, source_code="while True:\n    pass\n",
                       language=LanguageAlias.PYTHON, cpu_time_limit=1, wall_time_limit=3)
     check(slow.status == Status.TIME_LIMIT_EXCEEDED, f"time limit: {slow.status}")
+    # As Judge0: isolate's message (base64, as the SDK asks, and leaves it), exit code 0 for a
+    # killed run, nothing written is None.
+    shape = (base64.b64decode(slow.message or ""), slow.exit_code, slow.stdout, slow.stderr)
+    check(shape == (b"Time limit exceeded", 0, None, None), f"time limit's shape: {shape}")
 
     raw(base)
     print("judge0_client: all passed")
@@ -120,11 +124,16 @@ def raw(base):
           f"wait=true with base64: {status} {body}")
     check(isinstance(body["time"], str) and isinstance(body["memory"], int), f"units: {body}")
 
-    # number_of_runs: three runs (each in a fresh sandbox), the last one shown, times averaged.
+    # number_of_runs: three runs (each in a fresh sandbox), all accepted so the last one shown,
+    # times averaged; the first that fails stops them and is shown, as Judge0 does.
     status, body = http(base, "POST", "/submissions?wait=true&fields=stdout,status,warden,time",
                         {"language_id": 46, "source_code": "echo again", "number_of_runs": 3})
     check(status == 201 and body["stdout"] == "again\n" and body["status"]["id"] == 3
           and body["warden"]["runs"] == 3, f"number_of_runs: {status} {body}")
+    status, body = http(base, "POST", "/submissions?wait=true&fields=stdout,status,warden",
+                        {"language_id": 46, "source_code": "echo once; exit 4", "number_of_runs": 3})
+    check(status == 201 and body["stdout"] == "once\n" and body["status"]["id"] == 11
+          and body["warden"]["runs"] == 1, f"number_of_runs, failing: {status} {body}")
     status, body = http(base, "POST", "/submissions", {"language_id": 46, "source_code": "true", "number_of_runs": 21})
     check(status == 422 and body.get("number_of_runs") == ["must be less than or equal to 20"],
           f"number_of_runs above 20: {status} {body}")
