@@ -39,7 +39,7 @@ pub(crate) fn for_outcome(outcome: &Outcome) -> u8 {
         Outcome::TimeLimit { .. } => TIME_LIMIT,
         Outcome::MemoryLimit => MEMORY_LIMIT,
         Outcome::OutputLimit { .. } => OUTPUT_LIMIT,
-        Outcome::FileSizeLimit => FILE_SIZE_LIMIT,
+        Outcome::FileSizeLimit { .. } => FILE_SIZE_LIMIT,
         Outcome::Violation { .. } => VIOLATION,
         Outcome::CompileError => COMPILE_ERROR,
         Outcome::DependencyError => DEPENDENCY_ERROR,

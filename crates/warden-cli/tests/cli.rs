@@ -1384,3 +1384,103 @@ fn a_standard_input_that_cannot_be_read_is_an_error() {
     assert_eq!(out.status.code(), Some(125), "{stderr}");
     assert!(stderr.contains("reading stdin"), "{stderr}");
 }
+
+/// Hunt lang 1: CPython, Node, Go and the JVM ignore `SIGXFSZ`, so a write past
+/// `max_file_size` fails with `EFBIG` and the program ends by itself; it was `exited` 1 with no
+/// violation. The file the kernel cut at the limit tells the init (`file_size_scan.rs`).
+#[test]
+fn a_runtime_that_ignores_sigxfsz_still_gets_the_file_size_limit() {
+    let cases: [(&str, &str); 2] = [
+        ("python", "open('/tmp/f', 'wb').write(b'x' * (2 << 20))"),
+        (
+            "javascript",
+            "require('fs').writeFileSync('out.bin', Buffer.alloc(2 << 20, 1))",
+        ),
+    ];
+    for (language, code) in cases {
+        let result = json(
+            &["--max-file-size", "1MiB", "-l", language, "-c", code],
+            b"",
+        );
+        assert_eq!(
+            result["outcome"],
+            json!({"kind": "file_size_limit", "ended": {"kind": "exited", "code": 1}}),
+            "{language}: {result}"
+        );
+        let violations = result["security"]["violations"]
+            .as_array()
+            .expect("violations");
+        assert_eq!(violations.len(), 1, "{language}: {result}");
+        assert_eq!(violations[0]["kind"], "file_size_limit", "{result}");
+        let detail = violations[0]["detail"].as_str().expect("detail");
+        assert!(
+            detail.starts_with("file size limit exceeded")
+                && detail.contains("ended by itself: exited with status 1"),
+            "{detail}"
+        );
+    }
+    // The CLI's own exit status and line say so too.
+    let out = warden(
+        &[
+            "run",
+            "--max-file-size",
+            "1MiB",
+            "-l",
+            "python",
+            "-c",
+            "open('/tmp/f', 'wb').write(b'x' * (2 << 20))",
+        ],
+        b"",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(121), "{stderr}");
+    assert!(
+        stderr.ends_with(
+            "warden: file size limit exceeded: a write failed at the limit (EFBIG), and the \
+             program ended by itself: exited with status 1 (1MiB)\n"
+        ),
+        "{stderr}"
+    );
+}
+
+/// The other side of the same check: a program that handles `EFBIG` and exits 0 ended well
+/// (the scan runs only after a failure), and one that fails without a file at the limit is
+/// its own failure.
+#[test]
+fn a_failure_without_a_file_at_the_limit_is_the_programs_own() {
+    let handled = json(
+        &[
+            "--max-file-size",
+            "1MiB",
+            "-l",
+            "python",
+            "-c",
+            "try:\n    open('/tmp/f', 'wb').write(b'x' * (2 << 20))\nexcept OSError as e:\n    print(e.errno)",
+        ],
+        b"",
+    );
+    assert_eq!(
+        handled["outcome"],
+        json!({"kind": "exited", "code": 0}),
+        "{handled}"
+    );
+    assert_eq!(handled["stdout"], "27\n", "EFBIG: {handled}");
+    assert_eq!(handled["security"]["violations"], json!([]), "{handled}");
+    let failed = json(
+        &[
+            "--max-file-size",
+            "1MiB",
+            "-l",
+            "python",
+            "-c",
+            "import sys\nopen('/tmp/small', 'wb').write(b'x' * 1000)\nopen('big', 'wb').write(b'x' * ((1 << 20) - 1))\nsys.exit(1)",
+        ],
+        b"",
+    );
+    assert_eq!(
+        failed["outcome"],
+        json!({"kind": "exited", "code": 1}),
+        "{failed}"
+    );
+    assert_eq!(failed["security"]["violations"], json!([]), "{failed}");
+}

@@ -36,7 +36,9 @@ pub use filesystem::{FilesystemPolicy, ReadOnlyMount};
 pub use language::{Language, LanguageError, LanguageId};
 pub use limits::{LimitBounds, LimitError, LimitOverrides, Limits, OverMaximum};
 pub use mode::{Mode, ModePolicy, ModeRequest};
-pub use outcome::{Outcome, OutcomeKind, Signal, Stream, TimeLimitKind, Usage, UsageSample};
+pub use outcome::{
+    Outcome, OutcomeKind, ProgramEnd, Signal, Stream, TimeLimitKind, Usage, UsageSample,
+};
 pub use seccomp_policy::SeccompPolicy;
 pub use threat::{Analysis, Finding, ThreatLevel};
 pub use units::{parse_age, parse_duration, parse_since, ByteSize, UnitError};

@@ -35,8 +35,15 @@ pub enum Outcome {
         /// The stream that overflowed.
         stream: Stream,
     },
-    /// The program exceeded the file size limit (`SIGXFSZ`).
-    FileSizeLimit,
+    /// The program exceeded the file size limit: the kernel's `SIGXFSZ` killed it, or (a
+    /// runtime that ignores `SIGXFSZ`: CPython, Node, Go, the JVM) the write failed with `EFBIG`
+    /// and the program then ended by itself, leaving a file cut at the limit.
+    FileSizeLimit {
+        /// How the program ended by itself after the refused write; `None` when `SIGXFSZ`
+        /// killed it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ended: Option<ProgramEnd>,
+    },
     /// The sandbox stopped the program for a forbidden operation.
     Violation {
         /// What was forbidden.
@@ -53,6 +60,33 @@ pub enum Outcome {
     /// answer; the history records it, with what the sandbox stopped until then
     /// (docs/events.md).
     Cancelled,
+}
+
+/// How a program ended by itself, where a limit's verdict takes the place of its own outcome
+/// ([`Outcome::FileSizeLimit`]): the [`Outcome::Exited`] or [`Outcome::Signaled`] it would
+/// have been.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProgramEnd {
+    /// It exited with this status.
+    Exited {
+        /// The exit status (1-255).
+        code: i32,
+    },
+    /// A signal that is not a limit's killed it.
+    Signaled {
+        /// The signal, by name.
+        signal: Signal,
+    },
+}
+
+impl From<ProgramEnd> for Outcome {
+    fn from(end: ProgramEnd) -> Self {
+        match end {
+            ProgramEnd::Exited { code } => Outcome::Exited { code },
+            ProgramEnd::Signaled { signal } => Outcome::Signaled { signal },
+        }
+    }
 }
 
 /// The kind of an [`Outcome`], without its details: the `kind` tag of its JSON form, what
@@ -140,7 +174,7 @@ impl Outcome {
             Outcome::TimeLimit { .. } => OutcomeKind::TimeLimit,
             Outcome::MemoryLimit => OutcomeKind::MemoryLimit,
             Outcome::OutputLimit { .. } => OutcomeKind::OutputLimit,
-            Outcome::FileSizeLimit => OutcomeKind::FileSizeLimit,
+            Outcome::FileSizeLimit { .. } => OutcomeKind::FileSizeLimit,
             Outcome::Violation { .. } => OutcomeKind::Violation,
             Outcome::CompileError => OutcomeKind::CompileError,
             Outcome::DependencyError => OutcomeKind::DependencyError,
@@ -162,7 +196,13 @@ impl fmt::Display for Outcome {
             Outcome::TimeLimit { which } => write!(f, "{which} time limit exceeded"),
             Outcome::MemoryLimit => write!(f, "memory limit exceeded"),
             Outcome::OutputLimit { stream } => write!(f, "output limit exceeded on {stream}"),
-            Outcome::FileSizeLimit => write!(f, "file size limit exceeded"),
+            Outcome::FileSizeLimit { ended: None } => write!(f, "file size limit exceeded"),
+            Outcome::FileSizeLimit { ended: Some(end) } => write!(
+                f,
+                "file size limit exceeded: a write failed at the limit (EFBIG), and the \
+                 program ended by itself: {}",
+                Outcome::from(*end)
+            ),
             Outcome::Violation { detail } => write!(f, "security violation: {detail}"),
             Outcome::CompileError => write!(f, "compilation failed"),
             Outcome::DependencyError => write!(f, "dependency installation failed"),
@@ -408,6 +448,23 @@ mod tests {
                     stream: Stream::Stderr,
                 },
                 r#"{"kind":"output_limit","stream":"stderr"}"#,
+            ),
+            // As results and the history held it before a program's own end was kept.
+            (
+                Outcome::FileSizeLimit { ended: None },
+                r#"{"kind":"file_size_limit"}"#,
+            ),
+            (
+                Outcome::FileSizeLimit {
+                    ended: Some(ProgramEnd::Exited { code: 1 }),
+                },
+                r#"{"kind":"file_size_limit","ended":{"kind":"exited","code":1}}"#,
+            ),
+            (
+                Outcome::FileSizeLimit {
+                    ended: Some(ProgramEnd::Signaled { signal: Signal(6) }),
+                },
+                r#"{"kind":"file_size_limit","ended":{"kind":"signaled","signal":"SIGABRT"}}"#,
             ),
         ];
         for (outcome, json) in cases {

@@ -12,7 +12,7 @@ use std::fmt;
 use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -28,7 +28,7 @@ use crate::plan::{Job, SandboxSpec, WORKDIR};
 use crate::report::{ExitStatus, Report, SeccompKiller};
 use crate::seccomp::CompiledFilter;
 use crate::standby::Standby;
-use crate::{collect, denials, mounts, payload, volumes, workspace};
+use crate::{collect, denials, files_at_limit, mounts, payload, volumes, workspace};
 
 /// A setup step that failed inside the helper or the sandbox; travels to the parent as a
 /// [`Report::SetupFailed`].
@@ -348,6 +348,9 @@ fn serve_jobs(
     // The workspace tmpfs, resized for each job (the native sandbox's; a trusted run's
     // workspace is a host directory).
     let mut scratch = spec.map(mounts::Scratch::new);
+    let writable = writable_roots(workdir, spec);
+    // When the last job's processes were all gone: what it wrote is older.
+    let mut last_end = None;
     loop {
         if std::mem::take(&mut fresh) {
             standby = Standby::ahead(&payload, workdir, control);
@@ -396,9 +399,15 @@ fn serve_jobs(
                     wall_time: Duration::ZERO,
                     killer: SeccompKiller::default(),
                     listener: None,
+                    started_at: None,
                 }
             }
         };
+        let file_at_limit = ended.started_at.is_some_and(|start| {
+            let since = last_end.map_or(start, |end| start.max(end));
+            cut_at_limit(&job, workdir, &writable, since, ended.status)
+        });
+        last_end = Some(files_at_limit::fine_now());
         // The payload has the init's uid: `prlimit` on pid 1 lowers the init's limits, which
         // every later payload would inherit (a hard limit cannot be raised back).
         if let Some(what) = own_limits.changed() {
@@ -408,10 +417,65 @@ fn serve_jobs(
             status: ended.status,
             wall_time: ended.wall_time,
             killer: ended.killer,
+            file_at_limit,
         }
         .send(report.as_fd());
         drop(ended.listener);
     }
+}
+
+/// The places a job may write to, where a file cut at its file size limit would be: the
+/// workspace tmpfs's `/work` and `/tmp` (a trusted run's `work/` and `tmp/` beside it, in its
+/// directory, which its user may not list), and the writable volumes (`/work` among them for
+/// a session).
+fn writable_roots(workdir: &Path, spec: Option<&SandboxSpec>) -> Vec<PathBuf> {
+    let Some(spec) = spec else {
+        let tmp = workdir.parent().map(|run| run.join("tmp"));
+        return std::iter::once(workdir.to_path_buf()).chain(tmp).collect();
+    };
+    let read_only_work = spec
+        .volumes
+        .iter()
+        .any(|v| v.target == Path::new(WORKDIR) && !v.writable);
+    let mut roots = vec![PathBuf::from("/tmp")];
+    if !read_only_work {
+        roots.insert(0, PathBuf::from(WORKDIR));
+    }
+    roots.extend(
+        spec.volumes
+            .iter()
+            .filter(|v| v.writable && v.target != Path::new(WORKDIR))
+            .map(|v| v.target.clone()),
+    );
+    roots
+}
+
+/// Whether a job that ended with `status` failed by itself after a write cut at its file size
+/// limit (`files_at_limit.rs`); looked for only after a failure, its processes all gone.
+fn cut_at_limit(
+    job: &Job,
+    workdir: &Path,
+    roots: &[PathBuf],
+    since: files_at_limit::Stamp,
+    status: ExitStatus,
+) -> bool {
+    if !files_at_limit::worth_a_look(status) {
+        return false;
+    }
+    let size = job.limits.max_file_size.bytes();
+    let written: Vec<PathBuf> = job
+        .files
+        .iter()
+        .filter(|f| f.len == size)
+        .map(|f| workdir.join(&f.path))
+        .collect();
+    files_at_limit::Search {
+        roots,
+        size,
+        since,
+        written: &written,
+    }
+    .finds()
 }
 
 /// Renews what a job could have changed in the sandbox, so that the next one finds it as a
@@ -474,6 +538,9 @@ struct Ended {
     killer: SeccompKiller,
     /// The seccomp listener, closed once the end is reported (`denials::Supervised`).
     listener: Option<OwnedFd>,
+    /// When the program started, as the kernel stamps files (`files_at_limit::coarse_now`); `None`
+    /// when it never did.
+    started_at: Option<files_at_limit::Stamp>,
 }
 
 /// Runs one job, its files written: forks its payload, forwards signals and reaps until the
@@ -488,6 +555,7 @@ fn run_job(
     waited: &SigSet,
 ) -> Result<Ended, SetupError> {
     let confinement = payload_setup.confinement;
+    let started_at = files_at_limit::coarse_now();
     Report::Started.send(report.as_fd());
     let started = Instant::now();
     let launched = standby.and_then(|standby| match standby.launch(job, &fds, report) {
@@ -555,6 +623,7 @@ fn run_job(
         wall_time,
         killer,
         listener: supervised.listener,
+        started_at: Some(started_at),
     })
 }
 

@@ -25,6 +25,7 @@ mod collect;
 mod control;
 mod denials;
 mod file_size_signal;
+mod files_at_limit;
 mod gvisor;
 mod helper;
 pub mod host;

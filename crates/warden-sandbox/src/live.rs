@@ -1034,6 +1034,7 @@ fn verdict(w: &watch::Watched, used: &CgroupStats, job: &Job) -> Option<warden_c
         killed_for,
         w.killer,
         (w.status, certainty),
+        w.file_at_limit,
         used,
         &job.limits,
     )

@@ -71,6 +71,10 @@ pub(crate) enum Report {
         /// death means.
         #[serde(default)]
         killer: SeccompKiller,
+        /// The program failed by itself and left a file cut at its file size limit
+        /// (`files_at_limit.rs`): a write that failed with `EFBIG`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        file_at_limit: bool,
     },
     /// A system call the seccomp policy refused, with how often the job tried it: one message
     /// per call, after the job's processes are gone and before its `Exited` (`denials.rs`).
@@ -168,6 +172,7 @@ mod tests {
                 status: ExitStatus::Signal(9),
                 wall_time: Duration::from_millis(3),
                 killer: SeccompKiller::Init,
+                file_at_limit: true,
             },
             Report::failed("mount /usr", "EPERM"),
             Report::Denied(DeniedSyscall {

@@ -2,7 +2,7 @@
 //! cgroup's accounting) into the program's [`Outcome`]. Pure, so every precedence rule is
 //! unit-tested.
 
-use warden_core::{Limits, Outcome, Signal, Stream, TimeLimitKind};
+use warden_core::{Limits, Outcome, ProgramEnd, Signal, Stream, TimeLimitKind};
 
 use crate::cgroup::CgroupStats;
 use crate::report::{ExitStatus, SeccompKiller};
@@ -32,13 +32,16 @@ pub(crate) enum SignalCertainty {
 /// the limit); the kernel's file-size signal (a SIGXFSZ death under a seccomp filter, which
 /// keeps the program from sending SIGXFSZ itself, `file_size_signal.rs`; without one, with the
 /// memory peak at the file size limit); a death by SIGSYS where the kernel made the filter's
-/// kills (`killer`); then the plain status. The last two only from a wait status
+/// kills (`killer`); a failure of the program's own with a file cut at the file size limit
+/// left behind (`file_at_limit`, `files_at_limit.rs`: a runtime that ignores `SIGXFSZ` saw its
+/// write fail with `EFBIG`); then the plain status. SIGXFSZ and SIGSYS only from a wait status
 /// (`certainty`): a program could fake them with its exit code.
 pub(crate) fn decide(
     killed: Option<KillReason>,
     killed_for: Option<&str>,
     killer: SeccompKiller,
     (status, certainty): (Option<ExitStatus>, SignalCertainty),
+    file_at_limit: bool,
     stats: &CgroupStats,
     limits: &Limits,
 ) -> Option<Outcome> {
@@ -77,7 +80,13 @@ pub(crate) fn decide(
     // much memory. Below it, no write did.
     let file_size_hit =
         killer != SeccompKiller::NoFilter || stats.peak_memory >= limits.max_file_size;
+    // The init looks for a file cut at the limit only after a failure of the program's own:
+    // a non-zero exit, or a signal that is no limit's (`files_at_limit::worth_a_look`).
+    let cut = |end| Outcome::FileSizeLimit { ended: Some(end) };
     match status? {
+        ExitStatus::Code(code) if code != 0 && file_at_limit => {
+            Some(cut(ProgramEnd::Exited { code }))
+        }
         ExitStatus::Code(code) => Some(Outcome::Exited { code }),
         ExitStatus::Signal(n) => Some(match Signal(n) {
             // SIGXCPU is the kernel's RLIMIT_CPU backstop (a second above the budget), but a
@@ -85,12 +94,13 @@ pub(crate) fn decide(
             Signal::XCPU | Signal::KILL if cpu_exhausted => Outcome::TimeLimit {
                 which: TimeLimitKind::Cpu,
             },
-            Signal::XFSZ if known && file_size_hit => Outcome::FileSizeLimit,
+            Signal::XFSZ if known && file_size_hit => Outcome::FileSizeLimit { ended: None },
             // Where the init makes the filter's kills (or there is no filter), the program
             // raised SIGSYS itself: its own end, not a forbidden call.
             Signal::SYS if killer == SeccompKiller::Kernel && known => Outcome::Violation {
                 detail: "a forbidden system call (seccomp killed the process)".to_owned(),
             },
+            signal if file_at_limit => cut(ProgramEnd::Signaled { signal }),
             signal => Outcome::Signaled { signal },
         }),
     }
@@ -172,7 +182,7 @@ mod tests {
                 None,
                 Some(ExitStatus::Signal(25)),
                 peaked(limits.max_file_size),
-                Outcome::FileSizeLimit,
+                Outcome::FileSizeLimit { ended: None },
             ),
             (
                 None,
@@ -202,6 +212,7 @@ mod tests {
                     None,
                     SeccompKiller::Init,
                     (status, WAIT),
+                    false,
                     &stats,
                     &limits
                 ),
@@ -217,6 +228,7 @@ mod tests {
                 None,
                 SeccompKiller::Kernel,
                 (Some(ExitStatus::Signal(31)), WAIT),
+                false,
                 &stats(1, 0),
                 &limits
             ),
@@ -229,6 +241,7 @@ mod tests {
                     None,
                     killer,
                     (Some(ExitStatus::Signal(31)), WAIT),
+                    false,
                     &stats(1, 0),
                     &limits
                 ),
@@ -249,6 +262,7 @@ mod tests {
                 Some("kexec_load"),
                 SeccompKiller::Init,
                 (killed_by_sigkill, WAIT),
+                false,
                 &stats(6000, 1),
                 &limits
             ),
@@ -260,6 +274,7 @@ mod tests {
                 Some("kexec_load"),
                 SeccompKiller::Init,
                 (killed_by_sigkill, WAIT),
+                false,
                 &stats(0, 0),
                 &limits
             ),
@@ -273,6 +288,7 @@ mod tests {
                 Some("kexec_load"),
                 SeccompKiller::Init,
                 (Some(ExitStatus::Code(0)), WAIT),
+                false,
                 &stats(0, 0),
                 &limits
             ),
@@ -285,6 +301,7 @@ mod tests {
                 None,
                 SeccompKiller::Init,
                 (None, WAIT),
+                false,
                 &stats(1, 0),
                 &limits
             ),
@@ -310,6 +327,7 @@ mod tests {
                 None,
                 killer,
                 (Some(ExitStatus::Signal(25)), WAIT),
+                false,
                 stats,
                 &limits,
             )
@@ -318,14 +336,14 @@ mod tests {
             for stats in [&low, &high] {
                 assert_eq!(
                     xfsz(killer, stats),
-                    Some(Outcome::FileSizeLimit),
+                    Some(Outcome::FileSizeLimit { ended: None }),
                     "{killer:?} {stats:?}"
                 );
             }
         }
         assert_eq!(
             xfsz(SeccompKiller::NoFilter, &high),
-            Some(Outcome::FileSizeLimit)
+            Some(Outcome::FileSizeLimit { ended: None })
         );
         assert_eq!(
             xfsz(SeccompKiller::NoFilter, &low),
@@ -347,6 +365,7 @@ mod tests {
                 None,
                 SeccompKiller::Kernel,
                 (Some(ExitStatus::Signal(n)), SignalCertainty::ExitCode),
+                false,
                 &stats(cpu_ms, 0),
                 &limits,
             )
@@ -374,6 +393,56 @@ mod tests {
             Some(Outcome::TimeLimit {
                 which: TimeLimitKind::Cpu
             })
+        );
+    }
+
+    /// Hunt lang 1: a runtime that ignores SIGXFSZ (CPython, Node, Go, the JVM) sees its write
+    /// fail with EFBIG and ends by itself; the file cut at the limit the init found makes that
+    /// end the file size limit, keeping the program's own. A limit's verdict stays first, and
+    /// an exit 0 stays a success.
+    #[test]
+    fn a_failure_after_a_write_cut_at_the_limit_is_the_file_size_limit() {
+        let limits = Limits::default();
+        let ended = |killed, status, cpu_ms, oom| {
+            decide(
+                killed,
+                None,
+                SeccompKiller::Init,
+                (Some(status), WAIT),
+                true,
+                &stats(cpu_ms, oom),
+                &limits,
+            )
+        };
+        assert_eq!(
+            ended(None, ExitStatus::Code(1), 10, 0),
+            Some(Outcome::FileSizeLimit {
+                ended: Some(ProgramEnd::Exited { code: 1 })
+            })
+        );
+        assert_eq!(
+            ended(None, ExitStatus::Signal(6), 10, 0),
+            Some(Outcome::FileSizeLimit {
+                ended: Some(ProgramEnd::Signaled { signal: Signal(6) })
+            })
+        );
+        assert_eq!(
+            ended(None, ExitStatus::Code(0), 10, 0),
+            Some(Outcome::Exited { code: 0 })
+        );
+        assert_eq!(
+            ended(None, ExitStatus::Code(1), 10, 1),
+            Some(Outcome::MemoryLimit)
+        );
+        assert_eq!(
+            ended(Some(KillReason::Wall), ExitStatus::Signal(9), 10, 0),
+            Some(Outcome::TimeLimit {
+                which: TimeLimitKind::Wall
+            })
+        );
+        assert_eq!(
+            ended(None, ExitStatus::Signal(25), 10, 0),
+            Some(Outcome::FileSizeLimit { ended: None })
         );
     }
 }

@@ -240,6 +240,9 @@ pub(crate) struct Watched {
     pub(crate) readonly: Option<ReadOnlyWrites>,
     /// Who killed for the filter's kills (`Report::Exited`).
     pub(crate) killer: crate::report::SeccompKiller,
+    /// The program failed by itself and left a file cut at its file size limit
+    /// (`Report::Exited`).
+    pub(crate) file_at_limit: bool,
     /// What the job changed in the init (`Report::Tainted`).
     pub(crate) tainted: Option<String>,
 }
@@ -993,10 +996,12 @@ impl State<'_> {
                     status,
                     wall_time,
                     killer,
+                    file_at_limit,
                 }) => {
                     self.w.status = Some(status);
                     self.w.wall_time = wall_time;
                     self.w.killer = killer;
+                    self.w.file_at_limit = file_at_limit;
                     self.ended = true;
                 }
                 // One per call of the policy; the bound only guards against a broken init.

@@ -765,7 +765,7 @@ fn a_file_over_the_file_size_limit_is_a_file_size_limit() {
                 signal: warden_core::Signal::XFSZ,
             }
         } else {
-            Outcome::FileSizeLimit
+            Outcome::FileSizeLimit { ended: None }
         };
         assert_eq!(
             run.outcome,
@@ -802,7 +802,7 @@ fn a_write_past_the_file_size_limit_that_takes_no_memory_is_a_file_size_limit() 
         let run = run_argv_in(Mode::Sandboxed, argv, limits);
         assert_eq!(
             run.outcome,
-            Outcome::FileSizeLimit,
+            Outcome::FileSizeLimit { ended: None },
             "{argv:?}: stderr: {}",
             String::from_utf8_lossy(&run.stderr)
         );

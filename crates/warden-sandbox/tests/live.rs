@@ -117,6 +117,51 @@ fn each_job_of_a_live_sandbox_reports_its_own_memory_peak() {
     assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
 }
 
+/// Hunt lang 1: a program that ignores SIGXFSZ (as CPython, Node, Go and the JVM do) sees its
+/// write past `max_file_size` fail with EFBIG and ends by itself; the file the kernel cut at
+/// the limit makes that the file size limit, keeping the program's own end. Not a file of that
+/// size the job was given, nor one an earlier job of the sandbox left, even within the
+/// kernel's timestamp tick (4 ms at `HZ=250`, `files_at_limit::coarse_now`).
+#[test]
+fn a_failure_after_a_write_cut_at_the_limit_is_the_file_size_limit() {
+    for backend in native_and_trusted() {
+        let name = backend.name();
+        let mut sandbox = backend.create(&spec()).expect("created");
+        let limited = |script: &str| {
+            let mut job = sh(script);
+            job.limits.max_file_size = warden_core::ByteSize::mib(1);
+            job
+        };
+        let cut = sandbox
+            .run(
+                &limited("trap '' XFSZ; head -c 2000000 /dev/zero > cut; exit 1"),
+                Stdin::Null,
+            )
+            .expect("job");
+        assert_eq!(
+            cut.outcome,
+            Outcome::FileSizeLimit {
+                ended: Some(warden_core::ProgramEnd::Exited { code: 1 })
+            },
+            "{name}: {}",
+            text(&cut.stderr)
+        );
+        let mut given = limited("wc -c < given; exit 1");
+        given
+            .files
+            .push(WorkspaceFile::new("given", vec![0u8; 1 << 20]));
+        for (job, what) in [
+            (given, "the job's own file"),
+            (limited("exit 1"), "an earlier job's"),
+        ] {
+            let run = sandbox.run(&job, Stdin::Null).expect("job");
+            assert_eq!(run.outcome, Outcome::Exited { code: 1 }, "{name}: {what}");
+        }
+        sandbox.destroy().expect("destroyed");
+    }
+    assert_eq!(our_cgroups(), Vec::<String>::new(), "cgroups left behind");
+}
+
 #[test]
 fn a_first_job_sent_during_the_build_is_not_charged_for_the_build() {
     // A one-shot run sends its job before the sandbox is built; the cgroup counts the build

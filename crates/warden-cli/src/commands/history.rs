@@ -117,7 +117,7 @@ pub(super) fn short_outcome(outcome: &Outcome) -> String {
         Outcome::TimeLimit { which } => format!("time limit ({which})"),
         Outcome::MemoryLimit => "memory limit".to_owned(),
         Outcome::OutputLimit { stream } => format!("output limit ({stream})"),
-        Outcome::FileSizeLimit => "file size limit".to_owned(),
+        Outcome::FileSizeLimit { .. } => "file size limit".to_owned(),
         Outcome::Violation { .. } => "violation".to_owned(),
         Outcome::CompileError => "compile error".to_owned(),
         Outcome::DependencyError => "dependency error".to_owned(),

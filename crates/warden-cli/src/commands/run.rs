@@ -488,7 +488,7 @@ fn limit_field(outcome: &Outcome) -> Option<&'static str> {
         } => Some("wall_time"),
         Outcome::MemoryLimit => Some("memory"),
         Outcome::OutputLimit { .. } => Some("max_output"),
-        Outcome::FileSizeLimit => Some("max_file_size"),
+        Outcome::FileSizeLimit { .. } => Some("max_file_size"),
         _ => None,
     }
 }
@@ -586,7 +586,7 @@ impl Ending<'_> {
                 | Outcome::TimeLimit { .. }
                 | Outcome::MemoryLimit
                 | Outcome::OutputLimit { .. }
-                | Outcome::FileSizeLimit,
+                | Outcome::FileSizeLimit { .. },
                 None,
             ) => eprintln!("{start}warden: {}", self.outcome),
             (other, None) => eprintln!("{start}warden: program {other}"),

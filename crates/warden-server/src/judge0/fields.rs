@@ -294,9 +294,13 @@ fn finished(
             .map_or(Value::Null, |m| text_value(m.as_bytes())),
     );
     // Judge0's `metadata[:exitcode].try(:to_i) || 0`: a run isolate killed (a signal, a
-    // limit) has no exit code in its meta file, and shows 0.
+    // limit) has no exit code in its meta file, and shows 0; one whose write failed at the
+    // file size limit and then exited (a runtime that ignores SIGXFSZ) shows its own.
     let code = match run.outcome {
-        Outcome::Exited { code } => *code,
+        Outcome::Exited { code }
+        | Outcome::FileSizeLimit {
+            ended: Some(warden_core::ProgramEnd::Exited { code }),
+        } => *code,
         _ => 0,
     };
     a.insert("exit_code".into(), json!(code));

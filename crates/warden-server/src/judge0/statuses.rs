@@ -91,6 +91,11 @@ impl Status {
                 _ => Status::Accepted,
             },
             Outcome::Exited { .. } => Status::Nzec,
+            // isolate sees only the program's own end: a write refused with EFBIG, which the
+            // runtime turned into its error.
+            Outcome::FileSizeLimit { ended: Some(end) } => {
+                Self::of(&Outcome::from(*end), stdout, expected)
+            }
             Outcome::Signaled { signal } => match signal.0 {
                 11 => Status::Sigsegv,
                 25 => Status::Sigxfsz,
@@ -99,7 +104,7 @@ impl Status {
                 _ => Status::Other,
             },
             Outcome::TimeLimit { .. } => Status::TimeLimitExceeded,
-            Outcome::OutputLimit { .. } | Outcome::FileSizeLimit => Status::Sigxfsz,
+            Outcome::OutputLimit { .. } | Outcome::FileSizeLimit { ended: None } => Status::Sigxfsz,
             Outcome::MemoryLimit | Outcome::Violation { .. } => Status::Other,
             // Judge0 has no dependency stage: like a compile stage, it failed before the
             // program ran, and its output is `compile_output`.
@@ -119,7 +124,8 @@ pub(crate) fn exit_signal(outcome: &Outcome) -> Option<i32> {
         | Outcome::MemoryLimit
         | Outcome::OutputLimit { .. }
         | Outcome::Cancelled => Some(Signal::KILL.0),
-        Outcome::FileSizeLimit => Some(Signal::XFSZ.0),
+        Outcome::FileSizeLimit { ended: None } => Some(Signal::XFSZ.0),
+        Outcome::FileSizeLimit { ended: Some(end) } => exit_signal(&Outcome::from(*end)),
         Outcome::Violation { .. } => Some(Signal::SYS.0),
         Outcome::Exited { .. } | Outcome::CompileError | Outcome::DependencyError => None,
     }
@@ -138,6 +144,7 @@ pub(crate) fn message(outcome: &Outcome) -> Option<String> {
         Outcome::TimeLimit {
             which: TimeLimitKind::Wall,
         } => Some("Time limit exceeded (wall clock)".to_owned()),
+        Outcome::FileSizeLimit { ended: Some(end) } => message(&Outcome::from(*end)),
         other => Some(capitalized(&other.to_string())),
     }
 }

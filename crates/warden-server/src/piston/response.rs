@@ -135,7 +135,11 @@ pub(crate) fn verdict(outcome: &Outcome) -> Verdict {
             stream: Stream::Stderr,
         } => killed("EL", Signal::KILL, "stderr length exceeded"),
         Outcome::MemoryLimit => killed("SG", Signal::KILL, "Memory limit exceeded"),
-        Outcome::FileSizeLimit => killed("SG", Signal::XFSZ, "File size limit exceeded"),
+        Outcome::FileSizeLimit { ended: None } => {
+            killed("SG", Signal::XFSZ, "File size limit exceeded")
+        }
+        // Piston's isolate sees only the program's own end after the refused write.
+        Outcome::FileSizeLimit { ended: Some(end) } => verdict(&Outcome::from(*end)),
         Outcome::Violation { detail } => {
             killed("SG", Signal::SYS, &format!("Security violation: {detail}"))
         }
