@@ -347,6 +347,28 @@ fn a_limit_above_the_maximum_is_said_once_per_batch() {
         .all(|l| l["result"]["limits"]["memory"] == "8GiB"));
 }
 
+/// Bug hunt cli: `--cpu-time 10 s` read `s` as a program file, whose line said only that it
+/// could not be opened (`warden run` says why); and one program was "1 programs".
+#[test]
+fn a_units_name_read_as_a_program_says_a_value_and_its_unit_are_one_argument() {
+    let world = World::new();
+    let program = write(world.path(), "one.sh", "true\n");
+    let out = start(&world, &["--cpu-time", "10"], &["s".to_owned(), program])
+        .wait_with_output()
+        .expect("warden batch runs");
+    let answers = lines(&out);
+    let error = answers[0]["error"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("a limit's value and its unit are one argument"),
+        "{answers:?}"
+    );
+    let alone = start(&world, &[], &[write(world.path(), "two.sh", "true\n")])
+        .wait_with_output()
+        .expect("warden batch runs");
+    let stderr = String::from_utf8_lossy(&alone.stderr);
+    assert!(stderr.contains("warden: 1 program in "), "{stderr}");
+}
+
 /// A program whose language cannot be told is told how its kind of line names one: a file
 /// with `--lang`, a request line with its `language` field.
 #[test]

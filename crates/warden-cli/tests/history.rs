@@ -191,6 +191,12 @@ fn a_bad_history_setting_is_refused_before_anything_runs() {
     assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("WARDEN_HISTORY_RETENTION"), "{stderr}");
+    let fifo = home.world.path().join("history.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
     for (var, value, why) in [
         (
             "WARDEN_HISTORY_MAX_COUNT",
@@ -199,6 +205,14 @@ fn a_bad_history_setting_is_refused_before_anything_runs() {
         ),
         ("WARDEN_HISTORY_MAX_COUNT", "0", "must be at least 1"),
         ("WARDEN_DB", "/tmp/wt-config-never/dir/", "is a directory"),
+        // Bug hunt: a FIFO held `warden run` in SQLite's open past every signal but SIGKILL;
+        // /dev/null answered "disk I/O error" and left /dev/null-journal.
+        (
+            "WARDEN_DB",
+            fifo.to_str().expect("UTF-8"),
+            "not a regular file",
+        ),
+        ("WARDEN_DB", "/dev/null", "not a regular file"),
     ] {
         let out = home
             .command(&run, None)

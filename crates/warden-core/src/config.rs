@@ -411,6 +411,11 @@ mod tests {
                 "[modes]\nmedium = \"refuse\"\n",
                 "[modes] high: \"isolated\" is weaker than medium's \"refuse\"",
             ),
+            // Bug hunt cli 2: every request without a mode was refused.
+            (
+                "[modes]\ndefault = \"trusted\"\n",
+                "[modes] default: \"trusted\" while trusted_enabled is false",
+            ),
         ] {
             let err = Config::from_toml(path, toml).expect_err(toml).to_string();
             assert!(err.starts_with(why) || err.contains(why), "{toml}: {err}");
@@ -419,6 +424,7 @@ mod tests {
             "[modes]\ncritical = \"isolated\"\n",
             "[modes]\nnone = \"trusted\"\nlow = \"trusted\"\nmedium = \"isolated\"\n",
             "[modes]\nhigh = \"refuse\"\n",
+            "[modes]\ntrusted_enabled = true\ndefault = \"trusted\"\n",
         ] {
             assert!(Config::from_toml(path, fine).is_ok(), "{fine}");
         }

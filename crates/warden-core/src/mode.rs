@@ -231,6 +231,15 @@ impl ModePolicy {
     /// level only, so under such a map a program would get a weaker mode by adding a finding
     /// (bug hunt "modes" 6). The message names both keys, the higher level first.
     pub fn check(&self) -> Result<(), String> {
+        // Bug hunt: accepted, it refused every request that named no mode.
+        if self.default == ModeRequest::Exactly(Mode::Trusted) && !self.trusted_enabled {
+            return Err(
+                "[modes] default: \"trusted\" while trusted_enabled is false: every request \
+                 that names no mode would be refused; enable trusted mode or choose another \
+                 default"
+                    .to_owned(),
+            );
+        }
         for pair in ThreatLevel::ALL.windows(2) {
             let (lower, higher) = (pair[0], pair[1]);
             let (below, above) = (self.rule(lower), self.rule(higher));

@@ -442,7 +442,10 @@ fn history(
 }
 
 /// Refuses a history path that names a directory: SQLite would create the database (and its
-/// `-wal` and `-shm` files, holding submitted code) under names nothing reads back.
+/// `-wal` and `-shm` files, holding submitted code) under names nothing reads back. Refuses
+/// one that names anything else but a regular file (bug hunt): a FIFO held every command that
+/// opens the history blocked in the open, past the signals that should end `warden run`, and
+/// `/dev/null` answered "disk I/O error" and left a world-writable `/dev/null-journal`.
 fn check_history_path(path: &std::path::Path) -> Result<(), String> {
     use std::os::unix::ffi::OsStrExt as _;
     if path.as_os_str().as_bytes().ends_with(b"/") || path.is_dir() {
@@ -452,7 +455,13 @@ fn check_history_path(path: &std::path::Path) -> Result<(), String> {
             path.join("history.sqlite3").display()
         ));
     }
-    Ok(())
+    match std::fs::metadata(path) {
+        Ok(found) if !found.is_file() => Err(format!(
+            "{} is not a regular file (a FIFO, a socket or a device); name the database file",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The history database: `WARDEN_DB`, else `configured` (the configuration's `[history] path`),

@@ -86,6 +86,19 @@ impl Program {
                     None => (None, Some(path)),
                 }
             }
+            // What no file can be named is refused, as for the other files (bug hunt: the
+            // entry was laid out under the language's name instead); a name that is only no
+            // plain one (empty, hidden) gets the language's, and the result says so.
+            Some(name) if name.contains('\0') => {
+                return Err(SourceError::NulByte { path: name.into() }.into())
+            }
+            Some(name) if name.len() > NAME_MAX => {
+                return Err(SourceError::NameTooLong {
+                    path: name.into(),
+                    max: NAME_MAX,
+                }
+                .into())
+            }
             given => (None, given.map(str::to_owned)),
         };
         let mut name = entry_name(language, given.as_deref(), &code);
@@ -293,6 +306,31 @@ mod tests {
             code: code.as_bytes().to_vec(),
             executable: false,
         }
+    }
+
+    /// Bug hunt cli: an entry named with a NUL byte, or longer than a file name can be, was
+    /// laid out under the language's name where any other file so named is refused.
+    #[test]
+    fn an_entry_no_file_can_be_named_is_refused_as_any_file() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let python = catalog.get("python").expect("python");
+        let long = "a".repeat(NAME_MAX + 1);
+        for name in ["a\0b.py", &long] {
+            let err = Program::prepare(python, &[src(Some(name), "print(1)")])
+                .map(|p| p.source)
+                .expect_err(name);
+            assert!(
+                matches!(
+                    err,
+                    EngineError::BadSource(
+                        SourceError::NulByte { .. } | SourceError::NameTooLong { .. }
+                    )
+                ),
+                "{err}"
+            );
+        }
+        let p = Program::prepare(python, &[src(Some(""), "print(1)")]).expect("an empty name");
+        assert_eq!(p.source, "/work/main.py", "no name: the language's");
     }
 
     #[test]

@@ -480,7 +480,8 @@ impl Tally {
         let total: usize = self.0.values().sum();
         let ways: Vec<String> = self.0.iter().map(|(way, n)| format!("{n} {way}")).collect();
         format!(
-            "{total} programs in {:.1} s: {}",
+            "{total} program{} in {:.1} s: {}",
+            if total == 1 { "" } else { "s" },
             elapsed.as_secs_f64(),
             if ways.is_empty() {
                 "none".to_owned()

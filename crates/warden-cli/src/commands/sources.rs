@@ -78,7 +78,12 @@ pub(crate) fn from_file_until(path: &Path, cancel: &Cancellation) -> anyhow::Res
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK)
         .open(path)
-        .with_context(|| format!("opening {}", shown()))?;
+        .with_context(|| format!("opening {}", shown()))
+        // Every argument is a program here: only a unit's name read as one has a hint.
+        .map_err(|e| match missing_hint(0, path, &e) {
+            Some(hint) => anyhow::anyhow!("{e:#}; {hint}"),
+            None => e,
+        })?;
     let metadata = file
         .metadata()
         .with_context(|| format!("reading {}", shown()))?;
