@@ -1483,4 +1483,32 @@ fn a_failure_without_a_file_at_the_limit_is_the_programs_own() {
         "{failed}"
     );
     assert_eq!(failed["security"]["violations"], json!([]), "{failed}");
+    // Regression hunt: an empty file under a limit of 0, and the JVM's 32 KiB perf data file
+    // (left by a JVM killed by a signal) under 32 KiB, read as writes cut at the limit.
+    let empty = json(
+        &[
+            "--max-file-size",
+            "0",
+            "-l",
+            "bash",
+            "-c",
+            "touch /tmp/x; exit 3",
+        ],
+        b"",
+    );
+    assert_eq!(
+        empty["outcome"],
+        json!({"kind": "exited", "code": 3}),
+        "{empty}"
+    );
+    let java = "public class Main {\n    public static void main(String[] args) throws Exception {\n        \
+                long pid = ProcessHandle.current().pid();\n        \
+                new ProcessBuilder(\"/bin/kill\", \"-ABRT\", String.valueOf(pid)).start().waitFor();\n        \
+                Thread.sleep(5000);\n    }\n}\n";
+    let aborted = json(&["--max-file-size", "32KiB", "-l", "java", "-c", java], b"");
+    assert_eq!(
+        aborted["outcome"],
+        json!({"kind": "signaled", "signal": "SIGABRT"}),
+        "{aborted}"
+    );
 }

@@ -414,7 +414,14 @@ mod tests {
             // Bug hunt cli 2: every request without a mode was refused.
             (
                 "[modes]\ndefault = \"trusted\"\n",
-                "[modes] default: \"trusted\" while trusted_enabled is false",
+                "[modes] default: \"trusted\" would refuse every request that names no mode \
+                 (refused: trusted mode is disabled",
+            ),
+            // Regression hunt: enabled, but weaker than every level's minimum.
+            (
+                "[modes]\ntrusted_enabled = true\ndefault = \"trusted\"\n",
+                "[modes] default: \"trusted\" would refuse every request that names no mode \
+                 (refused: mode trusted is weaker than sandboxed",
             ),
         ] {
             let err = Config::from_toml(path, toml).expect_err(toml).to_string();
@@ -424,7 +431,8 @@ mod tests {
             "[modes]\ncritical = \"isolated\"\n",
             "[modes]\nnone = \"trusted\"\nlow = \"trusted\"\nmedium = \"isolated\"\n",
             "[modes]\nhigh = \"refuse\"\n",
-            "[modes]\ntrusted_enabled = true\ndefault = \"trusted\"\n",
+            "[modes]\ntrusted_enabled = true\ndefault = \"trusted\"\nnone = \"trusted\"\n",
+            "[modes]\ndefault = \"isolated\"\n",
         ] {
             assert!(Config::from_toml(path, fine).is_ok(), "{fine}");
         }

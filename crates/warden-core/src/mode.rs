@@ -231,15 +231,6 @@ impl ModePolicy {
     /// level only, so under such a map a program would get a weaker mode by adding a finding
     /// (bug hunt "modes" 6). The message names both keys, the higher level first.
     pub fn check(&self) -> Result<(), String> {
-        // Bug hunt: accepted, it refused every request that named no mode.
-        if self.default == ModeRequest::Exactly(Mode::Trusted) && !self.trusted_enabled {
-            return Err(
-                "[modes] default: \"trusted\" while trusted_enabled is false: every request \
-                 that names no mode would be refused; enable trusted mode or choose another \
-                 default"
-                    .to_owned(),
-            );
-        }
         for pair in ThreatLevel::ALL.windows(2) {
             let (lower, higher) = (pair[0], pair[1]);
             let (below, above) = (self.rule(lower), self.rule(higher));
@@ -249,6 +240,18 @@ impl ModePolicy {
                      level must get at least the mode of a lower one",
                     String::from(above),
                     String::from(below)
+                ));
+            }
+        }
+        // Bug hunt: a default mode that the lowest level refuses, the higher ones refuse too
+        // (checked above): every request that names no mode would be refused.
+        if self.none != LevelRule::Refuse {
+            if let (ModeRequest::Exactly(mode), Err(refusal)) =
+                (self.default, self.choose(self.default, ThreatLevel::None))
+            {
+                return Err(format!(
+                    "[modes] default: \"{mode}\" would refuse every request that names no mode \
+                     ({refusal}); choose \"auto\" or a mode the levels allow"
                 ));
             }
         }

@@ -206,6 +206,12 @@ fn java_types(tokens: &[String]) -> Vec<JavaType> {
 /// final`, `static synchronized`, `static strictfp`), annotations and type parameters. Not a
 /// `private` one, nor an instance `void main(` (Java 21's preview, not this JDK's).
 fn declares_main_at(tokens: &[String], mut at: usize) -> bool {
+    // A bound on the tokens one declaration's head is looked at in: unbounded, a file of
+    // members that open a `<` or an annotation's `(` and never close it (`< ;` over and over)
+    // had each look run to the end of the file, quadratic in its size (regression hunt: 10 s
+    // for 320 KB, in warden's own process before any limit applies).
+    let end = tokens.len().min(at.saturating_add(MAIN_HEAD_TOKENS));
+    let tokens = &tokens[..end];
     let mut is_static = false;
     loop {
         match tokens.get(at).map(String::as_str) {
@@ -226,6 +232,10 @@ fn declares_main_at(tokens: &[String], mut at: usize) -> bool {
         }
     }
 }
+
+/// The most tokens [`declares_main_at`] reads of one member's head: its modifiers, annotations
+/// and type parameters before `void main(`, far more than any real one has.
+const MAIN_HEAD_TOKENS: usize = 256;
 
 /// The index after the annotation at `tokens[at]` (`@`): its qualified name and, if any, its
 /// parenthesized arguments (`@SuppressWarnings({"unchecked"})`).
@@ -434,6 +444,21 @@ mod tests {
                 (file, class),
                 "{code}"
             );
+        }
+    }
+
+    /// Regression hunt: members that open a `<` or an annotation's `(` and never close it had
+    /// each look for `main` read to the end of the file (quadratic: 10 s for 320 KB; this file
+    /// of 256 KB or more would have taken minutes, past the test runner's limit). Each looks at a bounded
+    /// head now, and the runner after them is still found.
+    #[test]
+    fn unbalanced_member_heads_do_not_make_the_search_quadratic() {
+        for head in ["< ;", "@a( ;", "@a( { } "] {
+            let code = format!(
+                "public class Data {{ {} }}\nclass Runner {{ public static void main(String[] a) {{}} }}\n",
+                head.repeat(1 << 16)
+            );
+            assert_eq!(java_main_class(&code).as_deref(), Some("Runner"), "{head}");
         }
     }
 

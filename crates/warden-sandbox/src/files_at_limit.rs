@@ -83,6 +83,11 @@ pub(crate) struct Search<'a> {
 impl Search<'_> {
     /// Whether a regular file of exactly `size` bytes, changed since `since`, is found.
     pub(crate) fn finds(&self) -> bool {
+        // Under a limit of 0 no write leaves a file cut at it: an empty file is any program's
+        // (regression hunt: `touch /tmp/x; exit 3` was this verdict).
+        if self.size == 0 {
+            return false;
+        }
         let mut budget = MAX_ENTRIES;
         self.roots
             .iter()
@@ -177,6 +182,12 @@ mod tests {
             ..search(&roots, cut)
         };
         assert!(!own.finds(), "the job's own file");
+        std::fs::write(deep.join("empty"), []).expect("empty");
+        let zero = Search {
+            size: 0,
+            ..search(&roots, changed(&deep.join("empty")))
+        };
+        assert!(!zero.finds(), "an empty file under a limit of 0");
     }
 
     #[test]
