@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use warden_core::{ByteSize, Limits, Outcome, Usage};
-use warden_engine::{ExecutionResult, TestResult};
+use warden_engine::{ExecutionResult, TestResult, Verdict};
 
 use super::statuses::{exit_signal, message, Status};
 use super::store::{Attributes, Progress, Record};
@@ -363,10 +363,20 @@ fn shown<'a>(
             false => status,
         }
     };
+    // A run's output kept whole, or cut at the budget the runs share after the engine had
+    // compared it whole (regression hunt: the 17th run of a correct program printing 1 MB was
+    // judged on its cut output, a Wrong Answer): then the engine's verdict stands.
+    let case = |r: &TestResult| match r.stdout_truncated && r.verdict == Verdict::Accepted {
+        true if cpu_time_limit.is_some_and(|limit| r.usage.cpu_time > limit) => {
+            Status::TimeLimitExceeded
+        }
+        true => Status::Accepted,
+        false => judged(&r.outcome, &r.stdout, &r.usage),
+    };
     let runs = &result.tests;
     let last = runs
         .iter()
-        .position(|r| judged(&r.outcome, &r.stdout, &r.usage) != Status::Accepted)
+        .position(|r| case(r) != Status::Accepted)
         .unwrap_or(runs.len().saturating_sub(1));
     let usage = match runs.is_empty() {
         true => result.usage,
@@ -374,7 +384,7 @@ fn shown<'a>(
     };
     match runs.get(last).filter(|_| last + 1 < runs.len()) {
         Some(run) => Shown {
-            status: judged(&run.outcome, &run.stdout, &run.usage),
+            status: case(run),
             outcome: &run.outcome,
             stdout: &run.stdout,
             stderr: &run.stderr,
@@ -565,6 +575,27 @@ mod tests {
         finished(&mut a, &result, None, None);
         assert_eq!(a["exit_code"], Value::Null);
         assert_eq!(a["compile_output"], Value::Null);
+    }
+
+    /// Regression hunt: the runs share one output budget, so a middle run of a correct program
+    /// printing much kept its output cut; it was judged on that cut output, a Wrong Answer the
+    /// engine (which compared it whole) had accepted.
+    #[test]
+    fn a_run_whose_kept_output_was_cut_keeps_the_engines_verdict() {
+        let expected = b"zzzz\n";
+        let whole = case(Outcome::Exited { code: 0 }, "zzzz\n", "", 10);
+        let cut = TestResult {
+            stdout: b"zz".to_vec(),
+            stdout_truncated: true,
+            ..whole.clone()
+        };
+        let result = executed(vec![whole.clone(), cut, whole], true);
+        let mut a = Map::new();
+        assert_eq!(
+            finished(&mut a, &result, Some(expected), None),
+            Status::Accepted
+        );
+        assert_eq!(a["warden"]["runs"], json!(3));
     }
 
     /// Hunt compat (j0) 2: with `number_of_runs` every run ran and the last was shown, so a

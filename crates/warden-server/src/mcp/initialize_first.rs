@@ -94,7 +94,20 @@ impl<T> InitializeFirst<T> {
             (Lifecycle::Unstarted, _) if request.method() == "initialize" => {
                 Err(MALFORMED_INITIALIZE.to_owned())
             }
-            (Lifecycle::Unstarted, _) if missing().is_empty() => Ok(Lifecycle::Inline),
+            // Of a version rmcp does not know, it is refused (-32022) and the handshake stays
+            // open: a client may fall back to `initialize` (regression hunt: it was refused as
+            // in a session begun without it).
+            (Lifecycle::Unstarted, _) if missing().is_empty() => {
+                let known = request
+                    .get_meta()
+                    .protocol_version()
+                    .is_some_and(|v| ProtocolVersion::KNOWN_VERSIONS.contains(&v));
+                Ok(if known {
+                    Lifecycle::Inline
+                } else {
+                    Lifecycle::Unstarted
+                })
+            }
             (Lifecycle::Unstarted, _) => Err(INITIALIZE_FIRST.to_owned()),
             (Lifecycle::Inline, _) => match missing() {
                 keys if keys.is_empty() => Ok(Lifecycle::Inline),

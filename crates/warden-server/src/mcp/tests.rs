@@ -423,6 +423,22 @@ async fn a_request_with_the_handshake_free_revisions_meta_is_served() {
     assert!(answer["result"]["tools"].is_array(), "{answer}");
 }
 
+/// Regression hunt: a request with the handshake-free `_meta` of a version rmcp does not know
+/// is refused (-32022, naming the versions it supports), and a client falling back to
+/// `initialize` was then refused as in a session begun without it.
+#[tokio::test]
+async fn initialize_after_an_unsupported_handshake_free_version_is_served() {
+    let (mut client, _server) = Client::start();
+    let meta = json!({"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2099-01-01",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }});
+    let answer = client.request("tools/list", meta).await;
+    assert_eq!(answer["error"]["code"], -32022, "{answer}");
+    let answer = client.request("initialize", initialize_params()).await;
+    assert_eq!(answer["result"]["serverInfo"]["name"], "warden", "{answer}");
+}
+
 #[tokio::test]
 async fn closing_stdin_ends_the_session_cleanly() {
     let (client, server) = Client::initialized().await;
