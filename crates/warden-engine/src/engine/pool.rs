@@ -15,7 +15,8 @@
 //! a new empty workspace and `/tmp`, a new IPC namespace, every process of the run already
 //! gone) and keeps it for the next run of the same spec *and the same owner* (the API token's
 //! name; one owner when the server has no tokens), up to `reuse` runs per sandbox. What a reset
-//! does not renew (the pid counter, loopback ports in `TIME_WAIT`) is then visible only to the
+//! does not renew (the pid counter, loopback ports in `TIME_WAIT`, the init's counters of the
+//! processes it reaped in `/proc/1/stat`: the earlier runs' cpu time) is then visible only to the
 //! owner's own later runs, never to another tenant's (docs/sandbox-setup.md, Reset). A reset
 //! sandbox unused for [`IDLE`] is destroyed. With `reuse` 1, every sandbox runs once.
 //!
