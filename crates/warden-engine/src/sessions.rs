@@ -336,6 +336,10 @@ pub(crate) struct Session {
     pending: std::sync::atomic::AtomicUsize,
     /// Being removed: its workspace may be gone before the store forgets it.
     removing: std::sync::atomic::AtomicBool,
+    /// Held while its state is written: two writes at once (a call's start or end, a stop
+    /// from another thread) would share the temporary file, and one could rename the other's
+    /// half-written state into place.
+    saving: Mutex<()>,
     dir: PathBuf,
 }
 
@@ -409,6 +413,7 @@ impl Session {
             downloads: std::sync::atomic::AtomicUsize::new(0),
             pending: std::sync::atomic::AtomicUsize::new(0),
             removing: std::sync::atomic::AtomicBool::new(false),
+            saving: Mutex::new(()),
             dir,
         }
     }
@@ -575,18 +580,21 @@ impl Session {
 
     /// Writes the state to disk (best effort: a failure is logged; the session goes on).
     pub(crate) fn save(&self) {
-        let meta = self.meta().clone();
-        if let Err(e) = write_meta(&self.dir, &meta, Durability::Synced) {
-            tracing::warn!(session = %meta.id, error = %e, "saving the session's state");
-        }
+        self.write_state(Durability::Synced);
     }
 
     /// [`Session::save`] without waiting for the disk (the two syncs took about 12 ms here):
     /// what a server killed meanwhile left is read back, what a host's crash lost is the state
     /// the last synced save wrote (see `write_meta`).
     fn save_unsynced(&self) {
+        self.write_state(Durability::Unsynced);
+    }
+
+    /// Writes the state as it is now, one write at a time (`saving`).
+    fn write_state(&self, durability: Durability) {
+        let _one_at_a_time = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let meta = self.meta().clone();
-        if let Err(e) = write_meta(&self.dir, &meta, Durability::Unsynced) {
+        if let Err(e) = write_meta(&self.dir, &meta, durability) {
             tracing::warn!(session = %meta.id, error = %e, "saving the session's state");
         }
     }
@@ -1044,6 +1052,49 @@ mod tests {
 
     /// The state of a stopped session of `owner` on the volume `workspace`, as a server that
     /// stopped it leaves it.
+    /// Saves from several threads at once (a call's start and end, a stop from the reaper)
+    /// shared the temporary file: each state read back whole, whatever ran beside it.
+    #[test]
+    fn saves_at_once_never_leave_a_torn_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = "00000000000000aa";
+        let session = std::sync::Arc::new(Session::new(
+            stopped_on(id, "bob", "bv1"),
+            None,
+            dir.path().to_owned(),
+        ));
+        session.save();
+        let path = dir.path().join(format!("{id}.json"));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (path, done) = (path.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut torn = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let text = std::fs::read(&path).expect("the state is always there");
+                    torn += usize::from(serde_json::from_slice::<Meta>(&text).is_err());
+                }
+                torn
+            })
+        };
+        let writers: Vec<_> = (0..4)
+            .map(|n| {
+                let session = session.clone();
+                std::thread::spawn(move || {
+                    for i in 0..300 {
+                        session.meta().calls = n * 1000 + i;
+                        session.save_unsynced();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("a writer");
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(reader.join().expect("the reader"), 0, "torn states read");
+    }
+
     fn stopped_on(id: &str, owner: &str, workspace: &str) -> Meta {
         Meta {
             id: id.to_owned(),
