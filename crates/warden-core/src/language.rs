@@ -453,6 +453,22 @@ impl Language {
                 &format!("{} is not absolute", path.display()),
             ));
         }
+        // The workspace and /tmp are the sandbox's own: a bind there was hidden under them in
+        // `sandboxed` and showed the host's directory inside the writable /work in
+        // `isolated` (hunt iso).
+        if let Some(path) = self.mounts.iter().find(|p| {
+            p.as_path() == std::path::Path::new("/")
+                || p.starts_with("/work")
+                || p.starts_with("/tmp")
+        }) {
+            return Err(invalid(
+                "mounts",
+                &format!(
+                    "{} is the sandbox's own (/, /work and /tmp and below are not bound)",
+                    path.display()
+                ),
+            ));
+        }
         if let Some(ext) = self
             .extensions
             .iter()
@@ -1021,6 +1037,24 @@ stdout = "hi\n"
                 err.contains(expected) && err.contains("only [run] argv takes {memory_"),
                 "{err}"
             );
+        }
+    }
+
+    /// Hunt iso: a bind under /work was hidden by the workspace in `sandboxed` and showed the
+    /// host's directory inside the writable /work in `isolated`.
+    #[test]
+    fn mounts_in_the_sandboxes_own_places_are_refused() {
+        for path in ["/", "/work", "/work/lib", "/tmp", "/tmp/x"] {
+            let text = format!("mounts = [{path:?}]\n{MINIMAL}");
+            let err = Language::from_toml("toy.toml", &text).expect_err(path);
+            assert!(
+                err.to_string().contains("the sandbox's own"),
+                "{path}: {err}"
+            );
+        }
+        for path in ["/workshop", "/usr/lib/jvm", "/etc/java-17-openjdk"] {
+            let text = format!("mounts = [{path:?}]\n{MINIMAL}");
+            Language::from_toml("toy.toml", &text).expect(path);
         }
     }
 
