@@ -22,7 +22,8 @@
 //! `runsc exec`: its helper only holds the cgroup (`helper::Backend::Hold`), and the job's
 //! process is the warden binary as [`CGROUP_EXEC_ARG`], which joins the cgroup and becomes
 //! `runsc run` of a bundle whose process is the job, under the loader as the container's init.
-//! The program's clock starts when runsc's state file says `running`.
+//! The program's clock starts when runsc's state file says `running`. Its sentry ends with the
+//! job, so it is not watched: `runsc run`'s own log ([`run_log`]) tells one killed under it.
 
 mod bundle;
 mod filter_exec;
@@ -217,7 +218,7 @@ impl Gvisor {
             let _ = cleanup();
             return Err(e);
         }
-        let run = runsc_argv(&self.runsc, &bundle, &container, spec.egress);
+        let run = runsc_argv(&self.runsc, &bundle, &container, spec.egress, one_job);
         let join = cgroup.join();
         let (backend, container_start) = if one_job {
             // The helper holds the cgroup; the job's process joins it and becomes `runsc run`.
@@ -362,8 +363,9 @@ struct RunscJobs {
     /// The sandbox's sentry (the `runsc-sandbox` process), found once the container runs: a
     /// keeper's sandbox outlives its jobs, and a job's `runsc exec` ends with status 128 both
     /// when the program exits 128 and when the sentry died under it
-    /// ([`JobLauncher::runtime_ended`]). Unset for a one-job sandbox, and until a state file
-    /// names a live process (each job looks again).
+    /// ([`JobLauncher::runtime_ended`]). Unset for a one-job sandbox, whose sentry ends with
+    /// its job in any case (`runsc run`'s log tells instead, [`run_log`]), and until a state
+    /// file names a live process (each job looks again).
     sentry: std::sync::OnceLock<Sentry>,
 }
 
@@ -677,15 +679,22 @@ impl JobLauncher for RunscJobs {
         Ok(())
     }
 
-    /// The sentry ended: the sandbox is gone, whatever the job's `runsc exec` said.
+    /// The sentry ended: the sandbox is gone, whatever the job's `runsc exec` said. A one-job
+    /// sandbox's sentry ends with its job, whose status `runsc run` reports either way (137
+    /// for a program killed by SIGKILL and for a sentry killed under it): there its log says
+    /// whether the sentry was killed under the job ([`ended_by_runtime`]).
     fn runtime_ended(&self) -> bool {
-        self.sentry.get().is_some_and(Sentry::ended)
+        match self.container_start {
+            Some(_) => ended_by_runtime(&run_log(&self.bundle)),
+            None => self.sentry.get().is_some_and(Sentry::ended),
+        }
     }
 
     /// A one-job sandbox's runtime that crashed under its job (its sentry refused a thread):
     /// `runsc run` then exits with the sentry's status, as if it were the program's, and only
-    /// the Go runtime's crash report (`--panic-log`) tells. A keeper's sentry is watched
-    /// instead ([`JobLauncher::runtime_ended`]).
+    /// the Go runtime's crash report (`--panic-log`) tells. A sentry killed leaves no report:
+    /// `runsc run`'s log tells that ([`JobLauncher::runtime_ended`]), as a keeper's sentry is
+    /// watched.
     fn runtime_failure(&self) -> Option<String> {
         self.container_start.as_ref()?;
         crash_report(&panic_log(&self.bundle))
@@ -1061,8 +1070,22 @@ fn join_and_exec(args: &[std::ffi::OsString]) -> Result<std::convert::Infallible
 /// (`--network=host`), in the new network namespace runsc makes for its sandbox process, where
 /// warden's proxy then listens and its interception and resolver govern every socket (a
 /// namespace with nothing but loopback); without, gVisor's own stack with loopback only.
-fn runsc_argv(runsc: &Path, bundle: &Path, container: &str, egress: bool) -> Vec<String> {
-    [
+/// A `runsc run` whose container is the job (`one_job`) logs to [`run_log`], and only it (not
+/// the sentry and gofer it starts).
+fn runsc_argv(
+    runsc: &Path,
+    bundle: &Path,
+    container: &str,
+    egress: bool,
+    one_job: bool,
+) -> Vec<String> {
+    let log = one_job.then(|| {
+        [
+            format!("--debug-log={}", run_log(bundle).display()),
+            "--debug-command=run".to_owned(),
+        ]
+    });
+    let before = [
         runsc.to_string_lossy().as_ref(),
         "--root",
         RUNSC_ROOT,
@@ -1079,13 +1102,14 @@ fn runsc_argv(runsc: &Path, bundle: &Path, container: &str, egress: bool) -> Vec
         // crashed: a one-job sandbox's `runsc run` exits with its crashed sentry's status
         // (2), which would read as the program's ([`RunscJobs::runtime_failure`]).
         &format!("--panic-log={}", panic_log(bundle).display()),
-        "run",
-        "--bundle",
-        &bundle.to_string_lossy(),
-        container,
     ]
-    .map(str::to_owned)
-    .to_vec()
+    .map(str::to_owned);
+    let run = ["run", "--bundle", &bundle.to_string_lossy(), container].map(str::to_owned);
+    before
+        .into_iter()
+        .chain(log.into_iter().flatten())
+        .chain(run)
+        .collect()
 }
 
 /// The file runsc's Go runtime writes its crash reports into (`--panic-log`): beside the
@@ -1093,6 +1117,57 @@ fn runsc_argv(runsc: &Path, bundle: &Path, container: &str, egress: bool) -> Vec
 fn panic_log(bundle: &Path) -> PathBuf {
     bundle.join("panic.log")
 }
+
+/// The log of a one-job sandbox's `runsc run` (`--debug-log`, `--debug-command=run`): beside
+/// the bundle's tree, not bound into the container, and written by runsc on the host only.
+fn run_log(bundle: &Path) -> PathBuf {
+    bundle.join("runsc-run.log")
+}
+
+/// Whether `runsc run`'s log says that the sandbox's sentry was killed under the job: its wait
+/// for the container failed (the sentry's socket closed before it answered), so it waited on
+/// the sandbox process instead (`Will try waiting on the sandbox process instead`), and the
+/// status it exits with (`Exiting with status: N`, the raw wait status) is that process's
+/// death by a signal (SIGKILL from the host's or the cgroup's OOM killer, or an operator).
+/// Neither is the program's to cause: runsc writes this log on the host, and a program that
+/// kills its loader (gVisor lets it SIGKILL its pid 1) or ends any other way is answered
+/// through the sentry. So is a container whose gofer was killed (the sentry kills its init),
+/// which reads as a program killed by SIGKILL still. A sentry that crashed exits 2 instead,
+/// which its crash report tells ([`JobLauncher::runtime_failure`]). `false` without such
+/// lines (a `runsc run` killed itself, a missing log). Reads the log's last [`RUN_LOG_READ`]
+/// bytes.
+fn ended_by_runtime(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::process::ExitStatusExt;
+    let mut text = Vec::new();
+    let read = fs::File::open(path).and_then(|mut file| {
+        let len = file.metadata()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(RUN_LOG_READ)))?;
+        file.take(RUN_LOG_READ).read_to_end(&mut text)
+    });
+    if read.is_err() {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&text);
+    let waited_on_the_sandbox = text
+        .lines()
+        .any(|line| line.ends_with("Will try waiting on the sandbox process instead."));
+    let status = text
+        .lines()
+        .rev()
+        .find_map(|line| line.split_once("] Exiting with status: "))
+        .and_then(|(_, status)| status.trim().parse::<i32>().ok());
+    waited_on_the_sandbox
+        && status.is_some_and(|status| {
+            std::process::ExitStatus::from_raw(status)
+                .signal()
+                .is_some()
+        })
+}
+
+/// How much of the end of `runsc run`'s log is read: a run's whole log is about 2 KiB (its
+/// start, its network, its end).
+const RUN_LOG_READ: u64 = 64 * 1024;
 
 /// What a crash report says, in a line: its first lines (the runtime's message), or `None` for
 /// an empty or missing report. Reads at most [`PANIC_SHOWN`] bytes.
@@ -1308,11 +1383,66 @@ mod tests {
 
     #[test]
     fn only_a_sandbox_with_egress_runs_on_the_host_network_stack() {
-        let argv = |egress| runsc_argv(Path::new("/usr/bin/runsc"), Path::new("/b"), "c", egress);
+        let argv = |egress| {
+            runsc_argv(
+                Path::new("/usr/bin/runsc"),
+                Path::new("/b"),
+                "c",
+                egress,
+                false,
+            )
+        };
         assert!(argv(false).contains(&"--panic-log=/b/panic.log".to_owned()));
         assert!(argv(false).contains(&"--network=none".to_owned()));
         assert!(argv(true).contains(&"--network=host".to_owned()));
         assert!(!argv(true).contains(&"--network=none".to_owned()));
+    }
+
+    #[test]
+    fn only_a_one_job_sandboxs_runsc_run_logs_and_only_itself() {
+        let argv = |one_job| runsc_argv(Path::new("/r"), Path::new("/b"), "c", false, one_job);
+        let log = "--debug-log=/b/runsc-run.log".to_owned();
+        assert!(!argv(false).contains(&log));
+        let one = argv(true);
+        let at = |arg: &str| one.iter().position(|a| a == arg).expect(arg);
+        assert!(at(&log) < at("run"), "a global flag: {one:?}");
+        assert!(at("--debug-command=run") < at("run"), "{one:?}");
+        assert_eq!(one.last().map(String::as_str), Some("c"));
+    }
+
+    #[test]
+    fn a_run_log_tells_a_sentry_killed_under_its_job() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("runsc-run.log");
+        let start = "I1207 18:34:00.231225    4942 main.go:216] ***************************\n";
+        let failed = "W1207 18:34:01.783126    4942 sandbox.go:957] Wait RPC to container \"c\" \
+                      failed: urpc method \"containerManager.Wait\" failed: EOF. Will try \
+                      waiting on the sandbox process instead.\n";
+        let exit = |status: &str| {
+            format!("I1207 18:34:01.786004    4942 main.go:266] Exiting with status: {status}\n")
+        };
+        for (text, ended) in [
+            // The sentry killed by SIGKILL: runsc waited on it and took its status.
+            (format!("{start}{failed}{}", exit("9")), true),
+            // A crashed sentry (exit 2), whose crash report tells.
+            (format!("{start}{failed}{}", exit("512")), false),
+            // Answered by the sentry: the program's exit 137 through its loader, a loader the
+            // program killed (SIGKILL), a program's exit 0.
+            (format!("{start}{}", exit("35072")), false),
+            (format!("{start}{}", exit("9")), false),
+            (format!("{start}{}", exit("0")), false),
+            // A runsc run killed before its end.
+            (format!("{start}{failed}"), false),
+        ] {
+            fs::write(&log, &text).expect("write");
+            assert_eq!(ended_by_runtime(&log), ended, "{text}");
+        }
+        // Only the end is read: a long log still says how it ended.
+        let long = format!("{}{failed}{}", start.repeat(2000), exit("9"));
+        assert!(long.len() as u64 > RUN_LOG_READ);
+        fs::write(&log, long).expect("write");
+        assert!(ended_by_runtime(&log));
+        assert!(!ended_by_runtime(&dir.path().join("missing.log")));
     }
 
     #[test]

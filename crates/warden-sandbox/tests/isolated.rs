@@ -962,3 +962,74 @@ exit 2
         "cgroups left behind"
     );
 }
+
+/// The host processes of this test's gVisor sandboxes whose command line starts with `name`
+/// (`runsc-sandbox` is the sentry), found by their bundle in their arguments.
+fn runsc_processes(name: &str) -> Vec<i32> {
+    let bundle = format!("/run/warden/gvisor/warden-run-{}-", std::process::id());
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            (cmdline.starts_with(name) && cmdline.contains(&bundle)).then_some(pid)
+        })
+        .collect()
+}
+
+/// Hunt sentry: a one-job sandbox's sentry killed from outside while its program ran (the
+/// host's OOM killer, an operator) made `runsc run` exit 137, read as the program killed by
+/// SIGKILL: its sentry ends with its job in any case, so it was never watched. It is the
+/// sandbox's failure, as in a sandbox of several jobs. A program that kills itself, or its
+/// loader (gVisor lets it SIGKILL its pid 1), with SIGKILL is still killed by SIGKILL.
+#[test]
+fn a_one_job_sandboxs_sentry_killed_under_its_job_is_a_sandbox_failure() {
+    use std::time::{Duration, Instant};
+    use warden_sandbox::SandboxError;
+    let gvisor = sandbox().gvisor().expect("runsc is installed");
+    let killer = std::thread::spawn(|| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let [pid] = runsc_processes("runsc-sandbox")[..] {
+                // The program runs by then: the sandbox boots in about 0.3 s.
+                std::thread::sleep(Duration::from_secs(2));
+                let pid = nix::unistd::Pid::from_raw(pid);
+                return nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    });
+    let result = warden_sandbox::run_once(
+        &gvisor,
+        &plan(&["/bin/sh", "-c", "echo started; sleep 30"]),
+        Stdin::Null,
+    );
+    assert!(
+        killer.join().expect("the killer ran"),
+        "the sentry was found and killed"
+    );
+    match result {
+        Err(SandboxError::Gone { why }) => assert!(why.contains("runtime ended"), "{why}"),
+        other => panic!("a sandbox failure, not the program's: {other:?}"),
+    }
+    assert_eq!(
+        support::our_cgroups(),
+        Vec::<String>::new(),
+        "cgroups left behind"
+    );
+    for script in ["echo x; kill -KILL $$", "echo x; kill -KILL 1; sleep 5"] {
+        let run = isolated(script, Limits::default());
+        assert_eq!(
+            run.outcome,
+            Outcome::Signaled {
+                signal: warden_core::Signal(9)
+            },
+            "{script}: {}",
+            out(&run)
+        );
+    }
+}
