@@ -80,9 +80,10 @@ fn content_type(headers: &HeaderMap) -> String {
 
 /// Piston's rule for a request with a body: JSON, or its 415.
 fn json_only(headers: &HeaderMap) -> Result<(), PistonError> {
-    match content_type(headers).starts_with("application/json") {
-        true => Ok(()),
-        false => Err(PistonError::unsupported_media_type()),
+    if content_type(headers).starts_with("application/json") {
+        Ok(())
+    } else {
+        Err(PistonError::unsupported_media_type())
     }
 }
 

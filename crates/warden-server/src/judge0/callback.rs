@@ -68,11 +68,10 @@ fn target(url: &str) -> Result<Target, String> {
         // An empty port is the scheme's own, as a URL parser reads it.
         Some((host, "")) => (host, 80),
         // Digits alone, as a URL's port is (`u16`'s parse also takes a sign: `+42010`).
-        Some((host, port)) if !port.contains(']') => match port.bytes().all(|b| b.is_ascii_digit())
-        {
-            true => (host, port.parse::<u16>().map_err(|_| refuse())?),
-            false => return Err(refuse()),
-        },
+        Some((host, port)) if !port.contains(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, port.parse::<u16>().map_err(|_| refuse())?)
+        }
+        Some((_, port)) if !port.contains(']') => return Err(refuse()),
         _ => (authority, 80),
     };
     let ip: IpAddr = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {

@@ -261,9 +261,12 @@ fn finished(
     let run = shown(result, expected, cpu_time_limit);
     let status = run.status;
     // Judge0 reads each output file and keeps `nil if empty?`.
-    let output = |bytes: &[u8]| match bytes.is_empty() {
-        true => Value::Null,
-        false => text_value(bytes),
+    let output = |bytes: &[u8]| {
+        if bytes.is_empty() {
+            Value::Null
+        } else {
+            text_value(bytes)
+        }
     };
     a.insert("stdout".into(), output(run.stdout));
     a.insert("stderr".into(), output(run.stderr));
@@ -358,29 +361,33 @@ fn shown<'a>(
         let status = Status::of(outcome, stdout, expected);
         // Past the limit asked for, within its extra time: killed or not, too slow.
         let ran = status != Status::CompilationError;
-        match cpu_time_limit.is_some_and(|limit| ran && usage.cpu_time > limit) {
-            true => Status::TimeLimitExceeded,
-            false => status,
+        if cpu_time_limit.is_some_and(|limit| ran && usage.cpu_time > limit) {
+            Status::TimeLimitExceeded
+        } else {
+            status
         }
     };
     // A run's output kept whole, or cut at the budget the runs share after the engine had
     // compared it whole (regression hunt: the 17th run of a correct program printing 1 MB was
     // judged on its cut output, a Wrong Answer): then the engine's verdict stands.
-    let case = |r: &TestResult| match r.stdout_truncated && r.verdict == Verdict::Accepted {
-        true if cpu_time_limit.is_some_and(|limit| r.usage.cpu_time > limit) => {
+    let case = |r: &TestResult| {
+        if !(r.stdout_truncated && r.verdict == Verdict::Accepted) {
+            judged(&r.outcome, &r.stdout, &r.usage)
+        } else if cpu_time_limit.is_some_and(|limit| r.usage.cpu_time > limit) {
             Status::TimeLimitExceeded
+        } else {
+            Status::Accepted
         }
-        true => Status::Accepted,
-        false => judged(&r.outcome, &r.stdout, &r.usage),
     };
     let runs = &result.tests;
     let last = runs
         .iter()
         .position(|r| case(r) != Status::Accepted)
         .unwrap_or(runs.len().saturating_sub(1));
-    let usage = match runs.is_empty() {
-        true => result.usage,
-        false => averaged(&runs[..=last]),
+    let usage = if runs.is_empty() {
+        result.usage
+    } else {
+        averaged(&runs[..=last])
     };
     match runs.get(last).filter(|_| last + 1 < runs.len()) {
         Some(run) => Shown {
