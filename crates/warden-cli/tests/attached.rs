@@ -272,6 +272,44 @@ fn a_terminal_read_after_bg_stops_the_program_with_warden_until_fg() {
     assert_eq!(cgroups_of(warden), 0, "the run's cgroups are removed");
 }
 
+/// A background `warden run` at a terminal set to `tostop`: the program's first line would
+/// stop warden alone (SIGTTOU) and leave the program running with no one to enforce its cpu
+/// and wall-clock limits (hunt esc: 7 s of cpu under `--cpu-time 1s`); instead the program
+/// stops with warden ("Stopped (tty output)"), and both go on at `fg`, where the line shows.
+#[test]
+fn a_terminal_write_in_the_background_stops_the_program_with_warden_until_fg() {
+    let world = World::new();
+    let mut warden_pid = 0;
+    let (first, out, shown) = support::a_terminal_write_in_the_background(
+        &world,
+        &[
+            "run",
+            "--wall-time",
+            "60s",
+            "-l",
+            "bash",
+            "-c",
+            "echo out; sleep 5.4321; echo done",
+        ],
+        |warden| {
+            warden_pid = warden;
+            let shells = in_the_run(warden, "bash");
+            assert_eq!(shells.len(), 1, "the program's bash");
+            reaches(shells[0], 'T');
+        },
+    );
+    assert_eq!(first, format!("stopped {}\n", Signal::SIGTTOU as i32));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shown.contains("out\r\ndone\r\n"), "{shown:?}");
+    assert_ne!(warden_pid, 0, "warden was found stopped");
+    assert_eq!(cgroups_of(warden_pid), 0, "the run's cgroups are removed");
+}
+
 /// A program read from a FIFO (a shell's `<(...)`) runs once its writer has written it; until
 /// then warden waits in the read, where Ctrl-C or SIGTERM still end it (the signals it passes
 /// on are taken only after the program and its input are read: it used to wait on,

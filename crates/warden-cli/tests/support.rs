@@ -387,6 +387,95 @@ _, status = os.waitpid(child, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
 
+/// A shell with job control that starts `argv[1:-1]` in the background at a terminal set to
+/// `tostop` (a background job's write to it stops the job: SIGTTOU), its stdout and stderr on
+/// the terminal and its stdin on `/dev/null`; prints `stopped N` (the stop's signal) once the
+/// job stops, then, once the file `argv[-1]` exists, gives it the terminal and continues it
+/// (`fg`); exits with the job's status.
+pub const BACKGROUND_WRITER_SHELL: &str = r#"
+import os, signal, sys, termios, time
+for s in (signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP):
+    signal.signal(s, signal.SIG_IGN)
+mode = termios.tcgetattr(0)
+mode[3] |= termios.TOSTOP
+termios.tcsetattr(0, termios.TCSANOW, mode)
+child = os.fork()
+if child == 0:
+    os.setpgid(0, 0)
+    os.dup2(0, 1)
+    os.dup2(0, 2)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    for s in (signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP):
+        signal.signal(s, signal.SIG_DFL)
+    os.execv(sys.argv[1], sys.argv[1:-1])
+try:
+    os.setpgid(child, child)
+except OSError:
+    pass
+_, status = os.waitpid(child, os.WUNTRACED)
+if not os.WIFSTOPPED(status):
+    print("ended", os.waitstatus_to_exitcode(status), flush=True)
+    sys.exit(1)
+print("stopped", os.WSTOPSIG(status), flush=True)
+while not os.path.exists(sys.argv[-1]):
+    time.sleep(0.02)
+os.tcsetpgrp(0, child)
+os.killpg(child, signal.SIGCONT)
+_, status = os.waitpid(child, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+/// `warden ARGS` as a background job at a terminal set to `tostop`, writing its program's
+/// output to that terminal ([`BACKGROUND_WRITER_SHELL`]): the first line's write stops warden
+/// (SIGTTOU). Returns the shell's first line (`stopped N`), warden's pid, then, once `check`
+/// has looked at the stopped run and the shell brought warden to the foreground, the shell's
+/// end and what the terminal showed.
+pub fn a_terminal_write_in_the_background(
+    world: &World,
+    args: &[&str],
+    check: impl FnOnce(u32),
+) -> (String, Output, String) {
+    use std::io::{BufRead, Read};
+    let Some(binary) = option_env!("CARGO_BIN_EXE_warden") else {
+        panic!("only warden-cli's tests spawn the warden binary");
+    };
+    let marker = world.path().join("fg-now");
+    let mut argv: Vec<std::ffi::OsString> =
+        ["/usr/bin/python3", "-c", BACKGROUND_WRITER_SHELL, binary]
+            .iter()
+            .chain(args)
+            .map(std::ffi::OsString::from)
+            .collect();
+    argv.push(marker.clone().into_os_string());
+    let (mut shell, mut terminal) = in_a_terminal_session(world, &[], &argv);
+    let mut stdout = std::io::BufReader::new(shell.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("the shell's line");
+    let warden = std::fs::read_to_string(format!("/proc/{}/task/{0}/children", shell.id()))
+        .ok()
+        .and_then(|children| children.split_whitespace().next()?.parse::<u32>().ok());
+    if let Some(warden) = warden.filter(|_| first.starts_with("stopped")) {
+        check(warden);
+    }
+    std::fs::write(&marker, "").expect("the shell may bring warden back");
+    let mut rest = String::new();
+    stdout
+        .read_to_string(&mut rest)
+        .expect("the shell's output");
+    let mut out = shell.wait_with_output().expect("the shell ends");
+    out.stdout = rest.into_bytes();
+    // The terminal's side: what warden wrote, read without waiting once everything ended.
+    nix::fcntl::fcntl(
+        &terminal,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .expect("O_NONBLOCK");
+    let mut shown = Vec::new();
+    let _ = terminal.read_to_end(&mut shown);
+    (first, out, String::from_utf8_lossy(&shown).into_owned())
+}
+
 /// The state letter (`/proc/PID/stat`) of `pid`.
 pub fn state_of(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -49,14 +49,15 @@ pub trait OutputSink: Send {
     /// [`OutputSink::signal_source`] polls readable; each is delivered as
     /// [`crate::CancelHandle::signal`] delivers one: forwarded to the program by the init
     /// (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2), any other ending the job as a
-    /// kill; but SIGTSTP stops the sandbox's processes with the caller
+    /// kill; but SIGTSTP, and SIGTTOU (the caller is to write the output to its terminal in
+    /// the background under `tostop`), stop the sandbox's processes with the caller
     /// ([`OutputSink::suspend`]).
     fn signals(&mut self) -> Vec<i32> {
         Vec::new()
     }
 
-    /// The caller stops until it is continued, for `signal`: SIGTSTP (among its
-    /// [`OutputSink::signals`]: a terminal's Ctrl-Z), or SIGTTIN (the terminal relayed as the
+    /// The caller stops until it is continued, for `signal`: SIGTSTP or SIGTTOU (among its
+    /// [`OutputSink::signals`]: a terminal's Ctrl-Z, a write in the background), or SIGTTIN (the terminal relayed as the
     /// program's input, `Stdin::Relay`, is to be read while the caller is not its foreground
     /// job: the read would have stopped the caller alone). Called after the sandbox's
     /// processes were asked to stop, and returning when the caller goes on, whereupon they

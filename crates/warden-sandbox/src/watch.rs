@@ -723,7 +723,7 @@ impl State<'_> {
                 Role::Signals => self.read_signals(),
                 Role::CallerSignals => {
                     for signal in self.watch.sink.signals() {
-                        if signal == libc::SIGTSTP {
+                        if signal == libc::SIGTSTP || signal == libc::SIGTTOU {
                             self.stop_with_caller(signal);
                         } else {
                             self.deliver(signal);
@@ -744,8 +744,8 @@ impl State<'_> {
         }
     }
 
-    /// The caller is stopping for `signal` (a terminal's Ctrl-Z, or a read of the terminal in
-    /// the background: [`OutputSink::suspend`]): the sandbox's processes stop with it
+    /// The caller is stopping for `signal` (a terminal's Ctrl-Z, or a read of or a write to
+    /// the terminal in the background: [`OutputSink::suspend`]): the sandbox's processes stop with it
     /// (SIGTSTP to the init, which stops them all) and go on when it does (SIGCONT), and the
     /// time in between does not count against the wall-clock limit. A backend without
     /// warden's init, or a program not started yet, is left running: the caller stops alone.

@@ -6,6 +6,7 @@
 //! `warden session exec --interactive` and of `warden run --server` in a terminal.
 
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -106,6 +107,21 @@ pub(crate) fn run(
         };
         let message: Value = serde_json::from_str(message.as_str())
             .context("the server sent a message that is not JSON")?;
+        // Output to a terminal set to `tostop`, this process in the background: the write
+        // would stop it alone (SIGTTOU, taken); the program stops with it, and the write
+        // goes on `fg` (the loop then reads the next message, as after any stop).
+        let writes_to = match message["type"].as_str() {
+            Some("stdout") => Some(out.as_fd()),
+            Some("compile" | "stderr") => Some(err.as_fd()),
+            _ => None,
+        };
+        while writes_to.is_some_and(|fd| {
+            signals
+                .as_ref()
+                .is_some_and(|signals| signals.stops_writing_to(fd))
+        }) {
+            stop_with_program(&mut socket, Signal::SIGTTOU);
+        }
         match message["type"].as_str() {
             // What the compiler said of a program it compiled (its warnings), before the
             // program's output, as a local run shows it.

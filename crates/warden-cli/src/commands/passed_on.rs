@@ -4,7 +4,10 @@
 //! then the command itself, and both go on together): `warden run` (to its sandbox's
 //! program, through the job's watch) and `warden session exec --interactive` (to the call's
 //! program, through the server's WebSocket). They are blocked and read from a signalfd, so that
-//! a single-threaded process needs no thread for them. Man pages: signalfd(2), sigprocmask(2).
+//! a single-threaded process needs no thread for them. SIGTTOU too, which the kernel sends a
+//! background job writing to a terminal set to `tostop`: blocked, it lets the write through,
+//! so the command checks before writing ([`PassedOn::stops_writing_to`]) and stops with its
+//! program instead of alone. Man pages: signalfd(2), sigprocmask(2), termios(3) (`TOSTOP`).
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -21,6 +24,11 @@ const PASSED_ON: [Signal; 5] = [
     Signal::SIGTSTP,
 ];
 
+/// Stops this process for a write to its terminal in the background (`tostop`): taken as
+/// the others, so that it never stops this process alone, whose watch enforces the program's
+/// limits (hunt esc: the program ran on unlimited while a background `warden run` was stopped).
+const OUTPUT_STOP: Signal = Signal::SIGTTOU;
+
 /// After this many signals, the program is killed instead: a program that handles or ignores
 /// Ctrl-C still ends when the user insists.
 const KILL_AFTER: u32 = 3;
@@ -29,6 +37,9 @@ const KILL_AFTER: u32 = 3;
 pub(crate) struct PassedOn {
     fd: SignalFd,
     received: u32,
+    /// SIGTTOU is taken ([`OUTPUT_STOP`]): the kernel no longer stops this process for a
+    /// write to its terminal in the background, and [`PassedOn::stops_writing_to`] tells.
+    output_stop_taken: bool,
 }
 
 impl PassedOn {
@@ -45,12 +56,21 @@ impl PassedOn {
                 any = true;
             }
         }
+        let output_stop_taken =
+            any && warden_sys::signals::is_ignored(OUTPUT_STOP as i32) == Ok(false);
+        if output_stop_taken {
+            taken.add(OUTPUT_STOP);
+        }
         if !any {
             return None;
         }
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&taken), None).ok()?;
         match SignalFd::with_flags(&taken, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
-            Ok(fd) => Some(Self { fd, received: 0 }),
+            Ok(fd) => Some(Self {
+                fd,
+                received: 0,
+                output_stop_taken,
+            }),
             Err(_) => {
                 let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&taken), None);
                 None
@@ -69,8 +89,11 @@ impl PassedOn {
     pub(crate) fn received(&mut self) -> Vec<Signal> {
         let mut signals = Vec::new();
         while let Ok(Some(info)) = self.fd.read_signal() {
-            if info.ssi_signo == Signal::SIGTSTP as u32 {
-                signals.push(Signal::SIGTSTP);
+            let stop = [Signal::SIGTSTP, OUTPUT_STOP]
+                .into_iter()
+                .find(|stop| *stop as u32 == info.ssi_signo);
+            if let Some(stop) = stop {
+                signals.push(stop);
                 continue;
             }
             self.received += 1;
@@ -87,12 +110,52 @@ impl PassedOn {
         signals
     }
 
+    /// Whether writing to `fd` now would stop this process (SIGTTOU), were SIGTTOU not
+    /// taken: a terminal set to `tostop` whose foreground job this process is not, in a
+    /// process group a shell can continue. The caller then stops with its program first
+    /// ([`PassedOn::stop_for_output`]), and writes once it is continued. Always false when
+    /// SIGTTOU is not taken: the kernel then stops this process itself.
+    pub(crate) fn stops_writing_to(&self, fd: BorrowedFd<'_>) -> bool {
+        use nix::unistd::{getpgid, getpgrp, getppid, getsid, tcgetpgrp};
+        // A group whose members' parents are all outside the session or in the group itself
+        // is orphaned: the kernel discards the stop (and would have failed the write with
+        // EIO). Its parent, the shell, is what this process knows of.
+        let parent = getppid();
+        let continuable = getpgid(Some(parent)).is_ok_and(|group| group != getpgrp())
+            && getsid(Some(parent)).ok() == getsid(None).ok();
+        self.output_stop_taken
+            && continuable
+            && tcgetpgrp(fd).is_ok_and(|group| group != getpgrp())
+            && nix::sys::termios::tcgetattr(fd).is_ok_and(|terminal| {
+                terminal
+                    .local_flags
+                    .contains(nix::sys::termios::LocalFlags::TOSTOP)
+            })
+    }
+
+    /// Has the watch stop the program and then this process, as a write to the terminal in
+    /// the background would have stopped this process alone: SIGTTOU, raised while taken,
+    /// waits in the signalfd the watch polls, which then stops the program and calls
+    /// [`PassedOn::suspend`] with it.
+    pub(crate) fn stop_for_output() {
+        let _ = nix::sys::signal::raise(OUTPUT_STOP);
+    }
+
     /// Stops this process until it is continued, as `signal`'s own action would have: its
     /// shell sees the job stopped, and `fg` (SIGCONT) goes on from here. SIGTSTP is taken
     /// (blocked), so SIGSTOP stands in for it; SIGTTIN (a read of the terminal in the
-    /// background) is raised itself, which the kernel discards in an orphaned process group,
-    /// where no shell could continue the job.
+    /// background) and SIGTTOU (a write to it) are raised themselves, which the kernel
+    /// discards in an orphaned process group, where no shell could continue the job; SIGTTOU,
+    /// taken, is let through for the raise.
     pub(crate) fn suspend(signal: i32) {
+        if signal == OUTPUT_STOP as i32 {
+            let mut only = SigSet::empty();
+            only.add(OUTPUT_STOP);
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+            let _ = nix::sys::signal::raise(OUTPUT_STOP);
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&only), None);
+            return;
+        }
         let signal = if signal == Signal::SIGTTIN as i32 {
             Signal::SIGTTIN
         } else {

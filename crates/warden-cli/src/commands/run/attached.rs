@@ -138,6 +138,23 @@ impl Written {
     }
 }
 
+impl Attached {
+    /// Whether writing `stream`'s pending output now would stop this process
+    /// ([`PassedOn::stops_writing_to`]).
+    fn stops_writing(&self, written: &Written, stream: Stream) -> bool {
+        let fd = match stream {
+            Stream::Stdout => written.stdout.as_fd(),
+            Stream::Stderr => written.stderr.as_fd(),
+        };
+        let pending = &written.pending[usize::from(stream == Stream::Stderr)];
+        !pending.is_empty()
+            && self
+                .signals
+                .as_ref()
+                .is_some_and(|signals| signals.stops_writing_to(fd))
+    }
+}
+
 impl OutputSink for Attached {
     fn chunk(&mut self, stream: Stream, bytes: &[u8]) -> bool {
         let Some(shown) = &self.shown else {
@@ -148,6 +165,12 @@ impl OutputSink for Attached {
             return true;
         }
         written.pending[usize::from(stream == Stream::Stderr)].extend_from_slice(bytes);
+        if self.stops_writing(&written, stream) {
+            // The write would stop this process alone (a background job at a `tostop`
+            // terminal): the watch stops the program first, and the output goes on `fg`.
+            PassedOn::stop_for_output();
+            return true;
+        }
         if !written.drain(stream) {
             // The program ends as a pipeline's writer would when its reader left.
             written.broken = true;
@@ -162,6 +185,19 @@ impl OutputSink for Attached {
 
     fn suspend(&mut self, signal: i32) {
         PassedOn::suspend(signal);
+        // What waited for the terminal goes now, or stops the caller again (still in the
+        // background); a reader that left shows at the next chunk.
+        let Some(shown) = &self.shown else {
+            return;
+        };
+        let mut written = shown.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            if self.stops_writing(&written, stream) {
+                PassedOn::stop_for_output();
+                return;
+            }
+            written.drain(stream);
+        }
     }
 
     fn signals(&mut self) -> Vec<i32> {
