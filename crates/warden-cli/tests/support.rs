@@ -387,6 +387,15 @@ _, status = os.waitpid(child, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
 
+/// Creates its file when dropped, on a panic too: the mark a test shell waits for.
+struct ReleaseOnDrop<'a>(&'a Path);
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0, "");
+    }
+}
+
 /// A shell with job control that starts `argv[1:-1]` in the background at a terminal set to
 /// `tostop` (a background job's write to it stops the job: SIGTTOU), its stdout and stderr on
 /// the terminal and its stdin on `/dev/null`; prints `stopped N` (the stop's signal) once the
@@ -455,10 +464,12 @@ pub fn a_terminal_write_in_the_background(
     let warden = std::fs::read_to_string(format!("/proc/{}/task/{0}/children", shell.id()))
         .ok()
         .and_then(|children| children.split_whitespace().next()?.parse::<u32>().ok());
+    // The shell brings warden back even when `check` fails, so that no stopped run is left.
+    let release = ReleaseOnDrop(&marker);
     if let Some(warden) = warden.filter(|_| first.starts_with("stopped")) {
         check(warden);
     }
-    std::fs::write(&marker, "").expect("the shell may bring warden back");
+    drop(release);
     let mut rest = String::new();
     stdout
         .read_to_string(&mut rest)
