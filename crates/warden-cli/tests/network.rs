@@ -446,6 +446,17 @@ fn network_registries_are_found_in_the_home_directory() {
         resolver.starts_with("registry npm.registry.test (from npm config"),
         "{resolver}"
     );
+    // Hunt net 2: a registry is admitted over HTTP(S) only, never as raw tcp (decided on the
+    // name alone: nothing is resolved).
+    let raw = world
+        .warden()
+        .env("HOME", &home)
+        .args(["network", "check", "--policy", "limited_access"])
+        .args(["--protocol", "tcp", "npm.registry.test:80"])
+        .output()
+        .expect("warden runs");
+    assert_eq!(raw.status.code(), Some(1), "{}", stderr(&raw));
+    assert!(stdout(&raw).ends_with("denied\n"), "{}", stdout(&raw));
 }
 
 /// Bug hunt: one unreadable file in the policy directory made `network policies` list

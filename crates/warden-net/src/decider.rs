@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// A plain HTTP request through the HTTP proxy (absolute URI), or a tunnel elsewhere than
-    /// 443 that only a rule covering both http and https admits: TLS or one plain request.
+    /// 443 that only a rule covering both http and https (or a registry) admits: TLS or one
+    /// plain request.
     Http,
     /// A tunnel to port 443, one elsewhere that only an https rule admits, or one whose first
     /// bytes are a TLS ClientHello.

@@ -206,7 +206,7 @@ pub(crate) struct Upstream {
 /// as: `https` on port 443; elsewhere `tcp`, unless the policy denies a tcp tunnel there and
 /// allows an https one. Then it is `https`, and must carry TLS for the host it was allowed
 /// for (an `https` rule on another port), or `http` when plain HTTP is allowed too (an `http`
-/// rule, which covers both): what the connection carries decides, a TLS ClientHello checked as
+/// rule, which covers both, or a registry, admitted for both and never for tcp): what the connection carries decides, a TLS ClientHello checked as
 /// https is, a plain request forwarded as the HTTP proxy forwards one (`relay.rs`), so that a
 /// program that ignores the proxy variables meets the decision one that honours them does.
 pub(crate) fn tunnel_protocol(shared: &Shared, dest: &Destination) -> Protocol {

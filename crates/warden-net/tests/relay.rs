@@ -579,6 +579,99 @@ fn an_http_rule_admits_plain_http_and_checked_tls_on_an_intercepted_connection()
     );
 }
 
+/// Regression (hunt net 2): a registry was admitted for tcp too, so a tunnel to one on a port
+/// other than 443 (CONNECT, SOCKS5, intercepted) was relayed raw: the program's `Host` and a
+/// pipelined second request reached the registry's address, which may serve other sites. A
+/// registry is admitted as http and https only: such a tunnel carries one plain request, for
+/// the registry, or TLS naming it, as through an `http` rule.
+#[test]
+fn a_tunnel_to_a_registry_carries_one_request_for_it_or_tls_naming_it() {
+    if !root() {
+        return;
+    }
+    let server = RawServer::start();
+    let port = server.addr.port();
+    let (_, resolver) = allowing_svc();
+    let policy = RulePolicy::admitting_registry(&format!("svc.test:{port}"));
+    let proxy =
+        Proxy::new(Arc::new(policy), ProxyLimits::default()).with_resolver(Arc::new(resolver));
+    let sandbox = TestSandbox::start(proxy);
+    let requests = |path: &str| {
+        format!(
+            "GET /{path} HTTP/1.1\r\nHost: other.test\r\n\r\n\
+             GET /{path}-again HTTP/1.1\r\nHost: third.test\r\n\r\n"
+        )
+    };
+    let send = |mut stream: std::net::TcpStream, bytes: &[u8]| {
+        stream.write_all(bytes).expect("send");
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("end of file");
+        String::from_utf8_lossy(&read_all(&mut stream).unwrap_or_default()).into_owned()
+    };
+    let (answers, other_name) = sandbox.run(|| {
+        let (tunnel, head) = connect_tunnel(&format!("svc.test:{port}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let socks = socks_connect(SocksTarget::Name("svc.test"), port).expect("allowed");
+        let synthetic = dns_query("svc.test", TYPE_A).addr.expect("resolvable");
+        let intercepted = std::net::TcpStream::connect((synthetic, port)).expect("intercepted");
+        intercepted
+            .set_read_timeout(Some(CLIENT_TIMEOUT))
+            .expect("timeout");
+        let answers = [
+            send(tunnel, requests("connect").as_bytes()),
+            send(socks, requests("socks").as_bytes()),
+            send(intercepted, requests("intercepted").as_bytes()),
+        ];
+        let tls = socks_connect(SocksTarget::Name("svc.test"), port).expect("allowed");
+        (answers, send(tls, &client_hello("evil.test")))
+    });
+    for answer in &answers {
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    assert!(other_name.is_empty(), "relayed: {other_name:?}");
+    let mut received: Vec<String> = server
+        .received
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|bytes| !bytes.is_empty())
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .collect();
+    received.sort();
+    let forwarded = |path: &str| {
+        format!("GET /{path} HTTP/1.1\r\nHost: svc.test:{port}\r\nConnection: close\r\n\r\n")
+    };
+    assert_eq!(
+        received,
+        [
+            forwarded("connect"),
+            forwarded("intercepted"),
+            forwarded("socks")
+        ]
+    );
+    let records = sandbox.stop();
+    let tunnels: Vec<_> = records
+        .iter()
+        .filter(|r| r.protocol != Protocol::Dns)
+        .collect();
+    assert_eq!(tunnels.len(), 4, "{records:?}");
+    let (refused, allowed): (Vec<&ConnectionRecord>, Vec<_>) =
+        tunnels.into_iter().partition(|r| !r.allowed);
+    assert!(
+        allowed.len() == 3
+            && allowed
+                .iter()
+                .all(|r| r.protocol == Protocol::Http && r.rule == "registry svc.test (from test)"),
+        "{records:?}"
+    );
+    assert_eq!(
+        (refused[0].rule.as_str(), refused[0].protocol),
+        ("tls", Protocol::Https),
+        "{records:?}"
+    );
+}
+
 /// Bug hunt: a tunnel that must carry TLS (an https rule on its port, tcp denied) relayed
 /// the server's bytes before the client had sent anything: a program read a server that
 /// speaks first (SMTP, SSH) in plain text through an https-only allowance. Now nothing comes

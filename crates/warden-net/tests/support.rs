@@ -166,9 +166,11 @@ impl Decider for TestPolicy {
 
 /// A network policy file decided as warden decides it (`PolicyDecider` in warden-engine):
 /// `Policy::evaluate` of warden-core, the policy imported (its `allow_denied` honoured, so that
-/// a test server on the host's loopback can be reached), no registries.
+/// a test server on the host's loopback can be reached), no registries unless
+/// [`RulePolicy::admitting_registry`] names one.
 pub struct RulePolicy {
     policy: Policy,
+    registries: Vec<network::Registry>,
 }
 
 impl RulePolicy {
@@ -180,7 +182,21 @@ impl RulePolicy {
              allow_denied = [\"127.0.0.1\"]\n\n{rules}"
         );
         let policy = Policy::from_toml("test.toml", &text).expect("a valid policy");
-        Self { policy }
+        Self {
+            policy,
+            registries: Vec::new(),
+        }
+    }
+
+    /// A custom policy as [`RulePolicy::with_rules`] makes one, without rules, admitting the
+    /// registries (`registries = true`), of which there is one: `registry` (`host:port`), as
+    /// `[network] registries` would name it.
+    pub fn admitting_registry(registry: &str) -> Self {
+        let mut admitting = Self::with_rules("");
+        admitting.policy.registries = true;
+        admitting.registries =
+            vec![network::Registry::from_url(registry, "test").expect("a registry")];
+        admitting
     }
 
     /// [`RulePolicy::with_rules`] of one rule allowing `protocol` to `host` on `ports`.
@@ -205,6 +221,7 @@ impl RulePolicy {
             port,
         };
         let ctx = network::EvalContext {
+            registries: &self.registries,
             imported: true,
             ..network::EvalContext::default()
         };

@@ -11,7 +11,7 @@
 //!    imitates (`-a.evil.test` past `*.evil.test`);
 //! 3. the policy's rules in order, a name pattern against the name asked for, an address
 //!    pattern against the address and the IPv4 address embedded in it;
-//! 4. the discovered registries, when the policy admits them;
+//! 4. the discovered registries, when the policy admits them, for http and https;
 //! 5. the policy's default action.
 
 use std::fmt;
@@ -227,8 +227,12 @@ impl Policy {
                 reason: self.rules[i].reason.clone(),
             };
         }
-        let tcp_based = matches!(protocol, Protocol::Tcp | Protocol::Http | Protocol::Https);
-        let registry = (self.registries && tcp_based)
+        // HTTP(S) only, as an `http` rule admits a host: a tunnel to a registry is then decided
+        // as http or https and carries TLS naming it or one plain request with its `Host`
+        // (hunt net 2: admitted as tcp, a tunnel to its port 80 was relayed raw, any `Host`
+        // and pipelined requests reaching whatever else its address serves).
+        let web = matches!(protocol, Protocol::Http | Protocol::Https);
+        let registry = (self.registries && web)
             .then(|| {
                 ctx.registries.iter().find(|r| match addrs {
                     [] => r.admits(name, None, port),

@@ -568,7 +568,7 @@ fn network_registries_are_admitted_after_the_rules_on_their_ports() {
         d.matched.to_string(),
         "registry registry.test (from pip config (/x/pip.conf))"
     );
-    let d = limited.evaluate(&to(Protocol::Tcp, "registry.test", 22), &ctx);
+    let d = limited.evaluate(&to(Protocol::Https, "registry.test", 22), &ctx);
     assert_eq!(d.action, Action::Deny, "HTTP(S) ports only");
     let d = limited.evaluate(&to(Protocol::Udp, "registry.test", 443), &ctx);
     assert_eq!(d.action, Action::Deny, "TCP only");
@@ -599,6 +599,54 @@ fn network_registries_are_admitted_after_the_rules_on_their_ports() {
         none.evaluate(&to(Protocol::Https, "registry.test", 443), &ctx)
             .action,
         Action::Deny
+    );
+}
+
+/// Regression (hunt net 2): a registry was admitted for `tcp` too, so a tunnel to one on a
+/// port other than 443 was decided as tcp and relayed raw: any `Host`, any number of requests,
+/// to whatever else the registry's address serves. A registry is admitted as `http` and `https`
+/// only, as an `http` rule admits a host: its tunnels carry TLS for it or one plain request.
+#[test]
+fn network_a_registry_is_admitted_for_http_and_https_only() {
+    let limited = Policy::builtin("limited_access")
+        .expect("built in")
+        .expect("valid");
+    let registries = [
+        Registry::from_url("https://registry.test/", "test").expect("ok"),
+        Registry::from_url("pkgs.example:8080", "test").expect("ok"),
+    ];
+    let ctx = EvalContext {
+        registries: &registries,
+        ..EvalContext::default()
+    };
+    let action = |protocol, host, port| limited.evaluate(&to(protocol, host, port), &ctx).action;
+    for (host, port) in [
+        ("registry.test", 80),
+        ("registry.test", 443),
+        ("pkgs.example", 8080),
+    ] {
+        assert_eq!(
+            action(Protocol::Tcp, host, port),
+            Action::Deny,
+            "{host}:{port}"
+        );
+        assert_eq!(
+            action(Protocol::Http, host, port),
+            Action::Allow,
+            "{host}:{port}"
+        );
+        assert_eq!(
+            action(Protocol::Https, host, port),
+            Action::Allow,
+            "{host}:{port}"
+        );
+    }
+    // The resolver still answers its name: an http(s) connection to it may be allowed.
+    let answer = limited.evaluate(&dns("registry.test"), &ctx);
+    assert_eq!(answer.action, Action::Allow, "{answer:?}");
+    assert!(
+        matches!(answer.matched, Matched::Registry { .. }),
+        "{answer:?}"
     );
 }
 
