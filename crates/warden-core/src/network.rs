@@ -33,6 +33,7 @@ mod evaluate;
 mod export;
 mod host;
 mod limits;
+mod port_set;
 mod registry;
 mod rule;
 

@@ -44,9 +44,14 @@ impl Registry {
             Ok(ip) => addr == Some(ip.to_canonical()),
             Err(_) => name == Some(self.host.as_str()),
         };
-        host && self
-            .port
-            .map_or(REGISTRY_PORTS.contains(&port), |p| p == port)
+        host && self.ports().contains(&port)
+    }
+
+    /// The ports it is admitted on: its own, or [`REGISTRY_PORTS`].
+    pub fn ports(&self) -> &[u16] {
+        self.port
+            .as_ref()
+            .map_or(&REGISTRY_PORTS[..], std::slice::from_ref)
     }
 }
 
