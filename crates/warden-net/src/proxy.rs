@@ -165,6 +165,7 @@ impl Proxy {
             .build()
             .map_err(ProxyError::Runtime)?;
         let handle = self.start(runtime.handle(), listeners)?;
+        let log = Arc::clone(&handle.shared.log);
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("warden-proxy".into())
@@ -183,6 +184,7 @@ impl Proxy {
         Ok(BlockingProxy {
             stop: Some(stop),
             thread: Some(thread),
+            log,
         })
     }
 }
@@ -235,6 +237,9 @@ impl Drop for ProxyHandle {
 pub struct BlockingProxy {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Traffic>>,
+    /// The proxy's log, marked stopping by the caller's thread at once: the proxy's thread
+    /// may be busy answering, and its tasks look for the mark between questions.
+    log: Arc<TrafficLog>,
 }
 
 impl BlockingProxy {
@@ -244,6 +249,7 @@ impl BlockingProxy {
     }
 
     fn stop_and_join(&mut self) -> Traffic {
+        self.log.begin_stop();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -409,5 +415,109 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, front: Front) {
         Front::Socks => socks::serve(&shared, stream).await,
         Front::Dns => dns::serve_tcp(&shared, stream).await,
         Front::Transparent => transparent::serve(&shared, stream).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, OnceLock};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::decider::{Attempt, Verdict};
+
+    /// Listeners on ephemeral ports of the host's loopback: enough for a resolver that is
+    /// asked directly, with no namespace (and no root) needed.
+    fn loopback_listeners() -> NetnsListeners {
+        let tcp = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.set_nonblocking(true).expect("non-blocking");
+            listener
+        };
+        let dns_udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        dns_udp.set_nonblocking(true).expect("non-blocking");
+        NetnsListeners {
+            http: tcp(),
+            socks: tcp(),
+            dns_udp,
+            dns_tcp: tcp(),
+            transparent: tcp(),
+        }
+    }
+
+    /// A question for the A record of `name`.
+    fn question(id: u16, name: &str) -> Vec<u8> {
+        let mut msg = id.to_be_bytes().to_vec();
+        msg.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        for label in name.split('.') {
+            msg.push(u8::try_from(label.len()).expect("a short label"));
+            msg.extend_from_slice(label.as_bytes());
+        }
+        msg.extend_from_slice(&[0, 0, 1, 0, 1]);
+        msg
+    }
+
+    /// A policy that counts the resolver's questions and holds the first until the proxy is
+    /// stopping, as a question under a large policy held the proxy's thread.
+    #[derive(Default)]
+    struct Held {
+        log: OnceLock<Arc<TrafficLog>>,
+        asked: AtomicUsize,
+        first: Mutex<Option<mpsc::Sender<()>>>,
+    }
+
+    impl Decider for Held {
+        fn decide(&self, _: &Attempt) -> Verdict {
+            Verdict::deny("test", "nothing connects")
+        }
+
+        fn may_resolve(&self, _: &str) -> bool {
+            if self.asked.fetch_add(1, Ordering::SeqCst) > 0 {
+                return true;
+            }
+            let first = self.first.lock().expect("lock").take();
+            if let Some(first) = first {
+                let _ = first.send(());
+            }
+            // Bounded, so that a stop never marked fails the test rather than hangs it.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !self.log.get().is_some_and(|log| log.is_stopping()) && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            true
+        }
+    }
+
+    /// Hunt net 3: the proxy's stop waited while the resolver answered every question queued
+    /// before it, each seconds of CPU under a large policy, long after the execution ended.
+    /// The questions queued behind the one being answered at the stop are not answered.
+    #[test]
+    fn the_resolver_answers_no_question_queued_when_the_proxy_stops() {
+        let listeners = loopback_listeners();
+        let resolver = listeners.dns_udp.local_addr().expect("address");
+        let held = Arc::new(Held::default());
+        let (first, answering) = mpsc::channel();
+        *held.first.lock().expect("lock") = Some(first);
+        let proxy = Proxy::new(Arc::clone(&held) as _, ProxyLimits::default())
+            .start_blocking(listeners)
+            .expect("the proxy starts");
+        held.log
+            .set(Arc::clone(&proxy.log))
+            .unwrap_or_else(|_| unreachable!("set once"));
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        for id in 0..5 {
+            client
+                .send_to(&question(id, &format!("q{id}.test")), resolver)
+                .expect("sent");
+        }
+        answering
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the first question is being answered");
+        let traffic = proxy.stop();
+        assert_eq!(held.asked.load(Ordering::SeqCst), 1);
+        let hosts: Vec<_> = traffic.records.iter().map(|r| r.host.as_deref()).collect();
+        assert_eq!(hosts, [Some("q0.test")]);
     }
 }
