@@ -219,7 +219,7 @@ pub(crate) struct NetworkPlan {
     /// The policy's name.
     pub(crate) name: String,
     /// `None` for a policy that lets nothing out (the sandbox keeps loopback only).
-    egress: Option<(Arc<PolicyDecider>, ProxyLimits)>,
+    egress: Option<(Arc<PolicyBasis>, ProxyLimits)>,
     /// The process's descriptors for all proxies, if it bounds them ([`NetworkConfig::share`]).
     descriptors: Option<ProxyDescriptors>,
     /// Told of each denied connection as it is denied (an interactive run's relay).
@@ -280,7 +280,7 @@ impl NetworkConfig {
         let limits = proxy_limits(&stored.policy, max_clients);
         Ok(NetworkPlan {
             name,
-            egress: Some((Arc::new(self.decider(stored)), limits)),
+            egress: Some((Arc::new(self.basis(stored)), limits)),
             descriptors: self.share.as_ref().map(|share| share.descriptors.clone()),
             on_denial: None,
         })
@@ -326,7 +326,7 @@ impl NetworkConfig {
         Ok((name.to_owned(), stored?))
     }
 
-    fn decider(&self, stored: StoredPolicy) -> PolicyDecider {
+    fn basis(&self, stored: StoredPolicy) -> PolicyBasis {
         let registries = if stored.policy.registries {
             let mut all = host_registries().to_vec();
             if let Some(settings) = &self.settings {
@@ -336,11 +336,10 @@ impl NetworkConfig {
         } else {
             Vec::new()
         };
-        PolicyDecider {
+        PolicyBasis {
             imported: stored.is_imported(),
             policy: stored.policy,
             registries,
-            host: HostSurroundings::read(),
             services: self.all_services(),
         }
     }
@@ -407,12 +406,12 @@ impl NetworkPlan {
         sandbox: &LiveSandbox,
         budget: Option<&ExecutionBudget>,
     ) -> Result<Option<BlockingProxy>, EngineError> {
-        let Some((decider, limits)) = &self.egress else {
+        let Some((basis, limits)) = &self.egress else {
             return Ok(None);
         };
         let listeners = warden_net::open_listeners(&network_namespace(sandbox)?)
             .map_err(|e| egress("opening the proxy's listeners", e.into()))?;
-        let mut proxy = Proxy::new(decider.clone(), limits.clone());
+        let mut proxy = Proxy::new(PolicyDecider::starting_now(basis), limits.clone());
         if let Some(budget) = budget {
             proxy = proxy.with_budget(budget.clone());
         }
@@ -479,24 +478,41 @@ fn denial_observer(hook: DenialHook) -> warden_net::DenialObserver {
     })
 }
 
-/// A policy as the proxy asks it.
-struct PolicyDecider {
+/// What a policy is decided with over an execution's (or a session's) life: all but the
+/// host's surroundings, which each proxy reads as it starts ([`PolicyDecider::starting_now`]).
+struct PolicyBasis {
     policy: Policy,
     imported: bool,
     registries: Vec<Registry>,
-    host: HostSurroundings,
     services: crate::network::services::Services,
 }
 
+/// A policy as one proxy asks it.
+struct PolicyDecider {
+    basis: Arc<PolicyBasis>,
+    /// The host's, as they were when the proxy started.
+    host: HostSurroundings,
+}
+
 impl PolicyDecider {
+    /// The decider of a proxy starting now, with the host's addresses, networks and gateways
+    /// as they are now: a session's plan is made once and serves every call, and a read at its
+    /// creation would let a later call reach an address the host gained since.
+    fn starting_now(basis: &Arc<PolicyBasis>) -> Arc<Self> {
+        Arc::new(Self {
+            basis: Arc::clone(basis),
+            host: HostSurroundings::read(),
+        })
+    }
+
     fn context<'a>(&'a self, services: &'a [SocketAddr]) -> EvalContext<'a> {
         EvalContext {
-            registries: &self.registries,
+            registries: &self.basis.registries,
             host_addrs: &self.host.addrs,
             host_networks: &self.host.networks,
             host_gateways: &self.host.gateways,
             service_addrs: services,
-            imported: self.imported,
+            imported: self.basis.imported,
         }
     }
 }
@@ -509,14 +525,14 @@ impl Decider for PolicyDecider {
             warden_net::Protocol::Tcp => Protocol::Tcp,
             warden_net::Protocol::Dns => Protocol::Dns,
         };
-        let decision = self.policy.evaluate(
+        let decision = self.basis.policy.evaluate(
             &warden_core::network::Attempt {
                 protocol,
                 host: attempt.host.clone(),
                 addr: attempt.addr,
                 port: attempt.port,
             },
-            &self.context(&self.services.current()),
+            &self.context(&self.basis.services.current()),
         );
         let rule = decision.matched.to_string();
         match decision.action {
@@ -526,14 +542,14 @@ impl Decider for PolicyDecider {
     }
 
     fn may_resolve(&self, name: &str) -> bool {
-        let decision = self.policy.evaluate(
+        let decision = self.basis.policy.evaluate(
             &warden_core::network::Attempt {
                 protocol: Protocol::Dns,
                 host: Some(name.to_owned()),
                 addr: None,
                 port: 53,
             },
-            &self.context(&self.services.current()),
+            &self.context(&self.basis.services.current()),
         );
         decision.action == Action::Allow
     }
@@ -542,6 +558,67 @@ impl Decider for PolicyDecider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether a test that makes a network namespace can run: it needs root. Says why it
+    /// skips; in CI (`CI` set) it must not skip, so it fails instead.
+    fn root() -> bool {
+        let met = nix::unistd::geteuid().is_root();
+        if !met {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run this test as root"
+            );
+            eprintln!("skipped: making a network namespace needs root");
+        }
+        met
+    }
+
+    fn tcp_to(addr: &str, port: u16) -> warden_net::Attempt {
+        warden_net::Attempt {
+            protocol: warden_net::Protocol::Tcp,
+            host: None,
+            addr: Some(addr.parse().expect("an address")),
+            port,
+        }
+    }
+
+    /// Regression (hunt net 1): a session's plan is made once, at its creation, and its
+    /// decider held the host's addresses as they were then; an address the host gained later
+    /// stayed reachable from every later call. Each proxy's decider reads them as it starts.
+    /// On a thread in a network namespace of its own, standing for the host.
+    #[test]
+    fn network_a_later_proxy_denies_an_address_the_host_gained_since_the_plan() {
+        if !root() {
+            return;
+        }
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let config = NetworkConfig {
+                settings: None,
+                services: Arc::default(),
+                share: None,
+            };
+            let plan = config
+                .plan(Some("internet_access"), Mode::Sandboxed)
+                .expect("the plan");
+            // What `NetworkPlan::serve` gives each proxy it starts, as a session's call does.
+            let (basis, _) = plan.egress.as_ref().expect("egress");
+            let attempt = tcp_to("198.51.100.7", 443);
+            let first = PolicyDecider::starting_now(basis).decide(&attempt);
+            assert!(first.allow, "{first:?}");
+            // The host gains an address (a DHCP lease, a VPN, a secondary address).
+            let added = std::process::Command::new("ip")
+                .args(["addr", "add", "198.51.100.7/32", "dev", "lo"])
+                .status()
+                .expect("ip runs");
+            assert!(added.success(), "ip addr add: {added}");
+            let later = PolicyDecider::starting_now(basis).decide(&attempt);
+            assert!(!later.allow, "{later:?}");
+            assert_eq!(later.rule, "deny set: the host's own address 198.51.100.7");
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    }
 
     fn refused(port: u16, repeats: u64) -> Connection {
         Connection {
