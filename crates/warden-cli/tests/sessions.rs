@@ -1292,6 +1292,54 @@ fn each_call_of_a_session_has_its_own_traffic_log_in_its_result_and_the_history(
     );
 }
 
+/// Regression (hunt net 5): each call's proxy handed out synthetic addresses from the range's
+/// start, so an address a program kept from one call (a file in the workspace) was another
+/// name's in the next, and a connection to it went there. A session's calls draw from one
+/// sequence: the next call gives its names other addresses and refuses the kept one
+/// (`synthetic`). Loopback only: the resolver never forwards a question, and the refused
+/// address is never dialed nor looked up.
+#[test]
+fn an_address_a_session_kept_from_an_earlier_call_is_refused_not_another_names() {
+    let server = LiveServer::start("");
+    let id = create(&server, &["--network", "internet_access"]);
+    let keep = "import socket\n\
+        kept = socket.gethostbyname('one.example')\n\
+        open('kept', 'w').write(kept)\n\
+        print(kept)\n";
+    let first = call_python(&server, &id, keep);
+    let kept = first["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(kept.starts_with("198.18."), "{first:#}");
+    // The assertion comes first: a kept address given to another name would be dialed as it.
+    let reuse = "import socket\n\
+        kept = open('kept').read()\n\
+        now = [socket.gethostbyname(n) for n in ('two.example', 'one.example')]\n\
+        assert kept not in now, (kept, now)\n\
+        try:\n\
+        \x20   print(socket.create_connection((kept, 80), timeout=5).recv(1))\n\
+        except OSError as e:\n\
+        \x20   print(type(e).__name__)\n";
+    let second = call_python(&server, &id, reuse);
+    assert_eq!(second["outcome"]["code"], 0, "{second:#}");
+    let connections = second["network"]["connections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let tcp: Vec<&Value> = connections
+        .iter()
+        .filter(|c| c["protocol"] == "tcp")
+        .collect();
+    assert_eq!(tcp.len(), 1, "{second:#}");
+    assert_eq!(tcp[0]["rule"], "synthetic", "{second:#}");
+    assert_eq!(tcp[0]["allowed"], false, "{second:#}");
+    assert_eq!(tcp[0]["addr"], kept.as_str(), "{second:#}");
+    assert!(tcp[0]["host"].is_null(), "{second:#}");
+    ok(&server, &["rm", &id]);
+}
+
 /// The session `body` creates, and a function that makes one call in it: its status and body.
 fn session_with(server: &LiveServer, body: Value) -> (String, impl Fn(Value) -> (u16, Value) + '_) {
     let (status, created) = server.request("POST", "/v1/sessions", Some(&body.to_string()));

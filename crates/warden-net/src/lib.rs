@@ -57,4 +57,4 @@ pub use netns::NetnsError;
 pub use proxy::{BlockingProxy, Proxy, ProxyError, ProxyHandle};
 pub use record::{ConnectionRecord, Cut, DenialObserver, Traffic};
 pub use resolver::{BoxFuture, Resolver, SystemResolver};
-pub use synthetic::SYNTHETIC_NETWORK;
+pub use synthetic::{SyntheticSequence, SYNTHETIC_NETWORK};

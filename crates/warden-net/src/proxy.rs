@@ -23,7 +23,7 @@ use crate::limits::{Budget, ExecutionBudget, ProxyLimits};
 use crate::listeners::NetnsListeners;
 use crate::record::{ConnectionRecord, Cut, DenialObserver, Recording, Traffic, TrafficLog};
 use crate::resolver::{Resolver, SystemResolver};
-use crate::synthetic::SyntheticPool;
+use crate::synthetic::{SyntheticPool, SyntheticSequence};
 use crate::{dns, http, socks, transparent};
 
 /// A failure to start the proxy.
@@ -54,6 +54,7 @@ pub struct Proxy {
     on_denial: Option<DenialObserver>,
     resolver: Arc<dyn Resolver>,
     dialer: Arc<dyn Dialer>,
+    synthetic: SyntheticSequence,
 }
 
 impl Proxy {
@@ -68,6 +69,7 @@ impl Proxy {
             on_denial: None,
             resolver: Arc::new(SystemResolver),
             dialer: Arc::new(TcpDialer),
+            synthetic: SyntheticSequence::default(),
         }
     }
 
@@ -107,6 +109,15 @@ impl Proxy {
         self
     }
 
+    /// Hands out synthetic addresses after those `sequence` gave before (another proxy's of
+    /// the same execution or session), rather than from the range's start: an address an
+    /// earlier proxy gave a name is none this one gives, and is refused (`synthetic`).
+    #[must_use]
+    pub fn with_synthetic(mut self, sequence: SyntheticSequence) -> Self {
+        self.synthetic = sequence;
+        self
+    }
+
     /// Dials with `dialer` instead.
     #[must_use]
     pub fn with_dialer(mut self, dialer: Arc<dyn Dialer>) -> Self {
@@ -143,7 +154,7 @@ impl Proxy {
             resolver: self.resolver,
             dialer: self.dialer,
             limits: self.limits,
-            pool: SyntheticPool::default(),
+            pool: SyntheticPool::drawing_from(self.synthetic),
             log,
             tasks: Mutex::new(Some(JoinSet::new())),
             runtime: runtime.clone(),

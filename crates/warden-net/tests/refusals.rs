@@ -275,6 +275,52 @@ fn a_denied_transparent_connection_is_reset_and_never_dialed() {
     assert!(tcp.iter().all(|r| !r.allowed));
 }
 
+/// Regression (hunt net 5): each call of a session runs a proxy of its own, and each began
+/// handing out synthetic addresses at the range's start: an address a program kept from one
+/// call (a file, a cache) was another name's in the next, and its connection went there. The
+/// proxies of a session share one sequence; a later one refuses an earlier one's address as
+/// one it never handed out.
+#[test]
+fn an_address_an_earlier_proxy_handed_out_is_refused_by_a_later_one() {
+    if !root() {
+        return;
+    }
+    let echo = EchoServer::start();
+    let names = ["svc.test", "other.test"];
+    let call = || {
+        let resolver = FakeResolver::with(&[
+            ("svc.test", &[host_loopback()]),
+            ("other.test", &[host_loopback()]),
+        ]);
+        proxy(
+            TestPolicy::allowing(&names, &[host_loopback()]),
+            ProxyLimits::default(),
+            resolver,
+        )
+    };
+    let session = warden_net::SyntheticSequence::default();
+    let first = TestSandbox::start(call().with_synthetic(session.clone()));
+    let kept = first.run(|| dns_query("svc.test", TYPE_A).addr.expect("an address"));
+    first.stop();
+    let second = TestSandbox::start(call().with_synthetic(session));
+    second.run(|| {
+        let other = dns_query("other.test", TYPE_A).addr.expect("an address");
+        assert_ne!(other, kept, "another name got the kept address");
+        closed_unanswered(
+            std::net::TcpStream::connect((kept, echo.addr.port())).expect("redirected"),
+        );
+    });
+    let records = second.stop();
+    let tcp: Vec<_> = records
+        .iter()
+        .filter(|r| r.protocol == Protocol::Tcp)
+        .collect();
+    assert_eq!(tcp.len(), 1, "{records:?}");
+    assert!(!tcp[0].allowed, "{:?}", tcp[0]);
+    assert_eq!(tcp[0].rule, "synthetic");
+    assert_eq!(tcp[0].host, None);
+}
+
 /// Hunt net 3: a connection made inside the sandbox straight to the redirect's own port
 /// (`127.0.0.1:15001`) was never redirected, but conntrack still gave it an "original"
 /// destination, the address as dialled: it was judged and logged as an attempt to the host's

@@ -12,7 +12,7 @@ use warden_core::network::{Action, EvalContext, Level, Policy, Protocol, Registr
 use warden_core::Mode;
 use warden_net::{
     BlockingProxy, ConnectionRecord, Decider, ExecutionBudget, Proxy, ProxyDescriptors,
-    ProxyLimits, ProxyShare, Traffic, Verdict,
+    ProxyLimits, ProxyShare, SyntheticSequence, Traffic, Verdict,
 };
 use warden_sandbox::LiveSandbox;
 
@@ -224,6 +224,9 @@ pub(crate) struct NetworkPlan {
     descriptors: Option<ProxyDescriptors>,
     /// Told of each denied connection as it is denied (an interactive run's relay).
     on_denial: Option<DenialHook>,
+    /// The synthetic addresses its proxies handed out: a session's plan serves all its calls,
+    /// whose proxies thus never give an address an earlier call gave another name.
+    synthetic: SyntheticSequence,
 }
 
 impl std::fmt::Debug for NetworkPlan {
@@ -266,6 +269,7 @@ impl NetworkConfig {
                 egress: None,
                 descriptors: None,
                 on_denial: None,
+                synthetic: SyntheticSequence::default(),
             });
         }
         // `trusted` has no network namespace of its own to put the proxy in; `isolated` runs
@@ -283,6 +287,7 @@ impl NetworkConfig {
             egress: Some((Arc::new(self.basis(stored)), limits)),
             descriptors: self.share.as_ref().map(|share| share.descriptors.clone()),
             on_denial: None,
+            synthetic: SyntheticSequence::default(),
         })
     }
 
@@ -411,7 +416,8 @@ impl NetworkPlan {
         };
         let listeners = warden_net::open_listeners(&network_namespace(sandbox)?)
             .map_err(|e| egress("opening the proxy's listeners", e.into()))?;
-        let mut proxy = Proxy::new(PolicyDecider::starting_now(basis), limits.clone());
+        let mut proxy = Proxy::new(PolicyDecider::starting_now(basis), limits.clone())
+            .with_synthetic(self.synthetic.clone());
         if let Some(budget) = budget {
             proxy = proxy.with_budget(budget.clone());
         }
