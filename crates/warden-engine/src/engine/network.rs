@@ -97,6 +97,15 @@ impl From<ConnectionRecord> for Connection {
     }
 }
 
+/// `target:port` as a URL's authority writes it, an IPv6 address in brackets (`[::1]:443`):
+/// bare, `fe80::1:22` reads as another address without a port.
+fn authority(target: &str, port: u16) -> String {
+    match target.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{target}]:{port}"),
+        Err(_) => format!("{target}:{port}"),
+    }
+}
+
 /// The serde name of a unit enum variant (`Protocol::Https` → `https`).
 fn serde_name<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
@@ -133,8 +142,9 @@ impl Connection {
             n => format!(" ({} times)", n.saturating_add(1)),
         };
         format!(
-            "network: {} {target}:{} {verb}{times} by {why}",
-            self.protocol, self.port
+            "network: {} {} {verb}{times} by {why}",
+            self.protocol,
+            authority(&target, self.port)
         )
     }
 
@@ -480,7 +490,11 @@ fn denial_observer(hook: DenialHook) -> warden_net::DenialObserver {
             (None, Some(addr)) => addr.ip().to_string(),
             (None, None) => "?".to_owned(),
         };
-        hook(&format!("{target}:{} ({})", record.port, record.reason));
+        hook(&format!(
+            "{} ({})",
+            authority(&target, record.port),
+            record.reason
+        ));
     })
 }
 
@@ -642,6 +656,45 @@ mod tests {
             cut_by: None,
             repeats,
         }
+    }
+
+    /// Regression (hunt net 6): an IPv6 address was written bare before its port, `tcp
+    /// fe80::1:22`, which reads as another address without one; in brackets, as a URL writes it.
+    #[test]
+    fn network_an_ipv6_address_is_in_brackets_before_its_port() {
+        let mut denied = refused(22, 0);
+        denied.addr = Some("fe80::1".into());
+        assert_eq!(
+            denied.denial(),
+            "network: tcp [fe80::1]:22 denied by default: no rule matched"
+        );
+        denied.addr = Some("192.0.2.7".into());
+        assert_eq!(
+            denied.denial(),
+            "network: tcp 192.0.2.7:22 denied by default: no rule matched"
+        );
+        let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = Arc::clone(&told);
+        let observe = denial_observer(Arc::new(move |what: &str| {
+            keep.lock().expect("told").push(what.to_owned());
+        }));
+        let record = ConnectionRecord {
+            started: std::time::SystemTime::now(),
+            protocol: warden_net::Protocol::Https,
+            host: None,
+            addr: Some("[::1]:443".parse().expect("an address")),
+            port: 443,
+            allowed: false,
+            rule: "deny set: ::1/128".into(),
+            reason: "loopback".into(),
+            bytes_up: 0,
+            bytes_down: 0,
+            duration: std::time::Duration::ZERO,
+            cut_by: None,
+            repeats: 0,
+        };
+        observe(&record);
+        assert_eq!(*told.lock().expect("told"), ["[::1]:443 (loopback)"]);
     }
 
     /// Folded and dropped refusals count as the attempts they were, in `denied` and in the
