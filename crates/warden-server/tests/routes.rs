@@ -601,3 +601,54 @@ async fn a_refused_network_policy_name_is_cut_in_the_answer() {
         );
     }
 }
+
+/// Regression (hunt net 7): a policy file the operator left broken in the policy directory,
+/// named by a request, answered 422 `request` with the server's path (`level = 5`), and a
+/// misnamed one 500: neither is the caller's to fix. Both are warden's side (500 `internal`),
+/// the path in the server's log, not in the answer.
+#[tokio::test]
+async fn a_broken_policy_file_is_the_servers_fault_and_its_path_stays_in_the_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let head = "level = \"limited\"\ndefault_action = \"deny\"\n";
+    std::fs::write(
+        dir.path().join("yy.toml"),
+        "name = \"yy\"\nlevel = 5\ndefault_action = \"deny\"\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("zz.toml"),
+        format!("name = \"other\"\n{head}"),
+    )
+    .expect("write");
+    let app = || {
+        let mut config = EngineConfig::new(PathBuf::from("/nonexistent/warden"));
+        config.network = Some(warden_engine::settings::NetworkSettings {
+            policy_dir: dir.path().to_owned(),
+            allowed: vec!["no_access".into(), "yy".into(), "zz".into()],
+            default: "no_access".into(),
+            mode_default: Default::default(),
+            registries: Vec::new(),
+        });
+        let engine = Engine::new(config).expect("engine without a sandbox");
+        router(AppState::with_options(engine, ServerOptions::default()))
+    };
+    for name in ["yy", "zz"] {
+        for (uri, body) in [
+            (
+                "/v1/executions",
+                serde_json::json!({"language": "python", "code": "print(1)", "network": name}),
+            ),
+            ("/v1/sessions", serde_json::json!({"network": name})),
+        ] {
+            let (status, json, text) = send(app(), post(uri, body.to_string())).await;
+            assert_eq!(
+                status,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{uri} {name}: {text}"
+            );
+            assert_eq!(json["kind"], "internal", "{uri} {name}: {text}");
+            let shown = dir.path().to_string_lossy();
+            assert!(!text.contains(&*shown), "{uri} {name}: {text}");
+        }
+    }
+}

@@ -75,9 +75,13 @@ pub enum StoreError {
     /// A name that cannot be a policy's.
     #[error("{0}")]
     BadName(String),
-    /// The file to import, or one in the policy directory, is not a valid policy.
+    /// The file to import is not a valid policy: its importer's to fix.
     #[error(transparent)]
-    Invalid(#[from] PolicyError),
+    Invalid(PolicyError),
+    /// A policy warden has is not valid: a file of the policy directory (the operator's to fix:
+    /// edited by hand, or left by an older warden), or a built-in one.
+    #[error(transparent)]
+    Broken(PolicyError),
     /// An imported file's policy has another name than its file.
     #[error("{path} holds the policy {name:?}: an imported policy's file is named after it")]
     Misnamed {
@@ -100,11 +104,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whose fault it is.
+    /// Whose fault it is. A policy warden has that cannot be read (broken, misnamed, or its
+    /// file unreadable) is never the fault of the request that names it: it is warden's side,
+    /// whose details (the server's paths) go to the server's log, not to an API's caller.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::Io { .. } | StoreError::Misnamed { .. } => ErrorKind::Internal,
-            _ => ErrorKind::Request,
+            StoreError::Io { .. } | StoreError::Misnamed { .. } | StoreError::Broken(_) => {
+                ErrorKind::Internal
+            }
+            StoreError::NotFound { .. }
+            | StoreError::BuiltIn { .. }
+            | StoreError::BadName(_)
+            | StoreError::Invalid(_) => ErrorKind::Request,
         }
     }
 }
@@ -136,7 +147,8 @@ impl PolicyStore {
     /// be read (malformed, misnamed) is its error in the list, the others are still listed.
     /// An error: the built-in policies or the directory itself.
     pub fn list_each(&self) -> Result<Vec<Result<StoredPolicy, StoreError>>, StoreError> {
-        let mut all: Vec<Result<StoredPolicy, StoreError>> = Policy::builtins()?
+        let mut all: Vec<Result<StoredPolicy, StoreError>> = Policy::builtins()
+            .map_err(StoreError::Broken)?
             .into_iter()
             .map(|policy| {
                 Ok(StoredPolicy {
@@ -156,7 +168,7 @@ impl PolicyStore {
     pub fn get(&self, name: &str) -> Result<StoredPolicy, StoreError> {
         if let Some(policy) = Policy::builtin(name) {
             return Ok(StoredPolicy {
-                policy: policy?,
+                policy: policy.map_err(StoreError::Broken)?,
                 origin: PolicyOrigin::BuiltIn,
                 path: None,
             });
@@ -174,7 +186,7 @@ impl PolicyStore {
     /// Validates the policy in `text` (read from `file`, which names it in errors) and stores
     /// it, replacing an imported policy of the same name. Nothing changes if it is invalid.
     pub fn import(&self, file: &str, text: &str) -> Result<StoredPolicy, StoreError> {
-        let policy = Policy::from_toml(file, text)?;
+        let policy = Policy::from_toml(file, text).map_err(StoreError::Invalid)?;
         if BUILTIN_NAMES.contains(&policy.name.as_str()) {
             return Err(StoreError::BuiltIn {
                 name: policy.name,
@@ -269,7 +281,8 @@ impl PolicyStore {
                 source,
             }
         })?;
-        let policy = Policy::from_toml(&path.display().to_string(), &text)?;
+        let policy =
+            Policy::from_toml(&path.display().to_string(), &text).map_err(StoreError::Broken)?;
         if path.file_stem().is_none_or(|s| *s != *policy.name) {
             return Err(StoreError::Misnamed {
                 path: path.to_owned(),
@@ -370,6 +383,25 @@ mod tests {
             Err(StoreError::BadName(_))
         ));
         assert!(!store.dir().exists(), "nothing was created");
+    }
+
+    /// Regression (hunt net 7): a broken file of the policy directory, named by a request, was
+    /// the caller's fault (a 422 `request` quoting the server's path) while a misnamed one was
+    /// warden's (a 500): both are the operator's files, neither the caller's doing. A file
+    /// given to `import` is still its importer's to fix.
+    #[test]
+    fn network_a_broken_file_in_the_directory_is_never_the_callers_fault() {
+        let (_dir, store) = store();
+        fs::create_dir_all(store.dir()).expect("dir");
+        let broken = MINE.replace("\"limited\"", "5");
+        fs::write(store.dir().join("mine.toml"), &broken).expect("write");
+        fs::write(store.dir().join("zz.toml"), MINE).expect("write");
+        for name in ["mine", "zz"] {
+            let err = store.get(name).expect_err("broken");
+            assert_eq!(err.kind(), ErrorKind::Internal, "{name}: {err}");
+        }
+        let err = store.import("mine.toml", &broken).expect_err("invalid");
+        assert_eq!(err.kind(), ErrorKind::Request, "{err}");
     }
 
     #[test]
