@@ -28,6 +28,7 @@
 //! reason = "the organisation's services"
 //! ```
 
+mod choice;
 mod deny_set;
 mod evaluate;
 mod export;
@@ -84,6 +85,14 @@ impl Level {
     }
 }
 
+impl choice::Choice for Level {
+    const ALL: &'static [Self] = &[Level::None, Level::Limited, Level::Internet, Level::Custom];
+
+    fn name(self) -> &'static str {
+        Level::name(self)
+    }
+}
+
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -126,7 +135,9 @@ struct PolicyFile {
     name: String,
     #[serde(default)]
     description: String,
+    #[serde(deserialize_with = "level")]
     level: Level,
+    #[serde(deserialize_with = "default_action")]
     default_action: Action,
     #[serde(default, rename = "rule")]
     rules: Vec<rule::RuleFile>,
@@ -267,6 +278,14 @@ impl Policy {
 }
 
 /// Reads a policy name, refusing one that could not be a file name in the store.
+fn level<'de, D: Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+    choice::read(d, "level")
+}
+
+fn default_action<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
+    choice::read(d, "default_action")
+}
+
 fn policy_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let name = String::deserialize(d)?;
     check_name(&name).map_err(serde::de::Error::custom)?;

@@ -28,6 +28,14 @@ impl Action {
     }
 }
 
+impl super::choice::Choice for Action {
+    const ALL: &'static [Self] = &[Action::Allow, Action::Deny];
+
+    fn name(self) -> &'static str {
+        Action::name(self)
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -97,6 +105,14 @@ impl Protocol {
             Udp => attempt == Udp,
             Dns => attempt == Dns,
         }
+    }
+}
+
+impl super::choice::Choice for Protocol {
+    const ALL: &'static [Self] = &Protocol::ALL;
+
+    fn name(self) -> &'static str {
+        Protocol::name(self)
     }
 }
 
@@ -279,14 +295,23 @@ impl fmt::Display for Rule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RuleFile {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "protocol")]
     protocol: Protocol,
     #[serde(default)]
     host: HostPattern,
     #[serde(default)]
     ports: Option<PortRange>,
+    #[serde(default, deserialize_with = "action")]
     action: Option<Action>,
     reason: Option<String>,
+}
+
+fn protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Protocol, D::Error> {
+    super::choice::read(d, "protocol")
+}
+
+fn action<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Action>, D::Error> {
+    super::choice::read(d, "action").map(Some)
 }
 
 impl RuleFile {

@@ -151,6 +151,71 @@ fn network_mistakes_are_refused_with_their_line() {
     }
 }
 
+/// Regression (hunt net 7): `level = 5`, `default_action = 5`, `protocol = 6` and `action =
+/// true` were refused with the parser's `wanted string or table`, which names neither the key
+/// nor what it takes (a wrong name listed the names, still without the key). Each message names
+/// both now, whatever the value's type.
+#[test]
+fn network_a_choice_of_the_wrong_type_names_its_key_and_the_names_it_takes() {
+    let levels = "\"none\", \"limited\", \"internet\", \"custom\"";
+    let actions = "\"allow\", \"deny\"";
+    let protocols = "\"any\", \"tcp\", \"udp\", \"http\", \"https\", \"dns\"";
+    let top = |level: &str, default: &str| {
+        format!("name = \"t\"\nlevel = {level}\ndefault_action = {default}\n")
+    };
+    let rule = |line: &str| format!("{HEAD}[[rule]]\n{line}\nreason = \"r\"\n");
+    let cases = [
+        (
+            top("5", "\"deny\""),
+            2,
+            format!("level 5: expected one of {levels}"),
+        ),
+        (
+            top("\"bogus\"", "\"deny\""),
+            2,
+            format!("level \"bogus\": expected one of {levels}"),
+        ),
+        (
+            top("{ a = 1 }", "\"deny\""),
+            2,
+            format!("level (a table): expected one of {levels}"),
+        ),
+        (
+            top("\"custom\"", "5"),
+            3,
+            format!("default_action 5: expected one of {actions}"),
+        ),
+        (
+            rule("protocol = 6\naction = \"allow\""),
+            5,
+            format!("protocol 6: expected one of {protocols}"),
+        ),
+        (
+            rule("protocol = [\"tcp\"]\naction = \"allow\""),
+            5,
+            format!("protocol (a list): expected one of {protocols}"),
+        ),
+        (
+            rule("action = true"),
+            5,
+            format!("action true: expected one of {actions}"),
+        ),
+        (
+            rule("action = 1.5"),
+            5,
+            format!("action 1.5: expected one of {actions}"),
+        ),
+    ];
+    for (text, line, message) in cases {
+        let err = Policy::from_toml("p.toml", &text).expect_err(&text);
+        assert_eq!(
+            err.to_string(),
+            format!("p.toml:{line}: {message}"),
+            "{text}"
+        );
+    }
+}
+
 /// Bug hunt: `ports = [80, 443]` was refused with `data did not match any variant of untagged
 /// enum Raw`, and `ports = -1` with `"" is not a port`. Each message now names the field, the
 /// value and the forms a rule's ports take.
