@@ -23,6 +23,7 @@ use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Std
 use crate::plan::{Job, PlanError, SandboxPlan, SandboxSpec, WORKDIR};
 
 pub(crate) mod leftovers;
+mod tree;
 
 /// Where trusted runs get their directories.
 pub(crate) const TRUSTED_RUNS: &str = "/run/warden/trusted";

@@ -547,6 +547,45 @@ fn every_file_a_trusted_run_made_goes_however_many() {
     );
 }
 
+/// Bug hunt esc F1: the sweep removed a directory the run left with std's `remove_dir_all`,
+/// which holds a descriptor per level: a chain of directories deeper than warden's soft
+/// `RLIMIT_NOFILE` made the run end as warden's error (`EMFILE`, exit 125, its result lost)
+/// and stayed for the next run given the slot. Here warden's limit is 256 (nextest runs each
+/// test in a process of its own) and the chain 1,000 levels deep: the run's result stands and
+/// the chain goes.
+#[test]
+fn a_tree_deeper_than_wardens_descriptor_limit_goes_and_the_result_stands() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let tag = format!("warden-deep-{}", std::process::id());
+    let code = format!(
+        "import os\n\
+         os.chdir('/dev/shm')\n\
+         os.mkdir('{tag}')\n\
+         os.chdir('{tag}')\n\
+         for _ in range(1000):\n\
+         \x20   os.mkdir('d')\n\
+         \x20   os.chdir('d')\n\
+         print('made')\n"
+    );
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    setrlimit(Resource::RLIMIT_NOFILE, 256, hard).expect("lower the limit");
+    let mut p = plan(&["/usr/bin/python3", "-c", &code]);
+    p.limits = Limits::default();
+    let run = sandbox().run_trusted(&p, Stdin::Null);
+    setrlimit(Resource::RLIMIT_NOFILE, soft, hard).expect("restore the limit");
+    let left = std::path::Path::new("/dev/shm").join(&tag);
+    let stayed = left.exists();
+    // Removed here too, so that a failing test leaves nothing behind.
+    let _ = std::process::Command::new("rm")
+        .arg("-rf")
+        .arg(&left)
+        .status();
+    let run = run.expect("warden ran the program and removed what it left");
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    assert_eq!(out(&run), "made\n");
+    assert!(!stayed, "the chain outlived the run");
+}
+
 /// Hunt modes 1: in `trusted` the program can signal its init; killing it ended the run as the
 /// sandbox's error only when nothing else held the output: a process left holding stdout kept
 /// the job waiting for its wall time, recorded as the program's own time limit. What is left

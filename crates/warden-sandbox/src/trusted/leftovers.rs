@@ -22,13 +22,13 @@
 //! entries spent the search's budget, so that shared directories further on were not found).
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{open, openat, AtFlags, OFlag};
-use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
+use nix::fcntl::{open, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, FileStat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 /// The host directories every user may write to, and so a trusted run's program too.
@@ -233,32 +233,21 @@ fn counts(stat: &FileStat) -> bool {
 
 /// Removes the entry `name` of `parent`, examined as `stat`. A directory is checked to be the
 /// one examined (opened `O_NOFOLLOW`, its inode compared: a link or another directory put in
-/// its place is refused), then removed with all it holds by std's `remove_dir_all`, which
-/// walks through descriptors and never follows a link, from a path that goes through this
-/// process's descriptor of `parent` (`/proc/self/fd/N/name`): no other run can swap a
-/// directory on the way to it. No depth or size bound: a tree the run made deep or wide
-/// (200 levels, 100,001 files) goes whole, as its uid's next run must not find it.
+/// its place is refused), then removed with all it holds through descriptors, one level open at
+/// a time, never following a link nor entering another file system (`tree.rs`). No depth or
+/// size bound: a tree the run made deep or wide (5,000 levels under a descriptor limit of 256,
+/// 100,001 files) goes whole, as its uid's next run must not find it.
 fn remove_at(parent: &OwnedFd, name: &CStr, stat: &FileStat) -> Result<(), Errno> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::ffi::OsStrExt;
     if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
         return unlinkat(parent, name, UnlinkatFlags::NoRemoveDir);
     }
-    let dir = openat(parent, name, DIRECTORY, Mode::empty())?;
-    let opened = fstat(dir.as_fd())?;
-    if (opened.st_dev, opened.st_ino) != (stat.st_dev, stat.st_ino) {
-        return Err(Errno::ESTALE);
-    }
-    drop(dir);
-    let path = std::path::PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd()))
-        .join(std::ffi::OsStr::from_bytes(name.to_bytes()));
-    std::fs::remove_dir_all(&path)
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    super::tree::remove(parent, name, stat)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::fcntl::openat;
     use std::fs;
 
     /// Bug hunt: the check of an entry and its removal went by path, so another run could
@@ -310,6 +299,62 @@ mod tests {
             fs::write(wide.join(i.to_string()), "").expect("write");
         }
         remove_owned(&[shared.path()], uid).expect("removed");
+        assert_eq!(fs::read_dir(shared.path()).expect("readdir").count(), 0);
+    }
+
+    /// A chain of `depth` directories `d/d/...` under `dir`, made through descriptors (its
+    /// path is longer than `PATH_MAX`), with a file at the bottom.
+    fn chain(dir: &Path, depth: usize) {
+        let mut at = open(dir, DIRECTORY, Mode::empty()).expect("open");
+        for _ in 0..depth {
+            nix::sys::stat::mkdirat(&at, c"d", Mode::from_bits_truncate(0o755)).expect("mkdir");
+            at = openat(&at, c"d", DIRECTORY, Mode::empty()).expect("open");
+        }
+        let file = openat(
+            &at,
+            c"file",
+            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        );
+        drop(file.expect("create"));
+    }
+
+    /// Bug hunt esc F1: std's `remove_dir_all` holds a descriptor per level, so a tree deeper
+    /// than the soft `RLIMIT_NOFILE` failed with `EMFILE` (the run ended 125 and the tree was
+    /// left to its uid's next run). One level is open at a time now: 5,000 levels go under a
+    /// limit of 256. (nextest runs each test in a process of its own, whose limit this lowers.)
+    #[test]
+    fn a_tree_deeper_than_the_descriptor_limit_goes_whole() {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let uid = nix::unistd::geteuid().as_raw();
+        let shared = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(shared.path().join("deep")).expect("mkdir");
+        chain(&shared.path().join("deep"), 5000);
+        fs::write(shared.path().join("deep/beside"), "x").expect("write");
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+        setrlimit(Resource::RLIMIT_NOFILE, 256, hard).expect("lower the limit");
+        let removed = remove_owned(&[shared.path()], uid);
+        setrlimit(Resource::RLIMIT_NOFILE, soft, hard).expect("restore the limit");
+        removed.expect("removed");
+        assert_eq!(fs::read_dir(shared.path()).expect("readdir").count(), 0);
+    }
+
+    /// Bug hunt esc F1: std's `remove_dir_all` recurses once per level, so a deep enough tree
+    /// overflowed the stack of the thread sweeping and aborted the process (`warden serve`, and
+    /// every run in flight with it). The walk is a loop now: 3,000 levels go on a thread of
+    /// 128 KiB of stack.
+    #[test]
+    fn a_tree_deeper_than_the_stack_goes_whole() {
+        let uid = nix::unistd::geteuid().as_raw();
+        let shared = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(shared.path().join("deep")).expect("mkdir");
+        chain(&shared.path().join("deep"), 3000);
+        let path = shared.path().to_owned();
+        let sweep = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || remove_owned(&[&path], uid))
+            .expect("spawn");
+        sweep.join().expect("no overflow").expect("removed");
         assert_eq!(fs::read_dir(shared.path()).expect("readdir").count(), 0);
     }
 
