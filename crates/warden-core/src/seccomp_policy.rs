@@ -15,6 +15,8 @@ use crate::embedded::SECCOMP_FILES;
 
 /// The name of the built-in policy file in `policies/seccomp/`.
 const BUILTIN_FILE: &str = "default.toml";
+/// The name of the trusted mode's policy file in `policies/seccomp/`.
+const TRUSTED_FILE: &str = "trusted.toml";
 
 /// A validated seccomp deny list. Built by [`SeccompPolicy::builtin`] or
 /// [`SeccompPolicy::from_toml`]; serializable so it can travel to the helper process.
@@ -427,9 +429,9 @@ const PID_CONDITION_SYSCALLS: &[&str] = &["prlimit64"];
 /// A seccomp policy file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeccompPolicyError {
-    /// The embedded built-in file is missing.
-    #[error("the embedded seccomp policy {BUILTIN_FILE} is missing")]
-    Missing,
+    /// An embedded built-in file (`default.toml`, `trusted.toml`) is missing.
+    #[error("the embedded seccomp policy {0} is missing")]
+    Missing(&'static str),
     /// The TOML does not deserialize.
     #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     Parse {
@@ -626,10 +628,21 @@ struct ArgEntry {
 impl SeccompPolicy {
     /// The policy embedded in the binary (`policies/seccomp/default.toml`).
     pub fn builtin() -> Result<Self, SeccompPolicyError> {
+        Self::embedded(BUILTIN_FILE)
+    }
+
+    /// The trusted mode's policy embedded in the binary (`policies/seccomp/trusted.toml`): the
+    /// few calls a trusted run's program is refused, each answered in the kernel, unrecorded
+    /// (docs/modes.md).
+    pub fn builtin_trusted() -> Result<Self, SeccompPolicyError> {
+        Self::embedded(TRUSTED_FILE)
+    }
+
+    fn embedded(file: &'static str) -> Result<Self, SeccompPolicyError> {
         let (file, text) = SECCOMP_FILES
             .iter()
-            .find(|(name, _)| *name == BUILTIN_FILE)
-            .ok_or(SeccompPolicyError::Missing)?;
+            .find(|(name, _)| *name == file)
+            .ok_or(SeccompPolicyError::Missing(file))?;
         Self::from_toml(file, text)
     }
 
@@ -982,6 +995,26 @@ mod tests {
             assert!(policy.rule(name).is_none(), "{name} must stay allowed");
         }
         assert!(policy.rules().iter().all(|r| !r.reason.is_empty()));
+    }
+
+    /// Hunt esc F2: a trusted program could change its uid's keyrings so that no one could
+    /// empty them again, and every later trusted run given the slot failed at its setup. The
+    /// trusted policy refuses those keyring operations, and nothing else.
+    #[test]
+    fn trusted_policy_refuses_only_what_locks_the_uids_keyrings() {
+        let policy = SeccompPolicy::builtin_trusted().expect("trusted policy is valid");
+        let rules = policy.rules();
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        let keyctl = policy.rule("keyctl").expect("keyctl is narrowed");
+        assert_eq!(keyctl.action, SeccompAction::Errno(DenyErrno::Eperm));
+        assert!(!keyctl.record, "no trusted run has a listener");
+        let operations: Vec<(u8, Vec<u32>)> = keyctl
+            .when_args
+            .iter()
+            .map(|c| (c.index, c.values.clone()))
+            .collect();
+        // KEYCTL_REVOKE, KEYCTL_SETPERM, KEYCTL_SET_TIMEOUT, KEYCTL_RESTRICT_KEYRING
+        assert_eq!(operations, [(0, vec![3, 5, 15, 29])]);
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::report::{ExitStatus, Report, SeccompKiller};
 use crate::seccomp::CompiledFilter;
 use crate::standby::Standby;
 use crate::{collect, denials, files_at_limit, mounts, payload, volumes, workspace};
+use warden_sys::seccomp::SockFilter;
 
 /// A setup step that failed inside the helper or the sandbox; travels to the parent as a
 /// [`Report::SetupFailed`].
@@ -139,8 +140,10 @@ pub(crate) enum Confinement<'a> {
     /// The native sandbox: drop every capability, no_new_privs, then this seccomp filter,
     /// whose notified calls the init answers (`denials.rs`).
     Sandbox(&'a CompiledFilter),
-    /// The trusted backend: the init already runs as an unprivileged uid; no_new_privs only.
-    Trusted,
+    /// The trusted backend: the init already runs as an unprivileged uid; no_new_privs, then
+    /// this seccomp filter, which refuses the keyring operations that would lock the uid's
+    /// keyrings (`seccomp/trusted.rs`), in the kernel, unrecorded.
+    Trusted(&'a [SockFilter]),
 }
 
 /// Runs the init; never returns. A failed step is reported and ends the sandbox.
@@ -207,11 +210,21 @@ fn enter_sandbox(
     )
 }
 
+/// The step a trusted init reports when its uid's keyrings refuse to be emptied
+/// (`warden_sys::keys::refused_by_the_keyrings`): an earlier run locked them, so the slot is
+/// unusable for trusted runs, and the parent moves the run to another (`trusted.rs`).
+pub(crate) const LOCKED_KEYRINGS_STEP: &str = "empty the keyrings, which refuse it";
+
 /// Runs the trusted backend's init (`trusted.rs`); never returns.
-pub(crate) fn run_trusted_init(workdir: &Path, id: u32, channels: InitChannels) -> ! {
+pub(crate) fn run_trusted_init(
+    workdir: &Path,
+    id: u32,
+    filter: &[SockFilter],
+    channels: InitChannels,
+) -> ! {
     crate::name_process(c"warden-init");
     run_reporting(channels, |sync, report, control, cpu_counter| {
-        enter_trusted(workdir, id, sync, report, control, cpu_counter)
+        enter_trusted(workdir, id, filter, sync, report, control, cpu_counter)
     })
 }
 
@@ -221,6 +234,7 @@ pub(crate) fn run_trusted_init(workdir: &Path, id: u32, channels: InitChannels) 
 fn enter_trusted(
     workdir: &Path,
     id: u32,
+    filter: &[SockFilter],
     sync: OwnedFd,
     report: &OwnedFd,
     control: &OwnedFd,
@@ -238,14 +252,21 @@ fn enter_trusted(
     warden_sys::keys::join_new_session_keyring()
         .map_err(|e| SetupError::new("join a session keyring of its own", e))?;
     // What an earlier run of the uid left in its keyrings, which outlive processes.
-    warden_sys::keys::forget_own_keys().map_err(|e| SetupError::new("empty the keyrings", e))?;
+    warden_sys::keys::forget_own_keys().map_err(|e| {
+        let step = if warden_sys::keys::refused_by_the_keyrings(&e) {
+            LOCKED_KEYRINGS_STEP
+        } else {
+            "empty the keyrings"
+        };
+        SetupError::new(step, e)
+    })?;
     // After the change of ids, which clears the parent-death signal.
     die_with_helper()?;
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| SetupError::errno("become a child subreaper", e))?;
     serve_jobs(
         workdir,
-        Confinement::Trusted,
+        Confinement::Trusted(filter),
         None,
         report,
         control,
@@ -606,14 +627,14 @@ fn run_job(
     }
     drop(artifacts);
     end_the_job(Some(payload));
-    if matches!(confinement, Confinement::Trusted) {
+    if matches!(confinement, Confinement::Trusted(_)) {
         // The uid's keyrings outlive the job's processes, all gone now; failing here, the
         // next trusted init of the uid empties them before its first job.
         let _ = warden_sys::keys::forget_own_keys();
     }
     supervised.denials.send(report.as_fd());
     let killer = match confinement {
-        Confinement::Trusted => SeccompKiller::NoFilter,
+        Confinement::Trusted(_) => SeccompKiller::Nobody,
         // The listener came: every kill of the filter went through it.
         Confinement::Sandbox(_) if supervised.listener.is_some() => SeccompKiller::Init,
         Confinement::Sandbox(_) => SeccompKiller::Kernel,

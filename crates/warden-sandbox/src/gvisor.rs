@@ -46,6 +46,7 @@ use warden_core::{ByteSize, LimitBounds, Limits};
 use crate::backend::{run_once, Backend};
 use crate::cgroup::CgroupJoin;
 use crate::helper::{Backend as HelperBackend, HelperRequest};
+use crate::idmap::Purpose;
 use crate::live::{JobLauncher, LiveSandbox, SETUP_TIMEOUT};
 use crate::parent::{Launch, Sandbox, SandboxError, SandboxRun, Stdin};
 use crate::plan::{Job, SandboxPlan, SandboxSpec};
@@ -183,7 +184,7 @@ impl Gvisor {
         let cgroup = self.host.new_cgroup(&runtime_limits)?;
         // The run's uid slot, as a native sandbox's: its root is this host id to the host's
         // files (the bundle's user namespace, `bundle.rs`), unless the sandbox has egress.
-        let slot = self.host.reserve_slot()?;
+        let slot = self.host.reserve_slot(Purpose::Sandbox)?;
         slot.set_owner(&cgroup.name())
             .map_err(|source| SandboxError::Helper {
                 action: "recording the uid slot's cgroup",

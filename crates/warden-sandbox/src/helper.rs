@@ -163,8 +163,16 @@ fn run(request: &HelperRequest, report: &OwnedFd, ends: HelperEnds) -> Result<i3
             // be the host's pid 1's to reap; they are this helper's instead ([`end_trusted`]).
             nix::sys::prctl::set_child_subreaper(true)
                 .map_err(|e| SetupError::errno("become a child subreaper", e))?;
+            // Its own policy, not the spec's: trusted mode refuses only what would lock the
+            // uid's keyrings (`seccomp/trusted.rs`).
+            let compile = |e: &dyn std::fmt::Display| {
+                SetupError::new("compile the trusted seccomp filter", e)
+            };
+            let policy = warden_core::SeccompPolicy::builtin_trusted().map_err(|e| compile(&e))?;
+            let filter = seccomp::compile_trusted(&policy).map_err(|e| compile(&e))?;
             let fork = || fork_single_threaded().map_err(|e| SetupError::errno("fork the init", e));
-            let init = |channels| child::run_trusted_init(workdir, request.host_id, channels);
+            let init =
+                |channels| child::run_trusted_init(workdir, request.host_id, &filter, channels);
             start_init(request, report, ends, fork, init)
         }
     }

@@ -9,6 +9,13 @@
 //! keeps its uid from every later run, whose processes it could otherwise reach (a process of
 //! the same host uid owns a sandbox's user namespace), until the stale sweep has killed it and
 //! removed its cgroup (`stale.rs`). user_namespaces(7).
+//!
+//! A slot may also be marked unusable for trusted runs, in a byte of its own after the owners'
+//! records ([`mark_unusable_for_trusted`]): its uid keeps something of an earlier trusted run
+//! that warden cannot take away (keyrings it cannot empty, which would fail every later trusted
+//! run's setup there, or leak their keys). Trusted runs pass such a slot over; sandboxed and
+//! isolated runs, which never see the host's keyrings, still use it. The file is in `/run`, so
+//! the marks last until reboot, as such keyrings do.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -30,6 +37,26 @@ pub(crate) const DEFAULT_SLOT_FILE: &str = "/run/warden/uid-slots";
 const OWNERS_AT: u64 = SLOTS as u64;
 /// One owner record: the cgroup's name, padded with NULs.
 const OWNER_RECORD: usize = 64;
+/// Where the marks of slots unusable for trusted runs start: after the owners' records, one
+/// byte per slot ([`Unusable`], or 0).
+const MARKS_AT: u64 = OWNERS_AT + SLOTS as u64 * OWNER_RECORD as u64;
+
+/// What a slot is reserved for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A sandbox (native or gVisor), whose uid sees nothing of the host's but its binds.
+    Sandbox,
+    /// A trusted run, on the host as the uid: not a slot marked [`Unusable`].
+    Trusted,
+}
+
+/// Why a slot is unusable for trusted runs, as its mark records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// Its uid's keyrings cannot be emptied: an earlier trusted run locked them (before the
+    /// trusted seccomp filter refused that), and a trusted run there would fail at its setup.
+    Keyrings = 1,
+}
 
 /// A host uid reserved for one sandbox while this value lives.
 #[derive(Debug)]
@@ -78,11 +105,13 @@ pub enum IdMapError {
 
 impl IdSlot {
     /// Reserves a free host id, starting the search at a point derived from `hint`. A slot
-    /// whose last holder's cgroup `in_use` says still exists is passed over.
+    /// whose last holder's cgroup `in_use` says still exists is passed over, and for a trusted
+    /// run so is a slot marked unusable for one.
     pub(crate) fn reserve(
         slot_file: &Path,
         hint: u64,
         in_use: &dyn Fn(&str) -> bool,
+        purpose: Purpose,
     ) -> Result<Self, IdMapError> {
         if let Some(dir) = slot_file.parent() {
             let _ = fs::create_dir_all(dir);
@@ -120,6 +149,11 @@ impl IdSlot {
                 warden_sys::lock::unlock_byte(file.as_fd(), u64::from(slot)).map_err(lock_error)?;
                 continue;
             }
+            if purpose == Purpose::Trusted && read_mark(&file, slot) != 0 {
+                tracing::debug!(slot, "passing over a slot unusable for trusted runs");
+                warden_sys::lock::unlock_byte(file.as_fd(), u64::from(slot)).map_err(lock_error)?;
+                continue;
+            }
             return Ok(IdSlot {
                 host_id: HOST_ID_BASE + slot,
                 slot,
@@ -147,6 +181,31 @@ impl IdSlot {
     /// The host uid and gid of the sandbox's root.
     pub(crate) fn host_id(&self) -> u32 {
         self.host_id
+    }
+}
+
+/// Marks the slot of `host_id` in `slot_file` unusable for trusted runs, for `why` (until
+/// reboot: the file is in `/run`). Its holder marks it while it still holds it, so that no
+/// trusted run gets it in between.
+pub(crate) fn mark_unusable_for_trusted(
+    slot_file: &Path,
+    host_id: u32,
+    why: Unusable,
+) -> io::Result<()> {
+    let slot = host_id
+        .checked_sub(HOST_ID_BASE)
+        .filter(|slot| *slot < SLOTS)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a slot's uid"))?;
+    let file = OpenOptions::new().write(true).open(slot_file)?;
+    file.write_all_at(&[why as u8], MARKS_AT + u64::from(slot))
+}
+
+/// The mark of `slot` ([`Unusable`] as a byte), 0 when it has none (or it cannot be read).
+fn read_mark(file: &File, slot: u32) -> u8 {
+    let mut mark = [0u8];
+    match file.read_at(&mut mark, MARKS_AT + u64::from(slot)) {
+        Ok(1) => mark[0],
+        _ => 0,
     }
 }
 
@@ -190,13 +249,13 @@ mod tests {
     fn concurrent_reservations_get_distinct_ids_and_release_on_drop() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("slots");
-        let a = IdSlot::reserve(&file, 7, &|_| false).expect("first");
-        let b = IdSlot::reserve(&file, 7, &|_| false).expect("second");
+        let a = IdSlot::reserve(&file, 7, &|_| false, Purpose::Sandbox).expect("first");
+        let b = IdSlot::reserve(&file, 7, &|_| false, Purpose::Sandbox).expect("second");
         assert_ne!(a.host_id(), b.host_id());
         assert!(a.host_id() >= HOST_ID_BASE && a.host_id() < HOST_ID_BASE + SLOTS);
         let first = a.host_id();
         drop(a);
-        let c = IdSlot::reserve(&file, 7, &|_| false).expect("third");
+        let c = IdSlot::reserve(&file, 7, &|_| false, Purpose::Sandbox).expect("third");
         assert_eq!(c.host_id(), first, "a released slot is reused");
     }
 
@@ -206,17 +265,37 @@ mod tests {
     fn a_slot_whose_last_cgroup_remains_is_passed_over() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("slots");
-        let a = IdSlot::reserve(&file, 7, &|_| false).expect("first");
+        let a = IdSlot::reserve(&file, 7, &|_| false, Purpose::Sandbox).expect("first");
         a.set_owner("run-1-0").expect("recorded");
         let first = a.host_id();
         drop(a);
         let remains = |name: &str| name == "run-1-0";
-        let b = IdSlot::reserve(&file, 7, &remains).expect("another");
+        let b = IdSlot::reserve(&file, 7, &remains, Purpose::Sandbox).expect("another");
         assert_ne!(b.host_id(), first, "the slot of a cgroup that remains");
         b.set_owner("run-1-1").expect("recorded");
         drop(b);
-        let c = IdSlot::reserve(&file, 7, &|_| false).expect("again");
+        let c = IdSlot::reserve(&file, 7, &|_| false, Purpose::Sandbox).expect("again");
         assert_eq!(c.host_id(), first, "its cgroup gone, the slot is free");
         assert!(c.set_owner(&"x".repeat(OWNER_RECORD)).is_err());
+    }
+
+    /// Hunt esc F2: a slot whose uid's keyrings an earlier trusted run locked failed every
+    /// later trusted run given it. Marked, it is passed over by trusted runs (whichever
+    /// process reserves), and still given to sandboxes, which never see the host's keyrings.
+    #[test]
+    fn a_slot_marked_unusable_is_passed_over_by_trusted_runs_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("slots");
+        let free = |_: &str| false;
+        let a = IdSlot::reserve(&file, 7, &free, Purpose::Trusted).expect("first");
+        let marked = a.host_id();
+        mark_unusable_for_trusted(&file, marked, Unusable::Keyrings).expect("marked");
+        drop(a);
+        let b = IdSlot::reserve(&file, 7, &free, Purpose::Trusted).expect("another");
+        assert_ne!(b.host_id(), marked, "a trusted run got the marked slot");
+        drop(b);
+        let c = IdSlot::reserve(&file, 7, &free, Purpose::Sandbox).expect("a sandbox's");
+        assert_eq!(c.host_id(), marked, "a sandbox may have it");
+        assert!(mark_unusable_for_trusted(&file, HOST_ID_BASE - 1, Unusable::Keyrings).is_err());
     }
 }

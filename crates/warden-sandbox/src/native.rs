@@ -4,6 +4,7 @@
 
 use crate::backend::{run_once, Backend};
 use crate::helper::Backend as HelperBackend;
+use crate::idmap::Purpose;
 use crate::live::LiveSandbox;
 use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Stdin};
 use crate::plan::{SandboxPlan, SandboxSpec};
@@ -32,7 +33,7 @@ impl Backend for Native {
     }
 
     fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
-        let (slot, cgroup) = self.host.reserve(spec)?;
+        let (slot, cgroup) = self.host.reserve(spec, Purpose::Sandbox)?;
         let request = init_request(spec, &slot, &cgroup, HelperBackend::Namespaces);
         self.host.launch(
             Launch {

@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,7 +29,7 @@ use crate::helper::{
     Backend as HelperBackend, HelperRequest, CONTROL_FD, HELPER_ARG, LIFELINE_FD, REPORT_FD,
     REQUEST_FD,
 };
-use crate::idmap::{IdMapError, IdSlot, DEFAULT_SLOT_FILE};
+use crate::idmap::{IdMapError, IdSlot, Purpose, DEFAULT_SLOT_FILE};
 use crate::live::{JobLauncher, LiveSandbox, Parts};
 use crate::pipes::pipe;
 use crate::plan::{PlanError, SandboxSpec};
@@ -430,10 +430,14 @@ impl Sandbox {
 
     /// What every sandbox with warden's own init needs first: its spec checked (the plan and
     /// the limits' bounds), a uid slot and a cgroup with the spec's limits.
-    pub(crate) fn reserve(&self, spec: &SandboxSpec) -> Result<(IdSlot, Cgroup), SandboxError> {
+    pub(crate) fn reserve(
+        &self,
+        spec: &SandboxSpec,
+        purpose: Purpose,
+    ) -> Result<(IdSlot, Cgroup), SandboxError> {
         spec.validate()?;
         spec.limits.validate(&warden_core::LimitBounds::default())?;
-        let slot = self.reserve_slot()?;
+        let slot = self.reserve_slot(purpose)?;
         let limits = warden_core::Limits {
             max_procs: spec.limits.max_procs.saturating_add(INIT_PIDS),
             ..spec.limits
@@ -447,12 +451,18 @@ impl Sandbox {
         Ok((slot, cgroup))
     }
 
-    /// A uid slot for one sandbox: not one whose last run's cgroup remains (idmap.rs).
-    pub(crate) fn reserve_slot(&self) -> Result<IdSlot, SandboxError> {
+    /// A uid slot for one sandbox: not one whose last run's cgroup remains, nor for a trusted
+    /// run one marked unusable for it (idmap.rs).
+    pub(crate) fn reserve_slot(&self, purpose: Purpose) -> Result<IdSlot, SandboxError> {
         let hint = u64::from(std::process::id()) << 20 ^ RUN_COUNTER.load(Ordering::Relaxed);
         let parents = self.cgroups.parents();
         let in_use = |name: &str| parents.iter().any(|p| p.join(name).exists());
-        Ok(IdSlot::reserve(&self.slot_file, hint, &in_use)?)
+        Ok(IdSlot::reserve(&self.slot_file, hint, &in_use, purpose)?)
+    }
+
+    /// The file the uid slots are reserved in (idmap.rs).
+    pub(crate) fn slot_file(&self) -> &Path {
+        &self.slot_file
     }
 
     /// A cgroup for one sandbox, named uniquely within this process.

@@ -131,7 +131,11 @@ pub(crate) fn confine(
             set_no_new_privs()?;
             install_seccomp(filter, handoff)
         }
-        Confinement::Trusted => set_no_new_privs(),
+        Confinement::Trusted(program) => {
+            set_no_new_privs()?;
+            warden_sys::seccomp::install_filter(program)
+                .map_err(|e| SetupError::errno("install the trusted seccomp filter", e))
+        }
     }
 }
 

@@ -36,8 +36,10 @@ pub(crate) enum SeccompKiller {
     /// `SIGKILL` and the call is reported by name, so a death by `SIGSYS` is the program's
     /// own doing (it raised the signal, or its own filter killed it).
     Init,
-    /// No filter (the trusted backend): a death by `SIGSYS` is the program's own doing.
-    NoFilter,
+    /// No one: the filter kills for no call, and lets the program send `SIGXFSZ` (the trusted
+    /// backend's, which refuses a few keyring operations with `EPERM` and nothing else). A
+    /// death by `SIGSYS` is the program's own doing.
+    Nobody,
 }
 
 /// One message on the report pipe.

@@ -70,6 +70,9 @@ use warden_sys::seccomp::{
     SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_USER_NOTIF,
 };
 
+mod trusted;
+pub(crate) use trusted::compile_trusted;
+
 /// A seccomp policy that cannot be compiled.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SeccompError {
@@ -77,6 +80,16 @@ pub(crate) enum SeccompError {
     #[error("seccomp policy names unknown system call {name:?}")]
     UnknownSyscall {
         /// The name as written in the policy.
+        name: String,
+    },
+    /// The trusted mode's policy has a rule its filter cannot hold: one that kills or is
+    /// recorded (no trusted run has a listener), or a call whose other ABIs' numbers the
+    /// compiler does not know (`seccomp/trusted.rs`).
+    #[error(
+        "the trusted seccomp policy's rule for {name:?} must refuse with an errno, unrecorded,          a call whose 32-bit number the compiler knows"
+    )]
+    NotForTrusted {
+        /// The call, as written in the policy.
         name: String,
     },
     /// The program exceeds the kernel's limit.
@@ -320,8 +333,7 @@ fn abi_check(_kill: u32) -> Vec<SockFilter> {
 /// system call 59`), or `None` for a call of the native ABI, which the policy's rules answer.
 pub(crate) fn foreign_call(arch: u32, nr: i32) -> Option<String> {
     if arch != AUDIT_ARCH_NATIVE {
-        const AUDIT_ARCH_I386: u32 = 0x4000_0003;
-        const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
+        use warden_sys::seccomp::{AUDIT_ARCH_ARM, AUDIT_ARCH_I386};
         return Some(match arch {
             AUDIT_ARCH_I386 => format!("i386 system call {nr}"),
             AUDIT_ARCH_ARM => format!("arm system call {nr}"),
@@ -710,10 +722,10 @@ mod tests {
     use super::*;
 
     /// `struct seccomp_data` for the interpreter.
-    struct Data {
-        nr: i64,
-        arch: u32,
-        args: [u64; 6],
+    pub(super) struct Data {
+        pub(super) nr: i64,
+        pub(super) arch: u32,
+        pub(super) args: [u64; 6],
     }
 
     impl Data {
@@ -751,7 +763,7 @@ mod tests {
     }
 
     /// Runs the BPF subset `compile` emits, as the kernel would.
-    fn run(program: &[SockFilter], data: &Data) -> u32 {
+    pub(super) fn run(program: &[SockFilter], data: &Data) -> u32 {
         let mut acc = 0u32;
         let mut pc = 0usize;
         loop {

@@ -1,7 +1,10 @@
 //! The trusted backend (`trusted` mode, docs/modes.md): limits only, no namespaces. The program
 //! runs on the host in its own cgroup (memory, pids, cpu accounting) with the plan's rlimits,
 //! as the run's unprivileged uid (the same per-run slot the native sandbox maps its root to),
-//! without capabilities and with no_new_privs, in a fresh directory. It sees the host's
+//! without capabilities and with no_new_privs, in a fresh directory; its only seccomp filter
+//! refuses the keyring operations that would lock its uid's keyrings (`seccomp/trusted.rs`),
+//! and a slot whose keyrings are locked anyway is left for another ([`Trusted::start`]'s
+//! documentation). It sees the host's
 //! filesystem as that user and the host's network: this is for code the operator trusts, and
 //! is never chosen unless the operator's configuration enables it. Runs in the parent.
 //!
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::backend::{run_once, Backend};
 use crate::helper::Backend as HelperBackend;
+use crate::idmap::Purpose;
 use crate::live::LiveSandbox;
 use crate::parent::{init_request, Launch, Sandbox, SandboxError, SandboxRun, Stdin};
 use crate::plan::{Job, PlanError, SandboxPlan, SandboxSpec, WORKDIR};
@@ -57,6 +61,11 @@ impl Backend for Trusted {
         "trusted"
     }
 
+    /// Unlike the other backends, waits until the init is ready: only its setup tells whether
+    /// the slot's keyrings can be emptied, and when they refuse (an earlier trusted run locked
+    /// them, before the trusted seccomp filter refused that), the run moves to another slot
+    /// before any job is sent, and the slot is marked unusable for trusted runs once another
+    /// worked (idmap.rs).
     fn start(&self, spec: &SandboxSpec) -> Result<LiveSandbox, SandboxError> {
         // No mount namespace to attach a volume in, and no user namespace to id-map it to.
         if !spec.volumes.is_empty() {
@@ -65,7 +74,60 @@ impl Backend for Trusted {
             }
             .into());
         }
-        let (slot, cgroup) = self.host.reserve(spec)?;
+        // Held, with their slots, until a slot works: none is tried twice.
+        let mut locked: Vec<(LiveSandbox, u32)> = Vec::new();
+        loop {
+            let (mut sandbox, uid) = self.start_on_a_slot(spec)?;
+            match sandbox.wait_ready() {
+                Ok(()) => {
+                    for (refused, uid) in locked {
+                        self.pass_over(refused, uid);
+                    }
+                    return Ok(sandbox);
+                }
+                Err(e) if keyrings_refused(&e) && locked.len() + 1 < MAX_SLOTS_TRIED => {
+                    tracing::warn!(uid, error = %e, "a trusted run moves to another slot");
+                    locked.push((sandbox, uid));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The most slots one trusted run tries when their uid's keyrings refuse to be emptied. On a
+/// host where every uid's refuse (a security module denying it), each trusted run fails after
+/// this many, and marks none: a slot is marked only once another worked.
+const MAX_SLOTS_TRIED: usize = 4;
+
+/// Whether a sandbox's setup failed because its uid's keyrings refuse to be emptied (the
+/// init's [`crate::child::LOCKED_KEYRINGS_STEP`]).
+fn keyrings_refused(e: &SandboxError) -> bool {
+    matches!(e, SandboxError::Setup { step, .. } if step == crate::child::LOCKED_KEYRINGS_STEP)
+}
+
+impl Trusted {
+    /// Marks the slot of `uid`, whose keyrings refused to be emptied in `refused`, unusable for
+    /// trusted runs (while `refused` still holds it), then destroys `refused`.
+    fn pass_over(&self, refused: LiveSandbox, uid: u32) {
+        let why = crate::idmap::Unusable::Keyrings;
+        match crate::idmap::mark_unusable_for_trusted(self.host.slot_file(), uid, why) {
+            Ok(()) => tracing::warn!(
+                uid,
+                "the uid's keyrings cannot be emptied: its slot is passed over by trusted runs \
+                 until reboot"
+            ),
+            Err(e) => tracing::warn!(uid, error = %e, "marking a slot unusable for trusted runs"),
+        }
+        if let Err(e) = refused.destroy() {
+            tracing::warn!(uid, error = %e, "destroying a trusted sandbox that never started");
+        }
+    }
+
+    /// Starts the init of a trusted run on a slot (not one marked unusable for it), without
+    /// waiting for it; the slot's uid with it.
+    fn start_on_a_slot(&self, spec: &SandboxSpec) -> Result<(LiveSandbox, u32), SandboxError> {
+        let (slot, cgroup) = self.host.reserve(spec, Purpose::Trusted)?;
         let dir = Path::new(TRUSTED_RUNS).join(cgroup.name());
         let remove_dir = {
             let dir = dir.clone();
@@ -111,7 +173,7 @@ impl Backend for Trusted {
             None,
         )?;
         sandbox.relocate_jobs(on_host, dir, uid);
-        Ok(sandbox)
+        Ok((sandbox, uid))
     }
 }
 
@@ -220,6 +282,22 @@ mod tests {
         assert_eq!(relocate("/workshop", dir), None);
         assert_eq!(relocate("/usr/bin/python3", dir), None);
         assert_eq!(relocate("-O2", dir), None);
+    }
+
+    /// Hunt esc F2: the setup failure that moves a trusted run to another slot is the init's
+    /// report that the uid's keyrings refuse to be emptied, and no other.
+    #[test]
+    fn only_keyrings_that_refuse_to_be_emptied_move_a_run_to_another_slot() {
+        let failed = |step: &str| SandboxError::Setup {
+            step: step.to_owned(),
+            detail: "Required key not available (os error 126)".to_owned(),
+        };
+        assert!(keyrings_refused(&failed(
+            crate::child::LOCKED_KEYRINGS_STEP
+        )));
+        assert!(!keyrings_refused(&failed("empty the keyrings")));
+        assert!(!keyrings_refused(&failed("setresuid")));
+        assert!(!keyrings_refused(&SandboxError::Vanished));
     }
 
     /// Bug hunt "modes" 11: a trusted run's environment said `USER=root` (the sandbox's

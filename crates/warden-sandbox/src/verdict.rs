@@ -70,16 +70,16 @@ pub(crate) fn decide(
     }
     let cpu_exhausted = stats.cpu_time >= limits.cpu_time;
     // SIGXFSZ is the kernel's answer to a write, truncate or fallocate past RLIMIT_FSIZE.
-    // Under a seccomp filter (`killer` says one was installed) the program cannot send it
-    // itself (`file_size_signal.rs`): the death is the limit, whether the refused call took
-    // memory or not (`truncate -s`, `fallocate`, a `pwrite` far past the end take none).
-    // Without one (the trusted backend), a program can raise it (`kill -XFSZ $$`): then the
-    // memory charged decides, as the cpu time does for SIGXCPU. The writable places are tmpfs
-    // (`/work`, `/tmp`), whose pages are charged to the job's cgroup, and a volume's page cache
-    // is too as it is written: a write that reached the file size limit took at least that
-    // much memory. Below it, no write did.
+    // Under the sandbox's seccomp filter (`killer` says which was installed) the program cannot
+    // send it itself (`file_size_signal.rs`): the death is the limit, whether the refused call
+    // took memory or not (`truncate -s`, `fallocate`, a `pwrite` far past the end take none).
+    // Under the trusted backend's, which does not keep it, a program can raise it (`kill
+    // -XFSZ $$`): then the memory charged decides, as the cpu time does for SIGXCPU. The
+    // writable places are tmpfs (`/work`, `/tmp`), whose pages are charged to the job's
+    // cgroup, and a volume's page cache is too as it is written: a write that reached the
+    // file size limit took at least that much memory. Below it, no write did.
     let file_size_hit =
-        killer != SeccompKiller::NoFilter || stats.peak_memory >= limits.max_file_size;
+        killer != SeccompKiller::Nobody || stats.peak_memory >= limits.max_file_size;
     // The init looks for a file cut at the limit only after a failure of the program's own:
     // a non-zero exit, or a signal that is no limit's (`files_at_limit::worth_a_look`).
     let cut = |end| Outcome::FileSizeLimit { ended: Some(end) };
@@ -95,7 +95,7 @@ pub(crate) fn decide(
                 which: TimeLimitKind::Cpu,
             },
             Signal::XFSZ if known && file_size_hit => Outcome::FileSizeLimit { ended: None },
-            // Where the init makes the filter's kills (or there is no filter), the program
+            // Where the init makes the filter's kills (or the filter kills for nothing), the program
             // raised SIGSYS itself: its own end, not a forbidden call.
             Signal::SYS if killer == SeccompKiller::Kernel && known => Outcome::Violation {
                 detail: "a forbidden system call (seccomp killed the process)".to_owned(),
@@ -234,7 +234,7 @@ mod tests {
             ),
             Some(Outcome::Violation { .. })
         ));
-        for killer in [SeccompKiller::Init, SeccompKiller::NoFilter] {
+        for killer in [SeccompKiller::Init, SeccompKiller::Nobody] {
             assert_eq!(
                 decide(
                     None,
@@ -342,11 +342,11 @@ mod tests {
             }
         }
         assert_eq!(
-            xfsz(SeccompKiller::NoFilter, &high),
+            xfsz(SeccompKiller::Nobody, &high),
             Some(Outcome::FileSizeLimit { ended: None })
         );
         assert_eq!(
-            xfsz(SeccompKiller::NoFilter, &low),
+            xfsz(SeccompKiller::Nobody, &low),
             Some(Outcome::Signaled {
                 signal: Signal::XFSZ
             })

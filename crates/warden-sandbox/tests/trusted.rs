@@ -69,7 +69,8 @@ fn it_runs_on_the_host_as_an_unprivileged_user_with_no_privileges() {
     assert_eq!(field(&text, "CapEff:"), "0000000000000000", "{text}");
     assert_eq!(field(&text, "CapPrm:"), "0000000000000000", "{text}");
     assert_eq!(field(&text, "NoNewPrivs:"), "1", "{text}");
-    assert_eq!(field(&text, "Seccomp:"), "0", "limits only: {text}");
+    // Limits only, but for the filter that keeps the uid's keyrings usable (below).
+    assert_eq!(field(&text, "Seccomp:"), "2", "{text}");
 }
 
 #[test]
@@ -461,6 +462,50 @@ fn a_trusted_run_holds_neither_wardens_session_keyring_nor_another_runs() {
     let second = trusted(&["/usr/bin/python3", "-c", &probe], Limits::default());
     assert_eq!(second.outcome, Outcome::Exited { code: 0 }, "{second:?}");
     assert_eq!(out(&second), "none\n", "{second:?}");
+}
+
+/// Hunt esc F2: a trusted program could `keyctl(KEYCTL_SETPERM, KEY_SPEC_USER_KEYRING, 0)`,
+/// after which no one, root included, could empty its uid's user keyring again, and every
+/// later trusted run given the slot failed at its setup until reboot (revoking it or setting
+/// it a timeout did so for minutes). The operations that can lock a keyring are refused, under
+/// the native ABI and the i386 one, on any key; the others work. `tests/keyrings/keyrings.c`
+/// tries them on keys of its own first, and on its user keyring only once those were refused,
+/// so that a build without the filter fails here without locking a real slot.
+#[test]
+fn a_trusted_program_cannot_lock_its_uids_keyrings() {
+    const SOURCE: &str = include_str!("keyrings/keyrings.c");
+    let Some(program) = support::compile_c("keyrings/keyrings.c", SOURCE) else {
+        return;
+    };
+    let mut p = plan(&["/work/keyrings"]);
+    p.limits = Limits::default();
+    p.files.push(WorkspaceFile::executable("keyrings", program));
+    let run = sandbox()
+        .run_trusted(&p, Stdin::Null)
+        .expect("warden ran the program");
+    assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+    let text = out(&run);
+    let mut expected = vec![
+        "native setperm EPERM",
+        "native revoke EPERM",
+        "native set_timeout EPERM",
+        "native restrict_keyring EPERM",
+        "native get_keyring_id ok",
+    ];
+    if cfg!(target_arch = "x86_64") && !text.contains("i386 unavailable") {
+        expected.extend([
+            "i386 setperm EPERM",
+            "i386 revoke EPERM",
+            "i386 set_timeout EPERM",
+            "i386 get_keyring_id ok",
+        ]);
+    }
+    expected.push("native setperm @u EPERM");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("i386 unav"))
+        .collect();
+    assert_eq!(lines, expected, "{text}");
 }
 
 /// Bug hunt: a signal the kernel sends the owner of an O_ASYNC descriptor (F_SETOWN, the

@@ -36,6 +36,18 @@ pub fn forget_own_keys() -> io::Result<()> {
     }
 }
 
+/// Whether an error of [`forget_own_keys`] is the keyrings' own refusal, which only that uid's
+/// keyrings give: one of them can no longer be found (`ENOKEY`: its permissions, which only
+/// its owner could have changed, let no one view it), written (`EACCES`), or used at all
+/// (`EKEYREVOKED`, `EKEYEXPIRED`: revoked, or past a timeout, until the kernel's garbage
+/// collector removes it). No one, root included, can empty such a keyring.
+pub fn refused_by_the_keyrings(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOKEY | libc::EACCES | libc::EKEYREVOKED | libc::EKEYEXPIRED)
+    )
+}
+
 /// Joins a new anonymous session keyring, owned by the caller's (new) uid, in place of the one
 /// the process inherited: a session keyring survives a change of ids, fork and exec, so a
 /// process started by a warden that has one of its own (a systemd service's, a login's) would
@@ -43,4 +55,31 @@ pub fn forget_own_keys() -> io::Result<()> {
 pub fn join_new_session_keyring() -> io::Result<()> {
     // 0: no name, a new anonymous keyring.
     keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hunt esc F2: what a locked keyring answers (a keyring whose permissions let no one view
+    /// it, or write it; revoked; expired) is told from the other errors, which any uid's
+    /// keyrings would give alike (no keyrings in this kernel, no memory).
+    #[test]
+    fn a_locked_keyrings_errors_are_told_from_the_others() {
+        for locked in [
+            libc::ENOKEY,
+            libc::EACCES,
+            libc::EKEYREVOKED,
+            libc::EKEYEXPIRED,
+        ] {
+            assert!(refused_by_the_keyrings(&io::Error::from_raw_os_error(
+                locked
+            )));
+        }
+        for other in [libc::ENOSYS, libc::EOPNOTSUPP, libc::ENOMEM, libc::EDQUOT] {
+            assert!(!refused_by_the_keyrings(&io::Error::from_raw_os_error(
+                other
+            )));
+        }
+    }
 }

@@ -117,6 +117,18 @@ pub const AUDIT_ARCH_NATIVE: u32 = AUDIT_ARCH_X86_64;
 #[cfg(target_arch = "aarch64")]
 pub const AUDIT_ARCH_NATIVE: u32 = AUDIT_ARCH_AARCH64;
 
+/// `AUDIT_ARCH_I386` (`linux/audit.h`): the 32-bit ABI of an x86_64 kernel (`int 0x80`), which
+/// a 64-bit process may call too, with its own call numbers.
+pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+/// `AUDIT_ARCH_ARM` (`linux/audit.h`): the 32-bit ABI of an aarch64 kernel.
+pub const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
+/// The `AUDIT_ARCH_*` value of the 32-bit ABI of the architecture this crate is built for.
+#[cfg(target_arch = "x86_64")]
+pub const AUDIT_ARCH_COMPAT: u32 = AUDIT_ARCH_I386;
+/// The `AUDIT_ARCH_*` value of the 32-bit ABI of the architecture this crate is built for.
+#[cfg(target_arch = "aarch64")]
+pub const AUDIT_ARCH_COMPAT: u32 = AUDIT_ARCH_ARM;
+
 /// On x86_64, the bit that marks an x32-ABI call number. x32 calls report `AUDIT_ARCH_X86_64`,
 /// so a filter must check this bit or x32 numbers would slip past its x86_64 comparisons.
 #[cfg(target_arch = "x86_64")]
