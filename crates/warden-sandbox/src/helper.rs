@@ -64,8 +64,12 @@ pub(crate) enum Backend {
     /// The native sandbox: namespaces, a private root, seccomp.
     Namespaces,
     /// Limits only (`trusted.rs`): no namespaces; the init and the program run as the run's
-    /// uid, in `workdir` on the host.
-    Trusted { workdir: PathBuf },
+    /// uid, in `workdir` on the host. `slot_file` holds the run's uid slot, marked there when
+    /// the helper cannot remove what the uid left, once warden died (`trusted/leftovers.rs`).
+    Trusted {
+        workdir: PathBuf,
+        slot_file: PathBuf,
+    },
     /// Join the cgroup and run this command, with the lifeline as its stdin: another
     /// backend's runtime, such as `runsc`, which builds its own sandbox (a gVisor keeper's,
     /// whose bundle is `bundle`). The helper stays as its parent outside the cgroup, and when
@@ -157,7 +161,7 @@ fn run(request: &HelperRequest, report: &OwnedFd, ends: HelperEnds) -> Result<i3
             start_init(request, report, ends, clone, init)
         }
         // The trusted backend (`trusted.rs`): the init is forked without new namespaces.
-        Backend::Trusted { workdir } => {
+        Backend::Trusted { workdir, .. } => {
             // With no pid namespace whose end takes the run's processes along, what the init
             // leaves when it dies (the program can kill it: it shares the program's uid) would
             // be the host's pid 1's to reap; they are this helper's instead ([`end_trusted`]).
@@ -264,13 +268,14 @@ fn start_init(
                 // cgroup is killed here (above, for a trusted run), and the run's host
                 // directory removed, as the parent would have.
                 kill_the_rest(&cgroups);
-                if let Backend::Trusted { workdir } = &request.backend {
+                if let Backend::Trusted { workdir, slot_file } = &request.backend {
                     if let Some(dir) = workdir.parent() {
                         let _ = crate::trusted::remove_run_dir(dir);
                     }
                     let shared = crate::trusted::leftovers::shared_dirs();
                     let dirs: Vec<&Path> = shared.iter().map(|d| d.as_path()).collect();
-                    let _ = crate::trusted::leftovers::remove_owned(&dirs, request.host_id);
+                    let uid = request.host_id;
+                    let _ = crate::trusted::leftovers::remove_or_pass_over(&dirs, uid, slot_file);
                 }
             }
             crate::stale::remove_orphaned(&cgroups);

@@ -13,9 +13,10 @@
 //! A slot may also be marked unusable for trusted runs, in a byte of its own after the owners'
 //! records ([`mark_unusable_for_trusted`]): its uid keeps something of an earlier trusted run
 //! that warden cannot take away (keyrings it cannot empty, which would fail every later trusted
-//! run's setup there, or leak their keys). Trusted runs pass such a slot over; sandboxed and
-//! isolated runs, which never see the host's keyrings, still use it. The file is in `/run`, so
-//! the marks last until reboot, as such keyrings do.
+//! run's setup there, or leak their keys; files in the host's shared directories it could not
+//! remove). Trusted runs pass such a slot over; sandboxed and isolated runs, which see neither
+//! the host's keyrings nor its shared directories, still use it. The file is in `/run`, so the
+//! marks last until reboot, as such keyrings do.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -56,6 +57,9 @@ pub(crate) enum Unusable {
     /// Its uid's keyrings cannot be emptied: an earlier trusted run locked them (before the
     /// trusted seccomp filter refused that), and a trusted run there would fail at its setup.
     Keyrings = 1,
+    /// What an earlier trusted run of its uid left in the host's shared directories could not
+    /// all be removed (`trusted/leftovers.rs`): a trusted run there would find it.
+    Leftovers = 2,
 }
 
 /// A host uid reserved for one sandbox while this value lives.
@@ -198,6 +202,12 @@ pub(crate) fn mark_unusable_for_trusted(
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a slot's uid"))?;
     let file = OpenOptions::new().write(true).open(slot_file)?;
     file.write_all_at(&[why as u8], MARKS_AT + u64::from(slot))
+}
+
+/// Whether the slot of `host_id` in `slot_file` is marked unusable for trusted runs.
+#[cfg(test)]
+pub(crate) fn marked_unusable_for_trusted(slot_file: &Path, host_id: u32) -> bool {
+    File::open(slot_file).is_ok_and(|file| read_mark(&file, host_id - HOST_ID_BASE) != 0)
 }
 
 /// The mark of `slot` ([`Unusable`] as a byte), 0 when it has none (or it cannot be read).

@@ -386,7 +386,7 @@ impl Sandbox {
     pub fn new(program: PathBuf) -> Result<Self, SandboxError> {
         crate::host::require_isolation()?;
         let cgroups = CgroupFs::detect()?;
-        crate::stale::sweep(&cgroups);
+        crate::stale::sweep(&cgroups, Path::new(DEFAULT_SLOT_FILE));
         Ok(Self {
             helper: program,
             helper_args: vec![HELPER_ARG.into()],
@@ -420,7 +420,7 @@ impl Sandbox {
     /// again by a long-lived owner (a server's pool) from time to time, since a run's uid stays
     /// taken while its cgroup remains (`idmap.rs`).
     pub fn sweep(&self) {
-        crate::stale::sweep(&self.cgroups);
+        crate::stale::sweep(&self.cgroups, &self.slot_file);
     }
 
     /// The cgroup layout in use.

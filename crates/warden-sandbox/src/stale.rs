@@ -15,7 +15,9 @@ use crate::cgroup::CgroupFs;
 
 /// Removes what processes that no longer exist left: empty run cgroups, trusted run
 /// directories, gVisor bundles and runsc's files of their containers. Best effort: what cannot be removed stays (and is logged).
-pub(crate) fn sweep(cgroups: &CgroupFs) {
+/// A dead trusted run's slot is marked in `slot_file` when what its uid left cannot all be
+/// removed (`trusted/leftovers.rs`).
+pub(crate) fn sweep(cgroups: &CgroupFs, slot_file: &Path) {
     let dead: Vec<_> = cgroups
         .parents()
         .iter()
@@ -28,7 +30,7 @@ pub(crate) fn sweep(cgroups: &CgroupFs) {
         kill_what_is_left(dir);
     }
     for dir in dead_runs(Path::new(crate::trusted::TRUSTED_RUNS), "run-") {
-        remove_trusted_leftovers(&dir);
+        remove_trusted_leftovers(&dir, slot_file);
         if let Err(e) = crate::trusted::remove_run_dir(&dir) {
             tracing::warn!(dir = %dir.display(), error = %e, "removing what a dead warden left");
         }
@@ -81,7 +83,7 @@ fn kill_what_is_left(dir: &Path) {
 /// What the uid of the dead trusted run whose directory is `dir` left in the host's shared
 /// directories (its processes killed with its warden and helper, nothing removed it): the uid
 /// is the owner of the run directory's `work/`.
-fn remove_trusted_leftovers(dir: &Path) {
+fn remove_trusted_leftovers(dir: &Path, slot_file: &Path) {
     use std::os::unix::fs::MetadataExt;
     let Ok(work) = fs::symlink_metadata(dir.join("work")) else {
         return;
@@ -92,7 +94,7 @@ fn remove_trusted_leftovers(dir: &Path) {
     }
     let shared = crate::trusted::leftovers::shared_dirs();
     let shared: Vec<&Path> = shared.iter().map(std::path::PathBuf::as_path).collect();
-    if let Err(e) = crate::trusted::leftovers::remove_owned(&shared, uid) {
+    if let Err(e) = crate::trusted::leftovers::remove_or_pass_over(&shared, uid, slot_file) {
         tracing::warn!(dir = %dir.display(), uid, error = %e, "what a dead trusted run left");
     }
 }

@@ -140,15 +140,20 @@ impl Trusted {
             }) as Box<dyn FnOnce() -> Result<(), SandboxError> + Send>
         };
         // Run at teardown after the helper is reaped, so after the init killed and reaped
-        // every process of the uid, and before the slot (the uid) is released.
+        // every process of the uid, and before the slot (the uid) is released, so that a slot
+        // whose leftovers stay is marked before any other run can have it.
         let remove_leftovers = {
             let uid = slot.host_id();
+            let slot_file = self.host.slot_file().to_owned();
             Box::new(move || {
                 let shared = leftovers::shared_dirs();
                 let dirs: Vec<&Path> = shared.iter().map(PathBuf::as_path).collect();
-                leftovers::remove_owned(&dirs, uid).map_err(|source| SandboxError::Helper {
-                    action: "removing what the trusted run left in the host's shared directories",
-                    source,
+                leftovers::remove_or_pass_over(&dirs, uid, &slot_file).map_err(|source| {
+                    SandboxError::Helper {
+                        action:
+                            "removing what the trusted run left in the host's shared directories",
+                        source,
+                    }
                 })
             }) as Box<dyn FnOnce() -> Result<(), SandboxError> + Send>
         };
@@ -158,6 +163,7 @@ impl Trusted {
         }
         let backend = HelperBackend::Trusted {
             workdir: dir.join("work"),
+            slot_file: self.host.slot_file().to_owned(),
         };
         let request = init_request(spec, &slot, &cgroup, backend);
         let uid = slot.host_id();

@@ -133,6 +133,33 @@ pub(crate) fn remove_owned(dirs: &[&Path], uid: u32) -> Result<(), std::io::Erro
     first_error.map_or(Ok(()), Err)
 }
 
+/// Removes what `uid` left in `dirs` ([`remove_owned`]); what cannot all go is kept from the
+/// next trusted runs given the uid by marking its slot, in `slot_file`, unusable for trusted
+/// runs until reboot (idmap.rs), and the sweep counts as done: the run's result stands, where
+/// a failed sweep ended it as warden's error (exit 125), its result lost, and left the files
+/// to the slot's next run all the same. An error only when the mark failed too.
+pub(crate) fn remove_or_pass_over(
+    dirs: &[&Path],
+    uid: u32,
+    slot_file: &Path,
+) -> Result<(), std::io::Error> {
+    let Err(e) = remove_owned(dirs, uid) else {
+        return Ok(());
+    };
+    let why = crate::idmap::Unusable::Leftovers;
+    if let Err(mark) = crate::idmap::mark_unusable_for_trusted(slot_file, uid, why) {
+        tracing::warn!(uid, error = %mark, "marking a slot unusable for trusted runs");
+        return Err(e);
+    }
+    tracing::warn!(
+        uid,
+        error = %e,
+        "what a trusted run left cannot all be removed: its slot is passed over by trusted runs \
+         until reboot"
+    );
+    Ok(())
+}
+
 const DIRECTORY: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
     .union(OFlag::O_NOFOLLOW)
@@ -356,6 +383,56 @@ mod tests {
             .expect("spawn");
         sweep.join().expect("no overflow").expect("removed");
         assert_eq!(fs::read_dir(shared.path()).expect("readdir").count(), 0);
+    }
+
+    /// What the sweep cannot remove (here beneath a mount point, which it never enters) is kept
+    /// from the uid's next trusted runs by its slot's mark, and the sweep counts as done, so
+    /// that the run's result stands (it was lost to exit 125, and the files stayed all the
+    /// same); what could go went.
+    #[test]
+    fn what_cannot_be_removed_marks_the_slot_and_the_sweep_is_done() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the tests as root"
+            );
+            eprintln!("skipped: giving entries to a slot uid and mounting need root");
+            return;
+        }
+        let uid = crate::HOST_ID_BASE + 11;
+        let state = tempfile::tempdir().expect("tempdir");
+        let slot_file = state.path().join("slots");
+        fs::write(&slot_file, "").expect("a slot file");
+        let shared = tempfile::tempdir().expect("tempdir");
+        let mount_point = shared.path().join("top/mnt");
+        fs::create_dir_all(&mount_point).expect("mkdir");
+        fs::write(shared.path().join("file"), "x").expect("write");
+        for path in [
+            shared.path().join("top"),
+            mount_point.clone(),
+            shared.path().join("file"),
+        ] {
+            std::os::unix::fs::chown(&path, Some(uid), Some(uid)).expect("chown");
+        }
+        nix::mount::mount(
+            Some("tmpfs"),
+            &mount_point,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .expect("mount a tmpfs");
+        let swept = remove_or_pass_over(&[shared.path()], uid, &slot_file);
+        nix::mount::umount2(&mount_point, nix::mount::MntFlags::MNT_DETACH).expect("umount");
+        swept.expect("the sweep counts as done");
+        assert!(crate::idmap::marked_unusable_for_trusted(&slot_file, uid));
+        assert!(!shared.path().join("file").exists(), "what could go went");
+        assert!(mount_point.exists(), "what could not stayed");
+        let other = crate::HOST_ID_BASE + 12;
+        remove_or_pass_over(&[shared.path()], other, &slot_file).expect("nothing of its");
+        assert!(!crate::idmap::marked_unusable_for_trusted(
+            &slot_file, other
+        ));
     }
 
     /// A world-writable directory a run (a slot uid) made is neither a shared directory nor
