@@ -617,6 +617,41 @@ fn a_wrapped_command_is_a_sandboxed_tool_whose_callers_cannot_add_options() {
     );
 }
 
+/// Regression (hunt srv 2): a registered tool the registry no longer loads (here, of a
+/// category the configuration came to refuse; over HTTP, a file over the loader's bound) was
+/// skipped, and `warden tool rm` answered that no such tool exists: it kept its name, and its
+/// token's place, for ever. It is listed with the name that removes it, and removed.
+#[test]
+fn a_registered_tool_that_no_longer_loads_is_listed_and_removed() {
+    let world = World::new();
+    let wrap = ["tool", "wrap", "counter", "--", "/usr/bin/wc", "-l"];
+    let out = world.warden().args(wrap).output().expect("warden runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    world.write_config("[tools]\nallowed_categories = [\"compute\", \"shell\"]\n");
+    let list = || {
+        world
+            .warden()
+            .args(["tool", "list"])
+            .output()
+            .expect("runs")
+    };
+    let listed = String::from_utf8_lossy(&list().stdout).into_owned();
+    assert!(
+        listed.contains(
+            "allowed_categories does not allow (registered as counter: warden tool rm counter)"
+        ),
+        "{listed}"
+    );
+    let removed = world
+        .warden()
+        .args(["tool", "rm", "counter"])
+        .output()
+        .expect("runs");
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    let listed = String::from_utf8_lossy(&list().stdout).into_owned();
+    assert!(!listed.contains("counter"), "{listed}");
+}
+
 #[test]
 fn categories_the_configuration_names_wait_for_approval_or_are_refused() {
     let world = World::with_config("[tools]\napproval = [\"host\"]\n");

@@ -91,6 +91,50 @@ fn the_registry_over_http() {
     assert_eq!(status, 422);
 }
 
+/// Regression (hunt srv 2): a tool file over the 4 MiB the registry loads was registered (201)
+/// and kept, a tool no one could list, call or remove that held one of its token's 64 places.
+/// It is refused (422, naming the bound), nothing is left, and a registration an earlier
+/// warden kept though it does not load is shown to its token with why, and removed.
+#[test]
+fn what_the_registry_cannot_keep_is_refused_and_what_it_skips_can_be_removed() {
+    let server = LiveServer::start("");
+    let registered = server.world().path().join("data/tools/registered");
+    let program = "import sys\nprint(sys.stdin.read().upper(), end='')\n";
+    let ghost = format!(
+        "#{}\n{}",
+        "p".repeat(4 << 20),
+        UPPER.replace("\"upper\"", "\"ghost\"")
+    );
+    let register = json!({"definition": ghost, "files": {"upper.py": program}}).to_string();
+    let (status, body) = server.request("POST", "/v1/tools", Some(&register));
+    assert_eq!(status, 422, "{}", &body[..body.len().min(300)]);
+    assert!(body.contains("larger than 4MiB"), "{body}");
+    let left: Vec<_> = std::fs::read_dir(&registered)
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|name| name == ".lock"),
+        "left behind: {left:?}"
+    );
+
+    // As an earlier warden kept it: its token is told why it does not load, and removes it.
+    let kept = registered.join("ghost");
+    std::fs::create_dir_all(&kept).expect("mkdir");
+    std::fs::write(kept.join("tool.toml"), &ghost).expect("write");
+    std::fs::write(kept.join("upper.py"), program).expect("write");
+    std::fs::write(kept.join("owner"), "test").expect("write");
+    let (status, body) = server.request("GET", "/v1/tools/ghost", None);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("does not load"), "{body}");
+    assert!(body.contains("larger than 4MiB"), "{body}");
+    assert!(!body.contains(&registered.display().to_string()), "{body}");
+    let (status, body) = server.request("DELETE", "/v1/tools/ghost", None);
+    assert_eq!(status, 204, "{body}");
+    assert!(!kept.exists());
+    let (status, _) = server.request("GET", "/v1/tools/ghost", None);
+    assert_eq!(status, 404);
+}
+
 /// A tool that `warden tool register` (another process) registers, approves or removes beside
 /// a running server is what the server serves at its next call: it loaded its registry once.
 #[test]

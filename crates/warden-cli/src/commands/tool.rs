@@ -235,7 +235,18 @@ fn list(out: &mut impl Write, engine: &Engine, json: bool) -> anyhow::Result<()>
         &rows,
     )?;
     for problem in engine.tool_load_problems() {
-        writeln!(out, "skipped {}: {}", problem.file, problem.problem)?;
+        // A registered file's problem may quote its registrant's text.
+        write!(
+            out,
+            "skipped {}: {}",
+            problem.file,
+            printable(&problem.problem)
+        )?;
+        match &problem.tool {
+            // Kept in the state directory all the same: said how it goes.
+            Some(name) => writeln!(out, " (registered as {name}: warden tool rm {name})")?,
+            None => writeln!(out)?,
+        }
     }
     Ok(())
 }

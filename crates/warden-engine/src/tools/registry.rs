@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use warden_core::bounded_file::{self, MAX_PROGRAM_FILE, MAX_SETTINGS_FILE};
 use warden_core::tool::{self, Assessment, Category, Runner, Tool, ToolFileError, ToolOrigin};
+use warden_core::ByteSize;
 
 use super::{Registrant, ToolsSettings};
 
@@ -254,9 +255,29 @@ pub enum RegistryError {
         /// The token that registered it.
         owner: String,
     },
-    /// A client holds as many registered tools as one may.
-    #[error("this API token has registered {0} tools, as many as one may (remove one first)")]
-    TooMany(usize),
+    /// A client holds as many registered tools as one may. `unloaded` names those of them
+    /// that are kept but do not load ([`LoadProblem::tool`]), which hold places all the same.
+    #[error(
+        "this API token has registered {most} tools, as many as one may (remove one first){}",
+        unloaded_note(unloaded)
+    )]
+    TooMany {
+        /// The most one token may hold.
+        most: usize,
+        /// The token's registrations that do not load.
+        unloaded: Vec<String>,
+    },
+    /// A file is larger than the registry loads: registered, it would be kept and never
+    /// loaded (a tool no one could list, call or remove).
+    #[error("{file} is {size} bytes, larger than {}, the most the registry loads of it", ByteSize(*most))]
+    TooLarge {
+        /// The tool file, or the program file by name.
+        file: String,
+        /// Its size in bytes.
+        size: usize,
+        /// The bound.
+        most: u64,
+    },
     /// A client asked to replace or remove a tool that another token (or the operator)
     /// registered.
     #[error("tool {0:?} was registered by another API token or by the operator")]
@@ -301,6 +322,17 @@ pub enum RegistryError {
     },
 }
 
+/// The end of [`RegistryError::TooMany`]'s message: the token's tools that do not load.
+fn unloaded_note(unloaded: &[String]) -> String {
+    if unloaded.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; of them, {} do not load (shown with why by GET /v1/tools/NAME), and may be removed",
+        unloaded.join(", ")
+    )
+}
+
 impl RegistryError {
     /// Whether the caller, not warden's host, is at fault.
     pub fn is_caller_fault(&self) -> bool {
@@ -315,6 +347,23 @@ pub struct LoadProblem {
     pub file: String,
     /// Why it was skipped.
     pub problem: String,
+    /// For a registered tool's file, the name it is registered under (its directory's),
+    /// which `warden tool rm` and `DELETE /v1/tools/NAME` remove it by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// For a file an API token registered, the token (`""` on a server without tokens).
+    #[serde(skip)]
+    pub owner: Option<String>,
+}
+
+impl LoadProblem {
+    /// Whether a client authenticated as `token` registered this file, and so may be told
+    /// of it ([`RegisteredTool::visible_to`]).
+    pub fn registered_by(&self, token: Option<&str>) -> bool {
+        self.owner
+            .as_deref()
+            .is_some_and(|owner| owner == token.unwrap_or_default())
+    }
 }
 
 /// The engine's judgement of a tool: its assessment, and whether this host can run it.
@@ -389,8 +438,15 @@ impl Registry {
         }
         for dir in registered_dirs(&registry.settings.state_dir.join("registered")) {
             let path = dir.join(TOOL_FILE);
-            let Ok(text) = bounded_file::read_to_string(&path, MAX_SETTINGS_FILE) else {
-                continue;
+            let text = match bounded_file::read_to_string(&path, MAX_SETTINGS_FILE) {
+                Ok(text) => text,
+                // Kept, and holding its token's place: said, so that it can be found and
+                // removed (a registration over 4 MiB, before they were refused, was neither).
+                Err(e) => {
+                    registry.problem(&path.display().to_string(), format!("cannot be read: {e}"));
+                    registry.set_registration(&dir);
+                    continue;
+                }
             };
             let beside = |name: &str| bounded_file::read(&dir.join(name), MAX_PROGRAM_FILE).ok();
             let pending = dir.join(PENDING).exists();
@@ -405,8 +461,27 @@ impl Registry {
                 judge,
             );
             registry.set_owner(&dir);
+            registry.set_registration(&dir);
         }
         registry
+    }
+
+    /// Marks the last problem recorded as the registered tool kept in `dir`'s, if it is that
+    /// file's: named by its directory, with its [`OWNER`].
+    fn set_registration(&mut self, dir: &Path) {
+        let file = dir.join(TOOL_FILE).display().to_string();
+        let Some(problem) = self.problems.last_mut().filter(|p| p.file == file) else {
+            return;
+        };
+        problem.tool = Some(
+            dir.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+        problem.owner = std::fs::read(dir.join(OWNER))
+            .ok()
+            .map(|owner| String::from_utf8_lossy(&owner).into_owned());
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -472,6 +547,8 @@ impl Registry {
         self.problems.push(LoadProblem {
             file: file.to_owned(),
             problem,
+            tool: None,
+            owner: None,
         });
     }
 
@@ -552,6 +629,15 @@ impl Registry {
         by: Registrant,
         judge: &dyn Judge,
     ) -> Result<Arc<RegisteredTool>, RegistryError> {
+        // What the loader would skip is refused here: kept, it would be a tool no one lists,
+        // calls or removes, holding a place among its token's (hunt srv 2).
+        if text.len() as u64 > MAX_SETTINGS_FILE {
+            return Err(RegistryError::TooLarge {
+                file: "the tool file".to_owned(),
+                size: text.len(),
+                most: MAX_SETTINGS_FILE,
+            });
+        }
         let tool = Tool::parse(text, ToolOrigin::Registered)?;
         let name = tool.name.clone();
         let program = program_of(&tool, &|file| {
@@ -560,6 +646,16 @@ impl Registry {
                 .find(|f| f.name == file)
                 .map(|f| f.code.clone())
         })?;
+        if let Some(program) = program
+            .as_ref()
+            .filter(|p| p.code.len() as u64 > MAX_PROGRAM_FILE)
+        {
+            return Err(RegistryError::TooLarge {
+                file: format!("program file {:?}", program.name),
+                size: program.code.len(),
+                most: MAX_PROGRAM_FILE,
+            });
+        }
         if let Some(program) = program
             .as_ref()
             .filter(|p| [TOOL_FILE, PENDING, OWNER].contains(&p.name.as_str()))
@@ -638,7 +734,14 @@ impl Registry {
                         .filter(|dir| may_change(dir, "", by).is_ok())
                         .count();
                     if held >= MAX_PER_CLIENT {
-                        return Err(RegistryError::TooMany(MAX_PER_CLIENT));
+                        let token = match by {
+                            Registrant::Client(token) => token,
+                            Registrant::Operator => None,
+                        };
+                        return Err(RegistryError::TooMany {
+                            most: MAX_PER_CLIENT,
+                            unloaded: self.unloaded(token),
+                        });
                     }
                 }
             }
@@ -651,17 +754,51 @@ impl Registry {
 
     /// Removes a registered tool: any, for the operator; a client, only one its token
     /// registered.
+    ///
+    /// A registered tool that did not load ([`LoadProblem::tool`]) is removed the same way: it
+    /// is kept, and holds its token's place, all the same.
     pub(crate) fn remove(&self, name: &str, by: Registrant) -> Result<(), RegistryError> {
         let mut tools = self.tools.write().unwrap_or_else(|p| p.into_inner());
-        let dir = registered_dir(tools.get(name), name)?;
+        let dir = match registered_dir(tools.get(name), name) {
+            Err(RegistryError::Unknown(_)) => self
+                .unloaded_dir(name)
+                .ok_or_else(|| RegistryError::Unknown(name.to_owned()))?,
+            found => found?,
+        };
         may_change(&dir, name, by)?;
-        std::fs::remove_dir_all(&dir).map_err(|source| RegistryError::State {
-            step: "removing",
-            path: dir.clone(),
-            source,
-        })?;
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RegistryError::Unknown(name.to_owned()))
+            }
+            removed => removed.map_err(|source| RegistryError::State {
+                step: "removing",
+                path: dir.clone(),
+                source,
+            })?,
+        }
         tools.remove(name);
         Ok(())
+    }
+
+    /// The directory of the registered tool `name` if it did not load (and is still there:
+    /// the problems are the load's).
+    fn unloaded_dir(&self, name: &str) -> Option<PathBuf> {
+        let dir = self.settings.state_dir.join("registered").join(name);
+        (self
+            .problems
+            .iter()
+            .any(|p| p.tool.as_deref() == Some(name))
+            && dir.is_dir())
+        .then_some(dir)
+    }
+
+    /// The names of the tools `token` registered that did not load.
+    fn unloaded(&self, token: Option<&str>) -> Vec<String> {
+        self.problems
+            .iter()
+            .filter(|p| p.registered_by(token))
+            .filter_map(|p| p.tool.clone())
+            .collect()
     }
 
     /// Approves a pending registered tool: a client's only by the digest of what the operator
@@ -1006,6 +1143,87 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(left, ["t"], "left beside it: {left:?}");
+    }
+
+    /// A tool file of `name` that runs `p.py`.
+    fn program_tool(name: &str) -> String {
+        format!(
+            "name = \"{name}\"\ndescription = \"d\"\ncategory = \"compute\"\n\
+             [input]\ntype = \"object\"\n[run]\nprogram = \"p.py\"\n"
+        )
+    }
+
+    fn program(code: Vec<u8>) -> ProgramFile {
+        ProgramFile {
+            name: "p.py".into(),
+            code,
+        }
+    }
+
+    /// Regression (hunt srv 2): a tool file over the 4 MiB the loader reads was registered
+    /// over HTTP and kept, then skipped at every load without a word: a tool no one could
+    /// list, call or remove, holding one of its token's 64 places. It is refused now, and one
+    /// kept before is a problem naming it, which its token may remove.
+    #[test]
+    fn what_the_loader_skips_is_refused_and_a_kept_one_is_named_and_removable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = ToolsSettings::new(dir.path().to_owned());
+        let registry = Registry::load(settings.clone(), &FileJudge);
+        let alice = Registrant::Client(Some("alice"));
+        let padded = format!(
+            "#{}\n{}",
+            "p".repeat(MAX_SETTINGS_FILE as usize),
+            program_tool("ghost")
+        );
+        let small = [program(b"print(1)".to_vec())];
+        let err = registry
+            .register(&padded, &small, false, alice, &FileJudge)
+            .expect_err("larger than the loader reads");
+        assert!(matches!(err, RegistryError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("than 4MiB"), "{err}");
+        assert!(err.is_caller_fault());
+        let big = [program(vec![b'#'; MAX_PROGRAM_FILE as usize + 1])];
+        let err = registry
+            .register(&program_tool("big"), &big, false, alice, &FileJudge)
+            .expect_err("a program larger than the loader reads");
+        assert!(err.to_string().contains("\"p.py\""), "{err}");
+        assert!(err.to_string().contains("than 16MiB"), "{err}");
+        assert!(registered_dirs(&dir.path().join("registered")).is_empty());
+
+        // One an earlier warden kept: named among the problems, to its token only.
+        let place = dir.path().join("registered").join("ghost");
+        store(&place, &padded, Some(&small[0]), false, alice).expect("stored");
+        let registry = Registry::load(settings, &FileJudge);
+        assert!(registry.get("ghost").is_none());
+        let problem = registry
+            .problems()
+            .iter()
+            .find(|p| p.tool.as_deref() == Some("ghost"))
+            .expect("a problem naming it");
+        assert!(problem.problem.contains("than 4MiB"), "{problem:?}");
+        assert!(problem.registered_by(Some("alice")));
+        assert!(!problem.registered_by(Some("bob")));
+        // It holds a place, and the refusal past the bound says so.
+        for i in 1..MAX_PER_CLIENT {
+            let text = program_tool(&format!("t{i}"));
+            registry
+                .register(&text, &small, false, alice, &FileJudge)
+                .expect("below the bound");
+        }
+        let err = registry
+            .register(&program_tool("one_more"), &small, false, alice, &FileJudge)
+            .expect_err("at the bound");
+        assert!(
+            matches!(&err, RegistryError::TooMany { unloaded, .. } if unloaded == &["ghost"]),
+            "{err}"
+        );
+        let bob = Registrant::Client(Some("bob"));
+        let err = registry.remove("ghost", bob).expect_err("not bob's");
+        assert!(matches!(err, RegistryError::NotYours(_)), "{err}");
+        registry.remove("ghost", alice).expect("removed");
+        assert!(!place.exists());
+        let err = registry.remove("ghost", alice).expect_err("gone");
+        assert!(matches!(err, RegistryError::Unknown(_)), "{err}");
     }
 
     /// Regression (hunt mcp 3): an approval named the tool only, and a client replaced its

@@ -67,6 +67,7 @@ pub(crate) async fn list(
         (status = 200, description = "The tool", body = serde_json::Value),
         (status = 401, description = "Missing or invalid token"),
         (status = 404, description = "No such tool"),
+        (status = 409, description = "The caller's registered tool is kept but does not load (the message says why); DELETE removes it"),
     ),
     security(("bearer" = []))
 )]
@@ -79,16 +80,31 @@ pub(crate) async fn get(
     let found = blocking(&state, {
         let name = name.clone();
         move |engine| {
-            engine
-                .tool(&name)
-                .filter(|t| t.visible_to(caller.token.as_deref()))
-                .map(|t| t.client_view())
+            let token = caller.token.as_deref();
+            match engine.tool(&name).filter(|t| t.visible_to(token)) {
+                Some(tool) => Ok(tool.client_view()),
+                // The caller's registration that is kept but does not load: said, with why
+                // (never the host's path of its file), as it holds one of the token's places.
+                None => Err(engine
+                    .tool_load_problems()
+                    .into_iter()
+                    .find(|p| p.tool.as_deref() == Some(name.as_str()) && p.registered_by(token))
+                    .map(|p| p.problem)),
+            }
         }
     })
     .await?;
-    found
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no tool named {name:?}")))
+    match found {
+        Ok(view) => Ok(Json(view)),
+        Err(Some(problem)) => Err(ApiError::with_status(
+            StatusCode::CONFLICT,
+            format!(
+                "tool {name:?} is registered but does not load ({problem}): remove it \
+                 (DELETE /v1/tools/{name}) or register it again with \"replace\": true"
+            ),
+        )),
+        Err(None) => Err(ApiError::not_found(format!("no tool named {name:?}"))),
+    }
 }
 
 /// Registers a tool file: assessed, refused when it understates what it needs or its
@@ -104,8 +120,8 @@ pub(crate) async fn get(
         (status = 409, description = "A tool of that name exists (a built-in's or the operator's name cannot be taken even with `replace`)"),
         (status = 413, description = "The body is larger than the server accepts"),
         (status = 415, description = "Not `Content-Type: application/json`"),
-        (status = 422, description = "The file is invalid or its assessment refuses it"),
-        (status = 429, description = "The token's rate is spent, the queue is full (the registration's analysis waits for a worker like an execution), or it has registered as many tools as one may (64)"),
+        (status = 422, description = "The file is invalid, larger than the registry loads (the tool file 4 MiB, its program 16 MiB), or its assessment refuses it"),
+        (status = 429, description = "The token's rate is spent, the queue is full (the registration's analysis waits for a worker like an execution), or it has registered as many tools as one may (64; the message names those of them that do not load)"),
         (status = 503, description = "The server is shutting down"),
     ),
     security(("bearer" = []))
@@ -146,7 +162,7 @@ pub(crate) async fn register(
         Err(e @ warden_engine::RegistryError::NotYours(_)) => {
             Err(ApiError::with_status(StatusCode::FORBIDDEN, e.to_string()))
         }
-        Err(e @ warden_engine::RegistryError::TooMany(_)) => Err(ApiError::with_status(
+        Err(e @ warden_engine::RegistryError::TooMany { .. }) => Err(ApiError::with_status(
             StatusCode::TOO_MANY_REQUESTS,
             e.to_string(),
         )),
