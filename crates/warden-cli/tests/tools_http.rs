@@ -91,10 +91,11 @@ fn the_registry_over_http() {
     assert_eq!(status, 422);
 }
 
-/// Regression (hunt srv 2): a tool file over the 4 MiB the registry loads was registered (201)
-/// and kept, a tool no one could list, call or remove that held one of its token's 64 places.
-/// It is refused (422, naming the bound), nothing is left, and a registration an earlier
-/// warden kept though it does not load is shown to its token with why, and removed.
+/// Regression (hunt srv 2, 3): a tool file over the 4 MiB the registry loads was registered
+/// (201) and kept, a tool no one could list, call or remove that held one of its token's 64
+/// places; a program named past 255 bytes was a 500 that left its `.building-NAME` behind. Both
+/// are refused (422, naming the bound or the key), nothing is left, and a registration an
+/// earlier warden kept though it does not load is shown to its token with why, and removed.
 #[test]
 fn what_the_registry_cannot_keep_is_refused_and_what_it_skips_can_be_removed() {
     let server = LiveServer::start("");
@@ -109,6 +110,15 @@ fn what_the_registry_cannot_keep_is_refused_and_what_it_skips_can_be_removed() {
     let (status, body) = server.request("POST", "/v1/tools", Some(&register));
     assert_eq!(status, 422, "{}", &body[..body.len().min(300)]);
     assert!(body.contains("larger than 4MiB"), "{body}");
+    let name = format!("{}.py", "a".repeat(253));
+    let long = UPPER
+        .replace("\"upper\"", "\"long\"")
+        .replace("upper.py", &name);
+    let register = json!({"definition": long, "files": {name.clone(): program}}).to_string();
+    let (status, body) = server.request("POST", "/v1/tools", Some(&register));
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("[run] program"), "{body}");
+    assert!(body.contains("longer than a file name can be"), "{body}");
     let left: Vec<_> = std::fs::read_dir(&registered)
         .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();

@@ -224,6 +224,16 @@ memory = "64MiB"
                 "found: program, mcp",
             ),
             (with_run("program = \"../a.py\""), "not a plain file name"),
+            // Regression (hunt srv 3): the file system refuses it, and the registration was
+            // a 500 that left its half-written directory behind.
+            (
+                with_run(&format!("program = \"{}.py\"", "a".repeat(253))),
+                "[run] program: \"aaaa",
+            ),
+            (
+                with_run(&format!("program = \"{}.py\"", "a".repeat(253))),
+                "is longer than a file name can be (255 bytes)",
+            ),
             (
                 with_run("program = \"a.py\"\nlanguage = \"Py thon\""),
                 "[run] language",
@@ -298,6 +308,11 @@ memory = "64MiB"
                 "{err:?} should mention {expected:?}"
             );
         }
+        let longest = with_run(&format!("program = \"{}.py\"", "a".repeat(252)));
+        assert!(
+            parse(&longest).is_ok(),
+            "a name of 255 bytes is a file name"
+        );
         let number = MINIMAL.replace("type = \"string\"", "type = \"number\"");
         let err = parse(&number.replace("\"a b c\"", "1")).expect_err("stdin not string");
         assert!(err.to_string().contains("not of type string"), "{err}");

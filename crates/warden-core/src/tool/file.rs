@@ -42,6 +42,7 @@ use super::schema::{InputError, JsonType, Schema, SchemaError};
 use super::template::{CommandTemplate, TemplateError};
 use crate::limits::LimitOverrides;
 use crate::mode::{Mode, ModeRequest};
+use crate::source_naming::NAME_MAX;
 
 /// The largest input a tool accepts, serialized as compact JSON.
 pub const MAX_INPUT_BYTES: usize = 1 << 20;
@@ -571,6 +572,17 @@ impl RunChecker<'_> {
         if let Some(file) = &run.program {
             if file.is_empty() || file == "." || file == ".." || file.contains(['/', '\0']) {
                 return Err(self.run("program", format!("{file:?} is not a plain file name")));
+            }
+            // The registry writes it beside the tool file, where a longer name failed
+            // (ENAMETOOLONG): a 500 for the caller's mistake (hunt srv 3).
+            if file.len() > NAME_MAX {
+                return Err(self.run(
+                    "program",
+                    format!(
+                        "{} is longer than a file name can be ({NAME_MAX} bytes)",
+                        name_excerpt(file)
+                    ),
+                ));
             }
             return Ok(Runner::Program {
                 file: file.clone(),

@@ -436,7 +436,9 @@ impl Registry {
                 );
             }
         }
-        for dir in registered_dirs(&registry.settings.state_dir.join("registered")) {
+        let registered = registry.settings.state_dir.join("registered");
+        sweep_building(&registered);
+        for dir in registered_dirs(&registered) {
             let path = dir.join(TOOL_FILE);
             let text = match bounded_file::read_to_string(&path, MAX_SETTINGS_FILE) {
                 Ok(text) => text,
@@ -984,6 +986,7 @@ fn store(
         .mode(0o700)
         .create(&building)
         .map_err(state("creating", &building))?;
+    let _unfinished = Building(building.clone());
     write_private(&building.join(TOOL_FILE), text.as_bytes())
         .map_err(state("writing", &building))?;
     if let Some(program) = program {
@@ -1014,6 +1017,63 @@ fn store(
             std::fs::rename(&building, dir).map_err(state("storing", dir))
         }
         Err(e) => Err(state("replacing", dir)(e.into())),
+    }
+}
+
+/// A registered tool's directory being written beside its place ([`store`]): removed when
+/// dropped, so that a registration that fails at any step (a file the file system refuses,
+/// a full disk) leaves nothing behind. Each left one for ever, with up to `max_body` of tool
+/// file in it, and a new name left another (hunt srv 3). Once renamed into its place there is
+/// nothing left to remove.
+struct Building(PathBuf);
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.0) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %self.0.display(), error = %e, "a registration's unfinished directory was not removed");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Removes what registrations left in `registered` that ended before [`Building`] could
+/// (a crash, a warden before it): `.building-NAME` directories. Under the registrations'
+/// lock, and only when it is free at once: a registration under way holds it while it builds
+/// its own, and a load never waits for one (the next load sweeps).
+fn sweep_building(registered: &Path) {
+    let Ok(entries) = std::fs::read_dir(registered) else {
+        return;
+    };
+    let left: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".building-"))
+        .map(|e| e.path())
+        .collect();
+    if left.is_empty() {
+        return;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(registered.join(".lock"))
+    else {
+        return;
+    };
+    let Ok(_one) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    else {
+        return;
+    };
+    for dir in left {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => tracing::info!(path = %dir.display(), "removed what a registration left"),
+            Err(e) => {
+                tracing::warn!(path = %dir.display(), error = %e, "what a registration left was not removed");
+            }
+        }
     }
 }
 
@@ -1224,6 +1284,40 @@ mod tests {
         assert!(!place.exists());
         let err = registry.remove("ghost", alice).expect_err("gone");
         assert!(matches!(err, RegistryError::Unknown(_)), "{err}");
+    }
+
+    /// Regression (hunt srv 3): a registration that failed while its directory was written
+    /// (a program name the file system refuses, a full disk) left `.building-NAME` behind for
+    /// ever, with up to `max_body` of tool file in it, and a new name left another. A failure
+    /// removes it now, and a load removes those an earlier warden (or a crash) left.
+    #[test]
+    fn a_failed_registration_leaves_no_building_directory_and_a_load_sweeps_old_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registered = dir.path().join("registered");
+        let refused = ProgramFile {
+            name: "a".repeat(256),
+            code: b"print(1)".to_vec(),
+        };
+        let err = store(
+            &registered.join("t"),
+            "name = \"t\"\n",
+            Some(&refused),
+            false,
+            Registrant::Operator,
+        )
+        .expect_err("a name the file system refuses");
+        assert!(!err.is_caller_fault(), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&registered)
+            .expect("registered")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        let old = registered.join(".building-old");
+        std::fs::create_dir(&old).expect("mkdir");
+        std::fs::write(old.join(TOOL_FILE), "name = \"old\"\n").expect("write");
+        Registry::load(ToolsSettings::new(dir.path().to_owned()), &FileJudge);
+        assert!(!old.exists(), "swept at the load");
     }
 
     /// Regression (hunt mcp 3): an approval named the tool only, and a client replaced its
