@@ -475,6 +475,7 @@ fn bad_names_sizes_paths_and_modes_are_refused() {
         &["volume", "create", "v", "--size", "8MiB"],
     ));
     let long = format!("v:/{}", "d".repeat(256));
+    let longer = format!("v:{}", "/a".repeat(2100));
     for (extra, said) in [
         (
             vec!["--volume", "v:data", "--mode", "sandboxed"],
@@ -501,6 +502,12 @@ fn bad_names_sizes_paths_and_modes_are_refused() {
         (
             vec!["--volume", &long, "--mode", "sandboxed"],
             "has a part longer than a file name can be",
+        ),
+        // Regression (hunt srv 4): each part fits, the whole does not (a 500 through a
+        // server).
+        (
+            vec!["--volume", &longer, "--mode", "sandboxed"],
+            "is longer than 1024 bytes",
         ),
     ] {
         let out = json_of(&run(&world, "true", &extra));

@@ -150,6 +150,43 @@ fn a_volume_path_under_warden_s_own_directory_is_refused() {
     assert_eq!(status, 204, "{body}");
 }
 
+/// Regression (hunt srv 4): a path whose parts each fit but which is longer than the kernel
+/// takes (PATH_MAX), or than what isolated mode's bundle leaves of it, failed in the sandbox's
+/// build, a 500. It is refused, in both modes, before anything is attached; a path of the
+/// bound is mounted.
+#[test]
+fn a_volume_path_too_long_is_refused() {
+    let server = LiveServer::start("");
+    let create = json!({"name": "lv", "size": "8MiB"}).to_string();
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&create));
+    assert_eq!(status, 201, "{body}");
+    let run = |mode: &str, path: &str| {
+        let body = json!({
+            "language": "bash", "code": "echo ok", "mode": mode,
+            "volumes": [{"name": "lv", "path": path, "read_only": true}],
+        });
+        let (status, answer) = server.request("POST", "/v1/executions", Some(&body.to_string()));
+        (status, parse(&answer))
+    };
+    let longest = "/a".repeat(512);
+    for mode in ["sandboxed", "isolated"] {
+        for (path, said) in [
+            ("/a".repeat(2100), "longer than 1024 bytes"),
+            (format!("{longest}/b"), "longer than 1024 bytes"),
+        ] {
+            let (status, answer) = run(mode, &path);
+            assert_eq!(status, 422, "{mode} {}: {answer:#}", path.len());
+            let error = answer["error"].as_str().unwrap_or_default();
+            assert!(error.contains(said), "{mode} {}: {answer:#}", path.len());
+        }
+        let (status, answer) = run(mode, &longest);
+        assert_eq!(status, 200, "{mode}: {answer:#}");
+        assert_eq!(answer["stdout"], "ok\n", "{mode}: {answer:#}");
+    }
+    let (status, body) = server.request("DELETE", "/v1/volumes/lv", None);
+    assert_eq!(status, 204, "{body}");
+}
+
 /// Volumes, sessions' workspaces and asynchronous executions are their token's: another
 /// token finds none of them (404, not listed, not mountable, not pruned) and cannot take a
 /// session's workspace's name; a session's workspace is not removed or pruned as a volume,

@@ -12,6 +12,12 @@ use crate::error::EngineError;
 use crate::execution::VolumeRequest;
 use crate::volumes::{CallersVolumes, VolumeLease};
 
+/// The longest path a volume may be mounted at, in bytes. The path is made under the
+/// sandbox's root (sandboxed) or the gVisor bundle's (isolated), and the whole must fit in the
+/// kernel's PATH_MAX (4096): a longer one failed in the sandbox's build, a 500, from about
+/// 4060 bytes in isolated mode (hunt srv 4). 1024 leaves either prefix room to spare.
+const MAX_VOLUME_PATH: usize = 1024;
+
 /// Attaches `requests` and adds their mounts to `spec`; a writer waits for another writer at
 /// most `wait` (the run's wall time), within `[volumes] writer_wait`. The leases must outlive
 /// the sandboxes.
@@ -52,6 +58,16 @@ fn check(requests: &[VolumeRequest], mode: Mode) -> Result<(), EngineError> {
     for (i, request) in requests.iter().enumerate() {
         crate::volumes::check_name(&request.name)?;
         let path = &request.path;
+        // First, and without the path: a message would quote all of it.
+        if path.as_os_str().len() > MAX_VOLUME_PATH {
+            return Err(EngineError::VolumeRequest {
+                why: format!(
+                    "volume path of {} bytes is longer than {MAX_VOLUME_PATH} bytes, the most \
+                     a volume path may be",
+                    path.as_os_str().len()
+                ),
+            });
+        }
         let refuse = |why: &str| {
             Err(EngineError::VolumeRequest {
                 why: format!("volume path {} {why}", path.display()),
@@ -105,6 +121,10 @@ mod tests {
     #[test]
     fn paths_modes_and_repeats_are_refused_before_anything_is_attached() {
         let long = format!("/{}", "d".repeat(256));
+        // Regression (hunt srv 4): each part fits, the whole is past PATH_MAX (a 500 at the
+        // sandbox's build), or past what isolated mode's bundle leaves of it.
+        let longest = "/a".repeat(MAX_VOLUME_PATH / 2);
+        let longer = format!("{longest}/b");
         for path in [
             "data",
             "/",
@@ -113,6 +133,7 @@ mod tests {
             "/a/../b",
             "/da\0ta",
             &long,
+            &longer,
         ] {
             let err = check(&[request("v", path)], Mode::Sandboxed).expect_err(path);
             assert!(
@@ -126,6 +147,9 @@ mod tests {
             Mode::Sandboxed
         )
         .is_ok());
+        assert!(check(&[request("v", &longest)], Mode::Isolated).is_ok());
+        let err = check(&[request("v", &longer)], Mode::Sandboxed).expect_err("too long");
+        assert!(err.to_string().contains("longer than 1024 bytes"), "{err}");
         let twice = check(&[request("v", "/a"), request("v", "/b")], Mode::Sandboxed);
         assert!(matches!(twice, Err(EngineError::VolumeRequest { .. })));
         let bad_name = check(&[request("V", "/a")], Mode::Sandboxed).expect_err("bad name");
