@@ -187,6 +187,72 @@ fn a_volume_path_too_long_is_refused() {
     assert_eq!(status, 204, "{body}");
 }
 
+/// Regression (hunt srv 5): under `concurrent_writers = "wait"`, a run waiting for the
+/// volume's writer slept until `writer_wait` (or its wall time) though its execution was
+/// cancelled (`DELETE /v1/executions/{id}`, or its client gone), keeping its worker and its
+/// token's place all that while. The wait ends at the cancel.
+#[test]
+fn a_run_waiting_for_the_writer_stops_waiting_when_cancelled() {
+    let server =
+        LiveServer::start("[volumes]\nconcurrent_writers = \"wait\"\nwriter_wait = \"10m\"\n");
+    let create = json!({"name": "q", "size": "8MiB"}).to_string();
+    let (status, body) = server.request("POST", "/v1/volumes", Some(&create));
+    assert_eq!(status, 201, "{body}");
+    let mnt = server.world().path().join("data/volumes/q/mnt");
+    // Both outlast the test's own bound: the holder's run, and the other's wait (as long as
+    // its wall time). Asynchronous: a synchronous request ends at `sync_deadline`.
+    let start = |code: &str| {
+        let body = json!({
+            "language": "bash", "code": code, "mode": "sandboxed",
+            "volumes": [{"name": "q", "path": "/v"}], "limits": {"wall_time": "300s"},
+        });
+        let (status, body) =
+            server.request("POST", "/v1/executions?wait=false", Some(&body.to_string()));
+        assert_eq!(status, 202, "{body}");
+        parse(&body)["id"].as_str().expect("an id").to_owned()
+    };
+    let state = |id: &str| {
+        let (status, body) = server.request("GET", &format!("/v1/executions/{id}"), None);
+        assert_eq!(status, 200, "{body}");
+        parse(&body)
+    };
+    let bound = std::time::Duration::from_secs(60);
+    let holder = start("touch /v/started; while [ ! -e /v/release ]; do sleep 0.05; done");
+    assert!(
+        live_server::eventually(bound, || mnt.join("started").exists()),
+        "{}",
+        state(&holder)
+    );
+    let waiting = start("true");
+    assert!(
+        live_server::eventually(bound, || state(&waiting)["state"] == "running"),
+        "{}",
+        state(&waiting)
+    );
+    let (status, body) = server.request("DELETE", &format!("/v1/executions/{waiting}"), None);
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        live_server::eventually(bound, || state(&waiting)["state"] == "finished"),
+        "still waiting for the writer: {}",
+        state(&waiting)
+    );
+    let cancelled = state(&waiting);
+    assert_eq!(cancelled["error"]["kind"], "cancelled", "{cancelled}");
+    assert_eq!(
+        state(&holder)["state"],
+        "running",
+        "the writer still holds it"
+    );
+    std::fs::write(mnt.join("release"), b"").expect("released");
+    assert!(
+        live_server::eventually(bound, || state(&holder)["state"] == "finished"),
+        "{}",
+        state(&holder)
+    );
+    let held = state(&holder);
+    assert_eq!(held["result"]["outcome"]["code"], 0, "{held}");
+}
+
 /// Volumes, sessions' workspaces and asynchronous executions are their token's: another
 /// token finds none of them (404, not listed, not mountable, not pruned) and cannot take a
 /// session's workspace's name; a session's workspace is not removed or pruned as a volume,

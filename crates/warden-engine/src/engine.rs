@@ -500,13 +500,31 @@ impl Engine {
         };
         let mut spec = self.spec(&prepared)?;
         // Dropped at the end of `execute`, after the runner has ended the sandboxes.
-        let _leases = volumes::attach(
+        let leases = volumes::attach(
             self.volumes.of(request.origin.token.as_deref()),
             &request.volumes,
             prepared.mode,
             &mut spec,
             prepared.limits.wall_time,
-        )?;
+            request.cancel.as_ref(),
+        );
+        let _leases = match leases {
+            // Cancelled while it waited for a volume's writer: recorded as a cancel in the
+            // dependency stage is (when that stage installed something).
+            Err(EngineError::Cancelled { .. }) => {
+                let nothing_after = Stages::default();
+                let ran = self.record_cancel(
+                    prepared,
+                    installed,
+                    nothing_after,
+                    None,
+                    &mut request,
+                    &input,
+                );
+                return Err(EngineError::Cancelled { ran });
+            }
+            leases => leases?,
+        };
         // A pooled sandbox has no volumes, and one with volumes must not be pooled.
         let pool = if spec.volumes.is_empty() {
             self.pool()?

@@ -36,6 +36,8 @@ use warden_core::ByteSize;
 
 use meta::Meta;
 
+use crate::cancel::Cancellation;
+
 /// The smallest quota: below a few MiB ext4's own metadata is most of the image.
 pub const MIN_VOLUME_SIZE: ByteSize = warden_core::config::MIN_VOLUME_SIZE;
 
@@ -204,6 +206,13 @@ pub enum VolumeError {
         /// How long this writer waited, under `concurrent_writers = "wait"`.
         waited: Option<Duration>,
     },
+    /// The execution that waited for another writer was cancelled
+    /// ([`Volumes::attach_within`]): the engine answers it as that execution's cancel.
+    #[error("the wait for volume {name:?}'s writer was cancelled")]
+    Cancelled {
+        /// The volume.
+        name: String,
+    },
     /// The owner's volumes would reserve more than `[volumes] quota_per_caller` (`create`).
     #[error(
         "a volume of {size} would take this caller's volumes (its sessions' workspaces \
@@ -297,7 +306,8 @@ impl VolumeError {
             | VolumeError::SessionWorkspace { .. }
             | VolumeError::WorkspaceOf { .. }
             | VolumeError::InUse { .. }
-            | VolumeError::WriterBusy { .. } => VolumeErrorKind::Conflict,
+            | VolumeError::WriterBusy { .. }
+            | VolumeError::Cancelled { .. } => VolumeErrorKind::Conflict,
             VolumeError::OverQuota { .. } => VolumeErrorKind::Quota,
             VolumeError::MissingProgram { .. } | VolumeError::NoSpace { .. } => {
                 VolumeErrorKind::Unavailable
@@ -638,21 +648,23 @@ impl Volumes {
     /// Attaches a volume for a run or session, waiting for another writer at most
     /// `[volumes] writer_wait` when `concurrent_writers = "wait"`.
     pub fn attach(&self, name: &str, writable: bool) -> Result<VolumeLease, VolumeError> {
-        self.attach_within(name, writable, self.inner.settings.writer_wait)
+        self.attach_within(name, writable, self.inner.settings.writer_wait, None)
     }
 
     /// Attaches a volume, a writer waiting at most `max_wait` (and at most `[volumes]
-    /// writer_wait`) for another: the volume's image is mounted on the host if no lease of any
-    /// process has it mounted, and stays mounted until the last lease ends.
+    /// writer_wait`) for another, and no longer than `cancel`, the execution's, is not
+    /// cancelled ([`VolumeError::Cancelled`]): the volume's image is mounted on the host if no
+    /// lease of any process has it mounted, and stays mounted until the last lease ends.
     pub fn attach_within(
         &self,
         name: &str,
         writable: bool,
         max_wait: Duration,
+        cancel: Option<&Cancellation>,
     ) -> Result<VolumeLease, VolumeError> {
         let dir = self.existing(name)?;
         let writer = if writable {
-            Some(self.take_writer(name, &dir, max_wait)?)
+            Some(self.take_writer(name, &dir, max_wait, cancel)?)
         } else {
             None
         };
@@ -739,18 +751,26 @@ impl Volumes {
     }
 
     /// Takes the volume's writer lock: at once, or polling until `max_wait` (capped by
-    /// `writer_wait`) under `concurrent_writers = "wait"`.
+    /// `writer_wait`) under `concurrent_writers = "wait"`, or until `cancel` is cancelled: a
+    /// wait that went on after its client left kept the execution's worker and its token's
+    /// place until the deadline (hunt srv 5).
     fn take_writer(
         &self,
         name: &str,
         dir: &Path,
         max_wait: Duration,
+        cancel: Option<&Cancellation>,
     ) -> Result<Flock<File>, VolumeError> {
         let settings = &self.inner.settings;
         let waits = settings.concurrent_writers == ConcurrentWriters::Wait;
         let started = Instant::now();
         let deadline = started + max_wait.min(settings.writer_wait);
         loop {
+            if cancel.is_some_and(Cancellation::is_cancelled) {
+                return Err(VolumeError::Cancelled {
+                    name: name.to_owned(),
+                });
+            }
             {
                 let _mounting = lock_mounting(name, dir)?;
                 if let Some(writer) = try_lock(&dir.join("writer.lock"), true)? {
@@ -988,8 +1008,9 @@ impl CallersVolumes<'_> {
         name: &str,
         writable: bool,
         max_wait: Duration,
+        cancel: Option<&Cancellation>,
     ) -> Result<VolumeLease, VolumeError> {
-        self.attach_identified(name, writable, max_wait, None)
+        self.attach_identified(name, writable, max_wait, cancel, None)
     }
 }
 
@@ -1215,6 +1236,33 @@ mod tests {
                 });
             }
         });
+    }
+
+    /// Regression (hunt srv 5): under `concurrent_writers = "wait"`, a writer waited until
+    /// `writer_wait` though its execution was cancelled (its client gone), holding the
+    /// execution's worker and its token's place all the while. The cancel ends the wait.
+    #[test]
+    fn a_cancelled_writers_wait_ends_at_the_cancel() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hour = Duration::from_secs(3600);
+        let volumes = Volumes::new(VolumesSettings {
+            concurrent_writers: ConcurrentWriters::Wait,
+            writer_wait: hour,
+            ..VolumesSettings::in_dir(dir.path().join("volumes"))
+        });
+        let volume = dir.path().join("volumes").join("q");
+        std::fs::create_dir_all(&volume).expect("mkdir");
+        let _writer = try_lock(&volume.join("writer.lock"), true)
+            .expect("locked")
+            .expect("free");
+        let cancel = Cancellation::new();
+        let waited = std::thread::scope(|s| {
+            let waiting = s.spawn(|| volumes.take_writer("q", &volume, hour, Some(&cancel)));
+            cancel.cancel();
+            waiting.join().expect("no panic")
+        });
+        let err = waited.expect_err("cancelled");
+        assert!(matches!(err, VolumeError::Cancelled { .. }), "{err}");
     }
 
     /// Bug hunt "vol": the wait read `waited 3020235028ns`.

@@ -161,7 +161,7 @@ impl Engine {
                 // Another file operation writing meanwhile holds the writer's place for a
                 // moment: waited for, within reason.
                 let lease = patiently(|| {
-                    volumes.attach_identified(&name, writes, wait, identity.as_deref())
+                    volumes.attach_identified(&name, writes, wait, None, identity.as_deref())
                 })?;
                 (files::open_root(lease.host_path())?, Some(lease))
             }

@@ -370,7 +370,7 @@ impl Engine {
     ) -> Result<(Live, u64), SessionError> {
         let volumes = self.volumes().of(owner);
         let wait = self.volumes().settings().writer_wait;
-        let lease = volumes.attach_identified(workspace, true, wait, Some(identity))?;
+        let lease = volumes.attach_identified(workspace, true, wait, None, Some(identity))?;
         let disk_bytes = volumes.inspect(workspace)?.size.bytes();
         let spec = self.session_spec(limits, lease.mount(Path::new(WORKDIR)));
         let mut runner =

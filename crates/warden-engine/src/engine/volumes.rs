@@ -8,9 +8,10 @@ use std::time::Duration;
 use warden_core::Mode;
 use warden_sandbox::{PlanError, SandboxSpec, WORKDIR};
 
+use crate::cancel::Cancellation;
 use crate::error::EngineError;
 use crate::execution::VolumeRequest;
-use crate::volumes::{CallersVolumes, VolumeLease};
+use crate::volumes::{CallersVolumes, VolumeError, VolumeLease};
 
 /// The longest path a volume may be mounted at, in bytes. The path is made under the
 /// sandbox's root (sandboxed) or the gVisor bundle's (isolated), and the whole must fit in the
@@ -19,14 +20,16 @@ use crate::volumes::{CallersVolumes, VolumeLease};
 const MAX_VOLUME_PATH: usize = 1024;
 
 /// Attaches `requests` and adds their mounts to `spec`; a writer waits for another writer at
-/// most `wait` (the run's wall time), within `[volumes] writer_wait`. The leases must outlive
-/// the sandboxes.
+/// most `wait` (the run's wall time), within `[volumes] writer_wait`, and not once `cancel`,
+/// the execution's, is cancelled ([`EngineError::Cancelled`]). The leases must outlive the
+/// sandboxes.
 pub(super) fn attach(
     volumes: CallersVolumes<'_>,
     requests: &[VolumeRequest],
     mode: Mode,
     spec: &mut SandboxSpec,
     wait: Duration,
+    cancel: Option<&Cancellation>,
 ) -> Result<Vec<VolumeLease>, EngineError> {
     if requests.is_empty() {
         return Ok(Vec::new());
@@ -34,7 +37,12 @@ pub(super) fn attach(
     check(requests, mode)?;
     let mut leases = Vec::with_capacity(requests.len());
     for request in requests {
-        let lease = volumes.attach_within(&request.name, !request.read_only, wait)?;
+        let lease = volumes
+            .attach_within(&request.name, !request.read_only, wait, cancel)
+            .map_err(|e| match e {
+                VolumeError::Cancelled { .. } => EngineError::Cancelled { ran: None },
+                e => e.into(),
+            })?;
         spec.volumes.push(lease.mount(&request.path));
         leases.push(lease);
     }

@@ -14,6 +14,7 @@ use nix::fcntl::FlockArg;
 
 use super::meta::{now_ms, Meta};
 use super::{lock, CallersVolumes, VolumeError, VolumeLease, Volumes};
+use crate::cancel::Cancellation;
 
 impl CallersVolumes<'_> {
     /// Writes `session` among the users of the volume `name` as its workspace, with the
@@ -53,14 +54,16 @@ impl CallersVolumes<'_> {
     }
 
     /// Attaches the volume `name` if it is the one whose identity is `identity` (any volume
-    /// the caller reaches when `None`). Checked again once attached: the lease keeps the
-    /// volume from being removed, so what it holds is what was checked, never a volume made
-    /// in its place between the check and the attach.
+    /// the caller reaches when `None`), a writer waiting as [`Volumes::attach_within`] does.
+    /// Checked again once attached: the lease keeps the volume from being removed, so what it
+    /// holds is what was checked, never a volume made in its place between the check and the
+    /// attach.
     pub(crate) fn attach_identified(
         &self,
         name: &str,
         writable: bool,
         max_wait: Duration,
+        cancel: Option<&Cancellation>,
         identity: Option<&str>,
     ) -> Result<VolumeLease, VolumeError> {
         let dir = self.existing(name)?;
@@ -71,7 +74,9 @@ impl CallersVolumes<'_> {
         if identity.is_some_and(|expected| expected != checked) {
             return Err(not_found());
         }
-        let lease = self.volumes.attach_within(name, writable, max_wait)?;
+        let lease = self
+            .volumes
+            .attach_within(name, writable, max_wait, cancel)?;
         let held = Meta::read(&dir, name)?;
         if held.identity() != checked || !self.reaches(held.owner.as_deref()) {
             drop(lease);
