@@ -509,10 +509,23 @@ fn bad_names_sizes_paths_and_modes_are_refused() {
             vec!["--volume", &longer, "--mode", "sandboxed"],
             "is longer than 1024 bytes",
         ),
+        // Regression (hunt srv 7): a newline in the path was mounted.
+        (
+            vec!["--volume", "v:/da\nta", "--mode", "sandboxed"],
+            "control character",
+        ),
     ] {
         let out = json_of(&run(&world, "true", &extra));
         let error = out["error"].as_str().unwrap_or_default();
         assert!(error.contains(said), "{extra:?}: {out:#}");
+    }
+    // Regression (hunt srv 7): `v:/x:ro:rw` was a writable mount at `/x:ro`, while `v:/a:b`
+    // was refused: a path holding `:` is refused, NAME:PATH[:MODE] read one way only.
+    for spec in ["v:/x:ro:rw", "v:/x:y:rw", "v:/a:b", "v:/x:ro:"] {
+        let out = run(&world, "true", &["--volume", spec]);
+        assert_eq!(out.status.code(), Some(2), "{spec}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("cannot hold ':'"), "{spec}: {stderr}");
     }
     assert_nothing_left(&world, &volumes_dir(&world).join("v/image"));
 }

@@ -150,12 +150,12 @@ fn a_volume_path_under_warden_s_own_directory_is_refused() {
     assert_eq!(status, 204, "{body}");
 }
 
-/// Regression (hunt srv 4): a path whose parts each fit but which is longer than the kernel
-/// takes (PATH_MAX), or than what isolated mode's bundle leaves of it, failed in the sandbox's
-/// build, a 500. It is refused, in both modes, before anything is attached; a path of the
-/// bound is mounted.
+/// Regression (hunt srv 4, 7): a path whose parts each fit but which is longer than the
+/// kernel takes (PATH_MAX), or than what isolated mode's bundle leaves of it, failed in the
+/// sandbox's build, a 500; a path with a newline was mounted. Both are refused, in both modes,
+/// before anything is attached; a path of the bound is mounted.
 #[test]
-fn a_volume_path_too_long_is_refused() {
+fn a_volume_path_too_long_or_with_a_control_character_is_refused() {
     let server = LiveServer::start("");
     let create = json!({"name": "lv", "size": "8MiB"}).to_string();
     let (status, body) = server.request("POST", "/v1/volumes", Some(&create));
@@ -173,6 +173,7 @@ fn a_volume_path_too_long_is_refused() {
         for (path, said) in [
             ("/a".repeat(2100), "longer than 1024 bytes"),
             (format!("{longest}/b"), "longer than 1024 bytes"),
+            ("/data\n".to_owned(), "control character"),
         ] {
             let (status, answer) = run(mode, &path);
             assert_eq!(status, 422, "{mode} {}: {answer:#}", path.len());

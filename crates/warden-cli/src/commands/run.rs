@@ -143,19 +143,26 @@ fn parse_mode(text: &str) -> Result<ModeRequest, String> {
     text.parse()
 }
 
-/// `NAME:PATH`, `NAME:PATH:ro` or `NAME:PATH:rw`.
+/// `NAME:PATH`, `NAME:PATH:ro` or `NAME:PATH:rw`, read one way only: a path holding `:` is
+/// refused. Read from the right, `data:/x:ro:rw` was a writable mount at `/x:ro`, while
+/// `data:/a:b` was refused (hunt srv 7).
 fn parse_volume(text: &str) -> Result<VolumeRequest, String> {
-    let (name, rest) = text
-        .split_once(':')
-        .ok_or_else(|| format!("{text:?} is not NAME:PATH[:ro|:rw]"))?;
-    let (path, read_only) = match rest.rsplit_once(':') {
-        Some((path, "ro")) => (path, true),
-        Some((path, "rw")) => (path, false),
-        Some((_, other)) => return Err(format!("{other:?} is not ro or rw")),
-        None => (rest, false),
+    let usage = || format!("{text:?} is not NAME:PATH[:ro|:rw]");
+    let colon = || format!("{}: a path here cannot hold ':'", usage());
+    let mut parts = text.split(':');
+    let (Some(name), Some(path)) = (parts.next(), parts.next()) else {
+        return Err(usage());
     };
+    let read_only = match parts.next() {
+        None | Some("rw") => false,
+        Some("ro") => true,
+        Some(other) => return Err(format!("{}, and {other:?} is not ro or rw", colon())),
+    };
+    if parts.next().is_some() {
+        return Err(colon());
+    }
     if name.is_empty() || path.is_empty() {
-        return Err(format!("{text:?} is not NAME:PATH[:ro|:rw]"));
+        return Err(usage());
     }
     Ok(VolumeRequest {
         name: name.to_owned(),

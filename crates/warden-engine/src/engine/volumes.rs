@@ -86,6 +86,18 @@ fn check(requests: &[VolumeRequest], mode: Mode) -> Result<(), EngineError> {
                 why: format!("volume path {path:?} holds a NUL byte, which no path can"),
             });
         }
+        // A newline or an escape in a path is a mistake (`"/data\n"` was mounted as such,
+        // hunt srv 7), and would reach logs and terminals as it is.
+        if path
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .any(u8::is_ascii_control)
+        {
+            return Err(EngineError::VolumeRequest {
+                why: format!("volume path {path:?} holds a control character"),
+            });
+        }
         if !is_absolute_normal(path) {
             return refuse("must be an absolute path without .., other than /");
         }
@@ -133,6 +145,8 @@ mod tests {
         // sandbox's build), or past what isolated mode's bundle leaves of it.
         let longest = "/a".repeat(MAX_VOLUME_PATH / 2);
         let longer = format!("{longest}/b");
+        // Regression (hunt srv 7): a control character (a newline), which `--volume` or a
+        // JSON string carries as it was typed, is refused; a `:` is a path's own over HTTP.
         for path in [
             "data",
             "/",
@@ -142,6 +156,9 @@ mod tests {
             "/da\0ta",
             &long,
             &longer,
+            "/data\n",
+            "/da\tta",
+            "/data\u{7f}",
         ] {
             let err = check(&[request("v", path)], Mode::Sandboxed).expect_err(path);
             assert!(
@@ -158,6 +175,7 @@ mod tests {
         assert!(check(&[request("v", &longest)], Mode::Isolated).is_ok());
         let err = check(&[request("v", &longer)], Mode::Sandboxed).expect_err("too long");
         assert!(err.to_string().contains("longer than 1024 bytes"), "{err}");
+        assert!(check(&[request("v", "/data:ro")], Mode::Sandboxed).is_ok());
         let twice = check(&[request("v", "/a"), request("v", "/b")], Mode::Sandboxed);
         assert!(matches!(twice, Err(EngineError::VolumeRequest { .. })));
         let bad_name = check(&[request("V", "/a")], Mode::Sandboxed).expect_err("bad name");
