@@ -148,6 +148,45 @@ fn show_prints_the_code_only_when_the_retention_keeps_it() {
     assert_eq!(missing.status.code(), Some(1));
 }
 
+/// Hunt srv 1: the history kept each program whole, up to the server's 8 MiB `max_body`
+/// (three 7 MB programs grew it by 21 MB). It keeps at most `[history] max_kept` of each code
+/// and output now, and `show`, `show --json` and `history --json` say where it cut.
+#[test]
+fn show_says_when_the_history_kept_only_the_start() {
+    let home = Home::new();
+    let code = format!("echo {}; : {}", "o".repeat(3000), "c".repeat(3000));
+    let out = home
+        .command(
+            &["run", "--json", "--lang", "bash", "-c", &code],
+            Some("full"),
+        )
+        .env("WARDEN_HISTORY_MAX_KEPT", "1KiB")
+        .output()
+        .expect("warden runs");
+    let result = ok_json(&out);
+    assert_eq!(result["stdout"].as_str().map(str::len), Some(3001), "whole");
+    let id = result["id"].as_str().expect("id");
+    let text = home.warden(&["show", id], None);
+    let text = String::from_utf8(text.stdout).expect("utf-8");
+    assert!(
+        text.contains("--- code (cut: the history kept the first 1.0KiB of 5.9KiB) ---\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- stdout (cut: the history kept the first 1.0KiB of 2.9KiB) ---\n"),
+        "{text}"
+    );
+    let json = ok_json(&home.warden(&["show", "--json", id], None));
+    assert_eq!(json["code"].as_str(), Some(&code[..1024]));
+    assert_eq!(json["code_bytes"], code.len());
+    assert_eq!(
+        (&json["code_cut"], &json["stdout_cut"], &json["stderr_cut"]),
+        (&Value::Bool(true), &Value::Bool(true), &Value::Bool(false))
+    );
+    let listed = ok_json(&home.warden(&["history", "--json"], None));
+    assert_eq!(listed[0]["code_cut"], true, "{listed}");
+}
+
 #[test]
 fn a_corrupt_database_warns_and_the_result_still_comes_back() {
     let home = Home::new();

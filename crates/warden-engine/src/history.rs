@@ -9,7 +9,7 @@
 //! the version kept in `PRAGMA user_version` (<https://www.sqlite.org/pragma.html#pragma_user_version>).
 //!
 //! Submitted code and its output are data: they are stored only as far as the [`Retention`]
-//! asks, and never logged.
+//! asks, each at most `[history] max_kept` bytes, and never logged.
 
 mod entry;
 mod events;
@@ -29,11 +29,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+use warden_core::ByteSize;
 
 use crate::execution::ExecutionResult;
 
 pub use entry::{
     CompileRecord, HistoryEntry, HistoryFilter, RecordInput, Retention, SecurityRecord,
+    DEFAULT_MAX_KEPT,
 };
 pub use events::{EventFilter, SecurityEvent, Severity};
 pub use network_stats::{HostStats, NetworkStats, PolicyStats};
@@ -180,7 +182,8 @@ pub enum HistoryError {
 }
 
 /// An execution as the history will record it, made when it finished (its time, its code and
-/// output as `retention` keeps them), to be written later ([`HistoryStore::record_all`]).
+/// output as `retention` keeps them, each at most `max_kept` bytes), to be written later
+/// ([`HistoryStore::record_all`]).
 pub struct PendingRecord(entry::Row);
 
 impl std::fmt::Debug for PendingRecord {
@@ -190,9 +193,20 @@ impl std::fmt::Debug for PendingRecord {
 }
 
 impl PendingRecord {
-    /// The row of `result`, finished now.
-    pub fn new(result: &ExecutionResult, input: RecordInput<'_>, retention: Retention) -> Self {
-        Self(entry::Row::new(result, input, retention, SystemTime::now()))
+    /// The row of `result`, finished now, keeping of its code and output what `retention`
+    /// says, each cut at `max_kept` bytes.
+    pub fn new(
+        result: &ExecutionResult,
+        input: RecordInput<'_>,
+        retention: Retention,
+        max_kept: ByteSize,
+    ) -> Self {
+        Self(entry::Row::new(
+            result,
+            input,
+            (retention, max_kept),
+            SystemTime::now(),
+        ))
     }
 }
 
@@ -338,14 +352,20 @@ impl HistoryStore {
         &self.path
     }
 
-    /// Records one execution; of its code and output, only what `retention` keeps.
+    /// Records one execution; of its code and output, only what `retention` keeps, each at
+    /// most [`DEFAULT_MAX_KEPT`] bytes.
     pub fn record(
         &self,
         result: &ExecutionResult,
         input: RecordInput<'_>,
         retention: Retention,
     ) -> Result<(), HistoryError> {
-        self.record_all(&[PendingRecord::new(result, input, retention)])
+        self.record_all(&[PendingRecord::new(
+            result,
+            input,
+            retention,
+            DEFAULT_MAX_KEPT,
+        )])
     }
 
     /// Records executions already turned into rows, in one transaction.

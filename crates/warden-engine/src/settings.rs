@@ -18,7 +18,7 @@ use warden_core::{
 use crate::compile_cache::{CompileCache, DEFAULT_CACHE_DIR, DEFAULT_MAX_BYTES};
 use crate::dependency_cache::DependencyCache;
 use crate::engine::EngineConfig;
-use crate::history::{Prune, Retention};
+use crate::history::{Prune, Retention, DEFAULT_MAX_KEPT};
 
 /// Where the history database is when nothing names it and no home directory is known.
 pub const SYSTEM_HISTORY_PATH: &str = "/var/lib/warden/history.sqlite3";
@@ -146,9 +146,23 @@ pub struct HistorySettings {
     pub max_age: Option<Duration>,
     /// Only this many executions, the newest, are kept.
     pub max_count: Option<u64>,
+    /// The most kept of each of an execution's code and outputs (`[history] max_kept`); the
+    /// rest is cut, and the entry says so.
+    pub max_kept: ByteSize,
 }
 
 impl HistorySettings {
+    /// The settings of a history at `path` keeping `retention`, every bound at its default.
+    pub fn new(path: PathBuf, retention: Retention) -> Self {
+        Self {
+            path,
+            retention,
+            max_age: None,
+            max_count: None,
+            max_kept: DEFAULT_MAX_KEPT,
+        }
+    }
+
     /// What to delete after a record made at `now`, if anything.
     pub fn prune_rule(&self, now: SystemTime) -> Option<Prune> {
         let older_than = self.max_age.and_then(|age| now.checked_sub(age));
@@ -431,6 +445,13 @@ fn history(
     if max_count == Some(0) {
         return Err(invalid(origin, "must be at least 1".to_owned()));
     }
+    let max_kept = history_size(
+        env,
+        ("WARDEN_HISTORY_MAX_KEPT", "[history] max_kept"),
+        config.max_kept,
+        (DEFAULT_MAX_KEPT, ByteSize(1)),
+        " (retention = \"metadata\" keeps none of the code and output)",
+    )?;
     let (path, origin) = history_path(config.path, env);
     check_history_path(&path).map_err(|reason| invalid(origin, reason))?;
     Ok(HistorySettings {
@@ -438,7 +459,39 @@ fn history(
         retention,
         max_age,
         max_count,
+        max_kept,
     })
+}
+
+/// A size of `[history]`: the variable `names.0` if set, else the file's key `names.1`, else
+/// `bounds.0`; below `bounds.1` it is refused, named by where it came from (`hint` added to
+/// the reason).
+fn history_size(
+    env: &impl Fn(&str) -> Option<String>,
+    names: (&'static str, &'static str),
+    configured: Option<ByteSize>,
+    bounds: (ByteSize, ByteSize),
+    hint: &str,
+) -> Result<ByteSize, SettingError> {
+    let invalid = |origin, reason: String| SettingError { origin, reason };
+    let (size, origin) = match env(names.0) {
+        Some(v) => {
+            let origin = SettingSource::Env(names.0);
+            let size = v
+                .parse::<ByteSize>()
+                .map_err(|e| invalid(origin, format!("{v:?}: {e}")))?;
+            (size, origin)
+        }
+        // Read as a size when the file was read: `Config::load` names the key and line.
+        None => (configured.unwrap_or(bounds.0), SettingSource::File(names.1)),
+    };
+    if size < bounds.1 {
+        return Err(invalid(
+            origin,
+            format!("{size} is below {}{hint}", bounds.1),
+        ));
+    }
+    Ok(size)
 }
 
 /// Refuses a history path that names a directory: SQLite would create the database (and its
@@ -615,6 +668,27 @@ mod tests {
         assert_eq!(err.to_string(), "[history] max_age: must be more than 0s");
         let err = try_settings("", &[("WARDEN_HISTORY_MAX_AGE", "0s")]).expect_err("zero");
         assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_AGE"));
+    }
+
+    /// Hunt srv 1: the history kept each program whole, up to the server's 8 MiB `max_body`:
+    /// a client filled the disk through it. Each code and output it keeps is bounded in
+    /// bytes now, by default.
+    #[test]
+    fn each_code_and_output_kept_is_bounded_by_default() {
+        assert_eq!(settings("", &[]).history.max_kept, ByteSize::kib(256));
+        let file = "[history]\nmax_kept = \"64KiB\"\n";
+        assert_eq!(settings(file, &[]).history.max_kept, ByteSize::kib(64));
+        let env = [("WARDEN_HISTORY_MAX_KEPT", "1MiB")];
+        assert_eq!(settings(file, &env).history.max_kept, ByteSize::mib(1));
+        let err = try_settings("", &[("WARDEN_HISTORY_MAX_KEPT", "0")]).expect_err("none");
+        assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_KEPT"));
+        assert!(err.to_string().contains("metadata"), "{err}");
+        let err = try_settings("", &[("WARDEN_HISTORY_MAX_KEPT", "lots")]).expect_err("bad");
+        assert!(
+            err.to_string()
+                .starts_with("WARDEN_HISTORY_MAX_KEPT: \"lots\""),
+            "{err}"
+        );
     }
 
     /// Bug hunt: `WARDEN_DB=/dir/` made SQLite create `dir`, `dir-wal` and `dir-shm` files

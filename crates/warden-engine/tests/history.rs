@@ -1,9 +1,12 @@
 //! The history store on real SQLite files in a temporary directory: recording and reading back,
 //! retention, filters, statistics on known data, migration from an older schema, corruption,
 //! and many writers at once, and the engine answering from the history its settings name; the
-//! traffic log in `history/traffic.rs`. Needs nothing but a writable temporary directory (each
-//! test's own, from the shared `support::World`).
+//! traffic log in `history/traffic.rs`, the bounds in bytes in `history/budget.rs`. Needs
+//! nothing but a writable temporary directory (each test's own, from the shared
+//! `support::World`).
 
+#[path = "history/budget.rs"]
+mod budget;
 #[path = "../../warden-cli/tests/support.rs"]
 mod support;
 #[path = "history/traffic.rs"]

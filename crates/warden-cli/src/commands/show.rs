@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use warden_core::units::format_duration;
 use warden_core::Usage;
+use warden_engine::history::CompileRecord;
 use warden_engine::HistoryEntry;
 
 use super::history::{history_engine, human_bytes};
@@ -46,7 +47,7 @@ pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_text(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
+fn write_text<'a>(out: &mut impl Write, e: &'a HistoryEntry) -> std::io::Result<()> {
     let field = |out: &mut dyn Write, name: &str, value: &str| writeln!(out, "{name:<12} {value}");
     field(out, "id:", e.id.as_str())?;
     field(out, "finished:", &e.finished_at_utc())?;
@@ -114,22 +115,59 @@ fn write_text(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()> {
     if let Some(report) = &e.network {
         write_connections(out, report)?;
     }
-    let blocks = [
-        ("code", e.code.as_deref()),
-        ("installer stdout", installer(e, |c| c.stdout.as_deref())),
-        ("installer stderr", installer(e, |c| c.stderr.as_deref())),
-        ("compiler stdout", compiler(e, |c| c.stdout.as_deref())),
-        ("compiler stderr", compiler(e, |c| c.stderr.as_deref())),
-        ("stdout", e.stdout.as_deref()),
-        ("stderr", e.stderr.as_deref()),
-    ];
-    for (name, bytes) in blocks {
-        if let Some(bytes) = bytes.filter(|b| !b.is_empty()) {
-            writeln!(out, "--- {name} ---")?;
-            out.write_all(bytes)?;
-            if !bytes.ends_with(b"\n") {
-                writeln!(out)?;
+    // What the history kept, and the whole size when it kept only the start of it
+    // (`[history] max_kept`).
+    let kept =
+        |bytes: Option<&'a [u8]>, cut: bool, whole: u64| bytes.map(|b| (b, cut.then_some(whole)));
+    let stage = |stage: &'a Option<CompileRecord>, stdout: bool| {
+        stage.as_ref().and_then(|c| {
+            if stdout {
+                kept(
+                    c.stdout.as_deref().map(str::as_bytes),
+                    c.stdout_cut,
+                    c.stdout_bytes,
+                )
+            } else {
+                kept(
+                    c.stderr.as_deref().map(str::as_bytes),
+                    c.stderr_cut,
+                    c.stderr_bytes,
+                )
             }
+        })
+    };
+    let blocks = [
+        ("code", kept(e.code.as_deref(), e.code_cut, e.code_bytes)),
+        ("installer stdout", stage(&e.dependencies, true)),
+        ("installer stderr", stage(&e.dependencies, false)),
+        ("compiler stdout", stage(&e.compile, true)),
+        ("compiler stderr", stage(&e.compile, false)),
+        (
+            "stdout",
+            kept(e.stdout.as_deref(), e.stdout_cut, e.stdout_bytes),
+        ),
+        (
+            "stderr",
+            kept(e.stderr.as_deref(), e.stderr_cut, e.stderr_bytes),
+        ),
+    ];
+    for (name, block) in blocks {
+        let Some((bytes, whole)) = block.filter(|(b, _)| !b.is_empty()) else {
+            continue;
+        };
+        match whole {
+            // The history kept only the start ([history] max_kept): say so where it is shown.
+            Some(whole) => writeln!(
+                out,
+                "--- {name} (cut: the history kept the first {} of {}) ---",
+                size(bytes.len() as u64),
+                size(whole)
+            )?,
+            None => writeln!(out, "--- {name} ---")?,
+        }
+        out.write_all(bytes)?;
+        if !bytes.ends_with(b"\n") {
+            writeln!(out)?;
         }
     }
     Ok(())
@@ -161,20 +199,6 @@ fn write_security(out: &mut impl Write, e: &HistoryEntry) -> std::io::Result<()>
         writeln!(out, "{:<12} {}", "violation:", printable(&v.to_string()))?;
     }
     Ok(())
-}
-
-fn compiler<'a>(
-    e: &'a HistoryEntry,
-    stream: impl Fn(&'a warden_engine::history::CompileRecord) -> Option<&'a str>,
-) -> Option<&'a [u8]> {
-    e.compile.as_ref().and_then(stream).map(str::as_bytes)
-}
-
-fn installer<'a>(
-    e: &'a HistoryEntry,
-    stream: impl Fn(&'a warden_engine::history::CompileRecord) -> Option<&'a str>,
-) -> Option<&'a [u8]> {
-    e.dependencies.as_ref().and_then(stream).map(str::as_bytes)
 }
 
 fn usage(u: &Usage) -> String {

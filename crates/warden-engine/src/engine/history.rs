@@ -314,7 +314,12 @@ impl Engine {
         if journal.background {
             match &journal.shared.settings {
                 Ok(settings) => {
-                    journal.enqueue(PendingRecord::new(result, input, settings.retention));
+                    journal.enqueue(PendingRecord::new(
+                        result,
+                        input,
+                        settings.retention,
+                        settings.max_kept,
+                    ));
                     return Vec::new();
                 }
                 Err(e) => {
@@ -335,7 +340,12 @@ impl Engine {
         write(
             store,
             settings,
-            &[PendingRecord::new(result, input, settings.retention)],
+            &[PendingRecord::new(
+                result,
+                input,
+                settings.retention,
+                settings.max_kept,
+            )],
         )
     }
 
@@ -555,10 +565,8 @@ mod tests {
     fn engine(path: &Path) -> Engine {
         Engine::new(EngineConfig {
             history: Some(Ok(HistorySettings {
-                path: path.to_path_buf(),
-                retention: Retention::Metadata,
-                max_age: None,
                 max_count: Some(100),
+                ..HistorySettings::new(path.to_path_buf(), Retention::Metadata)
             })),
             record_in_background: true,
             ..EngineConfig::new(std::path::PathBuf::from("/nonexistent"))

@@ -25,6 +25,12 @@ use crate::execution::{ExecutionResult, StageResult};
 use crate::id::ExecutionId;
 use crate::security::Violation;
 
+/// The default of `[history] max_kept`: the most kept of each of an execution's code and
+/// outputs. Programs are rarely larger; a request may be up to the server's `max_body` (8 MiB),
+/// and a run's output up to its `max_output`, which the history kept whole before (three
+/// 7 MB programs grew the database by 21 MB).
+pub const DEFAULT_MAX_KEPT: ByteSize = ByteSize::kib(256);
+
 /// How much of an execution's code and output the history keeps. Metadata (language, mode,
 /// threat level, outcome, usage, sizes) is always kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -129,6 +135,13 @@ pub struct CompileRecord {
     /// The compiler's standard error, when the retention keeps output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
+    /// Whether `stdout` is only the start of it: the history keeps at most `[history]
+    /// max_kept` bytes of each output (`stdout_bytes` is its whole size).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdout_cut: bool,
+    /// Whether `stderr` is only the start of it, as `stdout_cut`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stderr_cut: bool,
     /// The dependency installer's policy and connections, when asked for (one execution, not
     /// a list; kept in the traffic log, not in this record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +204,14 @@ pub struct HistoryEntry {
     pub stdout_truncated: bool,
     /// Whether stderr was cut at the output limit.
     pub stderr_truncated: bool,
+    /// Whether the history kept only the start of the code: at most `[history] max_kept`
+    /// bytes of it (`code_bytes` is its whole size). Not the same as a `_truncated` flag,
+    /// which says the program's output was cut at its limit as it ran.
+    pub code_cut: bool,
+    /// Whether the history kept only the start of stdout, as `code_cut`.
+    pub stdout_cut: bool,
+    /// Whether the history kept only the start of stderr, as `code_cut`.
+    pub stderr_cut: bool,
     /// The dependency stage, when the execution named dependencies (absent for executions
     /// recorded before it was kept).
     pub dependencies: Option<CompileRecord>,
@@ -280,10 +301,12 @@ pub(super) struct Row {
 }
 
 impl Row {
+    /// The row of `result`, finished at `now`, keeping of its code and output what `retention`
+    /// says, each at most `max_kept` bytes.
     pub(super) fn new(
         result: &ExecutionResult,
         input: RecordInput<'_>,
-        retention: Retention,
+        (retention, max_kept): (Retention, ByteSize),
         now: SystemTime,
     ) -> Self {
         let mut security = facts_of(result);
@@ -293,6 +316,7 @@ impl Row {
             record.parse_error = None;
         }
         let output = retention.keeps_output();
+        let keep = |bytes: &[u8]| cut(bytes, max_kept).0.to_vec();
         Self {
             id: result.id.as_str().to_owned(),
             finished_at_ms: unix_ms(now),
@@ -312,19 +336,19 @@ impl Row {
             dependencies: result
                 .dependencies
                 .as_ref()
-                .map(|d| to_json(&compile(d, output))),
+                .map(|d| to_json(&compile(d, output.then_some(max_kept)))),
             compile: result
                 .compile
                 .as_ref()
-                .map(|c| to_json(&compile(c, output))),
+                .map(|c| to_json(&compile(c, output.then_some(max_kept)))),
             retention,
             origin: (input.api.to_owned(), input.token.map(str::to_owned)),
             // What the sandbox let out or stopped is metadata: kept at every retention.
             network: result.network.clone(),
             installer_network: result.dependencies.as_ref().and_then(|d| d.network.clone()),
-            code: retention.keeps_code().then(|| input.code.to_vec()),
-            stdout: output.then(|| result.stdout.clone()),
-            stderr: output.then(|| result.stderr.clone()),
+            code: retention.keeps_code().then(|| keep(input.code)),
+            stdout: output.then(|| keep(&result.stdout)),
+            stderr: output.then(|| keep(&result.stderr)),
         }
     }
 
@@ -389,18 +413,58 @@ impl Row {
     }
 }
 
-fn compile(stage: &StageResult, keep_output: bool) -> CompileRecord {
-    let text = |bytes: &[u8]| keep_output.then(|| String::from_utf8_lossy(bytes).into_owned());
+/// The record of a stage; its output kept when `max_kept` is given, each stream cut at it.
+fn compile(stage: &StageResult, max_kept: Option<ByteSize>) -> CompileRecord {
+    let text = |bytes: &[u8]| {
+        let (kept, cut) = max_kept.map_or((&[][..], false), |max| cut(bytes, max));
+        (
+            max_kept.map(|_| String::from_utf8_lossy(kept).into_owned()),
+            cut,
+        )
+    };
+    let ((stdout, stdout_cut), (stderr, stderr_cut)) = (text(&stage.stdout), text(&stage.stderr));
     CompileRecord {
         outcome: stage.outcome.clone(),
         usage: stage.usage,
         cached: stage.cached,
         stdout_bytes: stage.stdout.len() as u64,
         stderr_bytes: stage.stderr.len() as u64,
-        stdout: text(&stage.stdout),
-        stderr: text(&stage.stderr),
+        stdout,
+        stderr,
+        stdout_cut,
+        stderr_cut,
         // The installer's go to the traffic log, read back with the execution.
         network: None,
+    }
+}
+
+/// The start of `bytes` the history keeps, at most `max` bytes, and whether that is less
+/// than all of it. A cut that would split a UTF-8 character ends before it, so that text
+/// reads back without a broken last character.
+fn cut(bytes: &[u8], max: ByteSize) -> (&[u8], bool) {
+    let max = usize::try_from(max.bytes()).unwrap_or(usize::MAX);
+    if bytes.len() <= max {
+        return (bytes, false);
+    }
+    // The first byte of the last character begun before the cut: at most 3 bytes back.
+    let first = (max.saturating_sub(3)..max)
+        .rev()
+        .find(|&i| bytes[i] & 0xC0 != 0x80);
+    let end = match first {
+        Some(i) if i + utf8_len(bytes[i]) > max => i,
+        _ => max,
+    };
+    (&bytes[..end], true)
+}
+
+/// How many bytes the UTF-8 character starting with `first` has (1 for a byte that starts
+/// none).
+fn utf8_len(first: u8) -> usize {
+    match first.leading_ones() {
+        2 => 2,
+        3 => 3,
+        4 => 4,
+        _ => 1,
     }
 }
 
@@ -408,16 +472,20 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("history values serialize to JSON")
 }
 
-/// The columns [`Raw::read`] takes, in order. The one before the last counts the denied
-/// attempts (each row's folded repeats, and the refusals the full log dropped) through the
-/// `connections` primary key's index: a list stays one query.
+/// The columns [`Raw::read`] takes, in order. The 23rd counts the denied attempts (each
+/// row's folded repeats, and the refusals the full log dropped) through the `connections`
+/// primary key's index: a list stays one query. The last three say whether the code, stdout
+/// and stderr kept are shorter than they were (cut at `[history] max_kept`): the sizes of
+/// blobs, which SQLite reads from the row's header without their content.
 const COLUMNS: &str = "id, finished_at_ms, language, mode, outcome, cpu_time_ms, wall_time_ms, \
     peak_memory_bytes, code_bytes, stdin_bytes, stdout_bytes, stderr_bytes, stdout_truncated, \
     stderr_truncated, limits, compile, retention, threat_level, security, api, token, \
     network_policy, CASE WHEN network_policy IS NULL THEN NULL ELSE network_dropped + \
     (SELECT coalesce(sum(1 + c.repeats), 0) FROM connections c \
     WHERE c.execution_id = executions.id AND c.allowed = 0 AND c.stage IS NULL) END, \
-    dependencies";
+    dependencies, coalesce(octet_length(code) < code_bytes, 0), \
+    coalesce(octet_length(stdout) < stdout_bytes, 0), \
+    coalesce(octet_length(stderr) < stderr_bytes, 0)";
 
 /// A row as SQLite returns it, before its JSON columns are decoded.
 struct Raw {
@@ -429,6 +497,8 @@ struct Raw {
     numbers: [i64; 6],
     stdin_bytes: Option<i64>,
     truncated: (bool, bool),
+    /// Whether the code, stdout and stderr kept were cut at `[history] max_kept`.
+    cut: [bool; 3],
     limits: String,
     dependencies: Option<String>,
     compile: Option<String>,
@@ -443,7 +513,7 @@ struct Raw {
 impl Raw {
     fn read(row: &SqlRow<'_>, with_payload: bool) -> rusqlite::Result<Self> {
         let payload = if with_payload {
-            [row.get(24)?, row.get(25)?, row.get(26)?]
+            [row.get(27)?, row.get(28)?, row.get(29)?]
         } else {
             [None, None, None]
         };
@@ -463,6 +533,7 @@ impl Raw {
             ],
             stdin_bytes: row.get(9)?,
             truncated: (row.get(12)?, row.get(13)?),
+            cut: [row.get(24)?, row.get(25)?, row.get(26)?],
             limits: row.get(14)?,
             dependencies: row.get(23)?,
             compile: row.get(15)?,
@@ -493,6 +564,7 @@ impl Raw {
         let [cpu, wall, memory, code_bytes, stdout_bytes, stderr_bytes] =
             self.numbers.map(unsigned);
         let [code, stdout, stderr] = self.payload;
+        let [code_cut, stdout_cut, stderr_cut] = self.cut;
         Ok(HistoryEntry {
             id,
             finished_at: SystemTime::UNIX_EPOCH
@@ -514,6 +586,9 @@ impl Raw {
             stderr_bytes,
             stdout_truncated: self.truncated.0,
             stderr_truncated: self.truncated.1,
+            code_cut,
+            stdout_cut,
+            stderr_cut,
             dependencies,
             compile,
             security,
@@ -670,5 +745,22 @@ mod tests {
             assert_eq!(r.name().parse(), Ok(r));
         }
         assert!("everything".parse::<Retention>().is_err());
+    }
+
+    #[test]
+    fn a_cut_keeps_the_start_and_never_splits_a_character() {
+        let max = ByteSize(5);
+        assert_eq!(cut(b"hello", max), (&b"hello"[..], false));
+        assert_eq!(cut(b"hello!", max), (&b"hello"[..], true));
+        // "ab" then "é" (2 bytes) then "€" (3 bytes): the cut at 5 would split the euro.
+        let text = "abé€".as_bytes();
+        assert_eq!(cut(text, max), (&text[..4], true));
+        assert_eq!(cut(text, ByteSize(7)), (text, false));
+        assert_eq!(cut(text, ByteSize(6)), (&text[..4], true));
+        assert_eq!(cut(text, ByteSize(3)), (&text[..2], true));
+        // Bytes that are not UTF-8 are cut where the bound is.
+        assert_eq!(cut(&[0xff; 9], max), (&[0xff; 5][..], true));
+        assert_eq!(cut(&[0x80; 9], max), (&[0x80; 5][..], true));
+        assert_eq!(cut(b"abc", ByteSize(0)), (&b""[..], true));
     }
 }

@@ -190,12 +190,10 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut config = EngineConfig::new("/nonexistent/warden".into());
-        config.history = Some(Ok(HistorySettings {
-            path: dir.path().join("history.db"),
-            retention: Retention::Metadata,
-            max_age: None,
-            max_count: None,
-        }));
+        config.history = Some(Ok(HistorySettings::new(
+            dir.path().join("history.db"),
+            Retention::Metadata,
+        )));
         config.history_reads_only = true;
         let engine = Engine::new(config).expect("engine");
         let app = crate::routes::router(crate::state::AppState::new(engine));
