@@ -21,6 +21,7 @@
 //! retention = "code"      # metadata, code or full
 //! max_age = "30d"
 //! max_count = 100000
+//! max_size = "1GiB"      # the database's bound, pruned past it
 //! max_kept = "256KiB"    # the most kept of each code or output of an execution
 //!
 //! [cache]                 # the compile cache; WARDEN_CACHE_DIR wins over `dir`
@@ -122,10 +123,10 @@ pub struct Config {
 }
 
 /// The `[history]` section: each field unset keeps the default (docs/history.md). `max_age`
-/// is read as a duration here and `max_kept` as a size; `retention`, `max_count`, `max_kept`
-/// and `path` are checked by the engine's settings loader (the history's own types live with
-/// the history store), with the same values from `WARDEN_HISTORY_*` and `WARDEN_DB`: a bad one
-/// is an error of loading.
+/// is read as a duration here and the sizes as sizes; `retention`, `max_count`, `max_size`,
+/// `max_kept` and `path` are checked by the engine's settings loader (the history's own types
+/// live with the history store), with the same values from `WARDEN_HISTORY_*` and
+/// `WARDEN_DB`: a bad one is an error of loading.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistoryConfig {
@@ -138,6 +139,9 @@ pub struct HistoryConfig {
     pub max_age: Option<std::time::Duration>,
     /// Only this many executions, the newest, are kept.
     pub max_count: Option<u64>,
+    /// The bound on the database's size: past it, the oldest records of the caller that
+    /// holds the most go.
+    pub max_size: Option<ByteSize>,
     /// The most kept of each of an execution's code and outputs; the rest is cut.
     pub max_kept: Option<ByteSize>,
 }
@@ -311,7 +315,7 @@ mod tests {
             path,
             "[modes]\ntrusted_enabled = true\nhigh = \"refuse\"\n[maxima]\ncpu_time = \"2s\"\n\
              [history]\npath = \"/tmp/h.db\"\nretention = \"full\"\nmax_count = 10\n\
-             max_kept = \"64KiB\"\n",
+             max_size = \"2GiB\"\nmax_kept = \"64KiB\"\n",
         )
         .expect("valid");
         assert!(config.modes.trusted_enabled);
@@ -330,6 +334,7 @@ mod tests {
         assert_eq!(config.history.path, Some(PathBuf::from("/tmp/h.db")));
         assert_eq!(config.history.retention.as_deref(), Some("full"));
         assert_eq!(config.history.max_count, Some(10));
+        assert_eq!(config.history.max_size, Some(ByteSize(2 * ByteSize::GIB)));
         assert_eq!(config.history.max_kept, Some(ByteSize::kib(64)));
         assert_eq!(config.history.max_age, None);
         assert_eq!(config.cache, CacheConfig::default());

@@ -9,8 +9,10 @@
 //! the version kept in `PRAGMA user_version` (<https://www.sqlite.org/pragma.html#pragma_user_version>).
 //!
 //! Submitted code and its output are data: they are stored only as far as the [`Retention`]
-//! asks, each at most `[history] max_kept` bytes, and never logged.
+//! asks, each at most `[history] max_kept` bytes, and never logged. The whole is bounded by
+//! `[history] max_size` (`budget`).
 
+mod budget;
 mod entry;
 mod events;
 mod network_stats;
@@ -33,6 +35,7 @@ use warden_core::ByteSize;
 
 use crate::execution::ExecutionResult;
 
+pub use budget::{DEFAULT_MAX_SIZE, MIN_MAX_SIZE};
 pub use entry::{
     CompileRecord, HistoryEntry, HistoryFilter, RecordInput, Retention, SecurityRecord,
     DEFAULT_MAX_KEPT,
@@ -221,6 +224,9 @@ pub struct HistoryStore {
     waits: Arc<AtomicBool>,
     /// The file this connection opened, for its readers ([`HistoryStore::reader_source`]).
     file: Option<ReaderSource>,
+    /// Whether a record since the last prune was one after which the size is measured
+    /// (`budget::due`).
+    size_due: AtomicBool,
 }
 
 /// The file an open database is, for more connections to it ([`HistoryStore::open_reader`]):
@@ -264,6 +270,7 @@ impl HistoryStore {
             in_memory: false,
             waits: Arc::new(AtomicBool::new(true)),
             file: None,
+            size_due: AtomicBool::new(false),
         };
         let handler = busy_handler(&store.waits);
         store
@@ -288,6 +295,7 @@ impl HistoryStore {
             in_memory: true,
             waits: Arc::new(AtomicBool::new(true)),
             file: None,
+            size_due: AtomicBool::new(false),
         })
     }
 
@@ -323,6 +331,7 @@ impl HistoryStore {
             in_memory: false,
             waits: Arc::new(AtomicBool::new(true)),
             file: Some(source.clone()),
+            size_due: AtomicBool::new(false),
         };
         let step = "opening a reader";
         let handler = busy_handler(&store.waits);
@@ -372,10 +381,16 @@ impl HistoryStore {
     pub fn record_all(&self, records: &[PendingRecord]) -> Result<(), HistoryError> {
         let step = "recording an execution";
         let tx = self.immediate(step)?;
+        let mut due = false;
         for record in records {
-            record.0.insert(&tx).map_err(|e| self.error(step, e))?;
+            let rowid = record.0.insert(&tx).map_err(|e| self.error(step, e))?;
+            due |= budget::due(rowid);
         }
-        self.commit(tx, step)
+        self.commit(tx, step)?;
+        if due {
+            self.size_due.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// The executions matching `filter`, newest first, without code or output.
@@ -459,7 +474,8 @@ impl HistoryStore {
 
     /// Records one call of the tool registry and, in the same transaction, deletes the calls
     /// `rule` no longer keeps (by age, and past its count the oldest of the caller that holds
-    /// the most).
+    /// the most), and past its size (measured after one call in 64) the records of the caller
+    /// that holds the most bytes.
     pub fn record_tool_call(
         &self,
         call: &ToolCallRecord<'_>,
@@ -469,9 +485,15 @@ impl HistoryStore {
         let tx = self.immediate(step)?;
         let at = call.answered_at.unwrap_or_else(SystemTime::now);
         tool_calls::insert(&tx, call, at).map_err(|e| self.error(step, e))?;
+        let seq = tx.last_insert_rowid();
         if let Some(rule) = rule {
             rule.apply_to_tool_calls(&tx)
                 .map_err(|e| self.error(step, e))?;
+            let due = budget::due(seq) || self.size_due.swap(false, Ordering::Relaxed);
+            if let Some(max_size) = rule.max_size.filter(|_| due) {
+                let shrunk = budget::shrink(&tx, max_size).map_err(|e| self.error(step, e))?;
+                self.size_due.fetch_or(shrunk.over, Ordering::Relaxed);
+            }
         }
         self.commit(tx, step)
     }
@@ -493,15 +515,29 @@ impl HistoryStore {
     }
 
     /// Deletes the executions and the tool calls that `rule` no longer keeps; returns how
-    /// many executions.
+    /// many executions. Its `max_size` is measured only when a record since the last prune
+    /// was numbered a multiple of 64, or the last measure found the database still past it
+    /// (`budget`); with nothing else to apply, nothing is written.
     pub fn prune(&self, rule: &Prune) -> Result<u64, HistoryError> {
+        let size = rule
+            .max_size
+            .filter(|_| self.size_due.swap(false, Ordering::Relaxed));
+        if rule.older_than.is_none() && rule.keep_last.is_none() && size.is_none() {
+            return Ok(0);
+        }
         let step = "pruning old executions";
         let tx = self.immediate(step)?;
         rule.apply_to_tool_calls(&tx)
             .map_err(|e| self.error(step, e))?;
         let deleted = rule.apply(&tx).map_err(|e| self.error(step, e))?;
+        let shrunk = match size {
+            Some(max_size) => budget::shrink(&tx, max_size).map_err(|e| self.error(step, e))?,
+            None => budget::Shrunk::default(),
+        };
         self.commit(tx, step)?;
-        Ok(deleted)
+        // Still past the bound: measured again after the next record, not the 64th.
+        self.size_due.fetch_or(shrunk.over, Ordering::Relaxed);
+        Ok(deleted + shrunk.deleted)
     }
 
     /// The full id of the one execution whose id starts with `id`.
@@ -801,7 +837,7 @@ mod tests {
         );
         let everything = Prune {
             older_than: Some(SystemTime::now() + Duration::from_secs(3600)),
-            keep_last: None,
+            ..Prune::default()
         };
         store.prune(&everything).expect("pruned");
         assert!(wal_size(&store) <= bound, "{}", wal_size(&store));

@@ -18,7 +18,7 @@ use warden_core::{
 use crate::compile_cache::{CompileCache, DEFAULT_CACHE_DIR, DEFAULT_MAX_BYTES};
 use crate::dependency_cache::DependencyCache;
 use crate::engine::EngineConfig;
-use crate::history::{Prune, Retention, DEFAULT_MAX_KEPT};
+use crate::history::{Prune, Retention, DEFAULT_MAX_KEPT, DEFAULT_MAX_SIZE, MIN_MAX_SIZE};
 
 /// Where the history database is when nothing names it and no home directory is known.
 pub const SYSTEM_HISTORY_PATH: &str = "/var/lib/warden/history.sqlite3";
@@ -146,6 +146,9 @@ pub struct HistorySettings {
     pub max_age: Option<Duration>,
     /// Only this many executions, the newest, are kept.
     pub max_count: Option<u64>,
+    /// The bound on the database's size (`[history] max_size`): past it, the oldest records
+    /// of the caller that holds the most are deleted.
+    pub max_size: ByteSize,
     /// The most kept of each of an execution's code and outputs (`[history] max_kept`); the
     /// rest is cut, and the entry says so.
     pub max_kept: ByteSize,
@@ -159,16 +162,18 @@ impl HistorySettings {
             retention,
             max_age: None,
             max_count: None,
+            max_size: DEFAULT_MAX_SIZE,
             max_kept: DEFAULT_MAX_KEPT,
         }
     }
 
-    /// What to delete after a record made at `now`, if anything.
+    /// What to delete after a record made at `now`: always something, since the size is
+    /// always bounded.
     pub fn prune_rule(&self, now: SystemTime) -> Option<Prune> {
-        let older_than = self.max_age.and_then(|age| now.checked_sub(age));
-        (older_than.is_some() || self.max_count.is_some()).then_some(Prune {
-            older_than,
+        Some(Prune {
+            older_than: self.max_age.and_then(|age| now.checked_sub(age)),
             keep_last: self.max_count,
+            max_size: Some(self.max_size),
         })
     }
 }
@@ -445,6 +450,13 @@ fn history(
     if max_count == Some(0) {
         return Err(invalid(origin, "must be at least 1".to_owned()));
     }
+    let max_size = history_size(
+        env,
+        ("WARDEN_HISTORY_MAX_SIZE", "[history] max_size"),
+        config.max_size,
+        (DEFAULT_MAX_SIZE, MIN_MAX_SIZE),
+        "",
+    )?;
     let max_kept = history_size(
         env,
         ("WARDEN_HISTORY_MAX_KEPT", "[history] max_kept"),
@@ -459,6 +471,7 @@ fn history(
         retention,
         max_age,
         max_count,
+        max_size,
         max_kept,
     })
 }
@@ -670,23 +683,41 @@ mod tests {
         assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_AGE"));
     }
 
-    /// Hunt srv 1: the history kept each program whole, up to the server's 8 MiB `max_body`:
-    /// a client filled the disk through it. Each code and output it keeps is bounded in
-    /// bytes now, by default.
+    /// Hunt srv 1: nothing bounded the history by default (no `max_count`, no `max_age`, and
+    /// the code kept whole up to the server's 8 MiB `max_body`): a client filled the disk
+    /// through it. Its size and each code and output it keeps are bounded in bytes now, by
+    /// default.
     #[test]
-    fn each_code_and_output_kept_is_bounded_by_default() {
-        assert_eq!(settings("", &[]).history.max_kept, ByteSize::kib(256));
-        let file = "[history]\nmax_kept = \"64KiB\"\n";
-        assert_eq!(settings(file, &[]).history.max_kept, ByteSize::kib(64));
-        let env = [("WARDEN_HISTORY_MAX_KEPT", "1MiB")];
-        assert_eq!(settings(file, &env).history.max_kept, ByteSize::mib(1));
+    fn the_history_is_bounded_in_bytes_by_default() {
+        let h = settings("", &[]).history;
+        assert_eq!(h.max_size, ByteSize(ByteSize::GIB));
+        assert_eq!(h.max_kept, ByteSize::kib(256));
+        let rule = h.prune_rule(SystemTime::now()).expect("a rule");
+        assert_eq!(rule.max_size, Some(ByteSize(ByteSize::GIB)));
+        let file = "[history]\nmax_size = \"2GiB\"\nmax_kept = \"64KiB\"\n";
+        let h = settings(file, &[]).history;
+        assert_eq!(
+            (h.max_size, h.max_kept),
+            (ByteSize(2 * ByteSize::GIB), ByteSize::kib(64))
+        );
+        let env = [
+            ("WARDEN_HISTORY_MAX_SIZE", "100MiB"),
+            ("WARDEN_HISTORY_MAX_KEPT", "1MiB"),
+        ];
+        let h = settings(file, &env).history;
+        assert_eq!(
+            (h.max_size, h.max_kept),
+            (ByteSize::mib(100), ByteSize::mib(1))
+        );
+        let err = try_settings("[history]\nmax_size = \"512KiB\"\n", &[]).expect_err("small");
+        assert_eq!(err.to_string(), "[history] max_size: 512KiB is below 1MiB");
         let err = try_settings("", &[("WARDEN_HISTORY_MAX_KEPT", "0")]).expect_err("none");
         assert_eq!(err.origin, SettingSource::Env("WARDEN_HISTORY_MAX_KEPT"));
         assert!(err.to_string().contains("metadata"), "{err}");
-        let err = try_settings("", &[("WARDEN_HISTORY_MAX_KEPT", "lots")]).expect_err("bad");
+        let err = try_settings("", &[("WARDEN_HISTORY_MAX_SIZE", "lots")]).expect_err("bad");
         assert!(
             err.to_string()
-                .starts_with("WARDEN_HISTORY_MAX_KEPT: \"lots\""),
+                .starts_with("WARDEN_HISTORY_MAX_SIZE: \"lots\""),
             "{err}"
         );
     }

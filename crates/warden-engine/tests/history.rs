@@ -810,8 +810,8 @@ fn a_version_9_database_reaches_the_latest_version_and_keeps_its_rows() {
         })
         .expect("set back to version 9");
     let store = HistoryStore::open(&path).expect("opens and migrates");
-    assert_eq!(HistoryStore::LATEST_SCHEMA_VERSION, 13);
-    assert_eq!(store.schema_version().expect("version"), 13);
+    assert_eq!(HistoryStore::LATEST_SCHEMA_VERSION, 14);
+    assert_eq!(store.schema_version().expect("version"), 14);
     assert!(store.get(r.id.as_str()).expect("read").is_some());
     let cancelled = result("bash", Outcome::Cancelled, 3);
     store
@@ -858,19 +858,20 @@ fn a_version_12_database_is_migrated_with_its_tool_calls_counted() {
     drop(store);
     rusqlite::Connection::open(&path)
         .and_then(|c| {
-            c.execute_batch(
-                "DROP TRIGGER tool_calls_by_caller_in;
+            c.execute_batch(&format!(
+                "{}DROP TRIGGER tool_calls_by_caller_in;
                  DROP TRIGGER tool_calls_by_caller_out;
                  DROP TABLE tool_call_count_by_caller;
                  DROP INDEX tool_calls_by_caller;
                  DROP INDEX executions_by_token;
                  CREATE INDEX executions_by_token ON executions (token, finished_at_ms, id);
                  PRAGMA user_version = 12;",
-            )
+                budget::BEFORE_VERSION_14
+            ))
         })
         .expect("set back to version 12");
     let store = HistoryStore::open(&path).expect("opens and migrates");
-    assert_eq!(store.schema_version().expect("version"), 13);
+    assert_eq!(store.schema_version().expect("version"), 14);
     let grader = store.stats_of(None, Some("grader")).expect("stats");
     assert_eq!((grader.total, grader.security_violations), (3, 3));
     assert_eq!(
@@ -880,8 +881,8 @@ fn a_version_12_database_is_migrated_with_its_tool_calls_counted() {
         3
     );
     let keep_two = Prune {
-        older_than: None,
         keep_last: Some(2),
+        ..Prune::default()
     };
     assert_eq!(store.prune(&keep_two).expect("pruned"), 1);
     let calls = |caller| {

@@ -352,7 +352,8 @@ impl Row {
         }
     }
 
-    pub(super) fn insert(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    /// Inserts the row and its connections; returns the row's rowid.
+    pub(super) fn insert(&self, tx: &Transaction<'_>) -> rusqlite::Result<i64> {
         let security = &self.security;
         let findings = security.record.as_ref().map_or(0, |r| r.findings.len());
         let violations = security.record.as_ref().map_or(0, |r| r.violations.len());
@@ -399,6 +400,7 @@ impl Row {
                 signed(self.installer_network.as_ref().map_or(0, |n| n.dropped)),
             ],
         )?;
+        let rowid = tx.last_insert_rowid();
         let ran = match &self.network {
             Some(report) => {
                 traffic::insert(tx, &self.id, report, None, 0)?;
@@ -406,10 +408,10 @@ impl Row {
             }
             None => 0,
         };
-        match &self.installer_network {
-            Some(report) => traffic::insert(tx, &self.id, report, Some(traffic::DEPENDENCIES), ran),
-            None => Ok(()),
+        if let Some(report) = &self.installer_network {
+            traffic::insert(tx, &self.id, report, Some(traffic::DEPENDENCIES), ran)?;
         }
+        Ok(rowid)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Which recorded executions are deleted ([`Prune`]): those older than `[history] max_age`,
-//! and past `[history] max_count` the oldest of the caller that holds the most. The callers
+//! past `[history] max_count` the oldest of the caller that holds the most, and past `[history]
+//! max_size` the oldest of the caller that holds the most bytes (`super::budget`). The callers
 //! are the API tokens (by name) and the executions of no token (the CLI's, a server's without
 //! tokens): with one caller, the oldest go first; with several, one caller's flood deletes its
 //! own executions before another's, so a tenant of a shared server cannot empty another's
@@ -11,11 +12,12 @@
 use std::time::SystemTime;
 
 use rusqlite::{params, Transaction};
+use warden_core::ByteSize;
 
 use super::entry::{signed, unsigned};
 use super::unix_ms;
 
-/// Which executions [`super::HistoryStore::prune`] deletes. Both rules apply.
+/// Which executions [`super::HistoryStore::prune`] deletes. Every rule set applies.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Prune {
     /// Delete executions that finished before this time.
@@ -23,6 +25,11 @@ pub struct Prune {
     /// Keep only this many: past it, the oldest executions of the caller (API token) that
     /// holds the most are deleted first.
     pub keep_last: Option<u64>,
+    /// Keep the database within this size: past it, the oldest records (executions and tool
+    /// calls) of the caller that holds the most bytes are deleted. Measured only after a
+    /// record whose row number is a multiple of 64 (or while the last measure found it still
+    /// past the bound), not at every record (`super::budget`).
+    pub max_size: Option<ByteSize>,
 }
 
 impl Prune {
@@ -112,7 +119,7 @@ impl Prune {
 /// How many tool calls each caller has.
 const CALLS_HELD: &str = "SELECT caller, n FROM tool_call_count_by_caller WHERE n > 0";
 /// A caller's oldest tool calls, so many after skipping so many.
-const OLDEST_CALLS_OF: &str =
+pub(super) const OLDEST_CALLS_OF: &str =
     "SELECT seq FROM tool_calls WHERE caller IS ?1 ORDER BY seq LIMIT ?2 OFFSET ?3";
 
 /// The executions that finished before a time.
@@ -177,7 +184,7 @@ fn delete_from_the_most(tx: &Transaction<'_>, excess: u64) -> rusqlite::Result<u
 /// callers at it lose one more: the smallest level `L` at which cutting every count above
 /// `L` down to it deletes at most `excess`, and the rest of `excess`. `excess` is below the
 /// total (at least one execution is kept).
-fn level(counts: &[u64], excess: u64) -> (u64, u64) {
+pub(super) fn level(counts: &[u64], excess: u64) -> (u64, u64) {
     let over = |level: u64| -> u64 { counts.iter().map(|n| n.saturating_sub(level)).sum() };
     let (mut low, mut high) = (0, counts.iter().copied().max().unwrap_or(0));
     // `over` falls as the level rises; `over(high)` is 0.
@@ -195,7 +202,7 @@ fn level(counts: &[u64], excess: u64) -> (u64, u64) {
 /// `limit` of the executions of `token` (`None`: those of no token) in the order they are
 /// deleted, after the first `skip`: their ids and finish times. The oldest without a security
 /// event come first, then the oldest with one.
-fn oldest_of(
+pub(super) fn oldest_of(
     tx: &Transaction<'_>,
     token: Option<&str>,
     limit: u64,
@@ -225,7 +232,7 @@ const CLEAN_OF: &str = "SELECT COUNT(*) FROM executions WHERE token IS ?1 AND vi
 /// Deletes these executions and their connections, one by one through the primary keys: a
 /// statement deleting by a subquery let SQLite's planner scan the whole table (tens of
 /// megabytes at 100 000 rows) to delete one row.
-fn delete_executions(tx: &Transaction<'_>, ids: &[String]) -> rusqlite::Result<u64> {
+pub(super) fn delete_executions(tx: &Transaction<'_>, ids: &[String]) -> rusqlite::Result<u64> {
     let mut connections = tx.prepare("DELETE FROM connections WHERE execution_id = ?1")?;
     let mut executions = tx.prepare("DELETE FROM executions WHERE id = ?1")?;
     let mut deleted = 0;

@@ -214,7 +214,53 @@ BEGIN
 END;
 ";
 
-const MIGRATIONS: [&str; 13] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
+/// Version 14: a bound in bytes (`[history] max_size`, history/budget.rs). Past it, the callers
+/// that hold the most bytes lose their oldest executions first, so `execution_count_by_token`
+/// also adds up each caller's `bytes`: the sizes of an execution's code, output and JSON
+/// columns, and 512 for the rest of its row and its index entries (the sizes of blobs and text
+/// are in each row's header: SQLite reads them without the content). Counted from the rows at
+/// migration, kept by the two triggers, rebuilt to add and take away each row's bytes.
+const V14: &str = "
+ALTER TABLE execution_count_by_token ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE execution_count_by_token SET bytes = (
+    SELECT coalesce(sum(
+        512 + coalesce(octet_length(e.code), 0) + coalesce(octet_length(e.stdout), 0) +
+        coalesce(octet_length(e.stderr), 0) + coalesce(octet_length(e.compile), 0) +
+        coalesce(octet_length(e.dependencies), 0) +
+        coalesce(octet_length(e.security), 0) + coalesce(octet_length(e.outcome), 0) +
+        coalesce(octet_length(e.limits), 0)
+    ), 0) FROM executions e WHERE e.token IS execution_count_by_token.token
+);
+DROP TRIGGER executions_by_token_in;
+DROP TRIGGER executions_by_token_out;
+CREATE TRIGGER executions_by_token_in AFTER INSERT ON executions
+BEGIN
+    INSERT INTO execution_count_by_token (token, n) SELECT NEW.token, 0
+    WHERE NOT EXISTS (SELECT 1 FROM execution_count_by_token WHERE token IS NEW.token);
+    UPDATE execution_count_by_token SET n = n + 1, bytes = bytes + (
+        512 + coalesce(octet_length(NEW.code), 0) +
+        coalesce(octet_length(NEW.stdout), 0) + coalesce(octet_length(NEW.stderr), 0) +
+        coalesce(octet_length(NEW.compile), 0) +
+        coalesce(octet_length(NEW.dependencies), 0) +
+        coalesce(octet_length(NEW.security), 0) + coalesce(octet_length(NEW.outcome), 0) +
+        coalesce(octet_length(NEW.limits), 0)
+    ) WHERE token IS NEW.token;
+END;
+CREATE TRIGGER executions_by_token_out AFTER DELETE ON executions
+BEGIN
+    UPDATE execution_count_by_token SET n = n - 1, bytes = bytes - (
+        512 + coalesce(octet_length(OLD.code), 0) +
+        coalesce(octet_length(OLD.stdout), 0) + coalesce(octet_length(OLD.stderr), 0) +
+        coalesce(octet_length(OLD.compile), 0) +
+        coalesce(octet_length(OLD.dependencies), 0) +
+        coalesce(octet_length(OLD.security), 0) + coalesce(octet_length(OLD.outcome), 0) +
+        coalesce(octet_length(OLD.limits), 0)
+    ) WHERE token IS OLD.token;
+    DELETE FROM execution_count_by_token WHERE token IS OLD.token AND n <= 0;
+END;
+";
+
+const MIGRATIONS: [&str; 14] = [V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
 
 /// The version a database has once migrated.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
