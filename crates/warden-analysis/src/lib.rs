@@ -46,7 +46,7 @@ pub use error::AnalysisError;
 pub use grammar::Grammar;
 pub use input::{INVALID_UTF8_LEVEL, MAX_INPUT_BYTES, MAX_NESTING, UNPARSEABLE_LEVEL};
 pub use matching::MAX_FINDINGS;
-pub use read_elsewhere::ReadElsewhere;
+pub use read_elsewhere::{ProgramReads, ReadElsewhere};
 pub use request::{RequestAnalysis, RequestFile};
 pub use rules::{Category, Rule};
 

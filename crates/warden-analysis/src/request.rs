@@ -63,6 +63,7 @@ impl Analyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ProgramReads;
     use std::time::Duration;
 
     #[test]
@@ -117,9 +118,10 @@ mod tests {
     fn a_variable_assigned_eval_counts_where_another_file_may_run_it() {
         let analyzer = Analyzer::builtin().expect("rules");
         let code = b"E=eval\necho \"mode: $E\"\n";
-        let alone = ReadElsewhere::of([&b"print('no shell here')\n"[..]]);
-        let runs = ReadElsewhere::of([&b"source ./a.sh\n$E id\n"[..]]);
-        let indirect = ReadElsewhere::of([&b"r=E; ${!r} id\n"[..]]);
+        let among = |other: &[u8]| ProgramReads::of([other]).besides(code, false);
+        let alone = among(b"print('no shell here')\n");
+        let runs = among(b"source ./a.sh\n$E id\n");
+        let indirect = among(b"r=E; ${!r} id\n");
         let file = |among_others| RequestFile {
             language: "bash",
             code,

@@ -1452,8 +1452,13 @@ mod tests {
             warden_core::ThreatLevel::None,
             "{analysis:#?}"
         );
-        let programs: [&[(&str, &[u8])]; 3] = [
+        let programs: [&[(&str, &[u8])]; 4] = [
             &[("main.sh", b"source ./lib.sh\n$E id\n"), ("lib.sh", lib)],
+            // The shell joins a line continued inside a name before it splits words.
+            &[
+                ("main.sh", b"source ./lib.sh\n$MODE id\n"),
+                ("lib.sh", b"MO\\\nDE=eval\n"),
+            ],
             &[
                 ("main.sh", b"for f in ./*.sh; do . \"$f\"; done\n$E id\n"),
                 ("lib.sh", lib),

@@ -198,7 +198,8 @@ mod tests {
 
     #[test]
     fn a_request_reads_back_as_sent() {
-        let reads = ReadElsewhere::of([&b"$MODE ${!r}"[..]]);
+        let reads =
+            warden_analysis::ProgramReads::of([&b"$MODE $X"[..]]).besides(b"MODE=1 X=2", false);
         let files = [
             RequestFile {
                 language: "python",

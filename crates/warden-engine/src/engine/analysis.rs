@@ -2,7 +2,7 @@
 //! would run as, the cache of earlier answers, and the confined process the analysis may run
 //! in (docs/analysis.md). Runs in the engine's process (CLI or server), before the plan.
 
-use warden_analysis::{ReadElsewhere, RequestAnalysis, RequestFile};
+use warden_analysis::{ProgramReads, ReadElsewhere, RequestAnalysis, RequestFile};
 use warden_core::{Analysis, Language};
 use warden_sandbox::WorkspaceFile;
 
@@ -18,6 +18,35 @@ fn shebang_of(file: &WorkspaceFile) -> Option<String> {
     let head = &file.contents[..file.contents.len().min(512)];
     let first_line = head.split(|&b| b == b'\n').next()?;
     warden_core::detect::shebang_interpreter(std::str::from_utf8(first_line).ok()?)
+}
+
+/// For each of `files` (the program's, or a module a `package.json` maps a name to), what the
+/// program's other files read, when it has others (`read_elsewhere.rs`): each file is read
+/// once into the program's counts, and each is told only of its own words, so that the work,
+/// the request to the analysing process and the cache's keys grow with the program's size,
+/// not with its size times its count of files.
+fn read_among_others<'f>(
+    program: &Program,
+    files: impl IntoIterator<Item = &'f WorkspaceFile>,
+) -> Vec<Option<ReadElsewhere>> {
+    let several = program.files.len() > 1;
+    let reads = ProgramReads::of(
+        program
+            .files
+            .iter()
+            .filter(|_| several)
+            .map(|f| &f.contents[..]),
+    );
+    // A module a `package.json` maps a name to is not one of the program's files: what it
+    // reads itself was not counted.
+    let counted = program.files.as_ptr_range();
+    files
+        .into_iter()
+        .map(|file| {
+            let one_of_them = counted.contains(&std::ptr::from_ref(file));
+            several.then(|| reads.besides(&file.contents, one_of_them))
+        })
+        .collect()
 }
 
 impl Engine {
@@ -85,17 +114,7 @@ impl Engine {
         // (`. "$f"`), and run there a variable this one assigns (`E=eval`): each file is
         // analysed knowing what the program's other files read, if it has any, and cached
         // apart.
-        let elsewhere: Vec<Option<ReadElsewhere>> = files
-            .iter()
-            .map(|&(_, _, file, _, _)| {
-                let others = program
-                    .files
-                    .iter()
-                    .filter(|other| !std::ptr::eq(*other, file))
-                    .map(|other| &other.contents[..]);
-                (program.files.len() > 1).then(|| ReadElsewhere::of(others))
-            })
-            .collect();
+        let elsewhere = read_among_others(program, files.iter().map(|&(_, _, file, _, _)| file));
         let mut parts: Vec<Option<Analysis>> = files
             .iter()
             .zip(&elsewhere)
@@ -268,5 +287,72 @@ impl Engine {
             return None;
         }
         shebang_of(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execution::SourceFile;
+    use warden_core::Catalog;
+
+    fn program(language: &str, files: &[(&str, Vec<u8>)]) -> Program {
+        let catalog = Catalog::builtin().expect("catalog");
+        let sources: Vec<SourceFile> = files
+            .iter()
+            .map(|(name, code)| SourceFile {
+                name: Some((*name).to_owned()),
+                code: code.clone(),
+                executable: false,
+            })
+            .collect();
+        Program::prepare(catalog.get(language).expect("a language"), &sources).expect("a program")
+    }
+
+    /// Regression hunt "ana" 1: each file was told every name every other file read, so a
+    /// request of 40 files of 100 KB of distinct `$v1 $v2 …` built, kept and sent 40 copies of
+    /// nearly all of it (1.7 GB in the server's own process). What each file is told now holds
+    /// only its own words: the whole is no larger than the program.
+    #[test]
+    fn what_the_other_files_read_grows_with_the_program_not_its_count_of_files() {
+        let files: Vec<(String, Vec<u8>)> = (0..16)
+            .map(|i| {
+                let reads: String = (0..200).map(|n| format!("$v{i}_{n} ")).collect();
+                (
+                    format!("f{i}.sh"),
+                    format!("E=eval\n{reads}\n").into_bytes(),
+                )
+            })
+            .collect();
+        let named: Vec<(&str, Vec<u8>)> = files
+            .iter()
+            .map(|(name, code)| (name.as_str(), code.clone()))
+            .collect();
+        let program = program("bash", &named);
+        let size: usize = program.files.iter().map(|f| f.contents.len()).sum();
+        let elsewhere = read_among_others(&program, &program.files);
+        let told: usize = elsewhere
+            .iter()
+            .map(|e| e.as_ref().expect("among others").to_bytes().len())
+            .sum();
+        assert!(told <= size, "{told} bytes told of a program of {size}");
+        // What matters is still told: a name this file reads that another reads too, none
+        // that only this file reads.
+        let first = elsewhere[0].as_ref().expect("among others");
+        assert!(!first.reads(b"v0_0"));
+        assert!(!first.reads(b"E"));
+        let alone = program_with_reader(b"echo \"$E\"\n");
+        let told = read_among_others(&alone, &alone.files);
+        assert!(told[0].as_ref().expect("among others").reads(b"E"));
+    }
+
+    fn program_with_reader(reader: &[u8]) -> Program {
+        program(
+            "bash",
+            &[
+                ("main.sh", b"E=eval\necho \"$E\"\n".to_vec()),
+                ("run.txt", reader.to_vec()),
+            ],
+        )
     }
 }

@@ -128,7 +128,7 @@ mod tests {
             None,
             "the file among others"
         );
-        let reads = ReadElsewhere::of([&b"$E id"[..]]);
+        let reads = warden_analysis::ProgramReads::of([&b"$E id"[..]]).besides(b"E=eval", false);
         cache.insert("bash", Some(&reads), b"E=eval", low.clone());
         assert_eq!(
             cache.get("bash", Some(&ReadElsewhere::default()), b"E=eval"),
