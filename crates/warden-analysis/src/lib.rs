@@ -35,6 +35,7 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -192,21 +193,23 @@ impl Analyzer {
         self.rule_set(language).map_or(&[], |l| &l.rules)
     }
 
-    /// Whether `source`, a program in `language`, names a file called `name` (its last path
-    /// component) as one it runs in part: the rule file's `includes` (C's `#include
-    /// "lib/notes.txt"`, bash's `source ./notes.txt`). Always false in a language without.
-    pub fn includes(&self, language: &str, source: &[u8], name: &[u8]) -> bool {
+    /// The names of the files `source`, a program in `language`, names as ones it runs in
+    /// part (the last component of each path): the rule file's `includes` (C's `#include
+    /// "lib/notes.txt"`: `notes.txt`; bash's `source ./notes.txt`), from one pass over it. None
+    /// in a language without.
+    pub fn included_names(&self, language: &str, source: &[u8]) -> BTreeSet<Vec<u8>> {
         let Some(includes) = self.rule_set(language).and_then(|l| l.includes.as_ref()) else {
-            return false;
+            return BTreeSet::new();
         };
         let text = String::from_utf8_lossy(source);
-        includes.captures_iter(&text).any(|found| {
-            found.get(1).is_some_and(|path| {
+        includes
+            .captures_iter(&text)
+            .filter_map(|found| found.get(1))
+            .map(|path| {
                 let path = path.as_str().as_bytes();
-                let last = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-                last == name
+                path.rsplit(|&b| b == b'/').next().unwrap_or(path).to_vec()
             })
-        })
+            .collect()
     }
 
     /// Whether `language`'s rule file says how its sources include files (`includes`).
@@ -456,7 +459,9 @@ mod tests {
         ];
         for (language, source, name) in yes {
             assert!(
-                analyzer.includes(language, source.as_bytes(), name.as_bytes()),
+                analyzer
+                    .included_names(language, source.as_bytes())
+                    .contains(name.as_bytes()),
                 "{language}: {source:?} includes {name}"
             );
         }
@@ -470,7 +475,9 @@ mod tests {
         ];
         for (language, source, name) in no {
             assert!(
-                !analyzer.includes(language, source.as_bytes(), name.as_bytes()),
+                !analyzer
+                    .included_names(language, source.as_bytes())
+                    .contains(name.as_bytes()),
                 "{language}: {source:?} does not include {name}"
             );
         }
