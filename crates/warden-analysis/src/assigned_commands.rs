@@ -25,6 +25,7 @@ use std::ops::Range;
 
 use tree_sitter::{Node, Tree};
 
+use crate::ancestors;
 use crate::deadline::Deadline;
 use crate::ReadElsewhere;
 
@@ -227,13 +228,12 @@ fn declared(root: Node<'_>, code: &[u8], name: &[u8]) -> bool {
                 .get(i + name.len())
                 .is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'));
         word && {
-            let mut node = root.descendant_for_byte_range(i, i + name.len());
-            std::iter::from_fn(|| {
-                let this = node?;
-                node = this.parent();
-                Some(this)
-            })
-            .any(|n| n.kind() == "declaration_command")
+            root.descendant_for_byte_range(i, i + name.len())
+                .is_some_and(|node| {
+                    ancestors::path(root, node)
+                        .iter()
+                        .any(|n| n.kind() == "declaration_command")
+                })
         }
     })
 }
@@ -251,8 +251,9 @@ fn reaches_a_runner(
     // Past a command that runs nothing: only its output goes on, to a pipeline or a
     // substitution.
     let mut output_only = false;
-    let mut node = expansion;
-    while let Some(parent) = node.parent() {
+    let path = ancestors::path(root, expansion);
+    for pair in path.windows(2).rev() {
+        let (parent, node) = (pair[0], pair[1]);
         match parent.kind() {
             "command_name" => return true,
             "command" if !output_only => {
@@ -293,7 +294,6 @@ fn reaches_a_runner(
             "declaration_command" | "ERROR" if !output_only => return true,
             _ => {}
         }
-        node = parent;
     }
     !output_only
 }

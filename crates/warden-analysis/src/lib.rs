@@ -16,6 +16,7 @@
 //! # Ok::<(), warden_analysis::AnalysisError>(())
 //! ```
 
+mod ancestors;
 mod assigned_commands;
 mod deadline;
 mod error;

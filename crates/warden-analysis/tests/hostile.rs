@@ -256,6 +256,22 @@ fn an_exhausted_time_budget_is_unparseable_and_leaves_the_parser_usable() {
     assert_eq!(next.findings.len(), 1);
 }
 
+/// Regression hunt "ana" 10: where a bash variable assigned `eval` is read, the analysis
+/// climbed to the root one `Node::parent` at a time, which tree-sitter answers by a walk down
+/// from the root: 8 000 nested `if`s around it ran to the analysing process's 3 s kill. With a
+/// budget that never ends, 20 000 took hours (the test runner's slow-timeout); each question
+/// is one walk down now.
+#[test]
+fn a_variable_read_deep_in_nested_blocks_is_followed_in_one_walk_down() {
+    let patient = Analyzer::builtin()
+        .expect("rules")
+        .with_time_budget(Duration::from_secs(3600));
+    let code = "if true; then\n".repeat(20_000) + "E=eval\necho \"$E\"\n" + &"fi\n".repeat(20_000);
+    let analysis = patient.analyze("bash", code.as_bytes());
+    assert_eq!(analysis.parse_error, None);
+    assert_eq!(analysis.threat_level, ThreatLevel::None, "{analysis:#?}");
+}
+
 #[test]
 fn one_analyzer_serves_many_threads() {
     let code = "import os\nwhile True:\n    os.fork()\n";

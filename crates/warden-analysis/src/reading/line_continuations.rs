@@ -15,6 +15,7 @@ use std::ops::Range;
 
 use tree_sitter::{Node, Tree};
 
+use crate::ancestors;
 use crate::deadline::Deadline;
 
 /// Continuations looked at between two looks at the clock.
@@ -117,17 +118,15 @@ fn splits(left: u8, right: u8) -> bool {
 /// Whether the backslash at `at` is in text that keeps a continuation: single quotes, an
 /// ANSI-C string, a comment, a here-document's body.
 fn kept(root: Node<'_>, at: usize) -> bool {
-    let mut ancestor = root.descendant_for_byte_range(at, at + 1);
-    while let Some(node) = ancestor {
-        if matches!(
-            node.kind(),
-            "comment" | "raw_string" | "ansi_c_string" | "heredoc_body" | "heredoc_content"
-        ) {
-            return true;
-        }
-        ancestor = node.parent();
-    }
-    false
+    root.descendant_for_byte_range(at, at + 1)
+        .is_some_and(|node| {
+            ancestors::path(root, node).iter().any(|node| {
+                matches!(
+                    node.kind(),
+                    "comment" | "raw_string" | "ansi_c_string" | "heredoc_body" | "heredoc_content"
+                )
+            })
+        })
 }
 
 /// The length of the run of continuations (`\` and a line break, once or more) at the start
@@ -183,16 +182,19 @@ fn end_of_part_after(root: Node<'_>, start: usize, end: usize) -> Option<usize> 
     if around.kind() == "string_content" {
         return (around.end_byte() > end).then_some(around.end_byte());
     }
-    let mut part = root.descendant_for_byte_range(end, end)?;
+    let part = root.descendant_for_byte_range(end, end)?;
     if part.start_byte() != end {
         return None;
     }
-    while let Some(parent) = part
-        .parent()
-        .filter(|p| p.start_byte() == end && is_word_part(p.kind()))
-    {
-        part = parent;
-    }
+    let path = ancestors::path(root, part);
+    let part = path
+        .iter()
+        .rev()
+        .skip(1)
+        .take_while(|p| p.start_byte() == end && is_word_part(p.kind()))
+        .last()
+        .copied()
+        .unwrap_or(part);
     (is_word_part(part.kind()) && part.end_byte() > end).then_some(part.end_byte())
 }
 

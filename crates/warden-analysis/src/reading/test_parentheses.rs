@@ -8,6 +8,7 @@
 
 use tree_sitter::{Node, Tree};
 
+use crate::ancestors;
 use crate::deadline::Deadline;
 
 /// Parentheses looked at between two looks at the clock.
@@ -47,16 +48,15 @@ fn in_a_broken_test(root: Node<'_>, at: usize) -> bool {
     else {
         return false;
     };
-    let mut ancestor = word.parent();
-    while let Some(node) = ancestor {
-        if node.kind() == "ERROR" {
+    let path = ancestors::path(root, word);
+    let mut parents = path.iter().rev().skip(1);
+    parents
+        .find(|node| node.kind() == "ERROR")
+        .is_some_and(|node| {
             let mut cursor = node.walk();
             let mut children = node.children(&mut cursor);
-            return children.any(|c| c.kind() == "[" && !c.is_named() && c.start_byte() < at);
-        }
-        ancestor = node.parent();
-    }
-    false
+            children.any(|c| c.kind() == "[" && !c.is_named() && c.start_byte() < at)
+        })
 }
 
 #[cfg(test)]
