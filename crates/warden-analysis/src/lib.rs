@@ -47,7 +47,7 @@ use warden_core::{Analysis, ThreatLevel};
 pub use error::AnalysisError;
 pub use grammar::Grammar;
 pub use input::{INVALID_UTF8_LEVEL, MAX_INPUT_BYTES, MAX_NESTING, UNPARSEABLE_LEVEL};
-pub use matching::MAX_FINDINGS;
+pub use matching::{cap_findings, MAX_FINDINGS};
 pub use read_elsewhere::{ProgramReads, ReadElsewhere};
 pub use request::{RequestAnalysis, RequestFile};
 pub use rules::{Category, Rule};

@@ -13,7 +13,8 @@ use crate::query::{Outcome, Search};
 use crate::rules::{Role, RuleSet};
 use crate::ReadElsewhere;
 
-/// At most this many findings are listed; the threat level counts them all.
+/// At most this many findings are listed, for a file and for a program of many: the most
+/// severe ([`cap_findings`]); the threat level counts them all.
 pub const MAX_FINDINGS: usize = 200;
 /// An excerpt is at most this many characters of the first line of the match.
 const EXCERPT_CHARS: usize = 80;
@@ -21,7 +22,7 @@ const EXCERPT_CHARS: usize = 80;
 /// What the rules found.
 #[derive(Debug, Default)]
 pub(crate) struct Matches {
-    /// At most `MAX_FINDINGS`, in source order.
+    /// At most `MAX_FINDINGS`, the most severe, in source order.
     pub(crate) findings: Vec<Finding>,
     /// The highest severity among all the findings, listed or not.
     pub(crate) level: ThreatLevel,
@@ -31,7 +32,7 @@ pub(crate) struct Matches {
 
 impl Matches {
     /// Adds `other`'s findings, keeping them in source order (by line) and at most
-    /// `MAX_FINDINGS`; the level counts them all.
+    /// `MAX_FINDINGS`, the most severe; the level counts them all.
     pub(crate) fn merge(&mut self, other: Matches) {
         if other.findings.is_empty() && !other.timed_out {
             return;
@@ -40,8 +41,36 @@ impl Matches {
         self.timed_out |= other.timed_out;
         self.findings.extend(other.findings);
         self.findings.sort_by_key(|f| f.line);
-        self.findings.truncate(MAX_FINDINGS);
+        cap_findings(&mut self.findings);
     }
+}
+
+/// Keeps at most [`MAX_FINDINGS`] of `findings`, in the order they are: the most severe, and
+/// among equals the first. Keeping the first by line instead let 200 `low` findings push out
+/// the one `high` finding that decided the program's level (hunt "ana": 250 `os.getenv` lines
+/// before `import ctypes`).
+pub fn cap_findings(findings: &mut Vec<Finding>) {
+    keep_most_severe(findings, |f| f.severity);
+}
+
+/// Keeps at most [`MAX_FINDINGS`] of `items`, in their order: the highest by `severity`, the
+/// first among equals.
+fn keep_most_severe<T>(items: &mut Vec<T>, severity: impl Fn(&T) -> ThreatLevel) {
+    if items.len() <= MAX_FINDINGS {
+        return;
+    }
+    let mut ranked: Vec<(std::cmp::Reverse<ThreatLevel>, usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (std::cmp::Reverse(severity(item)), i))
+        .collect();
+    ranked.select_nth_unstable(MAX_FINDINGS - 1);
+    let mut kept = vec![false; items.len()];
+    for &(_, i) in &ranked[..MAX_FINDINGS] {
+        kept[i] = true;
+    }
+    let mut kept = kept.into_iter();
+    items.retain(|_| kept.next().unwrap_or(false));
 }
 
 /// A match before its rule's scope is checked.
@@ -91,19 +120,22 @@ pub(crate) fn find(
     });
     candidates.sort_by_key(|c| (c.node.start, c.rule));
     candidates.dedup_by_key(|c| (c.node.start, c.rule));
-    for candidate in candidates {
-        let rule = &rules.rules[candidate.rule];
-        found.level = found.level.max(rule.severity);
-        if found.findings.len() < MAX_FINDINGS {
-            found.findings.push(Finding {
+    let severity = |c: &Candidate| rules.rules[c.rule].severity;
+    found.level = candidates.iter().map(severity).max().unwrap_or_default();
+    keep_most_severe(&mut candidates, severity);
+    found.findings = candidates
+        .iter()
+        .map(|candidate| {
+            let rule = &rules.rules[candidate.rule];
+            Finding {
                 rule: rule.id.clone(),
                 severity: rule.severity,
                 line: candidate.node.row.saturating_add(1),
                 excerpt: excerpt(code.get(candidate.node.bytes()).unwrap_or_default()),
                 explanation: rule.explanation.clone(),
-            });
-        }
-    }
+            }
+        })
+        .collect();
     found
 }
 

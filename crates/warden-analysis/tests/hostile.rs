@@ -238,6 +238,28 @@ fn findings_are_capped_but_all_count_for_the_level() {
     assert_eq!(analysis.threat_level, ThreatLevel::Critical);
 }
 
+/// Hunt "ana": 250 `os.getenv` lines before `import ctypes` listed the first 200 findings,
+/// all `low`, and the `high` one that decided the program's level was in no record.
+#[test]
+fn the_findings_kept_are_the_most_severe() {
+    let mut code = "import os\n".to_string() + &"os.getenv('A')\n".repeat(250);
+    code.push_str("import ctypes\nos.getenv('B')\n");
+    let analysis = analyzer().analyze("python", code.as_bytes());
+    assert_eq!(analysis.findings.len(), MAX_FINDINGS);
+    assert_eq!(analysis.threat_level, ThreatLevel::High);
+    let native = analysis
+        .findings
+        .iter()
+        .position(|f| f.rule == "python.native_code");
+    assert_eq!(
+        native,
+        Some(MAX_FINDINGS - 1),
+        "{:?}",
+        analysis.findings.last()
+    );
+    assert!(analysis.findings.windows(2).all(|w| w[0].line <= w[1].line));
+}
+
 #[test]
 fn an_exhausted_time_budget_is_unparseable_and_leaves_the_parser_usable() {
     let hurried = Analyzer::builtin()

@@ -1497,6 +1497,29 @@ mod tests {
         );
     }
 
+    /// Hunt "ana": the findings of a program's files were listed without a cap (6 files of
+    /// 250 findings made a record of 1500), where docs/analysis.md lists at most 200, the most
+    /// severe.
+    #[test]
+    fn a_program_lists_at_most_200_findings_the_most_severe() {
+        let engine = Engine::new(EngineConfig::new(PathBuf::from("/nonexistent/warden")))
+            .expect("an engine without a sandbox");
+        let noisy = "import os\n".to_owned() + &"os.getenv('A')\n".repeat(250);
+        let native = noisy.clone() + "import ctypes\n";
+        let mut files: Vec<(String, &[u8])> = (0..5)
+            .map(|i| (format!("m{i}.py"), noisy.as_bytes()))
+            .collect();
+        files.push(("n.py".to_owned(), native.as_bytes()));
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        let analysis = analysis_of(&engine, "python", &files).expect("prepared");
+        assert_eq!(analysis.threat_level, warden_core::ThreatLevel::High);
+        assert_eq!(analysis.findings.len(), warden_analysis::MAX_FINDINGS);
+        assert!(analysis
+            .findings
+            .iter()
+            .any(|f| f.rule == "python.native_code"));
+    }
+
     /// Bug hunt "comp": C and C++ (`#include "b.txt"` inside a function), Rust (`include!`)
     /// and bash (`source`, which runs commands up to the first syntax error) take a fragment of
     /// a file of any name, and a file read as data counted only when it parsed whole: one stray

@@ -204,6 +204,7 @@ impl Engine {
                 analysis.parse_error = analysis.parse_error.or(part.parse_error);
             }
         }
+        warden_analysis::cap_findings(&mut analysis.findings);
         // A script for an interpreter warden has no rules for (`#!/usr/bin/perl`): code, by
         // its `#!` line, that nothing here can read, graded as any input that cannot be; so
         // are compiled code and a file a program file names that fails the screen
