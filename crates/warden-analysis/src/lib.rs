@@ -25,6 +25,7 @@ pub mod grammar;
 mod input;
 mod matching;
 mod parse;
+mod partial;
 mod query;
 mod read_elsewhere;
 mod reading;
@@ -41,6 +42,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use deadline::Deadline;
+use partial::Budget;
 
 use warden_core::{Analysis, ThreatLevel};
 
@@ -240,7 +242,7 @@ impl Analyzer {
     /// and never panics: input that cannot be analysed gets a `parse_error` and a level of its
     /// own (docs/analysis.md#unparseable-input).
     pub fn analyze(&self, language: &str, code: &[u8]) -> Analysis {
-        self.analyze_by(language, code, None, Deadline::after(self.time_budget))
+        self.analyze_by(language, code, None, &Budget::after(self.time_budget))
     }
 
     /// [`Analyzer::analyze`] of one file of a program, `among_others` when the program has
@@ -251,7 +253,7 @@ impl Analyzer {
         language: &str,
         code: &[u8],
         among_others: Option<&ReadElsewhere>,
-        deadline: Deadline,
+        budget: &Budget,
     ) -> Analysis {
         let Some(entry) = self.entry(language) else {
             let why = format!("no analysis rules for language {language:?}");
@@ -266,44 +268,107 @@ impl Analyzer {
             Screen::Refuse(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
             Screen::Parse { invalid_utf8 } => invalid_utf8,
         };
+        let whole = code;
+        // What cannot be read whole is graded `high`, and what the rules find in its beginning
+        // counts too (`partial.rs`).
+        let partial = |why: String, readable_before: usize, mut found: Matches| {
+            let mut why = why;
+            if let Some((beginning, lines)) =
+                self.beginning(rules, whole, readable_before, among_others, budget)
+            {
+                found.merge_distinct(beginning);
+                why = match lines {
+                    1 => format!("{why}; the rules read its first line"),
+                    _ => format!("{why}; the rules read its first {lines} lines"),
+                };
+            }
+            Analysis {
+                threat_level: found.level.max(UNPARSEABLE_LEVEL),
+                findings: found.findings,
+                parse_error: Some(why),
+            }
+        };
         let code = match reading::as_read(rules.grammar, code) {
             Ok(code) => code,
-            Err(why) => return unanalysed(UNPARSEABLE_LEVEL, why),
+            Err(unread) => {
+                return match unread.readable_before {
+                    Some(before) => partial(unread.why, before, Matches::default()),
+                    None => unanalysed(UNPARSEABLE_LEVEL, unread.why),
+                }
+            }
         };
-        let (code, tree) = match reading::parsed(rules.grammar, code, deadline) {
+        let (code, tree) = match reading::parsed(rules.grammar, code, budget.whole) {
             Ok(parsed) => parsed,
             Err(parse::ParseFailure::TimedOut) => {
                 let why = format!("parsing took longer than {:?}", self.time_budget);
-                return unanalysed(UNPARSEABLE_LEVEL, why);
+                return partial(why, whole.len(), Matches::default());
             }
             Err(parse::ParseFailure::Grammar(why)) => return unanalysed(UNPARSEABLE_LEVEL, why),
         };
         let code: &[u8] = &code;
-        let mut found = matching::find(rules, &tree, code, among_others, deadline);
-        if rules.grammar == Grammar::Bash {
-            trap_findings(rules, &tree, code, among_others, deadline, 0, &mut found);
-        }
+        let found = self.rules_over(rules, &tree, code, among_others, budget.whole);
         // Graded after matching: a program that is mostly errors is still searched as far as
         // its tree goes, and what is found still counts.
-        let (level, parse_error) =
-            if let Some(why) = self.unparseable(language, &tree, code, deadline) {
-                (UNPARSEABLE_LEVEL, Some(why))
-            } else if found.timed_out {
-                let why = format!(
+        let unparseable = self.unparseable(language, &tree, code, budget.whole);
+        if found.timed_out {
+            let why = unparseable.unwrap_or_else(|| {
+                format!(
                     "the rules took longer than {:?}: the analysis is partial",
                     self.time_budget
-                );
-                (UNPARSEABLE_LEVEL, Some(why))
-            } else if let Some(note) = utf8_note {
-                (INVALID_UTF8_LEVEL, Some(note))
-            } else {
-                (ThreatLevel::None, None)
-            };
+                )
+            });
+            return partial(why, whole.len(), found);
+        }
+        let (level, parse_error) = if let Some(why) = unparseable {
+            (UNPARSEABLE_LEVEL, Some(why))
+        } else if let Some(note) = utf8_note {
+            (INVALID_UTF8_LEVEL, Some(note))
+        } else {
+            (ThreatLevel::None, None)
+        };
         Analysis {
             threat_level: found.level.max(level),
             findings: found.findings,
             parse_error,
         }
+    }
+
+    /// What the rules find in `code`, read and parsed into `tree`: its matches, and in bash
+    /// the code of its traps'.
+    fn rules_over(
+        &self,
+        rules: &RuleSet,
+        tree: &tree_sitter::Tree,
+        code: &[u8],
+        among_others: Option<&ReadElsewhere>,
+        deadline: Deadline,
+    ) -> Matches {
+        let mut found = matching::find(rules, tree, code, among_others, deadline);
+        if rules.grammar == Grammar::Bash {
+            trap_findings(rules, tree, code, among_others, deadline, 0, &mut found);
+        }
+        found
+    }
+
+    /// What the rules find in the beginning of `code` (`partial.rs`), a file whose whole
+    /// analysis did not end: at most its first `readable_before` bytes, and how many lines
+    /// they are; none when no beginning could be read in the time the budget keeps for it.
+    fn beginning(
+        &self,
+        rules: &RuleSet,
+        code: &[u8],
+        readable_before: usize,
+        among_others: Option<&ReadElsewhere>,
+        budget: &Budget,
+    ) -> Option<(Matches, usize)> {
+        let code = &code[..partial::beginning(code, readable_before)?];
+        let deadline = budget.for_beginnings();
+        let read = reading::as_read(rules.grammar, code).ok()?;
+        let (read, tree) = reading::parsed(rules.grammar, read, deadline).ok()?;
+        let found = self.rules_over(rules, &tree, &read, among_others, deadline);
+        let lines = code.iter().filter(|&&b| b == b'\n').count()
+            + usize::from(code.last().is_some_and(|&b| b != b'\n'));
+        (!found.timed_out).then_some((found, lines))
     }
 
     /// [`Analyzer::analyze`] of a file that may or may not be code in `language` (a data file
@@ -321,7 +386,7 @@ impl Analyzer {
             code,
             false,
             None,
-            Deadline::after(self.time_budget),
+            &Budget::after(self.time_budget),
         )
     }
 
@@ -334,23 +399,52 @@ impl Analyzer {
         code: &[u8],
         named: bool,
         among_others: Option<&ReadElsewhere>,
-        deadline: Deadline,
+        budget: &Budget,
     ) -> Option<Analysis> {
         let rules = self.entry(language)?.rules().ok()?;
         if !matches!(input::screen(code), Screen::Parse { .. }) {
             return None;
         }
-        // A file that names an encoding the analysis does not decode is not read as code, as
-        // binary data is not.
-        let code = reading::as_read(rules.grammar, code).ok()?;
-        let (code, tree) = reading::parsed(rules.grammar, code, deadline).ok()?;
+        let fragment = rules.includes.is_some() && named;
+        let whole = code;
+        // A fragment the whole analysis of which did not end: what the rules find in its
+        // beginning counts too (`partial.rs`).
+        let with_beginning = |readable_before: usize, mut found: Matches| {
+            if let Some((beginning, _)) =
+                self.beginning(rules, whole, readable_before, among_others, budget)
+            {
+                found.merge_distinct(beginning);
+            }
+            Some(Analysis {
+                threat_level: found.level,
+                findings: found.findings,
+                parse_error: None,
+            })
+        };
+        let code = match reading::as_read(rules.grammar, code) {
+            Ok(code) => code,
+            Err(reading::Unread {
+                readable_before: Some(before),
+                ..
+            }) if fragment => return with_beginning(before, Matches::default()),
+            // A file that names an encoding the analysis does not decode is not read as code,
+            // as binary data is not.
+            Err(_) => return None,
+        };
+        let (code, tree) = match reading::parsed(rules.grammar, code, budget.whole) {
+            Ok(parsed) => parsed,
+            Err(parse::ParseFailure::TimedOut) if fragment => {
+                return with_beginning(whole.len(), Matches::default())
+            }
+            Err(_) => return None,
+        };
         let code: &[u8] = &code;
-        if tree.root_node().has_error() && !(rules.includes.is_some() && named) {
+        if tree.root_node().has_error() && !fragment {
             return None;
         }
-        let mut found = matching::find(rules, &tree, code, among_others, deadline);
-        if rules.grammar == Grammar::Bash {
-            trap_findings(rules, &tree, code, among_others, deadline, 0, &mut found);
+        let found = self.rules_over(rules, &tree, code, among_others, budget.whole);
+        if found.timed_out && fragment {
+            return with_beginning(whole.len(), found);
         }
         Some(Analysis {
             threat_level: found.level,
@@ -482,6 +576,76 @@ mod tests {
                 "{language}: {source:?} does not include {name}"
             );
         }
+    }
+
+    /// Hunt "ana": a fork bomb followed by 300 KB of ordinary code was graded `high` with no
+    /// findings, the budget spent before its tree was read (and ran isolated instead of being
+    /// refused); what the rules find in the beginning of a file counts.
+    #[test]
+    fn a_finding_before_what_spends_the_budget_counts() {
+        let analyzer = Analyzer::builtin().expect("rules");
+        let padding = "def f(x):\n    return [i * x for i in range(10)]\n".repeat(8000);
+        let bomb = format!("import os\nwhile True:\n    os.fork()\n{padding}");
+        let analysis = analyzer.analyze_by(
+            "python",
+            bomb.as_bytes(),
+            None,
+            &Budget::spent_on_the_whole(std::time::Duration::from_secs(60)),
+        );
+        assert_eq!(analysis.threat_level, ThreatLevel::Critical, "{analysis:?}");
+        assert!(analysis
+            .findings
+            .iter()
+            .any(|f| f.rule == "python.spawn_in_endless_loop" && f.line == 3));
+        let why = analysis.parse_error.unwrap_or_default();
+        assert!(
+            why.contains("longer than") && why.contains("first"),
+            "{why}"
+        );
+        // Past the beginning, nothing is read: the program is graded as one that cannot be.
+        let late = format!("{padding}import os\nwhile True:\n    os.fork()\n");
+        let analysis = analyzer.analyze_by(
+            "python",
+            late.as_bytes(),
+            None,
+            &Budget::spent_on_the_whole(std::time::Duration::from_secs(60)),
+        );
+        assert_eq!(analysis.threat_level, UNPARSEABLE_LEVEL, "{analysis:?}");
+        // A fragment a source includes counts the same way.
+        let code = format!(
+            "while true; do sleep 9 & done\n{}",
+            "echo $x\n".repeat(20_000)
+        );
+        let fragment = analyzer
+            .analyze_if_code_by(
+                "bash",
+                code.as_bytes(),
+                true,
+                None,
+                &Budget::spent_on_the_whole(std::time::Duration::from_secs(60)),
+            )
+            .expect("a fragment");
+        assert_eq!(fragment.threat_level, ThreatLevel::Critical, "{fragment:?}");
+    }
+
+    /// The commands before a here-document that cannot be read count in a fragment a source
+    /// includes (`source lib.txt`) as in a source (`tests/hostile.rs`).
+    #[test]
+    fn the_commands_before_an_unreadable_here_document_count_in_a_fragment() {
+        let analyzer = Analyzer::builtin().expect("rules");
+        let code = b"while true; do sleep 100 & done\ncat <<EOF\n";
+        let named = analyzer
+            .analyze_if_code_by(
+                "bash",
+                code,
+                true,
+                None,
+                &Budget::after(DEFAULT_TIME_BUDGET),
+            )
+            .expect("a fragment");
+        assert_eq!(named.threat_level, ThreatLevel::Critical, "{named:?}");
+        let data = analyzer.analyze_if_code("bash", code);
+        assert_eq!(data, None);
     }
 
     #[test]

@@ -43,6 +43,19 @@ impl Matches {
         self.findings.sort_by_key(|f| f.line);
         cap_findings(&mut self.findings);
     }
+
+    /// [`Matches::merge`] of matches that may hold some of these again (the beginning of a
+    /// file, read again after its whole analysis stopped): each finding once.
+    pub(crate) fn merge_distinct(&mut self, other: Matches) {
+        self.findings.extend(other.findings);
+        self.findings
+            .sort_by(|a, b| (a.line, &a.rule, &a.excerpt).cmp(&(b.line, &b.rule, &b.excerpt)));
+        self.findings
+            .dedup_by(|a, b| (a.line, &a.rule, &a.excerpt) == (b.line, &b.rule, &b.excerpt));
+        cap_findings(&mut self.findings);
+        self.level = self.level.max(other.level);
+        self.timed_out |= other.timed_out;
+    }
 }
 
 /// Keeps at most [`MAX_FINDINGS`] of `findings`, in the order they are: the most severe, and

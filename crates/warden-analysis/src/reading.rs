@@ -54,14 +54,31 @@ use crate::deadline::Deadline;
 use crate::parse::{self, ParseFailure};
 use crate::Grammar;
 
+/// Why the analysis cannot read a file as its language reads it.
+#[derive(Debug)]
+pub(crate) struct Unread {
+    pub(crate) why: String,
+    /// Where the text that the language reads (and, in bash, runs) before the trouble ends,
+    /// if some does: the start of the line of a bash here-document that cannot be read. None
+    /// where the trouble is the whole file's (an encoding not decoded).
+    pub(crate) readable_before: Option<usize>,
+}
+
 /// `code` as `grammar`'s language reads it, or why the analysis cannot read it so.
-pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+pub(crate) fn as_read(grammar: Grammar, code: &[u8]) -> Result<Cow<'_, [u8]>, Unread> {
     if let Some(why) = cookies::undecoded(grammar, code) {
-        return Err(why);
+        return Err(Unread {
+            why,
+            readable_before: None,
+        });
     }
     if grammar == Grammar::Bash {
         // Here-documents first: their delimiters are read with their backslashes.
-        return Ok(then(heredocs::as_read(code)?, bash_line_start_escapes));
+        let read = heredocs::as_read(code).map_err(|(why, before)| Unread {
+            why,
+            readable_before: Some(before),
+        })?;
+        return Ok(then(read, bash_line_start_escapes));
     }
     Ok(translated(grammar, code))
 }

@@ -3,7 +3,7 @@
 
 use warden_core::Analysis;
 
-use crate::deadline::Deadline;
+use crate::partial::Budget;
 use crate::{Analyzer, ReadElsewhere};
 
 /// One file of a request.
@@ -41,21 +41,21 @@ pub struct RequestAnalysis {
 impl Analyzer {
     /// Analyses `files` with one budget for them all, in order.
     pub fn analyze_request(&self, files: &[RequestFile<'_>]) -> RequestAnalysis {
-        let deadline = Deadline::after(self.time_budget);
+        let budget = Budget::after(self.time_budget);
         let files = files
             .iter()
             .map(|file| {
                 let (language, code, others) = (file.language, file.code, file.among_others);
                 if file.maybe_data {
-                    self.analyze_if_code_by(language, code, file.named, others, deadline)
+                    self.analyze_if_code_by(language, code, file.named, others, &budget)
                 } else {
-                    Some(self.analyze_by(language, code, others, deadline))
+                    Some(self.analyze_by(language, code, others, &budget))
                 }
             })
             .collect();
         RequestAnalysis {
             files,
-            budget_spent: deadline.passed(),
+            budget_spent: budget.whole.passed(),
         }
     }
 }

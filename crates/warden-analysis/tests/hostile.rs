@@ -294,6 +294,27 @@ fn a_variable_read_deep_in_nested_blocks_is_followed_in_one_walk_down() {
     assert_eq!(analysis.threat_level, ThreatLevel::None, "{analysis:#?}");
 }
 
+/// Hunt "ana": a bash fork bomb followed by a here-document that never ends was graded `high`
+/// with no findings, and ran isolated instead of being refused: the shell runs the loop before
+/// it reads the rest. The commands before the line that cannot be read count.
+#[test]
+fn the_commands_before_an_unreadable_here_document_count() {
+    let code = b"while true; do sleep 100 & done\ncat <<EOF\n";
+    let analysis = analyzer().analyze("bash", code);
+    assert_eq!(analysis.threat_level, ThreatLevel::Critical, "{analysis:?}");
+    let why = analysis.parse_error.unwrap_or_default();
+    assert!(
+        why.contains("never comes") && why.contains("first line"),
+        "{why}"
+    );
+    let joined = analyzer().analyze("bash", b":(){ :|:& };:\ncat<<EOF;id\nEOF\n");
+    assert_eq!(joined.threat_level, ThreatLevel::Critical, "{joined:?}");
+    // Nothing before it: `high`, as any input that cannot be read.
+    let first = analyzer().analyze("bash", b"cat <<EOF\nwhile true; do sleep 100 & done\n");
+    assert_eq!(first.threat_level, UNPARSEABLE_LEVEL, "{first:?}");
+    assert!(first.findings.is_empty(), "{first:?}");
+}
+
 #[test]
 fn one_analyzer_serves_many_threads() {
     let code = "import os\nwhile True:\n    os.fork()\n";

@@ -42,8 +42,9 @@ use words::{
 };
 
 /// `code` with the lines that start here-documents read as the shell reads them, or why one
-/// cannot be.
-pub(crate) fn as_read(code: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+/// cannot be and where the line that starts it starts: the shell reads and runs the commands
+/// before that line first.
+pub(crate) fn as_read(code: &[u8]) -> Result<Cow<'_, [u8]>, (String, usize)> {
     if !code.windows(2).any(|w| w == b"<<") {
         return Ok(Cow::Borrowed(code));
     }
@@ -51,10 +52,17 @@ pub(crate) fn as_read(code: &[u8]) -> Result<Cow<'_, [u8]>, String> {
         code,
         read: code.to_vec(),
         started: Vec::new(),
+        line_started: 0,
         blank_bodies: false,
         bodies_in_case: false,
     };
-    scan.run()?;
+    if let Err(why) = scan.run() {
+        let before = code[..scan.line_started]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        return Err((why, before));
+    }
     Ok(if scan.read == code {
         Cow::Borrowed(code)
     } else {
@@ -94,6 +102,8 @@ struct Scan<'a> {
     read: Vec<u8>,
     /// The here-documents started on the current line, in order.
     started: Vec<Started>,
+    /// Where the first of them starts.
+    line_started: usize,
     /// Whether their bodies are read as blanks, the line closing a construct they are in.
     blank_bodies: bool,
     /// Whether that line ends a case item (`;;`): the blanked bodies stand where a pattern goes.
@@ -142,6 +152,9 @@ impl Scan<'_> {
     /// Notes the here-document whose `<<` is at `at`; where to go on scanning.
     fn here_document(&mut self, at: usize) -> Result<usize, String> {
         let code = self.code;
+        if self.started.is_empty() {
+            self.line_started = at;
+        }
         let mut start = at + 2;
         let strip_tabs = code.get(start) == Some(&b'-');
         start += usize::from(strip_tabs);
@@ -369,7 +382,7 @@ mod tests {
     fn read(code: &str) -> String {
         match as_read(code.as_bytes()) {
             Ok(read) => String::from_utf8(read.into_owned()).expect("utf-8"),
-            Err(why) => why,
+            Err((why, _)) => why,
         }
     }
 
