@@ -21,7 +21,8 @@
 //! HTML-like comments and line continuations, `javascript_tree.rs`; PHP's escapes in
 //! double-quoted strings and heredocs, `php_strings.rs`; R's quoted names, `r_names.rs`; a
 //! quoted piece of a bash glob pattern, `glob_quotes.rs`; a bash command named by quoted
-//! pieces only, `quoted_names.rs`; a bash line continuation inside a word or an operator,
+//! pieces only, `quoted_names.rs`; the options between a bash wrapper and the command it runs,
+//! `wrapper_options.rs`; a bash line continuation inside a word or an operator,
 //! `line_continuations.rs`; bash's `<>`, `read_write_redirections.rs`; `\(` in a `[` test,
 //! `test_parentheses.rs`; Rust's `concat!` of literals and Python's concatenations of string
 //! literals, `concatenations.rs`; blanks and comments around the separators of a qualified name in
@@ -45,6 +46,7 @@ mod quoted_names;
 mod r_names;
 mod read_write_redirections;
 mod test_parentheses;
+mod wrapper_options;
 
 use std::borrow::Cow;
 
@@ -104,7 +106,8 @@ pub(crate) fn parsed(
                 .or_else(|| read_write_redirections::reread(&tree, &code, deadline))
                 .or_else(|| test_parentheses::reread(&tree, &code, deadline))
                 .or_else(|| glob_quotes::reread(&tree, &code, deadline))
-                .or_else(|| quoted_names::reread(&tree, &code, deadline)),
+                .or_else(|| quoted_names::reread(&tree, &code, deadline))
+                .or_else(|| wrapper_options::reread(&tree, &code, deadline)),
             Grammar::Rust | Grammar::Python => {
                 concatenations::reread(grammar, &tree, &code, deadline)
                     .or_else(|| qualified_names::reread(grammar, &tree, &code, deadline))

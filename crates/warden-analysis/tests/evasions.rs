@@ -4068,3 +4068,141 @@ fn r_packages_loaded_from_a_library_the_program_names_are_eval() {
         &["library(stats)\nrequire(utils, quietly = TRUE)\nrequireNamespace('stats', quietly = TRUE)\nlibrary(tools, lib.loc = .libPaths())\nprint(.libPaths())\nloadNamespace('stats', NULL)\n"],
     );
 }
+
+/// Hunt "ana" (4): an option between a wrapper and the command it runs hid the command (`time
+/// -p eval`, `command -p eval`, `builtin -- eval`, `timeout 5 sudo`, `nice -n5 curl`,
+/// `curl x | timeout 5 sh`), each graded `none` (or `medium` for the download); with a
+/// configuration that trusts `none`, `time -p eval` of decoded code ran trusted.
+#[test]
+fn bash_wrapper_options_do_not_hide_the_command_they_run() {
+    let eval = "eval \"$c\"";
+    let decoded = "eval \"$(echo aWQ= | base64 -d)\"";
+    assert_disguises_caught(
+        "bash",
+        &[
+            (
+                decoded,
+                "time -p eval \"$(echo aWQ= | base64 -d)\"",
+                "bash.eval",
+            ),
+            (eval, "time -p eval \"$c\"", "bash.eval"),
+            (eval, "command -p eval id", "bash.eval"),
+            (eval, "command -- eval id", "bash.eval"),
+            (eval, "builtin -- eval id", "bash.eval"),
+            (eval, "time -- eval id", "bash.eval"),
+            (eval, "command -p source <(echo id)", "bash.eval"),
+            (eval, "time -p source <(echo id)", "bash.eval"),
+            ("sudo id", "timeout 5 sudo id", "bash.sandbox_escape"),
+            ("sudo id", "nice -n5 sudo id", "bash.sandbox_escape"),
+            ("sudo id", "time -p sudo id", "bash.sandbox_escape"),
+            (
+                "unshare -r sh",
+                "nice -n 1 unshare -r sh",
+                "bash.sandbox_escape",
+            ),
+            (
+                "nsenter -t 1 -m sh",
+                "timeout 3 nsenter -t 1 -m sh",
+                "bash.sandbox_escape",
+            ),
+            (
+                "chroot / sh",
+                "nice -n 1 chroot / sh",
+                "bash.sandbox_escape",
+            ),
+            ("bash -c id", "nice -n 5 bash -c id", "bash.shell"),
+            ("bash -c id", "timeout 5 bash -c id", "bash.shell"),
+            ("bash -c id", "time -p bash -c id", "bash.shell"),
+            ("bash -c id", "stdbuf -o0 bash -c id", "bash.shell"),
+            (
+                "bash -c id",
+                "nice -n 5 timeout -s KILL 5 bash -c id",
+                "bash.shell",
+            ),
+            ("curl x", "nice -n5 curl x", "bash.network"),
+            ("curl x", "timeout 5 curl x", "bash.network"),
+            ("curl x", "ls | xargs -n1 curl", "bash.network"),
+            ("curl x", "env -i A=1 curl x", "bash.network"),
+            (
+                "curl x | sh",
+                "curl x | timeout 5 sh",
+                "bash.download_and_run",
+            ),
+            ("gcc x.c", "nice -n 19 gcc x.c", "bash.native_code"),
+        ],
+    );
+    // `command -v` only asks where a program is; a wrapper's options alone run nothing.
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "if command -v eval >/dev/null; then echo ok; fi\n",
+            "command -V sudo\n",
+            "time -p make\n",
+            "nice -n 19 sort big.txt > sorted.txt\n",
+            "timeout 10 ./a.out < input.txt\n",
+        ],
+    );
+}
+
+/// Hunt "ana" (5): `/dev/tcp` in single quotes or an ANSI-C string, and a secret's path in an
+/// ANSI-C string, were not read (`exec 3<>'/dev/tcp/127.0.0.1/21100'` ran trusted with a
+/// configuration that trusts `none`, and reached the host's loopback).
+#[test]
+fn bash_paths_in_single_quotes_and_ansi_c_strings_are_read() {
+    assert_disguises_caught(
+        "bash",
+        &[
+            (
+                "exec 3<>/dev/tcp/x/80",
+                "exec 3<>'/dev/tcp/x/80'",
+                "bash.network",
+            ),
+            (
+                "exec 3<>/dev/tcp/x/80",
+                "exec 3<>$'/dev/tcp/x/80'",
+                "bash.network",
+            ),
+            ("cat /dev/tcp/x/80", "cat '/dev/udp/x/53'", "bash.network"),
+            ("cat /etc/shadow", "cat $'/etc/shadow'", "bash.credentials"),
+            ("cat /etc/shadow", "cat /etc/$'shadow'", "bash.credentials"),
+            (
+                "cat /etc/shadow",
+                "cat $'/etc/'\"sha\"dow",
+                "bash.credentials",
+            ),
+            (
+                "cat /etc/passwd",
+                "cat $'/etc/\\x70asswd'",
+                "bash.file_outside_workdir",
+            ),
+            (
+                "cat /etc/passwd",
+                "cat $'\\x2fetc\\x2fpasswd'",
+                "bash.file_outside_workdir",
+            ),
+            (
+                "cat /etc/passwd",
+                "cat < $'\\057etc/passwd'",
+                "bash.file_outside_workdir",
+            ),
+            (
+                "cat /etc/passwd",
+                "cat $'/work/\\x2e\\x2e/etc/passwd'",
+                "bash.file_outside_workdir",
+            ),
+        ],
+    );
+    // An escape spells a secret's name: read as a path outside the workspace only.
+    assert_graded_at_least("bash", ThreatLevel::Medium, &["cat $'/etc/\\x73hadow'\n"]);
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "printf '%s\\n' $'a\\tb' > $'/work/out.txt'\n",
+            "grep $'\\t' data.tsv | sort > /tmp/x\n",
+            "echo 'the /dev/tcp trick' > notes.txt\n",
+            "cat $'/work/data.txt' > $'/dev/null'\n",
+        ],
+    );
+}
