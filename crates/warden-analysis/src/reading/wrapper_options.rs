@@ -182,6 +182,7 @@ fn options_before_command(
             }
             at += usize::from(wrapper.with_value.contains(&word));
         } else if wrapper.name == b"env" && assignment(word) {
+            // A variable `env` sets for the command: passed over, as an option is.
         } else if let Some(value) = positional.take() {
             if !value(word) {
                 return None;
