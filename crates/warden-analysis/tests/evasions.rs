@@ -4206,3 +4206,90 @@ fn bash_paths_in_single_quotes_and_ansi_c_strings_are_read() {
         ],
     );
 }
+
+/// Hunt "ana" (6): `Function` reached through the constructor of a function taken as a value,
+/// `eval` destructured or through the global object held in a name, `require` held in a name
+/// or reached otherwise, each ran `id` graded `none` (the first ran trusted with a
+/// configuration that trusts `none`).
+#[test]
+fn javascript_function_eval_and_require_in_other_shapes_are_read() {
+    let eval = "eval(code);";
+    let rule = "javascript.eval";
+    let payload = "(\"return process.mainModule.require('child'+'_process').execSync('id')\")()";
+    let constructors = [
+        format!("const F = (()=>{{}}).constructor; F{payload}"),
+        format!("const F = function(){{}}.constructor; F{payload}"),
+        format!("const F = (()=>{{}})[\"const\"+\"ructor\"]; F{payload}"),
+        format!("const {{constructor: F}} = ()=>{{}}; F{payload}"),
+        format!("const F = Object.getPrototypeOf(async function(){{}}).constructor; F{payload}"),
+    ];
+    let mut cases: Vec<(&str, &str, &str)> = constructors
+        .iter()
+        .map(|code| (eval, code.as_str(), rule))
+        .collect();
+    cases.extend([
+        (eval, "const {eval: e} = globalThis; e(\"1\");", rule),
+        (eval, "const { eval } = global; eval(\"1\");", rule),
+        (
+            eval,
+            "const g = global; g.eval(\"1\");",
+            "javascript.held_global",
+        ),
+        (
+            eval,
+            "const g = globalThis; g[\"ev\"+\"al\"](\"1\");",
+            "javascript.held_global",
+        ),
+        (
+            eval,
+            "(function(){return this})()[\"ev\"+\"al\"](\"1\");",
+            rule,
+        ),
+        (
+            eval,
+            "const r = require; r(\"child_\" + \"process\");",
+            rule,
+        ),
+        (
+            eval,
+            "process.getBuiltinModule(\"child\" + \"_process\");",
+            rule,
+        ),
+        (eval, "require([\"child_process\"][0]);", rule),
+        (
+            eval,
+            "require(\"module\").prototype.require.call(module, \"x\");",
+            rule,
+        ),
+        (
+            "require('child_process');",
+            "process.getBuiltinModule('child_process').execSync('id');",
+            "javascript.child_process",
+        ),
+        (
+            "require('child_process');",
+            "require(\"module\").prototype.require.call(module, \"child_process\");",
+            "javascript.child_process",
+        ),
+        (
+            "process.binding('spawn_sync');",
+            "const p = process; p.binding(\"spawn_sync\");",
+            "javascript.process_module",
+        ),
+    ]);
+    assert_disguises_caught("javascript", &cases);
+    // Ordinary uses of the same names.
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &[
+            "class A {}\nconst a = new A();\nconsole.log(a.constructor.name, a.constructor === A);\n",
+            "const fs = require('fs');\nconst path = require('path');\nmodule.exports = { fs, path };\n",
+            "if (require.main === module) { main(); }\n",
+            "const root = typeof window !== 'undefined' ? window : global;\nroot.setTimeout(f, 1);\nconst x = arr[i + 1];\n",
+            "const { readFile, writeFile } = require('fs');\nconst { a, b: c } = obj;\n",
+            "client.eval(script, 0);\nconst v = model.eval();\n",
+            "const args = process.argv.slice(2);\nprocess.exitCode = 0;\nsetup(process);\nconsole.log(args.length);\n",
+        ],
+    );
+}
