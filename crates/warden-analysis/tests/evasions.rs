@@ -4293,3 +4293,20 @@ fn javascript_function_eval_and_require_in_other_shapes_are_read() {
         ],
     );
 }
+
+/// Hunt "ana" (7): the backtick method called by its name ran `id` graded `none`.
+#[test]
+fn ruby_the_backtick_method_called_by_name_is_read() {
+    let plain = "out = `id`";
+    let rule = "ruby.process";
+    assert_disguises_caught(
+        "ruby",
+        &[
+            (plain, "Kernel.`(\"id\")", rule),
+            (plain, "self.`(\"id\")", rule),
+            (plain, "Kernel::`(\"id\")", rule),
+            (plain, "k = Kernel\nk.` \"id\"", rule),
+        ],
+    );
+    assert_graded("ruby", ThreatLevel::None, &["a = 1 + 2\nputs a.to_s\n"]);
+}
