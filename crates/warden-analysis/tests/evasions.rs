@@ -4310,3 +4310,30 @@ fn ruby_the_backtick_method_called_by_name_is_read() {
     );
     assert_graded("ruby", ThreatLevel::None, &["a = 1 + 2\nputs a.to_s\n"]);
 }
+
+/// Hunt "ana" (8): token pasting built `system`, `syscall` and `asm` (`CAT(sys,tem)("id")` ran
+/// `id` graded `none`); a `#define` that pastes tokens is `*.token_pasting`.
+#[test]
+fn c_and_cpp_token_pasting_is_read() {
+    for language in ["c", "cpp"] {
+        let rule = format!("{language}.token_pasting");
+        let plain = "int main(void) { return system(\"id\"); }";
+        let cases = [
+            "#define CAT(a,b) a##b\nint main(void) { return CAT(sys,tem)(\"id\"); }",
+            "#define CAT(a,b) a ## b\nint main(void) { char *v[] = {0}; return CAT(sys,call)(59, \"/usr/bin/id\", v, 0); }",
+            "#define CAT(a,b) a##b\nint main(void) { CAT(__as,m__)(\"nop\"); return 0; }",
+            "#define S sys ## tem\nint main(void) { return S(\"id\"); }",
+            "#define CAT3(a,b,c) a##b##c\nint main(void) { return CAT3(s,ys,tem)(\"id\"); }",
+        ];
+        let cases: Vec<(&str, &str, &str)> =
+            cases.iter().map(|c| (plain, *c, rule.as_str())).collect();
+        assert_disguises_caught(language, &cases);
+        assert_graded(
+            language,
+            ThreatLevel::None,
+            &[
+                "#define MAX(a,b) ((a) > (b) ? (a) : (b))\n#define STR(x) #x\n#define SEP \"##\"\n#define HASH '#'\nint main(void) { return MAX(1, 2); }\n",
+            ],
+        );
+    }
+}
