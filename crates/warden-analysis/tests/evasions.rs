@@ -4337,3 +4337,150 @@ fn c_and_cpp_token_pasting_is_read() {
         );
     }
 }
+
+/// Hunt "ana" (9): PHP names of command functions called from parentheses, arrays and
+/// variables named at run time, each ran `id` graded `none` (and trusted where `none` is).
+#[test]
+fn php_command_names_in_parentheses_arrays_and_variable_variables_are_read() {
+    let plain = "<?php system('id');";
+    assert_disguises_caught(
+        "php",
+        &[
+            (
+                plain,
+                "<?php (\"sys\".\"tem\")(\"id\");",
+                "php.hidden_names",
+            ),
+            (
+                plain,
+                "<?php [$f] = [\"system\"]; $f(\"id\");",
+                "php.process",
+            ),
+            (
+                plain,
+                "<?php list($f) = [\"system\"]; $f(\"id\");",
+                "php.process",
+            ),
+            (
+                plain,
+                "<?php $a = [\"system\"]; $a[0](\"id\");",
+                "php.process",
+            ),
+            (
+                plain,
+                "<?php ${\"f\"} = \"system\"; ${\"f\"}(\"id\");",
+                "php.process",
+            ),
+        ],
+    );
+    assert_graded(
+        "php",
+        ThreatLevel::None,
+        &["<?php $opts = ['exec' => true, 'mode' => 'fast'];\n$names = ['alice', 'bob'];\necho ('a' . 'b'), count($names);\n"],
+    );
+}
+
+/// Hunt "ana" (9): Python's `os` reached by `__getattribute__`, `attrgetter`, or held in a
+/// name, a list or a parameter, and fork bombs over iterators that never end.
+#[test]
+fn python_os_through_attribute_lookups_and_held_names_and_endless_iterators_are_read() {
+    assert_disguises_caught(
+        "python",
+        &[
+            (
+                "import os\ngetattr(os, 'sys' + 'tem')('id')",
+                "import os\nos.__getattribute__('sys' + 'tem')('id')",
+                "python.eval",
+            ),
+            (
+                "import os\ngetattr(os, 'sys' + 'tem')('id')",
+                "import os\nobject.__getattribute__(os, 'system')('id')",
+                "python.eval",
+            ),
+            (
+                "import os\ngetattr(os, 'sys' + 'tem')('id')",
+                "import os, operator\noperator.attrgetter('system')(os)('id')",
+                "python.eval",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import os\nx = os\nx.system('id')",
+                "python.held_os_module",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import os\n[os][0].system('id')",
+                "python.held_os_module",
+            ),
+            (
+                "import os\nos.system('id')",
+                "import os\ndef f(m):\n    m.system('id')\nf(os)",
+                "python.held_os_module",
+            ),
+            (
+                "import os\nwhile True:\n    os.fork()",
+                "import os\nfor _ in iter(int, 1):\n    os.fork()",
+                "python.spawn_in_endless_loop",
+            ),
+            (
+                "import os\nwhile True:\n    os.fork()",
+                "import os, itertools\nfor _ in itertools.count():\n    os.fork()",
+                "python.spawn_in_endless_loop",
+            ),
+        ],
+    );
+    assert_graded(
+        "python",
+        ThreatLevel::None,
+        &[
+            "import operator\nrows.sort(key=operator.attrgetter('name'))\n",
+            "import os\nprint(os.path.join('a', 'b'))\nclient.system('x')\n",
+            "for i in range(3):\n    print(i)\nfor line in iter(f.readline, ''):\n    print(line)\n",
+        ],
+    );
+    assert_graded(
+        "python",
+        ThreatLevel::Medium,
+        &["import os\nfor _ in range(3):\n    os.fork()\n"],
+    );
+}
+
+/// Hunt "ana" (9): `os.StartProcess` taken as a value ran `id` graded `none`.
+#[test]
+fn go_start_process_as_a_value_is_read() {
+    assert_disguises_caught(
+        "go",
+        &[(
+            "package main\nimport \"os\"\nfunc main() { os.StartProcess(\"/usr/bin/id\", nil, &os.ProcAttr{}) }",
+            "package main\nimport \"os\"\nfunc main() { p := os.StartProcess; p(\"/usr/bin/id\", nil, &os.ProcAttr{}) }",
+            "go.process",
+        )],
+    );
+}
+
+/// Hunt "ana" (9): docs/analysis.md lists `LD_PRELOAD` as native code, but only bash read it;
+/// setting it for a child (`os.environ["LD_PRELOAD"] = …; os.system(…)`) was `medium`.
+#[test]
+fn ld_preload_is_native_code_in_every_language() {
+    let cases: [(&str, &str, &str); 10] = [
+        ("python", "import os\nos.environ['LD_PRELOAD'] = '/tmp/x.so'\nos.system('id')\n", "python.native_code"),
+        ("ruby", "ENV['LD_PRELOAD'] = '/tmp/x.so'\nsystem('id')\n", "ruby.native_code"),
+        ("r", "Sys.setenv(LD_PRELOAD = '/tmp/x.so')\nsystem('id')\n", "r.native_code"),
+        ("javascript", "const cp = require('child_process');\ncp.execSync('id', { env: { LD_PRELOAD: '/tmp/x.so' } });\n", "javascript.native_code"),
+        ("php", "<?php putenv('LD_PRELOAD=/tmp/x.so'); system('id');", "php.native_code"),
+        ("go", "package main\nimport \"os\"\nfunc main() { os.Setenv(\"LD_AUDIT\", \"/tmp/x.so\") }", "go.native_code"),
+        ("java", "class A { void f(ProcessBuilder pb) { pb.environment().put(\"LD_PRELOAD\", \"/tmp/x.so\"); } }", "java.native_code"),
+        ("c", "#include <stdlib.h>\nint main(void) { setenv(\"LD_PRELOAD\", \"/tmp/x.so\", 1); return system(\"id\"); }", "c.native_code"),
+        ("cpp", "#include <cstdlib>\nint main() { setenv(\"LD_PRELOAD\", \"/tmp/x.so\", 1); return std::system(\"id\"); }", "cpp.native_code"),
+        ("rust", "fn main() { std::process::Command::new(\"id\").env(\"LD_PRELOAD\", \"/tmp/x.so\").status().ok(); }", "rust.unsafe"),
+    ];
+    for (language, code, rule) in cases {
+        assert_graded_at_least(language, ThreatLevel::High, &[code]);
+        let analysis = analyzer().analyze(language, code.as_bytes());
+        assert!(
+            analysis.findings.iter().any(|f| f.rule == rule),
+            "{language}: {code:?}\n{}",
+            describe(&analysis)
+        );
+    }
+}
