@@ -4286,6 +4286,7 @@ fn javascript_function_eval_and_require_in_other_shapes_are_read() {
             "class A {}\nconst a = new A();\nconsole.log(a.constructor.name, a.constructor === A);\n",
             "const fs = require('fs');\nconst path = require('path');\nmodule.exports = { fs, path };\n",
             "if (require.main === module) { main(); }\n",
+            "require([\"ace/theme/dawn\"], function (m) { m.init(); });\nconst impl = require(fast ? './fast' : './slow');\n",
             "const root = typeof window !== 'undefined' ? window : global;\nroot.setTimeout(f, 1);\nconst x = arr[i + 1];\n",
             "const { readFile, writeFile } = require('fs');\nconst { a, b: c } = obj;\n",
             "client.eval(script, 0);\nconst v = model.eval();\n",
