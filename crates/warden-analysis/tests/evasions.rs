@@ -4290,6 +4290,7 @@ fn javascript_function_eval_and_require_in_other_shapes_are_read() {
             "const root = typeof window !== 'undefined' ? window : global;\nroot.setTimeout(f, 1);\nconst x = arr[i + 1];\n",
             "const { readFile, writeFile } = require('fs');\nconst { a, b: c } = obj;\n",
             "client.eval(script, 0);\nconst v = model.eval();\n",
+            "const msg = (failure, i = 0) => {\n  return [failure, i].join(' ')\n}\n\n[1, 2].forEach((n) => console.log(msg(n)))\n",
             "const args = process.argv.slice(2);\nprocess.exitCode = 0;\nsetup(process);\nconsole.log(args.length);\n",
         ],
     );
@@ -4484,4 +4485,26 @@ fn ld_preload_is_native_code_in_every_language() {
             describe(&analysis)
         );
     }
+}
+
+/// The `os` module read by `hasattr` or `getattr` with a literal is not held as a value: a
+/// test of CPython's with `hasattr(os, 'wait3')` and `platform.system()` was graded
+/// `python.held_os_module`.
+#[test]
+fn python_os_read_by_hasattr_is_not_held() {
+    assert_graded(
+        "python",
+        ThreatLevel::None,
+        &["import os, platform\nif hasattr(os, 'wait3') and getattr(os, 'sep', '/') == '/':\n    print(platform.system(), conn.system(1))\n"],
+    );
+    assert_graded_at_least(
+        "python",
+        ThreatLevel::Medium,
+        &[
+            "import os\nm = os  # the module\nm.popen('id')\n",
+            "import os\nrun(lambda: os, 1)\nx.system('id')\n",
+            "import os\ndef g():\n    return os\ng().system('id')\n",
+            "import os\nf(1, os)\nm.system('id')\n",
+        ],
+    );
 }
