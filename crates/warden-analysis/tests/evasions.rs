@@ -4284,6 +4284,7 @@ fn javascript_function_eval_and_require_in_other_shapes_are_read() {
         ThreatLevel::None,
         &[
             "class A {}\nconst a = new A();\nconsole.log(a.constructor.name, a.constructor === A);\n",
+            "const isReadable = Object.getPrototypeOf(stream).constructor === Readable;\n",
             "const fs = require('fs');\nconst path = require('path');\nmodule.exports = { fs, path };\n",
             "if (require.main === module) { main(); }\n",
             "require([\"ace/theme/dawn\"], function (m) { m.init(); });\nconst impl = require(fast ? './fast' : './slow');\n",
