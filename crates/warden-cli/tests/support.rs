@@ -387,12 +387,29 @@ _, status = os.waitpid(child, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
 
-/// Creates its file when dropped, on a panic too: the mark a test shell waits for.
-struct ReleaseOnDrop<'a>(&'a Path);
+/// Lets a test shell bring its job back when dropped: creates the file it waits for. On a
+/// panic (a failed step), the test's directory goes right after, maybe before the shell saw the
+/// file: the shell is killed instead, and warden, if found, is ended (SIGTERM, passed on to its
+/// program) and continued, so that no stopped run is left behind.
+struct ReleaseOnDrop<'a> {
+    marker: &'a Path,
+    shell: u32,
+    warden: Option<u32>,
+}
 
 impl Drop for ReleaseOnDrop<'_> {
     fn drop(&mut self) {
-        let _ = std::fs::write(self.0, "");
+        let _ = std::fs::write(self.marker, "");
+        if !std::thread::panicking() {
+            return;
+        }
+        use nix::sys::signal::{kill, Signal};
+        let pid = |pid: u32| nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+        let _ = kill(pid(self.shell), Signal::SIGKILL);
+        if let Some(warden) = self.warden {
+            let _ = kill(pid(warden), Signal::SIGTERM);
+            let _ = kill(pid(warden), Signal::SIGCONT);
+        }
     }
 }
 
@@ -465,7 +482,11 @@ pub fn a_terminal_write_in_the_background(
         .ok()
         .and_then(|children| children.split_whitespace().next()?.parse::<u32>().ok());
     // The shell brings warden back even when `check` fails, so that no stopped run is left.
-    let release = ReleaseOnDrop(&marker);
+    let release = ReleaseOnDrop {
+        marker: &marker,
+        shell: shell.id(),
+        warden,
+    };
     if let Some(warden) = warden.filter(|_| first.starts_with("stopped")) {
         check(warden);
     }
@@ -554,13 +575,18 @@ pub fn a_terminal_read_after_bg(
     argv.push(marker.clone().into_os_string());
     let (mut shell, mut typing) = in_a_terminal_session(world, env, &argv);
     // The shell brings warden back even when a step below fails: no stopped run is left.
-    let release = ReleaseOnDrop(&marker);
+    let mut release = ReleaseOnDrop {
+        marker: &marker,
+        shell: shell.id(),
+        warden: None,
+    };
     let mut stdout = std::io::BufReader::new(shell.stdout.take().expect("stdout"));
     let mut line = String::new();
     stdout.read_line(&mut line).expect("a line");
     assert_eq!(line, "ready\n");
     // The job's process group is warden's, the terminal's foreground group.
     let warden = nix::unistd::tcgetpgrp(&typing).expect("a foreground job");
+    release.warden = Some(warden.as_raw().unsigned_abs());
     let programs = in_the_run(runs_of(warden.as_raw().unsigned_abs()), "python3");
     assert_eq!(programs.len(), 1, "the program's process");
     nix::sys::signal::killpg(warden, nix::sys::signal::Signal::SIGTSTP).expect("Ctrl-Z");
