@@ -132,12 +132,10 @@ impl ApiError {
     /// A 500 for warden's own failure: the details go to the log under a request id, the
     /// caller gets the id.
     pub(crate) fn internal(e: &dyn std::error::Error) -> Self {
-        let id = request_id();
-        tracing::error!(request = %id, error = %e, "request failed");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             kind: "internal",
-            message: format!("internal error (request {id}); the server's log has the details"),
+            message: logged_internal("request failed", &e.to_string()),
             retry_after: None,
         }
     }
@@ -152,6 +150,15 @@ impl ApiError {
 /// that the ids of several servers' logs do not collide. It names a log line and grants
 /// nothing (unlike a job's id or a Judge0 token, which are keys), so when the kernel gives no
 /// random bytes the time stands for it.
+/// What a caller is told of warden's own failure, through any API: a request id to quote. The
+/// `details` (a path of the server's, a policy file's, a helper's error) go to the server's log
+/// under that id with `what`.
+pub(crate) fn logged_internal(what: &str, details: &str) -> String {
+    let id = request_id();
+    tracing::error!(request = %id, error = %details, "{what}");
+    format!("internal error (request {id}); the server's log has the details")
+}
+
 fn request_id() -> String {
     match warden_engine::ExecutionId::random() {
         Ok(id) => id.to_string(),
@@ -289,9 +296,7 @@ impl From<ExecError> for ApiError {
         };
         // A 5xx's details are for the operator's log; the caller gets an id to quote.
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            let id = request_id();
-            tracing::error!(request = %id, error = %message, "execution failed");
-            format!("internal error (request {id}); the server's log has the details")
+            logged_internal("execution failed", &message)
         } else {
             message
         };

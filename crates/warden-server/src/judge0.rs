@@ -211,11 +211,13 @@ impl From<ExecError> for Judge0Error {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 warden_engine::error_chain(&inner),
             ),
-            other => {
-                let message = warden_engine::error_chain(&other);
-                tracing::error!(error = %message, "judge0 submission failed");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
-            }
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                crate::error::logged_internal(
+                    "judge0 submission failed",
+                    &warden_engine::error_chain(&other),
+                ),
+            ),
         }
     }
 }

@@ -169,15 +169,14 @@ impl From<ExecError> for PistonError {
             ExecError::Engine(inner) if inner.kind().is_caller_fault() => {
                 Self::bad_request(warden_engine::error_chain(&inner))
             }
-            other => {
-                let message = warden_engine::error_chain(&other);
-                tracing::error!(error = %message, "piston execution failed");
-                Self {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message,
-                    retry_after: None,
-                }
-            }
+            other => Self {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: crate::error::logged_internal(
+                    "piston execution failed",
+                    &warden_engine::error_chain(&other),
+                ),
+                retry_after: None,
+            },
         }
     }
 }

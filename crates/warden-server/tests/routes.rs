@@ -652,3 +652,23 @@ async fn a_broken_policy_file_is_the_servers_fault_and_its_path_stays_in_the_log
         }
     }
 }
+
+/// Bug hunt: Judge0's Internal Error (status 13) told warden's own failure in its own words
+/// (here the helper's path, elsewhere a policy file's), where the own API gives a request id
+/// and keeps the details in the server's log. Piston's 500: its own router test.
+#[tokio::test]
+async fn judge0_keeps_an_internal_errors_details_in_the_log() {
+    let body = serde_json::json!({ "language_id": 71, "source_code": "print(1)" });
+    let (status, json, text) = send(
+        app(ServerOptions::default()),
+        post("/submissions?wait=true", body.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert_eq!(json["status"]["id"], 13, "{text}");
+    let said = json["message"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with("internal error (request ") && !text.contains("/nonexistent"),
+        "{text}"
+    );
+}

@@ -441,7 +441,15 @@ fn launch(
                 Progress::Refused(warden_engine::error_chain(&e)),
                 Some(ExecError::Engine(e)),
             ),
-            Err(e) => (Progress::Failed(warden_engine::error_chain(&e)), Some(e)),
+            // Judge0's Internal Error, whose `message` tells the client no more than a
+            // request id: the details are the operator's (crate::error::logged_internal).
+            Err(e) => (
+                Progress::Failed(crate::error::logged_internal(
+                    "judge0 submission failed",
+                    &warden_engine::error_chain(&e),
+                )),
+                Some(e),
+            ),
         };
         store.finish(&id, progress).await;
         if cancel.is_some_and(|c| c.is_cancelled()) {

@@ -225,3 +225,18 @@ async fn installing_an_installed_package_answers_as_piston_and_nothing_else_exis
         assert_eq!(body["message"], "requests must be of type application/json");
     }
 }
+
+/// Bug hunt: a 500 told warden's own failure in its own words (here the helper's path,
+/// elsewhere a policy file's); the details belong in the server's log, under the request id
+/// the caller is given.
+#[tokio::test]
+async fn an_internal_errors_details_stay_in_the_log() {
+    let body = json!({"language": "python", "version": "3", "files": [{"content": "print(1)"}]});
+    let (status, body) = call(execute("application/json", body.to_string())).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let said = body["message"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with("internal error (request ") && !said.contains("/nonexistent"),
+        "{body}"
+    );
+}
