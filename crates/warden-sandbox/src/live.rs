@@ -145,10 +145,41 @@ pub(crate) struct Parts {
     /// The parent's end of the control channel, for backends with warden's init.
     pub(crate) control: Option<OwnedFd>,
     /// Undone when the sandbox is destroyed, after its processes are gone.
-    pub(crate) cleanup: Vec<Box<dyn FnOnce() -> Result<(), SandboxError> + Send>>,
+    pub(crate) cleanup: Cleanup,
     /// Memory and threads of the backend's own runtime in the cgroup, on top of each job's
     /// limits: gVisor's sentry and gofer, or warden's init (`parent::INIT_PIDS`).
     pub(crate) overhead: (ByteSize, u32),
+}
+
+/// What a backend prepared on the host for one sandbox (a trusted run's directory, a gVisor
+/// bundle), undone at its end: by the sandbox's teardown, after its processes are gone, which
+/// reports what failed; or, for a sandbox that never started (a descriptor, the helper's fork
+/// refused), when dropped.
+pub(crate) struct Cleanup(Vec<Box<dyn FnOnce() -> Result<(), SandboxError> + Send>>);
+
+impl Cleanup {
+    pub(crate) fn new(steps: Vec<Box<dyn FnOnce() -> Result<(), SandboxError> + Send>>) -> Self {
+        Self(steps)
+    }
+
+    /// Runs every step not run yet, in order; the first error, once all have run.
+    fn run(&mut self) -> Result<(), SandboxError> {
+        let mut first_error = None;
+        for undo in self.0.drain(..) {
+            if let Err(e) = undo() {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Err(e) = self.run() {
+            tracing::warn!(error = %e, "undoing a sandbox's preparation that never started");
+        }
+    }
 }
 
 /// Reads a live sandbox's current use (`LiveSandbox::usage_reader`).
@@ -188,7 +219,7 @@ pub struct LiveSandbox {
     signals_read: OwnedFd,
     cgroup: Option<Cgroup>,
     slot: Option<IdSlot>,
-    cleanup: Vec<Box<dyn FnOnce() -> Result<(), SandboxError> + Send>>,
+    cleanup: Cleanup,
     /// The memory and process limits of the job the cgroup is now set for.
     cgroup_limits: (ByteSize, u32),
     /// What the backend's runtime adds to them (`Parts::overhead`).
@@ -224,14 +255,23 @@ impl LiveSandbox {
         wants_init: bool,
         launcher: Option<Box<dyn JobLauncher>>,
     ) -> Result<Self, SandboxError> {
-        let (cancel, cancel_read, signals_read) = lease()?;
-        let helper_pidfd = parts
-            .helper
-            .open_pidfd()
-            .map_err(|e| SandboxError::Helper {
-                action: "opening a pidfd of the helper",
-                source: e.into(),
-            })?;
+        let held = lease().and_then(|lease| {
+            let pidfd = parts
+                .helper
+                .open_pidfd()
+                .map_err(|e| SandboxError::Helper {
+                    action: "opening a pidfd of the helper",
+                    source: e.into(),
+                })?;
+            Ok((lease, pidfd))
+        });
+        let ((cancel, cancel_read, signals_read), helper_pidfd) = match held {
+            Ok(held) => held,
+            Err(e) => {
+                abandon(parts);
+                return Err(e);
+            }
+        };
         let mut sandbox = Self {
             name: parts.name,
             cgroup_limits: (parts.spec.limits.memory, parts.spec.limits.max_procs),
@@ -951,12 +991,7 @@ impl LiveSandbox {
         if !self.helper_done {
             self.reap_helper();
         }
-        let mut first_error = None;
-        for undo in self.cleanup.drain(..) {
-            if let Err(e) = undo() {
-                first_error.get_or_insert(e);
-            }
-        }
+        let mut first_error = self.cleanup.run().err();
         if let Some(cgroup) = self.cgroup.take() {
             cgroup.kill_all();
             if let Err(e) = cgroup.remove() {
@@ -985,6 +1020,20 @@ impl Drop for LiveSandbox {
             tracing::warn!(sandbox = %self.name, error = %e, "destroying a sandbox on drop");
         }
     }
+}
+
+/// Ends what a backend started for a sandbox that could not be taken over: the helper killed
+/// and waited for (its lifeline too would end it, but not before the cleanup ran), then the
+/// cleanup, then the rest (the cgroup removed, the slot released last).
+fn abandon(mut parts: Parts) {
+    parts.helper.kill();
+    if let Err(e) = parts.helper.wait() {
+        tracing::warn!(sandbox = %parts.name, error = %e, "waiting for an abandoned helper");
+    }
+    drop(std::mem::replace(
+        &mut parts.cleanup,
+        Cleanup::new(Vec::new()),
+    ));
 }
 
 /// A new cancel handle and the read ends of its cancel and signal pipes.

@@ -347,6 +347,20 @@ impl HelperProcess {
         }
     }
 
+    /// Kills it (it is waited for by [`HelperProcess::wait`]).
+    pub(crate) fn kill(&mut self) {
+        let _ = match self {
+            HelperProcess::Spawned(child) => child.kill().map_err(|_| nix::errno::Errno::ESRCH),
+            HelperProcess::Forked(pid) => {
+                nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL)
+            }
+            HelperProcess::Zygote(child) => warden_sys::process::pidfd_send_signal(
+                &child.pidfd,
+                nix::sys::signal::Signal::SIGKILL,
+            ),
+        };
+    }
+
     /// Waits for it to exit (it has exited when its pidfd is readable).
     pub(crate) fn wait(&mut self) -> std::io::Result<ExitStatus> {
         match self {
@@ -490,6 +504,9 @@ impl Sandbox {
             cgroup,
             cleanup,
         } = parts;
+        // Run on drop if the sandbox never starts (bound last, so dropped first on a return
+        // below: before the cgroup goes and the slot is released).
+        let cleanup = crate::live::Cleanup::new(cleanup);
         let with_init = !matches!(
             request.backend,
             HelperBackend::Exec { .. } | HelperBackend::Hold { .. }

@@ -688,3 +688,53 @@ fn zombie_children() -> Vec<i32> {
         })
         .collect()
 }
+
+/// A trusted run's directory (a tmpfs) is made before its helper starts, and removed by a
+/// cleanup the started sandbox runs at its end: a start that failed in between (a pipe or the
+/// control channel refused for want of descriptors, the helper not forked) dropped that cleanup
+/// unrun, and the directory and its mount stayed. Here the start is tried at every descriptor
+/// limit from what this process holds up to one where the run succeeds: whatever step fails,
+/// nothing of the run stays.
+#[test]
+fn a_start_that_fails_for_want_of_descriptors_leaves_nothing() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let ours = format!("run-{}-", std::process::id());
+    let left = || -> Vec<String> {
+        let dirs = std::fs::read_dir("/run/warden/trusted")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(&ours));
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let mounts = mounts
+            .lines()
+            .filter(|line| line.contains(&ours))
+            .map(str::to_owned);
+        dirs.chain(mounts).chain(support::our_cgroups()).collect()
+    };
+    let p = plan(&["/bin/true"]);
+    let box_ = sandbox();
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    let open = std::fs::read_dir("/proc/self/fd").expect("fds").count() as u64;
+    let mut failures = 0;
+    for limit in open..open + 64 {
+        setrlimit(Resource::RLIMIT_NOFILE, limit, hard).expect("lower the limit");
+        let run = box_.run_trusted(&p, Stdin::Null);
+        setrlimit(Resource::RLIMIT_NOFILE, soft, hard).expect("restore the limit");
+        let stayed = left();
+        assert!(
+            stayed.is_empty(),
+            "at {limit} descriptors ({run:?}) the run left {stayed:#?}"
+        );
+        match run {
+            Ok(run) => {
+                assert_eq!(run.outcome, Outcome::Exited { code: 0 }, "{run:?}");
+                assert!(failures > 0, "the run never failed for want of descriptors");
+                return;
+            }
+            Err(_) => failures += 1,
+        }
+    }
+    panic!("no run succeeded with up to 64 descriptors more than {open}");
+}
