@@ -15,7 +15,7 @@
 //! evicting everyone else's entries (three 400 MiB artifacts emptied a 1 GiB cache).
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +33,13 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 pub const ENTRY_SHARE: u64 = 16;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// What every entry starts with, before its number of files: an entry cut between two files
+/// (a disk's damage, an operator's edit) reads as whole file by file, and a Java entry, which
+/// no executable check reads, was served cut at every later run (`ClassNotFoundException`)
+/// instead of being compiled again. An entry of an older warden has no such header: it is
+/// damaged to this one, removed and compiled again once.
+const ENTRY_MAGIC: &[u8; 8] = b"wcache\x00\x01";
 
 /// A bounded, content-addressed store of compile artifacts.
 #[derive(Debug, Clone)]
@@ -275,6 +282,27 @@ pub fn toolchain_identity(program: &str) -> Option<String> {
     ))
 }
 
+/// The bytes an entry holds before its files: [`ENTRY_MAGIC`] and the number of files.
+const ENTRY_HEADER: u64 = ENTRY_MAGIC.len() as u64 + 8;
+
+/// The files of an entry, all of them, or why it is damaged.
+fn read_entry(input: &mut impl io::Read) -> Result<Vec<CollectedFile>, String> {
+    let mut header = [0u8; ENTRY_HEADER as usize];
+    input
+        .read_exact(&mut header)
+        .map_err(|e| format!("no header: {e}"))?;
+    let (magic, count) = header.split_at(ENTRY_MAGIC.len());
+    if magic != ENTRY_MAGIC {
+        return Err("not an entry of this warden".to_owned());
+    }
+    let count = u64::from_le_bytes(count.try_into().expect("eight bytes"));
+    let files = CollectedFile::read_all(input)?;
+    if files.len() as u64 != count {
+        return Err(format!("{} files of {count}", files.len()));
+    }
+    Ok(files)
+}
+
 impl CompileCache {
     /// A cache in `root` bounded to `max_bytes`, each entry to `max_bytes / ENTRY_SHARE`.
     pub fn new(root: PathBuf, max_bytes: u64) -> Self {
@@ -296,7 +324,7 @@ impl CompileCache {
         let path = self.entry(key);
         let file = fs::File::open(&path).ok()?;
         // Read file by file into the artifacts' own buffers: one copy in memory, not two.
-        match CollectedFile::read_all(&mut io::BufReader::new(file)) {
+        match read_entry(&mut io::BufReader::new(file)) {
             Ok(files) => {
                 // Mark as recently used for eviction; failure only makes it older.
                 if let Ok(file) = fs::File::options().write(true).open(&path) {
@@ -327,7 +355,7 @@ impl CompileCache {
         if mode & 0o077 != 0 && holds_only_entries(&self.root)? {
             fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
         }
-        if CollectedFile::encoded_len(files) > self.max_entry_bytes {
+        if CollectedFile::encoded_len(files) + ENTRY_HEADER > self.max_entry_bytes {
             tracing::debug!(
                 max_entry_bytes = self.max_entry_bytes,
                 "a compile artifact too large for the cache is not kept"
@@ -343,6 +371,8 @@ impl CompileCache {
             .and_then(|f| {
                 // Encoded as it is written: no second copy of the artifact in memory.
                 let mut out = io::BufWriter::new(f);
+                out.write_all(ENTRY_MAGIC)?;
+                out.write_all(&(files.len() as u64).to_le_bytes())?;
                 CollectedFile::write_all(files, &mut out)?;
                 out.into_inner()
                     .map_err(io::IntoInnerError::into_error)?
@@ -514,7 +544,7 @@ mod tests {
         for other in &others {
             cache.put(other, &artifact(100)).expect("put");
         }
-        let overhead = CollectedFile::encoded_len(&artifact(0));
+        let overhead = CollectedFile::encoded_len(&artifact(0)) + ENTRY_HEADER;
         let largest = usize::try_from(1024 - overhead).expect("small");
         cache.put(&key("largest"), &artifact(largest)).expect("put");
         assert!(cache.get(&key("largest")).is_some(), "a sixteenth is kept");
@@ -602,6 +632,33 @@ mod tests {
         fs::write(cache.entry(&k), b"\x05\x00\x00\x00ab").expect("write garbage");
         assert_eq!(cache.get(&k), None);
         assert!(!cache.entry(&k).exists());
+    }
+
+    /// Bug hunt: an entry cut between two files (or to nothing) read as whole, file by file,
+    /// and a Java entry, which no executable check reads, was served so at every later run
+    /// (`ClassNotFoundException`) instead of being compiled again.
+    #[test]
+    fn an_entry_cut_between_two_files_or_empty_is_a_miss_and_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = CompileCache::new(dir.path().to_owned(), 1 << 20);
+        let k = key("x");
+        let files: Vec<CollectedFile> = ["Main.class", "Main$Inner.class", "Helper.class"]
+            .into_iter()
+            .map(|name| CollectedFile {
+                path: name.into(),
+                contents: vec![0xca; 100],
+                executable: false,
+            })
+            .collect();
+        cache.put(&k, &files).expect("stored");
+        assert_eq!(cache.get(&k), Some(files.clone()));
+        let whole = fs::read(cache.entry(&k)).expect("the entry");
+        let two = CollectedFile::encoded_len(&files[..2]) as usize;
+        for length in [ENTRY_HEADER as usize + two, 0] {
+            fs::write(cache.entry(&k), &whole[..length]).expect("cut the entry");
+            assert_eq!(cache.get(&k), None, "cut at {length}");
+            assert!(!cache.entry(&k).exists(), "cut at {length}");
+        }
     }
 
     /// Bug hunt: two evictions at once (two runs storing large artifacts) emptied the cache.
