@@ -315,9 +315,9 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// Identifiers and single punctuation characters, with comments, string and character literals
-/// and text blocks removed.
+/// and text blocks removed; of the text javac reads, its Unicode escapes translated.
 fn java_tokens(code: &str) -> Vec<String> {
-    let chars: Vec<char> = code.chars().collect();
+    let chars = java_unicode_escapes(code);
     let mut tokens = Vec::new();
     let mut i = 0;
     while i < chars.len() {
@@ -369,9 +369,83 @@ fn java_tokens(code: &str) -> Vec<String> {
     tokens
 }
 
+/// `code`'s characters with its Unicode escapes translated, as javac does before anything else
+/// (JLS 3.3): `public class \u0046oo` declares `Foo`, `package \u0070kg;` the package `pkg`.
+/// A backslash starts an escape only after an even number of backslashes (`\\u0046` is not
+/// one), any number of `u`s may follow it, and a surrogate pair of escapes is one character.
+fn java_unicode_escapes(code: &str) -> Vec<char> {
+    let chars: Vec<char> = code.chars().collect();
+    let unit_at = |at: usize| -> Option<(u32, usize)> {
+        let us = chars.get(at..)?.iter().take_while(|&&c| c == 'u').count();
+        let digits: String = chars.get(at + us..at + us + 4)?.iter().collect();
+        let unit = u32::from_str_radix(&digits, 16).ok().filter(|_| us > 0)?;
+        Some((unit, us + 4))
+    };
+    let mut read = Vec::with_capacity(chars.len());
+    let (mut i, mut backslashes) = (0, 0usize);
+    while i < chars.len() {
+        let c = chars[i];
+        let escape = (c == '\\' && backslashes % 2 == 0)
+            .then(|| unit_at(i + 1))
+            .flatten();
+        let Some((mut unit, mut len)) = escape else {
+            backslashes = if c == '\\' { backslashes + 1 } else { 0 };
+            read.push(c);
+            i += 1;
+            continue;
+        };
+        if (0xD800..0xDC00).contains(&unit) && chars.get(i + 1 + len) == Some(&'\\') {
+            if let Some((low, low_len)) = unit_at(i + 2 + len) {
+                if (0xDC00..0xE000).contains(&low) {
+                    unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                    len += 1 + low_len;
+                }
+            }
+        }
+        read.push(char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER));
+        backslashes = 0;
+        i += 1 + len;
+    }
+    read
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bug hunt: javac translates Unicode escapes before it reads a name, and warden did not:
+    /// `public class \u0046oo` was saved as `Main.java` (javac: class Foo is public, should be
+    /// declared in a file named Foo.java), and `package \u0070kg;` ran `Foo` rather than
+    /// `pkg.Foo` (hunt compile 2).
+    #[test]
+    fn java_names_are_read_after_unicode_escapes() {
+        let main = "{ public static void main(String[] a) {} }";
+        assert_eq!(
+            java_entry_class(&format!("public class \\u0046oo {main}")).as_deref(),
+            Some("Foo")
+        );
+        assert_eq!(
+            java_main_class(&format!("class \\uuu0046o\\u006F {main}")).as_deref(),
+            Some("Foo")
+        );
+        assert_eq!(
+            java_package("package \\u0070kg;\\u000apublic class Foo {}").as_deref(),
+            Some("pkg")
+        );
+        // An escaped backslash starts no escape; a pair of surrogates is one character.
+        assert_eq!(
+            java_entry_class("// \\\\u000a public class Foo {}\nclass Bar {}").as_deref(),
+            Some("Bar")
+        );
+        assert_eq!(
+            java_entry_class("// \\u000a public class Foo {}\nclass Bar {}").as_deref(),
+            Some("Foo")
+        );
+        assert_eq!(
+            java_entry_class("public class X\\uD835\\uDC00 {}").as_deref(),
+            Some("X\u{1D400}")
+        );
+    }
 
     #[test]
     fn java_entry_classes() {
