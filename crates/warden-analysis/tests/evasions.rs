@@ -2461,6 +2461,17 @@ fn bash_eval_behind_an_alias_or_a_trap_is_read() {
             (plain, "trap \"${c}\" INT", "bash.eval"),
             (plain, "trap \"$(cat cmd.txt)\" EXIT", "bash.eval"),
             (plain, "trap \"x; $(cat cmd.txt)\" EXIT", "bash.eval"),
+            (plain, "trap \"echo \\\\$(cat cmd.txt)\" EXIT", "bash.eval"),
+            (plain, "trap \"x; \\\\\\\\`cat cmd.txt`\" EXIT", "bash.eval"),
+            (plain, "trap x\\\\$(cat cmd.txt) EXIT", "bash.eval"),
+            (plain, "trap 'a\\'$(cat cmd.txt) EXIT", "bash.eval"),
+            // An escaped one is the trap's own code, read as the program it is: as written
+            // out, a command's output run as a command.
+            (
+                "$(cat cmd.txt)",
+                "trap \"\\$(cat cmd.txt)\" EXIT",
+                "bash.dynamic_command",
+            ),
             (
                 plain,
                 "trap \"$(printf %s aWQ= | base64 -d)\" EXIT",
@@ -2475,6 +2486,10 @@ fn bash_eval_behind_an_alias_or_a_trap_is_read() {
         &[
             "alias ll='ls -l'\nalias evaluate=./evaluate.sh\ntrap 'rm -f \"$tmp\"' EXIT\ntrap cleanup INT TERM\ntrap - EXIT\ntrap '' HUP\necho ok\n",
             "trap \"rm -f $tmp\" EXIT\ntrap \"echo interrupted; exit 1\" INT\n",
+            // Hunt benign F10: an escaped `$(` is text, run (and read) when the trap fires.
+            "trap \"kill \\$(jobs -p) 2>/dev/null\" EXIT\n",
+            "trap \"echo \\\"\\$(date +%T) finished\\\" >> $log\" EXIT\n",
+            "trap \"echo \\`date\\` stopped\" INT\n",
         ],
     );
 }
