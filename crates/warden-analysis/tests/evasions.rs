@@ -2429,6 +2429,84 @@ fn bash_endless_loops_that_spawn_are_read_through_always_true_tests_and_nested_j
     }
 }
 
+/// Hunt benign F3: decompressed or hex-dumped data piped into an interpreter that runs a named
+/// script, or literal code that only reads it, is the script's input, not code. An interpreter
+/// given no script, or literal code that evaluates or runs something, runs what the pipe
+/// carries; and `gzip -d`, `xz -d`, `zstd -d`, `bzip2 -d`, `tar -xO` decode as `zcat` does
+/// (they graded `medium`).
+#[test]
+fn bash_decoded_data_piped_into_a_named_script_is_data() {
+    assert_graded(
+        "bash",
+        ThreatLevel::Medium,
+        &[
+            "zcat /work/data.csv.gz | python3 /work/count.py\n",
+            "gunzip -c /work/logs.gz | perl -ne 'print if /ERROR/'\n",
+            "xxd -p /work/blob.bin | python3 parse_hex.py --width 32\n",
+            "gzip -dc events.json.gz | python3 -u ./summarize.py > summary.txt\n",
+            "bzcat words.bz2 | ruby -ne 'puts $_ if $_.length > 10' | sort | uniq -c\n",
+            "zstd -dc metrics.zst | node ./plot.js\n",
+            "xz -dc logs.xz | sh -c 'wc -l'\n",
+            "base64 -d in.b64 | python3 -c 'import sys; print(sum(1 for _ in sys.stdin))'\n",
+        ],
+    );
+    let plain = "echo aGk= | base64 -d | bash";
+    let rule = "bash.decode_and_run";
+    let mut cases: Vec<(&str, &str, &str)> = [
+        "gzip -dc /work/p.gz | sh",
+        "gzip -d -c /work/p.gz | sh",
+        "gzip --decompress --stdout p.gz | bash",
+        "xz -dc /work/p.xz | bash",
+        "zstd -dc p.zst | bash",
+        "bzip2 -dc p.bz2 | sh",
+        "zstdcat p.zst | sh",
+        "xzcat p.xz | sh",
+        "tar -xOf p.tar run.sh | sh",
+        "tar xOzf p.tgz run.sh | bash",
+        "zcat p.gz | python3",
+        "zcat p.gz | python3 -",
+        "zcat p.gz | python3 -u -",
+        "zcat p.gz | python3 -E -",
+        "zcat p.gz | python3 -i x.py",
+        "zcat p.gz | python3 -ic pass",
+        "zcat p.gz | python3 /dev/stdin",
+        "zcat p.gz | python3 -W ignore",
+        "zcat p.gz | python3 -c 'import sys; exec(sys.stdin.read())'",
+        "zcat p.gz | python3 -c 'import sys\nx = sys.stdin.read()\nexec(x)'",
+        "zcat p.gz | python3 -c \"import code; code.interact()\"",
+        "zcat p.gz | sh -s",
+        "zcat p.gz | sh -s x.sh",
+        "zcat p.gz | bash -s -- x.sh",
+        "zcat p.gz | bash -e -s",
+        "zcat p.gz | bash -c 'eval \"$(cat)\"'",
+        "zcat p.gz | bash -c 'python3'",
+        "zcat p.gz | perl",
+        "zcat p.gz | perl -e 'eval join q(), <STDIN>'",
+        "zcat p.gz | perl -ne 'system $_'",
+        "zcat p.gz | perl -pe 's/(.*)/$1/ee'",
+        "zcat p.gz | ruby",
+        "zcat p.gz | ruby -E UTF-8",
+        "zcat p.gz | ruby -ne 'eval $_'",
+        "zcat p.gz | node",
+        "zcat p.gz | node -r ./pre.js",
+        "zcat p.gz | node -e 'require(\"vm\").runInThisContext(require(\"fs\").readFileSync(0, \"utf8\"))'",
+        "zcat p.gz | php",
+        "zcat p.gz | source /dev/stdin",
+        "zcat p.gz | env python3 x.py",
+        "zcat p.gz | \\python3 x.py",
+        "zcat p.gz | python3 \"$s\"",
+    ]
+    .iter()
+    .map(|&case| (plain, case, rule))
+    .collect();
+    cases.push((
+        "eval \"$(echo aGk= | base64 -d)\"",
+        "eval \"$(gzip -dc p.gz | cat)\"",
+        "bash.eval_decoded",
+    ));
+    assert_disguises_caught("bash", &cases);
+}
+
 #[test]
 fn bash_eval_behind_an_alias_or_a_trap_is_read() {
     // Hunt lang F12: `alias e=eval` (with expand_aliases, or in a POSIX shell) and a trap's
