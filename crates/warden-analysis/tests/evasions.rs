@@ -2507,6 +2507,87 @@ fn bash_decoded_data_piped_into_a_named_script_is_data() {
     assert_disguises_caught("bash", &cases);
 }
 
+/// Hunt benign F5: reading world-readable kernel information (`/proc/sys/kernel/random/uuid`
+/// for an id, `pid_max`, the cgroup's `cpu.max` to size a pool) is a read outside the
+/// workspace (medium), not a sandbox escape; writing to `/proc/sys` or a cgroup still is.
+#[test]
+fn reading_kernel_information_is_not_an_escape() {
+    assert_graded(
+        "bash",
+        ThreatLevel::Medium,
+        &[
+            "id=$(cat /proc/sys/kernel/random/uuid)\necho \"run $id\"\n",
+            "boot=$(< /proc/sys/kernel/random/boot_id)\nread -r max < /proc/sys/kernel/pid_max\n",
+            "quota=$(cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo max)\nmem=$(head -n1 \"/sys/fs/cgroup/memory.max\")\nls /sys/fs/cgroup\n",
+            "id=$(tr -d - < /proc/sys/kernel/random/uuid)\n",
+        ],
+    );
+    assert_graded(
+        "python",
+        ThreatLevel::Medium,
+        &[
+            "with open(\"/sys/fs/cgroup/cpu.max\") as fh:\n    quota, period = fh.read().split()\n",
+            "print(open(\"/proc/sys/kernel/random/uuid\", \"r\").read())\n",
+            "with open('/proc/sys/kernel/pid_max', encoding='ascii') as f:\n    n = int(f.read())\n",
+            "import os\nfd = os.open('/proc/sys/kernel/threads-max', os.O_RDONLY)\n",
+        ],
+    );
+    assert_graded(
+        "python",
+        ThreatLevel::None,
+        &["UUID = '/proc/sys/kernel/random/uuid'\nprint(open(UUID).read())\n"],
+    );
+    assert_graded(
+        "c",
+        ThreatLevel::Medium,
+        &[
+            "#include <stdio.h>\nint main(void) {\n    long n;\n    FILE *f = fopen(\"/proc/sys/kernel/pid_max\", \"r\");\n    if (f && fscanf(f, \"%ld\", &n) == 1) printf(\"%ld\\n\", n);\n    return 0;\n}\n",
+            "#include <fcntl.h>\nint main(void) { return open(\"/proc/sys/kernel/random/boot_id\", O_RDONLY) < 0; }\n",
+        ],
+    );
+    assert_graded(
+        "cpp",
+        ThreatLevel::Medium,
+        &[
+            "#include <fstream>\n#include <iostream>\nint main() {\n    std::ifstream in(\"/proc/sys/kernel/pid_max\");\n    long n = 0;\n    in >> n;\n    std::cout << n << '\\n';\n}\n",
+            "#include <cstdio>\nint main() { FILE *f = std::fopen(\"/proc/sys/kernel/random/uuid\", \"r\"); return f == nullptr; }\n",
+        ],
+    );
+    let cases = [
+        ("bash", "echo 1 > /proc/sys/vm/drop_caches"),
+        ("bash", "echo 1 >> \"/proc/sys/vm/drop_caches\""),
+        ("bash", "echo '|/tmp/x' | tee /proc/sys/kernel/core_pattern"),
+        ("bash", "cat payload > /proc/sys/kernel/core_pattern"),
+        ("bash", "cp payload /proc/sys/kernel/core_pattern"),
+        ("bash", "echo $$ > /sys/fs/cgroup/cgroup.procs"),
+        ("bash", "echo 100000 > /sys/fs/cgroup/cpu.max"),
+        ("bash", "exec 3<> /proc/sys/kernel/core_pattern"),
+        ("bash", "p=/proc/sys/kernel/core_pattern; echo x > $p"),
+        ("bash", "LC_ALL=C cat x > /proc/sys/kernel/core_pattern"),
+        ("python", "open('/proc/sys/kernel/core_pattern', 'w').write('|/tmp/x')"),
+        ("python", "open('/proc/sys/kernel/core_pattern', mode='a').write('x')"),
+        ("python", "open('/proc/sys/kernel/core_pattern', 'r+').write('x')"),
+        ("python", "p = '/proc/sys/kernel/core_pattern'\nopen(p, 'w').write('x')"),
+        ("python", "import pathlib\npathlib.Path('/proc/sys/vm/drop_caches').write_text('3')"),
+        ("python", "open('/sys/fs/cgroup/cgroup.procs', 'w').write('1')"),
+        ("python", "open('/sys/fs/cgroup/cpu.max', 'w').write('max')"),
+        ("python", "import os\nos.open('/proc/sys/kernel/core_pattern', os.O_WRONLY)"),
+        ("c", "#include <stdio.h>\nint main(void) { FILE *f = fopen(\"/proc/sys/kernel/core_pattern\", \"w\"); return !f; }"),
+        ("c", "#include <stdio.h>\nint main(void) { FILE *f = fopen(\"/proc/sys/kernel/core_pattern\", \"r+\"); return !f; }"),
+        ("c", "#include <fcntl.h>\nint main(void) { return open(\"/proc/sys/kernel/core_pattern\", O_WRONLY); }"),
+        ("c", "static const char *p = \"/proc/sys/kernel/core_pattern\";\nint main(void) { return 0; }"),
+        ("cpp", "#include <fstream>\nint main() { std::ofstream f(\"/proc/sys/kernel/core_pattern\"); f << \"|/tmp/x\"; }"),
+        ("cpp", "#include <fstream>\nint main() { std::fstream f(\"/proc/sys/kernel/core_pattern\", std::ios::out); }"),
+        ("cpp", "#include <cstdio>\nint main() { FILE *f = fopen(\"/proc/sys/kernel/core_pattern\", \"w\"); }"),
+        ("cpp", "#include <cstdio>\nint main() { remove(\"/proc/sys/kernel/core_pattern\"); }"),
+    ];
+    for (language, program) in cases {
+        let rule = format!("{language}.sandbox_escape");
+        assert_disguises_caught(language, &[(program, program, rule.as_str())]);
+        assert_graded_at_least(language, ThreatLevel::High, &[program]);
+    }
+}
+
 #[test]
 fn bash_eval_behind_an_alias_or_a_trap_is_read() {
     // Hunt lang F12: `alias e=eval` (with expand_aliases, or in a POSIX shell) and a trap's

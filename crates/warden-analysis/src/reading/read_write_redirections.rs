@@ -3,10 +3,11 @@
 //! the `>`, so an ordinary script that used it had a parse error, and the analysis then takes
 //! every variable it assigns a command to as one that may run (`assigned_commands.rs`) and a
 //! file beside a program that holds it for data. Found on the tree (a `<` token right before a
-//! `>` token, which text in quotes, a comment or a here-document's body is not), the `>`
-//! becomes a blank: the grammar reads `<` and the file, which the rules read as they read any
-//! redirection (`/dev/tcp/…` is still `bash.network`). Runs in the analysing process, between
-//! parses (`reading.rs`, [`super::parsed`]).
+//! `>` token, which text in quotes, a comment or a here-document's body is not), the `<>`
+//! becomes `>|`, of the same length: the grammar reads a redirection that writes to the file,
+//! which the rules read as they read any redirection (`/dev/tcp/…` is still `bash.network`),
+//! and one that may write (`exec 3<> /proc/sys/…` is `bash.sandbox_escape`, where a read, `<`,
+//! is not). Runs in the analysing process, between parses (`reading.rs`, [`super::parsed`]).
 
 use tree_sitter::{Node, Tree};
 
@@ -31,7 +32,9 @@ pub(crate) fn reread(tree: &Tree, code: &[u8], deadline: Deadline) -> Option<Vec
         let at = i + found;
         i = at + 2;
         if token(root, at, "<") && token(root, at + 1, ">") {
-            read.get_or_insert_with(|| code.to_vec())[at + 1] = b' ';
+            let read = read.get_or_insert_with(|| code.to_vec());
+            read[at] = b'>';
+            read[at + 1] = b'|';
         }
     }
     read
@@ -54,12 +57,12 @@ mod tests {
 
     #[test]
     fn a_read_write_redirection_is_read_as_a_redirection() {
-        assert_eq!(bash_reads("cat <> file\n"), "cat <  file\n");
+        assert_eq!(bash_reads("cat <> file\n"), "cat >| file\n");
         assert_eq!(
             bash_reads("exec 3<>/dev/tcp/h/80\n"),
-            "exec 3< /dev/tcp/h/80\n"
+            "exec 3>|/dev/tcp/h/80\n"
         );
-        assert_eq!(bash_reads("cat 0<>f | wc\n"), "cat 0< f | wc\n");
+        assert_eq!(bash_reads("cat 0<>f | wc\n"), "cat 0>|f | wc\n");
         for kept in [
             "echo '<>' \"<>\" # <>\n",
             "cat <<E\n<>\nE\n",
