@@ -2227,6 +2227,7 @@ fn a_global_read_by_a_symbol_key_is_not_a_name_chosen_at_run_time() {
         &[
             "const d = globalThis[Symbol.for('undici.globalDispatcher.1')];\nglobal[Symbol.iterator] = 1;\nconst s = window[Symbol('x')];\n",
             "Object.assign(global, { TextEncoder, TextDecoder });\nconst S = typeof Symbol;\n",
+            "const header = 'Symbol,Close'.split(',');\nconst i = header.indexOf(\"Symbol\");\nconst d = globalThis[Symbol.for('x')];\n",
         ],
     );
     let plain = "eval('1 + 1');";
@@ -2254,6 +2255,16 @@ fn a_global_read_by_a_symbol_key_is_not_a_name_chosen_at_run_time() {
             (
                 plain,
                 "Object.assign(globalThis, { Symbol: { for: () => 'eval' } });\nglobalThis[Symbol.for('x')]('1 + 1');",
+                "javascript.eval",
+            ),
+            (
+                plain,
+                "Reflect.set(globalThis, 'Symbol', { for: () => 'eval' });\nglobalThis[Symbol.for('x')]('1 + 1');",
+                "javascript.eval",
+            ),
+            (
+                plain,
+                "const g = globalThis;\nObject.defineProperty(g, \"Symbol\", { value: { for: () => 'eval' } });\nglobalThis[Symbol.for('x')]('1 + 1');",
                 "javascript.eval",
             ),
             (
