@@ -90,13 +90,24 @@ fn keep_most_severe<T>(items: &mut Vec<T>, severity: impl Fn(&T) -> ThreatLevel)
 struct Candidate {
     rule: usize,
     node: FlatNode,
+    /// The bytes of the node captured `@held`, where the pattern captures one.
+    held: Option<Range<usize>>,
+}
+
+/// A scope of a rule.
+struct Scope {
+    rule: usize,
+    bytes: Range<usize>,
+    /// The bytes of the node captured `@held`, where the pattern captures one: a finding
+    /// that captures `@held` too counts in this scope only when the two texts are the same.
+    held: Option<Range<usize>>,
 }
 
 /// What the walk collected: findings before their scopes are checked, and the scopes.
 #[derive(Default)]
 struct Collected {
     candidates: Vec<Candidate>,
-    scopes: Vec<(usize, Range<usize>)>,
+    scopes: Vec<Scope>,
     exemptions: Vec<(usize, Range<usize>)>,
     timed_out: bool,
 }
@@ -117,16 +128,16 @@ pub(crate) fn find(
         exemptions,
         timed_out,
     } = collect(rules, tree, code, deadline);
-    scopes.retain(|(rule, scope)| {
+    scopes.retain(|scope| {
         !exemptions
             .iter()
-            .any(|(r, exempt)| r == rule && contains(scope, exempt))
+            .any(|(r, exempt)| *r == scope.rule && contains(&scope.bytes, exempt))
     });
     let mut found = Matches {
         timed_out,
         ..Matches::default()
     };
-    candidates.retain(|c| !rules.is_scoped(c.rule) || inside_scope(c, &scopes));
+    candidates.retain(|c| !rules.is_scoped(c.rule) || inside_scope(c, &scopes, code));
     candidates.retain(|c| {
         !rules.only_if_run(c.rule)
             || assigned_commands::may_run(tree, code, c.node.bytes(), among_others, deadline)
@@ -163,11 +174,23 @@ fn collect(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Deadline) -> Col
     for (at, node) in flat.nodes.iter().enumerate() {
         for index in rules.compiled.for_kind(node.kind) {
             let p = &rules.compiled.patterns[index];
-            let mut found = |matched: usize| {
+            let mut found = |matched: usize, bindings: &[Option<usize>]| {
                 let node = flat.nodes[matched];
+                let held = p
+                    .held
+                    .and_then(|capture| bindings.get(capture).copied().flatten())
+                    .map(|held| flat.nodes[held].bytes());
                 match p.role {
-                    Role::Finding => collected.candidates.push(Candidate { rule: p.rule, node }),
-                    Role::Scope => collected.scopes.push((p.rule, node.bytes())),
+                    Role::Finding => collected.candidates.push(Candidate {
+                        rule: p.rule,
+                        node,
+                        held,
+                    }),
+                    Role::Scope => collected.scopes.push(Scope {
+                        rule: p.rule,
+                        bytes: node.bytes(),
+                        held,
+                    }),
                     Role::Exempt => collected.exemptions.push((p.rule, node.bytes())),
                 }
                 if p.reports_root {
@@ -186,12 +209,20 @@ fn collect(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Deadline) -> Col
 }
 
 /// Whether the candidate lies within a scope of its rule (a scope node contains it, and is not
-/// the node itself: `while True: fork()` is a fork in a loop, the loop is not).
-fn inside_scope(candidate: &Candidate, scopes: &[(usize, Range<usize>)]) -> bool {
+/// the node itself: `while True: fork()` is a fork in a loop, the loop is not), one that holds
+/// the same `@held` text where both capture one (`r.load(…)` counts where `r` holds a
+/// `Runtime`, not where another name does).
+fn inside_scope(candidate: &Candidate, scopes: &[Scope], code: &[u8]) -> bool {
     let range = candidate.node.bytes();
-    scopes
-        .iter()
-        .any(|(rule, scope)| *rule == candidate.rule && contains(scope, &range))
+    let text = |bytes: &Range<usize>| code.get(bytes.clone());
+    scopes.iter().any(|scope| {
+        scope.rule == candidate.rule
+            && contains(&scope.bytes, &range)
+            && match (&scope.held, &candidate.held) {
+                (Some(a), Some(b)) => text(a) == text(b),
+                _ => true,
+            }
+    })
 }
 
 /// Whether `inner` lies within `outer` and is not `outer` itself.
@@ -288,7 +319,7 @@ mod tests {
         for at in 0..flat.nodes.len() {
             for (i, pattern) in patterns.iter().enumerate() {
                 let report = pattern.capture(report).expect("captured");
-                let mut record = |n: usize| {
+                let mut record = |n: usize, _: &[Option<usize>]| {
                     let node = &flat.nodes[n];
                     found.insert((i, node.start as usize, node.end as usize));
                     ControlFlow::Continue(())

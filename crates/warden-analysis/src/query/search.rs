@@ -58,14 +58,15 @@ impl<'t> Search<'t> {
         }
     }
 
-    /// Calls `found` with the node bound to capture `report` for every match of `pattern` at
-    /// `node`, until `found` breaks (it has enough) or the deadline passes.
+    /// Calls `found` with the node bound to capture `report`, and the node bound to every
+    /// capture (by index), for every match of `pattern` at `node`, until `found` breaks (it
+    /// has enough) or the deadline passes.
     pub(crate) fn run(
         &mut self,
         pattern: &Pattern,
         node: usize,
         report: usize,
-        found: &mut dyn FnMut(usize) -> ControlFlow<()>,
+        found: &mut dyn FnMut(usize, &[Option<usize>]) -> ControlFlow<()>,
     ) -> Outcome {
         if self.exhausted {
             return Outcome::Exhausted;
@@ -74,7 +75,7 @@ impl<'t> Search<'t> {
         self.bindings.resize(pattern.capture_names.len(), None);
         let mut report = |this: &mut Search<'t>| match this.bindings.get(report).copied().flatten()
         {
-            Some(node) => found(node).map_break(|()| Stop::Enough),
+            Some(node) => found(node, &this.bindings).map_break(|()| Stop::Enough),
             None => ControlFlow::Continue(()),
         };
         match self.step(pattern, &pattern.root, node, &mut report) {
@@ -287,7 +288,7 @@ mod tests {
         for at in 0..flat.nodes.len() {
             for (i, pattern) in patterns.iter().enumerate() {
                 let report = pattern.capture(report).expect("captured");
-                let mut found = |n: usize| {
+                let mut found = |n: usize, _: &[Option<usize>]| {
                     actual.insert((i, text(flat.nodes[n].bytes())));
                     ControlFlow::Continue(())
                 };

@@ -14,6 +14,10 @@ const DEFAULT_CAPTURE: &str = "finding";
 const SCOPE_CAPTURE: &str = "scope";
 /// The capture of a rule's `unless` query: what exempts a scope that contains it.
 const EXEMPT_CAPTURE: &str = "exempt";
+/// The capture that ties a finding to its scope: where a pattern of the rule's `query` and one
+/// of its `inside` both capture it, the finding counts in that scope only when the two
+/// captured texts are the same (the name a scope declares, and the name a call goes through).
+const HELD_CAPTURE: &str = "held";
 
 /// What a match of a pattern stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +59,11 @@ pub(crate) struct RulePattern {
     pub(crate) role: Role,
     /// The capture whose node is reported.
     pub(crate) report: usize,
-    /// The reported node is the one the pattern starts at: one match at a node is enough.
+    /// The reported node is the one the pattern starts at: one match at a node is enough
+    /// (unless the pattern captures `@held`, which may differ between its matches).
     pub(crate) reports_root: bool,
+    /// The capture `@held`, if the pattern has one.
+    pub(crate) held: Option<usize>,
 }
 
 /// The compiled rules of one language.
@@ -100,8 +107,13 @@ impl Compiled {
                         let why = format!("a pattern of its {which} does not capture @{name}");
                         return Err(problem(file, &text.id, why));
                     };
+                    let held = match role {
+                        Role::Finding | Role::Scope => pattern.capture(HELD_CAPTURE),
+                        Role::Exempt => None,
+                    };
                     patterns.push(RulePattern {
-                        reports_root: pattern.root.captures.contains(&report),
+                        reports_root: held.is_none() && pattern.root.captures.contains(&report),
+                        held,
                         pattern,
                         rule,
                         role,
