@@ -4694,3 +4694,60 @@ fn python_os_read_by_hasattr_is_not_held() {
         ],
     );
 }
+
+/// Benign hunt F13: a cast of a function to another function type (`(int (*)(const void *,
+/// const void *))memcmp_wrapper`, whose name merely starts with `mem`) and a call through a
+/// dispatch table (`((int (*)(int, int))table[0])(4, 5)`) were shellcode. The names read are
+/// whole words now (`shellcode`, `code_buf`, `payload2`, not `memcmp_wrapper`), and a call
+/// through a table entry counts where the table has such a name. Data called as a function
+/// still counts.
+#[test]
+fn shellcode_is_read_by_whole_words_and_table_entries_by_the_table_name() {
+    for language in ["c", "cpp"] {
+        let rule = format!("{language}.shellcode");
+        let plain = "unsigned char code[] = \"\\x31\\xc0\\xc3\";\nint main(void) { ((void (*)(void))code)(); }";
+        assert_disguises_caught(
+            language,
+            &[
+                (
+                    plain,
+                    "unsigned char buf[] = {0xc3};\nint main(void) { ((void (*)())buf)(); }",
+                    &rule,
+                ),
+                (
+                    plain,
+                    "int main(void) { ((void (*)(void))&sc[0])(); }",
+                    &rule,
+                ),
+                (
+                    plain,
+                    "int main(void) { ((int (*)(void))(p + 16))(); }",
+                    &rule,
+                ),
+                (
+                    plain,
+                    "int main(void) { ((int (*)(void))shellcodes[1])(); }",
+                    &rule,
+                ),
+                (
+                    plain,
+                    "int main(void) { void (*f)(void) = (void (*)(void))my_payload2; f(); }",
+                    &rule,
+                ),
+                (
+                    plain,
+                    "int main(void) { void (*f)(void) = (void (*)(void))shellCode; f(); }",
+                    &rule,
+                ),
+            ],
+        );
+        assert_graded(
+            language,
+            ThreatLevel::None,
+            &[
+                "static int add(int a, int b) { return a + b; }\nint main(void) { void *table[] = {(void *)add}; return ((int (*)(int, int))table[0])(4, 5); }",
+                "int cmp(const int *a, const int *b) { return *a - *b; }\nint main(void) { int n[] = {2, 1}; qsort(n, 2, sizeof n[0], (int (*)(const void *, const void *))memcmp_wrapper); }",
+            ],
+        );
+    }
+}
