@@ -4751,3 +4751,34 @@ fn shellcode_is_read_by_whole_words_and_table_entries_by_the_table_name() {
         );
     }
 }
+
+/// Benign hunt F11 and FN1: `get(paste0("df", i))$x` and `mget(paste0("df", 1:3))` (data
+/// frames read back by name, a homework idiom) were `r.eval`, while a computed name kept in a
+/// variable and given to `do.call` was nothing. A computed `get`, `get0` or `mget` counts where
+/// its value is called or handed on as a function, or asked for as one (`mode =`), and
+/// `do.call` of a name the same block built with `paste0` and the like counts.
+#[test]
+fn r_computed_gets_count_where_their_value_is_called_and_do_call_reads_a_built_name() {
+    let plain = "system('id')";
+    assert_disguises_caught(
+        "r",
+        &[
+            (plain, "get(paste0('sys', 'tem'))('id')", "r.eval"),
+            (plain, "mget(paste0('sys', 'tem'), envir = baseenv())[[1]]('id')", "r.eval"),
+            (plain, "do.call(get(paste0('sys', 'tem')), list('id'))", "r.eval"),
+            (plain, "sapply('id', get(paste0('sys', 'tem')))", "r.eval"),
+            (plain, "Map(get(paste0('sys', 'tem')), 'id')", "r.eval"),
+            (plain, "f <- get(paste0('sys', 'tem'), mode = 'function')\nf('id')", "r.eval"),
+            (plain, "f <- paste0('sys', 'tem')\ndo.call(f, list('id'))", "r.eval"),
+            (plain, "run <- function() {\n  f = sprintf('%s%s', 'sys', 'tem')\n  do.call(f, list('id'))\n}", "r.eval"),
+        ],
+    );
+    assert_graded(
+        "r",
+        ThreatLevel::None,
+        &[
+            "df1 <- data.frame(x = 1:3)\nall <- do.call(rbind, mget(paste0('df', 1:3)))\nfor (i in 1:3) print(mean(get(paste0('df', i))$x))\n",
+            "n <- sapply(mget(paste0('df', 1:3)), nrow)\nd <- get(paste0('df', 1))[['x']]\nname <- paste0('df', 2)\ne <- get(name)\n",
+        ],
+    );
+}
