@@ -4782,3 +4782,39 @@ fn r_computed_gets_count_where_their_value_is_called_and_do_call_reads_a_built_n
         ],
     );
 }
+
+/// Benign hunt F9: `javascript.held_global` and `javascript.process_module` read the program's
+/// text for a global held in a name (`: global;` of the UMD idiom, `, process)` of a
+/// parameter, comments too), then counted a member of any object (`row["q" + i]`,
+/// `keymap.save.binding`). The member counts now on the name assigned the global (a block's
+/// or the program's declaration or assignment), or on any name where the program passes or
+/// returns the global.
+#[test]
+fn javascript_held_globals_are_the_names_assigned_them() {
+    let eval = "eval(code);";
+    let binding = "process.binding('spawn_sync');";
+    assert_disguises_caught(
+        "javascript",
+        &[
+            (eval, "const root = typeof window !== 'undefined' ? window : global;\nroot['ev' + 'al'](code);", "javascript.held_global"),
+            (eval, "var g = cond ? globalThis : {};\ng.Function(code)();", "javascript.held_global"),
+            (eval, "function f() {\n  let g;\n  g = (globalThis);\n  return g[`ev${'al'}`](code);\n}", "javascript.held_global"),
+            (eval, "(function (g) { g.eval(code); })(globalThis);", "javascript.held_global"),
+            (eval, "function get() { return window; }\nconst w = get();\nw.eval(code);", "javascript.held_global"),
+            (binding, "const p = require('node:process');\np.binding('spawn_sync');", "javascript.process_module"),
+            (binding, "import { default as p } from 'process';\np.binding('spawn_sync');", "javascript.process_module"),
+            (binding, "function f() { const p = process || null; return p['_linkedBinding']('x'); }", "javascript.process_module"),
+            (binding, "(function (p) { p.binding('spawn_sync'); })(process);", "javascript.process_module"),
+        ],
+    );
+    assert_graded(
+        "javascript",
+        ThreatLevel::None,
+        &[
+            "const root = typeof window !== 'undefined' ? window : global;\nconst row = {q1: 1};\nlet t = 0;\nfor (let i = 1; i <= 1; i++) t += row['q' + i];\n",
+            "// const g = window;\nconst row = {q1: 1};\nconsole.log(row['q' + 1], typeof window);\n",
+            "function run(items, process) { return items.map(process); }\nconst keymap = { save: { binding: 'Ctrl+S' } };\nconsole.log(keymap.save.binding);\n",
+            "const p = process;\nconst keymap = { binding: 'x' };\nconsole.log(keymap.binding, p.argv);\n",
+        ],
+    );
+}
