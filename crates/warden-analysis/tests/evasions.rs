@@ -782,7 +782,7 @@ fn credential_paths_are_read_through_doubled_slashes_dot_components_and_thread_s
     ];
     /// A language, its program reading a path, and the rule that must catch it.
     type Reader = (&'static str, fn(&str) -> String, &'static str);
-    let programs: [Reader; 5] = [
+    let programs: [Reader; 6] = [
         (
             "python",
             |p| format!("print(open('{p}').read())\n"),
@@ -797,6 +797,12 @@ fn credential_paths_are_read_through_doubled_slashes_dot_components_and_thread_s
         (
             "javascript",
             |p| format!("require('fs').readFileSync('{p}');\n"),
+            "javascript.credentials",
+        ),
+        // Hunt benign FN3: a template literal without substitutions was not read.
+        (
+            "javascript",
+            |p| format!("require('fs').readFileSync(`{p}`);\n"),
             "javascript.credentials",
         ),
         (
