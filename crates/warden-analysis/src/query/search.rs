@@ -30,6 +30,10 @@ enum Stop {
 
 type Flow = ControlFlow<Stop>;
 
+/// What a search calls with each match: the node of the reported capture and the node bound
+/// to every capture; it breaks once it has enough.
+pub(crate) type Found<'f> = dyn FnMut(usize, &[Option<usize>]) -> ControlFlow<()> + 'f;
+
 /// Steps between two looks at the clock.
 const STEPS_PER_CLOCK_CHECK: u32 = 1024;
 
@@ -66,7 +70,7 @@ impl<'t> Search<'t> {
         pattern: &Pattern,
         node: usize,
         report: usize,
-        found: &mut dyn FnMut(usize, &[Option<usize>]) -> ControlFlow<()>,
+        found: &mut Found<'_>,
     ) -> Outcome {
         if self.exhausted {
             return Outcome::Exhausted;
