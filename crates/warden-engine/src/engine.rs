@@ -22,6 +22,7 @@ mod pool;
 mod runner;
 mod session_files;
 mod sessions;
+mod tool_analyses;
 mod tool_calls;
 mod volumes;
 
@@ -219,6 +220,11 @@ pub struct Engine {
             std::sync::Arc<crate::tools::Registry>,
         )>,
     >,
+    /// Held while the registry is loaded again: one load at a time, outside `registry`'s
+    /// lock, which readers take (`tool_calls.rs`, `Engine::registry`).
+    loading_registry: std::sync::Mutex<()>,
+    /// The analyses of the tools' programs, kept whatever their outcome (`tool_analyses.rs`).
+    tool_analyses: tool_analyses::ToolAnalyses,
     /// The `files` tool's workspaces.
     workspaces: OnceLock<crate::tools::Workspaces>,
     /// `warden serve`'s sessions, opened at the first use (`sessions.rs`).
@@ -340,6 +346,8 @@ impl Engine {
             install: config.install,
             response: config.response,
             registry: std::sync::RwLock::new(None),
+            loading_registry: std::sync::Mutex::new(()),
+            tool_analyses: tool_analyses::ToolAnalyses::default(),
             workspaces: OnceLock::new(),
             sessions: OnceLock::new(),
             sessions_settings: config.sessions,

@@ -60,7 +60,7 @@ impl Engine {
         by: Registrant,
     ) -> Result<Arc<RegisteredTool>, RegistryError> {
         self.registry()
-            .register(text, files, replace, by, &EngineJudge(self))
+            .register(text, files, replace, by, &EngineJudge::new(self))
     }
 
     /// Registers the tool file at `path`, with the program file it names read from beside it:
@@ -560,29 +560,55 @@ impl Engine {
         }
     }
 
-    /// The registry, loaded at its first use.
     /// The tool registry, loaded again when the registered tools changed since (another
     /// process registered, removed or approved one: `registry::stamp`).
+    ///
+    /// One thread loads it at a time, without holding the lock readers take: while it does,
+    /// the others go on with the registry loaded before (which has this process's own
+    /// registrations already), and only the first load is waited for. A load analyses only
+    /// the programs it was not given before (`tool_analyses.rs`), but a program another
+    /// process registered takes up to the analysis' bounds (hunt tenants 1: every reader of
+    /// the server waited behind loads of a token's tools that spent their budget).
     pub(super) fn registry(&self) -> std::sync::Arc<Registry> {
         let settings = self.tools_settings();
+        let loaded = || {
+            self.registry
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        };
         let stamp = crate::tools::registry_stamp(&settings);
-        {
-            let loaded = self.registry.read().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, registry)) = loaded.as_ref() {
-                if *at == stamp {
-                    return std::sync::Arc::clone(registry);
-                }
+        let before = match loaded() {
+            Some((at, registry)) if at == stamp => return registry,
+            before => before.map(|(_, registry)| registry),
+        };
+        let _loading = match (self.loading_registry.try_lock(), before) {
+            (Ok(loading), _) => loading,
+            (Err(std::sync::TryLockError::Poisoned(p)), _) => p.into_inner(),
+            (Err(std::sync::TryLockError::WouldBlock), Some(before)) => return before,
+            (Err(std::sync::TryLockError::WouldBlock), None) => self
+                .loading_registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        };
+        // Loaded by another thread meanwhile?
+        let stamp = crate::tools::registry_stamp(&settings);
+        if let Some((at, registry)) = loaded() {
+            if at == stamp {
+                return registry;
             }
         }
-        let mut loaded = self.registry.write().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, registry)) = loaded.as_ref() {
-            if *at == stamp {
-                return std::sync::Arc::clone(registry);
-            }
-        }
-        let registry = std::sync::Arc::new(Registry::load(settings, &EngineJudge(self)));
-        *loaded = Some((stamp, std::sync::Arc::clone(&registry)));
+        let judge = EngineJudge::loading(self);
+        let registry = std::sync::Arc::new(Registry::load(settings, &judge));
+        judge.keep_only_assessed();
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((stamp, std::sync::Arc::clone(&registry)));
         registry
+    }
+
+    /// How many analyses of tools' programs this engine ran (not found kept).
+    pub fn tool_analyses_run(&self) -> u64 {
+        self.tool_analyses.runs()
     }
 
     /// The `files` workspaces.
@@ -609,7 +635,36 @@ enum Refusal {
 }
 
 /// The engine's judgement of tools for the registry.
-struct EngineJudge<'e>(&'e Engine);
+struct EngineJudge<'e> {
+    engine: &'e Engine,
+    /// The programs assessed, when the registry is loaded (`Engine::registry`).
+    assessed: Option<std::sync::Mutex<std::collections::HashSet<super::tool_analyses::Key>>>,
+}
+
+impl<'e> EngineJudge<'e> {
+    fn new(engine: &'e Engine) -> Self {
+        Self {
+            engine,
+            assessed: None,
+        }
+    }
+
+    /// A judge for a load of the registry, which says the programs it assessed.
+    fn loading(engine: &'e Engine) -> Self {
+        Self {
+            engine,
+            assessed: Some(std::sync::Mutex::default()),
+        }
+    }
+
+    /// Forgets the analyses of the programs this load did not assess: no longer registered.
+    fn keep_only_assessed(&self) {
+        if let Some(assessed) = &self.assessed {
+            let assessed = assessed.lock().unwrap_or_else(|p| p.into_inner());
+            self.engine.tool_analyses.keep_only(&assessed);
+        }
+    }
+}
 
 impl Judge for EngineJudge<'_> {
     fn assess(&self, tool: &Tool, program: Option<&ProgramFile>) -> Assessment {
@@ -618,7 +673,7 @@ impl Judge for EngineJudge<'_> {
     }
 
     fn unavailable(&self, tool: &Tool, program: Option<&ProgramFile>) -> Option<String> {
-        let engine = self.0;
+        let engine = self.engine;
         // A program graded above what its mode may run: the mode policy would refuse every
         // call (the program is the same at each).
         if let Some(analysis) = program.and_then(|p| self.analyse(tool, p)) {
@@ -695,7 +750,7 @@ impl Judge for EngineJudge<'_> {
 impl EngineJudge<'_> {
     /// The static analysis of a tool's program, each finding with what its rule implies.
     fn analyse(&self, tool: &Tool, program: &ProgramFile) -> Option<ProgramAnalysis> {
-        let engine = self.0;
+        let engine = self.engine;
         let language = match &tool.runner {
             Runner::Program {
                 language: Some(id), ..
@@ -706,7 +761,18 @@ impl EngineJudge<'_> {
             .resolve(language, Some(&program.name), &program.code)
             .ok()?;
         let id = language.id.as_str();
-        let analysis = engine.analyze_one(id, &program.code);
+        // Kept whatever its outcome: one that spent its budget or was stopped is graded as
+        // such, once, not analysed again at each assessment (hunt tenants 1).
+        let key = super::tool_analyses::key(id, &program.code);
+        if let Some(assessed) = &self.assessed {
+            assessed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key);
+        }
+        let analysis = engine
+            .tool_analyses
+            .get_or_run(key, || engine.analyze_one(id, &program.code));
         let rules = engine.analyzer.rules(id);
         let implies = |finding: &Finding| {
             use warden_analysis::Category as C;
@@ -1125,6 +1191,45 @@ mod tests {
         assert!(
             matches!(reply, Err(ToolCallError::Input { ref tool, .. }) if tool == "late"),
             "{reply:?}"
+        );
+    }
+
+    /// Regression (hunt tenants 1): every load of the registry (at each change of the
+    /// registered tools) analysed every registered program again, and an analysis that was
+    /// stopped or spent its budget was never kept: a token's programs that spend it froze the
+    /// server for seconds at each load. A program is analysed once, at its registration, and
+    /// keeps the grade it had then (here the analysis fails: no warden binary to confine it).
+    #[test]
+    fn a_load_of_the_registry_does_not_analyse_a_registered_program_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine_with_tools(dir.path());
+        register_late(&engine, 10, false);
+        let registered = engine.tool("late").expect("registered");
+        let runs = engine.tool_analyses_run();
+        let text = "name = \"other\"\ndescription = \"d\"\ncategory = \"compute\"\n\
+                    [input]\ntype = \"object\"\n[run]\nprogram = \"other.py\"\n";
+        let program = ProgramFile {
+            name: "other.py".into(),
+            code: b"print(2)\n".to_vec(),
+        };
+        for _ in 0..3 {
+            // Another registration, by another process: the registry loads again.
+            let other = Engine::new(crate::EngineConfig {
+                tools: Some(ToolsSettings::new(dir.path().to_owned())),
+                ..crate::EngineConfig::new(std::path::PathBuf::from("/nonexistent/warden"))
+            })
+            .expect("another engine");
+            other
+                .register_tool(text, &[program.clone()], true, Registrant::Operator)
+                .expect("registered");
+            let late = engine.tool("late").expect("still registered");
+            assert_eq!(late.assessment, registered.assessment);
+            assert!(engine.tool("other").is_some());
+        }
+        assert_eq!(
+            engine.tool_analyses_run(),
+            runs + 1,
+            "only the other program, once"
         );
     }
 

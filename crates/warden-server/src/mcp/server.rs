@@ -72,9 +72,13 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = caller(&context)?;
-        let tools = self
-            .host
-            .tools(caller.as_deref())
+        // On a blocking thread: the registry may have to load again, analysing the programs
+        // another process registered, which the connection's thread must not wait for (hunt
+        // tenants 1: it stalled every request of the server, `/v1/health` too).
+        let host = Arc::clone(&self.host);
+        let tools = tokio::task::spawn_blocking(move || host.tools(caller.as_deref()))
+            .await
+            .map_err(|_| ErrorData::internal_error("listing the tools failed", None))?
             .into_iter()
             .map(tool)
             .collect();
@@ -118,8 +122,20 @@ impl ServerHandler for McpServer {
     }
 
     /// rmcp checks the `Mcp-Param-*` headers of an HTTP call against the tool's schema.
+    ///
+    /// rmcp asks it synchronously, on the connection's thread: on a runtime of several
+    /// threads (the server's), that thread hands its other connections over while the
+    /// registry may load again ([`ServerHandler::list_tools`] says why).
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.host.tool(name).map(tool)
+        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+            runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        let found = if multi_thread {
+            tokio::task::block_in_place(|| self.host.tool(name))
+        } else {
+            self.host.tool(name)
+        };
+        found.map(tool)
     }
 }
 

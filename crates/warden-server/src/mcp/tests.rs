@@ -29,6 +29,43 @@ use super::{
 struct FakeHost {
     hang: Arc<Hang>,
     naps: Arc<Naps>,
+    listing: Arc<Gate>,
+}
+
+/// When closed, holds every listing of the tools until the test opens it: a registry that
+/// loads again for long (the programs another process registered being analysed).
+#[derive(Default)]
+struct Gate {
+    closed: std::sync::atomic::AtomicBool,
+    entered: Notify,
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+    /// Whether a listing stopped waiting, the test never having opened the gate (a bound on
+    /// a hang: its thread was the one the test runs on).
+    gave_up: std::sync::atomic::AtomicBool,
+}
+
+impl Gate {
+    fn pass(&self) {
+        if !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        self.entered.notify_one();
+        let open = self.open.lock().expect("lock");
+        let (_open, waited) = self
+            .opened
+            .wait_timeout_while(open, Duration::from_secs(60), |open| !*open)
+            .expect("lock");
+        if waited.timed_out() {
+            self.gave_up
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn open(&self) {
+        *self.open.lock().expect("lock") = true;
+        self.opened.notify_all();
+    }
 }
 
 /// How the `nap` calls ended, in order: `answered` or `cancelled`.
@@ -84,6 +121,7 @@ impl ToolHost for FakeHost {
     }
 
     fn tools(&self, _caller: Option<&str>) -> Vec<ToolInfo> {
+        self.listing.pass();
         let schema = |value: Value| match value {
             Value::Object(map) => map,
             _ => unreachable!("the schemas below are objects"),
@@ -476,6 +514,39 @@ async fn a_cancelled_call_is_dropped_and_the_session_goes_on() {
     .await;
     let answer = client.call("echo", json!({"text": "still here"})).await;
     assert_eq!(answer["result"]["content"][0]["text"], "still here");
+}
+
+/// Regression (hunt tenants 1): `tools/list` asked the registry on the session's thread, and
+/// a registry loading again (analysing a token's programs, seconds each) held it: on the
+/// server's one io thread, every request, `/v1/health` too, waited for the load. The test
+/// runs on the one thread of its runtime, which goes on while the listing waits.
+#[tokio::test]
+async fn a_listing_that_waits_for_the_registry_holds_no_thread_of_the_sessions() {
+    let host = Arc::new(FakeHost::default());
+    let (mut client, _server) = Client::initialized_on(Arc::clone(&host)).await;
+    host.listing
+        .closed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let list = json!({"jsonrpc": "2.0", "id": "list-1", "method": "tools/list", "params": {}});
+    client.send_line(&list.to_string()).await;
+    within_a_bound(
+        host.listing.entered.notified(),
+        "the listing reached the host",
+    )
+    .await;
+    let answer = client.call("echo", json!({"text": "meanwhile"})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "meanwhile");
+    assert!(
+        !host
+            .listing
+            .gave_up
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "the test's thread was held by the listing"
+    );
+    host.listing.open();
+    let answer = client.answer(Some(&json!("list-1"))).await;
+    let tools = answer["result"]["tools"].as_array().expect("a list");
+    assert_eq!(tools.len(), 2, "{answer}");
 }
 
 #[tokio::test]

@@ -1,0 +1,80 @@
+//! The analyses of the tools' programs, by language and content, whatever their outcome: a
+//! registry is loaded again at every change of the registered tools (`Engine::registry`), and
+//! each load assesses every tool's program. The analysis cache (`analysis_cache.rs`) keeps no
+//! analysis that was stopped or spent its budget, so a program that spends it was analysed
+//! again (a second or more each) at every load, however many times it had been (hunt tenants
+//! 1). Here it is analysed once and graded as it was then, as long as it is registered: a load
+//! keeps only the analyses of the programs it assessed ([`ToolAnalyses::keep_only`]).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use sha2::{Digest, Sha256};
+use warden_core::Analysis;
+
+/// How many analyses are kept at most between two loads (registrations refused after their
+/// analysis add some that no load asks for again); the oldest goes first.
+const ENTRIES: usize = 1024;
+
+/// What identifies an analysis: the language and a SHA-256 of the code.
+pub(super) type Key = [u8; 32];
+
+/// The kept analyses, and how many were run.
+#[derive(Debug, Default)]
+pub(super) struct ToolAnalyses {
+    inner: Mutex<Entries>,
+    runs: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<Key, Analysis>,
+    order: VecDeque<Key>,
+}
+
+pub(super) fn key(language: &str, code: &[u8]) -> Key {
+    let mut hash = Sha256::new();
+    hash.update(language.as_bytes());
+    hash.update([0u8]);
+    hash.update(code);
+    hash.finalize().into()
+}
+
+impl ToolAnalyses {
+    /// The analysis kept under `key`, or the one `analyse` gives, then kept.
+    pub(super) fn get_or_run(&self, key: Key, analyse: impl FnOnce() -> Analysis) -> Analysis {
+        if let Some(found) = self.lock().map.get(&key) {
+            return found.clone();
+        }
+        // Not under the lock: a reader of another program does not wait for this one.
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let analysis = analyse();
+        let mut entries = self.lock();
+        if entries.map.insert(key, analysis.clone()).is_none() {
+            entries.order.push_back(key);
+            if entries.order.len() > ENTRIES {
+                if let Some(oldest) = entries.order.pop_front() {
+                    entries.map.remove(&oldest);
+                }
+            }
+        }
+        analysis
+    }
+
+    /// Forgets every analysis but those under `keys` (a load's: the registered programs').
+    pub(super) fn keep_only(&self, keys: &HashSet<Key>) {
+        let mut entries = self.lock();
+        entries.map.retain(|key, _| keys.contains(key));
+        entries.order.retain(|key| keys.contains(key));
+    }
+
+    /// How many analyses were run (not found kept) since the engine started.
+    pub(super) fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
