@@ -760,27 +760,25 @@ impl AppState {
         .map_err(|_| ExecError::Worker)
     }
 
-    /// Runs `work` on a blocking thread once it holds a place in the queue and then a worker,
-    /// like an execution: for what is not an execution but may cost as much, a tool
-    /// registration's analysis of the tool's program (docs/server.md#admission). Without it,
-    /// every registration analysed at once on tokio's blocking pool, whatever `workers` said.
+    /// Runs `work` on a blocking thread once it holds `caller`'s quota, a place in the queue
+    /// and then a worker, like an execution: for what is not an execution but may cost as
+    /// much, a tool registration's analysis of the tool's program
+    /// (docs/server.md#admission). Without the place, every registration analysed at once on
+    /// tokio's blocking pool, whatever `workers` said; without the quota, a token capped at
+    /// one execution at once held every worker and place of the queue with registrations,
+    /// and the other tokens' executions were refused (hunt tenants 2).
     pub(crate) async fn with_worker<T: Send + 'static>(
         &self,
+        caller: &Caller,
         work: impl FnOnce(&Engine) -> T + Send + 'static,
     ) -> Result<T, ExecError> {
-        let ticket = self.inner.admission.admit().inspect_err(|e| {
-            if matches!(e, ExecError::QueueFull { .. }) {
-                self.inner.metrics.refused("queue_full");
-            }
-        })?;
-        let running = self
-            .wait_before_deadline(self.inner.admission.start(ticket))
-            .await??;
+        let Admitted { place, quota, .. } = self.admit(caller)?;
+        let running = self.wait_before_deadline(self.worker(place)).await??;
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
-            // Held by the blocking task: a client that leaves does not free the worker before
-            // the work ends.
-            let _held = running;
+            // Held by the blocking task: a client that leaves does not free the worker (or
+            // its quota) before the work ends.
+            let _held = (running, quota);
             work(state.engine())
         })
         .await
@@ -921,5 +919,66 @@ mod tests {
             ),
             "two admitted: the rate is spent"
         );
+    }
+
+    /// Hunt tenants 2: a tool registration took a place in the queue and a worker, but not its
+    /// token's `max_concurrent`: a token capped at one held every worker and place with
+    /// registrations (each analysing up to its 3 s bound), and the other tokens were refused
+    /// `queue_full`. It is admitted as an execution is, and refused as one past the cap.
+    #[tokio::test]
+    async fn a_registration_is_admitted_within_its_tokens_max_concurrent() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::new(warden_engine::EngineConfig {
+            tools: Some(warden_engine::ToolsSettings::new(dir.path().to_owned())),
+            ..warden_engine::EngineConfig::new("/nonexistent/warden".into())
+        })
+        .expect("engine");
+        let capped = TokenConfig {
+            max_concurrent: Some(1),
+            ..token("dave", None)
+        };
+        let options = ServerOptions {
+            workers: 2,
+            queue_size: 8,
+            tokens: vec![capped, token("alice", None)],
+            ..ServerOptions::default()
+        };
+        let state = AppState::with_options(engine, options);
+        let register = |who: &str, name: &str| {
+            let definition = format!(
+                "name = \"{name}\"\ndescription = \"d\"\ncategory = \"host\"\n\
+                 [input]\ntype = \"object\"\n[run]\ncommand = [\"/bin/true\"]\n"
+            );
+            axum::http::Request::post("/v1/tools")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {who}-secret"))
+                .body(axum::body::Body::from(
+                    serde_json::json!({ "definition": definition }).to_string(),
+                ))
+                .expect("a request")
+        };
+        let send = |request: axum::http::Request<axum::body::Body>| async {
+            let response = crate::routes::router(state.clone())
+                .oneshot(request)
+                .await
+                .expect("an answer");
+            let status = response.status().as_u16();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("the body");
+            (status, String::from_utf8_lossy(&body).into_owned())
+        };
+        // dave's one admitted at once (an execution waiting for its worker, as a registration
+        // being analysed is).
+        let held = state.admit(&caller("dave")).expect("dave's one");
+        let (status, body) = send(register("dave", "second")).await;
+        assert_eq!(status, 429, "{body}");
+        assert!(body.contains("quota_exceeded"), "{body}");
+        let (status, body) = send(register("alice", "alices")).await;
+        assert_eq!(status, 201, "another token's: {body}");
+        drop(held);
+        let (status, body) = send(register("dave", "second")).await;
+        assert_eq!(status, 201, "its place freed: {body}");
     }
 }

@@ -121,7 +121,7 @@ pub(crate) async fn get(
         (status = 413, description = "The body is larger than the server accepts"),
         (status = 415, description = "Not `Content-Type: application/json`"),
         (status = 422, description = "The file is invalid, larger than the registry loads (the tool file 4 MiB, its program 16 MiB), or its assessment refuses it"),
-        (status = 429, description = "The token's rate is spent, the queue is full (the registration's analysis waits for a worker like an execution), or it has registered as many tools as one may (64; the message names those of them that do not load)"),
+        (status = 429, description = "The token's rate is spent or it has `max_concurrent` registrations or executions admitted, the queue is full (the registration's analysis waits for a worker like an execution), or it has registered as many tools as one may (64; the message names those of them that do not load)"),
         (status = 503, description = "The server is shutting down"),
     ),
     security(("bearer" = []))
@@ -132,8 +132,6 @@ pub(crate) async fn register(
     body: Result<Json<RegisterBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ToolView>), ApiError> {
     let Json(body) = body?;
-    // Not an execution, but a cost every caller of the registry shares: one of the rate.
-    state.charge(&caller)?;
     let files: Vec<ProgramFile> = body
         .files
         .into_iter()
@@ -142,9 +140,11 @@ pub(crate) async fn register(
             code: code.into_bytes(),
         })
         .collect();
-    // The registration analyses the tool's program: admitted like an execution.
+    // The registration analyses the tool's program: admitted like an execution (the caller's
+    // quotas, its rate and `max_concurrent`, then a place in the queue).
+    let worker_caller = caller.clone();
     let registered = state
-        .with_worker(move |engine| {
+        .with_worker(&worker_caller, move |engine| {
             let by = Registrant::Client(caller.token.as_deref());
             engine.register_tool(&body.definition, &files, body.replace, by)
         })
