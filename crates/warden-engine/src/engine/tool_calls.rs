@@ -1220,7 +1220,12 @@ mod tests {
             })
             .expect("another engine");
             other
-                .register_tool(text, &[program.clone()], true, Registrant::Operator)
+                .register_tool(
+                    text,
+                    std::slice::from_ref(&program),
+                    true,
+                    Registrant::Operator,
+                )
                 .expect("registered");
             let late = engine.tool("late").expect("still registered");
             assert_eq!(late.assessment, registered.assessment);
