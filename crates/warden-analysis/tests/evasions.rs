@@ -1277,7 +1277,9 @@ fn credential_words_inside_other_words_are_not_credentials() {
 /// names whose word goes on without `_`: `SECRETKEY`, `JWT_SECRETKEY`, `AWS_SECRETACCESSKEY`,
 /// `DB_PASSWORDFILE`, `PRIVATE_KEYFILE`, `SLACK_TOKENV2` went from `high` to `low`. Only the
 /// English words that start with a credential word (`TOKENIZER`, `SECRETARY`, `SECRETION`,
-/// `PASSWORDLESS`...) are not credentials.
+/// `PASSWORDLESS`...) are not credentials. A later hunt: LLM token counts (`MAX_TOKENS`,
+/// `MAX_NEW_TOKENS`, `TOKENS_PER_MINUTE`, `TOKEN_LIMIT`) and `PASSWORD_LENGTH` graded `high` in
+/// every language; a count is not a credential, in every language alike.
 #[test]
 fn credential_words_followed_by_more_of_the_name_are_credentials() {
     let credentials = [
@@ -1290,6 +1292,15 @@ fn credential_words_followed_by_more_of_the_name_are_credentials() {
         "GITHUB_TOKEN",
         "HF_TOKENS_FILE",
         "SECRETS",
+        "HF_TOKEN",
+        "API_TOKEN",
+        "ACCESS_TOKEN",
+        "OPENAI_API_KEY",
+        "DB_PASSWORD",
+        "AWS_SECRET_ACCESS_KEY",
+        "HF_TOKENS",
+        "NEW_TOKEN",
+        "TOKEN_FILE",
     ];
     let ordinary = [
         "TOKENIZERS_PARALLELISM",
@@ -1299,8 +1310,36 @@ fn credential_words_followed_by_more_of_the_name_are_credentials() {
         "SECRETION_RATE",
         "PASSWORDLESS_LOGIN",
         "PATH",
+        "MAX_TOKENS",
+        "MAX_NEW_TOKENS",
+        "OPENAI_MAX_TOKENS",
+        "NUM_TOKENS",
+        "N_TOKENS",
+        "MAX_TOKEN_LENGTH",
+        "TOKENS_PER_MINUTE",
+        "MAX_TOKENS_PER_REQUEST",
+        "CONTEXT_TOKENS",
+        "TOKEN_COUNT",
+        "TOKEN_LIMIT",
+        "TOKEN_BUDGET",
+        "PASSWORD_LENGTH",
+        "PASSWORD_MIN_LENGTH",
+        "MIN_PASSWORD_LENGTH",
+        "PASSWD_MAX",
     ];
-    for language in ["python", "javascript", "ruby", "php", "r", "bash", "go"] {
+    for language in [
+        "python",
+        "javascript",
+        "ruby",
+        "php",
+        "r",
+        "bash",
+        "go",
+        "java",
+        "c",
+        "cpp",
+        "rust",
+    ] {
         for name in credentials.iter().chain(&ordinary) {
             let code = match language {
                 "python" => format!("import os\nk = os.environ[\"{name}\"]\n"),
@@ -1309,6 +1348,13 @@ fn credential_words_followed_by_more_of_the_name_are_credentials() {
                 "php" => format!("<?php $k = getenv(\"{name}\");"),
                 "r" => format!("k <- Sys.getenv(\"{name}\")\n"),
                 "bash" => format!("echo \"${name}\"\n"),
+                "java" => format!(
+                    "class M {{ public static void main(String[] a) {{ System.out.println(System.getenv(\"{name}\")); }} }}\n"
+                ),
+                "c" | "cpp" => format!(
+                    "#include <stdlib.h>\nint main(void) {{ return getenv(\"{name}\") != 0; }}\n"
+                ),
+                "rust" => format!("fn main() {{ let _ = std::env::var(\"{name}\"); }}\n"),
                 _ => format!(
                     "package main\nimport \"os\"\nfunc main() {{ _ = os.Getenv(\"{name}\") }}\n"
                 ),
