@@ -96,17 +96,21 @@ pub(crate) struct Child {
     pub(crate) immediate: bool,
 }
 
-/// Whether NFKC normalisation changes `text` (not UTF-8: no name a language normalises).
+/// Whether NFKC normalisation changes the ASCII characters of `text` (not UTF-8: no name a
+/// language normalises): `ｅｘｅｃ` is `exec`, `ſystem` is `system`, `ﬁle` is `file`. Every
+/// keyword, builtin and name the rules read is ASCII, so a name that normalises into another
+/// name of other letters (the micro sign `µ` into Greek `μ`, the ohm sign `Ω`, the angstrom
+/// sign `Å`) becomes none of them.
 pub(crate) fn nfkc_changes(text: &[u8]) -> bool {
     use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
     let Ok(text) = std::str::from_utf8(text) else {
         return false;
     };
-    match is_nfkc_quick(text.chars()) {
-        IsNormalized::Yes => false,
-        IsNormalized::No => true,
-        IsNormalized::Maybe => !text.chars().eq(text.nfkc()),
+    if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
+        return false;
     }
+    let ascii = |c: &char| c.is_ascii();
+    !text.chars().filter(ascii).eq(text.nfkc().filter(ascii))
 }
 
 /// Bytes that make a path part opaque to `..`: an escape, a quote, an expansion, a glob, a
@@ -172,9 +176,11 @@ pub(crate) enum TextTest {
     NormalizedMatches(MatchRegex),
     /// `#any-of? @a "x" "y"`.
     AnyOf(Vec<Vec<u8>>),
-    /// `#nfkc-changes? @a`: NFKC normalisation changes the text, so a language that reads
-    /// names after normalising them (Python, PEP 3131) reads it as another name (`ｅｘｅｃ` is
-    /// `exec`). Names of other letters (`größe`, `имя`) are left as they are.
+    /// `#nfkc-changes? @a`: NFKC normalisation changes the text's ASCII characters, so a
+    /// language that reads names after normalising them (Python, PEP 3131) reads it as another
+    /// name that may be a keyword, a builtin or one the rules read (`ｅｘｅｃ` is `exec`). Names
+    /// of other letters (`größe`, `имя`) are left as they are, and one that normalises into
+    /// other letters (`µ` into `μ`) is no such name ([`nfkc_changes`]).
     NfkcChanges,
 }
 

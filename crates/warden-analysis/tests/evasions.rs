@@ -381,6 +381,24 @@ fn python_aliases_imported_names_and_spliced_paths_are_read() {
             "größe = 5\nprint(größe)\n",
             "имя = 'Ада'\nprint(имя)\n",
             "def 合計(値):\n    return sum(値)\nprint(合計([1, 2]))\n",
+            // Nor a name that normalising turns into other letters, not into ASCII (a hunt:
+            // the micro sign a Mac keyboard types, U+00B5, is Greek mu once normalised, and
+            // `µ = sum(xs) / len(xs)` was graded `high`); the ohm and angstrom signs, and a
+            // ligature of non-ASCII letters (Armenian `ﬓ`, U+FB13), too.
+            "xs = [1.0, 2.5]\n\u{b5} = sum(xs) / len(xs)\nprint(\u{b5})\n",
+            "\u{2126} = 50\n\u{212b} = 1e-10\nprint(\u{2126} * \u{212b})\n",
+            "\u{fb13} = 1\nprint(\u{fb13})\n",
+        ],
+    );
+    // A name that normalises into ASCII letters is read whatever other letters it holds.
+    assert_graded(
+        "python",
+        ThreatLevel::High,
+        &[
+            "\u{b5} = 1\n\u{ff45}xec('print(1)')\n",
+            "import os\nos.\u{17f}ystem('id')\n",
+            "\u{fb01}le = 1\n",
+            "\u{b5}\u{ff58} = 1\n",
         ],
     );
 }
