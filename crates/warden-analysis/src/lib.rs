@@ -24,6 +24,7 @@ mod flat;
 pub mod grammar;
 mod input;
 mod matching;
+mod own_bindings;
 mod parse;
 mod partial;
 mod query;

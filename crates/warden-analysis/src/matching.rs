@@ -9,6 +9,7 @@ use warden_core::{Finding, ThreatLevel};
 use crate::assigned_commands;
 use crate::deadline::Deadline;
 use crate::flat::{FlatNode, FlatTree};
+use crate::own_bindings::OwnBindings;
 use crate::query::{Outcome, Search};
 use crate::rules::{Role, RuleSet};
 use crate::ReadElsewhere;
@@ -141,6 +142,11 @@ pub(crate) fn find(
     candidates.retain(|c| {
         !rules.only_if_run(c.rule)
             || assigned_commands::may_run(tree, code, c.node.bytes(), among_others, deadline)
+    });
+    let mut own = OwnBindings::default();
+    candidates.retain(|c| {
+        let names = rules.unless_bound(c.rule);
+        names.is_empty() || !own.hides(tree, code, c.node.bytes(), names, deadline)
     });
     candidates.sort_by_key(|c| (c.node.start, c.rule));
     candidates.dedup_by_key(|c| (c.node.start, c.rule));

@@ -132,6 +132,11 @@ struct RuleSpec {
     /// program may run the variable as a command (`assigned_commands.rs`).
     #[serde(default)]
     only_if_run: bool,
+    /// Python names of builtins (`exec`): a match that is one of them, or a call of one,
+    /// counts only where the module's own binding of the name is not surely in effect
+    /// (`own_bindings.rs`).
+    #[serde(default)]
+    unless_bound: Vec<String>,
     /// Programs that must produce a finding of this rule.
     #[serde(default)]
     examples: Vec<String>,
@@ -146,6 +151,7 @@ pub(crate) struct RuleText {
     pub(crate) inside: Option<String>,
     pub(crate) unless: Option<String>,
     pub(crate) only_if_run: bool,
+    pub(crate) unless_bound: Vec<String>,
 }
 
 /// The rules of one language.
@@ -175,7 +181,15 @@ impl RuleSet {
         })?;
         for (i, spec) in parsed.rules.iter().enumerate() {
             let bash_only = (spec.only_if_run && parsed.grammar != Grammar::Bash)
-                .then(|| "`only_if_run` reads bash variables: the grammar must be bash".to_owned());
+                .then(|| "`only_if_run` reads bash variables: the grammar must be bash".to_owned())
+                .or_else(|| {
+                    (!spec.unless_bound.is_empty() && parsed.grammar != Grammar::Python).then(
+                        || {
+                            "`unless_bound` reads Python bindings: the grammar must be python"
+                                .to_owned()
+                        },
+                    )
+                });
             bash_only
                 .map_or_else(|| check(spec, &parsed.rules[..i], language), Err)
                 .map_err(|problem| AnalysisError::Rule {
@@ -195,6 +209,7 @@ impl RuleSet {
                     inside: spec.inside,
                     unless: spec.unless,
                     only_if_run: spec.only_if_run,
+                    unless_bound: spec.unless_bound,
                 };
                 let rule = Rule {
                     id: spec.id,
@@ -236,6 +251,12 @@ impl RuleSet {
     /// Whether an assignment that rule `rule` matches counts only where its variable may run.
     pub(crate) fn only_if_run(&self, rule: usize) -> bool {
         self.texts.get(rule).is_some_and(|t| t.only_if_run)
+    }
+
+    /// The builtins' names whose matches of rule `rule` count only where the module does
+    /// not surely bind them itself.
+    pub(crate) fn unless_bound(&self, rule: usize) -> &[String] {
+        self.texts.get(rule).map_or(&[], |t| &t.unless_bound)
     }
 
     /// Whether findings of rule `rule` only count inside its scope.
@@ -340,6 +361,10 @@ examples = ["import os\nos.system('ls')"]
         assert!(RuleSet::load("Py thon.toml", RULE, Build::Now).is_err());
         let only_if_run = RULE.replace("examples", "only_if_run = true\nexamples");
         assert!(error(&only_if_run).contains("the grammar must be bash"));
+        let unless_bound = RULE
+            .replace("python", "bash")
+            .replace("examples", "unless_bound = [\"exec\"]\nexamples");
+        assert!(error(&unless_bound).contains("the grammar must be python"));
     }
 
     #[test]

@@ -403,6 +403,52 @@ fn python_aliases_imported_names_and_spliced_paths_are_read() {
     );
 }
 
+/// A hunt: a module's own `exec`, `eval` or `compile` (`with ThreadPoolExecutor(4) as exec:`,
+/// `eval = evaluate(…)`, `def compile(src)`) was read as the builtin and graded `high`. Such a
+/// binding now hides the name where it is surely in effect; a decoy binding that may not be
+/// (in dead code, after the use, in a function or class, deleted again, an `except … as` it,
+/// a loop that may not run) hides nothing, and a binding to the builtin is read where it is.
+#[test]
+fn python_own_bindings_of_builtin_names_hide_them_only_when_surely_in_effect() {
+    assert_graded(
+        "python",
+        ThreatLevel::None,
+        &[
+            "def compile(src):\n    return src.split()\nprint(compile('a b'))\n",
+            "eval = sum([1, 2]) / 2\nprint(eval)\n",
+            "from concurrent.futures import ThreadPoolExecutor\nwith ThreadPoolExecutor(4) as exec:\n    print(list(exec.map(abs, [-1])))\n",
+            "import sys\nfor exec in sys.argv:\n    print(exec)\n",
+        ],
+    );
+    assert_graded_at_least(
+        "python",
+        ThreatLevel::High,
+        &[
+            "exec(code)\ndef exec(s):\n    pass\n",
+            "if False:\n    def exec(s):\n        pass\nexec(code)\n",
+            "try:\n    exec = print\nexcept E:\n    pass\nexec(code)\n",
+            "def f():\n    exec = print\nexec(code)\n",
+            "class C:\n    exec = print\nexec(code)\n",
+            "exec = print\ndel exec\nexec(code)\n",
+            "exec = print\ndef f():\n    global exec\n    del exec\nf()\nexec(code)\n",
+            "exec = print\ntry:\n    1 / 0\nexcept ZeroDivisionError as exec:\n    pass\nexec(code)\n",
+            "exec = print\nglobals().pop('ex' + 'ec')\nexec(code)\n",
+            "exec = print\nimport sys\ndelattr(sys.modules[__name__], 'exec')\nexec(code)\n",
+            "for exec in []:\n    pass\nexec(code)\n",
+            "def exec(s):\n    pass\nfrom builtins import *\nexec(code)\n",
+            "def run():\n    exec(code)\nrun()\nexec = print\n",
+            "exec: object\nexec(code)\n",
+            // The binding is to the builtin: its value is read where it is written.
+            "exec = __builtins__.exec\nexec(code)\n",
+            "import builtins\nexec = builtins.exec\nexec(code)\n",
+            "import builtins\neval = getattr(builtins, 'ev' + 'al')\neval(code)\n",
+            "from builtins import exec\nexec(code)\n",
+            "import builtins\nf = builtins.eval\nf(code)\n",
+            "e = exec\neval = e\neval(code)\n",
+        ],
+    );
+}
+
 #[test]
 fn javascript_indirect_eval_and_module_loading_are_read() {
     assert_disguises_caught(
