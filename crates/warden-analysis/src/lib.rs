@@ -25,6 +25,7 @@ pub mod grammar;
 mod input;
 mod matching;
 mod own_bindings;
+mod own_variables;
 mod parse;
 mod partial;
 mod query;

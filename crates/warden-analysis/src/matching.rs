@@ -10,6 +10,7 @@ use crate::assigned_commands;
 use crate::deadline::Deadline;
 use crate::flat::{FlatNode, FlatTree};
 use crate::own_bindings::OwnBindings;
+use crate::own_variables;
 use crate::query::{Outcome, Search};
 use crate::rules::{Role, RuleSet};
 use crate::ReadElsewhere;
@@ -147,6 +148,9 @@ pub(crate) fn find(
     candidates.retain(|c| {
         let names = rules.unless_bound(c.rule);
         names.is_empty() || !own.hides(tree, code, c.node.bytes(), names, deadline)
+    });
+    candidates.retain(|c| {
+        !rules.unless_assigned(c.rule) || !own_variables::is_own(tree, code, c.node.bytes())
     });
     candidates.sort_by_key(|c| (c.node.start, c.rule));
     candidates.dedup_by_key(|c| (c.node.start, c.rule));

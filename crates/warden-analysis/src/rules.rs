@@ -137,6 +137,10 @@ struct RuleSpec {
     /// (`own_bindings.rs`).
     #[serde(default)]
     unless_bound: Vec<String>,
+    /// Whether a match that is a bash variable's name counts only where the script has not
+    /// made the variable its own (`own_variables.rs`).
+    #[serde(default)]
+    unless_assigned: bool,
     /// Programs that must produce a finding of this rule.
     #[serde(default)]
     examples: Vec<String>,
@@ -152,6 +156,7 @@ pub(crate) struct RuleText {
     pub(crate) unless: Option<String>,
     pub(crate) only_if_run: bool,
     pub(crate) unless_bound: Vec<String>,
+    pub(crate) unless_assigned: bool,
 }
 
 /// The rules of one language.
@@ -180,8 +185,9 @@ impl RuleSet {
             message,
         })?;
         for (i, spec) in parsed.rules.iter().enumerate() {
-            let bash_only = (spec.only_if_run && parsed.grammar != Grammar::Bash)
-                .then(|| "`only_if_run` reads bash variables: the grammar must be bash".to_owned())
+            let bash_only = ((spec.only_if_run || spec.unless_assigned)
+                && parsed.grammar != Grammar::Bash)
+                .then(|| "`only_if_run` and `unless_assigned` read bash variables: the grammar must be bash".to_owned())
                 .or_else(|| {
                     (!spec.unless_bound.is_empty() && parsed.grammar != Grammar::Python).then(
                         || {
@@ -210,6 +216,7 @@ impl RuleSet {
                     unless: spec.unless,
                     only_if_run: spec.only_if_run,
                     unless_bound: spec.unless_bound,
+                    unless_assigned: spec.unless_assigned,
                 };
                 let rule = Rule {
                     id: spec.id,
@@ -257,6 +264,12 @@ impl RuleSet {
     /// not surely bind them itself.
     pub(crate) fn unless_bound(&self, rule: usize) -> &[String] {
         self.texts.get(rule).map_or(&[], |t| &t.unless_bound)
+    }
+
+    /// Whether a variable's name that rule `rule` matches counts only where the script has
+    /// not made the variable its own.
+    pub(crate) fn unless_assigned(&self, rule: usize) -> bool {
+        self.texts.get(rule).is_some_and(|t| t.unless_assigned)
     }
 
     /// Whether findings of rule `rule` only count inside its scope.

@@ -403,6 +403,46 @@ fn python_aliases_imported_names_and_spliced_paths_are_read() {
     );
 }
 
+/// A hunt: bash's credential rule read any variable's name, also the script's own (`for TOKEN
+/// in $(cat input.txt)`, `PASSWORD=$(…)`), graded `high`. A variable the script has surely
+/// made its own is not the environment's secret; one that may still hold the environment's
+/// value is.
+#[test]
+fn bash_own_variables_are_not_the_environments_secrets() {
+    assert_graded(
+        "bash",
+        ThreatLevel::None,
+        &[
+            "for TOKEN in a b; do\n  echo \"$TOKEN\"\ndone\n",
+            "PASSWORD=hunter2\necho \"${#PASSWORD}\"\n",
+        ],
+    );
+    for code in [
+        "echo \"$GITHUB_TOKEN\"\nGITHUB_TOKEN=x\n",
+        "GITHUB_TOKEN=\"$GITHUB_TOKEN\"\necho \"$GITHUB_TOKEN\"\n",
+        "GITHUB_TOKEN+=x\necho \"$GITHUB_TOKEN\"\n",
+        "if false; then GITHUB_TOKEN=x; fi\necho \"$GITHUB_TOKEN\"\n",
+        "f() { GITHUB_TOKEN=x; }\necho \"$GITHUB_TOKEN\"\n",
+        "f() { local GITHUB_TOKEN=x; }\nf\necho \"$GITHUB_TOKEN\"\n",
+        "(GITHUB_TOKEN=x)\necho \"$GITHUB_TOKEN\"\n",
+        "exec <&-\nread -r GITHUB_TOKEN\necho \"$GITHUB_TOKEN\"\n",
+        "for GITHUB_TOKEN in; do :; done\necho \"$GITHUB_TOKEN\"\n",
+        "f() { echo \"$GITHUB_TOKEN\"; }\nf\nGITHUB_TOKEN=x\n",
+        "trap 'echo \"$GITHUB_TOKEN\"' DEBUG\nGITHUB_TOKEN=x\n",
+        "echo x | GITHUB_TOKEN=y cat\necho \"$GITHUB_TOKEN\"\n",
+    ] {
+        let analysis = analyzer().analyze("bash", code.as_bytes());
+        assert!(
+            analysis
+                .findings
+                .iter()
+                .any(|f| f.rule == "bash.credentials"),
+            "{code:?}\n{}",
+            describe(&analysis)
+        );
+    }
+}
+
 /// A hunt: a module's own `exec`, `eval` or `compile` (`with ThreadPoolExecutor(4) as exec:`,
 /// `eval = evaluate(…)`, `def compile(src)`) was read as the builtin and graded `high`. Such a
 /// binding now hides the name where it is surely in effect; a decoy binding that may not be
