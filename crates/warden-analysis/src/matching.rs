@@ -111,6 +111,13 @@ struct Collected {
     candidates: Vec<Candidate>,
     scopes: Vec<Scope>,
     exemptions: Vec<(usize, Range<usize>)>,
+    /// Each `break` or `return` of a rule's `exits` query, and whether it is a `return`.
+    exits: Vec<(usize, Range<usize>, bool)>,
+    /// Each construct of a rule's `nested` query, and whether it is a function (which a
+    /// `return` ends too) rather than a loop (which only a `break` ends).
+    nested: Vec<(usize, Range<usize>, bool)>,
+    /// Each call of a rule's `nested` query that copies the running program.
+    forks: Vec<(usize, Range<usize>)>,
     timed_out: bool,
 }
 
@@ -128,12 +135,17 @@ pub(crate) fn find(
         mut candidates,
         mut scopes,
         exemptions,
+        exits,
+        nested,
+        forks,
         timed_out,
     } = collect(rules, tree, code, deadline);
+    let ends = bounded_exits(exits, nested);
     scopes.retain(|scope| {
         !exemptions
             .iter()
             .any(|(r, exempt)| *r == scope.rule && contains(&scope.bytes, exempt))
+            && !ends_by_exit(scope.rule, &scope.bytes, &ends, &forks)
     });
     let mut found = Matches {
         timed_out,
@@ -202,6 +214,15 @@ fn collect(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Deadline) -> Col
                         held,
                     }),
                     Role::Exempt => collected.exemptions.push((p.rule, node.bytes())),
+                    Role::Break | Role::Return => {
+                        let is_return = p.role == Role::Return;
+                        collected.exits.push((p.rule, node.bytes(), is_return));
+                    }
+                    Role::Loop | Role::Function => {
+                        let is_function = p.role == Role::Function;
+                        collected.nested.push((p.rule, node.bytes(), is_function));
+                    }
+                    Role::Fork => collected.forks.push((p.rule, node.bytes())),
                 }
                 if p.reports_root {
                     ControlFlow::Break(())
@@ -216,6 +237,86 @@ fn collect(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Deadline) -> Col
         }
     }
     collected
+}
+
+/// A `break` or `return` of a rule, and the innermost construct of the rule's `nested` query
+/// that it ends instead of what holds that construct.
+struct Exit {
+    rule: usize,
+    at: Range<usize>,
+    bound: Option<Range<usize>>,
+}
+
+impl Exit {
+    /// Whether it ends `scope`: it lies within, and no construct within `scope` that holds it
+    /// stops it first (a `break` in an inner loop or closure, a `return` in a closure). A
+    /// bound that is the scope itself (the loop a `break` ends) or holds it does not.
+    fn leaves(&self, scope: &Range<usize>) -> bool {
+        contains(scope, &self.at) && self.bound.as_ref().is_none_or(|b| !contains(scope, b))
+    }
+}
+
+/// Whether `scope` of rule `rule` holds an exit of its own (`ends`), and no call that copies
+/// the program (`forks`), whose copy may be the one to take it.
+fn ends_by_exit(
+    rule: usize,
+    scope: &Range<usize>,
+    ends: &[Exit],
+    forks: &[(usize, Range<usize>)],
+) -> bool {
+    ends.iter().any(|end| end.rule == rule && end.leaves(scope))
+        && !forks
+            .iter()
+            .any(|(r, fork)| *r == rule && contains(scope, fork))
+}
+
+/// Each exit with its bound: the innermost `nested` construct of its rule that holds it, a
+/// function for a `return`, a loop or a function for a `break`. One sweep over the nodes in
+/// document order (outer before inner), keeping the constructs that hold the current node on
+/// two stacks: syntax nodes nest, so a construct that does not hold a node holds none after it.
+fn bounded_exits(
+    exits: Vec<(usize, Range<usize>, bool)>,
+    nested: Vec<(usize, Range<usize>, bool)>,
+) -> Vec<Exit> {
+    if exits.is_empty() {
+        return Vec::new();
+    }
+    // (rule, range, is an exit, is a return or a function).
+    let mut items: Vec<(usize, Range<usize>, bool, bool)> = nested
+        .into_iter()
+        .map(|(rule, at, function)| (rule, at, false, function))
+        .chain(
+            exits
+                .into_iter()
+                .map(|(rule, at, ret)| (rule, at, true, ret)),
+        )
+        .collect();
+    items.sort_by_key(|(rule, at, exit, _)| (*rule, at.start, std::cmp::Reverse(at.end), *exit));
+    let mut found = Vec::new();
+    // The constructs that hold the current node: all of them, and the functions.
+    let mut any: Vec<(usize, Range<usize>)> = Vec::new();
+    let mut functions: Vec<(usize, Range<usize>)> = Vec::new();
+    for (rule, at, exit, kind) in items {
+        for stack in [&mut any, &mut functions] {
+            while stack
+                .last()
+                .is_some_and(|(r, held)| *r != rule || held.end < at.end)
+            {
+                stack.pop();
+            }
+        }
+        if exit {
+            let stack = if kind { &functions } else { &any };
+            let bound = stack.last().map(|(_, b)| b.clone());
+            found.push(Exit { rule, at, bound });
+        } else {
+            any.push((rule, at.clone()));
+            if kind {
+                functions.push((rule, at));
+            }
+        }
+    }
+    found
 }
 
 /// Whether the candidate lies within a scope of its rule (a scope node contains it, and is not
@@ -328,7 +429,10 @@ mod tests {
         let mut found = BTreeSet::new();
         for at in 0..flat.nodes.len() {
             for (i, pattern) in patterns.iter().enumerate() {
-                let report = pattern.capture(report).expect("captured");
+                // In a field of several captures, a pattern of another one.
+                let Some(report) = pattern.capture(report) else {
+                    continue;
+                };
                 let mut record = |n: usize, _: &[Option<usize>]| {
                     let node = &flat.nodes[n];
                     found.insert((i, node.start as usize, node.end as usize));
@@ -385,9 +489,18 @@ mod tests {
                     (Some(&text.query), report),
                     (text.inside.as_ref(), "scope"),
                     (text.unless.as_ref(), "exempt"),
+                    (text.exits.as_ref(), "break"),
+                    (text.exits.as_ref(), "return"),
+                    (text.nested.as_ref(), "loop"),
+                    (text.nested.as_ref(), "function"),
+                    (text.nested.as_ref(), "fork"),
                 ];
                 for (query, report) in queries {
                     let Some(query) = query else { continue };
+                    // A field of several captures: the patterns of each, apart.
+                    if !query.contains(&format!("@{report}")) {
+                        continue;
+                    }
                     let theirs = tree_sitter::Query::new(&grammar, query)
                         .unwrap_or_else(|e| panic!("tree-sitter compiles {}: {e}", text.id));
                     let mut resolver = crate::query::Resolver::new(&grammar);

@@ -128,6 +128,17 @@ struct RuleSpec {
     /// (an endless loop that waits for a connection before each spawn is a server, not a bomb).
     #[serde(default)]
     unless: Option<String>,
+    /// Patterns capturing `@break` or `@return`: a scope that holds one at its own level ends,
+    /// and does not count (a loop that `break`s or `return`s is not endless).
+    #[serde(default)]
+    exits: Option<String>,
+    /// Patterns capturing `@loop` (a construct that a `break` in it ends: an inner loop, a
+    /// `switch`) or `@function` (one that both a `break` and a `return` in it end: a function,
+    /// a closure): an exit inside one of those within the scope does not end the scope. Or
+    /// `@fork`: a call that copies the running program, whose copy may be the one that takes
+    /// the exit (`if (fork() == 0) exit(0);`): a scope holding one ends by no exit.
+    #[serde(default)]
+    nested: Option<String>,
     /// Whether a match that is a bash variable assignment (`SUDO=sudo`) counts only where the
     /// program may run the variable as a command (`assigned_commands.rs`).
     #[serde(default)]
@@ -154,6 +165,8 @@ pub(crate) struct RuleText {
     pub(crate) capture: Option<String>,
     pub(crate) inside: Option<String>,
     pub(crate) unless: Option<String>,
+    pub(crate) exits: Option<String>,
+    pub(crate) nested: Option<String>,
     pub(crate) only_if_run: bool,
     pub(crate) unless_bound: Vec<String>,
     pub(crate) unless_assigned: bool,
@@ -214,6 +227,8 @@ impl RuleSet {
                     capture: spec.capture,
                     inside: spec.inside,
                     unless: spec.unless,
+                    exits: spec.exits,
+                    nested: spec.nested,
                     only_if_run: spec.only_if_run,
                     unless_bound: spec.unless_bound,
                     unless_assigned: spec.unless_assigned,
@@ -324,6 +339,12 @@ fn check(spec: &RuleSpec, earlier: &[RuleSpec], language: &str) -> Result<(), St
     }
     if spec.unless.is_some() && spec.inside.is_none() {
         return Err("`unless` exempts scopes: the rule needs `inside`".into());
+    }
+    if spec.exits.is_some() && spec.inside.is_none() {
+        return Err("`exits` end scopes: the rule needs `inside`".into());
+    }
+    if spec.nested.is_some() && spec.exits.is_none() {
+        return Err("`nested` bounds exits: the rule needs `exits`".into());
     }
     Ok(())
 }

@@ -118,6 +118,80 @@ fn python_loops_that_end_are_not_fork_bombs() {
     assert!(analysis.findings.iter().all(|f| f.rule == "python.fork"));
 }
 
+/// A loop that holds its own exit (a `break` of it, a `return`) ends: it is not endless, in
+/// any language (hunt "benign": Go's read loop and `select` loop, Rust's `loop { if … { break; } }`
+/// and a C++ `while (true)` that `break`s were refused as fork bombs).
+#[test]
+fn loops_that_hold_their_own_exit_are_not_fork_bombs() {
+    let loops = [
+        ("go", "package main\nfunc main() {\n\tfor {\n\t\tif done() {\n\t\t\tbreak\n\t\t}\n\t\tgo work()\n\t}\n}\n"),
+        ("go", "package main\nfunc main() {\n\tfor {\n\t\tselect {\n\t\tcase <-tick:\n\t\t\tgo work()\n\t\tcase <-done:\n\t\t\treturn\n\t\t}\n\t}\n}\n"),
+        ("rust", "fn main() { let mut i = 0; loop { if i == 4 { break; } std::thread::spawn(|| {}); i += 1; } }"),
+        ("rust", "fn main() -> std::io::Result<()> { loop { let n = read()?; std::thread::spawn(move || n); } }"),
+        ("cpp", "#include <thread>\nint main() { while (true) { std::thread t(f); t.join(); if (done()) break; } }"),
+        ("c", "#include <pthread.h>\nint main(void) { for (;;) { if (done()) return 0; pthread_create(&t, 0, f, 0); pthread_join(t, 0); } }"),
+        ("python", "import threading\nwhile True:\n    if done():\n        break\n    threading.Thread(target=f).start()\n"),
+        ("javascript", "const { Worker } = require('worker_threads');\nwhile (true) { if (done()) break; new Worker('./w.js'); }"),
+        ("java", "class A { void f() { while (true) { new Thread(r).start(); if (done()) return; } } }"),
+        ("ruby", "loop do\n  break if done\n  Thread.new { work }.join\nend\n"),
+        ("php", "<?php while (true) { exec('ls', $out); if (done()) { break; } }"),
+        ("r", "repeat { system('ls'); if (done()) break }"),
+        ("bash", "while true; do sleep 1 & [ -e stop ] && break; done"),
+    ];
+    for (language, code) in loops {
+        let analysis = analyzer().analyze(language, code.as_bytes());
+        assert!(
+            analysis.threat_level < Critical,
+            "{language}: a loop that ends is graded as a fork bomb:\n{code}\n{}",
+            describe(&analysis)
+        );
+    }
+}
+
+/// An exit that is not the loop's own does not end it: a `break` of an inner loop, `switch`
+/// or `select`, a `return` or `break` inside a closure, a subshell or a background job, and
+/// any exit of a loop that forks (the copy may be the one that exits).
+#[test]
+fn exits_that_are_not_the_loops_own_keep_a_fork_bomb() {
+    let bombs = [
+        ("go", "package main\nfunc main() { for { go main(); func() { return }() } }"),
+        ("go", "package main\nfunc main() { for { go main(); for { break } } }"),
+        ("go", "package main\nfunc main() { for { go main(); select { default: break } } }"),
+        ("go", "package main\nfunc main() { for { go main(); switch { default: break } } }"),
+        ("rust", "fn main() { loop { std::thread::spawn(|| {}); let f = || { return; }; } }"),
+        ("rust", "fn main() { loop { std::thread::spawn(|| {}); for _ in 0..3 { break; } } }"),
+        ("rust", "fn main() { loop { std::thread::spawn(|| {}); 'b: { break 'b; } } }"),
+        ("rust", "fn main() { loop { if unsafe { libc::fork() } == 0 { break; } } }"),
+        ("cpp", "#include <thread>\nint main() { while (true) { std::thread(f).detach(); auto g = [] { return; }; } }"),
+        ("cpp", "#include <thread>\nint main() { while (true) { std::thread(f).detach(); for (int i : v) break; } }"),
+        ("c", "#include <unistd.h>\nint main(void) { while (1) { pid_t p = fork(); if (p == 0) return 0; } }"),
+        ("c", "#include <stdlib.h>\nint main(void) { for (;;) { system(\"x &\"); switch (1) { case 1: break; } } }"),
+        ("python", "import os\nwhile True:\n    os.fork()\n    for i in range(3):\n        break\n    def f():\n        return 1\n"),
+        ("python", "import os\nwhile True:\n    if os.fork() == 0:\n        break\n"),
+        ("javascript", "const cp = require('child_process');\nwhile (true) { cp.fork(__filename); [1].forEach(() => { return; }); switch (x) { case 1: break; } }"),
+        ("java", "class A { void f() { while (true) { new Thread(() -> { return; }).start(); for (;;) break; } } }"),
+        ("ruby", "loop do\n  Thread.new { sleep }\n  [1].each { |x| break }\nend\n"),
+        ("ruby", "while true do\n  break if fork\nend\n"),
+        ("php", "<?php while (true) { if (pcntl_fork() == 0) { exit(0); } }"),
+        ("php", "<?php while (true) { exec('x &'); $f = function() { return 1; }; foreach ($a as $x) { break; } }"),
+        ("r", "repeat { system('Rscript x.R &'); f <- function() return(1); for (i in 1:2) break }"),
+        ("bash", "while true; do sleep 30 & (break); echo | break; x=$(exit 1); done"),
+        ("bash", "while :; do sleep 30 & break & done"),
+        ("bash", "while :; do sleep 30 & f() { exit; }; for x in 1; do break; done; done"),
+    ];
+    for (language, code) in bombs {
+        let analysis = analyzer().analyze(language, code.as_bytes());
+        assert!(
+            analysis
+                .findings
+                .iter()
+                .any(|f| f.rule == format!("{language}.spawn_in_endless_loop")),
+            "{language}: a fork bomb whose exit is not its loop's own is missed:\n{code}\n{}",
+            describe(&analysis)
+        );
+    }
+}
+
 #[test]
 fn javascript() {
     let code = r#"const cp = require('child_process');

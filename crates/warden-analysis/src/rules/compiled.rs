@@ -18,6 +18,15 @@ const EXEMPT_CAPTURE: &str = "exempt";
 /// of its `inside` both capture it, the finding counts in that scope only when the two
 /// captured texts are the same (the name a scope declares, and the name a call goes through).
 const HELD_CAPTURE: &str = "held";
+/// The captures of a rule's `exits` query: a `break` and a `return` (the scope's own ends).
+const BREAK_CAPTURE: &str = "break";
+const RETURN_CAPTURE: &str = "return";
+/// The captures of a rule's `nested` query: what a `break` ends (an inner loop, a `switch`),
+/// and what both a `break` and a `return` end (a function, a closure).
+const LOOP_CAPTURE: &str = "loop";
+const FUNCTION_CAPTURE: &str = "function";
+/// The capture of a `nested` pattern for a call that copies the running program.
+const FORK_CAPTURE: &str = "fork";
 
 /// What a match of a pattern stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +37,17 @@ pub(crate) enum Role {
     Scope,
     /// An exemption of the rule: a scope containing one does not count.
     Exempt,
+    /// A `break`: a scope that holds one outside any nested loop or function ends.
+    Break,
+    /// A `return`: a scope that holds one outside any nested function ends.
+    Return,
+    /// A construct a `break` in it ends (an inner loop, a `switch`).
+    Loop,
+    /// A construct a `break` or a `return` in it ends (a function, a closure).
+    Function,
+    /// A call that copies the running program (`fork()`): the copy may be the one that takes
+    /// an exit (`if (fork() == 0) exit(0);`), so a scope holding one ends by none.
+    Fork,
 }
 
 impl Role {
@@ -37,6 +57,11 @@ impl Role {
             Role::Finding => named.unwrap_or(DEFAULT_CAPTURE),
             Role::Scope => SCOPE_CAPTURE,
             Role::Exempt => EXEMPT_CAPTURE,
+            Role::Break => BREAK_CAPTURE,
+            Role::Return => RETURN_CAPTURE,
+            Role::Loop => LOOP_CAPTURE,
+            Role::Function => FUNCTION_CAPTURE,
+            Role::Fork => FORK_CAPTURE,
         }
     }
 
@@ -46,6 +71,8 @@ impl Role {
             Role::Finding => "query",
             Role::Scope => "`inside` query",
             Role::Exempt => "`unless` query",
+            Role::Break | Role::Return => "`exits` query",
+            Role::Loop | Role::Function | Role::Fork => "`nested` query",
         }
     }
 }
@@ -88,28 +115,42 @@ impl Compiled {
         let mut patterns = Vec::new();
         let mut resolver = Resolver::with_regexes(language, regexes);
         for (rule, text) in rules.iter().enumerate() {
-            let parts = [
-                (Some(&text.query), Role::Finding),
-                (text.inside.as_ref(), Role::Scope),
-                (text.unless.as_ref(), Role::Exempt),
+            let parts: [(Option<&String>, &[Role]); 5] = [
+                (Some(&text.query), &[Role::Finding]),
+                (text.inside.as_ref(), &[Role::Scope]),
+                (text.unless.as_ref(), &[Role::Exempt]),
+                (text.exits.as_ref(), &[Role::Break, Role::Return]),
+                (
+                    text.nested.as_ref(),
+                    &[Role::Loop, Role::Function, Role::Fork],
+                ),
             ];
-            for (source, role) in parts {
+            for (source, roles) in parts {
                 let Some(source) = source else { continue };
                 let compiled = Pattern::compile_all(source, &mut resolver)
-                    .map_err(|e| query_error(file, &text.id, role, &e))?;
+                    .map_err(|e| query_error(file, &text.id, roles[0], &e))?;
                 if compiled.is_empty() {
                     return Err(problem(file, &text.id, "the query has no pattern".into()));
                 }
-                let name = role.capture(text.capture.as_deref());
                 for pattern in compiled {
-                    let Some(report) = pattern.capture(name) else {
-                        let which = role.field();
-                        let why = format!("a pattern of its {which} does not capture @{name}");
+                    // A pattern plays the first of the field's roles whose capture it has.
+                    let captured = roles.iter().find_map(|&role| {
+                        let name = role.capture(text.capture.as_deref());
+                        pattern.capture(name).map(|report| (role, report))
+                    });
+                    let Some((role, report)) = captured else {
+                        let which = roles[0].field();
+                        let names: Vec<String> = roles
+                            .iter()
+                            .map(|r| format!("@{}", r.capture(text.capture.as_deref())))
+                            .collect();
+                        let names = names.join(" or ");
+                        let why = format!("a pattern of its {which} does not capture {names}");
                         return Err(problem(file, &text.id, why));
                     };
                     let held = match role {
                         Role::Finding | Role::Scope => pattern.capture(HELD_CAPTURE),
-                        Role::Exempt => None,
+                        _ => None,
                     };
                     patterns.push(RulePattern {
                         reports_root: held.is_none() && pattern.root.captures.contains(&report),
