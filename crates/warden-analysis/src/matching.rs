@@ -113,6 +113,8 @@ struct Collected {
     exemptions: Vec<(usize, Range<usize>)>,
     /// Each `break` or `return` of a rule's `exits` query, and whether it is a `return`.
     exits: Vec<(usize, Range<usize>, bool)>,
+    /// The rules whose exits are redefined somewhere in the program.
+    redefined: Vec<usize>,
     /// Each construct of a rule's `nested` query, and whether it is a function (which a
     /// `return` ends too) rather than a loop (which only a `break` ends).
     nested: Vec<(usize, Range<usize>, bool)>,
@@ -135,11 +137,13 @@ pub(crate) fn find(
         mut candidates,
         mut scopes,
         exemptions,
-        exits,
+        mut exits,
+        redefined,
         nested,
         forks,
         timed_out,
     } = collect(rules, tree, code, deadline);
+    exits.retain(|(rule, _, _)| !redefined.contains(rule));
     let ends = bounded_exits(exits, nested);
     scopes.retain(|scope| {
         !exemptions
@@ -223,6 +227,7 @@ fn collect(rules: &RuleSet, tree: &Tree, code: &[u8], deadline: Deadline) -> Col
                         collected.nested.push((p.rule, node.bytes(), is_function));
                     }
                     Role::Fork => collected.forks.push((p.rule, node.bytes())),
+                    Role::Redefined => collected.redefined.push(p.rule),
                 }
                 if p.reports_root {
                     ControlFlow::Break(())
@@ -491,6 +496,7 @@ mod tests {
                     (text.unless.as_ref(), "exempt"),
                     (text.exits.as_ref(), "break"),
                     (text.exits.as_ref(), "return"),
+                    (text.exits.as_ref(), "redefined"),
                     (text.nested.as_ref(), "loop"),
                     (text.nested.as_ref(), "function"),
                     (text.nested.as_ref(), "fork"),

@@ -129,7 +129,9 @@ struct RuleSpec {
     #[serde(default)]
     unless: Option<String>,
     /// Patterns capturing `@break` or `@return`: a scope that holds one at its own level ends,
-    /// and does not count (a loop that `break`s or `return`s is not endless).
+    /// and does not count (a loop that `break`s or `return`s is not endless). Or
+    /// `@redefined`: a definition that makes them not what they seem (a bash function named
+    /// `break`, C's `#define break`): where one is, no exit counts.
     #[serde(default)]
     exits: Option<String>,
     /// Patterns capturing `@loop` (a construct that a `break` in it ends: an inner loop, a

@@ -170,6 +170,8 @@ fn exits_that_are_not_the_loops_own_keep_a_fork_bomb() {
         ("python", "import os\nwhile True:\n    if os.fork() == 0:\n        break\n"),
         ("javascript", "const cp = require('child_process');\nwhile (true) { cp.fork(__filename); [1].forEach(() => { return; }); switch (x) { case 1: break; } }"),
         ("java", "class A { void f() { while (true) { new Thread(() -> { return; }).start(); for (;;) break; } } }"),
+        ("java", "class A { void f() { while (true) { new Thread(r).start(); x: { break x; } } } }"),
+        ("javascript", "const cp = require('child_process');\nwhile (true) { cp.fork(__filename); x: { break x; } }"),
         ("ruby", "loop do\n  Thread.new { sleep }\n  [1].each { |x| break }\nend\n"),
         ("ruby", "while true do\n  break if fork\nend\n"),
         ("php", "<?php while (true) { if (pcntl_fork() == 0) { exit(0); } }"),
@@ -178,6 +180,13 @@ fn exits_that_are_not_the_loops_own_keep_a_fork_bomb() {
         ("bash", "while true; do sleep 30 & (break); echo | break; x=$(exit 1); done"),
         ("bash", "while :; do sleep 30 & break & done"),
         ("bash", "while :; do sleep 30 & f() { exit; }; for x in 1; do break; done; done"),
+        ("bash", "break() { :; }\nwhile :; do sleep 30 & break; done"),
+        ("bash", "function exit { :; }\nwhile :; do sleep 30 & exit; done"),
+        ("bash", "shopt -s expand_aliases\nalias break=:\nwhile :; do sleep 30 & break; done"),
+        ("bash", "enable -n break\nwhile :; do sleep 30 & break; done"),
+        ("c", "#include <unistd.h>\n#define break\nint main(void) { for (;;) { system(\"x &\"); break; } }"),
+        ("cpp", "#include <thread>\n#define return\nint main() { while (true) { std::thread(f).detach(); return; } }"),
+        ("r", "return <- identity\nrepeat { system('Rscript x.R &'); return(1) }"),
     ];
     for (language, code) in bombs {
         let analysis = analyzer().analyze(language, code.as_bytes());

@@ -21,6 +21,8 @@ const HELD_CAPTURE: &str = "held";
 /// The captures of a rule's `exits` query: a `break` and a `return` (the scope's own ends).
 const BREAK_CAPTURE: &str = "break";
 const RETURN_CAPTURE: &str = "return";
+/// The capture of an `exits` pattern for a definition that makes an exit not what it seems.
+const REDEFINED_CAPTURE: &str = "redefined";
 /// The captures of a rule's `nested` query: what a `break` ends (an inner loop, a `switch`),
 /// and what both a `break` and a `return` end (a function, a closure).
 const LOOP_CAPTURE: &str = "loop";
@@ -41,6 +43,9 @@ pub(crate) enum Role {
     Break,
     /// A `return`: a scope that holds one outside any nested function ends.
     Return,
+    /// A definition that makes the exits not what they seem (a bash function named `break`,
+    /// C's `#define break`): no exit of the rule counts in the program.
+    Redefined,
     /// A construct a `break` in it ends (an inner loop, a `switch`).
     Loop,
     /// A construct a `break` or a `return` in it ends (a function, a closure).
@@ -59,6 +64,7 @@ impl Role {
             Role::Exempt => EXEMPT_CAPTURE,
             Role::Break => BREAK_CAPTURE,
             Role::Return => RETURN_CAPTURE,
+            Role::Redefined => REDEFINED_CAPTURE,
             Role::Loop => LOOP_CAPTURE,
             Role::Function => FUNCTION_CAPTURE,
             Role::Fork => FORK_CAPTURE,
@@ -71,7 +77,7 @@ impl Role {
             Role::Finding => "query",
             Role::Scope => "`inside` query",
             Role::Exempt => "`unless` query",
-            Role::Break | Role::Return => "`exits` query",
+            Role::Break | Role::Return | Role::Redefined => "`exits` query",
             Role::Loop | Role::Function | Role::Fork => "`nested` query",
         }
     }
@@ -119,7 +125,10 @@ impl Compiled {
                 (Some(&text.query), &[Role::Finding]),
                 (text.inside.as_ref(), &[Role::Scope]),
                 (text.unless.as_ref(), &[Role::Exempt]),
-                (text.exits.as_ref(), &[Role::Break, Role::Return]),
+                (
+                    text.exits.as_ref(),
+                    &[Role::Break, Role::Return, Role::Redefined],
+                ),
                 (
                     text.nested.as_ref(),
                     &[Role::Loop, Role::Function, Role::Fork],
