@@ -1,6 +1,7 @@
 //! Running a language's rules over a program's tree and turning matches into findings: one
 //! walk over the tree, trying at each node only the patterns that can start there.
 
+use std::collections::HashMap;
 use std::ops::{ControlFlow, Range};
 
 use tree_sitter::Tree;
@@ -144,12 +145,14 @@ pub(crate) fn find(
         timed_out,
     } = collect(rules, tree, code, deadline);
     exits.retain(|(rule, _, _)| !redefined.contains(rule));
-    let ends = bounded_exits(exits, nested);
+    let ends = index_exits(bounded_exits(exits, nested), forks);
     scopes.retain(|scope| {
         !exemptions
             .iter()
             .any(|(r, exempt)| *r == scope.rule && contains(&scope.bytes, exempt))
-            && !ends_by_exit(scope.rule, &scope.bytes, &ends, &forks)
+            && !ends
+                .get(&scope.rule)
+                .is_some_and(|exits| exits.end(&scope.bytes))
     });
     let mut found = Matches {
         timed_out,
@@ -252,27 +255,93 @@ struct Exit {
     bound: Option<Range<usize>>,
 }
 
-impl Exit {
-    /// Whether it ends `scope`: it lies within, and no construct within `scope` that holds it
-    /// stops it first (a `break` in an inner loop or closure, a `return` in a closure). A
-    /// bound that is the scope itself (the loop a `break` ends) or holds it does not.
-    fn leaves(&self, scope: &Range<usize>) -> bool {
-        contains(scope, &self.at) && self.bound.as_ref().is_none_or(|b| !contains(scope, b))
+/// Where a node stands among the nodes that hold a place: of two nodes that both hold it, the
+/// one with the smaller key holds the other (the earlier start, then the later end).
+type Nesting = (usize, std::cmp::Reverse<usize>);
+
+fn nesting(at: &Range<usize>) -> Nesting {
+    (at.start, std::cmp::Reverse(at.end))
+}
+
+/// One rule's exits by where they start, to tell whether a scope holds an exit of its own in
+/// logarithmic time (thousands of nested loops, each with a `break`, would otherwise cost the
+/// square of that in pairs).
+struct RuleExits {
+    /// The exits' starts, in order.
+    starts: Vec<usize>,
+    /// `mins[j][i]`: the smallest [`Nesting`] of the bounds of exits `i..i + 2^j` (an exit
+    /// with no bound has the smallest of all: it leaves every scope that holds it).
+    mins: Vec<Vec<Nesting>>,
+    /// The starts of the rule's forks, in order.
+    forks: Vec<usize>,
+}
+
+impl RuleExits {
+    /// Whether `scope` ends by an exit of its own: it holds an exit whose bound is not within
+    /// it (the bound holds `scope`, or there is none), and no fork. Syntax nodes nest, so a
+    /// node that starts inside a scope lies inside it, and of an exit's bound and a scope that
+    /// both hold the exit, one holds the other.
+    fn end(&self, scope: &Range<usize>) -> bool {
+        let within = |starts: &[usize]| {
+            starts.partition_point(|&s| s < scope.start)..starts.partition_point(|&s| s < scope.end)
+        };
+        let (exits, forks) = (within(&self.starts), within(&self.forks));
+        if exits.is_empty() || !forks.is_empty() {
+            return false;
+        }
+        let level = exits.len().ilog2() as usize;
+        let row = &self.mins[level];
+        let least = row[exits.start].min(row[exits.end - (1 << level)]);
+        least <= nesting(scope)
     }
 }
 
-/// Whether `scope` of rule `rule` holds an exit of its own (`ends`), and no call that copies
-/// the program (`forks`), whose copy may be the one to take it.
-fn ends_by_exit(
-    rule: usize,
-    scope: &Range<usize>,
-    ends: &[Exit],
-    forks: &[(usize, Range<usize>)],
-) -> bool {
-    ends.iter().any(|end| end.rule == rule && end.leaves(scope))
-        && !forks
-            .iter()
-            .any(|(r, fork)| *r == rule && contains(scope, fork))
+/// The exits (with their bounds) and forks of every rule that has exits, for
+/// [`RuleExits::end`].
+fn index_exits(ends: Vec<Exit>, forks: Vec<(usize, Range<usize>)>) -> HashMap<usize, RuleExits> {
+    // Each rule's exits (start, bound) and forks (start).
+    type Starts = (Vec<(usize, Nesting)>, Vec<usize>);
+    let mut by_rule: HashMap<usize, Starts> = HashMap::new();
+    for end in ends {
+        let unbounded = (0, std::cmp::Reverse(usize::MAX));
+        let key = end.bound.as_ref().map_or(unbounded, nesting);
+        by_rule
+            .entry(end.rule)
+            .or_default()
+            .0
+            .push((end.at.start, key));
+    }
+    for (rule, fork) in forks {
+        if let Some((_, forks)) = by_rule.get_mut(&rule) {
+            forks.push(fork.start);
+        }
+    }
+    by_rule
+        .into_iter()
+        .map(|(rule, (mut exits, mut forks))| {
+            exits.sort_unstable();
+            forks.sort_unstable();
+            let mut mins = vec![exits.iter().map(|&(_, key)| key).collect::<Vec<_>>()];
+            let mut span = 1;
+            while span * 2 <= exits.len() {
+                let last = &mins[mins.len() - 1];
+                let next = (0..=exits.len() - span * 2)
+                    .map(|i| last[i].min(last[i + span]))
+                    .collect();
+                mins.push(next);
+                span *= 2;
+            }
+            let starts = exits.into_iter().map(|(start, _)| start).collect();
+            (
+                rule,
+                RuleExits {
+                    starts,
+                    mins,
+                    forks,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Each exit with its bound: the innermost `nested` construct of its rule that holds it, a
