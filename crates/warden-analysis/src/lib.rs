@@ -57,7 +57,7 @@ pub use request::{RequestAnalysis, RequestFile};
 pub use rules::{Category, Rule};
 
 use input::Screen;
-use matching::Matches;
+use matching::{Matches, Texts};
 use query::Build;
 use rules::RuleSet;
 
@@ -308,7 +308,8 @@ impl Analyzer {
             Err(parse::ParseFailure::Grammar(why)) => return unanalysed(UNPARSEABLE_LEVEL, why),
         };
         let code: &[u8] = &code;
-        let found = self.rules_over(rules, &tree, code, among_others, budget.whole);
+        let texts = Texts::of(code, whole);
+        let found = self.rules_over(rules, &tree, texts, among_others, budget.whole);
         // Graded after matching: a program that is mostly errors is still searched as far as
         // its tree goes, and what is found still counts.
         let unparseable = self.unparseable(language, &tree, code, budget.whole);
@@ -341,12 +342,13 @@ impl Analyzer {
         &self,
         rules: &RuleSet,
         tree: &tree_sitter::Tree,
-        code: &[u8],
+        texts: Texts<'_>,
         among_others: Option<&ReadElsewhere>,
         deadline: Deadline,
     ) -> Matches {
-        let mut found = matching::find(rules, tree, code, among_others, deadline);
+        let mut found = matching::find(rules, tree, texts, among_others, deadline);
         if rules.grammar == Grammar::Bash {
+            let code = texts.read;
             trap_findings(rules, tree, code, among_others, deadline, 0, &mut found);
         }
         found
@@ -367,7 +369,7 @@ impl Analyzer {
         let deadline = budget.for_beginnings();
         let read = reading::as_read(rules.grammar, code).ok()?;
         let (read, tree) = reading::parsed(rules.grammar, read, deadline).ok()?;
-        let found = self.rules_over(rules, &tree, &read, among_others, deadline);
+        let found = self.rules_over(rules, &tree, Texts::of(&read, code), among_others, deadline);
         let lines = code.iter().filter(|&&b| b == b'\n').count()
             + usize::from(code.last().is_some_and(|&b| b != b'\n'));
         (!found.timed_out).then_some((found, lines))
@@ -444,7 +446,8 @@ impl Analyzer {
         if tree.root_node().has_error() && !fragment {
             return None;
         }
-        let found = self.rules_over(rules, &tree, code, among_others, budget.whole);
+        let texts = Texts::of(code, whole);
+        let found = self.rules_over(rules, &tree, texts, among_others, budget.whole);
         if found.timed_out && fragment {
             return with_beginning(whole.len(), found);
         }
@@ -496,7 +499,8 @@ fn trap_findings(
                 continue;
             };
             let at = lines.saturating_add(row);
-            let mut inner = matching::find(rules, &tree, &text, among_others, deadline);
+            let texts = Texts::of(&text, &text);
+            let mut inner = matching::find(rules, &tree, texts, among_others, deadline);
             for finding in &mut inner.findings {
                 finding.line = finding.line.saturating_add(at);
             }

