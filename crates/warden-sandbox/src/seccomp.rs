@@ -681,6 +681,7 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("setdomainname", libc::SYS_setdomainname),
     ("sethostname", libc::SYS_sethostname),
     ("setns", libc::SYS_setns),
+    ("setsockopt", libc::SYS_setsockopt),
     ("settimeofday", libc::SYS_settimeofday),
     ("socket", libc::SYS_socket),
     ("socketpair", libc::SYS_socketpair),

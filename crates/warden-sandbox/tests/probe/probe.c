@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
@@ -523,6 +524,22 @@ static long sc_memfd_secret(void) { return syscall(447 /* SYS_memfd_secret */, 0
 static long sc_seccomp_filter(void) { return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, NULL); }
 static long sc_prctl_set_seccomp(void) { return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, NULL, 0, 0); }
 
+/*
+ * Hunt escape F1: a classic BPF socket filter, compiled against the host-wide BPF JIT budget.
+ * Unfiltered, this attaches a one-instruction filter (accept all) to a UDP socket.
+ */
+static long attach_filter(int option) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 0xffffffff)};
+    struct sock_fprog prog = {.len = 1, .filter = code};
+    return setsockopt(fd, SOL_SOCKET, option, &prog, sizeof prog);
+}
+static long sc_attach_filter(void) { return attach_filter(SO_ATTACH_FILTER); }
+static long sc_attach_reuseport_cbpf(void) { return attach_filter(51 /* SO_ATTACH_REUSEPORT_CBPF */); }
+
 /* Calls the policy answers with an error. Names are "<syscall>" or "<syscall>:<detail>". */
 static const struct attempt denied[] = {
     {"mount", sc_mount},
@@ -608,6 +625,8 @@ static const struct attempt denied[] = {
     {"memfd_secret", sc_memfd_secret},
     {"seccomp:SECCOMP_SET_MODE_FILTER", sc_seccomp_filter},
     {"prctl:PR_SET_SECCOMP", sc_prctl_set_seccomp},
+    {"setsockopt:SO_ATTACH_FILTER", sc_attach_filter},
+    {"setsockopt:SO_ATTACH_REUSEPORT_CBPF", sc_attach_reuseport_cbpf},
 };
 
 /* Calls the policy narrows and must still let through: the socket families programs need, and
@@ -648,6 +667,13 @@ static long ok_seccomp_action_avail(void) {
 }
 static long ok_prctl_get_seccomp(void) { return prctl(PR_GET_SECCOMP, 0, 0, 0, 0); }
 
+/* Every other socket option. */
+static long ok_setsockopt_reuseaddr(void) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    return fd < 0 ? -1 : setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+}
+
 static const struct attempt allowed[] = {
     {"socket:AF_UNIX/SOCK_STREAM", ok_unix_stream},
     {"socket:AF_UNIX/SOCK_DGRAM", ok_unix_dgram},
@@ -662,6 +688,7 @@ static const struct attempt allowed[] = {
     {"seccomp:SECCOMP_GET_ACTION_AVAIL", ok_seccomp_action_avail},
     {"prctl:PR_GET_SECCOMP", ok_prctl_get_seccomp},
     {"fadvise64:POSIX_FADV_DONTNEED", ok_fadvise_dontneed},
+    {"setsockopt:SO_REUSEADDR", ok_setsockopt_reuseaddr},
 };
 
 static long sc_open_by_handle_at(void) { return syscall(SYS_open_by_handle_at, -1, NULL, 0); }
