@@ -4829,6 +4829,173 @@ fn ld_preload_is_native_code_in_every_language() {
     }
 }
 
+/// The name of the rule that grades `LD_PRELOAD` and `LD_AUDIT` in `language`.
+fn native_rule(language: &str) -> String {
+    if language == "rust" {
+        "rust.unsafe".to_owned()
+    } else {
+        format!("{language}.native_code")
+    }
+}
+
+/// Hunt "benign": `LD_PRELOAD` named anywhere was native code, so a program that only reads,
+/// tests or removes it (`os.environ.get("LD_PRELOAD")`, `delete env.LD_PRELOAD`,
+/// `unsetenv("LD_PRELOAD")`) was graded `high`. Setting it, in every form a program may use,
+/// still is.
+#[test]
+fn ld_preload_set_in_every_form_is_native_code() {
+    let cases: &[(&str, &str)] = &[
+        ("python", "import os\nos.environ[\"LD_PRELOAD\"] = \"/tmp/x.so\""),
+        ("python", "import os\nenv = dict(os.environ)\nenv[\"LD_PRELOAD\"] = p"),
+        ("python", "import os, subprocess\nsubprocess.run([\"id\"], env={\"LD_PRELOAD\": \"/tmp/x.so\"})"),
+        ("python", "import os\nenv = dict(os.environ, LD_PRELOAD=\"/tmp/x.so\")"),
+        ("python", "import os\nos.environ.update(LD_PRELOAD=\"/tmp/x.so\")"),
+        ("python", "import os\nos.environ.setdefault(\"LD_PRELOAD\", \"/tmp/x.so\")"),
+        ("python", "import os\nos.putenv(\"LD_PRELOAD\", \"/tmp/x.so\")"),
+        ("python", "import os\nos.putenv(\"LD_PRELOAD=/tmp/x.so\", \"\")"),
+        ("python", "import os\nos.environ.get(\"LD_PRELOAD=/tmp/x.so\")"),
+        ("python", "import os\nk = \"LD_PRELOAD\"\nos.environ[k] = \"/tmp/x.so\""),
+        ("python", "import os\nos.environ[\"LD_PRELOAD\"] = os.environ.get(\"LD_PRELOAD\")"),
+        ("python", "import os\nos.environ.__setitem__(\"LD_PRELOAD\", \"/tmp/x.so\")"),
+        ("python", "import os\nos.putenv(os.environ.get(\"LD_PRELOAD\", \"LD_PRELOAD=/tmp/x.so\"), \"\")"),
+        ("javascript", "process.env.LD_PRELOAD = '/tmp/x.so';"),
+        ("javascript", "process.env['LD_PRELOAD'] = '/tmp/x.so';"),
+        ("javascript", "Object.assign(process.env, { LD_PRELOAD: '/tmp/x.so' });"),
+        ("javascript", "Object.assign(process.env, { 'LD_PRELOAD': '/tmp/x.so' });"),
+        ("javascript", "const env = { ...process.env, LD_PRELOAD: '/tmp/x.so' };"),
+        ("javascript", "const k = 'LD_PRELOAD';\nprocess.env[k] = '/tmp/x.so';"),
+        ("javascript", "process.env.LD_AUDIT ??= '/tmp/x.so';"),
+        ("ruby", "ENV[\"LD_PRELOAD\"] = \"/tmp/x.so\""),
+        ("ruby", "ENV.store(\"LD_PRELOAD\", \"/tmp/x.so\")"),
+        ("ruby", "ENV.update(\"LD_PRELOAD\" => \"/tmp/x.so\")"),
+        ("ruby", "system({\"LD_PRELOAD\" => \"/tmp/x.so\"}, \"id\")"),
+        ("ruby", "ENV[ENV.fetch(\"X\", \"LD_PRELOAD\")] = \"/tmp/x.so\""),
+        ("php", "<?php putenv('LD_PRELOAD=/tmp/x.so');"),
+        ("php", "<?php $_ENV['LD_PRELOAD'] = '/tmp/x.so';"),
+        ("php", "<?php proc_open('id', [], $p, null, ['LD_PRELOAD' => '/tmp/x.so']);"),
+        ("go", "package main\nimport \"os\"\nfunc main() { os.Setenv(\"LD_PRELOAD\", \"/tmp/x.so\") }"),
+        ("go", "package main\nimport (\"os\"; \"os/exec\")\nfunc main() { cmd := exec.Command(\"id\"); cmd.Env = append(os.Environ(), \"LD_PRELOAD=/tmp/x.so\") }"),
+        ("go", "package main\nimport \"os\"\nfunc main() { os.Setenv(`LD_PRELOAD`, \"/tmp/x.so\") }"),
+        ("java", "class A { void f(ProcessBuilder pb) { pb.environment().put(\"LD_PRELOAD\", \"/tmp/x.so\"); } }"),
+        ("java", "class A { void f(java.util.Map<String,String> m) { m.putIfAbsent(\"LD_PRELOAD\", \"/tmp/x.so\"); } }"),
+        ("c", "#include <stdlib.h>\nint main(void) { return setenv(\"LD_PRELOAD\", \"/tmp/x.so\", 1); }"),
+        ("c", "#include <stdlib.h>\nint main(void) { return putenv(\"LD_PRELOAD=/tmp/x.so\"); }"),
+        ("cpp", "#include <cstdlib>\nint main() { return setenv(\"LD_PRELOAD\", \"/tmp/x.so\", 1); }"),
+        ("rust", "fn main() { std::process::Command::new(\"ls\").env(\"LD_PRELOAD\", \"/tmp/x.so\"); }"),
+        ("rust", "fn main() { std::env::set_var(\"LD_PRELOAD\", \"/tmp/x.so\"); }"),
+        ("rust", "fn main() { std::process::Command::new(\"ls\").envs([(\"LD_PRELOAD\", \"/tmp/x.so\")]); }"),
+        ("r", "Sys.setenv(LD_PRELOAD = '/tmp/x.so')"),
+        ("r", "Sys.setenv(\"LD_PRELOAD\" = '/tmp/x.so')"),
+        ("r", "do.call(Sys.setenv, list(LD_PRELOAD = '/tmp/x.so'))"),
+        ("javascript", "process.env.LD_PRELOAD ||= '/tmp/x.so';"),
+        ("javascript", "(process.env.LD_PRELOAD) = '/tmp/x.so';"),
+        ("javascript", "process.env.LD_PRELOAD = process.env.LD_PRELOAD || '/tmp/x.so';"),
+        ("javascript", "x = process.env.LD_PRELOAD = '/tmp/x.so';"),
+        ("javascript", "if (process.env.LD_PRELOAD = '/tmp/x.so') {}"),
+        ("javascript", "[process.env.LD_PRELOAD] = ['/tmp/x.so'];"),
+        ("javascript", "({ a: process.env.LD_PRELOAD } = { a: '/tmp/x.so' });"),
+        ("javascript", "const env = { ...process.env, 'LD_PRELOAD': p };"),
+        ("javascript", "spawn('id', { env: { [`LD_PRELOAD`]: p } });"),
+        ("javascript", "spawn('id', { env: [`LD_PRELOAD=${p}`] });"),
+        ("javascript", "Reflect.set(process.env, 'LD_PRELOAD', '/tmp/x.so');"),
+        ("javascript", "process.env.a = process.env.LD_PRELOAD = '/x';"),
+        ("javascript", "process.env.LD_PRELOAD.x = process.env.LD_PRELOAD = '/x';"),
+        ("javascript", "(process.env.LD_PRELOAD).x = 1; process.env.LD_PRELOAD = '/x';"),
+    ];
+    let mut failures = Vec::new();
+    for &(language, code) in cases {
+        let analysis = analyzer().analyze(language, code.as_bytes());
+        let rule = native_rule(language);
+        if analysis.threat_level < ThreatLevel::High
+            || !analysis.findings.iter().any(|f| f.rule == rule)
+        {
+            failures.push(format!(
+                "{language}: {code:?} without {rule}\n{}",
+                describe(&analysis)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Reading, testing or removing `LD_PRELOAD` or `LD_AUDIT` (the first argument of a read or
+/// remove call, the left of `in`, what `del`/`delete` removes) is not native code, also where
+/// the program then starts another with the environment it cleaned (graded for that start).
+#[test]
+fn ld_preload_read_tested_or_removed_is_not_native_code() {
+    let cases: &[(&str, &str)] = &[
+        ("python", "import os\nv = os.environ.get(\"LD_PRELOAD\")"),
+        ("python", "import os\nv = os.environ.get('LD_PRELOAD', '')"),
+        ("python", "import os\nv = os.getenv(\"LD_AUDIT\")"),
+        ("python", "import os\nif \"LD_PRELOAD\" in os.environ:\n    print(1)"),
+        ("python", "import os\nif 'LD_PRELOAD' not in os.environ:\n    print(1)"),
+        ("python", "import os\nos.environ.pop(\"LD_PRELOAD\", None)"),
+        ("python", "import os\nenv = os.environ.copy()\nenv.pop(\"LD_PRELOAD\", None)"),
+        ("python", "import os\nenv = dict(os.environ)\ndel env[\"LD_PRELOAD\"]"),
+        ("python", "import os\nos.unsetenv(\"LD_PRELOAD\")"),
+        ("javascript", "if (process.env.LD_PRELOAD) { console.log('x'); }"),
+        ("javascript", "const env = { ...process.env };\ndelete env.LD_PRELOAD;"),
+        ("javascript", "const env = { ...process.env };\ndelete env['LD_PRELOAD'];"),
+        ("javascript", "if ('LD_PRELOAD' in process.env) { console.log(1); }"),
+        ("javascript", "const v = process.env['LD_AUDIT'];"),
+        ("javascript", "const v = process.env.LD_PRELOAD || '';"),
+        ("ruby", "v = ENV[\"LD_PRELOAD\"]"),
+        ("ruby", "puts 1 if ENV['LD_PRELOAD']"),
+        ("ruby", "ENV.delete(\"LD_PRELOAD\")"),
+        ("ruby", "ENV.key?(\"LD_PRELOAD\")"),
+        ("ruby", "ENV.fetch(\"LD_PRELOAD\", nil)"),
+        ("php", "<?php $v = getenv(\"LD_PRELOAD\");"),
+        ("php", "<?php putenv(\"LD_PRELOAD\");"),
+        ("php", "<?php if (getenv('LD_AUDIT') !== false) { echo 1; }"),
+        ("go", "package main\nimport \"os\"\nfunc main() { v := os.Getenv(\"LD_PRELOAD\"); _ = v }"),
+        ("go", "package main\nimport \"os\"\nfunc main() { _, ok := os.LookupEnv(\"LD_PRELOAD\"); _ = ok }"),
+        ("go", "package main\nimport \"os\"\nfunc main() { os.Unsetenv(\"LD_PRELOAD\") }"),
+        ("java", "class A { String f() { return System.getenv(\"LD_PRELOAD\"); } }"),
+        ("java", "class A { void f(ProcessBuilder pb) { pb.environment().remove(\"LD_PRELOAD\"); } }"),
+        ("java", "class A { boolean f() { return System.getenv().containsKey(\"LD_AUDIT\"); } }"),
+        ("c", "#include <stdlib.h>\nint main(void) { return getenv(\"LD_PRELOAD\") != 0; }"),
+        ("c", "#include <stdlib.h>\nint main(void) { return unsetenv(\"LD_PRELOAD\"); }"),
+        ("cpp", "#include <cstdlib>\nint main() { return std::getenv(\"LD_PRELOAD\") != nullptr; }"),
+        ("cpp", "#include <cstdlib>\nint main() { return unsetenv(\"LD_PRELOAD\"); }"),
+        ("rust", "fn main() { let v = std::env::var(\"LD_PRELOAD\").ok(); }"),
+        ("rust", "use std::env;\nfn main() { let v = env::var_os(\"LD_PRELOAD\"); }"),
+        ("rust", "fn main() { std::env::remove_var(\"LD_PRELOAD\"); }"),
+        ("rust", "fn main() { std::process::Command::new(\"ls\").env_remove(\"LD_PRELOAD\"); }"),
+        ("r", "v <- Sys.getenv(\"LD_PRELOAD\")"),
+        ("r", "Sys.unsetenv(\"LD_PRELOAD\")"),
+        ("javascript", "if (!process.env.LD_PRELOAD) { console.log('x'); }"),
+        ("javascript", "while (process.env['LD_PRELOAD']) { delete process.env['LD_PRELOAD']; }"),
+        ("javascript", "const p = typeof process.env.LD_AUDIT === 'string';"),
+    ];
+    let started: &[(&str, &str)] = &[
+        ("python", "import os, subprocess\nenv = os.environ.copy()\nenv.pop('LD_PRELOAD', None)\nif 'LD_AUDIT' in env:\n    del env['LD_AUDIT']\nsubprocess.run(['make', 'test'], env=env, check=True)\n"),
+        ("javascript", "const { spawnSync } = require('child_process');\nconst env = { ...process.env };\ndelete env.LD_PRELOAD;\ndelete env['LD_AUDIT'];\nspawnSync('make', ['test'], { env, stdio: 'inherit' });\n"),
+        ("ruby", "ENV.delete('LD_PRELOAD')\nENV.delete('LD_AUDIT') if ENV.key?('LD_AUDIT')\nsystem('make', 'test')\n"),
+        ("php", "<?php\nputenv('LD_PRELOAD');\nif (getenv('LD_AUDIT') !== false) { putenv('LD_AUDIT'); }\npassthru('make test');\n"),
+        ("go", "package main\nimport (\"os\"; \"os/exec\")\nfunc main() { os.Unsetenv(\"LD_PRELOAD\"); if _, ok := os.LookupEnv(\"LD_AUDIT\"); ok { os.Unsetenv(\"LD_AUDIT\") }; exec.Command(\"make\", \"test\").Run() }\n"),
+        ("java", "class A { public static void main(String[] a) throws Exception { ProcessBuilder pb = new ProcessBuilder(\"make\", \"test\"); pb.environment().remove(\"LD_PRELOAD\"); pb.environment().remove(\"LD_AUDIT\"); pb.inheritIO().start().waitFor(); } }\n"),
+        ("c", "#include <stdlib.h>\nint main(void) { if (getenv(\"LD_PRELOAD\")) unsetenv(\"LD_PRELOAD\"); unsetenv(\"LD_AUDIT\"); return system(\"make test\"); }\n"),
+        ("cpp", "#include <cstdlib>\nint main() { if (std::getenv(\"LD_PRELOAD\")) unsetenv(\"LD_PRELOAD\"); unsetenv(\"LD_AUDIT\"); return std::system(\"make test\"); }\n"),
+        ("rust", "use std::process::Command;\nfn main() { Command::new(\"make\").arg(\"test\").env_remove(\"LD_PRELOAD\").env_remove(\"LD_AUDIT\").status().ok(); }\n"),
+        ("r", "Sys.unsetenv(\"LD_PRELOAD\")\nif (nzchar(Sys.getenv(\"LD_AUDIT\"))) Sys.unsetenv(\"LD_AUDIT\")\nsystem2(\"make\", \"test\")\n"),
+    ];
+    let mut failures = Vec::new();
+    for &(language, code) in cases.iter().chain(started) {
+        let analysis = analyzer().analyze(language, code.as_bytes());
+        let rule = native_rule(language);
+        if analysis.threat_level > ThreatLevel::Medium
+            || analysis.findings.iter().any(|f| f.rule == rule)
+        {
+            failures.push(format!(
+                "{language}: {code:?}: {}\n{}",
+                analysis.threat_level,
+                describe(&analysis)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// The `os` module read by `hasattr` or `getattr` with a literal is not held as a value: a
 /// test of CPython's with `hasattr(os, 'wait3')` and `platform.system()` was graded
 /// `python.held_os_module`.
