@@ -188,6 +188,49 @@ fn exits_that_are_not_the_loops_own_keep_a_fork_bomb() {
         ("cpp", "#include <thread>\n#define return\nint main() { while (true) { std::thread(f).detach(); return; } }"),
         ("r", "return <- identity\nrepeat { system('Rscript x.R &'); return(1) }"),
     ];
+    check_bombs(&bombs);
+}
+
+/// Exits a regression hunt found that do not end their loop: cancelled by a `finally` or
+/// `ensure`, taken by a loop that is not a statement (Ruby's `begin … end while`, Python's
+/// loop `else`), hidden by the preprocessor or an alias, data rather than code (R's
+/// `quote(break)`), or taken by a copy of the program (Ruby's `IO.popen('-')`).
+#[test]
+fn exits_that_do_not_end_the_loop_keep_a_fork_bomb() {
+    let bombs = [
+        ("python", "import threading\nwhile True:\n    threading.Thread(target=print).start()\n    try:\n        break\n    finally:\n        continue\n"),
+        ("python", "import os\ndef f():\n    while True:\n        os.system('x &')\n        try:\n            return\n        except OSError:\n            break\n        finally:\n            continue\n"),
+        ("javascript", "const cp = require('child_process');\nwhile (true) { cp.fork(__filename); try { break; } finally { continue; } }"),
+        ("javascript", "const cp = require('child_process');\nwhile (true) { cp.fork(__filename); try { f(); } catch (e) { break; } finally { continue; } }"),
+        ("java", "class A { void f() { while (true) { new Thread(r).start(); try { break; } finally { continue; } } } }"),
+        ("php", "<?php while (true) { exec('x &'); try { break; } finally { continue; } }"),
+        ("ruby", "loop do\n  Thread.new { sleep 100 }\n  begin\n    break\n  ensure\n    next\n  end\nend\n"),
+        ("ruby", "while true do\n  Process.spawn('ruby', $0)\n  begin\n    break\n  ensure\n    next\n  end\nend\n"),
+        ("ruby", "loop do\n  Thread.new { sleep 100 }\n  begin\n    break\n  end while false\nend\n"),
+        ("ruby", "loop do\n  Thread.new { sleep 100 }\n  break until true\nend\n"),
+        ("bash", "shopt -s expand_aliases\nBASH_ALIASES[break]=:\nwhile true; do sleep 100 & break; done"),
+        ("bash", "shopt -s expand_aliases\ndeclare -A BASH_ALIASES=([exit]=true)\nwhile true; do sleep 100 & exit 0; done"),
+        ("bash", "set -o posix\nprintf -v 'BASH_ALIASES[break]' %s :\nwhile true; do sleep 100 & break; done"),
+        ("c", "#include <pthread.h>\n#define until_done for (int once = 1; once; once = 0)\nint main(void) { pthread_t t; for (;;) { pthread_create(&t, 0, f, 0); until_done { break; } } }"),
+        ("c", "#include <pthread.h>\n#define ONCE switch (0) default:\nint main(void) { pthread_t t; for (;;) { pthread_create(&t, 0, f, 0); ONCE { break; } } }"),
+        ("c", "#include <pthread.h>\nint main(void) { pthread_t t; while (1) { pthread_create(&t, 0, f, 0);\n#if 0\n    break;\n#endif\n  } }"),
+        ("cpp", "#include <thread>\nint main() { while (true) { std::thread(f).detach();\n#ifdef NEVER\n    return 0;\n#else\n    g();\n#endif\n  } }"),
+        ("cpp", "#include <thread>\n#define TIMES(n) for (int i = 0; i < n; i++)\nint main() { while (true) { std::thread(f).detach(); TIMES(1) { break; } } }"),
+        ("r", "repeat {\n  system('sleep 100', wait = FALSE)\n  stop_expr <- quote(break)\n}\n"),
+        ("r", "repeat { system('sleep 100', wait = FALSE); f <- ~ break }"),
+        ("r", "while (TRUE) { parallel::mcparallel(Sys.sleep(100)); invisible(expression(break)) }"),
+        ("r", "repeat { system('sleep 100', wait = FALSE); try(local(break), silent = TRUE) }"),
+        ("r", "repeat { system('sleep 100', wait = FALSE); g <- y ~ break; h <- function() break }"),
+        ("python", "import threading\nfor _ in [1]:\n    while True:\n        threading.Thread(target=print).start()\n    else:\n        break\n"),
+        ("python", "import os\ndef f():\n    for _ in iter(int, 1):\n        os.system('x &')\n    else:\n        return\n"),
+        ("ruby", "loop do\n  break if IO.popen('-').nil?\nend\n"),
+        ("ruby", "loop do\n  break unless open(\"|-\")\nend\n"),
+        ("ruby", "loop do\n  break if Kernel.open('|-', 'r+').nil?\nend\n"),
+    ];
+    check_bombs(&bombs);
+}
+
+fn check_bombs(bombs: &[(&str, &str)]) {
     for (language, code) in bombs {
         let analysis = analyzer().analyze(language, code.as_bytes());
         assert!(
