@@ -49,14 +49,16 @@ fn answer(
             structured: None,
             is_error: true,
         }),
-        Err(e) => {
-            tracing::error!(error = %e, "tool call failed");
-            Ok(ToolReply {
-                text: "warden failed to run the tool; its log has the details".into(),
-                structured: None,
-                is_error: true,
-            })
-        }
+        // The whole chain goes to the log (the engine's error alone said "starting a job's
+        // process", not why), under a request id the reply gives, as every API's 500 does.
+        Err(e) => Ok(ToolReply {
+            text: format!(
+                "warden failed to run the tool: {}",
+                crate::error::logged_internal("tool call failed", &warden_engine::error_chain(&e))
+            ),
+            structured: None,
+            is_error: true,
+        }),
     }
 }
 
@@ -241,6 +243,26 @@ mod tests {
             latency: std::time::Duration::ZERO,
             refused: false,
         }
+    }
+
+    /// Bug hunt: warden's own failure said only that the log had the details, with no id to
+    /// find them by, and the log line lost the cause (`starting a job's process`, not why).
+    #[test]
+    fn warden_s_own_failure_gives_a_request_id() {
+        let failed = warden_engine::EngineError::Egress {
+            step: "spawning the proxy",
+            source: "/srv/warden/helper: No such file or directory".into(),
+        };
+        let reply = answer(Err(ToolCallError::Engine(failed))).expect("a tool error");
+        assert!(reply.is_error);
+        assert!(
+            reply
+                .text
+                .starts_with("warden failed to run the tool: internal error (request ")
+                && !reply.text.contains("/srv/warden"),
+            "{}",
+            reply.text
+        );
     }
 
     #[test]
