@@ -324,7 +324,8 @@ fn java_tokens(code: &str) -> Vec<String> {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
         if c == '/' && next == Some('/') {
-            while i < chars.len() && chars[i] != '\n' {
+            // javac ends a line at a carriage return too (JLS 3.4).
+            while i < chars.len() && chars[i] != '\n' && chars[i] != '\r' {
                 i += 1;
             }
         } else if c == '/' && next == Some('*') {
@@ -441,6 +442,15 @@ mod tests {
             java_entry_class("// \\u000a public class Foo {}\nclass Bar {}").as_deref(),
             Some("Foo")
         );
+        // A comment ends at a carriage return, raw or escaped, as a line does for javac.
+        for cr in ["\r", "\\u000d"] {
+            assert_eq!(
+                java_entry_class(&format!("// x{cr}public class Foo {{}}\nclass Bar {{}}"))
+                    .as_deref(),
+                Some("Foo"),
+                "{cr:?}"
+            );
+        }
         assert_eq!(
             java_entry_class("public class X\\uD835\\uDC00 {}").as_deref(),
             Some("X\u{1D400}")
