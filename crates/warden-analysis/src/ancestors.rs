@@ -31,11 +31,7 @@ mod tests {
     #[test]
     fn the_path_holds_the_parents_of_the_node() {
         let code = b"if true; then\n  if x; then echo \"$E\"; fi\nfi\n";
-        let mut parser = tree_sitter::Parser::new();
-        parser
-            .set_language(&Grammar::Bash.language())
-            .expect("bash");
-        let tree = parser.parse(code, None).expect("parsed");
+        let tree = crate::parse::for_test(Grammar::Bash, code);
         let root = tree.root_node();
         let at = code.iter().position(|&b| b == b'$').expect("a $");
         let node = root.descendant_for_byte_range(at, at + 1).expect("a node");

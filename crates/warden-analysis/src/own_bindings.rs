@@ -225,11 +225,7 @@ mod tests {
 
     /// Whether each use of `name` at `marker` (its byte offset) is hidden.
     fn hidden(code: &str, name: &str, nth: usize) -> bool {
-        let mut parser = tree_sitter::Parser::new();
-        parser
-            .set_language(&Grammar::Python.language())
-            .expect("the grammar loads");
-        let tree = parser.parse(code, None).expect("a tree");
+        let tree = crate::parse::for_test(Grammar::Python, code.as_bytes());
         let start = code
             .match_indices(name)
             .nth(nth)

@@ -66,11 +66,7 @@ mod tests {
 
     /// Whether the `nth` occurrence of `name` in `code` is the script's own variable.
     fn own(code: &str, name: &str, nth: usize) -> bool {
-        let mut parser = tree_sitter::Parser::new();
-        parser
-            .set_language(&Grammar::Bash.language())
-            .expect("the grammar loads");
-        let tree = parser.parse(code, None).expect("a tree");
+        let tree = crate::parse::for_test(Grammar::Bash, code.as_bytes());
         let start = code
             .match_indices(name)
             .nth(nth)

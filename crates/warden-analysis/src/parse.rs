@@ -22,6 +22,13 @@ pub(crate) enum ParseFailure {
     Grammar(String),
 }
 
+/// `code` parsed as `grammar` reads it, for the tests of the modules that walk a tree.
+#[cfg(test)]
+pub(crate) fn for_test(grammar: crate::Grammar, code: &[u8]) -> Tree {
+    let deadline = Deadline::after(std::time::Duration::from_secs(5));
+    parse(&grammar.language(), code, deadline).expect("the test's code parses")
+}
+
 /// Parses `code`, giving up at `deadline`.
 pub(crate) fn parse(
     language: &Language,
