@@ -415,6 +415,9 @@ fn bash_own_variables_are_not_the_environments_secrets() {
         &[
             "for TOKEN in a b; do\n  echo \"$TOKEN\"\ndone\n",
             "PASSWORD=hunter2\necho \"${#PASSWORD}\"\n",
+            "PASSWORD=${1:-hunter2}\necho \"${#PASSWORD}\"\n",
+            "PASSWORD=$(tr -dc 'a-z' </dev/urandom | head -c \"${2:-16}\")\necho \"$PASSWORD\"\n",
+            "for TOKEN in $(cat input.txt) $#; do\n  echo \"$TOKEN\"\ndone\n",
         ],
     );
     for code in [
@@ -430,6 +433,22 @@ fn bash_own_variables_are_not_the_environments_secrets() {
         "f() { echo \"$GITHUB_TOKEN\"; }\nf\nGITHUB_TOKEN=x\n",
         "trap 'echo \"$GITHUB_TOKEN\"' DEBUG\nGITHUB_TOKEN=x\n",
         "echo x | GITHUB_TOKEN=y cat\necho \"$GITHUB_TOKEN\"\n",
+        // A regression hunt: an assignment whose value reads the environment keeps its secret.
+        "GITHUB_TOKEN=$(printenv GITHUB_TOKEN)\ncurl -H \"Authorization: token $GITHUB_TOKEN\" x\n",
+        "GITHUB_TOKEN=`env | grep TOKEN`\necho \"$GITHUB_TOKEN\"\n",
+        "GITHUB_TOKEN=$(cat /proc/self/environ)\necho \"$GITHUB_TOKEN\"\n",
+        "GITHUB_TOKEN=$(cat /proc/self/env*)\necho \"$GITHUB_TOKEN\"\n",
+        "GITHUB_TOKEN=$(< <(env))\necho \"$GITHUB_TOKEN\"\n",
+        "GITHUB_TOKEN=\"${GITHUB_TOKEN:-x}\"\necho \"$GITHUB_TOKEN\"\n",
+        "GITHUB_TOKEN=${HOME}${OTHER}\necho \"$GITHUB_TOKEN\"\n",
+        "GITHUB_TOKEN=${!name}\necho \"$GITHUB_TOKEN\"\n",
+        "GITHUB_TOKEN=$((OTHER))\necho \"$GITHUB_TOKEN\"\n",
+        "declare -n ref=GITHUB_TOKEN\nGITHUB_TOKEN=$ref\necho \"$GITHUB_TOKEN\"\n",
+        "typeset -rn ref=GITHUB_TOKEN\nGITHUB_TOKEN=x\necho \"$GITHUB_TOKEN\"\n",
+        "f() { local -n r=$1; }\nGITHUB_TOKEN=x\necho \"$GITHUB_TOKEN\"\n",
+        "for GITHUB_TOKEN in $(printenv GITHUB_TOKEN); do echo \"$GITHUB_TOKEN\"; done\n",
+        "for GITHUB_TOKEN in $(env); do echo \"$GITHUB_TOKEN\"; done\n",
+        "for GITHUB_TOKEN in \"$OTHER\"; do echo \"$GITHUB_TOKEN\"; done\n",
     ] {
         let analysis = analyzer().analyze("bash", code.as_bytes());
         assert!(
