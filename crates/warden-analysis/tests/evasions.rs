@@ -5147,6 +5147,15 @@ fn javascript_held_globals_are_the_names_assigned_them() {
             (binding, "import { default as p } from 'process';\np.binding('spawn_sync');", "javascript.process_module"),
             (binding, "function f() { const p = process || null; return p['_linkedBinding']('x'); }", "javascript.process_module"),
             (binding, "(function (p) { p.binding('spawn_sync'); })(process);", "javascript.process_module"),
+            // A regression hunt: a parameter's default and a logical assignment hold it too.
+            (eval, "function run(g = globalThis) { return g.eval('1'); }\nrun();", "javascript.held_global"),
+            (eval, "const run = (g = global) => g['ev' + 'al']('1');\nrun();", "javascript.held_global"),
+            (eval, "let g = 0;\ng ||= globalThis;\ng.eval('1');", "javascript.held_global"),
+            (eval, "class C { m(w = window) { return w.Function(code); } }", "javascript.held_global"),
+            (binding, "function f(p = process) { return p.binding('spawn_sync'); }\nf();", "javascript.process_module"),
+            (binding, "class C { constructor(p = process) { p.binding('spawn_sync'); } }\nnew C();", "javascript.process_module"),
+            (binding, "let p;\np ??= process;\np.binding('spawn_sync');", "javascript.process_module"),
+            (binding, "function f() { let p = 1; p &&= process; return p.dlopen(m, 'x.node'); }", "javascript.process_module"),
         ],
     );
     assert_graded(
