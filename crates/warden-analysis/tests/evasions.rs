@@ -2706,6 +2706,10 @@ fn reading_kernel_information_is_not_an_escape() {
             "boot=$(< /proc/sys/kernel/random/boot_id)\nread -r max < /proc/sys/kernel/pid_max\n",
             "quota=$(cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo max)\nmem=$(head -n1 \"/sys/fs/cgroup/memory.max\")\nls /sys/fs/cgroup\n",
             "id=$(tr -d - < /proc/sys/kernel/random/uuid)\n",
+            // A regression hunt: tests and filters that only read were graded `high`.
+            "sort -u /sys/fs/cgroup/cgroup.procs | uniq -c\nsed -n 1p /proc/sys/kernel/pid_max\n",
+            "while read -r q p; do echo \"$q/$p\"; done < /sys/fs/cgroup/cpu.max\n",
+            "[ -r /sys/fs/cgroup/cpu.max ] && awk '{print $1}' /sys/fs/cgroup/cpu.max\ncat '/sys/fs/cgroup/memory.max'\n",
         ],
     );
     assert_graded(
@@ -2750,6 +2754,16 @@ fn reading_kernel_information_is_not_an_escape() {
         ("bash", "exec 3<> /proc/sys/kernel/core_pattern"),
         ("bash", "p=/proc/sys/kernel/core_pattern; echo x > $p"),
         ("bash", "LC_ALL=C cat x > /proc/sys/kernel/core_pattern"),
+        // A filter that reads may write too: in place, to an output file, to the file it reads.
+        ("bash", "sed -i 's/x/y/' /proc/sys/kernel/core_pattern"),
+        ("bash", "sed -ni 1p /sys/fs/cgroup/cpu.max"),
+        ("bash", "sed --in-place=.bak 1d /proc/sys/kernel/core_pattern"),
+        ("bash", "sort -o /proc/sys/kernel/core_pattern /tmp/x"),
+        ("bash", "uniq /tmp/x /proc/sys/kernel/core_pattern"),
+        ("bash", "awk '{print \"|/tmp/x\" > FILENAME}' /proc/sys/kernel/core_pattern"),
+        ("bash", "gawk -i inplace '{print \"x\"}' /proc/sys/kernel/core_pattern"),
+        ("bash", "echo x | tee '/proc/sys/kernel/core_pattern'"),
+        ("bash", "[ -w /sys/fs/cgroup/cgroup.procs ] && echo $$ > /sys/fs/cgroup/cgroup.procs"),
         ("python", "open('/proc/sys/kernel/core_pattern', 'w').write('|/tmp/x')"),
         ("python", "open('/proc/sys/kernel/core_pattern', mode='a').write('x')"),
         ("python", "open('/proc/sys/kernel/core_pattern', 'r+').write('x')"),
