@@ -2794,6 +2794,30 @@ fn reading_kernel_information_is_not_an_escape() {
         assert_disguises_caught(language, &[(program, program, rule.as_str())]);
         assert_graded_at_least(language, ThreatLevel::High, &[program]);
     }
+    // A regression hunt: a write through what a read left, a descriptor opened again or the
+    // path a command printed.
+    let reopened = [
+        ("bash", "exec 3< /proc/sys/kernel/core_pattern\necho '|/tmp/x' > /dev/fd/3\n", "bash.sandbox_escape_reopened"),
+        ("bash", "exec {fd}< /sys/fs/cgroup/cgroup.procs\necho $$ > \"/proc/$$/fd/$fd\"\n", "bash.sandbox_escape_reopened"),
+        ("bash", "exec 2< /proc/sys/kernel/core_pattern\necho x > /dev/stderr\n", "bash.sandbox_escape_reopened"),
+        ("bash", "p=$(ls -d /proc/sys/kernel/core_pattern); echo '|/tmp/x' | tee \"$p\"\n", "bash.sandbox_escape"),
+        ("bash", "echo x | dd of=$(readlink -f /proc/sys/kernel/core_pattern)\n", "bash.sandbox_escape"),
+        ("bash", "f=$(realpath /sys/fs/cgroup/cgroup.procs); echo $$ >> \"$f\"\n", "bash.sandbox_escape"),
+        ("bash", "ls -d /proc/sys/kernel/core_pattern | xargs -I{} sh -c 'echo x > {}'\n", "bash.sandbox_escape"),
+        ("python", "import os\nf = open('/proc/sys/kernel/core_pattern')\nos.write(os.open(f.name, os.O_WRONLY), b'|/tmp/x')\n", "python.sandbox_escape_reopened"),
+        ("python", "f = open('/proc/sys/kernel/core_pattern')\nopen('/proc/self/fd/%d' % f.fileno(), 'w').write('|/tmp/x')\n", "python.sandbox_escape_reopened"),
+        ("python", "import os\nwith open('/sys/fs/cgroup/cgroup.procs') as f:\n    pass\nwith open(f.name, 'a') as g:\n    g.write(str(os.getpid()))\n", "python.sandbox_escape_reopened"),
+        ("python", "import os\nfd = os.open('/proc/sys/kernel/core_pattern', os.O_RDONLY)\nos.dup2(fd, 0)\nos.open('/proc/self/fd/0', os.O_WRONLY)\n", "python.sandbox_escape_reopened"),
+    ];
+    for (language, program, rule) in reopened {
+        assert_disguises_caught(language, &[(program, program, rule)]);
+        assert_graded_at_least(language, ThreatLevel::High, &[program]);
+    }
+    assert_graded(
+        "bash",
+        ThreatLevel::Medium,
+        &["quota=$(cat /sys/fs/cgroup/cpu.max)\n[ -n \"$quota\" ] || echo 'no quota' > /dev/stderr\nls /sys/fs/cgroup\n"],
+    );
 }
 
 #[test]
