@@ -2693,10 +2693,26 @@ fn bash_decoded_data_piped_into_a_named_script_is_data() {
     // A regression hunt: a named script the program links to its own input is the data.
     let stdin_script = "bash.decode_into_stdin_script";
     cases.extend([
-        (plain, "ln -sf /dev/stdin job.sh\necho ZWNobw== | base64 -d | bash job.sh\n", stdin_script),
-        (plain, "ln -sf /proc/self/fd/0 task.py\necho aW1wb3J0IG9z | base64 -d | python3 task.py\n", stdin_script),
-        (plain, "ln -s /dev/fd/0 r.sh\ntar -xOf p.tar x | sh r.sh\n", stdin_script),
-        (plain, "cp -P \"/proc/$$/fd/0\" run.pl\nzcat p.gz | perl run.pl\n", stdin_script),
+        (
+            plain,
+            "ln -sf /dev/stdin job.sh\necho ZWNobw== | base64 -d | bash job.sh\n",
+            stdin_script,
+        ),
+        (
+            plain,
+            "ln -sf /proc/self/fd/0 task.py\necho aW1wb3J0IG9z | base64 -d | python3 task.py\n",
+            stdin_script,
+        ),
+        (
+            plain,
+            "ln -s /dev/fd/0 r.sh\ntar -xOf p.tar x | sh r.sh\n",
+            stdin_script,
+        ),
+        (
+            plain,
+            "cp -P \"/proc/$$/fd/0\" run.pl\nzcat p.gz | perl run.pl\n",
+            stdin_script,
+        ),
     ]);
     assert_disguises_caught("bash", &cases);
 }
