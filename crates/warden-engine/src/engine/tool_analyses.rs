@@ -4,7 +4,10 @@
 //! analysis that was stopped or spent its budget, so a program that spends it was analysed
 //! again (a second or more each) at every load, however many times it had been (hunt tenants
 //! 1). Here it is analysed once and graded as it was then, as long as it is registered: a load
-//! keeps only the analyses of the programs it assessed ([`ToolAnalyses::keep_only`]).
+//! keeps only the analyses of the programs it assessed, and those kept since it began
+//! ([`ToolAnalyses::keep_only`]). A registration analyses its program afresh
+//! ([`ToolAnalyses::run`]): an analysis stopped for a reason outside the program (a loaded host,
+//! a killed worker) is not its grade for good (hunt regsrv 1).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,8 +32,11 @@ pub(super) struct ToolAnalyses {
 
 #[derive(Debug, Default)]
 struct Entries {
-    map: HashMap<Key, Analysis>,
+    /// Each analysis, with the number of the keeping that kept it ([`Entries::kept`]).
+    map: HashMap<Key, (Analysis, u64)>,
     order: VecDeque<Key>,
+    /// How many times an analysis was kept.
+    kept: u64,
 }
 
 pub(super) fn key(language: &str, code: &[u8]) -> Key {
@@ -44,29 +50,47 @@ pub(super) fn key(language: &str, code: &[u8]) -> Key {
 impl ToolAnalyses {
     /// The analysis kept under `key`, or the one `analyse` gives, then kept.
     pub(super) fn get_or_run(&self, key: Key, analyse: impl FnOnce() -> Analysis) -> Analysis {
-        if let Some(found) = self.lock().map.get(&key) {
+        if let Some((found, _)) = self.lock().map.get(&key) {
             return found.clone();
         }
+        self.run(key, analyse)
+    }
+
+    /// The analysis `analyse` gives, kept under `key` in place of the one kept before.
+    pub(super) fn run(&self, key: Key, analyse: impl FnOnce() -> Analysis) -> Analysis {
         // Not under the lock: a reader of another program does not wait for this one.
         self.runs.fetch_add(1, Ordering::Relaxed);
         let analysis = analyse();
         let mut entries = self.lock();
-        if entries.map.insert(key, analysis.clone()).is_none() {
-            entries.order.push_back(key);
-            if entries.order.len() > ENTRIES {
-                if let Some(oldest) = entries.order.pop_front() {
-                    entries.map.remove(&oldest);
-                }
+        entries.kept += 1;
+        let kept = entries.kept;
+        if entries.map.insert(key, (analysis.clone(), kept)).is_some() {
+            entries.order.retain(|k| *k != key);
+        }
+        entries.order.push_back(key);
+        if entries.order.len() > ENTRIES {
+            if let Some(oldest) = entries.order.pop_front() {
+                entries.map.remove(&oldest);
             }
         }
         analysis
     }
 
-    /// Forgets every analysis but those under `keys` (a load's: the registered programs').
-    pub(super) fn keep_only(&self, keys: &HashSet<Key>) {
+    /// Where the keeping is: a load notes it when it begins, for [`ToolAnalyses::keep_only`].
+    pub(super) fn mark(&self) -> u64 {
+        self.lock().kept
+    }
+
+    /// Forgets every analysis but those under `keys` (a load's: the registered programs') and
+    /// those kept after `mark` (a registration made while the load ran, which it did not list:
+    /// forgotten, it was analysed again at the next load, hunt regsrv 3).
+    pub(super) fn keep_only(&self, keys: &HashSet<Key>, mark: u64) {
         let mut entries = self.lock();
-        entries.map.retain(|key, _| keys.contains(key));
-        entries.order.retain(|key| keys.contains(key));
+        entries
+            .map
+            .retain(|key, (_, kept)| *kept > mark || keys.contains(key));
+        let Entries { map, order, .. } = &mut *entries;
+        order.retain(|key| map.contains_key(key));
     }
 
     /// How many analyses were run (not found kept) since the engine started.

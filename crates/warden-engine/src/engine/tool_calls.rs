@@ -51,7 +51,8 @@ impl Engine {
         self.registry().problems().to_vec()
     }
 
-    /// Registers a tool file and its program files (docs/tools.md#registering), for `by`.
+    /// Registers a tool file and its program files (docs/tools.md#registering), for `by`: its
+    /// program analysed afresh, in place of an analysis kept from before.
     pub fn register_tool(
         &self,
         text: &str,
@@ -59,8 +60,8 @@ impl Engine {
         replace: bool,
         by: Registrant,
     ) -> Result<Arc<RegisteredTool>, RegistryError> {
-        self.registry()
-            .register(text, files, replace, by, &EngineJudge::new(self))
+        self.fresh_registry()
+            .register(text, files, replace, by, &EngineJudge::registering(self))
     }
 
     /// Registers the tool file at `path`, with the program file it names read from beside it:
@@ -92,7 +93,7 @@ impl Engine {
 
     /// Removes a registered tool, if `by` may.
     pub fn remove_tool(&self, name: &str, by: Registrant) -> Result<(), RegistryError> {
-        self.registry().remove(name, by)
+        self.fresh_registry().remove(name, by)
     }
 
     /// Approves a registered tool awaiting approval; one a client registered only with the
@@ -103,7 +104,7 @@ impl Engine {
         name: &str,
         reviewed: Option<&str>,
     ) -> Result<Arc<RegisteredTool>, RegistryError> {
-        self.registry().approve(name, reviewed)
+        self.fresh_registry().approve(name, reviewed)
     }
 
     /// The registry's statistics over the calls made at or after `since` by the API token
@@ -570,6 +571,21 @@ impl Engine {
     /// process registered takes up to the analysis' bounds (hunt tenants 1: every reader of
     /// the server waited behind loads of a token's tools that spent their budget).
     pub(super) fn registry(&self) -> std::sync::Arc<Registry> {
+        self.load_registry(false)
+    }
+
+    /// The tool registry as [`Engine::registry`] gives it, but after the load in progress, if
+    /// one is: what a registration, a replacement, an approval or a removal is decided on and
+    /// made in. The registry loaded before did not have what changed since (hunt regsrv 2: a
+    /// tool `warden tool rm` removed was "already exists" to its owner's registration during
+    /// a load, and "registered by another API token" to a replacement). These are rare, and a
+    /// server makes them on a worker.
+    fn fresh_registry(&self) -> std::sync::Arc<Registry> {
+        self.load_registry(true)
+    }
+
+    /// [`Engine::registry`]; `wait`: [`Engine::fresh_registry`].
+    fn load_registry(&self, wait: bool) -> std::sync::Arc<Registry> {
         let settings = self.tools_settings();
         let loaded = || {
             self.registry
@@ -585,8 +601,8 @@ impl Engine {
         let _loading = match (self.loading_registry.try_lock(), before) {
             (Ok(loading), _) => loading,
             (Err(std::sync::TryLockError::Poisoned(p)), _) => p.into_inner(),
-            (Err(std::sync::TryLockError::WouldBlock), Some(before)) => return before,
-            (Err(std::sync::TryLockError::WouldBlock), None) => self
+            (Err(std::sync::TryLockError::WouldBlock), Some(before)) if !wait => return before,
+            (Err(std::sync::TryLockError::WouldBlock), _) => self
                 .loading_registry
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
@@ -598,9 +614,10 @@ impl Engine {
                 return registry;
             }
         }
+        let mark = self.tool_analyses.mark();
         let judge = EngineJudge::loading(self);
         let registry = std::sync::Arc::new(Registry::load(settings, &judge));
-        judge.keep_only_assessed();
+        judge.keep_only_assessed(mark);
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) =
             Some((stamp, std::sync::Arc::clone(&registry)));
         registry
@@ -637,32 +654,41 @@ enum Refusal {
 /// The engine's judgement of tools for the registry.
 struct EngineJudge<'e> {
     engine: &'e Engine,
-    /// The programs assessed, when the registry is loaded (`Engine::registry`).
-    assessed: Option<std::sync::Mutex<std::collections::HashSet<super::tool_analyses::Key>>>,
+    /// A registration's judge, which analyses each program afresh (once: the registry asks
+    /// more than once), not a load's, which takes the analyses kept.
+    afresh: bool,
+    /// The programs assessed.
+    assessed: std::sync::Mutex<std::collections::HashSet<super::tool_analyses::Key>>,
 }
 
 impl<'e> EngineJudge<'e> {
-    fn new(engine: &'e Engine) -> Self {
+    /// A judge for a registration, which analyses its program afresh: it is admitted with a
+    /// worker and its caller's quota, and an analysis kept from before may have been stopped
+    /// for a reason outside the program (hunt regsrv 1: a stalled worker's `high` stayed the
+    /// grade of a harmless program, even registered again with `replace`).
+    fn registering(engine: &'e Engine) -> Self {
         Self {
             engine,
-            assessed: None,
+            afresh: true,
+            assessed: std::sync::Mutex::default(),
         }
     }
 
-    /// A judge for a load of the registry, which says the programs it assessed.
+    /// A judge for a load of the registry, which takes the analyses kept and says the
+    /// programs it assessed.
     fn loading(engine: &'e Engine) -> Self {
         Self {
             engine,
-            assessed: Some(std::sync::Mutex::default()),
+            afresh: false,
+            assessed: std::sync::Mutex::default(),
         }
     }
 
-    /// Forgets the analyses of the programs this load did not assess: no longer registered.
-    fn keep_only_assessed(&self) {
-        if let Some(assessed) = &self.assessed {
-            let assessed = assessed.lock().unwrap_or_else(|p| p.into_inner());
-            self.engine.tool_analyses.keep_only(&assessed);
-        }
+    /// Forgets the analyses of the programs this load did not assess (no longer registered),
+    /// but those kept since `mark`, when it began ([`super::tool_analyses::ToolAnalyses::keep_only`]).
+    fn keep_only_assessed(&self, mark: u64) {
+        let assessed = self.assessed.lock().unwrap_or_else(|p| p.into_inner());
+        self.engine.tool_analyses.keep_only(&assessed, mark);
     }
 }
 
@@ -762,17 +788,20 @@ impl EngineJudge<'_> {
             .ok()?;
         let id = language.id.as_str();
         // Kept whatever its outcome: one that spent its budget or was stopped is graded as
-        // such, once, not analysed again at each assessment (hunt tenants 1).
+        // such, not analysed again at each load (hunt tenants 1); a registration analyses
+        // afresh (hunt regsrv 1).
         let key = super::tool_analyses::key(id, &program.code);
-        if let Some(assessed) = &self.assessed {
-            assessed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key);
-        }
-        let analysis = engine
-            .tool_analyses
-            .get_or_run(key, || engine.analyze_one(id, &program.code));
+        let first = self
+            .assessed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key);
+        let analyse = || engine.analyze_one(id, &program.code);
+        let analysis = if self.afresh && first {
+            engine.tool_analyses.run(key, analyse)
+        } else {
+            engine.tool_analyses.get_or_run(key, analyse)
+        };
         let rules = engine.analyzer.rules(id);
         let implies = |finding: &Finding| {
             use warden_analysis::Category as C;
@@ -1132,6 +1161,14 @@ mod tests {
 
     /// A compute tool of bob's whose input `n` must be at most `maximum`.
     fn register_late(engine: &Engine, maximum: u32, replace: bool) {
+        late_registration(engine, maximum, replace).expect("registered");
+    }
+
+    fn late_registration(
+        engine: &Engine,
+        maximum: u32,
+        replace: bool,
+    ) -> Result<Arc<RegisteredTool>, RegistryError> {
         let text = format!(
             "name = \"late\"\ndescription = \"d\"\ncategory = \"compute\"\n\
              [input]\ntype = \"object\"\n\
@@ -1142,9 +1179,116 @@ mod tests {
             name: "late.py".into(),
             code: b"print(1)\n".to_vec(),
         };
-        engine
-            .register_tool(&text, &[program], replace, Registrant::Client(Some("bob")))
+        engine.register_tool(&text, &[program], replace, Registrant::Client(Some("bob")))
+    }
+
+    /// Another process on the same registry (`warden tool` beside a server).
+    fn another_process(dir: &Path) -> Engine {
+        engine_with_tools(dir)
+    }
+
+    /// Another process registers a tool: the registry loads again at its next use.
+    fn registered_elsewhere(dir: &Path) {
+        let text = "name = \"other\"\ndescription = \"d\"\ncategory = \"compute\"\n\
+                    [input]\ntype = \"object\"\n[run]\nprogram = \"other.py\"\n";
+        let program = ProgramFile {
+            name: "other.py".into(),
+            code: b"print(2)\n".to_vec(),
+        };
+        another_process(dir)
+            .register_tool(text, &[program], true, Registrant::Operator)
             .expect("registered");
+    }
+
+    /// Regression (hunt regsrv 1): a program's kept analysis was its grade for good, even
+    /// when a stalled or killed worker had stopped it: registered again, with `replace`, it
+    /// kept the stopped analysis' `high`. A load takes the kept analysis; a registration
+    /// analyses afresh, and keeps that one.
+    #[test]
+    fn a_registration_analyses_its_program_again_and_a_load_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine_with_tools(dir.path());
+        register_late(&engine, 10, false);
+        registered_elsewhere(dir.path());
+        let registered = engine.tool("late").expect("registered").assessment.clone();
+        // What a worker stopped for a passing reason left: a grade not the program's.
+        let key = crate::engine::tool_analyses::key("python", b"print(1)\n");
+        let stopped = warden_analysis::stopped("the analysis took longer than 3s".into());
+        assert_ne!(registered.level, stopped.threat_level);
+        engine.tool_analyses.run(key, || stopped);
+        registered_elsewhere(dir.path());
+        let runs = engine.tool_analyses_run();
+        let loaded = engine.tool("late").expect("still registered");
+        assert_ne!(loaded.assessment, registered, "the kept one");
+        assert_eq!(
+            engine.tool_analyses_run(),
+            runs,
+            "a load analyses nothing kept"
+        );
+        register_late(&engine, 10, true);
+        assert_eq!(
+            engine.tool_analyses_run(),
+            runs + 1,
+            "analysed once, afresh"
+        );
+        assert_eq!(
+            engine.tool("late").expect("replaced").assessment,
+            registered
+        );
+        registered_elsewhere(dir.path());
+        assert_eq!(engine.tool("late").expect("loaded").assessment, registered);
+        assert_eq!(
+            engine.tool_analyses_run(),
+            runs + 1,
+            "the fresh one is kept"
+        );
+    }
+
+    /// Regression (hunt regsrv 2): while a load ran, a registration was decided on the
+    /// registry loaded before it: a tool the operator had removed (`warden tool rm`) "already
+    /// exists" to its owner, and was "registered by another API token" to a replacement. A
+    /// registration waits for the load in progress.
+    #[test]
+    fn a_registration_during_a_load_is_decided_on_the_registry_it_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine_with_tools(dir.path());
+        for replace in [false, true] {
+            register_late(&engine, 10, replace);
+            assert!(engine.tool("late").is_some());
+            another_process(dir.path())
+                .remove_tool("late", Registrant::Operator)
+                .expect("removed");
+            // A load in progress, on another thread.
+            let loading = engine.loading_registry.lock().expect("not poisoned");
+            std::thread::scope(|scope| {
+                let registering = scope.spawn(|| late_registration(&engine, 10, replace));
+                // Time enough for a registration that does not wait to answer (no assertion
+                // on it: one that waits passes however long this takes).
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                drop(loading);
+                let registered = registering.join().expect("no panic");
+                assert!(registered.is_ok(), "replace {replace}: {registered:?}");
+            });
+        }
+    }
+
+    /// Regression (hunt regsrv 3): a load forgot the analyses of the programs it did not list,
+    /// among them one registered while it ran, which the next load analysed again. A load
+    /// forgets none kept after it began.
+    #[test]
+    fn a_program_registered_while_a_load_runs_keeps_its_analysis() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine_with_tools(dir.path());
+        assert!(engine.tool("late").is_none());
+        // A load's steps (`Engine::load_registry`), with a registration after its listing.
+        let mark = engine.tool_analyses.mark();
+        let judge = EngineJudge::loading(&engine);
+        let _listed = Registry::load(engine.tools_settings(), &judge);
+        register_late(&engine, 10, false);
+        judge.keep_only_assessed(mark);
+        let runs = engine.tool_analyses_run();
+        assert!(engine.tool("late").is_some(), "loaded again");
+        assert_eq!(engine.tool_analyses_run(), runs, "not analysed again");
     }
 
     fn bobs_call(n: u32) -> ToolCallRequest {
