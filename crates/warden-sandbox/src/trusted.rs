@@ -267,7 +267,21 @@ fn relocate(value: &str, dir: &Path) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    /// Whether the test runs as root, which it needs for `why`; a skip, said on stderr, outside
+    /// CI only (CI runs the tests as root).
+    pub(crate) fn as_root(why: &str) -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
+        eprintln!("skipped: {why}");
+        false
+    }
+
     use super::*;
 
     #[test]

@@ -391,12 +391,7 @@ mod tests {
     /// same); what could go went.
     #[test]
     fn what_cannot_be_removed_marks_the_slot_and_the_sweep_is_done() {
-        if !nix::unistd::geteuid().is_root() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs the tests as root"
-            );
-            eprintln!("skipped: giving entries to a slot uid and mounting need root");
+        if !super::super::tests::as_root("giving entries to a slot uid and mounting need root") {
             return;
         }
         let uid = crate::HOST_ID_BASE + 11;
@@ -439,12 +434,7 @@ mod tests {
     /// searched: a run filling one spent the search's budget before the host's were found.
     #[test]
     fn a_runs_world_writable_directory_is_not_searched() {
-        if !nix::unistd::geteuid().is_root() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs the tests as root"
-            );
-            eprintln!("skipped: giving a directory to a slot uid needs root");
+        if !super::super::tests::as_root("giving a directory to a slot uid needs root") {
             return;
         }
         use std::os::unix::fs::PermissionsExt;
@@ -473,12 +463,7 @@ mod tests {
     /// run's, nor hard links to a file that has another name too.
     #[test]
     fn only_the_hosts_own_entries_spend_the_budget() {
-        if !nix::unistd::geteuid().is_root() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs the tests as root"
-            );
-            eprintln!("skipped: giving entries to slot uids needs root");
+        if !super::super::tests::as_root("giving entries to slot uids needs root") {
             return;
         }
         let run = crate::HOST_ID_BASE + 9;
